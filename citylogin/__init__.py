@@ -1,0 +1,1 @@
+"""citylogin package."""

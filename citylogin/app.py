@@ -1,0 +1,14 @@
+"""The all-in-one app: every service's blueprint on one port, plus the web UI."""
+from __future__ import annotations
+
+from common.app_factory import create_service_app
+from device_manager.views import bp as device_bp
+from registration.views import bp as registration_bp
+
+
+def blueprints():
+    return [registration_bp, device_bp]
+
+
+def create_app(test_config=None):
+    return create_service_app(name="citylogin", blueprints=blueprints(), test_config=test_config)

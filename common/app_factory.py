@@ -1,0 +1,85 @@
+"""Builds a Flask app for one service or for all of them: config, context, errors, CORS,
+and the operational routes every service exposes (SPEC §3)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Mapping
+
+from botocore.exceptions import BotoCoreError, ClientError
+from flask import Blueprint, Flask, current_app, jsonify
+from flask_cors import CORS
+
+from common import dynamo
+from common.config import load_settings
+from common.context import EXTENSION_KEY, AppContext, build_context, ctx
+from common.errors import ServiceUnavailable, register_error_handlers
+from common.openapi import openapi_document
+
+MAX_BODY_BYTES = 64 * 1024
+VERSION = "0.1.0"
+
+
+def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
+                       test_config: Mapping[str, Any] | None = None,
+                       context: AppContext | None = None) -> Flask:
+    """An app serving `blueprints` plus /healthz, /readyz, /openapi.json and the JWKS."""
+    settings = context.settings if context else load_settings(test_config)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    app.extensions[EXTENSION_KEY] = context or build_context(settings)
+    register_error_handlers(app)
+    if settings.cors_origins:
+        CORS(app, origins=settings.cors_origins, expose_headers=["Retry-After", "WWW-Authenticate"])
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    app.register_blueprint(_operations_blueprint(name))
+    app.after_request(_no_store_for_api)
+    return app
+
+
+def _no_store_for_api(response):
+    # Tokens and keys must never sit in a cache; API answers are cheap to recompute.
+    if response.mimetype in ("application/json", "application/problem+json", "text/event-stream"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _operations_blueprint(title: str) -> Blueprint:
+    ops = Blueprint("operations", __name__)
+
+    @ops.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @ops.get("/readyz")
+    def readyz():
+        context = ctx()
+        try:
+            missing = dynamo.missing_tables(context.dynamodb, context.tables)
+        except (BotoCoreError, ClientError):
+            raise ServiceUnavailable("DynamoDB is not reachable.") from None
+        if missing:
+            raise ServiceUnavailable("DynamoDB tables are missing.", missing_tables=missing)
+        return jsonify(status="ready")
+
+    @ops.get("/openapi.json")
+    def openapi():
+        return jsonify(openapi_document(current_app, title=title, version=VERSION))
+
+    @ops.get("/.well-known/jwks.json")
+    def jwks():
+        response = jsonify(ctx().jwt.jwks())
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+
+    return ops
+
+
+def run_standalone(factory, *, default_port: int) -> None:
+    """Serve one app with Flask's threaded server (development; use gunicorn in production)."""
+    app = factory()
+    settings = app.extensions[EXTENSION_KEY].settings
+    app.run(host=settings.host, port=settings.port or default_port, threaded=True)

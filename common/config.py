@@ -1,0 +1,124 @@
+"""Settings, layered once: defaults, then CITYLOGIN_* environment variables, then a test config.
+
+Every setting is a field of `Settings`; its environment variable is CITYLOGIN_<FIELD NAME>.
+An invalid value stops the start with a `ConfigError` naming the variable.
+"""
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+ENV_PREFIX = "CITYLOGIN_"
+
+
+class ConcurrencyPolicy(str, Enum):
+    ASK = "ask"
+    REJECT = "reject"
+    FORCE = "force"
+
+
+class EvictionOrder(str, Enum):
+    OLDEST_LOGIN = "oldest_login"
+    LEAST_RECENTLY_USED = "least_recently_used"
+
+
+class NotifierBackend(str, Enum):
+    CONSOLE = "console"
+    SES = "ses"
+    SNS = "sns"
+
+
+class ConfigError(ValueError):
+    """A setting has an invalid value; the message names the environment variable."""
+
+
+class Settings(BaseModel):
+    """All settings with their defaults. Field name X is read from CITYLOGIN_X."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # storage
+    data_dir: Path = Path(".data")
+    dynamodb_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    table_prefix: str = "citylogin_"
+    create_tables: bool = True
+    # serving
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    cors_origins: list[str] = []
+    log_level: str = "INFO"
+    trusted_proxies: int = Field(default=0, ge=0, le=10)
+    # certificates and keys
+    ca_cert_file: Path | None = None
+    ca_key_file: Path | None = None
+    cert_validity_days: int = Field(default=365, ge=1, le=3650)
+    # passwords (Argon2id, RFC 9106 "second recommended option" by default)
+    argon2_time_cost: int = Field(default=3, ge=1, le=20)
+    argon2_memory_cost: int = Field(default=65536, ge=8192, le=4194304)
+    argon2_parallelism: int = Field(default=4, ge=1, le=16)
+    # tokens and sessions (seconds)
+    jwt_issuer: str = "citylogin"
+    jwt_audience: str = "citylogin"
+    access_token_ttl: int = Field(default=900, ge=30, le=86400)
+    session_idle_timeout: int = Field(default=1800, ge=60)
+    session_max_lifetime: int = Field(default=43200, ge=60)
+    refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
+    pairing_token_ttl: int = Field(default=600, ge=30, le=86400)
+    pairing_tokens_per_hour: int = Field(default=10, ge=1)
+    # devices and the concurrency policy (SPEC §5)
+    max_registered_devices: int = Field(default=10, ge=1, le=1000)
+    max_concurrent_devices: int = Field(default=1, ge=0, le=1000)
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ASK
+    evict: EvictionOrder = EvictionOrder.OLDEST_LOGIN
+    # login (SPEC §6)
+    require_proof_of_possession: bool = True
+    trusted_client_cert_header: str | None = None
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=50, ge=1)
+    # notifications (SPEC §7)
+    notifier: NotifierBackend = NotifierBackend.CONSOLE
+    ses_sender: str | None = None
+    sns_topic_arn: str | None = None
+    # the CA given inline (e.g. from a secret store) instead of files
+    ca_cert_pem: str | None = None
+    ca_key_pem: SecretStr | None = None
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field, info in Settings.model_fields.items():
+        raw = environ.get(env_name(field))
+        if raw is None:
+            continue
+        raw = raw.strip()
+        if field == "cors_origins":
+            values[field] = [o.strip() for o in raw.split(",") if o.strip()]
+        elif raw == "" and info.default is None:
+            values[field] = None
+        else:
+            values[field] = raw
+    return values
+
+
+def load_settings(test_config: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then CITYLOGIN_* variables, then `test_config` (keys are field names)."""
+    values = _from_environment(os.environ if environ is None else environ)
+    values.update({k.lower(): v for k, v in (test_config or {}).items()})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{env_name(field)}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

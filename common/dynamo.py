@@ -1,0 +1,181 @@
+"""DynamoDB access shared by every store: one client per app, the table definitions of
+SPEC §8, item (de)serialisation and the translation of condition failures."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Iterable
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+log = logging.getLogger(__name__)
+
+TTL_ATTRIBUTE = "expires_ttl"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+@dataclass(frozen=True)
+class TableNames:
+    users: str
+    claims: str
+    devices: str
+    sessions: str
+    presence: str
+    pairing_tokens: str
+    login_history: str
+    one_time_tokens: str
+    rate_limits: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> "TableNames":
+        return cls(**{name: prefix + name for name in cls.__dataclass_fields__})
+
+    def all(self) -> list[str]:
+        return [getattr(self, name) for name in self.__dataclass_fields__]
+
+
+DEVICES_BY_FINGERPRINT = "fingerprint-index"
+SESSIONS_BY_USER = "user-index"
+
+
+def _key(*attrs: tuple[str, str]) -> dict[str, Any]:
+    kinds = ("HASH", "RANGE")
+    return {
+        "KeySchema": [{"AttributeName": a, "KeyType": k} for (a, _), k in zip(attrs, kinds)],
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": t} for a, t in attrs],
+    }
+
+
+def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
+    """CreateTable arguments for every table, keyed by table name."""
+    defs = {
+        names.users: _key(("user_uuid", "S")),
+        names.claims: _key(("claim", "S")),
+        names.devices: _key(("user_uuid", "S"), ("device_id", "S")),
+        names.sessions: _key(("session_id", "S")),
+        names.presence: _key(("user_uuid", "S")),
+        names.pairing_tokens: _key(("token_digest", "S")),
+        names.login_history: _key(("user_uuid", "S"), ("event_key", "S")),
+        names.one_time_tokens: _key(("token_digest", "S")),
+        names.rate_limits: _key(("limit_key", "S")),
+    }
+    defs[names.devices]["AttributeDefinitions"].append({"AttributeName": "fingerprint", "AttributeType": "S"})
+    defs[names.devices]["GlobalSecondaryIndexes"] = [{
+        "IndexName": DEVICES_BY_FINGERPRINT,
+        "KeySchema": [{"AttributeName": "fingerprint", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }]
+    defs[names.sessions]["AttributeDefinitions"] += [
+        {"AttributeName": "user_uuid", "AttributeType": "S"},
+        {"AttributeName": "created_at", "AttributeType": "S"},
+    ]
+    defs[names.sessions]["GlobalSecondaryIndexes"] = [{
+        "IndexName": SESSIONS_BY_USER,
+        "KeySchema": [{"AttributeName": "user_uuid", "KeyType": "HASH"},
+                      {"AttributeName": "created_at", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }]
+    return defs
+
+
+def make_client(*, region: str, endpoint_url: str | None):
+    """One low-level client per app; boto3 clients are thread-safe."""
+    config = BotoConfig(retries={"max_attempts": 5, "mode": "standard"},
+                        max_pool_connections=64, connect_timeout=5, read_timeout=20)
+    extra: dict[str, Any] = {}
+    if endpoint_url:
+        # DynamoDB Local accepts any credentials; real AWS uses the normal credential chain.
+        extra = {"endpoint_url": endpoint_url, "aws_access_key_id": "local",
+                 "aws_secret_access_key": "local"}
+    return boto3.client("dynamodb", region_name=region, config=config, **extra)
+
+
+def ensure_tables(client, names: TableNames) -> list[str]:
+    """Create the missing tables (idempotent, safe against a concurrent creator); return those created."""
+    existing = set(_list_tables(client))
+    created = []
+    for name, definition in table_definitions(names).items():
+        if name in existing:
+            continue
+        try:
+            client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **definition)
+            created.append(name)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceInUseException":
+                raise
+    for name in created:
+        client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        _enable_ttl(client, name)
+    return created
+
+
+def missing_tables(client, names: TableNames) -> list[str]:
+    existing = set(_list_tables(client))
+    return [n for n in names.all() if n not in existing]
+
+
+def _list_tables(client) -> Iterable[str]:
+    for page in client.get_paginator("list_tables").paginate():
+        yield from page["TableNames"]
+
+
+def _enable_ttl(client, name: str) -> None:
+    try:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+    except ClientError as exc:
+        # Already enabled, or a backend without TTL: expiry is also checked on every read.
+        log.info("TTL not enabled on %s: %s", name, error_code(exc))
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    """Per-item reasons of a cancelled TransactWriteItems ("None" for items that passed)."""
+    if error_code(exc) != "TransactionCanceledException":
+        return []
+    reasons = exc.response.get("CancellationReasons") or []
+    return [r.get("Code", "None") for r in reasons]
+
+
+def to_item(record: dict[str, Any]) -> dict[str, Any]:
+    """Python dict -> DynamoDB attribute map; None values are left out."""
+    return {k: _serializer.serialize(v) for k, v in record.items() if v is not None}
+
+
+def to_value(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(value)
+
+
+def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """DynamoDB attribute map -> Python dict with ints instead of Decimals."""
+    if item is None:
+        return None
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, set)):
+        return type(value)(_plain(v) for v in value) if isinstance(value, list) else {_plain(v) for v in value}
+    return value
+
+
+def epoch(seconds_from_now: float, now: float | None = None) -> int:
+    return int((time.time() if now is None else now) + seconds_from_now)

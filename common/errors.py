@@ -1,0 +1,179 @@
+"""One error hierarchy, one handler, one envelope: RFC 9457 problem details (SPEC §3)."""
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ErrorCode(str, Enum):
+    """Stable codes clients branch on."""
+
+    INVALID_JSON = "invalid_json"
+    MISSING_FIELDS = "missing_fields"
+    INVALID_FIELD = "invalid_field"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    BAD_REQUEST = "bad_request"
+    INTERNAL_ERROR = "internal_error"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    USERNAME_TAKEN = "username_taken"
+    EMAIL_TAKEN = "email_taken"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    CERTIFICATE_MISMATCH = "certificate_mismatch"
+    INVALID_PROOF = "invalid_proof"
+    INVALID_CHALLENGE = "invalid_challenge"
+    DEVICE_REVOKED = "device_revoked"
+    DEVICE_NOT_REGISTERED = "device_not_registered"
+    DEVICE_NOT_FOUND = "device_not_found"
+    DEVICE_LIMIT_REACHED = "device_limit_reached"
+    LAST_DEVICE = "last_device"
+    CONCURRENT_LOGIN = "concurrent_login"
+    CONCURRENT_LOGIN_REJECTED = "concurrent_login_rejected"
+    INVALID_CONFIRM_TOKEN = "invalid_confirm_token"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    RATE_LIMITED = "rate_limited"
+    INVALID_TOKEN = "invalid_token"
+    TOKEN_EXPIRED = "token_expired"
+    SESSION_REVOKED = "session_revoked"
+    SESSION_NOT_FOUND = "session_not_found"
+    INVALID_REFRESH_TOKEN = "invalid_refresh_token"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    INVALID_QR = "invalid_qr"
+    PAIRING_USER_MISMATCH = "pairing_user_mismatch"
+    PAIRING_TOKEN_EXPIRED = "pairing_token_expired"
+    PAIRING_TOKEN_USED = "pairing_token_used"
+    PAIRING_TOKEN_UNKNOWN = "pairing_token_unknown"
+
+
+class ApiError(Exception):
+    """Base of every domain error: subclasses set `status`, `code` and a default `detail`."""
+
+    status: int = 400
+    code: ErrorCode = ErrorCode.BAD_REQUEST
+    detail: str = "The request could not be processed."
+    headers: dict[str, str] = {}
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail or self.detail)
+        if detail:
+            self.detail = detail
+        if headers:
+            self.headers = {**self.headers, **headers}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"type": "about:blank", "title": HTTPStatus(self.status).phrase,
+                "status": self.status, "detail": self.detail, "code": self.code.value,
+                **self.extra}
+
+
+class BadRequest(ApiError):
+    status, code = 400, ErrorCode.BAD_REQUEST
+
+
+class InvalidJson(ApiError):
+    status, code, detail = 400, ErrorCode.INVALID_JSON, "The body must be a JSON object."
+
+
+class MissingFields(ApiError):
+    status, code, detail = 400, ErrorCode.MISSING_FIELDS, "Required fields are missing."
+
+    def __init__(self, fields: list[str], detail: str | None = None) -> None:
+        super().__init__(detail or f"Missing required fields: {', '.join(fields)}.", fields=fields)
+
+
+class InvalidField(ApiError):
+    status, code = 400, ErrorCode.INVALID_FIELD
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail, field=field)
+
+
+class Unauthorized(ApiError):
+    """401s carry the Bearer challenge header of RFC 6750."""
+
+    status, code = 401, ErrorCode.INVALID_TOKEN
+    detail = "The access token is missing or invalid."
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status, code, detail = 404, ErrorCode.NOT_FOUND, "Not found."
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class Gone(ApiError):
+    status = 410
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, ErrorCode.TOO_MANY_ATTEMPTS
+
+    def __init__(self, detail: str, *, retry_after: int, code: ErrorCode | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
+        if code:
+            self.code = code
+
+
+class ServiceUnavailable(ApiError):
+    status, code, detail = 503, ErrorCode.SERVICE_UNAVAILABLE, "The service is not ready."
+
+
+_WERKZEUG_CODES = {
+    400: ErrorCode.BAD_REQUEST, 404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE, 415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(body), status=body["status"], mimetype=PROBLEM_JSON)
+    response.headers.update(headers or {})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _handle_api_error(error: ApiError) -> Response:
+    return problem_response(error.body(), error.headers)
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = _WERKZEUG_CODES.get(status, ErrorCode.BAD_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR)
+    detail = "The request body is too large." if status == 413 else error.description
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": detail, "code": code.value}
+    headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
+    return problem_response(body, headers)
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    # A bug: log it with its trace for operators, tell the client nothing of its insides.
+    log.exception("unhandled error")
+    return problem_response({"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                             "detail": "An internal error occurred.", "code": ErrorCode.INTERNAL_ERROR.value})
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Render ApiError, werkzeug's HTTP errors and anything unexpected as problem+json."""
+    app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)

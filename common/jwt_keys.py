@@ -1,0 +1,210 @@
+"""JWT signing keys (EdDSA over Ed25519): the newest key signs, every key in the ring verifies."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from common.crypto import aware_utc, write_file_once
+
+ALGORITHM = "EdDSA"
+TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type
+# Times are checked by _check_times against the caller's clock, not by PyJWT's.
+_DECODE_OPTIONS = {
+    "require": ["exp", "iat", "iss", "aud", "sub"],
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+}
+# Tokens minted by another process whose clock runs a little ahead must not look "from the future".
+_CLOCK_SKEW_SECONDS = 30
+_KID_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_KEY_FILE = re.compile(r"jwt-(?P<kid>(?P<stamp>\d{8}T\d{12}Z)-[0-9a-f]{8})\.key")
+_LOCK_FILE = ".jwt-keys.lock"
+
+
+class TokenError(Exception):
+    """A token was refused; ``code`` is "token_expired" or "invalid_token"."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One Ed25519 signing key, named by ``kid``."""
+
+    kid: str
+    private_key: Ed25519PrivateKey
+    created_at: datetime
+
+
+def _public_jwk(key: SigningKey) -> dict:
+    raw = key.private_key.public_key().public_bytes_raw()
+    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # RFC 8037 section 2
+    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": key.kid, "alg": ALGORITHM, "use": "sig"}
+
+
+def _number(claims: dict, name: str) -> float:
+    value = claims.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TokenError("invalid_token")
+    return value
+
+
+def _check_times(claims: dict, now: datetime) -> None:
+    timestamp = now.timestamp()
+    expires, issued, not_before = (_number(claims, name) for name in ("exp", "iat", "nbf"))
+    if expires <= timestamp:
+        raise TokenError("token_expired")
+    if issued > timestamp + _CLOCK_SKEW_SECONDS or not_before > timestamp + _CLOCK_SKEW_SECONDS:
+        raise TokenError("invalid_token")
+
+
+class JwtKeyRing:
+    """Signs access tokens with the newest key; verifies with any key in the ring."""
+
+    def __init__(self, keys: list[SigningKey], *, issuer: str, audience: str):
+        if not keys:
+            raise ValueError("a key ring needs at least one signing key")
+        ordered = sorted(keys, key=lambda key: (key.created_at, key.kid))
+        self._keys = {key.kid: key for key in ordered}
+        if len(self._keys) != len(ordered):
+            raise ValueError("two signing keys share a kid")
+        self._signing_key = ordered[-1]
+        self._issuer = issuer
+        self._audience = audience
+
+    def sign(self, claims: dict, *, ttl_seconds: int, now: datetime | None = None) -> str:
+        """A signed JWT of ``claims`` plus iat, nbf, exp, iss and aud; the header names the kid."""
+        issued_at = int(aware_utc(now).timestamp())
+        payload = {
+            **claims,
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": issued_at + ttl_seconds,
+            "iss": self._issuer,
+            "aud": self._audience,
+        }
+        headers = {"kid": self._signing_key.kid, "typ": TOKEN_TYPE}
+        private_key = self._signing_key.private_key
+        return jwt.encode(payload, private_key, algorithm=ALGORITHM, headers=headers)
+
+    def decode(self, token: str, *, now: datetime | None = None) -> dict:
+        """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token")."""
+        public_key = self._verification_key(token)
+        try:
+            claims = jwt.decode(
+                token,
+                public_key,
+                algorithms=[ALGORITHM],  # pinned: no "none", no HS256 keyed with a public key
+                issuer=self._issuer,
+                audience=self._audience,
+                options=_DECODE_OPTIONS,
+            )
+        except jwt.PyJWTError:
+            raise TokenError("invalid_token") from None
+        _check_times(claims, aware_utc(now))
+        return claims
+
+    def _verification_key(self, token: str) -> Ed25519PublicKey:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenError("invalid_token") from None
+        # RFC 9068 section 4: refuse any other kind of JWT, even one signed by our keys.
+        if header.get("typ") != TOKEN_TYPE:
+            raise TokenError("invalid_token")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or kid not in self._keys:
+            raise TokenError("invalid_token")
+        return self._keys[kid].private_key.public_key()
+
+    def jwks(self) -> dict:
+        """The public keys as a JWK Set, for /.well-known/jwks.json."""
+        return {"keys": [_public_jwk(key) for key in self._keys.values()]}
+
+
+# --- key files ------------------------------------------------------------------------
+
+
+@contextmanager
+def _directory_lock(keys_dir: Path) -> Iterator[None]:
+    # Gunicorn workers start together; without the lock each would create its own first
+    # key and sign tokens that the others cannot verify. flock is released on process death.
+    fd = os.open(keys_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_key_file(path: Path, *, kid: str, created_at: datetime) -> SigningKey:
+    private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private_key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return SigningKey(kid=kid, private_key=private_key, created_at=created_at)
+
+
+def _list_keys(keys_dir: Path) -> list[SigningKey]:
+    keys = []
+    for path in keys_dir.glob("jwt-*.key"):
+        match = _KEY_FILE.fullmatch(path.name)
+        if match is None:
+            continue  # not a file this module wrote
+        stamp = datetime.strptime(match["stamp"], _KID_TIME_FORMAT)
+        created_at = stamp.replace(tzinfo=timezone.utc)
+        keys.append(_read_key_file(path, kid=match["kid"], created_at=created_at))
+    return sorted(keys, key=lambda key: (key.created_at, key.kid))
+
+
+def _write_new_key(keys_dir: Path, created_at: datetime) -> SigningKey:
+    # The creation time is part of the kid and file name, so ordering needs no sidecar.
+    kid = f"{created_at:{_KID_TIME_FORMAT}}-{secrets.token_hex(4)}"
+    private_key = Ed25519PrivateKey.generate()
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    if not write_file_once(keys_dir / f"jwt-{kid}.key", pem, mode=0o600):
+        raise FileExistsError(f"JWT key {kid} already exists")
+    return SigningKey(kid=kid, private_key=private_key, created_at=created_at)
+
+
+def load_or_create_jwt_keys(keys_dir: Path) -> list[SigningKey]:
+    """All keys in keys_dir (jwt-<kid>.key), oldest first; creates the first one if none exist."""
+    keys_dir = Path(keys_dir)
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _directory_lock(keys_dir):
+        keys = _list_keys(keys_dir)
+        if not keys:
+            keys = [_write_new_key(keys_dir, aware_utc())]
+    return keys
+
+
+def add_jwt_key(keys_dir: Path) -> SigningKey:
+    """Rotation: write a new key that becomes the newest; the old keys stay for verification."""
+    keys_dir = Path(keys_dir)
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _directory_lock(keys_dir):
+        existing = _list_keys(keys_dir)
+        created_at = aware_utc()
+        if existing and created_at <= existing[-1].created_at:
+            # A clock stepped back must not leave an older key signing after the rotation.
+            created_at = existing[-1].created_at + timedelta(microseconds=1)
+        return _write_new_key(keys_dir, created_at)

@@ -1,0 +1,84 @@
+"""Notifications of SPEC §7: console (default), Amazon SES or Amazon SNS.
+
+A failure to notify is logged and never fails the request."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger("citylogin.notify")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification to one user; `event` is a stable name such as "new_device"."""
+
+    event: str
+    user_uuid: str
+    email: str | None
+    subject: str
+    body: str
+
+
+class Backend(Protocol):
+    def send(self, message: Message) -> None: ...
+
+
+class ConsoleBackend:
+    def send(self, message: Message) -> None:
+        log.info("notify %s user=%s: %s", message.event, message.user_uuid, message.subject)
+
+
+class SesBackend:
+    def __init__(self, client, *, sender: str) -> None:
+        self.client, self.sender = client, sender
+
+    def send(self, message: Message) -> None:
+        if not message.email:
+            return
+        self.client.send_email(
+            Source=self.sender, Destination={"ToAddresses": [message.email]},
+            Message={"Subject": {"Data": message.subject}, "Body": {"Text": {"Data": message.body}}})
+
+
+class SnsBackend:
+    def __init__(self, client, *, topic_arn: str) -> None:
+        self.client, self.topic_arn = client, topic_arn
+
+    def send(self, message: Message) -> None:
+        self.client.publish(
+            TopicArn=self.topic_arn, Subject=message.subject[:100], Message=message.body,
+            MessageAttributes={"event": {"DataType": "String", "StringValue": message.event},
+                               "user_uuid": {"DataType": "String", "StringValue": message.user_uuid}})
+
+
+class Notifier:
+    """Sends through one back end and swallows (but logs) its failures."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def notify(self, message: Message) -> None:
+        try:
+            self.backend.send(message)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            log.warning("notification %s for user %s failed: %s", message.event, message.user_uuid,
+                        type(exc).__name__)
+
+
+def make_notifier(*, backend: str, region: str, ses_sender: str | None = None,
+                  sns_topic_arn: str | None = None, boto_session=None) -> Notifier:
+    import boto3
+    session = boto_session or boto3.session.Session()
+    if backend == "ses":
+        if not ses_sender:
+            raise ValueError("CITYLOGIN_SES_SENDER is required when CITYLOGIN_NOTIFIER=ses")
+        return Notifier(SesBackend(session.client("ses", region_name=region), sender=ses_sender))
+    if backend == "sns":
+        if not sns_topic_arn:
+            raise ValueError("CITYLOGIN_SNS_TOPIC_ARN is required when CITYLOGIN_NOTIFIER=sns")
+        return Notifier(SnsBackend(session.client("sns", region_name=region), topic_arn=sns_topic_arn))
+    return Notifier(ConsoleBackend())

@@ -1,0 +1,60 @@
+"""Device records and the request/response models of /device."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEVICE_STATUS_ACTIVE = "active"
+DEVICE_STATUS_REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    user_uuid: str
+    device_id: str
+    device_name: str
+    is_primary: bool
+    fingerprint: str
+    cert_pem: str
+    key_type: str
+    cert_expires_at: str
+    registered_at: str
+    status: str = DEVICE_STATUS_ACTIVE
+    last_login_at: str | None = None
+    revoked_at: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedDevice:
+    """A device about to be stored, with what its owner must receive once."""
+
+    record: DeviceRecord
+    private_key_pem: str | None
+
+
+DeviceName = Field(default=None, min_length=1, max_length=64)
+
+
+class DeviceKeyFields(BaseModel):
+    """How a new device supplies its key: a public key, a CSR, or neither (server-generated)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    device_name: str | None = DeviceName
+    public_key: str | None = Field(default=None, max_length=16384,
+                                   description="PEM SubjectPublicKeyInfo: ECDSA P-256, Ed25519 or ML-DSA-87")
+    csr: str | None = Field(default=None, max_length=16384, description="PEM PKCS#10 request")
+
+
+class DeviceCertificateResponse(BaseModel):
+    """The 201 body of registration and device registration (SPEC §4)."""
+
+    uuid: str
+    device_id: str
+    device_name: str
+    client_cert: str = Field(description="base64 of the certificate PEM")
+    fingerprint: str
+    ca_cert: str
+    private_key: str | None = Field(default=None, description="only when the server generated the key")
+    message: str

@@ -1,0 +1,13 @@
+"""The registration service alone: `python -m registration.app_registration` (port 5001)."""
+from __future__ import annotations
+
+from common.app_factory import create_service_app, run_standalone
+from registration.views import bp
+
+
+def create_app(test_config=None):
+    return create_service_app(name="citylogin-registration", blueprints=[bp], test_config=test_config)
+
+
+if __name__ == "__main__":
+    run_standalone(create_app, default_port=5001)

@@ -1,0 +1,68 @@
+"""The users table and the unique-name claims table (SPEC §8)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from common import dynamo
+from registration.models import UserRecord
+
+
+class NameTaken(Exception):
+    """A username or e-mail claim already exists; `.which` is "username" or "email"."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__(which)
+        self.which = which
+
+
+def username_claim(username: str) -> str:
+    return "username#" + username.casefold()
+
+
+def email_claim(email: str) -> str:
+    return "email#" + email.casefold()
+
+
+class UserStore:
+    def __init__(self, client, *, users_table: str, claims_table: str) -> None:
+        self.client, self.users, self.claims = client, users_table, claims_table
+
+    def _claim_put(self, claim: str, user_uuid: str) -> dict[str, Any]:
+        return {"Put": {"TableName": self.claims,
+                        "Item": {"claim": {"S": claim}, "user_uuid": {"S": user_uuid}},
+                        "ConditionExpression": "attribute_not_exists(claim)"}}
+
+    def create(self, user: UserRecord, *, extra_writes: list[dict[str, Any]]) -> None:
+        """User, username claim, e-mail claim and `extra_writes` in one transaction."""
+        items = [
+            {"Put": {"TableName": self.users, "Item": dynamo.to_item(asdict(user)),
+                     "ConditionExpression": "attribute_not_exists(user_uuid)"}},
+            self._claim_put(username_claim(user.username), user.user_uuid),
+            self._claim_put(email_claim(user.email), user.user_uuid),
+            *extra_writes,
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            codes = dynamo.cancellation_codes(exc)
+            if len(codes) > 2 and codes[1] == "ConditionalCheckFailed":
+                raise NameTaken("username") from None
+            if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
+                raise NameTaken("email") from None
+            raise
+
+    def get(self, user_uuid: str) -> UserRecord | None:
+        item = self.client.get_item(TableName=self.users, Key={"user_uuid": {"S": user_uuid}},
+                                    ConsistentRead=True).get("Item")
+        data = dynamo.from_item(item)
+        if data is None:
+            return None
+        return UserRecord(**{k: v for k, v in data.items() if k in UserRecord.__dataclass_fields__})
+
+    def find_uuid_by_username(self, username: str) -> str | None:
+        item = self.client.get_item(TableName=self.claims, Key={"claim": {"S": username_claim(username)}},
+                                    ConsistentRead=True).get("Item")
+        return item["user_uuid"]["S"] if item else None

