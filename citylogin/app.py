@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from common.app_factory import create_service_app
 from device_manager.views import bp as device_bp
+from login_app.views import bp as login_bp
 from registration.views import bp as registration_bp
+from session_manager.views import bp as session_bp
 
 
 def blueprints():
-    return [registration_bp, device_bp]
+    return [registration_bp, login_bp, session_bp, device_bp]
 
 
 def create_app(test_config=None):

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, Flask, current_app, jsonify
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common import dynamo
 from common.config import load_settings
@@ -28,6 +29,8 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.json.sort_keys = False
     app.extensions[EXTENSION_KEY] = context or build_context(settings)
     register_error_handlers(app)

@@ -11,7 +11,7 @@ from flask import current_app
 
 from common import dynamo
 from common.config import Settings
-from common.crypto import PasswordHasher
+from common.crypto import PasswordHasher, load_or_create_secret
 from common.certificates import CertificateAuthority, load_or_create_ca
 from common.jwt_keys import JwtKeyRing, load_or_create_jwt_keys
 from common.notifier import Notifier, make_notifier
@@ -32,6 +32,7 @@ class AppContext:
     jwt: JwtKeyRing
     passwords: PasswordHasher
     notifier: Notifier
+    refresh_secret: bytes
     clock: Callable[[], datetime] = field(default=utc_now)
 
     def now(self) -> datetime:
@@ -62,10 +63,12 @@ def build_context(settings: Settings, *, dynamodb_client=None) -> AppContext:
     return AppContext(
         settings=settings, dynamodb=client, tables=tables, ca=_load_ca(settings),
         jwt=JwtKeyRing(load_or_create_jwt_keys(keys_dir(settings)),
-                       issuer=settings.jwt_issuer, audience=settings.jwt_audience),
+                       issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                       loader=lambda: load_or_create_jwt_keys(keys_dir(settings))),
         passwords=PasswordHasher(time_cost=settings.argon2_time_cost,
                                  memory_cost=settings.argon2_memory_cost,
                                  parallelism=settings.argon2_parallelism),
+        refresh_secret=load_or_create_secret(keys_dir(settings) / "refresh.key"),
         notifier=make_notifier(backend=settings.notifier.value, region=settings.aws_region,
                                ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn),
     )

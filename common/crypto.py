@@ -6,6 +6,7 @@ Certificates live in ``common.certificates``, JWT signing keys in ``common.jwt_k
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -68,6 +69,19 @@ def write_file_once(path: Path, data: bytes, *, mode: int) -> bool:
         return False
     finally:
         temp.unlink(missing_ok=True)
+
+
+def load_or_create_secret(path: Path, *, nbytes: int = 32) -> bytes:
+    """A random server secret kept in ``path`` (mode 0600), created on first use."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_file_once(path, secrets.token_bytes(nbytes), mode=0o600)
+    return path.read_bytes()
+
+
+def keyed_token(secret: bytes, message: str) -> str:
+    """HMAC-SHA256 of ``message`` under ``secret``, as unpadded URL-safe base64."""
+    mac = hmac.new(secret, message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 # --- passwords ------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import fcntl
 import os
 import re
 import secrets
+import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,19 +79,33 @@ def _check_times(claims: dict, now: datetime) -> None:
 class JwtKeyRing:
     """Signs access tokens with the newest key; verifies with any key in the ring."""
 
-    def __init__(self, keys: list[SigningKey], *, issuer: str, audience: str):
+    def __init__(self, keys: list[SigningKey], *, issuer: str, audience: str,
+                 loader: Callable[[], list[SigningKey]] | None = None, reload_seconds: float = 60.0):
+        self._issuer = issuer
+        self._audience = audience
+        # With a loader, keys added by `citylogin keys rotate` in another process are picked up:
+        # at most every `reload_seconds`, or sooner when a token names a kid we do not know.
+        self._loader = loader
+        self._reload_seconds = reload_seconds
+        self._install(keys)
+
+    def _install(self, keys: list[SigningKey]) -> None:
         if not keys:
             raise ValueError("a key ring needs at least one signing key")
         ordered = sorted(keys, key=lambda key: (key.created_at, key.kid))
-        self._keys = {key.kid: key for key in ordered}
-        if len(self._keys) != len(ordered):
+        by_kid = {key.kid: key for key in ordered}
+        if len(by_kid) != len(ordered):
             raise ValueError("two signing keys share a kid")
-        self._signing_key = ordered[-1]
-        self._issuer = issuer
-        self._audience = audience
+        self._keys, self._signing_key = by_kid, ordered[-1]
+        self._loaded_at = time.monotonic()
+
+    def _reload(self, *, min_age: float) -> None:
+        if self._loader and time.monotonic() - self._loaded_at >= min_age:
+            self._install(self._loader())
 
     def sign(self, claims: dict, *, ttl_seconds: int, now: datetime | None = None) -> str:
         """A signed JWT of ``claims`` plus iat, nbf, exp, iss and aud; the header names the kid."""
+        self._reload(min_age=self._reload_seconds)
         issued_at = int(aware_utc(now).timestamp())
         payload = {
             **claims,
@@ -129,6 +145,8 @@ class JwtKeyRing:
         if header.get("typ") != TOKEN_TYPE:
             raise TokenError("invalid_token")
         kid = header.get("kid")
+        if isinstance(kid, str) and kid not in self._keys:
+            self._reload(min_age=1.0)  # bounded: an attacker's random kids cost one listing a second
         if not isinstance(kid, str) or kid not in self._keys:
             raise TokenError("invalid_token")
         return self._keys[kid].private_key.public_key()

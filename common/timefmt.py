@@ -14,3 +14,7 @@ def parse_iso(text: str) -> datetime:
 
 def epoch_seconds(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+def iso_from_epoch(seconds: int) -> str:
+    return iso(datetime.fromtimestamp(seconds, timezone.utc))

@@ -42,3 +42,10 @@ def parse_model(model: type[M], body: dict) -> M:
 
 def parse_body(model: type[M]) -> M:
     return parse_model(model, json_object())
+
+
+def parse_optional_body(model: type[M]) -> M:
+    """Like parse_body, but an empty body means every field takes its default."""
+    if not request.get_data(cache=True).strip():
+        return model()
+    return parse_body(model)

@@ -4,8 +4,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from common import dynamo
-from device_manager.models import DeviceRecord
+from device_manager.models import DEVICE_STATUS_ACTIVE, DeviceRecord
+
+
+# One item per user, beside its devices, counts the registered ones (CITYLOGIN_MAX_REGISTERED_DEVICES).
+COUNTER_ID = "#registered"
 
 
 class DeviceStore:
@@ -29,6 +35,18 @@ class DeviceStore:
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(asdict(record)),
                         "ConditionExpression": "attribute_not_exists(device_id)"}}
 
+    def take_slot_item(self, user_uuid: str, *, limit: int) -> dict[str, Any]:
+        """A TransactWriteItems entry counting one more registered device, refused at `limit`."""
+        return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, COUNTER_ID),
+                           "UpdateExpression": "ADD registered :one",
+                           "ConditionExpression": "attribute_not_exists(registered) OR registered < :limit",
+                           "ExpressionAttributeValues": {":one": {"N": "1"}, ":limit": {"N": str(limit)}}}}
+
+    def release_slot_item(self, user_uuid: str) -> dict[str, Any]:
+        return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, COUNTER_ID),
+                           "UpdateExpression": "ADD registered :minus", "ConditionExpression": "registered > :zero",
+                           "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}}}}
+
     def get(self, *, user_uuid: str, device_id: str) -> DeviceRecord | None:
         response = self.client.get_item(TableName=self.table, Key=self._key(user_uuid, device_id),
                                         ConsistentRead=True)
@@ -45,7 +63,39 @@ class DeviceStore:
             if start:
                 args["ExclusiveStartKey"] = start
             page = self.client.query(**args)
-            records += [self._record(item) for item in page["Items"]]
+            records += [self._record(item) for item in page["Items"] if item["device_id"]["S"] != COUNTER_ID]
             start = page.get("LastEvaluatedKey")
             if not start:
                 return records
+
+    def last_login_update(self, record: DeviceRecord, *, at: str) -> dict[str, Any]:
+        """A TransactWriteItems entry stamping the device's last login; it fails the whole
+        transaction if the device was unbound meanwhile (so no session outlives an unbind)."""
+        return {"Update": {"TableName": self.table, "Key": self._key(record.user_uuid, record.device_id),
+                           "UpdateExpression": "SET last_login_at = :at",
+                           "ConditionExpression": "#s = :active",
+                           "ExpressionAttributeNames": {"#s": "status"},
+                           "ExpressionAttributeValues": {":at": {"S": at}, ":active": {"S": DEVICE_STATUS_ACTIVE}}}}
+
+    def transact(self, items: list[dict[str, Any]]) -> None:
+        """Run a transaction whose first entry is take_slot_item; LimitReached if it was refused,
+        WriteRefused(index) if another entry's condition failed."""
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            codes = dynamo.cancellation_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise LimitReached() from None
+            if "ConditionalCheckFailed" in codes:
+                raise WriteRefused(codes.index("ConditionalCheckFailed")) from None
+            raise
+
+
+class LimitReached(Exception):
+    """The user already has the maximum number of registered devices."""
+
+
+class WriteRefused(Exception):
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index

@@ -61,7 +61,6 @@ class UserRecord:
     email: str
     password_hash: str
     created_at: str
-    device_count: int = 0
 
 
 class PairedDeviceRequest(DeviceKeyFields):

@@ -33,13 +33,27 @@ def register_user(ctx: AppContext, *, username: str, email: str, password: str,
     issued = devices.issue_device(ctx, user_uuid=user_uuid, device_name=device_name, is_primary=True,
                                   public_key=public_key, csr=csr)
     user = UserRecord(user_uuid=user_uuid, username=username, email=email,
-                      password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()),
-                      device_count=1)
+                      password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()))
     try:
-        user_store(ctx).create(user, extra_writes=[devices.new_device_write(ctx, issued.record)])
+        user_store(ctx).create(user, extra_writes=devices.new_device_writes(ctx, issued.record))
     except NameTaken as taken:
         raise (UsernameTaken() if taken.which == "username" else EmailTaken()) from None
     ctx.notifier.notify(Message(
         event="registered", user_uuid=user_uuid, email=email, subject="Welcome to citylogin",
         body=f"Your account {username} was created with the device {issued.record.device_name}."))
     return devices.certificate_response(ctx, issued, message="Registration successful.")
+
+
+def find_user(ctx: AppContext, *, username: str) -> UserRecord | None:
+    """The user named `username` (compared as at registration), read strongly consistent."""
+    store = user_store(ctx)
+    user_uuid = store.find_uuid_by_username(username)
+    return store.get(user_uuid) if user_uuid else None
+
+
+def get_user(ctx: AppContext, *, user_uuid: str) -> UserRecord | None:
+    return user_store(ctx).get(user_uuid)
+
+
+def update_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> None:
+    user_store(ctx).set_password_hash(user_uuid, password_hash)

@@ -66,3 +66,9 @@ class UserStore:
         item = self.client.get_item(TableName=self.claims, Key={"claim": {"S": username_claim(username)}},
                                     ConsistentRead=True).get("Item")
         return item["user_uuid"]["S"] if item else None
+
+    def set_password_hash(self, user_uuid: str, password_hash: str) -> None:
+        self.client.update_item(
+            TableName=self.users, Key={"user_uuid": {"S": user_uuid}},
+            UpdateExpression="SET password_hash = :h", ConditionExpression="attribute_exists(user_uuid)",
+            ExpressionAttributeValues={":h": {"S": password_hash}})

@@ -1,0 +1,13 @@
+"""The login service alone: `python -m login_app.app_login` (port 5002)."""
+from __future__ import annotations
+
+from common.app_factory import create_service_app, run_standalone
+from login_app.views import bp
+
+
+def create_app(test_config=None):
+    return create_service_app(name="citylogin-login", blueprints=[bp], test_config=test_config)
+
+
+if __name__ == "__main__":
+    run_standalone(create_app, default_port=5002)

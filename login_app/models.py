@@ -1,0 +1,45 @@
+"""Request and response models of /login."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LoginRequest(BaseModel):
+    """POST /login/ (SPEC §4). Proof of possession: `signature` over "citylogin-login:" + challenge."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+    client_cert: str | None = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
+    client_cert_fp: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    challenge: str | None = Field(default=None, max_length=128)
+    signature: str | None = Field(default=None, max_length=12000, description="base64 signature")
+    device_name: str | None = Field(default=None, min_length=1, max_length=64)
+    force: bool = False
+
+
+class ConfirmRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    confirm_token: str = Field(min_length=1, max_length=256)
+
+
+class ChallengeResponse(BaseModel):
+    challenge: str
+    expires_in: int
+
+
+class EvictedDevice(BaseModel):
+    device_id: str
+    device_name: str
+
+
+class LoginResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    session_id: str
+    device_id: str
+    user_uuid: str
+    evicted: list[EvictedDevice]

@@ -1,0 +1,263 @@
+"""Login rules: password, device certificate, proof of possession, lockout, then the
+concurrency policy (SPEC §4-§6). No Flask here."""
+from __future__ import annotations
+
+import base64
+import binascii
+import unicodedata
+from dataclasses import dataclass
+
+from common.context import AppContext
+from common.crypto import new_token, token_digest
+from common.errors import Conflict, ErrorCode, MissingFields, TooManyRequests, Unauthorized
+from common.notifier import Message
+from common.timefmt import iso_from_epoch
+from device_manager import concurrency_policy
+from device_manager import service as devices
+from device_manager.models import DEVICE_STATUS_ACTIVE, DeviceRecord
+from login_app.models import LoginRequest, LoginResponse
+from login_app.store import LockoutStore, OneTimeTokenStore
+from registration import service as users
+from registration.models import UserRecord
+from session_manager import service as sessions
+from session_manager.models import OpenedSession, PresenceEntry
+from session_manager.store import ExtraWriteRefused
+
+CHALLENGE_TTL = 60
+CONFIRM_TTL = 120
+CHALLENGE_PREFIX = "citylogin-login:"
+
+
+class InvalidCredentials(Unauthorized):
+    code, detail = ErrorCode.INVALID_CREDENTIALS, "The username or password is incorrect."
+
+
+class InvalidProof(Unauthorized):
+    code, detail = ErrorCode.INVALID_PROOF, "The device could not prove it holds its key."
+
+
+class InvalidConfirmToken(Unauthorized):
+    code, detail = ErrorCode.INVALID_CONFIRM_TOKEN, "This confirmation has expired or was already used; log in again."
+
+
+class ConcurrentLogin(Conflict):
+    code, detail = ErrorCode.CONCURRENT_LOGIN, concurrency_policy.IN_USE_MESSAGE
+
+
+@dataclass(frozen=True)
+class Caller:
+    ip: str | None
+    user_agent: str | None
+    verified_cert: str | None = None  # from a trusted TLS proxy header
+
+
+def _now(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+def lockout_store(ctx: AppContext) -> LockoutStore:
+    return LockoutStore(ctx.dynamodb, ctx.tables.rate_limits)
+
+
+def token_store(ctx: AppContext) -> OneTimeTokenStore:
+    return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
+
+
+# --- challenges ------------------------------------------------------------------------
+
+def new_challenge(ctx: AppContext) -> str:
+    challenge = new_token(32)
+    token_store(ctx).create(digest=token_digest(challenge, purpose="challenge"), kind="challenge",
+                            expires_epoch=_now(ctx) + CHALLENGE_TTL)
+    return challenge
+
+
+def _check_proof(ctx: AppContext, device: DeviceRecord, *, challenge: str, signature: str) -> None:
+    standard = signature.replace("-", "+").replace("_", "/")  # accept base64url as well
+    try:
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidProof("The signature is not base64.") from None
+    # Consume first: a challenge is single-use whether or not the signature verifies.
+    if token_store(ctx).consume(digest=token_digest(challenge, purpose="challenge"), kind="challenge",
+                                now=_now(ctx)) is None:
+        raise InvalidProof("The challenge is unknown, expired or already used.")
+    if not devices.device_signed(device, message=(CHALLENGE_PREFIX + challenge).encode(), signature=raw):
+        raise InvalidProof()
+
+
+# --- lockout (SPEC §6) -----------------------------------------------------------------
+
+def _subjects(username: str, ip: str | None) -> tuple[str, str]:
+    return "user:" + unicodedata.normalize("NFKC", username).casefold(), f"ip:{ip or 'unknown'}"
+
+
+def _check_lockout(ctx: AppContext, *, username: str, ip: str | None) -> bool:
+    """Raise 429 while locked; True if the username has recent failures to clear on success."""
+    user_subject, ip_subject = _subjects(username, ip)
+    store, now = lockout_store(ctx), _now(ctx)
+    items = store.read([store.lock_key(user_subject), store.lock_key(ip_subject),
+                        store.failure_key(user_subject, now)])
+    locked_until = max((i.get("locked_until", 0) for k, i in items.items() if k.startswith("lock#")), default=0)
+    if locked_until > now:
+        raise TooManyRequests("Too many failed logins; try again later.", retry_after=locked_until - now)
+    return bool(items)
+
+
+def _count_failure(ctx: AppContext, *, username: str, ip: str | None) -> None:
+    store, now = lockout_store(ctx), _now(ctx)
+    user_subject, ip_subject = _subjects(username, ip)
+    if store.add_failure(user_subject, now=now) >= ctx.settings.login_max_failures:
+        store.lock(user_subject, now=now)
+    if store.add_failure(ip_subject, now=now) >= ctx.settings.login_max_failures_per_ip:
+        store.lock(ip_subject, now=now)
+
+
+def _clear_failures(ctx: AppContext, *, username: str) -> None:
+    store, now = lockout_store(ctx), _now(ctx)
+    user_subject, _ = _subjects(username, None)
+    store.clear([store.lock_key(user_subject), store.failure_key(user_subject, now)])
+
+
+# --- login -------------------------------------------------------------------------------
+
+def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> None:
+    missing = []
+    if not caller.verified_cert and not request.client_cert and not request.client_cert_fp:
+        missing.append("client_cert")
+    if ctx.settings.require_proof_of_possession and not caller.verified_cert:
+        missing += [f for f in ("challenge", "signature") if not getattr(request, f)]
+    if missing:
+        raise MissingFields(missing)
+
+
+def _authenticate_device(ctx: AppContext, request: LoginRequest, caller: Caller, user: UserRecord) -> DeviceRecord:
+    if caller.verified_cert:  # a trusted TLS proxy verified the client certificate: that is the proof
+        return devices.device_for_certificate(ctx, user_uuid=user.user_uuid, client_cert=caller.verified_cert)
+    if request.client_cert:
+        device = devices.device_for_certificate(ctx, user_uuid=user.user_uuid, client_cert=request.client_cert)
+    else:
+        device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=request.client_cert_fp)
+    if ctx.settings.require_proof_of_possession:
+        _check_proof(ctx, device, challenge=request.challenge, signature=request.signature)
+    return device
+
+
+def _verified_user(ctx: AppContext, request: LoginRequest) -> UserRecord | None:
+    user = users.find_user(ctx, username=request.username)
+    if user is None:
+        ctx.passwords.verify_dummy(request.password)  # unknown users cost the same time
+        return None
+    if not ctx.passwords.verify(user.password_hash, request.password):
+        return None
+    if ctx.passwords.needs_rehash(user.password_hash):
+        users.update_password_hash(ctx, user_uuid=user.user_uuid, password_hash=ctx.passwords.hash(request.password))
+    return user
+
+
+def _record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, device_id: str | None,
+                    caller: Caller) -> None:
+    if user:
+        sessions.record_attempt(ctx, user_uuid=user.user_uuid, result=result, device_id=device_id,
+                                ip=caller.ip, user_agent=caller.user_agent)
+
+
+def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginResponse:
+    """Authenticate a device and open its session under the concurrency policy."""
+    _required_fields(ctx, request, caller)
+    try:
+        had_failures = _check_lockout(ctx, username=request.username, ip=caller.ip)
+    except TooManyRequests:
+        _record_failure(ctx, user=users.find_user(ctx, username=request.username), result="locked_out",
+                        device_id=None, caller=caller)
+        raise
+    user = _verified_user(ctx, request)
+    try:
+        if user is None:
+            raise InvalidCredentials()
+        device = _authenticate_device(ctx, request, caller, user)
+    except (InvalidCredentials, devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked) as failure:
+        _count_failure(ctx, username=request.username, ip=caller.ip)
+        _record_failure(ctx, user=user, result=failure.code.value, device_id=None, caller=caller)
+        raise
+    if had_failures:
+        _clear_failures(ctx, username=request.username)
+    return _open(ctx, user=user, device=device, caller=caller, force=request.force)
+
+
+def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool) -> LoginResponse:
+    settings = ctx.settings
+
+    def choose(others: list[PresenceEntry]) -> list[PresenceEntry]:
+        return concurrency_policy.choose_evictions(
+            policy=settings.concurrency_policy, limit=settings.max_concurrent_devices,
+            order=settings.evict, others=others, force=force)
+
+    try:
+        opened = sessions.open_session(
+            ctx, user_uuid=user.user_uuid, device_id=device.device_id, device_name=device.device_name,
+            ip=caller.ip, user_agent=caller.user_agent, choose_evictions=choose,
+            extra_writes=[devices.login_recorded_write(ctx, device)])
+    except concurrency_policy.ConfirmationRequired as required:
+        _record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id, caller=caller)
+        raise ConcurrentLogin(active_devices=[_active_device(e) for e in required.active],
+                              confirm_token=_confirm_token(ctx, user=user, device=device, caller=caller)) from None
+    except concurrency_policy.ConcurrentLoginRejected:
+        _record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id, caller=caller)
+        raise
+    except ExtraWriteRefused:
+        raise devices.DeviceRevoked() from None
+    _notify(ctx, user=user, device=device, opened=opened)
+    return _response(opened)
+
+
+def _active_device(entry: PresenceEntry) -> dict:
+    return {"device_id": entry.device_id, "device_name": entry.device_name,
+            "login_at": iso_from_epoch(entry.login_epoch), "last_seen_at": iso_from_epoch(entry.last_seen_epoch),
+            "ip": entry.ip}
+
+
+def _response(opened: OpenedSession) -> LoginResponse:
+    session = opened.session
+    return LoginResponse(
+        access_token=opened.tokens.access_token, refresh_token=opened.tokens.refresh_token,
+        expires_in=opened.tokens.expires_in, session_id=session.session_id, device_id=session.device_id,
+        user_uuid=session.user_uuid,
+        evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in opened.evicted])
+
+
+def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, opened: OpenedSession) -> None:
+    if device.last_login_at is None:
+        ctx.notifier.notify(Message(event="new_sign_in", user_uuid=user.user_uuid, email=user.email,
+                                    subject="New sign-in to your account",
+                                    body=f"Your device {device.device_name} signed in for the first time."))
+    for evicted in opened.evicted:
+        ctx.notifier.notify(Message(event="forced_logout", user_uuid=user.user_uuid, email=user.email,
+                                    subject="A device was logged out",
+                                    body=f"{evicted.device_name} was logged out because {device.device_name} signed in."))
+
+
+# --- confirm (SPEC §5: "this account is in use elsewhere - continue?") ------------------
+
+def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller) -> str:
+    token = new_token(32)
+    token_store(ctx).create(digest=token_digest(token, purpose="confirm"), kind="confirm",
+                            expires_epoch=_now(ctx) + CONFIRM_TTL,
+                            data={"user_uuid": user.user_uuid, "device_id": device.device_id,
+                                  "ip": caller.ip, "user_agent": caller.user_agent})
+    return token
+
+
+def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller) -> LoginResponse:
+    """Finish a login that was answered 409 concurrent_login, displacing the other device."""
+    pending = token_store(ctx).consume(digest=token_digest(confirm_token, purpose="confirm"), kind="confirm",
+                                       now=_now(ctx))
+    if pending is None:
+        raise InvalidConfirmToken()
+    user = users.get_user(ctx, user_uuid=pending["user_uuid"])
+    device = devices.device_store(ctx).get(user_uuid=pending["user_uuid"], device_id=pending["device_id"])
+    if user is None or device is None or device.status != DEVICE_STATUS_ACTIVE:
+        raise devices.DeviceRevoked()
+    return _open(ctx, user=user, device=device, caller=Caller(ip=pending.get("ip") or caller.ip,
+                                                              user_agent=pending.get("user_agent") or caller.user_agent),
+                 force=True)

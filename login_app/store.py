@@ -1,0 +1,87 @@
+"""One-time tokens (login challenges, confirm tokens) and lockout counters (SPEC §6, §8)."""
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from common import dynamo
+
+LOCK_BASE_SECONDS = 30
+LOCK_MAX_SECONDS = 900
+FAILURE_WINDOW_SECONDS = 900
+
+
+class OneTimeTokenStore:
+    """Items keyed by a token's digest, consumed by one conditional delete."""
+
+    def __init__(self, client, table: str) -> None:
+        self.client, self.table = client, table
+
+    def create(self, *, digest: str, kind: str, expires_epoch: int, data: dict[str, Any] | None = None) -> None:
+        item = {"token_digest": digest, "kind": kind, "expires_epoch": expires_epoch,
+                dynamo.TTL_ATTRIBUTE: expires_epoch, **(data or {})}
+        self.client.put_item(TableName=self.table, Item=dynamo.to_item(item),
+                             ConditionExpression="attribute_not_exists(token_digest)")
+
+    def consume(self, *, digest: str, kind: str, now: int) -> dict[str, Any] | None:
+        """Delete and return the token if it exists, is of `kind` and unexpired; else None."""
+        try:
+            response = self.client.delete_item(
+                TableName=self.table, Key={"token_digest": {"S": digest}}, ReturnValues="ALL_OLD",
+                ConditionExpression="attribute_exists(token_digest) AND #k = :k",
+                ExpressionAttributeNames={"#k": "kind"}, ExpressionAttributeValues={":k": {"S": kind}})
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return None
+            raise
+        item = dynamo.from_item(response.get("Attributes"))
+        return item if item and item["expires_epoch"] > now else None
+
+
+class LockoutStore:
+    """Failure counters per fixed 15-minute window and lock records with a doubling wait."""
+
+    def __init__(self, client, table: str) -> None:
+        self.client, self.table = client, table
+
+    @staticmethod
+    def failure_key(subject: str, now: int) -> str:
+        return f"fail#{subject}#{now // FAILURE_WINDOW_SECONDS}"
+
+    @staticmethod
+    def lock_key(subject: str) -> str:
+        return f"lock#{subject}"
+
+    def read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The existing items among `keys`, strongly consistent, in one call."""
+        response = self.client.batch_get_item(RequestItems={self.table: {
+            "Keys": [{"limit_key": {"S": k}} for k in keys], "ConsistentRead": True}})
+        items = response.get("Responses", {}).get(self.table, [])
+        return {i["limit_key"]["S"]: dynamo.from_item(i) for i in items}
+
+    def add_failure(self, subject: str, *, now: int) -> int:
+        """Count one failure in the current window; returns the window's count."""
+        response = self.client.update_item(
+            TableName=self.table, Key={"limit_key": {"S": self.failure_key(subject, now)}},
+            UpdateExpression="ADD failures :one SET #ttl = :ttl", ReturnValues="UPDATED_NEW",
+            ExpressionAttributeNames={"#ttl": dynamo.TTL_ATTRIBUTE},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":ttl": {"N": str(now + 2 * FAILURE_WINDOW_SECONDS)}})
+        return int(response["Attributes"]["failures"]["N"])
+
+    def lock(self, subject: str, *, now: int) -> int:
+        """Lock `subject`; each further lock doubles the wait, up to 15 minutes. Returns the wait."""
+        key = {"limit_key": {"S": self.lock_key(subject)}}
+        response = self.client.update_item(
+            TableName=self.table, Key=key, UpdateExpression="ADD lockouts :one SET #ttl = :ttl",
+            ReturnValues="UPDATED_NEW", ExpressionAttributeNames={"#ttl": dynamo.TTL_ATTRIBUTE},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":ttl": {"N": str(now + 86400)}})
+        lockouts = int(response["Attributes"]["lockouts"]["N"])
+        wait = min(LOCK_MAX_SECONDS, LOCK_BASE_SECONDS * 2 ** (lockouts - 1))
+        self.client.update_item(TableName=self.table, Key=key, UpdateExpression="SET locked_until = :u",
+                                ExpressionAttributeValues={":u": {"N": str(now + wait)}})
+        return wait
+
+    def clear(self, keys: list[str]) -> None:
+        self.client.batch_write_item(RequestItems={self.table: [
+            {"DeleteRequest": {"Key": {"limit_key": {"S": k}}}} for k in keys]})

@@ -1,0 +1,59 @@
+"""The login history table: one item per attempt, newest first per user (SPEC §4)."""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from common import dynamo
+
+HISTORY_DAYS = 180
+
+
+class BadCursor(ValueError):
+    """A pagination cursor that this store did not produce."""
+
+
+class HistoryStore:
+    def __init__(self, client, table: str) -> None:
+        self.client, self.table = client, table
+
+    def put_item(self, *, user_uuid: str, at: str, now: int, result: str, device_id: str | None,
+                 ip: str | None, user_agent: str | None, evicted: list[dict] | None = None) -> dict[str, Any]:
+        """A TransactWriteItems entry recording one attempt."""
+        item = {"user_uuid": user_uuid, "event_key": f"{at}#{uuid.uuid4().hex[:12]}", "at": at,
+                "result": result, "device_id": device_id, "ip": ip, "user_agent": user_agent,
+                "evicted": evicted or [], dynamo.TTL_ATTRIBUTE: now + HISTORY_DAYS * 86400}
+        return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
+
+    def record(self, **fields: Any) -> None:
+        self.client.put_item(**self.put_item(**fields)["Put"])
+
+    def page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        args: dict[str, Any] = {
+            "TableName": self.table, "ScanIndexForward": False, "Limit": limit,
+            "KeyConditionExpression": "#u = :u", "ExpressionAttributeNames": {"#u": "user_uuid"},
+            "ExpressionAttributeValues": {":u": {"S": user_uuid}}}
+        if cursor:
+            # The cursor carries only the sort key, so it can never reach another user's items.
+            args["ExclusiveStartKey"] = {"user_uuid": {"S": user_uuid}, "event_key": {"S": _decode(cursor)}}
+        response = self.client.query(**args)
+        last = response.get("LastEvaluatedKey")
+        next_cursor = _encode(last["event_key"]["S"]) if last else None
+        return [dynamo.from_item(i) for i in response["Items"]], next_cursor
+
+
+def _encode(event_key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"k": event_key}).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key = data["k"]
+    except (ValueError, TypeError, KeyError):
+        raise BadCursor(cursor) from None
+    if not isinstance(key, str) or not 0 < len(key) < 200:
+        raise BadCursor(cursor)
+    return key

@@ -1,0 +1,147 @@
+"""Session records, the per-user presence record and the models of /session."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SESSION_ACTIVE = "active"
+SESSION_REVOKED = "revoked"
+SESSION_EXPIRED = "expired"
+
+
+class RevokeReason:
+    """The `reason` of 401 session_revoked (SPEC §4)."""
+
+    LOGGED_OUT = "logged_out"
+    DISPLACED = "displaced"
+    REMOTE_LOGOUT = "remote_logout"
+    DEVICE_UNBOUND = "device_unbound"
+    IDLE_TIMEOUT = "idle_timeout"
+    MAX_LIFETIME = "max_lifetime"
+    REFRESH_REUSE = "refresh_reuse"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    session_id: str
+    user_uuid: str
+    device_id: str
+    device_name: str
+    created_at: str
+    login_epoch: int
+    last_seen_epoch: int
+    expires_epoch: int          # absolute end: login + session_max_lifetime
+    refresh_gen: int
+    refresh_digest: str
+    rotated_epoch: int
+    status: str = SESSION_ACTIVE
+    ip: str | None = None
+    user_agent: str | None = None
+    prev_refresh_digest: str | None = None
+    revoked_reason: str | None = None
+    revoked_at: str | None = None
+    by_device: str | None = None
+
+
+@dataclass(frozen=True)
+class PresenceEntry:
+    """One logged-in device in the user's presence record: what the 409 body and eviction need."""
+
+    device_id: str
+    session_id: str
+    device_name: str
+    login_epoch: int
+    last_seen_epoch: int
+    expires_epoch: int
+    ip: str | None = None
+
+    def is_live(self, *, now: int, idle_timeout: int) -> bool:
+        return now < self.expires_epoch and now < self.last_seen_epoch + idle_timeout
+
+
+@dataclass(frozen=True)
+class Presence:
+    """The user's logged-in devices; `version` guards every change of membership (SPEC §5)."""
+
+    user_uuid: str
+    version: int = 0
+    entries: dict[str, PresenceEntry] = field(default_factory=dict)
+
+    def live(self, *, now: int, idle_timeout: int) -> list[PresenceEntry]:
+        return [e for e in self.entries.values() if e.is_live(now=now, idle_timeout=idle_timeout)]
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    session: SessionRecord
+    tokens: TokenPair
+    evicted: list[PresenceEntry]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling a protected route: from the verified JWT and the session read."""
+
+    user_uuid: str
+    session_id: str
+    device_id: str
+    session: SessionRecord
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class LogoutAllRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_current: bool = True
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class SessionView(BaseModel):
+    session_id: str
+    device_id: str
+    device_name: str
+    created_at: str
+    last_seen_at: str
+    expires_at: str
+    ip: str | None
+    user_agent: str | None
+    current: bool
+    status: str
+    revoked_reason: str | None
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionView]
+
+
+class HistoryItem(BaseModel):
+    at: str
+    device_id: str | None
+    ip: str | None
+    user_agent: str | None
+    result: str
+    evicted: list[dict[str, Any]] = []
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryItem]
+    next_cursor: str | None

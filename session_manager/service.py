@@ -1,0 +1,285 @@
+"""Session rules: open with the concurrency invariant, authenticate, refresh, revoke. No Flask."""
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Callable
+
+from common.context import AppContext
+from common.crypto import digests_equal, keyed_token, token_digest
+from common.errors import ErrorCode, InvalidField, NotFound, ServiceUnavailable, Unauthorized
+from common.jwt_keys import TokenError
+from common.timefmt import iso
+from session_manager.history_store import BadCursor, HistoryStore
+from session_manager.models import (SESSION_ACTIVE, OpenedSession, Presence, PresenceEntry, Principal,
+                                    RevokeReason, SessionRecord, TokenPair)
+from session_manager.store import PresenceChanged, SessionStore
+
+TOUCH_EVERY_SECONDS = 60
+OPEN_ATTEMPTS = 60
+REFRESH_PURPOSE = "refresh"
+
+ChooseEvictions = Callable[[list[PresenceEntry]], list[PresenceEntry]]
+
+
+class InvalidToken(Unauthorized):
+    code = ErrorCode.INVALID_TOKEN
+
+
+class TokenExpired(Unauthorized):
+    code, detail = ErrorCode.TOKEN_EXPIRED, "The access token has expired; refresh it."
+
+
+class SessionRevoked(Unauthorized):
+    code, detail = ErrorCode.SESSION_REVOKED, "This session has ended."
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason=reason)
+
+
+class InvalidRefreshToken(Unauthorized):
+    code, detail = ErrorCode.INVALID_REFRESH_TOKEN, "The refresh token is not valid."
+
+
+class RefreshTokenReused(Unauthorized):
+    code = ErrorCode.REFRESH_TOKEN_REUSED
+    detail = "This refresh token was already used; the session has been ended for safety."
+
+
+class SessionNotFound(NotFound):
+    code, detail = ErrorCode.SESSION_NOT_FOUND, "No such session."
+
+
+def session_store(ctx: AppContext) -> SessionStore:
+    return SessionStore(ctx.dynamodb, sessions_table=ctx.tables.sessions, presence_table=ctx.tables.presence)
+
+
+def history_store(ctx: AppContext) -> HistoryStore:
+    return HistoryStore(ctx.dynamodb, ctx.tables.login_history)
+
+
+def _epoch(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+# --- tokens -----------------------------------------------------------------------------
+
+def _refresh_token(ctx: AppContext, session_id: str, generation: int) -> str:
+    # Derived, not random: within the grace window the same successor can be handed out again
+    # while only its digest is stored (SPEC §4, §6).
+    secret = keyed_token(ctx.refresh_secret, f"refresh:{session_id}:{generation}")
+    return f"{session_id}.{generation}.{secret}"
+
+
+def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, issued_epoch: int) -> TokenPair:
+    claims = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
+              "jti": f"{session.session_id}.{generation}"}
+    ttl = ctx.settings.access_token_ttl
+    # EdDSA is deterministic: the same claims and time give the same token, hence the same pair.
+    access = ctx.jwt.sign(claims, ttl_seconds=ttl, now=datetime.fromtimestamp(issued_epoch, timezone.utc))
+    return TokenPair(access_token=access, refresh_token=_refresh_token(ctx, session.session_id, generation),
+                     expires_in=max(0, issued_epoch + ttl - _epoch(ctx)))
+
+
+# --- opening a session under the concurrency invariant (SPEC §5) -----------------------
+
+def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
+                 user_agent: str | None, choose_evictions: ChooseEvictions,
+                 extra_writes: list[dict] | None = None) -> OpenedSession:
+    """Log `device_id` in. `choose_evictions(other live entries)` returns those to displace or
+    raises to refuse; the presence record is rewritten only if nobody changed it meanwhile."""
+    store = session_store(ctx)
+    for attempt in range(OPEN_ATTEMPTS):
+        presence = store.get_presence(user_uuid)
+        now = _epoch(ctx)
+        live = presence.live(now=now, idle_timeout=ctx.settings.session_idle_timeout)
+        others = [e for e in live if e.device_id != device_id]
+        evicted = choose_evictions(others)
+        session = _new_session(ctx, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
+                               ip=ip, user_agent=user_agent, now=now)
+        kept = {e.device_id: e for e in others if e not in evicted}
+        kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
+                                        device_name=device_name, login_epoch=now, last_seen_epoch=now,
+                                        expires_epoch=session.expires_epoch, ip=ip)
+        displaced = [(e.session_id, RevokeReason.DISPLACED) for e in evicted]
+        if device_id in presence.entries:  # a re-login from this device replaces its own session
+            displaced.append((presence.entries[device_id].session_id, RevokeReason.LOGGED_OUT))
+        history = history_store(ctx).put_item(
+            user_uuid=user_uuid, at=session.created_at, now=now, result="success", device_id=device_id,
+            ip=ip, user_agent=user_agent,
+            evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted])
+        try:
+            store.open_session(before=presence, entries=kept, session=session, displaced=displaced,
+                               at=session.created_at, by_device=device_id,
+                               extra_writes=[history, *(extra_writes or [])])
+        except PresenceChanged:
+            time.sleep(random.uniform(0.005, 0.02 * min(attempt + 1, 10)))
+            continue
+        return OpenedSession(session=session, evicted=evicted,
+                             tokens=_token_pair(ctx, session, generation=1, issued_epoch=now))
+    raise ServiceUnavailable("Too many simultaneous logins for this account; try again.")
+
+
+def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
+                 user_agent: str | None, now: int) -> SessionRecord:
+    session_id = str(uuid.uuid4())
+    return SessionRecord(
+        session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
+        created_at=iso(ctx.now()), login_epoch=now, last_seen_epoch=now,
+        expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
+        refresh_digest=token_digest(_refresh_token(ctx, session_id, 1), purpose=REFRESH_PURPOSE),
+        rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None)
+
+
+# --- every protected request: one JWT check, one consistent read ------------------------
+
+def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None:
+    if session.status != SESSION_ACTIVE:
+        return session.revoked_reason or RevokeReason.ADMIN
+    if now >= session.expires_epoch:
+        return RevokeReason.MAX_LIFETIME
+    if now >= session.last_seen_epoch + ctx.settings.session_idle_timeout:
+        return RevokeReason.IDLE_TIMEOUT
+    return None
+
+
+def authenticate(ctx: AppContext, *, access_token: str) -> Principal:
+    """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked)."""
+    try:
+        claims = ctx.jwt.decode(access_token, now=ctx.now())
+    except TokenError as exc:
+        raise (TokenExpired() if exc.code == "token_expired" else InvalidToken()) from None
+    session_id, user_uuid, device_id = claims.get("sid"), claims.get("sub"), claims.get("did")
+    if not all(isinstance(v, str) and v for v in (session_id, user_uuid, device_id)):
+        raise InvalidToken()
+    store = session_store(ctx)
+    session = store.get(session_id)
+    if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
+        raise InvalidToken()
+    now = _epoch(ctx)
+    reason = _end_reason(ctx, session, now)
+    if reason:
+        raise SessionRevoked(reason)
+    if now - session.last_seen_epoch >= TOUCH_EVERY_SECONDS:
+        store.touch(session, now=now)
+    return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session)
+
+
+# --- refresh with rotation and reuse detection ------------------------------------------
+
+def _parse_refresh_token(token: str) -> tuple[str, int]:
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[0]) != 36:
+        raise InvalidRefreshToken()
+    return parts[0], int(parts[1])
+
+
+def refresh(ctx: AppContext, *, refresh_token: str) -> TokenPair:
+    """Rotate the refresh token; a rotated-out token is honoured within the grace window only."""
+    session_id, generation = _parse_refresh_token(refresh_token)
+    if not digests_equal(refresh_token, _refresh_token(ctx, session_id, generation)):
+        raise InvalidRefreshToken()
+    store = session_store(ctx)
+    for _ in range(3):
+        session = store.get(session_id)
+        if session is None:
+            raise InvalidRefreshToken()
+        now = _epoch(ctx)
+        reason = _end_reason(ctx, session, now)
+        if reason:
+            raise SessionRevoked(reason)
+        if generation == session.refresh_gen:
+            if not digests_equal(token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
+                raise InvalidRefreshToken()
+            successor = token_digest(_refresh_token(ctx, session_id, generation + 1), purpose=REFRESH_PURPOSE)
+            if store.rotate_refresh(session, new_digest=successor, now=now):
+                return _token_pair(ctx, session, generation=generation + 1, issued_epoch=now)
+            continue  # a parallel refresh rotated first: answer as its grace-window twin
+        return _refresh_rotated_out(ctx, session, refresh_token=refresh_token, generation=generation, now=now)
+    raise InvalidRefreshToken()
+
+
+def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_token: str, generation: int,
+                         now: int) -> TokenPair:
+    within_grace = now - session.rotated_epoch <= ctx.settings.refresh_reuse_grace
+    is_previous = generation == session.refresh_gen - 1 and session.prev_refresh_digest and digests_equal(
+        token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.prev_refresh_digest)
+    if is_previous and within_grace:
+        return _token_pair(ctx, session, generation=session.refresh_gen, issued_epoch=session.rotated_epoch)
+    if generation > session.refresh_gen:
+        raise InvalidRefreshToken()
+    revoke_session(ctx, session=session, reason=RevokeReason.REFRESH_REUSE)
+    raise RefreshTokenReused()
+
+
+# --- ending sessions --------------------------------------------------------------------
+
+def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None) -> None:
+    session_store(ctx).revoke(session, reason=reason, at=iso(ctx.now()), by_device=by_device)
+
+
+def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reason: str,
+                       by_device: str | None) -> bool:
+    """End the live session of one device, if it has one; True if one was ended."""
+    store = session_store(ctx)
+    entry = store.get_presence(user_uuid).entries.get(device_id)
+    session = store.get(entry.session_id) if entry else None
+    if session is None or session.status != SESSION_ACTIVE:
+        return False
+    revoke_session(ctx, session=session, reason=reason, by_device=by_device)
+    return True
+
+
+def logout(ctx: AppContext, *, principal: Principal) -> None:
+    revoke_session(ctx, session=principal.session, reason=RevokeReason.LOGGED_OUT, by_device=principal.device_id)
+
+
+def logout_all(ctx: AppContext, *, principal: Principal, include_current: bool) -> None:
+    for session in list_user_sessions(ctx, user_uuid=principal.user_uuid):
+        if session.status != SESSION_ACTIVE or (session.session_id == principal.session_id and not include_current):
+            continue
+        reason = RevokeReason.LOGGED_OUT if session.session_id == principal.session_id else RevokeReason.REMOTE_LOGOUT
+        revoke_session(ctx, session=session, reason=reason, by_device=principal.device_id)
+
+
+def revoke_own_session(ctx: AppContext, *, principal: Principal, session_id: str) -> None:
+    session = session_store(ctx).get(session_id)
+    if session is None or session.user_uuid != principal.user_uuid:
+        raise SessionNotFound()
+    if session.status == SESSION_ACTIVE:
+        reason = RevokeReason.LOGGED_OUT if session_id == principal.session_id else RevokeReason.REMOTE_LOGOUT
+        revoke_session(ctx, session=session, reason=reason, by_device=principal.device_id)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def list_user_sessions(ctx: AppContext, *, user_uuid: str) -> list[SessionRecord]:
+    return session_store(ctx).list_for_user(user_uuid)
+
+
+def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | None]:
+    """("active" | "revoked" | "expired", reason) as of now."""
+    reason = _end_reason(ctx, session, _epoch(ctx))
+    if reason is None:
+        return "active", None
+    return ("revoked" if session.status != SESSION_ACTIVE else "expired"), reason
+
+
+def live_devices(ctx: AppContext, *, user_uuid: str) -> list[PresenceEntry]:
+    presence: Presence = session_store(ctx).get_presence(user_uuid)
+    return presence.live(now=_epoch(ctx), idle_timeout=ctx.settings.session_idle_timeout)
+
+
+def record_attempt(ctx: AppContext, *, user_uuid: str, result: str, device_id: str | None, ip: str | None,
+                   user_agent: str | None) -> None:
+    history_store(ctx).record(user_uuid=user_uuid, at=iso(ctx.now()), now=_epoch(ctx), result=result,
+                              device_id=device_id, ip=ip, user_agent=(user_agent or "")[:256] or None)
+
+
+def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    try:
+        return history_store(ctx).page(user_uuid=user_uuid, limit=limit, cursor=cursor)
+    except BadCursor:
+        raise InvalidField("cursor", "The cursor is not valid.") from None

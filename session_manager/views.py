@@ -1,0 +1,93 @@
+"""HTTP routes of /session: parse, call one service function, shape the answer."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from common.context import ctx
+from common.errors import InvalidField
+from common.openapi import operation
+from common.timefmt import iso_from_epoch
+from common.validation import parse_body, parse_optional_body
+from session_manager import service
+from session_manager.guard import current_principal, require_session
+from session_manager.models import (HistoryPage, LogoutAllRequest, RefreshRequest, SessionList, SessionRecord,
+                                    SessionView, TokenResponse)
+
+bp = Blueprint("session_manager", __name__, url_prefix="/session")
+
+
+def _view(session: SessionRecord, *, current_id: str) -> SessionView:
+    status, reason = service.session_status(ctx(), session)
+    return SessionView(
+        session_id=session.session_id, device_id=session.device_id, device_name=session.device_name,
+        created_at=session.created_at, last_seen_at=iso_from_epoch(session.last_seen_epoch),
+        expires_at=iso_from_epoch(session.expires_epoch), ip=session.ip, user_agent=session.user_agent,
+        current=session.session_id == current_id, status=status, revoked_reason=reason)
+
+
+@bp.post("/refresh")
+@operation("Rotate the refresh token", body=RefreshRequest, response=TokenResponse, errors=(401,))
+def refresh():
+    body = parse_body(RefreshRequest)
+    pair = service.refresh(ctx(), refresh_token=body.refresh_token)
+    return jsonify(TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
+                                 expires_in=pair.expires_in).model_dump())
+
+
+@bp.get("/me")
+@require_session
+@operation("The current session", response=SessionView, auth=True)
+def me():
+    principal = current_principal()
+    body = _view(principal.session, current_id=principal.session_id).model_dump()
+    return jsonify(user_uuid=principal.user_uuid, **body)
+
+
+@bp.get("/list")
+@require_session
+@operation("The caller's sessions", response=SessionList, auth=True)
+def list_sessions():
+    principal = current_principal()
+    sessions = service.list_user_sessions(ctx(), user_uuid=principal.user_uuid)
+    return jsonify(SessionList(sessions=[_view(s, current_id=principal.session_id) for s in sessions]).model_dump())
+
+
+@bp.delete("/<session_id>")
+@require_session
+@operation("End one of the caller's sessions", status=204, auth=True, errors=(404,))
+def delete_session(session_id: str):
+    service.revoke_own_session(ctx(), principal=current_principal(), session_id=session_id)
+    return "", 204
+
+
+@bp.post("/logout")
+@require_session
+@operation("End the current session", status=204, auth=True)
+def logout():
+    service.logout(ctx(), principal=current_principal())
+    return "", 204
+
+
+@bp.post("/logout_all")
+@require_session
+@operation("End every session of the caller", body=LogoutAllRequest, status=204, auth=True)
+def logout_all():
+    body = parse_optional_body(LogoutAllRequest)
+    service.logout_all(ctx(), principal=current_principal(), include_current=body.include_current)
+    return "", 204
+
+
+def _limit() -> int:
+    raw = request.args.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise InvalidField("limit", "limit must be an integer from 1 to 100.")
+    return int(raw)
+
+
+@bp.get("/history")
+@require_session
+@operation("Login attempts and evictions, newest first", response=HistoryPage, auth=True)
+def history():
+    items, next_cursor = service.history_page(ctx(), user_uuid=current_principal().user_uuid,
+                                              limit=_limit(), cursor=request.args.get("cursor") or None)
+    return jsonify(HistoryPage(items=items, next_cursor=next_cursor).model_dump())

@@ -1,0 +1,224 @@
+"""citylogin.client without the login/session services: keys, key files, errors, token refresh,
+and a registration round trip against the real registration service."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import stat
+
+import pytest
+import requests
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from citylogin.client import (KEY_KINDS, Client, CityloginError, ConcurrentLoginRequired, KeyFile, generate_key,
+                              private_key_pem, sign_challenge)
+from citylogin.client_cli import client as client_cli
+from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.support.services import running_service
+
+PASSWORD = "a long passphrase"
+
+
+def make_key_file(kind: str = "ecdsa-p256") -> KeyFile:
+    return KeyFile(base_url="http://127.0.0.1:1", username="alice", user_uuid="u-1", device_id="d-1",
+                   device_name="laptop", private_key_pem=private_key_pem(generate_key(kind)),
+                   client_cert_pem="-----BEGIN CERTIFICATE-----\n...", fingerprint="ab" * 32, ca_cert_pem="ca")
+
+
+def fake_response(status: int, body: dict | str | None, content_type: str = "application/problem+json"):
+    response = requests.Response()
+    response.status_code = status
+    if body is not None:
+        response._content = (body if isinstance(body, str) else json.dumps(body)).encode()
+        response.headers["Content-Type"] = content_type
+    else:
+        response._content = b""
+    return response
+
+
+# --- key file ---------------------------------------------------------------------------------
+
+def test_key_file_round_trip_is_mode_0600(tmp_path):
+    path = tmp_path / "device.json"
+    key_file = make_key_file()
+    key_file.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert KeyFile.load(path) == key_file
+
+
+def test_saving_over_a_readable_file_makes_it_0600(tmp_path):
+    path = tmp_path / "device.json"
+    path.write_text("old")
+    path.chmod(0o644)
+    make_key_file().save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert KeyFile.load(path).username == "alice"
+
+
+@pytest.mark.parametrize("kind", KEY_KINDS)
+def test_key_file_private_key_is_the_saved_key(kind, tmp_path):
+    key_file = make_key_file(kind)
+    key_file.save(tmp_path / "k.json")
+    assert private_key_pem(KeyFile.load(tmp_path / "k.json").private_key()) == key_file.private_key_pem
+
+
+# --- keys and signatures ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KEY_KINDS)
+def test_sign_challenge_verifies(kind):
+    key = generate_key(kind)
+    signature = base64.b64decode(sign_challenge(key, "nonce-123"), validate=True)
+    message = b"citylogin-login:nonce-123"
+    if kind == "ecdsa-p256":
+        key.public_key().verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    else:
+        key.public_key().verify(signature, message)
+
+
+def test_sign_challenge_does_not_verify_for_another_challenge():
+    key = generate_key("ed25519")
+    signature = base64.b64decode(sign_challenge(key, "one"))
+    with pytest.raises(InvalidSignature):
+        key.public_key().verify(signature, b"citylogin-login:two")
+
+
+def test_unknown_key_kind_is_refused():
+    with pytest.raises(ValueError, match="rsa"):
+        generate_key("rsa")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def test_error_from_problem_body():
+    body = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "taken", "code": "username_taken"}
+    error = CityloginError.from_response(fake_response(409, body))
+    assert type(error) is CityloginError
+    assert (error.status, error.code, error.detail, error.body) == (409, "username_taken", "taken", body)
+    assert "username_taken" in str(error)
+
+
+def test_concurrent_login_error_carries_the_confirm_token():
+    body = {"status": 409, "code": "concurrent_login", "detail": "in use", "confirm_token": "ct",
+            "active_devices": [{"device_id": "d-2", "device_name": "phone"}]}
+    error = CityloginError.from_response(fake_response(409, body))
+    assert isinstance(error, ConcurrentLoginRequired)
+    assert (error.confirm_token, error.active_devices[0]["device_id"]) == ("ct", "d-2")
+
+
+def test_error_from_a_non_json_answer():
+    error = CityloginError.from_response(fake_response(502, "Bad Gateway", "text/html"))
+    assert (error.status, error.code, error.detail) == (502, "http_error", "Bad Gateway")
+
+
+# --- token refresh, against a scripted transport ----------------------------------------------
+
+class ScriptedAdapter(requests.adapters.BaseAdapter):
+    """Answers each request with the next scripted response and records what was sent."""
+
+    def __init__(self, responses):
+        super().__init__()
+        self.responses, self.sent = list(responses), []
+
+    def send(self, request, **kwargs):
+        self.sent.append(request)
+        response = self.responses.pop(0)
+        response.request, response.url = request, request.url
+        return response
+
+    def close(self):
+        pass
+
+
+def scripted_client(*responses) -> tuple[Client, ScriptedAdapter]:
+    adapter, session = ScriptedAdapter(responses), requests.Session()
+    session.mount("http://", adapter)
+    client = Client("http://server/", session=session)
+    client.access_token, client.refresh_token, client.session_id = "old-access", "old-refresh", "s-1"
+    return client, adapter
+
+
+def test_request_refreshes_once_on_token_expired_and_retries():
+    client, adapter = scripted_client(
+        fake_response(401, {"status": 401, "code": "token_expired"}),
+        fake_response(200, {"access_token": "new-access", "refresh_token": "new-refresh", "expires_in": 900}),
+        fake_response(200, {"session_id": "s-1"}, "application/json"))
+    assert client.get_json("/session/me") == {"session_id": "s-1"}
+    assert [r.url for r in adapter.sent] == ["http://server/session/me", "http://server/session/refresh",
+                                             "http://server/session/me"]
+    assert json.loads(adapter.sent[1].body) == {"refresh_token": "old-refresh"}
+    assert adapter.sent[2].headers["Authorization"] == "Bearer new-access"
+    assert (client.access_token, client.refresh_token, client.session_id) == ("new-access", "new-refresh", "s-1")
+
+
+def test_request_returns_the_failed_refresh_answer():
+    client, adapter = scripted_client(
+        fake_response(401, {"status": 401, "code": "token_expired"}),
+        fake_response(401, {"status": 401, "code": "session_revoked", "reason": "displaced"}))
+    response = client.request("GET", "/device/list")
+    assert (response.status_code, response.json()["code"], response.json()["reason"]) == \
+        (401, "session_revoked", "displaced")
+    assert len(adapter.sent) == 2
+
+
+def test_request_does_not_refresh_on_other_401s():
+    client, adapter = scripted_client(fake_response(401, {"status": 401, "code": "session_revoked"}))
+    assert client.request("GET", "/session/me").json()["code"] == "session_revoked"
+    with pytest.raises(CityloginError) as raised:
+        scripted_client(fake_response(401, {"status": 401, "code": "invalid_token"}))[0].get_json("/x")
+    assert raised.value.code == "invalid_token"
+
+
+# --- registration against the real service ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def registration_url(dynamodb_endpoint, data_dir, table_prefix):
+    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir,
+              "table_prefix": table_prefix, **FAST_ARGON2}
+    with running_service("registration.app_registration", config_env(config)) as url:
+        yield url
+
+
+def public_der(key) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.mark.parametrize("kind", KEY_KINDS)
+def test_register_issues_a_certificate_for_the_local_key(registration_url, kind, tmp_path):
+    name = unique_name()
+    client = Client(registration_url)
+    key_file = client.register(username=name, email=f"{name}@example.com", password=PASSWORD,
+                               device_name="laptop", key_kind=kind)
+    assert client.key_file is key_file
+    cert = x509.load_pem_x509_certificate(key_file.client_cert_pem.encode())
+    assert public_der(cert.public_key()) == public_der(key_file.private_key().public_key())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == key_file.user_uuid
+    assert key_file.fingerprint == hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert (key_file.username, key_file.device_name, key_file.base_url) == (name, "laptop", registration_url)
+    key_file.save(tmp_path / "device.json")
+    assert KeyFile.load(tmp_path / "device.json") == key_file
+
+
+def test_register_taken_username_raises_its_code(registration_url):
+    name = unique_name()
+    Client(registration_url).register(username=name, email=f"{name}@example.com", password=PASSWORD)
+    with pytest.raises(CityloginError) as raised:
+        Client(registration_url).register(username=name, email=f"{name}2@example.com", password=PASSWORD)
+    assert (raised.value.status, raised.value.code) == (409, "username_taken")
+
+
+def test_cli_register_writes_a_private_key_file(registration_url, tmp_path):
+    name, path = unique_name(), tmp_path / "device.json"
+    args = ["register", "--url", registration_url, "--username", name, "--email", f"{name}@example.com",
+            "--key-file", str(path), "--key-kind", "ed25519"]
+    result = CliRunner().invoke(client_cli, args, env={"CITYLOGIN_CLIENT_PASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert KeyFile.load(path).fingerprint in result.output
+    again = CliRunner().invoke(client_cli, args, env={"CITYLOGIN_CLIENT_PASSWORD": PASSWORD})
+    assert again.exit_code != 0 and "exists" in again.output

@@ -1,0 +1,67 @@
+"""A real HTTP server around an app built by a factory, in this process, and device helpers.
+
+In-process serving lets a test reach the app's context (clock, DynamoDB client) while the
+requests still cross real sockets and real server threads."""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from werkzeug.serving import make_server
+
+from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
+from common.context import AppContext
+from device_manager import service as devices
+from tests.conftest import unique_name
+
+PASSWORD = "correct horse battery staple"
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+def register_device(url: str, *, key_kind: str = "ecdsa-p256") -> Client:
+    """A new user with its first device; the client holds the key file."""
+    name = unique_name()
+    client = Client(url)
+    client.register(username=name, email=f"{name}@example.com", password=PASSWORD, key_kind=key_kind)
+    return client
+
+
+def add_device(ctx: AppContext, first: Client, *, name: str | None = None, key_kind: str = "ecdsa-p256") -> Client:
+    """A further device of `first`'s user, added through the device_manager service function."""
+    key = generate_key(key_kind)
+    issued = devices.add_device(ctx, user_uuid=first.key_file.user_uuid, device_name=name,
+                                public_key=public_key_pem(key), csr=None)
+    record = issued.record
+    key_file = KeyFile(base_url=first.key_file.base_url, username=first.key_file.username,
+                       user_uuid=record.user_uuid, device_id=record.device_id, device_name=record.device_name,
+                       private_key_pem=private_key_pem(key), client_cert_pem=record.cert_pem,
+                       fingerprint=record.fingerprint, ca_cert_pem=ctx.ca.certificate_pem())
+    return Client(first.key_file.base_url, key_file=key_file)
+
+
+class FakeClock:
+    """An injectable clock for AppContext.clock: starts at the real time, moves only when told."""
+
+    def __init__(self) -> None:
+        from datetime import datetime, timezone
+        self.moment = datetime.now(timezone.utc)
+
+    def __call__(self):
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+        self.moment += timedelta(seconds=seconds)
