@@ -1,4 +1,4 @@
-"""The `citylogin` command: serve, dynamodb-local, init."""
+"""The `citylogin` command: serve, dynamodb-local, init, keys rotate, client."""
 from __future__ import annotations
 
 import signal
@@ -8,6 +8,7 @@ from typing import Iterator
 
 import click
 
+from citylogin.client_cli import client
 from common.config import ConfigError, Settings, load_settings
 from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 
@@ -102,6 +103,23 @@ def init() -> None:
     click.echo(f"tables: {', '.join(context.tables.all())}")
     click.echo(f"CA and signing keys in {keys_dir(settings).resolve()}")
 
+
+@main.group()
+def keys() -> None:
+    """JWT signing keys."""
+
+
+@keys.command("rotate")
+def rotate_keys() -> None:
+    """Add a new signing key; tokens signed with older keys stay valid until they expire."""
+    from common.context import keys_dir
+    from common.jwt_keys import add_jwt_key
+
+    key = add_jwt_key(keys_dir(_settings()))
+    click.echo(f"new signing key {key.kid}; running services pick it up within a minute")
+
+
+main.add_command(client)
 
 if __name__ == "__main__":
     main()

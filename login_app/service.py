@@ -113,7 +113,7 @@ def _count_failure(ctx: AppContext, *, username: str, ip: str | None) -> None:
         store.lock(ip_subject, now=now)
 
 
-def _clear_failures(ctx: AppContext, *, username: str) -> None:
+def clear_failures(ctx: AppContext, *, username: str) -> None:
     store, now = lockout_store(ctx), _now(ctx)
     user_subject, _ = _subjects(username, None)
     store.clear([store.lock_key(user_subject), store.failure_key(user_subject, now)])
@@ -143,15 +143,15 @@ def _authenticate_device(ctx: AppContext, request: LoginRequest, caller: Caller,
     return device
 
 
-def _verified_user(ctx: AppContext, request: LoginRequest) -> UserRecord | None:
-    user = users.find_user(ctx, username=request.username)
+def _verified_user(ctx: AppContext, *, username: str, password: str) -> UserRecord | None:
+    user = users.find_user(ctx, username=username)
     if user is None:
-        ctx.passwords.verify_dummy(request.password)  # unknown users cost the same time
+        ctx.passwords.verify_dummy(password)  # unknown users cost the same time
         return None
-    if not ctx.passwords.verify(user.password_hash, request.password):
+    if not ctx.passwords.verify(user.password_hash, password):
         return None
     if ctx.passwords.needs_rehash(user.password_hash):
-        users.update_password_hash(ctx, user_uuid=user.user_uuid, password_hash=ctx.passwords.hash(request.password))
+        users.update_password_hash(ctx, user_uuid=user.user_uuid, password_hash=ctx.passwords.hash(password))
     return user
 
 
@@ -162,26 +162,40 @@ def _record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, de
                                 ip=caller.ip, user_agent=caller.user_agent)
 
 
+def check_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller) -> tuple[UserRecord, bool]:
+    """The user if the password is right and neither the username nor the IP is locked out;
+    also whether recent failures need clearing. Failures count toward the lockout (SPEC §6)."""
+    try:
+        had_failures = _check_lockout(ctx, username=username, ip=caller.ip)
+    except TooManyRequests:
+        _record_failure(ctx, user=users.find_user(ctx, username=username), result="locked_out",
+                        device_id=None, caller=caller)
+        raise
+    user = _verified_user(ctx, username=username, password=password)
+    if user is None:
+        _count_failure(ctx, username=username, ip=caller.ip)
+        raise InvalidCredentials()
+    return user, had_failures
+
+
 def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginResponse:
     """Authenticate a device and open its session under the concurrency policy."""
     _required_fields(ctx, request, caller)
     try:
-        had_failures = _check_lockout(ctx, username=request.username, ip=caller.ip)
-    except TooManyRequests:
-        _record_failure(ctx, user=users.find_user(ctx, username=request.username), result="locked_out",
-                        device_id=None, caller=caller)
+        user, had_failures = check_credentials(ctx, username=request.username, password=request.password,
+                                               caller=caller)
+    except InvalidCredentials:
+        _record_failure(ctx, user=users.find_user(ctx, username=request.username),
+                        result="invalid_credentials", device_id=None, caller=caller)
         raise
-    user = _verified_user(ctx, request)
     try:
-        if user is None:
-            raise InvalidCredentials()
         device = _authenticate_device(ctx, request, caller, user)
-    except (InvalidCredentials, devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked) as failure:
+    except (devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked) as failure:
         _count_failure(ctx, username=request.username, ip=caller.ip)
         _record_failure(ctx, user=user, result=failure.code.value, device_id=None, caller=caller)
         raise
     if had_failures:
-        _clear_failures(ctx, username=request.username)
+        clear_failures(ctx, username=request.username)
     return _open(ctx, user=user, device=device, caller=caller, force=request.force)
 
 

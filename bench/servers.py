@@ -1,0 +1,91 @@
+"""The servers the benchmark talks to: `citylogin init`, then the all-in-one app under gunicorn,
+both against an in-memory DynamoDB Local, all on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+from common.dynamodb_local import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+LOCALHOST_ONLY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+def app_environment(*, endpoint_url: str, data_dir: Path) -> dict[str, str]:
+    """The server's environment: default Argon2id parameters, force policy so re-logins never 409."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
+    env.update(LOCALHOST_ONLY)
+    env.update({
+        "CITYLOGIN_DYNAMODB_ENDPOINT_URL": endpoint_url,
+        "CITYLOGIN_DATA_DIR": str(data_dir),
+        "CITYLOGIN_TABLE_PREFIX": "bench_",
+        "CITYLOGIN_LOG_LEVEL": "WARNING",
+        "CITYLOGIN_CONCURRENCY_POLICY": "force",
+    })
+    return env
+
+
+def run_init(env: dict[str, str], *, timeout: float = 120) -> str:
+    """`citylogin init` once, so the two workers do not race on tables and keys."""
+    done = subprocess.run([str(VENV_BIN / "citylogin"), "init"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"citylogin init failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with requests.Session() as http:
+        http.trust_env = False
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{_tail(log_path)}")
+            try:
+                if http.get(base_url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn not ready within {timeout:.0f}s:\n{_tail(log_path)}")
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def gunicorn_app(env: dict[str, str], *, log_path: Path, workers: int = 2, threads: int = 8,
+                 ready_timeout: float = 60) -> Iterator[str]:
+    """Yields the base URL of `citylogin.app:create_app()` under gunicorn gthread; stops it on exit."""
+    port = free_port()
+    command = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+               "--threads", str(threads), "--worker-class", "gthread", "citylogin.app:create_app()"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_ready(base_url, process, log_path, ready_timeout)
+        yield base_url
+    finally:
+        _stop(process)
