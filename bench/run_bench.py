@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cpu import cpu_delta, tree_cpu_seconds
 from loadgen import closed_loop, local_session, summarize, time_calls
 from servers import LOCALHOST_ONLY, PROJECT_ROOT, app_environment, gunicorn_app, run_init
 from citylogin.client import Client, KeyFile, sign_challenge
@@ -167,27 +168,33 @@ def bench_sequential(base_url: str, headers: dict[str, str], get_item, n: int) -
     return {f"seq_{name}": summarize(values) for name, values in samples.items()}
 
 
-def bench_load(base_url: str, headers: dict[str, str], cfg: dict) -> dict[str, dict]:
-    """Closed-loop load, /session/me and /healthz in alternating rounds, latencies pooled per endpoint."""
+def bench_load(base_url: str, headers: dict[str, str], cfg: dict, pids: dict[str, int]) -> dict[str, dict]:
+    """Closed-loop load, /session/me and /healthz in alternating rounds, latencies pooled per endpoint;
+    plus the CPU each request cost the server, DynamoDB Local and this process (the load generator)."""
     targets = {"me": (base_url + "/session/me", headers), "floor": (base_url + "/healthz", {})}
     for url, hdrs in targets.values():
         closed_loop(url, headers=hdrs, threads=cfg["threads"], seconds=cfg["warmup_s"])
     round_s = cfg["load_s"] / cfg["rounds"]
-    pooled = {name: {"latencies": [], "elapsed": 0.0, "errors": 0, "rounds_rps": []} for name in targets}
+    pooled = {name: {"latencies": [], "elapsed": 0.0, "errors": 0, "rounds_rps": [], "cpu": {}} for name in targets}
     for name in ROUND_ORDER[: 2 * cfg["rounds"]]:
         url, hdrs = targets[name]
+        before = tree_cpu_seconds(pids)
         result = closed_loop(url, headers=hdrs, threads=cfg["threads"], seconds=round_s)
+        used = cpu_delta(before, tree_cpu_seconds(pids))
         pool = pooled[name]
         pool["latencies"] += result.latencies
         pool["elapsed"] += result.elapsed
         pool["errors"] += result.errors
         pool["rounds_rps"].append(round(result.requests_per_second, 1))
+        pool["cpu"] = {k: pool["cpu"].get(k, 0.0) + v for k, v in used.items()}
         _log(f"  load round {name}: {result.requests_per_second:.0f} req/s, {result.errors} errors")
     out = {}
     for name, pool in pooled.items():
+        count = len(pool["latencies"])
         stats = summarize(pool["latencies"])
-        stats.update(rps=len(pool["latencies"]) / pool["elapsed"], errors=pool["errors"],
-                     rounds_rps=pool["rounds_rps"], seconds=pool["elapsed"])
+        stats.update(rps=count / pool["elapsed"], errors=pool["errors"], rounds_rps=pool["rounds_rps"],
+                     seconds=pool["elapsed"],
+                     cpu_ms_per_request={k: 1000 * v / count for k, v in pool["cpu"].items()} if count else {})
         out[f"load_{name}"] = stats
     return out
 
@@ -250,6 +257,13 @@ def render_table(results: dict, ratios: dict) -> str:
         s = results[key]
         lines.append(f"{label:34} {s['n']:>6} {_fmt(s.get('p50')):>9} {_fmt(s.get('p95')):>9} "
                      f"{_fmt(s.get('p99')):>9} {_fmt(s.get('rps'), '.0f'):>8} {_fmt(s.get('errors'), 'd'):>4}")
+    lines += ["", f"{'CPU ms per request under load':34} {'server':>9} {'dynamodb':>9} {'loadgen':>9} {'total':>8}",
+              "-" * 84]
+    for key in ("load_floor", "load_me"):
+        cpu = results[key].get("cpu_ms_per_request", {})
+        parts = [cpu.get(k) for k in ("server", "dynamodb", "loadgen")]
+        total = sum(parts) if None not in parts else None
+        lines.append(f"{ROW_LABELS[key]:34} " + " ".join(f"{_fmt(v):>9}" for v in parts) + f" {_fmt(total):>8}")
     lines += ["", f"{'derived (p50)':44} {'value':>10}  goal"]
     lines.append("-" * 84)
     for key, item in ratios.items():
@@ -284,13 +298,14 @@ def run(cfg: dict) -> dict:
         with DynamoDBLocal() as db:
             env = app_environment(endpoint_url=db.endpoint_url, data_dir=work_dir / "data")
             _log("citylogin init: " + run_init(env).replace("\n", "; "))
-            with gunicorn_app(env, log_path=work_dir / "gunicorn.log") as base_url:
-                _log(f"gunicorn ready on {base_url}")
-                results |= bench_server(base_url, db.endpoint_url, cfg)
+            with gunicorn_app(env, log_path=work_dir / "gunicorn.log") as app:
+                _log(f"gunicorn ready on {app.base_url}")
+                pids = {"server": app.pid, "dynamodb": db.process.pid}
+                results |= bench_server(app.base_url, db.endpoint_url, cfg, pids)
     return results
 
 
-def bench_server(base_url: str, endpoint_url: str, cfg: dict) -> dict[str, dict]:
+def bench_server(base_url: str, endpoint_url: str, cfg: dict, pids: dict[str, int]) -> dict[str, dict]:
     run_id = secrets.token_hex(3)
     results: dict[str, dict] = {}
     # Two untimed registrations warm both workers and give the login and load users.
@@ -306,7 +321,7 @@ def bench_server(base_url: str, endpoint_url: str, cfg: dict) -> dict[str, dict]
     _log(f"sequential /session/me, /healthz, GetItem x{cfg['sequential_n']}")
     results |= bench_sequential(base_url, headers, get_item, cfg["sequential_n"])
     _log(f"closed-loop load: {cfg['threads']} threads, {cfg['load_s']:g}s per endpoint in {cfg['rounds']} rounds")
-    results |= bench_load(base_url, headers, cfg)
+    results |= bench_load(base_url, headers, cfg, pids)
     return results
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -73,10 +74,16 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class RunningApp:
+    base_url: str
+    pid: int  # the gunicorn master; the workers are its children
+
+
 @contextmanager
 def gunicorn_app(env: dict[str, str], *, log_path: Path, workers: int = 2, threads: int = 8,
-                 ready_timeout: float = 60) -> Iterator[str]:
-    """Yields the base URL of `citylogin.app:create_app()` under gunicorn gthread; stops it on exit."""
+                 ready_timeout: float = 60) -> Iterator[RunningApp]:
+    """`citylogin.app:create_app()` under gunicorn gthread on a free port; stopped on exit."""
     port = free_port()
     command = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--threads", str(threads), "--worker-class", "gthread", "citylogin.app:create_app()"]
@@ -86,6 +93,6 @@ def gunicorn_app(env: dict[str, str], *, log_path: Path, workers: int = 2, threa
     try:
         base_url = f"http://127.0.0.1:{port}"
         _wait_ready(base_url, process, log_path, ready_timeout)
-        yield base_url
+        yield RunningApp(base_url=base_url, pid=process.pid)
     finally:
         _stop(process)

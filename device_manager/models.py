@@ -58,3 +58,43 @@ class DeviceCertificateResponse(BaseModel):
     ca_cert: str
     private_key: str | None = Field(default=None, description="only when the server generated the key")
     message: str
+
+
+class PairedDeviceRequest(DeviceKeyFields):
+    """POST /device/register (and POST /registration/ with `qr_code`): a further device."""
+
+    qr_code: str = Field(min_length=1, max_length=4096)
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class DeviceView(BaseModel):
+    device_id: str
+    device_name: str
+    is_primary: bool
+    fingerprint: str
+    key_type: str
+    registered_at: str
+    last_login_at: str | None
+    active: bool
+    current: bool
+    status: str
+    cert_expires_at: str
+
+
+class DeviceList(BaseModel):
+    devices: list[DeviceView]
+
+
+class RenameRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    device_name: str = Field(min_length=1, max_length=64)
+
+
+class DeviceIdRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    device_id: str = Field(min_length=1, max_length=64)
+
+
+class UnbindRequest(DeviceIdRequest):
+    confirm_last: bool = Field(default=False, description="required to unbind the account's last device")

@@ -12,11 +12,16 @@ from common.certificates import (certificate_fingerprint, certificate_issued_by,
 from common.context import AppContext
 from common.crypto import (CryptoInputError, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
-from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, Unauthorized
+from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, Unauthorized
+from common.notifier import Message
 from common.timefmt import iso, parse_iso
-from device_manager.models import (DEVICE_STATUS_ACTIVE, DeviceCertificateResponse, DeviceRecord,
-                                   IssuedDevice)
-from device_manager.store import DeviceStore, LimitReached, WriteRefused
+from device_manager.models import (DEVICE_STATUS_ACTIVE, DeviceCertificateResponse, DeviceList, DeviceRecord,
+                                   DeviceView, IssuedDevice)
+from device_manager.store import (AlreadyRevoked, DeviceStore, LastDeviceRefused, LimitReached,
+                                  WriteRefused)
+from registration import service as users
+from session_manager import service as sessions
+from session_manager.models import RevokeReason
 
 
 def device_store(ctx: AppContext) -> DeviceStore:
@@ -123,12 +128,9 @@ class DeviceLimitReached(Conflict):
     code, detail = ErrorCode.DEVICE_LIMIT_REACHED, "This account already has the maximum number of devices."
 
 
-def add_device(ctx: AppContext, *, user_uuid: str, device_name: str | None, public_key: str | None,
-               csr: str | None, extra_writes: list[dict] | None = None) -> IssuedDevice:
-    """Issue and store a further device of an existing user, within the device limit, together
-    with `extra_writes` in one transaction (WriteRefused names a refused extra entry)."""
-    issued = issue_device(ctx, user_uuid=user_uuid, device_name=device_name, is_primary=False,
-                          public_key=public_key, csr=csr)
+def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: list[dict] | None = None) -> None:
+    """Store a further device within the device limit, with `extra_writes`, in one transaction;
+    DeviceLimitReached, or WriteRefused(index into extra_writes) if an extra entry was refused."""
     writes = new_device_writes(ctx, issued.record)
     try:
         device_store(ctx).transact([*writes, *(extra_writes or [])])
@@ -136,4 +138,71 @@ def add_device(ctx: AppContext, *, user_uuid: str, device_name: str | None, publ
         raise DeviceLimitReached() from None
     except WriteRefused as refused:
         raise WriteRefused(refused.index - len(writes)) from None
-    return issued
+
+
+# --- managing one's own devices -----------------------------------------------------------
+
+class DeviceNotFound(NotFound):
+    code, detail = ErrorCode.DEVICE_NOT_FOUND, "No such device."
+
+
+class LastDevice(Conflict):
+    code = ErrorCode.LAST_DEVICE
+    detail = ("This is the account's last device; without it nobody can log in. "
+              "Send confirm_last: true to unbind it anyway.")
+
+
+def own_device(ctx: AppContext, *, user_uuid: str, device_id: str) -> DeviceRecord:
+    """The caller's device, or 404 (never 403: another user's ids are not confirmed)."""
+    try:
+        uuid.UUID(device_id)
+    except ValueError:
+        raise DeviceNotFound() from None
+    record = device_store(ctx).get(user_uuid=user_uuid, device_id=device_id)
+    if record is None:
+        raise DeviceNotFound()
+    return record
+
+
+def list_devices(ctx: AppContext, *, user_uuid: str, current_device_id: str) -> DeviceList:
+    live = {e.device_id for e in sessions.live_devices(ctx, user_uuid=user_uuid)}
+    records = sorted(device_store(ctx).list_for_user(user_uuid), key=lambda d: d.registered_at)
+    return DeviceList(devices=[DeviceView(
+        device_id=d.device_id, device_name=d.device_name, is_primary=d.is_primary, fingerprint=d.fingerprint,
+        key_type=d.key_type, registered_at=d.registered_at, last_login_at=d.last_login_at,
+        active=d.device_id in live and d.status == DEVICE_STATUS_ACTIVE, current=d.device_id == current_device_id,
+        status=d.status, cert_expires_at=d.cert_expires_at) for d in records])
+
+
+def rename_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str) -> None:
+    own_device(ctx, user_uuid=user_uuid, device_id=device_id)
+    if not device_store(ctx).rename(user_uuid=user_uuid, device_id=device_id, device_name=device_name):
+        raise DeviceNotFound()
+
+
+def force_logout(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str) -> bool:
+    """End the device's session (reason remote_logout); True if it had one."""
+    record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
+    ended = sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device_id,
+                                        reason=RevokeReason.REMOTE_LOGOUT, by_device=by_device)
+    if ended:
+        user = users.get_user(ctx, user_uuid=user_uuid)
+        ctx.notifier.notify(Message(event="forced_logout", user_uuid=user_uuid, email=user.email if user else None,
+                                    subject="A device was logged out",
+                                    body=f"{record.device_name} was logged out from another device."))
+    return ended
+
+
+def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str, confirm_last: bool) -> None:
+    """Revoke the device's certificate for good and end its session (reason device_unbound).
+    The device is revoked first, so a login racing this cannot outlive it."""
+    own_device(ctx, user_uuid=user_uuid, device_id=device_id)
+    try:
+        device_store(ctx).revoke(user_uuid=user_uuid, device_id=device_id, at=iso(ctx.now()),
+                                 keep_at_least=0 if confirm_last else 1)
+    except LastDeviceRefused:
+        raise LastDevice() from None
+    except AlreadyRevoked:
+        pass  # unbinding twice is harmless; still make sure no session survives
+    sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device_id,
+                                reason=RevokeReason.DEVICE_UNBOUND, by_device=by_device)

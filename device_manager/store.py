@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
-from device_manager.models import DEVICE_STATUS_ACTIVE, DeviceRecord
+from device_manager.models import DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord
 
 
 # One item per user, beside its devices, counts the registered ones (CITYLOGIN_MAX_REGISTERED_DEVICES).
@@ -77,6 +77,44 @@ class DeviceStore:
                            "ExpressionAttributeNames": {"#s": "status"},
                            "ExpressionAttributeValues": {":at": {"S": at}, ":active": {"S": DEVICE_STATUS_ACTIVE}}}}
 
+    def rename(self, *, user_uuid: str, device_id: str, device_name: str) -> bool:
+        """False if the user has no such device."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(user_uuid, device_id), UpdateExpression="SET device_name = :n",
+                ConditionExpression="attribute_exists(device_id)",
+                ExpressionAttributeValues={":n": {"S": device_name}})
+            return True
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+
+    def revoke_item(self, *, user_uuid: str, device_id: str, at: str) -> dict[str, Any]:
+        return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, device_id),
+                           "UpdateExpression": "SET #s = :revoked, revoked_at = :at",
+                           "ConditionExpression": "#s = :active",
+                           "ExpressionAttributeNames": {"#s": "status"},
+                           "ExpressionAttributeValues": {":revoked": {"S": DEVICE_STATUS_REVOKED},
+                                                         ":active": {"S": DEVICE_STATUS_ACTIVE}, ":at": {"S": at}}}}
+
+    def revoke(self, *, user_uuid: str, device_id: str, at: str, keep_at_least: int) -> None:
+        """Revoke the device and free its slot, unless fewer than `keep_at_least` would remain
+        (LastDeviceRefused) or it was already revoked (AlreadyRevoked)."""
+        release = self.release_slot_item(user_uuid)
+        release["Update"]["ConditionExpression"] = "registered > :keep"
+        release["Update"]["ExpressionAttributeValues"] = {":minus": {"N": "-1"}, ":keep": {"N": str(keep_at_least)}}
+        try:
+            self.client.transact_write_items(TransactItems=[
+                self.revoke_item(user_uuid=user_uuid, device_id=device_id, at=at), release])
+        except ClientError as exc:
+            codes = dynamo.cancellation_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise AlreadyRevoked() from None
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise LastDeviceRefused() from None
+            raise
+
     def transact(self, items: list[dict[str, Any]]) -> None:
         """Run a transaction whose first entry is take_slot_item; LimitReached if it was refused,
         WriteRefused(index) if another entry's condition failed."""
@@ -89,6 +127,14 @@ class DeviceStore:
             if "ConditionalCheckFailed" in codes:
                 raise WriteRefused(codes.index("ConditionalCheckFailed")) from None
             raise
+
+
+class AlreadyRevoked(Exception):
+    """The device was revoked before."""
+
+
+class LastDeviceRefused(Exception):
+    """Revoking would leave fewer devices than asked to keep."""
 
 
 class LimitReached(Exception):

@@ -1,10 +1,17 @@
 """HTTP routes of /device: parse, call one service function, shape the answer."""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, jsonify
 
+from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
+from common.validation import parse_body
+from device_manager import service
+from device_manager.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, PairedDeviceRequest,
+                                   RenameRequest, UnbindRequest)
+from registration import pairing_service
+from session_manager.guard import current_principal, require_session
 
 bp = Blueprint("device_manager", __name__, url_prefix="/device")
 
@@ -13,3 +20,57 @@ bp = Blueprint("device_manager", __name__, url_prefix="/device")
 @operation("The CA certificate that issues device certificates")
 def ca_certificate():
     return Response(ctx().ca.certificate_pem(), mimetype="application/x-pem-file")
+
+
+@bp.post("/register")
+@operation("Add a device with a pairing QR payload and the account's credentials", body=PairedDeviceRequest,
+           response=DeviceCertificateResponse, status=201, errors=(401, 403, 404, 409, 410, 429))
+def register():
+    paired = parse_body(PairedDeviceRequest)
+    result = pairing_service.register_paired_device(
+        ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
+        device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller())
+    return jsonify(result.model_dump(exclude_none=True)), 201
+
+
+@bp.get("/list")
+@require_session
+@operation("The caller's devices", response=DeviceList, auth=True)
+def list_devices():
+    principal = current_principal()
+    result = service.list_devices(ctx(), user_uuid=principal.user_uuid, current_device_id=principal.device_id)
+    return jsonify(result.model_dump())
+
+
+@bp.patch("/<device_id>")
+@require_session
+@operation("Rename one of the caller's devices", body=RenameRequest, auth=True, errors=(404,))
+def rename(device_id: str):
+    body = parse_body(RenameRequest)
+    service.rename_device(ctx(), user_uuid=current_principal().user_uuid, device_id=device_id,
+                          device_name=body.device_name)
+    return jsonify(device_id=device_id, device_name=body.device_name)
+
+
+@bp.post("/force_logout")
+@require_session
+@operation("Log one of the caller's devices out (reason remote_logout)", body=DeviceIdRequest, auth=True,
+           errors=(404,))
+def force_logout():
+    body = parse_body(DeviceIdRequest)
+    principal = current_principal()
+    ended = service.force_logout(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id,
+                                 by_device=principal.device_id)
+    return jsonify(device_id=body.device_id, logged_out=ended)
+
+
+@bp.post("/unbind")
+@require_session
+@operation("Revoke one of the caller's devices for good and end its session", body=UnbindRequest, auth=True,
+           errors=(404, 409))
+def unbind():
+    body = parse_body(UnbindRequest)
+    principal = current_principal()
+    service.unbind(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id, by_device=principal.device_id,
+                   confirm_last=body.confirm_last)
+    return jsonify(device_id=body.device_id, status="revoked")

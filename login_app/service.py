@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import unicodedata
-from dataclasses import dataclass
 
+from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import Conflict, ErrorCode, MissingFields, TooManyRequests, Unauthorized
@@ -42,13 +42,6 @@ class InvalidConfirmToken(Unauthorized):
 
 class ConcurrentLogin(Conflict):
     code, detail = ErrorCode.CONCURRENT_LOGIN, concurrency_policy.IN_USE_MESSAGE
-
-
-@dataclass(frozen=True)
-class Caller:
-    ip: str | None
-    user_agent: str | None
-    verified_cert: str | None = None  # from a trusted TLS proxy header
 
 
 def _now(ctx: AppContext) -> int:

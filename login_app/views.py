@@ -1,10 +1,9 @@
 """HTTP routes of /login: parse, call one service function, shape the answer."""
 from __future__ import annotations
 
-from urllib.parse import unquote
+from flask import Blueprint, jsonify
 
-from flask import Blueprint, jsonify, request
-
+from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
@@ -12,14 +11,6 @@ from login_app import service
 from login_app.models import ChallengeResponse, ConfirmRequest, LoginRequest, LoginResponse
 
 bp = Blueprint("login_app", __name__, url_prefix="/login")
-
-
-def _caller() -> service.Caller:
-    # remote_addr already honours CITYLOGIN_TRUSTED_PROXIES (ProxyFix in the app factory).
-    header = ctx().settings.trusted_client_cert_header
-    verified = unquote(request.headers[header]) if header and request.headers.get(header) else None
-    return service.Caller(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"),
-                          verified_cert=verified)
 
 
 @bp.post("/challenge")
@@ -34,7 +25,7 @@ def challenge():
            errors=(401, 403, 409, 429))
 def login():
     body = parse_body(LoginRequest)
-    return jsonify(service.login(ctx(), request=body, caller=_caller()).model_dump())
+    return jsonify(service.login(ctx(), request=body, caller=current_caller()).model_dump())
 
 
 @bp.post("/confirm")
@@ -42,4 +33,4 @@ def login():
            response=LoginResponse, errors=(401, 403, 409))
 def confirm():
     body = parse_body(ConfirmRequest)
-    return jsonify(service.confirm(ctx(), confirm_token=body.confirm_token, caller=_caller()).model_dump())
+    return jsonify(service.confirm(ctx(), confirm_token=body.confirm_token, caller=current_caller()).model_dump())

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
-from device_manager.models import DeviceKeyFields
+from device_manager.models import DeviceKeyFields, PairedDeviceRequest  # noqa: F401 (re-exported)
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 
@@ -63,12 +63,19 @@ class UserRecord:
     created_at: str
 
 
-class PairedDeviceRequest(DeviceKeyFields):
-    """POST /registration/ with `qr_code`: a further device, as POST /device/register."""
+class PairingCredentialsRequest(BaseModel):
+    """The seed-compatible way for a registered device to ask for a pairing token."""
 
-    qr_code: str = Field(min_length=1, max_length=4096)
     username: str = Field(min_length=1, max_length=256)
     password: str = Field(min_length=1, max_length=1024)
+    client_cert_fp: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class PairingTokenResponse(BaseModel):
+    qr_code: str
+    qr_png: str
+    expires_at: str
+    expires_in: int
 
 
 class RegistrationInfo(BaseModel):

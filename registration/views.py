@@ -1,14 +1,17 @@
 """HTTP routes of /registration: parse, call one service function, shape the answer."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
+from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
-from common.validation import json_object, parse_model
+from common.validation import json_object, parse_body, parse_model
 from device_manager.models import DeviceCertificateResponse
-from registration import service
-from registration.models import NewUserRequest, PairedDeviceRequest, RegistrationInfo
+from registration import pairing_service, service
+from registration.models import (NewUserRequest, PairedDeviceRequest, PairingCredentialsRequest,
+                                 PairingTokenResponse, RegistrationInfo)
+from session_manager.guard import authenticate_request
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")
 
@@ -38,11 +41,29 @@ def describe():
 def register():
     body = json_object()
     if "qr_code" in body:
-        request = parse_model(PairedDeviceRequest, body)
-        result = service.register_paired_device(ctx(), request=request)
+        paired = parse_model(PairedDeviceRequest, body)
+        result = pairing_service.register_paired_device(
+            ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
+            device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller())
     else:
-        request = parse_model(NewUserRequest, body)
+        new = parse_model(NewUserRequest, body)
         result = service.register_user(
-            ctx(), username=request.username, email=str(request.email), password=request.password,
-            device_name=request.device_name, public_key=request.public_key, csr=request.csr)
+            ctx(), username=new.username, email=str(new.email), password=new.password,
+            device_name=new.device_name, public_key=new.public_key, csr=new.csr)
     return jsonify(result.model_dump(exclude_none=True)), 201
+
+
+@bp.post("/request_pairing_token")
+@operation("A one-time pairing QR code for adding a device (Bearer, or the seed-compatible body)",
+           body=PairingCredentialsRequest, response=PairingTokenResponse, status=201, errors=(401, 403, 429))
+def request_pairing_token():
+    if request.headers.get("Authorization"):
+        principal = authenticate_request()
+        user_uuid, device_id = principal.user_uuid, principal.device_id
+    else:
+        creds = parse_body(PairingCredentialsRequest)
+        user_uuid, device_id = pairing_service.device_by_credentials(
+            ctx(), username=creds.username, password=creds.password, client_cert_fp=creds.client_cert_fp,
+            caller=current_caller())
+    result = pairing_service.request_pairing_token(ctx(), user_uuid=user_uuid, device_id=device_id)
+    return jsonify(PairingTokenResponse(**result).model_dump()), 201

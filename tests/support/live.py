@@ -42,8 +42,9 @@ def register_device(url: str, *, key_kind: str = "ecdsa-p256") -> Client:
 def add_device(ctx: AppContext, first: Client, *, name: str | None = None, key_kind: str = "ecdsa-p256") -> Client:
     """A further device of `first`'s user, added through the device_manager service function."""
     key = generate_key(key_kind)
-    issued = devices.add_device(ctx, user_uuid=first.key_file.user_uuid, device_name=name,
-                                public_key=public_key_pem(key), csr=None)
+    issued = devices.issue_device(ctx, user_uuid=first.key_file.user_uuid, device_name=name, is_primary=False,
+                                  public_key=public_key_pem(key), csr=None)
+    devices.store_new_device(ctx, issued)
     record = issued.record
     key_file = KeyFile(base_url=first.key_file.base_url, username=first.key_file.username,
                        user_uuid=record.user_uuid, device_id=record.device_id, device_name=record.device_name,

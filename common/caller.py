@@ -1,0 +1,25 @@
+"""Who sent the request, as far as the network tells: client IP, user agent and a client
+certificate verified by a trusted TLS proxy (SPEC §4, §6)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from flask import request
+
+from common.context import ctx
+
+
+@dataclass(frozen=True)
+class Caller:
+    ip: str | None
+    user_agent: str | None
+    verified_cert: str | None = None  # PEM from CITYLOGIN_TRUSTED_CLIENT_CERT_HEADER
+
+
+def current_caller() -> Caller:
+    # remote_addr already honours CITYLOGIN_TRUSTED_PROXIES (ProxyFix in the app factory).
+    header = ctx().settings.trusted_client_cert_header
+    verified = unquote(request.headers[header]) if header and request.headers.get(header) else None
+    agent = (request.headers.get("User-Agent") or "")[:256] or None
+    return Caller(ip=request.remote_addr, user_agent=agent, verified_cert=verified)

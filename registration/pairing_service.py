@@ -1,0 +1,123 @@
+"""Pairing: a registered device asks for a one-time token shown as a QR code; a new device
+redeems it with the account's credentials and gets its own certificate (SPEC §4). No Flask."""
+from __future__ import annotations
+
+from common.caller import Caller
+from common.context import AppContext
+from common.crypto import new_token, token_digest
+from common.errors import ErrorCode, Forbidden, Gone, NotFound, TooManyRequests
+from common.notifier import Message
+from common.rate_limits import RateLimitStore
+from common.timefmt import iso, iso_from_epoch
+from device_manager import service as devices
+from device_manager.models import DeviceCertificateResponse
+from device_manager.store import WriteRefused
+from login_app import service as credentials
+from registration import qr
+from registration.pairing_store import USED, PairingTokenStore
+
+PURPOSE = "pairing"
+RATE_WINDOW_SECONDS = 3600
+
+
+class DeviceNotRegistered(Forbidden):
+    code, detail = ErrorCode.DEVICE_NOT_REGISTERED, "This device is not a registered device of this account."
+
+
+class PairingUserMismatch(Forbidden):
+    code, detail = ErrorCode.PAIRING_USER_MISMATCH, "This pairing code belongs to another account."
+
+
+class PairingTokenUnknown(NotFound):
+    code, detail = ErrorCode.PAIRING_TOKEN_UNKNOWN, "This pairing code is not known."
+
+
+class PairingTokenExpired(Gone):
+    code, detail = ErrorCode.PAIRING_TOKEN_EXPIRED, "This pairing code has expired; show a new one."
+
+
+class PairingTokenUsed(Gone):
+    code, detail = ErrorCode.PAIRING_TOKEN_USED, "This pairing code was already used; show a new one."
+
+
+def pairing_store(ctx: AppContext) -> PairingTokenStore:
+    return PairingTokenStore(ctx.dynamodb, ctx.tables.pairing_tokens)
+
+
+def _now(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+# --- asking for a token -------------------------------------------------------------------
+
+def device_by_credentials(ctx: AppContext, *, username: str, password: str, client_cert_fp: str,
+                          caller: Caller) -> tuple[str, str]:
+    """(user_uuid, device_id) for the seed-compatible body: the password, and a fingerprint of
+    one of the user's registered, unrevoked devices."""
+    user, _ = credentials.check_credentials(ctx, username=username, password=password, caller=caller)
+    try:
+        device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=client_cert_fp)
+    except (devices.CertificateMismatch, devices.DeviceRevoked):
+        raise DeviceNotRegistered() from None
+    return user.user_uuid, device.device_id
+
+
+def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) -> dict:
+    """A new single-use token for `user_uuid`, as a payload and a PNG QR code."""
+    settings, now = ctx.settings, _now(ctx)
+    retry = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
+        f"pairing#{user_uuid}", limit=settings.pairing_tokens_per_hour, window_seconds=RATE_WINDOW_SECONDS, now=now)
+    if retry is None:
+        raise TooManyRequests("Too many pairing codes requested; try again later.",
+                              retry_after=RATE_WINDOW_SECONDS - now % RATE_WINDOW_SECONDS,
+                              code=ErrorCode.RATE_LIMITED)
+    token = new_token(32)
+    expires = now + settings.pairing_token_ttl
+    pairing_store(ctx).create(digest=token_digest(token, purpose=PURPOSE), user_uuid=user_uuid,
+                              created_by_device=device_id, created_at=iso(ctx.now()), expires_epoch=expires)
+    payload = qr.encode_payload(user_uuid=user_uuid, token=token)
+    return {"qr_code": payload, "qr_png": qr.png_data_uri(payload), "expires_at": iso_from_epoch(expires),
+            "expires_in": settings.pairing_token_ttl}
+
+
+# --- redeeming it -----------------------------------------------------------------------
+
+def _redeemable(record: dict | None, *, user_uuid: str, now: int) -> dict:
+    if record is None:
+        raise PairingTokenUnknown()
+    if record["user_uuid"] != user_uuid:
+        raise PairingUserMismatch()
+    if record["status"] == USED:
+        raise PairingTokenUsed()
+    if record["expires_epoch"] <= now:
+        raise PairingTokenExpired()
+    return record
+
+
+def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, password: str,
+                           device_name: str | None, public_key: str | None, csr: str | None,
+                           caller: Caller) -> DeviceCertificateResponse:
+    """Redeem a pairing token (one read, one transaction) and certify the new device."""
+    payload_uuid, token = qr.decode_payload(qr_code)
+    user, had_failures = credentials.check_credentials(ctx, username=username, password=password, caller=caller)
+    if payload_uuid != user.user_uuid:
+        raise PairingUserMismatch()
+    digest, now = token_digest(token, purpose=PURPOSE), _now(ctx)
+    store = pairing_store(ctx)
+    record = _redeemable(store.get(digest), user_uuid=user.user_uuid, now=now)
+    issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=device_name, is_primary=False,
+                                  public_key=public_key, csr=csr)
+    redeem = store.redeem_item(digest=digest, user_uuid=user.user_uuid, device_id=issued.record.device_id,
+                               now=now, at=iso(ctx.now()))
+    try:
+        devices.store_new_device(ctx, issued, extra_writes=[redeem])
+    except WriteRefused:
+        # Someone redeemed it between our read and our write, or it just expired.
+        raise (PairingTokenExpired() if _now(ctx) >= record["expires_epoch"] else PairingTokenUsed()) from None
+    if had_failures:
+        credentials.clear_failures(ctx, username=username)
+    ctx.notifier.notify(Message(
+        event="new_device", user_uuid=user.user_uuid, email=user.email, subject="A new device was added",
+        body=f"The device {issued.record.device_name} was added to your account. If this was not you, "
+             f"remove it from the device list and change your password."))
+    return devices.certificate_response(ctx, issued, message="Device registered.")

@@ -1,0 +1,38 @@
+"""The pairing tokens table: keyed by the token's SHA-256 digest, redeemed once (SPEC §4, §8)."""
+from __future__ import annotations
+
+from typing import Any
+
+from common import dynamo
+
+UNUSED, USED = "unused", "used"
+
+
+class PairingTokenStore:
+    def __init__(self, client, table: str) -> None:
+        self.client, self.table = client, table
+
+    def create(self, *, digest: str, user_uuid: str, created_by_device: str | None, created_at: str,
+               expires_epoch: int) -> None:
+        item = {"token_digest": digest, "user_uuid": user_uuid, "status": UNUSED, "created_at": created_at,
+                "created_by_device": created_by_device, "expires_epoch": expires_epoch,
+                dynamo.TTL_ATTRIBUTE: expires_epoch}
+        self.client.put_item(TableName=self.table, Item=dynamo.to_item(item),
+                             ConditionExpression="attribute_not_exists(token_digest)")
+
+    def get(self, digest: str) -> dict[str, Any] | None:
+        item = self.client.get_item(TableName=self.table, Key={"token_digest": {"S": digest}},
+                                    ConsistentRead=True).get("Item")
+        return dynamo.from_item(item)
+
+    def redeem_item(self, *, digest: str, user_uuid: str, device_id: str, now: int, at: str) -> dict[str, Any]:
+        """A TransactWriteItems entry that marks the token used, only if it is unused, unexpired
+        and belongs to `user_uuid`."""
+        return {"Update": {
+            "TableName": self.table, "Key": {"token_digest": {"S": digest}},
+            "UpdateExpression": "SET #s = :used, used_at = :at, used_by_device = :d",
+            "ConditionExpression": "#s = :unused AND expires_epoch > :now AND user_uuid = :u",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":used": {"S": USED}, ":unused": {"S": UNUSED}, ":at": {"S": at},
+                                          ":d": {"S": device_id}, ":now": {"N": str(now)},
+                                          ":u": {"S": user_uuid}}}}

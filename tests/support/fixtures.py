@@ -1,0 +1,45 @@
+"""What the HTTP tests share: apps started on real sockets with per-test settings, and a reader
+of problem+json answers (SPEC §3)."""
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from typing import Any, Callable, Iterator, Mapping
+
+import requests
+
+from citylogin.app import create_app
+from common.context import AppContext
+from tests.support.live import serving
+
+StartServer = Callable[..., tuple[str, AppContext]]
+
+
+@contextmanager
+def app_servers(base_config: Mapping[str, Any]) -> Iterator[StartServer]:
+    """Yields start(**settings) -> (url, context) for the all-in-one app built with base_config plus
+    `settings`; every app it started is stopped on exit."""
+    with ExitStack() as stack:
+        def start(**settings: Any) -> tuple[str, AppContext]:
+            app = create_app({**base_config, **settings})
+            url = stack.enter_context(serving(app))
+            return url, app.extensions["citylogin"]
+
+        yield start
+
+
+def problem(response: requests.Response) -> tuple[int, str, str | None]:
+    """(status, code, reason) of an error answer, which must be RFC 9457 problem+json."""
+    assert response.headers.get("Content-Type", "").startswith("application/problem+json"), \
+        (response.status_code, response.headers.get("Content-Type"), response.text[:300])
+    body = response.json()
+    assert body["status"] == response.status_code and isinstance(body.get("code"), str), body
+    return response.status_code, body["code"], body.get("reason")
+
+
+def bearer_problem(response: requests.Response) -> tuple[int, str, str | None]:
+    """Like problem(), for a 401 of a protected route: it must carry the Bearer challenge."""
+    result = problem(response)
+    assert response.status_code == 401, result
+    challenge = response.headers.get("WWW-Authenticate", "")
+    assert challenge.startswith("Bearer") and 'error="invalid_token"' in challenge, dict(response.headers)
+    return result
