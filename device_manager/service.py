@@ -166,7 +166,8 @@ def own_device(ctx: AppContext, *, user_uuid: str, device_id: str) -> DeviceReco
 
 def list_devices(ctx: AppContext, *, user_uuid: str, current_device_id: str) -> DeviceList:
     live = {e.device_id for e in sessions.live_devices(ctx, user_uuid=user_uuid)}
-    records = sorted(device_store(ctx).list_for_user(user_uuid), key=lambda d: d.registered_at)
+    records = sorted(device_store(ctx).list_for_user(user_uuid),
+                     key=lambda d: (not d.is_primary, d.registered_at, d.device_name))
     return DeviceList(devices=[DeviceView(
         device_id=d.device_id, device_name=d.device_name, is_primary=d.is_primary, fingerprint=d.fingerprint,
         key_type=d.key_type, registered_at=d.registered_at, last_login_at=d.last_login_at,

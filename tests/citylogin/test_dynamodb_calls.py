@@ -15,15 +15,19 @@ LOGIN_BUDGET = 8
 
 
 class CallCounter:
+    """Counts API calls by operation name, and by (operation, table) in `by_table`."""
+
     def __init__(self, client) -> None:
         self.calls: Counter = Counter()
-        client.meta.events.register("before-call.dynamodb", self._count)
+        self.by_table: Counter = Counter()
+        client.meta.events.register("before-parameter-build.dynamodb", self._count)
 
-    def _count(self, model, **_):
+    def _count(self, model, params, **_):
         self.calls[model.name] += 1
+        self.by_table[(model.name, params.get("TableName"))] += 1
 
     def take(self) -> Counter:
-        taken, self.calls = self.calls, Counter()
+        taken, self.calls, self.by_table = self.calls, Counter(), Counter()
         return taken
 
 

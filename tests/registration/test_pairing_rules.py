@@ -1,0 +1,155 @@
+"""Pairing tokens: single use under races, the device limit, and every refusal storing nothing."""
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
+import pytest
+import requests
+
+from citylogin.client import generate_key, public_key_pem
+from device_manager import service as devices
+from tests.citylogin.test_dynamodb_calls import CallCounter
+from tests.support.apps import make_server  # noqa: F401 (fixture)
+from tests.support.live import PASSWORD, FakeClock, register_device
+
+
+def pairing_code(client) -> str:
+    return client.request_pairing()["qr_code"]
+
+
+def redeem(url, qr_code, *, username, password=PASSWORD):
+    return requests.post(url + "/device/register", timeout=60, json={
+        "qr_code": qr_code, "username": username, "password": password,
+        "public_key": public_key_pem(generate_key())})
+
+
+def device_count(ctx, client) -> int:
+    return len(devices.device_store(ctx).list_for_user(client.key_file.user_uuid))
+
+
+def logged_in_user(url):
+    client = register_device(url)
+    client.login(PASSWORD)
+    return client
+
+
+def race(count, call):
+    barrier = Barrier(count)
+
+    def run(i):
+        barrier.wait()
+        return call(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_twenty_threads_redeem_one_token_once(make_server):
+    url, ctx = make_server(max_registered_devices=30)
+    owner = logged_in_user(url)
+    code = pairing_code(owner)
+    responses = race(20, lambda _: redeem(url, code, username=owner.key_file.username))
+    outcomes = Counter((r.status_code, r.json().get("code")) for r in responses)
+    assert outcomes == Counter({(201, None): 1, (410, "pairing_token_used"): 19})
+    assert device_count(ctx, owner) == 2
+
+
+def test_device_limit_holds_under_parallel_pairings(make_server):
+    url, ctx = make_server(max_registered_devices=3, pairing_tokens_per_hour=20)
+    owner = logged_in_user(url)
+    codes = [pairing_code(owner) for _ in range(10)]
+    responses = race(10, lambda i: redeem(url, codes[i], username=owner.key_file.username))
+    outcomes = Counter((r.status_code, r.json().get("code")) for r in responses)
+    assert outcomes == Counter({(201, None): 2, (409, "device_limit_reached"): 8})
+    assert device_count(ctx, owner) == 3
+
+
+def test_refusals_store_nothing(make_server):
+    url, ctx = make_server()
+    ctx.clock = clock = FakeClock()
+    owner, other = logged_in_user(url), logged_in_user(url)
+    name = owner.key_file.username
+    used = pairing_code(owner)
+    assert redeem(url, used, username=name).status_code == 201
+    expired = pairing_code(owner)
+    clock.advance(601)
+    unknown = base64.urlsafe_b64encode(json.dumps(
+        {"v": 1, "uuid": owner.key_file.user_uuid, "token": "x" * 43}).encode()).decode()
+    others = pairing_code(other)
+
+    def b64(obj) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode()
+
+    cases = [
+        (expired, name, PASSWORD, 410, "pairing_token_expired"),
+        (used, name, PASSWORD, 410, "pairing_token_used"),
+        (unknown, name, PASSWORD, 404, "pairing_token_unknown"),
+        (others, name, PASSWORD, 403, "pairing_user_mismatch"),
+        ("%%% not base64 %%%", name, PASSWORD, 400, "invalid_qr"),
+        (base64.urlsafe_b64encode(b"not json").decode(), name, PASSWORD, 400, "invalid_qr"),
+        (b64([1, 2]), name, PASSWORD, 400, "invalid_qr"),
+        (b64({"v": 2, "uuid": owner.key_file.user_uuid, "token": "x" * 43}), name, PASSWORD, 400, "invalid_qr"),
+        (b64({"v": 1, "uuid": owner.key_file.user_uuid}), name, PASSWORD, 400, "invalid_qr"),
+        (b64({"v": 1, "token": "x" * 43}), name, PASSWORD, 400, "invalid_qr"),
+    ]
+    before = device_count(ctx, owner)
+    for qr_code, username, password, status, code in cases:
+        response = redeem(url, qr_code, username=username, password=password)
+        assert (response.status_code, response.json()["code"]) == (status, code), qr_code
+    assert device_count(ctx, owner) == before
+    fresh = pairing_code(owner)
+    wrong_password = redeem(url, fresh, username=name, password="not the password")
+    assert (wrong_password.status_code, wrong_password.json()["code"]) == (401, "invalid_credentials")
+    assert device_count(ctx, owner) == before
+    assert redeem(url, fresh, username=name).status_code == 201  # a refused try did not burn it
+
+
+def test_token_request_by_body_checks_the_fingerprint(make_server):
+    url, _ = make_server()
+    owner, other = register_device(url), register_device(url)
+    ask = lambda fp: requests.post(url + "/registration/request_pairing_token", timeout=10, json={
+        "username": owner.key_file.username, "password": PASSWORD, "client_cert_fp": fp})
+    refused = ask(other.key_file.fingerprint)
+    assert (refused.status_code, refused.json()["code"]) == (403, "device_not_registered")
+    created = ask(owner.key_file.fingerprint)
+    assert created.status_code == 201
+    assert created.headers["Cache-Control"] == "no-store"
+    token = json.loads(base64.urlsafe_b64decode(created.json()["qr_code"] + "=="))["token"]
+    assert len(base64.urlsafe_b64decode(token + "==")) >= 16  # at least 128 bits
+    assert requests.post(url + "/registration/request_pairing_token", timeout=10,
+                         headers={"Authorization": "Bearer junk"}).status_code == 401
+
+
+def test_token_creation_is_rate_limited_per_user(make_server):
+    url, _ = make_server(pairing_tokens_per_hour=3)
+    owner = logged_in_user(url)
+    statuses = [owner.request("POST", "/registration/request_pairing_token") for _ in range(4)]
+    assert [r.status_code for r in statuses] == [201, 201, 201, 429]
+    assert statuses[-1].json()["code"] == "rate_limited"
+    assert int(statuses[-1].headers["Retry-After"]) > 0
+
+
+def test_only_a_digest_of_the_token_is_stored(make_server):
+    url, ctx = make_server()
+    owner = logged_in_user(url)
+    code = pairing_code(owner)
+    token = json.loads(base64.urlsafe_b64decode(code + "=="))["token"]
+    items = ctx.dynamodb.scan(TableName=ctx.tables.pairing_tokens)["Items"]
+    assert items and token not in json.dumps(items)
+
+
+def test_redemption_is_one_token_read_and_one_transaction(make_server):
+    url, ctx = make_server()
+    owner = logged_in_user(url)
+    code = pairing_code(owner)
+    counter = CallCounter(ctx.dynamodb)
+    assert redeem(url, code, username=owner.key_file.username).status_code == 201
+    by_table = counter.by_table
+    calls = counter.take()
+    assert by_table[("GetItem", ctx.tables.pairing_tokens)] == 1
+    assert calls["TransactWriteItems"] == 1
+    assert sum(calls.values()) <= 6, calls  # + lockout check, username claim, user record
