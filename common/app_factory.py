@@ -3,6 +3,7 @@ and the operational routes every service exposes (SPEC §3)."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Iterable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,6 +21,21 @@ MAX_BODY_BYTES = 64 * 1024
 VERSION = "0.1.0"
 
 
+class _RedactTokens(logging.Filter):
+    """Request logs must not carry the event stream's ?access_token= (SPEC §6: no secrets in logs)."""
+
+    PATTERN = re.compile(r"(access_token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token=" in message:
+            record.msg, record.args = self.PATTERN.sub(r"\1[redacted]", message), ()
+        return True
+
+
+_REDACT = _RedactTokens()
+
+
 def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
                        test_config: Mapping[str, Any] | None = None,
                        context: AppContext | None = None) -> Flask:
@@ -27,6 +43,7 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     settings = context.settings if context else load_settings(test_config)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").addFilter(_REDACT)
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trusted_proxies:

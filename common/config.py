@@ -68,6 +68,8 @@ class Settings(BaseModel):
     session_idle_timeout: int = Field(default=1800, ge=60)
     session_max_lifetime: int = Field(default=43200, ge=60)
     refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
+    events_poll_interval: float = Field(default=1.0, ge=0.1, le=10)
+    events_heartbeat: float = Field(default=15.0, ge=1, le=300)
     pairing_token_ttl: int = Field(default=600, ge=30, le=86400)
     pairing_tokens_per_hour: int = Field(default=10, ge=1)
     # devices and the concurrency policy (SPEC §5)

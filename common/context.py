@@ -34,6 +34,8 @@ class AppContext:
     notifier: Notifier
     refresh_secret: bytes
     clock: Callable[[], datetime] = field(default=utc_now)
+    # Per-app singletons that domains attach lazily (e.g. the session watcher).
+    extras: dict = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock()

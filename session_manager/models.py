@@ -96,6 +96,7 @@ class Principal:
     session_id: str
     device_id: str
     session: SessionRecord
+    token_expires_epoch: int
 
 
 class RefreshRequest(BaseModel):

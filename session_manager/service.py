@@ -1,17 +1,20 @@
 """Session rules: open with the concurrency invariant, authenticate, refresh, revoke. No Flask."""
 from __future__ import annotations
 
+import json
 import random
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
 from common.errors import ErrorCode, InvalidField, NotFound, ServiceUnavailable, Unauthorized
 from common.jwt_keys import TokenError
 from common.timefmt import iso
+from session_manager.events import SessionWatcher
 from session_manager.history_store import BadCursor, HistoryStore
 from session_manager.models import (SESSION_ACTIVE, OpenedSession, Presence, PresenceEntry, Principal,
                                     RevokeReason, SessionRecord, TokenPair)
@@ -135,14 +138,21 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
 
 # --- every protected request: one JWT check, one consistent read ------------------------
 
-def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None:
-    if session.status != SESSION_ACTIVE:
-        return session.revoked_reason or RevokeReason.ADMIN
-    if now >= session.expires_epoch:
+def _state_end_reason(ctx: AppContext, state: dict, now: int) -> str | None:
+    """Why a session (its status, revoked_reason, expires_epoch, last_seen_epoch) is over, if it is."""
+    if state["status"] != SESSION_ACTIVE:
+        return state.get("revoked_reason") or RevokeReason.ADMIN
+    if now >= state["expires_epoch"]:
         return RevokeReason.MAX_LIFETIME
-    if now >= session.last_seen_epoch + ctx.settings.session_idle_timeout:
+    if now >= state["last_seen_epoch"] + ctx.settings.session_idle_timeout:
         return RevokeReason.IDLE_TIMEOUT
     return None
+
+
+def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None:
+    return _state_end_reason(ctx, {"status": session.status, "revoked_reason": session.revoked_reason,
+                                   "expires_epoch": session.expires_epoch,
+                                   "last_seen_epoch": session.last_seen_epoch}, now)
 
 
 def authenticate(ctx: AppContext, *, access_token: str) -> Principal:
@@ -164,7 +174,8 @@ def authenticate(ctx: AppContext, *, access_token: str) -> Principal:
         raise SessionRevoked(reason)
     if now - session.last_seen_epoch >= TOUCH_EVERY_SECONDS:
         store.touch(session, now=now)
-    return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session)
+    return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
+                     token_expires_epoch=int(claims["exp"]))
 
 
 # --- refresh with rotation and reuse detection ------------------------------------------
@@ -283,3 +294,43 @@ def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | N
         return history_store(ctx).page(user_uuid=user_uuid, limit=limit, cursor=cursor)
     except BadCursor:
         raise InvalidField("cursor", "The cursor is not valid.") from None
+
+
+# --- live events ---------------------------------------------------------------------------
+
+_watcher_lock = threading.Lock()
+
+
+def session_watcher(ctx: AppContext) -> SessionWatcher:
+    """The process's one watcher for this app context, started on first use."""
+    with _watcher_lock:
+        if ctx.extras.get("session_watcher") is None:
+            store = session_store(ctx)
+            ctx.extras["session_watcher"] = SessionWatcher(
+                fetch_states=store.batch_states, interval=ctx.settings.events_poll_interval,
+                end_reason=lambda state: _state_end_reason(ctx, state, _epoch(ctx)))
+        return ctx.extras["session_watcher"]
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def event_stream(ctx: AppContext, *, principal: Principal) -> Iterator[str]:
+    """Server-Sent Events for one session: heartbeats, then `session_revoked` {reason,
+    by_device?} when it ends, or `token_expired` when the access token does (reconnect with a new one)."""
+    subscription = session_watcher(ctx).subscribe(principal.session_id)
+    try:
+        yield "retry: 3000\n\n"
+        while True:
+            remaining = principal.token_expires_epoch - _epoch(ctx)
+            if remaining <= 0:
+                yield _sse("token_expired", {})
+                return
+            event = subscription.wait(timeout=min(ctx.settings.events_heartbeat, remaining))
+            if event:
+                yield _sse("session_revoked", event)
+                return
+            yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
+    finally:
+        subscription.close()

@@ -38,6 +38,22 @@ class SessionStore:
                                     ConsistentRead=True).get("Item")
         return _record(SessionRecord, dynamo.from_item(item)) if item else None
 
+    def batch_states(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The liveness fields of up to 100 sessions in one strongly consistent BatchGetItem
+        (plus retries of unprocessed keys)."""
+        request = {self.sessions: {
+            "Keys": [{"session_id": {"S": sid}} for sid in session_ids], "ConsistentRead": True,
+            "ProjectionExpression": "session_id, #s, revoked_reason, by_device, expires_epoch, last_seen_epoch",
+            "ExpressionAttributeNames": {"#s": "status"}}}
+        states: dict[str, dict[str, Any]] = {}
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self.sessions, []):
+                state = dynamo.from_item(item)
+                states[state["session_id"]] = state
+            request = response.get("UnprocessedKeys") or {}
+        return states
+
     def get_presence(self, user_uuid: str) -> Presence:
         item = self.client.get_item(TableName=self.presence, Key={"user_uuid": {"S": user_uuid}},
                                     ConsistentRead=True).get("Item")

@@ -1,7 +1,7 @@
 """HTTP routes of /session: parse, call one service function, shape the answer."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from common.context import ctx
 from common.errors import InvalidField
@@ -91,3 +91,12 @@ def history():
     items, next_cursor = service.history_page(ctx(), user_uuid=current_principal().user_uuid,
                                               limit=_limit(), cursor=request.args.get("cursor") or None)
     return jsonify(HistoryPage(items=items, next_cursor=next_cursor).model_dump())
+
+
+@bp.get("/events")
+@require_session(allow_query_token=True)
+@operation("Server-Sent Events: session_revoked {reason, by_device} when this session ends", auth=True)
+def events():
+    stream = service.event_stream(ctx(), principal=current_principal())
+    return Response(stream_with_context(stream), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

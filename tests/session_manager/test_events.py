@@ -1,0 +1,124 @@
+"""GET /session/events: the evicted device hears why, within 2 s, at a bounded DynamoDB cost."""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from citylogin.client import generate_key, public_key_pem
+from device_manager import service as devices
+from session_manager import service as sessions
+from tests.citylogin.test_dynamodb_calls import CallCounter
+from tests.support.apps import make_server  # noqa: F401 (fixture)
+from tests.support.live import PASSWORD, add_device, register_device
+
+
+class EventReader:
+    """Reads one SSE stream in a thread; records the first named event and when it came."""
+
+    def __init__(self, url: str, access_token: str) -> None:
+        self.response = requests.get(url + "/session/events", params={"access_token": access_token},
+                                     stream=True, timeout=(10, 60))
+        self.event: tuple[str, dict] | None = None
+        self.received_at: float | None = None
+        self.opened = self.response.status_code == 200
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        name = None
+        for line in self.response.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: ") and name:
+                self.event, self.received_at = (name, json.loads(line[6:])), time.monotonic()
+                break
+        self.response.close()
+
+    def wait(self, timeout: float) -> tuple[str, dict] | None:
+        self.thread.join(timeout)
+        return self.event
+
+
+def test_displaced_device_is_told_why_within_two_seconds(make_server):
+    url, ctx = make_server()
+    a = register_device(url)
+    b = add_device(ctx, a, name="phone B")
+    a.login(PASSWORD)
+    reader = EventReader(url, a.access_token)
+    assert reader.opened and reader.response.headers["Content-Type"].startswith("text/event-stream")
+    time.sleep(0.3)
+    b.login(PASSWORD, force=True)
+    revoked_at = time.monotonic()
+    assert reader.wait(5) == ("session_revoked", {"reason": "displaced", "by_device": b.key_file.device_id})
+    assert reader.received_at - revoked_at < 2.0
+
+
+def test_bad_tokens_get_401_not_a_stream(make_server):
+    url, _ = make_server()
+    for params in ({}, {"access_token": "junk"}):
+        response = requests.get(url + "/session/events", params=params, timeout=10)
+        assert (response.status_code, response.json()["code"]) == (401, "invalid_token")
+
+
+def test_the_token_is_not_logged(make_server, caplog):
+    url, _ = make_server()
+    a = register_device(url)
+    a.login(PASSWORD)
+    token = a.access_token
+    with caplog.at_level("INFO", logger="werkzeug"):
+        reader = EventReader(url, token)
+        a.logout()
+        reader.wait(5)
+    assert reader.event[1]["reason"] == "logged_out"
+    assert token not in caplog.text and "access_token=[redacted]" in caplog.text
+
+
+def open_sessions(ctx, first, count):
+    """`count` devices of one user, each with a live session (policy allows them all)."""
+    tokens = {}
+    for i in range(count):
+        issued = devices.issue_device(ctx, user_uuid=first.key_file.user_uuid, device_name=f"d{i}",
+                                      is_primary=False, public_key=public_key_pem(generate_key()), csr=None)
+        devices.store_new_device(ctx, issued)
+        opened = sessions.open_session(ctx, user_uuid=issued.record.user_uuid, device_id=issued.record.device_id,
+                                       device_name=f"d{i}", ip=None, user_agent=None,
+                                       choose_evictions=lambda others: [])
+        tokens[opened.session.session_id] = (opened.session, opened.tokens.access_token)
+    return tokens
+
+
+def test_two_hundred_streams_cost_bounded_reads_and_all_hear_in_time(make_server):
+    count = 200
+    url, ctx = make_server(max_concurrent_devices=0, max_registered_devices=count + 5)
+    first = register_device(url)
+    tokens = open_sessions(ctx, first, count)
+    with ThreadPoolExecutor(32) as pool:
+        readers = dict(zip(tokens, pool.map(lambda item: EventReader(url, item[1]), tokens.values())))
+    assert all(r.opened for r in readers.values())
+
+    counter = CallCounter(ctx.dynamodb)
+    time.sleep(1.5)  # let the watcher see every session at least once
+    counter.take()
+    window = 4.0
+    time.sleep(window)
+    idle = counter.take()
+    polls_per_second = 1 / ctx.settings.events_poll_interval
+    assert idle["GetItem"] == 0
+    assert idle["BatchGetItem"] <= (window * polls_per_second + 1) * math.ceil(count / 100), idle
+
+    revoked_at = {}
+    for session_id, (session, _) in tokens.items():
+        sessions.revoke_session(ctx, session=session, reason="remote_logout", by_device=first.key_file.device_id)
+        revoked_at[session_id] = time.monotonic()
+    for reader in readers.values():
+        reader.wait(10)
+    late = {sid: r.received_at - revoked_at[sid] for sid, r in readers.items()
+            if r.event is None or r.received_at - revoked_at[sid] >= 2.0}
+    assert late == {}
+    assert {r.event[1]["reason"] for r in readers.values()} == {"remote_logout"}
