@@ -90,7 +90,7 @@ def _check_lockout(ctx: AppContext, *, username: str, ip: str | None) -> bool:
     user_subject, ip_subject = _subjects(username, ip)
     store, now = lockout_store(ctx), _now(ctx)
     items = store.read([store.lock_key(user_subject), store.lock_key(ip_subject),
-                        store.failure_key(user_subject, now)])
+                        store.failure_key(user_subject)])
     locked_until = max((i.get("locked_until", 0) for k, i in items.items() if k.startswith("lock#")), default=0)
     if locked_until > now:
         raise TooManyRequests("Too many failed logins; try again later.", retry_after=locked_until - now)
@@ -107,9 +107,9 @@ def _count_failure(ctx: AppContext, *, username: str, ip: str | None) -> None:
 
 
 def clear_failures(ctx: AppContext, *, username: str) -> None:
-    store, now = lockout_store(ctx), _now(ctx)
+    store = lockout_store(ctx)
     user_subject, _ = _subjects(username, None)
-    store.clear([store.lock_key(user_subject), store.failure_key(user_subject, now)])
+    store.clear([store.lock_key(user_subject), store.failure_key(user_subject)])
 
 
 # --- login -------------------------------------------------------------------------------

@@ -40,14 +40,15 @@ class OneTimeTokenStore:
 
 
 class LockoutStore:
-    """Failure counters per fixed 15-minute window and lock records with a doubling wait."""
+    """Failure times per subject over a sliding 15-minute window, and lock records whose wait
+    doubles with each lock (SPEC §6)."""
 
     def __init__(self, client, table: str) -> None:
         self.client, self.table = client, table
 
     @staticmethod
-    def failure_key(subject: str, now: int) -> str:
-        return f"fail#{subject}#{now // FAILURE_WINDOW_SECONDS}"
+    def failure_key(subject: str) -> str:
+        return f"fail#{subject}"
 
     @staticmethod
     def lock_key(subject: str) -> str:
@@ -61,13 +62,31 @@ class LockoutStore:
         return {i["limit_key"]["S"]: dynamo.from_item(i) for i in items}
 
     def add_failure(self, subject: str, *, now: int) -> int:
-        """Count one failure in the current window; returns the window's count."""
+        """Record one failure; returns the failures in the last 15 minutes."""
+        key = {"limit_key": {"S": self.failure_key(subject)}}
         response = self.client.update_item(
-            TableName=self.table, Key={"limit_key": {"S": self.failure_key(subject, now)}},
-            UpdateExpression="ADD failures :one SET #ttl = :ttl", ReturnValues="UPDATED_NEW",
+            TableName=self.table, Key=key, ReturnValues="UPDATED_NEW",
+            UpdateExpression="SET failures = list_append(if_not_exists(failures, :empty), :now), #ttl = :ttl",
             ExpressionAttributeNames={"#ttl": dynamo.TTL_ATTRIBUTE},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":ttl": {"N": str(now + 2 * FAILURE_WINDOW_SECONDS)}})
-        return int(response["Attributes"]["failures"]["N"])
+            ExpressionAttributeValues={":empty": {"L": []}, ":now": {"L": [{"N": str(now)}]},
+                                       ":ttl": {"N": str(now + FAILURE_WINDOW_SECONDS)}})
+        stamps = [int(v["N"]) for v in response["Attributes"]["failures"]["L"]]
+        recent = [t for t in stamps if t > now - FAILURE_WINDOW_SECONDS]
+        if len(stamps) > 2 * len(recent) + 10:
+            self._trim(key, stamps=stamps, recent=recent)
+        return len(recent)
+
+    def _trim(self, key: dict[str, Any], *, stamps: list[int], recent: list[int]) -> None:
+        # Drop expired stamps only if nobody appended meanwhile (else leave it for next time).
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=key, UpdateExpression="SET failures = :recent",
+                ConditionExpression="size(failures) = :n",
+                ExpressionAttributeValues={":recent": {"L": [{"N": str(t)} for t in recent]},
+                                           ":n": {"N": str(len(stamps))}})
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
 
     def lock(self, subject: str, *, now: int) -> int:
         """Lock `subject`; each further lock doubles the wait, up to 15 minutes. Returns the wait."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from common import dynamo
+from common.timefmt import iso
 
 HISTORY_DAYS = 180
 
@@ -19,10 +21,13 @@ class HistoryStore:
     def __init__(self, client, table: str) -> None:
         self.client, self.table = client, table
 
-    def put_item(self, *, user_uuid: str, at: str, now: int, result: str, device_id: str | None,
+    def put_item(self, *, user_uuid: str, at: datetime, result: str, device_id: str | None,
                  ip: str | None, user_agent: str | None, evicted: list[dict] | None = None) -> dict[str, Any]:
-        """A TransactWriteItems entry recording one attempt."""
-        item = {"user_uuid": user_uuid, "event_key": f"{at}#{uuid.uuid4().hex[:12]}", "at": at,
+        """A TransactWriteItems entry recording one attempt at `at`."""
+        # Microseconds in the sort key keep attempts within one second in order, newest first.
+        micros = int(at.timestamp() * 1_000_000)
+        now = int(at.timestamp())
+        item = {"user_uuid": user_uuid, "event_key": f"{micros:020d}#{uuid.uuid4().hex[:8]}", "at": iso(at),
                 "result": result, "device_id": device_id, "ip": ip, "user_agent": user_agent,
                 "evicted": evicted or [], dynamo.TTL_ATTRIBUTE: now + HISTORY_DAYS * 86400}
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}

@@ -136,9 +136,9 @@ class SessionList(BaseModel):
 
 class HistoryItem(BaseModel):
     at: str
-    device_id: str | None
-    ip: str | None
-    user_agent: str | None
+    device_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
     result: str
     evicted: list[dict[str, Any]] = []
 

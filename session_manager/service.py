@@ -110,7 +110,7 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         if device_id in presence.entries:  # a re-login from this device replaces its own session
             displaced.append((presence.entries[device_id].session_id, RevokeReason.LOGGED_OUT))
         history = history_store(ctx).put_item(
-            user_uuid=user_uuid, at=session.created_at, now=now, result="success", device_id=device_id,
+            user_uuid=user_uuid, at=ctx.now(), result="success", device_id=device_id,
             ip=ip, user_agent=user_agent,
             evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted])
         try:
@@ -285,7 +285,7 @@ def live_devices(ctx: AppContext, *, user_uuid: str) -> list[PresenceEntry]:
 
 def record_attempt(ctx: AppContext, *, user_uuid: str, result: str, device_id: str | None, ip: str | None,
                    user_agent: str | None) -> None:
-    history_store(ctx).record(user_uuid=user_uuid, at=iso(ctx.now()), now=_epoch(ctx), result=result,
+    history_store(ctx).record(user_uuid=user_uuid, at=ctx.now(), result=result,
                               device_id=device_id, ip=ip, user_agent=(user_agent or "")[:256] or None)
 
 

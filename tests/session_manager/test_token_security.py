@@ -97,7 +97,7 @@ def test_a_token_signed_with_the_server_keys_is_accepted(logged_in):
     assert response.json()["session_id"] == client.session_id
 
 
-def test_a_validly_signed_token_naming_another_users_session_is_refused(logged_in, make_server):
+def test_a_validly_signed_token_naming_another_users_session_is_refused(logged_in):
     url, ctx, client = logged_in
     other = register_device(url)
     other.login(PASSWORD)
@@ -121,7 +121,8 @@ def test_hs256_keyed_with_the_public_key_is_refused(logged_in, secret_form):
     url, ctx, client = logged_in
     kid = kid_of(client.access_token)
     jwk = next(k for k in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"] if k["kid"] == kid)
-    public_key = next(k for k in load_or_create_jwt_keys(keys_dir(ctx.settings)) if k.kid == kid).private_key.public_key()
+    signing_key = next(k for k in load_or_create_jwt_keys(keys_dir(ctx.settings)) if k.kid == kid)
+    public_key = signing_key.private_key.public_key()
     secret = {
         "pem": public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
         "raw": public_key.public_bytes_raw(),
