@@ -94,5 +94,9 @@ def gunicorn_app(env: dict[str, str], *, log_path: Path, workers: int = 2, threa
         base_url = f"http://127.0.0.1:{port}"
         _wait_ready(base_url, process, log_path, ready_timeout)
         yield RunningApp(base_url=base_url, pid=process.pid)
+    except BaseException:
+        _stop(process)
+        print(f"--- gunicorn log (tail) ---\n{_tail(log_path)}", file=sys.stderr)
+        raise
     finally:
         _stop(process)

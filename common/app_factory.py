@@ -7,7 +7,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, Flask, current_app, jsonify, request
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -56,8 +56,17 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_blueprint(_operations_blueprint(name))
+    app.before_request(_read_body_first)
     app.after_request(_no_store_for_api)
     return app
+
+
+def _read_body_first() -> None:
+    # Read every request body (at most 64 KiB) before answering, even where a view ignores it:
+    # gunicorn's threaded worker otherwise drains a late body after the response and may
+    # swallow the client's next keep-alive request with it (bench/README.md).
+    if request.content_length or request.headers.get("Transfer-Encoding"):
+        request.get_data(cache=True)
 
 
 def _no_store_for_api(response):

@@ -42,10 +42,12 @@ class DeviceStore:
                            "ConditionExpression": "attribute_not_exists(registered) OR registered < :limit",
                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":limit": {"N": str(limit)}}}}
 
-    def release_slot_item(self, user_uuid: str) -> dict[str, Any]:
+    def release_slot_item(self, user_uuid: str, *, keep_at_least: int) -> dict[str, Any]:
+        """A TransactWriteItems entry counting one device less, refused if fewer than
+        `keep_at_least` would remain."""
         return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, COUNTER_ID),
-                           "UpdateExpression": "ADD registered :minus", "ConditionExpression": "registered > :zero",
-                           "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}}}}
+                           "UpdateExpression": "ADD registered :minus", "ConditionExpression": "registered > :keep",
+                           "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":keep": {"N": str(keep_at_least)}}}}
 
     def get(self, *, user_uuid: str, device_id: str) -> DeviceRecord | None:
         response = self.client.get_item(TableName=self.table, Key=self._key(user_uuid, device_id),
@@ -101,12 +103,10 @@ class DeviceStore:
     def revoke(self, *, user_uuid: str, device_id: str, at: str, keep_at_least: int) -> None:
         """Revoke the device and free its slot, unless fewer than `keep_at_least` would remain
         (LastDeviceRefused) or it was already revoked (AlreadyRevoked)."""
-        release = self.release_slot_item(user_uuid)
-        release["Update"]["ConditionExpression"] = "registered > :keep"
-        release["Update"]["ExpressionAttributeValues"] = {":minus": {"N": "-1"}, ":keep": {"N": str(keep_at_least)}}
         try:
             self.client.transact_write_items(TransactItems=[
-                self.revoke_item(user_uuid=user_uuid, device_id=device_id, at=at), release])
+                self.revoke_item(user_uuid=user_uuid, device_id=device_id, at=at),
+                self.release_slot_item(user_uuid, keep_at_least=keep_at_least)])
         except ClientError as exc:
             codes = dynamo.cancellation_codes(exc)
             if codes and codes[0] == "ConditionalCheckFailed":

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import unicodedata
+from concurrent.futures import Future
+from typing import Callable, TypeVar
 
 from common.caller import Caller
+from common.background import background
 from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import Conflict, ErrorCode, MissingFields, TooManyRequests, Unauthorized
@@ -20,12 +23,13 @@ from login_app.store import LockoutStore, OneTimeTokenStore
 from registration import service as users
 from registration.models import UserRecord
 from session_manager import service as sessions
-from session_manager.models import OpenedSession, PresenceEntry
+from session_manager.models import OpenedSession, Presence, PresenceEntry
 from session_manager.store import ExtraWriteRefused
 
 CHALLENGE_TTL = 60
 CONFIRM_TTL = 120
 CHALLENGE_PREFIX = "citylogin-login:"
+T = TypeVar("T")
 
 
 class InvalidCredentials(Unauthorized):
@@ -136,16 +140,15 @@ def _authenticate_device(ctx: AppContext, request: LoginRequest, caller: Caller,
     return device
 
 
-def _verified_user(ctx: AppContext, *, username: str, password: str) -> UserRecord | None:
-    user = users.find_user(ctx, username=username)
+def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> bool:
     if user is None:
         ctx.passwords.verify_dummy(password)  # unknown users cost the same time
-        return None
+        return False
     if not ctx.passwords.verify(user.password_hash, password):
-        return None
+        return False
     if ctx.passwords.needs_rehash(user.password_hash):
         users.update_password_hash(ctx, user_uuid=user.user_uuid, password_hash=ctx.passwords.hash(password))
-    return user
+    return True
 
 
 def _record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, device_id: str | None,
@@ -155,44 +158,51 @@ def _record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, de
                                 ip=caller.ip, user_agent=caller.user_agent)
 
 
-def check_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller) -> tuple[UserRecord, bool]:
-    """The user if the password is right and neither the username nor the IP is locked out;
-    also whether recent failures need clearing. Failures count toward the lockout (SPEC §6)."""
+def check_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
+                      while_hashing: Callable[[UserRecord], T] | None = None) -> tuple[UserRecord, bool, Future | None]:
+    """The user if the password is right and neither the username nor the IP is locked out; whether
+    recent failures need clearing; and `while_hashing(user)` started beside the Argon2 check, whose
+    result is only trusted once the password is (its reads overlap the hash, SPEC §6 order kept).
+    Failures count toward the lockout and go into the history."""
+    lockout = background(ctx).submit(_check_lockout, ctx, username=username, ip=caller.ip)
+    user = users.find_user(ctx, username=username)
     try:
-        had_failures = _check_lockout(ctx, username=username, ip=caller.ip)
+        had_failures = lockout.result()
     except TooManyRequests:
-        _record_failure(ctx, user=users.find_user(ctx, username=username), result="locked_out",
-                        device_id=None, caller=caller)
+        _record_failure(ctx, user=user, result="locked_out", device_id=None, caller=caller)
         raise
-    user = _verified_user(ctx, username=username, password=password)
-    if user is None:
+    prefetched = background(ctx).submit(while_hashing, user) if while_hashing and user else None
+    if not _password_ok(ctx, user, password):
         _count_failure(ctx, username=username, ip=caller.ip)
+        _record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller)
         raise InvalidCredentials()
-    return user, had_failures
+    return user, had_failures, prefetched
 
 
 def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginResponse:
     """Authenticate a device and open its session under the concurrency policy."""
     _required_fields(ctx, request, caller)
+
+    def device_and_presence(user: UserRecord):
+        presence = sessions.read_presence(ctx, user_uuid=user.user_uuid)
+        return _authenticate_device(ctx, request, caller, user), presence
+
+    user, had_failures, prefetched = check_credentials(
+        ctx, username=request.username, password=request.password, caller=caller,
+        while_hashing=device_and_presence)
     try:
-        user, had_failures = check_credentials(ctx, username=request.username, password=request.password,
-                                               caller=caller)
-    except InvalidCredentials:
-        _record_failure(ctx, user=users.find_user(ctx, username=request.username),
-                        result="invalid_credentials", device_id=None, caller=caller)
-        raise
-    try:
-        device = _authenticate_device(ctx, request, caller, user)
+        device, presence = prefetched.result()
     except (devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked) as failure:
         _count_failure(ctx, username=request.username, ip=caller.ip)
         _record_failure(ctx, user=user, result=failure.code.value, device_id=None, caller=caller)
         raise
     if had_failures:
         clear_failures(ctx, username=request.username)
-    return _open(ctx, user=user, device=device, caller=caller, force=request.force)
+    return _open(ctx, user=user, device=device, caller=caller, force=request.force, presence=presence)
 
 
-def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool) -> LoginResponse:
+def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
+          presence: Presence | None = None) -> LoginResponse:
     settings = ctx.settings
 
     def choose(others: list[PresenceEntry]) -> list[PresenceEntry]:
@@ -204,7 +214,7 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
         opened = sessions.open_session(
             ctx, user_uuid=user.user_uuid, device_id=device.device_id, device_name=device.device_name,
             ip=caller.ip, user_agent=caller.user_agent, choose_evictions=choose,
-            extra_writes=[devices.login_recorded_write(ctx, device)])
+            extra_writes=[devices.login_recorded_write(ctx, device)], presence=presence)
     except concurrency_policy.ConfirmationRequired as required:
         _record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id, caller=caller)
         raise ConcurrentLogin(active_devices=[_active_device(e) for e in required.active],

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
-from device_manager.models import DeviceKeyFields, PairedDeviceRequest  # noqa: F401 (re-exported)
+from device_manager.models import DeviceKeyFields
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 

@@ -54,7 +54,7 @@ def device_by_credentials(ctx: AppContext, *, username: str, password: str, clie
                           caller: Caller) -> tuple[str, str]:
     """(user_uuid, device_id) for the seed-compatible body: the password, and a fingerprint of
     one of the user's registered, unrevoked devices."""
-    user, _ = credentials.check_credentials(ctx, username=username, password=password, caller=caller)
+    user, _, _ = credentials.check_credentials(ctx, username=username, password=password, caller=caller)
     try:
         device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=client_cert_fp)
     except (devices.CertificateMismatch, devices.DeviceRevoked):
@@ -99,7 +99,8 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
                            caller: Caller) -> DeviceCertificateResponse:
     """Redeem a pairing token (one read, one transaction) and certify the new device."""
     payload_uuid, token = qr.decode_payload(qr_code)
-    user, had_failures = credentials.check_credentials(ctx, username=username, password=password, caller=caller)
+    user, had_failures, _ = credentials.check_credentials(ctx, username=username, password=password,
+                                                          caller=caller)
     if payload_uuid != user.user_uuid:
         raise PairingUserMismatch()
     digest, now = token_digest(token, purpose=PURPOSE), _now(ctx)

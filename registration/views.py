@@ -7,10 +7,9 @@ from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import json_object, parse_body, parse_model
-from device_manager.models import DeviceCertificateResponse
+from device_manager.models import DeviceCertificateResponse, PairedDeviceRequest
 from registration import pairing_service, service
-from registration.models import (NewUserRequest, PairedDeviceRequest, PairingCredentialsRequest,
-                                 PairingTokenResponse, RegistrationInfo)
+from registration.models import NewUserRequest, PairingCredentialsRequest, PairingTokenResponse, RegistrationInfo
 from session_manager.guard import authenticate_request
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")

@@ -90,12 +90,13 @@ def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, iss
 
 def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
                  user_agent: str | None, choose_evictions: ChooseEvictions,
-                 extra_writes: list[dict] | None = None) -> OpenedSession:
+                 extra_writes: list[dict] | None = None, presence: Presence | None = None) -> OpenedSession:
     """Log `device_id` in. `choose_evictions(other live entries)` returns those to displace or
-    raises to refuse; the presence record is rewritten only if nobody changed it meanwhile."""
+    raises to refuse; the presence record is rewritten only if nobody changed it meanwhile
+    (`presence`, if given, is a fresh read to start from)."""
     store = session_store(ctx)
     for attempt in range(OPEN_ATTEMPTS):
-        presence = store.get_presence(user_uuid)
+        presence = presence if attempt == 0 and presence else store.get_presence(user_uuid)
         now = _epoch(ctx)
         live = presence.live(now=now, idle_timeout=ctx.settings.session_idle_timeout)
         others = [e for e in live if e.device_id != device_id]
@@ -276,6 +277,10 @@ def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | 
     if reason is None:
         return "active", None
     return ("revoked" if session.status != SESSION_ACTIVE else "expired"), reason
+
+
+def read_presence(ctx: AppContext, *, user_uuid: str) -> Presence:
+    return session_store(ctx).get_presence(user_uuid)
 
 
 def live_devices(ctx: AppContext, *, user_uuid: str) -> list[PresenceEntry]:

@@ -7,7 +7,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
-import pytest
 import requests
 
 from citylogin.client import generate_key, public_key_pem
