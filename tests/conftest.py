@@ -41,6 +41,14 @@ def base_config(dynamodb_endpoint, data_dir, table_prefix):
             "table_prefix": table_prefix, "log_level": "WARNING", **FAST_ARGON2}
 
 
+@pytest.fixture
+def make_server(base_config):
+    """start(**settings) -> (url, context): the all-in-one app on a real socket, stopped after the test."""
+    from tests.support.fixtures import app_servers
+    with app_servers(base_config) as start:
+        yield start
+
+
 def config_env(config: dict) -> dict:
     """The same settings as CITYLOGIN_* variables, for service subprocesses."""
     return {f"CITYLOGIN_{k.upper()}": str(v) for k, v in config.items()}

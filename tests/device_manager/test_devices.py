@@ -7,7 +7,6 @@ import pytest
 import requests
 
 from citylogin.client import CityloginError, Client
-from tests.support.apps import make_server  # noqa: F401 (fixture)
 from tests.support.live import PASSWORD, register_device
 
 

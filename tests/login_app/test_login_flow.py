@@ -3,26 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from citylogin.app import create_app
 from citylogin.client import ConcurrentLoginRequired, CityloginError
-from tests.support.live import PASSWORD, FakeClock, add_device, register_device, serving
-
-
-@pytest.fixture
-def make_server(base_config):
-    """Start the app with extra settings; yields (url, context)."""
-    stack = []
-
-    def start(**settings):
-        app = create_app({**base_config, **settings})
-        cm = serving(app)
-        url = cm.__enter__()
-        stack.append(cm)
-        return url, app.extensions["citylogin"]
-
-    yield start
-    for cm in stack:
-        cm.__exit__(None, None, None)
+from tests.support.live import PASSWORD, FakeClock, add_device, register_device
 
 
 def two_devices(make_server, **settings):

@@ -12,7 +12,6 @@ import requests
 from citylogin.client import generate_key, public_key_pem
 from device_manager import service as devices
 from tests.citylogin.test_dynamodb_calls import CallCounter
-from tests.support.apps import make_server  # noqa: F401 (fixture)
 from tests.support.live import PASSWORD, FakeClock, register_device
 
 

@@ -13,18 +13,12 @@ import pytest
 import requests
 
 from common.context import utc_now
-from tests.support.fixtures import app_servers, bearer_problem, problem
+from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, FakeClock, add_device, register_device
 
 SESSION_FIELDS = {"session_id", "device_id", "device_name", "created_at", "last_seen_at", "ip", "user_agent",
                   "current", "status", "revoked_reason"}
 HISTORY_FIELDS = {"at", "device_id", "ip", "user_agent", "result", "evicted"}
-
-
-@pytest.fixture
-def make_server(base_config):
-    with app_servers(base_config) as start:
-        yield start
 
 
 def devices(make_server, count: int, **settings):

@@ -25,12 +25,6 @@ SESSION_CLAIMS = ("sub", "sid", "did", "jti")
 
 
 @pytest.fixture
-def make_server(base_config):
-    with app_servers(base_config) as start:
-        yield start
-
-
-@pytest.fixture
 def logged_in(make_server):
     """(url, ctx, client): a fresh user's first device, logged in, on an app with the default settings."""
     url, ctx = make_server()
