@@ -44,6 +44,7 @@ class SessionRecord:
     revoked_reason: str | None = None
     revoked_at: str | None = None
     by_device: str | None = None
+    expires_ttl: int | None = None  # DynamoDB TTL: kept for the session list a week past its end
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from session_manager.models import (SESSION_ACTIVE, OpenedSession, Presence, Pre
 from session_manager.store import PresenceChanged, SessionStore
 
 TOUCH_EVERY_SECONDS = 60
+SESSION_RETENTION_SECONDS = 7 * 86400
 OPEN_ATTEMPTS = 60
 REFRESH_PURPOSE = "refresh"
 
@@ -134,7 +135,8 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         created_at=iso(ctx.now()), login_epoch=now, last_seen_epoch=now,
         expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
         refresh_digest=token_digest(_refresh_token(ctx, session_id, 1), purpose=REFRESH_PURPOSE),
-        rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None)
+        rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
+        expires_ttl=now + ctx.settings.session_max_lifetime + SESSION_RETENTION_SECONDS)
 
 
 # --- every protected request: one JWT check, one consistent read ------------------------
