@@ -1,6 +1,7 @@
 """The all-in-one app: every service's blueprint on one port, plus the web UI."""
 from __future__ import annotations
 
+from citylogin.web_ui import bp as web_ui_bp
 from common.app_factory import create_service_app
 from device_manager.views import bp as device_bp
 from login_app.views import bp as login_bp
@@ -9,7 +10,7 @@ from session_manager.views import bp as session_bp
 
 
 def blueprints():
-    return [registration_bp, login_bp, session_bp, device_bp]
+    return [registration_bp, login_bp, session_bp, device_bp, web_ui_bp]
 
 
 def create_app(test_config=None):

@@ -1,0 +1,82 @@
+// This browser's device keys: a non-extractable ECDSA P-256 key pair made by WebCrypto,
+// kept in IndexedDB with the certificate the server issued for it (one record per account).
+// CryptoKey objects are structured-cloneable, so IndexedDB stores them without ever
+// exposing the private key bytes.
+
+const DB_NAME = "citylogin";
+const STORE = "devices";
+const LOGIN_PURPOSE = "citylogin-login:";   // the server verifies the signature over this prefix + challenge
+
+/** The server compares usernames after NFKC, case-insensitively (SPEC §4 registration). */
+export function accountKey(username) {
+  return username.normalize("NFKC").toLowerCase();
+}
+
+export function createDeviceKey() {
+  return crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+}
+
+/** The public key as PEM SubjectPublicKeyInfo (a public key stays exportable even when the pair is not). */
+export async function publicKeyPem(keyPair) {
+  const spki = await crypto.subtle.exportKey("spki", keyPair.publicKey);
+  const lines = toBase64(spki).match(/.{1,64}/g).join("\n");
+  return `-----BEGIN PUBLIC KEY-----\n${lines}\n-----END PUBLIC KEY-----\n`;
+}
+
+/** Base64 of the raw r||s ECDSA signature over "citylogin-login:" + challenge (SPEC §4 login). */
+export async function signChallenge(privateKey, challenge) {
+  const message = new TextEncoder().encode(LOGIN_PURPOSE + challenge);
+  return toBase64(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, message));
+}
+
+function toBase64(buffer) {
+  return btoa(String.fromCharCode(...new Uint8Array(buffer)));
+}
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE, { keyPath: "account" });
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function withStore(mode, work) {
+  const db = await openDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(STORE, mode);
+      const request = work(tx.objectStore(STORE));
+      tx.oncomplete = () => resolve(request.result);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+/** Keeps the key pair with the 201 body of registration (`client_cert`, `device_id`, `uuid`, `fingerprint`). */
+export function saveDevice(username, keyPair, issued) {
+  const record = {
+    account: accountKey(username), username, keyPair,
+    clientCert: issued.client_cert, deviceId: issued.device_id, deviceName: issued.device_name,
+    uuid: issued.uuid, fingerprint: issued.fingerprint, usedAt: Date.now(),
+  };
+  return withStore("readwrite", (store) => store.put(record));
+}
+
+export function findDevice(username) {
+  return withStore("readonly", (store) => store.get(accountKey(username)));
+}
+
+/** Marks a record as the last one used, so the login form can offer its username. */
+export async function markUsed(record) {
+  await withStore("readwrite", (store) => store.put({ ...record, usedAt: Date.now() }));
+}
+
+export async function lastUsedDevice() {
+  const records = await withStore("readonly", (store) => store.getAll());
+  return records.sort((a, b) => b.usedAt - a.usedAt)[0] || null;
+}
