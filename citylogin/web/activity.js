@@ -37,7 +37,8 @@ export function resetActivity() {
 
 /** A table cell that also carries its column name, shown as a label on narrow screens. */
 function cell(label, ...content) {
-  return el("td", { dataset: { label } }, ...content);
+  const filled = content.filter((part) => part !== null && part !== undefined);
+  return el("td", { dataset: { label } }, filled.length ? el("span", {}, ...filled) : null);
 }
 
 export async function loadSessions() {

@@ -1,0 +1,276 @@
+"""The web app in Chromium (issue 5): two browser contexts are two devices of one account."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import unique_name
+from tests.support.live import FakeClock
+
+IN_USE = "This account is in use on another device. If you continue, that device will be logged out."
+PHONE = {"width": 375, "height": 740}
+# Stands in for a browser whose event stream never delivers, so only API answers can end the session.
+NO_EVENT_STREAM = "window.EventSource = class { addEventListener() {} close() {} };"
+
+
+def _account_with_pairing_code(url, new_device, *, screenshot=None):
+    """Device A registers through the UI and shows a pairing code: (A, username, payload)."""
+    a = new_device(url).open()
+    if screenshot:
+        screenshot(a.page, "login")
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")
+    payload = a.show_pairing_code()
+    if screenshot:
+        screenshot(a.page, "qr")
+    return a, user, payload
+
+
+def test_continue_logs_the_other_device_out_live(make_server, new_device, screenshot):
+    url, _ = make_server()
+    a, user, payload = _account_with_pairing_code(url, new_device, screenshot=screenshot)
+    a.tab("Devices")
+    a.expect_devices_screen()
+    b = new_device(url)
+    b.pair(payload, user, device_name="Bob phone")
+
+    dialog = b.page.locator("#concurrent-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#concurrent-message")).to_have_text(IN_USE)
+    expect(dialog.locator("#concurrent-devices")).to_contain_text("Alice laptop")
+    expect(dialog.locator("#concurrent-devices time")).to_have_count(1)
+    screenshot(b.page, "dialog")
+    dialog.get_by_role("button", name="Continue").click()
+    started = time.monotonic()
+
+    expect(a.banner).to_contain_text("Signed in on another device", timeout=3000)
+    assert time.monotonic() - started < 3.5
+    a.expect_login_screen()
+    screenshot(a.page, "banner")
+    b.expect_devices_screen()
+    expect(b.device("Bob phone")).to_contain_text("This device")
+
+
+def test_displaced_device_lands_on_login_at_its_next_call(make_server, new_device):
+    url, _ = make_server()
+    a = new_device(url)
+    a.page.context.add_init_script(NO_EVENT_STREAM)
+    a.open()
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")
+    payload = a.show_pairing_code()
+    a.tab("Devices")
+    a.expect_devices_screen()
+    b = new_device(url)
+    b.pair(payload, user, device_name="Bob phone")
+    b.page.locator("#concurrent-dialog").get_by_role("button", name="Continue").click()
+    b.expect_devices_screen()
+
+    expect(a.page.locator("#home-screen")).to_be_visible()
+    a.page.locator("#devices-refresh").click()
+    a.expect_login_screen()
+    expect(a.banner).to_contain_text("Signed in on another device")
+    expect(a.login_form.get_by_label("Username")).to_have_value(user)
+
+
+def test_cancel_keeps_the_other_device_logged_in(make_server, new_device, screenshot):
+    url, _ = make_server()
+    a, user, payload = _account_with_pairing_code(url, new_device)
+    b = new_device(url)
+    b.pair(payload, user, device_name="Bob phone")
+    dialog = b.page.locator("#concurrent-dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+
+    expect(dialog).to_be_hidden()
+    b.expect_login_screen()
+    expect(b.login_form.locator(".note")).to_contain_text("The other device stays signed in")
+    a.refresh_devices()
+    a.expect_devices_screen()
+    expect(a.banner).to_be_hidden()
+    expect(a.device("Alice laptop")).to_contain_text("Signed in")
+    expect(a.device("Bob phone")).not_to_contain_text("Signed in")
+    screenshot(a.page, "devices-after-cancel")
+
+
+def test_second_device_pairs_and_both_are_listed(make_server, new_device, screenshot):
+    url, _ = make_server(max_concurrent_devices=2)
+    a, user, payload = _account_with_pairing_code(url, new_device)
+    b = new_device(url)
+    b.pair(payload, user, device_name="Bob phone")
+
+    b.expect_devices_screen()
+    expect(b.page.locator("#concurrent-dialog")).to_be_hidden()
+    expect(b.device_list.locator("li")).to_have_count(2)
+    expect(b.device("Bob phone")).to_contain_text("This device")
+    expect(b.device("Alice laptop")).to_contain_text("Signed in")
+    a.refresh_devices()
+    expect(a.device("Bob phone")).to_contain_text("Signed in")
+    expect(a.device("Alice laptop")).to_contain_text("This device")
+    screenshot(a.page, "devices")
+
+
+def test_unbound_device_is_sent_to_login(make_server, new_device, screenshot):
+    url, _ = make_server(max_concurrent_devices=2)
+    a, user, payload = _account_with_pairing_code(url, new_device)
+    b = new_device(url)
+    b.pair(payload, user, device_name="Bob phone")
+    b.expect_devices_screen()
+
+    a.refresh_devices()
+    a.device("Bob phone").get_by_role("button", name="Remove").click()
+    confirm = a.page.locator("#confirm-dialog")
+    expect(confirm).to_contain_text("Remove “Bob phone”?")
+    screenshot(a.page, "confirm-remove")
+    confirm.get_by_role("button", name="Remove").click()
+
+    expect(b.banner).to_contain_text("This device was removed", timeout=3000)
+    b.expect_login_screen()
+    screenshot(b.page, "banner-removed")
+    expect(a.device("Bob phone")).to_contain_text("Removed")
+    expect(a.device("Bob phone").get_by_role("button")).to_have_count(0)
+    # Its certificate is revoked for good: logging in again is refused with the server's detail.
+    b.log_in(user)
+    expect(b.login_form.locator(".error")).to_contain_text("pair it again")
+
+
+def test_unbinding_the_last_device_asks_twice(make_server, new_device):
+    url, _ = make_server()
+    a = new_device(url).open()
+    a.register(unique_name(), device_name="Only laptop")
+    a.device("Only laptop").get_by_role("button", name="Remove").click()
+    confirm = a.page.locator("#confirm-dialog")
+    confirm.get_by_role("button", name="Remove").click()
+    expect(confirm).to_contain_text("Remove the last device?")
+    confirm.get_by_role("button", name="Remove anyway").click()
+    a.expect_login_screen()
+    expect(a.banner).to_contain_text("This device was removed")
+
+
+def test_expired_access_token_is_refreshed_silently(make_server, new_device):
+    url, ctx = make_server()
+    a = new_device(url).open()
+    a.register(unique_name(), device_name="Alice laptop")
+    refreshes = []
+    a.page.on("request", lambda r: refreshes.append(r.url) if r.url.endswith("/session/refresh") else None)
+    ctx.clock = clock = FakeClock()
+    clock.advance(901)          # past the 900 s access token, well inside the 1800 s idle timeout
+
+    a.refresh_devices()
+    expect(a.device("Alice laptop")).to_be_visible()
+    a.tab("Sessions")
+    expect(a.page.locator("#session-rows tr")).to_have_count(1)
+    expect(a.page.locator("#home-screen")).to_be_visible()
+    assert refreshes, "the expired token should have been refreshed"
+
+
+def test_rename_sessions_and_history(make_server, new_device, screenshot):
+    url, _ = make_server()
+    a = new_device(url).open()
+    a.register(unique_name(), device_name="Alice laptop")
+    a.device("Alice laptop").get_by_role("button", name="Rename").click()
+    rename = a.page.locator("#rename-dialog")
+    rename.get_by_label("Device name").fill("Work laptop")
+    rename.get_by_role("button", name="Save").click()
+    expect(a.device("Work laptop")).to_be_visible()
+    expect(a.page.locator("#whoami")).to_contain_text("Work laptop")
+
+    a.tab("Sessions")
+    expect(a.page.locator("#session-rows")).to_contain_text("This session")
+    screenshot(a.page, "sessions")
+    a.tab("History")
+    expect(a.page.locator("#history-rows tr").first).to_contain_text("Signed in")
+    screenshot(a.page, "history")
+
+
+def test_history_more_button_pages_with_the_cursor(make_server, new_device):
+    url, _ = make_server()
+    a = new_device(url).open()
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")
+    for _ in range(21):                  # one page is 20 rows
+        a.page.locator("#logout-button").click()
+        a.expect_login_screen()
+        a.log_in(user)
+        a.expect_devices_screen()
+    a.tab("History")
+    expect(a.page.locator("#history-rows tr")).to_have_count(20)
+    a.page.get_by_role("button", name="More").click()
+    expect(a.page.locator("#history-rows tr")).to_have_count(22)
+    expect(a.page.get_by_role("button", name="More")).to_be_hidden()
+
+
+def test_keyboard_only_login_and_escape_cancels(make_server, new_device):
+    url, _ = make_server()
+    a, user, payload = _account_with_pairing_code(url, new_device)
+    b = new_device(url)
+    b.pair(payload, user, device_name="Bob phone")
+    dialog = b.page.locator("#concurrent-dialog")
+    expect(dialog).to_be_visible()
+    b.page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    b.expect_login_screen()
+
+    expect(b.login_form.locator(".note")).to_be_visible()      # the login has finished: the form is usable again
+    password = b.login_form.get_by_label("Password")
+    expect(password).to_be_enabled()
+    password.focus()
+    expect(password).to_be_focused()
+    b.page.keyboard.type("correct horse battery staple")
+    expect(password).to_have_value("correct horse battery staple")
+    b.page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    expect(b.page.locator("#concurrent-dialog button:focus")).to_have_text("Cancel")
+    b.page.keyboard.press("Tab")
+    b.page.keyboard.press("Enter")        # Continue
+    b.expect_devices_screen()
+
+
+def test_login_without_a_device_key_says_what_to_do(make_server, new_device):
+    url, _ = make_server()
+    a = new_device(url).open()
+    a.log_in("nobody-here")
+    expect(a.login_form.locator(".error")).to_contain_text("holds no device key")
+    a.expect_login_screen()
+
+
+@pytest.mark.parametrize("screen", ["Devices", "Sessions", "History", "Add a device"])
+def test_phone_width_has_no_sideways_scroll(make_server, new_device, screenshot, screen):
+    url, _ = make_server()
+    a = new_device(url, viewport=PHONE).open()
+    a.register(unique_name(), device_name="Alice phone")
+    a.tab(screen)
+    if screen == "Add a device":
+        a.show_pairing_code()
+    a.page.wait_for_load_state("networkidle")
+    width = a.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{screen} is {width}px wide at 375px"
+    screenshot(a.page, f"phone-{screen.lower().replace(' ', '-')}", full_page=True)
+
+
+def test_insecure_origin_shows_a_clear_message(make_server, new_device, screenshot):
+    url, _ = make_server()
+    device = new_device(url)
+    # An origin that is neither HTTPS nor localhost, served by the real app through Playwright.
+    device.page.context.route("http://citylogin.test/**", lambda route: route.fulfill(
+        response=route.fetch(url=route.request.url.replace("http://citylogin.test", url))))
+    device.page.goto("http://citylogin.test/")
+    expect(device.page.locator("#insecure")).to_be_visible()
+    expect(device.page.locator("#insecure")).to_contain_text("secure connection")
+    expect(device.page.locator("#auth-screen")).to_be_hidden()
+    screenshot(device.page, "insecure")
+
+
+def test_page_headers(make_server):
+    import requests
+    url, _ = make_server()
+    index = requests.get(f"{url}/", timeout=10)
+    assert index.status_code == 200 and index.headers["Content-Type"].startswith("text/html")
+    policy = index.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
+    script = requests.get(f"{url}/web/app.js", timeout=10)
+    assert script.status_code == 200 and re.search("javascript", script.headers["Content-Type"])
+    assert script.headers["X-Content-Type-Options"] == "nosniff"
