@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.apps import make_server  # noqa: F401 (fixture)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
