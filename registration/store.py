@@ -1,6 +1,7 @@
 """The users table and the unique-name claims table (SPEC §8)."""
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict
 from typing import Any
 
@@ -19,7 +20,8 @@ class NameTaken(Exception):
 
 
 def username_claim(username: str) -> str:
-    return "username#" + username.casefold()
+    # The same normalisation as at registration (SPEC §4: NFKC), then case-insensitive.
+    return "username#" + unicodedata.normalize("NFKC", username).strip().casefold()
 
 
 def email_claim(email: str) -> str:

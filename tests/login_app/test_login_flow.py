@@ -125,3 +125,12 @@ def test_logout_and_history(make_server):
     a.logout()
     stale = a.http.get(a.base_url + "/session/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert problem(stale) == (401, "session_revoked", "logged_out")
+
+
+def test_username_is_matched_as_registered_nfkc_and_case_insensitive(make_server):
+    url, ctx = make_server()
+    a = register_device(url)
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in a.key_file.username.upper())
+    a.key_file.username = fullwidth
+    a.login(PASSWORD)
+    assert a.request("GET", "/session/me").status_code == 200
