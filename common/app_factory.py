@@ -43,7 +43,9 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     settings = context.settings if context else load_settings(test_config)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").addFilter(_REDACT)
+    werkzeug_log = logging.getLogger("werkzeug")
+    werkzeug_log.addFilter(_REDACT)
+    werkzeug_log.setLevel(settings.log_level.upper())  # else werkzeug logs every request at INFO
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trusted_proxies:

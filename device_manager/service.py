@@ -148,8 +148,8 @@ class DeviceNotFound(NotFound):
 
 class LastDevice(Conflict):
     code = ErrorCode.LAST_DEVICE
-    detail = ("This is the account's last device; without it nobody can log in. "
-              "Send confirm_last: true to unbind it anyway.")
+    detail = ("This is the account's last device: once it is removed, nobody can log in to this "
+              "account any more. Confirm to remove it anyway (confirm_last: true).")
 
 
 def own_device(ctx: AppContext, *, user_uuid: str, device_id: str) -> DeviceRecord:

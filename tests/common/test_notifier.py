@@ -1,0 +1,62 @@
+"""The Notifier's three back ends (SPEC §7); SES and SNS against moto, single-threaded."""
+from __future__ import annotations
+
+import logging
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from common.notifier import Message, make_notifier
+
+MESSAGE = Message(event="new_device", user_uuid="u-1", email="person@example.com",
+                  subject="A new device was added", body="The device phone was added to your account.")
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield boto3.session.Session(region_name="us-east-1")
+
+
+def test_console_logs_the_event_without_the_body(caplog):
+    with caplog.at_level(logging.INFO, logger="citylogin.notify"):
+        make_notifier(backend="console", region="us-east-1").notify(MESSAGE)
+    assert "new_device" in caplog.text and "u-1" in caplog.text
+
+
+def test_ses_sends_the_mail(aws):
+    ses = aws.client("ses")
+    ses.verify_email_identity(EmailAddress="no-reply@example.com")
+    make_notifier(backend="ses", region="us-east-1", ses_sender="no-reply@example.com", boto_session=aws).notify(MESSAGE)
+    assert ses.get_send_quota()["SentLast24Hours"] == 1
+
+
+def test_sns_publishes_to_the_topic(aws):
+    sns, sqs = aws.client("sns"), aws.client("sqs")
+    topic = sns.create_topic(Name="citylogin")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    make_notifier(backend="sns", region="us-east-1", sns_topic_arn=topic, boto_session=aws).notify(MESSAGE)
+    received = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    assert MESSAGE.body in received[0]["Body"]
+
+
+def test_a_failure_is_logged_and_never_raised(aws, caplog):
+    # The sender was never verified, so SES rejects the message.
+    notifier = make_notifier(backend="ses", region="us-east-1", ses_sender="unverified@example.com", boto_session=aws)
+    with caplog.at_level(logging.WARNING, logger="citylogin.notify"):
+        notifier.notify(MESSAGE)
+    assert "failed" in caplog.text
+    assert MESSAGE.body not in caplog.text
+
+
+def test_ses_and_sns_need_their_settings():
+    with pytest.raises(ValueError, match="CITYLOGIN_SES_SENDER"):
+        make_notifier(backend="ses", region="us-east-1")
+    with pytest.raises(ValueError, match="CITYLOGIN_SNS_TOPIC_ARN"):
+        make_notifier(backend="sns", region="us-east-1")
