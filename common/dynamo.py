@@ -3,7 +3,6 @@ SPEC §8, item (de)serialisation and the translation of condition failures."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable
@@ -156,10 +155,6 @@ def to_item(record: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in record.items() if v is not None}
 
 
-def to_value(value: Any) -> dict[str, Any]:
-    return _serializer.serialize(value)
-
-
 def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
     """DynamoDB attribute map -> Python dict with ints instead of Decimals."""
     if item is None:
@@ -175,7 +170,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, set)):
         return type(value)(_plain(v) for v in value) if isinstance(value, list) else {_plain(v) for v in value}
     return value
-
-
-def epoch(seconds_from_now: float, now: float | None = None) -> int:
-    return int((time.time() if now is None else now) + seconds_from_now)

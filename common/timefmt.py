@@ -1,4 +1,4 @@
-"""ISO 8601 UTC with `Z` (SPEC §3) and epoch seconds for TTL attributes."""
+"""ISO 8601 UTC with `Z` (SPEC §3)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -10,10 +10,6 @@ def iso(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def epoch_seconds(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 def iso_from_epoch(seconds: int) -> str:

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SESSION_ACTIVE = "active"
 SESSION_REVOKED = "revoked"
-SESSION_EXPIRED = "expired"
 
 
 class RevokeReason:
