@@ -49,6 +49,16 @@ def make_server(base_config):
         yield start
 
 
+@pytest.fixture(scope="module")
+def registration_url(dynamodb_endpoint, data_dir, table_prefix):
+    """`python -m registration.app_registration` as a real process for this module's tables."""
+    from tests.support.services import running_service
+    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir,
+              "table_prefix": table_prefix, **FAST_ARGON2}
+    with running_service("registration.app_registration", config_env(config)) as url:
+        yield url
+
+
 def config_env(config: dict) -> dict:
     """The same settings as CITYLOGIN_* variables, for service subprocesses."""
     return {f"CITYLOGIN_{k.upper()}": str(v) for k, v in config.items()}

@@ -19,8 +19,7 @@ from cryptography.x509.oid import NameOID
 from citylogin.client import (KEY_KINDS, Client, CityloginError, ConcurrentLoginRequired, KeyFile, generate_key,
                               private_key_pem, sign_challenge)
 from citylogin.client_cli import client as client_cli
-from tests.conftest import FAST_ARGON2, config_env, unique_name
-from tests.support.services import running_service
+from tests.conftest import unique_name
 
 PASSWORD = "a long passphrase"
 
@@ -175,14 +174,6 @@ def test_request_does_not_refresh_on_other_401s():
 
 
 # --- registration against the real service ----------------------------------------------------
-
-@pytest.fixture(scope="module")
-def registration_url(dynamodb_endpoint, data_dir, table_prefix):
-    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir,
-              "table_prefix": table_prefix, **FAST_ARGON2}
-    with running_service("registration.app_registration", config_env(config)) as url:
-        yield url
-
 
 def public_der(key) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -8,18 +8,8 @@ from threading import Barrier
 import pytest
 import requests
 
-from tests.conftest import config_env, unique_name
+from tests.conftest import unique_name
 from tests.registration.test_registration_api import stored_user_count
-from tests.support.services import running_service
-
-
-@pytest.fixture(scope="module")
-def service_url(dynamodb_endpoint, data_dir, table_prefix):
-    from tests.conftest import FAST_ARGON2
-    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir,
-              "table_prefix": table_prefix, **FAST_ARGON2}
-    with running_service("registration.app_registration", config_env(config)) as url:
-        yield url
 
 
 @pytest.fixture
@@ -28,60 +18,60 @@ def app(base_config):
     return create_app(base_config)
 
 
-def test_get(service_url):
-    response = requests.get(service_url + "/registration/", timeout=10)
+def test_get(registration_url):
+    response = requests.get(registration_url + "/registration/", timeout=10)
     assert response.status_code == 200
     assert response.json()["service"] == "citylogin registration"
 
 
-def test_post_success(service_url):
+def test_post_success(registration_url):
     name = unique_name()
-    response = requests.post(service_url + "/registration/", timeout=10, json={
+    response = requests.post(registration_url + "/registration/", timeout=10, json={
         "username": name, "email": f"{name}@example.com", "password": "a long passphrase"})
     assert response.status_code == 201
     assert {"uuid", "device_id", "client_cert", "fingerprint", "ca_cert", "private_key"} <= response.json().keys()
 
 
-def test_post_no_body(service_url):
-    response = requests.post(service_url + "/registration/", timeout=10)
+def test_post_no_body(registration_url):
+    response = requests.post(registration_url + "/registration/", timeout=10)
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "invalid_json"
 
 
-def test_post_missing_fields(service_url):
-    response = requests.post(service_url + "/registration/", json={"username": unique_name()}, timeout=10)
+def test_post_missing_fields(registration_url):
+    response = requests.post(registration_url + "/registration/", json={"username": unique_name()}, timeout=10)
     assert (response.status_code, response.json()["code"]) == (400, "missing_fields")
 
 
-def race(service_url: str, bodies: list[dict]) -> list[requests.Response]:
+def race(registration_url: str, bodies: list[dict]) -> list[requests.Response]:
     barrier = Barrier(len(bodies))
 
     def post(body):
         with requests.Session() as session:
             barrier.wait()
-            return session.post(service_url + "/registration/", json=body, timeout=60)
+            return session.post(registration_url + "/registration/", json=body, timeout=60)
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         return list(pool.map(post, bodies))
 
 
-def test_twenty_racing_registrations_of_one_username(service_url, app):
+def test_twenty_racing_registrations_of_one_username(registration_url, app):
     name = unique_name()
     bodies = [{"username": name, "email": f"{name}{i}@example.com", "password": "a long passphrase"}
               for i in range(20)]
-    statuses = sorted((r.status_code, r.json().get("code")) for r in race(service_url, bodies))
+    statuses = sorted((r.status_code, r.json().get("code")) for r in race(registration_url, bodies))
     assert statuses == [(201, None)] + [(409, "username_taken")] * 19
     assert stored_user_count(app, name) == 1
 
 
-def test_twenty_racing_registrations_of_one_email_in_other_case(service_url, app):
+def test_twenty_racing_registrations_of_one_email_in_other_case(registration_url, app):
     name = unique_name()
     email = f"{name}@Example.com"
     variants = [email.upper() if i % 2 else email.lower() for i in range(20)]
     bodies = [{"username": f"{name}_{i}", "email": variants[i], "password": "a long passphrase"}
               for i in range(20)]
-    responses = race(service_url, bodies)
+    responses = race(registration_url, bodies)
     statuses = sorted((r.status_code, r.json().get("code")) for r in responses)
     assert statuses == [(201, None)] + [(409, "email_taken")] * 19
     assert sum(stored_user_count(app, b["username"]) for b in bodies) == 1
