@@ -24,6 +24,40 @@ class RevokeReason:
 
 
 @dataclass(frozen=True)
+class Liveness:
+    """The one rule of "is this session live" that the login transaction, refresh, the guard,
+    the event watcher and the idle timeout all apply (SPEC §4, §5).
+
+    `last_seen_epoch` is written at most once per `touch_every` seconds, so a session stays live
+    until `last_seen + idle_timeout + touch_every`: the effective idle timeout is never shorter
+    than the configured one, and at most `touch_every` longer."""
+
+    idle_timeout: int
+
+    @property
+    def touch_every(self) -> int:
+        return max(1, min(60, self.idle_timeout // 4))
+
+    def idle_cutoff(self, now: int) -> int:
+        """A session last seen at or before this moment is idle-expired."""
+        return now - self.idle_timeout - self.touch_every
+
+    def needs_touch(self, *, last_seen_epoch: int, now: int) -> bool:
+        return now - last_seen_epoch >= self.touch_every
+
+    def end_reason(self, *, status: str, expires_epoch: int, last_seen_epoch: int, now: int,
+                   revoked_reason: str | None = None) -> str | None:
+        """Why a session with these fields is over at `now`, or None while it is live."""
+        if status != SESSION_ACTIVE:
+            return revoked_reason or RevokeReason.ADMIN
+        if now >= expires_epoch:
+            return RevokeReason.MAX_LIFETIME
+        if last_seen_epoch <= self.idle_cutoff(now):
+            return RevokeReason.IDLE_TIMEOUT
+        return None
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     session_id: str
     user_uuid: str
@@ -58,8 +92,9 @@ class PresenceEntry:
     expires_epoch: int
     ip: str | None = None
 
-    def is_live(self, *, now: int, idle_timeout: int) -> bool:
-        return now < self.expires_epoch and now < self.last_seen_epoch + idle_timeout
+    def is_live(self, *, now: int, liveness: "Liveness") -> bool:
+        return liveness.end_reason(status=SESSION_ACTIVE, expires_epoch=self.expires_epoch,
+                                   last_seen_epoch=self.last_seen_epoch, now=now) is None
 
 
 @dataclass(frozen=True)
@@ -70,8 +105,8 @@ class Presence:
     version: int = 0
     entries: dict[str, PresenceEntry] = field(default_factory=dict)
 
-    def live(self, *, now: int, idle_timeout: int) -> list[PresenceEntry]:
-        return [e for e in self.entries.values() if e.is_live(now=now, idle_timeout=idle_timeout)]
+    def live(self, *, now: int, liveness: "Liveness") -> list[PresenceEntry]:
+        return [e for e in self.entries.values() if e.is_live(now=now, liveness=liveness)]
 
 
 @dataclass(frozen=True)

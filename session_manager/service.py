@@ -6,6 +6,7 @@ import random
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
@@ -16,13 +17,13 @@ from common.jwt_keys import TokenError
 from common.timefmt import iso
 from session_manager.events import SessionWatcher
 from session_manager.history_store import BadCursor, HistoryStore
-from session_manager.models import (SESSION_ACTIVE, OpenedSession, Presence, PresenceEntry, Principal,
+from session_manager.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
                                     RevokeReason, SessionRecord, TokenPair)
-from session_manager.store import PresenceChanged, SessionStore
+from session_manager.store import Activity, IdleSessionsInUse, PresenceChanged, SessionStore
 
-TOUCH_EVERY_SECONDS = 60
 SESSION_RETENTION_SECONDS = 7 * 86400
 OPEN_ATTEMPTS = 60
+REFRESH_ATTEMPTS = 5
 REFRESH_PURPOSE = "refresh"
 
 ChooseEvictions = Callable[[list[PresenceEntry]], list[PresenceEntry]]
@@ -94,12 +95,16 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
                  extra_writes: list[dict] | None = None, presence: Presence | None = None) -> OpenedSession:
     """Log `device_id` in. `choose_evictions(other live entries)` returns those to displace or
     raises to refuse; the presence record is rewritten only if nobody changed it meanwhile
-    (`presence`, if given, is a fresh read to start from)."""
-    store = session_store(ctx)
+    (`presence`, if given, is a fresh read to start from). Entries dropped as idle end their
+    sessions in the same transaction, so a session the presence stops counting is never usable."""
+    store, rule = session_store(ctx), liveness(ctx)
+    seen_since: dict[str, int] = {}  # session_id -> last_seen of sessions found in use after the read
+    gone: set[str] = set()  # sessions whose records have expired away: nothing to end
     for attempt in range(OPEN_ATTEMPTS):
-        presence = presence if attempt == 0 and presence else store.get_presence(user_uuid)
+        presence = _with_activity(presence if attempt == 0 and presence else store.get_presence(user_uuid),
+                                  seen_since)
         now = _epoch(ctx)
-        live = presence.live(now=now, idle_timeout=ctx.settings.session_idle_timeout)
+        live = presence.live(now=now, liveness=rule)
         others = [e for e in live if e.device_id != device_id]
         evicted = choose_evictions(others)
         session = _new_session(ctx, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
@@ -111,20 +116,38 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         displaced = [(e.session_id, RevokeReason.DISPLACED) for e in evicted]
         if device_id in presence.entries:  # a re-login from this device replaces its own session
             displaced.append((presence.entries[device_id].session_id, RevokeReason.LOGGED_OUT))
+        idle = [e.session_id for e in presence.entries.values()
+                if e.device_id != device_id and e not in live and now < e.expires_epoch
+                and e.session_id not in gone]
         history = history_store(ctx).put_item(
             user_uuid=user_uuid, at=ctx.now(), result="success", device_id=device_id,
             ip=ip, user_agent=user_agent,
             evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted])
         try:
             store.open_session(before=presence, entries=kept, session=session, displaced=displaced,
-                               at=session.created_at, by_device=device_id,
-                               extra_writes=[history, *(extra_writes or [])])
+                               idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
+                               by_device=device_id, extra_writes=[history, *(extra_writes or [])])
+        except IdleSessionsInUse as in_use:
+            # The session records are the truth: a touch may not have reached the presence entry.
+            for session_id in in_use.session_ids:
+                record = store.get(session_id)
+                if record is None:
+                    gone.add(session_id)
+                else:
+                    seen_since[session_id] = record.last_seen_epoch
+            continue
         except PresenceChanged:
             time.sleep(random.uniform(0.005, 0.02 * min(attempt + 1, 10)))
             continue
         return OpenedSession(session=session, evicted=evicted,
                              tokens=_token_pair(ctx, session, generation=1, issued_epoch=now))
     raise ServiceUnavailable("Too many simultaneous logins for this account; try again.")
+
+
+def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
+    entries = {device: replace(e, last_seen_epoch=max(e.last_seen_epoch, seen_since[e.session_id]))
+               if seen_since.get(e.session_id) else e for device, e in presence.entries.items()}
+    return replace(presence, entries=entries)
 
 
 def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
@@ -141,21 +164,21 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
 
 # --- every protected request: one JWT check, one consistent read ------------------------
 
+def liveness(ctx: AppContext) -> Liveness:
+    return Liveness(idle_timeout=ctx.settings.session_idle_timeout)
+
+
 def _state_end_reason(ctx: AppContext, state: dict, now: int) -> str | None:
     """Why a session (its status, revoked_reason, expires_epoch, last_seen_epoch) is over, if it is."""
-    if state["status"] != SESSION_ACTIVE:
-        return state.get("revoked_reason") or RevokeReason.ADMIN
-    if now >= state["expires_epoch"]:
-        return RevokeReason.MAX_LIFETIME
-    if now >= state["last_seen_epoch"] + ctx.settings.session_idle_timeout:
-        return RevokeReason.IDLE_TIMEOUT
-    return None
+    return liveness(ctx).end_reason(status=state["status"], revoked_reason=state.get("revoked_reason"),
+                                    expires_epoch=state["expires_epoch"],
+                                    last_seen_epoch=state["last_seen_epoch"], now=now)
 
 
 def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None:
-    return _state_end_reason(ctx, {"status": session.status, "revoked_reason": session.revoked_reason,
-                                   "expires_epoch": session.expires_epoch,
-                                   "last_seen_epoch": session.last_seen_epoch}, now)
+    return liveness(ctx).end_reason(status=session.status, revoked_reason=session.revoked_reason,
+                                    expires_epoch=session.expires_epoch,
+                                    last_seen_epoch=session.last_seen_epoch, now=now)
 
 
 def authenticate(ctx: AppContext, *, access_token: str) -> Principal:
@@ -175,10 +198,28 @@ def authenticate(ctx: AppContext, *, access_token: str) -> Principal:
     reason = _end_reason(ctx, session, now)
     if reason:
         raise SessionRevoked(reason)
-    if now - session.last_seen_epoch >= TOUCH_EVERY_SECONDS:
-        store.touch(session, now=now)
+    if liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
+        _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]))
+
+
+def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int) -> None:
+    """Record activity; 401 if the session ended meanwhile or the presence no longer counts it."""
+    outcome = store.touch(session, now=now, idle_cutoff=liveness(ctx).idle_cutoff(now))
+    if outcome is Activity.SESSION_CHANGED:
+        current = store.get(session.session_id)
+        raise SessionRevoked((current and _end_reason(ctx, current, now)) or RevokeReason.LOGGED_OUT)
+    if outcome is Activity.NOT_COUNTED:
+        _end_uncounted(ctx, session)
+    # CONFLICT: a login is rewriting the presence right now; the session is live, touch next time.
+
+
+def _end_uncounted(ctx: AppContext, session: SessionRecord) -> None:
+    # Live by its record but missing from the presence (left by an older version that dropped
+    # idle entries silently): it must not count nor be usable, so it ends here.
+    revoke_session(ctx, session=session, reason=RevokeReason.IDLE_TIMEOUT)
+    raise SessionRevoked(RevokeReason.IDLE_TIMEOUT)
 
 
 # --- refresh with rotation and reuse detection ------------------------------------------
@@ -196,7 +237,7 @@ def refresh(ctx: AppContext, *, refresh_token: str) -> TokenPair:
     if not digests_equal(refresh_token, _refresh_token(ctx, session_id, generation)):
         raise InvalidRefreshToken()
     store = session_store(ctx)
-    for _ in range(3):
+    for _ in range(REFRESH_ATTEMPTS):
         session = store.get(session_id)
         if session is None:
             raise InvalidRefreshToken()
@@ -204,15 +245,19 @@ def refresh(ctx: AppContext, *, refresh_token: str) -> TokenPair:
         reason = _end_reason(ctx, session, now)
         if reason:
             raise SessionRevoked(reason)
-        if generation == session.refresh_gen:
-            if not digests_equal(token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
-                raise InvalidRefreshToken()
-            successor = token_digest(_refresh_token(ctx, session_id, generation + 1), purpose=REFRESH_PURPOSE)
-            if store.rotate_refresh(session, new_digest=successor, now=now):
-                return _token_pair(ctx, session, generation=generation + 1, issued_epoch=now)
-            continue  # a parallel refresh rotated first: answer as its grace-window twin
-        return _refresh_rotated_out(ctx, session, refresh_token=refresh_token, generation=generation, now=now)
-    raise InvalidRefreshToken()
+        if generation != session.refresh_gen:
+            return _refresh_rotated_out(ctx, session, refresh_token=refresh_token, generation=generation, now=now)
+        if not digests_equal(token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
+            raise InvalidRefreshToken()
+        successor = token_digest(_refresh_token(ctx, session_id, generation + 1), purpose=REFRESH_PURPOSE)
+        outcome = store.rotate_refresh(session, new_digest=successor, now=now,
+                                       idle_cutoff=liveness(ctx).idle_cutoff(now))
+        if outcome is Activity.RECORDED:  # a refresh is activity: the session and its presence entry
+            return _token_pair(ctx, session, generation=generation + 1, issued_epoch=now)
+        if outcome is Activity.NOT_COUNTED:
+            _end_uncounted(ctx, session)
+        # SESSION_CHANGED or CONFLICT: a parallel refresh rotated first, or the session ended: re-read
+    raise ServiceUnavailable("The session is busy; try again.")
 
 
 def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_token: str, generation: int,
@@ -251,7 +296,11 @@ def logout(ctx: AppContext, *, principal: Principal) -> None:
 
 
 def logout_all(ctx: AppContext, *, principal: Principal, include_current: bool) -> None:
-    for session in list_user_sessions(ctx, user_uuid=principal.user_uuid):
+    """End the caller's sessions: every live one from the consistent presence read, then any
+    other still marked active in the user index (sessions of expired presence entries)."""
+    store = session_store(ctx)
+    listed = [store.get(e.session_id) for e in store.get_presence(principal.user_uuid).entries.values()]
+    for session in [*filter(None, listed), *list_user_sessions(ctx, user_uuid=principal.user_uuid)]:
         if session.status != SESSION_ACTIVE or (session.session_id == principal.session_id and not include_current):
             continue
         reason = RevokeReason.LOGGED_OUT if session.session_id == principal.session_id else RevokeReason.REMOTE_LOGOUT
@@ -287,7 +336,7 @@ def read_presence(ctx: AppContext, *, user_uuid: str) -> Presence:
 
 def live_devices(ctx: AppContext, *, user_uuid: str) -> list[PresenceEntry]:
     presence: Presence = session_store(ctx).get_presence(user_uuid)
-    return presence.live(now=_epoch(ctx), idle_timeout=ctx.settings.session_idle_timeout)
+    return presence.live(now=_epoch(ctx), liveness=liveness(ctx))
 
 
 def record_attempt(ctx: AppContext, *, user_uuid: str, result: str, device_id: str | None, ip: str | None,

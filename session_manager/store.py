@@ -3,16 +3,26 @@ user listing its logged-in devices under a version number (SPEC §5, §8)."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from enum import Enum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from common import dynamo
-from session_manager.models import SESSION_ACTIVE, SESSION_REVOKED, Presence, PresenceEntry, SessionRecord
+from session_manager.models import (SESSION_ACTIVE, SESSION_REVOKED, Presence, PresenceEntry, RevokeReason,
+                                    SessionRecord)
 
 
 class PresenceChanged(Exception):
     """Another request changed the user's presence first; re-read and decide again."""
+
+
+class IdleSessionsInUse(PresenceChanged):
+    """Sessions the login took for idle were used meanwhile (`session_ids`); they are live."""
+
+    def __init__(self, session_ids: list[str]) -> None:
+        super().__init__(session_ids)
+        self.session_ids = session_ids
 
 
 class ExtraWriteRefused(Exception):
@@ -21,6 +31,15 @@ class ExtraWriteRefused(Exception):
     def __init__(self, index: int) -> None:
         super().__init__(index)
         self.index = index
+
+
+class Activity(Enum):
+    """What recording activity on a session (a touch or a refresh) came to."""
+
+    RECORDED = "recorded"
+    SESSION_CHANGED = "session_changed"  # ended, or (refresh) rotated by someone else: re-read it
+    NOT_COUNTED = "not_counted"          # live by its record, but the presence no longer lists it
+    CONFLICT = "conflict"                # a concurrent transaction on the same items
 
 
 def _record(cls, data: dict[str, Any]):
@@ -102,32 +121,55 @@ class SessionStore:
                            "UpdateExpression": expression, "ExpressionAttributeNames": {"#s": "status"},
                            "ExpressionAttributeValues": values}}
 
-    def open_session(self, *, before: Presence, entries: dict[str, PresenceEntry], session: SessionRecord,
-                     displaced: list[tuple[str, str]], at: str, by_device: str,
-                     extra_writes: list[dict[str, Any]]) -> None:
-        """Replace the presence (if unchanged since read), create `session`, revoke `displaced`
-        [(session_id, reason)], and `extra_writes`: all in one transaction."""
-        items = [self._presence_put(before, entries),
-                 {"Put": {"TableName": self.sessions, "Item": dynamo.to_item(asdict(session)),
-                          "ConditionExpression": "attribute_not_exists(session_id)"}},
-                 *[self._revoke_update(sid, reason=reason, at=at, by_device=by_device) for sid, reason in displaced],
-                 *extra_writes]
-        try:
-            self._transact(items)
-        except ExtraWriteRefused as refused:
-            raise ExtraWriteRefused(refused.index - (len(items) - len(extra_writes))) from None
+    def _idle_revoke(self, session_id: str, *, cutoff: int, at: str) -> dict[str, Any]:
+        # Dropping a presence entry as idle ends its session too, but only if the session really
+        # is idle (or already over): a touch or refresh that got in first cancels the login.
+        return {"Update": {
+            "TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
+            "UpdateExpression": ("SET #s = :revoked, revoked_reason = if_not_exists(revoked_reason, :reason), "
+                                 "revoked_at = if_not_exists(revoked_at, :at)"),
+            "ConditionExpression": "attribute_exists(session_id) AND (#s <> :active OR last_seen_epoch <= :cutoff)",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":revoked": {"S": SESSION_REVOKED}, ":active": {"S": SESSION_ACTIVE},
+                                          ":reason": {"S": RevokeReason.IDLE_TIMEOUT}, ":at": {"S": at},
+                                          ":cutoff": {"N": str(cutoff)}}}}
 
-    def _transact(self, items: list[dict[str, Any]]) -> None:
+    def open_session(self, *, before: Presence, entries: dict[str, PresenceEntry], session: SessionRecord,
+                     displaced: list[tuple[str, str]], idle: list[str], idle_cutoff: int, at: str,
+                     by_device: str, extra_writes: list[dict[str, Any]]) -> None:
+        """Replace the presence (if unchanged since read), create `session`, revoke `displaced`
+        [(session_id, reason)] and the `idle` sessions (if still idle at `idle_cutoff`), and
+        `extra_writes`: all in one transaction."""
+        head = [self._presence_put(before, entries),
+                {"Put": {"TableName": self.sessions, "Item": dynamo.to_item(asdict(session)),
+                         "ConditionExpression": "attribute_not_exists(session_id)"}},
+                *[self._revoke_update(sid, reason=reason, at=at, by_device=by_device) for sid, reason in displaced]]
+        idle_items = [self._idle_revoke(sid, cutoff=idle_cutoff, at=at) for sid in idle]
+        failed = self._transact([*head, *idle_items, *extra_writes])
+        if not failed:
+            return
+        if 0 in failed or "TransactionConflict" in failed.values():
+            raise PresenceChanged()
+        in_use = [idle[i - len(head)] for i in failed if len(head) <= i < len(head) + len(idle)]
+        if in_use:
+            raise IdleSessionsInUse(in_use)
+        extra = [i - len(head) - len(idle) for i in failed if i >= len(head) + len(idle)]
+        if extra:
+            raise ExtraWriteRefused(extra[0])
+        raise PresenceChanged()
+
+    def _transact(self, items: list[dict[str, Any]]) -> dict[int, str]:
+        """Run one TransactWriteItems; {} if it committed, else {item index: reason} of the items
+        that failed ({-1: "TransactionConflict"} for a conflict without per-item reasons)."""
         try:
             self.client.transact_write_items(TransactItems=items)
+            return {}
         except ClientError as exc:
             codes = dynamo.cancellation_codes(exc)
-            if codes and codes[0] in ("ConditionalCheckFailed", "TransactionConflict"):
-                raise PresenceChanged() from None
-            if dynamo.error_code(exc) == "TransactionConflictException" or "TransactionConflict" in codes:
-                raise PresenceChanged() from None
-            if "ConditionalCheckFailed" in codes:
-                raise ExtraWriteRefused(codes.index("ConditionalCheckFailed")) from None
+            if codes:
+                return {i: code for i, code in enumerate(codes) if code not in ("None", "")}
+            if dynamo.error_code(exc) == "TransactionConflictException":
+                return {-1: "TransactionConflict"}
             raise
 
     def revoke(self, session: SessionRecord, *, reason: str, at: str, by_device: str | None) -> None:
@@ -138,47 +180,54 @@ class SessionStore:
             "ConditionExpression": "entries.#d.session_id = :sid",
             "ExpressionAttributeNames": {"#d": session.device_id, "#v": "version"},
             "ExpressionAttributeValues": {":one": {"N": "1"}, ":sid": {"S": session.session_id}}}}
-        try:
-            self._transact([remove, self._revoke_update(session.session_id, reason=reason, at=at,
-                                                         by_device=by_device)])
-        except PresenceChanged:
-            # The presence no longer lists this session (already displaced or expired there).
-            self.client.transact_write_items(TransactItems=[
-                self._revoke_update(session.session_id, reason=reason, at=at, by_device=by_device)])
+        revoke = self._revoke_update(session.session_id, reason=reason, at=at, by_device=by_device)
+        for _ in range(10):
+            failed = self._transact([remove, revoke])
+            if not failed:
+                return
+            if failed.get(0) == "ConditionalCheckFailed":
+                # The presence no longer lists this session (already displaced or ended there).
+                self.client.transact_write_items(TransactItems=[revoke])
+                return
+        raise PresenceChanged()
 
-    # --- refresh tokens and activity ------------------------------------------------------
+    # --- activity: a touch or a refresh moves last_seen on the session and its presence entry --
 
-    def rotate_refresh(self, session: SessionRecord, *, new_digest: str, now: int) -> bool:
-        """Advance the refresh generation if nobody else did; False if someone did."""
-        try:
-            self.client.update_item(
-                TableName=self.sessions, Key={"session_id": {"S": session.session_id}},
-                UpdateExpression=("SET refresh_gen = :next, refresh_digest = :new, prev_refresh_digest = :old, "
-                                  "rotated_epoch = :now, last_seen_epoch = :now"),
-                ConditionExpression="refresh_gen = :gen AND #s = :active",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":next": {"N": str(session.refresh_gen + 1)}, ":gen": {"N": str(session.refresh_gen)},
-                    ":new": {"S": new_digest}, ":old": {"S": session.refresh_digest},
-                    ":now": {"N": str(now)}, ":active": {"S": SESSION_ACTIVE}})
-            return True
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                return False
-            raise
+    def _activity_items(self, session: SessionRecord, *, set_session: str, values: dict[str, Any],
+                        condition: str, now: int, idle_cutoff: int) -> list[dict[str, Any]]:
+        live = [condition, "#s = :active", "last_seen_epoch > :cutoff", "expires_epoch > :now"]
+        return [
+            {"Update": {"TableName": self.sessions, "Key": {"session_id": {"S": session.session_id}},
+                        "UpdateExpression": "SET " + ", ".join(filter(None, [set_session, "last_seen_epoch = :now"])),
+                        "ConditionExpression": " AND ".join(filter(None, live)), "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {**values, ":now": {"N": str(now)},
+                                                      ":active": {"S": SESSION_ACTIVE},
+                                                      ":cutoff": {"N": str(idle_cutoff)}}}},
+            {"Update": {"TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
+                        "UpdateExpression": "SET entries.#d.last_seen_epoch = :now",
+                        "ConditionExpression": "entries.#d.session_id = :sid",
+                        "ExpressionAttributeNames": {"#d": session.device_id},
+                        "ExpressionAttributeValues": {":now": {"N": str(now)},
+                                                      ":sid": {"S": session.session_id}}}}]
 
-    def touch(self, session: SessionRecord, *, now: int) -> None:
-        """Record activity on the session and its presence entry (at most once a minute)."""
-        self.client.update_item(
-            TableName=self.sessions, Key={"session_id": {"S": session.session_id}},
-            UpdateExpression="SET last_seen_epoch = :now", ExpressionAttributeValues={":now": {"N": str(now)}})
-        try:
-            self.client.update_item(
-                TableName=self.presence, Key={"user_uuid": {"S": session.user_uuid}},
-                UpdateExpression="SET entries.#d.last_seen_epoch = :now",
-                ConditionExpression="entries.#d.session_id = :sid",
-                ExpressionAttributeNames={"#d": session.device_id},
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":sid": {"S": session.session_id}})
-        except ClientError as exc:
-            if not dynamo.is_condition_failure(exc):
-                raise
+    def _record_activity(self, items: list[dict[str, Any]]) -> Activity:
+        failed = self._transact(items)
+        if not failed:
+            return Activity.RECORDED
+        if "TransactionConflict" in failed.values():
+            return Activity.CONFLICT
+        return Activity.SESSION_CHANGED if 0 in failed else Activity.NOT_COUNTED
+
+    def rotate_refresh(self, session: SessionRecord, *, new_digest: str, now: int, idle_cutoff: int) -> Activity:
+        """Advance the refresh generation of a live session if nobody else did, as activity."""
+        return self._record_activity(self._activity_items(
+            session, now=now, idle_cutoff=idle_cutoff, condition="refresh_gen = :gen",
+            set_session=("refresh_gen = :next, refresh_digest = :new, prev_refresh_digest = :old, "
+                         "rotated_epoch = :now"),
+            values={":next": {"N": str(session.refresh_gen + 1)}, ":gen": {"N": str(session.refresh_gen)},
+                    ":new": {"S": new_digest}, ":old": {"S": session.refresh_digest}}))
+
+    def touch(self, session: SessionRecord, *, now: int, idle_cutoff: int) -> Activity:
+        """Record activity on a live session and its presence entry (at most once per touch interval)."""
+        return self._record_activity(self._activity_items(
+            session, now=now, idle_cutoff=idle_cutoff, condition="", set_session="", values={}))

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from citylogin.client import Client
 from common.context import keys_dir
 from common.jwt_keys import JwtKeyRing, SigningKey, add_jwt_key, load_or_create_jwt_keys
+from session_manager.service import liveness
 from tests.support.fixtures import app_servers, bearer_problem
 from tests.support.live import PASSWORD, FakeClock, register_device
 
@@ -197,7 +198,7 @@ def test_idle_session_is_revoked_with_idle_timeout(make_server):
     ctx.clock = clock = FakeClock()
     client = register_device(url)
     client.login(PASSWORD)
-    clock.advance(ctx.settings.session_idle_timeout + 1)
+    clock.advance(liveness(ctx).idle_timeout + liveness(ctx).touch_every + 1)
     assert bearer_problem(me(url, client.access_token)) == (401, "session_revoked", "idle_timeout")
 
 
@@ -206,7 +207,7 @@ def test_idle_session_cannot_be_refreshed_back_to_life(make_server):
     ctx.clock = clock = FakeClock()
     client = register_device(url)
     client.login(PASSWORD)
-    clock.advance(ctx.settings.session_idle_timeout + 1)
+    clock.advance(liveness(ctx).idle_timeout + liveness(ctx).touch_every + 1)
     # The client sees token_expired, refreshes, and the refresh says why the session is over.
     response = client.request("GET", "/session/me")
     assert bearer_problem(response) == (401, "session_revoked", "idle_timeout")
