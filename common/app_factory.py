@@ -9,15 +9,18 @@ from typing import Any, Iterable, Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask_cors import CORS
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wsgi import get_input_stream
 
 from common import dynamo
-from common.config import load_settings
+from common.config import ConfigError, load_settings
 from common.context import EXTENSION_KEY, AppContext, build_context, ctx
-from common.errors import ServiceUnavailable, register_error_handlers
+from common.errors import ServiceUnavailable, StorageUnavailable, register_error_handlers
 from common.openapi import openapi_document
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413
 VERSION = "0.1.0"
 
 
@@ -34,6 +37,8 @@ class _RedactTokens(logging.Filter):
 
 
 _REDACT = _RedactTokens()
+# At DEBUG these log whole requests and responses: password hashes, token digests, SigV4 headers.
+_WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
 def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
@@ -46,6 +51,8 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     werkzeug_log = logging.getLogger("werkzeug")
     werkzeug_log.addFilter(_REDACT)
     werkzeug_log.setLevel(settings.log_level.upper())  # else werkzeug logs every request at INFO
+    for wire_logger in _WIRE_LOGGERS:
+        logging.getLogger(wire_logger).setLevel(logging.WARNING)
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trusted_proxies:
@@ -67,8 +74,30 @@ def _read_body_first() -> None:
     # Read every request body (at most 64 KiB) before answering, even where a view ignores it:
     # gunicorn's threaded worker otherwise drains a late body after the response and may
     # swallow the client's next keep-alive request with it (bench/README.md).
-    if request.content_length or request.headers.get("Transfer-Encoding"):
+    if not (request.content_length or request.headers.get("Transfer-Encoding")):
+        return
+    try:
         request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        _discard_body()
+        raise
+    # werkzeug cuts a streamed (chunked) body at the limit without an error: any rest is too much.
+    if request.content_length is None and _discard_body():
+        raise RequestEntityTooLarge()
+
+
+def _discard_body() -> int:
+    """Read and drop what is left of an over-limit body, up to MAX_DRAINED_BYTES; the bytes dropped."""
+    # The same race holds before a 413, and gunicorn ignores an application's "Connection: close":
+    # it reads the rest of the body after answering anyway, so reading it first costs nothing
+    # more and keeps the connection usable. A body declared larger still is left to the server.
+    if (request.content_length or 0) > MAX_DRAINED_BYTES:
+        return 0
+    stream = get_input_stream(request.environ, max_content_length=None)
+    dropped = 0
+    while dropped <= MAX_DRAINED_BYTES and (chunk := stream.read(64 * 1024)):
+        dropped += len(chunk)
+    return dropped
 
 
 def _no_store_for_api(response):
@@ -87,13 +116,7 @@ def _operations_blueprint(title: str) -> Blueprint:
 
     @ops.get("/readyz")
     def readyz():
-        context = ctx()
-        try:
-            missing = dynamo.missing_tables(context.dynamodb, context.tables)
-        except (BotoCoreError, ClientError):
-            raise ServiceUnavailable("DynamoDB is not reachable.") from None
-        if missing:
-            raise ServiceUnavailable("DynamoDB tables are missing.", missing_tables=missing)
+        _check_ready(ctx())
         return jsonify(status="ready")
 
     @ops.get("/openapi.json")
@@ -109,8 +132,30 @@ def _operations_blueprint(title: str) -> Blueprint:
     return ops
 
 
+def _check_ready(context: AppContext) -> None:
+    """503 unless DynamoDB answers within the probe's short timeout. All tables are listed once
+    per process; after that a probe is one GetItem (no ListTables per probe)."""
+    client = context.readiness_dynamodb or context.dynamodb
+    try:
+        if not context.extras.get("tables_checked"):
+            missing = dynamo.missing_tables(client, context.tables)
+            if missing:
+                raise ServiceUnavailable("DynamoDB tables are missing.", missing_tables=missing)
+            context.extras["tables_checked"] = True
+        dynamo.probe(client, context.tables)
+    except ClientError as exc:
+        if dynamo.error_code(exc) == "ResourceNotFoundException":
+            raise ServiceUnavailable("DynamoDB tables are missing.", missing_tables=[context.tables.users]) from None
+        raise StorageUnavailable("DynamoDB is not reachable.") from None
+    except BotoCoreError:
+        raise StorageUnavailable("DynamoDB is not reachable.") from None
+
+
 def run_standalone(factory, *, default_port: int) -> None:
     """Serve one app with Flask's threaded server (development; use gunicorn in production)."""
-    app = factory()
+    try:
+        app = factory()
+    except ConfigError as exc:
+        raise SystemExit(f"Error: {exc}") from None  # one line naming the variable, no traceback
     settings = app.extensions[EXTENSION_KEY].settings
     app.run(host=settings.host, port=settings.port or default_port, threaded=True)

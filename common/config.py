@@ -47,6 +47,11 @@ class Settings(BaseModel):
     aws_region: str = "us-east-1"
     table_prefix: str = "citylogin_"
     create_tables: bool = True
+    # a budget per DynamoDB call: a request fails with 503 within about
+    # dynamodb_max_attempts * dynamodb_read_timeout seconds when DynamoDB does not answer
+    dynamodb_connect_timeout: float = Field(default=1.0, gt=0, le=60)
+    dynamodb_read_timeout: float = Field(default=2.0, gt=0, le=120)
+    dynamodb_max_attempts: int = Field(default=2, ge=1, le=10)
     # serving
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -82,6 +87,7 @@ class Settings(BaseModel):
     trusted_client_cert_header: str | None = None
     login_max_failures: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)
+    challenges_per_minute_per_ip: int = Field(default=120, ge=1)
     # notifications (SPEC §7)
     notifier: NotifierBackend = NotifierBackend.CONSOLE
     ses_sender: str | None = None

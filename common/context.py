@@ -17,6 +17,8 @@ from common.jwt_keys import JwtKeyRing, load_or_create_jwt_keys
 from common.notifier import Notifier, make_notifier
 
 EXTENSION_KEY = "citylogin"
+READINESS_TIMEOUT = 1.0  # seconds; a load balancer's probe must not hang on a silent DynamoDB
+STARTUP_TIMEOUT = 20.0
 
 
 def utc_now() -> datetime:
@@ -34,6 +36,8 @@ class AppContext:
     notifier: Notifier
     refresh_secret: bytes
     clock: Callable[[], datetime] = field(default=utc_now)
+    # The client /readyz probes with: one attempt, short timeouts (None: use `dynamodb`).
+    readiness_dynamodb: object | None = None
     # Per-app singletons that domains attach lazily (e.g. the session watcher).
     extras: dict = field(default_factory=dict)
 
@@ -55,15 +59,26 @@ def _load_ca(settings: Settings) -> CertificateAuthority:
     return load_or_create_ca(keys_dir(settings))
 
 
+def _dynamodb_client(settings: Settings, *, connect_timeout: float, read_timeout: float, max_attempts: int):
+    return dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
+                              connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts)
+
+
 def build_context(settings: Settings, *, dynamodb_client=None) -> AppContext:
     """Load or create the keys, connect to DynamoDB and create missing tables."""
     tables = dynamo.TableNames.with_prefix(settings.table_prefix)
-    client = dynamodb_client or dynamo.make_client(region=settings.aws_region,
-                                                   endpoint_url=settings.dynamodb_endpoint_url)
+    client = dynamodb_client or _dynamodb_client(
+        settings, connect_timeout=settings.dynamodb_connect_timeout, read_timeout=settings.dynamodb_read_timeout,
+        max_attempts=settings.dynamodb_max_attempts)
+    readiness_client = None if dynamodb_client else _dynamodb_client(
+        settings, connect_timeout=READINESS_TIMEOUT, read_timeout=READINESS_TIMEOUT, max_attempts=1)
     if settings.create_tables:
-        dynamo.ensure_tables(client, tables)
+        # Start-up is not on a request's budget: a cold DynamoDB (Local) may take its time.
+        dynamo.ensure_tables(dynamodb_client or _dynamodb_client(
+            settings, connect_timeout=STARTUP_TIMEOUT, read_timeout=STARTUP_TIMEOUT, max_attempts=5), tables)
     return AppContext(
-        settings=settings, dynamodb=client, tables=tables, ca=_load_ca(settings),
+        settings=settings, dynamodb=client, readiness_dynamodb=readiness_client, tables=tables,
+        ca=_load_ca(settings),
         jwt=JwtKeyRing(load_or_create_jwt_keys(keys_dir(settings)),
                        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                        loader=lambda: load_or_create_jwt_keys(keys_dir(settings))),

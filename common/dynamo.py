@@ -10,7 +10,8 @@ from typing import Any, Iterable
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,12 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
     return defs
 
 
-def make_client(*, region: str, endpoint_url: str | None):
-    """One low-level client per app; boto3 clients are thread-safe."""
-    config = BotoConfig(retries={"max_attempts": 5, "mode": "standard"},
-                        max_pool_connections=64, connect_timeout=5, read_timeout=20)
+def make_client(*, region: str, endpoint_url: str | None, connect_timeout: float = 1.0,
+                read_timeout: float = 2.0, max_attempts: int = 2):
+    """One low-level client per app; boto3 clients are thread-safe. A call that gets no answer
+    gives up after about max_attempts * read_timeout seconds (the request's budget, not minutes)."""
+    config = BotoConfig(retries={"total_max_attempts": max_attempts, "mode": "standard"},
+                        max_pool_connections=64, connect_timeout=connect_timeout, read_timeout=read_timeout)
     extra: dict[str, Any] = {}
     if endpoint_url:
         # DynamoDB Local accepts any credentials; real AWS uses the normal credential chain.
@@ -115,6 +118,12 @@ def ensure_tables(client, names: TableNames) -> list[str]:
     return created
 
 
+def probe(client, names: TableNames) -> None:
+    """The cheap readiness read: one GetItem of a key that never exists. Raises what the client raises."""
+    client.get_item(TableName=names.users, Key={"user_uuid": {"S": "readiness-probe"}},
+                    ProjectionExpression="user_uuid")
+
+
 def missing_tables(client, names: TableNames) -> list[str]:
     existing = set(_list_tables(client))
     return [n for n in names.all() if n not in existing]
@@ -136,6 +145,30 @@ def _enable_ttl(client, name: str) -> None:
 
 def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
+
+
+# Error codes that mean "DynamoDB cannot serve this now", not "this request is wrong".
+UNAVAILABLE_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+    "InternalServerError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException",
+    "TransactionInProgressException", "TransactionConflictException", "RequestTimeout",
+    "RequestTimeoutException", "PriorRequestNotComplete",
+})
+# Per-item reasons of a cancelled transaction that are transient too.
+_UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict",
+                                  "RequestLimitExceeded"})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for outages, timeouts and throttling (worth a 503 and a retry), False for anything else."""
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return True  # refused, reset, connect or read timeout
+    if not isinstance(exc, ClientError):
+        return False
+    if error_code(exc) in UNAVAILABLE_CODES:
+        return True
+    reasons = set(cancellation_codes(exc)) - {"None"}
+    return bool(reasons) and reasons <= _UNAVAILABLE_REASONS
 
 
 def is_condition_failure(exc: ClientError) -> bool:

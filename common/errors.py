@@ -6,8 +6,12 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
+
+from common import dynamo
+from common.log_bursts import BurstLog
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,16 @@ class ServiceUnavailable(ApiError):
     status, code, detail = 503, ErrorCode.SERVICE_UNAVAILABLE, "The service is not ready."
 
 
+class StorageUnavailable(ServiceUnavailable):
+    """DynamoDB is down, slow or throttling: the client should retry after `retry_after` seconds."""
+
+    detail = "The database is not answering; try again shortly."
+    RETRY_AFTER = 5
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(self.RETRY_AFTER)}, retry_after=self.RETRY_AFTER)
+
+
 _WERKZEUG_CODES = {
     400: ErrorCode.BAD_REQUEST, 404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE, 415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
@@ -172,8 +186,24 @@ def _handle_unexpected(error: Exception) -> Response:
                              "detail": "An internal error occurred.", "code": ErrorCode.INTERNAL_ERROR.value})
 
 
+def _aws_error_name(error: Exception) -> str:
+    code = dynamo.error_code(error) if isinstance(error, ClientError) else ""
+    return f"{type(error).__name__} {code}".strip()
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Render ApiError, werkzeug's HTTP errors and anything unexpected as problem+json."""
+    """Render ApiError, werkzeug's HTTP errors and anything unexpected as problem+json; a DynamoDB
+    outage, timeout or throttling as 503 with Retry-After, logged once per burst without a trace."""
+    outage_log = BurstLog(log)
+
+    def handle_aws_error(error: Exception) -> Response:
+        if not dynamo.is_unavailable(error):
+            return _handle_unexpected(error)
+        outage_log.log(logging.WARNING, "DynamoDB unavailable (%s): answering 503", _aws_error_name(error))
+        return _handle_api_error(StorageUnavailable())
+
     app.register_error_handler(ApiError, _handle_api_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(BotoCoreError, handle_aws_error)
+    app.register_error_handler(ClientError, handle_aws_error)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -11,6 +11,9 @@ import threading
 from collections import defaultdict
 from typing import Callable
 
+from common import dynamo
+from common.log_bursts import BurstLog
+
 log = logging.getLogger(__name__)
 
 BATCH = 100  # BatchGetItem's limit
@@ -44,6 +47,7 @@ class SessionWatcher:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
+        self._outage_log, self._failure_log = BurstLog(log), BurstLog(log)
 
     def subscribe(self, session_id: str) -> Subscription:
         subscription = Subscription(self, session_id)
@@ -72,11 +76,20 @@ class SessionWatcher:
             with self._lock:
                 while not self._subscribers:
                     self._wake.wait()
-            try:
-                self.poll_once()
-            except Exception:  # the watcher must survive a DynamoDB hiccup; streams keep waiting
-                log.exception("session watcher poll failed")
+            self._poll_surviving()
             threading.Event().wait(self.interval)
+
+    def _poll_surviving(self) -> None:
+        # The watcher must outlive a DynamoDB outage (streams keep waiting, polling resumes by itself)
+        # and must not write a line per poll while it lasts.
+        try:
+            self.poll_once()
+        except Exception as exc:
+            if dynamo.is_unavailable(exc):
+                self._outage_log.log(logging.WARNING, "session watcher: DynamoDB unavailable (%s)",
+                                     type(exc).__name__)
+            else:
+                self._failure_log.log(logging.ERROR, "session watcher poll failed", exc_info=True)
 
     def poll_once(self) -> None:
         ids = self.watched()

@@ -1,0 +1,35 @@
+"""Logging for failures that repeat in bursts (an outage fails every request): the first one is
+logged, then at most one line per window saying how many were left out."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+BURST_WINDOW = 60.0  # seconds
+
+
+class BurstLog:
+    """A logger that writes at most one line per `window` seconds and counts the rest."""
+
+    def __init__(self, logger: logging.Logger, *, window: float = BURST_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.window, self.clock = logger, window, clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def log(self, level: int, message: str, *args: Any, exc_info: Any = None) -> bool:
+        """Log `message` unless a line went out less than `window` seconds ago; True if it was logged."""
+        with self._lock:
+            now = self.clock()
+            if self._last is not None and now - self._last < self.window:
+                self._suppressed += 1
+                return False
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        if suppressed:
+            message += " (%d more like it since the last report)"
+            args = (*args, suppressed)
+        self.logger.log(level, message, *args, exc_info=exc_info)
+        return True

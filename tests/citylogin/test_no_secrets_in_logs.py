@@ -1,0 +1,49 @@
+"""CITYLOGIN_LOG_LEVEL=DEBUG must not log secrets (issue 8, defect 5): no password, token, Argon2
+hash, stored digest, key or SigV4 header, at any level, through a whole register-to-pairing flow."""
+from __future__ import annotations
+
+import logging
+import re
+
+from citylogin.app import create_app
+from citylogin.client import Client
+from common import dynamo
+from tests.conftest import unique_name
+from tests.support.live import PASSWORD, register_device, serving
+
+HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def stored_digests(ctx) -> set[str]:
+    """Every 64-hex string and Argon2 hash stored in the app's tables (a scan is fine in a test)."""
+    found = set()
+    for table in ctx.tables.all():
+        for item in ctx.dynamodb.scan(TableName=table)["Items"]:
+            for value in (dynamo.from_item(item) or {}).values():
+                if isinstance(value, str) and (HEX_DIGEST.match(value) or value.startswith("$argon2")):
+                    found.add(value)
+    return found
+
+
+def test_debug_logging_carries_no_secrets(base_config, table_prefix, caplog):
+    caplog.set_level(logging.DEBUG)  # what basicConfig does for CITYLOGIN_LOG_LEVEL=DEBUG outside pytest
+    app = create_app({**base_config, "log_level": "DEBUG", "table_prefix": table_prefix + "dbg_"})
+    ctx = app.extensions["citylogin"]
+    with serving(app) as url:
+        first = register_device(url)
+        first.login(PASSWORD)
+        tokens = [first.access_token, first.refresh_token]
+        first.refresh()
+        tokens += [first.access_token, first.refresh_token]
+        pairing = first.request_pairing()
+        second = Client(url)
+        second.pair(pairing["qr_code"], username=first.key_file.username, password=PASSWORD, device_name=unique_name())
+
+    logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
+    assert len(caplog.records) > 5  # DEBUG did log something
+    secrets = {PASSWORD, *tokens, pairing["qr_code"], *stored_digests(ctx)}
+    assert len(secrets) > 10
+    leaked = [s for s in secrets if s in logged]
+    assert leaked == []
+    for marker in ("$argon2id$", "Authorization", "Signature=", "PRIVATE KEY", "password_hash"):
+        assert marker not in logged, marker

@@ -1,0 +1,64 @@
+"""A DynamoDB that does not answer, or answers too slowly, costs a request a few seconds and a
+503 with Retry-After, not minutes (issue 8, defect 3). The apps under test share the signing keys
+of an app on the real DynamoDB Local, so its access tokens pass the JWT check and reach DynamoDB."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.support.fixtures import problem
+from tests.support.live import PASSWORD, register_device
+from tests.support.tcp_faults import BlackHole, FaultyProxy
+
+# Defaults: 2 attempts x 2 s read timeout per call; /readyz: one attempt of 1 s.
+REQUEST_BUDGET = 6.0
+READINESS_BUDGET = 2.5
+
+
+@pytest.fixture
+def access_token(make_server):
+    url, _ = make_server()
+    client = register_device(url)
+    client.login(PASSWORD)
+    return client.access_token
+
+
+def timed_get(url: str, token: str | None = None) -> tuple[requests.Response, float]:
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = requests.get(url, headers=headers, timeout=30)
+    return response, time.monotonic() - started
+
+
+def assert_unavailable(response: requests.Response) -> None:
+    assert problem(response)[:2] == (503, "service_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_black_holed_dynamodb_answers_503_within_seconds(make_server, access_token):
+    with BlackHole() as hole:
+        url, _ = make_server(dynamodb_endpoint_url=hole.url, create_tables=False)
+        response, took = timed_get(url + "/session/me", access_token)
+        assert_unavailable(response)
+        assert took < REQUEST_BUDGET
+        response, took = timed_get(url + "/readyz")
+        assert_unavailable(response)
+        assert took < READINESS_BUDGET
+
+
+def test_slow_dynamodb_answers_503_within_seconds_then_serves_when_fast_again(make_server, access_token,
+                                                                              dynamodb_endpoint):
+    with FaultyProxy(dynamodb_endpoint, delay=5.0) as proxy:
+        url, _ = make_server(dynamodb_endpoint_url=proxy.url, create_tables=False)
+        response, took = timed_get(url + "/session/me", access_token)
+        assert_unavailable(response)
+        assert took < REQUEST_BUDGET
+        response, took = timed_get(url + "/readyz")
+        assert_unavailable(response)
+        assert took < READINESS_BUDGET
+
+        proxy.delay = 0.2  # slow but within the timeouts: served, no restart needed
+        assert timed_get(url + "/session/me", access_token)[0].status_code == 200
+        assert timed_get(url + "/readyz")[0].status_code == 200

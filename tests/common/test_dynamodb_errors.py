@@ -1,0 +1,78 @@
+"""DynamoDB failures at the one error handler: outages, timeouts and throttling are 503 with
+Retry-After and one log line per burst; anything else stays a 500 with its trace (issue 8)."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from flask import Flask
+
+from common.errors import register_error_handlers
+from common.log_bursts import BurstLog
+
+
+def client_error(code: str, operation: str = "GetItem", **extra) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "x"}, **extra}, operation)
+
+
+TRANSIENT = [
+    EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+    ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
+    ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
+    *(client_error(code) for code in ("ProvisionedThroughputExceededException", "ThrottlingException",
+                                      "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable",
+                                      "TransactionInProgressException")),
+    client_error("TransactionCanceledException", "TransactWriteItems",
+                 CancellationReasons=[{"Code": "None"}, {"Code": "ThrottlingError"}]),
+]
+BUGS = [
+    client_error("ValidationException"),
+    client_error("ResourceNotFoundException"),
+    client_error("TransactionCanceledException", "TransactWriteItems",
+                 CancellationReasons=[{"Code": "ConditionalCheckFailed"}, {"Code": "ThrottlingError"}]),
+    KeyError("password_hash"),
+]
+
+
+def app_raising(error: Exception) -> Flask:
+    app = Flask(__name__)
+    register_error_handlers(app)
+
+    @app.get("/")
+    def fail():
+        raise error
+
+    return app
+
+
+@pytest.mark.parametrize("error", TRANSIENT, ids=lambda e: type(e).__name__ + str(getattr(e, "response", "")))
+def test_outage_timeout_and_throttling_answer_503_with_retry_after(error, caplog):
+    client = app_raising(error).test_client()
+    with caplog.at_level(logging.INFO):
+        answers = [client.get("/") for _ in range(20)]
+    assert {(a.status_code, a.json["code"], a.headers["Retry-After"]) for a in answers} == \
+        {(503, "service_unavailable", "5")}
+    assert answers[0].mimetype == "application/problem+json"
+    assert len(caplog.records) == 1 and caplog.records[0].levelno == logging.WARNING
+    assert caplog.records[0].exc_info is None
+
+
+@pytest.mark.parametrize("error", BUGS, ids=repr)
+def test_other_errors_stay_500_with_a_trace(error, caplog):
+    with caplog.at_level(logging.INFO):
+        answer = app_raising(error).test_client().get("/")
+    assert (answer.status_code, answer.json["code"]) == (500, "internal_error")
+    assert "Retry-After" not in answer.headers
+    assert caplog.records[-1].exc_info is not None
+
+
+def test_burst_log_reports_what_it_left_out_once_per_window(caplog):
+    now = [0.0]
+    burst = BurstLog(logging.getLogger("test.burst"), window=60, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO):
+        logged = [burst.log(logging.WARNING, "down") for _ in range(100)]
+        now[0] = 61.0
+        logged.append(burst.log(logging.WARNING, "down"))
+    assert logged.count(True) == 2
+    assert [r.getMessage() for r in caplog.records] == ["down", "down (99 more like it since the last report)"]
