@@ -2,6 +2,7 @@
 certificate verified by a trusted TLS proxy (SPEC §4, §6)."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -22,4 +23,14 @@ def current_caller() -> Caller:
     header = ctx().settings.trusted_client_cert_header
     verified = unquote(request.headers[header]) if header and request.headers.get(header) else None
     agent = (request.headers.get("User-Agent") or "")[:256] or None
-    return Caller(ip=request.remote_addr, user_agent=agent, verified_cert=verified)
+    return Caller(ip=_client_ip(), user_agent=agent, verified_cert=verified)
+
+
+def _client_ip() -> str | None:
+    # Behind a proxy that passes X-Forwarded-For through unchecked, remote_addr is whatever the
+    # client wrote; it becomes part of rate-limit keys, which DynamoDB caps at 2048 bytes.
+    try:
+        ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return None
+    return request.remote_addr

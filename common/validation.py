@@ -21,6 +21,8 @@ def json_object() -> dict:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidJson("The body is not valid JSON.") from None
+    except RecursionError:  # nested about 1000 deep: json gives up before any model sees it
+        raise InvalidJson("The body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise InvalidJson("The body must be a JSON object.")
     return body

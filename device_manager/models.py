@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from common.text import DisplayName, LoginName
 
 DEVICE_STATUS_ACTIVE = "active"
 DEVICE_STATUS_REVOKED = "revoked"
@@ -33,15 +35,12 @@ class IssuedDevice:
     private_key_pem: str | None
 
 
-DeviceName = Field(default=None, min_length=1, max_length=64)
-
-
 class DeviceKeyFields(BaseModel):
     """How a new device supplies its key: a public key, a CSR, or neither (server-generated)."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    device_name: str | None = DeviceName
+    device_name: DisplayName | None = None
     public_key: str | None = Field(default=None, max_length=16384,
                                    description="PEM SubjectPublicKeyInfo: ECDSA P-256, Ed25519 or ML-DSA-87")
     csr: str | None = Field(default=None, max_length=16384, description="PEM PKCS#10 request")
@@ -64,7 +63,7 @@ class PairedDeviceRequest(DeviceKeyFields):
     """POST /device/register (and POST /registration/ with `qr_code`): a further device."""
 
     qr_code: str = Field(min_length=1, max_length=4096)
-    username: str = Field(min_length=1, max_length=256)
+    username: LoginName
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -88,7 +87,12 @@ class DeviceList(BaseModel):
 
 class RenameRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-    device_name: str = Field(min_length=1, max_length=64)
+    device_name: DisplayName
+
+
+class RenamedDevice(BaseModel):
+    device_id: str
+    device_name: str
 
 
 class DeviceIdRequest(BaseModel):
@@ -97,4 +101,14 @@ class DeviceIdRequest(BaseModel):
 
 
 class UnbindRequest(DeviceIdRequest):
-    confirm_last: bool = Field(default=False, description="required to unbind the account's last device")
+    confirm_last: StrictBool = Field(default=False, description="required to unbind the account's last device")
+
+
+class ForcedLogout(BaseModel):
+    device_id: str
+    logged_out: bool = Field(description="false when the device had no live session")
+
+
+class UnboundDevice(BaseModel):
+    device_id: str
+    status: str = DEVICE_STATUS_REVOKED

@@ -1,7 +1,9 @@
 """Request and response models of /login."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from common.text import DisplayName, LoginName
 
 
 class LoginRequest(BaseModel):
@@ -9,14 +11,14 @@ class LoginRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    username: str = Field(min_length=1, max_length=256)
+    username: LoginName
     password: str = Field(min_length=1, max_length=1024)
     client_cert: str | None = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
     client_cert_fp: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     challenge: str | None = Field(default=None, max_length=128)
     signature: str | None = Field(default=None, max_length=12000, description="base64 signature")
-    device_name: str | None = Field(default=None, min_length=1, max_length=64)
-    force: bool = False
+    device_name: DisplayName | None = None
+    force: StrictBool = False
 
 
 class ConfirmRequest(BaseModel):

@@ -14,9 +14,9 @@ bp = Blueprint("login_app", __name__, url_prefix="/login")
 
 
 @bp.post("/challenge")
-@operation("A single-use nonce for the device to sign", response=ChallengeResponse, status=201)
+@operation("A single-use nonce for the device to sign", response=ChallengeResponse, status=201, errors=(429,))
 def challenge():
-    return jsonify(ChallengeResponse(challenge=service.new_challenge(ctx()),
+    return jsonify(ChallengeResponse(challenge=service.new_challenge(ctx(), ip=current_caller().ip),
                                      expires_in=service.CHALLENGE_TTL).model_dump()), 201
 
 

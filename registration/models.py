@@ -6,9 +6,10 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field, RootModel, field_validator
 
-from device_manager.models import DeviceKeyFields
+from common.text import LoginName
+from device_manager.models import DeviceKeyFields, PairedDeviceRequest
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 
@@ -54,6 +55,10 @@ class NewUserRequest(DeviceKeyFields):
         return check_password_strength(value)
 
 
+class RegistrationRequest(RootModel[NewUserRequest | PairedDeviceRequest]):
+    """POST /registration/: a new user, or with `qr_code` a further device (seed-compatible)."""
+
+
 @dataclass(frozen=True)
 class UserRecord:
     user_uuid: str
@@ -66,7 +71,7 @@ class UserRecord:
 class PairingCredentialsRequest(BaseModel):
     """The seed-compatible way for a registered device to ask for a pairing token."""
 
-    username: str = Field(min_length=1, max_length=256)
+    username: LoginName
     password: str = Field(min_length=1, max_length=1024)
     client_cert_fp: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
 

@@ -29,7 +29,7 @@ def decode_payload(payload: str) -> tuple[str, str]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         data = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise InvalidQr("The QR code is not base64url-encoded JSON.") from None
     if not isinstance(data, dict):
         raise InvalidQr("The QR code does not hold a JSON object.")

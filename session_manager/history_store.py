@@ -7,6 +7,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from common import dynamo
 from common.timefmt import iso
 
@@ -32,8 +34,18 @@ class HistoryStore:
                 "evicted": evicted or [], dynamo.TTL_ATTRIBUTE: now + HISTORY_DAYS * 86400}
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
 
-    def record(self, **fields: Any) -> None:
-        self.client.put_item(**self.put_item(**fields)["Put"])
+    def record(self, *, keep: bool = True, **fields: Any) -> None:
+        """Write one attempt. `keep=False` makes the same write but conditioned so that it never
+        applies: an attempt on an unknown username costs what a known one does and stores nothing."""
+        put = self.put_item(**fields)["Put"]
+        if keep:
+            self.client.put_item(**put)
+            return
+        try:
+            self.client.put_item(**put, ConditionExpression="attribute_exists(user_uuid)")
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
 
     def page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         args: dict[str, Any] = {
@@ -57,7 +69,7 @@ def _decode(cursor: str) -> str:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         key = data["k"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         raise BadCursor(cursor) from None
     if not isinstance(key, str) or not 0 < len(key) < 200:
         raise BadCursor(cursor)
