@@ -11,49 +11,117 @@ from flask import Flask
 from pydantic import BaseModel
 
 REF = "#/components/schemas/{model}"
+JSON = "application/json"
+PROBLEM = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
+# Path parameter schemas by werkzeug converter; ids are UUIDs, so their routes use `<uuid:...>`.
+# Headers that come with some problems: the Bearer challenge (RFC 6750 §3) and when to retry.
+PROBLEM_HEADERS = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                   429: {"Retry-After": {"schema": {"type": "integer"}}},
+                   503: {"Retry-After": {"schema": {"type": "integer"}}}}
+PATH_SCHEMAS = {"uuid": {"type": "string", "format": "uuid"}, "int": {"type": "integer"}}
+RULE_ARGUMENT = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 
 
 @dataclass(frozen=True)
 class Operation:
+    """What a view documents. `errors` lists the statuses of its own rules; the generic ones
+    (400 and 413 with a body, 401 with auth, 404 with path parameters, 503) follow from the fields."""
+
     summary: str
-    body: type[BaseModel] | None
-    response: type[BaseModel] | None
-    status: int
-    auth: bool
-    errors: tuple[int, ...]
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool | str = False                 # True: Bearer required; "optional": Bearer or the body
+    errors: tuple[int, ...] = ()
+    body_required: bool = True
+    query: type[BaseModel] | None = None     # its fields are the query parameters
+    media_type: str = JSON                   # of the success response
+    database: bool = True                    # uses DynamoDB, so 503 while it is unreachable
+
+    def __post_init__(self) -> None:
+        if self.auth not in (False, True, "optional"):
+            raise ValueError(f"{self.summary!r}: auth is True, False or 'optional'")
+        if self.status != 204 and self.media_type == JSON and self.response is None:
+            raise TypeError(f"{self.summary!r}: a JSON success response needs its response model")
 
 
-def operation(summary: str, *, body: type[BaseModel] | None = None,
-              response: type[BaseModel] | None = None, status: int = 200, auth: bool = False,
-              errors: tuple[int, ...] = ()) -> Callable:
-    """Attach the OpenAPI description of a view function."""
+def operation(summary: str, **details: Any) -> Callable:
+    """Attach the OpenAPI description of a view function; `details` are the fields of Operation."""
+    described = Operation(summary, **details)
+
     def attach(view: Callable) -> Callable:
-        view.openapi = Operation(summary, body, response, status, auth, errors)
+        view.openapi = described
         return view
     return attach
 
 
-def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
+def _model_schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=REF, mode="validation")
     components.update(schema.pop("$defs", {}))
-    components[model.__name__] = schema
+    return schema
+
+
+def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
+    components[model.__name__] = _model_schema(model, components)
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _describe(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
-    problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
-    responses: dict[str, Any] = {str(op.status): {"description": "Success"}}
-    if op.response:
-        responses[str(op.status)]["content"] = {
-            "application/json": {"schema": _schema_ref(op.response, components)}}
-    for status in sorted({400, *op.errors, *((401,) if op.auth else ())}):
-        responses[str(status)] = {"description": "Problem details (RFC 9457)", "content": problem}
-    described: dict[str, Any] = {"summary": op.summary, "responses": responses}
+def _query_schema(field: dict[str, Any]) -> dict[str, Any]:
+    # A query string has no null: an optional parameter is one that is left out.
+    variants = [v for v in field.get("anyOf", [field]) if v.get("type") != "null"]
+    schema = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    if field.get("default") is not None:
+        schema = {**schema, "default": field["default"]}
+    return {k: v for k, v in schema.items() if k not in ("title", "description")}
+
+
+def _parameters(op: Operation, rule: str, components: dict[str, Any]) -> list[dict[str, Any]]:
+    parameters = [{"name": name, "in": "path", "required": True,
+                   "schema": PATH_SCHEMAS.get(converter, {"type": "string"})}
+                  for converter, name in RULE_ARGUMENT.findall(rule)]
+    if op.query:
+        schema = _model_schema(op.query, components)
+        for name, field in schema.get("properties", {}).items():
+            described = {"name": name, "in": "query", "required": name in schema.get("required", []),
+                         "schema": _query_schema(field)}
+            if "description" in field:
+                described["description"] = field["description"]
+            parameters.append(described)
+    return parameters
+
+
+def _success(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
+    if op.status == 204:
+        return {"description": "No content"}
+    schema = _schema_ref(op.response, components) if op.response else {"type": "string"}
+    return {"description": "Success", "content": {op.media_type: {"schema": schema}}}
+
+
+def _error_statuses(op: Operation, has_path_parameters: bool) -> list[int]:
+    statuses = set(op.errors)
+    statuses |= {400, 413} if op.body else set()   # 413: MAX_CONTENT_LENGTH, SPEC §3
+    statuses |= {401} if op.auth else set()        # "optional" is truthy too
+    statuses |= {404} if has_path_parameters else set()
+    statuses |= {503} if op.database else set()
+    return sorted(statuses)
+
+
+def _describe(op: Operation, rule: str, endpoint: str, components: dict[str, Any]) -> dict[str, Any]:
+    parameters = _parameters(op, rule, components)
+    responses: dict[str, Any] = {str(op.status): _success(op, components)}
+    for status in _error_statuses(op, any(p["in"] == "path" for p in parameters)):
+        responses[str(status)] = {"description": "Problem details (RFC 9457)", "content": PROBLEM}
+        if status in PROBLEM_HEADERS:
+            responses[str(status)]["headers"] = PROBLEM_HEADERS[status]
+    described: dict[str, Any] = {"operationId": endpoint.replace(".", "_"), "summary": op.summary,
+                                 "responses": responses}
+    if parameters:
+        described["parameters"] = parameters
     if op.body:
-        described["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": _schema_ref(op.body, components)}}}
+        described["requestBody"] = {"required": op.body_required, "content": {
+            JSON: {"schema": _schema_ref(op.body, components)}}}
     if op.auth:
-        described["security"] = [{"bearer": []}]
+        described["security"] = [{"bearer": []}, {}] if op.auth == "optional" else [{"bearer": []}]
     return described
 
 
@@ -72,9 +140,9 @@ def openapi_document(app: Flask, *, title: str, version: str) -> dict[str, Any]:
         op = getattr(app.view_functions.get(rule.endpoint), "openapi", None)
         if op is None:
             continue
-        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        path = RULE_ARGUMENT.sub(r"{\2}", rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _describe(op, components)
+            paths.setdefault(path, {})[method.lower()] = _describe(op, rule.rule, rule.endpoint, components)
     return {
         "openapi": "3.1.0", "info": {"title": title, "version": version}, "paths": paths,
         "components": {"schemas": components,

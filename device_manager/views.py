@@ -1,6 +1,8 @@
 """HTTP routes of /device: parse, call one service function, shape the answer."""
 from __future__ import annotations
 
+from uuid import UUID
+
 from flask import Blueprint, Response, jsonify
 
 from common.caller import current_caller
@@ -8,8 +10,8 @@ from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
 from device_manager import service
-from device_manager.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, PairedDeviceRequest,
-                                   RenameRequest, UnbindRequest)
+from device_manager.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout,
+                                   PairedDeviceRequest, RenamedDevice, RenameRequest, UnbindRequest, UnboundDevice)
 from registration import pairing_service
 from session_manager.guard import current_principal, require_session
 
@@ -17,7 +19,7 @@ bp = Blueprint("device_manager", __name__, url_prefix="/device")
 
 
 @bp.get("/ca.pem")
-@operation("The CA certificate that issues device certificates")
+@operation("The CA certificate that issues device certificates", media_type="application/x-pem-file", database=False)
 def ca_certificate():
     return Response(ctx().ca.certificate_pem(), mimetype="application/x-pem-file")
 
@@ -42,35 +44,35 @@ def list_devices():
     return jsonify(result.model_dump())
 
 
-@bp.patch("/<device_id>")
+@bp.patch("/<uuid:device_id>")  # the converter keeps PATCH /device/list off this route
 @require_session
-@operation("Rename one of the caller's devices", body=RenameRequest, auth=True, errors=(404,))
-def rename(device_id: str):
+@operation("Rename one of the caller's devices", body=RenameRequest, response=RenamedDevice, auth=True)
+def rename(device_id: UUID):
     body = parse_body(RenameRequest)
-    service.rename_device(ctx(), user_uuid=current_principal().user_uuid, device_id=device_id,
+    service.rename_device(ctx(), user_uuid=current_principal().user_uuid, device_id=str(device_id),
                           device_name=body.device_name)
-    return jsonify(device_id=device_id, device_name=body.device_name)
+    return jsonify(RenamedDevice(device_id=str(device_id), device_name=body.device_name).model_dump())
 
 
 @bp.post("/force_logout")
 @require_session
-@operation("Log one of the caller's devices out (reason remote_logout)", body=DeviceIdRequest, auth=True,
-           errors=(404,))
+@operation("Log one of the caller's devices out (reason remote_logout)", body=DeviceIdRequest,
+           response=ForcedLogout, auth=True, errors=(404,))
 def force_logout():
     body = parse_body(DeviceIdRequest)
     principal = current_principal()
     ended = service.force_logout(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id,
                                  by_device=principal.device_id)
-    return jsonify(device_id=body.device_id, logged_out=ended)
+    return jsonify(ForcedLogout(device_id=body.device_id, logged_out=ended).model_dump())
 
 
 @bp.post("/unbind")
 @require_session
-@operation("Revoke one of the caller's devices for good and end its session", body=UnbindRequest, auth=True,
-           errors=(404, 409))
+@operation("Revoke one of the caller's devices for good and end its session", body=UnbindRequest,
+           response=UnboundDevice, auth=True, errors=(404, 409))
 def unbind():
     body = parse_body(UnbindRequest)
     principal = current_principal()
     service.unbind(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id, by_device=principal.device_id,
                    confirm_last=body.confirm_last)
-    return jsonify(device_id=body.device_id, status="revoked")
+    return jsonify(UnboundDevice(device_id=body.device_id).model_dump())

@@ -9,7 +9,8 @@ from common.openapi import operation
 from common.validation import json_object, parse_body, parse_model
 from device_manager.models import DeviceCertificateResponse, PairedDeviceRequest
 from registration import pairing_service, service
-from registration.models import NewUserRequest, PairingCredentialsRequest, PairingTokenResponse, RegistrationInfo
+from registration.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenResponse, RegistrationInfo,
+                                 RegistrationRequest)
 from session_manager.guard import authenticate_request
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")
@@ -29,14 +30,15 @@ INFO = RegistrationInfo(
 
 
 @bp.get("/")
-@operation("Describe the registration service", response=RegistrationInfo)
+@operation("Describe the registration service", response=RegistrationInfo, database=False)
 def describe():
     return jsonify(INFO.model_dump())
 
 
 @bp.post("/")
 @operation("Register a new user and its first device (or, with qr_code, a further device)",
-           body=NewUserRequest, response=DeviceCertificateResponse, status=201, errors=(409, 413))
+           body=RegistrationRequest, response=DeviceCertificateResponse, status=201,
+           errors=(401, 403, 404, 409, 410, 429))
 def register():
     body = json_object()
     if "qr_code" in body:
@@ -54,7 +56,8 @@ def register():
 
 @bp.post("/request_pairing_token")
 @operation("A one-time pairing QR code for adding a device (Bearer, or the seed-compatible body)",
-           body=PairingCredentialsRequest, response=PairingTokenResponse, status=201, errors=(401, 403, 429))
+           body=PairingCredentialsRequest, body_required=False, response=PairingTokenResponse, status=201,
+           auth="optional", errors=(403, 429))
 def request_pairing_token():
     if request.headers.get("Authorization"):
         principal = authenticate_request()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 SESSION_ACTIVE = "active"
 SESSION_REVOKED = "revoked"
@@ -141,7 +141,7 @@ class RefreshRequest(BaseModel):
 
 class LogoutAllRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    include_current: bool = True
+    include_current: StrictBool = True
 
 
 class TokenResponse(BaseModel):
@@ -165,6 +165,12 @@ class SessionView(BaseModel):
     revoked_reason: str | None
 
 
+class CurrentSession(SessionView):
+    """GET /session/me: the current session and whose it is."""
+
+    user_uuid: str
+
+
 class SessionList(BaseModel):
     sessions: list[SessionView]
 
@@ -181,3 +187,18 @@ class HistoryItem(BaseModel):
 class HistoryPage(BaseModel):
     items: list[HistoryItem]
     next_cursor: str | None
+
+
+class HistoryQuery(BaseModel):
+    """The query parameters of GET /session/history."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=1024, description="next_cursor of the previous page")
+
+
+class EventsQuery(BaseModel):
+    """The query parameters of GET /session/events (read by the guard, not by the view)."""
+
+    access_token: str | None = Field(default=None, description=(
+        "the access token, for EventSource clients that cannot send an Authorization header"))

@@ -1,17 +1,18 @@
 """HTTP routes of /session: parse, call one service function, shape the answer."""
 from __future__ import annotations
 
+from uuid import UUID
+
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from common.context import ctx
-from common.errors import InvalidField
 from common.openapi import operation
 from common.timefmt import iso_from_epoch
-from common.validation import parse_body, parse_optional_body
+from common.validation import parse_body, parse_model, parse_optional_body
 from session_manager import service
 from session_manager.guard import current_principal, require_session
-from session_manager.models import (HistoryPage, LogoutAllRequest, RefreshRequest, SessionList, SessionRecord,
-                                    SessionView, TokenResponse)
+from session_manager.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, LogoutAllRequest,
+                                    RefreshRequest, SessionList, SessionRecord, SessionView, TokenResponse)
 
 bp = Blueprint("session_manager", __name__, url_prefix="/session")
 
@@ -36,7 +37,7 @@ def refresh():
 
 @bp.get("/me")
 @require_session
-@operation("The current session", response=SessionView, auth=True)
+@operation("The current session", response=CurrentSession, auth=True)
 def me():
     principal = current_principal()
     body = _view(principal.session, current_id=principal.session_id).model_dump()
@@ -52,11 +53,11 @@ def list_sessions():
     return jsonify(SessionList(sessions=[_view(s, current_id=principal.session_id) for s in sessions]).model_dump())
 
 
-@bp.delete("/<session_id>")
+@bp.delete("/<uuid:session_id>")
 @require_session
-@operation("End one of the caller's sessions", status=204, auth=True, errors=(404,))
-def delete_session(session_id: str):
-    service.revoke_own_session(ctx(), principal=current_principal(), session_id=session_id)
+@operation("End one of the caller's sessions", status=204, auth=True)
+def delete_session(session_id: UUID):
+    service.revoke_own_session(ctx(), principal=current_principal(), session_id=str(session_id))
     return "", 204
 
 
@@ -70,32 +71,28 @@ def logout():
 
 @bp.post("/logout_all")
 @require_session
-@operation("End every session of the caller", body=LogoutAllRequest, status=204, auth=True)
+@operation("End every session of the caller", body=LogoutAllRequest, body_required=False, status=204, auth=True)
 def logout_all():
     body = parse_optional_body(LogoutAllRequest)
     service.logout_all(ctx(), principal=current_principal(), include_current=body.include_current)
     return "", 204
 
 
-def _limit() -> int:
-    raw = request.args.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise InvalidField("limit", "limit must be an integer from 1 to 100.")
-    return int(raw)
-
-
 @bp.get("/history")
 @require_session
-@operation("Login attempts and evictions, newest first", response=HistoryPage, auth=True)
+@operation("Login attempts and evictions, newest first", query=HistoryQuery, response=HistoryPage, auth=True,
+           errors=(400,))
 def history():
+    query = parse_model(HistoryQuery, request.args.to_dict())
     items, next_cursor = service.history_page(ctx(), user_uuid=current_principal().user_uuid,
-                                              limit=_limit(), cursor=request.args.get("cursor") or None)
+                                              limit=query.limit, cursor=query.cursor or None)
     return jsonify(HistoryPage(items=items, next_cursor=next_cursor).model_dump())
 
 
 @bp.get("/events")
 @require_session(allow_query_token=True)
-@operation("Server-Sent Events: session_revoked {reason, by_device} when this session ends", auth=True)
+@operation("Server-Sent Events: session_revoked {reason, by_device} when this session ends", auth=True,
+           query=EventsQuery, media_type="text/event-stream")
 def events():
     stream = service.event_stream(ctx(), principal=current_principal())
     return Response(stream_with_context(stream), mimetype="text/event-stream",

@@ -1,0 +1,84 @@
+"""Every service's GET /openapi.json is a valid OpenAPI 3.1 document that describes each
+operation's success, its problem+json errors and its parameters (SPEC §3)."""
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+import requests
+from openapi_spec_validator import validate
+
+SERVICES = ["citylogin.app", "registration.app_registration", "login_app.app_login",
+            "session_manager.app_session_manager", "device_manager.app_device_manager"]
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+@pytest.fixture(scope="module")
+def documents(dynamodb_endpoint, data_dir, table_prefix):
+    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir),
+              "table_prefix": table_prefix, "log_level": "WARNING"}
+    apps = {name: importlib.import_module(name).create_app(config) for name in SERVICES}
+    return {name: app.test_client().get("/openapi.json").get_json() for name, app in apps.items()}
+
+
+def operations(document: dict):
+    for path, methods in document["paths"].items():
+        for method, op in methods.items():
+            yield f"{method.upper()} {path}", op
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_document_is_valid_openapi_3_1(documents, service):
+    document = documents[service]
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+    assert list(operations(document))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_documents_its_success_and_its_problems(documents, service):
+    for label, op in operations(documents[service]):
+        successes = {s: r for s, r in op["responses"].items() if s.startswith("2")}
+        assert len(successes) == 1, label
+        [(status, success)] = successes.items()
+        if status == "204":
+            assert "content" not in success, label
+        else:
+            [media] = success["content"].values()
+            assert media["schema"], label
+        errors = {s: r for s, r in op["responses"].items() if not s.startswith("2")}
+        assert all(r["content"] == PROBLEM for r in errors.values()), label
+        if "security" in op:
+            assert "401" in errors, label
+        if "requestBody" in op:
+            assert {"400", "413"} <= set(errors), label
+
+
+def test_path_and_query_parameters_are_declared(documents):
+    document = documents["citylogin.app"]
+    for label, op in operations(document):
+        declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+        assert declared == set(re.findall(r"{([^}]+)}", label)), label
+    uuid = {"type": "string", "format": "uuid"}
+    assert document["paths"]["/device/{device_id}"]["patch"]["parameters"][0]["schema"] == uuid
+    assert document["paths"]["/session/{session_id}"]["delete"]["parameters"][0]["schema"] == uuid
+    query = {p["name"]: p for p in document["paths"]["/session/history"]["get"]["parameters"]}
+    assert query["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+    assert query["cursor"]["schema"]["type"] == "string"
+    assert [p["name"] for p in document["paths"]["/session/events"]["get"]["parameters"]] == ["access_token"]
+
+
+def test_optional_bodies_are_not_required(documents):
+    paths = documents["citylogin.app"]["paths"]
+    assert paths["/session/logout_all"]["post"]["requestBody"]["required"] is False
+    assert paths["/registration/request_pairing_token"]["post"]["requestBody"]["required"] is False
+    assert paths["/login/"]["post"]["requestBody"]["required"] is True
+
+
+def test_patch_device_list_does_not_reach_the_rename_route(make_server):
+    url, _ = make_server()
+    response = requests.patch(url + "/device/list", json={"device_name": "x"}, timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "method_not_allowed"
