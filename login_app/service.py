@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import unicodedata
+import uuid
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Callable, TypeVar
 
 from common.caller import Caller
@@ -14,6 +17,7 @@ from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import Conflict, ErrorCode, MissingFields, TooManyRequests, Unauthorized
 from common.notifier import Message
+from common.rate_limits import RateLimitStore
 from common.timefmt import iso_from_epoch
 from device_manager import concurrency_policy
 from device_manager import service as devices
@@ -27,9 +31,17 @@ from session_manager.models import OpenedSession, Presence, PresenceEntry
 from session_manager.store import ExtraWriteRefused
 
 CHALLENGE_TTL = 60
+CHALLENGE_RATE_WINDOW = 60
 CONFIRM_TTL = 120
 CHALLENGE_PREFIX = "citylogin-login:"
 T = TypeVar("T")
+# Who an unknown username reads and writes as, so that it makes the same DynamoDB calls as a known
+# one (SPEC §4: unknown users cost the same). Registration issues version-4 UUIDs; this nil UUID is
+# none of them, so no user, device or presence item has it and no one can read its history.
+NO_SUCH_USER = UserRecord(user_uuid=str(uuid.UUID(int=0)), username="", email="", password_hash="",
+                          created_at="")
+
+log = logging.getLogger(__name__)
 
 
 class InvalidCredentials(Unauthorized):
@@ -62,22 +74,35 @@ def token_store(ctx: AppContext) -> OneTimeTokenStore:
 
 # --- challenges ------------------------------------------------------------------------
 
-def new_challenge(ctx: AppContext) -> str:
+def new_challenge(ctx: AppContext, *, ip: str | None) -> str:
+    """A single-use nonce to sign. Each one is an item written, so an IP gets at most
+    CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP of them (429 rate_limited)."""
+    now = _now(ctx)
+    if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
+            f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
+            window_seconds=CHALLENGE_RATE_WINDOW, now=now) is None:
+        raise TooManyRequests("Too many login challenges from this address; try again shortly.",
+                              retry_after=CHALLENGE_RATE_WINDOW - now % CHALLENGE_RATE_WINDOW,
+                              code=ErrorCode.RATE_LIMITED)
     challenge = new_token(32)
     token_store(ctx).create(digest=token_digest(challenge, purpose="challenge"), kind="challenge",
                             expires_epoch=_now(ctx) + CHALLENGE_TTL)
     return challenge
 
 
-def _check_proof(ctx: AppContext, device: DeviceRecord, *, challenge: str, signature: str) -> None:
+def _consume_challenge(ctx: AppContext, challenge: str) -> bool:
+    """Use up `challenge`; True if it was issued here, unused and unexpired."""
+    return token_store(ctx).consume(digest=token_digest(challenge, purpose="challenge"), kind="challenge",
+                                    now=_now(ctx)) is not None
+
+
+def _check_proof(device: DeviceRecord, *, challenge_was_valid: bool, challenge: str, signature: str) -> None:
     standard = signature.replace("-", "+").replace("_", "/")  # accept base64url as well
     try:
         raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise InvalidProof("The signature is not base64.") from None
-    # Consume first: a challenge is single-use whether or not the signature verifies.
-    if token_store(ctx).consume(digest=token_digest(challenge, purpose="challenge"), kind="challenge",
-                                now=_now(ctx)) is None:
+    if not challenge_was_valid:
         raise InvalidProof("The challenge is unknown, expired or already used.")
     if not devices.device_signed(device, message=(CHALLENGE_PREFIX + challenge).encode(), signature=raw):
         raise InvalidProof()
@@ -131,12 +156,17 @@ def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> 
 def _authenticate_device(ctx: AppContext, request: LoginRequest, caller: Caller, user: UserRecord) -> DeviceRecord:
     if caller.verified_cert:  # a trusted TLS proxy verified the client certificate: that is the proof
         return devices.device_for_certificate(ctx, user_uuid=user.user_uuid, client_cert=caller.verified_cert)
+    # Consume first: a challenge is single-use whatever the outcome, and every attempt makes this
+    # call, whether or not the certificate is the named user's (no username enumeration).
+    proof_required = ctx.settings.require_proof_of_possession
+    challenge_was_valid = proof_required and _consume_challenge(ctx, request.challenge)
     if request.client_cert:
         device = devices.device_for_certificate(ctx, user_uuid=user.user_uuid, client_cert=request.client_cert)
     else:
         device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=request.client_cert_fp)
-    if ctx.settings.require_proof_of_possession:
-        _check_proof(ctx, device, challenge=request.challenge, signature=request.signature)
+    if proof_required:
+        _check_proof(device, challenge_was_valid=challenge_was_valid, challenge=request.challenge,
+                     signature=request.signature)
     return device
 
 
@@ -151,11 +181,33 @@ def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> boo
     return True
 
 
+def _find_user(ctx: AppContext, *, username: str) -> UserRecord | None:
+    """The user named `username`; an unknown name reads the users table as well (for NO_SUCH_USER),
+    as a known one does, so the two make the same calls."""
+    user = users.find_user(ctx, username=username)
+    if user is None:
+        users.get_user(ctx, user_uuid=NO_SUCH_USER.user_uuid)
+    return user
+
+
 def _record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, device_id: str | None,
                     caller: Caller) -> None:
-    if user:
-        sessions.record_attempt(ctx, user_uuid=user.user_uuid, result=result, device_id=device_id,
-                                ip=caller.ip, user_agent=caller.user_agent)
+    """Write the history row off the response path; an unknown user's is the same write, made so
+    that it stores nothing, so known and unknown usernames cost the same. A row that cannot be
+    written is logged."""
+    at = ctx.now()
+    user_uuid = (user or NO_SUCH_USER).user_uuid
+    written = background(ctx).submit(
+        sessions.record_attempt, replace(ctx, clock=lambda: at),  # the row keeps the attempt's time
+        user_uuid=user_uuid, result=result, device_id=device_id, ip=caller.ip, user_agent=caller.user_agent,
+        keep=user is not None)
+    written.add_done_callback(lambda done: _log_unwritten(done, user_uuid=user_uuid, result=result))
+
+
+def _log_unwritten(done: Future, *, user_uuid: str, result: str) -> None:
+    if done.exception() is not None:
+        log.error("login history row not written (user %s, result %s)", user_uuid, result,
+                  exc_info=done.exception())
 
 
 def check_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
@@ -165,13 +217,14 @@ def check_credentials(ctx: AppContext, *, username: str, password: str, caller: 
     result is only trusted once the password is (its reads overlap the hash, SPEC §6 order kept).
     Failures count toward the lockout and go into the history."""
     lockout = background(ctx).submit(_check_lockout, ctx, username=username, ip=caller.ip)
-    user = users.find_user(ctx, username=username)
+    user = _find_user(ctx, username=username)
     try:
         had_failures = lockout.result()
     except TooManyRequests:
         _record_failure(ctx, user=user, result="locked_out", device_id=None, caller=caller)
         raise
-    prefetched = background(ctx).submit(while_hashing, user) if while_hashing and user else None
+    # An unknown user prefetches as NO_SUCH_USER: the same reads beside the hash, never used.
+    prefetched = background(ctx).submit(while_hashing, user or NO_SUCH_USER) if while_hashing else None
     if not _password_ok(ctx, user, password):
         _count_failure(ctx, username=username, ip=caller.ip)
         _record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller)

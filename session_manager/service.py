@@ -340,8 +340,9 @@ def live_devices(ctx: AppContext, *, user_uuid: str) -> list[PresenceEntry]:
 
 
 def record_attempt(ctx: AppContext, *, user_uuid: str, result: str, device_id: str | None, ip: str | None,
-                   user_agent: str | None) -> None:
-    history_store(ctx).record(user_uuid=user_uuid, at=ctx.now(), result=result,
+                   user_agent: str | None, keep: bool = True) -> None:
+    """One login attempt into the user's history; `keep=False` costs the same and stores nothing."""
+    history_store(ctx).record(keep=keep, user_uuid=user_uuid, at=ctx.now(), result=result,
                               device_id=device_id, ip=ip, user_agent=(user_agent or "")[:256] or None)
 
 

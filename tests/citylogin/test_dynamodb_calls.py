@@ -1,17 +1,24 @@
 """DynamoDB calls per endpoint, counted with a botocore event hook on the app's own client.
 
 Budgets (SPEC §4, the issue): a protected request is one GetItem; login within 8 calls;
-refresh within 2; the challenge one PutItem; no request path ever calls Scan."""
+refresh within 2; the challenge one PutItem plus one UpdateItem (its per-IP rate limit); no
+request path ever calls Scan. A failed login makes the same calls whether or not the username
+exists (SPEC §4: no username enumeration)."""
 from __future__ import annotations
 
+import secrets
+import threading
 from collections import Counter
 
 import pytest
 
 from citylogin.app import create_app
+from citylogin.client import sign_challenge
 from tests.support.live import PASSWORD, register_device, serving
 
 LOGIN_BUDGET = 8
+# The challenge item, and the per-IP counter that bounds how many an address may create.
+CHALLENGE_CALLS = Counter({"PutItem": 1, "UpdateItem": 1})
 
 
 class CallCounter:
@@ -20,14 +27,22 @@ class CallCounter:
     def __init__(self, client) -> None:
         self.calls: Counter = Counter()
         self.by_table: Counter = Counter()
+        self._lock = threading.Lock()  # the login's background pool calls from other threads
         client.meta.events.register("before-parameter-build.dynamodb", self._count)
 
     def _count(self, model, params, **_):
-        self.calls[model.name] += 1
-        self.by_table[(model.name, params.get("TableName"))] += 1
+        with self._lock:
+            self.calls[model.name] += 1
+            self.by_table[(model.name, params.get("TableName"))] += 1
 
     def take(self) -> Counter:
-        taken, self.calls, self.by_table = self.calls, Counter(), Counter()
+        with self._lock:
+            taken, self.calls, self.by_table = self.calls, Counter(), Counter()
+        return taken
+
+    def take_by_table(self) -> Counter:
+        with self._lock:
+            taken, self.calls, self.by_table = self.by_table, Counter(), Counter()
         return taken
 
 
@@ -38,6 +53,24 @@ def counted(base_config):
     counter = CallCounter(ctx.dynamodb)
     with serving(app) as url:
         yield url, counter
+
+
+@pytest.fixture
+def counted_app(base_config):
+    """Like `counted`, with the app's context too."""
+    app = create_app(base_config)
+    ctx = app.extensions["citylogin"]
+    counter = CallCounter(ctx.dynamodb)
+    with serving(app) as url:
+        yield url, ctx, counter
+
+
+def settle_background(ctx) -> None:
+    """Wait for what a request left in the background pool (a prefetch, a history row); the next
+    request gets a fresh pool."""
+    pool = ctx.extras.pop("background", None)
+    if pool is not None:
+        pool.shutdown(wait=True)
 
 
 def test_protected_request_is_exactly_one_get_item(counted):
@@ -57,7 +90,9 @@ def test_login_refresh_and_challenge_budgets(counted):
     client.login(PASSWORD)
     calls = counter.take()
     assert calls["PutItem"] == 1  # the challenge
-    assert sum(calls.values()) - 1 <= LOGIN_BUDGET, calls
+    assert sum(calls.values()) - sum(CHALLENGE_CALLS.values()) <= LOGIN_BUDGET, calls
+    assert client.http.post(url + "/login/challenge", timeout=10).status_code == 201
+    assert counter.take() == CHALLENGE_CALLS
     assert calls["TransactWriteItems"] == 1
     client.refresh()
     assert sum(counter.take().values()) <= 2
@@ -73,3 +108,32 @@ def test_no_endpoint_calls_scan(counted):
     a.refresh()
     a.logout()
     assert "Scan" not in counter.take()
+
+
+@pytest.mark.parametrize("certificate_of", ["named_user", "other_user"])
+def test_failed_login_calls_are_the_same_for_known_and_unknown_usernames(counted_app, certificate_of):
+    # An attacker holding some device probes usernames with a wrong password; whichever device it
+    # holds, the DynamoDB calls (operation and table, background work included) must not tell a
+    # registered username from an unregistered one.
+    url, ctx, counter = counted_app
+    device = register_device(url)
+    known = device.key_file.username if certificate_of == "named_user" else register_device(url).key_file.username
+    calls = {}
+    for kind, username in (("known", known), ("unknown", "nobody" + secrets.token_hex(6))):
+        challenge = device.http.post(url + "/login/challenge", timeout=10).json()["challenge"]
+        body = {"username": username, "password": "not the password", "challenge": challenge,
+                "client_cert": device.key_file.client_cert_b64(),
+                "signature": sign_challenge(device.key_file.private_key(), challenge)}
+        settle_background(ctx)
+        counter.take()
+        response = device.http.post(url + "/login/", json=body, timeout=30)
+        assert (response.status_code, response.json()["code"]) == (401, "invalid_credentials")
+        settle_background(ctx)
+        calls[kind] = counter.take_by_table()
+    assert calls["known"] == calls["unknown"]
+    assert calls["known"][("PutItem", ctx.tables.login_history)] == 1  # the known user's history row
+    # ... while the unknown name's same write stores nothing.
+    from login_app.service import NO_SUCH_USER
+    stored = ctx.dynamodb.query(TableName=ctx.tables.login_history, KeyConditionExpression="user_uuid = :u",
+                                ExpressionAttributeValues={":u": {"S": NO_SUCH_USER.user_uuid}})
+    assert stored["Items"] == []

@@ -136,6 +136,21 @@ def test_unknown_user_is_invalid_credentials_like_a_wrong_password(server):
     assert wrong_password.json()["detail"] == unknown_user.json()["detail"]
 
 
+def test_a_history_row_that_cannot_be_written_is_logged(server, monkeypatch, caplog):
+    # Failure rows are written off the response path; one that fails must not vanish silently.
+    url, ctx = server
+    client = register_device(url)
+
+    def refuse(*_, **__):
+        raise RuntimeError("history table unavailable")
+    monkeypatch.setattr("login_app.service.sessions.record_attempt", refuse)
+    assert problem(post_login(client, login_body(client, WRONG)))[:2] == (401, "invalid_credentials")
+    ctx.extras.pop("background").shutdown(wait=True)  # let the pool finish; the next request makes a new one
+    unwritten = [r for r in caplog.records if "history row not written" in r.getMessage()]
+    assert len(unwritten) == 1 and "invalid_credentials" in unwritten[0].getMessage()
+    assert WRONG not in caplog.text
+
+
 def test_unknown_user_costs_the_time_of_a_wrong_password(make_server):
     # Argon2id expensive enough to dominate the request, as in production.
     url, _ = make_server(argon2_time_cost=2, argon2_memory_cost=32768, login_max_failures=1000)
