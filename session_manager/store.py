@@ -186,10 +186,22 @@ class SessionStore:
             if not failed:
                 return
             if failed.get(0) == "ConditionalCheckFailed":
-                # The presence no longer lists this session (already displaced or ended there).
-                self.client.transact_write_items(TransactItems=[revoke])
+                # The presence no longer lists this session: it was displaced or ended there, or
+                # it is left from before the presence counted it. End it if nothing has yet; the
+                # first ending and its reason stand.
+                self._revoke_if_active(revoke)
                 return
         raise PresenceChanged()
+
+    def _revoke_if_active(self, revoke: dict[str, Any]) -> None:
+        update = revoke["Update"]
+        try:
+            self.client.update_item(**{**update, "ConditionExpression": "#s = :active",
+                                       "ExpressionAttributeValues": {**update["ExpressionAttributeValues"],
+                                                                     ":active": {"S": SESSION_ACTIVE}}})
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
 
     # --- activity: a touch or a refresh moves last_seen on the session and its presence entry --
 

@@ -15,3 +15,9 @@ def test_ci_runs_the_readme_test_command():
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "./scripts/test.sh" in README.split("\n\n")[1]
     assert "scripts/test.sh" in ci
+
+
+def test_the_docs_do_not_point_outside_the_repository():
+    root = Path(__file__).resolve().parent.parent
+    texts = {"README.md": README, **{str(p.relative_to(root)): p.read_text() for p in (root / "docs").glob("*.md")}}
+    assert [name for name, text in texts.items() if "../" in text] == []

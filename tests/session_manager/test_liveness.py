@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from citylogin.client import ConcurrentLoginRequired
-from session_manager.service import liveness, session_store
+from session_manager.service import liveness, revoke_session, session_store
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, FakeClock, add_device, register_device
 
@@ -139,3 +139,17 @@ def test_logout_all_ends_a_session_the_user_index_does_not_show_yet(make_server)
         ctx.dynamodb.meta.events.unregister("after-call.dynamodb.Query", lagging_index)
     assert bearer_problem(me(url, b.access_token)) == (401, "session_revoked", "remote_logout")
     assert me(url, a.access_token).status_code == 200
+
+
+def test_the_first_ending_of_a_session_stands(make_server):
+    # A logout that read the session before a login displaced it must not rewrite why and when
+    # it ended (the event stream and the session list would tell the wrong story).
+    url, ctx = make_server(concurrency_policy="force")
+    a = register_device(url)
+    a.login(PASSWORD)
+    stale = session_store(ctx).get(a.session_id)
+    b = add_device(ctx, a)
+    b.login(PASSWORD)
+    revoke_session(ctx, session=stale, reason="logged_out")
+    ended = session_store(ctx).get(a.session_id)
+    assert (ended.status, ended.revoked_reason, ended.by_device) == ("revoked", "displaced", b.key_file.device_id)

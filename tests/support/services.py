@@ -14,12 +14,13 @@ from common.dynamodb_local import free_port
 
 
 @contextmanager
-def running_service(module: str, env: dict[str, str], timeout: float = 30.0) -> Iterator[str]:
-    """`python -m <module>` with `env` on 127.0.0.1:<free port>; yields its base URL."""
+def running_service(module: str, env: dict[str, str], timeout: float = 30.0,
+                    args: tuple[str, ...] = ()) -> Iterator[str]:
+    """`python -m <module> <args>` with `env` on 127.0.0.1:<free port>; yields its base URL."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
     full_env.update(env, CITYLOGIN_HOST="127.0.0.1", CITYLOGIN_PORT=str(port))
-    process = subprocess.Popen([sys.executable, "-m", module], env=full_env,
+    process = subprocess.Popen([sys.executable, "-m", module, *args], env=full_env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base_url = f"http://127.0.0.1:{port}"
     try:

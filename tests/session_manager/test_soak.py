@@ -1,0 +1,302 @@
+"""A randomized soak on two server processes sharing one DynamoDB Local: several users and
+devices log in, confirm, refresh, log out, unbind and pair in random order, some devices only
+refresh (as an open web tab does). Then an invariant checker reads DynamoDB (SPEC §5): at no
+moment more live sessions per user than the limit nor two on one device, every session the
+presence lists is live and every live one is listed, and no request was served for a session
+that was over (issue 8, defect 1)."""
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import boto3
+import pytest
+
+from citylogin.client import CityloginError, Client, ConcurrentLoginRequired
+from common import dynamo
+from common.timefmt import parse_iso
+from session_manager.models import Liveness
+from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.support.live import PASSWORD
+from tests.support.services import running_service
+
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "95"))
+USERS, DEVICES_PER_USER, WORKERS = 4, 4, 8
+SETTINGS = {"session_idle_timeout": 60, "access_token_ttl": 30, "max_concurrent_devices": 1,
+            "concurrency_policy": "ask", "refresh_reuse_grace": 10, "max_registered_devices": 8,
+            "pairing_tokens_per_hour": 1000, "login_max_failures": 100000,
+            "login_max_failures_per_ip": 100000, "challenges_per_minute_per_ip": 100000, "log_level": "ERROR"}
+
+
+@dataclass
+class Device:
+    client: Client
+    refresh_only: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    next_refresh: float = 0.0
+
+
+@dataclass
+class User:
+    username: str
+    devices: list[Device]
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards the list of devices
+
+
+class Soak:
+    def __init__(self, urls: list[str], seed: int) -> None:
+        self.urls, self.random = urls, random.Random(seed)
+        self.users: list[User] = []
+        self.served: list[tuple[str, float, float]] = []  # (session_id, sent, answered) of 200s
+        self.ops: Counter = Counter()
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def client(self, key_file=None) -> Client:
+        return Client(self.random.choice(self.urls), key_file=key_file, timeout=30)
+
+    def create_users(self) -> None:
+        for _ in range(USERS):
+            name = unique_name("soak")
+            first = self.client()
+            first.register(username=name, email=f"{name}@example.com", password=PASSWORD)
+            user = User(name, [Device(first, refresh_only=True)])
+            first.login(PASSWORD, force=True)
+            for _ in range(DEVICES_PER_USER - 1):
+                user.devices.append(Device(self.pair(first, name)))
+            self.users.append(user)
+
+    def pair(self, holder: Client, username: str) -> Client:
+        payload = self.on_any(holder).request_pairing()["qr_code"]
+        device = self.client()
+        device.pair(payload, username=username, password=PASSWORD)
+        return device
+
+    def on_any(self, client: Client) -> Client:
+        """The same device talking to a randomly chosen server this time."""
+        client.base_url = self.random.choice(self.urls)
+        return client
+
+    # --- operations ------------------------------------------------------------------------
+
+    def served_ok(self, client: Client, sent: float) -> None:
+        with self._lock:
+            self.served.append((client.session_id, sent, time.time()))
+
+    def refresh(self, device: Device) -> None:
+        client = self.on_any(device.client)
+        if not client.refresh_token:
+            return self.login(device, force=True)
+        sent = time.time()
+        try:
+            client.refresh()
+            self.served_ok(client, sent)
+        except CityloginError:
+            client.access_token = client.refresh_token = None
+
+    def me(self, device: Device) -> None:
+        client = self.on_any(device.client)
+        if not client.access_token:
+            return
+        sent = time.time()
+        response = client._send_authenticated("GET", "/session/me")
+        if response.status_code == 200:
+            self.served_ok(client, sent)
+        elif response.status_code == 401 and response.json().get("code") == "session_revoked":
+            client.access_token = client.refresh_token = None
+
+    def login(self, device: Device, *, force: bool = False) -> None:
+        client = self.on_any(device.client)
+        try:
+            try:
+                client.login(PASSWORD, force=force)
+            except ConcurrentLoginRequired as required:
+                if self.random.random() < 0.4:
+                    self.ops["confirm"] += 1
+                    self.on_any(client).confirm(required.body["confirm_token"])
+        except CityloginError as error:
+            # A device unbound by another worker meanwhile; a confirmation that came too late.
+            if error.code not in ("device_revoked", "invalid_confirm_token"):
+                raise
+        device.next_refresh = time.time() + self.random.uniform(18, 28)
+
+    def logout(self, device: Device) -> None:
+        client = self.on_any(device.client)
+        if client.access_token:
+            response = client._send_authenticated("POST", self.random.choice(
+                ["/session/logout", "/session/logout", "/session/logout_all"]))
+            if response.status_code == 204:
+                client.access_token = client.refresh_token = None
+
+    def unbind_and_pair(self, user: User, device: Device) -> None:
+        holder = device.client
+        with user.lock:
+            others = [d for d in user.devices if d is not device and not d.refresh_only]
+            if not holder.access_token or not others or len(user.devices) < 3:
+                return
+            victim = self.random.choice(others)
+            response = self.on_any(holder)._send_authenticated(
+                "POST", "/device/unbind", json={"device_id": victim.client.key_file.device_id})
+            if response.status_code != 200:
+                return
+            user.devices.remove(victim)
+        try:
+            fresh = self.pair(holder, user.username)
+        except CityloginError:
+            return
+        with user.lock:
+            user.devices.append(Device(fresh))
+
+    def step(self) -> None:
+        user = self.random.choice(self.users)
+        with user.lock:
+            device = self.random.choice(user.devices)
+        if not device.lock.acquire(blocking=False):
+            return
+        try:
+            if device.refresh_only:
+                self.refresh_only_step(device)
+                return
+            kind = self.random.choices(["login", "force", "me", "refresh", "logout", "unbind"],
+                                       weights=[30, 4, 40, 12, 8, 3])[0]
+            self.ops[kind] += 1
+            if kind == "login":
+                self.login(device)
+            elif kind == "force":
+                self.login(device, force=True)
+            elif kind == "me":
+                self.me(device)
+            elif kind == "refresh":
+                self.refresh(device)
+            elif kind == "logout":
+                self.logout(device)
+            else:
+                self.unbind_and_pair(user, device)
+        except Exception as error:  # a worker must not die silently: the test reports it
+            self.errors.append(f"{type(error).__name__}: {error}")
+        finally:
+            device.lock.release()
+
+    def refresh_only_step(self, device: Device) -> None:
+        # An open tab: it never calls the API but refreshes when its token is about to expire,
+        # and logs in again (confirming) if it was logged out.
+        if time.time() < device.next_refresh:
+            return
+        self.ops["refresh_only"] += 1
+        if device.client.refresh_token:
+            self.refresh(device)
+            device.next_refresh = time.time() + self.random.uniform(18, 28)
+        else:
+            self.login(device, force=self.random.random() < 0.5)
+
+    def run(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+
+        def work(seed: int) -> None:
+            while time.monotonic() < deadline:
+                self.step()
+                time.sleep(0.002)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(WORKERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+# --- the invariant checker: DynamoDB state after the run ------------------------------------
+
+def session_intervals(items: list[dict], rule: Liveness) -> list[tuple[str, str, str, int, int]]:
+    """(user, device, session, start, end) of every session: live from its creation until it was
+    revoked, reached its absolute end or went idle, whichever came first (seconds)."""
+    intervals = []
+    for s in items:
+        start = int(parse_iso(s["created_at"]).timestamp())
+        ends = [s["expires_epoch"], s["last_seen_epoch"] + rule.idle_timeout + rule.touch_every]
+        if s["status"] != "active":
+            ends.append(int(parse_iso(s["revoked_at"]).timestamp()))
+        intervals.append((s["user_uuid"], s["device_id"], s["session_id"], start, min(ends)))
+    return intervals
+
+
+def most_at_once(spans: list[tuple[int, int]]) -> int:
+    """The largest number of half-open [start, end) spans that share a moment."""
+    events = sorted([(start, 1) for start, end in spans if end > start] + [(end, -1) for start, end in spans
+                                                                         if end > start],
+                    key=lambda e: (e[0], e[1]))
+    most = current = 0
+    for _, change in events:
+        current += change
+        most = max(most, current)
+    return most
+
+
+def check_invariants(client, tables: dynamo.TableNames, *, limit: int, rule: Liveness, served) -> list[str]:
+    sessions = [dynamo.from_item(i) for page in client.get_paginator("scan").paginate(
+        TableName=tables.sessions, ConsistentRead=True) for i in page["Items"]]
+    presence = {p["user_uuid"]: p for p in (dynamo.from_item(i) for page in client.get_paginator("scan").paginate(
+        TableName=tables.presence, ConsistentRead=True) for i in page["Items"])}
+    intervals = session_intervals(sessions, rule)
+    violations = []
+    by_user, by_device = defaultdict(list), defaultdict(list)
+    for user, device, _, start, end in intervals:
+        by_user[user].append((start, end))
+        by_device[device].append((start, end))
+    detail = {s["session_id"]: (s["device_id"][:8], s["created_at"], s["status"], s.get("revoked_reason"),
+                                s.get("revoked_at"), s["last_seen_epoch"]) for s in sessions}
+    for user, spans in by_user.items():
+        if most_at_once(spans) > limit:
+            mine = sorted((i for i in intervals if i[0] == user), key=lambda i: i[3])
+            violations.append(f"user {user}: more than {limit} live sessions at once: "
+                              + "; ".join(f"{start}-{end} {detail[sid]}" for _, _, sid, start, end in mine))
+    violations += [f"device {d}: {n} live sessions at once" for d, spans in by_device.items()
+                   if (n := most_at_once(spans)) > 1]
+    # A request answered 200 for a session must have been answered while that session was live.
+    span_of = {sid: (start, end) for _, _, sid, start, end in intervals}
+    for sid, sent, answered in served:
+        start, end = span_of[sid]
+        if not (start <= answered + 1 and int(sent) - 1 < end):
+            violations.append(f"session {sid} served at {sent:.1f}-{answered:.1f} outside its life {start}-{end}")
+    # At rest, the presence lists exactly the live sessions.
+    now = int(time.time())
+    live = {sid for _, _, sid, start, end in intervals if start <= now < end}
+    listed = {e["session_id"] for p in presence.values() for e in p.get("entries", {}).values()
+              if e["expires_epoch"] > now and e["last_seen_epoch"] > rule.idle_cutoff(now)}
+    violations += [f"session {sid} is live but not in the presence" for sid in live - listed]
+    violations += [f"session {sid} is in the presence but not live" for sid in listed - live]
+    return violations
+
+
+def test_unit_most_at_once():
+    assert most_at_once([(0, 10), (10, 20)]) == 1
+    assert most_at_once([(0, 10), (9, 20)]) == 2
+    assert most_at_once([(0, 10), (5, 5), (10, 12)]) == 1
+
+
+@pytest.mark.timeout(240)
+def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir):
+    prefix = f"soak{os.getpid()}_"
+    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": prefix,
+                      **FAST_ARGON2, **SETTINGS})
+    with ExitStack() as stack:
+        urls = [stack.enter_context(running_service("citylogin", env, args=("serve",))) for _ in range(2)]
+        soak = Soak(urls, seed=int(os.environ.get("SOAK_SEED", "8")))
+        soak.create_users()
+        soak.run(SOAK_SECONDS)
+    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    violations = check_invariants(client, dynamo.TableNames.with_prefix(prefix), limit=1,
+                                  rule=Liveness(idle_timeout=SETTINGS["session_idle_timeout"]),
+                                  served=soak.served)
+    print(f"soak: {sum(soak.ops.values())} operations {dict(soak.ops)}, {len(soak.served)} answered 200, "
+          f"2 processes, {len(violations)} violations")
+    assert not soak.errors, soak.errors[:5]
+    assert not violations, violations[:10]
+    assert soak.ops["refresh_only"] > 0 and soak.ops["confirm"] > 0 and soak.ops["unbind"] > 0
