@@ -1,4 +1,4 @@
-"""The `citylogin` command: serve, dynamodb-local, init, keys rotate, client."""
+"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire, client."""
 from __future__ import annotations
 
 import signal
@@ -9,6 +9,7 @@ from typing import Iterator
 import click
 
 from citylogin.client_cli import client
+from common import dynamo
 from common.config import ConfigError, Settings, load_settings
 from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 
@@ -55,7 +56,10 @@ def serve(host: str | None, port: int | None) -> None:
     _stop_on_sigterm()
     try:
         with _database(settings) as overrides:
-            app = create_app(test_config={**overrides})
+            try:
+                app = create_app(test_config={**overrides})
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
             host, port = host or settings.host, port or settings.port or 5000
             server = make_server(host, port, app, threaded=True)
             click.echo(f"citylogin listening on http://{host}:{port}/ (Ctrl-C stops)", err=True)
@@ -91,32 +95,112 @@ def dynamodb_local(port: int, in_memory: bool) -> None:
 
 @main.command()
 def init() -> None:
-    """Create the tables, the CA and the signing keys if missing (idempotent)."""
-    from common.context import build_context, keys_dir
+    """Create the tables and the key ring if missing (idempotent); a new ring imports the CA and keys
+    of the data directory or the CA settings."""
+    from common.key_import import initial_entries, legacy_key_files
+    from common.key_ring import ensure_ring
 
     settings = _settings()
+    with _ring_store(settings, create_tables=True) as store:
+        _, created = _config_errors(lambda: ensure_ring(store, initial=lambda: initial_entries(settings)))
+        click.echo(f"tables: {', '.join(dynamo.TableNames.with_prefix(settings.table_prefix).all())}")
+        if not created:
+            click.echo(f"key ring: already in {store.table}; nothing imported")
+            return
+        click.echo(f"key ring: created in {store.table}")
+        imported = legacy_key_files(settings)
+        if imported:
+            click.echo("imported into the ring (keep an offline backup, then delete them): "
+                       + ", ".join(str(p) for p in imported))
+
+
+@contextmanager
+def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
+    """The key ring's store on the configured DynamoDB (a DynamoDB Local in the data directory if none)."""
+    from common.context import STARTUP_TIMEOUT
+    from common.key_encryption import key_encryptor
+    from common.key_ring_store import KeyRingStore
+
     try:
         with _database(settings) as overrides:
-            context = build_context(load_settings(overrides))
+            settings = _config_errors(lambda: load_settings(overrides))
+            tables = dynamo.TableNames.with_prefix(settings.table_prefix)
+            client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
+                                        connect_timeout=STARTUP_TIMEOUT, read_timeout=STARTUP_TIMEOUT, max_attempts=5)
+            encryptor = _config_errors(lambda: key_encryptor(settings))
+            if create_tables:
+                dynamo.ensure_tables(client, tables)
+            yield KeyRingStore(client, tables.key_ring, encryptor)
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"tables: {', '.join(context.tables.all())}")
-    click.echo(f"CA and signing keys in {keys_dir(settings).resolve()}")
+
+
+def _config_errors(action):
+    try:
+        return action()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
 def keys() -> None:
-    """JWT signing keys."""
+    """The key ring: the CA, JWT signing keys and refresh-token secrets, in DynamoDB."""
+
+
+@keys.command("list")
+def list_keys() -> None:
+    """Kinds, kids, ages and states (signing / verify-only); never private material."""
+    from common.key_ring import describe, read_ring
+
+    with _ring_store(_settings()) as store:
+        for row in describe(_config_errors(lambda: read_ring(store))):
+            click.echo(f"{row['kind']:8} {row['kid']:40} {_age(row['age_seconds']):>8}  {row['state']}")
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 @keys.command("rotate")
 def rotate_keys() -> None:
-    """Add a new signing key; tokens signed with older keys stay valid until they expire."""
-    from common.context import keys_dir
-    from common.jwt_keys import add_jwt_key
+    """Add a JWT signing key and a refresh secret; older ones go on verifying until retired."""
+    from common.key_ring import rotate
 
-    key = add_jwt_key(keys_dir(_settings()))
-    click.echo(f"new signing key {key.kid}; running services pick it up within a minute")
+    settings = _settings()
+    with _ring_store(settings) as store:
+        for entry in _config_errors(lambda: rotate(store)):
+            click.echo(f"new {entry.kind} key {entry.kid}")
+            _audit(settings, "key_rotated", kind=entry.kind, kid=entry.kid)
+    click.echo(f"running services sign with them within {settings.key_ring_reload_seconds:g} seconds")
+
+
+@keys.command("retire")
+@click.argument("kid")
+@click.option("--force", is_flag=True, help="Retire even if tokens it signed may still be valid (ends them).")
+def retire_key(kid: str, force: bool) -> None:
+    """Remove an old key from the ring; refused for the newest, and while its tokens may be valid."""
+    from common.key_ring import RetireRefused, retire
+
+    settings = _settings()
+    with _ring_store(settings) as store:
+        try:
+            entry = _config_errors(lambda: retire(store, kid=kid, settings=settings, force=force))
+        except RetireRefused as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"retired {entry.kind} key {entry.kid}")
+    _audit(settings, "key_retired", kind=entry.kind, kid=entry.kid, forced=force)
+
+
+def _audit(settings: Settings, event: str, **fields) -> None:
+    """Key changes go into the audit stream (and CITYLOGIN_AUDIT_LOG) like the services' events."""
+    from common.audit import audit
+    from common.log_setup import configure_logging
+
+    configure_logging(settings)
+    audit(event, **fields)
 
 
 main.add_command(client)

@@ -73,7 +73,8 @@ def _self_signed_ca(key: ec.EllipticCurvePrivateKey, now: datetime) -> x509.Cert
     )
 
 
-def _ca_from_pem(cert_pem: str, key_pem: str) -> CertificateAuthority:
+def ca_from_pem(cert_pem: str, key_pem: str) -> CertificateAuthority:
+    """The CA of a PEM certificate and its PEM ECDSA P-256 key; ValueError if they do not match."""
     certificate = x509.load_pem_x509_certificate(cert_pem.encode())
     private_key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
@@ -83,6 +84,16 @@ def _ca_from_pem(cert_pem: str, key_pem: str) -> CertificateAuthority:
     if certificate.public_key() != private_key.public_key():
         raise ValueError("the CA certificate does not belong to the CA private key")
     return CertificateAuthority(certificate=certificate, private_key=private_key)
+
+
+def create_ca(now: datetime | None = None) -> CertificateAuthority:
+    """A new CA: a fresh ECDSA P-256 key and its self-signed certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return CertificateAuthority(certificate=_self_signed_ca(key, aware_utc(now)), private_key=key)
+
+
+def ca_private_key_pem(ca: CertificateAuthority) -> bytes:
+    return _private_key_pem(ca.private_key)
 
 
 def _private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -100,7 +111,7 @@ def load_or_create_ca(
     if cert_pem is not None or key_pem is not None:
         if cert_pem is None or key_pem is None:
             raise ValueError("give both the CA certificate and its private key, or neither")
-        return _ca_from_pem(cert_pem, key_pem)
+        return ca_from_pem(cert_pem, key_pem)
     data_dir = Path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key_path, cert_path = data_dir / "ca.key", data_dir / "ca.pem"
@@ -114,7 +125,7 @@ def load_or_create_ca(
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         certificate = _self_signed_ca(key, aware_utc())
         write_file_once(cert_path, certificate_pem(certificate).encode(), mode=0o644)
-    return _ca_from_pem(cert_path.read_text(), key_path.read_text())
+    return ca_from_pem(cert_path.read_text(), key_path.read_text())
 
 
 # --- device certificates --------------------------------------------------------------

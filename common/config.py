@@ -5,12 +5,14 @@ An invalid value stops the start with a `ConfigError` naming the variable.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "CITYLOGIN_"
 
@@ -32,6 +34,11 @@ class NotifierBackend(str, Enum):
     SNS = "sns"
 
 
+class LogFormat(str, Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class ConfigError(ValueError):
     """A setting has an invalid value; the message names the environment variable."""
 
@@ -46,7 +53,8 @@ class Settings(BaseModel):
     dynamodb_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     table_prefix: str = "citylogin_"
-    create_tables: bool = True
+    # None: create missing tables and the key ring at start only against a local engine (an endpoint URL)
+    create_tables: bool | None = None
     # a budget per DynamoDB call: a request fails with 503 within about
     # dynamodb_max_attempts * dynamodb_read_timeout seconds when DynamoDB does not answer
     dynamodb_connect_timeout: float = Field(default=1.0, gt=0, le=60)
@@ -58,7 +66,14 @@ class Settings(BaseModel):
     cors_origins: list[str] = []
     log_level: str = "INFO"
     trusted_proxies: int = Field(default=0, ge=0, le=10)
-    # certificates and keys
+    log_format: LogFormat = LogFormat.TEXT
+    # operations: the audit stream also to this file (JSON lines); /metrics is 404 until a token is set
+    audit_log: Path | None = None
+    metrics_token: SecretStr | None = None
+    # certificates and keys: the key ring in DynamoDB, sealed under a key-encryption key (SPEC §10)
+    key_encryption_key: SecretStr | None = None
+    kms_key_id: str | None = None
+    key_ring_reload_seconds: float = Field(default=60.0, ge=0.5, le=3600)
     ca_cert_file: Path | None = None
     ca_key_file: Path | None = None
     cert_validity_days: int = Field(default=365, ge=1, le=3650)
@@ -92,9 +107,33 @@ class Settings(BaseModel):
     notifier: NotifierBackend = NotifierBackend.CONSOLE
     ses_sender: str | None = None
     sns_topic_arn: str | None = None
-    # the CA given inline (e.g. from a secret store) instead of files
+    # a CA to import into the key ring when it is created (inline, e.g. from a secret store)
     ca_cert_pem: str | None = None
     ca_key_pem: SecretStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _create_tables_from_endpoint(cls, values: Any) -> Any:
+        # A local engine is a developer's: create what is missing. Amazon DynamoDB: `citylogin init` does.
+        if isinstance(values, dict) and values.get("create_tables") is None:
+            values = {**values, "create_tables": bool(values.get("dynamodb_endpoint_url"))}
+        return values
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _thirty_two_bytes_of_base64(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(decode_key_encryption_key(value)) != 32:
+            raise ValueError("must be the base64 of 32 random bytes")
+        return value
+
+
+def decode_key_encryption_key(value: SecretStr) -> bytes:
+    """The raw bytes of CITYLOGIN_KEY_ENCRYPTION_KEY (standard or URL-safe base64); b"" if not base64."""
+    text = "".join(value.get_secret_value().split())
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def env_name(field: str) -> str:

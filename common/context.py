@@ -2,19 +2,27 @@
 key ring, the password hasher, the notifier and a clock (injectable in tests)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
+from cryptography import x509
 from flask import current_app
 
 from common import dynamo
+from common.certificates import CertificateAuthority, certificate_fingerprint
 from common.config import Settings
-from common.crypto import PasswordHasher, load_or_create_secret
-from common.certificates import CertificateAuthority, load_or_create_ca
-from common.jwt_keys import JwtKeyRing, load_or_create_jwt_keys
+from common.crypto import PasswordHasher
+from common.jwt_keys import JwtKeyRing
+from common.key_encryption import KeyEncryptor, key_encryptor
+from common.key_import import configured_ca, initial_entries
+from common.key_ring import RingContents, ensure_ring, read_ring
+from common.key_ring_store import KeyRingStore
 from common.notifier import Notifier, make_notifier
+from common.ring_reader import RefreshSecrets, RingReader
+
+log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "citylogin"
 READINESS_TIMEOUT = 1.0  # seconds; a load balancer's probe must not hang on a silent DynamoDB
@@ -34,7 +42,8 @@ class AppContext:
     jwt: JwtKeyRing
     passwords: PasswordHasher
     notifier: Notifier
-    refresh_secret: bytes
+    refresh_secrets: RefreshSecrets
+    key_ring: KeyRingStore
     clock: Callable[[], datetime] = field(default=utc_now)
     # The client /readyz probes with: one attempt, short timeouts (None: use `dynamodb`).
     readiness_dynamodb: object | None = None
@@ -45,18 +54,25 @@ class AppContext:
         return self.clock()
 
 
-def keys_dir(settings: Settings) -> Path:
-    return settings.data_dir / "keys"
+def open_key_ring(settings: Settings, store: KeyRingStore) -> RingContents:
+    """The key ring, created (importing the keys of the settings and data directory) only when
+    CITYLOGIN_CREATE_TABLES is true; else a missing ring stops the start (run `citylogin init`)."""
+    if settings.create_tables:
+        contents, _ = ensure_ring(store, initial=lambda: initial_entries(settings))
+    else:
+        contents = read_ring(store)
+    _warn_if_another_ca(settings, contents)
+    return contents
 
 
-def _load_ca(settings: Settings) -> CertificateAuthority:
-    if settings.ca_cert_pem and settings.ca_key_pem:
-        return load_or_create_ca(keys_dir(settings), cert_pem=settings.ca_cert_pem,
-                                 key_pem=settings.ca_key_pem.get_secret_value())
-    if settings.ca_cert_file and settings.ca_key_file:
-        return load_or_create_ca(keys_dir(settings), cert_pem=settings.ca_cert_file.read_text(),
-                                 key_pem=settings.ca_key_file.read_text())
-    return load_or_create_ca(keys_dir(settings))
+def _warn_if_another_ca(settings: Settings, contents: RingContents) -> None:
+    configured = configured_ca(settings)
+    if configured is None:
+        return
+    (cert_pem, _), source = configured
+    ring_ca = certificate_fingerprint(contents.certificate_authority().certificate)
+    if certificate_fingerprint(x509.load_pem_x509_certificate(cert_pem.encode())) != ring_ca:
+        log.warning("the CA of %s is not the key ring's and is ignored: a CA is only imported into a new ring", source)
 
 
 def _dynamodb_client(settings: Settings, *, connect_timeout: float, read_timeout: float, max_attempts: int):
@@ -64,28 +80,32 @@ def _dynamodb_client(settings: Settings, *, connect_timeout: float, read_timeout
                               connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts)
 
 
-def build_context(settings: Settings, *, dynamodb_client=None) -> AppContext:
-    """Load or create the keys, connect to DynamoDB and create missing tables."""
+def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEncryptor | None = None) -> AppContext:
+    """Connect to DynamoDB, create missing tables and the key ring if configured to, read the ring."""
     tables = dynamo.TableNames.with_prefix(settings.table_prefix)
+    encryptor = encryptor or key_encryptor(settings)
     client = dynamodb_client or _dynamodb_client(
         settings, connect_timeout=settings.dynamodb_connect_timeout, read_timeout=settings.dynamodb_read_timeout,
         max_attempts=settings.dynamodb_max_attempts)
     readiness_client = None if dynamodb_client else _dynamodb_client(
         settings, connect_timeout=READINESS_TIMEOUT, read_timeout=READINESS_TIMEOUT, max_attempts=1)
+    # Start-up is not on a request's budget: a cold DynamoDB (Local) may take its time.
+    startup_client = dynamodb_client or _dynamodb_client(
+        settings, connect_timeout=STARTUP_TIMEOUT, read_timeout=STARTUP_TIMEOUT, max_attempts=5)
     if settings.create_tables:
-        # Start-up is not on a request's budget: a cold DynamoDB (Local) may take its time.
-        dynamo.ensure_tables(dynamodb_client or _dynamodb_client(
-            settings, connect_timeout=STARTUP_TIMEOUT, read_timeout=STARTUP_TIMEOUT, max_attempts=5), tables)
+        dynamo.ensure_tables(startup_client, tables)
+    contents = open_key_ring(settings, KeyRingStore(startup_client, tables.key_ring, encryptor))
+    store = KeyRingStore(client, tables.key_ring, encryptor)
+    reader = RingReader(store, contents)
     return AppContext(
         settings=settings, dynamodb=client, readiness_dynamodb=readiness_client, tables=tables,
-        ca=_load_ca(settings),
-        jwt=JwtKeyRing(load_or_create_jwt_keys(keys_dir(settings)),
-                       issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                       loader=lambda: load_or_create_jwt_keys(keys_dir(settings))),
+        ca=contents.certificate_authority(), key_ring=store,
+        jwt=JwtKeyRing(contents.signing_keys(), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                       loader=lambda: reader.reload().signing_keys(), reload_seconds=settings.key_ring_reload_seconds),
+        refresh_secrets=RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds),
         passwords=PasswordHasher(time_cost=settings.argon2_time_cost,
                                  memory_cost=settings.argon2_memory_cost,
                                  parallelism=settings.argon2_parallelism),
-        refresh_secret=load_or_create_secret(keys_dir(settings) / "refresh.key"),
         notifier=make_notifier(backend=settings.notifier.value, region=settings.aws_region,
                                ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn),
     )

@@ -32,6 +32,7 @@ class TableNames:
     login_history: str
     one_time_tokens: str
     rate_limits: str
+    key_ring: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "TableNames":
@@ -65,6 +66,8 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
         names.login_history: _key(("user_uuid", "S"), ("event_key", "S")),
         names.one_time_tokens: _key(("token_digest", "S")),
         names.rate_limits: _key(("limit_key", "S")),
+        # ring is always "main": the whole ring is one strongly consistent Query, never a Scan
+        names.key_ring: _key(("ring", "S"), ("key_id", "S")),
     }
     defs[names.devices]["AttributeDefinitions"].append({"AttributeName": "fingerprint", "AttributeType": "S"})
     defs[names.devices]["GlobalSecondaryIndexes"] = [{
@@ -119,14 +122,12 @@ def ensure_tables(client, names: TableNames) -> list[str]:
 
 
 def probe(client, names: TableNames) -> None:
-    """The cheap readiness read: one GetItem of a key that never exists. Raises what the client raises."""
-    client.get_item(TableName=names.users, Key={"user_uuid": {"S": "readiness-probe"}},
-                    ProjectionExpression="user_uuid")
-
-
-def missing_tables(client, names: TableNames) -> list[str]:
-    existing = set(_list_tables(client))
-    return [n for n in names.all() if n not in existing]
+    """The cheap readiness read: one BatchGetItem of a key that never exists in every table, so a
+    missing table shows (ResourceNotFoundException) without ListTables, which a least-privilege
+    role lacks. Raises what the client raises."""
+    client.batch_get_item(RequestItems={
+        name: {"Keys": [{k["AttributeName"]: {"S": "readiness-probe"} for k in definition["KeySchema"]}]}
+        for name, definition in table_definitions(names).items()})
 
 
 def _list_tables(client) -> Iterable[str]:

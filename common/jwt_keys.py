@@ -1,4 +1,7 @@
-"""JWT signing keys (EdDSA over Ed25519): the newest key signs, every key in the ring verifies."""
+"""JWT signing keys (EdDSA over Ed25519): the newest key signs, every key in the ring verifies.
+
+The running services take their keys from the key ring in DynamoDB (common.key_ring); the key
+files below are what older versions kept in the data directory, read once to import them."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ _DECODE_OPTIONS = {
     "verify_iat": False,
 }
 # Tokens minted by another process whose clock runs a little ahead must not look "from the future".
-_CLOCK_SKEW_SECONDS = 30
+CLOCK_SKEW_SECONDS = 30
 _KID_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _KEY_FILE = re.compile(r"jwt-(?P<kid>(?P<stamp>\d{8}T\d{12}Z)-[0-9a-f]{8})\.key")
 _LOCK_FILE = ".jwt-keys.lock"
@@ -72,7 +75,7 @@ def _check_times(claims: dict, now: datetime) -> None:
     expires, issued, not_before = (_number(claims, name) for name in ("exp", "iat", "nbf"))
     if expires <= timestamp:
         raise TokenError("token_expired")
-    if issued > timestamp + _CLOCK_SKEW_SECONDS or not_before > timestamp + _CLOCK_SKEW_SECONDS:
+    if issued > timestamp + CLOCK_SKEW_SECONDS or not_before > timestamp + CLOCK_SKEW_SECONDS:
         raise TokenError("invalid_token")
 
 
@@ -171,11 +174,40 @@ def _directory_lock(keys_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _read_key_file(path: Path, *, kid: str, created_at: datetime) -> SigningKey:
-    private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+def signing_key_from_pem(pem: bytes, *, kid: str, created_at: datetime) -> SigningKey:
+    """A signing key from its PKCS#8 PEM; ValueError unless it is Ed25519."""
+    private_key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(private_key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
+        raise ValueError(f"JWT key {kid} is not an Ed25519 private key")
     return SigningKey(kid=kid, private_key=private_key, created_at=created_at)
+
+
+def new_kid(created_at: datetime) -> str:
+    """A kid that sorts by creation time: <UTC timestamp>-<8 random hex digits>."""
+    return f"{created_at:{_KID_TIME_FORMAT}}-{secrets.token_hex(4)}"
+
+
+def new_signing_key(created_at: datetime) -> SigningKey:
+    return SigningKey(kid=new_kid(created_at), private_key=Ed25519PrivateKey.generate(), created_at=created_at)
+
+
+def private_key_pem(key: SigningKey) -> bytes:
+    return key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())
+
+
+def public_key_pem(key: SigningKey) -> str:
+    return key.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _read_key_file(path: Path, *, kid: str, created_at: datetime) -> SigningKey:
+    return signing_key_from_pem(path.read_bytes(), kid=kid, created_at=created_at)
+
+
+def read_jwt_key_files(keys_dir: Path) -> list[SigningKey]:
+    """The keys an older version kept in keys_dir (jwt-<kid>.key), oldest first; creates nothing."""
+    return _list_keys(Path(keys_dir)) if Path(keys_dir).is_dir() else []
 
 
 def _list_keys(keys_dir: Path) -> list[SigningKey]:
@@ -192,16 +224,10 @@ def _list_keys(keys_dir: Path) -> list[SigningKey]:
 
 def _write_new_key(keys_dir: Path, created_at: datetime) -> SigningKey:
     # The creation time is part of the kid and file name, so ordering needs no sidecar.
-    kid = f"{created_at:{_KID_TIME_FORMAT}}-{secrets.token_hex(4)}"
-    private_key = Ed25519PrivateKey.generate()
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    if not write_file_once(keys_dir / f"jwt-{kid}.key", pem, mode=0o600):
-        raise FileExistsError(f"JWT key {kid} already exists")
-    return SigningKey(kid=kid, private_key=private_key, created_at=created_at)
+    key = new_signing_key(created_at)
+    if not write_file_once(keys_dir / f"jwt-{key.kid}.key", private_key_pem(key), mode=0o600):
+        raise FileExistsError(f"JWT key {key.kid} already exists")
+    return key
 
 
 def load_or_create_jwt_keys(keys_dir: Path) -> list[SigningKey]:

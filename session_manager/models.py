@@ -74,6 +74,7 @@ class SessionRecord:
     ip: str | None = None
     user_agent: str | None = None
     prev_refresh_digest: str | None = None
+    refresh_kid: str | None = None  # the ring secret of the current refresh token; None: made before the ring
     revoked_reason: str | None = None
     revoked_at: str | None = None
     by_device: str | None = None

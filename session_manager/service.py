@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
+from common.audit import audit
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
 from common.errors import ErrorCode, InvalidField, NotFound, ServiceUnavailable, Unauthorized
@@ -71,20 +72,26 @@ def _epoch(ctx: AppContext) -> int:
 
 # --- tokens -----------------------------------------------------------------------------
 
-def _refresh_token(ctx: AppContext, session_id: str, generation: int) -> str:
+def _refresh_token(ctx: AppContext, session_id: str, generation: int, kid: str | None) -> str:
+    """<session_id>.<generation>.<kid>.<mac> under the ring's secret `kid`; kid None: the form made
+    before the key ring, <session_id>.<generation>.<mac>, under the oldest (imported) secret."""
     # Derived, not random: within the grace window the same successor can be handed out again
     # while only its digest is stored (SPEC §4, §6).
-    secret = keyed_token(ctx.refresh_secret, f"refresh:{session_id}:{generation}")
-    return f"{session_id}.{generation}.{secret}"
+    secret = ctx.refresh_secrets.get(kid or ctx.refresh_secrets.oldest_kid())
+    if secret is None:  # a kid the ring does not hold (retired, or made up)
+        raise InvalidRefreshToken()
+    mac = keyed_token(secret, f"refresh:{session_id}:{generation}")
+    return f"{session_id}.{generation}.{kid}.{mac}" if kid else f"{session_id}.{generation}.{mac}"
 
 
-def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, issued_epoch: int) -> TokenPair:
+def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, issued_epoch: int,
+                refresh_kid: str | None) -> TokenPair:
     claims = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
               "jti": f"{session.session_id}.{generation}"}
     ttl = ctx.settings.access_token_ttl
     # EdDSA is deterministic: the same claims and time give the same token, hence the same pair.
     access = ctx.jwt.sign(claims, ttl_seconds=ttl, now=datetime.fromtimestamp(issued_epoch, timezone.utc))
-    return TokenPair(access_token=access, refresh_token=_refresh_token(ctx, session.session_id, generation),
+    return TokenPair(access_token=access, refresh_token=_refresh_token(ctx, session.session_id, generation, refresh_kid),
                      expires_in=max(0, issued_epoch + ttl - _epoch(ctx)))
 
 
@@ -140,7 +147,8 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
             time.sleep(random.uniform(0.005, 0.02 * min(attempt + 1, 10)))
             continue
         return OpenedSession(session=session, evicted=evicted,
-                             tokens=_token_pair(ctx, session, generation=1, issued_epoch=now))
+                             tokens=_token_pair(ctx, session, generation=1, issued_epoch=now,
+                                                refresh_kid=session.refresh_kid))
     raise ServiceUnavailable("Too many simultaneous logins for this account; try again.")
 
 
@@ -152,13 +160,13 @@ def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
 
 def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
                  user_agent: str | None, now: int) -> SessionRecord:
-    session_id = str(uuid.uuid4())
+    session_id, refresh_kid = str(uuid.uuid4()), ctx.refresh_secrets.newest_kid()
     return SessionRecord(
         session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
         created_at=iso(ctx.now()), login_epoch=now, last_seen_epoch=now,
         expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
-        refresh_digest=token_digest(_refresh_token(ctx, session_id, 1), purpose=REFRESH_PURPOSE),
-        rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
+        refresh_digest=token_digest(_refresh_token(ctx, session_id, 1, refresh_kid), purpose=REFRESH_PURPOSE),
+        refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
         expires_ttl=now + ctx.settings.session_max_lifetime + SESSION_RETENTION_SECONDS)
 
 
@@ -224,17 +232,21 @@ def _end_uncounted(ctx: AppContext, session: SessionRecord) -> None:
 
 # --- refresh with rotation and reuse detection ------------------------------------------
 
-def _parse_refresh_token(token: str) -> tuple[str, int]:
+def _parse_refresh_token(token: str) -> tuple[str, int, str | None]:
+    """(session_id, generation, kid); kid None for a token made before the key ring (3 parts)."""
     parts = token.split(".")
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[0]) != 36:
+    if len(parts) not in (3, 4) or not parts[1].isdigit() or len(parts[0]) != 36:
         raise InvalidRefreshToken()
-    return parts[0], int(parts[1])
+    kid = parts[2] if len(parts) == 4 else None
+    if kid is not None and not (0 < len(kid) <= 64 and kid.replace("-", "").isalnum() and kid.isascii()):
+        raise InvalidRefreshToken()
+    return parts[0], int(parts[1]), kid
 
 
 def refresh(ctx: AppContext, *, refresh_token: str) -> TokenPair:
     """Rotate the refresh token; a rotated-out token is honoured within the grace window only."""
-    session_id, generation = _parse_refresh_token(refresh_token)
-    if not digests_equal(refresh_token, _refresh_token(ctx, session_id, generation)):
+    session_id, generation, kid = _parse_refresh_token(refresh_token)
+    if not digests_equal(refresh_token, _refresh_token(ctx, session_id, generation, kid)):
         raise InvalidRefreshToken()
     store = session_store(ctx)
     for _ in range(REFRESH_ATTEMPTS):
@@ -249,11 +261,12 @@ def refresh(ctx: AppContext, *, refresh_token: str) -> TokenPair:
             return _refresh_rotated_out(ctx, session, refresh_token=refresh_token, generation=generation, now=now)
         if not digests_equal(token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
             raise InvalidRefreshToken()
-        successor = token_digest(_refresh_token(ctx, session_id, generation + 1), purpose=REFRESH_PURPOSE)
-        outcome = store.rotate_refresh(session, new_digest=successor, now=now,
+        new_kid = ctx.refresh_secrets.newest_kid()  # a rotated secret takes over here: nobody is logged out
+        successor = token_digest(_refresh_token(ctx, session_id, generation + 1, new_kid), purpose=REFRESH_PURPOSE)
+        outcome = store.rotate_refresh(session, new_digest=successor, new_kid=new_kid, now=now,
                                        idle_cutoff=liveness(ctx).idle_cutoff(now))
         if outcome is Activity.RECORDED:  # a refresh is activity: the session and its presence entry
-            return _token_pair(ctx, session, generation=generation + 1, issued_epoch=now)
+            return _token_pair(ctx, session, generation=generation + 1, issued_epoch=now, refresh_kid=new_kid)
         if outcome is Activity.NOT_COUNTED:
             _end_uncounted(ctx, session)
         # SESSION_CHANGED or CONFLICT: a parallel refresh rotated first, or the session ended: re-read
@@ -266,9 +279,13 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
     is_previous = generation == session.refresh_gen - 1 and session.prev_refresh_digest and digests_equal(
         token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.prev_refresh_digest)
     if is_previous and within_grace:
-        return _token_pair(ctx, session, generation=session.refresh_gen, issued_epoch=session.rotated_epoch)
+        # The successor is re-derived with the secret the rotation used, even if the ring rotated since.
+        return _token_pair(ctx, session, generation=session.refresh_gen, issued_epoch=session.rotated_epoch,
+                           refresh_kid=session.refresh_kid)
     if generation > session.refresh_gen:
         raise InvalidRefreshToken()
+    audit("refresh_token_reused", user_uuid=session.user_uuid, device_id=session.device_id,
+          session_id=session.session_id, generation=generation)
     revoke_session(ctx, session=session, reason=RevokeReason.REFRESH_REUSE)
     raise RefreshTokenReused()
 
@@ -277,6 +294,8 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
 
 def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None) -> None:
     session_store(ctx).revoke(session, reason=reason, at=iso(ctx.now()), by_device=by_device)
+    audit("session_revoked", user_uuid=session.user_uuid, device_id=session.device_id,
+          session_id=session.session_id, reason=reason, by_device=by_device)
 
 
 def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reason: str,

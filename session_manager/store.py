@@ -230,14 +230,15 @@ class SessionStore:
             return Activity.CONFLICT
         return Activity.SESSION_CHANGED if 0 in failed else Activity.NOT_COUNTED
 
-    def rotate_refresh(self, session: SessionRecord, *, new_digest: str, now: int, idle_cutoff: int) -> Activity:
+    def rotate_refresh(self, session: SessionRecord, *, new_digest: str, new_kid: str, now: int,
+                       idle_cutoff: int) -> Activity:
         """Advance the refresh generation of a live session if nobody else did, as activity."""
         return self._record_activity(self._activity_items(
             session, now=now, idle_cutoff=idle_cutoff, condition="refresh_gen = :gen",
             set_session=("refresh_gen = :next, refresh_digest = :new, prev_refresh_digest = :old, "
-                         "rotated_epoch = :now"),
+                         "refresh_kid = :kid, rotated_epoch = :now"),
             values={":next": {"N": str(session.refresh_gen + 1)}, ":gen": {"N": str(session.refresh_gen)},
-                    ":new": {"S": new_digest}, ":old": {"S": session.refresh_digest}}))
+                    ":new": {"S": new_digest}, ":old": {"S": session.refresh_digest}, ":kid": {"S": new_kid}}))
 
     def touch(self, session: SessionRecord, *, now: int, idle_cutoff: int) -> Activity:
         """Record activity on a live session and its presence entry (at most once per touch interval)."""

@@ -1,7 +1,10 @@
-"""Each service runs alone as its own process; they share DynamoDB Local and the data directory,
-so a token issued by the login service works on the session manager."""
+"""Each service runs alone as its own process with its own empty data directory; they share only
+DynamoDB Local and the configuration (SPEC §10), so a token issued by the login service works on
+the session manager."""
 from __future__ import annotations
 
+import base64
+import os
 from contextlib import ExitStack
 
 import requests
@@ -15,11 +18,12 @@ MODULES = ["registration.app_registration", "login_app.app_login", "session_mana
            "device_manager.app_device_manager"]
 
 
-def test_token_from_the_login_service_works_on_the_session_manager(dynamodb_endpoint, data_dir, table_prefix):
-    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir,
-                      "table_prefix": table_prefix, **FAST_ARGON2})
+def test_token_from_the_login_service_works_on_the_session_manager(dynamodb_endpoint, tmp_path, table_prefix):
+    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix, **FAST_ARGON2})
+    env["CITYLOGIN_KEY_ENCRYPTION_KEY"] = base64.b64encode(os.urandom(32)).decode()
     with ExitStack() as stack:
-        registration, login, sessions, device = (stack.enter_context(running_service(m, env)) for m in MODULES)
+        registration, login, sessions, device = (
+            stack.enter_context(running_service(m, {**env, "CITYLOGIN_DATA_DIR": str(tmp_path / m)})) for m in MODULES)
         name = unique_name()
         device_client = Client(registration)
         key_file = device_client.register(username=name, email=f"{name}@example.com", password=PASSWORD)

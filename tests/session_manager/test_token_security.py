@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citylogin.client import Client
-from common.context import keys_dir
-from common.jwt_keys import JwtKeyRing, SigningKey, add_jwt_key, load_or_create_jwt_keys
+from common.jwt_keys import JwtKeyRing, SigningKey
+from common.key_ring import JWT, read_ring, rotate
 from session_manager.service import liveness
+from tests.conftest import unique_name
 from tests.support.fixtures import app_servers, bearer_problem
 from tests.support.live import PASSWORD, FakeClock, register_device
 
@@ -65,11 +66,15 @@ def hs256_token(header: dict, payload: dict, secret: bytes) -> str:
 
 
 def server_ring(ctx, **overrides) -> JwtKeyRing:
-    """A key ring over the server's own key files; issuer/audience as the server's unless overridden."""
+    """A key ring over the server's own keys; issuer/audience as the server's unless overridden."""
     settings = ctx.settings
-    return JwtKeyRing(load_or_create_jwt_keys(keys_dir(settings)),
+    return JwtKeyRing(server_keys(ctx),
                       issuer=overrides.get("issuer", settings.jwt_issuer),
                       audience=overrides.get("audience", settings.jwt_audience))
+
+
+def server_keys(ctx) -> list[SigningKey]:
+    return read_ring(ctx.key_ring).signing_keys()
 
 
 def foreign_key(kid: str) -> SigningKey:
@@ -116,7 +121,7 @@ def test_hs256_keyed_with_the_public_key_is_refused(logged_in, secret_form):
     url, ctx, client = logged_in
     kid = kid_of(client.access_token)
     jwk = next(k for k in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"] if k["kid"] == kid)
-    signing_key = next(k for k in load_or_create_jwt_keys(keys_dir(ctx.settings)) if k.kid == kid)
+    signing_key = next(k for k in server_keys(ctx) if k.kid == kid)
     public_key = signing_key.private_key.public_key()
     secret = {
         "pem": public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
@@ -242,15 +247,16 @@ def test_jwks_lists_the_signing_key_and_verifies_issued_tokens(logged_in):
 
 
 def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(base_config, tmp_path):
-    # Own data directory: the rotation must not change the keys other tests sign with.
-    with app_servers({**base_config, "data_dir": str(tmp_path)}) as start:
+    # Own key ring: the rotation must not change the keys other tests sign with.
+    with app_servers({**base_config, "data_dir": str(tmp_path), "table_prefix": unique_name("rot") + "_"}) as start:
         url, ctx = start()
         client = register_device(url)
         client.login(PASSWORD)
         old_token = client.access_token
         old_kid = kid_of(old_token)
 
-        new_key = add_jwt_key(keys_dir(ctx.settings))
+        new_kid = next(e.kid for e in rotate(ctx.key_ring) if e.kind == JWT)
+        new_key = next(k for k in server_keys(ctx) if k.kid == new_kid)
         assert new_key.kid != old_kid
         assert me(url, old_token).status_code == 200
 
@@ -271,3 +277,21 @@ def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(base_config,
         second.login(PASSWORD)
         assert kid_of(second.access_token) == new_key.kid
         assert me(url, second.access_token).status_code == 200
+
+
+def test_a_refresh_secret_rotation_logs_nobody_out_and_keeps_the_grace_twin(base_config, tmp_path):
+    with app_servers({**base_config, "data_dir": str(tmp_path), "table_prefix": unique_name("grace") + "_",
+                      "key_ring_reload_seconds": 0.5}) as start:
+        url, ctx = start()
+        client = register_device(url)
+        client.login(PASSWORD)
+        first = client.refresh_token
+        second = client.refresh()["refresh_token"]
+        new_kid = next(e.kid for e in rotate(ctx.key_ring) if e.kind != JWT)
+        time.sleep(0.6)
+        # Within the grace window the rotated-out token gets the same successor, made with the old secret.
+        twin = requests.post(url + "/session/refresh", json={"refresh_token": first}, timeout=10)
+        assert twin.status_code == 200 and twin.json()["refresh_token"] == second
+        third = client.refresh()["refresh_token"]
+        assert third.split(".")[2] == new_kid != second.split(".")[2]
+        assert me(url, client.access_token).status_code == 200

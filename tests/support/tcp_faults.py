@@ -1,4 +1,4 @@
-"""TCP stand-ins for a sick DynamoDB: a black hole (accepts, never answers) and a proxy to the real
+"""A TCP stand-in for a sick DynamoDB: a proxy to the real
 DynamoDB Local that can slow every answer down or cut the line like a killed process would."""
 from __future__ import annotations
 
@@ -53,10 +53,6 @@ class _Listener:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class BlackHole(_Listener):
-    """Accepts connections and never answers."""
 
 
 class FaultyProxy(_Listener):

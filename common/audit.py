@@ -1,0 +1,39 @@
+"""The audit stream: one JSON line per security event on the `citylogin.audit` logger (and in
+CITYLOGIN_AUDIT_LOG if set), counted in /metrics.
+
+A line holds `event`, `at` (ISO UTC), the ids the caller knows (user_uuid, device_id,
+session_id, by_device, ...), a `reason`, and the request's ip and request_id when there is one.
+Never a password, token, digest, hash or key: such field names are refused."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from common import metrics
+from common.log_setup import AUDIT_LOGGER
+from common.request_log import current_request
+
+log = logging.getLogger(AUDIT_LOGGER)
+
+# A field named like a secret is a bug in the caller, caught the first time it runs.
+SECRET_NAME = re.compile(r"password|token|digest|hash|secret|key|signature|cert", re.IGNORECASE)
+
+
+def audit(event: str, **fields: Any) -> None:
+    """Write one audit line for `event`; fields that are None are left out."""
+    refused = [name for name in fields if SECRET_NAME.search(name)]
+    if refused:
+        raise ValueError(f"audit fields must not carry secrets: {refused}")
+    entry: dict[str, Any] = {
+        "event": event,
+        "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    request = current_request()
+    if request is not None:
+        entry.update(ip=request.ip, request_id=request.request_id)
+    entry.update(fields)
+    entry = {k: v for k, v in entry.items() if v is not None}
+    log.info("%s", json.dumps(entry, default=str), extra={"audit": entry})
+    metrics.count_audit_event(event, reason=entry.get("reason"))

@@ -1,0 +1,116 @@
+"""The key-encryption key that seals the private half of the key ring (SPEC §10): AES-256-GCM
+under CITYLOGIN_KEY_ENCRYPTION_KEY, or AWS KMS under CITYLOGIN_KMS_KEY_ID. It never goes into DynamoDB."""
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+import boto3
+from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from common.config import ConfigError, Settings, decode_key_encryption_key, env_name
+from common.crypto import write_file_once
+
+log = logging.getLogger(__name__)
+
+LOCAL_KEK_FILE = "key-encryption.key"
+_NONCE_BYTES = 12  # 96 bits, the GCM nonce size (NIST SP 800-38D 8.2)
+_KMS_CONTEXT_KEY = "citylogin-key-ring"
+# KMS answers these when the ciphertext was sealed under another key or another context.
+_KMS_WRONG_KEY_CODES = frozenset({"InvalidCiphertextException", "IncorrectKeyException",
+                                  "AccessDeniedException", "NotFoundException", "DisabledException"})
+
+
+class WrongKeyEncryptionKey(ConfigError):
+    """The configured key-encryption key does not open the key ring; the message names the variable."""
+
+
+class KeyEncryptor(Protocol):
+    method: str
+    variable: str
+
+    def seal(self, plaintext: bytes, *, identity: str) -> dict[str, bytes]: ...
+
+    def open(self, sealed: dict[str, bytes], *, identity: str) -> bytes: ...
+
+
+class AesGcmKeyEncryptor:
+    """AES-256-GCM with a random 96-bit nonce; the item's identity is the associated data."""
+
+    method = "aes-gcm"
+
+    def __init__(self, key: bytes, *, variable: str) -> None:
+        self._aead, self.variable = AESGCM(key), variable
+
+    def seal(self, plaintext: bytes, *, identity: str) -> dict[str, bytes]:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return {"nonce": nonce, "ciphertext": self._aead.encrypt(nonce, plaintext, identity.encode())}
+
+    def open(self, sealed: dict[str, bytes], *, identity: str) -> bytes:
+        try:
+            return self._aead.decrypt(sealed["nonce"], sealed["ciphertext"], identity.encode())
+        except InvalidTag:
+            raise WrongKeyEncryptionKey(f"{self.variable} does not decrypt the key ring ({identity}): "
+                                        "it was sealed under another key-encryption key") from None
+
+
+class KmsKeyEncryptor:
+    """AWS KMS Encrypt/Decrypt; the encryption context names the item, so a sealed value moved to
+    another item does not open."""
+
+    method = "kms"
+
+    def __init__(self, client, key_id: str) -> None:
+        self._client, self._key_id, self.variable = client, key_id, env_name("kms_key_id")
+
+    def _context(self, identity: str) -> dict[str, str]:
+        return {_KMS_CONTEXT_KEY: identity}
+
+    def seal(self, plaintext: bytes, *, identity: str) -> dict[str, bytes]:
+        answer = self._client.encrypt(KeyId=self._key_id, Plaintext=plaintext,
+                                      EncryptionContext=self._context(identity))
+        return {"ciphertext": answer["CiphertextBlob"]}
+
+    def open(self, sealed: dict[str, bytes], *, identity: str) -> bytes:
+        try:
+            return self._client.decrypt(KeyId=self._key_id, CiphertextBlob=sealed["ciphertext"],
+                                        EncryptionContext=self._context(identity))["Plaintext"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _KMS_WRONG_KEY_CODES:
+                raise
+            raise WrongKeyEncryptionKey(f"{self.variable} does not decrypt the key ring ({identity}): "
+                                        "it was sealed under another KMS key, or this key is not usable") from None
+
+
+def local_key_encryption_key(keys_dir: Path) -> bytes:
+    """The key-encryption key a local engine's process keeps in keys_dir (mode 0600), made on first use."""
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = keys_dir / LOCAL_KEK_FILE
+    if write_file_once(path, secrets.token_bytes(32), mode=0o600):
+        log.warning("generated a key-encryption key in %s (local DynamoDB only); hosts that share this "
+                    "DynamoDB need the same key: set %s", path, env_name("key_encryption_key"))
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise ConfigError(f"{path} is not a key-encryption key (32 bytes); remove it or set "
+                          f"{env_name('key_encryption_key')}")
+    return key
+
+
+def key_encryptor(settings: Settings, *, kms_client=None) -> KeyEncryptor:
+    """The configured key-encryption key; against Amazon DynamoDB one must be configured."""
+    if settings.kms_key_id:
+        return KmsKeyEncryptor(kms_client or boto3.client("kms", region_name=settings.aws_region), settings.kms_key_id)
+    if settings.key_encryption_key is not None:
+        return AesGcmKeyEncryptor(decode_key_encryption_key(settings.key_encryption_key),
+                                  variable=env_name("key_encryption_key"))
+    if settings.dynamodb_endpoint_url:
+        return AesGcmKeyEncryptor(local_key_encryption_key(settings.data_dir / "keys"),
+                                  variable=f"the key-encryption key in {settings.data_dir / 'keys' / LOCAL_KEK_FILE} "
+                                           f"(or {env_name('key_encryption_key')})")
+    raise ConfigError(f"{env_name('key_encryption_key')} (base64 of 32 random bytes) or {env_name('kms_key_id')} "
+                      "is required against Amazon DynamoDB")
+

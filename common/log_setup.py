@@ -1,0 +1,53 @@
+"""The process's log output: plain text for a terminal, or one JSON object per line
+(CITYLOGIN_LOG_FORMAT=json) for a log collector; the audit stream optionally also to its own file."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
+
+from common.config import LogFormat, Settings
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+AUDIT_LOGGER = "citylogin.audit"
+
+
+class JsonFormatter(_LibraryJsonFormatter):
+    """time, level, logger, message and the record's `extra` fields; an audit record is written
+    as its own fields (event, at, ...) instead of its message, which repeats them."""
+
+    def __init__(self) -> None:
+        super().__init__("{levelname}{name}{message}", style="{", timestamp="time",
+                         rename_fields={"levelname": "level", "name": "logger"})
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        entry = log_data.pop("audit", None)
+        if isinstance(entry, dict):
+            log_data.pop("message", None)
+            log_data.update(entry)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Root handler in the configured format (unless the host, e.g. pytest, installed one already),
+    and the audit logger: always at INFO, and to CITYLOGIN_AUDIT_LOG if set."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if settings.log_format is LogFormat.JSON
+                         else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
+    audit = logging.getLogger(AUDIT_LOGGER)
+    audit.setLevel(logging.INFO)  # security events are kept whatever CITYLOGIN_LOG_LEVEL says
+    if settings.audit_log:
+        _add_audit_file(audit, settings.audit_log)
+
+
+def _add_audit_file(audit: logging.Logger, path: Path) -> None:
+    target = str(path.resolve())
+    if any(getattr(h, "baseFilename", None) == target for h in audit.handlers):
+        return  # a second app in the same process (tests, the standalone services) shares the file
+    handler = logging.FileHandler(target, encoding="utf-8")  # append; one write() per line
+    handler.setFormatter(logging.Formatter("%(message)s"))  # the message is the JSON line itself
+    audit.addHandler(handler)

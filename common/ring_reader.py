@@ -1,0 +1,79 @@
+"""What a running process holds of the key ring: the last read, re-read from DynamoDB when a key
+ring user asks (every CITYLOGIN_KEY_RING_RELOAD_SECONDS, or at once for an unknown kid)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from common.config import ConfigError
+from common.key_ring import RingContents, read_ring
+from common.key_ring_store import KeyRingStore
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_KID_RELOAD_SECONDS = 1.0  # an attacker's made-up kids cost at most one Query a second
+
+
+class RingReader:
+    """The ring as last read; a failed re-read keeps it (a DynamoDB hiccup must not stop signing)."""
+
+    def __init__(self, store: KeyRingStore, contents: RingContents) -> None:
+        self._store, self._contents = store, contents
+        self._lock = threading.Lock()
+        self._read_started = time.monotonic()
+
+    @property
+    def contents(self) -> RingContents:
+        return self._contents
+
+    def reload(self) -> RingContents:
+        """Re-read the ring (one strongly consistent Query); the last read if that fails. Callers that
+        queued behind a read begun after they asked share its answer: no Query per waiting thread."""
+        requested_at = time.monotonic()
+        with self._lock:
+            if self._read_started < requested_at:
+                started = time.monotonic()
+                self._contents = self._read() or self._contents
+                self._read_started = started
+            return self._contents
+
+    def _read(self) -> RingContents | None:
+        try:
+            return read_ring(self._store)
+        except (BotoCoreError, ClientError, ConfigError) as exc:
+            log.warning("key ring not re-read, keeping the keys read before: %s", type(exc).__name__)
+            return None
+
+
+class RefreshSecrets:
+    """The refresh-token secrets by kid: the newest makes new tokens, every one checks them."""
+
+    def __init__(self, reader: RingReader, *, reload_seconds: float) -> None:
+        self._reader, self._reload_seconds = reader, reload_seconds
+        self._install(reader.contents)
+
+    def _install(self, contents: RingContents) -> None:
+        ordered = contents.refresh_secrets()
+        self._secrets, self._newest_kid, self._oldest_kid = dict(ordered), ordered[-1][0], ordered[0][0]
+        self._loaded_at = time.monotonic()
+
+    def _reload(self, *, min_age: float) -> None:
+        if time.monotonic() - self._loaded_at >= min_age:
+            self._install(self._reader.reload())
+
+    def newest_kid(self) -> str:
+        """The kid new refresh tokens are made with (re-read at most every reload interval)."""
+        self._reload(min_age=self._reload_seconds)
+        return self._newest_kid
+
+    def oldest_kid(self) -> str:
+        """The secret of refresh tokens that name none (made before the key ring): the imported one."""
+        return self._oldest_kid
+
+    def get(self, kid: str) -> bytes | None:
+        if kid not in self._secrets:
+            self._reload(min_age=UNKNOWN_KID_RELOAD_SECONDS)
+        return self._secrets.get(kid)

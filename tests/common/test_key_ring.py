@@ -1,0 +1,139 @@
+"""The key ring store (SPEC §10): sealed under AES-GCM or KMS and bound to its item, created once
+by racing processes, rotated and retired by the rules of `citylogin keys`."""
+from __future__ import annotations
+
+import os
+import threading
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from common import dynamo
+from common.config import ConfigError, load_settings
+from common.key_encryption import AesGcmKeyEncryptor, KmsKeyEncryptor, WrongKeyEncryptionKey
+from common.key_import import initial_entries
+from common.key_ring import CA, JWT, REFRESH, RetireRefused, describe, ensure_ring, read_ring, retire, rotate
+from common.key_ring_store import KeyRingStore
+from tests.conftest import unique_name
+
+VARIABLE = "CITYLOGIN_KEY_ENCRYPTION_KEY"
+
+
+def aes(key: bytes | None = None) -> AesGcmKeyEncryptor:
+    return AesGcmKeyEncryptor(key or os.urandom(32), variable=VARIABLE)
+
+
+def create_ring_table(client, table: str) -> None:
+    definition = dynamo.table_definitions(dynamo.TableNames.with_prefix("x_"))["x_key_ring"]
+    client.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", **definition)
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1})
+
+
+@pytest.fixture
+def local_store(dynamodb_endpoint, tmp_path):
+    client = dynamo.make_client(region="us-east-1", endpoint_url=dynamodb_endpoint, read_timeout=20)
+    table = unique_name("ring")
+    create_ring_table(client, table)
+    return KeyRingStore(client, table, aes()), tmp_path
+
+
+def settings_for(tmp_path, **values):
+    return load_settings({"data_dir": str(tmp_path), **values}, environ={})
+
+
+# --- sealing ------------------------------------------------------------------------------
+
+def test_aes_gcm_binds_the_sealed_value_to_its_item_and_key():
+    sealer = aes()
+    sealed = sealer.seal(b"secret", identity="citylogin-key-ring:t:jwt#1")
+    assert len(sealed["nonce"]) == 12 and b"secret" not in sealed["ciphertext"]
+    assert sealer.open(sealed, identity="citylogin-key-ring:t:jwt#1") == b"secret"
+    with pytest.raises(WrongKeyEncryptionKey, match=VARIABLE):
+        sealer.open(sealed, identity="citylogin-key-ring:t:jwt#2")  # moved to another item
+    with pytest.raises(WrongKeyEncryptionKey, match=VARIABLE):
+        aes().open(sealed, identity="citylogin-key-ring:t:jwt#1")
+
+
+def test_a_key_encryption_key_that_is_not_32_bytes_of_base64_names_the_variable():
+    for bad in ("not base64!", "c2hvcnQ="):
+        with pytest.raises(ConfigError, match=VARIABLE):
+            load_settings({"key_encryption_key": bad}, environ={})
+
+
+def test_create_tables_follows_the_endpoint_unless_set():
+    assert load_settings({}, environ={}).create_tables is False
+    assert load_settings({"dynamodb_endpoint_url": "http://localhost:8000"}, environ={}).create_tables is True
+    assert load_settings({}, environ={"CITYLOGIN_DYNAMODB_ENDPOINT_URL": "http://x",
+                                      "CITYLOGIN_CREATE_TABLES": "false"}).create_tables is False
+
+
+def test_kms_seals_the_ring_under_an_encryption_context_naming_the_item(tmp_path):
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        key_id, other_key = (kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(2))
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_ring_table(client, "ring")
+        store = KeyRingStore(client, "ring", KmsKeyEncryptor(kms, key_id))
+        contents, created = ensure_ring(store, initial=lambda: initial_entries(settings_for(tmp_path)))
+        assert created and not contents.missing_kinds()
+        secret = contents.refresh_secrets()[0][1]
+        items = client.query(TableName="ring", KeyConditionExpression="#r = :m", ExpressionAttributeNames={"#r": "ring"},
+                             ExpressionAttributeValues={":m": {"S": "main"}})["Items"]
+        assert all(secret not in item.get("sealed_ciphertext", {}).get("B", b"") for item in items)
+        assert {item["sealed_with"]["S"] for item in items if "sealed_with" in item} == {"kms"}
+        assert read_ring(store).newest(CA).public == contents.newest(CA).public
+
+        with pytest.raises(WrongKeyEncryptionKey, match="CITYLOGIN_KMS_KEY_ID"):
+            read_ring(KeyRingStore(client, "ring", KmsKeyEncryptor(kms, other_key)))
+        jwt_item = next(i for i in items if i["kind"]["S"] == JWT)
+        client.put_item(TableName="ring", Item={**jwt_item, "key_id": {"S": "jwt#moved"}, "kid": {"S": "moved"}})
+        with pytest.raises(WrongKeyEncryptionKey, match="CITYLOGIN_KMS_KEY_ID"):
+            read_ring(store)
+
+
+# --- creating, rotating, retiring ----------------------------------------------------------
+
+def test_processes_racing_on_an_empty_table_create_one_ring(local_store):
+    store, tmp_path = local_store
+    results, errors = [], []
+
+    def start(index: int) -> None:
+        try:
+            results.append(ensure_ring(store, initial=lambda: initial_entries(settings_for(tmp_path / str(index)))))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(created for _, created in results) == 1
+    assert len({tuple(e.key_id for e in contents.entries) for contents, _ in results}) == 1
+    assert [len(results[0][0].of(kind)) for kind in (CA, JWT, REFRESH)] == [1, 1, 1]
+
+
+def test_rotation_and_the_retirement_rules(local_store):
+    store, tmp_path = local_store
+    first, _ = ensure_ring(store, initial=lambda: initial_entries(settings_for(tmp_path)))
+    settings = settings_for(tmp_path, access_token_ttl=60, session_max_lifetime=3600, key_ring_reload_seconds=10)
+    old_jwt, old_refresh = first.newest(JWT), first.newest(REFRESH)
+    added = rotate(store)
+    ring = read_ring(store)
+    assert [e.kid for e in added] == [ring.newest(JWT).kid, ring.newest(REFRESH).kid]
+    rows = describe(ring)
+    assert [r["state"] for r in rows if r["kind"] == JWT] == ["verify-only", "signing"]
+
+    for kid, message in ((ring.newest(JWT).kid, "newest"), (first.newest(CA).kid, "CA"),
+                         (old_jwt.kid, "may still"), (old_refresh.kid, "may still"), ("nope", "no key")):
+        with pytest.raises(RetireRefused, match=message):
+            retire(store, kid=kid, settings=settings)
+    later = ring.newest(JWT).created_at + timedelta(seconds=60 + 30 + 10 + 1)
+    assert retire(store, kid=old_jwt.kid, settings=settings, now=later).kid == old_jwt.kid
+    with pytest.raises(RetireRefused, match="may still"):  # a session may live an hour
+        retire(store, kid=old_refresh.key_id, settings=settings, now=later)
+    retire(store, kid=old_refresh.key_id, settings=settings, force=True)
+    assert [len(read_ring(store).of(kind)) for kind in (CA, JWT, REFRESH)] == [1, 1, 1]
