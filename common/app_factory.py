@@ -17,7 +17,10 @@ from common import dynamo
 from common.config import ConfigError, load_settings
 from common.context import EXTENSION_KEY, AppContext, build_context, ctx
 from common.errors import ServiceUnavailable, StorageUnavailable, register_error_handlers
+from common.log_setup import configure_logging
+from common.metrics import instrument_dynamodb, metrics_blueprint
 from common.openapi import openapi_document
+from common.request_log import HEADER as REQUEST_ID_HEADER, install_request_log
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413
@@ -46,28 +49,37 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
                        context: AppContext | None = None) -> Flask:
     """An app serving `blueprints` plus /healthz, /readyz, /openapi.json and the JWKS."""
     settings = context.settings if context else load_settings(test_config)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     werkzeug_log = logging.getLogger("werkzeug")
     werkzeug_log.addFilter(_REDACT)
     werkzeug_log.setLevel(settings.log_level.upper())  # else werkzeug logs every request at INFO
     for wire_logger in _WIRE_LOGGERS:
         logging.getLogger(wire_logger).setLevel(logging.WARNING)
     app = Flask(name)
+    install_request_log(app)  # inside ProxyFix: it logs the client IP that ProxyFix trusts
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.json.sort_keys = False
     app.extensions[EXTENSION_KEY] = context or build_context(settings)
+    _instrument(app.extensions[EXTENSION_KEY])
     register_error_handlers(app)
     if settings.cors_origins:
-        CORS(app, origins=settings.cors_origins, expose_headers=["Retry-After", "WWW-Authenticate"])
+        CORS(app, origins=settings.cors_origins,
+             expose_headers=["Retry-After", "WWW-Authenticate", REQUEST_ID_HEADER])
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_blueprint(_operations_blueprint(name))
+    app.register_blueprint(metrics_blueprint())
     app.before_request(_read_body_first)
     app.after_request(_no_store_for_api)
     return app
+
+
+def _instrument(context: AppContext) -> None:
+    for client in (context.dynamodb, context.readiness_dynamodb):
+        if client is not None:
+            instrument_dynamodb(client)
 
 
 def _read_body_first() -> None:
@@ -133,19 +145,13 @@ def _operations_blueprint(title: str) -> Blueprint:
 
 
 def _check_ready(context: AppContext) -> None:
-    """503 unless DynamoDB answers within the probe's short timeout. All tables are listed once
-    per process; after that a probe is one GetItem (no ListTables per probe)."""
-    client = context.readiness_dynamodb or context.dynamodb
+    """503 unless DynamoDB answers within the probe's short timeout and every table exists: one
+    BatchGetItem per probe (no ListTables or DescribeTable, which the running role may not have)."""
     try:
-        if not context.extras.get("tables_checked"):
-            missing = dynamo.missing_tables(client, context.tables)
-            if missing:
-                raise ServiceUnavailable("DynamoDB tables are missing.", missing_tables=missing)
-            context.extras["tables_checked"] = True
-        dynamo.probe(client, context.tables)
+        dynamo.probe(context.readiness_dynamodb or context.dynamodb, context.tables)
     except ClientError as exc:
         if dynamo.error_code(exc) == "ResourceNotFoundException":
-            raise ServiceUnavailable("DynamoDB tables are missing.", missing_tables=[context.tables.users]) from None
+            raise ServiceUnavailable("DynamoDB tables are missing; run `citylogin init`.") from None
         raise StorageUnavailable("DynamoDB is not reachable.") from None
     except BotoCoreError:
         raise StorageUnavailable("DynamoDB is not reachable.") from None

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from cryptography import x509
 
+from common.audit import audit
 from common.certificates import (certificate_fingerprint, certificate_issued_by, certificate_pem,
                                  device_id_from_certificate, issue_device_certificate, load_client_certificate)
 from common.context import AppContext
@@ -207,3 +208,4 @@ def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str, c
         pass  # unbinding twice is harmless; still make sure no session survives
     sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device_id,
                                 reason=RevokeReason.DEVICE_UNBOUND, by_device=by_device)
+    audit("device_unbound", user_uuid=user_uuid, device_id=device_id, by_device=by_device)

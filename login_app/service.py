@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Callable, TypeVar
 
+from common.audit import audit
 from common.caller import Caller
 from common.background import background
 from common.context import AppContext
@@ -126,13 +127,14 @@ def _check_lockout(ctx: AppContext, *, username: str, ip: str | None) -> bool:
     return bool(items)
 
 
-def _count_failure(ctx: AppContext, *, username: str, ip: str | None) -> None:
+def _count_failure(ctx: AppContext, *, username: str, ip: str | None, user_uuid: str | None = None) -> None:
     store, now = lockout_store(ctx), _now(ctx)
     user_subject, ip_subject = _subjects(username, ip)
     if store.add_failure(user_subject, now=now) >= ctx.settings.login_max_failures:
-        store.lock(user_subject, now=now)
+        audit("lockout", scope="username", user_uuid=user_uuid, ip=ip,
+              locked_seconds=store.lock(user_subject, now=now))
     if store.add_failure(ip_subject, now=now) >= ctx.settings.login_max_failures_per_ip:
-        store.lock(ip_subject, now=now)
+        audit("lockout", scope="ip", ip=ip, locked_seconds=store.lock(ip_subject, now=now))
 
 
 def clear_failures(ctx: AppContext, *, username: str) -> None:
@@ -196,6 +198,7 @@ def _record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, de
     that it stores nothing, so known and unknown usernames cost the same. A row that cannot be
     written is logged."""
     at = ctx.now()
+    audit("login_failure", user_uuid=user and user.user_uuid, device_id=device_id, ip=caller.ip, reason=result)
     user_uuid = (user or NO_SUCH_USER).user_uuid
     written = background(ctx).submit(
         sessions.record_attempt, replace(ctx, clock=lambda: at),  # the row keeps the attempt's time
@@ -226,7 +229,7 @@ def check_credentials(ctx: AppContext, *, username: str, password: str, caller: 
     # An unknown user prefetches as NO_SUCH_USER: the same reads beside the hash, never used.
     prefetched = background(ctx).submit(while_hashing, user or NO_SUCH_USER) if while_hashing else None
     if not _password_ok(ctx, user, password):
-        _count_failure(ctx, username=username, ip=caller.ip)
+        _count_failure(ctx, username=username, ip=caller.ip, user_uuid=user and user.user_uuid)
         _record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller)
         raise InvalidCredentials()
     return user, had_failures, prefetched
@@ -246,7 +249,7 @@ def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginRes
     try:
         device, presence = prefetched.result()
     except (devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked) as failure:
-        _count_failure(ctx, username=request.username, ip=caller.ip)
+        _count_failure(ctx, username=request.username, ip=caller.ip, user_uuid=user.user_uuid)
         _record_failure(ctx, user=user, result=failure.code.value, device_id=None, caller=caller)
         raise
     if had_failures:
@@ -277,8 +280,17 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
         raise
     except ExtraWriteRefused:
         raise devices.DeviceRevoked() from None
+    _audit_login(user=user, device=device, caller=caller, opened=opened)
     _notify(ctx, user=user, device=device, opened=opened)
     return _response(opened)
+
+
+def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession) -> None:
+    audit("login_success", user_uuid=user.user_uuid, device_id=device.device_id,
+          session_id=opened.session.session_id, ip=caller.ip)
+    for evicted in opened.evicted:
+        audit("session_evicted", user_uuid=user.user_uuid, device_id=evicted.device_id,
+              session_id=evicted.session_id, by_device=device.device_id, reason="displaced")
 
 
 def _active_device(entry: PresenceEntry) -> dict:

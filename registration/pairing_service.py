@@ -2,6 +2,7 @@
 redeems it with the account's credentials and gets its own certificate (SPEC §4). No Flask."""
 from __future__ import annotations
 
+from common.audit import audit
 from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
@@ -75,6 +76,7 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) ->
     expires = now + settings.pairing_token_ttl
     pairing_store(ctx).create(digest=token_digest(token, purpose=PURPOSE), user_uuid=user_uuid,
                               created_by_device=device_id, created_at=iso(ctx.now()), expires_epoch=expires)
+    audit("pairing_token_created", user_uuid=user_uuid, device_id=device_id, expires_at=iso_from_epoch(expires))
     payload = qr.encode_payload(user_uuid=user_uuid, token=token)
     return {"qr_code": payload, "qr_png": qr.png_data_uri(payload), "expires_at": iso_from_epoch(expires),
             "expires_in": settings.pairing_token_ttl}
@@ -115,6 +117,8 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
     except WriteRefused:
         # Someone redeemed it between our read and our write, or it just expired.
         raise (PairingTokenExpired() if _now(ctx) >= record["expires_epoch"] else PairingTokenUsed()) from None
+    audit("pairing_token_redeemed", user_uuid=user.user_uuid, device_id=issued.record.device_id,
+          created_by_device=record.get("created_by_device"))
     if had_failures:
         credentials.clear_failures(ctx, username=username)
     ctx.notifier.notify(Message(

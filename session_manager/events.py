@@ -13,6 +13,7 @@ from typing import Callable
 
 from common import dynamo
 from common.log_bursts import BurstLog
+from common.metrics import EVENT_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class Subscription:
     def __init__(self, watcher: "SessionWatcher", session_id: str) -> None:
         self.watcher, self.session_id = watcher, session_id
         self.events: queue.Queue[dict] = queue.Queue(maxsize=1)
+        self._open = True
+        EVENT_STREAMS.inc()
 
     def wait(self, timeout: float) -> dict | None:
         try:
@@ -38,6 +41,9 @@ class Subscription:
 
     def close(self) -> None:
         self.watcher.unsubscribe(self)
+        if self._open:
+            self._open = False
+            EVENT_STREAMS.dec()
 
 
 class SessionWatcher:

@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 
 import pytest
+import requests
 
 from citylogin.app import create_app
 from citylogin.client import sign_challenge
@@ -137,3 +138,17 @@ def test_failed_login_calls_are_the_same_for_known_and_unknown_usernames(counted
     stored = ctx.dynamodb.query(TableName=ctx.tables.login_history, KeyConditionExpression="user_uuid = :u",
                                 ExpressionAttributeValues={":u": {"S": NO_SUCH_USER.user_uuid}})
     assert stored["Items"] == []
+
+
+def test_readiness_is_one_batch_read_with_no_table_listing(base_config):
+    # Production roles have no ListTables/DescribeTable; a probe must not cost more than one read.
+    app = create_app({**base_config, "table_prefix": f"ready{secrets.token_hex(4)}_"})
+    ctx = app.extensions["citylogin"]
+    counter = CallCounter(ctx.readiness_dynamodb)
+    with serving(app) as url:
+        assert [requests.get(url + "/readyz", timeout=10).status_code for _ in range(3)] == [200] * 3
+        assert counter.take() == Counter({"BatchGetItem": 3})
+        ctx.dynamodb.delete_table(TableName=ctx.tables.rate_limits)
+        ctx.dynamodb.get_waiter("table_not_exists").wait(TableName=ctx.tables.rate_limits)
+        response = requests.get(url + "/readyz", timeout=10)
+        assert (response.status_code, response.json()["code"]) == (503, "service_unavailable")

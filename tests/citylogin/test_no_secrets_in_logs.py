@@ -1,13 +1,19 @@
 """CITYLOGIN_LOG_LEVEL=DEBUG must not log secrets (issue 8, defect 5): no password, token, Argon2
-hash, stored digest, key or SigV4 header, at any level, through a whole register-to-pairing flow."""
+hash, stored digest, key or SigV4 header, at any level, through a whole register-to-pairing flow,
+neither in text nor in JSON lines (CITYLOGIN_LOG_FORMAT=json), access log and audit stream included."""
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
+
+import requests
 
 from citylogin.app import create_app
 from citylogin.client import Client
 from common import dynamo
+from common.log_setup import AUDIT_LOGGER, JsonFormatter
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, register_device, serving
 
@@ -27,7 +33,7 @@ def stored_digests(ctx) -> set[str]:
 
 def test_debug_logging_carries_no_secrets(base_config, table_prefix, caplog):
     caplog.set_level(logging.DEBUG)  # what basicConfig does for CITYLOGIN_LOG_LEVEL=DEBUG outside pytest
-    app = create_app({**base_config, "log_level": "DEBUG", "table_prefix": table_prefix + "dbg_"})
+    app = create_app({**base_config, "log_level": "DEBUG", "log_format": "json", "table_prefix": table_prefix + "dbg_"})
     ctx = app.extensions["citylogin"]
     with serving(app) as url:
         first = register_device(url)
@@ -38,12 +44,23 @@ def test_debug_logging_carries_no_secrets(base_config, table_prefix, caplog):
         pairing = first.request_pairing()
         second = Client(url)
         second.pair(pairing["qr_code"], username=first.key_file.username, password=PASSWORD, device_name=unique_name())
+        first.logout()  # then the event stream refuses the token it is given in the query string
+        assert requests.get(f"{url}/session/events?access_token={tokens[2]}", timeout=10).status_code == 401
 
-    logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
+    deadline = time.monotonic() + 5  # the access line is written when the server closes the response
+    while not any(getattr(r, "route", None) == "/session/events" for r in caplog.records) \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
+    json_lines = [JsonFormatter().format(r) for r in caplog.records]
+    logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records) + "\n".join(json_lines)
+    audited = {json.loads(line)["event"] for line in json_lines if json.loads(line)["logger"] == AUDIT_LOGGER}
+    assert {"login_success", "pairing_token_created", "pairing_token_redeemed", "session_revoked"} <= audited
+    assert any(json.loads(line).get("route") == "/session/events" for line in json_lines)
     assert len(caplog.records) > 5  # DEBUG did log something
     secrets = {PASSWORD, *tokens, pairing["qr_code"], *stored_digests(ctx)}
     assert len(secrets) > 10
     leaked = [s for s in secrets if s in logged]
     assert leaked == []
+    assert re.findall(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])", logged) == []  # no digest of any kind
     for marker in ("$argon2id$", "Authorization", "Signature=", "PRIVATE KEY", "password_hash"):
         assert marker not in logged, marker

@@ -1,0 +1,37 @@
+"""gunicorn settings for citylogin (README "Operating"):
+
+    export PROMETHEUS_MULTIPROC_DIR=/run/citylogin-metrics   # optional: /metrics across workers
+    gunicorn -c deploy/gunicorn.conf.py --bind 0.0.0.0:8000 'citylogin.app:create_app()'
+
+Command-line options override what is set here."""
+import glob
+import os
+
+worker_class = "gthread"  # each open GET /session/events stream holds a thread (README)
+workers = 2
+threads = 64
+# citylogin writes its own access line (URL rule, status, latency, X-Request-ID); gunicorn's
+# would carry the query string, and with it the event stream's ?access_token=.
+accesslog = None
+
+
+def _metrics_dir():
+    # prometheus_client's own variable: every worker keeps its samples in files there, and a
+    # scrape of any worker adds up the files of all of them.
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server):
+    """Start from an empty directory: samples of an earlier run would be counted again."""
+    directory = _metrics_dir()
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(stale)
+
+
+def child_exit(server, worker):
+    """A dead worker's open event streams must leave the `livesum` gauge."""
+    if _metrics_dir():
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)

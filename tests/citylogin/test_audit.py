@@ -1,0 +1,152 @@
+"""The audit stream (issue 9, operability): a JSON line per security event with the ids, the
+client IP and the request id, from the service functions, never a secret."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+
+import pytest
+
+from citylogin.client import Client, CityloginError
+from common.audit import audit
+from common.log_setup import AUDIT_LOGGER, JsonFormatter
+from tests.conftest import unique_name
+from tests.support.live import PASSWORD, add_device, register_device
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def audit_lines(caplog):
+    """audit_lines() -> the audit entries logged so far, each as its JSON line parsed."""
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+
+    def lines() -> list[dict]:
+        return [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+    return lines
+
+
+@pytest.fixture
+def no_audit_file():
+    """Take the audit file handler a test added off the process-wide logger again."""
+    yield
+    audit_logger = logging.getLogger(AUDIT_LOGGER)
+    for handler in list(audit_logger.handlers):
+        audit_logger.removeHandler(handler)
+        handler.close()
+
+
+def events(lines: list[dict]) -> list[str]:
+    return [line["event"] for line in lines]
+
+
+def one(lines: list[dict], event: str, **fields) -> dict:
+    found = [line for line in lines if line["event"] == event and all(line.get(k) == v for k, v in fields.items())]
+    assert len(found) == 1, (event, fields, lines)
+    return found[0]
+
+
+def test_login_refresh_pairing_and_unbind_are_audited(make_server, audit_lines):
+    url, ctx = make_server(concurrency_policy="force")
+    first = register_device(url)
+    user_uuid, first_device = first.key_file.user_uuid, first.key_file.device_id
+    with pytest.raises(CityloginError):
+        first.login("not the password")
+    first.login(PASSWORD)
+    first.refresh()
+    pairing = first.request_pairing()
+    second = Client(url)
+    second.pair(pairing["qr_code"], username=first.key_file.username, password=PASSWORD, device_name=unique_name())
+    second_device = second.key_file.device_id
+    second.login(PASSWORD)  # force: displaces the first device
+    first.login(PASSWORD)   # and back
+    assert first.request("POST", "/device/unbind", json={"device_id": second_device}).status_code == 200
+
+    lines = audit_lines()
+    assert one(lines, "login_failure", user_uuid=user_uuid)["reason"] == "invalid_credentials"
+    success = [x for x in lines if x["event"] == "login_success"]
+    assert [(x["user_uuid"], x["device_id"]) for x in success] == [
+        (user_uuid, first_device), (user_uuid, second_device), (user_uuid, first_device)]
+    assert all(x["session_id"] and x["ip"] == "127.0.0.1" and len(x["request_id"]) == 32 for x in success)
+    assert one(lines, "pairing_token_created", user_uuid=user_uuid)["device_id"] == first_device
+    assert one(lines, "pairing_token_redeemed", user_uuid=user_uuid, device_id=second_device)[
+        "created_by_device"] == first_device
+    evicted = [x for x in lines if x["event"] == "session_evicted"]
+    assert [(x["device_id"], x["by_device"], x["reason"]) for x in evicted] == [
+        (first_device, second_device, "displaced"), (second_device, first_device, "displaced")]
+    assert evicted[0]["session_id"] == success[0]["session_id"]
+    assert one(lines, "device_unbound", device_id=second_device)["by_device"] == first_device
+    for line in lines:
+        assert ISO_UTC.match(line["at"]), line
+        assert not {"password", "token", "refresh_token", "access_token", "digest"} & set(line)
+
+
+def test_refresh_token_reuse_and_logout_are_audited(make_server, audit_lines):
+    url, _ = make_server(refresh_reuse_grace=0)
+    device = register_device(url)
+    device.login(PASSWORD)
+    stolen = device.refresh_token
+    device.refresh()
+    time.sleep(1.1)  # past the grace window
+    device.refresh_token = stolen
+    with pytest.raises(CityloginError) as reused:
+        device.refresh()
+    assert reused.value.code == "refresh_token_reused"
+
+    lines = audit_lines()
+    session_id = one(lines, "login_success")["session_id"]
+    reuse = one(lines, "refresh_token_reused", session_id=session_id)
+    assert reuse["device_id"] == device.key_file.device_id and reuse["ip"] == "127.0.0.1"
+    assert one(lines, "session_revoked", session_id=session_id)["reason"] == "refresh_reuse"
+    assert events(lines).index("refresh_token_reused") < events(lines).index("session_revoked")
+
+
+def test_lockout_is_audited(make_server, audit_lines):
+    url, _ = make_server(login_max_failures=2)
+    device = register_device(url)
+    for _ in range(3):
+        with pytest.raises(CityloginError):
+            device.login("wrong")
+    lines = audit_lines()
+    assert [x.get("reason") for x in lines if x["event"] == "login_failure"] == [
+        "invalid_credentials", "invalid_credentials", "locked_out"]
+    lockout = one(lines, "lockout")
+    assert lockout["scope"] == "username" and lockout["user_uuid"] == device.key_file.user_uuid
+    assert lockout["locked_seconds"] > 0
+
+
+def test_the_audit_file_holds_json_lines(make_server, tmp_path, no_audit_file):
+    path = tmp_path / "audit.log"
+    url, _ = make_server(audit_log=str(path), log_format="json")
+    device = register_device(url)
+    device.login(PASSWORD)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert events(lines) == ["login_success"]
+    assert lines[0]["user_uuid"] == device.key_file.user_uuid
+
+
+def test_json_log_lines_carry_the_audit_fields_at_the_top(caplog):
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    audit("device_unbound", user_uuid="u-1", device_id="d-1", by_device="d-2")
+    line = json.loads(JsonFormatter().format(caplog.records[-1]))
+    assert line["logger"] == AUDIT_LOGGER and line["event"] == "device_unbound"
+    assert (line["user_uuid"], line["device_id"], line["by_device"]) == ("u-1", "d-1", "d-2")
+    assert "message" not in line and "request_id" not in line  # no request here
+
+
+@pytest.mark.parametrize("field", ["password", "refresh_token", "token_digest", "password_hash", "private_key"])
+def test_a_field_named_like_a_secret_is_refused(field):
+    with pytest.raises(ValueError):
+        audit("login_success", **{field: "x"})
+
+
+def test_an_added_device_logs_in_with_its_own_ids(make_server, audit_lines):
+    url, ctx = make_server(max_concurrent_devices=2)
+    first = register_device(url)
+    second = add_device(ctx, first)
+    second.login(PASSWORD)
+    line = one(audit_lines(), "login_success")
+    assert (line["user_uuid"], line["device_id"]) == (first.key_file.user_uuid, second.key_file.device_id)
+    assert "session_evicted" not in events(audit_lines())
