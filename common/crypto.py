@@ -12,6 +12,7 @@ import hmac
 import os
 import secrets
 from datetime import datetime, timezone
+from typing import Any, Callable
 from pathlib import Path
 
 import argon2
@@ -140,6 +141,22 @@ def token_digest(token: str, *, purpose: str) -> str:
     return hashlib.sha256(f"{purpose}:{token}".encode()).hexdigest()
 
 
+# Lowercase letters and digits without the look-alikes 0/o, 1/i/l: 31 symbols, so 12 of them
+# carry 59 bits, read aloud in groups of four (SPEC §4: recovery codes of >= 50 bits).
+RECOVERY_CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+RECOVERY_CODE_LENGTH = 12
+
+
+def new_recovery_code() -> str:
+    """A random recovery code such as ``k7qm-x2vd-9hfp``."""
+    chars = "".join(secrets.choice(RECOVERY_CODE_ALPHABET) for _ in range(RECOVERY_CODE_LENGTH))
+    return "-".join(chars[i:i + 4] for i in range(0, RECOVERY_CODE_LENGTH, 4))
+
+
+def compact_recovery_code(text: str) -> str:
+    """A typed recovery code without case, spaces or hyphens: the form that is digested."""
+    return "".join(ch for ch in text.casefold() if ch not in " -\t")
+
 def digests_equal(a: str, b: str) -> bool:
     """Constant-time equality of two digests (or any two strings)."""
     # Encoding first: compare_digest refuses non-ASCII str instead of returning False.
@@ -267,3 +284,13 @@ def verify_device_signature(key: DeviceKey, *, message: bytes, signature: bytes)
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+def newest_published(items: list, *, created_at: Callable[[Any], datetime], published_for: float,
+                     now: datetime | None = None):
+    """The newest of `items` (oldest first) created at least `published_for` seconds before `now`,
+    else the oldest: a rotated key signs only once every process has had time to read it, so no
+    host meets a token whose key it does not know yet (SPEC §10)."""
+    cutoff = aware_utc(now).timestamp() - published_for
+    published = [item for item in items if created_at(item).timestamp() <= cutoff]
+    return published[-1] if published else items[0]

@@ -22,7 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from common.crypto import aware_utc, write_file_once
+from common.crypto import aware_utc, newest_published, write_file_once
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type
@@ -99,8 +99,14 @@ class JwtKeyRing:
         by_kid = {key.kid: key for key in ordered}
         if len(by_kid) != len(ordered):
             raise ValueError("two signing keys share a kid")
-        self._keys, self._signing_key = by_kid, ordered[-1]
+        self._keys, self._ordered = by_kid, ordered
         self._loaded_at = time.monotonic()
+
+    def _signing_key(self, now: datetime | None) -> SigningKey:
+        # With a shared ring, a new key signs once it is a reload interval old: by then every
+        # process has read it and verifies what it signs.
+        return newest_published(self._ordered, created_at=lambda key: key.created_at,
+                                published_for=self._reload_seconds if self._loader else 0, now=now)
 
     def _reload(self, *, min_age: float) -> None:
         if self._loader and time.monotonic() - self._loaded_at >= min_age:
@@ -118,8 +124,9 @@ class JwtKeyRing:
             "iss": self._issuer,
             "aud": self._audience,
         }
-        headers = {"kid": self._signing_key.kid, "typ": TOKEN_TYPE}
-        private_key = self._signing_key.private_key
+        signing_key = self._signing_key(now)
+        headers = {"kid": signing_key.kid, "typ": TOKEN_TYPE}
+        private_key = signing_key.private_key
         return jwt.encode(payload, private_key, algorithm=ALGORITHM, headers=headers)
 
     def decode(self, token: str, *, now: datetime | None = None) -> dict:

@@ -9,7 +9,8 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.config import ConfigError
-from common.key_ring import RingContents, read_ring
+from common.crypto import newest_published
+from common.key_ring import REFRESH, RingContents, read_ring
 from common.key_ring_store import KeyRingStore
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,9 @@ class RefreshSecrets:
         self._install(reader.contents)
 
     def _install(self, contents: RingContents) -> None:
-        ordered = contents.refresh_secrets()
-        self._secrets, self._newest_kid, self._oldest_kid = dict(ordered), ordered[-1][0], ordered[0][0]
+        self._entries = contents.of(REFRESH)
+        self._secrets = {entry.kid: entry.private for entry in self._entries}
+        self._oldest_kid = self._entries[0].kid
         self._loaded_at = time.monotonic()
 
     def _reload(self, *, min_age: float) -> None:
@@ -65,9 +67,11 @@ class RefreshSecrets:
             self._install(self._reader.reload())
 
     def newest_kid(self) -> str:
-        """The kid new refresh tokens are made with (re-read at most every reload interval)."""
+        """The kid new refresh tokens are made with: the newest secret that is a reload interval
+        old, so every process already knows it (the ring is re-read once per interval)."""
         self._reload(min_age=self._reload_seconds)
-        return self._newest_kid
+        return newest_published(self._entries, created_at=lambda entry: entry.created_at,
+                                published_for=self._reload_seconds).kid
 
     def oldest_kid(self) -> str:
         """The secret of refresh tokens that name none (made before the key ring): the imported one."""

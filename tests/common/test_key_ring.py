@@ -137,3 +137,18 @@ def test_rotation_and_the_retirement_rules(local_store):
         retire(store, kid=old_refresh.key_id, settings=settings, now=later)
     retire(store, kid=old_refresh.key_id, settings=settings, force=True)
     assert [len(read_ring(store).of(kind)) for kind in (CA, JWT, REFRESH)] == [1, 1, 1]
+
+
+def test_a_new_key_signs_only_once_every_process_can_have_read_it():
+    # Publish before use: a host that re-reads the ring every R seconds never meets a token
+    # signed with a key younger than R, so it never refuses one it would accept a moment later.
+    from datetime import datetime, timedelta, timezone
+
+    from common.crypto import newest_published
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    ages = [3600, 30, 5]  # oldest first
+    keys = [now - timedelta(seconds=age) for age in ages]
+    assert newest_published(keys, created_at=lambda k: k, published_for=60, now=now) == keys[0]
+    assert newest_published(keys, created_at=lambda k: k, published_for=20, now=now) == keys[1]
+    assert newest_published(keys, created_at=lambda k: k, published_for=0, now=now) == keys[2]
+    assert newest_published(keys[1:], created_at=lambda k: k, published_for=60, now=now) == keys[1]

@@ -247,8 +247,10 @@ def test_jwks_lists_the_signing_key_and_verifies_issued_tokens(logged_in):
 
 
 def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(base_config, tmp_path):
-    # Own key ring: the rotation must not change the keys other tests sign with.
-    with app_servers({**base_config, "data_dir": str(tmp_path), "table_prefix": unique_name("rot") + "_"}) as start:
+    # Own key ring: the rotation must not change the keys other tests sign with. A new key signs
+    # once it is a reload interval old (every process has read it by then): 1 s here.
+    with app_servers({**base_config, "data_dir": str(tmp_path), "table_prefix": unique_name("rot") + "_",
+                      "key_ring_reload_seconds": 1}) as start:
         url, ctx = start()
         client = register_device(url)
         client.login(PASSWORD)
@@ -268,7 +270,8 @@ def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(base_config,
         old_app_kids = {k["kid"] for k in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"]}
         assert {old_kid, new_key.kid} <= old_app_kids
 
-        # A process started after the rotation verifies the old key and signs with the new one.
+        # A process started after the rotation verifies the old key and, the new key being a
+        # reload interval old by now (the pause above), signs with it.
         url2, _ = start()
         assert me(url2, old_token).status_code == 200
         kids = {k["kid"] for k in requests.get(url2 + "/.well-known/jwks.json", timeout=10).json()["keys"]}
