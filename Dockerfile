@@ -21,6 +21,7 @@ COPY registration ./registration
 COPY login_app ./login_app
 COPY session_manager ./session_manager
 COPY device_manager ./device_manager
+COPY accounts ./accounts
 COPY citylogin ./citylogin
 COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py
 RUN pip install --no-deps . \

@@ -1,4 +1,4 @@
-"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire, client."""
+"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire, client, admin."""
 from __future__ import annotations
 
 import signal
@@ -8,6 +8,7 @@ from typing import Iterator
 
 import click
 
+from citylogin.admin_cli import admin
 from citylogin.client_cli import client
 from common import dynamo
 from common.config import ConfigError, Settings, load_settings
@@ -204,6 +205,7 @@ def _audit(settings: Settings, event: str, **fields) -> None:
 
 
 main.add_command(client)
+main.add_command(admin)
 
 if __name__ == "__main__":
     main()

@@ -5,13 +5,14 @@ import base64
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
 LOGIN_PURPOSE = "citylogin-login:"  # the server verifies the signature over this prefix + challenge
+RENEW_PURPOSE = "citylogin-renew:"  # ... and, to renew a certificate, over this one
 KEY_MAKERS = {
     "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "ed25519": ed25519.Ed25519PrivateKey.generate,
@@ -30,9 +31,16 @@ def generate_key(kind: str = "ecdsa-p256") -> DevicePrivateKey:
     return KEY_MAKERS[kind]()
 
 
-def sign_challenge(private_key: DevicePrivateKey, challenge: str) -> str:
-    """Base64 signature over "citylogin-login:" + challenge: ECDSA-SHA256 (DER), Ed25519 or ML-DSA-87."""
-    message = (LOGIN_PURPOSE + challenge).encode()
+def key_kind_of(private_key: DevicePrivateKey) -> str:
+    """The KEY_KINDS name of a device key."""
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return "ecdsa-p256"
+    return "ed25519" if isinstance(private_key, ed25519.Ed25519PrivateKey) else "ml-dsa-87"
+
+
+def sign_challenge(private_key: DevicePrivateKey, challenge: str, *, purpose: str = LOGIN_PURPOSE) -> str:
+    """Base64 signature over purpose + challenge: ECDSA-SHA256 (DER), Ed25519 or ML-DSA-87."""
+    message = (purpose + challenge).encode()
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         signature = private_key.sign(message, ec.ECDSA(hashes.SHA256()))
     elif isinstance(private_key, ed25519.Ed25519PrivateKey | mldsa.MLDSA87PrivateKey):
@@ -71,11 +79,16 @@ class KeyFile:
     ca_cert_pem: str
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write as JSON, mode 0600 from creation on (also when the file existed with another mode)."""
-        fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        """Write as JSON, mode 0600 from creation on (also when the file existed with another mode),
+        replacing an older file in one step: a renewal rewrites the only copy of the device key."""
+        temporary = f"{os.fspath(path)}.tmp"
+        fd = os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             json.dump(asdict(self), file, indent=2)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KeyFile:
@@ -145,7 +158,10 @@ class Client:
     """One device talking to one citylogin server; tokens are kept in memory only."""
 
     def __init__(self, base_url: str | None = None, *, key_file: KeyFile | None = None,
-                 session: requests.Session | None = None, timeout: float = 30) -> None:
+                 session: requests.Session | None = None, timeout: float = 30,
+                 on_renew: Callable[[KeyFile], None] | None = None, auto_renew: bool = True) -> None:
+        """`on_renew(key_file)` runs right after this device's certificate was renewed (save the file
+        then: the old certificate no longer logs in); `auto_renew` renews when a login says it is due."""
         base_url = base_url or (key_file.base_url if key_file else None)
         if not base_url:
             raise ValueError("base_url is required when no key_file is given")
@@ -156,6 +172,9 @@ class Client:
         self.access_token: str | None = None
         self.refresh_token: str | None = None
         self.session_id: str | None = None
+        self.on_renew, self.auto_renew = on_renew, auto_renew
+        # The recovery codes the last registration (or replacement) showed: keep them somewhere safe.
+        self.recovery_codes: list[str] | None = None
 
     # registration and pairing
 
@@ -164,6 +183,21 @@ class Client:
         """Create an account whose first device is this one; returns (and keeps) its KeyFile."""
         return self._enroll("/registration/", {"username": username, "email": email, "password": password},
                             username=username, device_name=device_name, key_kind=key_kind)
+
+    def recover(self, recovery_code: str, *, username: str, password: str, device_name: str | None = None,
+                unbind_other_devices: bool = False, key_kind: str = "ecdsa-p256") -> KeyFile:
+        """Make this a device of an account whose devices are lost, with one of its recovery codes;
+        returns (and keeps) its KeyFile. unbind_other_devices removes every other device."""
+        return self._enroll("/device/recover", {"username": username, "password": password,
+                                                "recovery_code": recovery_code,
+                                                "unbind_other_devices": unbind_other_devices},
+                            username=username, device_name=device_name, key_kind=key_kind)
+
+    def replace_recovery_codes(self, password: str) -> list[str]:
+        """Ten new recovery codes (Bearer; the old ones stop working); returns and keeps them."""
+        body = _json_or_raise(self.request("POST", "/account/recovery_codes", json={"password": password}))
+        self.recovery_codes = body["recovery_codes"]
+        return self.recovery_codes
 
     def request_pairing(self) -> dict[str, Any]:
         """Ask for a pairing token (Bearer): the 201 body with `qr_code`, `qr_png`, `expires_at`."""
@@ -182,6 +216,8 @@ class Client:
         if device_name:
             body["device_name"] = device_name
         issued = self._post(path, body)
+        if "recovery_codes" in issued:
+            self.recovery_codes = issued["recovery_codes"]
         self.key_file = KeyFile(
             base_url=self.base_url, username=username, user_uuid=issued["uuid"], device_id=issued["device_id"],
             device_name=issued["device_name"], private_key_pem=private_key_pem(private_key),
@@ -200,11 +236,33 @@ class Client:
                 "force": force}
         if device_name:
             body["device_name"] = device_name
-        return self._keep_tokens(self._post("/login/", body))
+        return self._renew_if_due(self._keep_tokens(self._post("/login/", body)))
 
     def confirm(self, confirm_token: str) -> dict[str, Any]:
         """Confirm a login refused with 409 concurrent_login, evicting the other device; keeps the tokens."""
-        return self._keep_tokens(self._post("/login/confirm", {"confirm_token": confirm_token}))
+        return self._renew_if_due(self._keep_tokens(self._post("/login/confirm", {"confirm_token": confirm_token})))
+
+    def renew(self) -> KeyFile:
+        """Move this device (logged in) to a new key pair of the same kind and a new certificate; the
+        key file is updated in place and handed to `on_renew`. The old certificate stops working at once."""
+        key_file = self._require_key_file()
+        current, new_key = key_file.private_key(), generate_key(key_kind_of(key_file.private_key()))
+        challenge = self._post("/login/challenge", {})["challenge"]
+        body = {"challenge": challenge, "signature": sign_challenge(current, challenge, purpose=RENEW_PURPOSE),
+                "public_key": public_key_pem(new_key)}
+        renewed = _json_or_raise(self.request("POST", "/device/renew", json=body))
+        key_file.private_key_pem = private_key_pem(new_key)
+        key_file.client_cert_pem = base64.b64decode(renewed["client_cert"]).decode()
+        key_file.fingerprint, key_file.ca_cert_pem = renewed["fingerprint"], renewed["ca_cert"]
+        if self.on_renew:
+            self.on_renew(key_file)
+        return key_file
+
+    def _renew_if_due(self, login: dict[str, Any]) -> dict[str, Any]:
+        if self.auto_renew and login.get("renew_certificate"):
+            self.renew()
+            login = {**login, "renewed": True}
+        return login
 
     def refresh(self) -> dict[str, Any]:
         """Trade the refresh token for a new pair (they rotate); keeps the new pair."""

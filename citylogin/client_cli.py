@@ -61,10 +61,18 @@ def _login(client: Client, *, force: bool) -> dict:
         return client.confirm(conflict.confirm_token)
 
 
+def _device_client(key_file_path: Path) -> Client:
+    """A client of the device in this key file, which it rewrites when a login renews the certificate."""
+    def save_renewed(renewed: KeyFile) -> None:
+        renewed.save(key_file_path)
+        click.echo(f"certificate renewed: fingerprint {renewed.fingerprint}; {key_file_path} updated", err=True)
+    return Client(key_file=KeyFile.load(key_file_path), on_renew=save_renewed)
+
+
 @contextmanager
 def _session(key_file_path: Path, *, force: bool = False) -> Iterator[Client]:
     """A logged-in client for one command; the tokens live in memory only, so log out at the end."""
-    client = Client(key_file=KeyFile.load(key_file_path))
+    client = _device_client(key_file_path)
     _login(client, force=force)
     try:
         yield client
@@ -108,7 +116,7 @@ def register(url: str, username: str, email: str, key_file: Path, device_name: s
 @_reports_errors
 def login(key_file: Path, force: bool) -> None:
     """Log this device in (challenge signed with its key) and show the session."""
-    session = _login(Client(key_file=KeyFile.load(key_file)), force=force)
+    session = _login(_device_client(key_file), force=force)
     click.echo(f"logged in: session {session['session_id']}, device {session['device_id']}")
     for device in session.get("evicted", []):
         click.echo(f"logged out: {device.get('device_name')} ({device.get('device_id')})")

@@ -131,7 +131,7 @@ def load_or_create_ca(
 # --- device certificates --------------------------------------------------------------
 
 
-def _authority_key_identifier(ca: CertificateAuthority) -> x509.AuthorityKeyIdentifier:
+def authority_key_identifier(ca: CertificateAuthority) -> x509.AuthorityKeyIdentifier:
     # Reuse the CA's own SKI when it has one (RFC 5280 4.2.1.1); a CA given by config may not.
     try:
         ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
@@ -170,7 +170,7 @@ def issue_device_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(san, critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(_authority_key_identifier(ca), critical=False)
+        .add_extension(authority_key_identifier(ca), critical=False)
         .sign(ca.private_key, hashes.SHA256())
     )
 
@@ -220,9 +220,14 @@ def _is_end_entity(cert: x509.Certificate) -> bool:
 
 
 def certificate_issued_by(
-    ca: CertificateAuthority, cert: x509.Certificate, *, now: datetime | None = None
+    ca: CertificateAuthority,
+    cert: x509.Certificate,
+    *,
+    now: datetime | None = None,
+    grace: timedelta = timedelta(0),
 ) -> bool:
-    """True if the CA signed ``cert``, it is within its validity, and it is not a CA itself."""
+    """True if the CA signed ``cert``, it is within its validity (extended by ``grace`` past its
+    end, for renewal), and it is not a CA itself."""
     try:
         cert.verify_directly_issued_by(ca.certificate)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
@@ -231,7 +236,7 @@ def certificate_issued_by(
     if not _is_end_entity(cert):
         return False
     now = aware_utc(now)
-    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc + grace
 
 
 def device_id_from_certificate(cert: x509.Certificate) -> str | None:

@@ -77,6 +77,10 @@ class Settings(BaseModel):
     ca_cert_file: Path | None = None
     ca_key_file: Path | None = None
     cert_validity_days: int = Field(default=365, ge=1, le=3650)
+    # renewal (SPEC §4): logins say renew_certificate within this many days of expiry, and a
+    # certificate expired less than the grace ago still logs in (with proof of possession) to renew
+    cert_renew_before_days: int = Field(default=30, ge=0, le=3650)
+    cert_renewal_grace_days: int = Field(default=30, ge=0, le=365)
     # passwords (Argon2id, RFC 9106 "second recommended option" by default)
     argon2_time_cost: int = Field(default=3, ge=1, le=20)
     argon2_memory_cost: int = Field(default=65536, ge=8192, le=4194304)

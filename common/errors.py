@@ -35,6 +35,8 @@ class ErrorCode(str, Enum):
     EMAIL_TAKEN = "email_taken"
     INVALID_CREDENTIALS = "invalid_credentials"
     CERTIFICATE_MISMATCH = "certificate_mismatch"
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    CERTIFICATE_SUPERSEDED = "certificate_superseded"
     INVALID_PROOF = "invalid_proof"
     INVALID_CHALLENGE = "invalid_challenge"
     DEVICE_REVOKED = "device_revoked"
@@ -53,11 +55,14 @@ class ErrorCode(str, Enum):
     SESSION_NOT_FOUND = "session_not_found"
     INVALID_REFRESH_TOKEN = "invalid_refresh_token"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    ACCOUNT_LOCKED = "account_locked"
     INVALID_QR = "invalid_qr"
     PAIRING_USER_MISMATCH = "pairing_user_mismatch"
     PAIRING_TOKEN_EXPIRED = "pairing_token_expired"
     PAIRING_TOKEN_USED = "pairing_token_used"
     PAIRING_TOKEN_UNKNOWN = "pairing_token_unknown"
+    INVALID_RECOVERY_CODE = "invalid_recovery_code"
+    RECOVERY_CODES_CHANGED = "recovery_codes_changed"
 
 
 class ApiError(Exception):

@@ -28,6 +28,22 @@ class DeviceRecord:
 
 
 @dataclass(frozen=True)
+class RevokedCertificateRecord:
+    """A device certificate in the CRL until it expires: revoked by an unbind, or superseded by a renewal."""
+
+    serial: str  # hex
+    revoked_at: str
+    reason: str  # REASON_UNBOUND or REASON_SUPERSEDED
+    user_uuid: str
+    device_id: str
+    expires_epoch: int
+
+
+REASON_UNBOUND = "unbound"
+REASON_SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
 class IssuedDevice:
     """A device about to be stored, with what its owner must receive once."""
 
@@ -102,6 +118,29 @@ class DeviceIdRequest(BaseModel):
 
 class UnbindRequest(DeviceIdRequest):
     confirm_last: StrictBool = Field(default=False, description="required to unbind the account's last device")
+
+
+class RenewRequest(BaseModel):
+    """POST /device/renew: `signature` by the device's current key over "citylogin-renew:" + challenge;
+    with `public_key` or `csr` the device moves to that new key."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    challenge: str = Field(min_length=1, max_length=128, description="from POST /login/challenge")
+    signature: str = Field(min_length=1, max_length=12000, description="base64 signature")
+    public_key: str | None = Field(default=None, max_length=16384,
+                                   description="PEM SubjectPublicKeyInfo of the new key")
+    csr: str | None = Field(default=None, max_length=16384, description="PEM PKCS#10 request signed by the new key")
+
+
+class RenewedCertificate(BaseModel):
+    """The 201 body of POST /device/renew."""
+
+    device_id: str
+    client_cert: str = Field(description="base64 of the certificate PEM")
+    fingerprint: str
+    ca_cert: str
+    cert_expires_at: str
 
 
 class ForcedLogout(BaseModel):

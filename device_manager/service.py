@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography import x509
 
@@ -16,9 +16,9 @@ from common.crypto import (CryptoInputError, digests_equal, generate_device_key,
 from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, Unauthorized
 from common.notifier import Message
 from common.timefmt import iso, parse_iso
-from device_manager.models import (DEVICE_STATUS_ACTIVE, DeviceCertificateResponse, DeviceList, DeviceRecord,
-                                   DeviceView, IssuedDevice)
-from device_manager.store import (AlreadyRevoked, DeviceStore, LastDeviceRefused, LimitReached,
+from device_manager.models import (DEVICE_STATUS_ACTIVE, REASON_UNBOUND, DeviceCertificateResponse, DeviceList,
+                                   DeviceRecord, DeviceView, IssuedDevice, RevokedCertificateRecord)
+from device_manager.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
                                   WriteRefused)
 from registration import service as users
 from session_manager import service as sessions
@@ -84,14 +84,50 @@ class DeviceRevoked(Forbidden):
     code, detail = ErrorCode.DEVICE_REVOKED, "This device was removed from the account and cannot log in."
 
 
+class CertificateExpired(Unauthorized):
+    code = ErrorCode.CERTIFICATE_EXPIRED
+    detail = "This device's certificate expired too long ago to be renewed; add the device again."
+
+
+def _renewal_grace(ctx: AppContext) -> timedelta:
+    return timedelta(days=ctx.settings.cert_renewal_grace_days)
+
+
+def certificate_expired(ctx: AppContext, record: DeviceRecord) -> bool:
+    """Has the device's certificate passed its end? (Within the renewal grace it may still log in,
+    with proof of possession only, to renew.)"""
+    return parse_iso(record.cert_expires_at) <= ctx.now()
+
+
+def renewal_due(ctx: AppContext, record: DeviceRecord) -> bool:
+    """True within CITYLOGIN_CERT_RENEW_BEFORE_DAYS of the certificate's end, and after it."""
+    renew_before = timedelta(days=ctx.settings.cert_renew_before_days)
+    return parse_iso(record.cert_expires_at) - renew_before <= ctx.now()
+
+
 def _checked_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint: str) -> DeviceRecord:
     if record is None or not digests_equal(record.fingerprint, fingerprint):
         raise CertificateMismatch()
     if record.status != DEVICE_STATUS_ACTIVE:
         raise DeviceRevoked()
-    if parse_iso(record.cert_expires_at) <= ctx.now():
-        raise CertificateMismatch("This device's certificate has expired.")
+    if parse_iso(record.cert_expires_at) + _renewal_grace(ctx) <= ctx.now():
+        raise CertificateExpired()
     return record
+
+
+def recheck_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint: str) -> DeviceRecord:
+    """`record` if it is active, holds the certificate `fingerprint`, and that has not expired
+    beyond the renewal grace."""
+    return _checked_device(ctx, record, fingerprint=fingerprint)
+
+
+def _check_issued_here(ctx: AppContext, cert: x509.Certificate) -> None:
+    now = ctx.now()
+    if certificate_issued_by(ctx.ca, cert, now=now, grace=_renewal_grace(ctx)):
+        return
+    if now > cert.not_valid_after_utc and certificate_issued_by(ctx.ca, cert, now=cert.not_valid_after_utc):
+        raise CertificateExpired()
+    raise CertificateMismatch()
 
 
 def device_for_certificate(ctx: AppContext, *, user_uuid: str, client_cert: str) -> DeviceRecord:
@@ -101,8 +137,9 @@ def device_for_certificate(ctx: AppContext, *, user_uuid: str, client_cert: str)
     except CryptoInputError as exc:
         raise InvalidField("client_cert", str(exc)) from None
     device_id = device_id_from_certificate(cert)
-    if not device_id or not certificate_issued_by(ctx.ca, cert, now=ctx.now()):
+    if not device_id:
         raise CertificateMismatch()
+    _check_issued_here(ctx, cert)
     record = device_store(ctx).get(user_uuid=user_uuid, device_id=device_id)
     return _checked_device(ctx, record, fingerprint=certificate_fingerprint(cert))
 
@@ -139,6 +176,36 @@ def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: lis
         raise DeviceLimitReached() from None
     except WriteRefused as refused:
         raise WriteRefused(refused.index - len(writes)) from None
+
+
+def store_device_replacing_others(ctx: AppContext, issued: IssuedDevice, *,
+                                  extra_writes: list[dict] | None = None) -> list[DeviceRecord]:
+    """Store a device and revoke every other active device of its user, with `extra_writes`, in
+    one transaction, then end the revoked devices' sessions (reason device_unbound). Returns them.
+    WriteRefused(index into extra_writes) if an extra entry was refused; DeviceLimitReached if
+    devices were added or removed meanwhile (try again)."""
+    user_uuid, store = issued.record.user_uuid, device_store(ctx)
+    others = [d for d in store.list_for_user(user_uuid) if d.status == DEVICE_STATUS_ACTIVE]
+    now = ctx.now()
+    writes = [store.recount_slots_item(user_uuid, expected=len(others), count=1), store.put_new_item(issued.record)]
+    for device in others:
+        writes += [store.revoke_item(user_uuid=user_uuid, device_id=device.device_id, at=iso(now),
+                                     fingerprint=device.fingerprint),
+                   store.revoked_certificate_put(revoked_entry(device, reason=REASON_UNBOUND, at=now))]
+    try:
+        store.transact([*writes, *(extra_writes or [])])
+    except LimitReached:
+        raise DeviceLimitReached("The account's devices changed meanwhile; try again.") from None
+    except WriteRefused as refused:
+        if refused.index < len(writes):
+            raise DeviceLimitReached("The account's devices changed meanwhile; try again.") from None
+        raise WriteRefused(refused.index - len(writes)) from None
+    forget_cached_crl(ctx)
+    for device in others:  # revoked first, so a login racing this cannot outlive it
+        sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device.device_id,
+                                    reason=RevokeReason.DEVICE_UNBOUND, by_device=issued.record.device_id)
+        audit("device_unbound", user_uuid=user_uuid, device_id=device.device_id, by_device=issued.record.device_id)
+    return others
 
 
 # --- managing one's own devices -----------------------------------------------------------
@@ -195,17 +262,51 @@ def force_logout(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: 
     return ended
 
 
+# --- the CRL's entries ---------------------------------------------------------------------
+
+CRL_CACHE = "device_crl"  # ctx.extras key of this process's last built CRL
+UNBIND_ATTEMPTS = 5
+
+
+def revoked_entry(record: DeviceRecord, *, reason: str, at: datetime) -> RevokedCertificateRecord:
+    """The CRL entry of the device's current certificate, kept until that certificate expires."""
+    cert = x509.load_pem_x509_certificate(record.cert_pem.encode())
+    return RevokedCertificateRecord(serial=format(cert.serial_number, "x"), revoked_at=iso(at), reason=reason,
+                                    user_uuid=record.user_uuid, device_id=record.device_id,
+                                    expires_epoch=int(cert.not_valid_after_utc.timestamp()))
+
+
+def forget_cached_crl(ctx: AppContext) -> None:
+    """This process shows its own revocations at once; others within their cache time."""
+    ctx.extras.pop(CRL_CACHE, None)
+
+
+class DeviceBusy(Conflict):
+    code, detail = ErrorCode.CERTIFICATE_SUPERSEDED, "The device's certificate keeps changing; try again."
+
+
+def _revoke(ctx: AppContext, record: DeviceRecord, *, keep_at_least: int) -> None:
+    for _ in range(UNBIND_ATTEMPTS):
+        if record is None or record.status != DEVICE_STATUS_ACTIVE:
+            return  # unbinding twice is harmless
+        now = ctx.now()
+        try:
+            device_store(ctx).revoke(record=record, at=iso(now), keep_at_least=keep_at_least,
+                                     revoked_certificate=revoked_entry(record, reason=REASON_UNBOUND, at=now))
+            forget_cached_crl(ctx)
+            return
+        except LastDeviceRefused:
+            raise LastDevice() from None
+        except DeviceChanged:  # revoked, or renewed since read: the new certificate is the one to list
+            record = device_store(ctx).get(user_uuid=record.user_uuid, device_id=record.device_id)
+    raise DeviceBusy()
+
+
 def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str, confirm_last: bool) -> None:
-    """Revoke the device's certificate for good and end its session (reason device_unbound).
-    The device is revoked first, so a login racing this cannot outlive it."""
-    own_device(ctx, user_uuid=user_uuid, device_id=device_id)
-    try:
-        device_store(ctx).revoke(user_uuid=user_uuid, device_id=device_id, at=iso(ctx.now()),
-                                 keep_at_least=0 if confirm_last else 1)
-    except LastDeviceRefused:
-        raise LastDevice() from None
-    except AlreadyRevoked:
-        pass  # unbinding twice is harmless; still make sure no session survives
+    """Revoke the device's certificate for good (into the CRL) and end its session (reason
+    device_unbound). The device is revoked first, so a login racing this cannot outlive it."""
+    record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
+    _revoke(ctx, record, keep_at_least=0 if confirm_last else 1)  # still make sure no session survives
     sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device_id,
                                 reason=RevokeReason.DEVICE_UNBOUND, by_device=by_device)
     audit("device_unbound", user_uuid=user_uuid, device_id=device_id, by_device=by_device)

@@ -7,11 +7,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
-from device_manager.models import DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord
+from device_manager.models import DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord, RevokedCertificateRecord
 
 
 # One item per user, beside its devices, counts the registered ones (CITYLOGIN_MAX_REGISTERED_DEVICES).
 COUNTER_ID = "#registered"
+# The CRL's entries share one partition, so the whole list is one Query (no user_uuid is "#crl"):
+# range key "serial:<hex>", TTL at the certificate's own expiry.
+CRL_PARTITION = "#crl"
 
 
 class DeviceStore:
@@ -49,6 +52,15 @@ class DeviceStore:
                            "UpdateExpression": "ADD registered :minus", "ConditionExpression": "registered > :keep",
                            "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":keep": {"N": str(keep_at_least)}}}}
 
+    def recount_slots_item(self, user_uuid: str, *, expected: int, count: int) -> dict[str, Any]:
+        """A TransactWriteItems entry setting the count to `count`, refused unless it is `expected`
+        (the devices read meanwhile are still all there are)."""
+        return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, COUNTER_ID),
+                           "UpdateExpression": "SET registered = :count",
+                           "ConditionExpression": "registered = :expected",
+                           "ExpressionAttributeValues": {":count": {"N": str(count)},
+                                                         ":expected": {"N": str(expected)}}}}
+
     def get(self, *, user_uuid: str, device_id: str) -> DeviceRecord | None:
         response = self.client.get_item(TableName=self.table, Key=self._key(user_uuid, device_id),
                                         ConsistentRead=True)
@@ -72,12 +84,14 @@ class DeviceStore:
 
     def last_login_update(self, record: DeviceRecord, *, at: str) -> dict[str, Any]:
         """A TransactWriteItems entry stamping the device's last login; it fails the whole
-        transaction if the device was unbound meanwhile (so no session outlives an unbind)."""
+        transaction if the device was unbound or its certificate renewed meanwhile (so no session
+        outlives an unbind, and a superseded certificate cannot slip in)."""
         return {"Update": {"TableName": self.table, "Key": self._key(record.user_uuid, record.device_id),
                            "UpdateExpression": "SET last_login_at = :at",
-                           "ConditionExpression": "#s = :active",
+                           "ConditionExpression": "#s = :active AND fingerprint = :fp",
                            "ExpressionAttributeNames": {"#s": "status"},
-                           "ExpressionAttributeValues": {":at": {"S": at}, ":active": {"S": DEVICE_STATUS_ACTIVE}}}}
+                           "ExpressionAttributeValues": {":at": {"S": at}, ":active": {"S": DEVICE_STATUS_ACTIVE},
+                                                         ":fp": {"S": record.fingerprint}}}}
 
     def rename(self, *, user_uuid: str, device_id: str, device_name: str) -> bool:
         """False if the user has no such device."""
@@ -92,28 +106,88 @@ class DeviceStore:
                 return False
             raise
 
-    def revoke_item(self, *, user_uuid: str, device_id: str, at: str) -> dict[str, Any]:
+    def revoke_item(self, *, user_uuid: str, device_id: str, at: str, fingerprint: str) -> dict[str, Any]:
+        """Revoke the device if it is active and still holds the certificate `fingerprint`."""
         return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, device_id),
                            "UpdateExpression": "SET #s = :revoked, revoked_at = :at",
-                           "ConditionExpression": "#s = :active",
+                           "ConditionExpression": "#s = :active AND fingerprint = :fp",
                            "ExpressionAttributeNames": {"#s": "status"},
                            "ExpressionAttributeValues": {":revoked": {"S": DEVICE_STATUS_REVOKED},
-                                                         ":active": {"S": DEVICE_STATUS_ACTIVE}, ":at": {"S": at}}}}
+                                                         ":active": {"S": DEVICE_STATUS_ACTIVE}, ":at": {"S": at},
+                                                         ":fp": {"S": fingerprint}}}}
 
-    def revoke(self, *, user_uuid: str, device_id: str, at: str, keep_at_least: int) -> None:
-        """Revoke the device and free its slot, unless fewer than `keep_at_least` would remain
-        (LastDeviceRefused) or it was already revoked (AlreadyRevoked)."""
+    def revoke(self, *, record: DeviceRecord, at: str, keep_at_least: int,
+               revoked_certificate: RevokedCertificateRecord) -> None:
+        """Revoke the device, free its slot and list its certificate in the CRL, unless fewer than
+        `keep_at_least` would remain (LastDeviceRefused), or the device is no longer active with this
+        certificate (DeviceChanged: revoked before, or renewed since `record` was read)."""
         try:
             self.client.transact_write_items(TransactItems=[
-                self.revoke_item(user_uuid=user_uuid, device_id=device_id, at=at),
-                self.release_slot_item(user_uuid, keep_at_least=keep_at_least)])
+                self.revoke_item(user_uuid=record.user_uuid, device_id=record.device_id, at=at,
+                                 fingerprint=record.fingerprint),
+                self.release_slot_item(record.user_uuid, keep_at_least=keep_at_least),
+                self.revoked_certificate_put(revoked_certificate)])
         except ClientError as exc:
             codes = dynamo.cancellation_codes(exc)
             if codes and codes[0] == "ConditionalCheckFailed":
-                raise AlreadyRevoked() from None
+                raise DeviceChanged() from None
             if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 raise LastDeviceRefused() from None
             raise
+
+    def renew(self, *, record: DeviceRecord, renewed: DeviceRecord,
+              superseded: RevokedCertificateRecord) -> None:
+        """Give the device its new certificate and list the old one in the CRL, in one transaction;
+        DeviceChanged if the device is no longer active with `record`'s certificate (so of parallel
+        renewals exactly one wins)."""
+        update = {"Update": {
+            "TableName": self.table, "Key": self._key(record.user_uuid, record.device_id),
+            "UpdateExpression": "SET fingerprint = :new_fp, cert_pem = :pem, cert_expires_at = :exp, key_type = :kt",
+            "ConditionExpression": "#s = :active AND fingerprint = :old_fp",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":new_fp": {"S": renewed.fingerprint}, ":pem": {"S": renewed.cert_pem},
+                ":exp": {"S": renewed.cert_expires_at}, ":kt": {"S": renewed.key_type},
+                ":active": {"S": DEVICE_STATUS_ACTIVE}, ":old_fp": {"S": record.fingerprint}}}}
+        try:
+            self.client.transact_write_items(TransactItems=[update, self.revoked_certificate_put(superseded)])
+        except ClientError as exc:
+            codes = dynamo.cancellation_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise DeviceChanged() from None
+            raise
+
+    # --- the CRL's entries -------------------------------------------------------------------
+
+    def revoked_certificate_put(self, entry: RevokedCertificateRecord) -> dict[str, Any]:
+        """A TransactWriteItems entry listing a certificate in the CRL until it expires."""
+        # The key attributes are the CRL's own; the device's ids are kept under other names.
+        item = {"user_uuid": CRL_PARTITION, "device_id": f"serial:{entry.serial}", "serial": entry.serial,
+                "revoked_at": entry.revoked_at, "reason": entry.reason, "revoked_user_uuid": entry.user_uuid,
+                "revoked_device_id": entry.device_id, "expires_epoch": entry.expires_epoch,
+                dynamo.TTL_ATTRIBUTE: entry.expires_epoch}
+        return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
+
+    def revoked_certificates(self, *, now_epoch: int) -> list[RevokedCertificateRecord]:
+        """Every listed certificate that has not expired: one Query (paged), no Scan."""
+        entries, start = [], None
+        while True:
+            args: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "#u = :crl",
+                                    "ExpressionAttributeNames": {"#u": "user_uuid"},
+                                    "ExpressionAttributeValues": {":crl": {"S": CRL_PARTITION}}}
+            if start:
+                args["ExclusiveStartKey"] = start
+            page = self.client.query(**args)
+            for item in page["Items"]:
+                data = dynamo.from_item(item)
+                if data["expires_epoch"] > now_epoch:  # TTL deletes late (SPEC §8)
+                    entries.append(RevokedCertificateRecord(
+                        serial=data["serial"], revoked_at=data["revoked_at"], reason=data["reason"],
+                        user_uuid=data["revoked_user_uuid"], device_id=data["revoked_device_id"],
+                        expires_epoch=data["expires_epoch"]))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return entries
 
     def transact(self, items: list[dict[str, Any]]) -> None:
         """Run a transaction whose first entry is take_slot_item; LimitReached if it was refused,
@@ -129,8 +203,8 @@ class DeviceStore:
             raise
 
 
-class AlreadyRevoked(Exception):
-    """The device was revoked before."""
+class DeviceChanged(Exception):
+    """The device is no longer active with the certificate it was read with (revoked or renewed)."""
 
 
 class LastDeviceRefused(Exception):

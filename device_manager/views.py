@@ -9,9 +9,10 @@ from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
-from device_manager import service
+from device_manager import certificate_service, service
 from device_manager.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout,
-                                   PairedDeviceRequest, RenamedDevice, RenameRequest, UnbindRequest, UnboundDevice)
+                                   PairedDeviceRequest, RenamedDevice, RenameRequest, RenewedCertificate, RenewRequest,
+                                   UnbindRequest, UnboundDevice)
 from registration import pairing_service
 from session_manager.guard import current_principal, require_session
 
@@ -22,6 +23,28 @@ bp = Blueprint("device_manager", __name__, url_prefix="/device")
 @operation("The CA certificate that issues device certificates", media_type="application/x-pem-file", database=False)
 def ca_certificate():
     return Response(ctx().ca.certificate_pem(), mimetype="application/x-pem-file")
+
+
+@bp.get("/crl.pem")
+@operation("The CA-signed CRL of revoked and superseded device certificates (PEM)",
+           media_type="application/x-pem-file")
+def crl():
+    # Cached up to 60 s here; let other caches keep it no longer than that.
+    return Response(certificate_service.current_crl_pem(ctx()), mimetype="application/x-pem-file",
+                    headers={"Cache-Control": "public, max-age=60"})
+
+
+@bp.post("/renew")
+@require_session
+@operation("Renew the calling device's certificate, on a new key if one is sent", body=RenewRequest,
+           response=RenewedCertificate, status=201, auth=True, errors=(403, 409))
+def renew():
+    body = parse_body(RenewRequest)
+    principal = current_principal()
+    result = certificate_service.renew_certificate(
+        ctx(), user_uuid=principal.user_uuid, device_id=principal.device_id, challenge=body.challenge,
+        signature=body.signature, public_key=body.public_key, csr=body.csr)
+    return jsonify(result.model_dump()), 201
 
 
 @bp.post("/register")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from common.text import DisplayName, LoginName
+from device_manager.models import DeviceKeyFields
 
 
 class LoginRequest(BaseModel):
@@ -45,3 +46,15 @@ class LoginResponse(BaseModel):
     device_id: str
     user_uuid: str
     evicted: list[EvictedDevice]
+    cert_expires_at: str
+    renew_certificate: bool = Field(description="the certificate expires within CITYLOGIN_CERT_RENEW_BEFORE_DAYS "
+                                                "(or has expired, within the grace): renew it with POST /device/renew")
+
+
+class RecoverRequest(DeviceKeyFields):
+    """POST /device/recover: a new device for an account whose devices are all lost (SPEC §4)."""
+
+    username: LoginName
+    password: str = Field(min_length=1, max_length=1024)
+    recovery_code: str = Field(min_length=1, max_length=64, description="one of the account's recovery codes")
+    unbind_other_devices: StrictBool = Field(default=False, description="revoke every other device and end its session")

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Callable, TypeVar
 
+from common import challenges
 from common.audit import audit
 from common.caller import Caller
 from common.background import background
@@ -31,7 +32,7 @@ from session_manager import service as sessions
 from session_manager.models import OpenedSession, Presence, PresenceEntry
 from session_manager.store import ExtraWriteRefused
 
-CHALLENGE_TTL = 60
+CHALLENGE_TTL = challenges.CHALLENGE_TTL
 CHALLENGE_RATE_WINDOW = 60
 CONFIRM_TTL = 120
 CHALLENGE_PREFIX = "citylogin-login:"
@@ -85,16 +86,12 @@ def new_challenge(ctx: AppContext, *, ip: str | None) -> str:
         raise TooManyRequests("Too many login challenges from this address; try again shortly.",
                               retry_after=CHALLENGE_RATE_WINDOW - now % CHALLENGE_RATE_WINDOW,
                               code=ErrorCode.RATE_LIMITED)
-    challenge = new_token(32)
-    token_store(ctx).create(digest=token_digest(challenge, purpose="challenge"), kind="challenge",
-                            expires_epoch=_now(ctx) + CHALLENGE_TTL)
-    return challenge
+    return challenges.issue_challenge(ctx)
 
 
 def _consume_challenge(ctx: AppContext, challenge: str) -> bool:
     """Use up `challenge`; True if it was issued here, unused and unexpired."""
-    return token_store(ctx).consume(digest=token_digest(challenge, purpose="challenge"), kind="challenge",
-                                    now=_now(ctx)) is not None
+    return challenges.consume_challenge(ctx, challenge)
 
 
 def _check_proof(device: DeviceRecord, *, challenge_was_valid: bool, challenge: str, signature: str) -> None:
@@ -143,6 +140,13 @@ def clear_failures(ctx: AppContext, *, username: str) -> None:
     store.clear([store.lock_key(user_subject), store.failure_key(user_subject)])
 
 
+def count_failed_attempt(ctx: AppContext, *, username: str, user: UserRecord, caller: Caller, result: str) -> None:
+    """A failure after the password was right (e.g. a wrong recovery code): counted toward the
+    lockout like a wrong password, and written into the history as `result`."""
+    _count_failure(ctx, username=username, ip=caller.ip, user_uuid=user.user_uuid)
+    _record_failure(ctx, user=user, result=result, device_id=None, caller=caller)
+
+
 # --- login -------------------------------------------------------------------------------
 
 def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> None:
@@ -155,9 +159,22 @@ def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> 
         raise MissingFields(missing)
 
 
+def _proven_if_expired(ctx: AppContext, request: LoginRequest, device: DeviceRecord) -> DeviceRecord:
+    """A certificate past its end (within the renewal grace) logs in only with a signed challenge,
+    never on a fingerprint or a proxy's header alone (SPEC §4)."""
+    if devices.certificate_expired(ctx, device):
+        if not (request.challenge and request.signature):
+            raise MissingFields(["challenge", "signature"],
+                                "This device's certificate has expired: sign a challenge to log in and renew it.")
+        _check_proof(device, challenge_was_valid=_consume_challenge(ctx, request.challenge),
+                     challenge=request.challenge, signature=request.signature)
+    return device
+
+
 def _authenticate_device(ctx: AppContext, request: LoginRequest, caller: Caller, user: UserRecord) -> DeviceRecord:
     if caller.verified_cert:  # a trusted TLS proxy verified the client certificate: that is the proof
-        return devices.device_for_certificate(ctx, user_uuid=user.user_uuid, client_cert=caller.verified_cert)
+        device = devices.device_for_certificate(ctx, user_uuid=user.user_uuid, client_cert=caller.verified_cert)
+        return _proven_if_expired(ctx, request, device)
     # Consume first: a challenge is single-use whatever the outcome, and every attempt makes this
     # call, whether or not the certificate is the named user's (no username enumeration).
     proof_required = ctx.settings.require_proof_of_possession
@@ -169,7 +186,8 @@ def _authenticate_device(ctx: AppContext, request: LoginRequest, caller: Caller,
     if proof_required:
         _check_proof(device, challenge_was_valid=challenge_was_valid, challenge=request.challenge,
                      signature=request.signature)
-    return device
+        return device
+    return _proven_if_expired(ctx, request, device)
 
 
 def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> bool:
@@ -248,7 +266,7 @@ def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginRes
         while_hashing=device_and_presence)
     try:
         device, presence = prefetched.result()
-    except (devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked) as failure:
+    except (devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked, devices.CertificateExpired) as failure:
         _count_failure(ctx, username=request.username, ip=caller.ip, user_uuid=user.user_uuid)
         _record_failure(ctx, user=user, result=failure.code.value, device_id=None, caller=caller)
         raise
@@ -260,17 +278,24 @@ def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginRes
 def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
           presence: Presence | None = None) -> LoginResponse:
     settings = ctx.settings
+    if user.locked:  # only now: the password was right, so this tells nothing to a guesser
+        raise sessions.AccountLocked()
+    # An operator's per-user limit replaces the configured total (SPEC §5).
+    limit = settings.max_concurrent_devices if user.max_concurrent_devices is None else user.max_concurrent_devices
 
     def choose(others: list[PresenceEntry]) -> list[PresenceEntry]:
         return concurrency_policy.choose_evictions(
-            policy=settings.concurrency_policy, limit=settings.max_concurrent_devices,
+            policy=settings.concurrency_policy, limit=limit,
             order=settings.evict, others=others, force=force)
+
+    not_locked = users.not_locked_write(ctx, user_uuid=user.user_uuid)  # a lock that commits meanwhile wins
+    extra_writes = [devices.login_recorded_write(ctx, device), not_locked]
 
     try:
         opened = sessions.open_session(
             ctx, user_uuid=user.user_uuid, device_id=device.device_id, device_name=device.device_name,
             ip=caller.ip, user_agent=caller.user_agent, choose_evictions=choose,
-            extra_writes=[devices.login_recorded_write(ctx, device)], presence=presence)
+            extra_writes=extra_writes, presence=presence)
     except concurrency_policy.ConfirmationRequired as required:
         _record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id, caller=caller)
         raise ConcurrentLogin(active_devices=[_active_device(e) for e in required.active],
@@ -278,11 +303,12 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     except concurrency_policy.ConcurrentLoginRejected:
         _record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id, caller=caller)
         raise
-    except ExtraWriteRefused:
-        raise devices.DeviceRevoked() from None
+    except ExtraWriteRefused as refused:  # a lock or an unbind that committed while deciding
+        raise (sessions.AccountLocked() if extra_writes[refused.index] is not_locked
+               else devices.DeviceRevoked()) from None
     _audit_login(user=user, device=device, caller=caller, opened=opened)
     _notify(ctx, user=user, device=device, opened=opened)
-    return _response(opened)
+    return _response(ctx, opened, device)
 
 
 def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession) -> None:
@@ -299,9 +325,10 @@ def _active_device(entry: PresenceEntry) -> dict:
             "ip": entry.ip}
 
 
-def _response(opened: OpenedSession) -> LoginResponse:
+def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> LoginResponse:
     session = opened.session
     return LoginResponse(
+        cert_expires_at=device.cert_expires_at, renew_certificate=devices.renewal_due(ctx, device),
         access_token=opened.tokens.access_token, refresh_token=opened.tokens.refresh_token,
         expires_in=opened.tokens.expires_in, session_id=session.session_id, device_id=session.device_id,
         user_uuid=session.user_uuid,
@@ -326,6 +353,7 @@ def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, c
     token_store(ctx).create(digest=token_digest(token, purpose="confirm"), kind="confirm",
                             expires_epoch=_now(ctx) + CONFIRM_TTL,
                             data={"user_uuid": user.user_uuid, "device_id": device.device_id,
+                                  "fingerprint": device.fingerprint,
                                   "ip": caller.ip, "user_agent": caller.user_agent})
     return token
 
@@ -340,6 +368,8 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller) -> LoginResp
     device = devices.device_store(ctx).get(user_uuid=pending["user_uuid"], device_id=pending["device_id"])
     if user is None or device is None or device.status != DEVICE_STATUS_ACTIVE:
         raise devices.DeviceRevoked()
+    # The certificate proven at login must still be the device's (not renewed meanwhile).
+    devices.recheck_device(ctx, device, fingerprint=pending.get("fingerprint", device.fingerprint))
     return _open(ctx, user=user, device=device, caller=Caller(ip=pending.get("ip") or caller.ip,
                                                               user_agent=pending.get("user_agent") or caller.user_agent),
                  force=True)

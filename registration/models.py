@@ -9,7 +9,7 @@ from functools import lru_cache
 from pydantic import BaseModel, EmailStr, Field, RootModel, field_validator
 
 from common.text import LoginName
-from device_manager.models import DeviceKeyFields, PairedDeviceRequest
+from device_manager.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 
@@ -55,6 +55,12 @@ class NewUserRequest(DeviceKeyFields):
         return check_password_strength(value)
 
 
+class RegistrationResponse(DeviceCertificateResponse):
+    """The 201 of a new account: its first device, and its recovery codes, shown this once."""
+
+    recovery_codes: list[str] | None = Field(default=None, description="ten single-use codes for POST /device/recover")
+
+
 class RegistrationRequest(RootModel[NewUserRequest | PairedDeviceRequest]):
     """POST /registration/: a new user, or with `qr_code` a further device (seed-compatible)."""
 
@@ -66,6 +72,8 @@ class UserRecord:
     email: str
     password_hash: str
     created_at: str
+    locked: bool | None = None  # set by an operator (citylogin admin lock): no login, no session
+    max_concurrent_devices: int | None = None  # an operator's per-user limit over the default (0 = unlimited)
 
 
 class PairingCredentialsRequest(BaseModel):

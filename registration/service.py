@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import uuid
 
+from accounts import service as accounts
+from common.audit import audit
 from common.context import AppContext
-from common.errors import Conflict, ErrorCode
+from common.errors import Conflict, ErrorCode, NotFound
 from common.notifier import Message
 from common.timefmt import iso
 from device_manager import service as devices
-from device_manager.models import DeviceCertificateResponse
-from registration.models import UserRecord
+from registration.models import RegistrationResponse, UserRecord
 from registration.store import NameTaken, UserStore
+from session_manager import service as sessions
+from session_manager.models import RevokeReason
 
 
 class UsernameTaken(Conflict):
@@ -27,21 +30,25 @@ def user_store(ctx: AppContext) -> UserStore:
 
 def register_user(ctx: AppContext, *, username: str, email: str, password: str,
                   device_name: str | None, public_key: str | None,
-                  csr: str | None) -> DeviceCertificateResponse:
-    """Create the user and its primary device; the username and e-mail are claimed atomically."""
+                  csr: str | None) -> RegistrationResponse:
+    """Create the user, its primary device and its recovery codes; the username and e-mail are
+    claimed atomically."""
     user_uuid = str(uuid.uuid4())
     issued = devices.issue_device(ctx, user_uuid=user_uuid, device_name=device_name, is_primary=True,
                                   public_key=public_key, csr=csr)
     user = UserRecord(user_uuid=user_uuid, username=username, email=email,
                       password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()))
+    recovery = accounts.first_recovery_codes(user_uuid=user_uuid)
     try:
-        user_store(ctx).create(user, extra_writes=devices.new_device_writes(ctx, issued.record))
+        user_store(ctx).create(user, extra_writes=devices.new_device_writes(ctx, issued.record),
+                               extra_attributes=recovery.user_attributes)
     except NameTaken as taken:
         raise (UsernameTaken() if taken.which == "username" else EmailTaken()) from None
     ctx.notifier.notify(Message(
         event="registered", user_uuid=user_uuid, email=email, subject="Welcome to citylogin",
         body=f"Your account {username} was created with the device {issued.record.device_name}."))
-    return devices.certificate_response(ctx, issued, message="Registration successful.")
+    response = devices.certificate_response(ctx, issued, message="Registration successful.")
+    return RegistrationResponse(**response.model_dump(), recovery_codes=recovery.codes)
 
 
 def find_user(ctx: AppContext, *, username: str) -> UserRecord | None:
@@ -57,3 +64,40 @@ def get_user(ctx: AppContext, *, user_uuid: str) -> UserRecord | None:
 
 def update_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> None:
     user_store(ctx).set_password_hash(user_uuid, password_hash)
+
+
+# --- operators (citylogin admin) ------------------------------------------------------------
+
+class UserNotFound(NotFound):
+    detail = "No such user."
+
+
+def lock_account(ctx: AppContext, *, user_uuid: str) -> int:
+    """Lock the account and end its sessions (reason admin, marked locked); returns how many ended.
+    The flag goes first: a login committing after it fails the flag check of its transaction
+    (`not_locked_write`), and one that committed before is in the presence read after it."""
+    if not user_store(ctx).set_locked(user_uuid, True):
+        raise UserNotFound()
+    ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.ADMIN, locked=True)
+    audit("account_locked", user_uuid=user_uuid, sessions_ended=ended)
+    return ended
+
+
+def unlock_account(ctx: AppContext, *, user_uuid: str) -> None:
+    """Let the account log in again; the sessions the lock ended stay ended."""
+    if not user_store(ctx).set_locked(user_uuid, False):
+        raise UserNotFound()
+    audit("account_unlocked", user_uuid=user_uuid)
+
+
+def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) -> None:
+    """The user's own concurrent-device limit (0 = unlimited), replacing the configured total
+    (SPEC §5); None goes back to the default. Live sessions are kept; the next login obeys it."""
+    if not user_store(ctx).set_max_concurrent_devices(user_uuid, limit):
+        raise UserNotFound()
+    audit("concurrent_limit_set", user_uuid=user_uuid, limit=limit)
+
+
+def not_locked_write(ctx: AppContext, *, user_uuid: str) -> dict:
+    """The transaction entry that refuses a login of a locked account (for open_session's extra_writes)."""
+    return user_store(ctx).not_locked_check(user_uuid)

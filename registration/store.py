@@ -37,10 +37,12 @@ class UserStore:
                         "Item": {"claim": {"S": claim}, "user_uuid": {"S": user_uuid}},
                         "ConditionExpression": "attribute_not_exists(claim)"}}
 
-    def create(self, user: UserRecord, *, extra_writes: list[dict[str, Any]]) -> None:
-        """User, username claim, e-mail claim and `extra_writes` in one transaction."""
+    def create(self, user: UserRecord, *, extra_writes: list[dict[str, Any]],
+               extra_attributes: dict[str, Any] | None = None) -> None:
+        """User (with `extra_attributes` of other domains on its item), username claim, e-mail
+        claim and `extra_writes` in one transaction."""
         items = [
-            {"Put": {"TableName": self.users, "Item": dynamo.to_item(asdict(user)),
+            {"Put": {"TableName": self.users, "Item": dynamo.to_item({**asdict(user), **(extra_attributes or {})}),
                      "ConditionExpression": "attribute_not_exists(user_uuid)"}},
             self._claim_put(username_claim(user.username), user.user_uuid),
             self._claim_put(email_claim(user.email), user.user_uuid),
@@ -68,6 +70,37 @@ class UserStore:
         item = self.client.get_item(TableName=self.claims, Key={"claim": {"S": username_claim(username)}},
                                     ConsistentRead=True).get("Item")
         return item["user_uuid"]["S"] if item else None
+
+    def _update_existing(self, user_uuid: str, expression: str, values: dict[str, Any] | None = None) -> bool:
+        """Apply `expression` to an existing user; False if there is no such user."""
+        args: dict[str, Any] = {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
+                                "UpdateExpression": expression, "ConditionExpression": "attribute_exists(user_uuid)"}
+        if values:
+            args["ExpressionAttributeValues"] = values
+        try:
+            self.client.update_item(**args)
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def set_locked(self, user_uuid: str, locked: bool) -> bool:
+        if locked:
+            return self._update_existing(user_uuid, "SET locked = :true", {":true": {"BOOL": True}})
+        return self._update_existing(user_uuid, "REMOVE locked")
+
+    def set_max_concurrent_devices(self, user_uuid: str, limit: int | None) -> bool:
+        """The user's own concurrent-device limit; None removes it (the configured default applies)."""
+        if limit is None:
+            return self._update_existing(user_uuid, "REMOVE max_concurrent_devices")
+        return self._update_existing(user_uuid, "SET max_concurrent_devices = :n", {":n": {"N": str(limit)}})
+
+    def not_locked_check(self, user_uuid: str) -> dict[str, Any]:
+        """A transaction entry that fails if the user is locked (a deleted user passes)."""
+        return {"ConditionCheck": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
+                                   "ConditionExpression": "attribute_not_exists(locked) OR locked = :false",
+                                   "ExpressionAttributeValues": {":false": {"BOOL": False}}}}
 
     def set_password_hash(self, user_uuid: str, password_hash: str) -> None:
         self.client.update_item(

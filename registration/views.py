@@ -7,10 +7,10 @@ from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import json_object, parse_body, parse_model
-from device_manager.models import DeviceCertificateResponse, PairedDeviceRequest
+from device_manager.models import PairedDeviceRequest
 from registration import pairing_service, service
 from registration.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenResponse, RegistrationInfo,
-                                 RegistrationRequest)
+                                 RegistrationRequest, RegistrationResponse)
 from session_manager.guard import authenticate_request
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")
@@ -37,7 +37,7 @@ def describe():
 
 @bp.post("/")
 @operation("Register a new user and its first device (or, with qr_code, a further device)",
-           body=RegistrationRequest, response=DeviceCertificateResponse, status=201,
+           body=RegistrationRequest, response=RegistrationResponse, status=201,
            errors=(401, 403, 404, 409, 410, 429))
 def register():
     body = json_object()

@@ -78,6 +78,7 @@ class SessionRecord:
     revoked_reason: str | None = None
     revoked_at: str | None = None
     by_device: str | None = None
+    locked: bool | None = None  # ended by an operator's lock: the guard answers 403 account_locked
     expires_ttl: int | None = None  # DynamoDB TTL: kept for the session list a week past its end
 
 

@@ -13,14 +13,14 @@ from typing import Callable, Iterator
 from common.audit import audit
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
-from common.errors import ErrorCode, InvalidField, NotFound, ServiceUnavailable, Unauthorized
+from common.errors import ErrorCode, Forbidden, InvalidField, NotFound, ServiceUnavailable, Unauthorized
 from common.jwt_keys import TokenError
 from common.timefmt import iso
 from session_manager.events import SessionWatcher
 from session_manager.history_store import BadCursor, HistoryStore
 from session_manager.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
                                     RevokeReason, SessionRecord, TokenPair)
-from session_manager.store import Activity, IdleSessionsInUse, PresenceChanged, SessionStore
+from session_manager.store import Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore
 
 SESSION_RETENTION_SECONDS = 7 * 86400
 OPEN_ATTEMPTS = 60
@@ -43,6 +43,16 @@ class SessionRevoked(Unauthorized):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason=reason)
+
+
+class AccountLocked(Forbidden):
+    code, detail = ErrorCode.ACCOUNT_LOCKED, "This account has been locked by an operator."
+
+
+def _ended(session: SessionRecord, reason: str) -> Exception:
+    # A session ended by an account lock carries `locked`, so the guard can answer 403
+    # account_locked from the one session read, without reading the user (SPEC §4 /account).
+    return AccountLocked() if session.locked else SessionRevoked(reason)
 
 
 class InvalidRefreshToken(Unauthorized):
@@ -134,6 +144,8 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
             store.open_session(before=presence, entries=kept, session=session, displaced=displaced,
                                idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
                                by_device=device_id, extra_writes=[history, *(extra_writes or [])])
+        except ExtraWriteRefused as refused:  # count from the caller's extra_writes, not the history row
+            raise ExtraWriteRefused(refused.index - 1) from None
         except IdleSessionsInUse as in_use:
             # The session records are the truth: a touch may not have reached the presence entry.
             for session_id in in_use.session_ids:
@@ -205,7 +217,7 @@ def authenticate(ctx: AppContext, *, access_token: str) -> Principal:
     now = _epoch(ctx)
     reason = _end_reason(ctx, session, now)
     if reason:
-        raise SessionRevoked(reason)
+        raise _ended(session, reason)
     if liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
@@ -217,7 +229,8 @@ def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now:
     outcome = store.touch(session, now=now, idle_cutoff=liveness(ctx).idle_cutoff(now))
     if outcome is Activity.SESSION_CHANGED:
         current = store.get(session.session_id)
-        raise SessionRevoked((current and _end_reason(ctx, current, now)) or RevokeReason.LOGGED_OUT)
+        reason = (current and _end_reason(ctx, current, now)) or RevokeReason.LOGGED_OUT
+        raise _ended(current, reason) if current else SessionRevoked(reason)
     if outcome is Activity.NOT_COUNTED:
         _end_uncounted(ctx, session)
     # CONFLICT: a login is rewriting the presence right now; the session is live, touch next time.
@@ -256,7 +269,7 @@ def refresh(ctx: AppContext, *, refresh_token: str) -> TokenPair:
         now = _epoch(ctx)
         reason = _end_reason(ctx, session, now)
         if reason:
-            raise SessionRevoked(reason)
+            raise _ended(session, reason)
         if generation != session.refresh_gen:
             return _refresh_rotated_out(ctx, session, refresh_token=refresh_token, generation=generation, now=now)
         if not digests_equal(token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
@@ -292,10 +305,25 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
 
 # --- ending sessions --------------------------------------------------------------------
 
-def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None) -> None:
-    session_store(ctx).revoke(session, reason=reason, at=iso(ctx.now()), by_device=by_device)
+def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None,
+                   locked: bool = False) -> None:
+    session_store(ctx).revoke(session, reason=reason, at=iso(ctx.now()), by_device=by_device, locked=locked)
     audit("session_revoked", user_uuid=session.user_uuid, device_id=session.device_id,
           session_id=session.session_id, reason=reason, by_device=by_device)
+
+
+def end_all_sessions(ctx: AppContext, *, user_uuid: str, reason: str, locked: bool = False) -> int:
+    """End every session of the user that is still active: those of the consistent presence read,
+    then any other the user index lists; `locked` marks them ended by an account lock. Returns
+    how many were ended."""
+    store = session_store(ctx)
+    listed = [store.get(e.session_id) for e in store.get_presence(user_uuid).entries.values()]
+    ended: set[str] = set()
+    for session in [*filter(None, listed), *list_user_sessions(ctx, user_uuid=user_uuid)]:
+        if session.status == SESSION_ACTIVE and session.session_id not in ended:
+            revoke_session(ctx, session=session, reason=reason, locked=locked)
+            ended.add(session.session_id)
+    return len(ended)
 
 
 def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reason: str,

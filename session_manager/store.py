@@ -111,12 +111,16 @@ class SessionStore:
             put["ExpressionAttributeValues"] = {":v": {"N": str(before.version)}}
         return {"Put": put}
 
-    def _revoke_update(self, session_id: str, *, reason: str, at: str, by_device: str | None) -> dict[str, Any]:
+    def _revoke_update(self, session_id: str, *, reason: str, at: str, by_device: str | None,
+                       locked: bool = False) -> dict[str, Any]:
         values = {":revoked": {"S": SESSION_REVOKED}, ":reason": {"S": reason}, ":at": {"S": at}}
         expression = "SET #s = :revoked, revoked_reason = :reason, revoked_at = :at"
         if by_device:
             expression += ", by_device = :by"
             values[":by"] = {"S": by_device}
+        if locked:
+            expression += ", locked = :locked"
+            values[":locked"] = {"BOOL": True}
         return {"Update": {"TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
                            "UpdateExpression": expression, "ExpressionAttributeNames": {"#s": "status"},
                            "ExpressionAttributeValues": values}}
@@ -172,15 +176,17 @@ class SessionStore:
                 return {-1: "TransactionConflict"}
             raise
 
-    def revoke(self, session: SessionRecord, *, reason: str, at: str, by_device: str | None) -> None:
-        """Mark `session` revoked and take its device out of the presence record, atomically."""
+    def revoke(self, session: SessionRecord, *, reason: str, at: str, by_device: str | None,
+               locked: bool = False) -> None:
+        """Mark `session` revoked (`locked`: by an account lock) and take its device out of the
+        presence record, atomically."""
         remove = {"Update": {
             "TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
             "UpdateExpression": "REMOVE entries.#d SET #v = #v + :one",
             "ConditionExpression": "entries.#d.session_id = :sid",
             "ExpressionAttributeNames": {"#d": session.device_id, "#v": "version"},
             "ExpressionAttributeValues": {":one": {"N": "1"}, ":sid": {"S": session.session_id}}}}
-        revoke = self._revoke_update(session.session_id, reason=reason, at=at, by_device=by_device)
+        revoke = self._revoke_update(session.session_id, reason=reason, at=at, by_device=by_device, locked=locked)
         for _ in range(10):
             failed = self._transact([remove, revoke])
             if not failed:

@@ -84,6 +84,25 @@ def test_protected_request_is_exactly_one_get_item(counted):
         assert counter.take() == Counter({"GetItem": 1})
 
 
+def test_a_locked_account_still_costs_one_get_item_per_protected_request(counted_app):
+    # The lock marks the sessions it ends, so the guard answers 403 account_locked from the one
+    # session read, without reading the user (SPEC §4 /account).
+    from registration import service as users
+    url, ctx, counter = counted_app
+    locked, live = register_device(url), register_device(url)
+    locked.login(PASSWORD)
+    live.login(PASSWORD)
+    users.lock_account(ctx, user_uuid=locked.key_file.user_uuid)
+    settle_background(ctx)
+    counter.take()
+    for _ in range(2):
+        response = locked.request("GET", "/session/me")
+        assert (response.status_code, response.json()["code"]) == (403, "account_locked")
+        assert counter.take() == Counter({"GetItem": 1})
+        assert live.request("GET", "/session/me").status_code == 200
+        assert counter.take() == Counter({"GetItem": 1})
+
+
 def test_login_refresh_and_challenge_budgets(counted):
     url, counter = counted
     client = register_device(url)

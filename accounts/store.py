@@ -1,0 +1,70 @@
+"""Account attributes of the users table: the recovery codes (SPEC §4, §8).
+
+The users item is created by registration's UserStore; this store owns the recovery attributes
+on it and reads the profile. The code digests are a string set on the users item, so that a
+redemption is one conditional write and the count needs no Scan."""
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from accounts.models import AccountRecord
+from common import dynamo
+
+DIGESTS = "recovery_code_digests"
+GENERATION = "recovery_generation"
+_NAMES = {"#d": DIGESTS, "#g": GENERATION}
+
+
+class CodesChanged(Exception):
+    """The recovery codes were replaced meanwhile (or the account is gone)."""
+
+
+class AccountStore:
+    def __init__(self, client, *, users_table: str) -> None:
+        self.client, self.users = client, users_table
+
+    @staticmethod
+    def _key(user_uuid: str) -> dict[str, Any]:
+        return {"user_uuid": {"S": user_uuid}}
+
+    @staticmethod
+    def initial_attributes(digests: list[str]) -> dict[str, Any]:
+        """Attributes for the users item as registration creates it (generation 1)."""
+        return {DIGESTS: set(digests), GENERATION: 1}
+
+    def get(self, user_uuid: str) -> AccountRecord | None:
+        data = dynamo.from_item(self.client.get_item(TableName=self.users, Key=self._key(user_uuid),
+                                                     ConsistentRead=True).get("Item"))
+        if data is None:
+            return None
+        return AccountRecord(
+            user_uuid=data["user_uuid"], username=data["username"], email=data["email"],
+            created_at=data["created_at"], recovery_codes_left=len(data.get(DIGESTS, ())),
+            recovery_generation=data.get(GENERATION, 0), email_verified=bool(data.get("email_verified", False)),
+            locale=data.get("locale", "en"), max_concurrent_devices=data.get("max_concurrent_devices"))
+
+    def replace_codes(self, user_uuid: str, digests: list[str], *, expected_generation: int) -> None:
+        """Set a new set of digests (the old codes void) if the generation is still the one read."""
+        condition = "attribute_exists(user_uuid) AND " + (
+            "#g = :g" if expected_generation else "attribute_not_exists(#g)")
+        values: dict[str, Any] = {":d": {"SS": digests}, ":next": {"N": str(expected_generation + 1)}}
+        if expected_generation:
+            values[":g"] = {"N": str(expected_generation)}
+        try:
+            self.client.update_item(TableName=self.users, Key=self._key(user_uuid),
+                                    UpdateExpression="SET #d = :d, #g = :next", ConditionExpression=condition,
+                                    ExpressionAttributeNames=_NAMES, ExpressionAttributeValues=values)
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                raise CodesChanged() from None
+            raise
+
+    def redeem_item(self, user_uuid: str, digest: str) -> dict[str, Any]:
+        """A TransactWriteItems entry that removes one code digest, refused unless it is there:
+        of parallel redemptions of one code exactly one passes."""
+        return {"Update": {"TableName": self.users, "Key": self._key(user_uuid),
+                           "UpdateExpression": "DELETE #d :set", "ConditionExpression": "contains(#d, :digest)",
+                           "ExpressionAttributeNames": {"#d": DIGESTS},
+                           "ExpressionAttributeValues": {":set": {"SS": [digest]}, ":digest": {"S": digest}}}}

@@ -1,0 +1,36 @@
+"""Single-use tokens (login and renewal challenges, confirm tokens): items keyed by a token's
+digest in the one_time_tokens table (SPEC §6, §8)."""
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from common import dynamo
+
+
+class OneTimeTokenStore:
+    """Items keyed by a token's digest, consumed by one conditional delete."""
+
+    def __init__(self, client, table: str) -> None:
+        self.client, self.table = client, table
+
+    def create(self, *, digest: str, kind: str, expires_epoch: int, data: dict[str, Any] | None = None) -> None:
+        item = {"token_digest": digest, "kind": kind, "expires_epoch": expires_epoch,
+                dynamo.TTL_ATTRIBUTE: expires_epoch, **(data or {})}
+        self.client.put_item(TableName=self.table, Item=dynamo.to_item(item),
+                             ConditionExpression="attribute_not_exists(token_digest)")
+
+    def consume(self, *, digest: str, kind: str, now: int) -> dict[str, Any] | None:
+        """Delete and return the token if it exists, is of `kind` and unexpired; else None."""
+        try:
+            response = self.client.delete_item(
+                TableName=self.table, Key={"token_digest": {"S": digest}}, ReturnValues="ALL_OLD",
+                ConditionExpression="attribute_exists(token_digest) AND #k = :k",
+                ExpressionAttributeNames={"#k": "kind"}, ExpressionAttributeValues={":k": {"S": kind}})
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return None
+            raise
+        item = dynamo.from_item(response.get("Attributes"))
+        return item if item and item["expires_epoch"] > now else None

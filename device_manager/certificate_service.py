@@ -1,0 +1,103 @@
+"""A device certificate's later life: renewal, and the CRL of revoked and superseded ones (SPEC §4).
+No Flask here."""
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from cryptography import x509
+
+from common.audit import audit
+from common.certificates import certificate_fingerprint, certificate_pem, issue_device_certificate
+from common.challenges import consume_challenge, signature_bytes
+from common.context import AppContext
+from common.crl import RevokedCertificate, build_crl, crl_pem
+from common.crypto import DeviceKey, key_type_name
+from common.errors import Conflict, ErrorCode, Unauthorized
+from common.timefmt import iso, parse_iso
+from device_manager.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
+from device_manager.service import (CRL_CACHE, DeviceRevoked, _device_key, device_signed, device_store,
+                                    forget_cached_crl, own_device, recheck_device, revoked_entry)
+from device_manager.store import DeviceChanged
+
+RENEW_PURPOSE = "citylogin-renew:"  # the current key signs this prefix + the challenge
+CRL_VALIDITY = timedelta(hours=24)  # its nextUpdate: at most 24 h ahead (SPEC §4)
+CRL_CACHE_TIME = timedelta(seconds=60)
+CRL_REASONS = {REASON_UNBOUND: x509.ReasonFlags.cessation_of_operation,
+               REASON_SUPERSEDED: x509.ReasonFlags.superseded}
+
+
+class InvalidRenewalProof(Unauthorized):
+    code, detail = ErrorCode.INVALID_PROOF, "The device could not prove it holds its current key."
+
+
+class CertificateSuperseded(Conflict):
+    code, detail = ErrorCode.CERTIFICATE_SUPERSEDED, "This device's certificate was renewed meanwhile."
+
+
+def _check_proof(record: DeviceRecord, *, challenge_was_valid: bool, challenge: str, signature: str) -> None:
+    raw = signature_bytes(signature)
+    if raw is None:
+        raise InvalidRenewalProof("The signature is not base64.")
+    if not challenge_was_valid:
+        raise InvalidRenewalProof("The challenge is unknown, expired or already used.")
+    if not device_signed(record, message=(RENEW_PURPOSE + challenge).encode(), signature=raw):
+        raise InvalidRenewalProof()
+
+
+def _next_key(record: DeviceRecord, *, public_key: str | None, csr: str | None) -> DeviceKey:
+    """The new key sent, else the device's current key certified again."""
+    if public_key or csr:
+        key, _ = _device_key(public_key=public_key, csr=csr)
+        return key
+    return x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
+
+
+def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challenge: str, signature: str,
+                      public_key: str | None, csr: str | None) -> RenewedCertificate:
+    """A new certificate for the caller's own device (same device_id), on a new key if one is sent.
+    The old certificate is superseded at once: it can no longer log in and goes into the CRL."""
+    challenge_was_valid = consume_challenge(ctx, challenge)  # single-use, whatever the outcome
+    record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
+    recheck_device(ctx, record, fingerprint=record.fingerprint)  # revoked, or expired beyond the grace
+    _check_proof(record, challenge_was_valid=challenge_was_valid, challenge=challenge, signature=signature)
+    key = _next_key(record, public_key=public_key, csr=csr)
+    now = ctx.now()
+    cert = issue_device_certificate(ctx.ca, public_key=key, user_uuid=user_uuid, device_id=device_id,
+                                    days=ctx.settings.cert_validity_days, now=now)
+    renewed = replace(record, fingerprint=certificate_fingerprint(cert), cert_pem=certificate_pem(cert),
+                      key_type=key_type_name(key), cert_expires_at=iso(cert.not_valid_after_utc))
+    _store_renewal(ctx, record=record, renewed=renewed, now=now)
+    audit("certificate_renewed", user_uuid=user_uuid, device_id=device_id,
+          reason="new_key" if public_key or csr else "same_key")
+    return RenewedCertificate(device_id=device_id, client_cert=base64.b64encode(renewed.cert_pem.encode()).decode(),
+                              fingerprint=renewed.fingerprint, ca_cert=ctx.ca.certificate_pem(),
+                              cert_expires_at=renewed.cert_expires_at)
+
+
+def _store_renewal(ctx: AppContext, *, record: DeviceRecord, renewed: DeviceRecord, now: datetime) -> None:
+    try:
+        device_store(ctx).renew(record=record, renewed=renewed,
+                                superseded=revoked_entry(record, reason=REASON_SUPERSEDED, at=now))
+    except DeviceChanged:  # unbound, or another renewal won: tell which
+        current = device_store(ctx).get(user_uuid=record.user_uuid, device_id=record.device_id)
+        if current is None or current.status != record.status:
+            raise DeviceRevoked() from None
+        raise CertificateSuperseded() from None
+    forget_cached_crl(ctx)
+
+
+def current_crl_pem(ctx: AppContext) -> str:
+    """The CA-signed CRL (PEM) of every revoked or superseded device certificate not yet expired,
+    rebuilt from one Query at most once a minute per process."""
+    now = ctx.now()
+    cached = ctx.extras.get(CRL_CACHE)
+    if cached is not None and timedelta(0) <= now - cached[0] < CRL_CACHE_TIME:
+        return cached[1]
+    entries = device_store(ctx).revoked_certificates(now_epoch=int(now.timestamp()))
+    revoked = [RevokedCertificate(serial=int(e.serial, 16), revoked_at=parse_iso(e.revoked_at),
+                                  reason=CRL_REASONS[e.reason]) for e in entries]
+    pem = crl_pem(build_crl(ctx.ca, revoked, now=now, valid_for=CRL_VALIDITY))
+    ctx.extras[CRL_CACHE] = (now, pem)
+    return pem

@@ -1,0 +1,222 @@
+"""`citylogin admin`: the operator's commands against a running app that shares its DynamoDB, table
+prefix and key-encryption key (SPEC §4 /account: account_locked; §5: the per-user limit)."""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import threading
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from citylogin.cli import main
+from citylogin.client import CityloginError, ConcurrentLoginRequired
+from login_app import service as login_service
+from registration import service as users
+from session_manager import service as sessions
+from tests.support.fixtures import problem
+from tests.support.live import PASSWORD, add_device, register_device
+
+
+@pytest.fixture(scope="module")
+def kek() -> str:
+    # One key-encryption key for the module: its apps share one key ring (one table prefix).
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def start(make_server, base_config, kek, tmp_path):
+    """start(**settings) -> (url, ctx, env): an app, and the CLI environment that reaches the same
+    DynamoDB tables and key ring."""
+    def run(**settings):
+        url, ctx = make_server(key_encryption_key=kek, **settings)
+        env = {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": base_config["dynamodb_endpoint_url"],
+               "CITYLOGIN_DATA_DIR": str(tmp_path), "CITYLOGIN_TABLE_PREFIX": base_config["table_prefix"],
+               "CITYLOGIN_KEY_ENCRYPTION_KEY": kek, "CITYLOGIN_LOG_LEVEL": "WARNING"}
+        return url, ctx, env
+    return run
+
+
+def admin(env: dict, *args: str, ok: bool = True):
+    result = CliRunner().invoke(main, ["admin", *args], env=env)
+    assert (result.exit_code == 0) is ok, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def login_error(client) -> tuple[int, str]:
+    with pytest.raises(CityloginError) as raised:
+        client.login(PASSWORD)
+    return raised.value.status, raised.value.code
+
+
+def refresh_response(url: str, client) -> requests.Response:
+    return requests.post(url + "/session/refresh", json={"refresh_token": client.refresh_token}, timeout=10)
+
+
+def read_first_event(stream: requests.Response, found: list) -> None:
+    lines = stream.iter_lines(decode_unicode=True)
+    for line in lines:
+        if line.startswith("event:"):
+            found.append((line.split(":", 1)[1].strip(), next(lines)))
+            return
+
+
+def test_lock_refuses_the_session_the_refresh_and_a_login_until_unlock(start):
+    url, ctx, env = start(events_heartbeat=1, events_poll_interval=0.2)
+    client = register_device(url)
+    client.login(PASSWORD)
+    username = client.key_file.username
+    stream = client.request("GET", "/session/events", stream=True)
+    assert stream.status_code == 200
+    events: list = []
+    reader = threading.Thread(target=read_first_event, args=(stream, events))
+    reader.start()
+
+    assert "1 session(s) ended" in admin(env, "lock", username).output
+
+    assert problem(client.request("GET", "/session/me"))[:2] == (403, "account_locked")
+    assert problem(refresh_response(url, client))[:2] == (403, "account_locked")
+    reader.join(timeout=10)
+    stream.close()
+    assert events and events[0][0] == "session_revoked" and '"reason": "admin"' in events[0][1], events
+    assert login_error(client) == (403, "account_locked")  # the right password, a valid device
+    wrong = requests.post(url + "/login/", json={"username": username, "password": "not the password",
+                                                 "client_cert_fp": client.key_file.fingerprint,
+                                                 "challenge": "x", "signature": "eA=="}, timeout=10)
+    assert problem(wrong)[:2] == (401, "invalid_credentials")  # a guesser learns nothing of the lock
+    assert "locked    yes" in admin(env, "show", username).output
+    assert sessions.live_devices(ctx, user_uuid=client.key_file.user_uuid) == []
+
+    admin(env, "unlock", username)
+    old_token = client.access_token
+    client.login(PASSWORD)
+    assert client.request("GET", "/session/me").status_code == 200
+    stale = requests.get(url + "/session/me", headers={"Authorization": f"Bearer {old_token}"}, timeout=10)
+    assert problem(stale)[0] == 403  # the lock ended it for good
+    assert "locked    no" in admin(env, "show", username).output
+
+
+def test_a_login_that_read_the_user_before_the_lock_opens_no_session(start, monkeypatch):
+    url, ctx, env = start()
+    client = register_device(url)
+    user_uuid = client.key_file.user_uuid
+    open_session = login_service.sessions.open_session
+
+    def lock_first(app_ctx, **kwargs):  # the lock commits between the login's read and its transaction
+        users.lock_account(app_ctx, user_uuid=user_uuid)
+        return open_session(app_ctx, **kwargs)
+
+    monkeypatch.setattr(login_service.sessions, "open_session", lock_first)
+    assert login_error(client) == (403, "account_locked")
+    assert sessions.read_presence(ctx, user_uuid=user_uuid).entries == {}
+    assert sessions.list_user_sessions(ctx, user_uuid=user_uuid) == []
+
+
+def test_logins_racing_a_lock_never_leave_a_live_session(start):
+    url, ctx, env = start(concurrency_policy="force", max_concurrent_devices=0)
+    for _ in range(3):
+        first = register_device(url)
+        clients = [first, add_device(ctx, first), add_device(ctx, first)]
+        user_uuid = first.key_file.user_uuid
+        barrier = threading.Barrier(len(clients) + 1)
+        outcomes: list = []
+
+        def log_in(client):
+            barrier.wait()
+            try:
+                client.login(PASSWORD)
+                outcomes.append(200)
+            except CityloginError as error:
+                outcomes.append((error.status, error.code))
+
+        def lock():
+            barrier.wait()
+            users.lock_account(ctx, user_uuid=user_uuid)
+
+        threads = [threading.Thread(target=log_in, args=(c,)) for c in clients] + [threading.Thread(target=lock)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert set(outcomes) <= {200, (403, "account_locked")}, outcomes
+        assert sessions.live_devices(ctx, user_uuid=user_uuid) == []
+        assert [s.session_id for s in sessions.list_user_sessions(ctx, user_uuid=user_uuid)
+                if s.status == "active"] == []
+        for client in clients:
+            if client.access_token:
+                assert problem(client.request("GET", "/session/me"))[:2] == (403, "account_locked")
+
+
+def test_set_limit_replaces_the_total_for_that_user(start):
+    url, ctx, env = start(concurrency_policy="ask", max_concurrent_devices=1)
+    first = register_device(url)
+    second = add_device(ctx, first)
+    username, user_uuid = first.key_file.username, first.key_file.user_uuid
+    first.login(PASSWORD)
+    with pytest.raises(ConcurrentLoginRequired):
+        second.login(PASSWORD)
+
+    assert "2 (set for this user)" in admin(env, "set-limit", username, "2").output
+    assert users.get_user(ctx, user_uuid=user_uuid).max_concurrent_devices == 2
+    second.login(PASSWORD)
+    assert [c.request("GET", "/session/me").status_code for c in (first, second)] == [200, 200]
+    assert "2 live" in admin(env, "show", username).output
+
+    assert "1 (default)" in admin(env, "set-limit", username, "default").output
+    assert users.get_user(ctx, user_uuid=user_uuid).max_concurrent_devices is None
+    with pytest.raises(ConcurrentLoginRequired):
+        first.login(PASSWORD)  # the other device is logged in: the default of 1 applies again
+    admin(env, "set-limit", username, "0")
+    first.login(PASSWORD)
+    admin(env, "set-limit", "--clear", username)
+    assert users.get_user(ctx, user_uuid=user_uuid).max_concurrent_devices is None
+    assert "N" in admin(env, "set-limit", username, "many", ok=False).output
+
+
+def test_revoke_sessions_ends_every_session_with_reason_admin(start):
+    url, ctx, env = start(concurrency_policy="force", max_concurrent_devices=0)
+    first = register_device(url)
+    second = add_device(ctx, first)
+    for client in (first, second):
+        client.login(PASSWORD)
+    assert "2 session(s)" in admin(env, "revoke-sessions", first.key_file.username).output
+    for client in (first, second):
+        assert problem(client.request("GET", "/session/me")) == (401, "session_revoked", "admin")
+    first.login(PASSWORD)  # not a lock: the account logs in again
+    assert first.request("GET", "/session/me").status_code == 200
+
+
+def test_unbind_revokes_even_the_last_device(start):
+    url, ctx, env = start()
+    client = register_device(url)
+    client.login(PASSWORD)
+    username, device_id = client.key_file.username, client.key_file.device_id
+    admin(env, "unbind", username, device_id)
+    assert problem(client.request("GET", "/session/me")) == (401, "session_revoked", "device_unbound")
+    assert login_error(client) == (403, "device_revoked")
+    assert "revoked" in admin(env, "show", username).output
+    other = register_device(url)
+    refused = admin(env, "unbind", username, other.key_file.device_id, ok=False)  # not this user's device
+    assert "No such device" in refused.output
+
+
+def test_show_lists_the_account_without_secrets(start):
+    url, ctx, env = start()
+    client = register_device(url)
+    client.login(PASSWORD)
+    output = admin(env, "show", client.key_file.username).output
+    for shown in (client.key_file.user_uuid, client.key_file.username, f"{client.key_file.username}@example.com",
+                  client.key_file.device_id, client.session_id, "127.0.0.1", "1 (default)"):
+        assert shown in output
+    assert "$argon2" not in output and "PRIVATE KEY" not in output and "BEGIN" not in output
+    assert re.search(r"[0-9a-fA-F]{64}", output) is None
+    assert client.key_file.fingerprint not in output and client.access_token not in output
+
+
+def test_an_unknown_user_is_one_line(start):
+    url, ctx, env = start()
+    result = admin(env, "lock", "nobody-here", ok=False)
+    assert "no user named" in result.output and len(result.output.strip().splitlines()) == 1
