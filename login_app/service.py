@@ -25,7 +25,8 @@ from device_manager import concurrency_policy
 from device_manager import service as devices
 from device_manager.models import DEVICE_STATUS_ACTIVE, DeviceRecord
 from login_app.models import LoginRequest, LoginResponse
-from login_app.store import LockoutStore, OneTimeTokenStore
+from common.one_time_tokens import OneTimeTokenStore
+from login_app.store import LockoutStore
 from registration import service as users
 from registration.models import UserRecord
 from session_manager import service as sessions

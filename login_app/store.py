@@ -1,4 +1,4 @@
-"""Lockout counters (SPEC §6, §8); one-time tokens moved to common/one_time_tokens.py, which
+"""Lockout counters (SPEC §6, §8). One-time tokens live in common/one_time_tokens.py, which
 device_manager shares for renewal challenges."""
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
-from common.one_time_tokens import OneTimeTokenStore  # noqa: F401  (kept importable from here)
 
 LOCK_BASE_SECONDS = 30
 LOCK_MAX_SECONDS = 900

@@ -3,57 +3,19 @@ keep-alive connection usable, or say `Connection: close`, so the client's next r
 session gets an answer instead of a ConnectionError."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 import requests
 
-from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, config_env
-
-GUNICORN = Path(sys.executable).parent / "gunicorn"
+from tests.support.services import running_gunicorn
 
 
 @pytest.fixture(scope="module")
-def gunicorn_url(dynamodb_endpoint, data_dir, table_prefix, tmp_path_factory):
-    port = free_port()
+def gunicorn_url(dynamodb_endpoint, data_dir, table_prefix):
     config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": table_prefix,
               "log_level": "WARNING", **FAST_ARGON2}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
-    env.update(config_env(config), NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
-    log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(GUNICORN), "--worker-class", "gthread", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}",
-             "citylogin.app:create_app()"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log_path)
+    with running_gunicorn(config_env(config), "--worker-class", "gthread", "-w", "1", "--threads", "4") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {log_path.read_text(errors='replace')[-3000:]}")
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer in {timeout}s: {log_path.read_text(errors='replace')[-3000:]}")
 
 
 def _assert_too_large(response: requests.Response) -> None:

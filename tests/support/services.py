@@ -7,11 +7,14 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Iterator
 
 import requests
 
 from common.dynamodb_local import free_port
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 
 @contextmanager
@@ -19,13 +22,32 @@ def running_service(module: str, env: dict[str, str], timeout: float = 30.0,
                     args: tuple[str, ...] = ()) -> Iterator[str]:
     """`python -m <module> <args>` with `env` on 127.0.0.1:<free port>; yields its base URL."""
     port = free_port()
+    with running_process([sys.executable, "-m", module, *args], port=port, timeout=timeout,
+                         env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)}) as url:
+        yield url
+
+
+@contextmanager
+def running_gunicorn(env: dict[str, str], *options: str, cwd: Path | None = None,
+                     timeout: float = 60.0) -> Iterator[str]:
+    """The all-in-one app under gunicorn with `options` on 127.0.0.1:<free port>; yields its base URL."""
+    port = free_port()
+    argv = [str(GUNICORN), *options, "-b", f"127.0.0.1:{port}", "citylogin.app:create_app()"]
+    with running_process(argv, port=port, env=env, cwd=cwd, timeout=timeout) as url:
+        yield url
+
+
+@contextmanager
+def running_process(argv: list[str], *, port: int, env: dict[str, str], cwd: Path | None = None,
+                    timeout: float = 30.0) -> Iterator[str]:
+    """A server process with `env` (and no CITYLOGIN_* of ours) that answers /healthz on `port`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
-    full_env.update(env, CITYLOGIN_HOST="127.0.0.1", CITYLOGIN_PORT=str(port))
+    full_env.update(env, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
     # Its log goes to a file: an unread pipe fills up (the audit stream is always on) and then
     # blocks the server in the middle of a request.
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen([sys.executable, "-m", module, *args], env=full_env,
-                                   stdout=subprocess.DEVNULL, stderr=log)
+        process = subprocess.Popen(argv, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT)
         base_url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(process, base_url, timeout, log)
@@ -33,7 +55,7 @@ def running_service(module: str, env: dict[str, str], timeout: float = 30.0,
         finally:
             process.terminate()
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -50,8 +72,8 @@ def _wait_healthy(process: subprocess.Popen, base_url: str, timeout: float, log:
         if process.poll() is not None:
             raise RuntimeError(f"{base_url} exited: {_tail(log)}")
         try:
-            if requests.get(base_url + "/healthz", timeout=1).status_code == 200:
+            if requests.get(base_url + "/healthz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     raise RuntimeError(f"{base_url} did not become healthy in {timeout}s: {_tail(log)}")
