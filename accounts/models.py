@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,29 @@ class PasswordRequest(BaseModel):
 
 class RecoveryCodes(BaseModel):
     recovery_codes: list[str] = Field(description="shown this once; only digests are stored")
+
+
+# --- e-mail address and profile settings ------------------------------------------------------
+
+class VerifyEmailRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    token: str = Field(min_length=1, max_length=256)
+
+
+class EmailVerified(BaseModel):
+    email_verified: bool
+
+
+class EmailChangeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    password: str = Field(min_length=1, max_length=1024)
+    new_email: EmailStr
+
+
+class AccountPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    locale: Literal["en", "ja"] = Field(description="the language of messages")
+
+
+class EmailAccepted(BaseModel):
+    message: str

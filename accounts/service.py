@@ -8,11 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from accounts.email_store import AddressChanged, ClaimTaken, EmailStore, TokenRefused
 from accounts.models import AccountRecord, AccountView
 from accounts.store import AccountStore, CodesChanged
 from common.context import AppContext
-from common.crypto import compact_recovery_code, new_recovery_code, token_digest
-from common.errors import Conflict, ErrorCode, NotFound, Unauthorized
+from common.crypto import compact_recovery_code, new_recovery_code, new_token, token_digest
+from common.errors import (BadRequest, Conflict, ErrorCode, NotFound, StorageUnavailable, TooManyRequests,
+                           Unauthorized)
+from common.notifier import Message
+from common.rate_limits import RateLimitStore
 
 PURPOSE = "recovery"
 CODE_COUNT = 10
@@ -93,3 +97,117 @@ def replace_recovery_codes(ctx: AppContext, *, account: AccountRecord) -> list[s
 def redemption_write(ctx: AppContext, *, user_uuid: str, code: str) -> dict[str, Any]:
     """The transaction entry that uses up `code` (a refusal means InvalidRecoveryCode)."""
     return account_store(ctx).redeem_item(user_uuid, _digest(user_uuid, code))
+
+
+# --- e-mail address: verification, resend, change; profile settings (SPEC §4) ---------------
+# Checking the password of an address change here does not count toward the login lockout,
+# which lives in login_app above this package.
+
+VERIFY_PURPOSE = "verify_email"
+VERIFY_TTL_SECONDS = 24 * 3600
+RESENDS_PER_HOUR = 5
+RESEND_WINDOW_SECONDS = 3600
+VERIFY_ATTEMPTS = 3  # a parallel write to the same account makes the transaction retry
+
+
+class InvalidVerificationToken(BadRequest):
+    code, detail = ErrorCode.INVALID_VERIFICATION_TOKEN, "This verification link is not valid, used or expired."
+
+
+class EmailTaken(Conflict):
+    code, detail = ErrorCode.EMAIL_TAKEN, "An account with this e-mail address already exists."
+
+
+class WrongPassword(Unauthorized):
+    code, detail = ErrorCode.INVALID_CREDENTIALS, "The password is incorrect."
+
+
+def email_store(ctx: AppContext) -> EmailStore:
+    return EmailStore(ctx.dynamodb, users_table=ctx.tables.users, claims_table=ctx.tables.claims,
+                      tokens_table=ctx.tables.one_time_tokens)
+
+
+def _epoch(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+@dataclass(frozen=True)
+class PendingVerification:
+    """A verification token's write (for the caller's transaction) and the message to send after it."""
+
+    write: dict[str, Any]
+    message: Message
+
+
+def new_verification(ctx: AppContext, *, user_uuid: str, email: str) -> PendingVerification:
+    """A single-use link (24 h) that verifies `email` as the account's address."""
+    token = new_token()
+    write = email_store(ctx).token_put(digest=token_digest(token, purpose=VERIFY_PURPOSE), user_uuid=user_uuid,
+                                       email=email, expires_epoch=_epoch(ctx) + VERIFY_TTL_SECONDS)
+    link = f"{ctx.settings.public_url.rstrip('/')}/#verify={token}"
+    return PendingVerification(write=write, message=Message(
+        event="verify_email", user_uuid=user_uuid, email=email, subject="Confirm your e-mail address",
+        body=f"Open this link within 24 hours to confirm {email} as your citylogin address:\n{link}"))
+
+
+def send_verification(ctx: AppContext, *, user_uuid: str, email: str) -> None:
+    pending = new_verification(ctx, user_uuid=user_uuid, email=email)
+    email_store(ctx).write_token(pending.write)
+    ctx.notifier.notify(pending.message)
+
+
+def resend_verification(ctx: AppContext, *, user_uuid: str) -> None:
+    """A new link for the current address, at most RESENDS_PER_HOUR an hour (429 rate_limited)."""
+    now = _epoch(ctx)
+    if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
+            f"verify_resend#{user_uuid}", limit=RESENDS_PER_HOUR, window_seconds=RESEND_WINDOW_SECONDS,
+            now=now) is None:
+        raise TooManyRequests("Too many verification e-mails requested; try again later.",
+                              retry_after=RESEND_WINDOW_SECONDS - now % RESEND_WINDOW_SECONDS,
+                              code=ErrorCode.RATE_LIMITED)
+    account = get_account(ctx, user_uuid=user_uuid)
+    if not account.email_verified:
+        send_verification(ctx, user_uuid=user_uuid, email=account.email)
+
+
+def request_email_change(ctx: AppContext, *, user_uuid: str, password: str, new_email: str) -> None:
+    """After the password, a link to `new_email` and a notice to the current address; the
+    address changes only when the link is used."""
+    account = get_account(ctx, user_uuid=user_uuid)
+    if not ctx.passwords.verify(email_store(ctx).password_hash(user_uuid) or "", password):
+        raise WrongPassword()
+    send_verification(ctx, user_uuid=user_uuid, email=new_email)
+    ctx.notifier.notify(Message(
+        event="email_change_requested", user_uuid=user_uuid, email=account.email,
+        subject="Your citylogin address is being changed",
+        body=f"A change of your account's address to {new_email} was asked for. It takes effect once "
+             "the link sent there is opened. If this was not you, change your password."))
+
+
+def verify_email(ctx: AppContext, *, token: str) -> None:
+    """Use up `token`: its address becomes the account's, verified; the e-mail claim moves with
+    it in the same transaction (EmailTaken if another account took the address meanwhile)."""
+    digest, store = token_digest(token, purpose=VERIFY_PURPOSE), email_store(ctx)
+    for _ in range(VERIFY_ATTEMPTS):
+        pending = store.pending_token(digest)
+        account = pending and account_store(ctx).get(pending["user_uuid"])
+        if not account or pending["expires_epoch"] <= _epoch(ctx):
+            raise InvalidVerificationToken()
+        try:
+            store.verify(digest=digest, user_uuid=account.user_uuid, current_email=account.email,
+                         new_email=pending["email"], now=_epoch(ctx))
+            return
+        except TokenRefused:
+            raise InvalidVerificationToken() from None
+        except ClaimTaken:
+            raise EmailTaken() from None
+        except AddressChanged:
+            continue
+    raise StorageUnavailable("The account is being changed elsewhere; try again shortly.")
+
+
+def update_profile(ctx: AppContext, *, user_uuid: str, locale: str) -> AccountView:
+    """Set the locale of messages and show the account."""
+    if not account_store(ctx).set_locale(user_uuid, locale):
+        raise AccountNotFound()
+    return account_view(ctx, user_uuid=user_uuid)

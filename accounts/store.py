@@ -68,3 +68,18 @@ class AccountStore:
                            "UpdateExpression": "DELETE #d :set", "ConditionExpression": "contains(#d, :digest)",
                            "ExpressionAttributeNames": {"#d": DIGESTS},
                            "ExpressionAttributeValues": {":set": {"SS": [digest]}, ":digest": {"S": digest}}}}
+
+    # --- profile settings (PATCH /account) ---------------------------------------------------
+
+    def set_locale(self, user_uuid: str, locale: str) -> bool:
+        """Store the locale messages use; False if there is no such account."""
+        try:
+            self.client.update_item(TableName=self.users, Key=self._key(user_uuid), UpdateExpression="SET #l = :l",
+                                    ConditionExpression="attribute_exists(user_uuid)",
+                                    ExpressionAttributeNames={"#l": "locale"},
+                                    ExpressionAttributeValues={":l": {"S": locale}})
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True

@@ -111,6 +111,8 @@ class Settings(BaseModel):
     notifier: NotifierBackend = NotifierBackend.CONSOLE
     ses_sender: str | None = None
     sns_topic_arn: str | None = None
+    # links in messages: <public_url>/#verify=<token> (SPEC §4)
+    public_url: str = Field(default="http://127.0.0.1:5000", pattern=r"^https?://[^\s#?]+$")
     # a CA to import into the key ring when it is created (inline, e.g. from a secret store)
     ca_cert_pem: str | None = None
     ca_key_pem: SecretStr | None = None

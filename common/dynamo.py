@@ -204,3 +204,33 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, set)):
         return type(value)(_plain(v) for v in value) if isinstance(value, list) else {_plain(v) for v in value}
     return value
+
+
+# --- batch writes (account deletion) -----------------------------------------------------
+
+BATCH_WRITE_LIMIT = 25  # requests per BatchWriteItem call
+
+
+def batch_write(client, table: str, requests: list[dict[str, Any]]) -> None:
+    """Put/Delete `requests` on `table` in BatchWriteItem calls of 25, retrying unprocessed ones."""
+    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+        pending = {table: requests[start:start + BATCH_WRITE_LIMIT]}
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+def query_keys(client, table: str, *, key_names: tuple[str, ...], partition: tuple[str, str]) -> list[dict]:
+    """The keys of every item in one partition (`partition` = (attribute, value)): a paged Query."""
+    names = {f"#k{i}": n for i, n in enumerate(key_names)}
+    keys, start = [], None
+    while True:
+        args: dict[str, Any] = {"TableName": table, "ConsistentRead": True, "KeyConditionExpression": "#k0 = :p",
+                                "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names,
+                                "ExpressionAttributeValues": {":p": {"S": partition[1]}}}
+        if start:
+            args["ExclusiveStartKey"] = start
+        page = client.query(**args)
+        keys += [{n: item[n] for n in key_names} for item in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return keys

@@ -63,6 +63,8 @@ class ErrorCode(str, Enum):
     PAIRING_TOKEN_UNKNOWN = "pairing_token_unknown"
     INVALID_RECOVERY_CODE = "invalid_recovery_code"
     RECOVERY_CODES_CHANGED = "recovery_codes_changed"
+    INVALID_VERIFICATION_TOKEN = "invalid_verification_token"
+    INVALID_RESET_TOKEN = "invalid_reset_token"
 
 
 class ApiError(Exception):

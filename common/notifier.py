@@ -28,8 +28,12 @@ class Backend(Protocol):
 
 
 class ConsoleBackend:
+    """The whole message in the log, links included, so a developer can follow them locally;
+    the only place besides the message itself where a link's token appears."""
+
     def send(self, message: Message) -> None:
-        log.info("notify %s user=%s: %s", message.event, message.user_uuid, message.subject)
+        log.info("notify %s user=%s to=%s\nSubject: %s\n\n%s", message.event, message.user_uuid,
+                 message.email or "-", message.subject, message.body)
 
 
 class SesBackend:

@@ -310,3 +310,16 @@ def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str, c
     sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device_id,
                                 reason=RevokeReason.DEVICE_UNBOUND, by_device=by_device)
     audit("device_unbound", user_uuid=user_uuid, device_id=device_id, by_device=by_device)
+
+
+# --- account deletion ----------------------------------------------------------------------
+
+def remove_all_devices(ctx: AppContext, *, user_uuid: str) -> list[DeviceRecord]:
+    """Revoke every active device's certificate into the CRL and delete all the user's devices
+    (account deletion). Returns the devices that were active."""
+    active = [d for d in device_store(ctx).list_for_user(user_uuid) if d.status == DEVICE_STATUS_ACTIVE]
+    now = ctx.now()
+    device_store(ctx).list_certificates_and_delete_user(
+        user_uuid, [revoked_entry(d, reason=REASON_UNBOUND, at=now) for d in active])
+    forget_cached_crl(ctx)
+    return active

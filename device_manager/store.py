@@ -189,6 +189,18 @@ class DeviceStore:
             if not start:
                 return entries
 
+    # --- account deletion ---------------------------------------------------------------------
+
+    def list_certificates_and_delete_user(self, user_uuid: str, entries: list[RevokedCertificateRecord]) -> None:
+        """List `entries` in the CRL, then delete every item of the user's partition (its devices
+        and their counter): a Query of the keys and BatchWriteItem, no Scan. A login racing this
+        fails its last_login_update condition on the deleted device."""
+        puts = [{"PutRequest": {"Item": self.revoked_certificate_put(e)["Put"]["Item"]}} for e in entries]
+        dynamo.batch_write(self.client, self.table, puts)
+        keys = dynamo.query_keys(self.client, self.table, key_names=("user_uuid", "device_id"),
+                                 partition=("user_uuid", user_uuid))
+        dynamo.batch_write(self.client, self.table, [{"DeleteRequest": {"Key": k}} for k in keys])
+
     def transact(self, items: list[dict[str, Any]]) -> None:
         """Run a transaction whose first entry is take_slot_item; LimitReached if it was refused,
         WriteRefused(index) if another entry's condition failed."""

@@ -39,14 +39,16 @@ def register_user(ctx: AppContext, *, username: str, email: str, password: str,
     user = UserRecord(user_uuid=user_uuid, username=username, email=email,
                       password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()))
     recovery = accounts.first_recovery_codes(user_uuid=user_uuid)
+    verification = accounts.new_verification(ctx, user_uuid=user_uuid, email=email)
     try:
-        user_store(ctx).create(user, extra_writes=devices.new_device_writes(ctx, issued.record),
-                               extra_attributes=recovery.user_attributes)
+        user_store(ctx).create(user, extra_attributes=recovery.user_attributes,
+                               extra_writes=[*devices.new_device_writes(ctx, issued.record), verification.write])
     except NameTaken as taken:
         raise (UsernameTaken() if taken.which == "username" else EmailTaken()) from None
     ctx.notifier.notify(Message(
         event="registered", user_uuid=user_uuid, email=email, subject="Welcome to citylogin",
         body=f"Your account {username} was created with the device {issued.record.device_name}."))
+    ctx.notifier.notify(verification.message)
     response = devices.certificate_response(ctx, issued, message="Registration successful.")
     return RegistrationResponse(**response.model_dump(), recovery_codes=recovery.codes)
 
@@ -101,3 +103,24 @@ def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) 
 def not_locked_write(ctx: AppContext, *, user_uuid: str) -> dict:
     """The transaction entry that refuses a login of a locked account (for open_session's extra_writes)."""
     return user_store(ctx).not_locked_check(user_uuid)
+
+
+# --- password reset and account deletion (composed by login_app) ----------------------------
+
+def find_user_by_email(ctx: AppContext, *, email: str) -> UserRecord | None:
+    """The user whose e-mail claim is `email` (case-insensitive); an unknown address reads the
+    users table too (a uuid no user has), so known and unknown cost the same calls."""
+    store = user_store(ctx)
+    user_uuid = store.find_uuid_by_email(email)
+    user = store.get(user_uuid or str(uuid.UUID(int=0)))
+    return user if user_uuid else None
+
+
+def replace_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> bool:
+    """False if the user no longer exists."""
+    return user_store(ctx).replace_password_hash(user_uuid, password_hash)
+
+
+def delete_user(ctx: AppContext, *, user: UserRecord) -> None:
+    """Delete the users item (profile, recovery codes) and free its username and e-mail."""
+    user_store(ctx).delete(user)

@@ -107,3 +107,28 @@ class UserStore:
             TableName=self.users, Key={"user_uuid": {"S": user_uuid}},
             UpdateExpression="SET password_hash = :h", ConditionExpression="attribute_exists(user_uuid)",
             ExpressionAttributeValues={":h": {"S": password_hash}})
+
+    # --- password reset and account deletion ----------------------------------------------
+
+    def find_uuid_by_email(self, email: str) -> str | None:
+        item = self.client.get_item(TableName=self.claims, Key={"claim": {"S": email_claim(email)}},
+                                    ConsistentRead=True).get("Item")
+        return item["user_uuid"]["S"] if item else None
+
+    def replace_password_hash(self, user_uuid: str, password_hash: str) -> bool:
+        """Set a new password hash; False if there is no such user (deleted meanwhile)."""
+        return self._update_existing(user_uuid, "SET password_hash = :h", {":h": {"S": password_hash}})
+
+    def _claim_delete(self, claim: str, user_uuid: str) -> dict[str, Any]:
+        # Only this user's claim: never one that someone else took meanwhile.
+        return {"Delete": {"TableName": self.claims, "Key": {"claim": {"S": claim}},
+                           "ConditionExpression": "attribute_not_exists(claim) OR user_uuid = :u",
+                           "ExpressionAttributeValues": {":u": {"S": user_uuid}}}}
+
+    def delete(self, user: UserRecord) -> None:
+        """The users item and its username and e-mail claims, in one transaction: the names are
+        free again the moment the account is gone."""
+        self.client.transact_write_items(TransactItems=[
+            {"Delete": {"TableName": self.users, "Key": {"user_uuid": {"S": user.user_uuid}}}},
+            self._claim_delete(username_claim(user.username), user.user_uuid),
+            self._claim_delete(email_claim(user.email), user.user_uuid)])

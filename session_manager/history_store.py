@@ -47,6 +47,12 @@ class HistoryStore:
             if not dynamo.is_condition_failure(exc):
                 raise
 
+    def delete_all(self, user_uuid: str) -> None:
+        """Delete the user's whole history: a Query of its keys, then BatchWriteItem deletes."""
+        keys = dynamo.query_keys(self.client, self.table, key_names=("user_uuid", "event_key"),
+                                 partition=("user_uuid", user_uuid))
+        dynamo.batch_write(self.client, self.table, [{"DeleteRequest": {"Key": k}} for k in keys])
+
     def page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         args: dict[str, Any] = {
             "TableName": self.table, "ScanIndexForward": False, "Limit": limit,

@@ -20,6 +20,9 @@ class RevokeReason:
     IDLE_TIMEOUT = "idle_timeout"
     MAX_LIFETIME = "max_lifetime"
     REFRESH_REUSE = "refresh_reuse"
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET = "password_reset"
+    ACCOUNT_DELETED = "account_deleted"
     ADMIN = "admin"
 
 

@@ -312,18 +312,28 @@ def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_d
           session_id=session.session_id, reason=reason, by_device=by_device)
 
 
-def end_all_sessions(ctx: AppContext, *, user_uuid: str, reason: str, locked: bool = False) -> int:
-    """End every session of the user that is still active: those of the consistent presence read,
-    then any other the user index lists; `locked` marks them ended by an account lock. Returns
-    how many were ended."""
+def end_all_sessions(ctx: AppContext, *, user_uuid: str, reason: str, locked: bool = False,
+                     except_session_id: str | None = None) -> int:
+    """End every session of the user that is still active (but `except_session_id`): those of the
+    consistent presence read, then any other the user index lists; `locked` marks them ended by an
+    account lock. Returns how many were ended."""
     store = session_store(ctx)
     listed = [store.get(e.session_id) for e in store.get_presence(user_uuid).entries.values()]
     ended: set[str] = set()
     for session in [*filter(None, listed), *list_user_sessions(ctx, user_uuid=user_uuid)]:
-        if session.status == SESSION_ACTIVE and session.session_id not in ended:
+        if session.status == SESSION_ACTIVE and session.session_id not in ended \
+                and session.session_id != except_session_id:
             revoke_session(ctx, session=session, reason=reason, locked=locked)
             ended.add(session.session_id)
     return len(ended)
+
+
+def erase_user_records(ctx: AppContext, *, user_uuid: str) -> None:
+    """Delete the user's presence record and login history (account deletion, after
+    end_all_sessions). The ended session records stay until their TTL, so that an old token
+    still meets 401 session_revoked with the reason account_deleted."""
+    session_store(ctx).delete_presence(user_uuid)
+    history_store(ctx).delete_all(user_uuid)
 
 
 def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reason: str,

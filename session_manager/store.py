@@ -82,6 +82,10 @@ class SessionStore:
         entries = {device: _record(PresenceEntry, entry) for device, entry in data.get("entries", {}).items()}
         return Presence(user_uuid=user_uuid, version=data["version"], entries=entries)
 
+    def delete_presence(self, user_uuid: str) -> None:
+        """Forget the user's presence record (account deletion; its sessions are ended first)."""
+        self.client.delete_item(TableName=self.presence, Key={"user_uuid": {"S": user_uuid}})
+
     def list_for_user(self, user_uuid: str) -> list[SessionRecord]:
         """The user's sessions, newest first, from the user index (eventually consistent)."""
         records, start = [], None

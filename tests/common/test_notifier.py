@@ -22,10 +22,12 @@ def aws(monkeypatch):
         yield boto3.session.Session(region_name="us-east-1")
 
 
-def test_console_logs_the_event_without_the_body(caplog):
+def test_console_logs_the_whole_message(caplog):
+    # A developer follows the links of messages (e.g. /#verify=) from the console log.
     with caplog.at_level(logging.INFO, logger="citylogin.notify"):
         make_notifier(backend="console", region="us-east-1").notify(MESSAGE)
     assert "new_device" in caplog.text and "u-1" in caplog.text
+    assert all(part in caplog.text for part in (MESSAGE.email, MESSAGE.subject, MESSAGE.body))
 
 
 def test_ses_sends_the_mail(aws):

@@ -1,0 +1,37 @@
+"""Account deletion (SPEC §4 DELETE /account). The password is checked under the login lockout,
+hence this module sits in login_app, above the domains whose services it composes."""
+from __future__ import annotations
+
+from common.audit import audit
+from common.caller import Caller
+from common.context import AppContext
+from common.notifier import Message
+from device_manager import service as devices
+from login_app import service as credentials
+from login_app.password_service import AccountGone
+from registration import service as users
+from session_manager import service as sessions
+from session_manager.models import Principal, RevokeReason
+
+
+def delete_account(ctx: AppContext, *, principal: Principal, password: str, caller: Caller) -> None:
+    """Revoke every device certificate (CRL), delete the devices, the profile and the name claims,
+    end every session (reason account_deleted, live streams told) and erase the history."""
+    user = users.get_user(ctx, user_uuid=principal.user_uuid)
+    if user is None:
+        raise AccountGone()
+    checked, _, _ = credentials.check_credentials(ctx, username=user.username, password=password, caller=caller)
+    if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
+        raise credentials.InvalidCredentials()
+    # Devices first: a login racing this fails its device condition, so none outlives the account;
+    # one that committed before is in the presence read by end_all_sessions.
+    removed = devices.remove_all_devices(ctx, user_uuid=user.user_uuid)
+    users.delete_user(ctx, user=user)
+    ended = sessions.end_all_sessions(ctx, user_uuid=user.user_uuid, reason=RevokeReason.ACCOUNT_DELETED)
+    sessions.erase_user_records(ctx, user_uuid=user.user_uuid)
+    credentials.clear_failures(ctx, username=user.username)
+    audit("account_deleted", user_uuid=user.user_uuid, devices_revoked=len(removed), sessions_ended=ended,
+          ip=caller.ip)
+    ctx.notifier.notify(Message(
+        event="account_deleted", user_uuid=user.user_uuid, email=user.email, subject="Your account was deleted",
+        body=f"The account {user.username} and its data were deleted; its devices can no longer log in."))

@@ -1,0 +1,132 @@
+"""Passwords after registration: a change by the logged-in user and a reset through an e-mailed
+link (SPEC §4). The change checks the current password under the login lockout, hence this
+module sits in login_app, above registration and session_manager whose services it composes."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+
+from common.audit import audit
+from common.background import background
+from common.caller import Caller
+from common.context import AppContext
+from common.crypto import new_token, token_digest
+from common.errors import BadRequest, ErrorCode, NotFound, TooManyRequests
+from common.notifier import Message
+from common.rate_limits import RateLimitStore
+from login_app import service as credentials
+from login_app.models import ChangePasswordRequest
+from registration import service as users
+from session_manager import service as sessions
+from session_manager.models import Principal, RevokeReason
+
+RESET_KIND = "password_reset"
+RESET_PURPOSE = "password-reset"
+RESET_TTL = 1800  # SPEC §4: a reset link lives 30 minutes
+RESET_WINDOW = 3600
+RESETS_PER_ADDRESS = 5  # per RESET_WINDOW
+RESETS_PER_IP = 20
+
+log = logging.getLogger(__name__)
+
+
+class InvalidResetToken(BadRequest):
+    code, detail = ErrorCode.INVALID_RESET_TOKEN, "This reset link is not valid, has expired or was already used."
+
+
+class AccountGone(NotFound):
+    detail = "No such account."
+
+
+def _now(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+# --- change (Bearer) --------------------------------------------------------------------------
+
+def change_password(ctx: AppContext, *, principal: Principal, request: ChangePasswordRequest, caller: Caller) -> None:
+    """Replace the caller's password after checking the current one under the lockout; end the
+    other sessions (reason password_changed) unless asked not to."""
+    user = users.get_user(ctx, user_uuid=principal.user_uuid)
+    if user is None:
+        raise AccountGone()
+    checked, had_failures, _ = credentials.check_credentials(ctx, username=user.username,
+                                                             password=request.current_password, caller=caller)
+    if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
+        raise credentials.InvalidCredentials()
+    if not users.replace_password_hash(ctx, user_uuid=user.user_uuid,
+                                       password_hash=ctx.passwords.hash(request.new_password)):
+        raise AccountGone()
+    if had_failures:
+        credentials.clear_failures(ctx, username=user.username)
+    ended = 0
+    if request.logout_other_sessions:
+        ended = sessions.end_all_sessions(ctx, user_uuid=user.user_uuid, reason=RevokeReason.PASSWORD_CHANGED,
+                                          except_session_id=principal.session_id)
+    audit("password_changed", user_uuid=user.user_uuid, device_id=principal.device_id, sessions_ended=ended,
+          ip=caller.ip)
+    ctx.notifier.notify(Message(
+        event="password_changed", user_uuid=user.user_uuid, email=user.email, subject="Your password was changed",
+        body="The password of your account was changed. If this was not you, reset it at once."))
+
+
+# --- reset through an e-mailed link ------------------------------------------------------------
+
+def _take_reset_allowance(ctx: AppContext, *, email: str, ip: str | None) -> None:
+    store, now = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits), _now(ctx)
+    address = token_digest(email.casefold(), purpose="reset-address")  # no address in the limits table
+    for key, limit in ((f"reset#addr:{address}", RESETS_PER_ADDRESS), (f"reset#ip:{ip or 'unknown'}", RESETS_PER_IP)):
+        if store.take(key, limit=limit, window_seconds=RESET_WINDOW, now=now) is None:
+            raise TooManyRequests("Too many password reset requests; try again later.",
+                                  retry_after=RESET_WINDOW - now % RESET_WINDOW)
+
+
+def reset_link(ctx: AppContext, token: str) -> str:
+    return f"{ctx.settings.public_url.rstrip('/')}/#reset={token}"
+
+
+def request_password_reset(ctx: AppContext, *, email: str, caller: Caller) -> None:
+    """Send a reset link if an account has `email`. The lookup and the sending run off the
+    response path, so the answer and its time are the same whether or not one has (SPEC §4)."""
+    _take_reset_allowance(ctx, email=email, ip=caller.ip)
+    sent = background(ctx).submit(_send_reset_link, ctx, email=email)
+    sent.add_done_callback(_log_unsent)
+
+
+def _send_reset_link(ctx: AppContext, *, email: str) -> None:
+    user = users.find_user_by_email(ctx, email=email)
+    if user is None:
+        return
+    token = new_token(32)
+    credentials.token_store(ctx).create(digest=token_digest(token, purpose=RESET_PURPOSE), kind=RESET_KIND,
+                                        expires_epoch=_now(ctx) + RESET_TTL, data={"user_uuid": user.user_uuid})
+    audit("password_reset_requested", user_uuid=user.user_uuid)
+    ctx.notifier.notify(Message(
+        event="password_reset", user_uuid=user.user_uuid, email=user.email, subject="Reset your password",
+        body=f"To choose a new password, open {reset_link(ctx, token)} within 30 minutes. "
+             f"If you did not ask for this, ignore this message."))
+
+
+def _log_unsent(done: Future) -> None:
+    if done.exception() is not None:
+        log.error("password reset link not sent", exc_info=done.exception())
+
+
+def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) -> None:
+    """Use up the reset token and set the new password; every session ends (reason
+    password_reset), the devices stay."""
+    pending = credentials.token_store(ctx).consume(digest=token_digest(token, purpose=RESET_PURPOSE),
+                                                   kind=RESET_KIND, now=_now(ctx))
+    if pending is None:
+        raise InvalidResetToken()
+    user_uuid = pending["user_uuid"]
+    if not users.replace_password_hash(ctx, user_uuid=user_uuid, password_hash=ctx.passwords.hash(new_password)):
+        raise InvalidResetToken()  # the account was deleted meanwhile
+    ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.PASSWORD_RESET)
+    user = users.get_user(ctx, user_uuid=user_uuid)
+    if user is not None:
+        credentials.clear_failures(ctx, username=user.username)  # the owner is back in: no lockout left
+        ctx.notifier.notify(Message(
+            event="password_changed", user_uuid=user_uuid, email=user.email, subject="Your password was reset",
+            body="The password of your account was reset with an e-mailed link; every session was logged out."))
+    audit("password_reset", user_uuid=user_uuid, sessions_ended=ended)
