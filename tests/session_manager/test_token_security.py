@@ -270,8 +270,9 @@ def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(base_config,
         old_app_kids = {k["kid"] for k in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"]}
         assert {old_kid, new_key.kid} <= old_app_kids
 
-        # A process started after the rotation verifies the old key and, the new key being a
-        # reload interval old by now (the pause above), signs with it.
+        # A process started after the rotation verifies the old key and, once the new key is a
+        # reload interval old, signs with it (tokens carry whole seconds: allow one more).
+        time.sleep(1.0)
         url2, _ = start()
         assert me(url2, old_token).status_code == 200
         kids = {k["kid"] for k in requests.get(url2 + "/.well-known/jwks.json", timeout=10).json()["keys"]}
