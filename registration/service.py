@@ -20,8 +20,7 @@ class UsernameTaken(Conflict):
     code, detail = ErrorCode.USERNAME_TAKEN, "This username is already taken."
 
 
-class EmailTaken(Conflict):
-    code, detail = ErrorCode.EMAIL_TAKEN, "An account with this e-mail address already exists."
+EmailTaken = accounts.EmailTaken  # one error for a taken address, at registration and at a change
 
 
 def user_store(ctx: AppContext) -> UserStore:
