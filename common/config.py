@@ -81,10 +81,15 @@ class Settings(BaseModel):
     # certificate expired less than the grace ago still logs in (with proof of possession) to renew
     cert_renew_before_days: int = Field(default=30, ge=0, le=3650)
     cert_renewal_grace_days: int = Field(default=30, ge=0, le=365)
-    # passwords (Argon2id, RFC 9106 "second recommended option" by default)
-    argon2_time_cost: int = Field(default=3, ge=1, le=20)
-    argon2_memory_cost: int = Field(default=65536, ge=8192, le=4194304)
-    argon2_parallelism: int = Field(default=4, ge=1, le=16)
+    # passwords: Argon2id at OWASP's m=19 MiB, t=2, p=1 (README "Passwords" for RFC 9106's stronger
+    # setting); at most `password_hash_slots` hashes run at once per process (0: one per core, as
+    # many as `password_hash_memory_mib` holds) and at most `password_hash_queue` wait (0: 8 a slot)
+    argon2_time_cost: int = Field(default=2, ge=1, le=20)
+    argon2_memory_cost: int = Field(default=19456, ge=8192, le=4194304)
+    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    password_hash_slots: int = Field(default=0, ge=0, le=256)
+    password_hash_queue: int = Field(default=0, ge=0, le=4096)
+    password_hash_memory_mib: int = Field(default=512, ge=16)
     # tokens and sessions (seconds)
     jwt_issuer: str = "citylogin"
     jwt_audience: str = "citylogin"

@@ -14,6 +14,7 @@ from common import dynamo
 from common.certificates import CertificateAuthority, certificate_fingerprint
 from common.config import Settings
 from common.crypto import PasswordHasher
+from common.hash_slots import QUEUE_PER_SLOT, HashSlots, default_slots
 from common.jwt_keys import JwtKeyRing
 from common.key_encryption import KeyEncryptor, key_encryptor
 from common.key_import import configured_ca, initial_entries
@@ -80,6 +81,14 @@ def _dynamodb_client(settings: Settings, *, connect_timeout: float, read_timeout
                               connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts)
 
 
+def hash_slots(settings: Settings) -> HashSlots:
+    """The per-process bound on concurrent password hashes (0 in config: sized from cores and memory)."""
+    slots = settings.password_hash_slots or default_slots(
+        memory_cost_kib=settings.argon2_memory_cost, parallelism=settings.argon2_parallelism,
+        memory_budget_mib=settings.password_hash_memory_mib)
+    return HashSlots(slots=slots, queue=settings.password_hash_queue or QUEUE_PER_SLOT * slots)
+
+
 def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEncryptor | None = None) -> AppContext:
     """Connect to DynamoDB, create missing tables and the key ring if configured to, read the ring."""
     tables = dynamo.TableNames.with_prefix(settings.table_prefix)
@@ -105,7 +114,7 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
         refresh_secrets=RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds),
         passwords=PasswordHasher(time_cost=settings.argon2_time_cost,
                                  memory_cost=settings.argon2_memory_cost,
-                                 parallelism=settings.argon2_parallelism),
+                                 parallelism=settings.argon2_parallelism, slots=hash_slots(settings)),
         notifier=make_notifier(backend=settings.notifier.value, region=settings.aws_region,
                                ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn),
     )

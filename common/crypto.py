@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA87PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from common.hash_slots import QUEUE_PER_SLOT, HashSlots, available_cores
+
 DeviceKey = ec.EllipticCurvePublicKey | Ed25519PublicKey | MLDSA87PublicKey
 
 _P256_RAW_SIGNATURE_LEN = 64  # r || s, 32 bytes each (WebCrypto / IEEE P1363 form)
@@ -89,29 +91,33 @@ def keyed_token(secret: bytes, message: str) -> str:
 
 
 class PasswordHasher:
-    """Argon2id password hashing with the parameters from config."""
+    """Argon2id password hashing with the parameters from config; every hash and verify runs in
+    one of `slots` (common/hash_slots.py), so a burst queues or is refused instead of thrashing."""
 
-    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int):
+    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int, slots: HashSlots | None = None):
         self._hasher = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost,
             parallelism=parallelism,
             type=argon2.Type.ID,
         )
+        self._slots = slots or HashSlots(slots=available_cores(), queue=QUEUE_PER_SLOT * available_cores())
         # Unknown users are checked against this so they cost as much as real ones.
         self._dummy_hash = self._hasher.hash(new_token())
 
     def hash(self, password: str) -> str:
         """Return the encoded Argon2id hash of ``password`` (random salt)."""
-        return self._hasher.hash(password)
+        with self._slots.held():
+            return self._hasher.hash(password)
 
     def verify(self, stored_hash: str, password: str) -> bool:
         """True if ``password`` matches ``stored_hash``; False on mismatch or an unusable hash."""
-        try:
-            return self._hasher.verify(stored_hash, password)
-        # UnicodeEncodeError: a hash is ASCII, so anything else is not one of ours.
-        except (VerificationError, InvalidHashError, UnicodeEncodeError):
-            return False
+        with self._slots.held():
+            try:
+                return self._hasher.verify(stored_hash, password)
+            # UnicodeEncodeError: a hash is ASCII, so anything else is not one of ours.
+            except (VerificationError, InvalidHashError, UnicodeEncodeError):
+                return False
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """True if ``stored_hash`` was made with other parameters (or cannot be parsed)."""

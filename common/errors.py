@@ -11,6 +11,7 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from common import dynamo
+from common.hash_slots import HashingBusy
 from common.log_bursts import BurstLog
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,16 @@ class StorageUnavailable(ServiceUnavailable):
         super().__init__(detail, headers={"Retry-After": str(self.RETRY_AFTER)}, retry_after=self.RETRY_AFTER)
 
 
+class HashingBusyError(ServiceUnavailable):
+    """Too many password checks at once in this process (common/hash_slots.py)."""
+
+    detail = "Too many sign-ins at once; try again in a second."
+
+    def __init__(self) -> None:
+        retry_after = HashingBusy.RETRY_AFTER
+        super().__init__(None, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
+
+
 _WERKZEUG_CODES = {
     400: ErrorCode.BAD_REQUEST, 404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE, 415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
@@ -210,6 +221,7 @@ def register_error_handlers(app: Flask) -> None:
         return _handle_api_error(StorageUnavailable())
 
     app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(HashingBusy, lambda _busy: _handle_api_error(HashingBusyError()))
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(BotoCoreError, handle_aws_error)
     app.register_error_handler(ClientError, handle_aws_error)
