@@ -60,6 +60,10 @@ class Settings(BaseModel):
     dynamodb_connect_timeout: float = Field(default=1.0, gt=0, le=60)
     dynamodb_read_timeout: float = Field(default=2.0, gt=0, le=120)
     dynamodb_max_attempts: int = Field(default=2, ge=1, le=10)
+    # one pooled connection per request thread (gunicorn's `threads`); botocore's check of every
+    # request against the API model costs CPU on each call: on in the tests, off in production
+    dynamodb_max_pool_connections: int = Field(default=64, ge=1, le=1024)
+    dynamodb_parameter_validation: bool = False
     # serving
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535)

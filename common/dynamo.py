@@ -89,11 +89,13 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
 
 
 def make_client(*, region: str, endpoint_url: str | None, connect_timeout: float = 1.0,
-                read_timeout: float = 2.0, max_attempts: int = 2):
+                read_timeout: float = 2.0, max_attempts: int = 2, max_pool_connections: int = 64,
+                parameter_validation: bool = True):
     """One low-level client per app; boto3 clients are thread-safe. A call that gets no answer
     gives up after about max_attempts * read_timeout seconds (the request's budget, not minutes)."""
     config = BotoConfig(retries={"total_max_attempts": max_attempts, "mode": "standard"},
-                        max_pool_connections=64, connect_timeout=connect_timeout, read_timeout=read_timeout)
+                        max_pool_connections=max_pool_connections, parameter_validation=parameter_validation,
+                        connect_timeout=connect_timeout, read_timeout=read_timeout)
     extra: dict[str, Any] = {}
     if endpoint_url:
         # DynamoDB Local accepts any credentials; real AWS uses the normal credential chain.

@@ -38,7 +38,8 @@ def table_prefix():
 def base_config(dynamodb_endpoint, data_dir, table_prefix):
     """Settings for an app in this test module; tests add their own keys."""
     return {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir),
-            "table_prefix": table_prefix, "log_level": "WARNING", **FAST_ARGON2}
+            "table_prefix": table_prefix, "log_level": "WARNING", **FAST_ARGON2,
+            "dynamodb_parameter_validation": True}   # production turns botocore's check off; tests keep it
 
 
 @pytest.fixture
