@@ -195,7 +195,7 @@ class Client:
 
     def replace_recovery_codes(self, password: str) -> list[str]:
         """Ten new recovery codes (Bearer; the old ones stop working); returns and keeps them."""
-        body = _json_or_raise(self.request("POST", "/account/recovery_codes", json={"password": password}))
+        body = self._call("POST", "/account/recovery_codes", {"password": password})
         self.recovery_codes = body["recovery_codes"]
         return self.recovery_codes
 
@@ -242,16 +242,19 @@ class Client:
         """Confirm a login refused with 409 concurrent_login, evicting the other device; keeps the tokens."""
         return self._renew_if_due(self._keep_tokens(self._post("/login/confirm", {"confirm_token": confirm_token})))
 
-    def renew(self) -> KeyFile:
-        """Move this device (logged in) to a new key pair of the same kind and a new certificate; the
-        key file is updated in place and handed to `on_renew`. The old certificate stops working at once."""
+    def renew(self, *, new_key: bool = True) -> KeyFile:
+        """A new certificate for this device (logged in), by default for a new key pair of the same kind
+        (new_key=False certifies the same key again); the key file is updated in place and handed to
+        `on_renew`. The old certificate stops working at once."""
         key_file = self._require_key_file()
-        current, new_key = key_file.private_key(), generate_key(key_kind_of(key_file.private_key()))
+        current = key_file.private_key()
+        next_key = generate_key(key_kind_of(current)) if new_key else current
         challenge = self._post("/login/challenge", {})["challenge"]
-        body = {"challenge": challenge, "signature": sign_challenge(current, challenge, purpose=RENEW_PURPOSE),
-                "public_key": public_key_pem(new_key)}
-        renewed = _json_or_raise(self.request("POST", "/device/renew", json=body))
-        key_file.private_key_pem = private_key_pem(new_key)
+        body = {"challenge": challenge, "signature": sign_challenge(current, challenge, purpose=RENEW_PURPOSE)}
+        if new_key:
+            body["public_key"] = public_key_pem(next_key)
+        renewed = self._call("POST", "/device/renew", body)
+        key_file.private_key_pem = private_key_pem(next_key)
         key_file.client_cert_pem = base64.b64decode(renewed["client_cert"]).decode()
         key_file.fingerprint, key_file.ca_cert_pem = renewed["fingerprint"], renewed["ca_cert"]
         if self.on_renew:
@@ -275,6 +278,47 @@ class Client:
         response = self.request("POST", "/session/logout")
         if response.status_code != 204:
             raise CityloginError.from_response(response)
+        self.access_token = self.refresh_token = self.session_id = None
+
+    # account (SPEC §4 /account); the calls without a session need no key file
+
+    def account(self) -> dict[str, Any]:
+        """GET /account: username, email, email_verified, locale, recovery_codes_left, ..."""
+        return self.get_json("/account")
+
+    def set_locale(self, locale: str) -> dict[str, Any]:
+        """The language of the messages sent to this account (`en` or `ja`); returns the account."""
+        return self._call("PATCH", "/account", {"locale": locale})
+
+    def verify_email(self, token: str) -> dict[str, Any]:
+        """Use the token of a /#verify= link (no session needed)."""
+        return self._post("/account/verify_email", {"token": token})
+
+    def resend_verification(self) -> dict[str, Any]:
+        """Send the verification link of the account's address again (202 `message`)."""
+        return self._call("POST", "/account/verify_email/resend", {})
+
+    def change_email(self, *, password: str, new_email: str) -> dict[str, Any]:
+        """Start a change of address: it takes effect when the link sent to `new_email` is used."""
+        return self._call("POST", "/account/email", {"password": password, "new_email": new_email})
+
+    def change_password(self, *, current_password: str, new_password: str,
+                        logout_other_sessions: bool = True) -> None:
+        """Change the password; the account's other sessions end unless logout_other_sessions is False."""
+        self._call("POST", "/account/password", {"current_password": current_password, "new_password": new_password,
+                                                 "logout_other_sessions": logout_other_sessions})
+
+    def request_password_reset(self, email: str) -> dict[str, Any]:
+        """E-mail a reset link if an account has `email`; the 202 `message` is the same either way."""
+        return self._post("/account/password_reset", {"email": email})
+
+    def confirm_password_reset(self, *, token: str, new_password: str) -> None:
+        """Set a new password with the token of a /#reset= link; every session of the account ends."""
+        self._post("/account/password_reset/confirm", {"token": token, "new_password": new_password})
+
+    def delete_account(self, password: str) -> None:
+        """Delete the account and its data; every session ends, so the tokens are forgotten too."""
+        self._call("DELETE", "/account", {"password": password})
         self.access_token = self.refresh_token = self.session_id = None
 
     # authenticated calls
@@ -310,6 +354,9 @@ class Client:
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return _json_or_raise(self._send("POST", path, json=body))
+
+    def _call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _json_or_raise(self.request(method, path, json=body))
 
     def _keep_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
         self.access_token = body["access_token"]

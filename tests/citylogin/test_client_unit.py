@@ -173,6 +173,62 @@ def test_request_does_not_refresh_on_other_401s():
     assert raised.value.code == "invalid_token"
 
 
+def login_answer(*, renew_certificate: bool) -> requests.Response:
+    return fake_response(200, {"access_token": "a", "refresh_token": "r", "session_id": "s-2", "device_id": "d-1",
+                               "renew_certificate": renew_certificate, "cert_expires_at": "2030-01-01T00:00:00Z"},
+                         "application/json")
+
+
+def renewed_answer() -> requests.Response:
+    return fake_response(201, {"device_id": "d-1", "client_cert": base64.b64encode(b"NEW CERT").decode(),
+                               "fingerprint": "cd" * 32, "ca_cert": "ca", "cert_expires_at": "2031-01-01T00:00:00Z"},
+                         "application/json")
+
+
+def test_login_renews_by_itself_when_the_answer_says_so():
+    client, adapter = scripted_client(
+        fake_response(201, {"challenge": "c-login", "expires_in": 60}, "application/json"),
+        login_answer(renew_certificate=True),
+        fake_response(201, {"challenge": "c-renew", "expires_in": 60}, "application/json"),
+        renewed_answer())
+    client.key_file = old = make_key_file("ed25519")
+    old_key, saved = old.private_key(), []
+    client.on_renew = saved.append
+
+    answer = client.login(PASSWORD)
+    assert answer["renewed"] is True
+    assert [r.url for r in adapter.sent][2:] == ["http://server/login/challenge", "http://server/device/renew"]
+    renew = adapter.sent[3]
+    assert renew.headers["Authorization"] == "Bearer a"
+    body = json.loads(renew.body)
+    old_key.public_key().verify(base64.b64decode(body["signature"]), b"citylogin-renew:c-renew")  # the current key
+    assert saved == [client.key_file]
+    assert (client.key_file.client_cert_pem, client.key_file.fingerprint) == ("NEW CERT", "cd" * 32)
+    new_public = serialization.load_pem_public_key(body["public_key"].encode())
+    assert public_der(client.key_file.private_key().public_key()) == public_der(new_public)
+
+
+def test_login_does_not_renew_when_not_due_or_told_not_to():
+    client, adapter = scripted_client(
+        fake_response(201, {"challenge": "c1"}, "application/json"), login_answer(renew_certificate=False),
+        fake_response(201, {"challenge": "c2"}, "application/json"), login_answer(renew_certificate=True))
+    client.key_file = make_key_file()
+    assert "renewed" not in client.login(PASSWORD)
+    client.auto_renew = False
+    told_not_to = client.login(PASSWORD)
+    assert told_not_to["renew_certificate"] is True and "renewed" not in told_not_to
+    assert len(adapter.sent) == 4  # no renewal call either time
+
+
+def test_renew_without_a_new_key_certifies_the_same_key():
+    client, adapter = scripted_client(fake_response(201, {"challenge": "c"}, "application/json"), renewed_answer())
+    client.key_file = make_key_file()
+    key_pem = client.key_file.private_key_pem
+    client.renew(new_key=False)
+    assert "public_key" not in json.loads(adapter.sent[1].body)
+    assert client.key_file.private_key_pem == key_pem and client.key_file.fingerprint == "cd" * 32
+
+
 # --- registration against the real service ----------------------------------------------------
 
 def public_der(key) -> bytes:
