@@ -10,6 +10,7 @@ import click
 
 from citylogin.admin_cli import admin
 from citylogin.client_cli import client
+from citylogin.crl_sync import crl_sync
 from common import dynamo
 from common.config import ConfigError, Settings, load_settings
 from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
@@ -206,6 +207,7 @@ def _audit(settings: Settings, event: str, **fields) -> None:
 
 main.add_command(client)
 main.add_command(admin)
+main.add_command(crl_sync)
 
 if __name__ == "__main__":
     main()

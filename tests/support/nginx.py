@@ -20,6 +20,7 @@ _PLACEHOLDER = re.compile(r"\$\{(NGINX_[A-Z_]+)\}")
 
 _MAIN_CONF = """\
 {user}worker_processes 1;
+pid nginx.pid;
 events {{ worker_connections 256; }}
 http {{
     access_log off;
@@ -40,22 +41,23 @@ def render_template(values: Mapping[str, str]) -> str:
 
 @contextmanager
 def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls_key: Path,
-                  client_ca: Path, timeout: float = 15.0) -> Iterator[str]:
-    """nginx on 127.0.0.1:<free port> in front of `upstream_urls`; yields its https:// base URL."""
+                  client_ca: Path, client_crl: Path, timeout: float = 15.0) -> Iterator[str]:
+    """nginx on 127.0.0.1:<free port> in front of `upstream_urls`; yields its https:// base URL.
+    `reload_command(prefix)` reloads it (and so re-reads `client_crl`)."""
     port = free_port()
     (prefix / "temp").mkdir(parents=True)
     upstreams = " ".join(f"server {url.removeprefix('http://')};" for url in upstream_urls)
     (prefix / "citylogin.conf").write_text(render_template({
         "NGINX_LISTEN": f"127.0.0.1:{port}", "NGINX_SERVER_NAME": "localhost", "NGINX_TLS_CERT": str(tls_cert),
-        "NGINX_TLS_KEY": str(tls_key), "NGINX_CLIENT_CA": str(client_ca), "NGINX_UPSTREAM_SERVERS": upstreams}))
+        "NGINX_TLS_KEY": str(tls_key), "NGINX_CLIENT_CA": str(client_ca), "NGINX_CLIENT_CRL": str(client_crl),
+        "NGINX_UPSTREAM_SERVERS": upstreams}))
     # As root the workers would drop to "nobody", who cannot enter pytest's 0700 temp directories.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     (prefix / "nginx.conf").write_text(_MAIN_CONF.format(user=user))
     log_path = prefix / "stderr.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [NGINX, "-e", "stderr", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"),
-             "-g", f"daemon off; pid {prefix}/nginx.pid; error_log stderr;"],
+            [*_nginx_command(prefix), "-g", "daemon off; error_log stderr;"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         _wait_listening(process, port, timeout, log_path)
@@ -67,6 +69,15 @@ def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def reload_command(prefix: Path) -> list[str]:
+    """The `nginx -s reload` of the nginx that running_nginx(prefix) started."""
+    return [*_nginx_command(prefix), "-s", "reload"]
+
+
+def _nginx_command(prefix: Path) -> list[str]:
+    return [NGINX, "-e", "stderr", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")]
 
 
 def _wait_listening(process: subprocess.Popen, port: int, timeout: float, log_path: Path) -> None:
