@@ -12,6 +12,9 @@ let generation = 0;          // bumps on every login/logout, so late answers of 
 let refreshing = null;       // one refresh at a time: the server rotates refresh tokens
 let sessionEndedHandler = () => {};
 
+// 401s about what the person typed or signed (a password asked again, a renewal proof), not the session.
+const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "invalid_recovery_code"]);
+
 export class ApiError extends Error {
   constructor(status, problem) {
     super(problem.detail || problem.title || `The request failed (HTTP ${status}).`);
@@ -78,7 +81,7 @@ export function call(method, path, body) {
   return send(method, path, body, null);
 }
 
-/** A Bearer call: refreshes once on token_expired; any other 401 ends the session. */
+/** A Bearer call: refreshes once on token_expired; any other 401 about the token ends the session. */
 export async function authCall(method, path, body) {
   const started = generation;
   try {
@@ -117,7 +120,7 @@ async function rotate(started) {
 }
 
 function sessionCheck(error, started) {
-  if (error.status !== 401 || error.sessionEnded) return error;
+  if (error.status !== 401 || error.sessionEnded || NOT_ABOUT_THE_SESSION.has(error.code)) return error;
   error.sessionEnded = true;
   if (started !== generation) return error;   // an answer for a session that is already over
   const reason = error.problem.reason || (error.code === "refresh_token_reused" ? "refresh_reuse" : null);

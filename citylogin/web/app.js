@@ -1,12 +1,16 @@
-// The citylogin web app: the signed-out screen (log in, create account, pair this browser),
-// the signed-in screen (devices, sessions, history, add a device) and the moves between them.
+// The citylogin web app: the signed-out screen (log in, create account, pair this browser, forgot
+// password, recover), the signed-in screen (devices, sessions, history, add a device, account) and
+// the moves between them.
 
+import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
 import * as api from "./api.js";
 import * as auth from "./auth.js";
+import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, resetDevices } from "./devices.js";
 import { watchSession } from "./events.js";
 import { lastUsedDevice } from "./keystore.js";
+import { initLinks, takeAccountLink } from "./links.js";
 import { initPairing, resetPairing } from "./pairing.js";
 import { $, busy, clearMessage, el, guessDeviceName, modal, timeEl } from "./ui.js";
 
@@ -21,9 +25,19 @@ const ENDED_MESSAGES = {
   idle_timeout: "Session timed out",
   max_lifetime: "Session timed out",
   refresh_reuse: "Session ended for security",
+  password_changed: "The password was changed",
+  password_reset: "The password was reset",
+  account_deleted: "This account was deleted",
 };
 
-const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory() };
+// Codes whose server detail gets a hint of what to do next (recovery, SPEC §4 POST /device/recover).
+const HINTS = {
+  device_revoked: " This browser was removed from the account; pair it again with a code from another device.",
+  invalid_recovery_code: " Check the code, or try another one: each code works only once.",
+  device_limit_reached: " Tick “Remove my other devices” to make room, or remove one from a device that still works.",
+};
+
+const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(), account: loadAccount };
 
 let stopWatching = () => {};
 
@@ -82,6 +96,7 @@ function leaveHome(banner) {
   resetDevices();
   resetActivity();
   resetPairing();
+  resetAccount();
   showAuth({ banner });
   if (account) $("#login-username").value = account.username;
 }
@@ -119,15 +134,13 @@ async function resolveConflict(username, problem) {
 }
 
 function withHint(error) {
-  if (error.code === "device_revoked") {
-    error.message += " This browser was removed from the account; pair it again with a code from another device.";
-  }
+  if (HINTS[error.code]) error.message += HINTS[error.code];
   return error;
 }
 
 function formValues(form) {
   const values = Object.fromEntries(new FormData(form));
-  for (const name of ["username", "email", "device_name", "qr_code"]) {
+  for (const name of ["username", "email", "device_name", "qr_code", "recovery_code"]) {
     if (typeof values[name] === "string") values[name] = values[name].trim();
   }
   return values;
@@ -147,6 +160,7 @@ async function submitRegister(event) {
     username: v.username, email: v.email, password: v.password, deviceName: v.device_name }));
   if (!issued) return;
   form.reset();
+  if (issued.recovery_codes?.length) await showRecoveryCodes(issued.recovery_codes);
   form.device_name.value = guessDeviceName();
   selectTab($("#auth-screen"), "login");
   await logIn(v.username, v.password);
@@ -158,6 +172,25 @@ async function submitPair(event) {
   const v = formValues(form);
   const issued = await busy(form, () => auth.pair({
     qrCode: v.qr_code, username: v.username, password: v.password, deviceName: v.device_name }));
+  if (!issued) return;
+  form.reset();
+  form.device_name.value = guessDeviceName();
+  selectTab($("#auth-screen"), "login");
+  await logIn(v.username, v.password);
+}
+
+async function submitRecover(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const v = formValues(form);
+  const issued = await busy(form, async () => {
+    try {
+      return await auth.recover({ username: v.username, password: v.password, recoveryCode: v.recovery_code,
+        deviceName: v.device_name, unbindOtherDevices: form.unbind_other_devices.checked });
+    } catch (error) {
+      throw withHint(error);
+    }
+  });
   if (!issued) return;
   form.reset();
   form.device_name.value = guessDeviceName();
@@ -193,9 +226,16 @@ function wire() {
   $("#login-form").addEventListener("submit", submitLogin);
   $("#register-form").addEventListener("submit", submitRegister);
   $("#pair-form").addEventListener("submit", submitPair);
+  $("#recover-form").addEventListener("submit", submitRecover);
+  // "Forgot password?", "Lost all my devices?" and "Back to log in" open panels that have no tab.
+  $("#auth-screen").addEventListener("click", (event) => {
+    const link = event.target.closest("button[data-show]");
+    if (link) selectTab($("#auth-screen"), link.dataset.show);
+  });
   $("#logout-button").addEventListener("click", logOut);
   window.addEventListener("hashchange", () => {
     if (takePairingLink() && !$("#auth-screen").hidden) selectTab($("#auth-screen"), "pair");
+    takeAccountLink();
   });
   // The device list knows this device's current name, also after a rename.
   initDevices({ onCurrent: (device) => {
@@ -204,6 +244,11 @@ function wire() {
   } });
   initActivity();
   initPairing();
+  initCodes();
+  initAccount({ onDeleted: () => leaveHome({ kind: "info", text: "Your account was deleted.",
+    more: "This browser no longer holds its key." }) });
+  // A verified address shows on the Account panel at once when it is open.
+  initLinks({ verified: () => { if (!$("#account-panel").hidden && !$("#home-screen").hidden) loadAccount(); } });
   api.onSessionEnded(sessionEnded);
 }
 
@@ -215,8 +260,10 @@ async function boot() {
   }
   wire();
   const paired = takePairingLink();
+  takeAccountLink();
   $("#register-device").value = guessDeviceName();
   $("#pair-device").value = guessDeviceName();
+  $("#recover-device").value = guessDeviceName();
   const account = storedAccount();
   if (account && api.hasSession()) {
     // A reload of a signed-in tab: the refresh token in sessionStorage resumes the session.

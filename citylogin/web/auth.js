@@ -1,8 +1,9 @@
-// The account flows, without any DOM: register, pair this browser, log in, confirm, log out.
+// The account flows, without any DOM: register, pair this browser, recover, log in, confirm, log out.
 // Each successful login resolves with the signed-in account {username, deviceId, deviceName}.
 
 import { ApiError, authCall, call, clearSession, startSession } from "./api.js";
 import { createDeviceKey, findDevice, markUsed, publicKeyPem, saveDevice, signChallenge } from "./keystore.js";
+import { renewInBackground } from "./renewal.js";
 
 /** A new account with this browser as its first device (SPEC §4 POST /registration/). */
 export async function register({ username, email, password, deviceName }) {
@@ -20,6 +21,17 @@ export async function pair({ qrCode, username, password, deviceName }) {
   const issued = await call("POST", "/device/register", {
     qr_code: qrCode, username, password, device_name: deviceName || undefined,
     public_key: await publicKeyPem(keyPair),
+  });
+  await saveDevice(username, keyPair, issued);
+  return issued;
+}
+
+/** A new key for an account whose devices are all lost, with one recovery code (POST /device/recover). */
+export async function recover({ username, password, recoveryCode, deviceName, unbindOtherDevices }) {
+  const keyPair = await createDeviceKey();
+  const issued = await call("POST", "/device/recover", {
+    username, password, recovery_code: recoveryCode, device_name: deviceName || undefined,
+    unbind_other_devices: unbindOtherDevices, public_key: await publicKeyPem(keyPair),
   });
   await saveDevice(username, keyPair, issued);
   return issued;
@@ -49,6 +61,7 @@ export async function confirmLogin({ username, confirmToken }) {
 async function begin(tokens, device) {
   startSession(tokens);
   await markUsed(device);
+  if (tokens.renew_certificate) renewInBackground(await findDevice(device.username));
   return { username: device.username, deviceId: tokens.device_id, deviceName: device.deviceName };
 }
 

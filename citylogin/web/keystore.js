@@ -5,7 +5,8 @@
 
 const DB_NAME = "citylogin";
 const STORE = "devices";
-const LOGIN_PURPOSE = "citylogin-login:";   // the server verifies the signature over this prefix + challenge
+export const LOGIN_PURPOSE = "citylogin-login:";   // the server verifies the signature over this prefix + challenge
+export const RENEW_PURPOSE = "citylogin-renew:";   // ... and, to renew the certificate, over this one (SPEC §4)
 
 /** The server compares usernames after NFKC, case-insensitively (SPEC §4 registration). */
 export function accountKey(username) {
@@ -23,9 +24,9 @@ export async function publicKeyPem(keyPair) {
   return `-----BEGIN PUBLIC KEY-----\n${lines}\n-----END PUBLIC KEY-----\n`;
 }
 
-/** Base64 of the raw r||s ECDSA signature over "citylogin-login:" + challenge (SPEC §4 login). */
-export async function signChallenge(privateKey, challenge) {
-  const message = new TextEncoder().encode(LOGIN_PURPOSE + challenge);
+/** Base64 of the raw r||s ECDSA signature over purpose + challenge ("citylogin-login:" by default, SPEC §4 login). */
+export async function signChallenge(privateKey, challenge, purpose = LOGIN_PURPOSE) {
+  const message = new TextEncoder().encode(purpose + challenge);
   return toBase64(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, message));
 }
 
@@ -65,6 +66,17 @@ export function saveDevice(username, keyPair, issued) {
     uuid: issued.uuid, fingerprint: issued.fingerprint, usedAt: Date.now(),
   };
   return withStore("readwrite", (store) => store.put(record));
+}
+
+/** Keeps the key pair with the certificate that POST /device/renew issued in place of the old one. */
+export function replaceCertificate(record, renewed) {
+  return withStore("readwrite", (store) => store.put({
+    ...record, clientCert: renewed.client_cert, fingerprint: renewed.fingerprint }));
+}
+
+/** Forgets this browser's key for an account (after the account was deleted). */
+export function forgetDevice(username) {
+  return withStore("readwrite", (store) => store.delete(accountKey(username)));
 }
 
 export function findDevice(username) {

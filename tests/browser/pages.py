@@ -14,6 +14,7 @@ class DevicePage:
     def __init__(self, page: Page, url: str) -> None:
         self.page, self.url = page, url
         self.errors: list[str] = []
+        self.recovery_codes: list[str] = []     # the codes shown after the last registration
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on("console", self._note_policy_violation)
         page.set_default_timeout(TIMEOUT_MS)
@@ -65,13 +66,65 @@ class DevicePage:
         form.get_by_label("Password").fill(password)
         form.get_by_label("Device name").fill(device_name)
         form.get_by_role("button", name="Create account").click()
+        self.save_recovery_codes()
         self.expect_devices_screen()
+
+    def save_recovery_codes(self) -> list[str]:
+        """Reads the ten codes the codes dialog shows once, then closes it with "I have saved them"."""
+        dialog = self.page.locator("#codes-dialog")
+        expect(dialog).to_be_visible()
+        expect(dialog.locator("#codes-list li")).to_have_count(10)
+        codes = dialog.locator("#codes-list code").all_inner_texts()
+        self.recovery_codes = codes
+        dialog.get_by_role("button", name="I have saved them").click()
+        expect(dialog).to_be_hidden()
+        return codes
 
     def log_in(self, username: str, password: str = PASSWORD) -> None:
         self.tab("Log in")
         self.login_form.get_by_label("Username").fill(username)
         self.login_form.get_by_label("Password").fill(password)
         self.login_form.get_by_role("button", name="Log in").click()
+
+    def log_out(self) -> None:
+        self.page.locator("#logout-button").click()
+        self.expect_login_screen()
+
+    def recover(self, username: str, code: str, *, device_name: str, password: str = PASSWORD,
+                unbind_others: bool = False) -> None:
+        """"Lost all my devices?" on the login screen, with one recovery code."""
+        self.tab("Log in")
+        self.login_form.get_by_role("button", name="Lost all my devices?").click()
+        form = self.recover_form
+        form.get_by_label("Username").fill(username)
+        form.get_by_label("Password").fill(password)
+        form.get_by_label("Recovery code").fill(code)
+        form.get_by_label("Device name").fill(device_name)
+        form.get_by_label("Remove my other devices").set_checked(unbind_others)
+        form.get_by_role("button", name="Recover and log in").click()
+
+    @property
+    def recover_form(self) -> Locator:
+        return self.page.locator("#recover-form")
+
+    @property
+    def account_panel(self) -> Locator:
+        return self.page.locator("#account-panel")
+
+    def open_account(self) -> Locator:
+        self.tab("Account")
+        expect(self.account_panel).to_be_visible()
+        expect(self.page.locator("#account-username")).not_to_have_text("—")
+        return self.account_panel
+
+    def change_password(self, current: str, new: str, *, log_out_others: bool = True) -> Locator:
+        """Fills and sends the Account page's password form; returns the form."""
+        form = self.open_account().locator("#password-form")
+        form.get_by_label("Current password").fill(current)
+        form.get_by_label("New password").fill(new)
+        form.get_by_label("Log out my other devices").set_checked(log_out_others)
+        form.get_by_role("button", name="Change password").click()
+        return form
 
     def show_pairing_code(self) -> str:
         self.tab("Add a device")

@@ -237,7 +237,7 @@ def test_login_without_a_device_key_says_what_to_do(make_server, new_device):
     a.expect_login_screen()
 
 
-@pytest.mark.parametrize("screen", ["Devices", "Sessions", "History", "Add a device"])
+@pytest.mark.parametrize("screen", ["Devices", "Sessions", "History", "Add a device", "Account"])
 def test_phone_width_has_no_sideways_scroll(make_server, new_device, screenshot, screen):
     url, _ = make_server()
     a = new_device(url, viewport=PHONE).open()

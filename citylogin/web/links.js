@@ -1,0 +1,127 @@
+// The links the service e-mails (SPEC §4 /account): `#verify=`, `#reset=` and `#not-me=`, each
+// acted on once and then taken out of the address bar, and the form that asks for a reset link.
+
+import { call } from "./api.js";
+import { $, busy, clearMessage, modal } from "./ui.js";
+
+const LINK = /^#(verify|reset|not-me)=([^\s&]+)$/;
+const RESET_SENT = "If an account has this address, a link to reset its password is on its way. It works for 30 minutes.";
+
+let onVerified = () => {};
+const pendingTokens = new Map();   // dialog -> the token of the reset or not-me link it acts on
+
+export function initLinks({ verified }) {
+  onVerified = verified;
+  $("#notice-close").addEventListener("click", () => { $("#notice").hidden = true; });
+  $("#forgot-form").addEventListener("submit", askForResetLink);
+  $("#reset-form").addEventListener("submit", setNewPassword);
+  $("#not-me-form").addEventListener("submit", removeThatDevice);
+  for (const button of document.querySelectorAll("dialog [data-close]")) {
+    button.addEventListener("click", () => button.closest("dialog").close("cancel"));
+  }
+}
+
+/** A message at the top of the page, on either screen: kind "info" or "alert". */
+export function notify(text, kind = "info") {
+  $("#notice").className = `banner ${kind}`;
+  $("#notice-text").textContent = text;
+  $("#notice").hidden = false;
+}
+
+/** Acts on an e-mailed link in the address bar; false when the hash is none of them. */
+export function takeAccountLink() {
+  const match = LINK.exec(location.hash);
+  if (!match) return false;
+  // A reload or a Back must not submit a single-use token again.
+  history.replaceState(null, "", location.pathname + location.search);
+  const [, kind, encoded] = match;
+  const token = decodeURIComponent(encoded);
+  ({ verify: verifyEmail, reset: openReset, "not-me": openNotMe })[kind](token);
+  return true;
+}
+
+async function verifyEmail(token) {
+  try {
+    await call("POST", "/account/verify_email", { token });
+    notify("Your e-mail address is verified. Thank you.");
+    onVerified();
+  } catch (error) {
+    notify(error.code === "invalid_verification_token"
+      ? "This verification link is invalid, already used or expired (links work for 24 hours). " +
+        "Log in and send a new one from the Account page."
+      : error.message, "alert");
+  }
+}
+
+function openDialog(dialog, token) {
+  pendingTokens.set(dialog, token);
+  clearMessage($(".error", dialog));
+  if (dialog.open) return;            // a second link while the dialog is up: it now acts on the newer token
+  for (const other of document.querySelectorAll("#reset-dialog[open], #not-me-dialog[open]")) other.close("cancel");
+  modal(dialog).then(() => {
+    pendingTokens.delete(dialog);
+    $("form", dialog).reset();
+  });
+}
+
+function openReset(token) {
+  openDialog($("#reset-dialog"), token);
+}
+
+function openNotMe(token) {
+  openDialog($("#not-me-dialog"), token);
+}
+
+async function setNewPassword(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const token = pendingTokens.get($("#reset-dialog"));
+  const done = await busy(form, async () => {
+    try {
+      await call("POST", "/account/password_reset/confirm", { token, new_password: form.new_password.value });
+      return true;
+    } catch (error) {
+      if (error.code === "invalid_reset_token") {
+        error.message = "This reset link is invalid, already used or expired (links work for 30 minutes). " +
+          "Ask for a new one with “Forgot password?”.";
+      }
+      throw error;
+    }
+  });
+  if (!done) return;
+  $("#reset-dialog").close("done");
+  notify("Your new password is set, and every session of the account has ended. Log in with the new password.");
+}
+
+async function removeThatDevice(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const token = pendingTokens.get($("#not-me-dialog"));
+  const done = await busy(form, async () => {
+    try {
+      await call("POST", "/account/not_me", { token });
+      return true;
+    } catch (error) {
+      if (error.status === 404 || error.status >= 500 || !error.code) {
+        error.message = "This link cannot be used right now. Log in on one of your devices and remove the device " +
+          "from the Devices page instead.";
+      }
+      throw error;
+    }
+  });
+  if (!done) return;
+  $("#not-me-dialog").close("done");
+  notify("That device was removed and logged out. Change your password now, in case it was known to someone else.");
+}
+
+async function askForResetLink(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const note = $(".note", form);
+  clearMessage(note);
+  const done = await busy(form, () => call("POST", "/account/password_reset", { email: form.email.value.trim() })
+    .then(() => true));
+  if (!done) return;
+  note.textContent = RESET_SENT;
+  note.hidden = false;
+}
