@@ -1,1 +1,1 @@
-"""Accounts: the user's own profile and its recovery codes (later: passwords, lockout, e-mail)."""
+"""Accounts: users and their credentials (passwords, lockout), e-mail and recovery codes."""

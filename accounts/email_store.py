@@ -6,15 +6,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from accounts.user_store import email_claim
 from common import dynamo
 
 VERIFY_KIND = "verify_email"
-
-
-def email_claim(email: str) -> str:
-    # The very key registration claims at sign-up (registration/store.py email_claim); the claim
-    # moves between the two, so both must agree.
-    return "email#" + email.casefold()
 
 
 class ClaimTaken(Exception):

@@ -1,10 +1,50 @@
-"""The account record and the request/response models of /account."""
+"""The user and account records, the username and password rules, and the request/response
+models of /account."""
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    # zxcvbn ships a frequency list of the 30,000 most used passwords.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def normalize_username(value: str) -> str:
+    """NFKC, then 3-32 of [A-Za-z0-9_.-] (SPEC §4)."""
+    name = unicodedata.normalize("NFKC", value).strip()
+    if not USERNAME_PATTERN.fullmatch(name):
+        raise ValueError("username must be 3-32 characters of letters, digits, '_', '.' or '-'")
+    return name
+
+
+def check_password_strength(value: str) -> str:
+    if not 8 <= len(value) <= 128:
+        raise ValueError("password must be 8-128 characters")
+    if value.lower() in _common_passwords():
+        raise ValueError("password is too common; choose another")
+    return value
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_uuid: str
+    username: str
+    email: str
+    password_hash: str
+    created_at: str
+    locked: bool | None = None  # set by an operator (citylogin admin lock): no login, no session
+    max_concurrent_devices: int | None = None  # an operator's per-user limit over the default (0 = unlimited)
 
 
 @dataclass(frozen=True)
@@ -67,4 +107,32 @@ class AccountPatch(BaseModel):
 
 
 class EmailAccepted(BaseModel):
+    message: str
+
+
+# --- password change and reset (SPEC §4) ------------------------------------------------------
+
+# The rule of a first password at registration, so a new password meets what a first one must.
+NewPassword = Annotated[str, Field(max_length=1024), AfterValidator(check_password_strength)]
+
+
+class ChangePasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
+    logout_other_sessions: StrictBool = Field(default=True, description="end every other session of the account")
+
+
+class PasswordResetRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    email: EmailStr
+
+
+class PasswordResetConfirm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    token: str = Field(min_length=1, max_length=256, description="from the /#reset= link")
+    new_password: NewPassword
+
+
+class AcceptedResponse(BaseModel):
     message: str

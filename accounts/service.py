@@ -2,7 +2,7 @@
 
 Recovery codes are shown once; only digests are kept, each salted with the user's uuid, as a set
 on the users item. Checking the password before replacing them is the caller's job (login_app's
-recovery flow), since the lockout lives above this package."""
+recovery flow, which also certifies devices with them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from common.errors import (BadRequest, Conflict, ErrorCode, NotFound, StorageUna
                            Unauthorized)
 from common.notifier import Message
 from common.rate_limits import RateLimitStore
+from session_manager.service import GuardedWrite
 
 PURPOSE = "recovery"
 CODE_COUNT = 10
@@ -94,14 +95,15 @@ def replace_recovery_codes(ctx: AppContext, *, account: AccountRecord) -> list[s
     return codes
 
 
-def redemption_write(ctx: AppContext, *, user_uuid: str, code: str) -> dict[str, Any]:
-    """The transaction entry that uses up `code` (a refusal means InvalidRecoveryCode)."""
-    return account_store(ctx).redeem_item(user_uuid, _digest(user_uuid, code))
+def redemption_write(ctx: AppContext, *, user_uuid: str, code: str) -> GuardedWrite:
+    """The transaction entry that uses up `code`; its refusal is InvalidRecoveryCode."""
+    return GuardedWrite(item=account_store(ctx).redeem_item(user_uuid, _digest(user_uuid, code)),
+                        refusal=InvalidRecoveryCode)
 
 
 # --- e-mail address: verification, resend, change; profile settings (SPEC §4) ---------------
-# Checking the password of an address change here does not count toward the login lockout,
-# which lives in login_app above this package.
+# Checking the password of an address change here does not count toward the login lockout
+# (accounts/credential_service.py).
 
 VERIFY_PURPOSE = "verify_email"
 VERIFY_TTL_SECONDS = 24 * 3600
@@ -135,15 +137,17 @@ def _epoch(ctx: AppContext) -> int:
 class PendingVerification:
     """A verification token's write (for the caller's transaction) and the message to send after it."""
 
-    write: dict[str, Any]
+    write: GuardedWrite
     message: Message
 
 
 def new_verification(ctx: AppContext, *, user_uuid: str, email: str) -> PendingVerification:
     """A single-use link (24 h) that verifies `email` as the account's address."""
     token = new_token()
-    write = email_store(ctx).token_put(digest=token_digest(token, purpose=VERIFY_PURPOSE), user_uuid=user_uuid,
-                                       email=email, expires_epoch=_epoch(ctx) + VERIFY_TTL_SECONDS)
+    item = email_store(ctx).token_put(digest=token_digest(token, purpose=VERIFY_PURPOSE), user_uuid=user_uuid,
+                                      email=email, expires_epoch=_epoch(ctx) + VERIFY_TTL_SECONDS)
+    # A refused put is a digest already stored: a collision of random tokens, worth a retry.
+    write = GuardedWrite(item=item, refusal=StorageUnavailable)
     link = f"{ctx.settings.public_url.rstrip('/')}/#verify={token}"
     return PendingVerification(write=write, message=Message(
         event="verify_email", user_uuid=user_uuid, email=email, subject="Confirm your e-mail address",
@@ -152,7 +156,7 @@ def new_verification(ctx: AppContext, *, user_uuid: str, email: str) -> PendingV
 
 def send_verification(ctx: AppContext, *, user_uuid: str, email: str) -> None:
     pending = new_verification(ctx, user_uuid=user_uuid, email=email)
-    email_store(ctx).write_token(pending.write)
+    email_store(ctx).write_token(pending.write.item)
     ctx.notifier.notify(pending.message)
 
 

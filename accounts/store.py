@@ -1,6 +1,6 @@
 """Account attributes of the users table: the recovery codes (SPEC §4, §8).
 
-The users item is created by registration's UserStore; this store owns the recovery attributes
+The users item is created by UserStore (user_store.py); this store owns the recovery attributes
 on it and reads the profile. The code digests are a string set on the users item, so that a
 redemption is one conditional write and the count needs no Scan."""
 from __future__ import annotations

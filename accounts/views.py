@@ -1,7 +1,8 @@
 """HTTP routes of /account: parse, call one service function, shape the answer.
 
-POST /account/recovery_codes checks the password under the lockout, which lives in login_app,
-so its route sits in login_app/recovery_views.py (above both) and not here."""
+The password routes are in password_views.py. POST /account/recovery_codes sits beside
+POST /device/recover in login_app/recovery_views.py, and DELETE /account, which revokes the
+devices too, in login_app/deletion_views.py (both above device_manager)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

@@ -39,7 +39,7 @@ def _context() -> Iterator:
 
 
 def _user(ctx, username: str):
-    from registration import service as users
+    from accounts import user_service as users
 
     user = users.find_user(ctx, username=username)
     if user is None:
@@ -92,7 +92,7 @@ def _iso(epoch: int) -> str:
 @click.argument("username", metavar="USER")
 def lock(username: str) -> None:
     """Refuse every login (403 account_locked) and end every session (reason admin)."""
-    from registration import service as users
+    from accounts import user_service as users
 
     with _context() as ctx:
         ended = users.lock_account(ctx, user_uuid=_user(ctx, username).user_uuid)
@@ -103,7 +103,7 @@ def lock(username: str) -> None:
 @click.argument("username", metavar="USER")
 def unlock(username: str) -> None:
     """Allow logins again (the sessions the lock ended stay ended)."""
-    from registration import service as users
+    from accounts import user_service as users
 
     with _context() as ctx:
         users.unlock_account(ctx, user_uuid=_user(ctx, username).user_uuid)
@@ -143,7 +143,7 @@ def unbind(username: str, device_id: str) -> None:
 def set_limit(username: str, limit: str | None, clear: bool) -> None:
     """Devices the account may have logged in at once (0 = unlimited), replacing the configured
     total; `default` or --clear removes it."""
-    from registration import service as users
+    from accounts import user_service as users
 
     own = None if clear or limit == DEFAULT else _parse_limit(limit)
     with _context() as ctx:

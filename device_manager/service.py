@@ -7,22 +7,23 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
+from accounts import user_service as users
 from common.audit import audit
 from common.certificates import (certificate_fingerprint, certificate_issued_by, certificate_pem,
                                  device_id_from_certificate, issue_device_certificate, load_client_certificate)
 from common.context import AppContext
 from common.crypto import (CryptoInputError, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
-from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, Unauthorized
+from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, StorageUnavailable, Unauthorized
 from common.notifier import Message
 from common.timefmt import iso, parse_iso
 from device_manager.models import (DEVICE_STATUS_ACTIVE, REASON_UNBOUND, DeviceCertificateResponse, DeviceList,
                                    DeviceRecord, DeviceView, IssuedDevice, RevokedCertificateRecord)
 from device_manager.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
                                   WriteRefused)
-from registration import service as users
 from session_manager import service as sessions
 from session_manager.models import RevokeReason
+from session_manager.service import GuardedWrite
 
 
 def device_store(ctx: AppContext) -> DeviceStore:
@@ -60,12 +61,19 @@ def issue_device(ctx: AppContext, *, user_uuid: str, device_name: str | None, is
     return IssuedDevice(record=record, private_key_pem=private_pem)
 
 
-def new_device_writes(ctx: AppContext, record: DeviceRecord) -> list[dict]:
-    """The transaction entries that store a new device and count it against the device limit,
-    for a caller's TransactWriteItems (a refused count means device_limit_reached)."""
+def _new_device_items(ctx: AppContext, record: DeviceRecord) -> list[dict]:
     store = device_store(ctx)
     return [store.take_slot_item(record.user_uuid, limit=ctx.settings.max_registered_devices),
             store.put_new_item(record)]
+
+
+def new_device_writes(ctx: AppContext, record: DeviceRecord) -> list[GuardedWrite]:
+    """The transaction entries that store a new device and count it against the device limit,
+    for a caller's transaction: a refused count is DeviceLimitReached, a refused put (a device
+    id already stored) a retry."""
+    take_slot, put = _new_device_items(ctx, record)
+    return [GuardedWrite(item=take_slot, refusal=DeviceLimitReached),
+            GuardedWrite(item=put, refusal=StorageUnavailable)]
 
 
 def certificate_response(ctx: AppContext, issued: IssuedDevice, *, message: str) -> DeviceCertificateResponse:
@@ -157,34 +165,35 @@ def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> 
     return verify_device_signature(key, message=message, signature=signature)
 
 
-def login_recorded_write(ctx: AppContext, record: DeviceRecord) -> dict:
-    """The transaction entry that stamps the device's last login."""
-    return device_store(ctx).last_login_update(record, at=iso(ctx.now()))
+def login_recorded_write(ctx: AppContext, record: DeviceRecord) -> GuardedWrite:
+    """The transaction entry that stamps the device's last login; refused (DeviceRevoked) if the
+    device was revoked or renewed meanwhile."""
+    return GuardedWrite(item=device_store(ctx).last_login_update(record, at=iso(ctx.now())), refusal=DeviceRevoked)
 
 
 class DeviceLimitReached(Conflict):
     code, detail = ErrorCode.DEVICE_LIMIT_REACHED, "This account already has the maximum number of devices."
 
 
-def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: list[dict] | None = None) -> None:
+def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: list[GuardedWrite] = ()) -> None:
     """Store a further device within the device limit, with `extra_writes`, in one transaction;
-    DeviceLimitReached, or WriteRefused(index into extra_writes) if an extra entry was refused."""
-    writes = new_device_writes(ctx, issued.record)
+    DeviceLimitReached, or the refusal of an extra entry that was refused."""
+    writes, extra = _new_device_items(ctx, issued.record), list(extra_writes)
     try:
-        device_store(ctx).transact([*writes, *(extra_writes or [])])
+        device_store(ctx).transact([*writes, *(w.item for w in extra)])
     except LimitReached:
         raise DeviceLimitReached() from None
     except WriteRefused as refused:
-        raise WriteRefused(refused.index - len(writes)) from None
+        raise extra[refused.index - len(writes)].refusal() from None
 
 
 def store_device_replacing_others(ctx: AppContext, issued: IssuedDevice, *,
-                                  extra_writes: list[dict] | None = None) -> list[DeviceRecord]:
+                                  extra_writes: list[GuardedWrite] = ()) -> list[DeviceRecord]:
     """Store a device and revoke every other active device of its user, with `extra_writes`, in
     one transaction, then end the revoked devices' sessions (reason device_unbound). Returns them.
-    WriteRefused(index into extra_writes) if an extra entry was refused; DeviceLimitReached if
-    devices were added or removed meanwhile (try again)."""
-    user_uuid, store = issued.record.user_uuid, device_store(ctx)
+    The refusal of an extra entry if one was refused; DeviceLimitReached if devices were added or
+    removed meanwhile (try again)."""
+    user_uuid, store, extra = issued.record.user_uuid, device_store(ctx), list(extra_writes)
     others = [d for d in store.list_for_user(user_uuid) if d.status == DEVICE_STATUS_ACTIVE]
     now = ctx.now()
     writes = [store.recount_slots_item(user_uuid, expected=len(others), count=1), store.put_new_item(issued.record)]
@@ -193,13 +202,13 @@ def store_device_replacing_others(ctx: AppContext, issued: IssuedDevice, *,
                                      fingerprint=device.fingerprint),
                    store.revoked_certificate_put(revoked_entry(device, reason=REASON_UNBOUND, at=now))]
     try:
-        store.transact([*writes, *(extra_writes or [])])
+        store.transact([*writes, *(w.item for w in extra)])
     except LimitReached:
         raise DeviceLimitReached("The account's devices changed meanwhile; try again.") from None
     except WriteRefused as refused:
         if refused.index < len(writes):
             raise DeviceLimitReached("The account's devices changed meanwhile; try again.") from None
-        raise WriteRefused(refused.index - len(writes)) from None
+        raise extra[refused.index - len(writes)].refusal() from None
     forget_cached_crl(ctx)
     for device in others:  # revoked first, so a login racing this cannot outlive it
         sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device.device_id,

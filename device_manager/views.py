@@ -9,11 +9,10 @@ from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
-from device_manager import certificate_service, service
+from device_manager import certificate_service, pairing_service, service
 from device_manager.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout,
                                    PairedDeviceRequest, RenamedDevice, RenameRequest, RenewedCertificate, RenewRequest,
                                    UnbindRequest, UnboundDevice)
-from registration import pairing_service
 from session_manager.guard import current_principal, require_session
 
 bp = Blueprint("device_manager", __name__, url_prefix="/device")

@@ -1,15 +1,15 @@
-"""Account deletion (SPEC §4 DELETE /account). The password is checked under the login lockout,
-hence this module sits in login_app, above the domains whose services it composes."""
+"""Account deletion (SPEC §4 DELETE /account). It revokes the account's devices too, hence this
+module sits in login_app, above the domains whose services it composes."""
 from __future__ import annotations
 
+from accounts import credential_service as credentials
+from accounts import user_service as users
+from accounts.password_service import AccountGone
 from common.audit import audit
 from common.caller import Caller
 from common.context import AppContext
 from common.notifier import Message
 from device_manager import service as devices
-from login_app import service as credentials
-from login_app.password_service import AccountGone
-from registration import service as users
 from session_manager import service as sessions
 from session_manager.models import Principal, RevokeReason
 

@@ -1,13 +1,10 @@
 """Request and response models of /login."""
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from common.text import DisplayName, LoginName
 from device_manager.models import DeviceKeyFields
-from registration.models import check_password_strength
 
 
 class LoginRequest(BaseModel):
@@ -61,31 +58,3 @@ class RecoverRequest(DeviceKeyFields):
     password: str = Field(min_length=1, max_length=1024)
     recovery_code: str = Field(min_length=1, max_length=64, description="one of the account's recovery codes")
     unbind_other_devices: StrictBool = Field(default=False, description="revoke every other device and end its session")
-
-
-# --- /account: password change, reset and deletion (SPEC §4) ---------------------------------
-
-# Checked by registration's own rule, so a new password meets what a first one must.
-NewPassword = Annotated[str, Field(max_length=1024), AfterValidator(check_password_strength)]
-
-
-class ChangePasswordRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: NewPassword
-    logout_other_sessions: StrictBool = Field(default=True, description="end every other session of the account")
-
-
-class PasswordResetRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    email: EmailStr
-
-
-class PasswordResetConfirm(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    token: str = Field(min_length=1, max_length=256, description="from the /#reset= link")
-    new_password: NewPassword
-
-
-class AcceptedResponse(BaseModel):
-    message: str

@@ -1,8 +1,10 @@
 """Recovery codes at work: a new device when every device is lost, and new codes for a logged-in
-user (SPEC §4). Both check the password under the login lockout, hence this module sits in
-login_app, above accounts and device_manager whose services it composes. No Flask here."""
+user (SPEC §4). Recovery certifies a device, hence this module sits in login_app, above accounts
+and device_manager whose services it composes; the password is checked by accounts under the
+login lockout. No Flask here."""
 from __future__ import annotations
 
+from accounts import credential_service as credentials
 from accounts import service as accounts
 from common.audit import audit
 from common.caller import Caller
@@ -10,7 +12,6 @@ from common.context import AppContext
 from common.notifier import Message
 from device_manager import service as devices
 from device_manager.models import DeviceCertificateResponse
-from login_app import service as credentials
 from login_app.models import RecoverRequest
 from session_manager import service as sessions
 
@@ -32,10 +33,10 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
         else:
             devices.store_new_device(ctx, issued, extra_writes=[redeem])
             unbound = []
-    except devices.WriteRefused:
+    except accounts.InvalidRecoveryCode:  # the code's entry was refused: used, or never one
         credentials.count_failed_attempt(ctx, username=request.username, user=user, caller=caller,
                                          result="invalid_recovery_code")
-        raise accounts.InvalidRecoveryCode() from None
+        raise
     if had_failures:
         credentials.clear_failures(ctx, username=request.username)
     audit("device_recovered", user_uuid=user.user_uuid, device_id=issued.record.device_id,

@@ -1,7 +1,7 @@
 """HTTP routes of recovery: POST /device/recover and POST /account/recovery_codes.
 
-They check the password under the login lockout, so they live above login_app's service rather
-than in the /device or /account blueprints (device_manager and accounts sit below login_app)."""
+They compose accounts and device_manager, so they live in login_app above both rather than in
+the /device or /account blueprints."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

@@ -1,40 +1,11 @@
-"""Request models of /registration and the user record."""
+"""Request and response models of /registration (the user record is accounts.models.UserRecord)."""
 from __future__ import annotations
-
-import re
-import unicodedata
-from dataclasses import dataclass
-from functools import lru_cache
 
 from pydantic import BaseModel, EmailStr, Field, RootModel, field_validator
 
+from accounts.models import check_password_strength, normalize_username
 from common.text import LoginName
 from device_manager.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
-
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
-
-
-@lru_cache(maxsize=1)
-def _common_passwords() -> frozenset[str]:
-    # zxcvbn ships a frequency list of the 30,000 most used passwords.
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS
-    return frozenset(FREQUENCY_LISTS["passwords"])
-
-
-def normalize_username(value: str) -> str:
-    """NFKC, then 3-32 of [A-Za-z0-9_.-] (SPEC §4)."""
-    name = unicodedata.normalize("NFKC", value).strip()
-    if not USERNAME_PATTERN.fullmatch(name):
-        raise ValueError("username must be 3-32 characters of letters, digits, '_', '.' or '-'")
-    return name
-
-
-def check_password_strength(value: str) -> str:
-    if not 8 <= len(value) <= 128:
-        raise ValueError("password must be 8-128 characters")
-    if value.lower() in _common_passwords():
-        raise ValueError("password is too common; choose another")
-    return value
 
 
 class NewUserRequest(DeviceKeyFields):
@@ -63,17 +34,6 @@ class RegistrationResponse(DeviceCertificateResponse):
 
 class RegistrationRequest(RootModel[NewUserRequest | PairedDeviceRequest]):
     """POST /registration/: a new user, or with `qr_code` a further device (seed-compatible)."""
-
-
-@dataclass(frozen=True)
-class UserRecord:
-    user_uuid: str
-    username: str
-    email: str
-    password_hash: str
-    created_at: str
-    locked: bool | None = None  # set by an operator (citylogin admin lock): no login, no session
-    max_concurrent_devices: int | None = None  # an operator's per-user limit over the default (0 = unlimited)
 
 
 class PairingCredentialsRequest(BaseModel):

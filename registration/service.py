@@ -4,34 +4,20 @@ from __future__ import annotations
 import uuid
 
 from accounts import service as accounts
-from common.audit import audit
+from accounts import user_service as users
+from accounts.models import UserRecord
 from common.context import AppContext
-from common.errors import Conflict, ErrorCode, NotFound
 from common.notifier import Message
 from common.timefmt import iso
 from device_manager import service as devices
-from registration.models import RegistrationResponse, UserRecord
-from registration.store import NameTaken, UserStore
-from session_manager import service as sessions
-from session_manager.models import RevokeReason
-
-
-class UsernameTaken(Conflict):
-    code, detail = ErrorCode.USERNAME_TAKEN, "This username is already taken."
-
-
-EmailTaken = accounts.EmailTaken  # one error for a taken address, at registration and at a change
-
-
-def user_store(ctx: AppContext) -> UserStore:
-    return UserStore(ctx.dynamodb, users_table=ctx.tables.users, claims_table=ctx.tables.claims)
+from registration.models import RegistrationResponse
 
 
 def register_user(ctx: AppContext, *, username: str, email: str, password: str,
                   device_name: str | None, public_key: str | None,
                   csr: str | None) -> RegistrationResponse:
     """Create the user, its primary device and its recovery codes; the username and e-mail are
-    claimed atomically."""
+    claimed atomically (UsernameTaken, EmailTaken)."""
     user_uuid = str(uuid.uuid4())
     issued = devices.issue_device(ctx, user_uuid=user_uuid, device_name=device_name, is_primary=True,
                                   public_key=public_key, csr=csr)
@@ -39,87 +25,11 @@ def register_user(ctx: AppContext, *, username: str, email: str, password: str,
                       password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()))
     recovery = accounts.first_recovery_codes(user_uuid=user_uuid)
     verification = accounts.new_verification(ctx, user_uuid=user_uuid, email=email)
-    try:
-        user_store(ctx).create(user, extra_attributes=recovery.user_attributes,
-                               extra_writes=[*devices.new_device_writes(ctx, issued.record), verification.write])
-    except NameTaken as taken:
-        raise (UsernameTaken() if taken.which == "username" else EmailTaken()) from None
+    users.create_user(ctx, user=user, extra_attributes=recovery.user_attributes,
+                      extra_writes=[*devices.new_device_writes(ctx, issued.record), verification.write])
     ctx.notifier.notify(Message(
         event="registered", user_uuid=user_uuid, email=email, subject="Welcome to citylogin",
         body=f"Your account {username} was created with the device {issued.record.device_name}."))
     ctx.notifier.notify(verification.message)
     response = devices.certificate_response(ctx, issued, message="Registration successful.")
     return RegistrationResponse(**response.model_dump(), recovery_codes=recovery.codes)
-
-
-def find_user(ctx: AppContext, *, username: str) -> UserRecord | None:
-    """The user named `username` (compared as at registration), read strongly consistent."""
-    store = user_store(ctx)
-    user_uuid = store.find_uuid_by_username(username)
-    return store.get(user_uuid) if user_uuid else None
-
-
-def get_user(ctx: AppContext, *, user_uuid: str) -> UserRecord | None:
-    return user_store(ctx).get(user_uuid)
-
-
-def update_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> None:
-    user_store(ctx).set_password_hash(user_uuid, password_hash)
-
-
-# --- operators (citylogin admin) ------------------------------------------------------------
-
-class UserNotFound(NotFound):
-    detail = "No such user."
-
-
-def lock_account(ctx: AppContext, *, user_uuid: str) -> int:
-    """Lock the account and end its sessions (reason admin, marked locked); returns how many ended.
-    The flag goes first: a login committing after it fails the flag check of its transaction
-    (`not_locked_write`), and one that committed before is in the presence read after it."""
-    if not user_store(ctx).set_locked(user_uuid, True):
-        raise UserNotFound()
-    ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.ADMIN, locked=True)
-    audit("account_locked", user_uuid=user_uuid, sessions_ended=ended)
-    return ended
-
-
-def unlock_account(ctx: AppContext, *, user_uuid: str) -> None:
-    """Let the account log in again; the sessions the lock ended stay ended."""
-    if not user_store(ctx).set_locked(user_uuid, False):
-        raise UserNotFound()
-    audit("account_unlocked", user_uuid=user_uuid)
-
-
-def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) -> None:
-    """The user's own concurrent-device limit (0 = unlimited), replacing the configured total
-    (SPEC §5); None goes back to the default. Live sessions are kept; the next login obeys it."""
-    if not user_store(ctx).set_max_concurrent_devices(user_uuid, limit):
-        raise UserNotFound()
-    audit("concurrent_limit_set", user_uuid=user_uuid, limit=limit)
-
-
-def not_locked_write(ctx: AppContext, *, user_uuid: str) -> dict:
-    """The transaction entry that refuses a login of a locked account (for open_session's extra_writes)."""
-    return user_store(ctx).not_locked_check(user_uuid)
-
-
-# --- password reset and account deletion (composed by login_app) ----------------------------
-
-def find_user_by_email(ctx: AppContext, *, email: str) -> UserRecord | None:
-    """The user whose e-mail claim is `email` (case-insensitive); an unknown address reads the
-    users table too (a uuid no user has), so known and unknown cost the same calls."""
-    store = user_store(ctx)
-    user_uuid = store.find_uuid_by_email(email)
-    user = store.get(user_uuid or str(uuid.UUID(int=0)))
-    return user if user_uuid else None
-
-
-def replace_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> bool:
-    """False if the user no longer exists."""
-    return user_store(ctx).replace_password_hash(user_uuid, password_hash)
-
-
-def delete_user(ctx: AppContext, *, user: UserRecord) -> None:
-    """Delete the users item (profile, recovery codes) and free its username and e-mail."""
-    user_store(ctx).delete(user)

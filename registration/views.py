@@ -7,8 +7,9 @@ from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import json_object, parse_body, parse_model
+from device_manager import pairing_service
 from device_manager.models import PairedDeviceRequest
-from registration import pairing_service, service
+from registration import service
 from registration.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenResponse, RegistrationInfo,
                                  RegistrationRequest, RegistrationResponse)
 from session_manager.guard import authenticate_request

@@ -6,7 +6,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
@@ -28,6 +28,16 @@ REFRESH_ATTEMPTS = 5
 REFRESH_PURPOSE = "refresh"
 
 ChooseEvictions = Callable[[list[PresenceEntry]], list[PresenceEntry]]
+
+
+@dataclass(frozen=True)
+class GuardedWrite:
+    """A TransactWriteItems entry that a domain's service hands out for another domain's
+    transaction, with the error its refused condition means (a class, or a function making
+    one). The transaction raises that error itself: no caller matches a refusal by position."""
+
+    item: dict
+    refusal: Callable[[], Exception]
 
 
 class InvalidToken(Unauthorized):
@@ -109,12 +119,14 @@ def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, iss
 
 def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
                  user_agent: str | None, choose_evictions: ChooseEvictions,
-                 extra_writes: list[dict] | None = None, presence: Presence | None = None) -> OpenedSession:
+                 extra_writes: list[GuardedWrite] | None = None, presence: Presence | None = None) -> OpenedSession:
     """Log `device_id` in. `choose_evictions(other live entries)` returns those to displace or
     raises to refuse; the presence record is rewritten only if nobody changed it meanwhile
     (`presence`, if given, is a fresh read to start from). Entries dropped as idle end their
-    sessions in the same transaction, so a session the presence stops counting is never usable."""
+    sessions in the same transaction, so a session the presence stops counting is never usable.
+    `extra_writes` commit with it; a refused one raises its own `refusal`."""
     store, rule = session_store(ctx), liveness(ctx)
+    extra = list(extra_writes or [])
     seen_since: dict[str, int] = {}  # session_id -> last_seen of sessions found in use after the read
     gone: set[str] = set()  # sessions whose records have expired away: nothing to end
     for attempt in range(OPEN_ATTEMPTS):
@@ -143,9 +155,9 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         try:
             store.open_session(before=presence, entries=kept, session=session, displaced=displaced,
                                idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
-                               by_device=device_id, extra_writes=[history, *(extra_writes or [])])
+                               by_device=device_id, extra_writes=[history, *(w.item for w in extra)])
         except ExtraWriteRefused as refused:  # count from the caller's extra_writes, not the history row
-            raise ExtraWriteRefused(refused.index - 1) from None
+            raise extra[refused.index - 1].refusal() from None
         except IdleSessionsInUse as in_use:
             # The session records are the truth: a touch may not have reached the presence entry.
             for session_id in in_use.session_ids:

@@ -11,10 +11,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from accounts import user_service as users
 from citylogin.cli import main
 from citylogin.client import CityloginError, ConcurrentLoginRequired
 from login_app import service as login_service
-from registration import service as users
 from session_manager import service as sessions
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, register_device

@@ -167,7 +167,7 @@ def test_history_cursor_decoder_survives_any_depth():
 
 
 def test_qr_decoder_survives_any_depth():
-    from registration.qr import InvalidQr, decode_payload
+    from device_manager.qr import InvalidQr, decode_payload
     with pytest.raises(InvalidQr):
         decode_payload(b64url(nested(5000)))
 
@@ -232,11 +232,13 @@ def test_booleans_must_be_json_booleans(caller):
 def test_every_request_model_has_strict_booleans():
     from pydantic import BaseModel, ValidationError
 
+    import accounts.models
     import device_manager.models
     import login_app.models
     import registration.models
     import session_manager.models
-    models = [m for module in (device_manager.models, login_app.models, registration.models, session_manager.models)
+    models = [m for module in (accounts.models, device_manager.models, login_app.models, registration.models,
+                               session_manager.models)
               for m in vars(module).values()
               if isinstance(m, type) and issubclass(m, BaseModel) and m.__name__.endswith("Request")
               and not m.__name__.startswith("Registration")]

@@ -87,7 +87,7 @@ def test_protected_request_is_exactly_one_get_item(counted):
 def test_a_locked_account_still_costs_one_get_item_per_protected_request(counted_app):
     # The lock marks the sessions it ends, so the guard answers 403 account_locked from the one
     # session read, without reading the user (SPEC §4 /account).
-    from registration import service as users
+    from accounts import user_service as users
     url, ctx, counter = counted_app
     locked, live = register_device(url), register_device(url)
     locked.login(PASSWORD)
@@ -153,7 +153,7 @@ def test_failed_login_calls_are_the_same_for_known_and_unknown_usernames(counted
     assert calls["known"] == calls["unknown"]
     assert calls["known"][("PutItem", ctx.tables.login_history)] == 1  # the known user's history row
     # ... while the unknown name's same write stores nothing.
-    from login_app.service import NO_SUCH_USER
+    from accounts.credential_service import NO_SUCH_USER
     stored = ctx.dynamodb.query(TableName=ctx.tables.login_history, KeyConditionExpression="user_uuid = :u",
                                 ExpressionAttributeValues={":u": {"S": NO_SUCH_USER.user_uuid}})
     assert stored["Items"] == []

@@ -19,7 +19,7 @@ DISTRIBUTION_OF = {"jwt": "PyJWT", "yaml": "PyYAML", "PIL": "pillow", "argon2": 
                    "flask_cors": "flask-cors", "zxingcpp": "zxing-cpp"}
 # Declared and needed, though no product module imports them.
 USED_WITHOUT_IMPORT = {"gunicorn": "the production server (Dockerfile)",
-                       "pillow": "qrcode's PNG image factory (registration/qr.py)"}
+                       "pillow": "qrcode's PNG image factory (device_manager/qr.py)"}
 
 
 def product_packages() -> list[str]:

@@ -143,7 +143,7 @@ def test_a_history_row_that_cannot_be_written_is_logged(server, monkeypatch, cap
 
     def refuse(*_, **__):
         raise RuntimeError("history table unavailable")
-    monkeypatch.setattr("login_app.service.sessions.record_attempt", refuse)
+    monkeypatch.setattr("accounts.credential_service.sessions.record_attempt", refuse)
     assert problem(post_login(client, login_body(client, WRONG)))[:2] == (401, "invalid_credentials")
     ctx.extras.pop("background").shutdown(wait=True)  # let the pool finish; the next request makes a new one
     unwritten = [r for r in caplog.records if "history row not written" in r.getMessage()]

@@ -1,19 +1,16 @@
-"""HTTP routes of the account's password and its deletion: POST /account/password,
-POST /account/password_reset(/confirm) and DELETE /account.
-
-The change and the deletion check the password under the login lockout, so they live above
-login_app's service rather than in the /account blueprint (accounts sits below login_app)."""
+"""HTTP routes of the account's password: POST /account/password and
+POST /account/password_reset(/confirm). Served by the login service (login_app/app_login.py)
+and the all-in-one app."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from accounts.models import PasswordRequest
+from accounts import password_service
+from accounts.models import AcceptedResponse, ChangePasswordRequest, PasswordResetConfirm, PasswordResetRequest
 from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
-from login_app import deletion_service, password_service
-from login_app.models import AcceptedResponse, ChangePasswordRequest, PasswordResetConfirm, PasswordResetRequest
 from session_manager.guard import current_principal, require_session
 
 bp = Blueprint("account_password", __name__, url_prefix="/account")
@@ -46,15 +43,4 @@ def request_password_reset():
 def confirm_password_reset():
     body = parse_body(PasswordResetConfirm)
     password_service.confirm_password_reset(ctx(), token=body.token, new_password=body.new_password)
-    return "", 204
-
-
-@bp.delete("")
-@require_session
-@operation("Delete the account and its data; the password is asked again", body=PasswordRequest, status=204,
-           auth=True, errors=(429,))
-def delete_account():
-    body = parse_body(PasswordRequest)
-    deletion_service.delete_account(ctx(), principal=current_principal(), password=body.password,
-                                    caller=current_caller())
     return "", 204

@@ -1,5 +1,4 @@
-"""Lockout counters (SPEC §6, §8). One-time tokens live in common/one_time_tokens.py, which
-device_manager shares for renewal challenges."""
+"""Lockout counters of failed logins, in the rate_limits table (SPEC §6, §8)."""
 from __future__ import annotations
 
 from typing import Any

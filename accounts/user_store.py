@@ -1,4 +1,5 @@
-"""The users table and the unique-name claims table (SPEC §8)."""
+"""The users table and the unique-name claims table (SPEC §8): the one place that writes the
+username and e-mail claims (accounts/email_store.py moves the e-mail claim with this key)."""
 from __future__ import annotations
 
 import unicodedata
@@ -8,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
-from registration.models import UserRecord
+from accounts.models import UserRecord
 
 
 class NameTaken(Exception):
@@ -17,6 +18,14 @@ class NameTaken(Exception):
     def __init__(self, which: str) -> None:
         super().__init__(which)
         self.which = which
+
+
+class WriteRefused(Exception):
+    """A caller's extra transaction entry failed its condition; `.index` counts from 0 in it."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 def username_claim(username: str) -> str:
@@ -40,7 +49,7 @@ class UserStore:
     def create(self, user: UserRecord, *, extra_writes: list[dict[str, Any]],
                extra_attributes: dict[str, Any] | None = None) -> None:
         """User (with `extra_attributes` of other domains on its item), username claim, e-mail
-        claim and `extra_writes` in one transaction."""
+        claim and `extra_writes` in one transaction. NameTaken, or WriteRefused for an extra entry."""
         items = [
             {"Put": {"TableName": self.users, "Item": dynamo.to_item({**asdict(user), **(extra_attributes or {})}),
                      "ConditionExpression": "attribute_not_exists(user_uuid)"}},
@@ -56,6 +65,8 @@ class UserStore:
                 raise NameTaken("username") from None
             if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
                 raise NameTaken("email") from None
+            if "ConditionalCheckFailed" in codes[3:]:
+                raise WriteRefused(codes.index("ConditionalCheckFailed", 3) - 3) from None
             raise
 
     def get(self, user_uuid: str) -> UserRecord | None:

@@ -1,11 +1,14 @@
 """Passwords after registration: a change by the logged-in user and a reset through an e-mailed
-link (SPEC §4). The change checks the current password under the login lockout, hence this
-module sits in login_app, above registration and session_manager whose services it composes."""
+link (SPEC §4). The change checks the current password under the login lockout; both end the
+account's sessions through session_manager's service."""
 from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
 
+from accounts import credential_service as credentials
+from accounts import user_service as users
+from accounts.models import ChangePasswordRequest
 from common.audit import audit
 from common.background import background
 from common.caller import Caller
@@ -13,10 +16,8 @@ from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import BadRequest, ErrorCode, NotFound, TooManyRequests
 from common.notifier import Message
+from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
-from login_app import service as credentials
-from login_app.models import ChangePasswordRequest
-from registration import service as users
 from session_manager import service as sessions
 from session_manager.models import Principal, RevokeReason
 
@@ -36,6 +37,10 @@ class InvalidResetToken(BadRequest):
 
 class AccountGone(NotFound):
     detail = "No such account."
+
+
+def token_store(ctx: AppContext) -> OneTimeTokenStore:
+    return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
 
 
 def _now(ctx: AppContext) -> int:
@@ -98,7 +103,7 @@ def _send_reset_link(ctx: AppContext, *, email: str) -> None:
     if user is None:
         return
     token = new_token(32)
-    credentials.token_store(ctx).create(digest=token_digest(token, purpose=RESET_PURPOSE), kind=RESET_KIND,
+    token_store(ctx).create(digest=token_digest(token, purpose=RESET_PURPOSE), kind=RESET_KIND,
                                         expires_epoch=_now(ctx) + RESET_TTL, data={"user_uuid": user.user_uuid})
     audit("password_reset_requested", user_uuid=user.user_uuid)
     ctx.notifier.notify(Message(
@@ -115,7 +120,7 @@ def _log_unsent(done: Future) -> None:
 def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) -> None:
     """Use up the reset token and set the new password; every session ends (reason
     password_reset), the devices stay."""
-    pending = credentials.token_store(ctx).consume(digest=token_digest(token, purpose=RESET_PURPOSE),
+    pending = token_store(ctx).consume(digest=token_digest(token, purpose=RESET_PURPOSE),
                                                    kind=RESET_KIND, now=_now(ctx))
     if pending is None:
         raise InvalidResetToken()

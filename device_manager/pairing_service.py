@@ -2,6 +2,7 @@
 redeems it with the account's credentials and gets its own certificate (SPEC §4). No Flask."""
 from __future__ import annotations
 
+from accounts import credential_service as credentials
 from common.audit import audit
 from common.caller import Caller
 from common.context import AppContext
@@ -10,12 +11,11 @@ from common.errors import ErrorCode, Forbidden, Gone, NotFound, TooManyRequests
 from common.notifier import Message
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, iso_from_epoch
+from device_manager import qr
 from device_manager import service as devices
 from device_manager.models import DeviceCertificateResponse
-from device_manager.store import WriteRefused
-from login_app import service as credentials
-from registration import qr
-from registration.pairing_store import USED, PairingTokenStore
+from device_manager.pairing_store import USED, PairingTokenStore
+from session_manager.service import GuardedWrite
 
 PURPOSE = "pairing"
 RATE_WINDOW_SECONDS = 3600
@@ -112,11 +112,10 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
                                   public_key=public_key, csr=csr)
     redeem = store.redeem_item(digest=digest, user_uuid=user.user_uuid, device_id=issued.record.device_id,
                                now=now, at=iso(ctx.now()))
-    try:
-        devices.store_new_device(ctx, issued, extra_writes=[redeem])
-    except WriteRefused:
-        # Someone redeemed it between our read and our write, or it just expired.
-        raise (PairingTokenExpired() if _now(ctx) >= record["expires_epoch"] else PairingTokenUsed()) from None
+
+    def refused() -> Exception:  # someone redeemed it between our read and our write, or it just expired
+        return PairingTokenExpired() if _now(ctx) >= record["expires_epoch"] else PairingTokenUsed()
+    devices.store_new_device(ctx, issued, extra_writes=[GuardedWrite(item=redeem, refusal=refused)])
     audit("pairing_token_redeemed", user_uuid=user.user_uuid, device_id=issued.record.device_id,
           created_by_device=record.get("created_by_device"))
     if had_failures:

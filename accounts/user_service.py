@@ -1,0 +1,109 @@
+"""Users: the record, its name claims, the operator's lock and limit, the password hash and
+the deletion of the users item (SPEC §4, §8). No Flask here."""
+from __future__ import annotations
+
+import uuid
+
+from accounts.models import UserRecord
+from accounts.service import EmailTaken
+from accounts.user_store import NameTaken, UserStore, WriteRefused
+from common.audit import audit
+from common.context import AppContext
+from common.errors import Conflict, ErrorCode, NotFound
+from session_manager import service as sessions
+from session_manager.models import RevokeReason
+from session_manager.service import GuardedWrite
+
+
+class UsernameTaken(Conflict):
+    code, detail = ErrorCode.USERNAME_TAKEN, "This username is already taken."
+
+
+class UserNotFound(NotFound):
+    detail = "No such user."
+
+
+def user_store(ctx: AppContext) -> UserStore:
+    return UserStore(ctx.dynamodb, users_table=ctx.tables.users, claims_table=ctx.tables.claims)
+
+
+def create_user(ctx: AppContext, *, user: UserRecord, extra_attributes: dict,
+                extra_writes: list[GuardedWrite]) -> None:
+    """Store the user (with `extra_attributes` on its item) and claim its username and e-mail,
+    with `extra_writes`, in one transaction: UsernameTaken, EmailTaken, or a refused write's own error."""
+    try:
+        user_store(ctx).create(user, extra_attributes=extra_attributes, extra_writes=[w.item for w in extra_writes])
+    except NameTaken as taken:
+        raise (UsernameTaken() if taken.which == "username" else EmailTaken()) from None
+    except WriteRefused as refused:
+        raise extra_writes[refused.index].refusal() from None
+
+
+def find_user(ctx: AppContext, *, username: str) -> UserRecord | None:
+    """The user named `username` (compared as at registration), read strongly consistent."""
+    store = user_store(ctx)
+    user_uuid = store.find_uuid_by_username(username)
+    return store.get(user_uuid) if user_uuid else None
+
+
+def get_user(ctx: AppContext, *, user_uuid: str) -> UserRecord | None:
+    return user_store(ctx).get(user_uuid)
+
+
+def update_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> None:
+    user_store(ctx).set_password_hash(user_uuid, password_hash)
+
+
+# --- operators (citylogin admin) ------------------------------------------------------------
+
+def lock_account(ctx: AppContext, *, user_uuid: str) -> int:
+    """Lock the account and end its sessions (reason admin, marked locked); returns how many ended.
+    The flag goes first: a login committing after it fails the flag check of its transaction
+    (`not_locked_write`), and one that committed before is in the presence read after it."""
+    if not user_store(ctx).set_locked(user_uuid, True):
+        raise UserNotFound()
+    ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.ADMIN, locked=True)
+    audit("account_locked", user_uuid=user_uuid, sessions_ended=ended)
+    return ended
+
+
+def unlock_account(ctx: AppContext, *, user_uuid: str) -> None:
+    """Let the account log in again; the sessions the lock ended stay ended."""
+    if not user_store(ctx).set_locked(user_uuid, False):
+        raise UserNotFound()
+    audit("account_unlocked", user_uuid=user_uuid)
+
+
+def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) -> None:
+    """The user's own concurrent-device limit (0 = unlimited), replacing the configured total
+    (SPEC §5); None goes back to the default. Live sessions are kept; the next login obeys it."""
+    if not user_store(ctx).set_max_concurrent_devices(user_uuid, limit):
+        raise UserNotFound()
+    audit("concurrent_limit_set", user_uuid=user_uuid, limit=limit)
+
+
+def not_locked_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:
+    """The transaction entry that refuses a login of a locked account (for open_session's
+    extra_writes); its refusal is AccountLocked."""
+    return GuardedWrite(item=user_store(ctx).not_locked_check(user_uuid), refusal=sessions.AccountLocked)
+
+
+# --- password reset and account deletion ----------------------------------------------------
+
+def find_user_by_email(ctx: AppContext, *, email: str) -> UserRecord | None:
+    """The user whose e-mail claim is `email` (case-insensitive); an unknown address reads the
+    users table too (a uuid no user has), so known and unknown cost the same calls."""
+    store = user_store(ctx)
+    user_uuid = store.find_uuid_by_email(email)
+    user = store.get(user_uuid or str(uuid.UUID(int=0)))
+    return user if user_uuid else None
+
+
+def replace_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> bool:
+    """False if the user no longer exists."""
+    return user_store(ctx).replace_password_hash(user_uuid, password_hash)
+
+
+def delete_user(ctx: AppContext, *, user: UserRecord) -> None:
+    """Delete the users item (profile, recovery codes) and free its username and e-mail."""
+    user_store(ctx).delete(user)

@@ -1,0 +1,170 @@
+"""The package graph points one way (STYLE "The house"): no cycle between the product's packages,
+every arrow toward the floor in the order below, no domain reaching into another domain's store,
+and every product module imports alone, in a fresh interpreter, whatever was imported before."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_PRODUCT = {"tests", "bench", "scripts", "docs"}
+# Each package may import only those to its left.
+ORDER = ["common", "session_manager", "accounts", "device_manager", "registration", "login_app", "citylogin"]
+
+
+def product_packages(root: Path) -> list[str]:
+    return sorted(p.parent.name for p in root.glob("*/__init__.py") if p.parent.name not in NOT_PRODUCT)
+
+
+def imported_names(path: Path) -> list[str]:
+    """Absolute imports of a file: modules, and module.name for each name of a from-import."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return names
+
+
+def is_store(module: str) -> bool:
+    parts = module.split(".")
+    return len(parts) > 1 and (parts[1] == "store" or parts[1].endswith("_store"))
+
+
+def package_graph(root: Path) -> tuple[dict[str, set[str]], list[str]]:
+    """(package -> packages it imports, "file: module" of each reach into another domain's store)."""
+    packages = product_packages(root)
+    edges: dict[str, set[str]] = {p: set() for p in packages}
+    reaches = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            for name in imported_names(path):
+                top = name.split(".")[0]
+                if top not in edges or top == package:
+                    continue
+                edges[package].add(top)
+                if is_store(name) and top != "common" and package != "citylogin":
+                    reaches.append(f"{path.relative_to(root)}: {name}")
+    return edges, sorted(set(reaches))
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Packages that reach themselves through others, each cycle once (as its sorted members)."""
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+    reach = {p: reachable(p) for p in edges}
+    found = {tuple(sorted(q for q in reach[p] if p in reach[q])) for p in edges if p in reach[p]}
+    return [list(c) for c in sorted(found)]
+
+
+def against_the_order(edges: dict[str, set[str]]) -> list[str]:
+    rank = {p: i for i, p in enumerate(ORDER)}
+    return sorted(f"{p} -> {q}" for p, targets in edges.items() for q in targets
+                  if p in rank and q in rank and rank[q] >= rank[p])
+
+
+def test_the_package_graph_points_one_way():
+    edges, reaches = package_graph(ROOT)
+    assert set(ORDER) <= set(edges), "a package of the order is missing"
+    assert cycles(edges) == []
+    assert against_the_order(edges) == []
+    assert edges["common"] == set(), "common imports no domain"
+    assert reaches == [], "a domain uses another only through its service module"
+
+
+def test_the_checks_catch_a_cycle_and_a_store_reach(tmp_path):
+    # The tree before accounts got its own home: login_app and registration needed each other,
+    # and pairing reached into device_manager's store.
+    files = {"common/errors.py": "",
+             "device_manager/store.py": "from common import errors\n",
+             "device_manager/views.py": "from registration import pairing_service\n",
+             "registration/pairing_service.py": "from device_manager.store import WriteRefused\n"
+                                                "from login_app import service\n",
+             "login_app/service.py": "from registration import service as users\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).parent.joinpath("__init__.py").touch()
+        (tmp_path / name).write_text(text)
+    edges, reaches = package_graph(tmp_path)
+    assert cycles(edges) == [["device_manager", "login_app", "registration"]]
+    assert against_the_order(edges) == ["device_manager -> registration", "registration -> login_app"]
+    assert reaches == ["registration/pairing_service.py: device_manager.store",
+                       "registration/pairing_service.py: device_manager.store.WriteRefused"]
+
+
+def product_modules() -> list[str]:
+    modules = []
+    for package in ORDER:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__main__":  # importing it runs the program
+                continue
+            modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return modules
+
+
+# A fresh interpreter per module costs a second or more of third-party imports each (boto3,
+# cryptography, pydantic), over a minute for all. So each of two interpreters imports the
+# third-party modules the product imports, and nothing of the product, then forks a child per
+# product module: each child starts with no product module loaded and imports its one.
+FORK_EACH = r"""
+import importlib, os, sys, traceback
+for name in sys.argv[1].split(","):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+assert not [m for m in sys.modules if m.split(".")[0] in sys.argv[3].split(",")], "product module preloaded"
+failed = 0
+for module in sys.argv[2].split(","):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            importlib.import_module(module)
+        except BaseException:
+            print(f"--- {module} does not import alone:", traceback.format_exc(), sep="\n", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(1)
+        os._exit(0)
+    failed += os.waitpid(pid, 0)[1] != 0
+sys.exit(1 if failed else 0)
+"""
+
+
+def third_party_modules(modules: list[str]) -> list[str]:
+    product = set(product_packages(ROOT))
+    names = set()
+    for module in modules:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        path = path if path.exists() else ROOT / module.replace(".", "/") / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return sorted(n for n in names if n.split(".")[0] not in product)
+
+
+def _import_each_alone(modules: list[str], preload: list[str]) -> str | None:
+    done = subprocess.run([sys.executable, "-c", FORK_EACH, ",".join(preload), ",".join(modules),
+                           ",".join(product_packages(ROOT))], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return None if done.returncode == 0 else done.stderr.strip()[-8000:] or f"exit {done.returncode}"
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter():
+    modules = product_modules()
+    assert "accounts.credential_service" in modules and "common" in modules
+    preload = third_party_modules(modules)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = [f for f in pool.map(_import_each_alone, [modules[0::2], modules[1::2]], [preload] * 2) if f]
+    assert not failures, "\n\n".join(failures)
