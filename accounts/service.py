@@ -17,7 +17,7 @@ from common.errors import (BadRequest, Conflict, ErrorCode, NotFound, StorageUna
                            Unauthorized)
 from common.notifier import Message
 from common.rate_limits import RateLimitStore
-from session_manager.service import GuardedWrite
+from common.guarded_write import GuardedWrite
 
 PURPOSE = "recovery"
 CODE_COUNT = 10

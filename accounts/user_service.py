@@ -10,9 +10,9 @@ from accounts.user_store import NameTaken, UserStore, WriteRefused
 from common.audit import audit
 from common.context import AppContext
 from common.errors import Conflict, ErrorCode, NotFound
+from common.guarded_write import GuardedWrite
 from session_manager import service as sessions
 from session_manager.models import RevokeReason
-from session_manager.service import GuardedWrite
 
 
 class UsernameTaken(Conflict):

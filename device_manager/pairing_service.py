@@ -11,11 +11,11 @@ from common.errors import ErrorCode, Forbidden, Gone, NotFound, TooManyRequests
 from common.notifier import Message
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, iso_from_epoch
+from common.guarded_write import GuardedWrite
 from device_manager import qr
 from device_manager import service as devices
 from device_manager.models import DeviceCertificateResponse
 from device_manager.pairing_store import USED, PairingTokenStore
-from session_manager.service import GuardedWrite
 
 PURPOSE = "pairing"
 RATE_WINDOW_SECONDS = 3600

@@ -17,13 +17,13 @@ from common.crypto import (CryptoInputError, digests_equal, generate_device_key,
 from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, StorageUnavailable, Unauthorized
 from common.notifier import Message
 from common.timefmt import iso, parse_iso
+from common.guarded_write import GuardedWrite
 from device_manager.models import (DEVICE_STATUS_ACTIVE, REASON_UNBOUND, DeviceCertificateResponse, DeviceList,
                                    DeviceRecord, DeviceView, IssuedDevice, RevokedCertificateRecord)
 from device_manager.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
                                   WriteRefused)
 from session_manager import service as sessions
 from session_manager.models import RevokeReason
-from session_manager.service import GuardedWrite
 
 
 def device_store(ctx: AppContext) -> DeviceStore:

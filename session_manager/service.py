@@ -6,7 +6,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
@@ -16,6 +16,7 @@ from common.crypto import digests_equal, keyed_token, token_digest
 from common.errors import ErrorCode, Forbidden, InvalidField, NotFound, ServiceUnavailable, Unauthorized
 from common.jwt_keys import TokenError
 from common.timefmt import iso
+from common.guarded_write import GuardedWrite
 from session_manager.events import SessionWatcher
 from session_manager.history_store import BadCursor, HistoryStore
 from session_manager.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
@@ -28,16 +29,6 @@ REFRESH_ATTEMPTS = 5
 REFRESH_PURPOSE = "refresh"
 
 ChooseEvictions = Callable[[list[PresenceEntry]], list[PresenceEntry]]
-
-
-@dataclass(frozen=True)
-class GuardedWrite:
-    """A TransactWriteItems entry that a domain's service hands out for another domain's
-    transaction, with the error its refused condition means (a class, or a function making
-    one). The transaction raises that error itself: no caller matches a refusal by position."""
-
-    item: dict
-    refusal: Callable[[], Exception]
 
 
 class InvalidToken(Unauthorized):
