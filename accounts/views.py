@@ -2,7 +2,7 @@
 
 The password routes are in password_views.py. POST /account/recovery_codes sits beside
 POST /device/recover in login_app/recovery_views.py, and DELETE /account, which revokes the
-devices too, in login_app/deletion_views.py (both above device_manager)."""
+devices too, in login_app/account_views.py (both above device_manager)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

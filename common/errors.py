@@ -66,6 +66,7 @@ class ErrorCode(str, Enum):
     RECOVERY_CODES_CHANGED = "recovery_codes_changed"
     INVALID_VERIFICATION_TOKEN = "invalid_verification_token"
     INVALID_RESET_TOKEN = "invalid_reset_token"
+    INVALID_NOT_ME_TOKEN = "invalid_not_me_token"
 
 
 class ApiError(Exception):

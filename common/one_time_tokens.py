@@ -16,10 +16,16 @@ class OneTimeTokenStore:
         self.client, self.table = client, table
 
     def create(self, *, digest: str, kind: str, expires_epoch: int, data: dict[str, Any] | None = None) -> None:
+        self.client.put_item(**self.create_item(digest=digest, kind=kind, expires_epoch=expires_epoch,
+                                                data=data)["Put"])
+
+    def create_item(self, *, digest: str, kind: str, expires_epoch: int,
+                    data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The same creation as a TransactWriteItems entry, for another write's transaction."""
         item = {"token_digest": digest, "kind": kind, "expires_epoch": expires_epoch,
                 dynamo.TTL_ATTRIBUTE: expires_epoch, **(data or {})}
-        self.client.put_item(TableName=self.table, Item=dynamo.to_item(item),
-                             ConditionExpression="attribute_not_exists(token_digest)")
+        return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item),
+                        "ConditionExpression": "attribute_not_exists(token_digest)"}}
 
     def consume(self, *, digest: str, kind: str, now: int) -> dict[str, Any] | None:
         """Delete and return the token if it exists, is of `kind` and unexpired; else None."""

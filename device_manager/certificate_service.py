@@ -23,7 +23,7 @@ from device_manager.store import DeviceChanged
 
 RENEW_PURPOSE = "citylogin-renew:"  # the current key signs this prefix + the challenge
 CRL_VALIDITY = timedelta(hours=24)  # its nextUpdate: at most 24 h ahead (SPEC §4)
-CRL_CACHE_TIME = timedelta(seconds=60)
+CRL_CACHE_TIME = timedelta(seconds=15)  # crl-sync every 30 s: an unbind reaches nginx within a minute
 CRL_REASONS = {REASON_UNBOUND: x509.ReasonFlags.cessation_of_operation,
                REASON_SUPERSEDED: x509.ReasonFlags.superseded}
 

@@ -71,6 +71,7 @@ class DeviceCertificateResponse(BaseModel):
     client_cert: str = Field(description="base64 of the certificate PEM")
     fingerprint: str
     ca_cert: str
+    cert_expires_at: str = Field(description="when the certificate ends (ISO 8601, UTC); renew before it")
     private_key: str | None = Field(default=None, description="only when the server generated the key")
     message: str
 
@@ -151,3 +152,16 @@ class ForcedLogout(BaseModel):
 class UnboundDevice(BaseModel):
     device_id: str
     status: str = DEVICE_STATUS_REVOKED
+
+
+class NotMeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    token: str = Field(min_length=1, max_length=256, description='from the "/#not-me=" link of a message')
+    end_all_sessions: StrictBool = Field(default=False, description="also end every other session of the account")
+
+
+class NotMeResult(BaseModel):
+    device_id: str
+    device_name: str
+    device_removed: bool = Field(description="false if the device had already been removed")
+    sessions_ended: int = Field(description="other sessions ended because end_all_sessions was asked")

@@ -3,6 +3,7 @@ redeems it with the account's credentials and gets its own certificate (SPEC §4
 from __future__ import annotations
 
 from accounts import credential_service as credentials
+from accounts import user_service as users
 from common.audit import audit
 from common.caller import Caller
 from common.context import AppContext
@@ -12,10 +13,11 @@ from common.notifier import Message
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, iso_from_epoch
 from common.guarded_write import GuardedWrite
-from device_manager import qr
+from device_manager import not_me_service, qr
 from device_manager import service as devices
 from device_manager.models import DeviceCertificateResponse
 from device_manager.pairing_store import USED, PairingTokenStore
+from session_manager import service as sessions
 
 PURPOSE = "pairing"
 RATE_WINDOW_SECONDS = 3600
@@ -105,6 +107,8 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
                                                           caller=caller)
     if payload_uuid != user.user_uuid:
         raise PairingUserMismatch()
+    if user.locked:  # an operator's lock stops new devices too; the transaction re-checks it
+        raise sessions.AccountLocked()
     digest, now = token_digest(token, purpose=PURPOSE), _now(ctx)
     store = pairing_store(ctx)
     record = _redeemable(store.get(digest), user_uuid=user.user_uuid, now=now)
@@ -115,13 +119,15 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
 
     def refused() -> Exception:  # someone redeemed it between our read and our write, or it just expired
         return PairingTokenExpired() if _now(ctx) >= record["expires_epoch"] else PairingTokenUsed()
-    devices.store_new_device(ctx, issued, extra_writes=[GuardedWrite(item=redeem, refusal=refused)])
+    not_me = not_me_service.new_link(ctx, user_uuid=user.user_uuid, device_id=issued.record.device_id)
+    devices.store_new_device(ctx, issued, extra_writes=[GuardedWrite(item=redeem, refusal=refused), not_me.write,
+                                                        users.not_locked_write(ctx, user_uuid=user.user_uuid)])
     audit("pairing_token_redeemed", user_uuid=user.user_uuid, device_id=issued.record.device_id,
           created_by_device=record.get("created_by_device"))
     if had_failures:
         credentials.clear_failures(ctx, username=username)
     ctx.notifier.notify(Message(
         event="new_device", user_uuid=user.user_uuid, email=user.email, subject="A new device was added",
-        body=f"The device {issued.record.device_name} was added to your account. If this was not you, "
-             f"remove it from the device list and change your password."))
+        body=f"The device {issued.record.device_name} was added to your account.\n\n"
+             f"Wasn't you? This link removes that device (valid 7 days); then change your password:\n{not_me.url}"))
     return devices.certificate_response(ctx, issued, message="Device registered.")

@@ -81,7 +81,8 @@ def certificate_response(ctx: AppContext, issued: IssuedDevice, *, message: str)
     return DeviceCertificateResponse(
         uuid=record.user_uuid, device_id=record.device_id, device_name=record.device_name,
         client_cert=base64.b64encode(record.cert_pem.encode()).decode(), fingerprint=record.fingerprint,
-        ca_cert=ctx.ca.certificate_pem(), private_key=issued.private_key_pem, message=message)
+        ca_cert=ctx.ca.certificate_pem(), cert_expires_at=record.cert_expires_at, private_key=issued.private_key_pem,
+        message=message)
 
 
 class CertificateMismatch(Unauthorized):
@@ -311,7 +312,7 @@ def _revoke(ctx: AppContext, record: DeviceRecord, *, keep_at_least: int) -> Non
     raise DeviceBusy()
 
 
-def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str, confirm_last: bool) -> None:
+def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str | None, confirm_last: bool) -> None:
     """Revoke the device's certificate for good (into the CRL) and end its session (reason
     device_unbound). The device is revoked first, so a login racing this cannot outlive it."""
     record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)

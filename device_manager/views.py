@@ -28,9 +28,9 @@ def ca_certificate():
 @operation("The CA-signed CRL of revoked and superseded device certificates (PEM)",
            media_type="application/x-pem-file")
 def crl():
-    # Cached up to 60 s here; let other caches keep it no longer than that.
+    # Cached up to 15 s here (CRL_CACHE_TIME); let other caches keep it no longer than that.
     return Response(certificate_service.current_crl_pem(ctx()), mimetype="application/x-pem-file",
-                    headers={"Cache-Control": "public, max-age=60"})
+                    headers={"Cache-Control": "public, max-age=15"})
 
 
 @bp.post("/renew")

@@ -19,6 +19,7 @@ from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso_from_epoch
 from device_manager import concurrency_policy
+from device_manager import not_me_service
 from device_manager import service as devices
 from device_manager.models import DEVICE_STATUS_ACTIVE, DeviceRecord
 from login_app.models import LoginRequest, LoginResponse
@@ -163,6 +164,11 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
 
     # A lock or an unbind that commits while deciding refuses its entry: AccountLocked, DeviceRevoked.
     extra_writes = [devices.login_recorded_write(ctx, device), users.not_locked_write(ctx, user_uuid=user.user_uuid)]
+    # A device's first sign-in is reported with a "Wasn't you?" link, stored with the session.
+    not_me = not_me_service.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) \
+        if device.last_login_at is None else None
+    if not_me:
+        extra_writes.append(not_me.write)
 
     try:
         opened = sessions.open_session(
@@ -179,7 +185,7 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
                                    caller=caller)
         raise
     _audit_login(user=user, device=device, caller=caller, opened=opened)
-    _notify(ctx, user=user, device=device, opened=opened)
+    _notify(ctx, user=user, device=device, opened=opened, not_me=not_me)
     return _response(ctx, opened, device)
 
 
@@ -207,11 +213,13 @@ def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> L
         evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in opened.evicted])
 
 
-def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, opened: OpenedSession) -> None:
-    if device.last_login_at is None:
-        ctx.notifier.notify(Message(event="new_sign_in", user_uuid=user.user_uuid, email=user.email,
-                                    subject="New sign-in to your account",
-                                    body=f"Your device {device.device_name} signed in for the first time."))
+def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, opened: OpenedSession,
+            not_me: not_me_service.NotMeLink | None) -> None:
+    if not_me:
+        ctx.notifier.notify(Message(
+            event="new_sign_in", user_uuid=user.user_uuid, email=user.email, subject="New sign-in to your account",
+            body=f"Your device {device.device_name} signed in for the first time.\n\n"
+                 f"Wasn't you? This link removes that device and ends its session (valid 7 days):\n{not_me.url}"))
     for evicted in opened.evicted:
         ctx.notifier.notify(Message(event="forced_logout", user_uuid=user.user_uuid, email=user.email,
                                     subject="A device was logged out",

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from accounts import user_service as users
 from citylogin.cli import main
-from citylogin.client import CityloginError, ConcurrentLoginRequired
+from citylogin.client import Client, CityloginError, ConcurrentLoginRequired
 from login_app import service as login_service
 from session_manager import service as sessions
 from tests.support.fixtures import problem
@@ -220,3 +220,19 @@ def test_an_unknown_user_is_one_line(start):
     url, ctx, env = start()
     result = admin(env, "lock", "nobody-here", ok=False)
     assert "no user named" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_locked_account_pairs_no_new_device(start):
+    url, _, env = start(max_concurrent_devices=2)
+    first = register_device(url)
+    first.login(PASSWORD)
+    qr_code = first.request_pairing()["qr_code"]   # shown before the lock
+    admin(env, "lock", first.key_file.username)
+    second = Client(url)
+    with pytest.raises(CityloginError) as refused:
+        second.pair(qr_code, username=first.key_file.username, password=PASSWORD)
+    assert (refused.value.status, refused.value.code) == (403, "account_locked")
+    admin(env, "unlock", first.key_file.username)
+    second.pair(qr_code, username=first.key_file.username, password=PASSWORD)  # nothing was used up
+    first.login(PASSWORD)
+    assert len(first.get_json("/device/list")["devices"]) == 2  # and nothing half-written by the refusal

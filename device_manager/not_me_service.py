@@ -1,0 +1,70 @@
+""""Wasn't you?": the "new sign-in" and "new device" messages carry a link that removes that
+device in one click (POST /account/not_me). The link's token is single-use, lives 7 days and
+is stored only as its digest; it is written in the same transaction as the event it reports."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.audit import audit
+from common.context import AppContext
+from common.crypto import new_token, token_digest
+from common.errors import BadRequest, ErrorCode, StorageUnavailable
+from common.guarded_write import GuardedWrite
+from common.one_time_tokens import OneTimeTokenStore
+from device_manager import service as devices
+from device_manager.models import DEVICE_STATUS_ACTIVE, NotMeResult
+from session_manager import service as sessions
+from session_manager.models import RevokeReason
+
+KIND = "not_me"
+PURPOSE = "not-me"
+TTL_SECONDS = 7 * 86400
+
+
+class InvalidNotMeToken(BadRequest):
+    code, detail = ErrorCode.INVALID_NOT_ME_TOKEN, "This link is unknown, already used or expired."
+
+
+@dataclass(frozen=True)
+class NotMeLink:
+    write: GuardedWrite  # to commit with the sign-in or the new device it reports
+    url: str
+
+
+def _store(ctx: AppContext) -> OneTimeTokenStore:
+    return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
+
+
+def _now(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+def new_link(ctx: AppContext, *, user_uuid: str, device_id: str) -> NotMeLink:
+    token = new_token()
+    item = _store(ctx).create_item(digest=token_digest(token, purpose=PURPOSE), kind=KIND,
+                                   expires_epoch=_now(ctx) + TTL_SECONDS,
+                                   data={"user_uuid": user_uuid, "device_id": device_id})
+    # A refused put is a digest already stored: a collision of random tokens, worth a retry.
+    return NotMeLink(write=GuardedWrite(item=item, refusal=StorageUnavailable),
+                     url=f"{ctx.settings.public_url.rstrip('/')}/#not-me={token}")
+
+
+def remove_device(ctx: AppContext, *, token: str, end_all_sessions: bool) -> NotMeResult:
+    """Use up the link's token, unbind its device (certificate into the CRL, session ended with
+    reason device_unbound; even the account's last device: the person says it is not theirs) and,
+    if asked, end every other session of the account (remote_logout)."""
+    pending = _store(ctx).consume(digest=token_digest(token, purpose=PURPOSE), kind=KIND, now=_now(ctx))
+    if pending is None:
+        raise InvalidNotMeToken()
+    user_uuid, device_id = pending["user_uuid"], pending["device_id"]
+    record = devices.device_store(ctx).get(user_uuid=user_uuid, device_id=device_id)
+    if record is None:  # the account or the device is gone: nothing left to remove
+        raise InvalidNotMeToken()
+    removed = record.status == DEVICE_STATUS_ACTIVE
+    if removed:
+        devices.unbind(ctx, user_uuid=user_uuid, device_id=device_id, by_device=None, confirm_last=True)
+    ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.REMOTE_LOGOUT) \
+        if end_all_sessions else 0
+    audit("not_me", user_uuid=user_uuid, device_id=device_id, device_removed=removed, sessions_ended=ended)
+    return NotMeResult(device_id=device_id, device_name=record.device_name, device_removed=removed,
+                       sessions_ended=ended)
