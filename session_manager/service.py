@@ -334,9 +334,13 @@ def end_all_sessions(ctx: AppContext, *, user_uuid: str, reason: str, locked: bo
 def erase_user_records(ctx: AppContext, *, user_uuid: str) -> None:
     """Delete the user's presence record and login history (account deletion, after
     end_all_sessions). The ended session records stay until their TTL, so that an old token
-    still meets 401 session_revoked with the reason account_deleted."""
-    session_store(ctx).delete_presence(user_uuid)
+    still meets 401 session_revoked with the reason account_deleted, but without the IP
+    addresses and user agents they kept."""
+    store = session_store(ctx)
+    store.delete_presence(user_uuid)
     history_store(ctx).delete_all(user_uuid)
+    for session in store.list_for_user(user_uuid):
+        store.forget_client_details(session.session_id)
 
 
 def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reason: str,

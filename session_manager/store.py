@@ -86,6 +86,16 @@ class SessionStore:
         """Forget the user's presence record (account deletion; its sessions are ended first)."""
         self.client.delete_item(TableName=self.presence, Key={"user_uuid": {"S": user_uuid}})
 
+    def forget_client_details(self, session_id: str) -> None:
+        """Drop the IP address and user agent from an ended session's record (account deletion)."""
+        try:
+            self.client.update_item(TableName=self.sessions, Key={"session_id": {"S": session_id}},
+                                    UpdateExpression="REMOVE ip, user_agent",
+                                    ConditionExpression="attribute_exists(session_id)")
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):  # expired away meanwhile: nothing to forget
+                raise
+
     def list_for_user(self, user_uuid: str) -> list[SessionRecord]:
         """The user's sessions, newest first, from the user index (eventually consistent)."""
         records, start = [], None

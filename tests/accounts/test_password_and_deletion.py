@@ -157,6 +157,11 @@ def test_deleting_the_account_frees_the_names_and_revokes_the_certificates(make_
                                   ExpressionAttributeNames={"#k": key},
                                   ExpressionAttributeValues={":u": {"S": user_uuid}})["Items"]
         assert left == [], table
+    for client in (first, second):  # kept for the 401 account_deleted, without the client's details
+        record = ctx.dynamodb.get_item(TableName=ctx.tables.sessions, ConsistentRead=True,
+                                       Key={"session_id": {"S": client.session_id}})["Item"]
+        assert record["revoked_reason"]["S"] == "account_deleted"
+        assert "ip" not in record and "user_agent" not in record, sorted(record)
 
     again = Client(url)
     again.register(username=username, email=f"{username}@example.com", password=PASSWORD)
