@@ -61,44 +61,57 @@ class LoadRound:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
 
-def _worker(url: str, headers: dict[str, str], start: threading.Barrier, stop_at: list[float],
+def _worker(call: Callable[[], bool], start: threading.Barrier, stop_at: list[float],
             max_requests: int, result: LoadRound, lock: threading.Lock) -> None:
     latencies, errors = [], 0
-    with local_session() as http:
-        start.wait()
-        for _ in range(max_requests):
-            if time.monotonic() >= stop_at[0]:
-                break
-            begin = time.perf_counter()
-            try:
-                ok = http.get(url, headers=headers, timeout=10).status_code == 200
-            except requests.RequestException:
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - begin)
-            else:
-                errors += 1
+    start.wait()
+    for _ in range(max_requests):
+        if time.monotonic() >= stop_at[0]:
+            break
+        begin = time.perf_counter()
+        try:
+            ok = call()
+        except (requests.RequestException, RuntimeError, KeyError, ValueError):
+            ok = False
+        if ok:
+            latencies.append(time.perf_counter() - begin)
+        else:
+            errors += 1
     with lock:
         result.latencies.extend(latencies)
         result.errors += errors
 
 
-def closed_loop(url: str, *, headers: dict[str, str] | None = None, threads: int = 8,
-                seconds: float = 10.0, max_requests_per_thread: int = 200_000) -> LoadRound:
-    """`threads` clients each sending the next GET as soon as the previous one answered."""
+def closed_loop_calls(calls: list[Callable[[], bool]], *, seconds: float,
+                      max_requests_per_thread: int = 200_000) -> LoadRound:
+    """One thread per callable, each calling again as soon as the previous call returned; a call
+    returns True for a success. Its latency counts only then."""
     result, lock = LoadRound(), threading.Lock()
     stop_at = [0.0]
-    # The last party (this thread) sets the deadline once every worker has its session ready.
-    start = threading.Barrier(threads + 1)
+    # The last party (this thread) sets the deadline once every worker is ready.
+    start = threading.Barrier(len(calls) + 1)
     pool = [threading.Thread(target=_worker, daemon=True,
-                             args=(url, headers or {}, start, stop_at, max_requests_per_thread, result, lock))
-            for _ in range(threads)]
+                             args=(call, start, stop_at, max_requests_per_thread, result, lock))
+            for call in calls]
     for thread in pool:
         thread.start()
     began = time.monotonic()
     stop_at[0] = began + seconds
     start.wait(timeout=30)
     for thread in pool:
-        thread.join(timeout=seconds + 30)
+        thread.join(timeout=seconds + 60)
     result.elapsed = time.monotonic() - began
     return result
+
+
+def _getter(url: str, headers: dict[str, str]) -> Callable[[], bool]:
+    http = local_session()
+    return lambda: http.get(url, headers=headers, timeout=10).status_code == 200
+
+
+def closed_loop(url: str, *, headers: dict[str, str] | None = None, threads: int = 8,
+                seconds: float = 10.0, max_requests_per_thread: int = 200_000) -> LoadRound:
+    """`threads` clients, each with its keep-alive session, sending the next GET as soon as the
+    previous one answered."""
+    return closed_loop_calls([_getter(url, headers or {}) for _ in range(threads)], seconds=seconds,
+                             max_requests_per_thread=max_requests_per_thread)

@@ -3,6 +3,7 @@ both against an in-memory DynamoDB Local, all on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -18,10 +19,20 @@ from common.dynamodb_local import free_port
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 LOCALHOST_ONLY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+METRICS_TOKEN = "bench-metrics-" + secrets.token_hex(8)
+# Saturation loops log in far more often than a person would, and one user pairs dozens of devices:
+# the per-IP challenge limit, the pairing-token limit and the device limit would answer 429/403.
+# Settings an older checkout does not know are ignored (only known CITYLOGIN_ names are read).
+RAISED_LIMITS = {"CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP": "1000000000",
+                 "CITYLOGIN_PAIRING_TOKENS_PER_HOUR": "1000000000",
+                 "CITYLOGIN_MAX_REGISTERED_DEVICES": "1000",
+                 "CITYLOGIN_LOGIN_MAX_FAILURES": "1000000000",
+                 "CITYLOGIN_LOGIN_MAX_FAILURES_PER_IP": "1000000000"}
 
 
 def app_environment(*, endpoint_url: str, data_dir: Path) -> dict[str, str]:
-    """The server's environment: default Argon2id parameters, force policy so re-logins never 409."""
+    """The server's environment: default Argon2id parameters, force policy so re-logins never 409,
+    GET /metrics open to METRICS_TOKEN, the rate limits of RAISED_LIMITS raised."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
     env.update(LOCALHOST_ONLY)
     env.update({
@@ -30,6 +41,8 @@ def app_environment(*, endpoint_url: str, data_dir: Path) -> dict[str, str]:
         "CITYLOGIN_TABLE_PREFIX": "bench_",
         "CITYLOGIN_LOG_LEVEL": "WARNING",
         "CITYLOGIN_CONCURRENCY_POLICY": "force",
+        "CITYLOGIN_METRICS_TOKEN": METRICS_TOKEN,
+        **RAISED_LIMITS,
     })
     return env
 
@@ -78,13 +91,19 @@ def _stop(process: subprocess.Popen) -> None:
 class RunningApp:
     base_url: str
     pid: int  # the gunicorn master; the workers are its children
+    workers: int
 
 
 @contextmanager
 def gunicorn_app(env: dict[str, str], *, log_path: Path, workers: int = 2, threads: int = 8,
                  ready_timeout: float = 60) -> Iterator[RunningApp]:
-    """`citylogin.app:create_app()` under gunicorn gthread on a free port; stopped on exit."""
+    """`citylogin.app:create_app()` under gunicorn gthread on a free port; stopped on exit. Its
+    workers share one prometheus_client multiprocess directory (its own, next to the log), so a
+    scrape of GET /metrics counts the calls of every worker."""
     port = free_port()
+    metrics_dir = log_path.with_suffix(".metrics")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     command = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--threads", str(threads), "--worker-class", "gthread", "citylogin.app:create_app()"]
     with open(log_path, "wb") as log:
@@ -93,7 +112,7 @@ def gunicorn_app(env: dict[str, str], *, log_path: Path, workers: int = 2, threa
     try:
         base_url = f"http://127.0.0.1:{port}"
         _wait_ready(base_url, process, log_path, ready_timeout)
-        yield RunningApp(base_url=base_url, pid=process.pid)
+        yield RunningApp(base_url=base_url, pid=process.pid, workers=workers)
     except BaseException:
         _stop(process)
         print(f"--- gunicorn log (tail) ---\n{_tail(log_path)}", file=sys.stderr)

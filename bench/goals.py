@@ -1,0 +1,112 @@
+"""The goals of issue 12 as rows: figure | value | goal | MET/MISSED (or info), each measured in
+this run against this run's own baselines."""
+from __future__ import annotations
+
+from typing import Callable
+
+LOGIN_OVERHEAD_MS = 15.0
+ME_OVERHEAD_MS = 1.0
+FLAT = (0.8, 1.2)  # ±20 %
+
+
+def _row(figure: str, value, unit: str, goal: str, met: Callable[[float], bool] | None) -> dict:
+    if value is None:
+        status = "n/a"
+    elif met is None:
+        status = "info"
+    else:
+        status = "MET" if met(value) else "MISSED"
+    return {"figure": figure, "value": value, "unit": unit, "goal": goal, "status": status}
+
+
+def _get(tree: dict, *path):
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def login_rows(r: dict) -> list[dict]:
+    return [_row("POST /login/ p50 - Argon2id verify (paired)", _get(r, "login_post_minus_verify_paired", "p50"),
+                 "ms", f"<= {LOGIN_OVERHEAD_MS:g} ms", lambda v: v <= LOGIN_OVERHEAD_MS)]
+
+
+def dynamodb_rows(r: dict) -> list[dict]:
+    calls = r.get("dynamodb_calls", {})
+    per = lambda kind: _get(calls, kind, "per_request")  # noqa: E731
+    return [
+        _row("DynamoDB calls: POST /login/challenge", per("challenge"), "calls", "(part of login)", None),
+        _row("DynamoDB calls: POST /login/", per("login_post"), "calls", "(part of login)", None),
+        _row("DynamoDB calls: login (challenge + POST)", per("login_total"), "calls", "<= 3", lambda v: v <= 3.0),
+        _row("DynamoDB calls: request_pairing_token", per("pairing_token"), "calls", "(QR issue)", None),
+        _row("DynamoDB calls: QR redemption /device/register", per("qr_redemption"), "calls", "<= 3",
+             lambda v: v <= 3.0),
+        _row("DynamoDB calls: POST /session/refresh", per("refresh"), "calls", "<= 2", lambda v: v <= 2.0),
+        _row("DynamoDB calls: GET /session/me", per("me"), "calls", "= 1", lambda v: abs(v - 1.0) <= 0.05),
+    ]
+
+
+def throughput_rows(r: dict) -> list[dict]:
+    login, refresh = r.get("saturation_login", {}), r.get("saturation_refresh", {})
+    return [
+        _row("logins/s per server core (saturation)", login.get("per_server_core"), "/s", ">= 20",
+             lambda v: v >= 20),
+        _row("logins/s per machine core (os.cpu_count)", login.get("per_machine_core"), "/s", "(info)", None),
+        _row("refreshes/s per server core (saturation)", refresh.get("per_server_core"), "/s", ">= 200",
+             lambda v: v >= 200),
+        _row("refreshes/s per machine core (os.cpu_count)", refresh.get("per_machine_core"), "/s", "(info)", None),
+    ]
+
+
+def protected_rows(r: dict) -> list[dict]:
+    seq = [_get(r, k, "p50") for k in ("seq_me", "seq_floor", "seq_getitem")]
+    overhead = seq[0] - (seq[1] + seq[2]) if None not in seq else None
+    load_me = r.get("load_me", {})
+    return [
+        _row("seq /session/me p50 - (/healthz + GetItem)", overhead, "ms", f"<= {ME_OVERHEAD_MS:g} ms",
+             lambda v: v <= ME_OVERHEAD_MS),
+        _row("load /session/me p99 / p50", _ratio(load_me.get("p99"), load_me.get("p50")), "x", "<= 3",
+             lambda v: v <= 3.0),
+    ]
+
+
+def scale_rows(r: dict) -> list[dict]:
+    sizes = _get(r, "scale", "sizes") or {}
+    if len(sizes) < 2:
+        return [_row("latency flat across user counts", None, "x", "0.8-1.2", None)]
+    (small, at_small), (large, at_large) = min(sizes.items(), key=lambda kv: int(kv[0])), \
+        max(sizes.items(), key=lambda kv: int(kv[0]))
+    label = f"{int(large) // 1000}k/{int(small) // 1000}k"
+    seeded = sum(s["seeding"]["seconds"] for s in sizes.values())
+    flat = lambda v: FLAT[0] <= v <= FLAT[1]  # noqa: E731
+    return [
+        _row(f"/session/me p50 {label} users", _ratio(_get(at_large, "me", "p50"), _get(at_small, "me", "p50")),
+             "x", "0.8-1.2", flat),
+        _row(f"POST /login/ p50 {label} users",
+             _ratio(_get(at_large, "login_post", "p50"), _get(at_small, "login_post", "p50")), "x", "0.8-1.2", flat),
+        _row(f"seeding {int(large) // 1000}k users (clones)", seeded, "s", "(info: a few minutes)", None),
+    ]
+
+
+def scaling_rows(r: dict) -> list[dict]:
+    two = r.get("two_processes", {})
+    ratio = _ratio(_get(two, "me_2_workers", "rps"), _get(two, "me_1_worker", "rps"))
+    return [_row("/session/me req/s, 2 workers / 1 worker", ratio, "x", "(info: scales >= 1.5x?)", None)]
+
+
+def goal_rows(results: dict) -> list[dict]:
+    return (login_rows(results) + dynamodb_rows(results) + throughput_rows(results) + protected_rows(results)
+            + scale_rows(results) + scaling_rows(results))
+
+
+def render_goals(rows: list[dict]) -> str:
+    lines = [f"{'figure':50} {'value':>10} {'unit':6} {'goal':24} status", "-" * 100]
+    for row in rows:
+        value = "-" if row["value"] is None else f"{row['value']:.2f}"
+        lines.append(f"{row['figure']:50} {value:>10} {row['unit']:6} {row['goal']:24} {row['status']}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""The measurements table (every latency summary of the run) and the machine description."""
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+ROW_LABELS = {
+    "argon2_hash": "Argon2id hash (in-process)", "argon2_verify": "Argon2id verify (in-process)",
+    "certificate_issue": "certificate issue (in-process)", "registration": "POST /registration/ (client)",
+    "login_full": "login: challenge + POST", "login_post": "login: POST /login/ alone",
+    "argon2_verify_login_window": "Argon2id verify (during logins)",
+    "login_post_minus_verify_paired": "login: POST - verify (paired)",
+    "seq_floor": "seq GET /healthz (floor)", "seq_me": "seq GET /session/me",
+    "seq_getitem": "seq DynamoDB GetItem (boto3)", "load_floor": "load GET /healthz (floor)",
+    "load_me": "load GET /session/me",
+    "saturation_login": "saturation: login (challenge + POST)", "saturation_refresh": "saturation: refresh",
+}
+TWO_PROCESS_LABELS = {"me_1_worker": "load /session/me, 1 worker", "me_2_workers": "load /session/me, 2 workers"}
+HEADER = f"{'measurement':38} {'n':>6} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'req/s':>8} {'err':>5}"
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _line(label: str, s: dict) -> str:
+    return (f"{label:38} {s.get('n', 0):>6} {_fmt(s.get('p50')):>9} {_fmt(s.get('p95')):>9} "
+            f"{_fmt(s.get('p99')):>9} {_fmt(s.get('rps'), '.0f'):>8} {_fmt(s.get('errors'), 'd'):>5}")
+
+
+def _scale_lines(scale: dict) -> list[str]:
+    lines = []
+    for size, at in scale.get("sizes", {}).items():
+        seeding = at["seeding"]
+        lines.append(f"{'  seeded to ' + f'{int(size):,}' + ' users':38} {seeding['items']:>6} items in "
+                     f"{seeding['seconds']:.1f}s ({_fmt(seeding['items_per_second'], '.0f')} items/s)")
+        for key, label in (("me", "/session/me"), ("login_post", "POST /login/"),
+                           ("login_post_minus_verify_paired", "POST /login/ - verify")):
+            if key in at:
+                lines.append(_line(f"  {int(size):,} users: {label}", at[key]))
+    return lines
+
+
+def _cpu_lines(results: dict) -> list[str]:
+    lines = [f"{'CPU ms per request under load':38} {'server':>9} {'dynamodb':>9} {'loadgen':>9} {'total':>8}",
+             "-" * 84]
+    for key in ("load_floor", "load_me"):
+        cpu = results.get(key, {}).get("cpu_ms_per_request", {})
+        parts = [cpu.get(k) for k in ("server", "dynamodb", "loadgen")]
+        total = sum(parts) if None not in parts else None
+        lines.append(f"{ROW_LABELS[key]:38} " + " ".join(f"{_fmt(v):>9}" for v in parts) + f" {_fmt(total):>8}")
+    for key in ("saturation_login", "saturation_refresh"):
+        s = results.get(key)
+        if s:
+            lines.append(f"{ROW_LABELS[key]:38} cores used: server {s['server_cores_used']:.2f}, "
+                         f"dynamodb {s['dynamodb_cores_used']:.2f}, loadgen {s['loadgen_cores_used']:.2f}")
+    return lines
+
+
+def render_measurements(results: dict, info: dict) -> str:
+    a2 = info["argon2_params"]
+    lines = [f"cpus {info['cpus_usable']}/{info['cpu_count']}, Python {info['python']}, Argon2id t={a2['time_cost']} "
+             f"m={a2['memory_cost']} KiB p={a2['parallelism']}, load average at start "
+             f"{info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}", "", HEADER, "-" * 84]
+    lines += [_line(label, results[key]) for key, label in ROW_LABELS.items() if key in results]
+    lines += [_line(label, results["two_processes"][key]) for key, label in TWO_PROCESS_LABELS.items()
+              if key in results.get("two_processes", {})]
+    lines += _scale_lines(results.get("scale", {}))
+    lines += ["", *_cpu_lines(results)]
+    for name, error in results.get("errors", {}).items():
+        lines.append(f"ERROR in {name}: {error}")
+    return "\n".join(lines)
+
+
+def machine_info(argon2_params: dict) -> dict:
+    versions = {}
+    for package in ("argon2-cffi", "argon2-cffi-bindings", "gunicorn", "flask", "boto3", "cryptography", "requests"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(), "implementation": platform.python_implementation(),
+            "platform": platform.platform(), "machine": platform.machine(), "loadavg_start": os.getloadavg(),
+            "argon2_params": argon2_params, "versions": versions}
