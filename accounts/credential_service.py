@@ -8,19 +8,22 @@ import unicodedata
 import uuid
 from concurrent.futures import Future
 from dataclasses import replace
-from typing import Callable, TypeVar
+from typing import Any, Mapping
 
 from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
 from accounts.models import UserRecord
 from common.audit import audit
 from common.background import background
+from common.batch_read import KeyRead, read_together
 from common.caller import Caller
 from common.context import AppContext
 from common.errors import ErrorCode, TooManyRequests, Unauthorized
 from session_manager import service as sessions
 
-T = TypeVar("T")
+# Names of credential_reads' items in the caller's read_together result.
+OWNER, EXPECTED = "credentials.owner", "credentials.expected_user"
+LOCK_USER, LOCK_IP, FAILURES = "credentials.lock_user", "credentials.lock_ip", "credentials.failures"
 # Who an unknown username reads and writes as, so that it makes the same DynamoDB calls as a known
 # one (SPEC §4: unknown users cost the same). Registration issues version-4 UUIDs; this nil UUID is
 # none of them, so no user, device or presence item has it and no one can read its history.
@@ -48,16 +51,44 @@ def _subjects(username: str, ip: str | None) -> tuple[str, str]:
     return "user:" + unicodedata.normalize("NFKC", username).casefold(), f"ip:{ip or 'unknown'}"
 
 
-def _check_lockout(ctx: AppContext, *, username: str, ip: str | None) -> bool:
-    """Raise 429 while locked; True if the username has recent failures to clear on success."""
+def credential_reads(ctx: AppContext, *, username: str, ip: str | None,
+                     expected_user_uuid: str | None = None) -> dict[str, KeyRead]:
+    """What check_read_credentials needs, for the caller's one BatchGetItem beside its own items:
+    who owns `username`, the user the caller expects it to be (say, the subject of a presented
+    certificate), and the lockout items of the username and of the IP."""
     user_subject, ip_subject = _subjects(username, ip)
-    store, now = lockout_store(ctx), _now(ctx)
-    items = store.read([store.lock_key(user_subject), store.lock_key(ip_subject),
-                        store.failure_key(user_subject)])
-    locked_until = max((i.get("locked_until", 0) for k, i in items.items() if k.startswith("lock#")), default=0)
+    table = ctx.tables.rate_limits
+
+    def lockout_read(limit_key: str) -> KeyRead:
+        return KeyRead(table, LockoutStore.key(limit_key), LockoutStore.from_item)
+
+    return {OWNER: users.username_owner_read(ctx, username=username),
+            EXPECTED: users.user_read(ctx, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
+            LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
+            LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
+            FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
+
+
+def _claimed_user(ctx: AppContext, facts: Mapping[str, Any]) -> tuple[UserRecord | None, bool]:
+    """The user who owns the username, and whether that took a read of its own: none if it is the
+    expected one, else one more read (of the nil uuid for an unknown name, so that known and
+    unknown usernames make the same calls)."""
+    owner, expected = facts[OWNER], facts[EXPECTED]
+    if owner and expected and expected.user_uuid == owner:
+        return expected, False
+    user = users.get_user(ctx, user_uuid=owner or NO_SUCH_USER.user_uuid)
+    return (user if owner else None), True
+
+
+def _check_lockout(ctx: AppContext, facts: Mapping[str, Any]) -> bool:
+    """Raise 429 while the username or the IP is locked; True if the username has recent failures
+    (or a past lock) to clear on success."""
+    now = _now(ctx)
+    locked_until = max((item.get("locked_until", 0) for item in (facts[LOCK_USER], facts[LOCK_IP]) if item),
+                       default=0)
     if locked_until > now:
         raise TooManyRequests("Too many failed logins; try again later.", retry_after=locked_until - now)
-    return bool(items)
+    return bool(facts[LOCK_USER] or facts[LOCK_IP] or facts[FAILURES])
 
 
 def _count_failure(ctx: AppContext, *, username: str, ip: str | None, user_uuid: str | None = None) -> None:
@@ -96,15 +127,6 @@ def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> boo
     return True
 
 
-def _find_user(ctx: AppContext, *, username: str) -> UserRecord | None:
-    """The user named `username`; an unknown name reads the users table as well (for NO_SUCH_USER),
-    as a known one does, so the two make the same calls."""
-    user = users.find_user(ctx, username=username)
-    if user is None:
-        users.get_user(ctx, user_uuid=NO_SUCH_USER.user_uuid)
-    return user
-
-
 def record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, device_id: str | None,
                    caller: Caller) -> None:
     """Write the history row off the response path; an unknown user's is the same write, made so
@@ -126,23 +148,30 @@ def _log_unwritten(done: Future, *, user_uuid: str, result: str) -> None:
                   exc_info=done.exception())
 
 
-def check_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
-                      while_hashing: Callable[[UserRecord], T] | None = None) -> tuple[UserRecord, bool, Future | None]:
-    """The user if the password is right and neither the username nor the IP is locked out; whether
-    recent failures need clearing; and `while_hashing(user)` started beside the Argon2 check, whose
-    result is only trusted once the password is (its reads overlap the hash, SPEC §6 order kept).
-    Failures count toward the lockout and go into the history."""
-    lockout = background(ctx).submit(_check_lockout, ctx, username=username, ip=caller.ip)
-    user = _find_user(ctx, username=username)
+def check_read_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
+                           facts: Mapping[str, Any]) -> tuple[UserRecord, bool]:
+    """The user if the password is right and neither the username nor the IP is locked out, from
+    `facts` (read_together of credential_reads, plus the caller's own items); and whether recent
+    failures need clearing. Failures count toward the lockout and go into the history."""
+    user, read_again = _claimed_user(ctx, facts)
     try:
-        had_failures = lockout.result()
+        had_failures = _check_lockout(ctx, facts)
     except TooManyRequests:
         record_failure(ctx, user=user, result="locked_out", device_id=None, caller=caller)
         raise
-    # An unknown user prefetches as NO_SUCH_USER: the same reads beside the hash, never used.
-    prefetched = background(ctx).submit(while_hashing, user or NO_SUCH_USER) if while_hashing else None
     if not _password_ok(ctx, user, password):
+        if not read_again:  # the read a mismatched or unknown username made: a failure costs the same
+            users.get_user(ctx, user_uuid=NO_SUCH_USER.user_uuid)
         _count_failure(ctx, username=username, ip=caller.ip, user_uuid=user and user.user_uuid)
         record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller)
         raise InvalidCredentials()
-    return user, had_failures, prefetched
+    return user, had_failures
+
+
+def check_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
+                      expected_user_uuid: str | None = None) -> tuple[UserRecord, bool]:
+    """check_read_credentials for a flow that reads nothing else: one BatchGetItem (and one
+    GetItem unless the username is `expected_user_uuid`'s)."""
+    facts = read_together(ctx.dynamodb, credential_reads(ctx, username=username, ip=caller.ip,
+                                                         expected_user_uuid=expected_user_uuid))
+    return check_read_credentials(ctx, username=username, password=password, caller=caller, facts=facts)

@@ -27,6 +27,14 @@ class LockoutStore:
     def lock_key(subject: str) -> str:
         return f"lock#{subject}"
 
+    @staticmethod
+    def key(limit_key: str) -> dict[str, Any]:
+        return {"limit_key": {"S": limit_key}}
+
+    @staticmethod
+    def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+        return dynamo.from_item(item)
+
     def read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The existing items among `keys`, strongly consistent, in one call."""
         response = self.client.batch_get_item(RequestItems={self.table: {

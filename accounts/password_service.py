@@ -55,8 +55,9 @@ def change_password(ctx: AppContext, *, principal: Principal, request: ChangePas
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None:
         raise AccountGone()
-    checked, had_failures, _ = credentials.check_credentials(ctx, username=user.username,
-                                                             password=request.current_password, caller=caller)
+    checked, had_failures = credentials.check_credentials(ctx, username=user.username,
+                                                          password=request.current_password, caller=caller,
+                                                          expected_user_uuid=user.user_uuid)
     if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
         raise credentials.InvalidCredentials()
     if not users.replace_password_hash(ctx, user_uuid=user.user_uuid,

@@ -8,6 +8,7 @@ from accounts.models import UserRecord
 from accounts.service import EmailTaken
 from accounts.user_store import NameTaken, UserStore, WriteRefused
 from common.audit import audit
+from common.batch_read import KeyRead
 from common.context import AppContext
 from common.errors import Conflict, ErrorCode, NotFound
 from common.guarded_write import GuardedWrite
@@ -48,6 +49,16 @@ def find_user(ctx: AppContext, *, username: str) -> UserRecord | None:
 
 def get_user(ctx: AppContext, *, user_uuid: str) -> UserRecord | None:
     return user_store(ctx).get(user_uuid)
+
+
+def user_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[UserRecord | None]:
+    """The user's item, for a caller's batch read (common/batch_read.py)."""
+    return KeyRead(ctx.tables.users, UserStore.user_key(user_uuid), UserStore.user_from_item)
+
+
+def username_owner_read(ctx: AppContext, *, username: str) -> KeyRead[str | None]:
+    """The uuid of the user named `username` (compared as at registration), for a batch read."""
+    return KeyRead(ctx.tables.claims, UserStore.username_key(username), UserStore.owner_from_claim_item)
 
 
 def update_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> None:

@@ -69,18 +69,33 @@ class UserStore:
                 raise WriteRefused(codes.index("ConditionalCheckFailed", 3) - 3) from None
             raise
 
-    def get(self, user_uuid: str) -> UserRecord | None:
-        item = self.client.get_item(TableName=self.users, Key={"user_uuid": {"S": user_uuid}},
-                                    ConsistentRead=True).get("Item")
+    @staticmethod
+    def user_key(user_uuid: str) -> dict[str, Any]:
+        return {"user_uuid": {"S": user_uuid}}
+
+    @staticmethod
+    def username_key(username: str) -> dict[str, Any]:
+        return {"claim": {"S": username_claim(username)}}
+
+    @staticmethod
+    def user_from_item(item: dict[str, Any] | None) -> UserRecord | None:
         data = dynamo.from_item(item)
         if data is None:
             return None
         return UserRecord(**{k: v for k, v in data.items() if k in UserRecord.__dataclass_fields__})
 
-    def find_uuid_by_username(self, username: str) -> str | None:
-        item = self.client.get_item(TableName=self.claims, Key={"claim": {"S": username_claim(username)}},
-                                    ConsistentRead=True).get("Item")
+    @staticmethod
+    def owner_from_claim_item(item: dict[str, Any] | None) -> str | None:
         return item["user_uuid"]["S"] if item else None
+
+    def get(self, user_uuid: str) -> UserRecord | None:
+        item = self.client.get_item(TableName=self.users, Key=self.user_key(user_uuid), ConsistentRead=True).get("Item")
+        return self.user_from_item(item)
+
+    def find_uuid_by_username(self, username: str) -> str | None:
+        item = self.client.get_item(TableName=self.claims, Key=self.username_key(username),
+                                    ConsistentRead=True).get("Item")
+        return self.owner_from_claim_item(item)
 
     def _update_existing(self, user_uuid: str, expression: str, values: dict[str, Any] | None = None) -> bool:
         """Apply `expression` to an existing user; False if there is no such user."""

@@ -249,3 +249,9 @@ def device_id_from_certificate(cert: x509.Certificate) -> str | None:
         if uri.startswith(DEVICE_URI_PREFIX) and len(uri) > len(DEVICE_URI_PREFIX):
             return uri[len(DEVICE_URI_PREFIX):]
     return None
+
+
+def user_uuid_from_certificate(cert: x509.Certificate) -> str | None:
+    """The subject's common name, which a device certificate sets to its user's uuid."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from common import dynamo
+from common.batch_read import KeyRead
 
 from common.context import AppContext
 from common.crypto import new_token, token_digest
@@ -28,6 +34,36 @@ def issue_challenge(ctx: AppContext) -> str:
     _store(ctx).create(digest=token_digest(challenge, purpose=_KIND), kind=_KIND,
                        expires_epoch=_now(ctx) + CHALLENGE_TTL)
     return challenge
+
+
+def issue_challenge_counted(ctx: AppContext, *, counter: dict[str, Any]) -> str | None:
+    """A new challenge stored in one transaction with `counter` (a rate-limit entry that is refused
+    when its window is full): the challenge, or None if the counter refused."""
+    challenge = new_token(32)
+    put = _store(ctx).create_item(digest=token_digest(challenge, purpose=_KIND), kind=_KIND,
+                                  expires_epoch=_now(ctx) + CHALLENGE_TTL)
+    try:
+        ctx.dynamodb.transact_write_items(TransactItems=[counter, put])
+    except ClientError as exc:
+        if dynamo.cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            return None
+        raise
+    return challenge
+
+
+def challenge_read(ctx: AppContext, challenge: str) -> KeyRead[bool]:
+    """Whether `challenge` is usable (issued here, unused, unexpired), for a caller's batch read;
+    only its consumption (challenge_consumption, in the caller's transaction) makes it count."""
+    now = _now(ctx)
+
+    def usable(item: dict[str, Any] | None) -> bool:
+        return bool(item) and item["kind"]["S"] == _KIND and int(item["expires_epoch"]["N"]) > now
+    return KeyRead(ctx.tables.one_time_tokens, OneTimeTokenStore.key(token_digest(challenge, purpose=_KIND)), usable)
+
+
+def challenge_consumption(ctx: AppContext, challenge: str) -> dict[str, Any]:
+    """The TransactWriteItems entry that uses `challenge` up; refused if it is not usable."""
+    return _store(ctx).consume_item(digest=token_digest(challenge, purpose=_KIND), kind=_KIND, now=_now(ctx))
 
 
 def consume_challenge(ctx: AppContext, challenge: str) -> bool:

@@ -27,6 +27,19 @@ class OneTimeTokenStore:
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item),
                         "ConditionExpression": "attribute_not_exists(token_digest)"}}
 
+    @staticmethod
+    def key(digest: str) -> dict[str, Any]:
+        return {"token_digest": {"S": digest}}
+
+    def consume_item(self, *, digest: str, kind: str, now: int) -> dict[str, Any]:
+        """A TransactWriteItems entry that uses the token up, refused unless it exists, is of
+        `kind` and is unexpired: of parallel transactions holding it, one commits."""
+        return {"Delete": {
+            "TableName": self.table, "Key": self.key(digest),
+            "ConditionExpression": "attribute_exists(token_digest) AND #k = :k AND expires_epoch > :now",
+            "ExpressionAttributeNames": {"#k": "kind"},
+            "ExpressionAttributeValues": {":k": {"S": kind}, ":now": {"N": str(now)}}}}
+
     def consume(self, *, digest: str, kind: str, now: int) -> dict[str, Any] | None:
         """Delete and return the token if it exists, is of `kind` and unexpired; else None."""
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from accounts import credential_service as credentials
 from accounts import user_service as users
 from common.audit import audit
+from common.background import background
+from common.batch_read import KeyRead, read_together
 from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
@@ -20,6 +22,7 @@ from device_manager.pairing_store import USED, PairingTokenStore
 from session_manager import service as sessions
 
 PURPOSE = "pairing"
+TOKEN = "pairing.token"  # the pairing token's item in the redemption's batch read
 RATE_WINDOW_SECONDS = 3600
 
 
@@ -57,7 +60,7 @@ def device_by_credentials(ctx: AppContext, *, username: str, password: str, clie
                           caller: Caller) -> tuple[str, str]:
     """(user_uuid, device_id) for the seed-compatible body: the password, and a fingerprint of
     one of the user's registered, unrevoked devices."""
-    user, _, _ = credentials.check_credentials(ctx, username=username, password=password, caller=caller)
+    user, _ = credentials.check_credentials(ctx, username=username, password=password, caller=caller)
     try:
         device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=client_cert_fp)
     except (devices.CertificateMismatch, devices.DeviceRevoked):
@@ -103,15 +106,19 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
                            caller: Caller) -> DeviceCertificateResponse:
     """Redeem a pairing token (one read, one transaction) and certify the new device."""
     payload_uuid, token = qr.decode_payload(qr_code)
-    user, had_failures, _ = credentials.check_credentials(ctx, username=username, password=password,
-                                                          caller=caller)
+    digest, now = token_digest(token, purpose=PURPOSE), _now(ctx)
+    store = pairing_store(ctx)
+    # One batch read: the credentials (expecting the QR's user) and the pairing token.
+    facts = read_together(ctx.dynamodb, {
+        **credentials.credential_reads(ctx, username=username, ip=caller.ip, expected_user_uuid=payload_uuid),
+        TOKEN: KeyRead(ctx.tables.pairing_tokens, PairingTokenStore.key(digest), PairingTokenStore.from_item)})
+    user, had_failures = credentials.check_read_credentials(ctx, username=username, password=password,
+                                                            caller=caller, facts=facts)
     if payload_uuid != user.user_uuid:
         raise PairingUserMismatch()
     if user.locked:  # an operator's lock stops new devices too; the transaction re-checks it
         raise sessions.AccountLocked()
-    digest, now = token_digest(token, purpose=PURPOSE), _now(ctx)
-    store = pairing_store(ctx)
-    record = _redeemable(store.get(digest), user_uuid=user.user_uuid, now=now)
+    record = _redeemable(facts[TOKEN], user_uuid=user.user_uuid, now=now)
     issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=device_name, is_primary=False,
                                   public_key=public_key, csr=csr)
     redeem = store.redeem_item(digest=digest, user_uuid=user.user_uuid, device_id=issued.record.device_id,
@@ -125,7 +132,7 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
     audit("pairing_token_redeemed", user_uuid=user.user_uuid, device_id=issued.record.device_id,
           created_by_device=record.get("created_by_device"))
     if had_failures:
-        credentials.clear_failures(ctx, username=username)
+        background(ctx).submit(credentials.clear_failures, ctx, username=username)  # off the response path
     ctx.notifier.notify(Message(
         event="new_device", user_uuid=user.user_uuid, email=user.email, subject="A new device was added",
         body=f"The device {issued.record.device_name} was added to your account.\n\n"

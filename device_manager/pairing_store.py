@@ -20,6 +20,14 @@ class PairingTokenStore:
         self.client.put_item(TableName=self.table, Item=dynamo.to_item(item),
                              ConditionExpression="attribute_not_exists(token_digest)")
 
+    @staticmethod
+    def key(digest: str) -> dict[str, Any]:
+        return {"token_digest": {"S": digest}}
+
+    @staticmethod
+    def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+        return dynamo.from_item(item)
+
     def get(self, digest: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table, Key={"token_digest": {"S": digest}},
                                     ConsistentRead=True).get("Item")

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
 
 from accounts import user_service as users
 from common.audit import audit
+from common.batch_read import KeyRead
 from common.certificates import (certificate_fingerprint, certificate_issued_by, certificate_pem,
-                                 device_id_from_certificate, issue_device_certificate, load_client_certificate)
+                                 device_id_from_certificate, issue_device_certificate, load_client_certificate,
+                                 user_uuid_from_certificate)
 from common.context import AppContext
 from common.crypto import (CryptoInputError, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
@@ -151,6 +154,55 @@ def device_for_certificate(ctx: AppContext, *, user_uuid: str, client_cert: str)
     _check_issued_here(ctx, cert)
     record = device_store(ctx).get(user_uuid=user_uuid, device_id=device_id)
     return _checked_device(ctx, record, fingerprint=certificate_fingerprint(cert))
+
+
+NIL_UUID = str(uuid.UUID(int=0))  # no user or device has it: a key that reads nothing
+
+
+@dataclass(frozen=True)
+class PresentedCertificate:
+    """A client certificate as presented, parsed, and the user and device it names: claims to
+    look up in one batch read, trusted only after device_for_presented has checked them."""
+
+    cert: x509.Certificate | None  # None: not a certificate (`problem` says why)
+    problem: str | None
+    user_uuid: str                 # the subject's uuid, or NIL_UUID
+    device_id: str                 # the SAN's device uuid, or NIL_UUID
+
+
+def _uuid_or_nil(value: str | None) -> str:
+    try:
+        return str(uuid.UUID(value)) if value else NIL_UUID
+    except ValueError:  # any text an attacker put in a certificate of their own
+        return NIL_UUID
+
+
+def presented_certificate(client_cert: str) -> PresentedCertificate:
+    try:
+        cert = load_client_certificate(client_cert)
+    except CryptoInputError as exc:
+        return PresentedCertificate(cert=None, problem=str(exc), user_uuid=NIL_UUID, device_id=NIL_UUID)
+    return PresentedCertificate(cert=cert, problem=None, user_uuid=_uuid_or_nil(user_uuid_from_certificate(cert)),
+                                device_id=_uuid_or_nil(device_id_from_certificate(cert)))
+
+
+def device_read(ctx: AppContext, *, user_uuid: str, device_id: str) -> KeyRead[DeviceRecord | None]:
+    """The device's record, for a caller's batch read (common/batch_read.py)."""
+    return KeyRead(ctx.tables.devices, DeviceStore.key(user_uuid, device_id), DeviceStore.record_from_item)
+
+
+def device_for_presented(ctx: AppContext, presented: PresentedCertificate, *, user_uuid: str,
+                         record: DeviceRecord | None) -> DeviceRecord:
+    """device_for_certificate's checks on a record read beforehand (device_read of the presented
+    certificate's claims): issued here, to `user_uuid`, for that device, active, not expired."""
+    if presented.cert is None:
+        raise InvalidField("client_cert", presented.problem or "not a certificate")
+    if presented.user_uuid != user_uuid or presented.device_id == NIL_UUID:
+        raise CertificateMismatch()
+    _check_issued_here(ctx, presented.cert)
+    if record is not None and (record.user_uuid, record.device_id) != (user_uuid, presented.device_id):
+        record = None
+    return _checked_device(ctx, record, fingerprint=certificate_fingerprint(presented.cert))
 
 
 def device_for_fingerprint(ctx: AppContext, *, user_uuid: str, fingerprint: str) -> DeviceRecord:

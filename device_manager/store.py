@@ -23,7 +23,7 @@ class DeviceStore:
 
     @staticmethod
     def _key(user_uuid: str, device_id: str) -> dict[str, Any]:
-        return {"user_uuid": {"S": user_uuid}, "device_id": {"S": device_id}}
+        return DeviceStore.key(user_uuid, device_id)
 
     @staticmethod
     def _record(item: dict[str, Any] | None) -> DeviceRecord | None:
@@ -60,6 +60,14 @@ class DeviceStore:
                            "ConditionExpression": "registered = :expected",
                            "ExpressionAttributeValues": {":count": {"N": str(count)},
                                                          ":expected": {"N": str(expected)}}}}
+
+    @staticmethod
+    def key(user_uuid: str, device_id: str) -> dict[str, Any]:
+        return {"user_uuid": {"S": user_uuid}, "device_id": {"S": device_id}}
+
+    @classmethod
+    def record_from_item(cls, item: dict[str, Any] | None) -> DeviceRecord | None:
+        return cls._record(item)
 
     def get(self, *, user_uuid: str, device_id: str) -> DeviceRecord | None:
         response = self.client.get_item(TableName=self.table, Key=self._key(user_uuid, device_id),

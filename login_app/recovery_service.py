@@ -19,8 +19,8 @@ from session_manager import service as sessions
 def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) -> DeviceCertificateResponse:
     """Certify a new device for the account, using up one recovery code in the same transaction
     (of parallel redemptions of one code exactly one wins); optionally unbind every other device."""
-    user, had_failures, _ = credentials.check_credentials(ctx, username=request.username,
-                                                          password=request.password, caller=caller)
+    user, had_failures = credentials.check_credentials(ctx, username=request.username,
+                                                       password=request.password, caller=caller)
     if user.locked:  # only after the password, as at login: it tells a guesser nothing
         raise sessions.AccountLocked()
     issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=request.device_name,
@@ -53,8 +53,8 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
 def regenerate_recovery_codes(ctx: AppContext, *, user_uuid: str, password: str, caller: Caller) -> list[str]:
     """Ten new codes for the caller, whose password is checked again; the old codes are void."""
     account = accounts.get_account(ctx, user_uuid=user_uuid)
-    user, had_failures, _ = credentials.check_credentials(ctx, username=account.username, password=password,
-                                                          caller=caller)
+    user, had_failures = credentials.check_credentials(ctx, username=account.username, password=password,
+                                                       caller=caller, expected_user_uuid=user_uuid)
     if user.user_uuid != user_uuid:  # the name now belongs to someone else (an account deleted meanwhile)
         raise credentials.InvalidCredentials()
     codes = accounts.replace_recovery_codes(ctx, account=account)

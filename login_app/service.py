@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from accounts import credential_service as credentials
 from accounts import user_service as users
 from accounts.models import UserRecord
 from common import challenges
 from common.audit import audit
+from common.background import background
+from common.batch_read import read_together
 from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
-from common.errors import Conflict, ErrorCode, MissingFields, TooManyRequests, Unauthorized
+from common.errors import ApiError, Conflict, ErrorCode, MissingFields, TooManyRequests, Unauthorized
+from common.guarded_write import GuardedWrite
 from common.notifier import Message
 from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
@@ -30,6 +35,8 @@ CHALLENGE_TTL = challenges.CHALLENGE_TTL
 CHALLENGE_RATE_WINDOW = 60
 CONFIRM_TTL = 120
 CHALLENGE_PREFIX = "citylogin-login:"
+# Names of the login's own items in its batch read (beside accounts' credential_reads).
+PRESENCE, DEVICE, CHALLENGE, USER = "login.presence", "login.device", "login.challenge", "login.user"
 
 
 class InvalidProof(Unauthorized):
@@ -56,20 +63,18 @@ def token_store(ctx: AppContext) -> OneTimeTokenStore:
 
 def new_challenge(ctx: AppContext, *, ip: str | None) -> str:
     """A single-use nonce to sign. Each one is an item written, so an IP gets at most
-    CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP of them (429 rate_limited)."""
+    CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP of them (429 rate_limited): the count and the
+    challenge are one transaction."""
     now = _now(ctx)
-    if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
-            f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
-            window_seconds=CHALLENGE_RATE_WINDOW, now=now) is None:
+    counter = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
+        f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
+        window_seconds=CHALLENGE_RATE_WINDOW, now=now)
+    challenge = challenges.issue_challenge_counted(ctx, counter=counter)
+    if challenge is None:
         raise TooManyRequests("Too many login challenges from this address; try again shortly.",
                               retry_after=CHALLENGE_RATE_WINDOW - now % CHALLENGE_RATE_WINDOW,
                               code=ErrorCode.RATE_LIMITED)
-    return challenges.issue_challenge(ctx)
-
-
-def _consume_challenge(ctx: AppContext, challenge: str) -> bool:
-    """Use up `challenge`; True if it was issued here, unused and unexpired."""
-    return challenges.consume_challenge(ctx, challenge)
+    return challenge
 
 
 def _check_proof(device: DeviceRecord, *, challenge_was_valid: bool, challenge: str, signature: str) -> None:
@@ -96,61 +101,95 @@ def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> 
         raise MissingFields(missing)
 
 
-def _proven_if_expired(ctx: AppContext, request: LoginRequest, device: DeviceRecord) -> DeviceRecord:
-    """A certificate past its end (within the renewal grace) logs in only with a signed challenge,
-    never on a fingerprint or a proxy's header alone (SPEC §4)."""
-    if devices.certificate_expired(ctx, device):
-        if not (request.challenge and request.signature):
-            raise MissingFields(["challenge", "signature"],
-                                "This device's certificate has expired: sign a challenge to log in and renew it.")
-        _check_proof(device, challenge_was_valid=_consume_challenge(ctx, request.challenge),
-                     challenge=request.challenge, signature=request.signature)
-    return device
-
-
-def _authenticate_device(ctx: AppContext, request: LoginRequest, caller: Caller, user: UserRecord) -> DeviceRecord:
-    if caller.verified_cert:  # a trusted TLS proxy verified the client certificate: that is the proof
-        device = devices.device_for_certificate(ctx, user_uuid=user.user_uuid, client_cert=caller.verified_cert)
-        return _proven_if_expired(ctx, request, device)
-    # Consume first: a challenge is single-use whatever the outcome, and every attempt makes this
-    # call, whether or not the certificate is the named user's (no username enumeration).
-    proof_required = ctx.settings.require_proof_of_possession
-    challenge_was_valid = proof_required and _consume_challenge(ctx, request.challenge)
-    if request.client_cert:
-        device = devices.device_for_certificate(ctx, user_uuid=user.user_uuid, client_cert=request.client_cert)
-    else:
-        device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=request.client_cert_fp)
-    if proof_required:
-        _check_proof(device, challenge_was_valid=challenge_was_valid, challenge=request.challenge,
-                     signature=request.signature)
-        return device
-    return _proven_if_expired(ctx, request, device)
+def _proof(ctx: AppContext, request: LoginRequest, caller: Caller, device: DeviceRecord, *,
+           challenge_usable: bool) -> GuardedWrite | None:
+    """How this login shows that the device holds its key: a trusted TLS proxy verified the
+    certificate, or the device signed a challenge, whose consumption goes into the login's
+    transaction (of parallel logins with one challenge, one commits). A certificate past its end
+    (within the renewal grace) always needs the signature (SPEC §4), and so does every login
+    while CITYLOGIN_REQUIRE_PROOF_OF_POSSESSION is on."""
+    expired = devices.certificate_expired(ctx, device)
+    if not expired and (caller.verified_cert or not ctx.settings.require_proof_of_possession):
+        return None
+    if not (request.challenge and request.signature):
+        raise MissingFields(["challenge", "signature"],
+                            "This device's certificate has expired: sign a challenge to log in and renew it.")
+    _check_proof(device, challenge_was_valid=challenge_usable, challenge=request.challenge,
+                 signature=request.signature)
+    return GuardedWrite(item=challenges.challenge_consumption(ctx, request.challenge), refusal=lambda: InvalidProof(
+        "The challenge is unknown, expired or already used."))
 
 
 def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginResponse:
-    """Authenticate a device and open its session under the concurrency policy."""
+    """Authenticate a device and open its session under the concurrency policy: one batch read
+    before the password hash (the username's owner, the lockout, and the user, presence, device
+    and challenge the presented certificate points to) and one transaction after it."""
     _required_fields(ctx, request, caller)
-
-    def device_and_presence(user: UserRecord):
-        presence = sessions.read_presence(ctx, user_uuid=user.user_uuid)
-        return _authenticate_device(ctx, request, caller, user), presence
-
-    user, had_failures, prefetched = credentials.check_credentials(
-        ctx, username=request.username, password=request.password, caller=caller,
-        while_hashing=device_and_presence)
     try:
-        device, presence = prefetched.result()
+        if caller.verified_cert or request.client_cert:
+            return _login_with_certificate(ctx, request, caller)
+        return _login_with_fingerprint(ctx, request, caller)
+    except ApiError:
+        if request.challenge:  # single-use whatever the outcome; a used one is already gone
+            background(ctx).submit(challenges.consume_challenge, ctx, request.challenge)
+        raise
+
+
+def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Caller) -> LoginResponse:
+    # What the certificate claims only chooses what to read; device_for_presented checks it
+    # against the username's owner and the device record before anything is trusted.
+    presented = devices.presented_certificate(caller.verified_cert or request.client_cert)
+    reads = {**credentials.credential_reads(ctx, username=request.username, ip=caller.ip,
+                                            expected_user_uuid=presented.user_uuid),
+             PRESENCE: sessions.presence_read(ctx, user_uuid=presented.user_uuid),
+             DEVICE: devices.device_read(ctx, user_uuid=presented.user_uuid, device_id=presented.device_id)}
+    if request.challenge:
+        reads[CHALLENGE] = challenges.challenge_read(ctx, request.challenge)
+    facts = read_together(ctx.dynamodb, reads)
+    user, had_failures = credentials.check_read_credentials(ctx, username=request.username,
+                                                            password=request.password, caller=caller, facts=facts)
+    with _counted_as_failure(ctx, request, caller, user):
+        device = devices.device_for_presented(ctx, presented, user_uuid=user.user_uuid, record=facts[DEVICE])
+        proof = _proof(ctx, request, caller, device, challenge_usable=facts.get(CHALLENGE, False))
+    return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
+                         presence=facts[PRESENCE], proof=proof)
+
+
+def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller) -> LoginResponse:
+    """Legacy clients that send only the certificate's fingerprint: the device is found by listing
+    the user's devices, so this path makes more calls than one that presents the certificate."""
+    user, had_failures = credentials.check_credentials(ctx, username=request.username,
+                                                       password=request.password, caller=caller)
+    with _counted_as_failure(ctx, request, caller, user):
+        device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=request.client_cert_fp)
+        usable = bool(request.challenge) and read_together(
+            ctx.dynamodb, {CHALLENGE: challenges.challenge_read(ctx, request.challenge)})[CHALLENGE]
+        proof = _proof(ctx, request, caller, device, challenge_usable=usable)
+    return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
+                         presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof)
+
+
+@contextmanager
+def _counted_as_failure(ctx: AppContext, request: LoginRequest, caller: Caller, user: UserRecord) -> Iterator[None]:
+    """A wrong certificate or proof after the right password counts toward the lockout too."""
+    try:
+        yield
     except (devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked, devices.CertificateExpired) as failure:
         credentials.count_failed_attempt(ctx, username=request.username, user=user, caller=caller,
                                          result=failure.code.value)
         raise
-    if had_failures:
-        credentials.clear_failures(ctx, username=request.username)
-    return _open(ctx, user=user, device=device, caller=caller, force=request.force, presence=presence)
+
+
+def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, user: UserRecord, had_failures: bool,
+                  device: DeviceRecord, presence: Presence, proof: GuardedWrite | None) -> LoginResponse:
+    if had_failures:  # off the response path: the lockout only needs them gone eventually
+        background(ctx).submit(credentials.clear_failures, ctx, username=request.username)
+    return _open(ctx, user=user, device=device, caller=caller, force=request.force, presence=presence,
+                 proof=proof)
 
 
 def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
-          presence: Presence | None = None) -> LoginResponse:
+          presence: Presence | None = None, proof: GuardedWrite | None = None) -> LoginResponse:
     settings = ctx.settings
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
         raise sessions.AccountLocked()
@@ -169,6 +208,8 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
         if device.last_login_at is None else None
     if not_me:
         extra_writes.append(not_me.write)
+    if proof:
+        extra_writes.append(proof)
 
     try:
         opened = sessions.open_session(
@@ -244,12 +285,15 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller) -> LoginResp
                                        now=_now(ctx))
     if pending is None:
         raise InvalidConfirmToken()
-    user = users.get_user(ctx, user_uuid=pending["user_uuid"])
-    device = devices.device_store(ctx).get(user_uuid=pending["user_uuid"], device_id=pending["device_id"])
+    user_uuid = pending["user_uuid"]
+    facts = read_together(ctx.dynamodb, {
+        USER: users.user_read(ctx, user_uuid=user_uuid), PRESENCE: sessions.presence_read(ctx, user_uuid=user_uuid),
+        DEVICE: devices.device_read(ctx, user_uuid=user_uuid, device_id=pending["device_id"])})
+    user, device = facts[USER], facts[DEVICE]
     if user is None or device is None or device.status != DEVICE_STATUS_ACTIVE:
         raise devices.DeviceRevoked()
     # The certificate proven at login must still be the device's (not renewed meanwhile).
     devices.recheck_device(ctx, device, fingerprint=pending.get("fingerprint", device.fingerprint))
     return _open(ctx, user=user, device=device, caller=Caller(ip=pending.get("ip") or caller.ip,
                                                               user_agent=pending.get("user_agent") or caller.user_agent),
-                 force=True)
+                 force=True, presence=facts[PRESENCE])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -10,21 +11,28 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from common.audit import audit
+from common.background import background
+from common.batch_read import KeyRead
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
 from common.errors import ErrorCode, Forbidden, InvalidField, NotFound, ServiceUnavailable, Unauthorized
 from common.jwt_keys import TokenError
-from common.timefmt import iso
 from common.guarded_write import GuardedWrite
+from common.timefmt import iso
 from session_manager.events import SessionWatcher
 from session_manager.history_store import BadCursor, HistoryStore
 from session_manager.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
                                     RevokeReason, SessionRecord, TokenPair)
 from session_manager.store import Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore
 
+log = logging.getLogger(__name__)
+
 SESSION_RETENTION_SECONDS = 7 * 86400
 OPEN_ATTEMPTS = 60
+HISTORY_ATTEMPTS = 3
 REFRESH_ATTEMPTS = 5
 REFRESH_PURPOSE = "refresh"
 
@@ -139,16 +147,12 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         idle = [e.session_id for e in presence.entries.values()
                 if e.device_id != device_id and e not in live and now < e.expires_epoch
                 and e.session_id not in gone]
-        history = history_store(ctx).put_item(
-            user_uuid=user_uuid, at=ctx.now(), result="success", device_id=device_id,
-            ip=ip, user_agent=user_agent,
-            evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted])
         try:
             store.open_session(before=presence, entries=kept, session=session, displaced=displaced,
                                idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
-                               by_device=device_id, extra_writes=[history, *(w.item for w in extra)])
-        except ExtraWriteRefused as refused:  # count from the caller's extra_writes, not the history row
-            raise extra[refused.index - 1].refusal() from None
+                               by_device=device_id, extra_writes=[w.item for w in extra])
+        except ExtraWriteRefused as refused:
+            raise extra[refused.index].refusal() from None
         except IdleSessionsInUse as in_use:
             # The session records are the truth: a touch may not have reached the presence entry.
             for session_id in in_use.session_ids:
@@ -161,10 +165,35 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         except PresenceChanged:
             time.sleep(random.uniform(0.005, 0.02 * min(attempt + 1, 10)))
             continue
+        _record_login(ctx, session=session, evicted=evicted)
         return OpenedSession(session=session, evicted=evicted,
                              tokens=_token_pair(ctx, session, generation=1, issued_epoch=now,
                                                 refresh_kid=session.refresh_kid))
     raise ServiceUnavailable("Too many simultaneous logins for this account; try again.")
+
+
+def _record_login(ctx: AppContext, *, session: SessionRecord, evicted: list[PresenceEntry]) -> None:
+    """The login's history row, written after its transaction and off the response path (the
+    transaction holds only what the device limit needs). Retried; a row that still cannot be
+    written goes to the audit stream whole, so no login is ever missing from the record."""
+    row = {"user_uuid": session.user_uuid, "at": ctx.now(), "result": "success", "device_id": session.device_id,
+           "ip": session.ip, "user_agent": session.user_agent,
+           "evicted": [{"device_id": e.device_id, "device_name": e.device_name} for e in evicted]}
+    background(ctx).submit(_write_history_row, ctx, row)
+
+
+def _write_history_row(ctx: AppContext, row: dict) -> None:
+    for attempt in range(HISTORY_ATTEMPTS):
+        try:
+            history_store(ctx).record(**row)
+            return
+        except (BotoCoreError, ClientError) as exc:
+            failure = exc
+            time.sleep(0.05 * 2 ** attempt)
+    log.error("login history row not written after %d attempts (user %s): %s", HISTORY_ATTEMPTS,
+              row["user_uuid"], type(failure).__name__)
+    audit("login_history_unwritten", user_uuid=row["user_uuid"], device_id=row["device_id"], at=iso(row["at"]),
+          result=row["result"], ip=row["ip"], evicted=[e["device_id"] for e in row["evicted"]])
 
 
 def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
@@ -396,6 +425,12 @@ def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | 
 
 def read_presence(ctx: AppContext, *, user_uuid: str) -> Presence:
     return session_store(ctx).get_presence(user_uuid)
+
+
+def presence_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[Presence]:
+    """The user's presence record, for a caller's batch read (common/batch_read.py)."""
+    return KeyRead(ctx.tables.presence, SessionStore.presence_key(user_uuid),
+                   lambda item: SessionStore.presence_from_item(user_uuid, item))
 
 
 def live_devices(ctx: AppContext, *, user_uuid: str) -> list[PresenceEntry]:

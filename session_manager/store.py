@@ -73,14 +73,22 @@ class SessionStore:
             request = response.get("UnprocessedKeys") or {}
         return states
 
-    def get_presence(self, user_uuid: str) -> Presence:
-        item = self.client.get_item(TableName=self.presence, Key={"user_uuid": {"S": user_uuid}},
-                                    ConsistentRead=True).get("Item")
+    @staticmethod
+    def presence_key(user_uuid: str) -> dict[str, Any]:
+        return {"user_uuid": {"S": user_uuid}}
+
+    @staticmethod
+    def presence_from_item(user_uuid: str, item: dict[str, Any] | None) -> Presence:
         if not item:
             return Presence(user_uuid=user_uuid)
         data = dynamo.from_item(item)
         entries = {device: _record(PresenceEntry, entry) for device, entry in data.get("entries", {}).items()}
         return Presence(user_uuid=user_uuid, version=data["version"], entries=entries)
+
+    def get_presence(self, user_uuid: str) -> Presence:
+        item = self.client.get_item(TableName=self.presence, Key=self.presence_key(user_uuid),
+                                    ConsistentRead=True).get("Item")
+        return self.presence_from_item(user_uuid, item)
 
     def delete_presence(self, user_uuid: str) -> None:
         """Forget the user's presence record (account deletion; its sessions are ended first)."""

@@ -1,9 +1,10 @@
 """DynamoDB calls per endpoint, counted with a botocore event hook on the app's own client.
 
-Budgets (SPEC §4, the issue): a protected request is one GetItem; login within 8 calls;
-refresh within 2; the challenge one PutItem plus one UpdateItem (its per-IP rate limit); no
-request path ever calls Scan. A failed login makes the same calls whether or not the username
-exists (SPEC §4: no username enumeration)."""
+Budgets (SPEC §4, issue 12): a protected request is one GetItem; the challenge one transaction
+(the challenge and its per-IP rate limit); POST /login/ one BatchGetItem before the password hash
+and one TransactWriteItems after it, plus the history row written after the response; redeeming
+a pairing QR code within 3 calls; refresh within 2; no request path ever calls Scan. A failed
+login makes the same calls whether or not the username exists (no username enumeration)."""
 from __future__ import annotations
 
 import secrets
@@ -14,12 +15,14 @@ import pytest
 import requests
 
 from citylogin.app import create_app
-from citylogin.client import sign_challenge
-from tests.support.live import PASSWORD, register_device, serving
+from citylogin.client import Client, sign_challenge
+from tests.support.live import PASSWORD, add_device, register_device, serving
 
-LOGIN_BUDGET = 8
-# The challenge item, and the per-IP counter that bounds how many an address may create.
-CHALLENGE_CALLS = Counter({"PutItem": 1, "UpdateItem": 1})
+# What the decision reads, then what it writes; the history row follows in the background.
+LOGIN_CALLS = Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "PutItem": 1})
+# The challenge item and the per-IP counter that bounds how many an address may create, together.
+CHALLENGE_CALLS = Counter({"TransactWriteItems": 1})
+QR_REDEMPTION_BUDGET = 3
 
 
 class CallCounter:
@@ -103,19 +106,62 @@ def test_a_locked_account_still_costs_one_get_item_per_protected_request(counted
         assert counter.take() == Counter({"GetItem": 1})
 
 
-def test_login_refresh_and_challenge_budgets(counted):
-    url, counter = counted
-    client = register_device(url)
+def _login_calls(url: str, ctx, counter, client, **options) -> Counter:
+    """The calls of one POST /login/ of `client`, background work included, by (operation, table)."""
+    challenge = client.http.post(url + "/login/challenge", timeout=10).json()["challenge"]
+    key_file = client.key_file
+    body = {"username": key_file.username, "password": PASSWORD, "client_cert": key_file.client_cert_b64(),
+            "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge), **options}
+    settle_background(ctx)
     counter.take()
-    client.login(PASSWORD)
-    calls = counter.take()
-    assert calls["PutItem"] == 1  # the challenge
-    assert sum(calls.values()) - sum(CHALLENGE_CALLS.values()) <= LOGIN_BUDGET, calls
+    response = client.http.post(url + "/login/", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    client.access_token = response.json()["access_token"]
+    client.refresh_token = response.json()["refresh_token"]
+    settle_background(ctx)
+    return counter.take_by_table()
+
+
+def _by_operation(calls: Counter) -> Counter:
+    return Counter({operation: n for (operation, _), n in calls.items()})
+
+
+def test_login_refresh_and_challenge_budgets(counted_app):
+    url, ctx, counter = counted_app
+    client = register_device(url)
+    client.login(PASSWORD)  # the first sign-in also stores its "Wasn't you?" link: same calls
+    counter.take()
     assert client.http.post(url + "/login/challenge", timeout=10).status_code == 201
     assert counter.take() == CHALLENGE_CALLS
-    assert calls["TransactWriteItems"] == 1
+    for _ in range(2):      # a re-login of the same device: its old session ends in the transaction
+        calls = _login_calls(url, ctx, counter, client)
+        assert _by_operation(calls) == LOGIN_CALLS, calls
+        assert calls[("PutItem", ctx.tables.login_history)] == 1  # the only write outside the transaction
     client.refresh()
     assert sum(counter.take().values()) <= 2
+
+
+def test_a_login_that_evicts_costs_the_same(counted_app):
+    url, ctx, counter = counted_app
+    first = register_device(url)
+    first.login(PASSWORD)
+    second = add_device(ctx, first)
+    second.login(PASSWORD, force=True)   # first sign-in of the second device, evicting the first
+    calls = _login_calls(url, ctx, counter, first, force=True)  # and back
+    assert _by_operation(calls) == LOGIN_CALLS, calls
+
+
+def test_qr_redemption_budget(counted_app):
+    url, ctx, counter = counted_app
+    first = register_device(url)
+    first.login(PASSWORD)
+    qr_code = first.request_pairing()["qr_code"]
+    settle_background(ctx)
+    counter.take()
+    Client(url).pair(qr_code, username=first.key_file.username, password=PASSWORD)
+    settle_background(ctx)
+    calls = counter.take()
+    assert sum(calls.values()) <= QR_REDEMPTION_BUDGET, calls
 
 
 def test_no_endpoint_calls_scan(counted):
