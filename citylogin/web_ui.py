@@ -1,9 +1,19 @@
-"""The browser app: index.html at `/`, its modules and stylesheet under `/web/`."""
+"""The browser app: index.html at `/`, its modules and stylesheet under `/web/`, and the web UI's part
+of the translation catalogues (common/locales/<lang>.json) at `/web/locales/<lang>.json`."""
 from __future__ import annotations
 
-from flask import Blueprint, send_from_directory
+import json
+from functools import cache
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, request, send_from_directory
+
+import common
 
 bp = Blueprint("web_ui", __name__, static_folder="web", static_url_path="/web")
+
+LOCALES_DIR = Path(common.__file__).resolve().parent / "locales"
+LOCALES = ("en", "ja")
 
 # Everything the page loads is same-origin; the QR code arrives as a data: URI (SPEC §4).
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -19,6 +29,23 @@ def index():
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@cache
+def _web_catalogue(locale: str) -> bytes:
+    # The catalogue also holds the server's "error." and "mail." texts; the page needs only its own.
+    messages = json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+    return json.dumps({k: v for k, v in messages.items() if k.startswith("web.")}, ensure_ascii=False).encode()
+
+
+@bp.get("/web/locales/<locale>.json")
+def catalogue(locale: str):
+    if locale not in LOCALES:
+        abort(404)
+    response = Response(_web_catalogue(locale), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-cache"     # revalidated by its ETag: a new release shows at once
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @bp.after_request

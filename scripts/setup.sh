@@ -40,6 +40,8 @@ if [ "${1:-}" = "--browser" ]; then
   packages=()
   { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || packages+=(chromium chromium-driver)
   [ -x /usr/sbin/nginx ] || packages+=(nginx)
+  # Japanese glyphs for the Japanese pages of the web UI (their screenshots show boxes without it)
+  [ -d /usr/share/fonts/opentype/noto ] || packages+=(fonts-noto-cjk)
   if [ ${#packages[@]} -gt 0 ]; then
     echo "setup: installing the Debian packages ${packages[*]}"
     command -v apt-get >/dev/null || die "apt-get is missing: install ${packages[*]} with your package manager"

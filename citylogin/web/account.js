@@ -3,14 +3,17 @@
 
 import { authCall } from "./api.js";
 import { showRecoveryCodes } from "./codes.js";
+import { setText } from "./i18n.js";
 import { forgetDevice } from "./keystore.js";
-import { $, busy, clearMessage, showError } from "./ui.js";
+import { $, busy, clearMessage, say, showError, showFieldError } from "./ui.js";
 
 let onAccountDeleted = () => {};
+let onLocaleSaved = async () => {};
 let shownUsername = null;          // the account on screen, whose key this device forgets once it is deleted
 
-export function initAccount({ onDeleted }) {
+export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
   onAccountDeleted = onDeleted;
+  onLocaleSaved = localeSaved;
   $("#account-refresh").addEventListener("click", loadAccount);
   $("#account-resend").addEventListener("click", resendVerification);
   $("#email-form").addEventListener("submit", changeEmail);
@@ -46,17 +49,12 @@ function show(account) {
   $("#account-username").textContent = account.username;
   $("#account-email").textContent = account.email;
   const status = $("#account-email-status");
-  status.textContent = account.email_verified ? "Verified" : "Not verified";
+  setText(status, account.email_verified ? "web.account.verified" : "web.account.not_verified");
   status.className = account.email_verified ? "badge active" : "badge removed";
   $("#account-unverified").hidden = account.email_verified;
   const left = account.recovery_codes_left;
-  $("#codes-left").textContent = `${left} of 10 recovery codes left.${left < 3 ? " Make new ones soon." : ""}`;
+  setText($("#codes-left"), left < 3 ? "web.account.codes_left_low" : "web.account.codes_left", { left, total: 10 });
   $("#locale-select").value = account.locale === "ja" ? "ja" : "en";
-}
-
-function say(node, text) {
-  node.textContent = text;
-  node.hidden = false;
 }
 
 async function resendVerification() {
@@ -66,7 +64,7 @@ async function resendVerification() {
   button.disabled = true;
   try {
     await authCall("POST", "/account/verify_email/resend");
-    say(note, "A new link is on its way. Open it from your mailbox.");
+    say(note, "web.account.resend_sent");
   } catch (error) {
     showError(note, error);
   } finally {
@@ -83,14 +81,12 @@ async function changeEmail(event) {
     { password: form.password.value, new_email: newEmail }).then(() => true));
   if (!done) return;
   form.reset();
-  say($(".note", form), `A link was sent to ${newEmail}. The address changes when you open it.`);
+  say($(".note", form), "web.account.email_sent", { email: newEmail });
 }
 
 async function changePassword(event) {
   event.preventDefault();
   const form = event.currentTarget;
-  const fieldError = $("#password-current-error");
-  clearMessage(fieldError);
   clearMessage($(".note", form));
   const body = { current_password: form.current_password.value, new_password: form.new_password.value,
                  logout_other_sessions: form.logout_other_sessions.checked };
@@ -100,16 +96,16 @@ async function changePassword(event) {
       return true;
     } catch (error) {
       if (error.code !== "invalid_credentials") throw error;
-      showError(fieldError, error);         // next to the field it is about
-      form.current_password.focus();
+      // Next to the field it is about; busy() has re-enabled the form when the focus moves there.
+      showFieldError(form, "current_password", "web.field.current_password.wrong");
+      setTimeout(() => form.current_password.focus());
       return false;
     }
   });
   if (!done) return;
   form.reset();
-  say($(".note", form), body.logout_other_sessions
-    ? "Your password was changed, and your other devices were logged out."
-    : "Your password was changed.");
+  say($(".note", form), body.logout_other_sessions ? "web.account.password_changed_others"
+    : "web.account.password_changed");
 }
 
 async function makeNewCodes(event) {
@@ -119,6 +115,7 @@ async function makeNewCodes(event) {
   if (!issued) return;
   form.reset();
   await showRecoveryCodes(issued.recovery_codes);
+  $("#codes-submit").focus();          // the dialog is gone: back to where the person asked for it
   await loadAccount();
 }
 
@@ -129,14 +126,15 @@ async function saveLocale(event) {
   const account = await busy(form, () => authCall("PATCH", "/account", { locale: form.locale.value }));
   if (!account) return;
   show(account);
-  say($(".note", form), "Saved. Our messages to you now use this language.");
+  await onLocaleSaved(account.locale);
+  say($(".note", form), "web.account.locale_saved");
 }
 
 async function deleteAccount(event) {
   event.preventDefault();
   const form = event.currentTarget;
   if (!form.confirm.checked) {
-    say($(".error", form), "Tick the box to confirm that the account is to be deleted.");
+    say($(".error", form), "web.account.delete_tick");
     return;
   }
   const username = shownUsername;

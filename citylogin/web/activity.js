@@ -1,34 +1,50 @@
-// The Sessions and History panels (SPEC §4 /session/list, /session/history).
+// The Sessions and History panels (SPEC §4 /session/list, /session/logout_all, /session/history).
 
 import { authCall } from "./api.js";
 import { deviceNames } from "./devices.js";
-import { $, clearMessage, el, showError, timeEl } from "./ui.js";
+import { setText, t } from "./i18n.js";
+import { $, ask, clearMessage, describeAgent, el, showError, timeEl, tx } from "./ui.js";
 
 const HISTORY_PAGE = 20;
 const RESULTS = {
-  success: "Signed in",
-  invalid_credentials: "Wrong username or password",
-  certificate_mismatch: "Certificate mismatch",
-  invalid_proof: "Key proof failed",
-  rejected_concurrent: "Refused: in use elsewhere",
-  locked_out: "Locked out",
+  success: "web.history.result_success",
+  invalid_credentials: "web.history.result_invalid_credentials",
+  certificate_mismatch: "web.history.result_certificate_mismatch",
+  invalid_proof: "web.history.result_invalid_proof",
+  rejected_concurrent: "web.history.result_rejected_concurrent",
+  locked_out: "web.history.result_locked_out",
 };
 const END_REASONS = {
-  logged_out: "logged out", displaced: "signed in elsewhere", remote_logout: "logged out remotely",
-  device_unbound: "device removed", idle_timeout: "idle", max_lifetime: "timed out",
-  refresh_reuse: "ended for security", admin: "ended by an administrator",
+  logged_out: "web.sessions.ended_logged_out",
+  displaced: "web.sessions.ended_displaced",
+  remote_logout: "web.sessions.ended_remote_logout",
+  device_unbound: "web.sessions.ended_device_unbound",
+  idle_timeout: "web.sessions.ended_idle_timeout",
+  max_lifetime: "web.sessions.ended_max_lifetime",
+  refresh_reuse: "web.sessions.ended_refresh_reuse",
+  admin: "web.sessions.ended_admin",
+  password_changed: "web.sessions.ended_password_changed",
+  password_reset: "web.sessions.ended_password_reset",
+  account_deleted: "web.sessions.ended_account_deleted",
 };
 
 let nextCursor = null;
+let sessions = [];        // the last GET /session/list: the "show ended sessions" toggle filters it here
+let onLogoutAll = async () => {};
 
-export function initActivity() {
+export function initActivity({ onLogoutAll: logoutAll }) {
+  onLogoutAll = logoutAll;
   $("#sessions-refresh").addEventListener("click", loadSessions);
+  $("#sessions-show-ended").addEventListener("change", showSessions);
+  $("#sessions-logout-all").addEventListener("click", logOutEverywhere);
   $("#history-refresh").addEventListener("click", () => loadHistory());
   $("#history-more").addEventListener("click", () => loadHistory({ more: true }));
   $("#session-rows").addEventListener("click", endOtherSession);
 }
 
 export function resetActivity() {
+  sessions = [];
+  $("#sessions-show-ended").checked = false;
   $("#session-rows").replaceChildren();
   $("#history-rows").replaceChildren();
   $("#history-more").hidden = true;
@@ -36,37 +52,59 @@ export function resetActivity() {
 }
 
 /** A table cell that also carries its column name, shown as a label on narrow screens. */
-function cell(label, ...content) {
+function cell(labelKey, ...content) {
   const filled = content.filter((part) => part !== null && part !== undefined);
-  return el("td", { dataset: { label } }, filled.length ? el("span", {}, ...filled) : null);
+  return el("td", { dataset: { column: labelKey, label: t(labelKey) } },
+    filled.length ? el("span", {}, ...filled) : null);
 }
 
+// GET /session/list answers every session the store still holds, ended ones too, in one page:
+// the server has no ?limit=&cursor=&include_ended= yet, so ended ones are filtered here.
 export async function loadSessions() {
   const errorNode = $("#sessions-panel .error");
   clearMessage(errorNode);
   try {
-    const { sessions } = await authCall("GET", "/session/list");
-    $("#session-rows").replaceChildren(...sessions.map(sessionRow));
+    ({ sessions } = await authCall("GET", "/session/list"));
+    showSessions();
   } catch (error) {
     showError(errorNode, error);
   }
 }
 
+function showSessions() {
+  const showEnded = $("#sessions-show-ended").checked;
+  const ended = sessions.filter((s) => s.status !== "active").length;
+  const shown = sessions.filter((s) => showEnded || s.status === "active");
+  $("#session-rows").replaceChildren(...shown.map(sessionRow));
+  setText($("#sessions-show-ended-label"), "web.sessions.show_ended", { count: ended });
+  $("#sessions-show-ended").disabled = !ended && !showEnded;
+}
+
+function statusText(session) {
+  if (session.status === "active") return tx("span", {}, "web.sessions.active");
+  const reason = session.revoked_reason;
+  if (!reason) return tx("span", {}, "web.sessions.ended");
+  return END_REASONS[reason] ? tx("span", {}, END_REASONS[reason])
+    : tx("span", {}, "web.sessions.ended_other", { reason });
+}
+
 function sessionRow(session) {
-  const active = session.status === "active";
-  const status = active ? "Active" : `Ended${session.revoked_reason ? `: ${END_REASONS[session.revoked_reason] ||
-    session.revoked_reason}` : ""}`;
-  const end = active && !session.current
-    ? el("button", { type: "button", className: "secondary small", dataset: { sessionId: session.session_id },
-                     ariaLabel: `End the session of ${session.device_name}` }, "End")
+  const end = session.status === "active" && !session.current
+    ? tx("button", { type: "button", className: "secondary small", dataset: { sessionId: session.session_id } },
+      "web.sessions.end")
     : null;
+  end?.setAttribute("aria-label", t("web.sessions.end_label", { name: session.device_name }));
+  const agent = session.user_agent
+    ? el("span", { title: session.user_agent }, describeAgent(session.user_agent)) : "—";
   return el("tr", { className: session.current ? "current" : "" },
-    cell("Device", session.device_name, session.current ? el("span", { className: "badge current" }, "This session") : null),
-    cell("Started", timeEl(session.created_at)),
-    cell("Last seen", timeEl(session.last_seen_at)),
-    cell("IP address", session.ip || "—"),
-    cell("Status", status),
-    cell("Actions", end));
+    cell("web.sessions.col_device", session.device_name,
+      session.current ? tx("span", { className: "badge current" }, "web.sessions.this_session") : null),
+    cell("web.sessions.col_browser", agent),
+    cell("web.sessions.col_started", timeEl(session.created_at)),
+    cell("web.sessions.col_last_seen", timeEl(session.last_seen_at)),
+    cell("web.common.ip_address", session.ip || "—"),
+    cell("web.sessions.col_status", statusText(session)),
+    cell("web.sessions.col_actions", end));
 }
 
 async function endOtherSession(event) {
@@ -79,6 +117,21 @@ async function endOtherSession(event) {
   } catch (error) {
     button.disabled = false;
     showError($("#sessions-panel .error"), error);
+  }
+}
+
+async function logOutEverywhere() {
+  const sure = await ask({ title: "web.sessions.logout_all_title", message: "web.sessions.logout_all_message",
+    confirm: "web.sessions.logout_all" });
+  if (!sure) return;
+  const button = $("#sessions-logout-all");
+  button.disabled = true;
+  try {
+    await onLogoutAll();
+  } catch (error) {
+    showError($("#sessions-panel .error"), error);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -108,9 +161,9 @@ function historyRow(item, names) {
   const device = item.device_id ? names.get(item.device_id) || `${item.device_id.slice(0, 8)}…` : "—";
   const evicted = (item.evicted || []).map((e) => e.device_name || names.get(e.device_id) || e.device_id);
   return el("tr", { className: item.result === "success" ? "" : "failed" },
-    cell("When", timeEl(item.at)),
-    cell("Result", RESULTS[item.result] || item.result),
-    cell("Device", device),
-    cell("IP address", item.ip || "—"),
-    cell("Logged out", evicted.length ? evicted.join(", ") : "—"));
+    cell("web.history.col_when", timeEl(item.at)),
+    cell("web.history.col_result", RESULTS[item.result] ? tx("span", {}, RESULTS[item.result]) : item.result),
+    cell("web.history.col_device", device),
+    cell("web.common.ip_address", item.ip || "—"),
+    cell("web.history.col_logged_out", evicted.length ? evicted.join(", ") : "—"));
 }

@@ -5,6 +5,8 @@
 // sessionStorage so that reloading this tab keeps the session; sessionStorage is per tab
 // and is dropped when the tab closes, and it is cleared on logout and on any revocation.
 
+import { currentLocale, t } from "./i18n.js";
+
 const REFRESH_KEY = "citylogin.refresh_token";
 
 let accessToken = null;
@@ -17,7 +19,7 @@ const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "
 
 export class ApiError extends Error {
   constructor(status, problem) {
-    super(problem.detail || problem.title || `The request failed (HTTP ${status}).`);
+    super(problem.detail || problem.title || t("web.error.http", { status }));
     this.status = status;
     this.code = problem.code || "";
     this.problem = problem;
@@ -59,7 +61,8 @@ export function endSession(reason) {
 }
 
 async function send(method, path, body, token) {
-  const headers = { Accept: "application/json, application/problem+json" };
+  // The server words a problem's `detail` in the language the page is shown in.
+  const headers = { Accept: "application/json, application/problem+json", "Accept-Language": currentLocale() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
   let response;
@@ -67,8 +70,7 @@ async function send(method, path, body, token) {
     response = await fetch(path, { method, headers, cache: "no-store", credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
-    throw new ApiError(0, { code: "network_error",
-      detail: "The server cannot be reached. Check the connection and try again." });
+    throw new ApiError(0, { code: "network_error", detail: t("web.error.network_error") });
   }
   const isJson = (response.headers.get("Content-Type") || "").includes("json");
   const data = isJson ? await response.json().catch(() => ({})) : {};
@@ -112,7 +114,7 @@ export function refreshTokens() {
 
 async function rotate(started) {
   const refresh_token = sessionStorage.getItem(REFRESH_KEY);
-  if (!refresh_token) throw new ApiError(401, { code: "session_revoked", detail: "Please log in." });
+  if (!refresh_token) throw new ApiError(401, { code: "session_revoked", detail: t("web.error.session_revoked") });
   const pair = await send("POST", "/session/refresh", { refresh_token });
   if (started !== generation) return;
   accessToken = pair.access_token;

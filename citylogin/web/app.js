@@ -1,45 +1,44 @@
 // The citylogin web app: the signed-out screen (log in, create account, pair this browser, forgot
-// password, recover), the signed-in screen (devices, sessions, history, add a device, account) and
-// the moves between them.
+// password, recover), the signed-in screen (devices, sessions, history, add a device, account),
+// the moves between them and the language they speak.
 
 import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
 import * as api from "./api.js";
 import * as auth from "./auth.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
-import { initDevices, loadDevices, resetDevices } from "./devices.js";
+import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
 import { watchSession } from "./events.js";
 import { lastUsedDevice } from "./keystore.js";
-import { initLinks, takeAccountLink } from "./links.js";
+import { initLinks, notify, takeAccountLink } from "./links.js";
 import { initPairing, resetPairing } from "./pairing.js";
-import { $, busy, clearMessage, el, guessDeviceName, modal, timeEl } from "./ui.js";
+import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
+import { $, busy, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
 
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
-// SPEC §4 revocation reasons, as the person should read them.
-const ENDED_MESSAGES = {
-  displaced: "Signed in on another device",
-  remote_logout: "Logged out from another device",
-  logged_out: "Logged out from another device",
-  device_unbound: "This device was removed",
-  idle_timeout: "Session timed out",
-  max_lifetime: "Session timed out",
-  refresh_reuse: "Session ended for security",
-  password_changed: "The password was changed",
-  password_reset: "The password was reset",
-  account_deleted: "This account was deleted",
+// Why a session ended (SPEC §4 revocation reasons): what happened, then what to do, each said once.
+const RELOGIN = "web.banner.log_in_again";
+const ENDED = {
+  displaced: ["web.banner.displaced", "web.banner.displaced_next"],
+  remote_logout: ["web.banner.remote_logout", RELOGIN],
+  logged_out: ["web.banner.remote_logout", RELOGIN],
+  device_unbound: ["web.banner.device_removed", "web.banner.device_removed_next"],
+  idle_timeout: ["web.banner.idle_timeout", RELOGIN],
+  max_lifetime: ["web.banner.max_lifetime", RELOGIN],
+  refresh_reuse: ["web.banner.refresh_reuse", "web.banner.refresh_reuse_next"],
+  password_changed: ["web.banner.password_changed", "web.banner.password_next"],
+  password_reset: ["web.banner.password_reset", "web.banner.password_next"],
+  account_deleted: ["web.banner.account_deleted", null],
+  admin: ["web.banner.admin", RELOGIN],
 };
-
-// Codes whose server detail gets a hint of what to do next (recovery, SPEC §4 POST /device/recover).
-const HINTS = {
-  device_revoked: " This browser was removed from the account; pair it again with a code from another device.",
-  invalid_recovery_code: " Check the code, or try another one: each code works only once.",
-  device_limit_reached: " Tick “Remove my other devices” to make room, or remove one from a device that still works.",
-};
+const REMOVED_HERE = ["web.banner.device_removed_here", "web.banner.device_removed_next"];
 
 const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(), account: loadAccount };
+const DEVICE_NAME_FIELDS = ["#register-device", "#pair-device", "#recover-device"];
 
 let stopWatching = () => {};
+let pickedSignedOut = null;      // a language picked in the header before logging in: the account takes it
 
 function selectTab(screen, name) {
   for (const button of screen.querySelectorAll(".tabs button")) {
@@ -50,13 +49,20 @@ function selectTab(screen, name) {
   LOADERS[name]?.();
 }
 
+function currentTab(screen) {
+  return screen.querySelector(".tabs button[aria-current]");
+}
+
+/** banner: {kind: "alert" | "info", title: key, text: key or null} or null. */
 function setBanner(banner) {
   const node = $("#banner");
-  node.replaceChildren();
   node.hidden = !banner;
   if (!banner) return;
   node.className = `banner ${banner.kind}`;
-  node.append(el("strong", {}, banner.text), banner.more ? ` ${banner.more}` : "");
+  setText($("#banner-title"), banner.title);
+  if (banner.text) setText($("#banner-text"), banner.text);
+  else clearMessage($("#banner-text"));
+  $("#banner-text").hidden = !banner.text;
 }
 
 function showAuth({ tab = "login", banner = null } = {}) {
@@ -65,6 +71,10 @@ function showAuth({ tab = "login", banner = null } = {}) {
   $("#auth-screen").hidden = false;
   setBanner(banner);
   selectTab($("#auth-screen"), tab);
+}
+
+function signedIn() {
+  return Boolean(storedAccount()) && api.hasSession();
 }
 
 function storedAccount() {
@@ -77,14 +87,67 @@ function rememberAccount(account) {
   $("#whoami").hidden = false;
 }
 
-function enterHome(account) {
+function enterHome(account, { localeFromHere = false } = {}) {
   for (const input of document.querySelectorAll("input[type=password]")) input.value = "";
   rememberAccount(account);
   $("#auth-screen").hidden = true;
   $("#home-screen").hidden = false;
   selectTab($("#home-screen"), "devices");
+  currentTab($("#home-screen")).focus();        // keyboard users start on the screen they now see
   stopWatching();
   stopWatching = watchSession();
+  syncAccountLocale({ push: localeFromHere || pickedSignedOut !== null });
+}
+
+/** The UI speaks the account's language once logged in; a new account, or a language picked just
+ * before logging in, tells the account which one it is. */
+async function syncAccountLocale({ push }) {
+  try {
+    const account = await api.authCall("GET", "/account");
+    if (push && account.locale !== currentLocale()) {
+      await api.authCall("PATCH", "/account", { locale: currentLocale() });
+    } else if (!push && account.locale !== currentLocale()) {
+      await useLocale(account.locale);
+    }
+    pickedSignedOut = null;
+  } catch (error) {
+    if (!error.sessionEnded) console.warn(`citylogin: the account's language is unknown (${error.code || error.name})`);
+  }
+}
+
+async function useLocale(tag) {
+  const guessed = DEVICE_NAME_FIELDS.map((field) => $(field).value === guessDeviceName());
+  await setLocale(tag);
+  rememberChoice(tag);
+  DEVICE_NAME_FIELDS.forEach((field, i) => { if (guessed[i]) $(field).value = guessDeviceName(); });
+}
+
+/** The header's EN / 日本語: signed in, the account's language changes too; the session stays. */
+async function switchLanguage(tag) {
+  if (tag === currentLocale()) return;
+  if (!signedIn()) {
+    pickedSignedOut = tag;
+    await useLocale(tag);
+    return;
+  }
+  // The account first, so the panels drawn again in the new language read it back.
+  let saved = true;
+  try {
+    await api.authCall("PATCH", "/account", { locale: tag });
+  } catch (error) {
+    if (error.sessionEnded) return;
+    saved = false;
+  }
+  await useLocale(tag);
+  if (!saved) notify("web.notice.locale_not_saved", "alert");
+}
+
+function showLocale(tag) {
+  for (const button of $("#language-switch").querySelectorAll("button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.locale === tag));
+  }
+  // Rows drawn from API answers are drawn again in the new language.
+  if (!$("#home-screen").hidden) LOADERS[currentTab($("#home-screen"))?.dataset.tab]?.();
 }
 
 function leaveHome(banner) {
@@ -102,19 +165,26 @@ function leaveHome(banner) {
 }
 
 function sessionEnded(reason) {
-  leaveHome({ kind: "alert", text: ENDED_MESSAGES[reason] || "Session ended", more: "Log in again to continue." });
+  const [title, text] = reason === "device_unbound" && removedThisDevice() ? REMOVED_HERE
+    : ENDED[reason] || ["web.banner.ended", RELOGIN];
+  leaveHome({ kind: "alert", title, text });
 }
 
 /** Logs in; a 409 concurrent_login asks whether to log the other device out (SPEC §5). */
-async function logIn(username, password) {
+async function logIn(username, password, { registered = false } = {}) {
   const form = $("#login-form");
   form.username.value = username;
   clearMessage($(".note", form));
   await busy(form, async () => {
     try {
-      enterHome(await auth.login({ username, password }));
+      enterHome(await auth.login({ username, password }), { localeFromHere: registered });
     } catch (error) {
-      if (error.code !== "concurrent_login") throw withHint(error);
+      if (error.code === "device_revoked") {
+        // This browser's certificate was revoked: the banner says what happened and what to do.
+        setBanner({ kind: "alert", title: ENDED.device_unbound[0], text: ENDED.device_unbound[1] });
+        return;
+      }
+      if (error.code !== "concurrent_login") throw error;
       await resolveConflict(username, error.problem);
     }
   });
@@ -122,20 +192,13 @@ async function logIn(username, password) {
 
 async function resolveConflict(username, problem) {
   $("#concurrent-devices").replaceChildren(...(problem.active_devices || []).map((device) =>
-    el("li", {}, el("strong", {}, device.device_name), el("span", { className: "muted" }, " · signed in "),
-      timeEl(device.login_at))));
+    el("li", {}, el("strong", {}, device.device_name), " ",
+      tx("span", { className: "muted" }, "web.concurrent.signed_in"), " ", timeEl(device.login_at))));
   if ((await modal($("#concurrent-dialog"))) !== "continue") {
-    const note = $("#login-form .note");
-    note.textContent = "Not logged in. The other device stays signed in.";
-    note.hidden = false;
+    say($("#login-form .note"), "web.concurrent.cancelled");
     return;
   }
   enterHome(await auth.confirmLogin({ username, confirmToken: problem.confirm_token }));
-}
-
-function withHint(error) {
-  if (HINTS[error.code]) error.message += HINTS[error.code];
-  return error;
 }
 
 function formValues(form) {
@@ -163,7 +226,7 @@ async function submitRegister(event) {
   if (issued.recovery_codes?.length) await showRecoveryCodes(issued.recovery_codes);
   form.device_name.value = guessDeviceName();
   selectTab($("#auth-screen"), "login");
-  await logIn(v.username, v.password);
+  await logIn(v.username, v.password, { registered: true });
 }
 
 async function submitPair(event) {
@@ -183,14 +246,8 @@ async function submitRecover(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const v = formValues(form);
-  const issued = await busy(form, async () => {
-    try {
-      return await auth.recover({ username: v.username, password: v.password, recoveryCode: v.recovery_code,
-        deviceName: v.device_name, unbindOtherDevices: form.unbind_other_devices.checked });
-    } catch (error) {
-      throw withHint(error);
-    }
-  });
+  const issued = await busy(form, () => auth.recover({ username: v.username, password: v.password,
+    recoveryCode: v.recovery_code, deviceName: v.device_name, unbindOtherDevices: form.unbind_other_devices.checked }));
   if (!issued) return;
   form.reset();
   form.device_name.value = guessDeviceName();
@@ -204,7 +261,21 @@ async function logOut() {
   } catch (error) {
     if (error.sessionEnded) return;       // the banner already says why
   }
-  leaveHome({ kind: "info", text: "You have logged out." });
+  leaveHome({ kind: "info", title: "web.banner.logged_out", text: null });
+}
+
+/** Sessions → "Log out everywhere": every session of the account ends, this one too (SPEC §4). */
+async function logOutEverywhere() {
+  stopWatching();                         // this tab's own revocation event must not read as "from another device"
+  try {
+    await api.authCall("POST", "/session/logout_all", { include_current: true });
+  } catch (error) {
+    if (error.sessionEnded) return;
+    stopWatching = watchSession();
+    throw error;
+  }
+  api.clearSession();
+  leaveHome({ kind: "info", title: "web.banner.logged_out_everywhere", text: null });
 }
 
 /** A `#pair=<payload>` link prefills the pair form; the one-time payload then leaves the address bar. */
@@ -233,6 +304,11 @@ function wire() {
     if (link) selectTab($("#auth-screen"), link.dataset.show);
   });
   $("#logout-button").addEventListener("click", logOut);
+  $("#language-switch").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-locale]");
+    if (button) switchLanguage(button.dataset.locale);
+  });
+  onLocaleChange(showLocale);
   window.addEventListener("hashchange", () => {
     if (takePairingLink() && !$("#auth-screen").hidden) selectTab($("#auth-screen"), "pair");
     takeAccountLink();
@@ -242,28 +318,31 @@ function wire() {
     const account = storedAccount();
     if (account) rememberAccount({ ...account, deviceName: device.device_name });
   } });
-  initActivity();
+  initActivity({ onLogoutAll: logOutEverywhere });
   initPairing();
   initCodes();
-  initAccount({ onDeleted: () => leaveHome({ kind: "info", text: "Your account was deleted.",
-    more: "This browser no longer holds its key." }) });
+  initAccount({
+    onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",
+      text: "web.banner.key_forgotten" }),
+    onLocaleSaved: useLocale,
+  });
   // A verified address shows on the Account panel at once when it is open.
   initLinks({ verified: () => { if (!$("#account-panel").hidden && !$("#home-screen").hidden) loadAccount(); } });
   api.onSessionEnded(sessionEnded);
 }
 
 async function boot() {
+  await setLocale(initialLocale()).catch(() => setLocale("en"));
   if (!window.isSecureContext || !window.crypto?.subtle || !window.indexedDB) {
     $("#insecure-origin").textContent = location.origin;
     $("#insecure").hidden = false;
     return;
   }
   wire();
+  showLocale(currentLocale());
   const paired = takePairingLink();
   takeAccountLink();
-  $("#register-device").value = guessDeviceName();
-  $("#pair-device").value = guessDeviceName();
-  $("#recover-device").value = guessDeviceName();
+  for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
   const account = storedAccount();
   if (account && api.hasSession()) {
     // A reload of a signed-in tab: the refresh token in sessionStorage resumes the session.

@@ -41,8 +41,7 @@ export async function recover({ username, password, recoveryCode, deviceName, un
 export async function login({ username, password }) {
   const device = await findDevice(username);
   if (!device) {
-    throw new ApiError(0, { code: "no_device_key",
-      detail: `This browser holds no device key for “${username}”. Create an account, or pair this browser.` });
+    throw new ApiError(0, { code: "no_device_key", username });
   }
   const { challenge } = await call("POST", "/login/challenge", {});
   const signature = await signChallenge(device.keyPair.privateKey, challenge);

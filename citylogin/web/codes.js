@@ -1,7 +1,7 @@
 // The recovery codes, shown once (SPEC §4: after registration and after "make new codes"),
 // with copy and print; the list leaves the page when the person says they are saved.
 
-import { $, el, modal } from "./ui.js";
+import { $, el, modal, say } from "./ui.js";
 
 export function initCodes() {
   const dialog = $("#codes-dialog");
@@ -24,9 +24,8 @@ async function copyCodes() {
   const text = [...$("#codes-list").querySelectorAll("code")].map((code) => code.textContent).join("\n");
   try {
     await navigator.clipboard.writeText(text);
-    note.textContent = "Copied. Paste them somewhere safe, such as a password manager.";
+    say(note, "web.codes.copied");
   } catch {
-    note.textContent = "Copying was refused by the browser: select the codes and copy them, or print them.";
+    say(note, "web.codes.copy_refused");
   }
-  note.hidden = false;
 }

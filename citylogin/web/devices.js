@@ -1,10 +1,13 @@
 // The Devices panel: the account's devices with rename, log out and remove (SPEC §4 /device).
 
 import { authCall } from "./api.js";
-import { $, ask, askName, clearMessage, el, showError, timeEl } from "./ui.js";
+import { t } from "./i18n.js";
+import { $, ask, askName, clearMessage, el, showError, timeEl, tx } from "./ui.js";
 
 let names = new Map();              // device_id -> device_name, also for the history table
 let onCurrentDevice = () => {};
+let currentId = null;
+let removingThisDevice = false;     // this device removed itself: its banner must not say "from another device"
 
 export function initDevices({ onCurrent }) {
   onCurrentDevice = onCurrent;
@@ -20,6 +23,7 @@ export async function loadDevices() {
     names = new Map(devices.map((d) => [d.device_id, d.device_name]));
     $("#device-list").replaceChildren(...devices.map(deviceItem));
     const current = devices.find((d) => d.current);
+    currentId = current?.device_id || null;
     if (current) onCurrentDevice(current);
   } catch (error) {
     showError(errorNode, error);
@@ -31,23 +35,31 @@ export async function deviceNames() {
   return names;
 }
 
+/** True when the session ended because this device removed itself. */
+export function removedThisDevice() {
+  return removingThisDevice;
+}
+
 export function resetDevices() {
   names = new Map();
+  currentId = null;
+  removingThisDevice = false;
   $("#device-list").replaceChildren();
 }
 
 function deviceItem(device) {
   const removed = device.status === "revoked";
   const badges = [
-    device.current && el("span", { className: "badge current" }, "This device"),
-    device.active && !removed && el("span", { className: "badge active" }, "Signed in"),
-    device.is_primary && el("span", { className: "badge" }, "Primary"),
-    removed && el("span", { className: "badge removed" }, "Removed"),
+    device.current && tx("span", { className: "badge current" }, "web.devices.this_device"),
+    device.active && !removed && tx("span", { className: "badge active" }, "web.devices.signed_in"),
+    device.is_primary && tx("span", { className: "badge" }, "web.devices.primary"),
+    removed && tx("span", { className: "badge removed" }, "web.devices.removed"),
   ];
   const actions = removed ? [] : [
-    actionButton("rename", "Rename", device),
-    device.active && !device.current && actionButton("logout", "Log out", device),
-    actionButton("unbind", "Remove", device, "danger"),
+    actionButton("rename", "web.devices.rename", "web.devices.rename_label", device),
+    device.active && !device.current
+      && actionButton("logout", "web.devices.logout", "web.devices.logout_label", device),
+    actionButton("unbind", "web.devices.remove", "web.devices.remove_label", device, "danger"),
   ];
   return el("li", { className: removed ? "device removed" : "device",
                     dataset: { deviceId: device.device_id, deviceName: device.device_name } },
@@ -55,16 +67,17 @@ function deviceItem(device) {
       el("strong", { className: "device-name" }, device.device_name),
       el("span", { className: "badges" }, ...badges.filter(Boolean))),
     el("dl", { className: "meta" },
-      el("dt", {}, "Registered"), el("dd", {}, timeEl(device.registered_at)),
-      el("dt", {}, "Last login"), el("dd", {}, timeEl(device.last_login_at)),
-      el("dt", {}, "Fingerprint"),
+      tx("dt", {}, "web.devices.registered"), el("dd", {}, timeEl(device.registered_at)),
+      tx("dt", {}, "web.devices.last_login"), el("dd", {}, timeEl(device.last_login_at)),
+      tx("dt", {}, "web.devices.fingerprint"),
       el("dd", {}, el("code", { title: device.fingerprint }, `${device.fingerprint.slice(0, 16)}…`))),
     actions.length ? el("div", { className: "actions" }, ...actions.filter(Boolean)) : null);
 }
 
-function actionButton(action, label, device, style = "secondary") {
-  return el("button", { type: "button", className: `${style} small`, dataset: { action },
-                        ariaLabel: `${label} ${device.device_name}` }, label);
+function actionButton(action, labelKey, ariaKey, device, style = "secondary") {
+  const button = tx("button", { type: "button", className: `${style} small`, dataset: { action } }, labelKey);
+  button.setAttribute("aria-label", t(ariaKey, { name: device.device_name }));
+  return button;
 }
 
 const ACTIONS = {
@@ -78,16 +91,19 @@ const ACTIONS = {
     await authCall("POST", "/device/force_logout", { device_id: deviceId });
   },
   async unbind(deviceId, deviceName) {
-    const sure = await ask({ title: `Remove “${deviceName}”?`, confirmLabel: "Remove",
-      message: "Its certificate is revoked and it is logged out at once. It can only come back by pairing again." });
+    const sure = await ask({ title: "web.devices.remove_title", message: "web.devices.remove_message",
+      confirm: "web.devices.remove", params: { name: deviceName } });
     if (!sure) return;
+    removingThisDevice = deviceId === currentId;
     try {
       await authCall("POST", "/device/unbind", { device_id: deviceId });
     } catch (error) {
-      if (error.code !== "last_device") throw error;
-      const really = await ask({ title: "Remove the last device?", confirmLabel: "Remove anyway",
-        message: "This is the account’s last device. Without it, nobody can log in to this account again." });
+      const isLast = error.code === "last_device";
+      const really = isLast && await ask({ title: "web.devices.remove_last_title",
+        message: "web.devices.remove_last_message", confirm: "web.devices.remove_anyway" });
       if (really) await authCall("POST", "/device/unbind", { device_id: deviceId, confirm_last: true });
+      else removingThisDevice = false;
+      if (!isLast) throw error;
     }
   },
 };

@@ -2,10 +2,10 @@
 // acted on once and then taken out of the address bar, and the form that asks for a reset link.
 
 import { call } from "./api.js";
-import { $, busy, clearMessage, modal } from "./ui.js";
+import { setText } from "./i18n.js";
+import { $, busy, clearMessage, modal, say, showError } from "./ui.js";
 
 const LINK = /^#(verify|reset|not-me)=([^\s&]+)$/;
-const RESET_SENT = "If an account has this address, a link to reset its password is on its way. It works for 30 minutes.";
 
 let onVerified = () => {};
 const pendingTokens = new Map();   // dialog -> the token of the reset or not-me link it acts on
@@ -21,10 +21,16 @@ export function initLinks({ verified }) {
   }
 }
 
-/** A message at the top of the page, on either screen: kind "info" or "alert". */
-export function notify(text, kind = "info") {
+/** A catalogue message at the top of the page, on either screen: kind "info" or "alert". */
+export function notify(key, kind = "info") {
   $("#notice").className = `banner ${kind}`;
-  $("#notice-text").textContent = text;
+  setText($("#notice-text"), key);
+  $("#notice").hidden = false;
+}
+
+function notifyError(error) {
+  $("#notice").className = "banner alert";
+  showError($("#notice-text"), error);
   $("#notice").hidden = false;
 }
 
@@ -43,13 +49,10 @@ export function takeAccountLink() {
 async function verifyEmail(token) {
   try {
     await call("POST", "/account/verify_email", { token });
-    notify("Your e-mail address is verified. Thank you.");
+    notify("web.notice.email_verified");
     onVerified();
   } catch (error) {
-    notify(error.code === "invalid_verification_token"
-      ? "This verification link is invalid, already used or expired (links work for 24 hours). " +
-        "Log in and send a new one from the Account page."
-      : error.message, "alert");
+    notifyError(error);
   }
 }
 
@@ -77,20 +80,12 @@ async function setNewPassword(event) {
   const form = event.currentTarget;
   const token = pendingTokens.get($("#reset-dialog"));
   const done = await busy(form, async () => {
-    try {
-      await call("POST", "/account/password_reset/confirm", { token, new_password: form.new_password.value });
-      return true;
-    } catch (error) {
-      if (error.code === "invalid_reset_token") {
-        error.message = "This reset link is invalid, already used or expired (links work for 30 minutes). " +
-          "Ask for a new one with “Forgot password?”.";
-      }
-      throw error;
-    }
+    await call("POST", "/account/password_reset/confirm", { token, new_password: form.new_password.value });
+    return true;
   });
   if (!done) return;
   $("#reset-dialog").close("done");
-  notify("Your new password is set, and every session of the account has ended. Log in with the new password.");
+  notify("web.notice.password_reset");
 }
 
 async function removeThatDevice(event) {
@@ -102,16 +97,13 @@ async function removeThatDevice(event) {
       await call("POST", "/account/not_me", { token });
       return true;
     } catch (error) {
-      if (error.status === 404 || error.status >= 500 || !error.code) {
-        error.message = "This link cannot be used right now. Log in on one of your devices and remove the device " +
-          "from the Devices page instead.";
-      }
+      if (error.status === 404 || error.status >= 500 || !error.code) error.code = "not_me_unavailable";
       throw error;
     }
   });
   if (!done) return;
   $("#not-me-dialog").close("done");
-  notify("That device was removed and logged out. Change your password now, in case it was known to someone else.");
+  notify("web.notice.not_me_done");
 }
 
 async function askForResetLink(event) {
@@ -122,6 +114,5 @@ async function askForResetLink(event) {
   const done = await busy(form, () => call("POST", "/account/password_reset", { email: form.email.value.trim() })
     .then(() => true));
   if (!done) return;
-  note.textContent = RESET_SENT;
-  note.hidden = false;
+  say(note, "web.forgot.sent");
 }

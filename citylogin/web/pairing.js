@@ -2,6 +2,7 @@
 // countdown (SPEC §4 POST /registration/request_pairing_token).
 
 import { authCall } from "./api.js";
+import { setText } from "./i18n.js";
 import { $, clearMessage, showError } from "./ui.js";
 
 let ticker = null;
@@ -18,7 +19,7 @@ export function resetPairing() {
   $("#pairing-output").hidden = true;
   $("#pairing-payload").value = "";
   $("#pairing-qr").removeAttribute("src");
-  $("#pairing-create").textContent = "Show a pairing code";
+  setText($("#pairing-create"), "web.add_device.show_code");
 }
 
 /** The link a new browser opens to get the pairing form prefilled (read by app.js). */
@@ -47,13 +48,14 @@ function show(code) {
   $("#pairing-payload").value = code.qr_code;
   $("#pairing-link").href = pairingLink(code.qr_code);
   $("#pairing-output").hidden = false;
-  $("#pairing-create").textContent = "Show a new pairing code";
+  setText($("#pairing-create"), "web.add_device.show_new_code");
   // Count from expires_in rather than expires_at so a skewed device clock cannot shorten the code's life.
   const deadline = Date.now() + code.expires_in * 1000;
   const tick = () => {
     const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
     const clock = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
-    $("#pairing-countdown").textContent = left ? `Expires in ${clock}` : "This code has expired. Show a new one.";
+    if (left) setText($("#pairing-countdown"), "web.add_device.expires_in", { clock });
+    else setText($("#pairing-countdown"), "web.add_device.expired");
     $("#pairing-output").classList.toggle("expired", !left);
     if (!left) clearInterval(ticker);
   };
@@ -67,9 +69,9 @@ async function copyPayload() {
   input.select();
   try {
     await navigator.clipboard.writeText(input.value);
-    button.textContent = "Copied";
+    setText(button, "web.common.copied");
   } catch {
-    button.textContent = "Press Ctrl+C";   // the text is selected; the clipboard API was refused
+    setText(button, "web.add_device.press_copy");   // the text is selected; the clipboard API was refused
   }
-  setTimeout(() => { button.textContent = "Copy"; }, 2000);
+  setTimeout(() => setText(button, "web.common.copy"), 2000);
 }

@@ -1,4 +1,7 @@
-// Small DOM pieces shared by the screens: element building, times, errors, dialogs.
+// Small DOM pieces shared by the screens: element building, times, errors next to their fields,
+// dialogs, user agents.
+
+import { formatDateTime, has, setPlainText, setText, t } from "./i18n.js";
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -12,42 +15,116 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-
-/** A <time> element for an ISO 8601 instant, or a dash when there is none. */
-export function timeEl(iso) {
-  if (!iso) return el("span", { className: "muted" }, "—");
-  return el("time", { dateTime: iso, title: iso }, dateTime.format(new Date(iso)));
+/** An element showing `key`'s text, re-translated when the language changes. */
+export function tx(tag, props, key, params) {
+  const node = el(tag, props);
+  setText(node, key, params);
+  return node;
 }
 
-/** Shows an error's problem+json detail in `node`; errors that ended the session are shown by the banner. */
+/** A <time> element for an ISO 8601 instant in the current locale, or a dash when there is none. */
+export function timeEl(iso) {
+  if (!iso) return el("span", { className: "muted" }, "—");
+  return el("time", { dateTime: iso, title: iso }, formatDateTime(iso));
+}
+
+/** The catalogue key for an error: its API `code` where the catalogue has a human text for it. */
+function errorKey(error) {
+  if (error?.code && has(`web.error.${error.code}`)) return `web.error.${error.code}`;
+  return error?.status >= 0 ? null : "web.error.unexpected";
+}
+
+/** Shows an error in `node`: the catalogue's text for its code, else the server's detail. Errors
+ * that ended the session are shown by the banner. */
 export function showError(node, error) {
   if (error?.sessionEnded) return;
   if (!(error?.status >= 0)) console.error(error);
-  node.textContent = error?.message || "Something went wrong. Please try again.";
+  const key = errorKey(error);
+  if (key) setText(node, key, error?.problem);
+  else setPlainText(node, error?.message || t("web.error.unexpected"));
+  node.hidden = false;
+}
+
+/** Shows a catalogue text in a message slot. */
+export function say(node, key, params) {
+  setText(node, key, params);
   node.hidden = false;
 }
 
 export function clearMessage(node) {
-  node.textContent = "";
+  setPlainText(node, "");
   node.hidden = true;
 }
 
-/** Runs `work` with the form's controls disabled; its error lands in the form's .error slot. */
+// What a pydantic message says about the value, as a kind of web.field.<field>.<kind> message.
+// The problem carries only the field and an English detail, so the kind is read from the detail.
+const FIELD_KINDS = [[/at least 1 character/i, "required"], [/too common/i, "common"],
+  [/\d+-\d+ characters|at least \d+ character/i, "length"], [/at most \d+ character/i, "too_long"]];
+
+/** {field, kind} of a 400 invalid_field or missing_fields problem, else null. */
+function fieldProblem(error) {
+  const problem = error?.problem || {};
+  if (error?.code === "missing_fields" && problem.fields?.length) return { field: problem.fields[0], kind: "required" };
+  if (error?.code !== "invalid_field" || !problem.field) return null;
+  const kind = FIELD_KINDS.find(([pattern]) => pattern.test(problem.detail || ""))?.[1] || "invalid";
+  return { field: problem.field, kind };
+}
+
+function fieldNode(input) {
+  const id = `${input.id}-error`;
+  let node = document.getElementById(id);
+  if (!node) {
+    node = el("p", { id, className: "field-error", hidden: true });
+    node.setAttribute("role", "alert");
+    const hint = input.nextElementSibling?.classList.contains("hint") ? input.nextElementSibling : null;
+    (hint || input).after(node);
+    input.setAttribute("aria-describedby", [input.getAttribute("aria-describedby"), id].filter(Boolean).join(" "));
+  }
+  return node;
+}
+
+/** Shows `key`'s text next to the form's field `name`; returns the input, or null if the form lacks it. */
+export function showFieldError(form, name, key, params) {
+  const input = form.elements.namedItem(name);
+  if (!input?.id) return null;
+  say(fieldNode(input), key, params);
+  input.setAttribute("aria-invalid", "true");
+  return input;
+}
+
+function showAtField(form, error) {
+  const found = fieldProblem(error);
+  if (!found) return null;
+  const key = [`web.field.${found.field}.${found.kind}`, `web.field.${found.field}.invalid`, `web.field.${found.kind}`,
+    "web.field.invalid"].find(has);
+  return key ? showFieldError(form, found.field, key) : null;
+}
+
+export function clearFieldErrors(form) {
+  for (const node of form.querySelectorAll(".field-error")) clearMessage(node);
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+}
+
+/** Runs `work` with the form's controls disabled; an error about one field is shown next to it
+ * (and the field focused), any other in the form's .error slot. */
 export async function busy(form, work) {
   const controls = [...form.elements];
   const errorNode = $(".error", form);
+  let invalid = null;
   clearMessage(errorNode);
+  clearFieldErrors(form);
   controls.forEach((c) => { c.disabled = true; });
   form.setAttribute("aria-busy", "true");
   try {
     return await work();
   } catch (error) {
-    showError(errorNode, error);
+    invalid = showAtField(form, error);
+    if (!invalid) showError(errorNode, error);
     return undefined;
   } finally {
     controls.forEach((c) => { c.disabled = false; });
     form.removeAttribute("aria-busy");
+    invalid?.focus();
   }
 }
 
@@ -60,12 +137,12 @@ export function modal(dialog) {
   });
 }
 
-/** Yes/no question in the shared confirm dialog. */
-export async function ask({ title, message, confirmLabel }) {
+/** Yes/no question in the shared confirm dialog; the texts are catalogue keys filled from `params`. */
+export async function ask({ title, message, confirm, params }) {
   const dialog = $("#confirm-dialog");
-  $("#confirm-title", dialog).textContent = title;
-  $("#confirm-message", dialog).textContent = message;
-  $("#confirm-ok", dialog).textContent = confirmLabel;
+  setText($("#confirm-title", dialog), title, params);
+  setText($("#confirm-message", dialog), message, params);
+  setText($("#confirm-ok", dialog), confirm, params);
   return (await modal(dialog)) === "confirm";
 }
 
@@ -78,12 +155,27 @@ export async function askName(current) {
   return answer === "save" && input.value.trim() ? input.value.trim() : null;
 }
 
+const BROWSERS = [["Edg/", "Edge"], ["OPR/", "Opera"], ["Firefox/", "Firefox"], ["Chrome/", "Chrome"],
+  ["Safari/", "Safari"]];
+const SYSTEMS = [["Android", "Android"], ["iPhone", "iPhone"], ["iPad", "iPad"], ["Windows", "Windows"],
+  ["Mac OS", "macOS"], ["CrOS", "ChromeOS"], ["Linux", "Linux"]];
+
+function agentParts(ua) {
+  return { browser: BROWSERS.find(([token]) => ua.includes(token))?.[1],
+           os: SYSTEMS.find(([token]) => ua.includes(token))?.[1] };
+}
+
+/** A user agent in a few words, such as "Chrome on Linux"; a non-browser client by its first token. */
+export function describeAgent(ua) {
+  if (!ua) return t("web.ua.unknown");
+  const { browser, os } = agentParts(ua);
+  if (browser && os) return t("web.ua.browser_on_os", { browser, os });
+  return browser || ua.split(/[\s(]/)[0] || t("web.ua.unknown");
+}
+
 /** A default device name such as "Chrome on Linux", from what the browser says about itself. */
 export function guessDeviceName() {
-  const ua = navigator.userAgent;
-  const browser = [["Edg/", "Edge"], ["Firefox/", "Firefox"], ["Chrome/", "Chrome"], ["Safari/", "Safari"]]
-    .find(([token]) => ua.includes(token))?.[1] || "Browser";
-  const platform = [["Android", "Android"], ["iPhone", "iPhone"], ["iPad", "iPad"], ["Windows", "Windows"],
-    ["Mac OS", "macOS"], ["Linux", "Linux"]].find(([token]) => ua.includes(token))?.[1];
-  return platform ? `${browser} on ${platform}` : browser;
+  const { browser, os } = agentParts(navigator.userAgent);
+  const name = browser || t("web.ua.browser");
+  return os ? t("web.ua.browser_on_os", { browser: name, os }) : name;
 }

@@ -31,7 +31,17 @@ class DevicePage:
         return self
 
     def tab(self, name: str) -> None:
+        """Clicks a tab by its English name (the tests that read the English UI)."""
         self.page.locator(".tabs:visible").get_by_role("button", name=name, exact=True).click()
+
+    def go(self, tab: str) -> None:
+        """Clicks a tab by its data-tab, in any language: login, register, pair, devices, sessions, ..."""
+        self.page.locator(f".tabs:visible button[data-tab='{tab}']").click()
+
+    def switch_language(self, locale: str) -> None:
+        """The header's EN / 日本語 switch."""
+        self.page.locator(f"#language-{locale}").click()
+        expect(self.page.locator("html")).to_have_attribute("lang", locale)
 
     @property
     def login_form(self) -> Locator:
@@ -59,15 +69,21 @@ class DevicePage:
     # --- flows -------------------------------------------------------------------------
 
     def register(self, username: str, *, device_name: str, password: str = PASSWORD) -> None:
-        self.tab("Create account")
-        form = self.page.locator("#register-form")
-        form.get_by_label("Username").fill(username)
-        form.get_by_label("E-mail").fill(f"{username}@example.com")
-        form.get_by_label("Password").fill(password)
-        form.get_by_label("Device name").fill(device_name)
-        form.get_by_role("button", name="Create account").click()
+        self.fill_register_form(username, device_name=device_name, password=password)
         self.save_recovery_codes()
         self.expect_devices_screen()
+
+    def fill_register_form(self, username: str, *, device_name: str, password: str = PASSWORD,
+                           email: str | None = None) -> Locator:
+        """Fills "Create account" and sends it; returns the form."""
+        self.go("register")
+        form = self.page.locator("#register-form")
+        form.locator("#register-username").fill(username)
+        form.locator("#register-email").fill(email if email is not None else f"{username}@example.com")
+        form.locator("#register-password").fill(password)
+        form.locator("#register-device").fill(device_name)
+        form.locator("button[type=submit]").click()
+        return form
 
     def save_recovery_codes(self) -> list[str]:
         """Reads the ten codes the codes dialog shows once, then closes it with "I have saved them"."""
@@ -76,15 +92,15 @@ class DevicePage:
         expect(dialog.locator("#codes-list li")).to_have_count(10)
         codes = dialog.locator("#codes-list code").all_inner_texts()
         self.recovery_codes = codes
-        dialog.get_by_role("button", name="I have saved them").click()
+        dialog.locator("#codes-saved").click()
         expect(dialog).to_be_hidden()
         return codes
 
     def log_in(self, username: str, password: str = PASSWORD) -> None:
-        self.tab("Log in")
-        self.login_form.get_by_label("Username").fill(username)
-        self.login_form.get_by_label("Password").fill(password)
-        self.login_form.get_by_role("button", name="Log in").click()
+        self.go("login")
+        self.login_form.locator("#login-username").fill(username)
+        self.login_form.locator("#login-password").fill(password)
+        self.login_form.locator("button[type=submit]").click()
 
     def log_out(self) -> None:
         self.page.locator("#logout-button").click()
@@ -93,15 +109,15 @@ class DevicePage:
     def recover(self, username: str, code: str, *, device_name: str, password: str = PASSWORD,
                 unbind_others: bool = False) -> None:
         """"Lost all my devices?" on the login screen, with one recovery code."""
-        self.tab("Log in")
-        self.login_form.get_by_role("button", name="Lost all my devices?").click()
+        self.go("login")
+        self.login_form.locator("button[data-show='recover']").click()
         form = self.recover_form
-        form.get_by_label("Username").fill(username)
-        form.get_by_label("Password").fill(password)
-        form.get_by_label("Recovery code").fill(code)
-        form.get_by_label("Device name").fill(device_name)
-        form.get_by_label("Remove my other devices").set_checked(unbind_others)
-        form.get_by_role("button", name="Recover and log in").click()
+        form.locator("#recover-username").fill(username)
+        form.locator("#recover-password").fill(password)
+        form.locator("#recover-code").fill(code)
+        form.locator("#recover-device").fill(device_name)
+        form.locator("#recover-unbind").set_checked(unbind_others)
+        form.locator("button[type=submit]").click()
 
     @property
     def recover_form(self) -> Locator:
@@ -112,7 +128,7 @@ class DevicePage:
         return self.page.locator("#account-panel")
 
     def open_account(self) -> Locator:
-        self.tab("Account")
+        self.go("account")
         expect(self.account_panel).to_be_visible()
         expect(self.page.locator("#account-username")).not_to_have_text("—")
         return self.account_panel
@@ -120,16 +136,16 @@ class DevicePage:
     def change_password(self, current: str, new: str, *, log_out_others: bool = True) -> Locator:
         """Fills and sends the Account page's password form; returns the form."""
         form = self.open_account().locator("#password-form")
-        form.get_by_label("Current password").fill(current)
-        form.get_by_label("New password").fill(new)
-        form.get_by_label("Log out my other devices").set_checked(log_out_others)
-        form.get_by_role("button", name="Change password").click()
+        form.locator("#password-current").fill(current)
+        form.locator("#password-new").fill(new)
+        form.locator("#password-logout-others").set_checked(log_out_others)
+        form.locator("button[type=submit]").click()
         return form
 
     def show_pairing_code(self) -> str:
-        self.tab("Add a device")
-        self.page.get_by_role("button", name="Show a pairing code").click()
-        payload = self.page.locator("#add-device-panel").get_by_label("Pairing code")
+        self.go("add-device")
+        self.page.locator("#pairing-create").click()
+        payload = self.page.locator("#pairing-payload")
         expect(payload).not_to_have_value("")
         expect(self.page.locator("#pairing-qr")).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
         return payload.input_value()
@@ -141,19 +157,19 @@ class DevicePage:
         if via_link:
             self.open(f"#pair={payload}")
             expect(form).to_be_visible()
-            expect(form.get_by_label("Pairing code")).to_have_value(payload)
+            expect(form.locator("#pair-code")).to_have_value(payload)
         else:
-            self.tab("Pair this browser")
-            form.get_by_label("Pairing code").fill(payload)
-        form.get_by_label("Username").fill(username)
-        form.get_by_label("Password").fill(password)
-        form.get_by_label("Device name").fill(device_name)
-        form.get_by_role("button", name="Pair and log in").click()
+            self.go("pair")
+            form.locator("#pair-code").fill(payload)
+        form.locator("#pair-username").fill(username)
+        form.locator("#pair-password").fill(password)
+        form.locator("#pair-device").fill(device_name)
+        form.locator("button[type=submit]").click()
 
     def refresh_devices(self) -> None:
         """Reloads the device list: opening the Devices tab loads it, or its Refresh button."""
         if self.page.locator("#devices-panel").is_hidden():
-            self.tab("Devices")
+            self.go("devices")
         else:
             self.page.locator("#devices-refresh").click()
 

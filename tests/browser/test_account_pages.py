@@ -143,7 +143,7 @@ def test_forgotten_password_is_reset_from_the_link(make_server, new_device):
     expect(a.page).to_have_url(f"{url}/")
     dialog.get_by_label("New password").fill("password")             # too common: refused, the link still works
     dialog.get_by_role("button", name="Set password").click()
-    expect(dialog.locator(".error")).to_be_visible()
+    expect(dialog.locator("#reset-password-error")).to_contain_text("too common")      # next to the field
     dialog.get_by_label("New password").fill(NEW_PASSWORD)
     dialog.get_by_role("button", name="Set password").click()
     expect(dialog).to_be_hidden()
@@ -171,6 +171,8 @@ def test_deleting_the_account_forgets_the_key(make_server, new_device):
     expect(email.locator(".note")).to_contain_text(f"A link was sent to {user}-new@example.com")
     account.get_by_label("Language").select_option("ja")
     account.get_by_role("button", name="Save language").click()
+    expect(account.locator("#locale-form .note")).to_contain_text("保存しました")     # the app speaks it at once
+    a.switch_language("en")
     expect(account.locator("#locale-form .note")).to_contain_text("Saved")
 
     form = account.locator("#delete-form")

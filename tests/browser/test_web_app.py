@@ -132,9 +132,12 @@ def test_unbound_device_is_sent_to_login(make_server, new_device, screenshot):
     screenshot(b.page, "banner-removed")
     expect(a.device("Bob phone")).to_contain_text("Removed")
     expect(a.device("Bob phone").get_by_role("button")).to_have_count(0)
-    # Its certificate is revoked for good: logging in again is refused with the server's detail.
+    expect(b.banner).to_contain_text("pair it again from a device that is still registered")
+    expect(b.banner.get_by_role("button")).to_have_count(0)
+    # Its certificate is revoked for good: logging in again shows the same banner, said once.
     b.log_in(user)
-    expect(b.login_form.locator(".error")).to_contain_text("pair it again")
+    expect(b.banner).to_contain_text("This device was removed")
+    expect(b.login_form.locator(".error")).to_be_hidden()
 
 
 def test_unbinding_the_last_device_asks_twice(make_server, new_device):
