@@ -33,6 +33,21 @@ def _database(settings: Settings) -> Iterator[dict]:
         yield {"dynamodb_endpoint_url": local.endpoint_url}
 
 
+class _NoDynamoDB(click.ClickException):
+    exit_code = 2  # as the standalone services: nothing to serve from
+
+
+@contextmanager
+def _dynamodb_start_errors() -> Iterator[None]:
+    """botocore's errors of a start without a usable DynamoDB as one line naming the setting."""
+    from common.app_factory import DYNAMODB_START_ERRORS, dynamodb_start_problem
+
+    try:
+        yield
+    except DYNAMODB_START_ERRORS as exc:
+        raise _NoDynamoDB(dynamodb_start_problem(exc, name="citylogin")) from None
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
@@ -59,7 +74,8 @@ def serve(host: str | None, port: int | None) -> None:
     try:
         with _database(settings) as overrides:
             try:
-                app = create_app(test_config={**overrides})
+                with _dynamodb_start_errors():
+                    app = create_app(test_config={**overrides})
             except ConfigError as exc:
                 raise click.ClickException(str(exc)) from None
             host, port = host or settings.host, port or settings.port or 5000
@@ -124,7 +140,7 @@ def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
     from common.key_ring_store import KeyRingStore
 
     try:
-        with _database(settings) as overrides:
+        with _database(settings) as overrides, _dynamodb_start_errors():
             settings = _config_errors(lambda: load_settings(overrides))
             tables = dynamo.TableNames.with_prefix(settings.table_prefix)
             client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,

@@ -1,167 +1,35 @@
-"""citylogin.client: what a device runs. Its key, its key file, and calls to the HTTP API (SPEC §4, §5)."""
+"""citylogin.client: what a device runs. Calls to the HTTP API (SPEC §4, §5); its key and key file
+are in citylogin.client_keys, re-exported here."""
 from __future__ import annotations
 
 import base64
-import json
-import os
-from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
-LOGIN_PURPOSE = "citylogin-login:"  # the server verifies the signature over this prefix + challenge
-RENEW_PURPOSE = "citylogin-renew:"  # ... and, to renew a certificate, over this one
-KEY_MAKERS = {
-    "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
-    "ed25519": ed25519.Ed25519PrivateKey.generate,
-    "ml-dsa-87": mldsa.MLDSA87PrivateKey.generate,
-}
-KEY_KINDS = tuple(KEY_MAKERS)
-DevicePrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | mldsa.MLDSA87PrivateKey
+from citylogin.client_errors import CityloginError, ConcurrentLoginRequired, json_or_raise, problem_body
+from citylogin.client_keys import (KEY_KINDS, KEY_MAKERS, LOGIN_PURPOSE, RENEW_PURPOSE, DevicePrivateKey, KeyFile,
+                                   generate_key, key_kind_of, private_key_pem, public_key_pem, sign_challenge)
 
-
-# --- keys -------------------------------------------------------------------------------------
-
-def generate_key(kind: str = "ecdsa-p256") -> DevicePrivateKey:
-    """A new device key of `kind` (one of KEY_KINDS); ValueError for any other kind."""
-    if kind not in KEY_MAKERS:
-        raise ValueError(f"unknown key kind {kind!r}; expected one of {', '.join(KEY_KINDS)}")
-    return KEY_MAKERS[kind]()
-
-
-def key_kind_of(private_key: DevicePrivateKey) -> str:
-    """The KEY_KINDS name of a device key."""
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        return "ecdsa-p256"
-    return "ed25519" if isinstance(private_key, ed25519.Ed25519PrivateKey) else "ml-dsa-87"
-
-
-def sign_challenge(private_key: DevicePrivateKey, challenge: str, *, purpose: str = LOGIN_PURPOSE) -> str:
-    """Base64 signature over purpose + challenge: ECDSA-SHA256 (DER), Ed25519 or ML-DSA-87."""
-    message = (purpose + challenge).encode()
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        signature = private_key.sign(message, ec.ECDSA(hashes.SHA256()))
-    elif isinstance(private_key, ed25519.Ed25519PrivateKey | mldsa.MLDSA87PrivateKey):
-        signature = private_key.sign(message)
-    else:
-        raise TypeError(f"unsupported device key type {type(private_key).__name__}")
-    return base64.b64encode(signature).decode()
-
-
-def public_key_pem(private_key: DevicePrivateKey) -> str:
-    """The PEM SubjectPublicKeyInfo the server takes as `public_key`."""
-    return private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def private_key_pem(private_key: DevicePrivateKey) -> str:
-    """Unencrypted PKCS#8 PEM; the key file that holds it is mode 0600."""
-    return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode()
-
-
-# --- key file ---------------------------------------------------------------------------------
-
-@dataclass
-class KeyFile:
-    """What one device keeps locally: where its account lives, its key and its certificate."""
-
-    base_url: str
-    username: str
-    user_uuid: str
-    device_id: str
-    device_name: str
-    private_key_pem: str
-    client_cert_pem: str
-    fingerprint: str
-    ca_cert_pem: str
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write as JSON, mode 0600 from creation on (also when the file existed with another mode),
-        replacing an older file in one step: a renewal rewrites the only copy of the device key."""
-        temporary = f"{os.fspath(path)}.tmp"
-        fd = os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(asdict(self), file, indent=2)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> KeyFile:
-        """Read a file written by `save`."""
-        with open(path, encoding="utf-8") as file:
-            return cls(**json.load(file))
-
-    def private_key(self) -> DevicePrivateKey:
-        """The device's private key as a cryptography key object."""
-        return serialization.load_pem_private_key(self.private_key_pem.encode(), password=None)
-
-    def client_cert_b64(self) -> str:
-        """The certificate as the API carries it: base64 of the PEM."""
-        return base64.b64encode(self.client_cert_pem.encode()).decode()
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-class CityloginError(Exception):
-    """A problem+json error from the server: `.status`, `.code`, `.detail`, and the whole `.body`."""
-
-    def __init__(self, body: dict[str, Any], *, status: int | None = None) -> None:
-        self.body = body
-        self.status = status if status is not None else body.get("status")
-        self.code = body.get("code")
-        self.detail = body.get("detail", "")
-        super().__init__(f"{self.status} {self.code}: {self.detail}")
-
-    @classmethod
-    def from_response(cls, response: requests.Response) -> CityloginError:
-        """The error a failed response stands for; a ConcurrentLoginRequired for 409 concurrent_login."""
-        body = _problem_body(response)
-        error_class = ConcurrentLoginRequired if body.get("code") == "concurrent_login" else cls
-        return error_class(body, status=response.status_code)
-
-
-class ConcurrentLoginRequired(CityloginError):
-    """409 concurrent_login (SPEC §5): confirm with `.confirm_token` to log `.active_devices` out."""
-
-    def __init__(self, body: dict[str, Any], *, status: int | None = None) -> None:
-        super().__init__(body, status=status)
-        self.confirm_token: str | None = body.get("confirm_token")
-        self.active_devices: list[dict[str, Any]] = body.get("active_devices", [])
-
-
-def _problem_body(response: requests.Response) -> dict[str, Any]:
-    # A proxy or a crash may answer with something other than problem+json; keep the client's shape.
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        body = {"status": response.status_code, "code": "http_error", "detail": response.text[:500]}
-    return body
-
-
-def _json_or_raise(response: requests.Response) -> dict[str, Any]:
-    """The JSON body of a successful response ({} when empty); CityloginError for status >= 400."""
-    if response.status_code >= 400:
-        raise CityloginError.from_response(response)
-    return response.json() if response.content else {}
+__all__ = ["KEY_KINDS", "KEY_MAKERS", "LOGIN_PURPOSE", "RENEW_PURPOSE", "CityloginError", "Client",
+           "ConcurrentLoginRequired", "DevicePrivateKey", "KeyFile", "generate_key", "key_kind_of",
+           "private_key_pem", "public_key_pem", "sign_challenge"]
 
 
 # --- client -----------------------------------------------------------------------------------
 
 class Client:
-    """One device talking to one citylogin server; tokens are kept in memory only."""
+    """One device talking to one citylogin server; tokens are kept in memory (`on_tokens` may store them)."""
 
     def __init__(self, base_url: str | None = None, *, key_file: KeyFile | None = None,
                  session: requests.Session | None = None, timeout: float = 30,
-                 on_renew: Callable[[KeyFile], None] | None = None, auto_renew: bool = True) -> None:
+                 on_renew: Callable[[KeyFile], None] | None = None, auto_renew: bool = True,
+                 on_tokens: Callable[[Client], None] | None = None) -> None:
         """`on_renew(key_file)` runs right after this device's certificate was renewed (save the file
-        then: the old certificate no longer logs in); `auto_renew` renews when a login says it is due."""
+        then: the old certificate no longer logs in); `auto_renew` renews when a login says it is due;
+        `on_tokens(client)` runs whenever the tokens change (a login, a refresh, a logout): refresh
+        tokens rotate, so whoever stores them must store each new pair."""
         base_url = base_url or (key_file.base_url if key_file else None)
         if not base_url:
             raise ValueError("base_url is required when no key_file is given")
@@ -172,7 +40,8 @@ class Client:
         self.access_token: str | None = None
         self.refresh_token: str | None = None
         self.session_id: str | None = None
-        self.on_renew, self.auto_renew = on_renew, auto_renew
+        self.access_expires_at: datetime | None = None
+        self.on_renew, self.auto_renew, self.on_tokens = on_renew, auto_renew, on_tokens
         # The recovery codes the last registration (or replacement) showed: keep them somewhere safe.
         self.recovery_codes: list[str] | None = None
 
@@ -201,7 +70,7 @@ class Client:
 
     def request_pairing(self) -> dict[str, Any]:
         """Ask for a pairing token (Bearer): the 201 body with `qr_code`, `qr_png`, `expires_at`."""
-        return _json_or_raise(self.request("POST", "/registration/request_pairing_token", json={}))
+        return json_or_raise(self.request("POST", "/registration/request_pairing_token", json={}))
 
     def pair(self, qr_payload: str, *, username: str, password: str, device_name: str | None = None,
              key_kind: str = "ecdsa-p256") -> KeyFile:
@@ -273,12 +142,81 @@ class Client:
             raise RuntimeError("not logged in: no refresh token")
         return self._keep_tokens(self._post("/session/refresh", {"refresh_token": self.refresh_token}))
 
+    def refresh_if_due(self, *, margin: float = 60) -> None:
+        """Refresh now if the access token expires within `margin` seconds (or its end is unknown)."""
+        due = self.access_expires_at is None or \
+            datetime.now(timezone.utc) >= self.access_expires_at - timedelta(seconds=margin)
+        if due and self.refresh_token:
+            self.refresh()
+
     def logout(self) -> None:
         """End this session (204) and forget the tokens."""
         response = self.request("POST", "/session/logout")
         if response.status_code != 204:
             raise CityloginError.from_response(response)
-        self.access_token = self.refresh_token = self.session_id = None
+        self.forget_tokens()
+
+    def tokens(self) -> dict[str, Any] | None:
+        """The session to store (None when logged out): session_id, the tokens, access_expires_at."""
+        if self.access_token is None:
+            return None
+        expires = self.access_expires_at.isoformat().replace("+00:00", "Z") if self.access_expires_at else None
+        return {"session_id": self.session_id, "access_token": self.access_token,
+                "refresh_token": self.refresh_token, "access_expires_at": expires}
+
+    def use_tokens(self, stored: dict[str, Any]) -> None:
+        """Continue a session stored from `tokens()`."""
+        self.access_token, self.refresh_token = stored["access_token"], stored["refresh_token"]
+        self.session_id = stored.get("session_id")
+        expires = stored.get("access_expires_at")
+        self.access_expires_at = datetime.fromisoformat(expires) if expires else None
+
+    def forget_tokens(self) -> None:
+        """Drop the tokens (the session ended, here or elsewhere)."""
+        self.access_token = self.refresh_token = self.session_id = self.access_expires_at = None
+        if self.on_tokens:
+            self.on_tokens(self)
+
+    # devices, sessions and history (SPEC §4 /device, §5 /session)
+
+    def me(self) -> dict[str, Any]:
+        """GET /session/me: the calling session and its user_uuid."""
+        return self.get_json("/session/me")
+
+    def list_devices(self) -> list[dict[str, Any]]:
+        """The account's devices, primary first."""
+        return self.get_json("/device/list")["devices"]
+
+    def rename_device(self, device_id: str, device_name: str) -> dict[str, Any]:
+        return self._call("PATCH", f"/device/{device_id}", {"device_name": device_name})
+
+    def force_logout_device(self, device_id: str) -> dict[str, Any]:
+        """End a device's session (it may log in again): `{"device_id", "logged_out"}`."""
+        return self._call("POST", "/device/force_logout", {"device_id": device_id})
+
+    def unbind_device(self, device_id: str, *, confirm_last: bool = False) -> dict[str, Any]:
+        """Revoke a device for good; confirm_last to unbind the account's last active device."""
+        return self._call("POST", "/device/unbind", {"device_id": device_id, "confirm_last": confirm_last})
+
+    def list_sessions(self) -> list[dict[str, Any]]:
+        """The account's sessions, ended ones included until they are purged."""
+        return self.get_json("/session/list")["sessions"]
+
+    def revoke_session(self, session_id: str) -> None:
+        json_or_raise(self.request("DELETE", f"/session/{session_id}"))
+        if session_id == self.session_id:
+            self.forget_tokens()
+
+    def logout_all(self, *, include_current: bool = True) -> None:
+        """End every session of the account, this one too unless include_current is False."""
+        self._call("POST", "/session/logout_all", {"include_current": include_current})
+        if include_current:
+            self.forget_tokens()
+
+    def history(self, *, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        """One page of login attempts, newest first: `{"items", "next_cursor"}`."""
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return json_or_raise(self.request("GET", "/session/history", params=params))
 
     # account (SPEC §4 /account); the calls without a session need no key file
 
@@ -319,7 +257,7 @@ class Client:
     def delete_account(self, password: str) -> None:
         """Delete the account and its data; every session ends, so the tokens are forgotten too."""
         self._call("DELETE", "/account", {"password": password})
-        self.access_token = self.refresh_token = self.session_id = None
+        self.forget_tokens()
 
     # authenticated calls
 
@@ -327,7 +265,7 @@ class Client:
         """An authenticated call, never raising for its status. On 401 token_expired it refreshes once
         and retries; if that refresh fails, the refresh's own error response is returned."""
         response = self._send_authenticated(method, path, **kwargs)
-        if response.status_code == 401 and _problem_body(response).get("code") == "token_expired" \
+        if response.status_code == 401 and problem_body(response).get("code") == "token_expired" \
                 and self.refresh_token:
             refreshed = self._send("POST", "/session/refresh", json={"refresh_token": self.refresh_token})
             if refreshed.status_code >= 400:
@@ -338,7 +276,7 @@ class Client:
 
     def get_json(self, path: str) -> dict[str, Any]:
         """GET `path` authenticated; the JSON body, or CityloginError for status >= 400."""
-        return _json_or_raise(self.request("GET", path))
+        return json_or_raise(self.request("GET", path))
 
     # plumbing
 
@@ -353,15 +291,19 @@ class Client:
         return self.http.request(method, self.base_url + path, **kwargs)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return _json_or_raise(self._send("POST", path, json=body))
+        return json_or_raise(self._send("POST", path, json=body))
 
     def _call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return _json_or_raise(self.request(method, path, json=body))
+        return json_or_raise(self.request(method, path, json=body))
 
     def _keep_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
         self.access_token = body["access_token"]
         self.refresh_token = body["refresh_token"]
         self.session_id = body.get("session_id", self.session_id)  # a refresh keeps the session
+        lifetime = body.get("expires_in")
+        self.access_expires_at = datetime.now(timezone.utc) + timedelta(seconds=lifetime) if lifetime else None
+        if self.on_tokens:
+            self.on_tokens(self)
         return body
 
     def _require_key_file(self) -> KeyFile:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Iterable, Mapping
+import sys
+from typing import Any, Iterable, Mapping, NoReturn
 
-from botocore.exceptions import BotoCoreError, ClientError
+import boto3
+from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
+                                 NoRegionError)
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -157,11 +160,56 @@ def _check_ready(context: AppContext) -> None:
         raise StorageUnavailable("DynamoDB is not reachable.") from None
 
 
+NO_DYNAMODB = ("{name}: no DynamoDB to use: set CITYLOGIN_DYNAMODB_ENDPOINT_URL (e.g. http://127.0.0.1:8000 with "
+               "`citylogin dynamodb-local`) or AWS credentials and region for Amazon DynamoDB")
+
+
+# What botocore raises at start-up when there is no DynamoDB to use, or none at the endpoint set.
+DYNAMODB_START_ERRORS = (NoCredentialsError, NoRegionError, EndpointConnectionError)
+
+
+def dynamodb_start_problem(exc: BotoCoreError, *, name: str) -> str:
+    """One line naming the setting to fix, for one of DYNAMODB_START_ERRORS."""
+    if isinstance(exc, EndpointConnectionError):
+        return (f"{name}: cannot reach DynamoDB at {exc.kwargs.get('endpoint_url')}: start it "
+                "(`citylogin dynamodb-local`) or correct CITYLOGIN_DYNAMODB_ENDPOINT_URL")
+    return NO_DYNAMODB.format(name=name)
+
+
 def run_standalone(factory, *, default_port: int) -> None:
-    """Serve one app with Flask's threaded server (development; use gunicorn in production)."""
+    """Serve one app with Flask's threaded server (development; use gunicorn in production). A start
+    that cannot work stops with one line naming what to set: exit 1 for a bad setting, 2 for no DynamoDB."""
+    name = _service_name(factory)
     try:
         app = factory()
     except ConfigError as exc:
+        if _no_dynamodb_configured():  # e.g. "a key-encryption key is required against Amazon DynamoDB"
+            _stop(NO_DYNAMODB.format(name=name))
         raise SystemExit(f"Error: {exc}") from None  # one line naming the variable, no traceback
+    except DYNAMODB_START_ERRORS as exc:
+        _stop(dynamodb_start_problem(exc, name=name))
     settings = app.extensions[EXTENSION_KEY].settings
     app.run(host=settings.host, port=settings.port or default_port, threaded=True)
+
+
+def _service_name(factory) -> str:
+    """citylogin-registration for registration.app_registration, also when run as `python -m`."""
+    module = factory.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec else "service"
+    return "citylogin-" + module.rpartition(".")[2].removeprefix("app_").replace("_", "-")
+
+
+def _no_dynamodb_configured() -> bool:
+    """No endpoint set and no AWS credentials where boto3 looks for them (environment, files, roles)."""
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return False
+    return not settings.dynamodb_endpoint_url and boto3.session.Session().get_credentials() is None
+
+
+def _stop(line: str) -> NoReturn:
+    print(line, file=sys.stderr)
+    raise SystemExit(2)

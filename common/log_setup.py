@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,17 @@ from common.config import LogFormat, Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 AUDIT_LOGGER = "citylogin.audit"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class PlainText(logging.Filter):
+    """werkzeug colours its request lines whatever the output is; a file or a pipe gets them plain."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "\x1b[" in message:
+            record.msg, record.args = ANSI_ESCAPE.sub("", message), ()
+        return True
 
 
 class JsonFormatter(_LibraryJsonFormatter):
@@ -37,11 +49,18 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if settings.log_format is LogFormat.JSON
                          else logging.Formatter(TEXT_FORMAT))
+    if settings.log_format is LogFormat.JSON or not _is_terminal(handler.stream):
+        handler.addFilter(PlainText())
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     audit = logging.getLogger(AUDIT_LOGGER)
     audit.setLevel(logging.INFO)  # security events are kept whatever CITYLOGIN_LOG_LEVEL says
     if settings.audit_log:
         _add_audit_file(audit, settings.audit_log)
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _add_audit_file(audit: logging.Logger, path: Path) -> None:

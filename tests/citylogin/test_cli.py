@@ -161,3 +161,17 @@ def test_key_changes_go_into_the_audit_stream(cli_env, tmp_path):
     events = {(entry["event"], entry["kind"]) for entry in map(json.loads, lines)}
     assert {("key_rotated", "jwt"), ("key_rotated", "refresh")} <= events
     assert not [line for line in lines if "PRIVATE" in line or "sealed" in line]
+
+
+def test_init_and_keys_against_an_unreachable_endpoint_stop_with_one_line(tmp_path):
+    from common.dynamodb_local import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    env = {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": endpoint, "CITYLOGIN_DATA_DIR": str(tmp_path),
+           "CITYLOGIN_KEY_ENCRYPTION_KEY": new_kek()}
+    for command in (["init"], ["keys", "list"]):
+        result = invoke(env, *command)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert result.output.strip().splitlines() == [f"Error: citylogin: cannot reach DynamoDB at {endpoint}/: start "
+                                                      "it (`citylogin dynamodb-local`) or correct "
+                                                      "CITYLOGIN_DYNAMODB_ENDPOINT_URL"]

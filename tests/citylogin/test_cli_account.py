@@ -1,8 +1,10 @@
 """`citylogin client` against the all-in-one app on DynamoDB Local: the recovery codes of a
-registration, recover, renew, the account commands and the password reset (SPEC §4)."""
+registration, recover, renew, the account commands (on the session `login` keeps in the key file)
+and the password reset (SPEC §4)."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
 
@@ -62,6 +64,18 @@ def saved_device(url: str, tmp_path, name: str = "device.json"):
     return client, path
 
 
+def cli_login(path, password: str = PASSWORD) -> None:
+    result = run("login", "--key-file", str(path), password=password)
+    assert result.exit_code == 0, result.output
+
+
+def logged_in_device(url: str, tmp_path):
+    """A device saved to a key file and logged in through the CLI (the session kept in the file)."""
+    client, path = saved_device(url, tmp_path)
+    cli_login(path)
+    return client, path
+
+
 def logs_in(key_file: KeyFile, password: str = PASSWORD) -> bool:
     try:
         Client(key_file=key_file, auto_renew=False).login(password)
@@ -115,16 +129,17 @@ def test_recover_from_a_fresh_key_file_once_per_code(server, tmp_path):
 
 def test_renew_replaces_the_certificate_in_the_key_file(server, tmp_path):
     url, _, _ = server
-    _, path = saved_device(url, tmp_path)
+    _, path = logged_in_device(url, tmp_path)
     old = KeyFile.load(path)
-    result = run("renew", str(path))
+    result = run("renew", "--key-file", str(path))
     assert result.exit_code == 0, result.output
     same_key = KeyFile.load(path)
     assert same_key.fingerprint != old.fingerprint and same_key.fingerprint in result.output
     assert same_key.private_key_pem == old.private_key_pem and same_key.device_id == old.device_id
-    assert not logs_in(old) and logs_in(same_key)
+    assert not logs_in(old) and logs_in(same_key)  # that login ended the CLI's session: log in again
 
-    assert run("renew", "--new-key", str(path)).exit_code == 0
+    cli_login(path)
+    assert run("renew", "--new-key", "--key-file", str(path)).exit_code == 0
     moved = KeyFile.load(path)
     assert moved.private_key_pem != old.private_key_pem and moved.fingerprint != same_key.fingerprint
     assert not logs_in(same_key) and logs_in(moved)
@@ -134,26 +149,32 @@ def test_renew_replaces_the_certificate_in_the_key_file(server, tmp_path):
 
 def test_account_show_prints_the_account(server, tmp_path):
     url, _, _ = server
-    client, path = saved_device(url, tmp_path)
-    result = run("account", "show", str(path))
+    client, path = logged_in_device(url, tmp_path)
+    result = run("account", "show", "--json", "--key-file", str(path))
     assert result.exit_code == 0, result.output
-    assert f'"username": "{client.key_file.username}"' in result.output
-    assert '"recovery_codes_left": 10' in result.output and '"email_verified": false' in result.output
+    shown = json.loads(result.stdout)
+    assert shown["username"] == client.key_file.username
+    assert shown["recovery_codes_left"] == 10 and shown["email_verified"] is False
+    human = run("account", "show", "--key-file", str(path))
+    assert human.exit_code == 0, human.output
+    assert re.search(rf"^username: +{client.key_file.username}$", human.output, re.MULTILINE)
+    assert re.search(r"^recovery codes left: +10$", human.output, re.MULTILINE) and "not verified" in human.output
 
 
 def test_account_password_changes_it_and_ends_the_other_sessions(server, tmp_path):
     url, ctx, _ = server
-    first, path = saved_device(url, tmp_path)
+    first, path = logged_in_device(url, tmp_path)
     second = add_device(ctx, first, name="tablet")
     second.login(PASSWORD)
-    result = run("account", "password", str(path), input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
+    result = run("account", "password", "--key-file", str(path), input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
     assert result.exit_code == 0, result.output
     assert second.request("GET", "/session/me").json()["reason"] == "password_changed"
     assert logs_in(first.key_file, NEW_PASSWORD) and not logs_in(first.key_file, PASSWORD)
 
     second.login(NEW_PASSWORD)
-    kept = run("account", "password", "--keep-other-sessions", str(path), input=f"{PASSWORD}\n{PASSWORD}\n",
-               password=NEW_PASSWORD)
+    cli_login(path, NEW_PASSWORD)  # logs_in() above logged this device in again, ending the CLI's session
+    kept = run("account", "password", "--keep-other-sessions", "--key-file", str(path),
+               input=f"{PASSWORD}\n{PASSWORD}\n", password=NEW_PASSWORD)
     assert kept.exit_code == 0, kept.output
     assert second.request("GET", "/session/me").status_code == 200
     assert logs_in(first.key_file, PASSWORD)
@@ -162,16 +183,16 @@ def test_account_password_changes_it_and_ends_the_other_sessions(server, tmp_pat
 def test_a_wrong_password_is_one_line_with_the_code(server, tmp_path):
     url, _, _ = server
     _, path = saved_device(url, tmp_path)
-    result = run("account", "show", str(path), password="not the password")
+    result = run("login", "--key-file", str(path), password="not the password")
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [result.output.strip()] and "invalid_credentials" in result.output
 
 
 def test_account_email_then_verify_with_the_token_of_the_message(server, tmp_path):
     url, _, recorder = server
-    client, path = saved_device(url, tmp_path)
+    client, path = logged_in_device(url, tmp_path)
     new_email = f"new-{client.key_file.username}@example.com"
-    changed = run("account", "email", str(path), new_email)
+    changed = run("account", "email", "--key-file", str(path), new_email)
     assert changed.exit_code == 0, changed.output
     token = recorder.link("verify_email", "verify", email=new_email).rpartition("=")[2]
     verified = run("account", "verify", "--url", url, token)
@@ -184,9 +205,9 @@ def test_account_email_then_verify_with_the_token_of_the_message(server, tmp_pat
 
 def test_resend_verification_sends_a_link_that_verifies(server, tmp_path):
     url, _, recorder = server
-    client, path = saved_device(url, tmp_path)
+    client, path = logged_in_device(url, tmp_path)
     recorder.messages.clear()
-    result = run("account", "resend-verification", str(path))
+    result = run("account", "resend-verification", "--key-file", str(path))
     assert result.exit_code == 0, result.output
     link = recorder.link("verify_email", "verify")
     assert run("account", "verify", input=link + "\n").exit_code == 0  # the whole link, at the prompt
@@ -198,7 +219,8 @@ def test_recovery_codes_prints_ten_new_ones(server, tmp_path):
     url, _, _ = server
     path = tmp_path / "device.json"
     name, old_codes = register(url, path)
-    result = run("account", "recovery-codes", str(path))
+    cli_login(path)
+    result = run("account", "recovery-codes", "--key-file", str(path))
     assert result.exit_code == 0, result.output
     codes = CODE.findall(result.output)
     assert len(set(codes)) == 10 and not set(codes) & set(old_codes)
@@ -209,21 +231,21 @@ def test_recovery_codes_prints_ten_new_ones(server, tmp_path):
 
 def test_account_locale(server, tmp_path):
     url, _, _ = server
-    client, path = saved_device(url, tmp_path)
-    assert run("account", "locale", str(path), "ja").exit_code == 0
-    assert run("account", "locale", str(path), "fr").exit_code == 2
+    client, path = logged_in_device(url, tmp_path)
+    assert run("account", "locale", "--key-file", str(path), "ja").exit_code == 0
+    assert run("account", "locale", "--key-file", str(path), "fr").exit_code == 2
     client.login(PASSWORD)
     assert client.account()["locale"] == "ja"
 
 
 def test_account_delete_asks_for_the_username_then_removes_the_account_and_key_file(server, tmp_path):
     url, _, _ = server
-    client, path = saved_device(url, tmp_path)
-    cancelled = run("account", "delete", str(path), input="someone else\n")
+    client, path = logged_in_device(url, tmp_path)
+    cancelled = run("account", "delete", "--key-file", str(path), input="someone else\n")
     assert cancelled.exit_code == 1 and "cancelled" in cancelled.output
-    assert path.exists() and logs_in(client.key_file)
+    assert path.exists() and run("whoami", "--key-file", str(path)).exit_code == 0
 
-    result = run("account", "delete", str(path), input=client.key_file.username + "\n")
+    result = run("account", "delete", "--key-file", str(path), input=client.key_file.username + "\n")
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output and not path.exists()
     with pytest.raises(CityloginError) as refused:
@@ -255,6 +277,6 @@ def test_a_login_through_the_cli_renews_a_certificate_near_its_end(make_server, 
     _, path = saved_device(url, tmp_path)
     ctx.settings = ctx.settings.model_copy(update={"cert_validity_days": 365})
     old = copy.deepcopy(KeyFile.load(path))
-    result = run("account", "show", str(path))
+    result = run("login", "--key-file", str(path))
     assert result.exit_code == 0 and "certificate renewed" in result.output, result.output
     assert KeyFile.load(path).fingerprint != old.fingerprint and not logs_in(old)

@@ -3,9 +3,11 @@ and a registration round trip against the real registration service."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import stat
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -171,6 +173,48 @@ def test_request_does_not_refresh_on_other_401s():
     with pytest.raises(CityloginError) as raised:
         scripted_client(fake_response(401, {"status": 401, "code": "invalid_token"}))[0].get_json("/x")
     assert raised.value.code == "invalid_token"
+
+
+def test_every_new_pair_goes_to_on_tokens_and_round_trips():
+    client, adapter = scripted_client(
+        fake_response(401, {"status": 401, "code": "token_expired"}),
+        fake_response(200, {"access_token": "new-access", "refresh_token": "new-refresh", "expires_in": 900}),
+        fake_response(200, {"session_id": "s-1"}, "application/json"))
+    seen = []
+    client.on_tokens = lambda c: seen.append(c.tokens())
+    client.get_json("/session/me")
+    assert [t["refresh_token"] for t in seen] == ["new-refresh"] and seen[0]["session_id"] == "s-1"
+    expires = datetime.fromisoformat(seen[0]["access_expires_at"])
+    assert timedelta(seconds=890) < expires - datetime.now(timezone.utc) <= timedelta(seconds=900)
+    again = Client("http://server/")
+    again.use_tokens(seen[0])
+    assert again.tokens() == seen[0]
+
+
+def test_refresh_if_due_refreshes_only_near_the_end():
+    client, adapter = scripted_client(
+        fake_response(200, {"access_token": "a2", "refresh_token": "r2", "expires_in": 900}, "application/json"))
+    client.access_expires_at = datetime.now(timezone.utc) + timedelta(seconds=300)
+    client.refresh_if_due()
+    assert adapter.sent == []
+    client.access_expires_at = datetime.now(timezone.utc) + timedelta(seconds=30)
+    client.refresh_if_due()
+    assert [r.url for r in adapter.sent] == ["http://server/session/refresh"] and client.refresh_token == "r2"
+
+
+def test_logout_forgets_the_tokens_and_tells_on_tokens():
+    client, _ = scripted_client(fake_response(204, None))
+    seen = []
+    client.on_tokens = lambda c: seen.append(c.tokens())
+    client.logout()
+    assert seen == [None] and client.refresh_token is None and client.session_id is None
+
+
+def test_a_key_file_from_before_sessions_loads(tmp_path):
+    path = tmp_path / "old.json"
+    fields = {k: v for k, v in dataclasses.asdict(make_key_file()).items() if k != "session"}
+    path.write_text(json.dumps(fields))
+    assert KeyFile.load(path).session is None
 
 
 def login_answer(*, renew_certificate: bool) -> requests.Response:

@@ -1,0 +1,113 @@
+"""citylogin.client_keys: a device's key pair, its signatures and its key file (SPEC §4, §5)."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
+
+LOGIN_PURPOSE = "citylogin-login:"  # the server verifies the signature over this prefix + challenge
+RENEW_PURPOSE = "citylogin-renew:"  # ... and, to renew a certificate, over this one
+KEY_MAKERS = {
+    "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "ed25519": ed25519.Ed25519PrivateKey.generate,
+    "ml-dsa-87": mldsa.MLDSA87PrivateKey.generate,
+}
+KEY_KINDS = tuple(KEY_MAKERS)
+DevicePrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | mldsa.MLDSA87PrivateKey
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+def generate_key(kind: str = "ecdsa-p256") -> DevicePrivateKey:
+    """A new device key of `kind` (one of KEY_KINDS); ValueError for any other kind."""
+    if kind not in KEY_MAKERS:
+        raise ValueError(f"unknown key kind {kind!r}; expected one of {', '.join(KEY_KINDS)}")
+    return KEY_MAKERS[kind]()
+
+
+def key_kind_of(private_key: DevicePrivateKey) -> str:
+    """The KEY_KINDS name of a device key."""
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return "ecdsa-p256"
+    return "ed25519" if isinstance(private_key, ed25519.Ed25519PrivateKey) else "ml-dsa-87"
+
+
+def sign_challenge(private_key: DevicePrivateKey, challenge: str, *, purpose: str = LOGIN_PURPOSE) -> str:
+    """Base64 signature over purpose + challenge: ECDSA-SHA256 (DER), Ed25519 or ML-DSA-87."""
+    message = (purpose + challenge).encode()
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        signature = private_key.sign(message, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(private_key, ed25519.Ed25519PrivateKey | mldsa.MLDSA87PrivateKey):
+        signature = private_key.sign(message)
+    else:
+        raise TypeError(f"unsupported device key type {type(private_key).__name__}")
+    return base64.b64encode(signature).decode()
+
+
+def public_key_pem(private_key: DevicePrivateKey) -> str:
+    """The PEM SubjectPublicKeyInfo the server takes as `public_key`."""
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def private_key_pem(private_key: DevicePrivateKey) -> str:
+    """Unencrypted PKCS#8 PEM; the key file that holds it is mode 0600."""
+    return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()).decode()
+
+
+# --- key file ---------------------------------------------------------------------------------
+
+@dataclass
+class KeyFile:
+    """What one device keeps locally: where its account lives, its key and its certificate, and
+    (for the CLI) its current session: `session_id`, `access_token`, `refresh_token`, `access_expires_at`."""
+
+    base_url: str
+    username: str
+    user_uuid: str
+    device_id: str
+    device_name: str
+    private_key_pem: str
+    client_cert_pem: str
+    fingerprint: str
+    ca_cert_pem: str
+    session: dict[str, Any] | None = None
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write as JSON, mode 0600 from creation on (also when the file existed with another mode),
+        replacing an older file in one step: a renewal rewrites the only copy of the device key."""
+        directory, name = os.path.split(os.path.abspath(path))
+        # A temporary name of its own: two commands saving at once must not write into one file.
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump(asdict(self), file, indent=2)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> KeyFile:
+        """Read a file written by `save`."""
+        with open(path, encoding="utf-8") as file:
+            return cls(**json.load(file))
+
+    def private_key(self) -> DevicePrivateKey:
+        """The device's private key as a cryptography key object."""
+        return serialization.load_pem_private_key(self.private_key_pem.encode(), password=None)
+
+    def client_cert_b64(self) -> str:
+        """The certificate as the API carries it: base64 of the PEM."""
+        return base64.b64encode(self.client_cert_pem.encode()).decode()
