@@ -1,4 +1,4 @@
-"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire, client, admin."""
+"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire, crl-sync, client, admin."""
 from __future__ import annotations
 
 import signal
