@@ -45,8 +45,9 @@ class PairingCredentialsRequest(BaseModel):
 
 
 class PairingTokenResponse(BaseModel):
-    qr_code: str
-    qr_png: str
+    qr_code: str = Field(description="the pairing link <public_url>/#pair=<payload>, what the QR code holds")
+    qr_payload: str = Field(description="the bare payload base64url(JSON {v, uuid, token})")
+    qr_png: str = Field(description="a data:image/png;base64 QR code of qr_code")
     expires_at: str
     expires_in: int
 

@@ -16,7 +16,7 @@ from tests.support.live import PASSWORD, FakeClock, register_device
 
 
 def pairing_code(client) -> str:
-    return client.request_pairing()["qr_code"]
+    return client.request_pairing()["qr_payload"]
 
 
 def redeem(url, qr_code, *, username, password=PASSWORD):
@@ -116,7 +116,7 @@ def test_token_request_by_body_checks_the_fingerprint(make_server):
     created = ask(owner.key_file.fingerprint)
     assert created.status_code == 201
     assert created.headers["Cache-Control"] == "no-store"
-    token = json.loads(base64.urlsafe_b64decode(created.json()["qr_code"] + "=="))["token"]
+    token = json.loads(base64.urlsafe_b64decode(created.json()["qr_payload"] + "=="))["token"]
     assert len(base64.urlsafe_b64decode(token + "==")) >= 16  # at least 128 bits
     assert requests.post(url + "/registration/request_pairing_token", timeout=10,
                          headers={"Authorization": "Bearer junk"}).status_code == 401
