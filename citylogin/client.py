@@ -3,6 +3,7 @@ are in citylogin.client_keys, re-exported here."""
 from __future__ import annotations
 
 import base64
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -18,6 +19,13 @@ __all__ = ["KEY_KINDS", "KEY_MAKERS", "LOGIN_PURPOSE", "RENEW_PURPOSE", "Citylog
 
 
 # --- client -----------------------------------------------------------------------------------
+
+
+def guess_device_class() -> str:
+    """What this program runs on (SPEC §5 device classes): a phone's Python says so, else a computer."""
+    if sys.platform in ("android", "ios") or hasattr(sys, "getandroidapilevel"):
+        return "mobile"
+    return "desktop"
 
 class Client:
     """One device talking to one citylogin server; tokens are kept in memory (`on_tokens` may store them)."""
@@ -48,19 +56,20 @@ class Client:
     # registration and pairing
 
     def register(self, *, username: str, email: str, password: str, device_name: str | None = None,
-                 key_kind: str = "ecdsa-p256") -> KeyFile:
+                 key_kind: str = "ecdsa-p256", device_class: str | None = None) -> KeyFile:
         """Create an account whose first device is this one; returns (and keeps) its KeyFile."""
         return self._enroll("/registration/", {"username": username, "email": email, "password": password},
-                            username=username, device_name=device_name, key_kind=key_kind)
+                            username=username, device_name=device_name, key_kind=key_kind, device_class=device_class)
 
     def recover(self, recovery_code: str, *, username: str, password: str, device_name: str | None = None,
-                unbind_other_devices: bool = False, key_kind: str = "ecdsa-p256") -> KeyFile:
+                unbind_other_devices: bool = False, key_kind: str = "ecdsa-p256",
+                device_class: str | None = None) -> KeyFile:
         """Make this a device of an account whose devices are lost, with one of its recovery codes;
         returns (and keeps) its KeyFile. unbind_other_devices removes every other device."""
         return self._enroll("/device/recover", {"username": username, "password": password,
                                                 "recovery_code": recovery_code,
                                                 "unbind_other_devices": unbind_other_devices},
-                            username=username, device_name=device_name, key_kind=key_kind)
+                            username=username, device_name=device_name, key_kind=key_kind, device_class=device_class)
 
     def replace_recovery_codes(self, password: str) -> list[str]:
         """Ten new recovery codes (Bearer; the old ones stop working); returns and keeps them."""
@@ -73,15 +82,15 @@ class Client:
         return json_or_raise(self.request("POST", "/registration/request_pairing_token", json={}))
 
     def pair(self, qr_payload: str, *, username: str, password: str, device_name: str | None = None,
-             key_kind: str = "ecdsa-p256") -> KeyFile:
+             key_kind: str = "ecdsa-p256", device_class: str | None = None) -> KeyFile:
         """Register this new device with a QR payload from a paired device; returns (and keeps) its KeyFile."""
         return self._enroll("/device/register", {"qr_code": qr_payload, "username": username, "password": password},
-                            username=username, device_name=device_name, key_kind=key_kind)
+                            username=username, device_name=device_name, key_kind=key_kind, device_class=device_class)
 
     def _enroll(self, path: str, body: dict[str, Any], *, username: str, device_name: str | None,
-                key_kind: str) -> KeyFile:
+                key_kind: str, device_class: str | None) -> KeyFile:
         private_key = generate_key(key_kind)
-        body = {**body, "public_key": public_key_pem(private_key)}
+        body = {**body, "public_key": public_key_pem(private_key), "device_class": device_class or guess_device_class()}
         if device_name:
             body["device_name"] = device_name
         issued = self._post(path, body)
@@ -198,9 +207,17 @@ class Client:
         """Revoke a device for good; confirm_last to unbind the account's last active device."""
         return self._call("POST", "/device/unbind", {"device_id": device_id, "confirm_last": confirm_last})
 
-    def list_sessions(self) -> list[dict[str, Any]]:
-        """The account's sessions, ended ones included until they are purged."""
-        return self.get_json("/session/list")["sessions"]
+    def list_sessions(self, *, include_ended: bool = False) -> list[dict[str, Any]]:
+        """The account's live sessions, newest first (with include_ended, the ended ones of about
+        the last week too), every page of them."""
+        sessions: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 100, "include_ended": str(include_ended).lower()}
+        while True:
+            page = json_or_raise(self.request("GET", "/session/list", params=params))
+            sessions += page["sessions"]
+            if not page.get("next_cursor"):
+                return sessions
+            params["cursor"] = page["next_cursor"]
 
     def revoke_session(self, session_id: str) -> None:
         json_or_raise(self.request("DELETE", f"/session/{session_id}"))

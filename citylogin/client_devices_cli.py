@@ -117,7 +117,7 @@ def sessions() -> None:
 @reports_errors
 def list_sessions(key_file: Path, show_all: bool, as_json: bool) -> None:
     """The live sessions (with --all, the ended ones too); * marks this device's."""
-    listed = [s for s in stored_session(key_file).list_sessions() if show_all or s.get("status") == "active"]
+    listed = stored_session(key_file).list_sessions(include_ended=show_all)
     if as_json:
         print_json({"sessions": listed})
         return

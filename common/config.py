@@ -110,6 +110,8 @@ class Settings(BaseModel):
     max_concurrent_devices: int = Field(default=1, ge=0, le=1000)
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ASK
     evict: EvictionOrder = EvictionOrder.OLDEST_LOGIN
+    # live sessions per device class on top of the total, e.g. "mobile=1,desktop=1" (empty: none)
+    device_class_limits: str = ""
     # login (SPEC §6)
     require_proof_of_possession: bool = True
     trusted_client_cert_header: str | None = None
@@ -134,12 +136,38 @@ class Settings(BaseModel):
             values = {**values, "create_tables": bool(values.get("dynamodb_endpoint_url"))}
         return values
 
+    @field_validator("device_class_limits")
+    @classmethod
+    def _class_equals_count_pairs(cls, value: str) -> str:
+        parse_class_limits(value)
+        return value
+
+    @property
+    def class_limits(self) -> dict[str, int]:
+        return parse_class_limits(self.device_class_limits)
+
     @field_validator("key_encryption_key")
     @classmethod
     def _thirty_two_bytes_of_base64(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(decode_key_encryption_key(value)) != 32:
             raise ValueError("must be the base64 of 32 random bytes")
         return value
+
+
+DEVICE_CLASSES = ("mobile", "tablet", "desktop", "other")
+
+
+def parse_class_limits(value: str) -> dict[str, int]:
+    """"mobile=1, desktop=2" -> {"mobile": 1, "desktop": 2}; ValueError names what is wrong."""
+    limits: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, _, count = (x.strip() for x in part.partition("="))
+        if name not in DEVICE_CLASSES:
+            raise ValueError(f"unknown device class {name!r}: use {', '.join(DEVICE_CLASSES)}")
+        if not count.isdigit() or int(count) < 1 or name in limits:
+            raise ValueError(f"{part!r}: write each class once as class=N with N >= 1")
+        limits[name] = int(count)
+    return limits
 
 
 def decode_key_encryption_key(value: SecretStr) -> bytes:

@@ -4,6 +4,8 @@ A pure decision over the user's other live devices; the atomic write that enforc
 session_manager's versioned presence record."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from common.config import ConcurrencyPolicy, EvictionOrder
 from common.errors import Conflict, ErrorCode
 from session_manager.models import PresenceEntry
@@ -25,15 +27,27 @@ class ConcurrentLoginRejected(Conflict):
 
 
 def choose_evictions(*, policy: ConcurrencyPolicy, limit: int, order: EvictionOrder,
-                     others: list[PresenceEntry], force: bool) -> list[PresenceEntry]:
-    """The live sessions of other devices that a new login displaces; raises if it may not."""
-    if limit == 0 or len(others) < limit:
+                     others: list[PresenceEntry], force: bool, device_class: str = "other",
+                     class_limits: Mapping[str, int] | None = None) -> list[PresenceEntry]:
+    """The live sessions of other devices that a new login of a `device_class` device displaces;
+    raises if it may not. A full class is decided first, within that class (SPEC §5): its
+    devices are the ones asked about or evicted; then the total, over what is left."""
+    class_limit = (class_limits or {}).get(device_class, 0)
+    same_class = [e for e in others if e.device_class == device_class]
+    class_excess = len(same_class) - class_limit + 1 if class_limit else 0
+    total_excess = len(others) - limit + 1 if limit else 0
+    if class_excess <= 0 and total_excess <= 0:
         return []
     if policy is ConcurrencyPolicy.REJECT:
         raise ConcurrentLoginRejected()
     if policy is ConcurrencyPolicy.ASK and not force:
-        raise ConfirmationRequired(others)
-    excess = len(others) - limit + 1
+        raise ConfirmationRequired(same_class if class_excess > 0 else others)
+    evicted = _in_order(same_class, order)[:max(class_excess, 0)]
+    rest = [e for e in others if e not in evicted]
+    return evicted + _in_order(rest, order)[:max(total_excess - len(evicted), 0)]
+
+
+def _in_order(entries: list[PresenceEntry], order: EvictionOrder) -> list[PresenceEntry]:
     if order is EvictionOrder.LEAST_RECENTLY_USED:
-        return sorted(others, key=lambda e: (e.last_seen_epoch, e.login_epoch))[:excess]
-    return sorted(others, key=lambda e: (e.login_epoch, e.last_seen_epoch))[:excess]
+        return sorted(entries, key=lambda e: (e.last_seen_epoch, e.login_epoch))
+    return sorted(entries, key=lambda e: (e.login_epoch, e.last_seen_epoch))

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from common.text import DisplayName, LoginName
 
 DEVICE_STATUS_ACTIVE = "active"
 DEVICE_STATUS_REVOKED = "revoked"
+# SPEC §5: the kind of a device, which CITYLOGIN_DEVICE_CLASS_LIMITS may cap per class.
+DeviceClass = Literal["mobile", "tablet", "desktop", "other"]
+DEFAULT_DEVICE_CLASS = "other"
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class DeviceRecord:
     status: str = DEVICE_STATUS_ACTIVE
     last_login_at: str | None = None
     revoked_at: str | None = None
+    device_class: str = DEFAULT_DEVICE_CLASS
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class DeviceKeyFields(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     device_name: DisplayName | None = None
+    device_class: DeviceClass = Field(default=DEFAULT_DEVICE_CLASS,
+                                      description="mobile, tablet, desktop or other (SPEC §5 per-class limits)")
     public_key: str | None = Field(default=None, max_length=16384,
                                    description="PEM SubjectPublicKeyInfo: ECDSA P-256, Ed25519 or ML-DSA-87")
     csr: str | None = Field(default=None, max_length=16384, description="PEM PKCS#10 request")
@@ -96,6 +104,7 @@ class DeviceView(BaseModel):
     current: bool
     status: str
     cert_expires_at: str
+    device_class: str
 
 
 class DeviceList(BaseModel):
@@ -105,11 +114,13 @@ class DeviceList(BaseModel):
 class RenameRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     device_name: DisplayName
+    device_class: DeviceClass | None = Field(default=None, description="unchanged if left out")
 
 
 class RenamedDevice(BaseModel):
     device_id: str
     device_name: str
+    device_class: str
 
 
 class DeviceIdRequest(BaseModel):

@@ -69,7 +69,7 @@ def device_by_credentials(ctx: AppContext, *, username: str, password: str, clie
 
 
 def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) -> dict:
-    """A new single-use token for `user_uuid`, as a payload and a PNG QR code."""
+    """A new single-use token for `user_uuid`: its pairing link (also as a PNG QR code) and bare payload."""
     settings, now = ctx.settings, _now(ctx)
     retry = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
         f"pairing#{user_uuid}", limit=settings.pairing_tokens_per_hour, window_seconds=RATE_WINDOW_SECONDS, now=now)
@@ -83,8 +83,9 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) ->
                               created_by_device=device_id, created_at=iso(ctx.now()), expires_epoch=expires)
     audit("pairing_token_created", user_uuid=user_uuid, device_id=device_id, expires_at=iso_from_epoch(expires))
     payload = qr.encode_payload(user_uuid=user_uuid, token=token)
-    return {"qr_code": payload, "qr_png": qr.png_data_uri(payload), "expires_at": iso_from_epoch(expires),
-            "expires_in": settings.pairing_token_ttl}
+    link = qr.pairing_link(settings.public_url, payload)
+    return {"qr_code": link, "qr_payload": payload, "qr_png": qr.png_data_uri(link),
+            "expires_at": iso_from_epoch(expires), "expires_in": settings.pairing_token_ttl}
 
 
 # --- redeeming it -----------------------------------------------------------------------
@@ -103,7 +104,7 @@ def _redeemable(record: dict | None, *, user_uuid: str, now: int) -> dict:
 
 def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, password: str,
                            device_name: str | None, public_key: str | None, csr: str | None,
-                           caller: Caller) -> DeviceCertificateResponse:
+                           caller: Caller, device_class: str = "other") -> DeviceCertificateResponse:
     """Redeem a pairing token (one read, one transaction) and certify the new device."""
     payload_uuid, token = qr.decode_payload(qr_code)
     digest, now = token_digest(token, purpose=PURPOSE), _now(ctx)
@@ -120,7 +121,7 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
         raise sessions.AccountLocked()
     record = _redeemable(facts[TOKEN], user_uuid=user.user_uuid, now=now)
     issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=device_name, is_primary=False,
-                                  public_key=public_key, csr=csr)
+                                  public_key=public_key, csr=csr, device_class=device_class)
     redeem = store.redeem_item(digest=digest, user_uuid=user.user_uuid, device_id=issued.record.device_id,
                                now=now, at=iso(ctx.now()))
 

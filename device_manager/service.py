@@ -21,8 +21,9 @@ from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound
 from common.notifier import Message
 from common.timefmt import iso, parse_iso
 from common.guarded_write import GuardedWrite
-from device_manager.models import (DEVICE_STATUS_ACTIVE, REASON_UNBOUND, DeviceCertificateResponse, DeviceList,
-                                   DeviceRecord, DeviceView, IssuedDevice, RevokedCertificateRecord)
+from device_manager.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_UNBOUND,
+                                   DeviceCertificateResponse, DeviceList, DeviceRecord, DeviceView, IssuedDevice,
+                                   RenamedDevice, RevokedCertificateRecord)
 from device_manager.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
                                   WriteRefused)
 from session_manager import service as sessions
@@ -49,7 +50,7 @@ def _device_key(*, public_key: str | None, csr: str | None):
 
 
 def issue_device(ctx: AppContext, *, user_uuid: str, device_name: str | None, is_primary: bool,
-                 public_key: str | None, csr: str | None) -> IssuedDevice:
+                 public_key: str | None, csr: str | None, device_class: str = DEFAULT_DEVICE_CLASS) -> IssuedDevice:
     """Check the device's key and issue its certificate; nothing is stored yet."""
     key, private_pem = _device_key(public_key=public_key, csr=csr)
     device_id = str(uuid.uuid4())
@@ -60,7 +61,8 @@ def issue_device(ctx: AppContext, *, user_uuid: str, device_name: str | None, is
         user_uuid=user_uuid, device_id=device_id,
         device_name=device_name or ("First device" if is_primary else f"Device {device_id[:8]}"),
         is_primary=is_primary, fingerprint=certificate_fingerprint(cert), cert_pem=certificate_pem(cert),
-        key_type=key_type_name(key), cert_expires_at=iso(cert.not_valid_after_utc), registered_at=iso(now))
+        key_type=key_type_name(key), cert_expires_at=iso(cert.not_valid_after_utc), registered_at=iso(now),
+        device_class=device_class)
     return IssuedDevice(record=record, private_key_pem=private_pem)
 
 
@@ -302,13 +304,18 @@ def list_devices(ctx: AppContext, *, user_uuid: str, current_device_id: str) -> 
         device_id=d.device_id, device_name=d.device_name, is_primary=d.is_primary, fingerprint=d.fingerprint,
         key_type=d.key_type, registered_at=d.registered_at, last_login_at=d.last_login_at,
         active=d.device_id in live and d.status == DEVICE_STATUS_ACTIVE, current=d.device_id == current_device_id,
-        status=d.status, cert_expires_at=d.cert_expires_at) for d in records])
+        status=d.status, cert_expires_at=d.cert_expires_at, device_class=d.device_class) for d in records])
 
 
-def rename_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str) -> None:
-    own_device(ctx, user_uuid=user_uuid, device_id=device_id)
-    if not device_store(ctx).rename(user_uuid=user_uuid, device_id=device_id, device_name=device_name):
+def rename_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str,
+                  device_class: str | None = None) -> RenamedDevice:
+    """A new name, and a new class unless None (it counts from the device's next login)."""
+    record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
+    if not device_store(ctx).rename(user_uuid=user_uuid, device_id=device_id, device_name=device_name,
+                                    device_class=device_class):
         raise DeviceNotFound()
+    return RenamedDevice(device_id=device_id, device_name=device_name,
+                         device_class=device_class or record.device_class)
 
 
 def force_logout(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str) -> bool:

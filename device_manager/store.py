@@ -101,13 +101,16 @@ class DeviceStore:
                            "ExpressionAttributeValues": {":at": {"S": at}, ":active": {"S": DEVICE_STATUS_ACTIVE},
                                                          ":fp": {"S": record.fingerprint}}}}
 
-    def rename(self, *, user_uuid: str, device_id: str, device_name: str) -> bool:
-        """False if the user has no such device."""
+    def rename(self, *, user_uuid: str, device_id: str, device_name: str, device_class: str | None) -> bool:
+        """Set the name (and the class, unless None); False if the user has no such device."""
+        values = {":n": {"S": device_name}}
+        if device_class:
+            values[":c"] = {"S": device_class}
         try:
             self.client.update_item(
-                TableName=self.table, Key=self._key(user_uuid, device_id), UpdateExpression="SET device_name = :n",
-                ConditionExpression="attribute_exists(device_id)",
-                ExpressionAttributeValues={":n": {"S": device_name}})
+                TableName=self.table, Key=self._key(user_uuid, device_id),
+                UpdateExpression="SET device_name = :n" + (", device_class = :c" if device_class else ""),
+                ConditionExpression="attribute_exists(device_id)", ExpressionAttributeValues=values)
             return True
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):

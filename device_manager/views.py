@@ -53,7 +53,8 @@ def register():
     paired = parse_body(PairedDeviceRequest)
     result = pairing_service.register_paired_device(
         ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
-        device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller())
+        device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller(),
+        device_class=paired.device_class)
     return jsonify(result.model_dump(exclude_none=True)), 201
 
 
@@ -68,12 +69,13 @@ def list_devices():
 
 @bp.patch("/<uuid:device_id>")  # the converter keeps PATCH /device/list off this route
 @require_session
-@operation("Rename one of the caller's devices", body=RenameRequest, response=RenamedDevice, auth=True)
+@operation("Rename one of the caller's devices, or change its class", body=RenameRequest, response=RenamedDevice,
+           auth=True)
 def rename(device_id: UUID):
     body = parse_body(RenameRequest)
-    service.rename_device(ctx(), user_uuid=current_principal().user_uuid, device_id=str(device_id),
-                          device_name=body.device_name)
-    return jsonify(RenamedDevice(device_id=str(device_id), device_name=body.device_name).model_dump())
+    result = service.rename_device(ctx(), user_uuid=current_principal().user_uuid, device_id=str(device_id),
+                                   device_name=body.device_name, device_class=body.device_class)
+    return jsonify(result.model_dump())
 
 
 @bp.post("/force_logout")

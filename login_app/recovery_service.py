@@ -25,7 +25,7 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
         raise sessions.AccountLocked()
     issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=request.device_name,
                                   is_primary=request.unbind_other_devices, public_key=request.public_key,
-                                  csr=request.csr)
+                                  csr=request.csr, device_class=request.device_class)
     redeem = accounts.redemption_write(ctx, user_uuid=user.user_uuid, code=request.recovery_code)
     try:
         if request.unbind_other_devices:

@@ -198,8 +198,8 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
 
     def choose(others: list[PresenceEntry]) -> list[PresenceEntry]:
         return concurrency_policy.choose_evictions(
-            policy=settings.concurrency_policy, limit=limit,
-            order=settings.evict, others=others, force=force)
+            policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=others, force=force,
+            device_class=device.device_class, class_limits=settings.class_limits)
 
     # A lock or an unbind that commits while deciding refuses its entry: AccountLocked, DeviceRevoked.
     extra_writes = [devices.login_recorded_write(ctx, device), users.not_locked_write(ctx, user_uuid=user.user_uuid)]
@@ -214,7 +214,7 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     try:
         opened = sessions.open_session(
             ctx, user_uuid=user.user_uuid, device_id=device.device_id, device_name=device.device_name,
-            ip=caller.ip, user_agent=caller.user_agent, choose_evictions=choose,
+            device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent, choose_evictions=choose,
             extra_writes=extra_writes, presence=presence)
     except concurrency_policy.ConfirmationRequired as required:
         credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,

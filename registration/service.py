@@ -15,12 +15,12 @@ from registration.models import RegistrationResponse
 
 def register_user(ctx: AppContext, *, username: str, email: str, password: str,
                   device_name: str | None, public_key: str | None,
-                  csr: str | None) -> RegistrationResponse:
+                  csr: str | None, device_class: str = "other") -> RegistrationResponse:
     """Create the user, its primary device and its recovery codes; the username and e-mail are
     claimed atomically (UsernameTaken, EmailTaken)."""
     user_uuid = str(uuid.uuid4())
     issued = devices.issue_device(ctx, user_uuid=user_uuid, device_name=device_name, is_primary=True,
-                                  public_key=public_key, csr=csr)
+                                  public_key=public_key, csr=csr, device_class=device_class)
     user = UserRecord(user_uuid=user_uuid, username=username, email=email,
                       password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()))
     recovery = accounts.first_recovery_codes(user_uuid=user_uuid)

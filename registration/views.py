@@ -23,7 +23,7 @@ INFO = RegistrationInfo(
                      "password": "required, 8-128 characters, not a common password",
                      "device_name": "optional", "public_key": "optional PEM SubjectPublicKeyInfo",
                      "csr": "optional PEM PKCS#10 (instead of public_key)"},
-    further_device_fields={"qr_code": "required, the pairing payload", "username": "required",
+    further_device_fields={"qr_code": "required, the pairing link or its payload", "username": "required",
                            "password": "required", "device_name": "optional",
                            "public_key": "optional", "csr": "optional"},
     key_types=["ecdsa-p256", "ed25519", "ml-dsa-87"],
@@ -46,12 +46,13 @@ def register():
         paired = parse_model(PairedDeviceRequest, body)
         result = pairing_service.register_paired_device(
             ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
-            device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller())
+            device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller(),
+            device_class=paired.device_class)
     else:
         new = parse_model(NewUserRequest, body)
         result = service.register_user(
             ctx(), username=new.username, email=str(new.email), password=new.password,
-            device_name=new.device_name, public_key=new.public_key, csr=new.csr)
+            device_name=new.device_name, public_key=new.public_key, csr=new.csr, device_class=new.device_class)
     return jsonify(result.model_dump(exclude_none=True)), 201
 
 

@@ -96,6 +96,7 @@ class PresenceEntry:
     last_seen_epoch: int
     expires_epoch: int
     ip: str | None = None
+    device_class: str = "other"  # SPEC §5: per-class limits count the presence's entries of a class
 
     def is_live(self, *, now: int, liveness: "Liveness") -> bool:
         return liveness.end_reason(status=SESSION_ACTIVE, expires_epoch=self.expires_epoch,
@@ -178,6 +179,16 @@ class CurrentSession(SessionView):
 
 class SessionList(BaseModel):
     sessions: list[SessionView]
+    next_cursor: str | None
+
+
+class SessionListQuery(BaseModel):
+    """The query parameters of GET /session/list."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=1024, description="next_cursor of the previous page")
+    include_ended: bool = Field(default=False, description="list ended sessions too (kept a week past their end)")
 
 
 class HistoryItem(BaseModel):

@@ -26,11 +26,11 @@ from session_manager.events import SessionWatcher
 from session_manager.history_store import BadCursor, HistoryStore
 from session_manager.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
                                     RevokeReason, SessionRecord, TokenPair)
-from session_manager.store import Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore
+from session_manager.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore,
+                                   retention_ttl)
 
 log = logging.getLogger(__name__)
 
-SESSION_RETENTION_SECONDS = 7 * 86400
 OPEN_ATTEMPTS = 60
 HISTORY_ATTEMPTS = 3
 REFRESH_ATTEMPTS = 5
@@ -117,7 +117,7 @@ def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, iss
 # --- opening a session under the concurrency invariant (SPEC §5) -----------------------
 
 def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
-                 user_agent: str | None, choose_evictions: ChooseEvictions,
+                 user_agent: str | None, choose_evictions: ChooseEvictions, device_class: str = "other",
                  extra_writes: list[GuardedWrite] | None = None, presence: Presence | None = None) -> OpenedSession:
     """Log `device_id` in. `choose_evictions(other live entries)` returns those to displace or
     raises to refuse; the presence record is rewritten only if nobody changed it meanwhile
@@ -140,7 +140,7 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         kept = {e.device_id: e for e in others if e not in evicted}
         kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                         device_name=device_name, login_epoch=now, last_seen_epoch=now,
-                                        expires_epoch=session.expires_epoch, ip=ip)
+                                        expires_epoch=session.expires_epoch, ip=ip, device_class=device_class)
         displaced = [(e.session_id, RevokeReason.DISPLACED) for e in evicted]
         if device_id in presence.entries:  # a re-login from this device replaces its own session
             displaced.append((presence.entries[device_id].session_id, RevokeReason.LOGGED_OUT))
@@ -211,7 +211,7 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
         refresh_digest=token_digest(_refresh_token(ctx, session_id, 1, refresh_kid), purpose=REFRESH_PURPOSE),
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
-        expires_ttl=now + ctx.settings.session_max_lifetime + SESSION_RETENTION_SECONDS)
+        expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime))
 
 
 # --- every protected request: one JWT check, one consistent read ------------------------
@@ -339,7 +339,9 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
 
 def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None,
                    locked: bool = False) -> None:
-    session_store(ctx).revoke(session, reason=reason, at=iso(ctx.now()), by_device=by_device, locked=locked)
+    moment = ctx.now()
+    session_store(ctx).revoke(session, reason=reason, at=iso(moment), end_epoch=int(moment.timestamp()),
+                              by_device=by_device, locked=locked)
     audit("session_revoked", user_uuid=session.user_uuid, device_id=session.device_id,
           session_id=session.session_id, reason=reason, by_device=by_device)
 
@@ -413,6 +415,18 @@ def revoke_own_session(ctx: AppContext, *, principal: Principal, session_id: str
 
 def list_user_sessions(ctx: AppContext, *, user_uuid: str) -> list[SessionRecord]:
     return session_store(ctx).list_for_user(user_uuid)
+
+
+def session_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None,
+                 include_ended: bool) -> tuple[list[SessionRecord], str | None]:
+    """One page of the user's sessions, newest first: only the live ones unless `include_ended`."""
+    now = _epoch(ctx)
+    try:
+        return session_store(ctx).page_for_user(
+            user_uuid, limit=limit, cursor=cursor,
+            keep=lambda session: include_ended or _end_reason(ctx, session, now) is None)
+    except BadCursor:
+        raise InvalidField("cursor", "The cursor is not valid.") from None
 
 
 def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | None]:

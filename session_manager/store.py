@@ -2,13 +2,19 @@
 user listing its logged-in devices under a version number (SPEC §5, §8)."""
 from __future__ import annotations
 
+import base64
+import json
+import uuid
 from dataclasses import asdict
 from enum import Enum
-from typing import Any
+from itertools import islice
+from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
 from common import dynamo
+from common.timefmt import parse_iso
+from session_manager.history_store import BadCursor
 from session_manager.models import (SESSION_ACTIVE, SESSION_REVOKED, Presence, PresenceEntry, RevokeReason,
                                     SessionRecord)
 
@@ -44,6 +50,16 @@ class Activity(Enum):
 
 def _record(cls, data: dict[str, Any]):
     return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+SESSION_RETENTION_SECONDS = 7 * 86400
+
+
+def retention_ttl(end_epoch: int) -> int:
+    """The sessions table's TTL rule, the one place it lives: a record is kept a week past the end
+    of its session (for an active one, its latest possible end, the max lifetime), so an old token
+    still meets 401 session_revoked with its reason and the list shows recent ended sessions."""
+    return end_epoch + SESSION_RETENTION_SECONDS
 
 
 class SessionStore:
@@ -106,19 +122,37 @@ class SessionStore:
 
     def list_for_user(self, user_uuid: str) -> list[SessionRecord]:
         """The user's sessions, newest first, from the user index (eventually consistent)."""
-        records, start = [], None
+        return list(self._iter_for_user(user_uuid))
+
+    def page_for_user(self, user_uuid: str, *, limit: int, cursor: str | None,
+                      keep: Callable[[SessionRecord], bool]) -> tuple[list[SessionRecord], str | None]:
+        """Up to `limit` of the user's sessions that `keep` accepts, newest first, after `cursor`,
+        and the next page's cursor (None at the end). It queries on until the page is full, so a
+        filtered page is short only at the end; BadCursor for a cursor this store did not make."""
+        after = _start_key(user_uuid, cursor) if cursor else None
+        wanted = (r for r in self._iter_for_user(user_uuid, after=after, batch=limit + 1) if keep(r))
+        page = list(islice(wanted, limit + 1))  # one more than asked: is there a next page at all?
+        if len(page) <= limit:
+            return page, None
+        return page[:limit], _cursor(page[limit - 1])
+
+    def _iter_for_user(self, user_uuid: str, *, after: dict[str, Any] | None = None,
+                       batch: int | None = None) -> Iterator[SessionRecord]:
+        args: dict[str, Any] = {
+            "TableName": self.sessions, "IndexName": dynamo.SESSIONS_BY_USER, "ScanIndexForward": False,
+            "KeyConditionExpression": "#u = :u", "ExpressionAttributeNames": {"#u": "user_uuid"},
+            "ExpressionAttributeValues": {":u": {"S": user_uuid}}}
+        if batch:
+            args["Limit"] = batch
+        start = after
         while True:
-            args: dict[str, Any] = {
-                "TableName": self.sessions, "IndexName": dynamo.SESSIONS_BY_USER, "ScanIndexForward": False,
-                "KeyConditionExpression": "#u = :u", "ExpressionAttributeNames": {"#u": "user_uuid"},
-                "ExpressionAttributeValues": {":u": {"S": user_uuid}}}
             if start:
                 args["ExclusiveStartKey"] = start
             page = self.client.query(**args)
-            records += [_record(SessionRecord, dynamo.from_item(i)) for i in page["Items"]]
+            yield from (_record(SessionRecord, dynamo.from_item(i)) for i in page["Items"])
             start = page.get("LastEvaluatedKey")
             if not start:
-                return records
+                return
 
     # --- the invariant: membership changes only through a versioned presence write ---------
 
@@ -133,10 +167,11 @@ class SessionStore:
             put["ExpressionAttributeValues"] = {":v": {"N": str(before.version)}}
         return {"Put": put}
 
-    def _revoke_update(self, session_id: str, *, reason: str, at: str, by_device: str | None,
+    def _revoke_update(self, session_id: str, *, reason: str, at: str, end_epoch: int, by_device: str | None,
                        locked: bool = False) -> dict[str, Any]:
-        values = {":revoked": {"S": SESSION_REVOKED}, ":reason": {"S": reason}, ":at": {"S": at}}
-        expression = "SET #s = :revoked, revoked_reason = :reason, revoked_at = :at"
+        values = {":revoked": {"S": SESSION_REVOKED}, ":reason": {"S": reason}, ":at": {"S": at},
+                  ":ttl": {"N": str(retention_ttl(end_epoch))}}
+        expression = "SET #s = :revoked, revoked_reason = :reason, revoked_at = :at, #ttl = :ttl"
         if by_device:
             expression += ", by_device = :by"
             values[":by"] = {"S": by_device}
@@ -144,33 +179,38 @@ class SessionStore:
             expression += ", locked = :locked"
             values[":locked"] = {"BOOL": True}
         return {"Update": {"TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
-                           "UpdateExpression": expression, "ExpressionAttributeNames": {"#s": "status"},
+                           "UpdateExpression": expression,
+                           "ExpressionAttributeNames": {"#s": "status", "#ttl": dynamo.TTL_ATTRIBUTE},
                            "ExpressionAttributeValues": values}}
 
-    def _idle_revoke(self, session_id: str, *, cutoff: int, at: str) -> dict[str, Any]:
+    def _idle_revoke(self, session_id: str, *, cutoff: int, at: str, end_epoch: int) -> dict[str, Any]:
         # Dropping a presence entry as idle ends its session too, but only if the session really
-        # is idle (or already over): a touch or refresh that got in first cancels the login.
+        # is idle (or already over): a touch or refresh that got in first cancels the login. One
+        # that had already ended keeps its reason and time; its TTL moves to a week past now.
         return {"Update": {
             "TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
             "UpdateExpression": ("SET #s = :revoked, revoked_reason = if_not_exists(revoked_reason, :reason), "
-                                 "revoked_at = if_not_exists(revoked_at, :at)"),
+                                 "revoked_at = if_not_exists(revoked_at, :at), #ttl = :ttl"),
             "ConditionExpression": "attribute_exists(session_id) AND (#s <> :active OR last_seen_epoch <= :cutoff)",
-            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeNames": {"#s": "status", "#ttl": dynamo.TTL_ATTRIBUTE},
             "ExpressionAttributeValues": {":revoked": {"S": SESSION_REVOKED}, ":active": {"S": SESSION_ACTIVE},
                                           ":reason": {"S": RevokeReason.IDLE_TIMEOUT}, ":at": {"S": at},
-                                          ":cutoff": {"N": str(cutoff)}}}}
+                                          ":cutoff": {"N": str(cutoff)},
+                                          ":ttl": {"N": str(retention_ttl(end_epoch))}}}}
 
     def open_session(self, *, before: Presence, entries: dict[str, PresenceEntry], session: SessionRecord,
                      displaced: list[tuple[str, str]], idle: list[str], idle_cutoff: int, at: str,
                      by_device: str, extra_writes: list[dict[str, Any]]) -> None:
         """Replace the presence (if unchanged since read), create `session`, revoke `displaced`
         [(session_id, reason)] and the `idle` sessions (if still idle at `idle_cutoff`), and
-        `extra_writes`: all in one transaction."""
+        `extra_writes`: all in one transaction. The sessions it ends, end as `session` begins."""
+        ended = session.login_epoch
         head = [self._presence_put(before, entries),
                 {"Put": {"TableName": self.sessions, "Item": dynamo.to_item(asdict(session)),
                          "ConditionExpression": "attribute_not_exists(session_id)"}},
-                *[self._revoke_update(sid, reason=reason, at=at, by_device=by_device) for sid, reason in displaced]]
-        idle_items = [self._idle_revoke(sid, cutoff=idle_cutoff, at=at) for sid in idle]
+                *[self._revoke_update(sid, reason=reason, at=at, end_epoch=ended, by_device=by_device)
+                  for sid, reason in displaced]]
+        idle_items = [self._idle_revoke(sid, cutoff=idle_cutoff, at=at, end_epoch=ended) for sid in idle]
         failed = self._transact([*head, *idle_items, *extra_writes])
         if not failed:
             return
@@ -198,17 +238,18 @@ class SessionStore:
                 return {-1: "TransactionConflict"}
             raise
 
-    def revoke(self, session: SessionRecord, *, reason: str, at: str, by_device: str | None,
+    def revoke(self, session: SessionRecord, *, reason: str, at: str, end_epoch: int, by_device: str | None,
                locked: bool = False) -> None:
-        """Mark `session` revoked (`locked`: by an account lock) and take its device out of the
-        presence record, atomically."""
+        """Mark `session` revoked at `at` (`end_epoch`, the same moment; `locked`: by an account
+        lock) and take its device out of the presence record, atomically."""
         remove = {"Update": {
             "TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
             "UpdateExpression": "REMOVE entries.#d SET #v = #v + :one",
             "ConditionExpression": "entries.#d.session_id = :sid",
             "ExpressionAttributeNames": {"#d": session.device_id, "#v": "version"},
             "ExpressionAttributeValues": {":one": {"N": "1"}, ":sid": {"S": session.session_id}}}}
-        revoke = self._revoke_update(session.session_id, reason=reason, at=at, by_device=by_device, locked=locked)
+        revoke = self._revoke_update(session.session_id, reason=reason, at=at, end_epoch=end_epoch,
+                                     by_device=by_device, locked=locked)
         for _ in range(10):
             failed = self._transact([remove, revoke])
             if not failed:
@@ -272,3 +313,25 @@ class SessionStore:
         """Record activity on a live session and its presence entry (at most once per touch interval)."""
         return self._record_activity(self._activity_items(
             session, now=now, idle_cutoff=idle_cutoff, condition="", set_session="", values={}))
+
+
+# --- the session list's cursor: the index key of the last session of a page -----------------
+
+def _cursor(session: SessionRecord) -> str:
+    data = json.dumps({"c": session.created_at, "s": session.session_id})
+    return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+
+def _start_key(user_uuid: str, cursor: str) -> dict[str, Any]:
+    # The cursor carries no user: the caller's own partition is put around it, so a cursor can
+    # only ever position a Query within the caller's sessions.
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        created_at, session_id = data["c"], data["s"]
+        if not (isinstance(created_at, str) and 0 < len(created_at) <= 40 and isinstance(session_id, str)
+                and str(uuid.UUID(session_id)) == session_id):
+            raise ValueError(cursor)
+        parse_iso(created_at)
+    except (ValueError, TypeError, KeyError, RecursionError):
+        raise BadCursor(cursor) from None
+    return {"user_uuid": {"S": user_uuid}, "created_at": {"S": created_at}, "session_id": {"S": session_id}}

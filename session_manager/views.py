@@ -12,7 +12,8 @@ from common.validation import parse_body, parse_model, parse_optional_body
 from session_manager import service
 from session_manager.guard import current_principal, require_session
 from session_manager.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, LogoutAllRequest,
-                                    RefreshRequest, SessionList, SessionRecord, SessionView, TokenResponse)
+                                    RefreshRequest, SessionList, SessionListQuery, SessionRecord, SessionView,
+                                    TokenResponse)
 
 bp = Blueprint("session_manager", __name__, url_prefix="/session")
 
@@ -46,11 +47,14 @@ def me():
 
 @bp.get("/list")
 @require_session
-@operation("The caller's sessions", response=SessionList, auth=True)
+@operation("The caller's sessions, newest first: live ones unless include_ended", query=SessionListQuery,
+           response=SessionList, auth=True, errors=(400,))
 def list_sessions():
-    principal = current_principal()
-    sessions = service.list_user_sessions(ctx(), user_uuid=principal.user_uuid)
-    return jsonify(SessionList(sessions=[_view(s, current_id=principal.session_id) for s in sessions]).model_dump())
+    principal, query = current_principal(), parse_model(SessionListQuery, request.args.to_dict())
+    sessions, next_cursor = service.session_page(ctx(), user_uuid=principal.user_uuid, limit=query.limit,
+                                                 cursor=query.cursor or None, include_ended=query.include_ended)
+    views = [_view(s, current_id=principal.session_id) for s in sessions]
+    return jsonify(SessionList(sessions=views, next_cursor=next_cursor).model_dump())
 
 
 @bp.delete("/<uuid:session_id>")

@@ -6,6 +6,7 @@ import { setText, t } from "./i18n.js";
 import { $, ask, clearMessage, describeAgent, el, showError, timeEl, tx } from "./ui.js";
 
 const HISTORY_PAGE = 20;
+const SESSIONS_PAGE = 20;
 const RESULTS = {
   success: "web.history.result_success",
   invalid_credentials: "web.history.result_invalid_credentials",
@@ -29,13 +30,16 @@ const END_REASONS = {
 };
 
 let nextCursor = null;
-let sessions = [];        // the last GET /session/list: the "show ended sessions" toggle filters it here
+let sessionsCursor = null;   // next_cursor of the last page of sessions shown
+let sessionsLoads = 0;       // a toggle while a page loads: only the newest request's answer is shown
 let onLogoutAll = async () => {};
 
 export function initActivity({ onLogoutAll: logoutAll }) {
   onLogoutAll = logoutAll;
-  $("#sessions-refresh").addEventListener("click", loadSessions);
-  $("#sessions-show-ended").addEventListener("change", showSessions);
+  setText($("#sessions-show-ended-label"), "web.sessions.include_ended");
+  $("#sessions-refresh").addEventListener("click", () => loadSessions());
+  $("#sessions-show-ended").addEventListener("change", () => loadSessions());
+  sessionsMoreButton().addEventListener("click", () => loadSessions({ more: true }));
   $("#sessions-logout-all").addEventListener("click", logOutEverywhere);
   $("#history-refresh").addEventListener("click", () => loadHistory());
   $("#history-more").addEventListener("click", () => loadHistory({ more: true }));
@@ -43,9 +47,10 @@ export function initActivity({ onLogoutAll: logoutAll }) {
 }
 
 export function resetActivity() {
-  sessions = [];
   $("#sessions-show-ended").checked = false;
   $("#session-rows").replaceChildren();
+  sessionsMoreButton().hidden = true;
+  sessionsCursor = null;
   $("#history-rows").replaceChildren();
   $("#history-more").hidden = true;
   nextCursor = null;
@@ -58,26 +63,40 @@ function cell(labelKey, ...content) {
     filled.length ? el("span", {}, ...filled) : null);
 }
 
-// GET /session/list answers every session the store still holds, ended ones too, in one page:
-// the server has no ?limit=&cursor=&include_ended= yet, so ended ones are filtered here.
-export async function loadSessions() {
-  const errorNode = $("#sessions-panel .error");
-  clearMessage(errorNode);
-  try {
-    ({ sessions } = await authCall("GET", "/session/list"));
-    showSessions();
-  } catch (error) {
-    showError(errorNode, error);
+/** The panel's "More" button; made here when the page does not have one. */
+function sessionsMoreButton() {
+  let button = $("#sessions-more");
+  if (!button) {
+    button = tx("button", { type: "button", id: "sessions-more", className: "secondary", hidden: true },
+      "web.sessions.more");
+    $("#session-rows").closest("table").after(button);
   }
+  return button;
 }
 
-function showSessions() {
-  const showEnded = $("#sessions-show-ended").checked;
-  const ended = sessions.filter((s) => s.status !== "active").length;
-  const shown = sessions.filter((s) => showEnded || s.status === "active");
-  $("#session-rows").replaceChildren(...shown.map(sessionRow));
-  setText($("#sessions-show-ended-label"), "web.sessions.show_ended", { count: ended });
-  $("#sessions-show-ended").disabled = !ended && !showEnded;
+/** The first page of sessions (the live ones, or all with the toggle), or with `more` the next one. */
+export async function loadSessions({ more = false } = {}) {
+  const errorNode = $("#sessions-panel .error");
+  const moreButton = sessionsMoreButton();
+  clearMessage(errorNode);
+  const query = new URLSearchParams({ limit: String(SESSIONS_PAGE),
+    include_ended: String($("#sessions-show-ended").checked) });
+  if (more && sessionsCursor) query.set("cursor", sessionsCursor);
+  const load = ++sessionsLoads;
+  moreButton.disabled = true;
+  try {
+    const page = await authCall("GET", `/session/list?${query}`);
+    if (load !== sessionsLoads) return;
+    const rows = page.sessions.map(sessionRow);
+    if (more) $("#session-rows").append(...rows);
+    else $("#session-rows").replaceChildren(...rows);
+    sessionsCursor = page.next_cursor || null;
+    moreButton.hidden = !sessionsCursor;
+  } catch (error) {
+    showError(errorNode, error);
+  } finally {
+    moreButton.disabled = false;
+  }
 }
 
 function statusText(session) {

@@ -6,6 +6,7 @@ import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
 import * as api from "./api.js";
 import * as auth from "./auth.js";
+import { initCameraScan, stopCameraScan } from "./camera_scan.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
 import { watchSession } from "./events.js";
@@ -13,7 +14,7 @@ import { lastUsedDevice } from "./keystore.js";
 import { initLinks, notify, takeAccountLink } from "./links.js";
 import { initPairing, resetPairing } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
-import { $, busy, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
+import { $, busy, clearFieldErrors, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
 
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
@@ -46,6 +47,7 @@ function selectTab(screen, name) {
     else button.removeAttribute("aria-current");
   }
   for (const panel of screen.querySelectorAll("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
+  if (name !== "pair") stopCameraScan();
   LOADERS[name]?.();
 }
 
@@ -231,12 +233,14 @@ async function submitRegister(event) {
 
 async function submitPair(event) {
   event.preventDefault();
+  stopCameraScan();
   const form = event.currentTarget;
   const v = formValues(form);
   const issued = await busy(form, () => auth.pair({
     qrCode: v.qr_code, username: v.username, password: v.password, deviceName: v.device_name }));
   if (!issued) return;
   form.reset();
+  clearMessage($("#pair-filled"));
   form.device_name.value = guessDeviceName();
   selectTab($("#auth-screen"), "login");
   await logIn(v.username, v.password);
@@ -278,13 +282,29 @@ async function logOutEverywhere() {
   leaveHome({ kind: "info", title: "web.banner.logged_out_everywhere", text: null });
 }
 
-/** A `#pair=<payload>` link prefills the pair form; the one-time payload then leaves the address bar. */
+/** A `#pair=<payload>` link (the QR code a phone's camera opened) prefills the pair form; the
+ * one-time payload then leaves the address bar. */
 function takePairingLink() {
   const match = /^#pair=(.+)$/.exec(location.hash);
   if (!match) return false;
   history.replaceState(null, "", location.pathname + location.search);
-  $("#pair-code").value = decodeURIComponent(match[1]);
+  let payload = match[1];
+  try {
+    payload = decodeURIComponent(payload);
+  } catch {
+    // not percent-encoded after all: the server judges the payload as it is
+  }
+  fillPairingCode(payload, "web.pair.code_filled");
   return true;
+}
+
+/** Puts a pairing link or payload into the pair form and says where it came from. */
+function fillPairingCode(code, key) {
+  const form = $("#pair-form");
+  form.qr_code.value = code;
+  clearFieldErrors(form);
+  clearMessage($(".error", form));
+  say($("#pair-filled"), key);
 }
 
 function wire() {
@@ -320,6 +340,10 @@ function wire() {
   } });
   initActivity({ onLogoutAll: logOutEverywhere });
   initPairing();
+  initCameraScan({ found: (text) => {
+    fillPairingCode(text, "web.pair.scanned");
+    $("#pair-username").focus();
+  } });
   initCodes();
   initAccount({
     onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",

@@ -4,12 +4,14 @@
 import { ApiError, authCall, call, clearSession, startSession } from "./api.js";
 import { createDeviceKey, findDevice, markUsed, publicKeyPem, saveDevice, signChallenge } from "./keystore.js";
 import { renewInBackground } from "./renewal.js";
+import { guessDeviceClass } from "./ui.js";
 
 /** A new account with this browser as its first device (SPEC §4 POST /registration/). */
 export async function register({ username, email, password, deviceName }) {
   const keyPair = await createDeviceKey();
   const issued = await call("POST", "/registration/", {
-    username, email, password, device_name: deviceName || undefined, public_key: await publicKeyPem(keyPair),
+    username, email, password, device_name: deviceName || undefined, device_class: guessDeviceClass(),
+    public_key: await publicKeyPem(keyPair),
   });
   await saveDevice(username, keyPair, issued);
   return issued;
@@ -19,7 +21,7 @@ export async function register({ username, email, password, deviceName }) {
 export async function pair({ qrCode, username, password, deviceName }) {
   const keyPair = await createDeviceKey();
   const issued = await call("POST", "/device/register", {
-    qr_code: qrCode, username, password, device_name: deviceName || undefined,
+    qr_code: qrCode, username, password, device_name: deviceName || undefined, device_class: guessDeviceClass(),
     public_key: await publicKeyPem(keyPair),
   });
   await saveDevice(username, keyPair, issued);
@@ -31,6 +33,7 @@ export async function recover({ username, password, recoveryCode, deviceName, un
   const keyPair = await createDeviceKey();
   const issued = await call("POST", "/device/recover", {
     username, password, recovery_code: recoveryCode, device_name: deviceName || undefined,
+    device_class: guessDeviceClass(),
     unbind_other_devices: unbindOtherDevices, public_key: await publicKeyPem(keyPair),
   });
   await saveDevice(username, keyPair, issued);

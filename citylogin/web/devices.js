@@ -53,6 +53,7 @@ function deviceItem(device) {
     device.current && tx("span", { className: "badge current" }, "web.devices.this_device"),
     device.active && !removed && tx("span", { className: "badge active" }, "web.devices.signed_in"),
     device.is_primary && tx("span", { className: "badge" }, "web.devices.primary"),
+    tx("span", { className: "badge kind" }, `web.devices.class.${device.device_class || "other"}`),
     removed && tx("span", { className: "badge removed" }, "web.devices.removed"),
   ];
   const actions = removed ? [] : [
@@ -62,7 +63,8 @@ function deviceItem(device) {
     actionButton("unbind", "web.devices.remove", "web.devices.remove_label", device, "danger"),
   ];
   return el("li", { className: removed ? "device removed" : "device",
-                    dataset: { deviceId: device.device_id, deviceName: device.device_name } },
+                    dataset: { deviceId: device.device_id, deviceName: device.device_name,
+                               deviceClass: device.device_class || "other" } },
     el("div", { className: "device-head" },
       el("strong", { className: "device-name" }, device.device_name),
       el("span", { className: "badges" }, ...badges.filter(Boolean))),
@@ -81,10 +83,11 @@ function actionButton(action, labelKey, ariaKey, device, style = "secondary") {
 }
 
 const ACTIONS = {
-  async rename(deviceId, deviceName) {
-    const newName = await askName(deviceName);
-    if (newName && newName !== deviceName) {
-      await authCall("PATCH", `/device/${encodeURIComponent(deviceId)}`, { device_name: newName });
+  async rename(deviceId, deviceName, deviceClass) {
+    const answer = await askName(deviceName, deviceClass);
+    if (answer && (answer.name !== deviceName || answer.deviceClass !== deviceClass)) {
+      await authCall("PATCH", `/device/${encodeURIComponent(deviceId)}`,
+        { device_name: answer.name, device_class: answer.deviceClass });
     }
   },
   async logout(deviceId) {
@@ -111,12 +114,12 @@ const ACTIONS = {
 async function runAction(event) {
   const button = event.target.closest("button[data-action]");
   if (!button) return;
-  const { deviceId, deviceName } = button.closest("li").dataset;
+  const { deviceId, deviceName, deviceClass } = button.closest("li").dataset;
   const errorNode = $("#devices-panel .error");
   clearMessage(errorNode);
   button.disabled = true;
   try {
-    await ACTIONS[button.dataset.action](deviceId, deviceName);
+    await ACTIONS[button.dataset.action](deviceId, deviceName, deviceClass);
     await loadDevices();
     restoreFocus(deviceId, button.dataset.action);
   } catch (error) {

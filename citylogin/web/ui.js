@@ -147,12 +147,23 @@ export async function ask({ title, message, confirm, params }) {
 }
 
 /** Asks for a device name; resolves with the trimmed name or null when cancelled. */
-export async function askName(current) {
+/** The new name and class of a device, or null if the person cancelled. */
+export async function askName(current, currentClass = "other") {
   const dialog = $("#rename-dialog");
   const input = $("#rename-input", dialog);
+  const kind = $("#rename-class", dialog);
   input.value = current;
+  kind.value = currentClass;
   const answer = await modal(dialog);
-  return answer === "save" && input.value.trim() ? input.value.trim() : null;
+  return answer === "save" && input.value.trim() ? { name: input.value.trim(), deviceClass: kind.value } : null;
+}
+
+/** What kind of device this browser runs on (SPEC §5 device classes), for registration and pairing. */
+export function guessDeviceClass() {
+  const ua = navigator.userAgent;
+  if (/iPad|Tablet/.test(ua) || (/Android/.test(ua) && !/Mobile/.test(ua))) return "tablet";
+  if (navigator.userAgentData?.mobile || /Mobi|iPhone|Android/.test(ua)) return "mobile";
+  return "desktop";
 }
 
 const BROWSERS = [["Edg/", "Edge"], ["OPR/", "Opera"], ["Firefox/", "Firefox"], ["Chrome/", "Chrome"],

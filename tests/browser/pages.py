@@ -142,25 +142,43 @@ class DevicePage:
         form.locator("button[type=submit]").click()
         return form
 
-    def show_pairing_code(self) -> str:
+    def show_pairing_link(self) -> str:
+        """"Add a device" → show a code: the link the QR code holds (`<public URL>/#pair=<payload>`)."""
         self.go("add-device")
         self.page.locator("#pairing-create").click()
-        payload = self.page.locator("#pairing-payload")
-        expect(payload).not_to_have_value("")
+        link = self.page.locator("#pairing-payload")
+        expect(link).to_have_value(re.compile(r"/#pair=[A-Za-z0-9_-]+$"))
         expect(self.page.locator("#pairing-qr")).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
-        return payload.input_value()
+        return link.input_value()
+
+    def show_pairing_code(self) -> str:
+        """The bare payload of the link "Add a device" shows."""
+        return self.show_pairing_link().split("#pair=", 1)[1]
+
+    @property
+    def pair_form(self) -> Locator:
+        return self.page.locator("#pair-form")
+
+    def open_pairing_link(self, link: str) -> Locator:
+        """Opens a pairing link as a phone's camera app would: the pair form, its code filled in."""
+        self.page.goto(link)
+        expect(self.pair_form).to_be_visible()
+        expect(self.pair_form.locator("#pair-code")).to_have_value(link.split("#pair=", 1)[1])
+        return self.pair_form
 
     def pair(self, payload: str, username: str, *, device_name: str, password: str = PASSWORD,
              via_link: bool = True) -> None:
         """Pairs this browser: opens the `/#pair=` link (prefilled form) or pastes the payload."""
-        form = self.page.locator("#pair-form")
         if via_link:
-            self.open(f"#pair={payload}")
-            expect(form).to_be_visible()
-            expect(form.locator("#pair-code")).to_have_value(payload)
+            self.open_pairing_link(f"{self.url}/#pair={payload}")
         else:
             self.go("pair")
-            form.locator("#pair-code").fill(payload)
+            self.pair_form.locator("#pair-code").fill(payload)
+        self.send_pair_form(username, device_name=device_name, password=password)
+
+    def send_pair_form(self, username: str, *, device_name: str, password: str = PASSWORD) -> None:
+        """Fills the pair form's credentials and device name (the code is already in it) and sends it."""
+        form = self.pair_form
         form.locator("#pair-username").fill(username)
         form.locator("#pair-password").fill(password)
         form.locator("#pair-device").fill(device_name)

@@ -7,6 +7,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from session_manager import service as sessions
 from tests.conftest import unique_name
 from tests.support.live import FakeClock
 
@@ -174,11 +175,14 @@ def test_rename_sessions_and_history(make_server, new_device, screenshot):
     url, _ = make_server()
     a = new_device(url).open()
     a.register(unique_name(), device_name="Alice laptop")
+    expect(a.device("Alice laptop").locator(".badge.kind")).to_have_text("Computer")  # guessed from the browser
     a.device("Alice laptop").get_by_role("button", name="Rename").click()
     rename = a.page.locator("#rename-dialog")
     rename.get_by_label("Device name").fill("Work laptop")
+    rename.get_by_label("Kind of device").select_option("tablet")
     rename.get_by_role("button", name="Save").click()
     expect(a.device("Work laptop")).to_be_visible()
+    expect(a.device("Work laptop").locator(".badge.kind")).to_have_text("Tablet")
     expect(a.page.locator("#whoami")).to_contain_text("Work laptop")
 
     a.tab("Sessions")
@@ -204,6 +208,33 @@ def test_history_more_button_pages_with_the_cursor(make_server, new_device):
     a.page.get_by_role("button", name="More").click()
     expect(a.page.locator("#history-rows tr")).to_have_count(22)
     expect(a.page.get_by_role("button", name="More")).to_be_hidden()
+
+
+def test_sessions_list_live_ones_then_ended_ones_page_by_page(make_server, new_device):
+    url, ctx = make_server()
+    a = new_device(url).open()
+    a.register(unique_name(), device_name="Alice laptop")
+    with a.page.expect_response(lambda r: "/session/list" in r.url) as listed:
+        a.tab("Sessions")
+    assert "include_ended=false" in listed.value.url
+    own = sessions.session_store(ctx).get(listed.value.json()["sessions"][0]["session_id"])
+    for _ in range(22):                  # another device logs in 22 times: 21 ended sessions, 1 live
+        sessions.open_session(ctx, user_uuid=own.user_uuid, device_id="a-second-device", device_name="Bob phone",
+                              ip=None, user_agent=None, choose_evictions=lambda others: [])
+    rows, more = a.page.locator("#session-rows tr"), a.page.locator("#sessions-more")
+    a.page.locator("#sessions-refresh").click()
+    expect(rows).to_have_count(2)
+    expect(more).to_be_hidden()
+    expect(a.page.locator("#sessions-show-ended-label")).to_have_text("Show ended sessions")
+    a.page.locator("#sessions-show-ended").check()
+    expect(rows).to_have_count(20)       # one page
+    expect(a.page.locator("#session-rows")).to_contain_text("Ended: logged out")
+    more.click()
+    expect(rows).to_have_count(23)
+    expect(more).to_be_hidden()
+    a.page.locator("#sessions-show-ended").uncheck()
+    expect(rows).to_have_count(2)
+    assert not a.errors, a.errors
 
 
 def test_keyboard_only_login_and_escape_cancels(make_server, new_device):

@@ -184,7 +184,7 @@ def test_devices_list_rename_logout_and_unbind(server, device):
 
     assert "renamed to 'old phone'" in ok(run(path, "devices", "rename", short, "old phone"))
     renamed = as_json(run(path, "devices", "rename", "--json", phone.key_file.device_id, "blue phone"))
-    assert renamed == {"device_id": phone.key_file.device_id, "device_name": "blue phone"}
+    assert renamed == {"device_id": phone.key_file.device_id, "device_name": "blue phone", "device_class": "other"}
 
     assert "logged out" in ok(run(path, "devices", "logout", short))
     assert phone.request("GET", "/session/me").json()["reason"] == "remote_logout"

@@ -30,7 +30,10 @@ def devices(make_server, count: int, **settings):
 
 
 def sessions_by_id(client) -> dict[str, dict]:
-    return {s["session_id"]: s for s in client.get_json("/session/list")["sessions"]}
+    """Every session the list still holds, ended ones too (one page of up to 100)."""
+    body = client.get_json("/session/list?include_ended=true&limit=100")
+    assert body["next_cursor"] is None
+    return {s["session_id"]: s for s in body["sessions"]}
 
 
 def me(client):

@@ -39,11 +39,12 @@ def register_device(url: str, *, key_kind: str = "ecdsa-p256") -> Client:
     return client
 
 
-def add_device(ctx: AppContext, first: Client, *, name: str | None = None, key_kind: str = "ecdsa-p256") -> Client:
+def add_device(ctx: AppContext, first: Client, *, name: str | None = None, key_kind: str = "ecdsa-p256",
+               device_class: str = "other") -> Client:
     """A further device of `first`'s user, added through the device_manager service function."""
     key = generate_key(key_kind)
     issued = devices.issue_device(ctx, user_uuid=first.key_file.user_uuid, device_name=name, is_primary=False,
-                                  public_key=public_key_pem(key), csr=None)
+                                  public_key=public_key_pem(key), csr=None, device_class=device_class)
     devices.store_new_device(ctx, issued)
     record = issued.record
     key_file = KeyFile(base_url=first.key_file.base_url, username=first.key_file.username,
