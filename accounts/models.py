@@ -45,6 +45,7 @@ class UserRecord:
     created_at: str
     locked: bool | None = None  # set by an operator (citylogin admin lock): no login, no session
     max_concurrent_devices: int | None = None  # an operator's per-user limit over the default (0 = unlimited)
+    locale: str = "en"  # the language of the account's messages (PATCH /account)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import BadRequest, ErrorCode, NotFound, TooManyRequests
-from common.notifier import Message
+from common.notifier import localized_message, mail_time
 from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
 from session_manager import service as sessions
@@ -71,9 +71,8 @@ def change_password(ctx: AppContext, *, principal: Principal, request: ChangePas
                                           except_session_id=principal.session_id)
     audit("password_changed", user_uuid=user.user_uuid, device_id=principal.device_id, sessions_ended=ended,
           ip=caller.ip)
-    ctx.notifier.notify(Message(
-        event="password_changed", user_uuid=user.user_uuid, email=user.email, subject="Your password was changed",
-        body="The password of your account was changed. If this was not you, reset it at once."))
+    ctx.notifier.notify(localized_message("password_changed", user_uuid=user.user_uuid, email=user.email,
+                                          locale=user.locale, time=mail_time(ctx.now(), user.locale)))
 
 
 # --- reset through an e-mailed link ------------------------------------------------------------
@@ -107,10 +106,8 @@ def _send_reset_link(ctx: AppContext, *, email: str) -> None:
     token_store(ctx).create(digest=token_digest(token, purpose=RESET_PURPOSE), kind=RESET_KIND,
                                         expires_epoch=_now(ctx) + RESET_TTL, data={"user_uuid": user.user_uuid})
     audit("password_reset_requested", user_uuid=user.user_uuid)
-    ctx.notifier.notify(Message(
-        event="password_reset", user_uuid=user.user_uuid, email=user.email, subject="Reset your password",
-        body=f"To choose a new password, open {reset_link(ctx, token)} within 30 minutes. "
-             f"If you did not ask for this, ignore this message."))
+    ctx.notifier.notify(localized_message("password_reset", user_uuid=user.user_uuid, email=user.email,
+                                          locale=user.locale, link=reset_link(ctx, token)))
 
 
 def _log_unsent(done: Future) -> None:
@@ -132,7 +129,7 @@ def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) ->
     user = users.get_user(ctx, user_uuid=user_uuid)
     if user is not None:
         credentials.clear_failures(ctx, username=user.username)  # the owner is back in: no lockout left
-        ctx.notifier.notify(Message(
-            event="password_changed", user_uuid=user_uuid, email=user.email, subject="Your password was reset",
-            body="The password of your account was reset with an e-mailed link; every session was logged out."))
+        ctx.notifier.notify(localized_message("password_changed", texts="password_was_reset", user_uuid=user_uuid,
+                                              email=user.email, locale=user.locale,
+                                              time=mail_time(ctx.now(), user.locale)))
     audit("password_reset", user_uuid=user_uuid, sessions_ended=ended)

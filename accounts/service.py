@@ -15,7 +15,7 @@ from common.context import AppContext
 from common.crypto import compact_recovery_code, new_recovery_code, new_token, token_digest
 from common.errors import (BadRequest, Conflict, ErrorCode, NotFound, StorageUnavailable, TooManyRequests,
                            Unauthorized)
-from common.notifier import Message
+from common.notifier import Message, localized_message
 from common.rate_limits import RateLimitStore
 from common.guarded_write import GuardedWrite
 
@@ -141,21 +141,20 @@ class PendingVerification:
     message: Message
 
 
-def new_verification(ctx: AppContext, *, user_uuid: str, email: str) -> PendingVerification:
-    """A single-use link (24 h) that verifies `email` as the account's address."""
+def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str = "en") -> PendingVerification:
+    """A single-use link (24 h) that verifies `email` as the account's address; the message in `locale`."""
     token = new_token()
     item = email_store(ctx).token_put(digest=token_digest(token, purpose=VERIFY_PURPOSE), user_uuid=user_uuid,
                                       email=email, expires_epoch=_epoch(ctx) + VERIFY_TTL_SECONDS)
     # A refused put is a digest already stored: a collision of random tokens, worth a retry.
     write = GuardedWrite(item=item, refusal=StorageUnavailable)
     link = f"{ctx.settings.public_url.rstrip('/')}/#verify={token}"
-    return PendingVerification(write=write, message=Message(
-        event="verify_email", user_uuid=user_uuid, email=email, subject="Confirm your e-mail address",
-        body=f"Open this link within 24 hours to confirm {email} as your citylogin address:\n{link}"))
+    return PendingVerification(write=write, message=localized_message(
+        "verify_email", user_uuid=user_uuid, email=email, locale=locale, link=link))
 
 
-def send_verification(ctx: AppContext, *, user_uuid: str, email: str) -> None:
-    pending = new_verification(ctx, user_uuid=user_uuid, email=email)
+def send_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str = "en") -> None:
+    pending = new_verification(ctx, user_uuid=user_uuid, email=email, locale=locale)
     email_store(ctx).write_token(pending.write.item)
     ctx.notifier.notify(pending.message)
 
@@ -171,7 +170,7 @@ def resend_verification(ctx: AppContext, *, user_uuid: str) -> None:
                               code=ErrorCode.RATE_LIMITED)
     account = get_account(ctx, user_uuid=user_uuid)
     if not account.email_verified:
-        send_verification(ctx, user_uuid=user_uuid, email=account.email)
+        send_verification(ctx, user_uuid=user_uuid, email=account.email, locale=account.locale)
 
 
 def request_email_change(ctx: AppContext, *, user_uuid: str, password: str, new_email: str) -> None:
@@ -180,12 +179,9 @@ def request_email_change(ctx: AppContext, *, user_uuid: str, password: str, new_
     account = get_account(ctx, user_uuid=user_uuid)
     if not ctx.passwords.verify(email_store(ctx).password_hash(user_uuid) or "", password):
         raise WrongPassword()
-    send_verification(ctx, user_uuid=user_uuid, email=new_email)
-    ctx.notifier.notify(Message(
-        event="email_change_requested", user_uuid=user_uuid, email=account.email,
-        subject="Your citylogin address is being changed",
-        body=f"A change of your account's address to {new_email} was asked for. It takes effect once "
-             "the link sent there is opened. If this was not you, change your password."))
+    send_verification(ctx, user_uuid=user_uuid, email=new_email, locale=account.locale)
+    ctx.notifier.notify(localized_message("email_change_requested", user_uuid=user_uuid, email=account.email,
+                                          locale=account.locale, new_email=new_email))
 
 
 def verify_email(ctx: AppContext, *, token: str) -> None:

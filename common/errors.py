@@ -7,10 +7,10 @@ from http import HTTPStatus
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Flask, Response, json
+from flask import Flask, Response, has_request_context, json, request
 from werkzeug.exceptions import HTTPException
 
-from common import dynamo
+from common import dynamo, i18n
 from common.hash_slots import HashingBusy
 from common.log_bursts import BurstLog
 
@@ -69,8 +69,15 @@ class ErrorCode(str, Enum):
     INVALID_NOT_ME_TOKEN = "invalid_not_me_token"
 
 
+ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>
+
+
 class ApiError(Exception):
-    """Base of every domain error: subclasses set `status`, `code` and a default `detail`."""
+    """Base of every domain error: subclasses set `status`, `code` and a default `detail`.
+
+    `detail` is English; `detail_key` (with `detail_params`) is its catalogue entry, which the
+    handler renders in the request's language. A fixed English text that the catalogue holds
+    under error.* finds its key by itself; a text it lacks stays English in every language."""
 
     status: int = 400
     code: ErrorCode = ErrorCode.BAD_REQUEST
@@ -78,17 +85,26 @@ class ApiError(Exception):
     headers: dict[str, str] = {}
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
+                 detail_key: str | None = None, detail_params: dict[str, Any] | None = None,
                  **extra: Any) -> None:
         super().__init__(detail or self.detail)
         if detail:
             self.detail = detail
         if headers:
             self.headers = {**self.headers, **headers}
+        self.detail_key = detail_key or i18n.key_of(self.detail, prefix=ERROR_KEYS)
+        self.detail_params = detail_params or {}
         self.extra = extra
 
-    def body(self) -> dict[str, Any]:
+    def detail_in(self, locale: str) -> str:
+        """The detail in `locale`; English exactly as raised."""
+        if locale == i18n.DEFAULT or not self.detail_key:
+            return self.detail
+        return i18n.text(self.detail_key, locale, **self.detail_params)
+
+    def body(self, locale: str = i18n.DEFAULT) -> dict[str, Any]:
         return {"type": "about:blank", "title": HTTPStatus(self.status).phrase,
-                "status": self.status, "detail": self.detail, "code": self.code.value,
+                "status": self.status, "detail": self.detail_in(locale), "code": self.code.value,
                 **self.extra}
 
 
@@ -104,14 +120,35 @@ class MissingFields(ApiError):
     status, code, detail = 400, ErrorCode.MISSING_FIELDS, "Required fields are missing."
 
     def __init__(self, fields: list[str], detail: str | None = None) -> None:
-        super().__init__(detail or f"Missing required fields: {', '.join(fields)}.", fields=fields)
+        if detail:
+            super().__init__(detail, fields=fields)
+            return
+        listed = ", ".join(fields)
+        super().__init__(f"Missing required fields: {listed}.", detail_key="error.missing_fields.list",
+                         detail_params={"fields": listed}, fields=fields)
+
+
+class FieldKind(str, Enum):
+    """The `kind` member of a 400 invalid_field: which rule the value broke, for clients to
+    choose their own words without reading the English detail."""
+
+    EMPTY = "empty"
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+    TOO_COMMON = "too_common"
+    INVALID_FORMAT = "invalid_format"
+    INVALID_CHARACTERS = "invalid_characters"
+    OUT_OF_RANGE = "out_of_range"
+    INVALID_VALUE = "invalid_value"
 
 
 class InvalidField(ApiError):
     status, code = 400, ErrorCode.INVALID_FIELD
 
-    def __init__(self, field: str, detail: str) -> None:
-        super().__init__(detail, field=field)
+    def __init__(self, field: str, detail: str, *, kind: FieldKind = FieldKind.INVALID_VALUE,
+                 detail_key: str | None = None, detail_params: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, detail_key=detail_key, detail_params={"field": field, **(detail_params or {})},
+                         field=field, kind=kind.value)
 
 
 class Unauthorized(ApiError):
@@ -184,14 +221,26 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     return response
 
 
+def request_locale() -> str:
+    """The language of problem details: the request's Accept-Language, English outside a request."""
+    return i18n.negotiate(request.headers.get("Accept-Language")) if has_request_context() else i18n.DEFAULT
+
+
 def _handle_api_error(error: ApiError) -> Response:
-    return problem_response(error.body(), error.headers)
+    return problem_response(error.body(request_locale()), error.headers)
+
+
+def _http_detail(error: HTTPException, status: int, code: ErrorCode) -> str:
+    locale = request_locale()
+    if locale != i18n.DEFAULT:
+        return i18n.text(f"{ERROR_KEYS}{code.value}", locale)
+    return "The request body is too large." if status == 413 else error.description
 
 
 def _handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     code = _WERKZEUG_CODES.get(status, ErrorCode.BAD_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR)
-    detail = "The request body is too large." if status == 413 else error.description
+    detail = _http_detail(error, status, code)
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
             "detail": detail, "code": code.value}
     headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
@@ -202,7 +251,8 @@ def _handle_unexpected(error: Exception) -> Response:
     # A bug: log it with its trace for operators, tell the client nothing of its insides.
     log.exception("unhandled error")
     return problem_response({"type": "about:blank", "title": "Internal Server Error", "status": 500,
-                             "detail": "An internal error occurred.", "code": ErrorCode.INTERNAL_ERROR.value})
+                             "detail": i18n.text("error.internal_error", request_locale()),
+                             "code": ErrorCode.INTERNAL_ERROR.value})
 
 
 def _aws_error_name(error: Exception) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from common import i18n
 
 log = logging.getLogger("citylogin.notify")
 
@@ -21,6 +24,40 @@ class Message:
     email: str | None
     subject: str
     body: str
+
+
+def localized_message(event: str, *, user_uuid: str, email: str | None, locale: str | None,
+                      texts: str | None = None, **params: object) -> Message:
+    """A message whose subject and body are mail.<texts>.subject/.body (texts defaults to the
+    event) in the account's locale, English if it has none."""
+    language, prefix = i18n.locale_of(locale), f"mail.{texts or event}"
+    return Message(event=event, user_uuid=user_uuid, email=email,
+                   subject=i18n.text(f"{prefix}.subject", language, **params),
+                   body=i18n.text(f"{prefix}.body", language, **params))
+
+
+def mail_time(moment: datetime, locale: str | None) -> str:
+    """`moment` as the locale writes a date and time, always in UTC and saying so: an account
+    has no time zone setting."""
+    language = i18n.locale_of(locale)
+    return moment.astimezone(timezone.utc).strftime(i18n.text("mail.time_format", language))
+
+
+def device_facts(locale: str | None, *, device_name: str, device_class: str, at: datetime,
+                 ip: str | None = None) -> str:
+    """The lines that say which device, of what class, when and (if known) from which IP address."""
+    language = i18n.locale_of(locale)
+    lines = [i18n.text("mail.facts.device", language, device=device_name,
+                       device_class=device_class_name(device_class, language)),
+             i18n.text("mail.facts.time", language, time=mail_time(at, language))]
+    if ip:
+        lines.append(i18n.text("mail.facts.ip", language, ip=ip))
+    return "\n".join(lines)
+
+
+def device_class_name(device_class: str, locale: str | None) -> str:
+    key = f"mail.device_class.{device_class}"
+    return i18n.text(key if i18n.has(key) else "mail.device_class.other", i18n.locale_of(locale))
 
 
 class Backend(Protocol):

@@ -11,7 +11,7 @@ from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import ErrorCode, Forbidden, Gone, NotFound, TooManyRequests
-from common.notifier import Message
+from common.notifier import device_facts, localized_message
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, iso_from_epoch
 from common.guarded_write import GuardedWrite
@@ -134,8 +134,10 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
           created_by_device=record.get("created_by_device"))
     if had_failures:
         background(ctx).submit(credentials.clear_failures, ctx, username=username)  # off the response path
-    ctx.notifier.notify(Message(
-        event="new_device", user_uuid=user.user_uuid, email=user.email, subject="A new device was added",
-        body=f"The device {issued.record.device_name} was added to your account.\n\n"
-             f"Wasn't you? This link removes that device (valid 7 days); then change your password:\n{not_me.url}"))
+    device = issued.record
+    ctx.notifier.notify(localized_message(
+        "new_device", user_uuid=user.user_uuid, email=user.email, locale=user.locale, device=device.device_name,
+        facts=device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
+                           at=ctx.now(), ip=caller.ip),
+        link=not_me.url))
     return devices.certificate_response(ctx, issued, message="Device registered.")

@@ -18,7 +18,7 @@ from common.context import AppContext
 from common.crypto import (CryptoInputError, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
 from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, StorageUnavailable, Unauthorized
-from common.notifier import Message
+from common.notifier import device_facts, localized_message
 from common.timefmt import iso, parse_iso
 from common.guarded_write import GuardedWrite
 from device_manager.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_UNBOUND,
@@ -325,9 +325,12 @@ def force_logout(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: 
                                         reason=RevokeReason.REMOTE_LOGOUT, by_device=by_device)
     if ended:
         user = users.get_user(ctx, user_uuid=user_uuid)
-        ctx.notifier.notify(Message(event="forced_logout", user_uuid=user_uuid, email=user.email if user else None,
-                                    subject="A device was logged out",
-                                    body=f"{record.device_name} was logged out from another device."))
+        locale = user.locale if user else None
+        ctx.notifier.notify(localized_message(
+            "forced_logout", texts="forced_logout_remote", user_uuid=user_uuid, email=user.email if user else None,
+            locale=locale, device=record.device_name,
+            facts=device_facts(locale, device_name=record.device_name, device_class=record.device_class,
+                               at=ctx.now())))
     return ended
 
 

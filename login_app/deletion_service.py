@@ -8,7 +8,7 @@ from accounts.password_service import AccountGone
 from common.audit import audit
 from common.caller import Caller
 from common.context import AppContext
-from common.notifier import Message
+from common.notifier import localized_message
 from device_manager import service as devices
 from session_manager import service as sessions
 from session_manager.models import Principal, RevokeReason
@@ -33,6 +33,5 @@ def delete_account(ctx: AppContext, *, principal: Principal, password: str, call
     credentials.clear_failures(ctx, username=user.username)
     audit("account_deleted", user_uuid=user.user_uuid, devices_revoked=len(removed), sessions_ended=ended,
           ip=caller.ip)
-    ctx.notifier.notify(Message(
-        event="account_deleted", user_uuid=user.user_uuid, email=user.email, subject="Your account was deleted",
-        body=f"The account {user.username} and its data were deleted; its devices can no longer log in."))
+    ctx.notifier.notify(localized_message("account_deleted", user_uuid=user.user_uuid, email=user.email,
+                                          locale=user.locale, username=user.username))

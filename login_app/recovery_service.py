@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from accounts import credential_service as credentials
 from accounts import service as accounts
+from accounts.models import UserRecord
+from common import i18n
 from common.audit import audit
 from common.caller import Caller
 from common.context import AppContext
-from common.notifier import Message
+from common.notifier import device_facts, localized_message
 from device_manager import service as devices
-from device_manager.models import DeviceCertificateResponse
+from device_manager.models import DeviceCertificateResponse, DeviceRecord
 from login_app.models import RecoverRequest
 from session_manager import service as sessions
 
@@ -41,14 +43,19 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
         credentials.clear_failures(ctx, username=request.username)
     audit("device_recovered", user_uuid=user.user_uuid, device_id=issued.record.device_id,
           unbound=[d.device_id for d in unbound], ip=caller.ip)
-    removed = f" Every other device ({len(unbound)}) was removed." if unbound else ""
-    ctx.notifier.notify(Message(
-        event="device_recovered", user_uuid=user.user_uuid, email=user.email,
-        subject="A device was added with a recovery code",
-        body=f"The device {issued.record.device_name} was added to your account with a recovery code.{removed} "
-             f"If this was not you, change your password and create new recovery codes."))
+    _notify_recovered(ctx, user=user, device=issued.record, unbound=len(unbound), caller=caller)
     return devices.certificate_response(ctx, issued, message="Device recovered.")
 
+
+
+def _notify_recovered(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, unbound: int,
+                      caller: Caller) -> None:
+    removed = i18n.text("mail.device_recovered.others_removed", user.locale, count=unbound) if unbound else ""
+    ctx.notifier.notify(localized_message(
+        "device_recovered", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
+        device=device.device_name, others_removed=removed,
+        facts=device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
+                           at=ctx.now(), ip=caller.ip)))
 
 def regenerate_recovery_codes(ctx: AppContext, *, user_uuid: str, password: str, caller: Caller) -> list[str]:
     """Ten new codes for the caller, whose password is checked again; the old codes are void."""

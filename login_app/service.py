@@ -19,7 +19,7 @@ from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import ApiError, Conflict, ErrorCode, MissingFields, TooManyRequests, Unauthorized
 from common.guarded_write import GuardedWrite
-from common.notifier import Message
+from common.notifier import device_class_name, device_facts, localized_message
 from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso_from_epoch
@@ -226,7 +226,7 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
                                    caller=caller)
         raise
     _audit_login(user=user, device=device, caller=caller, opened=opened)
-    _notify(ctx, user=user, device=device, opened=opened, not_me=not_me)
+    _notify(ctx, user=user, device=device, caller=caller, opened=opened, not_me=not_me)
     return _response(ctx, opened, device)
 
 
@@ -254,17 +254,23 @@ def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> L
         evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in opened.evicted])
 
 
-def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, opened: OpenedSession,
+def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession,
             not_me: not_me_service.NotMeLink | None) -> None:
+    """In the account's locale: a device's first sign-in with its "Wasn't you?" link, and each
+    device it logged out; both say which device signed in, its class, when and from where."""
+    if not (not_me or opened.evicted):
+        return
+    facts = device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
+                         at=ctx.now(), ip=caller.ip)
     if not_me:
-        ctx.notifier.notify(Message(
-            event="new_sign_in", user_uuid=user.user_uuid, email=user.email, subject="New sign-in to your account",
-            body=f"Your device {device.device_name} signed in for the first time.\n\n"
-                 f"Wasn't you? This link removes that device and ends its session (valid 7 days):\n{not_me.url}"))
+        ctx.notifier.notify(localized_message("new_sign_in", user_uuid=user.user_uuid, email=user.email,
+                                              locale=user.locale, device=device.device_name, facts=facts,
+                                              link=not_me.url))
     for evicted in opened.evicted:
-        ctx.notifier.notify(Message(event="forced_logout", user_uuid=user.user_uuid, email=user.email,
-                                    subject="A device was logged out",
-                                    body=f"{evicted.device_name} was logged out because {device.device_name} signed in."))
+        ctx.notifier.notify(localized_message(
+            "forced_logout", texts="forced_logout_displaced", user_uuid=user.user_uuid, email=user.email,
+            locale=user.locale, evicted=evicted.device_name,
+            evicted_class=device_class_name(evicted.device_class, user.locale), device=device.device_name, facts=facts))
 
 
 # --- confirm (SPEC §5: "this account is in use elsewhere - continue?") ------------------

@@ -7,7 +7,7 @@ from accounts import service as accounts
 from accounts import user_service as users
 from accounts.models import UserRecord
 from common.context import AppContext
-from common.notifier import Message
+from common.notifier import localized_message
 from common.timefmt import iso
 from device_manager import service as devices
 from registration.models import RegistrationResponse
@@ -27,9 +27,8 @@ def register_user(ctx: AppContext, *, username: str, email: str, password: str,
     verification = accounts.new_verification(ctx, user_uuid=user_uuid, email=email)
     users.create_user(ctx, user=user, extra_attributes=recovery.user_attributes,
                       extra_writes=[*devices.new_device_writes(ctx, issued.record), verification.write])
-    ctx.notifier.notify(Message(
-        event="registered", user_uuid=user_uuid, email=email, subject="Welcome to citylogin",
-        body=f"Your account {username} was created with the device {issued.record.device_name}."))
+    ctx.notifier.notify(localized_message("registered", user_uuid=user_uuid, email=email, locale=user.locale,
+                                          username=username, device=issued.record.device_name))
     ctx.notifier.notify(verification.message)
     response = devices.certificate_response(ctx, issued, message="Registration successful.")
     return RegistrationResponse(**response.model_dump(), recovery_codes=recovery.codes)

@@ -58,16 +58,23 @@ export function clearMessage(node) {
 
 // What a pydantic message says about the value, as a kind of web.field.<field>.<kind> message.
 // The problem carries only the field and an English detail, so the kind is read from the detail.
-const FIELD_KINDS = [[/at least 1 character/i, "required"], [/too common/i, "common"],
-  [/\d+-\d+ characters|at least \d+ character/i, "length"], [/at most \d+ character/i, "too_long"]];
+// The server's `kind` of a 400 invalid_field (it never depends on the language of `detail`) ->
+// the catalogue's web.field.<field>.<kind> message.
+const PASSWORD_FIELDS = new Set(["password", "new_password", "current_password"]);
+function uiKind(field, kind) {
+  if (kind === "empty") return "required";
+  if (kind === "too_common") return "common";
+  if (kind === "too_short" || (kind === "too_long" && PASSWORD_FIELDS.has(field))) return "length";
+  if (kind === "too_long") return "too_long";
+  return "invalid";
+}
 
 /** {field, kind} of a 400 invalid_field or missing_fields problem, else null. */
 function fieldProblem(error) {
   const problem = error?.problem || {};
   if (error?.code === "missing_fields" && problem.fields?.length) return { field: problem.fields[0], kind: "required" };
   if (error?.code !== "invalid_field" || !problem.field) return null;
-  const kind = FIELD_KINDS.find(([pattern]) => pattern.test(problem.detail || ""))?.[1] || "invalid";
-  return { field: problem.field, kind };
+  return { field: problem.field, kind: uiKind(problem.field, problem.kind) };
 }
 
 function fieldNode(input) {
