@@ -28,15 +28,7 @@ def _now(ctx: AppContext) -> int:
     return int(ctx.now().timestamp())
 
 
-def issue_challenge(ctx: AppContext) -> str:
-    """A new challenge, stored only as its digest, valid CHALLENGE_TTL seconds."""
-    challenge = new_token(32)
-    _store(ctx).create(digest=token_digest(challenge, purpose=_KIND), kind=_KIND,
-                       expires_epoch=_now(ctx) + CHALLENGE_TTL)
-    return challenge
-
-
-def issue_challenge_counted(ctx: AppContext, *, counter: dict[str, Any]) -> str | None:
+def issue_challenge(ctx: AppContext, *, counter: dict[str, Any]) -> str | None:
     """A new challenge stored in one transaction with `counter` (a rate-limit entry that is refused
     when its window is full): the challenge, or None if the counter refused."""
     challenge = new_token(32)

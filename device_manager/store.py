@@ -22,10 +22,6 @@ class DeviceStore:
         self.client, self.table = client, table
 
     @staticmethod
-    def _key(user_uuid: str, device_id: str) -> dict[str, Any]:
-        return DeviceStore.key(user_uuid, device_id)
-
-    @staticmethod
     def _record(item: dict[str, Any] | None) -> DeviceRecord | None:
         data = dynamo.from_item(item)
         if data is None:
@@ -40,7 +36,7 @@ class DeviceStore:
 
     def take_slot_item(self, user_uuid: str, *, limit: int) -> dict[str, Any]:
         """A TransactWriteItems entry counting one more registered device, refused at `limit`."""
-        return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, COUNTER_ID),
+        return {"Update": {"TableName": self.table, "Key": self.key(user_uuid, COUNTER_ID),
                            "UpdateExpression": "ADD registered :one",
                            "ConditionExpression": "attribute_not_exists(registered) OR registered < :limit",
                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":limit": {"N": str(limit)}}}}
@@ -48,14 +44,14 @@ class DeviceStore:
     def release_slot_item(self, user_uuid: str, *, keep_at_least: int) -> dict[str, Any]:
         """A TransactWriteItems entry counting one device less, refused if fewer than
         `keep_at_least` would remain."""
-        return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, COUNTER_ID),
+        return {"Update": {"TableName": self.table, "Key": self.key(user_uuid, COUNTER_ID),
                            "UpdateExpression": "ADD registered :minus", "ConditionExpression": "registered > :keep",
                            "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":keep": {"N": str(keep_at_least)}}}}
 
     def recount_slots_item(self, user_uuid: str, *, expected: int, count: int) -> dict[str, Any]:
         """A TransactWriteItems entry setting the count to `count`, refused unless it is `expected`
         (the devices read meanwhile are still all there are)."""
-        return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, COUNTER_ID),
+        return {"Update": {"TableName": self.table, "Key": self.key(user_uuid, COUNTER_ID),
                            "UpdateExpression": "SET registered = :count",
                            "ConditionExpression": "registered = :expected",
                            "ExpressionAttributeValues": {":count": {"N": str(count)},
@@ -70,7 +66,7 @@ class DeviceStore:
         return cls._record(item)
 
     def get(self, *, user_uuid: str, device_id: str) -> DeviceRecord | None:
-        response = self.client.get_item(TableName=self.table, Key=self._key(user_uuid, device_id),
+        response = self.client.get_item(TableName=self.table, Key=self.key(user_uuid, device_id),
                                         ConsistentRead=True)
         return self._record(response.get("Item"))
 
@@ -94,7 +90,7 @@ class DeviceStore:
         """A TransactWriteItems entry stamping the device's last login; it fails the whole
         transaction if the device was unbound or its certificate renewed meanwhile (so no session
         outlives an unbind, and a superseded certificate cannot slip in)."""
-        return {"Update": {"TableName": self.table, "Key": self._key(record.user_uuid, record.device_id),
+        return {"Update": {"TableName": self.table, "Key": self.key(record.user_uuid, record.device_id),
                            "UpdateExpression": "SET last_login_at = :at",
                            "ConditionExpression": "#s = :active AND fingerprint = :fp",
                            "ExpressionAttributeNames": {"#s": "status"},
@@ -108,7 +104,7 @@ class DeviceStore:
             values[":c"] = {"S": device_class}
         try:
             self.client.update_item(
-                TableName=self.table, Key=self._key(user_uuid, device_id),
+                TableName=self.table, Key=self.key(user_uuid, device_id),
                 UpdateExpression="SET device_name = :n" + (", device_class = :c" if device_class else ""),
                 ConditionExpression="attribute_exists(device_id)", ExpressionAttributeValues=values)
             return True
@@ -119,7 +115,7 @@ class DeviceStore:
 
     def revoke_item(self, *, user_uuid: str, device_id: str, at: str, fingerprint: str) -> dict[str, Any]:
         """Revoke the device if it is active and still holds the certificate `fingerprint`."""
-        return {"Update": {"TableName": self.table, "Key": self._key(user_uuid, device_id),
+        return {"Update": {"TableName": self.table, "Key": self.key(user_uuid, device_id),
                            "UpdateExpression": "SET #s = :revoked, revoked_at = :at",
                            "ConditionExpression": "#s = :active AND fingerprint = :fp",
                            "ExpressionAttributeNames": {"#s": "status"},
@@ -152,7 +148,7 @@ class DeviceStore:
         DeviceChanged if the device is no longer active with `record`'s certificate (so of parallel
         renewals exactly one wins)."""
         update = {"Update": {
-            "TableName": self.table, "Key": self._key(record.user_uuid, record.device_id),
+            "TableName": self.table, "Key": self.key(record.user_uuid, record.device_id),
             "UpdateExpression": "SET fingerprint = :new_fp, cert_pem = :pem, cert_expires_at = :exp, key_type = :kt",
             "ConditionExpression": "#s = :active AND fingerprint = :old_fp",
             "ExpressionAttributeNames": {"#s": "status"},

@@ -69,7 +69,7 @@ def new_challenge(ctx: AppContext, *, ip: str | None) -> str:
     counter = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
         f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
         window_seconds=CHALLENGE_RATE_WINDOW, now=now)
-    challenge = challenges.issue_challenge_counted(ctx, counter=counter)
+    challenge = challenges.issue_challenge(ctx, counter=counter)
     if challenge is None:
         raise TooManyRequests("Too many login challenges from this address; try again shortly.",
                               retry_after=CHALLENGE_RATE_WINDOW - now % CHALLENGE_RATE_WINDOW,

@@ -16,7 +16,7 @@ import requests
 
 from citylogin.app import create_app
 from citylogin.client import Client, sign_challenge
-from tests.support.live import PASSWORD, add_device, register_device, serving
+from tests.support.live import PASSWORD, add_device, register_device, serving, settle_background
 
 # What the decision reads, then what it writes; the history row follows in the background.
 LOGIN_CALLS = Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "PutItem": 1})
@@ -67,14 +67,6 @@ def counted_app(base_config):
     counter = CallCounter(ctx.dynamodb)
     with serving(app) as url:
         yield url, ctx, counter
-
-
-def settle_background(ctx) -> None:
-    """Wait for what a request left in the background pool (a prefetch, a history row); the next
-    request gets a fresh pool."""
-    pool = ctx.extras.pop("background", None)
-    if pool is not None:
-        pool.shutdown(wait=True)
 
 
 def test_protected_request_is_exactly_one_get_item(counted):

@@ -12,7 +12,7 @@ import requests
 
 from tests.session_manager.test_events import EventReader
 from tests.support.fixtures import problem
-from tests.support.live import PASSWORD, register_device
+from tests.support.live import PASSWORD, register_device, settle_background
 from tests.support.tcp_faults import FaultyProxy
 
 OUTAGE_SECONDS = 4.0
@@ -57,9 +57,7 @@ def test_outage_answers_503_logs_once_per_burst_and_recovers(make_server, dynamo
         client.login(PASSWORD)
         stream = EventReader(url, client.access_token)
         assert stream.opened
-        pool = ctx.extras.pop("background", None)  # the login's history row is written before the cut
-        if pool is not None:
-            pool.shutdown(wait=True)
+        settle_background(ctx)  # the login's history row is written before the cut
 
         line.close()
         caplog.clear()

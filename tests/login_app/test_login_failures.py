@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from citylogin.client import LOGIN_PURPOSE, sign_challenge
 from tests.support.fixtures import app_servers, problem
-from tests.support.live import PASSWORD, FakeClock, register_device
+from tests.support.live import PASSWORD, FakeClock, register_device, settle_background
 
 USER_AGENT = "citylogin-tests/1.0 (lockout)"
 WRONG = "not the password at all"
@@ -145,7 +145,7 @@ def test_a_history_row_that_cannot_be_written_is_logged(server, monkeypatch, cap
         raise RuntimeError("history table unavailable")
     monkeypatch.setattr("accounts.credential_service.sessions.record_attempt", refuse)
     assert problem(post_login(client, login_body(client, WRONG)))[:2] == (401, "invalid_credentials")
-    ctx.extras.pop("background").shutdown(wait=True)  # let the pool finish; the next request makes a new one
+    settle_background(ctx)
     unwritten = [r for r in caplog.records if "history row not written" in r.getMessage()]
     assert len(unwritten) == 1 and "invalid_credentials" in unwritten[0].getMessage()
     assert WRONG not in caplog.text

@@ -8,16 +8,10 @@ import json
 from botocore.exceptions import ClientError
 
 from session_manager.history_store import HistoryStore
-from tests.support.live import PASSWORD, register_device
+from tests.support.live import PASSWORD, register_device, settle_background
 
 THROTTLED = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
                         "PutItem")
-
-
-def _settle(ctx) -> None:
-    pool = ctx.extras.pop("background", None)
-    if pool is not None:
-        pool.shutdown(wait=True)
 
 
 def test_a_refused_history_write_is_retried(make_server, monkeypatch):
@@ -32,7 +26,7 @@ def test_a_refused_history_write_is_retried(make_server, monkeypatch):
         return real_record(self, **row)
     monkeypatch.setattr(HistoryStore, "record", refuse_once)
     client.login(PASSWORD)
-    _settle(ctx)
+    settle_background(ctx)
     assert refusals and [i["result"] for i in client.get_json("/session/history")["items"]] == ["success"]
 
 
@@ -44,7 +38,7 @@ def test_a_row_that_cannot_be_written_goes_to_the_audit_stream(make_server, monk
         raise THROTTLED
     monkeypatch.setattr(HistoryStore, "record", refuse)
     login = client.login(PASSWORD)
-    _settle(ctx)
+    settle_background(ctx)
     audited = [json.loads(r.getMessage()) for r in caplog.records if r.name == "citylogin.audit"
                and '"login_history_unwritten"' in r.getMessage()]
     assert len(audited) == 1, caplog.text

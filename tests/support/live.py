@@ -18,6 +18,14 @@ from tests.conftest import unique_name
 PASSWORD = "correct horse battery staple"
 
 
+def settle_background(ctx: AppContext) -> None:
+    """Wait for what requests left in the app's background pool (history rows, a clearing of
+    failures); the next request makes a fresh pool."""
+    pool = ctx.extras.pop("background", None)
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
 @contextmanager
 def serving(app) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
