@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,13 @@ def test_parallel_wrong_passwords_make_one_lockout_and_one_message(server, audit
                 if line["event"] == "lockout" and line.get("user_uuid") == client.key_file.user_uuid]
     assert len(lockouts) == 1, lockouts
     assert len(recorder.of("lockout")) == 1
+
+
+def test_only_the_credential_service_checks_a_password():
+    """One place compares passwords (under the lockout); a flow that verified a hash itself
+    would be an oracle again."""
+    root = Path(__file__).resolve().parents[2]
+    product = [p for package in ("accounts", "common", "device_manager", "login_app", "registration",
+                                 "session_manager", "citylogin") for p in (root / package).rglob("*.py")]
+    checking = sorted(str(p.relative_to(root)) for p in product if ".passwords.verify(" in p.read_text())
+    assert checking == ["accounts/credential_service.py"]
