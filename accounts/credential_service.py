@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import unicodedata
 import uuid
-from datetime import datetime, timezone
 from concurrent.futures import Future
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from accounts import user_service as users
