@@ -1,6 +1,8 @@
 """Credentials: the username and password under the lockout (SPEC §6), for every flow that asks
-for the password (login, pairing, recovery, password change, deletion). Failures count toward
-the lockout and go into the login history. No Flask here."""
+for the password (login, pairing, recovery; and through recheck_password every flow of a signed-in
+user: e-mail change, password change, new recovery codes, deletion). Failures count toward the
+lockout, are audited and go into the login history; a lockout tells the account's owner. No Flask
+here."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +10,7 @@ import unicodedata
 import uuid
 from concurrent.futures import Future
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from accounts import user_service as users
@@ -18,7 +21,8 @@ from common.background import background
 from common.batch_read import KeyRead, read_together
 from common.caller import Caller
 from common.context import AppContext
-from common.errors import ErrorCode, TooManyRequests, Unauthorized
+from common.errors import ErrorCode, NotFound, TooManyRequests, Unauthorized
+from common.notifier import localized_message, mail_time
 from session_manager import service as sessions
 
 # Names of credential_reads' items in the caller's read_together result.
@@ -35,6 +39,10 @@ log = logging.getLogger(__name__)
 
 class InvalidCredentials(Unauthorized):
     code, detail = ErrorCode.INVALID_CREDENTIALS, "The username or password is incorrect."
+
+
+class AccountGone(NotFound):
+    detail = "No such account."
 
 
 def _now(ctx: AppContext) -> int:
@@ -91,14 +99,28 @@ def _check_lockout(ctx: AppContext, facts: Mapping[str, Any]) -> bool:
     return bool(facts[LOCK_USER] or facts[LOCK_IP] or facts[FAILURES])
 
 
-def _count_failure(ctx: AppContext, *, username: str, ip: str | None, user_uuid: str | None = None) -> None:
+def _count_failure(ctx: AppContext, *, username: str, ip: str | None, user: UserRecord | None = None) -> None:
     store, now = lockout_store(ctx), _now(ctx)
     user_subject, ip_subject = _subjects(username, ip)
     if store.add_failure(user_subject, now=now) >= ctx.settings.login_max_failures:
-        audit("lockout", scope="username", user_uuid=user_uuid, ip=ip,
-              locked_seconds=store.lock(user_subject, now=now))
+        locked_seconds = store.lock(user_subject, now=now)
+        if locked_seconds is not None:  # this failure started the lock (not a parallel one)
+            audit("lockout", scope="username", user_uuid=user and user.user_uuid, ip=ip,
+                  locked_seconds=locked_seconds)
+            if user is not None:
+                _notify_lockout(ctx, user=user, ip=ip, until=now + locked_seconds)
     if store.add_failure(ip_subject, now=now) >= ctx.settings.login_max_failures_per_ip:
-        audit("lockout", scope="ip", ip=ip, locked_seconds=store.lock(ip_subject, now=now))
+        locked_seconds = store.lock(ip_subject, now=now)
+        if locked_seconds is not None:
+            audit("lockout", scope="ip", ip=ip, locked_seconds=locked_seconds)
+
+
+def _notify_lockout(ctx: AppContext, *, user: UserRecord, ip: str | None, until: int) -> None:
+    """One message to the owner per lockout of their username, in their locale."""
+    ends = datetime.fromtimestamp(until, timezone.utc)
+    ctx.notifier.notify(localized_message("lockout", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
+                                          username=user.username, until=mail_time(ends, user.locale),
+                                          ip=ip or "-"))
 
 
 def clear_failures(ctx: AppContext, *, username: str) -> None:
@@ -110,7 +132,7 @@ def clear_failures(ctx: AppContext, *, username: str) -> None:
 def count_failed_attempt(ctx: AppContext, *, username: str, user: UserRecord, caller: Caller, result: str) -> None:
     """A failure after the password was right (e.g. a wrong recovery code or device proof):
     counted toward the lockout like a wrong password, and written into the history as `result`."""
-    _count_failure(ctx, username=username, ip=caller.ip, user_uuid=user.user_uuid)
+    _count_failure(ctx, username=username, ip=caller.ip, user=user)
     record_failure(ctx, user=user, result=result, device_id=None, caller=caller)
 
 
@@ -128,12 +150,13 @@ def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> boo
 
 
 def record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, device_id: str | None,
-                   caller: Caller) -> None:
+                   caller: Caller, flow: str | None = None) -> None:
     """Write the history row off the response path; an unknown user's is the same write, made so
     that it stores nothing, so known and unknown usernames cost the same. A row that cannot be
     written is logged."""
     at = ctx.now()
-    audit("login_failure", user_uuid=user and user.user_uuid, device_id=device_id, ip=caller.ip, reason=result)
+    audit("login_failure", user_uuid=user and user.user_uuid, device_id=device_id, ip=caller.ip, reason=result,
+          flow=flow)
     user_uuid = (user or NO_SUCH_USER).user_uuid
     written = background(ctx).submit(
         sessions.record_attempt, replace(ctx, clock=lambda: at),  # the row keeps the attempt's time
@@ -149,29 +172,48 @@ def _log_unwritten(done: Future, *, user_uuid: str, result: str) -> None:
 
 
 def check_read_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
-                           facts: Mapping[str, Any]) -> tuple[UserRecord, bool]:
+                           facts: Mapping[str, Any], flow: str | None = None) -> tuple[UserRecord, bool]:
     """The user if the password is right and neither the username nor the IP is locked out, from
     `facts` (read_together of credential_reads, plus the caller's own items); and whether recent
-    failures need clearing. Failures count toward the lockout and go into the history."""
+    failures need clearing. Failures count toward the lockout, are audited (login_failure, with
+    `flow` if given) and go into the history."""
     user, read_again = _claimed_user(ctx, facts)
     try:
         had_failures = _check_lockout(ctx, facts)
     except TooManyRequests:
-        record_failure(ctx, user=user, result="locked_out", device_id=None, caller=caller)
+        record_failure(ctx, user=user, result="locked_out", device_id=None, caller=caller, flow=flow)
         raise
     if not _password_ok(ctx, user, password):
         if not read_again:  # the read a mismatched or unknown username made: a failure costs the same
             users.get_user(ctx, user_uuid=NO_SUCH_USER.user_uuid)
-        _count_failure(ctx, username=username, ip=caller.ip, user_uuid=user and user.user_uuid)
-        record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller)
+        _count_failure(ctx, username=username, ip=caller.ip, user=user)
+        record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller, flow=flow)
         raise InvalidCredentials()
     return user, had_failures
 
 
 def check_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
-                      expected_user_uuid: str | None = None) -> tuple[UserRecord, bool]:
+                      expected_user_uuid: str | None = None, flow: str | None = None) -> tuple[UserRecord, bool]:
     """check_read_credentials for a flow that reads nothing else: one BatchGetItem (and one
     GetItem unless the username is `expected_user_uuid`'s)."""
     facts = read_together(ctx.dynamodb, credential_reads(ctx, username=username, ip=caller.ip,
                                                          expected_user_uuid=expected_user_uuid))
-    return check_read_credentials(ctx, username=username, password=password, caller=caller, facts=facts)
+    return check_read_credentials(ctx, username=username, password=password, caller=caller, facts=facts,
+                                  flow=flow)
+
+
+# --- the password asked again of a signed-in user --------------------------------------------
+
+def recheck_password(ctx: AppContext, *, user_uuid: str, username: str, password: str, caller: Caller,
+                     flow: str) -> tuple[UserRecord, bool]:
+    """The only way a flow asks a signed-in user (`user_uuid`, named `username`) for their password again (`flow`: email_change,
+    password_change, recovery_codes, account_deletion): under the lockout of their username and of
+    the caller's IP, as at login. A wrong password counts toward the lockout, is audited
+    (login_failure with `flow`) and goes into the history; five lock the account's password checks
+    everywhere (429 too_many_attempts with Retry-After). Returns the user as read and whether
+    recent failures need clearing once the flow has succeeded (clear_failures)."""
+    checked, had_failures = check_credentials(ctx, username=username, password=password, caller=caller,
+                                              expected_user_uuid=user_uuid, flow=flow)
+    if checked.user_uuid != user_uuid:  # the name now belongs to someone else (deleted meanwhile)
+        raise InvalidCredentials()
+    return checked, had_failures

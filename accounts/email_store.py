@@ -1,15 +1,19 @@
 """The account's e-mail address: verification tokens and the move of its uniqueness claim
-(SPEC §4, §8). Tokens are items of the one_time_tokens table keyed by their digest."""
+(SPEC §4, §8). Tokens are items of the one_time_tokens table keyed by their digest.
+
+Each link holds the account's link generation it was made in; making a link or using one moves
+the generation on, so only the newest link works and no other has to be found and deleted."""
 from __future__ import annotations
 
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from accounts.user_store import email_claim
+from accounts.user_store import email_claim, generation_condition
 from common import dynamo
 
 VERIFY_KIND = "verify_email"
+LINK_GENERATION = "email_link_generation"  # on the users item; absent until a second link is made
 
 
 class ClaimTaken(Exception):
@@ -28,10 +32,28 @@ class EmailStore:
     def __init__(self, client, *, users_table: str, claims_table: str, tokens_table: str) -> None:
         self.client, self.users, self.claims, self.tokens = client, users_table, claims_table, tokens_table
 
-    def token_put(self, *, digest: str, user_uuid: str, email: str, expires_epoch: int) -> dict[str, Any]:
-        """A TransactWriteItems entry that stores a verification token of `email` (with its TTL)."""
+    def next_generation(self, user_uuid: str) -> int | None:
+        """Move the account's link generation on (every link made before is void from now) and
+        return it for the new link; None if there is no such account."""
+        try:
+            response = self.client.update_item(
+                TableName=self.users, Key={"user_uuid": {"S": user_uuid}}, ReturnValues="UPDATED_NEW",
+                UpdateExpression=f"SET {LINK_GENERATION} = if_not_exists({LINK_GENERATION}, :zero) + :one",
+                ConditionExpression="attribute_exists(user_uuid)",
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}})
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return None
+            raise
+        return int(response["Attributes"][LINK_GENERATION]["N"])
+
+    def token_put(self, *, digest: str, user_uuid: str, email: str, expires_epoch: int,
+                  generation: int) -> dict[str, Any]:
+        """A TransactWriteItems entry that stores a verification token of `email` (with its TTL),
+        valid while the account's link generation is `generation`."""
         item = {"token_digest": digest, "kind": VERIFY_KIND, "expires_epoch": expires_epoch,
-                dynamo.TTL_ATTRIBUTE: expires_epoch, "user_uuid": user_uuid, "email": email}
+                dynamo.TTL_ATTRIBUTE: expires_epoch, "user_uuid": user_uuid, "email": email,
+                "generation": generation}
         return {"Put": {"TableName": self.tokens, "Item": dynamo.to_item(item),
                         "ConditionExpression": "attribute_not_exists(token_digest)"}}
 
@@ -45,18 +67,15 @@ class EmailStore:
                                                      ConsistentRead=True).get("Item"))
         return item if item and item.get("kind") == VERIFY_KIND else None
 
-    def password_hash(self, user_uuid: str) -> str | None:
-        item = self.client.get_item(TableName=self.users, Key={"user_uuid": {"S": user_uuid}},
-                                    ConsistentRead=True, ProjectionExpression="password_hash").get("Item")
-        return item["password_hash"]["S"] if item and "password_hash" in item else None
-
-    def verify(self, *, digest: str, user_uuid: str, current_email: str, new_email: str, now: int) -> None:
+    def verify(self, *, digest: str, user_uuid: str, current_email: str, new_email: str, generation: int,
+               now: int) -> None:
         """One transaction: use up the token, move the e-mail claim if the address changes, and
-        set the users item's email and email_verified (only if its address is still `current_email`)."""
+        set the users item's email and email_verified, only if its address is still `current_email`
+        and its link generation still the token's `generation`; the generation moves on."""
         items = [self._use_token(digest, now)]
         if email_claim(new_email) != email_claim(current_email):
             items += [self._release_claim(current_email, user_uuid), self._take_claim(new_email, user_uuid)]
-        items.append(self._set_verified(user_uuid, current_email, new_email))
+        items.append(self._set_verified(user_uuid, current_email, new_email, generation))
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
@@ -86,9 +105,12 @@ class EmailStore:
                         "Item": {"claim": {"S": email_claim(email)}, "user_uuid": {"S": user_uuid}},
                         "ConditionExpression": "attribute_not_exists(claim)"}}
 
-    def _set_verified(self, user_uuid: str, current_email: str, new_email: str) -> dict[str, Any]:
+    def _set_verified(self, user_uuid: str, current_email: str, new_email: str, generation: int) -> dict[str, Any]:
+        same_generation, values = generation_condition(LINK_GENERATION, generation)
         return {"Update": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
-                           "UpdateExpression": "SET #m = :new, #v = :true", "ConditionExpression": "#m = :current",
+                           "UpdateExpression": f"SET #m = :new, #v = :true, {LINK_GENERATION} = :next",
+                           "ConditionExpression": f"#m = :current AND {same_generation}",
                            "ExpressionAttributeNames": {"#m": "email", "#v": "email_verified"},
-                           "ExpressionAttributeValues": {":new": {"S": new_email}, ":current": {"S": current_email},
-                                                         ":true": {"BOOL": True}}}}
+                           "ExpressionAttributeValues": {**values, ":new": {"S": new_email},
+                                                         ":current": {"S": current_email}, ":true": {"BOOL": True},
+                                                         ":next": {"N": str(generation + 1)}}}}

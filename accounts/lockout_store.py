@@ -69,17 +69,32 @@ class LockoutStore:
             if not dynamo.is_condition_failure(exc):
                 raise
 
-    def lock(self, subject: str, *, now: int) -> int:
-        """Lock `subject`; each further lock doubles the wait, up to 15 minutes. Returns the wait."""
+    def lock(self, subject: str, *, now: int) -> int | None:
+        """Lock `subject` unless it is locked already; each further lock doubles the wait, up to 15
+        minutes. Returns the wait, or None if it was locked (by a parallel failure, say): of racing
+        lockers exactly one starts a lock, through the condition on the lock count it read."""
         key = {"limit_key": {"S": self.lock_key(subject)}}
-        response = self.client.update_item(
-            TableName=self.table, Key=key, UpdateExpression="ADD lockouts :one SET #ttl = :ttl",
-            ReturnValues="UPDATED_NEW", ExpressionAttributeNames={"#ttl": dynamo.TTL_ATTRIBUTE},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":ttl": {"N": str(now + 86400)}})
-        lockouts = int(response["Attributes"]["lockouts"]["N"])
+        current = dynamo.from_item(self.client.get_item(TableName=self.table, Key=key,
+                                                        ConsistentRead=True).get("Item")) or {}
+        if current.get("locked_until", 0) > now:
+            return None
+        lockouts = current.get("lockouts", 0) + 1
         wait = min(LOCK_MAX_SECONDS, LOCK_BASE_SECONDS * 2 ** (lockouts - 1))
-        self.client.update_item(TableName=self.table, Key=key, UpdateExpression="SET locked_until = :u",
-                                ExpressionAttributeValues={":u": {"N": str(now + wait)}})
+        values = {":n": {"N": str(lockouts)}, ":u": {"N": str(now + wait)}, ":ttl": {"N": str(now + 86400)}}
+        if "lockouts" in current:
+            condition = "lockouts = :read"
+            values[":read"] = {"N": str(lockouts - 1)}
+        else:
+            condition = "attribute_not_exists(lockouts)"
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=key, UpdateExpression="SET lockouts = :n, locked_until = :u, #ttl = :ttl",
+                ConditionExpression=condition, ExpressionAttributeNames={"#ttl": dynamo.TTL_ATTRIBUTE},
+                ExpressionAttributeValues=values)
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return None
+            raise
         return wait
 
     def clear(self, keys: list[str]) -> None:

@@ -46,6 +46,7 @@ class UserRecord:
     locked: bool | None = None  # set by an operator (citylogin admin lock): no login, no session
     max_concurrent_devices: int | None = None  # an operator's per-user limit over the default (0 = unlimited)
     locale: str = "en"  # the language of the account's messages (PATCH /account)
+    reset_generation: int = 0  # a reset link holds it; a reset or password change moves it on
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class AccountRecord:
     email_verified: bool = False
     locale: str = "en"
     max_concurrent_devices: int | None = None
+    email_link_generation: int = 0  # only a verification link made in it works
 
 
 class AccountView(BaseModel):

@@ -14,7 +14,7 @@ from common.background import background
 from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
-from common.errors import BadRequest, ErrorCode, NotFound, TooManyRequests
+from common.errors import BadRequest, ErrorCode, TooManyRequests
 from common.notifier import localized_message, mail_time
 from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
@@ -35,8 +35,7 @@ class InvalidResetToken(BadRequest):
     code, detail = ErrorCode.INVALID_RESET_TOKEN, "This reset link is not valid, has expired or was already used."
 
 
-class AccountGone(NotFound):
-    detail = "No such account."
+AccountGone = credentials.AccountGone
 
 
 def token_store(ctx: AppContext) -> OneTimeTokenStore:
@@ -55,11 +54,9 @@ def change_password(ctx: AppContext, *, principal: Principal, request: ChangePas
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None:
         raise AccountGone()
-    checked, had_failures = credentials.check_credentials(ctx, username=user.username,
-                                                          password=request.current_password, caller=caller,
-                                                          expected_user_uuid=user.user_uuid)
-    if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
-        raise credentials.InvalidCredentials()
+    _, had_failures = credentials.recheck_password(ctx, user_uuid=user.user_uuid, username=user.username,
+                                                   password=request.current_password, caller=caller,
+                                                   flow="password_change")
     if not users.replace_password_hash(ctx, user_uuid=user.user_uuid,
                                        password_hash=ctx.passwords.hash(request.new_password)):
         raise AccountGone()
@@ -103,8 +100,10 @@ def _send_reset_link(ctx: AppContext, *, email: str) -> None:
     if user is None:
         return
     token = new_token(32)
+    # The link holds the reset generation read with the user: a reset or a password change since voids it.
     token_store(ctx).create(digest=token_digest(token, purpose=RESET_PURPOSE), kind=RESET_KIND,
-                                        expires_epoch=_now(ctx) + RESET_TTL, data={"user_uuid": user.user_uuid})
+                            expires_epoch=_now(ctx) + RESET_TTL,
+                            data={"user_uuid": user.user_uuid, "reset_generation": user.reset_generation})
     audit("password_reset_requested", user_uuid=user.user_uuid)
     ctx.notifier.notify(localized_message("password_reset", user_uuid=user.user_uuid, email=user.email,
                                           locale=user.locale, link=reset_link(ctx, token)))
@@ -116,15 +115,18 @@ def _log_unsent(done: Future) -> None:
 
 
 def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) -> None:
-    """Use up the reset token and set the new password; every session ends (reason
-    password_reset), the devices stay."""
-    pending = token_store(ctx).consume(digest=token_digest(token, purpose=RESET_PURPOSE),
-                                                   kind=RESET_KIND, now=_now(ctx))
+    """Use up the reset token and set the new password in one transaction, which voids every other
+    reset link; every session ends (reason password_reset), the devices stay. A link made before
+    the last reset or password change is void (InvalidResetToken)."""
+    store, digest, now = token_store(ctx), token_digest(token, purpose=RESET_PURPOSE), _now(ctx)
+    pending = store.get(digest=digest, kind=RESET_KIND, now=now)
     if pending is None:
         raise InvalidResetToken()
     user_uuid = pending["user_uuid"]
-    if not users.replace_password_hash(ctx, user_uuid=user_uuid, password_hash=ctx.passwords.hash(new_password)):
-        raise InvalidResetToken()  # the account was deleted meanwhile
+    if not users.reset_password(ctx, user_uuid=user_uuid, password_hash=ctx.passwords.hash(new_password),
+                                reset_generation=pending.get("reset_generation", 0),
+                                token_use=store.consume_item(digest=digest, kind=RESET_KIND, now=now)):
+        raise InvalidResetToken()  # used meanwhile, void (a reset or change since), or the account is gone
     ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.PASSWORD_RESET)
     user = users.get_user(ctx, user_uuid=user_uuid)
     if user is not None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from accounts import credential_service as credentials
 from accounts.email_store import AddressChanged, ClaimTaken, EmailStore, TokenRefused
 from accounts.models import AccountRecord, AccountView
 from accounts.store import AccountStore, CodesChanged
+from accounts.user_service import EmailTaken
+from common.caller import Caller
 from common.context import AppContext
 from common.crypto import compact_recovery_code, new_recovery_code, new_token, token_digest
 from common.errors import (BadRequest, Conflict, ErrorCode, NotFound, StorageUnavailable, TooManyRequests,
@@ -102,8 +105,10 @@ def redemption_write(ctx: AppContext, *, user_uuid: str, code: str) -> GuardedWr
 
 
 # --- e-mail address: verification, resend, change; profile settings (SPEC §4) ---------------
-# Checking the password of an address change here does not count toward the login lockout
-# (accounts/credential_service.py).
+# A verification link holds the account's link generation it was made in: a new link and a
+# verification move it on (accounts/email_store.py), so only the newest link works, for the
+# address the account would have now. The password of an address change is asked again through
+# credential_service.recheck_password, under the login lockout.
 
 VERIFY_PURPOSE = "verify_email"
 VERIFY_TTL_SECONDS = 24 * 3600
@@ -114,14 +119,6 @@ VERIFY_ATTEMPTS = 3  # a parallel write to the same account makes the transactio
 
 class InvalidVerificationToken(BadRequest):
     code, detail = ErrorCode.INVALID_VERIFICATION_TOKEN, "This verification link is not valid, used or expired."
-
-
-class EmailTaken(Conflict):
-    code, detail = ErrorCode.EMAIL_TAKEN, "An account with this e-mail address already exists."
-
-
-class WrongPassword(Unauthorized):
-    code, detail = ErrorCode.INVALID_CREDENTIALS, "The password is incorrect."
 
 
 def email_store(ctx: AppContext) -> EmailStore:
@@ -141,11 +138,14 @@ class PendingVerification:
     message: Message
 
 
-def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str = "en") -> PendingVerification:
-    """A single-use link (24 h) that verifies `email` as the account's address; the message in `locale`."""
+def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str = "en",
+                     generation: int = 0) -> PendingVerification:
+    """A single-use link (24 h) that verifies `email` as the account's address while its link
+    generation is `generation` (0: a new account's first link); the message in `locale`."""
     token = new_token()
     item = email_store(ctx).token_put(digest=token_digest(token, purpose=VERIFY_PURPOSE), user_uuid=user_uuid,
-                                      email=email, expires_epoch=_epoch(ctx) + VERIFY_TTL_SECONDS)
+                                      email=email, expires_epoch=_epoch(ctx) + VERIFY_TTL_SECONDS,
+                                      generation=generation)
     # A refused put is a digest already stored: a collision of random tokens, worth a retry.
     write = GuardedWrite(item=item, refusal=StorageUnavailable)
     link = f"{ctx.settings.public_url.rstrip('/')}/#verify={token}"
@@ -154,8 +154,13 @@ def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str
 
 
 def send_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str = "en") -> None:
-    pending = new_verification(ctx, user_uuid=user_uuid, email=email, locale=locale)
-    email_store(ctx).write_token(pending.write.item)
+    """A new link for `email`; every link made before is void from now."""
+    store = email_store(ctx)
+    generation = store.next_generation(user_uuid)
+    if generation is None:
+        raise AccountNotFound()
+    pending = new_verification(ctx, user_uuid=user_uuid, email=email, locale=locale, generation=generation)
+    store.write_token(pending.write.item)
     ctx.notifier.notify(pending.message)
 
 
@@ -173,29 +178,36 @@ def resend_verification(ctx: AppContext, *, user_uuid: str) -> None:
         send_verification(ctx, user_uuid=user_uuid, email=account.email, locale=account.locale)
 
 
-def request_email_change(ctx: AppContext, *, user_uuid: str, password: str, new_email: str) -> None:
-    """After the password, a link to `new_email` and a notice to the current address; the
-    address changes only when the link is used."""
+def request_email_change(ctx: AppContext, *, user_uuid: str, password: str, new_email: str,
+                         caller: Caller) -> None:
+    """After the password (asked again under the lockout), a link to `new_email` and a notice to
+    the current address; the address changes only when the link is used, and every earlier
+    verification link is void."""
     account = get_account(ctx, user_uuid=user_uuid)
-    if not ctx.passwords.verify(email_store(ctx).password_hash(user_uuid) or "", password):
-        raise WrongPassword()
+    _, had_failures = credentials.recheck_password(ctx, user_uuid=user_uuid, username=account.username,
+                                                   password=password, caller=caller, flow="email_change")
     send_verification(ctx, user_uuid=user_uuid, email=new_email, locale=account.locale)
+    if had_failures:
+        credentials.clear_failures(ctx, username=account.username)
     ctx.notifier.notify(localized_message("email_change_requested", user_uuid=user_uuid, email=account.email,
                                           locale=account.locale, new_email=new_email))
 
 
 def verify_email(ctx: AppContext, *, token: str) -> None:
     """Use up `token`: its address becomes the account's, verified; the e-mail claim moves with
-    it in the same transaction (EmailTaken if another account took the address meanwhile)."""
+    it in the same transaction (EmailTaken if another account took the address meanwhile). Only
+    the account's newest link works: one made before another link, or before a verification, is
+    InvalidVerificationToken."""
     digest, store = token_digest(token, purpose=VERIFY_PURPOSE), email_store(ctx)
     for _ in range(VERIFY_ATTEMPTS):
         pending = store.pending_token(digest)
         account = pending and account_store(ctx).get(pending["user_uuid"])
-        if not account or pending["expires_epoch"] <= _epoch(ctx):
+        generation = pending.get("generation", 0) if pending else None
+        if not account or pending["expires_epoch"] <= _epoch(ctx) or account.email_link_generation != generation:
             raise InvalidVerificationToken()
         try:
             store.verify(digest=digest, user_uuid=account.user_uuid, current_email=account.email,
-                         new_email=pending["email"], now=_epoch(ctx))
+                         new_email=pending["email"], generation=generation, now=_epoch(ctx))
             return
         except TokenRefused:
             raise InvalidVerificationToken() from None

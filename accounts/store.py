@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from accounts.email_store import LINK_GENERATION
 from accounts.models import AccountRecord
 from common import dynamo
 
@@ -43,7 +44,8 @@ class AccountStore:
             user_uuid=data["user_uuid"], username=data["username"], email=data["email"],
             created_at=data["created_at"], recovery_codes_left=len(data.get(DIGESTS, ())),
             recovery_generation=data.get(GENERATION, 0), email_verified=bool(data.get("email_verified", False)),
-            locale=data.get("locale", "en"), max_concurrent_devices=data.get("max_concurrent_devices"))
+            locale=data.get("locale", "en"), max_concurrent_devices=data.get("max_concurrent_devices"),
+            email_link_generation=data.get(LINK_GENERATION, 0))
 
     def replace_codes(self, user_uuid: str, digests: list[str], *, expected_generation: int) -> None:
         """Set a new set of digests (the old codes void) if the generation is still the one read."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from accounts.models import UserRecord
-from accounts.service import EmailTaken
 from accounts.user_store import NameTaken, UserStore, WriteRefused
 from common.audit import audit
 from common.batch_read import KeyRead
@@ -18,6 +17,10 @@ from session_manager.models import RevokeReason
 
 class UsernameTaken(Conflict):
     code, detail = ErrorCode.USERNAME_TAKEN, "This username is already taken."
+
+
+class EmailTaken(Conflict):
+    code, detail = ErrorCode.EMAIL_TAKEN, "An account with this e-mail address already exists."
 
 
 class UserNotFound(NotFound):
@@ -111,8 +114,17 @@ def find_user_by_email(ctx: AppContext, *, email: str) -> UserRecord | None:
 
 
 def replace_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> bool:
-    """False if the user no longer exists."""
+    """A changed password, which voids every outstanding reset link; False if the user no longer exists."""
     return user_store(ctx).replace_password_hash(user_uuid, password_hash)
+
+
+def reset_password(ctx: AppContext, *, user_uuid: str, password_hash: str, reset_generation: int,
+                   token_use: dict) -> bool:
+    """The password set through a reset link made in `reset_generation`, with `token_use` (the
+    entry that uses the link up) in one transaction; every other link is void after it. False if
+    the link is used, or void (a reset or change since), or the user is gone."""
+    return user_store(ctx).reset_password(user_uuid, password_hash, reset_generation=reset_generation,
+                                          token_use=token_use)
 
 
 def delete_user(ctx: AppContext, *, user: UserRecord) -> None:

@@ -37,6 +37,17 @@ def email_claim(email: str) -> str:
     return "email#" + email.casefold()
 
 
+# Generations on the users item: a link records the one it was made in and is void once it moved on.
+RESET_GENERATION = "reset_generation"
+
+
+def generation_condition(attribute: str, generation: int) -> tuple[str, dict[str, Any]]:
+    """A condition that `attribute` is still `generation` (0: never set), and its values."""
+    if generation == 0:
+        return f"(attribute_not_exists({attribute}) OR {attribute} = :generation)", {":generation": {"N": "0"}}
+    return f"{attribute} = :generation", {":generation": {"N": str(generation)}}
+
+
 class UserStore:
     def __init__(self, client, *, users_table: str, claims_table: str) -> None:
         self.client, self.users, self.claims = client, users_table, claims_table
@@ -142,8 +153,30 @@ class UserStore:
         return item["user_uuid"]["S"] if item else None
 
     def replace_password_hash(self, user_uuid: str, password_hash: str) -> bool:
-        """Set a new password hash; False if there is no such user (deleted meanwhile)."""
-        return self._update_existing(user_uuid, "SET password_hash = :h", {":h": {"S": password_hash}})
+        """Set a new password hash and void every outstanding reset link (the reset generation
+        moves on); False if there is no such user (deleted meanwhile)."""
+        return self._update_existing(user_uuid, f"SET password_hash = :h, {RESET_GENERATION} = "
+                                                f"if_not_exists({RESET_GENERATION}, :zero) + :one",
+                                     {":h": {"S": password_hash}, ":zero": {"N": "0"}, ":one": {"N": "1"}})
+
+    def reset_password(self, user_uuid: str, password_hash: str, *, reset_generation: int,
+                       token_use: dict[str, Any]) -> bool:
+        """One transaction: `token_use` (the entry that uses up a reset link) and the new hash, if
+        the reset generation is still the link's `reset_generation` (no reset or change since); it
+        moves on, voiding every other link. False if either is refused."""
+        condition, values = generation_condition(RESET_GENERATION, reset_generation)
+        update = {"Update": {"TableName": self.users, "Key": self.user_key(user_uuid),
+                             "UpdateExpression": f"SET password_hash = :h, {RESET_GENERATION} = :next",
+                             "ConditionExpression": f"attribute_exists(user_uuid) AND {condition}",
+                             "ExpressionAttributeValues": {**values, ":h": {"S": password_hash},
+                                                           ":next": {"N": str(reset_generation + 1)}}}}
+        try:
+            self.client.transact_write_items(TransactItems=[token_use, update])
+        except ClientError as exc:
+            if "ConditionalCheckFailed" in dynamo.cancellation_codes(exc):
+                return False
+            raise
+        return True
 
     def _claim_delete(self, claim: str, user_uuid: str) -> dict[str, Any]:
         # Only this user's claim: never one that someone else took meanwhile.

@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify
 from accounts import service
 from accounts.models import (AccountPatch, AccountView, EmailAccepted, EmailChangeRequest, EmailVerified,
                              VerifyEmailRequest)
+from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
@@ -58,10 +59,10 @@ def resend_verification():
 @bp.post("/email")
 @require_session
 @operation("Change the caller's address once the link sent to the new one is used", body=EmailChangeRequest,
-           response=EmailAccepted, status=202, auth=True)
+           response=EmailAccepted, status=202, auth=True, errors=(429,))
 def change_email():
     change = parse_body(EmailChangeRequest)
     service.request_email_change(ctx(), user_uuid=current_principal().user_uuid, password=change.password,
-                                 new_email=str(change.new_email))
+                                 new_email=str(change.new_email), caller=current_caller())
     return jsonify(EmailAccepted(message="Open the link sent to the new address to complete the change.")
                    .model_dump()), 202

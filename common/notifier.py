@@ -29,8 +29,10 @@ class Message:
 def localized_message(event: str, *, user_uuid: str, email: str | None, locale: str | None,
                       texts: str | None = None, **params: object) -> Message:
     """A message whose subject and body are mail.<texts>.subject/.body (texts defaults to the
-    event) in the account's locale, English if it has none."""
+    event) in the account's locale, English if it has none; `{email}` is the recipient's address
+    unless `params` say otherwise."""
     language, prefix = i18n.locale_of(locale), f"mail.{texts or event}"
+    params = {"email": email, **params}
     return Message(event=event, user_uuid=user_uuid, email=email,
                    subject=i18n.text(f"{prefix}.subject", language, **params),
                    body=i18n.text(f"{prefix}.body", language, **params))

@@ -53,3 +53,10 @@ class OneTimeTokenStore:
             raise
         item = dynamo.from_item(response.get("Attributes"))
         return item if item and item["expires_epoch"] > now else None
+
+    def get(self, *, digest: str, kind: str, now: int) -> dict[str, Any] | None:
+        """The token if it exists, is of `kind` and unexpired, without using it up (read strongly
+        consistent; the write that uses it checks again)."""
+        item = dynamo.from_item(self.client.get_item(TableName=self.table, Key=self.key(digest),
+                                                     ConsistentRead=True).get("Item"))
+        return item if item and item.get("kind") == kind and item["expires_epoch"] > now else None

@@ -20,8 +20,8 @@ def delete_account(ctx: AppContext, *, principal: Principal, password: str, call
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None:
         raise AccountGone()
-    checked, _ = credentials.check_credentials(ctx, username=user.username, password=password, caller=caller,
-                                               expected_user_uuid=user.user_uuid)
+    checked, _ = credentials.recheck_password(ctx, user_uuid=user.user_uuid, username=user.username,
+                                              password=password, caller=caller, flow="account_deletion")
     if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
         raise credentials.InvalidCredentials()
     # Devices first: a login racing this fails its device condition, so none outlives the account;

@@ -60,10 +60,8 @@ def _notify_recovered(ctx: AppContext, *, user: UserRecord, device: DeviceRecord
 def regenerate_recovery_codes(ctx: AppContext, *, user_uuid: str, password: str, caller: Caller) -> list[str]:
     """Ten new codes for the caller, whose password is checked again; the old codes are void."""
     account = accounts.get_account(ctx, user_uuid=user_uuid)
-    user, had_failures = credentials.check_credentials(ctx, username=account.username, password=password,
-                                                       caller=caller, expected_user_uuid=user_uuid)
-    if user.user_uuid != user_uuid:  # the name now belongs to someone else (an account deleted meanwhile)
-        raise credentials.InvalidCredentials()
+    _, had_failures = credentials.recheck_password(ctx, user_uuid=user_uuid, username=account.username,
+                                                   password=password, caller=caller, flow="recovery_codes")
     codes = accounts.replace_recovery_codes(ctx, account=account)
     if had_failures:
         credentials.clear_failures(ctx, username=account.username)

@@ -14,6 +14,8 @@ class NewUserRequest(DeviceKeyFields):
     username: str = Field(max_length=256)
     email: EmailStr
     password: str = Field(max_length=1024)
+    locale: str | None = Field(default=None, max_length=35,
+                               description="the account's language, en or ja; any other or none: from Accept-Language")
 
     @field_validator("username")
     @classmethod

@@ -15,16 +15,17 @@ from registration.models import RegistrationResponse
 
 def register_user(ctx: AppContext, *, username: str, email: str, password: str,
                   device_name: str | None, public_key: str | None,
-                  csr: str | None, device_class: str = "other") -> RegistrationResponse:
+                  csr: str | None, device_class: str = "other", locale: str = "en") -> RegistrationResponse:
     """Create the user, its primary device and its recovery codes; the username and e-mail are
-    claimed atomically (UsernameTaken, EmailTaken)."""
+    claimed atomically (UsernameTaken, EmailTaken). `locale` is the language of its messages,
+    the first ones included."""
     user_uuid = str(uuid.uuid4())
     issued = devices.issue_device(ctx, user_uuid=user_uuid, device_name=device_name, is_primary=True,
                                   public_key=public_key, csr=csr, device_class=device_class)
     user = UserRecord(user_uuid=user_uuid, username=username, email=email,
-                      password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()))
+                      password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()), locale=locale)
     recovery = accounts.first_recovery_codes(user_uuid=user_uuid)
-    verification = accounts.new_verification(ctx, user_uuid=user_uuid, email=email)
+    verification = accounts.new_verification(ctx, user_uuid=user_uuid, email=email, locale=locale)
     users.create_user(ctx, user=user, extra_attributes=recovery.user_attributes,
                       extra_writes=[*devices.new_device_writes(ctx, issued.record), verification.write])
     ctx.notifier.notify(localized_message("registered", user_uuid=user_uuid, email=email, locale=user.locale,

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from common import i18n
 from common.caller import current_caller
 from common.context import ctx
+from common.errors import request_locale
 from common.openapi import operation
 from common.validation import json_object, parse_body, parse_model
 from device_manager import pairing_service
@@ -22,7 +24,8 @@ INFO = RegistrationInfo(
     new_user_fields={"username": "required, 3-32 of [A-Za-z0-9_.-]", "email": "required",
                      "password": "required, 8-128 characters, not a common password",
                      "device_name": "optional", "public_key": "optional PEM SubjectPublicKeyInfo",
-                     "csr": "optional PEM PKCS#10 (instead of public_key)"},
+                     "csr": "optional PEM PKCS#10 (instead of public_key)",
+                     "locale": "optional, en or ja (else from Accept-Language): the language of its messages"},
     further_device_fields={"qr_code": "required, the pairing link or its payload", "username": "required",
                            "password": "required", "device_name": "optional",
                            "public_key": "optional", "csr": "optional"},
@@ -52,8 +55,16 @@ def register():
         new = parse_model(NewUserRequest, body)
         result = service.register_user(
             ctx(), username=new.username, email=str(new.email), password=new.password,
-            device_name=new.device_name, public_key=new.public_key, csr=new.csr, device_class=new.device_class)
+            device_name=new.device_name, public_key=new.public_key, csr=new.csr, device_class=new.device_class,
+            locale=chosen_locale(new.locale))
     return jsonify(result.model_dump(exclude_none=True)), 201
+
+
+def chosen_locale(locale: str | None) -> str:
+    """The account's language: the body's `locale` if it is one of ours ("ja", "ja-JP"), else
+    the Accept-Language's (SPEC §4)."""
+    language = (locale or "").split("-")[0].strip().lower()
+    return language if language in i18n.LANGUAGES else request_locale()
 
 
 @bp.post("/request_pairing_token")

@@ -2,16 +2,18 @@
 // Each successful login resolves with the signed-in account {username, deviceId, deviceName}.
 
 import { ApiError, authCall, call, clearSession, startSession } from "./api.js";
+import { currentLocale } from "./i18n.js";
 import { createDeviceKey, findDevice, markUsed, publicKeyPem, saveDevice, signChallenge } from "./keystore.js";
 import { renewInBackground } from "./renewal.js";
 import { guessDeviceClass } from "./ui.js";
 
-/** A new account with this browser as its first device (SPEC §4 POST /registration/). */
+/** A new account with this browser as its first device (SPEC §4 POST /registration/); the UI's
+ * language becomes the account's, so its very first messages are in it. */
 export async function register({ username, email, password, deviceName }) {
   const keyPair = await createDeviceKey();
   const issued = await call("POST", "/registration/", {
     username, email, password, device_name: deviceName || undefined, device_class: guessDeviceClass(),
-    public_key: await publicKeyPem(keyPair),
+    public_key: await publicKeyPem(keyPair), locale: currentLocale(),
   });
   await saveDevice(username, keyPair, issued);
   return issued;
