@@ -152,6 +152,7 @@ class ThreadWorker(gthread.ThreadWorker):
     def init_process(self) -> None:
         set_request_threads(self.cfg.threads)
         self.read_timeout = _read_timeout()
+        # by id(conn), in the order of their deadlines: each is its start plus the same timeout
         self.incoming: dict[int, _Incoming] = {}
         super().init_process()
 
@@ -244,5 +245,8 @@ class ThreadWorker(gthread.ThreadWorker):
     def murder_pending(self) -> None:
         super().murder_pending()
         now = time.monotonic()
-        for incoming in [i for i in self.incoming.values() if i.deadline <= now]:
+        while self.incoming:
+            incoming = next(iter(self.incoming.values()))
+            if incoming.deadline > now:
+                break
             self._drop(incoming, TIMED_OUT if incoming.data else None)
