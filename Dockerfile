@@ -39,5 +39,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"]
 
-# gthread: every open GET /session/events stream holds a thread (README "Production serving").
-CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "32", "citylogin.app:create_app()"]
+# citylogin's threaded worker: a slow client holds no thread (README "Production serving (gunicorn)").
+CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--worker-class", "citylogin.gunicorn_worker.ThreadWorker", "--workers", "2", "--threads", "32", "citylogin.app:create_app()"]

@@ -79,7 +79,8 @@ def serve(host: str | None, port: int | None) -> None:
             except ConfigError as exc:
                 raise click.ClickException(str(exc)) from None
             host, port = host or settings.host, port or settings.port or 5000
-            server = make_server(host, port, app, threaded=True)
+            server = make_server(host, port, app, threaded=True,
+                                 request_handler=timed_request_handler(settings.request_read_timeout))
             click.echo(f"citylogin listening on http://{host}:{port}/ (Ctrl-C stops)", err=True)
             try:
                 server.serve_forever()
@@ -90,6 +91,14 @@ def serve(host: str | None, port: int | None) -> None:
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("citylogin stopped", err=True)
+
+
+def timed_request_handler(seconds: float):
+    """werkzeug's request handler with a socket timeout: a client silent for `seconds` (in the
+    middle of its request, or idle between keep-alive requests) is disconnected."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    return type("TimedRequestHandler", (WSGIRequestHandler,), {"timeout": seconds})
 
 
 @main.command("dynamodb-local")

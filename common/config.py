@@ -103,6 +103,15 @@ class Settings(BaseModel):
     refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
     events_poll_interval: float = Field(default=1.0, ge=0.1, le=10)
     events_heartbeat: float = Field(default=15.0, ge=1, le=300)
+    # every open event stream holds a thread: at most this many per session and per user in one
+    # process (one more replaces the oldest), and per process (one more is refused; 0: half the
+    # gunicorn worker's threads, 256 under Flask's server)
+    events_max_streams_per_session: int = Field(default=2, ge=1, le=1000)
+    events_max_streams_per_user: int = Field(default=8, ge=1, le=10000)
+    events_max_streams: int = Field(default=0, ge=0, le=100000)
+    # citylogin's gunicorn worker: a request's head and body (64 KiB at most) must arrive within
+    # this long, or the connection is closed; no thread waits for them meanwhile
+    request_read_timeout: float = Field(default=10.0, gt=0, le=300)
     pairing_token_ttl: int = Field(default=600, ge=30, le=86400)
     pairing_tokens_per_hour: int = Field(default=10, ge=1)
     # devices and the concurrency policy (SPEC §5)

@@ -67,6 +67,9 @@ class ErrorCode(str, Enum):
     INVALID_VERIFICATION_TOKEN = "invalid_verification_token"
     INVALID_RESET_TOKEN = "invalid_reset_token"
     INVALID_NOT_ME_TOKEN = "invalid_not_me_token"
+    TOO_MANY_STREAMS = "too_many_streams"
+    REQUEST_TIMEOUT = "request_timeout"
+    REQUEST_HEADER_TOO_LARGE = "request_header_too_large"
 
 
 ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>

@@ -7,7 +7,9 @@ Command-line options override what is set here."""
 import glob
 import os
 
-worker_class = "gthread"  # each open GET /session/events stream holds a thread (README)
+# gunicorn's gthread worker, except that its event loop reads each request before a thread takes it:
+# a slow client holds no thread (README "Production serving (gunicorn)")
+worker_class = "citylogin.gunicorn_worker.ThreadWorker"
 workers = 2
 threads = 64
 # citylogin writes its own access line (URL rule, status, latency, X-Request-ID); gunicorn's

@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -22,7 +22,8 @@ from common.errors import ErrorCode, Forbidden, InvalidField, NotFound, ServiceU
 from common.jwt_keys import TokenError
 from common.guarded_write import GuardedWrite
 from common.timefmt import iso
-from session_manager.events import SessionWatcher
+from common.serving import request_threads
+from session_manager.events import SessionWatcher, StreamCaps, TooManyStreams
 from session_manager.history_store import BadCursor, HistoryStore
 from session_manager.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
                                     RevokeReason, SessionRecord, TokenPair)
@@ -75,6 +76,15 @@ class RefreshTokenReused(Unauthorized):
 
 class SessionNotFound(NotFound):
     code, detail = ErrorCode.SESSION_NOT_FOUND, "No such session."
+
+
+class StreamsFull(ServiceUnavailable):
+    code = ErrorCode.TOO_MANY_STREAMS
+    detail = "This server holds as many event streams as it may; try again shortly."
+    RETRY_AFTER = 10
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(self.RETRY_AFTER)}, retry_after=self.RETRY_AFTER)
 
 
 def session_store(ctx: AppContext) -> SessionStore:
@@ -478,8 +488,19 @@ def session_watcher(ctx: AppContext) -> SessionWatcher:
             store = session_store(ctx)
             ctx.extras["session_watcher"] = SessionWatcher(
                 fetch_states=store.batch_states, interval=ctx.settings.events_poll_interval,
-                end_reason=lambda state: _state_end_reason(ctx, state, _epoch(ctx)))
+                end_reason=lambda state: _state_end_reason(ctx, state, _epoch(ctx)), caps=stream_caps(ctx))
         return ctx.extras["session_watcher"]
+
+
+UNBOUNDED_SERVER_STREAMS = 256  # per process when the server starts a thread per connection
+
+
+def stream_caps(ctx: AppContext) -> StreamCaps:
+    """Open event streams each hold a thread: by default half of the server's, the rest stays free."""
+    settings, threads = ctx.settings, request_threads()
+    per_process = settings.events_max_streams or (max(1, threads // 2) if threads else UNBOUNDED_SERVER_STREAMS)
+    return StreamCaps(per_session=settings.events_max_streams_per_session,
+                      per_user=settings.events_max_streams_per_user, per_process=per_process)
 
 
 def _sse(event: str, data: dict) -> str:
@@ -488,8 +509,34 @@ def _sse(event: str, data: dict) -> str:
 
 def event_stream(ctx: AppContext, *, principal: Principal) -> Iterator[str]:
     """Server-Sent Events for one session: heartbeats, then `session_revoked` {reason,
-    by_device?} when it ends, or `token_expired` when the access token does (reconnect with a new one)."""
-    subscription = session_watcher(ctx).subscribe(principal.session_id)
+    by_device?} when it ends, `token_expired` when the access token does (reconnect with a new one),
+    or `stream_replaced` when a newer stream of the session or user took its place (do not reconnect).
+    503 too_many_streams, before the stream starts, when the process holds its cap of streams."""
+    return _Started(_stream(ctx, principal))
+
+
+class _Started:
+    """A stream whose first chunk is already made: the subscription (or the 503) happens now, and
+    close() ends a stream that was never read, releasing its place."""
+
+    def __init__(self, stream: Generator[str, None, None]) -> None:
+        self._stream, self._first = stream, [next(stream)]
+
+    def __iter__(self) -> "_Started":
+        return self
+
+    def __next__(self) -> str:
+        return self._first.pop() if self._first else next(self._stream)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _stream(ctx: AppContext, principal: Principal) -> Generator[str, None, None]:
+    try:
+        subscription = session_watcher(ctx).subscribe(principal.session_id, principal.user_uuid)
+    except TooManyStreams:
+        raise StreamsFull() from None
     try:
         yield "retry: 3000\n\n"
         while True:
@@ -499,7 +546,7 @@ def event_stream(ctx: AppContext, *, principal: Principal) -> Iterator[str]:
                 return
             event = subscription.wait(timeout=min(ctx.settings.events_heartbeat, remaining))
             if event:
-                yield _sse("session_revoked", event)
+                yield _sse(*event)
                 return
             yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
     finally:

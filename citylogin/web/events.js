@@ -35,6 +35,9 @@ export function watchSession() {
       stop();
       endSession(parseReason(event.data));
     });
+    // A newer stream of this session or user took this one's place (the server caps them):
+    // reconnecting would only replace that one in turn.
+    source.addEventListener("stream_replaced", stop);
     // The server ends the stream when the token it was opened with expires.
     source.addEventListener("token_expired", () => {
       close();

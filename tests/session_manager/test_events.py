@@ -93,7 +93,8 @@ def open_sessions(ctx, first, count):
 
 def test_two_hundred_streams_cost_bounded_reads_and_all_hear_in_time(make_server):
     count = 200
-    url, ctx = make_server(max_concurrent_devices=0, max_registered_devices=count + 5)
+    url, ctx = make_server(max_concurrent_devices=0, max_registered_devices=count + 5,
+                           events_max_streams_per_user=count)
     first = register_device(url)
     tokens = open_sessions(ctx, first, count)
     with ThreadPoolExecutor(32) as pool:

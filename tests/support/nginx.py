@@ -23,7 +23,7 @@ _MAIN_CONF = """\
 pid nginx.pid;
 events {{ worker_connections 256; }}
 http {{
-    access_log off;
+    access_log access.log;  # as distributions ship nginx.conf: the "combined" format, query strings included
     client_body_temp_path temp/body;
     proxy_temp_path temp/proxy;
     fastcgi_temp_path temp/fastcgi;
@@ -43,6 +43,7 @@ def render_template(values: Mapping[str, str]) -> str:
 def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls_key: Path,
                   client_ca: Path, client_crl: Path, timeout: float = 15.0) -> Iterator[str]:
     """nginx on 127.0.0.1:<free port> in front of `upstream_urls`; yields its https:// base URL.
+    The template's access log is `prefix`/citylogin.access.log; the http context's is `prefix`/access.log.
     `reload_command(prefix)` reloads it (and so re-reads `client_crl`)."""
     port = free_port()
     (prefix / "temp").mkdir(parents=True)
@@ -50,7 +51,7 @@ def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls
     (prefix / "citylogin.conf").write_text(render_template({
         "NGINX_LISTEN": f"127.0.0.1:{port}", "NGINX_SERVER_NAME": "localhost", "NGINX_TLS_CERT": str(tls_cert),
         "NGINX_TLS_KEY": str(tls_key), "NGINX_CLIENT_CA": str(client_ca), "NGINX_CLIENT_CRL": str(client_crl),
-        "NGINX_UPSTREAM_SERVERS": upstreams}))
+        "NGINX_UPSTREAM_SERVERS": upstreams, "NGINX_ACCESS_LOG": str(prefix / "citylogin.access.log")}))
     # As root the workers would drop to "nobody", who cannot enter pytest's 0700 temp directories.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     (prefix / "nginx.conf").write_text(_MAIN_CONF.format(user=user))

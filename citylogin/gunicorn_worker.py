@@ -1,0 +1,252 @@
+"""citylogin's gunicorn worker: gunicorn's threaded worker, except that no thread waits for a client.
+
+gunicorn's `gthread` worker hands a connection to a pool thread as soon as its first bytes arrive,
+and the thread then blocks until the rest of the request head (and body) has come: a few hundred
+clients that trickle their headers hold every thread, and the host stops answering (issue 16).
+Here the worker's event loop reads each request head, and a body of up to 64 KiB, without
+blocking; a pool thread gets the connection only with the whole request in hand. A request that has
+not arrived within CITYLOGIN_REQUEST_READ_TIMEOUT seconds of its first byte (of the connection,
+for a new one) is cut: 408 problem+json if any of it came, else a silent close. Whatever a thread
+still reads from the client (the rest of a body over the limit, which the app refuses with 413)
+shares that deadline, so a slow client is cut there too.
+
+Use it with `--worker-class citylogin.gunicorn_worker.ThreadWorker` (deploy/gunicorn.conf.py).
+TLS, HTTP/2 prior knowledge, the PROXY protocol and uWSGI connections are served as gunicorn
+serves them (citylogin runs behind a proxy that terminates TLS)."""
+from __future__ import annotations
+
+import errno
+import json
+import re
+import select
+import selectors
+import socket
+import time
+from functools import partial
+from http import HTTPStatus
+
+from gunicorn import http as gunicorn_http, util
+from gunicorn.http2 import negotiation
+from gunicorn.workers import gthread
+
+from common import i18n
+from common.config import ConfigError, Settings, load_settings
+from common.errors import ErrorCode
+from common.serving import set_request_threads
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_BODY_BYTES = 64 * 1024  # common.app_factory's limit (tests/citylogin/test_gunicorn_worker.py holds them equal)
+# A chunked body is read here until it ends or this much of it came; a thread reads any rest.
+MAX_CHUNKED_BYTES = 2 * MAX_BODY_BYTES
+_HEAD_END = b"\r\n\r\n"
+_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?\r\n")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
+
+
+def _problem(status: HTTPStatus, code: ErrorCode) -> bytes:
+    body = json.dumps({"type": "about:blank", "title": status.phrase, "status": status.value,
+                       "detail": i18n.text(f"error.{code.value}", i18n.DEFAULT), "code": code.value}).encode()
+    return (f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/problem+json\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n").encode() + body
+
+
+TIMED_OUT = _problem(HTTPStatus.REQUEST_TIMEOUT, ErrorCode.REQUEST_TIMEOUT)
+HEAD_TOO_LARGE = _problem(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, ErrorCode.REQUEST_HEADER_TOO_LARGE)
+
+
+class _DeadlineSocket:
+    """What a pool thread's parser reads the client through: every read shares the request's
+    deadline, after which the client counts as gone (ECONNRESET: gunicorn closes quietly)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.deadline = sock, 0.0
+
+    def recv(self, size: int) -> bytes:
+        remaining = self.deadline - time.monotonic()
+        if remaining > 0:
+            poller = select.poll()  # not select(): descriptors beyond 1024 are common here
+            poller.register(self.sock, select.POLLIN)
+            if poller.poll(remaining * 1000):
+                return self.sock.recv(size)
+        raise ConnectionResetError(errno.ECONNRESET, "the request did not arrive in time")
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+class _Incoming:
+    """One request being read by the event loop."""
+
+    def __init__(self, conn, deadline: float) -> None:
+        self.conn, self.deadline = conn, deadline
+        self.data = bytearray()
+        self.head_end = -1
+        self.expects_continue = self.continued = self.registered = False
+
+    def framing(self) -> tuple[str, int]:
+        """('length', n), ('chunked', 0), ('none', 0) or ('server', 0): let gunicorn's parser judge."""
+        head = bytes(self.data[:self.head_end]).decode("latin-1")
+        lengths, encodings, expect = [], [], False
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                lengths.append(value)
+            elif name == "transfer-encoding":
+                encodings.append(value.lower())
+            elif name == "expect" and value.lower() == "100-continue":
+                expect = True
+        self.expects_continue = expect
+        if encodings:
+            return ("chunked", 0) if encodings == ["chunked"] and not lengths else ("server", 0)
+        if not lengths:
+            return "none", 0
+        if len(set(lengths)) != 1 or not lengths[0].isdigit():
+            return "server", 0
+        return "length", int(lengths[0])
+
+    def complete(self) -> bool:
+        """Whether a thread may take it: the head and as much of the body as is read here."""
+        if self.head_end < 0:
+            end = self.data.find(_HEAD_END)
+            if end < 0:
+                return False
+            self.head_end = end + len(_HEAD_END)
+        kind, length = self.framing()
+        body = len(self.data) - self.head_end
+        if kind == "length":
+            return length > MAX_BODY_BYTES or body >= length
+        if kind == "chunked":
+            return body >= MAX_CHUNKED_BYTES or _chunked_end(self.data, self.head_end)
+        return True
+
+    def waits_for_continue(self) -> bool:
+        return self.head_end >= 0 and self.expects_continue and not self.continued
+
+
+def _chunked_end(data: bytearray, at: int) -> bool:
+    """Whether a whole chunked body (and its trailers) starts at `at`."""
+    while True:
+        size = _CHUNK_SIZE.match(data, at)
+        if size is None:
+            return False
+        at = size.end()
+        length = int(size.group(1), 16)
+        if length == 0:
+            return data.find(b"\r\n", at) == at or data.find(_HEAD_END, at) >= 0
+        at += length + 2
+        if at > len(data):
+            return False
+
+
+def _read_timeout() -> float:
+    try:
+        return load_settings().request_read_timeout
+    except ConfigError:  # the app's own start names the bad setting
+        return Settings.model_fields["request_read_timeout"].default
+
+
+class ThreadWorker(gthread.ThreadWorker):
+
+    def init_process(self) -> None:
+        set_request_threads(self.cfg.threads)
+        self.read_timeout = _read_timeout()
+        # by id(conn), in the order of their deadlines: each is its start plus the same timeout
+        self.incoming: dict[int, _Incoming] = {}
+        super().init_process()
+
+    def _read_here(self, conn) -> bool:
+        if self.cfg.is_ssl or getattr(self.cfg, "protocol", "http") != "http":
+            return False
+        if self.cfg.proxy_protocol != "off" or negotiation.prior_knowledge_allowed(self.cfg, conn.client):
+            return False
+        return conn.parser is None or isinstance(conn.parser.unreader.sock, _DeadlineSocket)
+
+    def enqueue_req(self, conn) -> None:
+        """Instead of a thread: read the request here first, then hand it to one."""
+        if not self._read_here(conn):
+            super().enqueue_req(conn)
+            return
+        incoming = _Incoming(conn, time.monotonic() + self.read_timeout)
+        if conn.parser is not None:
+            incoming.data += conn.parser.unreader.take_buffered()  # read ahead with the last request
+        conn.sock.setblocking(False)
+        self.incoming[id(conn)] = incoming
+        if not self._advance(incoming):
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, incoming))
+            incoming.registered = True
+
+    def _on_readable(self, incoming: _Incoming, _sock) -> None:
+        self._advance(incoming)
+
+    def _leave_loop(self, incoming: _Incoming) -> None:
+        self.incoming.pop(id(incoming.conn), None)
+        if incoming.registered:
+            incoming.registered = False
+            try:
+                self.poller.unregister(incoming.conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+
+    def _advance(self, incoming: _Incoming) -> bool:
+        """Read what has arrived; True once the connection left the event loop's reading."""
+        conn = incoming.conn
+        while not incoming.complete():
+            if incoming.head_end < 0 and len(incoming.data) > MAX_HEAD_BYTES:
+                self._drop(incoming, HEAD_TOO_LARGE)
+                return True
+            if incoming.waits_for_continue():
+                incoming.continued = True
+                self._send(conn, _CONTINUE)  # gunicorn says it again later: a client reads both
+            try:
+                data = conn.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                self._drop(incoming, None)
+                return True
+            if not data:
+                self._drop(incoming, None)
+                return True
+            incoming.data += data
+        self._dispatch(incoming)
+        return True
+
+    def _dispatch(self, incoming: _Incoming) -> None:
+        conn = incoming.conn
+        self._leave_loop(incoming)
+        data = bytes(incoming.data)
+        if incoming.continued:  # answered here already: gunicorn must not say it again
+            data = _EXPECT.sub(b"", data[:incoming.head_end], count=1) + data[incoming.head_end:]
+        if conn.parser is None:
+            conn.parser = gunicorn_http.get_parser(self.cfg, _DeadlineSocket(conn.sock), conn.client)
+            conn.initialized = True  # TConn.init() would make a parser reading the socket itself
+        conn.parser.unreader.sock.deadline = incoming.deadline
+        conn.parser.unreader.unread(data)
+        conn.data_ready = True
+        super().enqueue_req(conn)
+
+    @staticmethod
+    def _send(conn, answer: bytes) -> None:
+        try:
+            conn.sock.send(answer)  # small, into an empty send buffer: never blocks the loop
+        except OSError:
+            pass
+
+    def _drop(self, incoming: _Incoming, answer: bytes | None) -> None:
+        conn = incoming.conn
+        self._leave_loop(incoming)
+        if answer:
+            self._send(conn, answer)
+        self.nr_conns -= 1
+        util.close(conn.sock)
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        while self.incoming:
+            incoming = next(iter(self.incoming.values()))
+            if incoming.deadline > now:
+                break
+            self._drop(incoming, TIMED_OUT if incoming.data else None)
