@@ -88,7 +88,8 @@ class EmailStore:
 
     def _set_verified(self, user_uuid: str, current_email: str, new_email: str) -> dict[str, Any]:
         return {"Update": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
-                           "UpdateExpression": "SET #m = :new, #v = :true", "ConditionExpression": "#m = :current",
+                           "UpdateExpression": "SET #m = :new, #v = :true",
+                           "ConditionExpression": "#m = :current AND attribute_not_exists(deleting_since)",
                            "ExpressionAttributeNames": {"#m": "email", "#v": "email_verified"},
                            "ExpressionAttributeValues": {":new": {"S": new_email}, ":current": {"S": current_email},
                                                          ":true": {"BOOL": True}}}}

@@ -46,6 +46,15 @@ class UserRecord:
     locked: bool | None = None  # set by an operator (citylogin admin lock): no login, no session
     max_concurrent_devices: int | None = None  # an operator's per-user limit over the default (0 = unlimited)
     locale: str = "en"  # the language of the account's messages (PATCH /account)
+    # Account deletion (SPEC §4): set by the one write that starts it; from then on the account
+    # can do nothing. deletion_finished: everything of it is gone but this tombstone of the users
+    # item (no username, e-mail or hash), kept for the sweeper's last pass.
+    deleting_since: int | None = None
+    deletion_finished: int | None = None
+
+    @property
+    def deleting(self) -> bool:
+        return self.deleting_since is not None
 
 
 @dataclass(frozen=True)
