@@ -130,6 +130,7 @@ def ensure_tables(client, names: TableNames) -> list[str]:
     created = []
     for name, definition in table_definitions(names).items():
         if name in existing:
+            _add_missing_indexes(client, name, definition)
             continue
         try:
             client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **definition)
@@ -141,6 +142,20 @@ def ensure_tables(client, names: TableNames) -> list[str]:
         client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         _enable_ttl(client, name)
     return created
+
+
+def _add_missing_indexes(client, name: str, definition: dict[str, Any]) -> None:
+    """Add the secondary indexes a table made by an older version lacks (one UpdateTable each, as
+    DynamoDB allows), e.g. account deletion's; the table stays usable while they build."""
+    have = {i["IndexName"] for i in client.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])}
+    for index in definition.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in have:
+            continue
+        keys = {k["AttributeName"] for k in index["KeySchema"]}
+        log.info("adding index %s to %s", index["IndexName"], name)
+        client.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Create": index}],
+                            AttributeDefinitions=[a for a in definition["AttributeDefinitions"]
+                                                  if a["AttributeName"] in keys])
 
 
 def probe(client, names: TableNames) -> None:
