@@ -26,14 +26,21 @@ def start_sweeper(ctx: AppContext) -> None:
     with _lock:
         if interval <= 0 or ctx.extras.get(EXTRA):
             return
-        thread = threading.Thread(target=_sweep_forever, args=(ctx, interval), name="citylogin-deletion-sweeper",
-                                  daemon=True)
-        ctx.extras[EXTRA] = thread
-        thread.start()
+        stop = threading.Event()
+        threading.Thread(target=_sweep_until, args=(ctx, interval, stop), name="citylogin-deletion-sweeper",
+                         daemon=True).start()
+        ctx.extras[EXTRA] = stop
 
 
-def _sweep_forever(ctx: AppContext, interval: float) -> None:
-    stop = threading.Event()
+def stop_sweeper(ctx: AppContext) -> None:
+    """Stop this app context's sweeper after its current pass (tests; a process's ends with it)."""
+    with _lock:
+        stop = ctx.extras.pop(EXTRA, None)
+    if stop is not None:
+        stop.set()
+
+
+def _sweep_until(ctx: AppContext, interval: float, stop: threading.Event) -> None:
     while not stop.wait(interval * random.uniform(0.8, 1.2)):  # processes started together spread out
         try:
             if acted := sweep_deletions(ctx):

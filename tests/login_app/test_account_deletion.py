@@ -13,7 +13,7 @@ from typing import Iterator
 import requests
 
 from citylogin.client import Client, CityloginError
-from login_app import deletion_service
+from login_app import deletion_service, deletion_sweeper
 from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
 from tests.support.fixtures import bearer_problem
 from tests.support.live import PASSWORD, add_device, register_device, settle_background
@@ -168,6 +168,7 @@ def test_the_sweeper_thread_finishes_without_being_asked(make_server, dynamodb_e
             time.sleep(0.5)
         assert what_is_left(ctx, first) == []
     finally:
+        deletion_sweeper.stop_sweeper(ctx)
         proxy.close()
 
 
