@@ -109,7 +109,8 @@ class EmailStore:
         same_generation, values = generation_condition(LINK_GENERATION, generation)
         return {"Update": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
                            "UpdateExpression": f"SET #m = :new, #v = :true, {LINK_GENERATION} = :next",
-                           "ConditionExpression": f"#m = :current AND {same_generation}",
+                           "ConditionExpression": f"#m = :current AND {same_generation} "
+                                                  "AND attribute_not_exists(deleting_since)",
                            "ExpressionAttributeNames": {"#m": "email", "#v": "email_verified"},
                            "ExpressionAttributeValues": {**values, ":new": {"S": new_email},
                                                          ":current": {"S": current_email}, ":true": {"BOOL": True},

@@ -47,6 +47,15 @@ class UserRecord:
     max_concurrent_devices: int | None = None  # an operator's per-user limit over the default (0 = unlimited)
     locale: str = "en"  # the language of the account's messages (PATCH /account)
     reset_generation: int = 0  # a reset link holds it; a reset or password change moves it on
+    # Account deletion (SPEC §4): set by the one write that starts it; from then on the account
+    # can do nothing. deletion_finished: everything of it is gone but this tombstone of the users
+    # item (no username, e-mail or hash), kept for the sweeper's last pass.
+    deleting_since: int | None = None
+    deletion_finished: int | None = None
+
+    @property
+    def deleting(self) -> bool:
+        return self.deleting_since is not None
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def change_password(ctx: AppContext, *, principal: Principal, request: ChangePas
     """Replace the caller's password after checking the current one under the lockout; end the
     other sessions (reason password_changed) unless asked not to."""
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
-    if user is None:
+    if user is None or user.deleting:
         raise AccountGone()
     _, had_failures = credentials.recheck_password(ctx, user_uuid=user.user_uuid, username=user.username,
                                                    password=request.current_password, caller=caller,
@@ -74,13 +74,23 @@ def change_password(ctx: AppContext, *, principal: Principal, request: ChangePas
 
 # --- reset through an e-mailed link ------------------------------------------------------------
 
+def _address_key(email: str) -> str:
+    return "reset#addr:" + token_digest(email.casefold(), purpose="reset-address")  # no address in the table
+
+
 def _take_reset_allowance(ctx: AppContext, *, email: str, ip: str | None) -> None:
     store, now = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits), _now(ctx)
-    address = token_digest(email.casefold(), purpose="reset-address")  # no address in the limits table
-    for key, limit in ((f"reset#addr:{address}", RESETS_PER_ADDRESS), (f"reset#ip:{ip or 'unknown'}", RESETS_PER_IP)):
+    for key, limit in ((_address_key(email), RESETS_PER_ADDRESS), (f"reset#ip:{ip or 'unknown'}", RESETS_PER_IP)):
         if store.take(key, limit=limit, window_seconds=RESET_WINDOW, now=now) is None:
             raise TooManyRequests("Too many password reset requests; try again later.",
                                   retry_after=RESET_WINDOW - now % RESET_WINDOW)
+
+
+def forget_reset_allowance(ctx: AppContext, *, email: str) -> None:
+    """Delete the reset counters of `email` (account deletion): this window's and the last one's,
+    the only ones not yet expired."""
+    window = _now(ctx) // RESET_WINDOW
+    RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_windows(_address_key(email), windows=(window - 1, window))
 
 
 def reset_link(ctx: AppContext, token: str) -> str:

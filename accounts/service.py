@@ -21,6 +21,7 @@ from common.errors import (BadRequest, Conflict, ErrorCode, NotFound, StorageUna
 from common.notifier import Message, localized_message
 from common.rate_limits import RateLimitStore
 from common.guarded_write import GuardedWrite
+from session_manager import service as sessions
 
 PURPOSE = "recovery"
 CODE_COUNT = 10
@@ -99,9 +100,11 @@ def replace_recovery_codes(ctx: AppContext, *, account: AccountRecord) -> list[s
 
 
 def redemption_write(ctx: AppContext, *, user_uuid: str, code: str) -> GuardedWrite:
-    """The transaction entry that uses up `code`; its refusal is InvalidRecoveryCode."""
-    return GuardedWrite(item=account_store(ctx).redeem_item(user_uuid, _digest(user_uuid, code)),
-                        refusal=InvalidRecoveryCode)
+    """The transaction entry that uses up `code`; its refusal is InvalidRecoveryCode, or
+    AccountDeleted if the account's deletion began meanwhile."""
+    def refused() -> Exception:
+        return InvalidRecoveryCode() if account_store(ctx).get(user_uuid) else sessions.AccountDeleted()
+    return GuardedWrite(item=account_store(ctx).redeem_item(user_uuid, _digest(user_uuid, code)), refusal=refused)
 
 
 # --- e-mail address: verification, resend, change; profile settings (SPEC §4) ---------------
@@ -169,7 +172,7 @@ def resend_verification(ctx: AppContext, *, user_uuid: str) -> None:
     now = _epoch(ctx)
     if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
             f"verify_resend#{user_uuid}", limit=RESENDS_PER_HOUR, window_seconds=RESEND_WINDOW_SECONDS,
-            now=now) is None:
+            now=now, user_uuid=user_uuid) is None:
         raise TooManyRequests("Too many verification e-mails requested; try again later.",
                               retry_after=RESEND_WINDOW_SECONDS - now % RESEND_WINDOW_SECONDS,
                               code=ErrorCode.RATE_LIMITED)

@@ -38,7 +38,7 @@ class AccountStore:
     def get(self, user_uuid: str) -> AccountRecord | None:
         data = dynamo.from_item(self.client.get_item(TableName=self.users, Key=self._key(user_uuid),
                                                      ConsistentRead=True).get("Item"))
-        if data is None:
+        if data is None or "deleting_since" in data:  # an account being deleted shows nothing
             return None
         return AccountRecord(
             user_uuid=data["user_uuid"], username=data["username"], email=data["email"],
@@ -64,10 +64,11 @@ class AccountStore:
             raise
 
     def redeem_item(self, user_uuid: str, digest: str) -> dict[str, Any]:
-        """A TransactWriteItems entry that removes one code digest, refused unless it is there:
-        of parallel redemptions of one code exactly one passes."""
+        """A TransactWriteItems entry that removes one code digest, refused unless it is there
+        (of parallel redemptions of one code exactly one passes) and no deletion has begun."""
         return {"Update": {"TableName": self.users, "Key": self._key(user_uuid),
-                           "UpdateExpression": "DELETE #d :set", "ConditionExpression": "contains(#d, :digest)",
+                           "UpdateExpression": "DELETE #d :set",
+                           "ConditionExpression": "contains(#d, :digest) AND attribute_not_exists(deleting_since)",
                            "ExpressionAttributeNames": {"#d": DIGESTS},
                            "ExpressionAttributeValues": {":set": {"SS": [digest]}, ":digest": {"S": digest}}}}
 

@@ -97,20 +97,31 @@ def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) 
 
 
 def not_locked_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:
-    """The transaction entry that refuses a login of a locked account (for open_session's
-    extra_writes); its refusal is AccountLocked."""
-    return GuardedWrite(item=user_store(ctx).not_locked_check(user_uuid), refusal=sessions.AccountLocked)
+    """The transaction entry that refuses a login or a new device of a locked account, or of one
+    whose deletion has begun (for a caller's extra_writes); its refusal is AccountLocked or
+    AccountDeleted, whichever holds."""
+    def refused() -> Exception:
+        user = get_user(ctx, user_uuid=user_uuid)
+        return sessions.AccountDeleted() if user is None or user.deleting else sessions.AccountLocked()
+    return GuardedWrite(item=user_store(ctx).not_locked_check(user_uuid), refusal=refused)
+
+
+def not_deleting_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:
+    """The transaction entry that refuses a write of a session's own (say, a certificate
+    renewal) once the account's deletion has begun: 401 session_revoked, reason account_deleted."""
+    return GuardedWrite(item=user_store(ctx).usable_check(user_uuid), refusal=sessions.account_deleted_session)
 
 
 # --- password reset and account deletion ----------------------------------------------------
 
 def find_user_by_email(ctx: AppContext, *, email: str) -> UserRecord | None:
-    """The user whose e-mail claim is `email` (case-insensitive); an unknown address reads the
-    users table too (a uuid no user has), so known and unknown cost the same calls."""
+    """The user whose e-mail claim is `email` (case-insensitive), unless it is being deleted; an
+    unknown address reads the users table too (a uuid no user has), so known and unknown cost the
+    same calls."""
     store = user_store(ctx)
     user_uuid = store.find_uuid_by_email(email)
     user = store.get(user_uuid or str(uuid.UUID(int=0)))
-    return user if user_uuid else None
+    return user if user_uuid and user and not user.deleting else None
 
 
 def replace_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> bool:
@@ -127,6 +138,29 @@ def reset_password(ctx: AppContext, *, user_uuid: str, password_hash: str, reset
                                           token_use=token_use)
 
 
-def delete_user(ctx: AppContext, *, user: UserRecord) -> None:
-    """Delete the users item (profile, recovery codes) and free its username and e-mail."""
-    user_store(ctx).delete(user)
+
+def begin_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
+    """Put the account into the deleting state (one conditional write); False if it already is."""
+    return user_store(ctx).begin_deletion(user_uuid, since=int(ctx.now().timestamp()))
+
+
+def release_names(ctx: AppContext, *, user: UserRecord) -> None:
+    """Free the username and e-mail of an account being deleted."""
+    user_store(ctx).release_names(user)
+
+
+TOMBSTONE_TTL = 7 * 86400  # if no sweeper ever removes it
+
+
+def leave_tombstone(ctx: AppContext, *, user: UserRecord) -> None:
+    """Replace the users item (profile, hash, recovery codes) by the deletion's bare state."""
+    now = int(ctx.now().timestamp())
+    user_store(ctx).leave_tombstone(user, finished=now, expires=now + TOMBSTONE_TTL)
+
+
+def remove_tombstone(ctx: AppContext, *, user_uuid: str) -> None:
+    user_store(ctx).remove_tombstone(user_uuid)
+
+
+def users_being_deleted(ctx: AppContext, *, since_before: int) -> list[str]:
+    return user_store(ctx).being_deleted(since_before=since_before)

@@ -12,6 +12,11 @@ from common import dynamo
 from accounts.models import UserRecord
 
 
+# A users item that an account can use: it exists and no deletion has begun (SPEC §4).
+_USABLE = "attribute_exists(user_uuid) AND attribute_not_exists(deleting_since)"
+DELETION, DELETION_PENDING = "deletion", "pending"  # the sparse index's key: only accounts being deleted
+
+
 class NameTaken(Exception):
     """A username or e-mail claim already exists; `.which` is "username" or "email"."""
 
@@ -93,7 +98,9 @@ class UserStore:
         data = dynamo.from_item(item)
         if data is None:
             return None
-        return UserRecord(**{k: v for k, v in data.items() if k in UserRecord.__dataclass_fields__})
+        # A deleted account's tombstone keeps none of the personal attributes.
+        personal = {"username": "", "email": "", "password_hash": "", "created_at": ""}
+        return UserRecord(**{**personal, **{k: v for k, v in data.items() if k in UserRecord.__dataclass_fields__}})
 
     @staticmethod
     def owner_from_claim_item(item: dict[str, Any] | None) -> str | None:
@@ -109,9 +116,9 @@ class UserStore:
         return self.owner_from_claim_item(item)
 
     def _update_existing(self, user_uuid: str, expression: str, values: dict[str, Any] | None = None) -> bool:
-        """Apply `expression` to an existing user; False if there is no such user."""
+        """Apply `expression` to an existing user; False if there is no such user (or it is being deleted)."""
         args: dict[str, Any] = {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
-                                "UpdateExpression": expression, "ConditionExpression": "attribute_exists(user_uuid)"}
+                                "UpdateExpression": expression, "ConditionExpression": _USABLE}
         if values:
             args["ExpressionAttributeValues"] = values
         try:
@@ -134,10 +141,15 @@ class UserStore:
         return self._update_existing(user_uuid, "SET max_concurrent_devices = :n", {":n": {"N": str(limit)}})
 
     def not_locked_check(self, user_uuid: str) -> dict[str, Any]:
-        """A transaction entry that fails if the user is locked (a deleted user passes)."""
+        """A transaction entry that fails if the user is locked, being deleted or gone."""
         return {"ConditionCheck": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
-                                   "ConditionExpression": "attribute_not_exists(locked) OR locked = :false",
+                                   "ConditionExpression": f"{_USABLE} AND (attribute_not_exists(locked) OR locked = :false)",
                                    "ExpressionAttributeValues": {":false": {"BOOL": False}}}}
+
+    def usable_check(self, user_uuid: str) -> dict[str, Any]:
+        """A transaction entry that fails if the user is being deleted or gone."""
+        return {"ConditionCheck": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
+                                   "ConditionExpression": _USABLE}}
 
     def set_password_hash(self, user_uuid: str, password_hash: str) -> None:
         self.client.update_item(
@@ -154,7 +166,7 @@ class UserStore:
 
     def replace_password_hash(self, user_uuid: str, password_hash: str) -> bool:
         """Set a new password hash and void every outstanding reset link (the reset generation
-        moves on); False if there is no such user (deleted meanwhile)."""
+        moves on); False if there is no such user (or it is being deleted)."""
         return self._update_existing(user_uuid, f"SET password_hash = :h, {RESET_GENERATION} = "
                                                 f"if_not_exists({RESET_GENERATION}, :zero) + :one",
                                      {":h": {"S": password_hash}, ":zero": {"N": "0"}, ":one": {"N": "1"}})
@@ -167,7 +179,7 @@ class UserStore:
         condition, values = generation_condition(RESET_GENERATION, reset_generation)
         update = {"Update": {"TableName": self.users, "Key": self.user_key(user_uuid),
                              "UpdateExpression": f"SET password_hash = :h, {RESET_GENERATION} = :next",
-                             "ConditionExpression": f"attribute_exists(user_uuid) AND {condition}",
+                             "ConditionExpression": f"{_USABLE} AND {condition}",
                              "ExpressionAttributeValues": {**values, ":h": {"S": password_hash},
                                                            ":next": {"N": str(reset_generation + 1)}}}}
         try:
@@ -184,10 +196,61 @@ class UserStore:
                            "ConditionExpression": "attribute_not_exists(claim) OR user_uuid = :u",
                            "ExpressionAttributeValues": {":u": {"S": user_uuid}}}}
 
-    def delete(self, user: UserRecord) -> None:
-        """The users item and its username and e-mail claims, in one transaction: the names are
-        free again the moment the account is gone."""
+    def begin_deletion(self, user_uuid: str, *, since: int) -> bool:
+        """The one write that puts the account into the deleting state (and into the sparse index
+        the sweeper reads); False if it is already in it or gone."""
+        try:
+            self.client.update_item(
+                TableName=self.users, Key=self.user_key(user_uuid), ConditionExpression=_USABLE,
+                UpdateExpression="SET #d = :pending, deleting_since = :since",
+                ExpressionAttributeNames={"#d": DELETION}, ExpressionAttributeValues={
+                    ":pending": {"S": DELETION_PENDING}, ":since": {"N": str(since)}})
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def release_names(self, user: UserRecord) -> None:
+        """Free the username and e-mail claims of `user` (only while they are still its own)."""
         self.client.transact_write_items(TransactItems=[
-            {"Delete": {"TableName": self.users, "Key": {"user_uuid": {"S": user.user_uuid}}}},
             self._claim_delete(username_claim(user.username), user.user_uuid),
             self._claim_delete(email_claim(user.email), user.user_uuid)])
+
+    def leave_tombstone(self, user: UserRecord, *, finished: int, expires: int) -> None:
+        """Replace the users item of an account being deleted by its tombstone: the deletion's
+        state only, no personal attribute (a TTL removes it if no sweeper does)."""
+        item = {"user_uuid": user.user_uuid, DELETION: DELETION_PENDING, "deleting_since": user.deleting_since,
+                "deletion_finished": finished, dynamo.TTL_ATTRIBUTE: expires}
+        try:
+            self.client.put_item(TableName=self.users, Item=dynamo.to_item(item),
+                                 ConditionExpression="attribute_exists(deleting_since)")
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):  # removed meanwhile by a sweeper: done
+                raise
+
+    def remove_tombstone(self, user_uuid: str) -> None:
+        try:
+            self.client.delete_item(TableName=self.users, Key=self.user_key(user_uuid),
+                                    ConditionExpression="attribute_exists(deletion_finished)")
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+
+    def being_deleted(self, *, since_before: int) -> list[str]:
+        """The uuids of the accounts whose deletion began before `since_before`: a Query of the
+        sparse deletion index (eventually consistent; the sweeper reads each item again)."""
+        uuids, start = [], None
+        while True:
+            args: dict[str, Any] = {
+                "TableName": self.users, "IndexName": dynamo.USERS_BEING_DELETED,
+                "KeyConditionExpression": "#d = :pending AND deleting_since < :before",
+                "ExpressionAttributeNames": {"#d": DELETION},
+                "ExpressionAttributeValues": {":pending": {"S": DELETION_PENDING}, ":before": {"N": str(since_before)}}}
+            if start:
+                args["ExclusiveStartKey"] = start
+            page = self.client.query(**args)
+            uuids += [item["user_uuid"]["S"] for item in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return uuids

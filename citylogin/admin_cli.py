@@ -158,3 +158,14 @@ def _parse_limit(value: str | None) -> int:
     if not value.isdigit() or int(value) > MAX_LIMIT:
         raise click.BadParameter(f"a whole number from 0 to {MAX_LIMIT}, or `default`", param_hint="N")
     return int(value)
+
+
+@admin.command("finish-deletions")
+def finish_deletions() -> None:
+    """Finish every account deletion begun more than CITYLOGIN_DELETION_SETTLE_SECONDS ago, and
+    make the last pass of those finished that long ago (what each process's sweeper does)."""
+    from login_app import deletion_service
+
+    with _context() as ctx:
+        acted = deletion_service.sweep_deletions(ctx)
+    click.echo(f"{acted} account deletion(s) finished or closed")

@@ -114,6 +114,10 @@ class Settings(BaseModel):
     request_read_timeout: float = Field(default=10.0, gt=0, le=300)
     pairing_token_ttl: int = Field(default=600, ge=30, le=86400)
     pairing_tokens_per_hour: int = Field(default=10, ge=1)
+    # account deletion (SPEC §4): how often each process sweeps unfinished deletions (0: never),
+    # and how long a deletion's last pass waits for writes that were in flight when it began
+    deletion_sweep_interval: float = Field(default=60.0, ge=0, le=86400)
+    deletion_settle_seconds: int = Field(default=60, ge=0, le=86400)
     # devices and the concurrency policy (SPEC §5)
     max_registered_devices: int = Field(default=10, ge=1, le=1000)
     max_concurrent_devices: int = Field(default=1, ge=0, le=1000)

@@ -44,6 +44,11 @@ class TableNames:
 
 DEVICES_BY_FINGERPRINT = "fingerprint-index"
 SESSIONS_BY_USER = "user-index"
+# Account deletion (SPEC §4): the users being deleted (a sparse index: only they carry `deletion`),
+# and each user's one-time tokens, pairing tokens and rate-limit items (sparse: only the items
+# that belong to a user carry `user_uuid`), so that a deletion finds them without a Scan.
+USERS_BEING_DELETED = "deletion-index"
+ITEMS_BY_USER = "user-index"
 
 
 def _key(*attrs: tuple[str, str]) -> dict[str, Any]:
@@ -85,6 +90,21 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
                       {"AttributeName": "created_at", "KeyType": "RANGE"}],
         "Projection": {"ProjectionType": "ALL"},
     }]
+    defs[names.users]["AttributeDefinitions"] += [{"AttributeName": "deletion", "AttributeType": "S"},
+                                                  {"AttributeName": "deleting_since", "AttributeType": "N"}]
+    defs[names.users]["GlobalSecondaryIndexes"] = [{
+        "IndexName": USERS_BEING_DELETED,
+        "KeySchema": [{"AttributeName": "deletion", "KeyType": "HASH"},
+                      {"AttributeName": "deleting_since", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }]
+    for table in (names.one_time_tokens, names.pairing_tokens, names.rate_limits):
+        defs[table]["AttributeDefinitions"].append({"AttributeName": "user_uuid", "AttributeType": "S"})
+        defs[table]["GlobalSecondaryIndexes"] = [{
+            "IndexName": ITEMS_BY_USER,
+            "KeySchema": [{"AttributeName": "user_uuid", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }]
     return defs
 
 
@@ -110,6 +130,7 @@ def ensure_tables(client, names: TableNames) -> list[str]:
     created = []
     for name, definition in table_definitions(names).items():
         if name in existing:
+            _add_missing_indexes(client, name, definition)
             continue
         try:
             client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **definition)
@@ -121,6 +142,20 @@ def ensure_tables(client, names: TableNames) -> list[str]:
         client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         _enable_ttl(client, name)
     return created
+
+
+def _add_missing_indexes(client, name: str, definition: dict[str, Any]) -> None:
+    """Add the secondary indexes a table made by an older version lacks (one UpdateTable each, as
+    DynamoDB allows), e.g. account deletion's; the table stays usable while they build."""
+    have = {i["IndexName"] for i in client.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])}
+    for index in definition.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in have:
+            continue
+        keys = {k["AttributeName"] for k in index["KeySchema"]}
+        log.info("adding index %s to %s", index["IndexName"], name)
+        client.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Create": index}],
+                            AttributeDefinitions=[a for a in definition["AttributeDefinitions"]
+                                                  if a["AttributeName"] in keys])
 
 
 def probe(client, names: TableNames) -> None:
@@ -210,6 +245,15 @@ def _plain(value: Any) -> Any:
 
 # --- batch writes (account deletion) -----------------------------------------------------
 
+def delete_items_of_user(client, table: str, *, key_name: str, user_uuid: str) -> int:
+    """Delete every item of `table` that the sparse user index lists for `user_uuid` (account
+    deletion); returns how many. The index is eventually consistent: a deletion's last pass
+    comes back for any item written just before (SPEC §4)."""
+    keys = query_keys(client, table, key_names=(key_name,), partition=("user_uuid", user_uuid), index=ITEMS_BY_USER)
+    batch_write(client, table, [{"DeleteRequest": {"Key": k}} for k in keys])
+    return len(keys)
+
+
 BATCH_WRITE_LIMIT = 25  # requests per BatchWriteItem call
 
 
@@ -221,14 +265,21 @@ def batch_write(client, table: str, requests: list[dict[str, Any]]) -> None:
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
-def query_keys(client, table: str, *, key_names: tuple[str, ...], partition: tuple[str, str]) -> list[dict]:
-    """The keys of every item in one partition (`partition` = (attribute, value)): a paged Query."""
+def query_keys(client, table: str, *, key_names: tuple[str, ...], partition: tuple[str, str],
+               index: str | None = None) -> list[dict]:
+    """The keys of every item in one partition (`partition` = (attribute, value)): a paged Query,
+    strongly consistent on the table, eventually consistent on a secondary `index`, whose
+    partition attribute then comes after the table's `key_names`."""
     names = {f"#k{i}": n for i, n in enumerate(key_names)}
+    if index:
+        names[f"#k{len(names)}"] = partition[0]
+    condition = f"#k{len(names) - 1 if index else 0} = :p"
     keys, start = [], None
     while True:
-        args: dict[str, Any] = {"TableName": table, "ConsistentRead": True, "KeyConditionExpression": "#k0 = :p",
+        args: dict[str, Any] = {"TableName": table, "KeyConditionExpression": condition,
                                 "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names,
                                 "ExpressionAttributeValues": {":p": {"S": partition[1]}}}
+        args.update({"IndexName": index} if index else {"ConsistentRead": True})
         if start:
             args["ExclusiveStartKey"] = start
         page = client.query(**args)

@@ -57,6 +57,7 @@ class ErrorCode(str, Enum):
     INVALID_REFRESH_TOKEN = "invalid_refresh_token"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     ACCOUNT_LOCKED = "account_locked"
+    ACCOUNT_DELETED = "account_deleted"
     INVALID_QR = "invalid_qr"
     PAIRING_USER_MISMATCH = "pairing_user_mismatch"
     PAIRING_TOKEN_EXPIRED = "pairing_token_expired"

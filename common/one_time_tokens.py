@@ -60,3 +60,7 @@ class OneTimeTokenStore:
         item = dynamo.from_item(self.client.get_item(TableName=self.table, Key=self.key(digest),
                                                      ConsistentRead=True).get("Item"))
         return item if item and item.get("kind") == kind and item["expires_epoch"] > now else None
+
+    def delete_all_of_user(self, user_uuid: str) -> int:
+        """Delete every token that names `user_uuid` (account deletion); returns how many."""
+        return dynamo.delete_items_of_user(self.client, self.table, key_name="token_digest", user_uuid=user_uuid)

@@ -10,25 +10,36 @@ class RateLimitStore:
     def __init__(self, client, table: str) -> None:
         self.client, self.table = client, table
 
-    def take(self, key: str, *, limit: int, window_seconds: int, now: int) -> int | None:
+    def take(self, key: str, *, limit: int, window_seconds: int, now: int, user_uuid: str | None = None) -> int | None:
         """Count one use of `key` in the current window; None if the window is full, else the
-        seconds left in the window."""
+        seconds left in the window. A counter of one user's names it (`user_uuid`), so that the
+        account's deletion finds and deletes it."""
         try:
             self.client.update_item(**self.take_item(key, limit=limit, window_seconds=window_seconds,
-                                                     now=now)["Update"])
+                                                     now=now, user_uuid=user_uuid)["Update"])
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
                 return None
             raise
         return (now // window_seconds + 1) * window_seconds - now
 
-    def take_item(self, key: str, *, limit: int, window_seconds: int, now: int) -> dict:
+    def take_item(self, key: str, *, limit: int, window_seconds: int, now: int, user_uuid: str | None = None) -> dict:
         """The same count as a TransactWriteItems entry, refused when the window is full."""
         window_end = (now // window_seconds + 1) * window_seconds
+        values = {":one": {"N": "1"}, ":limit": {"N": str(limit)}, ":ttl": {"N": str(window_end + window_seconds)}}
+        if user_uuid:
+            values[":u"] = {"S": user_uuid}
         return {"Update": {
             "TableName": self.table, "Key": {"limit_key": {"S": f"{key}#{now // window_seconds}"}},
-            "UpdateExpression": "ADD uses :one SET #ttl = :ttl",
+            "UpdateExpression": "ADD uses :one SET #ttl = :ttl" + (", user_uuid = :u" if user_uuid else ""),
             "ConditionExpression": "attribute_not_exists(uses) OR uses < :limit",
-            "ExpressionAttributeNames": {"#ttl": dynamo.TTL_ATTRIBUTE},
-            "ExpressionAttributeValues": {":one": {"N": "1"}, ":limit": {"N": str(limit)},
-                                          ":ttl": {"N": str(window_end + window_seconds)}}}}
+            "ExpressionAttributeNames": {"#ttl": dynamo.TTL_ATTRIBUTE}, "ExpressionAttributeValues": values}}
+
+    def delete_all_of_user(self, user_uuid: str) -> int:
+        """Delete every counter that names `user_uuid` (account deletion); returns how many."""
+        return dynamo.delete_items_of_user(self.client, self.table, key_name="limit_key", user_uuid=user_uuid)
+
+    def delete_windows(self, key: str, *, windows: tuple[int, ...]) -> None:
+        """Delete the counters of `key` in these windows (whether or not they exist)."""
+        dynamo.batch_write(self.client, self.table, [
+            {"DeleteRequest": {"Key": {"limit_key": {"S": f"{key}#{w}"}}}} for w in windows])

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
+from accounts import user_service as users
 from common.audit import audit
 from common.certificates import certificate_fingerprint, certificate_pem, issue_device_certificate
 from common.challenges import consume_challenge, signature_bytes
@@ -19,7 +20,7 @@ from common.timefmt import iso, parse_iso
 from device_manager.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
 from device_manager.service import (CRL_CACHE, DeviceRevoked, _device_key, device_signed, device_store,
                                     forget_cached_crl, own_device, recheck_device, revoked_entry)
-from device_manager.store import DeviceChanged
+from device_manager.store import DeviceChanged, WriteRefused
 
 RENEW_PURPOSE = "citylogin-renew:"  # the current key signs this prefix + the challenge
 CRL_VALIDITY = timedelta(hours=24)  # its nextUpdate: at most 24 h ahead (SPEC §4)
@@ -77,9 +78,13 @@ def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challe
 
 
 def _store_renewal(ctx: AppContext, *, record: DeviceRecord, renewed: DeviceRecord, now: datetime) -> None:
+    # No certificate is issued once the account's deletion has begun: its finisher would miss it.
+    account_usable = users.not_deleting_write(ctx, user_uuid=record.user_uuid)
     try:
-        device_store(ctx).renew(record=record, renewed=renewed,
+        device_store(ctx).renew(record=record, renewed=renewed, extra_writes=[account_usable.item],
                                 superseded=revoked_entry(record, reason=REASON_SUPERSEDED, at=now))
+    except WriteRefused:
+        raise account_usable.refusal() from None
     except DeviceChanged:  # unbound, or another renewal won: tell which
         current = device_store(ctx).get(user_uuid=record.user_uuid, device_id=record.device_id)
         if current is None or current.status != record.status:

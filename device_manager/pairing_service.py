@@ -72,7 +72,8 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) ->
     """A new single-use token for `user_uuid`: its pairing link (also as a PNG QR code) and bare payload."""
     settings, now = ctx.settings, _now(ctx)
     retry = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
-        f"pairing#{user_uuid}", limit=settings.pairing_tokens_per_hour, window_seconds=RATE_WINDOW_SECONDS, now=now)
+        f"pairing#{user_uuid}", limit=settings.pairing_tokens_per_hour, window_seconds=RATE_WINDOW_SECONDS, now=now,
+        user_uuid=user_uuid)
     if retry is None:
         raise TooManyRequests("Too many pairing codes requested; try again later.",
                               retry_after=RATE_WINDOW_SECONDS - now % RATE_WINDOW_SECONDS,
@@ -86,6 +87,11 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) ->
     link = qr.pairing_link(settings.public_url, payload)
     return {"qr_code": link, "qr_payload": payload, "qr_png": qr.png_data_uri(link),
             "expires_at": iso_from_epoch(expires), "expires_in": settings.pairing_token_ttl}
+
+
+def forget_pairing_tokens(ctx: AppContext, *, user_uuid: str) -> int:
+    """Delete every pairing token of the user (account deletion); returns how many."""
+    return pairing_store(ctx).delete_all_of_user(user_uuid)
 
 
 # --- redeeming it -----------------------------------------------------------------------
@@ -117,6 +123,8 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
                                                             caller=caller, facts=facts)
     if payload_uuid != user.user_uuid:
         raise PairingUserMismatch()
+    if user.deleting:  # as a lock, and the transaction re-checks both
+        raise sessions.AccountDeleted()
     if user.locked:  # an operator's lock stops new devices too; the transaction re-checks it
         raise sessions.AccountLocked()
     record = _redeemable(facts[TOKEN], user_uuid=user.user_uuid, now=now)

@@ -44,3 +44,7 @@ class PairingTokenStore:
             "ExpressionAttributeValues": {":used": {"S": USED}, ":unused": {"S": UNUSED}, ":at": {"S": at},
                                           ":d": {"S": device_id}, ":now": {"N": str(now)},
                                           ":u": {"S": user_uuid}}}}
+
+    def delete_all_of_user(self, user_uuid: str) -> int:
+        """Delete every pairing token of `user_uuid` (account deletion); returns how many."""
+        return dynamo.delete_items_of_user(self.client, self.table, key_name="token_digest", user_uuid=user_uuid)

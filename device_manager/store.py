@@ -142,11 +142,12 @@ class DeviceStore:
                 raise LastDeviceRefused() from None
             raise
 
-    def renew(self, *, record: DeviceRecord, renewed: DeviceRecord,
-              superseded: RevokedCertificateRecord) -> None:
-        """Give the device its new certificate and list the old one in the CRL, in one transaction;
-        DeviceChanged if the device is no longer active with `record`'s certificate (so of parallel
-        renewals exactly one wins)."""
+    def renew(self, *, record: DeviceRecord, renewed: DeviceRecord, superseded: RevokedCertificateRecord,
+              extra_writes: list[dict[str, Any]]) -> None:
+        """Give the device its new certificate and list the old one in the CRL, with `extra_writes`,
+        in one transaction; DeviceChanged if the device is no longer active with `record`'s
+        certificate (so of parallel renewals exactly one wins), WriteRefused(i) if extra entry i was
+        refused."""
         update = {"Update": {
             "TableName": self.table, "Key": self.key(record.user_uuid, record.device_id),
             "UpdateExpression": "SET fingerprint = :new_fp, cert_pem = :pem, cert_expires_at = :exp, key_type = :kt",
@@ -157,11 +158,14 @@ class DeviceStore:
                 ":exp": {"S": renewed.cert_expires_at}, ":kt": {"S": renewed.key_type},
                 ":active": {"S": DEVICE_STATUS_ACTIVE}, ":old_fp": {"S": record.fingerprint}}}}
         try:
-            self.client.transact_write_items(TransactItems=[update, self.revoked_certificate_put(superseded)])
+            self.client.transact_write_items(TransactItems=[update, self.revoked_certificate_put(superseded),
+                                                            *extra_writes])
         except ClientError as exc:
             codes = dynamo.cancellation_codes(exc)
             if codes and codes[0] == "ConditionalCheckFailed":
                 raise DeviceChanged() from None
+            if "ConditionalCheckFailed" in codes[2:]:
+                raise WriteRefused(codes.index("ConditionalCheckFailed", 2) - 2) from None
             raise
 
     # --- the CRL's entries -------------------------------------------------------------------

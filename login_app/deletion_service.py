@@ -1,37 +1,112 @@
 """Account deletion (SPEC §4 DELETE /account). It revokes the account's devices too, hence this
-module sits in login_app, above the domains whose services it composes."""
+module sits in login_app, above the domains whose services it composes.
+
+The account enters the deleting state in one conditional write on its users item; from then on
+nothing of it works: every write that adds a session, a device or a certificate (login, confirm,
+pairing, recovery, renewal) carries a condition on that item in its transaction, so none commits
+after it. Then `finish_deletion` removes everything of the account. It is idempotent and
+resumable: the request runs it, so does a retry (DELETE again, 204), and so does the sweeper
+(login_app/deletion_sweeper.py) for a deletion whose request failed. Finishing leaves a tombstone
+of the users item without personal data; the sweeper's last pass, once
+CITYLOGIN_DELETION_SETTLE_SECONDS have passed, finishes again (anything written by a request that
+was already past its checks, and what the eventually consistent indexes showed late) and removes it."""
 from __future__ import annotations
 
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
+
 from accounts import credential_service as credentials
+from accounts import password_service
 from accounts import user_service as users
-from accounts.password_service import AccountGone
+from accounts.models import UserRecord
+from common import dynamo
 from common.audit import audit
 from common.caller import Caller
 from common.context import AppContext
+from common.errors import ServiceUnavailable
 from common.notifier import localized_message
+from common.one_time_tokens import OneTimeTokenStore
+from common.rate_limits import RateLimitStore
+from device_manager import pairing_service
 from device_manager import service as devices
 from session_manager import service as sessions
 from session_manager.models import Principal, RevokeReason
 
+log = logging.getLogger(__name__)
+
 
 def delete_account(ctx: AppContext, *, principal: Principal, password: str, caller: Caller) -> None:
-    """Revoke every device certificate (CRL), delete the devices, the profile and the name claims,
-    end every session (reason account_deleted, live streams told) and erase the history."""
+    """Check the password, put the account into the deleting state, then finish the deletion.
+    Once the state is entered the answer is 204, even if finishing fails now (the sweeper or a
+    retry finishes); a retry of a deletion already entered or finished is 204 without a password."""
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None:
-        raise AccountGone()
-    checked, _ = credentials.recheck_password(ctx, user_uuid=user.user_uuid, username=user.username,
-                                              password=password, caller=caller, flow="account_deletion")
-    if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
-        raise credentials.InvalidCredentials()
-    # Devices first: a login racing this fails its device condition, so none outlives the account;
-    # one that committed before is in the presence read by end_all_sessions.
-    removed = devices.remove_all_devices(ctx, user_uuid=user.user_uuid)
-    users.delete_user(ctx, user=user)
-    ended = sessions.end_all_sessions(ctx, user_uuid=user.user_uuid, reason=RevokeReason.ACCOUNT_DELETED)
-    sessions.erase_user_records(ctx, user_uuid=user.user_uuid)
+        return  # finished before: nothing of it is left
+    if not user.deleting:
+        checked, _ = credentials.recheck_password(ctx, user_uuid=user.user_uuid, username=user.username,
+                                                  password=password, caller=caller, flow="account_deletion")
+        if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
+            raise credentials.InvalidCredentials()
+        if users.begin_deletion(ctx, user_uuid=user.user_uuid):
+            audit("account_deletion_started", user_uuid=user.user_uuid, device_id=principal.device_id, ip=caller.ip)
+            ctx.notifier.notify(localized_message("account_deleted", user_uuid=user.user_uuid, email=user.email,
+                                                  locale=user.locale, username=user.username))
+    try:
+        finish_deletion(ctx, user_uuid=user.user_uuid)
+    except (BotoCoreError, ClientError, ServiceUnavailable) as exc:
+        if isinstance(exc, (BotoCoreError, ClientError)) and not dynamo.is_unavailable(exc):
+            raise
+        log.warning("deletion of account %s entered but not finished (%s); the sweeper finishes it",
+                    user.user_uuid, type(exc).__name__)
+
+
+def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
+    """Remove everything of an account in the deleting state, step by step, each step idempotent:
+    end its sessions (reason account_deleted, live streams told), revoke every device certificate
+    into the CRL and delete the devices, erase presence and history, delete its one-time tokens,
+    pairing tokens and rate-limit counters, free its names and leave the tombstone. False if the
+    account is not being deleted (or is gone)."""
+    user = users.get_user(ctx, user_uuid=user_uuid)
+    if user is None or not user.deleting:
+        return False
+    ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.ACCOUNT_DELETED)
+    removed = devices.remove_all_devices(ctx, user_uuid=user_uuid)
+    sessions.erase_user_records(ctx, user_uuid=user_uuid)
+    tokens = OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens).delete_all_of_user(user_uuid)
+    tokens += pairing_service.forget_pairing_tokens(ctx, user_uuid=user_uuid)
+    counters = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_all_of_user(user_uuid)
+    if user.username:  # not yet a tombstone: the parts only its personal data can find
+        _forget_names(ctx, user)
+        audit("account_deleted", user_uuid=user_uuid, devices_revoked=len(removed), sessions_ended=ended,
+              one_time_codes_deleted=tokens, counters_deleted=counters)
+    return True
+
+
+def _forget_names(ctx: AppContext, user: UserRecord) -> None:
     credentials.clear_failures(ctx, username=user.username)
-    audit("account_deleted", user_uuid=user.user_uuid, devices_revoked=len(removed), sessions_ended=ended,
-          ip=caller.ip)
-    ctx.notifier.notify(localized_message("account_deleted", user_uuid=user.user_uuid, email=user.email,
-                                          locale=user.locale, username=user.username))
+    password_service.forget_reset_allowance(ctx, email=user.email)
+    users.release_names(ctx, user=user)
+    users.leave_tombstone(ctx, user=user)
+
+
+def sweep_deletions(ctx: AppContext) -> int:
+    """One sweeper pass: finish every deletion begun more than the settle time ago, and make the
+    last pass of those finished that long ago (then their tombstone goes). Returns how many
+    accounts it acted on. Several processes may sweep at once: every step is idempotent."""
+    now = int(ctx.now().timestamp())
+    settle = ctx.settings.deletion_settle_seconds
+    acted = 0
+    for user_uuid in users.users_being_deleted(ctx, since_before=now - settle + 1):
+        user = users.get_user(ctx, user_uuid=user_uuid)
+        if user is None or not user.deleting:
+            continue
+        if user.deletion_finished is None:
+            finish_deletion(ctx, user_uuid=user_uuid)
+        elif user.deletion_finished <= now - settle:
+            finish_deletion(ctx, user_uuid=user_uuid)
+            users.remove_tombstone(ctx, user_uuid=user_uuid)
+        else:
+            continue
+        acted += 1
+    return acted

@@ -23,6 +23,8 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
     (of parallel redemptions of one code exactly one wins); optionally unbind every other device."""
     user, had_failures = credentials.check_credentials(ctx, username=request.username,
                                                        password=request.password, caller=caller)
+    if user.deleting:  # as a lock; the code's entry in the transaction re-checks it
+        raise sessions.AccountDeleted()
     if user.locked:  # only after the password, as at login: it tells a guesser nothing
         raise sessions.AccountLocked()
     issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=request.device_name,

@@ -148,6 +148,7 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
     facts = read_together(ctx.dynamodb, reads)
     user, had_failures = credentials.check_read_credentials(ctx, username=request.username,
                                                             password=request.password, caller=caller, facts=facts)
+    _refuse_deleting(user)
     with _counted_as_failure(ctx, request, caller, user):
         device = devices.device_for_presented(ctx, presented, user_uuid=user.user_uuid, record=facts[DEVICE])
         proof = _proof(ctx, request, caller, device, challenge_usable=facts.get(CHALLENGE, False))
@@ -160,6 +161,7 @@ def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Call
     the user's devices, so this path makes more calls than one that presents the certificate."""
     user, had_failures = credentials.check_credentials(ctx, username=request.username,
                                                        password=request.password, caller=caller)
+    _refuse_deleting(user)
     with _counted_as_failure(ctx, request, caller, user):
         device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=request.client_cert_fp)
         usable = bool(request.challenge) and read_together(
@@ -167,6 +169,13 @@ def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Call
         proof = _proof(ctx, request, caller, device, challenge_usable=usable)
     return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
                          presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof)
+
+
+def _refuse_deleting(user: UserRecord) -> None:
+    """An account being deleted: 410 right after the password (its devices may be gone already, and
+    what they lack is not the person's failure to count toward the lockout)."""
+    if user.deleting:
+        raise sessions.AccountDeleted()
 
 
 @contextmanager
@@ -191,6 +200,7 @@ def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, use
 def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
           presence: Presence | None = None, proof: GuardedWrite | None = None) -> LoginResponse:
     settings = ctx.settings
+    _refuse_deleting(user)  # confirm comes here without a password
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
         raise sessions.AccountLocked()
     # An operator's per-user limit replaces the configured total (SPEC §5).
@@ -201,7 +211,8 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
             policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=others, force=force,
             device_class=device.device_class, class_limits=settings.class_limits)
 
-    # A lock or an unbind that commits while deciding refuses its entry: AccountLocked, DeviceRevoked.
+    # A lock, a deletion or an unbind that commits while deciding refuses its entry: AccountLocked,
+    # AccountDeleted, DeviceRevoked.
     extra_writes = [devices.login_recorded_write(ctx, device), users.not_locked_write(ctx, user_uuid=user.user_uuid)]
     # A device's first sign-in is reported with a "Wasn't you?" link, stored with the session.
     not_me = not_me_service.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) \

@@ -23,18 +23,21 @@ def _bearer_token(*, allow_query: bool) -> str:
     raise service.InvalidToken("A Bearer access token is required.")
 
 
-def authenticate_request(*, allow_query_token: bool = False) -> Principal:
+def authenticate_request(*, allow_query_token: bool = False, accept_ended_reason: str | None = None) -> Principal:
     """Check the request's Bearer token now (for routes where it is optional)."""
-    g.principal = service.authenticate(ctx(), access_token=_bearer_token(allow_query=allow_query_token))
+    g.principal = service.authenticate(ctx(), access_token=_bearer_token(allow_query=allow_query_token),
+                                       accept_ended_reason=accept_ended_reason)
     return g.principal
 
 
-def require_session(view: Callable | None = None, *, allow_query_token: bool = False):
-    """Decorator: 401 unless the request carries a valid token of a live session."""
+def require_session(view: Callable | None = None, *, allow_query_token: bool = False,
+                    accept_ended_reason: str | None = None):
+    """Decorator: 401 unless the request carries a valid token of a live session (or of one
+    ended with `accept_ended_reason`)."""
     def decorate(inner: Callable) -> Callable:
         @wraps(inner)
         def wrapper(*args, **kwargs):
-            authenticate_request(allow_query_token=allow_query_token)
+            authenticate_request(allow_query_token=allow_query_token, accept_ended_reason=accept_ended_reason)
             return inner(*args, **kwargs)
         return wrapper
     return decorate(view) if view else decorate

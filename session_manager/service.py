@@ -18,7 +18,7 @@ from common.background import background
 from common.batch_read import KeyRead
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
-from common.errors import ErrorCode, Forbidden, InvalidField, NotFound, ServiceUnavailable, Unauthorized
+from common.errors import ErrorCode, Forbidden, Gone, InvalidField, NotFound, ServiceUnavailable, Unauthorized
 from common.jwt_keys import TokenError
 from common.guarded_write import GuardedWrite
 from common.timefmt import iso
@@ -57,6 +57,18 @@ class SessionRevoked(Unauthorized):
 
 class AccountLocked(Forbidden):
     code, detail = ErrorCode.ACCOUNT_LOCKED, "This account has been locked by an operator."
+
+
+class AccountDeleted(Gone):
+    """A flow without a session (login, confirm, pairing, recovery) met an account that is being
+    deleted, or whose deletion began while it was deciding (its transaction was refused)."""
+
+    code, detail = ErrorCode.ACCOUNT_DELETED, "This account has been deleted."
+
+
+def account_deleted_session() -> SessionRevoked:
+    """What a request with a session of an account being deleted gets (SPEC §4 DELETE /account)."""
+    return SessionRevoked(RevokeReason.ACCOUNT_DELETED)
 
 
 def _ended(session: SessionRecord, reason: str) -> Exception:
@@ -243,8 +255,10 @@ def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None
                                     last_seen_epoch=session.last_seen_epoch, now=now)
 
 
-def authenticate(ctx: AppContext, *, access_token: str) -> Principal:
-    """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked)."""
+def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str | None = None) -> Principal:
+    """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked).
+    A session revoked with `accept_ended_reason` still names its caller (DELETE /account retried
+    after the deletion ended the session)."""
     try:
         claims = ctx.jwt.decode(access_token, now=ctx.now())
     except TokenError as exc:
@@ -258,9 +272,9 @@ def authenticate(ctx: AppContext, *, access_token: str) -> Principal:
         raise InvalidToken()
     now = _epoch(ctx)
     reason = _end_reason(ctx, session, now)
-    if reason:
+    if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
         raise _ended(session, reason)
-    if liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
+    if not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]))

@@ -39,7 +39,8 @@ def base_config(dynamodb_endpoint, data_dir, table_prefix):
     """Settings for an app in this test module; tests add their own keys."""
     return {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir),
             "table_prefix": table_prefix, "log_level": "WARNING", **FAST_ARGON2,
-            "dynamodb_parameter_validation": True}   # production turns botocore's check off; tests keep it
+            "dynamodb_parameter_validation": True,   # production turns botocore's check off; tests keep it
+            "deletion_sweep_interval": 0}  # no sweeper thread per test app; its tests turn it on
 
 
 @pytest.fixture

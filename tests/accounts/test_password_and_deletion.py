@@ -151,7 +151,11 @@ def test_deleting_the_account_frees_the_names_and_revokes_the_certificates(make_
         serial = x509.load_pem_x509_certificate(client.key_file.client_cert_pem.encode()).serial_number
         assert crl.get_revoked_certificate_by_serial_number(serial) is not None
 
-    for table, key in ((ctx.tables.users, "user_uuid"), (ctx.tables.devices, "user_uuid"),
+    # Until the sweeper's last pass, the users item is a tombstone without the person's data.
+    tombstone = ctx.dynamodb.get_item(TableName=ctx.tables.users, ConsistentRead=True,
+                                      Key={"user_uuid": {"S": user_uuid}})["Item"]
+    assert sorted(tombstone) == ["deleting_since", "deletion", "deletion_finished", "expires_ttl", "user_uuid"]
+    for table, key in ((ctx.tables.devices, "user_uuid"),
                        (ctx.tables.login_history, "user_uuid"), (ctx.tables.presence, "user_uuid")):
         left = ctx.dynamodb.query(TableName=table, KeyConditionExpression="#k = :u",
                                   ExpressionAttributeNames={"#k": key},

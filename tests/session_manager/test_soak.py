@@ -1,9 +1,11 @@
 """A randomized soak on two server processes sharing one DynamoDB Local: several users and
 devices log in, confirm, refresh, log out, unbind and pair in random order, some devices only
-refresh (as an open web tab does). Then an invariant checker reads DynamoDB (SPEC §5): at no
-moment more live sessions per user than the limit nor two on one device, every session the
-presence lists is live and every live one is listed, and no request was served for a session
-that was over (issue 8, defect 1)."""
+refresh (as an open web tab does). Now and then a device deletes its account while other threads
+pair, recover, renew and log in on it, and a new user takes its place (issue 16). Then an
+invariant checker reads DynamoDB (SPEC §5): at no moment more live sessions per user than the
+limit nor two on one device, every session the presence lists is live and every live one is
+listed, and no request was served for a session that was over (issue 8, defect 1); and nothing of
+a deleted account is left, every certificate it was issued being in the CRL (SPEC §4)."""
 from __future__ import annotations
 
 import os
@@ -16,12 +18,14 @@ from dataclasses import dataclass, field
 
 import boto3
 import pytest
+import requests
 
 from citylogin.client import CityloginError, Client, ConcurrentLoginRequired
 from common import dynamo
 from common.timefmt import parse_iso
 from session_manager.models import Liveness
 from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
 from tests.support.live import PASSWORD
 from tests.support.services import running_service
 
@@ -32,6 +36,8 @@ SETTINGS = {"session_idle_timeout": 60, "access_token_ttl": 30, "max_concurrent_
             "concurrency_policy": "ask", "refresh_reuse_grace": 10, "max_registered_devices": 8,
             "pairing_tokens_per_hour": 1000, "login_max_failures": 100000,
             "login_max_failures_per_ip": 100000, "challenges_per_minute_per_ip": 100000, "log_level": "ERROR"}
+# Deletions are swept every second and closed 2 s after they finish, so the check finds nothing left.
+DELETION_SETTINGS = {"deletion_sweep_interval": 1, "deletion_settle_seconds": 2}
 
 
 @dataclass
@@ -47,6 +53,17 @@ class User:
     username: str
     devices: list[Device]
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards the list of devices
+    recovery_codes: list[str] = field(default_factory=list)
+    issued: set[int] = field(default_factory=set)  # serials of every certificate handed out
+    user_uuid: str = ""
+
+
+@dataclass
+class DeletedUser:
+    username: str
+    user_uuid: str
+    issued: set[int]
+    asked_at: float  # when DELETE /account was sent
 
 
 class Soak:
@@ -56,6 +73,8 @@ class Soak:
         self.served: list[tuple[str, float, float]] = []  # (session_id, sent, answered) of 200s
         self.ops: Counter = Counter()
         self.errors: list[str] = []
+        self.deleted: list[DeletedUser] = []
+        self.deleted_names: set[str] = set()
         self._lock = threading.Lock()
 
     # --- set-up ------------------------------------------------------------------------------
@@ -65,14 +84,25 @@ class Soak:
 
     def create_users(self) -> None:
         for _ in range(USERS):
-            name = unique_name("soak")
-            first = self.client()
-            first.register(username=name, email=f"{name}@example.com", password=PASSWORD)
-            user = User(name, [Device(first, refresh_only=True)])
-            first.login(PASSWORD, force=True)
-            for _ in range(DEVICES_PER_USER - 1):
-                user.devices.append(Device(self.pair(first, name)))
-            self.users.append(user)
+            self.users.append(self.new_user())
+
+    def new_user(self) -> User:
+        name = unique_name("soak")
+        first = self.client()
+        first.register(username=name, email=f"{name}@example.com", password=PASSWORD)
+        user = User(name, [Device(first, refresh_only=True)], recovery_codes=list(first.recovery_codes),
+                    user_uuid=first.key_file.user_uuid)
+        self.note_certificate(user, first)
+        first.login(PASSWORD, force=True)
+        for _ in range(DEVICES_PER_USER - 1):
+            device = self.pair(first, name)
+            self.note_certificate(user, device)
+            user.devices.append(Device(device))
+        return user
+
+    def note_certificate(self, user: User, client: Client) -> None:
+        with self._lock:
+            user.issued.add(serial_of(client.key_file.client_cert_pem))
 
     def pair(self, holder: Client, username: str) -> Client:
         payload = self.on_any(holder).request_pairing()["qr_code"]
@@ -124,7 +154,7 @@ class Soak:
                     self.on_any(client).confirm(required.body["confirm_token"])
         except CityloginError as error:
             # A device unbound by another worker meanwhile; a confirmation that came too late.
-            if error.code not in ("device_revoked", "invalid_confirm_token"):
+            if error.code not in ("device_revoked", "invalid_confirm_token") and not self.was_deleted(client):
                 raise
         device.next_refresh = time.time() + self.random.uniform(18, 28)
 
@@ -152,11 +182,15 @@ class Soak:
             fresh = self.pair(holder, user.username)
         except CityloginError:
             return
+        self.note_certificate(user, fresh)
         with user.lock:
             user.devices.append(Device(fresh))
 
     def step(self) -> None:
-        user = self.random.choice(self.users)
+        with self._lock:
+            if not self.users:  # every user is being deleted and replaced right now
+                return
+            user = self.random.choice(self.users)
         with user.lock:
             device = self.random.choice(user.devices)
         if not device.lock.acquire(blocking=False):
@@ -165,8 +199,8 @@ class Soak:
             if device.refresh_only:
                 self.refresh_only_step(device)
                 return
-            kind = self.random.choices(["login", "force", "me", "refresh", "logout", "unbind"],
-                                       weights=[30, 4, 40, 12, 8, 3])[0]
+            kind = self.random.choices(["login", "force", "me", "refresh", "logout", "unbind", "renew", "delete"],
+                                       weights=[30, 4, 40, 12, 8, 3, 2, 1])[0]
             self.ops[kind] += 1
             if kind == "login":
                 self.login(device)
@@ -178,9 +212,102 @@ class Soak:
                 self.refresh(device)
             elif kind == "logout":
                 self.logout(device)
+            elif kind == "renew":
+                self.renew(user, device)
+            elif kind == "delete":
+                self.delete_during_pairing(user, device)
             else:
                 self.unbind_and_pair(user, device)
         except Exception as error:  # a worker must not die silently: the test reports it
+            self.errors.append(f"{type(error).__name__}: {error}")
+        finally:
+            device.lock.release()
+
+    # --- deletions, and what races them (issue 16) ---------------------------------------------
+
+    def was_deleted(self, client: Client) -> bool:
+        return client.key_file.username in self.deleted_names
+
+    def renew(self, user: User, device: Device) -> None:
+        client = self.on_any(device.client)
+        if not client.access_token:
+            return
+        try:
+            client.renew(new_key=self.random.random() < 0.5)
+        except CityloginError:
+            return  # the session ended meanwhile, or the account is being deleted
+        self.note_certificate(user, client)
+
+    def delete_during_pairing(self, user: User, device: Device) -> None:
+        """Delete the account from `device` while other threads redeem pairing codes, recover a
+        device and renew and log in the others; then a new user takes its place."""
+        holder = self.on_any(device.client)
+        with self._lock:
+            if user not in self.users or len(self.users) < USERS - 1 or not holder.access_token:
+                return  # at most two deletions at once: the others keep the usual load going
+            self.users.remove(user)  # no new step picks it; steps under way race the deletion
+        try:
+            payloads = [self.on_any(holder).request_pairing()["qr_code"] for _ in range(2)]
+        except CityloginError:
+            payloads = []
+        racers = [threading.Thread(target=self.race_pairing, args=(user, p)) for p in payloads]
+        racers.append(threading.Thread(target=self.race_recovery, args=(user,)))
+        racers += [threading.Thread(target=self.race_device, args=(user, d)) for d in user.devices if d is not device]
+        for racer in racers:
+            racer.start()
+        time.sleep(self.random.uniform(0, 0.3))
+        self.deleted_names.add(user.username)
+        asked_at = time.time()
+        response = self.delete_account(holder)
+        for racer in racers:
+            racer.join(timeout=60)
+        if response.status_code != 204:
+            self.errors.append(f"DELETE /account answered {response.status_code}: {response.text[:200]}")
+        with self._lock:
+            self.deleted.append(DeletedUser(user.username, user.user_uuid, user.issued, asked_at))
+        replacement = self.new_user()
+        with self._lock:
+            self.users.append(replacement)
+
+    def delete_account(self, holder: Client):
+        """DELETE /account; a racing login may displace the holder first (limit 1): log in again."""
+        for _ in range(5):
+            response = self.on_any(holder)._send_authenticated("DELETE", "/account", json={"password": PASSWORD})
+            if response.status_code != 401 or response.json().get("reason") == "account_deleted":
+                return response
+            holder.login(PASSWORD, force=True)
+        return response
+
+    def race_pairing(self, user: User, payload: str) -> None:
+        self.ops["race_pair"] += 1
+        device = self.client()
+        try:
+            device.pair(payload, username=user.username, password=PASSWORD)
+        except CityloginError:
+            return
+        self.note_certificate(user, device)
+
+    def race_recovery(self, user: User) -> None:
+        with self._lock:
+            code = user.recovery_codes.pop() if user.recovery_codes else None
+        if code is None:
+            return
+        self.ops["race_recover"] += 1
+        device = self.client()
+        try:
+            device.recover(code, username=user.username, password=PASSWORD)
+        except CityloginError:
+            return
+        self.note_certificate(user, device)
+
+    def race_device(self, user: User, device: Device) -> None:
+        if not device.lock.acquire(timeout=5):
+            return
+        try:
+            self.ops["race_renew_login"] += 1
+            self.renew(user, device)
+            self.login(device, force=True)
+        except Exception as error:
             self.errors.append(f"{type(error).__name__}: {error}")
         finally:
             device.lock.release()
@@ -277,6 +404,32 @@ def check_invariants(client, tables: dynamo.TableNames, *, limit: int, rule: Liv
     return violations
 
 
+def deletion_leftovers(client, tables: dynamo.TableNames, deleted: list[DeletedUser], crl_pem: bytes) -> list[str]:
+    """What is left of each deleted account, and its certificates missing from the CRL."""
+    found = []
+    for gone in deleted:
+        found += [f"{gone.username}: {line}" for line in leftovers(
+            client, tables, user_uuid=gone.user_uuid, username=gone.username, email=f"{gone.username}@example.com",
+            deleted_at=gone.asked_at)]
+        found += [f"{gone.username}: certificate {serial:x} not in the CRL"
+                  for serial in missing_from_crl(crl_pem, gone.issued)]
+    return found
+
+
+def wait_for_the_sweeper(client, tables: dynamo.TableNames, deleted: list[DeletedUser]) -> None:
+    """Until every deleted account's tombstone is gone (the sweeper's last pass), and the CRL
+    cache of each process (15 s) has passed since the last deletion."""
+    deadline = time.monotonic() + 60
+    while deleted and time.monotonic() < deadline:
+        keys = [{"user_uuid": {"S": gone.user_uuid}} for gone in deleted]
+        left = [k for i in range(0, len(keys), 100) for k in client.batch_get_item(RequestItems={tables.users: {
+            "Keys": keys[i:i + 100], "ConsistentRead": True}})["Responses"][tables.users]]
+        if not left:
+            break
+        time.sleep(1)
+    time.sleep(max(0.0, 16 - (time.time() - max((g.asked_at for g in deleted), default=0))))
+
+
 def test_unit_most_at_once():
     assert most_at_once([(0, 10), (10, 20)]) == 1
     assert most_at_once([(0, 10), (9, 20)]) == 2
@@ -287,19 +440,25 @@ def test_unit_most_at_once():
 def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir):
     prefix = f"soak{os.getpid()}_"
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": prefix,
-                      **FAST_ARGON2, **SETTINGS})
+                      **FAST_ARGON2, **SETTINGS, **DELETION_SETTINGS})
     with ExitStack() as stack:
         urls = [stack.enter_context(running_service("citylogin", env, args=("serve",))) for _ in range(2)]
         soak = Soak(urls, seed=int(os.environ.get("SOAK_SEED", "8")))
         soak.create_users()
         soak.run(SOAK_SECONDS)
-    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
+        client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")
+        wait_for_the_sweeper(client, dynamo.TableNames.with_prefix(prefix), soak.deleted)
+        crl_pem = requests.get(urls[0] + "/device/crl.pem", timeout=30).content
+    left_of_deleted = deletion_leftovers(client, dynamo.TableNames.with_prefix(prefix), soak.deleted, crl_pem)
     violations = check_invariants(client, dynamo.TableNames.with_prefix(prefix), limit=1,
                                   rule=Liveness(idle_timeout=SETTINGS["session_idle_timeout"]),
                                   served=soak.served)
     print(f"soak: {sum(soak.ops.values())} operations {dict(soak.ops)}, {len(soak.served)} answered 200, "
-          f"2 processes, {len(violations)} violations")
+          f"2 processes, {len(violations)} violations; {len(soak.deleted)} accounts deleted, "
+          f"{sum(len(g.issued) for g in soak.deleted)} of their certificates, {len(left_of_deleted)} left behind")
     assert not soak.errors, soak.errors[:5]
     assert not violations, violations[:10]
+    assert not left_of_deleted, left_of_deleted[:10]
+    assert soak.deleted and soak.ops["race_pair"] > 0
     assert soak.ops["refresh_only"] > 0 and soak.ops["confirm"] > 0 and soak.ops["unbind"] > 0
