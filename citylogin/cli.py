@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -73,14 +74,17 @@ def serve(host: str | None, port: int | None) -> None:
     _stop_on_sigterm()
     try:
         with _database(settings) as overrides:
+            host, port = host or settings.host, port or settings.port or 5000
+            public_url = settings.public_url or bound_url(host, port)
             try:
                 with _dynamodb_start_errors():
-                    app = create_app(test_config={**overrides})
+                    app = create_app(test_config={**overrides, "public_url": public_url})
             except ConfigError as exc:
                 raise click.ClickException(str(exc)) from None
-            host, port = host or settings.host, port or settings.port or 5000
             server = make_server(host, port, app, threaded=True)
-            click.echo(f"citylogin listening on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+            click.echo(f"citylogin listening on http://{host}:{port}/ (Ctrl-C stops); links in QR codes and "
+                       f"mail lead to {public_url}" + ("" if settings.public_url else
+                                                      " (set CITYLOGIN_PUBLIC_URL to change)"), err=True)
             try:
                 server.serve_forever()
             except KeyboardInterrupt:
@@ -90,6 +94,13 @@ def serve(host: str | None, port: int | None) -> None:
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("citylogin stopped", err=True)
+
+
+def bound_url(host: str, port: int) -> str:
+    """The web UI's address as `serve` binds it: for a wildcard, this machine's name."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @main.command("dynamodb-local")
