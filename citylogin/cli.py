@@ -12,6 +12,7 @@ import click
 from citylogin.admin_cli import admin
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
+from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
 from common.config import ConfigError, Settings, load_settings
 from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
@@ -146,6 +147,8 @@ def init() -> None:
 @contextmanager
 def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
     """The key ring's store on the configured DynamoDB (a DynamoDB Local in the data directory if none)."""
+    from citylogin.operator import operator_name
+    from common.audit import operator_acting
     from common.context import STARTUP_TIMEOUT
     from common.key_encryption import key_encryptor
     from common.key_ring_store import KeyRingStore
@@ -159,7 +162,8 @@ def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
             encryptor = _config_errors(lambda: key_encryptor(settings))
             if create_tables:
                 dynamo.ensure_tables(client, tables)
-            yield KeyRingStore(client, tables.key_ring, encryptor)
+            with operator_acting(operator_name(settings)):  # named on every audit line of the command
+                yield KeyRingStore(client, tables.key_ring, encryptor)
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -172,8 +176,11 @@ def _config_errors(action):
 
 
 @main.group()
-def keys() -> None:
+@click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
+@click.pass_context
+def keys(context: click.Context, operator: str | None) -> None:
     """The key ring: the CA, JWT signing keys and refresh-token secrets, in DynamoDB."""
+    remember_operator(context, operator)
 
 
 @keys.command("list")
@@ -219,8 +226,8 @@ def retire_key(kid: str, force: bool) -> None:
             entry = _config_errors(lambda: retire(store, kid=kid, settings=settings, force=force))
         except RetireRefused as exc:
             raise click.ClickException(str(exc)) from None
+        _audit(settings, "key_retired", kind=entry.kind, kid=entry.kid, forced=force)
     click.echo(f"retired {entry.kind} key {entry.kid}")
-    _audit(settings, "key_retired", kind=entry.kind, kid=entry.kid, forced=force)
 
 
 def _audit(settings: Settings, event: str, **fields) -> None:

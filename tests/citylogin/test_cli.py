@@ -3,6 +3,7 @@ and a start that stops with one line naming the variable."""
 from __future__ import annotations
 
 import base64
+import getpass
 import json
 import os
 import stat
@@ -157,9 +158,12 @@ def test_key_changes_go_into_the_audit_stream(cli_env, tmp_path):
     env = {**cli_env, "CITYLOGIN_AUDIT_LOG": str(audit_file)}
     assert invoke(env, "init").exit_code == 0
     assert invoke(env, "keys", "rotate").exit_code == 0
+    assert invoke(env, "keys", "--operator", "dave@ops", "rotate").exit_code == 0
     lines = audit_file.read_text().splitlines()
     events = {(entry["event"], entry["kind"]) for entry in map(json.loads, lines)}
     assert {("key_rotated", "jwt"), ("key_rotated", "refresh")} <= events
+    # Every line names the operator: --operator, else the OS user (against a local engine).
+    assert [entry.get("operator") for entry in map(json.loads, lines)] == [getpass.getuser()] * 2 + ["dave@ops"] * 2
     assert not [line for line in lines if "PRIVATE" in line or "sealed" in line]
 
 
