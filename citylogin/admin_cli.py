@@ -19,7 +19,7 @@ MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
 def _context() -> Iterator:
     """An AppContext on the configured DynamoDB and key ring, as the services build it (tables and
     ring must exist: `citylogin init`); a domain error becomes a one-line CLI error."""
-    from citylogin.cli import _config_errors, _database, _settings
+    from citylogin.cli import _config_errors, _database, _dynamodb_start_errors, _settings
     from common.context import build_context
     from common.config import load_settings
     from citylogin.operator import operator_name
@@ -29,7 +29,7 @@ def _context() -> Iterator:
 
     settings = _settings()
     try:
-        with _database(settings) as overrides:
+        with _database(settings, share_running=True) as overrides, _dynamodb_start_errors():
             settings = _config_errors(lambda: load_settings({**overrides, "create_tables": False}))
             configure_logging(settings)  # the admin actions go into the audit stream
             ctx = _config_errors(lambda: build_context(settings))

@@ -15,7 +15,7 @@ from citylogin.crl_sync import crl_sync
 from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
 from common.config import ConfigError, Settings, load_settings
-from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
+from common.dynamodb_local import DataInUse, DynamoDBLocal, DynamoDBLocalError
 
 
 def _stop_on_sigterm() -> None:
@@ -24,15 +24,31 @@ def _stop_on_sigterm() -> None:
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[dict]:
-    """Yields config overrides: none when an endpoint is set, else a persisted DynamoDB Local."""
-    if settings.dynamodb_endpoint_url:
+def _database(settings: Settings, *, share_running: bool = False) -> Iterator[dict]:
+    """Yields config overrides: none when an endpoint is set, else a persisted DynamoDB Local. The data
+    is never opened twice: with `share_running` (init, keys, admin) a DynamoDB Local already running
+    on it (`serve`, `dynamodb-local`) is used, and a KMS key means Amazon DynamoDB; else DataInUse."""
+    if settings.dynamodb_endpoint_url or (share_running and settings.kms_key_id):
         yield {}
         return
     local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve())
+    try:
+        local.start()
+    except DataInUse as exc:
+        if not (share_running and exc.endpoint_url):
+            raise
+        running = exc.endpoint_url
+    else:
+        running = None
+    if running:
+        click.echo(f"DynamoDB Local of a running citylogin: {running} (data in {local.db_path})", err=True)
+        yield {"dynamodb_endpoint_url": running}
+        return
     click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {local.db_path})", err=True)
-    with local:
+    try:
         yield {"dynamodb_endpoint_url": local.endpoint_url}
+    finally:
+        local.stop()
 
 
 class _NoDynamoDB(click.ClickException):
@@ -154,7 +170,7 @@ def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
     from common.key_ring_store import KeyRingStore
 
     try:
-        with _database(settings) as overrides, _dynamodb_start_errors():
+        with _database(settings, share_running=True) as overrides, _dynamodb_start_errors():
             settings = _config_errors(lambda: load_settings(overrides))
             tables = dynamo.TableNames.with_prefix(settings.table_prefix)
             client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
