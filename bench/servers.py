@@ -39,6 +39,7 @@ def app_environment(*, endpoint_url: str, data_dir: Path) -> dict[str, str]:
         "CITYLOGIN_DYNAMODB_ENDPOINT_URL": endpoint_url,
         "CITYLOGIN_DATA_DIR": str(data_dir),
         "CITYLOGIN_TABLE_PREFIX": "bench_",
+        "CITYLOGIN_PUBLIC_URL": "http://127.0.0.1",  # required under gunicorn; the benchmark follows no link
         "CITYLOGIN_LOG_LEVEL": "WARNING",
         "CITYLOGIN_CONCURRENCY_POLICY": "force",
         "CITYLOGIN_METRICS_TOKEN": METRICS_TOKEN,

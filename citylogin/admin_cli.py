@@ -8,6 +8,7 @@ from typing import Iterator
 
 import click
 
+from citylogin.operator import OPERATOR_HELP, remember_operator
 from common.errors import ApiError
 
 DEFAULT = "default"
@@ -18,20 +19,23 @@ MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
 def _context() -> Iterator:
     """An AppContext on the configured DynamoDB and key ring, as the services build it (tables and
     ring must exist: `citylogin init`); a domain error becomes a one-line CLI error."""
-    from citylogin.cli import _config_errors, _database, _settings
+    from citylogin.cli import _config_errors, _database, _dynamodb_start_errors, _settings
     from common.context import build_context
     from common.config import load_settings
+    from citylogin.operator import operator_name
+    from common.audit import operator_acting
     from common.dynamodb_local import DynamoDBLocalError
     from common.log_setup import configure_logging
 
     settings = _settings()
     try:
-        with _database(settings) as overrides:
+        with _database(settings, share_running=True) as overrides, _dynamodb_start_errors():
             settings = _config_errors(lambda: load_settings({**overrides, "create_tables": False}))
             configure_logging(settings)  # the admin actions go into the audit stream
             ctx = _config_errors(lambda: build_context(settings))
             try:
-                yield ctx
+                with operator_acting(operator_name(settings)):  # named on every audit line
+                    yield ctx
             except ApiError as exc:
                 raise click.ClickException(exc.detail) from None
     except DynamoDBLocalError as exc:
@@ -48,8 +52,11 @@ def _user(ctx, username: str):
 
 
 @click.group()
-def admin() -> None:
+@click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
+@click.pass_context
+def admin(context: click.Context, operator: str | None) -> None:
     """Operators: inspect, lock and limit one account (USER is a username)."""
+    remember_operator(context, operator)
 
 
 @admin.command()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -11,9 +12,10 @@ import click
 from citylogin.admin_cli import admin
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
+from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
 from common.config import ConfigError, Settings, load_settings
-from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
+from common.dynamodb_local import DataInUse, DynamoDBLocal, DynamoDBLocalError
 
 
 def _stop_on_sigterm() -> None:
@@ -22,15 +24,31 @@ def _stop_on_sigterm() -> None:
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[dict]:
-    """Yields config overrides: none when an endpoint is set, else a persisted DynamoDB Local."""
-    if settings.dynamodb_endpoint_url:
+def _database(settings: Settings, *, share_running: bool = False) -> Iterator[dict]:
+    """Yields config overrides: none when an endpoint is set, else a persisted DynamoDB Local. The data
+    is never opened twice: with `share_running` (init, keys, admin) a DynamoDB Local already running
+    on it (`serve`, `dynamodb-local`) is used, and a KMS key means Amazon DynamoDB; else DataInUse."""
+    if settings.dynamodb_endpoint_url or (share_running and settings.kms_key_id):
         yield {}
         return
     local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve())
+    try:
+        local.start()
+    except DataInUse as exc:
+        if not (share_running and exc.endpoint_url):
+            raise
+        running = exc.endpoint_url
+    else:
+        running = None
+    if running:
+        click.echo(f"DynamoDB Local of a running citylogin: {running} (data in {local.db_path})", err=True)
+        yield {"dynamodb_endpoint_url": running}
+        return
     click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {local.db_path})", err=True)
-    with local:
+    try:
         yield {"dynamodb_endpoint_url": local.endpoint_url}
+    finally:
+        local.stop()
 
 
 class _NoDynamoDB(click.ClickException):
@@ -73,15 +91,18 @@ def serve(host: str | None, port: int | None) -> None:
     _stop_on_sigterm()
     try:
         with _database(settings) as overrides:
+            host, port = host or settings.host, port or settings.port or 5000
+            public_url = settings.public_url or bound_url(host, port)
             try:
                 with _dynamodb_start_errors():
-                    app = create_app(test_config={**overrides})
+                    app = create_app(test_config={**overrides, "public_url": public_url})
             except ConfigError as exc:
                 raise click.ClickException(str(exc)) from None
-            host, port = host or settings.host, port or settings.port or 5000
             server = make_server(host, port, app, threaded=True,
                                  request_handler=timed_request_handler(settings.request_read_timeout))
-            click.echo(f"citylogin listening on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+            click.echo(f"citylogin listening on http://{host}:{port}/ (Ctrl-C stops); links in QR codes and "
+                       f"mail lead to {public_url}" + ("" if settings.public_url else
+                                                      " (set CITYLOGIN_PUBLIC_URL to change)"), err=True)
             try:
                 server.serve_forever()
             except KeyboardInterrupt:
@@ -99,6 +120,13 @@ def timed_request_handler(seconds: float):
     from werkzeug.serving import WSGIRequestHandler
 
     return type("TimedRequestHandler", (WSGIRequestHandler,), {"timeout": seconds})
+
+
+def bound_url(host: str, port: int) -> str:
+    """The web UI's address as `serve` binds it: for a wildcard, this machine's name."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @main.command("dynamodb-local")
@@ -144,12 +172,14 @@ def init() -> None:
 @contextmanager
 def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
     """The key ring's store on the configured DynamoDB (a DynamoDB Local in the data directory if none)."""
+    from citylogin.operator import operator_name
+    from common.audit import operator_acting
     from common.context import STARTUP_TIMEOUT
     from common.key_encryption import key_encryptor
     from common.key_ring_store import KeyRingStore
 
     try:
-        with _database(settings) as overrides, _dynamodb_start_errors():
+        with _database(settings, share_running=True) as overrides, _dynamodb_start_errors():
             settings = _config_errors(lambda: load_settings(overrides))
             tables = dynamo.TableNames.with_prefix(settings.table_prefix)
             client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
@@ -157,7 +187,8 @@ def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
             encryptor = _config_errors(lambda: key_encryptor(settings))
             if create_tables:
                 dynamo.ensure_tables(client, tables)
-            yield KeyRingStore(client, tables.key_ring, encryptor)
+            with operator_acting(operator_name(settings)):  # named on every audit line of the command
+                yield KeyRingStore(client, tables.key_ring, encryptor)
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -170,8 +201,11 @@ def _config_errors(action):
 
 
 @main.group()
-def keys() -> None:
+@click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
+@click.pass_context
+def keys(context: click.Context, operator: str | None) -> None:
     """The key ring: the CA, JWT signing keys and refresh-token secrets, in DynamoDB."""
+    remember_operator(context, operator)
 
 
 @keys.command("list")
@@ -217,8 +251,8 @@ def retire_key(kid: str, force: bool) -> None:
             entry = _config_errors(lambda: retire(store, kid=kid, settings=settings, force=force))
         except RetireRefused as exc:
             raise click.ClickException(str(exc)) from None
+        _audit(settings, "key_retired", kind=entry.kind, kid=entry.kid, forced=force)
     click.echo(f"retired {entry.kind} key {entry.kid}")
-    _audit(settings, "key_retired", kind=entry.kind, kid=entry.kid, forced=force)
 
 
 def _audit(settings: Settings, event: str, **fields) -> None:

@@ -3,9 +3,11 @@ and the operational routes every service exposes (SPEC §3)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-from typing import Any, Iterable, Mapping, NoReturn
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, NoReturn
 
 import boto3
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
@@ -17,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_input_stream
 
 from common import dynamo
-from common.config import ConfigError, load_settings
+from common.config import DEVELOPMENT_PUBLIC_URL, ConfigError, Settings, env_name, load_settings
 from common.context import EXTENSION_KEY, AppContext, build_context, ctx
 from common.errors import ServiceUnavailable, StorageUnavailable, register_error_handlers
 from common.log_setup import configure_logging
@@ -50,8 +52,11 @@ _WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
                        test_config: Mapping[str, Any] | None = None,
                        context: AppContext | None = None) -> Flask:
-    """An app serving `blueprints` plus /healthz, /readyz, /openapi.json and the JWKS."""
-    settings = context.settings if context else load_settings(test_config)
+    """An app serving `blueprints` plus /healthz, /readyz, /openapi.json and the JWKS. Under gunicorn a
+    start that cannot work (a bad or missing setting, a wrong key-encryption key, no DynamoDB) stops
+    with one line naming what to set, not a traceback."""
+    with _one_line_under_gunicorn(name):
+        settings = context.settings if context else load_settings(test_config)
     configure_logging(settings)
     werkzeug_log = logging.getLogger("werkzeug")
     werkzeug_log.addFilter(_REDACT)
@@ -64,7 +69,11 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.json.sort_keys = False
-    app.extensions[EXTENSION_KEY] = context or build_context(settings)
+    if context is None:
+        with _one_line_under_gunicorn(name):
+            context = build_context(settings)
+            context.settings = with_public_url(context.settings)
+    app.extensions[EXTENSION_KEY] = context
     _instrument(app.extensions[EXTENSION_KEY])
     register_error_handlers(app)
     if settings.cors_origins:
@@ -77,6 +86,56 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     app.before_request(_read_body_first)
     app.after_request(_no_store_for_api)
     return app
+
+
+def under_gunicorn() -> bool:
+    """Whether this process is a gunicorn worker (its arbiter sets SERVER_SOFTWARE for its workers)."""
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
+
+
+def with_public_url(settings: Settings) -> Settings:
+    """CITYLOGIN_PUBLIC_URL, the address of the web UI in QR codes and mail links: `citylogin serve`
+    derives it from what it binds; under gunicorn or against Amazon DynamoDB nothing can, so it is
+    required; a development process on a local engine (a standalone service, a test) links to where
+    `citylogin serve` puts the web UI by default."""
+    if settings.public_url is not None:
+        return settings
+    if under_gunicorn() or not settings.dynamodb_endpoint_url:
+        raise ConfigError(f"{env_name('public_url')} is required here: the https:// address people open the "
+                          "web UI at (QR codes and mail links point there), e.g. https://login.example.com")
+    return settings.model_copy(update={"public_url": DEVELOPMENT_PUBLIC_URL})
+
+
+@contextmanager
+def _one_line_under_gunicorn(name: str) -> Iterator[None]:
+    """Under gunicorn, a start that cannot work leaves one line (gunicorn prints an AppImportError's
+    message alone and stops the server) instead of a worker traceback and endless restarts."""
+    if not under_gunicorn():
+        yield
+        return
+    from gunicorn.errors import AppImportError
+
+    try:
+        yield
+    except (ConfigError, *DYNAMODB_START_ERRORS) as exc:
+        raise AppImportError(start_problem(exc, name=name)) from None
+
+
+def check_start(name: str = "citylogin") -> None:
+    """What gunicorn's master checks once before it starts workers (deploy/gunicorn.conf.py): the
+    settings, DynamoDB, the key ring under the key-encryption key and CITYLOGIN_PUBLIC_URL. A start
+    that cannot work stops here with one line, not in every worker at once."""
+    try:
+        with_public_url(build_context(load_settings()).settings)
+    except (ConfigError, *DYNAMODB_START_ERRORS) as exc:
+        raise SystemExit(start_problem(exc, name=name)) from None
+
+
+def start_problem(exc: Exception, *, name: str) -> str:
+    """One line naming what to set, for a ConfigError or one of DYNAMODB_START_ERRORS."""
+    if isinstance(exc, ConfigError):
+        return f"{name}: {exc}"
+    return dynamodb_start_problem(exc, name=name)
 
 
 def _instrument(context: AppContext) -> None:

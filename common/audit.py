@@ -9,14 +9,30 @@ from __future__ import annotations
 import json
 import logging
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from common import metrics
 from common.log_setup import AUDIT_LOGGER
 from common.request_log import current_request
 
 log = logging.getLogger(AUDIT_LOGGER)
+
+# Who acts in an operator command (`citylogin admin`, `citylogin keys`): named on each of its lines.
+_operator: ContextVar[str | None] = ContextVar("citylogin_operator", default=None)
+
+
+@contextmanager
+def operator_acting(name: str) -> Iterator[None]:
+    """Every audit line written inside names `operator`."""
+    token = _operator.set(name)
+    try:
+        yield
+    finally:
+        _operator.reset(token)
+
 
 # A field named like a secret is a bug in the caller, caught the first time it runs.
 SECRET_NAME = re.compile(r"password|token|digest|hash|secret|key|signature|cert", re.IGNORECASE)
@@ -33,6 +49,7 @@ def audit(event: str, **fields: Any) -> None:
     request = current_request()
     if request is not None:
         entry.update(ip=request.ip, request_id=request.request_id)
+    entry["operator"] = _operator.get()
     entry.update(fields)
     entry = {k: v for k, v in entry.items() if v is not None}
     log.info("%s", json.dumps(entry, default=str), extra={"audit": entry})

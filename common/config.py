@@ -15,6 +15,9 @@ from typing import Any, Mapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "CITYLOGIN_"
+# Where `citylogin serve` puts the web UI by default: the link target of development processes on a
+# local engine (standalone services, tests) that are not told CITYLOGIN_PUBLIC_URL.
+DEVELOPMENT_PUBLIC_URL = "http://127.0.0.1:5000"
 
 
 class ConcurrencyPolicy(str, Enum):
@@ -135,8 +138,10 @@ class Settings(BaseModel):
     notifier: NotifierBackend = NotifierBackend.CONSOLE
     ses_sender: str | None = None
     sns_topic_arn: str | None = None
-    # links in messages: <public_url>/#verify=<token> (SPEC §4)
-    public_url: str = Field(default="http://127.0.0.1:5000", pattern=r"^https?://[^\s#?]+$")
+    # links in messages and QR codes: <public_url>/#verify=<token> (SPEC §4); None: `citylogin serve`
+    # derives it from what it binds; required under gunicorn and against Amazon DynamoDB
+    # (common.app_factory.with_public_url)
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s#?]+$")
     # a CA to import into the key ring when it is created (inline, e.g. from a secret store)
     ca_cert_pem: str | None = None
     ca_key_pem: SecretStr | None = None

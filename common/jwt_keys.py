@@ -83,11 +83,13 @@ class JwtKeyRing:
     """Signs access tokens with the newest key; verifies with any key in the ring."""
 
     def __init__(self, keys: list[SigningKey], *, issuer: str, audience: str,
-                 loader: Callable[[], list[SigningKey]] | None = None, reload_seconds: float = 60.0):
+                 loader: Callable[[float], list[SigningKey]] | None = None, reload_seconds: float = 60.0):
         self._issuer = issuer
         self._audience = audience
-        # With a loader, keys added by `citylogin keys rotate` in another process are picked up:
-        # at most every `reload_seconds`, or sooner when a token names a kid we do not know.
+        # With a loader, keys added by `citylogin keys rotate` or retired in another process are
+        # picked up: every `reload_seconds` (when signing, verifying or publishing the JWKS), or
+        # sooner when a token names a kid we do not know. loader(max_age): the ring read no longer
+        # than max_age seconds ago (0: read now).
         self._loader = loader
         self._reload_seconds = reload_seconds
         self._install(keys)
@@ -108,13 +110,18 @@ class JwtKeyRing:
         return newest_published(self._ordered, created_at=lambda key: key.created_at,
                                 published_for=self._reload_seconds if self._loader else 0, now=now)
 
-    def _reload(self, *, min_age: float) -> None:
+    def _reload(self, *, min_age: float, read_max_age: float = 0.0) -> None:
         if self._loader and time.monotonic() - self._loaded_at >= min_age:
-            self._install(self._loader())
+            self._install(self._loader(read_max_age))
+
+    def _reload_on_interval(self) -> None:
+        """Every reload interval, whether this process signs or only verifies: a retired key stops
+        verifying and the JWKS shows a new one (one Query a process, shared with the refresh secrets)."""
+        self._reload(min_age=self._reload_seconds, read_max_age=self._reload_seconds)
 
     def sign(self, claims: dict, *, ttl_seconds: int, now: datetime | None = None) -> str:
         """A signed JWT of ``claims`` plus iat, nbf, exp, iss and aud; the header names the kid."""
-        self._reload(min_age=self._reload_seconds)
+        self._reload_on_interval()
         issued_at = int(aware_utc(now).timestamp())
         payload = {
             **claims,
@@ -131,6 +138,7 @@ class JwtKeyRing:
 
     def decode(self, token: str, *, now: datetime | None = None) -> dict:
         """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token")."""
+        self._reload_on_interval()
         public_key = self._verification_key(token)
         try:
             claims = jwt.decode(
@@ -163,6 +171,7 @@ class JwtKeyRing:
 
     def jwks(self) -> dict:
         """The public keys as a JWK Set, for /.well-known/jwks.json."""
+        self._reload_on_interval()
         return {"keys": [_public_jwk(key) for key in self._keys.values()]}
 
 

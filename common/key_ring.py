@@ -14,7 +14,7 @@ from common.config import ConfigError, Settings
 from common.crypto import aware_utc
 from common.jwt_keys import (CLOCK_SKEW_SECONDS, SigningKey, new_kid, new_signing_key, private_key_pem,
                              public_key_pem, signing_key_from_pem)
-from common.key_ring_store import KeyRingStore, RingEntry
+from common.key_ring_store import STATE_ACTIVE, STATE_RETIRED, KeyRingStore, RingEntry
 
 CA, JWT, REFRESH = "ca", "jwt", "refresh"
 ROTATED_KINDS = (JWT, REFRESH)
@@ -62,8 +62,18 @@ class RingContents:
     entries: tuple[RingEntry, ...]
 
     def of(self, kind: str) -> list[RingEntry]:
-        """The keys of one kind, oldest first."""
-        return sorted((e for e in self.entries if e.kind == kind), key=lambda e: (e.created_at, e.kid))
+        """The keys of one kind that are not retired, oldest first."""
+        return sorted((e for e in self.entries if e.kind == kind and e.state == STATE_ACTIVE),
+                      key=lambda e: (e.created_at, e.kid))
+
+    def retired(self) -> list[RingEntry]:
+        return sorted((e for e in self.entries if e.state == STATE_RETIRED), key=lambda e: (e.created_at, e.kid))
+
+    def without(self, key_ids: set[str]) -> "RingContents":
+        """The ring with these keys counted as retired (a process never takes back a retirement it saw)."""
+        return RingContents(tuple(e if e.key_id not in key_ids or e.state != STATE_ACTIVE else
+                                  RingEntry(kind=e.kind, kid=e.kid, created_at=e.created_at, private=b"",
+                                            public=None, state=STATE_RETIRED) for e in self.entries))
 
     def newest(self, kind: str) -> RingEntry:
         return self.of(kind)[-1]
@@ -130,6 +140,8 @@ def _find(contents: RingContents, kid: str) -> RingEntry:
     matches = [e for e in contents.entries if kid in (e.kid, e.key_id)]
     if len(matches) != 1:
         raise RetireRefused(f"no key {kid} in the ring" if not matches else f"{kid} is ambiguous: name it kind#kid")
+    if matches[0].state != STATE_ACTIVE:
+        raise RetireRefused(f"{matches[0].key_id} is already retired")
     return matches[0]
 
 
@@ -149,7 +161,8 @@ def retirable_at(contents: RingContents, entry: RingEntry, settings: Settings) -
 
 def retire(store: KeyRingStore, *, kid: str, settings: Settings, force: bool = False,
            now: datetime | None = None) -> RingEntry:
-    """Remove one key; RetireRefused for the CA, the newest of a kind, or (unless `force`) too early."""
+    """Retire one key (its item becomes a tombstone without the key); RetireRefused for the CA, the
+    newest of a kind, or (unless `force`) too early. Every process drops it within its reload interval."""
     contents = read_ring(store)
     entry = _find(contents, kid)
     if entry.kind == CA:
@@ -160,12 +173,13 @@ def retire(store: KeyRingStore, *, kid: str, settings: Settings, force: bool = F
     if not force and aware_utc(now) < until:
         raise RetireRefused(f"{entry.key_id} may still have signed valid tokens until {until:%Y-%m-%d %H:%M:%S} UTC "
                             "(--force retires it now and ends them)")
-    store.delete(entry)
+    if not store.retire(entry, now=aware_utc(now)):
+        raise RetireRefused(f"{entry.key_id} was retired meanwhile")
     return entry
 
 
 def describe(contents: RingContents, *, now: datetime | None = None) -> list[dict]:
-    """Kind, kid, age and role of every key: never private material."""
+    """Kind, kid, age and role of every key, retired ones last: never private material."""
     now = aware_utc(now)
     rows = []
     for kind in (CA, *ROTATED_KINDS):
@@ -174,4 +188,7 @@ def describe(contents: RingContents, *, now: datetime | None = None) -> list[dic
             role = "signing" if entry is entries[-1] else "verify-only"
             rows.append({"kind": kind, "kid": entry.kid, "created_at": entry.created_at,
                          "age_seconds": int((now - entry.created_at).total_seconds()), "state": role})
+    for entry in contents.retired():
+        rows.append({"kind": entry.kind, "kid": entry.kid, "created_at": entry.created_at,
+                     "age_seconds": int((now - entry.created_at).total_seconds()), "state": STATE_RETIRED})
     return rows

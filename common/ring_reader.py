@@ -1,5 +1,6 @@
 """What a running process holds of the key ring: the last read, re-read from DynamoDB when a key
-ring user asks (every CITYLOGIN_KEY_RING_RELOAD_SECONDS, or at once for an unknown kid)."""
+ring user asks (every CITYLOGIN_KEY_RING_RELOAD_SECONDS, whether the process signs or only verifies,
+or at once for an unknown kid)."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from common.config import ConfigError
 from common.crypto import newest_published
 from common.key_ring import REFRESH, RingContents, read_ring
-from common.key_ring_store import KeyRingStore
+from common.key_ring_store import STATE_RETIRED, KeyRingStore
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,13 @@ UNKNOWN_KID_RELOAD_SECONDS = 1.0  # an attacker's made-up kids cost at most one 
 
 
 class RingReader:
-    """The ring as last read; a failed re-read keeps it (a DynamoDB hiccup must not stop signing)."""
+    """The ring as last read; a failed re-read keeps it (a DynamoDB hiccup must not stop signing).
+    A retirement once seen stays: a key whose tombstone is later replaced is not taken back."""
 
     def __init__(self, store: KeyRingStore, contents: RingContents) -> None:
-        self._store, self._contents = store, contents
+        self._store = store
+        self._retired = {entry.key_id for entry in contents.retired()}
+        self._contents = contents
         self._lock = threading.Lock()
         self._read_started = time.monotonic()
 
@@ -30,12 +34,15 @@ class RingReader:
     def contents(self) -> RingContents:
         return self._contents
 
-    def reload(self) -> RingContents:
-        """Re-read the ring (one strongly consistent Query); the last read if that fails. Callers that
-        queued behind a read begun after they asked share its answer: no Query per waiting thread."""
-        requested_at = time.monotonic()
+    def reload(self, *, max_age: float = 0.0) -> RingContents:
+        """The ring re-read (one strongly consistent Query) unless a read began less than `max_age`
+        seconds ago (0: after this call); the last read if that fails. Callers that queued behind a
+        read share its answer: no Query per waiting thread."""
+        wanted_since = time.monotonic() - max_age
+        if self._read_started >= wanted_since:
+            return self._contents
         with self._lock:
-            if self._read_started < requested_at:
+            if self._read_started < wanted_since:
                 started = time.monotonic()
                 self._contents = self._read() or self._contents
                 self._read_started = started
@@ -43,10 +50,16 @@ class RingReader:
 
     def _read(self) -> RingContents | None:
         try:
-            return read_ring(self._store)
+            contents = read_ring(self._store)
         except (BotoCoreError, ClientError, ConfigError) as exc:
             log.warning("key ring not re-read, keeping the keys read before: %s", type(exc).__name__)
             return None
+        self._retired |= {entry.key_id for entry in contents.retired()}
+        taken_back = [e.key_id for e in contents.entries if e.key_id in self._retired and e.state != STATE_RETIRED]
+        if taken_back:
+            log.warning("key ring items %s were retired and are back: still retired", ", ".join(taken_back))
+            contents = contents.without(self._retired)
+        return contents
 
 
 class RefreshSecrets:
@@ -62,14 +75,14 @@ class RefreshSecrets:
         self._oldest_kid = self._entries[0].kid
         self._loaded_at = time.monotonic()
 
-    def _reload(self, *, min_age: float) -> None:
+    def _reload(self, *, min_age: float, read_max_age: float = 0.0) -> None:
         if time.monotonic() - self._loaded_at >= min_age:
-            self._install(self._reader.reload())
+            self._install(self._reader.reload(max_age=read_max_age))
 
     def newest_kid(self) -> str:
         """The kid new refresh tokens are made with: the newest secret that is a reload interval
         old, so every process already knows it (the ring is re-read once per interval)."""
-        self._reload(min_age=self._reload_seconds)
+        self._reload(min_age=self._reload_seconds, read_max_age=self._reload_seconds)
         return newest_published(self._entries, created_at=lambda entry: entry.created_at,
                                 published_for=self._reload_seconds).kid
 
@@ -78,6 +91,8 @@ class RefreshSecrets:
         return self._oldest_kid
 
     def get(self, kid: str) -> bytes | None:
+        # every interval, whether or not this process makes refresh tokens: a retirement reaches it
+        self._reload(min_age=self._reload_seconds, read_max_age=self._reload_seconds)
         if kid not in self._secrets:
             self._reload(min_age=UNKNOWN_KID_RELOAD_SECONDS)
         return self._secrets.get(kid)

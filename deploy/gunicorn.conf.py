@@ -24,7 +24,12 @@ def _metrics_dir():
 
 
 def on_starting(server):
-    """Start from an empty directory: samples of an earlier run would be counted again."""
+    """Check once that the app can start (one line naming the setting if not, before any worker
+    fails alike), and start the metrics from an empty directory: samples of an earlier run would be
+    counted again."""
+    from common.app_factory import check_start
+
+    check_start()
     directory = _metrics_dir()
     if directory:
         os.makedirs(directory, exist_ok=True)

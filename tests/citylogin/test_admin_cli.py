@@ -236,3 +236,32 @@ def test_a_locked_account_pairs_no_new_device(start):
     second.pair(qr_code, username=first.key_file.username, password=PASSWORD)  # nothing was used up
     first.login(PASSWORD)
     assert len(first.get_json("/device/list")["devices"]) == 2  # and nothing half-written by the refusal
+
+
+def audit_lines(path) -> list[dict]:
+    import json
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_every_audit_line_of_an_operator_action_names_the_operator(start, tmp_path):
+    import getpass
+
+    url, ctx, env = start(concurrency_policy="force", max_concurrent_devices=0)
+    audit_file = tmp_path / "operator-audit.jsonl"
+    env = {**env, "CITYLOGIN_AUDIT_LOG": str(audit_file)}
+    first = register_device(url)
+    second = add_device(ctx, first)
+    for client in (first, second):
+        client.login(PASSWORD)
+    username = first.key_file.username
+
+    admin(env, "--operator", "carol@ops", "lock", username)
+    locked = [e for e in audit_lines(audit_file) if e["event"] in ("account_locked", "session_revoked")]
+    assert len(locked) == 3 and {e.get("operator") for e in locked} == {"carol@ops"}, locked
+
+    seen = len(audit_lines(audit_file))
+    admin(env, "unlock", username)     # no --operator: the OS user against a local engine
+    admin(env, "set-limit", username, "2")
+    actions = audit_lines(audit_file)[seen:]
+    assert {e["event"] for e in actions} >= {"account_unlocked", "concurrent_limit_set"}
+    assert {e.get("operator") for e in actions} == {getpass.getuser()}, actions

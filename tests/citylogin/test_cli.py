@@ -3,6 +3,7 @@ and a start that stops with one line naming the variable."""
 from __future__ import annotations
 
 import base64
+import getpass
 import json
 import os
 import stat
@@ -157,9 +158,12 @@ def test_key_changes_go_into_the_audit_stream(cli_env, tmp_path):
     env = {**cli_env, "CITYLOGIN_AUDIT_LOG": str(audit_file)}
     assert invoke(env, "init").exit_code == 0
     assert invoke(env, "keys", "rotate").exit_code == 0
+    assert invoke(env, "keys", "--operator", "dave@ops", "rotate").exit_code == 0
     lines = audit_file.read_text().splitlines()
     events = {(entry["event"], entry["kind"]) for entry in map(json.loads, lines)}
     assert {("key_rotated", "jwt"), ("key_rotated", "refresh")} <= events
+    # Every line names the operator: --operator, else the OS user (against a local engine).
+    assert [entry.get("operator") for entry in map(json.loads, lines)] == [getpass.getuser()] * 2 + ["dave@ops"] * 2
     assert not [line for line in lines if "PRIVATE" in line or "sealed" in line]
 
 
@@ -175,3 +179,16 @@ def test_init_and_keys_against_an_unreachable_endpoint_stop_with_one_line(tmp_pa
         assert result.output.strip().splitlines() == [f"Error: citylogin: cannot reach DynamoDB at {endpoint}/: start "
                                                       "it (`citylogin dynamodb-local`) or correct "
                                                       "CITYLOGIN_DYNAMODB_ENDPOINT_URL"]
+
+
+def test_with_a_kms_key_and_no_endpoint_the_commands_go_to_amazon_dynamodb(tmp_path):
+    # The README's AWS walk-through runs `citylogin init` with CITYLOGIN_KMS_KEY_ID and no endpoint:
+    # it must reach Amazon DynamoDB (here: no credentials, one line), never a DynamoDB Local.
+    env = {"CITYLOGIN_DATA_DIR": str(tmp_path), "CITYLOGIN_KMS_KEY_ID": "alias/citylogin-test",
+           "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"}
+    for command in (["keys", "list"], ["admin", "show", "alice"]):
+        result = invoke(env, *command)
+        assert result.exit_code == 2 and "DynamoDB Local" not in result.output, result.output
+        assert "no DynamoDB to use" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "dynamodb").exists()

@@ -23,7 +23,7 @@ def start_serve(data_dir: Path, port: int) -> subprocess.Popen:
     env.update(CITYLOGIN_DATA_DIR=str(data_dir), CITYLOGIN_PORT=str(port), CITYLOGIN_ARGON2_MEMORY_COST="8192")
     process = subprocess.Popen([sys.executable, "-m", "citylogin.cli", "serve"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # DynamoDB Local alone may take 30 s to start on a loaded machine
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read()
         try:
@@ -78,3 +78,40 @@ def test_serve_registers_persists_and_stops_cleanly(tmp_path):
     # The key ring lives in DynamoDB; the data directory keeps only its generated key-encryption key.
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["key-encryption.key"]
     assert oct((tmp_path / "keys" / "key-encryption.key").stat().st_mode & 0o777) == "0o600"
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`citylogin ARGS` as an operator runs it beside the server: the same data directory, no endpoint."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
+    env.update(CITYLOGIN_DATA_DIR=str(data_dir))
+    return subprocess.run([sys.executable, "-m", "citylogin.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_commands_beside_a_running_serve_use_its_dynamodb_local_never_a_second(tmp_path):
+    port, name = free_port(), unique_name()
+    process = start_serve(tmp_path, port)
+    try:
+        user = {"username": name, "email": f"{name}@example.com", "password": "a long passphrase"}
+        assert requests.post(f"http://127.0.0.1:{port}/registration/", json=user, timeout=30).status_code == 201
+        endpoint = (tmp_path / "dynamodb" / "citylogin-endpoint").read_text().strip()
+
+        for args in (["keys", "list"], ["admin", "show", name]):
+            done = cli(tmp_path, *args)
+            assert done.returncode == 0, done.stderr
+            assert done.stderr.splitlines()[0] == (f"DynamoDB Local of a running citylogin: {endpoint} "
+                                                   f"(data in {(tmp_path / 'dynamodb').resolve()})"), done.stderr
+        assert "signing" in cli(tmp_path, "keys", "list").stdout
+        assert name in cli(tmp_path, "admin", "show", name).stdout
+
+        second = cli(tmp_path, "serve", "--port", str(free_port()))  # would open the same files
+        assert second.returncode != 0 and "Traceback" not in second.stderr
+        refusal = [line for line in second.stderr.splitlines() if line.startswith("Error:")]
+        assert len(refusal) == 1 and f"running at {endpoint}" in refusal[0], second.stderr
+    finally:
+        err = stop_with_ctrl_c(process)
+    assert endpoint == f"http://127.0.0.1:{dynamodb_port(err)}"
+    assert not (tmp_path / "dynamodb" / "citylogin-endpoint").exists()
+    alone = cli(tmp_path, "admin", "show", name)  # nothing runs: the command starts its own, and stops it
+    assert alone.returncode == 0 and alone.stderr.startswith("DynamoDB Local: "), alone.stderr
+    assert not port_open(dynamodb_port(alone.stderr))

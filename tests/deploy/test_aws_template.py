@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -151,3 +152,69 @@ def test_the_trusted_certificate_header_is_the_one_alb_verify_mode_sets(template
     assert rule["ListenerArn"] == {"Ref": "HttpsListener"}
     assert rule["Conditions"][0]["HttpHeaderConfig"] == {"HttpHeaderName": header, "Values": ["*"]}
     assert rule["Actions"][0]["Type"] == "fixed-response"
+
+
+README = TEMPLATE.parents[2] / "README.md"
+
+
+def walk_through_deployments() -> list[dict[str, str]]:
+    """The `--parameter-overrides` of each `aws cloudformation deploy` in the README's Production
+    steps, as {name: value}, in order."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Production\n"):]
+    section = section[:section.index("\n## ", 1)]
+    commands = re.findall(r"aws cloudformation deploy (.*?)(?:\n\s*```)", section.replace("\\\n", " "), re.S)
+    deployments = []
+    for command in commands:
+        overrides = command.split("--parameter-overrides", 1)[1].split()
+        deployments.append(dict(token.split("=", 1) for token in overrides))
+    return deployments
+
+
+def within_bounds(parameter: dict[str, Any], value: str) -> list[str]:
+    """What is wrong with `value` for a CloudFormation parameter; [] if it is allowed."""
+    problems = []
+    if "AllowedValues" in parameter and value not in [str(v) for v in parameter["AllowedValues"]]:
+        problems.append(f"{value!r} not in {parameter['AllowedValues']}")
+    if parameter["Type"] == "Number":
+        number = float(value)
+        if "MinValue" in parameter and number < float(parameter["MinValue"]):
+            problems.append(f"{value} < MinValue {parameter['MinValue']}")
+        if "MaxValue" in parameter and number > float(parameter["MaxValue"]):
+            problems.append(f"{value} > MaxValue {parameter['MaxValue']}")
+    if "AllowedPattern" in parameter and not re.fullmatch(parameter["AllowedPattern"], value):
+        problems.append(f"{value!r} does not match {parameter['AllowedPattern']}")
+    return problems
+
+
+def test_the_readme_walk_through_gives_values_the_template_accepts(template):
+    parameters = template["Parameters"]
+    deployments = walk_through_deployments()
+    assert len(deployments) >= 3, "the README's Production steps deploy the stack three times"
+    first = deployments[0]
+    required = {name for name, p in parameters.items() if "Default" not in p}
+    assert sorted(required - set(first)) == [], "the first deployment must give every parameter without a default"
+    examples = {"$HOST": "login.example.com"}
+    problems = []
+    for number, overrides in enumerate(deployments, 1):
+        for name, value in overrides.items():
+            if name not in parameters:
+                problems.append(f"deploy {number}: no parameter {name}")
+                continue
+            value = examples.get(value, value)
+            if "$" in value or "..." in value or parameters[name]["Type"].startswith(("List<", "AWS::")):
+                continue  # a placeholder the reader fills in
+            problems += [f"deploy {number}: {name}={value}: {p}" for p in within_bounds(parameters[name], value)]
+    assert problems == []
+
+
+def test_the_public_url_is_the_host_name_over_https(template):
+    assert "Default" not in template["Parameters"]["HostName"]
+    assert container_environment(template)["CITYLOGIN_PUBLIC_URL"] == {"Fn::Sub": "https://${HostName}"}
+    assert {"HostName": "$HOST"}.items() <= walk_through_deployments()[0].items()
+
+
+def test_the_task_memory_text_says_the_real_argon2_memory():
+    text = TEMPLATE.read_text(encoding="utf-8")
+    mib = Settings.model_fields["argon2_memory_cost"].default // 1024
+    assert f"{mib} MiB by default" in text and "64 MiB" not in text

@@ -33,6 +33,7 @@ def running_gunicorn(env: dict[str, str], *options: str, cwd: Path | None = None
     """The all-in-one app under gunicorn with `options` on 127.0.0.1:<free port>; yields its base URL."""
     port = free_port()
     argv = [str(GUNICORN), *options, "-b", f"127.0.0.1:{port}", "citylogin.app:create_app()"]
+    env = {"CITYLOGIN_PUBLIC_URL": f"http://127.0.0.1:{port}", **env}  # required under gunicorn
     with running_process(argv, port=port, env=env, cwd=cwd, timeout=timeout) as url:
         yield url
 

@@ -1,0 +1,95 @@
+"""SPEC §10, keys: every process re-reads the key ring on its reload interval whether or not it
+signs, so a process that only verifies publishes a rotated key and drops a retired one within the
+interval; a retirement edited back in DynamoDB without the key-encryption key is not taken back."""
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import jwt
+import pytest
+import requests
+from click.testing import CliRunner
+
+from citylogin.cli import main
+from common import dynamo
+from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.support.fixtures import app_servers, problem
+from tests.support.live import PASSWORD, register_device
+from tests.support.services import running_service
+
+RELOAD_SECONDS = 1.0
+WITHIN = 4 * RELOAD_SECONDS + 4  # the interval, plus a loaded machine's slack
+
+
+def kid_of(token: str) -> str:
+    return jwt.get_unverified_header(token)["kid"]
+
+
+def me(url: str, token: str) -> requests.Response:
+    return requests.get(url + "/session/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def published(url: str) -> set[str]:
+    return {key["kid"] for key in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"]}
+
+
+def eventually(check, what: str) -> float:
+    """Seconds until check() holds; fails after WITHIN."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < WITHIN, f"{what} not within {WITHIN} s"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def shared(dynamodb_endpoint, tmp_path) -> dict:
+    """The settings every process of one deployment shares (its own key ring)."""
+    return {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(tmp_path),
+            "table_prefix": unique_name("reload") + "_", "key_ring_reload_seconds": RELOAD_SECONDS,
+            "key_encryption_key": base64.b64encode(os.urandom(32)).decode(), "log_level": "WARNING", **FAST_ARGON2}
+
+
+def keys(env: dict, *args: str) -> str:
+    result = CliRunner().invoke(main, ["keys", *args], env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_process_that_only_verifies_sees_a_rotation_and_a_retirement(shared):
+    env = config_env(shared)
+    with app_servers(shared) as start:
+        signer_url, ctx = start()
+        client = register_device(signer_url)
+        client.login(PASSWORD)
+        old_token, old_kid = client.access_token, kid_of(client.access_token)
+        with running_service("session_manager.app_session_manager", env) as verifier:
+            assert me(verifier, old_token).status_code == 200
+            assert published(verifier) == {old_kid}
+
+            new_kid = keys(env, "rotate").split("new jwt key ")[1].split()[0]
+            # No request names the new kid and the verifier signs nothing: its JWKS still shows it.
+            seconds = eventually(lambda: new_kid in published(verifier), "the new key in the verifier's JWKS")
+            print(f"rotation published by the verifier after {seconds:.1f} s")
+
+            keys(env, "retire", "--force", old_kid)
+            seconds = eventually(lambda: me(verifier, old_token).status_code == 401,
+                                 "the retired key refused by the verifier")
+            assert problem(me(verifier, old_token))[:2] == (401, "invalid_token")
+            print(f"retirement reached the verifier after {seconds:.1f} s")
+            assert published(verifier) == {new_kid}
+            assert "retired" in keys(env, "list")
+
+            # A writer without the key-encryption key marks the retired key active again.
+            client_db = dynamo.make_client(region="us-east-1", endpoint_url=shared["dynamodb_endpoint_url"])
+            client_db.update_item(TableName=shared["table_prefix"] + "key_ring",
+                                  Key={"ring": {"S": "main"}, "key_id": {"S": f"jwt#{old_kid}"}},
+                                  UpdateExpression="SET #s = :active", ExpressionAttributeNames={"#s": "state"},
+                                  ExpressionAttributeValues={":active": {"S": "active"}})
+            time.sleep(2 * RELOAD_SECONDS)
+            assert problem(me(verifier, old_token))[:2] == (401, "invalid_token")
+            with running_service("session_manager.app_session_manager", env) as fresh:  # no memory of it
+                assert problem(me(fresh, old_token))[:2] == (401, "invalid_token")
+                assert published(fresh) == {new_kid}
