@@ -118,6 +118,12 @@ class Settings(BaseModel):
     login_max_failures: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)
     challenges_per_minute_per_ip: int = Field(default=120, ge=1)
+    # registration (SPEC §4): new-account attempts per client IP an hour, and how many of them may
+    # be refused as username_taken / email_taken (past that, every attempt is 429 for the hour)
+    registrations_per_hour_per_ip: int = Field(default=20, ge=1)
+    registration_refusals_per_hour_per_ip: int = Field(default=10, ge=1)
+    # certificate renewals (POST /device/renew) per device a day: each one grows the CRL
+    renewals_per_day_per_device: int = Field(default=4, ge=1)
     # notifications (SPEC §7)
     notifier: NotifierBackend = NotifierBackend.CONSOLE
     ses_sender: str | None = None

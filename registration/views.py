@@ -52,7 +52,8 @@ def register():
         new = parse_model(NewUserRequest, body)
         result = service.register_user(
             ctx(), username=new.username, email=str(new.email), password=new.password,
-            device_name=new.device_name, public_key=new.public_key, csr=new.csr, device_class=new.device_class)
+            device_name=new.device_name, public_key=new.public_key, csr=new.csr, device_class=new.device_class,
+            ip=current_caller().ip)
     return jsonify(result.model_dump(exclude_none=True)), 201
 
 
