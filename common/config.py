@@ -91,6 +91,9 @@ class Settings(BaseModel):
     argon2_time_cost: int = Field(default=2, ge=1, le=20)
     argon2_memory_cost: int = Field(default=19456, ge=8192, le=4194304)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    # parameter sets of hashes still stored from earlier settings, e.g. "t=3,m=65536,p=4" (several
+    # separated by ";"): every password check then costs one verify of each set (README "Passwords")
+    argon2_legacy_parameters: str = ""
     password_hash_slots: int = Field(default=0, ge=0, le=256)
     password_hash_queue: int = Field(default=0, ge=0, le=4096)
     password_hash_memory_mib: int = Field(default=512, ge=16)
@@ -148,6 +151,16 @@ class Settings(BaseModel):
         parse_class_limits(value)
         return value
 
+    @field_validator("argon2_legacy_parameters")
+    @classmethod
+    def _argon2_parameter_sets(cls, value: str) -> str:
+        parse_argon2_parameter_sets(value)
+        return value
+
+    @property
+    def argon2_legacy(self) -> list[tuple[int, int, int]]:
+        return parse_argon2_parameter_sets(self.argon2_legacy_parameters)
+
     @property
     def class_limits(self) -> dict[str, int]:
         return parse_class_limits(self.device_class_limits)
@@ -174,6 +187,20 @@ def parse_class_limits(value: str) -> dict[str, int]:
             raise ValueError(f"{part!r}: write each class once as class=N with N >= 1")
         limits[name] = int(count)
     return limits
+
+
+def parse_argon2_parameter_sets(value: str) -> list[tuple[int, int, int]]:
+    """"t=3,m=65536,p=4; t=2,m=19456,p=1" -> [(3, 65536, 4), (2, 19456, 1)]; ValueError names what is wrong."""
+    sets = []
+    for part in filter(None, (p.strip() for p in value.split(";"))):
+        fields = dict(f.strip().partition("=")[::2] for f in part.split(","))
+        if set(fields) != {"t", "m", "p"} or not all(v.strip().isdigit() for v in fields.values()):
+            raise ValueError(f"{part!r}: write each set as t=<passes>,m=<KiB>,p=<lanes>")
+        t, m, p = (int(fields[k]) for k in "tmp")
+        if t < 1 or m < 8 * p or p < 1:
+            raise ValueError(f"{part!r}: not Argon2id parameters (t >= 1, p >= 1, m >= 8p KiB)")
+        sets.append((t, m, p))
+    return sets
 
 
 def decode_key_encryption_key(value: SecretStr) -> bytes:
