@@ -139,13 +139,13 @@ def count_failed_attempt(ctx: AppContext, *, username: str, user: UserRecord, ca
 # --- the password ------------------------------------------------------------------------
 
 def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> bool:
-    if user is None:
-        ctx.passwords.verify_dummy(password)  # unknown users cost the same time
-        return False
-    if not ctx.passwords.verify(user.password_hash, password):
+    # check(): an unknown user, and a hash of current or of legacy parameters, cost the same time
+    matched = ctx.passwords.check(user.password_hash if user else None, password)
+    if user is None or not matched:
         return False
     if ctx.passwords.needs_rehash(user.password_hash):
-        users.update_password_hash(ctx, user_uuid=user.user_uuid, password_hash=ctx.passwords.hash(password))
+        users.rehash_password(ctx, user_uuid=user.user_uuid, verified_hash=user.password_hash,
+                              password_hash=ctx.passwords.hash(password))
     return True
 
 

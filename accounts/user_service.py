@@ -64,8 +64,10 @@ def username_owner_read(ctx: AppContext, *, username: str) -> KeyRead[str | None
     return KeyRead(ctx.tables.claims, UserStore.username_key(username), UserStore.owner_from_claim_item)
 
 
-def update_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> None:
-    user_store(ctx).set_password_hash(user_uuid, password_hash)
+def rehash_password(ctx: AppContext, *, user_uuid: str, verified_hash: str, password_hash: str) -> bool:
+    """Replace `verified_hash` by a hash of the same password with the current parameters, only if
+    it is still the stored one: a password changed or reset meanwhile is never put back."""
+    return user_store(ctx).rehash_password(user_uuid, verified_hash, password_hash)
 
 
 # --- operators (citylogin admin) ------------------------------------------------------------

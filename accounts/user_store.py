@@ -115,10 +115,12 @@ class UserStore:
                                     ConsistentRead=True).get("Item")
         return self.owner_from_claim_item(item)
 
-    def _update_existing(self, user_uuid: str, expression: str, values: dict[str, Any] | None = None) -> bool:
+    def _update_existing(self, user_uuid: str, expression: str, values: dict[str, Any] | None = None, *,
+                         condition: str | None = None) -> bool:
         """Apply `expression` to an existing user; False if there is no such user (or it is being deleted)."""
         args: dict[str, Any] = {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
-                                "UpdateExpression": expression, "ConditionExpression": _USABLE}
+                                "UpdateExpression": expression,
+                                "ConditionExpression": f"{_USABLE} AND {condition}" if condition else _USABLE}
         if values:
             args["ExpressionAttributeValues"] = values
         try:
@@ -151,11 +153,12 @@ class UserStore:
         return {"ConditionCheck": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
                                    "ConditionExpression": _USABLE}}
 
-    def set_password_hash(self, user_uuid: str, password_hash: str) -> None:
-        self.client.update_item(
-            TableName=self.users, Key={"user_uuid": {"S": user_uuid}},
-            UpdateExpression="SET password_hash = :h", ConditionExpression="attribute_exists(user_uuid)",
-            ExpressionAttributeValues={":h": {"S": password_hash}})
+    def rehash_password(self, user_uuid: str, verified_hash: str, password_hash: str) -> bool:
+        """Set `password_hash` if `verified_hash` is still the stored hash; False if not (a change,
+        a reset or the account's deletion came first)."""
+        return self._update_existing(user_uuid, "SET password_hash = :h",
+                                     {":h": {"S": password_hash}, ":verified": {"S": verified_hash}},
+                                     condition="password_hash = :verified")
 
     # --- password reset and account deletion ----------------------------------------------
 

@@ -2,6 +2,11 @@
 failed logins of unknown ones, interleaved, POST /login/ alone timed.
 
     .venv/bin/python bench/login_timing.py [-n 300] [--argon2-time-cost 3 ...] [--out FILE]
+    .venv/bin/python bench/login_timing.py [--dormant t=3,m=65536,p=4] [--legacy t=3,m=65536,p=4]
+
+With --dormant the known users are dormant accounts: their stored hashes are replaced by hashes of
+those (older) parameters, as an account that has not logged in since the settings changed keeps;
+--legacy sets CITYLOGIN_ARGON2_LEGACY_PARAMETERS (README "Passwords").
 
 Starts DynamoDB Local (in memory) and gunicorn on 127.0.0.1 as run_bench.py does, with the
 lockout limits raised so that nothing locks, and stops both at the end. Not a test.
@@ -23,7 +28,10 @@ from pathlib import Path
 from loadgen import local_session, percentile
 from servers import LOCALHOST_ONLY, app_environment, gunicorn_app, run_init
 from citylogin.client import Client, sign_challenge
-from common.config import Settings
+from accounts.user_store import UserStore
+from common import dynamo
+from common.config import Settings, parse_argon2_parameter_sets
+from common.crypto import PasswordHasher
 from common.dynamodb_local import DynamoDBLocal
 
 PASSWORD = "Bench-" + secrets.token_hex(8)
@@ -76,12 +84,26 @@ class FailedLogin:
         return elapsed * 1000
 
 
-def measure(base_url: str, n: int, run_id: str) -> dict[str, list[float]]:
+def make_dormant(endpoint_url: str, user_uuids: list[str], parameters: tuple[int, int, int]) -> None:
+    """Store a hash of `parameters` as these users' passwords, straight into the users table."""
+    t, m, p = parameters
+    old_hash = PasswordHasher(time_cost=t, memory_cost=m, parallelism=p).hash(PASSWORD)
+    tables = dynamo.TableNames.with_prefix("bench_")
+    store = UserStore(dynamo.make_client(region="us-east-1", endpoint_url=endpoint_url),
+                      users_table=tables.users, claims_table=tables.claims)
+    for user_uuid in user_uuids:
+        store.replace_password_hash(user_uuid, old_hash)
+
+
+def measure(base_url: str, n: int, run_id: str, dormant=None) -> dict[str, list[float]]:
     """n failed logins of known and of unknown usernames, alternating; the order within each pair
     flips every pair so that neither kind always follows the other. Each kind cycles through
     NAMES_PER_KIND names, so the per-username failure counters grow alike on both sides."""
     attacker = register(base_url, f"t{run_id}_attacker")
-    names = {"known": [register(base_url, f"t{run_id}_known{i}").key_file.username for i in range(NAMES_PER_KIND)],
+    known = [register(base_url, f"t{run_id}_known{i}").key_file for i in range(NAMES_PER_KIND)]
+    if dormant is not None:
+        dormant([key_file.user_uuid for key_file in known])
+    names = {"known": [key_file.username for key_file in known],
              "unknown": [f"t{run_id}_nobody_{secrets.token_hex(6)}" for _ in range(NAMES_PER_KIND)]}
     fail = FailedLogin(attacker)
     for i in range(WARMUP):
@@ -131,9 +153,9 @@ def report(samples: dict[str, list[float]]) -> dict:
     }
 
 
-def render(result: dict, argon2: dict[str, int]) -> str:
+def render(result: dict, argon2: dict[str, int], known_as: str = "") -> str:
     lines = [f"cpus {len(os.sched_getaffinity(0))}, Argon2id t={argon2['time_cost']} m={argon2['memory_cost']} KiB "
-             f"p={argon2['parallelism']}, load average {os.getloadavg()[0]:.2f}", "",
+             f"p={argon2['parallelism']}, load average {os.getloadavg()[0]:.2f}{known_as}", "",
              f"{'failed login (wrong password)':32} {'n':>5} {'p50 ms':>9} {'p90 ms':>9}", "-" * 58]
     for kind in ("known", "unknown"):
         s = result[kind]
@@ -153,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--argon2-time-cost", type=int, default=defaults.argon2_time_cost)
     parser.add_argument("--argon2-memory-cost", type=int, default=defaults.argon2_memory_cost, help="KiB")
     parser.add_argument("--argon2-parallelism", type=int, default=defaults.argon2_parallelism)
+    parser.add_argument("--dormant", help="known users keep hashes of these parameters, e.g. t=3,m=65536,p=4")
+    parser.add_argument("--legacy", help="CITYLOGIN_ARGON2_LEGACY_PARAMETERS for the server")
     parser.add_argument("--out", type=Path, help="also write the samples and the summary as JSON")
     args = parser.parse_args(argv)
+    dormant_parameters = parse_argon2_parameter_sets(args.dormant)[0] if args.dormant else None
     argon2 = {"time_cost": args.argon2_time_cost, "memory_cost": args.argon2_memory_cost,
               "parallelism": args.argon2_parallelism}
     os.environ.update(LOCALHOST_ONLY)
@@ -163,17 +188,24 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="citylogin-timing-") as tmp, DynamoDBLocal() as db:
             env = app_environment(endpoint_url=db.endpoint_url, data_dir=Path(tmp) / "data")
             env |= NO_LIMITS | {f"CITYLOGIN_ARGON2_{k.upper()}": str(v) for k, v in argon2.items()}
+            if args.legacy:
+                env["CITYLOGIN_ARGON2_LEGACY_PARAMETERS"] = args.legacy
             _log("citylogin init: " + run_init(env).replace("\n", "; "))
             with gunicorn_app(env, log_path=Path(tmp) / "gunicorn.log") as app:
                 _log(f"gunicorn ready on {app.base_url}; {args.n} failed logins of each kind, interleaved")
-                samples = measure(app.base_url, args.n, secrets.token_hex(3))
+                dormant = None if dormant_parameters is None else (
+                    lambda uuids: make_dormant(db.endpoint_url, uuids, dormant_parameters))
+                samples = measure(app.base_url, args.n, secrets.token_hex(3), dormant=dormant)
     finally:
         signal.alarm(0)
     result = report(samples)
-    print(render(result, argon2))
+    known_as = (f"; known users dormant ({args.dormant})" if args.dormant else "") + \
+               (f"; legacy parameters {args.legacy}" if args.legacy else "")
+    print(render(result, argon2, known_as))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"argon2": argon2, "summary": result, "samples_ms": samples}, indent=2) + "\n")
+        args.out.write_text(json.dumps({"argon2": argon2, "dormant": args.dormant, "legacy": args.legacy,
+                                        "summary": result, "samples_ms": samples}, indent=2) + "\n")
     return 0
 
 

@@ -94,6 +94,9 @@ class Settings(BaseModel):
     argon2_time_cost: int = Field(default=2, ge=1, le=20)
     argon2_memory_cost: int = Field(default=19456, ge=8192, le=4194304)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    # parameter sets of hashes still stored from earlier settings, e.g. "t=3,m=65536,p=4" (several
+    # separated by ";"): every password check then costs one verify of each set (README "Passwords")
+    argon2_legacy_parameters: str = ""
     password_hash_slots: int = Field(default=0, ge=0, le=256)
     password_hash_queue: int = Field(default=0, ge=0, le=4096)
     password_hash_memory_mib: int = Field(default=512, ge=16)
@@ -134,6 +137,12 @@ class Settings(BaseModel):
     login_max_failures: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)
     challenges_per_minute_per_ip: int = Field(default=120, ge=1)
+    # registration (SPEC §4): new-account attempts per client IP an hour, and how many of them may
+    # be refused as username_taken / email_taken (past that, every attempt is 429 for the hour)
+    registrations_per_hour_per_ip: int = Field(default=20, ge=1)
+    registration_refusals_per_hour_per_ip: int = Field(default=10, ge=1)
+    # certificate renewals (POST /device/renew) per device a day: each one grows the CRL
+    renewals_per_day_per_device: int = Field(default=4, ge=1)
     # notifications (SPEC §7)
     notifier: NotifierBackend = NotifierBackend.CONSOLE
     ses_sender: str | None = None
@@ -159,6 +168,16 @@ class Settings(BaseModel):
     def _class_equals_count_pairs(cls, value: str) -> str:
         parse_class_limits(value)
         return value
+
+    @field_validator("argon2_legacy_parameters")
+    @classmethod
+    def _argon2_parameter_sets(cls, value: str) -> str:
+        parse_argon2_parameter_sets(value)
+        return value
+
+    @property
+    def argon2_legacy(self) -> list[tuple[int, int, int]]:
+        return parse_argon2_parameter_sets(self.argon2_legacy_parameters)
 
     @property
     def class_limits(self) -> dict[str, int]:
@@ -186,6 +205,20 @@ def parse_class_limits(value: str) -> dict[str, int]:
             raise ValueError(f"{part!r}: write each class once as class=N with N >= 1")
         limits[name] = int(count)
     return limits
+
+
+def parse_argon2_parameter_sets(value: str) -> list[tuple[int, int, int]]:
+    """"t=3,m=65536,p=4; t=2,m=19456,p=1" -> [(3, 65536, 4), (2, 19456, 1)]; ValueError names what is wrong."""
+    sets = []
+    for part in filter(None, (p.strip() for p in value.split(";"))):
+        fields = dict(f.strip().partition("=")[::2] for f in part.split(","))
+        if set(fields) != {"t", "m", "p"} or not all(v.strip().isdigit() for v in fields.values()):
+            raise ValueError(f"{part!r}: write each set as t=<passes>,m=<KiB>,p=<lanes>")
+        t, m, p = (int(fields[k]) for k in "tmp")
+        if t < 1 or m < 8 * p or p < 1:
+            raise ValueError(f"{part!r}: not Argon2id parameters (t >= 1, p >= 1, m >= 8p KiB)")
+        sets.append((t, m, p))
+    return sets
 
 
 def decode_key_encryption_key(value: SecretStr) -> bytes:

@@ -116,7 +116,8 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
         refresh_secrets=RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds),
         passwords=PasswordHasher(time_cost=settings.argon2_time_cost,
                                  memory_cost=settings.argon2_memory_cost,
-                                 parallelism=settings.argon2_parallelism, slots=hash_slots(settings)),
+                                 parallelism=settings.argon2_parallelism, slots=hash_slots(settings),
+                                 legacy=settings.argon2_legacy),
         notifier=make_notifier(backend=settings.notifier.value, region=settings.aws_region,
                                ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn),
     )

@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 from pathlib import Path
 
 import argon2
@@ -26,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA87PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from common.hash_slots import QUEUE_PER_SLOT, HashSlots, available_cores
+
+log = logging.getLogger(__name__)
 
 DeviceKey = ec.EllipticCurvePublicKey | Ed25519PublicKey | MLDSA87PublicKey
 
@@ -90,11 +93,20 @@ def keyed_token(secret: bytes, message: str) -> str:
 # --- passwords ------------------------------------------------------------------------
 
 
+Argon2Parameters = tuple[int, int, int]  # (time_cost, memory_cost KiB, parallelism)
+
+
 class PasswordHasher:
     """Argon2id password hashing with the parameters from config; every hash and verify runs in
-    one of `slots` (common/hash_slots.py), so a burst queues or is refused instead of thrashing."""
+    one of `slots` (common/hash_slots.py), so a burst queues or is refused instead of thrashing.
 
-    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int, slots: HashSlots | None = None):
+    Hashes made with `legacy` parameters (earlier settings, until every such account has logged
+    in again) verify more slowly or quickly than current ones, so `check` makes every password
+    check verify once per parameter set in use: the stored hash for its own set, a dummy for each
+    other. An unknown user, a current hash and a legacy one then cost the same."""
+
+    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int, slots: HashSlots | None = None,
+                 legacy: Sequence[Argon2Parameters] = ()):
         self._hasher = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost,
@@ -102,8 +114,13 @@ class PasswordHasher:
             type=argon2.Type.ID,
         )
         self._slots = slots or HashSlots(slots=available_cores(), queue=QUEUE_PER_SLOT * available_cores())
-        # Unknown users are checked against this so they cost as much as real ones.
-        self._dummy_hash = self._hasher.hash(new_token())
+        # One dummy hash per parameter set in use, current first: what a check pays for the sets
+        # the stored hash was not made with (for an unknown user, all of them).
+        self._dummies: dict[Argon2Parameters, str] = {}
+        for t, m, p in [(time_cost, memory_cost, parallelism), *legacy]:
+            self._dummies.setdefault((t, m, p), argon2.PasswordHasher(
+                time_cost=t, memory_cost=m, parallelism=p, type=argon2.Type.ID).hash(new_token()))
+        self._undeclared_seen: set[Argon2Parameters] = set()
 
     def hash(self, password: str) -> str:
         """Return the encoded Argon2id hash of ``password`` (random salt)."""
@@ -119,6 +136,28 @@ class PasswordHasher:
             except (VerificationError, InvalidHashError, UnicodeEncodeError):
                 return False
 
+    def check(self, stored_hash: str | None, password: str) -> bool:
+        """``verify`` for a password check that must not tell by its time whether the user exists
+        (``stored_hash`` None) or which parameters made the hash: one verify per parameter set in use."""
+        own = self._parameters(stored_hash) if stored_hash else None
+        matched = self.verify(stored_hash, password) if stored_hash else False
+        for parameters, dummy in self._dummies.items():
+            if parameters != own:
+                self.verify(dummy, password)
+        return matched
+
+    def _parameters(self, stored_hash: str) -> Argon2Parameters | None:
+        try:
+            found = argon2.extract_parameters(stored_hash)
+        except InvalidHashError:
+            return None
+        parameters = (found.time_cost, found.memory_cost, found.parallelism)
+        if parameters not in self._dummies and parameters not in self._undeclared_seen:
+            self._undeclared_seen.add(parameters)  # once per process and set: its checks take longer
+            log.warning("a stored password hash has Argon2id parameters t=%d,m=%d,p=%d that are neither "
+                        "current nor in CITYLOGIN_ARGON2_LEGACY_PARAMETERS: add them there", *parameters)
+        return parameters
+
     def needs_rehash(self, stored_hash: str) -> bool:
         """True if ``stored_hash`` was made with other parameters (or cannot be parsed)."""
         try:
@@ -127,8 +166,8 @@ class PasswordHasher:
             return True
 
     def verify_dummy(self, password: str) -> None:
-        """Spend the time of one ``verify`` so an unknown username is not revealed by timing."""
-        self.verify(self._dummy_hash, password)
+        """Spend the time of one ``check`` so an unknown username is not revealed by timing."""
+        self.check(None, password)
 
 
 # --- opaque tokens --------------------------------------------------------------------

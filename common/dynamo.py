@@ -3,6 +3,7 @@ SPEC §8, item (de)serialisation and the translation of condition failures."""
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable
@@ -121,7 +122,45 @@ def make_client(*, region: str, endpoint_url: str | None, connect_timeout: float
         # DynamoDB Local accepts any credentials; real AWS uses the normal credential chain.
         extra = {"endpoint_url": endpoint_url, "aws_access_key_id": "local",
                  "aws_secret_access_key": "local"}
-    return boto3.client("dynamodb", region_name=region, config=config, **extra)
+    client = boto3.client("dynamodb", region_name=region, config=config, **extra)
+    retry_transaction_conflicts(client)
+    return client
+
+
+# A write that met another transaction on one of its items is retried: nothing was written, and
+# the retry sees the other's outcome (a claim taken is then a condition failure, a 409), so a
+# person never gets a 503 for a race. Bounded, with full jitter so that racers spread out.
+CONFLICT_ATTEMPTS = 8
+CONFLICT_BASE_DELAY = 0.02
+CONFLICT_MAX_DELAY = 0.25
+
+
+def is_transaction_conflict(error_code_: str, reasons: Iterable[str]) -> bool:
+    """A write refused only because another transaction holds an item: TransactionConflictException
+    (a single-item write), or a cancelled transaction whose reasons are conflicts and no refusal."""
+    if error_code_ == "TransactionConflictException":
+        return True
+    found = set(reasons) - {"None"}
+    return error_code_ == "TransactionCanceledException" and bool(found) and found <= {"TransactionConflict"}
+
+
+def _conflict_delay(*, response: Any = None, attempts: int = 0, **_: Any) -> float | None:
+    """botocore's needs-retry hook: seconds to wait before retrying a conflicted write, else None
+    (the standard retry handler decides as before)."""
+    if response is None or attempts >= CONFLICT_ATTEMPTS:
+        return None
+    parsed = response[1]
+    reasons = [r.get("Code", "None") for r in parsed.get("CancellationReasons") or []]
+    if not is_transaction_conflict(parsed.get("Error", {}).get("Code", ""), reasons):
+        return None
+    return random.uniform(0, min(CONFLICT_MAX_DELAY, CONFLICT_BASE_DELAY * 2 ** attempts))
+
+
+def retry_transaction_conflicts(client) -> None:
+    """Retry `client`'s writes that met a concurrent transaction (CONFLICT_ATTEMPTS in all), before
+    botocore's own retries are asked; what still conflicts then is an outage (503)."""
+    client.meta.events.register_first("needs-retry.dynamodb", _conflict_delay,
+                                      unique_id="citylogin-transaction-conflicts")
 
 
 def ensure_tables(client, names: TableNames) -> list[str]:

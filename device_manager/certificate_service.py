@@ -15,7 +15,8 @@ from common.challenges import consume_challenge, signature_bytes
 from common.context import AppContext
 from common.crl import RevokedCertificate, build_crl, crl_pem
 from common.crypto import DeviceKey, key_type_name
-from common.errors import Conflict, ErrorCode, Unauthorized
+from common.errors import Conflict, ErrorCode, TooManyRequests, Unauthorized
+from common.rate_limits import RateLimitStore
 from common.timefmt import iso, parse_iso
 from device_manager.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
 from device_manager.service import (CRL_CACHE, DeviceRevoked, _device_key, device_signed, device_store,
@@ -25,6 +26,7 @@ from device_manager.store import DeviceChanged, WriteRefused
 RENEW_PURPOSE = "citylogin-renew:"  # the current key signs this prefix + the challenge
 CRL_VALIDITY = timedelta(hours=24)  # its nextUpdate: at most 24 h ahead (SPEC §4)
 CRL_CACHE_TIME = timedelta(seconds=15)  # crl-sync every 30 s: an unbind reaches nginx within a minute
+RENEWAL_WINDOW_SECONDS = 86400
 CRL_REASONS = {REASON_UNBOUND: x509.ReasonFlags.cessation_of_operation,
                REASON_SUPERSEDED: x509.ReasonFlags.superseded}
 
@@ -58,7 +60,9 @@ def _next_key(record: DeviceRecord, *, public_key: str | None, csr: str | None) 
 def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challenge: str, signature: str,
                       public_key: str | None, csr: str | None) -> RenewedCertificate:
     """A new certificate for the caller's own device (same device_id), on a new key if one is sent.
-    The old certificate is superseded at once: it can no longer log in and goes into the CRL."""
+    The old certificate is superseded at once: it can no longer log in and goes into the CRL, so a
+    device renews at most CITYLOGIN_RENEWALS_PER_DAY_PER_DEVICE times a day (429 too_many_attempts)."""
+    _take_renewal(ctx, user_uuid=user_uuid, device_id=device_id)
     challenge_was_valid = consume_challenge(ctx, challenge)  # single-use, whatever the outcome
     record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
     recheck_device(ctx, record, fingerprint=record.fingerprint)  # revoked, or expired beyond the grace
@@ -75,6 +79,15 @@ def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challe
     return RenewedCertificate(device_id=device_id, client_cert=base64.b64encode(renewed.cert_pem.encode()).decode(),
                               fingerprint=renewed.fingerprint, ca_cert=ctx.ca.certificate_pem(),
                               cert_expires_at=renewed.cert_expires_at)
+
+
+def _take_renewal(ctx: AppContext, *, user_uuid: str, device_id: str) -> None:
+    now = int(ctx.now().timestamp())
+    if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
+            f"renew#device:{device_id}", limit=ctx.settings.renewals_per_day_per_device,
+            window_seconds=RENEWAL_WINDOW_SECONDS, now=now, user_uuid=user_uuid) is None:  # deletion finds it
+        raise TooManyRequests("This device has renewed its certificate too often today; try again later.",
+                              retry_after=RENEWAL_WINDOW_SECONDS - now % RENEWAL_WINDOW_SECONDS)
 
 
 def _store_renewal(ctx: AppContext, *, record: DeviceRecord, renewed: DeviceRecord, now: datetime) -> None:

@@ -36,7 +36,7 @@ def crl():
 @bp.post("/renew")
 @require_session
 @operation("Renew the calling device's certificate, on a new key if one is sent", body=RenewRequest,
-           response=RenewedCertificate, status=201, auth=True, errors=(403, 409))
+           response=RenewedCertificate, status=201, auth=True, errors=(403, 409, 429))
 def renew():
     body = parse_body(RenewRequest)
     principal = current_principal()

@@ -56,7 +56,7 @@ def register():
         result = service.register_user(
             ctx(), username=new.username, email=str(new.email), password=new.password,
             device_name=new.device_name, public_key=new.public_key, csr=new.csr, device_class=new.device_class,
-            locale=chosen_locale(new.locale))
+            locale=chosen_locale(new.locale), ip=current_caller().ip)
     return jsonify(result.model_dump(exclude_none=True)), 201
 
 

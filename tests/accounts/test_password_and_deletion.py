@@ -171,3 +171,24 @@ def test_deleting_the_account_frees_the_names_and_revokes_the_certificates(make_
     again.register(username=username, email=f"{username}@example.com", password=PASSWORD)
     assert again.key_file.user_uuid != user_uuid
     assert again.login(PASSWORD)["user_uuid"] == again.key_file.user_uuid
+
+
+def test_a_rehash_racing_a_password_change_never_puts_the_old_password_back(make_server):
+    """A login that verified a hash of older parameters rehashes it after the check; if the password
+    changed in between (the login read the user before the change), the rehash must not write a
+    hash of the old password over the new one."""
+    from argon2 import PasswordHasher
+
+    from accounts import credential_service, user_service
+
+    url, ctx = make_server()
+    client = register_device(url)
+    client.login(PASSWORD)
+    user_uuid = client.key_file.user_uuid
+    older = PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1).hash(PASSWORD)  # needs a rehash
+    assert user_service.replace_password_hash(ctx, user_uuid=user_uuid, password_hash=older)
+    read_by_the_login = user_service.get_user(ctx, user_uuid=user_uuid)
+    assert change(client, PASSWORD).status_code == 204           # the change lands in between
+    assert credential_service._password_ok(ctx, read_by_the_login, PASSWORD)  # verified, then rehashes
+    stored = user_service.get_user(ctx, user_uuid=user_uuid).password_hash
+    assert ctx.passwords.check(stored, NEW_PASSWORD) and not ctx.passwords.check(stored, PASSWORD)

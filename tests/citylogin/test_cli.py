@@ -22,7 +22,7 @@ from common.jwt_keys import JwtKeyRing, load_or_create_jwt_keys
 from common.key_encryption import AesGcmKeyEncryptor
 from common.key_ring import CA, JWT, REFRESH, read_ring
 from common.key_ring_store import KeyRingStore
-from tests.conftest import FAST_ARGON2, unique_name
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device
 
@@ -95,7 +95,7 @@ def test_init_imports_an_older_data_directory_once(cli_env, tmp_path):
     # A session from before the upgrade: its 3-part refresh token and its access token still work.
     config = {"dynamodb_endpoint_url": cli_env["CITYLOGIN_DYNAMODB_ENDPOINT_URL"], "data_dir": str(tmp_path),
               "table_prefix": cli_env["CITYLOGIN_TABLE_PREFIX"], "create_tables": False, "log_level": "WARNING",
-              "key_encryption_key": cli_env["CITYLOGIN_KEY_ENCRYPTION_KEY"], **FAST_ARGON2}
+              "key_encryption_key": cli_env["CITYLOGIN_KEY_ENCRYPTION_KEY"], **FAST_ARGON2, **RAISED_LIMITS}
     with app_servers(config) as start:
         url, ctx = start()
         client = register_device(url)

@@ -9,7 +9,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.citylogin.test_metrics import TOKEN, value
-from tests.conftest import FAST_ARGON2, config_env
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env
 from tests.support.services import running_gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def test_metrics_add_up_across_gunicorn_workers(dynamodb_endpoint, data_dir, tab
     metrics_dir.mkdir()
     (metrics_dir / "counter_99999.db").write_bytes(b"stale")  # from an earlier run: removed at start
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": table_prefix,
-                      "log_level": "WARNING", "metrics_token": TOKEN, **FAST_ARGON2})
+                      "log_level": "WARNING", "metrics_token": TOKEN, **FAST_ARGON2, **RAISED_LIMITS})
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     with running_gunicorn(env, "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers", "2", "--threads", "4",
                           cwd=tmp_path) as url:

@@ -16,7 +16,7 @@ import requests
 
 from citylogin.client import Client
 from common.dynamodb_local import free_port
-from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.services import running_service
 
@@ -25,7 +25,7 @@ MODULES = ["registration.app_registration", "login_app.app_login", "session_mana
 
 
 def test_token_from_the_login_service_works_on_the_session_manager(dynamodb_endpoint, tmp_path, table_prefix):
-    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix, **FAST_ARGON2})
+    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix, **FAST_ARGON2, **RAISED_LIMITS})
     env["CITYLOGIN_KEY_ENCRYPTION_KEY"] = base64.b64encode(os.urandom(32)).decode()
     with ExitStack() as stack:
         registration, login, sessions, device = (

@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import json
 import stat
+import statistics
 import string
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -673,3 +675,36 @@ def test_key_ring_needs_keys():
     with pytest.raises(ValueError):
         JwtKeyRing([], issuer=ISSUER, audience=AUDIENCE)
 
+
+
+# Hashes of earlier settings (issue 16 item 10): p=1 so that the CPU time is this process's alone.
+LEGACY_ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 1}
+
+
+def cpu_median(call, times: int = 5) -> float:
+    """Median CPU seconds of `call` (CPU, not wall time: other processes' load does not count)."""
+    samples = []
+    for _ in range(times):
+        start = time.process_time()
+        call()
+        samples.append(time.process_time() - start)
+    return statistics.median(samples)
+
+
+def test_every_check_costs_the_same_whichever_parameters_made_the_hash():
+    legacy = (LEGACY_ARGON2["time_cost"], LEGACY_ARGON2["memory_cost"], LEGACY_ARGON2["parallelism"])
+    hasher = PasswordHasher(**FAST_ARGON2, legacy=[legacy])
+    current, dormant = hasher.hash("correct horse"), PasswordHasher(**LEGACY_ARGON2).hash("correct horse")
+    costs = {"unknown": cpu_median(lambda: hasher.check(None, "wrong")),
+             "current": cpu_median(lambda: hasher.check(current, "wrong")),
+             "dormant": cpu_median(lambda: hasher.check(dormant, "wrong"))}
+    assert max(costs.values()) < 1.5 * min(costs.values()), costs
+    assert hasher.check(dormant, "correct horse") and hasher.check(current, "correct horse")
+    assert not hasher.check(None, "correct horse")
+
+
+def test_an_undeclared_legacy_set_is_what_leaked_and_is_logged(caplog):
+    hasher = PasswordHasher(**FAST_ARGON2)  # the old parameters not declared: a dormant hash costs more
+    dormant = PasswordHasher(**LEGACY_ARGON2).hash("correct horse")
+    assert cpu_median(lambda: hasher.check(dormant, "wrong")) > 3 * cpu_median(lambda: hasher.check(None, "wrong"))
+    assert "t=3,m=65536,p=1" in caplog.text and "CITYLOGIN_ARGON2_LEGACY_PARAMETERS" in caplog.text

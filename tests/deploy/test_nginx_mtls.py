@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from citylogin.client import Client, sign_challenge
 from citylogin.crl_sync import SyncConfig, sync_once
-from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.nginx import NGINX, reload_command, running_nginx
 from tests.support.services import running_service
@@ -85,7 +85,7 @@ def nginx_present() -> None:
 def deployment(nginx_present, dynamodb_endpoint, tmp_path_factory) -> Deployment:
     shared = {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("nginx") + "_",
                             "trusted_client_cert_header": CERT_HEADER, "trusted_proxies": 1,
-                            "events_heartbeat": 1, "log_level": "WARNING", **FAST_ARGON2}),
+                            "events_heartbeat": 1, "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS}),
               "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     tls = tmp_path_factory.mktemp("tls")
     server_ca = new_authority("nginx test server CA")

@@ -221,7 +221,8 @@ def test_renewal_and_crl_dynamodb_calls_stay_small(make_server):
     counter.take()
     assert client.request("POST", "/device/renew", json=body).status_code == 201
     calls = counter.take()
-    assert "Scan" not in calls and calls["TransactWriteItems"] == 1 and sum(calls.values()) <= 4, calls
+    # ... and one UpdateItem: the device's renewals today (CITYLOGIN_RENEWALS_PER_DAY_PER_DEVICE)
+    assert "Scan" not in calls and calls["TransactWriteItems"] == 1 and sum(calls.values()) <= 5, calls
     fetch_crl(url)
     fetch_crl(url)
     assert counter.take() == {"Query": 1}  # built from one Query, then served from the cache
@@ -258,3 +259,23 @@ def test_cli_login_saves_the_renewed_key_file(make_server, tmp_path):
     assert saved.fingerprint != device.key_file.fingerprint and saved.device_id == device.key_file.device_id
     assert oct(path.stat().st_mode & 0o777) == "0o600" and not (tmp_path / "device.key.tmp").exists()
     assert login_with(url, saved).json()["renew_certificate"] is False
+
+
+def test_a_device_renews_at_most_the_limit_a_day(make_server):
+    # Each renewal puts a certificate into the CRL: unbounded renewals grew it without end (issue 16 item 11).
+    url, ctx = make_server(renewals_per_day_per_device=2)
+    ctx.clock = clock = FakeClock()
+    client, other = register_device(url), register_device(url)
+    client.login(PASSWORD)
+    client.renew()
+    client.renew()
+    crl_size = len(list(fetch_crl(url)))
+    refused = client.request("POST", "/device/renew", json=renew_body(client))
+    assert problem(refused)[:2] == (429, "too_many_attempts")
+    assert 0 < int(refused.headers["Retry-After"]) <= DAY
+    assert len(list(fetch_crl(url))) == crl_size  # nothing more superseded
+    other.login(PASSWORD)
+    other.renew()  # per device
+    clock.advance(DAY)
+    client.login(PASSWORD)
+    client.renew()  # a new day

@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from accounts import user_service as users
 from citylogin.client import LOGIN_PURPOSE, sign_challenge
+from common.crypto import PasswordHasher
 from tests.support.fixtures import app_servers, problem
 from tests.support.live import PASSWORD, FakeClock, register_device, settle_background
 
@@ -173,6 +175,30 @@ def test_unknown_user_costs_the_time_of_a_wrong_password(make_server):
             times[name].append(seconds(body))
     ratio = statistics.median(times["unknown"]) / statistics.median(times["wrong"])
     assert 0.5 <= ratio <= 2.0, times
+
+
+def test_a_dormant_hash_of_old_parameters_costs_what_an_unknown_user_costs(make_server):
+    # An account that has not logged in since the Argon2id settings changed keeps a hash of the old
+    # parameters (here 3 passes over 64 MiB, against the tests' 1 over 8 MiB); declared as legacy,
+    # every check verifies one hash of each set, so its failures cost an unknown user's (issue 16
+    # item 10). CPU time of this process, which serves the app: the machine's load does not count.
+    url, ctx = make_server(argon2_legacy_parameters="t=3,m=65536,p=1", login_max_failures=1000)
+    client, dormant = register_device(url), register_device(url)
+    old_hash = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1).hash(PASSWORD)
+    users.replace_password_hash(ctx, user_uuid=dormant.key_file.user_uuid, password_hash=old_hash)
+
+    def cpu_seconds(body) -> float:
+        started = time.process_time()
+        assert problem(post_login(client, body))[1] == "invalid_credentials"
+        return time.process_time() - started
+
+    usernames = {"unknown": "nobody" + secrets.token_hex(6), "dormant": dormant.key_file.username}
+    times: dict[str, list[float]] = {"unknown": [], "dormant": []}
+    for _ in range(5):
+        for name, username in usernames.items():  # interleaved, so drifts hit both alike
+            times[name].append(cpu_seconds(login_body(client, WRONG, username=username)))
+    ratio = statistics.median(times["dormant"]) / statistics.median(times["unknown"])
+    assert 0.67 <= ratio <= 1.5, times
 
 
 # --- proof of possession -----------------------------------------------------------------

@@ -12,7 +12,7 @@ import zxingcpp
 from PIL import Image
 
 from citylogin.client import Client, ConcurrentLoginRequired
-from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.services import running_service
 
@@ -24,7 +24,7 @@ MODULES = ["registration.app_registration", "login_app.app_login", "session_mana
 @pytest.fixture(scope="module")
 def services(dynamodb_endpoint, data_dir, table_prefix):
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir,
-                      "table_prefix": table_prefix, "public_url": PUBLIC_URL, **FAST_ARGON2})
+                      "table_prefix": table_prefix, "public_url": PUBLIC_URL, **FAST_ARGON2, **RAISED_LIMITS})
     with ExitStack() as stack:
         yield dict(zip(("registration", "login", "session", "device"),
                        (stack.enter_context(running_service(m, env)) for m in MODULES)))

@@ -24,7 +24,7 @@ from citylogin.client import CityloginError, Client, ConcurrentLoginRequired
 from common import dynamo
 from common.timefmt import parse_iso
 from session_manager.models import Liveness
-from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
 from tests.support.live import PASSWORD
 from tests.support.services import running_service
@@ -440,7 +440,7 @@ def test_unit_most_at_once():
 def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir):
     prefix = f"soak{os.getpid()}_"
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": prefix,
-                      **FAST_ARGON2, **SETTINGS, **DELETION_SETTINGS})
+                      **FAST_ARGON2, **RAISED_LIMITS, **SETTINGS, **DELETION_SETTINGS})
     with ExitStack() as stack:
         urls = [stack.enter_context(running_service("citylogin", env, args=("serve",))) for _ in range(2)]
         soak = Soak(urls, seed=int(os.environ.get("SOAK_SEED", "8")))
