@@ -122,6 +122,9 @@ class Settings(BaseModel):
     notifier: NotifierBackend = NotifierBackend.CONSOLE
     ses_sender: str | None = None
     sns_topic_arn: str | None = None
+    notifier_endpoint_url: str | None = None  # SES's or SNS's endpoint, if not AWS's own for the region
+    notify_timeout: float = Field(default=5.0, gt=0, le=60)  # connect and read, each attempt
+    notify_attempts: int = Field(default=3, ge=1, le=10)
     # links in messages: <public_url>/#verify=<token> (SPEC §4)
     public_url: str = Field(default="http://127.0.0.1:5000", pattern=r"^https?://[^\s#?]+$")
     # a CA to import into the key ring when it is created (inline, e.g. from a secret store)
