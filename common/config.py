@@ -147,6 +147,9 @@ class Settings(BaseModel):
     notifier: NotifierBackend = NotifierBackend.CONSOLE
     ses_sender: str | None = None
     sns_topic_arn: str | None = None
+    notifier_endpoint_url: str | None = None  # SES's or SNS's endpoint, if not AWS's own for the region
+    notify_timeout: float = Field(default=5.0, gt=0, le=60)  # connect and read, each attempt
+    notify_attempts: int = Field(default=3, ge=1, le=10)
     # links in messages and QR codes: <public_url>/#verify=<token> (SPEC §4); None: `citylogin serve`
     # derives it from what it binds; required under gunicorn and against Amazon DynamoDB
     # (common.app_factory.with_public_url)

@@ -119,7 +119,9 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
                                  parallelism=settings.argon2_parallelism, slots=hash_slots(settings),
                                  legacy=settings.argon2_legacy),
         notifier=make_notifier(backend=settings.notifier.value, region=settings.aws_region,
-                               ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn),
+                               ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn,
+                               endpoint_url=settings.notifier_endpoint_url, timeout=settings.notify_timeout,
+                               attempts=settings.notify_attempts),
     )
 
 

@@ -47,6 +47,7 @@ class ErrorCode(str, Enum):
     LAST_DEVICE = "last_device"
     CONCURRENT_LOGIN = "concurrent_login"
     CONCURRENT_LOGIN_REJECTED = "concurrent_login_rejected"
+    DEVICE_CLASS_FULL = "device_class_full"
     INVALID_CONFIRM_TOKEN = "invalid_confirm_token"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     RATE_LIMITED = "rate_limited"

@@ -1,13 +1,20 @@
 """Notifications of SPEC §7: console (default), Amazon SES or Amazon SNS.
 
-A failure to notify is logged and never fails the request."""
+A failure to notify is logged and never fails the request. SES and SNS are sent off the request
+path, from the notifier's own few threads, with short timeouts and a few retries with backoff, so
+a slow or unreachable mail service never stalls a login."""
 from __future__ import annotations
 
 import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common import i18n
@@ -68,7 +75,7 @@ class Backend(Protocol):
 
 class ConsoleBackend:
     """The whole message in the log, links included, so a developer can follow them locally;
-    the only place besides the message itself where a link's token appears."""
+    the only place besides the message itself where a link's token appears. Inline: it cannot stall."""
 
     def send(self, message: Message) -> None:
         log.info("notify %s user=%s to=%s\nSubject: %s\n\n%s", message.event, message.user_uuid,
@@ -76,6 +83,8 @@ class ConsoleBackend:
 
 
 class SesBackend:
+    remote = True  # a network call: sent off the request path
+
     def __init__(self, client, *, sender: str) -> None:
         self.client, self.sender = client, sender
 
@@ -88,6 +97,8 @@ class SesBackend:
 
 
 class SnsBackend:
+    remote = True
+
     def __init__(self, client, *, topic_arn: str) -> None:
         self.client, self.topic_arn = client, topic_arn
 
@@ -98,30 +109,97 @@ class SnsBackend:
                                "user_uuid": {"DataType": "String", "StringValue": message.user_uuid}})
 
 
-class Notifier:
-    """Sends through one back end and swallows (but logs) its failures."""
+SEND_THREADS = 4
+MAX_PENDING = 500      # messages waiting to be sent; beyond, new ones are dropped (and logged)
+BACKOFF_SECONDS = 0.5  # before the 2nd attempt; doubled (with jitter) before each further one
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+
+class Notifier:
+    """Sends through one back end and swallows (but logs) its failures. A remote back end (SES,
+    SNS) is sent in the background, `attempts` times at most, with backoff between attempts."""
+
+    def __init__(self, backend: Backend, *, attempts: int = 3) -> None:
+        self.backend, self.attempts = backend, attempts
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending = 0
+        self._changed = threading.Condition()
 
     def notify(self, message: Message) -> None:
+        if not getattr(self.backend, "remote", False):
+            self._send(message, attempts=1)
+            return
+        with self._changed:
+            if self._pending >= MAX_PENDING:
+                log.warning("notification %s for user %s dropped: %d messages are waiting to be sent",
+                            message.event, message.user_uuid, self._pending)
+                return
+            self._pending += 1
+            if self._pool is None:  # made on first use: in the worker process, after a fork
+                self._pool = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="citylogin-notify")
+            pool = self._pool
+        pool.submit(self._send_counted, message)
+
+    def _send_counted(self, message: Message) -> None:
         try:
-            self.backend.send(message)
-        except (BotoCoreError, ClientError, OSError) as exc:
-            log.warning("notification %s for user %s failed: %s", message.event, message.user_uuid,
-                        type(exc).__name__)
+            self._send(message, attempts=self.attempts)
+        finally:
+            with self._changed:
+                self._pending -= 1
+                self._changed.notify_all()
+
+    def _send(self, message: Message, *, attempts: int) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.backend.send(message)
+                return
+            except (BotoCoreError, ClientError, OSError) as exc:
+                if attempt >= attempts or not _transient(exc):
+                    # Never the address, the subject or the body: a body may hold a link's one-time token.
+                    log.warning("notification %s for user %s failed after %d attempt(s): %s", message.event,
+                                message.user_uuid, attempt, type(exc).__name__)
+                    return
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.8, 1.2))
+
+    def settle(self, timeout: float = 120.0) -> bool:
+        """Wait until every message handed over so far has been sent or given up; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+
+def _transient(exc: Exception) -> bool:
+    """Worth another attempt: a timeout, a lost connection, throttling or a 5xx (not a rejection)."""
+    if not isinstance(exc, ClientError):
+        return True
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return status >= 500 or status == 429 or "Throttl" in exc.response.get("Error", {}).get("Code", "")
+
+
+def _aws_config(timeout: float) -> Config:
+    # One attempt per botocore call: the notifier retries, with its own backoff, off the request path.
+    return Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
 
 
 def make_notifier(*, backend: str, region: str, ses_sender: str | None = None,
-                  sns_topic_arn: str | None = None, boto_session=None) -> Notifier:
+                  sns_topic_arn: str | None = None, boto_session=None, endpoint_url: str | None = None,
+                  timeout: float = 5.0, attempts: int = 3) -> Notifier:
+    """`endpoint_url`: another SES or SNS endpoint than AWS's (a local stand-in, a VPC endpoint)."""
     import boto3
     session = boto_session or boto3.session.Session()
+    if backend not in ("ses", "sns"):
+        return Notifier(ConsoleBackend())
+    client = session.client(backend, region_name=region, endpoint_url=endpoint_url, config=_aws_config(timeout))
     if backend == "ses":
         if not ses_sender:
             raise ValueError("CITYLOGIN_SES_SENDER is required when CITYLOGIN_NOTIFIER=ses")
-        return Notifier(SesBackend(session.client("ses", region_name=region), sender=ses_sender))
-    if backend == "sns":
-        if not sns_topic_arn:
-            raise ValueError("CITYLOGIN_SNS_TOPIC_ARN is required when CITYLOGIN_NOTIFIER=sns")
-        return Notifier(SnsBackend(session.client("sns", region_name=region), topic_arn=sns_topic_arn))
-    return Notifier(ConsoleBackend())
+        return Notifier(SesBackend(client, sender=ses_sender), attempts=attempts)
+    if not sns_topic_arn:
+        raise ValueError("CITYLOGIN_SNS_TOPIC_ARN is required when CITYLOGIN_NOTIFIER=sns")
+    return Notifier(SnsBackend(client, topic_arn=sns_topic_arn), attempts=attempts)

@@ -47,6 +47,21 @@ def choose_evictions(*, policy: ConcurrencyPolicy, limit: int, order: EvictionOr
     return evicted + _in_order(rest, order)[:max(total_excess - len(evicted), 0)]
 
 
+class DeviceClassFull(Conflict):
+    code = ErrorCode.DEVICE_CLASS_FULL
+    detail = ("As many devices of this kind as allowed are logged in. Log one of them out first, or change "
+              "this device's kind while it is logged out.")
+
+
+def check_relabel(*, device_class: str, class_limits: Mapping[str, int] | None,
+                  others: list[PresenceEntry]) -> None:
+    """May a logged-in device start counting as `device_class` beside the other live sessions?
+    Never past that class's limit (SPEC §5): a relabel evicts nobody, it is refused."""
+    class_limit = (class_limits or {}).get(device_class, 0)
+    if class_limit and sum(e.device_class == device_class for e in others) >= class_limit:
+        raise DeviceClassFull()
+
+
 def _in_order(entries: list[PresenceEntry], order: EvictionOrder) -> list[PresenceEntry]:
     if order is EvictionOrder.LEAST_RECENTLY_USED:
         return sorted(entries, key=lambda e: (e.last_seen_epoch, e.login_epoch))

@@ -24,6 +24,10 @@ from session_manager import service as sessions
 PURPOSE = "pairing"
 TOKEN = "pairing.token"  # the pairing token's item in the redemption's batch read
 RATE_WINDOW_SECONDS = 3600
+# An expired code is still recognised, and answered 410 pairing_token_expired ("show a new one")
+# rather than 404, for this long after it expired: its digest's item outlives it by that much
+# (DynamoDB deletes items late, never early). Past that it is unknown, whether deleted yet or not.
+EXPIRED_CODE_KEPT_SECONDS = 7 * 86400
 
 
 class DeviceNotRegistered(Forbidden):
@@ -81,7 +85,8 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) ->
     token = new_token(32)
     expires = now + settings.pairing_token_ttl
     pairing_store(ctx).create(digest=token_digest(token, purpose=PURPOSE), user_uuid=user_uuid,
-                              created_by_device=device_id, created_at=iso(ctx.now()), expires_epoch=expires)
+                              created_by_device=device_id, created_at=iso(ctx.now()), expires_epoch=expires,
+                              kept_until=expires + EXPIRED_CODE_KEPT_SECONDS)
     audit("pairing_token_created", user_uuid=user_uuid, device_id=device_id, expires_at=iso_from_epoch(expires))
     payload = qr.encode_payload(user_uuid=user_uuid, token=token)
     link = qr.pairing_link(settings.public_url, payload)
@@ -97,7 +102,7 @@ def forget_pairing_tokens(ctx: AppContext, *, user_uuid: str) -> int:
 # --- redeeming it -----------------------------------------------------------------------
 
 def _redeemable(record: dict | None, *, user_uuid: str, now: int) -> dict:
-    if record is None:
+    if record is None or record["expires_epoch"] + EXPIRED_CODE_KEPT_SECONDS <= now:
         raise PairingTokenUnknown()
     if record["user_uuid"] != user_uuid:
         raise PairingUserMismatch()

@@ -13,10 +13,11 @@ class PairingTokenStore:
         self.client, self.table = client, table
 
     def create(self, *, digest: str, user_uuid: str, created_by_device: str | None, created_at: str,
-               expires_epoch: int) -> None:
+               expires_epoch: int, kept_until: int) -> None:
+        """A new unused token, valid until `expires_epoch`; its item stays (TTL) until `kept_until`."""
         item = {"token_digest": digest, "user_uuid": user_uuid, "status": UNUSED, "created_at": created_at,
                 "created_by_device": created_by_device, "expires_epoch": expires_epoch,
-                dynamo.TTL_ATTRIBUTE: expires_epoch}
+                dynamo.TTL_ATTRIBUTE: kept_until}
         self.client.put_item(TableName=self.table, Item=dynamo.to_item(item),
                              ConditionExpression="attribute_not_exists(token_digest)")
 

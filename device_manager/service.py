@@ -21,6 +21,7 @@ from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound
 from common.notifier import device_facts, localized_message
 from common.timefmt import iso, parse_iso
 from common.guarded_write import GuardedWrite
+from device_manager import concurrency_policy
 from device_manager.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_UNBOUND,
                                    DeviceCertificateResponse, DeviceList, DeviceRecord, DeviceView, IssuedDevice,
                                    RenamedDevice, RevokedCertificateRecord)
@@ -220,10 +221,24 @@ def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> 
     return verify_device_signature(key, message=message, signature=signature)
 
 
+class DeviceChangedMeanwhile(Exception):
+    """The device's record changed between a login's read and its transaction: re-read it."""
+
+
 def login_recorded_write(ctx: AppContext, record: DeviceRecord) -> GuardedWrite:
-    """The transaction entry that stamps the device's last login; refused (DeviceRevoked) if the
-    device was revoked or renewed meanwhile."""
-    return GuardedWrite(item=device_store(ctx).last_login_update(record, at=iso(ctx.now())), refusal=DeviceRevoked)
+    """The transaction entry that stamps the device's last login; refused (DeviceChangedMeanwhile)
+    if the device was revoked, renewed or relabelled meanwhile."""
+    return GuardedWrite(item=device_store(ctx).last_login_update(record, at=iso(ctx.now())),
+                        refusal=DeviceChangedMeanwhile)
+
+
+def reread_device(ctx: AppContext, record: DeviceRecord) -> DeviceRecord:
+    """The device as stored now, if it is still active with the same certificate; else DeviceRevoked."""
+    fresh = device_store(ctx).get(user_uuid=record.user_uuid, device_id=record.device_id)
+    if fresh is None or fresh.status != DEVICE_STATUS_ACTIVE or not digests_equal(fresh.fingerprint,
+                                                                                  record.fingerprint):
+        raise DeviceRevoked()
+    return fresh
 
 
 class DeviceLimitReached(Conflict):
@@ -309,13 +324,22 @@ def list_devices(ctx: AppContext, *, user_uuid: str, current_device_id: str) -> 
 
 def rename_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str,
                   device_class: str | None = None) -> RenamedDevice:
-    """A new name, and a new class unless None (it counts from the device's next login)."""
+    """A new name, and a new class unless None. A logged-in device's session counts under the new
+    class at once, so the change is refused (DeviceClassFull) if that class is full (SPEC §5)."""
     record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
-    if not device_store(ctx).rename(user_uuid=user_uuid, device_id=device_id, device_name=device_name,
-                                    device_class=device_class):
-        raise DeviceNotFound()
-    return RenamedDevice(device_id=device_id, device_name=device_name,
-                         device_class=device_class or record.device_class)
+    if device_class is None:
+        if not device_store(ctx).rename(user_uuid=user_uuid, device_id=device_id, device_name=device_name):
+            raise DeviceNotFound()
+        return RenamedDevice(device_id=device_id, device_name=device_name, device_class=record.device_class)
+    item = device_store(ctx).relabel_item(user_uuid=user_uuid, device_id=device_id, device_name=device_name,
+                                          device_class=device_class)
+    class_limits = ctx.settings.class_limits
+    sessions.relabel_device(
+        ctx, user_uuid=user_uuid, device_id=device_id, device_class=device_class,
+        check_class=lambda others: concurrency_policy.check_relabel(device_class=device_class,
+                                                                    class_limits=class_limits, others=others),
+        extra_writes=[GuardedWrite(item=item, refusal=DeviceNotFound)])
+    return RenamedDevice(device_id=device_id, device_name=device_name, device_class=device_class)
 
 
 def force_logout(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str) -> bool:

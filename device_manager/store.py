@@ -7,7 +7,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
-from device_manager.models import DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord, RevokedCertificateRecord
+from device_manager.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord,
+                                   RevokedCertificateRecord)
 
 
 # One item per user, beside its devices, counts the registered ones (CITYLOGIN_MAX_REGISTERED_DEVICES).
@@ -88,30 +89,42 @@ class DeviceStore:
 
     def last_login_update(self, record: DeviceRecord, *, at: str) -> dict[str, Any]:
         """A TransactWriteItems entry stamping the device's last login; it fails the whole
-        transaction if the device was unbound or its certificate renewed meanwhile (so no session
-        outlives an unbind, and a superseded certificate cannot slip in)."""
+        transaction if the device was unbound, its certificate renewed or its class changed
+        meanwhile (so no session outlives an unbind, a superseded certificate cannot slip in, and
+        a session never counts under a class its device no longer has)."""
         return {"Update": {"TableName": self.table, "Key": self.key(record.user_uuid, record.device_id),
                            "UpdateExpression": "SET last_login_at = :at",
-                           "ConditionExpression": "#s = :active AND fingerprint = :fp",
+                           "ConditionExpression": "#s = :active AND fingerprint = :fp AND " + self._class_is(record),
                            "ExpressionAttributeNames": {"#s": "status"},
                            "ExpressionAttributeValues": {":at": {"S": at}, ":active": {"S": DEVICE_STATUS_ACTIVE},
-                                                         ":fp": {"S": record.fingerprint}}}}
+                                                         ":fp": {"S": record.fingerprint},
+                                                         ":class": {"S": record.device_class}}}}
 
-    def rename(self, *, user_uuid: str, device_id: str, device_name: str, device_class: str | None) -> bool:
-        """Set the name (and the class, unless None); False if the user has no such device."""
-        values = {":n": {"S": device_name}}
-        if device_class:
-            values[":c"] = {"S": device_class}
+    @staticmethod
+    def _class_is(record: DeviceRecord) -> str:
+        # Devices stored before classes existed have no attribute and count as the default.
+        if record.device_class == DEFAULT_DEVICE_CLASS:
+            return "(attribute_not_exists(device_class) OR device_class = :class)"
+        return "device_class = :class"
+
+    def rename(self, *, user_uuid: str, device_id: str, device_name: str) -> bool:
+        """Set the name; False if the user has no such device."""
         try:
             self.client.update_item(
-                TableName=self.table, Key=self.key(user_uuid, device_id),
-                UpdateExpression="SET device_name = :n" + (", device_class = :c" if device_class else ""),
-                ConditionExpression="attribute_exists(device_id)", ExpressionAttributeValues=values)
+                TableName=self.table, Key=self.key(user_uuid, device_id), UpdateExpression="SET device_name = :n",
+                ConditionExpression="attribute_exists(device_id)", ExpressionAttributeValues={":n": {"S": device_name}})
             return True
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
                 return False
             raise
+
+    def relabel_item(self, *, user_uuid: str, device_id: str, device_name: str, device_class: str) -> dict[str, Any]:
+        """A TransactWriteItems entry setting the name and the class of an existing device."""
+        return {"Update": {"TableName": self.table, "Key": self.key(user_uuid, device_id),
+                           "UpdateExpression": "SET device_name = :n, device_class = :c",
+                           "ConditionExpression": "attribute_exists(device_id)",
+                           "ExpressionAttributeValues": {":n": {"S": device_name}, ":c": {"S": device_class}}}}
 
     def revoke_item(self, *, user_uuid: str, device_id: str, at: str, fingerprint: str) -> dict[str, Any]:
         """Revoke the device if it is active and still holds the certificate `fingerprint`."""

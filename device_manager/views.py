@@ -70,7 +70,7 @@ def list_devices():
 @bp.patch("/<uuid:device_id>")  # the converter keeps PATCH /device/list off this route
 @require_session
 @operation("Rename one of the caller's devices, or change its class", body=RenameRequest, response=RenamedDevice,
-           auth=True)
+           auth=True, errors=(404, 409))
 def rename(device_id: UUID):
     body = parse_body(RenameRequest)
     result = service.rename_device(ctx(), user_uuid=current_principal().user_uuid, device_id=str(device_id),

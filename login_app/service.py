@@ -17,7 +17,8 @@ from common.batch_read import read_together
 from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
-from common.errors import ApiError, Conflict, ErrorCode, MissingFields, TooManyRequests, Unauthorized
+from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
+                           Unauthorized)
 from common.guarded_write import GuardedWrite
 from common.notifier import device_class_name, device_facts, localized_message
 from common.one_time_tokens import OneTimeTokenStore
@@ -34,6 +35,7 @@ from session_manager.models import OpenedSession, Presence, PresenceEntry
 CHALLENGE_TTL = challenges.CHALLENGE_TTL
 CHALLENGE_RATE_WINDOW = 60
 CONFIRM_TTL = 120
+DEVICE_READS = 5  # a login re-reads a device relabelled under it at most this often
 CHALLENGE_PREFIX = "citylogin-login:"
 # Names of the login's own items in its batch read (beside accounts' credential_reads).
 PRESENCE, DEVICE, CHALLENGE, USER = "login.presence", "login.device", "login.challenge", "login.user"
@@ -213,20 +215,25 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
 
     # A lock, a deletion or an unbind that commits while deciding refuses its entry: AccountLocked,
     # AccountDeleted, DeviceRevoked.
-    extra_writes = [devices.login_recorded_write(ctx, device), users.not_locked_write(ctx, user_uuid=user.user_uuid)]
+    # A device relabelled meanwhile is read again, so its session counts under its current class.
     # A device's first sign-in is reported with a "Wasn't you?" link, stored with the session.
     not_me = not_me_service.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) \
         if device.last_login_at is None else None
-    if not_me:
-        extra_writes.append(not_me.write)
-    if proof:
-        extra_writes.append(proof)
-
     try:
-        opened = sessions.open_session(
-            ctx, user_uuid=user.user_uuid, device_id=device.device_id, device_name=device.device_name,
-            device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent, choose_evictions=choose,
-            extra_writes=extra_writes, presence=presence)
+        for _ in range(DEVICE_READS):
+            extra_writes = [devices.login_recorded_write(ctx, device),
+                            users.not_locked_write(ctx, user_uuid=user.user_uuid),
+                            *([not_me.write] if not_me else []), *([proof] if proof else [])]
+            try:
+                opened = sessions.open_session(
+                    ctx, user_uuid=user.user_uuid, device_id=device.device_id, device_name=device.device_name,
+                    device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent,
+                    choose_evictions=choose, extra_writes=extra_writes, presence=presence)
+                break
+            except devices.DeviceChangedMeanwhile:
+                device, presence = devices.reread_device(ctx, device), None
+        else:
+            raise ServiceUnavailable("This device keeps changing; try again.")
     except concurrency_policy.ConfirmationRequired as required:
         credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,
                                    caller=caller)

@@ -83,6 +83,8 @@ class SessionRecord:
     by_device: str | None = None
     locked: bool | None = None  # ended by an operator's lock: the guard answers 403 account_locked
     expires_ttl: int | None = None  # DynamoDB TTL: kept for the session list a week past its end
+    device_class: str = "other"  # the class the session counted under at login (SPEC §5)
+    class_changes: list[dict] | None = None  # [{"at", "device_class"}]: the device relabelled while live
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,7 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         others = [e for e in live if e.device_id != device_id]
         evicted = choose_evictions(others)
         session = _new_session(ctx, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
-                               ip=ip, user_agent=user_agent, now=now)
+                               device_class=device_class, ip=ip, user_agent=user_agent, now=now)
         kept = {e.device_id: e for e in others if e not in evicted}
         kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                         device_name=device_name, login_epoch=now, last_seen_epoch=now,
@@ -176,13 +176,7 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         except ExtraWriteRefused as refused:
             raise extra[refused.index].refusal() from None
         except IdleSessionsInUse as in_use:
-            # The session records are the truth: a touch may not have reached the presence entry.
-            for session_id in in_use.session_ids:
-                record = store.get(session_id)
-                if record is None:
-                    gone.add(session_id)
-                else:
-                    seen_since[session_id] = record.last_seen_epoch
+            _note_in_use(store, in_use.session_ids, seen_since=seen_since, gone=gone)
             continue
         except PresenceChanged:
             time.sleep(random.uniform(0.005, 0.02 * min(attempt + 1, 10)))
@@ -192,6 +186,52 @@ def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
                              tokens=_token_pair(ctx, session, generation=1, issued_epoch=now,
                                                 refresh_kid=session.refresh_kid))
     raise ServiceUnavailable("Too many simultaneous logins for this account; try again.")
+
+
+def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_class: str,
+                   check_class: Callable[[list[PresenceEntry]], None], extra_writes: list[GuardedWrite]) -> None:
+    """Make `device_id` count as `device_class` (SPEC §5): if it is logged in, `check_class(the
+    other live entries)` raises to refuse, and its session counts under the new class from the
+    moment the presence record is rewritten, in one transaction with `extra_writes` (the device's
+    record) and only if nobody changed the presence meanwhile; a refused extra raises its refusal."""
+    store, rule = session_store(ctx), liveness(ctx)
+    extra = list(extra_writes)
+    seen_since: dict[str, int] = {}
+    gone: set[str] = set()
+    for attempt in range(OPEN_ATTEMPTS):
+        presence = _with_activity(store.get_presence(user_uuid), seen_since)
+        now = _epoch(ctx)
+        live = presence.live(now=now, liveness=rule)
+        mine = next((e for e in live if e.device_id == device_id and e.device_class != device_class), None)
+        if mine:  # logged in, and counted under another class until now
+            check_class([e for e in live if e is not mine])
+        entries = {e.device_id: e for e in live}
+        if mine:
+            entries[device_id] = replace(mine, device_class=device_class)
+        idle = [e.session_id for e in presence.entries.values()
+                if e not in live and now < e.expires_epoch and e.session_id not in gone]
+        try:
+            store.relabel(before=presence, entries=entries, session_id=mine.session_id if mine else None,
+                          device_class=device_class, idle=idle, idle_cutoff=rule.idle_cutoff(now),
+                          at=iso(ctx.now()), end_epoch=now, extra_writes=[w.item for w in extra])
+            return
+        except ExtraWriteRefused as refused:
+            raise extra[refused.index].refusal() from None
+        except IdleSessionsInUse as in_use:
+            _note_in_use(store, in_use.session_ids, seen_since=seen_since, gone=gone)
+        except PresenceChanged:
+            time.sleep(random.uniform(0.005, 0.02 * min(attempt + 1, 10)))
+    raise ServiceUnavailable("Too many simultaneous changes for this account; try again.")
+
+
+def _note_in_use(store: SessionStore, session_ids: list[str], *, seen_since: dict[str, int], gone: set[str]) -> None:
+    # The session records are the truth: a touch may not have reached the presence entry.
+    for session_id in session_ids:
+        record = store.get(session_id)
+        if record is None:
+            gone.add(session_id)
+        else:
+            seen_since[session_id] = record.last_seen_epoch
 
 
 def _record_login(ctx: AppContext, *, session: SessionRecord, evicted: list[PresenceEntry]) -> None:
@@ -224,8 +264,8 @@ def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
     return replace(presence, entries=entries)
 
 
-def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
-                 user_agent: str | None, now: int) -> SessionRecord:
+def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, device_class: str,
+                 ip: str | None, user_agent: str | None, now: int) -> SessionRecord:
     session_id, refresh_kid = str(uuid.uuid4()), ctx.refresh_secrets.newest_kid()
     return SessionRecord(
         session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
@@ -233,7 +273,7 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
         refresh_digest=token_digest(_refresh_token(ctx, session_id, 1, refresh_kid), purpose=REFRESH_PURPOSE),
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
-        expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime))
+        expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class)
 
 
 # --- every protected request: one JWT check, one consistent read ------------------------

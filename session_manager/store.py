@@ -224,6 +224,32 @@ class SessionStore:
             raise ExtraWriteRefused(extra[0])
         raise PresenceChanged()
 
+    def relabel(self, *, before: Presence, entries: dict[str, PresenceEntry], session_id: str | None,
+                device_class: str, idle: list[str], idle_cutoff: int, at: str, end_epoch: int,
+                extra_writes: list[dict[str, Any]]) -> None:
+        """Replace the presence (if unchanged since read) with `entries`, where the relabelled
+        device's live session `session_id` (if any) counts as `device_class` from `at`, end the
+        `idle` sessions (if still idle) and commit `extra_writes` (the device's new class), all in
+        one transaction: a class changes only together with the count it is kept by (SPEC §5)."""
+        head = [self._presence_put(before, entries)]
+        if session_id:
+            head.append({"Update": {
+                "TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
+                "UpdateExpression": "SET class_changes = list_append(if_not_exists(class_changes, :none), :change)",
+                "ConditionExpression": "attribute_exists(session_id)",
+                "ExpressionAttributeValues": {":none": {"L": []}, ":change": {"L": [dynamo.to_item(
+                    {"c": {"at": at, "device_class": device_class}})["c"]]}}}})
+        idle_items = [self._idle_revoke(sid, cutoff=idle_cutoff, at=at, end_epoch=end_epoch) for sid in idle]
+        failed = self._transact([*head, *idle_items, *extra_writes])
+        if not failed:
+            return
+        if any(i < len(head) for i in failed) or "TransactionConflict" in failed.values():
+            raise PresenceChanged()
+        in_use = [idle[i - len(head)] for i in failed if len(head) <= i < len(head) + len(idle)]
+        if in_use:
+            raise IdleSessionsInUse(in_use)
+        raise ExtraWriteRefused(min(i - len(head) - len(idle) for i in failed))
+
     def _transact(self, items: list[dict[str, Any]]) -> dict[int, str]:
         """Run one TransactWriteItems; {} if it committed, else {item index: reason} of the items
         that failed ({-1: "TransactionConflict"} for a conflict without per-item reasons)."""

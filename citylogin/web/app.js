@@ -10,7 +10,7 @@ import { initCameraScan, stopCameraScan } from "./camera_scan.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
 import { watchSession } from "./events.js";
-import { lastUsedDevice } from "./keystore.js";
+import { forgetDevice, lastUsedDevice } from "./keystore.js";
 import { initLinks, notify, takeAccountLink } from "./links.js";
 import { initPairing, resetPairing } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
@@ -166,7 +166,11 @@ function leaveHome(banner) {
   if (account) $("#login-username").value = account.username;
 }
 
-function sessionEnded(reason) {
+async function sessionEnded(reason) {
+  // A deleted account's key can never log in again: it is gone from IndexedDB before the login
+  // screen shows, whichever comes first, the stream's news of the deletion or DELETE's answer.
+  const account = storedAccount();
+  if (reason === "account_deleted" && account) await forgetDevice(account.username).catch(() => {});
   const [title, text] = reason === "device_unbound" && removedThisDevice() ? REMOVED_HERE
     : ENDED[reason] || ["web.banner.ended", RELOGIN];
   leaveHome({ kind: "alert", title, text });

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import unique_name
 from tests.support.live import FakeClock
+from tests.support.ttl_sweep import sweep_pairing_tokens
 
 # Stands in for a browser with the Shape Detection API: it "reads" window.scannedText on the third
 # frame, from a canvas stream in place of a camera.
@@ -142,3 +143,24 @@ def test_camera_scan_fills_the_code_where_the_browser_reads_qr_codes(make_server
     expect(scan).to_have_text("Scan with camera")
     expect(b.pair_form.locator("#pair-filled")).to_contain_text("The QR code was read")
     expect(b.pair_form.locator("#pair-username")).to_be_focused()
+
+
+def test_a_code_dynamodb_has_already_swept_still_says_show_a_new_one(make_server, new_device, screenshot):
+    # Issue 16 item 17: DynamoDB deletes expired items some time after they expire; an expired
+    # code must still read "expired, show a new one", not "unknown", in either language.
+    url, ctx = make_server()
+    _public_url_is(ctx, url)
+    a = new_device(url)
+    user = _register(a)
+    link = a.show_pairing_link()
+    ctx.clock = clock = FakeClock()
+    clock.advance(3600)                              # an hour after the 600 s code expired,
+    sweep_pairing_tokens(ctx, now=int(clock().timestamp()))   # and after DynamoDB's TTL sweep
+    expired = {"en-GB": "This pairing code has expired. Show a new one on your other device.",
+               "ja-JP": "このペアリングコードは有効期限が切れています。もう一方のデバイスで新しいコードを表示してください。"}
+    for locale, text in expired.items():
+        b = new_device(url, locale=locale)
+        b.open_pairing_link(link)
+        b.send_pair_form(user, device_name="Bob phone")
+        expect(b.pair_form.locator(".error")).to_have_text(text)
+    screenshot(b.page, "pair_link_expired_swept_ja")

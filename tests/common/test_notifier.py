@@ -33,7 +33,9 @@ def test_console_logs_the_whole_message(caplog):
 def test_ses_sends_the_mail(aws):
     ses = aws.client("ses")
     ses.verify_email_identity(EmailAddress="no-reply@example.com")
-    make_notifier(backend="ses", region="us-east-1", ses_sender="no-reply@example.com", boto_session=aws).notify(MESSAGE)
+    notifier = make_notifier(backend="ses", region="us-east-1", ses_sender="no-reply@example.com", boto_session=aws)
+    notifier.notify(MESSAGE)
+    assert notifier.settle()  # sent in the background
     assert ses.get_send_quota()["SentLast24Hours"] == 1
 
 
@@ -43,7 +45,9 @@ def test_sns_publishes_to_the_topic(aws):
     queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    make_notifier(backend="sns", region="us-east-1", sns_topic_arn=topic, boto_session=aws).notify(MESSAGE)
+    notifier = make_notifier(backend="sns", region="us-east-1", sns_topic_arn=topic, boto_session=aws)
+    notifier.notify(MESSAGE)
+    assert notifier.settle()
     received = sqs.receive_message(QueueUrl=queue_url)["Messages"]
     assert MESSAGE.body in received[0]["Body"]
 
@@ -53,8 +57,9 @@ def test_a_failure_is_logged_and_never_raised(aws, caplog):
     notifier = make_notifier(backend="ses", region="us-east-1", ses_sender="unverified@example.com", boto_session=aws)
     with caplog.at_level(logging.WARNING, logger="citylogin.notify"):
         notifier.notify(MESSAGE)
-    assert "failed" in caplog.text
-    assert MESSAGE.body not in caplog.text
+        assert notifier.settle()
+    assert "failed after 1 attempt(s): MessageRejected" in caplog.text   # a rejection is not retried
+    assert MESSAGE.body not in caplog.text and MESSAGE.email not in caplog.text
 
 
 def test_ses_and_sns_need_their_settings():

@@ -3,8 +3,11 @@ caps live sessions per class on top of the total, the policy and the eviction or
 the full class, and the invariant holds under parallel logins on DynamoDB Local."""
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections import Counter
+from dataclasses import asdict
 
 import pytest
 import requests
@@ -12,6 +15,7 @@ import requests
 from citylogin.client import Client, ConcurrentLoginRequired
 from common.config import ConcurrencyPolicy, EvictionOrder
 from device_manager.concurrency_policy import ConcurrentLoginRejected, ConfirmationRequired, choose_evictions
+from device_manager import service as devices
 from session_manager import service as sessions
 from session_manager.models import PresenceEntry
 from tests.support.fixtures import problem
@@ -134,3 +138,129 @@ def test_parallel_logins_never_leave_two_live_sessions_of_one_class(make_server)
     by_class = Counter(e.device_class for e in entries)
     assert by_class["mobile"] <= 1 and by_class["desktop"] <= 1, by_class
     assert by_class == live, (by_class, live)
+
+
+# --- relabelling a logged-in device (issue 16, item 8) ----------------------------------------
+
+def relabel(client: Client, device_id: str, device_class: str) -> requests.Response:
+    return client.request("PATCH", f"/device/{device_id}", json={"device_name": f"now {device_class}",
+                                                                 "device_class": device_class})
+
+
+def test_a_logged_in_device_is_not_relabelled_into_a_full_class(make_server):
+    # A phone and a laptop are logged in (mobile=1, desktop=1): calling the phone a computer now
+    # would make two live desktop sessions, so it is refused and nothing changes.
+    url, ctx = make_server(max_concurrent_devices=0, device_class_limits="mobile=1,desktop=1")
+    laptop = register_device(url)
+    phone = add_device(ctx, laptop, name="phone", device_class="mobile")
+    laptop.login(PASSWORD)
+    phone.login(PASSWORD)
+    refused = relabel(laptop, phone.key_file.device_id, "desktop")
+    assert problem(refused)[:2] == (409, "device_class_full")
+    listed = {d["device_name"]: d for d in laptop.get_json("/device/list")["devices"]}
+    assert listed["phone"]["device_class"] == "mobile" and listed["phone"]["active"]
+    live = Counter(d["device_class"] for d in laptop.get_json("/device/list")["devices"] if d["active"])
+    assert live == {"desktop": 1, "mobile": 1}
+
+
+def test_a_relabelled_logged_in_device_counts_under_its_new_class_at_once(make_server):
+    url, ctx = make_server(max_concurrent_devices=0, device_class_limits="mobile=1,desktop=1")
+    laptop = register_device(url)
+    phone = add_device(ctx, laptop, name="phone", device_class="mobile")
+    second_phone = add_device(ctx, laptop, name="second phone", device_class="mobile")
+    laptop.login(PASSWORD)
+    phone.login(PASSWORD)
+    assert relabel(phone, phone.key_file.device_id, "tablet").status_code == 200
+    second_phone.login(PASSWORD)                 # the mobile class is free now: no question asked
+    assert phone.request("GET", "/session/me").status_code == 200
+    entries = {e.device_id: e.device_class for e in sessions.live_devices(ctx, user_uuid=laptop.key_file.user_uuid)}
+    assert entries[phone.key_file.device_id] == "tablet"
+    # Relabelled back into the class that is now full: refused while it is logged in ...
+    assert problem(relabel(phone, phone.key_file.device_id, "mobile"))[:2] == (409, "device_class_full")
+    phone.request("POST", "/session/logout")
+    # ... and allowed once it is not; it then counts as a phone at its next login.
+    assert relabel(laptop, phone.key_file.device_id, "mobile").status_code == 200
+    with pytest.raises(ConcurrentLoginRequired) as asked:
+        phone.login(PASSWORD)
+    assert [d["device_name"] for d in asked.value.active_devices] == ["second phone"]
+
+
+def test_relabelling_while_logging_in_never_exceeds_a_class_limit(make_server):
+    # Four devices of one user log in (force: each login displaces within its class) while other
+    # threads keep relabelling them between phone, computer and tablet, on two apps sharing one
+    # DynamoDB Local. The session records then show, at no moment, two live sessions of a limited
+    # class, nor does any snapshot taken meanwhile; and every live session counts under the class
+    # its device has.
+    from session_manager.models import Liveness
+    from tests.session_manager.test_soak import session_intervals
+    from tests.support.class_limits import class_violations
+
+    settings = {"max_concurrent_devices": 0, "device_class_limits": "mobile=1,desktop=1",
+                "concurrency_policy": "force", "session_idle_timeout": 600}
+    url, ctx = make_server(**settings)
+    second_url, _ = make_server(**settings)
+    owner = register_device(url)
+    clients = [add_device(ctx, owner, name=f"device {i}", device_class="mobile") for i in range(4)]
+    ids = [c.key_file.device_id for c in clients]
+    owner.login(PASSWORD)  # the owner relabels; a tablet, it is never displaced
+    assert relabel(owner, owner.key_file.device_id, "tablet").status_code == 200
+    owner.login(PASSWORD)
+    deadline = time.monotonic() + 15
+    counts: Counter = Counter()
+    failures: list[str] = []
+
+    def log_in(index: int) -> None:
+        rng = random.Random(index)
+        while time.monotonic() < deadline:
+            client = clients[rng.randrange(len(clients))]
+            client.base_url = rng.choice((url, second_url))
+            try:
+                client.login(PASSWORD)
+                counts["login"] += 1
+            except Exception as failure:  # noqa: BLE001 - a 503 after many retries is allowed
+                failures.append(f"login {type(failure).__name__}: {failure}")
+
+    def relabel_some(index: int) -> None:
+        rng = random.Random(100 + index)
+        admin = Client(rng.choice((url, second_url)), key_file=owner.key_file)
+        admin.access_token = owner.access_token
+        while time.monotonic() < deadline:
+            answer = relabel(admin, rng.choice(ids), rng.choice(["mobile", "desktop"] * 2 + ["tablet"]))
+            counts[answer.status_code] += 1
+            if answer.status_code not in (200, 409):
+                failures.append(f"relabel {answer.status_code} {answer.text[:200]}")
+
+    snapshots: list[Counter] = []
+
+    def snapshot() -> None:
+        # The live devices by the class their device records have, read between two reads of the
+        # presence with the same version (nothing that changes a class or a login came between).
+        store = devices.device_store(ctx)
+        while time.monotonic() < deadline:
+            before = sessions.read_presence(ctx, user_uuid=owner.key_file.user_uuid)
+            device_class = {d.device_id: d.device_class for d in store.list_for_user(owner.key_file.user_uuid)}
+            if sessions.read_presence(ctx, user_uuid=owner.key_file.user_uuid).version == before.version:
+                live = before.live(now=int(time.time()), liveness=sessions.liveness(ctx))
+                snapshots.append(Counter(device_class[e.device_id] for e in live))
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=log_in, args=(i,)) for i in range(3)]
+    threads += [threading.Thread(target=relabel_some, args=(i,)) for i in range(2)]
+    threads.append(threading.Thread(target=snapshot))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    user_uuid = owner.key_file.user_uuid
+    records = sessions.list_user_sessions(ctx, user_uuid=user_uuid)
+    by_id = {r.session_id: asdict(r) for r in records}
+    intervals = session_intervals(list(by_id.values()), Liveness(idle_timeout=600))
+    print(f"relabel race: {dict(counts)}, {len(records)} sessions, {len(snapshots)} snapshots")
+    assert not [f for f in failures if "ServiceUnavailable" not in f], failures[:5]
+    over = [c for c in snapshots if c["mobile"] > 1 or c["desktop"] > 1]
+    assert not over, (len(over), over[:3])
+    assert not class_violations(by_id, intervals, {"mobile": 1, "desktop": 1})
+    device_class = {d.device_id: d.device_class for d in devices.device_store(ctx).list_for_user(user_uuid)}
+    for entry in sessions.live_devices(ctx, user_uuid=user_uuid):
+        assert entry.device_class == device_class[entry.device_id], entry
+    assert counts["login"] >= 5 and counts[200] >= 3 and snapshots, counts  # (409s: as the load allows)

@@ -10,9 +10,11 @@ from threading import Barrier
 import requests
 
 from citylogin.client import generate_key, public_key_pem
+from device_manager import pairing_service
 from device_manager import service as devices
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.support.live import PASSWORD, FakeClock, register_device
+from tests.support.ttl_sweep import sweep_pairing_tokens
 
 
 def pairing_code(client) -> str:
@@ -149,3 +151,26 @@ def test_redemption_is_one_batch_read_and_one_transaction(make_server):
     # The token, the username's owner, the QR's user and the lockout in one read; the device,
     # the token's use and the device limit in one transaction.
     assert counter.take() == Counter({"BatchGetItem": 1, "TransactWriteItems": 1})
+
+
+def test_an_expired_code_answers_expired_even_once_dynamodb_has_swept_expired_items(make_server):
+    # Issue 16 item 17: DynamoDB deletes expired items late but does delete them; an expired code
+    # is still recognised as one, for EXPIRED_CODE_KEPT_SECONDS, whether the sweep came or not.
+    url, ctx = make_server()
+    ctx.clock = clock = FakeClock()
+    owner = logged_in_user(url)
+    name = owner.key_file.username
+    code = pairing_code(owner)
+    clock.advance(601)                                  # past the 600 s CITYLOGIN_PAIRING_TOKEN_TTL
+    sweep_pairing_tokens(ctx, now=int(clock().timestamp()))
+    answer = redeem(url, code, username=name)
+    assert (answer.status_code, answer.json()["code"]) == (410, "pairing_token_expired")
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    clock.advance(pairing_service.EXPIRED_CODE_KEPT_SECONDS - 2)   # still within the days it is kept
+    sweep_pairing_tokens(ctx, now=int(clock().timestamp()))
+    assert redeem(url, code, username=name).json()["code"] == "pairing_token_expired"
+    clock.advance(2)                                    # then it is a code like any other unknown one,
+    assert redeem(url, code, username=name).json()["code"] == "pairing_token_unknown"  # swept or not
+    assert sweep_pairing_tokens(ctx, now=int(clock().timestamp())) >= 1
+    assert redeem(url, code, username=name).json()["code"] == "pairing_token_unknown"
+    assert device_count(ctx, owner) == 1

@@ -1,11 +1,12 @@
 """A randomized soak on two server processes sharing one DynamoDB Local: several users and
-devices log in, confirm, refresh, log out, unbind and pair in random order, some devices only
-refresh (as an open web tab does). Now and then a device deletes its account while other threads
-pair, recover, renew and log in on it, and a new user takes its place (issue 16). Then an
-invariant checker reads DynamoDB (SPEC §5): at no moment more live sessions per user than the
-limit nor two on one device, every session the presence lists is live and every live one is
-listed, and no request was served for a session that was over (issue 8, defect 1); and nothing of
-a deleted account is left, every certificate it was issued being in the CRL (SPEC §4)."""
+devices log in, confirm, refresh, log out, unbind, pair and relabel device classes in random
+order, some devices only refresh (as an open web tab does). Now and then a device deletes its
+account while other threads pair, recover, renew and log in on it, and a new user takes its place
+(issue 16). Then an invariant checker reads DynamoDB (SPEC §5): at no moment more live sessions per
+user than the limit, nor of one class than the class's limit, nor two on one device, every session
+the presence lists is live and every live one is listed, and no request was served for a session
+that was over (issue 8, defect 1); and nothing of a deleted account is left, every certificate it
+was issued being in the CRL (SPEC §4)."""
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ from common.timefmt import parse_iso
 from session_manager.models import Liveness
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
+from tests.support.class_limits import class_violations
 from tests.support.live import PASSWORD
 from tests.support.services import running_service
 
@@ -38,6 +40,12 @@ SETTINGS = {"session_idle_timeout": 60, "access_token_ttl": 30, "max_concurrent_
             "login_max_failures_per_ip": 100000, "challenges_per_minute_per_ip": 100000, "log_level": "ERROR"}
 # Deletions are swept every second and closed 2 s after they finish, so the check finds nothing left.
 DELETION_SETTINGS = {"deletion_sweep_interval": 1, "deletion_settle_seconds": 2}
+
+# Per-class limits (issue 16, item 8): half the users get a wider total (an operator's per-user
+# limit), so that the class limits, not the total, are what binds them; devices get relabelled.
+CLASS_LIMITS = {"mobile": 1, "desktop": 1}
+WIDE_LIMIT = 3
+RELABEL_TO = ["mobile", "desktop", "tablet", "other"]
 
 
 @dataclass
@@ -186,6 +194,22 @@ class Soak:
         with user.lock:
             user.devices.append(Device(fresh))
 
+    def relabel(self, user: User, device: Device) -> None:
+        """Change the class of one of the user's devices (often a logged-in one) from this device."""
+        client = self.on_any(device.client)
+        if not client.access_token:
+            return
+        with user.lock:
+            target = self.random.choice(user.devices).client.key_file.device_id
+        response = client._send_authenticated("PATCH", f"/device/{target}", json={
+            "device_name": "relabelled", "device_class": self.random.choice(RELABEL_TO)})
+        if response.status_code == 409:
+            self.ops["relabel_refused"] += 1
+        elif response.status_code == 401:
+            client.access_token = client.refresh_token = None
+        elif response.status_code not in (200, 404):  # 404: unbound meanwhile
+            raise AssertionError(f"relabel answered {response.status_code}: {response.text[:200]}")
+
     def step(self) -> None:
         with self._lock:
             if not self.users:  # every user is being deleted and replaced right now
@@ -199,8 +223,9 @@ class Soak:
             if device.refresh_only:
                 self.refresh_only_step(device)
                 return
-            kind = self.random.choices(["login", "force", "me", "refresh", "logout", "unbind", "renew", "delete"],
-                                       weights=[30, 4, 40, 12, 8, 3, 2, 1])[0]
+            kind = self.random.choices(
+                ["login", "force", "me", "refresh", "logout", "unbind", "relabel", "renew", "delete"],
+                weights=[30, 4, 40, 12, 8, 3, 5, 2, 1])[0]
             self.ops[kind] += 1
             if kind == "login":
                 self.login(device)
@@ -216,6 +241,8 @@ class Soak:
                 self.renew(user, device)
             elif kind == "delete":
                 self.delete_during_pairing(user, device)
+            elif kind == "relabel":
+                self.relabel(user, device)
             else:
                 self.unbind_and_pair(user, device)
         except Exception as error:  # a worker must not die silently: the test reports it
@@ -366,7 +393,8 @@ def most_at_once(spans: list[tuple[int, int]]) -> int:
     return most
 
 
-def check_invariants(client, tables: dynamo.TableNames, *, limit: int, rule: Liveness, served) -> list[str]:
+def check_invariants(client, tables: dynamo.TableNames, *, limit: int, rule: Liveness, served,
+                     user_limits: dict[str, int] | None = None) -> list[str]:
     sessions = [dynamo.from_item(i) for page in client.get_paginator("scan").paginate(
         TableName=tables.sessions, ConsistentRead=True) for i in page["Items"]]
     presence = {p["user_uuid"]: p for p in (dynamo.from_item(i) for page in client.get_paginator("scan").paginate(
@@ -380,9 +408,9 @@ def check_invariants(client, tables: dynamo.TableNames, *, limit: int, rule: Liv
     detail = {s["session_id"]: (s["device_id"][:8], s["created_at"], s["status"], s.get("revoked_reason"),
                                 s.get("revoked_at"), s["last_seen_epoch"]) for s in sessions}
     for user, spans in by_user.items():
-        if most_at_once(spans) > limit:
+        if most_at_once(spans) > (user_limits or {}).get(user, limit):
             mine = sorted((i for i in intervals if i[0] == user), key=lambda i: i[3])
-            violations.append(f"user {user}: more than {limit} live sessions at once: "
+            violations.append(f"user {user}: more than {(user_limits or {}).get(user, limit)} live sessions at once: "
                               + "; ".join(f"{start}-{end} {detail[sid]}" for _, _, sid, start, end in mine))
     violations += [f"device {d}: {n} live sessions at once" for d, spans in by_device.items()
                    if (n := most_at_once(spans)) > 1]
@@ -436,24 +464,50 @@ def test_unit_most_at_once():
     assert most_at_once([(0, 10), (5, 5), (10, 12)]) == 1
 
 
+def widen_limits(client, tables: dynamo.TableNames, soak: Soak) -> dict[str, int]:
+    """An operator's per-user limit of WIDE_LIMIT for every other user (as `citylogin admin
+    set-limit` stores it), so that their class limits bind first; {user_uuid: limit}."""
+    wide = {}
+    for user in soak.users[::2]:
+        user_uuid = user.devices[0].client.key_file.user_uuid
+        client.update_item(TableName=tables.users, Key={"user_uuid": {"S": user_uuid}},
+                           UpdateExpression="SET max_concurrent_devices = :n",
+                           ExpressionAttributeValues={":n": {"N": str(WIDE_LIMIT)}})
+        wide[user_uuid] = WIDE_LIMIT
+    return wide
+
+
+def check_class_limits(client, tables: dynamo.TableNames, *, rule: Liveness) -> list[str]:
+    """At no moment more live sessions of a class than its limit, each session counting under
+    the class it logged in with until its device was relabelled (tests/support/class_limits.py)."""
+    sessions = {s["session_id"]: s for s in (dynamo.from_item(i) for page in client.get_paginator("scan").paginate(
+        TableName=tables.sessions, ConsistentRead=True) for i in page["Items"])}
+    return class_violations(sessions, session_intervals(list(sessions.values()), rule), CLASS_LIMITS)
+
+
 @pytest.mark.timeout(240)
 def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir):
     prefix = f"soak{os.getpid()}_"
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": prefix,
-                      **FAST_ARGON2, **RAISED_LIMITS, **SETTINGS, **DELETION_SETTINGS})
+                      **FAST_ARGON2, **RAISED_LIMITS, **SETTINGS, **DELETION_SETTINGS,
+                      "device_class_limits": ",".join(f"{c}={n}" for c, n in CLASS_LIMITS.items())})
     with ExitStack() as stack:
         urls = [stack.enter_context(running_service("citylogin", env, args=("serve",))) for _ in range(2)]
         soak = Soak(urls, seed=int(os.environ.get("SOAK_SEED", "8")))
         soak.create_users()
+        client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")
+        wide = widen_limits(client, dynamo.TableNames.with_prefix(prefix), soak)
         soak.run(SOAK_SECONDS)
         client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")
         wait_for_the_sweeper(client, dynamo.TableNames.with_prefix(prefix), soak.deleted)
         crl_pem = requests.get(urls[0] + "/device/crl.pem", timeout=30).content
     left_of_deleted = deletion_leftovers(client, dynamo.TableNames.with_prefix(prefix), soak.deleted, crl_pem)
-    violations = check_invariants(client, dynamo.TableNames.with_prefix(prefix), limit=1,
-                                  rule=Liveness(idle_timeout=SETTINGS["session_idle_timeout"]),
-                                  served=soak.served)
+    rule = Liveness(idle_timeout=SETTINGS["session_idle_timeout"])
+    violations = check_invariants(client, dynamo.TableNames.with_prefix(prefix), limit=1, rule=rule,
+                                  served=soak.served, user_limits=wide)
+    violations += check_class_limits(client, dynamo.TableNames.with_prefix(prefix), rule=rule)
     print(f"soak: {sum(soak.ops.values())} operations {dict(soak.ops)}, {len(soak.served)} answered 200, "
           f"2 processes, {len(violations)} violations; {len(soak.deleted)} accounts deleted, "
           f"{sum(len(g.issued) for g in soak.deleted)} of their certificates, {len(left_of_deleted)} left behind")
@@ -462,3 +516,4 @@ def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoin
     assert not left_of_deleted, left_of_deleted[:10]
     assert soak.deleted and soak.ops["race_pair"] > 0
     assert soak.ops["refresh_only"] > 0 and soak.ops["confirm"] > 0 and soak.ops["unbind"] > 0
+    assert soak.ops["relabel"] > 0

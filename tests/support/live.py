@@ -20,10 +20,11 @@ PASSWORD = "correct horse battery staple"
 
 def settle_background(ctx: AppContext) -> None:
     """Wait for what requests left in the app's background pool (history rows, a clearing of
-    failures); the next request makes a fresh pool."""
+    failures; the next request makes a fresh pool) and for the notifications being sent."""
     pool = ctx.extras.pop("background", None)
     if pool is not None:
         pool.shutdown(wait=True)
+    ctx.notifier.settle()
 
 
 @contextmanager
