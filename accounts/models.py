@@ -28,8 +28,11 @@ def normalize_username(value: str) -> str:
     return name
 
 
+PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH = 8, 128
+
+
 def check_password_strength(value: str) -> str:
-    if not 8 <= len(value) <= 128:
+    if not PASSWORD_MIN_LENGTH <= len(value) <= PASSWORD_MAX_LENGTH:
         raise ValueError("password must be 8-128 characters")
     if value.lower() in _common_passwords():
         raise ValueError("password is too common; choose another")
@@ -124,8 +127,10 @@ class EmailAccepted(BaseModel):
 
 # --- password change and reset (SPEC §4) ------------------------------------------------------
 
-# The rule of a first password at registration, so a new password meets what a first one must.
-NewPassword = Annotated[str, Field(max_length=1024), AfterValidator(check_password_strength)]
+# The rule of every new password, the first one at registration too. The document states its
+# length (the validator refuses it in its own words); "not a common password" no schema can say.
+NewPassword = Annotated[str, Field(max_length=1024, json_schema_extra={
+    "minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}), AfterValidator(check_password_strength)]
 
 
 class ChangePasswordRequest(BaseModel):

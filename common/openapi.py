@@ -18,6 +18,10 @@ PROBLEM = {"application/problem+json": {"schema": {"$ref": REF.format(model="Pro
 PROBLEM_HEADERS = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
                    429: {"Retry-After": {"schema": {"type": "integer"}}},
                    503: {"Retry-After": {"schema": {"type": "integer"}}}}
+# Statuses the HTTP server in front of the app answers before the app sees the request, so with its
+# own body: a request line longer than it reads (gunicorn: 4094 bytes, werkzeug: 65536).
+SERVER_STATUSES = {414: "URI Too Long: the HTTP server's limit on the request line (its own body, not "
+                        "problem details)"}
 PATH_SCHEMAS = {"uuid": {"type": "string", "format": "uuid"}, "int": {"type": "integer"}}
 RULE_ARGUMENT = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 
@@ -25,7 +29,8 @@ RULE_ARGUMENT = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 @dataclass(frozen=True)
 class Operation:
     """What a view documents. `errors` lists the statuses of its own rules; the generic ones
-    (400 and 413 with a body, 401 with auth, 404 with path parameters, 503) follow from the fields."""
+    (400 and 413 with a body, 400 with query parameters, 401 with auth, 404 with path parameters,
+    414 with any parameter, 503 with DynamoDB) follow from the fields."""
 
     summary: str
     body: type[BaseModel] | None = None
@@ -100,8 +105,10 @@ def _success(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
 def _error_statuses(op: Operation, has_path_parameters: bool) -> list[int]:
     statuses = set(op.errors)
     statuses |= {400, 413} if op.body else set()   # 413: MAX_CONTENT_LENGTH, SPEC §3
+    statuses |= {400} if op.query else set()       # a query parameter out of its range
     statuses |= {401} if op.auth else set()        # "optional" is truthy too
     statuses |= {404} if has_path_parameters else set()
+    statuses |= {414} if op.query or has_path_parameters else set()
     statuses |= {503} if op.database else set()
     return sorted(statuses)
 
@@ -110,6 +117,9 @@ def _describe(op: Operation, rule: str, endpoint: str, components: dict[str, Any
     parameters = _parameters(op, rule, components)
     responses: dict[str, Any] = {str(op.status): _success(op, components)}
     for status in _error_statuses(op, any(p["in"] == "path" for p in parameters)):
+        if status in SERVER_STATUSES:
+            responses[str(status)] = {"description": SERVER_STATUSES[status]}
+            continue
         responses[str(status)] = {"description": "Problem details (RFC 9457)", "content": PROBLEM}
         if status in PROBLEM_HEADERS:
             responses[str(status)]["headers"] = PROBLEM_HEADERS[status]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, EmailStr, Field, RootModel, field_validator
 
-from accounts.models import check_password_strength, normalize_username
+from accounts.models import NewPassword, normalize_username
 from common.text import LoginName
 from device_manager.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
 
@@ -13,7 +13,7 @@ class NewUserRequest(DeviceKeyFields):
 
     username: str = Field(max_length=256)
     email: EmailStr
-    password: str = Field(max_length=1024)
+    password: NewPassword
     locale: str | None = Field(default=None, max_length=35,
                                description="the account's language, en or ja; any other or none: from Accept-Language")
 
@@ -21,11 +21,6 @@ class NewUserRequest(DeviceKeyFields):
     @classmethod
     def _username(cls, value: str) -> str:
         return normalize_username(value)
-
-    @field_validator("password")
-    @classmethod
-    def _password(cls, value: str) -> str:
-        return check_password_strength(value)
 
 
 class RegistrationResponse(DeviceCertificateResponse):
@@ -44,6 +39,15 @@ class PairingCredentialsRequest(BaseModel):
     username: LoginName
     password: str = Field(min_length=1, max_length=1024)
     client_cert_fp: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class PairingTokenRequest(BaseModel):
+    """The body of POST /registration/request_pairing_token as documented: with a Bearer token none
+    is needed (an empty one, `{}` or these fields, checked if sent); without one, all three."""
+
+    username: LoginName | None = None
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    client_cert_fp: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
 
 class PairingTokenResponse(BaseModel):

@@ -8,12 +8,12 @@ from common.caller import current_caller
 from common.context import ctx
 from common.errors import request_locale
 from common.openapi import operation
-from common.validation import json_object, parse_body, parse_model
+from common.validation import json_object, parse_body, parse_model, parse_optional_body
 from device_manager import pairing_service
 from device_manager.models import PairedDeviceRequest
 from registration import service
-from registration.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenResponse, RegistrationInfo,
-                                 RegistrationRequest, RegistrationResponse)
+from registration.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenRequest, PairingTokenResponse,
+                                 RegistrationInfo, RegistrationRequest, RegistrationResponse)
 from session_manager.guard import authenticate_request
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")
@@ -69,11 +69,12 @@ def chosen_locale(locale: str | None) -> str:
 
 @bp.post("/request_pairing_token")
 @operation("A one-time pairing QR code for adding a device (Bearer, or the seed-compatible body)",
-           body=PairingCredentialsRequest, body_required=False, response=PairingTokenResponse, status=201,
+           body=PairingTokenRequest, body_required=False, response=PairingTokenResponse, status=201,
            auth="optional", errors=(403, 429))
 def request_pairing_token():
     if request.headers.get("Authorization"):
         principal = authenticate_request()
+        parse_optional_body(PairingTokenRequest)  # unused, but what is sent must be what the document says
         user_uuid, device_id = principal.user_uuid, principal.device_id
     else:
         creds = parse_body(PairingCredentialsRequest)

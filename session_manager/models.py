@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -179,6 +179,12 @@ class CurrentSession(SessionView):
     user_uuid: str
 
 
+# What next_cursor holds: unpadded base64url (of JSON), so a page's URL stays well inside the
+# request line an HTTP server reads (gunicorn: 4094 bytes).
+Cursor = Annotated[str | None, Field(default=None, max_length=1024, pattern=r"^[A-Za-z0-9_-]+$",
+                                     description="next_cursor of the previous page")]
+
+
 class SessionList(BaseModel):
     sessions: list[SessionView]
     next_cursor: str | None
@@ -189,7 +195,7 @@ class SessionListQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=1024, description="next_cursor of the previous page")
+    cursor: Cursor = None
     include_ended: bool = Field(default=False, description="list ended sessions too (kept a week past their end)")
 
 
@@ -212,7 +218,7 @@ class HistoryQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=1024, description="next_cursor of the previous page")
+    cursor: Cursor = None
 
 
 class EventsQuery(BaseModel):

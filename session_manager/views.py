@@ -48,7 +48,7 @@ def me():
 @bp.get("/list")
 @require_session
 @operation("The caller's sessions, newest first: live ones unless include_ended", query=SessionListQuery,
-           response=SessionList, auth=True, errors=(400,))
+           response=SessionList, auth=True)
 def list_sessions():
     principal, query = current_principal(), parse_model(SessionListQuery, request.args.to_dict())
     sessions, next_cursor = service.session_page(ctx(), user_uuid=principal.user_uuid, limit=query.limit,
@@ -84,8 +84,7 @@ def logout_all():
 
 @bp.get("/history")
 @require_session
-@operation("Login attempts and evictions, newest first", query=HistoryQuery, response=HistoryPage, auth=True,
-           errors=(400,))
+@operation("Login attempts and evictions, newest first", query=HistoryQuery, response=HistoryPage, auth=True)
 def history():
     query = parse_model(HistoryQuery, request.args.to_dict())
     items, next_cursor = service.history_page(ctx(), user_uuid=current_principal().user_uuid,
