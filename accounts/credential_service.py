@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
 from accounts.models import UserRecord
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import KeyRead, read_together
 from common.caller import Caller
@@ -105,14 +105,14 @@ def _count_failure(ctx: AppContext, *, username: str, ip: str | None, user: User
     if store.add_failure(user_subject, now=now) >= ctx.settings.login_max_failures:
         locked_seconds = store.lock(user_subject, now=now)
         if locked_seconds is not None:  # this failure started the lock (not a parallel one)
-            audit("lockout", scope="username", user_uuid=user and user.user_uuid, ip=ip,
+            audit(AuditEvent.LOCKOUT, scope="username", user_uuid=user and user.user_uuid, ip=ip,
                   locked_seconds=locked_seconds)
             if user is not None:
                 _notify_lockout(ctx, user=user, ip=ip, until=now + locked_seconds)
     if store.add_failure(ip_subject, now=now) >= ctx.settings.login_max_failures_per_ip:
         locked_seconds = store.lock(ip_subject, now=now)
         if locked_seconds is not None:
-            audit("lockout", scope="ip", ip=ip, locked_seconds=locked_seconds)
+            audit(AuditEvent.LOCKOUT, scope="ip", ip=ip, locked_seconds=locked_seconds)
 
 
 def _notify_lockout(ctx: AppContext, *, user: UserRecord, ip: str | None, until: int) -> None:
@@ -155,7 +155,7 @@ def record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, dev
     that it stores nothing, so known and unknown usernames cost the same. A row that cannot be
     written is logged."""
     at = ctx.now()
-    audit("login_failure", user_uuid=user and user.user_uuid, device_id=device_id, ip=caller.ip, reason=result,
+    audit(AuditEvent.LOGIN_FAILURE, user_uuid=user and user.user_uuid, device_id=device_id, ip=caller.ip, reason=result,
           flow=flow)
     user_uuid = (user or NO_SUCH_USER).user_uuid
     written = background(ctx).submit(

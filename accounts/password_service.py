@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from accounts import credential_service as credentials
 from accounts import user_service as users
 from accounts.models import ChangePasswordRequest
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.background import background
 from common.caller import Caller
 from common.context import AppContext
@@ -66,7 +66,7 @@ def change_password(ctx: AppContext, *, principal: Principal, request: ChangePas
     if request.logout_other_sessions:
         ended = sessions.end_all_sessions(ctx, user_uuid=user.user_uuid, reason=RevokeReason.PASSWORD_CHANGED,
                                           except_session_id=principal.session_id)
-    audit("password_changed", user_uuid=user.user_uuid, device_id=principal.device_id, sessions_ended=ended,
+    audit(AuditEvent.PASSWORD_CHANGED, user_uuid=user.user_uuid, device_id=principal.device_id, sessions_ended=ended,
           ip=caller.ip)
     ctx.notifier.notify(localized_message("password_changed", user_uuid=user.user_uuid, email=user.email,
                                           locale=user.locale, time=mail_time(ctx.now(), user.locale)))
@@ -114,7 +114,7 @@ def _send_reset_link(ctx: AppContext, *, email: str) -> None:
     token_store(ctx).create(digest=token_digest(token, purpose=RESET_PURPOSE), kind=RESET_KIND,
                             expires_epoch=_now(ctx) + RESET_TTL,
                             data={"user_uuid": user.user_uuid, "reset_generation": user.reset_generation})
-    audit("password_reset_requested", user_uuid=user.user_uuid)
+    audit(AuditEvent.PASSWORD_RESET_REQUESTED, user_uuid=user.user_uuid)
     ctx.notifier.notify(localized_message("password_reset", user_uuid=user.user_uuid, email=user.email,
                                           locale=user.locale, link=reset_link(ctx, token)))
 
@@ -144,4 +144,4 @@ def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) ->
         ctx.notifier.notify(localized_message("password_changed", texts="password_was_reset", user_uuid=user_uuid,
                                               email=user.email, locale=user.locale,
                                               time=mail_time(ctx.now(), user.locale)))
-    audit("password_reset", user_uuid=user_uuid, sessions_ended=ended)
+    audit(AuditEvent.PASSWORD_RESET, user_uuid=user_uuid, sessions_ended=ended)

@@ -6,7 +6,7 @@ import uuid
 
 from accounts.models import UserRecord
 from accounts.user_store import NameTaken, UserStore, WriteRefused
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
 from common.context import AppContext
 from common.errors import Conflict, ErrorCode, NotFound
@@ -79,7 +79,7 @@ def lock_account(ctx: AppContext, *, user_uuid: str) -> int:
     if not user_store(ctx).set_locked(user_uuid, True):
         raise UserNotFound()
     ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.ADMIN, locked=True)
-    audit("account_locked", user_uuid=user_uuid, sessions_ended=ended)
+    audit(AuditEvent.ACCOUNT_LOCKED, user_uuid=user_uuid, sessions_ended=ended)
     return ended
 
 
@@ -87,7 +87,7 @@ def unlock_account(ctx: AppContext, *, user_uuid: str) -> None:
     """Let the account log in again; the sessions the lock ended stay ended."""
     if not user_store(ctx).set_locked(user_uuid, False):
         raise UserNotFound()
-    audit("account_unlocked", user_uuid=user_uuid)
+    audit(AuditEvent.ACCOUNT_UNLOCKED, user_uuid=user_uuid)
 
 
 def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) -> None:
@@ -95,7 +95,7 @@ def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) 
     (SPEC §5); None goes back to the default. Live sessions are kept; the next login obeys it."""
     if not user_store(ctx).set_max_concurrent_devices(user_uuid, limit):
         raise UserNotFound()
-    audit("concurrent_limit_set", user_uuid=user_uuid, limit=limit)
+    audit(AuditEvent.CONCURRENT_LIMIT_SET, user_uuid=user_uuid, limit=limit)
 
 
 def not_locked_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:

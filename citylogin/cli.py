@@ -14,6 +14,7 @@ from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
 from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
+from common.audit_events import AuditEvent
 from common.config import ConfigError, Settings, load_settings
 from common.dynamodb_local import DataInUse, DynamoDBLocal, DynamoDBLocalError
 
@@ -234,7 +235,7 @@ def rotate_keys() -> None:
     with _ring_store(settings) as store:
         for entry in _config_errors(lambda: rotate(store)):
             click.echo(f"new {entry.kind} key {entry.kid}")
-            _audit(settings, "key_rotated", kind=entry.kind, kid=entry.kid)
+            _audit(settings, AuditEvent.KEY_ROTATED, kind=entry.kind, kid=entry.kid)
     click.echo(f"running services sign with them within {settings.key_ring_reload_seconds:g} seconds")
 
 
@@ -251,11 +252,11 @@ def retire_key(kid: str, force: bool) -> None:
             entry = _config_errors(lambda: retire(store, kid=kid, settings=settings, force=force))
         except RetireRefused as exc:
             raise click.ClickException(str(exc)) from None
-        _audit(settings, "key_retired", kind=entry.kind, kid=entry.kid, forced=force)
+        _audit(settings, AuditEvent.KEY_RETIRED, kind=entry.kind, kid=entry.kid, forced=force)
     click.echo(f"retired {entry.kind} key {entry.kid}")
 
 
-def _audit(settings: Settings, event: str, **fields) -> None:
+def _audit(settings: Settings, event: AuditEvent, **fields) -> None:
     """Key changes go into the audit stream (and CITYLOGIN_AUDIT_LOG) like the services' events."""
     from common.audit import audit
     from common.log_setup import configure_logging

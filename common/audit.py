@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from common import metrics
+from common.audit_events import AuditEvent
 from common.log_setup import AUDIT_LOGGER
 from common.request_log import current_request
 
@@ -38,13 +39,18 @@ def operator_acting(name: str) -> Iterator[None]:
 SECRET_NAME = re.compile(r"password|token|digest|hash|secret|key|signature|cert", re.IGNORECASE)
 
 
-def audit(event: str, **fields: Any) -> None:
+__all__ = ["AuditEvent", "audit"]
+
+
+def audit(event: AuditEvent, **fields: Any) -> None:
     """Write one audit line for `event`; fields that are None are left out."""
+    if not isinstance(event, AuditEvent):  # a loose string would escape the README's list
+        raise TypeError(f"audit events are AuditEvent members, not {event!r}")
     refused = [name for name in fields if SECRET_NAME.search(name)]
     if refused:
         raise ValueError(f"audit fields must not carry secrets: {refused}")
     entry: dict[str, Any] = {
-        "event": event,
+        "event": event.value,
         "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
     request = current_request()
     if request is not None:
@@ -53,4 +59,4 @@ def audit(event: str, **fields: Any) -> None:
     entry.update(fields)
     entry = {k: v for k, v in entry.items() if v is not None}
     log.info("%s", json.dumps(entry, default=str), extra={"audit": entry})
-    metrics.count_audit_event(event, reason=entry.get("reason"))
+    metrics.count_audit_event(event.value, reason=entry.get("reason"))

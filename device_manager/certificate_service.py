@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from accounts import user_service as users
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.certificates import certificate_fingerprint, certificate_pem, issue_device_certificate
 from common.challenges import consume_challenge, signature_bytes
 from common.context import AppContext
@@ -74,7 +74,7 @@ def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challe
     renewed = replace(record, fingerprint=certificate_fingerprint(cert), cert_pem=certificate_pem(cert),
                       key_type=key_type_name(key), cert_expires_at=iso(cert.not_valid_after_utc))
     _store_renewal(ctx, record=record, renewed=renewed, now=now)
-    audit("certificate_renewed", user_uuid=user_uuid, device_id=device_id,
+    audit(AuditEvent.CERTIFICATE_RENEWED, user_uuid=user_uuid, device_id=device_id,
           reason="new_key" if public_key or csr else "same_key")
     return RenewedCertificate(device_id=device_id, client_cert=base64.b64encode(renewed.cert_pem.encode()).decode(),
                               fingerprint=renewed.fingerprint, ca_cert=ctx.ca.certificate_pem(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import BadRequest, ErrorCode, StorageUnavailable
@@ -65,6 +65,6 @@ def remove_device(ctx: AppContext, *, token: str, end_all_sessions: bool) -> Not
         devices.unbind(ctx, user_uuid=user_uuid, device_id=device_id, by_device=None, confirm_last=True)
     ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.REMOTE_LOGOUT) \
         if end_all_sessions else 0
-    audit("not_me", user_uuid=user_uuid, device_id=device_id, device_removed=removed, sessions_ended=ended)
+    audit(AuditEvent.NOT_ME, user_uuid=user_uuid, device_id=device_id, device_removed=removed, sessions_ended=ended)
     return NotMeResult(device_id=device_id, device_name=record.device_name, device_removed=removed,
                        sessions_ended=ended)

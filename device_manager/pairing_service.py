@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from accounts import credential_service as credentials
 from accounts import user_service as users
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import KeyRead, read_together
 from common.caller import Caller
@@ -87,7 +87,7 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) ->
     pairing_store(ctx).create(digest=token_digest(token, purpose=PURPOSE), user_uuid=user_uuid,
                               created_by_device=device_id, created_at=iso(ctx.now()), expires_epoch=expires,
                               kept_until=expires + EXPIRED_CODE_KEPT_SECONDS)
-    audit("pairing_token_created", user_uuid=user_uuid, device_id=device_id, expires_at=iso_from_epoch(expires))
+    audit(AuditEvent.PAIRING_TOKEN_CREATED, user_uuid=user_uuid, device_id=device_id, expires_at=iso_from_epoch(expires))
     payload = qr.encode_payload(user_uuid=user_uuid, token=token)
     link = qr.pairing_link(settings.public_url, payload)
     return {"qr_code": link, "qr_payload": payload, "qr_png": qr.png_data_uri(link),
@@ -143,7 +143,7 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
     not_me = not_me_service.new_link(ctx, user_uuid=user.user_uuid, device_id=issued.record.device_id)
     devices.store_new_device(ctx, issued, extra_writes=[GuardedWrite(item=redeem, refusal=refused), not_me.write,
                                                         users.not_locked_write(ctx, user_uuid=user.user_uuid)])
-    audit("pairing_token_redeemed", user_uuid=user.user_uuid, device_id=issued.record.device_id,
+    audit(AuditEvent.PAIRING_TOKEN_REDEEMED, user_uuid=user.user_uuid, device_id=issued.record.device_id,
           created_by_device=record.get("created_by_device"))
     if had_failures:
         background(ctx).submit(credentials.clear_failures, ctx, username=username)  # off the response path

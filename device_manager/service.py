@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from accounts import user_service as users
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
 from common.certificates import (certificate_fingerprint, certificate_issued_by, certificate_pem,
                                  device_id_from_certificate, issue_device_certificate, load_client_certificate,
@@ -283,7 +283,7 @@ def store_device_replacing_others(ctx: AppContext, issued: IssuedDevice, *,
     for device in others:  # revoked first, so a login racing this cannot outlive it
         sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device.device_id,
                                     reason=RevokeReason.DEVICE_UNBOUND, by_device=issued.record.device_id)
-        audit("device_unbound", user_uuid=user_uuid, device_id=device.device_id, by_device=issued.record.device_id)
+        audit(AuditEvent.DEVICE_UNBOUND, user_uuid=user_uuid, device_id=device.device_id, by_device=issued.record.device_id)
     return others
 
 
@@ -405,7 +405,7 @@ def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str | 
     _revoke(ctx, record, keep_at_least=0 if confirm_last else 1)  # still make sure no session survives
     sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device_id,
                                 reason=RevokeReason.DEVICE_UNBOUND, by_device=by_device)
-    audit("device_unbound", user_uuid=user_uuid, device_id=device_id, by_device=by_device)
+    audit(AuditEvent.DEVICE_UNBOUND, user_uuid=user_uuid, device_id=device_id, by_device=by_device)
 
 
 # --- account deletion ----------------------------------------------------------------------

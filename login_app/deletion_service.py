@@ -21,7 +21,7 @@ from accounts import password_service
 from accounts import user_service as users
 from accounts.models import UserRecord
 from common import dynamo
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.caller import Caller
 from common.context import AppContext
 from common.errors import ServiceUnavailable
@@ -49,7 +49,7 @@ def delete_account(ctx: AppContext, *, principal: Principal, password: str, call
         if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
             raise credentials.InvalidCredentials()
         if users.begin_deletion(ctx, user_uuid=user.user_uuid):
-            audit("account_deletion_started", user_uuid=user.user_uuid, device_id=principal.device_id, ip=caller.ip)
+            audit(AuditEvent.ACCOUNT_DELETION_STARTED, user_uuid=user.user_uuid, device_id=principal.device_id, ip=caller.ip)
             ctx.notifier.notify(localized_message("account_deleted", user_uuid=user.user_uuid, email=user.email,
                                                   locale=user.locale, username=user.username))
     try:
@@ -78,7 +78,7 @@ def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
     counters = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_all_of_user(user_uuid)
     if user.username:  # not yet a tombstone: the parts only its personal data can find
         _forget_names(ctx, user)
-        audit("account_deleted", user_uuid=user_uuid, devices_revoked=len(removed), sessions_ended=ended,
+        audit(AuditEvent.ACCOUNT_DELETED, user_uuid=user_uuid, devices_revoked=len(removed), sessions_ended=ended,
               one_time_codes_deleted=tokens, counters_deleted=counters)
     return True
 

@@ -8,7 +8,7 @@ from accounts import credential_service as credentials
 from accounts import service as accounts
 from accounts.models import UserRecord
 from common import i18n
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.caller import Caller
 from common.context import AppContext
 from common.notifier import device_facts, localized_message
@@ -43,7 +43,7 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
         raise
     if had_failures:
         credentials.clear_failures(ctx, username=request.username)
-    audit("device_recovered", user_uuid=user.user_uuid, device_id=issued.record.device_id,
+    audit(AuditEvent.DEVICE_RECOVERED, user_uuid=user.user_uuid, device_id=issued.record.device_id,
           unbound=[d.device_id for d in unbound], ip=caller.ip)
     _notify_recovered(ctx, user=user, device=issued.record, unbound=len(unbound), caller=caller)
     return devices.certificate_response(ctx, issued, message="Device recovered.")
@@ -67,5 +67,5 @@ def regenerate_recovery_codes(ctx: AppContext, *, user_uuid: str, password: str,
     codes = accounts.replace_recovery_codes(ctx, account=account)
     if had_failures:
         credentials.clear_failures(ctx, username=account.username)
-    audit("recovery_codes_replaced", user_uuid=user_uuid, ip=caller.ip)
+    audit(AuditEvent.RECOVERY_CODES_REPLACED, user_uuid=user_uuid, ip=caller.ip)
     return codes

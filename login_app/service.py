@@ -11,7 +11,7 @@ from accounts import credential_service as credentials
 from accounts import user_service as users
 from accounts.models import UserRecord
 from common import challenges
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import read_together
 from common.caller import Caller
@@ -249,10 +249,10 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
 
 
 def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession) -> None:
-    audit("login_success", user_uuid=user.user_uuid, device_id=device.device_id,
+    audit(AuditEvent.LOGIN_SUCCESS, user_uuid=user.user_uuid, device_id=device.device_id,
           session_id=opened.session.session_id, ip=caller.ip)
     for evicted in opened.evicted:
-        audit("session_evicted", user_uuid=user.user_uuid, device_id=evicted.device_id,
+        audit(AuditEvent.SESSION_EVICTED, user_uuid=user.user_uuid, device_id=evicted.device_id,
               session_id=evicted.session_id, by_device=device.device_id, reason="displaced")
 
 

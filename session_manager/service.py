@@ -13,7 +13,7 @@ from typing import Callable, Generator, Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import KeyRead
 from common.context import AppContext
@@ -254,7 +254,7 @@ def _write_history_row(ctx: AppContext, row: dict) -> None:
             time.sleep(0.05 * 2 ** attempt)
     log.error("login history row not written after %d attempts (user %s): %s", HISTORY_ATTEMPTS,
               row["user_uuid"], type(failure).__name__)
-    audit("login_history_unwritten", user_uuid=row["user_uuid"], device_id=row["device_id"], at=iso(row["at"]),
+    audit(AuditEvent.LOGIN_HISTORY_UNWRITTEN, user_uuid=row["user_uuid"], device_id=row["device_id"], at=iso(row["at"]),
           result=row["result"], ip=row["ip"], evicted=[e["device_id"] for e in row["evicted"]])
 
 
@@ -393,7 +393,7 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
                            refresh_kid=session.refresh_kid)
     if generation > session.refresh_gen:
         raise InvalidRefreshToken()
-    audit("refresh_token_reused", user_uuid=session.user_uuid, device_id=session.device_id,
+    audit(AuditEvent.REFRESH_TOKEN_REUSED, user_uuid=session.user_uuid, device_id=session.device_id,
           session_id=session.session_id, generation=generation)
     revoke_session(ctx, session=session, reason=RevokeReason.REFRESH_REUSE)
     raise RefreshTokenReused()
@@ -406,7 +406,7 @@ def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_d
     moment = ctx.now()
     session_store(ctx).revoke(session, reason=reason, at=iso(moment), end_epoch=int(moment.timestamp()),
                               by_device=by_device, locked=locked)
-    audit("session_revoked", user_uuid=session.user_uuid, device_id=session.device_id,
+    audit(AuditEvent.SESSION_REVOKED, user_uuid=session.user_uuid, device_id=session.device_id,
           session_id=session.session_id, reason=reason, by_device=by_device)
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from citylogin.client import Client, CityloginError
-from common.audit import audit
+from common.audit import AuditEvent, audit
 from common.log_setup import AUDIT_LOGGER, JsonFormatter
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, add_device, register_device
@@ -129,7 +129,7 @@ def test_the_audit_file_holds_json_lines(make_server, tmp_path, no_audit_file):
 
 def test_json_log_lines_carry_the_audit_fields_at_the_top(caplog):
     caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
-    audit("device_unbound", user_uuid="u-1", device_id="d-1", by_device="d-2")
+    audit(AuditEvent.DEVICE_UNBOUND, user_uuid="u-1", device_id="d-1", by_device="d-2")
     line = json.loads(JsonFormatter().format(caplog.records[-1]))
     assert line["logger"] == AUDIT_LOGGER and line["event"] == "device_unbound"
     assert (line["user_uuid"], line["device_id"], line["by_device"]) == ("u-1", "d-1", "d-2")
@@ -139,7 +139,7 @@ def test_json_log_lines_carry_the_audit_fields_at_the_top(caplog):
 @pytest.mark.parametrize("field", ["password", "refresh_token", "token_digest", "password_hash", "private_key"])
 def test_a_field_named_like_a_secret_is_refused(field):
     with pytest.raises(ValueError):
-        audit("login_success", **{field: "x"})
+        audit(AuditEvent.LOGIN_SUCCESS, **{field: "x"})
 
 
 def test_an_added_device_logs_in_with_its_own_ids(make_server, audit_lines):
@@ -150,3 +150,32 @@ def test_an_added_device_logs_in_with_its_own_ids(make_server, audit_lines):
     line = one(audit_lines(), "login_success")
     assert (line["user_uuid"], line["device_id"]) == (first.key_file.user_uuid, second.key_file.device_id)
     assert "session_evicted" not in events(audit_lines())
+
+
+def test_an_event_outside_the_enum_is_refused():
+    with pytest.raises(TypeError):
+        audit("made_up_event", user_uuid="u-1")
+
+
+def test_the_readme_lists_every_audit_event():
+    """Every AuditEvent is named in the README's "Audit stream" paragraph, and every event named
+    there exists; a new event without its line in the README fails here."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    paragraph = readme.split("**Audit stream.**", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r"`([a-z_]+)`", paragraph.split("Events:", 1)[1]))
+    assert {event.value for event in AuditEvent} <= listed, sorted({e.value for e in AuditEvent} - listed)
+
+
+def test_every_audit_call_names_an_enum_member():
+    """No product module passes a loose string as the event (it would be refused only when it runs)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    loose = [f"{path.relative_to(root)}: {line.strip()}"
+             for package in ("accounts", "common", "device_manager", "login_app", "registration",
+                             "session_manager", "citylogin")
+             for path in (root / package).rglob("*.py")
+             for line in path.read_text().splitlines() if re.search(r"\baudit\(\s*[\"']", line)]
+    assert not loose, loose
