@@ -90,7 +90,8 @@ def parse_body(model: type[M]) -> M:
 
 
 def parse_optional_body(model: type[M]) -> M:
-    """Like parse_body, but an empty body means every field takes its default."""
-    if not request.get_data(cache=True).strip():
+    """Like parse_body, but an empty body means every field takes its default (a body of only
+    whitespace is not empty: it is not JSON, 400 invalid_json)."""
+    if not request.get_data(cache=True):
         return model()
     return parse_body(model)

@@ -326,3 +326,14 @@ def test_forged_forwarded_for_never_reaches_a_key(make_server):
         response = requests.post(url + "/login/", timeout=30, headers={**headers, "X-Client-Cert": "%ff" * 100},
                                  json={"username": client.key_file.username, "password": "wrong password"})
         assert_problem(response, forged[:20])
+
+
+def test_an_optional_body_of_only_whitespace_is_not_json(make_server):
+    """POST /session/logout_all takes no body or a JSON object; "\\r\\n" is neither (Schemathesis'
+    negative_data_rejection found it accepted as if empty)."""
+    url, _ = make_server()
+    client = register_device(url)
+    client.login(PASSWORD)
+    headers = {"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"}
+    expect(requests.post(url + "/session/logout_all", data=b"\r\n", headers=headers, timeout=10), 400, "invalid_json")
+    assert requests.post(url + "/session/logout_all", headers=headers, timeout=10).status_code == 204
