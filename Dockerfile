@@ -22,6 +22,9 @@ COPY login_app ./login_app
 COPY session_manager ./session_manager
 COPY device_manager ./device_manager
 COPY accounts ./accounts
+COPY sessions ./sessions
+COPY devices ./devices
+COPY flows ./flows
 COPY citylogin ./citylogin
 COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py
 RUN pip install --no-deps . \

@@ -23,7 +23,7 @@ from common.caller import Caller
 from common.context import AppContext
 from common.errors import ErrorCode, NotFound, TooManyRequests, Unauthorized
 from common.notifier import localized_message, mail_time
-from session_manager import service as sessions
+from sessions import service as sessions
 
 # Names of credential_reads' items in the caller's read_together result.
 OWNER, EXPECTED = "credentials.owner", "credentials.expected_user"

@@ -18,8 +18,8 @@ from common.errors import BadRequest, ErrorCode, TooManyRequests
 from common.notifier import localized_message, mail_time
 from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
-from session_manager import service as sessions
-from session_manager.models import Principal, RevokeReason
+from sessions import service as sessions
+from sessions.models import Principal, RevokeReason
 
 RESET_KIND = "password_reset"
 RESET_PURPOSE = "password-reset"

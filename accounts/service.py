@@ -21,7 +21,7 @@ from common.errors import (BadRequest, Conflict, ErrorCode, NotFound, StorageUna
 from common.notifier import Message, localized_message
 from common.rate_limits import RateLimitStore
 from common.guarded_write import GuardedWrite
-from session_manager import service as sessions
+from sessions import service as sessions
 
 PURPOSE = "recovery"
 CODE_COUNT = 10

@@ -11,8 +11,8 @@ from common.batch_read import KeyRead
 from common.context import AppContext
 from common.errors import Conflict, ErrorCode, NotFound
 from common.guarded_write import GuardedWrite
-from session_manager import service as sessions
-from session_manager.models import RevokeReason
+from sessions import service as sessions
+from sessions.models import RevokeReason
 
 
 class UsernameTaken(Conflict):

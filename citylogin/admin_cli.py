@@ -63,8 +63,8 @@ def admin(context: click.Context, operator: str | None) -> None:
 @click.argument("username", metavar="USER")
 def show(username: str) -> None:
     """The account, its devices and its live sessions."""
-    from device_manager import service as devices
-    from session_manager import service as sessions
+    from devices import service as devices
+    from sessions import service as sessions
 
     with _context() as ctx:
         user = _user(ctx, username)
@@ -121,8 +121,8 @@ def unlock(username: str) -> None:
 @click.argument("username", metavar="USER")
 def revoke_sessions(username: str) -> None:
     """End every session of the account (reason admin); its devices stay registered."""
-    from session_manager import service as sessions
-    from session_manager.models import RevokeReason
+    from sessions import service as sessions
+    from sessions.models import RevokeReason
 
     with _context() as ctx:
         ended = sessions.end_all_sessions(ctx, user_uuid=_user(ctx, username).user_uuid, reason=RevokeReason.ADMIN)
@@ -135,7 +135,7 @@ def revoke_sessions(username: str) -> None:
 def unbind(username: str, device_id: str) -> None:
     """Revoke a device's certificate for good and end its session (reason device_unbound),
     even the account's last device."""
-    from device_manager import service as devices
+    from devices import service as devices
 
     with _context() as ctx:
         devices.unbind(ctx, user_uuid=_user(ctx, username).user_uuid, device_id=device_id, by_device=None,
@@ -171,7 +171,7 @@ def _parse_limit(value: str | None) -> int:
 def finish_deletions() -> None:
     """Finish every account deletion begun more than CITYLOGIN_DELETION_SETTLE_SECONDS ago, and
     make the last pass of those finished that long ago (what each process's sweeper does)."""
-    from login_app import deletion_service
+    from flows import deletion as deletion_service
 
     with _context() as ctx:
         acted = deletion_service.sweep_deletions(ctx)

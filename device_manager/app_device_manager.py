@@ -1,4 +1,4 @@
-"""The device manager alone: `python -m device_manager.app_device_manager` (port 5004)."""
+"""The device manager alone: `python -m device_manager.app_device_manager` (port 5004): /device."""
 from __future__ import annotations
 
 from common.app_factory import create_service_app, run_standalone

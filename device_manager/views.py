@@ -9,11 +9,13 @@ from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
-from device_manager import certificate_service, pairing_service, service
-from device_manager.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout,
-                                   PairedDeviceRequest, RenamedDevice, RenameRequest, RenewedCertificate, RenewRequest,
-                                   UnbindRequest, UnboundDevice)
-from session_manager.guard import current_principal, require_session
+from devices import certificate_service, service
+from devices.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout,
+                            PairedDeviceRequest, RenamedDevice, RenameRequest, RenewedCertificate, RenewRequest,
+                            UnbindRequest, UnboundDevice)
+from flows import pairing, recovery
+from flows.models import RecoverRequest
+from sessions.guard import current_principal, require_session
 
 bp = Blueprint("device_manager", __name__, url_prefix="/device")
 
@@ -51,7 +53,7 @@ def renew():
            response=DeviceCertificateResponse, status=201, errors=(401, 403, 404, 409, 410, 429))
 def register():
     paired = parse_body(PairedDeviceRequest)
-    result = pairing_service.register_paired_device(
+    result = pairing.register_paired_device(
         ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
         device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller(),
         device_class=paired.device_class)
@@ -100,3 +102,12 @@ def unbind():
     service.unbind(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id, by_device=principal.device_id,
                    confirm_last=body.confirm_last)
     return jsonify(UnboundDevice(device_id=body.device_id).model_dump())
+
+
+@bp.post("/recover")
+@operation("A new device for an account whose devices are all lost, with a recovery code",
+           body=RecoverRequest, response=DeviceCertificateResponse, status=201, errors=(401, 409, 429))
+def recover():
+    body = parse_body(RecoverRequest)
+    result = recovery.recover_device(ctx(), request=body, caller=current_caller())
+    return jsonify(result.model_dump(exclude_none=True)), 201

@@ -1,1 +1,1 @@
-"""login_app package."""
+"""The login service over HTTP: /login and /account (python -m login_app.app_login, port 5002)."""

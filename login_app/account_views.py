@@ -1,26 +1,114 @@
-"""HTTP routes of /account that reach the devices too: DELETE /account and POST /account/not_me.
+"""HTTP routes of /account, all of them: the profile and e-mail address, the password, recovery
+codes, deletion and "Wasn't you?". Parse, call one service or flow function, shape the answer.
 
-Both revoke device certificates, so they live above device_manager rather than in the /account
-blueprint of accounts (which sits below device_manager)."""
+/account is the login service's (python -m login_app.app_login): every change to an account asks for
+a session, and most for the password again under the login's own lockout."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from accounts.models import PasswordRequest
+from accounts import password_service
+from accounts import service
+from accounts.models import (AcceptedResponse, AccountPatch, AccountView, ChangePasswordRequest, EmailAccepted,
+                             EmailChangeRequest, EmailVerified, PasswordRequest, PasswordResetConfirm,
+                             PasswordResetRequest, RecoveryCodes, VerifyEmailRequest)
 from common.caller import current_caller
 from common.context import EXTENSION_KEY, ctx
 from common.openapi import operation
 from common.validation import parse_body
-from device_manager import not_me_service
-from device_manager.models import NotMeRequest, NotMeResult
-from login_app import deletion_service, deletion_sweeper
-from session_manager.guard import current_principal, require_session
-from session_manager.models import RevokeReason
+from devices.models import NotMeRequest, NotMeResult
+from flows import deletion, deletion_sweeper, recovery
+from flows import not_me as not_me_flow
+from sessions.guard import current_principal, require_session
+from sessions.models import RevokeReason
 
-bp = Blueprint("account_devices", __name__, url_prefix="/account")
+bp = Blueprint("accounts", __name__, url_prefix="/account")
 # Every process serving deletions also finishes those whose request did not.
 bp.record_once(lambda state: deletion_sweeper.start_sweeper(state.app.extensions[EXTENSION_KEY]))
 
+RESET_ACCEPTED = "If an account has this address, a link to reset its password is on its way."
+
+
+@bp.get("")
+@require_session
+@operation("The caller's account", response=AccountView, auth=True)
+def account():
+    return jsonify(service.account_view(ctx(), user_uuid=current_principal().user_uuid).model_dump())
+
+
+# --- e-mail address and profile settings -----------------------------------------------------
+
+@bp.patch("")
+@require_session
+@operation("Change the caller's settings (the locale of messages)", body=AccountPatch, response=AccountView,
+           auth=True)
+def update_account():
+    patch = parse_body(AccountPatch)
+    return jsonify(service.update_profile(ctx(), user_uuid=current_principal().user_uuid,
+                                          locale=patch.locale).model_dump())
+
+
+@bp.post("/verify_email")
+@operation("Verify an e-mail address with the token of its link", body=VerifyEmailRequest, response=EmailVerified,
+           errors=(409,))
+def verify_email():
+    service.verify_email(ctx(), token=parse_body(VerifyEmailRequest).token)
+    return jsonify(EmailVerified(email_verified=True).model_dump())
+
+
+@bp.post("/verify_email/resend")
+@require_session
+@operation("Send the verification link of the caller's address again", response=EmailAccepted, status=202,
+           auth=True, errors=(429,))
+def resend_verification():
+    service.resend_verification(ctx(), user_uuid=current_principal().user_uuid)
+    return jsonify(EmailAccepted(message="A verification link is on its way, unless the address is verified.")
+                   .model_dump()), 202
+
+
+@bp.post("/email")
+@require_session
+@operation("Change the caller's address once the link sent to the new one is used", body=EmailChangeRequest,
+           response=EmailAccepted, status=202, auth=True, errors=(429,))
+def change_email():
+    change = parse_body(EmailChangeRequest)
+    service.request_email_change(ctx(), user_uuid=current_principal().user_uuid, password=change.password,
+                                 new_email=str(change.new_email), caller=current_caller())
+    return jsonify(EmailAccepted(message="Open the link sent to the new address to complete the change.")
+                   .model_dump()), 202
+
+
+# --- the password ------------------------------------------------------------------------------------
+
+@bp.post("/password")
+@require_session
+@operation("Change the password; the current one is asked again", body=ChangePasswordRequest, status=204,
+           auth=True, errors=(429,))
+def change_password():
+    body = parse_body(ChangePasswordRequest)
+    password_service.change_password(ctx(), principal=current_principal(), request=body, caller=current_caller())
+    return "", 204
+
+
+@bp.post("/password_reset")
+@operation("E-mail a password reset link; the same answer whether or not an account has the address",
+           body=PasswordResetRequest, response=AcceptedResponse, status=202, errors=(429,))
+def request_password_reset():
+    body = parse_body(PasswordResetRequest)
+    password_service.request_password_reset(ctx(), email=str(body.email), caller=current_caller())
+    return jsonify(AcceptedResponse(message=RESET_ACCEPTED).model_dump()), 202
+
+
+@bp.post("/password_reset/confirm")
+@operation("Set a new password with the token of a reset link; every session ends", body=PasswordResetConfirm,
+           status=204)
+def confirm_password_reset():
+    body = parse_body(PasswordResetConfirm)
+    password_service.confirm_password_reset(ctx(), token=body.token, new_password=body.new_password)
+    return "", 204
+
+
+# --- deletion and "Wasn't you?" ----------------------------------------------------------------------
 
 @bp.delete("")
 @require_session(accept_ended_reason=RevokeReason.ACCOUNT_DELETED)  # a retry after the deletion ended it
@@ -28,8 +116,7 @@ bp.record_once(lambda state: deletion_sweeper.start_sweeper(state.app.extensions
            auth=True, errors=(429,))
 def delete_account():
     body = parse_body(PasswordRequest)
-    deletion_service.delete_account(ctx(), principal=current_principal(), password=body.password,
-                                    caller=current_caller())
+    deletion.delete_account(ctx(), principal=current_principal(), password=body.password, caller=current_caller())
     return "", 204
 
 
@@ -38,5 +125,18 @@ def delete_account():
            response=NotMeResult)
 def not_me():
     body = parse_body(NotMeRequest)
-    result = not_me_service.remove_device(ctx(), token=body.token, end_all_sessions=body.end_all_sessions)
+    result = not_me_flow.remove_device(ctx(), token=body.token, end_all_sessions=body.end_all_sessions)
     return jsonify(result.model_dump())
+
+
+# --- recovery codes ----------------------------------------------------------------------------------
+
+@bp.post("/recovery_codes")
+@require_session
+@operation("Ten new recovery codes (the old ones void); the password is asked again", body=PasswordRequest,
+           response=RecoveryCodes, status=201, auth=True, errors=(409, 429))
+def replace_recovery_codes():
+    body = parse_body(PasswordRequest)
+    codes = recovery.regenerate_recovery_codes(ctx(), user_uuid=current_principal().user_uuid,
+                                               password=body.password, caller=current_caller())
+    return jsonify(RecoveryCodes(recovery_codes=codes).model_dump()), 201

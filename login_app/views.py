@@ -7,8 +7,8 @@ from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
-from login_app import service
-from login_app.models import ChallengeResponse, ConfirmRequest, LoginRequest, LoginResponse
+from flows import login as login_flow
+from flows.models import ChallengeResponse, ConfirmRequest, LoginRequest, LoginResponse
 
 bp = Blueprint("login_app", __name__, url_prefix="/login")
 
@@ -16,8 +16,8 @@ bp = Blueprint("login_app", __name__, url_prefix="/login")
 @bp.post("/challenge")
 @operation("A single-use nonce for the device to sign", response=ChallengeResponse, status=201, errors=(429,))
 def challenge():
-    return jsonify(ChallengeResponse(challenge=service.new_challenge(ctx(), ip=current_caller().ip),
-                                     expires_in=service.CHALLENGE_TTL).model_dump()), 201
+    return jsonify(ChallengeResponse(challenge=login_flow.new_challenge(ctx(), ip=current_caller().ip),
+                                     expires_in=login_flow.CHALLENGE_TTL).model_dump()), 201
 
 
 @bp.post("/")
@@ -25,7 +25,7 @@ def challenge():
            errors=(401, 403, 409, 429))
 def login():
     body = parse_body(LoginRequest)
-    return jsonify(service.login(ctx(), request=body, caller=current_caller()).model_dump())
+    return jsonify(login_flow.login(ctx(), request=body, caller=current_caller()).model_dump())
 
 
 @bp.post("/confirm")
@@ -33,4 +33,4 @@ def login():
            response=LoginResponse, errors=(401, 403, 409))
 def confirm():
     body = parse_body(ConfirmRequest)
-    return jsonify(service.confirm(ctx(), confirm_token=body.confirm_token, caller=current_caller()).model_dump())
+    return jsonify(login_flow.confirm(ctx(), confirm_token=body.confirm_token, caller=current_caller()).model_dump())

@@ -1,13 +1,12 @@
-"""The registration service alone: `python -m registration.app_registration` (port 5001)."""
+"""The registration service alone: `python -m registration.app_registration` (port 5001): /registration."""
 from __future__ import annotations
 
 from common.app_factory import create_service_app, run_standalone
-from accounts.views import bp as accounts_bp
 from registration.views import bp
 
 
 def create_app(test_config=None):
-    return create_service_app(name="citylogin-registration", blueprints=[bp, accounts_bp], test_config=test_config)
+    return create_service_app(name="citylogin-registration", blueprints=[bp], test_config=test_config)
 
 
 if __name__ == "__main__":

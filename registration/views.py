@@ -9,12 +9,13 @@ from common.context import ctx
 from common.errors import request_locale
 from common.openapi import operation
 from common.validation import json_object, parse_body, parse_model, parse_optional_body
-from device_manager import pairing_service
-from device_manager.models import PairedDeviceRequest
-from registration import service
-from registration.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenRequest, PairingTokenResponse,
+from devices import pairing_service as pairing_tokens
+from flows import pairing
+from devices.models import PairedDeviceRequest
+from flows import registration as registration_flow
+from flows.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenRequest, PairingTokenResponse,
                                  RegistrationInfo, RegistrationRequest, RegistrationResponse)
-from session_manager.guard import authenticate_request
+from sessions.guard import authenticate_request
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")
 
@@ -47,13 +48,13 @@ def register():
     body = json_object()
     if "qr_code" in body:
         paired = parse_model(PairedDeviceRequest, body)
-        result = pairing_service.register_paired_device(
+        result = pairing.register_paired_device(
             ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
             device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller(),
             device_class=paired.device_class)
     else:
         new = parse_model(NewUserRequest, body)
-        result = service.register_user(
+        result = registration_flow.register_user(
             ctx(), username=new.username, email=str(new.email), password=new.password,
             device_name=new.device_name, public_key=new.public_key, csr=new.csr, device_class=new.device_class,
             locale=chosen_locale(new.locale), ip=current_caller().ip)
@@ -78,8 +79,8 @@ def request_pairing_token():
         user_uuid, device_id = principal.user_uuid, principal.device_id
     else:
         creds = parse_body(PairingCredentialsRequest)
-        user_uuid, device_id = pairing_service.device_by_credentials(
+        user_uuid, device_id = pairing.device_by_credentials(
             ctx(), username=creds.username, password=creds.password, client_cert_fp=creds.client_cert_fp,
             caller=current_caller())
-    result = pairing_service.request_pairing_token(ctx(), user_uuid=user_uuid, device_id=device_id)
+    result = pairing_tokens.request_pairing_token(ctx(), user_uuid=user_uuid, device_id=device_id)
     return jsonify(PairingTokenResponse(**result).model_dump()), 201

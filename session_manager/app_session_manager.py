@@ -1,4 +1,4 @@
-"""The session manager alone: `python -m session_manager.app_session_manager` (port 5003)."""
+"""The session manager alone: `python -m session_manager.app_session_manager` (port 5003): /session."""
 from __future__ import annotations
 
 from common.app_factory import create_service_app, run_standalone

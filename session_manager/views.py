@@ -9,9 +9,9 @@ from common.context import ctx
 from common.openapi import operation
 from common.timefmt import iso_from_epoch
 from common.validation import parse_body, parse_model, parse_optional_body
-from session_manager import service
-from session_manager.guard import current_principal, require_session
-from session_manager.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, LogoutAllRequest,
+from sessions import service
+from sessions.guard import current_principal, require_session
+from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, LogoutAllRequest,
                                     RefreshRequest, SessionList, SessionListQuery, SessionRecord, SessionView,
                                     TokenResponse)
 

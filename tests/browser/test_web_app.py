@@ -7,7 +7,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from session_manager import service as sessions
+from sessions import service as sessions
 from tests.conftest import unique_name
 from tests.support.live import FakeClock
 

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from accounts import user_service as users
 from citylogin.cli import main
 from citylogin.client import Client, CityloginError, ConcurrentLoginRequired
-from login_app import service as login_service
-from session_manager import service as sessions
+from flows import login as login_service
+from sessions import service as sessions
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, register_device
 

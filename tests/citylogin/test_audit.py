@@ -174,8 +174,8 @@ def test_every_audit_call_names_an_enum_member():
 
     root = Path(__file__).resolve().parents[2]
     loose = [f"{path.relative_to(root)}: {line.strip()}"
-             for package in ("accounts", "common", "device_manager", "login_app", "registration",
-                             "session_manager", "citylogin")
+             for package in ("common", "sessions", "accounts", "devices", "flows", "registration",
+                             "login_app", "session_manager", "device_manager", "citylogin")
              for path in (root / package).rglob("*.py")
              for line in path.read_text().splitlines() if re.search(r"\baudit\(\s*[\"']", line)]
     assert not loose, loose

@@ -160,14 +160,14 @@ def test_history_cursor_nested_deep_is_400_invalid_field(caller):
 
 
 def test_history_cursor_decoder_survives_any_depth():
-    from session_manager.history_store import BadCursor, _decode
+    from sessions.history_store import BadCursor, _decode
     for raw in (b"[" * 5000 + b"]" * 5000, nested(5000)):
         with pytest.raises(BadCursor):
             _decode(b64url(raw))
 
 
 def test_qr_decoder_survives_any_depth():
-    from device_manager.qr import InvalidQr, decode_payload
+    from devices.qr import InvalidQr, decode_payload
     with pytest.raises(InvalidQr):
         decode_payload(b64url(nested(5000)))
 
@@ -233,12 +233,12 @@ def test_every_request_model_has_strict_booleans():
     from pydantic import BaseModel, ValidationError
 
     import accounts.models
-    import device_manager.models
-    import login_app.models
-    import registration.models
-    import session_manager.models
-    models = [m for module in (accounts.models, device_manager.models, login_app.models, registration.models,
-                               session_manager.models)
+    import devices.models
+    import flows.models
+    import flows.models
+    import sessions.models
+    models = [m for module in (accounts.models, devices.models, flows.models, flows.models,
+                               sessions.models)
               for m in vars(module).values()
               if isinstance(m, type) and issubclass(m, BaseModel) and m.__name__.endswith("Request")
               and not m.__name__.startswith("Registration")]

@@ -14,7 +14,8 @@ from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, MissingF
 from common.validation import parse_model
 
 ROOT = Path(__file__).resolve().parents[2]
-DOMAINS = ("common", "accounts", "login_app", "device_manager", "registration", "session_manager")
+DOMAINS = ("common", "sessions", "accounts", "devices", "flows", "login_app", "device_manager", "registration",
+           "session_manager")
 
 
 @pytest.mark.parametrize(("header", "expected"), [
@@ -133,7 +134,7 @@ def _invalid(model, body) -> InvalidField:
     ({"device_class": "fridge"}, "device_class", FieldKind.INVALID_VALUE),
 ])
 def test_invalid_field_names_the_rule_as_kind(body, field, kind):
-    from registration.models import NewUserRequest
+    from flows.models import NewUserRequest
     good = {"username": "someone", "email": "someone@example.com", "password": "a-long-unusual-pass-9"}
     error = _invalid(NewUserRequest, {**good, **body})
     rendered = error.body("ja")

@@ -14,10 +14,10 @@ import requests
 
 from citylogin.client import Client, ConcurrentLoginRequired
 from common.config import ConcurrencyPolicy, EvictionOrder
-from device_manager.concurrency_policy import ConcurrentLoginRejected, ConfirmationRequired, choose_evictions
-from device_manager import service as devices
-from session_manager import service as sessions
-from session_manager.models import PresenceEntry
+from devices.concurrency_policy import ConcurrentLoginRejected, ConfirmationRequired, choose_evictions
+from devices import service as devices
+from sessions import service as sessions
+from sessions.models import PresenceEntry
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, register_device
 from tests.conftest import unique_name
@@ -191,7 +191,7 @@ def test_relabelling_while_logging_in_never_exceeds_a_class_limit(make_server):
     # DynamoDB Local. The session records then show, at no moment, two live sessions of a limited
     # class, nor does any snapshot taken meanwhile; and every live session counts under the class
     # its device has.
-    from session_manager.models import Liveness
+    from sessions.models import Liveness
     from tests.session_manager.test_soak import session_intervals
     from tests.support.class_limits import class_violations
 

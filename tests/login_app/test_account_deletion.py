@@ -13,7 +13,7 @@ from typing import Iterator
 import requests
 
 from citylogin.client import Client, CityloginError
-from login_app import deletion_service, deletion_sweeper
+from flows import deletion as deletion_service, deletion_sweeper
 from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
 from tests.support.fixtures import bearer_problem
 from tests.support.live import PASSWORD, add_device, register_device, settle_background

@@ -7,7 +7,7 @@ import json
 
 from botocore.exceptions import ClientError
 
-from session_manager.history_store import HistoryStore
+from sessions.history_store import HistoryStore
 from tests.support.live import PASSWORD, register_device, settle_background
 
 THROTTLED = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},

@@ -61,7 +61,7 @@ def test_twenty_devices_logging_in_at_once_under_force_leave_one_session(server)
     active = [s for s in requests_session_list(url, working[0].request.headers["Authorization"])
               if s["status"] == "active"]
     assert len(active) == 1
-    from session_manager.service import live_devices
+    from sessions.service import live_devices
     assert len(live_devices(ctx, user_uuid=user_uuid)) == 1
 
 

@@ -10,8 +10,8 @@ from threading import Barrier
 import requests
 
 from citylogin.client import generate_key, public_key_pem
-from device_manager import pairing_service
-from device_manager import service as devices
+from devices import pairing_service
+from devices import service as devices
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.support.live import PASSWORD, FakeClock, register_device
 from tests.support.ttl_sweep import sweep_pairing_tokens

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from citylogin.client import generate_key, public_key_pem
-from device_manager import service as devices
-from session_manager import service as sessions
+from devices import service as devices
+from sessions import service as sessions
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.support.live import PASSWORD, add_device, register_device
 

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from citylogin.client import ConcurrentLoginRequired
-from session_manager.service import liveness, revoke_session, session_store
+from sessions.service import liveness, revoke_session, session_store
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, FakeClock, add_device, register_device
 

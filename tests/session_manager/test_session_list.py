@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from common.timefmt import parse_iso
-from session_manager import service
-from session_manager.service import session_store
-from session_manager.store import SESSION_RETENTION_SECONDS
+from sessions import service
+from sessions.service import session_store
+from sessions.store import SESSION_RETENTION_SECONDS
 from tests.session_manager.test_session_endpoints import cursor_of, devices
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD

@@ -24,7 +24,7 @@ import requests
 from citylogin.client import CityloginError, Client, ConcurrentLoginRequired
 from common import dynamo
 from common.timefmt import parse_iso
-from session_manager.models import Liveness
+from sessions.models import Liveness
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
 from tests.support.class_limits import class_violations

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from citylogin.client import Client
 from common.jwt_keys import JwtKeyRing, SigningKey
 from common.key_ring import JWT, read_ring, rotate
-from session_manager.service import liveness
+from sessions.service import liveness
 from tests.conftest import unique_name
 from tests.support.fixtures import app_servers, bearer_problem
 from tests.support.live import PASSWORD, FakeClock, register_device

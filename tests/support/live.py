@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 
 from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
 from common.context import AppContext
-from device_manager import service as devices
+from devices import service as devices
 from tests.conftest import unique_name
 
 PASSWORD = "correct horse battery staple"

@@ -11,10 +11,10 @@ from common.crypto import new_token, token_digest
 from common.errors import BadRequest, ErrorCode, StorageUnavailable
 from common.guarded_write import GuardedWrite
 from common.one_time_tokens import OneTimeTokenStore
-from device_manager import service as devices
-from device_manager.models import DEVICE_STATUS_ACTIVE, NotMeResult
-from session_manager import service as sessions
-from session_manager.models import RevokeReason
+from devices import service as devices
+from devices.models import DEVICE_STATUS_ACTIVE, NotMeResult
+from sessions import service as sessions
+from sessions.models import RevokeReason
 
 KIND = "not_me"
 PURPOSE = "not-me"

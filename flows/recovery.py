@@ -12,10 +12,10 @@ from common.audit import AuditEvent, audit
 from common.caller import Caller
 from common.context import AppContext
 from common.notifier import device_facts, localized_message
-from device_manager import service as devices
-from device_manager.models import DeviceCertificateResponse, DeviceRecord
-from login_app.models import RecoverRequest
-from session_manager import service as sessions
+from devices import service as devices
+from devices.models import DeviceCertificateResponse, DeviceRecord
+from flows.models import RecoverRequest
+from sessions import service as sessions
 
 
 def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) -> DeviceCertificateResponse:

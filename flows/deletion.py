@@ -28,10 +28,10 @@ from common.errors import ServiceUnavailable
 from common.notifier import localized_message
 from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
-from device_manager import pairing_service
-from device_manager import service as devices
-from session_manager import service as sessions
-from session_manager.models import Principal, RevokeReason
+from devices import pairing_service as pairing_tokens
+from devices import service as devices
+from sessions import service as sessions
+from sessions.models import Principal, RevokeReason
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
     removed = devices.remove_all_devices(ctx, user_uuid=user_uuid)
     sessions.erase_user_records(ctx, user_uuid=user_uuid)
     tokens = OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens).delete_all_of_user(user_uuid)
-    tokens += pairing_service.forget_pairing_tokens(ctx, user_uuid=user_uuid)
+    tokens += pairing_tokens.forget_pairing_tokens(ctx, user_uuid=user_uuid)
     counters = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_all_of_user(user_uuid)
     if user.username:  # not yet a tombstone: the parts only its personal data can find
         _forget_names(ctx, user)

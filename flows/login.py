@@ -24,13 +24,13 @@ from common.notifier import device_class_name, device_facts, localized_message
 from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso_from_epoch
-from device_manager import concurrency_policy
-from device_manager import not_me_service
-from device_manager import service as devices
-from device_manager.models import DEVICE_STATUS_ACTIVE, DeviceRecord
-from login_app.models import LoginRequest, LoginResponse
-from session_manager import service as sessions
-from session_manager.models import OpenedSession, Presence, PresenceEntry
+from devices import concurrency_policy
+from flows import not_me as not_me_flow
+from devices import service as devices
+from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
+from flows.models import LoginRequest, LoginResponse
+from sessions import service as sessions
+from sessions.models import OpenedSession, Presence, PresenceEntry
 
 CHALLENGE_TTL = challenges.CHALLENGE_TTL
 CHALLENGE_RATE_WINDOW = 60
@@ -217,7 +217,7 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     # AccountDeleted, DeviceRevoked.
     # A device relabelled meanwhile is read again, so its session counts under its current class.
     # A device's first sign-in is reported with a "Wasn't you?" link, stored with the session.
-    not_me = not_me_service.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) \
+    not_me = not_me_flow.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) \
         if device.last_login_at is None else None
     try:
         for _ in range(DEVICE_READS):
@@ -273,7 +273,7 @@ def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> L
 
 
 def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession,
-            not_me: not_me_service.NotMeLink | None) -> None:
+            not_me: not_me_flow.NotMeLink | None) -> None:
     """In the account's locale: a device's first sign-in with its "Wasn't you?" link, and each
     device it logged out; both say which device signed in, its class, when and from where."""
     if not (not_me or opened.evicted):

@@ -21,14 +21,14 @@ from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound
 from common.notifier import device_facts, localized_message
 from common.timefmt import iso, parse_iso
 from common.guarded_write import GuardedWrite
-from device_manager import concurrency_policy
-from device_manager.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_UNBOUND,
+from devices import concurrency_policy
+from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_UNBOUND,
                                    DeviceCertificateResponse, DeviceList, DeviceRecord, DeviceView, IssuedDevice,
                                    RenamedDevice, RevokedCertificateRecord)
-from device_manager.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
+from devices.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
                                   WriteRefused)
-from session_manager import service as sessions
-from session_manager.models import RevokeReason
+from sessions import service as sessions
+from sessions.models import RevokeReason
 
 
 def device_store(ctx: AppContext) -> DeviceStore:

@@ -8,8 +8,8 @@ from typing import Callable
 from flask import g, request
 
 from common.context import ctx
-from session_manager import service
-from session_manager.models import Principal
+from sessions import service
+from sessions.models import Principal
 
 
 def _bearer_token(*, allow_query: bool) -> str:

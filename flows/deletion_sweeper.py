@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from common.context import AppContext
 from common.errors import ServiceUnavailable
-from login_app.deletion_service import sweep_deletions
+from flows.deletion import sweep_deletions
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 
 from common import dynamo
 from common.timefmt import parse_iso
-from session_manager.history_store import BadCursor
-from session_manager.models import (SESSION_ACTIVE, SESSION_REVOKED, Presence, PresenceEntry, RevokeReason,
+from sessions.history_store import BadCursor
+from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, Presence, PresenceEntry, RevokeReason,
                                     SessionRecord)
 
 

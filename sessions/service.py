@@ -23,11 +23,11 @@ from common.jwt_keys import TokenError
 from common.guarded_write import GuardedWrite
 from common.timefmt import iso
 from common.serving import request_threads
-from session_manager.events import SessionWatcher, StreamCaps, TooManyStreams
-from session_manager.history_store import BadCursor, HistoryStore
-from session_manager.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
+from sessions.events import SessionWatcher, StreamCaps, TooManyStreams
+from sessions.history_store import BadCursor, HistoryStore
+from sessions.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
                                     RevokeReason, SessionRecord, TokenPair)
-from session_manager.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore,
+from sessions.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore,
                                    retention_ttl)
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
-from device_manager.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord,
+from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord,
                                    RevokedCertificateRecord)
 
 

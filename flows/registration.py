@@ -11,8 +11,8 @@ from common.errors import TooManyRequests
 from common.rate_limits import RateLimitStore
 from common.notifier import localized_message
 from common.timefmt import iso
-from device_manager import service as devices
-from registration.models import RegistrationResponse
+from devices import service as devices
+from flows.models import RegistrationResponse
 
 
 REGISTRATION_WINDOW_SECONDS = 3600

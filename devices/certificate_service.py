@@ -18,10 +18,10 @@ from common.crypto import DeviceKey, key_type_name
 from common.errors import Conflict, ErrorCode, TooManyRequests, Unauthorized
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, parse_iso
-from device_manager.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
-from device_manager.service import (CRL_CACHE, DeviceRevoked, _device_key, device_signed, device_store,
+from devices.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
+from devices.service import (CRL_CACHE, DeviceRevoked, _device_key, device_signed, device_store,
                                     forget_cached_crl, own_device, recheck_device, revoked_entry)
-from device_manager.store import DeviceChanged, WriteRefused
+from devices.store import DeviceChanged, WriteRefused
 
 RENEW_PURPOSE = "citylogin-renew:"  # the current key signs this prefix + the challenge
 CRL_VALIDITY = timedelta(hours=24)  # its nextUpdate: at most 24 h ahead (SPEC §4)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from common.config import ConcurrencyPolicy, EvictionOrder
 from common.errors import Conflict, ErrorCode
-from session_manager.models import PresenceEntry
+from sessions.models import PresenceEntry
 
 IN_USE_MESSAGE = "This account is in use on another device. If you continue, that device will be logged out."
 

@@ -1,0 +1,125 @@
+"""Request and response models of the flows that span domains: /registration, /login and
+/device/recover (the records they work on are each domain's own models)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, RootModel, StrictBool, field_validator
+
+from accounts.models import NewPassword, normalize_username
+from common.text import DisplayName, LoginName
+from devices.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
+
+# --- /registration ----------------------------------------------------------------------
+
+
+class NewUserRequest(DeviceKeyFields):
+    """POST /registration/ for a new account with its first device."""
+
+    username: str = Field(max_length=256)
+    email: EmailStr
+    password: NewPassword
+    locale: str | None = Field(default=None, max_length=35,
+                               description="the account's language, en or ja; any other or none: from Accept-Language")
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        return normalize_username(value)
+
+
+class RegistrationResponse(DeviceCertificateResponse):
+    """The 201 of a new account: its first device, and its recovery codes, shown this once."""
+
+    recovery_codes: list[str] | None = Field(default=None, description="ten single-use codes for POST /device/recover")
+
+
+class RegistrationRequest(RootModel[NewUserRequest | PairedDeviceRequest]):
+    """POST /registration/: a new user, or with `qr_code` a further device (seed-compatible)."""
+
+
+class PairingCredentialsRequest(BaseModel):
+    """The seed-compatible way for a registered device to ask for a pairing token."""
+
+    username: LoginName
+    password: str = Field(min_length=1, max_length=1024)
+    client_cert_fp: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class PairingTokenRequest(BaseModel):
+    """The body of POST /registration/request_pairing_token as documented: with a Bearer token none
+    is needed (an empty one, `{}` or these fields, checked if sent); without one, all three."""
+
+    username: LoginName | None = None
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    client_cert_fp: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class PairingTokenResponse(BaseModel):
+    qr_code: str = Field(description="the pairing link <public_url>/#pair=<payload>, what the QR code holds")
+    qr_payload: str = Field(description="the bare payload base64url(JSON {v, uuid, token})")
+    qr_png: str = Field(description="a data:image/png;base64 QR code of qr_code")
+    expires_at: str
+    expires_in: int
+
+
+class RegistrationInfo(BaseModel):
+    service: str
+    description: str
+    new_user_fields: dict[str, str]
+    further_device_fields: dict[str, str]
+    key_types: list[str]
+
+
+# --- /login and /device/recover ----------------------------------------------------------
+
+
+class LoginRequest(BaseModel):
+    """POST /login/ (SPEC §4). Proof of possession: `signature` over "citylogin-login:" + challenge."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    username: LoginName
+    password: str = Field(min_length=1, max_length=1024)
+    client_cert: str | None = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
+    client_cert_fp: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    challenge: str | None = Field(default=None, max_length=128)
+    signature: str | None = Field(default=None, max_length=12000, description="base64 signature")
+    device_name: DisplayName | None = None
+    force: StrictBool = False
+
+
+class ConfirmRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    confirm_token: str = Field(min_length=1, max_length=256)
+
+
+class ChallengeResponse(BaseModel):
+    challenge: str
+    expires_in: int
+
+
+class EvictedDevice(BaseModel):
+    device_id: str
+    device_name: str
+
+
+class LoginResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    session_id: str
+    device_id: str
+    user_uuid: str
+    evicted: list[EvictedDevice]
+    cert_expires_at: str
+    renew_certificate: bool = Field(description="the certificate expires within CITYLOGIN_CERT_RENEW_BEFORE_DAYS "
+                                                "(or has expired, within the grace): renew it with POST /device/renew")
+
+
+class RecoverRequest(DeviceKeyFields):
+    """POST /device/recover: a new device for an account whose devices are all lost (SPEC §4)."""
+
+    username: LoginName
+    password: str = Field(min_length=1, max_length=1024)
+    recovery_code: str = Field(min_length=1, max_length=64, description="one of the account's recovery codes")
+    unbind_other_devices: StrictBool = Field(default=False, description="revoke every other device and end its session")
