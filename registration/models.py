@@ -1,9 +1,9 @@
 """Request and response models of /registration (the user record is accounts.models.UserRecord)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, EmailStr, Field, RootModel, field_validator
+from pydantic import BaseModel, Field, RootModel, field_validator
 
-from accounts.models import NewPassword, normalize_username
+from accounts.models import EmailAddress, NewPassword, normalize_username
 from common.text import LoginName
 from device_manager.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
 
@@ -12,7 +12,7 @@ class NewUserRequest(DeviceKeyFields):
     """POST /registration/ for a new account with its first device."""
 
     username: str = Field(max_length=256)
-    email: EmailStr
+    email: EmailAddress
     password: NewPassword
     locale: str | None = Field(default=None, max_length=35,
                                description="the account's language, en or ja; any other or none: from Accept-Language")
