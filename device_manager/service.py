@@ -17,6 +17,7 @@ from common.certificates import (certificate_fingerprint, certificate_issued_by,
 from common.context import AppContext
 from common.crypto import (CryptoInputError, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
+from common.dynamo import StoreRefusal
 from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, StorageUnavailable, Unauthorized
 from common.notifier import device_facts, localized_message
 from common.timefmt import iso, parse_iso
@@ -221,7 +222,7 @@ def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> 
     return verify_device_signature(key, message=message, signature=signature)
 
 
-class DeviceChangedMeanwhile(Exception):
+class DeviceChangedMeanwhile(StoreRefusal):
     """The device's record changed between a login's read and its transaction: re-read it."""
 
 
