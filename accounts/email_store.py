@@ -16,15 +16,15 @@ VERIFY_KIND = "verify_email"
 LINK_GENERATION = "email_link_generation"  # on the users item; absent until a second link is made
 
 
-class ClaimTaken(Exception):
+class ClaimTaken(dynamo.StoreRefusal):
     """Another account holds the new address's claim."""
 
 
-class TokenRefused(Exception):
+class TokenRefused(dynamo.StoreRefusal):
     """The token is unknown, used or expired."""
 
 
-class AddressChanged(Exception):
+class AddressChanged(dynamo.StoreRefusal):
     """The account's address (or the transaction's items) changed since it was read; read again."""
 
 

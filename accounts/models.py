@@ -6,9 +6,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool
+from pydantic import (AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, ValidationError,
+                      ValidatorFunctionWrapHandler, WrapValidator)
+
+from common.errors import FieldKind, field_refusal
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 
@@ -24,7 +27,8 @@ def normalize_username(value: str) -> str:
     """NFKC, then 3-32 of [A-Za-z0-9_.-] (SPEC §4)."""
     name = unicodedata.normalize("NFKC", value).strip()
     if not USERNAME_PATTERN.fullmatch(name):
-        raise ValueError("username must be 3-32 characters of letters, digits, '_', '.' or '-'")
+        raise field_refusal(FieldKind.INVALID_FORMAT, "username_format",
+                            "username must be 3-32 characters of letters, digits, '_', '.' or '-'")
     return name
 
 
@@ -33,10 +37,26 @@ PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH = 8, 128
 
 def check_password_strength(value: str) -> str:
     if not PASSWORD_MIN_LENGTH <= len(value) <= PASSWORD_MAX_LENGTH:
-        raise ValueError("password must be 8-128 characters")
+        kind = FieldKind.TOO_SHORT if len(value) < PASSWORD_MIN_LENGTH else FieldKind.TOO_LONG
+        raise field_refusal(kind, "password_length", "password must be 8-128 characters")
     if value.lower() in _common_passwords():
-        raise ValueError("password is too common; choose another")
+        raise field_refusal(FieldKind.TOO_COMMON, "too_common", "password is too common; choose another")
     return value
+
+
+def _email_rule(value: Any, handler: ValidatorFunctionWrapHandler) -> str:
+    """EmailStr, its refusal of an address (pydantic's value_error) told as invalid_format."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        if error["type"] != "value_error":
+            raise
+        raise field_refusal(FieldKind.INVALID_FORMAT, "email_format", "value is not a valid email address: {reason}",
+                            reason=(error.get("ctx") or {}).get("reason", "")) from None
+
+
+EmailAddress = Annotated[EmailStr, WrapValidator(_email_rule)]
 
 
 @dataclass(frozen=True)
@@ -113,7 +133,7 @@ class EmailVerified(BaseModel):
 class EmailChangeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     password: str = Field(min_length=1, max_length=1024)
-    new_email: EmailStr
+    new_email: EmailAddress
 
 
 class AccountPatch(BaseModel):
@@ -142,7 +162,7 @@ class ChangePasswordRequest(BaseModel):
 
 class PasswordResetRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    email: EmailStr
+    email: EmailAddress
 
 
 class PasswordResetConfirm(BaseModel):

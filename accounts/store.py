@@ -18,7 +18,7 @@ GENERATION = "recovery_generation"
 _NAMES = {"#d": DIGESTS, "#g": GENERATION}
 
 
-class CodesChanged(Exception):
+class CodesChanged(dynamo.StoreRefusal):
     """The recovery codes were replaced meanwhile (or the account is gone)."""
 
 

@@ -17,7 +17,7 @@ _USABLE = "attribute_exists(user_uuid) AND attribute_not_exists(deleting_since)"
 DELETION, DELETION_PENDING = "deletion", "pending"  # the sparse index's key: only accounts being deleted
 
 
-class NameTaken(Exception):
+class NameTaken(dynamo.StoreRefusal):
     """A username or e-mail claim already exists; `.which` is "username" or "email"."""
 
     def __init__(self, which: str) -> None:
@@ -25,7 +25,7 @@ class NameTaken(Exception):
         self.which = which
 
 
-class WriteRefused(Exception):
+class WriteRefused(dynamo.StoreRefusal):
     """A caller's extra transaction entry failed its condition; `.index` counts from 0 in it."""
 
     def __init__(self, index: int) -> None:

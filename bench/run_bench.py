@@ -110,7 +110,7 @@ def run(cfg: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="citylogin-bench-") as tmp:
         work_dir = Path(tmp)
         phase(results, "argon2id and certificate baselines (in-process)",
-              lambda: m.bench_argon2(cfg["argon2_n"]) | m.bench_certificate(cfg["cert_n"], work_dir))
+              lambda: m.bench_argon2(cfg["argon2_n"]) | m.bench_certificate(cfg["cert_n"]))
         m.log("starting DynamoDB Local (in memory)")
         with DynamoDBLocal() as db:
             env = app_environment(endpoint_url=db.endpoint_url, data_dir=work_dir / "data")

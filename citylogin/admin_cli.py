@@ -8,7 +8,10 @@ from typing import Iterator
 
 import click
 
-from citylogin.operator import OPERATOR_HELP, remember_operator
+from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors
+from citylogin.operator import OPERATOR_HELP, operator_name, remember_operator
+from common.config import load_settings
+from common.dynamodb_local import DynamoDBLocalError
 from common.errors import ApiError
 
 DEFAULT = "default"
@@ -19,20 +22,16 @@ MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
 def _context() -> Iterator:
     """An AppContext on the configured DynamoDB and key ring, as the services build it (tables and
     ring must exist: `citylogin init`); a domain error becomes a one-line CLI error."""
-    from citylogin.cli import _config_errors, _database, _dynamodb_start_errors, _settings
     from common.context import build_context
-    from common.config import load_settings
-    from citylogin.operator import operator_name
     from common.audit import operator_acting
-    from common.dynamodb_local import DynamoDBLocalError
     from common.log_setup import configure_logging
 
-    settings = _settings()
+    settings = command_settings()
     try:
-        with _database(settings, share_running=True) as overrides, _dynamodb_start_errors():
-            settings = _config_errors(lambda: load_settings({**overrides, "create_tables": False}))
+        with database(settings, share_running=True) as overrides, dynamodb_start_errors():
+            settings = config_errors(lambda: load_settings({**overrides, "create_tables": False}))
             configure_logging(settings)  # the admin actions go into the audit stream
-            ctx = _config_errors(lambda: build_context(settings))
+            ctx = config_errors(lambda: build_context(settings))
             try:
                 with operator_acting(operator_name(settings)):  # named on every audit line
                     yield ctx

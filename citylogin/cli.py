@@ -10,68 +10,19 @@ from typing import Iterator
 import click
 
 from citylogin.admin_cli import admin
+from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
 from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
 from common.audit_events import AuditEvent
 from common.config import ConfigError, Settings, load_settings
-from common.dynamodb_local import DataInUse, DynamoDBLocal, DynamoDBLocalError
+from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 
 
 def _stop_on_sigterm() -> None:
     # Turn SIGTERM into the same clean exit as Ctrl-C, so DynamoDB Local is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-
-
-@contextmanager
-def _database(settings: Settings, *, share_running: bool = False) -> Iterator[dict]:
-    """Yields config overrides: none when an endpoint is set, else a persisted DynamoDB Local. The data
-    is never opened twice: with `share_running` (init, keys, admin) a DynamoDB Local already running
-    on it (`serve`, `dynamodb-local`) is used, and a KMS key means Amazon DynamoDB; else DataInUse."""
-    if settings.dynamodb_endpoint_url or (share_running and settings.kms_key_id):
-        yield {}
-        return
-    local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve())
-    try:
-        local.start()
-    except DataInUse as exc:
-        if not (share_running and exc.endpoint_url):
-            raise
-        running = exc.endpoint_url
-    else:
-        running = None
-    if running:
-        click.echo(f"DynamoDB Local of a running citylogin: {running} (data in {local.db_path})", err=True)
-        yield {"dynamodb_endpoint_url": running}
-        return
-    click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {local.db_path})", err=True)
-    try:
-        yield {"dynamodb_endpoint_url": local.endpoint_url}
-    finally:
-        local.stop()
-
-
-class _NoDynamoDB(click.ClickException):
-    exit_code = 2  # as the standalone services: nothing to serve from
-
-
-@contextmanager
-def _dynamodb_start_errors() -> Iterator[None]:
-    """botocore's errors of a start without a usable DynamoDB as one line naming the setting."""
-    from common.app_factory import DYNAMODB_START_ERRORS, dynamodb_start_problem
-
-    try:
-        yield
-    except DYNAMODB_START_ERRORS as exc:
-        raise _NoDynamoDB(dynamodb_start_problem(exc, name="citylogin")) from None
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -88,14 +39,14 @@ def serve(host: str | None, port: int | None) -> None:
 
     from citylogin.app import create_app
 
-    settings = _settings()
+    settings = command_settings()
     _stop_on_sigterm()
     try:
-        with _database(settings) as overrides:
+        with database(settings) as overrides:
             host, port = host or settings.host, port or settings.port or 5000
             public_url = settings.public_url or bound_url(host, port)
             try:
-                with _dynamodb_start_errors():
+                with dynamodb_start_errors():
                     app = create_app(test_config={**overrides, "public_url": public_url})
             except ConfigError as exc:
                 raise click.ClickException(str(exc)) from None
@@ -135,7 +86,7 @@ def bound_url(host: str, port: int) -> str:
 @click.option("--in-memory", is_flag=True, help="Keep nothing on disk.")
 def dynamodb_local(port: int, in_memory: bool) -> None:
     """Run DynamoDB Local alone, for several service processes to share."""
-    settings = _settings()
+    settings = command_settings()
     _stop_on_sigterm()
     db_path = None if in_memory else (settings.data_dir / "dynamodb").resolve()
     try:
@@ -156,9 +107,9 @@ def init() -> None:
     from common.key_import import initial_entries, legacy_key_files
     from common.key_ring import ensure_ring
 
-    settings = _settings()
+    settings = command_settings()
     with _ring_store(settings, create_tables=True) as store:
-        _, created = _config_errors(lambda: ensure_ring(store, initial=lambda: initial_entries(settings)))
+        _, created = config_errors(lambda: ensure_ring(store, initial=lambda: initial_entries(settings)))
         click.echo(f"tables: {', '.join(dynamo.TableNames.with_prefix(settings.table_prefix).all())}")
         if not created:
             click.echo(f"key ring: already in {store.table}; nothing imported")
@@ -180,24 +131,17 @@ def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
     from common.key_ring_store import KeyRingStore
 
     try:
-        with _database(settings, share_running=True) as overrides, _dynamodb_start_errors():
-            settings = _config_errors(lambda: load_settings(overrides))
+        with database(settings, share_running=True) as overrides, dynamodb_start_errors():
+            settings = config_errors(lambda: load_settings(overrides))
             tables = dynamo.TableNames.with_prefix(settings.table_prefix)
             client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
                                         connect_timeout=STARTUP_TIMEOUT, read_timeout=STARTUP_TIMEOUT, max_attempts=5)
-            encryptor = _config_errors(lambda: key_encryptor(settings))
+            encryptor = config_errors(lambda: key_encryptor(settings))
             if create_tables:
                 dynamo.ensure_tables(client, tables)
             with operator_acting(operator_name(settings)):  # named on every audit line of the command
                 yield KeyRingStore(client, tables.key_ring, encryptor)
     except DynamoDBLocalError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _config_errors(action):
-    try:
-        return action()
-    except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -214,8 +158,8 @@ def list_keys() -> None:
     """Kinds, kids, ages and states (signing / verify-only); never private material."""
     from common.key_ring import describe, read_ring
 
-    with _ring_store(_settings()) as store:
-        for row in describe(_config_errors(lambda: read_ring(store))):
+    with _ring_store(command_settings()) as store:
+        for row in describe(config_errors(lambda: read_ring(store))):
             click.echo(f"{row['kind']:8} {row['kid']:40} {_age(row['age_seconds']):>8}  {row['state']}")
 
 
@@ -231,9 +175,9 @@ def rotate_keys() -> None:
     """Add a JWT signing key and a refresh secret; older ones go on verifying until retired."""
     from common.key_ring import rotate
 
-    settings = _settings()
+    settings = command_settings()
     with _ring_store(settings) as store:
-        for entry in _config_errors(lambda: rotate(store)):
+        for entry in config_errors(lambda: rotate(store)):
             click.echo(f"new {entry.kind} key {entry.kid}")
             _audit(settings, AuditEvent.KEY_ROTATED, kind=entry.kind, kid=entry.kid)
     click.echo(f"running services sign with them within {settings.key_ring_reload_seconds:g} seconds")
@@ -246,10 +190,10 @@ def retire_key(kid: str, force: bool) -> None:
     """Remove an old key from the ring; refused for the newest, and while its tokens may be valid."""
     from common.key_ring import RetireRefused, retire
 
-    settings = _settings()
+    settings = command_settings()
     with _ring_store(settings) as store:
         try:
-            entry = _config_errors(lambda: retire(store, kid=kid, settings=settings, force=force))
+            entry = config_errors(lambda: retire(store, kid=kid, settings=settings, force=force))
         except RetireRefused as exc:
             raise click.ClickException(str(exc)) from None
         _audit(settings, AuditEvent.KEY_RETIRED, kind=entry.kind, kid=entry.kid, forced=force)

@@ -6,7 +6,6 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from common.crypto import CryptoInputError, DeviceKey, aware_utc, key_type_name, write_file_once
+from common.crypto import CryptoInputError, DeviceKey, aware_utc, key_type_name
 
 CA_COMMON_NAME = "citylogin device CA"
 DEVICE_URI_PREFIX = "urn:citylogin:device:"
@@ -102,30 +101,6 @@ def _private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def load_or_create_ca(
-    data_dir: Path, *, cert_pem: str | None = None, key_pem: str | None = None
-) -> CertificateAuthority:
-    """The CA from the given PEMs, else from data_dir/ca.pem + ca.key, created there if absent."""
-    if cert_pem is not None or key_pem is not None:
-        if cert_pem is None or key_pem is None:
-            raise ValueError("give both the CA certificate and its private key, or neither")
-        return ca_from_pem(cert_pem, key_pem)
-    data_dir = Path(data_dir)
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key_path, cert_path = data_dir / "ca.key", data_dir / "ca.pem"
-    if not key_path.exists():
-        # A racing process may publish first; then its key is the one read back below.
-        new_key = ec.generate_private_key(ec.SECP256R1())
-        write_file_once(key_path, _private_key_pem(new_key), mode=0o600)
-    if not cert_path.exists():
-        # Whoever holds the key can self-sign; the first certificate published wins. This
-        # also heals a crash between writing the key and writing the certificate.
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        certificate = _self_signed_ca(key, aware_utc())
-        write_file_once(cert_path, certificate_pem(certificate).encode(), mode=0o644)
-    return ca_from_pem(cert_path.read_text(), key_path.read_text())
 
 
 # --- device certificates --------------------------------------------------------------

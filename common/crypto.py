@@ -77,13 +77,6 @@ def write_file_once(path: Path, data: bytes, *, mode: int) -> bool:
         temp.unlink(missing_ok=True)
 
 
-def load_or_create_secret(path: Path, *, nbytes: int = 32) -> bytes:
-    """A random server secret kept in ``path`` (mode 0600), created on first use."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_file_once(path, secrets.token_bytes(nbytes), mode=0o600)
-    return path.read_bytes()
-
-
 def keyed_token(secret: bytes, message: str) -> str:
     """HMAC-SHA256 of ``message`` under ``secret``, as unpadded URL-safe base64."""
     mac = hmac.new(secret, message.encode(), hashlib.sha256).digest()
@@ -164,10 +157,6 @@ class PasswordHasher:
             return self._hasher.check_needs_rehash(stored_hash)
         except InvalidHashError:
             return True
-
-    def verify_dummy(self, password: str) -> None:
-        """Spend the time of one ``check`` so an unknown username is not revealed by timing."""
-        self.check(None, password)
 
 
 # --- opaque tokens --------------------------------------------------------------------

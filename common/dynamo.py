@@ -220,6 +220,11 @@ def _enable_ttl(client, name: str) -> None:
         log.info("TTL not enabled on %s: %s", name, error_code(exc))
 
 
+class StoreRefusal(Exception):
+    """The base of what a store refuses (a failed condition, a cursor it did not make): the service
+    translates it into its ApiError; it never reaches a client as it is."""
+
+
 def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 

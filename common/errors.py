@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, Response, has_request_context, json, request
+from pydantic_core import PydanticCustomError
 from werkzeug.exceptions import HTTPException
 
 from common import dynamo, i18n
@@ -145,6 +146,16 @@ class FieldKind(str, Enum):
     INVALID_CHARACTERS = "invalid_characters"
     OUT_OF_RANGE = "out_of_range"
     INVALID_VALUE = "invalid_value"
+
+
+FIELD_RULE = "rule"  # the context member of a field_refusal: its catalogue key under error.invalid_field.
+
+
+def field_refusal(kind: FieldKind, rule: str, message: str, **context: Any) -> PydanticCustomError:
+    """What our own field validators raise: pydantic reports `kind` as the error's type and `rule`
+    in its context, so the 400 names the kind without anyone reading `message` (a template that
+    `context` fills in)."""
+    return PydanticCustomError(kind.value, message, {**context, FIELD_RULE: rule})
 
 
 class InvalidField(ApiError):

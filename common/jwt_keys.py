@@ -6,23 +6,19 @@ files below are what older versions kept in the data directory, read once to imp
 from __future__ import annotations
 
 import base64
-import fcntl
-import os
 import re
 import secrets
 import time
 from collections.abc import Callable
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from common.crypto import aware_utc, newest_published, write_file_once
+from common.crypto import aware_utc, newest_published
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type
@@ -37,7 +33,6 @@ _DECODE_OPTIONS = {
 CLOCK_SKEW_SECONDS = 30
 _KID_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _KEY_FILE = re.compile(r"jwt-(?P<kid>(?P<stamp>\d{8}T\d{12}Z)-[0-9a-f]{8})\.key")
-_LOCK_FILE = ".jwt-keys.lock"
 
 
 class TokenError(Exception):
@@ -178,18 +173,6 @@ class JwtKeyRing:
 # --- key files ------------------------------------------------------------------------
 
 
-@contextmanager
-def _directory_lock(keys_dir: Path) -> Iterator[None]:
-    # Gunicorn workers start together; without the lock each would create its own first
-    # key and sign tokens that the others cannot verify. flock is released on process death.
-    fd = os.open(keys_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def signing_key_from_pem(pem: bytes, *, kid: str, created_at: datetime) -> SigningKey:
     """A signing key from its PKCS#8 PEM; ValueError unless it is Ed25519."""
     private_key = serialization.load_pem_private_key(pem, password=None)
@@ -236,35 +219,3 @@ def _list_keys(keys_dir: Path) -> list[SigningKey]:
         created_at = stamp.replace(tzinfo=timezone.utc)
         keys.append(_read_key_file(path, kid=match["kid"], created_at=created_at))
     return sorted(keys, key=lambda key: (key.created_at, key.kid))
-
-
-def _write_new_key(keys_dir: Path, created_at: datetime) -> SigningKey:
-    # The creation time is part of the kid and file name, so ordering needs no sidecar.
-    key = new_signing_key(created_at)
-    if not write_file_once(keys_dir / f"jwt-{key.kid}.key", private_key_pem(key), mode=0o600):
-        raise FileExistsError(f"JWT key {key.kid} already exists")
-    return key
-
-
-def load_or_create_jwt_keys(keys_dir: Path) -> list[SigningKey]:
-    """All keys in keys_dir (jwt-<kid>.key), oldest first; creates the first one if none exist."""
-    keys_dir = Path(keys_dir)
-    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _directory_lock(keys_dir):
-        keys = _list_keys(keys_dir)
-        if not keys:
-            keys = [_write_new_key(keys_dir, aware_utc())]
-    return keys
-
-
-def add_jwt_key(keys_dir: Path) -> SigningKey:
-    """Rotation: write a new key that becomes the newest; the old keys stay for verification."""
-    keys_dir = Path(keys_dir)
-    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _directory_lock(keys_dir):
-        existing = _list_keys(keys_dir)
-        created_at = aware_utc()
-        if existing and created_at <= existing[-1].created_at:
-            # A clock stepped back must not leave an older key signing after the rotation.
-            created_at = existing[-1].created_at + timedelta(microseconds=1)
-        return _write_new_key(keys_dir, created_at)

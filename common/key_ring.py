@@ -12,6 +12,7 @@ from typing import Callable
 from common.certificates import CertificateAuthority, ca_from_pem, ca_private_key_pem, certificate_fingerprint
 from common.config import ConfigError, Settings
 from common.crypto import aware_utc
+from common.dynamo import StoreRefusal
 from common.jwt_keys import (CLOCK_SKEW_SECONDS, SigningKey, new_kid, new_signing_key, private_key_pem,
                              public_key_pem, signing_key_from_pem)
 from common.key_ring_store import STATE_ACTIVE, STATE_RETIRED, KeyRingStore, RingEntry
@@ -21,7 +22,7 @@ ROTATED_KINDS = (JWT, REFRESH)
 REFRESH_SECRET_BYTES = 32
 
 
-class RetireRefused(Exception):
+class RetireRefused(StoreRefusal):
     """`keys retire` must not remove this key (yet); the message says why."""
 
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
+from common.errors import FieldKind, field_refusal
+
 DISPLAY_NAME_MAX = 64
 LOGIN_NAME_MAX_BYTES = 1024
 # Format characters that emoji sequences (ZWJ) and Persian or Indic spelling (ZWNJ) need.
@@ -21,7 +23,8 @@ def check_display_name(value: str) -> str:
         # Bidi overrides (Cf) reorder what a device list shows ("Trojan Source", CVE-2021-42574);
         # control characters rewrite terminals and logs.
         if category in ("Cc", "Zl", "Zp") or (category == "Cf" and char not in _JOINERS):
-            raise ValueError(f"must not contain control or invisible formatting characters (U+{ord(char):04X})")
+            raise field_refusal(FieldKind.INVALID_CHARACTERS, "invalid_characters",
+                                f"must not contain control or invisible formatting characters (U+{ord(char):04X})")
     return value
 
 
@@ -29,7 +32,7 @@ def check_login_name(value: str) -> str:
     """`value` unless its comparison form (NFKC, case-folded) is too long to look up: NFKC makes up
     to 18 characters of one, and DynamoDB refuses keys over 2048 bytes."""
     if len(unicodedata.normalize("NFKC", value).casefold().encode()) > LOGIN_NAME_MAX_BYTES:
-        raise ValueError("is too long")
+        raise field_refusal(FieldKind.TOO_LONG, "too_long_any", "is too long")
     return value
 
 

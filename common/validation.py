@@ -6,22 +6,18 @@ from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-from common.errors import FieldKind, InvalidField, InvalidJson, MissingFields
+from common.errors import FIELD_RULE, FieldKind, InvalidField, InvalidJson, MissingFields
 
 M = TypeVar("M", bound=BaseModel)
 FIELD_KEYS = "error.invalid_field."
-PASSWORD_LENGTH_RULE = "8-128 characters"  # accounts.models.check_password_strength
-# The rules of our own validators (ValueError texts of accounts/models.py, common/text.py and
-# email-validator), told apart by a fragment of their English: (fragment, kind, catalogue key).
-_VALUE_RULES = (
-    ("too common", FieldKind.TOO_COMMON, "too_common"),
-    ("3-32 characters", FieldKind.INVALID_FORMAT, "username_format"),
-    ("valid email address", FieldKind.INVALID_FORMAT, "email_format"),
-    ("control or invisible", FieldKind.INVALID_CHARACTERS, "invalid_characters"),
-    ("is too long", FieldKind.TOO_LONG, "too_long_any"),
-)
+# pydantic's own error types that name a rule of ours; every other one is invalid_value.
 _RANGE_TYPES = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+_TYPE_RULES = {
+    "string_pattern_mismatch": (FieldKind.INVALID_FORMAT, "invalid_format"),
+    **{name: (FieldKind.OUT_OF_RANGE, "out_of_range") for name in _RANGE_TYPES},
+}
 
 
 def json_object() -> dict:
@@ -51,38 +47,26 @@ def parse_model(model: type[M], body: dict) -> M:
             raise MissingFields(missing) from None
         first = errors[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
-        kind, key, params = field_rule(exc.errors(include_url=False)[0])
+        kind, key, params = field_rule(first)
         raise InvalidField(field, f"{field}: {first['msg']}", kind=kind, detail_key=FIELD_KEYS + key,
                            detail_params=params) from None
 
 
-def field_rule(error: dict[str, Any]) -> tuple[FieldKind, str, dict[str, Any]]:
-    """(kind, catalogue key under error.invalid_field., its parameters) of one pydantic error.
-    The input is read only for its length, never shown."""
+def field_rule(error: ErrorDetails) -> tuple[FieldKind, str, dict[str, Any]]:
+    """(kind, catalogue key under error.invalid_field., its parameters) of one pydantic error, from
+    its type and context alone, never its message: our own validators raise
+    common.errors.field_refusal, whose type is the kind."""
     kind, ctx = error["type"], error.get("ctx") or {}
+    if FIELD_RULE in ctx:
+        return FieldKind(kind), ctx[FIELD_RULE], {}
     if kind == "string_too_short":
         if ctx.get("min_length", 1) <= 1:
             return FieldKind.EMPTY, "empty", {}
         return FieldKind.TOO_SHORT, "too_short", {"min": ctx["min_length"]}
     if kind == "string_too_long":
         return FieldKind.TOO_LONG, "too_long", {"max": ctx["max_length"]}
-    if kind == "string_pattern_mismatch":
-        return FieldKind.INVALID_FORMAT, "invalid_format", {}
-    if kind in _RANGE_TYPES:
-        return FieldKind.OUT_OF_RANGE, "out_of_range", {}
-    if kind == "value_error":
-        return _value_rule(error["msg"], error.get("input"))
-    return FieldKind.INVALID_VALUE, "invalid_value", {}
-
-
-def _value_rule(message: str, value: Any) -> tuple[FieldKind, str, dict[str, Any]]:
-    if PASSWORD_LENGTH_RULE in message:
-        short = isinstance(value, str) and len(value) < 8
-        return (FieldKind.TOO_SHORT if short else FieldKind.TOO_LONG), "password_length", {}
-    for fragment, kind, key in _VALUE_RULES:
-        if fragment in message:
-            return kind, key, {}
-    return FieldKind.INVALID_VALUE, "invalid_value", {}
+    field_kind, key = _TYPE_RULES.get(kind, (FieldKind.INVALID_VALUE, "invalid_value"))
+    return field_kind, key, {}
 
 
 def parse_body(model: type[M]) -> M:

@@ -17,6 +17,7 @@ from common.certificates import (certificate_fingerprint, certificate_issued_by,
 from common.context import AppContext
 from common.crypto import (CryptoInputError, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
+from common.dynamo import StoreRefusal
 from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, StorageUnavailable, Unauthorized
 from common.notifier import device_facts, localized_message
 from common.timefmt import iso, parse_iso
@@ -145,20 +146,6 @@ def _check_issued_here(ctx: AppContext, cert: x509.Certificate) -> None:
     raise CertificateMismatch()
 
 
-def device_for_certificate(ctx: AppContext, *, user_uuid: str, client_cert: str) -> DeviceRecord:
-    """The user's device that `client_cert` (PEM or base64 PEM) was issued to, if still valid."""
-    try:
-        cert = load_client_certificate(client_cert)
-    except CryptoInputError as exc:
-        raise InvalidField("client_cert", str(exc)) from None
-    device_id = device_id_from_certificate(cert)
-    if not device_id:
-        raise CertificateMismatch()
-    _check_issued_here(ctx, cert)
-    record = device_store(ctx).get(user_uuid=user_uuid, device_id=device_id)
-    return _checked_device(ctx, record, fingerprint=certificate_fingerprint(cert))
-
-
 NIL_UUID = str(uuid.UUID(int=0))  # no user or device has it: a key that reads nothing
 
 
@@ -196,8 +183,9 @@ def device_read(ctx: AppContext, *, user_uuid: str, device_id: str) -> KeyRead[D
 
 def device_for_presented(ctx: AppContext, presented: PresentedCertificate, *, user_uuid: str,
                          record: DeviceRecord | None) -> DeviceRecord:
-    """device_for_certificate's checks on a record read beforehand (device_read of the presented
-    certificate's claims): issued here, to `user_uuid`, for that device, active, not expired."""
+    """The device the presented certificate was issued to, checked on a record read beforehand
+    (device_read of the certificate's claims): issued here, to `user_uuid`, for that device,
+    active, not expired."""
     if presented.cert is None:
         raise InvalidField("client_cert", presented.problem or "not a certificate")
     if presented.user_uuid != user_uuid or presented.device_id == NIL_UUID:
@@ -221,7 +209,7 @@ def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> 
     return verify_device_signature(key, message=message, signature=signature)
 
 
-class DeviceChangedMeanwhile(Exception):
+class DeviceChangedMeanwhile(StoreRefusal):
     """The device's record changed between a login's read and its transaction: re-read it."""
 
 

@@ -239,19 +239,19 @@ class DeviceStore:
             raise
 
 
-class DeviceChanged(Exception):
+class DeviceChanged(dynamo.StoreRefusal):
     """The device is no longer active with the certificate it was read with (revoked or renewed)."""
 
 
-class LastDeviceRefused(Exception):
+class LastDeviceRefused(dynamo.StoreRefusal):
     """Revoking would leave fewer devices than asked to keep."""
 
 
-class LimitReached(Exception):
+class LimitReached(dynamo.StoreRefusal):
     """The user already has the maximum number of registered devices."""
 
 
-class WriteRefused(Exception):
+class WriteRefused(dynamo.StoreRefusal):
     def __init__(self, index: int) -> None:
         super().__init__(index)
         self.index = index

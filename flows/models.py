@@ -2,9 +2,9 @@
 /device/recover (the records they work on are each domain's own models)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, RootModel, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_validator
 
-from accounts.models import NewPassword, normalize_username
+from accounts.models import EmailAddress, NewPassword, normalize_username
 from common.text import DisplayName, LoginName
 from devices.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
 
@@ -15,7 +15,7 @@ class NewUserRequest(DeviceKeyFields):
     """POST /registration/ for a new account with its first device."""
 
     username: str = Field(max_length=256)
-    email: EmailStr
+    email: EmailAddress
     password: NewPassword
     locale: str | None = Field(default=None, max_length=35,
                                description="the account's language, en or ja; any other or none: from Accept-Language")

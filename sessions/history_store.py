@@ -15,7 +15,7 @@ from common.timefmt import iso
 HISTORY_DAYS = 180
 
 
-class BadCursor(ValueError):
+class BadCursor(dynamo.StoreRefusal):
     """A pagination cursor that this store did not produce."""
 
 

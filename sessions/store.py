@@ -19,7 +19,7 @@ from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, Presence, Presence
                                     SessionRecord)
 
 
-class PresenceChanged(Exception):
+class PresenceChanged(dynamo.StoreRefusal):
     """Another request changed the user's presence first; re-read and decide again."""
 
 
@@ -31,7 +31,7 @@ class IdleSessionsInUse(PresenceChanged):
         self.session_ids = session_ids
 
 
-class ExtraWriteRefused(Exception):
+class ExtraWriteRefused(dynamo.StoreRefusal):
     """A caller's extra transaction entry failed its condition; `.index` counts from 0."""
 
     def __init__(self, index: int) -> None:

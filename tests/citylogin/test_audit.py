@@ -169,13 +169,27 @@ def test_the_readme_lists_every_audit_event():
 
 
 def test_every_audit_call_names_an_enum_member():
-    """No product module passes a loose string as the event (it would be refused only when it runs)."""
-    from pathlib import Path
+    """No product module passes anything but an AuditEvent member as the event, to audit() or to
+    the CLI's _audit(settings, event) (a loose string would be refused only when it runs)."""
+    import ast
 
-    root = Path(__file__).resolve().parents[2]
-    loose = [f"{path.relative_to(root)}: {line.strip()}"
-             for package in ("common", "sessions", "accounts", "devices", "flows", "registration",
-                             "login_app", "session_manager", "device_manager", "citylogin")
-             for path in (root / package).rglob("*.py")
-             for line in path.read_text().splitlines() if re.search(r"\baudit\(\s*[\"']", line)]
-    assert not loose, loose
+    from tests.test_package_layout import ROOT, product_packages
+
+    def event_argument(call: ast.Call) -> ast.expr | None:
+        name = getattr(call.func, "id", None) or getattr(call.func, "attr", None)
+        position = {"audit": 0, "_audit": 1}.get(name)
+        return call.args[position] if position is not None and len(call.args) > position else None
+
+    def names_a_member(node: ast.expr) -> bool:
+        return isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "AuditEvent"
+
+    calls = {}
+    for package in product_packages(ROOT):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and (event := event_argument(node)) is not None:
+                    calls[f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}"] = event
+    # A helper's own `event: AuditEvent` parameter handed on (the CLI's _audit) is typed already.
+    loose = [call for call, event in calls.items()
+             if not (names_a_member(event) or (isinstance(event, ast.Name) and event.id == "event"))]
+    assert len(calls) > 10 and not loose, loose

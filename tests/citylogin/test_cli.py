@@ -6,7 +6,9 @@ import base64
 import getpass
 import json
 import os
+import secrets
 import stat
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,10 +17,11 @@ from click.testing import CliRunner
 from citylogin.app import create_app
 from citylogin.cli import main
 from common import dynamo
-from common.certificates import certificate_issued_by, issue_device_certificate, load_or_create_ca
+from common.certificates import (CertificateAuthority, ca_private_key_pem, certificate_issued_by, create_ca,
+                                 issue_device_certificate)
 from common.config import ConfigError, load_settings
-from common.crypto import generate_device_key, keyed_token, load_or_create_secret, token_digest
-from common.jwt_keys import JwtKeyRing, load_or_create_jwt_keys
+from common.crypto import aware_utc, generate_device_key, keyed_token, token_digest
+from common.jwt_keys import JwtKeyRing, SigningKey, new_signing_key, private_key_pem
 from common.key_encryption import AesGcmKeyEncryptor
 from common.key_ring import CA, JWT, REFRESH, read_ring
 from common.key_ring_store import KeyRingStore
@@ -75,11 +78,21 @@ def test_keys_rotate_list_and_retire(cli_env):
     assert oldest not in [e.kid for e in ring_of(cli_env).of(JWT)]
 
 
+def older_data_directory(keys: Path) -> tuple[CertificateAuthority, list[SigningKey], bytes]:
+    """Keys in the files older versions kept: keys/ca.pem + ca.key, jwt-<kid>.key, refresh.key."""
+    keys.mkdir(mode=0o700, parents=True)
+    ca, jwt_key, secret = create_ca(), new_signing_key(aware_utc()), secrets.token_bytes(32)
+    (keys / "ca.pem").write_text(ca.certificate_pem())
+    for name, data in (("ca.key", ca_private_key_pem(ca)), (f"jwt-{jwt_key.kid}.key", private_key_pem(jwt_key)),
+                       ("refresh.key", secret)):
+        (keys / name).write_bytes(data)
+        (keys / name).chmod(0o600)
+    return ca, [jwt_key], secret
+
+
 def test_init_imports_an_older_data_directory_once(cli_env, tmp_path):
     # Keys made the way older versions made them, and what they issued.
-    keys = tmp_path / "keys"
-    old_ca, old_jwt = load_or_create_ca(keys), load_or_create_jwt_keys(keys)
-    old_secret = load_or_create_secret(keys / "refresh.key")
+    old_ca, old_jwt, old_secret = older_data_directory(tmp_path / "keys")
     device_cert = issue_device_certificate(old_ca, public_key=generate_device_key()[1], user_uuid="u",
                                            device_id="d", days=30)
 

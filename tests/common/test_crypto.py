@@ -9,7 +9,6 @@ import json
 import stat
 import statistics
 import string
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -27,13 +26,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from common import crypto
 from common.certificates import (
+    ca_from_pem,
     certificate_fingerprint,
     certificate_issued_by,
     certificate_pem,
+    create_ca,
     device_id_from_certificate,
     issue_device_certificate,
     load_client_certificate,
-    load_or_create_ca,
 )
 from common.crypto import (
     CryptoInputError,
@@ -49,7 +49,7 @@ from common.crypto import (
     verify_device_signature,
     write_file_once,
 )
-from common.jwt_keys import JwtKeyRing, TokenError, add_jwt_key, load_or_create_jwt_keys
+from common.jwt_keys import JwtKeyRing, TokenError, new_signing_key
 
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}
 MESSAGE = b"citylogin-login:challenge-123"
@@ -105,18 +105,18 @@ def hasher():
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return load_or_create_ca(tmp_path_factory.mktemp("ca"))
+def ca():
+    return create_ca()
 
 
 @pytest.fixture
-def keys_dir(tmp_path):
-    return tmp_path / "keys"
+def jwt_keys():
+    return [new_signing_key(datetime.now(timezone.utc) - timedelta(minutes=1))]
 
 
 @pytest.fixture
-def ring(keys_dir):
-    return JwtKeyRing(load_or_create_jwt_keys(keys_dir), issuer=ISSUER, audience=AUDIENCE)
+def ring(jwt_keys):
+    return JwtKeyRing(jwt_keys, issuer=ISSUER, audience=AUDIENCE)
 
 
 # --- passwords ------------------------------------------------------------------------
@@ -140,10 +140,6 @@ def test_needs_rehash_when_parameters_change(hasher):
     assert PasswordHasher(**{**FAST_ARGON2, "time_cost": 2}).needs_rehash(stored) is True
     assert PasswordHasher(**{**FAST_ARGON2, "memory_cost": 16384}).needs_rehash(stored) is True
     assert hasher.needs_rehash("not-a-hash") is True
-
-
-def test_verify_dummy_does_not_raise(hasher):
-    assert hasher.verify_dummy("anything at all") is None
 
 
 # --- tokens and digests ---------------------------------------------------------------
@@ -371,8 +367,8 @@ def test_certificate_validity_window(ca):
     assert certificate_issued_by(ca, cert, now=now - timedelta(hours=1)) is False
 
 
-def test_certificate_of_another_ca_or_the_ca_itself_is_not_issued_by(ca, tmp_path):
-    other_ca = load_or_create_ca(tmp_path / "other")
+def test_certificate_of_another_ca_or_the_ca_itself_is_not_issued_by(ca):
+    other_ca = create_ca()
     _, public_key = generate_device_key()
     foreign = issue_device_certificate(
         other_ca, public_key=public_key, user_uuid="u", device_id="d", days=1
@@ -421,21 +417,6 @@ def test_load_client_certificate_refuses_garbage(value):
 # --- the CA ---------------------------------------------------------------------------
 
 
-def test_ca_created_with_private_files_and_reloaded_identical(tmp_path):
-    data_dir = tmp_path / "data" / "nested"
-    first = load_or_create_ca(data_dir)
-
-    assert stat.S_IMODE((data_dir / "ca.key").stat().st_mode) == 0o600
-    assert stat.S_IMODE((data_dir / "ca.pem").stat().st_mode) == 0o644
-    assert stat.S_IMODE(data_dir.stat().st_mode) & 0o077 == 0
-    # No temporary files are left behind.
-    assert sorted(path.name for path in data_dir.iterdir()) == ["ca.key", "ca.pem"]
-
-    second = load_or_create_ca(data_dir)
-    assert second.certificate == first.certificate
-    assert second.private_key.private_numbers() == first.private_key.private_numbers()
-
-
 def test_ca_certificate_profile(ca):
     cert = ca.certificate
     common_name = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
@@ -449,45 +430,16 @@ def test_ca_certificate_profile(ca):
     assert ca.certificate_pem() == certificate_pem(cert)
 
 
-def test_ca_from_given_pems(ca, tmp_path):
+def test_ca_from_given_pems(ca):
     key_pem = ca.private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    loaded = load_or_create_ca(tmp_path / "unused", cert_pem=ca.certificate_pem(), key_pem=key_pem)
+    loaded = ca_from_pem(ca.certificate_pem(), key_pem)
     assert loaded.certificate == ca.certificate
-    assert not (tmp_path / "unused").exists()
 
     other_key_pem, _ = generate_device_key()
     with pytest.raises(ValueError):
-        load_or_create_ca(tmp_path, cert_pem=ca.certificate_pem(), key_pem=other_key_pem)
-    with pytest.raises(ValueError):
-        load_or_create_ca(tmp_path, cert_pem=ca.certificate_pem())
-
-
-def test_ca_heals_a_missing_certificate(tmp_path):
-    first = load_or_create_ca(tmp_path)
-    (tmp_path / "ca.pem").unlink()
-    second = load_or_create_ca(tmp_path)
-    assert second.private_key.private_numbers() == first.private_key.private_numbers()
-    assert second.certificate.public_key() == first.certificate.public_key()
-
-
-def test_racing_ca_creation_yields_one_ca(tmp_path):
-    data_dir = tmp_path / "race"
-    results = []
-    barrier = threading.Barrier(8)
-
-    def create():
-        barrier.wait()
-        results.append(load_or_create_ca(data_dir))
-
-    threads = [threading.Thread(target=create) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 8
-    assert len({certificate_fingerprint(result.certificate) for result in results}) == 1
+        ca_from_pem(ca.certificate_pem(), other_key_pem)
 
 
 def test_write_file_once_never_overwrites(tmp_path):
@@ -501,8 +453,8 @@ def test_write_file_once_never_overwrites(tmp_path):
 # --- JWT ------------------------------------------------------------------------------
 
 
-def test_jwt_round_trip(ring, keys_dir):
-    keys = load_or_create_jwt_keys(keys_dir)
+def test_jwt_round_trip(ring, jwt_keys):
+    keys = jwt_keys
     token = ring.sign({"sub": "user-1", "sid": "session-1"}, ttl_seconds=900)
     claims = ring.decode(token)
     assert claims["sub"] == "user-1" and claims["sid"] == "session-1"
@@ -512,19 +464,8 @@ def test_jwt_round_trip(ring, keys_dir):
     assert header == {"alg": "EdDSA", "kid": keys[-1].kid, "typ": "at+jwt"}
 
 
-def test_jwt_key_files_are_private_and_reloaded(keys_dir):
-    first = load_or_create_jwt_keys(keys_dir)
-    assert len(first) == 1
-    key_file = keys_dir / f"jwt-{first[0].kid}.key"
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert first[0].created_at.tzinfo is not None
-    second = load_or_create_jwt_keys(keys_dir)
-    assert [key.kid for key in second] == [first[0].kid]
-    assert second[0].created_at == first[0].created_at
-
-
-def test_jwt_alg_none_is_rejected(ring, keys_dir):
-    kid = load_or_create_jwt_keys(keys_dir)[0].kid
+def test_jwt_alg_none_is_rejected(ring, jwt_keys):
+    kid = jwt_keys[0].kid
     now = int(datetime.now(timezone.utc).timestamp())
     payload = {"sub": "u", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60}
     token = _unsigned_parts({"alg": "none", "typ": "at+jwt", "kid": kid}, payload) + "."
@@ -534,8 +475,8 @@ def test_jwt_alg_none_is_rejected(ring, keys_dir):
 
 
 @pytest.mark.parametrize("encoding", ["pem", "raw"])
-def test_jwt_hs256_signed_with_public_key_is_rejected(ring, keys_dir, encoding):
-    key = load_or_create_jwt_keys(keys_dir)[0]
+def test_jwt_hs256_signed_with_public_key_is_rejected(ring, jwt_keys, encoding):
+    key = jwt_keys[0]
     public_key = key.private_key.public_key()
     if encoding == "pem":
         secret = public_key_pem(public_key).encode()
@@ -553,24 +494,24 @@ def test_jwt_hs256_signed_with_public_key_is_rejected(ring, keys_dir, encoding):
 @pytest.mark.parametrize(
     "override", [{"audience": "someone-else"}, {"issuer": "https://evil.test"}]
 )
-def test_jwt_wrong_audience_or_issuer_is_rejected(ring, keys_dir, override):
+def test_jwt_wrong_audience_or_issuer_is_rejected(ring, jwt_keys, override):
     settings = {"issuer": ISSUER, "audience": AUDIENCE, **override}
-    other = JwtKeyRing(load_or_create_jwt_keys(keys_dir), **settings)
+    other = JwtKeyRing(jwt_keys, **settings)
     token = other.sign({"sub": "u"}, ttl_seconds=60)
     with pytest.raises(TokenError) as raised:
         ring.decode(token)
     assert raised.value.code == "invalid_token"
 
 
-def test_jwt_unknown_kid_is_rejected(ring, keys_dir, tmp_path):
-    stranger_keys = load_or_create_jwt_keys(tmp_path / "stranger")
+def test_jwt_unknown_kid_is_rejected(ring, jwt_keys):
+    stranger_keys = [new_signing_key(datetime.now(timezone.utc))]
     stranger = JwtKeyRing(stranger_keys, issuer=ISSUER, audience=AUDIENCE)
     with pytest.raises(TokenError) as raised:
         ring.decode(stranger.sign({"sub": "u"}, ttl_seconds=60))
     assert raised.value.code == "invalid_token"
 
     # Our own key, but a kid the ring does not know: still refused.
-    key = load_or_create_jwt_keys(keys_dir)[0]
+    key = jwt_keys[0]
     now = int(datetime.now(timezone.utc).timestamp())
     payload = {"sub": "u", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60}
     headers = {"kid": "nope", "typ": "at+jwt"}
@@ -603,11 +544,11 @@ def test_jwt_not_yet_valid_is_rejected(ring):
     assert raised.value.code == "invalid_token"
 
 
-def test_jwt_tampered_malformed_or_incomplete_is_rejected(ring, keys_dir):
+def test_jwt_tampered_malformed_or_incomplete_is_rejected(ring, jwt_keys):
     token = ring.sign({"sub": "u"}, ttl_seconds=60)
     header, payload, signature = token.split(".")
     forged_payload = _b64url(json.dumps({**ring.decode(token), "sub": "admin"}).encode())
-    key = load_or_create_jwt_keys(keys_dir)[0]
+    key = jwt_keys[0]
     now = int(datetime.now(timezone.utc).timestamp())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60}
     no_sub = jwt.encode(
@@ -623,12 +564,12 @@ def test_jwt_tampered_malformed_or_incomplete_is_rejected(ring, keys_dir):
         assert raised.value.code == "invalid_token"
 
 
-def test_jwt_rotation(ring, keys_dir):
+def test_jwt_rotation(ring, jwt_keys):
     old_token = ring.sign({"sub": "u"}, ttl_seconds=60)
     old_kid = jwt.get_unverified_header(old_token)["kid"]
 
-    new_key = add_jwt_key(keys_dir)
-    keys = load_or_create_jwt_keys(keys_dir)
+    new_key = new_signing_key(datetime.now(timezone.utc))
+    keys = [*jwt_keys, new_key]
     assert [key.kid for key in keys] == [old_kid, new_key.kid]
     rotated = JwtKeyRing(keys, issuer=ISSUER, audience=AUDIENCE)
 
@@ -640,9 +581,8 @@ def test_jwt_rotation(ring, keys_dir):
         ring.decode(new_token)  # a ring loaded before the rotation does not know the new key
 
 
-def test_jwks_lists_every_public_key(keys_dir):
-    add_jwt_key(keys_dir)
-    keys = load_or_create_jwt_keys(keys_dir)
+def test_jwks_lists_every_public_key(jwt_keys):
+    keys = [*jwt_keys, new_signing_key(datetime.now(timezone.utc))]
     jwks = JwtKeyRing(keys, issuer=ISSUER, audience=AUDIENCE).jwks()
     assert [entry["kid"] for entry in jwks["keys"]] == [key.kid for key in keys]
     for entry, key in zip(jwks["keys"], keys):
@@ -652,23 +592,6 @@ def test_jwks_lists_every_public_key(keys_dir):
         raw = base64.urlsafe_b64decode(entry["x"] + "=" * (-len(entry["x"]) % 4))
         assert raw == key.private_key.public_key().public_bytes_raw()
         assert "d" not in entry
-
-
-def test_racing_first_jwt_key_creation_yields_one_key(keys_dir):
-    results = []
-    barrier = threading.Barrier(8)
-
-    def load():
-        barrier.wait()
-        results.append([key.kid for key in load_or_create_jwt_keys(keys_dir)])
-
-    threads = [threading.Thread(target=load) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 8
-    assert all(result == results[0] and len(result) == 1 for result in results)
 
 
 def test_key_ring_needs_keys():

@@ -1,0 +1,72 @@
+"""What the commands of `citylogin` (serve, init, keys, admin) run on: the settings, and the DynamoDB
+they name or a DynamoDB Local of the data directory; their failures as one-line CLI errors."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
+
+import click
+
+from common.config import ConfigError, Settings, load_settings
+from common.dynamodb_local import DataInUse, DynamoDBLocal
+
+T = TypeVar("T")
+
+
+def command_settings() -> Settings:
+    """The configured settings; a bad one is a one-line CLI error."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def config_errors(action: Callable[[], T]) -> T:
+    """`action()`, its ConfigError a one-line CLI error."""
+    try:
+        return action()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def database(settings: Settings, *, share_running: bool = False) -> Iterator[dict]:
+    """Yields config overrides: none when an endpoint is set, else a persisted DynamoDB Local. The data
+    is never opened twice: with `share_running` (init, keys, admin) a DynamoDB Local already running
+    on it (`serve`, `dynamodb-local`) is used, and a KMS key means Amazon DynamoDB; else DataInUse."""
+    if settings.dynamodb_endpoint_url or (share_running and settings.kms_key_id):
+        yield {}
+        return
+    local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve())
+    try:
+        local.start()
+    except DataInUse as exc:
+        if not (share_running and exc.endpoint_url):
+            raise
+        running = exc.endpoint_url
+    else:
+        running = None
+    if running:
+        click.echo(f"DynamoDB Local of a running citylogin: {running} (data in {local.db_path})", err=True)
+        yield {"dynamodb_endpoint_url": running}
+        return
+    click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {local.db_path})", err=True)
+    try:
+        yield {"dynamodb_endpoint_url": local.endpoint_url}
+    finally:
+        local.stop()
+
+
+class _NoDynamoDB(click.ClickException):
+    exit_code = 2  # as the standalone services: nothing to serve from
+
+
+@contextmanager
+def dynamodb_start_errors() -> Iterator[None]:
+    """botocore's errors of a start without a usable DynamoDB as one line naming the setting."""
+    from common.app_factory import DYNAMODB_START_ERRORS, dynamodb_start_problem
+
+    try:
+        yield
+    except DYNAMODB_START_ERRORS as exc:
+        raise _NoDynamoDB(dynamodb_start_problem(exc, name="citylogin")) from None
