@@ -206,7 +206,8 @@ def check_credentials(ctx: AppContext, *, username: str, password: str, caller: 
 
 def recheck_password(ctx: AppContext, *, user_uuid: str, username: str, password: str, caller: Caller,
                      flow: str) -> tuple[UserRecord, bool]:
-    """The only way a flow asks a signed-in user (`user_uuid`, named `username`) for their password again (`flow`: email_change,
+    """The only way a flow asks a signed-in user (`user_uuid`, named `username`) for their password again
+    (`flow`: email_change,
     password_change, recovery_codes, account_deletion): under the lockout of their username and of
     the caller's IP, as at login. A wrong password counts toward the lockout, is audited
     (login_failure with `flow`) and goes into the history; five lock the account's password checks

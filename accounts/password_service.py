@@ -90,7 +90,8 @@ def forget_reset_allowance(ctx: AppContext, *, email: str) -> None:
     """Delete the reset counters of `email` (account deletion): this window's and the last one's,
     the only ones not yet expired."""
     window = _now(ctx) // RESET_WINDOW
-    RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_windows(_address_key(email), windows=(window - 1, window))
+    RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_windows(_address_key(email),
+                                                                        windows=(window - 1, window))
 
 
 def reset_link(ctx: AppContext, token: str) -> str:

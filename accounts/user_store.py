@@ -145,7 +145,8 @@ class UserStore:
     def not_locked_check(self, user_uuid: str) -> dict[str, Any]:
         """A transaction entry that fails if the user is locked, being deleted or gone."""
         return {"ConditionCheck": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
-                                   "ConditionExpression": f"{_USABLE} AND (attribute_not_exists(locked) OR locked = :false)",
+                                   "ConditionExpression":
+                                       f"{_USABLE} AND (attribute_not_exists(locked) OR locked = :false)",
                                    "ExpressionAttributeValues": {":false": {"BOOL": False}}}}
 
     def usable_check(self, user_uuid: str) -> dict[str, Any]:

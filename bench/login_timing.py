@@ -123,7 +123,8 @@ def measure(base_url: str, n: int, run_id: str, dormant=None) -> dict[str, list[
 
 # --- statistics (pure Python: numpy and scipy are not dependencies) -----------------------------
 
-def bootstrap_median_difference(a: list[float], b: list[float], *, resamples: int, seed: int = 1) -> tuple[float, float]:
+def bootstrap_median_difference(a: list[float], b: list[float], *, resamples: int,
+                                seed: int = 1) -> tuple[float, float]:
     """95% percentile-bootstrap interval of median(a) - median(b), each resampled independently."""
     rng = random.Random(seed)
     diffs = sorted(statistics.median(rng.choices(a, k=len(a))) - statistics.median(rng.choices(b, k=len(b)))
@@ -142,7 +143,7 @@ def mann_whitney_z(a: list[float], b: list[float]) -> float:
 
 def report(samples: dict[str, list[float]]) -> dict:
     known, unknown = samples["known"], samples["unknown"]
-    paired = [k - u for k, u in zip(known, unknown)]
+    paired = [k - u for k, u in zip(known, unknown, strict=False)]
     low, high = bootstrap_median_difference(known, unknown, resamples=BOOTSTRAP_RESAMPLES)
     return {
         **{kind: {"n": len(v), "p50": percentile(v, 50), "p90": percentile(v, 90)} for kind, v in samples.items()},

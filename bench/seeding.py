@@ -98,7 +98,7 @@ class Cloner:
         out = []
         for table, pieces, slots in self._split:
             parts = [pieces[0]]
-            for slot, piece in zip(slots, pieces[1:]):
+            for slot, piece in zip(slots, pieces[1:], strict=False):
                 parts += (fresh[slot], piece)
             out.append((table, "".join(parts)))
         return out

@@ -40,7 +40,7 @@ def short_ids(ids: Iterable[str]) -> Callable[[str | None], str]:
 
 def _common_prefix(a: str, b: str) -> int:
     count = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         count += 1

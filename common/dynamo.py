@@ -55,7 +55,7 @@ ITEMS_BY_USER = "user-index"
 def _key(*attrs: tuple[str, str]) -> dict[str, Any]:
     kinds = ("HASH", "RANGE")
     return {
-        "KeySchema": [{"AttributeName": a, "KeyType": k} for (a, _), k in zip(attrs, kinds)],
+        "KeySchema": [{"AttributeName": a, "KeyType": k} for (a, _), k in zip(attrs, kinds, strict=False)],
         "AttributeDefinitions": [{"AttributeName": a, "AttributeType": t} for a, t in attrs],
     }
 

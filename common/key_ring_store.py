@@ -91,7 +91,8 @@ class KeyRingStore:
         method = item.get("sealed_with", {}).get("S")
         if method != self.encryptor.method:
             raise WrongKeyEncryptionKey(f"the key ring in {self.table} is sealed with {method}, not with "
-                                        f"{self.encryptor.method}: set {self.encryptor.variable} to the key it was made with")
+                                        f"{self.encryptor.method}: set {self.encryptor.variable} to the key it was "
+                                        "made with")
         sealed = {name[len("sealed_"):]: value["B"] for name, value in item.items()
                   if name.startswith("sealed_") and "B" in value}
         state = item.get("state", {}).get("S", STATE_ACTIVE)

@@ -62,7 +62,8 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) ->
     pairing_store(ctx).create(digest=token_digest(token, purpose=PURPOSE), user_uuid=user_uuid,
                               created_by_device=device_id, created_at=iso(ctx.now()), expires_epoch=expires,
                               kept_until=expires + EXPIRED_CODE_KEPT_SECONDS)
-    audit(AuditEvent.PAIRING_TOKEN_CREATED, user_uuid=user_uuid, device_id=device_id, expires_at=iso_from_epoch(expires))
+    audit(AuditEvent.PAIRING_TOKEN_CREATED, user_uuid=user_uuid, device_id=device_id,
+          expires_at=iso_from_epoch(expires))
     payload = qr.encode_payload(user_uuid=user_uuid, token=token)
     link = qr.pairing_link(settings.public_url, payload)
     return {"qr_code": link, "qr_payload": payload, "qr_png": qr.png_data_uri(link),

@@ -271,7 +271,8 @@ def store_device_replacing_others(ctx: AppContext, issued: IssuedDevice, *,
     for device in others:  # revoked first, so a login racing this cannot outlive it
         sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device.device_id,
                                     reason=RevokeReason.DEVICE_UNBOUND, by_device=issued.record.device_id)
-        audit(AuditEvent.DEVICE_UNBOUND, user_uuid=user_uuid, device_id=device.device_id, by_device=issued.record.device_id)
+        audit(AuditEvent.DEVICE_UNBOUND, user_uuid=user_uuid, device_id=device.device_id,
+              by_device=issued.record.device_id)
     return others
 
 

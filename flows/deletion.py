@@ -49,7 +49,8 @@ def delete_account(ctx: AppContext, *, principal: Principal, password: str, call
         if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
             raise credentials.InvalidCredentials()
         if users.begin_deletion(ctx, user_uuid=user.user_uuid):
-            audit(AuditEvent.ACCOUNT_DELETION_STARTED, user_uuid=user.user_uuid, device_id=principal.device_id, ip=caller.ip)
+            audit(AuditEvent.ACCOUNT_DELETION_STARTED, user_uuid=user.user_uuid, device_id=principal.device_id,
+                  ip=caller.ip)
             ctx.notifier.notify(localized_message("account_deleted", user_uuid=user.user_uuid, email=user.email,
                                                   locale=user.locale, username=user.username))
     try:

@@ -318,6 +318,6 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller) -> LoginResp
         raise devices.DeviceRevoked()
     # The certificate proven at login must still be the device's (not renewed meanwhile).
     devices.recheck_device(ctx, device, fingerprint=pending.get("fingerprint", device.fingerprint))
-    return _open(ctx, user=user, device=device, caller=Caller(ip=pending.get("ip") or caller.ip,
-                                                              user_agent=pending.get("user_agent") or caller.user_agent),
-                 force=True, presence=facts[PRESENCE])
+    pending_caller = Caller(ip=pending.get("ip") or caller.ip,
+                            user_agent=pending.get("user_agent") or caller.user_agent)
+    return _open(ctx, user=user, device=device, caller=pending_caller, force=True, presence=facts[PRESENCE])

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
+# The quality gates, before the tests: ruff's findings stop the run (configured in pyproject.toml).
+.venv/bin/ruff check --quiet . || { echo "test.sh: ruff has findings (run .venv/bin/ruff check .)" >&2; exit 1; }
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -132,7 +132,8 @@ def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, iss
     ttl = ctx.settings.access_token_ttl
     # EdDSA is deterministic: the same claims and time give the same token, hence the same pair.
     access = ctx.jwt.sign(claims, ttl_seconds=ttl, now=datetime.fromtimestamp(issued_epoch, timezone.utc))
-    return TokenPair(access_token=access, refresh_token=_refresh_token(ctx, session.session_id, generation, refresh_kid),
+    return TokenPair(access_token=access,
+                     refresh_token=_refresh_token(ctx, session.session_id, generation, refresh_kid),
                      expires_in=max(0, issued_epoch + ttl - _epoch(ctx)))
 
 

@@ -306,7 +306,8 @@ class SessionStore:
         return [
             {"Update": {"TableName": self.sessions, "Key": {"session_id": {"S": session.session_id}},
                         "UpdateExpression": "SET " + ", ".join(filter(None, [set_session, "last_seen_epoch = :now"])),
-                        "ConditionExpression": " AND ".join(filter(None, live)), "ExpressionAttributeNames": {"#s": "status"},
+                        "ConditionExpression": " AND ".join(filter(None, live)),
+                        "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": {**values, ":now": {"N": str(now)},
                                                       ":active": {"S": SESSION_ACTIVE},
                                                       ":cutoff": {"N": str(idle_cutoff)}}}},
