@@ -92,3 +92,35 @@ def _wait_listening(process: subprocess.Popen, port: int, timeout: float, log_pa
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nginx did not listen on {port} in {timeout}s: {log_path.read_text(errors='replace')[-3000:]}")
+
+
+SERVICES_TEMPLATE = TEMPLATE.with_name("citylogin-services.conf.template")
+
+
+@contextmanager
+def running_prefix_nginx(prefix: Path, *, port: int, upstreams: Mapping[str, str],
+                         timeout: float = 15.0) -> Iterator[str]:
+    """nginx on 127.0.0.1:`port` routing by path prefix (deploy/nginx/citylogin-services.conf.template)
+    to `upstreams` (REGISTRATION, LOGIN, SESSION, DEVICE, WEB -> http://host:port); yields its base URL."""
+    (prefix / "temp").mkdir(parents=True)
+    values = {f"NGINX_{name}": f"server {url.removeprefix('http://')};" for name, url in upstreams.items()}
+    values.update(NGINX_LISTEN=f"127.0.0.1:{port}", NGINX_SERVER_NAME="localhost",
+                  NGINX_ACCESS_LOG=str(prefix / "citylogin.access.log"))
+    (prefix / "citylogin.conf").write_text(
+        _PLACEHOLDER.sub(lambda match: values[match.group(1)], SERVICES_TEMPLATE.read_text()))
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    (prefix / "nginx.conf").write_text(_MAIN_CONF.format(user=user))
+    log_path = prefix / "stderr.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([*_nginx_command(prefix), "-g", "daemon off; error_log stderr;"],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        _wait_listening(process, port, timeout, log_path)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

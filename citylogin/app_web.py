@@ -1,0 +1,15 @@
+"""The web UI alone, for citylogin run as separate services behind a proxy that routes by prefix
+(deploy/nginx/citylogin-services.conf.template): `python -m citylogin.app_web` (port 5005) serves `/`,
+`/web/…` and the operational routes; the API prefixes are the four services'."""
+from __future__ import annotations
+
+from citylogin.web_ui import bp
+from common.app_factory import create_service_app, run_standalone
+
+
+def create_app(test_config=None):
+    return create_service_app(name="citylogin-web", blueprints=[bp], test_config=test_config)
+
+
+if __name__ == "__main__":
+    run_standalone(create_app, default_port=5005)

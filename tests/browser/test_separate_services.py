@@ -1,0 +1,92 @@
+"""One home per URL prefix, end to end: the four services and the web UI run as separate processes
+(sharing only DynamoDB and the configuration), Debian's nginx routes them by path prefix with the
+shipped deploy/nginx/citylogin-services.conf.template, and the web UI in Chromium and the CLI as
+a subprocess both work through it: register, pair a second device, list devices, the account, the
+live session stream, log out. A route served on the wrong service would be answered 404 there.
+
+Skipped only when nginx is missing and CI is unset; under CI a missing nginx fails."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from contextlib import ExitStack
+
+import pytest
+import requests
+
+from common.dynamodb_local import free_port
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
+from tests.support.live import PASSWORD
+from tests.support.nginx import NGINX, running_prefix_nginx
+from tests.support.services import running_service
+
+SERVICES = {"REGISTRATION": "registration.app_registration", "LOGIN": "login_app.app_login",
+            "SESSION": "session_manager.app_session_manager", "DEVICE": "device_manager.app_device_manager",
+            "WEB": "citylogin.app_web"}
+KEY_ENCRYPTION_KEY = base64.b64encode(os.urandom(32)).decode()  # one per module, as its tables
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nginx_present() -> None:
+    if os.path.exists(NGINX):
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{NGINX} is missing; CI must run this test (bash scripts/setup.sh --browser installs it)")
+    pytest.skip(f"{NGINX} is missing: run `bash scripts/setup.sh --browser` to run the nginx test")
+
+
+@pytest.fixture
+def proxy(dynamodb_endpoint, table_prefix, tmp_path):
+    """nginx's base URL in front of the five processes."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix, **FAST_ARGON2,
+                      **RAISED_LIMITS, "max_concurrent_devices": 0, "trusted_proxies": 1, "public_url": url})
+    env["CITYLOGIN_KEY_ENCRYPTION_KEY"] = KEY_ENCRYPTION_KEY
+    with ExitStack() as stack:
+        upstreams = {name: stack.enter_context(running_service(
+            module, {**env, "CITYLOGIN_DATA_DIR": str(tmp_path / module)})) for name, module in SERVICES.items()}
+        yield stack.enter_context(running_prefix_nginx(tmp_path / "nginx", port=port, upstreams=upstreams))
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "citylogin", "client", *args], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "CITYLOGIN_CLIENT_PASSWORD": PASSWORD, "NO_PROXY": "127.0.0.1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_the_cli_works_through_the_prefix_proxy(proxy, tmp_path):
+    name, first, second = unique_name(), tmp_path / "first.json", tmp_path / "second.json"
+    cli("register", "--url", proxy, "--username", name, "--email", f"{name}@example.com", "--key-file", str(first))
+    cli("login", "--key-file", str(first))                                   # /login
+    account = json.loads(cli("account", "show", "--key-file", str(first), "--json").stdout)  # /account
+    assert account["username"] == name
+    payload = json.loads(cli("pair-request", "--key-file", str(first), "--json").stdout)["qr_code"]  # /registration
+    cli("pair", payload, "--url", proxy, "--username", name, "--device-name", "phone", "--key-file", str(second))
+    cli("login", "--key-file", str(second))
+    devices = json.loads(cli("devices", "list", "--key-file", str(second), "--json").stdout)["devices"]  # /device
+    assert sorted(d["device_name"] for d in devices) == ["First device", "phone"]
+    sessions = json.loads(cli("sessions", "list", "--key-file", str(second), "--json").stdout)["sessions"]  # /session
+    assert len(sessions) == 2
+    cli("logout", "--key-file", str(first))
+    assert requests.get(proxy + "/.well-known/jwks.json", timeout=10).json()["keys"]
+
+
+def test_the_web_ui_works_through_the_prefix_proxy(proxy, new_device):
+    a = new_device(proxy).open()                                           # / and /web/ from the web UI process
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")                           # /registration, /login, /session/events
+    payload = a.show_pairing_code()                                        # /registration/request_pairing_token
+    b = new_device(proxy)
+    b.pair(payload, user, device_name="Bob phone")                         # /device/register
+    b.expect_devices_screen()                                              # /device/list
+    for name in ("Alice laptop", "Bob phone"):
+        b.device(name).wait_for()
+    b.open_account()                                                       # /account
+    b.log_out()                                                            # /session/logout
+    b.expect_login_screen()
