@@ -1,4 +1,5 @@
-"""Shared fixtures: one in-memory DynamoDB Local per test run, apps built through the factories."""
+"""Shared fixtures: one in-memory DynamoDB Local per test run (shared by all xdist workers), apps built
+through the factories."""
 from __future__ import annotations
 
 import os
@@ -22,8 +23,31 @@ def pytest_configure(config):
         del os.environ[name]
 
 
+_ENDPOINT_KEY = "citylogin_dynamodb_endpoint"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Under xdist the controller runs the one DynamoDB Local and hands its endpoint to each worker:
+    one Java process for the run, not one per worker (each test module has its own table prefix)."""
+    config = node.config
+    if not hasattr(config, "_citylogin_dynamodb"):
+        config._citylogin_dynamodb = DynamoDBLocal().start()
+    node.workerinput[_ENDPOINT_KEY] = config._citylogin_dynamodb.endpoint_url
+
+
+def pytest_unconfigure(config):
+    local = getattr(config, "_citylogin_dynamodb", None)
+    if local is not None:
+        local.stop()
+
+
 @pytest.fixture(scope="session")
-def dynamodb_endpoint():
+def dynamodb_endpoint(request):
+    shared = getattr(request.config, "workerinput", {}).get(_ENDPOINT_KEY)
+    if shared:
+        yield shared
+        return
     with DynamoDBLocal() as local:
         yield local.endpoint_url
 
