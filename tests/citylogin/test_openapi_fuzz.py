@@ -10,15 +10,22 @@ through the success paths checks the answers that random data cannot reach."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
+import importlib
 import os
+import pkgutil
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
 
+import hypothesis.strategies
+import pyrate_limiter
 import pytest
 import schemathesis
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from hypothesis.internal.conjecture import providers
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
@@ -97,8 +104,25 @@ class Outcome:
                 f"failures, {self.tolerated} refusals beyond the schema, {len(self.errors)} errors")
 
 
+@functools.cache
+def import_what_the_engine_imports_late() -> None:
+    """The engine's WORKERS threads import modules inside functions, and Hypothesis parses (ast)
+    each newly imported local module for its constants. Two threads doing either at once can fail,
+    more often the busier the machine: a circular import seen half made (ImportError: cannot import
+    name ...), or CPython 3.11's thread-unsafe ast (gh-106905, SystemError: AST constructor recursion
+    depth mismatch). Done here first, in one thread, it leaves the engine's threads nothing to do."""
+    for package in (schemathesis, hypothesis.strategies, pyrate_limiter):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + ".", onerror=lambda name: None):
+            with contextlib.suppress(Exception):  # optional parts (GraphQL, ...) need what is not installed
+                importlib.import_module(module.name)
+    for name in ("sqlite3", "multiprocessing.synchronize", "cryptography.hazmat.backends.openssl", "encodings.ascii"):
+        importlib.import_module(name)
+    providers._get_local_constants()
+
+
 def conformance(url: str, new_caller: Callable[[], Client], *, label: str, examples: int) -> Outcome:
     """Run Schemathesis' engine with every check against the service at `url`."""
+    import_what_the_engine_imports_late()
     config = SchemathesisConfig.from_dict({
         "base-url": url, "seed": 16, "workers": WORKERS, "cache": {"enabled": False}, "request-timeout": 30,
         "suppress-health-check": ["all"],
