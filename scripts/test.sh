@@ -1,15 +1,41 @@
 #!/usr/bin/env bash
-# Sets everything up (idempotent) and runs the whole test suite. Extra arguments go to pytest.
+# Sets everything up (idempotent) and runs the whole test suite, in parallel (pytest-xdist), then the
+# tests marked `serial` alone. `--fast`: only the fast tier (the tests not marked `slow`), in parallel.
+# Other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fast=0
+args=()
+for arg in "$@"; do
+  if [ "$arg" = "--fast" ]; then fast=1; else args+=("$arg"); fi
+done
 bash scripts/setup.sh --browser
 # The quality gates, before the tests: ruff's findings stop the run (configured in pyproject.toml).
 .venv/bin/ruff check --quiet . || { echo "test.sh: ruff has findings (run .venv/bin/ruff check .)" >&2; exit 1; }
-set +e
-.venv/bin/python -m pytest "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
+# 3 workers on this 2-core machine: the tests wait on subprocesses, DynamoDB Local and Chromium.
+# The whole suite hands out single tests (its long ones spread out); the fast tier whole modules
+# (their module-scoped servers start once).
+parallel=(-n 3 --dist loadgroup)
+fast_parallel=(-n 3 --dist loadfile)
+
+# pytest's status, 5 (no test collected) counting as none run.
+status=0
+ran=0
+run() {
+  set +e
+  .venv/bin/python -m pytest "$@" ${args[@]+"${args[@]}"}
+  local code=$?
+  set -e
+  if [ "$code" -eq 0 ]; then ran=1; elif [ "$code" -ne 5 ] && [ "$status" -eq 0 ]; then status=$code; fi
+}
+
+if [ "$fast" -eq 1 ]; then
+  run "${fast_parallel[@]}" -m "not slow"
+else
+  run "${parallel[@]}" -m "not serial"
+  run -m serial
+fi
+if [ "$status" -eq 0 ] && [ "$ran" -eq 0 ]; then
   echo "test.sh: pytest collected no tests" >&2
   exit 1
 fi

@@ -1,4 +1,5 @@
-"""Shared fixtures: one in-memory DynamoDB Local per test run, apps built through the factories."""
+"""Shared fixtures: one in-memory DynamoDB Local per test run (shared by all xdist workers), apps built
+through the factories."""
 from __future__ import annotations
 
 import os
@@ -16,14 +17,85 @@ RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_
                  "renewals_per_day_per_device": 10**6}
 
 
+# The fast tier (`./scripts/test.sh --fast`) is every test not marked slow. Whole folders and modules
+# that start servers as subprocesses (gunicorn, nginx, `citylogin serve`, a standalone service), drive
+# a browser, soak or fuzz are slow, and so is every test of a module-scoped service process.
+SLOW_FOLDERS = {"browser"}
+SLOW_MODULES = {
+    "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_gunicorn_start", "test_metrics_gunicorn",
+    "test_serve", "test_serve_slow_client", "test_public_url", "test_standalone_services", "test_many_hosts",
+    "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",
+    "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_aws_template"}
+# Left out of the fast tier for their time alone (half of it): races, injected faults, timing and
+# whole flows through the CLI; each package keeps faster tests of the same code in the tier.
+SLOW_MODULES |= {
+    "test_login_failures", "test_login_races", "test_account_deletion", "test_token_security", "test_session_list",
+    "test_cli_account", "test_cli_session", "test_admin_cli", "test_bad_input", "test_slow_dynamodb",
+    "test_dynamodb_outage", "test_notifications_off_request_path", "test_device_classes", "test_pairing_rules",
+    "test_password_rechecks", "test_renewal"}
+SLOW_FIXTURES = {"registration_url"}
+SLOW_TESTS = {
+    "test_every_module_imports_alone_in_a_fresh_interpreter",   # a fresh interpreter per module
+    "test_pairing_recovery_renewal_and_logins_racing_a_deletion_leave_nothing",
+    "test_malformed_bodies_never_cause_a_500",
+    "test_relabelling_while_logging_in_never_exceeds_a_class_limit",
+    "test_twenty_racing_registrations_of_one_username_through_conflicts",
+}
+# Tests whose assertion is a time, a latency or a cost ratio, or that load the machine on purpose:
+# beside other tests running in parallel they measure the others. scripts/test.sh runs them alone,
+# after the parallel pass (module name, test name or None for the whole module).
+SERIAL = {
+    ("test_gunicorn_slow_clients", None),                  # /healthz < 1 s beside 500 streams and 300 slow sockets
+    ("test_events", "test_two_hundred_streams_cost_bounded_reads_and_all_hear_in_time"),  # 200 streams, < 2 s
+    ("test_crypto", "test_every_check_costs_the_same_whichever_parameters_made_the_hash"),  # a time ratio
+    ("test_login_failures", "test_unknown_user_costs_the_time_of_a_wrong_password"),        # a time ratio
+    ("test_login_failures", "test_a_dormant_hash_of_old_parameters_costs_what_an_unknown_user_costs"),
+}
+
+
 def pytest_configure(config):
     # The developer's own CITYLOGIN_* settings must not leak into the tests.
     for name in [n for n in os.environ if n.startswith("CITYLOGIN_")]:
         del os.environ[name]
 
 
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = item.path
+        module, test = path.stem, getattr(item, "originalname", item.name)
+        if (module, None) in SERIAL or (module, test) in SERIAL:
+            item.add_marker(pytest.mark.serial)
+        if (SLOW_FOLDERS.intersection(path.parts) or module in SLOW_MODULES or test in SLOW_TESTS
+                or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("serial")):
+            item.add_marker(pytest.mark.slow)
+
+
+_ENDPOINT_KEY = "citylogin_dynamodb_endpoint"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Under xdist the controller runs the one DynamoDB Local and hands its endpoint to each worker:
+    one Java process for the run, not one per worker (each test module has its own table prefix)."""
+    config = node.config
+    if not hasattr(config, "_citylogin_dynamodb"):
+        config._citylogin_dynamodb = DynamoDBLocal().start()
+    node.workerinput[_ENDPOINT_KEY] = config._citylogin_dynamodb.endpoint_url
+
+
+def pytest_unconfigure(config):
+    local = getattr(config, "_citylogin_dynamodb", None)
+    if local is not None:
+        local.stop()
+
+
 @pytest.fixture(scope="session")
-def dynamodb_endpoint():
+def dynamodb_endpoint(request):
+    shared = getattr(request.config, "workerinput", {}).get(_ENDPOINT_KEY)
+    if shared:
+        yield shared
+        return
     with DynamoDBLocal() as local:
         yield local.endpoint_url
 

@@ -9,10 +9,11 @@ import { $, busy, clearMessage, say, showError, showFieldError } from "./ui.js";
 
 let onAccountDeleted = () => {};
 let onLocaleSaved = async () => {};
-let shownUsername = null;          // the account on screen, whose key this device forgets once it is deleted
+let signedInUsername = () => null;  // the account signed in here, whose key this device forgets once it is deleted
 
-export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
+export function initAccount({ onDeleted, onLocaleSaved: localeSaved, username }) {
   onAccountDeleted = onDeleted;
+  signedInUsername = username;
   onLocaleSaved = localeSaved;
   $("#account-refresh").addEventListener("click", loadAccount);
   $("#account-resend").addEventListener("click", resendVerification);
@@ -31,7 +32,6 @@ export function resetAccount() {
   clearMessage($("#account-resend-note"));
   $("#account-username").textContent = "—";
   $("#account-email").textContent = "—";
-  shownUsername = null;
 }
 
 export async function loadAccount() {
@@ -45,7 +45,6 @@ export async function loadAccount() {
 }
 
 function show(account) {
-  shownUsername = account.username;
   $("#account-username").textContent = account.username;
   $("#account-email").textContent = account.email;
   const status = $("#account-email-status");
@@ -137,7 +136,8 @@ async function deleteAccount(event) {
     say($(".error", form), "web.account.delete_tick");
     return;
   }
-  const username = shownUsername;
+  // The signed-in account, known before GET /account answers: the panel may not have loaded yet.
+  const username = signedInUsername();
   const done = await busy(form, () => authCall("DELETE", "/account", { password: form.password.value })
     .then(() => true));
   if (!done) return;

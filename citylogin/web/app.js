@@ -353,6 +353,7 @@ function wire() {
     onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",
       text: "web.banner.key_forgotten" }),
     onLocaleSaved: useLocale,
+    username: () => storedAccount()?.username ?? null,
   });
   // A verified address shows on the Account panel at once when it is open.
   initLinks({ verified: () => { if (!$("#account-panel").hidden && !$("#home-screen").hidden) loadAccount(); } });

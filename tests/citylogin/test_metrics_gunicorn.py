@@ -2,7 +2,6 @@
 any worker's scrape counts the requests every worker answered."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import requests
@@ -11,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.citylogin.test_metrics import TOKEN, value
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env
 from tests.support.services import running_gunicorn
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,9 @@ def test_metrics_add_up_across_gunicorn_workers(dynamodb_endpoint, data_dir, tab
         requests_made = 40
         for _ in range(requests_made):  # a new connection each: the two workers share them
             requests.get(url + "/readyz", timeout=10)
-        time.sleep(0.3)  # the last request is counted when its response is closed
+        # The last request is counted when its response is closed, which may be just after we read it.
+        wait_until(lambda: value(_scrape(url), "citylogin_http_requests_total", method="GET", route="/readyz",
+                                 status="200") == requests_made, what="the last /readyz is counted")
         counts = {value(_scrape(url), "citylogin_http_requests_total", method="GET", route="/readyz",
                         status="200") for _ in range(6)}
         assert counts == {requests_made}  # every scrape, whichever worker answers, sees all of them

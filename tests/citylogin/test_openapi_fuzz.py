@@ -9,16 +9,25 @@ the engine's re-authentication logs it in again (or registers a new one if it wa
 through the success paths checks the answers that random data cannot reach."""
 from __future__ import annotations
 
+import ast
 import base64
+import contextlib
+import functools
+import importlib
 import os
+import pkgutil
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
+import hypothesis.strategies
+import pyrate_limiter
 import pytest
 import schemathesis
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from hypothesis.internal.conjecture import providers
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
@@ -97,8 +106,43 @@ class Outcome:
                 f"failures, {self.tolerated} refusals beyond the schema, {len(self.errors)} errors")
 
 
+@functools.cache
+def import_what_the_engine_imports_late() -> None:
+    """The engine's WORKERS threads import modules inside functions; two threads importing modules
+    that import each other can see one half made (ImportError: cannot import name ...), more often
+    the busier the machine. Imported here first, in one thread, with Hypothesis' reading of the
+    local modules' constants (an ast.parse each), nothing is left for the engine's threads to do."""
+    for package in (schemathesis, hypothesis.strategies, pyrate_limiter):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + ".", onerror=lambda name: None):
+            with contextlib.suppress(Exception):  # optional parts (GraphQL, ...) need what is not installed
+                importlib.import_module(module.name)
+    for name in ("sqlite3", "multiprocessing.synchronize", "cryptography.hazmat.backends.openssl", "encodings.ascii"):
+        importlib.import_module(name)
+    providers._get_local_constants()
+
+
+@contextlib.contextmanager
+def one_ast_parse_at_a_time() -> Iterator[None]:
+    """CPython 3.11's ast is not thread-safe (gh-106905): two threads in ast.parse at once fail with
+    SystemError: AST constructor recursion depth mismatch. Hypothesis parses in each engine thread
+    (pretty-printing values, describing lambdas, reading constants), so here one parse waits for
+    the other."""
+    parse, lock = ast.parse, threading.Lock()
+
+    def locked_parse(*args, **kwargs):
+        with lock:
+            return parse(*args, **kwargs)
+
+    ast.parse = locked_parse
+    try:
+        yield
+    finally:
+        ast.parse = parse
+
+
 def conformance(url: str, new_caller: Callable[[], Client], *, label: str, examples: int) -> Outcome:
     """Run Schemathesis' engine with every check against the service at `url`."""
+    import_what_the_engine_imports_late()
     config = SchemathesisConfig.from_dict({
         "base-url": url, "seed": 16, "workers": WORKERS, "cache": {"enabled": False}, "request-timeout": 30,
         "suppress-health-check": ["all"],
@@ -127,13 +171,14 @@ def conformance(url: str, new_caller: Callable[[], Client], *, label: str, examp
 
     outcome = Outcome(label)
     started = time.monotonic()
-    for event in from_schema(schema).execute():
-        if isinstance(event, events.ScenarioFinished):
-            _record(outcome, event.recorder)
-        elif isinstance(event, events.NonFatalError):
-            outcome.errors.append(f"{event.label}: {event.value!r}"[:1500])
-        elif isinstance(event, events.FatalError):
-            outcome.errors.append(f"fatal: {event.exception!r}"[:1500])
+    with one_ast_parse_at_a_time():
+        for event in from_schema(schema).execute():
+            if isinstance(event, events.ScenarioFinished):
+                _record(outcome, event.recorder)
+            elif isinstance(event, events.NonFatalError):
+                outcome.errors.append(f"{event.label}: {event.value!r}"[:1500])
+            elif isinstance(event, events.FatalError):
+                outcome.errors.append(f"fatal: {event.exception!r}"[:1500])
     outcome.seconds = time.monotonic() - started
     return outcome
 
