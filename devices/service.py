@@ -349,7 +349,6 @@ def force_logout(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: 
 
 # --- the CRL's entries ---------------------------------------------------------------------
 
-CRL_CACHE = "device_crl"  # ctx.extras key of this process's last built CRL
 UNBIND_ATTEMPTS = 5
 
 
@@ -363,7 +362,7 @@ def revoked_entry(record: DeviceRecord, *, reason: str, at: datetime) -> Revoked
 
 def forget_cached_crl(ctx: AppContext) -> None:
     """This process shows its own revocations at once; others within their cache time."""
-    ctx.extras.pop(CRL_CACHE, None)
+    ctx.crl_cache = None
 
 
 class DeviceBusy(Conflict):

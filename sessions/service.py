@@ -539,12 +539,13 @@ _watcher_lock = threading.Lock()
 def session_watcher(ctx: AppContext) -> SessionWatcher:
     """The process's one watcher for this app context, started on first use."""
     with _watcher_lock:
-        if ctx.extras.get("session_watcher") is None:
+        watcher = ctx.session_watcher
+        if not isinstance(watcher, SessionWatcher):  # None until first use
             store = session_store(ctx)
-            ctx.extras["session_watcher"] = SessionWatcher(
+            watcher = ctx.session_watcher = SessionWatcher(
                 fetch_states=store.batch_states, interval=ctx.settings.events_poll_interval,
                 end_reason=lambda state: _state_end_reason(ctx, state, _epoch(ctx)), caps=stream_caps(ctx))
-        return ctx.extras["session_watcher"]
+        return watcher
 
 
 UNBOUNDED_SERVER_STREAMS = 256  # per process when the server starts a thread per connection
