@@ -305,7 +305,8 @@ def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str
     except TokenError as exc:
         raise (TokenExpired() if exc.code == "token_expired" else InvalidToken()) from None
     session_id, user_uuid, device_id = claims.get("sid"), claims.get("sub"), claims.get("did")
-    if not all(isinstance(v, str) and v for v in (session_id, user_uuid, device_id)):
+    if not (isinstance(session_id, str) and session_id and isinstance(user_uuid, str) and user_uuid
+            and isinstance(device_id, str) and device_id):
         raise InvalidToken()
     store = session_store(ctx)
     session = store.get(session_id)
