@@ -189,6 +189,7 @@ def check_read_credentials(ctx: AppContext, *, username: str, password: str, cal
         _count_failure(ctx, username=username, ip=caller.ip, user=user)
         record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller, flow=flow)
         raise InvalidCredentials()
+    assert user is not None  # _password_ok is False without a user
     return user, had_failures
 
 

@@ -43,7 +43,7 @@ def database(settings: Settings, *, share_running: bool = False) -> Iterator[dic
     except DataInUse as exc:
         if not (share_running and exc.endpoint_url):
             raise
-        running = exc.endpoint_url
+        running: str | None = exc.endpoint_url
     else:
         running = None
     if running:

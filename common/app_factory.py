@@ -227,7 +227,7 @@ NO_DYNAMODB = ("{name}: no DynamoDB to use: set CITYLOGIN_DYNAMODB_ENDPOINT_URL 
 DYNAMODB_START_ERRORS = (NoCredentialsError, NoRegionError, EndpointConnectionError)
 
 
-def dynamodb_start_problem(exc: BotoCoreError, *, name: str) -> str:
+def dynamodb_start_problem(exc: Exception, *, name: str) -> str:
     """One line naming the setting to fix, for one of DYNAMODB_START_ERRORS."""
     if isinstance(exc, EndpointConnectionError):
         return (f"{name}: cannot reach DynamoDB at {exc.kwargs.get('endpoint_url')}: start it "

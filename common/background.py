@@ -12,7 +12,6 @@ _lock = threading.Lock()
 
 def background(ctx: AppContext) -> ThreadPoolExecutor:
     with _lock:
-        pool = ctx.extras.get("background")
-        if pool is None:
-            pool = ctx.extras["background"] = ThreadPoolExecutor(max_workers=32, thread_name_prefix="citylogin-io")
-        return pool
+        if ctx.background_pool is None:
+            ctx.background_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="citylogin-io")
+        return ctx.background_pool

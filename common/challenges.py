@@ -49,7 +49,9 @@ def challenge_read(ctx: AppContext, challenge: str) -> KeyRead[bool]:
     now = _now(ctx)
 
     def usable(item: dict[str, Any] | None) -> bool:
-        return bool(item) and item["kind"]["S"] == _KIND and int(item["expires_epoch"]["N"]) > now
+        if not item:
+            return False
+        return item["kind"]["S"] == _KIND and int(item["expires_epoch"]["N"]) > now
     return KeyRead(ctx.tables.one_time_tokens, OneTimeTokenStore.key(token_digest(challenge, purpose=_KIND)), usable)
 
 

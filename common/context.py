@@ -3,9 +3,11 @@ key ring, the password hasher, the notifier and a clock (injectable in tests).""
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from cryptography import x509
 from flask import current_app
@@ -23,6 +25,9 @@ from common.key_ring_store import KeyRingStore
 from common.notifier import Notifier, make_notifier
 from common.ring_reader import RefreshSecrets, RingReader
 
+if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "citylogin"
@@ -37,7 +42,7 @@ def utc_now() -> datetime:
 @dataclass
 class AppContext:
     settings: Settings
-    dynamodb: object
+    dynamodb: DynamoDBClient
     tables: dynamo.TableNames
     ca: CertificateAuthority
     jwt: JwtKeyRing
@@ -47,9 +52,16 @@ class AppContext:
     key_ring: KeyRingStore
     clock: Callable[[], datetime] = field(default=utc_now)
     # The client /readyz probes with: one attempt, short timeouts (None: use `dynamodb`).
-    readiness_dynamodb: object | None = None
-    # Per-app singletons that domains attach lazily (e.g. the session watcher).
-    extras: dict = field(default_factory=dict)
+    readiness_dynamodb: DynamoDBClient | None = None
+    # Per-app singletons that domains attach lazily.
+    # common.background's I/O thread pool.
+    background_pool: ThreadPoolExecutor | None = None
+    # sessions' one SessionWatcher for this app (typed there: common imports no domain package).
+    session_watcher: object | None = None
+    # devices' last built CRL of this process: (built at, PEM).
+    crl_cache: tuple[datetime, str] | None = None
+    # flows.deletion_sweeper's stop event while its thread runs.
+    deletion_sweeper_stop: threading.Event | None = None
 
     def now(self) -> datetime:
         return self.clock()

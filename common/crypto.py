@@ -215,6 +215,7 @@ def _require_supported(key: object, *, field: str) -> DeviceKey:
         raise CryptoInputError(
             field, "unsupported key type; use ECDSA P-256, Ed25519 or ML-DSA-87"
         )
+    assert isinstance(key, (ec.EllipticCurvePublicKey, Ed25519PublicKey, MLDSA87PublicKey))  # as named above
     return key
 
 
@@ -243,7 +244,7 @@ def public_key_from_csr(pem: str) -> DeviceKey:
         key = csr.public_key()
     except (ValueError, UnsupportedAlgorithm):
         raise CryptoInputError("csr", "not a PEM certificate signing request") from None
-    _require_supported(key, field="csr")
+    key = _require_supported(key, field="csr")
     try:
         signed_by_key = csr.is_signature_valid  # proves the requester holds the private key
     except (ValueError, UnsupportedAlgorithm):
@@ -310,7 +311,7 @@ def verify_device_signature(key: DeviceKey, *, message: bytes, signature: bytes)
     key_type = _key_type_or_none(key)
     if key_type is None:
         return False
-    if key_type == "ecdsa-p256":
+    if isinstance(key, ec.EllipticCurvePublicKey):  # "ecdsa-p256", the one curve named above
         return _verify_ecdsa(key, message, signature)
     try:
         # Ed25519 and ML-DSA-87 (empty context) sign the message itself, no pre-hash.

@@ -6,7 +6,7 @@ import logging
 import random
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, Iterable, overload
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -270,6 +270,12 @@ def to_item(record: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in record.items() if v is not None}
 
 
+@overload
+def from_item(item: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def from_item(item: None) -> None: ...
+@overload
+def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None: ...
 def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
     """DynamoDB attribute map -> Python dict with ints instead of Decimals."""
     if item is None:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jwt
+from jwt.types import Options
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -23,7 +24,7 @@ from common.crypto import aware_utc, newest_published
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type
 # Times are checked by _check_times against the caller's clock, not by PyJWT's.
-_DECODE_OPTIONS = {
+_DECODE_OPTIONS: Options = {
     "require": ["exp", "iat", "iss", "aud", "sub"],
     "verify_exp": False,
     "verify_nbf": False,

@@ -114,7 +114,8 @@ class KeyRingStore:
 
     def load(self) -> list[RingEntry] | None:
         """Every key, unsealed (WrongKeyEncryptionKey if the KEK does not open them); None if no ring."""
-        items, start = [], {}
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] = {}
         try:
             while True:
                 page = self.client.query(TableName=self.table, KeyConditionExpression="#r = :ring",

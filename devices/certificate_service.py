@@ -19,7 +19,7 @@ from common.errors import Conflict, ErrorCode, TooManyRequests, Unauthorized
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, parse_iso
 from devices.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
-from devices.service import (CRL_CACHE, DeviceRevoked, _device_key, device_signed, device_store,
+from devices.service import (DeviceRevoked, _device_key, device_signed, device_store,
                                     forget_cached_crl, own_device, recheck_device, revoked_entry)
 from devices.store import DeviceChanged, WriteRefused
 
@@ -110,12 +110,12 @@ def current_crl_pem(ctx: AppContext) -> str:
     """The CA-signed CRL (PEM) of every revoked or superseded device certificate not yet expired,
     rebuilt from one Query at most once a minute per process."""
     now = ctx.now()
-    cached = ctx.extras.get(CRL_CACHE)
+    cached = ctx.crl_cache
     if cached is not None and timedelta(0) <= now - cached[0] < CRL_CACHE_TIME:
         return cached[1]
     entries = device_store(ctx).revoked_certificates(now_epoch=int(now.timestamp()))
     revoked = [RevokedCertificate(serial=int(e.serial, 16), revoked_at=parse_iso(e.revoked_at),
                                   reason=CRL_REASONS[e.reason]) for e in entries]
     pem = crl_pem(build_crl(ctx.ca, revoked, now=now, valid_for=CRL_VALIDITY))
-    ctx.extras[CRL_CACHE] = (now, pem)
+    ctx.crl_cache = (now, pem)
     return pem

@@ -13,7 +13,7 @@ DEVICE_STATUS_ACTIVE = "active"
 DEVICE_STATUS_REVOKED = "revoked"
 # SPEC §5: the kind of a device, which CITYLOGIN_DEVICE_CLASS_LIMITS may cap per class.
 DeviceClass = Literal["mobile", "tablet", "desktop", "other"]
-DEFAULT_DEVICE_CLASS = "other"
+DEFAULT_DEVICE_CLASS: DeviceClass = "other"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -233,7 +234,7 @@ class DeviceLimitReached(Conflict):
     code, detail = ErrorCode.DEVICE_LIMIT_REACHED, "This account already has the maximum number of devices."
 
 
-def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: list[GuardedWrite] = ()) -> None:
+def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: Sequence[GuardedWrite] = ()) -> None:
     """Store a further device within the device limit, with `extra_writes`, in one transaction;
     DeviceLimitReached, or the refusal of an extra entry that was refused."""
     writes, extra = _new_device_items(ctx, issued.record), list(extra_writes)
@@ -246,7 +247,7 @@ def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: lis
 
 
 def store_device_replacing_others(ctx: AppContext, issued: IssuedDevice, *,
-                                  extra_writes: list[GuardedWrite] = ()) -> list[DeviceRecord]:
+                                  extra_writes: Sequence[GuardedWrite] = ()) -> list[DeviceRecord]:
     """Store a device and revoke every other active device of its user, with `extra_writes`, in
     one transaction, then end the revoked devices' sessions (reason device_unbound). Returns them.
     The refusal of an extra entry if one was refused; DeviceLimitReached if devices were added or
@@ -349,7 +350,6 @@ def force_logout(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: 
 
 # --- the CRL's entries ---------------------------------------------------------------------
 
-CRL_CACHE = "device_crl"  # ctx.extras key of this process's last built CRL
 UNBIND_ATTEMPTS = 5
 
 
@@ -363,14 +363,14 @@ def revoked_entry(record: DeviceRecord, *, reason: str, at: datetime) -> Revoked
 
 def forget_cached_crl(ctx: AppContext) -> None:
     """This process shows its own revocations at once; others within their cache time."""
-    ctx.extras.pop(CRL_CACHE, None)
+    ctx.crl_cache = None
 
 
 class DeviceBusy(Conflict):
     code, detail = ErrorCode.CERTIFICATE_SUPERSEDED, "The device's certificate keeps changing; try again."
 
 
-def _revoke(ctx: AppContext, record: DeviceRecord, *, keep_at_least: int) -> None:
+def _revoke(ctx: AppContext, record: DeviceRecord | None, *, keep_at_least: int) -> None:
     for _ in range(UNBIND_ATTEMPTS):
         if record is None or record.status != DEVICE_STATUS_ACTIVE:
             return  # unbinding twice is harmless

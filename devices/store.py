@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, overload
 
 from botocore.exceptions import ClientError
 
@@ -22,6 +22,12 @@ class DeviceStore:
     def __init__(self, client, table: str) -> None:
         self.client, self.table = client, table
 
+    @overload
+    @staticmethod
+    def _record(item: dict[str, Any]) -> DeviceRecord: ...
+    @overload
+    @staticmethod
+    def _record(item: dict[str, Any] | None) -> DeviceRecord | None: ...
     @staticmethod
     def _record(item: dict[str, Any] | None) -> DeviceRecord | None:
         data = dynamo.from_item(item)

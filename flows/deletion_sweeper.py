@@ -16,7 +16,6 @@ from flows.deletion import sweep_deletions
 
 log = logging.getLogger(__name__)
 
-EXTRA = "deletion_sweeper"
 _lock = threading.Lock()
 
 
@@ -24,18 +23,18 @@ def start_sweeper(ctx: AppContext) -> None:
     """Start this app context's sweeper thread once (none if the interval is 0)."""
     interval = ctx.settings.deletion_sweep_interval
     with _lock:
-        if interval <= 0 or ctx.extras.get(EXTRA):
+        if interval <= 0 or ctx.deletion_sweeper_stop:
             return
         stop = threading.Event()
         threading.Thread(target=_sweep_until, args=(ctx, interval, stop), name="citylogin-deletion-sweeper",
                          daemon=True).start()
-        ctx.extras[EXTRA] = stop
+        ctx.deletion_sweeper_stop = stop
 
 
 def stop_sweeper(ctx: AppContext) -> None:
     """Stop this app context's sweeper after its current pass (tests; a process's ends with it)."""
     with _lock:
-        stop = ctx.extras.pop(EXTRA, None)
+        stop, ctx.deletion_sweeper_stop = ctx.deletion_sweeper_stop, None
     if stop is not None:
         stop.set()
 

@@ -28,7 +28,7 @@ from devices import concurrency_policy
 from flows import not_me as not_me_flow
 from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
-from flows.models import LoginRequest, LoginResponse
+from flows.models import EvictedDevice, LoginRequest, LoginResponse
 from sessions import service as sessions
 from sessions.models import OpenedSession, Presence, PresenceEntry
 
@@ -269,7 +269,7 @@ def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> L
         access_token=opened.tokens.access_token, refresh_token=opened.tokens.refresh_token,
         expires_in=opened.tokens.expires_in, session_id=session.session_id, device_id=session.device_id,
         user_uuid=session.user_uuid,
-        evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in opened.evicted])
+        evicted=[EvictedDevice(device_id=e.device_id, device_name=e.device_name) for e in opened.evicted])
 
 
 def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession,

@@ -305,7 +305,8 @@ def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str
     except TokenError as exc:
         raise (TokenExpired() if exc.code == "token_expired" else InvalidToken()) from None
     session_id, user_uuid, device_id = claims.get("sid"), claims.get("sub"), claims.get("did")
-    if not all(isinstance(v, str) and v for v in (session_id, user_uuid, device_id)):
+    if not (isinstance(session_id, str) and session_id and isinstance(user_uuid, str) and user_uuid
+            and isinstance(device_id, str) and device_id):
         raise InvalidToken()
     store = session_store(ctx)
     session = store.get(session_id)
@@ -539,12 +540,13 @@ _watcher_lock = threading.Lock()
 def session_watcher(ctx: AppContext) -> SessionWatcher:
     """The process's one watcher for this app context, started on first use."""
     with _watcher_lock:
-        if ctx.extras.get("session_watcher") is None:
+        watcher = ctx.session_watcher
+        if not isinstance(watcher, SessionWatcher):  # None until first use
             store = session_store(ctx)
-            ctx.extras["session_watcher"] = SessionWatcher(
+            watcher = ctx.session_watcher = SessionWatcher(
                 fetch_states=store.batch_states, interval=ctx.settings.events_poll_interval,
                 end_reason=lambda state: _state_end_reason(ctx, state, _epoch(ctx)), caps=stream_caps(ctx))
-        return ctx.extras["session_watcher"]
+        return watcher
 
 
 UNBOUNDED_SERVER_STREAMS = 256  # per process when the server starts a thread per connection

@@ -169,8 +169,8 @@ class SessionStore:
 
     def _revoke_update(self, session_id: str, *, reason: str, at: str, end_epoch: int, by_device: str | None,
                        locked: bool = False) -> dict[str, Any]:
-        values = {":revoked": {"S": SESSION_REVOKED}, ":reason": {"S": reason}, ":at": {"S": at},
-                  ":ttl": {"N": str(retention_ttl(end_epoch))}}
+        values: dict[str, dict[str, Any]] = {":revoked": {"S": SESSION_REVOKED}, ":reason": {"S": reason},
+                                             ":at": {"S": at}, ":ttl": {"N": str(retention_ttl(end_epoch))}}
         expression = "SET #s = :revoked, revoked_reason = :reason, revoked_at = :at, #ttl = :ttl"
         if by_device:
             expression += ", by_device = :by"

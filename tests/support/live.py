@@ -21,7 +21,7 @@ PASSWORD = "correct horse battery staple"
 def settle_background(ctx: AppContext) -> None:
     """Wait for what requests left in the app's background pool (history rows, a clearing of
     failures; the next request makes a fresh pool) and for the notifications being sent."""
-    pool = ctx.extras.pop("background", None)
+    pool, ctx.background_pool = ctx.background_pool, None
     if pool is not None:
         pool.shutdown(wait=True)
     ctx.notifier.settle()
