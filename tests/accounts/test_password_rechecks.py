@@ -158,6 +158,8 @@ def test_only_the_credential_service_checks_a_password():
     would be an oracle again."""
     root = Path(__file__).resolve().parents[2]
     product = [p for package in ("common", "sessions", "accounts", "devices", "flows", "registration",
-                                 "login_app", "session_manager", "device_manager", "citylogin") for p in (root / package).rglob("*.py")]
-    checking = sorted(str(p.relative_to(root)) for p in product if re.search(r"\.passwords\.(verify|check)\(", p.read_text()))
+                                 "login_app", "session_manager", "device_manager", "citylogin")
+               for p in (root / package).rglob("*.py")]
+    checking = sorted(str(p.relative_to(root)) for p in product
+                      if re.search(r"\.passwords\.(verify|check)\(", p.read_text()))
     assert checking == ["accounts/credential_service.py"]

@@ -157,7 +157,8 @@ def test_a_code_dynamodb_has_already_swept_still_says_show_a_new_one(make_server
     clock.advance(3600)                              # an hour after the 600 s code expired,
     sweep_pairing_tokens(ctx, now=int(clock().timestamp()))   # and after DynamoDB's TTL sweep
     expired = {"en-GB": "This pairing code has expired. Show a new one on your other device.",
-               "ja-JP": "このペアリングコードは有効期限が切れています。もう一方のデバイスで新しいコードを表示してください。"}
+               "ja-JP": "このペアリングコードは有効期限が切れています。"
+                        "もう一方のデバイスで新しいコードを表示してください。"}
     for locale, text in expired.items():
         b = new_device(url, locale=locale)
         b.open_pairing_link(link)

@@ -124,7 +124,7 @@ def test_logins_racing_a_lock_never_leave_a_live_session(start):
         barrier = threading.Barrier(len(clients) + 1)
         outcomes: list = []
 
-        def log_in(client):
+        def log_in(client, barrier=barrier, outcomes=outcomes):
             barrier.wait()
             try:
                 client.login(PASSWORD)
@@ -132,7 +132,7 @@ def test_logins_racing_a_lock_never_leave_a_live_session(start):
             except CityloginError as error:
                 outcomes.append((error.status, error.code))
 
-        def lock():
+        def lock(barrier=barrier, user_uuid=user_uuid):
             barrier.wait()
             users.lock_account(ctx, user_uuid=user_uuid)
 

@@ -54,8 +54,8 @@ def test_malformed_bodies_never_cause_a_500(caller):
     raw_bodies = [b"", b"{", b"[]", b"null", b"42", b'"s"', b"\xff\xfe", b'{"a":' * 200 + b"1" + b"}" * 200]
     for method, path, fields in routes:
         for raw in raw_bodies:
-            response = requests.request(method, url + path, data=raw, headers={**headers, "Content-Type": "application/json"},
-                                        timeout=10)
+            response = requests.request(method, url + path, data=raw, timeout=10,
+                                        headers={**headers, "Content-Type": "application/json"})
             if response.status_code in (200, 201, 204):
                 continue  # routes whose body is optional
             assert_problem(response, (method, path, raw[:20]))
@@ -235,10 +235,8 @@ def test_every_request_model_has_strict_booleans():
     import accounts.models
     import devices.models
     import flows.models
-    import flows.models
     import sessions.models
-    models = [m for module in (accounts.models, devices.models, flows.models, flows.models,
-                               sessions.models)
+    models = [m for module in (accounts.models, devices.models, flows.models, sessions.models)
               for m in vars(module).values()
               if isinstance(m, type) and issubclass(m, BaseModel) and m.__name__.endswith("Request")
               and not m.__name__.startswith("Registration")]
@@ -312,7 +310,8 @@ def test_too_large_chunked_body_is_413_not_cut_short(caller):
                              headers={"Content-Type": "application/json"})
     expect(response, 413, "payload_too_large")
     small = iter([b'{"refresh_token"', b': "x"}'])
-    response = requests.post(url + "/session/refresh", data=small, timeout=10, headers={"Content-Type": "application/json"})
+    response = requests.post(url + "/session/refresh", data=small, timeout=10,
+                             headers={"Content-Type": "application/json"})
     expect(response, 401, "invalid_refresh_token")
 
 

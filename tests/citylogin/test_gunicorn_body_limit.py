@@ -14,7 +14,8 @@ from tests.support.services import running_gunicorn
 def gunicorn_url(dynamodb_endpoint, data_dir, table_prefix):
     config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": table_prefix,
               "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS}
-    with running_gunicorn(config_env(config), "--worker-class", "citylogin.gunicorn_worker.ThreadWorker", "-w", "1", "--threads", "4") as url:
+    with running_gunicorn(config_env(config), "--worker-class", "citylogin.gunicorn_worker.ThreadWorker",
+                          "-w", "1", "--threads", "4") as url:
         yield url
 
 

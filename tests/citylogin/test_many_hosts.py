@@ -69,7 +69,8 @@ def private_key_files(directory: Path) -> list[Path]:
 def hosts_env(dynamodb_endpoint, tmp_path):
     """The configuration every host shares: one DynamoDB, one table prefix, one key-encryption key."""
     return {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("hosts") + "_",
-                          "key_ring_reload_seconds": RELOAD_SECONDS, "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS}),
+                          "key_ring_reload_seconds": RELOAD_SECONDS, "log_level": "WARNING",
+                          **FAST_ARGON2, **RAISED_LIMITS}),
             "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
 
 

@@ -42,7 +42,7 @@ def stop_with_ctrl_c(process: subprocess.Popen) -> str:
 
 
 def dynamodb_port(stderr: str) -> int:
-    line = next(l for l in stderr.splitlines() if l.startswith("DynamoDB Local: http://127.0.0.1:"))
+    line = next(text for text in stderr.splitlines() if text.startswith("DynamoDB Local: http://127.0.0.1:"))
     return int(line.split(":")[3].split()[0])
 
 

@@ -25,7 +25,8 @@ MODULES = ["registration.app_registration", "login_app.app_login", "session_mana
 
 
 def test_token_from_the_login_service_works_on_the_session_manager(dynamodb_endpoint, tmp_path, table_prefix):
-    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix, **FAST_ARGON2, **RAISED_LIMITS})
+    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix,
+                      **FAST_ARGON2, **RAISED_LIMITS})
     env["CITYLOGIN_KEY_ENCRYPTION_KEY"] = base64.b64encode(os.urandom(32)).decode()
     with ExitStack() as stack:
         registration, login, sessions, device = (

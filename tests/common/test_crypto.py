@@ -585,7 +585,7 @@ def test_jwks_lists_every_public_key(jwt_keys):
     keys = [*jwt_keys, new_signing_key(datetime.now(timezone.utc))]
     jwks = JwtKeyRing(keys, issuer=ISSUER, audience=AUDIENCE).jwks()
     assert [entry["kid"] for entry in jwks["keys"]] == [key.kid for key in keys]
-    for entry, key in zip(jwks["keys"], keys):
+    for entry, key in zip(jwks["keys"], keys, strict=True):
         assert entry.keys() == {"kty", "crv", "x", "kid", "alg", "use"}
         fixed = (entry["kty"], entry["crv"], entry["alg"], entry["use"])
         assert fixed == ("OKP", "Ed25519", "EdDSA", "sig")

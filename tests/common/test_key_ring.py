@@ -79,7 +79,8 @@ def test_kms_seals_the_ring_under_an_encryption_context_naming_the_item(tmp_path
         contents, created = ensure_ring(store, initial=lambda: initial_entries(settings_for(tmp_path)))
         assert created and not contents.missing_kinds()
         secret = contents.refresh_secrets()[0][1]
-        items = client.query(TableName="ring", KeyConditionExpression="#r = :m", ExpressionAttributeNames={"#r": "ring"},
+        items = client.query(TableName="ring", KeyConditionExpression="#r = :m",
+                             ExpressionAttributeNames={"#r": "ring"},
                              ExpressionAttributeValues={":m": {"S": "main"}})["Items"]
         assert all(secret not in item.get("sealed_ciphertext", {}).get("B", b"") for item in items)
         assert {item["sealed_with"]["S"] for item in items if "sealed_with" in item} == {"kms"}
@@ -180,7 +181,8 @@ def test_a_retirement_cannot_be_undone_without_the_key_encryption_key(local_stor
     assert old.kid not in [e.kid for e in reader.reload().of(JWT)]
 
     # Marked active again by a writer without the KEK: the tombstone does not open as a key.
-    store.client.put_item(TableName=store.table, Item={**tombstone, "state": {"S": "active"}, "public": before["public"]})
+    store.client.put_item(TableName=store.table,
+                          Item={**tombstone, "state": {"S": "active"}, "public": before["public"]})
     assert old.kid not in [e.kid for e in read_ring(store).entries]
     # The whole item put back as it was: a process that saw the retirement keeps it.
     store.client.put_item(TableName=store.table, Item=before)

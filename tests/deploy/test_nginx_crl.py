@@ -8,7 +8,6 @@ import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -118,7 +117,7 @@ def test_an_older_build_does_not_replace_a_newer_one(server, ca, sync):
 
 
 def test_a_crl_past_half_its_life_is_replaced_by_a_fresh_one(ca):
-    load = lambda pem: x509.load_pem_x509_crl(pem)
+    load = x509.load_pem_x509_crl
     installed = load(signed_crl(ca, [1], now=NOW - timedelta(hours=13)))
     assert needs_install(load(signed_crl(ca, [1])), installed, now=NOW)
     assert not needs_install(load(signed_crl(ca, [1])), load(signed_crl(ca, [1], now=NOW - timedelta(hours=1))),

@@ -203,16 +203,16 @@ class Race:
             if self.done.is_set():
                 return
             device = Client(self.url)
-            self.attempt(lambda: (device.pair(payload, username=self.username, password=PASSWORD),
-                                  self.note(device)))
+            self.attempt(lambda device=device, payload=payload: (
+                device.pair(payload, username=self.username, password=PASSWORD), self.note(device)))
 
     def recovery(self) -> None:
         for code in self.codes:
             if self.done.is_set():
                 return
             device = Client(self.url)
-            self.attempt(lambda: (device.recover(code, username=self.username, password=PASSWORD),
-                                  self.note(device)))
+            self.attempt(lambda device=device, code=code: (
+                device.recover(code, username=self.username, password=PASSWORD), self.note(device)))
 
     def renewal(self, device: Client) -> None:
         while not self.done.is_set():

@@ -27,7 +27,7 @@ def services(dynamodb_endpoint, data_dir, table_prefix):
                       "table_prefix": table_prefix, "public_url": PUBLIC_URL, **FAST_ARGON2, **RAISED_LIMITS})
     with ExitStack() as stack:
         yield dict(zip(("registration", "login", "session", "device"),
-                       (stack.enter_context(running_service(m, env)) for m in MODULES)))
+                       (stack.enter_context(running_service(m, env)) for m in MODULES), strict=True))
 
 
 def decode_qr_png(data_uri: str) -> str:

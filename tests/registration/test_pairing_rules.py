@@ -111,8 +111,11 @@ def test_refusals_store_nothing(make_server):
 def test_token_request_by_body_checks_the_fingerprint(make_server):
     url, _ = make_server()
     owner, other = register_device(url), register_device(url)
-    ask = lambda fp: requests.post(url + "/registration/request_pairing_token", timeout=10, json={
-        "username": owner.key_file.username, "password": PASSWORD, "client_cert_fp": fp})
+
+    def ask(fp):
+        return requests.post(url + "/registration/request_pairing_token", timeout=10, json={
+            "username": owner.key_file.username, "password": PASSWORD, "client_cert_fp": fp})
+
     refused = ask(other.key_file.fingerprint)
     assert (refused.status_code, refused.json()["code"]) == (403, "device_not_registered")
     created = ask(owner.key_file.fingerprint)

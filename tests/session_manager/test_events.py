@@ -98,7 +98,7 @@ def test_two_hundred_streams_cost_bounded_reads_and_all_hear_in_time(make_server
     first = register_device(url)
     tokens = open_sessions(ctx, first, count)
     with ThreadPoolExecutor(32) as pool:
-        readers = dict(zip(tokens, pool.map(lambda item: EventReader(url, item[1]), tokens.values())))
+        readers = dict(zip(tokens, pool.map(lambda item: EventReader(url, item[1]), tokens.values()), strict=True))
     assert all(r.opened for r in readers.values())
 
     counter = CallCounter(ctx.dynamodb)

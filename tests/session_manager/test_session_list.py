@@ -123,7 +123,8 @@ def test_a_cursor_of_a_session_gone_meanwhile_still_pages_on(make_server):
     relog(ctx, a, 3, clock)
     a.login(PASSWORD)
     first = a.get_json("/session/list?limit=2&include_ended=true")
-    ctx.dynamodb.delete_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": first["sessions"][1]["session_id"]}})
+    ctx.dynamodb.delete_item(TableName=ctx.tables.sessions,
+                             Key={"session_id": {"S": first["sessions"][1]["session_id"]}})
     rest = a.get_json(f"/session/list?limit=2&include_ended=true&cursor={first['next_cursor']}")
     assert len(rest["sessions"]) == 2 and rest["next_cursor"] is None
 

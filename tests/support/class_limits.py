@@ -18,7 +18,7 @@ def class_pieces(session: Mapping, start: int, end: int) -> list[tuple[str, int,
     points = [(start, session.get("device_class", "other"))]
     points += [(_epoch(change["at"]), change["device_class"]) for change in session.get("class_changes") or []]
     pieces = []
-    for (begin, device_class), (until, _) in zip(points, [*points[1:], (end, "")]):
+    for (begin, device_class), (until, _) in zip(points, [*points[1:], (end, "")], strict=True):
         if min(until, end) > max(begin, start):
             pieces.append((device_class, max(begin, start), min(until, end)))
     return pieces
