@@ -30,12 +30,13 @@ from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
 from sessions import service as sessions
-from sessions.models import OpenedSession, Presence, PresenceEntry
+from sessions.models import OpenedSession, Presence, PresenceEntry, PresenceMoved
 
 CHALLENGE_TTL = challenges.CHALLENGE_TTL
 CHALLENGE_RATE_WINDOW = 60
 CONFIRM_TTL = 120
-DEVICE_READS = 5  # a login re-reads a device relabelled under it at most this often
+DEVICE_READS = 5  # a login reads a device relabelled under it at most this often
+OPEN_ATTEMPTS = 60  # reads of the presence before a login gives up (503): logins racing for one account
 CHALLENGE_PREFIX = "citylogin-login:"
 # Names of the login's own items in its batch read (beside accounts' credential_reads).
 PRESENCE, DEVICE, CHALLENGE, USER = "login.presence", "login.device", "login.challenge", "login.user"
@@ -201,39 +202,18 @@ def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, use
 
 def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
           presence: Presence | None = None, proof: GuardedWrite | None = None) -> LoginResponse:
-    settings = ctx.settings
     _refuse_deleting(user)  # confirm comes here without a password
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
         raise sessions.AccountLocked()
-    # An operator's per-user limit replaces the configured total (SPEC §5).
-    limit = settings.max_concurrent_devices if user.max_concurrent_devices is None else user.max_concurrent_devices
-
-    def choose(others: list[PresenceEntry]) -> list[PresenceEntry]:
-        return concurrency_policy.choose_evictions(
-            policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=others, force=force,
-            device_class=device.device_class, class_limits=settings.class_limits)
-
-    # A lock, a deletion or an unbind that commits while deciding refuses its entry: AccountLocked,
-    # AccountDeleted, DeviceRevoked.
-    # A device relabelled meanwhile is read again, so its session counts under its current class.
     # A device's first sign-in is reported with a "Wasn't you?" link, stored with the session.
     not_me = not_me_flow.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) \
         if device.last_login_at is None else None
+    # A lock, a deletion or an unbind that commits while deciding refuses the write: AccountLocked,
+    # AccountDeleted, DeviceRevoked.
+    writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid), *([not_me.write] if not_me else []),
+              *([proof] if proof else [])]
     try:
-        for _ in range(DEVICE_READS):
-            extra_writes = [devices.login_recorded_write(ctx, device),
-                            users.not_locked_write(ctx, user_uuid=user.user_uuid),
-                            *([not_me.write] if not_me else []), *([proof] if proof else [])]
-            try:
-                opened = sessions.open_session(
-                    ctx, user_uuid=user.user_uuid, device_id=device.device_id, device_name=device.device_name,
-                    device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent,
-                    choose_evictions=choose, extra_writes=extra_writes, presence=presence)
-                break
-            except devices.DeviceChangedMeanwhile:
-                device, presence = devices.reread_device(ctx, device), None
-        else:
-            raise ServiceUnavailable("This device keeps changing; try again.")
+        opened = _seat(ctx, user=user, device=device, caller=caller, force=force, presence=presence, writes=writes)
     except concurrency_policy.ConfirmationRequired as required:
         credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,
                                    caller=caller)
@@ -246,6 +226,44 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     _audit_login(user=user, device=device, caller=caller, opened=opened)
     _notify(ctx, user=user, device=device, caller=caller, opened=opened, not_me=not_me)
     return _response(ctx, opened, device)
+
+
+def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
+          presence: Presence | None, writes: list[GuardedWrite]) -> OpenedSession:
+    """The concurrency decision (SPEC §5), in one place: read the user's live devices, decide
+    under the policy whom this login displaces, and write it all in one transaction that holds
+    only if nobody changed the presence meanwhile; else again, from a fresh read. A device
+    relabelled meanwhile is read again, so its session counts under its current class."""
+    moved: PresenceMoved | None = None
+    device_reads = 1
+    for _ in range(OPEN_ATTEMPTS):
+        seats = sessions.read_seats(ctx, user_uuid=user.user_uuid, device_id=device.device_id, presence=presence,
+                                    after=moved)
+        evicted = _evictions(ctx, user=user, device=device, others=seats.others, force=force)
+        try:
+            taken = sessions.take_seat(ctx, seats, evicted=evicted, device_name=device.device_name,
+                                       device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent,
+                                       extra_writes=[devices.login_recorded_write(ctx, device), *writes])
+        except devices.DeviceChangedMeanwhile:
+            if device_reads == DEVICE_READS:
+                raise ServiceUnavailable("This device keeps changing; try again.") from None
+            device, device_reads, moved, presence = devices.reread_device(ctx, device), device_reads + 1, None, None
+            continue
+        if isinstance(taken, OpenedSession):
+            return taken
+        moved, presence = taken, None
+    raise ServiceUnavailable("Too many simultaneous logins for this account; try again.")
+
+
+def _evictions(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, others: list[PresenceEntry],
+               force: bool) -> list[PresenceEntry]:
+    """The other devices' live sessions this login displaces, or ConfirmationRequired /
+    ConcurrentLoginRejected. An operator's per-user limit replaces the configured total."""
+    settings = ctx.settings
+    limit = settings.max_concurrent_devices if user.max_concurrent_devices is None else user.max_concurrent_devices
+    return concurrency_policy.choose_evictions(
+        policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=others, force=force,
+        device_class=device.device_class, class_limits=settings.class_limits)
 
 
 def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession) -> None:

@@ -118,6 +118,36 @@ class Presence:
 
 
 @dataclass(frozen=True)
+class PresenceMoved:
+    """A login's write found the presence changed since its read: read it again, with what was
+    learned. `seen_since`: sessions found in use after the read (session_id -> last seen);
+    `gone`: sessions whose records have expired away; `contended`: another login's write won the
+    race, so the next read waits a moment first; `attempts`: writes tried so far."""
+
+    attempts: int = 0
+    seen_since: dict[str, int] = field(default_factory=dict)
+    gone: frozenset[str] = frozenset()
+    contended: bool = False
+
+
+@dataclass(frozen=True)
+class Seats:
+    """The user's presence as a login of `device_id` sees it at `now` (SPEC §5): the live entries
+    it counts, and what earlier attempts learned (`learned`)."""
+
+    device_id: str
+    presence: Presence
+    now: int
+    live: list[PresenceEntry]
+    learned: PresenceMoved
+
+    @property
+    def others(self) -> list[PresenceEntry]:
+        """The live entries of the user's other devices: those the concurrency policy counts."""
+        return [e for e in self.live if e.device_id != self.device_id]
+
+
+@dataclass(frozen=True)
 class TokenPair:
     access_token: str
     refresh_token: str

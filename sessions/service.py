@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,20 +25,17 @@ from common.timefmt import iso
 from common.serving import request_threads
 from sessions.events import SessionWatcher, StreamCaps, TooManyStreams
 from sessions.history_store import BadCursor, HistoryStore
-from sessions.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, Principal,
-                                    RevokeReason, SessionRecord, TokenPair)
+from sessions.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, PresenceMoved, Principal,
+                             RevokeReason, Seats, SessionRecord, TokenPair)
 from sessions.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore,
-                                   retention_ttl)
+                            retention_ttl)
 
 log = logging.getLogger(__name__)
 
-OPEN_ATTEMPTS = 60
+RELABEL_ATTEMPTS = 60
 HISTORY_ATTEMPTS = 3
 REFRESH_ATTEMPTS = 5
 REFRESH_PURPOSE = "refresh"
-
-ChooseEvictions = Callable[[list[PresenceEntry]], list[PresenceEntry]]
-
 
 class InvalidToken(Unauthorized):
     code = ErrorCode.INVALID_TOKEN
@@ -138,55 +135,64 @@ def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, iss
 
 
 # --- opening a session under the concurrency invariant (SPEC §5) -----------------------
+# The login flow owns the attempt: read_seats (fetch), its policy's decision, take_seat (the one
+# write), and again from a fresh read when take_seat answers PresenceMoved.
 
-def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, ip: str | None,
-                 user_agent: str | None, choose_evictions: ChooseEvictions, device_class: str = "other",
-                 extra_writes: list[GuardedWrite] | None = None, presence: Presence | None = None) -> OpenedSession:
-    """Log `device_id` in. `choose_evictions(other live entries)` returns those to displace or
-    raises to refuse; the presence record is rewritten only if nobody changed it meanwhile
-    (`presence`, if given, is a fresh read to start from). Entries dropped as idle end their
-    sessions in the same transaction, so a session the presence stops counting is never usable.
-    `extra_writes` commit with it; a refused one raises its own `refusal`."""
-    store, rule = session_store(ctx), liveness(ctx)
-    extra = list(extra_writes or [])
-    seen_since: dict[str, int] = {}  # session_id -> last_seen of sessions found in use after the read
-    gone: set[str] = set()  # sessions whose records have expired away: nothing to end
-    for attempt in range(OPEN_ATTEMPTS):
-        presence = _with_activity(presence if attempt == 0 and presence else store.get_presence(user_uuid),
-                                  seen_since)
-        now = _epoch(ctx)
-        live = presence.live(now=now, liveness=rule)
-        others = [e for e in live if e.device_id != device_id]
-        evicted = choose_evictions(others)
-        session = _new_session(ctx, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
-                               device_class=device_class, ip=ip, user_agent=user_agent, now=now)
-        kept = {e.device_id: e for e in others if e not in evicted}
-        kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
-                                        device_name=device_name, login_epoch=now, last_seen_epoch=now,
-                                        expires_epoch=session.expires_epoch, ip=ip, device_class=device_class)
-        displaced = [(e.session_id, RevokeReason.DISPLACED) for e in evicted]
-        if device_id in presence.entries:  # a re-login from this device replaces its own session
-            displaced.append((presence.entries[device_id].session_id, RevokeReason.LOGGED_OUT))
-        idle = [e.session_id for e in presence.entries.values()
-                if e.device_id != device_id and e not in live and now < e.expires_epoch
-                and e.session_id not in gone]
-        try:
-            store.open_session(before=presence, entries=kept, session=session, displaced=displaced,
-                               idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
-                               by_device=device_id, extra_writes=[w.item for w in extra])
-        except ExtraWriteRefused as refused:
-            raise extra[refused.index].refusal() from None
-        except IdleSessionsInUse as in_use:
-            _note_in_use(store, in_use.session_ids, seen_since=seen_since, gone=gone)
-            continue
-        except PresenceChanged:
-            time.sleep(random.uniform(0.005, 0.02 * min(attempt + 1, 10)))
-            continue
-        _record_login(ctx, session=session, evicted=evicted)
-        return OpenedSession(session=session, evicted=evicted,
-                             tokens=_token_pair(ctx, session, generation=1, issued_epoch=now,
-                                                refresh_kid=session.refresh_kid))
-    raise ServiceUnavailable("Too many simultaneous logins for this account; try again.")
+def read_seats(ctx: AppContext, *, user_uuid: str, device_id: str, presence: Presence | None = None,
+               after: PresenceMoved | None = None) -> Seats:
+    """The user's presence as a login of `device_id` sees it now. `presence`, if given, is a fresh
+    read to start from; `after` is what the previous attempt's take_seat answered (a contended
+    record is read again after a short random pause)."""
+    learned = after or PresenceMoved()
+    if learned.contended:
+        time.sleep(random.uniform(0.005, 0.02 * min(learned.attempts, 10)))
+    presence = _with_activity(presence or session_store(ctx).get_presence(user_uuid), learned.seen_since)
+    now = _epoch(ctx)
+    return Seats(device_id=device_id, presence=presence, now=now, live=presence.live(now=now, liveness=liveness(ctx)),
+                 learned=learned)
+
+
+def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], device_name: str, device_class: str,
+              ip: str | None, user_agent: str | None,
+              extra_writes: Sequence[GuardedWrite] = ()) -> OpenedSession | PresenceMoved:
+    """Log `seats.device_id` in, displacing `evicted`, in one transaction with `extra_writes`, and
+    only if nobody changed the presence since `seats` was read; else PresenceMoved (read again).
+    Entries dropped as idle end their sessions in the same transaction, so a session the presence
+    stops counting is never usable. A refused extra write raises its own `refusal`."""
+    store, rule, now, device_id = session_store(ctx), liveness(ctx), seats.now, seats.device_id
+    session = _new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
+                           device_class=device_class, ip=ip, user_agent=user_agent, now=now)
+    kept = {e.device_id: e for e in seats.others if e not in evicted}
+    kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
+                                    device_name=device_name, login_epoch=now, last_seen_epoch=now,
+                                    expires_epoch=session.expires_epoch, ip=ip, device_class=device_class)
+    displaced = [(e.session_id, RevokeReason.DISPLACED) for e in evicted]
+    if device_id in seats.presence.entries:  # a re-login from this device replaces its own session
+        displaced.append((seats.presence.entries[device_id].session_id, RevokeReason.LOGGED_OUT))
+    idle = [e.session_id for e in seats.presence.entries.values()
+            if e.device_id != device_id and e not in seats.live and now < e.expires_epoch
+            and e.session_id not in seats.learned.gone]
+    extra = list(extra_writes)
+    try:
+        store.open_session(before=seats.presence, entries=kept, session=session, displaced=displaced,
+                           idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
+                           by_device=device_id, extra_writes=[w.item for w in extra])
+    except ExtraWriteRefused as refused:
+        raise extra[refused.index].refusal() from None
+    except IdleSessionsInUse as in_use:
+        return _learned_in_use(store, in_use.session_ids, seats.learned)
+    except PresenceChanged:
+        return replace(seats.learned, attempts=seats.learned.attempts + 1, contended=True)
+    _record_login(ctx, session=session, evicted=evicted)
+    return OpenedSession(session=session, evicted=evicted,
+                         tokens=_token_pair(ctx, session, generation=1, issued_epoch=now,
+                                            refresh_kid=session.refresh_kid))
+
+
+def _learned_in_use(store: SessionStore, session_ids: list[str], learned: PresenceMoved) -> PresenceMoved:
+    seen_since, gone = dict(learned.seen_since), set(learned.gone)
+    _note_in_use(store, session_ids, seen_since=seen_since, gone=gone)
+    return PresenceMoved(attempts=learned.attempts + 1, seen_since=seen_since, gone=frozenset(gone))
 
 
 def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_class: str,
@@ -199,7 +205,7 @@ def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_cl
     extra = list(extra_writes)
     seen_since: dict[str, int] = {}
     gone: set[str] = set()
-    for attempt in range(OPEN_ATTEMPTS):
+    for attempt in range(RELABEL_ATTEMPTS):
         presence = _with_activity(store.get_presence(user_uuid), seen_since)
         now = _epoch(ctx)
         live = presence.live(now=now, liveness=rule)

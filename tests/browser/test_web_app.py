@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from sessions import service as sessions
 from tests.conftest import unique_name
 from tests.support.live import FakeClock
+from tests.support.seats import open_session
 
 IN_USE = "This account is in use on another device. If you continue, that device will be logged out."
 PHONE = {"width": 375, "height": 740}
@@ -219,8 +220,7 @@ def test_sessions_list_live_ones_then_ended_ones_page_by_page(make_server, new_d
     assert "include_ended=false" in listed.value.url
     own = sessions.session_store(ctx).get(listed.value.json()["sessions"][0]["session_id"])
     for _ in range(22):                  # another device logs in 22 times: 21 ended sessions, 1 live
-        sessions.open_session(ctx, user_uuid=own.user_uuid, device_id="a-second-device", device_name="Bob phone",
-                              ip=None, user_agent=None, choose_evictions=lambda others: [])
+        open_session(ctx, user_uuid=own.user_uuid, device_id="a-second-device", device_name="Bob phone")
     rows, more = a.page.locator("#session-rows tr"), a.page.locator("#sessions-more")
     a.page.locator("#sessions-refresh").click()
     expect(rows).to_have_count(2)

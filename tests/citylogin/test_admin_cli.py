@@ -103,13 +103,13 @@ def test_a_login_that_read_the_user_before_the_lock_opens_no_session(start, monk
     url, ctx, env = start()
     client = register_device(url)
     user_uuid = client.key_file.user_uuid
-    open_session = login_service.sessions.open_session
+    take_seat = login_service.sessions.take_seat
 
-    def lock_first(app_ctx, **kwargs):  # the lock commits between the login's read and its transaction
+    def lock_first(app_ctx, seats, **kwargs):  # the lock commits between the login's read and its transaction
         users.lock_account(app_ctx, user_uuid=user_uuid)
-        return open_session(app_ctx, **kwargs)
+        return take_seat(app_ctx, seats, **kwargs)
 
-    monkeypatch.setattr(login_service.sessions, "open_session", lock_first)
+    monkeypatch.setattr(login_service.sessions, "take_seat", lock_first)
     assert login_error(client) == (403, "account_locked")
     assert sessions.read_presence(ctx, user_uuid=user_uuid).entries == {}
     assert sessions.list_user_sessions(ctx, user_uuid=user_uuid) == []

@@ -14,6 +14,7 @@ from devices import service as devices
 from sessions import service as sessions
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.support.live import PASSWORD, add_device, register_device
+from tests.support.seats import open_session
 
 
 class EventReader:
@@ -84,9 +85,8 @@ def open_sessions(ctx, first, count):
         issued = devices.issue_device(ctx, user_uuid=first.key_file.user_uuid, device_name=f"d{i}",
                                       is_primary=False, public_key=public_key_pem(generate_key()), csr=None)
         devices.store_new_device(ctx, issued)
-        opened = sessions.open_session(ctx, user_uuid=issued.record.user_uuid, device_id=issued.record.device_id,
-                                       device_name=f"d{i}", ip=None, user_agent=None,
-                                       choose_evictions=lambda others: [])
+        opened = open_session(ctx, user_uuid=issued.record.user_uuid, device_id=issued.record.device_id,
+                              device_name=f"d{i}")
         tokens[opened.session.session_id] = (opened.session, opened.tokens.access_token)
     return tokens
 

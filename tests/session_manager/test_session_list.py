@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from common.timefmt import parse_iso
-from sessions import service
 from sessions.service import session_store
 from sessions.store import SESSION_RETENTION_SECONDS
 from tests.session_manager.test_session_endpoints import cursor_of, devices
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD
+from tests.support.seats import open_session
 
 SESSION_ID = "0b7c6f1e-4a59-4c1e-9d3a-6f0f2b1c9e11"
 
@@ -19,8 +19,7 @@ def relog(ctx, client, times: int, clock, *, step: float = 1) -> None:
     """Log `client`'s device in `times` times through the service, `step` seconds apart: each ends the one before."""
     key = client.key_file
     for _ in range(times):
-        service.open_session(ctx, user_uuid=key.user_uuid, device_id=key.device_id, device_name=key.device_name,
-                             ip=None, user_agent=None, choose_evictions=lambda others: [])
+        open_session(ctx, user_uuid=key.user_uuid, device_id=key.device_id, device_name=key.device_name)
         clock.advance(step)
 
 
