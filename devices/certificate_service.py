@@ -11,7 +11,7 @@ from cryptography import x509
 from accounts import user_service as users
 from common.audit import AuditEvent, audit
 from common.certificates import certificate_fingerprint, certificate_pem, issue_device_certificate
-from common.challenges import consume_challenge, signature_bytes
+from common.challenges import consume_challenge
 from common.context import AppContext
 from common.crl import RevokedCertificate, build_crl, crl_pem
 from common.crypto import DeviceKey, key_type_name
@@ -19,7 +19,7 @@ from common.errors import Conflict, ErrorCode, TooManyRequests, Unauthorized
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, parse_iso
 from devices.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
-from devices.service import (DeviceRevoked, _device_key, device_signed, device_store,
+from devices.service import (DeviceRevoked, _device_key, check_signed_challenge, device_store,
                                     forget_cached_crl, own_device, recheck_device, revoked_entry)
 from devices.store import DeviceChanged, WriteRefused
 
@@ -39,16 +39,6 @@ class CertificateSuperseded(Conflict):
     code, detail = ErrorCode.CERTIFICATE_SUPERSEDED, "This device's certificate was renewed meanwhile."
 
 
-def _check_proof(record: DeviceRecord, *, challenge_was_valid: bool, challenge: str, signature: str) -> None:
-    raw = signature_bytes(signature)
-    if raw is None:
-        raise InvalidRenewalProof("The signature is not base64.")
-    if not challenge_was_valid:
-        raise InvalidRenewalProof("The challenge is unknown, expired or already used.")
-    if not device_signed(record, message=(RENEW_PURPOSE + challenge).encode(), signature=raw):
-        raise InvalidRenewalProof()
-
-
 def _next_key(record: DeviceRecord, *, public_key: str | None, csr: str | None) -> DeviceKey:
     """The new key sent, else the device's current key certified again."""
     if public_key or csr:
@@ -66,7 +56,8 @@ def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challe
     challenge_was_valid = consume_challenge(ctx, challenge)  # single-use, whatever the outcome
     record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
     recheck_device(ctx, record, fingerprint=record.fingerprint)  # revoked, or expired beyond the grace
-    _check_proof(record, challenge_was_valid=challenge_was_valid, challenge=challenge, signature=signature)
+    check_signed_challenge(record, purpose=RENEW_PURPOSE, challenge=challenge, signature=signature,
+                           challenge_was_valid=challenge_was_valid, refusal=InvalidRenewalProof)
     key = _next_key(record, public_key=public_key, csr=csr)
     now = ctx.now()
     cert = issue_device_certificate(ctx.ca, public_key=key, user_uuid=user_uuid, device_id=device_id,

@@ -19,7 +19,9 @@ from common.context import AppContext
 from common.crypto import (CryptoInputError, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
 from common.dynamo import StoreRefusal
-from common.errors import Conflict, ErrorCode, Forbidden, InvalidField, NotFound, StorageUnavailable, Unauthorized
+from common.challenges import challenge_consumption, signature_bytes
+from common.errors import (Conflict, ErrorCode, Forbidden, InvalidField, MissingFields, NotFound, StorageUnavailable,
+                           Unauthorized)
 from common.notifier import device_facts, localized_message
 from common.timefmt import iso, parse_iso
 from common.guarded_write import GuardedWrite
@@ -208,6 +210,44 @@ def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> 
     """Did the key certified for this device sign `message`?"""
     key = x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
     return verify_device_signature(key, message=message, signature=signature)
+
+
+LOGIN_PURPOSE = "citylogin-login:"  # a device signs this prefix + the challenge to log in
+
+
+class InvalidProof(Unauthorized):
+    code, detail = ErrorCode.INVALID_PROOF, "The device could not prove it holds its key."
+
+
+def check_signed_challenge(record: DeviceRecord, *, purpose: str, challenge: str, signature: str,
+                           challenge_was_valid: bool, refusal: type[Unauthorized] = InvalidProof) -> None:
+    """Did this device's key sign `purpose` + `challenge`, a challenge still unused? Else `refusal`."""
+    raw = signature_bytes(signature)
+    if raw is None:
+        raise refusal("The signature is not base64.")
+    if not challenge_was_valid:
+        raise refusal("The challenge is unknown, expired or already used.")
+    if not device_signed(record, message=(purpose + challenge).encode(), signature=raw):
+        raise refusal()
+
+
+def login_proof(ctx: AppContext, record: DeviceRecord, *, certificate_verified: bool, challenge: str | None,
+                signature: str | None, challenge_usable: bool) -> GuardedWrite | None:
+    """How a login shows that the device holds its key: a trusted TLS proxy verified the
+    certificate (`certificate_verified`), or the device signed a challenge, whose consumption goes
+    into the login's transaction (of parallel logins with one challenge, one commits). A
+    certificate past its end (within the renewal grace) always needs the signature (SPEC §4), and
+    so does every login while CITYLOGIN_REQUIRE_PROOF_OF_POSSESSION is on."""
+    if not certificate_expired(ctx, record) and (certificate_verified
+                                                 or not ctx.settings.require_proof_of_possession):
+        return None
+    if not (challenge and signature):
+        raise MissingFields(["challenge", "signature"],
+                            "This device's certificate has expired: sign a challenge to log in and renew it.")
+    check_signed_challenge(record, purpose=LOGIN_PURPOSE, challenge=challenge, signature=signature,
+                           challenge_was_valid=challenge_usable)
+    return GuardedWrite(item=challenge_consumption(ctx, challenge),
+                        refusal=lambda: InvalidProof("The challenge is unknown, expired or already used."))
 
 
 class DeviceChangedMeanwhile(StoreRefusal):

@@ -2,8 +2,6 @@
 possession, then the concurrency policy (SPEC §4-§6). No Flask here."""
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,13 +35,8 @@ CHALLENGE_RATE_WINDOW = 60
 CONFIRM_TTL = 120
 DEVICE_READS = 5  # a login reads a device relabelled under it at most this often
 OPEN_ATTEMPTS = 60  # reads of the presence before a login gives up (503): logins racing for one account
-CHALLENGE_PREFIX = "citylogin-login:"
 # Names of the login's own items in its batch read (beside accounts' credential_reads).
 PRESENCE, DEVICE, CHALLENGE, USER = "login.presence", "login.device", "login.challenge", "login.user"
-
-
-class InvalidProof(Unauthorized):
-    code, detail = ErrorCode.INVALID_PROOF, "The device could not prove it holds its key."
 
 
 class InvalidConfirmToken(Unauthorized):
@@ -80,18 +73,6 @@ def new_challenge(ctx: AppContext, *, ip: str | None) -> str:
     return challenge
 
 
-def _check_proof(device: DeviceRecord, *, challenge_was_valid: bool, challenge: str, signature: str) -> None:
-    standard = signature.replace("-", "+").replace("_", "/")  # accept base64url as well
-    try:
-        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidProof("The signature is not base64.") from None
-    if not challenge_was_valid:
-        raise InvalidProof("The challenge is unknown, expired or already used.")
-    if not devices.device_signed(device, message=(CHALLENGE_PREFIX + challenge).encode(), signature=raw):
-        raise InvalidProof()
-
-
 # --- login -------------------------------------------------------------------------------
 
 def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> None:
@@ -104,44 +85,29 @@ def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> 
         raise MissingFields(missing)
 
 
-def _proof(ctx: AppContext, request: LoginRequest, caller: Caller, device: DeviceRecord, *,
-           challenge_usable: bool) -> GuardedWrite | None:
-    """How this login shows that the device holds its key: a trusted TLS proxy verified the
-    certificate, or the device signed a challenge, whose consumption goes into the login's
-    transaction (of parallel logins with one challenge, one commits). A certificate past its end
-    (within the renewal grace) always needs the signature (SPEC §4), and so does every login
-    while CITYLOGIN_REQUIRE_PROOF_OF_POSSESSION is on."""
-    expired = devices.certificate_expired(ctx, device)
-    if not expired and (caller.verified_cert or not ctx.settings.require_proof_of_possession):
-        return None
-    if not (request.challenge and request.signature):
-        raise MissingFields(["challenge", "signature"],
-                            "This device's certificate has expired: sign a challenge to log in and renew it.")
-    _check_proof(device, challenge_was_valid=challenge_usable, challenge=request.challenge,
-                 signature=request.signature)
-    return GuardedWrite(item=challenges.challenge_consumption(ctx, request.challenge), refusal=lambda: InvalidProof(
-        "The challenge is unknown, expired or already used."))
-
-
 def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginResponse:
     """Authenticate a device and open its session under the concurrency policy: one batch read
     before the password hash (the username's owner, the lockout, and the user, presence, device
     and challenge the presented certificate points to) and one transaction after it."""
     _required_fields(ctx, request, caller)
     try:
-        if caller.verified_cert or request.client_cert:
-            return _login_with_certificate(ctx, request, caller)
-        return _login_with_fingerprint(ctx, request, caller)
+        certificate = caller.verified_cert or request.client_cert
+        if certificate:
+            return _login_with_certificate(ctx, request, caller, certificate=certificate)
+        if request.client_cert_fp:
+            return _login_with_fingerprint(ctx, request, caller, fingerprint=request.client_cert_fp)
+        raise MissingFields(["client_cert"])  # _required_fields asked for it already
     except ApiError:
         if request.challenge:  # single-use whatever the outcome; a used one is already gone
             background(ctx).submit(challenges.consume_challenge, ctx, request.challenge)
         raise
 
 
-def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Caller) -> LoginResponse:
+def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Caller, *,
+                            certificate: str) -> LoginResponse:
     # What the certificate claims only chooses what to read; device_for_presented checks it
     # against the username's owner and the device record before anything is trusted.
-    presented = devices.presented_certificate(caller.verified_cert or request.client_cert)
+    presented = devices.presented_certificate(certificate)
     reads = {**credentials.credential_reads(ctx, username=request.username, ip=caller.ip,
                                             expected_user_uuid=presented.user_uuid),
              PRESENCE: sessions.presence_read(ctx, user_uuid=presented.user_uuid),
@@ -154,22 +120,27 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
     _refuse_deleting(user)
     with _counted_as_failure(ctx, request, caller, user):
         device = devices.device_for_presented(ctx, presented, user_uuid=user.user_uuid, record=facts[DEVICE])
-        proof = _proof(ctx, request, caller, device, challenge_usable=facts.get(CHALLENGE, False))
+        proof = devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
+                                    challenge=request.challenge, signature=request.signature,
+                                    challenge_usable=facts.get(CHALLENGE, False))
     return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
                          presence=facts[PRESENCE], proof=proof)
 
 
-def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller) -> LoginResponse:
+def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller, *,
+                            fingerprint: str) -> LoginResponse:
     """Legacy clients that send only the certificate's fingerprint: the device is found by listing
     the user's devices, so this path makes more calls than one that presents the certificate."""
     user, had_failures = credentials.check_credentials(ctx, username=request.username,
                                                        password=request.password, caller=caller)
     _refuse_deleting(user)
     with _counted_as_failure(ctx, request, caller, user):
-        device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=request.client_cert_fp)
-        usable = bool(request.challenge) and read_together(
-            ctx.dynamodb, {CHALLENGE: challenges.challenge_read(ctx, request.challenge)})[CHALLENGE]
-        proof = _proof(ctx, request, caller, device, challenge_usable=usable)
+        device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=fingerprint)
+        usable = bool(request.challenge and read_together(
+            ctx.dynamodb, {CHALLENGE: challenges.challenge_read(ctx, request.challenge)})[CHALLENGE])
+        proof = devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
+                                    challenge=request.challenge, signature=request.signature,
+                                    challenge_usable=usable)
     return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
                          presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof)
 
@@ -186,7 +157,8 @@ def _counted_as_failure(ctx: AppContext, request: LoginRequest, caller: Caller, 
     """A wrong certificate or proof after the right password counts toward the lockout too."""
     try:
         yield
-    except (devices.CertificateMismatch, InvalidProof, devices.DeviceRevoked, devices.CertificateExpired) as failure:
+    except (devices.CertificateMismatch, devices.InvalidProof, devices.DeviceRevoked,
+            devices.CertificateExpired) as failure:
         credentials.count_failed_attempt(ctx, username=request.username, user=user, caller=caller,
                                          result=failure.code.value)
         raise
@@ -206,8 +178,8 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
         raise sessions.AccountLocked()
     # A device's first sign-in is reported with a "Wasn't you?" link, stored with the session.
-    not_me = not_me_flow.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) \
-        if device.last_login_at is None else None
+    first_sign_in = device.last_login_at is None
+    not_me = not_me_flow.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) if first_sign_in else None
     # A lock, a deletion or an unbind that commits while deciding refuses the write: AccountLocked,
     # AccountDeleted, DeviceRevoked.
     writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid), *([not_me.write] if not_me else []),
