@@ -95,7 +95,7 @@ def forget_reset_allowance(ctx: AppContext, *, email: str) -> None:
 
 
 def reset_link(ctx: AppContext, token: str) -> str:
-    return f"{ctx.settings.public_url.rstrip('/')}/#reset={token}"
+    return f"{ctx.public_url().rstrip('/')}/#reset={token}"
 
 
 def request_password_reset(ctx: AppContext, *, email: str, caller: Caller) -> None:

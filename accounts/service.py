@@ -151,7 +151,7 @@ def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str
                                       generation=generation)
     # A refused put is a digest already stored: a collision of random tokens, worth a retry.
     write = GuardedWrite(item=item, refusal=StorageUnavailable)
-    link = f"{ctx.settings.public_url.rstrip('/')}/#verify={token}"
+    link = f"{ctx.public_url().rstrip('/')}/#verify={token}"
     return PendingVerification(write=write, message=localized_message(
         "verify_email", user_uuid=user_uuid, email=email, locale=locale, link=link))
 
@@ -204,8 +204,10 @@ def verify_email(ctx: AppContext, *, token: str) -> None:
     digest, store = token_digest(token, purpose=VERIFY_PURPOSE), email_store(ctx)
     for _ in range(VERIFY_ATTEMPTS):
         pending = store.pending_token(digest)
-        account = pending and account_store(ctx).get(pending["user_uuid"])
-        generation = pending.get("generation", 0) if pending else None
+        if pending is None:
+            raise InvalidVerificationToken()
+        account = account_store(ctx).get(pending["user_uuid"])
+        generation = pending.get("generation", 0)
         if not account or pending["expires_epoch"] <= _epoch(ctx) or account.email_link_generation != generation:
             raise InvalidVerificationToken()
         try:

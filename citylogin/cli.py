@@ -93,7 +93,7 @@ def dynamodb_local(port: int, in_memory: bool) -> None:
         with DynamoDBLocal(port=port, db_path=db_path) as local:
             click.echo(f"DynamoDB Local on {local.endpoint_url}; in another shell:\n"
                        f"  export CITYLOGIN_DYNAMODB_ENDPOINT_URL={local.endpoint_url}")
-            local.process.wait()
+            local.wait()
     except KeyboardInterrupt:
         pass
     except DynamoDBLocalError as exc:

@@ -107,7 +107,7 @@ class Client:
 
     def login(self, password: str, *, force: bool = False, device_name: str | None = None) -> dict[str, Any]:
         """Challenge, sign, log in; keeps the tokens. Raises ConcurrentLoginRequired or CityloginError."""
-        key_file = self._require_key_file()
+        key_file = self.require_key_file()
         challenge = self._post("/login/challenge", {})["challenge"]
         body = {"username": key_file.username, "password": password, "client_cert": key_file.client_cert_b64(),
                 "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge),
@@ -124,7 +124,7 @@ class Client:
         """A new certificate for this device (logged in), by default for a new key pair of the same kind
         (new_key=False certifies the same key again); the key file is updated in place and handed to
         `on_renew`. The old certificate stops working at once."""
-        key_file = self._require_key_file()
+        key_file = self.require_key_file()
         current = key_file.private_key()
         next_key = generate_key(key_kind_of(current)) if new_key else current
         challenge = self._post("/login/challenge", {})["challenge"]
@@ -323,7 +323,8 @@ class Client:
             self.on_tokens(self)
         return body
 
-    def _require_key_file(self) -> KeyFile:
+    def require_key_file(self) -> KeyFile:
+        """This device's key file; RuntimeError if the client has none (not registered, paired or given one)."""
         if self.key_file is None:
             raise RuntimeError("this client has no key file: register, pair or pass key_file=")
         return self.key_file

@@ -171,7 +171,7 @@ def locale(key_file: Path, locale: str) -> None:
 def delete(key_file: Path) -> None:
     """Delete the account, its data and this key file. Asks the password and the username."""
     session = stored_session(key_file)
-    username = session.key_file.username
+    username = session.require_key_file().username
     current = ask_password()
     click.echo(f"This deletes the account {username}, every device and session of it, for good.")
     if click.prompt("Type the username to confirm", default="", show_default=False, err=True) != username:

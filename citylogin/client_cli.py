@@ -45,6 +45,8 @@ def register(url: str, username: str, email: str, key_file: Path, device_name: s
                                 device_name=device_name, key_kind=key_kind)
     issued.save(key_file)
     describe(issued, key_file)
+    if enrolling.recovery_codes is None:  # a registration's answer carries them (SPEC); this one did not
+        raise CommandFailure("the server's registration answer carried no recovery codes", code="no_recovery_codes")
     show_recovery_codes(enrolling.recovery_codes)
 
 
@@ -53,6 +55,8 @@ def _login(client: Client, *, force: bool) -> dict:
     try:
         return client.login(ask_password(), force=force)
     except ConcurrentLoginRequired as conflict:
+        if conflict.confirm_token is None:  # nothing to confirm with: the refusal stands as the answer
+            raise
         click.echo("Active devices:", err=True)
         for device in conflict.active_devices:
             click.echo(f"  {device.get('device_name')} ({device.get('device_id')}), logged in "
@@ -123,7 +127,7 @@ def whoami(key_file: Path, as_json: bool) -> None:
         print_json(me)
         return
     click.echo(key_values([
-        ("user", f"{session.key_file.username} ({me.get('user_uuid')})"),
+        ("user", f"{session.require_key_file().username} ({me.get('user_uuid')})"),
         ("device", f"{me.get('device_name')} ({me.get('device_id')})"), ("session", me.get("session_id")),
         ("logged in", local_time(me.get("created_at"))), ("last seen", local_time(me.get("last_seen_at"))),
         ("ends at the latest", local_time(me.get("expires_at"))), ("ip", me.get("ip"))]))

@@ -97,7 +97,7 @@ def unbind_device(key_file: Path, as_json: bool, confirm_last: bool, device_id: 
     target = _device_id(session, device_id)
     answer = session.unbind_device(target, confirm_last=confirm_last)
     line = f"device {answer['device_id']} unbound"
-    if target == session.key_file.device_id:
+    if target == session.require_key_file().device_id:
         session.forget_tokens()  # its session ended with it
         line += f" (this device: {key_file} no longer logs in)"
     _done(as_json, answer, line)

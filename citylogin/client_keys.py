@@ -6,14 +6,14 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
 LOGIN_PURPOSE = "citylogin-login:"  # the server verifies the signature over this prefix + challenge
 RENEW_PURPOSE = "citylogin-renew:"  # ... and, to renew a certificate, over this one
-KEY_MAKERS = {
+KEY_MAKERS: dict[str, Callable[[], DevicePrivateKey]] = {
     "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "ed25519": ed25519.Ed25519PrivateKey.generate,
     "ml-dsa-87": mldsa.MLDSA87PrivateKey.generate,
@@ -105,8 +105,11 @@ class KeyFile:
             return cls(**json.load(file))
 
     def private_key(self) -> DevicePrivateKey:
-        """The device's private key as a cryptography key object."""
-        return serialization.load_pem_private_key(self.private_key_pem.encode(), password=None)
+        """The device's private key as a cryptography key object; TypeError for a kind a device cannot have."""
+        key = serialization.load_pem_private_key(self.private_key_pem.encode(), password=None)
+        if not isinstance(key, DevicePrivateKey):
+            raise TypeError(f"unsupported device key type {type(key).__name__}")  # as sign_challenge refuses it
+        return key
 
     def client_cert_b64(self) -> str:
         """The certificate as the API carries it: base64 of the PEM."""

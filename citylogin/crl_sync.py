@@ -20,12 +20,16 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 import requests
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, mldsa, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 log = logging.getLogger("citylogin.crl_sync")
 
 CRL_PATH, CA_PATH = "/device/crl.pem", "/device/ca.pem"
 MAX_CRL_BYTES = 16 * 1024 * 1024
+# The keys that sign (CertificateIssuerPublicKeyTypes): a CA's key of another type verifies no CRL.
+ISSUER_KEY_TYPES = (dsa.DSAPublicKey, rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey,
+                    ed448.Ed448PublicKey, mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey)
 RELOAD_TIMEOUT = 30  # seconds
 
 
@@ -57,7 +61,8 @@ def validate_crl(pem: bytes, ca: x509.Certificate, *, now: datetime) -> x509.Cer
         raise CRLRefused("not a PEM CRL") from None
     if crl.issuer != ca.subject:
         raise CRLRefused("issued by another name than the CA's")
-    if not crl.is_signature_valid(ca.public_key()):
+    ca_key = ca.public_key()
+    if not isinstance(ca_key, ISSUER_KEY_TYPES) or not crl.is_signature_valid(ca_key):
         raise CRLRefused("its signature does not verify against the CA")
     if crl.next_update_utc is None or crl.next_update_utc <= now:
         raise CRLRefused(f"expired (nextUpdate {crl.next_update_utc})")
@@ -70,9 +75,12 @@ def needs_install(new: x509.CertificateRevocationList, installed: x509.Certifica
                   now: datetime) -> bool:
     """Whether `new` should replace `installed`. The service rebuilds its CRL every minute with new
     times, so bytes always differ; a reload is due only when the list changed or the installed CRL
-    is past half its validity (every reload parks old workers with their open event streams)."""
+    is past half its validity (every reload parks old workers with their open event streams). Both
+    CRLs are ones validate_crl passed."""
     if installed is None or installed.issuer != new.issuer:
         return True
+    # validate_crl refuses a CRL without nextUpdate, so both have one.
+    assert new.next_update_utc is not None and installed.next_update_utc is not None
     if _crl_number(new) < _crl_number(installed):
         return False  # an older build, e.g. from another process's cache
     if _serials(new) != _serials(installed):
@@ -176,10 +184,13 @@ def sync_once(config: SyncConfig, state: SyncState | None = None) -> bool:
 def _log_refusal(config: SyncConfig, exc: Exception, *, now: datetime) -> None:
     reason = str(exc) if isinstance(exc, CRLRefused) else type(exc).__name__
     try:
-        left = x509.load_pem_x509_crl(config.crl_file.read_bytes()).next_update_utc - now
-        installed = f"the installed CRL stays, valid {left} more"
-    except (OSError, ValueError, TypeError):
+        next_update = x509.load_pem_x509_crl(config.crl_file.read_bytes()).next_update_utc
+    except (OSError, ValueError):
+        next_update = None
+    if next_update is None:
         installed = "no valid CRL is installed"
+    else:
+        installed = f"the installed CRL stays, valid {next_update - now} more"
     log.error("CRL from %s not installed (%s); %s", _without_credentials(config.service_url), reason, installed)
 
 

@@ -13,6 +13,7 @@ import boto3
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
                                  NoRegionError)
 from flask import Blueprint, Flask, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -45,6 +46,14 @@ class _RedactTokens(logging.Filter):
 
 
 _REDACT = _RedactTokens()
+
+
+class UnsortedJSON(DefaultJSONProvider):
+    """Flask's JSON with the keys of an answer in the order the code builds them."""
+
+    sort_keys = False
+
+
 # At DEBUG these log whole requests and responses: password hashes, token digests, SigV4 headers.
 _WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
@@ -67,8 +76,9 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     install_request_log(app)  # inside ProxyFix: it logs the client IP that ProxyFix trusts
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
-    app.json.sort_keys = False
+        # Flask's documented middleware pattern; its types declare wsgi_app a method.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+    app.json = UnsortedJSON(app)
     if context is None:
         with _one_line_under_gunicorn(name):
             context = build_context(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -15,6 +15,9 @@ from common.batch_read import KeyRead
 from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.one_time_tokens import OneTimeTokenStore
+
+if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 CHALLENGE_TTL = 60
 _KIND = "challenge"
@@ -28,14 +31,14 @@ def _now(ctx: AppContext) -> int:
     return int(ctx.now().timestamp())
 
 
-def issue_challenge(ctx: AppContext, *, counter: dict[str, Any]) -> str | None:
+def issue_challenge(ctx: AppContext, *, counter: TransactWriteItemTypeDef) -> str | None:
     """A new challenge stored in one transaction with `counter` (a rate-limit entry that is refused
     when its window is full): the challenge, or None if the counter refused."""
     challenge = new_token(32)
     put = _store(ctx).create_item(digest=token_digest(challenge, purpose=_KIND), kind=_KIND,
                                   expires_epoch=_now(ctx) + CHALLENGE_TTL)
-    try:
-        ctx.dynamodb.transact_write_items(TransactItems=[counter, put])
+    try:  # create_item's entry is a Put alone: rebuilt as one, it is typed for the client
+        ctx.dynamodb.transact_write_items(TransactItems=[counter, {"Put": put["Put"]}])
     except ClientError as exc:
         if dynamo.cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
             return None

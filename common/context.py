@@ -14,7 +14,7 @@ from flask import current_app
 
 from common import dynamo
 from common.certificates import CertificateAuthority, certificate_fingerprint
-from common.config import Settings
+from common.config import ConfigError, Settings, env_name
 from common.crypto import PasswordHasher
 from common.hash_slots import QUEUE_PER_SLOT, HashSlots, default_slots
 from common.jwt_keys import JwtKeyRing
@@ -65,6 +65,13 @@ class AppContext:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def public_url(self) -> str:
+        """Where links in messages and QR codes point: an app's settings have it (with_public_url);
+        ConfigError for a context made without one."""
+        if self.settings.public_url is None:
+            raise ConfigError(f"{env_name('public_url')} is not set: links in messages and QR codes need it")
+        return self.settings.public_url
 
 
 def open_key_ring(settings: Settings, store: KeyRingStore) -> RingContents:

@@ -115,7 +115,7 @@ class DynamoDBLocal:
             self.process = subprocess.Popen(self.command(), cwd=self.jar.parent, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                             pass_fds=(self._lock_fd,) if self._lock_fd is not None else ())
-            self._wait_until_answering(timeout)
+            self._wait_until_answering(self.process, timeout)
         except BaseException:
             self.stop()
             raise
@@ -125,12 +125,12 @@ class DynamoDBLocal:
             partial.replace(self.db_path / ENDPOINT_FILE)
         return self
 
-    def _wait_until_answering(self, timeout: float) -> None:
+    def _wait_until_answering(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace")[-2000:]
-                raise DynamoDBLocalError(f"DynamoDB Local exited with {self.process.returncode}: {err}")
+            if process.poll() is not None:
+                err = (process.stderr.read() if process.stderr else b"").decode(errors="replace")[-2000:]
+                raise DynamoDBLocalError(f"DynamoDB Local exited with {process.returncode}: {err}")
             try:
                 # Any HTTP answer (400 for a bare GET) means the server is up.
                 urllib.request.urlopen(self.endpoint_url, timeout=1)
@@ -142,12 +142,19 @@ class DynamoDBLocal:
         self.stop()
         raise DynamoDBLocalError(f"DynamoDB Local did not answer on port {self.port} within {timeout:.0f}s")
 
+    def wait(self) -> int:
+        """Until the engine exits (its exit status); DynamoDBLocalError if it was not started."""
+        if self.process is None:
+            raise DynamoDBLocalError("DynamoDB Local was not started")
+        return self.process.wait()
+
     def stop(self) -> None:
         try:
             self._stop_process()
         finally:
             if self._lock_fd is not None:
-                (self.db_path / ENDPOINT_FILE).unlink(missing_ok=True)
+                if self.db_path is not None:  # always: start locks a data directory only
+                    (self.db_path / ENDPOINT_FILE).unlink(missing_ok=True)
                 os.close(self._lock_fd)
                 self._lock_fd = None
 

@@ -250,7 +250,9 @@ def _http_detail(error: HTTPException, status: int, code: ErrorCode) -> str:
     locale = request_locale()
     if locale != i18n.DEFAULT:
         return i18n.text(f"{ERROR_KEYS}{code.value}", locale)
-    return "The request body is too large." if status == 413 else error.description
+    if status == 413:
+        return "The request body is too large."
+    return error.description or HTTPStatus(status).phrase  # werkzeug's own errors all have a description
 
 
 def _handle_http_exception(error: HTTPException) -> Response:

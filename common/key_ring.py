@@ -81,6 +81,8 @@ class RingContents:
 
     def certificate_authority(self) -> CertificateAuthority:
         entry = self.newest(CA)
+        if entry.public is None:  # ca_entry always writes the certificate; an item without it was not written here
+            raise ConfigError(f"the key ring's CA {entry.kid} has no certificate")
         return ca_from_pem(entry.public, entry.private.decode())
 
     def signing_keys(self) -> list[SigningKey]:

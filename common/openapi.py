@@ -55,7 +55,8 @@ def operation(summary: str, **details: Any) -> Callable:
     described = Operation(summary, **details)
 
     def attach(view: Callable) -> Callable:
-        view.openapi = described
+        # A function attribute (functools.wraps carries it to a wrapper), read back by openapi_document.
+        view.__dict__["openapi"] = described
         return view
     return attach
 

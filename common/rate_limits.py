@@ -1,11 +1,14 @@
 """Fixed-window counters in the rate_limits table: one conditional ADD per request."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from botocore.exceptions import ClientError
 
 from common import dynamo
+
+if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 
 class RateLimitStore:
@@ -29,14 +32,16 @@ class RateLimitStore:
         return (now // window_seconds + 1) * window_seconds - now
 
     def take_item(self, key: str, *, limit: int, window_seconds: int, now: int, counter: str = "uses",
-                  unless_full: Mapping[str, int] | None = None, user_uuid: str | None = None) -> dict:
+                  unless_full: Mapping[str, int] | None = None,
+                  user_uuid: str | None = None) -> TransactWriteItemTypeDef:
         """The same count as a TransactWriteItems entry, refused when the window is full."""
         window_end = (now // window_seconds + 1) * window_seconds
         limits = {counter: limit, **(unless_full or {})}
         names = {f"#c{i}": name for i, name in enumerate(limits)}
         condition = " AND ".join(f"(attribute_not_exists(#c{i}) OR #c{i} < :limit{i})" for i in range(len(limits)))
-        values = {":one": {"N": "1"}, ":ttl": {"N": str(window_end + window_seconds)},
-                  **{f":limit{i}": {"N": str(n)} for i, n in enumerate(limits.values())}}
+        values: dict[str, AttributeValueTypeDef] = {
+            ":one": {"N": "1"}, ":ttl": {"N": str(window_end + window_seconds)},
+            **{f":limit{i}": {"N": str(n)} for i, n in enumerate(limits.values())}}
         if user_uuid:
             values[":u"] = {"S": user_uuid}
         return {"Update": {

@@ -105,4 +105,5 @@ def install_request_log(app: Flask) -> None:
     """Wrap `app` in the access log; call before any proxy middleware is applied, so that the
     client IP it records is the one the proxy settings trust."""
     app.before_request(_remember_route)
-    app.wsgi_app = RequestLog(app.wsgi_app)
+    # Flask's documented middleware pattern; its types declare wsgi_app a method.
+    app.wsgi_app = RequestLog(app.wsgi_app)  # type: ignore[method-assign]

@@ -44,7 +44,10 @@ def _next_key(record: DeviceRecord, *, public_key: str | None, csr: str | None) 
     if public_key or csr:
         key, _ = _device_key(public_key=public_key, csr=csr)
         return key
-    return x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
+    current = x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
+    if not isinstance(current, DeviceKey):  # _check_proof refused it already: device_signed verifies no other key
+        raise InvalidRenewalProof()
+    return current
 
 
 def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challenge: str, signature: str,

@@ -65,7 +65,7 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) ->
     audit(AuditEvent.PAIRING_TOKEN_CREATED, user_uuid=user_uuid, device_id=device_id,
           expires_at=iso_from_epoch(expires))
     payload = qr.encode_payload(user_uuid=user_uuid, token=token)
-    link = qr.pairing_link(settings.public_url, payload)
+    link = qr.pairing_link(ctx.public_url(), payload)
     return {"qr_code": link, "qr_payload": payload, "qr_png": qr.png_data_uri(link),
             "expires_at": iso_from_epoch(expires), "expires_in": settings.pairing_token_ttl}
 

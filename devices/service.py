@@ -16,7 +16,7 @@ from common.certificates import (certificate_fingerprint, certificate_issued_by,
                                  device_id_from_certificate, issue_device_certificate, load_client_certificate,
                                  user_uuid_from_certificate)
 from common.context import AppContext
-from common.crypto import (CryptoInputError, digests_equal, generate_device_key, key_type_name,
+from common.crypto import (CryptoInputError, DeviceKey, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
 from common.dynamo import StoreRefusal
 from common.challenges import challenge_consumption, signature_bytes
@@ -209,7 +209,8 @@ def device_for_fingerprint(ctx: AppContext, *, user_uuid: str, fingerprint: str)
 def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> bool:
     """Did the key certified for this device sign `message`?"""
     key = x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
-    return verify_device_signature(key, message=message, signature=signature)
+    # A key of another type signed nothing a device may sign with (verify_device_signature refuses it too).
+    return isinstance(key, DeviceKey) and verify_device_signature(key, message=message, signature=signature)
 
 
 LOGIN_PURPOSE = "citylogin-login:"  # a device signs this prefix + the challenge to log in

@@ -46,7 +46,7 @@ def new_link(ctx: AppContext, *, user_uuid: str, device_id: str) -> NotMeLink:
                                    data={"user_uuid": user_uuid, "device_id": device_id})
     # A refused put is a digest already stored: a collision of random tokens, worth a retry.
     return NotMeLink(write=GuardedWrite(item=item, refusal=StorageUnavailable),
-                     url=f"{ctx.settings.public_url.rstrip('/')}/#not-me={token}")
+                     url=f"{ctx.public_url().rstrip('/')}/#not-me={token}")
 
 
 def remove_device(ctx: AppContext, *, token: str, end_all_sessions: bool) -> NotMeResult:

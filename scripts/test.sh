@@ -10,8 +10,10 @@ for arg in "$@"; do
   if [ "$arg" = "--fast" ]; then fast=1; else args+=("$arg"); fi
 done
 bash scripts/setup.sh --browser
-# The quality gates, before the tests: ruff's findings stop the run (configured in pyproject.toml).
+# The quality gates, before the tests: ruff's findings and mypy's errors stop the run (both configured
+# in pyproject.toml, which names the packages mypy checks).
 .venv/bin/ruff check --quiet . || { echo "test.sh: ruff has findings (run .venv/bin/ruff check .)" >&2; exit 1; }
+.venv/bin/mypy || { echo "test.sh: mypy has errors (run .venv/bin/mypy)" >&2; exit 1; }
 # 3 workers on this 2-core machine: the tests wait on subprocesses, DynamoDB Local and Chromium.
 # The whole suite hands out single tests (its long ones spread out); the fast tier whole modules
 # (their module-scoped servers start once).
