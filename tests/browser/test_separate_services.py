@@ -20,7 +20,7 @@ import requests
 from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
-from tests.support.nginx import NGINX, running_prefix_nginx
+from tests.support.nginx import require_nginx, running_prefix_nginx
 from tests.support.services import running_service
 
 SERVICES = {"REGISTRATION": "registration.app_registration", "LOGIN": "login_app.app_login",
@@ -31,11 +31,7 @@ KEY_ENCRYPTION_KEY = base64.b64encode(os.urandom(32)).decode()  # one per module
 
 @pytest.fixture(scope="module", autouse=True)
 def nginx_present() -> None:
-    if os.path.exists(NGINX):
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{NGINX} is missing; CI must run this test (bash scripts/setup.sh --browser installs it)")
-    pytest.skip(f"{NGINX} is missing: run `bash scripts/setup.sh --browser` to run the nginx test")
+    require_nginx()
 
 
 @pytest.fixture

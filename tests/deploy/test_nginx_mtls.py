@@ -32,7 +32,7 @@ from citylogin.client import Client, sign_challenge
 from citylogin.crl_sync import SyncConfig, sync_once
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
-from tests.support.nginx import NGINX, reload_command, running_nginx
+from tests.support.nginx import reload_command, require_nginx, running_nginx
 from tests.support.services import running_service
 from tests.support.tls import new_authority, reissued, server_certificate, write_cert, write_key
 
@@ -74,11 +74,7 @@ class Device:
 
 @pytest.fixture(scope="module", autouse=True)
 def nginx_present() -> None:
-    if os.path.exists(NGINX):
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{NGINX} is missing; CI must run this test (bash scripts/setup.sh --browser installs it)")
-    pytest.skip(f"{NGINX} is missing: run `bash scripts/setup.sh --browser` to run the nginx test")
+    require_nginx()
 
 
 @pytest.fixture(scope="module")
