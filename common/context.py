@@ -58,6 +58,8 @@ class AppContext:
     background_pool: ThreadPoolExecutor | None = None
     # sessions' one SessionWatcher for this app (typed there: common imports no domain package).
     session_watcher: object | None = None
+    # sessions' one EventFeed reader for this app (typed there).
+    event_feed: object | None = None
     # devices' last built CRL of this process: (built at, PEM).
     crl_cache: tuple[datetime, str] | None = None
     # flows.deletion_sweeper's stop event while its thread runs.
