@@ -143,12 +143,14 @@ export class Citylogin {
     await this.#endHere(() => this.request("POST", "/session/logout_all", { body: { include_current: true } }));
   }
 
-  /** Deletes the account (DELETE /account, the password asked again); this session ends and this
-   * browser forgets the account's device key. */
+  /** Deletes the account (DELETE /account, the password asked again); this browser forgets the
+   * account's device key and the session ends. The live stream may tell the onSessionEnded handlers
+   * (reason account_deleted) before this resolves. */
   async deleteAccount({ password }) {
     const username = this.session?.username;
-    await this.#endHere(() => this.request("DELETE", "/account", { body: { password } }));
+    await this.request("DELETE", "/account", { body: { password } });
     if (username) await forgetDevice(username).catch(() => {});
+    this.#clear();
   }
 
   /** Runs a call that ends this session among others: its own revocation event is not news from elsewhere. */
