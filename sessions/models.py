@@ -170,6 +170,7 @@ class Principal:
     device_id: str
     session: SessionRecord
     token_expires_epoch: int
+    claims: dict = field(default_factory=dict, compare=False)  # the access token's verified claims
 
 
 class RefreshRequest(BaseModel):

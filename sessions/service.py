@@ -302,10 +302,12 @@ def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None
                                     last_seen_epoch=session.last_seen_epoch, now=now)
 
 
-def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str | None = None) -> Principal:
+def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str | None = None,
+                 activity: bool = True) -> Principal:
     """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked).
     A session revoked with `accept_ended_reason` still names its caller (DELETE /account retried
-    after the deletion ended the session)."""
+    after the deletion ended the session). `activity=False`: an app asks about the token
+    (introspection), so the check is read-only and the session's idle clock does not move."""
     try:
         claims = ctx.jwt.decode(access_token, now=ctx.now())
     except TokenError as exc:
@@ -322,10 +324,10 @@ def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str
     reason = _end_reason(ctx, session, now)
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
         raise _ended(session, reason)
-    if not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
+    if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
-                     token_expires_epoch=int(claims["exp"]))
+                     token_expires_epoch=int(claims["exp"]), claims=claims)
 
 
 def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int) -> None:
