@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 
+from citylogin.cli import main
 from citylogin.client import Client
 from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
@@ -28,6 +30,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 class Deployment:
     url: str        # nginx, in front of the app
     citylogin: str  # where devices register and log in
+    env: dict       # citylogin's settings, for its CLI
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,7 +51,7 @@ def deployment(nginx_present, dynamodb_endpoint, tmp_path_factory) -> Deployment
                                                   port=app_port, env={}, cwd=REPOSITORY))
         url = stack.enter_context(running_forward_auth_nginx(tmp_path_factory.mktemp("nginx"),
                                                              citylogin_urls=[citylogin], app_urls=[app]))
-        yield Deployment(url, citylogin)
+        yield Deployment(url, citylogin, env)
 
 
 @pytest.fixture
@@ -124,3 +127,16 @@ def test_a_device_displaced_by_another_login_is_refused_on_its_very_next_request
     status, code, reason = refusal(api(deployment, token))
     assert (status, code) == (401, "session_revoked") and reason
     assert seen_by_app(api(deployment, other.access_token)) == identity(other)
+
+
+def test_a_locked_account_is_refused_as_citylogin_refuses_it(deployment, device):
+    token = device.access_token
+    assert seen_by_app(api(deployment, token)) == identity(device)
+    result = CliRunner().invoke(main, ["admin", "lock", device.key_file.username], env=deployment.env)
+    assert result.exit_code == 0, result.output
+
+    direct = requests.get(deployment.citylogin + "/session/check", headers={"Authorization": f"Bearer {token}"},
+                          timeout=10)
+    through_nginx = api(deployment, token)
+    assert problem(through_nginx) == problem(direct) and through_nginx.status_code in (401, 403)
+    assert through_nginx.headers.get("WWW-Authenticate") == direct.headers.get("WWW-Authenticate")
