@@ -27,6 +27,7 @@ from common.log_setup import configure_logging
 from common.metrics import instrument_dynamodb, metrics_blueprint
 from common.openapi import openapi_document
 from common.request_log import HEADER as REQUEST_ID_HEADER, install_request_log
+from common.ring_refresher import jwks_max_age
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413
@@ -85,6 +86,8 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
             context.settings = with_public_url(context.settings)
     app.extensions[EXTENSION_KEY] = context
     _instrument(app.extensions[EXTENSION_KEY])
+    if context.ring_refresher:
+        context.ring_refresher.start()  # publishes a rotated key before any process signs with it
     register_error_handlers(app)
     if settings.cors_origins:
         CORS(app, origins=settings.cors_origins,
@@ -210,7 +213,8 @@ def _operations_blueprint(title: str) -> Blueprint:
     @ops.get("/.well-known/jwks.json")
     def jwks():
         response = jsonify(ctx().jwt.jwks())
-        response.headers["Cache-Control"] = "public, max-age=300"
+        max_age = jwks_max_age(ctx().settings.key_ring_reload_seconds)  # shorter than a key's wait to sign
+        response.headers["Cache-Control"] = f"public, max-age={max_age}"
         return response
 
     return ops

@@ -83,9 +83,10 @@ class JwtKeyRing:
         self._issuer = issuer
         self._audience = audience
         # With a loader, keys added by `citylogin keys rotate` or retired in another process are
-        # picked up: every `reload_seconds` (when signing, verifying or publishing the JWKS), or
-        # sooner when a token names a kid we do not know. loader(max_age): the ring read no longer
-        # than max_age seconds ago (0: read now).
+        # picked up: by refresh() from the app's common.ring_refresher thread, else every
+        # `reload_seconds` (when signing, verifying or publishing the JWKS), and sooner when a token
+        # names a kid we do not know. loader(max_age): the ring read no longer than max_age seconds
+        # ago (0: read now).
         self._loader = loader
         self._reload_seconds = reload_seconds
         self._install(keys)
@@ -109,6 +110,11 @@ class JwtKeyRing:
     def _reload(self, *, min_age: float, read_max_age: float = 0.0) -> None:
         if self._loader and time.monotonic() - self._loaded_at >= min_age:
             self._install(self._loader(read_max_age))
+
+    def refresh(self, *, max_age: float) -> None:
+        """Install the ring as read no longer than `max_age` seconds ago (0: read it now); what
+        common.ring_refresher calls on its schedule, whether or not anyone signs or verifies."""
+        self._reload(min_age=0, read_max_age=max_age)
 
     def _reload_on_interval(self) -> None:
         """Every reload interval, whether this process signs or only verifies: a retired key stops
