@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,27 @@ class Introspection(BaseModel):
     token_type: str | None = None
     client_id: str | None = None
     cnf: dict | None = None
+
+
+class PollRequest(BaseModel):
+    """RFC 8936 §2.4 (`setErrs`, negative acknowledgements, is not supported and is ignored)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    max_events: int = Field(default=100, ge=0, le=1000, alias="maxEvents")
+    return_immediately: StrictBool = Field(default=False, alias="returnImmediately")
+    ack: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=1000)
+
+
+class PollResponse(BaseModel):
+    sets: dict[str, str]
+    moreAvailable: bool  # noqa: N815 - RFC 8936's member name
+
+
+class SsfConfiguration(BaseModel):
+    spec_version: str
+    issuer: str
+    jwks_uri: str
+    delivery_methods_supported: list[str]
+    poll_endpoint: str
+    default_subjects: str
+    citylogin_access_token_ttl: int

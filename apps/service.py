@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 from apps.models import AppRecord, NewCredentials
 from apps.store import AppExists, AppMissing, AppStore
+from apps.stream_store import StreamStore
 from common.audit import AuditEvent, audit
 from common.context import AppContext
 from common.crypto import digests_equal, token_digest
@@ -88,6 +89,7 @@ def remove_app(ctx: AppContext, *, client_id: str) -> None:
         app_store(ctx).delete(client_id)
     except AppMissing:
         raise AppNotFound() from None
+    StreamStore(ctx.dynamodb, ctx.tables.app_streams).delete(client_id)  # what it acknowledged
     _cache.forget(ctx.tables.apps, client_id)
     audit(AuditEvent.APP_REMOVED, client_id=client_id)
 

@@ -23,6 +23,7 @@ from common.crypto import aware_utc, newest_published
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type
+EVENT_TOKEN_TYPE = "secevent+jwt"  # RFC 8417 §2.3
 # Times are checked by _check_times against the caller's clock, not by PyJWT's.
 _DECODE_OPTIONS: Options = {
     "require": ["exp", "iat", "iss", "aud", "sub"],
@@ -137,6 +138,18 @@ class JwtKeyRing:
         headers = {"kid": signing_key.kid, "typ": TOKEN_TYPE}
         private_key = signing_key.private_key
         return jwt.encode(payload, private_key, algorithm=ALGORITHM, headers=headers)
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    def sign_event(self, claims: dict, *, now: datetime | None = None) -> str:
+        """A Security Event Token (RFC 8417) of ``claims`` plus iss, signed by the current key:
+        header ``typ: secevent+jwt``, so that it can never pass for an access token (nor one for it)."""
+        self._reload_on_interval()
+        signing_key = self._signing_key(now)
+        return jwt.encode({**claims, "iss": self._issuer}, signing_key.private_key, algorithm=ALGORITHM,
+                          headers={"kid": signing_key.kid, "typ": EVENT_TOKEN_TYPE})
 
     def decode(self, token: str, *, now: datetime | None = None) -> dict:
         """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token")."""

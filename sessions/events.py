@@ -24,7 +24,7 @@ from common import dynamo
 from common.log_bursts import BurstLog
 from common.metrics import EVENT_STREAMS
 from sessions.feed import WINDOW_SECONDS
-from sessions.feed_store import SessionEnded
+from sessions.models import SessionEnded
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from typing import Callable
 
 from common import dynamo
 from common.log_bursts import BurstLog
-from sessions.feed_store import FeedStore, SessionEnded, seq_at, seq_epoch_ms
+from sessions.feed_store import FeedStore
+from sessions.models import SessionEnded, seq_at, seq_epoch_ms
 
 log = logging.getLogger(__name__)
 

@@ -6,60 +6,19 @@ what happened since a moment is one Query. A row is kept 25 hours (events older 
 dropped, SPEC §11)."""
 from __future__ import annotations
 
-import re
 import uuid
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from common import dynamo
-from sessions.models import RevokeReason
+from sessions.models import Ending, RevokeReason, SessionEnded, seq_at
 
 FEED = "feed"
 RETENTION_SECONDS = 25 * 3600
-SEQ = re.compile(r"^\d{13}-[0-9a-f]{32}$")
 
 # CAEP's initiating_entity of each end reason (SPEC §4 reasons).
 INITIATOR = {RevokeReason.DISPLACED: "policy", RevokeReason.IDLE_TIMEOUT: "system",
              RevokeReason.MAX_LIFETIME: "system", RevokeReason.REFRESH_REUSE: "system",
              RevokeReason.ADMIN: "admin"}
-
-
-def seq_at(epoch_ms: int, event_id: str = "") -> str:
-    """The seq of an event at `epoch_ms`; with no id, the bound just before every event of that ms."""
-    return f"{epoch_ms:013d}-{event_id}"
-
-
-def seq_epoch_ms(seq: str) -> int:
-    return int(seq[:13])
-
-
-@dataclass(frozen=True)
-class SessionEnded:
-    """One row of the feed: a session ended."""
-
-    seq: str
-    session_id: str
-    user_uuid: str
-    device_id: str
-    reason: str
-    event_epoch: int
-    initiating_entity: str
-    by_device: str | None = None
-
-    @property
-    def event_id(self) -> str:
-        return self.seq[14:]
-
-
-@dataclass(frozen=True)
-class Ending:
-    """What a session-ending write knows of the session it ends."""
-
-    session_id: str
-    user_uuid: str
-    device_id: str
-    reason: str
-    by_device: str | None = None
 
 
 def event_put(table: str, ending: Ending, *, at_ms: int) -> dict[str, Any]:

@@ -25,10 +25,10 @@ from common.timefmt import iso
 from common.serving import request_threads
 from sessions.events import SessionWatcher, StreamCaps, TooManyStreams
 from sessions.feed import EventFeed
-from sessions.feed_store import Ending, FeedStore
+from sessions.feed_store import FeedStore
 from sessions.history_store import BadCursor, HistoryStore
-from sessions.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, PresenceMoved, Principal,
-                             RevokeReason, Seats, SessionRecord, TokenPair)
+from sessions.models import (SESSION_ACTIVE, Ending, Liveness, OpenedSession, Presence, PresenceEntry, PresenceMoved,
+                             Principal, RevokeReason, Seats, SessionEnded, SessionRecord, TokenPair)
 from sessions.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore,
                             retention_ttl)
 
@@ -559,6 +559,12 @@ def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | N
 # --- live events ---------------------------------------------------------------------------
 
 _watcher_lock = threading.Lock()
+
+
+def events_after(ctx: AppContext, seq: str) -> Iterator[SessionEnded]:
+    """The session ends recorded after `seq` in the security events feed, oldest first, read page
+    by page as they are consumed (SPEC §11)."""
+    return FeedStore(ctx.dynamodb, ctx.tables.security_events).after(seq)
 
 
 def event_feed(ctx: AppContext) -> EventFeed:

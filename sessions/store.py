@@ -15,9 +15,9 @@ from botocore.exceptions import ClientError
 
 from common import dynamo
 from common.timefmt import parse_iso
-from sessions.feed_store import Ending, event_put
+from sessions.feed_store import event_put
 from sessions.history_store import BadCursor
-from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, Presence, PresenceEntry, RevokeReason,
+from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, Ending, Presence, PresenceEntry, RevokeReason,
                                     SessionRecord)
 
 
