@@ -4,6 +4,7 @@ another takes over when it stops."""
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,8 +58,11 @@ def test_a_session_end_is_pushed_once_and_acknowledged(make_server):
         assert claims["aud"] == credentials.app.client_id
         # Delivered: acknowledged in the app's state, never sent again.
         auth = (credentials.app.client_id, credentials.client_secret)
-        assert requests.post(url + "/ssf/poll", json={"returnImmediately": True}, auth=auth,
-                             timeout=10).json()["sets"] == {}
+        def acknowledged():  # the pusher writes the ack after the receiver's 202
+            return requests.post(url + "/ssf/poll", json={"returnImmediately": True}, auth=auth,
+                                 timeout=10).json()["sets"] == {} or None
+        wait_until(acknowledged, timeout=10, what="the acknowledgement")
+        time.sleep(1)  # a few more turns of the pusher
         assert len(received(sink)["sets"]) == 1
 
 
