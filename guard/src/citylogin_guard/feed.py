@@ -86,6 +86,13 @@ class Feed:
                     failures = await self._failed(failures, f"{type(error).__name__}: {error}")
                     immediate = True
                     continue
+                except Exception:
+                    # A bug here must not end the feed for the life of the process (every request
+                    # would be introspected from then on): it is logged whole, and the poll goes on.
+                    log.exception("citylogin guard: the event feed failed unexpectedly")
+                    failures = await self._failed(failures, "an unexpected error")
+                    immediate = True
+                    continue
                 acks, complete = self._take(answer["sets"], metadata)
                 self._ended.prune()
                 if not complete:
@@ -106,7 +113,10 @@ class Feed:
                                      timeout=httpx.Timeout(CONNECT_TIMEOUT, read=read))
         if response.status_code != 200:
             raise TransmitterUnreachable(f"poll: HTTP {response.status_code}")
-        answer = response.json()
+        try:
+            answer = response.json()
+        except ValueError:
+            raise TransmitterUnreachable("poll: not JSON") from None
         if not (isinstance(answer, dict) and isinstance(answer.get("sets"), dict)
                 and isinstance(answer.get("moreAvailable", False), bool)):
             raise TransmitterUnreachable("poll: not an RFC 8936 answer")
