@@ -27,6 +27,7 @@ GOAL_P50_US = 50.0
 class QuietTransmitter:
     def __init__(self) -> None:
         self.key, self.kid = Ed25519PrivateKey.generate(), "bench"
+        self.introspections = 0
         jwk = {**json.loads(OKPAlgorithm.to_jwk(self.key.public_key())), "kid": self.kid, "use": "sig"}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, jwk))
         self.server.daemon_threads = True
@@ -36,7 +37,7 @@ class QuietTransmitter:
     def token(self) -> str:
         now = int(time.time())
         claims = {"iss": self.url, "aud": "citylogin", "sub": uuid.uuid4().hex, "sid": uuid.uuid4().hex,
-                  "did": uuid.uuid4().hex, "jti": uuid.uuid4().hex, "iat": now, "nbf": now, "exp": now + 900}
+                  "did": uuid.uuid4().hex, "jti": uuid.uuid4().hex, "iat": time.time(), "nbf": now, "exp": now + 900}
         return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "at+jwt"})
 
     def stop(self) -> None:
@@ -54,8 +55,12 @@ def _handler(transmitter: QuietTransmitter, jwk: dict) -> type[BaseHTTPRequestHa
                               "poll_endpoint": f"{transmitter.url}/ssf/poll", "citylogin_access_token_ttl": 900})
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if body.get("returnImmediately") is False:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/session/introspect":  # never, in steady state: counted to show it
+                transmitter.introspections += 1
+                self._answer({"active": True})
+                return
+            if json.loads(body).get("returnImmediately") is False:
                 time.sleep(30)
             self._answer({"sets": {}, "moreAvailable": False})
 
@@ -97,9 +102,12 @@ def main() -> None:
     options = parser.parse_args()
     transmitter = QuietTransmitter()
     try:
-        with Guard(transmitter.url, "bench", "bench-secret") as guard:
+        # One host, one clock: a small leeway, so that tokens issued a second after the guard first
+        # heard the feed are trusted to it alone (earlier ones are introspected, see README).
+        with Guard(transmitter.url, "bench", "bench-secret", leeway=0.5) as guard:
             while not guard.heard():
                 time.sleep(0.01)
+            time.sleep(1.0)
             seen = f"Bearer {transmitter.token()}"
             guard.verify(seen)
             rows = [("token seen before", percentiles_us(timed(guard, [seen] * options.calls)), options.calls),
@@ -111,6 +119,7 @@ def main() -> None:
     print(f"{'Guard.verify()':<20} {'calls':>8} {'p50 us':>8} {'p99 us':>8}")
     for name, (p50, p99), calls in rows:
         print(f"{name:<20} {calls:>8} {p50:>8.1f} {p99:>8.1f}")
+    print(f"introspection calls during the runs: {transmitter.introspections}")
     p50 = rows[0][1][0]
     verdict = "MET" if p50 <= GOAL_P50_US else "MISSED"
     print(f"goal: p50 <= {GOAL_P50_US:.0f} us in steady state: {verdict} ({p50:.1f} us)")

@@ -124,3 +124,15 @@ def test_close_stops_the_feed_at_once_even_while_a_long_poll_is_held(make_guard,
     assert any(t.name == FEED_THREAD for t in threading.enumerate())
     guard.close()
     assert not any(t.name == FEED_THREAD for t in threading.enumerate())
+
+
+def test_a_token_issued_before_the_guard_listened_is_checked_with_citylogin(make_guard, transmitter):
+    # An earlier process of this app heard and acknowledged the end of "s-old": the feed will not
+    # tell this guard, so tokens issued before it listened are introspected.
+    revoked_before, live_before = transmitter.access_token(session_id="s-old"), transmitter.access_token()
+    transmitter.poll({"ack": [transmitter.revoke("s-old")], "returnImmediately": True})
+    guard = make_guard()
+    assert refused_code(guard, revoked_before) == "session_revoked"
+    assert refused_code(guard, live_before) is None
+    assert transmitter.introspections == 2
+    assert refused_code(guard, transmitter.access_token()) is None and transmitter.introspections == 2

@@ -49,6 +49,7 @@ def _claims(transmitter: Transmitter, **changes: object) -> dict[str, object]:
     ("a SET as access token", "invalid_token"),
     ("no sid", "invalid_token"),
     ("not yet valid", "invalid_token"),
+    ("iat a string", "invalid_token"),
     ("bound to a key (cnf)", "invalid_dpop_proof"),
 ])
 def test_a_bad_token_is_refused_with_its_code(guard, transmitter, case, code):
@@ -69,6 +70,7 @@ def test_a_bad_token_is_refused_with_its_code(guard, transmitter, case, code):
         "a SET as access token": lambda: transmitter.access_token(typ="secevent+jwt"),
         "no sid": lambda: signer.sign({k: v for k, v in _claims(transmitter).items() if k != "sid"}, typ="at+jwt"),
         "not yet valid": lambda: transmitter.access_token(nbf=int(time.time()) + 120),
+        "iat a string": lambda: transmitter.access_token(iat=str(int(time.time()))),
         "bound to a key (cnf)": lambda: transmitter.access_token(cnf={"jkt": "abc"}),
     }[case]()
     assert refusal(guard, f"Bearer {token}") == code

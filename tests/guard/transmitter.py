@@ -65,9 +65,11 @@ class Transmitter:
     def access_token(self, *, session_id: str | None = None, signer: Signer | None = None, typ: str = "at+jwt",
                      expires_in: float | None = None, **claims: Any) -> str:
         now = int(time.time())
+        # iat to the microsecond (a NumericDate may have a fraction: RFC 7519 §2), to compare it with
+        # when the guard started listening
         body = {"iss": self.url, "aud": "citylogin", "sub": "user-" + uuid.uuid4().hex[:8],
                 "sid": session_id or uuid.uuid4().hex, "did": "device-" + uuid.uuid4().hex[:8],
-                "jti": uuid.uuid4().hex, "iat": now, "nbf": now,
+                "jti": uuid.uuid4().hex, "iat": round(time.time(), 6), "nbf": now,
                 "exp": now + int(self.token_ttl if expires_in is None else expires_in), **claims}
         return (signer or self.signer).sign(body, typ=typ)
 

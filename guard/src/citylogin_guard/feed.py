@@ -38,6 +38,9 @@ class Feed:
         # 30-s hold never makes a healthy feed look unheard.
         self._hold_cut = min(stale_after / 2, LONGEST_HOLD)
         self.heard_at: float | None = None  # time.monotonic() of the last poll fully processed
+        # time.time() when the first poll that succeeded was sent: an event acknowledged before
+        # then (by an earlier process of this app) never comes to this one.
+        self.listening_since: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = threading.Event()
@@ -75,6 +78,7 @@ class Feed:
                 try:
                     metadata = self._transmitter.metadata()
                     self._keys.load()
+                    sent_at = time.time()
                     answer = await self._poll(client, metadata, acks=acks, immediate=immediate)
                 except httpx.ReadTimeout:
                     if not immediate:  # a quiet long poll cut on purpose; the acks go again
@@ -101,6 +105,8 @@ class Feed:
                 if failures:
                     log.warning("citylogin guard: the event feed answers again")
                 self.heard_at, failures = time.monotonic(), 0
+                if self.listening_since is None:
+                    self.listening_since = sent_at
                 immediate = answer["moreAvailable"]
 
     async def _poll(self, client: httpx.AsyncClient, metadata: Metadata, *, acks: list[str],

@@ -18,8 +18,6 @@ from citylogin_guard.transport import NetworkNeeded, Transmitter, TransmitterUnr
 if TYPE_CHECKING:
     from flask import Flask
 
-# Clock difference tolerated between citylogin's hosts and this one, on exp, nbf and iat.
-LEEWAY = 10.0
 # Tokens already checked, kept so that the next request with one costs a dict lookup, not a
 # signature check; each is still checked against its exp and the ended sessions every time.
 MAX_ACCEPTED = 10_000
@@ -43,9 +41,12 @@ class Guard:
     session-revoked events at once; call close() (or use it as a context manager) to stop it."""
 
     def __init__(self, base_url: str, client_id: str, client_secret: str, *, audience: str = "citylogin",
-                 stale_after: float = 10.0) -> None:
+                 stale_after: float = 10.0, leeway: float = 10.0) -> None:
+        """`leeway`: the clock difference tolerated between citylogin's hosts and this one (on exp,
+        nbf and iat)."""
         self.audience = audience
         self.stale_after = stale_after
+        self.leeway = leeway
         self._transmitter = Transmitter(base_url, client_id, client_secret)
         self._keys = KeySet(self._transmitter.jwks)
         self._ended = EndedSessions()
@@ -53,7 +54,7 @@ class Guard:
         self._accepted: dict[str, tuple[Principal, float]] = {}
         self._accepting = threading.Lock()
         self._feed = Feed(self._transmitter, keys=self._keys, ended=self._ended, client_id=client_id,
-                          stale_after=stale_after, skew=LEEWAY)
+                          stale_after=stale_after, skew=leeway)
         self._feed.start()
 
     def verify(self, authorization: str | None, *, dpop: str | None = None, method: str | None = None,
@@ -71,7 +72,7 @@ class Guard:
         ended, reason = self._ended.reason(principal.session_id)
         if ended:
             raise Unauthorized(Code.SESSION_REVOKED, "The session has ended.", reason=reason)
-        if not self.heard():
+        if not self.heard() or self._issued_before_listening(principal):
             self._introspect(token, may_block=may_block)
         return principal
 
@@ -79,6 +80,13 @@ class Guard:
         """Whether the event feed answered within the last `stale_after` seconds."""
         heard_at = self._feed.heard_at
         return heard_at is not None and time.monotonic() - heard_at <= self.stale_after
+
+    def _issued_before_listening(self, principal: Principal) -> bool:
+        """A token issued before this guard first heard the feed may belong to a session whose end
+        an earlier process acknowledged: the feed will never tell, so citylogin is asked. Once the
+        longest-lived of these has expired, only the feed is."""
+        since = self._feed.listening_since
+        return since is None or principal.claims["iat"] <= since + self.leeway
 
     @property
     def ended_sessions(self) -> EndedSessions:
@@ -116,7 +124,7 @@ class Guard:
         try:
             metadata = self._transmitter.metadata(may_block=may_block)
             claims = access_token_claims(token, keys=self._keys, issuer=metadata.issuer, audience=self.audience,
-                                         leeway=LEEWAY, may_block=may_block)
+                                         leeway=self.leeway, may_block=may_block)
         except TransmitterUnreachable:
             raise Unauthorized(Code.SESSION_UNVERIFIABLE, "citylogin cannot be reached to check the token.") \
                 from None
@@ -126,7 +134,7 @@ class Guard:
             if len(self._accepted) >= MAX_ACCEPTED:
                 for old in list(self._accepted)[: MAX_ACCEPTED // 2]:
                     del self._accepted[old]
-            self._accepted[token] = (principal, claims["exp"] + LEEWAY)
+            self._accepted[token] = (principal, claims["exp"] + self.leeway)
         return principal
 
     def _introspect(self, token: str, *, may_block: bool) -> None:

@@ -43,6 +43,8 @@ def access_token_claims(token: str, *, keys: KeySet, issuer: str, audience: str,
         raise Unauthorized(Code.INVALID_TOKEN, f"The access token is not valid: {error}") from None
     if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "sid", "did")):
         raise Unauthorized(Code.INVALID_TOKEN, "The access token's sub, sid and did must be strings.")
+    if not all(type(claims[name]) in (int, float) for name in ("iat", "exp")):  # bool is an int, not a time
+        raise Unauthorized(Code.INVALID_TOKEN, "The access token's iat and exp must be numbers.")
     if "cnf" in claims:
         # A token bound to its device's key (SPEC §12, RFC 9449) needs its DPoP proof checked,
         # which comes with issue 19; until then such a token is refused, never taken as Bearer.
