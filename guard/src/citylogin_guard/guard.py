@@ -120,6 +120,7 @@ class Guard:
             principal, expires_at = accepted
             if time.time() <= expires_at:
                 return principal
+            self._accepted.pop(token, None)
             raise Unauthorized(Code.TOKEN_EXPIRED, "The access token has expired.")
         try:
             metadata = self._transmitter.metadata(may_block=may_block)
