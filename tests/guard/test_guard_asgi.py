@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.testclient import TestClient
 
 from citylogin_guard import Guard, GuardMiddleware, Principal
@@ -22,6 +22,12 @@ def make_client(guard: Guard) -> TestClient:
     def me(request: Request) -> dict[str, str]:
         principal = request.state.citylogin
         return {"user": principal.user_uuid, "session": principal.session_id, "device": principal.device_id}
+
+    @app.websocket("/api/live")
+    async def live(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.state.citylogin.user_uuid})
+        await websocket.close()
 
     @app.get("/health")
     def health() -> dict[str, bool]:
@@ -57,6 +63,16 @@ def test_refusals_are_401_problems_with_a_bearer_challenge(client, transmitter):
         assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == code and response.json()["status"] == 401
+
+
+def test_a_websocket_is_guarded_too(client, transmitter):
+    token = transmitter.access_token(sub="user-3")
+    with client.websocket_connect("/api/live", headers={"Authorization": f"Bearer {token}"}) as socket:
+        assert socket.receive_json() == {"user": "user-3"}
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/api/live") as socket:
+            socket.receive_json()
+    assert refused.value.code == 1008 and refused.value.reason == "invalid_token"
 
 
 class RecordingGuard(Guard):
