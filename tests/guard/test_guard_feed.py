@@ -58,9 +58,10 @@ def test_a_session_is_forgotten_once_its_tokens_can_no_longer_be_valid():
 
 
 def test_the_feed_keeps_an_event_for_the_token_ttl_past_its_time_then_forgets_it(guard, transmitter):
-    # ttl 300 s, a clock skew of 10 s allowed twice: kept until event_timestamp + 320.
-    transmitter.revoke("recent", event_timestamp=time.time() - 300)
-    transmitter.revoke("long-gone", event_timestamp=time.time() - 330)
+    # Kept until event_timestamp + the token ttl (300 s) + twice the clock skew allowed.
+    kept_for = transmitter.token_ttl + 2 * guard.leeway
+    transmitter.revoke("recent", event_timestamp=time.time() - kept_for + 60)
+    transmitter.revoke("long-gone", event_timestamp=time.time() - kept_for - 2)
     wait_until(lambda: len(transmitter.acked) == 2, timeout=5, what="both acknowledged")
     assert "recent" in guard.ended_sessions and "long-gone" not in guard.ended_sessions
 
