@@ -24,6 +24,7 @@ COPY device_manager ./device_manager
 COPY accounts ./accounts
 COPY sessions ./sessions
 COPY devices ./devices
+COPY apps ./apps
 COPY flows ./flows
 COPY citylogin ./citylogin
 COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py

@@ -1,6 +1,6 @@
 """The web UI alone, for citylogin run as separate services behind a proxy that routes by prefix
 (deploy/nginx/citylogin-services.conf.template): `python -m citylogin.app_web` (port 5005) serves `/`,
-`/web/…` and the operational routes; the API prefixes are the four services'."""
+`/web/…`, the web SDK at `/sdk/…` and the operational routes; the API prefixes are the four services'."""
 from __future__ import annotations
 
 from citylogin.web_ui import bp

@@ -10,6 +10,7 @@ from typing import Iterator
 import click
 
 from citylogin.admin_cli import admin
+from citylogin.apps_cli import apps
 from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
@@ -211,6 +212,7 @@ def _audit(settings: Settings, event: AuditEvent, **fields) -> None:
 
 main.add_command(client)
 main.add_command(admin)
+main.add_command(apps)
 main.add_command(crl_sync)
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The browser app: index.html at `/`, its modules and stylesheet under `/web/`, and the web UI's part
-of the translation catalogues (common/locales/<lang>.json) at `/web/locales/<lang>.json`."""
+"""The browser app: index.html at `/`, its modules and stylesheet under `/web/`, the web UI's part
+of the translation catalogues (common/locales/<lang>.json) at `/web/locales/<lang>.json`, and the web
+SDK it is built on at `/sdk/` (docs/sdk.md), which other origins in CITYLOGIN_CORS_ORIGINS import too."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,9 @@ bp = Blueprint("web_ui", __name__, static_folder="web", static_url_path="/web")
 
 LOCALES_DIR = Path(common.__file__).resolve().parent / "locales"
 LOCALES = ("en", "ja")
+SDK_DIR = Path(__file__).resolve().parent / "sdk"
+# A module script needs a JavaScript type (RFC 9239); the declaration file is TypeScript source.
+SDK_TYPES = {".js": "text/javascript", ".ts": "application/typescript"}
 
 # Everything the page loads is same-origin; the QR code arrives as a data: URI (SPEC §4).
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -46,6 +50,16 @@ def catalogue(locale: str):
     response.headers["Cache-Control"] = "no-cache"     # revalidated by its ETag: a new release shows at once
     response.add_etag()
     return response.make_conditional(request)
+
+
+@bp.get("/sdk/<name>")
+def sdk(name: str):
+    mimetype = SDK_TYPES.get(Path(name).suffix)
+    if mimetype is None:
+        abort(404)
+    response = send_from_directory(SDK_DIR, name, mimetype=mimetype, max_age=0)
+    response.headers["Cache-Control"] = "no-cache"     # revalidated: a new release reaches every app at once
+    return response
 
 
 @bp.after_request

@@ -27,10 +27,12 @@ from common.log_setup import configure_logging
 from common.metrics import instrument_dynamodb, metrics_blueprint
 from common.openapi import openapi_document
 from common.request_log import HEADER as REQUEST_ID_HEADER, install_request_log
+from common.ring_refresher import jwks_max_age
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413
 VERSION = "0.1.0"
+PUSH_DELIVERY, POLL_DELIVERY = "urn:ietf:rfc:8935", "urn:ietf:rfc:8936"  # SSF delivery methods
 
 
 class _RedactTokens(logging.Filter):
@@ -85,6 +87,8 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
             context.settings = with_public_url(context.settings)
     app.extensions[EXTENSION_KEY] = context
     _instrument(app.extensions[EXTENSION_KEY])
+    if context.ring_refresher:
+        context.ring_refresher.start()  # publishes a rotated key before any process signs with it
     register_error_handlers(app)
     if settings.cors_origins:
         CORS(app, origins=settings.cors_origins,
@@ -210,6 +214,21 @@ def _operations_blueprint(title: str) -> Blueprint:
     @ops.get("/.well-known/jwks.json")
     def jwks():
         response = jsonify(ctx().jwt.jwks())
+        max_age = jwks_max_age(ctx().settings.key_ring_reload_seconds)  # shorter than a key's wait to sign
+        response.headers["Cache-Control"] = f"public, max-age={max_age}"
+        return response
+
+    @ops.get("/.well-known/ssf-configuration")
+    def ssf_configuration():
+        """The Shared Signals transmitter's metadata (SPEC §11): where apps poll for session-revoked
+        events and which keys sign them; `citylogin_access_token_ttl` tells an app how long an
+        ended session's tokens could still look valid, so how long to remember the end."""
+        context = ctx()
+        base = context.public_url().rstrip("/")
+        response = jsonify(spec_version="1_0", issuer=context.jwt.issuer, jwks_uri=base + "/.well-known/jwks.json",
+                           delivery_methods_supported=[PUSH_DELIVERY, POLL_DELIVERY],
+                           poll_endpoint=base + "/ssf/poll", default_subjects="ALL",
+                           citylogin_access_token_ttl=context.settings.access_token_ttl)
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 

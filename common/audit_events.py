@@ -30,3 +30,6 @@ class AuditEvent(StrEnum):
     CONCURRENT_LIMIT_SET = "concurrent_limit_set"
     KEY_ROTATED = "key_rotated"
     KEY_RETIRED = "key_retired"
+    APP_ADDED = "app_added"
+    APP_SECRET_ROTATED = "app_secret_rotated"
+    APP_REMOVED = "app_removed"

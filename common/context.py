@@ -24,6 +24,7 @@ from common.key_ring import RingContents, ensure_ring, read_ring
 from common.key_ring_store import KeyRingStore
 from common.notifier import Notifier, make_notifier
 from common.ring_reader import RefreshSecrets, RingReader
+from common.ring_refresher import KeyRingRefresher
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -58,10 +59,14 @@ class AppContext:
     background_pool: ThreadPoolExecutor | None = None
     # sessions' one SessionWatcher for this app (typed there: common imports no domain package).
     session_watcher: object | None = None
+    # sessions' one EventFeed reader for this app (typed there).
+    event_feed: object | None = None
     # devices' last built CRL of this process: (built at, PEM).
     crl_cache: tuple[datetime, str] | None = None
     # flows.deletion_sweeper's stop event while its thread runs.
     deletion_sweeper_stop: threading.Event | None = None
+    # Re-reads the key ring on a schedule once an app starts it (build_context makes it).
+    ring_refresher: KeyRingRefresher | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -127,13 +132,15 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
     contents = open_key_ring(settings, KeyRingStore(startup_client, tables.key_ring, encryptor))
     store = KeyRingStore(client, tables.key_ring, encryptor)
     reader = RingReader(store, contents)
+    jwt = JwtKeyRing(contents.signing_keys(), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                     loader=lambda max_age: reader.reload(max_age=max_age).signing_keys(),
+                     reload_seconds=settings.key_ring_reload_seconds)
+    refresh_secrets = RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds)
     return AppContext(
         settings=settings, dynamodb=client, readiness_dynamodb=readiness_client, tables=tables,
-        ca=contents.certificate_authority(), key_ring=store,
-        jwt=JwtKeyRing(contents.signing_keys(), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                       loader=lambda max_age: reader.reload(max_age=max_age).signing_keys(),
-                       reload_seconds=settings.key_ring_reload_seconds),
-        refresh_secrets=RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds),
+        ca=contents.certificate_authority(), key_ring=store, jwt=jwt, refresh_secrets=refresh_secrets,
+        ring_refresher=KeyRingRefresher(jwt=jwt, refresh_secrets=refresh_secrets,
+                                        reload_seconds=settings.key_ring_reload_seconds),
         passwords=PasswordHasher(time_cost=settings.argon2_time_cost,
                                  memory_cost=settings.argon2_memory_cost,
                                  parallelism=settings.argon2_parallelism, slots=hash_slots(settings),

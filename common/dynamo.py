@@ -34,6 +34,9 @@ class TableNames:
     one_time_tokens: str
     rate_limits: str
     key_ring: str
+    apps: str
+    security_events: str
+    app_streams: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "TableNames":
@@ -74,6 +77,12 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
         names.rate_limits: _key(("limit_key", "S")),
         # ring is always "main": the whole ring is one strongly consistent Query, never a Scan
         names.key_ring: _key(("ring", "S"), ("key_id", "S")),
+        # registry is always "apps": listing the apps is one Query
+        names.apps: _key(("registry", "S"), ("client_id", "S")),
+        # the outbox of session ends (SPEC §11): feed is always "feed", seq = <epoch ms>-<event id>
+        names.security_events: _key(("feed", "S"), ("seq", "S")),
+        # each app's delivery state: what it acknowledged, and who pushes to it
+        names.app_streams: _key(("client_id", "S")),
     }
     defs[names.devices]["AttributeDefinitions"].append({"AttributeName": "fingerprint", "AttributeType": "S"})
     defs[names.devices]["GlobalSecondaryIndexes"] = [{

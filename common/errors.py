@@ -73,6 +73,8 @@ class ErrorCode(str, Enum):
     TOO_MANY_STREAMS = "too_many_streams"
     REQUEST_TIMEOUT = "request_timeout"
     REQUEST_HEADER_TOO_LARGE = "request_header_too_large"
+    INVALID_CLIENT = "invalid_client"
+    APP_NOT_FOUND = "app_not_found"
 
 
 ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>

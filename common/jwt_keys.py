@@ -23,6 +23,7 @@ from common.crypto import aware_utc, newest_published
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type
+EVENT_TOKEN_TYPE = "secevent+jwt"  # RFC 8417 §2.3
 # Times are checked by _check_times against the caller's clock, not by PyJWT's.
 _DECODE_OPTIONS: Options = {
     "require": ["exp", "iat", "iss", "aud", "sub"],
@@ -83,9 +84,10 @@ class JwtKeyRing:
         self._issuer = issuer
         self._audience = audience
         # With a loader, keys added by `citylogin keys rotate` or retired in another process are
-        # picked up: every `reload_seconds` (when signing, verifying or publishing the JWKS), or
-        # sooner when a token names a kid we do not know. loader(max_age): the ring read no longer
-        # than max_age seconds ago (0: read now).
+        # picked up: by refresh() from the app's common.ring_refresher thread, else every
+        # `reload_seconds` (when signing, verifying or publishing the JWKS), and sooner when a token
+        # names a kid we do not know. loader(max_age): the ring read no longer than max_age seconds
+        # ago (0: read now).
         self._loader = loader
         self._reload_seconds = reload_seconds
         self._install(keys)
@@ -110,6 +112,11 @@ class JwtKeyRing:
         if self._loader and time.monotonic() - self._loaded_at >= min_age:
             self._install(self._loader(read_max_age))
 
+    def refresh(self, *, max_age: float) -> None:
+        """Install the ring as read no longer than `max_age` seconds ago (0: read it now); what
+        common.ring_refresher calls on its schedule, whether or not anyone signs or verifies."""
+        self._reload(min_age=0, read_max_age=max_age)
+
     def _reload_on_interval(self) -> None:
         """Every reload interval, whether this process signs or only verifies: a retired key stops
         verifying and the JWKS shows a new one (one Query a process, shared with the refresh secrets)."""
@@ -131,6 +138,18 @@ class JwtKeyRing:
         headers = {"kid": signing_key.kid, "typ": TOKEN_TYPE}
         private_key = signing_key.private_key
         return jwt.encode(payload, private_key, algorithm=ALGORITHM, headers=headers)
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    def sign_event(self, claims: dict, *, now: datetime | None = None) -> str:
+        """A Security Event Token (RFC 8417) of ``claims`` plus iss, signed by the current key:
+        header ``typ: secevent+jwt``, so that it can never pass for an access token (nor one for it)."""
+        self._reload_on_interval()
+        signing_key = self._signing_key(now)
+        return jwt.encode({**claims, "iss": self._issuer}, signing_key.private_key, algorithm=ALGORITHM,
+                          headers={"kid": signing_key.kid, "typ": EVENT_TOKEN_TYPE})
 
     def decode(self, token: str, *, now: datetime | None = None) -> dict:
         """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token")."""

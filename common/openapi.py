@@ -36,16 +36,18 @@ class Operation:
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    auth: bool | str = False                 # True: Bearer required; "optional": Bearer or the body
+    auth: bool | str = False                 # True: Bearer required; "optional": Bearer or the body;
+                                             # "app": an app's HTTP Basic credentials (SPEC §11)
     errors: tuple[int, ...] = ()
     body_required: bool = True
     query: type[BaseModel] | None = None     # its fields are the query parameters
     media_type: str = JSON                   # of the success response
     database: bool = True                    # uses DynamoDB, so 503 while it is unreachable
+    body_media_type: str = JSON              # of the request body (a form for RFC 7662 introspection)
 
     def __post_init__(self) -> None:
-        if self.auth not in (False, True, "optional"):
-            raise ValueError(f"{self.summary!r}: auth is True, False or 'optional'")
+        if self.auth not in (False, True, "optional", "app"):
+            raise ValueError(f"{self.summary!r}: auth is True, False, 'optional' or 'app'")
         if self.status != 204 and self.media_type == JSON and self.response is None:
             raise TypeError(f"{self.summary!r}: a JSON success response needs its response model")
 
@@ -130,9 +132,10 @@ def _describe(op: Operation, rule: str, endpoint: str, components: dict[str, Any
         described["parameters"] = parameters
     if op.body:
         described["requestBody"] = {"required": op.body_required, "content": {
-            JSON: {"schema": _schema_ref(op.body, components)}}}
+            op.body_media_type: {"schema": _schema_ref(op.body, components)}}}
     if op.auth:
-        described["security"] = [{"bearer": []}, {}] if op.auth == "optional" else [{"bearer": []}]
+        described["security"] = {"optional": [{"bearer": []}, {}], "app": [{"app": []}]}.get(
+            str(op.auth), [{"bearer": []}])
     return described
 
 
@@ -157,5 +160,6 @@ def openapi_document(app: Flask, *, title: str, version: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0", "info": {"title": title, "version": version}, "paths": paths,
         "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                                           "app": {"type": "http", "scheme": "basic"}}},
     }

@@ -1,6 +1,6 @@
-"""What a running process holds of the key ring: the last read, re-read from DynamoDB when a key
-ring user asks (every CITYLOGIN_KEY_RING_RELOAD_SECONDS, whether the process signs or only verifies,
-or at once for an unknown kid)."""
+"""What a running process holds of the key ring: the last read, re-read from DynamoDB on a schedule
+(common.ring_refresher), when a key ring user asks (every CITYLOGIN_KEY_RING_RELOAD_SECONDS, whether
+the process signs or only verifies) or at once for an unknown kid."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +13,7 @@ from common.config import ConfigError
 from common.crypto import newest_published
 from common.key_ring import REFRESH, RingContents, read_ring
 from common.key_ring_store import STATE_RETIRED, KeyRingStore
+from common.log_bursts import BurstLog
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class RingReader:
         self._contents = contents
         self._lock = threading.Lock()
         self._read_started = time.monotonic()
+        self._failures = BurstLog(log)  # an outage fails every scheduled read: one line a minute
 
     @property
     def contents(self) -> RingContents:
@@ -52,7 +54,8 @@ class RingReader:
         try:
             contents = read_ring(self._store)
         except (BotoCoreError, ClientError, ConfigError) as exc:
-            log.warning("key ring not re-read, keeping the keys read before: %s", type(exc).__name__)
+            self._failures.log(logging.WARNING, "key ring not re-read, keeping the keys read before: %s",
+                               type(exc).__name__)
             return None
         self._retired |= {entry.key_id for entry in contents.retired()}
         taken_back = [e.key_id for e in contents.entries if e.key_id in self._retired and e.state != STATE_RETIRED]
@@ -78,6 +81,10 @@ class RefreshSecrets:
     def _reload(self, *, min_age: float, read_max_age: float = 0.0) -> None:
         if time.monotonic() - self._loaded_at >= min_age:
             self._install(self._reader.reload(max_age=read_max_age))
+
+    def refresh(self, *, max_age: float) -> None:
+        """Install the ring as read no longer than `max_age` seconds ago (0: read it now)."""
+        self._reload(min_age=0, read_max_age=max_age)
 
     def newest_kid(self) -> str:
         """The kid new refresh tokens are made with: the newest secret that is a reload interval

@@ -5,6 +5,9 @@ from uuid import UUID
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
+from apps import introspection
+from apps import service as apps
+from apps.models import Introspection, IntrospectionRequest
 from common.context import ctx
 from common.openapi import operation
 from common.timefmt import iso_from_epoch
@@ -34,6 +37,25 @@ def refresh():
     pair = service.refresh(ctx(), refresh_token=body.refresh_token)
     return jsonify(TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
                                  expires_in=pair.expires_in).model_dump())
+
+
+@bp.post("/introspect")
+@operation("RFC 7662 introspection for apps: is this access token active, and whose is it", auth="app",
+           body=IntrospectionRequest, body_media_type="application/x-www-form-urlencoded", response=Introspection)
+def introspect():
+    app = apps.authenticate_app(ctx(), request.headers.get("Authorization"))
+    form = parse_model(IntrospectionRequest, request.form.to_dict())
+    return jsonify(introspection.introspect(ctx(), app=app, token=form.token))
+
+
+@bp.get("/check")
+@require_session
+@operation("Forward authentication for proxies (nginx auth_request): 204 with the caller in X-Citylogin-* headers",
+           status=204, auth=True)
+def check():
+    principal = current_principal()
+    return "", 204, {"X-Citylogin-User": principal.user_uuid, "X-Citylogin-Session": principal.session_id,
+                     "X-Citylogin-Device": principal.device_id}
 
 
 @bp.get("/me")

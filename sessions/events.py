@@ -1,8 +1,9 @@
-"""Live session events (SPEC §4 GET /session/events): one watcher per process polls the
-watched sessions in batches and wakes their streams.
+"""Live session events (SPEC §4 GET /session/events): one watcher per process wakes the streams
+of the sessions that end, from the process's one reader of the security events feed (sessions.feed).
 
-Cost: ceil(watched sessions / 100) strongly consistent BatchGetItem calls per poll interval,
-whatever the number of open streams, instead of one read per stream per second.
+Cost: the feed's one Query per interval, whatever the number of open streams; and, for a session
+that may end without a write (its idle timeout or max lifetime passing), one batched read when that
+moment comes, then again at its next possible end if it was used meanwhile.
 
 Every open stream holds a server thread, so the watcher also caps them (README "Production
 serving"): a session and a user keep at most `per_session` and `per_user` streams in this process
@@ -22,6 +23,8 @@ from typing import Callable
 from common import dynamo
 from common.log_bursts import BurstLog
 from common.metrics import EVENT_STREAMS
+from sessions.feed import WINDOW_SECONDS
+from sessions.models import SessionEnded
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ BATCH = 100  # BatchGetItem's limit
 # session_id -> fields (status, revoked_reason, by_device, expires_epoch, last_seen_epoch), or None if gone
 FetchStates = Callable[[list[str]], dict[str, dict]]
 EndReason = Callable[[dict], "str | None"]
+Deadline = Callable[[dict], int]  # the first moment (epoch s) a live session's fields could make it end
 
 REVOKED = "session_revoked"
 REPLACED = "stream_replaced"
@@ -71,20 +75,24 @@ class Subscription:
 
 
 class SessionWatcher:
-    def __init__(self, *, fetch_states: FetchStates, end_reason: EndReason, interval: float,
-                 caps: StreamCaps) -> None:
-        self.fetch_states, self.end_reason, self.interval, self.caps = fetch_states, end_reason, interval, caps
+    """Fed by EventFeed.listen(watcher.on_events); `now()` in epoch seconds."""
+
+    def __init__(self, *, fetch_states: FetchStates, end_reason: EndReason, deadline: Deadline, caps: StreamCaps,
+                 now: Callable[[], float]) -> None:
+        self.fetch_states, self.end_reason, self.deadline, self.caps = fetch_states, end_reason, deadline, caps
+        self.now = now
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._by_user: dict[str, set[Subscription]] = defaultdict(set)
+        self._check_at: dict[str, float] = {}  # session_id -> when to read it, lest it ended without a write
+        self._recent: dict[str, tuple[float, dict]] = {}  # session_id -> (heard at, event): a stream opening late
         self._count = 0
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._thread: threading.Thread | None = None
-        self._outage_log, self._failure_log = BurstLog(log), BurstLog(log)
+        self._failure_log = BurstLog(log)
 
-    def subscribe(self, session_id: str, user_uuid: str) -> Subscription:
+    def subscribe(self, session_id: str, user_uuid: str, *, check_at: float) -> Subscription:
         """A new stream's mailbox; the oldest streams beyond the session's and the user's caps are
-        told `stream_replaced` and let go at once. TooManyStreams if the process is full."""
+        told `stream_replaced` and let go at once. TooManyStreams if the process is full.
+        `check_at`: the session's first possible end without a write (idle timeout, max lifetime)."""
         with self._lock:
             replaced = [*self._oldest(self._subscribers.get(session_id, ()), self.caps.per_session)]
             replaced += self._oldest(self._by_user.get(user_uuid, set()) - set(replaced), self.caps.per_user)
@@ -97,10 +105,10 @@ class SessionWatcher:
             self._subscribers[session_id].add(subscription)
             self._by_user[user_uuid].add(subscription)
             self._count += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="session-watcher", daemon=True)
-                self._thread.start()
-            self._wake.notify()
+            self._check_at[session_id] = min(check_at, self._check_at.get(session_id, check_at))
+            heard = self._recent.get(session_id)
+        if heard:  # it ended between the request's check and now
+            self._deliver(session_id, heard[1])
         return subscription
 
     @staticmethod
@@ -119,6 +127,8 @@ class SessionWatcher:
                     self._count -= 1
                 if not streams:
                     del index[key]
+                    if index is self._subscribers:
+                        self._check_at.pop(key, None)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
@@ -128,37 +138,37 @@ class SessionWatcher:
         with self._lock:
             return list(self._subscribers)
 
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._subscribers:
-                    self._wake.wait()
-            self._poll_surviving()
-            threading.Event().wait(self.interval)
-
-    def _poll_surviving(self) -> None:
-        # The watcher must outlive a DynamoDB outage (streams keep waiting, polling resumes by itself)
-        # and must not write a line per poll while it lasts.
+    def on_events(self, ended: list[SessionEnded]) -> None:
+        """The feed's tick: wake the streams of the sessions that ended, then read the sessions
+        whose idle timeout or max lifetime may have come."""
+        now = self.now()
+        with self._lock:
+            for event in ended:
+                self._recent[event.session_id] = (now, _payload(event.reason, event.by_device))
+            self._recent = {sid: heard for sid, heard in self._recent.items() if heard[0] > now - WINDOW_SECONDS}
+        for event in ended:
+            self._deliver(event.session_id, _payload(event.reason, event.by_device))
         try:
-            self.poll_once()
+            self.check_due(now)
         except Exception as exc:
-            if dynamo.is_unavailable(exc):
-                self._outage_log.log(logging.WARNING, "session watcher: DynamoDB unavailable (%s)",
-                                     type(exc).__name__)
-            else:
-                self._failure_log.log(logging.ERROR, "session watcher poll failed", exc_info=True)
+            if not dynamo.is_unavailable(exc):  # an outage is the feed's to report, once
+                self._failure_log.log(logging.ERROR, "session watcher check failed", exc_info=True)
 
-    def poll_once(self) -> None:
-        ids = self.watched()
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start:start + BATCH]
+    def check_due(self, now: float) -> None:
+        with self._lock:
+            due = [sid for sid, at in self._check_at.items() if at <= now]
+        for start in range(0, len(due), BATCH):
+            chunk = due[start:start + BATCH]
             states = self.fetch_states(chunk)
             for session_id in chunk:
                 state = states.get(session_id)
                 reason = self.end_reason(state) if state else "logged_out"
                 if reason:
-                    self._deliver(session_id, {"reason": reason, **({"by_device": state["by_device"]}
-                                                                     if state and state.get("by_device") else {})})
+                    self._deliver(session_id, _payload(reason, state.get("by_device") if state else None))
+                elif state:
+                    with self._lock:
+                        if session_id in self._check_at:
+                            self._check_at[session_id] = self.deadline(state)
 
     def _deliver(self, session_id: str, event: dict) -> None:
         with self._lock:
@@ -167,6 +177,10 @@ class SessionWatcher:
                 self._forget(subscription)
         for subscription in subscribers:
             _offer(subscription, (REVOKED, event))
+
+
+def _payload(reason: str, by_device: str | None) -> dict:
+    return {"reason": reason, **({"by_device": by_device} if by_device else {})}
 
 
 def _offer(subscription: Subscription, event: tuple[str, dict]) -> None:

@@ -1,6 +1,7 @@
 """Session records, the per-user presence record and the models of /session."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -170,6 +171,7 @@ class Principal:
     device_id: str
     session: SessionRecord
     token_expires_epoch: int
+    claims: dict = field(default_factory=dict, compare=False)  # the access token's verified claims
 
 
 class RefreshRequest(BaseModel):
@@ -256,3 +258,46 @@ class EventsQuery(BaseModel):
 
     access_token: str | None = Field(default=None, description=(
         "the access token, for EventSource clients that cannot send an Authorization header"))
+
+
+# --- the security events feed (SPEC §11): what ended, in the order of a seq -------------------
+
+SEQ = re.compile(r"^\d{13}-[0-9a-f]{32}$")  # <epoch ms>-<event id>
+
+
+def seq_at(epoch_ms: int, event_id: str = "") -> str:
+    """The seq of an event at `epoch_ms`; with no id, the bound just before every event of that ms."""
+    return f"{epoch_ms:013d}-{event_id}"
+
+
+def seq_epoch_ms(seq: str) -> int:
+    return int(seq[:13])
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """One row of the feed: a session ended."""
+
+    seq: str
+    session_id: str
+    user_uuid: str
+    device_id: str
+    reason: str
+    event_epoch: int
+    initiating_entity: str
+    by_device: str | None = None
+
+    @property
+    def event_id(self) -> str:
+        return self.seq[14:]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """What a session-ending write knows of the session it ends."""
+
+    session_id: str
+    user_uuid: str
+    device_id: str
+    reason: str
+    by_device: str | None = None

@@ -24,9 +24,11 @@ from common.guarded_write import GuardedWrite
 from common.timefmt import iso
 from common.serving import request_threads
 from sessions.events import SessionWatcher, StreamCaps, TooManyStreams
+from sessions.feed import EventFeed
+from sessions.feed_store import FeedStore
 from sessions.history_store import BadCursor, HistoryStore
-from sessions.models import (SESSION_ACTIVE, Liveness, OpenedSession, Presence, PresenceEntry, PresenceMoved, Principal,
-                             RevokeReason, Seats, SessionRecord, TokenPair)
+from sessions.models import (SESSION_ACTIVE, Ending, Liveness, OpenedSession, Presence, PresenceEntry, PresenceMoved,
+                             Principal, RevokeReason, Seats, SessionEnded, SessionRecord, TokenPair)
 from sessions.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore,
                             retention_ttl)
 
@@ -97,7 +99,8 @@ class StreamsFull(ServiceUnavailable):
 
 
 def session_store(ctx: AppContext) -> SessionStore:
-    return SessionStore(ctx.dynamodb, sessions_table=ctx.tables.sessions, presence_table=ctx.tables.presence)
+    return SessionStore(ctx.dynamodb, sessions_table=ctx.tables.sessions, presence_table=ctx.tables.presence,
+                        events_table=ctx.tables.security_events)
 
 
 def history_store(ctx: AppContext) -> HistoryStore:
@@ -106,6 +109,10 @@ def history_store(ctx: AppContext) -> HistoryStore:
 
 def _epoch(ctx: AppContext) -> int:
     return int(ctx.now().timestamp())
+
+
+def _epoch_ms(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp() * 1000)
 
 
 # --- tokens -----------------------------------------------------------------------------
@@ -126,7 +133,9 @@ def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, iss
                 refresh_kid: str | None) -> TokenPair:
     claims = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
               "jti": f"{session.session_id}.{generation}"}
-    ttl = ctx.settings.access_token_ttl
+    # A token never outlives its session's max lifetime: an app that checks tokens locally (the
+    # guard, SPEC §11) learns of ends made by a write from the feed, but this one is made by time.
+    ttl = max(1, min(ctx.settings.access_token_ttl, session.expires_epoch - issued_epoch))
     # EdDSA is deterministic: the same claims and time give the same token, hence the same pair.
     access = ctx.jwt.sign(claims, ttl_seconds=ttl, now=datetime.fromtimestamp(issued_epoch, timezone.utc))
     return TokenPair(access_token=access,
@@ -166,17 +175,19 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                     device_name=device_name, login_epoch=now, last_seen_epoch=now,
                                     expires_epoch=session.expires_epoch, ip=ip, device_class=device_class)
-    displaced = [(e.session_id, RevokeReason.DISPLACED) for e in evicted]
+    user_uuid = seats.presence.user_uuid
+    displaced = [_ending(user_uuid, e, RevokeReason.DISPLACED, by_device=device_id) for e in evicted]
     if device_id in seats.presence.entries:  # a re-login from this device replaces its own session
-        displaced.append((seats.presence.entries[device_id].session_id, RevokeReason.LOGGED_OUT))
-    idle = [e.session_id for e in seats.presence.entries.values()
+        displaced.append(_ending(user_uuid, seats.presence.entries[device_id], RevokeReason.LOGGED_OUT,
+                                 by_device=device_id))
+    idle = [_ending(user_uuid, e, RevokeReason.IDLE_TIMEOUT) for e in seats.presence.entries.values()
             if e.device_id != device_id and e not in seats.live and now < e.expires_epoch
             and e.session_id not in seats.learned.gone]
     extra = list(extra_writes)
     try:
         store.open_session(before=seats.presence, entries=kept, session=session, displaced=displaced,
                            idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
-                           by_device=device_id, extra_writes=[w.item for w in extra])
+                           at_ms=_epoch_ms(ctx), extra_writes=[w.item for w in extra])
     except ExtraWriteRefused as refused:
         raise extra[refused.index].refusal() from None
     except IdleSessionsInUse as in_use:
@@ -187,6 +198,11 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     return OpenedSession(session=session, evicted=evicted,
                          tokens=_token_pair(ctx, session, generation=1, issued_epoch=now,
                                             refresh_kid=session.refresh_kid))
+
+
+def _ending(user_uuid: str, entry: PresenceEntry, reason: str, *, by_device: str | None = None) -> Ending:
+    return Ending(session_id=entry.session_id, user_uuid=user_uuid, device_id=entry.device_id, reason=reason,
+                  by_device=by_device)
 
 
 def _learned_in_use(store: SessionStore, session_ids: list[str], learned: PresenceMoved) -> PresenceMoved:
@@ -215,12 +231,12 @@ def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_cl
         entries = {e.device_id: e for e in live}
         if mine:
             entries[device_id] = replace(mine, device_class=device_class)
-        idle = [e.session_id for e in presence.entries.values()
+        idle = [_ending(user_uuid, e, RevokeReason.IDLE_TIMEOUT) for e in presence.entries.values()
                 if e not in live and now < e.expires_epoch and e.session_id not in gone]
         try:
             store.relabel(before=presence, entries=entries, session_id=mine.session_id if mine else None,
                           device_class=device_class, idle=idle, idle_cutoff=rule.idle_cutoff(now),
-                          at=iso(ctx.now()), end_epoch=now, extra_writes=[w.item for w in extra])
+                          at=iso(ctx.now()), end_epoch=now, at_ms=_epoch_ms(ctx), extra_writes=[w.item for w in extra])
             return
         except ExtraWriteRefused as refused:
             raise extra[refused.index].refusal() from None
@@ -302,10 +318,12 @@ def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None
                                     last_seen_epoch=session.last_seen_epoch, now=now)
 
 
-def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str | None = None) -> Principal:
+def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str | None = None,
+                 activity: bool = True) -> Principal:
     """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked).
     A session revoked with `accept_ended_reason` still names its caller (DELETE /account retried
-    after the deletion ended the session)."""
+    after the deletion ended the session). `activity=False`: an app asks about the token
+    (introspection), so the check is read-only and the session's idle clock does not move."""
     try:
         claims = ctx.jwt.decode(access_token, now=ctx.now())
     except TokenError as exc:
@@ -322,10 +340,10 @@ def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str
     reason = _end_reason(ctx, session, now)
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
         raise _ended(session, reason)
-    if not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
+    if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
-                     token_expires_epoch=int(claims["exp"]))
+                     token_expires_epoch=int(claims["exp"]), claims=claims)
 
 
 def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int) -> None:
@@ -412,7 +430,7 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
 def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None,
                    locked: bool = False) -> None:
     moment = ctx.now()
-    session_store(ctx).revoke(session, reason=reason, at=iso(moment), end_epoch=int(moment.timestamp()),
+    session_store(ctx).revoke(session, reason=reason, at=iso(moment), at_ms=int(moment.timestamp() * 1000),
                               by_device=by_device, locked=locked)
     audit(AuditEvent.SESSION_REVOKED, user_uuid=session.user_uuid, device_id=session.device_id,
           session_id=session.session_id, reason=reason, by_device=by_device)
@@ -543,16 +561,43 @@ def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | N
 _watcher_lock = threading.Lock()
 
 
+def events_after(ctx: AppContext, seq: str) -> Iterator[SessionEnded]:
+    """The session ends recorded after `seq` in the security events feed, oldest first, read page
+    by page as they are consumed (SPEC §11)."""
+    return FeedStore(ctx.dynamodb, ctx.tables.security_events).after(seq)
+
+
+def event_feed(ctx: AppContext) -> EventFeed:
+    """The process's one reader of the security events feed for this app context (not yet reading:
+    it starts with its first listener or waiter)."""
+    with _watcher_lock:
+        feed = ctx.event_feed
+        if not isinstance(feed, EventFeed):  # None until first use
+            feed = ctx.event_feed = EventFeed(FeedStore(ctx.dynamodb, ctx.tables.security_events),
+                                              interval=ctx.settings.events_poll_interval,
+                                              now=lambda: ctx.now().timestamp())
+        return feed
+
+
 def session_watcher(ctx: AppContext) -> SessionWatcher:
-    """The process's one watcher for this app context, started on first use."""
+    """The process's one watcher for this app context, listening to the feed from first use."""
+    feed = event_feed(ctx)
     with _watcher_lock:
         watcher = ctx.session_watcher
-        if not isinstance(watcher, SessionWatcher):  # None until first use
-            store = session_store(ctx)
-            watcher = ctx.session_watcher = SessionWatcher(
-                fetch_states=store.batch_states, interval=ctx.settings.events_poll_interval,
-                end_reason=lambda state: _state_end_reason(ctx, state, _epoch(ctx)), caps=stream_caps(ctx))
-        return watcher
+        if isinstance(watcher, SessionWatcher):
+            return watcher
+        watcher = ctx.session_watcher = SessionWatcher(
+            fetch_states=session_store(ctx).batch_states, caps=stream_caps(ctx), now=lambda: ctx.now().timestamp(),
+            end_reason=lambda state: _state_end_reason(ctx, state, _epoch(ctx)),
+            deadline=lambda state: _state_deadline(ctx, state))
+    feed.listen(watcher.on_events)
+    return watcher
+
+
+def _state_deadline(ctx: AppContext, state: dict) -> int:
+    """The first moment a session with these fields ends without a write: its max lifetime or idle timeout."""
+    rule = liveness(ctx)
+    return min(int(state["expires_epoch"]), int(state["last_seen_epoch"]) + rule.idle_timeout + rule.touch_every)
 
 
 UNBOUNDED_SERVER_STREAMS = 256  # per process when the server starts a thread per connection
@@ -597,7 +642,11 @@ class _Started:
 
 def _stream(ctx: AppContext, principal: Principal) -> Generator[str, None, None]:
     try:
-        subscription = session_watcher(ctx).subscribe(principal.session_id, principal.user_uuid)
+        session = principal.session
+        subscription = session_watcher(ctx).subscribe(
+            principal.session_id, principal.user_uuid,
+            check_at=_state_deadline(ctx, {"expires_epoch": session.expires_epoch,
+                                           "last_seen_epoch": session.last_seen_epoch}))
     except TooManyStreams:
         raise StreamsFull() from None
     try:

@@ -1,5 +1,6 @@
 """The sessions table and the presence table: one session per login, one presence record per
-user listing its logged-in devices under a version number (SPEC §5, §8)."""
+user listing its logged-in devices under a version number (SPEC §5, §8). Every write that ends a
+session puts its event into the security events feed in the same transaction (SPEC §11)."""
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,9 @@ from botocore.exceptions import ClientError
 
 from common import dynamo
 from common.timefmt import parse_iso
+from sessions.feed_store import event_put
 from sessions.history_store import BadCursor
-from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, Presence, PresenceEntry, RevokeReason,
+from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, Ending, Presence, PresenceEntry, RevokeReason,
                                     SessionRecord)
 
 
@@ -63,8 +65,8 @@ def retention_ttl(end_epoch: int) -> int:
 
 
 class SessionStore:
-    def __init__(self, client, *, sessions_table: str, presence_table: str) -> None:
-        self.client, self.sessions, self.presence = client, sessions_table, presence_table
+    def __init__(self, client, *, sessions_table: str, presence_table: str, events_table: str) -> None:
+        self.client, self.sessions, self.presence, self.events = client, sessions_table, presence_table, events_table
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -198,34 +200,39 @@ class SessionStore:
                                           ":cutoff": {"N": str(cutoff)},
                                           ":ttl": {"N": str(retention_ttl(end_epoch))}}}}
 
+    def _events(self, endings: list[Ending], at_ms: int) -> list[dict[str, Any]]:
+        return [event_put(self.events, ending, at_ms=at_ms) for ending in endings]
+
     def open_session(self, *, before: Presence, entries: dict[str, PresenceEntry], session: SessionRecord,
-                     displaced: list[tuple[str, str]], idle: list[str], idle_cutoff: int, at: str,
-                     by_device: str, extra_writes: list[dict[str, Any]]) -> None:
-        """Replace the presence (if unchanged since read), create `session`, revoke `displaced`
-        [(session_id, reason)] and the `idle` sessions (if still idle at `idle_cutoff`), and
+                     displaced: list[Ending], idle: list[Ending], idle_cutoff: int, at: str, at_ms: int,
+                     extra_writes: list[dict[str, Any]]) -> None:
+        """Replace the presence (if unchanged since read), create `session`, end the `displaced`
+        sessions and the `idle` ones (if still idle at `idle_cutoff`), put their events, and
         `extra_writes`: all in one transaction. The sessions it ends, end as `session` begins."""
         ended = session.login_epoch
         head = [self._presence_put(before, entries),
                 {"Put": {"TableName": self.sessions, "Item": dynamo.to_item(asdict(session)),
                          "ConditionExpression": "attribute_not_exists(session_id)"}},
-                *[self._revoke_update(sid, reason=reason, at=at, end_epoch=ended, by_device=by_device)
-                  for sid, reason in displaced]]
-        idle_items = [self._idle_revoke(sid, cutoff=idle_cutoff, at=at, end_epoch=ended) for sid in idle]
-        failed = self._transact([*head, *idle_items, *extra_writes])
+                *[self._revoke_update(e.session_id, reason=e.reason, at=at, end_epoch=ended, by_device=e.by_device)
+                  for e in displaced]]
+        idle_items = [self._idle_revoke(e.session_id, cutoff=idle_cutoff, at=at, end_epoch=ended) for e in idle]
+        events = self._events([*displaced, *idle], at_ms)  # last: the indexes below do not count them
+        failed = self._transact([*head, *idle_items, *extra_writes, *events])
         if not failed:
             return
         if 0 in failed or "TransactionConflict" in failed.values():
             raise PresenceChanged()
-        in_use = [idle[i - len(head)] for i in failed if len(head) <= i < len(head) + len(idle)]
+        in_use = [idle[i - len(head)].session_id for i in failed if len(head) <= i < len(head) + len(idle)]
         if in_use:
             raise IdleSessionsInUse(in_use)
-        extra = [i - len(head) - len(idle) for i in failed if i >= len(head) + len(idle)]
+        extra = [i - len(head) - len(idle) for i in failed
+                 if len(head) + len(idle) <= i < len(head) + len(idle) + len(extra_writes)]
         if extra:
             raise ExtraWriteRefused(extra[0])
         raise PresenceChanged()
 
     def relabel(self, *, before: Presence, entries: dict[str, PresenceEntry], session_id: str | None,
-                device_class: str, idle: list[str], idle_cutoff: int, at: str, end_epoch: int,
+                device_class: str, idle: list[Ending], idle_cutoff: int, at: str, end_epoch: int, at_ms: int,
                 extra_writes: list[dict[str, Any]]) -> None:
         """Replace the presence (if unchanged since read) with `entries`, where the relabelled
         device's live session `session_id` (if any) counts as `device_class` from `at`, end the
@@ -239,13 +246,13 @@ class SessionStore:
                 "ConditionExpression": "attribute_exists(session_id)",
                 "ExpressionAttributeValues": {":none": {"L": []}, ":change": {"L": [dynamo.to_item(
                     {"c": {"at": at, "device_class": device_class}})["c"]]}}}})
-        idle_items = [self._idle_revoke(sid, cutoff=idle_cutoff, at=at, end_epoch=end_epoch) for sid in idle]
-        failed = self._transact([*head, *idle_items, *extra_writes])
+        idle_items = [self._idle_revoke(e.session_id, cutoff=idle_cutoff, at=at, end_epoch=end_epoch) for e in idle]
+        failed = self._transact([*head, *idle_items, *extra_writes, *self._events(idle, at_ms)])
         if not failed:
             return
         if any(i < len(head) for i in failed) or "TransactionConflict" in failed.values():
             raise PresenceChanged()
-        in_use = [idle[i - len(head)] for i in failed if len(head) <= i < len(head) + len(idle)]
+        in_use = [idle[i - len(head)].session_id for i in failed if len(head) <= i < len(head) + len(idle)]
         if in_use:
             raise IdleSessionsInUse(in_use)
         raise ExtraWriteRefused(min(i - len(head) - len(idle) for i in failed))
@@ -264,10 +271,14 @@ class SessionStore:
                 return {-1: "TransactionConflict"}
             raise
 
-    def revoke(self, session: SessionRecord, *, reason: str, at: str, end_epoch: int, by_device: str | None,
+    def revoke(self, session: SessionRecord, *, reason: str, at: str, at_ms: int, by_device: str | None,
                locked: bool = False) -> None:
-        """Mark `session` revoked at `at` (`end_epoch`, the same moment; `locked`: by an account
-        lock) and take its device out of the presence record, atomically."""
+        """Mark `session` revoked at `at` (`at_ms`, the same moment; `locked`: by an account lock),
+        take its device out of the presence record and put its event, atomically."""
+        end_epoch = at_ms // 1000
+        event = event_put(self.events, Ending(session_id=session.session_id, user_uuid=session.user_uuid,
+                                              device_id=session.device_id, reason=reason, by_device=by_device),
+                          at_ms=at_ms)
         remove = {"Update": {
             "TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
             "UpdateExpression": "REMOVE entries.#d SET #v = #v + :one",
@@ -277,26 +288,27 @@ class SessionStore:
         revoke = self._revoke_update(session.session_id, reason=reason, at=at, end_epoch=end_epoch,
                                      by_device=by_device, locked=locked)
         for _ in range(10):
-            failed = self._transact([remove, revoke])
+            failed = self._transact([remove, revoke, event])
             if not failed:
                 return
             if failed.get(0) == "ConditionalCheckFailed":
                 # The presence no longer lists this session: it was displaced or ended there, or
                 # it is left from before the presence counted it. End it if nothing has yet; the
-                # first ending and its reason stand.
-                self._revoke_if_active(revoke)
+                # first ending, its reason and its event stand.
+                self._revoke_if_active(revoke, event)
                 return
         raise PresenceChanged()
 
-    def _revoke_if_active(self, revoke: dict[str, Any]) -> None:
+    def _revoke_if_active(self, revoke: dict[str, Any], event: dict[str, Any]) -> None:
         update = revoke["Update"]
-        try:
-            self.client.update_item(**{**update, "ConditionExpression": "#s = :active",
-                                       "ExpressionAttributeValues": {**update["ExpressionAttributeValues"],
-                                                                     ":active": {"S": SESSION_ACTIVE}}})
-        except ClientError as exc:
-            if not dynamo.is_condition_failure(exc):
-                raise
+        if_active = {"Update": {**update, "ConditionExpression": "#s = :active",
+                                "ExpressionAttributeValues": {**update["ExpressionAttributeValues"],
+                                                              ":active": {"S": SESSION_ACTIVE}}}}
+        for _ in range(10):
+            failed = self._transact([if_active, event])
+            if not failed or failed.get(0) == "ConditionalCheckFailed":  # ended, or already over
+                return
+        raise PresenceChanged()
 
     # --- activity: a touch or a refresh moves last_seen on the session and its presence entry --
 

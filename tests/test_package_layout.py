@@ -14,7 +14,7 @@ NOT_PRODUCT = {"tests", "bench", "scripts", "docs"}
 # The floors, lowest first: a package imports only packages on floors below its own. The domains
 # (sessions, accounts, devices) hold the rules and stores; flows compose them; the four services
 # on one floor (none imports another) serve the URL prefixes; citylogin composes the services.
-FLOORS = [["common"], ["sessions"], ["accounts"], ["devices"], ["flows"],
+FLOORS = [["common"], ["sessions"], ["accounts"], ["devices"], ["apps"], ["flows"],
           ["registration", "login_app", "session_manager", "device_manager"], ["citylogin"]]
 ORDER = [package for floor in FLOORS for package in floor]
 

@@ -1,19 +1,16 @@
 // The Account panel (SPEC §4 /account): e-mail and its verification, password, recovery
 // codes, language and deleting the account.
 
-import { authCall } from "./api.js";
+import { authCall, citylogin } from "./api.js";
 import { showRecoveryCodes } from "./codes.js";
 import { setText } from "./i18n.js";
-import { forgetDevice } from "./keystore.js";
 import { $, busy, clearMessage, say, showError, showFieldError } from "./ui.js";
 
 let onAccountDeleted = () => {};
 let onLocaleSaved = async () => {};
-let signedInUsername = () => null;  // the account signed in here, whose key this device forgets once it is deleted
 
-export function initAccount({ onDeleted, onLocaleSaved: localeSaved, username }) {
+export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
   onAccountDeleted = onDeleted;
-  signedInUsername = username;
   onLocaleSaved = localeSaved;
   $("#account-refresh").addEventListener("click", loadAccount);
   $("#account-resend").addEventListener("click", resendVerification);
@@ -136,12 +133,8 @@ async function deleteAccount(event) {
     say($(".error", form), "web.account.delete_tick");
     return;
   }
-  // The signed-in account, known before GET /account answers: the panel may not have loaded yet.
-  const username = signedInUsername();
-  const done = await busy(form, () => authCall("DELETE", "/account", { password: form.password.value })
-    .then(() => true));
+  // The SDK forgets this device's key for the account: it can never log in again.
+  const done = await busy(form, () => citylogin.deleteAccount({ password: form.password.value }).then(() => true));
   if (!done) return;
-  // The account is gone: its key on this device can never log in again.
-  if (username) await forgetDevice(username).catch(() => {});
   onAccountDeleted();
 }

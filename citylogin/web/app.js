@@ -4,13 +4,11 @@
 
 import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
-import * as api from "./api.js";
-import * as auth from "./auth.js";
+import { ConcurrentLogin } from "../sdk/citylogin.js";
+import { authCall, citylogin } from "./api.js";
 import { initCameraScan, stopCameraScan } from "./camera_scan.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
-import { watchSession } from "./events.js";
-import { forgetDevice, lastUsedDevice } from "./keystore.js";
 import { initLinks, notify, takeAccountLink } from "./links.js";
 import { initPairing, resetPairing } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
@@ -38,7 +36,6 @@ const REMOVED_HERE = ["web.banner.device_removed_here", "web.banner.device_remov
 const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(), account: loadAccount };
 const DEVICE_NAME_FIELDS = ["#register-device", "#pair-device", "#recover-device"];
 
-let stopWatching = () => {};
 let pickedSignedOut = null;      // a language picked in the header before logging in: the account takes it
 
 function selectTab(screen, name) {
@@ -76,7 +73,7 @@ function showAuth({ tab = "login", banner = null } = {}) {
 }
 
 function signedIn() {
-  return Boolean(storedAccount()) && api.hasSession();
+  return Boolean(storedAccount()) && citylogin.session !== null;
 }
 
 function storedAccount() {
@@ -96,8 +93,6 @@ function enterHome(account, { localeFromHere = false } = {}) {
   $("#home-screen").hidden = false;
   selectTab($("#home-screen"), "devices");
   currentTab($("#home-screen")).focus();        // keyboard users start on the screen they now see
-  stopWatching();
-  stopWatching = watchSession();
   syncAccountLocale({ push: localeFromHere || pickedSignedOut !== null });
 }
 
@@ -105,9 +100,9 @@ function enterHome(account, { localeFromHere = false } = {}) {
  * before logging in, tells the account which one it is. */
 async function syncAccountLocale({ push }) {
   try {
-    const account = await api.authCall("GET", "/account");
+    const account = await authCall("GET", "/account");
     if (push && account.locale !== currentLocale()) {
-      await api.authCall("PATCH", "/account", { locale: currentLocale() });
+      await authCall("PATCH", "/account", { locale: currentLocale() });
     } else if (!push && account.locale !== currentLocale()) {
       await useLocale(account.locale);
     }
@@ -135,7 +130,7 @@ async function switchLanguage(tag) {
   // The account first, so the panels drawn again in the new language read it back.
   let saved = true;
   try {
-    await api.authCall("PATCH", "/account", { locale: tag });
+    await authCall("PATCH", "/account", { locale: tag });
   } catch (error) {
     if (error.sessionEnded) return;
     saved = false;
@@ -154,8 +149,6 @@ function showLocale(tag) {
 
 function leaveHome(banner) {
   const account = storedAccount();
-  stopWatching();
-  stopWatching = () => {};
   sessionStorage.removeItem(ACCOUNT_KEY);
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   resetDevices();
@@ -170,7 +163,7 @@ async function sessionEnded(reason) {
   // A deleted account's key can never log in again: it is gone from IndexedDB before the login
   // screen shows, whichever comes first, the stream's news of the deletion or DELETE's answer.
   const account = storedAccount();
-  if (reason === "account_deleted" && account) await forgetDevice(account.username).catch(() => {});
+  if (reason === "account_deleted" && account) await citylogin.forgetDevice(account.username).catch(() => {});
   const [title, text] = reason === "device_unbound" && removedThisDevice() ? REMOVED_HERE
     : ENDED[reason] || ["web.banner.ended", RELOGIN];
   leaveHome({ kind: "alert", title, text });
@@ -182,29 +175,29 @@ async function logIn(username, password, { registered = false } = {}) {
   form.username.value = username;
   clearMessage($(".note", form));
   await busy(form, async () => {
+    let result;
     try {
-      enterHome(await auth.login({ username, password }), { localeFromHere: registered });
+      result = await citylogin.login({ username, password });
     } catch (error) {
-      if (error.code === "device_revoked") {
-        // This browser's certificate was revoked: the banner says what happened and what to do.
-        setBanner({ kind: "alert", title: ENDED.device_unbound[0], text: ENDED.device_unbound[1] });
-        return;
-      }
-      if (error.code !== "concurrent_login") throw error;
-      await resolveConflict(username, error.problem);
+      if (error.code !== "device_revoked") throw error;
+      // This browser's certificate was revoked: the banner says what happened and what to do.
+      setBanner({ kind: "alert", title: ENDED.device_unbound[0], text: ENDED.device_unbound[1] });
+      return;
     }
+    if (result instanceof ConcurrentLogin) await resolveConflict(result);
+    else enterHome(result, { localeFromHere: registered });
   });
 }
 
-async function resolveConflict(username, problem) {
-  $("#concurrent-devices").replaceChildren(...(problem.active_devices || []).map((device) =>
+async function resolveConflict(pending) {
+  $("#concurrent-devices").replaceChildren(...pending.activeDevices.map((device) =>
     el("li", {}, el("strong", {}, device.device_name), " ",
       tx("span", { className: "muted" }, "web.concurrent.signed_in"), " ", timeEl(device.login_at))));
   if ((await modal($("#concurrent-dialog"))) !== "continue") {
     say($("#login-form .note"), "web.concurrent.cancelled");
     return;
   }
-  enterHome(await auth.confirmLogin({ username, confirmToken: problem.confirm_token }));
+  enterHome(await pending.confirm());
 }
 
 function formValues(form) {
@@ -225,7 +218,7 @@ async function submitRegister(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const v = formValues(form);
-  const issued = await busy(form, () => auth.register({
+  const issued = await busy(form, () => citylogin.register({
     username: v.username, email: v.email, password: v.password, deviceName: v.device_name }));
   if (!issued) return;
   form.reset();
@@ -240,7 +233,7 @@ async function submitPair(event) {
   stopCameraScan();
   const form = event.currentTarget;
   const v = formValues(form);
-  const issued = await busy(form, () => auth.pair({
+  const issued = await busy(form, () => citylogin.pairWithToken({
     qrCode: v.qr_code, username: v.username, password: v.password, deviceName: v.device_name }));
   if (!issued) return;
   form.reset();
@@ -254,7 +247,7 @@ async function submitRecover(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const v = formValues(form);
-  const issued = await busy(form, () => auth.recover({ username: v.username, password: v.password,
+  const issued = await busy(form, () => citylogin.recover({ username: v.username, password: v.password,
     recoveryCode: v.recovery_code, deviceName: v.device_name, unbindOtherDevices: form.unbind_other_devices.checked }));
   if (!issued) return;
   form.reset();
@@ -265,7 +258,7 @@ async function submitRecover(event) {
 
 async function logOut() {
   try {
-    await auth.logout();
+    await citylogin.logout();
   } catch (error) {
     if (error.sessionEnded) return;       // the banner already says why
   }
@@ -274,15 +267,12 @@ async function logOut() {
 
 /** Sessions → "Log out everywhere": every session of the account ends, this one too (SPEC §4). */
 async function logOutEverywhere() {
-  stopWatching();                         // this tab's own revocation event must not read as "from another device"
   try {
-    await api.authCall("POST", "/session/logout_all", { include_current: true });
+    await citylogin.logoutAll();
   } catch (error) {
     if (error.sessionEnded) return;
-    stopWatching = watchSession();
     throw error;
   }
-  api.clearSession();
   leaveHome({ kind: "info", title: "web.banner.logged_out_everywhere", text: null });
 }
 
@@ -353,11 +343,10 @@ function wire() {
     onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",
       text: "web.banner.key_forgotten" }),
     onLocaleSaved: useLocale,
-    username: () => storedAccount()?.username ?? null,
   });
   // A verified address shows on the Account panel at once when it is open.
   initLinks({ verified: () => { if (!$("#account-panel").hidden && !$("#home-screen").hidden) loadAccount(); } });
-  api.onSessionEnded(sessionEnded);
+  citylogin.onSessionEnded(sessionEnded);
 }
 
 async function boot() {
@@ -373,20 +362,20 @@ async function boot() {
   takeAccountLink();
   for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
   const account = storedAccount();
-  if (account && api.hasSession()) {
+  if (account && citylogin.session) {
     // A reload of a signed-in tab: the refresh token in sessionStorage resumes the session.
     try {
-      await api.refreshTokens();
+      await citylogin.refresh();
       enterHome(account);
       return;
     } catch (error) {
       if (error.sessionEnded) return;      // sessionEnded() has shown the login screen and why
-      api.clearSession();
+      await citylogin.logout().catch(() => {});
       sessionStorage.removeItem(ACCOUNT_KEY);
     }
   }
   showAuth({ tab: paired ? "pair" : "login" });
-  const last = await lastUsedDevice().catch(() => null);
+  const last = await citylogin.lastUsedDevice().catch(() => null);
   if (last && !$("#login-username").value) $("#login-username").value = last.username;
 }
 

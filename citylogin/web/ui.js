@@ -41,6 +41,9 @@ export function showError(node, error) {
   if (!(error?.status >= 0)) console.error(error);
   const key = errorKey(error);
   if (key) setText(node, key, error?.problem);
+  else if (error?.status > 0 && !error.problem?.detail && !error.problem?.title) {
+    setText(node, "web.error.http", { status: error.status });
+  }
   else setPlainText(node, error?.message || t("web.error.unexpected"));
   node.hidden = false;
 }
@@ -163,14 +166,6 @@ export async function askName(current, currentClass = "other") {
   kind.value = currentClass;
   const answer = await modal(dialog);
   return answer === "save" && input.value.trim() ? { name: input.value.trim(), deviceClass: kind.value } : null;
-}
-
-/** What kind of device this browser runs on (SPEC §5 device classes), for registration and pairing. */
-export function guessDeviceClass() {
-  const ua = navigator.userAgent;
-  if (/iPad|Tablet/.test(ua) || (/Android/.test(ua) && !/Mobile/.test(ua))) return "tablet";
-  if (navigator.userAgentData?.mobile || /Mobi|iPhone|Android/.test(ua)) return "mobile";
-  return "desktop";
 }
 
 const BROWSERS = [["Edg/", "Edge"], ["OPR/", "Opera"], ["Firefox/", "Firefox"], ["Chrome/", "Chrome"],

@@ -157,7 +157,7 @@ def test_only_the_credential_service_checks_a_password():
     """One place compares passwords (under the lockout); a flow that verified a hash itself
     would be an oracle again."""
     root = Path(__file__).resolve().parents[2]
-    product = [p for package in ("common", "sessions", "accounts", "devices", "flows", "registration",
+    product = [p for package in ("common", "sessions", "accounts", "devices", "apps", "flows", "registration",
                                  "login_app", "session_manager", "device_manager", "citylogin")
                for p in (root / package).rglob("*.py")]
     checking = sorted(str(p.relative_to(root)) for p in product

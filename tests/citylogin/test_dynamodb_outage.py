@@ -62,7 +62,7 @@ def test_outage_answers_503_logs_once_per_burst_and_recovers(make_server, dynamo
         line.close()
         caplog.clear()
         answers = requests_during_outage(url, client)
-        watcher_alive = ctx.session_watcher._thread.is_alive()
+        watcher_alive = ctx.event_feed._thread.is_alive()
         outage_records = [r for r in caplog.records if r.levelno >= logging.WARNING]
 
         line = line.restarted()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+from contextlib import ExitStack
 
 import jwt
 import pytest
@@ -93,3 +94,54 @@ def test_a_process_that_only_verifies_sees_a_rotation_and_a_retirement(shared):
             with running_service("session_manager.app_session_manager", env) as fresh:  # no memory of it
                 assert problem(me(fresh, old_token))[:2] == (401, "invalid_token")
                 assert published(fresh) == {new_kid}
+
+
+class CachedJwks:
+    """A process's JWKS as an app sees it through a caching proxy: fetched again only once the last
+    copy's Cache-Control max-age has run out."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.kids, self.fresh_until = url, set(), 0.0
+
+    def __call__(self) -> set[str]:
+        if time.monotonic() >= self.fresh_until:
+            fetched_at = time.monotonic()
+            response = requests.get(self.url + "/.well-known/jwks.json", timeout=10)
+            max_age = int(response.headers["Cache-Control"].split("max-age=")[1].split(",")[0])
+            self.kids = {key["kid"] for key in response.json()["keys"]}
+            self.fresh_until = fetched_at + max_age
+        return self.kids
+
+
+def test_three_idle_processes_publish_a_rotated_key_before_any_of_them_signs_with_it(shared):
+    """Each round reads the three JWKS (as cached, honouring max-age), then has each process sign (a
+    refresh): the first token with the new kid must come from a round whose three JWKS, read before
+    it, all list the new kid."""
+    shared = {**shared, "key_ring_reload_seconds": 3.0}  # signs 3 s after the rotation
+    env = config_env(shared)
+    with app_servers(shared) as start, ExitStack() as processes:
+        url, _ = start()
+        client = register_device(url)
+        client.login(PASSWORD)
+        urls = [processes.enter_context(running_service("session_manager.app_session_manager", env))
+                for _ in range(3)]
+        caches = [CachedJwks(each) for each in urls]
+        old_kid = kid_of(client.access_token)
+        assert [cache() for cache in caches] == [{old_kid}] * 3
+
+        new_kid = keys(env, "rotate").split("new jwt key ")[1].split()[0]
+        rotated, rounds = time.monotonic(), 0
+        while True:
+            jwks = [cache() for cache in caches]
+            signed = []
+            for each in urls:
+                client.base_url = each
+                client.refresh()
+                signed.append(kid_of(client.access_token))
+            rounds += 1
+            if new_kid in signed:
+                break
+            assert set(signed) == {old_kid} and time.monotonic() - rotated < 30, (signed, jwks)
+            time.sleep(0.05)
+        print(f"the new key signed after {time.monotonic() - rotated:.1f} s, round {rounds}")
+        assert jwks == [{old_kid, new_kid}] * 3, "a process signed with a key that not every JWKS listed"

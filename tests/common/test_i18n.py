@@ -14,7 +14,7 @@ from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, MissingF
 from common.validation import parse_model
 
 ROOT = Path(__file__).resolve().parents[2]
-DOMAINS = ("common", "sessions", "accounts", "devices", "flows", "login_app", "device_manager", "registration",
+DOMAINS = ("common", "sessions", "accounts", "devices", "apps", "flows", "login_app", "device_manager", "registration",
            "session_manager")
 
 

@@ -12,8 +12,8 @@ from common import i18n
 from common.notifier import localized_message
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("common", "sessions", "accounts", "devices", "flows", "registration", "login_app", "session_manager",
-            "device_manager", "citylogin")
+PACKAGES = ("common", "sessions", "accounts", "devices", "apps", "flows", "registration", "login_app",
+            "session_manager", "device_manager", "citylogin")
 UNFILLED = re.compile(r"\{\w+\}")
 MESSAGE_ARGS = {"user_uuid", "email", "locale", "texts"}
 

@@ -226,7 +226,10 @@ def test_active_session_ends_at_its_max_lifetime(make_server):
     clock.advance(1800)
     assert me(url, client.access_token).status_code == 200  # activity: the idle timer starts again
     clock.advance(1801)  # 3601 s after login, 1801 s after the last request
-    assert bearer_problem(me(url, client.access_token)) == (401, "session_revoked", "max_lifetime")
+    # The token ends with its session (SPEC §11: an app checking tokens locally must not accept it).
+    assert bearer_problem(me(url, client.access_token)) == (401, "token_expired", None)
+    refused = client.http.post(url + "/session/refresh", json={"refresh_token": client.refresh_token}, timeout=10)
+    assert bearer_problem(refused) == (401, "session_revoked", "max_lifetime")
 
 
 # --- keys --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """What a finished account deletion must leave (SPEC §4 DELETE /account): nothing of the account in
 any table but its ended session records (without the client's IP and user agent, kept so that an
-old token meets 401 session_revoked, reason account_deleted), and every certificate it was ever
+old token meets 401 session_revoked, reason account_deleted), the events of those ends for the apps
+(ids and reasons, 25 hours), and every certificate it was ever
 issued in the CRL. Tests only: these read whole tables with Scans."""
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def leftovers(client, tables: dynamo.TableNames, *, user_uuid: str, username: st
         for item in _scan(client, table):
             if table == tables.devices and item["user_uuid"] == "#crl":
                 continue  # the CRL's own entries, which must stay
+            if table == tables.security_events:
+                continue  # session ends kept 25 h for the apps (SPEC §11): ids and reasons, no client details
             if table == tables.sessions and item.get("user_uuid") == user_uuid:
                 if item["status"] == "active" or "ip" in item or "user_agent" in item:
                     found.append(f"{table}: live or detailed session {item['session_id']} {item['status']}")

@@ -106,6 +106,7 @@ def _wait_listening(process: subprocess.Popen, port: int, timeout: float, log_pa
 
 
 SERVICES_TEMPLATE = TEMPLATE.with_name("citylogin-services.conf.template")
+FORWARD_AUTH_TEMPLATE = TEMPLATE.with_name("citylogin-forward-auth.conf.template")
 
 
 @contextmanager
@@ -113,12 +114,35 @@ def running_prefix_nginx(prefix: Path, *, port: int, upstreams: Mapping[str, str
                          timeout: float = 15.0) -> Iterator[str]:
     """nginx on 127.0.0.1:`port` routing by path prefix (deploy/nginx/citylogin-services.conf.template)
     to `upstreams` (REGISTRATION, LOGIN, SESSION, DEVICE, WEB -> http://host:port); yields its base URL."""
+    values = {f"NGINX_{name}": _servers([url]) for name, url in upstreams.items()}
+    with _serving(prefix, SERVICES_TEMPLATE, values, port=port, timeout=timeout) as url:
+        yield url
+
+
+@contextmanager
+def running_forward_auth_nginx(prefix: Path, *, citylogin_urls: list[str], app_urls: list[str],
+                               timeout: float = 15.0) -> Iterator[str]:
+    """nginx on 127.0.0.1:<free port> guarding the app at `app_urls` with citylogin's /session/check
+    (deploy/nginx/citylogin-forward-auth.conf.template); yields its base URL."""
+    values = {"NGINX_CITYLOGIN_SERVERS": _servers(citylogin_urls), "NGINX_APP_SERVERS": _servers(app_urls)}
+    with _serving(prefix, FORWARD_AUTH_TEMPLATE, values, port=free_port(), timeout=timeout) as url:
+        yield url
+
+
+def _servers(urls: list[str]) -> str:
+    return " ".join(f"server {url.removeprefix('http://')};" for url in urls)
+
+
+@contextmanager
+def _serving(prefix: Path, template: Path, values: Mapping[str, str], *, port: int,
+             timeout: float) -> Iterator[str]:
+    """nginx on 127.0.0.1:`port` running `template` filled with `values` (plus the listen address,
+    the server name and the access log `prefix`/citylogin.access.log); yields its http:// base URL."""
     (prefix / "temp").mkdir(parents=True)
-    values = {f"NGINX_{name}": f"server {url.removeprefix('http://')};" for name, url in upstreams.items()}
-    values.update(NGINX_LISTEN=f"127.0.0.1:{port}", NGINX_SERVER_NAME="localhost",
-                  NGINX_ACCESS_LOG=str(prefix / "citylogin.access.log"))
+    values = {**values, "NGINX_LISTEN": f"127.0.0.1:{port}", "NGINX_SERVER_NAME": "localhost",
+              "NGINX_ACCESS_LOG": str(prefix / "citylogin.access.log")}
     (prefix / "citylogin.conf").write_text(
-        _PLACEHOLDER.sub(lambda match: values[match.group(1)], SERVICES_TEMPLATE.read_text()))
+        _PLACEHOLDER.sub(lambda match: values[match.group(1)], template.read_text()))
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     (prefix / "nginx.conf").write_text(_MAIN_CONF.format(user=user))
     log_path = prefix / "stderr.log"

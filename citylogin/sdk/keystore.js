@@ -1,5 +1,6 @@
 // This browser's device keys: a non-extractable ECDSA P-256 key pair made by WebCrypto,
-// kept in IndexedDB with the certificate the server issued for it (one record per account).
+// kept in IndexedDB (of the page's origin) with the certificate the server issued for it, one
+// record per account.
 // CryptoKey objects are structured-cloneable, so IndexedDB stores them without ever
 // exposing the private key bytes.
 

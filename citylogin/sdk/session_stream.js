@@ -1,14 +1,19 @@
-// Live revocation over Server-Sent Events (SPEC §4 GET /session/events). EventSource cannot
-// set headers, so the access token rides in the query string, and every (re)connect takes the
-// newest token. Its own retry would reuse a stale URL, so errors reconnect here with backoff.
-
-import { authCall, currentAccessToken, endSession, refreshTokens } from "./api.js";
+// Live revocation over Server-Sent Events (GET /session/events). EventSource cannot set headers,
+// so the access token rides in the query string, and every (re)connect takes the newest token.
+// Its own retry would reuse a stale URL, so errors reconnect here with backoff.
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
 
-/** Watches the current session until the returned stop() is called or the session ends. */
-export function watchSession() {
+/**
+ * Watches one session until the returned stop() is called or the session ends.
+ * - streamUrl(token): the stream's URL for an access token;
+ * - accessToken(): the current access token, or null once the session is over;
+ * - refresh(): rotates the tokens (rejects with `sessionEnded` when the session is over);
+ * - check(): one authenticated call, which refreshes an expired token or ends an ended session;
+ * - ended(reason): the server said the session is over.
+ */
+export function watchSession({ streamUrl, accessToken, refresh, check, ended }) {
   let source = null;
   let timer = null;
   let delay = FIRST_RETRY_MS;
@@ -26,14 +31,14 @@ export function watchSession() {
   }
 
   function connect() {
-    const token = currentAccessToken();
+    const token = accessToken();
     if (stopped || !token) return;
-    source = new EventSource(`/session/events?access_token=${encodeURIComponent(token)}`);
+    source = new EventSource(streamUrl(token));
     source.onopen = () => { delay = FIRST_RETRY_MS; };
     source.onerror = () => { close(); retryLater(); };
     source.addEventListener("session_revoked", (event) => {
       stop();
-      endSession(parseReason(event.data));
+      ended(parseReason(event.data));
     });
     // A newer stream of this session or user took this one's place (the server caps them):
     // reconnecting would only replace that one in turn.
@@ -41,7 +46,7 @@ export function watchSession() {
     // The server ends the stream when the token it was opened with expires.
     source.addEventListener("token_expired", () => {
       close();
-      refreshTokens().then(connect, (error) => { if (!error.sessionEnded) retryLater(); });
+      refresh().then(connect, (error) => { if (!error.sessionEnded) retryLater(); });
     });
   }
 
@@ -55,7 +60,7 @@ export function watchSession() {
   // authenticated call refreshes the token or ends the session before the next connect.
   async function reconnect() {
     try {
-      await authCall("GET", "/session/me");
+      await check();
     } catch (error) {
       if (error.sessionEnded) return;
     }

@@ -1,0 +1,141 @@
+"""Delivering the session-revoked events to apps (SPEC §11), at least once: what an app has not
+acknowledged comes again; what it acknowledged never does. RFC 8936 poll here; RFC 8935 push in
+apps/push.py on the same state.
+
+A poll costs one read of the app's state, one Query of the feed from its cursor and, when
+something changed, one conditional write. A long poll then waits on the process's one feed reader
+(sessions.feed), not on DynamoDB."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from apps import security_events
+from apps.models import AppRecord
+from apps.stream_store import StateMoved, StreamState, StreamStore
+from common.context import AppContext
+from common.errors import FieldKind, InvalidField, ServiceUnavailable
+from sessions import service as sessions
+from sessions.feed import WINDOW_SECONDS
+from sessions.models import SessionEnded, seq_at, seq_epoch_ms
+
+KEPT_SECONDS = 24 * 3600  # events older than this may be dropped (SPEC §11)
+MAX_ACKED = 10_000  # acknowledgements kept past the cursor; beyond, the oldest are forgotten (and resent)
+SAVE_ATTEMPTS = 5
+FUTURE_ACK_SECONDS = 60  # an ack of an event dated later than this is not one of ours
+
+
+def stream_store(ctx: AppContext) -> StreamStore:
+    return StreamStore(ctx.dynamodb, ctx.tables.app_streams)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The app's unacknowledged events, oldest first, up to the number asked; `more`: others wait."""
+
+    events: list[SessionEnded]
+    more: bool
+
+
+def parse_acks(app: AppRecord, jtis: list[str], *, now_ms: int) -> set[str]:
+    """The feed seqs of the app's own jtis; 400 invalid_field for anything else."""
+    seqs = set()
+    for jti in jtis:
+        seq = security_events.seq_of(jti, app)
+        if seq is None or seq_epoch_ms(seq) > now_ms + FUTURE_ACK_SECONDS * 1000:
+            raise InvalidField("ack", "ack: each entry must be the jti of a SET this app received.",
+                               kind=FieldKind.INVALID_VALUE)
+        seqs.add(seq)
+    return seqs
+
+
+def exchange(ctx: AppContext, app: AppRecord, *, acks: set[str], max_events: int) -> Pending:
+    """Record `acks`, move the cursor past what is acknowledged and settled, and read what is
+    pending, in one read-decide-write on the app's state (again if another poll wrote first)."""
+    store = stream_store(ctx)
+    for _ in range(SAVE_ATTEMPTS):
+        state = store.get(app.client_id)
+        now_ms = int(ctx.now().timestamp() * 1000)
+        start = StreamState(cursor=seq_at(app.created_epoch * 1000)) if state is None else state
+        pending, after = _walk(ctx, start, acks=acks, max_events=max_events, now_ms=now_ms)
+        if after == start and state is not None:
+            return pending
+        try:
+            store.save(app.client_id, after, expected_version=start.version)
+            return pending
+        except StateMoved:
+            continue
+    raise ServiceUnavailable("This app's event stream is busy; try again.")
+
+
+def _walk(ctx: AppContext, state: StreamState, *, acks: set[str], max_events: int,
+          now_ms: int) -> tuple[Pending, StreamState]:
+    # The cursor passes an event only once it is acknowledged and older than the feed's window:
+    # an event that commits late (SPEC §11 outbox, sessions.feed) is then never behind it.
+    oldest_kept = seq_at(now_ms - KEPT_SECONDS * 1000)
+    settled = seq_at(now_ms - int(WINDOW_SECONDS * 1000))
+    cursor = max(state.cursor, oldest_kept)
+    acked = {seq for seq in state.acked | acks if seq > cursor}
+    events: list[SessionEnded] = []
+    more, advancing = False, True
+    for event in sessions.events_after(ctx, cursor):
+        advancing = advancing and event.seq < settled
+        if event.seq in acked:
+            if advancing:
+                cursor = event.seq
+            continue
+        advancing = False
+        if len(events) == max_events:
+            more = True
+            break
+        events.append(event)
+    acked = {seq for seq in acked if seq > cursor}
+    if len(acked) > MAX_ACKED:
+        acked = set(sorted(acked)[-MAX_ACKED:])
+    return Pending(events=events, more=more), StreamState(cursor=cursor, acked=frozenset(acked),
+                                                          version=state.version)
+
+
+class _Waiting:
+    """How many polls of this process are held waiting; beyond the cap a poll answers at once
+    (each holds a server thread, as an event stream does)."""
+
+    def __init__(self) -> None:
+        self._lock, self._count = threading.Lock(), 0
+
+    def enter(self, cap: int) -> bool:
+        with self._lock:
+            if self._count >= cap:
+                return False
+            self._count += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+
+_waiting = _Waiting()
+
+
+def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately: bool,
+         acks: list[str]) -> tuple[dict[str, str], bool]:
+    """RFC 8936: ({jti: SET}, moreAvailable). Without `return_immediately`, an empty answer waits
+    up to CITYLOGIN_SSF_LONG_POLL_SECONDS for an event."""
+    acked = parse_acks(app, acks, now_ms=int(ctx.now().timestamp() * 1000))
+    feed = sessions.event_feed(ctx)
+    generation = feed.generation()
+    pending = exchange(ctx, app, acks=acked, max_events=max_events)
+    wait = not pending.events and max_events > 0 and not return_immediately
+    if wait and _waiting.enter(sessions.stream_caps(ctx).per_process):
+        try:
+            deadline = time.monotonic() + ctx.settings.ssf_long_poll_seconds
+            while not pending.events and (remaining := deadline - time.monotonic()) > 0:
+                if feed.wait_for_new(generation, timeout=remaining):
+                    generation = feed.generation()
+                    pending = exchange(ctx, app, acks=set(), max_events=max_events)
+        finally:
+            _waiting.leave()
+    sets = {security_events.jti(e.seq, app): security_events.session_revoked(ctx, e, app) for e in pending.events}
+    return sets, pending.more

@@ -1,0 +1,30 @@
+"""RFC 7662 token introspection for apps (SPEC §11): one JWT check and one strongly consistent read
+of the session, and nothing about a token that is not active."""
+from __future__ import annotations
+
+from typing import Any
+
+from apps.models import AppRecord
+from common.context import AppContext
+from common.errors import ApiError
+from sessions import service as sessions
+
+CLAIMS = ("iss", "aud", "sub", "sid", "did", "jti", "iat", "exp")
+
+
+def introspect(ctx: AppContext, *, app: AppRecord, token: str) -> dict[str, Any]:
+    """{"active": true, the token's claims, token_type, client_id} for a valid token of a live
+    session, else {"active": false} (RFC 7662 §2.2: an inactive token tells nothing more)."""
+    try:
+        principal = sessions.authenticate(ctx, access_token=token, activity=False)
+    except ApiError as refused:
+        if refused.status in (401, 403):  # invalid, expired, revoked, or its account locked
+            return {"active": False}
+        raise
+    claims = principal.claims
+    answer: dict[str, Any] = {"active": True, **{name: claims[name] for name in CLAIMS if name in claims}}
+    answer["token_type"] = "DPoP" if "cnf" in claims else "Bearer"
+    answer["client_id"] = app.client_id
+    if "cnf" in claims:
+        answer["cnf"] = claims["cnf"]
+    return answer

@@ -1,0 +1,81 @@
+"""An app as the registry keeps it: its credential only as a digest."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    client_id: str
+    name: str
+    secret_digest: str
+    created_at: str
+    created_epoch: int
+    push_url: str | None = None
+    secret_rotated_at: str | None = None
+
+    def public(self) -> dict:
+        """What an operator may see: everything but the digest."""
+        return {"client_id": self.client_id, "name": self.name, "push_url": self.push_url,
+                "created_at": self.created_at, "secret_rotated_at": self.secret_rotated_at}
+
+
+@dataclass(frozen=True)
+class NewCredentials:
+    """An app's credentials as handed out once, at `apps add` or `apps rotate-secret`."""
+
+    app: AppRecord
+    client_secret: str
+
+
+class IntrospectionRequest(BaseModel):
+    """RFC 7662 §2.1, form-encoded."""
+
+    model_config = ConfigDict(extra="ignore")
+    token: str = Field(min_length=1, max_length=8192)
+    token_type_hint: str | None = Field(default=None, max_length=64)
+
+
+class Introspection(BaseModel):
+    """RFC 7662 §2.2: only `active` when the token is not active."""
+
+    active: bool
+    iss: str | None = None
+    aud: str | None = None
+    sub: str | None = None
+    sid: str | None = None
+    did: str | None = None
+    jti: str | None = None
+    iat: int | None = None
+    exp: int | None = None
+    token_type: str | None = None
+    client_id: str | None = None
+    cnf: dict | None = None
+
+
+class PollRequest(BaseModel):
+    """RFC 8936 §2.4 (`setErrs`, negative acknowledgements, is not supported and is ignored)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    max_events: int = Field(default=100, ge=0, le=1000, alias="maxEvents")
+    return_immediately: StrictBool = Field(default=False, alias="returnImmediately")
+    ack: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=1000)
+
+
+class PollResponse(BaseModel):
+    sets: dict[str, str]
+    moreAvailable: bool  # noqa: N815 - RFC 8936's member name
+
+
+class SsfConfiguration(BaseModel):
+    spec_version: str
+    issuer: str
+    jwks_uri: str
+    delivery_methods_supported: list[str]
+    poll_endpoint: str
+    default_subjects: str
+    citylogin_access_token_ttl: int

@@ -1,0 +1,35 @@
+"""CAEP 1.0 session-revoked Security Event Tokens (RFC 8417, SPEC §11): one per session end per app,
+the same bytes each time it is delivered again (its jti is the event's feed seq and the app's id)."""
+from __future__ import annotations
+
+from apps.models import AppRecord
+from common.context import AppContext
+from sessions.models import SEQ, SessionEnded
+
+SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+
+
+def jti(event_seq: str, app: AppRecord) -> str:
+    return f"{event_seq}.{app.client_id}"
+
+
+def seq_of(jti_: str, app: AppRecord) -> str | None:
+    """The feed seq a jti of this app names, or None if it is not one."""
+    seq, dot, client_id = jti_.partition(".")
+    return seq if dot and client_id == app.client_id and SEQ.match(seq) else None
+
+
+def session_revoked(ctx: AppContext, event: SessionEnded, app: AppRecord) -> str:
+    """The signed SET telling `app` that `event`'s session ended."""
+    def opaque(value: str) -> dict:
+        return {"format": "opaque", "id": value}
+
+    claims = {
+        "aud": app.client_id, "jti": jti(event.seq, app), "iat": event.event_epoch,
+        "events": {SESSION_REVOKED: {
+            "subject": {"format": "complex", "session": opaque(event.session_id), "user": opaque(event.user_uuid),
+                        "device": opaque(event.device_id)},
+            "event_timestamp": event.event_epoch, "initiating_entity": event.initiating_entity,
+            "reason_admin": {"en": event.reason}}},
+    }
+    return ctx.jwt.sign_event(claims)

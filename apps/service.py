@@ -1,0 +1,154 @@
+"""The app registry (SPEC §11 "Apps"): add, list, show, rotate a secret, remove; and the HTTP Basic
+check every app-facing route makes. A secret is handed out once and kept only as its digest."""
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import threading
+import time
+from urllib.parse import unquote
+
+from apps.models import AppRecord, NewCredentials
+from apps.store import AppExists, AppMissing, AppStore
+from apps.stream_store import StreamStore
+from common.audit import AuditEvent, audit
+from common.context import AppContext
+from common.crypto import digests_equal, token_digest
+from common.errors import ErrorCode, NotFound, Unauthorized
+from common.timefmt import iso
+
+SECRET_PURPOSE = "app_secret"
+CLIENT_ID_PREFIX = "app_"
+# An app's record is read again after this many seconds: a removed app or a rotated secret stops
+# working on every host within it, and a busy app costs no DynamoDB read per request.
+CACHE_SECONDS = 2.0
+
+
+class InvalidClient(Unauthorized):
+    """RFC 7662 §2.1 / RFC 6749 §5.2: the app's credentials are missing or wrong."""
+
+    code, detail = ErrorCode.INVALID_CLIENT, "The app's client credentials are missing or wrong."
+    headers = {"WWW-Authenticate": 'Basic realm="citylogin"'}
+
+    def __init__(self) -> None:
+        super().__init__(error="invalid_client")
+
+
+class AppNotFound(NotFound):
+    code, detail = ErrorCode.APP_NOT_FOUND, "No app has this client_id."
+
+
+def app_store(ctx: AppContext) -> AppStore:
+    return AppStore(ctx.dynamodb, ctx.tables.apps)
+
+
+def _digest(secret: str) -> str:
+    return token_digest(secret, purpose=SECRET_PURPOSE)
+
+
+def add_app(ctx: AppContext, *, name: str, push_url: str | None) -> NewCredentials:
+    now = ctx.now()
+    while True:
+        secret = secrets.token_urlsafe(32)
+        app = AppRecord(client_id=CLIENT_ID_PREFIX + secrets.token_hex(10), name=name, secret_digest=_digest(secret),
+                        created_at=iso(now), created_epoch=int(now.timestamp()), push_url=push_url)
+        try:
+            app_store(ctx).create(app)
+            break
+        except AppExists:
+            continue  # 80 random bits collided: draw again
+    audit(AuditEvent.APP_ADDED, client_id=app.client_id, app_name=name, push_url=push_url)
+    return NewCredentials(app=app, client_secret=secret)
+
+
+def list_apps(ctx: AppContext) -> list[AppRecord]:
+    return sorted(app_store(ctx).list(), key=lambda app: (app.created_at, app.client_id))
+
+
+def show_app(ctx: AppContext, *, client_id: str) -> AppRecord:
+    app = app_store(ctx).get(client_id)
+    if app is None:
+        raise AppNotFound()
+    return app
+
+
+def rotate_secret(ctx: AppContext, *, client_id: str) -> NewCredentials:
+    secret = secrets.token_urlsafe(32)
+    try:
+        app = app_store(ctx).replace_secret(client_id, secret_digest=_digest(secret), at=iso(ctx.now()))
+    except AppMissing:
+        raise AppNotFound() from None
+    _cache.forget(ctx.tables.apps, client_id)
+    audit(AuditEvent.APP_SECRET_ROTATED, client_id=client_id)
+    return NewCredentials(app=app, client_secret=secret)
+
+
+def remove_app(ctx: AppContext, *, client_id: str) -> None:
+    try:
+        app_store(ctx).delete(client_id)
+    except AppMissing:
+        raise AppNotFound() from None
+    StreamStore(ctx.dynamodb, ctx.tables.app_streams).delete(client_id)  # what it acknowledged
+    _cache.forget(ctx.tables.apps, client_id)
+    audit(AuditEvent.APP_REMOVED, client_id=client_id)
+
+
+# --- authenticating an app ----------------------------------------------------------------
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(client_id, client_secret) of an HTTP Basic header (RFC 7617; RFC 6749 §2.3.1 form-encodes
+    both before joining them), or None."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip() or len(encoded) > 1024:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not client_id or not secret:
+        return None
+    return unquote(client_id), unquote(secret)
+
+
+def authenticate_app(ctx: AppContext, authorization: str | None) -> AppRecord:
+    """The app whose Basic credentials `authorization` carries; InvalidClient otherwise."""
+    credentials = basic_credentials(authorization)
+    if credentials is None:
+        raise InvalidClient()
+    client_id, secret = credentials
+    app = _cache.get(ctx, client_id) if len(client_id) <= 64 else None
+    # Digests compared in constant time whether or not the app exists.
+    known = app.secret_digest if app else _digest(secrets.token_urlsafe(16))
+    if not digests_equal(_digest(secret), known) or app is None:
+        raise InvalidClient()
+    return app
+
+
+class _AppCache:
+    """client_id -> (read at, record or None) per apps table, for CACHE_SECONDS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, AppRecord | None]] = {}
+
+    def get(self, ctx: AppContext, client_id: str) -> AppRecord | None:
+        key, now = (ctx.tables.apps, client_id), time.monotonic()
+        with self._lock:
+            cached = self._entries.get(key)
+        if cached and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        app = app_store(ctx).get(client_id)
+        with self._lock:
+            if len(self._entries) > 10_000:  # unknown ids tried at random must not grow it without end
+                self._entries.clear()
+            self._entries[key] = (now, app)
+        return app
+
+    def forget(self, table: str, client_id: str) -> None:
+        with self._lock:
+            self._entries.pop((table, client_id), None)
+
+
+_cache = _AppCache()

@@ -1,0 +1,158 @@
+// Types of the citylogin web SDK, /sdk/citylogin.js (docs/sdk.md).
+
+/** A problem+json body (RFC 9457) as citylogin sends it; `code` is stable, `detail` is for people. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  code?: string;
+  /** Why a session ended, on 401 session_revoked. */
+  reason?: string;
+  [field: string]: unknown;
+}
+
+/** A non-2xx answer (`status`, the problem's `code`), or none at all (`status` 0, `code` "network_error"). */
+export declare class CityloginError extends Error {
+  constructor(status: number, problem: Problem);
+  readonly name: "CityloginError";
+  status: number;
+  code: string;
+  problem: Problem;
+  /** True when this error ended the session (the onSessionEnded handlers have run). */
+  sessionEnded: boolean;
+}
+
+/** One device that holds a seat, as the 409 concurrent_login lists it. */
+export interface ActiveDevice {
+  device_id: string;
+  device_name: string;
+  login_at: string;
+  last_seen_at?: string;
+  ip?: string;
+  [field: string]: unknown;
+}
+
+/** A login refused with 409 concurrent_login: the account is at its device limit. */
+export declare class ConcurrentLogin {
+  constructor(problem: Problem, confirm: () => Promise<LoginResult>);
+  /** The devices that are logged in now. */
+  readonly activeDevices: ActiveDevice[];
+  /** The whole 409 body. */
+  readonly problem: Problem;
+  /** Logs in anyway; the concurrency policy logs the other device (or devices) out. */
+  confirm(): Promise<LoginResult>;
+}
+
+/** The signed-in account on this browser. */
+export interface LoginResult {
+  username: string;
+  deviceId: string;
+  deviceName: string;
+}
+
+export interface Session extends LoginResult {
+  /** The current access token (an EdDSA JWT), or null after a reload until the first call or refresh(). */
+  accessToken: string | null;
+}
+
+export type DeviceClass = "desktop" | "mobile" | "tablet" | "other";
+
+export interface CityloginOptions {
+  /** Where citylogin answers, e.g. "https://login.example.com". Default: the origin this module came from. */
+  baseUrl?: string;
+  /** Where the refresh token is kept. Default: sessionStorage (per tab). */
+  storage?: Pick<Storage, "getItem" | "setItem" | "removeItem">;
+  /** The language of problem `detail`s (Accept-Language) and of a new account: a tag or a function giving one. */
+  locale?: string | (() => string);
+}
+
+export interface NewDevice {
+  /** A name people recognise the device by; citylogin makes one up if absent. */
+  deviceName?: string;
+  /** Guessed from the user agent if absent. */
+  deviceClass?: DeviceClass;
+}
+
+export interface RegisterOptions extends NewDevice {
+  username: string;
+  email: string;
+  password: string;
+  /** The account's language; default: the `locale` option. */
+  locale?: string;
+}
+
+export interface PairOptions extends NewDevice {
+  /** The pairing link or payload a signed-in device shows (its QR code). */
+  qrCode: string;
+  username: string;
+  password: string;
+}
+
+export interface RecoverOptions extends NewDevice {
+  username: string;
+  password: string;
+  recoveryCode: string;
+  /** Also unbind every other device of the account. */
+  unbindOtherDevices?: boolean;
+}
+
+export interface LoginOptions {
+  username: string;
+  password: string;
+  /** Log the other device(s) out at once instead of resolving with a ConcurrentLogin. */
+  confirm?: boolean;
+}
+
+/** The 201 body of registration, pairing or recovery. */
+export interface IssuedDevice {
+  uuid: string;
+  device_id: string;
+  device_name: string;
+  client_cert: string;
+  fingerprint: string;
+  recovery_codes?: string[];
+  [field: string]: unknown;
+}
+
+/** The 201 body of POST /device/renew. */
+export interface RenewedCertificate {
+  client_cert: string;
+  fingerprint: string;
+  [field: string]: unknown;
+}
+
+export interface RequestOptions {
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Send the Bearer token (default true). */
+  auth?: boolean;
+}
+
+/** Why a session ended: a revocation reason (displaced, remote_logout, device_unbound, idle_timeout,
+ * max_lifetime, refresh_reuse, password_changed, ...), or null when the server gave none. */
+export type SessionEndedHandler = (reason: string | null) => void;
+
+export declare class Citylogin {
+  constructor(options?: CityloginOptions);
+  readonly baseUrl: string;
+  /** The signed-in session, or null. */
+  readonly session: Session | null;
+  register(options: RegisterOptions): Promise<IssuedDevice>;
+  pairWithToken(options: PairOptions): Promise<IssuedDevice>;
+  recover(options: RecoverOptions): Promise<IssuedDevice>;
+  login(options: LoginOptions & { confirm: true }): Promise<LoginResult>;
+  login(options: LoginOptions): Promise<LoginResult | ConcurrentLogin>;
+  logout(): Promise<void>;
+  logoutAll(): Promise<void>;
+  deleteAccount(options: { password: string }): Promise<void>;
+  refresh(): Promise<void>;
+  onSessionEnded(handler: SessionEndedHandler): () => void;
+  /** window.fetch with the Bearer token; a path is resolved against baseUrl, a full URL is used as it is. */
+  fetch(input: string | URL, init?: RequestInit): Promise<Response>;
+  /** A JSON call to citylogin: the answer's JSON (null for 204), or a CityloginError. */
+  request<T = any>(method: string, path: string, options?: RequestOptions): Promise<T>;
+  renewCertificate(): Promise<RenewedCertificate>;
+  lastUsedDevice(): Promise<LoginResult | null>;
+  forgetDevice(username: string): Promise<void>;
+}

@@ -1,0 +1,143 @@
+"""Apps (SPEC §11): `citylogin apps` and their Basic credentials; RFC 7662 introspection; forward
+authentication at GET /session/check."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from apps import service as apps
+from citylogin.cli import main
+from tests.support.fixtures import problem
+from tests.support.live import PASSWORD, add_device, register_device
+
+
+@pytest.fixture(scope="module")
+def kek() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def start(make_server, base_config, kek, tmp_path):
+    """start(**settings) -> (url, ctx, env): an app, and the CLI environment on the same tables and ring."""
+    def run(**settings):
+        url, ctx = make_server(key_encryption_key=kek, **settings)
+        env = {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": base_config["dynamodb_endpoint_url"],
+               "CITYLOGIN_DATA_DIR": str(tmp_path), "CITYLOGIN_TABLE_PREFIX": base_config["table_prefix"],
+               "CITYLOGIN_KEY_ENCRYPTION_KEY": kek, "CITYLOGIN_LOG_LEVEL": "WARNING"}
+        return url, ctx, env
+    return run
+
+
+def cli(env: dict, *args: str, ok: bool = True) -> str:
+    result = CliRunner().invoke(main, ["apps", *args], env=env)
+    assert (result.exit_code == 0) is ok, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def introspect(url: str, credentials: tuple[str, str] | None, token: str | None, **form) -> requests.Response:
+    data = {**({"token": token} if token is not None else {}), **form}
+    return requests.post(url + "/session/introspect", data=data, auth=credentials, timeout=10)
+
+
+def test_apps_cli_adds_lists_shows_rotates_and_removes_an_app(start):
+    url, ctx, env = start()
+    added = json.loads(cli(env, "add", "Notes", "--push-url", "https://notes.example/ssf", "--json"))
+    client_id, secret = added["client_id"], added["client_secret"]
+    assert added["name"] == "Notes" and added["push_url"] == "https://notes.example/ssf"
+    stored = apps.app_store(ctx).get(client_id)
+    assert stored is not None and secret not in json.dumps(stored.__dict__)  # only its digest is kept
+    listed = json.loads(cli(env, "list", "--json"))
+    assert [a["client_id"] for a in listed if a["client_id"] == client_id] == [client_id]
+    assert "client_secret" not in cli(env, "show", client_id) and secret not in cli(env, "show", client_id)
+    assert introspect(url, (client_id, secret), "x").status_code == 200
+
+    rotated = json.loads(cli(env, "rotate-secret", client_id, "--json"))
+    assert rotated["client_id"] == client_id and rotated["client_secret"] != secret
+    time.sleep(apps.CACHE_SECONDS + 0.2)  # another host's cache of the app
+    assert introspect(url, (client_id, secret), "x").status_code == 401
+    assert introspect(url, (client_id, rotated["client_secret"]), "x").status_code == 200
+
+    assert f"removed app {client_id}" in cli(env, "remove", client_id)
+    time.sleep(apps.CACHE_SECONDS + 0.2)
+    assert introspect(url, (client_id, rotated["client_secret"]), "x").status_code == 401
+    assert "no app has this client_id" in cli(env, "show", client_id, ok=False).lower()
+    assert "no app has this client_id" in cli(env, "remove", client_id, ok=False).lower()
+
+
+def test_apps_cli_refuses_bad_names_and_push_urls(start):
+    _, _, env = start()
+    for bad in ("ftp://x/y", "https://", "notes.example/ssf", "https://a/b#c"):
+        assert "push-url" in cli(env, "add", "App", "--push-url", bad, ok=False).lower()
+    assert "printable" in cli(env, "add", " ", ok=False)
+    plain = cli(env, "add", "Plain")
+    assert "client_id" in plain and "client_secret" in plain
+
+
+def test_introspection_describes_a_live_token_and_nothing_once_it_ended(start):
+    url, ctx, _ = start(max_concurrent_devices=1, concurrency_policy="force")
+    credentials = apps.add_app(ctx, name="api", push_url=None)
+    auth = (credentials.app.client_id, credentials.client_secret)
+    first = register_device(url)
+    first.login(PASSWORD)
+    before = ctx.dynamodb.get_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": first.session_id}})
+    body = introspect(url, auth, first.access_token, token_type_hint="access_token").json()
+    assert body["active"] is True and body["token_type"] == "Bearer" and body["client_id"] == auth[0]
+    assert body["sub"] == first.key_file.user_uuid and body["sid"] == first.session_id
+    assert body["did"] == first.key_file.device_id
+    assert {"iss", "aud", "jti", "iat", "exp"} <= body.keys()
+    after = ctx.dynamodb.get_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": first.session_id}})
+    assert after["Item"]["last_seen_epoch"] == before["Item"]["last_seen_epoch"]  # an app's question is no activity
+
+    second = add_device(ctx, first)
+    second.login(PASSWORD)  # force: the first device is displaced
+    assert introspect(url, auth, first.access_token).json() == {"active": False}
+    assert introspect(url, auth, second.access_token).json()["active"] is True
+    for junk in ("x", "a.b.c", first.access_token[:-4] + "AAAA", "é" * 10):
+        assert introspect(url, auth, junk).json() == {"active": False}
+
+
+def test_introspection_refuses_an_app_without_valid_credentials(start):
+    url, ctx, _ = start()
+    credentials = apps.add_app(ctx, name="api", push_url=None)
+    client_id = credentials.app.client_id
+    for auth in (None, (client_id, "wrong"), ("app_unknown", credentials.client_secret), ("", "")):
+        response = introspect(url, auth, "token")
+        assert response.status_code == 401, auth
+        assert response.headers["WWW-Authenticate"].startswith("Basic")
+        assert response.json()["error"] == "invalid_client" and response.json()["code"] == "invalid_client"
+    for header in ("Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Bearer x",
+                   "Basic " + base64.b64encode(b"\xff\xfe:x").decode()):
+        response = requests.post(url + "/session/introspect", data={"token": "t"}, headers={"Authorization": header},
+                                 timeout=10)
+        assert problem(response)[:2] == (401, "invalid_client"), header
+
+
+def test_introspection_needs_its_token_field(start):
+    url, ctx, _ = start()
+    credentials = apps.add_app(ctx, name="api", push_url=None)
+    auth = (credentials.app.client_id, credentials.client_secret)
+    assert problem(introspect(url, auth, None))[:2] == (400, "missing_fields")
+    assert problem(introspect(url, auth, "t" * 9000))[:2] == (400, "invalid_field")
+
+
+def test_check_names_the_caller_for_a_proxy_and_refuses_an_ended_session(start):
+    url, ctx, _ = start()
+    device = register_device(url)
+    device.login(PASSWORD)
+    headers = {"Authorization": f"Bearer {device.access_token}"}
+    response = requests.get(url + "/session/check", headers=headers, timeout=10)
+    assert response.status_code == 204 and response.content == b""
+    assert response.headers["X-Citylogin-User"] == device.key_file.user_uuid
+    assert response.headers["X-Citylogin-Session"] == device.session_id
+    assert response.headers["X-Citylogin-Device"] == device.key_file.device_id
+    assert problem(requests.get(url + "/session/check", timeout=10))[:2] == (401, "invalid_token")
+    device.logout()
+    refused = requests.get(url + "/session/check", headers=headers, timeout=10)
+    assert problem(refused)[:2] == (401, "session_revoked") and refused.json()["reason"] == "logged_out"
