@@ -44,6 +44,7 @@ class Feed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = threading.Event()
+        self._last_failure = ""
         self._thread = threading.Thread(target=self._main, name="citylogin-guard-feed", daemon=True)
 
     def start(self) -> None:
@@ -151,5 +152,8 @@ class Feed:
     async def _failed(self, failures: int, why: str) -> int:
         if failures == 0:
             log.warning("citylogin guard: the event feed failed (%s); checking tokens by introspection", why)
+        elif why != self._last_failure:
+            log.warning("citylogin guard: the event feed still fails, now: %s", why)
+        self._last_failure = why
         await asyncio.sleep(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** failures))
         return failures + 1
