@@ -19,11 +19,13 @@ fi
 stamp=.venv/.citylogin-installed
 lock=requirements-test.lock
 [ -f "$lock" ] || die "$lock is missing (regenerate it with pip-compile, see README \"Production\")"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
-  echo "setup: installing the pinned dependencies ($lock) and the project into .venv"
+# The guard (guard/, its own distribution) goes in too: its dependencies are pinned in the lock.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ] \
+    || [ guard/pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing the pinned dependencies ($lock), the project and the guard into .venv"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r "$lock"
-  .venv/bin/python -m pip install --quiet --no-deps -e .
+  .venv/bin/python -m pip install --quiet --no-deps -e . -e ./guard
   touch "$stamp"
 fi
 

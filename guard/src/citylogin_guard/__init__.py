@@ -1,0 +1,9 @@
+"""citylogin-guard: protect an app's API with citylogin access tokens (README "Protect your API").
+
+Imports neither Flask nor any ASGI framework: `Guard.init_app` and `Guard.required` import Flask
+when called, and `GuardMiddleware` is plain ASGI."""
+from citylogin_guard.asgi import GuardMiddleware
+from citylogin_guard.errors import Code, Unauthorized
+from citylogin_guard.guard import Guard, Principal
+
+__all__ = ["Code", "Guard", "GuardMiddleware", "Principal", "Unauthorized"]

@@ -1,0 +1,67 @@
+"""ASGI (Starlette, FastAPI): GuardMiddleware refuses unauthenticated requests to protected paths
+and puts the principal in scope["state"]["citylogin"] (Starlette: request.state.citylogin)."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Awaitable, Callable, MutableMapping
+
+from citylogin_guard.errors import Unauthorized
+from citylogin_guard.guard import Guard, Principal
+from citylogin_guard.transport import NetworkNeeded
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# A WebSocket refused before it is accepted: 1008 policy violation (RFC 6455 §7.4.1).
+WEBSOCKET_POLICY_VIOLATION = 1008
+
+
+class GuardMiddleware:
+    """`protect(path)` says which paths need a token (all, by default). Requests are checked on the
+    event loop with no I/O in steady state; a check that must call citylogin (the feed stale, an
+    unknown key) runs in a worker thread (asyncio.to_thread)."""
+
+    def __init__(self, app: ASGIApp, *, guard: Guard, protect: Callable[[str], bool] = lambda path: True) -> None:
+        self.app = app
+        self.guard = guard
+        self.protect = protect
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self.protect(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self._principal(_header(scope, b"authorization"))
+        except Unauthorized as refusal:
+            await _refuse(scope, send, refusal)
+            return
+        scope.setdefault("state", {})["citylogin"] = principal
+        await self.app(scope, receive, send)
+
+    async def _principal(self, authorization: str | None) -> Principal:
+        try:
+            return self.guard.check(authorization, may_block=False)
+        except NetworkNeeded:
+            return await asyncio.to_thread(self.guard.check, authorization, may_block=True)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _refuse(scope: Scope, send: Send, refusal: Unauthorized) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION, "reason": refusal.code.value})
+        return
+    body = json.dumps(refusal.problem()).encode()
+    await send({"type": "http.response.start", "status": refusal.status, "headers": [
+        (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", refusal.www_authenticate().encode()), (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,67 @@
+"""The transmitter's signing keys: its JWKS, fetched once and again on an unknown `kid`, at most
+once a second (so that tokens with made-up kids cannot make the guard hammer citylogin)."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+from citylogin_guard.transport import NetworkNeeded
+
+REFETCH_INTERVAL = 1.0
+
+
+class KeySet:
+    """kid -> Ed25519 public key; only the keys of the last JWKS read (a key rotated out is gone)."""
+
+    def __init__(self, fetch: Callable[[], dict[str, Any]]) -> None:
+        self._fetch = fetch
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    def key(self, kid: str, *, may_block: bool = True) -> Any | None:
+        """The key named `kid`, or None if the JWKS has none such (read again if allowed)."""
+        key = self._keys.get(kid)
+        if key is not None or not self._may_refetch():
+            return key
+        if not may_block:
+            raise NetworkNeeded()
+        with self._lock:
+            if kid not in self._keys and self._may_refetch():
+                self._fetched_at = time.monotonic()  # before the call: a failure also waits its second
+                self._keys = _ed25519_keys(self._fetch())
+                self._loaded = True
+            return self._keys.get(kid)
+
+    def load(self) -> None:
+        """Reads the JWKS if it was never read successfully (the feed does it first, so that the
+        first request pays no call)."""
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    self._fetched_at = time.monotonic()
+                    self._keys = _ed25519_keys(self._fetch())
+                    self._loaded = True
+
+    def _may_refetch(self) -> bool:
+        return time.monotonic() - self._fetched_at >= REFETCH_INTERVAL
+
+
+def _ed25519_keys(jwks: dict[str, Any]) -> dict[str, Any]:
+    """The EdDSA signing keys of a JWKS; any other key is ignored (the algorithm is pinned)."""
+    keys = {}
+    for jwk in jwks.get("keys") or []:
+        if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            continue
+        if not isinstance(jwk.get("kid"), str) or jwk.get("use", "sig") != "sig":
+            continue
+        try:
+            keys[jwk["kid"]] = PyJWK(jwk, algorithm="EdDSA").key
+        except PyJWKError:
+            continue
+    return keys

@@ -1,0 +1,99 @@
+"""The local checks of a JWT from citylogin: an access token (RFC 9068) or a Security Event Token
+(RFC 8417), each signed by a key of the transmitter's JWKS with EdDSA and nothing else."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from citylogin_guard.errors import Code, Unauthorized
+from citylogin_guard.jwks import KeySet
+
+ALGORITHMS = ["EdDSA"]
+ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}
+SECURITY_EVENT_TYPES = {"secevent+jwt", "application/secevent+jwt"}
+SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """One CAEP session-revoked event."""
+
+    session_id: str
+    event_timestamp: float
+    reason: str | None
+
+
+class InvalidSecurityEvent(Exception):
+    """A SET the guard cannot trust or read."""
+
+
+def access_token_claims(token: str, *, keys: KeySet, issuer: str, audience: str, leeway: float,
+                        may_block: bool) -> dict[str, Any]:
+    """The claims of a valid access token; else Unauthorized (invalid_token, token_expired, or
+    invalid_dpop_proof for a token bound to a key, which this guard does not check yet)."""
+    try:
+        key = _signing_key(token, keys=keys, types=ACCESS_TOKEN_TYPES, may_block=may_block)
+        claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=audience, issuer=issuer, leeway=leeway,
+                            options={"require": ["iss", "aud", "sub", "sid", "did", "exp", "iat"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized(Code.TOKEN_EXPIRED, "The access token has expired.") from None
+    except (jwt.InvalidTokenError, _Untrusted) as error:
+        raise Unauthorized(Code.INVALID_TOKEN, f"The access token is not valid: {error}") from None
+    if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "sid", "did")):
+        raise Unauthorized(Code.INVALID_TOKEN, "The access token's sub, sid and did must be strings.")
+    if not all(type(claims[name]) in (int, float) for name in ("iat", "exp")):  # bool is an int, not a time
+        raise Unauthorized(Code.INVALID_TOKEN, "The access token's iat and exp must be numbers.")
+    if "cnf" in claims:
+        # A token bound to its device's key (SPEC §12, RFC 9449) needs its DPoP proof checked,
+        # which comes with issue 19; until then such a token is refused, never taken as Bearer.
+        raise Unauthorized(Code.INVALID_DPOP_PROOF, "Tokens bound to a key (DPoP) are not accepted here yet.")
+    return claims
+
+
+def sessions_ended(token: str, *, keys: KeySet, issuer: str, client_id: str, leeway: float) -> list[SessionEnded]:
+    """The session-revoked events of a valid SET addressed to `client_id`; other event types are
+    skipped (RFC 8417 §2.2). InvalidSecurityEvent if it cannot be trusted or read."""
+    try:
+        key = _signing_key(token, keys=keys, types=SECURITY_EVENT_TYPES, may_block=True)
+        claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=client_id, issuer=issuer, leeway=leeway,
+                            options={"require": ["iss", "aud", "jti", "iat"]})
+    except (jwt.InvalidTokenError, _Untrusted) as error:
+        raise InvalidSecurityEvent(str(error)) from None
+    events = claims.get("events")
+    if not isinstance(events, dict):
+        raise InvalidSecurityEvent("no events claim")
+    revoked = events.get(SESSION_REVOKED)
+    return [] if revoked is None else [_session_ended(revoked)]
+
+
+def _session_ended(event: Any) -> SessionEnded:
+    try:
+        session_id = event["subject"]["session"]["id"]
+        timestamp = event["event_timestamp"]
+        reason = (event.get("reason_admin") or {}).get("en")
+    except (KeyError, TypeError, AttributeError):
+        raise InvalidSecurityEvent("a session-revoked event without subject.session.id or event_timestamp") from None
+    if not isinstance(session_id, str) or isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        raise InvalidSecurityEvent("a session-revoked event with a malformed session id or timestamp")
+    return SessionEnded(session_id, float(timestamp), reason if isinstance(reason, str) else None)
+
+
+class _Untrusted(Exception):
+    """The header names no key of ours, another algorithm, or the wrong type."""
+
+
+def _signing_key(token: str, *, keys: KeySet, types: set[str], may_block: bool) -> Any:
+    header = jwt.get_unverified_header(token)
+    if header.get("alg") not in ALGORITHMS:
+        raise _Untrusted("the algorithm must be EdDSA")
+    if str(header.get("typ", "")).lower() not in types:
+        raise _Untrusted(f"the type must be {min(types, key=len)}")
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise _Untrusted("no kid")
+    key = keys.key(kid, may_block=may_block)
+    if key is None:
+        raise _Untrusted("signed by a key citylogin does not publish")
+    return key

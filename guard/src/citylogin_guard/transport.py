@@ -1,0 +1,106 @@
+"""The blocking calls to citylogin: its SSF metadata, its JWKS, introspection (RFC 7662)."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+# Calls on a request's path (JWKS on an unknown kid, introspection when the feed is stale) wait
+# this long at most: a citylogin that does not answer within it is as good as unreachable.
+CALL_TIMEOUT = 3.0
+# A failed metadata read is tried again at most this often, so that a citylogin that is down
+# does not get a call per request.
+RETRY_INTERVAL = 1.0
+
+
+class TransmitterUnreachable(Exception):
+    """citylogin did not answer, or answered what it never answers when well."""
+
+
+class NetworkNeeded(Exception):
+    """The answer needs a call to citylogin, and the caller (an event loop) may not block."""
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """What /.well-known/ssf-configuration says, and the guard needs."""
+
+    issuer: str
+    jwks_uri: str
+    poll_endpoint: str
+    access_token_ttl: float
+
+
+class Transmitter:
+    """citylogin as the guard calls it outside the feed; one pooled client, safe across threads."""
+
+    def __init__(self, base_url: str, client_id: str, client_secret: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = httpx.BasicAuth(client_id, client_secret)
+        self._client = httpx.Client(timeout=CALL_TIMEOUT)
+        self._metadata: Metadata | None = None
+        self._lock = threading.Lock()
+        self._tried_at = float("-inf")
+
+    def metadata(self, *, may_block: bool = True) -> Metadata:
+        """The SSF metadata, read once; a failed read is tried again at most once a second."""
+        if self._metadata is not None:
+            return self._metadata
+        if not may_block:
+            raise NetworkNeeded()
+        with self._lock:
+            if self._metadata is None:
+                if time.monotonic() - self._tried_at < RETRY_INTERVAL:
+                    raise TransmitterUnreachable("ssf-configuration: tried less than a second ago")
+                self._tried_at = time.monotonic()
+                self._metadata = _parse_metadata(self._get_json(f"{self.base_url}/.well-known/ssf-configuration"))
+            return self._metadata
+
+    def jwks(self) -> dict[str, Any]:
+        return self._get_json(self.metadata().jwks_uri)
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662's answer for `token`, `{"active": false}` included; app-authenticated."""
+        try:
+            response = self._client.post(f"{self.base_url}/session/introspect", data={"token": token},
+                                         auth=self.auth)
+        except httpx.HTTPError as error:
+            raise TransmitterUnreachable(f"introspection: {type(error).__name__}") from None
+        return _json_object(response, "introspection")
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            response = self._client.get(url)
+        except httpx.HTTPError as error:
+            raise TransmitterUnreachable(f"{url}: {type(error).__name__}") from None
+        return _json_object(response, url)
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise TransmitterUnreachable(f"{what}: HTTP {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        raise TransmitterUnreachable(f"{what}: not JSON") from None
+    if not isinstance(body, dict):
+        raise TransmitterUnreachable(f"{what}: not a JSON object")
+    return body
+
+
+def _parse_metadata(body: dict[str, Any]) -> Metadata:
+    try:
+        metadata = Metadata(issuer=body["issuer"], jwks_uri=body["jwks_uri"], poll_endpoint=body["poll_endpoint"],
+                            access_token_ttl=float(body["citylogin_access_token_ttl"]))
+    except (KeyError, TypeError, ValueError):
+        raise TransmitterUnreachable("ssf-configuration lacks issuer, jwks_uri, poll_endpoint or the token ttl") \
+            from None
+    if not all(isinstance(v, str) and v for v in (metadata.issuer, metadata.jwks_uri, metadata.poll_endpoint)):
+        raise TransmitterUnreachable("ssf-configuration: issuer, jwks_uri and poll_endpoint must be strings")
+    return metadata

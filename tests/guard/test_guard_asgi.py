@@ -1,0 +1,102 @@
+"""The guard in front of a FastAPI (Starlette) app: GuardMiddleware guards the paths `protect`
+names, puts the principal in scope["state"]["citylogin"], and refuses with the same 401 as Flask;
+a check that needs citylogin (the feed stale) runs off the event loop."""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.testclient import TestClient
+
+from citylogin_guard import Guard, GuardMiddleware, Principal
+from tests.support.waiting import wait_until
+
+
+def make_client(guard: Guard) -> TestClient:
+    app = FastAPI()
+    app.add_middleware(GuardMiddleware, guard=guard, protect=lambda path: path.startswith("/api/"))
+
+    @app.get("/api/me")
+    def me(request: Request) -> dict[str, str]:
+        principal = request.state.citylogin
+        return {"user": principal.user_uuid, "session": principal.session_id, "device": principal.device_id}
+
+    @app.websocket("/api/live")
+    async def live(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.state.citylogin.user_uuid})
+        await websocket.close()
+
+    @app.get("/health")
+    def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(guard: Guard):
+    with make_client(guard) as client:
+        yield client
+
+
+def test_a_valid_token_reaches_the_route_and_unprotected_paths_need_none(client, transmitter):
+    token = transmitter.access_token(sub="user-1", session_id="s-1", did="device-1")
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.json() == {"user": "user-1", "session": "s-1", "device": "device-1"}
+    assert client.get("/health").json() == {"ok": True}
+
+
+def test_refusals_are_401_problems_with_a_bearer_challenge(client, transmitter):
+    token = transmitter.access_token(session_id="s-2")
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    transmitter.revoke("s-2", reason="admin_revoked")
+    wait_until(lambda: client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401,
+               timeout=1.0, what="the revoked session refused")
+    for headers, code in [({}, "invalid_token"), ({"Authorization": f"Bearer {token}"}, "session_revoked"),
+                          ({"Authorization": f"Bearer {transmitter.access_token(expires_in=-60)}"}, "token_expired")]:
+        response = client.get("/api/me", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == code and response.json()["status"] == 401
+
+
+def test_a_websocket_is_guarded_too(client, transmitter):
+    token = transmitter.access_token(sub="user-3")
+    with client.websocket_connect("/api/live", headers={"Authorization": f"Bearer {token}"}) as socket:
+        assert socket.receive_json() == {"user": "user-3"}
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/api/live") as socket:
+            socket.receive_json()
+    assert refused.value.code == 1008 and refused.value.reason == "invalid_token"
+
+
+class RecordingGuard(Guard):
+    """A real guard that notes in which thread each check runs, and whether it may block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.checks: list[tuple[bool, threading.Thread]] = []
+
+    def check(self, authorization: str | None, *, may_block: bool) -> Principal:
+        self.checks.append((may_block, threading.current_thread()))
+        return super().check(authorization, may_block=may_block)
+
+
+def test_with_the_feed_stale_the_middleware_introspects_off_the_event_loop(transmitter):
+    with RecordingGuard(transmitter.url, transmitter.client_id, transmitter.client_secret, stale_after=0.5) as guard:
+        wait_until(guard.heard, timeout=5, what="the feed heard")
+        transmitter.poll_status = 503
+        wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+        token = transmitter.access_token()
+        with make_client(guard) as client:
+            loop_thread = client.portal.call(threading.current_thread)
+            assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert transmitter.introspections == 1
+        (first_may_block, first_thread), (then_may_block, then_thread) = guard.checks
+        assert (first_may_block, first_thread) == (False, loop_thread)
+        assert then_may_block and then_thread is not loop_thread

@@ -1,0 +1,139 @@
+"""The guard's session check: the background long poll of /ssf/poll (revocations heard within a
+second, acknowledged, forgotten when their tokens could no longer be valid), the fallback to
+introspection when the feed is stale, the refusal when citylogin cannot be reached, and close()."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from citylogin_guard import Guard, Unauthorized
+from citylogin_guard.ended import EndedSessions
+from tests.guard.transmitter import Signer, Transmitter
+from tests.support.waiting import wait_until
+
+FEED_THREAD = "citylogin-guard-feed"
+
+
+def refused_code(guard: Guard, token: str) -> str | None:
+    try:
+        guard.verify(f"Bearer {token}")
+    except Unauthorized as refusal:
+        return refusal.code
+    return None
+
+
+def test_a_revoked_session_is_refused_within_a_second_from_the_feed(guard, transmitter):
+    token = transmitter.access_token()
+    other = transmitter.access_token()
+    principal = guard.verify(f"Bearer {token}")
+    jti = transmitter.revoke(principal.session_id, reason="displaced")
+    wait_until(lambda: refused_code(guard, token) == "session_revoked", timeout=1.0, what="the revocation refused")
+    with pytest.raises(Unauthorized) as refused:
+        guard.verify(f"Bearer {token}")
+    assert refused.value.reason == "displaced"
+    assert guard.verify(f"Bearer {other}").session_id != principal.session_id
+    assert transmitter.introspections == 0, "heard from the feed, not by introspection"
+    wait_until(lambda: jti in transmitter.acked, timeout=5, what="the event acknowledged")
+    assert transmitter.pending() == []
+
+
+def test_the_guard_long_polls_and_acknowledges_each_event_once_processed(guard, transmitter):
+    jtis = [transmitter.revoke(f"s-{n}") for n in range(3)]
+    wait_until(lambda: set(jtis) <= transmitter.acked, timeout=5, what="all three acknowledged")
+    assert all(f"s-{n}" in guard.ended_sessions for n in range(3))
+    assert any(poll.get("returnImmediately") is False for poll in transmitter.polls)
+    assert all(poll.get("maxEvents") == 100 for poll in transmitter.polls)
+
+
+def test_a_session_is_forgotten_once_its_tokens_can_no_longer_be_valid():
+    now = [1000.0]
+    ended = EndedSessions(clock=lambda: now[0])
+    ended.add("old", forget_at=1010.0, reason="logged_out")
+    ended.add("new", forget_at=1400.0, reason=None)
+    assert ended.reason("old") == (True, "logged_out") and ended.prune() == 2
+    now[0] = 1010.0
+    assert ended.prune() == 1 and "old" not in ended and ended.reason("new") == (True, None)
+
+
+def test_the_feed_keeps_an_event_for_the_token_ttl_past_its_time_then_forgets_it(guard, transmitter):
+    # Kept until event_timestamp + the token ttl (300 s) + twice the clock skew allowed.
+    kept_for = transmitter.token_ttl + 2 * guard.leeway
+    transmitter.revoke("recent", event_timestamp=time.time() - kept_for + 60)
+    transmitter.revoke("long-gone", event_timestamp=time.time() - kept_for - 2)
+    wait_until(lambda: len(transmitter.acked) == 2, timeout=5, what="both acknowledged")
+    assert "recent" in guard.ended_sessions and "long-gone" not in guard.ended_sessions
+
+
+def test_a_set_that_fails_its_checks_is_not_acknowledged_and_the_guard_asks_citylogin(make_guard, transmitter):
+    guard = make_guard(stale_after=1.0)
+    token = transmitter.access_token()
+    bad = [transmitter.revoke("s-bad-aud", aud="another-app"), transmitter.revoke("s-unknown-key", signer=Signer())]
+    wait_until(lambda: not guard.heard(), timeout=5, what="the feed counted as unheard")
+    assert guard.verify(f"Bearer {token}") and transmitter.introspections == 1
+    assert not set(bad) & transmitter.acked and "s-bad-aud" not in guard.ended_sessions
+
+
+def test_a_quiet_long_poll_keeps_the_feed_heard(make_guard, transmitter):
+    # citylogin holds a quiet poll 30 s; the guard cuts it at stale_after / 2 and polls at once.
+    guard = make_guard(stale_after=2.0)
+    token = transmitter.access_token()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        assert guard.heard()
+        guard.verify(f"Bearer {token}")
+        time.sleep(0.05)
+    assert transmitter.introspections == 0
+
+
+def test_a_stale_feed_falls_back_to_introspection_each_answer_kept_at_most_a_second(make_guard, transmitter):
+    guard = make_guard(stale_after=0.5)
+    token = transmitter.access_token()
+    transmitter.poll_status = 503
+    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    principal = guard.verify(f"Bearer {token}")
+    guard.verify(f"Bearer {token}")
+    assert transmitter.introspections == 1, "the second answer from the cache"
+    transmitter.revoke(principal.session_id)  # its SET never arrives: polls fail
+    time.sleep(1.05)
+    assert refused_code(guard, token) == "session_revoked"
+    assert principal.session_id not in guard.ended_sessions and transmitter.introspections == 2
+
+
+def test_an_unreachable_citylogin_leaves_every_token_unverifiable(make_guard, transmitter):
+    guard = make_guard(stale_after=0.5)
+    seen, unseen = transmitter.access_token(), transmitter.access_token()
+    guard.verify(f"Bearer {seen}")
+    transmitter.stop()
+    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    assert refused_code(guard, seen) == "session_unverifiable"
+    assert refused_code(guard, unseen) == "session_unverifiable"
+
+
+def test_a_guard_started_while_citylogin_is_down_refuses_until_it_can_check():
+    down = Transmitter()
+    down.stop()
+    token = down.access_token()
+    with Guard(down.url, down.client_id, down.client_secret) as guard:
+        assert refused_code(guard, token) == "session_unverifiable"
+
+
+def test_close_stops_the_feed_at_once_even_while_a_long_poll_is_held(make_guard, transmitter):
+    guard = make_guard(stale_after=60.0)  # a held poll is cut only after 30 s
+    wait_until(lambda: transmitter.holding, timeout=5, what="a long poll held")
+    assert any(t.name == FEED_THREAD for t in threading.enumerate())
+    guard.close()
+    assert not any(t.name == FEED_THREAD for t in threading.enumerate())
+
+
+def test_a_token_issued_before_the_guard_listened_is_checked_with_citylogin(make_guard, transmitter):
+    # An earlier process of this app heard and acknowledged the end of "s-old": the feed will not
+    # tell this guard, so tokens issued before it listened are introspected.
+    revoked_before, live_before = transmitter.access_token(session_id="s-old"), transmitter.access_token()
+    transmitter.poll({"ack": [transmitter.revoke("s-old")], "returnImmediately": True})
+    guard = make_guard()
+    assert refused_code(guard, revoked_before) == "session_revoked"
+    assert refused_code(guard, live_before) is None
+    assert transmitter.introspections == 2
+    assert refused_code(guard, transmitter.access_token()) is None and transmitter.introspections == 2

@@ -1,0 +1,82 @@
+"""The guard against the real citylogin (`citylogin serve` as a subprocess): an app made with
+`citylogin apps add --json`, a device logged in, its session ended; the guard refuses its token
+within a second, having heard it from /ssf/poll."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from citylogin_guard import Guard, Unauthorized
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
+from tests.support.live import PASSWORD, register_device
+from tests.support.services import running_service
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def citylogin(dynamodb_endpoint, tmp_path):
+    """(base URL, the environment its CLI needs) of a running `citylogin serve`."""
+    env = {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("guard") + "_",
+                         "log_level": "WARNING", "data_dir": str(tmp_path), **FAST_ARGON2, **RAISED_LIMITS,
+                         # citylogin reads its events feed this often: a revocation reaches a long
+                         # poll within it, and the rest of the second is the guard's
+                         "events_poll_interval": 0.25}),
+           "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+    with running_service("citylogin", env, args=("serve",)) as url:
+        yield url, env
+
+
+def add_app(env: dict[str, str]) -> dict[str, str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")} | env
+    done = subprocess.run([sys.executable, "-m", "citylogin", "apps", "add", "guarded-api", "--json"], env=full_env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def refused_code(guard: Guard, token: str) -> str | None:
+    try:
+        guard.verify(f"Bearer {token}")
+    except Unauthorized as refusal:
+        return refusal.code
+    return None
+
+
+def unacknowledged(url: str, app: dict[str, str]) -> dict[str, str]:
+    """The app's events citylogin would deliver now (a poll that acknowledges nothing)."""
+    answer = requests.post(url + "/ssf/poll", json={"returnImmediately": True},
+                           auth=(app["client_id"], app["client_secret"]), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["sets"]
+
+
+def test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second(citylogin):
+    url, env = citylogin
+    app = add_app(env)
+    with Guard(url, app["client_id"], app["client_secret"], leeway=1.0) as guard:
+        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+        time.sleep(2.1)  # tokens issued from now on (iat in whole seconds) are the feed's alone
+        device = register_device(url)
+        device.login(PASSWORD)
+        token = device.access_token
+        principal = guard.verify(f"Bearer {token}")
+        assert principal.user_uuid == device.key_file.user_uuid and principal.device_id == device.key_file.device_id
+        device.logout()
+        wait_until(lambda: refused_code(guard, token) == "session_revoked", timeout=1.0,
+                   what="the ended session refused by the guard")
+        assert principal.session_id in guard.ended_sessions, "heard from the feed, not by introspection"
+        wait_until(lambda: unacknowledged(url, app) == {}, timeout=5, what="the guard acknowledged the event")
+
+    # A guard started later never gets that event (acknowledged): it asks citylogin about the
+    # token, issued before it listened, and refuses it all the same.
+    with Guard(url, app["client_id"], app["client_secret"], leeway=1.0) as later:
+        wait_until(later.heard, timeout=10, what="the later guard hears the feed")
+        assert refused_code(later, token) == "session_revoked"
+        assert principal.session_id not in later.ended_sessions
