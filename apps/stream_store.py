@@ -1,6 +1,7 @@
 """Each app's delivery state (SPEC §11, RFC 8936 acknowledgements): a cursor in the feed before which
 every event was acknowledged (or is older than the 24 hours events are kept for), and the
-acknowledged events after it. One item per app, replaced under its version number."""
+acknowledged events after it, replaced under its version number; and, for an app with a push URL,
+which process pushes to it (a lease). One item per app."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,26 +30,48 @@ class StreamStore:
     def get(self, client_id: str) -> StreamState | None:
         item = self.client.get_item(TableName=self.table, Key={"client_id": {"S": client_id}},
                                     ConsistentRead=True).get("Item")
-        if not item:
+        if not item or "cursor" not in item:  # none yet, or only a push lease
             return None
         data = dynamo.from_item(item)
         return StreamState(cursor=data["cursor"], acked=frozenset(data.get("acked") or ()),
                            version=int(data["version"]))
 
     def save(self, client_id: str, state: StreamState, *, expected_version: int) -> None:
-        item: dict[str, Any] = {"client_id": {"S": client_id}, "cursor": {"S": state.cursor},
-                                "version": {"N": str(expected_version + 1)}}
+        """Replace the cursor and acknowledgements if nobody saved since `expected_version` (the
+        item's push lease, if any, stays as it is)."""
+        values: dict[str, Any] = {":c": {"S": state.cursor}, ":next": {"N": str(expected_version + 1)}}
+        expression = "SET #c = :c, version = :next"
         if state.acked:  # DynamoDB has no empty sets
-            item["acked"] = {"SS": sorted(state.acked)}
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(client_id)"}
+            expression += ", acked = :a"
+            values[":a"] = {"SS": sorted(state.acked)}
+        else:
+            expression += " REMOVE acked"
+        condition = "attribute_not_exists(version)"
         if expected_version:
-            condition = {"ConditionExpression": "version = :v",
-                         "ExpressionAttributeValues": {":v": {"N": str(expected_version)}}}
+            condition, values[":v"] = "version = :v", {"N": str(expected_version)}
         try:
-            self.client.put_item(TableName=self.table, Item=item, **condition)
+            self.client.update_item(TableName=self.table, Key={"client_id": {"S": client_id}},
+                                    UpdateExpression=expression, ConditionExpression=condition,
+                                    ExpressionAttributeNames={"#c": "cursor"}, ExpressionAttributeValues=values)
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
                 raise StateMoved(client_id) from None
+            raise
+
+    def take_lease(self, client_id: str, *, owner: str, now: float, until: float) -> bool:
+        """Make `owner` the one process pushing to this app until `until`, if nobody else holds it
+        at `now` (or renew its own); False if another holds it."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={"client_id": {"S": client_id}},
+                UpdateExpression="SET lease_owner = :me, lease_until = :until",
+                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me",
+                ExpressionAttributeValues={":me": {"S": owner}, ":until": {"N": f"{until:.3f}"},
+                                           ":now": {"N": f"{now:.3f}"}})
+            return True
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
             raise
 
     def delete(self, client_id: str) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from apps import delivery
+from apps import delivery, push
 from apps import service as apps
 from apps.models import PollRequest, PollResponse
-from common.context import ctx
+from common.context import EXTENSION_KEY, ctx
 from common.openapi import operation
 from common.validation import parse_body
 
 bp = Blueprint("ssf", __name__, url_prefix="/ssf")
+bp.record_once(lambda state: push.start_pusher(state.app.extensions[EXTENSION_KEY]))
 
 
 @bp.post("/poll")

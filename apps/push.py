@@ -1,0 +1,176 @@
+"""RFC 8935 push (SPEC §11): each SET POSTed to the app's push URL as `application/secevent+jwt`;
+202 means delivered (acknowledged, never sent again), anything else is retried with backoff, from
+whichever process holds the app's lease, for as long as the event is kept (24 hours).
+
+Every process that serves /ssf runs one pusher (CITYLOGIN_SSF_PUSH_INTERVAL > 0). It lists the apps
+with a push URL every LIST_SECONDS (one Query); for each it takes or renews a lease in the app's
+stream item (one conditional write per app per RENEW_SECONDS), so one process pushes to an app at a
+time and another takes over within LEASE_SECONDS of its death. The holder pushes when the process's
+feed reader brings new events, when a backoff is over, and once on taking the lease (catching up);
+otherwise it reads nothing. A push is at least once: a process that dies between the receiver's 202
+and the acknowledgement's write sends the event again (receivers dedupe by jti)."""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import requests
+
+from apps import delivery, security_events
+from apps.models import AppRecord
+from apps.service import list_apps
+from apps.stream_store import StreamStore
+from common import dynamo
+from common.context import AppContext
+from common.errors import ApiError
+from common.log_bursts import BurstLog
+from sessions import service as sessions
+
+log = logging.getLogger(__name__)
+
+LIST_SECONDS = 10.0
+LEASE_SECONDS = 30.0
+RENEW_SECONDS = 10.0
+BATCH = 50
+PUSH_TIMEOUT = (2.0, 5.0)  # connect, read
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
+SECEVENT = "application/secevent+jwt"
+
+
+@dataclass
+class _Target:
+    """What this process knows of one push app."""
+
+    app: AppRecord
+    lease_until: float = 0.0
+    due: bool = True           # push at the next turn: new events, a backoff over, or a new lease
+    failures: int = 0
+    retry_at: float = 0.0
+
+
+class Pusher:
+    def __init__(self, ctx: AppContext, *, interval: float) -> None:
+        self.ctx, self.interval = ctx, interval
+        self.owner = f"{uuid.uuid4()}"  # this process, in the leases it holds
+        self._targets: dict[str, _Target] = {}
+        self._listed_at = 0.0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._listening = False
+        self._http = requests.Session()
+        self._log = BurstLog(log)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.turn()
+            except Exception as exc:
+                if dynamo.is_unavailable(exc) or isinstance(exc, ApiError):
+                    self._log.log(logging.WARNING, "push: DynamoDB unavailable (%s)", type(exc).__name__)
+                else:
+                    self._log.log(logging.ERROR, "push turn failed", exc_info=True)
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def _on_events(self, ended: list) -> None:
+        if ended:
+            for target in list(self._targets.values()):
+                target.due = True
+            self._wake.set()
+
+    def turn(self) -> None:
+        now = time.monotonic()
+        if now - self._listed_at >= LIST_SECONDS:
+            self._relist()
+            self._listed_at = now
+        for target in list(self._targets.values()):
+            if self._stop.is_set():
+                return
+            if not self._hold(target):
+                continue
+            if target.due and time.monotonic() >= target.retry_at:
+                self._push(target)
+
+    def _relist(self) -> None:
+        apps = {app.client_id: app for app in list_apps(self.ctx) if app.push_url}
+        self._targets = {cid: self._targets.get(cid) or _Target(app) for cid, app in apps.items()}
+        for cid, target in self._targets.items():
+            target.app = apps[cid]  # a changed push URL
+        if self._targets and not self._listening:
+            sessions.event_feed(self.ctx).listen(self._on_events)
+            self._listening = True
+
+    def _hold(self, target: _Target) -> bool:
+        """Whether this process holds the app's lease (taking or renewing it when due)."""
+        wall = time.time()
+        if target.lease_until - wall > LEASE_SECONDS - RENEW_SECONDS:
+            return True
+        store = StreamStore(self.ctx.dynamodb, self.ctx.tables.app_streams)
+        held = store.take_lease(target.app.client_id, owner=self.owner, now=wall, until=wall + LEASE_SECONDS)
+        if held and target.lease_until < wall:
+            target.due = True  # newly ours: catch up on what the last holder left
+        target.lease_until = wall + LEASE_SECONDS if held else 0.0
+        return held
+
+    def _push(self, target: _Target) -> None:
+        delivered: set[str] = set()
+        while True:
+            pending = delivery.exchange(self.ctx, target.app, acks=delivered, max_events=BATCH)
+            delivered = set()
+            for event in pending.events:
+                if not self._post(target, security_events.session_revoked(self.ctx, event, target.app)):
+                    self._back_off(target)
+                    if delivered:
+                        delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0)
+                    return
+                delivered.add(event.seq)
+            if not delivered:
+                break
+            if not pending.more:
+                delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0)
+                break
+        target.due, target.failures, target.retry_at = False, 0, 0.0
+
+    def _post(self, target: _Target, token: str) -> bool:
+        try:
+            response = self._http.post(target.app.push_url or "", data=token, timeout=PUSH_TIMEOUT,
+                                       headers={"Content-Type": SECEVENT, "Accept": "application/json"})
+            return response.status_code == 202
+        except requests.RequestException:
+            return False
+
+    def _back_off(self, target: _Target) -> None:
+        target.failures += 1
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (target.failures - 1)) * random.uniform(0.8, 1.2)
+        target.retry_at = time.monotonic() + delay
+        target.due = True
+        self._log.log(logging.WARNING, "push to app %s failed (%d in a row); next try in %.0f s",
+                      target.app.client_id, target.failures, delay)
+
+
+_lock = threading.Lock()
+
+
+def start_pusher(ctx: AppContext) -> None:
+    """Start this app context's pusher once (none if CITYLOGIN_SSF_PUSH_INTERVAL is 0)."""
+    interval = ctx.settings.ssf_push_interval
+    with _lock:
+        if interval <= 0 or ctx.app_pusher is not None:
+            return
+        pusher = ctx.app_pusher = Pusher(ctx, interval=interval)
+    threading.Thread(target=pusher.run, name="citylogin-ssf-push", daemon=True).start()
+
+
+def stop_pusher(ctx: AppContext) -> None:
+    with _lock:
+        pusher, ctx.app_pusher = ctx.app_pusher, None
+    if isinstance(pusher, Pusher):
+        pusher.stop()

@@ -1,0 +1,97 @@
+"""RFC 8935 push (SPEC §11): each session-revoked SET is POSTed to the app's push URL; 202 means
+delivered, anything else is retried with backoff; one process pushes to an app at a time, and
+another takes over when it stops."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import jwt
+import requests
+
+from apps import push
+from apps import service as apps
+from apps.security_events import SESSION_REVOKED
+from common.dynamodb_local import free_port
+from tests.support.live import PASSWORD, register_device
+from tests.support.services import running_process
+from tests.support.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def receiver(fail_first: int = 0):
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.support.push_receiver", str(port), str(fail_first)]
+    with running_process(argv, port=port, env={"PYTHONPATH": str(ROOT)}, cwd=ROOT) as url:
+        yield url
+
+
+def received(url: str) -> dict:
+    return requests.get(url + "/received", timeout=5).json()
+
+
+def sessions_in(sets: list[str]) -> list[str]:
+    return [jwt.decode(s, options={"verify_signature": False})["events"][SESSION_REVOKED]["subject"]["session"]["id"]
+            for s in sets]
+
+
+def holds_a_lease(ctx) -> bool:
+    pusher = ctx.app_pusher
+    return bool(pusher and any(target.lease_until for target in pusher._targets.values()))
+
+
+def test_a_session_end_is_pushed_once_and_acknowledged(make_server):
+    with receiver() as sink:
+        url, ctx = make_server(ssf_push_interval=0.2)
+        credentials = apps.add_app(ctx, name="pushed", push_url=sink + "/push")
+        device = register_device(url)
+        device.login(PASSWORD)
+        ended = device.session_id
+        device.logout()
+        got = wait_until(lambda: received(sink)["sets"] or None, timeout=15, what="the push")
+        assert sessions_in(got) == [ended]
+        claims = jwt.decode(got[0], options={"verify_signature": False})
+        assert claims["aud"] == credentials.app.client_id
+        # Delivered: acknowledged in the app's state, never sent again.
+        auth = (credentials.app.client_id, credentials.client_secret)
+        assert requests.post(url + "/ssf/poll", json={"returnImmediately": True}, auth=auth,
+                             timeout=10).json()["sets"] == {}
+        assert len(received(sink)["sets"]) == 1
+
+
+def test_a_failing_receiver_gets_the_event_again_with_backoff(make_server):
+    with receiver(fail_first=3) as sink:
+        url, ctx = make_server(ssf_push_interval=0.2)
+        apps.add_app(ctx, name="flaky", push_url=sink + "/push")
+        device = register_device(url)
+        device.login(PASSWORD)
+        ended = device.session_id
+        device.logout()
+        got = wait_until(lambda: received(sink)["sets"] or None, timeout=30, what="the push after failures")
+        assert sessions_in(got) == [ended] and received(sink)["attempts"] == 4  # 1 s, 2 s, 4 s apart
+
+
+def test_one_process_pushes_and_another_takes_over_when_it_stops(make_server, monkeypatch):
+    monkeypatch.setattr(push, "LEASE_SECONDS", 3.0)
+    monkeypatch.setattr(push, "RENEW_SECONDS", 1.0)
+    monkeypatch.setattr(push, "LIST_SECONDS", 0.5)
+    with receiver() as sink:
+        url, first = make_server(ssf_push_interval=0.2)
+        _, second = make_server(ssf_push_interval=0.2)
+        apps.add_app(first, name="both", push_url=sink + "/push")
+        device = register_device(url)
+        ended = []
+        for _ in range(3):
+            device.login(PASSWORD)
+            ended.append(device.session_id)
+            device.logout()
+        wait_until(lambda: len(received(sink)["sets"]) >= 3 or None, timeout=15, what="three pushes")
+        push.stop_pusher(first if holds_a_lease(first) else second)
+        device.login(PASSWORD)
+        ended.append(device.session_id)
+        device.logout()
+        wait_until(lambda: len(set(received(sink)["sets"])) >= 4 or None, timeout=20, what="the other process")
+        assert set(sessions_in(received(sink)["sets"])) == set(ended)
