@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import jwt
 import pytest
 import requests
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from citylogin.cli import main
 from citylogin.client import Client
 from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
@@ -42,13 +44,16 @@ def deployment(dynamodb_endpoint, tmp_path_factory) -> Deployment:
                          "trusted_proxies": 1, "max_concurrent_devices": 1, "log_level": "WARNING",
                          "data_dir": tmp_path_factory.mktemp("citylogin"), **FAST_ARGON2, **RAISED_LIMITS}),
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+    # The apps first, as the README has it: a running citylogin lists the push apps every 10 s only.
+    initialized = CliRunner().invoke(main, ["init"], env=env)
+    assert initialized.exit_code == 0, initialized.output
+    push_port = free_port()
+    apps = {"guard": add_app(env, "notes (guard)"),
+            "push": add_app(env, "notes (push)", push_url=f"http://127.0.0.1:{push_port}/ssf/push"),
+            "relay": add_app(env, "notes (SETs relayed by the test)"),
+            "bystander": add_app(env, "another app")}
     with ExitStack() as stack:
         citylogin = stack.enter_context(running_service("citylogin", env, args=("serve",)))
-        push_port = free_port()
-        apps = {"guard": add_app(env, "notes (guard)"),
-                "push": add_app(env, "notes (push)", push_url=f"http://127.0.0.1:{push_port}/ssf/push"),
-                "relay": add_app(env, "notes (SETs relayed by the test)"),
-                "bystander": add_app(env, "another app")}
         app = stack.enter_context(running_notes(citylogin, "forward-auth"))
         notes = {"forward-auth": stack.enter_context(running_forward_auth_nginx(
                      tmp_path_factory.mktemp("nginx"), citylogin_urls=[citylogin], app_urls=[app])),
@@ -88,7 +93,7 @@ def assert_revoked(response: requests.Response) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("protection, within", [("forward-auth", 0.0), ("guard", 1.0)])
+@pytest.mark.parametrize("protection, within", [("forward-auth", 0.0), ("guard", 1.0), ("push", 2.0)])
 def test_a_displaced_device_is_refused_by_the_apps_api(deployment, device_a, protection, within):
     url = deployment.notes[protection]
     reads_and_writes_its_notes(url, device_a)
