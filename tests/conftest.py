@@ -20,7 +20,7 @@ RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_
 # The fast tier (`./scripts/test.sh --fast`) is every test not marked slow. Whole folders and modules
 # that start servers as subprocesses (gunicorn, nginx, `citylogin serve`, a standalone service), drive
 # a browser, soak or fuzz are slow, and so is every test of a module-scoped service process.
-SLOW_FOLDERS = {"browser"}
+SLOW_FOLDERS = {"browser", "examples"}
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_gunicorn_start", "test_metrics_gunicorn",
     "test_serve", "test_serve_slow_client", "test_public_url", "test_standalone_services", "test_many_hosts",

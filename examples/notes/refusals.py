@@ -1,0 +1,43 @@
+"""The 401 of a refused API request, as citylogin and its guard send it: problem+json (RFC 9457)
+with a stable `code`, and a Bearer challenge (RFC 6750 §3). The page's SDK ends its session when
+the `code` is session_revoked."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, json
+
+TITLES = {"invalid_token": "Invalid access token", "token_expired": "Access token expired",
+          "session_revoked": "Session revoked", "session_unverifiable": "Session cannot be verified"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request speaks for, with the fields of citylogin_guard.Principal the notes views read."""
+
+    user_uuid: str
+    session_id: str
+    device_id: str
+
+
+class Unauthorized(Exception):
+    """A request refused: `code` is one of TITLES, `reason` why its session ended (when known)."""
+
+    def __init__(self, code: str, detail: str, *, reason: str | None = None) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail, self.reason = code, detail, reason
+
+    def problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "about:blank", "title": TITLES[self.code], "status": 401,
+                                "code": self.code, "detail": self.detail}
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+
+def refusal_response(refusal: Unauthorized) -> Response:
+    response = Response(json.dumps(refusal.problem()), status=401, mimetype="application/problem+json")
+    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
