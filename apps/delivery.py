@@ -7,15 +7,17 @@ something changed, one conditional write. A long poll then waits on the process'
 (sessions.feed), not on DynamoDB."""
 from __future__ import annotations
 
+import re
+import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from apps import security_events
 from apps.models import AppRecord
 from apps.stream_store import StateMoved, StreamState, StreamStore
 from common.context import AppContext
-from common.errors import FieldKind, InvalidField, ServiceUnavailable
+from common.errors import ErrorCode, FieldKind, InvalidField, NotFound, ServiceUnavailable
 from sessions import service as sessions
 from sessions.feed import WINDOW_SECONDS
 from sessions.models import SessionEnded, seq_at, seq_epoch_ms
@@ -24,6 +26,37 @@ KEPT_SECONDS = 24 * 3600  # events older than this may be dropped (SPEC §11)
 MAX_ACKED = 10_000  # acknowledgements kept past the cursor; beyond, the oldest are forgotten (and resent)
 SAVE_ATTEMPTS = 5
 FUTURE_ACK_SECONDS = 60  # an ack of an event dated later than this is not one of ours
+# A receiver's own stream (SSF stream management; e.g. each process of an app's API server) ends when
+# it is not polled for an hour; its poll pushes that hour forward at most every 10 minutes (a write).
+STREAM_IDLE_SECONDS = 3600
+STREAM_REFRESH_SECONDS = 600
+STREAM_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class StreamNotFound(NotFound):
+    code, detail = ErrorCode.STREAM_NOT_FOUND, "This app has no such event stream (or it ended, unpolled for an hour)."
+
+
+def _key(app: AppRecord, stream_id: str | None) -> str:
+    return app.client_id if stream_id is None else f"{app.client_id}#{stream_id}"
+
+
+def create_stream(ctx: AppContext, app: AppRecord) -> str:
+    """A new poll stream of `app` for one receiver, starting now (less the feed's window, so that
+    an end committed just before is in it): its own cursor and acknowledgements, so that several
+    processes of one app each hear every event."""
+    stream_id, now = secrets.token_hex(16), ctx.now().timestamp()
+    state = StreamState(cursor=seq_at(int((now - WINDOW_SECONDS) * 1000)),
+                        expires_epoch=int(now) + STREAM_IDLE_SECONDS)
+    stream_store(ctx).save(_key(app, stream_id), state, expected_version=0)
+    return stream_id
+
+
+def delete_stream(ctx: AppContext, app: AppRecord, stream_id: str) -> None:
+    store = stream_store(ctx)
+    if not STREAM_ID.match(stream_id) or store.get(_key(app, stream_id)) is None:
+        raise StreamNotFound()
+    store.delete(_key(app, stream_id))
 
 
 def stream_store(ctx: AppContext) -> StreamStore:
@@ -50,19 +83,25 @@ def parse_acks(app: AppRecord, jtis: list[str], *, now_ms: int) -> set[str]:
     return seqs
 
 
-def exchange(ctx: AppContext, app: AppRecord, *, acks: set[str], max_events: int) -> Pending:
+def exchange(ctx: AppContext, app: AppRecord, *, acks: set[str], max_events: int,
+             stream_id: str | None = None) -> Pending:
     """Record `acks`, move the cursor past what is acknowledged and settled, and read what is
-    pending, in one read-decide-write on the app's state (again if another poll wrote first)."""
-    store = stream_store(ctx)
+    pending, in one read-decide-write on the state of the app's stream (`stream_id`, or the app's
+    own), again if another poll wrote first."""
+    store, key = stream_store(ctx), _key(app, stream_id)
     for _ in range(SAVE_ATTEMPTS):
-        state = store.get(app.client_id)
+        state = store.get(key)
         now_ms = int(ctx.now().timestamp() * 1000)
+        if stream_id is not None and (state is None or (state.expires_epoch or 0) * 1000 < now_ms):
+            raise StreamNotFound()
         start = StreamState(cursor=seq_at(app.created_epoch * 1000)) if state is None else state
         pending, after = _walk(ctx, start, acks=acks, max_events=max_events, now_ms=now_ms)
+        if after.expires_epoch and after.expires_epoch - now_ms // 1000 < STREAM_IDLE_SECONDS - STREAM_REFRESH_SECONDS:
+            after = replace(after, expires_epoch=now_ms // 1000 + STREAM_IDLE_SECONDS)  # still polled
         if after == start and state is not None:
             return pending
         try:
-            store.save(app.client_id, after, expected_version=start.version)
+            store.save(key, after, expected_version=start.version)
             return pending
         except StateMoved:
             continue
@@ -93,8 +132,7 @@ def _walk(ctx: AppContext, state: StreamState, *, acks: set[str], max_events: in
     acked = {seq for seq in acked if seq > cursor}
     if len(acked) > MAX_ACKED:
         acked = set(sorted(acked)[-MAX_ACKED:])
-    return Pending(events=events, more=more), StreamState(cursor=cursor, acked=frozenset(acked),
-                                                          version=state.version)
+    return Pending(events=events, more=more), replace(state, cursor=cursor, acked=frozenset(acked))
 
 
 class _Waiting:
@@ -120,13 +158,15 @@ _waiting = _Waiting()
 
 
 def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately: bool,
-         acks: list[str]) -> tuple[dict[str, str], bool]:
-    """RFC 8936: ({jti: SET}, moreAvailable). Without `return_immediately`, an empty answer waits
-    up to CITYLOGIN_SSF_LONG_POLL_SECONDS for an event."""
+         acks: list[str], stream_id: str | None = None) -> tuple[dict[str, str], bool]:
+    """RFC 8936: ({jti: SET}, moreAvailable) of the app's stream (`stream_id`, or the app's own).
+    Without `return_immediately`, an empty answer waits up to CITYLOGIN_SSF_LONG_POLL_SECONDS for an event."""
+    if stream_id is not None and not STREAM_ID.match(stream_id):
+        raise StreamNotFound()
     acked = parse_acks(app, acks, now_ms=int(ctx.now().timestamp() * 1000))
     feed = sessions.event_feed(ctx)
     generation = feed.generation()
-    pending = exchange(ctx, app, acks=acked, max_events=max_events)
+    pending = exchange(ctx, app, acks=acked, max_events=max_events, stream_id=stream_id)
     wait = not pending.events and max_events > 0 and not return_immediately
     if wait and _waiting.enter(sessions.stream_caps(ctx).per_process):
         try:
@@ -134,7 +174,7 @@ def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately
             while not pending.events and (remaining := deadline - time.monotonic()) > 0:
                 if feed.wait_for_new(generation, timeout=remaining):
                     generation = feed.generation()
-                    pending = exchange(ctx, app, acks=set(), max_events=max_events)
+                    pending = exchange(ctx, app, acks=set(), max_events=max_events, stream_id=stream_id)
         finally:
             _waiting.leave()
     sets = {security_events.jti(e.seq, app): security_events.session_revoked(ctx, e, app) for e in pending.events}

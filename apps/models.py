@@ -5,7 +5,12 @@ from dataclasses import dataclass
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
+from common.errors import FieldKind, field_refusal
+
+POLL_METHOD = "urn:ietf:rfc:8936"
+SESSION_REVOKED_EVENT = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,41 @@ class PollRequest(BaseModel):
     ack: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=1000)
 
 
+class StreamRequest(BaseModel):
+    """SSF 1.0 §8.1.1.1: only poll delivery (RFC 8936) is created this way; push is the app's
+    `--push-url`. Other members (events_requested, description) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    delivery: dict | None = None
+
+    @field_validator("delivery")
+    @classmethod
+    def _poll_only(cls, value: dict | None) -> dict | None:
+        if value is not None and value.get("method", POLL_METHOD) != POLL_METHOD:
+            raise field_refusal(FieldKind.INVALID_VALUE, "poll_only", "only urn:ietf:rfc:8936 (poll) streams")
+        return value
+
+
+class StreamConfiguration(BaseModel):
+    stream_id: str
+    iss: str
+    aud: str
+    delivery: dict
+    events_supported: list[str]
+    events_delivered: list[str]
+
+    @classmethod
+    def of(cls, stream_id: str, *, issuer: str, client_id: str, endpoint_url: str) -> "StreamConfiguration":
+        events = [SESSION_REVOKED_EVENT]
+        return cls(stream_id=stream_id, iss=issuer, aud=client_id, events_supported=events, events_delivered=events,
+                   delivery={"method": POLL_METHOD, "endpoint_url": endpoint_url})
+
+
+class StreamQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    stream_id: str = Field(min_length=1, max_length=64)
+
+
 class PollResponse(BaseModel):
     sets: dict[str, str]
     moreAvailable: bool  # noqa: N815 - RFC 8936's member name
@@ -77,5 +117,6 @@ class SsfConfiguration(BaseModel):
     jwks_uri: str
     delivery_methods_supported: list[str]
     poll_endpoint: str
+    configuration_endpoint: str
     default_subjects: str
     citylogin_access_token_ttl: int

@@ -2,11 +2,11 @@
 the same bytes each time it is delivered again (its jti is the event's feed seq and the app's id)."""
 from __future__ import annotations
 
-from apps.models import AppRecord
+from apps.models import SESSION_REVOKED_EVENT, AppRecord
 from common.context import AppContext
 from sessions.models import SEQ, SessionEnded
 
-SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+SESSION_REVOKED = SESSION_REVOKED_EVENT
 
 
 def jti(event_seq: str, app: AppRecord) -> str:

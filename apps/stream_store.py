@@ -17,6 +17,7 @@ class StreamState:
     cursor: str
     acked: frozenset[str] = field(default_factory=frozenset)
     version: int = 0
+    expires_epoch: int | None = None  # a receiver's own stream ends when unpolled this long; the app's never
 
 
 class StateMoved(dynamo.StoreRefusal):
@@ -33,14 +34,18 @@ class StreamStore:
         if not item or "cursor" not in item:  # none yet, or only a push lease
             return None
         data = dynamo.from_item(item)
+        expires = data.get(dynamo.TTL_ATTRIBUTE)
         return StreamState(cursor=data["cursor"], acked=frozenset(data.get("acked") or ()),
-                           version=int(data["version"]))
+                           version=int(data["version"]), expires_epoch=int(expires) if expires else None)
 
     def save(self, client_id: str, state: StreamState, *, expected_version: int) -> None:
         """Replace the cursor and acknowledgements if nobody saved since `expected_version` (the
         item's push lease, if any, stays as it is)."""
         values: dict[str, Any] = {":c": {"S": state.cursor}, ":next": {"N": str(expected_version + 1)}}
         expression = "SET #c = :c, version = :next"
+        if state.expires_epoch:
+            expression += ", #ttl = :ttl"
+            values[":ttl"] = {"N": str(state.expires_epoch)}
         if state.acked:  # DynamoDB has no empty sets
             expression += ", acked = :a"
             values[":a"] = {"SS": sorted(state.acked)}
@@ -52,7 +57,9 @@ class StreamStore:
         try:
             self.client.update_item(TableName=self.table, Key={"client_id": {"S": client_id}},
                                     UpdateExpression=expression, ConditionExpression=condition,
-                                    ExpressionAttributeNames={"#c": "cursor"}, ExpressionAttributeValues=values)
+                                    ExpressionAttributeNames={"#c": "cursor", **(
+                                        {"#ttl": dynamo.TTL_ATTRIBUTE} if state.expires_epoch else {})},
+                                    ExpressionAttributeValues=values)
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
                 raise StateMoved(client_id) from None

@@ -227,7 +227,8 @@ def _operations_blueprint(title: str) -> Blueprint:
         base = context.public_url().rstrip("/")
         response = jsonify(spec_version="1_0", issuer=context.jwt.issuer, jwks_uri=base + "/.well-known/jwks.json",
                            delivery_methods_supported=[PUSH_DELIVERY, POLL_DELIVERY],
-                           poll_endpoint=base + "/ssf/poll", default_subjects="ALL",
+                           poll_endpoint=base + "/ssf/poll", configuration_endpoint=base + "/ssf/streams",
+                           default_subjects="ALL",
                            citylogin_access_token_ttl=context.settings.access_token_ttl)
         response.headers["Cache-Control"] = "public, max-age=300"
         return response

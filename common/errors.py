@@ -75,6 +75,7 @@ class ErrorCode(str, Enum):
     REQUEST_HEADER_TOO_LARGE = "request_header_too_large"
     INVALID_CLIENT = "invalid_client"
     APP_NOT_FOUND = "app_not_found"
+    STREAM_NOT_FOUND = "stream_not_found"
 
 
 ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>

@@ -11,8 +11,9 @@ import requests
 
 from apps import service as apps
 from apps.security_events import SESSION_REVOKED
+from tests.conftest import unique_name
 from tests.support.fixtures import problem
-from tests.support.live import PASSWORD, add_device, register_device
+from tests.support.live import PASSWORD, FakeClock, add_device, register_device
 
 
 def new_app(ctx, name="api"):
@@ -174,3 +175,56 @@ def test_parallel_polls_acknowledging_never_lose_an_event(make_server):
         thread.join(60)
     assert len(seen) == 12
     assert poll(url, app, returnImmediately=True).json()["sets"] == {}
+
+
+def new_stream(url, auth, **body) -> dict:
+    response = requests.post(url + "/ssf/streams", json=body or None, auth=auth, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_each_receiver_stream_hears_every_event_whatever_the_others_acknowledge(make_server):
+    # Tables of its own: a new stream begins 10 s back, so it would hear this module's earlier ends.
+    url, ctx = make_server(table_prefix=unique_name("streams") + "_")
+    app = new_app(ctx)
+    one, two = new_stream(url, app), new_stream(url, app, delivery={"method": "urn:ietf:rfc:8936"})
+    assert one["aud"] == app[0] and one["iss"] == ctx.jwt.issuer and one["stream_id"] != two["stream_id"]
+    assert one["delivery"]["endpoint_url"].endswith("/ssf/poll/" + one["stream_id"])
+    device = register_device(url)
+    device.login(PASSWORD)
+    device.logout()
+
+    def stream_poll(stream, **body):
+        path = "/ssf/poll/" + stream["stream_id"]
+        return requests.post(url + path, json={"returnImmediately": True, **body}, auth=app, timeout=10).json()
+
+    first = stream_poll(one)["sets"]
+    assert len(first) == 1
+    assert stream_poll(one, ack=list(first))["sets"] == {}
+    assert stream_poll(two)["sets"] == first  # the same SET, not taken by the other stream's ack
+    assert poll(url, app, returnImmediately=True).json()["sets"] == first  # nor by the app's own stream
+
+
+def test_streams_are_the_apps_own_and_end(make_server):
+    url, ctx = make_server()
+    ctx.clock = clock = FakeClock()
+    app, other = new_app(ctx), new_app(ctx, "other")
+    stream = new_stream(url, app)["stream_id"]
+    assert problem(poll_path(url, other, stream))[:2] == (404, "stream_not_found")
+    for bad in ("0" * 32, "not-a-stream", "x" * 40):
+        assert problem(poll_path(url, app, bad))[:2] == (404, "stream_not_found")
+    assert poll_path(url, app, stream).status_code == 200
+    refused = requests.post(url + "/ssf/streams", json={"delivery": {"method": "urn:ietf:rfc:8935"}}, auth=app,
+                            timeout=10)
+    assert problem(refused)[:2] == (400, "invalid_field")
+    assert problem(requests.delete(url + "/ssf/streams", params={"stream_id": stream}, auth=other,
+                                   timeout=10))[:2] == (404, "stream_not_found")
+    assert requests.delete(url + "/ssf/streams", params={"stream_id": stream}, auth=app, timeout=10).status_code == 204
+    assert problem(poll_path(url, app, stream))[:2] == (404, "stream_not_found")
+    unpolled = new_stream(url, app)["stream_id"]
+    clock.advance(3601)  # an hour without a poll ends a receiver's stream
+    assert problem(poll_path(url, app, unpolled))[:2] == (404, "stream_not_found")
+
+
+def poll_path(url, auth, stream_id) -> requests.Response:
+    return requests.post(f"{url}/ssf/poll/{stream_id}", json={"returnImmediately": True}, auth=auth, timeout=10)

@@ -49,6 +49,7 @@ class Transmitter:
         self.acked: set[str] = set()
         self.introspections = 0
         self.jwks_reads = 0
+        self.streams_made = 0
         self.holding = 0  # long polls being held now
         self.revoked: set[str] = set()
         self._pending: dict[str, str] = {}  # jti -> SET, in order, until acked
@@ -106,7 +107,8 @@ class Transmitter:
     def configuration(self) -> dict[str, Any]:
         return {"spec_version": "1_0", "issuer": self.url, "jwks_uri": f"{self.url}/.well-known/jwks.json",
                 "delivery_methods_supported": ["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"],
-                "poll_endpoint": f"{self.url}/ssf/poll", "citylogin_access_token_ttl": self.token_ttl}
+                "poll_endpoint": f"{self.url}/ssf/poll", "configuration_endpoint": f"{self.url}/ssf/streams",
+                "citylogin_access_token_ttl": self.token_ttl}
 
     def poll(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.polls.append(body)
@@ -155,6 +157,10 @@ def _handler(transmitter: Transmitter) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if not transmitter.app_authenticated(self.headers.get("Authorization")):
                 self._answer(401, {"error": "invalid_client"})
+            elif self.path == "/ssf/streams":  # one queue for every receiver: a stream names it
+                transmitter.streams_made += 1
+                poll = {"method": "urn:ietf:rfc:8936", "endpoint_url": f"{transmitter.url}/ssf/poll"}
+                self._answer(201, {"stream_id": f"s{transmitter.streams_made}", "delivery": poll})
             elif self.path == "/ssf/poll":
                 self._answer(*transmitter.poll(json.loads(body or b"{}")))
             elif self.path == "/session/introspect":

@@ -1,5 +1,9 @@
 """The background poll of citylogin's security events (RFC 8936 over SSF 1.0): each SET checked,
-the sessions it ends recorded, then acknowledged in the next poll."""
+the sessions it ends recorded, then acknowledged in the next poll.
+
+Each guard polls a stream of its own (SSF stream management, made at start): the processes of one
+app's API server each hear every event, whatever the others acknowledge. A stream citylogin ended
+(unpolled for an hour) is replaced, and the guard then counts as listening only from then on."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +22,11 @@ from citylogin_guard.transport import Metadata, Transmitter, TransmitterUnreacha
 log = logging.getLogger("citylogin_guard")
 
 MAX_EVENTS = 100
+POLL_METHOD = "urn:ietf:rfc:8936"
+
+
+class StreamGone(Exception):
+    """citylogin no longer knows this receiver's stream (404): make another."""
 # citylogin holds a long poll up to 30 s (SPEC §11): past that the answer is late.
 LONGEST_HOLD = 35.0
 CONNECT_TIMEOUT = 3.0
@@ -45,6 +54,8 @@ class Feed:
         self._task: asyncio.Task[None] | None = None
         self._ready = threading.Event()
         self._last_failure = ""
+        self.stream_id: str | None = None
+        self._endpoint: str | None = None  # where this receiver polls
         self._thread = threading.Thread(target=self._main, name="citylogin-guard-feed", daemon=True)
 
     def start(self) -> None:
@@ -58,6 +69,8 @@ class Feed:
         if self._loop is not None and self._task is not None:
             self._loop.call_soon_threadsafe(self._task.cancel)
         self._thread.join(timeout)
+        if self.stream_id:
+            self._transmitter.end_stream(self.stream_id)
 
     def _main(self) -> None:
         loop = asyncio.new_event_loop()
@@ -79,8 +92,14 @@ class Feed:
                 try:
                     metadata = self._transmitter.metadata()
                     self._keys.load()
+                    if self._endpoint is None:
+                        self._endpoint = await self._open_stream(client, metadata)
                     sent_at = time.time()
                     answer = await self._poll(client, metadata, acks=acks, immediate=immediate)
+                except StreamGone:
+                    self._endpoint, self.stream_id, self.listening_since, acks = None, None, None, []
+                    immediate = True
+                    continue
                 except httpx.ReadTimeout:
                     if not immediate:  # a quiet long poll cut on purpose; the acks go again
                         immediate = True
@@ -116,8 +135,10 @@ class Feed:
         if acks:
             body["ack"] = acks
         read = CONNECT_TIMEOUT if immediate else self._hold_cut
-        response = await client.post(metadata.poll_endpoint, json=body,
+        response = await client.post(self._endpoint or metadata.poll_endpoint, json=body,
                                      timeout=httpx.Timeout(CONNECT_TIMEOUT, read=read))
+        if response.status_code == 404 and self.stream_id:
+            raise StreamGone()
         if response.status_code != 200:
             raise TransmitterUnreachable(f"poll: HTTP {response.status_code}")
         try:
@@ -129,6 +150,24 @@ class Feed:
             raise TransmitterUnreachable("poll: not an RFC 8936 answer")
         answer.setdefault("moreAvailable", False)
         return answer
+
+    async def _open_stream(self, client: httpx.AsyncClient, metadata: Metadata) -> str:
+        """This receiver's poll endpoint: a stream of its own when citylogin offers them."""
+        if not metadata.configuration_endpoint:
+            return metadata.poll_endpoint
+        response = await client.post(metadata.configuration_endpoint, json={"delivery": {"method": POLL_METHOD}},
+                                     timeout=CONNECT_TIMEOUT)
+        if response.status_code != 201:
+            raise TransmitterUnreachable(f"stream: HTTP {response.status_code}")
+        try:
+            stream = response.json()
+            stream_id, endpoint = stream["stream_id"], stream["delivery"]["endpoint_url"]
+        except (ValueError, KeyError, TypeError):
+            raise TransmitterUnreachable("stream: not an SSF stream configuration") from None
+        if not (isinstance(stream_id, str) and isinstance(endpoint, str) and endpoint):
+            raise TransmitterUnreachable("stream: not an SSF stream configuration")
+        self.stream_id = stream_id
+        return endpoint
 
     def _take(self, sets: dict[str, Any], metadata: Metadata) -> tuple[list[str], bool]:
         """Records the sessions ended by each valid SET; returns (the jtis to ack, all valid?). A SET

@@ -32,6 +32,8 @@ class Metadata:
     jwks_uri: str
     poll_endpoint: str
     access_token_ttl: float
+    # SSF stream management: where a receiver gets a poll stream of its own (None: poll the app's)
+    configuration_endpoint: str | None = None
 
 
 class Transmitter:
@@ -71,6 +73,15 @@ class Transmitter:
             raise TransmitterUnreachable(f"introspection: {type(error).__name__}") from None
         return _json_object(response, "introspection")
 
+    def end_stream(self, stream_id: str) -> None:
+        """Ends this receiver's poll stream (best effort: unpolled, it ends by itself within an hour)."""
+        endpoint = self._metadata.configuration_endpoint if self._metadata else None
+        if endpoint:
+            try:
+                self._client.delete(endpoint, params={"stream_id": stream_id}, auth=self.auth, timeout=1.0)
+            except httpx.HTTPError:
+                pass
+
     def close(self) -> None:
         self._client.close()
 
@@ -97,7 +108,8 @@ def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
 def _parse_metadata(body: dict[str, Any]) -> Metadata:
     try:
         metadata = Metadata(issuer=body["issuer"], jwks_uri=body["jwks_uri"], poll_endpoint=body["poll_endpoint"],
-                            access_token_ttl=float(body["citylogin_access_token_ttl"]))
+                            access_token_ttl=float(body["citylogin_access_token_ttl"]),
+                            configuration_endpoint=body.get("configuration_endpoint") or None)
     except (KeyError, TypeError, ValueError):
         raise TransmitterUnreachable("ssf-configuration lacks issuer, jwks_uri, poll_endpoint or the token ttl") \
             from None
