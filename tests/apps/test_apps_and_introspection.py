@@ -127,6 +127,21 @@ def test_introspection_needs_its_token_field(start):
     assert problem(introspect(url, auth, "t" * 9000))[:2] == (400, "invalid_field")
 
 
+def test_malformed_introspection_forms_are_refused_or_inactive_never_a_500(start):
+    url, ctx, _ = start()
+    credentials = apps.add_app(ctx, name="api", push_url=None)
+    auth = (credentials.app.client_id, credentials.client_secret)
+    for raw, kind in [(b"\xff\xfe", None), (b"token=%ZZ%", None), (b"token", None), (b"token=a&token=b", None),
+                      (b"x" * 70000, None), (b'{"token": "x"}', "application/json"), (b"token=" + b"%00" * 10, None)]:
+        headers = {"Content-Type": kind or "application/x-www-form-urlencoded"}
+        response = requests.post(url + "/session/introspect", data=raw, auth=auth, headers=headers, timeout=10)
+        assert response.status_code in (200, 400, 413), (raw[:20], response.status_code)
+        if response.status_code == 200:
+            assert response.json() == {"active": False}
+        else:
+            assert response.headers["Content-Type"] == "application/problem+json" and response.json()["code"]
+
+
 def test_check_names_the_caller_for_a_proxy_and_refuses_an_ended_session(start):
     url, ctx, _ = start()
     device = register_device(url)

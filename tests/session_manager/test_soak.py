@@ -6,11 +6,16 @@ account while other threads pair, recover, renew and log in on it, and a new use
 user than the limit, nor of one class than the class's limit, nor two on one device, every session
 the presence lists is live and every live one is listed, and no request was served for a session
 that was over (issue 8, defect 1); and nothing of a deleted account is left, every certificate it
-was issued being in the CRL (SPEC §4)."""
+was issued being in the CRL (SPEC §4); and every session that ended has its session-revoked event in
+the feed, delivered at least once to an app that polls and to one that is pushed to (SPEC §11),
+each checked by its jti-deduplicated log against DynamoDB."""
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -18,18 +23,20 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import boto3
+import jwt
 import pytest
 import requests
 
 from citylogin.client import CityloginError, Client, ConcurrentLoginRequired
 from common import dynamo
+from common.dynamodb_local import free_port
 from common.timefmt import parse_iso
 from sessions.models import Liveness
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
 from tests.support.class_limits import class_violations
 from tests.support.live import PASSWORD
-from tests.support.services import running_service
+from tests.support.services import running_process, running_service
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "95"))
 USERS, DEVICES_PER_USER, WORKERS = 4, 4, 8
@@ -485,7 +492,43 @@ def check_class_limits(client, tables: dynamo.TableNames, *, rule: Liveness) -> 
     return class_violations(sessions, session_intervals(list(sessions.values()), rule), CLASS_LIMITS)
 
 
-@pytest.mark.timeout(240)
+SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+
+
+def add_app(env: dict[str, str], name: str, *extra: str) -> dict[str, str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")} | env
+    done = subprocess.run([sys.executable, "-m", "citylogin", "apps", "add", name, "--json", *extra], env=full,
+                          capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(done.stdout)
+
+
+def ended_sessions_with_events(client, tables: dynamo.TableNames) -> tuple[set[str], Counter]:
+    """(the sessions whose record says they ended by a write, the feed's events per session)."""
+    def scan(table):
+        pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        return [dynamo.from_item(i) for page in pages for i in page["Items"]]
+    ended = {s["session_id"] for s in scan(tables.sessions) if s["status"] == "revoked"}
+    return ended, Counter(row["session_id"] for row in scan(tables.security_events))
+
+
+def session_of(token: str) -> str:
+    return jwt.decode(token, options={"verify_signature": False})["events"][SESSION_REVOKED]["subject"]["session"]["id"]
+
+
+def drain_poll(url: str, app: dict[str, str]) -> dict[str, str]:
+    """Every event the app's stream holds, acknowledged as received: {jti: session_id}."""
+    got, acks = {}, []
+    for _ in range(1000):
+        body = requests.post(url + "/ssf/poll", json={"returnImmediately": True, "maxEvents": 200, "ack": acks},
+                             auth=(app["client_id"], app["client_secret"]), timeout=30).json()
+        acks = list(body["sets"])
+        got.update({jti: session_of(token) for jti, token in body["sets"].items()})
+        if not acks:
+            return got
+    raise AssertionError("the poll never ran dry")
+
+
+@pytest.mark.timeout(300)
 def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir):
     prefix = f"soak{os.getpid()}_"
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": prefix,
@@ -493,6 +536,11 @@ def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoin
                       "device_class_limits": ",".join(f"{c}={n}" for c, n in CLASS_LIMITS.items())})
     with ExitStack() as stack:
         urls = [stack.enter_context(running_service("citylogin", env, args=("serve",))) for _ in range(2)]
+        receiver_port = free_port()
+        receiver = stack.enter_context(running_process(
+            [sys.executable, "-m", "tests.support.push_receiver", str(receiver_port)], port=receiver_port, env={}))
+        polled = add_app(env, "soak-poll")
+        add_app(env, "soak-push", "--push-url", receiver + "/push")
         soak = Soak(urls, seed=int(os.environ.get("SOAK_SEED", "8")))
         soak.create_users()
         client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
@@ -503,6 +551,15 @@ def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoin
                               aws_access_key_id="local", aws_secret_access_key="local")
         wait_for_the_sweeper(client, dynamo.TableNames.with_prefix(prefix), soak.deleted)
         crl_pem = requests.get(urls[0] + "/device/crl.pem", timeout=30).content
+        ended, events = ended_sessions_with_events(client, dynamo.TableNames.with_prefix(prefix))
+        polled_events = drain_poll(urls[1], polled)
+        deadline = time.monotonic() + 60  # the pushers' lease and backoff
+        while time.monotonic() < deadline:
+            pushed_sets = requests.get(receiver + "/received", timeout=10).json()["sets"]
+            if ended <= {session_of(token) for token in pushed_sets}:
+                break
+            time.sleep(1)
+    pushed_events = {session_of(token) for token in pushed_sets}  # deduplicated, as a receiver does by jti
     left_of_deleted = deletion_leftovers(client, dynamo.TableNames.with_prefix(prefix), soak.deleted, crl_pem)
     rule = Liveness(idle_timeout=SETTINGS["session_idle_timeout"])
     violations = check_invariants(client, dynamo.TableNames.with_prefix(prefix), limit=1, rule=rule,
@@ -517,3 +574,9 @@ def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoin
     assert soak.deleted and soak.ops["race_pair"] > 0
     assert soak.ops["refresh_only"] > 0 and soak.ops["confirm"] > 0 and soak.ops["unbind"] > 0
     assert soak.ops["relabel"] > 0
+    print(f"soak events: {len(ended)} sessions ended by a write, {sum(events.values())} events in the feed, "
+          f"{len(set(polled_events.values()))} delivered by poll, {len(pushed_events)} by push "
+          f"({len(pushed_sets)} pushes with duplicates)")
+    assert ended and set(events) == ended, "every session ended by a write has its event, and no other"
+    assert ended <= set(polled_events.values()), sorted(ended - set(polled_events.values()))[:5]
+    assert ended <= pushed_events, sorted(ended - pushed_events)[:5]
