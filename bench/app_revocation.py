@@ -18,6 +18,7 @@ import argparse
 import base64
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -134,6 +135,7 @@ def measure(url: str, sink: str, app: dict, args) -> dict:
                 "poll": (lambda t=token: refused(guard, t), 0.002),
                 "push": (lambda sid=session_id: sid in pushed_sessions(sink), 0.005)}
             seen: dict[str, float] = {}
+            time.sleep(random.uniform(0, 1))  # a revocation comes at any moment of the feed's interval
             device.logout()
             ended = time.monotonic()
             threads = [threading.Thread(target=lambda k=k, c=c, s=seen: s.__setitem__(k, until(c[0], every=c[1])))
