@@ -10,18 +10,11 @@ import pytest
 
 from citylogin_guard import Guard, Unauthorized
 from citylogin_guard.ended import EndedSessions
+from tests.guard.checks import refused_code
 from tests.guard.transmitter import Signer, Transmitter
 from tests.support.waiting import wait_until
 
 FEED_THREAD = "citylogin-guard-feed"
-
-
-def refused_code(guard: Guard, token: str) -> str | None:
-    try:
-        guard.verify(f"Bearer {token}")
-    except Unauthorized as refusal:
-        return refusal.code
-    return None
 
 
 def test_a_revoked_session_is_refused_within_a_second_from_the_feed(guard, transmitter):

@@ -13,8 +13,9 @@ import time
 import pytest
 import requests
 
-from citylogin_guard import Guard, Unauthorized
+from citylogin_guard import Guard
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
+from tests.guard.checks import refused_code
 from tests.support.live import PASSWORD, register_device
 from tests.support.services import running_service
 from tests.support.waiting import wait_until
@@ -39,14 +40,6 @@ def add_app(env: dict[str, str]) -> dict[str, str]:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def refused_code(guard: Guard, token: str) -> str | None:
-    try:
-        guard.verify(f"Bearer {token}")
-    except Unauthorized as refusal:
-        return refusal.code
-    return None
 
 
 def unacknowledged(url: str, app: dict[str, str], guard: Guard) -> dict[str, str]:
