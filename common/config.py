@@ -121,6 +121,8 @@ class Settings(BaseModel):
     ssf_long_poll_seconds: float = Field(default=30.0, ge=1, le=30)
     # how often each process serving /ssf looks for push work (RFC 8935; 0: this process never pushes)
     ssf_push_interval: float = Field(default=1.0, ge=0, le=60)
+    # how often each process serving /session ends the sessions over by time with their events (0: never)
+    session_sweep_interval: float = Field(default=30.0, ge=0, le=3600)
     # citylogin's gunicorn worker: a request's head and body (64 KiB at most) must arrive within
     # this long, or the connection is closed; no thread waits for them meanwhile
     request_read_timeout: float = Field(default=10.0, gt=0, le=300)

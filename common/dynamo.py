@@ -48,6 +48,8 @@ class TableNames:
 
 DEVICES_BY_FINGERPRINT = "fingerprint-index"
 SESSIONS_BY_USER = "user-index"
+# Active sessions by when they end without a write (sparse: only they carry `live_shard`).
+SESSIONS_ENDING = "ending-index"
 # Account deletion (SPEC §4): the users being deleted (a sparse index: only they carry `deletion`),
 # and each user's one-time tokens, pairing tokens and rate-limit items (sparse: only the items
 # that belong to a user carry `user_uuid`), so that a deletion finds them without a Scan.
@@ -93,12 +95,19 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
     defs[names.sessions]["AttributeDefinitions"] += [
         {"AttributeName": "user_uuid", "AttributeType": "S"},
         {"AttributeName": "created_at", "AttributeType": "S"},
+        {"AttributeName": "live_shard", "AttributeType": "S"},
+        {"AttributeName": "ends_at", "AttributeType": "N"},
     ]
     defs[names.sessions]["GlobalSecondaryIndexes"] = [{
         "IndexName": SESSIONS_BY_USER,
         "KeySchema": [{"AttributeName": "user_uuid", "KeyType": "HASH"},
                       {"AttributeName": "created_at", "KeyType": "RANGE"}],
         "Projection": {"ProjectionType": "ALL"},
+    }, {
+        "IndexName": SESSIONS_ENDING,
+        "KeySchema": [{"AttributeName": "live_shard", "KeyType": "HASH"},
+                      {"AttributeName": "ends_at", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
     }]
     defs[names.users]["AttributeDefinitions"] += [{"AttributeName": "deletion", "AttributeType": "S"},
                                                   {"AttributeName": "deleting_since", "AttributeType": "N"}]

@@ -8,17 +8,18 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from apps import introspection
 from apps import service as apps
 from apps.models import Introspection, IntrospectionRequest
-from common.context import ctx
+from common.context import EXTENSION_KEY, ctx
 from common.openapi import operation
 from common.timefmt import iso_from_epoch
 from common.validation import parse_body, parse_model, parse_optional_body
-from sessions import service
+from sessions import service, sweeper
 from sessions.guard import current_principal, require_session
 from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, LogoutAllRequest,
                                     RefreshRequest, SessionList, SessionListQuery, SessionRecord, SessionView,
                                     TokenResponse)
 
 bp = Blueprint("session_manager", __name__, url_prefix="/session")
+bp.record_once(lambda state: sweeper.start_sweeper(state.app.extensions[EXTENSION_KEY]))
 
 
 def _view(session: SessionRecord, *, current_id: str) -> SessionView:

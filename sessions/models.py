@@ -42,9 +42,14 @@ class Liveness:
     def touch_every(self) -> int:
         return max(1, min(60, self.idle_timeout // 4))
 
+    @property
+    def idle_span(self) -> int:
+        """How long after its last recorded activity a session ends."""
+        return self.idle_timeout + self.touch_every
+
     def idle_cutoff(self, now: int) -> int:
         """A session last seen at or before this moment is idle-expired."""
-        return now - self.idle_timeout - self.touch_every
+        return now - self.idle_span
 
     def needs_touch(self, *, last_seen_epoch: int, now: int) -> bool:
         return now - last_seen_epoch >= self.touch_every
@@ -86,6 +91,10 @@ class SessionRecord:
     expires_ttl: int | None = None  # DynamoDB TTL: kept for the session list a week past its end
     device_class: str = "other"  # the class the session counted under at login (SPEC §5)
     class_changes: list[dict] | None = None  # [{"at", "device_class"}]: the device relabelled while live
+    # While active, in the sparse index of sessions by the moment they end without a write (their
+    # idle timeout or max lifetime), so that the sweeper ends them with their event (SPEC §11).
+    live_shard: str | None = None
+    ends_at: int | None = None
 
 
 @dataclass(frozen=True)

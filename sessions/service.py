@@ -296,7 +296,9 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
         refresh_digest=token_digest(_refresh_token(ctx, session_id, 1, refresh_kid), purpose=REFRESH_PURPOSE),
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
-        expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class)
+        expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
+        live_shard=ending_shard(session_id),
+        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx).idle_span))
 
 
 # --- every protected request: one JWT check, one consistent read ------------------------
@@ -499,6 +501,36 @@ def revoke_own_session(ctx: AppContext, *, principal: Principal, session_id: str
     if session.status == SESSION_ACTIVE:
         reason = RevokeReason.LOGGED_OUT if session_id == principal.session_id else RevokeReason.REMOTE_LOGOUT
         revoke_session(ctx, session=session, reason=reason, by_device=principal.device_id)
+
+
+# --- ends by time: the sweeper (SPEC §11: every session end has its event) ---------------
+# A session that reaches its idle timeout or max lifetime with no request ends without a write; the
+# sweeper of each process finds those due in the sparse index of active sessions by `ends_at`, and
+# ends each with its event in one transaction (only if it still is over: a request that used it
+# meanwhile wins; of several processes ending it at once, one does).
+
+ENDING_SHARDS = 8  # the index's partitions: writes of every touch spread over them
+
+
+def ending_shard(session_id: str) -> str:
+    return f"live#{int(session_id[:8], 16) % ENDING_SHARDS}"
+
+
+def sweep_ended(ctx: AppContext) -> int:
+    """End, with their events, the active sessions whose idle timeout or max lifetime has passed;
+    how many this call ended. One Query per shard, one read and one transaction per session due."""
+    store, now, ended = session_store(ctx), _epoch(ctx), 0
+    for shard in range(ENDING_SHARDS):
+        for session_id in store.due(f"live#{shard}", now=now):
+            session = store.get(session_id)
+            reason = session and session.status == SESSION_ACTIVE and _end_reason(ctx, session, now)
+            if not session or not reason:
+                continue  # ended already, or used since the index was written
+            moment = ctx.now()
+            if store.end_over(session, reason=reason, at=iso(moment), at_ms=int(moment.timestamp() * 1000),
+                              idle_cutoff=liveness(ctx).idle_cutoff(now)):
+                ended += 1
+    return ended
 
 
 # --- reading ---------------------------------------------------------------------------

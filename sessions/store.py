@@ -180,6 +180,7 @@ class SessionStore:
         if locked:
             expression += ", locked = :locked"
             values[":locked"] = {"BOOL": True}
+        expression += " REMOVE live_shard"  # out of the index of sessions to sweep
         return {"Update": {"TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
                            "UpdateExpression": expression,
                            "ExpressionAttributeNames": {"#s": "status", "#ttl": dynamo.TTL_ATTRIBUTE},
@@ -192,7 +193,7 @@ class SessionStore:
         return {"Update": {
             "TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
             "UpdateExpression": ("SET #s = :revoked, revoked_reason = if_not_exists(revoked_reason, :reason), "
-                                 "revoked_at = if_not_exists(revoked_at, :at), #ttl = :ttl"),
+                                 "revoked_at = if_not_exists(revoked_at, :at), #ttl = :ttl REMOVE live_shard"),
             "ConditionExpression": "attribute_exists(session_id) AND (#s <> :active OR last_seen_epoch <= :cutoff)",
             "ExpressionAttributeNames": {"#s": "status", "#ttl": dynamo.TTL_ATTRIBUTE},
             "ExpressionAttributeValues": {":revoked": {"S": SESSION_REVOKED}, ":active": {"S": SESSION_ACTIVE},
@@ -271,6 +272,48 @@ class SessionStore:
                 return {-1: "TransactionConflict"}
             raise
 
+    def due(self, shard: str, *, now: int) -> list[str]:
+        """The active sessions of `shard` that end without a write by `now` (from the index:
+        eventually consistent, so read each again before acting)."""
+        ids, args = [], {"TableName": self.sessions, "IndexName": dynamo.SESSIONS_ENDING,
+                         "KeyConditionExpression": "live_shard = :s AND ends_at <= :now",
+                         "ExpressionAttributeValues": {":s": {"S": shard}, ":now": {"N": str(now)}}}
+        while True:
+            page = self.client.query(**args)
+            ids += [item["session_id"]["S"] for item in page["Items"]]
+            if not page.get("LastEvaluatedKey"):
+                return ids
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def end_over(self, session: SessionRecord, *, reason: str, at: str, at_ms: int, idle_cutoff: int) -> bool:
+        """End `session` as over by time (`reason` idle_timeout or max_lifetime) with its event, and
+        take it out of the presence, atomically; only if it still is active and over (a request that
+        used it meanwhile wins). True if this call ended it."""
+        end_epoch = at_ms // 1000
+        revoke = self._revoke_update(session.session_id, reason=reason, at=at, end_epoch=end_epoch, by_device=None)
+        update = revoke["Update"]
+        over = {"Update": {**update, "ConditionExpression": (
+            "#s = :active AND (last_seen_epoch <= :cutoff OR expires_epoch <= :now)"),
+            "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":active": {"S": SESSION_ACTIVE},
+                                          ":cutoff": {"N": str(idle_cutoff)}, ":now": {"N": str(end_epoch)}}}}
+        event = event_put(self.events, Ending(session_id=session.session_id, user_uuid=session.user_uuid,
+                                              device_id=session.device_id, reason=reason), at_ms=at_ms)
+        remove = {"Update": {
+            "TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
+            "UpdateExpression": "REMOVE entries.#d SET #v = #v + :one",
+            "ConditionExpression": "entries.#d.session_id = :sid",
+            "ExpressionAttributeNames": {"#d": session.device_id, "#v": "version"},
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":sid": {"S": session.session_id}}}}
+        for _ in range(10):
+            failed = self._transact([over, event, remove])
+            if not failed:
+                return True
+            if failed.get(0) == "ConditionalCheckFailed":
+                return False  # used meanwhile, or ended
+            if failed.get(2) == "ConditionalCheckFailed":  # the presence no longer lists it
+                return not self._transact([over, event])
+        raise PresenceChanged()
+
     def revoke(self, session: SessionRecord, *, reason: str, at: str, at_ms: int, by_device: str | None,
                locked: bool = False) -> None:
         """Mark `session` revoked at `at` (`at_ms`, the same moment; `locked`: by an account lock),
@@ -315,12 +358,15 @@ class SessionStore:
     def _activity_items(self, session: SessionRecord, *, set_session: str, values: dict[str, Any],
                         condition: str, now: int, idle_cutoff: int) -> list[dict[str, Any]]:
         live = [condition, "#s = :active", "last_seen_epoch > :cutoff", "expires_epoch > :now"]
+        # cutoff = now - idle span: the session now ends without a write at now + idle span, or at its max lifetime
+        ends_at = min(session.expires_epoch, 2 * now - idle_cutoff)
         return [
             {"Update": {"TableName": self.sessions, "Key": {"session_id": {"S": session.session_id}},
-                        "UpdateExpression": "SET " + ", ".join(filter(None, [set_session, "last_seen_epoch = :now"])),
+                        "UpdateExpression": "SET " + ", ".join(filter(None, [
+                            set_session, "last_seen_epoch = :now", "ends_at = :ends"])),
                         "ConditionExpression": " AND ".join(filter(None, live)),
                         "ExpressionAttributeNames": {"#s": "status"},
-                        "ExpressionAttributeValues": {**values, ":now": {"N": str(now)},
+                        "ExpressionAttributeValues": {**values, ":now": {"N": str(now)}, ":ends": {"N": str(ends_at)},
                                                       ":active": {"S": SESSION_ACTIVE},
                                                       ":cutoff": {"N": str(idle_cutoff)}}}},
             {"Update": {"TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},

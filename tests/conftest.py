@@ -132,7 +132,8 @@ def base_config(dynamodb_endpoint, data_dir, table_prefix):
             "table_prefix": table_prefix, "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS,
             "dynamodb_parameter_validation": True,   # production turns botocore's check off; tests keep it
             "deletion_sweep_interval": 0,  # no sweeper thread per test app; its tests turn it on
-            "ssf_push_interval": 0}  # nor a pusher (SPEC §11 push); its tests turn it on
+            "ssf_push_interval": 0,  # nor a pusher (SPEC §11 push), nor a session sweeper; their tests turn them on
+            "session_sweep_interval": 0}
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def test_max_events_pages_and_says_more_is_available(make_server):
 
 
 def test_a_long_poll_returns_as_soon_as_a_session_ends(make_server):
-    url, ctx = make_server(ssf_long_poll_seconds=20)
+    url, ctx = make_server(ssf_long_poll_seconds=20, table_prefix=unique_name("long") + "_")
     app = new_app(ctx)
     device = register_device(url)
     device.login(PASSWORD)

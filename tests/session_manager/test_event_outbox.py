@@ -18,7 +18,7 @@ from common import dynamo
 from sessions import service as sessions
 from sessions.feed_store import FEED
 from sessions.models import RevokeReason
-from tests.conftest import config_env
+from tests.conftest import config_env, unique_name
 from tests.support.live import PASSWORD, FakeClock, add_device, register_device
 from tests.support.seats import open_session
 
@@ -114,3 +114,46 @@ def test_no_session_ends_without_its_event_when_the_process_is_killed_mid_way(ba
     assert kills == 8 and len(ended) > 20
     assert set(rows) == ended  # every ended session has its event, and no live one has
     assert max(rows.values()) == 1
+
+
+def test_the_sweeper_ends_sessions_over_by_time_each_once_with_its_event(make_server):
+    # Tables of its own: the sweep ends every session over by time, this module's others too.
+    url, ctx = make_server(max_concurrent_devices=0, session_idle_timeout=600, session_max_lifetime=3600,
+                           table_prefix=unique_name("sweep") + "_")
+    ctx.clock = clock = FakeClock()
+    old = register_device(url)
+    idle, used = add_device(ctx, old, name="idle"), add_device(ctx, old, name="used")
+    for client in (old, idle, used):  # logged in 300 s apart
+        client.login(PASSWORD)
+        clock.advance(300)
+    assert used.request("GET", "/session/me").status_code == 200  # used again, 300 s after its login
+    clock.advance(400)  # old and idle: no request for longer than the idle timeout (600 s + 60)
+    assert sessions.sweep_ended(ctx) == 2  # old and idle: no request for longer than the idle timeout
+    assert sessions.sweep_ended(ctx) == 0  # each ends once
+    clock.advance(3600)  # used: past its max lifetime
+    assert sessions.sweep_ended(ctx) == 1
+    found = rows_of(ctx, [old.session_id, idle.session_id, used.session_id])
+    assert {sid: [(r["reason"], r["initiating_entity"]) for r in rows] for sid, rows in found.items()} == {
+        old.session_id: [("idle_timeout", "system")], idle.session_id: [("idle_timeout", "system")],
+        used.session_id: [("max_lifetime", "system")]}
+    presence = sessions.read_presence(ctx, user_uuid=idle.key_file.user_uuid)
+    assert presence.entries == {}  # out of the presence with their end
+    for client in (old, idle, used):
+        record = sessions.session_store(ctx).get(client.session_id)
+        assert record.status == "revoked" and record.live_shard is None
+
+
+def test_a_session_used_after_the_index_said_due_is_not_swept(make_server):
+    url, ctx = make_server(session_idle_timeout=600)
+    ctx.clock = clock = FakeClock()
+    client = register_device(url)
+    client.login(PASSWORD)
+    clock.advance(700)
+    session = sessions.session_store(ctx).get(client.session_id)
+    # A request wins the race: the session records activity after the sweeper read it as over.
+    sessions.session_store(ctx).touch(session, now=int(clock().timestamp()) - 100, idle_cutoff=0)
+    now = int(clock().timestamp())
+    moment = clock()
+    assert not sessions.session_store(ctx).end_over(session, reason="idle_timeout", at=moment.isoformat(),
+                                                    at_ms=now * 1000, idle_cutoff=now - 600 - 60)
+    assert rows_of(ctx, [client.session_id])[client.session_id] == []
