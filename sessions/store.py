@@ -272,6 +272,21 @@ class SessionStore:
                 return {-1: "TransactionConflict"}
             raise
 
+    def _presence_remove(self, session: SessionRecord) -> dict[str, Any]:
+        """The transaction entry taking `session`'s device out of the presence, if it still lists this session."""
+        return {"Update": {
+            "TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
+            "UpdateExpression": "REMOVE entries.#d SET #v = #v + :one",
+            "ConditionExpression": "entries.#d.session_id = :sid",
+            "ExpressionAttributeNames": {"#d": session.device_id, "#v": "version"},
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":sid": {"S": session.session_id}}}}
+
+    def _ending_event(self, session: SessionRecord, *, reason: str, by_device: str | None,
+                      at_ms: int) -> dict[str, Any]:
+        return event_put(self.events, Ending(session_id=session.session_id, user_uuid=session.user_uuid,
+                                             device_id=session.device_id, reason=reason, by_device=by_device),
+                         at_ms=at_ms)
+
     def due(self, shard: str, *, now: int) -> list[str]:
         """The active sessions of `shard` that end without a write by `now` (from the index:
         eventually consistent, so read each again before acting)."""
@@ -296,14 +311,8 @@ class SessionStore:
             "#s = :active AND (last_seen_epoch <= :cutoff OR expires_epoch <= :now)"),
             "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], ":active": {"S": SESSION_ACTIVE},
                                           ":cutoff": {"N": str(idle_cutoff)}, ":now": {"N": str(end_epoch)}}}}
-        event = event_put(self.events, Ending(session_id=session.session_id, user_uuid=session.user_uuid,
-                                              device_id=session.device_id, reason=reason), at_ms=at_ms)
-        remove = {"Update": {
-            "TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
-            "UpdateExpression": "REMOVE entries.#d SET #v = #v + :one",
-            "ConditionExpression": "entries.#d.session_id = :sid",
-            "ExpressionAttributeNames": {"#d": session.device_id, "#v": "version"},
-            "ExpressionAttributeValues": {":one": {"N": "1"}, ":sid": {"S": session.session_id}}}}
+        event = self._ending_event(session, reason=reason, by_device=None, at_ms=at_ms)
+        remove = self._presence_remove(session)
         for _ in range(10):
             failed = self._transact([over, event, remove])
             if not failed:
@@ -319,15 +328,8 @@ class SessionStore:
         """Mark `session` revoked at `at` (`at_ms`, the same moment; `locked`: by an account lock),
         take its device out of the presence record and put its event, atomically."""
         end_epoch = at_ms // 1000
-        event = event_put(self.events, Ending(session_id=session.session_id, user_uuid=session.user_uuid,
-                                              device_id=session.device_id, reason=reason, by_device=by_device),
-                          at_ms=at_ms)
-        remove = {"Update": {
-            "TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
-            "UpdateExpression": "REMOVE entries.#d SET #v = #v + :one",
-            "ConditionExpression": "entries.#d.session_id = :sid",
-            "ExpressionAttributeNames": {"#d": session.device_id, "#v": "version"},
-            "ExpressionAttributeValues": {":one": {"N": "1"}, ":sid": {"S": session.session_id}}}}
+        event = self._ending_event(session, reason=reason, by_device=by_device, at_ms=at_ms)
+        remove = self._presence_remove(session)
         revoke = self._revoke_update(session.session_id, reason=reason, at=at, end_epoch=end_epoch,
                                      by_device=by_device, locked=locked)
         for _ in range(10):

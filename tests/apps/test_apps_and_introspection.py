@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from apps import service as apps
 from citylogin.cli import main
-from tests.support.fixtures import problem
+from tests.support.fixtures import cli_environment, problem
 from tests.support.live import PASSWORD, add_device, register_device
 
 
@@ -27,10 +27,7 @@ def start(make_server, base_config, kek, tmp_path):
     """start(**settings) -> (url, ctx, env): an app, and the CLI environment on the same tables and ring."""
     def run(**settings):
         url, ctx = make_server(key_encryption_key=kek, **settings)
-        env = {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": base_config["dynamodb_endpoint_url"],
-               "CITYLOGIN_DATA_DIR": str(tmp_path), "CITYLOGIN_TABLE_PREFIX": base_config["table_prefix"],
-               "CITYLOGIN_KEY_ENCRYPTION_KEY": kek, "CITYLOGIN_LOG_LEVEL": "WARNING"}
-        return url, ctx, env
+        return url, ctx, cli_environment(base_config, kek=kek, data_dir=str(tmp_path))
     return run
 
 

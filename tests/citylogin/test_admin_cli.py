@@ -16,7 +16,7 @@ from citylogin.cli import main
 from citylogin.client import Client, CityloginError, ConcurrentLoginRequired
 from flows import login as login_service
 from sessions import service as sessions
-from tests.support.fixtures import problem
+from tests.support.fixtures import cli_environment, problem
 from tests.support.live import PASSWORD, add_device, register_device
 
 
@@ -32,10 +32,7 @@ def start(make_server, base_config, kek, tmp_path):
     DynamoDB tables and key ring."""
     def run(**settings):
         url, ctx = make_server(key_encryption_key=kek, **settings)
-        env = {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": base_config["dynamodb_endpoint_url"],
-               "CITYLOGIN_DATA_DIR": str(tmp_path), "CITYLOGIN_TABLE_PREFIX": base_config["table_prefix"],
-               "CITYLOGIN_KEY_ENCRYPTION_KEY": kek, "CITYLOGIN_LOG_LEVEL": "WARNING"}
-        return url, ctx, env
+        return url, ctx, cli_environment(base_config, kek=kek, data_dir=str(tmp_path))
     return run
 
 

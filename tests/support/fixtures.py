@@ -27,6 +27,14 @@ def app_servers(base_config: Mapping[str, Any]) -> Iterator[StartServer]:
         yield start
 
 
+def cli_environment(base_config: Mapping[str, Any], *, kek: str, data_dir: str) -> dict[str, str]:
+    """The environment of a CLI command (`citylogin admin`, `apps`) that reaches the tables and the
+    key ring of apps made with base_config and key-encryption key `kek`."""
+    return {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": base_config["dynamodb_endpoint_url"],
+            "CITYLOGIN_DATA_DIR": data_dir, "CITYLOGIN_TABLE_PREFIX": base_config["table_prefix"],
+            "CITYLOGIN_KEY_ENCRYPTION_KEY": kek, "CITYLOGIN_LOG_LEVEL": "WARNING"}
+
+
 def problem(response: requests.Response) -> tuple[int, str, str | None]:
     """(status, code, reason) of an error answer, which must be RFC 9457 problem+json."""
     assert response.headers.get("Content-Type", "").startswith("application/problem+json"), \
