@@ -312,9 +312,10 @@ class Client:
         if self.token_type != "DPoP":
             return {"Authorization": f"Bearer {self.access_token}"}
         return {"Authorization": f"DPoP {self.access_token}",
-                "DPoP": self._proof(method, url, access_token=self.access_token)}
+                "DPoP": self.proof(method, url, access_token=self.access_token)}
 
-    def _proof(self, method: str, url: str, *, access_token: str | None = None) -> str:
+    def proof(self, method: str, url: str, *, access_token: str | None = None) -> str:
+        """A DPoP proof by this device's key for one request to `url` (with `ath` for `access_token`)."""
         return dpop_proof(self.require_key_file().private_key(), method=method, url=url, access_token=access_token,
                           nonce=self.dpop_nonce)
 
@@ -330,7 +331,7 @@ class Client:
         headers = dict(kwargs.pop("headers", None) or {})
         for _ in range(2):
             if bind:
-                headers["DPoP"] = self._proof(method, self.base_url + path)
+                headers["DPoP"] = self.proof(method, self.base_url + path)
             elif "DPoP" in headers and "Authorization" in headers:  # a bound call: a new proof each try
                 headers.update(self.auth_headers(method, self.base_url + path))
             response = self.http.request(method, self.base_url + path, headers=headers, **kwargs)
