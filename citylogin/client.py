@@ -141,6 +141,8 @@ class Client:
         key_file.fingerprint, key_file.ca_cert_pem = renewed["fingerprint"], renewed["ca_cert"]
         if self.on_renew:
             self.on_renew(key_file)
+        if new_key and self.token_type == "DPoP":  # the session moved to the new key: tokens naming it
+            self.refresh()
         return key_file
 
     def _renew_if_due(self, login: dict[str, Any]) -> dict[str, Any]:

@@ -195,7 +195,7 @@ def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
         return None
     certified = devices.certified_thumbprint(device)
     if certified is None or not digests_equal(dpop.jkt, certified):
-        raise binding.InvalidDpopProof("the proof is not signed by the key this device's certificate certifies")
+        raise binding.InvalidDpopProof(reason="the proof is not signed by the key this device's certificate certifies")
     return dpop.jkt
 
 
@@ -272,7 +272,7 @@ def _evictions(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, other
 
 def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession) -> None:
     audit(AuditEvent.LOGIN_SUCCESS, user_uuid=user.user_uuid, device_id=device.device_id,
-          session_id=opened.session.session_id, ip=caller.ip)
+          session_id=opened.session.session_id, ip=caller.ip, bound=bool(opened.session.jkt))
     for evicted in opened.evicted:
         audit(AuditEvent.SESSION_EVICTED, user_uuid=user.user_uuid, device_id=evicted.device_id,
               session_id=evicted.session_id, by_device=device.device_id, reason="displaced")
@@ -337,7 +337,7 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
     if pending is None:
         raise InvalidConfirmToken()
     if pending.get("jkt") and not (dpop and digests_equal(dpop.jkt, pending["jkt"])):
-        raise binding.InvalidDpopProof("this login was bound: confirm it with a proof by the same key")
+        raise binding.InvalidDpopProof(reason="this login was bound: confirm it with a proof by the same key")
     user_uuid = pending["user_uuid"]
     facts = read_together(ctx.dynamodb, {
         USER: users.user_read(ctx, user_uuid=user_uuid), PRESENCE: sessions.presence_read(ctx, user_uuid=user_uuid),

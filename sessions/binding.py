@@ -22,7 +22,7 @@ class InvalidDpopProof(Unauthorized):
     code, detail = ErrorCode.INVALID_DPOP_PROOF, "The DPoP proof is missing or not valid for this request."
     headers = {"WWW-Authenticate": f'DPoP error="invalid_dpop_proof", algs="{CHALLENGE_ALGS}"'}
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, *, reason: str) -> None:  # what is wrong with the proof, in English (RFC 9449's description)
         super().__init__(reason=reason)
 
 
@@ -64,14 +64,14 @@ def checked_proof(ctx: AppContext, offer: ProofOffer | None, *, access_token: st
     `jkt`, a nonce if it carries one); else InvalidDpopProof or UseDpopNonce. Not spent yet: the
     caller spends it (spend_proof or proof_spending) once nothing else refuses the request."""
     if offer is None or offer.proof is None:
-        raise InvalidDpopProof("this request needs a DPoP header")
+        raise InvalidDpopProof(reason="this request needs a DPoP header")
     now = _epoch(ctx)
     try:
         proof, _key = dpop.read_proof(offer.proof)
         dpop.check_proof(proof, method=offer.method, urls=list(offer.urls), now=now, access_token=access_token,
                          jkt=jkt)
     except dpop.ProofError as error:
-        raise InvalidDpopProof(error.message) from None
+        raise InvalidDpopProof(reason=error.message) from None
     if proof.nonce is not None and not dpop.nonce_is_current(proof.nonce, secret_of=ctx.refresh_secrets.get,
                                                              now=now):
         raise UseDpopNonce()
@@ -93,11 +93,11 @@ def spend_proof(ctx: AppContext, proof: dpop.Proof) -> None:
         _store(ctx).create(digest=dpop.replay_key(proof), kind=PROOF_KIND, expires_epoch=_spent_until(proof))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise InvalidDpopProof("this proof was used already") from None
+            raise InvalidDpopProof(reason="this proof was used already") from None
         raise
 
 
 def proof_spending(ctx: AppContext, proof: dpop.Proof) -> GuardedWrite:
     """spend_proof as an entry of the caller's transaction (a login's): both commit, or neither."""
     item = _store(ctx).create_item(digest=dpop.replay_key(proof), kind=PROOF_KIND, expires_epoch=_spent_until(proof))
-    return GuardedWrite(item=item, refusal=lambda: InvalidDpopProof("this proof was used already"))
+    return GuardedWrite(item=item, refusal=lambda: InvalidDpopProof(reason="this proof was used already"))

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from collections.abc import Callable, Generator, Iterator, Sequence
 
@@ -18,6 +18,7 @@ from common.background import background
 from common.batch_read import KeyRead
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
+from common.dpop import Proof
 from common.errors import ErrorCode, Forbidden, Gone, InvalidField, NotFound, ServiceUnavailable, Unauthorized
 from common.jwt_keys import TokenError
 from common.guarded_write import GuardedWrite
@@ -373,7 +374,7 @@ def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: st
     if not isinstance(jkt, str):
         return None
     if scheme != binding.DPOP:
-        raise binding.InvalidDpopProof("a bound access token goes as Authorization: DPoP, with a DPoP proof")
+        raise binding.InvalidDpopProof(reason="a bound access token goes as Authorization: DPoP, with a DPoP proof")
     return binding.checked_proof(ctx, offer, access_token=access_token, jkt=jkt)
 
 
@@ -411,11 +412,12 @@ def _parse_refresh_token(token: str) -> tuple[str, int, str | None]:
 
 def refresh(ctx: AppContext, *, refresh_token: str, offer: ProofOffer | None = None) -> TokenPair:
     """Rotate the refresh token; a rotated-out token is honoured within the grace window only. A bound
-    session's refresh token counts only with the `offer`'s proof by its key (SPEC §12)."""
+    session's refresh token counts only with the `offer`'s proof by its key, spent in the rotation's
+    own transaction (SPEC §12)."""
     session_id, generation, kid = _parse_refresh_token(refresh_token)
     if not digests_equal(refresh_token, _refresh_token(ctx, session_id, generation, kid)):
         raise InvalidRefreshToken()
-    store, proof = session_store(ctx), None
+    store = session_store(ctx)
     for _ in range(REFRESH_ATTEMPTS):
         session = store.get(session_id)
         if session is None:
@@ -424,34 +426,44 @@ def refresh(ctx: AppContext, *, refresh_token: str, offer: ProofOffer | None = N
         reason = _end_reason(ctx, session, now)
         if reason:
             raise _ended(session, reason)
-        proof = proof or _refresh_proof(ctx, session, offer)
+        spending = _refresh_proof(ctx, session, offer)
         if generation != session.refresh_gen:
+            if spending:
+                binding.spend_proof(ctx, spending.proof)
             return _refresh_rotated_out(ctx, session, refresh_token=refresh_token, generation=generation, now=now)
         if not digests_equal(token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
             raise InvalidRefreshToken()
         new_kid = ctx.refresh_secrets.newest_kid()  # a rotated secret takes over here: nobody is logged out
         successor = token_digest(_refresh_token(ctx, session_id, generation + 1, new_kid), purpose=REFRESH_PURPOSE)
         outcome = store.rotate_refresh(session, new_digest=successor, new_kid=new_kid, now=now,
-                                       idle_cutoff=liveness(ctx).idle_cutoff(now))
+                                       idle_cutoff=liveness(ctx).idle_cutoff(now),
+                                       extra_write=spending.write.item if spending else None)
         if outcome is Activity.RECORDED:  # a refresh is activity: the session and its presence entry
             return _token_pair(ctx, session, generation=generation + 1, issued_epoch=now, refresh_kid=new_kid)
         if outcome is Activity.NOT_COUNTED:
             _end_uncounted(ctx, session)
+        if outcome is Activity.EXTRA_REFUSED and spending:
+            raise spending.write.refusal()
         # SESSION_CHANGED or CONFLICT: a parallel refresh rotated first, or the session ended: re-read
     raise ServiceUnavailable("The session is busy; try again.")
 
 
-def _refresh_proof(ctx: AppContext, session: SessionRecord, offer: ProofOffer | None):
-    """A bound session's refresh needs a fresh proof by its key, spent at once (a refresh retried
-    after a conflict keeps it); a bearer session's needs none, unless DPoP is required now: then it
-    cannot refresh and its last access token is its last (the client logs in again, bound)."""
+@dataclass(frozen=True)
+class _Spending:
+    proof: Proof
+    write: GuardedWrite
+
+
+def _refresh_proof(ctx: AppContext, session: SessionRecord, offer: ProofOffer | None) -> _Spending | None:
+    """A bound session's refresh needs a fresh proof by its key; a bearer session's needs none,
+    unless DPoP is required now: then it cannot refresh and its last access token is its last (the
+    client logs in again, bound)."""
     if not session.jkt:
         if ctx.settings.dpop == "required":
             raise binding.DpopRequired()
         return None
     proof = binding.checked_proof(ctx, offer, jkt=session.jkt)
-    binding.spend_proof(ctx, proof)
-    return proof
+    return _Spending(proof=proof, write=binding.proof_spending(ctx, proof))
 
 
 def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_token: str, generation: int,
@@ -469,6 +481,13 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
           session_id=session.session_id, generation=generation)
     revoke_session(ctx, session=session, reason=RevokeReason.REFRESH_REUSE)
     raise RefreshTokenReused()
+
+
+def rebinding(ctx: AppContext, session: SessionRecord, *, jkt: str) -> GuardedWrite:
+    """A bound session moved to its device's new key (a renewal on a new key, in the renewal's
+    transaction): its next refresh takes a proof by the new key, and its tokens name it (SPEC §12)."""
+    return GuardedWrite(item=session_store(ctx).rebind_item(session, jkt=jkt),
+                        refusal=lambda: SessionRevoked(RevokeReason.LOGGED_OUT))
 
 
 # --- ending sessions --------------------------------------------------------------------

@@ -10,7 +10,9 @@ from typing import Iterator
 
 from werkzeug.serving import make_server
 
-from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
+import requests
+
+from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem, sign_challenge
 from common.context import AppContext
 from devices import service as devices
 from tests.conftest import unique_name
@@ -61,6 +63,19 @@ def add_device(ctx: AppContext, first: Client, *, name: str | None = None, key_k
                        private_key_pem=private_key_pem(key), client_cert_pem=record.cert_pem,
                        fingerprint=record.fingerprint, ca_cert_pem=ctx.ca.certificate_pem())
     return Client(first.key_file.base_url, key_file=key_file)
+
+
+def bearer_login(client: Client, password: str = PASSWORD) -> dict:
+    """Log `client` in the way clients did before DPoP: no proof, so its session is a bearer session
+    (CITYLOGIN_DPOP=allowed). The client keeps the tokens and sends them as Bearer."""
+    key_file = client.require_key_file()
+    challenge = requests.post(f"{client.base_url}/login/challenge", timeout=10).json()["challenge"]
+    body = {"username": key_file.username, "password": password, "client_cert": key_file.client_cert_b64(),
+            "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge)}
+    response = requests.post(f"{client.base_url}/login/", json=body, timeout=10)
+    response.raise_for_status()
+    assert response.json()["token_type"] == "Bearer"
+    return client._keep_tokens(response.json())
 
 
 class FakeClock:
