@@ -265,15 +265,16 @@ def test_one_proof_sent_at_once_to_two_processes_is_accepted_exactly_once(bound,
     other = {**base_config, "public_url": PUBLIC}
     with running_service("session_manager.app_session_manager", config_env(other)) as url_b:
         for _ in range(5):
-            headers = headers_for(client, "GET", "/session/me")
-            barrier = threading.Barrier(8)
-
-            def send(i: int) -> int:
-                barrier.wait()
-                return requests.get((url, url_b)[i % 2] + "/session/me", headers=headers, timeout=30).status_code
+            headers, barrier = headers_for(client, "GET", "/session/me"), threading.Barrier(8)
             with ThreadPoolExecutor(8) as pool:
-                statuses = list(pool.map(send, range(8)))
+                statuses = list(pool.map(lambda i, h=headers, b=barrier: _racing_get((url, url_b)[i % 2], h, b),
+                                         range(8)))
             assert sorted(statuses) == [200] + [401] * 7, statuses
+
+
+def _racing_get(url: str, headers: dict, barrier: threading.Barrier) -> int:
+    barrier.wait()
+    return requests.get(url + "/session/me", headers=headers, timeout=30).status_code
 
 
 def test_a_renewal_on_a_new_key_moves_the_bound_session_to_it(bound):
