@@ -223,6 +223,7 @@ def _claims(claims: dict[str, Any], jkt: str) -> Proof:
 
 # --- checking it against the request ---------------------------------------------------------------
 
+@lru_cache(maxsize=1024)  # a server is known by a few URLs; a client's htu repeats too
 def normalized_url(url: str) -> str | None:
     """scheme://host[:port]/path of a URL without query and fragment, scheme and host lowercased and a
     default port dropped (RFC 9449 §4.3 check 9, RFC 3986 §6.2.2-6.2.3); None if it is not http(s)."""
