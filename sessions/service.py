@@ -356,6 +356,8 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
         raise _ended(session, reason)
     if proof:
+        if not (session.jkt and digests_equal(session.jkt, proof.jkt)):  # renewed onto a new key since
+            raise binding.InvalidDpopProof(reason="the session moved to the device's new key: refresh with it")
         binding.spend_proof(ctx, proof)
     if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now)
@@ -364,7 +366,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
 
 
 def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: str,
-                 offer: ProofOffer | None):
+                 offer: ProofOffer | None) -> Proof | None:
     """The checked proof a bound token needs (None for a bearer token); InvalidDpopProof if a bound
     token comes any other way, InvalidToken if the DPoP scheme carries an unbound one."""
     cnf = claims.get("cnf")

@@ -184,8 +184,8 @@ def test_a_refused_check_leaves_its_proof_unspent_so_the_second_ask_gets_the_sam
                  "X-Forwarded-Uri": "/api/notes"}
     headers = {**headers_for(ended, "GET", "/api/notes", url="https://app.example"), **forwarded}
     for _ in range(2):
-        assert problem(requests.get(url + "/session/check", headers=headers, timeout=10))[:2] == \
-            (401, "session_revoked")
+        answer = requests.get(url + "/session/check", headers=headers, timeout=10)
+        assert problem(answer)[:2] == (401, "session_revoked")
 
 
 def test_introspection_tells_the_app_the_key_a_bound_token_needs(bound):
@@ -285,8 +285,12 @@ def test_a_renewal_on_a_new_key_moves_the_bound_session_to_it(bound):
     new_key = client.require_key_file().private_key()
     assert _claims(client.access_token)["cnf"] == {"jkt": dpop.key_thumbprint(new_key.public_key())}
     assert client.me()["session_id"] == client.session_id
+    # The old key (the reason to renew onto a new one may be that it leaked) counts no more.
     old = {"Authorization": f"DPoP {old_token}",
-           "DPoP": dpop_proof(old_key, method="GET", url=PUBLIC + "/session/refresh", access_token=old_token)}
+           "DPoP": dpop_proof(old_key, method="GET", url=PUBLIC + "/session/me", access_token=old_token)}
+    refused = requests.get(url + "/session/me", headers=old, timeout=10)
+    assert dpop_problem(refused)[:2] == (401, "invalid_dpop_proof")
     stale_refresh = requests.post(url + "/session/refresh", json={"refresh_token": client.refresh_token},
-                                  headers={"DPoP": old["DPoP"]}, timeout=10)
+                                  headers={"DPoP": dpop_proof(old_key, method="POST", url=PUBLIC + "/session/refresh")},
+                                  timeout=10)
     assert dpop_problem(stale_refresh)[:2] == (401, "invalid_dpop_proof")
