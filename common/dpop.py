@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
@@ -213,8 +214,8 @@ def _claims(claims: dict[str, Any], jkt: str) -> Proof:
         raise ProofError("a proof carries a jti")
     if not (isinstance(htm, str) and htm and isinstance(htu, str) and htu):
         raise ProofError("a proof carries htm and htu")
-    if isinstance(iat, bool) or not isinstance(iat, (int, float)):
-        raise ProofError("a proof carries iat")
+    if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
+        raise ProofError("a proof carries iat")  # json reads Infinity and NaN too
     ath, nonce = claims.get("ath"), claims.get("nonce")
     if ath is not None and not isinstance(ath, str) or nonce is not None and not isinstance(nonce, str):
         raise ProofError("ath and nonce are strings")
