@@ -232,6 +232,22 @@ def test_every_wrong_proof_is_refused_with_its_reason(bound):
     assert again.status_code == 200 and again.headers["DPoP-Nonce"]
 
 
+def test_a_proof_whose_iat_is_not_a_number_is_a_401_not_a_500(bound):
+    # JSON as Python reads it has Infinity and NaN: a proof signed over one must be refused, not crash.
+    import json
+    from citylogin.client_keys import _b64url, _jws_signature, public_jwk
+    url, _, client = bound
+    key = client.require_key_file().private_key()
+    for iat in ("Infinity", "NaN", "1e999"):
+        header = _b64url(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk(key)}).encode())
+        claims = _b64url(('{"jti": "x%s", "htm": "GET", "htu": "%s/session/me", "iat": %s, "ath": "%s"}' % (
+            iat, PUBLIC, iat, dpop.access_token_hash(client.access_token))).encode())
+        proof = f"{header}.{claims}.{_b64url(_jws_signature(key, f'{header}.{claims}'.encode()))}"
+        response = requests.get(url + "/session/me", timeout=10,
+                                headers={"Authorization": f"DPoP {client.access_token}", "DPoP": proof})
+        assert dpop_problem(response)[:2] == (401, "invalid_dpop_proof"), iat
+
+
 def _tampered(headers: dict) -> dict:
     header, claims, signature = headers["DPoP"].split(".")
     raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
