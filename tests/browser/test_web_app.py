@@ -14,8 +14,6 @@ from tests.support.seats import open_session
 
 IN_USE = "This account is in use on another device. If you continue, that device will be logged out."
 PHONE = {"width": 375, "height": 740}
-# Stands in for a browser whose event stream never delivers, so only API answers can end the session.
-NO_EVENT_STREAM = "window.EventSource = class { addEventListener() {} close() {} };"
 
 
 def _account_with_pairing_code(url, new_device, *, screenshot=None):
@@ -59,7 +57,9 @@ def test_continue_logs_the_other_device_out_live(make_server, new_device, screen
 def test_displaced_device_lands_on_login_at_its_next_call(make_server, new_device):
     url, _ = make_server()
     a = new_device(url)
-    a.page.context.add_init_script(NO_EVENT_STREAM)
+    # An event stream that never answers, so only API answers can end the session.
+    held: list = []
+    a.page.context.route("**/session/events", lambda route: held.append(route))
     a.open()
     user = unique_name()
     a.register(user, device_name="Alice laptop")
@@ -163,6 +163,7 @@ def test_expired_access_token_is_refreshed_silently(make_server, new_device):
     a.page.on("request", lambda r: refreshes.append(r.url) if r.url.endswith("/session/refresh") else None)
     ctx.clock = clock = FakeClock()
     clock.advance(901)          # past the 900 s access token, well inside the 1800 s idle timeout
+    a.page.clock.set_fixed_time(clock.moment)   # the browser's clock too: its DPoP proofs' iat must agree
 
     a.refresh_devices()
     expect(a.device("Alice laptop")).to_be_visible()
