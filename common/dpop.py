@@ -245,17 +245,20 @@ def normalized_url(url: str) -> str | None:
 
 
 def check_proof(proof: Proof, *, method: str, urls: list[str], now: int, access_token: str | None = None,
-                jkt: str | None = None) -> None:
+                jkt: str | None = None, fresh_by_nonce: bool = False) -> None:
     """RFC 9449 §4.3 checks 8-12 and §7.1 for a request: its method, its URL (any of `urls`, the
     names it has), `iat` within MAX_AGE, `ath` for `access_token`, and the key `jkt` if one is bound.
-    The nonce and the replay check are the caller's (they need the server's secrets and store)."""
+    A proof over a current server nonce (`fresh_by_nonce`) is fresh whatever its iat says: a device
+    whose clock is off answers a USE_NONCE refusal with such a proof (RFC 9449 §11.1). The nonce's
+    own check and the replay check are the caller's (they need the server's secrets and store)."""
     if proof.htm != method:
         raise ProofError("the proof is for another method")
     htu = normalized_url(proof.htu)
     if htu is None or htu not in {normalized_url(url) for url in urls}:
         raise ProofError("the proof is for another URL")
-    if abs(now - proof.iat) > MAX_AGE:
-        raise ProofError("the proof's iat is not within 60 seconds of now")
+    if abs(now - proof.iat) > MAX_AGE and not fresh_by_nonce:
+        raise ProofError("the proof's iat is not within 60 seconds of the server's clock: make it over "
+                         "the DPoP-Nonce of this answer", code=USE_NONCE)
     if access_token is not None and not (proof.ath and digests_equal(proof.ath, access_token_hash(access_token))):
         raise ProofError("the proof's ath is not this access token's hash")
     if access_token is None and proof.ath is not None:

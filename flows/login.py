@@ -94,8 +94,9 @@ def login(ctx: AppContext, *, request: LoginRequest, caller: Caller, offer: Proo
     and challenge the presented certificate points to) and one transaction after it. With a DPoP
     proof in `offer` (by the device's certified key) the session is bound to that key (SPEC §12)."""
     _required_fields(ctx, request, caller)
+    # Before the try: a proof refused (a nonce asked for) leaves the challenge for the retry.
+    dpop = _binding_proof(ctx, offer)
     try:
-        dpop = _binding_proof(ctx, offer)
         certificate = caller.verified_cert or request.client_cert
         if certificate:
             return _login_with_certificate(ctx, request, caller, certificate=certificate, dpop=dpop)

@@ -60,21 +60,23 @@ def _epoch(ctx: AppContext) -> int:
 
 def checked_proof(ctx: AppContext, offer: ProofOffer | None, *, access_token: str | None = None,
                   jkt: str | None = None) -> dpop.Proof:
-    """The offer's proof if it is good for this request (signature, method, URL, iat, ath, the key
-    `jkt`, a nonce if it carries one); else InvalidDpopProof or UseDpopNonce. Not spent yet: the
-    caller spends it (spend_proof or proof_spending) once nothing else refuses the request."""
+    """The offer's proof if it is good for this request (signature, method, URL, ath, the key `jkt`,
+    and fresh: an iat within 60 s, or a current nonce); else InvalidDpopProof, or UseDpopNonce for a
+    stale nonce or an iat off the server's clock. Not spent yet: the caller spends it (spend_proof or
+    proof_spending) once nothing else refuses the request."""
     if offer is None or offer.proof is None:
         raise InvalidDpopProof(reason="this request needs a DPoP header")
     now = _epoch(ctx)
     try:
         proof, _key = dpop.read_proof(offer.proof)
+        fresh_by_nonce = proof.nonce is not None and dpop.nonce_is_current(
+            proof.nonce, secret_of=ctx.refresh_secrets.get, now=now)
+        if proof.nonce is not None and not fresh_by_nonce:
+            raise UseDpopNonce()
         dpop.check_proof(proof, method=offer.method, urls=list(offer.urls), now=now, access_token=access_token,
-                         jkt=jkt)
+                         jkt=jkt, fresh_by_nonce=fresh_by_nonce)
     except dpop.ProofError as error:
-        raise InvalidDpopProof(reason=error.message) from None
-    if proof.nonce is not None and not dpop.nonce_is_current(proof.nonce, secret_of=ctx.refresh_secrets.get,
-                                                             now=now):
-        raise UseDpopNonce()
+        raise (UseDpopNonce() if error.code == dpop.USE_NONCE else InvalidDpopProof(reason=error.message)) from None
     return proof
 
 
@@ -82,15 +84,16 @@ def _store(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
 
 
-def _spent_until(proof: dpop.Proof) -> int:
-    return proof.iat + dpop.MAX_AGE + 1  # past this no host accepts the proof anyway (its iat)
+def _spent_until(ctx: AppContext, proof: dpop.Proof) -> int:
+    # Past this no host accepts the proof anyway: its iat is over 60 s old, and so is its nonce.
+    return max(proof.iat, _epoch(ctx)) + dpop.MAX_AGE + 1
 
 
 def spend_proof(ctx: AppContext, proof: dpop.Proof) -> None:
     """Use the proof up on every host: one conditional write of its (key, jti); InvalidDpopProof if
     some request spent it already (RFC 9449 §11.1)."""
     try:
-        _store(ctx).create(digest=dpop.replay_key(proof), kind=PROOF_KIND, expires_epoch=_spent_until(proof))
+        _store(ctx).create(digest=dpop.replay_key(proof), kind=PROOF_KIND, expires_epoch=_spent_until(ctx, proof))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             raise InvalidDpopProof(reason="this proof was used already") from None
@@ -99,5 +102,6 @@ def spend_proof(ctx: AppContext, proof: dpop.Proof) -> None:
 
 def proof_spending(ctx: AppContext, proof: dpop.Proof) -> GuardedWrite:
     """spend_proof as an entry of the caller's transaction (a login's): both commit, or neither."""
-    item = _store(ctx).create_item(digest=dpop.replay_key(proof), kind=PROOF_KIND, expires_epoch=_spent_until(proof))
+    item = _store(ctx).create_item(digest=dpop.replay_key(proof), kind=PROOF_KIND,
+                                   expires_epoch=_spent_until(ctx, proof))
     return GuardedWrite(item=item, refusal=lambda: InvalidDpopProof(reason="this proof was used already"))
