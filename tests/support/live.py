@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from functools import partial
 from typing import Iterator
 
 from werkzeug.serving import make_server
 
 from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
+from citylogin.client_keys import dpop_proof
 from common.context import AppContext
 from devices import service as devices
 from tests.conftest import unique_name
@@ -76,3 +78,15 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         from datetime import timedelta
         self.moment += timedelta(seconds=seconds)
+
+
+def on_clock(clock: FakeClock, *clients: Client) -> None:
+    """The clients' DPoP proofs carry `clock`'s time: the server checks a proof's iat against its own
+    clock, so a device talking to a server on a FakeClock must live on it too (SPEC §12)."""
+    for client in clients:
+        client.proof = partial(_proof_at, client, clock)  # type: ignore[method-assign]
+
+
+def _proof_at(client: Client, clock: FakeClock, method: str, url: str, *, access_token: str | None = None) -> str:
+    return dpop_proof(client.require_key_file().private_key(), method=method, url=url, access_token=access_token,
+                      nonce=client.dpop_nonce, now=clock().timestamp())
