@@ -191,6 +191,7 @@ class Client:
     def forget_tokens(self) -> None:
         """Drop the tokens (the session ended, here or elsewhere)."""
         self.access_token = self.refresh_token = self.session_id = self.access_expires_at = None
+        self.token_type = "Bearer"
         if self.on_tokens:
             self.on_tokens(self)
 

@@ -425,10 +425,10 @@ def refresh(ctx: AppContext, *, refresh_token: str, offer: ProofOffer | None = N
         if session is None:
             raise InvalidRefreshToken()
         now = _epoch(ctx)
+        spending = _refresh_proof(ctx, session, offer)  # first: without the key, not even why it ended
         reason = _end_reason(ctx, session, now)
         if reason:
             raise _ended(session, reason)
-        spending = _refresh_proof(ctx, session, offer)
         if generation != session.refresh_gen:
             if spending:
                 binding.spend_proof(ctx, spending.proof)
