@@ -85,8 +85,10 @@ def _store(ctx: AppContext) -> OneTimeTokenStore:
 
 
 def _spent_until(ctx: AppContext, proof: dpop.Proof) -> int:
-    # Past this no host accepts the proof anyway: its iat is over 60 s old, and so is its nonce.
-    return max(proof.iat, _epoch(ctx)) + dpop.MAX_AGE + 1
+    # Past this no host accepts the proof anyway: its iat is over 60 s old, and so is its nonce. An
+    # iat far ahead (a proof fresh by its nonce) keeps it no longer than its iat could count.
+    now = _epoch(ctx)
+    return min(max(proof.iat, now), now + dpop.MAX_AGE) + dpop.MAX_AGE + 1
 
 
 def spend_proof(ctx: AppContext, proof: dpop.Proof) -> None:
