@@ -75,7 +75,7 @@ def authenticate_request(*, allow_query_token: bool = False, accept_ended_reason
     scheme, token = _credentials(allow_query=allow_query_token)
     offer = forwarded_offer() if forwarded else proof_offer()
     g.principal = service.authenticate(ctx(), access_token=token, scheme=scheme, offer=offer,
-                                       accept_ended_reason=accept_ended_reason)
+                                       accept_ended_reason=accept_ended_reason, spend_last=forwarded)
     return g.principal
 
 

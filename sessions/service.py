@@ -329,10 +329,12 @@ def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None
 
 def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", offer: ProofOffer | None = None,
                  accept_ended_reason: str | None = None, activity: bool = True,
-                 proof_checked_by_app: bool = False) -> Principal:
+                 proof_checked_by_app: bool = False, spend_last: bool = False) -> Principal:
     """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked,
     invalid_dpop_proof). A bound token (`cnf`) counts only under the DPoP `scheme` with the `offer`'s
-    proof for this request, which is spent last: a refused request leaves it unspent (SPEC §12).
+    proof for this request (SPEC §12), spent while the session is read (its write overlaps the read);
+    `spend_last`: only once nothing else refused the request, so that a proxy asking twice about a
+    refused request (forward auth) gets the same refusal twice.
     A session revoked with `accept_ended_reason` still names its caller (DELETE /account retried
     after the deletion ended the session). `activity=False`: an app asks about the token
     (introspection), so the check is read-only and the session's idle clock does not move;
@@ -347,6 +349,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         raise InvalidToken()
     proof = None if proof_checked_by_app else _bound_proof(ctx, claims, access_token=access_token, scheme=scheme,
                                                            offer=offer)
+    spending = background(ctx).submit(binding.spend_proof, ctx, proof) if proof and not spend_last else None
     store = session_store(ctx)
     session = store.get(session_id)
     if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
@@ -358,7 +361,10 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     if proof:
         if not (session.jkt and digests_equal(session.jkt, proof.jkt)):  # renewed onto a new key since
             raise binding.InvalidDpopProof(reason="the session moved to the device's new key: refresh with it")
-        binding.spend_proof(ctx, proof)
+        if spending is None:
+            binding.spend_proof(ctx, proof)
+        else:
+            spending.result()  # InvalidDpopProof if some request spent it already
     if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
