@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from sessions import service as sessions
@@ -280,7 +281,10 @@ def test_phone_width_has_no_sideways_scroll(make_server, new_device, screenshot,
     a.tab(screen)
     if screen == "Add a device":
         a.show_pairing_code()
-    a.page.wait_for_load_state("networkidle")
+    try:  # the live event stream is one request that never ends: idle may not come on a loaded machine
+        a.page.wait_for_load_state("networkidle", timeout=5000)
+    except PlaywrightTimeout:
+        pass  # five seconds after the tab opened, its content has long been laid out
     width = a.page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"{screen} is {width}px wide at 375px"
     screenshot(a.page, f"phone-{screen.lower().replace(' ', '-')}", full_page=True)
