@@ -14,9 +14,10 @@ CLAIMS = ("iss", "aud", "sub", "sid", "did", "jti", "iat", "exp")
 
 def introspect(ctx: AppContext, *, app: AppRecord, token: str) -> dict[str, Any]:
     """{"active": true, the token's claims, token_type, client_id} for a valid token of a live
-    session, else {"active": false} (RFC 7662 §2.2: an inactive token tells nothing more)."""
+    session, else {"active": false} (RFC 7662 §2.2: an inactive token tells nothing more). A bound
+    token's answer carries its `cnf`: the app checks the request's DPoP proof against it (SPEC §12)."""
     try:
-        principal = sessions.authenticate(ctx, access_token=token, activity=False)
+        principal = sessions.authenticate(ctx, access_token=token, activity=False, proof_checked_by_app=True)
     except ApiError as refused:
         if refused.status in (401, 403):  # invalid, expired, revoked, or its account locked
             return {"active": False}

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from citylogin_guard import Guard, Unauthorized  # noqa: E402
 from common.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
-from tests.support.live import PASSWORD, register_device  # noqa: E402
+from tests.support.live import bearer_login, register_device  # noqa: E402
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 
@@ -125,7 +125,7 @@ def measure(url: str, sink: str, app: dict, args) -> dict:
         until(guard.heard, every=0.05, timeout=15)
         time.sleep(2.1)  # tokens from now on are the feed's alone (the guard's start-up rule)
         for _ in range(args.rounds):
-            device.login(PASSWORD)
+            bearer_login(device)  # bearer tokens: what DPoP adds is bench/dpop.py's
             token, session_id = device.access_token, device.session_id
             guard.verify(f"Bearer {token}")
             headers = {"Authorization": f"Bearer {token}"}
@@ -147,7 +147,7 @@ def measure(url: str, sink: str, app: dict, args) -> dict:
             forward.append(seen["forward"] - ended)
             poll.append(seen["poll"] - ended)
             push.append(seen["push"] - ended)
-    device.login(PASSWORD)
+    bearer_login(device)
     token = device.access_token
     auth = (app["client_id"], app["client_secret"])
     intro, me = [], []

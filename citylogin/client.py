@@ -11,7 +11,8 @@ import requests
 
 from citylogin.client_errors import CityloginError, ConcurrentLoginRequired, json_or_raise, problem_body
 from citylogin.client_keys import (KEY_KINDS, KEY_MAKERS, LOGIN_PURPOSE, RENEW_PURPOSE, DevicePrivateKey, KeyFile,
-                                   generate_key, key_kind_of, private_key_pem, public_key_pem, sign_challenge)
+                                   dpop_proof, generate_key, key_kind_of, private_key_pem, public_key_pem,
+                                   sign_challenge)
 
 __all__ = ["KEY_KINDS", "KEY_MAKERS", "LOGIN_PURPOSE", "RENEW_PURPOSE", "CityloginError", "Client",
            "ConcurrentLoginRequired", "DevicePrivateKey", "KeyFile", "generate_key", "key_kind_of",
@@ -49,6 +50,8 @@ class Client:
         self.refresh_token: str | None = None
         self.session_id: str | None = None
         self.access_expires_at: datetime | None = None
+        self.token_type = "Bearer"  # "DPoP" once a login bound the session to this device's key (SPEC §12)
+        self.dpop_nonce: str | None = None  # the server's last DPoP-Nonce
         self.on_renew, self.auto_renew, self.on_tokens = on_renew, auto_renew, on_tokens
         # The recovery codes the last registration (or replacement) showed: keep them somewhere safe.
         self.recovery_codes: list[str] | None = None
@@ -114,11 +117,12 @@ class Client:
                 "force": force}
         if device_name:
             body["device_name"] = device_name
-        return self._renew_if_due(self._keep_tokens(self._post("/login/", body)))
+        return self._renew_if_due(self._keep_tokens(self._post("/login/", body, bind=True)))
 
     def confirm(self, confirm_token: str) -> dict[str, Any]:
         """Confirm a login refused with 409 concurrent_login, evicting the other device; keeps the tokens."""
-        return self._renew_if_due(self._keep_tokens(self._post("/login/confirm", {"confirm_token": confirm_token})))
+        return self._renew_if_due(self._keep_tokens(self._post("/login/confirm", {"confirm_token": confirm_token},
+                                                               bind=True)))
 
     def renew(self, *, new_key: bool = True) -> KeyFile:
         """A new certificate for this device (logged in), by default for a new key pair of the same kind
@@ -137,6 +141,8 @@ class Client:
         key_file.fingerprint, key_file.ca_cert_pem = renewed["fingerprint"], renewed["ca_cert"]
         if self.on_renew:
             self.on_renew(key_file)
+        if new_key and self.token_type == "DPoP":  # the session moved to the new key: tokens naming it
+            self.refresh()
         return key_file
 
     def _renew_if_due(self, login: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +155,8 @@ class Client:
         """Trade the refresh token for a new pair (they rotate); keeps the new pair."""
         if not self.refresh_token:
             raise RuntimeError("not logged in: no refresh token")
-        return self._keep_tokens(self._post("/session/refresh", {"refresh_token": self.refresh_token}))
+        return self._keep_tokens(self._post("/session/refresh", {"refresh_token": self.refresh_token},
+                                            bind=self.token_type == "DPoP"))
 
     def refresh_if_due(self, *, margin: float = 60) -> None:
         """Refresh now if the access token expires within `margin` seconds (or its end is unknown)."""
@@ -171,18 +178,20 @@ class Client:
             return None
         expires = self.access_expires_at.isoformat().replace("+00:00", "Z") if self.access_expires_at else None
         return {"session_id": self.session_id, "access_token": self.access_token,
-                "refresh_token": self.refresh_token, "access_expires_at": expires}
+                "refresh_token": self.refresh_token, "access_expires_at": expires, "token_type": self.token_type}
 
     def use_tokens(self, stored: dict[str, Any]) -> None:
         """Continue a session stored from `tokens()`."""
         self.access_token, self.refresh_token = stored["access_token"], stored["refresh_token"]
         self.session_id = stored.get("session_id")
+        self.token_type = stored.get("token_type", "Bearer")
         expires = stored.get("access_expires_at")
         self.access_expires_at = datetime.fromisoformat(expires) if expires else None
 
     def forget_tokens(self) -> None:
         """Drop the tokens (the session ended, here or elsewhere)."""
         self.access_token = self.refresh_token = self.session_id = self.access_expires_at = None
+        self.token_type = "Bearer"
         if self.on_tokens:
             self.on_tokens(self)
 
@@ -284,7 +293,8 @@ class Client:
         response = self._send_authenticated(method, path, **kwargs)
         if response.status_code == 401 and problem_body(response).get("code") == "token_expired" \
                 and self.refresh_token:
-            refreshed = self._send("POST", "/session/refresh", json={"refresh_token": self.refresh_token})
+            refreshed = self._send("POST", "/session/refresh", json={"refresh_token": self.refresh_token},
+                                   bind=self.token_type == "DPoP")
             if refreshed.status_code >= 400:
                 return refreshed
             self._keep_tokens(refreshed.json())
@@ -297,18 +307,46 @@ class Client:
 
     # plumbing
 
+    def auth_headers(self, method: str, url: str) -> dict[str, str]:
+        """The headers that authenticate one request to `url` (a full URL): the token, and for a bound
+        session (token_type DPoP) a fresh proof for this method and URL, made with the device key."""
+        if not self.access_token:
+            return {}
+        if self.token_type != "DPoP":
+            return {"Authorization": f"Bearer {self.access_token}"}
+        return {"Authorization": f"DPoP {self.access_token}",
+                "DPoP": self.proof(method, url, access_token=self.access_token)}
+
+    def proof(self, method: str, url: str, *, access_token: str | None = None) -> str:
+        """A DPoP proof by this device's key for one request to `url` (with `ath` for `access_token`)."""
+        return dpop_proof(self.require_key_file().private_key(), method=method, url=url, access_token=access_token,
+                          nonce=self.dpop_nonce)
+
     def _send_authenticated(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
-        if self.access_token:
-            headers["Authorization"] = f"Bearer {self.access_token}"
+        headers.update(self.auth_headers(method, self.base_url + path))
         return self._send(method, path, headers=headers, **kwargs)
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, path: str, *, bind: bool = False, **kwargs: Any) -> requests.Response:
+        """One call; `bind`: with a DPoP proof by the device key (a login, confirm or bound refresh).
+        A 401 use_dpop_nonce is answered once, with a proof over the nonce the server gave."""
         kwargs.setdefault("timeout", self.timeout)
-        return self.http.request(method, self.base_url + path, **kwargs)
+        headers = dict(kwargs.pop("headers", None) or {})
+        for _ in range(2):
+            if bind:
+                headers["DPoP"] = self.proof(method, self.base_url + path)
+            elif "DPoP" in headers and "Authorization" in headers:  # a bound call: a new proof each try
+                headers.update(self.auth_headers(method, self.base_url + path))
+            response = self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+            demanded = response.status_code == 401 and problem_body(response).get("code") == "use_dpop_nonce"
+            if demanded or self.dpop_nonce is not None:  # once asked for, a nonce goes in every proof
+                self.dpop_nonce = response.headers.get("DPoP-Nonce", self.dpop_nonce)
+            if not demanded:
+                break
+        return response
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return json_or_raise(self._send("POST", path, json=body))
+    def _post(self, path: str, body: dict[str, Any], *, bind: bool = False) -> dict[str, Any]:
+        return json_or_raise(self._send("POST", path, json=body, bind=bind))
 
     def _call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return json_or_raise(self.request(method, path, json=body))
@@ -316,6 +354,7 @@ class Client:
     def _keep_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
         self.access_token = body["access_token"]
         self.refresh_token = body["refresh_token"]
+        self.token_type = body.get("token_type", "Bearer")
         self.session_id = body.get("session_id", self.session_id)  # a refresh keeps the session
         lifetime = body.get("expires_in")
         self.access_expires_at = datetime.now(timezone.utc) + timedelta(seconds=lifetime) if lifetime else None

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import secrets
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 LOGIN_PURPOSE = "citylogin-login:"  # the server verifies the signature over this prefix + challenge
 RENEW_PURPOSE = "citylogin-renew:"  # ... and, to renew a certificate, over this one
@@ -60,6 +64,49 @@ def private_key_pem(private_key: DevicePrivateKey) -> str:
     """Unencrypted PKCS#8 PEM; the key file that holds it is mode 0600."""
     return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption()).decode()
+
+
+# --- DPoP proofs (RFC 9449, SPEC §12) ----------------------------------------------------------
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def public_jwk(private_key: DevicePrivateKey) -> dict[str, str]:
+    """The device key's public JWK: EC P-256, OKP Ed25519 or AKP ML-DSA-87 (RFC 9964)."""
+    public = private_key.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        numbers = public.public_numbers()
+        return {"kty": "EC", "crv": "P-256", "x": _b64url(numbers.x.to_bytes(32, "big")),
+                "y": _b64url(numbers.y.to_bytes(32, "big"))}
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(public.public_bytes_raw())}
+    return {"kty": "AKP", "alg": "ML-DSA-87", "pub": _b64url(public.public_bytes_raw())}
+
+
+def _jws_signature(private_key: DevicePrivateKey, message: bytes) -> bytes:
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):  # JWS ES256 is r || s, not DER
+        r, s = decode_dss_signature(private_key.sign(message, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return private_key.sign(message)
+
+
+PROOF_ALGORITHMS = {"ecdsa-p256": "ES256", "ed25519": "EdDSA", "ml-dsa-87": "ML-DSA-87"}
+
+
+def dpop_proof(private_key: DevicePrivateKey, *, method: str, url: str, access_token: str | None = None,
+               nonce: str | None = None, now: float | None = None, jti: str | None = None) -> str:
+    """A DPoP proof for one request: `url` without its query, `ath` when it carries `access_token`."""
+    header = {"typ": "dpop+jwt", "alg": PROOF_ALGORITHMS[key_kind_of(private_key)], "jwk": public_jwk(private_key)}
+    claims: dict[str, Any] = {"jti": jti or secrets.token_urlsafe(16), "htm": method,
+                              "htu": url.split("?", 1)[0].split("#", 1)[0],
+                              "iat": int(time.time() if now is None else now)}
+    if access_token is not None:
+        claims["ath"] = _b64url(hashlib.sha256(access_token.encode()).digest())
+    if nonce is not None:
+        claims["nonce"] = nonce
+    signing_input = ".".join(_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
+    return f"{signing_input}.{_b64url(_jws_signature(private_key, signing_input.encode()))}"
 
 
 # --- key file ---------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     register_error_handlers(app)
     if settings.cors_origins:
         CORS(app, origins=settings.cors_origins,
-             expose_headers=["Retry-After", "WWW-Authenticate", REQUEST_ID_HEADER])
+             expose_headers=["Retry-After", "WWW-Authenticate", "DPoP-Nonce", REQUEST_ID_HEADER])
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_blueprint(_operations_blueprint(name))

@@ -10,7 +10,7 @@ import binascii
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -24,6 +24,9 @@ class ConcurrencyPolicy(str, Enum):
     ASK = "ask"
     REJECT = "reject"
     FORCE = "force"
+
+
+DpopMode = Literal["allowed", "required"]
 
 
 class EvictionOrder(str, Enum):
@@ -141,6 +144,8 @@ class Settings(BaseModel):
     device_class_limits: str = ""
     # login (SPEC §6)
     require_proof_of_possession: bool = True
+    # DPoP (SPEC §12): "allowed" binds a session whose client sends a proof; "required" refuses a login without one
+    dpop: DpopMode = Field(default="allowed")
     trusted_client_cert_header: str | None = None
     login_max_failures: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)

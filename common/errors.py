@@ -76,6 +76,9 @@ class ErrorCode(str, Enum):
     INVALID_CLIENT = "invalid_client"
     APP_NOT_FOUND = "app_not_found"
     STREAM_NOT_FOUND = "stream_not_found"
+    INVALID_DPOP_PROOF = "invalid_dpop_proof"
+    USE_DPOP_NONCE = "use_dpop_nonce"
+    DPOP_REQUIRED = "dpop_required"
 
 
 ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>

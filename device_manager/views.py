@@ -44,7 +44,7 @@ def renew():
     principal = current_principal()
     result = certificate_service.renew_certificate(
         ctx(), user_uuid=principal.user_uuid, device_id=principal.device_id, challenge=body.challenge,
-        signature=body.signature, public_key=body.public_key, csr=body.csr)
+        signature=body.signature, public_key=body.public_key, csr=body.csr, session=principal.session)
     return jsonify(result.model_dump()), 201
 
 

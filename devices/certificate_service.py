@@ -15,6 +15,8 @@ from common.challenges import consume_challenge
 from common.context import AppContext
 from common.crl import RevokedCertificate, build_crl, crl_pem
 from common.crypto import DeviceKey, key_type_name
+from common.dpop import key_thumbprint
+from common.guarded_write import GuardedWrite
 from common.errors import Conflict, ErrorCode, TooManyRequests, Unauthorized
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, parse_iso
@@ -22,6 +24,8 @@ from devices.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, Rene
 from devices.service import (DeviceRevoked, _device_key, check_signed_challenge, device_store,
                                     forget_cached_crl, own_device, recheck_device, revoked_entry)
 from devices.store import DeviceChanged, WriteRefused
+from sessions import service as sessions
+from sessions.models import SessionRecord
 
 RENEW_PURPOSE = "citylogin-renew:"  # the current key signs this prefix + the challenge
 CRL_VALIDITY = timedelta(hours=24)  # its nextUpdate: at most 24 h ahead (SPEC §4)
@@ -51,10 +55,13 @@ def _next_key(record: DeviceRecord, *, public_key: str | None, csr: str | None) 
 
 
 def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challenge: str, signature: str,
-                      public_key: str | None, csr: str | None) -> RenewedCertificate:
+                      public_key: str | None, csr: str | None,
+                      session: SessionRecord | None = None) -> RenewedCertificate:
     """A new certificate for the caller's own device (same device_id), on a new key if one is sent.
     The old certificate is superseded at once: it can no longer log in and goes into the CRL, so a
-    device renews at most CITYLOGIN_RENEWALS_PER_DAY_PER_DEVICE times a day (429 too_many_attempts)."""
+    device renews at most CITYLOGIN_RENEWALS_PER_DAY_PER_DEVICE times a day (429 too_many_attempts).
+    The caller's `session`, if bound to the old key, moves to the new one in the same transaction: the
+    device refreshes with a proof by its new key (SPEC §12)."""
     _take_renewal(ctx, user_uuid=user_uuid, device_id=device_id)
     challenge_was_valid = consume_challenge(ctx, challenge)  # single-use, whatever the outcome
     record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
@@ -67,7 +74,10 @@ def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challe
                                     days=ctx.settings.cert_validity_days, now=now)
     renewed = replace(record, fingerprint=certificate_fingerprint(cert), cert_pem=certificate_pem(cert),
                       key_type=key_type_name(key), cert_expires_at=iso(cert.not_valid_after_utc))
-    _store_renewal(ctx, record=record, renewed=renewed, now=now)
+    new_jkt = key_thumbprint(key)
+    rebind = (sessions.rebinding(ctx, session, jkt=new_jkt)
+              if session is not None and session.jkt and session.jkt != new_jkt else None)
+    _store_renewal(ctx, record=record, renewed=renewed, now=now, rebind=rebind)
     audit(AuditEvent.CERTIFICATE_RENEWED, user_uuid=user_uuid, device_id=device_id,
           reason="new_key" if public_key or csr else "same_key")
     return RenewedCertificate(device_id=device_id, client_cert=base64.b64encode(renewed.cert_pem.encode()).decode(),
@@ -84,14 +94,16 @@ def _take_renewal(ctx: AppContext, *, user_uuid: str, device_id: str) -> None:
                               retry_after=RENEWAL_WINDOW_SECONDS - now % RENEWAL_WINDOW_SECONDS)
 
 
-def _store_renewal(ctx: AppContext, *, record: DeviceRecord, renewed: DeviceRecord, now: datetime) -> None:
+def _store_renewal(ctx: AppContext, *, record: DeviceRecord, renewed: DeviceRecord, now: datetime,
+                   rebind: GuardedWrite | None) -> None:
     # No certificate is issued once the account's deletion has begun: its finisher would miss it.
     account_usable = users.not_deleting_write(ctx, user_uuid=record.user_uuid)
+    extra = [account_usable, *([rebind] if rebind else [])]
     try:
-        device_store(ctx).renew(record=record, renewed=renewed, extra_writes=[account_usable.item],
+        device_store(ctx).renew(record=record, renewed=renewed, extra_writes=[w.item for w in extra],
                                 superseded=revoked_entry(record, reason=REASON_SUPERSEDED, at=now))
-    except WriteRefused:
-        raise account_usable.refusal() from None
+    except WriteRefused as refused:
+        raise extra[refused.index].refusal() from None
     except DeviceChanged:  # unbound, or another renewal won: tell which
         current = device_store(ctx).get(user_uuid=record.user_uuid, device_id=record.device_id)
         if current is None or current.status != record.status:

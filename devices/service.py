@@ -18,6 +18,7 @@ from common.certificates import (certificate_fingerprint, certificate_issued_by,
 from common.context import AppContext
 from common.crypto import (CryptoInputError, DeviceKey, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
+from common.dpop import key_thumbprint
 from common.dynamo import StoreRefusal
 from common.challenges import challenge_consumption, signature_bytes
 from common.errors import (Conflict, ErrorCode, Forbidden, InvalidField, MissingFields, NotFound, StorageUnavailable,
@@ -211,6 +212,13 @@ def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> 
     key = x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
     # A key of another type signed nothing a device may sign with (verify_device_signature refuses it too).
     return isinstance(key, DeviceKey) and verify_device_signature(key, message=message, signature=signature)
+
+
+def certified_thumbprint(record: DeviceRecord) -> str | None:
+    """The RFC 7638 thumbprint of the key this device's certificate certifies: the one key whose
+    DPoP proofs may bind its sessions (SPEC §12); None for a key no device may have."""
+    key = x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
+    return key_thumbprint(key) if isinstance(key, DeviceKey) else None
 
 
 LOGIN_PURPOSE = "citylogin-login:"  # a device signs this prefix + the challenge to log in

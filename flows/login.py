@@ -14,7 +14,7 @@ from common.background import background
 from common.batch_read import read_together
 from common.caller import Caller
 from common.context import AppContext
-from common.crypto import new_token, token_digest
+from common.crypto import digests_equal, new_token, token_digest
 from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
                            Unauthorized)
 from common.guarded_write import GuardedWrite
@@ -27,7 +27,10 @@ from flows import not_me as not_me_flow
 from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
+from common.dpop import Proof
+from sessions import binding
 from sessions import service as sessions
+from sessions.binding import ProofOffer
 from sessions.models import OpenedSession, Presence, PresenceEntry, PresenceMoved
 
 CHALLENGE_TTL = challenges.CHALLENGE_TTL
@@ -85,17 +88,20 @@ def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> 
         raise MissingFields(missing)
 
 
-def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginResponse:
+def login(ctx: AppContext, *, request: LoginRequest, caller: Caller, offer: ProofOffer | None = None) -> LoginResponse:
     """Authenticate a device and open its session under the concurrency policy: one batch read
     before the password hash (the username's owner, the lockout, and the user, presence, device
-    and challenge the presented certificate points to) and one transaction after it."""
+    and challenge the presented certificate points to) and one transaction after it. With a DPoP
+    proof in `offer` (by the device's certified key) the session is bound to that key (SPEC §12)."""
     _required_fields(ctx, request, caller)
+    # Before the try: a proof refused (a nonce asked for) leaves the challenge for the retry.
+    dpop = _binding_proof(ctx, offer)
     try:
         certificate = caller.verified_cert or request.client_cert
         if certificate:
-            return _login_with_certificate(ctx, request, caller, certificate=certificate)
+            return _login_with_certificate(ctx, request, caller, certificate=certificate, dpop=dpop)
         if request.client_cert_fp:
-            return _login_with_fingerprint(ctx, request, caller, fingerprint=request.client_cert_fp)
+            return _login_with_fingerprint(ctx, request, caller, fingerprint=request.client_cert_fp, dpop=dpop)
         raise MissingFields(["client_cert"])  # _required_fields asked for it already
     except ApiError:
         if request.challenge:  # single-use whatever the outcome; a used one is already gone
@@ -103,8 +109,18 @@ def login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> LoginRes
         raise
 
 
+def _binding_proof(ctx: AppContext, offer: ProofOffer | None) -> Proof | None:
+    """The checked proof a login or confirm binds its session with; None for a bearer session,
+    which CITYLOGIN_DPOP=required refuses (400 dpop_required)."""
+    if offer is None or offer.proof is None:
+        if ctx.settings.dpop == "required":
+            raise binding.DpopRequired()
+        return None
+    return binding.checked_proof(ctx, offer)
+
+
 def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Caller, *,
-                            certificate: str) -> LoginResponse:
+                            certificate: str, dpop: Proof | None) -> LoginResponse:
     # What the certificate claims only chooses what to read; device_for_presented checks it
     # against the username's owner and the device record before anything is trusted.
     presented = devices.presented_certificate(certificate)
@@ -124,11 +140,11 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=facts.get(CHALLENGE, False))
     return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
-                         presence=facts[PRESENCE], proof=proof)
+                         presence=facts[PRESENCE], proof=proof, dpop=dpop)
 
 
 def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller, *,
-                            fingerprint: str) -> LoginResponse:
+                            fingerprint: str, dpop: Proof | None) -> LoginResponse:
     """Legacy clients that send only the certificate's fingerprint: the device is found by listing
     the user's devices, so this path makes more calls than one that presents the certificate."""
     user, had_failures = credentials.check_credentials(ctx, username=request.username,
@@ -142,7 +158,7 @@ def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Call
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=usable)
     return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
-                         presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof)
+                         presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof, dpop=dpop)
 
 
 def _refuse_deleting(user: UserRecord) -> None:
@@ -165,32 +181,49 @@ def _counted_as_failure(ctx: AppContext, request: LoginRequest, caller: Caller, 
 
 
 def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, user: UserRecord, had_failures: bool,
-                  device: DeviceRecord, presence: Presence, proof: GuardedWrite | None) -> LoginResponse:
+                  device: DeviceRecord, presence: Presence, proof: GuardedWrite | None,
+                  dpop: Proof | None) -> LoginResponse:
     if had_failures:  # off the response path: the lockout only needs them gone eventually
         background(ctx).submit(credentials.clear_failures, ctx, username=request.username)
     return _open(ctx, user=user, device=device, caller=caller, force=request.force, presence=presence,
-                 proof=proof)
+                 proof=proof, dpop=dpop)
+
+
+def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
+    """The thumbprint the session is bound to: the proof's key, which must be the one the device's
+    certificate certifies (else 401 invalid_dpop_proof); None without a proof."""
+    if dpop is None:
+        return None
+    certified = devices.certified_thumbprint(device)
+    if certified is None or not digests_equal(dpop.jkt, certified):
+        raise binding.InvalidDpopProof(reason="the proof is not signed by the key this device's certificate certifies")
+    return dpop.jkt
 
 
 def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
-          presence: Presence | None = None, proof: GuardedWrite | None = None) -> LoginResponse:
+          presence: Presence | None = None, proof: GuardedWrite | None = None,
+          dpop: Proof | None = None) -> LoginResponse:
     _refuse_deleting(user)  # confirm comes here without a password
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
         raise sessions.AccountLocked()
+    jkt = _bound_key(device, dpop)
     # A device's first sign-in is reported with a "Wasn't you?" link, stored with the session.
     first_sign_in = device.last_login_at is None
     not_me = not_me_flow.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id) if first_sign_in else None
     # A lock, a deletion or an unbind that commits while deciding refuses the write: AccountLocked,
     # AccountDeleted, DeviceRevoked.
+    # The proof is spent in the login's transaction: of parallel logins with one proof, one commits.
     writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid), *([not_me.write] if not_me else []),
-              *([proof] if proof else [])]
+              *([proof] if proof else []), *([binding.proof_spending(ctx, dpop)] if dpop else [])]
     try:
-        opened = _seat(ctx, user=user, device=device, caller=caller, force=force, presence=presence, writes=writes)
+        opened = _seat(ctx, user=user, device=device, caller=caller, force=force, presence=presence, writes=writes,
+                       jkt=jkt)
     except concurrency_policy.ConfirmationRequired as required:
         credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,
                                    caller=caller)
         raise ConcurrentLogin(active_devices=[_active_device(e) for e in required.active],
-                              confirm_token=_confirm_token(ctx, user=user, device=device, caller=caller)) from None
+                              confirm_token=_confirm_token(ctx, user=user, device=device, caller=caller,
+                                                           jkt=jkt)) from None
     except concurrency_policy.ConcurrentLoginRejected:
         credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,
                                    caller=caller)
@@ -201,7 +234,7 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
 
 
 def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
-          presence: Presence | None, writes: list[GuardedWrite]) -> OpenedSession:
+          presence: Presence | None, writes: list[GuardedWrite], jkt: str | None) -> OpenedSession:
     """The concurrency decision (SPEC §5), in one place: read the user's live devices, decide
     under the policy whom this login displaces, and write it all in one transaction that holds
     only if nobody changed the presence meanwhile; else again, from a fresh read. A device
@@ -215,7 +248,7 @@ def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
         try:
             taken = sessions.take_seat(ctx, seats, evicted=evicted, device_name=device.device_name,
                                        device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent,
-                                       extra_writes=[devices.login_recorded_write(ctx, device), *writes])
+                                       extra_writes=[devices.login_recorded_write(ctx, device), *writes], jkt=jkt)
         except devices.DeviceChangedMeanwhile:
             if device_reads == DEVICE_READS:
                 raise ServiceUnavailable("This device keeps changing; try again.") from None
@@ -240,7 +273,7 @@ def _evictions(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, other
 
 def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession) -> None:
     audit(AuditEvent.LOGIN_SUCCESS, user_uuid=user.user_uuid, device_id=device.device_id,
-          session_id=opened.session.session_id, ip=caller.ip)
+          session_id=opened.session.session_id, ip=caller.ip, bound=bool(opened.session.jkt))
     for evicted in opened.evicted:
         audit(AuditEvent.SESSION_EVICTED, user_uuid=user.user_uuid, device_id=evicted.device_id,
               session_id=evicted.session_id, by_device=device.device_id, reason="displaced")
@@ -257,8 +290,8 @@ def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> L
     return LoginResponse(
         cert_expires_at=device.cert_expires_at, renew_certificate=devices.renewal_due(ctx, device),
         access_token=opened.tokens.access_token, refresh_token=opened.tokens.refresh_token,
-        expires_in=opened.tokens.expires_in, session_id=session.session_id, device_id=session.device_id,
-        user_uuid=session.user_uuid,
+        token_type=opened.tokens.token_type, expires_in=opened.tokens.expires_in, session_id=session.session_id,
+        device_id=session.device_id, user_uuid=session.user_uuid,
         evicted=[EvictedDevice(device_id=e.device_id, device_name=e.device_name) for e in opened.evicted])
 
 
@@ -283,22 +316,29 @@ def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: 
 
 # --- confirm (SPEC §5: "this account is in use elsewhere - continue?") ------------------
 
-def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller) -> str:
+def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
+                   jkt: str | None) -> str:
     token = new_token(32)
     token_store(ctx).create(digest=token_digest(token, purpose="confirm"), kind="confirm",
                             expires_epoch=_now(ctx) + CONFIRM_TTL,
                             data={"user_uuid": user.user_uuid, "device_id": device.device_id,
-                                  "fingerprint": device.fingerprint,
+                                  "fingerprint": device.fingerprint, "jkt": jkt,
                                   "ip": caller.ip, "user_agent": caller.user_agent})
     return token
 
 
-def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller) -> LoginResponse:
-    """Finish a login that was answered 409 concurrent_login, displacing the other device."""
+def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: ProofOffer | None = None) -> LoginResponse:
+    """Finish a login that was answered 409 concurrent_login, displacing the other device. A login
+    that was bound is confirmed only with a proof by the same key (a copied confirm token is
+    worthless); any confirm may bind with a proof by the device's key (SPEC §12)."""
+    # Checked before the token is used up: a proof refused leaves the person's confirmation usable.
+    dpop = _binding_proof(ctx, offer)
     pending = token_store(ctx).consume(digest=token_digest(confirm_token, purpose="confirm"), kind="confirm",
                                        now=_now(ctx))
     if pending is None:
         raise InvalidConfirmToken()
+    if pending.get("jkt") and not (dpop and digests_equal(dpop.jkt, pending["jkt"])):
+        raise binding.InvalidDpopProof(reason="this login was bound: confirm it with a proof by the same key")
     user_uuid = pending["user_uuid"]
     facts = read_together(ctx.dynamodb, {
         USER: users.user_read(ctx, user_uuid=user_uuid), PRESENCE: sessions.presence_read(ctx, user_uuid=user_uuid),
@@ -310,4 +350,5 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller) -> LoginResp
     devices.recheck_device(ctx, device, fingerprint=pending.get("fingerprint", device.fingerprint))
     pending_caller = Caller(ip=pending.get("ip") or caller.ip,
                             user_agent=pending.get("user_agent") or caller.user_agent)
-    return _open(ctx, user=user, device=device, caller=pending_caller, force=True, presence=facts[PRESENCE])
+    return _open(ctx, user=user, device=device, caller=pending_caller, force=True, presence=facts[PRESENCE],
+                 dpop=dpop)

@@ -8,6 +8,8 @@ from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
 from flows import login as login_flow
+from sessions.binding import current_nonce
+from sessions.guard import NONCE_HEADER, proof_offer
 from flows.models import ChallengeResponse, ConfirmRequest, LoginRequest, LoginResponse
 
 bp = Blueprint("login_app", __name__, url_prefix="/login")
@@ -16,8 +18,10 @@ bp = Blueprint("login_app", __name__, url_prefix="/login")
 @bp.post("/challenge")
 @operation("A single-use nonce for the device to sign", response=ChallengeResponse, status=201, errors=(429,))
 def challenge():
+    # With the server's DPoP-Nonce, for a client that puts one in its login proof (SPEC §12).
     return jsonify(ChallengeResponse(challenge=login_flow.new_challenge(ctx(), ip=current_caller().ip),
-                                     expires_in=login_flow.CHALLENGE_TTL).model_dump()), 201
+                                     expires_in=login_flow.CHALLENGE_TTL).model_dump()), 201, {
+        NONCE_HEADER: current_nonce(ctx())}
 
 
 @bp.post("/")
@@ -25,7 +29,7 @@ def challenge():
            errors=(401, 403, 409, 429))
 def login():
     body = parse_body(LoginRequest)
-    return jsonify(login_flow.login(ctx(), request=body, caller=current_caller()).model_dump())
+    return jsonify(login_flow.login(ctx(), request=body, caller=current_caller(), offer=proof_offer()).model_dump())
 
 
 @bp.post("/confirm")
@@ -33,4 +37,5 @@ def login():
            response=LoginResponse, errors=(401, 403, 409))
 def confirm():
     body = parse_body(ConfirmRequest)
-    return jsonify(login_flow.confirm(ctx(), confirm_token=body.confirm_token, caller=current_caller()).model_dump())
+    return jsonify(login_flow.confirm(ctx(), confirm_token=body.confirm_token, caller=current_caller(),
+                                      offer=proof_offer()).model_dump())

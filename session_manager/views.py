@@ -13,7 +13,7 @@ from common.openapi import operation
 from common.timefmt import iso_from_epoch
 from common.validation import parse_body, parse_model, parse_optional_body
 from sessions import service, sweeper
-from sessions.guard import current_principal, require_session
+from sessions.guard import current_principal, proof_offer, require_session
 from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, LogoutAllRequest,
                                     RefreshRequest, SessionList, SessionListQuery, SessionRecord, SessionView,
                                     TokenResponse)
@@ -35,9 +35,9 @@ def _view(session: SessionRecord, *, current_id: str) -> SessionView:
 @operation("Rotate the refresh token", body=RefreshRequest, response=TokenResponse, errors=(401,))
 def refresh():
     body = parse_body(RefreshRequest)
-    pair = service.refresh(ctx(), refresh_token=body.refresh_token)
+    pair = service.refresh(ctx(), refresh_token=body.refresh_token, offer=proof_offer())
     return jsonify(TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
-                                 expires_in=pair.expires_in).model_dump())
+                                 token_type=pair.token_type, expires_in=pair.expires_in).model_dump())
 
 
 @bp.post("/introspect")
@@ -50,7 +50,7 @@ def introspect():
 
 
 @bp.get("/check")
-@require_session
+@require_session(forwarded=True)
 @operation("Forward authentication for proxies (nginx auth_request): 204 with the caller in X-Citylogin-* headers",
            status=204, auth=True)
 def check():

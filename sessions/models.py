@@ -95,6 +95,7 @@ class SessionRecord:
     # idle timeout or max lifetime), so that the sweeper ends them with their event (SPEC §11).
     live_shard: str | None = None
     ends_at: int | None = None
+    jkt: str | None = None  # bound to this device key's RFC 7638 thumbprint (DPoP, SPEC §12), or a bearer session
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
+    token_type: str = "Bearer"
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ class LogoutAllRequest(BaseModel):
 class TokenResponse(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # "DPoP" for a bound session's tokens (SPEC §12)
     expires_in: int
 
 

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from collections.abc import Callable, Generator, Iterator, Sequence
 
@@ -18,11 +18,14 @@ from common.background import background
 from common.batch_read import KeyRead
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
+from common.dpop import Proof
 from common.errors import ErrorCode, Forbidden, Gone, InvalidField, NotFound, ServiceUnavailable, Unauthorized
 from common.jwt_keys import TokenError
 from common.guarded_write import GuardedWrite
 from common.timefmt import iso
 from common.serving import request_threads
+from sessions import binding
+from sessions.binding import ProofOffer
 from sessions.events import SessionWatcher, StreamCaps, TooManyStreams
 from sessions.feed import EventFeed
 from sessions.feed_store import FeedStore
@@ -131,8 +134,10 @@ def _refresh_token(ctx: AppContext, session_id: str, generation: int, kid: str |
 
 def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, issued_epoch: int,
                 refresh_kid: str | None) -> TokenPair:
-    claims = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
-              "jti": f"{session.session_id}.{generation}"}
+    claims: dict = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
+                    "jti": f"{session.session_id}.{generation}"}
+    if session.jkt:  # bound: usable only with a proof by this key (SPEC §12)
+        claims["cnf"] = {"jkt": session.jkt}
     # A token never outlives its session's max lifetime: an app that checks tokens locally (the
     # guard, SPEC §11) learns of ends made by a write from the feed, but this one is made by time.
     ttl = max(1, min(ctx.settings.access_token_ttl, session.expires_epoch - issued_epoch))
@@ -140,7 +145,8 @@ def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, iss
     access = ctx.jwt.sign(claims, ttl_seconds=ttl, now=datetime.fromtimestamp(issued_epoch, timezone.utc))
     return TokenPair(access_token=access,
                      refresh_token=_refresh_token(ctx, session.session_id, generation, refresh_kid),
-                     expires_in=max(0, issued_epoch + ttl - _epoch(ctx)))
+                     expires_in=max(0, issued_epoch + ttl - _epoch(ctx)),
+                     token_type=binding.DPOP if session.jkt else "Bearer")
 
 
 # --- opening a session under the concurrency invariant (SPEC §5) -----------------------
@@ -162,15 +168,16 @@ def read_seats(ctx: AppContext, *, user_uuid: str, device_id: str, presence: Pre
 
 
 def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], device_name: str, device_class: str,
-              ip: str | None, user_agent: str | None,
-              extra_writes: Sequence[GuardedWrite] = ()) -> OpenedSession | PresenceMoved:
+              ip: str | None, user_agent: str | None, extra_writes: Sequence[GuardedWrite] = (),
+              jkt: str | None = None) -> OpenedSession | PresenceMoved:
     """Log `seats.device_id` in, displacing `evicted`, in one transaction with `extra_writes`, and
     only if nobody changed the presence since `seats` was read; else PresenceMoved (read again).
     Entries dropped as idle end their sessions in the same transaction, so a session the presence
-    stops counting is never usable. A refused extra write raises its own `refusal`."""
+    stops counting is never usable. A refused extra write raises its own `refusal`. With `jkt` the
+    session is bound to that device key (SPEC §12)."""
     store, rule, now, device_id = session_store(ctx), liveness(ctx), seats.now, seats.device_id
     session = _new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
-                           device_class=device_class, ip=ip, user_agent=user_agent, now=now)
+                           device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt)
     kept = {e.device_id: e for e in seats.others if e not in evicted}
     kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                     device_name=device_name, login_epoch=now, last_seen_epoch=now,
@@ -288,7 +295,7 @@ def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
 
 
 def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, device_class: str,
-                 ip: str | None, user_agent: str | None, now: int) -> SessionRecord:
+                 ip: str | None, user_agent: str | None, now: int, jkt: str | None) -> SessionRecord:
     session_id, refresh_kid = str(uuid.uuid4()), ctx.refresh_secrets.newest_kid()
     return SessionRecord(
         session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
@@ -298,7 +305,7 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
         expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
         live_shard=ending_shard(session_id),
-        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx).idle_span))
+        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx).idle_span), jkt=jkt)
 
 
 # --- every protected request: one JWT check, one consistent read ------------------------
@@ -320,12 +327,18 @@ def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None
                                     last_seen_epoch=session.last_seen_epoch, now=now)
 
 
-def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str | None = None,
-                 activity: bool = True) -> Principal:
-    """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked).
+def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", offer: ProofOffer | None = None,
+                 accept_ended_reason: str | None = None, activity: bool = True,
+                 proof_checked_by_app: bool = False, spend_last: bool = False) -> Principal:
+    """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked,
+    invalid_dpop_proof). A bound token (`cnf`) counts only under the DPoP `scheme` with the `offer`'s
+    proof for this request (SPEC §12), spent while the session is read (its write overlaps the read);
+    `spend_last`: only once nothing else refused the request, so that a proxy asking twice about a
+    refused request (forward auth) gets the same refusal twice.
     A session revoked with `accept_ended_reason` still names its caller (DELETE /account retried
     after the deletion ended the session). `activity=False`: an app asks about the token
-    (introspection), so the check is read-only and the session's idle clock does not move."""
+    (introspection), so the check is read-only and the session's idle clock does not move;
+    `proof_checked_by_app`: the app checks a bound token's proof itself, against the `cnf` it is told."""
     try:
         claims = ctx.jwt.decode(access_token, now=ctx.now())
     except TokenError as exc:
@@ -334,6 +347,9 @@ def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str
     if not (isinstance(session_id, str) and session_id and isinstance(user_uuid, str) and user_uuid
             and isinstance(device_id, str) and device_id):
         raise InvalidToken()
+    proof = None if proof_checked_by_app else _bound_proof(ctx, claims, access_token=access_token, scheme=scheme,
+                                                           offer=offer)
+    spending = background(ctx).submit(binding.spend_proof, ctx, proof) if proof and not spend_last else None
     store = session_store(ctx)
     session = store.get(session_id)
     if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
@@ -342,10 +358,32 @@ def authenticate(ctx: AppContext, *, access_token: str, accept_ended_reason: str
     reason = _end_reason(ctx, session, now)
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
         raise _ended(session, reason)
+    if proof:
+        if not (session.jkt and digests_equal(session.jkt, proof.jkt)):  # renewed onto a new key since
+            raise binding.InvalidDpopProof(reason="the session moved to the device's new key: refresh with it")
+        if spending is None:
+            binding.spend_proof(ctx, proof)
+        else:
+            spending.result()  # InvalidDpopProof if some request spent it already
     if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]), claims=claims)
+
+
+def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: str,
+                 offer: ProofOffer | None) -> Proof | None:
+    """The checked proof a bound token needs (None for a bearer token); InvalidDpopProof if a bound
+    token comes any other way, InvalidToken if the DPoP scheme carries an unbound one."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if scheme == binding.DPOP and not isinstance(jkt, str):
+        raise InvalidToken("This access token is not bound to a key: send it as a Bearer token.")
+    if not isinstance(jkt, str):
+        return None
+    if scheme != binding.DPOP:
+        raise binding.InvalidDpopProof(reason="a bound access token goes as Authorization: DPoP, with a DPoP proof")
+    return binding.checked_proof(ctx, offer, access_token=access_token, jkt=jkt)
 
 
 def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int) -> None:
@@ -380,8 +418,10 @@ def _parse_refresh_token(token: str) -> tuple[str, int, str | None]:
     return parts[0], int(parts[1]), kid
 
 
-def refresh(ctx: AppContext, *, refresh_token: str) -> TokenPair:
-    """Rotate the refresh token; a rotated-out token is honoured within the grace window only."""
+def refresh(ctx: AppContext, *, refresh_token: str, offer: ProofOffer | None = None) -> TokenPair:
+    """Rotate the refresh token; a rotated-out token is honoured within the grace window only. A bound
+    session's refresh token counts only with the `offer`'s proof by its key, spent in the rotation's
+    own transaction (SPEC §12)."""
     session_id, generation, kid = _parse_refresh_token(refresh_token)
     if not digests_equal(refresh_token, _refresh_token(ctx, session_id, generation, kid)):
         raise InvalidRefreshToken()
@@ -391,23 +431,47 @@ def refresh(ctx: AppContext, *, refresh_token: str) -> TokenPair:
         if session is None:
             raise InvalidRefreshToken()
         now = _epoch(ctx)
+        spending = _refresh_proof(ctx, session, offer)  # first: without the key, not even why it ended
         reason = _end_reason(ctx, session, now)
         if reason:
             raise _ended(session, reason)
         if generation != session.refresh_gen:
+            if spending:
+                binding.spend_proof(ctx, spending.proof)
             return _refresh_rotated_out(ctx, session, refresh_token=refresh_token, generation=generation, now=now)
         if not digests_equal(token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
             raise InvalidRefreshToken()
         new_kid = ctx.refresh_secrets.newest_kid()  # a rotated secret takes over here: nobody is logged out
         successor = token_digest(_refresh_token(ctx, session_id, generation + 1, new_kid), purpose=REFRESH_PURPOSE)
         outcome = store.rotate_refresh(session, new_digest=successor, new_kid=new_kid, now=now,
-                                       idle_cutoff=liveness(ctx).idle_cutoff(now))
+                                       idle_cutoff=liveness(ctx).idle_cutoff(now),
+                                       extra_write=spending.write.item if spending else None)
         if outcome is Activity.RECORDED:  # a refresh is activity: the session and its presence entry
             return _token_pair(ctx, session, generation=generation + 1, issued_epoch=now, refresh_kid=new_kid)
         if outcome is Activity.NOT_COUNTED:
             _end_uncounted(ctx, session)
+        if outcome is Activity.EXTRA_REFUSED and spending:
+            raise spending.write.refusal()
         # SESSION_CHANGED or CONFLICT: a parallel refresh rotated first, or the session ended: re-read
     raise ServiceUnavailable("The session is busy; try again.")
+
+
+@dataclass(frozen=True)
+class _Spending:
+    proof: Proof
+    write: GuardedWrite
+
+
+def _refresh_proof(ctx: AppContext, session: SessionRecord, offer: ProofOffer | None) -> _Spending | None:
+    """A bound session's refresh needs a fresh proof by its key; a bearer session's needs none,
+    unless DPoP is required now: then it cannot refresh and its last access token is its last (the
+    client logs in again, bound)."""
+    if not session.jkt:
+        if ctx.settings.dpop == "required":
+            raise binding.DpopRequired()
+        return None
+    proof = binding.checked_proof(ctx, offer, jkt=session.jkt)
+    return _Spending(proof=proof, write=binding.proof_spending(ctx, proof))
 
 
 def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_token: str, generation: int,
@@ -425,6 +489,13 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
           session_id=session.session_id, generation=generation)
     revoke_session(ctx, session=session, reason=RevokeReason.REFRESH_REUSE)
     raise RefreshTokenReused()
+
+
+def rebinding(ctx: AppContext, session: SessionRecord, *, jkt: str) -> GuardedWrite:
+    """A bound session moved to its device's new key (a renewal on a new key, in the renewal's
+    transaction): its next refresh takes a proof by the new key, and its tokens name it (SPEC §12)."""
+    return GuardedWrite(item=session_store(ctx).rebind_item(session, jkt=jkt),
+                        refusal=lambda: SessionRevoked(RevokeReason.LOGGED_OUT))
 
 
 # --- ending sessions --------------------------------------------------------------------

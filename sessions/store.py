@@ -48,6 +48,7 @@ class Activity(Enum):
     SESSION_CHANGED = "session_changed"  # ended, or (refresh) rotated by someone else: re-read it
     NOT_COUNTED = "not_counted"          # live by its record, but the presence no longer lists it
     CONFLICT = "conflict"                # a concurrent transaction on the same items
+    EXTRA_REFUSED = "extra_refused"      # (refresh) the write that went with it was refused: its proof was spent
 
 
 def _record(cls, data: dict[str, Any]):
@@ -185,6 +186,16 @@ class SessionStore:
                            "UpdateExpression": expression,
                            "ExpressionAttributeNames": {"#s": "status", "#ttl": dynamo.TTL_ATTRIBUTE},
                            "ExpressionAttributeValues": values}}
+
+    def rebind_item(self, session: SessionRecord, *, jkt: str) -> dict[str, Any]:
+        """The TransactWriteItems entry that moves a live bound session to the key `jkt`; refused if
+        it ended or moved meanwhile."""
+        return {"Update": {
+            "TableName": self.sessions, "Key": {"session_id": {"S": session.session_id}},
+            "UpdateExpression": "SET jkt = :new", "ConditionExpression": "#s = :active AND jkt = :old",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":new": {"S": jkt}, ":old": {"S": session.jkt or ""},
+                                          ":active": {"S": SESSION_ACTIVE}}}}
 
     def _idle_revoke(self, session_id: str, *, cutoff: int, at: str, end_epoch: int) -> dict[str, Any]:
         # Dropping a presence entry as idle ends its session too, but only if the session really
@@ -384,17 +395,21 @@ class SessionStore:
             return Activity.RECORDED
         if "TransactionConflict" in failed.values():
             return Activity.CONFLICT
-        return Activity.SESSION_CHANGED if 0 in failed else Activity.NOT_COUNTED
+        if 0 in failed:
+            return Activity.SESSION_CHANGED
+        return Activity.NOT_COUNTED if 1 in failed else Activity.EXTRA_REFUSED
 
     def rotate_refresh(self, session: SessionRecord, *, new_digest: str, new_kid: str, now: int,
-                       idle_cutoff: int) -> Activity:
-        """Advance the refresh generation of a live session if nobody else did, as activity."""
-        return self._record_activity(self._activity_items(
+                       idle_cutoff: int, extra_write: dict[str, Any] | None = None) -> Activity:
+        """Advance the refresh generation of a live session if nobody else did, as activity, in one
+        transaction with `extra_write` (a bound refresh's proof being spent)."""
+        items = self._activity_items(
             session, now=now, idle_cutoff=idle_cutoff, condition="refresh_gen = :gen",
             set_session=("refresh_gen = :next, refresh_digest = :new, prev_refresh_digest = :old, "
                          "refresh_kid = :kid, rotated_epoch = :now"),
             values={":next": {"N": str(session.refresh_gen + 1)}, ":gen": {"N": str(session.refresh_gen)},
-                    ":new": {"S": new_digest}, ":old": {"S": session.refresh_digest}, ":kid": {"S": new_kid}}))
+                    ":new": {"S": new_digest}, ":old": {"S": session.refresh_digest}, ":kid": {"S": new_kid}})
+        return self._record_activity([*items, *([extra_write] if extra_write else [])])
 
     def touch(self, session: SessionRecord, *, now: int, idle_cutoff: int) -> Activity:
         """Record activity on a live session and its presence entry (at most once per touch interval)."""

@@ -43,6 +43,10 @@ SLOW_TESTS = {
     "test_twenty_racing_registrations_of_one_username_through_conflicts",
     "test_apps_cli_adds_lists_shows_rotates_and_removes_an_app",  # waits out the apps' 2-s cache twice
     "test_a_quiet_long_poll_keeps_the_feed_heard",                 # a held poll cut at stale_after / 2
+    "test_a_proof_counts_once_on_this_host_and_on_another",       # a second service process
+    "test_one_proof_sent_at_once_to_two_processes_is_accepted_exactly_once",
+    "test_a_store_shared_by_two_guards_refuses_a_proof_replayed_to_the_other",  # two guards' feeds
+    "test_with_the_feed_stale_introspection_names_the_key_and_the_proof_is_still_checked",  # waits out staleness
 }
 # Tests whose assertion is a time, a latency or a cost ratio, or that load the machine on purpose:
 # beside other tests running in parallel they measure the others. scripts/test.sh runs them alone,

@@ -54,6 +54,9 @@ export interface LoginResult {
 export interface Session extends LoginResult {
   /** The current access token (an EdDSA JWT), or null after a reload until the first call or refresh(). */
   accessToken: string | null;
+  /** "DPoP" when the session is bound to this browser's device key (every call needs a proof by it:
+   * use fetch() or authHeaders()), "Bearer" otherwise; null while accessToken is null. */
+  tokenType: "DPoP" | "Bearer" | null;
 }
 
 export type DeviceClass = "desktop" | "mobile" | "tablet" | "other";
@@ -125,7 +128,7 @@ export interface RenewedCertificate {
 export interface RequestOptions {
   /** Sent as JSON. */
   body?: unknown;
-  /** Send the Bearer token (default true). */
+  /** Send the access token, with a DPoP proof for a bound session (default true). */
   auth?: boolean;
 }
 
@@ -148,8 +151,13 @@ export declare class Citylogin {
   deleteAccount(options: { password: string }): Promise<void>;
   refresh(): Promise<void>;
   onSessionEnded(handler: SessionEndedHandler): () => void;
-  /** window.fetch with the Bearer token; a path is resolved against baseUrl, a full URL is used as it is. */
+  /** window.fetch with the access token: `Authorization: DPoP <token>` and a fresh `DPoP` proof for this
+   * request when the session is bound (a 401 use_dpop_nonce is retried once with the server's nonce),
+   * else `Authorization: Bearer`. A path is resolved against baseUrl, a full URL is used as it is. */
   fetch(input: string | URL, init?: RequestInit): Promise<Response>;
+  /** Authorization (and, for a bound session, a single-use DPoP proof) for one request `method url`
+   * made with another transport than fetch(); header names in lower case. */
+  authHeaders(method: string, url: string | URL): Promise<Record<string, string>>;
   /** A JSON call to citylogin: the answer's JSON (null for 204), or a CityloginError. */
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<T>;
   renewCertificate(): Promise<RenewedCertificate>;

@@ -2,11 +2,12 @@
 // (documented in docs/sdk.md, typed by citylogin.d.ts next to it). The device key lives in IndexedDB,
 // the access token only in memory, the refresh token in `storage` (sessionStorage by default: per
 // tab, dropped when the tab closes) so that a reload keeps the session; both are dropped on logout
-// and on any revocation.
+// and on any revocation. Sessions are bound to the device key (DPoP, SPEC §12): login, confirm and
+// refresh carry a proof by it, and so does every call with a bound token; no token is ever put in a URL.
 
-import { CityloginError, expiresAt, jsonInit, networkError, problemOf, readJson } from "./http.js";
+import { CityloginError, asksForNonce, expiresAt, jsonInit, networkError, problemOf, readJson } from "./http.js";
 import {
-  LOGIN_PURPOSE, RENEW_PURPOSE, createDeviceKey, findDevice, forgetDevice, lastUsedDevice, markUsed,
+  LOGIN_PURPOSE, RENEW_PURPOSE, createDeviceKey, dpopProof, findDevice, forgetDevice, lastUsedDevice, markUsed,
   publicKeyPem, replaceCertificate, saveDevice, signChallenge,
 } from "./keystore.js";
 import { watchSession } from "./session_stream.js";
@@ -15,6 +16,7 @@ export { CityloginError };
 
 const REFRESH_KEY = "citylogin.refresh_token";
 const SESSION_KEY = "citylogin.session";
+const DPOP = "DPoP";
 // 401s about what the person typed or signed (a password asked again, a renewal proof), not the session.
 const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "invalid_recovery_code"]);
 // An app's own API may not say token_expired: its calls refresh a token this close to its end first.
@@ -35,6 +37,9 @@ export class Citylogin {
   #storage;
   #locale;
   #accessToken = null;
+  #tokenType = "Bearer";    // "DPoP" once the server bound the session to the device key
+  #device = null;           // the keystore record of the session's device (its key signs the proofs)
+  #nonces = new Map();      // origin → its latest DPoP-Nonce, kept once that server asked for one
   #generation = 0;          // bumps on every login/logout, so late answers of an old session are ignored
   #refreshing = null;       // one refresh at a time: the server rotates refresh tokens
   #listeners = new Set();
@@ -53,12 +58,13 @@ export class Citylogin {
     return this.#baseUrl;
   }
 
-  /** The signed-in session {username, deviceId, deviceName, accessToken}, or null. After a reload the
-   * access token is null until the first call or refresh(). */
+  /** The signed-in session {username, deviceId, deviceName, accessToken, tokenType}, or null. After a
+   * reload the access token (and its type) is null until the first call or refresh(). */
   get session() {
     if (!this.#hasSession()) return null;
     const stored = JSON.parse(this.#storage.getItem(SESSION_KEY) || "null");
-    return stored && { ...stored, accessToken: this.#accessToken };
+    const tokenType = this.#accessToken && this.#tokenType;
+    return stored && { ...stored, accessToken: this.#accessToken, tokenType };
   }
 
   /** A new account with this browser as its first device (POST /registration/); resolves with the
@@ -106,20 +112,27 @@ export class Citylogin {
     const signature = await signChallenge(device.keyPair.privateKey, challenge, LOGIN_PURPOSE);
     let tokens;
     try {
-      tokens = await this.request("POST", "/login/", { auth: false, body: {
-        username, password, client_cert: device.clientCert, challenge, signature } });
+      tokens = await this.#bind(device, "POST", "/login/", {
+        username, password, client_cert: device.clientCert, challenge, signature });
     } catch (error) {
       if (error.code !== "concurrent_login") throw error;
-      const pending = new ConcurrentLogin(error.problem, async () => this.#begin(await this.request(
-        "POST", "/login/confirm", { auth: false, body: { confirm_token: error.problem.confirm_token } }), device));
+      const pending = new ConcurrentLogin(error.problem, async () => this.#begin(await this.#bind(
+        device, "POST", "/login/confirm", { confirm_token: error.problem.confirm_token }), device));
       return confirm ? pending.confirm() : pending;
     }
     return this.#begin(tokens, device);
   }
 
+  /** A call with no token but a DPoP proof by the device key: login, confirm and refresh bind the session. */
+  async #bind(device, method, path, body) {
+    return readJson(await this.#send(this.#url(path), jsonInit(method, body, this.#locale()), { device }));
+  }
+
   async #begin(tokens, device) {
     this.#generation += 1;
     this.#accessToken = tokens.access_token;
+    this.#tokenType = tokens.token_type || "Bearer";
+    this.#device = device;
     const session = { username: device.username, deviceId: tokens.device_id, deviceName: device.deviceName };
     this.#storage.setItem(REFRESH_KEY, tokens.refresh_token);
     this.#storage.setItem(SESSION_KEY, JSON.stringify(session));
@@ -183,9 +196,10 @@ export class Citylogin {
   async #rotate(started) {
     const refresh_token = this.#storage.getItem(REFRESH_KEY);
     if (!refresh_token) throw new CityloginError(401, { code: "session_revoked" });
-    const pair = await this.request("POST", "/session/refresh", { auth: false, body: { refresh_token } });
+    const pair = await this.#bind(await this.#deviceOfSession(), "POST", "/session/refresh", { refresh_token });
     if (started !== this.#generation) return;
     this.#accessToken = pair.access_token;
+    this.#tokenType = pair.token_type || "Bearer";
     this.#storage.setItem(REFRESH_KEY, pair.refresh_token);
     this.#watch();
   }
@@ -202,18 +216,30 @@ export class Citylogin {
     };
   }
 
-  /** window.fetch with the session's Bearer token: a path is citylogin's, a full URL may be an app's
-   * own API. Refreshes and retries once on 401 token_expired; a 401 that says the session is over
-   * ends it here. Rejects with CityloginError when there is no session or no answer. */
+  /** window.fetch with the session's token: a path is citylogin's, a full URL may be an app's own API.
+   * A bound session sends `Authorization: DPoP <token>` and a fresh `DPoP` proof for this very request
+   * (method and URL, `ath` of the token, the server's nonce once it asked for one); else the Bearer
+   * token. Refreshes and retries once on 401 token_expired; a 401 that says the session is over ends
+   * it here. Rejects with CityloginError when there is no session or no answer. */
   async fetch(input, init = {}) {
     return (await this.#authorized(this.#url(input), init)).response;
   }
 
+  /** The headers that authenticate one request `method url` for a transport other than fetch():
+   * `Authorization` and, for a bound session, a `DPoP` proof for exactly that request (single use).
+   * Refreshes first when there is no access token yet. */
+  async authHeaders(method, url) {
+    if (!this.#accessToken) await this.refresh();
+    const headers = new Headers();
+    await this.#sign(headers, method.toUpperCase(), this.#url(url), await this.#credentials());
+    return Object.fromEntries(headers);
+  }
+
   /** A JSON call to citylogin: resolves with the answer's JSON (null for 204), rejects with
-   * CityloginError. `auth: false` sends no token (registration, login, e-mailed links). */
+   * CityloginError. `auth: false` sends no token (registration, e-mailed links). */
   async request(method, path, { body, auth = true } = {}) {
     const init = jsonInit(method, body, this.#locale());
-    if (!auth) return readJson(await this.#send(this.#url(path), init, null));
+    if (!auth) return readJson(await this.#send(this.#url(path), init));
     const { response, ended } = await this.#authorized(this.#url(path), init);
     try {
       return await readJson(response);
@@ -254,14 +280,49 @@ export class Citylogin {
     return url.startsWith(`${this.#baseUrl}/`);
   }
 
-  async #send(url, init, token) {
-    const headers = new Headers(init.headers);
-    if (token) headers.set("Authorization", `Bearer ${token}`);
-    try {
-      return await fetch(url, { cache: "no-store", ...init, headers });
-    } catch {
-      throw networkError();
+  /** The device whose key signs this session's proofs (after a reload: read from IndexedDB again). */
+  async #deviceOfSession() {
+    const username = this.session?.username;
+    if (!this.#device && username) this.#device = await findDevice(username);
+    if (!this.#device) throw new CityloginError(0, { code: "no_device_key", username });
+    return this.#device;
+  }
+
+  /** Sets `token` (as DPoP when `device` signs, else Bearer) and, when `device` is given, a proof by
+   * its key for `method url` (with the nonce of that server, once it asked for one). */
+  async #sign(headers, method, url, { token = null, device = null }) {
+    if (token) headers.set("Authorization", `${device ? DPOP : "Bearer"} ${token}`);
+    if (!device) return;
+    const nonce = this.#nonces.get(new URL(url).origin);
+    headers.set("DPoP", await dpopProof(device.keyPair, { method, url, accessToken: token, nonce }));
+  }
+
+  /** One request, signed by #sign. A 401 use_dpop_nonce is answered once with a proof carrying the
+   * nonce the server sent; from then on that server's latest DPoP-Nonce goes into every proof to it. */
+  async #send(url, init, { token = null, device = null } = {}) {
+    const method = (init.method || "GET").toUpperCase();
+    const origin = new URL(url).origin;
+    for (let attempt = 1; ; attempt += 1) {
+      const headers = new Headers(init.headers);
+      await this.#sign(headers, method, url, { token, device });
+      let response;
+      try {
+        response = await fetch(url, { cache: "no-store", ...init, headers });
+      } catch {
+        throw networkError();
+      }
+      if (!device) return response;
+      const nonce = response.headers.get("DPoP-Nonce");
+      const asked = attempt === 1 && nonce !== null && await asksForNonce(response);
+      if (nonce && (asked || this.#nonces.has(origin))) this.#nonces.set(origin, nonce);
+      if (!asked) return response;
     }
+  }
+
+  /** The token and the key for an authenticated call: the device signs only for a bound session. */
+  async #credentials() {
+    const token = this.#accessToken;
+    return { token, device: this.#tokenType === DPOP ? await this.#deviceOfSession() : null };
   }
 
   /** {response, ended}: the call with the token, one refresh and retry on token_expired. */
@@ -270,11 +331,11 @@ export class Citylogin {
     const own = this.#isCitylogin(url);
     const early = this.#accessToken && expiresAt(this.#accessToken) * 1000 - Date.now() < EARLY_REFRESH_MS;
     if (!this.#accessToken || (!own && early)) await this.refresh();
-    let response = await this.#send(url, init, this.#accessToken);
+    let response = await this.#send(url, init, await this.#credentials());
     let problem = response.status === 401 ? await problemOf(response) : {};
     if (problem.code === "token_expired" && started === this.#generation) {
       await this.refresh();
-      response = await this.#send(url, init, this.#accessToken);
+      response = await this.#send(url, init, await this.#credentials());
       problem = response.status === 401 ? await problemOf(response) : {};
     }
     // Another server's 401 may be about anything; only its word that the session ended counts.
@@ -292,7 +353,7 @@ export class Citylogin {
   #endIfOver(problem, started) {
     if (NOT_ABOUT_THE_SESSION.has(problem.code)) return false;
     if (started === this.#generation) {
-      this.#end(problem.reason || (problem.code === "refresh_token_reused" ? "refresh_reuse" : null));
+      this.#end(endReason(problem));
     }
     return true;
   }
@@ -306,6 +367,8 @@ export class Citylogin {
   #clear() {
     this.#generation += 1;
     this.#accessToken = null;
+    this.#tokenType = "Bearer";
+    this.#device = null;
     this.#refreshing = null;
     this.#unwatch();
     this.#storage.removeItem(REFRESH_KEY);
@@ -314,12 +377,10 @@ export class Citylogin {
 
   #watch() {
     if (this.#stopStream || this.#quiet || !this.#listeners.size || !this.#accessToken) return;
-    if (!globalThis.EventSource) return;
+    const init = { method: "GET", headers: { Accept: "text/event-stream" } };
     this.#stopStream = watchSession({
-      streamUrl: (token) => `${this.#baseUrl}/session/events?access_token=${encodeURIComponent(token)}`,
-      accessToken: () => this.#accessToken,
+      open: (signal) => this.#authorized(`${this.#baseUrl}/session/events`, { ...init, signal }),
       refresh: () => this.refresh(),
-      check: () => this.request("GET", "/session/me"),
       ended: (reason) => { this.#stopStream = null; this.#end(reason); },
     });
   }
@@ -336,6 +397,13 @@ export class Citylogin {
         "error"}); the next login tries again.`);
     });
   }
+}
+
+/** The revocation reason a 401 gives: session_revoked's `reason` (an invalid_dpop_proof's `reason`
+ * says what is wrong with the proof, not why a session ended), or refresh_reuse for a reused refresh token. */
+function endReason(problem) {
+  if (problem.code === "session_revoked") return problem.reason || null;
+  return problem.code === "refresh_token_reused" ? "refresh_reuse" : null;
 }
 
 /** What kind of device this browser runs on (a concurrency policy's device classes). */

@@ -31,6 +31,14 @@ export async function problemOf(response) {
   return response.clone().json().catch(() => ({}));
 }
 
+/** Whether a 400/401 says the proof needs the server's nonce (RFC 9449 §8: `use_dpop_nonce`, in
+ * WWW-Authenticate or as the problem's code). */
+export async function asksForNonce(response) {
+  if (response.status !== 400 && response.status !== 401) return false;
+  if (/error="use_dpop_nonce"/.test(response.headers.get("WWW-Authenticate") || "")) return true;
+  return (await problemOf(response)).code === "use_dpop_nonce";
+}
+
 /** A fetch init for a JSON call: the body as JSON, Accept for problem+json, the caller's language. */
 export function jsonInit(method, body, language) {
   const headers = { Accept: "application/json, application/problem+json" };

@@ -1,6 +1,6 @@
 // This browser's device keys: a non-extractable ECDSA P-256 key pair made by WebCrypto,
 // kept in IndexedDB (of the page's origin) with the certificate the server issued for it, one
-// record per account.
+// record per account. The key signs the login challenge and every DPoP proof of the session.
 // CryptoKey objects are structured-cloneable, so IndexedDB stores them without ever
 // exposing the private key bytes.
 
@@ -27,12 +27,35 @@ export async function publicKeyPem(keyPair) {
 
 /** Base64 of the raw r||s ECDSA signature over purpose + challenge ("citylogin-login:" by default, SPEC §4 login). */
 export async function signChallenge(privateKey, challenge, purpose = LOGIN_PURPOSE) {
-  const message = new TextEncoder().encode(purpose + challenge);
-  return toBase64(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, message));
+  return toBase64(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, utf8(purpose + challenge)));
+}
+
+/** A DPoP proof (RFC 9449, SPEC §12) by the device key for one request: `htu` is `url` without its
+ * query and fragment, `ath` binds it to `accessToken` when one is sent, `nonce` only once the server
+ * asked for one. WebCrypto's ECDSA signature is already raw r||s, the JWS form of ES256. */
+export async function dpopProof(keyPair, { method, url, accessToken, nonce }) {
+  const { kty, crv, x, y } = await crypto.subtle.exportKey("jwk", keyPair.publicKey);
+  const target = new URL(url);
+  const claims = { jti: toBase64Url(crypto.getRandomValues(new Uint8Array(16))), htm: method,
+                   htu: target.origin + target.pathname, iat: Math.floor(Date.now() / 1000) };
+  if (accessToken) claims.ath = toBase64Url(await crypto.subtle.digest("SHA-256", utf8(accessToken)));
+  if (nonce) claims.nonce = nonce;
+  const header = { typ: "dpop+jwt", alg: "ES256", jwk: { kty, crv, x, y } };
+  const input = `${toBase64Url(utf8(JSON.stringify(header)))}.${toBase64Url(utf8(JSON.stringify(claims)))}`;
+  const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, keyPair.privateKey, utf8(input));
+  return `${input}.${toBase64Url(signature)}`;
+}
+
+function utf8(text) {
+  return new TextEncoder().encode(text);
 }
 
 function toBase64(buffer) {
   return btoa(String.fromCharCode(...new Uint8Array(buffer)));
+}
+
+function toBase64Url(buffer) {
+  return toBase64(buffer).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 function openDb() {

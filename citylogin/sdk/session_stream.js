@@ -1,27 +1,28 @@
-// Live revocation over Server-Sent Events (GET /session/events). EventSource cannot set headers,
-// so the access token rides in the query string, and every (re)connect takes the newest token.
-// Its own retry would reuse a stale URL, so errors reconnect here with backoff.
+// Live revocation over Server-Sent Events (GET /session/events), read with fetch() rather than
+// EventSource: fetch sends the Authorization and DPoP headers, so no token ever rides in a URL, and
+// every (re)connect is a new request with a fresh proof. The stream is parsed here (text/event-stream);
+// the server's `retry:` is not followed: errors reconnect here with backoff. The server sends no
+// event ids, so there is no Last-Event-ID to resume from: each connect starts the watch afresh.
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
 
 /**
  * Watches one session until the returned stop() is called or the session ends.
- * - streamUrl(token): the stream's URL for an access token;
- * - accessToken(): the current access token, or null once the session is over;
+ * - open(signal): the authenticated GET of the stream, aborted through `signal`; resolves with
+ *   {response, ended} (ended: the answer itself ended the session, e.g. a 401 session_revoked);
  * - refresh(): rotates the tokens (rejects with `sessionEnded` when the session is over);
- * - check(): one authenticated call, which refreshes an expired token or ends an ended session;
- * - ended(reason): the server said the session is over.
+ * - ended(reason): the server said on the stream that the session is over.
  */
-export function watchSession({ streamUrl, accessToken, refresh, check, ended }) {
-  let source = null;
+export function watchSession({ open, refresh, ended }) {
+  let connection = null;   // the AbortController of the current request
   let timer = null;
   let delay = FIRST_RETRY_MS;
   let stopped = false;
 
   function close() {
-    source?.close();
-    source = null;
+    connection?.abort();
+    connection = null;
     clearTimeout(timer);
   }
 
@@ -30,45 +31,97 @@ export function watchSession({ streamUrl, accessToken, refresh, check, ended }) 
     close();
   }
 
-  function connect() {
-    const token = accessToken();
-    if (stopped || !token) return;
-    source = new EventSource(streamUrl(token));
-    source.onopen = () => { delay = FIRST_RETRY_MS; };
-    source.onerror = () => { close(); retryLater(); };
-    source.addEventListener("session_revoked", (event) => {
+  const handlers = {
+    session_revoked(data) {
       stop();
-      ended(parseReason(event.data));
-    });
+      ended(parseReason(data));
+    },
     // A newer stream of this session or user took this one's place (the server caps them):
     // reconnecting would only replace that one in turn.
-    source.addEventListener("stream_replaced", stop);
+    stream_replaced: stop,
     // The server ends the stream when the token it was opened with expires.
-    source.addEventListener("token_expired", () => {
+    token_expired() {
       close();
       refresh().then(connect, (error) => { if (!error.sessionEnded) retryLater(); });
-    });
+    },
+  };
+
+  function onEvent(type, data) {
+    if (Object.hasOwn(handlers, type)) handlers[type](data);
+  }
+
+  async function connect() {
+    if (stopped) return;
+    const current = connection = new AbortController();
+    try {
+      const { response, ended: over } = await open(current.signal);
+      if (over) {
+        stop();       // the SDK has ended the session and told the handlers
+        return;
+      }
+      if (response.ok && response.body) {
+        delay = FIRST_RETRY_MS;
+        await readEvents(response.body, onEvent, () => connection === current);
+      } else {
+        await response.body?.cancel();
+      }
+    } catch {
+      // no answer, or the stream broke: retried below unless this connection was closed on purpose
+    }
+    if (connection === current) {
+      connection = null;
+      retryLater();
+    }
   }
 
   function retryLater() {
     if (stopped) return;
-    timer = setTimeout(reconnect, delay);
+    timer = setTimeout(connect, delay);
     delay = Math.min(delay * 2, MAX_RETRY_MS);
-  }
-
-  // A broken stream may hide an expired token or a revocation sent while it was down: one
-  // authenticated call refreshes the token or ends the session before the next connect.
-  async function reconnect() {
-    try {
-      await check();
-    } catch (error) {
-      if (error.sessionEnded) return;
-    }
-    connect();
   }
 
   connect();
   return stop;
+}
+
+/** Reads a text/event-stream body while `current()` holds, calling onEvent(type, data) for each event
+ * (the WHATWG rules for `event`, `data` and comments; `id` and `retry` are not used here). */
+async function readEvents(body, onEvent, current) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let pending = "";
+  let type = "";
+  let data = [];
+  try {
+    while (current()) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      // A "\r" at the very end may be the first half of "\r\n": it waits for the next chunk.
+      const lines = (pending + decoder.decode(value, { stream: true })).split(/\r\n|\r(?!$)|\n/);
+      pending = lines.pop();
+      for (const line of lines) {
+        if (line === "") {
+          if (data.length && current()) onEvent(type || "message", data.join("\n"));
+          type = "";
+          data = [];
+        } else if (!line.startsWith(":")) {
+          const [field, value] = splitField(line);
+          if (field === "event") type = value;
+          else if (field === "data") data.push(value);
+        }
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/** "field: value" → [field, value]; a line without a colon is a field with an empty value. */
+function splitField(line) {
+  const colon = line.indexOf(":");
+  if (colon < 0) return [line, ""];
+  const value = line.slice(colon + 1);
+  return [line.slice(0, colon), value.startsWith(" ") ? value.slice(1) : value];
 }
 
 function parseReason(data) {

@@ -11,7 +11,8 @@ export function call(method, path, body) {
   return citylogin.request(method, path, { body, auth: false });
 }
 
-/** A Bearer call: refreshes once on token_expired; any other 401 about the token ends the session. */
+/** An authenticated call (the token with a DPoP proof): refreshes once on token_expired; any other
+ * 401 about the token ends the session. */
 export function authCall(method, path, body) {
   return citylogin.request(method, path, { body });
 }

@@ -14,6 +14,8 @@ from typing import Any, Callable, TypeVar, cast
 
 import jwt
 import requests
+from citylogin_guard import Unauthorized as GuardRefusal
+from citylogin_guard.proofs import ProofChecker
 from flask import Flask, Response, g, jsonify, request
 
 from refusals import Principal, Unauthorized, refusal_response
@@ -108,6 +110,7 @@ class PushReceiver:
         self.client_id, self.audience, self.leeway = client_id, audience, leeway
         self.transmitter = Transmitter(citylogin_url)
         self.ended_sessions = EndedSessions()
+        self.proofs = ProofChecker()  # per process; several processes need a shared ReplayStore
 
     def init_app(self, app: Flask) -> None:
         app.add_url_rule("/ssf/push", "ssf_push", self.receive, methods=["POST"])
@@ -116,7 +119,8 @@ class PushReceiver:
     def required(self, view: View) -> View:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            g.citylogin = self.verify(request.headers.get("Authorization"))
+            g.citylogin = self.verify(request.headers.get("Authorization"), dpop=request.headers.get("DPoP"),
+                                      method=request.method, url=request.url)
             return view(*args, **kwargs)
         return cast(View, guarded)
 
@@ -148,19 +152,47 @@ class PushReceiver:
                                        keep_for=self.transmitter.metadata().access_token_ttl + self.leeway)
         return Response(status=202)    # RFC 8935 §2.2; events of other types are not this app's business
 
-    def verify(self, authorization: str | None) -> Principal:
-        """The principal of a live session's access token, or Unauthorized."""
+    def verify(self, authorization: str | None, *, dpop: str | None = None, method: str | None = None,
+               url: str | None = None) -> Principal:
+        """The principal of a live session's access token, or Unauthorized. A token bound to its
+        device's key (`cnf`, DPoP) counts only as `DPoP` with a proof over this request, checked and
+        spent as citylogin_guard does."""
         scheme, _, token = (authorization or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("invalid_token", "An Authorization: Bearer <access token> header is required.")
+        if scheme.lower() not in ("bearer", "dpop") or not token.strip():
+            raise Unauthorized("invalid_token", "An Authorization: Bearer or DPoP <access token> header is required.")
         try:
             claims = self._access_token_claims(token.strip())
         except Unreachable:
             raise Unauthorized("session_unverifiable", "citylogin cannot be reached to check the token.") from None
+        proof = self._bound_proof(claims, scheme=scheme.lower(), token=token.strip(), dpop=dpop, method=method,
+                                  url=url)
         ended, reason = self.ended_sessions.ended(claims["sid"])
         if ended:
             raise Unauthorized("session_revoked", "The session has ended.", reason=reason)
+        if proof is not None:
+            self._spend(proof)
         return Principal(user_uuid=claims["sub"], session_id=claims["sid"], device_id=claims["did"])
+
+    def _bound_proof(self, claims: dict[str, Any], *, scheme: str, token: str, dpop: str | None,
+                     method: str | None, url: str | None) -> Any:
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str):
+            if scheme == "dpop" or cnf is not None:
+                raise Unauthorized("invalid_token", "The access token is not valid.")
+            return None
+        if scheme != "dpop":
+            raise Unauthorized("invalid_dpop_proof", "A bound access token goes as Authorization: DPoP.")
+        try:
+            return self.proofs.checked(dpop, access_token=token, jkt=jkt, method=method, url=url)
+        except GuardRefusal as refusal:
+            raise Unauthorized("invalid_dpop_proof", refusal.detail) from None
+
+    def _spend(self, proof: Any) -> None:
+        try:
+            self.proofs.spend(proof)
+        except GuardRefusal as refusal:
+            raise Unauthorized("invalid_dpop_proof", refusal.detail) from None
 
     def _set_claims(self, token: str) -> dict[str, Any]:
         if jwt.get_unverified_header(token).get("typ") != "secevent+jwt":

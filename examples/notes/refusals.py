@@ -9,7 +9,8 @@ from typing import Any
 from flask import Response, json
 
 TITLES = {"invalid_token": "Invalid access token", "token_expired": "Access token expired",
-          "session_revoked": "Session revoked", "session_unverifiable": "Session cannot be verified"}
+          "session_revoked": "Session revoked", "session_unverifiable": "Session cannot be verified",
+          "invalid_dpop_proof": "Invalid DPoP proof"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Unauthorized(Exception):
 
 def refusal_response(refusal: Unauthorized) -> Response:
     response = Response(json.dumps(refusal.problem()), status=401, mimetype="application/problem+json")
-    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    response.headers["WWW-Authenticate"] = (
+        'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA ML-DSA-87"' if refusal.code == "invalid_dpop_proof"
+        else 'Bearer error="invalid_token"')
     response.headers["Cache-Control"] = "no-store"
     return response

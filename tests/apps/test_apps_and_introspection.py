@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 from apps import service as apps
 from citylogin.cli import main
+from citylogin.client import Client
+from common.dpop import key_thumbprint
 from tests.support.fixtures import cli_environment, problem
 from tests.support.live import PASSWORD, add_device, register_device
 
@@ -85,7 +87,10 @@ def test_introspection_describes_a_live_token_and_nothing_once_it_ended(start):
     first.login(PASSWORD)
     before = ctx.dynamodb.get_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": first.session_id}})
     body = introspect(url, auth, first.access_token, token_type_hint="access_token").json()
-    assert body["active"] is True and body["token_type"] == "Bearer" and body["client_id"] == auth[0]
+    assert body["active"] is True and body["client_id"] == auth[0]
+    # A bound token: the app is told the key (cnf) it must check the request's DPoP proof against.
+    assert body["token_type"] == "DPoP"
+    assert body["cnf"] == {"jkt": key_thumbprint(first.key_file.private_key().public_key())}
     assert body["sub"] == first.key_file.user_uuid and body["sid"] == first.session_id
     assert body["did"] == first.key_file.device_id
     assert {"iss", "aud", "jti", "iat", "exp"} <= body.keys()
@@ -139,17 +144,25 @@ def test_malformed_introspection_forms_are_refused_or_inactive_never_a_500(start
             assert response.headers["Content-Type"] == "application/problem+json" and response.json()["code"]
 
 
+def forwarded(device: Client, uri: str) -> dict[str, str]:
+    """The headers a forward-auth proxy sends for the device's request GET https://app.example<uri>:
+    the device's token and proof (over that request, without its query), and the request's name."""
+    headers = device.auth_headers("GET", "https://app.example" + uri.partition("?")[0])
+    return {**headers, "X-Forwarded-Method": "GET", "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "app.example", "X-Forwarded-Uri": uri}
+
+
 def test_check_names_the_caller_for_a_proxy_and_refuses_an_ended_session(start):
     url, ctx, _ = start()
     device = register_device(url)
     device.login(PASSWORD)
-    headers = {"Authorization": f"Bearer {device.access_token}"}
-    response = requests.get(url + "/session/check", headers=headers, timeout=10)
+    response = requests.get(url + "/session/check", headers=forwarded(device, "/notes/1?x=y"), timeout=10)
     assert response.status_code == 204 and response.content == b""
     assert response.headers["X-Citylogin-User"] == device.key_file.user_uuid
     assert response.headers["X-Citylogin-Session"] == device.session_id
     assert response.headers["X-Citylogin-Device"] == device.key_file.device_id
     assert problem(requests.get(url + "/session/check", timeout=10))[:2] == (401, "invalid_token")
+    after_logout = forwarded(device, "/notes/1")  # made now: the client forgets its token at logout
     device.logout()
-    refused = requests.get(url + "/session/check", headers=headers, timeout=10)
+    refused = requests.get(url + "/session/check", headers=after_logout, timeout=10)
     assert problem(refused)[:2] == (401, "session_revoked") and refused.json()["reason"] == "logged_out"

@@ -50,7 +50,8 @@ def login_error(client) -> tuple[int, str]:
 
 
 def refresh_response(url: str, client) -> requests.Response:
-    return requests.post(url + "/session/refresh", json={"refresh_token": client.refresh_token}, timeout=10)
+    return requests.post(url + "/session/refresh", json={"refresh_token": client.refresh_token},
+                         headers={"DPoP": client.proof("POST", url + "/session/refresh")}, timeout=10)
 
 
 def read_first_event(stream: requests.Response, found: list) -> None:
@@ -88,10 +89,10 @@ def test_lock_refuses_the_session_the_refresh_and_a_login_until_unlock(start):
     assert sessions.live_devices(ctx, user_uuid=client.key_file.user_uuid) == []
 
     admin(env, "unlock", username)
-    old_token = client.access_token
+    old_session = client.auth_headers("GET", url + "/session/me")  # the locked session's token, and a proof
     client.login(PASSWORD)
     assert client.request("GET", "/session/me").status_code == 200
-    stale = requests.get(url + "/session/me", headers={"Authorization": f"Bearer {old_token}"}, timeout=10)
+    stale = requests.get(url + "/session/me", headers=old_session, timeout=10)
     assert problem(stale)[0] == 403  # the lock ended it for good
     assert "locked    no" in admin(env, "show", username).output
 

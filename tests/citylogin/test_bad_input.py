@@ -49,7 +49,6 @@ def caller(make_server):
 
 def test_malformed_bodies_never_cause_a_500(caller):
     url, client = caller
-    headers = {"Authorization": f"Bearer {client.access_token}"}
     spec = requests.get(url + "/openapi.json", timeout=10).json()
     # Last, since some of its bodies are valid and end the caller's session.
     routes = sorted(body_routes(spec), key=lambda route: route[1] == "/session/logout_all")
@@ -57,14 +56,16 @@ def test_malformed_bodies_never_cause_a_500(caller):
     raw_bodies = [b"", b"{", b"[]", b"null", b"42", b'"s"', b"\xff\xfe", b'{"a":' * 200 + b"1" + b"}" * 200]
     for method, path, fields in routes:
         for raw in raw_bodies:
-            response = requests.request(method, url + path, data=raw, timeout=10,
-                                        headers={**headers, "Content-Type": "application/json"})
+            response = requests.request(method, url + path, data=raw, timeout=10,  # a fresh proof each
+                                        headers={**client.auth_headers(method, url + path),
+                                                 "Content-Type": "application/json"})
             if response.status_code in (200, 201, 204):
                 continue  # routes whose body is optional
             assert_problem(response, (method, path, raw[:20]))
         for field in fields:
             for value in WEIRD_VALUES:
-                response = requests.request(method, url + path, json={field: value}, headers=headers, timeout=10)
+                response = requests.request(method, url + path, json={field: value}, timeout=10,
+                                            headers=client.auth_headers(method, url + path))
                 if response.status_code < 300:
                     continue
                 assert_problem(response, (method, path, field, repr(value)[:30]))
@@ -120,23 +121,23 @@ def expect(response: requests.Response, status: int, code: str, field: str | Non
 
 def test_json_nested_a_thousand_deep_is_400_invalid_json(caller):
     url, client = caller
-    headers = {"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"}
     for method, path in JSON_ROUTES:
-        # request_pairing_token with a Bearer header never reads its body; without one it must.
-        route_headers = {"Content-Type": "application/json"} if "pairing" in path else headers
         for raw in (b"[" * 1000 + b"]" * 1000, nested(5000), b'{"username":' + b"[" * 3000 + b"]" * 3000 + b"}"):
-            response = requests.request(method, url + path, data=raw, headers=route_headers, timeout=10)
+            # request_pairing_token with a session never reads its body; without one it must.
+            auth = {} if "pairing" in path else client.auth_headers(method, url + path)  # a fresh proof each
+            response = requests.request(method, url + path, data=raw,
+                                        headers={**auth, "Content-Type": "application/json"}, timeout=10)
             expect(response, 400, "invalid_json")
 
 
 def test_values_nested_just_below_the_parser_limit_are_a_4xx(caller):
     # Whether json still parses these depends on the stack depth left; pydantic must cope if it does.
     url, client = caller
-    headers = {"Authorization": f"Bearer {client.access_token}"}
     for depth in (500, 900, 950, 990):
         for method, path in [route for route in JSON_ROUTES if route[1] != "/session/logout_all"]:
             raw = b'{"device_name":' + b"[" * depth + b"]" * depth + b', "username":' + nested(depth) + b"}"
-            auth = {} if "pairing" in path else headers  # with a Bearer header it never reads its body
+            # with a session it never reads its body; a fresh proof for each request
+            auth = {} if "pairing" in path else client.auth_headers(method, url + path)
             response = requests.request(method, url + path, data=raw,
                                         headers={**auth, "Content-Type": "application/json"}, timeout=10)
             assert response.status_code == 400 and response.json()["code"] in ("invalid_json", "invalid_field",
@@ -336,6 +337,10 @@ def test_an_optional_body_of_only_whitespace_is_not_json(make_server):
     url, _ = make_server()
     client = register_device(url)
     client.login(PASSWORD)
-    headers = {"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"}
-    expect(requests.post(url + "/session/logout_all", data=b"\r\n", headers=headers, timeout=10), 400, "invalid_json")
-    assert requests.post(url + "/session/logout_all", headers=headers, timeout=10).status_code == 204
+
+    def headers() -> dict[str, str]:
+        return {**client.auth_headers("POST", url + "/session/logout_all"), "Content-Type": "application/json"}
+
+    expect(requests.post(url + "/session/logout_all", data=b"\r\n", headers=headers(), timeout=10), 400,
+           "invalid_json")
+    assert requests.post(url + "/session/logout_all", headers=headers(), timeout=10).status_code == 204

@@ -118,11 +118,14 @@ def test_init_imports_an_older_data_directory_once(cli_env, tmp_path):
         ctx.dynamodb.update_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": session_id}},
                                  UpdateExpression="SET refresh_digest = :d REMOVE refresh_kid",
                                  ExpressionAttributeValues={":d": {"S": token_digest(legacy, purpose="refresh")}})
-        refreshed = requests.post(url + "/session/refresh", json={"refresh_token": legacy}, timeout=10)
+        # The session itself was opened by today's client, so it is bound: its refresh carries a proof.
+        refreshed = requests.post(url + "/session/refresh", json={"refresh_token": legacy},
+                                  headers={"DPoP": client.proof("POST", url + "/session/refresh")}, timeout=10)
         assert refreshed.status_code == 200, refreshed.text
         assert refreshed.json()["refresh_token"].split(".")[2] == ring.newest(REFRESH).kid
         old_signer = JwtKeyRing(old_jwt, issuer=ctx.settings.jwt_issuer, audience=ctx.settings.jwt_audience)
         claims = {"sub": client.key_file.user_uuid, "sid": session_id, "did": client.key_file.device_id}
+        # Bearer on purpose: an access token of an older version has no cnf, so it goes without a proof.
         old_token = old_signer.sign(claims, ttl_seconds=60, now=ctx.now())
         assert requests.get(url + "/session/me", headers={"Authorization": f"Bearer {old_token}"},
                             timeout=10).status_code == 200

@@ -195,11 +195,11 @@ def test_account_email_then_verify_with_the_token_of_the_message(server, tmp_pat
     changed = run("account", "email", "--key-file", str(path), new_email)
     assert changed.exit_code == 0, changed.output
     token = recorder.link("verify_email", "verify", email=new_email).rpartition("=")[2]
-    verified = run("account", "verify", "--url", url, token)
+    verified = run("account", "verify", "--url", url, "--", token)  # a token may begin with "-"
     assert verified.exit_code == 0 and token not in verified.output, verified.output
     client.login(PASSWORD)
     assert client.account()["email"] == new_email
-    used = run("account", "verify", "--url", url, token)
+    used = run("account", "verify", "--url", url, "--", token)
     assert used.exit_code == 1 and "invalid_verification_token" in used.output
 
 

@@ -8,11 +8,13 @@ import re
 import stat
 import time
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 from citylogin.cli_output import local_time, resolve_prefix, short_ids, table
+from citylogin import client_keys
 from citylogin.client import Client, CityloginError, KeyFile
 from citylogin.client_cli import PASSWORD_ENV
 from citylogin.client_cli import client as client_cli
@@ -89,7 +91,8 @@ def test_login_keeps_the_session_in_a_0600_file_and_whoami_needs_no_password(ser
     answer = as_json(run(path, "login", "--json"))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     session = stored(path)
-    assert set(session) == {"session_id", "access_token", "refresh_token", "access_expires_at"}
+    assert set(session) == {"session_id", "access_token", "refresh_token", "access_expires_at", "token_type"}
+    assert session["token_type"] == "DPoP"  # bound to the device key: whoami below makes proofs with it
     assert answer["session_id"] == session["session_id"] and answer["device_id"] == client.key_file.device_id
     assert datetime.fromisoformat(session["access_expires_at"]) > datetime.now(timezone.utc)
     assert [p.name for p in tmp_path.iterdir()] == ["device.json"]  # no temporary file left behind
@@ -129,10 +132,12 @@ def test_logout_ends_the_session_and_removes_the_tokens(device):
     assert as_json(run(path, "logout", "--json")) == {"logged_out": False, "session_id": None}
 
 
-def test_an_expired_access_token_is_refreshed_transparently(server, device):
+def test_an_expired_access_token_is_refreshed_transparently(server, device, monkeypatch):
     _, ctx = server
     _, path = device
     ctx.clock = clock = FakeClock()
+    # The CLI's own client makes the DPoP proofs, whose iat the server checks against its clock.
+    monkeypatch.setattr(client_keys, "time", SimpleNamespace(time=lambda: clock().timestamp()))
     first = stored(path)
     clock.advance(ctx.settings.access_token_ttl + 5)  # the server now answers 401 token_expired
     assert as_json(run(path, "whoami", "--json"))["session_id"] == first["session_id"]

@@ -17,7 +17,7 @@ import requests
 from citylogin.app import create_app
 from citylogin.client import Client, sign_challenge
 from common.ring_refresher import THREAD_NAME as KEY_RING_REFRESHER
-from tests.support.live import PASSWORD, add_device, register_device, serving, settle_background
+from tests.support.live import PASSWORD, add_device, bearer_login, register_device, serving, settle_background
 
 # What the decision reads, then what it writes; the history row follows in the background.
 LOGIN_CALLS = Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "PutItem": 1})
@@ -76,11 +76,24 @@ def counted_app(base_config):
 def test_protected_request_is_exactly_one_get_item(counted):
     url, counter = counted
     client = register_device(url)
-    client.login(PASSWORD)
+    bearer_login(client)
     counter.take()
     for path in ("/session/me", "/session/me", "/session/me"):
         assert client.request("GET", path).status_code == 200
         assert counter.take() == Counter({"GetItem": 1})
+
+
+def test_a_bound_request_adds_one_conditional_put_that_spends_its_proof(counted):
+    # SPEC §12: the proof's jti is used up on every host by one conditional write; the session read
+    # is still the one read.
+    url, counter = counted
+    client = register_device(url)
+    client.login(PASSWORD)
+    assert client.token_type == "DPoP"
+    counter.take()
+    for _ in range(3):
+        assert client.request("GET", "/session/me").status_code == 200
+        assert counter.take() == Counter({"GetItem": 1, "PutItem": 1})
 
 
 def test_a_locked_account_still_costs_one_get_item_per_protected_request(counted_app):
@@ -89,8 +102,8 @@ def test_a_locked_account_still_costs_one_get_item_per_protected_request(counted
     from accounts import user_service as users
     url, ctx, counter = counted_app
     locked, live = register_device(url), register_device(url)
-    locked.login(PASSWORD)
-    live.login(PASSWORD)
+    bearer_login(locked)
+    bearer_login(live)
     users.lock_account(ctx, user_uuid=locked.key_file.user_uuid)
     settle_background(ctx)
     counter.take()
@@ -102,18 +115,20 @@ def test_a_locked_account_still_costs_one_get_item_per_protected_request(counted
         assert counter.take() == Counter({"GetItem": 1})
 
 
-def _login_calls(url: str, ctx, counter, client, **options) -> Counter:
-    """The calls of one POST /login/ of `client`, background work included, by (operation, table)."""
+def _login_calls(url: str, ctx, counter, client, *, bound: bool = False, **options) -> Counter:
+    """The calls of one POST /login/ of `client` (with a DPoP proof if `bound`), background work
+    included, by (operation, table)."""
     challenge = client.http.post(url + "/login/challenge", timeout=10).json()["challenge"]
     key_file = client.key_file
     body = {"username": key_file.username, "password": PASSWORD, "client_cert": key_file.client_cert_b64(),
             "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge), **options}
     settle_background(ctx)
     counter.take()
-    response = client.http.post(url + "/login/", json=body, timeout=30)
+    headers = {"DPoP": client.proof("POST", url + "/login/")} if bound else {}
+    response = client.http.post(url + "/login/", json=body, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
-    client.access_token = response.json()["access_token"]
-    client.refresh_token = response.json()["refresh_token"]
+    assert response.json()["token_type"] == ("DPoP" if bound else "Bearer")
+    client._keep_tokens(response.json())
     settle_background(ctx)
     return counter.take_by_table()
 
@@ -129,12 +144,12 @@ def test_login_refresh_and_challenge_budgets(counted_app):
     counter.take()
     assert client.http.post(url + "/login/challenge", timeout=10).status_code == 201
     assert counter.take() == CHALLENGE_CALLS
-    for _ in range(2):      # a re-login of the same device: its old session ends in the transaction
-        calls = _login_calls(url, ctx, counter, client)
+    for bound in (False, True):  # a re-login of the same device: its old session ends in the transaction
+        calls = _login_calls(url, ctx, counter, client, bound=bound)  # a proof is spent in the transaction
         assert _by_operation(calls) == LOGIN_CALLS, calls
         assert calls[("PutItem", ctx.tables.login_history)] == 1  # the only write outside the transaction
-    client.refresh()
-    assert sum(counter.take().values()) <= 2
+    client.refresh()  # bound: its proof is spent in the rotation's transaction
+    assert counter.take() == Counter({"GetItem": 1, "TransactWriteItems": 1})
 
 
 def test_a_login_that_evicts_costs_the_same(counted_app):

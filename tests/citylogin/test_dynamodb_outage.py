@@ -21,20 +21,23 @@ OUTAGE_SECONDS = 4.0
 def requests_during_outage(url: str, client) -> list[requests.Response]:
     """A mix of routes (a protected read, refresh, login with its background reads, registration,
     readiness) sent for OUTAGE_SECONDS."""
-    auth = {"Authorization": f"Bearer {client.access_token}"}
     login = {"username": client.key_file.username, "password": PASSWORD, "challenge": "c" * 43,
              "signature": "AAAA", "client_cert": client.key_file.client_cert_b64()}
-    calls = [("GET", "/session/me", {"headers": auth}),
-             ("POST", "/session/refresh", {"json": {"refresh_token": client.refresh_token}}),
-             ("POST", "/login/", {"json": login}),
-             ("POST", "/login/challenge", {"json": {}}),
-             ("POST", "/registration/", {"json": {"username": "outage", "email": "outage@example.com",
-                                                  "password": PASSWORD}}),
-             ("GET", "/readyz", {})]
+
+    def calls() -> list[tuple[str, str, dict]]:  # new DPoP proofs each round: a proof is single-use
+        return [("GET", "/session/me", {"headers": client.auth_headers("GET", url + "/session/me")}),
+                ("POST", "/session/refresh", {"json": {"refresh_token": client.refresh_token},
+                                              "headers": {"DPoP": client.proof("POST", url + "/session/refresh")}}),
+                ("POST", "/login/", {"json": login}),
+                ("POST", "/login/challenge", {"json": {}}),
+                ("POST", "/registration/", {"json": {"username": "outage", "email": "outage@example.com",
+                                                     "password": PASSWORD}}),
+                ("GET", "/readyz", {})]
+
     answers = []
     deadline = time.monotonic() + OUTAGE_SECONDS
     while time.monotonic() < deadline:
-        for method, path, kwargs in calls:
+        for method, path, kwargs in calls():
             answers.append(requests.request(method, url + path, timeout=15, **kwargs))
     return answers
 
@@ -55,7 +58,7 @@ def test_outage_answers_503_logs_once_per_burst_and_recovers(make_server, dynamo
         url, ctx = make_server(dynamodb_endpoint_url=line.url)
         client = register_device(url)
         client.login(PASSWORD)
-        stream = EventReader(url, client.access_token)
+        stream = EventReader(url, client)
         assert stream.opened
         settle_background(ctx)  # the login's history row is written before the cut
 

@@ -95,10 +95,11 @@ def test_five_hundred_idle_streams_and_three_hundred_slow_sockets_leave_healthz_
     client.login(PASSWORD)
     streams, slow = Sockets(), Sockets()
     try:
-        request = (f"GET /session/events HTTP/1.1\r\nHost: {address[0]}\r\n"
-                   f"Authorization: Bearer {client.access_token}\r\nAccept: text/event-stream\r\n\r\n").encode()
-        for _ in range(STREAMS):
-            streams.open(address, request)
+        for _ in range(STREAMS):  # each with a proof of its own: a DPoP proof is single-use
+            auth = client.auth_headers("GET", url + "/session/events")
+            streams.open(address, (f"GET /session/events HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+                                   f"Authorization: {auth['Authorization']}\r\nDPoP: {auth['DPoP']}\r\n"
+                                   "Accept: text/event-stream\r\n\r\n").encode())
         # Every stream is answered (none waits for a thread), and the ones beyond one user's cap
         # in each of the two workers are replaced, ended and closed.
         cap = Settings.model_fields["events_max_streams_per_user"].default

@@ -14,6 +14,7 @@ import requests
 from click.testing import CliRunner
 
 from citylogin.cli import main
+from citylogin.client import Client
 from common import dynamo
 from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.support.fixtures import app_servers, problem
@@ -28,8 +29,10 @@ def kid_of(token: str) -> str:
     return jwt.get_unverified_header(token)["kid"]
 
 
-def me(url: str, token: str) -> requests.Response:
-    return requests.get(url + "/session/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+def me(url: str, client: Client, token: str) -> requests.Response:
+    """GET /session/me on `url` with `token` (bound to the client's key) and a fresh proof."""
+    headers = {"Authorization": f"DPoP {token}", "DPoP": client.proof("GET", url + "/session/me", access_token=token)}
+    return requests.get(url + "/session/me", headers=headers, timeout=10)
 
 
 def published(url: str) -> set[str]:
@@ -67,7 +70,7 @@ def test_a_process_that_only_verifies_sees_a_rotation_and_a_retirement(shared):
         client.login(PASSWORD)
         old_token, old_kid = client.access_token, kid_of(client.access_token)
         with running_service("session_manager.app_session_manager", env) as verifier:
-            assert me(verifier, old_token).status_code == 200
+            assert me(verifier, client, old_token).status_code == 200
             assert published(verifier) == {old_kid}
 
             new_kid = keys(env, "rotate").split("new jwt key ")[1].split()[0]
@@ -76,9 +79,9 @@ def test_a_process_that_only_verifies_sees_a_rotation_and_a_retirement(shared):
             print(f"rotation published by the verifier after {seconds:.1f} s")
 
             keys(env, "retire", "--force", old_kid)
-            seconds = eventually(lambda: me(verifier, old_token).status_code == 401,
+            seconds = eventually(lambda: me(verifier, client, old_token).status_code == 401,
                                  "the retired key refused by the verifier")
-            assert problem(me(verifier, old_token))[:2] == (401, "invalid_token")
+            assert problem(me(verifier, client, old_token))[:2] == (401, "invalid_token")
             print(f"retirement reached the verifier after {seconds:.1f} s")
             assert published(verifier) == {new_kid}
             assert "retired" in keys(env, "list")
@@ -90,9 +93,9 @@ def test_a_process_that_only_verifies_sees_a_rotation_and_a_retirement(shared):
                                   UpdateExpression="SET #s = :active", ExpressionAttributeNames={"#s": "state"},
                                   ExpressionAttributeValues={":active": {"S": "active"}})
             time.sleep(2 * RELOAD_SECONDS)
-            assert problem(me(verifier, old_token))[:2] == (401, "invalid_token")
+            assert problem(me(verifier, client, old_token))[:2] == (401, "invalid_token")
             with running_service("session_manager.app_session_manager", env) as fresh:  # no memory of it
-                assert problem(me(fresh, old_token))[:2] == (401, "invalid_token")
+                assert problem(me(fresh, client, old_token))[:2] == (401, "invalid_token")
                 assert published(fresh) == {new_kid}
 
 

@@ -30,8 +30,11 @@ def kid_of(token: str) -> str:
     return jwt.get_unverified_header(token)["kid"]
 
 
-def me(url: str, token: str) -> requests.Response:
-    return requests.get(url + "/session/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+def me(url: str, client: Client, token: str | None = None) -> requests.Response:
+    """GET /session/me on `url` with the client's (or an older) bound token and a fresh proof by its key."""
+    token = token or client.access_token
+    headers = {"Authorization": f"DPoP {token}", "DPoP": client.proof("GET", url + "/session/me", access_token=token)}
+    return requests.get(url + "/session/me", headers=headers, timeout=10)
 
 
 def login_with_challenge_from(challenge_url: str, login_url: str, client: Client) -> dict:
@@ -40,15 +43,15 @@ def login_with_challenge_from(challenge_url: str, login_url: str, client: Client
     challenge = requests.post(challenge_url + "/login/challenge", json={}, timeout=10).json()["challenge"]
     body = {"username": key_file.username, "password": PASSWORD, "client_cert": key_file.client_cert_b64(),
             "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge), "force": True}
-    response = requests.post(login_url + "/login/", json=body, timeout=10)
+    proof = client.proof("POST", login_url + "/login/")  # binds the session to the device key, as Client.login
+    response = requests.post(login_url + "/login/", json=body, headers={"DPoP": proof}, timeout=10)
     assert response.status_code == 200, response.text
     return client._keep_tokens(response.json())
 
 
-def first_event(url: str, token: str, events: queue.Queue) -> None:
+def first_event(url: str, headers: dict[str, str], events: queue.Queue) -> None:
     """Put (event name, time received) of the first event of the stream into `events`."""
-    with requests.get(url + "/session/events", headers={"Authorization": f"Bearer {token}"},
-                      stream=True, timeout=30) as response:
+    with requests.get(url + "/session/events", headers=headers, stream=True, timeout=30) as response:
         events.put(("open", time.monotonic()))
         for line in response.iter_lines(decode_unicode=True):
             if line and line.startswith("event:"):
@@ -89,11 +92,11 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
         phone = Client(a)
         phone.register(username=name, email=f"{name}@example.com", password=PASSWORD)
         login_with_challenge_from(a, b, phone)
-        assert me(a, phone.access_token).status_code == 200  # B's access token works on A
+        assert me(a, phone).status_code == 200  # B's access token works on A
 
         phone.base_url = a  # B's refresh token refreshes on A
         phone.refresh()
-        assert me(b, phone.access_token).status_code == 200
+        assert me(b, phone).status_code == 200
 
         # A pairing code made on A redeems on B.
         qr_code = phone.request_pairing()["qr_code"]
@@ -106,12 +109,13 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
             laptop.login(PASSWORD)
         laptop.base_url = b
         laptop.confirm(refused.value.confirm_token)
-        assert me(a, laptop.access_token).status_code == 200
-        assert me(b, phone.access_token).json()["code"] == "session_revoked"
+        assert me(a, laptop).status_code == 200
+        assert me(b, phone).json()["code"] == "session_revoked"
 
         # A logout on A reaches an event stream held on B within 2 s.
         events: queue.Queue = queue.Queue()
-        threading.Thread(target=first_event, args=(b, laptop.access_token, events), daemon=True).start()
+        stream_headers = laptop.auth_headers("GET", b + "/session/events")
+        threading.Thread(target=first_event, args=(b, stream_headers, events), daemon=True).start()
         assert events.get(timeout=10)[0] == "open"  # its answer starts once it is subscribed (no sleep needed)
         laptop.base_url = a
         logged_out = time.monotonic()
@@ -146,7 +150,7 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
         print(f"rotation reached the hosts after {sorted(reached.values())} s (reload every {RELOAD_SECONDS} s)")
         assert set(reached) == {a, b}, reached
         for url in (a, b):  # tokens signed before the rotation still verify everywhere
-            assert me(url, old_access).status_code == 200
+            assert me(url, laptop, old_access).status_code == 200
             keys = {k["kid"] for k in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"]}
             assert {old_kid, new_kids["jwt"]} <= keys
         assert old_refresh_kid != new_kids["refresh"]

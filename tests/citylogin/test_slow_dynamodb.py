@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from citylogin.client import Client
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device
 from tests.support.tcp_faults import FaultyProxy
@@ -19,16 +20,17 @@ READINESS_BUDGET = 2.5
 
 
 @pytest.fixture
-def access_token(make_server):
+def device(make_server) -> Client:
+    """A device logged in (a bound session) on an app of its own."""
     url, _ = make_server()
     client = register_device(url)
     client.login(PASSWORD)
-    return client.access_token
+    return client
 
 
-def timed_get(url: str, token: str | None = None) -> tuple[requests.Response, float]:
+def timed_get(url: str, client: Client | None = None) -> tuple[requests.Response, float]:
+    headers = client.auth_headers("GET", url) if client else {}  # a fresh proof, made before the clock starts
     started = time.monotonic()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = requests.get(url, headers=headers, timeout=30)
     return response, time.monotonic() - started
 
@@ -38,12 +40,12 @@ def assert_unavailable(response: requests.Response) -> None:
     assert int(response.headers["Retry-After"]) > 0
 
 
-def test_black_holed_dynamodb_answers_503_within_seconds(make_server, access_token, dynamodb_endpoint):
+def test_black_holed_dynamodb_answers_503_within_seconds(make_server, device, dynamodb_endpoint):
     # The app starts (and reads its key ring) while DynamoDB answers; then DynamoDB goes silent.
     with FaultyProxy(dynamodb_endpoint) as proxy:
         url, _ = make_server(dynamodb_endpoint_url=proxy.url, create_tables=False)
         proxy.delay = 3600.0  # no answer at all
-        response, took = timed_get(url + "/session/me", access_token)
+        response, took = timed_get(url + "/session/me", device)
         assert_unavailable(response)
         assert took < REQUEST_BUDGET
         response, took = timed_get(url + "/readyz")
@@ -51,12 +53,12 @@ def test_black_holed_dynamodb_answers_503_within_seconds(make_server, access_tok
         assert took < READINESS_BUDGET
 
 
-def test_slow_dynamodb_answers_503_within_seconds_then_serves_when_fast_again(make_server, access_token,
+def test_slow_dynamodb_answers_503_within_seconds_then_serves_when_fast_again(make_server, device,
                                                                               dynamodb_endpoint):
     with FaultyProxy(dynamodb_endpoint) as proxy:
         url, _ = make_server(dynamodb_endpoint_url=proxy.url, create_tables=False)
         proxy.delay = 5.0
-        response, took = timed_get(url + "/session/me", access_token)
+        response, took = timed_get(url + "/session/me", device)
         assert_unavailable(response)
         assert took < REQUEST_BUDGET
         response, took = timed_get(url + "/readyz")
@@ -64,5 +66,5 @@ def test_slow_dynamodb_answers_503_within_seconds_then_serves_when_fast_again(ma
         assert took < READINESS_BUDGET
 
         proxy.delay = 0.2  # slow but within the timeouts: served, no restart needed
-        assert timed_get(url + "/session/me", access_token)[0].status_code == 200
+        assert timed_get(url + "/session/me", device)[0].status_code == 200
         assert timed_get(url + "/readyz")[0].status_code == 200

@@ -37,11 +37,11 @@ def test_token_from_the_login_service_works_on_the_session_manager(dynamodb_endp
         on_login = Client(login, key_file=key_file)
         on_login.login(PASSWORD)
         me = requests.get(sessions + "/session/me", timeout=10,
-                          headers={"Authorization": f"Bearer {on_login.access_token}"})
+                          headers=on_login.auth_headers("GET", sessions + "/session/me"))
         assert me.status_code == 200
         assert me.json()["device_id"] == key_file.device_id
         refreshed = requests.post(sessions + "/session/refresh", json={"refresh_token": on_login.refresh_token},
-                                  timeout=10)
+                                  headers={"DPoP": on_login.proof("POST", sessions + "/session/refresh")}, timeout=10)
         assert refreshed.status_code == 200
         for url in (registration, login, sessions, device):
             assert requests.get(url + "/readyz", timeout=10).status_code == 200

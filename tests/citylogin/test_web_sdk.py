@@ -104,3 +104,16 @@ def test_anything_else_under_sdk_is_not_found(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
+
+
+def test_an_allowed_origin_may_send_a_proof_and_read_the_nonce(client):
+    """The SDK on an app's page sends Authorization and DPoP, and must read DPoP-Nonce to answer a
+    401 use_dpop_nonce."""
+    preflight = client.options("/session/me", headers={
+        "Origin": APP_ORIGIN, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization,dpop"})
+    allowed = {name.strip().lower() for name in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "dpop"} <= allowed
+    challenge = client.post("/login/challenge", json={}, headers={"Origin": APP_ORIGIN})
+    assert challenge.headers["DPoP-Nonce"]
+    assert "DPoP-Nonce" in challenge.headers["Access-Control-Expose-Headers"].split(", ")

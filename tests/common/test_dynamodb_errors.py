@@ -54,8 +54,10 @@ def test_outage_timeout_and_throttling_answer_503_with_retry_after(error, caplog
     assert {(a.status_code, a.json["code"], a.headers["Retry-After"]) for a in answers} == \
         {(503, "service_unavailable", "5")}
     assert answers[0].mimetype == "application/problem+json"
-    assert len(caplog.records) == 1 and caplog.records[0].levelno == logging.WARNING
-    assert caplog.records[0].exc_info is None
+    # Only this app's answers: another test's key-ring thread may log in this worker meanwhile.
+    records = [r for r in caplog.records if r.name == "common.errors"]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+    assert records[0].exc_info is None
 
 
 @pytest.mark.parametrize("error", BUGS, ids=repr)

@@ -61,10 +61,15 @@ def device(deployment) -> Client:
     return client
 
 
-def api(deployment: Deployment, token: str | None, *, method: str = "GET", path: str = "/api/notes",
-        **kwargs) -> requests.Response:
+def api(deployment: Deployment, token: str | None, *, by: Client | None = None, method: str = "GET",
+        path: str = "/api/notes", **kwargs) -> requests.Response:
+    """A request to the guarded app: a token bound to `by`'s key goes as DPoP with a fresh proof over
+    this request (which nginx names to the check); without `by`, as Bearer (the forged ones here)."""
     headers = dict(kwargs.pop("headers", None) or {})
-    if token:
+    if token and by:
+        headers["Authorization"] = f"DPoP {token}"
+        headers["DPoP"] = by.proof(method, deployment.url + path, access_token=token)
+    elif token:
         headers["Authorization"] = f"Bearer {token}"
     return requests.request(method, deployment.url + path, headers=headers, timeout=10, **kwargs)
 
@@ -90,9 +95,9 @@ def identity(client: Client) -> list[list[str]]:
 
 
 def test_a_live_session_reaches_the_app_with_who_it_is(deployment, device):
-    assert seen_by_app(api(deployment, device.access_token)) == identity(device)
+    assert seen_by_app(api(deployment, device.access_token, by=device)) == identity(device)
     # the method and the body go to the app; the check got neither (it answers GET only)
-    posted = api(deployment, device.access_token, method="POST", data=b"x" * 70_000)
+    posted = api(deployment, device.access_token, by=device, method="POST", data=b"x" * 70_000)
     assert posted.json()["method"] == "POST" and len(posted.json()["body"]) == 70_000
     assert seen_by_app(posted) == identity(device)
 
@@ -105,38 +110,38 @@ def test_without_a_valid_token_the_app_is_not_reached(deployment, device):
 
 def test_a_client_cannot_say_who_it_is(deployment, device):
     spoofed = {"X-Citylogin-User": "someone-else", "x-citylogin-session": "s", "X-CITYLOGIN-DEVICE": "d"}
-    assert seen_by_app(api(deployment, device.access_token, headers=spoofed)) == identity(device)
+    assert seen_by_app(api(deployment, device.access_token, by=device, headers=spoofed)) == identity(device)
     assert seen_by_app(api(deployment, None, path="/public", headers=spoofed)) == []  # unguarded path: dropped
     assert refusal(api(deployment, None, headers=spoofed))[:2] == (401, "invalid_token")
 
 
 def test_a_logged_out_session_is_refused_on_its_very_next_request(deployment, device):
     token = device.access_token
-    assert seen_by_app(api(deployment, token)) == identity(device)
+    assert seen_by_app(api(deployment, token, by=device)) == identity(device)
     device.logout()
-    assert refusal(api(deployment, token))[:2] == (401, "session_revoked")
+    assert refusal(api(deployment, token, by=device))[:2] == (401, "session_revoked")
 
 
 def test_a_device_displaced_by_another_login_is_refused_on_its_very_next_request(deployment, device):
     token = device.access_token
-    assert seen_by_app(api(deployment, token)) == identity(device)
+    assert seen_by_app(api(deployment, token, by=device)) == identity(device)
     other = Client(deployment.citylogin)
     other.pair(device.request_pairing()["qr_code"], username=device.key_file.username, password=PASSWORD)
     other.login(PASSWORD, force=True)  # one device at a time: the first one's session ends
 
-    status, code, reason = refusal(api(deployment, token))
+    status, code, reason = refusal(api(deployment, token, by=device))
     assert (status, code) == (401, "session_revoked") and reason
-    assert seen_by_app(api(deployment, other.access_token)) == identity(other)
+    assert seen_by_app(api(deployment, other.access_token, by=other)) == identity(other)
 
 
 def test_a_locked_account_is_refused_as_citylogin_refuses_it(deployment, device):
     token = device.access_token
-    assert seen_by_app(api(deployment, token)) == identity(device)
+    assert seen_by_app(api(deployment, token, by=device)) == identity(device)
     result = CliRunner().invoke(main, ["admin", "lock", device.key_file.username], env=deployment.env)
     assert result.exit_code == 0, result.output
 
-    direct = requests.get(deployment.citylogin + "/session/check", headers={"Authorization": f"Bearer {token}"},
-                          timeout=10)
-    through_nginx = api(deployment, token)
+    direct = requests.get(deployment.citylogin + "/session/check", timeout=10,
+                          headers=device.auth_headers("GET", deployment.citylogin + "/session/check"))
+    through_nginx = api(deployment, token, by=device)
     assert problem(through_nginx) == problem(direct) and through_nginx.status_code in (401, 403)
     assert through_nginx.headers.get("WWW-Authenticate") == direct.headers.get("WWW-Authenticate")

@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from citylogin.client import Client, sign_challenge
 from citylogin.crl_sync import SyncConfig, sync_once
+from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.nginx import reload_command, require_nginx, running_nginx
@@ -79,7 +80,10 @@ def nginx_present() -> None:
 
 @pytest.fixture(scope="module")
 def deployment(nginx_present, dynamodb_endpoint, tmp_path_factory) -> Deployment:
+    # As in production, the public URL is nginx's: the URL a device's DPoP proofs name (SPEC §12).
+    port = free_port()
     shared = {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("nginx") + "_",
+                            "public_url": f"https://127.0.0.1:{port}",
                             "trusted_client_cert_header": CERT_HEADER, "trusted_proxies": 1,
                             "events_heartbeat": 1, "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS}),
               "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
@@ -97,7 +101,7 @@ def deployment(nginx_present, dynamodb_endpoint, tmp_path_factory) -> Deployment
                                     ca_file=tls / "service-ca.pem", reload_cmd=""))
         prefix = tmp_path_factory.mktemp("nginx")
         url = stack.enter_context(running_nginx(
-            prefix, upstream_urls=app_urls, client_ca=tls / "service-ca.pem", client_crl=tls / "crl.pem",
+            prefix, upstream_urls=app_urls, client_ca=tls / "service-ca.pem", client_crl=tls / "crl.pem", port=port,
             tls_cert=write_cert(tls / "server.pem", server_cert), tls_key=write_key(tls / "server.key", server_key)))
         service_ca = x509.load_pem_x509_certificate(service_ca_pem.encode())
         yield Deployment(url, app_urls, write_cert(tls / "server-ca.pem", server_ca.cert),
@@ -209,13 +213,13 @@ def test_an_unbound_devices_certificate_is_refused_at_tls_once_crl_sync_ran(depl
     for each in (unbound, kept):  # both certificates pass nginx's verification: each is the proof
         answer = login_without_proof(deployment.https(cert=each.tls_identity), deployment.url, each)
         assert answer.status_code == 200, answer.text
-        each.client.access_token = answer.json()["access_token"]
+        each.client.use_tokens(answer.json())  # a bearer session: mTLS logins here send no DPoP proof
         if each is unbound:
             each.client.logout()  # one device logged in at a time (the default limit)
 
     # Unbound at the process crl-sync reads from, which shows it at once (others within 60 s).
     at_app = Client(deployment.app_urls[0], key_file=kept.client.key_file)
-    at_app.access_token = kept.client.access_token
+    at_app.use_tokens(kept.client.tokens())
     assert at_app.request("POST", "/device/unbind", json={"device_id": unbound.client.key_file.device_id}
                           ).status_code == 200
     refused_by_app = login_without_proof(deployment.https(cert=unbound.tls_identity), deployment.url, unbound)

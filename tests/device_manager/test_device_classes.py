@@ -224,7 +224,7 @@ def test_relabelling_while_logging_in_never_exceeds_a_class_limit(make_server):
     def relabel_some(index: int) -> None:
         rng = random.Random(100 + index)
         admin = Client(rng.choice((url, second_url)), key_file=owner.key_file)
-        admin.access_token = owner.access_token
+        admin.use_tokens(owner.tokens())  # the owner's bound session (token_type DPoP), from another app
         while time.monotonic() < deadline:
             answer = relabel(admin, rng.choice(ids), rng.choice(["mobile", "desktop"] * 2 + ["tablet"]))
             counts[answer.status_code] += 1

@@ -66,7 +66,8 @@ def test_unbind_revokes_the_certificate_and_the_session(make_server):
     refresh_token = second.refresh_token
     assert first.request("POST", "/device/unbind", json={"device_id": second.key_file.device_id}).status_code == 200
     assert problem(second.request("GET", "/session/me")) == (401, "session_revoked", "device_unbound")
-    refreshed = requests.post(url + "/session/refresh", json={"refresh_token": refresh_token}, timeout=10)
+    refreshed = requests.post(url + "/session/refresh", json={"refresh_token": refresh_token}, timeout=10,
+                              headers={"DPoP": second.proof("POST", url + "/session/refresh")})
     assert problem(refreshed) == (401, "session_revoked", "device_unbound")
     with pytest.raises(CityloginError) as refused:
         second.login(PASSWORD)

@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives import hashes
 from citylogin.client import (RENEW_PURPOSE, Client, CityloginError, KeyFile, generate_key, public_key_pem,
                               sign_challenge)
 from common.timefmt import parse_iso
+from devices import service as devices
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.support.fixtures import problem
-from tests.support.live import PASSWORD, FakeClock, register_device
+from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
 
 DAY = 86400
 
@@ -140,6 +141,7 @@ def test_an_expired_certificate_logs_in_with_proof_within_the_grace_only(make_se
     url, ctx = make_server(max_concurrent_devices=0, trusted_client_cert_header="X-SSL-Client-Cert")
     ctx.clock = clock = FakeClock()
     soon, late = register_device(url), register_device(url)
+    on_clock(clock, soon, late)
     soon.auto_renew = False
     clock.advance(366 * DAY)  # a day past the end of a 365-day certificate
 
@@ -189,9 +191,9 @@ def test_parallel_renewals_exactly_one_wins(make_server):
     start, statuses, lock = threading.Barrier(len(bodies)), [], threading.Lock()
 
     def renew(body):
+        headers = client.auth_headers("POST", url + "/device/renew")  # a proof of its own for each
         start.wait()
-        response = client.http.post(url + "/device/renew", json=body, timeout=30,
-                                    headers={"Authorization": f"Bearer {client.access_token}"})
+        response = client.http.post(url + "/device/renew", json=body, timeout=30, headers=headers)
         with lock:
             statuses.append((response.status_code, response.json().get("code"), response.json().get("fingerprint")))
 
@@ -203,11 +205,13 @@ def test_parallel_renewals_exactly_one_wins(make_server):
     winners = [s for s in statuses if s[0] == 201]
     assert len(winners) == 1, statuses
     # A loser that read the device before the winner's write is refused by the conditional write; one
-    # that read it after finds the old key no longer the device's.
+    # that read it after finds the old key no longer the device's, or its session moved to the new key.
     losers = {s[:2] for s in statuses if s[0] != 201}
-    assert len(statuses) == 6 and losers <= {(409, "certificate_superseded"), (401, "invalid_proof")}, statuses
-    listed = client.get_json("/device/list")["devices"]
-    assert listed[0]["fingerprint"] == winners[0][2]
+    assert len(statuses) == 6 and losers <= {(409, "certificate_superseded"), (401, "invalid_proof"),
+                                             (401, "invalid_dpop_proof")}, statuses
+    # The session moved to the winner's key (SPEC §12), which this client does not hold: read the record.
+    stored = devices.device_store(ctx).get(user_uuid=client.key_file.user_uuid, device_id=client.key_file.device_id)
+    assert stored is not None and stored.fingerprint == winners[0][2]
     crl = fetch_crl(url)
     assert revoked_reason(crl, serial_of(client.key_file)) == x509.ReasonFlags.superseded
 
@@ -221,8 +225,10 @@ def test_renewal_and_crl_dynamodb_calls_stay_small(make_server):
     counter.take()
     assert client.request("POST", "/device/renew", json=body).status_code == 201
     calls = counter.take()
-    # ... and one UpdateItem: the device's renewals today (CITYLOGIN_RENEWALS_PER_DAY_PER_DEVICE)
-    assert "Scan" not in calls and calls["TransactWriteItems"] == 1 and sum(calls.values()) <= 5, calls
+    # ... and one UpdateItem: the device's renewals today (CITYLOGIN_RENEWALS_PER_DAY_PER_DEVICE), and
+    # one PutItem: the DPoP proof's jti, spent (SPEC §12)
+    assert "Scan" not in calls and calls["TransactWriteItems"] == 1 and calls["PutItem"] == 1, calls
+    assert sum(calls.values()) <= 6, calls
     fetch_crl(url)
     fetch_crl(url)
     assert counter.take() == {"Query": 1}  # built from one Query, then served from the cache
@@ -266,6 +272,7 @@ def test_a_device_renews_at_most_the_limit_a_day(make_server):
     url, ctx = make_server(renewals_per_day_per_device=2)
     ctx.clock = clock = FakeClock()
     client, other = register_device(url), register_device(url)
+    on_clock(clock, client, other)
     client.login(PASSWORD)
     client.renew()
     client.renew()

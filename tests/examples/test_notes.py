@@ -23,7 +23,7 @@ from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.nginx import require_nginx, running_forward_auth_nginx
-from tests.support.notes import add_app, first_refusal, notes_api, running_notes, second_device
+from tests.support.notes import add_app, as_of_now, first_refusal, notes_api, running_notes, second_device
 from tests.support.services import running_service
 
 SET_TYPE = "application/secevent+jwt"
@@ -72,10 +72,10 @@ def device_a(deployment) -> Client:
 
 
 def reads_and_writes_its_notes(url: str, device: Client) -> None:
-    assert notes_api(url, device.access_token).json() == {"user_uuid": device.key_file.user_uuid, "notes": []}
-    added = notes_api(url, device.access_token, "POST", json={"text": "buy milk"})
+    assert notes_api(url, device).json() == {"user_uuid": device.key_file.user_uuid, "notes": []}
+    added = notes_api(url, device, "POST", json={"text": "buy milk"})
     assert added.status_code == 201, added.text
-    listed = notes_api(url, device.access_token)
+    listed = notes_api(url, device)
     assert listed.status_code == 200 and [note["text"] for note in listed.json()["notes"]] == ["buy milk"]
 
 
@@ -97,14 +97,14 @@ def assert_revoked(response: requests.Response) -> None:
 def test_a_displaced_device_is_refused_by_the_apps_api(deployment, device_a, protection, within):
     url = deployment.notes[protection]
     reads_and_writes_its_notes(url, device_a)
-    token = device_a.access_token
+    token = as_of_now(device_a)  # its token and key: a proof per request, as the page makes them
 
     device_b = displaced(device_a)
     # within 0: the very next request; else the first answer that is not a 200, asked for up to `within` s
     assert_revoked(first_refusal(url, token, within=within))
 
     # B is the same account: its notes are A's
-    assert [note["text"] for note in notes_api(url, device_b.access_token).json()["notes"]] == ["buy milk"]
+    assert [note["text"] for note in notes_api(url, device_b).json()["notes"]] == ["buy milk"]
     assert notes_api(url, token).status_code == 401
 
 
@@ -114,9 +114,11 @@ def test_without_a_valid_token_the_api_refuses(deployment, device_a, protection)
     for token in (None, "not-a-jwt", device_a.access_token[:-4] + "AAAA"):
         response = notes_api(url, token)
         assert (response.status_code, response.json()["code"]) == (401, "invalid_token"), response.text
-    bad_note = notes_api(url, device_a.access_token, "POST", json={"text": ""})
+    bound_as_bearer = notes_api(url, device_a.access_token)  # copied without the key: worthless
+    assert (bound_as_bearer.status_code, bound_as_bearer.json()["code"]) == (401, "invalid_dpop_proof")
+    bad_note = notes_api(url, device_a, "POST", json={"text": ""})
     assert (bad_note.status_code, bad_note.json()["code"]) == (400, "invalid_note")
-    missing = notes_api(url, device_a.access_token, "DELETE", path="/api/notes/nope")
+    missing = notes_api(url, device_a, "DELETE", path="/api/notes/nope")
     assert (missing.status_code, missing.json()["code"]) == (404, "note_not_found")
 
 
@@ -152,7 +154,7 @@ def push(deployment: Deployment, body: str, content_type: str = SET_TYPE) -> req
 def test_the_push_receiver_takes_a_set_once_and_refuses_the_session_from_then_on(deployment, device_a):
     url = deployment.notes["relay"]
     reads_and_writes_its_notes(url, device_a)
-    session_id, token = device_a.session_id, device_a.access_token
+    session_id, token = device_a.session_id, as_of_now(device_a)
     device_a.logout()
     assert notes_api(url, token).status_code == 200     # nothing relayed yet: the receiver cannot know
 

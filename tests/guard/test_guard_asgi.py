@@ -4,13 +4,17 @@ a check that needs citylogin (the feed stale) runs off the event loop."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.testclient import TestClient
 
+from citylogin.client_keys import generate_key
 from citylogin_guard import Guard, GuardMiddleware, Principal
+from tests.guard.checks import DPOP_CHALLENGE, SharedStore, bound_claims, dpop_headers
+from tests.guard.conftest import LEEWAY
 from tests.support.waiting import wait_until
 
 
@@ -75,6 +79,42 @@ def test_a_websocket_is_guarded_too(client, transmitter):
     assert refused.value.code == 1008 and refused.value.reason == "invalid_token"
 
 
+def test_a_bound_token_passes_with_its_proof_and_a_bad_one_gets_the_dpop_challenge(client, transmitter):
+    key = generate_key("ecdsa-p256")
+    token = transmitter.access_token(sub="user-4", **bound_claims(key))
+    mine = "http://testserver/api/me"  # the URL the app sees (TestClient's host), its query aside
+    assert client.get("/api/me?page=2", headers=dpop_headers(key, token, "GET", mine)).json()["user"] == "user-4"
+    live = dpop_headers(key, token, "GET", "ws://testserver/api/live")
+    with client.websocket_connect("/api/live", headers=live) as socket:
+        assert socket.receive_json() == {"user": "user-4"}
+    replayed = dpop_headers(key, token, "GET", mine)
+    assert client.get("/api/me", headers=replayed).status_code == 200
+    refusals = [dpop_headers(key, token, "POST", mine), dpop_headers(generate_key("ed25519"), token, "GET", mine),
+                {"Authorization": f"Bearer {token}"}, replayed]
+    for headers in refusals:
+        response = client.get("/api/me", headers=headers)
+        assert response.status_code == 401 and response.json()["code"] == "invalid_dpop_proof"
+        assert response.headers["www-authenticate"] == DPOP_CHALLENGE
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_apps_own_replay_store_is_called_off_the_event_loop(transmitter):
+    store = SharedStore()
+    with Guard(transmitter.url, transmitter.client_id, transmitter.client_secret, leeway=LEEWAY,
+               replay_store=store) as guard:
+        wait_until(guard.heard, timeout=5, what="the feed heard")
+        time.sleep(guard.leeway + 0.05)  # tokens from now on are the feed's alone: no introspection
+        key = generate_key("ed25519")
+        token = transmitter.access_token(**bound_claims(key))
+        with make_client(guard) as client:
+            loop_thread = client.portal.call(threading.current_thread)
+            headers = dpop_headers(key, token, "GET", "http://testserver/api/me")
+            assert client.get("/api/me", headers=headers).status_code == 200
+            assert client.get("/api/me", headers=headers).json()["code"] == "invalid_dpop_proof"
+        assert len(store.spent) == 1 and len(store.threads) == 2
+        assert all(thread is not loop_thread for thread in store.threads)
+
+
 class RecordingGuard(Guard):
     """A real guard that notes in which thread each check runs, and whether it may block."""
 
@@ -82,9 +122,9 @@ class RecordingGuard(Guard):
         super().__init__(*args, **kwargs)
         self.checks: list[tuple[bool, threading.Thread]] = []
 
-    def check(self, authorization: str | None, *, may_block: bool) -> Principal:
+    def check(self, authorization: str | None, *, may_block: bool, **request: Any) -> Principal:
         self.checks.append((may_block, threading.current_thread()))
-        return super().check(authorization, may_block=may_block)
+        return super().check(authorization, may_block=may_block, **request)
 
 
 def test_with_the_feed_stale_the_middleware_introspects_off_the_event_loop(transmitter):

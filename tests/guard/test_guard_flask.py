@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask, g
 
+from citylogin.client_keys import generate_key
 from citylogin_guard import Code, Guard, Unauthorized
+from tests.guard.checks import DPOP_CHALLENGE, bound_claims, dpop_headers
 from tests.support.waiting import wait_until
 
 
@@ -58,6 +60,17 @@ def test_no_token_a_bad_token_and_a_revoked_session_get_401_problems(client, tra
                timeout=1.0, what="the revoked session refused")
     body = assert_refused(client.get("/api/me", headers={"Authorization": f"Bearer {token}"}), "session_revoked")
     assert body["reason"] == "logged_out"
+
+
+def test_a_bound_token_reaches_the_view_with_a_proof_for_it_and_is_refused_without(client, transmitter):
+    key = generate_key("ml-dsa-87")
+    token = transmitter.access_token(sub="user-9", **bound_claims(key))
+    url = "http://localhost/api/me"  # Flask's test client serves localhost
+    assert client.get("/api/me", headers=dpop_headers(key, token, "GET", url)).get_json()["user"] == "user-9"
+    for headers in (dpop_headers(key, token, "GET", "http://localhost/public"), {"Authorization": f"DPoP {token}"}):
+        response = client.get("/api/me", headers=headers)
+        assert response.status_code == 401 and response.get_json()["code"] == "invalid_dpop_proof"
+        assert response.headers["WWW-Authenticate"] == DPOP_CHALLENGE
 
 
 def test_an_unauthorized_raised_in_a_view_renders_through_init_app(client):

@@ -1,6 +1,8 @@
 """The guard against the real citylogin (`citylogin serve` as a subprocess): an app made with
-`citylogin apps add --json`, a device logged in, its session ended; the guard refuses its token
-within a second, having heard it from /ssf/poll."""
+`citylogin apps add --json`, a device logged in (its session bound to the device key: DPoP), its
+session ended; the guard refuses its token within a second, having heard it from /ssf/poll. An app
+behind the guard takes the client's requests with their proofs, and no proof by another key or
+twice."""
 from __future__ import annotations
 
 import base64
@@ -13,10 +15,14 @@ import time
 import pytest
 import requests
 
+from flask import Flask, g
+
+from citylogin.client_keys import dpop_proof, generate_key
 from citylogin_guard import Guard
+from common.dpop import key_thumbprint
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
-from tests.guard.checks import refused_code
-from tests.support.live import PASSWORD, register_device
+from tests.guard.checks import DPOP_CHALLENGE, refused_request
+from tests.support.live import PASSWORD, register_device, serving
 from tests.support.services import running_service
 from tests.support.waiting import wait_until
 
@@ -52,6 +58,9 @@ def unacknowledged(url: str, app: dict[str, str], guard: Guard) -> dict[str, str
     return answer.json()["sets"]
 
 
+API = "https://api.example.com/orders"
+
+
 def test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second(citylogin):
     url, env = citylogin
     app = add_app(env)
@@ -60,11 +69,12 @@ def test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second(citylogi
         time.sleep(2.1)  # tokens issued from now on (iat in whole seconds) are the feed's alone
         device = register_device(url)
         device.login(PASSWORD)
-        token = device.access_token
-        principal = guard.verify(f"Bearer {token}")
+        key, token = device.require_key_file().private_key(), device.access_token
+        headers = device.auth_headers("GET", API)
+        principal = guard.verify(headers["Authorization"], dpop=headers["DPoP"], method="GET", url=API)
         assert principal.user_uuid == device.key_file.user_uuid and principal.device_id == device.key_file.device_id
         device.logout()
-        wait_until(lambda: refused_code(guard, token) == "session_revoked", timeout=1.0,
+        wait_until(lambda: refused_request(guard, key, token, API) == "session_revoked", timeout=1.0,
                    what="the ended session refused by the guard")
         assert principal.session_id in guard.ended_sessions, "heard from the feed, not by introspection"
         wait_until(lambda: unacknowledged(url, app, guard) == {}, timeout=5, what="the guard acknowledged the event")
@@ -73,7 +83,7 @@ def test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second(citylogi
     # citylogin about the token, issued before it listened, and refuses it all the same.
     with Guard(url, app["client_id"], app["client_secret"], leeway=1.0) as later:
         wait_until(later.heard, timeout=10, what="the later guard hears the feed")
-        assert refused_code(later, token) == "session_revoked"
+        assert refused_request(later, key, token, API) == "session_revoked"
 
 
 def test_every_process_of_one_app_refuses_within_a_second(citylogin):
@@ -88,13 +98,50 @@ def test_every_process_of_one_app_refuses_within_a_second(citylogin):
         time.sleep(2.1)
         device = register_device(url)
         device.login(PASSWORD)
-        token = device.access_token
-        assert all(refused_code(guard, token) is None for guard in guards)
+        key, token = device.require_key_file().private_key(), device.access_token
+        assert all(refused_request(guard, key, token, API) is None for guard in guards)
         device.logout()
         for guard in guards:
-            wait_until(lambda g=guard: refused_code(g, token) == "session_revoked", timeout=1.0,
+            wait_until(lambda g=guard: refused_request(g, key, token, API) == "session_revoked", timeout=1.0,
                        what="every guard refuses the ended session")
         assert all(g._feed.stream_id for g in guards) and len({g._feed.stream_id for g in guards}) == 3
     finally:
         for guard in guards:
             guard.close()
+
+
+def guarded_app(guard: Guard) -> Flask:
+    app = Flask(__name__)
+    guard.init_app(app)
+
+    @app.get("/api/me")
+    @guard.required
+    def me():
+        return {"user": g.citylogin.user_uuid, "jkt": g.citylogin.claims["cnf"]["jkt"]}
+
+    return app
+
+
+def test_an_app_behind_the_guard_takes_a_clients_proofs_but_not_another_keys_nor_a_replay(citylogin):
+    url, env = citylogin
+    app = add_app(env)
+    device = register_device(url, key_kind="ed25519")
+    device.login(PASSWORD)
+    assert device.token_type == "DPoP"
+    token, jkt = device.access_token, key_thumbprint(device.require_key_file().private_key().public_key())
+    credentials = app["client_id"], app["client_secret"]
+    with Guard(url, *credentials, leeway=1.0) as guard, serving(guarded_app(guard)) as app_url:
+        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+        api = f"{app_url}/api/me"
+        headers = device.auth_headers("GET", api)
+        answer = requests.get(api, headers=headers, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"user": device.key_file.user_uuid, "jkt": jkt}
+        # issued before the guard listened, the token was introspected: citylogin's answer names its key
+        assert guard._introspection.answer(token) == (True, jkt)
+        stolen = {"Authorization": f"DPoP {token}",
+                  "DPoP": dpop_proof(generate_key("ed25519"), method="GET", url=api, access_token=token)}
+        for refused in (requests.get(api, headers=stolen, timeout=10), requests.get(api, headers=headers, timeout=10)):
+            assert refused.status_code == 401
+            assert refused.json()["code"] == "invalid_dpop_proof"
+            assert refused.headers["WWW-Authenticate"] == DPOP_CHALLENGE

@@ -1,4 +1,4 @@
-"""The guard is its own distribution (guard/pyproject.toml): it needs only PyJWT and httpx, imports
+"""The guard is its own distribution (guard/pyproject.toml): it needs only PyJWT, cryptography and httpx, imports
 no web framework and no package of the server, and the set-up's lock pins what it needs."""
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def guard_requirements() -> list[Requirement]:
     return [Requirement(r) for r in tomllib.loads((GUARD / "pyproject.toml").read_text())["project"]["dependencies"]]
 
 
-def test_the_guard_depends_on_pyjwt_and_httpx_alone_and_the_lock_pins_both():
-    assert {canonicalize_name(r.name) for r in guard_requirements()} == {"pyjwt", "httpx"}
+def test_the_guard_depends_on_pyjwt_cryptography_and_httpx_alone_and_the_lock_pins_them():
+    assert {canonicalize_name(r.name) for r in guard_requirements()} == {"pyjwt", "cryptography", "httpx"}
     assert {"crypto"} <= next(r.extras for r in guard_requirements() if r.name == "PyJWT")
     pinned = set(re.findall(r"^([a-z0-9-]+)==", (ROOT / "requirements-test.lock").read_text(), re.MULTILINE))
     assert {"pyjwt", "httpx", "cryptography"} <= pinned

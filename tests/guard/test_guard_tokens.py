@@ -50,7 +50,7 @@ def _claims(transmitter: Transmitter, **changes: object) -> dict[str, object]:
     ("no sid", "invalid_token"),
     ("not yet valid", "invalid_token"),
     ("iat a string", "invalid_token"),
-    ("bound to a key (cnf)", "invalid_dpop_proof"),
+    ("bound to a key (cnf), as Bearer", "invalid_dpop_proof"),
 ])
 def test_a_bad_token_is_refused_with_its_code(guard, transmitter, case, code):
     signer = transmitter.signer
@@ -71,7 +71,7 @@ def test_a_bad_token_is_refused_with_its_code(guard, transmitter, case, code):
         "no sid": lambda: signer.sign({k: v for k, v in _claims(transmitter).items() if k != "sid"}, typ="at+jwt"),
         "not yet valid": lambda: transmitter.access_token(nbf=int(time.time()) + 120),
         "iat a string": lambda: transmitter.access_token(iat=str(int(time.time()))),
-        "bound to a key (cnf)": lambda: transmitter.access_token(cnf={"jkt": "abc"}),
+        "bound to a key (cnf), as Bearer": lambda: transmitter.access_token(cnf={"jkt": "abc"}),
     }[case]()
     assert refusal(guard, f"Bearer {token}") == code
 
@@ -79,7 +79,8 @@ def test_a_bad_token_is_refused_with_its_code(guard, transmitter, case, code):
 @pytest.mark.parametrize("authorization, code", [
     (None, "invalid_token"), ("", "invalid_token"), ("Bearer", "invalid_token"),
     ("Basic dXNlcjpwdw==", "invalid_token"),
-    ("Bearer not-a-jwt", "invalid_token"), ("Bearer a.b.c", "invalid_token"), ("DPoP eyJ.x.y", "invalid_dpop_proof"),
+    ("Bearer not-a-jwt", "invalid_token"), ("Bearer a.b.c", "invalid_token"),
+    ("DPoP eyJ.x.y", "invalid_token"), ("DPoP", "invalid_token"),
 ])
 def test_a_malformed_header_is_refused(guard, authorization, code):
     assert refusal(guard, authorization) == code
@@ -90,7 +91,8 @@ def test_a_refusal_renders_as_a_bearer_challenge_and_problem():
     assert refused.www_authenticate() == 'Bearer error="invalid_token"'
     assert refused.problem() == {"type": "about:blank", "title": "Session revoked", "status": 401,
                                  "code": "session_revoked", "detail": "The session has ended.", "reason": "displaced"}
-    assert Unauthorized(Code.INVALID_DPOP_PROOF, "x").www_authenticate() == 'DPoP error="invalid_dpop_proof"'
+    challenge = Unauthorized(Code.INVALID_DPOP_PROOF, "x").www_authenticate()
+    assert challenge == 'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA ML-DSA-87"'
 
 
 def test_a_new_signing_key_is_fetched_on_its_first_token_and_made_up_kids_at_most_once_a_second(guard, transmitter):

@@ -35,7 +35,8 @@ class Signer:
 
 class Transmitter:
     """citylogin as the guard sees it. Knobs: `poll_status` (answer polls with it instead of 200),
-    `hold` (longest long poll); records: `polls` (each poll's JSON body), `holding`, `acked`,
+    `hold` (longest long poll), `introspection_extra` (members an active answer gets on top of the
+    token's claims); records: `polls` (each poll's JSON body), `holding`, `acked`,
     `introspections`, `jwks_reads`."""
 
     def __init__(self, *, client_id: str = "app-test", client_secret: str = "app-secret", token_ttl: int = 300,
@@ -45,6 +46,7 @@ class Transmitter:
         self.signer = Signer()
         self.published = [self.signer]
         self.poll_status = 200
+        self.introspection_extra: dict[str, Any] = {}
         self.polls: list[dict[str, Any]] = []
         self.acked: set[str] = set()
         self.introspections = 0
@@ -135,7 +137,9 @@ class Transmitter:
             return {"active": False}
         if claims["sid"] in self.revoked:
             return {"active": False}
-        return {"active": True, "token_type": "Bearer", "client_id": self.client_id, **claims}
+        token_type = "DPoP" if "cnf" in claims else "Bearer"
+        return {"active": True, "token_type": token_type, "client_id": self.client_id, **claims,
+                **self.introspection_extra}
 
     def app_authenticated(self, authorization: str | None) -> bool:
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()

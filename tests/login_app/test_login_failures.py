@@ -20,7 +20,7 @@ from accounts import user_service as users
 from citylogin.client import LOGIN_PURPOSE, sign_challenge
 from common.crypto import PasswordHasher
 from tests.support.fixtures import app_servers, problem
-from tests.support.live import PASSWORD, FakeClock, register_device, settle_background
+from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, settle_background
 
 USER_AGENT = "citylogin-tests/1.0 (lockout)"
 WRONG = "not the password at all"
@@ -79,6 +79,7 @@ def test_five_failures_lock_the_username_and_history_shows_it(server):
     url, ctx = server
     ctx.clock = clock = clock_mid_quarter_hour()
     client = register_device(url)
+    on_clock(clock, client)
     client.http.headers["User-Agent"] = USER_AGENT
     for _ in range(5):
         assert problem(post_login(client, login_body(client, WRONG)))[:2] == (401, "invalid_credentials")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from citylogin.client import ConcurrentLoginRequired, CityloginError
-from tests.support.live import PASSWORD, FakeClock, add_device, register_device
+from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, register_device
 
 
 def two_devices(make_server, **settings):
@@ -35,8 +35,9 @@ def test_seed_plan_confirm_displaces_the_first_device(make_server):
     response = a.request("GET", "/session/me")
     assert problem(response) == (401, "session_revoked", "displaced")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    refreshed = a.http.post(a.base_url + "/session/refresh", json={"refresh_token": a_refresh}, timeout=10)
-    assert refreshed.status_code == 401
+    refreshed = a.http.post(a.base_url + "/session/refresh", json={"refresh_token": a_refresh},
+                            headers={"DPoP": a.proof("POST", a.base_url + "/session/refresh")}, timeout=10)
+    assert problem(refreshed)[:2] == (401, "session_revoked")
 
 
 def test_seed_plan_cancel_keeps_the_first_device(make_server):
@@ -92,6 +93,7 @@ def test_limit_two_with_three_devices_evicts_per_setting(make_server, evict):
     ctx.clock = clock = FakeClock()
     a = register_device(url)
     b, c = add_device(ctx, a, name="B"), add_device(ctx, a, name="C")
+    on_clock(clock, a, b, c)
     a.login(PASSWORD)
     clock.advance(60)
     b.login(PASSWORD)
@@ -109,11 +111,11 @@ def test_limit_two_with_three_devices_evicts_per_setting(make_server, evict):
 def test_relogin_from_the_same_device_replaces_its_own_session(make_server):
     a, _, _ = two_devices(make_server)
     a.login(PASSWORD)
-    old_token = a.access_token
+    old_session = a.auth_headers("GET", a.base_url + "/session/me")  # the first session's token, and a proof
     a.login(PASSWORD)  # no 409: the same device
     assert a.request("GET", "/session/me").status_code == 200
-    stale = a.http.get(a.base_url + "/session/me", headers={"Authorization": f"Bearer {old_token}"}, timeout=10)
-    assert stale.status_code == 401
+    stale = a.http.get(a.base_url + "/session/me", headers=old_session, timeout=10)
+    assert problem(stale)[:2] == (401, "session_revoked")
 
 
 def test_logout_and_history(make_server):
@@ -121,9 +123,9 @@ def test_logout_and_history(make_server):
     a.login(PASSWORD)
     history = a.request("GET", "/session/history").json()
     assert history["items"][0]["result"] == "success"
-    token = a.access_token
+    before_logout = a.auth_headers("GET", a.base_url + "/session/me")  # the client forgets its token at logout
     a.logout()
-    stale = a.http.get(a.base_url + "/session/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    stale = a.http.get(a.base_url + "/session/me", headers=before_logout, timeout=10)
     assert problem(stale) == (401, "session_revoked", "logged_out")
 
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from citylogin.app import create_app
-from citylogin.client import sign_challenge
+from citylogin.client import Client, sign_challenge
 from tests.support.live import PASSWORD, add_device, register_device, serving
 
 DEVICES = 20
@@ -44,8 +44,14 @@ def login_all_at_once(clients, *, force=False):
         return list(pool.map(login, clients))
 
 
-def me_status(url, access_token):
-    return requests.get(url + "/session/me", headers={"Authorization": f"Bearer {access_token}"}, timeout=30)
+def me_status(url, access_token, *, by: Client | None = None):
+    """GET /session/me: a bearer token (the raw logins above send no DPoP proof), or a token bound to
+    `by`'s key, as DPoP with a fresh proof."""
+    if by is None:
+        return requests.get(url + "/session/me", headers={"Authorization": f"Bearer {access_token}"}, timeout=30)
+    headers = {"Authorization": f"DPoP {access_token}",
+               "DPoP": by.proof("GET", url + "/session/me", access_token=access_token)}
+    return requests.get(url + "/session/me", headers=headers, timeout=30)
 
 
 @pytest.mark.parametrize("server", [{"concurrency_policy": "force"}], indirect=True)
@@ -95,8 +101,10 @@ def test_ten_parallel_refreshes_within_the_grace_window_share_one_successor(serv
     barrier = Barrier(10)
 
     def refresh(_):
+        proof = client.proof("POST", url + "/session/refresh")  # each its own: a proof is single-use
         barrier.wait()
-        return requests.post(url + "/session/refresh", json={"refresh_token": token}, timeout=30)
+        return requests.post(url + "/session/refresh", json={"refresh_token": token}, headers={"DPoP": proof},
+                             timeout=30)
 
     with ThreadPoolExecutor(10) as pool:
         responses = list(pool.map(refresh, range(10)))
@@ -104,9 +112,10 @@ def test_ten_parallel_refreshes_within_the_grace_window_share_one_successor(serv
     assert len({(r.json()["refresh_token"], r.json()["access_token"]) for r in responses}) == 1
     successor = responses[0].json()
     assert successor["refresh_token"] != token
-    assert me_status(url, successor["access_token"]).status_code == 200
-    assert requests.post(url + "/session/refresh", json={"refresh_token": successor["refresh_token"]},
-                         timeout=30).status_code == 200
+    assert me_status(url, successor["access_token"], by=client).status_code == 200
+    again = requests.post(url + "/session/refresh", json={"refresh_token": successor["refresh_token"]},
+                          headers={"DPoP": client.proof("POST", url + "/session/refresh")}, timeout=30)
+    assert again.status_code == 200
 
 
 def test_concurrent_challenge_redemption_is_single_use(server):

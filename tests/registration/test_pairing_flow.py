@@ -47,10 +47,7 @@ def test_seed_flow_pair_a_second_device_by_qr(services):
     on_login = Client(services["login"], key_file=key1)
     on_login.login(PASSWORD)
 
-    pairing = requests.post(services["registration"] + "/registration/request_pairing_token", timeout=10,
-                            headers={"Authorization": f"Bearer {on_login.access_token}"})
-    assert pairing.status_code == 201, pairing.text
-    body = pairing.json()
+    body = request_pairing(services, on_login)
     assert body["expires_in"] == 600
     assert decode_qr_png(body["qr_png"]) == body["qr_code"] == f"{PUBLIC_URL}/#pair={body['qr_payload']}"
 
@@ -59,8 +56,8 @@ def test_seed_flow_pair_a_second_device_by_qr(services):
     assert key2.fingerprint != key1.fingerprint
     assert key2.user_uuid == key1.user_uuid
 
-    listed = requests.get(services["device"] + "/device/list", timeout=10,
-                          headers={"Authorization": f"Bearer {on_login.access_token}"}).json()["devices"]
+    list_url = services["device"] + "/device/list"
+    listed = requests.get(list_url, timeout=10, headers=on_login.auth_headers("GET", list_url)).json()["devices"]
     assert {d["device_id"] for d in listed} == {key1.device_id, key2.device_id}
     assert [d["current"] for d in listed] == [True, False]
 
@@ -95,8 +92,8 @@ def new_account(services) -> tuple[str, Client]:
 
 
 def request_pairing(services, on_login: Client) -> dict:
-    response = requests.post(services["registration"] + "/registration/request_pairing_token", timeout=10,
-                             headers={"Authorization": f"Bearer {on_login.access_token}"})
+    url = services["registration"] + "/registration/request_pairing_token"
+    response = requests.post(url, timeout=10, headers=on_login.auth_headers("POST", url))
     assert response.status_code == 201, response.text
     return response.json()
 

@@ -13,7 +13,7 @@ from citylogin.client import generate_key, public_key_pem
 from devices import pairing_service
 from devices import service as devices
 from tests.citylogin.test_dynamodb_calls import CallCounter
-from tests.support.live import PASSWORD, FakeClock, register_device
+from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
 from tests.support.ttl_sweep import sweep_pairing_tokens
 
 
@@ -31,8 +31,11 @@ def device_count(ctx, client) -> int:
     return len(devices.device_store(ctx).list_for_user(client.key_file.user_uuid))
 
 
-def logged_in_user(url):
+def logged_in_user(url, clock: FakeClock | None = None):
+    """A new user's first device, logged in (its DPoP proofs on `clock`'s time, if the app has one)."""
     client = register_device(url)
+    if clock:
+        on_clock(clock, client)
     client.login(PASSWORD)
     return client
 
@@ -71,7 +74,7 @@ def test_device_limit_holds_under_parallel_pairings(make_server):
 def test_refusals_store_nothing(make_server):
     url, ctx = make_server()
     ctx.clock = clock = FakeClock()
-    owner, other = logged_in_user(url), logged_in_user(url)
+    owner, other = logged_in_user(url, clock), logged_in_user(url, clock)
     name = owner.key_file.username
     used = pairing_code(owner)
     assert redeem(url, used, username=name).status_code == 201

@@ -19,7 +19,7 @@ from sessions import service as sessions
 from sessions.feed_store import FEED
 from sessions.models import RevokeReason
 from tests.conftest import config_env, unique_name
-from tests.support.live import PASSWORD, FakeClock, add_device, register_device
+from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, register_device
 from tests.support.seats import open_session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +50,7 @@ def test_each_way_a_session_ends_puts_one_event_with_its_reason_and_initiator(ma
     a = register_device(url)
     b = add_device(ctx, a, name="b")
     c = add_device(ctx, a, name="c")
+    on_clock(clock, a, b, c)
     ended = {}
     a.login(PASSWORD)
     ended[a.session_id] = ("logged_out", "user", a.key_file.device_id)
@@ -67,7 +68,9 @@ def test_each_way_a_session_ends_puts_one_event_with_its_reason_and_initiator(ma
     b.refresh()
     clock.advance(ctx.settings.refresh_reuse_grace + 1)
     ended[b.session_id] = ("refresh_reuse", "system", None)
-    assert b.http.post(url + "/session/refresh", json={"refresh_token": old_refresh}, timeout=10).status_code == 401
+    reused = b.http.post(url + "/session/refresh", json={"refresh_token": old_refresh},
+                         headers={"DPoP": b.proof("POST", url + "/session/refresh")}, timeout=10)
+    assert (reused.status_code, reused.json()["code"]) == (401, "refresh_token_reused")
     live = open_session(ctx, user_uuid=c.key_file.user_uuid, device_id=c.key_file.device_id, device_name="c")
 
     found = rows_of(ctx, [*ended, live.session.session_id])
@@ -123,6 +126,7 @@ def test_the_sweeper_ends_sessions_over_by_time_each_once_with_its_event(make_se
     ctx.clock = clock = FakeClock()
     old = register_device(url)
     idle, used = add_device(ctx, old, name="idle"), add_device(ctx, old, name="used")
+    on_clock(clock, old, idle, used)
     for client in (old, idle, used):  # logged in 300 s apart
         client.login(PASSWORD)
         clock.advance(300)

@@ -9,20 +9,25 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from citylogin.client import generate_key, public_key_pem
+from citylogin.client import Client, generate_key, public_key_pem
 from devices import service as devices
 from sessions import service as sessions
 from tests.citylogin.test_dynamodb_calls import CallCounter
-from tests.support.live import PASSWORD, add_device, register_device
+from tests.support.live import PASSWORD, add_device, bearer_login, register_device
 from tests.support.seats import open_session
 
 
 class EventReader:
     """Reads one SSE stream in a thread; records the first named event and when it came."""
 
-    def __init__(self, url: str, access_token: str) -> None:
-        self.response = requests.get(url + "/session/events", params={"access_token": access_token},
-                                     stream=True, timeout=(10, 60))
+    def __init__(self, url: str, caller: Client | str) -> None:
+        """`caller`: a client of a bound session (its token and a fresh DPoP proof go as headers), or
+        the access token of a bearer session, as ?access_token= (what a browser's EventSource sends)."""
+        if isinstance(caller, str):
+            auth: dict = {"params": {"access_token": caller}}
+        else:
+            auth = {"headers": caller.auth_headers("GET", url + "/session/events")}
+        self.response = requests.get(url + "/session/events", stream=True, timeout=(10, 60), **auth)
         self.event: tuple[str, dict] | None = None
         self.received_at: float | None = None
         self.opened = self.response.status_code == 200
@@ -49,7 +54,7 @@ def test_displaced_device_is_told_why_within_two_seconds(make_server):
     a = register_device(url)
     b = add_device(ctx, a, name="phone B")
     a.login(PASSWORD)
-    reader = EventReader(url, a.access_token)
+    reader = EventReader(url, a)
     # Opened: the server answers only once the stream is subscribed, so the eviction cannot come too early.
     assert reader.opened and reader.response.headers["Content-Type"].startswith("text/event-stream")
     b.login(PASSWORD, force=True)
@@ -66,20 +71,29 @@ def test_bad_tokens_get_401_not_a_stream(make_server):
 
 
 def test_the_token_is_not_logged(make_server, caplog):
-    url, _ = make_server()
+    url, ctx = make_server(max_concurrent_devices=2)
     a = register_device(url)
     a.login(PASSWORD)
-    token = a.access_token
-    with caplog.at_level("INFO", logger="werkzeug"):
-        reader = EventReader(url, token)
+    b = add_device(ctx, a)
+    bearer_login(b)  # bearer on purpose: its stream takes the token as ?access_token=
+    hidden = [a.access_token, b.access_token]
+    with caplog.at_level("INFO"), caplog.at_level("INFO", logger="werkzeug"):
+        bound, bearer = EventReader(url, a), EventReader(url, b.access_token)
+        assert bound.opened and bearer.opened
+        hidden.append(bound.response.request.headers["DPoP"])
         a.logout()
-        reader.wait(5)
-    assert reader.event[1]["reason"] == "logged_out"
-    assert token not in caplog.text and "access_token=[redacted]" in caplog.text
+        b.logout()
+        bound.wait(5)
+        bearer.wait(5)
+    assert bound.event[1]["reason"] == bearer.event[1]["reason"] == "logged_out"
+    assert "/session/events" in caplog.text and "access_token=[redacted]" in caplog.text
+    assert not [secret for secret in hidden if secret in caplog.text]
 
 
 def open_sessions(ctx, first, count):
-    """`count` devices of one user, each with a live session (policy allows them all)."""
+    """`count` devices of one user, each with a live session (policy allows them all). The sessions
+    are opened server-side without a key, so they are bearer sessions: tests read their streams with
+    ?access_token= on purpose."""
     tokens = {}
     for i in range(count):
         issued = devices.issue_device(ctx, user_uuid=first.key_file.user_uuid, device_name=f"d{i}",

@@ -6,17 +6,25 @@ from __future__ import annotations
 import pytest
 import requests
 
-from citylogin.client import ConcurrentLoginRequired
+from citylogin.client import Client, ConcurrentLoginRequired
 from sessions.service import liveness, revoke_session, session_store
 from tests.support.fixtures import bearer_problem, problem
-from tests.support.live import PASSWORD, FakeClock, add_device, register_device
+from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, register_device
 
 SHORT = {"session_idle_timeout": 60, "access_token_ttl": 30, "max_concurrent_devices": 1,
          "concurrency_policy": "ask"}
 
 
-def me(url: str, token: str) -> requests.Response:
-    return requests.get(url + "/session/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+def me(client: Client) -> requests.Response:
+    """GET /session/me with the client's token and a fresh DPoP proof, and no refresh on 401."""
+    url = client.base_url + "/session/me"
+    return requests.get(url, headers=client.auth_headers("GET", url), timeout=10)
+
+
+def post_refresh(client: Client, refresh_token: str) -> requests.Response:
+    url = client.base_url + "/session/refresh"
+    return requests.post(url, json={"refresh_token": refresh_token}, headers={"DPoP": client.proof("POST", url)},
+                         timeout=10)
 
 
 def test_a_device_that_only_refreshes_keeps_its_place(make_server):
@@ -24,52 +32,56 @@ def test_a_device_that_only_refreshes_keeps_its_place(make_server):
     url, ctx = make_server(**SHORT)
     ctx.clock = clock = FakeClock()
     a = register_device(url)
-    a.login(PASSWORD)
     b = add_device(ctx, a)
+    on_clock(clock, a, b)
+    a.login(PASSWORD)
     for _ in range(4):
         clock.advance(25)
         a.refresh()
     with pytest.raises(ConcurrentLoginRequired):
         b.login(PASSWORD)
-    assert me(url, a.access_token).status_code == 200
+    assert me(a).status_code == 200
 
 
 def test_a_session_used_every_20_s_outlives_a_60_s_idle_timeout(make_server):
     url, ctx = make_server(session_idle_timeout=60, access_token_ttl=3600)
     ctx.clock = clock = FakeClock()
     client = register_device(url)
+    on_clock(clock, client)
     client.login(PASSWORD)
     for _ in range(12):  # four minutes of use, 20 s apart
         clock.advance(20)
-        assert me(url, client.access_token).status_code == 200
+        assert me(client).status_code == 200
 
 
 def test_the_effective_idle_timeout_is_never_shorter_than_the_configured_one(make_server):
     url, ctx = make_server(session_idle_timeout=60, access_token_ttl=3600)
     ctx.clock = clock = FakeClock()
     client = register_device(url)
+    on_clock(clock, client)
     client.login(PASSWORD)
     for gap in (59, 59, 59):  # each request lands just inside the configured timeout
         clock.advance(gap)
-        assert me(url, client.access_token).status_code == 200
+        assert me(client).status_code == 200
     rule = liveness(ctx)
     clock.advance(rule.idle_timeout + rule.touch_every)
-    assert bearer_problem(me(url, client.access_token)) == (401, "session_revoked", "idle_timeout")
+    assert bearer_problem(me(client)) == (401, "session_revoked", "idle_timeout")
 
 
 def test_a_login_that_drops_an_idle_device_ends_its_session(make_server):
     url, ctx = make_server(**SHORT)
     ctx.clock = clock = FakeClock()
     a = register_device(url)
+    b = add_device(ctx, a)
+    on_clock(clock, a, b)
     a.login(PASSWORD)
     old_session, old_refresh = a.session_id, a.refresh_token
-    b = add_device(ctx, a)
     rule = liveness(ctx)
     clock.advance(rule.idle_timeout + rule.touch_every)
     b.login(PASSWORD)  # A is idle: no 409, and its session is ended with it
     ended = session_store(ctx).get(old_session)
     assert (ended.status, ended.revoked_reason) == ("revoked", "idle_timeout")
-    refreshed = requests.post(url + "/session/refresh", json={"refresh_token": old_refresh}, timeout=10)
+    refreshed = post_refresh(a, old_refresh)
     assert problem(refreshed) == (401, "session_revoked", "idle_timeout")
 
 
@@ -85,10 +97,11 @@ def test_a_session_the_presence_no_longer_counts_is_not_usable(make_server):
     url, ctx = make_server(**SHORT)
     ctx.clock = clock = FakeClock()
     a = register_device(url)
+    on_clock(clock, a)
     a.login(PASSWORD)
     _drop_presence_entry(ctx, user_uuid=a.key_file.user_uuid, device_id=a.key_file.device_id)
     clock.advance(liveness(ctx).touch_every)
-    assert bearer_problem(me(url, a.access_token)) == (401, "session_revoked", "idle_timeout")
+    assert bearer_problem(me(a)) == (401, "session_revoked", "idle_timeout")
     assert session_store(ctx).get(a.session_id).status == "revoked"
 
 
@@ -97,7 +110,7 @@ def test_a_refresh_of_an_uncounted_session_ends_it(make_server):
     a = register_device(url)
     a.login(PASSWORD)
     _drop_presence_entry(ctx, user_uuid=a.key_file.user_uuid, device_id=a.key_file.device_id)
-    refreshed = requests.post(url + "/session/refresh", json={"refresh_token": a.refresh_token}, timeout=10)
+    refreshed = post_refresh(a, a.refresh_token)
     assert problem(refreshed) == (401, "session_revoked", "idle_timeout")
 
 
@@ -106,8 +119,9 @@ def test_a_touch_that_reached_only_the_session_still_counts_at_login(make_server
     url, ctx = make_server(**SHORT)
     ctx.clock = clock = FakeClock()
     a = register_device(url)
-    a.login(PASSWORD)
     b = add_device(ctx, a)
+    on_clock(clock, a, b)
+    a.login(PASSWORD)
     clock.advance(liveness(ctx).idle_timeout)
     now = int(clock().timestamp())
     ctx.dynamodb.update_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": a.session_id}},
@@ -137,8 +151,8 @@ def test_logout_all_ends_a_session_the_user_index_does_not_show_yet(make_server)
         assert response.status_code == 204
     finally:
         ctx.dynamodb.meta.events.unregister("after-call.dynamodb.Query", lagging_index)
-    assert bearer_problem(me(url, b.access_token)) == (401, "session_revoked", "remote_logout")
-    assert me(url, a.access_token).status_code == 200
+    assert bearer_problem(me(b)) == (401, "session_revoked", "remote_logout")
+    assert me(a).status_code == 200
 
 
 def test_the_first_ending_of_a_session_stands(make_server):

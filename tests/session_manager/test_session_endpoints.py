@@ -14,7 +14,7 @@ import requests
 
 from common.context import utc_now
 from tests.support.fixtures import bearer_problem, problem
-from tests.support.live import PASSWORD, FakeClock, add_device, register_device
+from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, register_device
 
 SESSION_FIELDS = {"session_id", "device_id", "device_name", "created_at", "last_seen_at", "ip", "user_agent",
                   "current", "status", "revoked_reason"}
@@ -26,7 +26,9 @@ def devices(make_server, count: int, **settings):
     url, ctx = make_server(**settings)
     ctx.clock = clock = FakeClock()
     first = register_device(url)
-    return ctx, clock, [first] + [add_device(ctx, first, name=f"device {n}") for n in range(2, count + 1)]
+    clients = [first] + [add_device(ctx, first, name=f"device {n}") for n in range(2, count + 1)]
+    on_clock(clock, *clients)
+    return ctx, clock, clients
 
 
 def sessions_by_id(client) -> dict[str, dict]:
@@ -41,7 +43,10 @@ def me(client):
 
 
 def post_refresh(client, refresh_token: str) -> requests.Response:
-    return client.http.post(client.base_url + "/session/refresh", json={"refresh_token": refresh_token}, timeout=10)
+    """A raw refresh, with a fresh DPoP proof by the device's key (the sessions are bound)."""
+    url = client.base_url + "/session/refresh"
+    return client.http.post(url, json={"refresh_token": refresh_token}, headers={"DPoP": client.proof("POST", url)},
+                            timeout=10)
 
 
 def cursor_of(value) -> str:
@@ -227,13 +232,16 @@ def test_reused_refresh_token_within_grace_gets_the_same_pair_then_revokes_after
 def test_parallel_refreshes_of_one_token_all_get_the_same_pair(make_server):
     ctx, _, (a,) = devices(make_server, 1)
     ctx.clock = utc_now  # real time: the threads race as on a phone that woke up
+    on_clock(utc_now, a)
     a.login(PASSWORD)
     token, results = a.refresh_token, []
     barrier = threading.Barrier(6)
 
     def refresh():
+        proof = a.proof("POST", a.base_url + "/session/refresh")  # each its own: a proof is single-use
         barrier.wait()
-        results.append(requests.post(a.base_url + "/session/refresh", json={"refresh_token": token}, timeout=30))
+        results.append(requests.post(a.base_url + "/session/refresh", json={"refresh_token": token},
+                                     headers={"DPoP": proof}, timeout=30))
 
     threads = [threading.Thread(target=refresh) for _ in range(6)]
     for thread in threads:

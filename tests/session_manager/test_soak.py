@@ -1,6 +1,8 @@
 """A randomized soak on two server processes sharing one DynamoDB Local: several users and
 devices log in, confirm, refresh, log out, unbind, pair and relabel device classes in random
-order, some devices only refresh (as an open web tab does). Now and then a device deletes its
+order, some devices only refresh (as an open web tab does). Every session is bound to its device
+key (DPoP, SPEC §12) and half the requests are replayed, proof and all, to either process: none may
+be accepted twice. Now and then a device deletes its
 account while other threads pair, recover, renew and log in on it, and a new user takes its place
 (issue 16). Then an invariant checker reads DynamoDB (SPEC §5): at no moment more live sessions per
 user than the limit, nor of one class than the class's limit, nor two on one device, every session
@@ -39,6 +41,7 @@ from tests.support.live import PASSWORD
 from tests.support.services import running_process, running_service
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "95"))
+PUBLIC_URL = "https://soak.example"  # both processes' CITYLOGIN_PUBLIC_URL
 USERS, DEVICES_PER_USER, WORKERS = 4, 4, 8
 STAMP_SLACK = 3  # seconds
 SETTINGS = {"session_idle_timeout": 60, "access_token_ttl": 30, "max_concurrent_devices": 1,
@@ -152,11 +155,25 @@ class Soak:
         if not client.access_token:
             return
         sent = time.time()
-        response = client._send_authenticated("GET", "/session/me")
+        # Over the address both processes answer to, so that the proof is good on either (SPEC §12).
+        headers = client.auth_headers("GET", PUBLIC_URL + "/session/me")
+        response = requests.get(client.base_url + "/session/me", headers=headers, timeout=30)
         if response.status_code == 200:
             self.served_ok(client, sent)
+            self.replay(headers)
         elif response.status_code == 401 and response.json().get("code") == "session_revoked":
             client.access_token = client.refresh_token = None
+
+    def replay(self, headers: dict[str, str]) -> None:
+        """An attacker who saw the request sends it again, to either process: the proof counts once."""
+        if "DPoP" not in headers or self.random.random() < 0.5:
+            return
+        with self._lock:
+            self.ops["proof_replay"] += 1
+        again = requests.get(self.random.choice(self.urls) + "/session/me", headers=headers, timeout=30)
+        if again.status_code == 200:
+            with self._lock:
+                self.errors.append(f"a DPoP proof was accepted twice: {again.status_code}")
 
     def login(self, device: Device, *, force: bool = False) -> None:
         client = self.on_any(device.client)
@@ -532,7 +549,7 @@ def drain_poll(url: str, app: dict[str, str]) -> dict[str, str]:
 def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir):
     prefix = f"soak{os.getpid()}_"
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": prefix,
-                      **FAST_ARGON2, **RAISED_LIMITS, **SETTINGS, **DELETION_SETTINGS,
+                      **FAST_ARGON2, **RAISED_LIMITS, **SETTINGS, **DELETION_SETTINGS, "public_url": PUBLIC_URL,
                       "device_class_limits": ",".join(f"{c}={n}" for c, n in CLASS_LIMITS.items())})
     with ExitStack() as stack:
         urls = [stack.enter_context(running_service("citylogin", env, args=("serve",))) for _ in range(2)]
@@ -574,6 +591,7 @@ def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoin
     assert soak.deleted and soak.ops["race_pair"] > 0
     assert soak.ops["refresh_only"] > 0 and soak.ops["confirm"] > 0 and soak.ops["unbind"] > 0
     assert soak.ops["relabel"] > 0
+    assert soak.ops["proof_replay"] > 0  # and none accepted (soak.errors)
     print(f"soak events: {len(ended)} sessions ended by a write, {sum(events.values())} events in the feed, "
           f"{len(set(polled_events.values()))} delivered by poll, {len(pushed_events)} by push "
           f"({len(pushed_sets)} pushes with duplicates)")

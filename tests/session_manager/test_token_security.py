@@ -21,7 +21,7 @@ from common.key_ring import JWT, read_ring, rotate
 from sessions.service import liveness
 from tests.conftest import unique_name
 from tests.support.fixtures import app_servers, bearer_problem
-from tests.support.live import PASSWORD, FakeClock, register_device
+from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
 
 SESSION_CLAIMS = ("sub", "sid", "did", "jti")
 
@@ -81,10 +81,22 @@ def foreign_key(kid: str) -> SigningKey:
     return SigningKey(kid=kid, private_key=Ed25519PrivateKey.generate(), created_at=datetime.now(timezone.utc))
 
 
-def me(url: str, token: str | None = None, **headers: str) -> requests.Response:
-    if token is not None:
+def me(url: str, token: str | None = None, *, by: Client | None = None, **headers: str) -> requests.Response:
+    """GET /session/me with `token`: a bound token (issued to `by`) as DPoP with a fresh proof by
+    `by`'s key; without `by`, as Bearer: the tokens built by hand here carry no cnf, so they are
+    bearer tokens on purpose."""
+    if token is not None and by is not None:
+        headers["Authorization"] = f"DPoP {token}"
+        headers["DPoP"] = by.proof("GET", url + "/session/me", access_token=token)
+    elif token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return requests.get(url + "/session/me", headers=headers, timeout=10)
+
+
+def post_refresh(client: Client, url: str, refresh_token: str) -> requests.Response:
+    """A raw refresh of the client's bound session, with a fresh proof by its key."""
+    return requests.post(url + "/session/refresh", json={"refresh_token": refresh_token},
+                         headers={"DPoP": client.proof("POST", url + "/session/refresh")}, timeout=10)
 
 
 # --- tokens the server must accept (controls for the forgeries below) ------------------
@@ -180,10 +192,11 @@ def test_expired_access_token_is_token_expired_and_the_client_refreshes(make_ser
     url, ctx = make_server()
     ctx.clock = clock = FakeClock()
     client = register_device(url)
+    on_clock(clock, client)
     client.login(PASSWORD)
     expired = client.access_token
     clock.advance(ctx.settings.access_token_ttl + 1)  # the session itself is still within its idle timeout
-    assert bearer_problem(me(url, expired))[:2] == (401, "token_expired")
+    assert bearer_problem(me(url, expired, by=client))[:2] == (401, "token_expired")
     response = client.request("GET", "/session/me")
     assert response.status_code == 200
     assert client.access_token != expired
@@ -194,7 +207,7 @@ def test_token_of_a_logged_out_session_is_session_revoked(logged_in):
     url, _, client = logged_in
     token = client.access_token
     client.logout()
-    assert bearer_problem(me(url, token)) == (401, "session_revoked", "logged_out")
+    assert bearer_problem(me(url, token, by=client)) == (401, "session_revoked", "logged_out")
 
 
 def test_idle_session_is_revoked_with_idle_timeout(make_server):
@@ -202,15 +215,17 @@ def test_idle_session_is_revoked_with_idle_timeout(make_server):
     url, ctx = make_server(access_token_ttl=7200)
     ctx.clock = clock = FakeClock()
     client = register_device(url)
+    on_clock(clock, client)
     client.login(PASSWORD)
     clock.advance(liveness(ctx).idle_timeout + liveness(ctx).touch_every + 1)
-    assert bearer_problem(me(url, client.access_token)) == (401, "session_revoked", "idle_timeout")
+    assert bearer_problem(me(url, client.access_token, by=client)) == (401, "session_revoked", "idle_timeout")
 
 
 def test_idle_session_cannot_be_refreshed_back_to_life(make_server):
     url, ctx = make_server()  # default: the access token (900 s) expires before the idle timeout (1800 s)
     ctx.clock = clock = FakeClock()
     client = register_device(url)
+    on_clock(clock, client)
     client.login(PASSWORD)
     clock.advance(liveness(ctx).idle_timeout + liveness(ctx).touch_every + 1)
     # The client sees token_expired, refreshes, and the refresh says why the session is over.
@@ -222,13 +237,14 @@ def test_active_session_ends_at_its_max_lifetime(make_server):
     url, ctx = make_server(session_idle_timeout=2000, session_max_lifetime=3600, access_token_ttl=86400)
     ctx.clock = clock = FakeClock()
     client = register_device(url)
+    on_clock(clock, client)
     client.login(PASSWORD)
     clock.advance(1800)
-    assert me(url, client.access_token).status_code == 200  # activity: the idle timer starts again
+    assert me(url, client.access_token, by=client).status_code == 200  # activity: the idle timer starts again
     clock.advance(1801)  # 3601 s after login, 1801 s after the last request
     # The token ends with its session (SPEC §11: an app checking tokens locally must not accept it).
-    assert bearer_problem(me(url, client.access_token)) == (401, "token_expired", None)
-    refused = client.http.post(url + "/session/refresh", json={"refresh_token": client.refresh_token}, timeout=10)
+    assert bearer_problem(me(url, client.access_token, by=client)) == (401, "token_expired", None)
+    refused = post_refresh(client, url, client.refresh_token)
     assert bearer_problem(refused) == (401, "session_revoked", "max_lifetime")
 
 
@@ -263,7 +279,7 @@ def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(base_config,
         new_kid = next(e.kid for e in rotate(ctx.key_ring) if e.kind == JWT)
         new_key = next(k for k in server_keys(ctx) if k.kid == new_kid)
         assert new_key.kid != old_kid
-        assert me(url, old_token).status_code == 200
+        assert me(url, old_token, by=client).status_code == 200
 
         # A token from another process that already signs with the new key: this app must reload
         # its keys for the unknown kid (at most once a second, hence the pause).
@@ -277,13 +293,13 @@ def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(base_config,
         # reload interval old, signs with it (tokens carry whole seconds: allow one more).
         time.sleep(1.0)
         url2, _ = start()
-        assert me(url2, old_token).status_code == 200
+        assert me(url2, old_token, by=client).status_code == 200
         kids = {k["kid"] for k in requests.get(url2 + "/.well-known/jwks.json", timeout=10).json()["keys"]}
         assert {old_kid, new_key.kid} <= kids
         second = Client(url2, key_file=client.key_file)
         second.login(PASSWORD)
         assert kid_of(second.access_token) == new_key.kid
-        assert me(url, second.access_token).status_code == 200
+        assert me(url, second.access_token, by=second).status_code == 200
 
 
 def test_a_refresh_secret_rotation_logs_nobody_out_and_keeps_the_grace_twin(base_config, tmp_path):
@@ -297,8 +313,8 @@ def test_a_refresh_secret_rotation_logs_nobody_out_and_keeps_the_grace_twin(base
         new_kid = next(e.kid for e in rotate(ctx.key_ring) if e.kind != JWT)
         time.sleep(0.6)
         # Within the grace window the rotated-out token gets the same successor, made with the old secret.
-        twin = requests.post(url + "/session/refresh", json={"refresh_token": first}, timeout=10)
+        twin = post_refresh(client, url, first)
         assert twin.status_code == 200 and twin.json()["refresh_token"] == second
         third = client.refresh()["refresh_token"]
         assert third.split(".")[2] == new_kid != second.split(".")[2]
-        assert me(url, client.access_token).status_code == 200
+        assert me(url, client.access_token, by=client).status_code == 200

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from datetime import datetime
+from functools import partial
+from typing import Callable, Iterator
 
+import requests
 from werkzeug.serving import make_server
 
 from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
+from citylogin.client_keys import dpop_proof, sign_challenge
 from common.context import AppContext
 from devices import service as devices
 from tests.conftest import unique_name
@@ -76,3 +80,32 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         from datetime import timedelta
         self.moment += timedelta(seconds=seconds)
+
+
+def on_clock(clock: Callable[[], datetime], *clients: Client) -> None:
+    """The clients' DPoP proofs carry `clock`'s time (a FakeClock, or the real one again): the server
+    checks a proof's iat against its own clock, so a device talking to a server on a FakeClock must
+    live on it too (SPEC §12)."""
+    for client in clients:
+        client.proof = partial(_proof_at, client, clock)  # type: ignore[method-assign]
+
+
+def _proof_at(client: Client, clock: Callable[[], datetime], method: str, url: str, *,
+              access_token: str | None = None) -> str:
+    return dpop_proof(client.require_key_file().private_key(), method=method, url=url, access_token=access_token,
+                      nonce=client.dpop_nonce, now=clock().timestamp())
+
+
+def bearer_login(client: Client, *, force: bool = False) -> dict:
+    """Log the client in without a DPoP proof: a bearer (unbound) session, as an older client opens
+    while CITYLOGIN_DPOP is `allowed`; the client keeps its tokens (token_type Bearer)."""
+    key_file = client.require_key_file()
+    challenge = requests.post(client.base_url + "/login/challenge", json={}, timeout=10).json()["challenge"]
+    body = {"username": key_file.username, "password": PASSWORD, "client_cert": key_file.client_cert_b64(),
+            "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge), "force": force}
+    response = requests.post(client.base_url + "/login/", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    issued = response.json()
+    assert issued["token_type"] == "Bearer", issued
+    client.use_tokens(issued)
+    return issued

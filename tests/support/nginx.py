@@ -52,11 +52,11 @@ def render_template(values: Mapping[str, str]) -> str:
 
 @contextmanager
 def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls_key: Path,
-                  client_ca: Path, client_crl: Path, timeout: float = 15.0) -> Iterator[str]:
-    """nginx on 127.0.0.1:<free port> in front of `upstream_urls`; yields its https:// base URL.
+                  client_ca: Path, client_crl: Path, port: int | None = None, timeout: float = 15.0) -> Iterator[str]:
+    """nginx on 127.0.0.1:<port> (a free one by default) in front of `upstream_urls`; yields its https:// base URL.
     The template's access log is `prefix`/citylogin.access.log; the http context's is `prefix`/access.log.
     `reload_command(prefix)` reloads it (and so re-reads `client_crl`)."""
-    port = free_port()
+    port = port or free_port()
     (prefix / "temp").mkdir(parents=True)
     upstreams = " ".join(f"server {url.removeprefix('http://')};" for url in upstream_urls)
     (prefix / "citylogin.conf").write_text(render_template({

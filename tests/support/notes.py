@@ -2,6 +2,7 @@
 its own process (`python examples/notes/notes_app.py`) with NOTES_* settings."""
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -42,10 +43,20 @@ def running_notes(citylogin_url: str, protection: str, *, port: int | None = Non
         yield url
 
 
-def notes_api(url: str, token: str | None, method: str = "GET", path: str = "/api/notes",
+def notes_api(url: str, caller: Client | str | None, method: str = "GET", path: str = "/api/notes",
               **kwargs) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    """One API request: as `caller` (a Client: its token, with a fresh DPoP proof when bound; a
+    client copied earlier keeps the token it had then), or with a raw Bearer string, or with none."""
+    if isinstance(caller, Client):
+        headers = caller.auth_headers(method, url + path)
+    else:
+        headers = {"Authorization": f"Bearer {caller}"} if caller else {}
     return requests.request(method, url + path, headers=headers, timeout=10, **kwargs)
+
+
+def as_of_now(client: Client) -> Client:
+    """`client` as it is now (its current token, its key), for requests after it moved on."""
+    return copy.copy(client)
 
 
 def second_device(first: Client) -> Client:
@@ -55,7 +66,7 @@ def second_device(first: Client) -> Client:
     return other
 
 
-def first_refusal(url: str, token: str, *, within: float) -> requests.Response:
+def first_refusal(url: str, token: Client | str, *, within: float) -> requests.Response:
     """The app's first answer to `token` that is not a 200, asking again every 20 ms for up to
     `within` seconds; the last answer if all were 200."""
     deadline = time.monotonic() + within

@@ -5,5 +5,6 @@ when called, and `GuardMiddleware` is plain ASGI."""
 from citylogin_guard.asgi import GuardMiddleware
 from citylogin_guard.errors import Code, Unauthorized
 from citylogin_guard.guard import Guard, Principal
+from citylogin_guard.replay import MemoryReplayStore, ReplayStore
 
-__all__ = ["Code", "Guard", "GuardMiddleware", "Principal", "Unauthorized"]
+__all__ = ["Code", "Guard", "GuardMiddleware", "MemoryReplayStore", "Principal", "ReplayStore", "Unauthorized"]

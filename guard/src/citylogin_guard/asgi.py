@@ -3,8 +3,10 @@ and puts the principal in scope["state"]["citylogin"] (Starlette: request.state.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any, Awaitable, Callable, MutableMapping
+from urllib.parse import quote
 
 from citylogin_guard.errors import Unauthorized
 from citylogin_guard.guard import Guard, Principal
@@ -16,6 +18,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_PATH_SAFE = "/:@!$&'()*+,;="  # scope["path"] is decoded: encode what a URL's path cannot hold as is
 # A WebSocket refused before it is accepted: 1008 policy violation (RFC 6455 §7.4.1).
 WEBSOCKET_POLICY_VIOLATION = 1008
 
@@ -35,18 +38,22 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            principal = await self._principal(_header(scope, b"authorization"))
+            principal = await self._principal(scope)
         except Unauthorized as refusal:
             await _refuse(scope, send, refusal)
             return
         scope.setdefault("state", {})["citylogin"] = principal
         await self.app(scope, receive, send)
 
-    async def _principal(self, authorization: str | None) -> Principal:
+    async def _principal(self, scope: Scope) -> Principal:
+        proof = _header(scope, b"dpop")
+        # a WebSocket's scope has no method: its handshake is a GET
+        check = functools.partial(self.guard.check, _header(scope, b"authorization"), dpop=proof,
+                                  method=scope.get("method", "GET"), url=request_url(scope) if proof else None)
         try:
-            return self.guard.check(authorization, may_block=False)
+            return check(may_block=False)
         except NetworkNeeded:
-            return await asyncio.to_thread(self.guard.check, authorization, may_block=True)
+            return await asyncio.to_thread(check, may_block=True)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -54,6 +61,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+def request_url(scope: Scope) -> str:
+    """The request's URL as this app sees it, without the query: scheme, Host header (else the
+    server's address) and path, like Starlette's request.url."""
+    host = _header(scope, b"host")
+    if not host:
+        server_host, port = scope.get("server") or ("localhost", None)
+        host = f"[{server_host}]" if ":" in server_host else server_host
+        host = f"{host}:{port}" if port else host
+    return f"{scope.get('scheme', 'http')}://{host}{quote(scope['path'], safe=_PATH_SAFE)}"
 
 
 async def _refuse(scope: Scope, send: Send, refusal: Unauthorized) -> None:

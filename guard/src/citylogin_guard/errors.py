@@ -4,6 +4,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
+from citylogin_guard.dpop import ALGORITHMS
+
 
 class Code(str, Enum):
     """The codes an app branches on; `Unauthorized.code` is one of them."""
@@ -48,5 +50,5 @@ class Unauthorized(Exception):
         """The challenge: DPoP's for a proof error (RFC 9449 §7.1), else Bearer's, whose only
         error for a token refused is invalid_token (RFC 6750 §3.1): the `code` says which."""
         if self.code is Code.INVALID_DPOP_PROOF:
-            return 'DPoP error="invalid_dpop_proof"'
+            return f'DPoP error="invalid_dpop_proof", algs="{" ".join(ALGORITHMS)}"'
         return 'Bearer error="invalid_token"'

@@ -5,13 +5,16 @@ import threading
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
+from citylogin_guard.dpop import Proof as DpopProof
 from citylogin_guard.ended import EndedSessions
 from citylogin_guard.errors import Code, Unauthorized
 from citylogin_guard.feed import Feed
 from citylogin_guard.introspection import IntrospectionCache
 from citylogin_guard.jwks import KeySet
+from citylogin_guard.proofs import ProofChecker, invalid_proof
+from citylogin_guard.replay import ReplayStore
 from citylogin_guard.tokens import access_token_claims
 from citylogin_guard.transport import NetworkNeeded, Transmitter, TransmitterUnreachable
 
@@ -23,12 +26,13 @@ if TYPE_CHECKING:
 MAX_ACCEPTED = 10_000
 
 View = TypeVar("View", bound=Callable[..., Any])
+BEARER, DPOP = "bearer", "dpop"  # Authorization schemes, lowercased (RFC 9110 §11.1: case-insensitive)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who a valid token speaks for: `claims` are the access token's (iss, aud, sub, sid, did,
-    jti, iat, nbf, exp), read-only."""
+    jti, iat, nbf, exp, and cnf for a token bound to a key), read-only."""
 
     user_uuid: str
     session_id: str
@@ -41,9 +45,12 @@ class Guard:
     session-revoked events at once; call close() (or use it as a context manager) to stop it."""
 
     def __init__(self, base_url: str, client_id: str, client_secret: str, *, audience: str = "citylogin",
-                 stale_after: float = 10.0, leeway: float = 10.0) -> None:
+                 stale_after: float = 10.0, leeway: float = 10.0, public_urls: str | Sequence[str] = (),
+                 replay_store: ReplayStore | None = None) -> None:
         """`leeway`: the clock difference tolerated between citylogin's hosts and this one (on exp,
-        nbf and iat)."""
+        nbf and iat). `public_urls`: the app's public base URL(s), which DPoP proofs name (behind a
+        proxy the app sees another scheme and host). `replay_store`: where spent DPoP proofs are
+        remembered, shared by all the app's processes (default: this process's memory)."""
         self.audience = audience
         self.stale_after = stale_after
         self.leeway = leeway
@@ -51,6 +58,8 @@ class Guard:
         self._keys = KeySet(self._transmitter.jwks)
         self._ended = EndedSessions()
         self._introspection = IntrospectionCache(self._transmitter.introspect)
+        self._proofs = ProofChecker(public_urls=[public_urls] if isinstance(public_urls, str) else public_urls,
+                                    replay_store=replay_store)
         self._accepted: dict[str, tuple[Principal, float]] = {}
         self._accepting = threading.Lock()
         self._feed = Feed(self._transmitter, keys=self._keys, ended=self._ended, client_id=client_id,
@@ -59,21 +68,28 @@ class Guard:
 
     def verify(self, authorization: str | None, *, dpop: str | None = None, method: str | None = None,
                url: str | None = None) -> Principal:
-        """The principal of a request's `Authorization` header value, or Unauthorized. `dpop`,
-        `method` and `url` are for tokens bound to a key (DPoP, SPEC §12), which are refused as
-        invalid_dpop_proof until the guard checks their proofs (issue 19)."""
-        return self.check(authorization, may_block=True)
+        """The principal of a request's `Authorization` header value, or Unauthorized. A token bound
+        to a key (DPoP, SPEC §12) needs the request's `DPoP` header, its `method` and its `url` (as
+        the app sees it; query and fragment are ignored)."""
+        return self.check(authorization, may_block=True, dpop=dpop, method=method, url=url)
 
-    def check(self, authorization: str | None, *, may_block: bool) -> Principal:
-        """verify(); with may_block=False raises NetworkNeeded instead of calling citylogin (for
-        an event loop, which then calls again from a thread)."""
-        token = _bearer_token(authorization)
+    def check(self, authorization: str | None, *, may_block: bool, dpop: str | None = None,
+              method: str | None = None, url: str | None = None) -> Principal:
+        """verify(); with may_block=False raises NetworkNeeded instead of calling citylogin or an
+        app's own replay store (for an event loop, which then calls again from a thread). A DPoP
+        proof is spent last, when nothing else refuses the request."""
+        scheme, token = _credentials(authorization)
         principal = self._principal(token, may_block=may_block)
+        proof = self._bound_proof(principal, scheme=scheme, token=token, dpop=dpop, method=method, url=url)
         ended, reason = self._ended.reason(principal.session_id)
         if ended:
             raise Unauthorized(Code.SESSION_REVOKED, "The session has ended.", reason=reason)
         if not self.heard() or self._issued_before_listening(principal):
-            self._introspect(token, may_block=may_block)
+            self._introspect(token, proof, may_block=may_block)
+        if proof is not None:
+            if not (may_block or self._proofs.spends_in_process):
+                raise NetworkNeeded()
+            self._proofs.spend(proof)
         return principal
 
     def heard(self) -> bool:
@@ -138,25 +154,52 @@ class Guard:
             self._accepted[token] = (principal, claims["exp"] + self.leeway)
         return principal
 
-    def _introspect(self, token: str, *, may_block: bool) -> None:
-        active = self._introspection.cached(token)
-        if active is None:
+    def _bound_proof(self, principal: Principal, *, scheme: str, token: str, dpop: str | None,
+                     method: str | None, url: str | None) -> DpopProof | None:
+        """The checked proof a bound token needs (None for a bearer token): invalid_dpop_proof if a
+        bound token comes any other way, invalid_token if the DPoP scheme carries an unbound one."""
+        jkt = _bound_key(principal.claims)
+        if scheme == DPOP and jkt is None:
+            raise Unauthorized(Code.INVALID_TOKEN, "This access token is not bound to a key: send it as Bearer.")
+        if jkt is None:
+            return None
+        if scheme != DPOP:
+            raise invalid_proof("a bound access token goes as Authorization: DPoP, with a DPoP proof")
+        return self._proofs.checked(dpop, access_token=token, jkt=jkt, method=method, url=url)
+
+    def _introspect(self, token: str, proof: DpopProof | None, *, may_block: bool) -> None:
+        answer = self._introspection.cached(token)
+        if answer is None:
             if not may_block:
                 raise NetworkNeeded()
             try:
-                active = self._introspection.active(token)
+                answer = self._introspection.answer(token)
             except TransmitterUnreachable:
                 raise Unauthorized(Code.SESSION_UNVERIFIABLE,
                                    "citylogin cannot be reached to check the session.") from None
-        if not active:
+        if not answer.active:
             raise Unauthorized(Code.SESSION_REVOKED, "citylogin says the session is not active.")
+        # citylogin's word on the binding: the proof checked above must be by the key it names
+        if answer.jkt != (proof.jkt if proof else None):
+            raise invalid_proof("citylogin says the token is bound to another key")
 
 
-def _bearer_token(authorization: str | None) -> str:
+def _credentials(authorization: str | None) -> tuple[str, str]:
+    """(scheme, token) of an Authorization header: Bearer, or DPoP (RFC 9449 §7.1)."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     scheme, token = scheme.lower(), token.strip()
-    if scheme == "dpop":
-        raise Unauthorized(Code.INVALID_DPOP_PROOF, "Tokens bound to a key (DPoP) are not accepted here yet.")
-    if scheme != "bearer" or not token:
-        raise Unauthorized(Code.INVALID_TOKEN, "An Authorization: Bearer <access token> header is required.")
-    return token
+    if scheme not in (BEARER, DPOP) or not token:
+        raise Unauthorized(Code.INVALID_TOKEN, "An Authorization: Bearer (or DPoP) <access token> header is required.")
+    return scheme, token
+
+
+def _bound_key(claims: Mapping[str, Any]) -> str | None:
+    """The `cnf.jkt` a token is bound to, None if it is not bound; invalid_token for a binding the
+    guard cannot check (it must never pass as a bearer token)."""
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not (isinstance(jkt, str) and jkt.isascii() and jkt):
+        raise Unauthorized(Code.INVALID_TOKEN, "The access token is bound (cnf) in a way the guard cannot check.")
+    return jkt

@@ -31,8 +31,8 @@ class InvalidSecurityEvent(Exception):
 
 def access_token_claims(token: str, *, keys: KeySet, issuer: str, audience: str, leeway: float,
                         may_block: bool) -> dict[str, Any]:
-    """The claims of a valid access token; else Unauthorized (invalid_token, token_expired, or
-    invalid_dpop_proof for a token bound to a key, which this guard does not check yet)."""
+    """The claims of a valid access token; else Unauthorized (invalid_token or token_expired). A
+    token bound to a key (`cnf`) is the caller's to check with its DPoP proof."""
     try:
         key = _signing_key(token, keys=keys, types=ACCESS_TOKEN_TYPES, may_block=may_block)
         claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=audience, issuer=issuer, leeway=leeway,
@@ -45,10 +45,6 @@ def access_token_claims(token: str, *, keys: KeySet, issuer: str, audience: str,
         raise Unauthorized(Code.INVALID_TOKEN, "The access token's sub, sid and did must be strings.")
     if not all(type(claims[name]) in (int, float) for name in ("iat", "exp")):  # bool is an int, not a time
         raise Unauthorized(Code.INVALID_TOKEN, "The access token's iat and exp must be numbers.")
-    if "cnf" in claims:
-        # A token bound to its device's key (SPEC §12, RFC 9449) needs its DPoP proof checked,
-        # which comes with issue 19; until then such a token is refused, never taken as Bearer.
-        raise Unauthorized(Code.INVALID_DPOP_PROOF, "Tokens bound to a key (DPoP) are not accepted here yet.")
     return claims
 
 
