@@ -570,7 +570,7 @@ def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoin
         crl_pem = requests.get(urls[0] + "/device/crl.pem", timeout=30).content
         ended, events = ended_sessions_with_events(client, dynamo.TableNames.with_prefix(prefix))
         polled_events = drain_poll(urls[1], polled)
-        deadline = time.monotonic() + 60  # the pushers' lease and backoff
+        deadline = time.monotonic() + 120  # the pushers' lease and backoff (1, 2, 4 ... s after a failed push)
         while time.monotonic() < deadline:
             pushed_sets = requests.get(receiver + "/received", timeout=10).json()["sets"]
             if ended <= {session_of(token) for token in pushed_sets}:
