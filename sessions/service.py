@@ -1,7 +1,6 @@
 """Session rules: open with the concurrency invariant, authenticate, refresh, revoke. No Flask."""
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -9,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,10 +22,10 @@ from common.errors import ErrorCode, Forbidden, Gone, InvalidField, NotFound, Se
 from common.jwt_keys import TokenError
 from common.guarded_write import GuardedWrite
 from common.timefmt import iso
-from common.serving import request_threads
+from common.serving import server_kind
 from sessions import binding
 from sessions.binding import ProofOffer
-from sessions.events import SessionWatcher, StreamCaps, TooManyStreams
+from sessions.events import LiveStream, SessionWatcher, StreamCaps, TooManyStreams
 from sessions.feed import EventFeed
 from sessions.feed_store import FeedStore
 from sessions.history_store import BadCursor, HistoryStore
@@ -707,62 +706,29 @@ UNBOUNDED_SERVER_STREAMS = 256  # per process when the server starts a thread pe
 
 
 def stream_caps(ctx: AppContext) -> StreamCaps:
-    """Open event streams each hold a thread: by default half of the server's, the rest stays free."""
-    settings, threads = ctx.settings, request_threads()
-    per_process = settings.events_max_streams or (max(1, threads // 2) if threads else UNBOUNDED_SERVER_STREAMS)
+    """Under a server that holds a thread per stream, by default half of its threads, the rest
+    stays free; under one that holds none, what the process's open files allow."""
+    settings, serving = ctx.settings, server_kind()
+    if settings.events_max_streams:
+        per_process = settings.events_max_streams
+    elif serving.parks_streams:
+        per_process = serving.stream_files
+    else:
+        per_process = max(1, serving.threads // 2) if serving.threads else UNBOUNDED_SERVER_STREAMS
     return StreamCaps(per_session=settings.events_max_streams_per_session,
                       per_user=settings.events_max_streams_per_user, per_process=per_process)
 
 
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
-def event_stream(ctx: AppContext, *, principal: Principal) -> Iterator[str]:
-    """Server-Sent Events for one session: heartbeats, then `session_revoked` {reason,
-    by_device?} when it ends, `token_expired` when the access token does (reconnect with a new one),
-    or `stream_replaced` when a newer stream of the session or user took its place (do not reconnect).
-    503 too_many_streams, before the stream starts, when the process holds its cap of streams."""
-    return _Started(_stream(ctx, principal))
-
-
-class _Started:
-    """A stream whose first chunk is already made: the subscription (or the 503) happens now, and
-    close() ends a stream that was never read, releasing its place."""
-
-    def __init__(self, stream: Generator[str, None, None]) -> None:
-        self._stream, self._first = stream, [next(stream)]
-
-    def __iter__(self) -> "_Started":
-        return self
-
-    def __next__(self) -> str:
-        return self._first.pop() if self._first else next(self._stream)
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-def _stream(ctx: AppContext, principal: Principal) -> Generator[str, None, None]:
+def event_stream(ctx: AppContext, *, principal: Principal) -> LiveStream:
+    """Server-Sent Events for one session (sessions.events.LiveStream). 503 too_many_streams, before
+    the stream starts, when the process holds its cap of streams."""
+    session = principal.session
     try:
-        session = principal.session
         subscription = session_watcher(ctx).subscribe(
             principal.session_id, principal.user_uuid,
             check_at=_state_deadline(ctx, {"expires_epoch": session.expires_epoch,
                                            "last_seen_epoch": session.last_seen_epoch}))
     except TooManyStreams:
         raise StreamsFull() from None
-    try:
-        yield "retry: 3000\n\n"
-        while True:
-            remaining = principal.token_expires_epoch - _epoch(ctx)
-            if remaining <= 0:
-                yield _sse("token_expired", {})
-                return
-            event = subscription.wait(timeout=min(ctx.settings.events_heartbeat, remaining))
-            if event:
-                yield _sse(*event)
-                return
-            yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
-    finally:
-        subscription.close()
+    return LiveStream(subscription, now=lambda: ctx.now().timestamp(), heartbeat=ctx.settings.events_heartbeat,
+                      token_expires=principal.token_expires_epoch)
