@@ -157,7 +157,9 @@ class Streams:
         refused = [fd for fd in fds if not self.heads[fd].startswith(b"HTTP/1.1 200")]
         if waiting or refused:
             sample = self.heads[(refused or list(waiting))[0]][:300]
-            raise RuntimeError(f"{len(waiting)} streams unanswered, {len(refused)} refused: {sample!r}")
+            at = [fds.index(fd) for fd in refused[:10]]
+            raise RuntimeError(f"{len(waiting)} streams unanswered, {len(refused)} refused (at {at} of this "
+                               f"batch): {sample!r}")
 
     def start_reading(self) -> None:
         for fd in self.socks:
