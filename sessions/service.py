@@ -370,14 +370,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     after the deletion ended the session). `activity=False`: an app asks about the token
     (introspection), so the check is read-only and the session's idle clock does not move;
     `proof_checked_by_app`: the app checks a bound token's proof itself, against the `cnf` it is told."""
-    try:
-        claims = ctx.jwt.decode(access_token, now=ctx.now())
-    except TokenError as exc:
-        raise (TokenExpired() if exc.code == "token_expired" else InvalidToken()) from None
-    session_id, user_uuid, device_id = claims.get("sid"), claims.get("sub"), claims.get("did")
-    if not (isinstance(session_id, str) and session_id and isinstance(user_uuid, str) and user_uuid
-            and isinstance(device_id, str) and device_id):
-        raise InvalidToken()
+    claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token)
     proof = None if proof_checked_by_app else _bound_proof(ctx, claims, access_token=access_token, scheme=scheme,
                                                            offer=offer)
     spending = background(ctx).submit(binding.spend_proof, ctx, proof) if proof and not spend_last else None
@@ -400,6 +393,59 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]), claims=claims)
+
+
+def _token_claims(ctx: AppContext, access_token: str) -> tuple[dict, str, str, str]:
+    """The access token's claims and its (sid, sub, did); 401 if it is not one of ours, or expired."""
+    try:
+        claims = ctx.jwt.decode(access_token, now=ctx.now())
+    except TokenError as exc:
+        raise (TokenExpired() if exc.code == "token_expired" else InvalidToken()) from None
+    session_id, user_uuid, device_id = claims.get("sid"), claims.get("sub"), claims.get("did")
+    if not (isinstance(session_id, str) and session_id and isinstance(user_uuid, str) and user_uuid
+            and isinstance(device_id, str) and device_id):
+        raise InvalidToken()
+    return claims, session_id, user_uuid, device_id
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """A caller whose token (and proof) checked out while its session is not read yet: the one write
+    it came for carries `checks` in its own transaction (the session still live as the token says,
+    the proof spent), so that the request costs that write alone."""
+    user_uuid: str
+    session_id: str
+    device_id: str
+    checks: tuple[GuardedWrite, ...]
+
+
+def vouch(ctx: AppContext, *, access_token: str, scheme: str = "Bearer",
+          offer: ProofOffer | None = None) -> Vouched:
+    """authenticate() for a request whose only DynamoDB call is a write: the same refusals, from
+    the token and proof now, and from the session when the write's check of it is refused."""
+    claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token)
+    proof = _bound_proof(ctx, claims, access_token=access_token, scheme=scheme, offer=offer)
+    now = _epoch(ctx)
+    holder = Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id, expires_epoch=0,
+                    jkt=proof.jkt if proof else None)
+    live = GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now,
+                                                                 idle_cutoff=liveness(ctx).idle_cutoff(now)),
+                        refusal=lambda: _not_live(ctx, holder))
+    checks = (live, binding.proof_spending(ctx, proof)) if proof else (live,)
+    return Vouched(user_uuid=user_uuid, session_id=session_id, device_id=device_id, checks=checks)
+
+
+def _not_live(ctx: AppContext, holder: Holder) -> Exception:
+    """Why a vouched caller's session check was refused, as authenticate() would say it."""
+    session = session_store(ctx).get(holder.session_id)
+    if session is None or session.user_uuid != holder.user_uuid or session.device_id != holder.device_id:
+        return InvalidToken()
+    reason = _end_reason(ctx, session, _epoch(ctx))
+    if reason:
+        return _ended(session, reason)
+    if holder.jkt and not (session.jkt and digests_equal(session.jkt, holder.jkt)):
+        return binding.InvalidDpopProof(reason="the session moved to the device's new key: refresh with it")
+    return ServiceUnavailable("The session changed meanwhile; try again.")
 
 
 def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: str,
