@@ -1,7 +1,7 @@
 """What the server running this process says about itself, and how a long-lived response reaches
 it. citylogin's gunicorn worker (citylogin/gunicorn_worker.py) records here, before it loads the
-app, how many request threads it has and that it can hold streams without a thread; the caps on
-open event streams follow from that.
+app, that it holds streams without a thread, and the open files its threads leave them; the cap on
+open event streams follows from that.
 
 A stream (DrivenStream) is served one of two ways (`stream_body`):
 - held: the thread that answered the request waits on it and writes what it gives until it ends
@@ -42,7 +42,6 @@ class DrivenStream(Protocol):
 
 @dataclass(frozen=True)
 class ServerKind:
-    threads: int | None = None  # request threads, None when unbounded or unknown (a thread per connection)
     parks_streams: bool = False
     stream_files: int = 0  # open files left for parked streams
 
@@ -53,8 +52,7 @@ _server = ServerKind()
 def set_server_kind(*, threads: int, parks_streams: bool) -> None:
     global _server
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    _server = ServerKind(threads=threads, parks_streams=parks_streams,
-                         stream_files=max(1, soft - RESERVED_FILES - threads))
+    _server = ServerKind(parks_streams=parks_streams, stream_files=max(1, soft - RESERVED_FILES - threads))
 
 
 def server_kind() -> ServerKind:

@@ -831,19 +831,14 @@ def _state_deadline(ctx: AppContext, state: dict) -> int:
     return min(int(state["expires_epoch"]), int(state["last_seen_epoch"]) + rule.idle_timeout + rule.touch_every)
 
 
-UNBOUNDED_SERVER_STREAMS = 256  # per process when the server starts a thread per connection
+HELD_STREAMS = 256  # per process when every open stream holds a server thread
 
 
 def stream_caps(ctx: AppContext) -> StreamCaps:
-    """Under a server that holds a thread per stream, by default half of its threads, the rest
-    stays free; under one that holds none, what the process's open files allow."""
+    """Under citylogin's gunicorn worker (no thread per stream) by default what the process's open
+    files allow; under a server where each holds a thread, HELD_STREAMS."""
     settings, serving = ctx.settings, server_kind()
-    if settings.events_max_streams:
-        per_process = settings.events_max_streams
-    elif serving.parks_streams:
-        per_process = serving.stream_files
-    else:
-        per_process = max(1, serving.threads // 2) if serving.threads else UNBOUNDED_SERVER_STREAMS
+    per_process = settings.events_max_streams or (serving.stream_files if serving.parks_streams else HELD_STREAMS)
     return StreamCaps(per_session=settings.events_max_streams_per_session,
                       per_user=settings.events_max_streams_per_user, per_process=per_process)
 
