@@ -44,7 +44,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import time
 import uuid
 import zlib
@@ -53,25 +52,15 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import botocore
-import urllib3
 from botocore import parsers
-from botocore.exceptions import (
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    ReadTimeoutError,
-    SSLError,
-)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError, NoCredentialsError
 from botocore.hooks import HierarchicalEmitter
 from botocore.httpsession import get_cert_path
 from botocore.retries import standard
 from botocore.validate import validate_parameters
-from urllib3.exceptions import ConnectTimeoutError as URLLib3ConnectTimeoutError
-from urllib3.exceptions import NewConnectionError, ProtocolError
-from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
-from urllib3.exceptions import SSLError as URLLib3SSLError
+
+from common.dynamo_http import ConnectionPool
 
 # The calls a request makes; everything else is delegated to the boto3 client inside.
 DATA_PLANE = ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
@@ -198,8 +187,10 @@ class LeanDynamoDBClient:
                           endpoint_url=endpoint_url, service_model=inner.meta.service_model)
         self._validate = parameter_validation
         self._url = endpoint_url
-        self._pool = _pool(endpoint_url, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                           max_pool_connections=max_pool_connections)
+        # TLS verified against AWS_CA_BUNDLE or botocore's own bundle, as botocore verifies it
+        ca_certs = os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True)
+        self._pool = ConnectionPool(endpoint_url, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                                    maxsize=max_pool_connections, ca_certs=ca_certs)
         self._signer = _Signer(credentials, inner.meta.region_name, _host(endpoint_url))
         self._parser = parsers.create_parser("json")
         self._operations = {name: _operation(inner.meta.service_model, name) for name in DATA_PLANE}
@@ -263,33 +254,15 @@ class LeanDynamoDBClient:
 
     def _attempt(self, op: _Operation, body: bytes) -> tuple[tuple[HttpResponse, dict] | None, Exception | None]:
         try:
-            raw = self._urlopen(self._signer.headers(op.target, body), body)
-        except (ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, HTTPClientError) as exc:
+            status, headers, content = self._pool.post(self._signer.headers(op.target, body), body)
+        except (BotoConnectionError, HTTPClientError) as exc:  # no answer: refused, reset, timed out
             return None, exc
-        http = HttpResponse(self._url, raw.status, raw.headers, raw.data)
-        if http.status_code >= 300:
+        http = HttpResponse(self._url, status, headers, content)
+        if status >= 300:
             return (http, self._parse_error(op, http)), None
-        parsed = _parse_body(http.content)
+        parsed = _parse_body(content)
         parsed["ResponseMetadata"] = _metadata(http)
         return (http, parsed), None
-
-    def _urlopen(self, headers: dict[str, str], body: bytes) -> Any:
-        """One HTTP exchange; urllib3's failures as botocore's URLLib3Session names them."""
-        try:
-            return self._pool.urlopen("POST", "/", body=body, headers=headers, retries=False, redirect=False,
-                                      assert_same_host=False, preload_content=True, decode_content=False)
-        except URLLib3SSLError as exc:
-            raise SSLError(endpoint_url=self._url, error=exc) from exc
-        except (NewConnectionError, socket.gaierror) as exc:
-            raise EndpointConnectionError(endpoint_url=self._url, error=exc) from exc
-        except URLLib3ConnectTimeoutError as exc:
-            raise ConnectTimeoutError(endpoint_url=self._url, error=exc) from exc
-        except URLLib3ReadTimeoutError as exc:
-            raise ReadTimeoutError(endpoint_url=self._url, error=exc) from exc
-        except ProtocolError as exc:
-            raise ConnectionClosedError(error=exc, endpoint_url=self._url) from exc
-        except Exception as exc:
-            raise HTTPClientError(error=exc) from exc
 
     def _parse_error(self, op: _Operation, http: HttpResponse) -> dict:
         """botocore's own parse of an error answer, with the error shape's modeled fields."""
@@ -349,7 +322,7 @@ def _metadata(http: HttpResponse) -> dict[str, Any]:
     if request_id is not None:
         metadata["RequestId"] = request_id
     metadata["HTTPStatusCode"] = http.status_code
-    metadata["HTTPHeaders"] = {k.lower(): v for k, v in headers.items()}
+    metadata["HTTPHeaders"] = dict(headers)  # names already in lower case, as botocore gives them
     return metadata
 
 
@@ -368,14 +341,3 @@ def _host(url: str) -> str:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
     return parts.hostname if parts.port in (None, default) else f"{parts.hostname}:{parts.port}"  # type: ignore
-
-
-def _pool(url: str, *, connect_timeout: float, read_timeout: float, max_pool_connections: int) -> Any:
-    """One keep-alive pool to the endpoint, sized and timed like botocore's (TLS verified against
-    AWS_CA_BUNDLE or botocore's bundle)."""
-    timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-    extra: dict[str, Any] = {}
-    if urlsplit(url).scheme == "https":
-        extra = {"cert_reqs": "CERT_REQUIRED", "ca_certs": os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True)}
-    return urllib3.connectionpool.connection_from_url(url, maxsize=max_pool_connections, timeout=timeout,
-                                                      retries=False, block=False, **extra)
