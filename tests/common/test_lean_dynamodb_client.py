@@ -123,12 +123,14 @@ def test_a_missing_table_is_resource_not_found(client):
 
 
 def test_connection_refused_is_unavailable_and_reported_to_after_call_error():
-    client = lean(f"http://127.0.0.1:{free_port()}", connect_timeout=0.5, max_attempts=2)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    client = lean(endpoint, connect_timeout=0.5, max_attempts=2)
     seen = []
     client.meta.events.register("after-call-error.dynamodb", lambda exception, **_: seen.append(exception))
     with pytest.raises(EndpointConnectionError) as refused:
         client.get_item(TableName="t", Key=KEY)
     assert dynamo.is_unavailable(refused.value) and seen == [refused.value]
+    assert refused.value.kwargs["endpoint_url"] == endpoint + "/"  # the request's URL, as botocore names it
 
 
 def test_a_silent_endpoint_times_out_on_each_attempt_and_is_unavailable():
