@@ -45,6 +45,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import time
 import uuid
 import zlib
@@ -69,6 +70,7 @@ DATA_PLANE = ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
 SERVICE = "dynamodb"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 USER_AGENT = f"Botocore/{botocore.__version__} citylogin-dynamodb-client"
+_BINARY_KEY = re.compile(rb'"BS?"\s*:')
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,6 @@ class HttpResponse:
 
     def __init__(self, url: str, status_code: int, headers: Any, content: bytes) -> None:
         self.url, self.status_code, self.headers, self.content = url, status_code, headers, content
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8")
 
 
 class _Signer:
@@ -159,12 +157,13 @@ def _encode_blob(value: Any) -> str:
 def _decode_blobs(node: dict) -> dict:
     """json.loads's object hook: an attribute value {"B": "<base64>"} or {"BS": [...]} becomes bytes.
     Only attribute values have a single key B/BS with a string or list: a map's values are dicts."""
-    if len(node) == 1:
-        value = node.get("B")
-        if isinstance(value, str):
+    if "B" in node:
+        value = node["B"]
+        if isinstance(value, str) and len(node) == 1:
             return {"B": base64.b64decode(value)}
-        values = node.get("BS")
-        if isinstance(values, list):
+    elif "BS" in node:
+        values = node["BS"]
+        if isinstance(values, list) and len(node) == 1:
             return {"BS": [base64.b64decode(v) for v in values]}
     return node
 
@@ -172,8 +171,8 @@ def _decode_blobs(node: dict) -> dict:
 def _parse_body(content: bytes) -> dict:
     if not content:
         return {}
-    # The hook costs a Python call per dict: only a body that may hold a binary value pays it.
-    return json.loads(content, object_hook=_decode_blobs) if b'"B' in content else json.loads(content)
+    # The hook costs a Python call per dict: only a body with a key B or BS pays it.
+    return json.loads(content, object_hook=_decode_blobs) if _BINARY_KEY.search(content) else json.loads(content)
 
 
 class LeanDynamoDBClient:
