@@ -339,5 +339,6 @@ def _operation(service_model: Any, name: str) -> _Operation:
 def _host(url: str) -> str:
     """The Host header (and signed host): the port only when it is not the scheme's default."""
     parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
     default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.hostname if parts.port in (None, default) else f"{parts.hostname}:{parts.port}"  # type: ignore
+    return host.rsplit(":", 1)[0] if parts.port is not None and parts.port == default else host
