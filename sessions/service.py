@@ -445,7 +445,7 @@ def _not_live(ctx: AppContext, holder: Holder) -> Exception:
         return _ended(session, reason)
     if holder.jkt and not (session.jkt and digests_equal(session.jkt, holder.jkt)):
         return binding.InvalidDpopProof(reason="the session moved to the device's new key: refresh with it")
-    return ServiceUnavailable("The session changed meanwhile; try again.")
+    return ServiceUnavailable("The session is busy; try again.")
 
 
 def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: str,
