@@ -179,13 +179,14 @@ class ThreadWorker(gthread.ThreadWorker):
         super().init_process()
 
     def load_wsgi(self) -> None:
-        """The app, with PARK offered to every plain HTTP/1 request."""
+        """The app, with PARK offered to every plain HTTP/1 GET."""
         super().load_wsgi()
         app = self.wsgi  # type: ignore[has-type]  # set by gunicorn just now
 
         def offering_park(environ, start_response):
             response = getattr(start_response, "__self__", None)
-            if isinstance(response, gunicorn_wsgi.Response) and not self.cfg.is_ssl:
+            plain = isinstance(response, gunicorn_wsgi.Response) and not self.cfg.is_ssl
+            if plain and environ["REQUEST_METHOD"] == "GET":  # a HEAD's answer has no body to go on with
                 environ[PARK] = partial(self._park, response)
             return app(environ, start_response)
 

@@ -5,6 +5,7 @@ cleanly (the chunked body's last chunk), and lets a stream whose client left go.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -95,3 +96,16 @@ def test_a_stream_whose_client_left_is_let_go(few_threads):
     finally:
         staying.close()
         leaving.close()
+
+
+def test_a_head_request_is_answered_and_parks_nothing(few_threads):
+    url, address = few_threads
+    client = register_device(url)
+    client.login(PASSWORD)
+    before = open_stream_gauge(url)
+    auth = client.auth_headers("HEAD", url + "/session/events")
+    with socket.create_connection(address, timeout=10) as sock:  # kept open: a parked stream would stay
+        sock.sendall((f"HEAD /session/events HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+                      f"Authorization: {auth['Authorization']}\r\nDPoP: {auth['DPoP']}\r\n\r\n").encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        assert open_stream_gauge(url) == before
