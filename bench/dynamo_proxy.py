@@ -159,6 +159,7 @@ class DelayProxy:
 
         def serve() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
             started.set()
