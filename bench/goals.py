@@ -118,7 +118,7 @@ def round_trip_rows(r: dict) -> list[dict]:
     operations = _get(r, "network", "operations") or {}
     rows = []
     for op, (label, goal) in ROUND_TRIPS.items():
-        rows.append(_row(f"round trips: {label}", _get(operations, op, "round_trips"), "trips", f"{goal}",
+        rows.append(_row(f"round trips: {label}", _get(operations, op, "round_trips"), "trips", f"<= {goal} (rounded)",
                          lambda v, goal=goal: round(v) <= goal))
     for op, (label, _) in ROUND_TRIPS.items():
         rows.append(_row(f"DynamoDB requests (proxy): {label}", _get(operations, op, "dynamodb_requests"),
@@ -133,7 +133,8 @@ def goal_rows(results: dict) -> list[dict]:
 
 def merge_runs(per_run: list[list[dict]]) -> list[dict]:
     """One row per figure: `runs` holds each run's value; `value` is their median; the status is
-    MET only if every run met the goal (MISSED if any missed it; n/a if no run measured it)."""
+    MET only if every run met the goal, MISSED if any missed it or measured nothing (n/a if none
+    measured it); an information row stays info."""
     merged: dict[str, dict] = {}
     for rows in per_run:
         for row in rows:
@@ -144,12 +145,14 @@ def merge_runs(per_run: list[list[dict]]) -> list[dict]:
     for row in merged.values():
         statuses, values = row.pop("statuses"), [v for v in row["runs"] if v is not None]
         row["value"] = statistics.median(values) if values else None
-        if "MISSED" in statuses:
+        if not values:
+            row["status"] = "n/a"
+        elif "info" in statuses:
+            row["status"] = "info"
+        elif "MISSED" in statuses or "n/a" in statuses:  # a run that measured nothing proves nothing
             row["status"] = "MISSED"
-        elif "n/a" in statuses:
-            row["status"] = "n/a" if not values else "MISSED"  # a run that measured nothing proves nothing
         else:
-            row["status"] = statuses[0]
+            row["status"] = "MET"
         out.append(row)
     return out
 

@@ -41,6 +41,8 @@ def _count(proxy: DelayProxy, measure, client: Client, http, n: int) -> tuple[li
 def bench_round_trips(proxy: DelayProxy, users: dict[str, Client], *, delay_ms: float, rounds: int, prefix: str,
                       per_round: int, max_seconds: float = 300) -> dict:
     http = local_session()
+    for user in users.values():  # fresh tokens: the access tokens of the previous run have expired
+        flows.login_with_retry(user)
     for op, measure in OPERATIONS.items():  # warm-up
         for _ in range(3):
             measure(users[op], http)
