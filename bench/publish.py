@@ -45,10 +45,39 @@ def extract(results: dict, *, source: str, command: str) -> dict:
            "machine": {k: machine[k] for k in MACHINE_KEPT if k in machine},
            "goals": [{**{k: row.get(k) for k in ROW_KEYS}, "runs": row.get("runs", [row.get("value")])}
                      for row in results["goals"]]}
-    if results.get("summaries"):
-        out["summaries"] = results["summaries"]
+    summaries = results.get("summaries") or run_bench_summaries(results)
+    if summaries:
+        out["summaries"] = summaries
     check(out)
-    return out
+    return _rounded(out)
+
+
+def _rounded(value):
+    """Floats to 4 decimals: the published file stays small and its diffs readable."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def run_bench_summaries(results: dict) -> list[dict]:
+    """Per run of bench/run_bench.py, the p50s behind its ratios: citylogin and the floor, and
+    each operation without and with the network delay (with the DynamoDB requests the proxy saw)."""
+    runs = results.get("results", {}).get("runs", [])
+    out = []
+    for run in runs:
+        versus = {op: {"p50_ms": at["citylogin"].get("p50"), "floor_p50_ms": at["floor"].get("p50"),
+                       "ratio": at.get("ratio_p50")} for op, at in run.get("versus_floor", {}).items()}
+        network = run.get("network", {})
+        trips = {op: {"p50_ms": at["without_delay"].get("p50"), "p50_delayed_ms": at["with_delay"].get("p50"),
+                      "round_trips": at.get("round_trips"), "dynamodb_requests": at.get("dynamodb_requests"),
+                      "by_request": at.get("by_request")}
+                 for op, at in network.get("operations", {}).items()}
+        out.append({"versus_floor": versus, "network": {"delay_ms": network.get("delay_ms"), "operations": trips}})
+    return out if any(s["versus_floor"] or s["network"]["operations"] for s in out) else []
 
 
 def check(published: dict) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 import os
 import secrets
 import signal
@@ -20,6 +18,8 @@ import sys
 import tempfile
 import time
 import traceback
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -50,9 +50,7 @@ QUICK = {"argon2_n": 5, "cert_n": 10, "register_n": 5, "login_n": 5, "calls_n": 
          "saturation_s": 3.0, "scaling_s": 3.0, "scale_users": [1_000, 10_000], "scale_me_n": 60,
          "scale_login_n": 12, "seed_threads": 8, "floor_rounds": 1, "floor_per_round": 5,
          "network_rounds": 1, "network_per_round": 5, "watchdog_s": 300}
-
-
-SETUP_WATCHDOG_S = 900  # start-up and seeding; each run adds the mode's watchdog_s
+SETUP_WATCHDOG_S = 1500  # start-up and seeding (~9 min for 101k users on 2 busy cores); each run adds watchdog_s
 
 
 class WatchdogExpired(RuntimeError):
