@@ -90,7 +90,9 @@ def render_measurements(results: dict, info: dict) -> str:
     a2 = info["argon2_params"]
     lines = [f"cpus {info['cpus_usable']}/{info['cpu_count']}, Python {info['python']}, Argon2id t={a2['time_cost']} "
              f"m={a2['memory_cost']} KiB p={a2['parallelism']}, load average at start "
-             f"{info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}", "", HEADER, "-" * 84]
+             f"{info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}"
+             + (f"; this run from {results['loadavg_start'][0]:.2f} to {results['loadavg_end'][0]:.2f}"
+                if "loadavg_end" in results else ""), "", HEADER, "-" * 84]
     lines += [_line(label, results[key]) for key, label in ROW_LABELS.items() if key in results]
     lines += [_line(label, results["two_processes"][key]) for key, label in TWO_PROCESS_LABELS.items()
               if key in results.get("two_processes", {})]

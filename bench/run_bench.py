@@ -124,7 +124,7 @@ def set_up(stack: ExitStack, stage: Stage, cfg: dict, setup: dict) -> None:
 
 def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
     """Every measured part once; `run_number` keeps the users and names of runs apart."""
-    results: dict = {}
+    results: dict = {"loadavg_start": os.getloadavg()}
     app, db = stage.app, stage.db
     base_url, run = app.base_url, f"{stage.run_id}r{run_number}"
     pids = {"server": app.pid, "dynamodb": db.process.pid}
@@ -166,6 +166,7 @@ def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
         scale = stage.scale
         phase(results, f"latency at {' and '.join(f'{n:,}' for n in cfg['scale_users'])} users, interleaved",
               lambda: {"scale": bench_scale(scale, cfg)})
+    results["loadavg_end"] = os.getloadavg()
     return results
 
 
