@@ -10,8 +10,8 @@ bench/dynamo_proxy.py): POST /login/challenge is one TransactWriteItems (rate_li
 one_time_tokens challenge); POST /login/ one BatchGetItem (claims, users, rate_limits x3, presence,
 devices, one_time_tokens), one TransactWriteItems (presence, sessions put and the previous session
 ended, devices, users condition, one_time_tokens challenge spent, security_events) and, after the
-answer, one PutItem (login_history); POST /session/refresh one GetItem (sessions) and one
-TransactWriteItems (sessions, presence); GET /session/me one GetItem (sessions).
+answer, one PutItem (login_history); POST /session/refresh one TransactWriteItems (sessions,
+presence; the refresh token carries what it needs); GET /session/me one GetItem (sessions).
 
 The items are the floor's own, in citylogin's tables and key schemas: POST /floor/users (set-up,
 not measured) writes a user whose device is a certificate citylogin issued, so the benchmark's
@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import argon2
 import jwt
+from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -137,7 +138,7 @@ class Floor:
         now, session_id = int(time.time()), str(uuid.uuid4())
         version = int(presence["version"]["N"])
         previous = presence["entries"]["M"].get(device_id, {}).get("M", {}).get("session_id", {}).get("S")
-        tokens, digest = self._tokens(user_key["user_uuid"]["S"], session_id, 1)
+        tokens, digest = self._tokens(user_key["user_uuid"]["S"], session_id, 1, device_id)
         entry = {"M": {"session_id": _s(session_id), "last_seen_epoch": _n(now)}}
         items = [
             {"Put": {"TableName": self.t["presence"], "Item": {**user_key, "version": _n(version + 1),
@@ -167,27 +168,31 @@ class Floor:
         return tokens
 
     def refresh(self, refresh_token: str) -> dict | None:
-        session_id, generation, mac = refresh_token.split(".")
-        if not hmac.compare_digest(mac, self._mac(session_id, int(generation))):
+        """One write: the token carries its user and device under its MAC, and the write's
+        condition checks that it is the session's current one."""
+        session_id, generation, carried, mac = refresh_token.split(".")
+        if not hmac.compare_digest(mac, self._mac(session_id, int(generation), carried)):
             return None
-        session = self.db.get_item(TableName=self.t["sessions"], Key={"session_id": _s(session_id)},
-                                   ConsistentRead=True).get("Item")
-        if not session or session["refresh_digest"]["S"] != _digest(refresh_token):
+        user_uuid, device_id = carried.split("~")
+        now = int(time.time())
+        tokens, digest = self._tokens(user_uuid, session_id, int(generation) + 1, device_id)
+        try:
+            self.db.transact_write_items(TransactItems=[
+                {"Update": {"TableName": self.t["sessions"], "Key": {"session_id": _s(session_id)},
+                            "UpdateExpression": ("SET refresh_gen = :next, refresh_digest = :new, "
+                                                 "last_seen_epoch = :now"),
+                            "ConditionExpression": "refresh_gen = :gen AND refresh_digest = :old AND #s = :active",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {":next": _n(int(generation) + 1), ":gen": _n(int(generation)),
+                                                          ":new": _s(digest), ":old": _s(_digest(refresh_token)),
+                                                          ":now": _n(now), ":active": _s("active")}}},
+                {"Update": {"TableName": self.t["presence"], "Key": {"user_uuid": _s(user_uuid)},
+                            "UpdateExpression": "SET entries.#d.last_seen_epoch = :now",
+                            "ConditionExpression": "entries.#d.session_id = :sid",
+                            "ExpressionAttributeNames": {"#d": device_id},
+                            "ExpressionAttributeValues": {":now": _n(now), ":sid": _s(session_id)}}}])
+        except ClientError:  # not the current token, or the session ended
             return None
-        user_uuid, device_id, now = session["user_uuid"]["S"], session["device_id"]["S"], int(time.time())
-        tokens, digest = self._tokens(user_uuid, session_id, int(generation) + 1)
-        self.db.transact_write_items(TransactItems=[
-            {"Update": {"TableName": self.t["sessions"], "Key": {"session_id": _s(session_id)},
-                        "UpdateExpression": "SET refresh_gen = :next, refresh_digest = :new, last_seen_epoch = :now",
-                        "ConditionExpression": "refresh_gen = :gen AND #s = :active",
-                        "ExpressionAttributeNames": {"#s": "status"},
-                        "ExpressionAttributeValues": {":next": _n(int(generation) + 1), ":gen": _n(int(generation)),
-                                                      ":new": _s(digest), ":now": _n(now), ":active": _s("active")}}},
-            {"Update": {"TableName": self.t["presence"], "Key": {"user_uuid": _s(user_uuid)},
-                        "UpdateExpression": "SET entries.#d.last_seen_epoch = :now",
-                        "ConditionExpression": "entries.#d.session_id = :sid",
-                        "ExpressionAttributeNames": {"#d": device_id},
-                        "ExpressionAttributeValues": {":now": _n(now), ":sid": _s(session_id)}}}])
         return tokens
 
     def me(self, authorization: str) -> dict | None:
@@ -202,15 +207,17 @@ class Floor:
             return None
         return {"user_uuid": claims["sub"], "session_id": claims["sid"], "device_id": session["device_id"]["S"]}
 
-    def _mac(self, session_id: str, generation: int) -> str:
-        return hmac.new(self.secret, f"refresh:{session_id}:{generation}".encode(), hashlib.sha256).hexdigest()
+    def _mac(self, session_id: str, generation: int, carried: str) -> str:
+        return hmac.new(self.secret, f"refresh:{session_id}:{generation}:{carried}".encode(),
+                        hashlib.sha256).hexdigest()
 
-    def _tokens(self, user_uuid: str, session_id: str, generation: int) -> tuple[dict, str]:
+    def _tokens(self, user_uuid: str, session_id: str, generation: int, device_id: str) -> tuple[dict, str]:
         """The pair (one EdDSA signature) and the refresh token's digest to store."""
         now = int(time.time())
         access = jwt.encode({"sub": user_uuid, "sid": session_id, "iat": now, "exp": now + ACCESS_TTL,
                              "iss": ISSUER, "aud": AUDIENCE}, self.jwt_key, algorithm="EdDSA")
-        refresh = f"{session_id}.{generation}.{self._mac(session_id, generation)}"
+        carried = f"{user_uuid}~{device_id}"
+        refresh = f"{session_id}.{generation}.{carried}.{self._mac(session_id, generation, carried)}"
         return ({"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
                  "expires_in": ACCESS_TTL}, _digest(refresh))
 

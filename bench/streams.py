@@ -20,7 +20,8 @@ that their logout is any logout. Per run:
 5. 100 sessions logged out one after the other (`POST /session/logout`); for each, the time from
    its logout's start to its stream's `session_revoked` (all must be told within 2 s);
 6. close every stream.
-Writes bench/results/streams.json (goal rows: figure, goal, runs, value, status)."""
+Writes bench/results/streams.json with goal rows in bench/publish.py's shape
+(`bench/publish.py --from bench/results/streams.json --name streams`)."""
 from __future__ import annotations
 
 import argparse
@@ -299,18 +300,30 @@ def open_sessions(ctx, count: int) -> list[str]:
 
 
 def goals(runs: list[dict], target: int) -> list[dict]:
+    """Goal rows (bench/publish.py's shape): the value over the runs is the worst run's for a goal,
+    the median for information."""
     opened = [r["streams"] for r in runs]
     p99 = [r["healthz_ms"]["p99"] for r in runs]
-    told = [f'{r["told_seconds"]["within_2s"]}/{r["told_seconds"]["sample"]}' for r in runs]
+    told = [r["told_seconds"]["within_2s"] for r in runs]
+    slowest = [r["told_seconds"]["max"] for r in runs]
+    memory = [r["memory_kib_per_stream"] for r in runs]
+    calls = [round(sum(r["dynamodb_calls_per_s"].values()), 2) for r in runs]
     return [
-        {"figure": "open event streams on one host, /healthz p99 < 50 ms", "goal": f"≥ {target:,}",
-         "runs": [f"{n:,} (p99 {p} ms)" for n, p in zip(opened, p99, strict=True)],
-         "status": "MET" if all(n >= target for n in opened) and all(p < HEALTHZ_P99_GOAL_MS for p in p99)
-         else "MISSED"},
-        {"figure": "revoked sessions' streams told within 2 s", "goal": "100/100", "runs": told,
-         "status": "MET" if all(r["told_seconds"]["within_2s"] == SAMPLE for r in runs) else "MISSED"},
-        {"figure": "memory per open stream (KiB)", "goal": "info",
-         "runs": [r["memory_kib_per_stream"] for r in runs], "status": "info"},
+        {"figure": "open event streams held by one host (shipped gunicorn settings)", "value": min(opened),
+         "unit": "streams", "goal": f">= {target:,}", "runs": opened,
+         "status": "MET" if min(opened) >= target else "MISSED"},
+        {"figure": "GET /healthz p99 while they are open", "value": max(p99), "unit": "ms",
+         "goal": f"< {HEALTHZ_P99_GOAL_MS:g}", "runs": p99,
+         "status": "MET" if max(p99) < HEALTHZ_P99_GOAL_MS else "MISSED"},
+        {"figure": f"of {SAMPLE} sessions logged out, streams told within {TOLD_WITHIN:g} s", "value": min(told),
+         "unit": "streams", "goal": f"= {SAMPLE}", "runs": told,
+         "status": "MET" if min(told) == SAMPLE else "MISSED"},
+        {"figure": "slowest of them told", "value": max(s for s in slowest if s is not None) if any(slowest) else None,
+         "unit": "s", "goal": "info", "runs": slowest, "status": "info"},
+        {"figure": "memory per open stream (workers' resident set)", "value": statistics.median(memory),
+         "unit": "KiB", "goal": "info", "runs": memory, "status": "info"},
+        {"figure": "DynamoDB calls/s of the host with them open", "value": statistics.median(calls),
+         "unit": "calls/s", "goal": "info (per process, not per stream)", "runs": calls, "status": "info"},
     ]
 
 
@@ -324,6 +337,7 @@ def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     background = args.streams - SAMPLE
+    load_start = os.getloadavg()
     results = []
     with DynamoDBLocal() as local, tempfile.TemporaryDirectory() as data:
         env = settings(local.endpoint_url, data, f"s{uuid.uuid4().hex[:6]}_")
@@ -340,13 +354,17 @@ def main() -> None:
                 print(json.dumps(result), flush=True)
                 results.append(result)
                 time.sleep(3)  # the closed streams leave the pump at their next heartbeat or sooner
-    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average": os.getloadavg(),
-              "cpus": os.cpu_count(), "config": vars(args), "runs": results, "goals": goals(results, args.streams)}
+    command = "bench/streams.py " + " ".join(sys.argv[1:])
+    report = {"source": "bench/streams.py", "command": command.strip(),
+              "when": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), "mode": "full", "runs": args.runs,
+              "machine": {"cpu_count": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+              "config": vars(args), "measured": results, "goals": goals(results, args.streams)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
-    print("\n| figure | goal | runs | status |\n|---|---|---|---|")
+    print("\n| figure | value | goal | runs | status |\n|---|---|---|---|---|")
     for row in report["goals"]:
-        print(f"| {row['figure']} | {row['goal']} | {', '.join(map(str, row['runs']))} | {row['status']} |")
+        print(f"| {row['figure']} | {row['value']} {row['unit']} | {row['goal']} | "
+              f"{', '.join(map(str, row['runs']))} | {row['status']} |")
 
 
 if __name__ == "__main__":
