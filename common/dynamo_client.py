@@ -17,8 +17,8 @@ The lean client sends the same JSON API (`application/x-amz-json-1.0`, `X-Amz-Ta
 DynamoDB_20120810.<Op>`), whose only model-driven type in the data plane is the binary attribute
 (base64, handled here); the signature is a fixed-shape SigV4 with the signing key cached per day;
 the endpoint is the one botocore resolved when the client was made; the HTTP is
-common/dynamo_http's keep-alive pool (urllib3 + http.client alone cost 0.3-0.45 ms a call).
-bench/dynamo_client.py measures it: 0.2-0.45 ms of CPU per call at p50 against boto3's 1.6-2.8 ms.
+common/dynamo_http's keep-alive pool (on urllib3 + http.client the client cost 0.55-1.36 ms a call).
+bench/dynamo_client.py measures it: 0.17-0.52 ms of CPU per call at p50 against boto3's 1.2-2.6 ms.
 
 What it keeps from botocore, so that it is a drop-in for the stores:
 - the same methods (`get_item`, `transact_write_items`, ...), kwargs and response dicts, with
