@@ -29,6 +29,9 @@ class _Listener:
             except OSError:
                 return
             with self.lock:
+                if self.closed:  # accepted as close() ran: it must not outlive the listener (its port)
+                    conn.close()
+                    return
                 self.connections.add(conn)
             self.handle(conn)
 
@@ -37,10 +40,10 @@ class _Listener:
 
     def close(self) -> None:
         """Stop listening (new connections are refused) and reset the open ones."""
-        self.closed = True
-        self.listener.close()
         with self.lock:
+            self.closed = True
             conns, self.connections = self.connections, set()
+        self.listener.close()
         for conn in conns:
             try:
                 conn.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv
