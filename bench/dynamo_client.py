@@ -164,8 +164,8 @@ def goal_rows(runs: list[dict]) -> list[dict]:
     for op in OPERATIONS:
         lean = [round(r[op]["lean"]["p50_ms"], 3) for r in runs]
         boto3 = [round(r[op]["boto3"]["p50_ms"], 3) for r in runs]
-        rows.append({"figure": f"client CPU per {op}, p50 (lean client)", "value": max(lean), "unit": "ms",
-                     "goal": "<= 1", "runs": lean, "status": "MET" if max(lean) <= 1.0 else "MISSED"})
+        rows.append({"figure": f"client CPU per {op}, p50 (lean client)", "value": statistics.median(lean),
+                     "unit": "ms", "goal": "<= 1", "runs": lean, "status": "MET" if max(lean) <= 1.0 else "MISSED"})
         rows.append({"figure": f"client CPU per {op}, p50 (boto3, the same run)", "value": statistics.median(boto3),
                      "unit": "ms", "goal": "info", "runs": boto3, "status": "info"})
     return rows

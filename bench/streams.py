@@ -310,8 +310,8 @@ def open_sessions(ctx, count: int) -> list[str]:
 
 
 def goals(runs: list[dict], target: int) -> list[dict]:
-    """Goal rows (bench/publish.py's shape): the value over the runs is the worst run's for a goal,
-    the median for information."""
+    """Goal rows (bench/publish.py's shape): the value is the median over the runs; a goal is MET
+    only if every run met it."""
     opened = [r["streams"] for r in runs]
     p99 = [r["healthz_ms"]["p99"] for r in runs]
     told = [r["told_seconds"]["within_2s"] for r in runs]
@@ -319,16 +319,16 @@ def goals(runs: list[dict], target: int) -> list[dict]:
     memory = [r["memory_kib_per_stream"] for r in runs]
     calls = [round(sum(r["dynamodb_calls_per_s"].values()), 2) for r in runs]
     return [
-        {"figure": "open event streams held by one host (shipped gunicorn settings)", "value": min(opened),
-         "unit": "streams", "goal": f">= {target:,}", "runs": opened,
+        {"figure": "open event streams held by one host (shipped gunicorn settings)",
+         "value": statistics.median(opened), "unit": "streams", "goal": f">= {target:,}", "runs": opened,
          "status": "MET" if min(opened) >= target else "MISSED"},
-        {"figure": "GET /healthz p99 while they are open", "value": max(p99), "unit": "ms",
+        {"figure": "GET /healthz p99 while they are open", "value": statistics.median(p99), "unit": "ms",
          "goal": f"< {HEALTHZ_P99_GOAL_MS:g}", "runs": p99,
          "status": "MET" if max(p99) < HEALTHZ_P99_GOAL_MS else "MISSED"},
-        {"figure": f"of {SAMPLE} sessions logged out, streams told within {TOLD_WITHIN:g} s", "value": min(told),
-         "unit": "streams", "goal": f"= {SAMPLE}", "runs": told,
+        {"figure": f"of {SAMPLE} sessions logged out, streams told within {TOLD_WITHIN:g} s",
+         "value": statistics.median(told), "unit": "streams", "goal": f"= {SAMPLE}", "runs": told,
          "status": "MET" if min(told) == SAMPLE else "MISSED"},
-        {"figure": "slowest of them told", "value": max(s for s in slowest if s is not None) if any(slowest) else None,
+        {"figure": "slowest of them told", "value": statistics.median(s for s in slowest if s is not None),
          "unit": "s", "goal": "info", "runs": slowest, "status": "info"},
         # a later run reuses the memory the earlier one's streams freed: the first run's growth is the figure
         {"figure": "memory per open stream (the workers' growth in the first run)", "value": memory[0],
