@@ -93,3 +93,44 @@ def request_pairing_qr(client: Client, http: requests.Session) -> str:
 def redeem_pairing_qr(client: Client, qr_payload: str) -> None:
     """POST /device/register with the QR: a new device (and key) of the same account."""
     new_client(client.base_url).pair(qr_payload, username=client.key_file.username, password=PASSWORD)
+
+
+def hand_to_floor(client: Client, floor_url: str) -> Client:
+    """The floor's own items for a user citylogin registered (POST /floor/users, bench/floor_app.py);
+    the returned client talks to the floor with the same key file. citylogin must not log it in again."""
+    key_file = client.key_file
+    response = local_session().post(floor_url + "/floor/users", timeout=30, json={
+        "username": key_file.username, "password": PASSWORD, "client_cert": key_file.client_cert_b64()})
+    if response.status_code != 201:
+        raise RuntimeError(f"floor user: {response.status_code} {response.text[:300]}")
+    return new_client(floor_url, key_file=key_file)
+
+
+def timed_refresh(client: Client, http: requests.Session) -> float:
+    """POST /session/refresh (raises unless 200); its latency (s)."""
+    start = time.perf_counter()
+    if not refresh(client, http):
+        raise RuntimeError("refresh failed")
+    return time.perf_counter() - start
+
+
+def timed_me(client: Client, http: requests.Session) -> float:
+    start = time.perf_counter()
+    response = http.get(client.base_url + "/session/me", headers=auth_headers(client), timeout=30)
+    elapsed = time.perf_counter() - start
+    if response.status_code != 200:
+        raise RuntimeError(f"/session/me: {response.status_code} {response.text[:300]}")
+    return elapsed
+
+
+def timed_login(client: Client, http: requests.Session) -> float:
+    """Challenge and POST /login/, both timed: a login as the person waits for it."""
+    start = time.perf_counter()
+    post_login(client, http, challenge(client, http))
+    return time.perf_counter() - start
+
+
+def timed_pairing(client: Client, http: requests.Session) -> float:
+    start = time.perf_counter()
+    request_pairing_qr(client, http)
+    return time.perf_counter() - start

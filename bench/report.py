@@ -58,15 +58,46 @@ def _cpu_lines(results: dict) -> list[str]:
     return lines
 
 
+def _floor_lines(versus: dict) -> list[str]:
+    """Each latency beside its floor's (bench/floor_app.py), measured interleaved (ABBA)."""
+    if not versus:
+        return []
+    lines = ["", f"{'vs the floor (one at a time, ABBA)':38} {'n':>6} {'p50 ms':>9} {'floor p50':>9} {'ratio':>8}",
+             "-" * 84]
+    for op, label in (("login", "POST /login/"), ("refresh", "POST /session/refresh"), ("me", "GET /session/me")):
+        at = versus.get(op)
+        if at:
+            lines.append(f"{label:38} {at['citylogin'].get('n', 0):>6} {_fmt(at['citylogin'].get('p50')):>9} "
+                         f"{_fmt(at['floor'].get('p50')):>9} {_fmt(at.get('ratio_p50')):>8}")
+    return lines
+
+
+def _network_lines(network: dict) -> list[str]:
+    """p50 without and with the proxy's delay, the round trips they imply, the requests it saw."""
+    if not network:
+        return []
+    delay = network["delay_ms"]
+    lines = ["", f"{f'round trips ({delay:g} ms each way)':38} {'p50 0ms':>9} {f'p50 {delay:g}ms':>9} "
+                 f"{'trips':>6} {'requests':>8}  by request", "-" * 84]
+    for op, at in network.get("operations", {}).items():
+        detail = ", ".join(f"{k} x{v:.2f}" for k, v in at.get("by_request", {}).items())
+        lines.append(f"{op:38} {_fmt(at['without_delay'].get('p50')):>9} {_fmt(at['with_delay'].get('p50')):>9} "
+                     f"{_fmt(at.get('round_trips')):>6} {_fmt(at.get('dynamodb_requests')):>8}  {detail}")
+    return lines
+
+
 def render_measurements(results: dict, info: dict) -> str:
     a2 = info["argon2_params"]
     lines = [f"cpus {info['cpus_usable']}/{info['cpu_count']}, Python {info['python']}, Argon2id t={a2['time_cost']} "
              f"m={a2['memory_cost']} KiB p={a2['parallelism']}, load average at start "
-             f"{info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}", "", HEADER, "-" * 84]
+             f"{info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}"
+             + (f"; this run from {results['loadavg_start'][0]:.2f} to {results['loadavg_end'][0]:.2f}"
+                if "loadavg_end" in results else ""), "", HEADER, "-" * 84]
     lines += [_line(label, results[key]) for key, label in ROW_LABELS.items() if key in results]
     lines += [_line(label, results["two_processes"][key]) for key, label in TWO_PROCESS_LABELS.items()
               if key in results.get("two_processes", {})]
     lines += _scale_lines(results.get("scale", {}))
+    lines += _floor_lines(results.get("versus_floor", {})) + _network_lines(results.get("network", {}))
     lines += ["", *_cpu_lines(results)]
     for name, error in results.get("errors", {}).items():
         lines.append(f"ERROR in {name}: {error}")

@@ -1,9 +1,10 @@
-"""citylogin benchmark: the goals of issue 12 ("the benchmark grows up"), each measured in one run
-against that run's own baselines (Argon2id, /healthz, GetItem, a 1k-user table, one worker).
+"""citylogin benchmark: the goals of issues 12 and 20, each measured in one run against that run's
+own baselines (Argon2id, /healthz, GetItem, the floor app, no network delay, a 1k-user table, one worker).
 
-    .venv/bin/python bench/run_bench.py [--quick] [--out bench/results/latest.json]
+    .venv/bin/python bench/run_bench.py [--quick] [--runs 3] [--network-delay-ms 5] [--out FILE]
 
-Starts DynamoDB Local (in memory) and gunicorn on 127.0.0.1, stops both at the end.
+Starts DynamoDB Local (in memory), the gunicorns (citylogin, its floor, citylogin behind the
+delaying proxy, one per seeded table set) on 127.0.0.1, stops them all at the end.
 Not a test: pytest never collects it. See bench/README.md for what each number means.
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import tempfile
 import time
 import traceback
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -24,12 +27,14 @@ from typing import Callable
 import dynamo_calls
 import flows
 import measurements as m
-from common import dynamo
+import network
+import versus_floor
 from common.dynamodb_local import DynamoDBLocal
-from goals import goal_rows, render_goals
+from dynamo_proxy import DelayProxy
+from goals import goal_rows, merge_runs, render_goals
 from report import machine_info, render_measurements
-from scale import bench_scale
-from servers import LOCALHOST_ONLY, PROJECT_ROOT, app_environment, gunicorn_app, run_init
+from scale import ScaleSetup, bench_scale, start_scale
+from servers import FLOOR_APP, LOCALHOST_ONLY, PROJECT_ROOT, RunningApp, app_environment, gunicorn_app, run_init
 from throughput import bench_saturation, bench_two_processes
 
 TABLE_PREFIX = "bench_"  # servers.app_environment sets CITYLOGIN_TABLE_PREFIX to it
@@ -38,11 +43,14 @@ WORKERS, THREADS = 2, 8
 FULL = {"argon2_n": 15, "cert_n": 50, "register_n": 20, "login_n": 20, "calls_n": 20, "sequential_n": 300,
         "threads": 8, "warmup_s": 2.0, "load_s": 10.0, "rounds": 3, "saturation_threads": 8,
         "saturation_s": 10.0, "scaling_s": 9.0, "scale_users": [1_000, 100_000], "scale_me_n": 200,
-        "scale_login_n": 30, "seed_threads": 8, "watchdog_s": 1200}
+        "scale_login_n": 48, "seed_threads": 8, "floor_rounds": 3, "floor_per_round": 10,
+        "network_rounds": 2, "network_per_round": 10, "watchdog_s": 900}
 QUICK = {"argon2_n": 5, "cert_n": 10, "register_n": 5, "login_n": 5, "calls_n": 5, "sequential_n": 100,
          "threads": 8, "warmup_s": 1.0, "load_s": 3.0, "rounds": 3, "saturation_threads": 8,
          "saturation_s": 3.0, "scaling_s": 3.0, "scale_users": [1_000, 10_000], "scale_me_n": 60,
-         "scale_login_n": 8, "seed_threads": 8, "watchdog_s": 300}
+         "scale_login_n": 12, "seed_threads": 8, "floor_rounds": 1, "floor_per_round": 5,
+         "network_rounds": 1, "network_per_round": 5, "watchdog_s": 300}
+SETUP_WATCHDOG_S = 1500  # start-up and seeding (~9 min for 101k users on 2 busy cores); each run adds watchdog_s
 
 
 class WatchdogExpired(RuntimeError):
@@ -70,18 +78,68 @@ def phase(results: dict, name: str, measure: Callable[[], dict]) -> None:
     results.setdefault("phase_seconds", {})[name] = round(time.monotonic() - started, 1)
 
 
-def bench_server(app, db, work_dir: Path, env: dict, cfg: dict, results: dict) -> None:
-    base_url, run = app.base_url, secrets.token_hex(3)
+@dataclass
+class Stage:
+    """What the measured parts run against, set up once: the servers, their users, the proxy."""
+    db: DynamoDBLocal
+    work_dir: Path
+    env: dict
+    app: RunningApp
+    run_id: str
+    users: dict = field(default_factory=dict)
+    floor_pair: tuple | None = None
+    proxy: DelayProxy | None = None
+    net_users: dict | None = None
+    scale: ScaleSetup | None = None
+
+
+def set_up(stack: ExitStack, stage: Stage, cfg: dict, setup: dict) -> None:
+    """The floor, the proxied server, the seeded table sets: each a phase (a failure there leaves
+    only its own parts out)."""
+    base_url, run_id = stage.app.base_url, stage.run_id
+    stage.users = {role: flows.register(base_url, f"b{run_id}_{role}") for role in ("login", "load", "calls")}
+
+    def floor() -> dict:
+        floor_app = stack.enter_context(gunicorn_app(stage.env, log_path=stage.work_dir / "gunicorn-floor.log",
+                                                     workers=WORKERS, threads=THREADS, app=FLOOR_APP))
+        stage.floor_pair = versus_floor.floor_users(base_url, floor_app.base_url, run_id)
+        return {}
+    phase(setup, "the floor: bench/floor_app.py under gunicorn", floor)
+    if cfg["network_delay_ms"] > 0:
+        def network_server() -> dict:
+            stage.proxy = stack.enter_context(DelayProxy(upstream_port=int(stage.db.endpoint_url.rsplit(":", 1)[1])))
+            env = {**stage.env, "CITYLOGIN_DYNAMODB_ENDPOINT_URL": stage.proxy.endpoint_url}
+            proxied = stack.enter_context(gunicorn_app(env, log_path=stage.work_dir / "gunicorn-proxied.log",
+                                                       workers=WORKERS, threads=THREADS))
+            stage.net_users = network.network_users(proxied.base_url, run_id)
+            return {}
+        phase(setup, "citylogin behind the delaying DynamoDB proxy", network_server)
+
+    def scale() -> dict:
+        stage.scale = start_scale(stack, endpoint_url=stage.db.endpoint_url, work_dir=stage.work_dir, cfg=cfg,
+                                  run=run_id, workers=WORKERS, threads=THREADS)
+        return {}
+    phase(setup, f"seeding {' and '.join(f'{n:,}' for n in cfg['scale_users'])} users (two table sets)", scale)
+
+
+def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
+    """Every measured part once; `run_number` keeps the users and names of runs apart."""
+    results: dict = {"loadavg_start": os.getloadavg()}
+    app, db = stage.app, stage.db
+    base_url, run = app.base_url, f"{stage.run_id}r{run_number}"
     pids = {"server": app.pid, "dynamodb": db.process.pid}
-    users = {role: flows.register(base_url, f"b{run}_{role}") for role in ("login", "load", "calls", "pairing")}
+    users = stage.users
+    phase(results, "argon2id and certificate baselines (in-process)",
+          lambda: m.bench_argon2(cfg["argon2_n"]) | m.bench_certificate(cfg["cert_n"]))
     phase(results, f"registration x{cfg['register_n']}", lambda: m.bench_registration(base_url, run, cfg["register_n"]))
     phase(results, f"login x{cfg['login_n']} (full and POST-only, paired with a verify)",
           lambda: m.bench_login(users["login"], cfg["login_n"]))
+    pairing_user = flows.register(base_url, f"b{run}_pairing")  # gains calls_n devices per run
     flows.login_with_retry(users["calls"])
-    flows.login_with_retry(users["pairing"])
+    flows.login_with_retry(pairing_user)
     phase(results, f"DynamoDB calls per request x{cfg['calls_n']} each",
           lambda: {"dynamodb_calls": dynamo_calls.measure_all(base_url, user=users["calls"],
-                                                              pairing_user=users["pairing"], n=cfg["calls_n"])})
+                                                              pairing_user=pairing_user, n=cfg["calls_n"])})
     flows.login_with_retry(users["load"])
     headers = flows.auth_headers(users["load"])
     get_item = m.make_get_item(db.endpoint_url, TABLE_PREFIX + "users", users["load"].key_file.user_uuid)
@@ -93,10 +151,23 @@ def bench_server(app, db, work_dir: Path, env: dict, cfg: dict, results: dict) -
     phase(results, f"saturation: logins and refreshes, {cfg['saturation_threads']} threads, "
                    f"{cfg['saturation_s']:g}s each", lambda: bench_saturation(saturation_users, cfg, pids))
     phase(results, "two app processes: /session/me with 1 worker vs 2 workers",
-          lambda: _two_processes(app, db, work_dir, env, headers, cfg))
-    names = dynamo.TableNames.with_prefix(TABLE_PREFIX)
-    phase(results, f"latency at {' and '.join(f'{n:,}' for n in cfg['scale_users'])} users",
-          lambda: {"scale": bench_scale(base_url, db.endpoint_url, names, run, cfg)})
+          lambda: _two_processes(app, db, stage.work_dir, stage.env, headers, cfg))
+    if stage.floor_pair:
+        phase(results, f"citylogin vs its floor: {cfg['floor_rounds']} x ABBA, {cfg['floor_per_round']} each",
+              lambda: {"versus_floor": versus_floor.bench_versus_floor(
+                  *stage.floor_pair, rounds=cfg["floor_rounds"], per_round=cfg["floor_per_round"])})
+    if stage.proxy and stage.net_users:
+        proxy, net_users = stage.proxy, stage.net_users
+        phase(results, f"round trips: {cfg['network_delay_ms']:g} ms each way vs none, "
+                       f"{cfg['network_rounds']} x ABBA", lambda: {"network": network.bench_round_trips(
+                           proxy, net_users, delay_ms=cfg["network_delay_ms"], rounds=cfg["network_rounds"],
+                           per_round=cfg["network_per_round"], prefix=TABLE_PREFIX)})
+    if stage.scale:
+        scale = stage.scale
+        phase(results, f"latency at {' and '.join(f'{n:,}' for n in cfg['scale_users'])} users, interleaved",
+              lambda: {"scale": bench_scale(scale, cfg)})
+    results["loadavg_end"] = os.getloadavg()
+    return results
 
 
 def _two_processes(app, db, work_dir: Path, env: dict, headers: dict, cfg: dict) -> dict:
@@ -105,48 +176,59 @@ def _two_processes(app, db, work_dir: Path, env: dict, headers: dict, cfg: dict)
         return {"two_processes": bench_two_processes(single.base_url, app.base_url, headers, cfg, pids)}
 
 
-def run(cfg: dict) -> dict:
-    results: dict = {}
-    with tempfile.TemporaryDirectory(prefix="citylogin-bench-") as tmp:
+def run(cfg: dict, runs: int) -> dict:
+    """Set up once, then every measured part `runs` times."""
+    setup: dict = {}
+    with tempfile.TemporaryDirectory(prefix="citylogin-bench-") as tmp, ExitStack() as stack:
         work_dir = Path(tmp)
-        phase(results, "argon2id and certificate baselines (in-process)",
-              lambda: m.bench_argon2(cfg["argon2_n"]) | m.bench_certificate(cfg["cert_n"]))
         m.log("starting DynamoDB Local (in memory)")
-        with DynamoDBLocal() as db:
-            env = app_environment(endpoint_url=db.endpoint_url, data_dir=work_dir / "data")
-            m.log("citylogin init: " + run_init(env).replace("\n", "; "))
-            with gunicorn_app(env, log_path=work_dir / "gunicorn.log", workers=WORKERS, threads=THREADS) as app:
-                m.log(f"gunicorn ready on {app.base_url}")
-                bench_server(app, db, work_dir, env, cfg, results)
-    return results
+        db = stack.enter_context(DynamoDBLocal())
+        env = app_environment(endpoint_url=db.endpoint_url, data_dir=work_dir / "data")
+        m.log("citylogin init: " + run_init(env).replace("\n", "; "))
+        app = stack.enter_context(gunicorn_app(env, log_path=work_dir / "gunicorn.log", workers=WORKERS,
+                                               threads=THREADS))
+        m.log(f"gunicorn ready on {app.base_url}")
+        stage = Stage(db=db, work_dir=work_dir, env=env, app=app, run_id=secrets.token_hex(3))
+        set_up(stack, stage, cfg, setup)
+        measured = []
+        for number in range(1, runs + 1):
+            m.log(f"--- run {number} of {runs} ---")
+            measured.append(measure(stage, cfg, number))
+    return {"setup": setup, "runs": measured}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small N, short loads, 1k/10k users: a smoke run")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the measured parts (set-up and seeding once)")
+    parser.add_argument("--network-delay-ms", type=float, default=5.0,
+                        help="delay each way through the DynamoDB proxy for the round trips (0: leave them out)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results" / "latest.json",
                         help="JSON results file")
     args = parser.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = {**(QUICK if args.quick else FULL), "network_delay_ms": args.network_delay_ms}
     os.environ.update(LOCALHOST_ONLY)  # boto3 and requests must not route 127.0.0.1 through a proxy
-    _watchdog(cfg["watchdog_s"])
+    _watchdog(SETUP_WATCHDOG_S + cfg["watchdog_s"] * args.runs)
     info, started = machine_info(m.argon2_params()), time.monotonic()
     started_at = datetime.now(timezone.utc).isoformat()
     try:
-        results = run(cfg)
+        results = run(cfg, args.runs)
     finally:
         signal.alarm(0)
     info["loadavg_end"] = os.getloadavg()
-    rows = goal_rows(results)
-    text = render_measurements(results, info) + "\n\n" + render_goals(rows)
+    for run_results in results["runs"]:
+        run_results.setdefault("errors", {}).update(results["setup"].get("errors", {}))
+    rows = merge_runs([goal_rows(r) for r in results["runs"]])
+    text = "\n\n".join(f"run {i} of {len(results['runs'])}\n" + render_measurements(r, info)
+                       for i, r in enumerate(results["runs"], 1)) + "\n\n" + render_goals(rows)
     print(text)
-    report = {"started_at": started_at, "mode": "quick" if args.quick else "full", "config": cfg,
+    report = {"started_at": started_at, "mode": "quick" if args.quick else "full", "runs": args.runs, "config": cfg,
               "server": {"workers": WORKERS, "threads": THREADS, "worker_class": "gthread"},
               "machine": info, "results": results, "goals": rows,
               "wall_seconds": time.monotonic() - started, "table": text}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    m.log(f"wrote {args.out} ({report['wall_seconds']:.0f}s)")
+    m.log(f"wrote {args.out} ({report['wall_seconds']:.0f}s); publish with bench/publish.py --from {args.out}")
     return 0
 
 

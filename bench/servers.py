@@ -33,20 +33,26 @@ RAISED_LIMITS = {"CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP": "1000000000",
                  "CITYLOGIN_RENEWALS_PER_DAY_PER_DEVICE": "1000000000"}
 
 
-def app_environment(*, endpoint_url: str, data_dir: Path) -> dict[str, str]:
+CITYLOGIN_APP = "citylogin.app:create_app()"
+FLOOR_APP = "bench.floor_app:create_app()"  # bench/ is a namespace package from PROJECT_ROOT
+
+
+def app_environment(*, endpoint_url: str, data_dir: Path, table_prefix: str = "bench_") -> dict[str, str]:
     """The server's environment: default Argon2id parameters, force policy so re-logins never 409,
-    GET /metrics open to METRICS_TOKEN, the rate limits of RAISED_LIMITS raised."""
+    GET /metrics open to METRICS_TOKEN, the rate limits of RAISED_LIMITS raised; FLOOR_SECRET for
+    the floor (bench/floor_app.py), which reads only the endpoint and the prefix besides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
     env.update(LOCALHOST_ONLY)
     env.update({
         "CITYLOGIN_DYNAMODB_ENDPOINT_URL": endpoint_url,
         "CITYLOGIN_DATA_DIR": str(data_dir),
-        "CITYLOGIN_TABLE_PREFIX": "bench_",
+        "CITYLOGIN_TABLE_PREFIX": table_prefix,
         "CITYLOGIN_PUBLIC_URL": "http://127.0.0.1",  # required under gunicorn; the benchmark follows no link
         "CITYLOGIN_LOG_LEVEL": "WARNING",
         "CITYLOGIN_CONCURRENCY_POLICY": "force",
         "CITYLOGIN_METRICS_TOKEN": METRICS_TOKEN,
         **RAISED_LIMITS,
+        "FLOOR_SECRET": secrets.token_hex(32),
     })
     return env
 
@@ -100,8 +106,8 @@ class RunningApp:
 
 @contextmanager
 def gunicorn_app(env: dict[str, str], *, log_path: Path, workers: int = 2, threads: int = 8,
-                 ready_timeout: float = 60) -> Iterator[RunningApp]:
-    """`citylogin.app:create_app()` under gunicorn gthread on a free port; stopped on exit. Its
+                 ready_timeout: float = 60, app: str = CITYLOGIN_APP) -> Iterator[RunningApp]:
+    """`app` (citylogin's, or FLOOR_APP) under gunicorn gthread on a free port; stopped on exit. Its
     workers share one prometheus_client multiprocess directory (its own, next to the log), so a
     scrape of GET /metrics counts the calls of every worker."""
     port = free_port()
@@ -109,7 +115,7 @@ def gunicorn_app(env: dict[str, str], *, log_path: Path, workers: int = 2, threa
     metrics_dir.mkdir(parents=True, exist_ok=True)
     env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     command = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-               "--threads", str(threads), "--worker-class", "gthread", "citylogin.app:create_app()"]
+               "--threads", str(threads), "--worker-class", "gthread", app]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)

@@ -10,6 +10,11 @@ for a new one) is cut: 408 problem+json if any of it came, else a silent close. 
 still reads from the client (the rest of a body over the limit, which the app refuses with 413)
 shares that deadline, so a slow client is cut there too.
 
+An event stream (GET /session/events) holds no thread either: once its head and first bytes are
+out, the request's thread parks it with the worker's stream pump (citylogin.stream_pump), one
+thread that serves every open stream of the process, so a host holds as many as it has open files
+(common.serving). The worker raises its open-files limit to the hard limit for them.
+
 Use it with `--worker-class citylogin.gunicorn_worker.ThreadWorker` (deploy/gunicorn.conf.py).
 TLS, HTTP/2 prior knowledge, the PROXY protocol and uWSGI connections are served as gunicorn
 serves them (citylogin runs behind a proxy that terminates TLS)."""
@@ -18,21 +23,25 @@ from __future__ import annotations
 import errno
 import json
 import re
+import resource
 import select
 import selectors
 import socket
+import threading
 import time
 from functools import partial
 from http import HTTPStatus
 
 from gunicorn import http as gunicorn_http, util
+from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
 
 from common import i18n
 from common.config import ConfigError, Settings, load_settings
 from common.errors import ErrorCode
-from common.serving import set_request_threads
+from common.serving import PARK, DrivenStream, set_server_kind
+from citylogin.stream_pump import StreamPump
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024  # common.app_factory's limit (tests/citylogin/test_gunicorn_worker.py holds them equal)
@@ -42,6 +51,7 @@ _HEAD_END = b"\r\n\r\n"
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?\r\n")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
+_PARKED = object()  # what a thread's handle() gives for a connection the stream pump took
 
 
 def _problem(status: HTTPStatus, code: ErrorCode) -> bytes:
@@ -140,6 +150,15 @@ def _chunked_end(data: bytearray, at: int) -> bool:
             return False
 
 
+def _raise_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass  # the limit stays; the streams' cap follows it
+
+
 def _read_timeout() -> float:
     try:
         return load_settings().request_read_timeout
@@ -150,11 +169,47 @@ def _read_timeout() -> float:
 class ThreadWorker(gthread.ThreadWorker):
 
     def init_process(self) -> None:
-        set_request_threads(self.cfg.threads)
+        _raise_open_files_limit()
+        set_server_kind(threads=self.cfg.threads, parks_streams=True)
+        self.pump = StreamPump()
+        self.parking = threading.local()  # whether this thread's request parked its connection
         self.read_timeout = _read_timeout()
         # by id(conn), in the order of their deadlines: each is its start plus the same timeout
         self.incoming: dict[int, _Incoming] = {}
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """The app, with PARK offered to every plain HTTP/1 GET."""
+        super().load_wsgi()
+        app = self.wsgi  # type: ignore[has-type]  # set by gunicorn just now
+
+        def offering_park(environ, start_response):
+            response = getattr(start_response, "__self__", None)
+            plain = isinstance(response, gunicorn_wsgi.Response) and not self.cfg.is_ssl
+            if plain and environ["REQUEST_METHOD"] == "GET":  # a HEAD's answer has no body to go on with
+                environ[PARK] = partial(self._park, response)
+            return app(environ, start_response)
+
+        self.wsgi = offering_park
+
+    def _park(self, response: gunicorn_wsgi.Response, stream: DrivenStream) -> None:
+        """On the request's thread, its head and first chunk sent: the pump takes the connection,
+        and gunicorn finishes the response without its last chunk and lets the connection go."""
+        chunked, response.chunked = response.chunked, False
+        response.force_close()
+        self.parking.parked = True
+        self.pump.park(stream, response.sock, chunked=chunked)
+
+    def handle(self, conn):
+        self.parking.parked = False
+        result = super().handle(conn)
+        return _PARKED if self.parking.parked else result
+
+    def finish_request(self, conn, fs) -> None:
+        if not fs.cancelled() and fs.exception() is None and fs.result() is _PARKED:
+            self.nr_conns -= 1  # the pump's now, counted against the streams' own cap
+            return
+        super().finish_request(conn, fs)
 
     def _read_here(self, conn) -> bool:
         if self.cfg.is_ssl or getattr(self.cfg, "protocol", "http") != "http":

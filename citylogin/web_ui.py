@@ -1,65 +1,71 @@
 """The browser app: index.html at `/`, its modules and stylesheet under `/web/`, the web UI's part
 of the translation catalogues (common/locales/<lang>.json) at `/web/locales/<lang>.json`, and the web
-SDK it is built on at `/sdk/` (docs/sdk.md), which other origins in CITYLOGIN_CORS_ORIGINS import too."""
+SDK it is built on at `/sdk/` (docs/sdk.md), which other origins in CITYLOGIN_CORS_ORIGINS import too.
+
+Every file is gzip-compressed for a client that takes it (web_assets.py compresses once, at start).
+The page itself and the plain addresses (`/sdk/citylogin.js`, which apps on other origins import, and
+`/web/app.js`) are revalidated on every use; the fingerprinted addresses the page loads
+(`/web/app.<hash>.js`) are cached for a year as immutable, so a reload asks for the page alone."""
 from __future__ import annotations
 
-import json
-from functools import cache
-from pathlib import Path
+from flask import Blueprint, Response, abort, request
 
-from flask import Blueprint, Response, abort, request, send_from_directory
+from citylogin.web_assets import Asset, chosen_encoding, web_assets
 
-import common
+bp = Blueprint("web_ui", __name__)
+# The fingerprinted files can never change under their address; the rest is revalidated by its ETag,
+# so a new release shows (and reaches every app importing the SDK) at once.
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
 
-bp = Blueprint("web_ui", __name__, static_folder="web", static_url_path="/web")
 
-LOCALES_DIR = Path(common.__file__).resolve().parent / "locales"
-LOCALES = ("en", "ja")
-SDK_DIR = Path(__file__).resolve().parent / "sdk"
-# A module script needs a JavaScript type (RFC 9239); the declaration file is TypeScript source.
-SDK_TYPES = {".js": "text/javascript", ".ts": "application/typescript"}
+@bp.record_once
+def _build_assets(_state) -> None:
+    """Reads and compresses the files when the app is made, not on a request."""
+    web_assets()
 
-# Everything the page loads is same-origin; the QR code arrives as a data: URI (SPEC §4).
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
-    "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+
+def _send(asset: Asset, *, fingerprinted: bool) -> Response:
+    """The file in the encoding the client takes, or 304 when its copy has that encoding's ETag."""
+    offered = asset.fingerprinted if fingerprinted else asset.plain
+    encoding = chosen_encoding(request.accept_encodings, offered)
+    encoded = offered[encoding]
+    if request.if_none_match.contains_weak(encoded.etag):     # If-None-Match compares weakly (RFC 9110)
+        response = Response(status=304)
+    else:
+        response = Response(encoded.body, mimetype=asset.mimetype)
+        if encoding != "identity":
+            response.headers["Content-Encoding"] = encoding
+    response.vary.add("Accept-Encoding")
+    response.set_etag(encoded.etag)
+    response.headers["Cache-Control"] = IMMUTABLE if fingerprinted else REVALIDATE
+    return response
 
 
 @bp.get("/")
 def index():
-    response = send_from_directory(bp.static_folder, "index.html", max_age=0)
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["Cache-Control"] = "no-cache"
+    assets = web_assets()
+    response = _send(assets.index, fingerprinted=False)
+    response.headers["Content-Security-Policy"] = assets.content_security_policy
     return response
 
 
-@cache
-def _web_catalogue(locale: str) -> bytes:
-    # The catalogue also holds the server's "error." and "mail." texts; the page needs only its own.
-    messages = json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
-    return json.dumps({k: v for k, v in messages.items() if k.startswith("web.")}, ensure_ascii=False).encode()
+@bp.get("/web/<path:name>")
+def web(name: str):
+    return _file(f"/web/{name}")
 
 
-@bp.get("/web/locales/<locale>.json")
-def catalogue(locale: str):
-    if locale not in LOCALES:
-        abort(404)
-    response = Response(_web_catalogue(locale), mimetype="application/json")
-    response.headers["Cache-Control"] = "no-cache"     # revalidated by its ETag: a new release shows at once
-    response.add_etag()
-    return response.make_conditional(request)
-
-
-@bp.get("/sdk/<name>")
+@bp.get("/sdk/<path:name>")
 def sdk(name: str):
-    mimetype = SDK_TYPES.get(Path(name).suffix)
-    if mimetype is None:
+    return _file(f"/sdk/{name}")
+
+
+def _file(url: str) -> Response:
+    found = web_assets().find(url)
+    if found is None:
         abort(404)
-    response = send_from_directory(SDK_DIR, name, mimetype=mimetype, max_age=0)
-    response.headers["Cache-Control"] = "no-cache"     # revalidated: a new release reaches every app at once
-    return response
+    asset, current = found
+    return _send(asset, fingerprinted=current)
 
 
 @bp.after_request

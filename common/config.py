@@ -114,9 +114,9 @@ class Settings(BaseModel):
     # app's guard refuses a revoked session's token within 1 s, this interval included)
     events_poll_interval: float = Field(default=0.5, ge=0.1, le=10)
     events_heartbeat: float = Field(default=15.0, ge=1, le=300)
-    # every open event stream holds a thread: at most this many per session and per user in one
-    # process (one more replaces the oldest), and per process (one more is refused; 0: half the
-    # gunicorn worker's threads, 256 under Flask's server)
+    # open event streams: at most this many per session and per user in one process (one more
+    # replaces the oldest), and per process (one more is refused; 0: under citylogin's gunicorn
+    # worker, which holds no thread per stream, what the open-files limit leaves; else 256)
     events_max_streams_per_session: int = Field(default=2, ge=1, le=1000)
     events_max_streams_per_user: int = Field(default=8, ge=1, le=10000)
     events_max_streams: int = Field(default=0, ge=0, le=100000)

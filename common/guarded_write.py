@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Sequence
+
+from botocore.exceptions import ClientError
+
+from common import dynamo
 
 
 @dataclass(frozen=True)
@@ -13,3 +17,15 @@ class GuardedWrite:
 
     item: dict
     refusal: Callable[[], Exception]
+
+
+def write_all(client: Any, writes: Sequence[GuardedWrite]) -> None:
+    """All of `writes` in one TransactWriteItems, or none: then the refusal of the first entry whose
+    condition failed (order them by which refusal should be told first)."""
+    try:
+        client.transact_write_items(TransactItems=[w.item for w in writes])
+    except ClientError as exc:
+        codes = dynamo.cancellation_codes(exc)
+        if "ConditionalCheckFailed" in codes:
+            raise writes[codes.index("ConditionalCheckFailed")].refusal() from None
+        raise

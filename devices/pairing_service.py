@@ -2,12 +2,14 @@
 how a new device redeems it with the account's credentials is flows/pairing.py. No Flask."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
 from common.context import AppContext
 from common.crypto import new_token, token_digest
-from common.guarded_write import GuardedWrite
-from common.errors import ErrorCode, Forbidden, Gone, NotFound, TooManyRequests
+from common.guarded_write import GuardedWrite, write_all
+from common.errors import ErrorCode, Forbidden, Gone, NotFound, StorageUnavailable, TooManyRequests
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso, iso_from_epoch
 from devices import qr
@@ -47,27 +49,33 @@ def _now(ctx: AppContext) -> int:
 
 # --- asking for a token -------------------------------------------------------------------
 
-def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str) -> dict:
-    """A new single-use token for `user_uuid`: its pairing link (also as a PNG QR code) and bare payload."""
+def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str,
+                          checks: Sequence[GuardedWrite] = ()) -> dict:
+    """A new single-use token for `user_uuid`: its pairing link (also as a PNG QR code) and bare
+    payload. One transaction: the caller's `checks` (its session still live), the hourly count,
+    the token."""
     settings, now = ctx.settings, _now(ctx)
-    retry = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
-        f"pairing#{user_uuid}", limit=settings.pairing_tokens_per_hour, window_seconds=RATE_WINDOW_SECONDS, now=now,
-        user_uuid=user_uuid)
-    if retry is None:
-        raise TooManyRequests("Too many pairing codes requested; try again later.",
-                              retry_after=RATE_WINDOW_SECONDS - now % RATE_WINDOW_SECONDS,
-                              code=ErrorCode.RATE_LIMITED)
     token = new_token(32)
     expires = now + settings.pairing_token_ttl
-    pairing_store(ctx).create(digest=token_digest(token, purpose=PURPOSE), user_uuid=user_uuid,
-                              created_by_device=device_id, created_at=iso(ctx.now()), expires_epoch=expires,
-                              kept_until=expires + EXPIRED_CODE_KEPT_SECONDS)
+    count = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
+        f"pairing#{user_uuid}", limit=settings.pairing_tokens_per_hour, window_seconds=RATE_WINDOW_SECONDS, now=now,
+        user_uuid=user_uuid)
+    put = pairing_store(ctx).create_item(digest=token_digest(token, purpose=PURPOSE), user_uuid=user_uuid,
+                                         created_by_device=device_id, created_at=iso(ctx.now()),
+                                         expires_epoch=expires, kept_until=expires + EXPIRED_CODE_KEPT_SECONDS)
+    write_all(ctx.dynamodb, [*checks, GuardedWrite(item=dict(count), refusal=lambda: _too_many(now)),
+                             GuardedWrite(item=put, refusal=StorageUnavailable)])
     audit(AuditEvent.PAIRING_TOKEN_CREATED, user_uuid=user_uuid, device_id=device_id,
           expires_at=iso_from_epoch(expires))
     payload = qr.encode_payload(user_uuid=user_uuid, token=token)
     link = qr.pairing_link(ctx.public_url(), payload)
     return {"qr_code": link, "qr_payload": payload, "qr_png": qr.png_data_uri(link),
             "expires_at": iso_from_epoch(expires), "expires_in": settings.pairing_token_ttl}
+
+
+def _too_many(now: int) -> TooManyRequests:
+    return TooManyRequests("Too many pairing codes requested; try again later.",
+                           retry_after=RATE_WINDOW_SECONDS - now % RATE_WINDOW_SECONDS, code=ErrorCode.RATE_LIMITED)
 
 
 def forget_pairing_tokens(ctx: AppContext, *, user_uuid: str) -> int:

@@ -12,14 +12,15 @@ class PairingTokenStore:
     def __init__(self, client, table: str) -> None:
         self.client, self.table = client, table
 
-    def create(self, *, digest: str, user_uuid: str, created_by_device: str | None, created_at: str,
-               expires_epoch: int, kept_until: int) -> None:
-        """A new unused token, valid until `expires_epoch`; its item stays (TTL) until `kept_until`."""
+    def create_item(self, *, digest: str, user_uuid: str, created_by_device: str | None, created_at: str,
+                    expires_epoch: int, kept_until: int) -> dict[str, Any]:
+        """A new unused token, valid until `expires_epoch`, as a transaction entry; its item stays
+        (TTL) until `kept_until`."""
         item = {"token_digest": digest, "user_uuid": user_uuid, "status": UNUSED, "created_at": created_at,
                 "created_by_device": created_by_device, "expires_epoch": expires_epoch,
                 dynamo.TTL_ATTRIBUTE: kept_until}
-        self.client.put_item(TableName=self.table, Item=dynamo.to_item(item),
-                             ConditionExpression="attribute_not_exists(token_digest)")
+        return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item),
+                        "ConditionExpression": "attribute_not_exists(token_digest)"}}
 
     @staticmethod
     def key(digest: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from devices.models import PairedDeviceRequest
 from flows import registration as registration_flow
 from flows.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenRequest, PairingTokenResponse,
                                  RegistrationInfo, RegistrationRequest, RegistrationResponse)
-from sessions.guard import authenticate_request
+from sessions.guard import vouch_request
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")
 
@@ -73,14 +73,15 @@ def chosen_locale(locale: str | None) -> str:
            body=PairingTokenRequest, body_required=False, response=PairingTokenResponse, status=201,
            auth="optional", errors=(403, 429))
 def request_pairing_token():
+    checks = ()
     if request.headers.get("Authorization"):
-        principal = authenticate_request()
+        caller = vouch_request()  # its session is checked in the token's own write: one round trip
         parse_optional_body(PairingTokenRequest)  # unused, but what is sent must be what the document says
-        user_uuid, device_id = principal.user_uuid, principal.device_id
+        user_uuid, device_id, checks = caller.user_uuid, caller.device_id, caller.checks
     else:
         creds = parse_body(PairingCredentialsRequest)
         user_uuid, device_id = pairing.device_by_credentials(
             ctx(), username=creds.username, password=creds.password, client_cert_fp=creds.client_cert_fp,
             caller=current_caller())
-    result = pairing_tokens.request_pairing_token(ctx(), user_uuid=user_uuid, device_id=device_id)
+    result = pairing_tokens.request_pairing_token(ctx(), user_uuid=user_uuid, device_id=device_id, checks=checks)
     return jsonify(PairingTokenResponse(**result).model_dump()), 201

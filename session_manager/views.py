@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request
 
 from apps import introspection
 from apps import service as apps
@@ -11,6 +11,7 @@ from apps.models import Introspection, IntrospectionRequest
 from common.context import EXTENSION_KEY, ctx
 from common.openapi import operation
 from common.timefmt import iso_from_epoch
+from common.serving import stream_body
 from common.validation import parse_body, parse_model, parse_optional_body
 from sessions import service, sweeper
 from sessions.guard import current_principal, proof_offer, require_session
@@ -121,5 +122,5 @@ def history():
            query=EventsQuery, media_type="text/event-stream")
 def events():
     stream = service.event_stream(ctx(), principal=current_principal())
-    return Response(stream_with_context(stream), mimetype="text/event-stream",
+    return Response(stream_body(stream, request.environ), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -5,16 +5,18 @@ Cost: the feed's one Query per interval, whatever the number of open streams; an
 that may end without a write (its idle timeout or max lifetime passing), one batched read when that
 moment comes, then again at its next possible end if it was used meanwhile.
 
-Every open stream holds a server thread, so the watcher also caps them (README "Production
-serving"): a session and a user keep at most `per_session` and `per_user` streams in this process
-(a new one beyond either cap replaces the oldest, which ends with `stream_replaced`), and the
-process keeps at most `per_process`, refusing one more (TooManyStreams) so that threads stay free
-for ordinary requests."""
+The watcher also caps the streams (README "Production serving"): a session and a user keep at
+most `per_session` and `per_user` streams in this process (a new one beyond either cap replaces
+the oldest, which ends with `stream_replaced`), and the process keeps at most `per_process`,
+refusing one more (TooManyStreams): under a server that holds a thread per stream, so that threads
+stay free for ordinary requests; under citylogin's gunicorn worker, whose streams hold no thread,
+to bound the open files."""
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import queue
-import itertools
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -58,12 +60,22 @@ class Subscription:
         self.watcher, self.session_id, self.user_uuid = watcher, session_id, user_uuid
         self.order = next(_order)  # older streams are replaced first
         self.events: queue.Queue[tuple[str, dict]] = queue.Queue(maxsize=1)
+        # called (on the feed's thread) once the ending is in the mailbox: how a server that holds
+        # no thread per stream learns it has something to send
+        self.notify: Callable[[], None] | None = None
         self._open = True
         EVENT_STREAMS.inc()
 
     def wait(self, timeout: float) -> tuple[str, dict] | None:
         try:
             return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def poll(self) -> tuple[str, dict] | None:
+        """The ending, if it came; never waits."""
+        try:
+            return self.events.get_nowait()
         except queue.Empty:
             return None
 
@@ -179,6 +191,56 @@ class SessionWatcher:
             _offer(subscription, (REVOKED, event))
 
 
+class LiveStream:
+    """One open GET /session/events (common.serving.DrivenStream): `retry`, a heartbeat every
+    `heartbeat` seconds, and one last event: `session_revoked` {reason, by_device?} when the
+    session ends, `token_expired` when the access token does (reconnect with a new one), or
+    `stream_replaced` when a newer stream of the session or user took its place. Driven by the
+    server: the thread that answered (wait, advance), or citylogin's gunicorn worker, which holds
+    no thread per stream (on_ready, advance when seconds_to_wake have passed)."""
+
+    def __init__(self, subscription: Subscription, *, now: Callable[[], float], heartbeat: float,
+                 token_expires: float) -> None:
+        self.subscription, self.now, self.heartbeat, self.token_expires = subscription, now, heartbeat, token_expires
+        self._next_beat = now() + heartbeat
+        self._ending: tuple[str, dict] | None = None
+
+    def first(self) -> bytes:
+        return b"retry: 3000\n\n"
+
+    def advance(self) -> tuple[bytes, bool]:
+        """What to send now (maybe nothing), and whether it is the last."""
+        ending, self._ending = self._ending or self.subscription.poll(), None
+        if ending:
+            return _sse(*ending), True
+        now = self.now()
+        if now >= self.token_expires:
+            return _sse("token_expired", {}), True
+        if now >= self._next_beat:
+            self._next_beat = now + self.heartbeat
+            return b": keep-alive\n\n", False  # keeps proxies from closing an idle stream
+        return b"", False
+
+    def seconds_to_wake(self) -> float:
+        return max(0.0, min(self._next_beat, self.token_expires) - self.now())
+
+    def wait(self, seconds: float) -> None:
+        self._ending = self._ending or self.subscription.wait(seconds)
+
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        """`callback` (on another thread) once the ending came; at once if it came already."""
+        self.subscription.notify = callback
+        if not self.subscription.events.empty():
+            callback()
+
+    def close(self) -> None:
+        self.subscription.close()
+
+
+def _sse(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
 def _payload(reason: str, by_device: str | None) -> dict:
     return {"reason": reason, **({"by_device": by_device} if by_device else {})}
 
@@ -187,4 +249,6 @@ def _offer(subscription: Subscription, event: tuple[str, dict]) -> None:
     try:
         subscription.events.put_nowait(event)
     except queue.Full:
-        pass  # it has its ending already
+        return  # it has its ending already
+    if subscription.notify is not None:
+        subscription.notify()

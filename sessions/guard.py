@@ -79,6 +79,13 @@ def authenticate_request(*, allow_query_token: bool = False, accept_ended_reason
     return g.principal
 
 
+def vouch_request() -> service.Vouched:
+    """Check the request's access token (and DPoP proof) without reading its session, for a route
+    whose one write carries the session's check (sessions.service.vouch)."""
+    scheme, token = _credentials(allow_query=False)
+    return service.vouch(ctx(), access_token=token, scheme=scheme, offer=proof_offer())
+
+
 def require_session(view: Callable | None = None, *, allow_query_token: bool = False,
                     accept_ended_reason: str | None = None, forwarded: bool = False):
     """Decorator: 401 unless the request carries a valid token of a live session (or of one

@@ -67,6 +67,17 @@ class Liveness:
 
 
 @dataclass(frozen=True)
+class Holder:
+    """Who a session's tokens are for, as the access token and the refresh's write need it: from
+    the session record, or carried by the refresh token itself (so that a refresh needs no read)."""
+    session_id: str
+    user_uuid: str
+    device_id: str
+    expires_epoch: int
+    jkt: str | None = None
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     session_id: str
     user_uuid: str
@@ -96,6 +107,10 @@ class SessionRecord:
     live_shard: str | None = None
     ends_at: int | None = None
     jkt: str | None = None  # bound to this device key's RFC 7638 thumbprint (DPoP, SPEC §12), or a bearer session
+
+    def holder(self) -> Holder:
+        return Holder(session_id=self.session_id, user_uuid=self.user_uuid, device_id=self.device_id,
+                      expires_epoch=self.expires_epoch, jkt=self.jkt)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Session rules: open with the concurrency invariant, authenticate, refresh, revoke. No Flask."""
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -9,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,15 +24,15 @@ from common.errors import ErrorCode, Forbidden, Gone, InvalidField, NotFound, Se
 from common.jwt_keys import TokenError
 from common.guarded_write import GuardedWrite
 from common.timefmt import iso
-from common.serving import request_threads
+from common.serving import server_kind
 from sessions import binding
 from sessions.binding import ProofOffer
-from sessions.events import SessionWatcher, StreamCaps, TooManyStreams
+from sessions.events import LiveStream, SessionWatcher, StreamCaps, TooManyStreams
 from sessions.feed import EventFeed
 from sessions.feed_store import FeedStore
 from sessions.history_store import BadCursor, HistoryStore
-from sessions.models import (SESSION_ACTIVE, Ending, Liveness, OpenedSession, Presence, PresenceEntry, PresenceMoved,
-                             Principal, RevokeReason, Seats, SessionEnded, SessionRecord, TokenPair)
+from sessions.models import (SESSION_ACTIVE, Ending, Holder, Liveness, OpenedSession, Presence, PresenceEntry,
+                             PresenceMoved, Principal, RevokeReason, Seats, SessionEnded, SessionRecord, TokenPair)
 from sessions.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore,
                             retention_ttl)
 
@@ -120,19 +121,47 @@ def _epoch_ms(ctx: AppContext) -> int:
 
 # --- tokens -----------------------------------------------------------------------------
 
-def _refresh_token(ctx: AppContext, session_id: str, generation: int, kid: str | None) -> str:
-    """<session_id>.<generation>.<kid>.<mac> under the ring's secret `kid`; kid None: the form made
-    before the key ring, <session_id>.<generation>.<mac>, under the oldest (imported) secret."""
+def _refresh_token(ctx: AppContext, holder: Holder | SessionRecord, generation: int, kid: str | None) -> str:
+    """<session_id>.<generation>.<kid>.<carried>.<mac> under the ring's secret `kid`, where `carried`
+    names the session's user, device and end, so that a refresh writes without reading first. A
+    session from before the key ring (kid None) keeps its form, <session_id>.<generation>.<mac>."""
     # Derived, not random: within the grace window the same successor can be handed out again
     # while only its digest is stored (SPEC §4, §6).
+    if kid is None:
+        return _token_text(ctx, holder.session_id, generation, None, None)
+    return _token_text(ctx, holder.session_id, generation, kid, _carried(holder))
+
+
+def _token_text(ctx: AppContext, session_id: str, generation: int, kid: str | None, carried: str | None) -> str:
+    """A refresh token's text in any of its forms (a 4-part one, <session_id>.<generation>.<kid>.<mac>,
+    carries nothing: made before tokens carried their holder)."""
     secret = ctx.refresh_secrets.get(kid or ctx.refresh_secrets.oldest_kid())
     if secret is None:  # a kid the ring does not hold (retired, or made up)
         raise InvalidRefreshToken()
+    if carried is not None:
+        mac = keyed_token(secret, f"refresh:{session_id}:{generation}:{carried}")
+        return f"{session_id}.{generation}.{kid}.{carried}.{mac}"
     mac = keyed_token(secret, f"refresh:{session_id}:{generation}")
     return f"{session_id}.{generation}.{kid}.{mac}" if kid else f"{session_id}.{generation}.{mac}"
 
 
-def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, issued_epoch: int,
+def _carried(holder: Holder | SessionRecord) -> str:
+    data = json.dumps([holder.user_uuid, holder.device_id, holder.expires_epoch], separators=(",", ":"))
+    return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+
+def _holder(session_id: str, carried: str) -> Holder:
+    try:
+        user_uuid, device_id, expires_epoch = json.loads(base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)))
+    except (ValueError, TypeError, RecursionError):
+        raise InvalidRefreshToken() from None
+    if not (isinstance(user_uuid, str) and 0 < len(user_uuid) <= 64 and isinstance(device_id, str)
+            and 0 < len(device_id) <= 64 and isinstance(expires_epoch, int)):
+        raise InvalidRefreshToken()
+    return Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id, expires_epoch=expires_epoch)
+
+
+def _token_pair(ctx: AppContext, session: Holder | SessionRecord, *, generation: int, issued_epoch: int,
                 refresh_kid: str | None) -> TokenPair:
     claims: dict = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
                     "jti": f"{session.session_id}.{generation}"}
@@ -144,7 +173,7 @@ def _token_pair(ctx: AppContext, session: SessionRecord, *, generation: int, iss
     # EdDSA is deterministic: the same claims and time give the same token, hence the same pair.
     access = ctx.jwt.sign(claims, ttl_seconds=ttl, now=datetime.fromtimestamp(issued_epoch, timezone.utc))
     return TokenPair(access_token=access,
-                     refresh_token=_refresh_token(ctx, session.session_id, generation, refresh_kid),
+                     refresh_token=_refresh_token(ctx, session, generation, refresh_kid),
                      expires_in=max(0, issued_epoch + ttl - _epoch(ctx)),
                      token_type=binding.DPOP if session.jkt else "Bearer")
 
@@ -301,7 +330,9 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
         created_at=iso(ctx.now()), login_epoch=now, last_seen_epoch=now,
         expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
-        refresh_digest=token_digest(_refresh_token(ctx, session_id, 1, refresh_kid), purpose=REFRESH_PURPOSE),
+        refresh_digest=token_digest(_refresh_token(ctx, Holder(
+            session_id=session_id, user_uuid=user_uuid, device_id=device_id,
+            expires_epoch=now + ctx.settings.session_max_lifetime), 1, refresh_kid), purpose=REFRESH_PURPOSE),
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
         expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
         live_shard=ending_shard(session_id),
@@ -339,14 +370,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     after the deletion ended the session). `activity=False`: an app asks about the token
     (introspection), so the check is read-only and the session's idle clock does not move;
     `proof_checked_by_app`: the app checks a bound token's proof itself, against the `cnf` it is told."""
-    try:
-        claims = ctx.jwt.decode(access_token, now=ctx.now())
-    except TokenError as exc:
-        raise (TokenExpired() if exc.code == "token_expired" else InvalidToken()) from None
-    session_id, user_uuid, device_id = claims.get("sid"), claims.get("sub"), claims.get("did")
-    if not (isinstance(session_id, str) and session_id and isinstance(user_uuid, str) and user_uuid
-            and isinstance(device_id, str) and device_id):
-        raise InvalidToken()
+    claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token)
     proof = None if proof_checked_by_app else _bound_proof(ctx, claims, access_token=access_token, scheme=scheme,
                                                            offer=offer)
     spending = background(ctx).submit(binding.spend_proof, ctx, proof) if proof and not spend_last else None
@@ -369,6 +393,59 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]), claims=claims)
+
+
+def _token_claims(ctx: AppContext, access_token: str) -> tuple[dict, str, str, str]:
+    """The access token's claims and its (sid, sub, did); 401 if it is not one of ours, or expired."""
+    try:
+        claims = ctx.jwt.decode(access_token, now=ctx.now())
+    except TokenError as exc:
+        raise (TokenExpired() if exc.code == "token_expired" else InvalidToken()) from None
+    session_id, user_uuid, device_id = claims.get("sid"), claims.get("sub"), claims.get("did")
+    if not (isinstance(session_id, str) and session_id and isinstance(user_uuid, str) and user_uuid
+            and isinstance(device_id, str) and device_id):
+        raise InvalidToken()
+    return claims, session_id, user_uuid, device_id
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """A caller whose token (and proof) checked out while its session is not read yet: the one write
+    it came for carries `checks` in its own transaction (the session still live as the token says,
+    the proof spent), so that the request costs that write alone."""
+    user_uuid: str
+    session_id: str
+    device_id: str
+    checks: tuple[GuardedWrite, ...]
+
+
+def vouch(ctx: AppContext, *, access_token: str, scheme: str = "Bearer",
+          offer: ProofOffer | None = None) -> Vouched:
+    """authenticate() for a request whose only DynamoDB call is a write: the same refusals, from
+    the token and proof now, and from the session when the write's check of it is refused."""
+    claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token)
+    proof = _bound_proof(ctx, claims, access_token=access_token, scheme=scheme, offer=offer)
+    now = _epoch(ctx)
+    holder = Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id, expires_epoch=0,
+                    jkt=proof.jkt if proof else None)
+    live = GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now,
+                                                                 idle_cutoff=liveness(ctx).idle_cutoff(now)),
+                        refusal=lambda: _not_live(ctx, holder))
+    checks = (live, binding.proof_spending(ctx, proof)) if proof else (live,)
+    return Vouched(user_uuid=user_uuid, session_id=session_id, device_id=device_id, checks=checks)
+
+
+def _not_live(ctx: AppContext, holder: Holder) -> Exception:
+    """Why a vouched caller's session check was refused, as authenticate() would say it."""
+    session = session_store(ctx).get(holder.session_id)
+    if session is None or session.user_uuid != holder.user_uuid or session.device_id != holder.device_id:
+        return InvalidToken()
+    reason = _end_reason(ctx, session, _epoch(ctx))
+    if reason:
+        return _ended(session, reason)
+    if holder.jkt and not (session.jkt and digests_equal(session.jkt, holder.jkt)):
+        return binding.InvalidDpopProof(reason="the session moved to the device's new key: refresh with it")
+    return ServiceUnavailable("The session is busy; try again.")
 
 
 def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: str,
@@ -407,27 +484,76 @@ def _end_uncounted(ctx: AppContext, session: SessionRecord) -> None:
 
 # --- refresh with rotation and reuse detection ------------------------------------------
 
-def _parse_refresh_token(token: str) -> tuple[str, int, str | None]:
-    """(session_id, generation, kid); kid None for a token made before the key ring (3 parts)."""
+@dataclass(frozen=True)
+class _RefreshToken:
+    session_id: str
+    generation: int
+    kid: str | None
+    carried: str | None  # its holder, in a token made since refresh tokens carry it
+
+
+def _parse_refresh_token(token: str) -> _RefreshToken:
+    """A refresh token's parts, in any of its forms (3, 4 or 5 parts); not yet checked."""
     parts = token.split(".")
-    if len(parts) not in (3, 4) or not parts[1].isdigit() or len(parts[0]) != 36:
+    if len(parts) not in (3, 4, 5) or not parts[1].isdigit() or len(parts[0]) != 36:
         raise InvalidRefreshToken()
-    kid = parts[2] if len(parts) == 4 else None
+    kid = parts[2] if len(parts) >= 4 else None
     if kid is not None and not (0 < len(kid) <= 64 and kid.replace("-", "").isalnum() and kid.isascii()):
         raise InvalidRefreshToken()
-    return parts[0], int(parts[1]), kid
+    return _RefreshToken(session_id=parts[0], generation=int(parts[1]), kid=kid,
+                         carried=parts[3] if len(parts) == 5 else None)
 
 
 def refresh(ctx: AppContext, *, refresh_token: str, offer: ProofOffer | None = None) -> TokenPair:
     """Rotate the refresh token; a rotated-out token is honoured within the grace window only. A bound
     session's refresh token counts only with the `offer`'s proof by its key, spent in the rotation's
-    own transaction (SPEC §12)."""
-    session_id, generation, kid = _parse_refresh_token(refresh_token)
-    if not digests_equal(refresh_token, _refresh_token(ctx, session_id, generation, kid)):
+    own transaction (SPEC §12). A token that carries its holder is rotated in one write, without a
+    read; whatever that write refuses is looked into by reading the session."""
+    token = _parse_refresh_token(refresh_token)
+    if not digests_equal(refresh_token, _token_text(ctx, token.session_id, token.generation, token.kid,
+                                                     token.carried)):
         raise InvalidRefreshToken()
-    store = session_store(ctx)
+    if token.carried is not None:
+        rotated = _rotate_unread(ctx, token, refresh_token=refresh_token, offer=offer)
+        if rotated is not None:
+            return rotated
+    return _rotate_read(ctx, token, refresh_token=refresh_token, offer=offer)
+
+
+def _rotate_unread(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
+                   offer: ProofOffer | None) -> TokenPair | None:
+    """One round trip: the rotation's write, conditioned on everything the read would have checked
+    (the generation and digest, live, within its idle timeout and max lifetime, bound to the
+    proof's key or to none). None when it was refused for the session's sake: nothing was written,
+    and the caller reads the session to answer why (or to honour the grace window)."""
+    assert token.carried is not None and token.kid is not None
+    proof = None
+    if offer is not None and offer.proof is not None:
+        proof = binding.checked_proof(ctx, offer)  # which key: the write's condition holds it to the session's
+    elif ctx.settings.dpop == "required":
+        return None  # a bearer session that may no longer refresh: the read path says so
+    holder = replace(_holder(token.session_id, token.carried), jkt=proof.jkt if proof else None)
+    spending = binding.proof_spending(ctx, proof) if proof else None
+    now, new_kid = _epoch(ctx), ctx.refresh_secrets.newest_kid()
+    outcome = session_store(ctx).rotate_refresh(
+        holder, generation=token.generation, old_digest=token_digest(refresh_token, purpose=REFRESH_PURPOSE),
+        new_digest=token_digest(_refresh_token(ctx, holder, token.generation + 1, new_kid), purpose=REFRESH_PURPOSE),
+        new_kid=new_kid, now=now, idle_cutoff=liveness(ctx).idle_cutoff(now),
+        extra_write=spending.item if spending else None)
+    if outcome is Activity.RECORDED:
+        return _token_pair(ctx, holder, generation=token.generation + 1, issued_epoch=now, refresh_kid=new_kid)
+    if outcome is Activity.EXTRA_REFUSED and spending:
+        raise spending.refusal()
+    return None
+
+
+def _rotate_read(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
+                 offer: ProofOffer | None) -> TokenPair:
+    """Read the session, decide, write (the rotation, conditioned on what was read); again if a
+    concurrent write came between."""
+    store, generation = session_store(ctx), token.generation
     for _ in range(REFRESH_ATTEMPTS):
-        session = store.get(session_id)
+        session = store.get(token.session_id)
         if session is None:
             raise InvalidRefreshToken()
         now = _epoch(ctx)
@@ -439,11 +565,13 @@ def refresh(ctx: AppContext, *, refresh_token: str, offer: ProofOffer | None = N
             if spending:
                 binding.spend_proof(ctx, spending.proof)
             return _refresh_rotated_out(ctx, session, refresh_token=refresh_token, generation=generation, now=now)
-        if not digests_equal(token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
+        old_digest = token_digest(refresh_token, purpose=REFRESH_PURPOSE)
+        if not digests_equal(old_digest, session.refresh_digest):
             raise InvalidRefreshToken()
         new_kid = ctx.refresh_secrets.newest_kid()  # a rotated secret takes over here: nobody is logged out
-        successor = token_digest(_refresh_token(ctx, session_id, generation + 1, new_kid), purpose=REFRESH_PURPOSE)
-        outcome = store.rotate_refresh(session, new_digest=successor, new_kid=new_kid, now=now,
+        successor = token_digest(_refresh_token(ctx, session, generation + 1, new_kid), purpose=REFRESH_PURPOSE)
+        outcome = store.rotate_refresh(session.holder(), generation=generation, old_digest=old_digest,
+                                       new_digest=successor, new_kid=new_kid, now=now,
                                        idle_cutoff=liveness(ctx).idle_cutoff(now),
                                        extra_write=spending.write.item if spending else None)
         if outcome is Activity.RECORDED:  # a refresh is activity: the session and its presence entry
@@ -703,66 +831,28 @@ def _state_deadline(ctx: AppContext, state: dict) -> int:
     return min(int(state["expires_epoch"]), int(state["last_seen_epoch"]) + rule.idle_timeout + rule.touch_every)
 
 
-UNBOUNDED_SERVER_STREAMS = 256  # per process when the server starts a thread per connection
+HELD_STREAMS = 256  # per process when every open stream holds a server thread
 
 
 def stream_caps(ctx: AppContext) -> StreamCaps:
-    """Open event streams each hold a thread: by default half of the server's, the rest stays free."""
-    settings, threads = ctx.settings, request_threads()
-    per_process = settings.events_max_streams or (max(1, threads // 2) if threads else UNBOUNDED_SERVER_STREAMS)
+    """Under citylogin's gunicorn worker (no thread per stream) by default what the process's open
+    files allow; under a server where each holds a thread, HELD_STREAMS."""
+    settings, serving = ctx.settings, server_kind()
+    per_process = settings.events_max_streams or (serving.stream_files if serving.parks_streams else HELD_STREAMS)
     return StreamCaps(per_session=settings.events_max_streams_per_session,
                       per_user=settings.events_max_streams_per_user, per_process=per_process)
 
 
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
-def event_stream(ctx: AppContext, *, principal: Principal) -> Iterator[str]:
-    """Server-Sent Events for one session: heartbeats, then `session_revoked` {reason,
-    by_device?} when it ends, `token_expired` when the access token does (reconnect with a new one),
-    or `stream_replaced` when a newer stream of the session or user took its place (do not reconnect).
-    503 too_many_streams, before the stream starts, when the process holds its cap of streams."""
-    return _Started(_stream(ctx, principal))
-
-
-class _Started:
-    """A stream whose first chunk is already made: the subscription (or the 503) happens now, and
-    close() ends a stream that was never read, releasing its place."""
-
-    def __init__(self, stream: Generator[str, None, None]) -> None:
-        self._stream, self._first = stream, [next(stream)]
-
-    def __iter__(self) -> "_Started":
-        return self
-
-    def __next__(self) -> str:
-        return self._first.pop() if self._first else next(self._stream)
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-def _stream(ctx: AppContext, principal: Principal) -> Generator[str, None, None]:
+def event_stream(ctx: AppContext, *, principal: Principal) -> LiveStream:
+    """Server-Sent Events for one session (sessions.events.LiveStream). 503 too_many_streams, before
+    the stream starts, when the process holds its cap of streams."""
+    session = principal.session
     try:
-        session = principal.session
         subscription = session_watcher(ctx).subscribe(
             principal.session_id, principal.user_uuid,
             check_at=_state_deadline(ctx, {"expires_epoch": session.expires_epoch,
                                            "last_seen_epoch": session.last_seen_epoch}))
     except TooManyStreams:
         raise StreamsFull() from None
-    try:
-        yield "retry: 3000\n\n"
-        while True:
-            remaining = principal.token_expires_epoch - _epoch(ctx)
-            if remaining <= 0:
-                yield _sse("token_expired", {})
-                return
-            event = subscription.wait(timeout=min(ctx.settings.events_heartbeat, remaining))
-            if event:
-                yield _sse(*event)
-                return
-            yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
-    finally:
-        subscription.close()
+    return LiveStream(subscription, now=lambda: ctx.now().timestamp(), heartbeat=ctx.settings.events_heartbeat,
+                      token_expires=principal.token_expires_epoch)

@@ -18,7 +18,7 @@ from common.timefmt import parse_iso
 from sessions.feed_store import event_put
 from sessions.history_store import BadCursor
 from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, Ending, Presence, PresenceEntry, RevokeReason,
-                                    SessionRecord)
+                                    Holder, SessionRecord)
 
 
 class PresenceChanged(dynamo.StoreRefusal):
@@ -368,7 +368,7 @@ class SessionStore:
 
     # --- activity: a touch or a refresh moves last_seen on the session and its presence entry --
 
-    def _activity_items(self, session: SessionRecord, *, set_session: str, values: dict[str, Any],
+    def _activity_items(self, session: SessionRecord | Holder, *, set_session: str, values: dict[str, Any],
                         condition: str, now: int, idle_cutoff: int) -> list[dict[str, Any]]:
         live = [condition, "#s = :active", "last_seen_epoch > :cutoff", "expires_epoch > :now"]
         # cutoff = now - idle span: the session now ends without a write at now + idle span, or at its max lifetime
@@ -399,16 +399,34 @@ class SessionStore:
             return Activity.SESSION_CHANGED
         return Activity.NOT_COUNTED if 1 in failed else Activity.EXTRA_REFUSED
 
-    def rotate_refresh(self, session: SessionRecord, *, new_digest: str, new_kid: str, now: int,
-                       idle_cutoff: int, extra_write: dict[str, Any] | None = None) -> Activity:
-        """Advance the refresh generation of a live session if nobody else did, as activity, in one
-        transaction with `extra_write` (a bound refresh's proof being spent)."""
+    def live_check_item(self, holder: Holder, *, now: int, idle_cutoff: int) -> dict[str, Any]:
+        """A transaction entry that holds only while the session is live (active, within its idle
+        timeout and max lifetime), still `holder`'s, and bound to `holder.jkt` (or to no key)."""
+        bound = "jkt = :jkt" if holder.jkt else "attribute_not_exists(jkt)"
+        return {"ConditionCheck": {
+            "TableName": self.sessions, "Key": {"session_id": {"S": holder.session_id}},
+            "ConditionExpression": ("#s = :active AND last_seen_epoch > :cutoff AND expires_epoch > :now AND "
+                                    f"user_uuid = :u AND device_id = :d AND {bound}"),
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":active": {"S": SESSION_ACTIVE}, ":cutoff": {"N": str(idle_cutoff)},
+                                          ":now": {"N": str(now)}, ":u": {"S": holder.user_uuid},
+                                          ":d": {"S": holder.device_id},
+                                          **({":jkt": {"S": holder.jkt}} if holder.jkt else {})}}}
+
+    def rotate_refresh(self, holder: Holder, *, generation: int, old_digest: str, new_digest: str, new_kid: str,
+                       now: int, idle_cutoff: int, extra_write: dict[str, Any] | None = None) -> Activity:
+        """Advance the refresh generation of a live session from `generation`, whose refresh token has
+        `old_digest`, if nobody else did and the session is still bound to `holder.jkt` (or to no key),
+        as activity, in one transaction with `extra_write` (a bound refresh's proof being spent)."""
+        bound = "jkt = :jkt" if holder.jkt else "attribute_not_exists(jkt)"
         items = self._activity_items(
-            session, now=now, idle_cutoff=idle_cutoff, condition="refresh_gen = :gen",
+            holder, now=now, idle_cutoff=idle_cutoff,
+            condition=f"refresh_gen = :gen AND refresh_digest = :old AND {bound}",
             set_session=("refresh_gen = :next, refresh_digest = :new, prev_refresh_digest = :old, "
                          "refresh_kid = :kid, rotated_epoch = :now"),
-            values={":next": {"N": str(session.refresh_gen + 1)}, ":gen": {"N": str(session.refresh_gen)},
-                    ":new": {"S": new_digest}, ":old": {"S": session.refresh_digest}, ":kid": {"S": new_kid}})
+            values={":next": {"N": str(generation + 1)}, ":gen": {"N": str(generation)},
+                    ":new": {"S": new_digest}, ":old": {"S": old_digest}, ":kid": {"S": new_kid},
+                    **({":jkt": {"S": holder.jkt}} if holder.jkt else {})})
         return self._record_activity([*items, *([extra_write] if extra_write else [])])
 
     def touch(self, session: SessionRecord, *, now: int, idle_cutoff: int) -> Activity:

@@ -22,7 +22,8 @@ RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_
 # a browser, soak or fuzz are slow, and so is every test of a module-scoped service process.
 SLOW_FOLDERS = {"browser", "examples"}
 SLOW_MODULES = {
-    "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_gunicorn_start", "test_metrics_gunicorn",
+    "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
+    "test_metrics_gunicorn",
     "test_serve", "test_serve_slow_client", "test_public_url", "test_standalone_services", "test_many_hosts",
     "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",

@@ -1,6 +1,7 @@
 // Japanese and English: one flat catalogue per language (common/locales/<lang>.json, served at
-// /web/locales/<lang>.json), t(key, params) with {name} placeholders, dates in the current locale,
-// and the page's data-i18n attributes. Nodes given a key through setText() follow a language switch.
+// /web/locales/<lang>.json; the page's import map points that at its fingerprinted, cached address),
+// t(key, params) with {name} placeholders, dates in the current locale, and the page's data-i18n
+// attributes. Nodes given a key through setText() follow a language switch.
 
 export const LOCALES = ["en", "ja"];
 const CHOICE_KEY = "citylogin.locale";        // a language picked in the header while signed out
@@ -36,7 +37,8 @@ export function rememberChoice(tag) {
 
 async function catalogue(tag) {
   if (!catalogues.has(tag)) {
-    const response = await fetch(`/web/locales/${tag}.json`, { credentials: "same-origin" });
+    const plain = `/web/locales/${tag}.json`;
+    const response = await fetch(import.meta.resolve?.(plain) ?? plain, { credentials: "same-origin" });
     if (!response.ok) throw new Error(`the ${tag} catalogue did not load (HTTP ${response.status})`);
     catalogues.set(tag, await response.json());
   }

@@ -3,7 +3,8 @@
 Budgets (SPEC §4, issue 12): a protected request is one GetItem; the challenge one transaction
 (the challenge and its per-IP rate limit); POST /login/ one BatchGetItem before the password hash
 and one TransactWriteItems after it, plus the history row written after the response; redeeming
-a pairing QR code within 3 calls; refresh within 2; no request path ever calls Scan. A failed
+a pairing QR code within 3 calls; refresh one TransactWriteItems (its token carries what the
+write needs); no request path ever calls Scan. A failed
 login makes the same calls whether or not the username exists (no username enumeration)."""
 from __future__ import annotations
 
@@ -148,8 +149,12 @@ def test_login_refresh_and_challenge_budgets(counted_app):
         calls = _login_calls(url, ctx, counter, client, bound=bound)  # a proof is spent in the transaction
         assert _by_operation(calls) == LOGIN_CALLS, calls
         assert calls[("PutItem", ctx.tables.login_history)] == 1  # the only write outside the transaction
-    client.refresh()  # bound: its proof is spent in the rotation's transaction
-    assert counter.take() == Counter({"GetItem": 1, "TransactWriteItems": 1})
+    client.refresh()  # bound: its proof is spent in the rotation's transaction, and nothing is read first
+    assert counter.take() == Counter({"TransactWriteItems": 1})
+    bearer_login(client)
+    counter.take()
+    client.refresh()  # bearer: the same one write
+    assert counter.take() == Counter({"TransactWriteItems": 1})
 
 
 def test_a_login_that_evicts_costs_the_same(counted_app):

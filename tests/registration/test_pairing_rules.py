@@ -13,7 +13,7 @@ from citylogin.client import generate_key, public_key_pem
 from devices import pairing_service
 from devices import service as devices
 from tests.citylogin.test_dynamodb_calls import CallCounter
-from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
+from tests.support.live import PASSWORD, FakeClock, bearer_login, on_clock, register_device, settle_background
 from tests.support.ttl_sweep import sweep_pairing_tokens
 
 
@@ -157,6 +157,40 @@ def test_redemption_is_one_batch_read_and_one_transaction(make_server):
     # The token, the username's owner, the QR's user and the lockout in one read; the device,
     # the token's use and the device limit in one transaction.
     assert counter.take() == Counter({"BatchGetItem": 1, "TransactWriteItems": 1})
+
+
+def test_a_token_request_is_one_transaction_that_also_checks_the_session(make_server):
+    # One round trip: the caller's session is checked (live, its own, its key) in the write that
+    # counts the request and stores the token, the DPoP proof spent in it too.
+    url, ctx = make_server()
+    owner = logged_in_user(url)
+    counter = CallCounter(ctx.dynamodb)
+    settle_background(ctx)  # the login's history row
+    counter.take()
+    assert owner.request("POST", "/registration/request_pairing_token").status_code == 201
+    assert counter.take() == Counter({"TransactWriteItems": 1})
+    bearer_login(owner)
+    settle_background(ctx)
+    counter.take()
+    assert owner.request("POST", "/registration/request_pairing_token").status_code == 201
+    assert counter.take() == Counter({"TransactWriteItems": 1})
+
+
+def test_a_token_request_of_an_ended_session_or_with_a_spent_proof_stores_nothing(make_server):
+    url, ctx = make_server()
+    owner = logged_in_user(url)
+    path = url + "/registration/request_pairing_token"
+    replayed = owner.auth_headers("POST", path)
+    assert requests.post(path, headers=replayed, timeout=10).status_code == 201
+    again = requests.post(path, headers=replayed, timeout=10)
+    assert (again.status_code, again.json()["code"]) == (401, "invalid_dpop_proof")
+    stale = owner.auth_headers("POST", path)
+    owner.logout()
+    ended = requests.post(path, headers=stale, timeout=10)
+    assert (ended.status_code, ended.json()["code"], ended.json()["reason"]) == (401, "session_revoked", "logged_out")
+    mine = [i for i in ctx.dynamodb.scan(TableName=ctx.tables.pairing_tokens)["Items"]
+            if i["user_uuid"]["S"] == owner.key_file.user_uuid]
+    assert len(mine) == 1
 
 
 def test_an_expired_code_answers_expired_even_once_dynamodb_has_swept_expired_items(make_server):

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from common.context import utc_now
+from common.crypto import keyed_token, token_digest
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, register_device
 
@@ -263,6 +264,46 @@ def test_forged_refresh_token_is_invalid_and_leaves_the_session_alone(make_serve
         assert problem(post_refresh(a, token))[:2] == (401, "invalid_refresh_token"), token
     assert me(a).status_code == 200
     assert post_refresh(a, a.refresh_token).status_code == 200
+
+
+def test_a_refresh_token_carrying_another_holder_is_invalid(make_server):
+    # The token names its user, device and end so that a refresh writes without reading first: a
+    # token edited to name someone else's is refused by its MAC, and the session stays as it was.
+    _, _, (a, b) = devices(make_server, 2, max_concurrent_devices=0)
+    a.login(PASSWORD)
+    b.login(PASSWORD)
+    session_id, generation, kid, carried, mac = a.refresh_token.split(".")
+    other = b.refresh_token.split(".")[3]
+    user, device, expires = json.loads(base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)))
+    edited = [other, cursor_of([user, device, expires + 86400]), cursor_of([user, b.key_file.device_id, expires]), ""]
+    for holder in edited:
+        token = ".".join([session_id, generation, kid, holder, mac])
+        assert problem(post_refresh(a, token))[:2] == (401, "invalid_refresh_token"), holder
+    assert post_refresh(a, a.refresh_token).status_code == 200
+
+
+def test_a_refresh_token_of_the_previous_form_still_refreshes_into_the_new_one(make_server):
+    # <session>.<generation>.<kid>.<mac>, as handed out before tokens carried their holder: read, then
+    # rotated as before, and its successor carries its holder.
+    ctx, _, (a,) = devices(make_server, 1)
+    a.login(PASSWORD)
+    old_form = _previous_form(ctx, a)
+    refreshed = post_refresh(a, old_form)
+    assert refreshed.status_code == 200, refreshed.text
+    successor = refreshed.json()["refresh_token"]
+    assert len(successor.split(".")) == 5
+    assert post_refresh(a, successor).status_code == 200
+
+
+def _previous_form(ctx, client) -> str:
+    """Give `client`'s session a refresh token of the previous form, as if issued before the upgrade."""
+    kid = ctx.refresh_secrets.newest_kid()
+    token = f"{client.session_id}.1.{kid}.{keyed_token(ctx.refresh_secrets.get(kid), f'refresh:{client.session_id}:1')}"
+    ctx.dynamodb.update_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": client.session_id}},
+                             UpdateExpression="SET refresh_digest = :d, refresh_gen = :g",
+                             ExpressionAttributeValues={":d": {"S": token_digest(token, purpose="refresh")},
+                                                        ":g": {"N": "1"}})
+    return token
 
 
 def test_refresh_of_a_logged_out_session_says_why(make_server):

@@ -3,6 +3,7 @@ DynamoDB Local that can slow every answer down or cut the line like a killed pro
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 
@@ -29,6 +30,9 @@ class _Listener:
             except OSError:
                 return
             with self.lock:
+                if self.closed:  # accepted as close() ran: it must not outlive the listener (its port)
+                    conn.close()
+                    return
                 self.connections.add(conn)
             self.handle(conn)
 
@@ -37,15 +41,18 @@ class _Listener:
 
     def close(self) -> None:
         """Stop listening (new connections are refused) and reset the open ones."""
-        self.closed = True
-        self.listener.close()
         with self.lock:
+            self.closed = True
             conns, self.connections = self.connections, set()
+        self.listener.close()
         for conn in conns:
             try:
+                # a reset, not a FIN: a client keeping the connection idle in its pool would otherwise
+                # hold it half-closed, and with it this port, from a restarted proxy
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 conn.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv
             except OSError:
-                pass
+                pass  # its pump closed it already
             conn.close()
 
     def __enter__(self):

@@ -1,0 +1,160 @@
+"""The web UI's files as the server holds them: read, hashed and gzip-compressed once when the app is
+made, each at its plain address (`/web/app.js`, revalidated, the file as it is) and at a fingerprinted
+one that names its content (`/web/app.<hash>.js`, cached as immutable; a module there comes minified by
+rjsmin: comments and white space are a third of the modules' compressed bytes, which a person reads
+in the repository, not a browser on each cold load), and index.html rewritten to load the latter.
+
+The modules import each other by relative path (`./api.js`, `../sdk/citylogin.js`). Rather than
+rewriting those specifiers (a change to ui.js would then change the hash of every module importing it,
+and the SDK, whose plain addresses other apps load, would need a second, rewritten copy), index.html
+carries an import map from each plain module address to its fingerprinted one: a change to one file
+changes that file's address alone, no import in any file is touched, and a module imported by its
+plain address (`import("/web/api.js")`) is the page's own instance. The map also names the
+catalogues, which i18n.js finds with `import.meta.resolve`. The map is an inline script, so the
+page's Content-Security-Policy allows it by its SHA-256 and nothing else inline."""
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Iterable
+
+import rjsmin
+
+import common
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+SDK_DIR = Path(__file__).resolve().parent / "sdk"
+LOCALES_DIR = Path(common.__file__).resolve().parent / "locales"
+LOCALES = ("en", "ja")
+# A module script needs a JavaScript type (RFC 9239); the declaration file is TypeScript source.
+MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json", ".html": "text/html",
+             ".svg": "image/svg+xml", ".ts": "application/typescript"}
+DIGEST_CHARS = 12            # 48 bits of SHA-256: the fingerprint in a file's address and its ETag
+FINGERPRINTED = re.compile(rf"^(?P<dir>/.*/)(?P<stem>[^/.]+)\.(?P<digest>[0-9a-f]{{{DIGEST_CHARS}}})(?P<rest>\.[^/]+)$")
+# A page's src= and href= to a file served here, and where the import map goes: before the first module.
+LOCAL_REFERENCE = re.compile(r'(?P<attr>\s(?:src|href)=")(?P<url>/(?:web|sdk)/[^"]+)"')
+FIRST_MODULE = re.compile(r'^(?P<indent>[ \t]*)<script type="module"', re.MULTILINE)
+
+# Everything the page loads is same-origin; the QR code arrives as a data: URI (SPEC §4). The one inline
+# script, the import map, is allowed by its hash (appended to script-src when the page is built).
+CONTENT_SECURITY_POLICY = [
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+    "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'",
+    "frame-ancestors 'none'",
+]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    body: bytes
+    etag: str                # differs per encoding: a cache must never answer gzip to a 304 of identity
+
+
+@dataclass(frozen=True)
+class Asset:
+    url: str                          # the plain address, e.g. /web/app.js
+    mimetype: str
+    digest: str                       # of the file as it is: its fingerprint
+    plain: dict[str, Encoded]         # the file as it is, by encoding ("identity", and "gzip" if smaller)
+    fingerprinted: dict[str, Encoded]  # what its fingerprinted address serves: a module minified
+
+    @property
+    def fingerprinted_url(self) -> str:
+        folder, _, name = self.url.rpartition("/")
+        stem, dot, rest = name.partition(".")
+        return f"{folder}/{stem}.{self.digest}{dot}{rest}"
+
+
+@dataclass(frozen=True)
+class WebAssets:
+    index: Asset
+    content_security_policy: str
+    by_url: dict[str, Asset]         # plain address -> file
+
+    def find(self, url: str) -> tuple[Asset, bool] | None:
+        """(the file, whether `url` names its current content) for a plain or fingerprinted address.
+        An outdated fingerprint (a page from an earlier release, say on another host in a rolling
+        deploy) gets the current file, revalidated rather than immutable; an unknown name gets None."""
+        if url in self.by_url:
+            return self.by_url[url], False
+        match = FINGERPRINTED.match(url)
+        asset = self.by_url.get(f"{match['dir']}{match['stem']}{match['rest']}") if match else None
+        if match is None or asset is None:
+            return None
+        return asset, match["digest"] == asset.digest
+
+
+def encodings(body: bytes) -> dict[str, Encoded]:
+    etag = hashlib.sha256(body).hexdigest()[:DIGEST_CHARS]
+    encoded = {"identity": Encoded(body, etag)}
+    compressed = gzip.compress(body, compresslevel=9, mtime=0)
+    if len(compressed) < len(body):
+        encoded["gzip"] = Encoded(compressed, f"{etag}-gzip")
+    return encoded
+
+
+def make_asset(url: str, body: bytes) -> Asset:
+    plain = encodings(body)
+    loaded = encodings(rjsmin.jsmin(body.decode()).encode()) if url.endswith(".js") else plain
+    return Asset(url=url, mimetype=MIMETYPES[Path(url).suffix], digest=plain["identity"].etag, plain=plain,
+                 fingerprinted=loaded)
+
+
+def web_catalogue(locale: str) -> bytes:
+    # The catalogue also holds the server's "error." and "mail." texts; the page needs only its own.
+    messages = json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+    return json.dumps({k: v for k, v in messages.items() if k.startswith("web.")}, ensure_ascii=False).encode()
+
+
+def _files() -> Iterable[tuple[str, bytes]]:
+    for folder, prefix in ((WEB_DIR, "/web/"), (SDK_DIR, "/sdk/")):
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix in MIMETYPES and path.name != "index.html":
+                yield prefix + path.name, path.read_bytes()
+    for locale in LOCALES:
+        yield f"/web/locales/{locale}.json", web_catalogue(locale)
+
+
+def render_index(html: str, assets: dict[str, Asset]) -> tuple[str, str]:
+    """(index.html loading every file by its fingerprinted address, the SHA-256 source of its import
+    map): the map covers every module and catalogue, and each module is preloaded, so a cold load
+    fetches them in parallel instead of one import level at a time."""
+    mapped = {url: asset.fingerprinted_url for url, asset in assets.items() if url.endswith((".js", ".json"))}
+    import_map = json.dumps({"imports": mapped}, indent=1)
+    page = LOCAL_REFERENCE.sub(lambda m: f'{m["attr"]}{assets[m["url"]].fingerprinted_url}"'
+                               if m["url"] in assets else m[0], html)
+    first_module = FIRST_MODULE.search(page)
+    if first_module is None:
+        raise RuntimeError("index.html has no <script type=\"module\"> to put the import map before")
+    indent = first_module["indent"]
+    preloads = "".join(f'{indent}<link rel="modulepreload" href="{url}">\n'
+                       for url in mapped.values() if url.endswith(".js"))
+    head = f'{indent}<script type="importmap">{import_map}</script>\n{preloads}'
+    digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
+    return page[:first_module.start()] + head + page[first_module.start():], f"'sha256-{digest}'"
+
+
+@cache
+def web_assets() -> WebAssets:
+    """Built once per process (when the app is made), then only read: safe under any server's threads."""
+    by_url = {url: make_asset(url, body) for url, body in _files()}
+    page, map_source = render_index((WEB_DIR / "index.html").read_text(encoding="utf-8"), by_url)
+    policy = "; ".join(f"{part} {map_source}" if part.startswith("script-src") else part
+                       for part in CONTENT_SECURITY_POLICY)
+    return WebAssets(index=make_asset("/index.html", page.encode()), content_security_policy=policy, by_url=by_url)
+
+
+def chosen_encoding(accepted: Iterable[tuple[str, float]], offered: Iterable[str]) -> str:
+    """gzip when the client's Accept-Encoding (RFC 9110 §12.5.3, with its q-values) allows it and does
+    not prefer identity by a higher q; identity, which every client takes, otherwise."""
+    quality = {coding.lower(): q for coding, q in accepted}
+    wildcard = quality.get("*")
+    gzip_q = quality.get("gzip", quality.get("x-gzip", wildcard or 0.0))
+    identity_q = quality.get("identity", wildcard or 0.0)
+    return "gzip" if "gzip" in offered and gzip_q > 0 and gzip_q >= identity_q else "identity"

@@ -1,0 +1,149 @@
+"""How the web UI's files are served: gzip when Accept-Encoding allows it (Vary, an ETag per encoding),
+the page and the plain addresses revalidated, the fingerprinted addresses the page loads immutable,
+304 for a copy the client already has, and nothing compressed again on a request."""
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import rjsmin
+from werkzeug.http import parse_accept_header
+
+import citylogin.web_assets as web_assets_module
+from citylogin.app import create_app
+from citylogin.web_assets import chosen_encoding, web_assets
+
+PACKAGE = Path(__file__).resolve().parents[2] / "citylogin"
+APP_ORIGIN = "https://app.example.com"
+OTHER_ORIGIN = "https://other.example.com"      # with two origins allowed, CORS answers vary by Origin
+IMMUTABLE = "public, max-age=31536000, immutable"
+GZIP = {"Accept-Encoding": "gzip, deflate, br, zstd"}
+PLAIN_FILES = {url: PACKAGE / url.lstrip("/") for url in
+               ["/web/app.js", "/web/app.css", "/sdk/citylogin.js", "/sdk/citylogin.d.ts"]}
+MODULES = sorted([*PACKAGE.glob("web/*.js"), *PACKAGE.glob("sdk/*.js")])
+IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.S)
+
+
+@pytest.fixture(scope="module")
+def client(dynamodb_endpoint, data_dir, table_prefix):
+    app = create_app({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir),
+                      "table_prefix": table_prefix, "log_level": "WARNING", "cors_origins": [APP_ORIGIN, OTHER_ORIGIN]})
+    return app.test_client()
+
+
+def vary(response) -> set[str]:
+    return {part.strip().lower() for line in response.headers.getlist("Vary") for part in line.split(",")}
+
+
+@pytest.mark.parametrize("url", sorted(PLAIN_FILES))
+def test_a_plain_address_is_the_file_compressed_and_revalidated(client, url):
+    compressed = client.get(url, headers=GZIP)
+    identity = client.get(url)
+    assert compressed.status_code == identity.status_code == 200
+    assert compressed.headers["Content-Encoding"] == "gzip" and "Content-Encoding" not in identity.headers
+    assert gzip.decompress(compressed.data) == identity.data == PLAIN_FILES[url].read_bytes()
+    assert int(compressed.headers["Content-Length"]) == len(compressed.data) < len(identity.data)
+    assert "accept-encoding" in vary(compressed) and "accept-encoding" in vary(identity)
+    assert compressed.headers["Cache-Control"] == identity.headers["Cache-Control"] == "no-cache"
+    assert compressed.headers["ETag"] != identity.headers["ETag"]
+
+
+def test_the_page_is_revalidated_and_loads_only_fingerprinted_addresses(client):
+    page = client.get("/", headers=GZIP)
+    assert page.headers["Cache-Control"] == "no-cache" and page.headers["ETag"]
+    assert page.headers["Content-Encoding"] == "gzip" and "accept-encoding" in vary(page)
+    html = gzip.decompress(page.data).decode()
+    loaded = re.findall(r'(?:src|href)="(/(?:web|sdk)/[^"]+)"', html)
+    imports = json.loads(IMPORT_MAP.search(html)[1])["imports"]
+    assert "/web/app.css" in {web_assets().find(url)[0].url for url in loaded}    # type: ignore[index]
+    assert {"/web/app.js", "/sdk/citylogin.js", "/web/locales/en.json", "/web/locales/ja.json"} <= set(imports)
+    for url in loaded + list(imports.values()):
+        answer = client.get(url, headers=GZIP)
+        assert (answer.status_code, answer.headers["Cache-Control"]) == (200, IMMUTABLE), url
+        assert "accept-encoding" in vary(answer) and answer.headers["Content-Encoding"] == "gzip", url
+
+
+def test_the_import_map_is_the_one_inline_script_the_policy_allows(client):
+    page = client.get("/")
+    import_map = IMPORT_MAP.search(page.get_data(as_text=True))[1]
+    digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == f"'self' 'sha256-{digest}'"
+    assert policy["default-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+    assert page.headers["X-Content-Type-Options"] == "nosniff" and page.headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("url", ["/", "/web/app.js", "/sdk/citylogin.js", "/web/locales/ja.json", "fingerprinted"])
+def test_a_copy_with_the_etag_of_its_encoding_gets_304(client, url):
+    url = web_assets().by_url["/web/ui.js"].fingerprinted_url if url == "fingerprinted" else url
+    for headers in (GZIP, {}):
+        first = client.get(url, headers=headers)
+        again = client.get(url, headers={**headers, "If-None-Match": first.headers["ETag"]})
+        assert (again.status_code, again.data) == (304, b""), headers
+        assert again.headers["ETag"] == first.headers["ETag"] and "accept-encoding" in vary(again)
+        assert again.headers["Cache-Control"] == first.headers["Cache-Control"]
+    identity_etag = client.get(url).headers["ETag"]
+    assert client.get(url, headers={**GZIP, "If-None-Match": identity_etag}).status_code == 200
+
+
+def test_a_fingerprinted_module_is_the_module_minified(client):
+    asset = web_assets().by_url["/sdk/citylogin.js"]
+    served = client.get(asset.fingerprinted_url).get_data(as_text=True)
+    source = (PACKAGE / "sdk" / "citylogin.js").read_text(encoding="utf-8")
+    assert served == rjsmin.jsmin(source) and len(served) < len(source) * 0.7
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_every_minified_module_still_parses_as_a_module(module, tmp_path):
+    copy = tmp_path / (module.stem + ".mjs")
+    copy.write_text(rjsmin.jsmin(module.read_text(encoding="utf-8")), encoding="utf-8")
+    checked = subprocess.run(["node", "--check", str(copy)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_an_outdated_fingerprint_gets_the_current_file_revalidated(client):
+    outdated = client.get("/web/app.000000000000.js", headers=GZIP)
+    assert outdated.status_code == 200 and outdated.headers["Cache-Control"] == "no-cache"
+    assert gzip.decompress(outdated.data) == (PACKAGE / "web" / "app.js").read_bytes()
+
+
+@pytest.mark.parametrize("url", ["/web/nothing.000000000000.js", "/web/nothing.js", "/web/index.html",
+                                 "/web/locales/fr.json", "/web/locales/en.00000000000.json", "/sdk/../web_ui.py"])
+def test_an_unknown_address_is_not_found(client, url):
+    response = client.get(url, headers=GZIP)
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+
+
+def test_the_sdk_varies_by_origin_and_encoding(client):
+    response = client.get("/sdk/citylogin.js", headers={**GZIP, "Origin": APP_ORIGIN})
+    assert response.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert {"origin", "accept-encoding"} <= vary(response)
+
+
+def test_nothing_is_compressed_on_a_request(client, monkeypatch):
+    calls = []
+    compress = gzip.compress
+    monkeypatch.setattr(web_assets_module.gzip, "compress", lambda *a, **k: calls.append(1) or compress(*a, **k))
+    for url in ["/", "/web/app.js", "/web/locales/en.json", web_assets().by_url["/web/app.js"].fingerprinted_url]:
+        assert client.get(url, headers=GZIP).status_code == 200
+    assert calls == []
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    ("gzip, deflate, br, zstd", "gzip"), ("GZIP", "gzip"), ("x-gzip", "gzip"), ("*", "gzip"),
+    ("br;q=1, *;q=0.5", "gzip"), ("gzip;q=0.5", "gzip"),
+    ("", "identity"), ("identity", "identity"), ("deflate, br", "identity"), ("gzip;q=0", "identity"),
+    ("*;q=0, identity", "identity"), ("gzip;q=0.5, identity", "identity"), ("gzip;q=0.4, *;q=0.8", "identity"),
+])
+def test_the_encoding_follows_the_q_values(accept, expected):
+    assert chosen_encoding(parse_accept_header(accept), {"identity", "gzip"}) == expected
+
+
+def test_gzip_is_not_chosen_where_it_is_not_offered():
+    assert chosen_encoding(parse_accept_header("gzip"), {"identity"}) == "identity"
