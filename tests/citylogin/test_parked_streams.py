@@ -36,12 +36,23 @@ def few_threads(dynamodb_endpoint, data_dir, table_prefix, tmp_path_factory):
         yield url, (parts.hostname, parts.port)
 
 
+def events_request(client, url: str, address, method: str = "GET") -> bytes:
+    """A raw request for the event stream, with its own proof (a DPoP proof is single-use)."""
+    auth = client.auth_headers(method, url + "/session/events")
+    return (f"{method} /session/events HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+            f"Authorization: {auth['Authorization']}\r\nDPoP: {auth['DPoP']}\r\n"
+            "Accept: text/event-stream\r\n\r\n").encode()
+
+
 def open_streams(sockets: Sockets, client, url: str, address, count: int) -> None:
     for _ in range(count):
-        auth = client.auth_headers("GET", url + "/session/events")
-        sockets.open(address, (f"GET /session/events HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
-                               f"Authorization: {auth['Authorization']}\r\nDPoP: {auth['DPoP']}\r\n"
-                               "Accept: text/event-stream\r\n\r\n").encode())
+        sockets.open(address, events_request(client, url, address))
+
+
+def logged_in(url: str):
+    client = register_device(url)
+    client.login(PASSWORD)
+    return client
 
 
 def open_stream_gauge(url: str) -> float:
@@ -51,8 +62,7 @@ def open_stream_gauge(url: str) -> float:
 
 def test_three_hundred_streams_on_four_threads_all_beat_and_all_hear_the_end(few_threads):
     url, address = few_threads
-    client = register_device(url)
-    client.login(PASSWORD)
+    client = logged_in(url)
     streams = Sockets()
     try:
         open_streams(streams, client, url, address, STREAMS)
@@ -79,8 +89,7 @@ def test_three_hundred_streams_on_four_threads_all_beat_and_all_hear_the_end(few
 
 def test_a_stream_whose_client_left_is_let_go(few_threads):
     url, address = few_threads
-    client = register_device(url)
-    client.login(PASSWORD)
+    client = logged_in(url)
     before = open_stream_gauge(url)
     staying, leaving = Sockets(), Sockets()
     try:
@@ -100,12 +109,9 @@ def test_a_stream_whose_client_left_is_let_go(few_threads):
 
 def test_a_head_request_is_answered_and_parks_nothing(few_threads):
     url, address = few_threads
-    client = register_device(url)
-    client.login(PASSWORD)
+    client = logged_in(url)
     before = open_stream_gauge(url)
-    auth = client.auth_headers("HEAD", url + "/session/events")
     with socket.create_connection(address, timeout=10) as sock:  # kept open: a parked stream would stay
-        sock.sendall((f"HEAD /session/events HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
-                      f"Authorization: {auth['Authorization']}\r\nDPoP: {auth['DPoP']}\r\n\r\n").encode())
+        sock.sendall(events_request(client, url, address, "HEAD"))
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
         assert open_stream_gauge(url) == before
