@@ -267,3 +267,28 @@ def test_one_assertion_sent_at_once_by_many_threads_signs_in_once(server):
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(outcomes) == [200] + [401] * 7
+
+
+def test_a_new_passkey_from_another_origin_or_for_another_account_or_over_the_limit_is_refused(server, monkeypatch):
+    url, _ = server
+    client = register_device(url)
+    client.login(PASSWORD)
+    phished = SoftAuthenticator("https://phish.example.test")
+    options = authed(client, "POST", "/account/passkeys/options", {"password": PASSWORD}).json()
+    refused = authed(client, "POST", "/account/passkeys", {"credential": phished.create(options)})
+    assert problem(refused)[:2] == (401, "invalid_credentials")
+
+    other = register_device(url)
+    other.login(PASSWORD)
+    theirs = authed(other, "POST", "/account/passkeys/options", {"password": PASSWORD}).json()
+    mine = SoftAuthenticator(PUBLIC_URL)
+    refused = authed(client, "POST", "/account/passkeys", {"credential": mine.create(theirs)})  # its challenge
+    assert problem(refused)[:2] == (401, "invalid_credentials")
+
+    monkeypatch.setattr("accounts.passkey_service.MAX_PASSKEYS", 2)
+    add_passkey(client, SoftAuthenticator(PUBLIC_URL))
+    add_passkey(client, SoftAuthenticator(PUBLIC_URL))
+    options = authed(client, "POST", "/account/passkeys/options", {"password": PASSWORD}).json()
+    refused = authed(client, "POST", "/account/passkeys", {"credential": SoftAuthenticator(PUBLIC_URL).create(options)})
+    assert problem(refused)[:2] == (409, "passkey_limit_reached")
+    assert len(authed(client, "GET", "/account/passkeys").json()["passkeys"]) == 2
