@@ -14,10 +14,11 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
 import webauthn
+from botocore.exceptions import ClientError
 from webauthn.helpers import options_to_json
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, AuthenticatorTransport,
@@ -28,6 +29,7 @@ from accounts import user_service as users
 from accounts.models import (PasskeyAdded, PasskeyAssertion, PasskeyCredential, PasskeyRecord, PasskeyView,
                              UserRecord)
 from accounts.passkey_store import PasskeyStore
+from common import dynamo
 from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
 from common.context import AppContext
@@ -37,6 +39,9 @@ from common.guarded_write import GuardedWrite, write_all
 from common.notifier import localized_message, mail_time
 from common.one_time_tokens import OneTimeTokenStore
 from common.timefmt import iso
+
+if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 CHALLENGE_TTL = 300  # seconds to answer the browser's prompt
 MAX_PASSKEYS = 20  # per account
@@ -121,11 +126,20 @@ def _client_challenge(client_data_json: str) -> str | None:
     return challenge if isinstance(challenge, str) and 0 < len(challenge) <= 128 else None
 
 
-def _new_challenge(ctx: AppContext, *, kind: str, user_uuid: str | None) -> bytes:
-    """32 random bytes, stored as the digest of their base64url form (what clientDataJSON carries)."""
+def _new_challenge(ctx: AppContext, *, kind: str, user_uuid: str | None = None,
+                   counter: TransactWriteItemTypeDef | None = None) -> bytes | None:
+    """32 random bytes, stored as the digest of their base64url form (what clientDataJSON carries),
+    in one transaction with `counter` (a rate-limit entry): None if the counter refused."""
     challenge = secrets.token_bytes(32)
-    _tokens(ctx).create(digest=token_digest(_b64(challenge), purpose=kind), kind=kind,
-                        expires_epoch=_now(ctx) + CHALLENGE_TTL, data={"user_uuid": user_uuid} if user_uuid else None)
+    put = _tokens(ctx).create_item(digest=token_digest(_b64(challenge), purpose=kind), kind=kind,
+                                   expires_epoch=_now(ctx) + CHALLENGE_TTL,
+                                   data={"user_uuid": user_uuid} if user_uuid else None)
+    try:
+        ctx.dynamodb.transact_write_items(TransactItems=[*([counter] if counter else []), {"Put": put["Put"]}])
+    except ClientError as exc:
+        if counter and dynamo.cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            return None
+        raise
     return challenge
 
 
@@ -137,15 +151,19 @@ def _descriptors(records: list[PasskeyRecord]) -> list[PublicKeyCredentialDescri
 
 # --- options ---------------------------------------------------------------------------------
 
-def request_options(ctx: AppContext, *, username: str | None) -> str:
-    """PublicKeyCredentialRequestOptions as JSON, with a new single-use challenge: for `username`
-    its passkeys, else none listed (a discoverable credential answers)."""
+def request_options(ctx: AppContext, *, username: str | None, counter: TransactWriteItemTypeDef) -> str | None:
+    """PublicKeyCredentialRequestOptions as JSON, with a new single-use challenge stored in one
+    transaction with `counter` (the caller's rate limit; None if it refused): for `username` its
+    passkeys, else none listed (a discoverable credential answers)."""
     user_uuid = users.find_uuid_by_username(ctx, username=username) if username else None
     listed = _store(ctx).list(user_uuid) if user_uuid else []
+    challenge = _new_challenge(ctx, kind=_GET, counter=counter)
+    if challenge is None:
+        return None
     rp_id, _ = relying_party(ctx)
     options = webauthn.generate_authentication_options(
-        rp_id=rp_id, challenge=_new_challenge(ctx, kind=_GET, user_uuid=None), timeout=CHALLENGE_TTL * 1000,
-        allow_credentials=_descriptors(listed), user_verification=UserVerificationRequirement.REQUIRED)
+        rp_id=rp_id, challenge=challenge, timeout=CHALLENGE_TTL * 1000, allow_credentials=_descriptors(listed),
+        user_verification=UserVerificationRequirement.REQUIRED)
     return options_to_json(options)
 
 
@@ -156,7 +174,7 @@ def creation_options(ctx: AppContext, *, user: UserRecord) -> str:
     options = webauthn.generate_registration_options(
         rp_id=rp_id, rp_name="citylogin", user_id=user_handle(user.user_uuid), user_name=user.username,
         user_display_name=user.username, timeout=CHALLENGE_TTL * 1000,
-        challenge=_new_challenge(ctx, kind=_CREATE, user_uuid=user.user_uuid),
+        challenge=_new_challenge(ctx, kind=_CREATE, user_uuid=user.user_uuid) or b"",
         exclude_credentials=_descriptors(_store(ctx).list(user.user_uuid)),
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED, require_resident_key=True,

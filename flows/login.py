@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
@@ -33,6 +34,9 @@ from sessions import binding
 from sessions import service as sessions
 from sessions.binding import ProofOffer
 from sessions.models import OpenedSession, Presence, PresenceEntry, PresenceMoved
+
+if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 CHALLENGE_TTL = challenges.CHALLENGE_TTL
 CHALLENGE_RATE_WINDOW = 60
@@ -64,20 +68,35 @@ def token_store(ctx: AppContext) -> OneTimeTokenStore:
 
 # --- challenges ------------------------------------------------------------------------
 
+def _challenge_counter(ctx: AppContext, ip: str | None) -> TransactWriteItemTypeDef:
+    return RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
+        f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
+        window_seconds=CHALLENGE_RATE_WINDOW, now=_now(ctx))
+
+
+def _too_many_challenges(ctx: AppContext) -> TooManyRequests:
+    return TooManyRequests("Too many login challenges from this address; try again shortly.",
+                           retry_after=CHALLENGE_RATE_WINDOW - _now(ctx) % CHALLENGE_RATE_WINDOW,
+                           code=ErrorCode.RATE_LIMITED)
+
+
 def new_challenge(ctx: AppContext, *, ip: str | None) -> str:
     """A single-use nonce to sign. Each one is an item written, so an IP gets at most
     CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP of them (429 rate_limited): the count and the
     challenge are one transaction."""
-    now = _now(ctx)
-    counter = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
-        f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
-        window_seconds=CHALLENGE_RATE_WINDOW, now=now)
-    challenge = challenges.issue_challenge(ctx, counter=counter)
+    challenge = challenges.issue_challenge(ctx, counter=_challenge_counter(ctx, ip))
     if challenge is None:
-        raise TooManyRequests("Too many login challenges from this address; try again shortly.",
-                              retry_after=CHALLENGE_RATE_WINDOW - now % CHALLENGE_RATE_WINDOW,
-                              code=ErrorCode.RATE_LIMITED)
+        raise _too_many_challenges(ctx)
     return challenge
+
+
+def passkey_options(ctx: AppContext, *, username: str | None, ip: str | None) -> str:
+    """A passkey's request options (JSON) with a single-use challenge, counted with the device
+    challenges of the IP (429 rate_limited beyond CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP)."""
+    options = passkeys.request_options(ctx, username=username, counter=_challenge_counter(ctx, ip))
+    if options is None:
+        raise _too_many_challenges(ctx)
+    return options
 
 
 # --- login -------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from accounts import passkey_service
 from accounts.models import PasskeyOptions, PasskeyRequestOptions
 
 from common.caller import current_caller
@@ -29,10 +28,10 @@ def challenge():
 
 @bp.post("/passkey/options")
 @operation("Options to sign in with a passkey (for a username, its passkeys; else a discoverable one)",
-           body=PasskeyRequestOptions, body_required=False, response=PasskeyOptions)
+           body=PasskeyRequestOptions, body_required=False, response=PasskeyOptions, errors=(429,))
 def passkey_options():
     body = parse_optional_body(PasskeyRequestOptions)
-    options = passkey_service.request_options(ctx(), username=body.username)
+    options = login_flow.passkey_options(ctx(), username=body.username, ip=current_caller().ip)
     return Response(options, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 

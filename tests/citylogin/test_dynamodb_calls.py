@@ -171,7 +171,8 @@ def test_a_passkey_login_adds_one_transaction_that_spends_its_assertion(counted_
     client.logout()
     counter.take()
     options = client.passkey_options(username=client.key_file.username)
-    assert counter.take() == Counter({"GetItem": 1, "Query": 1, "PutItem": 1})  # owner, passkeys, challenge
+    assert counter.take() == Counter({"GetItem": 1, "Query": 1, "TransactWriteItems": 1})  # owner, passkeys,
+    #                                                        and the challenge with its per-IP rate limit
     client.login(passkey=authenticator.get(options))
     settle_background(ctx)
     calls = counter.take_by_table()

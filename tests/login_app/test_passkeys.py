@@ -4,6 +4,7 @@ the password (never in place of the device's proof); re-authenticate with one. E
 gets its own clear 4xx."""
 from __future__ import annotations
 
+import secrets
 import threading
 
 import pytest
@@ -292,3 +293,32 @@ def test_a_new_passkey_from_another_origin_or_for_another_account_or_over_the_li
     refused = authed(client, "POST", "/account/passkeys", {"credential": SoftAuthenticator(PUBLIC_URL).create(options)})
     assert problem(refused)[:2] == (409, "passkey_limit_reached")
     assert len(authed(client, "GET", "/account/passkeys").json()["passkeys"]) == 2
+
+
+def test_a_passkey_never_stands_in_for_the_device(server):
+    """Another account's device (its own key, certificate and proof) with this account's passkey:
+    the certificate is not this account's, and without a username the passkey is not that account's."""
+    url, _ = server
+    client, authenticator, _ = passkey_user(server)
+    stranger = register_device(url)
+    client.logout()
+    with pytest.raises(CityloginError) as refused:   # the stranger's device, this account's name and passkey
+        stranger.key_file = stranger.key_file.__class__(**{**stranger.key_file.__dict__,
+                                                           "username": client.key_file.username})
+        stranger.login(passkey=assertion(client, authenticator, username=client.key_file.username))
+    assert (refused.value.status, refused.value.code) == (401, "certificate_mismatch")
+    key_file = stranger.key_file
+    challenge = requests.post(url + "/login/challenge", json={}, timeout=10).json()["challenge"]
+    body = {"passkey": assertion(client, authenticator), "client_cert": key_file.client_cert_b64(),
+            "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge)}
+    assert problem(requests.post(url + "/login/", json=body, timeout=10))[:2] == (401, "invalid_credentials")
+
+
+def test_passkey_options_count_toward_the_challenges_of_an_address(make_server):
+    url, _ = make_server(public_url=PUBLIC_URL, challenges_per_minute_per_ip=3, trusted_proxies=1)
+    address = {"X-Forwarded-For": f"198.51.100.{secrets.randbelow(250) + 1}, 203.0.113.{secrets.randbelow(250) + 1}"}
+    answers = [requests.post(url + "/login/passkey/options", headers=address, timeout=10) for _ in range(2)]
+    answers.append(requests.post(url + "/login/challenge", json={}, headers=address, timeout=10))
+    refused = requests.post(url + "/login/passkey/options", json={}, headers=address, timeout=10)
+    assert [a.status_code for a in answers] == [200, 200, 201]
+    assert problem(refused)[:2] == (429, "rate_limited") and "Retry-After" in refused.headers
