@@ -1,9 +1,9 @@
 """Credentials: the username and password under the lockout (SPEC §6), for every flow that asks
 for the password (login, pairing, recovery; and through reauthenticate every flow of a signed-in
 user: e-mail change, password change, new recovery codes, deletion, passkeys). A passkey's
-assertion may stand in for the password at login and in reauthenticate (SPEC §13). Failures count toward the
-lockout, are audited and go into the login history; a lockout tells the account's owner. No Flask
-here."""
+assertion may stand in for the password at login and in reauthenticate (SPEC §13). Failures count
+toward the lockout, are audited and go into the login history; a lockout tells the account's owner.
+No Flask here."""
 from __future__ import annotations
 
 import logging
@@ -73,11 +73,12 @@ def credential_reads(ctx: AppContext, *, username: str, ip: str | None, expected
     def lockout_read(limit_key: str) -> KeyRead:
         return KeyRead(table, LockoutStore.key(limit_key), LockoutStore.from_item)
 
-    reads: dict[str, KeyRead] = {OWNER: users.username_owner_read(ctx, username=username),
-             EXPECTED: users.user_read(ctx, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
-             LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
-             LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
-             FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
+    reads: dict[str, KeyRead] = {
+        OWNER: users.username_owner_read(ctx, username=username),
+        EXPECTED: users.user_read(ctx, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
+        LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
+        LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
+        FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
     if isinstance(secret, PasskeyAssertion):
         owner = (expected_user_uuid or passkeys.user_of_handle(secret.response.userHandle)
                  or NO_SUCH_USER.user_uuid)

@@ -126,16 +126,21 @@ class AssertionResponse(BaseModel):
     userHandle: Base64Url | None = None
 
 
-class PasskeyAssertion(BaseModel):
-    """A WebAuthn assertion as the browser's `PublicKeyCredential.toJSON()` gives it."""
+class PublicKeyCredentialJSON(BaseModel):
+    """What the browser's `PublicKeyCredential.toJSON()` gives beside its `response`."""
 
     model_config = ConfigDict(extra="ignore")
     id: CredentialId
     rawId: CredentialId
     type: Literal["public-key"]
-    response: AssertionResponse
     clientExtensionResults: dict[str, Any] = {}
     authenticatorAttachment: str | None = Field(default=None, max_length=32)
+
+
+class PasskeyAssertion(PublicKeyCredentialJSON):
+    """A WebAuthn assertion (`navigator.credentials.get()`), as toJSON() gives it."""
+
+    response: AssertionResponse
 
 
 class AttestationResponse(BaseModel):
@@ -145,16 +150,10 @@ class AttestationResponse(BaseModel):
     transports: list[Annotated[str, Field(max_length=32)]] = Field(default=[], max_length=8)
 
 
-class PasskeyCredential(BaseModel):
-    """A new WebAuthn credential as the browser's `PublicKeyCredential.toJSON()` gives it."""
+class PasskeyCredential(PublicKeyCredentialJSON):
+    """A new WebAuthn credential (`navigator.credentials.create()`), as toJSON() gives it."""
 
-    model_config = ConfigDict(extra="ignore")
-    id: CredentialId
-    rawId: CredentialId
-    type: Literal["public-key"]
     response: AttestationResponse
-    clientExtensionResults: dict[str, Any] = {}
-    authenticatorAttachment: str | None = Field(default=None, max_length=32)
 
 
 # What a signed-in person re-authenticates with: the password, or a passkey's assertion.
