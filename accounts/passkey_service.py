@@ -219,6 +219,9 @@ def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredent
                              GuardedWrite(store.count_item(user.user_uuid, delta=1, limit=MAX_PASSKEYS),
                                           PasskeyLimitReached)])
     audit(AuditEvent.PASSKEY_ADDED, user_uuid=user.user_uuid, backed_up=record.backed_up)
+    ctx.notifier.notify(localized_message("passkey_added", user_uuid=user.user_uuid, email=user.email,
+                                          locale=user.locale, passkey=record.name,
+                                          time=mail_time(ctx.now(), user.locale)))
     return PasskeyAdded(id=record.credential_id, name=record.name)
 
 

@@ -164,9 +164,15 @@ def test_each_bad_assertion_gets_a_clear_refusal(server):
     foreign = other_authenticator.get(client.passkey_options())
     assert login_problem(client, foreign)[:2] == (401, "invalid_credentials")
 
-    authenticator.set_counter(credential_id, 0)        # a copy of the authenticator, behind the original
     sent = []
     ctx.notifier.backend.send = sent.append
+    client.login(PASSWORD)
+    add_passkey(client, SoftAuthenticator(PUBLIC_URL), name="Spare")
+    client.logout()
+    settle_background(ctx)
+    assert [(m.event, "Spare" in m.body) for m in sent] == [("passkey_added", True)]
+    sent.clear()
+    authenticator.set_counter(credential_id, 0)        # a copy of the authenticator, behind the original
     assert login_problem(client, assertion(client, authenticator, username=username))[:2] == (
         401, "passkey_counter_regressed")
     settle_background(ctx)
