@@ -48,6 +48,7 @@ export function resetAccount() {
   $("#account-username").textContent = "—";
   $("#account-email").textContent = "—";
   $("#passkey-list").replaceChildren();
+  $("#passkey-list").setAttribute("aria-busy", "true");
   for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = true;
 }
 

@@ -5,9 +5,10 @@
 
 import { citylogin, refused } from "./api.js";
 import { setText, t } from "./i18n.js";
-import { $, busy, clearMessage, el, modal, say, timeEl, tx } from "./ui.js";
+import { $, busy, clearMessage, el, guessDeviceName, modal, say, showError, timeEl, tx } from "./ui.js";
 
 const form = () => $("#passkeys-form");
+let loads = 0;             // only the latest load draws the list: an earlier answer may arrive after it
 
 $("#passkey-list").addEventListener("click", act);
 
@@ -22,20 +23,31 @@ export async function logInWithPasskey(username) {
   }
 }
 
-/** Draws the account's passkeys; the account forms offer "Confirm with a passkey" only when there is one. */
+/** Draws the account's passkeys; the account forms offer "Confirm with a passkey" only when there is
+ * one. The form stays usable meanwhile; the list is aria-busy until it is first drawn. */
 export async function loadPasskeys() {
-  const passkeys = await busy(form(), () => citylogin.passkeys());
-  if (!passkeys) return;
-  $("#passkey-list").replaceChildren(...passkeys.map(item));
-  for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = !passkeys.length;
+  const load = ++loads;
+  const list = $("#passkey-list");
+  clearMessage($(".error", form()));
+  try {
+    const passkeys = await citylogin.passkeys();
+    if (load !== loads) return;
+    list.replaceChildren(...passkeys.map(item));
+    for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = !passkeys.length;
+  } catch (error) {
+    showError($(".error", form()), error);
+  } finally {
+    if (load === loads) list.removeAttribute("aria-busy");
+  }
 }
 
-/** "Add a passkey": the password or a passkey first, then the browser makes the new passkey. */
+/** "Add a passkey": the password or a passkey first, then the browser makes the new passkey, named
+ * after where it was made ("Chrome on Linux") until the person renames it. */
 export async function addPasskey() {
   clearMessage($(".note", form()));
   const added = await busy(form(), async () => {
     const proof = await reauthenticate("web.passkeys.add");
-    return proof && refused(citylogin.addPasskey(proof), proof);
+    return proof && refused(citylogin.addPasskey({ ...proof, name: guessDeviceName() }), proof);
   });
   if (!added) return;
   await loadPasskeys();
@@ -85,7 +97,8 @@ async function act(event) {
   if (await busy(form(), () => ACTIONS[button.dataset.action](id, name))) await loadPasskeys();
 }
 
-/** {password} or {passkey} (null when cancelled), asked in a dialog titled by the catalogue key `title`. */
+/** {password} or {passkey} (null when cancelled), asked in a dialog titled by the catalogue key `title`;
+ * a passkey is offered once the account has one. */
 async function reauthenticate(title, params) {
   const box = dialog("reauth-dialog", () => [
     tx("p", { className: "muted" }, "web.passkeys.confirm_intro"),
@@ -93,6 +106,7 @@ async function reauthenticate(title, params) {
     el("input", { id: "reauth-password", type: "password", autocomplete: "current-password" }),
   ], [["password", "web.passkeys.with_password"], ["passkey", "web.passkeys.with_passkey", "secondary"]]);
   setText($("h2", box), title, params);
+  $("button[value=passkey]", box).hidden = !$("#passkey-list").children.length;
   const input = $("#reauth-password", box);
   input.value = "";
   const choice = await modal(box);

@@ -148,6 +148,7 @@ class DevicePage:
         self.go("account")
         expect(self.account_panel).to_be_visible()
         expect(self.page.locator("#account-username")).not_to_have_text("—")
+        expect(self.page.locator("#passkey-list")).not_to_have_attribute("aria-busy", "true")
         return self.account_panel
 
     def change_password(self, current: str, new: str, *, log_out_others: bool = True) -> Locator:
