@@ -1,8 +1,9 @@
 """Credentials: the username and password under the lockout (SPEC §6), for every flow that asks
-for the password (login, pairing, recovery; and through recheck_password every flow of a signed-in
-user: e-mail change, password change, new recovery codes, deletion). Failures count toward the
-lockout, are audited and go into the login history; a lockout tells the account's owner. No Flask
-here."""
+for the password (login, pairing, recovery; and through reauthenticate every flow of a signed-in
+user: e-mail change, password change, new recovery codes, deletion, passkeys). A passkey's
+assertion may stand in for the password at login and in reauthenticate (SPEC §13). Failures count
+toward the lockout, are audited and go into the login history; a lockout tells the account's owner.
+No Flask here."""
 from __future__ import annotations
 
 import logging
@@ -13,15 +14,16 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from accounts import passkey_service as passkeys
 from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
-from accounts.models import UserRecord
+from accounts.models import PasskeyAssertion, Secret, UserRecord
 from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import KeyRead, read_together
 from common.caller import Caller
 from common.context import AppContext
-from common.errors import ErrorCode, NotFound, TooManyRequests, Unauthorized
+from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
 from common.notifier import localized_message, mail_time
 from sessions import service as sessions
 
@@ -59,22 +61,29 @@ def _subjects(username: str, ip: str | None) -> tuple[str, str]:
     return "user:" + unicodedata.normalize("NFKC", username).casefold(), f"ip:{ip or 'unknown'}"
 
 
-def credential_reads(ctx: AppContext, *, username: str, ip: str | None,
-                     expected_user_uuid: str | None = None) -> dict[str, KeyRead]:
+def credential_reads(ctx: AppContext, *, username: str, ip: str | None, expected_user_uuid: str | None = None,
+                     secret: Secret = "") -> dict[str, KeyRead]:
     """What check_read_credentials needs, for the caller's one BatchGetItem beside its own items:
     who owns `username`, the user the caller expects it to be (say, the subject of a presented
-    certificate), and the lockout items of the username and of the IP."""
+    certificate), the lockout items of the username and of the IP, and for a passkey's assertion
+    its credential (as the expected user's, else its userHandle's) and its challenge."""
     user_subject, ip_subject = _subjects(username, ip)
     table = ctx.tables.rate_limits
 
     def lockout_read(limit_key: str) -> KeyRead:
         return KeyRead(table, LockoutStore.key(limit_key), LockoutStore.from_item)
 
-    return {OWNER: users.username_owner_read(ctx, username=username),
-            EXPECTED: users.user_read(ctx, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
-            LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
-            LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
-            FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
+    reads: dict[str, KeyRead] = {
+        OWNER: users.username_owner_read(ctx, username=username),
+        EXPECTED: users.user_read(ctx, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
+        LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
+        LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
+        FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
+    if isinstance(secret, PasskeyAssertion):
+        owner = (expected_user_uuid or passkeys.user_of_handle(secret.response.userHandle)
+                 or NO_SUCH_USER.user_uuid)
+        reads.update(passkeys.assertion_reads(ctx, user_uuid=owner, assertion=secret))
+    return reads
 
 
 def _claimed_user(ctx: AppContext, facts: Mapping[str, Any]) -> tuple[UserRecord | None, bool]:
@@ -136,7 +145,25 @@ def count_failed_attempt(ctx: AppContext, *, username: str, user: UserRecord, ca
     record_failure(ctx, user=user, result=result, device_id=None, caller=caller)
 
 
-# --- the password ------------------------------------------------------------------------
+# --- the password or a passkey ------------------------------------------------------------
+
+def _secret_refused(ctx: AppContext, user: UserRecord | None, secret: Secret,
+                    facts: Mapping[str, Any]) -> ApiError | None:
+    """None if `secret` is the user's password, or an assertion of one of the user's passkeys (then
+    used up: a raced one raises InvalidCredentials here); else the refusal to count and raise."""
+    if isinstance(secret, str):
+        return None if _password_ok(ctx, user, secret) else InvalidCredentials()
+    if user is None:
+        return InvalidCredentials()
+    try:
+        accepted = passkeys.check_assertion(ctx, user=user, assertion=secret, facts=facts, refusal=InvalidCredentials)
+    except passkeys.PasskeyCounterRegressed as regressed:
+        return regressed
+    if accepted is None:
+        return InvalidCredentials()
+    passkeys.spend(ctx, accepted)
+    return None
+
 
 def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> bool:
     # check(): an unknown user, and a hash of current or of legacy parameters, cost the same time
@@ -171,50 +198,50 @@ def _log_unwritten(done: Future, *, user_uuid: str, result: str) -> None:
                   exc_info=done.exception())
 
 
-def check_read_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
+def check_read_credentials(ctx: AppContext, *, username: str, secret: Secret, caller: Caller,
                            facts: Mapping[str, Any], flow: str | None = None) -> tuple[UserRecord, bool]:
-    """The user if the password is right and neither the username nor the IP is locked out, from
-    `facts` (read_together of credential_reads, plus the caller's own items); and whether recent
-    failures need clearing. Failures count toward the lockout, are audited (login_failure, with
-    `flow` if given) and go into the history."""
+    """The user if `secret` (the password, or a passkey's assertion) is right and neither the
+    username nor the IP is locked out, from `facts` (read_together of credential_reads, plus the
+    caller's own items); and whether recent failures need clearing. Failures count toward the
+    lockout, are audited (login_failure, with `flow` if given) and go into the history."""
     user, read_again = _claimed_user(ctx, facts)
     try:
         had_failures = _check_lockout(ctx, facts)
     except TooManyRequests:
         record_failure(ctx, user=user, result="locked_out", device_id=None, caller=caller, flow=flow)
         raise
-    if not _password_ok(ctx, user, password):
+    refused = _secret_refused(ctx, user, secret, facts)
+    if refused is not None:
         if not read_again:  # the read a mismatched or unknown username made: a failure costs the same
             users.get_user(ctx, user_uuid=NO_SUCH_USER.user_uuid)
         _count_failure(ctx, username=username, ip=caller.ip, user=user)
         record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller, flow=flow)
-        raise InvalidCredentials()
-    assert user is not None  # _password_ok is False without a user
+        raise refused
+    assert user is not None  # _secret_refused refuses without a user
     return user, had_failures
 
 
-def check_credentials(ctx: AppContext, *, username: str, password: str, caller: Caller,
+def check_credentials(ctx: AppContext, *, username: str, secret: Secret, caller: Caller,
                       expected_user_uuid: str | None = None, flow: str | None = None) -> tuple[UserRecord, bool]:
     """check_read_credentials for a flow that reads nothing else: one BatchGetItem (and one
     GetItem unless the username is `expected_user_uuid`'s)."""
     facts = read_together(ctx.dynamodb, credential_reads(ctx, username=username, ip=caller.ip,
-                                                         expected_user_uuid=expected_user_uuid))
-    return check_read_credentials(ctx, username=username, password=password, caller=caller, facts=facts,
-                                  flow=flow)
+                                                         expected_user_uuid=expected_user_uuid, secret=secret))
+    return check_read_credentials(ctx, username=username, secret=secret, caller=caller, facts=facts, flow=flow)
 
 
-# --- the password asked again of a signed-in user --------------------------------------------
+# --- the password or a passkey asked again of a signed-in user -----------------------------------
 
-def recheck_password(ctx: AppContext, *, user_uuid: str, username: str, password: str, caller: Caller,
-                     flow: str) -> tuple[UserRecord, bool]:
-    """The only way a flow asks a signed-in user (`user_uuid`, named `username`) for their password again
-    (`flow`: email_change,
-    password_change, recovery_codes, account_deletion): under the lockout of their username and of
-    the caller's IP, as at login. A wrong password counts toward the lockout, is audited
+def reauthenticate(ctx: AppContext, *, user_uuid: str, username: str, secret: Secret, caller: Caller,
+                   flow: str) -> tuple[UserRecord, bool]:
+    """The only way a flow asks a signed-in user (`user_uuid`, named `username`) to prove again it is
+    them, by their password or one of their passkeys (`flow`: email_change, password_change,
+    recovery_codes, account_deletion, passkey_add, passkey_remove): under the lockout of their
+    username and of the caller's IP, as at login. A failure counts toward the lockout, is audited
     (login_failure with `flow`) and goes into the history; five lock the account's password checks
     everywhere (429 too_many_attempts with Retry-After). Returns the user as read and whether
     recent failures need clearing once the flow has succeeded (clear_failures)."""
-    checked, had_failures = check_credentials(ctx, username=username, password=password, caller=caller,
+    checked, had_failures = check_credentials(ctx, username=username, secret=secret, caller=caller,
                                               expected_user_uuid=user_uuid, flow=flow)
     if checked.user_uuid != user_uuid:  # the name now belongs to someone else (deleted meanwhile)
         raise InvalidCredentials()

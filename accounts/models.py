@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, ValidationError,
                       ValidatorFunctionWrapHandler, WrapValidator)
 
-from common.errors import FieldKind, field_refusal
+from common.errors import FieldKind, InvalidField, MissingFields, field_refusal
+from common.text import DisplayName, LoginName
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 
@@ -110,9 +111,134 @@ class AccountView(BaseModel):
     max_concurrent_devices: int = Field(description="the per-user limit if an operator set one, else the default")
 
 
-class PasswordRequest(BaseModel):
+# --- passkeys (WebAuthn) and the re-authentication that takes a password or a passkey ------------
+
+Base64Url = Annotated[str, Field(max_length=16384, pattern=r"^[A-Za-z0-9_-]*={0,2}$")]
+# WebAuthn allows 1023 bytes; a DynamoDB sort key holds 1024, so ids up to 768 bytes are taken
+CredentialId = Annotated[str, Field(min_length=16, max_length=1024, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class AssertionResponse(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    password: str = Field(min_length=1, max_length=1024)
+    clientDataJSON: Base64Url
+    authenticatorData: Base64Url
+    signature: Base64Url
+    userHandle: Base64Url | None = None
+
+
+class PublicKeyCredentialJSON(BaseModel):
+    """What the browser's `PublicKeyCredential.toJSON()` gives beside its `response`."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: CredentialId
+    rawId: CredentialId
+    type: Literal["public-key"]
+    clientExtensionResults: dict[str, Any] = {}
+    authenticatorAttachment: str | None = Field(default=None, max_length=32)
+
+
+class PasskeyAssertion(PublicKeyCredentialJSON):
+    """A WebAuthn assertion (`navigator.credentials.get()`), as toJSON() gives it."""
+
+    response: AssertionResponse
+
+
+class AttestationResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    clientDataJSON: Base64Url
+    attestationObject: Base64Url
+    transports: list[Annotated[str, Field(max_length=32)]] = Field(default=[], max_length=8)
+
+
+class PasskeyCredential(PublicKeyCredentialJSON):
+    """A new WebAuthn credential (`navigator.credentials.create()`), as toJSON() gives it."""
+
+    response: AttestationResponse
+
+
+# What a signed-in person re-authenticates with: the password, or a passkey's assertion.
+Secret = str | PasskeyAssertion
+
+
+class ReauthFields(BaseModel):
+    """`password`, or `passkey`: an assertion to options from POST /login/passkey/options."""
+
+    model_config = ConfigDict(extra="ignore")
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    passkey: PasskeyAssertion | None = None
+
+    def secret(self) -> Secret:
+        return one_secret(self.password, self.passkey, password_field="password")
+
+
+def one_secret(password: str | None, passkey: PasskeyAssertion | None, *, password_field: str) -> Secret:
+    """The one that was sent: 400 missing_fields without either, invalid_field with both."""
+    if password is not None and passkey is not None:
+        raise InvalidField("passkey", "Send either the password or a passkey, not both.")
+    if password is None:
+        if passkey is None:
+            raise MissingFields([password_field])
+        return passkey
+    return password
+
+
+class PasswordRequest(ReauthFields):
+    """A body that re-authenticates and asks nothing else (new recovery codes, deletion, passkeys)."""
+
+
+class PasskeyRegistration(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    credential: PasskeyCredential
+    name: DisplayName | None = None
+
+
+class PasskeyRename(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: DisplayName
+
+
+class PasskeyView(BaseModel):
+    id: str = Field(description="the credential id, base64url")
+    name: str
+    created_at: str
+    last_used_at: str | None
+    backed_up: bool = Field(description="synced by its provider (a multi-device credential)")
+
+
+class PasskeyAdded(BaseModel):
+    id: str
+    name: str
+
+
+class PasskeyList(BaseModel):
+    passkeys: list[PasskeyView]
+
+
+class PasskeyOptions(BaseModel):
+    """WebAuthn's PublicKeyCredentialCreationOptions or ...RequestOptions as JSON (binary members
+    base64url), for PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON."""
+
+    model_config = ConfigDict(extra="allow")
+    challenge: str
+    timeout: int
+
+
+class PasskeyRequestOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    username: LoginName | None = None
+
+
+@dataclass(frozen=True)
+class PasskeyRecord:
+    user_uuid: str
+    credential_id: str
+    public_key: bytes
+    sign_count: int
+    name: str
+    created_at: str
+    last_used_at: str | None
+    backed_up: bool
+    transports: tuple[str, ...] = ()
 
 
 class RecoveryCodes(BaseModel):
@@ -130,9 +256,7 @@ class EmailVerified(BaseModel):
     email_verified: bool
 
 
-class EmailChangeRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    password: str = Field(min_length=1, max_length=1024)
+class EmailChangeRequest(ReauthFields):
     new_email: EmailAddress
 
 
@@ -155,9 +279,13 @@ NewPassword = Annotated[str, Field(max_length=1024, json_schema_extra={
 
 class ChangePasswordRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    current_password: str = Field(min_length=1, max_length=1024)
+    current_password: str | None = Field(default=None, min_length=1, max_length=1024)
+    passkey: PasskeyAssertion | None = Field(default=None, description="instead of current_password")
     new_password: NewPassword
     logout_other_sessions: StrictBool = Field(default=True, description="end every other session of the account")
+
+    def secret(self) -> Secret:
+        return one_secret(self.current_password, self.passkey, password_field="current_password")
 
 
 class PasswordResetRequest(BaseModel):

@@ -49,14 +49,13 @@ def _now(ctx: AppContext) -> int:
 # --- change (Bearer) --------------------------------------------------------------------------
 
 def change_password(ctx: AppContext, *, principal: Principal, request: ChangePasswordRequest, caller: Caller) -> None:
-    """Replace the caller's password after checking the current one under the lockout; end the
+    """Replace the caller's password after checking the current one (or a passkey) under the lockout; end the
     other sessions (reason password_changed) unless asked not to."""
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None or user.deleting:
         raise AccountGone()
-    _, had_failures = credentials.recheck_password(ctx, user_uuid=user.user_uuid, username=user.username,
-                                                   password=request.current_password, caller=caller,
-                                                   flow="password_change")
+    _, had_failures = credentials.reauthenticate(ctx, user_uuid=user.user_uuid, username=user.username,
+                                                 secret=request.secret(), caller=caller, flow="password_change")
     if not users.replace_password_hash(ctx, user_uuid=user.user_uuid,
                                        password_hash=ctx.passwords.hash(request.new_password)):
         raise AccountGone()

@@ -10,7 +10,7 @@ from typing import Any
 
 from accounts import credential_service as credentials
 from accounts.email_store import AddressChanged, ClaimTaken, EmailStore, TokenRefused
-from accounts.models import AccountRecord, AccountView
+from accounts.models import AccountRecord, AccountView, Secret
 from accounts.store import AccountStore, CodesChanged
 from accounts.user_service import EmailTaken
 from common.caller import Caller
@@ -181,14 +181,14 @@ def resend_verification(ctx: AppContext, *, user_uuid: str) -> None:
         send_verification(ctx, user_uuid=user_uuid, email=account.email, locale=account.locale)
 
 
-def request_email_change(ctx: AppContext, *, user_uuid: str, password: str, new_email: str,
+def request_email_change(ctx: AppContext, *, user_uuid: str, secret: Secret, new_email: str,
                          caller: Caller) -> None:
-    """After the password (asked again under the lockout), a link to `new_email` and a notice to
+    """After the password or a passkey (asked again under the lockout), a link to `new_email` and a notice to
     the current address; the address changes only when the link is used, and every earlier
     verification link is void."""
     account = get_account(ctx, user_uuid=user_uuid)
-    _, had_failures = credentials.recheck_password(ctx, user_uuid=user_uuid, username=account.username,
-                                                   password=password, caller=caller, flow="email_change")
+    _, had_failures = credentials.reauthenticate(ctx, user_uuid=user_uuid, username=account.username,
+                                                 secret=secret, caller=caller, flow="email_change")
     send_verification(ctx, user_uuid=user_uuid, email=new_email, locale=account.locale)
     if had_failures:
         credentials.clear_failures(ctx, username=account.username)

@@ -43,6 +43,11 @@ def create_user(ctx: AppContext, *, user: UserRecord, extra_attributes: dict,
         raise extra_writes[refused.index].refusal() from None
 
 
+def find_uuid_by_username(ctx: AppContext, *, username: str) -> str | None:
+    """The uuid of the user named `username` (compared as at registration), read strongly consistent."""
+    return user_store(ctx).find_uuid_by_username(username)
+
+
 def find_user(ctx: AppContext, *, username: str) -> UserRecord | None:
     """The user named `username` (compared as at registration), read strongly consistent."""
     store = user_store(ctx)

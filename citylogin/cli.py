@@ -76,9 +76,12 @@ def timed_request_handler(seconds: float):
 
 
 def bound_url(host: str, port: int) -> str:
-    """The web UI's address as `serve` binds it: for a wildcard, this machine's name."""
+    """The web UI's address as `serve` binds it: for a wildcard, this machine's name; for the
+    loopback, `localhost` (browsers refuse an IP address as a passkey's relying-party id)."""
     if host in ("", "0.0.0.0", "::"):
         host = socket.gethostname()
+    elif host in ("127.0.0.1", "::1"):
+        host = "localhost"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 

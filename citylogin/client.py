@@ -108,16 +108,25 @@ class Client:
 
     # login and session
 
-    def login(self, password: str, *, force: bool = False, device_name: str | None = None) -> dict[str, Any]:
-        """Challenge, sign, log in; keeps the tokens. Raises ConcurrentLoginRequired or CityloginError."""
+    def login(self, password: str | None = None, *, passkey: dict[str, Any] | None = None, force: bool = False,
+              device_name: str | None = None) -> dict[str, Any]:
+        """Challenge, sign, log in; keeps the tokens. Raises ConcurrentLoginRequired or CityloginError.
+        `passkey`: in place of the password, an assertion (its toJSON() form) that a platform
+        authenticator made for the options of `passkey_options()`."""
         key_file = self.require_key_file()
         challenge = self._post("/login/challenge", {})["challenge"]
-        body = {"username": key_file.username, "password": password, "client_cert": key_file.client_cert_b64(),
+        secret = {"password": password} if passkey is None else {"passkey": passkey}
+        body = {"username": key_file.username, **secret, "client_cert": key_file.client_cert_b64(),
                 "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge),
                 "force": force}
         if device_name:
             body["device_name"] = device_name
         return self._renew_if_due(self._keep_tokens(self._post("/login/", body, bind=True)))
+
+    def passkey_options(self, *, username: str | None = None) -> dict[str, Any]:
+        """WebAuthn request options (JSON) for a passkey assertion: for `username`'s passkeys, or
+        without one for a discoverable passkey; for login() or a re-authentication."""
+        return self._post("/login/passkey/options", {"username": username} if username else {})
 
     def confirm(self, confirm_token: str) -> dict[str, Any]:
         """Confirm a login refused with 409 concurrent_login, evicting the other device; keeps the tokens."""

@@ -11,13 +11,16 @@ carries an import map from each plain module address to its fingerprinted one: a
 changes that file's address alone, no import in any file is touched, and a module imported by its
 plain address (`import("/web/api.js")`) is the page's own instance. The map also names the
 catalogues, which i18n.js finds with `import.meta.resolve`. The map is an inline script, so the
-page's Content-Security-Policy allows it by its SHA-256 and nothing else inline."""
+page's Content-Security-Policy allows it by its SHA-256 and nothing else inline. Every module the page
+imports statically is preloaded; one only ever loaded by `import()` (the passkey code) is in the map
+but not preloaded, so it costs a cold load nothing until it is used."""
 from __future__ import annotations
 
 import base64
 import gzip
 import hashlib
 import json
+import posixpath
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -40,6 +43,9 @@ FINGERPRINTED = re.compile(rf"^(?P<dir>/.*/)(?P<stem>[^/.]+)\.(?P<digest>[0-9a-f
 # A page's src= and href= to a file served here, and where the import map goes: before the first module.
 LOCAL_REFERENCE = re.compile(r'(?P<attr>\s(?:src|href)=")(?P<url>/(?:web|sdk)/[^"]+)"')
 FIRST_MODULE = re.compile(r'^(?P<indent>[ \t]*)<script type="module"', re.MULTILINE)
+PAGE_MODULE = re.compile(r'<script type="module" src="(?P<url>/[^"]+)"')
+# A static `import ... from "x"`, `export ... from "x"` or `import "x"` at the start of a line (not `import("x")`).
+STATIC_IMPORT = re.compile(r'^(?:(?:import|export)\s[^"\'();]*?\bfrom\s*|import\s*)"(?P<spec>[^"]+)"', re.MULTILINE)
 
 # Everything the page loads is same-origin; the QR code arrives as a data: URI (SPEC §4). The one inline
 # script, the import map, is allowed by its hash (appended to script-src when the page is built).
@@ -121,11 +127,28 @@ def _files() -> Iterable[tuple[str, bytes]]:
         yield f"/web/locales/{locale}.json", web_catalogue(locale)
 
 
+def statically_imported(entries: Iterable[str], sources: dict[str, str]) -> set[str]:
+    """The modules `entries` import, directly or through others, with static imports alone."""
+    found: set[str] = set()
+    waiting = [url for url in entries if url in sources]
+    while waiting:
+        url = waiting.pop()
+        if url in found:
+            continue
+        found.add(url)
+        folder = posixpath.dirname(url)
+        waiting += [target for match in STATIC_IMPORT.finditer(sources[url])
+                    if (target := posixpath.normpath(posixpath.join(folder, match["spec"]))) in sources]
+    return found
+
+
 def render_index(html: str, assets: dict[str, Asset]) -> tuple[str, str]:
     """(index.html loading every file by its fingerprinted address, the SHA-256 source of its import
-    map): the map covers every module and catalogue, and each module is preloaded, so a cold load
-    fetches them in parallel instead of one import level at a time."""
+    map): the map covers every module and catalogue, and each module the page imports statically is
+    preloaded, so a cold load fetches them in parallel instead of one import level at a time."""
     mapped = {url: asset.fingerprinted_url for url, asset in assets.items() if url.endswith((".js", ".json"))}
+    sources = {url: asset.plain["identity"].body.decode() for url, asset in assets.items() if url.endswith(".js")}
+    preloaded = statically_imported(PAGE_MODULE.findall(html), sources)
     import_map = json.dumps({"imports": mapped}, indent=1)
     page = LOCAL_REFERENCE.sub(lambda m: f'{m["attr"]}{assets[m["url"]].fingerprinted_url}"'
                                if m["url"] in assets else m[0], html)
@@ -133,8 +156,8 @@ def render_index(html: str, assets: dict[str, Asset]) -> tuple[str, str]:
     if first_module is None:
         raise RuntimeError("index.html has no <script type=\"module\"> to put the import map before")
     indent = first_module["indent"]
-    preloads = "".join(f'{indent}<link rel="modulepreload" href="{url}">\n'
-                       for url in mapped.values() if url.endswith(".js"))
+    preloads = "".join(f'{indent}<link rel="modulepreload" href="{mapped[url]}">\n'
+                       for url in mapped if url in preloaded)
     head = f'{indent}<script type="importmap">{import_map}</script>\n{preloads}'
     digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
     return page[:first_module.start()] + head + page[first_module.start():], f"'sha256-{digest}'"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 ENV_PREFIX = "CITYLOGIN_"
 # Where `citylogin serve` puts the web UI by default: the link target of development processes on a
 # local engine (standalone services, tests) that are not told CITYLOGIN_PUBLIC_URL.
-DEVELOPMENT_PUBLIC_URL = "http://127.0.0.1:5000"
+DEVELOPMENT_PUBLIC_URL = "http://localhost:5000"
 
 
 class ConcurrencyPolicy(str, Enum):
@@ -167,6 +167,9 @@ class Settings(BaseModel):
     # derives it from what it binds; required under gunicorn and against Amazon DynamoDB
     # (common.app_factory.with_public_url)
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s#?]+$")
+    # passkeys (WebAuthn): origins accepted beside the public URL's own, such as a native app's
+    # `android:apk-key-hash:...`; the relying-party id is always the public URL's host
+    passkey_origins: list[str] = []
     # a CA to import into the key ring when it is created (inline, e.g. from a secret store)
     ca_cert_pem: str | None = None
     ca_key_pem: SecretStr | None = None
@@ -257,7 +260,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if raw is None:
             continue
         raw = raw.strip()
-        if field == "cors_origins":
+        if field in ("cors_origins", "passkey_origins"):
             values[field] = [o.strip() for o in raw.split(",") if o.strip()]
         elif raw == "" and info.default is None:
             values[field] = None

@@ -42,6 +42,7 @@ class TableNames:
     apps: str
     security_events: str
     app_streams: str
+    passkeys: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "TableNames":
@@ -90,6 +91,8 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
         names.security_events: _key(("feed", "S"), ("seq", "S")),
         # each app's delivery state: what it acknowledged, and who pushes to it
         names.app_streams: _key(("client_id", "S")),
+        # each user's passkeys (SPEC §13): credential_id is the base64url credential id
+        names.passkeys: _key(("user_uuid", "S"), ("credential_id", "S")),
     }
     defs[names.devices]["AttributeDefinitions"].append({"AttributeName": "fingerprint", "AttributeType": "S"})
     defs[names.devices]["GlobalSecondaryIndexes"] = [{

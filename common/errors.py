@@ -79,6 +79,10 @@ class ErrorCode(str, Enum):
     INVALID_DPOP_PROOF = "invalid_dpop_proof"
     USE_DPOP_NONCE = "use_dpop_nonce"
     DPOP_REQUIRED = "dpop_required"
+    PASSKEY_NOT_FOUND = "passkey_not_found"
+    PASSKEY_EXISTS = "passkey_exists"
+    PASSKEY_LIMIT_REACHED = "passkey_limit_reached"
+    PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"
 
 
 ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>

@@ -17,9 +17,10 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 
 from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
 from accounts import password_service
 from accounts import user_service as users
-from accounts.models import UserRecord
+from accounts.models import Secret, UserRecord
 from common import dynamo
 from common.audit import AuditEvent, audit
 from common.caller import Caller
@@ -36,16 +37,16 @@ from sessions.models import Principal, RevokeReason
 log = logging.getLogger(__name__)
 
 
-def delete_account(ctx: AppContext, *, principal: Principal, password: str, caller: Caller) -> None:
-    """Check the password, put the account into the deleting state, then finish the deletion.
+def delete_account(ctx: AppContext, *, principal: Principal, secret: Secret, caller: Caller) -> None:
+    """Check the password (or a passkey), put the account into the deleting state, then finish the deletion.
     Once the state is entered the answer is 204, even if finishing fails now (the sweeper or a
     retry finishes); a retry of a deletion already entered or finished is 204 without a password."""
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None:
         return  # finished before: nothing of it is left
     if not user.deleting:
-        checked, _ = credentials.recheck_password(ctx, user_uuid=user.user_uuid, username=user.username,
-                                                  password=password, caller=caller, flow="account_deletion")
+        checked, _ = credentials.reauthenticate(ctx, user_uuid=user.user_uuid, username=user.username,
+                                                secret=secret, caller=caller, flow="account_deletion")
         if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
             raise credentials.InvalidCredentials()
         if users.begin_deletion(ctx, user_uuid=user.user_uuid):
@@ -74,6 +75,7 @@ def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
     ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.ACCOUNT_DELETED)
     removed = devices.remove_all_devices(ctx, user_uuid=user_uuid)
     sessions.erase_user_records(ctx, user_uuid=user_uuid)
+    passkeys.delete_all_passkeys(ctx, user_uuid=user_uuid)
     tokens = OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens).delete_all_of_user(user_uuid)
     tokens += pairing_tokens.forget_pairing_tokens(ctx, user_uuid=user_uuid)
     counters = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_all_of_user(user_uuid)

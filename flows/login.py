@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
 from accounts import user_service as users
-from accounts.models import UserRecord
+from accounts.models import Secret, UserRecord
 from common import challenges
 from common.audit import AuditEvent, audit
 from common.background import background
@@ -33,6 +35,9 @@ from sessions import service as sessions
 from sessions.binding import ProofOffer
 from sessions.models import OpenedSession, Presence, PresenceEntry, PresenceMoved
 
+if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
 CHALLENGE_TTL = challenges.CHALLENGE_TTL
 CHALLENGE_RATE_WINDOW = 60
 CONFIRM_TTL = 120
@@ -40,6 +45,9 @@ DEVICE_READS = 5  # a login reads a device relabelled under it at most this ofte
 OPEN_ATTEMPTS = 60  # reads of the presence before a login gives up (503): logins racing for one account
 # Names of the login's own items in its batch read (beside accounts' credential_reads).
 PRESENCE, DEVICE, CHALLENGE, USER = "login.presence", "login.device", "login.challenge", "login.user"
+# The username of a passkey login whose account is unknown: no account has it (usernames are 3-32
+# characters), so it fails like an unknown username, under a lockout of its own.
+NO_USERNAME = "-"
 
 
 class InvalidConfirmToken(Unauthorized):
@@ -60,25 +68,42 @@ def token_store(ctx: AppContext) -> OneTimeTokenStore:
 
 # --- challenges ------------------------------------------------------------------------
 
+def _challenge_counter(ctx: AppContext, ip: str | None) -> TransactWriteItemTypeDef:
+    return RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
+        f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
+        window_seconds=CHALLENGE_RATE_WINDOW, now=_now(ctx))
+
+
+def _too_many_challenges(ctx: AppContext) -> TooManyRequests:
+    return TooManyRequests("Too many login challenges from this address; try again shortly.",
+                           retry_after=CHALLENGE_RATE_WINDOW - _now(ctx) % CHALLENGE_RATE_WINDOW,
+                           code=ErrorCode.RATE_LIMITED)
+
+
 def new_challenge(ctx: AppContext, *, ip: str | None) -> str:
     """A single-use nonce to sign. Each one is an item written, so an IP gets at most
     CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP of them (429 rate_limited): the count and the
     challenge are one transaction."""
-    now = _now(ctx)
-    counter = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
-        f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
-        window_seconds=CHALLENGE_RATE_WINDOW, now=now)
-    challenge = challenges.issue_challenge(ctx, counter=counter)
+    challenge = challenges.issue_challenge(ctx, counter=_challenge_counter(ctx, ip))
     if challenge is None:
-        raise TooManyRequests("Too many login challenges from this address; try again shortly.",
-                              retry_after=CHALLENGE_RATE_WINDOW - now % CHALLENGE_RATE_WINDOW,
-                              code=ErrorCode.RATE_LIMITED)
+        raise _too_many_challenges(ctx)
     return challenge
+
+
+def passkey_options(ctx: AppContext, *, username: str | None, ip: str | None) -> str:
+    """A passkey's request options (JSON) with a single-use challenge, counted with the device
+    challenges of the IP (429 rate_limited beyond CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP)."""
+    options = passkeys.request_options(ctx, username=username, counter=_challenge_counter(ctx, ip))
+    if options is None:
+        raise _too_many_challenges(ctx)
+    return options
 
 
 # --- login -------------------------------------------------------------------------------
 
-def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> None:
+def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> Secret:
+    """The password or passkey, once every field the login needs is there (else 400 missing_fields)."""
+    secret = request.secret()
     missing = []
     if not caller.verified_cert and not request.client_cert and not request.client_cert_fp:
         missing.append("client_cert")
@@ -86,22 +111,25 @@ def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> 
         missing += [f for f in ("challenge", "signature") if not getattr(request, f)]
     if missing:
         raise MissingFields(missing)
+    return secret
 
 
 def login(ctx: AppContext, *, request: LoginRequest, caller: Caller, offer: ProofOffer | None = None) -> LoginResponse:
     """Authenticate a device and open its session under the concurrency policy: one batch read
     before the password hash (the username's owner, the lockout, and the user, presence, device
     and challenge the presented certificate points to) and one transaction after it. With a DPoP
-    proof in `offer` (by the device's certified key) the session is bound to that key (SPEC §12)."""
-    _required_fields(ctx, request, caller)
+    proof in `offer` (by the device's certified key) the session is bound to that key (SPEC §12).
+    A passkey's assertion may stand in for the password (SPEC §13), never for the device's proof."""
+    secret = _required_fields(ctx, request, caller)
     # Before the try: a proof refused (a nonce asked for) leaves the challenge for the retry.
     dpop = _binding_proof(ctx, offer)
     try:
         certificate = caller.verified_cert or request.client_cert
         if certificate:
-            return _login_with_certificate(ctx, request, caller, certificate=certificate, dpop=dpop)
+            return _login_with_certificate(ctx, request, caller, secret=secret, certificate=certificate, dpop=dpop)
         if request.client_cert_fp:
-            return _login_with_fingerprint(ctx, request, caller, fingerprint=request.client_cert_fp, dpop=dpop)
+            return _login_with_fingerprint(ctx, request, caller, secret=secret, fingerprint=request.client_cert_fp,
+                                           dpop=dpop)
         raise MissingFields(["client_cert"])  # _required_fields asked for it already
     except ApiError:
         if request.challenge:  # single-use whatever the outcome; a used one is already gone
@@ -119,46 +147,58 @@ def _binding_proof(ctx: AppContext, offer: ProofOffer | None) -> Proof | None:
     return binding.checked_proof(ctx, offer)
 
 
-def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Caller, *,
+def _username(ctx: AppContext, request: LoginRequest, account: str | None) -> str:
+    """The login's username: as sent, or for a passkey sent without one the name of `account` (the
+    account the certificate or the passkey's userHandle names; its passkey is the check)."""
+    if request.username is not None:
+        return request.username
+    user = users.get_user(ctx, user_uuid=account) if account else None
+    return user.username if user and user.username else NO_USERNAME
+
+
+def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret,
                             certificate: str, dpop: Proof | None) -> LoginResponse:
     # What the certificate claims only chooses what to read; device_for_presented checks it
     # against the username's owner and the device record before anything is trusted.
     presented = devices.presented_certificate(certificate)
-    reads = {**credentials.credential_reads(ctx, username=request.username, ip=caller.ip,
-                                            expected_user_uuid=presented.user_uuid),
+    username = _username(ctx, request, presented.user_uuid)
+    reads = {**credentials.credential_reads(ctx, username=username, ip=caller.ip,
+                                            expected_user_uuid=presented.user_uuid, secret=secret),
              PRESENCE: sessions.presence_read(ctx, user_uuid=presented.user_uuid),
              DEVICE: devices.device_read(ctx, user_uuid=presented.user_uuid, device_id=presented.device_id)}
     if request.challenge:
         reads[CHALLENGE] = challenges.challenge_read(ctx, request.challenge)
     facts = read_together(ctx.dynamodb, reads)
-    user, had_failures = credentials.check_read_credentials(ctx, username=request.username,
-                                                            password=request.password, caller=caller, facts=facts)
+    user, had_failures = credentials.check_read_credentials(ctx, username=username, secret=secret, caller=caller,
+                                                            facts=facts)
     _refuse_deleting(user)
-    with _counted_as_failure(ctx, request, caller, user):
+    with _counted_as_failure(ctx, username, caller, user):
         device = devices.device_for_presented(ctx, presented, user_uuid=user.user_uuid, record=facts[DEVICE])
         proof = devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=facts.get(CHALLENGE, False))
-    return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
-                         presence=facts[PRESENCE], proof=proof, dpop=dpop)
+    return _after_checks(ctx, request, caller, username=username, user=user, had_failures=had_failures,
+                         device=device, presence=facts[PRESENCE], proof=proof, dpop=dpop)
 
 
-def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller, *,
+def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret,
                             fingerprint: str, dpop: Proof | None) -> LoginResponse:
     """Legacy clients that send only the certificate's fingerprint: the device is found by listing
     the user's devices, so this path makes more calls than one that presents the certificate."""
-    user, had_failures = credentials.check_credentials(ctx, username=request.username,
-                                                       password=request.password, caller=caller)
+    handle = request.passkey.response.userHandle if request.passkey else None
+    username = _username(ctx, request, passkeys.user_of_handle(handle))
+    user, had_failures = credentials.check_credentials(ctx, username=username, secret=secret, caller=caller)
     _refuse_deleting(user)
-    with _counted_as_failure(ctx, request, caller, user):
+    with _counted_as_failure(ctx, username, caller, user):
         device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=fingerprint)
         usable = bool(request.challenge and read_together(
             ctx.dynamodb, {CHALLENGE: challenges.challenge_read(ctx, request.challenge)})[CHALLENGE])
         proof = devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=usable)
-    return _after_checks(ctx, request, caller, user=user, had_failures=had_failures, device=device,
-                         presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof, dpop=dpop)
+    return _after_checks(ctx, request, caller, username=username, user=user, had_failures=had_failures,
+                         device=device, presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof,
+                         dpop=dpop)
 
 
 def _refuse_deleting(user: UserRecord) -> None:
@@ -169,22 +209,22 @@ def _refuse_deleting(user: UserRecord) -> None:
 
 
 @contextmanager
-def _counted_as_failure(ctx: AppContext, request: LoginRequest, caller: Caller, user: UserRecord) -> Iterator[None]:
+def _counted_as_failure(ctx: AppContext, username: str, caller: Caller, user: UserRecord) -> Iterator[None]:
     """A wrong certificate or proof after the right password counts toward the lockout too."""
     try:
         yield
     except (devices.CertificateMismatch, devices.InvalidProof, devices.DeviceRevoked,
             devices.CertificateExpired) as failure:
-        credentials.count_failed_attempt(ctx, username=request.username, user=user, caller=caller,
+        credentials.count_failed_attempt(ctx, username=username, user=user, caller=caller,
                                          result=failure.code.value)
         raise
 
 
-def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, user: UserRecord, had_failures: bool,
-                  device: DeviceRecord, presence: Presence, proof: GuardedWrite | None,
+def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, username: str, user: UserRecord,
+                  had_failures: bool, device: DeviceRecord, presence: Presence, proof: GuardedWrite | None,
                   dpop: Proof | None) -> LoginResponse:
     if had_failures:  # off the response path: the lockout only needs them gone eventually
-        background(ctx).submit(credentials.clear_failures, ctx, username=request.username)
+        background(ctx).submit(credentials.clear_failures, ctx, username=username)
     return _open(ctx, user=user, device=device, caller=caller, force=request.force, presence=presence,
                  proof=proof, dpop=dpop)
 

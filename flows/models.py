@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_validator
 
-from accounts.models import EmailAddress, NewPassword, normalize_username
+from accounts.models import EmailAddress, NewPassword, PasskeyAssertion, Secret, normalize_username, one_secret
+from common.errors import MissingFields
 from common.text import DisplayName, LoginName
 from devices.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
 
@@ -77,14 +78,25 @@ class LoginRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    username: LoginName
-    password: str = Field(min_length=1, max_length=1024)
+    username: LoginName | None = Field(default=None, description="required with a password; with a passkey the "
+                                                                 "device's certificate names the account")
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    passkey: PasskeyAssertion | None = Field(default=None, description="a passkey's assertion (toJSON()) to options "
+                                                                       "from POST /login/passkey/options, in place of "
+                                                                       "the password")
     client_cert: str | None = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
     client_cert_fp: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     challenge: str | None = Field(default=None, max_length=128)
     signature: str | None = Field(default=None, max_length=12000, description="base64 signature")
     device_name: DisplayName | None = None
     force: StrictBool = False
+
+    def secret(self) -> Secret:
+        """The password or the passkey's assertion (400 missing_fields without either, and without
+        the username that a password needs)."""
+        if self.passkey is None and (self.username is None or self.password is None):
+            raise MissingFields([f for f in ("username", "password") if getattr(self, f) is None])
+        return one_secret(self.password, self.passkey, password_field="password")
 
 
 class ConfirmRequest(BaseModel):

@@ -29,7 +29,7 @@ def device_by_credentials(ctx: AppContext, *, username: str, password: str, clie
                           caller: Caller) -> tuple[str, str]:
     """(user_uuid, device_id) for the seed-compatible body: the password, and a fingerprint of
     one of the user's registered, unrevoked devices."""
-    user, _ = credentials.check_credentials(ctx, username=username, password=password, caller=caller)
+    user, _ = credentials.check_credentials(ctx, username=username, secret=password, caller=caller)
     try:
         device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=client_cert_fp)
     except (devices.CertificateMismatch, devices.DeviceRevoked):
@@ -47,7 +47,7 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
     facts = read_together(ctx.dynamodb, {
         **credentials.credential_reads(ctx, username=username, ip=caller.ip, expected_user_uuid=payload_uuid),
         TOKEN: pairing_tokens.token_read(ctx, token=token)})
-    user, had_failures = credentials.check_read_credentials(ctx, username=username, password=password,
+    user, had_failures = credentials.check_read_credentials(ctx, username=username, secret=password,
                                                             caller=caller, facts=facts)
     if payload_uuid != user.user_uuid:
         raise pairing_tokens.PairingUserMismatch()

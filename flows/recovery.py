@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from accounts import credential_service as credentials
 from accounts import service as accounts
-from accounts.models import UserRecord
+from accounts.models import Secret, UserRecord
 from common import i18n
 from common.audit import AuditEvent, audit
 from common.caller import Caller
@@ -22,7 +22,7 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
     """Certify a new device for the account, using up one recovery code in the same transaction
     (of parallel redemptions of one code exactly one wins); optionally unbind every other device."""
     user, had_failures = credentials.check_credentials(ctx, username=request.username,
-                                                       password=request.password, caller=caller)
+                                                       secret=request.password, caller=caller)
     if user.deleting:  # as a lock; the code's entry in the transaction re-checks it
         raise sessions.AccountDeleted()
     if user.locked:  # only after the password, as at login: it tells a guesser nothing
@@ -59,11 +59,11 @@ def _notify_recovered(ctx: AppContext, *, user: UserRecord, device: DeviceRecord
         facts=device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
                            at=ctx.now(), ip=caller.ip)))
 
-def regenerate_recovery_codes(ctx: AppContext, *, user_uuid: str, password: str, caller: Caller) -> list[str]:
-    """Ten new codes for the caller, whose password is checked again; the old codes are void."""
+def regenerate_recovery_codes(ctx: AppContext, *, user_uuid: str, secret: Secret, caller: Caller) -> list[str]:
+    """Ten new codes for the caller, re-authenticated by password or passkey; the old codes are void."""
     account = accounts.get_account(ctx, user_uuid=user_uuid)
-    _, had_failures = credentials.recheck_password(ctx, user_uuid=user_uuid, username=account.username,
-                                                   password=password, caller=caller, flow="recovery_codes")
+    _, had_failures = credentials.reauthenticate(ctx, user_uuid=user_uuid, username=account.username,
+                                                 secret=secret, caller=caller, flow="recovery_codes")
     codes = accounts.replace_recovery_codes(ctx, account=account)
     if had_failures:
         credentials.clear_failures(ctx, username=account.username)

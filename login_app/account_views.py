@@ -1,16 +1,17 @@
-"""HTTP routes of /account, all of them: the profile and e-mail address, the password, recovery
-codes, deletion and "Wasn't you?". Parse, call one service or flow function, shape the answer.
+"""HTTP routes of /account, all of them: the profile and e-mail address, the password, passkeys,
+recovery codes, deletion and "Wasn't you?". Parse, call one service or flow function, shape the answer.
 
 /account is the login service's (python -m login_app.app_login): every change to an account asks for
 a session, and most for the password again under the login's own lockout."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
-from accounts import password_service
+from accounts import passkey_management, passkey_service, password_service
 from accounts import service
 from accounts.models import (AcceptedResponse, AccountPatch, AccountView, ChangePasswordRequest, EmailAccepted,
-                             EmailChangeRequest, EmailVerified, PasswordRequest, PasswordResetConfirm,
+                             EmailChangeRequest, EmailVerified, PasskeyAdded, PasskeyList, PasskeyOptions,
+                             PasskeyRegistration, PasskeyRename, PasswordRequest, PasswordResetConfirm,
                              PasswordResetRequest, RecoveryCodes, VerifyEmailRequest)
 from common.caller import current_caller
 from common.context import EXTENSION_KEY, ctx
@@ -72,7 +73,7 @@ def resend_verification():
            response=EmailAccepted, status=202, auth=True, errors=(429,))
 def change_email():
     change = parse_body(EmailChangeRequest)
-    service.request_email_change(ctx(), user_uuid=current_principal().user_uuid, password=change.password,
+    service.request_email_change(ctx(), user_uuid=current_principal().user_uuid, secret=change.secret(),
                                  new_email=str(change.new_email), caller=current_caller())
     return jsonify(EmailAccepted(message="Open the link sent to the new address to complete the change.")
                    .model_dump()), 202
@@ -116,7 +117,7 @@ def confirm_password_reset():
            auth=True, errors=(429,))
 def delete_account():
     body = parse_body(PasswordRequest)
-    deletion.delete_account(ctx(), principal=current_principal(), password=body.password, caller=current_caller())
+    deletion.delete_account(ctx(), principal=current_principal(), secret=body.secret(), caller=current_caller())
     return "", 204
 
 
@@ -138,5 +139,57 @@ def not_me():
 def replace_recovery_codes():
     body = parse_body(PasswordRequest)
     codes = recovery.regenerate_recovery_codes(ctx(), user_uuid=current_principal().user_uuid,
-                                               password=body.password, caller=current_caller())
+                                               secret=body.secret(), caller=current_caller())
     return jsonify(RecoveryCodes(recovery_codes=codes).model_dump()), 201
+
+
+# --- passkeys ----------------------------------------------------------------------------------------
+
+@bp.post("/passkeys/options")
+@require_session
+@operation("Options to create a passkey; the password or a passkey is asked again", body=PasswordRequest,
+           response=PasskeyOptions, auth=True, errors=(429,))
+def passkey_creation_options():
+    body = parse_body(PasswordRequest)
+    options = passkey_management.creation_options(ctx(), principal=current_principal(), secret=body.secret(),
+                                                  caller=current_caller())
+    return Response(options, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+@bp.post("/passkeys")
+@require_session
+@operation("Register a passkey created with the options", body=PasskeyRegistration, response=PasskeyAdded,
+           status=201, auth=True, errors=(409,))
+def add_passkey():
+    body = parse_body(PasskeyRegistration)
+    added = passkey_management.add_passkey(ctx(), principal=current_principal(), registration=body)
+    return jsonify(added.model_dump()), 201
+
+
+@bp.get("/passkeys")
+@require_session
+@operation("The caller's passkeys", response=PasskeyList, auth=True)
+def passkeys():
+    listed = passkey_service.list_passkeys(ctx(), user_uuid=current_principal().user_uuid)
+    return jsonify(PasskeyList(passkeys=listed).model_dump())
+
+
+@bp.patch("/passkeys/<string(minlength=16,maxlength=1024):credential_id>")
+@require_session
+@operation("Rename one of the caller's passkeys", body=PasskeyRename, response=PasskeyAdded, auth=True)
+def rename_passkey(credential_id: str):
+    body = parse_body(PasskeyRename)
+    renamed = passkey_service.rename_passkey(ctx(), user_uuid=current_principal().user_uuid,
+                                             credential_id=credential_id, name=body.name)
+    return jsonify(renamed.model_dump())
+
+
+@bp.delete("/passkeys/<string(minlength=16,maxlength=1024):credential_id>")
+@require_session
+@operation("Remove one of the caller's passkeys; the password or a passkey is asked again", body=PasswordRequest,
+           status=204, auth=True, errors=(429,))
+def remove_passkey(credential_id: str):
+    body = parse_body(PasswordRequest)
+    passkey_management.remove_passkey(ctx(), principal=current_principal(), credential_id=credential_id,
+                                      secret=body.secret(), caller=current_caller())
+    return "", 204

@@ -1,12 +1,14 @@
 """HTTP routes of /login: parse, call one service function, shape the answer."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
+
+from accounts.models import PasskeyOptions, PasskeyRequestOptions
 
 from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
-from common.validation import parse_body
+from common.validation import parse_body, parse_optional_body
 from flows import login as login_flow
 from sessions.binding import current_nonce
 from sessions.guard import NONCE_HEADER, proof_offer
@@ -24,9 +26,18 @@ def challenge():
         NONCE_HEADER: current_nonce(ctx())}
 
 
+@bp.post("/passkey/options")
+@operation("Options to sign in with a passkey (for a username, its passkeys; else a discoverable one)",
+           body=PasskeyRequestOptions, body_required=False, response=PasskeyOptions, errors=(429,))
+def passkey_options():
+    body = parse_optional_body(PasskeyRequestOptions)
+    options = login_flow.passkey_options(ctx(), username=body.username, ip=current_caller().ip)
+    return Response(options, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
 @bp.post("/")
-@operation("Log a device in: password plus proof of possession", body=LoginRequest, response=LoginResponse,
-           errors=(401, 403, 409, 429))
+@operation("Log a device in: password (or a passkey) plus proof of possession", body=LoginRequest,
+           response=LoginResponse, errors=(401, 403, 409, 429))
 def login():
     body = parse_body(LoginRequest)
     return jsonify(login_flow.login(ctx(), request=body, caller=current_caller(), offer=proof_offer()).model_dump())

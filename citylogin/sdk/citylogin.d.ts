@@ -107,6 +107,31 @@ export interface LoginOptions {
   confirm?: boolean;
 }
 
+export interface PasskeyLoginOptions {
+  /** Offer only this account's passkeys; without it the person picks any passkey of theirs, and its
+   * account picks this browser's device key. */
+  username?: string;
+  /** Log the other device(s) out at once instead of resolving with a ConcurrentLogin. */
+  confirm?: boolean;
+}
+
+/** PublicKeyCredential.toJSON() of an assertion (navigator.credentials.get). */
+export type PasskeyAssertion = Record<string, unknown>;
+
+/** What an account call takes to confirm it is the person: the password asked again, or a passkey. */
+export type Reauthentication = { password: string; passkey?: never } | { passkey: PasskeyAssertion; password?: never };
+
+/** A passkey of the account (GET /account/passkeys). */
+export interface Passkey {
+  id: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+  /** Synced or backed up by its provider (a password manager), so it survives the loss of one device. */
+  backed_up: boolean;
+  [field: string]: unknown;
+}
+
 /** The 201 body of registration, pairing or recovery. */
 export interface IssuedDevice {
   uuid: string;
@@ -146,9 +171,21 @@ export declare class Citylogin {
   recover(options: RecoverOptions): Promise<IssuedDevice>;
   login(options: LoginOptions & { confirm: true }): Promise<LoginResult>;
   login(options: LoginOptions): Promise<LoginResult | ConcurrentLogin>;
+  /** A passkey in place of the password, with this browser's device key as login(). Errors of the
+   * browser's prompt have status 0 and code passkey_cancelled, passkey_exists, passkey_failed, or
+   * passkeys_unsupported where the browser lacks WebAuthn. */
+  loginWithPasskey(options: PasskeyLoginOptions & { confirm: true }): Promise<LoginResult>;
+  loginWithPasskey(options?: PasskeyLoginOptions): Promise<LoginResult | ConcurrentLogin>;
+  /** An assertion by a passkey of the signed-in account, taken once in place of the password by an account call. */
+  confirmWithPasskey(): Promise<{ passkey: PasskeyAssertion }>;
+  passkeys(): Promise<Passkey[]>;
+  /** Makes a passkey (the browser asks the person) and keeps it on the account. */
+  addPasskey(options: Reauthentication & { name?: string }): Promise<{ id: string; name: string }>;
+  renamePasskey(id: string, name: string): Promise<{ id: string; name: string }>;
+  removePasskey(id: string, reauthentication: Reauthentication): Promise<void>;
   logout(): Promise<void>;
   logoutAll(): Promise<void>;
-  deleteAccount(options: { password: string }): Promise<void>;
+  deleteAccount(options: Reauthentication): Promise<void>;
   refresh(): Promise<void>;
   onSessionEnded(handler: SessionEndedHandler): () => void;
   /** window.fetch with the access token: `Authorization: DPoP <token>` and a fresh `DPoP` proof for this

@@ -4,11 +4,13 @@
 // tab, dropped when the tab closes) so that a reload keeps the session; both are dropped on logout
 // and on any revocation. Sessions are bound to the device key (DPoP, SPEC §12): login, confirm and
 // refresh carry a proof by it, and so does every call with a bound token; no token is ever put in a URL.
+// A passkey may stand in for the password at login and wherever the password is asked again; the
+// WebAuthn code (webauthn.js) is imported only when a passkey is first used.
 
 import { CityloginError, asksForNonce, expiresAt, jsonInit, networkError, problemOf, readJson } from "./http.js";
 import {
-  LOGIN_PURPOSE, RENEW_PURPOSE, createDeviceKey, dpopProof, findDevice, forgetDevice, lastUsedDevice, markUsed,
-  publicKeyPem, replaceCertificate, saveDevice, signChallenge,
+  LOGIN_PURPOSE, RENEW_PURPOSE, createDeviceKey, deviceOfUser, dpopProof, findDevice, forgetDevice, lastUsedDevice,
+  markUsed, publicKeyPem, replaceCertificate, saveDevice, signChallenge,
 } from "./keystore.js";
 import { watchSession } from "./session_stream.js";
 
@@ -107,13 +109,32 @@ export class Citylogin {
    * ConcurrentLogin when the account is at its device limit (`confirm: true` continues at once). */
   async login({ username, password, confirm = false }) {
     const device = await findDevice(username);
-    if (!device) throw new CityloginError(0, { code: "no_device_key", username });
+    if (!device) throw noDeviceKey(username);
+    return this.#logIn(device, { username, password }, confirm);
+  }
+
+  /** A passkey in place of the password (POST /login/passkey/options, then the browser asks for the
+   * passkey), with the same signature by this browser's device key, DPoP proof and ConcurrentLogin as
+   * login(). With a username the browser offers that account's passkeys; without, any passkey, and the
+   * account it belongs to picks this browser's device key. */
+  async loginWithPasskey({ username, confirm = false } = {}) {
+    const named = username ? await findDevice(username) : null;
+    if (username && !named) throw noDeviceKey(username);
+    const { getAssertion, userHex } = await import("./webauthn.js");
+    const passkey = await getAssertion(await this.request("POST", "/login/passkey/options",
+      { auth: false, body: { username } }));
+    const device = named || await deviceOfUser(userHex(passkey.response.userHandle));
+    if (!device) throw noDeviceKey("");
+    return this.#logIn(device, { username: device.username, passkey }, confirm);
+  }
+
+  async #logIn(device, credential, confirm) {
     const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
     const signature = await signChallenge(device.keyPair.privateKey, challenge, LOGIN_PURPOSE);
     let tokens;
     try {
       tokens = await this.#bind(device, "POST", "/login/", {
-        username, password, client_cert: device.clientCert, challenge, signature });
+        ...credential, client_cert: device.clientCert, challenge, signature });
     } catch (error) {
       if (error.code !== "concurrent_login") throw error;
       const pending = new ConcurrentLogin(error.problem, async () => this.#begin(await this.#bind(
@@ -156,14 +177,47 @@ export class Citylogin {
     await this.#endHere(() => this.request("POST", "/session/logout_all", { body: { include_current: true } }));
   }
 
-  /** Deletes the account (DELETE /account, the password asked again); this browser forgets the
-   * account's device key and the session ends. The live stream may tell the onSessionEnded handlers
-   * (reason account_deleted) before this resolves. */
-  async deleteAccount({ password }) {
+  /** Deletes the account (DELETE /account, the password asked again, or confirmWithPasskey()'s passkey);
+   * this browser forgets the account's device key and the session ends. The live stream may tell the
+   * onSessionEnded handlers (reason account_deleted) before this resolves. */
+  async deleteAccount({ password, passkey }) {
     const username = this.session?.username;
-    await this.request("DELETE", "/account", { body: { password } });
+    await this.request("DELETE", "/account", { body: { password, passkey } });
     if (username) await forgetDevice(username).catch(() => {});
     this.#clear();
+  }
+
+  /** `{passkey}`: an assertion by a passkey of the signed-in account, which an account call (change
+   * e-mail or password, new recovery codes, delete the account, add or remove a passkey) takes once
+   * in place of the password. */
+  async confirmWithPasskey() {
+    const { getAssertion } = await import("./webauthn.js");
+    const options = await this.request("POST", "/login/passkey/options",
+      { auth: false, body: { username: this.session?.username } });
+    return { passkey: await getAssertion(options) };
+  }
+
+  /** The account's passkeys: [{id, name, created_at, last_used_at, backed_up}]. */
+  async passkeys() {
+    return (await this.request("GET", "/account/passkeys")).passkeys;
+  }
+
+  /** A new passkey for the account, the password (`{password}`) or a passkey (confirmWithPasskey())
+   * asked first: creation options, the browser makes the passkey, the server keeps it; resolves with {id, name}. */
+  async addPasskey({ password, passkey, name } = {}) {
+    const { createCredential } = await import("./webauthn.js");
+    const options = await this.request("POST", "/account/passkeys/options", { body: { password, passkey } });
+    const credential = await createCredential(options);
+    return this.request("POST", "/account/passkeys", { body: { credential, name: name || undefined } });
+  }
+
+  renamePasskey(id, name) {
+    return this.request("PATCH", `/account/passkeys/${encodeURIComponent(id)}`, { body: { name } });
+  }
+
+  /** Removes a passkey, the password or a passkey asked first (`{password}` or `{passkey}`). */
+  async removePasskey(id, { password, passkey }) {
+    await this.request("DELETE", `/account/passkeys/${encodeURIComponent(id)}`, { body: { password, passkey } });
   }
 
   /** Runs a call that ends this session among others: its own revocation event is not news from elsewhere. */
@@ -253,7 +307,7 @@ export class Citylogin {
    * challenge) and keeps the new certificate; login does it by itself when the server asks. */
   async renewCertificate() {
     const device = await findDevice(this.session?.username || "");
-    if (!device) throw new CityloginError(0, { code: "no_device_key" });
+    if (!device) throw noDeviceKey(this.session?.username || "");
     const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
     const signature = await signChallenge(device.keyPair.privateKey, challenge, RENEW_PURPOSE);
     const renewed = await this.request("POST", "/device/renew", { body: { challenge, signature } });
@@ -284,7 +338,7 @@ export class Citylogin {
   async #deviceOfSession() {
     const username = this.session?.username;
     if (!this.#device && username) this.#device = await findDevice(username);
-    if (!this.#device) throw new CityloginError(0, { code: "no_device_key", username });
+    if (!this.#device) throw noDeviceKey(username);
     return this.#device;
   }
 
@@ -397,6 +451,11 @@ export class Citylogin {
         "error"}); the next login tries again.`);
     });
   }
+}
+
+/** This browser holds no key for the account (`username` is "" when only a passkey named the account). */
+function noDeviceKey(username) {
+  return new CityloginError(0, { code: "no_device_key", username });
 }
 
 /** The revocation reason a 401 gives: session_revoked's `reason` (an invalid_dpop_proof's `reason`

@@ -116,3 +116,9 @@ export async function lastUsedDevice() {
   const records = await withStore("readonly", (store) => store.getAll());
   return records.sort((a, b) => b.usedAt - a.usedAt)[0] || null;
 }
+
+/** The record of the account whose user_uuid has these 32 hex digits (a passkey's userHandle), or null. */
+export async function deviceOfUser(hex) {
+  const records = await withStore("readonly", (store) => store.getAll());
+  return records.find((record) => record.uuid?.replace(/-/g, "").toLowerCase() === hex) || null;
+}

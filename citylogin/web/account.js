@@ -1,7 +1,8 @@
-// The Account panel (SPEC §4 /account): e-mail and its verification, password, recovery
-// codes, language and deleting the account.
+// The Account panel (SPEC §4 /account): e-mail and its verification, password, passkeys, recovery
+// codes, language and deleting the account. The forms that ask for the password again take a passkey
+// instead; the passkeys section lives in passkeys.js, imported when the panel first opens.
 
-import { authCall, citylogin } from "./api.js";
+import { authCall, citylogin, refused } from "./api.js";
 import { showRecoveryCodes } from "./codes.js";
 import { setText } from "./i18n.js";
 import { $, busy, clearMessage, say, showError, showFieldError } from "./ui.js";
@@ -14,11 +15,28 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
   onLocaleSaved = localeSaved;
   $("#account-refresh").addEventListener("click", loadAccount);
   $("#account-resend").addEventListener("click", resendVerification);
-  $("#email-form").addEventListener("submit", changeEmail);
-  $("#password-form").addEventListener("submit", changePassword);
-  $("#codes-form").addEventListener("submit", makeNewCodes);
   $("#locale-form").addEventListener("submit", saveLocale);
-  $("#delete-form").addEventListener("submit", deleteAccount);
+  for (const [selector, action] of Object.entries(CONFIRMED)) {
+    const form = $(selector);
+    const password = $("input[autocomplete=current-password]", form);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      action(form, { [password.name]: password.value });
+    });
+    $("[data-passkey]", form).addEventListener("click", () => action(form, null));
+  }
+  $("#passkeys-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    (await passkeys()).addPasskey();
+  });
+}
+
+const passkeys = () => import("./passkeys.js");
+
+/** What an action sends to confirm it is the person: the password as the form's field names it, or
+ * (`proof` null, its "Confirm with a passkey instead" button) an assertion by a passkey of the account. */
+async function confirmation(proof) {
+  return proof || citylogin.confirmWithPasskey();
 }
 
 export function resetAccount() {
@@ -29,6 +47,9 @@ export function resetAccount() {
   clearMessage($("#account-resend-note"));
   $("#account-username").textContent = "—";
   $("#account-email").textContent = "—";
+  $("#passkey-list").replaceChildren();
+  $("#passkey-list").setAttribute("aria-busy", "true");
+  for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = true;
 }
 
 export async function loadAccount() {
@@ -38,7 +59,9 @@ export async function loadAccount() {
     show(await authCall("GET", "/account"));
   } catch (error) {
     showError(errorNode, error);
+    return;
   }
+  await (await passkeys()).loadPasskeys();
 }
 
 function show(account) {
@@ -68,27 +91,22 @@ async function resendVerification() {
   }
 }
 
-async function changeEmail(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
+async function changeEmail(form, proof) {
   const newEmail = form.new_email.value.trim();
   clearMessage($(".note", form));
-  const done = await busy(form, () => authCall("POST", "/account/email",
-    { password: form.password.value, new_email: newEmail }).then(() => true));
+  const done = await busy(form, async () => authCall("POST", "/account/email",
+    { ...await confirmation(proof), new_email: newEmail }).then(() => true));
   if (!done) return;
   form.reset();
   say($(".note", form), "web.account.email_sent", { email: newEmail });
 }
 
-async function changePassword(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
+async function changePassword(form, proof) {
   clearMessage($(".note", form));
-  const body = { current_password: form.current_password.value, new_password: form.new_password.value,
-                 logout_other_sessions: form.logout_other_sessions.checked };
+  const body = { new_password: form.new_password.value, logout_other_sessions: form.logout_other_sessions.checked };
   const done = await busy(form, async () => {
     try {
-      await authCall("POST", "/account/password", body);
+      await authCall("POST", "/account/password", { ...await confirmation(proof), ...body });
       return true;
     } catch (error) {
       if (error.code !== "invalid_credentials") throw error;
@@ -104,16 +122,18 @@ async function changePassword(event) {
     : "web.account.password_changed");
 }
 
-async function makeNewCodes(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const issued = await busy(form, () => authCall("POST", "/account/recovery_codes", { password: form.password.value }));
+async function makeNewCodes(form, proof) {
+  const issued = await busy(form, async () => authCall("POST", "/account/recovery_codes", await confirmation(proof)));
   if (!issued) return;
   form.reset();
   await showRecoveryCodes(issued.recovery_codes);
   $("#codes-submit").focus();          // the dialog is gone: back to where the person asked for it
   await loadAccount();
 }
+
+// The forms that ask for the password again, and what each does once it is confirmed.
+const CONFIRMED = { "#email-form": changeEmail, "#password-form": changePassword, "#codes-form": makeNewCodes,
+                    "#delete-form": deleteAccount };
 
 async function saveLocale(event) {
   event.preventDefault();
@@ -126,15 +146,16 @@ async function saveLocale(event) {
   say($(".note", form), "web.account.locale_saved");
 }
 
-async function deleteAccount(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
+async function deleteAccount(form, proof) {
   if (!form.confirm.checked) {
     say($(".error", form), "web.account.delete_tick");
     return;
   }
   // The SDK forgets this device's key for the account: it can never log in again.
-  const done = await busy(form, () => citylogin.deleteAccount({ password: form.password.value }).then(() => true));
+  const done = await busy(form, async () => {
+    const body = await confirmation(proof);
+    return refused(citylogin.deleteAccount(body), body).then(() => true);
+  });
   if (!done) return;
   onAccountDeleted();
 }

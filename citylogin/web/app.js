@@ -169,7 +169,8 @@ async function sessionEnded(reason) {
   leaveHome({ kind: "alert", title, text });
 }
 
-/** Logs in; a 409 concurrent_login asks whether to log the other device out (SPEC §5). */
+/** Logs in with the password, or (`password` null) a passkey in its place; a 409 concurrent_login asks
+ * whether to log the other device out (SPEC §5). */
 async function logIn(username, password, { registered = false } = {}) {
   const form = $("#login-form");
   form.username.value = username;
@@ -177,7 +178,8 @@ async function logIn(username, password, { registered = false } = {}) {
   await busy(form, async () => {
     let result;
     try {
-      result = await citylogin.login({ username, password });
+      result = password === null ? await (await import("./passkeys.js")).logInWithPasskey(username)
+        : await citylogin.login({ username, password });
     } catch (error) {
       if (error.code !== "device_revoked") throw error;
       // This browser's certificate was revoked: the banner says what happened and what to do.
@@ -309,6 +311,7 @@ function wire() {
     });
   }
   $("#login-form").addEventListener("submit", submitLogin);
+  $("#login-passkey").addEventListener("click", () => logIn(formValues($("#login-form")).username, null));
   $("#register-form").addEventListener("submit", submitRegister);
   $("#pair-form").addEventListener("submit", submitPair);
   $("#recover-form").addEventListener("submit", submitRecover);

@@ -94,7 +94,7 @@ def test_the_console_notifier_logs_the_whole_message(make_server, caplog):
     url, _ = make_server()
     with caplog.at_level(logging.INFO, logger="citylogin.notify"):
         client = register_device(url)
-    assert email_of(client) in caplog.text and "http://127.0.0.1:5000/#verify=" in caplog.text
+    assert email_of(client) in caplog.text and "http://localhost:5000/#verify=" in caplog.text
 
 
 def test_resend_sends_a_new_link_and_is_rate_limited(server):

@@ -14,7 +14,7 @@ from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, add_device, register_device
 
 NEW_PASSWORD = "a brand new long passphrase"
-RESET_LINK = re.compile(r"(http://127\.0\.0\.1:5000)/#reset=([A-Za-z0-9_-]{40,})")
+RESET_LINK = re.compile(r"(http://localhost:5000)/#reset=([A-Za-z0-9_-]{40,})")
 
 
 class Recorder:

@@ -8,6 +8,23 @@ from playwright.sync_api import Locator, Page, expect
 from tests.support.live import PASSWORD
 
 TIMEOUT_MS = 10_000
+# Chromium's virtual authenticator (CDP WebAuthn domain) as a platform authenticator that verifies
+# the person and answers every prompt at once.
+PLATFORM_AUTHENTICATOR = {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+                          "hasUserVerification": True, "isUserVerified": True, "automaticPresenceSimulation": True}
+
+
+class VirtualAuthenticator:
+    """A virtual authenticator in one page of a device: its passkeys are what the page made."""
+
+    def __init__(self, page: Page, **options: bool) -> None:
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.send("WebAuthn.enable")
+        added = self.cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {**PLATFORM_AUTHENTICATOR, **options}})
+        self.id = added["authenticatorId"]
+
+    def credentials(self) -> list[dict]:
+        return self.cdp.send("WebAuthn.getCredentials", {"authenticatorId": self.id})["credentials"]
 
 
 class DevicePage:
@@ -131,6 +148,7 @@ class DevicePage:
         self.go("account")
         expect(self.account_panel).to_be_visible()
         expect(self.page.locator("#account-username")).not_to_have_text("—")
+        expect(self.page.locator("#passkey-list")).not_to_have_attribute("aria-busy", "true")
         return self.account_panel
 
     def change_password(self, current: str, new: str, *, log_out_others: bool = True) -> Locator:
@@ -141,6 +159,37 @@ class DevicePage:
         form.locator("#password-logout-others").set_checked(log_out_others)
         form.locator("button[type=submit]").click()
         return form
+
+    @property
+    def passkeys_form(self) -> Locator:
+        return self.page.locator("#passkeys-form")
+
+    def passkey(self, name: str) -> Locator:
+        return self.passkeys_form.locator("#passkey-list li", has=self.page.locator(".device-name", has_text=name))
+
+    def add_passkey(self, *, password: str | None = PASSWORD) -> None:
+        """Account → "Add a passkey", confirmed with the password (or, password None, a passkey)."""
+        self.open_account()
+        self.passkeys_form.locator("button[type=submit]").click()
+        self.confirm_it_is_me(password=password)
+
+    def confirm_it_is_me(self, *, password: str | None = PASSWORD) -> Locator:
+        """Answers the dialog that asks for the password or a passkey first; returns the dialog."""
+        dialog = self.page.locator("#reauth-dialog")
+        expect(dialog).to_be_visible()
+        if password is None:
+            dialog.locator("button[value=passkey]").click()
+        else:
+            dialog.locator("#reauth-password").fill(password)
+            dialog.locator("button[value=password]").click()
+        expect(dialog).to_be_hidden()
+        return dialog
+
+    def log_in_with_passkey(self, username: str = "") -> None:
+        """"Sign in with a passkey" on the login form, with `username` typed (empty: any passkey)."""
+        self.go("login")
+        self.login_form.locator("#login-username").fill(username)
+        self.login_form.locator("#login-passkey").click()
 
     def show_pairing_link(self) -> str:
         """"Add a device" → show a code: the link the QR code holds (`<public URL>/#pair=<payload>`)."""

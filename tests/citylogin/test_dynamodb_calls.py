@@ -19,6 +19,7 @@ from citylogin.app import create_app
 from citylogin.client import Client, sign_challenge
 from common.ring_refresher import THREAD_NAME as KEY_RING_REFRESHER
 from tests.support.live import PASSWORD, add_device, bearer_login, register_device, serving, settle_background
+from tests.support.soft_authenticator import SoftAuthenticator
 
 # What the decision reads, then what it writes; the history row follows in the background.
 LOGIN_CALLS = Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "PutItem": 1})
@@ -155,6 +156,27 @@ def test_login_refresh_and_challenge_budgets(counted_app):
     counter.take()
     client.refresh()  # bearer: the same one write
     assert counter.take() == Counter({"TransactWriteItems": 1})
+
+
+def test_a_passkey_login_adds_one_transaction_that_spends_its_assertion(counted_app):
+    """Its credential and challenge ride in the login's batch read; the challenge's use and the
+    counter's move are one TransactWriteItems of their own, before the device's checks."""
+    url, ctx, counter = counted_app
+    client = register_device(url)
+    client.login(PASSWORD)
+    authenticator = SoftAuthenticator(ctx.public_url())
+    options = client.request("POST", "/account/passkeys/options", json={"password": PASSWORD}).json()
+    assert client.request("POST", "/account/passkeys",
+                          json={"credential": authenticator.create(options)}).status_code == 201
+    client.logout()
+    counter.take()
+    options = client.passkey_options(username=client.key_file.username)
+    assert counter.take() == Counter({"GetItem": 1, "Query": 1, "TransactWriteItems": 1})  # owner, passkeys,
+    #                                                        and the challenge with its per-IP rate limit
+    client.login(passkey=authenticator.get(options))
+    settle_background(ctx)
+    calls = counter.take_by_table()
+    assert _by_operation(calls) == CHALLENGE_CALLS + LOGIN_CALLS + Counter({"TransactWriteItems": 1}), calls
 
 
 def test_a_login_that_evicts_costs_the_same(counted_app):

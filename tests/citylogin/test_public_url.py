@@ -50,20 +50,22 @@ def test_serve_links_to_the_address_it_binds(dynamodb_endpoint, tmp_path):
         process.terminate()
         process.wait(timeout=30)
     links = re.findall(r"(https?://\S+)/#verify=", log_path.read_text())
-    assert links == [base], log_path.read_text()[-2000:]
+    assert links == [f"http://localhost:{port}"], log_path.read_text()[-2000:]   # the loopback by name
 
 
 def test_serve_names_the_machine_for_a_wildcard_bind():
-    assert bound_url("127.0.0.1", 8080) == "http://127.0.0.1:8080"
+    assert bound_url("127.0.0.1", 8080) == "http://localhost:8080"    # a passkey's RP id cannot be an IP
+    assert bound_url("192.0.2.7", 8080) == "http://192.0.2.7:8080"
     assert bound_url("0.0.0.0", 5000) == f"http://{socket.gethostname()}:5000"
-    assert bound_url("::1", 5000) == "http://[::1]:5000"
+    assert bound_url("::1", 5000) == "http://localhost:5000"
+    assert bound_url("2001:db8::7", 5000) == "http://[2001:db8::7]:5000"
 
 
 def test_where_nothing_can_derive_it_it_is_required(monkeypatch):
     given = load_settings({"public_url": "https://login.example.org"}, environ={})
     assert with_public_url(given).public_url == "https://login.example.org"
     local = load_settings({"dynamodb_endpoint_url": "http://127.0.0.1:8000"}, environ={})
-    assert with_public_url(local).public_url == "http://127.0.0.1:5000"   # where serve puts the web UI
+    assert with_public_url(local).public_url == "http://localhost:5000"   # where serve puts the web UI
     with pytest.raises(ConfigError, match="CITYLOGIN_PUBLIC_URL is required"):
         with_public_url(load_settings({}, environ={}))                    # Amazon DynamoDB
     monkeypatch.setenv("SERVER_SOFTWARE", "gunicorn/23.0.0")

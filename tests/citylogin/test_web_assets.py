@@ -17,7 +17,7 @@ from werkzeug.http import parse_accept_header
 
 import citylogin.web_assets as web_assets_module
 from citylogin.app import create_app
-from citylogin.web_assets import chosen_encoding, web_assets
+from citylogin.web_assets import chosen_encoding, statically_imported, web_assets
 
 PACKAGE = Path(__file__).resolve().parents[2] / "citylogin"
 APP_ORIGIN = "https://app.example.com"
@@ -67,6 +67,25 @@ def test_the_page_is_revalidated_and_loads_only_fingerprinted_addresses(client):
         answer = client.get(url, headers=GZIP)
         assert (answer.status_code, answer.headers["Cache-Control"]) == (200, IMMUTABLE), url
         assert "accept-encoding" in vary(answer) and answer.headers["Content-Encoding"] == "gzip", url
+
+
+def test_the_modules_only_imported_with_import_are_mapped_but_not_preloaded(client):
+    """The passkey code is fetched when first used, not on every cold load of the login screen."""
+    html = client.get("/").get_data(as_text=True)
+    imports = json.loads(IMPORT_MAP.search(html)[1])["imports"]
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)"', html))
+    lazy = {"/web/passkeys.js", "/sdk/webauthn.js"}
+    assert lazy <= set(imports)
+    assert preloaded == {imports[url] for url in imports if url.endswith(".js") and url not in lazy}
+
+
+def test_the_static_import_graph_follows_import_and_export_from_but_not_import_calls():
+    sources = {
+        "/web/app.js": 'import {\n  a,\n  b,\n} from "./ui.js";\nconst later = () => import("./lazy.js");\n',
+        "/web/ui.js": 'export { c } from "../sdk/x.js";\nexport const NAME = "./lazy.js";\n',
+        "/sdk/x.js": 'import "./y.js";\n', "/sdk/y.js": "", "/web/lazy.js": 'import { d } from "./ui.js";\n',
+    }
+    assert statically_imported(["/web/app.js"], sources) == {"/web/app.js", "/web/ui.js", "/sdk/x.js", "/sdk/y.js"}
 
 
 def test_the_import_map_is_the_one_inline_script_the_policy_allows(client):

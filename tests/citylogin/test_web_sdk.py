@@ -82,7 +82,7 @@ def client(dynamodb_endpoint, data_dir, table_prefix):
     return app.test_client()
 
 
-@pytest.mark.parametrize("name", ["citylogin.js", "http.js", "keystore.js", "session_stream.js"])
+@pytest.mark.parametrize("name", ["citylogin.js", "http.js", "keystore.js", "session_stream.js", "webauthn.js"])
 def test_the_modules_are_javascript_with_cors_for_the_allowed_origin(client, name):
     response = client.get(f"/sdk/{name}", headers={"Origin": APP_ORIGIN})
     assert response.status_code == 200

@@ -10,7 +10,8 @@ the presence lists is live and every live one is listed, and no request was serv
 that was over (issue 8, defect 1); and nothing of a deleted account is left, every certificate it
 was issued being in the CRL (SPEC §4); and every session that ended has its session-revoked event in
 the feed, delivered at least once to an app that polls and to one that is pushed to (SPEC §11),
-each checked by its jti-deduplicated log against DynamoDB."""
+each checked by its jti-deduplicated log against DynamoDB. Every account has a synced passkey, and
+half the logins use it in place of the password (issue 21): the limit counts devices, not passkeys."""
 from __future__ import annotations
 
 import json
@@ -38,6 +39,7 @@ from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
 from tests.support.class_limits import class_violations
 from tests.support.live import PASSWORD
+from tests.support.soft_authenticator import SoftAuthenticator
 from tests.support.services import running_process, running_service
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "95"))
@@ -93,6 +95,7 @@ class Soak:
         self.errors: list[str] = []
         self.deleted: list[DeletedUser] = []
         self.deleted_names: set[str] = set()
+        self.passkeys: dict[str, SoftAuthenticator] = {}  # each account's one synced passkey, by user_uuid
         self._lock = threading.Lock()
 
     # --- set-up ------------------------------------------------------------------------------
@@ -112,11 +115,31 @@ class Soak:
                     user_uuid=first.key_file.user_uuid)
         self.note_certificate(user, first)
         first.login(PASSWORD, force=True)
+        self.add_passkey(first)
         for _ in range(DEVICES_PER_USER - 1):
             device = self.pair(first, name)
             self.note_certificate(user, device)
             user.devices.append(Device(device))
         return user
+
+    def add_passkey(self, client: Client) -> None:
+        """A passkey synced to every device of the account (its counter stays 0, as synced ones do)."""
+        authenticator = SoftAuthenticator(PUBLIC_URL, backup_eligible=True, backed_up=True, counter_step=0)
+        options = client._call("POST", "/account/passkeys/options", {"password": PASSWORD})
+        client._call("POST", "/account/passkeys", {"credential": authenticator.create(options)})
+        with self._lock:
+            self.passkeys[client.key_file.user_uuid] = authenticator
+
+    def log_in(self, client: Client, *, force: bool) -> None:
+        """With the password, or half the time with the account's passkey in its place."""
+        authenticator = self.passkeys.get(client.key_file.user_uuid)
+        if authenticator is None or self.random.random() < 0.5:
+            client.login(PASSWORD, force=force)
+            return
+        with self._lock:
+            self.ops["passkey_login"] += 1
+        options = client.passkey_options(username=client.key_file.username if self.random.random() < 0.5 else None)
+        client.login(passkey=authenticator.get(options), force=force)
 
     def note_certificate(self, user: User, client: Client) -> None:
         with self._lock:
@@ -179,7 +202,7 @@ class Soak:
         client = self.on_any(device.client)
         try:
             try:
-                client.login(PASSWORD, force=force)
+                self.log_in(client, force=force)
             except ConcurrentLoginRequired as required:
                 if self.random.random() < 0.4:
                     self.ops["confirm"] += 1
@@ -592,6 +615,7 @@ def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoin
     assert soak.ops["refresh_only"] > 0 and soak.ops["confirm"] > 0 and soak.ops["unbind"] > 0
     assert soak.ops["relabel"] > 0
     assert soak.ops["proof_replay"] > 0  # and none accepted (soak.errors)
+    assert soak.ops["passkey_login"] > 0
     print(f"soak events: {len(ended)} sessions ended by a write, {sum(events.values())} events in the feed, "
           f"{len(set(polled_events.values()))} delivered by poll, {len(pushed_events)} by push "
           f"({len(pushed_sets)} pushes with duplicates)")

@@ -9,7 +9,7 @@ import requests
 
 from citylogin.app import create_app
 from common.context import AppContext
-from tests.support.live import serving
+from tests.support.live import serving, serving_made
 
 StartServer = Callable[..., tuple[str, AppContext]]
 
@@ -17,11 +17,16 @@ StartServer = Callable[..., tuple[str, AppContext]]
 @contextmanager
 def app_servers(base_config: Mapping[str, Any]) -> Iterator[StartServer]:
     """Yields start(**settings) -> (url, context) for the all-in-one app built with base_config plus
-    `settings`; every app it started is stopped on exit."""
+    `settings`; every app it started is stopped on exit. `start(host_name="localhost")` serves it at
+    http://localhost:<port> with that as its public_url (a WebAuthn relying-party id is a host name)."""
     with ExitStack() as stack:
-        def start(**settings: Any) -> tuple[str, AppContext]:
-            app = create_app({**base_config, **settings})
-            url = stack.enter_context(serving(app))
+        def start(*, host_name: str | None = None, **settings: Any) -> tuple[str, AppContext]:
+            if host_name is None:
+                app = create_app({**base_config, **settings})
+                url = stack.enter_context(serving(app))
+            else:
+                url, app = stack.enter_context(serving_made(
+                    lambda url: create_app({**base_config, **settings, "public_url": url}), host_name=host_name))
             return url, app.extensions["citylogin"]
 
         yield start

@@ -8,7 +8,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 from werkzeug.serving import make_server
@@ -33,14 +33,26 @@ def settle_background(ctx: AppContext) -> None:
 
 @contextmanager
 def serving(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    with serving_made(lambda url: app) as (url, _):
+        yield url
+
+
+@contextmanager
+def serving_made(make_app: Callable[[str], Any], *, host_name: str = "127.0.0.1") -> Iterator[tuple[str, Any]]:
+    """(url, app) for the app `make_app(url)` makes knowing its own address: the socket is bound first.
+    `host_name` names the loopback interface in the URL, e.g. "localhost" for a page that uses
+    WebAuthn, whose relying-party id may not be an IP address."""
+    server = make_server("127.0.0.1", 0, None, threaded=True)  # its app once the port is known
+    url = f"http://{host_name}:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        server.app = app = make_app(url)
+        thread.start()
+        yield url, app
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
+        if thread.is_alive():
+            server.shutdown()
+            thread.join(timeout=10)
         server.server_close()
 
 
