@@ -155,8 +155,11 @@ def make_server(base_config):
 def registration_url(dynamodb_endpoint, data_dir, table_prefix):
     """`python -m registration.app_registration` as a real process for this module's tables."""
     from tests.support.services import running_service
+    # Its tests race twenty registrations at once: on a loaded machine they are slow, not refused,
+    # so twenty hashes may wait (2 cores admit 18 by default) and DynamoDB may take its time.
     config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir,
-              "table_prefix": table_prefix, **FAST_ARGON2, **RAISED_LIMITS}
+              "table_prefix": table_prefix, **FAST_ARGON2, **RAISED_LIMITS,
+              "password_hash_queue": 32, "dynamodb_read_timeout": 30}
     with running_service("registration.app_registration", config_env(config)) as url:
         yield url
 
