@@ -276,7 +276,8 @@ def test_one_assertion_sent_at_once_by_many_threads_signs_in_once(server):
     assert sorted(outcomes) == [200] + [401] * 7
 
 
-def test_a_new_passkey_from_another_origin_or_for_another_account_or_over_the_limit_is_refused(server, monkeypatch):
+def test_a_new_passkey_from_another_origin_for_another_account_under_a_known_id_or_over_the_limit_is_refused(
+        server, monkeypatch):
     url, _ = server
     client = register_device(url)
     client.login(PASSWORD)
@@ -291,6 +292,14 @@ def test_a_new_passkey_from_another_origin_or_for_another_account_or_over_the_li
     mine = SoftAuthenticator(PUBLIC_URL)
     refused = authed(client, "POST", "/account/passkeys", {"credential": mine.create(theirs)})  # its challenge
     assert problem(refused)[:2] == (401, "invalid_credentials")
+
+    # an authenticator that offers an id already registered (a broken or malicious one) is refused
+    known = add_passkey(client, mine)
+    options = authed(client, "POST", "/account/passkeys/options", {"password": PASSWORD}).json()
+    refused = authed(client, "POST", "/account/passkeys", {"credential": mine.create(options, credential_id=known)})
+    assert problem(refused)[:2] == (409, "passkey_exists")
+    assert [p["id"] for p in authed(client, "GET", "/account/passkeys").json()["passkeys"]] == [known]
+    authed(client, "DELETE", f"/account/passkeys/{known}", {"password": PASSWORD}).raise_for_status()
 
     monkeypatch.setattr("accounts.passkey_service.MAX_PASSKEYS", 2)
     add_passkey(client, SoftAuthenticator(PUBLIC_URL))

@@ -60,11 +60,12 @@ class SoftAuthenticator:
         self.user_verified = user_verified
         self.credentials: dict[str, StoredCredential] = {}
 
-    def create(self, options: dict[str, Any]) -> dict[str, Any]:
-        """A new passkey for the creation options' RP and user, as an attestation credential's toJSON()."""
+    def create(self, options: dict[str, Any], *, credential_id: str | None = None) -> dict[str, Any]:
+        """A new passkey for the creation options' RP and user, as an attestation credential's toJSON();
+        `credential_id` makes it under an id already used (a new key replaces the one held under it)."""
         if not any(param.get("alg") == ES256 for param in options.get("pubKeyCredParams", [])):
             raise ValueError("the options do not offer ES256, the only algorithm this authenticator has")
-        raw_id = os.urandom(32)
+        raw_id = from_b64url(credential_id) if credential_id else os.urandom(32)
         key = ec.generate_private_key(ec.SECP256R1())
         credential = StoredCredential(key, from_b64url(options["user"]["id"]), options["rp"]["id"])
         self.credentials[b64url(raw_id)] = credential
