@@ -9,6 +9,7 @@ from accounts import user_service as users
 from accounts.models import PasskeyAdded, PasskeyRegistration, Secret, UserRecord
 from common.caller import Caller
 from common.context import AppContext
+from sessions import service as sessions
 from sessions.models import Principal
 
 
@@ -37,7 +38,7 @@ def creation_options(ctx: AppContext, *, principal: Principal, secret: Secret, c
 
 def add_passkey(ctx: AppContext, *, principal: Principal, registration: PasskeyRegistration) -> PasskeyAdded:
     return passkeys.add_passkey(ctx, user=_account(ctx, principal), credential=registration.credential,
-                                name=registration.name)
+                                name=registration.name, caller_live=sessions.still_live(ctx, principal))
 
 
 def remove_passkey(ctx: AppContext, *, principal: Principal, credential_id: str, secret: Secret,

@@ -193,9 +193,12 @@ def list_passkeys(ctx: AppContext, *, user_uuid: str) -> list[PasskeyView]:
     return [_view(r) for r in _store(ctx).list(user_uuid)]
 
 
-def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredential, name: str | None) -> PasskeyAdded:
+def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredential, name: str | None,
+                caller_live: GuardedWrite) -> PasskeyAdded:
     """Verify a new credential against a creation challenge issued to `user` (used up here, whatever
-    the outcome) and store it, under MAX_PASSKEYS, unless the account's deletion has begun."""
+    the outcome) and store it, under MAX_PASSKEYS, unless the account's deletion has begun or the
+    caller's session ended meanwhile (`caller_live`: a password reset ends every session, then
+    removes every passkey, so none added by an ended session outlives it)."""
     challenge = _client_challenge(credential.response.clientDataJSON) or ""
     pending = challenge and _tokens(ctx).consume(digest=token_digest(challenge, purpose=_CREATE), kind=_CREATE,
                                                  now=_now(ctx))
@@ -214,7 +217,7 @@ def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredent
         name=name or _default_name(credential), created_at=iso(ctx.now()), last_used_at=None,
         backed_up=verified.credential_backed_up, transports=tuple(credential.response.transports))
     store = _store(ctx)
-    write_all(ctx.dynamodb, [users.not_deleting_write(ctx, user_uuid=user.user_uuid),
+    write_all(ctx.dynamodb, [users.not_deleting_write(ctx, user_uuid=user.user_uuid), caller_live,
                              GuardedWrite(store.put_item(record), PasskeyExists),
                              GuardedWrite(store.count_item(user.user_uuid, delta=1, limit=MAX_PASSKEYS),
                                           PasskeyLimitReached)])
@@ -251,7 +254,7 @@ def remove_passkey(ctx: AppContext, *, user_uuid: str, credential_id: str) -> No
 
 
 def delete_all_passkeys(ctx: AppContext, *, user_uuid: str) -> int:
-    """Account deletion: every passkey of the account goes."""
+    """Account deletion and password reset: every passkey of the account goes; returns how many."""
     return _store(ctx).delete_all_of_user(user_uuid)
 
 

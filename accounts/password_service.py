@@ -1,12 +1,14 @@
 """Passwords after registration: a change by the logged-in user and a reset through an e-mailed
 link (SPEC §4). The change checks the current password under the login lockout; both end the
-account's sessions through session_manager's service."""
+account's sessions through session_manager's service. A reset also removes the account's passkeys:
+it says the password may be in other hands, and a passkey added with it must not outlive it."""
 from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
 
 from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
 from accounts import user_service as users
 from accounts.models import ChangePasswordRequest
 from common.audit import AuditEvent, audit
@@ -126,8 +128,9 @@ def _log_unsent(done: Future) -> None:
 
 def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) -> None:
     """Use up the reset token and set the new password in one transaction, which voids every other
-    reset link; every session ends (reason password_reset), the devices stay. A link made before
-    the last reset or password change is void (InvalidResetToken)."""
+    reset link; every session ends (reason password_reset), then every passkey goes (one being added
+    by a session that has ended is refused), the devices stay. A link made before the last reset or
+    password change is void (InvalidResetToken)."""
     store, digest, now = token_store(ctx), token_digest(token, purpose=RESET_PURPOSE), _now(ctx)
     pending = store.get(digest=digest, kind=RESET_KIND, now=now)
     if pending is None:
@@ -138,10 +141,14 @@ def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) ->
                                 token_use=store.consume_item(digest=digest, kind=RESET_KIND, now=now)):
         raise InvalidResetToken()  # used meanwhile, void (a reset or change since), or the account is gone
     ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.PASSWORD_RESET)
+    removed = passkeys.delete_all_passkeys(ctx, user_uuid=user_uuid)
     user = users.get_user(ctx, user_uuid=user_uuid)
     if user is not None:
         credentials.clear_failures(ctx, username=user.username)  # the owner is back in: no lockout left
-        ctx.notifier.notify(localized_message("password_changed", texts="password_was_reset", user_uuid=user_uuid,
-                                              email=user.email, locale=user.locale,
-                                              time=mail_time(ctx.now(), user.locale)))
-    audit(AuditEvent.PASSWORD_RESET, user_uuid=user_uuid, sessions_ended=ended)
+        when = mail_time(ctx.now(), user.locale)
+        ctx.notifier.notify(
+            localized_message("password_changed", texts="password_was_reset_passkeys_removed", user_uuid=user_uuid,
+                              email=user.email, locale=user.locale, passkeys=removed, time=when) if removed
+            else localized_message("password_changed", texts="password_was_reset", user_uuid=user_uuid,
+                                   email=user.email, locale=user.locale, time=when))
+    audit(AuditEvent.PASSWORD_RESET, user_uuid=user_uuid, sessions_ended=ended, passkeys_removed=removed)

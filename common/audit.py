@@ -35,8 +35,9 @@ def operator_acting(name: str) -> Iterator[None]:
         _operator.reset(token)
 
 
-# A field named like a secret is a bug in the caller, caught the first time it runs.
-SECRET_NAME = re.compile(r"password|token|digest|hash|secret|key|signature|cert", re.IGNORECASE)
+# A field named like a secret is a bug in the caller, caught the first time it runs. A passkey's
+# private key never reaches the server, so "passkey" alone is no secret (`passkeys_removed`).
+SECRET_NAME = re.compile(r"password|token|digest|hash|secret|(?<!pass)key|signature|cert", re.IGNORECASE)
 
 
 __all__ = ["AuditEvent", "audit"]

@@ -435,6 +435,17 @@ def vouch(ctx: AppContext, *, access_token: str, scheme: str = "Bearer",
     return Vouched(user_uuid=user_uuid, session_id=session_id, device_id=device_id, checks=checks)
 
 
+def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
+    """A check, for the write a protected request came for, that the caller's session is still live
+    when the write commits: one that ends meanwhile (a password reset ending every session) refuses
+    it as authenticate() would have."""
+    now = _epoch(ctx)
+    holder = principal.session.holder()
+    return GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now,
+                                                                 idle_cutoff=liveness(ctx).idle_cutoff(now)),
+                        refusal=lambda: _not_live(ctx, holder))
+
+
 def _not_live(ctx: AppContext, holder: Holder) -> Exception:
     """Why a vouched caller's session check was refused, as authenticate() would say it."""
     session = session_store(ctx).get(holder.session_id)

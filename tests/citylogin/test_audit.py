@@ -139,10 +139,15 @@ def test_json_log_lines_carry_the_audit_fields_at_the_top(caplog):
     assert "message" not in line and "request_id" not in line  # no request here
 
 
-@pytest.mark.parametrize("field", ["password", "refresh_token", "token_digest", "password_hash", "private_key"])
+@pytest.mark.parametrize("field", ["password", "refresh_token", "token_digest", "password_hash", "private_key",
+                                   "api_key", "passkey_private_key", "passkey_signature"])
 def test_a_field_named_like_a_secret_is_refused(field):
     with pytest.raises(ValueError):
         audit(AuditEvent.LOGIN_SUCCESS, **{field: "x"})
+
+
+def test_a_count_of_passkeys_is_no_secret():
+    audit(AuditEvent.PASSWORD_RESET, user_uuid="u-1", passkeys_removed=2)
 
 
 def test_an_added_device_logs_in_with_its_own_ids(make_server, audit_lines):

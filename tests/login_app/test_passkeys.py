@@ -4,14 +4,19 @@ the password (never in place of the device's proof); re-authenticate with one. E
 gets its own clear 4xx."""
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 
 import pytest
 import requests
 
+import accounts.passkey_service as passkey_service
 from citylogin.client import CityloginError, ConcurrentLoginRequired
 from citylogin.client_keys import sign_challenge
+from sessions import service as sessions
+from sessions.models import RevokeReason
+from tests.accounts.test_password_and_deletion import NEW_PASSWORD, Recorder, confirm, reset
 from tests.support.deletion_check import leftovers
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, register_device, settle_background
@@ -337,3 +342,49 @@ def test_passkey_options_count_toward_the_challenges_of_an_address(make_server):
     refused = requests.post(url + "/login/passkey/options", json={}, headers=address, timeout=10)
     assert [a.status_code for a in answers] == [200, 200, 201]
     assert problem(refused)[:2] == (429, "rate_limited") and "Retry-After" in refused.headers
+
+
+def test_a_password_reset_removes_every_passkey_and_says_so(server):
+    # Whoever had the old password could have added a passkey: it must not outlive the reset.
+    url, ctx = server
+    ctx.notifier.backend = recorder = Recorder()
+    client, authenticator, credential_id = passkey_user(server)
+    username = client.key_file.username
+    assert reset(url, f"{username}@example.com").status_code == 202
+    token = re.search(r"/#reset=([A-Za-z0-9_-]{40,})", recorder.wait_for("password_reset")[0].body).group(1)
+    assert confirm(url, token).status_code == 204
+    told = recorder.wait_for("password_changed")[0]
+    assert told.subject == "Your password was reset" and "your passkeys (1) were removed" in told.body
+    assert stored_passkey_items(ctx, client.key_file.user_uuid) == []  # the count item too
+
+    options = client.passkey_options(username=username)
+    assert options["allowCredentials"] == []
+    status, code, _ = login_problem(client, authenticator.get(options, credential_id=credential_id))
+    assert (status, code) == (401, "invalid_credentials")
+    client.login(NEW_PASSWORD)
+    assert authed(client, "GET", "/account/passkeys").json()["passkeys"] == []
+    add_passkey(client, authenticator, reauth={"password": NEW_PASSWORD})  # the count started again from 0
+
+
+def test_a_passkey_being_added_by_a_session_that_a_reset_ends_meanwhile_is_refused(server, monkeypatch):
+    # The add passed its bearer check; the reset ends every session (then sweeps the passkeys)
+    # before the add's transaction commits: its check of the session refuses it.
+    url, ctx = server
+    client = register_device(url)
+    client.login(PASSWORD)
+    options = authed(client, "POST", "/account/passkeys/options", {"password": PASSWORD}).json()
+    real_write_all = passkey_service.write_all
+
+    def reset_meanwhile(dynamodb, writes):
+        sessions.end_all_sessions(ctx, user_uuid=client.key_file.user_uuid, reason=RevokeReason.PASSWORD_RESET)
+        return real_write_all(dynamodb, writes)
+
+    monkeypatch.setattr(passkey_service, "write_all", reset_meanwhile)
+    refused = authed(client, "POST", "/account/passkeys", {"credential": SoftAuthenticator(PUBLIC_URL).create(options)})
+    assert problem(refused)[:2] == (401, "session_revoked")
+    assert stored_passkey_items(ctx, client.key_file.user_uuid) == []
+
+
+def stored_passkey_items(ctx, user_uuid: str) -> list[dict]:
+    return ctx.dynamodb.query(TableName=ctx.tables.passkeys, KeyConditionExpression="user_uuid = :u",
+                              ExpressionAttributeValues={":u": {"S": user_uuid}}, ConsistentRead=True)["Items"]
