@@ -146,9 +146,12 @@ def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) ->
     if user is not None:
         credentials.clear_failures(ctx, username=user.username)  # the owner is back in: no lockout left
         when = mail_time(ctx.now(), user.locale)
-        ctx.notifier.notify(
-            localized_message("password_changed", texts="password_was_reset_passkeys_removed", user_uuid=user_uuid,
-                              email=user.email, locale=user.locale, passkeys=removed, time=when) if removed
-            else localized_message("password_changed", texts="password_was_reset", user_uuid=user_uuid,
-                                   email=user.email, locale=user.locale, time=when))
+        if removed:
+            told = localized_message("password_changed", texts="password_was_reset_passkeys_removed",
+                                     user_uuid=user_uuid, email=user.email, locale=user.locale, passkeys=removed,
+                                     time=when)
+        else:
+            told = localized_message("password_changed", texts="password_was_reset", user_uuid=user_uuid,
+                                     email=user.email, locale=user.locale, time=when)
+        ctx.notifier.notify(told)
     audit(AuditEvent.PASSWORD_RESET, user_uuid=user_uuid, sessions_ended=ended, passkeys_removed=removed)

@@ -425,12 +425,8 @@ def vouch(ctx: AppContext, *, access_token: str, scheme: str = "Bearer",
     the token and proof now, and from the session when the write's check of it is refused."""
     claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token)
     proof = _bound_proof(ctx, claims, access_token=access_token, scheme=scheme, offer=offer)
-    now = _epoch(ctx)
-    holder = Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id, expires_epoch=0,
-                    jkt=proof.jkt if proof else None)
-    live = GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now,
-                                                                 idle_cutoff=liveness(ctx).idle_cutoff(now)),
-                        refusal=lambda: _not_live(ctx, holder))
+    live = _live_check(ctx, Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id, expires_epoch=0,
+                                   jkt=proof.jkt if proof else None))
     checks = (live, binding.proof_spending(ctx, proof)) if proof else (live,)
     return Vouched(user_uuid=user_uuid, session_id=session_id, device_id=device_id, checks=checks)
 
@@ -439,8 +435,11 @@ def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
     """A check, for the write a protected request came for, that the caller's session is still live
     when the write commits: one that ends meanwhile (a password reset ending every session) refuses
     it as authenticate() would have."""
+    return _live_check(ctx, principal.session.holder())
+
+
+def _live_check(ctx: AppContext, holder: Holder) -> GuardedWrite:
     now = _epoch(ctx)
-    holder = principal.session.holder()
     return GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now,
                                                                  idle_cutoff=liveness(ctx).idle_cutoff(now)),
                         refusal=lambda: _not_live(ctx, holder))

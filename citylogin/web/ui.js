@@ -143,7 +143,15 @@ export function modal(dialog) {
   dialog.returnValue = "";
   dialog.showModal();
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true });
+    // "close" is dispatched in a task of its own: when the dialog was shown again before it ran
+    // (a second e-mailed link right after the first), that event ends neither opening; both end
+    // with the next close.
+    const closed = () => {
+      if (dialog.open) return;
+      dialog.removeEventListener("close", closed);
+      resolve(dialog.returnValue);
+    };
+    dialog.addEventListener("close", closed);
   });
 }
 

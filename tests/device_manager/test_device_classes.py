@@ -212,8 +212,11 @@ def test_relabelling_while_logging_in_never_exceeds_a_class_limit(make_server):
 
     def log_in(index: int) -> None:
         rng = random.Random(index)
+        # This thread's own clients of the four devices: a Client is not shared between threads (one
+        # that another thread points at the other app meanwhile sends a proof for the wrong URL).
+        own = [Client(url, key_file=c.key_file) for c in clients]
         while time.monotonic() < deadline:
-            client = clients[rng.randrange(len(clients))]
+            client = own[rng.randrange(len(own))]
             client.base_url = rng.choice((url, second_url))
             try:
                 client.login(PASSWORD)
