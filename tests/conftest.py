@@ -63,6 +63,11 @@ SERIAL = {
     ("test_registration_service_process", "test_twenty_racing_registrations_of_one_username"),
     ("test_registration_service_process", "test_twenty_racing_registrations_of_one_email_in_other_case"),
     ("test_transaction_conflicts", "test_twenty_racing_registrations_of_one_username_through_conflicts"),
+    # An ended session refused by every guard within 1 s (a 0.25-s feed poll, two processes), and
+    # /healthz < 1 s beside 300 streams: margins that a worker busy beside them could eat.
+    ("test_guard_live", "test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second"),
+    ("test_guard_live", "test_every_process_of_one_app_refuses_within_a_second"),
+    ("test_parked_streams", "test_three_hundred_streams_on_four_threads_all_beat_and_all_hear_the_end"),
 }
 
 

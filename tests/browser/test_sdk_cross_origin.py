@@ -5,6 +5,7 @@ CITYLOGIN_CORS_ORIGINS naming that origin. An origin not named cannot even load 
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -109,6 +110,9 @@ def test_an_origin_not_allowed_cannot_load_the_sdk(browser, app_pages):
         assert page.title() == "An app on another origin"        # the page itself loaded
         assert page.locator("#state").text_content() == "loading"
         assert page.evaluate("typeof window.citylogin") == "undefined"
-        assert any("CORS" in line and "/sdk/citylogin.js" in line for line in console), console
+        deadline = time.monotonic() + 5  # console messages arrive on their own, after "load"
+        while not any("CORS" in line and "/sdk/citylogin.js" in line for line in console):
+            assert time.monotonic() < deadline, console
+            page.wait_for_timeout(50)
     finally:
         page.context.close()

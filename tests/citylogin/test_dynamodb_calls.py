@@ -75,23 +75,25 @@ def counted_app(base_config):
         yield url, ctx, counter
 
 
-def test_protected_request_is_exactly_one_get_item(counted):
-    url, counter = counted
+def test_protected_request_is_exactly_one_get_item(counted_app):
+    url, ctx, counter = counted_app
     client = register_device(url)
     bearer_login(client)
+    settle_background(ctx)  # the login's history row is written after its answer
     counter.take()
     for path in ("/session/me", "/session/me", "/session/me"):
         assert client.request("GET", path).status_code == 200
         assert counter.take() == Counter({"GetItem": 1})
 
 
-def test_a_bound_request_adds_one_conditional_put_that_spends_its_proof(counted):
+def test_a_bound_request_adds_one_conditional_put_that_spends_its_proof(counted_app):
     # SPEC §12: the proof's jti is used up on every host by one conditional write; the session read
     # is still the one read.
-    url, counter = counted
+    url, ctx, counter = counted_app
     client = register_device(url)
     client.login(PASSWORD)
     assert client.token_type == "DPoP"
+    settle_background(ctx)
     counter.take()
     for _ in range(3):
         assert client.request("GET", "/session/me").status_code == 200
@@ -143,6 +145,7 @@ def test_login_refresh_and_challenge_budgets(counted_app):
     url, ctx, counter = counted_app
     client = register_device(url)
     client.login(PASSWORD)  # the first sign-in also stores its "Wasn't you?" link: same calls
+    settle_background(ctx)
     counter.take()
     assert client.http.post(url + "/login/challenge", timeout=10).status_code == 201
     assert counter.take() == CHALLENGE_CALLS
@@ -153,6 +156,7 @@ def test_login_refresh_and_challenge_budgets(counted_app):
     client.refresh()  # bound: its proof is spent in the rotation's transaction, and nothing is read first
     assert counter.take() == Counter({"TransactWriteItems": 1})
     bearer_login(client)
+    settle_background(ctx)
     counter.take()
     client.refresh()  # bearer: the same one write
     assert counter.take() == Counter({"TransactWriteItems": 1})
@@ -169,6 +173,7 @@ def test_a_passkey_login_adds_one_transaction_that_spends_its_assertion(counted_
     assert client.request("POST", "/account/passkeys",
                           json={"credential": authenticator.create(options)}).status_code == 201
     client.logout()
+    settle_background(ctx)
     counter.take()
     options = client.passkey_options(username=client.key_file.username)
     assert counter.take() == Counter({"GetItem": 1, "Query": 1, "TransactWriteItems": 1})  # owner, passkeys,

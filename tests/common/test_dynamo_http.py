@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import pytest
 from botocore.exceptions import ConnectionClosedError
@@ -28,6 +27,7 @@ class RawServer(_Listener):
 
     def __init__(self, script: list[bytes], *, close_after: bool = False) -> None:
         self.script, self.close_after, self.accepted = list(script), close_after, 0
+        self.hung_up = threading.Semaphore(0)  # released as each connection is closed
         super().__init__()
 
     def handle(self, conn: socket.socket) -> None:
@@ -39,6 +39,8 @@ class RawServer(_Listener):
             self._answer(conn)
         except OSError:
             pass  # closed by close() at the end of the test
+        finally:
+            self.hung_up.release()
 
     def _answer(self, conn: socket.socket) -> None:
         with conn:
@@ -77,7 +79,7 @@ def test_a_connection_closed_while_idle_is_replaced_without_an_error_or_a_retry(
         answers = []
         for _ in range(3):
             answers.append(lean.get_item(TableName="t", Key=KEY))
-            time.sleep(0.05)  # the server's close reaches the client's socket before the next call
+            assert server.hung_up.acquire(timeout=10)  # closed by the server before the next call
     assert server.accepted == 3 and {a["ResponseMetadata"]["RetryAttempts"] for a in answers} == {0}
 
 

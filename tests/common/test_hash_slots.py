@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -24,7 +25,9 @@ def test_beyond_slots_and_queue_is_refused_at_once():
     assert inside.wait(5)
     waiting = threading.Thread(target=hold, args=("waiting",))
     waiting.start()
-    waiting.join(0.2)
+    deadline = time.monotonic() + 10
+    while slots._admitted._value and time.monotonic() < deadline:  # until it is admitted, to wait
+        time.sleep(0.01)
     assert waiting.is_alive() and entered == ["running"]   # queued behind the running one
     with pytest.raises(HashingBusy):                        # a third finds the queue full
         with slots.held():

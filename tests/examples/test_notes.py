@@ -42,7 +42,9 @@ def deployment(dynamodb_endpoint, tmp_path_factory) -> Deployment:
     require_nginx()
     env = {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("notes") + "_",
                          "trusted_proxies": 1, "max_concurrent_devices": 1, "log_level": "WARNING",
-                         "data_dir": tmp_path_factory.mktemp("citylogin"), **FAST_ARGON2, **RAISED_LIMITS}),
+                         "data_dir": tmp_path_factory.mktemp("citylogin"), **FAST_ARGON2, **RAISED_LIMITS,
+                         # the guard's notes hear of an end within 1 s: citylogin reads its feed this often
+                         "events_poll_interval": 0.25}),
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     # The apps first, as the README has it: a running citylogin lists the push apps every 10 s only.
     initialized = CliRunner().invoke(main, ["init"], env=env)

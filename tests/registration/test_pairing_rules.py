@@ -52,7 +52,8 @@ def race(count, call):
 
 
 def test_twenty_threads_redeem_one_token_once(make_server):
-    url, ctx = make_server(max_registered_devices=30)
+    # Each redemption checks the password first: twenty hashes may wait (2 cores admit 18 by default)
+    url, ctx = make_server(max_registered_devices=30, password_hash_queue=32, dynamodb_read_timeout=30)
     owner = logged_in_user(url)
     code = pairing_code(owner)
     responses = race(20, lambda _: redeem(url, code, username=owner.key_file.username))
