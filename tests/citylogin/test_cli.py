@@ -184,17 +184,17 @@ def test_key_changes_go_into_the_audit_stream(cli_env, tmp_path):
 
 
 def test_init_and_keys_against_an_unreachable_endpoint_stop_with_one_line(tmp_path):
-    from common.dynamodb_local import free_port
+    from tests.support.tcp_faults import refused_endpoint
 
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    env = {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": endpoint, "CITYLOGIN_DATA_DIR": str(tmp_path),
-           "CITYLOGIN_KEY_ENCRYPTION_KEY": new_kek()}
-    for command in (["init"], ["keys", "list"]):
-        result = invoke(env, *command)
-        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-        assert result.output.strip().splitlines() == [f"Error: citylogin: cannot reach DynamoDB at {endpoint}/: start "
-                                                      "it (`citylogin dynamodb-local`) or correct "
-                                                      "CITYLOGIN_DYNAMODB_ENDPOINT_URL"]
+    with refused_endpoint() as endpoint:
+        env = {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": endpoint, "CITYLOGIN_DATA_DIR": str(tmp_path),
+               "CITYLOGIN_KEY_ENCRYPTION_KEY": new_kek()}
+        for command in (["init"], ["keys", "list"]):
+            result = invoke(env, *command)
+            assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+            assert result.output.strip().splitlines() == [
+                f"Error: citylogin: cannot reach DynamoDB at {endpoint}/: start it (`citylogin dynamodb-local`) "
+                "or correct CITYLOGIN_DYNAMODB_ENDPOINT_URL"]
 
 
 def test_with_a_kms_key_and_no_endpoint_the_commands_go_to_amazon_dynamodb(tmp_path):

@@ -19,6 +19,7 @@ from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.services import running_service
+from tests.support.tcp_faults import refused_endpoint
 
 MODULES = ["registration.app_registration", "login_app.app_login", "session_manager.app_session_manager",
            "device_manager.app_device_manager"]
@@ -81,10 +82,10 @@ def test_with_a_key_encryption_key_but_no_credentials_the_line_is_the_same(tmp_p
 
 
 def test_an_unreachable_endpoint_is_named_in_one_line(tmp_path):
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    env = _environment(tmp_path, CITYLOGIN_DYNAMODB_ENDPOINT_URL=endpoint, CITYLOGIN_LOG_LEVEL="ERROR")
-    done = subprocess.run([sys.executable, "-m", MODULES[0]], env=env, capture_output=True, text=True, timeout=180,
-                          stdin=subprocess.DEVNULL)
+    with refused_endpoint() as endpoint:
+        env = _environment(tmp_path, CITYLOGIN_DYNAMODB_ENDPOINT_URL=endpoint, CITYLOGIN_LOG_LEVEL="ERROR")
+        done = subprocess.run([sys.executable, "-m", MODULES[0]], env=env, capture_output=True, text=True,
+                              timeout=180, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.splitlines() == [f"citylogin-registration: cannot reach DynamoDB at {endpoint}/: start it "
                                         "(`citylogin dynamodb-local`) or correct CITYLOGIN_DYNAMODB_ENDPOINT_URL"]

@@ -18,9 +18,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from common import dynamo
 from common.dynamo_client import LeanDynamoDBClient
-from common.dynamodb_local import free_port
 from tests.conftest import unique_name
-from tests.support.tcp_faults import _Listener
+from tests.support.tcp_faults import _Listener, refused_endpoint
 
 KEY = {"pk": {"S": "k1"}}
 ITEM = {**KEY, "name": {"S": "alice"}, "n": {"N": "12"}, "sealed": {"B": b"\x00\x01\xff"},
@@ -123,12 +122,12 @@ def test_a_missing_table_is_resource_not_found(client):
 
 
 def test_connection_refused_is_unavailable_and_reported_to_after_call_error():
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    client = lean(endpoint, connect_timeout=0.5, max_attempts=2)
-    seen = []
-    client.meta.events.register("after-call-error.dynamodb", lambda exception, **_: seen.append(exception))
-    with pytest.raises(EndpointConnectionError) as refused:
-        client.get_item(TableName="t", Key=KEY)
+    with refused_endpoint() as endpoint:
+        client = lean(endpoint, connect_timeout=0.5, max_attempts=2)
+        seen = []
+        client.meta.events.register("after-call-error.dynamodb", lambda exception, **_: seen.append(exception))
+        with pytest.raises(EndpointConnectionError) as refused:
+            client.get_item(TableName="t", Key=KEY)
     assert dynamo.is_unavailable(refused.value) and seen == [refused.value]
     assert refused.value.kwargs["endpoint_url"] == endpoint + "/"  # the request's URL, as botocore names it
 

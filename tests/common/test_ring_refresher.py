@@ -11,7 +11,6 @@ import time
 
 from citylogin.app import create_app
 from common import dynamo
-from common.dynamodb_local import free_port
 from common.key_import import initial_entries
 from common.key_ring import JWT, ensure_ring, rotate
 from common.key_ring_store import KeyRingStore
@@ -20,6 +19,7 @@ from common.ring_refresher import THREAD_NAME, jwks_max_age
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.common.test_key_ring import aes, create_ring_table, settings_for
 from tests.conftest import unique_name
+from tests.support.tcp_faults import refused_endpoint
 
 RELOAD_SECONDS = 3.0  # a read every second; a request would read only after 3 s without one
 
@@ -69,10 +69,10 @@ def test_a_dynamodb_outage_is_one_log_line_and_keeps_the_keys(dynamodb_endpoint,
                          unique_name("ring"), aes())
     create_ring_table(store.client, store.table)
     contents, _ = ensure_ring(store, initial=lambda: initial_entries(settings_for(tmp_path)))
-    down = dynamo.make_client(region="us-east-1", endpoint_url=f"http://127.0.0.1:{free_port()}",
-                              connect_timeout=0.2, read_timeout=0.2, max_attempts=1)
-    reader = RingReader(KeyRingStore(down, store.table, aes()), contents)
-    with caplog.at_level(logging.WARNING, logger="common.ring_reader"):
+    with refused_endpoint() as endpoint, caplog.at_level(logging.WARNING, logger="common.ring_reader"):
+        down = dynamo.make_client(region="us-east-1", endpoint_url=endpoint, connect_timeout=0.2, read_timeout=0.2,
+                                  max_attempts=1)
+        reader = RingReader(KeyRingStore(down, store.table, aes()), contents)
         for _ in range(5):
             assert reader.reload() is contents
     assert [record.getMessage() for record in caplog.records] == [

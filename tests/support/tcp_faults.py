@@ -6,6 +6,18 @@ import socket
 import struct
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def refused_endpoint() -> Iterator[str]:
+    """http://127.0.0.1:<port> where every connect is refused for as long as it is held: the port is
+    bound and never listened on, so no server another test starts meanwhile can take it (a port
+    from free_port() can be)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
 class _Listener:
