@@ -123,7 +123,8 @@ def test_certificate_due_for_renewal_is_renewed_in_the_background(make_server, n
     assert again.value.status == 201 and not warnings, warnings
 
 
-def test_forgotten_password_is_reset_from_the_link(make_server, new_device):
+def forgotten_password(make_server, new_device):
+    """(url, a registered browser on the log-in screen, its user, the token of the reset link it asked for)."""
     url, ctx = make_server()
     ctx.notifier.backend = recorder = Recorder()
     a = new_device(url).open()
@@ -135,8 +136,11 @@ def test_forgotten_password_is_reset_from_the_link(make_server, new_device):
     forgot.get_by_label("E-mail").fill(f"{user}@example.com")
     forgot.get_by_role("button", name="Send the link").click()
     expect(forgot.locator(".note")).to_contain_text("If an account has this address")
+    return url, a, user, recorder.token("password_reset", f"{user}@example.com")
 
-    token = recorder.token("password_reset", f"{user}@example.com")
+
+def test_forgotten_password_is_reset_from_the_link(make_server, new_device):
+    url, a, user, token = forgotten_password(make_server, new_device)
     a.page.goto(f"{url}/#reset={token}")
     dialog = a.page.locator("#reset-dialog")
     expect(dialog).to_be_visible()
@@ -161,17 +165,7 @@ def test_forgotten_password_is_reset_from_the_link(make_server, new_device):
 def test_a_reset_link_opened_again_as_its_dialog_closes_keeps_its_token(make_server, new_device):
     # The dialog's "close" event runs in a task of its own. A link that reopens the dialog before
     # that task (here at once, in the same task as the close) must not lose its token to it.
-    url, ctx = make_server()
-    ctx.notifier.backend = recorder = Recorder()
-    a = new_device(url).open()
-    user = unique_name()
-    a.register(user, device_name="Alice laptop")
-    a.log_out()
-    a.login_form.get_by_role("button", name="Forgot password?").click()
-    forgot = a.page.locator("#forgot-form")
-    forgot.get_by_label("E-mail").fill(f"{user}@example.com")
-    forgot.get_by_role("button", name="Send the link").click()
-    token = recorder.token("password_reset", f"{user}@example.com")
+    url, a, _, token = forgotten_password(make_server, new_device)
     a.page.goto(f"{url}/#reset={token}")
     dialog = a.page.locator("#reset-dialog")
     expect(dialog).to_be_visible()
