@@ -31,7 +31,8 @@ class _Listener:
         self.connections: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while not self.closed:
@@ -57,6 +58,10 @@ class _Listener:
             self.closed = True
             conns, self.connections = self.connections, set()
         self.listener.close()
+        if threading.current_thread() is not self._acceptor:
+            # The accept loop's wait holds the listening socket (and its port) until it returns:
+            # a proxy restarted on this port at once would find it still in use.
+            self._acceptor.join(5)
         for conn in conns:
             try:
                 # a reset, not a FIN: a client keeping the connection idle in its pool would otherwise
