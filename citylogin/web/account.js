@@ -13,7 +13,7 @@ let onLocaleSaved = async () => {};
 export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
   onAccountDeleted = onDeleted;
   onLocaleSaved = localeSaved;
-  $("#account-refresh").addEventListener("click", loadAccount);
+  $("#account-refresh").addEventListener("click", () => loadAccount());
   $("#account-resend").addEventListener("click", resendVerification);
   $("#locale-form").addEventListener("submit", saveLocale);
   for (const [selector, action] of Object.entries(CONFIRMED)) {
@@ -52,16 +52,27 @@ export function resetAccount() {
   for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = true;
 }
 
-export async function loadAccount() {
+let loads = 0;             // only the latest load draws the panel: an earlier answer may arrive after it
+
+/** Reads the account and its passkeys; the panel is aria-busy until both are drawn. `before`, when given,
+ * is awaited first: the language a login is telling the account, so the answer already carries it. */
+export async function loadAccount(before) {
+  const load = ++loads;
+  const panel = $("#account-panel");
   const errorNode = $("#account-panel > .error");
-  clearMessage(errorNode);
+  panel.setAttribute("aria-busy", "true");
   try {
-    show(await authCall("GET", "/account"));
+    await before;
+    clearMessage(errorNode);
+    const account = await authCall("GET", "/account");
+    if (load !== loads) return;
+    show(account);
+    await (await passkeys()).loadPasskeys();
   } catch (error) {
-    showError(errorNode, error);
-    return;
+    if (load === loads) showError(errorNode, error);
+  } finally {
+    if (load === loads) panel.removeAttribute("aria-busy");
   }
-  await (await passkeys()).loadPasskeys();
 }
 
 function show(account) {
@@ -126,9 +137,9 @@ async function makeNewCodes(form, proof) {
   const issued = await busy(form, async () => authCall("POST", "/account/recovery_codes", await confirmation(proof)));
   if (!issued) return;
   form.reset();
-  await showRecoveryCodes(issued.recovery_codes);
-  $("#codes-submit").focus();          // the dialog is gone: back to where the person asked for it
-  await loadAccount();
+  // The panel reads the account again (the codes left) once the dialog is closed, and is busy until then;
+  // the focus goes back to where the person asked for the codes.
+  await loadAccount(showRecoveryCodes(issued.recovery_codes).then(() => $("#codes-submit").focus()));
 }
 
 // The forms that ask for the password again, and what each does once it is confirmed.

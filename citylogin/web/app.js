@@ -33,10 +33,12 @@ const ENDED = {
 };
 const REMOVED_HERE = ["web.banner.device_removed_here", "web.banner.device_removed_next"];
 
-const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(), account: loadAccount };
+const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(),
+  account: () => loadAccount(localeSynced) };
 const DEVICE_NAME_FIELDS = ["#register-device", "#pair-device", "#recover-device"];
 
 let pickedSignedOut = null;      // a language picked in the header before logging in: the account takes it
+let localeSynced = Promise.resolve();    // the account told its language after a login: the panel reads it after
 
 function selectTab(screen, name) {
   for (const button of screen.querySelectorAll(".tabs button")) {
@@ -93,7 +95,7 @@ function enterHome(account, { localeFromHere = false } = {}) {
   $("#home-screen").hidden = false;
   selectTab($("#home-screen"), "devices");
   currentTab($("#home-screen")).focus();        // keyboard users start on the screen they now see
-  syncAccountLocale({ push: localeFromHere || pickedSignedOut !== null });
+  localeSynced = syncAccountLocale({ push: localeFromHere || pickedSignedOut !== null });
 }
 
 /** The UI speaks the account's language once logged in; a new account, or a language picked just

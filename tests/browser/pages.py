@@ -147,9 +147,14 @@ class DevicePage:
     def open_account(self) -> Locator:
         self.go("account")
         expect(self.account_panel).to_be_visible()
+        self.expect_account_drawn()
+        return self.account_panel
+
+    def expect_account_drawn(self) -> None:
+        """Waits until the Account panel has read the account and its passkeys (it is aria-busy until then)."""
+        expect(self.account_panel).not_to_have_attribute("aria-busy", "true")
         expect(self.page.locator("#account-username")).not_to_have_text("—")
         expect(self.page.locator("#passkey-list")).not_to_have_attribute("aria-busy", "true")
-        return self.account_panel
 
     def change_password(self, current: str, new: str, *, log_out_others: bool = True) -> Locator:
         """Fills and sends the Account page's password form; returns the form."""

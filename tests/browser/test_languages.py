@@ -136,11 +136,22 @@ def test_language_picked_before_login_goes_to_the_account(make_server, new_devic
     a.log_out()
     a.switch_language("ja")
     expect(a.login_form.locator("h1")).to_have_text("ログイン")
-    a.log_in(user)
-    a.expect_devices_screen()
+    held = []                                 # the login's telling the account its language, held back
+    a.page.route("**/account", lambda route: held.append(route) if route.request.method == "PATCH"
+                 else route.continue_())
+    with a.page.expect_request(lambda r: r.url.endswith("/account") and r.method == "PATCH"):
+        a.log_in(user)
+        a.expect_devices_screen()
     expect(a.page.locator("html")).to_have_attribute("lang", "ja")
-    account = a.open_account()
-    expect(account.locator("#locale-select")).to_have_value("ja")
+    a.go("account")                           # opened before the account has the language: it waits for it
+    expect(a.account_panel).to_have_attribute("aria-busy", "true")
+    for _ in range(100):
+        if held:
+            break
+        a.page.wait_for_timeout(20)
+    held[0].continue_()
+    a.expect_account_drawn()
+    expect(a.account_panel.locator("#locale-select")).to_have_value("ja")
 
 
 def test_field_errors_are_human_and_next_to_the_field(make_server, new_device):
