@@ -9,6 +9,7 @@ import { $, busy, clearMessage, say, showError, showFieldError } from "./ui.js";
 
 let onAccountDeleted = () => {};
 let onLocaleSaved = async () => {};
+let loads = 0;             // only the latest load draws the panel: an earlier answer may arrive after it
 
 export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
   onAccountDeleted = onDeleted;
@@ -40,6 +41,8 @@ async function confirmation(proof) {
 }
 
 export function resetAccount() {
+  loads += 1;                       // an answer still on its way is for the session that has ended
+  $("#account-panel").removeAttribute("aria-busy");
   for (const form of $("#account-panel").querySelectorAll("form")) {
     form.reset();
     for (const message of form.querySelectorAll(".error, .note, .field-error")) clearMessage(message);
@@ -51,8 +54,6 @@ export function resetAccount() {
   $("#passkey-list").setAttribute("aria-busy", "true");
   for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = true;
 }
-
-let loads = 0;             // only the latest load draws the panel: an earlier answer may arrive after it
 
 /** Reads the account and its passkeys; the panel is aria-busy until both are drawn. `before`, when given,
  * is awaited first: the language a login is telling the account, so the answer already carries it. */

@@ -47,6 +47,7 @@ export function initActivity({ onLogoutAll: logoutAll }) {
 }
 
 export function resetActivity() {
+  sessionsLoads += 1;               // an answer still on its way is for the session that has ended
   $("#sessions-show-ended").checked = false;
   $("#session-rows").replaceChildren();
   sessionsMoreButton().hidden = true;

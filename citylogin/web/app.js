@@ -129,9 +129,11 @@ async function switchLanguage(tag) {
     await useLocale(tag);
     return;
   }
-  // The account first, so the panels drawn again in the new language read it back.
+  // The account first, so the panels drawn again in the new language read it back; after the language
+  // a login may still be telling it, so that older one does not land last.
   let saved = true;
   try {
+    await localeSynced;
     await authCall("PATCH", "/account", { locale: tag });
   } catch (error) {
     if (error.sessionEnded) return;

@@ -8,25 +8,33 @@ let names = new Map();              // device_id -> device_name, also for the hi
 let onCurrentDevice = () => {};
 let currentId = null;
 let removingThisDevice = false;     // this device removed itself: its banner must not say "from another device"
+let loads = 0;                      // only the latest load draws the list: an earlier answer may arrive after it
 
 export function initDevices({ onCurrent }) {
   onCurrentDevice = onCurrent;
-  $("#devices-refresh").addEventListener("click", loadDevices);
+  $("#devices-refresh").addEventListener("click", () => loadDevices());
   $("#device-list").addEventListener("click", runAction);
 }
 
+/** Reads the account's devices and draws them; the panel is aria-busy until the latest read is drawn. */
 export async function loadDevices() {
+  const load = ++loads;
+  const panel = $("#devices-panel");
   const errorNode = $("#devices-panel .error");
   clearMessage(errorNode);
+  panel.setAttribute("aria-busy", "true");
   try {
     const { devices } = await authCall("GET", "/device/list");
+    if (load !== loads) return;
     names = new Map(devices.map((d) => [d.device_id, d.device_name]));
     $("#device-list").replaceChildren(...devices.map(deviceItem));
     const current = devices.find((d) => d.current);
     currentId = current?.device_id || null;
     if (current) onCurrentDevice(current);
   } catch (error) {
-    showError(errorNode, error);
+    if (load === loads) showError(errorNode, error);
+  } finally {
+    if (load === loads) panel.removeAttribute("aria-busy");
   }
 }
 
@@ -44,6 +52,8 @@ export function resetDevices() {
   names = new Map();
   currentId = null;
   removingThisDevice = false;
+  loads += 1;                       // an answer still on its way is for the session that has ended
+  $("#devices-panel").removeAttribute("aria-busy");
   $("#device-list").replaceChildren();
 }
 

@@ -76,7 +76,9 @@ class DevicePage:
         return self.device_list.locator("li", has=self.page.locator(".device-name", has_text=name))
 
     def expect_devices_screen(self) -> None:
+        """The device list is shown and its latest read drawn (the panel is aria-busy until then)."""
         expect(self.page.locator("#devices-panel")).to_be_visible()
+        expect(self.page.locator("#devices-panel")).not_to_have_attribute("aria-busy", "true")
         expect(self.device_list.locator("li").first).to_be_visible()
 
     def expect_login_screen(self) -> None:
@@ -111,6 +113,8 @@ class DevicePage:
         self.recovery_codes = codes
         dialog.locator("#codes-saved").click()
         expect(dialog).to_be_hidden()
+        if self.account_panel.is_visible():      # new codes from the Account panel: it reads the account again
+            self.expect_account_drawn()
         return codes
 
     def log_in(self, username: str, password: str = PASSWORD) -> None:
@@ -244,4 +248,5 @@ class DevicePage:
             self.go("devices")
         else:
             self.page.locator("#devices-refresh").click()
+        self.expect_devices_screen()
 

@@ -74,7 +74,9 @@ def test_login_refresh_calls_and_stream_are_dpop_bound_and_no_token_is_in_a_url(
 
     rotated = a.page.evaluate(REFRESH)                       # the SDK's refresh, as a token's expiry would
     assert rotated["tokenType"] == "DPoP" and rotated["after"] != rotated["before"]
-    a.refresh_devices()                                      # an API call with the new token
+    with a.page.expect_response(lambda r: r.url.endswith("/device/list")) as listed:
+        a.refresh_devices()                                  # an API call with the new token
+    assert listed.value.ok
     expect(a.device("Python laptop")).to_be_visible()
     a.page.reload()                                          # the key from IndexedDB signs the refresh that resumes
     a.expect_devices_screen()

@@ -86,6 +86,7 @@ def test_removed_device_banner_says_what_happened_and_what_to_do(make_server, ne
     screenshot(b.page, "ja-banner-removed")
 
     b.log_in(user)             # its certificate is revoked: the same banner, no second message in the form
+    expect(b.login_form).not_to_have_attribute("aria-busy", "true")          # the login has answered
     expect(b.banner).to_contain_text("もう一度ペアリング")
     expect(b.login_form.locator(".error")).to_be_hidden()
 
@@ -125,6 +126,7 @@ def test_switching_language_keeps_the_session(make_server, new_device):
 
     a.switch_language("en")
     expect(a.page.locator("#account-title")).to_have_text("Account")
+    a.expect_account_drawn()                  # read again in English: the select shows what the account says
     expect(a.page.locator("#locale-select")).to_have_value("en")
 
 

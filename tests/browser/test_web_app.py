@@ -8,10 +8,12 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
+from accounts import user_service as users
 from sessions import service as sessions
 from tests.conftest import unique_name
 from tests.support.live import FakeClock
 from tests.support.seats import open_session
+from tests.support.waiting import wait_until
 
 IN_USE = "This account is in use on another device. If you continue, that device will be logged out."
 PHONE = {"width": 375, "height": 740}
@@ -139,6 +141,7 @@ def test_unbound_device_is_sent_to_login(make_server, new_device, screenshot):
     expect(b.banner.get_by_role("button")).to_have_count(0)
     # Its certificate is revoked for good: logging in again shows the same banner, said once.
     b.log_in(user)
+    expect(b.login_form).not_to_have_attribute("aria-busy", "true")          # the login has answered
     expect(b.banner).to_contain_text("This device was removed")
     expect(b.login_form.locator(".error")).to_be_hidden()
 
@@ -197,7 +200,7 @@ def test_rename_sessions_and_history(make_server, new_device, screenshot):
 
 
 def test_history_more_button_pages_with_the_cursor(make_server, new_device):
-    url, _ = make_server()
+    url, ctx = make_server()
     a = new_device(url).open()
     user = unique_name()
     a.register(user, device_name="Alice laptop")
@@ -206,6 +209,9 @@ def test_history_more_button_pages_with_the_cursor(make_server, new_device):
         a.expect_login_screen()
         a.log_in(user)
         a.expect_devices_screen()
+    uuid = users.find_uuid_by_username(ctx, username=user)
+    wait_until(lambda: len(sessions.history_page(ctx, user_uuid=uuid, limit=30, cursor=None)[0]) == 22,
+               what="the last login's history row, written after its answer")
     a.tab("History")
     expect(a.page.locator("#history-rows tr")).to_have_count(20)
     a.page.get_by_role("button", name="More").click()
