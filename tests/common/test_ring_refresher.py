@@ -75,5 +75,6 @@ def test_a_dynamodb_outage_is_one_log_line_and_keeps_the_keys(dynamodb_endpoint,
         reader = RingReader(KeyRingStore(down, store.table, aes()), contents)
         for _ in range(5):
             assert reader.reload() is contents
-    assert [record.getMessage() for record in caplog.records] == [
+    # Only this reader's logger: another test's refresher thread may still be warning about its own ring.
+    assert [record.getMessage() for record in caplog.records if record.name == "common.ring_reader"] == [
         "key ring not re-read, keeping the keys read before: EndpointConnectionError"]

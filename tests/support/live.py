@@ -54,6 +54,12 @@ def serving_made(make_app: Callable[[str], Any], *, host_name: str = "127.0.0.1"
             server.shutdown()
             thread.join(timeout=10)
         server.server_close()
+        # Its key ring refresher and event feed stop with it, not whenever the app is collected: until then
+        # they would go on reading (and warning about) tables that a later test in this worker does not own.
+        context = getattr(getattr(server, "app", None), "extensions", {}).get("citylogin")
+        for worker in (getattr(context, "ring_refresher", None), getattr(context, "event_feed", None)):
+            if worker is not None:
+                worker.stop()
 
 
 def register_device(url: str, *, key_kind: str = "ecdsa-p256") -> Client:
