@@ -150,7 +150,8 @@ def test_language_picked_before_login_goes_to_the_account(make_server, new_devic
     for _ in range(100):
         if held:
             break
-        a.page.wait_for_timeout(20)
+        a.page.wait_for_timeout(20)           # the route handler runs while Playwright is called
+    assert held, "the login's PATCH /account never reached the route"
     held[0].continue_()
     a.expect_account_drawn()
     expect(a.account_panel.locator("#locale-select")).to_have_value("ja")
