@@ -121,6 +121,16 @@ class Pusher:
         return held
 
     def _push(self, target: _Target) -> None:
+        # Cleared before reading: an event the feed brings while this push runs (after its read)
+        # makes the app due again, instead of being wiped out by the end of this push.
+        target.due = False
+        try:
+            self._push_pending(target)
+        except Exception:
+            target.due = True
+            raise
+
+    def _push_pending(self, target: _Target) -> None:
         delivered: set[str] = set()
         while True:
             pending = delivery.exchange(self.ctx, target.app, acks=delivered, max_events=BATCH)
@@ -137,7 +147,7 @@ class Pusher:
             if not pending.more:
                 delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0)
                 break
-        target.due, target.failures, target.retry_at = False, 0, 0.0
+        target.failures, target.retry_at = 0, 0.0
 
     def _post(self, target: _Target, token: str) -> bool:
         try:

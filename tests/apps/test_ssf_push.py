@@ -78,6 +78,36 @@ def test_a_failing_receiver_gets_the_event_again_with_backoff(make_server):
         assert sessions_in(got) == [ended] and received(sink)["attempts"] == 4  # 1 s, 2 s, 4 s apart
 
 
+def test_an_event_the_feed_brings_during_a_push_is_pushed_next(make_server, monkeypatch):
+    # The push of the first end is held until the feed has handed the pusher a second end, which
+    # the push's read came too early for: the app must stay due for it.
+    monkeypatch.setattr(push, "LIST_SECONDS", 0.5)
+    heard: list[str] = []
+    on_events, post = push.Pusher._on_events, push.Pusher._post
+    monkeypatch.setattr(push.Pusher, "_on_events",
+                        lambda self, ended: heard.extend(e.session_id for e in ended) or on_events(self, ended))
+    with receiver() as sink:
+        url, ctx = make_server(ssf_push_interval=0.2)
+        apps.add_app(ctx, name="busy", push_url=sink + "/push")
+        device = register_device(url)
+        ended = []
+
+        def post_after_another_end(self, target, token):
+            if len(ended) == 1:
+                device.login(PASSWORD)
+                ended.append(device.session_id)
+                device.logout()
+                wait_until(lambda: ended[1] in heard, timeout=10, what="the second end, heard mid-push")
+            return post(self, target, token)
+
+        monkeypatch.setattr(push.Pusher, "_post", post_after_another_end)
+        device.login(PASSWORD)
+        ended.append(device.session_id)
+        device.logout()
+        wait_until(lambda: len(received(sink)["sets"]) >= 2 or None, timeout=15, what="both ends")
+        assert sessions_in(received(sink)["sets"]) == ended
+
+
 def test_one_process_pushes_and_another_takes_over_when_it_stops(make_server, monkeypatch):
     monkeypatch.setattr(push, "LEASE_SECONDS", 3.0)
     monkeypatch.setattr(push, "RENEW_SECONDS", 1.0)
