@@ -15,8 +15,11 @@ from werkzeug.serving import make_server
 
 from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
 from citylogin.client_keys import dpop_proof, sign_challenge
+from apps import push
 from common.context import AppContext
 from devices import service as devices
+from flows import deletion_sweeper
+from sessions import sweeper as session_sweeper
 from tests.conftest import unique_name
 
 PASSWORD = "correct horse battery staple"
@@ -54,12 +57,22 @@ def serving_made(make_app: Callable[[str], Any], *, host_name: str = "127.0.0.1"
             server.shutdown()
             thread.join(timeout=10)
         server.server_close()
-        # Its key ring refresher and event feed stop with it, not whenever the app is collected: until then
-        # they would go on reading (and warning about) tables that a later test in this worker does not own.
         context = getattr(getattr(server, "app", None), "extensions", {}).get("citylogin")
-        for worker in (getattr(context, "ring_refresher", None), getattr(context, "event_feed", None)):
-            if worker is not None:
-                worker.stop()
+        if isinstance(context, AppContext):
+            stop_background(context)
+
+
+def stop_background(ctx: AppContext) -> None:
+    """Stop the threads the app context started, with its server, not whenever the app is collected:
+    until then they go on working on the tables the later tests of this worker share (a pusher takes
+    their apps' leases, a sweeper ends their sessions by its own timeouts, a refresher warns into their logs)."""
+    push.stop_pusher(ctx)
+    session_sweeper.stop_sweeper(ctx)
+    deletion_sweeper.stop_sweeper(ctx)
+    for worker in (ctx.ring_refresher, ctx.event_feed):
+        stop = getattr(worker, "stop", None)
+        if stop is not None:
+            stop()
 
 
 def register_device(url: str, *, key_kind: str = "ecdsa-p256") -> Client:
