@@ -46,6 +46,10 @@ def recover(url: str, username: str, key_file: Path, device_name: str | None, ke
     describe(issued, key_file)
 
 
+# A token is base64url and may begin with "-": taken as TOKEN rather than refused as an unknown option.
+TAKES_A_TOKEN = {"ignore_unknown_options": True}
+
+
 def _link_token(url: str | None, token: str, fragment: str) -> tuple[str, str]:
     """(server URL, token) from a bare token and --url, or from the whole link of the message
     (`<public URL>/#verify=<token>`, SPEC §4 account), whose base serves when --url is absent."""
@@ -66,7 +70,7 @@ def password_reset(url: str, email: str) -> None:
     click.echo(Client(url).request_password_reset(email)["message"])
 
 
-@click.command("password-reset-confirm")
+@click.command("password-reset-confirm", context_settings=TAKES_A_TOKEN)
 @click.option("--url", default=None, help="Base URL of the citylogin server (else taken from the link).")
 @click.argument("token", required=False)
 @reports_errors
@@ -126,7 +130,7 @@ def email(key_file: Path, new_email: str) -> None:
     click.echo(session.change_email(password=ask_password(), new_email=new_email)["message"])
 
 
-@account.command()
+@account.command(context_settings=TAKES_A_TOKEN)
 @click.option("--url", default=None, help="Base URL of the citylogin server (else taken from the link).")
 @click.argument("token", required=False)
 @reports_errors

@@ -195,11 +195,11 @@ def test_account_email_then_verify_with_the_token_of_the_message(server, tmp_pat
     changed = run("account", "email", "--key-file", str(path), new_email)
     assert changed.exit_code == 0, changed.output
     token = recorder.link("verify_email", "verify", email=new_email).rpartition("=")[2]
-    verified = run("account", "verify", "--url", url, "--", token)  # a token may begin with "-"
+    verified = run("account", "verify", "--url", url, token)
     assert verified.exit_code == 0 and token not in verified.output, verified.output
     client.login(PASSWORD)
     assert client.account()["email"] == new_email
-    used = run("account", "verify", "--url", url, "--", token)
+    used = run("account", "verify", "--url", url, "--", token)  # "--" still ends the options
     assert used.exit_code == 1 and "invalid_verification_token" in used.output
 
 
@@ -270,6 +270,16 @@ def test_password_reset_prints_the_same_message_for_any_address(server, tmp_path
     token = link.rpartition("=")[2]
     used = run("password-reset-confirm", "--url", url, token, input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
     assert used.exit_code == 1 and "invalid_reset_token" in used.output and token not in used.output
+
+
+@pytest.mark.parametrize("command, code", [(("password-reset-confirm",), "invalid_reset_token"),
+                                           (("account", "verify"), "invalid_verification_token")])
+def test_a_bare_token_that_begins_with_a_dash_is_the_token_not_an_option(server, command, code):
+    # A token is base64url: one in 64 begins with "-". Click took it for an unknown option (exit 2).
+    url, _, _ = server
+    token = "-" + "A" * 42
+    result = run(*command, "--url", url, token, input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
+    assert result.exit_code == 1 and code in result.output and token not in result.output, result.output
 
 
 def test_a_login_through_the_cli_renews_a_certificate_near_its_end(make_server, tmp_path):
