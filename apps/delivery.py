@@ -94,7 +94,7 @@ def exchange(ctx: AppContext, app: AppRecord, *, acks: set[str], max_events: int
         now_ms = int(ctx.now().timestamp() * 1000)
         if stream_id is not None and (state is None or (state.expires_epoch or 0) * 1000 < now_ms):
             raise StreamNotFound()
-        start = StreamState(cursor=seq_at(app.created_epoch * 1000)) if state is None else state
+        start = StreamState(cursor=seq_at(app.hears_from_ms())) if state is None else state
         pending, after = _walk(ctx, start, acks=acks, max_events=max_events, now_ms=now_ms)
         if after.expires_epoch and after.expires_epoch - now_ms // 1000 < STREAM_IDLE_SECONDS - STREAM_REFRESH_SECONDS:
             after = replace(after, expires_epoch=now_ms // 1000 + STREAM_IDLE_SECONDS)  # still polled

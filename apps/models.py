@@ -22,6 +22,11 @@ class AppRecord:
     created_epoch: int
     push_url: str | None = None
     secret_rotated_at: str | None = None
+    created_ms: int | None = None  # absent on apps added before it was kept: their second is used
+
+    def hears_from_ms(self) -> int:
+        """The moment from which the app hears of session ends: when it was added."""
+        return self.created_ms if self.created_ms is not None else self.created_epoch * 1000
 
     def public(self) -> dict:
         """What an operator may see: everything but the digest."""

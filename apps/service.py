@@ -52,7 +52,8 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None) -> NewCredentia
     while True:
         secret = secrets.token_urlsafe(32)
         app = AppRecord(client_id=CLIENT_ID_PREFIX + secrets.token_hex(10), name=name, secret_digest=_digest(secret),
-                        created_at=iso(now), created_epoch=int(now.timestamp()), push_url=push_url)
+                        created_at=iso(now), created_epoch=int(now.timestamp()), push_url=push_url,
+                        created_ms=int(now.timestamp() * 1000))
         try:
             app_store(ctx).create(app)
             break
