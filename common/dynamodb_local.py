@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -79,7 +80,30 @@ def find_java() -> str:
     return java
 
 
+LOWEST_PORT = 20000  # above the ports browsers refuse to open (10080 is the last)
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections and port-0 binds (Linux: 32768)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A port free now on 127.0.0.1, for a process that will bind it in a moment. Drawn below the
+    ephemeral range: no outgoing connection or port-0 bind of any process can take it meanwhile."""
+    low, high = LOWEST_PORT, _ephemeral_low()
+    for _ in range(50 if high - low > 1000 else 0):
+        port = low + secrets.randbelow(high - low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue  # in use, or not ours to bind
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
