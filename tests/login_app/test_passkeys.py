@@ -19,7 +19,7 @@ from sessions.models import RevokeReason
 from tests.accounts.test_password_and_deletion import NEW_PASSWORD, Recorder, confirm, reset
 from tests.support.deletion_check import leftovers
 from tests.support.fixtures import problem
-from tests.support.live import PASSWORD, add_device, register_device, settle_background
+from tests.support.live import PASSWORD, FakeClock, add_device, register_device, settle_background
 from tests.support.soft_authenticator import SoftAuthenticator
 
 PUBLIC_URL = "https://login.example.test"
@@ -335,7 +335,9 @@ def test_a_passkey_never_stands_in_for_the_device(server):
 
 
 def test_passkey_options_count_toward_the_challenges_of_an_address(make_server):
-    url, _ = make_server(public_url=PUBLIC_URL, challenges_per_minute_per_ip=3, trusted_proxies=1)
+    url, ctx = make_server(public_url=PUBLIC_URL, challenges_per_minute_per_ip=3, trusted_proxies=1)
+    ctx.clock = clock = FakeClock()
+    clock.moment = clock.moment.replace(second=15)  # no new minute window during the test
     address = {"X-Forwarded-For": f"198.51.100.{secrets.randbelow(250) + 1}, 203.0.113.{secrets.randbelow(250) + 1}"}
     answers = [requests.post(url + "/login/passkey/options", headers=address, timeout=10) for _ in range(2)]
     answers.append(requests.post(url + "/login/challenge", json={}, headers=address, timeout=10))

@@ -14,10 +14,14 @@ from tests.support.fixtures import problem
 LIMITS = {"trusted_proxies": 1, "registrations_per_hour_per_ip": 4, "registration_refusals_per_hour_per_ip": 2}
 
 
+# Drawn without repeats: the tables are this process's, so no other test counts against an address.
+_ADDRESSES = iter(random.sample([f"198.51.{a}.{b}" for a in range(256) for b in range(1, 255)], k=1000))
+
+
 def new_ip() -> str:
     """A client address of the test's own (the module's tables are shared), sent through the
     trusted proxy's X-Forwarded-For."""
-    return f"198.51.{random.randrange(256)}.{random.randrange(1, 255)}"
+    return next(_ADDRESSES)
 
 
 def register(url, *, ip, username=None, email=None):
