@@ -25,6 +25,7 @@ COPY accounts ./accounts
 COPY sessions ./sessions
 COPY devices ./devices
 COPY apps ./apps
+COPY oidc ./oidc
 COPY flows ./flows
 COPY citylogin ./citylogin
 COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py

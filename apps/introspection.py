@@ -9,7 +9,7 @@ from common.context import AppContext
 from common.errors import ApiError
 from sessions import service as sessions
 
-CLAIMS = ("iss", "aud", "sub", "sid", "did", "jti", "iat", "exp")
+CLAIMS = ("iss", "aud", "sub", "sid", "did", "jti", "iat", "exp", "scope")
 
 
 def introspect(ctx: AppContext, *, app: AppRecord, token: str) -> dict[str, Any]:
@@ -17,7 +17,8 @@ def introspect(ctx: AppContext, *, app: AppRecord, token: str) -> dict[str, Any]
     session, else {"active": false} (RFC 7662 §2.2: an inactive token tells nothing more). A bound
     token's answer carries its `cnf`: the app checks the request's DPoP proof against it (SPEC §12)."""
     try:
-        principal = sessions.authenticate(ctx, access_token=token, activity=False, proof_checked_by_app=True)
+        principal = sessions.authenticate(ctx, access_token=token, activity=False, proof_checked_by_app=True,
+                                          issued_by=sessions.ANY_TOKENS)
     except ApiError as refused:
         if refused.status in (401, 403):  # invalid, expired, revoked, or its account locked
             return {"active": False}
@@ -25,7 +26,7 @@ def introspect(ctx: AppContext, *, app: AppRecord, token: str) -> dict[str, Any]
     claims = principal.claims
     answer: dict[str, Any] = {"active": True, **{name: claims[name] for name in CLAIMS if name in claims}}
     answer["token_type"] = "DPoP" if "cnf" in claims else "Bearer"
-    answer["client_id"] = app.client_id
+    answer["client_id"] = claims.get("client_id", app.client_id)  # an OpenID Provider token names its app
     if "cnf" in claims:
         answer["cnf"] = claims["cnf"]
     return answer

@@ -14,6 +14,21 @@ SESSION_REVOKED_EVENT = "https://schemas.openid.net/secevent/caep/event-type/ses
 
 
 @dataclass(frozen=True)
+class OidcClient:
+    """What makes an app an OpenID Connect client (SPEC §14); every field has the default of an app
+    registered before the OpenID Provider (no redirect URI: it cannot sign anybody in)."""
+
+    redirect_uris: tuple[str, ...] = ()
+    public: bool = False                 # a SPA or native app: no secret, PKCE alone (token auth `none`)
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    consent: bool = False                # ask the person once before the first sign-in
+    id_token_alg: str = "RS256"          # OpenID Connect Core §3.1.3.7's default
+    require_par: bool = False
+    require_dpop: bool = False
+
+
+@dataclass(frozen=True)
 class AppRecord:
     client_id: str
     name: str
@@ -23,6 +38,22 @@ class AppRecord:
     push_url: str | None = None
     secret_rotated_at: str | None = None
     created_ms: int | None = None  # absent on apps added before it was kept: their second is used
+    # OpenID Connect client metadata (SPEC §14), absent on apps added before it
+    redirect_uris: list[str] | None = None
+    public_client: bool | None = None
+    post_logout_redirect_uris: list[str] | None = None
+    backchannel_logout_uri: str | None = None
+    consent: bool | None = None
+    id_token_alg: str | None = None
+    require_par: bool | None = None
+    require_dpop: bool | None = None
+
+    def oidc(self) -> OidcClient:
+        return OidcClient(redirect_uris=tuple(self.redirect_uris or ()), public=bool(self.public_client),
+                          post_logout_redirect_uris=tuple(self.post_logout_redirect_uris or ()),
+                          backchannel_logout_uri=self.backchannel_logout_uri, consent=bool(self.consent),
+                          id_token_alg=self.id_token_alg or OidcClient.id_token_alg,
+                          require_par=bool(self.require_par), require_dpop=bool(self.require_dpop))
 
     def hears_from_ms(self) -> int:
         """The moment from which the app hears of session ends: when it was added."""
@@ -30,8 +61,15 @@ class AppRecord:
 
     def public(self) -> dict:
         """What an operator may see: everything but the digest."""
+        oidc = self.oidc()
         return {"client_id": self.client_id, "name": self.name, "push_url": self.push_url,
-                "created_at": self.created_at, "secret_rotated_at": self.secret_rotated_at}
+                "created_at": self.created_at, "secret_rotated_at": self.secret_rotated_at,
+                "redirect_uris": list(oidc.redirect_uris), "public": oidc.public,
+                "token_endpoint_auth_method": "none" if oidc.public else "client_secret_basic",
+                "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris),
+                "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent,
+                "id_token_signed_response_alg": oidc.id_token_alg, "require_pushed_authorization_requests":
+                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop}
 
 
 @dataclass(frozen=True)
@@ -62,6 +100,7 @@ class Introspection(BaseModel):
     jti: str | None = None
     iat: int | None = None
     exp: int | None = None
+    scope: str | None = None
     token_type: str | None = None
     client_id: str | None = None
     cnf: dict | None = None

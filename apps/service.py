@@ -9,13 +9,13 @@ import threading
 import time
 from urllib.parse import unquote
 
-from apps.models import AppRecord, NewCredentials
+from apps.models import AppRecord, NewCredentials, OidcClient
 from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
 from common.audit import AuditEvent, audit
 from common.context import AppContext
 from common.crypto import digests_equal, token_digest
-from common.errors import ErrorCode, NotFound, Unauthorized
+from common.errors import ApiError, ErrorCode, NotFound, Unauthorized
 from common.timefmt import iso
 
 SECRET_PURPOSE = "app_secret"
@@ -35,6 +35,10 @@ class InvalidClient(Unauthorized):
         super().__init__(error="invalid_client")
 
 
+class PublicClient(ApiError):
+    code, detail = ErrorCode.INVALID_FIELD, "A public client has no secret to rotate."
+
+
 class AppNotFound(NotFound):
     code, detail = ErrorCode.APP_NOT_FOUND, "No app has this client_id."
 
@@ -47,13 +51,16 @@ def _digest(secret: str) -> str:
     return token_digest(secret, purpose=SECRET_PURPOSE)
 
 
-def add_app(ctx: AppContext, *, name: str, push_url: str | None) -> NewCredentials:
-    now = ctx.now()
+def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClient | None = None) -> NewCredentials:
+    """A new app; with `oidc` also an OpenID Connect client (SPEC §14). A public client gets no
+    secret (client_secret is ""): nothing it sends can authenticate it but PKCE."""
+    now, oidc = ctx.now(), oidc or OidcClient()
     while True:
-        secret = secrets.token_urlsafe(32)
-        app = AppRecord(client_id=CLIENT_ID_PREFIX + secrets.token_hex(10), name=name, secret_digest=_digest(secret),
+        secret = "" if oidc.public else secrets.token_urlsafe(32)
+        app = AppRecord(client_id=CLIENT_ID_PREFIX + secrets.token_hex(10), name=name,
+                        secret_digest=_digest(secrets.token_urlsafe(32)) if oidc.public else _digest(secret),
                         created_at=iso(now), created_epoch=int(now.timestamp()), push_url=push_url,
-                        created_ms=int(now.timestamp() * 1000))
+                        created_ms=int(now.timestamp() * 1000), **_oidc_fields(oidc))
         try:
             app_store(ctx).create(app)
             break
@@ -61,6 +68,16 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None) -> NewCredentia
             continue  # 80 random bits collided: draw again
     audit(AuditEvent.APP_ADDED, client_id=app.client_id, app_name=name, push_url=push_url)
     return NewCredentials(app=app, client_secret=secret)
+
+
+def _oidc_fields(oidc: OidcClient) -> dict:
+    """The record's OIDC attributes, left out where they hold the default (an app as before)."""
+    fields = {"redirect_uris": list(oidc.redirect_uris) or None, "public_client": oidc.public or None,
+              "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris) or None,
+              "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent or None,
+              "id_token_alg": oidc.id_token_alg if oidc.redirect_uris else None,
+              "require_par": oidc.require_par or None, "require_dpop": oidc.require_dpop or None}
+    return fields
 
 
 def list_apps(ctx: AppContext) -> list[AppRecord]:
@@ -75,6 +92,8 @@ def show_app(ctx: AppContext, *, client_id: str) -> AppRecord:
 
 
 def rotate_secret(ctx: AppContext, *, client_id: str) -> NewCredentials:
+    if show_app(ctx, client_id=client_id).public_client:
+        raise PublicClient()
     secret = secrets.token_urlsafe(32)
     try:
         app = app_store(ctx).replace_secret(client_id, secret_digest=_digest(secret), at=iso(ctx.now()))

@@ -7,13 +7,15 @@ from device_manager.views import bp as device_bp
 from login_app.account_views import bp as account_bp
 from login_app.views import bp as login_bp
 from registration.views import bp as registration_bp
+from session_manager.oidc_views import bp as oidc_bp
 from session_manager.ssf_views import bp as ssf_bp
 from session_manager.views import bp as session_bp
 
 
 def blueprints():
-    """One blueprint per URL prefix: /registration, /login, /account, /session, /ssf, /device; and / (the web UI)."""
-    return [registration_bp, login_bp, account_bp, session_bp, ssf_bp, device_bp, web_ui_bp]
+    """One blueprint per URL prefix: /registration, /login, /account, /session, /ssf, /oidc, /device; and /
+    (the web UI)."""
+    return [registration_bp, login_bp, account_bp, session_bp, ssf_bp, oidc_bp, device_bp, web_ui_bp]
 
 
 def create_app(test_config=None):

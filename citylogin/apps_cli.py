@@ -39,24 +39,61 @@ def apps(context: click.Context, operator: str | None) -> None:
 def _print_credentials(credentials, as_json: bool) -> None:
     app = credentials.app
     if as_json:
-        click.echo(json.dumps({**app.public(), "client_secret": credentials.client_secret}))
+        secret = {"client_secret": credentials.client_secret} if credentials.client_secret else {}
+        click.echo(json.dumps({**app.public(), **secret}))
         return
     click.echo(f"client_id      {app.client_id}")
+    if not credentials.client_secret:
+        click.echo("A public client: it has no secret (PKCE proves each sign-in).")
+        return
     click.echo(f"client_secret  {credentials.client_secret}")
     click.echo("The secret is shown only now; citylogin keeps only its digest.")
+
+
+def _redirect_uris(_context_: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from oidc.redirects import redirect_uri_problem
+
+    for value in values:
+        problem = redirect_uri_problem(value)
+        if problem:
+            raise click.BadParameter(f"{value!r}: {problem}")
+    return values
 
 
 @apps.command()
 @click.argument("name", callback=_name)
 @click.option("--push-url", default=None, callback=_push_url, metavar="URL",
               help="Where to POST each session-revoked event (RFC 8935); without it the app polls.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, callback=_redirect_uris, metavar="URI",
+              help="OpenID Connect: a redirect URI, matched exactly (a loopback http://127.0.0.1/... on any port). "
+                   "Repeat for several.")
+@click.option("--public", is_flag=True, help="A public client (SPA, native app): no secret, PKCE alone.")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True, callback=_redirect_uris,
+              metavar="URI", help="Where RP-initiated logout may send the browser back to.")
+@click.option("--backchannel-logout-uri", default=None, callback=_push_url, metavar="URL",
+              help="Where to POST a Back-Channel Logout token when a session the app holds tokens of ends.")
+@click.option("--consent", is_flag=True, help="Ask the person to allow the app before its first sign-in.")
+@click.option("--id-token-alg", type=click.Choice(["RS256", "ES256", "EdDSA"]), default="RS256", show_default=True,
+              help="The algorithm of the app's ID tokens.")
+@click.option("--require-par", is_flag=True, help="Accept only pushed authorization requests (RFC 9126).")
+@click.option("--require-dpop", is_flag=True, help="Issue only DPoP-bound tokens (RFC 9449).")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
-def add(name: str, push_url: str | None, as_json: bool) -> None:
-    """Register an app; print its client_id and client_secret once."""
+def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool,
+        post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
+        id_token_alg: str, require_par: bool, require_dpop: bool, as_json: bool) -> None:
+    """Register an app; print its client_id and client_secret once (a --public client has no secret).
+    With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin."""
     from apps import service
+    from apps.models import OidcClient
 
+    oidc_options = (public, post_logout_redirect_uris, backchannel_logout_uri, consent, require_par, require_dpop)
+    if any(oidc_options) and not redirect_uris:
+        raise click.UsageError("the OpenID Connect options need at least one --redirect-uri")
+    oidc = OidcClient(redirect_uris=redirect_uris, public=public, post_logout_redirect_uris=post_logout_redirect_uris,
+                      backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
+                      require_par=require_par, require_dpop=require_dpop)
     with _context() as ctx:
-        credentials = service.add_app(ctx, name=name, push_url=push_url)
+        credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc)
     _print_credentials(credentials, as_json)
 
 

@@ -26,6 +26,7 @@ from common.errors import ServiceUnavailable, StorageUnavailable, register_error
 from common.log_setup import configure_logging
 from common.metrics import instrument_dynamodb, metrics_blueprint
 from common.openapi import openapi_document
+from common.provider_metadata import provider_metadata
 from common.request_log import HEADER as REQUEST_ID_HEADER, install_request_log
 from common.ring_refresher import jwks_max_age
 
@@ -230,6 +231,16 @@ def _operations_blueprint(title: str) -> Blueprint:
                            poll_endpoint=base + "/ssf/poll", configuration_endpoint=base + "/ssf/streams",
                            default_subjects="ALL",
                            citylogin_access_token_ttl=context.settings.access_token_ttl)
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+
+    @ops.get("/.well-known/openid-configuration")
+    @ops.get("/.well-known/oauth-authorization-server")
+    def provider_configuration():
+        """The OpenID Provider's metadata (SPEC §14): issuer = CITYLOGIN_PUBLIC_URL."""
+        context = ctx()
+        response = jsonify(provider_metadata(context.public_url().rstrip("/"),
+                                             id_token_algorithms=context.jwt.algorithms()))
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 

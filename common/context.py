@@ -20,7 +20,7 @@ from common.hash_slots import QUEUE_PER_SLOT, HashSlots, default_slots
 from common.jwt_keys import JwtKeyRing
 from common.key_encryption import KeyEncryptor, key_encryptor
 from common.key_import import configured_ca, initial_entries
-from common.key_ring import RingContents, ensure_ring, read_ring
+from common.key_ring import RingContents, add_missing_kinds, ensure_ring, read_ring
 from common.key_ring_store import KeyRingStore
 from common.notifier import Notifier, make_notifier
 from common.ring_reader import RefreshSecrets, RingReader
@@ -67,6 +67,8 @@ class AppContext:
     crl_cache: tuple[datetime, str] | None = None
     # flows.deletion_sweeper's stop event while its thread runs.
     deletion_sweeper_stop: threading.Event | None = None
+    # oidc.server's Provider (Authlib's authorization server) of this app, made at its first use.
+    oidc_provider: object | None = None
     # Re-reads the key ring on a schedule once an app starts it (build_context makes it).
     ring_refresher: KeyRingRefresher | None = None
 
@@ -88,6 +90,7 @@ def open_key_ring(settings: Settings, store: KeyRingStore) -> RingContents:
         contents, _ = ensure_ring(store, initial=lambda: initial_entries(settings))
     else:
         contents = read_ring(store)
+    contents = add_missing_kinds(store, contents)
     _warn_if_another_ca(settings, contents)
     return contents
 

@@ -43,6 +43,7 @@ class TableNames:
     security_events: str
     app_streams: str
     passkeys: str
+    oidc_grants: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "TableNames":
@@ -93,6 +94,8 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
         names.app_streams: _key(("client_id", "S")),
         # each user's passkeys (SPEC §13): credential_id is the base64url credential id
         names.passkeys: _key(("user_uuid", "S"), ("credential_id", "S")),
+        # which apps hold tokens of a session (SPEC §14): whom a Back-Channel Logout goes to
+        names.oidc_grants: _key(("session_id", "S"), ("client_id", "S")),
     }
     defs[names.devices]["AttributeDefinitions"].append({"AttributeName": "fingerprint", "AttributeType": "S"})
     defs[names.devices]["GlobalSecondaryIndexes"] = [{

@@ -58,6 +58,11 @@ class ErrorCode(str, Enum):
     SESSION_NOT_FOUND = "session_not_found"
     INVALID_REFRESH_TOKEN = "invalid_refresh_token"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    # the OpenID Provider's sign-in page (SPEC §14); its protocol errors are RFC 6749's own
+    OIDC_REQUEST_UNKNOWN = "oidc_request_unknown"
+    LOGIN_REQUIRED = "login_required"
+    CONSENT_REQUIRED = "consent_required"
+    INVALID_REQUEST = "invalid_request"
     ACCOUNT_LOCKED = "account_locked"
     ACCOUNT_DELETED = "account_deleted"
     INVALID_QR = "invalid_qr"

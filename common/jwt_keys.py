@@ -1,4 +1,6 @@
-"""JWT signing keys (EdDSA over Ed25519): the newest key signs, every key in the ring verifies.
+"""JWT signing keys: the newest key of an algorithm signs, every key in the ring verifies. Access
+tokens and event tokens are EdDSA (Ed25519); ID tokens (SPEC §14) are signed with the algorithm the
+app chose: RS256 (RSA 2048), ES256 (P-256) or EdDSA.
 
 The running services take their keys from the key ring in DynamoDB (common.key_ring); the key
 files below are what older versions kept in the data directory, read once to import them."""
@@ -17,11 +19,16 @@ from pathlib import Path
 import jwt
 from jwt.types import Options
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from common.crypto import aware_utc, newest_published
 
 ALGORITHM = "EdDSA"
+RS256, ES256 = "RS256", "ES256"
+ID_TOKEN_ALGORITHMS = (RS256, ES256, ALGORITHM)
+PrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type
 EVENT_TOKEN_TYPE = "secevent+jwt"  # RFC 8417 §2.3
 # Times are checked by _check_times against the caller's clock, not by PyJWT's.
@@ -47,17 +54,35 @@ class TokenError(Exception):
 
 @dataclass(frozen=True)
 class SigningKey:
-    """One Ed25519 signing key, named by ``kid``."""
+    """One signing key (Ed25519, P-256 or RSA), named by ``kid``."""
 
     kid: str
-    private_key: Ed25519PrivateKey
+    private_key: PrivateKey
     created_at: datetime
+
+    @property
+    def algorithm(self) -> str:
+        return algorithm_of(self.private_key)
+
+
+def algorithm_of(private_key: PrivateKey) -> str:
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return RS256
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return ES256
+    return ALGORITHM
 
 
 def _public_jwk(key: SigningKey) -> dict:
-    raw = key.private_key.public_key().public_bytes_raw()
-    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # RFC 8037 section 2
-    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": key.kid, "alg": ALGORITHM, "use": "sig"}
+    public = key.private_key.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+    else:
+        raw = public.public_bytes_raw()
+        jwk = {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()}  # RFC 8037
+    return {**jwk, "kid": key.kid, "alg": key.algorithm, "use": "sig"}
 
 
 def _number(claims: dict, name: str) -> float:
@@ -102,11 +127,19 @@ class JwtKeyRing:
         self._keys, self._ordered = by_kid, ordered
         self._loaded_at = time.monotonic()
 
-    def _signing_key(self, now: datetime | None) -> SigningKey:
+    def _signing_key(self, now: datetime | None, algorithm: str = ALGORITHM) -> SigningKey:
         # With a shared ring, a new key signs once it is a reload interval old: by then every
         # process has read it and verifies what it signs.
-        return newest_published(self._ordered, created_at=lambda key: key.created_at,
+        keys = [key for key in self._ordered if key.algorithm == algorithm]
+        if not keys:
+            raise TokenError("no_key")  # a ring without a key of this algorithm (never after open_key_ring)
+        return newest_published(keys, created_at=lambda key: key.created_at,
                                 published_for=self._reload_seconds if self._loader else 0, now=now)
+
+    def algorithms(self) -> list[str]:
+        """The algorithms the ring holds a key of, in ID_TOKEN_ALGORITHMS order."""
+        held = {key.algorithm for key in self._ordered}
+        return [alg for alg in ID_TOKEN_ALGORITHMS if alg in held]
 
     def _reload(self, *, min_age: float, read_max_age: float = 0.0) -> None:
         if self._loader and time.monotonic() - self._loaded_at >= min_age:
@@ -151,25 +184,37 @@ class JwtKeyRing:
         return jwt.encode({**claims, "iss": self._issuer}, signing_key.private_key, algorithm=ALGORITHM,
                           headers={"kid": signing_key.kid, "typ": EVENT_TOKEN_TYPE})
 
-    def decode(self, token: str, *, now: datetime | None = None) -> dict:
-        """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token")."""
+    def sign_jwt(self, claims: dict, *, algorithm: str, typ: str, now: datetime | None = None) -> str:
+        """`claims` (complete: the caller sets every time and party) signed by the newest key of
+        `algorithm`: ID tokens, logout tokens and OpenID Provider access tokens (SPEC §14)."""
+        self._reload_on_interval()
+        signing_key = self._signing_key(now, algorithm)
+        return jwt.encode(claims, signing_key.private_key, algorithm=algorithm,
+                          headers={"kid": signing_key.kid, "typ": typ})
+
+    def decode(self, token: str, *, now: datetime | None = None, issuer: str | None = None,
+               audience: str | list[str] | None = None, verify_audience: bool = True) -> dict:
+        """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token").
+        `issuer`/`audience`: those of the OpenID Provider's tokens instead of citylogin's own;
+        `verify_audience=False`: any audience (introspection answers for every app's tokens)."""
         self._reload_on_interval()
         public_key = self._verification_key(token)
+        options: Options = {**_DECODE_OPTIONS, "verify_aud": verify_audience}
         try:
             claims = jwt.decode(
                 token,
                 public_key,
                 algorithms=[ALGORITHM],  # pinned: no "none", no HS256 keyed with a public key
-                issuer=self._issuer,
-                audience=self._audience,
-                options=_DECODE_OPTIONS,
+                issuer=issuer or self._issuer,
+                audience=(audience or self._audience) if verify_audience else None,
+                options=options,
             )
         except jwt.PyJWTError:
             raise TokenError("invalid_token") from None
         _check_times(claims, aware_utc(now))
         return claims
 
-    def _verification_key(self, token: str) -> Ed25519PublicKey:
+    def _verification_key(self, token: str):
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -180,7 +225,7 @@ class JwtKeyRing:
         kid = header.get("kid")
         if isinstance(kid, str) and kid not in self._keys:
             self._reload(min_age=1.0)  # bounded: an attacker's random kids cost one listing a second
-        if not isinstance(kid, str) or kid not in self._keys:
+        if not isinstance(kid, str) or kid not in self._keys or self._keys[kid].algorithm != ALGORITHM:
             raise TokenError("invalid_token")
         return self._keys[kid].private_key.public_key()
 
@@ -194,10 +239,12 @@ class JwtKeyRing:
 
 
 def signing_key_from_pem(pem: bytes, *, kid: str, created_at: datetime) -> SigningKey:
-    """A signing key from its PKCS#8 PEM; ValueError unless it is Ed25519."""
+    """A signing key from its PKCS#8 PEM; ValueError unless it is Ed25519, P-256 or RSA."""
     private_key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(private_key, Ed25519PrivateKey):
-        raise ValueError(f"JWT key {kid} is not an Ed25519 private key")
+    if isinstance(private_key, ec.EllipticCurvePrivateKey) and not isinstance(private_key.curve, ec.SECP256R1):
+        raise ValueError(f"JWT key {kid} is not on P-256")
+    if not isinstance(private_key, (Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise ValueError(f"JWT key {kid} is not an Ed25519, P-256 or RSA private key")
     return SigningKey(kid=kid, private_key=private_key, created_at=created_at)
 
 
@@ -206,8 +253,15 @@ def new_kid(created_at: datetime) -> str:
     return f"{created_at:{_KID_TIME_FORMAT}}-{secrets.token_hex(4)}"
 
 
-def new_signing_key(created_at: datetime) -> SigningKey:
-    return SigningKey(kid=new_kid(created_at), private_key=Ed25519PrivateKey.generate(), created_at=created_at)
+def new_signing_key(created_at: datetime, algorithm: str = ALGORITHM) -> SigningKey:
+    private_key: PrivateKey
+    if algorithm == RS256:
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif algorithm == ES256:
+        private_key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        private_key = Ed25519PrivateKey.generate()
+    return SigningKey(kid=new_kid(created_at), private_key=private_key, created_at=created_at)
 
 
 def private_key_pem(key: SigningKey) -> bytes:

@@ -10,7 +10,7 @@ from common.certificates import ca_from_pem, create_ca
 from common.config import ConfigError, Settings, env_name
 from common.crypto import aware_utc
 from common.jwt_keys import read_jwt_key_files
-from common.key_ring import JWT, ca_entry, imported_refresh_kid, jwt_entry, new_entry, refresh_entry
+from common.key_ring import ID_TOKEN_KINDS, JWT, ca_entry, imported_refresh_kid, jwt_entry, new_entry, refresh_entry
 from common.key_ring_store import RingEntry
 
 REFRESH_SECRET_FILE = "refresh.key"
@@ -59,7 +59,9 @@ def initial_entries(settings: Settings, *, now: datetime | None = None) -> list[
     """The CA, JWT keys and refresh secret a new ring starts with."""
     now = aware_utc(now)
     jwt_keys = [jwt_entry(key) for key in read_jwt_key_files(keys_dir(settings))]
-    return [_ca(settings, now), *(jwt_keys or [new_entry(JWT, created_at=now)]), _refresh(settings, now)]
+    id_token_keys = [new_entry(kind, created_at=now) for kind in ID_TOKEN_KINDS]
+    return [_ca(settings, now), *(jwt_keys or [new_entry(JWT, created_at=now)]), *id_token_keys,
+            _refresh(settings, now)]
 
 
 def legacy_key_files(settings: Settings) -> list[Path]:

@@ -13,12 +13,18 @@ from common.certificates import CertificateAuthority, ca_from_pem, ca_private_ke
 from common.config import ConfigError, Settings
 from common.crypto import aware_utc
 from common.dynamo import StoreRefusal
-from common.jwt_keys import (CLOCK_SKEW_SECONDS, SigningKey, new_kid, new_signing_key, private_key_pem,
-                             public_key_pem, signing_key_from_pem)
+from common.jwt_keys import (CLOCK_SKEW_SECONDS, ES256, RS256, SigningKey, new_kid, new_signing_key,
+                             private_key_pem, public_key_pem, signing_key_from_pem)
 from common.key_ring_store import STATE_ACTIVE, STATE_RETIRED, KeyRingStore, RingEntry
 
 CA, JWT, REFRESH = "ca", "jwt", "refresh"
-ROTATED_KINDS = (JWT, REFRESH)
+# The ID-token keys of the OpenID Provider (SPEC §14): one kind per algorithm, so that each rotates and
+# retires on its own; a ring made before them gets them when a process opens it (add_missing_kinds).
+JWT_RSA, JWT_EC = "jwt_rsa", "jwt_ec"
+ID_TOKEN_KINDS = {JWT_RSA: RS256, JWT_EC: ES256}
+SIGNING_KINDS = (JWT, JWT_RSA, JWT_EC)
+ROTATED_KINDS = (JWT, JWT_RSA, JWT_EC, REFRESH)
+REQUIRED_KINDS = (CA, JWT, REFRESH)
 REFRESH_SECRET_BYTES = 32
 
 
@@ -35,7 +41,8 @@ def ca_entry(ca: CertificateAuthority, *, created_at: datetime) -> RingEntry:
 
 
 def jwt_entry(key: SigningKey) -> RingEntry:
-    return RingEntry(kind=JWT, kid=key.kid, created_at=key.created_at, private=private_key_pem(key),
+    kind = {alg: kind for kind, alg in ID_TOKEN_KINDS.items()}.get(key.algorithm, JWT)
+    return RingEntry(kind=kind, kid=key.kid, created_at=key.created_at, private=private_key_pem(key),
                      public=public_key_pem(key))
 
 
@@ -51,6 +58,8 @@ def imported_refresh_kid(secret: bytes, created_at: datetime) -> str:
 def new_entry(kind: str, *, created_at: datetime) -> RingEntry:
     if kind == JWT:
         return jwt_entry(new_signing_key(created_at))
+    if kind in ID_TOKEN_KINDS:
+        return jwt_entry(new_signing_key(created_at, ID_TOKEN_KINDS[kind]))
     if kind == REFRESH:
         return refresh_entry(secrets.token_bytes(REFRESH_SECRET_BYTES), created_at=created_at)
     raise ValueError(f"no new {kind} key is made by rotation")
@@ -86,14 +95,18 @@ class RingContents:
         return ca_from_pem(entry.public, entry.private.decode())
 
     def signing_keys(self) -> list[SigningKey]:
-        return [signing_key_from_pem(e.private, kid=e.kid, created_at=e.created_at) for e in self.of(JWT)]
+        return [signing_key_from_pem(e.private, kid=e.kid, created_at=e.created_at)
+                for kind in SIGNING_KINDS for e in self.of(kind)]
 
     def refresh_secrets(self) -> list[tuple[str, bytes]]:
         """(kid, secret) oldest first."""
         return [(e.kid, e.private) for e in self.of(REFRESH)]
 
     def missing_kinds(self) -> list[str]:
-        return [kind for kind in (CA, *ROTATED_KINDS) if not self.of(kind)]
+        return [kind for kind in REQUIRED_KINDS if not self.of(kind)]
+
+    def missing_id_token_kinds(self) -> list[str]:
+        return [kind for kind in ID_TOKEN_KINDS if not self.of(kind)]
 
 
 # --- opening, rotating, retiring -----------------------------------------------------------
@@ -108,6 +121,16 @@ def ensure_ring(store: KeyRingStore, *, initial: Callable[[], list[RingEntry]],
         created = store.create(initial(), now=aware_utc(now))
         loaded = store.load()
     return _complete(store, loaded), created
+
+
+def add_missing_kinds(store: KeyRingStore, contents: RingContents, *, now: datetime | None = None) -> RingContents:
+    """The ring with an ID-token key of every algorithm (SPEC §14): a ring made by an older version
+    gets its RSA and P-256 keys from the first process that opens it. Two processes doing so at once
+    add two keys of a kind, which is harmless: the newest signs, both verify."""
+    missing = contents.missing_id_token_kinds()
+    for kind in missing:
+        store.add(new_entry(kind, created_at=aware_utc(now)))
+    return _complete(store, store.load()) if missing else contents
 
 
 def read_ring(store: KeyRingStore) -> RingContents:
@@ -130,7 +153,7 @@ def rotate(store: KeyRingStore, *, now: datetime | None = None) -> list[RingEntr
     contents, added = read_ring(store), []
     for kind in ROTATED_KINDS:
         created_at = aware_utc(now)
-        newest = contents.newest(kind).created_at
+        newest = contents.newest(kind).created_at if contents.of(kind) else created_at - timedelta(seconds=1)
         if created_at <= newest:  # a clock stepped back must not leave an older key signing
             created_at = newest + timedelta(microseconds=1)
         entry = new_entry(kind, created_at=created_at)
@@ -159,6 +182,8 @@ def retirable_at(contents: RingContents, entry: RingEntry, settings: Settings) -
     signed_until = newer[0].created_at + timedelta(seconds=settings.key_ring_reload_seconds)
     if entry.kind == JWT:
         return signed_until + timedelta(seconds=settings.access_token_ttl + CLOCK_SKEW_SECONDS)
+    if entry.kind in ID_TOKEN_KINDS:  # an ID token is checked once, when it arrives, and lives an hour at most
+        return signed_until + timedelta(seconds=3600 + CLOCK_SKEW_SECONDS)
     return signed_until + timedelta(seconds=settings.session_max_lifetime)  # a session's refresh tokens end with it
 
 

@@ -48,7 +48,7 @@ class Operation:
     def __post_init__(self) -> None:
         if self.auth not in (False, True, "optional", "app"):
             raise ValueError(f"{self.summary!r}: auth is True, False, 'optional' or 'app'")
-        if self.status != 204 and self.media_type == JSON and self.response is None:
+        if self.status not in (204, 303) and self.media_type == JSON and self.response is None:
             raise TypeError(f"{self.summary!r}: a JSON success response needs its response model")
 
 
@@ -101,6 +101,8 @@ def _parameters(op: Operation, rule: str, components: dict[str, Any]) -> list[di
 def _success(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     if op.status == 204:
         return {"description": "No content"}
+    if op.status == 303:  # a browser sent on (the OpenID Provider's authorization endpoint)
+        return {"description": "See Other", "headers": {"Location": {"schema": {"type": "string"}}}}
     schema = _schema_ref(op.response, components) if op.response else {"type": "string"}
     return {"description": "Success", "content": {op.media_type: {"schema": schema}}}
 

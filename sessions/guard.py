@@ -31,6 +31,11 @@ def _credentials(*, allow_query: bool) -> tuple[str, str]:
     raise service.InvalidToken("A Bearer or DPoP access token is required.")
 
 
+def credentials() -> tuple[str, str]:
+    """(scheme, token) of the request's Authorization header (Bearer or DPoP), else 401 invalid_token."""
+    return _credentials(allow_query=False)
+
+
 def _hand_out_nonce(response: Response) -> Response:
     response.headers[NONCE_HEADER] = binding.current_nonce(ctx())
     return response

@@ -42,6 +42,8 @@ RELABEL_ATTEMPTS = 60
 HISTORY_ATTEMPTS = 3
 REFRESH_ATTEMPTS = 5
 REFRESH_PURPOSE = "refresh"
+# Whose access tokens authenticate() takes (SPEC §14: the OpenID Provider's are the apps', not citylogin's)
+OWN_TOKENS, PROVIDER_TOKENS, ANY_TOKENS = "own", "provider", "any"
 
 class InvalidToken(Unauthorized):
     code = ErrorCode.INVALID_TOKEN
@@ -360,7 +362,8 @@ def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None
 
 def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", offer: ProofOffer | None = None,
                  accept_ended_reason: str | None = None, activity: bool = True,
-                 proof_checked_by_app: bool = False, spend_last: bool = False) -> Principal:
+                 proof_checked_by_app: bool = False, spend_last: bool = False,
+                 issued_by: str = OWN_TOKENS) -> Principal:
     """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked,
     invalid_dpop_proof). A bound token (`cnf`) counts only under the DPoP `scheme` with the `offer`'s
     proof for this request (SPEC §12), spent while the session is read (its write overlaps the read);
@@ -369,8 +372,10 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     A session revoked with `accept_ended_reason` still names its caller (DELETE /account retried
     after the deletion ended the session). `activity=False`: an app asks about the token
     (introspection), so the check is read-only and the session's idle clock does not move;
-    `proof_checked_by_app`: the app checks a bound token's proof itself, against the `cnf` it is told."""
-    claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token)
+    `proof_checked_by_app`: the app checks a bound token's proof itself, against the `cnf` it is told.
+    `issued_by`: whose access tokens count: citylogin's own (OWN_TOKENS), those the OpenID Provider gave
+    an app (PROVIDER_TOKENS: userinfo), or either (ANY_TOKENS: introspection)."""
+    claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token, issued_by=issued_by)
     proof = None if proof_checked_by_app else _bound_proof(ctx, claims, access_token=access_token, scheme=scheme,
                                                            offer=offer)
     spending = background(ctx).submit(binding.spend_proof, ctx, proof) if proof and not spend_last else None
@@ -395,10 +400,10 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
                      token_expires_epoch=int(claims["exp"]), claims=claims)
 
 
-def _token_claims(ctx: AppContext, access_token: str) -> tuple[dict, str, str, str]:
+def _token_claims(ctx: AppContext, access_token: str, *, issued_by: str = OWN_TOKENS) -> tuple[dict, str, str, str]:
     """The access token's claims and its (sid, sub, did); 401 if it is not one of ours, or expired."""
     try:
-        claims = ctx.jwt.decode(access_token, now=ctx.now())
+        claims = _decoded(ctx, access_token, issued_by)
     except TokenError as exc:
         raise (TokenExpired() if exc.code == "token_expired" else InvalidToken()) from None
     session_id, user_uuid, device_id = claims.get("sid"), claims.get("sub"), claims.get("did")
@@ -406,6 +411,20 @@ def _token_claims(ctx: AppContext, access_token: str) -> tuple[dict, str, str, s
             and isinstance(device_id, str) and device_id):
         raise InvalidToken()
     return claims, session_id, user_uuid, device_id
+
+
+def _decoded(ctx: AppContext, access_token: str, issued_by: str) -> dict:
+    if issued_by != PROVIDER_TOKENS:
+        try:
+            return ctx.jwt.decode(access_token, now=ctx.now())
+        except TokenError as refused:
+            if issued_by == OWN_TOKENS or refused.code == "token_expired":
+                raise
+    # An app's token from the OpenID Provider (SPEC §14): its issuer, any app as audience, a client_id.
+    claims = ctx.jwt.decode(access_token, now=ctx.now(), issuer=ctx.public_url().rstrip("/"), verify_audience=False)
+    if not isinstance(claims.get("client_id"), str):
+        raise TokenError("invalid_token")
+    return claims
 
 
 @dataclass(frozen=True)
@@ -429,6 +448,19 @@ def vouch(ctx: AppContext, *, access_token: str, scheme: str = "Bearer",
                                    jkt=proof.jkt if proof else None))
     checks = (live, binding.proof_spending(ctx, proof)) if proof else (live,)
     return Vouched(user_uuid=user_uuid, session_id=session_id, device_id=device_id, checks=checks)
+
+
+def live_session(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str) -> SessionRecord | None:
+    """The session, read strongly consistent, if it is still live and this user's on this device."""
+    session = session_store(ctx).get(session_id)
+    if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
+        return None
+    return None if _end_reason(ctx, session, _epoch(ctx)) else session
+
+
+def session_live_check(ctx: AppContext, session: SessionRecord) -> GuardedWrite:
+    """A check, for another domain's transaction, that `session` is still live when it commits."""
+    return _live_check(ctx, session.holder())
 
 
 def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:

@@ -8,7 +8,8 @@ import importlib
 from citylogin.app import create_app as create_all_in_one
 
 SERVICES = {"registration.app_registration": {"registration"}, "login_app.app_login": {"login", "account"},
-            "session_manager.app_session_manager": {"session", "ssf"}, "device_manager.app_device_manager": {"device"}}
+            "session_manager.app_session_manager": {"session", "ssf", "oidc"},
+            "device_manager.app_device_manager": {"device"}}
 EVERY_SERVICE = {"healthz", "readyz", "openapi.json", ".well-known", "metrics"}  # the operational routes
 
 

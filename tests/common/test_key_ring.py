@@ -14,7 +14,8 @@ from common import dynamo
 from common.config import ConfigError, load_settings
 from common.key_encryption import AesGcmKeyEncryptor, KmsKeyEncryptor, WrongKeyEncryptionKey
 from common.key_import import initial_entries
-from common.key_ring import CA, JWT, REFRESH, RetireRefused, describe, ensure_ring, read_ring, retire, rotate
+from common.key_ring import (CA, JWT, REFRESH, ROTATED_KINDS, RetireRefused, describe, ensure_ring, read_ring, retire,
+                             rotate)
 from common.key_ring_store import KeyRingStore
 from tests.conftest import unique_name
 
@@ -123,7 +124,8 @@ def test_rotation_and_the_retirement_rules(local_store):
     old_jwt, old_refresh = first.newest(JWT), first.newest(REFRESH)
     added = rotate(store)
     ring = read_ring(store)
-    assert [e.kid for e in added] == [ring.newest(JWT).kid, ring.newest(REFRESH).kid]
+    # every rotated kind: the access-token key, the ID-token keys (RSA, P-256) and the refresh secret
+    assert [e.kid for e in added] == [ring.newest(kind).kid for kind in ROTATED_KINDS]
     rows = describe(ring)
     assert [r["state"] for r in rows if r["kind"] == JWT] == ["verify-only", "signing"]
 

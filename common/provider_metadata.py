@@ -1,0 +1,39 @@
+"""The OpenID Provider's metadata (OpenID Connect Discovery 1.0, RFC 8414; SPEC §14): what every
+service answers at /.well-known/openid-configuration and /.well-known/oauth-authorization-server."""
+from __future__ import annotations
+
+from typing import Any
+
+SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
+CLAIMS_SUPPORTED = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr", "at_hash",
+                    "azp", "preferred_username", "email", "email_verified", "locale", "zoneinfo"]
+DPOP_ALGORITHMS = ["ES256", "EdDSA"]
+
+
+def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[str, Any]:
+    """The metadata of the provider at `issuer` (CITYLOGIN_PUBLIC_URL, without a trailing slash)."""
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oidc/authorize",
+        "token_endpoint": f"{issuer}/oidc/token",
+        "userinfo_endpoint": f"{issuer}/oidc/userinfo",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "introspection_endpoint": f"{issuer}/session/introspect",
+        "scopes_supported": SCOPES_SUPPORTED,
+        "claims_supported": CLAIMS_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "id_token_signing_alg_values_supported": id_token_algorithms,
+        "userinfo_signing_alg_values_supported": ["none"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "ui_locales_supported": ["en", "ja"],
+    }

@@ -1,0 +1,166 @@
+"""What the OpenID Provider keeps and answers (SPEC §14): the objects Authlib's grants ask for, the
+records behind them, and the bodies of citylogin's own sign-in routes."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from apps.models import AppRecord
+from oidc.redirects import redirect_uri_matches
+
+SCOPES = ("openid", "profile", "email", "offline_access")
+REQUEST_ID_BYTES = 24
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The person an authorization is for: one live citylogin session on their device."""
+
+    user_uuid: str
+    session_id: str
+    device_id: str
+    auth_time: int
+    amr: tuple[str, ...]
+    jkt: str | None = None
+
+    def get_user_id(self) -> str:  # Authlib's user protocol
+        return self.user_uuid
+
+
+@dataclass(frozen=True)
+class Client:
+    """An app as Authlib's ClientMixin sees it (authlib.oauth2.rfc6749.ClientMixin)."""
+
+    app: AppRecord
+    secret_ok: Callable[[str], bool] | None = field(default=None, compare=False)  # constant time
+
+    @property
+    def client_id(self) -> str:
+        return self.app.client_id
+
+    def get_client_id(self) -> str:
+        return self.app.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # redirect_uri is required in every request (RFC 9700 §2.1: no guessing)
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        asked = (scope or "").split()
+        return " ".join(s for s in asked if s in SCOPES)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri_matches(self.app.oidc().redirect_uris, redirect_uri)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return not self.app.oidc().public and bool(self.secret_ok and self.secret_ok(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.app.oidc().public:
+            return method == "none"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in ("authorization_code", "refresh_token")
+
+
+@dataclass(frozen=True)
+class Code:
+    """An issued authorization code's record (AuthorizationCodeMixin): bound to the client, the
+    redirect URI, the PKCE challenge and the session (SPEC §14)."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    code_challenge_method: str
+    user_uuid: str
+    session_id: str
+    device_id: str
+    auth_time: int
+    amr: list[str]
+    nonce: str | None = None
+    jkt: str | None = None
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str:
+        return ACR
+
+    def get_amr(self) -> list[str]:
+        return self.amr
+
+    def signed_in(self) -> SignedIn:
+        return SignedIn(user_uuid=self.user_uuid, session_id=self.session_id, device_id=self.device_id,
+                        auth_time=self.auth_time, amr=tuple(self.amr), jkt=self.jkt)
+
+
+# The one assurance level: a device key held in this person's device and a password or passkey.
+ACR = "urn:citylogin:acr:device-bound"
+
+
+class PendingRequest(BaseModel):
+    """`POST /oidc/interaction` and `/oidc/authorize/cancel` name the authorization request."""
+
+    model_config = ConfigDict(extra="ignore")
+    request: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class CompleteRequest(PendingRequest):
+    """`POST /oidc/authorize/complete`: the signed-in browser finishes the authorization request."""
+
+    consent: StrictBool = False
+
+
+class CancelRequest(PendingRequest):
+    error: str = Field(default="access_denied", pattern=r"^(access_denied|login_required|consent_required)$")
+
+
+class Interaction(BaseModel):
+    """What the sign-in page shows of an authorization request."""
+
+    client_id: str
+    client_name: str
+    scopes: list[str]
+    prompt: list[str]
+    max_age: int | None = None
+    login_hint: str | None = None
+    consent: bool
+
+
+class Redirect(BaseModel):
+    """Where the browser goes next: the app's redirect URI with the code or the error."""
+
+    redirect_to: str
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 §5.1 with OpenID Connect's id_token."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+    id_token: str | None = None
+    refresh_token: str | None = None
+
+
+class UserInfo(BaseModel):
+    """OpenID Connect Core §5.3.2: `sub`, and the claims the token's scope allows."""
+
+    model_config = ConfigDict(extra="allow")
+    sub: str

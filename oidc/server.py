@@ -1,0 +1,144 @@
+"""Authlib's authorization server, fitted to citylogin (SPEC §14): the authorization code grant with
+PKCE (S256 only, for every client) and OpenID Connect, RFC 9207's `iss`. Authlib checks the protocol;
+the hooks below hand it citylogin's apps, codes, sessions and key ring."""
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Request, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import OpenIDCode
+from authlib.oidc.core.util import create_half_hash
+from flask import request as flask_request
+
+from common.context import AppContext
+from common.crypto import token_digest
+from oidc import claims
+from oidc.models import ACR, SCOPES, Client, Code, SignedIn
+from oidc.store import CodeSpent
+
+CODE_TTL = 60  # seconds (SPEC §14)
+CODE_PURPOSE = "oidc_code"
+
+
+class S256Challenge(CodeChallenge):
+    """RFC 7636 for every client and S256 only (OAuth 2.1 §4.1.1; RFC 9700 §2.1.1): no challenge, or
+    `plain`, is refused at the authorization endpoint, before anybody signs in."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'")
+        super().validate_code_verifier(grant, result)
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def generate_authorization_code(self) -> str:
+        return secrets.token_urlsafe(32)
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        provider: Provider = self.server
+        provider.save_code(code, request)
+
+    def query_authorization_code(self, code: str, client: Client) -> Code | None:
+        provider: Provider = self.server
+        return provider.redeem_code(code, client)
+
+    def delete_authorization_code(self, authorization_code: Code) -> None:
+        pass  # used up when it was redeemed (one conditional write: a replay finds it used)
+
+    def authenticate_user(self, authorization_code: Code) -> SignedIn | None:
+        provider: Provider = self.server
+        return provider.live_signed_in(authorization_code)
+
+
+class IdToken(OpenIDCode):
+    """The ID token (OpenID Connect Core §2), signed by the key ring with the app's chosen algorithm."""
+
+    def __init__(self, provider: "Provider") -> None:
+        super().__init__(require_nonce=False)
+        self.provider = provider
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        return False  # a nonce is the app's to check in the ID token; codes are single-use anyway
+
+    def encode_id_token(self, token: dict, request: OAuth2Request) -> str:
+        code: Code = request.authorization_code
+        app = request.client.app
+        alg = app.oidc().id_token_alg
+        now = int(self.provider.ctx.now().timestamp())
+        body = {"iss": self.provider.issuer, "sub": code.user_uuid, "aud": app.client_id, "azp": app.client_id,
+                "iat": now, "exp": now + self.provider.ctx.settings.access_token_ttl, "auth_time": code.auth_time,
+                "sid": code.session_id, "amr": list(code.amr), "acr": ACR}
+        if code.nonce:
+            body["nonce"] = code.nonce
+        at_hash = create_half_hash(token["access_token"], alg)
+        if at_hash is not None:
+            body["at_hash"] = at_hash.decode()
+        body.update(claims.of_user(self.provider.ctx, user_uuid=code.user_uuid, scope=token.get("scope", "")))
+        return self.provider.ctx.jwt.sign_jwt(body, algorithm=alg, typ="JWT")
+
+
+class Issuer(IssuerParameter):
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self.issuer
+
+
+class Provider(AuthorizationServer):
+    """One per app context: Authlib's server over citylogin's stores."""
+
+    def __init__(self, ctx: AppContext, *, hooks: Any) -> None:
+        super().__init__()
+        self.scopes_supported = list(SCOPES)
+        self.ctx, self.hooks = ctx, hooks
+        self.issuer = ctx.public_url().rstrip("/")
+        self._query_client = hooks.client
+        self._save_token = hooks.save_token
+        self.register_token_generator("default", hooks.tokens)
+        self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken(self)])
+        self.register_extension(Issuer(self.issuer))
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        # The URL as the app sees it (behind a TLS proxy too): CITYLOGIN_PUBLIC_URL and the path.
+        made = FlaskOAuth2Request(flask_request)
+        made.uri = self.issuer + flask_request.full_path.rstrip("?")
+        return made
+
+    def save_code(self, code: str, request: OAuth2Request) -> None:
+        self.hooks.save_code(digest=token_digest(code, purpose=CODE_PURPOSE), request=request,
+                             expires_epoch=int(self.ctx.now().timestamp()) + CODE_TTL)
+
+    def redeem_code(self, code: str, client: Client) -> Code | None:
+        if not isinstance(code, str) or not 20 <= len(code) <= 128:
+            return None
+        try:
+            found = self.hooks.redeem_code(digest=token_digest(code, purpose=CODE_PURPOSE))
+        except CodeSpent as spent:
+            self.hooks.code_replayed(spent.code)
+            raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
+        if found is None or found.client_id != client.client_id:
+            return None
+        return found
+
+    def live_signed_in(self, code: Code) -> SignedIn | None:
+        return self.hooks.live_signed_in(code)

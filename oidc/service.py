@@ -1,0 +1,275 @@
+"""The OpenID Provider's flows (SPEC §14), read top-down: an app's authorization request waits for
+the person's browser, which signs in on its device in citylogin's own web UI and finishes it; the app
+then redeems the code at the token endpoint and reads the person at userinfo. Authlib checks the
+protocol (oidc.server); this module hands it citylogin's apps, sessions and stores."""
+from __future__ import annotations
+
+import secrets
+import threading
+import uuid
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from flask import redirect
+from werkzeug.wrappers import Response
+
+from apps import service as apps
+from apps.models import AppRecord
+from common.context import AppContext
+from common.crypto import digests_equal, token_digest
+from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized
+from common.guarded_write import GuardedWrite, write_all
+from common.jwt_keys import ALGORITHM, TOKEN_TYPE
+from common.one_time_tokens import OneTimeTokenStore
+from oidc import claims as user_claims
+from oidc.models import Client, Code, Interaction, Redirect, SignedIn
+from oidc.server import Provider
+from oidc.store import CodeStore, GrantStore, RequestStore
+from sessions import service as sessions
+from sessions.models import Principal
+
+REQUEST_TTL = 600  # seconds the person has to sign in (the pairing token's 10 minutes)
+REQUEST_PURPOSE = "oidc_request"
+DEFAULT_AMR = ("hwk", "pwd")  # the device's key and the password: what a session's login always took
+
+
+class AuthorizationRequestUnknown(ApiError):
+    status, code = 400, ErrorCode.OIDC_REQUEST_UNKNOWN
+    detail = "This sign-in request is unknown, finished or expired: start again from the app."
+
+
+class LoginRequired(Unauthorized):
+    code, detail = ErrorCode.LOGIN_REQUIRED, "The app asks for a fresh sign-in on this device."
+
+
+class ConsentRequired(Forbidden):
+    code, detail = ErrorCode.CONSENT_REQUIRED, "Allow the app to use your account first."
+
+
+class AuthorizationRefused(ApiError):
+    status, code = 400, ErrorCode.INVALID_REQUEST
+    detail = "The app's sign-in request is not valid."
+
+
+# --- the one Provider of an app context ------------------------------------------------------
+
+_providers_lock = threading.Lock()
+
+
+def provider(ctx: AppContext) -> Provider:
+    with _providers_lock:
+        if ctx.oidc_provider is None:
+            ctx.oidc_provider = Provider(ctx, hooks=_Hooks(ctx))
+    return cast(Provider, ctx.oidc_provider)
+
+
+def issuer(ctx: AppContext) -> str:
+    return ctx.public_url().rstrip("/")
+
+
+def _epoch(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+def _tokens(ctx: AppContext) -> OneTimeTokenStore:
+    return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
+
+
+def grant_store(ctx: AppContext) -> GrantStore:
+    return GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)
+
+
+class _Hooks:
+    """What Authlib's server asks of citylogin."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def client(self, client_id: Any) -> Client | None:
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
+            return None
+        try:
+            app = apps.show_app(self.ctx, client_id=client_id)
+        except apps.AppNotFound:
+            return None
+        if not app.oidc().redirect_uris:
+            return None  # an app registered for introspection and events only signs nobody in
+        return Client(app=app, secret_ok=lambda secret: _secret_ok(app, secret))
+
+    def tokens(self, *, grant_type: str, client: Client, user: SignedIn, scope: str, expires_in: int | None = None,
+               include_refresh_token: bool = True) -> dict[str, Any]:
+        """An RFC 9068 access token of the person's session for this app (SPEC §14)."""
+        ttl, now = self.ctx.settings.access_token_ttl, _epoch(self.ctx)
+        body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
+                "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
+                "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl, "auth_time": user.auth_time}
+        access_token = self.ctx.jwt.sign_jwt(body, algorithm=ALGORITHM, typ=TOKEN_TYPE)
+        return {"token_type": "Bearer", "access_token": access_token, "expires_in": ttl, "scope": scope}
+
+    def save_token(self, token: dict, request: OAuth2Request) -> None:
+        """Record that the app holds tokens of the session, in one transaction with the session's
+        liveness: a session that ended meanwhile gives the app nothing (invalid_grant)."""
+        user: SignedIn = request.user
+        session = sessions.live_session(self.ctx, session_id=user.session_id, user_uuid=user.user_uuid,
+                                        device_id=user.device_id)
+        if session is None:
+            raise InvalidGrantError("The sign-in this code came from has ended.")
+        grant = grant_store(self.ctx).put_item(session_id=user.session_id, client_id=request.client.client_id,
+                                               user_uuid=user.user_uuid, scope=token.get("scope", ""),
+                                               now=_epoch(self.ctx), expires_epoch=session.expires_epoch)
+        write_all(self.ctx.dynamodb, [sessions.session_live_check(self.ctx, session),
+                                      GuardedWrite(item=grant, refusal=lambda: RuntimeError("unconditional"))])
+
+    def save_code(self, *, digest: str, request: OAuth2Request, expires_epoch: int) -> None:
+        user: SignedIn = request.user
+        data = request.payload.data
+        code = Code(client_id=request.client.client_id, redirect_uri=data["redirect_uri"], scope=request.scope or "",
+                    code_challenge=data["code_challenge"], code_challenge_method=data["code_challenge_method"],
+                    user_uuid=user.user_uuid, session_id=user.session_id, device_id=user.device_id,
+                    auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None, jkt=user.jkt)
+        CodeStore(_tokens(self.ctx)).create(digest=digest, code=code, expires_epoch=expires_epoch)
+
+    def redeem_code(self, *, digest: str) -> Code | None:
+        return CodeStore(_tokens(self.ctx)).redeem(digest=digest, now=_epoch(self.ctx))
+
+    def code_replayed(self, code: Code) -> None:
+        """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant)."""
+        grant_store(self.ctx).delete(session_id=code.session_id, client_id=code.client_id)
+
+    def live_signed_in(self, code: Code) -> SignedIn | None:
+        live = sessions.live_session(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
+                                     device_id=code.device_id)
+        return code.signed_in() if live is not None else None
+
+
+def _secret_ok(app: AppRecord, secret: Any) -> bool:
+    return isinstance(secret, str) and 0 < len(secret) <= 256 and digests_equal(
+        token_digest(secret, purpose=apps.SECRET_PURPOSE), app.secret_digest)
+
+
+# --- authorize: the app's request waits for the person ------------------------------------------
+
+class _Pending:
+    """Stands in for the person while the request is checked: who it is is known only once the
+    browser signs in (prompt=none is answered then, without a page)."""
+
+    def get_user_id(self) -> None:
+        return None
+
+
+class _StoredRequest(OAuth2Request):
+    """An authorization request made again from the parameters kept while the person signed in."""
+
+    def __init__(self, uri: str, params: dict[str, str]) -> None:
+        super().__init__("GET", uri)
+        self.payload = BasicOAuth2Payload(params)
+        self._params = params
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._params
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {}
+
+
+def begin(ctx: AppContext, params: dict[str, str]) -> Response:
+    """GET|POST /oidc/authorize: check the request as Authlib does, keep it, and send the browser to
+    the sign-in page; an unknown client or redirect URI gets an error page, never a redirect."""
+    server = provider(ctx)
+    try:
+        server.get_consent_grant(end_user=_Pending())
+    except OAuth2Error as error:
+        return _refusal(ctx, error, state=params.get("state"))
+    request_id = secrets.token_urlsafe(24)
+    RequestStore(_tokens(ctx)).create(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params,
+                                      client_id=params["client_id"], now=_epoch(ctx), ttl=REQUEST_TTL)
+    return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
+
+
+def _refusal(ctx: AppContext, error: OAuth2Error, *, state: str | None) -> Response:
+    if error.redirect_uri:
+        query = [("error", error.error), ("error_description", error.description or error.error),
+                 *([("state", state)] if state else []), ("iss", issuer(ctx))]
+        return redirect(add_params_to_uri(error.redirect_uri, query), code=303)
+    raise AuthorizationRefused(error.description or error.error, error=error.error)
+
+
+def _pending(ctx: AppContext, request_id: str) -> tuple[dict[str, str], int]:
+    found = RequestStore(_tokens(ctx)).get(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=_epoch(ctx))
+    if found is None:
+        raise AuthorizationRequestUnknown()
+    return found
+
+
+def interaction(ctx: AppContext, *, request_id: str) -> Interaction:
+    """What the sign-in page shows: which app asks, for what, and how (prompt, max_age)."""
+    params, _ = _pending(ctx, request_id)
+    app = apps.show_app(ctx, client_id=params["client_id"])
+    return Interaction(client_id=app.client_id, client_name=app.name,
+                       scopes=[s for s in params.get("scope", "").split() if s],
+                       prompt=params.get("prompt", "").split(), max_age=_max_age(params),
+                       login_hint=params.get("login_hint"), consent=app.oidc().consent)
+
+
+def _max_age(params: dict[str, str]) -> int | None:
+    value = params.get("max_age", "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent: bool) -> Redirect:
+    """The signed-in browser finishes the request: a code for its session, or the app's error."""
+    params, asked_at = _pending(ctx, request_id)
+    session = principal.session
+    prompts, max_age, now = params.get("prompt", "").split(), _max_age(params), _epoch(ctx)
+    if ("login" in prompts and session.login_epoch < asked_at) or \
+            (max_age is not None and now - session.login_epoch > max_age):
+        raise LoginRequired()
+    app = apps.show_app(ctx, client_id=params["client_id"])
+    if app.oidc().consent and not consent:
+        if "none" in prompts:
+            return cancel(ctx, request_id=request_id, error="consent_required")
+        raise ConsentRequired()
+    if not RequestStore(_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=now):
+        raise AuthorizationRequestUnknown()  # finished by a parallel answer
+    user = SignedIn(user_uuid=principal.user_uuid, session_id=principal.session_id, device_id=principal.device_id,
+                    auth_time=session.login_epoch, amr=DEFAULT_AMR)
+    server = provider(ctx)
+    stored = _StoredRequest(f"{issuer(ctx)}/oidc/authorize?{urlencode(params)}", params)
+    response = server.create_authorization_response(request=stored, grant_user=user,
+                                                    grant=server.get_authorization_grant(stored))
+    location = response.headers.get("Location")
+    if response.status_code != 302 or not location:
+        raise AuthorizationRefused()
+    return Redirect(redirect_to=location)
+
+
+def cancel(ctx: AppContext, *, request_id: str, error: str) -> Redirect:
+    """The person declined, or prompt=none found nobody signed in: the app hears `error`."""
+    params, _ = _pending(ctx, request_id)
+    RequestStore(_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=_epoch(ctx))
+    query = [("error", error), *([("state", params["state"])] if params.get("state") else []), ("iss", issuer(ctx))]
+    return Redirect(redirect_to=add_params_to_uri(params["redirect_uri"], query))
+
+
+# --- token and userinfo --------------------------------------------------------------------------
+
+def token_response() -> Response:
+    """POST /oidc/token: Authlib's token endpoint (RFC 6749 §5 errors as JSON)."""
+    from common.context import ctx as current
+    return provider(current()).create_token_response()
+
+
+def userinfo(ctx: AppContext, *, access_token: str, scheme: str) -> dict[str, Any]:
+    """The person behind an app's access token, by its scope; 401 once its session has ended."""
+    principal = sessions.authenticate(ctx, access_token=access_token, scheme=scheme,
+                                      issued_by=sessions.PROVIDER_TOKENS)
+    scope = str(principal.claims.get("scope", ""))
+    if "openid" not in scope.split():
+        raise sessions.InvalidToken("This access token was not issued for OpenID Connect (scope openid).")
+    return {"sub": principal.user_uuid,
+            **user_claims.of_user(ctx, user_uuid=principal.user_uuid, scope=scope)}

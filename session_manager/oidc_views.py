@@ -1,0 +1,78 @@
+"""HTTP routes of /oidc: the OpenID Provider (SPEC §14). The authorization request waits for the
+person's browser, which signs in on its device in the web UI (`/#oidc=<request>`) and finishes it
+here; the app redeems the code at /oidc/token and reads the person at /oidc/userinfo. Discovery is on
+every service (/.well-known/openid-configuration, common.app_factory)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from common.context import ctx
+from common.openapi import operation
+from common.validation import parse_body
+from oidc import service
+from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, Redirect, TokenResponse,
+                         UserInfo)
+from sessions.guard import credentials, current_principal, require_session
+
+bp = Blueprint("oidc", __name__, url_prefix="/oidc")
+
+
+@bp.get("/authorize")
+@operation("OpenID Connect authorization request: code flow with PKCE (S256); the browser goes on to sign in",
+           status=303, errors=(400,))
+def authorize():
+    return service.begin(ctx(), request.args.to_dict())
+
+
+@bp.post("/authorize")
+@operation("The authorization request as a form post (OpenID Connect Core §3.1.2.1)", status=303,
+           body_media_type="application/x-www-form-urlencoded", errors=(400,))
+def authorize_form():
+    return service.begin(ctx(), request.form.to_dict())
+
+
+@bp.post("/interaction")
+@operation("What the sign-in page shows of a waiting authorization request", body=PendingRequest,
+           response=Interaction, errors=(400,))
+def interaction():
+    body = parse_body(PendingRequest)
+    return jsonify(service.interaction(ctx(), request_id=body.request).model_dump())
+
+
+@bp.post("/authorize/complete")
+@require_session
+@operation("The signed-in device finishes the authorization request: where the browser goes next",
+           auth=True, body=CompleteRequest, response=Redirect, errors=(400, 401, 403))
+def complete():
+    body = parse_body(CompleteRequest)
+    answer = service.complete(ctx(), principal=current_principal(), request_id=body.request, consent=body.consent)
+    return jsonify(answer.model_dump())
+
+
+@bp.post("/authorize/cancel")
+@operation("The person declines (or prompt=none finds nobody signed in): the app hears the error",
+           body=CancelRequest, response=Redirect, errors=(400,))
+def cancel():
+    body = parse_body(CancelRequest)
+    return jsonify(service.cancel(ctx(), request_id=body.request, error=body.error).model_dump())
+
+
+@bp.post("/token")
+@operation("OAuth 2.0 token endpoint (RFC 6749 §3.2): the authorization code grant with PKCE",
+           response=TokenResponse, body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
+def token():
+    return service.token_response()
+
+
+@bp.get("/userinfo")
+@operation("OpenID Connect UserInfo: the person behind an app's access token, by its scope", auth=True,
+           response=UserInfo)
+def userinfo():
+    scheme, access_token = credentials()
+    return jsonify(service.userinfo(ctx(), access_token=access_token, scheme=scheme))
+
+
+@bp.post("/userinfo")
+@operation("UserInfo as a POST (OpenID Connect Core §5.3.1)", auth=True, response=UserInfo)
+def userinfo_post():
+    return userinfo()

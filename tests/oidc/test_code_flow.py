@@ -1,0 +1,178 @@
+"""The OpenID Provider's code flow over HTTP (SPEC §14): discovery, authorize → the device's session
+finishes it → token → userinfo; PKCE, single-use codes, exact redirects, and errors that never
+redirect to an unregistered URI."""
+from __future__ import annotations
+
+import jwt
+import pytest
+import requests
+
+from apps import service as apps
+from apps.models import OidcClient
+from tests.support.live import register_device
+from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
+
+REDIRECT = "https://app.example/callback"
+
+
+@pytest.fixture
+def provider(make_server):
+    """The all-in-one app whose CITYLOGIN_PUBLIC_URL, so its issuer, is its own address."""
+    return make_server(host_name="127.0.0.1")
+
+
+def _app(ctx, **options):
+    oidc = OidcClient(redirect_uris=(REDIRECT, "http://127.0.0.1/native"), **options)
+    return apps.add_app(ctx, name="Notes", push_url=None, oidc=oidc)
+
+
+def _code(url: str, device, client_id: str, *, challenge: str, **extra: str) -> dict[str, str]:
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+              "scope": "openid profile email", "state": "st-1", "nonce": "n-1", "code_challenge": challenge,
+              "code_challenge_method": "S256", **extra}
+    request_id = sign_in_page_request(authorize_url(url, **params))
+    return query_of(finish_as_device(device, request_id))
+
+
+def _exchange(url: str, credentials, code: str, verifier: str, redirect_uri: str = REDIRECT) -> requests.Response:
+    return requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": code,
+                                                    "redirect_uri": redirect_uri, "code_verifier": verifier},
+                         auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
+
+
+def test_discovery_names_every_endpoint_and_the_key_ring_holds_each_algorithm(provider):
+    url, _ = provider
+    metadata = requests.get(url + "/.well-known/openid-configuration", timeout=10).json()
+    assert metadata["issuer"] == url
+    assert metadata["authorization_endpoint"] == url + "/oidc/authorize"
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert metadata["authorization_response_iss_parameter_supported"] is True
+    assert set(metadata["id_token_signing_alg_values_supported"]) == {"RS256", "ES256", "EdDSA"}
+    assert requests.get(url + "/.well-known/oauth-authorization-server", timeout=10).json() == metadata
+    kinds = {(key["kty"], key["alg"]) for key in requests.get(metadata["jwks_uri"], timeout=10).json()["keys"]}
+    assert {("RSA", "RS256"), ("EC", "ES256"), ("OKP", "EdDSA")} <= kinds
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_code_flow_gives_tokens_of_the_devices_session_and_userinfo(provider, alg):
+    url, ctx = provider
+    credentials = _app(ctx, id_token_alg=alg)
+    device = register_device(url)
+    device.login("correct horse battery staple")
+    verifier, challenge = pkce_pair()
+    answer = _code(url, device, credentials.app.client_id, challenge=challenge)
+    assert answer["state"] == "st-1" and answer["iss"] == url
+
+    issued = _exchange(url, credentials, answer["code"], verifier)
+    assert issued.status_code == 200, issued.text
+    tokens = issued.json()
+    assert issued.headers["Cache-Control"] == "no-store"
+    jwks = jwt.PyJWKClient(url + "/.well-known/jwks.json")
+    id_token = jwt.decode(tokens["id_token"], jwks.get_signing_key_from_jwt(tokens["id_token"]).key,
+                          algorithms=[alg], audience=credentials.app.client_id, issuer=url)
+    session = device.me()
+    assert id_token["sub"] == device.key_file.user_uuid and id_token["sid"] == session["session_id"]
+    assert id_token["nonce"] == "n-1" and "hwk" in id_token["amr"] and id_token["at_hash"]
+    access = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert jwt.get_unverified_header(tokens["access_token"])["typ"] == "at+jwt"
+    assert access["aud"] == credentials.app.client_id and access["sid"] == session["session_id"]
+
+    userinfo = requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                            timeout=10)
+    assert userinfo.status_code == 200, userinfo.text
+    assert userinfo.json()["sub"] == device.key_file.user_uuid
+    assert userinfo.json()["preferred_username"] == device.key_file.username
+    # an app's token is not citylogin's own: it opens none of citylogin's routes
+    assert requests.get(url + "/session/me", headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                        timeout=10).status_code == 401
+
+    device.logout()
+    gone = requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                        timeout=10)
+    assert gone.status_code == 401 and gone.json()["code"] == "session_revoked"
+
+
+def test_a_code_works_once_and_only_with_its_verifier_client_and_redirect(provider):
+    url, ctx = provider
+    credentials, other = _app(ctx), _app(ctx)
+    device = register_device(url)
+    device.login("correct horse battery staple")
+    verifier, challenge = pkce_pair()
+
+    code = _code(url, device, credentials.app.client_id, challenge=challenge)["code"]
+    wrong_verifier = _exchange(url, credentials, code, pkce_pair()[0])
+    assert wrong_verifier.status_code == 400 and wrong_verifier.json()["error"] == "invalid_grant"
+    assert _exchange(url, credentials, code, verifier).json()["error"] == "invalid_grant"  # burnt by the try
+
+    code = _code(url, device, credentials.app.client_id, challenge=challenge)["code"]
+    assert _exchange(url, other, code, verifier).json()["error"] == "invalid_grant"  # another app's code
+
+    code = _code(url, device, credentials.app.client_id, challenge=challenge)["code"]
+    moved = _exchange(url, credentials, code, verifier, redirect_uri="https://app.example/other")
+    assert moved.json()["error"] == "invalid_grant"
+
+    code = _code(url, device, credentials.app.client_id, challenge=challenge)["code"]
+    assert _exchange(url, credentials, code, verifier).status_code == 200
+    replay = _exchange(url, credentials, code, verifier)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+
+    wrong_secret = requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": "x" * 43,
+                                                            "redirect_uri": REDIRECT, "code_verifier": verifier},
+                                 auth=(credentials.app.client_id, "wrong"), timeout=10)
+    assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
+
+
+def test_unknown_clients_and_redirects_get_a_page_other_errors_go_back_with_iss(provider):
+    url, ctx = provider
+    credentials = _app(ctx)
+    client_id = credentials.app.client_id
+    _, challenge = pkce_pair()
+    base = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "scope": "openid",
+            "state": "s", "code_challenge": challenge, "code_challenge_method": "S256"}
+    for bad in ({"client_id": "app_unknown"}, {"redirect_uri": "https://evil.example/cb"},
+                {"redirect_uri": REDIRECT + "/"}, {"redirect_uri": "http://127.0.0.1:4000/other"}):
+        answer = requests.get(authorize_url(url, **{**base, **bad}), allow_redirects=False, timeout=10)
+        assert answer.status_code == 400 and "Location" not in answer.headers, bad
+
+    for bad, error in (({"code_challenge": ""}, "invalid_request"), ({"code_challenge_method": "plain"},
+                       "invalid_request"), ({"response_type": "token"}, "unsupported_response_type"),
+                       ({"scope": "openid admin"}, "invalid_scope")):
+        answer = requests.get(authorize_url(url, **{**base, **bad}), allow_redirects=False, timeout=10)
+        assert answer.status_code == 303, (bad, answer.text)
+        query = query_of(answer.headers["Location"])
+        assert answer.headers["Location"].startswith(REDIRECT + "?")
+        assert (query["error"], query["state"], query["iss"]) == (error, "s", url), bad
+
+
+def test_a_native_apps_loopback_redirect_matches_on_any_port(provider):
+    url, ctx = provider
+    credentials = _app(ctx, public=True)
+    assert credentials.client_secret == ""
+    device = register_device(url)
+    device.login("correct horse battery staple")
+    verifier, challenge = pkce_pair()
+    redirect_uri = "http://127.0.0.1:53117/native"
+    params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": redirect_uri,
+              "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
+    location = finish_as_device(device, sign_in_page_request(authorize_url(url, **params)))
+    assert location.startswith(redirect_uri + "?")
+    issued = requests.post(url + "/oidc/token", data={
+        "grant_type": "authorization_code", "code": query_of(location)["code"], "redirect_uri": redirect_uri,
+        "code_verifier": verifier, "client_id": credentials.app.client_id}, timeout=10)
+    assert issued.status_code == 200, issued.text
+
+
+def test_a_finished_or_unknown_request_cannot_be_finished_again(provider):
+    url, ctx = provider
+    credentials = _app(ctx)
+    device = register_device(url)
+    device.login("correct horse battery staple")
+    _, challenge = pkce_pair()
+    params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
+              "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
+    request_id = sign_in_page_request(authorize_url(url, **params))
+    finish_as_device(device, request_id)
+    again = device.request("POST", "/oidc/authorize/complete", json={"request": request_id})
+    assert again.status_code == 400 and again.json()["code"] == "oidc_request_unknown"
+    unsigned = requests.post(url + "/oidc/authorize/complete", json={"request": request_id}, timeout=10)
+    assert unsigned.status_code == 401

@@ -1,0 +1,43 @@
+"""A browser's part of the OpenID Connect code flow, as the web UI plays it (SPEC §14): follow the
+app's authorization request to citylogin's sign-in page, and finish it with the device's session."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+from citylogin.client import Client
+
+
+def pkce_pair() -> tuple[str, str]:
+    """(code_verifier, S256 code_challenge) of RFC 7636."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def sign_in_page_request(authorize_url: str) -> str:
+    """The request id the authorization endpoint sends the browser to the sign-in page with."""
+    response = requests.get(authorize_url, allow_redirects=False, timeout=10)
+    assert response.status_code == 303, (response.status_code, response.text)
+    fragment = urlsplit(response.headers["Location"]).fragment
+    assert fragment.startswith("oidc="), response.headers["Location"]
+    return fragment.removeprefix("oidc=")
+
+
+def finish_as_device(device: Client, request_id: str, *, consent: bool = False) -> str:
+    """What the signed-in web UI does: finish the request with the device's session; the redirect."""
+    response = device.request("POST", "/oidc/authorize/complete", json={"request": request_id, "consent": consent})
+    assert response.status_code == 200, response.text
+    return response.json()["redirect_to"]
+
+
+def authorize_url(base_url: str, **params: str) -> str:
+    return f"{base_url}/oidc/authorize?{urlencode(params)}"
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
