@@ -36,7 +36,9 @@ def me(url: str, client: Client, token: str) -> requests.Response:
 
 
 def published(url: str) -> set[str]:
-    return {key["kid"] for key in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"]}
+    """The access-token keys (EdDSA) of the JWKS; the ID-token keys (RSA, P-256) rotate beside them."""
+    return {key["kid"] for key in requests.get(url + "/.well-known/jwks.json", timeout=10).json()["keys"]
+            if key["alg"] == "EdDSA"}
 
 
 def eventually(check, what: str) -> float:
@@ -111,7 +113,7 @@ class CachedJwks:
             fetched_at = time.monotonic()
             response = requests.get(self.url + "/.well-known/jwks.json", timeout=10)
             max_age = int(response.headers["Cache-Control"].split("max-age=")[1].split(",")[0])
-            self.kids = {key["kid"] for key in response.json()["keys"]}
+            self.kids = {key["kid"] for key in response.json()["keys"] if key["alg"] == "EdDSA"}
             self.fresh_until = fetched_at + max_age
         return self.kids
 

@@ -134,7 +134,7 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
         rotated = time.monotonic()
         new_kids = {line.split()[1]: line.split()[3] for line in rotation.stdout.splitlines()
                     if line.startswith("new ")}
-        assert set(new_kids) == {"jwt", "refresh"} and new_kids["jwt"] != old_kid
+        assert set(new_kids) == {"jwt", "jwt_rsa", "jwt_ec", "refresh"} and new_kids["jwt"] != old_kid
 
         # A new key signs once it is one reload interval old (published before use); the slack is
         # for the requests of this loop on a busy machine.

@@ -1,0 +1,45 @@
+"""Authlib's own OAuth 2.0 / OpenID Connect client, unmodified, against the provider (SPEC §14): it
+reads the discovery document, builds the request with PKCE S256 and a nonce, redeems the code and
+checks the ID token (signature from the JWKS, iss, aud, nonce, at_hash) as its Flask integration does.
+(In-process; the client in an app of its own process is the next step of issue 31.)"""
+from __future__ import annotations
+
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oidc.core import CodeIDToken
+from joserfc.jwk import KeySet
+from joserfc import jwt as jose_jwt
+
+from apps import service as apps
+from apps.models import OidcClient
+from tests.support.live import PASSWORD, register_device
+from tests.support.oidc import finish_as_device, sign_in_page_request
+
+REDIRECT = "https://notes.example/callback"
+
+
+def test_authlibs_client_signs_in_and_checks_the_id_token(make_server):
+    url, ctx = make_server(host_name="127.0.0.1")
+    credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
+    device = register_device(url)
+    device.login(PASSWORD)
+    metadata = requests.get(url + "/.well-known/openid-configuration", timeout=10).json()
+
+    client = OAuth2Session(credentials.app.client_id, credentials.client_secret, scope="openid profile email",
+                           redirect_uri=REDIRECT, code_challenge_method="S256")
+    verifier, nonce = generate_token(48), generate_token(20)
+    uri, state = client.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier,
+                                                 nonce=nonce)
+    callback = finish_as_device(device, sign_in_page_request(uri))
+    token = client.fetch_token(metadata["token_endpoint"], authorization_response=callback, code_verifier=verifier)
+
+    keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"], timeout=10).json())
+    decoded = jose_jwt.decode(token["id_token"], keys, algorithms=metadata["id_token_signing_alg_values_supported"])
+    claims = CodeIDToken(decoded.claims, decoded.header, params={"nonce": nonce, "access_token": token["access_token"]},
+                         options={"iss": {"value": metadata["issuer"]}, "aud": {"value": credentials.app.client_id}})
+    claims.validate()
+    assert claims["sub"] == device.key_file.user_uuid and claims["preferred_username"] == device.key_file.username
+    assert state in callback and f"iss={requests.utils.quote(url, safe='')}" in callback
+    userinfo = client.get(metadata["userinfo_endpoint"]).json()
+    assert userinfo["sub"] == device.key_file.user_uuid and userinfo["email"].endswith("@example.com")
