@@ -65,12 +65,19 @@ def operation(summary: str, **details: Any) -> Callable:
 
 def _model_schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=REF, mode="validation")
-    components.update(schema.pop("$defs", {}))
+    for name, definition in schema.pop("$defs", {}).items():
+        _add_component(components, name, definition)
     return schema
 
 
+def _add_component(components: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
+    if components.setdefault(name, schema) != schema:
+        # Two models of one name would share one component, and one of them would be described wrongly.
+        raise ValueError(f"two different models are both named {name}")
+
+
 def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
-    components[model.__name__] = _model_schema(model, components)
+    _add_component(components, model.__name__, _model_schema(model, components))
     return {"$ref": REF.format(model=model.__name__)}
 
 

@@ -148,7 +148,7 @@ class Redirect(BaseModel):
     redirect_to: str
 
 
-class TokenResponse(BaseModel):
+class ProviderTokenResponse(BaseModel):
     """RFC 6749 §5.1 with OpenID Connect's id_token."""
 
     access_token: str

@@ -10,7 +10,7 @@ from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body
 from oidc import service
-from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, Redirect, TokenResponse,
+from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, Redirect, ProviderTokenResponse,
                          UserInfo)
 from sessions.guard import credentials, current_principal, require_session
 
@@ -59,7 +59,7 @@ def cancel():
 
 @bp.post("/token")
 @operation("OAuth 2.0 token endpoint (RFC 6749 §3.2): the authorization code grant with PKCE",
-           response=TokenResponse, body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
+           response=ProviderTokenResponse, body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
 def token():
     return service.token_response()
 

@@ -19,8 +19,10 @@ export { CityloginError };
 const REFRESH_KEY = "citylogin.refresh_token";
 const SESSION_KEY = "citylogin.session";
 const DPOP = "DPoP";
-// 401s about what the person typed or signed (a password asked again, a renewal proof), not the session.
-const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "invalid_recovery_code"]);
+// 401s about what the person typed or signed (a password asked again, a renewal proof, a fresh login an
+// app asked for), not the session.
+const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "invalid_recovery_code",
+  "login_required"]);
 // An app's own API may not say token_expired: its calls refresh a token this close to its end first.
 const EARLY_REFRESH_MS = 10000;
 

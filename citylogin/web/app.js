@@ -1,6 +1,7 @@
 // The citylogin web app: the signed-out screen (log in, create account, pair this browser, forgot
 // password, recover), the signed-in screen (devices, sessions, history, add a device, account),
-// the moves between them and the language they speak.
+// the moves between them and the language they speak. An app's OpenID Connect sign-in (`#oidc=`,
+// oidc.js) goes through the same screens and returns to the app instead of the signed-in screen.
 
 import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
@@ -9,7 +10,8 @@ import { authCall, citylogin } from "./api.js";
 import { initCameraScan, stopCameraScan } from "./camera_scan.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
-import { initLinks, notify, takeAccountLink } from "./links.js";
+import { initLinks, notify, notifyError, takeAccountLink } from "./links.js";
+import { appWaiting, declineForApp, finishForApp, initAppSignIn, silent, takeAppRequest } from "./oidc.js";
 import { initPairing, resetPairing } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
 import { $, busy, clearFieldErrors, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
@@ -191,8 +193,21 @@ async function logIn(username, password, { registered = false } = {}) {
       return;
     }
     if (result instanceof ConcurrentLogin) await resolveConflict(result);
-    else enterHome(result, { localeFromHere: registered });
+    else await arrive(result, { localeFromHere: registered });
   });
+}
+
+/** Signed in: back to the app that asked for the sign-in, if one waits; else the signed-in screen. */
+async function arrive(account, options = {}) {
+  if (appWaiting()) {
+    rememberAccount(account);
+    localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
+    if (await finishForApp()) return;
+    showAuth();                               // the app wants a fresh sign-in on this device
+    $("#login-username").value = account.username;
+    return;
+  }
+  enterHome(account, options);
 }
 
 async function resolveConflict(pending) {
@@ -203,7 +218,7 @@ async function resolveConflict(pending) {
     say($("#login-form .note"), "web.concurrent.cancelled");
     return;
   }
-  enterHome(await pending.confirm());
+  await arrive(await pending.confirm());
 }
 
 function formValues(form) {
@@ -346,6 +361,7 @@ function wire() {
     $("#pair-username").focus();
   } });
   initCodes();
+  initAppSignIn();
   initAccount({
     onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",
       text: "web.banner.key_forgotten" }),
@@ -354,6 +370,21 @@ function wire() {
   // A verified address shows on the Account panel at once when it is open.
   initLinks({ verified: () => { if (!$("#account-panel").hidden && !$("#home-screen").hidden) loadAccount(); } });
   citylogin.onSessionEnded(sessionEnded);
+}
+
+/** A reload of a signed-in tab, or an app's sign-in in a tab signed in before (single sign-on): the
+ * refresh token in sessionStorage resumes the session. */
+async function resumed() {
+  try {
+    await citylogin.refresh();
+    return true;
+  } catch (error) {
+    if (!error.sessionEnded) {
+      await citylogin.logout().catch(() => {});
+      sessionStorage.removeItem(ACCOUNT_KEY);
+    }
+    return false;
+  }
 }
 
 async function boot() {
@@ -367,20 +398,21 @@ async function boot() {
   showLocale(currentLocale());
   const paired = takePairingLink();
   takeAccountLink();
+  await takeAppRequest().catch((error) => notifyError(error));
   for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
   const account = storedAccount();
-  if (account && citylogin.session) {
-    // A reload of a signed-in tab: the refresh token in sessionStorage resumes the session.
-    try {
-      await citylogin.refresh();
+  if (account && citylogin.session && await resumed()) {
+    await arrive(account).catch((error) => {
+      notifyError(error);
       enterHome(account);
-      return;
-    } catch (error) {
-      if (error.sessionEnded) return;      // sessionEnded() has shown the login screen and why
-      await citylogin.logout().catch(() => {});
-      sessionStorage.removeItem(ACCOUNT_KEY);
-    }
+    });
+    return;
   }
+  if (appWaiting() && silent()) {
+    await declineForApp("login_required");   // prompt=none and nobody signed in here: no page
+    return;
+  }
+  if (!$("#auth-screen").hidden) return;   // sessionEnded() has shown the login screen and why
   showAuth({ tab: paired ? "pair" : "login" });
   const last = await citylogin.lastUsedDevice().catch(() => null);
   if (last && !$("#login-username").value) $("#login-username").value = last.username;

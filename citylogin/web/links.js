@@ -28,7 +28,7 @@ export function notify(key, kind = "info") {
   $("#notice").hidden = false;
 }
 
-function notifyError(error) {
+export function notifyError(error) {
   $("#notice").className = "banner alert";
   showError($("#notice-text"), error);
   $("#notice").hidden = false;

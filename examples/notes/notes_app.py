@@ -1,6 +1,7 @@
 """The notes example (examples/notes/README.md): an app with its own API server and its own page,
-whose users log in through citylogin with the web SDK. The API is protected by the citylogin guard,
-by a proxy's forward authentication or by pushed security events, as NOTES_PROTECTION says.
+whose users log in through citylogin with the web SDK, or sign in with citylogin by OpenID Connect.
+With the SDK the API is protected by the citylogin guard, by a proxy's forward authentication or by
+pushed security events; with OpenID Connect by the server's own sign-in: as NOTES_PROTECTION says.
 
     NOTES_CITYLOGIN_URL=http://127.0.0.1:5000 NOTES_CLIENT_ID=... NOTES_CLIENT_SECRET=... \\
         .venv/bin/python examples/notes/notes_app.py
@@ -22,7 +23,7 @@ from notes_store import NoteStore
 from push_receiver import PushReceiver
 
 HERE = Path(__file__).resolve().parent
-PROTECTIONS = ("guard", "forward-auth", "push")
+PROTECTIONS = ("guard", "forward-auth", "push", "oidc")
 MAX_NOTE_LENGTH = 2000
 
 
@@ -59,6 +60,9 @@ class Settings:
             raise ValueError(f"NOTES_PROTECTION must be one of {', '.join(PROTECTIONS)}")
         if settings.protection == "guard" and not (settings.client_id and settings.client_secret):
             raise ValueError("the guard needs NOTES_CLIENT_ID and NOTES_CLIENT_SECRET (citylogin apps add notes)")
+        if settings.protection == "oidc" and not (settings.client_id and settings.client_secret):
+            raise ValueError("OpenID Connect needs NOTES_CLIENT_ID and NOTES_CLIENT_SECRET "
+                             "(citylogin apps add notes --redirect-uri http://127.0.0.1:8080/signin/callback)")
         if settings.protection == "push" and not settings.client_id:
             raise ValueError("the push receiver needs NOTES_CLIENT_ID (citylogin apps add notes --push-url URL)")
         return settings
@@ -70,6 +74,9 @@ def make_protection(settings: Settings) -> Protection:
         return Guard(settings.citylogin_url, settings.client_id, settings.client_secret)
     if settings.protection == "push":
         return PushReceiver(settings.citylogin_url, settings.client_id)
+    if settings.protection == "oidc":
+        from oidc_sign_in import OidcSignIn   # Authlib's Flask client (pip install authlib)
+        return OidcSignIn(settings.citylogin_url, settings.client_id, settings.client_secret)
     return ForwardAuth()
 
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citylogin.client import Client
 from common.jwt_keys import JwtKeyRing, SigningKey
-from common.key_ring import JWT, read_ring, rotate
+from common.key_ring import JWT, REFRESH, read_ring, rotate
 from sessions.service import liveness
 from tests.conftest import unique_name
 from tests.support.fixtures import app_servers, bearer_problem
@@ -256,9 +256,11 @@ def test_jwks_lists_the_signing_key_and_verifies_issued_tokens(logged_in):
     assert response.status_code == 200
     keys = response.json()["keys"]
     assert kid_of(client.access_token) in [k["kid"] for k in keys]
+    # Ed25519 signs access tokens; RSA and P-256 keys sign only OpenID Connect ID tokens.
+    assert {(k["kty"], k.get("crv"), k["alg"]) for k in keys} == {
+        ("OKP", "Ed25519", "EdDSA"), ("RSA", None, "RS256"), ("EC", "P-256", "ES256")}
     for key in keys:
-        assert (key["kty"], key["crv"], key["alg"]) == ("OKP", "Ed25519", "EdDSA")
-        assert "d" not in key  # public halves only
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & key.keys()  # public halves only
     jwk = next(k for k in keys if k["kid"] == kid_of(client.access_token))
     claims = jwt.decode(client.access_token, jwt.PyJWK(jwk).key, algorithms=["EdDSA"],
                         audience=ctx.settings.jwt_audience, issuer=ctx.settings.jwt_issuer)
@@ -310,7 +312,7 @@ def test_a_refresh_secret_rotation_logs_nobody_out_and_keeps_the_grace_twin(base
         client.login(PASSWORD)
         first = client.refresh_token
         second = client.refresh()["refresh_token"]
-        new_kid = next(e.kid for e in rotate(ctx.key_ring) if e.kind != JWT)
+        new_kid = next(e.kid for e in rotate(ctx.key_ring) if e.kind == REFRESH)
         time.sleep(0.6)
         # Within the grace window the rotated-out token gets the same successor, made with the old secret.
         twin = post_refresh(client, url, first)

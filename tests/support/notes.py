@@ -23,9 +23,12 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 NOTES_APP = REPOSITORY / "examples" / "notes" / "notes_app.py"
 
 
-def add_app(env: dict[str, str], name: str, *, push_url: str | None = None) -> dict[str, str]:
-    """`citylogin apps add NAME [--push-url URL] --json`: {"client_id", "client_secret", "name", "push_url"}."""
-    args = ["apps", "add", name, "--json", *(["--push-url", push_url] if push_url else [])]
+def add_app(env: dict[str, str], name: str, *, push_url: str | None = None, redirect_uris: tuple[str, ...] = (),
+            options: tuple[str, ...] = ()) -> dict[str, str]:
+    """`citylogin apps add NAME [--push-url URL] [--redirect-uri URI ...] [options] --json`:
+    {"client_id", "client_secret", "name", "push_url", ...}."""
+    args = ["apps", "add", name, "--json", *(["--push-url", push_url] if push_url else []),
+            *[arg for uri in redirect_uris for arg in ("--redirect-uri", uri)], *options]
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)

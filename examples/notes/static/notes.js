@@ -1,5 +1,7 @@
 // The notes page: logs in through citylogin's web SDK, loaded from citylogin's own origin (which
 // must list this page's origin in CITYLOGIN_CORS_ORIGINS), and calls this app's API with the token.
+import { drawNotes } from "./notes_list.js";
+
 const citylogin = document.querySelector('meta[name="citylogin-url"]').content;
 const { Citylogin, ConcurrentLogin } = await import(`${citylogin}/sdk/citylogin.js`);
 
@@ -28,20 +30,7 @@ function explain(error) {
 }
 
 async function showNotes() {
-  const { notes } = await api("GET", "/api/notes");
-  $("#notes").replaceChildren(...notes.map((note) => {
-    const item = document.createElement("li");
-    item.textContent = note.text;
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.textContent = "Delete";
-    remove.addEventListener("click", () => run(async () => {
-      await api("DELETE", `/api/notes/${note.id}`);
-      await showNotes();
-    }));
-    item.append(remove);
-    return item;
-  }));
+  await drawNotes(api, run);
 }
 
 async function signedIn() {

@@ -1,0 +1,106 @@
+// Signing in for an app (SPEC §14): an app's OpenID Connect request arrives as `#oidc=<request>`.
+// The person signs in on this browser's device as on any visit (the device key with the password or a
+// passkey, the in-use dialog, or registering or pairing this browser first), or is signed in in this tab
+// already (single sign-on); the request is then finished and the browser goes back to the app with its
+// code, or with its error when the person declines. `prompt=none` never shows a page.
+
+import { authCall, call } from "./api.js";
+import { setText } from "./i18n.js";
+import { $, modal, say, tx } from "./ui.js";
+
+const REQUEST_KEY = "citylogin.oidc_request";   // kept through a reload and the register or pair steps
+const REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/;
+const KNOWN_SCOPES = ["openid", "profile", "email", "offline_access"];
+
+let pending = null;    // {id, interaction: POST /oidc/interaction's answer} while an app waits
+
+/** Takes `#oidc=<request>` out of the address bar and reads what the app asks; resolves with the
+ * interaction, or null when no app waits. Rejects (CityloginError) when the request is unknown or over. */
+export async function takeAppRequest() {
+  const match = /^#oidc=(.+)$/.exec(location.hash);
+  if (match) {
+    history.replaceState(null, "", location.pathname + location.search);
+    if (REQUEST_ID.test(match[1])) sessionStorage.setItem(REQUEST_KEY, match[1]);
+  }
+  const id = sessionStorage.getItem(REQUEST_KEY);
+  if (!id) return null;
+  try {
+    pending = { id, interaction: await call("POST", "/oidc/interaction", { request: id }) };
+  } catch (error) {
+    forget();
+    throw error;
+  }
+  showAppBanner();
+  return pending.interaction;
+}
+
+/** Whether an app waits for this sign-in. */
+export function appWaiting() {
+  return pending !== null;
+}
+
+/** prompt=none: the app wants an answer without a page. */
+export function silent() {
+  return Boolean(pending?.interaction.prompt.includes("none"));
+}
+
+export function initAppSignIn() {
+  $("#oidc-cancel").addEventListener("click", () => declineForApp("access_denied"));
+}
+
+/** Finishes the waiting request with this tab's session and sends the browser to the app. Resolves
+ * false when the app wants a fresh sign-in (prompt=login, max_age) and the person must log in again. */
+export async function finishForApp() {
+  let consent = false;
+  if (pending.interaction.consent && !silent()) {
+    if (!(await askConsent(pending.interaction))) return declineForApp("access_denied");
+    consent = true;
+  }
+  let answer;
+  try {
+    answer = await authCall("POST", "/oidc/authorize/complete", { request: pending.id, consent });
+  } catch (error) {
+    if (error.code === "login_required" && !silent()) {
+      say($("#oidc-again"), "web.oidc.sign_in_again");
+      return false;
+    }
+    if (error.code === "login_required") return declineForApp("login_required");
+    if (error.code === "oidc_request_unknown") forget();
+    throw error;
+  }
+  leaveFor(answer.redirect_to);
+  return true;
+}
+
+/** The app hears `error` (access_denied, login_required, ...) and the browser goes back to it. */
+export async function declineForApp(error) {
+  const answer = await call("POST", "/oidc/authorize/cancel", { request: pending.id, error });
+  leaveFor(answer.redirect_to);
+  return true;
+}
+
+function leaveFor(url) {
+  forget();
+  $("#oidc-leaving").hidden = false;
+  location.assign(url);
+}
+
+function forget() {
+  pending = null;
+  sessionStorage.removeItem(REQUEST_KEY);
+  $("#oidc-banner").hidden = true;
+}
+
+function showAppBanner() {
+  setText($("#oidc-for"), "web.oidc.continue_to", { app: pending.interaction.client_name });
+  $("#oidc-again").hidden = true;
+  $("#oidc-banner").hidden = false;
+}
+
+async function askConsent(interaction) {
+  const dialog = $("#consent-dialog");
+  setText($("#consent-title"), "web.oidc.consent_title", { app: interaction.client_name });
+  const scopes = interaction.scopes.filter((scope) => KNOWN_SCOPES.includes(scope));
+  $("#consent-scopes").replaceChildren(...scopes.map((scope) => tx("li", {}, `web.oidc.scope.${scope}`)));
+  return (await modal(dialog)) === "allow";
+}

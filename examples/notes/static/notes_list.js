@@ -1,0 +1,20 @@
+// The notes list, drawn from the API the same way whichever way the page signed in.
+
+/** Lists the person's notes in #notes, each with its Delete button; `api(method, path, body)` calls the
+ * app's API, `run(action)` shows an action's error. */
+export async function drawNotes(api, run) {
+  const { notes } = await api("GET", "/api/notes");
+  document.querySelector("#notes").replaceChildren(...notes.map((note) => {
+    const item = document.createElement("li");
+    item.textContent = note.text;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Delete";
+    remove.addEventListener("click", () => run(async () => {
+      await api("DELETE", `/api/notes/${note.id}`);
+      await drawNotes(api, run);
+    }));
+    item.append(remove);
+    return item;
+  }));
+}

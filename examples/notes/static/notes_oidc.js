@@ -1,0 +1,68 @@
+// The notes page signed in with citylogin by OpenID Connect (NOTES_PROTECTION=oidc): "Sign in with
+// citylogin" is a plain link to this app's /signin, which sends the browser to citylogin's sign-in page;
+// afterwards the page holds only this app's cookie, and the server calls citylogin with the tokens.
+import { drawNotes } from "./notes_list.js";
+
+const $ = (selector) => document.querySelector(selector);
+
+async function api(method, path, body) {
+  const init = { method, headers: body ? { "Content-Type": "application/json" } : {} };
+  if (body) init.body = JSON.stringify(body);
+  const response = await fetch(path, init);
+  const answer = response.status === 204 ? null : await response.json();
+  if (!response.ok) throw Object.assign(new Error(answer?.detail || response.statusText), answer);
+  return answer;
+}
+
+function show(state, message = "") {
+  document.body.dataset.state = state;
+  for (const id of ["signed-out", "signed-in"]) $(`#${id}`).hidden = id !== state;
+  $("#status").textContent = message;
+}
+
+/** Runs an action; a 401 means the citylogin session is over, so the page is signed out. */
+async function run(action) {
+  try {
+    await action();
+  } catch (error) {
+    if (error.status === 401) {
+      document.body.dataset.ended = error.code || "ended";
+      show("signed-out", error.code === "session_revoked" ? "Your citylogin session has ended. Sign in again." : "");
+    } else {
+      $("#status").textContent = error.code ? `${error.code}: ${error.message}` : String(error);
+    }
+  }
+}
+
+async function signedIn() {
+  const me = await api("GET", "/api/me");
+  $("#who").textContent = me.preferred_username || me.sub;
+  show("signed-in");
+  await drawNotes(api, run);
+}
+
+$("#note-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("#note-text");
+  run(async () => {
+    await api("POST", "/api/notes", { text: input.value });
+    input.value = "";
+    await drawNotes(api, run);
+  });
+});
+
+$("#logout").addEventListener("click", () => run(async () => {
+  await fetch("/signout", { method: "POST" });
+  show("signed-out", "Signed out of notes.");
+}));
+
+const declined = new URLSearchParams(location.search).get("signin_error");
+if (declined) history.replaceState(null, "", location.pathname);
+await run(async () => {
+  try {
+    await signedIn();
+  } catch (error) {
+    if (error.status !== 401 || error.code === "session_revoked") throw error;
+    show("signed-out", declined ? `Not signed in (${declined}).` : "");
+  }
+});

@@ -1,0 +1,182 @@
+"""Sign in with citylogin by OpenID Connect, in the browser (SPEC §14): two notes apps in their own
+processes, each a confidential client through Authlib's Flask client, unmodified, send Chromium to
+citylogin's own web UI; the person registers there (or pairs this browser by its QR payload, or declines),
+signs in on this browser's device and comes back to the app with a code that the app's server redeems.
+The second app signs in without a page (single sign-on on the same device's session); when another
+device of the account takes the seat, both apps refuse the browser on their very next request."""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from citylogin.client import Client
+from common.dynamodb_local import free_port
+from tests.browser.pages import DevicePage
+from tests.conftest import config_env, unique_name
+from tests.support.live import PASSWORD, register_device
+from tests.support.notes import add_app, running_notes
+from tests.support.oidc import authorize_url, pkce_pair
+from tests.support.services import running_process
+
+
+@dataclass(frozen=True)
+class Apps:
+    citylogin: str
+    notes: str                   # notes app "notes", plain
+    diary: str                   # notes app "diary", asking for consent
+    diary_client_id: str
+    notes_client_id: str
+
+
+@pytest.fixture(scope="module")
+def apps(dynamodb_endpoint, tmp_path_factory) -> Apps:
+    citylogin_port, notes_port, diary_port = free_port(), free_port(), free_port()
+    citylogin_url = f"http://127.0.0.1:{citylogin_port}"
+    env = {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("oidcweb") + "_",
+                         "data_dir": tmp_path_factory.mktemp("citylogin"), "log_level": "WARNING",
+                         "max_concurrent_devices": 1}),
+           "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port), "CITYLOGIN_PUBLIC_URL": citylogin_url,
+           "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+    with ExitStack() as stack:
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+                                            port=citylogin_port, env=env, timeout=60))
+        notes = add_app(env, "notes", redirect_uris=(f"http://127.0.0.1:{notes_port}/signin/callback",
+                                                     f"http://127.0.0.1:{notes_port}/probe"))
+        # Another host name for the second app: cookies do not tell ports apart, and each app keeps the
+        # browser's sign-in in its own cookie (two apps on one host would need two cookie names).
+        diary_url = f"http://localhost:{diary_port}"
+        diary = add_app(env, "diary", redirect_uris=(f"{diary_url}/signin/callback",), options=("--consent",))
+        stack.enter_context(running_notes(citylogin_url, "oidc", port=diary_port, credentials=diary))
+        yield Apps(citylogin_url,
+                   stack.enter_context(running_notes(citylogin_url, "oidc", port=notes_port, credentials=notes)),
+                   diary_url, diary["client_id"], notes["client_id"])
+
+
+@pytest.fixture
+def browser_device(browser, apps):
+    context = browser.new_context()
+    device = DevicePage(context.new_page(), apps.citylogin)
+    yield device
+    context.close()
+    assert not device.errors, device.errors
+
+
+def sign_in_from(device: DevicePage, app_url: str) -> None:
+    """The app's "Sign in with citylogin": its server sends the browser to citylogin's sign-in page."""
+    page = device.page
+    page.goto(app_url + "/")
+    page.wait_for_selector("body[data-state=signed-out]")
+    page.locator("#sign-in").click()
+
+
+def expect_signed_in_at(device: DevicePage, app_url: str, username: str) -> None:
+    page = device.page
+    page.wait_for_url(re.compile(re.escape(app_url) + r"/$"))
+    page.wait_for_selector("body[data-state=signed-in]")
+    expect(page.locator("#who")).to_have_text(username)
+
+
+def add_note(device: DevicePage, text: str) -> None:
+    device.page.locator("#note-text").fill(text)
+    device.page.get_by_role("button", name="Add").click()
+    device.page.wait_for_selector(f"#notes li:has-text('{text}')")
+
+
+def test_register_at_citylogin_then_both_apps_sign_in_and_a_displacement_signs_both_out(browser_device, apps):
+    device, page = browser_device, browser_device.page
+    sign_in_from(device, apps.notes)
+    # citylogin's own page says which app waits, and registering here is the way in
+    expect(page.locator("#oidc-for")).to_have_text("Sign in to continue to notes")
+    assert urlsplit(page.url).fragment == ""             # the request id left the address bar
+    username = unique_name()
+    device.fill_register_form(username, device_name="Laptop browser")
+    device.save_recovery_codes()
+    expect_signed_in_at(device, apps.notes, username)
+    add_note(device, "buy milk")
+
+    # The second app (it asks for consent): the same device's session, no login again
+    logins: list[str] = []
+    page.on("request", lambda request: logins.append(request.url) if "/login/" in request.url else None)
+    sign_in_from(device, apps.diary)
+    consent = page.locator("#consent-dialog")
+    expect(consent).to_be_visible()
+    expect(page.locator("#consent-title")).to_have_text("Allow diary to use your citylogin account?")
+    expect(consent.locator("#consent-scopes li")).to_have_count(2)
+    page.locator("#consent-allow").click()
+    expect_signed_in_at(device, apps.diary, username)
+    assert logins == []
+
+    # Another device of the account logs in with force (the limit is one device): both apps refuse the
+    # browser's very next request, since its one citylogin session ended.
+    other = Client(apps.citylogin)
+    page.goto(apps.citylogin + "/")
+    device.expect_devices_screen()                        # the same tab resumes its citylogin session
+    other.pair(device.show_pairing_code(), username=username, password=PASSWORD)
+    other.login(PASSWORD, force=True)
+    for app in (apps.diary, apps.notes):
+        page.goto(app + "/")
+        page.wait_for_selector("body[data-state=signed-out]")
+        expect(page.locator("#status")).to_have_text("Your citylogin session has ended. Sign in again.")
+
+
+def test_a_browser_pairs_itself_by_qr_and_takes_the_seat_through_the_in_use_dialog(browser_device, apps):
+    device, page = browser_device, browser_device.page
+    first = register_device(apps.citylogin)              # the account's signed-in device shows a QR payload
+    first.login(PASSWORD)
+    payload = first.request_pairing()["qr_code"]
+    sign_in_from(device, apps.notes)
+    expect(page.locator("#oidc-banner")).to_be_visible()
+    device.go("pair")
+    device.pair_form.locator("#pair-code").fill(payload)
+    device.send_pair_form(first.key_file.username, device_name="Phone browser")
+    # The account is in use on its first device (a limit of one): "continue?" logs that one out
+    dialog = page.locator("#concurrent-dialog")
+    expect(dialog).to_be_visible()
+    dialog.locator("button[value=continue]").click()
+    expect_signed_in_at(device, apps.notes, first.key_file.username)
+    assert first.request("GET", "/session/me").status_code == 401
+
+
+def test_declining_returns_to_the_app_without_a_sign_in(browser_device, apps):
+    device, page = browser_device, browser_device.page
+    sign_in_from(device, apps.notes)
+    page.locator("#oidc-cancel").click()
+    page.wait_for_url(re.compile(re.escape(apps.notes) + r"/$"))
+    page.wait_for_selector("body[data-state=signed-out]")
+    expect(page.locator("#status")).to_have_text("Not signed in (access_denied).")
+
+
+def test_consent_denied_tells_the_app_access_denied(browser_device, apps):
+    device, page = browser_device, browser_device.page
+    client = register_device(apps.citylogin)
+    client.login(PASSWORD)
+    payload = client.request_pairing()["qr_code"]
+    client.logout()
+    sign_in_from(device, apps.diary)
+    # This browser is no device of that account yet: pair it, then deny the app at the consent page
+    device.go("pair")
+    device.pair_form.locator("#pair-code").fill(payload)
+    device.send_pair_form(client.key_file.username, device_name="Tablet browser")
+    expect(page.locator("#consent-dialog")).to_be_visible()
+    page.locator("#consent-dialog button[value=deny]").click()
+    page.wait_for_url(re.compile(re.escape(apps.diary) + r"/$"))
+    expect(page.locator("#status")).to_have_text("Not signed in (access_denied).")
+
+
+def test_prompt_none_without_a_session_goes_straight_back_with_login_required(browser_device, apps):
+    page = browser_device.page
+    _, challenge = pkce_pair()
+    page.goto(authorize_url(apps.citylogin, response_type="code", client_id=apps.notes_client_id,
+                            redirect_uri=f"{apps.notes}/probe", scope="openid", state="s1", prompt="none",
+                            code_challenge=challenge, code_challenge_method="S256"))
+    page.wait_for_url(re.compile(re.escape(apps.notes) + r"/probe\?"))
+    answer = {name: values[0] for name, values in parse_qs(urlsplit(page.url).query).items()}
+    assert answer == {"error": "login_required", "state": "s1", "iss": apps.citylogin}
