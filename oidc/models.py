@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -24,9 +25,16 @@ class SignedIn:
     auth_time: int
     amr: tuple[str, ...]
     jkt: str | None = None
+    refresh_generation: int = 0  # the generation of the refresh token the app gets now; 0: none
+    grant_id: str = ""           # the grant the app's refresh tokens are of
 
     def get_user_id(self) -> str:  # Authlib's user protocol
         return self.user_uuid
+
+    def grant(self, *, client_id: str, scope: str) -> Grant:
+        return Grant(session_id=self.session_id, client_id=client_id, grant_id=self.grant_id,
+                     user_uuid=self.user_uuid, device_id=self.device_id, scope=scope, auth_time=self.auth_time,
+                     amr=list(self.amr), refresh_gen=self.refresh_generation, jkt=self.jkt)
 
 
 @dataclass(frozen=True)
@@ -104,9 +112,46 @@ class Code:
     def get_amr(self) -> list[str]:
         return self.amr
 
-    def signed_in(self) -> SignedIn:
+    def signed_in(self, *, refresh_generation: int, grant_id: str) -> SignedIn:
         return SignedIn(user_uuid=self.user_uuid, session_id=self.session_id, device_id=self.device_id,
-                        auth_time=self.auth_time, amr=tuple(self.amr), jkt=self.jkt)
+                        auth_time=self.auth_time, amr=tuple(self.amr), jkt=self.jkt,
+                        refresh_generation=refresh_generation, grant_id=grant_id)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An app's grant on one citylogin session (oidc_grants): who signed in, what for, and which
+    generation of its rotating refresh token is current (0: the app holds none)."""
+
+    session_id: str
+    client_id: str
+    grant_id: str     # a new one for each code redeemed: refresh tokens of an earlier grant do not count
+    user_uuid: str
+    device_id: str
+    scope: str
+    auth_time: int
+    amr: list[str]
+    refresh_gen: int = 0
+    jkt: str | None = None
+
+    def signed_in(self, *, refresh_generation: int) -> SignedIn:
+        return SignedIn(user_uuid=self.user_uuid, session_id=self.session_id, device_id=self.device_id,
+                        auth_time=self.auth_time, amr=tuple(self.amr), jkt=self.jkt,
+                        refresh_generation=refresh_generation, grant_id=self.grant_id)
+
+
+@dataclass(frozen=True)
+class AppRefresh:
+    """A presented refresh token, checked and matched to its grant (Authlib's token protocol)."""
+
+    grant: Grant
+    generation: int
+
+    def check_client(self, client: Any) -> bool:
+        return bool(client.client_id == self.grant.client_id)
+
+    def get_scope(self) -> str:
+        return self.grant.scope
 
 
 # The one assurance level: a device key held in this person's device and a password or passkey.

@@ -18,7 +18,7 @@ from flask import request as flask_request
 from common.context import AppContext
 from common.crypto import token_digest
 from oidc import claims
-from oidc.models import ACR, SCOPES, Client, Code, SignedIn
+from oidc.models import ACR, SCOPES, AppRefresh, Client, Code, SignedIn
 from oidc.store import CodeSpent
 
 CODE_TTL = 60  # seconds (SPEC §14)
@@ -64,7 +64,26 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: Code) -> SignedIn | None:
         provider: Provider = self.server
-        return provider.live_signed_in(authorization_code)
+        return provider.live_signed_in(authorization_code, self.request.client)
+
+
+class RefreshGrant(grants.RefreshTokenGrant):
+    """RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1): each use gives a new refresh token and retires
+    the one used, in one conditional write after the client and the scope were checked."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> AppRefresh | None:
+        provider: Provider = self.server
+        return provider.hooks.presented_refresh(refresh_token)
+
+    def authenticate_user(self, refresh_token: AppRefresh) -> SignedIn:
+        provider: Provider = self.server
+        return provider.hooks.rotate_refresh(refresh_token)
+
+    def revoke_old_credential(self, refresh_token: AppRefresh) -> None:
+        pass  # retired by the rotation's own write (authenticate_user)
 
 
 class IdToken(OpenIDCode):
@@ -114,6 +133,7 @@ class Provider(AuthorizationServer):
         self._save_token = hooks.save_token
         self.register_token_generator("default", hooks.tokens)
         self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken(self)])
+        self.register_grant(RefreshGrant)
         self.register_extension(Issuer(self.issuer))
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
@@ -140,5 +160,5 @@ class Provider(AuthorizationServer):
             return None
         return found
 
-    def live_signed_in(self, code: Code) -> SignedIn | None:
-        return self.hooks.live_signed_in(code)
+    def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
+        return self.hooks.live_signed_in(code, client)

@@ -21,11 +21,12 @@ from apps.models import AppRecord
 from common.context import AppContext
 from common.crypto import digests_equal, token_digest
 from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized
-from common.guarded_write import GuardedWrite, write_all
+from common.guarded_write import GuardedWrite
 from common.jwt_keys import ALGORITHM, TOKEN_TYPE
 from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims as user_claims
-from oidc.models import Client, Code, Interaction, Redirect, SignedIn
+from oidc import refresh
+from oidc.models import AppRefresh, Client, Code, Interaction, Redirect, SignedIn
 from oidc.server import Provider
 from oidc.store import CodeStore, GrantStore, RequestStore
 from sessions import service as sessions
@@ -101,27 +102,33 @@ class _Hooks:
 
     def tokens(self, *, grant_type: str, client: Client, user: SignedIn, scope: str, expires_in: int | None = None,
                include_refresh_token: bool = True) -> dict[str, Any]:
-        """An RFC 9068 access token of the person's session for this app (SPEC §14)."""
+        """An RFC 9068 access token of the person's session for this app (SPEC §14), and the grant's
+        next refresh token when it has them."""
         ttl, now = self.ctx.settings.access_token_ttl, _epoch(self.ctx)
         body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
                 "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
                 "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl, "auth_time": user.auth_time}
         access_token = self.ctx.jwt.sign_jwt(body, algorithm=ALGORITHM, typ=TOKEN_TYPE)
-        return {"token_type": "Bearer", "access_token": access_token, "expires_in": ttl, "scope": scope}
+        token = {"token_type": "Bearer", "access_token": access_token, "expires_in": ttl, "scope": scope}
+        if user.refresh_generation:
+            token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id)
+        return token
 
     def save_token(self, token: dict, request: OAuth2Request) -> None:
-        """Record that the app holds tokens of the session, in one transaction with the session's
-        liveness: a session that ended meanwhile gives the app nothing (invalid_grant)."""
+        """A redeemed code: record the app's grant on the session, in one transaction with the session's
+        liveness (a session that ended meanwhile gives the app nothing: invalid_grant). A refresh
+        wrote its rotation already."""
+        if request.payload.grant_type != "authorization_code":
+            return
         user: SignedIn = request.user
         session = sessions.live_session(self.ctx, session_id=user.session_id, user_uuid=user.user_uuid,
                                         device_id=user.device_id)
         if session is None:
             raise InvalidGrantError("The sign-in this code came from has ended.")
-        grant = grant_store(self.ctx).put_item(session_id=user.session_id, client_id=request.client.client_id,
-                                               user_uuid=user.user_uuid, scope=token.get("scope", ""),
-                                               now=_epoch(self.ctx), expires_epoch=session.expires_epoch)
-        write_all(self.ctx.dynamodb, [sessions.session_live_check(self.ctx, session),
-                                      GuardedWrite(item=grant, refusal=lambda: RuntimeError("unconditional"))])
+        grant = user.grant(client_id=request.client.client_id, scope=token.get("scope", ""))
+        item = grant_store(self.ctx).put_item(grant, now=_epoch(self.ctx), expires_epoch=session.expires_epoch)
+        refresh.write_while_live(self.ctx, [sessions.session_live_check(self.ctx, session),
+                                            GuardedWrite(item=item, refusal=lambda: RuntimeError("unconditional"))])
 
     def save_code(self, *, digest: str, request: OAuth2Request, expires_epoch: int) -> None:
         user: SignedIn = request.user
@@ -139,10 +146,21 @@ class _Hooks:
         """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant)."""
         grant_store(self.ctx).delete(session_id=code.session_id, client_id=code.client_id)
 
-    def live_signed_in(self, code: Code) -> SignedIn | None:
+    def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
+        """The person of a redeemed code while the session lives; a refresh token comes with
+        offline_access, and always for a public client (it has no other way to stay signed in)."""
         live = sessions.live_session(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
                                      device_id=code.device_id)
-        return code.signed_in() if live is not None else None
+        if live is None:
+            return None
+        wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
+        return code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
+
+    def presented_refresh(self, token: str) -> AppRefresh | None:
+        return refresh.presented(self.ctx, token)
+
+    def rotate_refresh(self, presented: AppRefresh) -> SignedIn:
+        return refresh.rotate(self.ctx, presented)
 
 
 def _secret_ok(app: AppRecord, secret: Any) -> bool:

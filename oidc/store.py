@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from common import dynamo
 from common.one_time_tokens import OneTimeTokenStore
-from oidc.models import Code
+from oidc.models import Code, Grant
 
 REQUEST_KIND, CODE_KIND = "oidc_request", "oidc_code"
 
@@ -81,7 +81,8 @@ def _code(data: dict[str, Any]) -> Code:
 
 class GrantStore:
     """Which apps hold tokens of which session (oidc_grants: session_id, client_id): whom to tell
-    when the session ends (Back-Channel Logout), and what `/oidc/revoke` or a replayed code ends."""
+    when the session ends (Back-Channel Logout), what `/oidc/revoke` or a replayed code ends, and the
+    current generation of the app's rotating refresh token."""
 
     def __init__(self, client, table: str) -> None:
         self.client, self.table = client, table
@@ -89,12 +90,30 @@ class GrantStore:
     def _key(self, session_id: str, client_id: str) -> dict[str, Any]:
         return {"session_id": {"S": session_id}, "client_id": {"S": client_id}}
 
-    def put_item(self, *, session_id: str, client_id: str, user_uuid: str, scope: str, now: int,
-                 expires_epoch: int) -> dict[str, Any]:
-        """A TransactWriteItems entry recording the grant (with the session's liveness check beside it)."""
-        item = {"session_id": session_id, "client_id": client_id, "user_uuid": user_uuid, "scope": scope,
-                "granted_epoch": now, "expires_epoch": expires_epoch, dynamo.TTL_ATTRIBUTE: expires_epoch}
+    def put_item(self, grant: Grant, *, now: int, expires_epoch: int) -> dict[str, Any]:
+        """A TransactWriteItems entry recording the grant (with the session's liveness check beside it);
+        it replaces the app's earlier grant on the session, and with it that one's refresh tokens."""
+        item = {k: v for k, v in asdict(grant).items() if v is not None}
+        item |= {"granted_epoch": now, "expires_epoch": expires_epoch, dynamo.TTL_ATTRIBUTE: expires_epoch}
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
+
+    def get(self, *, session_id: str, client_id: str) -> Grant | None:
+        item = self.client.get_item(TableName=self.table, Key=self._key(session_id, client_id),
+                                    ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        data = dynamo.from_item(item)
+        return Grant(**{k: v for k, v in data.items() if k in Grant.__dataclass_fields__})
+
+    def rotate_item(self, grant: Grant, *, generation: int) -> dict[str, Any]:
+        """A TransactWriteItems entry moving the grant's refresh token from `generation` to the next;
+        refused if it moved on meanwhile, or the grant was replaced or removed."""
+        return {"Update": {
+            "TableName": self.table, "Key": self._key(grant.session_id, grant.client_id),
+            "UpdateExpression": "SET refresh_gen = :next",
+            "ConditionExpression": "refresh_gen = :gen AND grant_id = :grant",
+            "ExpressionAttributeValues": {":next": {"N": str(generation + 1)}, ":gen": {"N": str(generation)},
+                                          ":grant": {"S": grant.grant_id}}}}
 
     def clients_of(self, session_id: str) -> list[str]:
         page = self.client.query(TableName=self.table, KeyConditionExpression="session_id = :s",

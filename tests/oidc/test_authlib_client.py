@@ -1,7 +1,8 @@
 """Authlib's own OAuth 2.0 / OpenID Connect client, unmodified, against the provider (SPEC §14): it
 reads the discovery document, builds the request with PKCE S256 and a nonce, redeems the code and
-checks the ID token (signature from the JWKS, iss, aud, nonce, at_hash) as its Flask integration does.
-(In-process; the client in an app of its own process is the next step of issue 31.)"""
+checks the ID token (signature from the JWKS, iss, aud, nonce, at_hash) as its Flask integration does,
+reads userinfo and refreshes its token (the rotated refresh token replaces the one it held). The same
+client in an app of its own process, through Chromium: tests/browser/test_oidc_sign_in.py."""
 from __future__ import annotations
 
 import requests
@@ -26,8 +27,9 @@ def test_authlibs_client_signs_in_and_checks_the_id_token(make_server):
     device.login(PASSWORD)
     metadata = requests.get(url + "/.well-known/openid-configuration", timeout=10).json()
 
-    client = OAuth2Session(credentials.app.client_id, credentials.client_secret, scope="openid profile email",
-                           redirect_uri=REDIRECT, code_challenge_method="S256")
+    client = OAuth2Session(credentials.app.client_id, credentials.client_secret,
+                           scope="openid profile email offline_access", redirect_uri=REDIRECT,
+                           code_challenge_method="S256")
     verifier, nonce = generate_token(48), generate_token(20)
     uri, state = client.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier,
                                                  nonce=nonce)
@@ -43,3 +45,8 @@ def test_authlibs_client_signs_in_and_checks_the_id_token(make_server):
     assert state in callback and f"iss={requests.utils.quote(url, safe='')}" in callback
     userinfo = client.get(metadata["userinfo_endpoint"]).json()
     assert userinfo["sub"] == device.key_file.user_uuid and userinfo["email"].endswith("@example.com")
+
+    first_refresh = token["refresh_token"]
+    refreshed = client.refresh_token(metadata["token_endpoint"])
+    assert refreshed["refresh_token"] != first_refresh and client.token["refresh_token"] == refreshed["refresh_token"]
+    assert client.get(metadata["userinfo_endpoint"]).json()["sub"] == device.key_file.user_uuid
