@@ -84,11 +84,11 @@ def parse_acks(app: AppRecord, jtis: list[str], *, now_ms: int) -> set[str]:
 
 
 def exchange(ctx: AppContext, app: AppRecord, *, acks: set[str], max_events: int,
-             stream_id: str | None = None) -> Pending:
+             stream_id: str | None = None, key: str | None = None) -> Pending:
     """Record `acks`, move the cursor past what is acknowledged and settled, and read what is
     pending, in one read-decide-write on the state of the app's stream (`stream_id`, or the app's
-    own), again if another poll wrote first."""
-    store, key = stream_store(ctx), _key(app, stream_id)
+    own, or a push channel's item `key`), again if another poll wrote first."""
+    store, key = stream_store(ctx), key or _key(app, stream_id)
     for _ in range(SAVE_ATTEMPTS):
         state = store.get(key)
         now_ms = int(ctx.now().timestamp() * 1000)

@@ -11,6 +11,8 @@ from common.errors import FieldKind, field_refusal
 
 POLL_METHOD = "urn:ietf:rfc:8936"
 SESSION_REVOKED_EVENT = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+# The app's stream item (app_streams) for OpenID Connect Back-Channel Logout: client_id + this.
+BACKCHANNEL_STREAM_SUFFIX = "#backchannel"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,11 @@ stream item (one conditional write per app per RENEW_SECONDS), so one process pu
 time and another takes over within LEASE_SECONDS of its death. The holder pushes when the process's
 feed reader brings new events, when a backoff is over, and once on taking the lease (catching up);
 otherwise it reads nothing. A push is at least once: a process that dies between the receiver's 202
-and the acknowledgement's write sends the event again (receivers dedupe by jti)."""
+and the acknowledgement's write sends the event again (receivers dedupe by jti).
+
+What is pushed, to which apps and on which stream item is a Channel: RFC 8935 SETs here (SetPush);
+OpenID Connect Back-Channel Logout tokens (oidc.backchannel) ride the same machinery, each channel with
+its own cursor, acknowledgements and lease per app."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 import requests
 
@@ -29,6 +34,7 @@ from common.context import AppContext
 from common.errors import ApiError
 from common.log_bursts import BurstLog
 from sessions import service as sessions
+from sessions.models import SessionEnded
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,43 @@ BATCH = 50
 PUSH_TIMEOUT = (2.0, 5.0)  # connect, read
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
 SECEVENT = "application/secevent+jwt"
+
+
+class Channel(Protocol):
+    """One kind of push: which apps get it, the app's stream item (cursor, acknowledgements, lease),
+    and the delivery of one event (True: delivered, or nothing for this app to hear)."""
+
+    name: str
+
+    def wants(self, app: AppRecord) -> bool: ...
+
+    def key(self, app: AppRecord) -> str: ...
+
+    def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool: ...
+
+
+class SetPush:
+    """RFC 8935: every session end, as a CAEP session-revoked SET, to each app with a push URL."""
+
+    name = "ssf-push"
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def wants(self, app: AppRecord) -> bool:
+        return bool(app.push_url)
+
+    def key(self, app: AppRecord) -> str:
+        return app.client_id
+
+    def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool:
+        token = security_events.session_revoked(self.ctx, event, app)
+        try:
+            response = http.post(app.push_url or "", data=token, timeout=PUSH_TIMEOUT,
+                                 headers={"Content-Type": SECEVENT, "Accept": "application/json"})
+            return response.status_code == 202
+        except requests.RequestException:
+            return False
 
 
 @dataclass
@@ -53,8 +96,9 @@ class _Target:
 
 
 class Pusher:
-    def __init__(self, ctx: AppContext, *, interval: float) -> None:
+    def __init__(self, ctx: AppContext, *, interval: float, channel: Channel | None = None) -> None:
         self.ctx, self.interval = ctx, interval
+        self.channel: Channel = channel or SetPush(ctx)
         self.owner = f"{uuid.uuid4()}"  # this process, in the leases it holds
         self._targets: dict[str, _Target] = {}
         self._listed_at = 0.0
@@ -100,7 +144,7 @@ class Pusher:
                 self._push(target)
 
     def _relist(self) -> None:
-        apps = {app.client_id: app for app in list_apps(self.ctx) if app.push_url}
+        apps = {app.client_id: app for app in list_apps(self.ctx) if self.channel.wants(app)}
         self._targets = {cid: self._targets.get(cid) or _Target(app) for cid, app in apps.items()}
         for cid, target in self._targets.items():
             target.app = apps[cid]  # a changed push URL
@@ -114,7 +158,8 @@ class Pusher:
         if target.lease_until - wall > LEASE_SECONDS - RENEW_SECONDS:
             return True
         store = StreamStore(self.ctx.dynamodb, self.ctx.tables.app_streams)
-        held = store.take_lease(target.app.client_id, owner=self.owner, now=wall, until=wall + LEASE_SECONDS)
+        held = store.take_lease(self.channel.key(target.app), owner=self.owner, now=wall,
+                                until=wall + LEASE_SECONDS)
         if held and target.lease_until < wall:
             target.due = True  # newly ours: catch up on what the last holder left
         target.lease_until = wall + LEASE_SECONDS if held else 0.0
@@ -132,55 +177,51 @@ class Pusher:
 
     def _push_pending(self, target: _Target) -> None:
         delivered: set[str] = set()
+        key = self.channel.key(target.app)
         while True:
-            pending = delivery.exchange(self.ctx, target.app, acks=delivered, max_events=BATCH)
+            pending = delivery.exchange(self.ctx, target.app, acks=delivered, max_events=BATCH, key=key)
             delivered = set()
             for event in pending.events:
-                if not self._post(target, security_events.session_revoked(self.ctx, event, target.app)):
+                if not self.channel.deliver(self._http, event, target.app):
                     self._back_off(target)
                     if delivered:
-                        delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0)
+                        delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0, key=key)
                     return
                 delivered.add(event.seq)
             if not delivered:
                 break
             if not pending.more:
-                delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0)
+                delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0, key=key)
                 break
         target.failures, target.retry_at = 0, 0.0
-
-    def _post(self, target: _Target, token: str) -> bool:
-        try:
-            response = self._http.post(target.app.push_url or "", data=token, timeout=PUSH_TIMEOUT,
-                                       headers={"Content-Type": SECEVENT, "Accept": "application/json"})
-            return response.status_code == 202
-        except requests.RequestException:
-            return False
 
     def _back_off(self, target: _Target) -> None:
         target.failures += 1
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (target.failures - 1)) * random.uniform(0.8, 1.2)
         target.retry_at = time.monotonic() + delay
         target.due = True
-        self._log.log(logging.WARNING, "push to app %s failed (%d in a row); next try in %.0f s",
-                      target.app.client_id, target.failures, delay)
+        self._log.log(logging.WARNING, "%s to app %s failed (%d in a row); next try in %.0f s",
+                      self.channel.name, target.app.client_id, target.failures, delay)
 
 
 _lock = threading.Lock()
 
 
-def start_pusher(ctx: AppContext) -> None:
-    """Start this app context's pusher once (none if CITYLOGIN_SSF_PUSH_INTERVAL is 0)."""
+def start_pusher(ctx: AppContext, channel: Channel | None = None) -> None:
+    """Start this app context's pusher of `channel` (RFC 8935 SETs by default) once; none if
+    CITYLOGIN_SSF_PUSH_INTERVAL is 0."""
     interval = ctx.settings.ssf_push_interval
+    channel = channel or SetPush(ctx)
     with _lock:
-        if interval <= 0 or ctx.app_pusher is not None:
+        if interval <= 0 or channel.name in ctx.pushers:
             return
-        pusher = ctx.app_pusher = Pusher(ctx, interval=interval)
-    threading.Thread(target=pusher.run, name="citylogin-ssf-push", daemon=True).start()
+        pusher = ctx.pushers[channel.name] = Pusher(ctx, interval=interval, channel=channel)
+    threading.Thread(target=pusher.run, name=f"citylogin-{channel.name}", daemon=True).start()
 
 
-def stop_pusher(ctx: AppContext) -> None:
+def stop_pushers(ctx: AppContext) -> None:
     with _lock:
-        pusher, ctx.app_pusher = ctx.app_pusher, None
-    if isinstance(pusher, Pusher):
-        pusher.stop()
+        pushers, ctx.pushers = list(ctx.pushers.values()), {}
+    for pusher in pushers:
+        if isinstance(pusher, Pusher):
+            pusher.stop()

@@ -9,7 +9,7 @@ import threading
 import time
 from urllib.parse import unquote
 
-from apps.models import AppRecord, NewCredentials, OidcClient
+from apps.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord, NewCredentials, OidcClient
 from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
 from common.audit import AuditEvent, audit
@@ -109,7 +109,9 @@ def remove_app(ctx: AppContext, *, client_id: str) -> None:
         app_store(ctx).delete(client_id)
     except AppMissing:
         raise AppNotFound() from None
-    StreamStore(ctx.dynamodb, ctx.tables.app_streams).delete(client_id)  # what it acknowledged
+    streams = StreamStore(ctx.dynamodb, ctx.tables.app_streams)
+    streams.delete(client_id)  # what it acknowledged, of its pushes and of its back-channel logouts
+    streams.delete(client_id + BACKCHANNEL_STREAM_SUFFIX)
     _cache.forget(ctx.tables.apps, client_id)
     audit(AuditEvent.APP_REMOVED, client_id=client_id)
 

@@ -61,8 +61,8 @@ class AppContext:
     session_watcher: object | None = None
     # sessions' one EventFeed reader for this app (typed there).
     event_feed: object | None = None
-    # apps.push's Pusher while its thread runs.
-    app_pusher: object | None = None
+    # apps.push's Pushers while their threads run, by channel name (ssf-push, backchannel-logout).
+    pushers: dict[str, object] = field(default_factory=dict)
     # devices' last built CRL of this process: (built at, PEM).
     crl_cache: tuple[datetime, str] | None = None
     # flows.deletion_sweeper's stop event while its thread runs.

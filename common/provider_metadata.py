@@ -35,5 +35,7 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,          # Back-Channel Logout 1.0 (oidc.backchannel)
+        "backchannel_logout_session_supported": True,  # its logout tokens carry sid
         "ui_locales_supported": ["en", "ja"],
     }

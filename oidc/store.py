@@ -13,6 +13,8 @@ from common.one_time_tokens import OneTimeTokenStore
 from oidc.models import Code, Grant
 
 REQUEST_KIND, CODE_KIND = "oidc_request", "oidc_code"
+# A grant is kept this long past its session's latest end: Back-Channel Logout retries for as long.
+GRANT_KEPT_SECONDS = 24 * 3600
 
 
 class CodeSpent(dynamo.StoreRefusal):
@@ -94,7 +96,8 @@ class GrantStore:
         """A TransactWriteItems entry recording the grant (with the session's liveness check beside it);
         it replaces the app's earlier grant on the session, and with it that one's refresh tokens."""
         item = {k: v for k, v in asdict(grant).items() if v is not None}
-        item |= {"granted_epoch": now, "expires_epoch": expires_epoch, dynamo.TTL_ATTRIBUTE: expires_epoch}
+        item |= {"granted_epoch": now, "expires_epoch": expires_epoch,
+                 dynamo.TTL_ATTRIBUTE: expires_epoch + GRANT_KEPT_SECONDS}
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
 
     def get(self, *, session_id: str, client_id: str) -> Grant | None:

@@ -1,20 +1,26 @@
 """HTTP routes of /oidc: the OpenID Provider (SPEC §14). The authorization request waits for the
 person's browser, which signs in on its device in the web UI (`/#oidc=<request>`) and finishes it
-here; the app redeems the code at /oidc/token and reads the person at /oidc/userinfo. Discovery is on
-every service (/.well-known/openid-configuration, common.app_factory)."""
+here; the app redeems the code at /oidc/token and reads the person at /oidc/userinfo, and hears of the
+session's end by Back-Channel Logout (oidc.backchannel). Discovery is on every service
+(/.well-known/openid-configuration, common.app_factory)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from common.context import ctx
+from apps import push
+from common.context import EXTENSION_KEY, ctx
 from common.openapi import operation
 from common.validation import parse_body
 from oidc import service
+from oidc.backchannel import BackchannelLogout
 from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, Redirect, ProviderTokenResponse,
                          UserInfo)
 from sessions.guard import credentials, current_principal, require_session
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
+# Back-Channel Logout: this process's pusher of logout tokens to the apps that hold an ended session's.
+bp.record_once(lambda state: push.start_pusher(state.app.extensions[EXTENSION_KEY],
+                                               BackchannelLogout(state.app.extensions[EXTENSION_KEY])))
 
 
 @bp.get("/authorize")

@@ -27,7 +27,7 @@ SLOW_MODULES = {
     "test_serve", "test_serve_slow_client", "test_public_url", "test_standalone_services", "test_many_hosts",
     "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
-    "test_guard_live", "test_ssf_push", "test_event_outbox"}
+    "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout"}
 # Left out of the fast tier for their time alone (half of it): races, injected faults, timing and
 # whole flows through the CLI; each package keeps faster tests of the same code in the tier.
 SLOW_MODULES |= {
@@ -53,6 +53,8 @@ SLOW_TESTS = {
 # beside other tests running in parallel they measure the others. scripts/test.sh runs them alone,
 # after the parallel pass (module name, test name or None for the whole module).
 SERIAL = {
+    # a logout token at the app within 1 s of the displacing login (SPEC §14)
+    ("test_backchannel_logout", "test_the_logout_token_arrives_within_a_second_of_the_displacing_login"),
     ("test_gunicorn_slow_clients", None),                  # /healthz < 1 s beside 500 streams and 300 slow sockets
     ("test_events", "test_two_hundred_streams_cost_bounded_reads_and_all_hear_in_time"),  # 200 streams, < 2 s
     ("test_crypto", "test_every_check_costs_the_same_whichever_parameters_made_the_hash"),  # a time ratio

@@ -1,32 +1,38 @@
 """Sign in with citylogin by OpenID Connect (NOTES_PROTECTION=oidc): the notes server is a confidential
 client of citylogin's OpenID Provider, through Authlib's Flask client as any Flask app would use it
-(discovery, the code flow with PKCE, the ID token checked against citylogin's keys).
+(discovery, the code flow with PKCE, the ID token checked against citylogin's keys, refresh).
 
-The browser holds only a cookie that names its sign-in; the tokens stay on this server. Each API
-request asks citylogin's userinfo with the app's access token, so a session that ended at citylogin
-(another device took the seat, a logout, an operator) is refused on the very next request."""
+The browser holds only a cookie that names its sign-in; the tokens stay on this server. When the
+citylogin session ends (another device took the seat, a logout, an operator), citylogin POSTs a logout
+token to /signin/backchannel-logout (OpenID Connect Back-Channel Logout): the sign-ins of that session
+end here at once, and the browser's next request is refused. An access token that expired is refreshed
+first; a refresh citylogin refuses ends the sign-in too."""
 from __future__ import annotations
 
 import secrets
 import threading
+import time
 from functools import wraps
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-import requests
+import jwt
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, Response, g, jsonify, redirect, session, url_for
+from flask import Flask, Response, g, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from refusals import Principal, Unauthorized, refusal_response
 
-SCOPES = "openid profile"
-USERINFO_TIMEOUT = 5
+SCOPES = "openid profile offline_access"
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+SIGNING_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
+EXPIRY_MARGIN = 10  # seconds: a token this close to its end is refreshed before use
 
 
 class OidcSignIn:
-    """The protection of NOTES_PROTECTION=oidc: /signin, /signin/callback, /signout and /api/me."""
+    """The protection of NOTES_PROTECTION=oidc: /signin, /signin/callback, /signin/backchannel-logout,
+    /signout and /api/me."""
 
     def __init__(self, citylogin_url: str, client_id: str, client_secret: str) -> None:
         self.oauth = OAuth()
@@ -34,8 +40,10 @@ class OidcSignIn:
             "citylogin", client_id=client_id, client_secret=client_secret,
             server_metadata_url=f"{citylogin_url}/.well-known/openid-configuration",
             client_kwargs={"scope": SCOPES, "code_challenge_method": "S256"})
+        self.client_id = client_id
         self._signed_in: dict[str, dict[str, Any]] = {}    # cookie handle -> {"token", "claims"}
         self._lock = threading.Lock()
+        self._keys: jwt.PyJWKClient | None = None
 
     def init_app(self, app: Flask) -> None:
         app.secret_key = secrets.token_bytes(32)           # signs the cookie; a restart signs everyone out
@@ -43,6 +51,8 @@ class OidcSignIn:
         self.oauth.init_app(app)
         app.add_url_rule("/signin", "signin", self.sign_in)
         app.add_url_rule("/signin/callback", "signin_callback", self.callback)
+        app.add_url_rule("/signin/backchannel-logout", "backchannel_logout", self.backchannel_logout,
+                         methods=["POST"])
         app.add_url_rule("/signout", "signout", self.sign_out, methods=["POST"])
         app.add_url_rule("/api/me", "me", self.required(self.me))
 
@@ -63,45 +73,72 @@ class OidcSignIn:
         session["signed_in"] = handle
         return redirect("/")
 
+    def backchannel_logout(self) -> Response | tuple[Response, int]:
+        """citylogin says a session ended (Back-Channel Logout 1.0 §2.5-2.8): its sign-ins end here."""
+        claims = self._logout_claims(request.form.get("logout_token", ""))
+        if claims is None:
+            return jsonify(error="invalid_request", error_description="not a valid logout token"), 400
+        with self._lock:
+            for handle in [h for h, e in self._signed_in.items() if e["claims"].get("sid") == claims["sid"]]:
+                del self._signed_in[handle]
+        answer = jsonify()
+        answer.headers["Cache-Control"] = "no-store"
+        return answer
+
+    def _logout_claims(self, token: str) -> dict[str, Any] | None:
+        metadata = self.citylogin.load_server_metadata()
+        if self._keys is None:
+            self._keys = jwt.PyJWKClient(metadata["jwks_uri"])
+        try:
+            if jwt.get_unverified_header(token).get("typ") != "logout+jwt":
+                return None
+            claims = jwt.decode(token, self._keys.get_signing_key_from_jwt(token).key, algorithms=SIGNING_ALGORITHMS,
+                                audience=self.client_id, issuer=metadata["issuer"],
+                                options={"require": ["iss", "aud", "iat", "exp", "jti", "sid"]})
+        except (jwt.PyJWTError, ValueError):
+            return None
+        events = claims.get("events")
+        if not isinstance(events, dict) or BACKCHANNEL_LOGOUT_EVENT not in events or "nonce" in claims:
+            return None
+        return claims
+
     def sign_out(self) -> Response:
         with self._lock:
             self._signed_in.pop(session.pop("signed_in", ""), None)
         return Response(status=204)
 
     def me(self) -> Response:
-        return jsonify(g.citylogin_userinfo)
+        claims = g.citylogin_claims
+        return jsonify({k: claims[k] for k in ("sub", "preferred_username", "locale", "zoneinfo") if k in claims})
 
     def required(self, view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def signed_in_view(*args: Any, **kwargs: Any) -> Any:
+            handle = session.get("signed_in", "")
             with self._lock:
-                entry = self._signed_in.get(session.get("signed_in", ""))
+                entry = self._signed_in.get(handle)
             if entry is None:
-                return refusal_response(Unauthorized("invalid_token", "Sign in with citylogin first."))
-            answer = self._userinfo(entry["token"]["access_token"])
-            if answer.status_code == 401:
-                with self._lock:
-                    self._signed_in.pop(session.pop("signed_in", ""), None)
+                code = "session_revoked" if handle else "invalid_token"
+                return refusal_response(Unauthorized(code, "Sign in with citylogin."))
+            if entry["token"].get("expires_at", 0) - EXPIRY_MARGIN < time.time() and not self._refreshed(handle, entry):
                 return refusal_response(Unauthorized("session_revoked", "Your citylogin session has ended."))
-            if answer.status_code != 200:
-                return jsonify(type="about:blank", status=503, code="citylogin_unavailable",
-                               detail="citylogin did not answer; try again."), 503
-            g.citylogin_userinfo = answer.json()
+            g.citylogin_claims = entry["claims"]
             g.citylogin = Principal(user_uuid=entry["claims"]["sub"], session_id=entry["claims"].get("sid", ""),
                                     device_id="")
             return view(*args, **kwargs)
         return signed_in_view
 
-    def _userinfo(self, access_token: str) -> requests.Response:
-        endpoint = self.citylogin.load_server_metadata()["userinfo_endpoint"]
+    def _refreshed(self, handle: str, entry: dict[str, Any]) -> bool:
         try:
-            return requests.get(endpoint, headers={"Authorization": f"Bearer {access_token}"},
-                                timeout=USERINFO_TIMEOUT)
-        except requests.RequestException:
-            failed = requests.Response()
-            failed.status_code = 503
-            return failed
+            token = self.citylogin.fetch_access_token(grant_type="refresh_token",
+                                                      refresh_token=entry["token"]["refresh_token"])
+        except (OAuthError, KeyError):
+            with self._lock:
+                self._signed_in.pop(handle, None)
+            return False
+        with self._lock:
+            entry["token"] = {**entry["token"], **token}
+        return True
 
     def close(self) -> None:
         pass
-

@@ -3,10 +3,7 @@ delivered, anything else is retried with backoff; one process pushes to an app a
 another takes over when it stops."""
 from __future__ import annotations
 
-import sys
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import jwt
 import requests
@@ -14,24 +11,9 @@ import requests
 from apps import push
 from apps import service as apps
 from apps.security_events import SESSION_REVOKED
-from common.dynamodb_local import free_port
 from tests.support.live import PASSWORD, register_device
-from tests.support.services import running_process
+from tests.support.receiver import received, receiver
 from tests.support.waiting import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def receiver(fail_first: int = 0):
-    port = free_port()
-    argv = [sys.executable, "-m", "tests.support.push_receiver", str(port), str(fail_first)]
-    with running_process(argv, port=port, env={"PYTHONPATH": str(ROOT)}, cwd=ROOT) as url:
-        yield url
-
-
-def received(url: str) -> dict:
-    return requests.get(url + "/received", timeout=5).json()
 
 
 def sessions_in(sets: list[str]) -> list[str]:
@@ -40,7 +22,7 @@ def sessions_in(sets: list[str]) -> list[str]:
 
 
 def holds_a_lease(ctx) -> bool:
-    pusher = ctx.app_pusher
+    pusher = ctx.pushers.get(push.SetPush.name)
     return bool(pusher and any(target.lease_until for target in pusher._targets.values()))
 
 
@@ -83,7 +65,7 @@ def test_an_event_the_feed_brings_during_a_push_is_pushed_next(make_server, monk
     # the push's read came too early for: the app must stay due for it.
     monkeypatch.setattr(push, "LIST_SECONDS", 0.5)
     heard: list[str] = []
-    on_events, post = push.Pusher._on_events, push.Pusher._post
+    on_events, deliver = push.Pusher._on_events, push.SetPush.deliver
     monkeypatch.setattr(push.Pusher, "_on_events",
                         lambda self, ended: heard.extend(e.session_id for e in ended) or on_events(self, ended))
     with receiver() as sink:
@@ -92,15 +74,15 @@ def test_an_event_the_feed_brings_during_a_push_is_pushed_next(make_server, monk
         device = register_device(url)
         ended = []
 
-        def post_after_another_end(self, target, token):
+        def deliver_after_another_end(self, http, event, app):
             if len(ended) == 1:
                 device.login(PASSWORD)
                 ended.append(device.session_id)
                 device.logout()
                 wait_until(lambda: ended[1] in heard, timeout=10, what="the second end, heard mid-push")
-            return post(self, target, token)
+            return deliver(self, http, event, app)
 
-        monkeypatch.setattr(push.Pusher, "_post", post_after_another_end)
+        monkeypatch.setattr(push.SetPush, "deliver", deliver_after_another_end)
         device.login(PASSWORD)
         ended.append(device.session_id)
         device.logout()
@@ -123,7 +105,7 @@ def test_one_process_pushes_and_another_takes_over_when_it_stops(make_server, mo
             ended.append(device.session_id)
             device.logout()
         wait_until(lambda: len(received(sink)["sets"]) >= 3 or None, timeout=15, what="three pushes")
-        push.stop_pusher(first if holds_a_lease(first) else second)
+        push.stop_pushers(first if holds_a_lease(first) else second)
         device.login(PASSWORD)
         ended.append(device.session_id)
         device.logout()

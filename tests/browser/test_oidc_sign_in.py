@@ -25,6 +25,7 @@ from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, running_notes
 from tests.support.oidc import authorize_url, pkce_pair
 from tests.support.services import running_process
+from tests.support.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,21 @@ def apps(dynamodb_endpoint, tmp_path_factory) -> Apps:
         stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
         notes = add_app(env, "notes", redirect_uris=(f"http://127.0.0.1:{notes_port}/signin/callback",
-                                                     f"http://127.0.0.1:{notes_port}/probe"))
+                                                     f"http://127.0.0.1:{notes_port}/probe"),
+                        options=backchannel(notes_port))
         # Another host name for the second app: cookies do not tell ports apart, and each app keeps the
         # browser's sign-in in its own cookie (two apps on one host would need two cookie names).
         diary_url = f"http://localhost:{diary_port}"
-        diary = add_app(env, "diary", redirect_uris=(f"{diary_url}/signin/callback",), options=("--consent",))
+        diary = add_app(env, "diary", redirect_uris=(f"{diary_url}/signin/callback",),
+                        options=("--consent", *backchannel(diary_port)))
         stack.enter_context(running_notes(citylogin_url, "oidc", port=diary_port, credentials=diary))
         yield Apps(citylogin_url,
                    stack.enter_context(running_notes(citylogin_url, "oidc", port=notes_port, credentials=notes)),
                    diary_url, diary["client_id"], notes["client_id"])
+
+
+def backchannel(port: int) -> tuple[str, ...]:
+    return ("--backchannel-logout-uri", f"http://127.0.0.1:{port}/signin/backchannel-logout")
 
 
 @pytest.fixture
@@ -67,6 +74,10 @@ def browser_device(browser, apps):
     yield device
     context.close()
     assert not device.errors, device.errors
+
+
+# The status of the app's API, asked from its page with the browser's cookie.
+NOTES_STATUS = """async () => (await fetch("/api/notes")).status"""
 
 
 def sign_in_from(device: DevicePage, app_url: str) -> None:
@@ -109,13 +120,13 @@ def test_register_at_citylogin_then_both_apps_sign_in_and_a_displacement_signs_b
     consent = page.locator("#consent-dialog")
     expect(consent).to_be_visible()
     expect(page.locator("#consent-title")).to_have_text("Allow diary to use your citylogin account?")
-    expect(consent.locator("#consent-scopes li")).to_have_count(2)
+    expect(consent.locator("#consent-scopes li")).to_have_count(3)   # openid profile offline_access
     page.locator("#consent-allow").click()
     expect_signed_in_at(device, apps.diary, username)
     assert logins == []
 
-    # Another device of the account logs in with force (the limit is one device): both apps refuse the
-    # browser's very next request, since its one citylogin session ended.
+    # Another device of the account logs in with force (the limit is one device): citylogin tells both
+    # apps by Back-Channel Logout, and both refuse the browser from then on without asking citylogin.
     other = Client(apps.citylogin)
     page.goto(apps.citylogin + "/")
     device.expect_devices_screen()                        # the same tab resumes its citylogin session
@@ -123,6 +134,9 @@ def test_register_at_citylogin_then_both_apps_sign_in_and_a_displacement_signs_b
     other.login(PASSWORD, force=True)
     for app in (apps.diary, apps.notes):
         page.goto(app + "/")
+        wait_until(lambda: page.evaluate(NOTES_STATUS) == 401 or None, timeout=10,
+                   what=f"{app} refusing the browser (the logout token is on its way)")
+        page.reload()
         page.wait_for_selector("body[data-state=signed-out]")
         expect(page.locator("#status")).to_have_text("Your citylogin session has ended. Sign in again.")
 

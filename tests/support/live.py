@@ -66,7 +66,7 @@ def stop_background(ctx: AppContext) -> None:
     """Stop the threads the app context started, with its server, not whenever the app is collected:
     until then they go on working on the tables the later tests of this worker share (a pusher takes
     their apps' leases, a sweeper ends their sessions by its own timeouts, a refresher warns into their logs)."""
-    push.stop_pusher(ctx)
+    push.stop_pushers(ctx)
     session_sweeper.stop_sweeper(ctx)
     deletion_sweeper.stop_sweeper(ctx)
     for worker in (ctx.ring_refresher, ctx.event_feed):

@@ -1,15 +1,20 @@
 """An app's RFC 8935 push receiver in its own process, for tests: `python -m tests.support.push_receiver
 PORT [FAIL_FIRST]`. POST /push takes a SET (`application/secevent+jwt`): the first FAIL_FIRST answers
-are 500, then it keeps the SET and answers 202. GET /received lists the SETs kept, in arrival order
-(duplicates included); GET /healthz answers 200."""
+are 500, then it keeps the SET and answers 202. POST /backchannel takes an OpenID Connect Back-Channel
+Logout request (a form with `logout_token`) the same way, answering 200. GET /received lists the SETs
+and logout tokens kept, in arrival order (duplicates included), with when each arrived (`at`, epoch
+seconds); GET /healthz answers 200."""
 from __future__ import annotations
 
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 received: list[str] = []
+arrived: list[float] = []
 attempts = {"count": 0}
 lock = threading.Lock()
 
@@ -32,21 +37,28 @@ class Receiver(BaseHTTPRequestHandler):
             self._answer(200, b"{}")
         elif self.path == "/received":
             with lock:
-                self._answer(200, json.dumps({"sets": received, "attempts": attempts["count"]}).encode())
+                self._answer(200, json.dumps({"sets": received, "at": arrived,
+                                              "attempts": attempts["count"]}).encode())
         else:
             self._answer(404)
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.path != "/push" or self.headers.get("Content-Type") != "application/secevent+jwt":
+        kind = self.headers.get("Content-Type")
+        if self.path == "/push" and kind == "application/secevent+jwt":
+            kept, delivered = body.decode(), 202
+        elif self.path == "/backchannel" and kind == "application/x-www-form-urlencoded":
+            kept, delivered = parse_qs(body.decode()).get("logout_token", [""])[0], 200
+        else:
             self._answer(400, b'{"err": "invalid_request"}')
             return
         with lock:
             attempts["count"] += 1
             failing = attempts["count"] <= self.fail_first
             if not failing:
-                received.append(body.decode())
-        self._answer(500 if failing else 202)
+                received.append(kept)
+                arrived.append(time.time())
+        self._answer(500 if failing else delivered)
 
 
 def main() -> None:
