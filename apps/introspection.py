@@ -2,7 +2,7 @@
 of the session, and nothing about a token that is not active."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from apps.models import AppRecord
 from common.context import AppContext
@@ -12,10 +12,12 @@ from sessions import service as sessions
 CLAIMS = ("iss", "aud", "sub", "sid", "did", "jti", "iat", "exp", "scope")
 
 
-def introspect(ctx: AppContext, *, app: AppRecord, token: str) -> dict[str, Any]:
+def introspect(ctx: AppContext, *, app: AppRecord, token: str,
+               still_granted: Callable[[AppContext, dict[str, Any]], bool] | None = None) -> dict[str, Any]:
     """{"active": true, the token's claims, token_type, client_id} for a valid token of a live
     session, else {"active": false} (RFC 7662 §2.2: an inactive token tells nothing more). A bound
-    token's answer carries its `cnf`: the app checks the request's DPoP proof against it (SPEC §12)."""
+    token's answer carries its `cnf`: the app checks the request's DPoP proof against it (SPEC §12).
+    `still_granted`: whether an OpenID Provider token's app still holds its grant (oidc.service)."""
     try:
         principal = sessions.authenticate(ctx, access_token=token, activity=False, proof_checked_by_app=True,
                                           issued_by=sessions.ANY_TOKENS)
@@ -24,6 +26,8 @@ def introspect(ctx: AppContext, *, app: AppRecord, token: str) -> dict[str, Any]
             return {"active": False}
         raise
     claims = principal.claims
+    if still_granted is not None and not still_granted(ctx, claims):
+        return {"active": False}
     answer: dict[str, Any] = {"active": True, **{name: claims[name] for name in CLAIMS if name in claims}}
     answer["token_type"] = "DPoP" if "cnf" in claims else "Bearer"
     answer["client_id"] = claims.get("client_id", app.client_id)  # an OpenID Provider token names its app

@@ -149,10 +149,12 @@ def _complete(store: KeyRingStore, loaded: list[RingEntry] | None) -> RingConten
 
 
 def rotate(store: KeyRingStore, *, now: datetime | None = None) -> list[RingEntry]:
-    """Add a new JWT signing key and refresh secret; each becomes the newest of its kind."""
-    contents, added = read_ring(store), []
+    """Add a new key of each rotated kind (the JWT keys, the refresh secret); each becomes the newest of
+    its kind. All are made at one moment, so they come into use together (an RSA key takes a while
+    to generate: the next kind's clock must not run on meanwhile)."""
+    contents, added, moment = read_ring(store), [], aware_utc(now)
     for kind in ROTATED_KINDS:
-        created_at = aware_utc(now)
+        created_at = moment
         newest = contents.newest(kind).created_at if contents.of(kind) else created_at - timedelta(seconds=1)
         if created_at <= newest:  # a clock stepped back must not leave an older key signing
             created_at = newest + timedelta(microseconds=1)

@@ -141,6 +141,17 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class HeldGrant:
+    """The grant a token an app holds is of (Authlib's token protocol at the revocation endpoint)."""
+
+    session_id: str
+    client_id: str
+
+    def check_client(self, client: Any) -> bool:
+        return bool(client.client_id == self.client_id)
+
+
+@dataclass(frozen=True)
 class AppRefresh:
     """A presented refresh token, checked and matched to its grant (Authlib's token protocol)."""
 
@@ -202,6 +213,10 @@ class ProviderTokenResponse(BaseModel):
     scope: str
     id_token: str | None = None
     refresh_token: str | None = None
+
+
+class Revoked(BaseModel):
+    """RFC 7009 §2.2: an empty JSON object, whether or not there was anything to revoke."""
 
 
 class UserInfo(BaseModel):

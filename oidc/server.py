@@ -9,6 +9,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Request, grants
+from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import OpenIDCode
@@ -18,7 +19,8 @@ from flask import request as flask_request
 from common.context import AppContext
 from common.crypto import token_digest
 from oidc import claims
-from oidc.models import ACR, SCOPES, AppRefresh, Client, Code, SignedIn
+from oidc.logout import EndSession
+from oidc.models import ACR, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
 from oidc.store import CodeSpent
 
 CODE_TTL = 60  # seconds (SPEC §14)
@@ -86,6 +88,22 @@ class RefreshGrant(grants.RefreshTokenGrant):
         pass  # retired by the rotation's own write (authenticate_user)
 
 
+class Revocation(RevocationEndpoint):
+    """RFC 7009: an app gives back a refresh or access token; the grant it came from ends (its refresh
+    tokens, and its access tokens at userinfo and introspection). Anything else is a 200 too (§2.2)."""
+
+    CLIENT_AUTH_METHODS = CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS
+    SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token")
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> HeldGrant | None:
+        provider: Provider = self.server
+        return provider.hooks.grant_of_token(token_string)
+
+    def revoke_token(self, token: HeldGrant, request: OAuth2Request) -> None:
+        provider: Provider = self.server
+        provider.hooks.revoke_grant(token)
+
+
 class IdToken(OpenIDCode):
     """The ID token (OpenID Connect Core §2), signed by the key ring with the app's chosen algorithm."""
 
@@ -134,6 +152,8 @@ class Provider(AuthorizationServer):
         self.register_token_generator("default", hooks.tokens)
         self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken(self)])
         self.register_grant(RefreshGrant)
+        self.register_endpoint(Revocation)
+        self.register_endpoint(EndSession)
         self.register_extension(Issuer(self.issuer))
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:

@@ -22,11 +22,11 @@ from common.context import AppContext
 from common.crypto import digests_equal, token_digest
 from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized
 from common.guarded_write import GuardedWrite
-from common.jwt_keys import ALGORITHM, TOKEN_TYPE
+from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims as user_claims
 from oidc import refresh
-from oidc.models import AppRefresh, Client, Code, Interaction, Redirect, SignedIn
+from oidc.models import AppRefresh, Client, Code, HeldGrant, Interaction, Redirect, SignedIn
 from oidc.server import Provider
 from oidc.store import CodeStore, GrantStore, RequestStore
 from sessions import service as sessions
@@ -156,6 +156,31 @@ class _Hooks:
         wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
         return code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
 
+    def grant_of_token(self, token: Any) -> HeldGrant | None:
+        """The grant behind one of our refresh tokens, or behind an app's access token; None for
+        anything else."""
+        presented = refresh.presented(self.ctx, token)
+        if presented is not None:
+            return HeldGrant(session_id=presented.grant.session_id, client_id=presented.grant.client_id)
+        if not isinstance(token, str) or len(token) > 8192:
+            return None
+        try:
+            claims = self.ctx.jwt.decode(token, now=self.ctx.now(), issuer=issuer(self.ctx), verify_audience=False)
+        except TokenError:
+            return None
+        session_id, client_id = claims.get("sid"), claims.get("client_id")
+        if not (isinstance(session_id, str) and isinstance(client_id, str)):
+            return None
+        return HeldGrant(session_id=session_id, client_id=client_id)
+
+    def end_session(self, *, session_id: str, user_uuid: str) -> None:
+        """An app's proven logout (RP-Initiated Logout): the session ends as a logout of its own."""
+        sessions.end_session_of(self.ctx, session_id=session_id, user_uuid=user_uuid,
+                                reason=sessions.RevokeReason.LOGGED_OUT)
+
+    def revoke_grant(self, held: HeldGrant) -> None:
+        grant_store(self.ctx).delete(session_id=held.session_id, client_id=held.client_id)
+
     def presented_refresh(self, token: str) -> AppRefresh | None:
         return refresh.presented(self.ctx, token)
 
@@ -283,11 +308,47 @@ def token_response() -> Response:
 
 
 def userinfo(ctx: AppContext, *, access_token: str, scheme: str) -> dict[str, Any]:
-    """The person behind an app's access token, by its scope; 401 once its session has ended."""
+    """The person behind an app's access token, by its scope; 401 once its session has ended or the
+    app gave its grant back (/oidc/revoke)."""
     principal = sessions.authenticate(ctx, access_token=access_token, scheme=scheme,
                                       issued_by=sessions.PROVIDER_TOKENS)
     scope = str(principal.claims.get("scope", ""))
     if "openid" not in scope.split():
         raise sessions.InvalidToken("This access token was not issued for OpenID Connect (scope openid).")
+    if not still_granted(ctx, principal.claims):
+        raise sessions.InvalidToken("This access token was revoked.")
     return {"sub": principal.user_uuid,
             **user_claims.of_user(ctx, user_uuid=principal.user_uuid, scope=scope)}
+
+
+def still_granted(ctx: AppContext, claims: dict[str, Any]) -> bool:
+    """Whether the app still holds the grant an OpenID Provider access token came from (a revocation,
+    or a code used twice, removes it); citylogin's own tokens have none to lose."""
+    client_id, session_id = claims.get("client_id"), claims.get("sid")
+    if client_id is None:
+        return True
+    return isinstance(client_id, str) and isinstance(session_id, str) and \
+        grant_store(ctx).get(session_id=session_id, client_id=client_id) is not None
+
+
+def end_session_response(ctx: AppContext) -> Response:
+    """GET|POST /oidc/logout (RP-Initiated Logout 1.0): a proven request ends the session and goes back
+    to the app's registered URI (or to the web UI's "logged out"); an unproven one goes to the web UI,
+    which asks the person; a request that does not check out is an error page, never a redirect."""
+    server = provider(ctx)
+    try:
+        validated = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+    if validated.needs_confirmation:
+        return redirect(f"{issuer(ctx)}/#oidc-logout", code=303)
+    answer = server.create_endpoint_response("end_session", validated)
+    if answer is None:
+        return redirect(f"{issuer(ctx)}/#oidc-logout=done", code=303)
+    return redirect(answer.headers["Location"], code=303)
+
+
+def revocation_response() -> Response:
+    """POST /oidc/revoke: Authlib's RFC 7009 endpoint."""
+    from common.context import ctx as current
+    return provider(current()).create_endpoint_response("revocation")

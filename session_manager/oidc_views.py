@@ -13,8 +13,8 @@ from common.openapi import operation
 from common.validation import parse_body
 from oidc import service
 from oidc.backchannel import BackchannelLogout
-from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, Redirect, ProviderTokenResponse,
-                         UserInfo)
+from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, ProviderTokenResponse, Redirect,
+                         Revoked, UserInfo)
 from sessions.guard import credentials, current_principal, require_session
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
@@ -68,6 +68,27 @@ def cancel():
            response=ProviderTokenResponse, body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
 def token():
     return service.token_response()
+
+
+@bp.get("/logout")
+@operation("OpenID Connect RP-Initiated Logout: an app ends the person's session (proven by id_token_hint) "
+           "or asks the web UI to", status=303, errors=(400,))
+def logout():
+    return service.end_session_response(ctx())
+
+
+@bp.post("/logout")
+@operation("RP-Initiated Logout as a form post", status=303, body_media_type="application/x-www-form-urlencoded",
+           errors=(400,))
+def logout_form():
+    return service.end_session_response(ctx())
+
+
+@bp.post("/revoke")
+@operation("OAuth 2.0 token revocation (RFC 7009): the app gives back a refresh or access token; its grant ends",
+           response=Revoked, body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
+def revoke():
+    return service.revocation_response()
 
 
 @bp.get("/userinfo")

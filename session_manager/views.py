@@ -13,6 +13,7 @@ from common.openapi import operation
 from common.timefmt import iso_from_epoch
 from common.serving import stream_body
 from common.validation import parse_body, parse_model, parse_optional_body
+from oidc import service as oidc
 from sessions import service, sweeper
 from sessions.guard import current_principal, proof_offer, require_session
 from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, LogoutAllRequest,
@@ -47,7 +48,7 @@ def refresh():
 def introspect():
     app = apps.authenticate_app(ctx(), request.headers.get("Authorization"))
     form = parse_model(IntrospectionRequest, request.form.to_dict())
-    return jsonify(introspection.introspect(ctx(), app=app, token=form.token))
+    return jsonify(introspection.introspect(ctx(), app=app, token=form.token, still_granted=oidc.still_granted))
 
 
 @bp.get("/check")

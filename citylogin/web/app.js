@@ -1,7 +1,8 @@
 // The citylogin web app: the signed-out screen (log in, create account, pair this browser, forgot
 // password, recover), the signed-in screen (devices, sessions, history, add a device, account),
 // the moves between them and the language they speak. An app's OpenID Connect sign-in (`#oidc=`,
-// oidc.js) goes through the same screens and returns to the app instead of the signed-in screen.
+// oidc.js, loaded only then) goes through the same screens and returns to the app instead of the
+// signed-in screen; an app's logout (`#oidc-logout`) asks before it logs this tab out.
 
 import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
@@ -10,11 +11,10 @@ import { authCall, citylogin } from "./api.js";
 import { initCameraScan, stopCameraScan } from "./camera_scan.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
-import { initLinks, notify, notifyError, takeAccountLink } from "./links.js";
-import { appWaiting, declineForApp, finishForApp, initAppSignIn, silent, takeAppRequest } from "./oidc.js";
+import { appRequestInView, initLinks, notify, notifyError, takeAccountLink } from "./links.js";
 import { initPairing, resetPairing } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
-import { $, busy, clearFieldErrors, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
+import { $, ask, busy, clearFieldErrors, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
 
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
@@ -39,6 +39,7 @@ const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => l
   account: () => loadAccount(localeSynced) };
 const DEVICE_NAME_FIELDS = ["#register-device", "#pair-device", "#recover-device"];
 
+let appSignIn = null;            // oidc.js while an app's sign-in waits in this tab (SPEC §14)
 let pickedSignedOut = null;      // a language picked in the header before logging in: the account takes it
 let localeSynced = Promise.resolve();    // the account told its language after a login: the panel reads it after
 
@@ -199,10 +200,10 @@ async function logIn(username, password, { registered = false } = {}) {
 
 /** Signed in: back to the app that asked for the sign-in, if one waits; else the signed-in screen. */
 async function arrive(account, options = {}) {
-  if (appWaiting()) {
+  if (appSignIn?.appWaiting()) {
     rememberAccount(account);
     localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
-    if (await finishForApp()) return;
+    if (await appSignIn.finishForApp()) return;
     showAuth();                               // the app wants a fresh sign-in on this device
     $("#login-username").value = account.username;
     return;
@@ -361,7 +362,6 @@ function wire() {
     $("#pair-username").focus();
   } });
   initCodes();
-  initAppSignIn();
   initAccount({
     onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",
       text: "web.banner.key_forgotten" }),
@@ -387,6 +387,30 @@ async function resumed() {
   }
 }
 
+/** An app's sign-in request (`#oidc=`, or one this tab was signing in for before a reload). */
+async function takeAppRequest() {
+  if (!appRequestInView()) return;
+  appSignIn = await import("./oidc.js");
+  appSignIn.initAppSignIn();
+  await appSignIn.takeAppRequest().catch((error) => notifyError(error));
+}
+
+/** An app's logout (SPEC §14, RP-initiated): `#oidc-logout=done` when the app proved it and the session
+ * is over already; `#oidc-logout` when it did not, and the person is asked first. */
+function takeAppLogout() {
+  const match = /^#oidc-logout(=done)?$/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  return match[1] ? "done" : "ask";
+}
+
+async function confirmAppLogout(account) {
+  enterHome(account);
+  const confirmed = await ask({ title: "web.oidc.logout_title", message: "web.oidc.logout_message",
+                                confirm: "web.header.logout" });
+  if (confirmed) await logOut();
+}
+
 async function boot() {
   await setLocale(initialLocale()).catch(() => setLocale("en"));
   if (!window.isSecureContext || !window.crypto?.subtle || !window.indexedDB) {
@@ -394,26 +418,37 @@ async function boot() {
     $("#insecure").hidden = false;
     return;
   }
+  const appLogout = takeAppLogout();
+  if (appLogout === "done") {
+    // Before wire(): the session an app ended is dropped here without an "ended elsewhere" banner.
+    await citylogin.logout().catch(() => {});
+    sessionStorage.removeItem(ACCOUNT_KEY);
+  }
   wire();
   showLocale(currentLocale());
   const paired = takePairingLink();
   takeAccountLink();
-  await takeAppRequest().catch((error) => notifyError(error));
+  await takeAppRequest();
   for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
   const account = storedAccount();
   if (account && citylogin.session && await resumed()) {
+    if (appLogout === "ask") {
+      await confirmAppLogout(account);
+      return;
+    }
     await arrive(account).catch((error) => {
       notifyError(error);
       enterHome(account);
     });
     return;
   }
-  if (appWaiting() && silent()) {
-    await declineForApp("login_required");   // prompt=none and nobody signed in here: no page
+  if (appSignIn?.appWaiting() && appSignIn.silent()) {
+    await appSignIn.declineForApp("login_required");   // prompt=none and nobody signed in here: no page
     return;
   }
   if (!$("#auth-screen").hidden) return;   // sessionEnded() has shown the login screen and why
-  showAuth({ tab: paired ? "pair" : "login" });
+  showAuth({ tab: paired ? "pair" : "login",
+             banner: appLogout ? { kind: "info", title: "web.banner.logged_out", text: null } : null });
   const last = await citylogin.lastUsedDevice().catch(() => null);
   if (last && !$("#login-username").value) $("#login-username").value = last.username;
 }

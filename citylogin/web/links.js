@@ -6,6 +6,8 @@ import { setText } from "./i18n.js";
 import { $, busy, clearMessage, modal, say, showError } from "./ui.js";
 
 const LINK = /^#(verify|reset|not-me)=([^\s&]+)$/;
+// An app's sign-in waiting in this tab (oidc.js keeps its request here through a reload).
+export const APP_REQUEST_KEY = "citylogin.oidc_request";
 
 let onVerified = () => {};
 const pendingTokens = new Map();   // dialog -> the token of the reset or not-me link it acts on
@@ -19,6 +21,11 @@ export function initLinks({ verified }) {
   for (const button of document.querySelectorAll("dialog [data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close("cancel"));
   }
+}
+
+/** Whether an app's sign-in request is in the address bar, or waits in this tab. */
+export function appRequestInView() {
+  return location.hash.startsWith("#oidc=") || sessionStorage.getItem(APP_REQUEST_KEY) !== null;
 }
 
 /** A catalogue message at the top of the page, on either screen: kind "info" or "alert". */

@@ -6,9 +6,8 @@
 
 import { authCall, call } from "./api.js";
 import { setText } from "./i18n.js";
+import { APP_REQUEST_KEY as REQUEST_KEY } from "./links.js";   // kept through a reload, registering, pairing
 import { $, modal, say, tx } from "./ui.js";
-
-const REQUEST_KEY = "citylogin.oidc_request";   // kept through a reload and the register or pair steps
 const REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const KNOWN_SCOPES = ["openid", "profile", "email", "offline_access"];
 

@@ -2,7 +2,8 @@
 client of citylogin's OpenID Provider, through Authlib's Flask client as any Flask app would use it
 (discovery, the code flow with PKCE, the ID token checked against citylogin's keys, refresh).
 
-The browser holds only a cookie that names its sign-in; the tokens stay on this server. When the
+The browser holds only a cookie that names its sign-in; the tokens stay on this server. "Log out" ends
+the citylogin session too (RP-Initiated Logout, the ID token as proof) and comes back here. When the
 citylogin session ends (another device took the seat, a logout, an operator), citylogin POSTs a logout
 token to /signin/backchannel-logout (OpenID Connect Back-Channel Logout): the sign-ins of that session
 end here at once, and the browser's next request is refused. An access token that expired is refreshed
@@ -102,10 +103,17 @@ class OidcSignIn:
             return None
         return claims
 
-    def sign_out(self) -> Response:
+    def sign_out(self) -> BaseResponse:
+        """Log out of notes and of citylogin (RP-Initiated Logout): the ID token proves the request, and
+        citylogin sends the browser back to this app's page (registered as its post-logout URI)."""
         with self._lock:
-            self._signed_in.pop(session.pop("signed_in", ""), None)
-        return Response(status=204)
+            entry = self._signed_in.pop(session.pop("signed_in", ""), None)
+        if entry is None or "id_token" not in entry["token"]:
+            return redirect("/")
+        end_session = self.citylogin.load_server_metadata()["end_session_endpoint"]
+        return redirect(end_session + "?" + urlencode({
+            "id_token_hint": entry["token"]["id_token"], "client_id": self.client_id, "state": "signed-out",
+            "post_logout_redirect_uri": url_for("page", _external=True)}))
 
     def me(self) -> Response:
         claims = g.citylogin_claims

@@ -64,7 +64,9 @@ def apps(dynamodb_endpoint, tmp_path_factory) -> Apps:
 
 
 def backchannel(port: int) -> tuple[str, ...]:
-    return ("--backchannel-logout-uri", f"http://127.0.0.1:{port}/signin/backchannel-logout")
+    """Back-Channel Logout to the app's endpoint, and its page as where a logout comes back to."""
+    return ("--backchannel-logout-uri", f"http://127.0.0.1:{port}/signin/backchannel-logout",
+            "--post-logout-redirect-uri", f"http://127.0.0.1:{port}/")
 
 
 @pytest.fixture
@@ -194,3 +196,34 @@ def test_prompt_none_without_a_session_goes_straight_back_with_login_required(br
     page.wait_for_url(re.compile(re.escape(apps.notes) + r"/probe\?"))
     answer = {name: values[0] for name, values in parse_qs(urlsplit(page.url).query).items()}
     assert answer == {"error": "login_required", "state": "s1", "iss": apps.citylogin}
+
+
+def test_logging_out_of_the_app_logs_out_of_citylogin_and_comes_back(browser_device, apps):
+    device, page = browser_device, browser_device.page
+    sign_in_from(device, apps.notes)
+    username = unique_name()
+    device.fill_register_form(username, device_name="Laptop browser")
+    device.save_recovery_codes()
+    expect_signed_in_at(device, apps.notes, username)
+    page.get_by_role("button", name="Log out").click()      # the ID token proves it: no question asked
+    page.wait_for_url(re.compile(re.escape(apps.notes) + r"/$"))
+    expect(page.locator("#status")).to_have_text("Signed out of notes and citylogin.")
+    page.goto(apps.citylogin + "/")
+    device.expect_login_screen()                           # this tab's citylogin session is over too
+
+
+def test_an_unproven_logout_request_asks_first(browser_device, apps):
+    device, page = browser_device, browser_device.page
+    sign_in_from(device, apps.notes)
+    username = unique_name()
+    device.fill_register_form(username, device_name="Laptop browser")
+    device.save_recovery_codes()
+    expect_signed_in_at(device, apps.notes, username)
+    page.goto(f"{apps.citylogin}/oidc/logout?client_id={apps.notes_client_id}")
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#confirm-title")).to_have_text("Log out of citylogin?")
+    page.locator("#confirm-ok").click()
+    expect(device.banner).to_contain_text("You have logged out.")
+    page.goto(apps.notes + "/")
+    wait_until(lambda: page.evaluate(NOTES_STATUS) == 401 or None, timeout=10, what="notes hearing of the logout")

@@ -51,18 +51,23 @@ $("#note-form").addEventListener("submit", (event) => {
   });
 });
 
-$("#logout").addEventListener("click", () => run(async () => {
-  await fetch("/signout", { method: "POST" });
-  show("signed-out", "Signed out of notes.");
-}));
+// Log out of notes and of citylogin: a form post to /signout, which sends the browser to citylogin's
+// logout and back here with ?state=signed-out.
+$("#logout").addEventListener("click", () => {
+  const form = Object.assign(document.createElement("form"), { method: "post", action: "/signout" });
+  document.body.append(form);
+  form.submit();
+});
 
-const declined = new URLSearchParams(location.search).get("signin_error");
-if (declined) history.replaceState(null, "", location.pathname);
+const query = new URLSearchParams(location.search);
+const declined = query.get("signin_error");
+const signedOut = query.get("state") === "signed-out";
+if (declined || signedOut) history.replaceState(null, "", location.pathname);
 await run(async () => {
   try {
     await signedIn();
   } catch (error) {
     if (error.status !== 401 || error.code === "session_revoked") throw error;
-    show("signed-out", declined ? `Not signed in (${declined}).` : "");
+    show("signed-out", declined ? `Not signed in (${declined}).` : signedOut ? "Signed out of notes and citylogin." : "");
   }
 });
