@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from common import dpop
+
 SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
 CLAIMS_SUPPORTED = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr", "at_hash",
                     "azp", "preferred_username", "email", "email_verified", "locale", "zoneinfo"]
-DPOP_ALGORITHMS = ["ES256", "EdDSA"]
 
 
 def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[str, Any]:
@@ -21,6 +22,9 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "introspection_endpoint": f"{issuer}/session/introspect",
         "revocation_endpoint": f"{issuer}/oidc/revoke",
         "end_session_endpoint": f"{issuer}/oidc/logout",
+        "pushed_authorization_request_endpoint": f"{issuer}/oidc/par",
+        "require_pushed_authorization_requests": False,  # per app: citylogin apps add --require-par
+        "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": SCOPES_SUPPORTED,
         "claims_supported": CLAIMS_SUPPORTED,

@@ -215,6 +215,13 @@ class ProviderTokenResponse(BaseModel):
     refresh_token: str | None = None
 
 
+class PushedRequest(BaseModel):
+    """RFC 9126 §2.2: where the browser's authorization request points instead of its parameters."""
+
+    request_uri: str
+    expires_in: int
+
+
 class Revoked(BaseModel):
     """RFC 7009 §2.2: an empty JSON object, whether or not there was anything to revoke."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
 
@@ -17,6 +17,7 @@ from common.context import AppContext
 from common.errors import ApiError
 from common.crypto import digests_equal, keyed_token
 from common.guarded_write import GuardedWrite, write_all
+from oidc import token_binding
 from oidc.models import AppRefresh, SignedIn
 from oidc.store import GrantStore
 from sessions import service as sessions
@@ -87,10 +88,12 @@ def presented(ctx: AppContext, token: object) -> AppRefresh | None:
     return AppRefresh(grant=grant, generation=parts.generation)
 
 
-def rotate(ctx: AppContext, refresh: AppRefresh) -> SignedIn:
+def rotate(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool) -> SignedIn:
     """Moves the grant to the next generation in one transaction with the session's liveness: the
-    person behind the new tokens. A rotated-out token ends the session (reuse detection)."""
+    person behind the new tokens. A rotated-out token ends the session (reuse detection). A bound
+    refresh token counts only with a proof by its key, before anything else is looked at."""
     grant = refresh.grant
+    key = token_binding.request_key(bound_to=grant.jkt, required=dpop_required)
     session = sessions.live_session(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
                                     device_id=grant.device_id)
     if session is None:
@@ -107,7 +110,7 @@ def rotate(ctx: AppContext, refresh: AppRefresh) -> SignedIn:
         sessions.session_live_check(ctx, session),
         GuardedWrite(item=store.rotate_item(grant, generation=refresh.generation),
                      refusal=lambda: InvalidGrantError("This refresh token was used at the same moment."))])
-    return grant.signed_in(refresh_generation=refresh.generation + 1)
+    return replace(grant.signed_in(refresh_generation=refresh.generation + 1), jkt=key)
 
 
 def write_while_live(ctx: AppContext, writes: list[GuardedWrite]) -> None:

@@ -82,7 +82,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token: AppRefresh) -> SignedIn:
         provider: Provider = self.server
-        return provider.hooks.rotate_refresh(refresh_token)
+        return provider.hooks.rotate_refresh(refresh_token, self.request.client)
 
     def revoke_old_credential(self, refresh_token: AppRefresh) -> None:
         pass  # retired by the rotation's own write (authenticate_user)

