@@ -226,7 +226,7 @@ def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, use
     if had_failures:  # off the response path: the lockout only needs them gone eventually
         background(ctx).submit(credentials.clear_failures, ctx, username=username)
     return _open(ctx, user=user, device=device, caller=caller, force=request.force, presence=presence,
-                 proof=proof, dpop=dpop)
+                 proof=proof, dpop=dpop, amr=sessions.PASSKEY_AMR if request.passkey else sessions.PASSWORD_AMR)
 
 
 def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
@@ -242,7 +242,7 @@ def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
 
 def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
           presence: Presence | None = None, proof: GuardedWrite | None = None,
-          dpop: Proof | None = None) -> LoginResponse:
+          dpop: Proof | None = None, amr: tuple[str, ...] = sessions.PASSWORD_AMR) -> LoginResponse:
     _refuse_deleting(user)  # confirm comes here without a password
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
         raise sessions.AccountLocked()
@@ -257,13 +257,13 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
               *([proof] if proof else []), *([binding.proof_spending(ctx, dpop)] if dpop else [])]
     try:
         opened = _seat(ctx, user=user, device=device, caller=caller, force=force, presence=presence, writes=writes,
-                       jkt=jkt)
+                       jkt=jkt, amr=amr)
     except concurrency_policy.ConfirmationRequired as required:
         credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,
                                    caller=caller)
         raise ConcurrentLogin(active_devices=[_active_device(e) for e in required.active],
                               confirm_token=_confirm_token(ctx, user=user, device=device, caller=caller,
-                                                           jkt=jkt)) from None
+                                                           jkt=jkt, amr=amr)) from None
     except concurrency_policy.ConcurrentLoginRejected:
         credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,
                                    caller=caller)
@@ -274,7 +274,8 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
 
 
 def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
-          presence: Presence | None, writes: list[GuardedWrite], jkt: str | None) -> OpenedSession:
+          presence: Presence | None, writes: list[GuardedWrite], jkt: str | None,
+          amr: tuple[str, ...]) -> OpenedSession:
     """The concurrency decision (SPEC §5), in one place: read the user's live devices, decide
     under the policy whom this login displaces, and write it all in one transaction that holds
     only if nobody changed the presence meanwhile; else again, from a fresh read. A device
@@ -288,7 +289,8 @@ def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
         try:
             taken = sessions.take_seat(ctx, seats, evicted=evicted, device_name=device.device_name,
                                        device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent,
-                                       extra_writes=[devices.login_recorded_write(ctx, device), *writes], jkt=jkt)
+                                       extra_writes=[devices.login_recorded_write(ctx, device), *writes], jkt=jkt,
+                                       amr=amr)
         except devices.DeviceChangedMeanwhile:
             if device_reads == DEVICE_READS:
                 raise ServiceUnavailable("This device keeps changing; try again.") from None
@@ -357,12 +359,12 @@ def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: 
 # --- confirm (SPEC §5: "this account is in use elsewhere - continue?") ------------------
 
 def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
-                   jkt: str | None) -> str:
+                   jkt: str | None, amr: tuple[str, ...]) -> str:
     token = new_token(32)
     token_store(ctx).create(digest=token_digest(token, purpose="confirm"), kind="confirm",
                             expires_epoch=_now(ctx) + CONFIRM_TTL,
                             data={"user_uuid": user.user_uuid, "device_id": device.device_id,
-                                  "fingerprint": device.fingerprint, "jkt": jkt,
+                                  "fingerprint": device.fingerprint, "jkt": jkt, "amr": list(amr),
                                   "ip": caller.ip, "user_agent": caller.user_agent})
     return token
 
@@ -391,4 +393,4 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
     pending_caller = Caller(ip=pending.get("ip") or caller.ip,
                             user_agent=pending.get("user_agent") or caller.user_agent)
     return _open(ctx, user=user, device=device, caller=pending_caller, force=True, presence=facts[PRESENCE],
-                 dpop=dpop)
+                 dpop=dpop, amr=tuple(pending.get("amr") or sessions.PASSWORD_AMR))

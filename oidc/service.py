@@ -37,7 +37,6 @@ from sessions.models import Principal
 
 REQUEST_TTL = 600  # seconds the person has to sign in (the pairing token's 10 minutes)
 REQUEST_PURPOSE = "oidc_request"
-DEFAULT_AMR = ("hwk", "pwd")  # the device's key and the password: what a session's login always took
 
 
 class AuthorizationRequestUnknown(ApiError):
@@ -340,7 +339,7 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
     if not RequestStore(_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=now):
         raise AuthorizationRequestUnknown()  # finished by a parallel answer
     user = SignedIn(user_uuid=principal.user_uuid, session_id=principal.session_id, device_id=principal.device_id,
-                    auth_time=session.login_epoch, amr=DEFAULT_AMR)
+                    auth_time=session.login_epoch, amr=tuple(session.amr or sessions.PASSWORD_AMR))
     server = provider(ctx)
     stored = _authorization_request(ctx, params)
     response = server.create_authorization_response(request=stored, grant_user=user,

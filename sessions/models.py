@@ -107,6 +107,9 @@ class SessionRecord:
     live_shard: str | None = None
     ends_at: int | None = None
     jkt: str | None = None  # bound to this device key's RFC 7638 thumbprint (DPoP, SPEC §12), or a bearer session
+    # How the login was made (RFC 8176 amr, SPEC §14): the device key (hwk) with the password (pwd) or a
+    # passkey (pop, user); None: a session from before it was recorded (a password login).
+    amr: list[str] | None = None
 
     def holder(self) -> Holder:
         return Holder(session_id=self.session_id, user_uuid=self.user_uuid, device_id=self.device_id,

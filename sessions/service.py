@@ -42,6 +42,9 @@ RELABEL_ATTEMPTS = 60
 HISTORY_ATTEMPTS = 3
 REFRESH_ATTEMPTS = 5
 REFRESH_PURPOSE = "refresh"
+# RFC 8176 methods of a login (SPEC §14 amr): the device key always, with the password or a passkey.
+PASSWORD_AMR = ("hwk", "pwd")
+PASSKEY_AMR = ("hwk", "pop", "user")
 # Whose access tokens authenticate() takes (SPEC §14: the OpenID Provider's are the apps', not citylogin's)
 OWN_TOKENS, PROVIDER_TOKENS, ANY_TOKENS = "own", "provider", "any"
 
@@ -200,7 +203,7 @@ def read_seats(ctx: AppContext, *, user_uuid: str, device_id: str, presence: Pre
 
 def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], device_name: str, device_class: str,
               ip: str | None, user_agent: str | None, extra_writes: Sequence[GuardedWrite] = (),
-              jkt: str | None = None) -> OpenedSession | PresenceMoved:
+              jkt: str | None = None, amr: Sequence[str] = PASSWORD_AMR) -> OpenedSession | PresenceMoved:
     """Log `seats.device_id` in, displacing `evicted`, in one transaction with `extra_writes`, and
     only if nobody changed the presence since `seats` was read; else PresenceMoved (read again).
     Entries dropped as idle end their sessions in the same transaction, so a session the presence
@@ -208,7 +211,7 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     session is bound to that device key (SPEC §12)."""
     store, rule, now, device_id = session_store(ctx), liveness(ctx), seats.now, seats.device_id
     session = _new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
-                           device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt)
+                           device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt, amr=amr)
     kept = {e.device_id: e for e in seats.others if e not in evicted}
     kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                     device_name=device_name, login_epoch=now, last_seen_epoch=now,
@@ -326,7 +329,8 @@ def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
 
 
 def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, device_class: str,
-                 ip: str | None, user_agent: str | None, now: int, jkt: str | None) -> SessionRecord:
+                 ip: str | None, user_agent: str | None, now: int, jkt: str | None,
+                 amr: Sequence[str]) -> SessionRecord:
     session_id, refresh_kid = str(uuid.uuid4()), ctx.refresh_secrets.newest_kid()
     return SessionRecord(
         session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
@@ -338,7 +342,7 @@ def _new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
         expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
         live_shard=ending_shard(session_id),
-        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx).idle_span), jkt=jkt)
+        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx).idle_span), jkt=jkt, amr=list(amr))
 
 
 # --- every protected request: one JWT check, one consistent read ------------------------

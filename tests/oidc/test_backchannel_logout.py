@@ -30,7 +30,8 @@ def sink():
 
 
 @pytest.fixture
-def provider(make_server):
+def provider(make_server, monkeypatch):
+    monkeypatch.setattr(push, "LIST_SECONDS", 0.5)   # the pusher knows a new app at once (10 s in service)
     return make_server(host_name="127.0.0.1", ssf_push_interval=0.2)
 
 
