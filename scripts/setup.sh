@@ -46,7 +46,9 @@ if [ ! -f "$interop/node_modules/.package-lock.json" ] \
   echo "setup: installing the npm OpenID Connect clients ($interop/package-lock.json)"
   (cd "$interop" && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
-[ -f "$interop/node_modules/openid-client/package.json" ] || die "npm openid-client did not install in $interop"
+for client in openid-client oidc-client-ts; do
+  [ -f "$interop/node_modules/$client/package.json" ] || die "npm $client did not install in $interop"
+done
 
 if [ "${1:-}" = "--browser" ]; then
   # The programs the end-to-end tests drive: Chromium for the web UI, nginx for deploy/nginx.

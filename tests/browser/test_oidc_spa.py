@@ -1,0 +1,132 @@
+"""npm `oidc-client-ts` (unmodified, its browser bundle) in Chromium, as a single-page app on another
+origin and a public client of citylogin (SPEC §14): it sends the browser to citylogin's sign-in page,
+where the person creates an account on this browser's device, and comes back with a code it redeems
+itself (PKCE, no secret) across origins; it reads userinfo and renews with its refresh token. Ends with
+the device displaced by another device's login: its renewal fails and its userinfo call gets 401."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from playwright.sync_api import expect
+
+from citylogin.cli import main
+from citylogin.client import Client
+from common.dynamodb_local import free_port
+from tests.browser.pages import DevicePage
+from tests.conftest import config_env, unique_name
+from tests.support.live import PASSWORD
+from tests.support.services import running_process
+
+BUNDLE = Path(__file__).resolve().parents[1] / "interop" / "node_modules" / "oidc-client-ts" / "dist" / "browser" \
+    / "oidc-client-ts.min.js"
+
+SPA = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SPA</title><script src="oidc-client-ts.min.js"></script></head>
+<body><p id="state">loading</p><button id="sign-in" type="button">Sign in with citylogin</button>
+<script>
+  const manager = new oidc.UserManager({
+    authority: "{citylogin}", client_id: "{client_id}", redirect_uri: location.origin + "/spa.html",
+    response_type: "code", scope: "openid profile offline_access", loadUserInfo: true,
+    automaticSilentRenew: false,
+  });
+  window.manager = manager;
+  document.querySelector("#sign-in").addEventListener("click", () => manager.signinRedirect());
+  (async () => {
+    if (new URLSearchParams(location.search).has("code")) {
+      await manager.signinRedirectCallback();
+      history.replaceState(null, "", "/spa.html");
+    }
+    const user = await manager.getUser();
+    document.querySelector("#state").textContent = user ? `signed-in ${user.profile.preferred_username}` : "signed-out";
+  })().catch((error) => { document.querySelector("#state").textContent = `error ${error.message}`; });
+</script></body></html>
+"""
+
+RENEW = """async () => {
+  try {
+    const user = await manager.signinSilent();
+    return { ok: true, refreshed: Boolean(user.access_token) };
+  } catch (error) {
+    return { ok: false, error: error.error || error.message };
+  }
+}"""
+
+USERINFO = """async () => {
+  const user = await manager.getUser();
+  const metadata = await manager.metadataService.getMetadata();
+  const headers = { Authorization: `Bearer ${user.access_token}` };
+  return (await fetch(metadata.userinfo_endpoint, { headers })).status;
+}"""
+
+
+@pytest.fixture
+def spa(base_config, tmp_path):
+    """(the SPA's URL, citylogin's URL): citylogin allowing the SPA's origin, the SPA on its own."""
+    if not BUNDLE.exists():
+        message = "npm oidc-client-ts is not installed (bash scripts/setup.sh installs it under tests/interop)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    spa_port, citylogin_port = free_port(), free_port()
+    spa_origin, citylogin_url = f"http://127.0.0.1:{spa_port}", f"http://127.0.0.1:{citylogin_port}"
+    env = {**config_env(base_config), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port),
+           "CITYLOGIN_CORS_ORIGINS": spa_origin, "CITYLOGIN_PUBLIC_URL": citylogin_url,
+           "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+    with ExitStack() as stack:
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+                                            port=citylogin_port, env=env, timeout=60))
+        added = CliRunner().invoke(main, ["apps", "add", "SPA", "--public", "--json",
+                                          "--redirect-uri", f"{spa_origin}/spa.html"], env=env)
+        assert added.exit_code == 0, added.output
+        client_id = json.loads(added.output)["client_id"]
+        site = tmp_path / "site"
+        site.mkdir()
+        shutil.copy(BUNDLE, site / BUNDLE.name)
+        (site / "spa.html").write_text(SPA.replace("{citylogin}", citylogin_url).replace("{client_id}", client_id),
+                                       encoding="utf-8")
+        (site / "healthz").write_text("ok")
+        stack.enter_context(running_process([sys.executable, "-m", "http.server", str(spa_port), "--bind",
+                                             "127.0.0.1", "--directory", str(site)], port=spa_port, env={}))
+        yield f"{spa_origin}/spa.html", citylogin_url
+
+
+def test_oidc_client_ts_signs_in_a_spa_renews_and_is_refused_once_displaced(browser, spa):
+    spa_url, citylogin_url = spa
+    context = browser.new_context()
+    device = DevicePage(context.new_page(), citylogin_url)
+    page = device.page
+    try:
+        page.goto(spa_url)
+        expect(page.locator("#state")).to_have_text("signed-out")
+        page.locator("#sign-in").click()
+        expect(page.locator("#oidc-for")).to_have_text("Sign in to continue to SPA")
+        username = unique_name()
+        device.fill_register_form(username, device_name="SPA browser")
+        device.save_recovery_codes()
+        page.wait_for_url(spa_url)
+        expect(page.locator("#state")).to_have_text(f"signed-in {username}")
+        assert page.evaluate(USERINFO) == 200
+        assert page.evaluate(RENEW) == {"ok": True, "refreshed": True}
+
+        # Another device of the account takes the seat (one device at a time)
+        page.goto(citylogin_url + "/")
+        device.expect_devices_screen()
+        other = Client(citylogin_url)
+        other.pair(device.show_pairing_code(), username=username, password=PASSWORD)
+        other.login(PASSWORD, force=True)
+        page.goto(spa_url)
+        expect(page.locator("#state")).to_have_text(f"signed-in {username}")   # what the SPA kept
+        assert page.evaluate(USERINFO) == 401
+        renewed = page.evaluate(RENEW)
+        assert renewed["ok"] is False and renewed["error"] == "invalid_grant", renewed
+        assert not device.errors, device.errors
+    finally:
+        context.close()
