@@ -5,29 +5,21 @@ from __future__ import annotations
 
 import jwt
 import pytest
-import requests
 
 from apps import service as apps
 from apps.models import OidcClient
 from citylogin.client_errors import ConcurrentLoginRequired
 from tests.login_app.test_passkeys import PUBLIC_URL, add_passkey, assertion
 from tests.support.live import PASSWORD, add_device, register_device
-from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
+from tests.support.oidc import signed_in_tokens
 from tests.support.soft_authenticator import SoftAuthenticator
 
 REDIRECT = "https://app.example/callback"
 
 
 def _amr(url: str, credentials, device) -> list[str]:
-    verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
-              "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
-    code = query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"]
-    issued = requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": code,
-                                                      "redirect_uri": REDIRECT, "code_verifier": verifier},
-                           auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
-    assert issued.status_code == 200, issued.text
-    return jwt.decode(issued.json()["id_token"], options={"verify_signature": False})["amr"]
+    id_token = signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT)["id_token"]
+    return jwt.decode(id_token, options={"verify_signature": False})["amr"]
 
 
 @pytest.mark.parametrize("through_confirm", [False, True], ids=["login", "confirmed"])

@@ -16,7 +16,7 @@ from apps.models import OidcClient
 from oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import second_device
-from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
+from tests.support.oidc import signed_in_tokens
 from tests.support.receiver import received, receiver
 from tests.support.waiting import wait_until
 
@@ -41,15 +41,7 @@ def _app(ctx, sink: str, alg: str = "RS256"):
 
 
 def _sign_in(url: str, credentials, device) -> dict:
-    verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
-              "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
-    code = query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"]
-    issued = requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": code,
-                                                      "redirect_uri": REDIRECT, "code_verifier": verifier},
-                           auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
-    assert issued.status_code == 200, issued.text
-    return issued.json()
+    return signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT)
 
 
 def _verified(url: str, token: str, client_id: str, alg: str) -> dict:

@@ -13,7 +13,7 @@ from apps.models import OidcClient
 from citylogin.client_keys import dpop_proof, generate_key
 from common.dpop import key_thumbprint as public_key_thumbprint
 from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
+from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, query_of, sign_in_page_request
 
 REDIRECT = "https://app.example/callback"
 
@@ -27,10 +27,8 @@ def _app(ctx, **options):
 
 
 def _code(url: str, credentials, device, **extra: str) -> tuple[str, str]:
-    verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
-              "scope": "openid offline_access", "code_challenge": challenge, "code_challenge_method": "S256", **extra}
-    return query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"], verifier
+    return code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope="openid offline_access",
+                    **extra)
 
 
 def _token(url: str, credentials, data: dict, key=None, proof: str | None = None) -> requests.Response:

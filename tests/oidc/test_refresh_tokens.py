@@ -12,7 +12,7 @@ import requests
 from apps import service as apps
 from apps.models import OidcClient
 from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
+from tests.support.oidc import code_for
 
 REDIRECT = "https://app.example/callback"
 
@@ -39,10 +39,7 @@ def _post_token(url: str, credentials, data: dict) -> requests.Response:
 
 
 def _signed_in(url: str, credentials, device, *, scope: str = "openid offline_access") -> dict:
-    verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
-              "scope": scope, "code_challenge": challenge, "code_challenge_method": "S256"}
-    code = query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"]
+    code, verifier = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope=scope)
     issued = _post_token(url, credentials, {"grant_type": "authorization_code", "code": code,
                                             "redirect_uri": REDIRECT, "code_verifier": verifier})
     assert issued.status_code == 200, issued.text

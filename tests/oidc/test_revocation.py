@@ -9,7 +9,7 @@ import requests
 from apps import service as apps
 from apps.models import OidcClient
 from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
+from tests.support.oidc import signed_in_tokens
 
 REDIRECT = "https://app.example/callback"
 
@@ -23,15 +23,7 @@ def _auth(credentials) -> tuple[str, str]:
 
 
 def _signed_in(url: str, credentials, device) -> dict:
-    verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
-              "scope": "openid offline_access", "code_challenge": challenge, "code_challenge_method": "S256"}
-    code = query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"]
-    issued = requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": code,
-                                                      "redirect_uri": REDIRECT, "code_verifier": verifier},
-                           auth=_auth(credentials), timeout=10)
-    assert issued.status_code == 200, issued.text
-    return issued.json()
+    return signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT, scope="openid offline_access")
 
 
 def _revoke(url: str, credentials, token: str, **extra: str) -> requests.Response:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from apps import service as apps
 from apps.models import OidcClient
 from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
+from tests.support.oidc import signed_in_tokens
 
 REDIRECT = "https://app.example/callback"
 AFTER_LOGOUT = "https://app.example/signed-out"
@@ -30,15 +30,7 @@ def _app(ctx):
 
 
 def _signed_in(url: str, credentials, device) -> dict:
-    verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
-              "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
-    code = query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"]
-    issued = requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": code,
-                                                      "redirect_uri": REDIRECT, "code_verifier": verifier},
-                           auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
-    assert issued.status_code == 200, issued.text
-    return issued.json()
+    return signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT)
 
 
 def _logout(url: str, **params: str) -> requests.Response:

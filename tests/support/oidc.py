@@ -41,3 +41,24 @@ def authorize_url(base_url: str, **params: str) -> str:
 
 def query_of(url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+
+def code_for(url: str, client_id: str, device: Client, *, redirect_uri: str, scope: str = "openid",
+             **extra: str) -> tuple[str, str]:
+    """(a code the device's session gives the app, its PKCE verifier): the authorization request, the
+    sign-in page's request id, the device finishing it."""
+    verifier, challenge = pkce_pair()
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
+              "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    return query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"], verifier
+
+
+def signed_in_tokens(url: str, credentials, device: Client, *, redirect_uri: str, scope: str = "openid",
+                     **extra: str) -> dict:
+    """The tokens a confidential app gets for the device's session (the code redeemed at once)."""
+    code, verifier = code_for(url, credentials.app.client_id, device, redirect_uri=redirect_uri, scope=scope, **extra)
+    issued = requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": code,
+                                                      "redirect_uri": redirect_uri, "code_verifier": verifier},
+                           auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
+    assert issued.status_code == 200, issued.text
+    return issued.json()

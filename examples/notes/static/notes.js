@@ -1,6 +1,6 @@
 // The notes page: logs in through citylogin's web SDK, loaded from citylogin's own origin (which
 // must list this page's origin in CITYLOGIN_CORS_ORIGINS), and calls this app's API with the token.
-import { drawNotes } from "./notes_list.js";
+import { drawNotes, wireNoteForm } from "./notes_list.js";
 
 const citylogin = document.querySelector('meta[name="citylogin-url"]').content;
 const { Citylogin, ConcurrentLogin } = await import(`${citylogin}/sdk/citylogin.js`);
@@ -101,15 +101,7 @@ $("#cancel-login").addEventListener("click", () => {
   signedOut();
 });
 
-$("#note-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const input = $("#note-text");
-  run(async () => {
-    await api("POST", "/api/notes", { text: input.value });
-    input.value = "";
-    await showNotes();
-  });
-});
+wireNoteForm(api, run);
 
 $("#logout").addEventListener("click", () => run(async () => {
   await cl.logout();

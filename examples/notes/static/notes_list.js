@@ -18,3 +18,16 @@ export async function drawNotes(api, run) {
     return item;
   }));
 }
+
+/** The "New note" form: adds the note through `api`, then draws the list again. */
+export function wireNoteForm(api, run) {
+  document.querySelector("#note-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = document.querySelector("#note-text");
+    run(async () => {
+      await api("POST", "/api/notes", { text: input.value });
+      input.value = "";
+      await drawNotes(api, run);
+    });
+  });
+}

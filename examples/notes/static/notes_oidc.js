@@ -1,7 +1,7 @@
 // The notes page signed in with citylogin by OpenID Connect (NOTES_PROTECTION=oidc): "Sign in with
 // citylogin" is a plain link to this app's /signin, which sends the browser to citylogin's sign-in page;
 // afterwards the page holds only this app's cookie, and the server calls citylogin with the tokens.
-import { drawNotes } from "./notes_list.js";
+import { drawNotes, wireNoteForm } from "./notes_list.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -41,15 +41,7 @@ async function signedIn() {
   await drawNotes(api, run);
 }
 
-$("#note-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const input = $("#note-text");
-  run(async () => {
-    await api("POST", "/api/notes", { text: input.value });
-    input.value = "";
-    await drawNotes(api, run);
-  });
-});
+wireNoteForm(api, run);
 
 // Log out of notes and of citylogin: a form post to /signout, which sends the browser to citylogin's
 // logout and back here with ?state=signed-out.
