@@ -97,6 +97,16 @@ def expect_signed_in_at(device: DevicePage, app_url: str, username: str) -> None
     expect(page.locator("#who")).to_have_text(username)
 
 
+def registered_through(device: DevicePage, app_url: str) -> str:
+    """A new account made on citylogin's sign-in page, reached from the app: back at the app, signed in."""
+    sign_in_from(device, app_url)
+    username = unique_name()
+    device.fill_register_form(username, device_name="Laptop browser")
+    device.save_recovery_codes()
+    expect_signed_in_at(device, app_url, username)
+    return username
+
+
 def add_note(device: DevicePage, text: str) -> None:
     device.page.locator("#note-text").fill(text)
     device.page.get_by_role("button", name="Add").click()
@@ -200,11 +210,7 @@ def test_prompt_none_without_a_session_goes_straight_back_with_login_required(br
 
 def test_logging_out_of_the_app_logs_out_of_citylogin_and_comes_back(browser_device, apps):
     device, page = browser_device, browser_device.page
-    sign_in_from(device, apps.notes)
-    username = unique_name()
-    device.fill_register_form(username, device_name="Laptop browser")
-    device.save_recovery_codes()
-    expect_signed_in_at(device, apps.notes, username)
+    registered_through(device, apps.notes)
     page.get_by_role("button", name="Log out").click()      # the ID token proves it: no question asked
     page.wait_for_url(re.compile(re.escape(apps.notes) + r"/$"))
     expect(page.locator("#status")).to_have_text("Signed out of notes and citylogin.")
@@ -214,11 +220,7 @@ def test_logging_out_of_the_app_logs_out_of_citylogin_and_comes_back(browser_dev
 
 def test_an_unproven_logout_request_asks_first(browser_device, apps):
     device, page = browser_device, browser_device.page
-    sign_in_from(device, apps.notes)
-    username = unique_name()
-    device.fill_register_form(username, device_name="Laptop browser")
-    device.save_recovery_codes()
-    expect_signed_in_at(device, apps.notes, username)
+    registered_through(device, apps.notes)
     page.goto(f"{apps.citylogin}/oidc/logout?client_id={apps.notes_client_id}")
     dialog = page.locator("#confirm-dialog")
     expect(dialog).to_be_visible()
