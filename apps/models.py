@@ -1,8 +1,8 @@
 """An app as the registry keeps it: its credential only as a digest."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
@@ -28,6 +28,14 @@ class OidcClient:
     id_token_alg: str = "RS256"          # OpenID Connect Core §3.1.3.7's default
     require_par: bool = False
     require_dpop: bool = False
+    jwks: str | None = None              # a JWK Set of public keys (JSON): the app signs its client assertions
+                                         # with their private keys (private_key_jwt, RFC 7523) instead of a secret
+
+    def token_endpoint_auth_method(self) -> str:
+        """How the app authenticates at the token, PAR and revocation endpoints (RFC 7591 §2)."""
+        if self.public:
+            return "none"
+        return "private_key_jwt" if self.jwks else "client_secret_basic"
 
 
 @dataclass(frozen=True)
@@ -49,13 +57,15 @@ class AppRecord:
     id_token_alg: str | None = None
     require_par: bool | None = None
     require_dpop: bool | None = None
+    jwks: str | None = None
 
     def oidc(self) -> OidcClient:
         return OidcClient(redirect_uris=tuple(self.redirect_uris or ()), public=bool(self.public_client),
                           post_logout_redirect_uris=tuple(self.post_logout_redirect_uris or ()),
                           backchannel_logout_uri=self.backchannel_logout_uri, consent=bool(self.consent),
                           id_token_alg=self.id_token_alg or OidcClient.id_token_alg,
-                          require_par=bool(self.require_par), require_dpop=bool(self.require_dpop))
+                          require_par=bool(self.require_par), require_dpop=bool(self.require_dpop),
+                          jwks=self.jwks)
 
     def hears_from_ms(self) -> int:
         """The moment from which the app hears of session ends: when it was added."""
@@ -67,11 +77,12 @@ class AppRecord:
         return {"client_id": self.client_id, "name": self.name, "push_url": self.push_url,
                 "created_at": self.created_at, "secret_rotated_at": self.secret_rotated_at,
                 "redirect_uris": list(oidc.redirect_uris), "public": oidc.public,
-                "token_endpoint_auth_method": "none" if oidc.public else "client_secret_basic",
+                "token_endpoint_auth_method": oidc.token_endpoint_auth_method(),
                 "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris),
                 "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent,
                 "id_token_signed_response_alg": oidc.id_token_alg, "require_pushed_authorization_requests":
-                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop}
+                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop,
+                **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,8 @@ def _oidc_fields(oidc: OidcClient) -> dict:
               "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris) or None,
               "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent or None,
               "id_token_alg": oidc.id_token_alg if oidc.redirect_uris else None,
-              "require_par": oidc.require_par or None, "require_dpop": oidc.require_dpop or None}
+              "require_par": oidc.require_par or None, "require_dpop": oidc.require_dpop or None,
+              "jwks": oidc.jwks}
     return fields
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
@@ -48,6 +49,9 @@ def _print_credentials(credentials, as_json: bool) -> None:
         return
     click.echo(f"client_secret  {credentials.client_secret}")
     click.echo("The secret is shown only now; citylogin keeps only its digest.")
+    if app.oidc().jwks:
+        click.echo("At the token endpoint the app signs in with its key (private_key_jwt); the secret serves "
+                   "introspection and the security events.")
 
 
 def _redirect_uris(_context_: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -58,6 +62,21 @@ def _redirect_uris(_context_: click.Context, _param: click.Parameter, values: tu
         if problem:
             raise click.BadParameter(f"{value!r}: {problem}")
     return values
+
+
+def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from oidc.client_keys import public_jwks, public_jwks_problem
+
+    if value is None:
+        return None
+    try:
+        text = Path(value).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.BadParameter(f"{value!r}: {error}") from None
+    problem = public_jwks_problem(text)
+    if problem:
+        raise click.BadParameter(f"{value!r}: {problem}")
+    return public_jwks(text)
 
 
 @apps.command()
@@ -77,21 +96,27 @@ def _redirect_uris(_context_: click.Context, _param: click.Parameter, values: tu
               help="The algorithm of the app's ID tokens.")
 @click.option("--require-par", is_flag=True, help="Accept only pushed authorization requests (RFC 9126).")
 @click.option("--require-dpop", is_flag=True, help="Issue only DPoP-bound tokens (RFC 9449).")
+@click.option("--jwks", default=None, callback=_jwks, metavar="FILE",
+              help="A JWK Set file of the app's public keys: it authenticates at the token endpoint with a "
+                   "client assertion signed by its private key (private_key_jwt) instead of the secret.")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool,
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
-        id_token_alg: str, require_par: bool, require_dpop: bool, as_json: bool) -> None:
+        id_token_alg: str, require_par: bool, require_dpop: bool, jwks: str | None, as_json: bool) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin."""
     from apps import service
     from apps.models import OidcClient
 
-    oidc_options = (public, post_logout_redirect_uris, backchannel_logout_uri, consent, require_par, require_dpop)
+    oidc_options = (public, post_logout_redirect_uris, backchannel_logout_uri, consent, require_par, require_dpop,
+                    jwks)
     if any(oidc_options) and not redirect_uris:
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri")
+    if public and jwks:
+        raise click.UsageError("a --public client has no key to authenticate with: leave out --jwks")
     oidc = OidcClient(redirect_uris=redirect_uris, public=public, post_logout_redirect_uris=post_logout_redirect_uris,
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
-                      require_par=require_par, require_dpop=require_dpop)
+                      require_par=require_par, require_dpop=require_dpop, jwks=jwks)
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc)
     _print_credentials(credentials, as_json)

@@ -9,6 +9,11 @@ from common import dpop
 SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
 CLAIMS_SUPPORTED = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr", "at_hash",
                     "azp", "preferred_username", "email", "email_verified", "locale", "zoneinfo"]
+# How an app authenticates at the token, PAR and revocation endpoints (private_key_jwt: RFC 7523, with
+# the asymmetric algorithms of oidc.client_keys).
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+CLIENT_ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                               "EdDSA"]
 
 
 def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[str, Any]:
@@ -25,7 +30,8 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "pushed_authorization_request_endpoint": f"{issuer}/oidc/par",
         "require_pushed_authorization_requests": False,  # per app: citylogin apps add --require-par
         "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGORITHMS,
         "scopes_supported": SCOPES_SUPPORTED,
         "claims_supported": CLAIMS_SUPPORTED,
         "response_types_supported": ["code"],
@@ -33,7 +39,8 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "id_token_signing_alg_values_supported": id_token_algorithms,
         "userinfo_signing_alg_values_supported": ["none"],

@@ -65,9 +65,10 @@ class Client:
         return not self.app.oidc().public and bool(self.secret_ok and self.secret_ok(client_secret))
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if self.app.oidc().public:
-            return method == "none"
-        return method in ("client_secret_basic", "client_secret_post")
+        registered = self.app.oidc().token_endpoint_auth_method()
+        if registered == "client_secret_basic":
+            return method in ("client_secret_basic", "client_secret_post")
+        return method == registered  # a public client's "none", or the app's key (private_key_jwt)
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"

@@ -16,6 +16,7 @@ from common.one_time_tokens import OneTimeTokenStore
 
 PAR_TTL = 60  # seconds (RFC 9126 §2.2: short-lived)
 PAR_KIND = PAR_PURPOSE = "oidc_par"
+CLIENT_CREDENTIALS = ("client_secret", "client_assertion", "client_assertion_type")
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 CLIENT_AUTH_FIELDS = ("client_secret", "client_assertion", "client_assertion_type")
 
@@ -38,7 +39,10 @@ def checked_form(form: dict[str, str], client_id: str) -> dict[str, str]:
         raise InvalidRequestError("A pushed request cannot itself name a request_uri.")
     if form.get("client_id", client_id) != client_id:
         raise InvalidRequestError("client_id differs from the authenticated client.")
-    return {**form, "client_id": client_id}
+    # The app's credential authenticated this request; it is not part of the one it stands for, and
+    # no secret or assertion is stored.
+    kept = {name: value for name, value in form.items() if name not in CLIENT_CREDENTIALS}
+    return {**kept, "client_id": client_id}
 
 
 def redeemed_params(tokens: OneTimeTokenStore, *, request_uri: str, client_id: str | None, now: int) -> dict[str, str]:

@@ -18,7 +18,8 @@ from flask import request as flask_request
 
 from common.context import AppContext
 from common.crypto import token_digest
-from oidc import claims
+from common.one_time_tokens import OneTimeTokenStore
+from oidc import claims, client_keys
 from oidc.logout import EndSession
 from oidc.models import ACR, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
 from oidc.store import CodeSpent
@@ -48,7 +49,7 @@ class S256Challenge(CodeChallenge):
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", client_keys.METHOD, "none"]
 
     def generate_authorization_code(self) -> str:
         return secrets.token_urlsafe(32)
@@ -155,6 +156,8 @@ class Provider(AuthorizationServer):
         self.register_endpoint(Revocation)
         self.register_endpoint(EndSession)
         self.register_extension(Issuer(self.issuer))
+        self.register_client_auth_method(client_keys.METHOD, client_keys.PrivateKeyJwt(
+            issuer=self.issuer, tokens=OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens), now=ctx.now))
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):

@@ -2,9 +2,12 @@
 // confidential client), in its own Node process, for the interoperability tests:
 //
 //   node openid_client_app.mjs PORT ISSUER CLIENT_ID CLIENT_SECRET [dpop]
+//   node openid_client_app.mjs PORT ISSUER CLIENT_ID PRIVATE_JWK private_key_jwt
 //
 // With `dpop` every token request, PAR and userinfo call carries a DPoP proof by the app's own key
-// (openid-client's DPoP handle, RFC 9449), so the app's tokens are bound to that key.
+// (openid-client's DPoP handle, RFC 9449), so the app's tokens are bound to that key. With
+// `private_key_jwt` the app has no secret: it authenticates with client assertions signed by its EC
+// P-256 private key (a JWK, JSON), whose public half citylogin holds (`apps add --jwks`).
 //
 // GET  /login[?par=1]    → 302 to citylogin's authorization endpoint (code flow, PKCE S256, state, nonce;
 //                          with par=1 the parameters pushed first, RFC 9126, and only a request_uri sent)
@@ -24,7 +27,15 @@ const [port, issuer, clientId, clientSecret, mode] = process.argv.slice(2);
 const redirectUri = `http://127.0.0.1:${port}/callback`;
 const BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout";
 
-const config = await client.discovery(new URL(issuer), clientId, clientSecret, undefined,
+async function clientAuthentication() {
+  if (mode !== "private_key_jwt") return [clientSecret, undefined];
+  const { kid, ...jwk } = JSON.parse(clientSecret);
+  const key = await crypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  return [undefined, client.PrivateKeyJwt({ key, kid })];
+}
+
+const [metadata, authentication] = await clientAuthentication();
+const config = await client.discovery(new URL(issuer), clientId, metadata, authentication,
   { execute: [client.allowInsecureRequests] });
 const jwks = createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri));
 const bound = mode === "dpop" ? { DPoP: client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256")) } : {};

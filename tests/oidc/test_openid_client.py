@@ -8,6 +8,7 @@ Ends with the device displaced by another device's login: the app is told by bac
 fails and its userinfo call gets 401."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Iterator
 
 import pytest
 import requests
+from joserfc.jwk import ECKey
 
 from apps import push
 from apps import service as apps
@@ -43,9 +45,12 @@ def require_node_clients() -> str:
 
 
 @contextmanager
-def openid_client_app(issuer: str, port: int, credentials, *, dpop: bool = False) -> Iterator[str]:
-    argv = [require_node_clients(), str(APP), str(port), issuer, credentials.app.client_id, credentials.client_secret,
-            *(["dpop"] if dpop else [])]
+def openid_client_app(issuer: str, port: int, credentials, *, dpop: bool = False,
+                      private_jwk: dict | None = None) -> Iterator[str]:
+    """The Node app in its own process: with the client secret, or with `private_jwk` (private_key_jwt)."""
+    authentication = [json.dumps(private_jwk), "private_key_jwt"] if private_jwk else \
+        [credentials.client_secret, *(["dpop"] if dpop else [])]
+    argv = [require_node_clients(), str(APP), str(port), issuer, credentials.app.client_id, *authentication]
     with running_process(argv, port=port, env={}, cwd=INTEROP) as url:
         yield url
 
@@ -118,3 +123,21 @@ def test_openid_client_pushes_its_request_and_logs_the_person_out_of_citylogin(p
         ended = requests.get(logout.headers["Location"], allow_redirects=False, timeout=10)
         assert ended.status_code == 303 and ended.headers["Location"] == f"{app}/?state=bye"
         assert device.request("GET", "/session/me").status_code == 401
+
+
+def test_openid_client_authenticates_with_its_private_key(provider):
+    """private_key_jwt (RFC 7523): the app registers only its public key; openid-client signs a fresh
+    client assertion for PAR, the code and each refresh, and no secret ever leaves the app."""
+    url, ctx = provider
+    port = free_port()
+    key = ECKey.generate_key("P-256", parameters={"kid": "app-key-1"})
+    credentials = register(ctx, port, jwks=json.dumps({"keys": [key.as_dict(private=False)]}))
+    assert credentials.app.public()["token_endpoint_auth_method"] == "private_key_jwt"
+    device = register_device(url)
+    device.login(PASSWORD)
+    with openid_client_app(url, port, credentials, private_jwk=key.as_dict(private=True)) as app:
+        signed_in = signs_in(app, device, par=True)
+        assert signed_in["claims"]["sid"] == device.session_id and signed_in["has_refresh"]
+        refreshed = requests.post(app + "/refresh", timeout=20)
+        assert refreshed.status_code == 200 and refreshed.json() == {"rotated": True}, refreshed.text
+        assert requests.get(app + "/userinfo", timeout=20).json()["status"] == 200

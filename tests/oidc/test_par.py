@@ -84,3 +84,18 @@ def test_a_push_is_checked_and_its_request_uri_is_its_clients_alone(make_server)
         refused = requests.get(authorize_url(url, client_id=credentials.app.client_id, request_uri=made_up),
                                allow_redirects=False, timeout=10)
         assert refused.status_code == 400 and "Location" not in refused.headers, made_up
+
+
+def test_a_push_with_the_secret_in_its_form_stores_no_credential(make_server):
+    """client_secret_post: the secret authenticates the push; the stored request holds no copy of it."""
+    url, ctx = make_server(host_name="127.0.0.1")
+    credentials = _app(ctx)
+    device = register_device(url)
+    device.login(PASSWORD)
+    pushed = requests.post(url + "/oidc/par", data={**_request(credentials, pkce_pair()[1]),
+                                                    "client_secret": credentials.client_secret}, timeout=10)
+    assert pushed.status_code == 201, pushed.text
+    stored = repr(ctx.dynamodb.scan(TableName=ctx.tables.one_time_tokens)["Items"])
+    assert "oidc_par" in stored and credentials.client_secret not in stored
+    browser = authorize_url(url, client_id=credentials.app.client_id, request_uri=pushed.json()["request_uri"])
+    assert query_of(finish_as_device(device, sign_in_page_request(browser)))["state"] == "st"

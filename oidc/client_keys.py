@@ -1,0 +1,117 @@
+"""Apps that authenticate with a key instead of a secret (`private_key_jwt`, OpenID Connect Core §9,
+RFC 7523): the app registers a JWK Set of public keys and signs a short-lived client assertion with
+its private key at the token, PAR and revocation endpoints. Authlib verifies the assertion; this
+module checks the registered keys, names the audiences and spends each assertion once on every host."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from botocore.exceptions import ClientError
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, RSAKey
+
+from common import dynamo
+from common.crypto import token_digest
+from common.one_time_tokens import OneTimeTokenStore
+from common.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
+
+METHOD = "private_key_jwt"
+# Asymmetric algorithms only: a public key never verifies an HMAC (the "alg confusion" attack).
+ALGORITHMS = tuple(CLIENT_ASSERTION_ALGORITHMS)
+KEY_TYPES = ("RSA", "EC", "OKP")
+MAX_KEYS = 10
+MIN_RSA_BITS = 2048
+MAX_JWKS_CHARS = 20000
+# An assertion is spent until it expires; one that claims a longer life than this is refused, so a
+# stolen assertion is short-lived and the record of spent ones stays small.
+MAX_LIFETIME = 3600
+SPENT_KIND = "client_assertion"
+SPENT_PURPOSE = "client_assertion_jti"
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def public_jwks_problem(text: str) -> str | None:
+    """What is wrong with `text` as an app's registered JWK Set, or None: a JSON object with 1 to 10
+    public RSA (2048 bits or more), EC or OKP keys, no private or symmetric key among them."""
+    if len(text) > MAX_JWKS_CHARS:
+        return f"longer than {MAX_JWKS_CHARS} characters"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "not JSON"
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_KEYS:
+        return f'a JWK Set is {{"keys": [...]}} with 1 to {MAX_KEYS} keys'
+    for key in keys:
+        if not isinstance(key, dict) or key.get("kty") not in KEY_TYPES:
+            return f"each key's kty is one of {', '.join(KEY_TYPES)}"
+        if any(member in key for member in PRIVATE_MEMBERS):
+            return "a key has private members: register only the public keys"
+    try:
+        imported = KeySet.import_key_set(data)
+    except (JoseError, ValueError, TypeError) as error:
+        return f"a key does not read: {error}"
+    if any(isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS for key in imported.keys):
+        return f"an RSA key is shorter than {MIN_RSA_BITS} bits"
+    return None
+
+
+def public_jwks(text: str) -> str:
+    """The registered JWK Set as stored: the same keys, compact JSON."""
+    return json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True)
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):
+    """RFC 7523 §2.2 client authentication by Authlib, fitted to citylogin: the app's registered keys,
+    the asymmetric algorithms only, the provider's endpoints as audiences, and each assertion's `jti`
+    spent once by one conditional write (§3: a replayed assertion authenticates nobody)."""
+
+    CLIENT_AUTH_METHOD = METHOD
+
+    def __init__(self, *, issuer: str, tokens: OneTimeTokenStore, now: Any) -> None:
+        super().__init__(validate_jti=True)
+        self.issuer, self.tokens, self.now = issuer, tokens, now
+
+    def __call__(self, query_client, request):
+        client = super().__call__(query_client, request)
+        named = request.form.get("client_id")
+        if client is not None and named is not None and named != client.client_id:
+            raise InvalidClientError(description="client_id names another client than the assertion.")
+        return client
+
+    def get_audiences(self) -> list[str]:
+        # RFC 7523 §3 and RFC 9126 §2: the issuer or the endpoint the assertion is sent to.
+        return [self.issuer, *(f"{self.issuer}/oidc/{path}" for path in ("token", "par", "revoke"))]
+
+    def resolve_client_public_key(self, client) -> KeySet:
+        jwks = client.app.oidc().jwks
+        if not jwks:
+            raise InvalidClientError(description="This app registered no keys.")
+        return KeySet.import_key_set(json.loads(jwks))
+
+    def process_assertion_claims(self, assertion, resolve_key):
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=list(ALGORITHMS))
+        except (JoseError, ValueError) as error:
+            raise InvalidClientError(description="The client assertion's signature does not check out.") from error
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def validate_jti(self, claims: dict, jti: Any) -> bool:
+        now, expires = int(self.now().timestamp()), claims.get("exp")
+        if not isinstance(jti, str) or not 1 <= len(jti) <= 256 or not isinstance(expires, int):
+            return False
+        if expires - now > MAX_LIFETIME + self.leeway:
+            raise InvalidClientError(description=f"A client assertion lives at most {MAX_LIFETIME} s.")
+        digest = token_digest(f"{claims['sub']}\n{jti}", purpose=SPENT_PURPOSE)
+        try:
+            self.tokens.create(digest=digest, kind=SPENT_KIND, expires_epoch=max(expires, now) + self.leeway)
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return False
+            raise
+        return True
