@@ -44,6 +44,7 @@ class TableNames:
     app_streams: str
     passkeys: str
     oidc_grants: str
+    oidc_consents: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "TableNames":
@@ -96,6 +97,8 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
         names.passkeys: _key(("user_uuid", "S"), ("credential_id", "S")),
         # which apps hold tokens of a session (SPEC §14): whom a Back-Channel Logout goes to
         names.oidc_grants: _key(("session_id", "S"), ("client_id", "S")),
+        # what each person allowed each app added with --consent (SPEC §14): one Query lists a person's
+        names.oidc_consents: _key(("user_uuid", "S"), ("client_id", "S")),
     }
     defs[names.devices]["AttributeDefinitions"].append({"AttributeName": "fingerprint", "AttributeType": "S"})
     defs[names.devices]["GlobalSecondaryIndexes"] = [{

@@ -62,6 +62,7 @@ class ErrorCode(str, Enum):
     OIDC_REQUEST_UNKNOWN = "oidc_request_unknown"
     LOGIN_REQUIRED = "login_required"
     CONSENT_REQUIRED = "consent_required"
+    CONSENT_NOT_FOUND = "consent_not_found"
     INVALID_REQUEST = "invalid_request"
     ACCOUNT_LOCKED = "account_locked"
     ACCOUNT_DELETED = "account_deleted"

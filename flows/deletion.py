@@ -31,6 +31,7 @@ from common.one_time_tokens import OneTimeTokenStore
 from common.rate_limits import RateLimitStore
 from devices import pairing_service as pairing_tokens
 from devices import service as devices
+from oidc import consents as oidc_consents
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
 
@@ -66,7 +67,8 @@ def delete_account(ctx: AppContext, *, principal: Principal, secret: Secret, cal
 def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
     """Remove everything of an account in the deleting state, step by step, each step idempotent:
     end its sessions (reason account_deleted, live streams told), revoke every device certificate
-    into the CRL and delete the devices, erase presence and history, delete its one-time tokens,
+    into the CRL and delete the devices, erase presence and history, its passkeys and the apps it
+    allowed (consents), delete its one-time tokens,
     pairing tokens and rate-limit counters, free its names and leave the tombstone. False if the
     account is not being deleted (or is gone)."""
     user = users.get_user(ctx, user_uuid=user_uuid)
@@ -76,6 +78,7 @@ def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
     removed = devices.remove_all_devices(ctx, user_uuid=user_uuid)
     sessions.erase_user_records(ctx, user_uuid=user_uuid)
     passkeys.delete_all_passkeys(ctx, user_uuid=user_uuid)
+    oidc_consents.forget_all(ctx, user_uuid=user_uuid)
     tokens = OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens).delete_all_of_user(user_uuid)
     tokens += pairing_tokens.forget_pairing_tokens(ctx, user_uuid=user_uuid)
     counters = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_all_of_user(user_uuid)

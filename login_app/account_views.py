@@ -1,5 +1,6 @@
 """HTTP routes of /account, all of them: the profile and e-mail address, the password, passkeys,
-recovery codes, deletion and "Wasn't you?". Parse, call one service or flow function, shape the answer.
+recovery codes, deletion, "Wasn't you?" and the apps the person allowed. Parse, call one service or
+flow function, shape the answer.
 
 /account is the login service's (python -m login_app.app_login): every change to an account asks for
 a session, and most for the password again under the login's own lockout."""
@@ -20,6 +21,8 @@ from common.validation import parse_body
 from devices.models import NotMeRequest, NotMeResult
 from flows import deletion, deletion_sweeper, recovery
 from flows import not_me as not_me_flow
+from oidc import consents as oidc_consents
+from oidc.models import ConsentList
 from sessions.guard import current_principal, require_session
 from sessions.models import RevokeReason
 
@@ -192,4 +195,24 @@ def remove_passkey(credential_id: str):
     body = parse_body(PasswordRequest)
     passkey_management.remove_passkey(ctx(), principal=current_principal(), credential_id=credential_id,
                                       secret=body.secret(), caller=current_caller())
+    return "", 204
+
+
+# --- apps the person allowed (SPEC §14: remembered consent) -----------------------------------------
+
+@bp.get("/consents")
+@require_session
+@operation("The apps the caller allowed to use their account (apps that ask for consent)", response=ConsentList,
+           auth=True)
+def consents():
+    listed = oidc_consents.list_consents(ctx(), user_uuid=current_principal().user_uuid)
+    return jsonify(ConsentList(consents=listed).model_dump())
+
+
+@bp.delete("/consents/<string(minlength=1,maxlength=128):client_id>")
+@require_session
+@operation("Withdraw the caller's consent to an app: it asks again next time, and its tokens of the caller's "
+           "live sessions stop working now", status=204, auth=True, errors=(404,))
+def withdraw_consent(client_id: str):
+    oidc_consents.withdraw(ctx(), user_uuid=current_principal().user_uuid, client_id=client_id)
     return "", 204

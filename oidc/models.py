@@ -199,6 +199,21 @@ class Interaction(BaseModel):
     consent: bool
 
 
+class ConsentView(BaseModel):
+    """An app the person allowed to use their account (an app added with `--consent`)."""
+
+    client_id: str
+    client_name: str
+    scopes: list[str]
+    granted_at: str  # ISO 8601, UTC: the latest time the person allowed it
+
+
+class ConsentList(BaseModel):
+    """`GET /account/consents`."""
+
+    consents: list[ConsentView]
+
+
 class Redirect(BaseModel):
     """Where the browser goes next: the app's redirect URI with the code or the error."""
 

@@ -27,7 +27,7 @@ from common.guarded_write import GuardedWrite
 from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims as user_claims
-from oidc import par, refresh, token_binding
+from oidc import consents, par, refresh, token_binding
 from oidc.models import AppRefresh, Client, Code, HeldGrant, Interaction, Redirect, SignedIn
 from oidc.server import CodeGrant, Provider
 from oidc.store import CodeStore, GrantStore, RequestStore
@@ -324,7 +324,9 @@ def _max_age(params: dict[str, str]) -> int | None:
 
 
 def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent: bool) -> Redirect:
-    """The signed-in browser finishes the request: a code for its session, or the app's error."""
+    """The signed-in browser finishes the request: a code for its session, or the app's error. An app
+    added with --consent asks the person (403 consent_required, or that error at the app for
+    prompt=none) unless they allowed it these scopes before; prompt=consent asks every time."""
     params, asked_at = _pending(ctx, request_id)
     session = principal.session
     prompts, max_age, now = params.get("prompt", "").split(), _max_age(params), _epoch(ctx)
@@ -332,10 +334,15 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
             (max_age is not None and now - session.login_epoch > max_age):
         raise LoginRequired()
     app = apps.show_app(ctx, client_id=params["client_id"])
-    if app.oidc().consent and not consent:
-        if "none" in prompts:
-            return cancel(ctx, request_id=request_id, error="consent_required")
-        raise ConsentRequired()
+    if app.oidc().consent:
+        scopes = frozenset(params.get("scope", "").split())
+        if not consent and ("consent" in prompts or consents.needs_asking(
+                ctx, user_uuid=principal.user_uuid, client_id=app.client_id, scopes=scopes)):
+            if "none" in prompts:
+                return cancel(ctx, request_id=request_id, error="consent_required")
+            raise ConsentRequired()
+        if consent:
+            consents.remember(ctx, user_uuid=principal.user_uuid, client_id=app.client_id, scopes=scopes)
     if not RequestStore(_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=now):
         raise AuthorizationRequestUnknown()  # finished by a parallel answer
     user = SignedIn(user_uuid=principal.user_uuid, session_id=principal.session_id, device_id=principal.device_id,

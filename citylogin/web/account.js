@@ -1,9 +1,10 @@
-// The Account panel (SPEC §4 /account): e-mail and its verification, password, passkeys, recovery
-// codes, language and deleting the account. The forms that ask for the password again take a passkey
+// The Account panel (SPEC §4 /account): e-mail and its verification, password, passkeys, the apps the
+// person allowed (consents.js), recovery codes, language and deleting the account. The forms that ask for the password again take a passkey
 // instead; the passkeys section lives in passkeys.js, imported when the panel first opens.
 
 import { authCall, citylogin, refused } from "./api.js";
 import { showRecoveryCodes } from "./codes.js";
+import { initConsents, loadConsents, resetConsents } from "./consents.js";
 import { setText } from "./i18n.js";
 import { $, busy, clearMessage, say, showError, showFieldError } from "./ui.js";
 
@@ -26,6 +27,7 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
     });
     $("[data-passkey]", form).addEventListener("click", () => action(form, null));
   }
+  initConsents();
   $("#passkeys-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     (await passkeys()).addPasskey();
@@ -53,9 +55,10 @@ export function resetAccount() {
   $("#passkey-list").replaceChildren();
   $("#passkey-list").setAttribute("aria-busy", "true");
   for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = true;
+  resetConsents();
 }
 
-/** Reads the account and its passkeys; the panel is aria-busy until both are drawn. `before`, when given,
+/** Reads the account, its passkeys and the apps it allowed; the panel is aria-busy until both are drawn. `before`, when given,
  * is awaited first: the language a login is telling the account, so the answer already carries it. */
 export async function loadAccount(before) {
   const load = ++loads;
@@ -68,7 +71,7 @@ export async function loadAccount(before) {
     const account = await authCall("GET", "/account");
     if (load !== loads) return;
     show(account);
-    await (await passkeys()).loadPasskeys();
+    await Promise.all([passkeys().then((module) => module.loadPasskeys()), loadConsents()]);
   } catch (error) {
     if (load === loads) showError(errorNode, error);
   } finally {

@@ -2,7 +2,8 @@
 // The person signs in on this browser's device as on any visit (the device key with the password or a
 // passkey, the in-use dialog, or registering or pairing this browser first), or is signed in in this tab
 // already (single sign-on); the request is then finished and the browser goes back to the app with its
-// code, or with its error when the person declines. `prompt=none` never shows a page.
+// code, or with its error when the person declines. An app that asks for consent asks once per person
+// and scopes (remembered; withdrawn on the Account page). `prompt=none` never shows a page.
 
 import { authCall, call } from "./api.js";
 import { setText } from "./i18n.js";
@@ -47,17 +48,18 @@ export function initAppSignIn() {
   $("#oidc-cancel").addEventListener("click", () => declineForApp("access_denied"));
 }
 
-/** Finishes the waiting request with this tab's session and sends the browser to the app. Resolves
- * false when the app wants a fresh sign-in (prompt=login, max_age) and the person must log in again. */
+/** Finishes the waiting request with this tab's session and sends the browser to the app; an app that
+ * asks for consent, and was not allowed these scopes before (or says prompt=consent), asks the person
+ * first. Resolves false when the app wants a fresh sign-in (prompt=login, max_age) and the person must
+ * log in again. */
 export async function finishForApp() {
-  let consent = false;
-  if (pending.interaction.consent && !silent()) {
-    if (!(await askConsent(pending.interaction))) return declineForApp("access_denied");
-    consent = true;
-  }
   let answer;
   try {
-    answer = await authCall("POST", "/oidc/authorize/complete", { request: pending.id, consent });
+    answer = await complete(false);
+    if (answer === null) {
+      if (!(await askConsent(pending.interaction))) return declineForApp("access_denied");
+      answer = await complete(true);
+    }
   } catch (error) {
     if (error.code === "login_required" && !silent()) {
       say($("#oidc-again"), "web.oidc.sign_in_again");
@@ -69,6 +71,16 @@ export async function finishForApp() {
   }
   leaveFor(answer.redirect_to);
   return true;
+}
+
+/** POST /oidc/authorize/complete; null when the person must be asked for consent first. */
+async function complete(consent) {
+  try {
+    return await authCall("POST", "/oidc/authorize/complete", { request: pending.id, consent });
+  } catch (error) {
+    if (error.code === "consent_required" && !consent) return null;
+    throw error;
+  }
 }
 
 /** The app hears `error` (access_denied, login_required, ...) and the browser goes back to it. */

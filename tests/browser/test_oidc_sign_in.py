@@ -197,6 +197,46 @@ def test_consent_denied_tells_the_app_access_denied(browser_device, apps):
     expect(page.locator("#status")).to_have_text("Not signed in (access_denied).")
 
 
+def test_consent_is_remembered_then_withdrawn_on_the_account_page(browser_device, apps):
+    device, page = browser_device, browser_device.page
+    completions: list[str] = []
+    page.on("request", lambda request: completions.append(request.post_data or "")
+            if request.url.endswith("/oidc/authorize/complete") else None)
+    sign_in_from(device, apps.diary)
+    username = unique_name()
+    device.fill_register_form(username, device_name="Laptop browser")
+    device.save_recovery_codes()
+    expect(page.locator("#consent-dialog")).to_be_visible()
+    page.locator("#consent-allow").click()
+    expect_signed_in_at(device, apps.diary, username)
+
+    # The app's own sign-in cookie gone, it asks again: remembered, the browser goes straight back
+    page.context.clear_cookies()
+    completions.clear()
+    sign_in_from(device, apps.diary)
+    expect_signed_in_at(device, apps.diary, username)
+    assert [('"consent":true' in body) for body in completions] == [False]
+
+    # The Account page lists the app with what it may do; removing it takes its access back
+    page.goto(apps.citylogin + "/")
+    device.expect_devices_screen()
+    panel = device.open_account()
+    allowed = panel.locator("#consent-list > li")
+    expect(allowed).to_have_count(1)
+    expect(allowed.locator(".device-name")).to_have_text("diary")
+    expect(allowed.locator(".scopes li")).to_have_count(3)
+    allowed.get_by_role("button", name="Remove the access of diary").click()
+    expect(panel.locator("#consents-form .note")).to_have_text("diary no longer has access to your account.")
+    expect(allowed).to_have_count(0)
+    expect(panel.locator("#consents-none")).to_be_visible()
+
+    page.context.clear_cookies()
+    sign_in_from(device, apps.diary)
+    expect(page.locator("#consent-dialog")).to_be_visible()    # asked again
+    page.locator("#consent-allow").click()
+    expect_signed_in_at(device, apps.diary, username)
+
+
 def test_prompt_none_without_a_session_goes_straight_back_with_login_required(browser_device, apps):
     page = browser_device.page
     _, challenge = pkce_pair()
