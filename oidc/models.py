@@ -183,6 +183,15 @@ class CompleteRequest(PendingRequest):
     consent: StrictBool = False
 
 
+class DeviceSignIn(CompleteRequest):
+    """`POST /oidc/authorize/device`: single sign-on with the device's live session; `signature` over
+    "citylogin-sso:" + `challenge` (from `POST /login/challenge`) by the device's key."""
+
+    client_cert: str = Field(min_length=1, max_length=32768, description="base64 of the certificate PEM")
+    challenge: str = Field(min_length=1, max_length=128)
+    signature: str = Field(min_length=1, max_length=12000, description="base64 signature")
+
+
 class CancelRequest(PendingRequest):
     error: str = Field(default="access_denied", pattern=r"^(access_denied|login_required|consent_required)$")
 

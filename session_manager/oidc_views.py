@@ -11,10 +11,11 @@ from apps import push
 from common.context import EXTENSION_KEY, ctx
 from common.openapi import operation
 from common.validation import parse_body
+from flows import app_sign_in
 from oidc import service
 from oidc.backchannel import BackchannelLogout
-from oidc.models import (CancelRequest, CompleteRequest, Interaction, PendingRequest, ProviderTokenResponse,
-                         PushedRequest, Redirect, Revoked, UserInfo)
+from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, Interaction, PendingRequest,
+                         ProviderTokenResponse, PushedRequest, Redirect, Revoked, UserInfo)
 from sessions.guard import credentials, current_principal, proof_offer, require_session
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
@@ -61,6 +62,15 @@ def complete():
     body = parse_body(CompleteRequest)
     answer = service.complete(ctx(), principal=current_principal(), request_id=body.request, consent=body.consent)
     return jsonify(answer.model_dump())
+
+
+@bp.post("/authorize/device")
+@operation("Single sign-on: the device proves it holds its key (a signed challenge) and its live session "
+           "finishes the authorization request, without a password", body=DeviceSignIn, response=Redirect,
+           errors=(400, 401, 403))
+def complete_with_device():
+    body = parse_body(DeviceSignIn)
+    return jsonify(app_sign_in.finish_with_device(ctx(), body=body).model_dump())
 
 
 @bp.post("/authorize/cancel")

@@ -198,6 +198,10 @@ export declare class Citylogin {
   /** A JSON call to citylogin: the answer's JSON (null for 204), or a CityloginError. */
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<T>;
   renewCertificate(): Promise<RenewedCertificate>;
+  /** Single sign-on for an app's waiting OpenID Connect request (`request`, the id of `#oidc=`): a device key
+   * of this browser whose device has a live session finishes it. `null` when none has (or the app asks for a
+   * fresh sign-in); rejects with `consent_required` until called with `consent: true`. */
+  signInForApp(request: string, options?: { consent?: boolean }): Promise<{ redirect_to: string } | null>;
   lastUsedDevice(): Promise<LoginResult | null>;
   forgetDevice(username: string): Promise<void>;
 }

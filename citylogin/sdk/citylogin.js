@@ -9,8 +9,8 @@
 
 import { CityloginError, asksForNonce, expiresAt, jsonInit, networkError, problemOf, readJson } from "./http.js";
 import {
-  LOGIN_PURPOSE, RENEW_PURPOSE, createDeviceKey, deviceOfUser, dpopProof, findDevice, forgetDevice, lastUsedDevice,
-  markUsed, publicKeyPem, replaceCertificate, saveDevice, signChallenge,
+  LOGIN_PURPOSE, RENEW_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser, devicesByUse, dpopProof, findDevice,
+  forgetDevice, lastUsedDevice, markUsed, publicKeyPem, replaceCertificate, saveDevice, signChallenge,
 } from "./keystore.js";
 import { watchSession } from "./session_stream.js";
 
@@ -23,6 +23,10 @@ const DPOP = "DPoP";
 // app asked for), not the session.
 const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "invalid_recovery_code",
   "login_required"]);
+// Single sign-on for an app: this device key cannot (no live session, or a key the server no longer
+// knows): the next one may.
+const NOT_THIS_DEVICE = new Set(["login_required", "invalid_proof", "device_revoked", "device_not_found",
+  "certificate_mismatch", "certificate_expired", "invalid_field"]);
 // An app's own API may not say token_expired: its calls refresh a token this close to its end first.
 const EARLY_REFRESH_MS = 10000;
 
@@ -315,6 +319,26 @@ export class Citylogin {
     const renewed = await this.request("POST", "/device/renew", { body: { challenge, signature } });
     await replaceCertificate(device, renewed);
     return renewed;
+  }
+
+  /** Single sign-on for an app's waiting OpenID Connect request (SPEC §14): each device key of this
+   * browser, the last used first, signs a fresh challenge, and the first whose device has a live
+   * citylogin session (opened in another tab, say) finishes the request with it, without a password.
+   * Resolves with {redirect_to} (back to the app), or null when no device here has a live session, or
+   * the app asks for a fresh sign-in (prompt=login, max_age). Rejects with consent_required when the
+   * app asks the person first (call again with `consent: true` once they allow it). */
+  async signInForApp(request, { consent = false } = {}) {
+    for (const device of await devicesByUse()) {
+      const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
+      const signature = await signChallenge(device.keyPair.privateKey, challenge, SSO_PURPOSE);
+      try {
+        return await this.request("POST", "/oidc/authorize/device", { auth: false, body: {
+          request, client_cert: device.clientCert, challenge, signature, consent } });
+      } catch (error) {
+        if (!NOT_THIS_DEVICE.has(error.code)) throw error;
+      }
+    }
+    return null;
   }
 
   /** The account this browser logged in with last ({username, deviceId, deviceName}), or null. */

@@ -8,6 +8,7 @@ const DB_NAME = "citylogin";
 const STORE = "devices";
 export const LOGIN_PURPOSE = "citylogin-login:";   // the server verifies the signature over this prefix + challenge
 export const RENEW_PURPOSE = "citylogin-renew:";   // ... and, to renew the certificate, over this one (SPEC §4)
+export const SSO_PURPOSE = "citylogin-sso:";       // ... and, to sign in to an app with a live session, this (§14)
 
 /** The server compares usernames after NFKC, case-insensitively (SPEC §4 registration). */
 export function accountKey(username) {
@@ -112,9 +113,14 @@ export async function markUsed(record) {
   await withStore("readwrite", (store) => store.put({ ...record, usedAt: Date.now() }));
 }
 
-export async function lastUsedDevice() {
+/** Every account's record on this browser, the last used first. */
+export async function devicesByUse() {
   const records = await withStore("readonly", (store) => store.getAll());
-  return records.sort((a, b) => b.usedAt - a.usedAt)[0] || null;
+  return records.sort((a, b) => b.usedAt - a.usedAt);
+}
+
+export async function lastUsedDevice() {
+  return (await devicesByUse())[0] || null;
 }
 
 /** The record of the account whose user_uuid has these 32 hex digits (a passkey's userHandle), or null. */

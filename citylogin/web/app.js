@@ -442,6 +442,11 @@ async function boot() {
     });
     return;
   }
+  // Single sign-on: this browser's device may have a live session in another tab
+  if (appSignIn?.appWaiting() && await appSignIn.signInWithDevice().catch((error) => {
+    notifyError(error);
+    return false;
+  })) return;
   if (appSignIn?.appWaiting() && appSignIn.silent()) {
     await appSignIn.declineForApp("login_required");   // prompt=none and nobody signed in here: no page
     return;

@@ -1,11 +1,12 @@
 // Signing in for an app (SPEC §14): an app's OpenID Connect request arrives as `#oidc=<request>`.
 // The person signs in on this browser's device as on any visit (the device key with the password or a
-// passkey, the in-use dialog, or registering or pairing this browser first), or is signed in in this tab
-// already (single sign-on); the request is then finished and the browser goes back to the app with its
-// code, or with its error when the person declines. An app that asks for consent asks once per person
+// passkey, the in-use dialog, or registering or pairing this browser first), or is signed in already, in
+// this tab or, on this browser's device, in another (single sign-on: the device key signs for it); the
+// request is then finished and the browser goes back to the app with its code, or with its error when
+// the person declines. An app that asks for consent asks once per person
 // and scopes (remembered; withdrawn on the Account page). `prompt=none` never shows a page.
 
-import { authCall, call } from "./api.js";
+import { authCall, call, citylogin } from "./api.js";
 import { setText } from "./i18n.js";
 import { APP_REQUEST_KEY as REQUEST_KEY } from "./links.js";   // kept through a reload, registering, pairing
 import { $, modal, say, tx } from "./ui.js";
@@ -48,37 +49,58 @@ export function initAppSignIn() {
   $("#oidc-cancel").addEventListener("click", () => declineForApp("access_denied"));
 }
 
-/** Finishes the waiting request with this tab's session and sends the browser to the app; an app that
- * asks for consent, and was not allowed these scopes before (or says prompt=consent), asks the person
- * first. Resolves false when the app wants a fresh sign-in (prompt=login, max_age) and the person must
- * log in again. */
-export async function finishForApp() {
-  let answer;
-  try {
-    answer = await complete(false);
-    if (answer === null) {
-      if (!(await askConsent(pending.interaction))) return declineForApp("access_denied");
-      answer = await complete(true);
-    }
-  } catch (error) {
-    if (error.code === "login_required" && !silent()) {
-      say($("#oidc-again"), "web.oidc.sign_in_again");
-      return false;
-    }
-    if (error.code === "login_required") return declineForApp("login_required");
-    if (error.code === "oidc_request_unknown") forget();
-    throw error;
-  }
-  leaveFor(answer.redirect_to);
+/** Single sign-on: a device key of this browser whose device has a live citylogin session (opened in
+ * another tab) finishes the request without a password. Resolves true when the browser is on its way
+ * back to the app; false when no device here has a live session (or the app wants a fresh sign-in),
+ * and the person signs in as on any visit. */
+export async function signInWithDevice() {
+  const answer = await answered(() => withConsent((consent) => citylogin.signInForApp(pending.id, { consent })));
+  if (answer === null) return false;
+  if (answer !== DECLINED) leaveFor(answer.redirect_to);
   return true;
 }
 
-/** POST /oidc/authorize/complete; null when the person must be asked for consent first. */
-async function complete(consent) {
+/** Finishes the waiting request with this tab's session and sends the browser to the app. Resolves
+ * false when the app wants a fresh sign-in (prompt=login, max_age) and the person must log in again. */
+export async function finishForApp() {
+  let answer;
   try {
-    return await authCall("POST", "/oidc/authorize/complete", { request: pending.id, consent });
+    answer = await answered(() => withConsent((consent) => authCall("POST", "/oidc/authorize/complete",
+      { request: pending.id, consent })));
   } catch (error) {
-    if (error.code === "consent_required" && !consent) return null;
+    if (error.code !== "login_required") throw error;
+    if (silent()) return declineForApp("login_required");
+    say($("#oidc-again"), "web.oidc.sign_in_again");
+    return false;
+  }
+  if (answer !== DECLINED) leaveFor(answer.redirect_to);
+  return true;
+}
+
+const DECLINED = Symbol("declined");
+
+/** `finish(consent)` without consent first; an app that asks for it (not allowed these scopes before, or
+ * prompt=consent) answers consent_required, and the person is asked: allowed, `finish(true)`; denied,
+ * the app hears access_denied and DECLINED is the answer. */
+async function withConsent(finish) {
+  try {
+    return await finish(false);
+  } catch (error) {
+    if (error.code !== "consent_required") throw error;
+  }
+  if (!(await askConsent(pending.interaction))) {
+    await declineForApp("access_denied");
+    return DECLINED;
+  }
+  return finish(true);
+}
+
+/** A request that is over (finished in another tab, expired) is forgotten here too. */
+async function answered(work) {
+  try {
+    return await work();
+  } catch (error) {
+    if (error.code === "oidc_request_unknown") forget();
     throw error;
   }
 }

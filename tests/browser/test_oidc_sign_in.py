@@ -237,6 +237,47 @@ def test_consent_is_remembered_then_withdrawn_on_the_account_page(browser_device
     expect_signed_in_at(device, apps.diary, username)
 
 
+def test_a_session_in_another_tab_signs_the_apps_in_without_a_password(browser_device, apps):
+    device, page = browser_device, browser_device.page
+    device.open()
+    username = unique_name()
+    device.register(username, device_name="Laptop browser")     # the citylogin tab: signed in, stays open
+
+    app_tab = DevicePage(page.context.new_page(), apps.citylogin)
+    logins: list[str] = []
+    app_tab.page.on("request", lambda request: logins.append(request.url) if "/login/" in request.url and
+                    not request.url.endswith("/login/challenge") else None)
+    sign_in_from(app_tab, apps.notes)
+    expect_signed_in_at(app_tab, apps.notes, username)            # no form: the device key signed for it
+    sign_in_from(app_tab, apps.diary)                              # the app that asks: consent, then in
+    expect(app_tab.page.locator("#consent-dialog")).to_be_visible()
+    app_tab.page.locator("#consent-allow").click()
+    expect_signed_in_at(app_tab, apps.diary, username)
+    _, challenge = pkce_pair()                                     # prompt=none: straight back with a code
+    app_tab.page.goto(authorize_url(apps.citylogin, response_type="code", client_id=apps.notes_client_id,
+                                    redirect_uri=f"{apps.notes}/probe", scope="openid", state="s2", prompt="none",
+                                    code_challenge=challenge, code_challenge_method="S256"))
+    app_tab.page.wait_for_url(re.compile(re.escape(apps.notes) + r"/probe\?"))
+    assert "code" in parse_qs(urlsplit(app_tab.page.url).query)
+    assert logins == []
+    assert not app_tab.errors, app_tab.errors
+
+    # One session served the tab and both apps: the citylogin tab's, still live, and no other ever began
+    page.reload()
+    device.expect_devices_screen()
+    device.go("sessions")
+    page.locator("#sessions-show-ended").check()
+    expect(page.locator("#session-rows tr")).to_have_count(1)
+    expect(page.locator("#session-rows tr.current")).to_contain_text("Active")
+
+    # Logged out in the citylogin tab, the next app sign-in asks for the password
+    device.log_out()
+    app_tab.page.context.clear_cookies()
+    sign_in_from(app_tab, apps.notes)
+    app_tab.expect_login_screen()
+    expect(app_tab.page.locator("#oidc-for")).to_have_text("Sign in to continue to notes")
+
+
 def test_prompt_none_without_a_session_goes_straight_back_with_login_required(browser_device, apps):
     page = browser_device.page
     _, challenge = pkce_pair()
