@@ -94,6 +94,7 @@ class Code:
     amr: list[str]
     nonce: str | None = None
     jkt: str | None = None
+    digest: str | None = None  # its item's key, once read back (not stored as an attribute)
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri

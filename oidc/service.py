@@ -132,8 +132,13 @@ class _Hooks:
             raise InvalidGrantError("The sign-in this code came from has ended.")
         grant = user.grant(client_id=request.client.client_id, scope=token.get("scope", ""))
         item = grant_store(self.ctx).put_item(grant, now=_epoch(self.ctx), expires_epoch=session.expires_epoch)
-        refresh.write_while_live(self.ctx, [sessions.session_live_check(self.ctx, session),
-                                            GuardedWrite(item=item, refusal=lambda: RuntimeError("unconditional"))])
+        code: Code = request.authorization_code
+        unreplayed = CodeStore(_tokens(self.ctx)).unreplayed_check(digest=code.digest or "")
+        refresh.write_while_live(self.ctx, [
+            sessions.session_live_check(self.ctx, session),
+            GuardedWrite(item=item, refusal=lambda: RuntimeError("unconditional")),
+            GuardedWrite(item=unreplayed, refusal=lambda: InvalidGrantError("This code was used twice: what it "
+                                                                            "gave is revoked."))])
 
     def save_code(self, *, digest: str, request: OAuth2Request, expires_epoch: int) -> None:
         user: SignedIn = request.user
@@ -149,7 +154,9 @@ class _Hooks:
         return CodeStore(_tokens(self.ctx)).redeem(digest=digest, now=_epoch(self.ctx))
 
     def code_replayed(self, code: Code) -> None:
-        """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant)."""
+        """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant):
+        the grant is deleted if the first use wrote it, and refused if that use is still on its way."""
+        CodeStore(_tokens(self.ctx)).mark_replayed(digest=code.digest or "", now=_epoch(self.ctx))
         grant_store(self.ctx).delete(session_id=code.session_id, client_id=code.client_id)
 
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:

@@ -54,7 +54,7 @@ class CodeStore:
 
     def create(self, *, digest: str, code: Code, expires_epoch: int) -> None:
         self.tokens.create(digest=digest, kind=CODE_KIND, expires_epoch=expires_epoch,
-                           data={k: v for k, v in asdict(code).items() if v is not None})
+                           data={k: v for k, v in asdict(code).items() if v is not None and k != "digest"})
 
     def redeem(self, *, digest: str, now: int) -> Code | None:
         """The code's record, marked used in the same write; None if there is no such live code;
@@ -72,13 +72,30 @@ class CodeStore:
                 raise
             spent = self.tokens.get(digest=digest, kind=CODE_KIND, now=now)
             if spent is not None and "used_epoch" in spent:
-                raise CodeSpent(_code(spent)) from None
+                raise CodeSpent(_code(spent, digest)) from None
             return None
-        return _code(dynamo.from_item(item))
+        return _code(dynamo.from_item(item), digest)
+
+    def mark_replayed(self, *, digest: str, now: int) -> None:
+        """A second use of the code: the first use's grant write, if it has not committed yet, is
+        refused (unreplayed_check), so that the replay revokes it whichever of the two comes first."""
+        try:
+            self.tokens.client.update_item(TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest),
+                                           UpdateExpression="SET replayed_epoch = :now",
+                                           ConditionExpression="attribute_exists(token_digest)",
+                                           ExpressionAttributeValues={":now": {"N": str(now)}})
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+
+    def unreplayed_check(self, *, digest: str) -> dict[str, Any]:
+        """A TransactWriteItems entry refused once the code has been presented a second time."""
+        return {"ConditionCheck": {"TableName": self.tokens.table, "Key": OneTimeTokenStore.key(digest),
+                                   "ConditionExpression": "attribute_not_exists(replayed_epoch)"}}
 
 
-def _code(data: dict[str, Any]) -> Code:
-    return Code(**{k: v for k, v in data.items() if k in Code.__dataclass_fields__})
+def _code(data: dict[str, Any], digest: str) -> Code:
+    return Code(**{k: v for k, v in data.items() if k in Code.__dataclass_fields__ and k != "digest"}, digest=digest)
 
 
 class GrantStore:
