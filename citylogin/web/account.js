@@ -1,10 +1,10 @@
 // The Account panel (SPEC §4 /account): e-mail and its verification, password, passkeys, the apps the
-// person allowed (consents.js), recovery codes, language and deleting the account. The forms that ask for the password again take a passkey
-// instead; the passkeys section lives in passkeys.js, imported when the panel first opens.
+// person allowed, recovery codes, language and deleting the account. The forms that ask for the password
+// again take a passkey instead; the passkeys section lives in passkeys.js and the allowed apps in
+// consents.js, both imported when the panel first opens.
 
 import { authCall, citylogin, refused } from "./api.js";
 import { showRecoveryCodes } from "./codes.js";
-import { initConsents, loadConsents, resetConsents } from "./consents.js";
 import { setText } from "./i18n.js";
 import { $, busy, clearMessage, say, showError, showFieldError } from "./ui.js";
 
@@ -27,7 +27,6 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
     });
     $("[data-passkey]", form).addEventListener("click", () => action(form, null));
   }
-  initConsents();
   $("#passkeys-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     (await passkeys()).addPasskey();
@@ -35,6 +34,7 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
 }
 
 const passkeys = () => import("./passkeys.js");
+const consents = () => import("./consents.js");
 
 /** What an action sends to confirm it is the person: the password as the form's field names it, or
  * (`proof` null, its "Confirm with a passkey instead" button) an assertion by a passkey of the account. */
@@ -55,7 +55,9 @@ export function resetAccount() {
   $("#passkey-list").replaceChildren();
   $("#passkey-list").setAttribute("aria-busy", "true");
   for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = true;
-  resetConsents();
+  $("#consent-list").replaceChildren();
+  $("#consent-list").setAttribute("aria-busy", "true");
+  $("#consents-none").hidden = true;
 }
 
 /** Reads the account, its passkeys and the apps it allowed; the panel is aria-busy until both are drawn. `before`, when given,
@@ -71,7 +73,8 @@ export async function loadAccount(before) {
     const account = await authCall("GET", "/account");
     if (load !== loads) return;
     show(account);
-    await Promise.all([passkeys().then((module) => module.loadPasskeys()), loadConsents()]);
+    await Promise.all([passkeys().then((module) => module.loadPasskeys()),
+      consents().then((module) => module.loadConsents())]);
   } catch (error) {
     if (load === loads) showError(errorNode, error);
   } finally {

@@ -1,5 +1,7 @@
 // The Account panel's "Apps you allowed" (SPEC §14): every app that asked for consent and was allowed,
-// with what it may do; removing one takes its access back at once (it asks again next time).
+// with what it may do; removing one takes its access back at once (it asks again next time). account.js
+// imports this module with import() when the panel first opens: the login screen's cold load does not
+// carry it.
 
 import { authCall } from "./api.js";
 import { t } from "./i18n.js";
@@ -9,16 +11,7 @@ const KNOWN_SCOPES = ["openid", "profile", "email", "offline_access"];
 const form = () => $("#consents-form");
 let loads = 0;             // only the latest load draws the list: an earlier answer may arrive after it
 
-export function initConsents() {
-  $("#consent-list").addEventListener("click", withdraw);
-}
-
-export function resetConsents() {
-  loads += 1;
-  $("#consent-list").replaceChildren();
-  $("#consent-list").setAttribute("aria-busy", "true");
-  $("#consents-none").hidden = true;
-}
+$("#consent-list").addEventListener("click", withdraw);
 
 /** Draws the apps the person allowed; the list is aria-busy until it is drawn. */
 export async function loadConsents() {
