@@ -10,7 +10,7 @@ from apps import service as apps
 from apps.models import OidcClient
 from oidc.consents import ConsentStore
 from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import authorize_url, pkce_pair, query_of, sign_in_page_request
+from tests.support.oidc import query_of, waiting_request
 
 REDIRECT = "https://diary.example/callback"
 
@@ -27,11 +27,7 @@ def diary(provider):
 
 
 def _request(url: str, client_id: str, *, scope: str = "openid profile", **extra: str) -> tuple[str, str]:
-    """(the sign-in page's request id, the PKCE verifier) of a fresh authorization request."""
-    verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "scope": scope,
-              "state": "st", "code_challenge": challenge, "code_challenge_method": "S256", **extra}
-    return sign_in_page_request(authorize_url(url, **params)), verifier
+    return waiting_request(url, client_id, redirect_uri=REDIRECT, scope=scope, state="st", **extra)
 
 
 def _complete(device, request_id: str, *, consent: bool = False) -> requests.Response:

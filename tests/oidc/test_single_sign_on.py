@@ -13,7 +13,7 @@ from apps.models import OidcClient
 from citylogin.client import Client
 from citylogin.client_keys import sign_challenge
 from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import authorize_url, pkce_pair, query_of, sign_in_page_request
+from tests.support.oidc import query_of, waiting_request
 
 REDIRECT = "https://app.example/callback"
 SSO = "citylogin-sso:"
@@ -31,10 +31,7 @@ def app(provider):
 
 
 def _request(url: str, client_id: str, **extra: str) -> str:
-    _, challenge = pkce_pair()
-    return sign_in_page_request(authorize_url(url, response_type="code", client_id=client_id, redirect_uri=REDIRECT,
-                                              scope="openid", state="st", code_challenge=challenge,
-                                              code_challenge_method="S256", **extra))
+    return waiting_request(url, client_id, redirect_uri=REDIRECT, state="st", **extra)[0]
 
 
 def _challenge(url: str) -> str:

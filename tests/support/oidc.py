@@ -43,14 +43,22 @@ def query_of(url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
 
 
+def waiting_request(url: str, client_id: str, *, redirect_uri: str, scope: str = "openid",
+                    **extra: str) -> tuple[str, str]:
+    """(the sign-in page's request id, its PKCE verifier): a fresh authorization request with PKCE S256,
+    waiting for the browser."""
+    verifier, challenge = pkce_pair()
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
+              "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    return sign_in_page_request(authorize_url(url, **params)), verifier
+
+
 def code_for(url: str, client_id: str, device: Client, *, redirect_uri: str, scope: str = "openid",
              **extra: str) -> tuple[str, str]:
     """(a code the device's session gives the app, its PKCE verifier): the authorization request, the
     sign-in page's request id, the device finishing it."""
-    verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
-              "code_challenge": challenge, "code_challenge_method": "S256", **extra}
-    return query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"], verifier
+    request_id, verifier = waiting_request(url, client_id, redirect_uri=redirect_uri, scope=scope, **extra)
+    return query_of(finish_as_device(device, request_id))["code"], verifier
 
 
 def signed_in_tokens(url: str, credentials, device: Client, *, redirect_uri: str, scope: str = "openid",
