@@ -132,6 +132,18 @@ def _notify_lockout(ctx: AppContext, *, user: UserRecord, ip: str | None, until:
                                           ip=ip or "-"))
 
 
+def username_lock_read(ctx: AppContext, *, username: str) -> KeyRead[int | None]:
+    """Until when (epoch seconds) wrong passwords locked `username`'s password checks, or None if they
+    do not now, for a caller's batch read (an operator's account page)."""
+    user_subject, _ = _subjects(username, None)
+    now = _now(ctx)
+
+    def until(item: dict[str, Any] | None) -> int | None:
+        ends = int((LockoutStore.from_item(item) or {}).get("locked_until", 0))
+        return ends if ends > now else None
+    return KeyRead(ctx.tables.rate_limits, LockoutStore.key(LockoutStore.lock_key(user_subject)), until)
+
+
 def clear_failures(ctx: AppContext, *, username: str) -> None:
     store = lockout_store(ctx)
     user_subject, _ = _subjects(username, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -60,6 +61,32 @@ def _email_rule(value: Any, handler: ValidatorFunctionWrapHandler) -> str:
 EmailAddress = Annotated[EmailStr, WrapValidator(_email_rule)]
 
 
+class Role(StrEnum):
+    """Operator roles (SPEC §15), each able to do all the one below it can."""
+
+    VIEWER = "viewer"
+    SUPPORT = "support"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_ORDER.index(self)
+
+
+ROLE_ORDER = (Role.VIEWER, Role.SUPPORT, Role.ADMIN)
+ROLE_NAMES = frozenset(r.value for r in Role)
+
+
+def role_rank(role: "Role | None") -> int:
+    """0 for no role, then viewer < support < admin."""
+    return 0 if role is None else role.rank + 1
+
+
+def highest_role(roles) -> Role | None:
+    known = [Role(r) for r in roles if r in ROLE_NAMES]
+    return max(known, key=role_rank, default=None)
+
+
 @dataclass(frozen=True)
 class UserRecord:
     user_uuid: str
@@ -76,6 +103,13 @@ class UserRecord:
     # item (no username, e-mail or hash), kept for the sweeper's last pass.
     deleting_since: int | None = None
     deletion_finished: int | None = None
+    roles: list[str] | None = None  # operator roles (SPEC §15), a string set on the item
+    email_verified: bool = False
+
+    @property
+    def role(self) -> "Role | None":
+        """The highest of the account's operator roles, which is what it may do."""
+        return highest_role(self.roles or ())
 
     @property
     def deleting(self) -> bool:
@@ -96,6 +130,7 @@ class AccountRecord:
     locale: str = "en"
     max_concurrent_devices: int | None = None
     email_link_generation: int = 0  # only a verification link made in it works
+    roles: list[str] | None = None
 
 
 class AccountView(BaseModel):
@@ -109,6 +144,7 @@ class AccountView(BaseModel):
     locale: str
     recovery_codes_left: int
     max_concurrent_devices: int = Field(description="the per-user limit if an operator set one, else the default")
+    roles: list[str] = Field(default_factory=list, description="the account's operator roles (SPEC §15)")
 
 
 # --- passkeys (WebAuthn) and the re-authentication that takes a password or a passkey ------------

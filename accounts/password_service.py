@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
 from accounts import user_service as users
-from accounts.models import ChangePasswordRequest
+from accounts.models import ChangePasswordRequest, UserRecord
 from common.audit import AuditEvent, audit
 from common.background import background
 from common.caller import Caller
@@ -109,8 +109,12 @@ def request_password_reset(ctx: AppContext, *, email: str, caller: Caller) -> No
 
 def _send_reset_link(ctx: AppContext, *, email: str) -> None:
     user = users.find_user_by_email(ctx, email=email)
-    if user is None:
-        return
+    if user is not None:
+        mail_reset_link(ctx, user=user)
+
+
+def mail_reset_link(ctx: AppContext, *, user: UserRecord) -> None:
+    """Mail `user` a link that sets a new password (asked by them, or by an operator for them)."""
     token = new_token(32)
     # The link holds the reset generation read with the user: a reset or a password change since voids it.
     token_store(ctx).create(digest=token_digest(token, purpose=RESET_PURPOSE), kind=RESET_KIND,

@@ -84,7 +84,8 @@ def account_view(ctx: AppContext, *, user_uuid: str) -> AccountView:
         user_uuid=account.user_uuid, username=account.username, email=account.email,
         email_verified=account.email_verified, created_at=account.created_at, locale=account.locale,
         recovery_codes_left=account.recovery_codes_left,
-        max_concurrent_devices=ctx.settings.max_concurrent_devices if limit is None else limit)
+        max_concurrent_devices=ctx.settings.max_concurrent_devices if limit is None else limit,
+        roles=list(account.roles or ()))
 
 
 def replace_recovery_codes(ctx: AppContext, *, account: AccountRecord) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from accounts.models import UserRecord
+from accounts.models import Role, UserRecord
 from accounts.user_store import NameTaken, UserStore, WriteRefused
 from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
@@ -101,6 +101,16 @@ def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) 
     if not user_store(ctx).set_max_concurrent_devices(user_uuid, limit):
         raise UserNotFound()
     audit(AuditEvent.CONCURRENT_LIMIT_SET, user_uuid=user_uuid, limit=limit)
+
+
+def set_role(ctx: AppContext, *, user_uuid: str, role: Role, granted: bool) -> None:
+    """Grant the account an operator role (SPEC §15), or take it away; the next admin call obeys it."""
+    if not user_store(ctx).set_role(user_uuid, role.value, granted=granted):
+        raise UserNotFound()
+    if granted:
+        audit(AuditEvent.ROLE_GRANTED, user_uuid=user_uuid, role=role.value)
+    else:
+        audit(AuditEvent.ROLE_REVOKED, user_uuid=user_uuid, role=role.value)
 
 
 def not_locked_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:

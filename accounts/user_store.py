@@ -116,13 +116,15 @@ class UserStore:
         return self.owner_from_claim_item(item)
 
     def _update_existing(self, user_uuid: str, expression: str, values: dict[str, Any] | None = None, *,
-                         condition: str | None = None) -> bool:
+                         condition: str | None = None, names: dict[str, str] | None = None) -> bool:
         """Apply `expression` to an existing user; False if there is no such user (or it is being deleted)."""
         args: dict[str, Any] = {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
                                 "UpdateExpression": expression,
                                 "ConditionExpression": f"{_USABLE} AND {condition}" if condition else _USABLE}
         if values:
             args["ExpressionAttributeValues"] = values
+        if names:
+            args["ExpressionAttributeNames"] = names
         try:
             self.client.update_item(**args)
         except ClientError as exc:
@@ -141,6 +143,11 @@ class UserStore:
         if limit is None:
             return self._update_existing(user_uuid, "REMOVE max_concurrent_devices")
         return self._update_existing(user_uuid, "SET max_concurrent_devices = :n", {":n": {"N": str(limit)}})
+
+    def set_role(self, user_uuid: str, role: str, *, granted: bool) -> bool:
+        """Add `role` to the user's operator roles (a string set) or take it away; idempotent."""
+        verb = "ADD" if granted else "DELETE"
+        return self._update_existing(user_uuid, f"{verb} #r :r", {":r": {"SS": [role]}}, names={"#r": "roles"})
 
     def not_locked_check(self, user_uuid: str) -> dict[str, Any]:
         """A transaction entry that fails if the user is locked, being deleted or gone."""

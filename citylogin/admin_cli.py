@@ -54,33 +54,31 @@ def _user(ctx, username: str):
 @click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
 @click.pass_context
 def admin(context: click.Context, operator: str | None) -> None:
-    """Operators: inspect, lock and limit one account (USER is a username)."""
+    """Operators: inspect, lock and limit one account (USER is a username), grant roles. The console at
+    /admin/ does the same through the admin API without database credentials."""
     remember_operator(context, operator)
 
 
 @admin.command()
 @click.argument("username", metavar="USER")
 def show(username: str) -> None:
-    """The account, its devices and its live sessions."""
-    from devices import service as devices
-    from sessions import service as sessions
+    """The account, its devices and its live sessions (the console's account page)."""
+    from flows import operators
 
     with _context() as ctx:
-        user = _user(ctx, username)
-        listed = devices.list_devices(ctx, user_uuid=user.user_uuid, current_device_id="")
-        live = sessions.live_devices(ctx, user_uuid=user.user_uuid)
-        default = ctx.settings.max_concurrent_devices
-    for label, value in (("uuid", user.user_uuid), ("username", user.username), ("email", user.email),
-                         ("created", user.created_at), ("locked", "yes" if user.locked else "no"),
-                         ("limit", _limit_text(user.max_concurrent_devices, default))):
+        page = operators.account_page(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid)
+    for label, value in (("uuid", page.user_uuid), ("username", page.username), ("email", page.email),
+                         ("created", page.created_at), ("locked", "yes" if page.locked else "no"),
+                         ("paused", page.password_locked_until or "no"), ("roles", ", ".join(page.roles) or "-"),
+                         ("limit", _limit_text(page.limit, page.default_limit))):
         click.echo(f"{label:9} {value}")
-    click.echo(f"devices   {len(listed.devices)}")
-    for d in listed.devices:
+    click.echo(f"devices   {len(page.devices)}")
+    for d in page.devices:
         click.echo(f"  {d.device_id}  {d.device_name!r}  {d.status}  last login {d.last_login_at or 'never'}")
+    live = [s for s in page.sessions if s.status == "active"]
     click.echo(f"sessions  {len(live)} live")
-    for e in live:
-        click.echo(f"  {e.session_id}  device {e.device_id}  ip {e.ip or '-'}  "
-                   f"last seen {_iso(e.last_seen_epoch)}")
+    for s in live:
+        click.echo(f"  {s.session_id}  device {s.device_id}  ip {s.ip or '-'}  last seen {s.last_seen_at}")
 
 
 def _limit_text(own: int | None, default: int) -> str:
@@ -89,56 +87,78 @@ def _limit_text(own: int | None, default: int) -> str:
     return f"{text(default)} (default)" if own is None else f"{text(own)} (set for this user)"
 
 
-def _iso(epoch: int) -> str:
-    from common.timefmt import iso_from_epoch
-    return iso_from_epoch(epoch)
+REASON = click.option("--reason", required=True, metavar="TEXT",
+                      help="Why (required): named in the audit stream and the account's audit trail.")
+
+
+def _acting(ctx):
+    """The CLI's operator: it holds the database's own credentials, so it acts as an admin."""
+    from accounts.models import Role
+    from citylogin.operator import operator_name
+    from flows.operators import Operator
+
+    return Operator(role=Role.ADMIN, name=operator_name(ctx.settings))
+
+
+def _request(reason: str, **fields):
+    from flows.operator_models import ActionRequest, LimitRequest, RoleRequest
+
+    model = LimitRequest if "limit" in fields else RoleRequest if "role" in fields else ActionRequest
+    return model.model_validate({"reason": reason, **fields})
 
 
 @admin.command()
 @click.argument("username", metavar="USER")
-def lock(username: str) -> None:
+@REASON
+def lock(username: str, reason: str) -> None:
     """Refuse every login (403 account_locked) and end every session (reason admin)."""
-    from accounts import user_service as users
+    from flows import operators
 
     with _context() as ctx:
-        ended = users.lock_account(ctx, user_uuid=_user(ctx, username).user_uuid)
+        done = operators.lock(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                              request=_request(reason))
+        ended = done["sessions_ended"]
     click.echo(f"locked {username}; {ended} session(s) ended")
 
 
 @admin.command()
 @click.argument("username", metavar="USER")
-def unlock(username: str) -> None:
-    """Allow logins again (the sessions the lock ended stay ended)."""
-    from accounts import user_service as users
+@REASON
+def unlock(username: str, reason: str) -> None:
+    """Allow logins again, also after wrong passwords paused them (the sessions the lock ended stay ended)."""
+    from flows import operators
 
     with _context() as ctx:
-        users.unlock_account(ctx, user_uuid=_user(ctx, username).user_uuid)
+        operators.unlock(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                         request=_request(reason))
     click.echo(f"unlocked {username}")
 
 
 @admin.command("revoke-sessions")
 @click.argument("username", metavar="USER")
-def revoke_sessions(username: str) -> None:
+@REASON
+def revoke_sessions(username: str, reason: str) -> None:
     """End every session of the account (reason admin); its devices stay registered."""
-    from sessions import service as sessions
-    from sessions.models import RevokeReason
+    from flows import operators
 
     with _context() as ctx:
-        ended = sessions.end_all_sessions(ctx, user_uuid=_user(ctx, username).user_uuid, reason=RevokeReason.ADMIN)
-    click.echo(f"{ended} session(s) of {username} ended")
+        done = operators.revoke_sessions(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                                         request=_request(reason))
+    click.echo(f"{done['sessions_ended']} session(s) of {username} ended")
 
 
 @admin.command()
 @click.argument("username", metavar="USER")
 @click.argument("device_id")
-def unbind(username: str, device_id: str) -> None:
+@REASON
+def unbind(username: str, device_id: str, reason: str) -> None:
     """Revoke a device's certificate for good and end its session (reason device_unbound),
     even the account's last device."""
-    from devices import service as devices
+    from flows import operators
 
     with _context() as ctx:
-        devices.unbind(ctx, user_uuid=_user(ctx, username).user_uuid, device_id=device_id, by_device=None,
-                       confirm_last=True)
+        operators.unbind_device(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                                device_id=device_id, request=_request(reason))
     click.echo(f"unbound device {device_id} of {username}")
 
 
@@ -146,14 +166,16 @@ def unbind(username: str, device_id: str) -> None:
 @click.argument("username", metavar="USER")
 @click.argument("limit", metavar="N", required=False)
 @click.option("--clear", is_flag=True, help="Go back to CITYLOGIN_MAX_CONCURRENT_DEVICES (same as N = default).")
-def set_limit(username: str, limit: str | None, clear: bool) -> None:
+@REASON
+def set_limit(username: str, limit: str | None, clear: bool, reason: str) -> None:
     """Devices the account may have logged in at once (0 = unlimited), replacing the configured
     total; `default` or --clear removes it."""
-    from accounts import user_service as users
+    from flows import operators
 
     own = None if clear or limit == DEFAULT else _parse_limit(limit)
     with _context() as ctx:
-        users.set_concurrent_limit(ctx, user_uuid=_user(ctx, username).user_uuid, limit=own)
+        operators.set_limit(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                            request=_request(reason, limit=own))
         default = ctx.settings.max_concurrent_devices
     click.echo(f"limit of {username}: {_limit_text(own, default)}")
 
@@ -164,6 +186,65 @@ def _parse_limit(value: str | None) -> int:
     if not value.isdigit() or int(value) > MAX_LIMIT:
         raise click.BadParameter(f"a whole number from 0 to {MAX_LIMIT}, or `default`", param_hint="N")
     return int(value)
+
+
+@admin.command("resend-verification")
+@click.argument("username", metavar="USER")
+@REASON
+def resend_verification(username: str, reason: str) -> None:
+    """Send the account's address its verification link again, unless it is verified."""
+    from flows import operators
+
+    with _context() as ctx:
+        operators.resend_verification(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                                      request=_request(reason))
+    click.echo(f"verification link of {username} sent, unless the address is verified")
+
+
+@admin.command("password-reset")
+@click.argument("username", metavar="USER")
+@REASON
+def password_reset(username: str, reason: str) -> None:
+    """Mail the person a password reset link (nothing changes until they use it)."""
+    from flows import operators
+
+    with _context() as ctx:
+        operators.start_password_reset(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                                       request=_request(reason))
+    click.echo(f"password reset link mailed to {username}")
+
+
+ROLES = click.Choice(["viewer", "support", "admin"])
+
+
+@admin.command()
+@click.argument("username", metavar="USER")
+@click.argument("role", metavar="ROLE", type=ROLES)
+@click.option("--reason", default="citylogin admin grant", show_default=True, metavar="TEXT",
+              help="Why: named in the audit stream and the account's audit trail.")
+def grant(username: str, role: str, reason: str) -> None:
+    """Give the account an operator role (viewer, support or admin): the first admin is made here."""
+    _change_role(username, role, granted=True, reason=reason)
+    click.echo(f"{username} holds the role {role}")
+
+
+@admin.command()
+@click.argument("username", metavar="USER")
+@click.argument("role", metavar="ROLE", type=ROLES)
+@click.option("--reason", default="citylogin admin revoke", show_default=True, metavar="TEXT",
+              help="Why: named in the audit stream and the account's audit trail.")
+def revoke(username: str, role: str, reason: str) -> None:
+    """Take an operator role away; the account's next admin call is refused (403 forbidden)."""
+    _change_role(username, role, granted=False, reason=reason)
+    click.echo(f"{username} no longer holds the role {role}")
+
+
+def _change_role(username: str, role: str, *, granted: bool, reason: str) -> None:
+    from flows import operators
+
+    with _context() as ctx:
+        operators.change_role(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                              request=_request(reason, role=role, grant=granted))
 
 
 @admin.command("finish-deletions")

@@ -5,6 +5,7 @@ from citylogin.web_ui import bp as web_ui_bp
 from common.app_factory import create_service_app
 from device_manager.views import bp as device_bp
 from login_app.account_views import bp as account_bp
+from login_app.admin_views import bp as admin_bp
 from login_app.views import bp as login_bp
 from registration.views import bp as registration_bp
 from session_manager.oidc_views import bp as oidc_bp
@@ -15,7 +16,7 @@ from session_manager.views import bp as session_bp
 def blueprints():
     """One blueprint per URL prefix: /registration, /login, /account, /session, /ssf, /oidc, /device; and /
     (the web UI)."""
-    return [registration_bp, login_bp, account_bp, session_bp, ssf_bp, oidc_bp, device_bp, web_ui_bp]
+    return [registration_bp, login_bp, account_bp, admin_bp, session_bp, ssf_bp, oidc_bp, device_bp, web_ui_bp]
 
 
 def create_app(test_config=None):

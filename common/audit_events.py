@@ -36,3 +36,7 @@ class AuditEvent(StrEnum):
     APP_ADDED = "app_added"
     APP_SECRET_ROTATED = "app_secret_rotated"
     APP_REMOVED = "app_removed"
+    APP_UPDATED = "app_updated"
+    ROLE_GRANTED = "role_granted"
+    ROLE_REVOKED = "role_revoked"
+    OPERATOR_ACTION = "operator_action"

@@ -142,6 +142,8 @@ class Settings(BaseModel):
     evict: EvictionOrder = EvictionOrder.OLDEST_LOGIN
     # live sessions per device class on top of the total, e.g. "mobile=1,desktop=1" (empty: none)
     device_class_limits: str = ""
+    # operators (SPEC §15): a destructive admin action needs a sign-in at most this old, or the password again
+    admin_reauth_seconds: int = Field(default=300, ge=0, le=86400)
     # login (SPEC §6)
     require_proof_of_possession: bool = True
     # DPoP (SPEC §12): "allowed" binds a session whose client sends a proof; "required" refuses a login without one

@@ -55,6 +55,8 @@ class TableNames:
 
 
 DEVICES_BY_FINGERPRINT = "fingerprint-index"
+# An operator finds a device's account by its id alone (SPEC §15): device ids are unique.
+DEVICES_BY_ID = "device-index"
 SESSIONS_BY_USER = "user-index"
 # Active sessions by when they end without a write (sparse: only they carry `live_shard`).
 SESSIONS_ENDING = "ending-index"
@@ -104,6 +106,10 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
     defs[names.devices]["GlobalSecondaryIndexes"] = [{
         "IndexName": DEVICES_BY_FINGERPRINT,
         "KeySchema": [{"AttributeName": "fingerprint", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }, {
+        "IndexName": DEVICES_BY_ID,
+        "KeySchema": [{"AttributeName": "device_id", "KeyType": "HASH"}],
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }]
     defs[names.sessions]["AttributeDefinitions"] += [

@@ -89,6 +89,10 @@ class ErrorCode(str, Enum):
     PASSKEY_EXISTS = "passkey_exists"
     PASSKEY_LIMIT_REACHED = "passkey_limit_reached"
     PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"
+    # operators (SPEC §15)
+    FORBIDDEN = "forbidden"
+    REASON_REQUIRED = "reason_required"
+    REAUTHENTICATION_REQUIRED = "reauthentication_required"
 
 
 ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>

@@ -350,6 +350,11 @@ def own_device(ctx: AppContext, *, user_uuid: str, device_id: str) -> DeviceReco
     return record
 
 
+def device_owner(ctx: AppContext, *, device_id: str) -> str | None:
+    """The user_uuid of the device `device_id`, from the devices' id index (no Scan)."""
+    return device_store(ctx).owner_of(device_id)
+
+
 def list_devices(ctx: AppContext, *, user_uuid: str, current_device_id: str) -> DeviceList:
     live = {e.device_id for e in sessions.live_devices(ctx, user_uuid=user_uuid)}
     records = sorted(device_store(ctx).list_for_user(user_uuid),

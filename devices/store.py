@@ -36,6 +36,14 @@ class DeviceStore:
         fields = DeviceRecord.__dataclass_fields__
         return DeviceRecord(**{k: v for k, v in data.items() if k in fields})
 
+    def owner_of(self, device_id: str) -> str | None:
+        """The user_uuid of the device with this id (device ids are unique), from the id index."""
+        response = self.client.query(TableName=self.table, IndexName=dynamo.DEVICES_BY_ID, Limit=2,
+                                     KeyConditionExpression="device_id = :d",
+                                     ExpressionAttributeValues={":d": {"S": device_id}})
+        owners = [item["user_uuid"]["S"] for item in response["Items"] if not item["user_uuid"]["S"].startswith("#")]
+        return owners[0] if owners else None
+
     def put_new_item(self, record: DeviceRecord) -> dict[str, Any]:
         """A TransactWriteItems entry that creates `record` if its id is new."""
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(asdict(record)),

@@ -1,13 +1,14 @@
-"""The login service alone: `python -m login_app.app_login` (port 5002): /login and /account."""
+"""The login service alone: `python -m login_app.app_login` (port 5002): /login, /account and /admin."""
 from __future__ import annotations
 
 from common.app_factory import create_service_app, run_standalone
 from login_app.account_views import bp as account_bp
+from login_app.admin_views import bp as admin_bp
 from login_app.views import bp
 
 
 def create_app(test_config=None):
-    return create_service_app(name="citylogin-login", blueprints=[bp, account_bp], test_config=test_config)
+    return create_service_app(name="citylogin-login", blueprints=[bp, account_bp, admin_bp], test_config=test_config)
 
 
 if __name__ == "__main__":

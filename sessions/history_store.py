@@ -13,6 +13,9 @@ from common import dynamo
 from common.timefmt import iso
 
 HISTORY_DAYS = 180
+OPERATOR_ACTION = "admin_action"  # the `result` of an operator's action on the account (SPEC §15)
+# The account's audit trail, the operator actions alone, is a partition of its own beside its history.
+AUDIT_PARTITION = "audit#"
 
 
 class BadCursor(dynamo.StoreRefusal):
@@ -34,6 +37,15 @@ class HistoryStore:
                 "evicted": evicted or [], dynamo.TTL_ATTRIBUTE: now + HISTORY_DAYS * 86400}
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
 
+    def record_operator_action(self, *, user_uuid: str, at: datetime, action: str, details: dict[str, Any]) -> None:
+        """One operator action on the account, in its history and in its audit trail (one transaction)."""
+        micros = int(at.timestamp() * 1_000_000)
+        row = {"event_key": f"{micros:020d}#{uuid.uuid4().hex[:8]}", "at": iso(at), "result": OPERATOR_ACTION,
+               "action": action, **details, dynamo.TTL_ATTRIBUTE: int(at.timestamp()) + HISTORY_DAYS * 86400}
+        self.client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": self.table, "Item": dynamo.to_item({"user_uuid": partition, **row})}}
+            for partition in (user_uuid, AUDIT_PARTITION + user_uuid)])
+
     def record(self, *, keep: bool = True, **fields: Any) -> None:
         """Write one attempt. `keep=False` makes the same write but conditioned so that it never
         applies: an attempt on an unknown username costs what a known one does and stores nothing."""
@@ -48,10 +60,16 @@ class HistoryStore:
                 raise
 
     def delete_all(self, user_uuid: str) -> None:
-        """Delete the user's whole history: a Query of its keys, then BatchWriteItem deletes."""
-        keys = dynamo.query_keys(self.client, self.table, key_names=("user_uuid", "event_key"),
-                                 partition=("user_uuid", user_uuid))
-        dynamo.batch_write(self.client, self.table, [{"DeleteRequest": {"Key": k}} for k in keys])
+        """Delete the user's whole history and audit trail: a Query of their keys, then BatchWriteItem deletes."""
+        for partition in (user_uuid, AUDIT_PARTITION + user_uuid):
+            keys = dynamo.query_keys(self.client, self.table, key_names=("user_uuid", "event_key"),
+                                     partition=("user_uuid", partition))
+            dynamo.batch_write(self.client, self.table, [{"DeleteRequest": {"Key": k}} for k in keys])
+
+    def audit_page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        """One page of the operator actions on the account, newest first."""
+        items, next_cursor = self.page(user_uuid=AUDIT_PARTITION + user_uuid, limit=limit, cursor=cursor)
+        return [{**item, "user_uuid": user_uuid} for item in items], next_cursor
 
     def page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         args: dict[str, Any] = {

@@ -267,6 +267,7 @@ class HistoryItem(BaseModel):
     user_agent: str | None = None
     result: str
     evicted: list[dict[str, Any]] = []
+    action: str | None = Field(default=None, description="result admin_action: what an operator did (SPEC §15)")
 
 
 class HistoryPage(BaseModel):

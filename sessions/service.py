@@ -845,6 +845,25 @@ def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | N
         raise InvalidField("cursor", "The cursor is not valid.") from None
 
 
+def record_operator_action(ctx: AppContext, *, user_uuid: str, action: str, details: dict) -> None:
+    """An operator's action on the account (SPEC §15), in its history and its audit trail."""
+    history_store(ctx).record_operator_action(user_uuid=user_uuid, at=ctx.now(), action=action, details=details)
+
+
+def audit_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """One page of the operator actions on the account, newest first."""
+    try:
+        return history_store(ctx).audit_page(user_uuid=user_uuid, limit=limit, cursor=cursor)
+    except BadCursor:
+        raise InvalidField("cursor", "The cursor is not valid.") from None
+
+
+def session_owner(ctx: AppContext, *, session_id: str) -> str | None:
+    """Whose session `session_id` is (live or ended, while its record is kept)."""
+    session = session_store(ctx).get(session_id)
+    return session.user_uuid if session else None
+
+
 # --- live events ---------------------------------------------------------------------------
 
 _watcher_lock = threading.Lock()

@@ -7,7 +7,7 @@ import importlib
 
 from citylogin.app import create_app as create_all_in_one
 
-SERVICES = {"registration.app_registration": {"registration"}, "login_app.app_login": {"login", "account"},
+SERVICES = {"registration.app_registration": {"registration"}, "login_app.app_login": {"login", "account", "admin"},
             "session_manager.app_session_manager": {"session", "ssf", "oidc"},
             "device_manager.app_device_manager": {"device"}}
 EVERY_SERVICE = {"healthz", "readyz", "openapi.json", ".well-known", "metrics"}  # the operational routes

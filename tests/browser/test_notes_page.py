@@ -70,7 +70,7 @@ def test_the_notes_page_logs_in_through_the_sdk_and_shows_its_notes(browser, not
         page.wait_for_selector("#notes li:has-text('buy milk')")
 
         # The session ends elsewhere (an operator here): the page hears it and asks to log in again.
-        result = CliRunner().invoke(main, ["admin", "revoke-sessions", username], env=citylogin_env)
+        result = CliRunner().invoke(main, ["admin", "revoke-sessions", username, "--reason", "test"], env=citylogin_env)
         assert result.exit_code == 0, result.output
         page.wait_for_selector("body[data-state=signed-out]")
         assert "(admin)" in page.locator("#status").text_content()

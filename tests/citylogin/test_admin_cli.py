@@ -36,7 +36,12 @@ def start(make_server, base_config, kek, tmp_path):
     return run
 
 
+ACTIONS = {"lock", "unlock", "revoke-sessions", "unbind", "set-limit"}  # each needs --reason
+
+
 def admin(env: dict, *args: str, ok: bool = True):
+    if ACTIONS & set(args) and "--reason" not in args:
+        args = (*args, "--reason", "support ticket 1")
     result = CliRunner().invoke(main, ["admin", *args], env=env)
     assert (result.exit_code == 0) is ok, result.output
     assert "Traceback" not in result.output

@@ -137,7 +137,8 @@ def test_a_device_displaced_by_another_login_is_refused_on_its_very_next_request
 def test_a_locked_account_is_refused_as_citylogin_refuses_it(deployment, device):
     token = device.access_token
     assert seen_by_app(api(deployment, token, by=device)) == identity(device)
-    result = CliRunner().invoke(main, ["admin", "lock", device.key_file.username], env=deployment.env)
+    result = CliRunner().invoke(main, ["admin", "lock", device.key_file.username, "--reason", "test"],
+                                env=deployment.env)
     assert result.exit_code == 0, result.output
 
     direct = requests.get(deployment.citylogin + "/session/check", timeout=10,

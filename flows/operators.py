@@ -1,0 +1,322 @@
+"""Operators (SPEC §15), read top-down: who is acting and with which role; finding an account without
+a Scan; the account's page; and the support actions on it, each checked against the operator's role
+and the account's, re-authenticated when destructive, audited with its reason (the audit stream, the
+account's history and its audit trail) and told to the person in their language. The admin API and
+`citylogin admin` both call these functions: one implementation."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
+from accounts import password_service as passwords
+from accounts import service as account_service
+from accounts import user_service as users
+from accounts.models import Role, UserRecord, one_secret, role_rank
+from common import i18n
+from common.audit import AuditEvent, audit, operator_acting
+from common.batch_read import read_together
+from common.caller import Caller
+from common.context import AppContext
+from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, Unauthorized
+from common.notifier import localized_message, mail_time
+from common.timefmt import iso_from_epoch
+from devices import service as devices
+from flows.operator_models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest,
+                                   OperatorAccount, OperatorDevice, OperatorPasskey, OperatorSession, RoleRequest)
+from sessions import service as sessions
+from sessions.models import Principal, RevokeReason
+
+RECENT_SESSIONS = 20
+# What an id searched for may look like: a uuid, a session id (never '#', which the tables' own items use)
+SEARCHED_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class OperatorForbidden(Forbidden):
+    code, detail = ErrorCode.FORBIDDEN, "Your operator role does not allow this."
+
+
+class ReasonRequired(ApiError):
+    status, code, detail = 400, ErrorCode.REASON_REQUIRED, "Say why: a reason is required for every operator action."
+
+
+class ReauthenticationRequired(Unauthorized):
+    code = ErrorCode.REAUTHENTICATION_REQUIRED
+    detail = "Sign in again, or send your password or a passkey with this action."
+
+
+class OperatorAccountNotFound(NotFound):
+    detail = "No such account."
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Who acts: a person's session with a role, an app's client-credentials token, or the CLI."""
+
+    role: Role
+    user_uuid: str | None = None
+    username: str | None = None
+    session_id: str | None = None
+    signed_in_epoch: int | None = None  # the session's sign-in: recent enough for a destructive action?
+    client_id: str | None = None
+    name: str | None = None             # the CLI's operator (--operator, the AWS identity or the OS user)
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return f"app:{self.client_id}" if self.client_id else f"user:{self.user_uuid}"
+
+    def details(self) -> dict[str, Any]:
+        found = {"operator": self.label, "operator_uuid": self.user_uuid, "operator_session": self.session_id,
+                 "operator_client": self.client_id, "operator_role": self.role.value}
+        return {k: v for k, v in found.items() if v is not None}
+
+
+def session_operator(ctx: AppContext, *, principal: Principal) -> Operator:
+    """The operator behind a session, with the role its account holds now (read strongly consistent on
+    every call: a role taken away is refused on the very next one, on every host); 403 without one."""
+    user = users.get_user(ctx, user_uuid=principal.user_uuid)
+    if user is None or user.deleting or user.role is None:
+        raise OperatorForbidden()
+    return Operator(role=user.role, user_uuid=user.user_uuid, username=user.username,
+                    session_id=principal.session_id, signed_in_epoch=principal.session.login_epoch)
+
+
+def _need(operator: Operator, role: Role) -> None:
+    if role_rank(operator.role) < role_rank(role):
+        raise OperatorForbidden()
+
+
+# --- finding an account and reading its page ---------------------------------------------------
+
+def find_accounts(ctx: AppContext, *, operator: Operator, search: AccountSearch) -> list[AccountSummary]:
+    """The account one exact key names (a username, an e-mail address, a user_uuid, a device_id or a
+    session_id): one or two reads, never a Scan; none when nothing matches."""
+    _need(operator, Role.VIEWER)
+    given = [(key, value) for key in SEARCH_KEYS if (value := getattr(search, key))]
+    if len(given) != 1:
+        raise InvalidField("query", "Give exactly one of username, email, user_uuid, device_id or session_id.")
+    key, value = given[0]
+    user = _user_by(ctx, key, value.strip())
+    return [] if user is None or user.deleting else [_summary(user)]
+
+
+def _user_by(ctx: AppContext, key: str, value: str) -> UserRecord | None:
+    if key == "email":
+        return users.find_user_by_email(ctx, email=value)
+    if key == "username":
+        return users.find_user(ctx, username=value)
+    if not SEARCHED_ID.fullmatch(value):
+        return None
+    owner: Callable[[], str | None] = {
+        "user_uuid": lambda: value,
+        "device_id": lambda: devices.device_owner(ctx, device_id=value),
+        "session_id": lambda: sessions.session_owner(ctx, session_id=value)}[key]
+    user_uuid = owner()
+    return users.get_user(ctx, user_uuid=user_uuid) if user_uuid else None
+
+
+def _summary(user: UserRecord) -> AccountSummary:
+    return AccountSummary(user_uuid=user.user_uuid, username=user.username, email=user.email,
+                          locked=bool(user.locked), roles=sorted(user.roles or ()), created_at=user.created_at)
+
+
+def _target(ctx: AppContext, user_uuid: str) -> UserRecord:
+    user = users.get_user(ctx, user_uuid=user_uuid) if SEARCHED_ID.fullmatch(user_uuid) else None
+    if user is None or user.deleting:
+        raise OperatorAccountNotFound()
+    return user
+
+
+def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str) -> OperatorAccount:
+    """The account with its devices and certificates, live and recent sessions, passkeys (names and
+    dates) and limit: one read per panel (the user; its lockout; its devices with who is logged in;
+    its sessions; its passkeys)."""
+    _need(operator, Role.VIEWER)
+    user = _target(ctx, user_uuid)
+    locked_until = read_together(ctx.dynamodb, {"lock": credentials.username_lock_read(
+        ctx, username=user.username)})["lock"]
+    listed = devices.list_devices(ctx, user_uuid=user.user_uuid, current_device_id="").devices
+    recent, _ = sessions.session_page(ctx, user_uuid=user.user_uuid, limit=RECENT_SESSIONS, cursor=None,
+                                      include_ended=True)
+    return OperatorAccount(
+        **_summary(user).model_dump(), email_verified=user.email_verified, locale=user.locale,
+        password_locked_until=iso_from_epoch(locked_until) if locked_until else None,
+        limit=user.max_concurrent_devices, default_limit=ctx.settings.max_concurrent_devices,
+        devices=[OperatorDevice(device_id=d.device_id, device_name=d.device_name, device_class=d.device_class,
+                                status=d.status, cert_expires_at=d.cert_expires_at, registered_at=d.registered_at,
+                                last_login_at=d.last_login_at, logged_in=d.active) for d in listed],
+        sessions=[_session_view(ctx, s) for s in recent],
+        passkeys=[OperatorPasskey(name=p.name, created_at=p.created_at, last_used_at=p.last_used_at)
+                  for p in passkeys.list_passkeys(ctx, user_uuid=user.user_uuid)])
+
+
+def _session_view(ctx: AppContext, session) -> OperatorSession:
+    status, reason = sessions.session_status(ctx, session)
+    return OperatorSession(session_id=session.session_id, device_id=session.device_id,
+                           device_name=session.device_name, created_at=session.created_at,
+                           last_seen_at=iso_from_epoch(session.last_seen_epoch), status=status,
+                           revoked_reason=reason, ip=session.ip, user_agent=session.user_agent)
+
+
+def history_page(ctx: AppContext, *, operator: Operator, user_uuid: str, limit: int,
+                 cursor: str | None) -> tuple[list[dict], str | None]:
+    _need(operator, Role.VIEWER)
+    return sessions.history_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit, cursor=cursor)
+
+
+def audit_page(ctx: AppContext, *, operator: Operator, user_uuid: str, limit: int,
+               cursor: str | None) -> tuple[list[dict], str | None]:
+    _need(operator, Role.VIEWER)
+    return sessions.audit_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit, cursor=cursor)
+
+
+# --- the actions -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    role: Role
+    destructive: bool  # needs a recent sign-in (SPEC §15)
+    tells: bool        # the person gets a mail of it (the resend and the reset send their own)
+
+
+LOCK = Action("lock", Role.SUPPORT, destructive=True, tells=True)
+UNLOCK = Action("unlock", Role.SUPPORT, destructive=False, tells=True)
+REVOKE_SESSIONS = Action("revoke_sessions", Role.SUPPORT, destructive=True, tells=True)
+UNBIND = Action("unbind", Role.SUPPORT, destructive=True, tells=True)
+LIMIT = Action("limit", Role.SUPPORT, destructive=False, tells=True)
+RESEND_VERIFICATION = Action("resend_verification", Role.SUPPORT, destructive=False, tells=False)
+PASSWORD_RESET = Action("password_reset", Role.SUPPORT, destructive=True, tells=False)
+ROLES = Action("roles", Role.ADMIN, destructive=True, tells=True)
+
+
+def _act(ctx: AppContext, action: Action, *, operator: Operator, user_uuid: str, request: ActionRequest,
+         caller: Caller | None, do: Callable[[UserRecord], dict[str, Any]]) -> dict[str, Any]:
+    """Role, then the account's role, then the reason, then the recent sign-in; then the action, its
+    audit line, its rows in the account's history and audit trail, and the person's mail."""
+    _need(operator, action.role)
+    target = _target(ctx, user_uuid)
+    if role_rank(target.role) > role_rank(operator.role):
+        raise OperatorForbidden()
+    reason = (request.reason or "").strip()
+    if not reason:
+        raise ReasonRequired()
+    if action.destructive:
+        _confirm_recent_sign_in(ctx, operator=operator, request=request, caller=caller)
+    with operator_acting(operator.label):
+        done = do(target)
+        details = {**operator.details(), "reason": reason, **done}
+        audit(AuditEvent.OPERATOR_ACTION, action=action.name, user_uuid=target.user_uuid, **details)
+        sessions.record_operator_action(ctx, user_uuid=target.user_uuid, action=action.name, details=details)
+    if action.tells:
+        _tell(ctx, target, action)
+    return done
+
+
+def _confirm_recent_sign_in(ctx: AppContext, *, operator: Operator, request: ActionRequest,
+                            caller: Caller | None) -> None:
+    """A session's sign-in within CITYLOGIN_ADMIN_REAUTH_SECONDS, or its password or passkey now (§13).
+    An app's credential or the CLI has no sign-in to age: it is its own proof."""
+    if operator.session_id is None or operator.user_uuid is None or operator.username is None:
+        return
+    offered = request.password is not None or request.passkey is not None
+    age = int(ctx.now().timestamp()) - (operator.signed_in_epoch or 0)
+    if not offered and age < ctx.settings.admin_reauth_seconds:
+        return
+    if not offered or caller is None:
+        raise ReauthenticationRequired()
+    secret = one_secret(request.password, request.passkey, password_field="password")
+    _, had_failures = credentials.reauthenticate(ctx, user_uuid=operator.user_uuid, username=operator.username,
+                                                 secret=secret, caller=caller, flow="admin_action")
+    if had_failures:
+        credentials.clear_failures(ctx, username=operator.username)
+
+
+def _tell(ctx: AppContext, user: UserRecord, action: Action) -> None:
+    """The person's mail, in their language: what an operator did to their account, and when."""
+    language = i18n.locale_of(user.locale)
+    ctx.notifier.notify(localized_message(
+        "operator_action", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
+        what=i18n.text(f"mail.operator_action.{action.name}", language),
+        time=mail_time(ctx.now(), user.locale)))
+
+
+def lock(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
+         caller: Caller | None = None) -> dict[str, Any]:
+    """Refuse every login (403 account_locked) and end every session (reason admin)."""
+    return _act(ctx, LOCK, operator=operator, user_uuid=user_uuid, request=request, caller=caller,
+         do=lambda user: {"sessions_ended": users.lock_account(ctx, user_uuid=user.user_uuid)})
+
+
+def unlock(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
+           caller: Caller | None = None) -> dict[str, Any]:
+    """Allow logins again: the operator's lock goes, and so does a pause after wrong passwords."""
+    def do(user: UserRecord) -> dict[str, Any]:
+        if user.locked:
+            users.unlock_account(ctx, user_uuid=user.user_uuid)
+        credentials.clear_failures(ctx, username=user.username)
+        return {}
+    return _act(ctx, UNLOCK, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+
+
+def revoke_sessions(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
+                    caller: Caller | None = None) -> dict[str, Any]:
+    """End every session of the account (reason admin); its devices stay registered."""
+    return _act(ctx, REVOKE_SESSIONS, operator=operator, user_uuid=user_uuid, request=request, caller=caller,
+         do=lambda user: {"sessions_ended": sessions.end_all_sessions(ctx, user_uuid=user.user_uuid,
+                                                                     reason=RevokeReason.ADMIN)})
+
+
+def unbind_device(ctx: AppContext, *, operator: Operator, user_uuid: str, device_id: str, request: ActionRequest,
+                  caller: Caller | None = None) -> dict[str, Any]:
+    """Revoke a device's certificate for good and end its session (reason device_unbound), even the
+    account's last device."""
+    def do(user: UserRecord) -> dict[str, Any]:
+        devices.unbind(ctx, user_uuid=user.user_uuid, device_id=device_id, by_device=None, confirm_last=True)
+        return {"device_id": device_id}
+    return _act(ctx, UNBIND, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+
+
+def set_limit(ctx: AppContext, *, operator: Operator, user_uuid: str, request: LimitRequest,
+              caller: Caller | None = None) -> dict[str, Any]:
+    """The account's own concurrent-device limit (0 = unlimited), or None for the default."""
+    def do(user: UserRecord) -> dict[str, Any]:
+        users.set_concurrent_limit(ctx, user_uuid=user.user_uuid, limit=request.limit)
+        return {"limit": "default" if request.limit is None else request.limit}
+    return _act(ctx, LIMIT, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+
+
+def resend_verification(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
+                        caller: Caller | None = None) -> dict[str, Any]:
+    """A new verification link to the account's address, unless it is verified."""
+    def do(user: UserRecord) -> dict[str, Any]:
+        if not user.email_verified:
+            account_service.send_verification(ctx, user_uuid=user.user_uuid, email=user.email, locale=user.locale)
+        return {"sent": not user.email_verified}
+    return _act(ctx, RESEND_VERIFICATION, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+
+
+def start_password_reset(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
+                         caller: Caller | None = None) -> dict[str, Any]:
+    """Mail the person a password reset link, as "Forgot password?" does; nothing changes until they use it."""
+    def do(user: UserRecord) -> dict[str, Any]:
+        passwords.mail_reset_link(ctx, user=user)
+        return {}
+    return _act(ctx, PASSWORD_RESET, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+
+
+def change_role(ctx: AppContext, *, operator: Operator, user_uuid: str, request: RoleRequest,
+                caller: Caller | None = None) -> dict[str, Any]:
+    """Grant or take away an operator role; never one above the operator's own."""
+    if role_rank(request.role) > role_rank(operator.role):
+        raise OperatorForbidden()
+
+    def do(user: UserRecord) -> dict[str, Any]:
+        users.set_role(ctx, user_uuid=user.user_uuid, role=request.role, granted=request.grant)
+        return {"role": request.role.value, "granted": request.grant}
+    return _act(ctx, ROLES, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)

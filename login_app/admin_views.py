@@ -1,0 +1,155 @@
+"""HTTP routes of /admin (SPEC §15), the operators' API: find an account, read its page, act on it with
+a reason; apps and OpenID Connect clients. Every route asks for an operator: a person's own session
+(device-bound, DPoP when bound) whose account holds a role, or an app's client-credentials token with
+the `admin` scope. Parse, call one flow function, shape the answer."""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Callable
+
+from flask import Blueprint, g, jsonify, request
+
+from common.caller import current_caller
+from common.context import ctx
+from common.openapi import operation
+from common.validation import parse_body, parse_model
+from flows import operators
+from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, LimitRequest, OperatorAccount,
+                                   OperatorPage, PageQuery, RoleRequest)
+from login_app.admin_auth import authenticate_operator
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+ACTION_ERRORS = (403, 404)
+DESTRUCTIVE_ERRORS = (403, 404, 429)
+
+
+def require_operator(view: Callable) -> Callable:
+    """Decorator: 401 without a valid token, 403 forbidden without an operator role."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.operator = authenticate_operator()
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def current_operator() -> operators.Operator:
+    return g.operator
+
+
+def _page(user_uuid: str) -> OperatorAccount:
+    return operators.account_page(ctx(), operator=current_operator(), user_uuid=user_uuid)
+
+
+# --- finding and reading -----------------------------------------------------------------------
+
+@bp.get("/accounts")
+@require_operator
+@operation("Find the account one exact key names: username, email, user_uuid, device_id or session_id (no Scan)",
+           query=AccountSearch, response=AccountSearchResult, auth=True, errors=(403,))
+def find_accounts():
+    search = parse_model(AccountSearch, request.args.to_dict())
+    found = operators.find_accounts(ctx(), operator=current_operator(), search=search)
+    return jsonify(AccountSearchResult(accounts=found).model_dump())
+
+
+@bp.get("/accounts/<string(maxlength=64):user_uuid>")
+@require_operator
+@operation("An account's page: profile, lock, devices and certificates, live and recent sessions, passkeys, limit",
+           response=OperatorAccount, auth=True, errors=(403,))
+def account(user_uuid: str):
+    return jsonify(_page(user_uuid).model_dump())
+
+
+@bp.get("/accounts/<string(maxlength=64):user_uuid>/history")
+@require_operator
+@operation("One page of the account's history (logins and operator actions), newest first", query=PageQuery,
+           response=OperatorPage, auth=True, errors=(403,))
+def history(user_uuid: str):
+    query = parse_model(PageQuery, request.args.to_dict())
+    items, next_cursor = operators.history_page(ctx(), operator=current_operator(), user_uuid=user_uuid,
+                                                limit=query.limit, cursor=query.cursor or None)
+    return jsonify(OperatorPage(items=items, next_cursor=next_cursor).model_dump())
+
+
+@bp.get("/accounts/<string(maxlength=64):user_uuid>/audit")
+@require_operator
+@operation("One page of the account's audit trail (the operator actions on it), newest first", query=PageQuery,
+           response=OperatorPage, auth=True, errors=(403,))
+def audit_trail(user_uuid: str):
+    query = parse_model(PageQuery, request.args.to_dict())
+    items, next_cursor = operators.audit_page(ctx(), operator=current_operator(), user_uuid=user_uuid,
+                                              limit=query.limit, cursor=query.cursor or None)
+    return jsonify(OperatorPage(items=items, next_cursor=next_cursor).model_dump())
+
+
+# --- the actions: each a POST with a reason, answered with the account's page -----------------
+
+def _act(action: Callable, user_uuid: str, body: ActionRequest, **arguments):
+    action(ctx(), operator=current_operator(), user_uuid=user_uuid, request=body, caller=current_caller(),
+           **arguments)
+    return jsonify(_page(user_uuid).model_dump())
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/lock")
+@require_operator
+@operation("Lock the account: no login, every session ends (reason admin); support role, recent sign-in",
+           body=ActionRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
+def lock(user_uuid: str):
+    return _act(operators.lock, user_uuid, parse_body(ActionRequest))
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/unlock")
+@require_operator
+@operation("Unlock the account: the operator's lock and any pause after wrong passwords; support role",
+           body=ActionRequest, response=OperatorAccount, auth=True, errors=ACTION_ERRORS)
+def unlock(user_uuid: str):
+    return _act(operators.unlock, user_uuid, parse_body(ActionRequest))
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/revoke-sessions")
+@require_operator
+@operation("End every session of the account (reason admin); support role, recent sign-in",
+           body=ActionRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
+def revoke_sessions(user_uuid: str):
+    return _act(operators.revoke_sessions, user_uuid, parse_body(ActionRequest))
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/devices/<string(maxlength=64):device_id>/unbind")
+@require_operator
+@operation("Unbind a device: its certificate is revoked for good and its session ends; support role, recent "
+           "sign-in", body=ActionRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
+def unbind(user_uuid: str, device_id: str):
+    return _act(operators.unbind_device, user_uuid, parse_body(ActionRequest), device_id=device_id)
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/limit")
+@require_operator
+@operation("Set the account's own device limit (0 = unlimited; null: the default); support role",
+           body=LimitRequest, response=OperatorAccount, auth=True, errors=ACTION_ERRORS)
+def limit(user_uuid: str):
+    return _act(operators.set_limit, user_uuid, parse_body(LimitRequest))
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/resend-verification")
+@require_operator
+@operation("Send the address's verification link again, unless it is verified; support role",
+           body=ActionRequest, response=OperatorAccount, auth=True, errors=ACTION_ERRORS)
+def resend_verification(user_uuid: str):
+    return _act(operators.resend_verification, user_uuid, parse_body(ActionRequest))
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/password-reset")
+@require_operator
+@operation("Mail the person a password reset link; support role, recent sign-in",
+           body=ActionRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
+def password_reset(user_uuid: str):
+    return _act(operators.start_password_reset, user_uuid, parse_body(ActionRequest))
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/roles")
+@require_operator
+@operation("Grant or take away an operator role, never one above the caller's; admin role, recent sign-in",
+           body=RoleRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
+def roles(user_uuid: str):
+    return _act(operators.change_role, user_uuid, parse_body(RoleRequest))
