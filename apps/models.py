@@ -58,6 +58,8 @@ class AppRecord:
     require_par: bool | None = None
     require_dpop: bool | None = None
     jwks: str | None = None
+    # An operator role (SPEC §15): the app gets admin API tokens with it by the client-credentials grant
+    admin_role: str | None = None
 
     def oidc(self) -> OidcClient:
         return OidcClient(redirect_uris=tuple(self.redirect_uris or ()), public=bool(self.public_client),
@@ -81,7 +83,7 @@ class AppRecord:
                 "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris),
                 "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent,
                 "id_token_signed_response_alg": oidc.id_token_alg, "require_pushed_authorization_requests":
-                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop,
+                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop, "admin_role": self.admin_role,
                 **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}
 
 

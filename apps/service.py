@@ -39,6 +39,10 @@ class PublicClient(ApiError):
     code, detail = ErrorCode.INVALID_FIELD, "A public client has no secret to rotate."
 
 
+class PublicnessFixed(ApiError):
+    code, detail = ErrorCode.INVALID_FIELD, "Whether a client is public can not change: add a new app."
+
+
 class AppNotFound(NotFound):
     code, detail = ErrorCode.APP_NOT_FOUND, "No app has this client_id."
 
@@ -51,8 +55,10 @@ def _digest(secret: str) -> str:
     return token_digest(secret, purpose=SECRET_PURPOSE)
 
 
-def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClient | None = None) -> NewCredentials:
-    """A new app; with `oidc` also an OpenID Connect client (SPEC §14). A public client gets no
+def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClient | None = None,
+            admin_role: str | None = None) -> NewCredentials:
+    """A new app; with `oidc` also an OpenID Connect client (SPEC §14); with `admin_role` it gets admin
+    API tokens of that role by the client-credentials grant (SPEC §15). A public client gets no
     secret (client_secret is ""): nothing it sends can authenticate it but PKCE."""
     now, oidc = ctx.now(), oidc or OidcClient()
     while True:
@@ -60,13 +66,13 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClien
         app = AppRecord(client_id=CLIENT_ID_PREFIX + secrets.token_hex(10), name=name,
                         secret_digest=_digest(secrets.token_urlsafe(32)) if oidc.public else _digest(secret),
                         created_at=iso(now), created_epoch=int(now.timestamp()), push_url=push_url,
-                        created_ms=int(now.timestamp() * 1000), **_oidc_fields(oidc))
+                        created_ms=int(now.timestamp() * 1000), admin_role=admin_role, **_oidc_fields(oidc))
         try:
             app_store(ctx).create(app)
             break
         except AppExists:
             continue  # 80 random bits collided: draw again
-    audit(AuditEvent.APP_ADDED, client_id=app.client_id, app_name=name, push_url=push_url)
+    audit(AuditEvent.APP_ADDED, client_id=app.client_id, app_name=name, push_url=push_url, admin_role=admin_role)
     return NewCredentials(app=app, client_secret=secret)
 
 
@@ -89,6 +95,31 @@ def show_app(ctx: AppContext, *, client_id: str) -> AppRecord:
     app = app_store(ctx).get(client_id)
     if app is None:
         raise AppNotFound()
+    return app
+
+
+def update_app(ctx: AppContext, *, client_id: str, name: str | None = None, push_url: str | None = None,
+               oidc: OidcClient | None = None, admin_role: str | None = None,
+               changed: frozenset[str] = frozenset()) -> AppRecord:
+    """Change what `changed` names of an app (name, push_url, admin_role, oidc: every OpenID Connect field
+    at once); the others stay. Every host sees the change within CACHE_SECONDS."""
+    fields: dict = {}
+    if "name" in changed:
+        fields["name"] = name
+    if "push_url" in changed:
+        fields["push_url"] = push_url
+    if "admin_role" in changed:
+        fields["admin_role"] = admin_role
+    if oidc is not None:
+        if oidc.public != bool(show_app(ctx, client_id=client_id).public_client):
+            raise PublicnessFixed()
+        fields.update(_oidc_fields(oidc))
+    try:
+        app = app_store(ctx).update(client_id, changes=fields) if fields else show_app(ctx, client_id=client_id)
+    except AppMissing:
+        raise AppNotFound() from None
+    _cache.forget(ctx.tables.apps, client_id)
+    audit(AuditEvent.APP_UPDATED, client_id=client_id, changed=sorted(fields))
     return app
 
 

@@ -70,6 +70,28 @@ class AppStore:
             raise
         return _record(item)
 
+    def update(self, client_id: str, *, changes: dict[str, Any]) -> AppRecord:
+        """Set the attributes `changes` gives (None removes one); AppMissing if there is no such app."""
+        names = {f"#a{i}": name for i, name in enumerate(changes)}
+        sets = [f"#a{i} = :v{i}" for i, value in enumerate(changes.values()) if value is not None]
+        removes = [f"#a{i}" for i, value in enumerate(changes.values()) if value is None]
+        values = {f":v{i}": dynamo.to_item({"v": value})["v"] for i, value in enumerate(changes.values())
+                  if value is not None}
+        expression = " ".join(part for part in (f"SET {', '.join(sets)}" if sets else "",
+                                                f"REMOVE {', '.join(removes)}" if removes else "") if part)
+        args: dict[str, Any] = {"TableName": self.table, "Key": self._key(client_id), "ReturnValues": "ALL_NEW",
+                                "UpdateExpression": expression, "ConditionExpression": "attribute_exists(client_id)",
+                                "ExpressionAttributeNames": names}
+        if values:
+            args["ExpressionAttributeValues"] = values
+        try:
+            item = self.client.update_item(**args)["Attributes"]
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                raise AppMissing(client_id) from None
+            raise
+        return _record(item)
+
     def delete(self, client_id: str) -> None:
         try:
             self.client.delete_item(TableName=self.table, Key=self._key(client_id),

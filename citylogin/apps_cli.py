@@ -99,10 +99,14 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--jwks", default=None, callback=_jwks, metavar="FILE",
               help="A JWK Set file of the app's public keys: it authenticates at the token endpoint with a "
                    "client assertion signed by its private key (private_key_jwt) instead of the secret.")
+@click.option("--admin-role", type=click.Choice(["viewer", "support", "admin"]), default=None,
+              help="Automation (SPEC §15): the app gets admin API tokens of this role by the client-credentials "
+                   "grant at /oidc/token (scope=admin).")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool,
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
-        id_token_alg: str, require_par: bool, require_dpop: bool, jwks: str | None, as_json: bool) -> None:
+        id_token_alg: str, require_par: bool, require_dpop: bool, jwks: str | None, admin_role: str | None,
+        as_json: bool) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin."""
     from apps import service
@@ -114,11 +118,13 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri")
     if public and jwks:
         raise click.UsageError("a --public client has no key to authenticate with: leave out --jwks")
+    if public and admin_role:
+        raise click.UsageError("a --public client can not use the client-credentials grant: leave out --admin-role")
     oidc = OidcClient(redirect_uris=redirect_uris, public=public, post_logout_redirect_uris=post_logout_redirect_uris,
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
                       require_par=require_par, require_dpop=require_dpop, jwks=jwks)
     with _context() as ctx:
-        credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc)
+        credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
     _print_credentials(credentials, as_json)
 
 

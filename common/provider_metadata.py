@@ -36,7 +36,8 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "claims_supported": CLAIMS_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        # client_credentials: an app added with --admin-role, for the admin API alone (SPEC §15)
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,

@@ -2,11 +2,16 @@
 the operators' actions on it."""
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema, ConfigDict, Field, StrictBool
 
 from accounts.models import PasskeyAssertion, Role
+from common.errors import FieldKind, field_refusal
+from oidc.client_keys import public_jwks, public_jwks_problem
+from oidc.redirects import redirect_uri_problem
 from sessions.models import Cursor
 
 REASON_MAX = 500
@@ -109,3 +114,86 @@ class LimitRequest(ActionRequest):
 class RoleRequest(ActionRequest):
     role: Role
     grant: StrictBool
+
+
+# --- apps and OpenID Connect clients (SPEC §11, §14), role admin ----------------------------------
+
+APP_NAME_MAX = 100
+
+
+def _app_name(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > APP_NAME_MAX or not value.isprintable():
+        raise field_refusal(FieldKind.INVALID_VALUE, "app_name", "{field}: use 1 to 100 printable characters.")
+    return value
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment or len(value) > 2048:
+        raise field_refusal(FieldKind.INVALID_FORMAT, "url_format",
+                            "{field}: an absolute http(s) URL without a fragment.")
+    return value
+
+
+def _redirect_uri(value: str) -> str:
+    problem = redirect_uri_problem(value)
+    if problem:
+        raise field_refusal(FieldKind.INVALID_VALUE, "redirect_uri", "{field}: {problem}", problem=problem)
+    return value
+
+
+def _jwks(value: Any) -> str:
+    if not isinstance(value, dict):
+        raise field_refusal(FieldKind.INVALID_VALUE, "jwks", "{field}: {problem}", problem="a JSON object")
+    text = json.dumps(value)
+    problem = public_jwks_problem(text)
+    if problem:
+        raise field_refusal(FieldKind.INVALID_VALUE, "jwks", "{field}: {problem}", problem=problem)
+    return public_jwks(text)
+
+
+AppName = Annotated[str, Field(max_length=400), AfterValidator(_app_name)]
+Url = Annotated[str, Field(max_length=2048), AfterValidator(_url)]
+RedirectUri = Annotated[str, Field(max_length=2048), AfterValidator(_redirect_uri)]
+Uris = Annotated[list[RedirectUri], Field(max_length=20)]
+
+
+class AppChange(BaseModel):
+    """PATCH /admin/apps/<client_id>: the fields given change (null removes an optional one), the rest stay.
+    Whether a client is public can not change."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: AppName | None = None
+    push_url: Url | None = Field(default=None, description="where session-revoked events are pushed (RFC 8935)")
+    redirect_uris: Uris | None = None
+    post_logout_redirect_uris: Uris | None = None
+    backchannel_logout_uri: Url | None = None
+    consent: StrictBool | None = None
+    id_token_alg: Literal["RS256", "ES256", "EdDSA"] | None = None
+    require_par: StrictBool | None = None
+    require_dpop: StrictBool | None = None
+    jwks: Annotated[str, BeforeValidator(_jwks), WithJsonSchema({"type": "object"})] | None = Field(
+        default=None, description="a JWK Set of the app's public keys (private_key_jwt)")
+    admin_role: Role | None = Field(default=None, description="admin API tokens of this role by client credentials")
+    reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
+
+
+class NewApp(AppChange):
+    """POST /admin/apps: as `citylogin apps add`."""
+
+    name: AppName
+    public: StrictBool = False
+
+
+class AppList(BaseModel):
+    apps: list[dict[str, Any]]
+
+
+class AppCredentials(BaseModel):
+    """An app as the registry shows it (never the secret's digest), and its secret when it is handed out."""
+
+    model_config = ConfigDict(extra="allow")
+    client_id: str
+    name: str
+    client_secret: str | None = Field(default=None, description="only when added or rotated: shown once")

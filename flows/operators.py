@@ -320,3 +320,15 @@ def change_role(ctx: AppContext, *, operator: Operator, user_uuid: str, request:
         users.set_role(ctx, user_uuid=user.user_uuid, role=request.role, granted=request.grant)
         return {"role": request.role.value, "granted": request.grant}
     return _act(ctx, ROLES, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+
+
+def app_operator(*, client_id: str, admin_role: str | None) -> Operator:
+    """The operator behind an app's client-credentials token: the role its record holds now; 403 without."""
+    if admin_role not in {r.value for r in Role}:
+        raise OperatorForbidden()
+    return Operator(role=Role(admin_role), client_id=client_id)
+
+
+def need(operator: Operator, role: Role) -> None:
+    """403 forbidden unless the operator's role is `role` or above."""
+    _need(operator, role)

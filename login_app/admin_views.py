@@ -12,10 +12,11 @@ from flask import Blueprint, g, jsonify, request
 from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
-from common.validation import parse_body, parse_model
-from flows import operators
-from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, LimitRequest, OperatorAccount,
-                                   OperatorPage, PageQuery, RoleRequest)
+from common.validation import parse_body, parse_model, parse_optional_body
+from flows import operator_apps, operators
+from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials,
+                                   AppList, LimitRequest, NewApp, OperatorAccount, OperatorPage, PageQuery,
+                                   RoleRequest)
 from login_app.admin_auth import authenticate_operator
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -153,3 +154,63 @@ def password_reset(user_uuid: str):
            body=RoleRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
 def roles(user_uuid: str):
     return _act(operators.change_role, user_uuid, parse_body(RoleRequest))
+
+
+# --- apps and OpenID Connect clients: role admin ------------------------------------------------
+
+class AppReason(ActionRequest):
+    """An optional reason for the audit stream (an app change needs none)."""
+
+
+@bp.get("/apps")
+@require_operator
+@operation("The registered apps and OpenID Connect clients (never a secret or its digest); admin role",
+           response=AppList, auth=True, errors=(403,))
+def apps():
+    return jsonify(AppList(apps=operator_apps.list_apps(ctx(), operator=current_operator())).model_dump())
+
+
+@bp.post("/apps")
+@require_operator
+@operation("Register an app or OpenID Connect client, as `citylogin apps add`; its secret is in the answer, once",
+           body=NewApp, response=AppCredentials, status=201, auth=True, errors=(403,))
+def add_app():
+    added = operator_apps.add_app(ctx(), operator=current_operator(), request=parse_body(NewApp))
+    return jsonify(added), 201
+
+
+@bp.get("/apps/<string(maxlength=64):client_id>")
+@require_operator
+@operation("One app", response=AppCredentials, auth=True, errors=(403,))
+def app(client_id: str):
+    return jsonify(operator_apps.show_app(ctx(), operator=current_operator(), client_id=client_id))
+
+
+@bp.patch("/apps/<string(maxlength=64):client_id>")
+@require_operator
+@operation("Change an app: the fields given (null removes an optional one); admin role", body=AppChange,
+           response=AppCredentials, auth=True, errors=(403,))
+def change_app(client_id: str):
+    changed = operator_apps.change_app(ctx(), operator=current_operator(), client_id=client_id,
+                                       request=parse_body(AppChange))
+    return jsonify(changed)
+
+
+@bp.delete("/apps/<string(maxlength=64):client_id>")
+@require_operator
+@operation("Remove an app: its credentials stop working on every host within 2 s; admin role", body=AppReason,
+           body_required=False, status=204, auth=True, errors=(403,))
+def remove_app(client_id: str):
+    body = parse_optional_body(AppReason)
+    operator_apps.remove_app(ctx(), operator=current_operator(), client_id=client_id, reason=body.reason)
+    return "", 204
+
+
+@bp.post("/apps/<string(maxlength=64):client_id>/rotate-secret")
+@require_operator
+@operation("A new secret for an app, shown once; the old one stops working; admin role", body=AppReason,
+           body_required=False, response=AppCredentials, auth=True, errors=(403,))
+def rotate_secret(client_id: str):
+    body = parse_optional_body(AppReason)
+    rotated = operator_apps.rotate_secret(ctx(), operator=current_operator(), client_id=client_id, reason=body.reason)
+    return jsonify(rotated)

@@ -12,6 +12,7 @@ from apps.models import AppRecord
 from oidc.redirects import redirect_uri_matches
 
 SCOPES = ("openid", "profile", "email", "offline_access")
+ADMIN_SCOPE = "admin"  # the client-credentials grant's only scope: the admin API (SPEC §15)
 REQUEST_ID_BYTES = 24
 
 
@@ -74,7 +75,9 @@ class Client:
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in ("authorization_code", "refresh_token")
+        if grant_type == "client_credentials":  # RFC 6749 §4.4: confidential clients alone
+            return bool(self.app.admin_role) and not self.app.oidc().public
+        return grant_type in ("authorization_code", "refresh_token") and bool(self.app.oidc().redirect_uris)
 
 
 @dataclass(frozen=True)

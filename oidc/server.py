@@ -8,7 +8,7 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Request, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, InvalidScopeError, OAuth2Request, grants
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
@@ -21,7 +21,7 @@ from common.crypto import token_digest
 from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims, client_keys
 from oidc.logout import EndSession
-from oidc.models import ACR, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
+from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
 from oidc.store import CodeSpent
 
 CODE_TTL = 60  # seconds (SPEC §14)
@@ -89,6 +89,17 @@ class RefreshGrant(grants.RefreshTokenGrant):
         pass  # retired by the rotation's own write (authenticate_user)
 
 
+class AdminCredentials(grants.ClientCredentialsGrant):
+    """RFC 6749 §4.4 for automation (SPEC §15): an app added with --admin-role gets an access token for
+    the admin API alone (`scope=admin`, audience <issuer>/admin), acting with that role."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", client_keys.METHOD]
+
+    def validate_requested_scope(self) -> None:
+        if self.request.payload.scope != ADMIN_SCOPE:
+            raise InvalidScopeError("The client-credentials grant gives scope=admin alone: ask for it.")
+
+
 class Revocation(RevocationEndpoint):
     """RFC 7009: an app gives back a refresh or access token; the grant it came from ends (its refresh
     tokens, and its access tokens at userinfo and introspection). Anything else is a 200 too (§2.2)."""
@@ -153,6 +164,7 @@ class Provider(AuthorizationServer):
         self.register_token_generator("default", hooks.tokens)
         self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken(self)])
         self.register_grant(RefreshGrant)
+        self.register_grant(AdminCredentials)
         self.register_endpoint(Revocation)
         self.register_endpoint(EndSession)
         self.register_extension(Issuer(self.issuer))

@@ -85,6 +85,34 @@ def grant_store(ctx: AppContext) -> GrantStore:
     return GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)
 
 
+ADMIN_AUDIENCE = "/admin"  # after the issuer: the admin API is the only place such a token counts
+
+
+def admin_access_token(ctx: AppContext, app: AppRecord, *, now: int) -> dict[str, Any]:
+    """The client-credentials grant's answer (SPEC §15): a Bearer token naming the app, for the admin API
+    alone. The role it acts with is read from the app's record on every call, not from the token."""
+    ttl = ctx.settings.access_token_ttl
+    body = {"iss": issuer(ctx), "sub": app.client_id, "aud": issuer(ctx) + ADMIN_AUDIENCE, "client_id": app.client_id,
+            "scope": "admin", "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl}
+    return {"token_type": "Bearer", "access_token": ctx.jwt.sign_jwt(body, algorithm=ALGORITHM, typ=TOKEN_TYPE),
+            "expires_in": ttl, "scope": "admin"}
+
+
+def admin_app_of(ctx: AppContext, access_token: str) -> AppRecord | None:
+    """The app a client-credentials token for the admin API names, read now (removed: None); None also
+    for any other token. Never a person's session token, which carries a `sid`."""
+    try:
+        claims = ctx.jwt.decode(access_token, now=ctx.now(), issuer=issuer(ctx), verify_audience=False)
+    except TokenError:
+        return None
+    if claims.get("aud") != issuer(ctx) + ADMIN_AUDIENCE or "sid" in claims or claims.get("scope") != "admin":
+        return None
+    client_id = claims.get("client_id")
+    if not isinstance(client_id, str) or claims.get("sub") != client_id:
+        return None
+    return apps.app_store(ctx).get(client_id)
+
+
 class _Hooks:
     """What Authlib's server asks of citylogin."""
 
@@ -98,15 +126,17 @@ class _Hooks:
             app = apps.show_app(self.ctx, client_id=client_id)
         except apps.AppNotFound:
             return None
-        if not app.oidc().redirect_uris:
+        if not (app.oidc().redirect_uris or app.admin_role):
             return None  # an app registered for introspection and events only signs nobody in
         return Client(app=app, secret_ok=lambda secret: _secret_ok(app, secret))
 
-    def tokens(self, *, grant_type: str, client: Client, user: SignedIn, scope: str, expires_in: int | None = None,
-               include_refresh_token: bool = True) -> dict[str, Any]:
+    def tokens(self, *, grant_type: str, client: Client, user: SignedIn | None, scope: str,
+               expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
         """An RFC 9068 access token of the person's session for this app (SPEC §14), and the grant's
-        next refresh token when it has them."""
+        next refresh token when it has them; the client-credentials grant's token of the app itself."""
         ttl, now = self.ctx.settings.access_token_ttl, _epoch(self.ctx)
+        if user is None:
+            return admin_access_token(self.ctx, client.app, now=now)
         body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
                 "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
                 "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl, "auth_time": user.auth_time}

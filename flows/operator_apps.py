@@ -1,0 +1,97 @@
+"""Operators and the app registry (SPEC §15): an admin lists, adds, changes and removes apps and OpenID
+Connect clients and rotates their secrets through the admin API, with the same service functions as
+`citylogin apps`. Every change is audited with the operator."""
+from __future__ import annotations
+
+from typing import Any
+
+from accounts.models import Role
+from apps import service as apps
+from apps.models import AppRecord, NewCredentials, OidcClient
+from common.audit import AuditEvent, audit, operator_acting
+from common.context import AppContext
+from flows.operator_models import AppChange, NewApp
+from flows.operators import Operator, need
+
+OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
+               "require_par", "require_dpop", "jwks")
+
+
+def list_apps(ctx: AppContext, *, operator: Operator) -> list[dict[str, Any]]:
+    need(operator, Role.ADMIN)
+    return [app.public() for app in apps.list_apps(ctx)]
+
+
+def show_app(ctx: AppContext, *, operator: Operator, client_id: str) -> dict[str, Any]:
+    need(operator, Role.ADMIN)
+    return apps.show_app(ctx, client_id=client_id).public()
+
+
+def _shown(credentials: NewCredentials) -> dict[str, Any]:
+    return {**credentials.app.public(), "client_secret": credentials.client_secret}
+
+
+def _audited(operator: Operator, action: str, client_id: str, reason: str | None) -> None:
+    audit(AuditEvent.OPERATOR_ACTION, action=action, client_id=client_id, **operator.details(),
+          reason=(reason or "").strip() or None)
+
+
+def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str, Any]:
+    """A new app, as `citylogin apps add`; its secret is in the answer, once."""
+    need(operator, Role.ADMIN)
+    oidc = OidcClient(redirect_uris=tuple(request.redirect_uris or ()), public=request.public,
+                      post_logout_redirect_uris=tuple(request.post_logout_redirect_uris or ()),
+                      backchannel_logout_uri=request.backchannel_logout_uri, consent=bool(request.consent),
+                      id_token_alg=request.id_token_alg or OidcClient.id_token_alg,
+                      require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
+                      jwks=request.jwks)
+    with operator_acting(operator.label):
+        credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
+                                   admin_role=request.admin_role.value if request.admin_role else None)
+        _audited(operator, "app_add", credentials.app.client_id, request.reason)
+    return _shown(credentials)
+
+
+def change_app(ctx: AppContext, *, operator: Operator, client_id: str, request: AppChange) -> dict[str, Any]:
+    """The fields the request gives change; the OpenID Connect ones as a whole, from the app's current ones."""
+    need(operator, Role.ADMIN)
+    given = request.model_fields_set - {"reason"}
+    oidc = None
+    if given & set(OIDC_FIELDS):
+        oidc = _oidc_changed(apps.show_app(ctx, client_id=client_id), request, given)
+    with operator_acting(operator.label):
+        app = apps.update_app(ctx, client_id=client_id, name=request.name, push_url=request.push_url, oidc=oidc,
+                              admin_role=request.admin_role.value if request.admin_role else None,
+                              changed=frozenset(given & {"name", "push_url", "admin_role"}))
+        _audited(operator, "app_change", client_id, request.reason)
+    return app.public()
+
+
+def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcClient:
+    now = app.oidc()
+
+    def pick(name: str, current: Any) -> Any:
+        return getattr(request, name) if name in given else current
+    return OidcClient(redirect_uris=tuple(pick("redirect_uris", now.redirect_uris) or ()), public=now.public,
+                      post_logout_redirect_uris=tuple(pick("post_logout_redirect_uris",
+                                                           now.post_logout_redirect_uris) or ()),
+                      backchannel_logout_uri=pick("backchannel_logout_uri", now.backchannel_logout_uri),
+                      consent=bool(pick("consent", now.consent)),
+                      id_token_alg=pick("id_token_alg", now.id_token_alg) or OidcClient.id_token_alg,
+                      require_par=bool(pick("require_par", now.require_par)),
+                      require_dpop=bool(pick("require_dpop", now.require_dpop)), jwks=pick("jwks", now.jwks))
+
+
+def rotate_secret(ctx: AppContext, *, operator: Operator, client_id: str, reason: str | None) -> dict[str, Any]:
+    need(operator, Role.ADMIN)
+    with operator_acting(operator.label):
+        credentials = apps.rotate_secret(ctx, client_id=client_id)
+        _audited(operator, "app_rotate_secret", client_id, reason)
+    return _shown(credentials)
+
+
+def remove_app(ctx: AppContext, *, operator: Operator, client_id: str, reason: str | None) -> None:
+    need(operator, Role.ADMIN)
+    with operator_acting(operator.label):
+        apps.remove_app(ctx, client_id=client_id)
+        _audited(operator, "app_remove", client_id, reason)

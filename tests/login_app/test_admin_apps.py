@@ -1,0 +1,129 @@
+"""The admin API's apps (SPEC §15): an admin registers, changes, rotates and removes apps and OpenID
+Connect clients; automation signs in with an app credential by the client-credentials grant
+(Authlib's own OAuth 2 client, unmodified) and acts with the app's role, read on every call."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+
+from accounts import user_service as users
+from accounts.models import Role
+from apps import service as apps
+from citylogin.client import Client
+from tests.support.fixtures import problem
+from tests.support.live import PASSWORD, register_device
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
+
+
+def operator(url: str, ctx, role: Role) -> Client:
+    client = register_device(url)
+    users.set_role(ctx, user_uuid=client.key_file.user_uuid, role=role, granted=True)
+    client.login(PASSWORD)
+    return client
+
+
+def person(url: str) -> Client:
+    client = register_device(url)
+    client.login(PASSWORD)
+    return client
+
+
+def test_an_admin_registers_changes_rotates_and_removes_an_oidc_client(server):
+    url, ctx = server
+    admin = operator(url, ctx, Role.ADMIN)
+    support = operator(url, ctx, Role.SUPPORT)
+    body = {"name": "Notes", "redirect_uris": ["https://notes.example/callback"], "consent": True,
+            "reason": "ticket 40: the notes team"}
+    assert problem(support.request("POST", "/admin/apps", json=body))[:2] == (403, "forbidden")
+    assert problem(support.request("GET", "/admin/apps"))[:2] == (403, "forbidden")
+    added = admin.request("POST", "/admin/apps", json=body)
+    assert added.status_code == 201, added.text
+    app = added.json()
+    assert app["client_secret"] and app["redirect_uris"] == body["redirect_uris"] and app["consent"] is True
+    client_id = app["client_id"]
+    listed = admin.get_json("/admin/apps")["apps"]
+    assert [a["client_id"] for a in listed if a["client_id"] == client_id] == [client_id]
+    shown = json.dumps(listed)
+    assert "secret_digest" not in shown and apps.show_app(ctx, client_id=client_id).secret_digest not in shown
+    assert apps.authenticate_app(ctx, _basic(client_id, app["client_secret"])).client_id == client_id
+
+    bad = admin.request("PATCH", f"/admin/apps/{client_id}", json={"redirect_uris": ["http://evil.example/cb"]})
+    assert problem(bad)[:2] == (400, "invalid_field")
+    changed = admin.request("PATCH", f"/admin/apps/{client_id}",
+                            json={"redirect_uris": ["https://notes.example/cb2"], "name": "Notes 2"})
+    assert changed.status_code == 200 and changed.json()["redirect_uris"] == ["https://notes.example/cb2"]
+    assert changed.json()["name"] == "Notes 2" and changed.json()["consent"] is True  # the rest stays
+    assert admin.request("PATCH", f"/admin/apps/{client_id}", json={"public": True}).json()["public"] is False
+
+    rotated = admin.request("POST", f"/admin/apps/{client_id}/rotate-secret", json={"reason": "leaked in a log"})
+    assert rotated.status_code == 200 and rotated.json()["client_secret"] != app["client_secret"]
+    assert admin.request("DELETE", f"/admin/apps/{client_id}").status_code == 204
+    assert problem(admin.request("GET", f"/admin/apps/{client_id}"))[:2] == (404, "app_not_found")
+
+
+def _basic(client_id: str, secret: str) -> str:
+    import base64
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def _automation(url: str, client_id: str, secret: str) -> OAuth2Session:
+    session = OAuth2Session(client_id, secret, scope="admin", token_endpoint_auth_method="client_secret_basic")
+    session.fetch_token(url + "/oidc/token", grant_type="client_credentials")
+    return session
+
+
+def test_automation_acts_with_its_apps_role_read_on_every_call(server, caplog):
+    url, ctx = server
+    admin = operator(url, ctx, Role.ADMIN)
+    robot = apps.add_app(ctx, name="support robot", push_url=None, admin_role="support")
+    session = _automation(url, robot.app.client_id, robot.client_secret)
+    assert session.token["token_type"].lower() == "bearer" and session.token["scope"] == "admin"
+    assert "refresh_token" not in session.token
+    target = person(url)
+    found = session.get(url + "/admin/accounts", params={"username": target.key_file.username}, timeout=10)
+    assert found.status_code == 200 and found.json()["accounts"][0]["user_uuid"] == target.key_file.user_uuid
+    with caplog.at_level(logging.INFO, logger="citylogin.audit"):
+        locked = session.post(url + f"/admin/accounts/{target.key_file.user_uuid}/revoke-sessions",
+                              json={"reason": "nightly clean-up"}, timeout=10)
+    assert locked.status_code == 200, locked.text  # an app's credential has no sign-in to age
+    assert problem(target.request("GET", "/session/me")) == (401, "session_revoked", "admin")
+    line = next(r.audit for r in caplog.records if getattr(r, "audit", {}).get("event") == "operator_action")
+    assert line["operator_client"] == robot.app.client_id and line["operator_role"] == "support"
+    assert problem(session.get(url + "/admin/apps", timeout=10))[:2] == (403, "forbidden")  # admin only
+    # the token is for the admin API alone
+    assert requests.get(url + "/session/me", headers={"Authorization": f"Bearer {session.token['access_token']}"},
+                        timeout=10).status_code == 401
+    assert requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {session.token['access_token']}"},
+                        timeout=10).status_code == 401
+    # the role is taken away through the API: the very next call is refused
+    assert admin.request("PATCH", f"/admin/apps/{robot.app.client_id}", json={"admin_role": None}).status_code == 200
+    assert problem(session.get(url + "/admin/accounts", params={"username": "x"}, timeout=10))[:2] == \
+        (403, "forbidden")
+    assert admin.request("DELETE", f"/admin/apps/{robot.app.client_id}").status_code == 204
+    assert session.get(url + "/admin/accounts", params={"username": "x"}, timeout=10).status_code == 401
+
+
+def test_the_grant_is_for_admin_apps_and_the_admin_scope_alone(server):
+    url, ctx = server
+    plain = apps.add_app(ctx, name="plain", push_url=None)
+    refused = requests.post(url + "/oidc/token", data={"grant_type": "client_credentials", "scope": "admin"},
+                            auth=(plain.app.client_id, plain.client_secret), timeout=10)
+    assert refused.status_code in (400, 401) and refused.json()["error"] in ("unauthorized_client", "invalid_client")
+    robot = apps.add_app(ctx, name="robot", push_url=None, admin_role="viewer")
+    for scope in ("openid", "", "admin openid"):
+        asked = requests.post(url + "/oidc/token", data={"grant_type": "client_credentials", "scope": scope},
+                              auth=(robot.app.client_id, robot.client_secret), timeout=10)
+        assert asked.status_code == 400 and asked.json()["error"] == "invalid_scope", scope
+    wrong = requests.post(url + "/oidc/token", data={"grant_type": "client_credentials", "scope": "admin"},
+                          auth=(robot.app.client_id, "wrong secret"), timeout=10)
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    metadata = requests.get(url + "/.well-known/openid-configuration", timeout=10).json()
+    assert "client_credentials" in metadata["grant_types_supported"]
