@@ -2,18 +2,21 @@
 made, each at its plain address (`/web/app.js`, revalidated, the file as it is) and at a fingerprinted
 one that names its content (`/web/app.<hash>.js`, cached as immutable; a module there comes minified by
 rjsmin: comments and white space are a third of the modules' compressed bytes, which a person reads
-in the repository, not a browser on each cold load), and index.html rewritten to load the latter.
+in the repository, not a browser on each cold load), and the pages (index.html, the person's app at
+`/`; admin.html, the operators' console at `/admin/`) rewritten to load the latter.
 
 The modules import each other by relative path (`./api.js`, `../sdk/citylogin.js`). Rather than
 rewriting those specifiers (a change to ui.js would then change the hash of every module importing it,
-and the SDK, whose plain addresses other apps load, would need a second, rewritten copy), index.html
+and the SDK, whose plain addresses other apps load, would need a second, rewritten copy), each page
 carries an import map from each plain module address to its fingerprinted one: a change to one file
 changes that file's address alone, no import in any file is touched, and a module imported by its
-plain address (`import("/web/api.js")`) is the page's own instance. The map also names the
-catalogues, which i18n.js finds with `import.meta.resolve`. The map is an inline script, so the
-page's Content-Security-Policy allows it by its SHA-256 and nothing else inline. Every module the page
-imports statically is preloaded; one only ever loaded by `import()` (the passkey code) is in the map
-but not preloaded, so it costs a cold load nothing until it is used."""
+plain address (`import("/web/api.js")`) is the page's own instance. A page's map names the modules it
+can load (statically or with `import()`), not the other page's. The map also names the catalogues,
+which i18n.js finds with `import.meta.resolve`: the console's map points them at its own, fuller ones
+(the `web.admin.*` texts too), which the login screen's cold load never carries. The map is an inline
+script, so each page's Content-Security-Policy allows it by its SHA-256 and nothing else inline. Every
+module a page imports statically is preloaded; one only ever loaded by `import()` (the passkey code)
+is in the map but not preloaded, so it costs a cold load nothing until it is used."""
 from __future__ import annotations
 
 import base64
@@ -35,6 +38,8 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 SDK_DIR = Path(__file__).resolve().parent / "sdk"
 LOCALES_DIR = Path(common.__file__).resolve().parent / "locales"
 LOCALES = ("en", "ja")
+CONSOLE_TEXTS = "web.admin."     # the console's own texts: in its catalogues alone
+PAGES = ("index.html", "admin.html")
 # A module script needs a JavaScript type (RFC 9239); the declaration file is TypeScript source.
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json", ".html": "text/html",
              ".svg": "image/svg+xml", ".ts": "application/typescript"}
@@ -46,6 +51,7 @@ FIRST_MODULE = re.compile(r'^(?P<indent>[ \t]*)<script type="module"', re.MULTIL
 PAGE_MODULE = re.compile(r'<script type="module" src="(?P<url>/[^"]+)"')
 # A static `import ... from "x"`, `export ... from "x"` or `import "x"` at the start of a line (not `import("x")`).
 STATIC_IMPORT = re.compile(r'^(?:(?:import|export)\s[^"\'();]*?\bfrom\s*|import\s*)"(?P<spec>[^"]+)"', re.MULTILINE)
+DYNAMIC_IMPORT = re.compile(r'\bimport\(\s*"(?P<spec>[^"]+)"\s*\)')
 
 # Everything the page loads is same-origin; the QR code arrives as a data: URI (SPEC §4). The one inline
 # script, the import map, is allowed by its hash (appended to script-src when the page is built).
@@ -78,9 +84,14 @@ class Asset:
 
 
 @dataclass(frozen=True)
+class Page:
+    asset: Asset                     # the page rewritten: fingerprinted addresses, import map, preloads
+    content_security_policy: str     # with the SHA-256 of its own import map
+
+
+@dataclass(frozen=True)
 class WebAssets:
-    index: Asset
-    content_security_policy: str
+    pages: dict[str, Page]           # file name (index.html, admin.html) -> page
     by_url: dict[str, Asset]         # plain address -> file
 
     def find(self, url: str) -> tuple[Asset, bool] | None:
@@ -112,23 +123,33 @@ def make_asset(url: str, body: bytes) -> Asset:
                  fingerprinted=loaded)
 
 
-def web_catalogue(locale: str) -> bytes:
-    # The catalogue also holds the server's "error." and "mail." texts; the page needs only its own.
+def web_catalogue(locale: str, *, console: bool = False) -> bytes:
+    """The page's part of the catalogue: the server's "error." and "mail." texts stay out, and so do
+    the console's own texts except in the console's catalogue."""
     messages = json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
-    return json.dumps({k: v for k, v in messages.items() if k.startswith("web.")}, ensure_ascii=False).encode()
+    wanted = {k: v for k, v in messages.items()
+              if k.startswith("web.") and (console or not k.startswith(CONSOLE_TEXTS))}
+    return json.dumps(wanted, ensure_ascii=False).encode()
+
+
+def catalogue_url(locale: str, *, console: bool = False) -> str:
+    return f"/web/locales/{'admin/' if console else ''}{locale}.json"
 
 
 def _files() -> Iterable[tuple[str, bytes]]:
     for folder, prefix in ((WEB_DIR, "/web/"), (SDK_DIR, "/sdk/")):
         for path in sorted(folder.iterdir()):
-            if path.is_file() and path.suffix in MIMETYPES and path.name != "index.html":
+            if path.is_file() and path.suffix in MIMETYPES and path.suffix != ".html":
                 yield prefix + path.name, path.read_bytes()
     for locale in LOCALES:
-        yield f"/web/locales/{locale}.json", web_catalogue(locale)
+        for console in (False, True):
+            yield catalogue_url(locale, console=console), web_catalogue(locale, console=console)
 
 
-def statically_imported(entries: Iterable[str], sources: dict[str, str]) -> set[str]:
-    """The modules `entries` import, directly or through others, with static imports alone."""
+def imported(entries: Iterable[str], sources: dict[str, str], *, dynamic: bool = False) -> set[str]:
+    """The modules `entries` import, directly or through others: with static imports alone, or
+    (`dynamic`) with `import("x")` too."""
+    patterns = (STATIC_IMPORT, DYNAMIC_IMPORT) if dynamic else (STATIC_IMPORT,)
     found: set[str] = set()
     waiting = [url for url in entries if url in sources]
     while waiting:
@@ -137,24 +158,33 @@ def statically_imported(entries: Iterable[str], sources: dict[str, str]) -> set[
             continue
         found.add(url)
         folder = posixpath.dirname(url)
-        waiting += [target for match in STATIC_IMPORT.finditer(sources[url])
+        waiting += [target for pattern in patterns for match in pattern.finditer(sources[url])
                     if (target := posixpath.normpath(posixpath.join(folder, match["spec"]))) in sources]
     return found
 
 
-def render_index(html: str, assets: dict[str, Asset]) -> tuple[str, str]:
-    """(index.html loading every file by its fingerprinted address, the SHA-256 source of its import
-    map): the map covers every module and catalogue, and each module the page imports statically is
-    preloaded, so a cold load fetches them in parallel instead of one import level at a time."""
-    mapped = {url: asset.fingerprinted_url for url, asset in assets.items() if url.endswith((".js", ".json"))}
+def statically_imported(entries: Iterable[str], sources: dict[str, str]) -> set[str]:
+    """What a page preloads: the modules its entries import with static imports alone."""
+    return imported(entries, sources)
+
+
+def render_page(html: str, assets: dict[str, Asset], *, console: bool = False) -> tuple[str, str]:
+    """(the page loading every file by its fingerprinted address, the SHA-256 source of its import
+    map): the map covers the modules the page can load and the catalogues (the console's own, for the
+    console), and each module the page imports statically is preloaded, so a cold load fetches them
+    in parallel instead of one import level at a time."""
     sources = {url: asset.plain["identity"].body.decode() for url, asset in assets.items() if url.endswith(".js")}
-    preloaded = statically_imported(PAGE_MODULE.findall(html), sources)
+    entries = PAGE_MODULE.findall(html)
+    mapped = {url: assets[url].fingerprinted_url for url in sorted(imported(entries, sources, dynamic=True))}
+    mapped |= {catalogue_url(locale): assets[catalogue_url(locale, console=console)].fingerprinted_url
+               for locale in LOCALES}
+    preloaded = statically_imported(entries, sources)
     import_map = json.dumps({"imports": mapped}, indent=1)
     page = LOCAL_REFERENCE.sub(lambda m: f'{m["attr"]}{assets[m["url"]].fingerprinted_url}"'
                                if m["url"] in assets else m[0], html)
     first_module = FIRST_MODULE.search(page)
     if first_module is None:
-        raise RuntimeError("index.html has no <script type=\"module\"> to put the import map before")
+        raise RuntimeError("a page has no <script type=\"module\"> to put the import map before")
     indent = first_module["indent"]
     preloads = "".join(f'{indent}<link rel="modulepreload" href="{mapped[url]}">\n'
                        for url in mapped if url in preloaded)
@@ -163,14 +193,19 @@ def render_index(html: str, assets: dict[str, Asset]) -> tuple[str, str]:
     return page[:first_module.start()] + head + page[first_module.start():], f"'sha256-{digest}'"
 
 
+def make_page(name: str, assets: dict[str, Asset]) -> Page:
+    html, map_source = render_page((WEB_DIR / name).read_text(encoding="utf-8"), assets,
+                                   console=name == "admin.html")
+    policy = "; ".join(f"{part} {map_source}" if part.startswith("script-src") else part
+                       for part in CONTENT_SECURITY_POLICY)
+    return Page(asset=make_asset(f"/{name}", html.encode()), content_security_policy=policy)
+
+
 @cache
 def web_assets() -> WebAssets:
     """Built once per process (when the app is made), then only read: safe under any server's threads."""
     by_url = {url: make_asset(url, body) for url, body in _files()}
-    page, map_source = render_index((WEB_DIR / "index.html").read_text(encoding="utf-8"), by_url)
-    policy = "; ".join(f"{part} {map_source}" if part.startswith("script-src") else part
-                       for part in CONTENT_SECURITY_POLICY)
-    return WebAssets(index=make_asset("/index.html", page.encode()), content_security_policy=policy, by_url=by_url)
+    return WebAssets(pages={name: make_page(name, by_url) for name in PAGES}, by_url=by_url)
 
 
 def chosen_encoding(accepted: Iterable[tuple[str, float]], offered: Iterable[str]) -> str:

@@ -1,5 +1,6 @@
-"""The browser app: index.html at `/`, its modules and stylesheet under `/web/`, the web UI's part
-of the translation catalogues (common/locales/<lang>.json) at `/web/locales/<lang>.json`, and the web
+"""The browser app: index.html at `/` and the operators' console (admin.html) at `/admin/`, their modules
+and stylesheets under `/web/`, the web UI's part of the translation catalogues (common/locales/<lang>.json)
+at `/web/locales/<lang>.json` (the console's at `/web/locales/admin/<lang>.json`), and the web
 SDK it is built on at `/sdk/` (docs/sdk.md), which other origins in CITYLOGIN_CORS_ORIGINS import too.
 
 Every file is gzip-compressed for a client that takes it (web_assets.py compresses once, at start).
@@ -44,9 +45,20 @@ def _send(asset: Asset, *, fingerprinted: bool) -> Response:
 
 @bp.get("/")
 def index():
-    assets = web_assets()
-    response = _send(assets.index, fingerprinted=False)
-    response.headers["Content-Security-Policy"] = assets.content_security_policy
+    return _page("index.html")
+
+
+@bp.get("/admin/")
+def admin_console():
+    """The operators' console (SPEC §15): a page of its own on the admin API, never on the login screen's
+    cold load. `/admin/` exactly; the API under it is login_app's."""
+    return _page("admin.html")
+
+
+def _page(name: str) -> Response:
+    page = web_assets().pages[name]
+    response = _send(page.asset, fingerprinted=False)
+    response.headers["Content-Security-Policy"] = page.content_security_policy
     return response
 
 

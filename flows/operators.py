@@ -163,16 +163,25 @@ def _session_view(ctx: AppContext, session) -> OperatorSession:
                            revoked_reason=reason, ip=session.ip, user_agent=session.user_agent)
 
 
+STORAGE_FIELDS = frozenset({"user_uuid", "event_key", "expires_ttl"})  # the table's keys and TTL, not the row's
+
+
+def _rows(page: tuple[list[dict], str | None]) -> tuple[list[dict], str | None]:
+    items, next_cursor = page
+    return [{k: v for k, v in item.items() if k not in STORAGE_FIELDS} for item in items], next_cursor
+
+
 def history_page(ctx: AppContext, *, operator: Operator, user_uuid: str, limit: int,
                  cursor: str | None) -> tuple[list[dict], str | None]:
     _need(operator, Role.VIEWER)
-    return sessions.history_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit, cursor=cursor)
+    return _rows(sessions.history_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit,
+                                       cursor=cursor))
 
 
 def audit_page(ctx: AppContext, *, operator: Operator, user_uuid: str, limit: int,
                cursor: str | None) -> tuple[list[dict], str | None]:
     _need(operator, Role.VIEWER)
-    return sessions.audit_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit, cursor=cursor)
+    return _rows(sessions.audit_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit, cursor=cursor))
 
 
 # --- the actions -------------------------------------------------------------------------------

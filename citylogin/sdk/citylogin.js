@@ -20,9 +20,9 @@ const REFRESH_KEY = "citylogin.refresh_token";
 const SESSION_KEY = "citylogin.session";
 const DPOP = "DPoP";
 // 401s about what the person typed or signed (a password asked again, a renewal proof, a fresh login an
-// app asked for), not the session.
+// app asked for, an operator's action that wants the password first), not the session.
 const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "invalid_recovery_code",
-  "login_required"]);
+  "login_required", "reauthentication_required"]);
 // Single sign-on for an app: this device key cannot (no live session, or a key the server no longer
 // knows): the next one may.
 const NOT_THIS_DEVICE = new Set(["login_required", "invalid_proof", "device_revoked", "device_not_found",

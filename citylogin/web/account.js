@@ -52,6 +52,7 @@ export function resetAccount() {
   clearMessage($("#account-resend-note"));
   $("#account-username").textContent = "—";
   $("#account-email").textContent = "—";
+  $("#account-console").hidden = true;
   $("#passkey-list").replaceChildren();
   $("#passkey-list").setAttribute("aria-busy", "true");
   for (const button of document.querySelectorAll("[data-passkey]")) button.hidden = true;
@@ -92,6 +93,7 @@ function show(account) {
   const left = account.recovery_codes_left;
   setText($("#codes-left"), left < 3 ? "web.account.codes_left_low" : "web.account.codes_left", { left, total: 10 });
   $("#locale-select").value = account.locale === "ja" ? "ja" : "en";
+  $("#account-console").hidden = !account.roles?.length;     // an operator's way to /admin/
 }
 
 async function resendVerification() {

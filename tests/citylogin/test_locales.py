@@ -19,6 +19,7 @@ HTML_KEY = re.compile(r"""data-i18n(?:-[\w-]+)?="(web\.[\w.]+)\"""")
 # The same in both languages on purpose: the product's name and each language's own name.
 SAME_IN_BOTH = {"web.app.name", "web.app.title", "web.header.language_en", "web.header.language_ja"}
 TRANSLATED_ATTRIBUTES = ("aria-label", "title", "alt", "placeholder")
+PAGES = ("index.html", "admin.html")     # the person's app and the operators' console
 
 
 def catalogue(lang: str) -> dict[str, str]:
@@ -65,8 +66,9 @@ def used_keys() -> dict[str, set[str]]:
     for path in sorted(WEB.glob("*.js")):
         for key in SCRIPT_KEY.findall(path.read_text(encoding="utf-8")):
             found.setdefault(key, set()).add(path.name)
-    for key in HTML_KEY.findall((WEB / "index.html").read_text(encoding="utf-8")):
-        found.setdefault(key, set()).add("index.html")
+    for page in PAGES:
+        for key in HTML_KEY.findall((WEB / page).read_text(encoding="utf-8")):
+            found.setdefault(key, set()).add(page)
     return found
 
 
@@ -82,7 +84,7 @@ def test_the_in_use_dialog_says_the_design_notes_sentence(ja):
 
 
 class _Texts(HTMLParser):
-    """Collects the text nodes and attributes of index.html that a person could read untranslated."""
+    """Collects the text nodes and attributes of a page that a person could read untranslated."""
 
     SKIP = {"script", "style", "noscript"}
 
@@ -111,7 +113,8 @@ class _Texts(HTMLParser):
             self.literals.append(data.strip())
 
 
-def test_index_html_has_no_text_outside_the_catalogue():
+@pytest.mark.parametrize("page", PAGES)
+def test_a_page_has_no_text_outside_the_catalogue(page):
     parser = _Texts()
-    parser.feed((WEB / "index.html").read_text(encoding="utf-8"))
-    assert parser.literals == [], "text in index.html must come from the catalogue (data-i18n)"
+    parser.feed((WEB / page).read_text(encoding="utf-8"))
+    assert parser.literals == [], f"text in {page} must come from the catalogue (data-i18n)"

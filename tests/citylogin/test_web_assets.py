@@ -99,6 +99,26 @@ def test_the_import_map_is_the_one_inline_script_the_policy_allows(client):
     assert page.headers["X-Content-Type-Options"] == "nosniff" and page.headers["Referrer-Policy"] == "no-referrer"
 
 
+def test_the_console_is_a_page_of_its_own_with_its_own_map_policy_and_catalogue(client):
+    """/admin/ (SPEC §15) loads its modules as the login screen does, but neither page maps the other's
+    modules, and only the console's catalogue carries the web.admin.* texts: the login screen's cold
+    load does not grow with the console."""
+    index, console = client.get("/"), client.get("/admin/")
+    assert console.status_code == 200 and console.headers["Cache-Control"] == "no-cache"
+    maps = {}
+    for name, page in (("index", index), ("console", console)):
+        import_map = IMPORT_MAP.search(page.get_data(as_text=True))[1]
+        digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in page.headers["Content-Security-Policy"], name
+        maps[name] = json.loads(import_map)["imports"]
+    assert "/web/admin.js" in maps["console"] and not any("/admin" in url for url in maps["index"])
+    assert "/web/app.js" not in maps["console"] and "/web/i18n.js" in maps["console"]
+    texts = {name: client.get(maps[name]["/web/locales/ja.json"]).get_json() for name in maps}
+    assert texts["console"]["web.admin.search_title"] and "web.account.title" in texts["console"]
+    assert not [key for key in texts["index"] if key.startswith("web.admin.")]
+    assert client.get("/web/admin.html").status_code == 404
+
+
 @pytest.mark.parametrize("url", ["/", "/web/app.js", "/sdk/citylogin.js", "/web/locales/ja.json", "fingerprinted"])
 def test_a_copy_with_the_etag_of_its_encoding_gets_304(client, url):
     url = web_assets().by_url["/web/ui.js"].fingerprinted_url if url == "fingerprinted" else url

@@ -131,6 +131,7 @@ def test_support_locks_with_a_reason_audited_recorded_and_told(server, caplog):
         row = next(i for i in items if i["result"] == "admin_action")
         assert row["action"] == "lock" and row["reason"] == "ticket 7: phone stolen"
         assert row["operator_uuid"] == support.key_file.user_uuid and row["operator_session"] == op_session
+        assert not {"event_key", "expires_ttl", "user_uuid"} & set(row)  # the table's fields stay in the table
     settle_background(ctx)
     told = recorder.to(email_of(target), "operator_action")
     assert told and "locked your account" in told[-1].body

@@ -1,0 +1,97 @@
+// The operators' console at /admin/ (SPEC §15), built on the admin API. The person signs in on `/` in
+// this tab; the web SDK resumes that session here from the tab's sessionStorage. The highest of the
+// account's operator roles (GET /account) decides which buttons show; the server checks the role again
+// on every call. Signed out, or without a role, the page says so and links back to `/`.
+
+import { initAccounts } from "./admin_account.js";
+import { RANKS } from "./admin_actions.js";
+import { initApps, loadApps } from "./admin_apps.js";
+import { initActionDialog } from "./admin_dialog.js";
+import { failed, showGate } from "./admin_view.js";
+import { authCall, citylogin } from "./api.js";
+import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale } from "./i18n.js";
+import { $, tx } from "./ui.js";
+
+/** The highest of `roles` (viewer < support < admin), or null for none. */
+function highestRole(roles) {
+  return roles.filter((role) => RANKS[role]).sort((a, b) => RANKS[b] - RANKS[a])[0] || null;
+}
+
+function selectTab(name) {
+  for (const button of $("#console .tabs").querySelectorAll("button")) {
+    if (button.dataset.tab === name) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+  for (const panel of $("#console").querySelectorAll("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
+  if (name === "apps") loadApps();
+}
+
+/** The header's EN / 日本語: the account keeps the language too, as on the main page. */
+async function switchLanguage(tag) {
+  if (tag === currentLocale()) return;
+  await setLocale(tag);
+  rememberChoice(tag);
+  if (!citylogin.session) return;
+  await authCall("PATCH", "/account", { locale: tag }).catch((error) => {
+    if (error.sessionEnded) showGate("signed-out");
+  });
+}
+
+function showLocale(tag) {
+  for (const button of $("#language-switch").querySelectorAll("button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.locale === tag));
+  }
+}
+
+function wire() {
+  $("#language-switch").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-locale]");
+    if (button) switchLanguage(button.dataset.locale);
+  });
+  onLocaleChange(showLocale);
+  showLocale(currentLocale());
+  $("#console .tabs").addEventListener("click", (event) => {
+    const tab = event.target.closest("button[data-tab]");
+    if (tab) selectTab(tab.dataset.tab);
+  });
+  initActionDialog({ sessionEnded: () => showGate("signed-out") });
+}
+
+/** The operator behind this tab's session: {username, role}, or null after showing why there is none. */
+async function operator() {
+  if (!citylogin.session) {
+    showGate("signed-out");
+    return null;
+  }
+  let account;
+  try {
+    account = await authCall("GET", "/account");
+  } catch (error) {
+    failed($("#console-error"), error);
+    return null;
+  }
+  if (account.locale !== currentLocale()) {        // the account's language, as on the main page
+    await setLocale(account.locale);
+    rememberChoice(currentLocale());
+  }
+  const role = highestRole(account.roles || []);
+  if (!role) showGate("no-role");
+  return role && { username: account.username, role };
+}
+
+async function boot() {
+  await setLocale(initialLocale()).catch(() => setLocale("en"));
+  wire();
+  const signedIn = await operator();
+  if (!signedIn) return;
+  $("#operator-text").replaceChildren(signedIn.username, " · ", tx("span", {}, `web.admin.role.${signedIn.role}`));
+  initAccounts({ role: signedIn.role });
+  if (signedIn.role === "admin") {
+    $("#console .tabs button[data-tab=apps]").hidden = false;
+    initApps();
+  }
+  showGate("console");
+  $("#search-value").focus();
+}
+
+boot();

@@ -1,0 +1,76 @@
+// The support actions on an account's page (SPEC §15), as buttons only where the operator's role allows
+// them (the server checks again on every call): each opens the confirm dialog (admin_dialog.js) and,
+// once done, the page is drawn again from the account the server answers with.
+
+import { authCall } from "./api.js";
+import { confirmAction } from "./admin_dialog.js";
+import { t } from "./i18n.js";
+import { $, say, tx } from "./ui.js";
+
+export const RANKS = { viewer: 1, support: 2, admin: 3 };
+
+// name -> the role it needs, its path under the account, the dialog's extra inputs, and whether it
+// is harmless enough for a plain (not red) button.
+const ACTIONS = {
+  lock: { role: "support", path: () => "lock" },
+  unlock: { role: "support", path: () => "unlock", safe: true },
+  revoke_sessions: { role: "support", path: () => "revoke-sessions" },
+  unbind: { role: "support", path: (deviceId) => `devices/${encodeURIComponent(deviceId)}/unbind` },
+  limit: { role: "support", path: () => "limit", fields: "limit", safe: true },
+  resend_verification: { role: "support", path: () => "resend-verification", safe: true },
+  password_reset: { role: "support", path: () => "password-reset" },
+  roles: { role: "admin", path: () => "roles", fields: "role" },
+};
+
+let role = null;
+let shownPage = () => null;
+let drawn = () => {};
+
+/** role: the operator's highest; page(): the account drawn now; done(account): draws the answer. */
+export function initActions({ role: operatorRole, page, done }) {
+  role = operatorRole;
+  shownPage = page;
+  drawn = done;
+  $("#account-view").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (button) act(button.dataset.action, button.dataset.deviceId);
+  });
+}
+
+export function allowed(name) {
+  return (RANKS[role] || 0) >= RANKS[ACTIONS[name].role];
+}
+
+/** The button of an action the operator may take, else null (a viewer sees none). */
+export function actionButton(name, { deviceId, deviceName } = {}) {
+  if (!allowed(name)) return null;
+  const button = tx("button", { type: "button", className: ACTIONS[name].safe ? "secondary small" : "danger small",
+    dataset: { action: name, ...(deviceId ? { deviceId } : {}) } }, `web.admin.action.${name}`);
+  if (deviceName) button.setAttribute("aria-label", t("web.admin.action.unbind_label", { device: deviceName }));
+  return button;
+}
+
+/** The account-wide actions that make sense for this account now. */
+export function accountActions(account) {
+  const paused = account.locked || Boolean(account.password_locked_until);
+  return [paused ? "unlock" : "lock", account.locked ? null : "revoke_sessions", "limit",
+    account.email_verified ? null : "resend_verification", "password_reset", "roles"]
+    .filter(Boolean).map((name) => actionButton(name)).filter(Boolean);
+}
+
+async function act(name, deviceId) {
+  const account = shownPage();
+  if (!account || !ACTIONS[name]) return;
+  const action = ACTIONS[name];
+  const device = account.devices.find((d) => d.device_id === deviceId);
+  const path = `/admin/accounts/${encodeURIComponent(account.user_uuid)}/${action.path(deviceId)}`;
+  const answer = await confirmAction({
+    title: `web.admin.action.${name}`, message: `web.admin.action.${name}_message`,
+    params: { username: account.username, device: device?.device_name || "" },
+    fields: action.fields, values: { limit: account.limit }, danger: !action.safe,
+    send: (body) => authCall("POST", path, body),
+  });
+  if (!answer) return;
+  drawn(answer);
+  say($("#action-done"), "web.admin.done", { action: t(`web.admin.action.${name}`), username: answer.username });
+}

@@ -1,0 +1,110 @@
+// The console's apps (SPEC §15, role admin): the OpenID Connect clients citylogin knows, one added
+// (its client secret shown once, here, and never again), a secret rotated, an app removed; each
+// confirmed with a reason in the dialog.
+
+import { authCall } from "./api.js";
+import { confirmAction } from "./admin_dialog.js";
+import { cell, failed } from "./admin_view.js";
+import { onLocaleChange, setPlainText, setText } from "./i18n.js";
+import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
+
+let apps = [];
+let loads = 0;
+
+export function initApps() {
+  $("#apps-reload").addEventListener("click", () => loadApps());
+  $("#app-form").addEventListener("submit", addApp);
+  $("#app-rows").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-app-action]");
+    if (button) (button.dataset.appAction === "rotate" ? rotateSecret : removeApp)(button.dataset.clientId);
+  });
+  onLocaleChange(() => drawApps());
+}
+
+export async function loadApps() {
+  const load = ++loads;
+  const panel = $("#apps-panel");
+  clearMessage($("#apps-panel > .error"));
+  panel.setAttribute("aria-busy", "true");
+  try {
+    const answer = await authCall("GET", "/admin/apps");
+    if (load !== loads) return;
+    apps = answer.apps;
+    drawApps();
+  } catch (error) {
+    if (load === loads) failed($("#apps-panel > .error"), error);
+  } finally {
+    if (load === loads) panel.removeAttribute("aria-busy");
+  }
+}
+
+function drawApps() {
+  $("#app-rows").replaceChildren(...apps.map(appRow));
+  $("#apps-none").hidden = apps.length > 0;
+}
+
+function appRow(app) {
+  const kind = [app.public ? "web.admin.app_kind_public" : "web.admin.app_kind_confidential",
+    app.consent ? "web.admin.app_kind_consent" : null].filter(Boolean);
+  const rotate = app.public ? null : tx("button", { type: "button", className: "secondary small",
+    dataset: { appAction: "rotate", clientId: app.client_id } }, "web.admin.action.app_rotate");
+  const remove = tx("button", { type: "button", className: "danger small",
+    dataset: { appAction: "remove", clientId: app.client_id } }, "web.admin.action.app_remove");
+  return el("tr", { dataset: { clientId: app.client_id } },
+    cell("web.admin.col_app", el("strong", {}, app.name)),
+    cell("web.admin.col_client_id", el("code", {}, app.client_id)),
+    cell("web.admin.col_redirect_uris", ...app.redirect_uris.flatMap((uri, i) => [i ? el("br") : null, uri])),
+    cell("web.admin.col_kind", ...kind.flatMap((key, i) => [i ? ", " : null, tx("span", {}, key)])),
+    cell("web.admin.col_secret_rotated", timeEl(app.secret_rotated_at || app.created_at)),
+    cell("web.admin.col_actions", el("span", { className: "actions" }, rotate, remove)));
+}
+
+async function addApp(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearMessage($(".error", form));
+  const name = form.name.value.trim();
+  const redirectUris = form.redirect_uris.value.split("\n").map((line) => line.trim()).filter(Boolean);
+  if (!name) {
+    showFieldError(form, "name", "web.admin.app_name_required")?.focus();
+    return;
+  }
+  const fields = { name, redirect_uris: redirectUris, public: form.public.checked, consent: form.consent.checked };
+  const created = await confirmAction({ title: "web.admin.action.app_add", message: "web.admin.action.app_add_message",
+    params: { app: name }, danger: false, send: (body) => authCall("POST", "/admin/apps", { ...fields, ...body }) });
+  if (!created) return;
+  form.reset();
+  showSecret(created);
+  await loadApps();
+}
+
+async function rotateSecret(clientId) {
+  const app = apps.find((a) => a.client_id === clientId);
+  const rotated = await confirmAction({ title: "web.admin.action.app_rotate", message: "web.admin.action.app_rotate_message",
+    params: { app: app?.name || clientId },
+    send: (body) => authCall("POST", `/admin/apps/${encodeURIComponent(clientId)}/rotate-secret`, body) });
+  if (!rotated) return;
+  showSecret({ name: app?.name, ...rotated, client_id: clientId });
+  await loadApps();
+}
+
+async function removeApp(clientId) {
+  const app = apps.find((a) => a.client_id === clientId);
+  const removed = await confirmAction({ title: "web.admin.action.app_remove", message: "web.admin.action.app_remove_message",
+    params: { app: app?.name || clientId },
+    send: (body) => authCall("DELETE", `/admin/apps/${encodeURIComponent(clientId)}`, body) });
+  if (!removed) return;
+  $("#app-secret").hidden = true;
+  await loadApps();
+}
+
+/** The client secret, shown this once: the server keeps only its hash. A public client has none. */
+function showSecret(app) {
+  const box = $("#app-secret");
+  setText($("#app-secret-title"), "web.admin.secret_for", { app: app.name || app.client_id });
+  const value = $("#app-secret-value");
+  if (app.client_secret) setPlainText(value, app.client_secret);
+  else setText(value, "web.admin.secret_none");
+  box.hidden = false;
+  box.scrollIntoView({ block: "nearest" });
+}

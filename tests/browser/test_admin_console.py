@@ -1,0 +1,286 @@
+"""The operators' console at /admin/ (SPEC §15) in Chromium: a person signed in on `/` whose account
+holds an operator role finds an account, reads its page and acts on it with a reason, re-authenticated
+when the server asks; the buttons follow the role, and the API refuses what the role does not allow."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from accounts import user_service as users
+from accounts.models import Role
+from citylogin.client import CityloginError, Client
+from tests.browser.pages import DevicePage
+from tests.conftest import unique_name
+from tests.support.fixtures import problem
+from tests.support.live import PASSWORD, add_device, register_device, settle_background
+
+
+class Recorder:
+    """A notifier back end that keeps every message."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    def send(self, message) -> None:
+        self.messages.append(message)
+
+    def events_to(self, email: str) -> set[str]:
+        return {m.event for m in self.messages if m.email == email}
+
+
+def operator(new_device, url: str, ctx, role: Role | None) -> DevicePage:
+    """A person registered and signed in in the browser, holding `role` (None: none)."""
+    device = new_device(url).open()
+    username = unique_name("op")
+    device.register(username, device_name="Operator laptop")
+    if role is not None:
+        user_uuid = users.find_uuid_by_username(ctx, username=username)
+        assert user_uuid
+        users.set_role(ctx, user_uuid=user_uuid, role=role, granted=True)
+    return device
+
+
+def person(url: str) -> Client:
+    """The person acted upon: registered and logged in over HTTP."""
+    client = register_device(url)
+    client.login(PASSWORD)
+    return client
+
+
+def open_console(device: DevicePage) -> Page:
+    page = device.page
+    page.goto(f"{device.url}/admin/")
+    expect(page.locator("#console")).to_be_visible()
+    return page
+
+
+def find(page: Page, value: str, *, key: str = "username") -> Locator:
+    """Searches by one exact key and opens the one account found; returns its page."""
+    form = page.locator("#search-form")
+    form.locator("#search-key").select_option(key)
+    form.locator("#search-value").fill(value)
+    form.locator("button[type=submit]").click()
+    form.locator("#search-results button").first.click()
+    view = page.locator("#account-view")
+    expect(view).to_be_visible()
+    expect(view).not_to_have_attribute("aria-busy", "true")
+    return view
+
+
+def act(page: Page, button: Locator, reason: str, *, password: str | None = None) -> None:
+    """Clicks an action's button and confirms it with `reason` (and, asked, the password)."""
+    button.click()
+    dialog = page.locator("#action-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#action-reason")).to_be_focused()
+    dialog.locator("#action-reason").fill(reason)
+    dialog.locator("#action-confirm").click()
+    if password is not None:
+        expect(dialog.locator("#action-password")).to_be_visible()
+        dialog.locator("#action-password").fill(password)
+        dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#action-done")).to_be_visible()
+
+
+def action(view: Locator, name: str) -> Locator:
+    return view.locator(f"#account-actions button[data-action={name}]")
+
+
+def audit_row(view: Locator, reason: str) -> Locator:
+    return view.locator("#audit-rows tr", has=view.page.locator("td", has_text=reason))
+
+
+def test_support_unlocks_a_person_locked_out_then_locks_them(make_server, new_device, screenshot):
+    url, ctx = make_server()
+    support = open_console(operator(new_device, url, ctx, Role.SUPPORT))
+    target = register_device(url)
+    for _ in range(ctx.settings.login_max_failures):
+        with pytest.raises(CityloginError):    # 401, then 429: either refuses
+            target.login("wrong password 1")
+
+    view = find(support, target.key_file.username)
+    expect(view.locator("#account-name")).to_have_text(target.key_file.username)
+    expect(view.locator("#profile")).to_contain_text("Sign-ins paused until")
+    expect(action(view, "lock")).to_have_count(0)
+    act(support, action(view, "unlock"), "ticket 9: locked out after a holiday")
+    expect(audit_row(view, "ticket 9: locked out after a holiday")).to_contain_text("Unlock account")
+    target.login(PASSWORD)
+
+    act(support, action(view, "lock"), "ticket 10: phone stolen")
+    expect(view.locator("#profile")).to_contain_text("Yes")
+    expect(action(view, "unlock")).to_be_visible()
+    expect(audit_row(view, "ticket 10: phone stolen")).to_contain_text("Lock account")
+    assert problem(target.request("GET", "/session/me"))[:2] == (403, "account_locked")
+    screenshot(support, "admin_console", full_page=True)
+
+
+def test_support_ends_a_strangers_sessions_unbinds_a_device_and_sends_mails(make_server, new_device):
+    url, ctx = make_server(max_concurrent_devices=3)
+    ctx.notifier.backend = recorder = Recorder()
+    support = open_console(operator(new_device, url, ctx, Role.SUPPORT))
+    target = person(url)
+    stranger = add_device(ctx, target, name="Stranger phone")
+    stranger.login(PASSWORD)
+
+    view = find(support, stranger.key_file.device_id, key="device_id")
+    expect(view.locator("#session-rows tr")).to_have_count(2)
+    act(support, action(view, "revoke_sessions"), "ticket 11: a stranger signed in")
+    assert problem(target.request("GET", "/session/me"))[:2] == (401, "session_revoked")
+    expect(view.locator("#session-rows")).not_to_contain_text("Active")
+    expect(audit_row(view, "ticket 11: a stranger signed in")).to_contain_text("End all sessions")
+
+    stranger.login(PASSWORD)                     # back on the phone: its certificate must go
+    row = view.locator("#device-rows tr", has_text="Stranger phone")
+    act(support, row.get_by_role("button", name="Unbind Stranger phone"), "ticket 11: not their phone")
+    expect(row).to_contain_text("Revoked")
+    expect(row.locator("button")).to_have_count(0)
+    assert problem(stranger.request("GET", "/session/me")) == (401, "session_revoked", "device_unbound")
+
+    action(view, "limit").click()
+    dialog = support.locator("#action-dialog")
+    expect(dialog.locator("#action-limit-value")).to_be_focused()
+    dialog.locator("#action-limit-value").fill("2")
+    dialog.locator("#action-reason").fill("ticket 12: two phones")
+    dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+    expect(view.locator("#profile")).to_contain_text("2 (set by an operator)")
+
+    act(support, action(view, "resend_verification"), "ticket 13: the mail got lost")
+    act(support, action(view, "password_reset"), "ticket 14: forgot the password")
+    settle_background(ctx)
+    assert {"verify_email", "password_reset"} <= recorder.events_to(f"{target.key_file.username}@example.com")
+    expect(view.locator("#audit-rows tr")).to_have_count(5)
+
+
+def test_a_reason_is_required_and_an_old_sign_in_asks_for_the_password(make_server, new_device):
+    url, ctx = make_server(admin_reauth_seconds=0)
+    support = open_console(operator(new_device, url, ctx, Role.SUPPORT))
+    target = person(url)
+    view = find(support, target.key_file.user_uuid, key="user_uuid")
+    dialog = support.locator("#action-dialog")
+
+    action(view, "revoke_sessions").click()
+    dialog.locator("#action-confirm").click()
+    expect(dialog.locator(".error")).to_contain_text("a reason is required")
+    dialog.locator("#action-reason").fill("ticket 15")
+    dialog.locator("#action-confirm").click()
+    expect(dialog.locator("#action-password")).to_be_focused()       # 401 reauthentication_required
+    expect(dialog.locator("#action-passkey")).to_be_visible()
+    dialog.locator("#action-password").fill("wrong password 1")
+    dialog.locator("#action-confirm").click()
+    expect(dialog.locator(".error")).not_to_contain_text("not recent")
+    expect(dialog.locator(".error")).to_be_visible()
+    assert target.request("GET", "/session/me").status_code == 200    # nothing done
+    dialog.locator("#action-password").fill(PASSWORD)
+    dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+    assert problem(target.request("GET", "/session/me"))[:2] == (401, "session_revoked")
+
+    action(view, "lock").click()                                      # Escape closes; nothing is done
+    expect(dialog).to_be_visible()
+    support.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(view.locator("#profile")).not_to_contain_text("Yes")
+
+
+def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
+    url, ctx = make_server()
+    admin = open_console(operator(new_device, url, ctx, Role.ADMIN))
+    target = person(url)
+    view = find(admin, f"{target.key_file.username}@example.com".upper(), key="email")
+    action(view, "roles").click()
+    dialog = admin.locator("#action-dialog")
+    expect(dialog.locator("#action-role-value")).to_be_focused()
+    dialog.locator("#action-role-value").select_option("support")
+    dialog.locator("#action-reason").fill("ticket 16: new support hire")
+    dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+    expect(view.locator("#profile")).to_contain_text("Support")
+    assert set(users.get_user(ctx, user_uuid=target.key_file.user_uuid).roles or ()) == {"support"}
+
+    admin.locator("#console .tabs button[data-tab=apps]").click()
+    panel = admin.locator("#apps-panel")
+    expect(panel).not_to_have_attribute("aria-busy", "true")
+    name = unique_name("app")
+    form = panel.locator("#app-form")
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Redirect URIs").fill("https://app.example.com/callback\nhttps://app.example.com/other")
+    form.get_by_role("button", name="Add app").click()
+    dialog.locator("#action-reason").fill("ticket 17: the library's app")
+    dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+    secret = panel.locator("#app-secret-value")
+    expect(secret).to_have_text(re.compile(r"\S{20,}"))
+    row = panel.locator("#app-rows tr", has_text=name)
+    expect(row).to_contain_text("https://app.example.com/other")
+    first_secret = secret.inner_text()
+    assert first_secret not in panel.locator("#app-rows").inner_text()     # shown once, never listed
+
+    act_on_app(admin, row, "Rotate secret", "ticket 18: the secret leaked")
+    expect(secret).not_to_have_text(first_secret)
+    act_on_app(admin, row, "Remove", "ticket 19: the app is gone")
+    expect(row).to_have_count(0)
+
+
+def act_on_app(page: Page, row: Locator, button: str, reason: str) -> None:
+    row.get_by_role("button", name=button).click()
+    dialog = page.locator("#action-dialog")
+    dialog.locator("#action-reason").fill(reason)
+    dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+
+
+def test_a_viewer_reads_but_sees_no_action_and_the_api_refuses_one(make_server, new_device):
+    url, ctx = make_server()
+    nobody = new_device(url)
+    nobody.page.goto(f"{url}/admin/")
+    expect(nobody.page.locator("#signed-out")).to_be_visible()
+    expect(nobody.page.locator("#signed-out a[href='/']")).to_be_visible()
+
+    viewer = operator(new_device, url, ctx, Role.VIEWER)
+    viewer.open_account()
+    viewer.page.get_by_role("link", name="Operator console").click()
+    expect(viewer.page.locator("#console")).to_be_visible()
+    target = person(url)
+    view = find(viewer.page, target.key_file.username)
+    expect(view.locator("#device-rows tr")).to_have_count(1)
+    expect(view.locator("#history-rows tr").first).to_be_visible()
+    expect(viewer.page.locator("button[data-action]")).to_have_count(0)
+    expect(viewer.page.locator("#console .tabs button[data-tab=apps]")).to_be_hidden()
+    refused = viewer.page.evaluate("""async (uuid) => {
+        const { authCall } = await import("/web/api.js");
+        try {
+          await authCall("POST", `/admin/accounts/${uuid}/lock`, { reason: "not mine to do" });
+          return null;
+        } catch (error) {
+          return [error.status, error.code, error.sessionEnded];
+        }
+    }""", target.key_file.user_uuid)
+    assert refused == [403, "forbidden", False]
+    assert target.request("GET", "/session/me").status_code == 200
+
+    plain = operator(new_device, url, ctx, None)
+    plain.open_account()
+    expect(plain.page.get_by_role("link", name="Operator console")).to_be_hidden()
+    plain.page.goto(f"{url}/admin/")
+    expect(plain.page.locator("#no-role")).to_be_visible()
+
+
+def test_the_console_speaks_japanese(make_server, new_device):
+    url, ctx = make_server()
+    device = operator(new_device, url, ctx, Role.SUPPORT)
+    page = open_console(device)
+    page.locator("#language-ja").click()
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    expect(page.locator("#search-form h1")).to_have_text("アカウントを探す")
+    expect(page.locator("#search-form button[type=submit]")).to_have_text("検索")
+    expect(page.locator("#operator-text")).to_contain_text("サポート")
+    target = person(url)
+    view = find(page, target.key_file.username)
+    expect(action(view, "lock")).to_have_text("アカウントをロック")
+    expect(view.locator("h2").first).to_have_text("デバイス")
+    page.reload()                                  # the account keeps the language
+    expect(page.locator("#search-form h1")).to_have_text("アカウントを探す")
