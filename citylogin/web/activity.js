@@ -14,6 +14,7 @@ const RESULTS = {
   invalid_proof: "web.history.result_invalid_proof",
   rejected_concurrent: "web.history.result_rejected_concurrent",
   locked_out: "web.history.result_locked_out",
+  admin_action: "web.history.result_admin_action",  // an operator acted on the account (SPEC §15)
 };
 const END_REASONS = {
   logged_out: "web.sessions.ended_logged_out",

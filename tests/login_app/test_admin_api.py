@@ -239,3 +239,33 @@ def test_pages_and_tampered_cursors(server):
     for cursor in ("not-base64-json", "eyJrIjogMX0", "A" * 2000):
         answer = viewer.request("GET", f"/admin/accounts/{target.key_file.user_uuid}/audit?cursor={cursor}")
         assert problem(answer)[:2] == (400, "invalid_field"), cursor
+
+
+def test_the_person_is_told_in_their_language_and_sees_the_action_in_their_history(server):
+    url, ctx, recorder = server
+    support = operator(url, ctx, Role.SUPPORT)
+    target = person(url)
+    assert target.request("PATCH", "/account", json={"locale": "ja"}).status_code == 200
+    assert act(support, target, "limit", reason="二台目のため", limit=2).status_code == 200
+    settle_background(ctx)
+    told = recorder.to(email_of(target), "operator_action")[-1]
+    assert "オペレーター" in told.subject and "同時にサインインできる端末の数" in told.body
+    assert "二台目" not in told.body  # the reason is the operators' note, not the person's mail
+    mine = target.get_json("/session/history")["items"]
+    row = next(i for i in mine if i["result"] == "admin_action")
+    assert row["action"] == "limit" and "reason" not in row and "operator_uuid" not in row
+
+
+def test_ended_sessions_and_forms_without_a_token_are_refused(server):
+    url, ctx, _ = server
+    support = operator(url, ctx, Role.SUPPORT)
+    target = person(url)
+    laptop = add_device(ctx, support, name="Operator laptop")
+    laptop.login(PASSWORD, force=True)  # the operator's login on another device displaces the first session
+    assert problem(support.request("GET", f"/admin/accounts/{target.key_file.user_uuid}")) == \
+        (401, "session_revoked", "displaced")
+    # a form another site could make a browser post: no Authorization, so nothing to ride on
+    forged = requests.post(f"{url}/admin/accounts/{target.key_file.user_uuid}/lock", data={"reason": "x"},
+                           headers={"Cookie": "session=anything"}, timeout=10)
+    assert problem(forged)[:2] == (401, "invalid_token")
+    assert target.request("GET", "/session/me").status_code == 200
