@@ -94,7 +94,6 @@ REASON = click.option("--reason", required=True, metavar="TEXT",
 def _acting(ctx):
     """The CLI's operator: it holds the database's own credentials, so it acts as an admin."""
     from accounts.models import Role
-    from citylogin.operator import operator_name
     from flows.operators import Operator
 
     return Operator(role=Role.ADMIN, name=operator_name(ctx.settings))

@@ -86,7 +86,8 @@ def session_operator(ctx: AppContext, *, principal: Principal) -> Operator:
                     session_id=principal.session_id, signed_in_epoch=principal.session.login_epoch)
 
 
-def _need(operator: Operator, role: Role) -> None:
+def need(operator: Operator, role: Role) -> None:
+    """403 forbidden unless the operator's role is `role` or above."""
     if role_rank(operator.role) < role_rank(role):
         raise OperatorForbidden()
 
@@ -96,7 +97,7 @@ def _need(operator: Operator, role: Role) -> None:
 def find_accounts(ctx: AppContext, *, operator: Operator, search: AccountSearch) -> list[AccountSummary]:
     """The account one exact key names (a username, an e-mail address, a user_uuid, a device_id or a
     session_id): one or two reads, never a Scan; none when nothing matches."""
-    _need(operator, Role.VIEWER)
+    need(operator, Role.VIEWER)
     given = [(key, value) for key in SEARCH_KEYS if (value := getattr(search, key))]
     if len(given) != 1:
         raise InvalidField("query", "Give exactly one of username, email, user_uuid, device_id or session_id.")
@@ -136,7 +137,7 @@ def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str) -> Oper
     """The account with its devices and certificates, live and recent sessions, passkeys (names and
     dates) and limit: one read per panel (the user; its lockout; its devices with who is logged in;
     its sessions; its passkeys)."""
-    _need(operator, Role.VIEWER)
+    need(operator, Role.VIEWER)
     user = _target(ctx, user_uuid)
     locked_until = read_together(ctx.dynamodb, {"lock": credentials.username_lock_read(
         ctx, username=user.username)})["lock"]
@@ -173,14 +174,14 @@ def _rows(page: tuple[list[dict], str | None]) -> tuple[list[dict], str | None]:
 
 def history_page(ctx: AppContext, *, operator: Operator, user_uuid: str, limit: int,
                  cursor: str | None) -> tuple[list[dict], str | None]:
-    _need(operator, Role.VIEWER)
+    need(operator, Role.VIEWER)
     return _rows(sessions.history_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit,
                                        cursor=cursor))
 
 
 def audit_page(ctx: AppContext, *, operator: Operator, user_uuid: str, limit: int,
                cursor: str | None) -> tuple[list[dict], str | None]:
-    _need(operator, Role.VIEWER)
+    need(operator, Role.VIEWER)
     return _rows(sessions.audit_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit, cursor=cursor))
 
 
@@ -208,7 +209,7 @@ def _act(ctx: AppContext, action: Action, *, operator: Operator, user_uuid: str,
          caller: Caller | None, do: Callable[[UserRecord], dict[str, Any]]) -> dict[str, Any]:
     """Role, then the account's role, then the reason, then the recent sign-in; then the action, its
     audit line, its rows in the account's history and audit trail, and the person's mail."""
-    _need(operator, action.role)
+    need(operator, action.role)
     target = _target(ctx, user_uuid)
     if role_rank(target.role) > role_rank(operator.role):
         raise OperatorForbidden()
@@ -336,8 +337,3 @@ def app_operator(*, client_id: str, admin_role: str | None) -> Operator:
     if admin_role not in {r.value for r in Role}:
         raise OperatorForbidden()
     return Operator(role=Role(admin_role), client_id=client_id)
-
-
-def need(operator: Operator, role: Role) -> None:
-    """403 forbidden unless the operator's role is `role` or above."""
-    _need(operator, role)

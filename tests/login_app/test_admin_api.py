@@ -10,10 +10,10 @@ import logging
 import pytest
 import requests
 
-from accounts import user_service as users
 from accounts.models import Role
 from citylogin.client import Client
 from tests.support.fixtures import problem
+from tests.support.operators import operator, person
 from tests.support.live import PASSWORD, add_device, register_device, settle_background
 
 
@@ -33,21 +33,6 @@ def server(make_server):
     url, ctx = make_server()
     ctx.notifier.backend = recorder = Recorder()
     return url, ctx, recorder
-
-
-def operator(url: str, ctx, role: Role | None) -> Client:
-    """A signed-in person whose account holds `role` (None: no role)."""
-    client = register_device(url)
-    if role is not None:
-        users.set_role(ctx, user_uuid=client.key_file.user_uuid, role=role, granted=True)
-    client.login(PASSWORD)
-    return client
-
-
-def person(url: str) -> Client:
-    client = register_device(url)
-    client.login(PASSWORD)
-    return client
 
 
 def email_of(client: Client) -> str:

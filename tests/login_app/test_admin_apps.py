@@ -10,30 +10,15 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-from accounts import user_service as users
 from accounts.models import Role
 from apps import service as apps
-from citylogin.client import Client
 from tests.support.fixtures import problem
-from tests.support.live import PASSWORD, register_device
+from tests.support.operators import operator, person
 
 
 @pytest.fixture
 def server(make_server):
     return make_server()
-
-
-def operator(url: str, ctx, role: Role) -> Client:
-    client = register_device(url)
-    users.set_role(ctx, user_uuid=client.key_file.user_uuid, role=role, granted=True)
-    client.login(PASSWORD)
-    return client
-
-
-def person(url: str) -> Client:
-    client = register_device(url)
-    client.login(PASSWORD)
-    return client
 
 
 def test_an_admin_registers_changes_rotates_and_removes_an_oidc_client(server):
