@@ -139,7 +139,8 @@ def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
             settings = config_errors(lambda: load_settings(overrides))
             tables = dynamo.TableNames.with_prefix(settings.table_prefix)
             client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
-                                        connect_timeout=STARTUP_TIMEOUT, read_timeout=STARTUP_TIMEOUT, max_attempts=5)
+                                        local=settings.dynamodb_local, connect_timeout=STARTUP_TIMEOUT,
+                                        read_timeout=STARTUP_TIMEOUT, max_attempts=5)
             encryptor = config_errors(lambda: key_encryptor(settings))
             if create_tables:
                 dynamo.ensure_tables(client, tables)

@@ -23,7 +23,7 @@ def operator_name(settings: Settings) -> str:
     given = context.find_object(dict) if context else None
     if given and given.get("operator"):
         return given["operator"]
-    if not settings.dynamodb_endpoint_url:
+    if not settings.uses_dynamodb_local:
         identity = _aws_caller(settings)
         if identity:
             return identity

@@ -115,7 +115,7 @@ def with_public_url(settings: Settings) -> Settings:
     `citylogin serve` puts the web UI by default."""
     if settings.public_url is not None:
         return settings
-    if under_gunicorn() or not settings.dynamodb_endpoint_url:
+    if under_gunicorn() or not settings.uses_dynamodb_local:
         raise ConfigError(f"{env_name('public_url')} is required here: the https:// address people open the "
                           "web UI at (QR codes and mail links point there), e.g. https://login.example.com")
     return settings.model_copy(update={"public_url": DEVELOPMENT_PUBLIC_URL})

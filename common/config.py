@@ -11,8 +11,18 @@ import os
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "CITYLOGIN_"
 # Where `citylogin serve` puts the web UI by default: the link target of development processes on a
@@ -57,9 +67,13 @@ class Settings(BaseModel):
     # storage
     data_dir: Path = Path(".data")
     dynamodb_endpoint_url: str | None = None
+    # the endpoint is a DynamoDB Local (signed with a fixed local key pair, tables created at
+    # start): None decides by the endpoint's host (localhost, 127.0.0.1, ::1); anything else signs
+    # with the normal AWS credential chain, as Amazon DynamoDB (regional or VPC endpoint) needs
+    dynamodb_local: bool | None = None
     aws_region: str = "us-east-1"
     table_prefix: str = "citylogin_"
-    # None: create missing tables and the key ring at start only against a local engine (an endpoint URL)
+    # None: create missing tables and the key ring at start only against a DynamoDB Local
     create_tables: bool | None = None
     # a budget per DynamoDB call: a request fails with 503 within about
     # dynamodb_max_attempts * dynamodb_read_timeout seconds when DynamoDB does not answer
@@ -176,12 +190,18 @@ class Settings(BaseModel):
     ca_cert_pem: str | None = None
     ca_key_pem: SecretStr | None = None
 
+    @property
+    def uses_dynamodb_local(self) -> bool:
+        """DynamoDB Local (fixed credentials, a local key file allowed), else Amazon DynamoDB."""
+        return is_local_dynamodb(self.dynamodb_endpoint_url, self.dynamodb_local)
+
     @model_validator(mode="before")
     @classmethod
     def _create_tables_from_endpoint(cls, values: Any) -> Any:
         # A local engine is a developer's: create what is missing. Amazon DynamoDB: `citylogin init` does.
         if isinstance(values, dict) and values.get("create_tables") is None:
-            values = {**values, "create_tables": bool(values.get("dynamodb_endpoint_url"))}
+            local = is_local_dynamodb(values.get("dynamodb_endpoint_url"), values.get("dynamodb_local"))
+            values = {**values, "create_tables": local}
         return values
 
     @field_validator("device_class_limits")
@@ -213,6 +233,19 @@ class Settings(BaseModel):
 
 
 DEVICE_CLASSES = ("mobile", "tablet", "desktop", "other")
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_local_dynamodb(endpoint_url: str | None, local: Any = None) -> bool:
+    """Whether the DynamoDB at `endpoint_url` is a DynamoDB Local (CITYLOGIN_DYNAMODB_LOCAL, a
+    bool or its text; when unset, an endpoint on this machine is one). No endpoint: Amazon DynamoDB."""
+    if not endpoint_url:
+        return False
+    if local is not None and local != "":
+        return TypeAdapter(bool).validate_python(local)
+    return (urlsplit(endpoint_url).hostname or "") in LOCAL_HOSTS
 
 
 def parse_class_limits(value: str) -> dict[str, int]:

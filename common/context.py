@@ -107,6 +107,7 @@ def _warn_if_another_ca(settings: Settings, contents: RingContents) -> None:
 
 def _dynamodb_client(settings: Settings, *, connect_timeout: float, read_timeout: float, max_attempts: int):
     return dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
+                              local=settings.dynamodb_local,
                               connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts,
                               max_pool_connections=settings.dynamodb_max_pool_connections,
                               parameter_validation=settings.dynamodb_parameter_validation)

@@ -14,14 +14,26 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    MetadataRetrievalError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+    SSLError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from common.config import is_local_dynamodb
 from common.dynamo_client import LeanDynamoDBClient
 
 log = logging.getLogger(__name__)
 
 TTL_ATTRIBUTE = "expires_ttl"
+LOCAL_KEY = "local"  # DynamoDB Local's credentials: it checks none
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -147,25 +159,30 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
     return defs
 
 
-def make_client(*, region: str, endpoint_url: str | None, connect_timeout: float = 1.0,
+def make_client(*, region: str, endpoint_url: str | None, local: bool | None = None, connect_timeout: float = 1.0,
                 read_timeout: float = 2.0, max_attempts: int = 2, max_pool_connections: int = 64,
                 parameter_validation: bool = True):
     """One client per app, thread-safe: common/dynamo_client's lean client for the data plane
     (a third of boto3's CPU per call), over a regular boto3 client for everything else. A call that
     gets no answer gives up after about max_attempts * read_timeout seconds (the request's budget,
-    not minutes). Behind an HTTP(S) proxy it is the plain boto3 client, which knows proxies."""
+    not minutes). Behind an HTTP(S) proxy it is the plain boto3 client, which knows proxies.
+    Credentials: a DynamoDB Local (`local`, or by default an endpoint on this machine, see
+    common.config.is_local_dynamodb) takes a fixed local pair; any other endpoint, or none, the
+    normal AWS credential chain of the process's boto3 session (environment, web identity, the ECS
+    container endpoint, instance role ...), refreshed as botocore refreshes it."""
     config = BotoConfig(retries={"total_max_attempts": max_attempts, "mode": "standard"},
                         max_pool_connections=max_pool_connections, parameter_validation=parameter_validation,
                         connect_timeout=connect_timeout, read_timeout=read_timeout)
-    extra: dict[str, Any] = {}
-    if endpoint_url:
-        # DynamoDB Local accepts any credentials; real AWS uses the normal credential chain.
-        extra = {"endpoint_url": endpoint_url, "aws_access_key_id": "local",
-                 "aws_secret_access_key": "local"}
-    client = boto3.client("dynamodb", region_name=region, config=config, **extra)
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    if is_local_dynamodb(endpoint_url, local):
+        credentials = Credentials(LOCAL_KEY, LOCAL_KEY)
+        extra: dict[str, Any] = {"aws_access_key_id": LOCAL_KEY, "aws_secret_access_key": LOCAL_KEY}
+    else:
+        credentials, extra = session.get_credentials(), {}
+    client = session.client("dynamodb", region_name=region, config=config, endpoint_url=endpoint_url, **extra)
     if not _behind_proxy(client.meta.endpoint_url):
-        credentials = (Credentials("local", "local") if endpoint_url
-                       else boto3.DEFAULT_SESSION.get_credentials())
         client = LeanDynamoDBClient(client, credentials=credentials, connect_timeout=connect_timeout,
                                     read_timeout=read_timeout, max_pool_connections=max_pool_connections,
                                     max_attempts=max_attempts, parameter_validation=parameter_validation)
@@ -280,28 +297,59 @@ def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-# Error codes that mean "DynamoDB cannot serve this now", not "this request is wrong".
-UNAVAILABLE_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
-    "InternalServerError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException",
-    "TransactionInProgressException", "TransactionConflictException", "RequestTimeout",
-    "RequestTimeoutException", "PriorRequestNotComplete",
-})
+# Why DynamoDB cannot serve a request now (a 503, never the request's fault): the error codes of
+# each cause. Throttling and server errors pass; a refused signature or key is the deployment's
+# credentials (or, with a Date far from ours after the client's own correction, the clock).
+_CAUSES = {
+    "throttling": {"ProvisionedThroughputExceededException", "ThrottlingException", "Throttling",
+                   "RequestLimitExceeded", "PriorRequestNotComplete"},
+    "contention": {"TransactionInProgressException", "TransactionConflictException"},
+    "server error": {"InternalServerError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException",
+                     "RequestTimeout", "RequestTimeoutException"},
+    "credentials": {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException", "ExpiredToken",
+                    "InvalidSignatureException", "SignatureDoesNotMatch", "IncompleteSignatureException",
+                    "MissingAuthenticationTokenException", "AccessDeniedException", "InvalidAccessKeyId"},
+    "clock skew": {"RequestExpired", "RequestInTheFuture", "RequestTimeTooSkewed"},
+}
+_CAUSE_OF_CODE = {code: cause for cause, codes in _CAUSES.items() for code in codes}
+UNAVAILABLE_CODES = frozenset(_CAUSE_OF_CODE)
 # Per-item reasons of a cancelled transaction that are transient too.
 _UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict",
                                   "RequestLimitExceeded"})
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """True for outages, timeouts and throttling (worth a 503 and a retry), False for anything else."""
+def outage_cause(exc: BaseException) -> str | None:
+    """What keeps DynamoDB from serving (TLS, connection, timeout, credentials, clock skew,
+    throttling, contention, server error), or None when the error is the request's (or a bug)."""
+    if isinstance(exc, SSLError):
+        return "TLS"
+    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+        return "timeout"
     if isinstance(exc, (BotoConnectionError, HTTPClientError)):
-        return True  # refused, reset, connect or read timeout
+        return "connection"  # refused, reset, no such host
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError,
+                        MetadataRetrievalError)):
+        return "credentials"  # none in the chain, or its source (container endpoint, STS) failed
     if not isinstance(exc, ClientError):
-        return False
-    if error_code(exc) in UNAVAILABLE_CODES:
-        return True
+        return None
+    code = error_code(exc)
+    if code in _CAUSE_OF_CODE:
+        cause = _CAUSE_OF_CODE[code]
+        return "clock skew" if cause == "credentials" and "expired" in _message(exc).lower() else cause
     reasons = set(cancellation_codes(exc)) - {"None"}
-    return bool(reasons) and reasons <= _UNAVAILABLE_REASONS
+    if not reasons or not reasons <= _UNAVAILABLE_REASONS:
+        return None
+    return "contention" if reasons == {"TransactionConflict"} else "throttling"
+
+
+def _message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for outages, timeouts, throttling and refused credentials (worth a 503 and a retry),
+    False for anything else."""
+    return outage_cause(exc) is not None
 
 
 def is_condition_failure(exc: ClientError) -> bool:

@@ -41,16 +41,18 @@ What it keeps from botocore, so that it is a drop-in for the stores:
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Callable, cast
 from urllib.parse import urlsplit
 
 import botocore
@@ -70,7 +72,14 @@ DATA_PLANE = ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
 SERVICE = "dynamodb"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 USER_AGENT = f"Botocore/{botocore.__version__} citylogin-dynamodb-client"
+log = logging.getLogger(__name__)
 _BINARY_KEY = re.compile(rb'"BS?"\s*:')
+# Refusals that may mean "your clock is off", as the AWS SDKs for Java and JavaScript read them
+# (botocore has no correction): with a Date more than MAX_SKEW away, the call is signed again on
+# the server's time, once; the offset then holds for the client's later calls.
+CLOCK_SKEW_CODES = frozenset({"InvalidSignatureException", "SignatureDoesNotMatch", "RequestExpired",
+                              "RequestInTheFuture", "RequestTimeTooSkewed", "AuthFailure"})
+MAX_SKEW = 300.0
 
 
 @dataclass(frozen=True)
@@ -108,15 +117,23 @@ class _Signer:
     """SigV4 for a JSON POST to "/": the five headers it signs have fixed names, so the canonical
     request is one format string; the signing key is derived once per day and secret."""
 
-    def __init__(self, credentials: Any, region: str, host: str) -> None:
-        self._credentials, self._region, self._host = credentials, region, host
+    def __init__(self, credentials: Any, region: str, host: str, clock: Callable[[], float] = time.time) -> None:
+        self._credentials, self._region, self._host, self._clock = credentials, region, host, clock
         self._keys: dict[tuple[str, str], bytes] = {}
+        self.offset = 0.0  # seconds to add to this host's clock: the server's, learnt from a skew refusal
+
+    def now(self) -> float:
+        return self._clock() + self.offset
+
+    def set_time(self, server_time: float) -> None:
+        """Sign on `server_time`'s clock from now on."""
+        self.offset = server_time - self._clock()
 
     def headers(self, target: str, body: bytes) -> dict[str, str]:
         if self._credentials is None:
             raise NoCredentialsError()
         creds = self._credentials.get_frozen_credentials()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now()))
         day = stamp[:8]
         headers = {"Content-Type": CONTENT_TYPE, "Host": self._host, "X-Amz-Date": stamp, "X-Amz-Target": target}
         token_line, signed = "", "content-type;host;x-amz-date;x-amz-target"
@@ -179,7 +196,8 @@ class LeanDynamoDBClient:
     """A drop-in for a boto3 DynamoDB client on the data plane (see the module docstring)."""
 
     def __init__(self, inner: Any, *, credentials: Any, connect_timeout: float, read_timeout: float,
-                 max_pool_connections: int, max_attempts: int, parameter_validation: bool) -> None:
+                 max_pool_connections: int, max_attempts: int, parameter_validation: bool,
+                 clock: Callable[[], float] = time.time) -> None:
         self._inner = inner
         self.exceptions = inner.exceptions
         endpoint_url = inner.meta.endpoint_url
@@ -191,7 +209,7 @@ class LeanDynamoDBClient:
         ca_certs = os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True)
         self._pool = ConnectionPool(self._url, connect_timeout=connect_timeout, read_timeout=read_timeout,
                                     maxsize=max_pool_connections, ca_certs=ca_certs)
-        self._signer = _Signer(credentials, inner.meta.region_name, _host(endpoint_url))
+        self._signer = _Signer(credentials, inner.meta.region_name, _host(endpoint_url), clock)
         self._parser = parsers.create_parser("json")
         self._operations = {name: _operation(inner.meta.service_model, name) for name in DATA_PLANE}
         # botocore's own standard retries, hooked on this client's events (it reads meta only)
@@ -234,11 +252,14 @@ class LeanDynamoDBClient:
     def _send(self, op: _Operation, request: dict[str, Any]) -> tuple[HttpResponse, dict]:
         """Attempts until one succeeds or the needs-retry handlers (conflicts, then botocore's
         standard retries) say no more; each attempt is signed afresh, as botocore signs it."""
-        attempts = 1
+        attempts, corrected = 1, False
         while True:
             answer, error = self._attempt(op, request["body"])
             if error is None and answer is not None and _good(answer[0]):
                 break
+            if answer is not None and not corrected and self._corrected_clock(answer):
+                corrected = True  # one more attempt, signed on the server's time, outside the retry count
+                continue
             delays = self.meta.events.emit(op.needs_retry, response=answer, endpoint=None, operation=op.model,
                                            attempts=attempts, caught_exception=error, request_dict=request)
             delay = next((d for _, d in delays if d is not None), None)
@@ -263,6 +284,23 @@ class LeanDynamoDBClient:
         parsed = _parse_body(content)
         parsed["ResponseMetadata"] = _metadata(http)
         return (http, parsed), None
+
+    def _corrected_clock(self, answer: tuple[HttpResponse, dict]) -> bool:
+        """A refusal for the signature's time whose Date is more than MAX_SKEW from ours: take the
+        server's clock (as the offset) and say so; anything else: False."""
+        http, parsed = answer
+        if parsed.get("Error", {}).get("Code") not in CLOCK_SKEW_CODES:
+            return False
+        try:
+            server = email.utils.parsedate_to_datetime(http.headers.get("date", "")).timestamp()
+        except (TypeError, ValueError):
+            return False
+        if abs(server - self._signer.now()) < MAX_SKEW:
+            return False
+        self._signer.set_time(server)
+        log.warning("DynamoDB refused a signature for the time (clock skew of %.0f s): signing on the server's "
+                    "clock from now on", self._signer.offset)
+        return True
 
     def _parse_error(self, op: _Operation, http: HttpResponse) -> dict:
         """botocore's own parse of an error answer, with the error shape's modeled fields."""

@@ -300,13 +300,15 @@ def _aws_error_name(error: Exception) -> str:
 
 def register_error_handlers(app: Flask) -> None:
     """Render ApiError, werkzeug's HTTP errors and anything unexpected as problem+json; a DynamoDB
-    outage, timeout or throttling as 503 with Retry-After, logged once per burst without a trace."""
+    outage, timeout, throttling or refusal of the deployment's credentials as 503 with Retry-After,
+    logged once per burst, naming the cause, without a trace."""
     outage_log = BurstLog(log)
 
     def handle_aws_error(error: Exception) -> Response:
-        if not dynamo.is_unavailable(error):
+        cause = dynamo.outage_cause(error)
+        if cause is None:
             return _handle_unexpected(error)
-        outage_log.log(logging.WARNING, "DynamoDB unavailable (%s): answering 503", _aws_error_name(error))
+        outage_log.log(logging.WARNING, "DynamoDB unavailable (%s: %s): answering 503", cause, _aws_error_name(error))
         return _handle_api_error(StorageUnavailable())
 
     app.register_error_handler(ApiError, _handle_api_error)

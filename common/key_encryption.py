@@ -107,7 +107,7 @@ def key_encryptor(settings: Settings, *, kms_client=None) -> KeyEncryptor:
     if settings.key_encryption_key is not None:
         return AesGcmKeyEncryptor(decode_key_encryption_key(settings.key_encryption_key),
                                   variable=env_name("key_encryption_key"))
-    if settings.dynamodb_endpoint_url:
+    if settings.uses_dynamodb_local:
         return AesGcmKeyEncryptor(local_key_encryption_key(settings.data_dir / "keys"),
                                   variable=f"the key-encryption key in {settings.data_dir / 'keys' / LOCAL_KEK_FILE} "
                                            f"(or {env_name('key_encryption_key')})")

@@ -1,11 +1,20 @@
-"""DynamoDB failures at the one error handler: outages, timeouts and throttling are 503 with
-Retry-After and one log line per burst; anything else stays a 500 with its trace (issue 8)."""
+"""DynamoDB failures at the one error handler: outages, timeouts, throttling and refused
+credentials are 503 with Retry-After and one log line per burst naming the cause (issues 8, 33);
+anything else stays a 500 with its trace."""
 from __future__ import annotations
 
 import logging
 
 import pytest
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+    SSLError,
+)
 from flask import Flask
 
 from common.errors import register_error_handlers
@@ -16,15 +25,25 @@ def client_error(code: str, operation: str = "GetItem", **extra) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": "x"}, **extra}, operation)
 
 
+# Each failure DynamoDB (or the way to it) can have, with the cause the log line names.
 TRANSIENT = [
-    EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
-    ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
-    ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
-    *(client_error(code) for code in ("ProvisionedThroughputExceededException", "ThrottlingException",
-                                      "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable",
-                                      "TransactionInProgressException")),
-    client_error("TransactionCanceledException", "TransactWriteItems",
-                 CancellationReasons=[{"Code": "None"}, {"Code": "ThrottlingError"}]),
+    (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), "connection"),
+    (ConnectionClosedError(endpoint_url="http://127.0.0.1:1"), "connection"),
+    (ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), "timeout"),
+    (SSLError(endpoint_url="https://127.0.0.1:1", error="certificate verify failed"), "TLS"),
+    (NoCredentialsError(), "credentials"),
+    (CredentialRetrievalError(provider="container-role", error_msg="500"), "credentials"),
+    *((client_error(code), "throttling") for code in ("ProvisionedThroughputExceededException",
+                                                      "ThrottlingException", "RequestLimitExceeded")),
+    *((client_error(code), "server error") for code in ("InternalServerError", "ServiceUnavailable")),
+    (client_error("TransactionInProgressException"), "contention"),
+    *((client_error(code), "credentials") for code in ("UnrecognizedClientException", "ExpiredTokenException",
+                                                       "InvalidSignatureException", "AccessDeniedException")),
+    (ClientError({"Error": {"Code": "InvalidSignatureException", "Message": "Signature expired: 20261125T100000Z "
+                            "is now earlier than 20261125T101000Z (20261125T101500Z - 5 min.)"}}, "GetItem"),
+     "clock skew"),
+    (client_error("TransactionCanceledException", "TransactWriteItems",
+                  CancellationReasons=[{"Code": "None"}, {"Code": "ThrottlingError"}]), "throttling"),
 ]
 BUGS = [
     client_error("ValidationException"),
@@ -46,8 +65,9 @@ def app_raising(error: Exception) -> Flask:
     return app
 
 
-@pytest.mark.parametrize("error", TRANSIENT, ids=lambda e: type(e).__name__ + str(getattr(e, "response", "")))
-def test_outage_timeout_and_throttling_answer_503_with_retry_after(error, caplog):
+@pytest.mark.parametrize(("error", "cause"), TRANSIENT,
+                         ids=[type(e).__name__ + str(getattr(e, "response", "")) for e, _ in TRANSIENT])
+def test_outage_timeout_throttling_and_credentials_answer_503_with_retry_after(error, cause, caplog):
     client = app_raising(error).test_client()
     with caplog.at_level(logging.INFO):
         answers = [client.get("/") for _ in range(20)]
@@ -58,6 +78,7 @@ def test_outage_timeout_and_throttling_answer_503_with_retry_after(error, caplog
     records = [r for r in caplog.records if r.name == "common.errors"]
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     assert records[0].exc_info is None
+    assert f"DynamoDB unavailable ({cause}: " in records[0].getMessage()
 
 
 @pytest.mark.parametrize("error", BUGS, ids=repr)

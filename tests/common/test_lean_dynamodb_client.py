@@ -266,5 +266,5 @@ def test_behind_a_proxy_the_client_is_boto3s(monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    client = dynamo.make_client(region="us-east-1", endpoint_url="http://dynamodb.example:8000")
+    client = dynamo.make_client(region="us-east-1", endpoint_url="http://dynamodb.example:8000", local=True)
     assert not isinstance(client, LeanDynamoDBClient) and client.meta.events is not None
