@@ -657,8 +657,13 @@ def _refresh_rotated_out(ctx: AppContext, session: SessionRecord, *, refresh_tok
         token_digest(refresh_token, purpose=REFRESH_PURPOSE), session.prev_refresh_digest)
     if is_previous and within_grace:
         # The successor is re-derived with the secret the rotation used, even if the ring rotated since.
-        return _token_pair(ctx, session, generation=session.refresh_gen, issued_epoch=session.rotated_epoch,
+        pair = _token_pair(ctx, session, generation=session.refresh_gen, issued_epoch=session.rotated_epoch,
                            refresh_kid=session.refresh_kid)
+        # Handed out only if it is the stored one: a rotation by a release that formed its tokens
+        # otherwise (a rolling deploy) would give the client a successor that can never refresh.
+        if not digests_equal(token_digest(pair.refresh_token, purpose=REFRESH_PURPOSE), session.refresh_digest):
+            raise InvalidRefreshToken()
+        return pair
     if generation > session.refresh_gen:
         raise InvalidRefreshToken()
     audit(AuditEvent.REFRESH_TOKEN_REUSED, user_uuid=session.user_uuid, device_id=session.device_id,

@@ -230,6 +230,21 @@ def test_reused_refresh_token_within_grace_gets_the_same_pair_then_revokes_after
     assert problem(post_refresh(a, first.json()["refresh_token"])) == (401, "session_revoked", "refresh_reuse")
 
 
+def test_a_grace_retry_never_hands_out_a_successor_that_is_not_the_stored_one(make_server):
+    """During a rolling deploy the rotation may have been made by a release that formed its refresh
+    tokens otherwise: the retry then re-derives a token whose digest is not the stored one, which
+    could never refresh. It is refused at once instead of handed out."""
+    ctx, _, (a,) = devices(make_server, 1)
+    a.login(PASSWORD)
+    old = a.refresh_token
+    assert post_refresh(a, old).status_code == 200
+    other = token_digest("a token of another form", purpose="refresh")
+    ctx.dynamodb.update_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": a.session_id}},
+                             UpdateExpression="SET refresh_digest = :other",
+                             ExpressionAttributeValues={":other": {"S": other}})
+    assert problem(post_refresh(a, old))[:2] == (401, "invalid_refresh_token")
+
+
 def test_parallel_refreshes_of_one_token_all_get_the_same_pair(make_server):
     ctx, _, (a,) = devices(make_server, 1)
     ctx.clock = utc_now  # real time: the threads race as on a phone that woke up
