@@ -118,7 +118,8 @@ class _Signer:
     request is one format string; the signing key is derived once per day and secret."""
 
     def __init__(self, credentials: Any, region: str, host: str, clock: Callable[[], float] = time.time) -> None:
-        self._credentials, self._region, self._host, self._clock = credentials, region, host, clock
+        # botocore signs (and urllib3 sends) the host in lower case: "LocalHost:8000" as "localhost:8000"
+        self._credentials, self._region, self._host, self._clock = credentials, region, host.lower(), clock
         self._keys: dict[tuple[str, str], bytes] = {}
         self.offset = 0.0  # seconds to add to this host's clock: the server's, learnt from a skew refusal
 
@@ -139,7 +140,8 @@ class _Signer:
         token_line, signed = "", "content-type;host;x-amz-date;x-amz-target"
         if creds.token:
             headers["X-Amz-Security-Token"] = creds.token
-            token_line, signed = f"x-amz-security-token:{creds.token}\n", \
+            # sent as it is, signed as SigV4 (and botocore) canonicalise a value: trimmed, runs of spaces as one
+            token_line, signed = f"x-amz-security-token:{' '.join(creds.token.split())}\n", \
                 "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
         canonical = (f"POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{self._host}\nx-amz-date:{stamp}\n"
                      f"{token_line}x-amz-target:{target}\n\n{signed}\n{hashlib.sha256(body).hexdigest()}")
