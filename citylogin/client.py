@@ -6,6 +6,7 @@ import base64
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import requests
 
@@ -52,6 +53,7 @@ class Client:
         self.access_expires_at: datetime | None = None
         self.token_type = "Bearer"  # "DPoP" once a login bound the session to this device's key (SPEC §12)
         self.dpop_nonce: str | None = None  # the server's last DPoP-Nonce
+        self.dpop_nonces: dict[str, str] = {}  # origin -> the last DPoP-Nonce of another server (an app's API)
         self.on_renew, self.auto_renew, self.on_tokens = on_renew, auto_renew, on_tokens
         # The recovery codes the last registration (or replacement) showed: keep them somewhere safe.
         self.recovery_codes: list[str] | None = None
@@ -297,8 +299,9 @@ class Client:
     # authenticated calls
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """An authenticated call, never raising for its status. On 401 token_expired it refreshes once
-        and retries; if that refresh fails, the refresh's own error response is returned."""
+        """An authenticated call, never raising for its status: a path is citylogin's, a full URL may
+        be an app's own API (its guard checks the token). On 401 token_expired it refreshes once and
+        retries; if that refresh fails, the refresh's own error response is returned."""
         response = self._send_authenticated(method, path, **kwargs)
         if response.status_code == 401 and problem_body(response).get("code") == "token_expired" \
                 and self.refresh_token:
@@ -329,11 +332,14 @@ class Client:
     def proof(self, method: str, url: str, *, access_token: str | None = None) -> str:
         """A DPoP proof by this device's key for one request to `url` (with `ath` for `access_token`)."""
         return dpop_proof(self.require_key_file().private_key(), method=method, url=url, access_token=access_token,
-                          nonce=self.dpop_nonce)
+                          nonce=self.dpop_nonces.get(_origin(url), self.dpop_nonce))
+
+    def _url(self, path: str) -> str:
+        return path if path.startswith(("https://", "http://")) else self.base_url + path
 
     def _send_authenticated(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
-        headers.update(self.auth_headers(method, self.base_url + path))
+        headers.update(self.auth_headers(method, self._url(path)))
         return self._send(method, path, headers=headers, **kwargs)
 
     def _send(self, method: str, path: str, *, bind: bool = False, **kwargs: Any) -> requests.Response:
@@ -341,18 +347,30 @@ class Client:
         A 401 use_dpop_nonce is answered once, with a proof over the nonce the server gave."""
         kwargs.setdefault("timeout", self.timeout)
         headers = dict(kwargs.pop("headers", None) or {})
+        url = self._url(path)
         for _ in range(2):
             if bind:
-                headers["DPoP"] = self.proof(method, self.base_url + path)
+                headers["DPoP"] = self.proof(method, url)
             elif "DPoP" in headers and "Authorization" in headers:  # a bound call: a new proof each try
-                headers.update(self.auth_headers(method, self.base_url + path))
-            response = self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+                headers.update(self.auth_headers(method, url))
+            response = self.http.request(method, url, headers=headers, **kwargs)
             demanded = response.status_code == 401 and problem_body(response).get("code") == "use_dpop_nonce"
-            if demanded or self.dpop_nonce is not None:  # once asked for, a nonce goes in every proof
-                self.dpop_nonce = response.headers.get("DPoP-Nonce", self.dpop_nonce)
+            self._keep_nonce(url, response, demanded=demanded)
             if not demanded:
                 break
         return response
+
+    def _keep_nonce(self, url: str, response: requests.Response, *, demanded: bool) -> None:
+        """Once a server asked for its DPoP-Nonce, its newest goes into every proof to it (RFC 9449
+        §8.2, §9): citylogin's in dpop_nonce, another server's (an app's guard) under its origin."""
+        nonce, origin = response.headers.get("DPoP-Nonce"), _origin(url)
+        if not nonce:
+            return
+        if origin == _origin(self.base_url):
+            if demanded or self.dpop_nonce is not None:
+                self.dpop_nonce = nonce
+        elif demanded or origin in self.dpop_nonces:
+            self.dpop_nonces[origin] = nonce
 
     def _post(self, path: str, body: dict[str, Any], *, bind: bool = False) -> dict[str, Any]:
         return json_or_raise(self._send("POST", path, json=body, bind=bind))
@@ -376,3 +394,9 @@ class Client:
         if self.key_file is None:
             raise RuntimeError("this client has no key file: register, pair or pass key_file=")
         return self.key_file
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lowercased: whose DPoP-Nonce a proof to it carries."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()

@@ -50,6 +50,7 @@ SLOW_TESTS = {
     "test_one_proof_sent_at_once_to_two_processes_is_accepted_exactly_once",
     "test_a_store_shared_by_two_guards_refuses_a_proof_replayed_to_the_other",  # two guards' feeds
     "test_with_the_feed_stale_introspection_names_the_key_and_the_proof_is_still_checked",  # waits out staleness
+    "test_the_python_client_answers_each_apps_nonce_demand_by_itself",  # a `citylogin serve` process
 }
 # Tests whose assertion is a time, a latency or a cost ratio, or that load the machine on purpose:
 # beside other tests running in parallel they measure the others. scripts/test.sh runs them alone,

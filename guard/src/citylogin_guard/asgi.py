@@ -43,6 +43,8 @@ class GuardMiddleware:
             await _refuse(scope, send, refusal)
             return
         scope.setdefault("state", {})["citylogin"] = principal
+        if scope["type"] == "http" and _header(scope, b"dpop"):
+            send = _with_nonce(send, self.guard.dpop_nonce().encode())
         await self.app(scope, receive, send)
 
     async def _principal(self, scope: Scope) -> Principal:
@@ -74,12 +76,26 @@ def request_url(scope: Scope) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{quote(scope['path'], safe=_PATH_SAFE)}"
 
 
+def _with_nonce(send: Send, nonce: bytes) -> Send:
+    """`send` adding the newest nonce to the answer, for the client's next proof should its clock be
+    off (RFC 9449 §8.2), unless the app set one."""
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if not any(bytes(name).lower() == b"dpop-nonce" for name, _ in headers):
+                message = {**message, "headers": [*headers, (b"dpop-nonce", nonce)]}
+        await send(message)
+    return sending
+
+
 async def _refuse(scope: Scope, send: Send, refusal: Unauthorized) -> None:
+    """A WebSocket is closed before it is accepted (a close reason holds the code, no header: a
+    client gets the guard's nonce from an HTTP answer); HTTP gets the 401 problem."""
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION, "reason": refusal.code.value})
         return
     body = json.dumps(refusal.problem()).encode()
-    await send({"type": "http.response.start", "status": refusal.status, "headers": [
-        (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", refusal.www_authenticate().encode()), (b"cache-control", b"no-store")]})
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in refusal.headers().items()]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

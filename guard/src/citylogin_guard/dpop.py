@@ -40,6 +40,10 @@ class ProofError(Exception):
     """A proof refused, and why (English, for the problem's detail)."""
 
 
+class NotFresh(ProofError):
+    """A proof good but for its iat, off this host's clock: the guard's nonce would make it fresh."""
+
+
 @dataclass(frozen=True, slots=True)
 class Proof:
     """A proof whose signature verified with the key in its header; its claims not yet checked
@@ -51,6 +55,7 @@ class Proof:
     htu: str
     iat: int
     ath: str | None
+    nonce: str | None = None
 
 
 def b64url(data: bytes) -> str:
@@ -198,7 +203,7 @@ def read_proof(proof: str) -> Proof:
 
 
 def _claims(claims: dict[str, Any], jkt: str) -> Proof:
-    jti, htm, htu, iat, ath = (claims.get(name) for name in ("jti", "htm", "htu", "iat", "ath"))
+    jti, htm, htu, iat, ath, nonce = (claims.get(name) for name in ("jti", "htm", "htu", "iat", "ath", "nonce"))
     if not (isinstance(jti, str) and 0 < len(jti) <= MAX_JTI_LENGTH):
         raise ProofError("a proof carries a jti")
     if not (isinstance(htm, str) and htm and isinstance(htu, str) and htu):
@@ -207,9 +212,11 @@ def _claims(claims: dict[str, Any], jkt: str) -> Proof:
         raise ProofError("a proof carries iat")  # json reads Infinity and NaN: no int of those
     if ath is not None and not (isinstance(ath, str) and ath.isascii()):
         raise ProofError("ath is an ASCII string")
-    # A `nonce` is not checked: the guard hands out none (RFC 9449 §9: only the server that
-    # provided a nonce checks it), and a client may well repeat one citylogin gave it.
-    return Proof(jkt=jkt, jti=jti, htm=htm, htu=htu, iat=int(iat), ath=ath)
+    if nonce is not None and not isinstance(nonce, str):
+        raise ProofError("nonce is a string")
+    # Whose nonce it is, the caller tells (citylogin_guard.nonces): a client may well repeat one
+    # citylogin gave it, which only citylogin checks (RFC 9449 §9).
+    return Proof(jkt=jkt, jti=jti, htm=htm, htu=htu, iat=int(iat), ath=ath, nonce=nonce)
 
 
 # --- checking it against the request ---------------------------------------------------------------
@@ -235,20 +242,21 @@ def normalized_url(url: str) -> str | None:
 
 
 def check_proof(proof: Proof, *, method: str, urls: Collection[str], now: float, access_token: str,
-                jkt: str) -> None:
+                jkt: str, fresh_by_nonce: bool = False) -> None:
     """RFC 9449 §4.3 checks 8-12 and §7.1 for a request with a bound token: its method, its URL (one
-    of `urls`, normalized), iat within MAX_AGE, `ath` of `access_token`, the key `jkt`. The replay
-    check is the caller's."""
+    of `urls`, normalized), `ath` of `access_token`, the key `jkt`, and last iat within MAX_AGE
+    (NotFresh), unless the proof is over a current nonce of the guard's (`fresh_by_nonce`: the
+    nonce then bounds its age, RFC 9449 §11.1). The nonce's and the replay check are the caller's."""
     if proof.htm != method:
         raise ProofError("the proof is for another method")
     if normalized_url(proof.htu) not in urls:
         raise ProofError("the proof is for another URL")
-    if abs(now - proof.iat) > MAX_AGE:
-        raise ProofError("the proof's iat is not within 60 seconds of now")
     if not (proof.ath and hmac.compare_digest(proof.ath, access_token_hash(access_token))):
         raise ProofError("the proof's ath is not this access token's hash")
     if not hmac.compare_digest(proof.jkt, jkt):
         raise ProofError("the proof is signed by another key than the token's")
+    if abs(now - proof.iat) > MAX_AGE and not fresh_by_nonce:
+        raise NotFresh("the proof's iat is not within 60 seconds of now")
 
 
 def replay_key(proof: Proof) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
-from flask import Flask, Response, g, json, request
+from flask import Flask, Response, after_this_request, g, json, request
 
 from citylogin_guard.errors import Unauthorized
 
@@ -22,17 +22,24 @@ def init_app(guard: Guard, app: Flask) -> None:
 def required(guard: Guard, view: View) -> View:
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        proof = request.headers.get("DPoP")
         try:
-            g.citylogin = guard.verify(request.headers.get("Authorization"), dpop=request.headers.get("DPoP"),
-                                       method=request.method, url=request.base_url)
+            g.citylogin = guard.verify(request.headers.get("Authorization"), dpop=proof, method=request.method,
+                                       url=request.base_url)
         except Unauthorized as refusal:
             return refusal_response(refusal)
+        if proof:  # the newest nonce for the client's next proof, should its clock be off (RFC 9449 §8.2)
+            after_this_request(functools.partial(_with_nonce, guard.dpop_nonce()))
         return view(*args, **kwargs)
     return cast(View, guarded)
 
 
+def _with_nonce(nonce: str, response: Response) -> Response:
+    response.headers.setdefault("DPoP-Nonce", nonce)
+    return response
+
+
 def refusal_response(refusal: Unauthorized) -> Response:
     response = Response(json.dumps(refusal.problem()), status=refusal.status, mimetype="application/problem+json")
-    response.headers["WWW-Authenticate"] = refusal.www_authenticate()
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(refusal.headers())
     return response

@@ -13,6 +13,7 @@ from citylogin_guard.errors import Code, Unauthorized
 from citylogin_guard.feed import Feed
 from citylogin_guard.introspection import IntrospectionCache
 from citylogin_guard.jwks import KeySet
+from citylogin_guard.nonces import DpopNonces
 from citylogin_guard.proofs import ProofChecker, invalid_proof
 from citylogin_guard.replay import ReplayStore
 from citylogin_guard.tokens import access_token_claims
@@ -46,11 +47,16 @@ class Guard:
 
     def __init__(self, base_url: str, client_id: str, client_secret: str, *, audience: str = "citylogin",
                  stale_after: float = 10.0, leeway: float = 10.0, public_urls: str | Sequence[str] = (),
-                 replay_store: ReplayStore | None = None) -> None:
+                 replay_store: ReplayStore | None = None, dpop_nonce_secret: str | bytes | None = None,
+                 require_dpop_nonce: bool = False) -> None:
         """`leeway`: the clock difference tolerated between citylogin's hosts and this one (on exp,
         nbf and iat). `public_urls`: the app's public base URL(s), which DPoP proofs name (behind a
         proxy the app sees another scheme and host). `replay_store`: where spent DPoP proofs are
-        remembered, shared by all the app's processes (default: this process's memory)."""
+        remembered, shared by all the app's processes (default: this process's memory).
+        `dpop_nonce_secret`: the secret (16 bytes or more) under which the guard makes its DPoP
+        nonces, the same in all the app's processes (default: a random one, good for one process
+        only); `require_dpop_nonce`: every proof must carry the current one, not only those whose
+        iat is off this host's clock."""
         self.audience = audience
         self.stale_after = stale_after
         self.leeway = leeway
@@ -59,7 +65,8 @@ class Guard:
         self._ended = EndedSessions()
         self._introspection = IntrospectionCache(self._transmitter.introspect)
         self._proofs = ProofChecker(public_urls=[public_urls] if isinstance(public_urls, str) else public_urls,
-                                    replay_store=replay_store)
+                                    replay_store=replay_store, nonces=DpopNonces(dpop_nonce_secret),
+                                    require_nonce=require_dpop_nonce)
         self._accepted: dict[str, tuple[Principal, float]] = {}
         self._accepting = threading.Lock()
         self._feed = Feed(self._transmitter, keys=self._keys, ended=self._ended, client_id=client_id,
@@ -89,8 +96,13 @@ class Guard:
         if proof is not None:
             if not (may_block or self._proofs.spends_in_process):
                 raise NetworkNeeded()
-            self._proofs.spend(proof)
+            self._proofs.spend(proof, expires_at=principal.claims["exp"] + self.leeway)
         return principal
+
+    def dpop_nonce(self) -> str:
+        """The guard's current DPoP nonce, for a `DPoP-Nonce` header (RFC 9449 §8.2): the Flask and
+        ASGI helpers send it with every answer to a request that carried a proof."""
+        return self._proofs.nonces.current()
 
     def heard(self) -> bool:
         """Whether the event feed answered within the last `stale_after` seconds."""
