@@ -80,8 +80,8 @@ class EmailStore:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             codes = dynamo.cancellation_codes(exc)
-            if not codes:
-                raise
+            if not codes or dynamo.outage_cause(exc) == "throttling":
+                raise  # throttled: a 503, not a changed address to read again
             if codes[0] == "ConditionalCheckFailed":
                 raise TokenRefused() from None
             if len(items) == 4 and codes[2] == "ConditionalCheckFailed":

@@ -264,8 +264,14 @@ NO_DYNAMODB = ("{name}: no DynamoDB to use: set CITYLOGIN_DYNAMODB_ENDPOINT_URL 
                "`citylogin dynamodb-local`) or AWS credentials and region for Amazon DynamoDB")
 
 
-# What botocore raises at start-up when there is no DynamoDB to use, or none at the endpoint set.
-DYNAMODB_START_ERRORS = (NoCredentialsError, NoRegionError, EndpointConnectionError)
+# What botocore raises at start-up when there is no DynamoDB to use, or none at the endpoint set,
+# or one that cannot serve (TLS, credentials, clock skew, throttling: common.dynamo.outage_cause).
+DYNAMODB_START_ERRORS = (BotoCoreError, ClientError)
+_CAUSE_HINTS = {
+    "TLS": "the endpoint's certificate is not trusted for its name: check AWS_CA_BUNDLE and the endpoint's host",
+    "credentials": "check the AWS credentials (CITYLOGIN_DYNAMODB_LOCAL=true for a DynamoDB Local)",
+    "clock skew": "check this host's clock",
+}
 
 
 def dynamodb_start_problem(exc: Exception, *, name: str) -> str:
@@ -273,7 +279,13 @@ def dynamodb_start_problem(exc: Exception, *, name: str) -> str:
     if isinstance(exc, EndpointConnectionError):
         return (f"{name}: cannot reach DynamoDB at {exc.kwargs.get('endpoint_url')}: start it "
                 "(`citylogin dynamodb-local`) or correct CITYLOGIN_DYNAMODB_ENDPOINT_URL")
-    return NO_DYNAMODB.format(name=name)
+    if isinstance(exc, (NoCredentialsError, NoRegionError)):
+        return NO_DYNAMODB.format(name=name)
+    cause = dynamo.outage_cause(exc)
+    if cause is None:
+        return f"{name}: DynamoDB: {exc}"
+    hint = _CAUSE_HINTS.get(cause)
+    return f"{name}: DynamoDB cannot serve ({cause}): {exc}" + (f"; {hint}" if hint else "")
 
 
 def run_standalone(factory, *, default_port: int) -> None:

@@ -336,6 +336,8 @@ def outage_cause(exc: BaseException) -> str | None:
     if code in _CAUSE_OF_CODE:
         cause = _CAUSE_OF_CODE[code]
         return "clock skew" if cause == "credentials" and "expired" in _message(exc).lower() else cause
+    if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+        return "server error"  # a 5xx without DynamoDB's JSON (a load balancer's HTML or empty 503): code "503"
     reasons = set(cancellation_codes(exc)) - {"None"}
     if not reasons or not reasons <= _UNAVAILABLE_REASONS:
         return None

@@ -37,6 +37,16 @@ What it keeps from botocore, so that it is a drop-in for the stores:
 - parameter validation against the model when asked (botocore's validator), the idempotency
   token of TransactWriteItems, the credential chain of the default boto3 session (refreshed as
   botocore refreshes it), connect/read timeouts and the pool size of the config.
+
+What it adds: a refusal for the signature's time whose `Date` is more than MAX_SKEW from the
+host's clock is signed again once on the server's time, which the client then keeps (as the AWS
+SDKs for Java and JavaScript do; botocore does not).
+
+How it is proven, since DynamoDB Local checks no signature: tests/common/test_sigv4_signatures.py
+(byte for byte botocore's SigV4Auth for every operation; moto in server mode with signature
+checking on), tests/common/test_rotating_credentials.py (the ECS container endpoint and web
+identity rotating keys under a front that checks every signature), test_dynamodb_tls.py (nginx
+with a private CA) and test_dynamodb_throttling.py (DynamoDB's throttling and 5xx answers).
 """
 from __future__ import annotations
 
@@ -58,7 +68,7 @@ from urllib.parse import urlsplit
 import botocore
 from botocore import parsers
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import HTTPClientError, NoCredentialsError
+from botocore.exceptions import HTTPClientError, NoCredentialsError, ResponseStreamingError
 from botocore.hooks import HierarchicalEmitter
 from botocore.httpsession import get_cert_path
 from botocore.retries import standard
@@ -256,10 +266,11 @@ class LeanDynamoDBClient:
         standard retries) say no more; each attempt is signed afresh, as botocore signs it."""
         attempts, corrected = 1, False
         while True:
+            signed_at = self._signer.now()  # the clock this attempt is signed on
             answer, error = self._attempt(op, request["body"])
             if error is None and answer is not None and _good(answer[0]):
                 break
-            if answer is not None and not corrected and self._corrected_clock(answer):
+            if answer is not None and not corrected and self._corrected_clock(answer, signed_at):
                 corrected = True  # one more attempt, signed on the server's time, outside the retry count
                 continue
             delays = self.meta.events.emit(op.needs_retry, response=answer, endpoint=None, operation=op.model,
@@ -283,13 +294,19 @@ class LeanDynamoDBClient:
         http = HttpResponse(self._url, status, headers, content)
         if status >= 300:
             return (http, self._parse_error(op, http)), None
+        if not _good(http):
+            # Damaged on its way (often cut short, so not JSON): never parsed, never returned as an
+            # answer, but a failed exchange that botocore's standard mode retries like a reset.
+            return None, ResponseStreamingError(error=f"the body does not match its x-amz-crc32 "
+                                                      f"{headers.get('x-amz-crc32')} (status {status})")
         parsed = _parse_body(content)
         parsed["ResponseMetadata"] = _metadata(http)
         return (http, parsed), None
 
-    def _corrected_clock(self, answer: tuple[HttpResponse, dict]) -> bool:
-        """A refusal for the signature's time whose Date is more than MAX_SKEW from ours: take the
-        server's clock (as the offset) and say so; anything else: False."""
+    def _corrected_clock(self, answer: tuple[HttpResponse, dict], signed_at: float) -> bool:
+        """A refusal for the signature's time whose Date is more than MAX_SKEW from the time the
+        attempt was signed on: take the server's clock (as the offset) unless a concurrent call
+        already has, and say so; anything else: False."""
         http, parsed = answer
         if parsed.get("Error", {}).get("Code") not in CLOCK_SKEW_CODES:
             return False
@@ -297,11 +314,14 @@ class LeanDynamoDBClient:
             server = email.utils.parsedate_to_datetime(http.headers.get("date", "")).timestamp()
         except (TypeError, ValueError):
             return False
-        if abs(server - self._signer.now()) < MAX_SKEW:
+        if abs(server - signed_at) < MAX_SKEW:
             return False
-        self._signer.set_time(server)
-        log.warning("DynamoDB refused a signature for the time (clock skew of %.0f s): signing on the server's "
-                    "clock from now on", self._signer.offset)
+        # Calls in flight when the skew shows were all signed on the old clock: the first to be
+        # refused corrects it, the others (their Dates now near our corrected time) only retry.
+        if abs(server - self._signer.now()) >= MAX_SKEW:
+            self._signer.set_time(server)
+            log.warning("DynamoDB refused a signature for the time (clock skew of %.0f s): signing on the "
+                        "server's clock from now on", self._signer.offset)
         return True
 
     def _parse_error(self, op: _Operation, http: HttpResponse) -> dict:

@@ -276,6 +276,8 @@ class SessionStore:
             self.client.transact_write_items(TransactItems=items)
             return {}
         except ClientError as exc:
+            if dynamo.outage_cause(exc) == "throttling":
+                raise  # DynamoDB cannot serve now (a 503): not a race to read again and retry
             codes = dynamo.cancellation_codes(exc)
             if codes:
                 return {i: code for i, code in enumerate(codes) if code not in ("None", "")}

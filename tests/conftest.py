@@ -29,14 +29,14 @@ SLOW_MODULES = {
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
     "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout", "test_openid_client",
     "test_two_processes", "test_native_app", "test_mixed_versions",
-    "test_sigv4_signatures"}
+    "test_sigv4_signatures", "test_aws_walk_through", "test_dynamodb_tls", "test_dynamodb_tls_chaos"}
 # Left out of the fast tier for their time alone (half of it): races, injected faults, timing and
 # whole flows through the CLI; each package keeps faster tests of the same code in the tier.
 SLOW_MODULES |= {
     "test_login_failures", "test_login_races", "test_account_deletion", "test_token_security", "test_session_list",
     "test_cli_account", "test_cli_session", "test_admin_cli", "test_bad_input", "test_slow_dynamodb",
     "test_dynamodb_outage", "test_notifications_off_request_path", "test_device_classes", "test_pairing_rules",
-    "test_password_rechecks", "test_renewal", "test_admin_apps"}
+    "test_password_rechecks", "test_renewal", "test_admin_apps", "test_throttled_dynamodb"}
 SLOW_FIXTURES = {"registration_url"}
 SLOW_TESTS = {
     "test_every_module_imports_alone_in_a_fresh_interpreter",   # a fresh interpreter per module

@@ -138,20 +138,29 @@ def _serving(prefix: Path, template: Path, values: Mapping[str, str], *, port: i
              timeout: float) -> Iterator[str]:
     """nginx on 127.0.0.1:`port` running `template` filled with `values` (plus the listen address,
     the server name and the access log `prefix`/citylogin.access.log); yields its http:// base URL."""
-    (prefix / "temp").mkdir(parents=True)
     values = {**values, "NGINX_LISTEN": f"127.0.0.1:{port}", "NGINX_SERVER_NAME": "localhost",
               "NGINX_ACCESS_LOG": str(prefix / "citylogin.access.log")}
-    (prefix / "citylogin.conf").write_text(
-        _PLACEHOLDER.sub(lambda match: values[match.group(1)], template.read_text()))
+    with running_http_conf(prefix, _PLACEHOLDER.sub(lambda match: values[match.group(1)], template.read_text()),
+                           port=port, timeout=timeout):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def running_http_conf(prefix: Path, http_conf: str, *, port: int, timeout: float = 15.0) -> Iterator[None]:
+    """nginx running `http_conf` (directives of the http context, whose server listens on
+    127.0.0.1:`port`) with its configuration, temp paths and stderr.log in `prefix`, until the block
+    ends. Entered again on the same prefix, it starts a new nginx there: a restart."""
+    (prefix / "temp").mkdir(parents=True, exist_ok=True)
+    (prefix / "citylogin.conf").write_text(http_conf)
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     (prefix / "nginx.conf").write_text(_MAIN_CONF.format(user=user))
     log_path = prefix / "stderr.log"
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         process = subprocess.Popen([*_nginx_command(prefix), "-g", "daemon off; error_log stderr;"],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         _wait_listening(process, port, timeout, log_path)
-        yield f"http://127.0.0.1:{port}"
+        yield
     finally:
         process.terminate()
         try:
