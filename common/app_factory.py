@@ -20,6 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_input_stream
 
 from common import dynamo
+from common.log_bursts import BurstFilter
 from common.config import DEVELOPMENT_PUBLIC_URL, ConfigError, Settings, env_name, load_settings
 from common.context import EXTENSION_KEY, AppContext, build_context, ctx
 from common.errors import ServiceUnavailable, StorageUnavailable, register_error_handlers
@@ -61,6 +62,17 @@ class UnsortedJSON(DefaultJSONProvider):
 _WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
+_CREDENTIAL_REFRESHES = BurstFilter()
+
+
+def _quiet_credential_refreshes() -> None:
+    """botocore logs each failed refresh of temporary credentials with its traceback, once per
+    waiting caller: one line per burst instead (a request that fails for it logs its own 503 line)."""
+    logger = logging.getLogger("botocore.credentials")
+    if _CREDENTIAL_REFRESHES not in logger.filters:
+        logger.addFilter(_CREDENTIAL_REFRESHES)
+
+
 def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
                        test_config: Mapping[str, Any] | None = None,
                        context: AppContext | None = None) -> Flask:
@@ -75,6 +87,7 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     werkzeug_log.setLevel(settings.log_level.upper())  # else werkzeug logs every request at INFO
     for wire_logger in _WIRE_LOGGERS:
         logging.getLogger(wire_logger).setLevel(logging.WARNING)
+    _quiet_credential_refreshes()
     app = Flask(name)
     install_request_log(app)  # inside ProxyFix: it logs the client IP that ProxyFix trusts
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

@@ -311,6 +311,7 @@ _CAUSES = {
                     "MissingAuthenticationTokenException", "AccessDeniedException", "InvalidAccessKeyId"},
     "clock skew": {"RequestExpired", "RequestInTheFuture", "RequestTimeTooSkewed"},
 }
+_SIGNATURE_CODES = frozenset({"InvalidSignatureException", "SignatureDoesNotMatch"})
 _CAUSE_OF_CODE = {code: cause for cause, codes in _CAUSES.items() for code in codes}
 UNAVAILABLE_CODES = frozenset(_CAUSE_OF_CODE)
 # Per-item reasons of a cancelled transaction that are transient too.
@@ -335,7 +336,10 @@ def outage_cause(exc: BaseException) -> str | None:
     code = error_code(exc)
     if code in _CAUSE_OF_CODE:
         cause = _CAUSE_OF_CODE[code]
-        return "clock skew" if cause == "credentials" and "expired" in _message(exc).lower() else cause
+        # A signature refused for its time ("Signature expired", "Signature not yet current"), not
+        # for its key (ExpiredTokenException is stale credentials)
+        timing = code in _SIGNATURE_CODES and any(word in _message(exc) for word in ("expired", "not yet current"))
+        return "clock skew" if timing else cause
     if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
         return "server error"  # a 5xx without DynamoDB's JSON (a load balancer's HTML or empty 503): code "503"
     reasons = set(cancellation_codes(exc)) - {"None"}

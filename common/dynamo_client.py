@@ -58,6 +58,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 import zlib
@@ -68,7 +69,7 @@ from urllib.parse import urlsplit
 import botocore
 from botocore import parsers
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import HTTPClientError, NoCredentialsError, ResponseStreamingError
+from botocore.exceptions import BotoCoreError, HTTPClientError, NoCredentialsError, ResponseStreamingError
 from botocore.hooks import HierarchicalEmitter
 from botocore.httpsession import get_cert_path
 from botocore.retries import standard
@@ -90,6 +91,7 @@ _BINARY_KEY = re.compile(rb'"BS?"\s*:')
 CLOCK_SKEW_CODES = frozenset({"InvalidSignatureException", "SignatureDoesNotMatch", "RequestExpired",
                               "RequestInTheFuture", "RequestTimeTooSkewed", "AuthFailure"})
 MAX_SKEW = 300.0
+CREDENTIALS_RETRY_AFTER = 2.0  # seconds a failed refresh of the credentials is answered from memory
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class _Signer:
         self._credentials, self._region, self._host, self._clock = credentials, region, host.lower(), clock
         self._keys: dict[tuple[str, str], bytes] = {}
         self.offset = 0.0  # seconds to add to this host's clock: the server's, learnt from a skew refusal
+        self._refresh_lock = threading.Lock()
+        self._failed: tuple[float, Exception] | None = None  # (until when, what) a refresh failed
 
     def now(self) -> float:
         return self._clock() + self.offset
@@ -141,9 +145,7 @@ class _Signer:
         self.offset = server_time - self._clock()
 
     def headers(self, target: str, body: bytes) -> dict[str, str]:
-        if self._credentials is None:
-            raise NoCredentialsError()
-        creds = self._credentials.get_frozen_credentials()
+        creds = self._frozen_credentials()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now()))
         day = stamp[:8]
         headers = {"Content-Type": CONTENT_TYPE, "Host": self._host, "X-Amz-Date": stamp, "X-Amz-Target": target}
@@ -162,6 +164,28 @@ class _Signer:
                                     f"SignedHeaders={signed}, Signature={signature}")
         headers["User-Agent"] = USER_AGENT
         return headers
+
+    def _frozen_credentials(self) -> Any:
+        """The credentials to sign with now. Where botocore must refresh them before any call may go
+        on (its mandatory window), one caller at a time asks it, and a failed refresh (botocore has
+        retried the source already) is answered to the others for CREDENTIALS_RETRY_AFTER seconds
+        rather than each waiting out the same failing source in turn."""
+        if self._credentials is None:
+            raise NoCredentialsError()
+        mandatory = getattr(self._credentials, "_mandatory_refresh_timeout", None)
+        if mandatory is None or not self._credentials.refresh_needed(mandatory):
+            return self._credentials.get_frozen_credentials()
+        with self._refresh_lock:
+            failed = self._failed
+            if failed is not None and time.monotonic() < failed[0]:
+                raise failed[1]
+            try:
+                creds = self._credentials.get_frozen_credentials()
+            except BotoCoreError as exc:
+                self._failed = (time.monotonic() + CREDENTIALS_RETRY_AFTER, exc)
+                raise
+            self._failed = None
+            return creds
 
     def _key(self, secret: str, day: str) -> bytes:
         key = self._keys.get((secret, day))

@@ -33,3 +33,23 @@ class BurstLog:
             args = (*args, suppressed)
         self.logger.log(level, message, *args, exc_info=exc_info)
         return True
+
+
+class BurstFilter(logging.Filter):
+    """A logging filter for another library's logger (botocore's failed credential refreshes): one
+    record per `window` seconds, without its traceback (the burst's own line names the cause)."""
+
+    def __init__(self, *, window: float = BURST_WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window, self.clock = window, clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            now = self.clock()
+            if self._last is not None and now - self._last < self.window:
+                return False
+            self._last = now
+        record.exc_info = record.exc_text = None
+        return True

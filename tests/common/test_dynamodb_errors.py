@@ -42,6 +42,12 @@ TRANSIENT = [
     (ClientError({"Error": {"Code": "InvalidSignatureException", "Message": "Signature expired: 20261125T100000Z "
                             "is now earlier than 20261125T101000Z (20261125T101500Z - 5 min.)"}}, "GetItem"),
      "clock skew"),
+    (ClientError({"Error": {"Code": "InvalidSignatureException", "Message": "Signature not yet current: "
+                            "20261125T103000Z is still later than 20261125T102000Z (20261125T101500Z + 5 min.)"}},
+                 "GetItem"), "clock skew"),
+    (ClientError({"Error": {"Code": "ExpiredTokenException",
+                            "Message": "The security token included in the request is expired"}}, "GetItem"),
+     "credentials"),
     (client_error("TransactionCanceledException", "TransactWriteItems",
                   CancellationReasons=[{"Code": "None"}, {"Code": "ThrottlingError"}]), "throttling"),
 ]
@@ -100,3 +106,20 @@ def test_burst_log_reports_what_it_left_out_once_per_window(caplog):
     assert logged.count(True) == 2
     assert [r.getMessage() for r in caplog.records if r.name == "test.burst"] == [
         "down", "down (99 more like it since the last report)"]
+
+
+def test_botocore_s_failed_credential_refreshes_log_one_line_per_burst_without_a_trace(caplog):
+    from common.app_factory import _quiet_credential_refreshes
+    _quiet_credential_refreshes()
+    _quiet_credential_refreshes()  # idempotent: one filter however many apps a process makes
+    logger = logging.getLogger("botocore.credentials")
+    with caplog.at_level(logging.WARNING, logger="botocore.credentials"):
+        for _ in range(5):
+            try:
+                raise RuntimeError("the container endpoint answered 500")
+            except RuntimeError:
+                logger.warning("Refreshing temporary credentials failed during mandatory refresh period.",
+                               exc_info=True)
+    records = [r for r in caplog.records if r.name == "botocore.credentials"]
+    assert len(records) <= 1 and all(r.exc_info is None for r in records)
+    assert "Traceback" not in caplog.text
