@@ -6,17 +6,16 @@ token must be the one STS issued, and the signature is recomputed with botocore'
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 from xml.etree import ElementTree
 
 from common.dynamodb_local import free_port
+from tests.support.waiting import until_listening
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 
@@ -32,7 +31,8 @@ def running_moto(*, unauthenticated_calls: int, timeout: float = 30.0) -> Iterat
         process = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], env=env,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_listening(process, port, timeout, log)
+            # moto has no health URL, and a request would count as one of its unauthenticated calls
+            until_listening(process, port, timeout=timeout, name="moto_server", output=lambda: _tail(log))
             yield f"http://127.0.0.1:{port}"
         finally:
             process.terminate()
@@ -57,21 +57,6 @@ def read_moto_refusals(client: Any) -> None:
         parsed["Error"] = {"Code": root.findtext("Errors/Error/Code"), "Message": root.findtext("Errors/Error/Message")}
 
     client.meta.events.register("after-call.dynamodb", read, unique_id="read-moto-refusals")
-
-
-def _wait_listening(process: subprocess.Popen, port: int, timeout: float, log: IO[bytes]) -> None:
-    """Until the port accepts a connection (moto has no health URL, and a request would count as one
-    of its unauthenticated calls)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited: {_tail(log)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto_server did not listen on {port} in {timeout}s: {_tail(log)}")
 
 
 def _tail(log: IO[bytes]) -> str:

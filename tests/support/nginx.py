@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import socket
 import subprocess
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -15,6 +13,7 @@ from typing import Iterator, Mapping
 import pytest
 
 from common.dynamodb_local import free_port
+from tests.support.waiting import until_listening
 
 NGINX = "/usr/sbin/nginx"
 
@@ -72,7 +71,8 @@ def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls
             [*_nginx_command(prefix), "-g", "daemon off; error_log stderr;"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
-        _wait_listening(process, port, timeout, log_path)
+        until_listening(process, port, timeout=timeout, name="nginx",
+                        output=lambda: log_path.read_text(errors="replace"))
         yield f"https://127.0.0.1:{port}"
     finally:
         process.terminate()  # SIGTERM: nginx's fast shutdown, workers included
@@ -90,19 +90,6 @@ def reload_command(prefix: Path) -> list[str]:
 
 def _nginx_command(prefix: Path) -> list[str]:
     return [NGINX, "-e", "stderr", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")]
-
-
-def _wait_listening(process: subprocess.Popen, port: int, timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {log_path.read_text(errors='replace')[-3000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nginx did not listen on {port} in {timeout}s: {log_path.read_text(errors='replace')[-3000:]}")
 
 
 SERVICES_TEMPLATE = TEMPLATE.with_name("citylogin-services.conf.template")
@@ -159,7 +146,8 @@ def running_http_conf(prefix: Path, http_conf: str, *, port: int, timeout: float
         process = subprocess.Popen([*_nginx_command(prefix), "-g", "daemon off; error_log stderr;"],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
-        _wait_listening(process, port, timeout, log_path)
+        until_listening(process, port, timeout=timeout, name="nginx",
+                        output=lambda: log_path.read_text(errors="replace"))
         yield
     finally:
         process.terminate()

@@ -1,6 +1,8 @@
 """Waiting for a condition instead of sleeping for a guess: a poll with a deadline."""
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 from typing import Callable, TypeVar
 
@@ -18,3 +20,19 @@ def wait_until(check: Callable[[], T], *, timeout: float = 10.0, interval: float
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what or check!r} (last: {value!r})")
         time.sleep(interval)
+
+
+def until_listening(process: subprocess.Popen, port: int, *, timeout: float, name: str,
+                    output: Callable[[], str]) -> None:
+    """Until 127.0.0.1:`port` accepts a connection (for servers without a health URL, or before
+    one answers); a RuntimeError with the end of `output()` if `process` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {output()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on {port} in {timeout}s: {output()[-3000:]}")
