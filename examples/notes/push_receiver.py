@@ -185,8 +185,8 @@ class PushReceiver:
             raise Unauthorized("invalid_dpop_proof", "A bound access token goes as Authorization: DPoP.")
         try:
             return self.proofs.checked(dpop, access_token=token, jkt=jkt, method=method, url=url)
-        except GuardRefusal as refusal:
-            raise Unauthorized("invalid_dpop_proof", refusal.detail) from None
+        except GuardRefusal as refusal:  # invalid_dpop_proof, or use_dpop_nonce with the guard's nonce
+            raise Unauthorized(refusal.code.value, refusal.detail, dpop_nonce=refusal.dpop_nonce) from None
 
     def _spend(self, proof: Any) -> None:
         try:

@@ -10,7 +10,7 @@ from flask import Response, json
 
 TITLES = {"invalid_token": "Invalid access token", "token_expired": "Access token expired",
           "session_revoked": "Session revoked", "session_unverifiable": "Session cannot be verified",
-          "invalid_dpop_proof": "Invalid DPoP proof"}
+          "invalid_dpop_proof": "Invalid DPoP proof", "use_dpop_nonce": "DPoP nonce required"}
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,9 @@ class Principal:
 class Unauthorized(Exception):
     """A request refused: `code` is one of TITLES, `reason` why its session ended (when known)."""
 
-    def __init__(self, code: str, detail: str, *, reason: str | None = None) -> None:
+    def __init__(self, code: str, detail: str, *, reason: str | None = None, dpop_nonce: str | None = None) -> None:
         super().__init__(f"{code}: {detail}")
-        self.code, self.detail, self.reason = code, detail, reason
+        self.code, self.detail, self.reason, self.dpop_nonce = code, detail, reason, dpop_nonce
 
     def problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "about:blank", "title": TITLES[self.code], "status": 401,
@@ -40,7 +40,9 @@ class Unauthorized(Exception):
 def refusal_response(refusal: Unauthorized) -> Response:
     response = Response(json.dumps(refusal.problem()), status=401, mimetype="application/problem+json")
     response.headers["WWW-Authenticate"] = (
-        'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA ML-DSA-87"' if refusal.code == "invalid_dpop_proof"
-        else 'Bearer error="invalid_token"')
+        f'DPoP error="{refusal.code}", algs="ES256 EdDSA ML-DSA-87"'
+        if refusal.code in ("invalid_dpop_proof", "use_dpop_nonce") else 'Bearer error="invalid_token"')
+    if refusal.dpop_nonce:
+        response.headers["DPoP-Nonce"] = refusal.dpop_nonce  # RFC 9449 §8: make the proof again over it
     response.headers["Cache-Control"] = "no-store"
     return response
