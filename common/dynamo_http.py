@@ -48,8 +48,12 @@ class ConnectionPool:
 
     def post(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """One exchange on a pooled connection: (status, headers with lower-case names, body)."""
-        sock = self._take()
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        if head.count("\n") != len(headers) or head.count("\r") != len(headers):
+            # a value with a line break (a session token served wrong) would end the header early and
+            # smuggle what follows in as headers of its own: refused as http.client refuses it
+            raise HTTPClientError(error=ValueError("a header value holds a line break"))
+        sock = self._take()
         try:
             sock.sendall(f"POST / HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body)
             status, answer_headers, answer, reusable = _read_answer(sock)

@@ -111,3 +111,13 @@ def test_the_pool_keeps_at_most_its_size_of_idle_connections():
         pool._give_back(second)  # one too many: closed
         assert pool._idle == [first] and second.fileno() == -1
         pool.close()
+
+
+def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent():
+    from botocore.exceptions import HTTPClientError
+
+    from common.dynamo_http import ConnectionPool
+    pool = ConnectionPool("http://127.0.0.1:9/", connect_timeout=0.5, read_timeout=0.5, maxsize=1)
+    for value in ("token\r\nX-Injected: 1", "token\nX-Injected: 1", "token\rX"):
+        with pytest.raises(HTTPClientError, match="line break"):
+            pool.post({"X-Amz-Security-Token": value, "Host": "127.0.0.1:9"}, b"{}")
