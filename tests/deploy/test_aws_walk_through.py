@@ -16,6 +16,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -38,7 +39,8 @@ from tests.support.moto_server import running_moto
 from tests.support.services import running_process
 
 REPO = TEMPLATE.parents[2]
-CITYLOGIN = REPO / ".venv" / "bin" / "citylogin"
+BIN = Path(sys.executable).parent  # the virtual environment's bin: the README's .venv/bin
+CITYLOGIN = BIN / "citylogin"
 REGION = "eu-west-1"
 HOST = "login.example.com"  # the walk-through's $HOST
 ROTATE_EVERY = 3  # seconds between generations of the task role's keys
@@ -143,7 +145,7 @@ def image_command(port: int) -> list[str]:
     argv = json.loads(cmd)
     assert argv[argv.index("--bind") + 1] == "0.0.0.0:8000"
     argv[argv.index("--bind") + 1] = f"127.0.0.1:{port}"
-    return [str(REPO / ".venv" / "bin" / argv[0]), *argv[1:]]
+    return [str(BIN / argv[0]), *argv[1:]]
 
 
 class Device(Client):
