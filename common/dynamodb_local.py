@@ -92,10 +92,23 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def _own_slice(low: int, high: int) -> tuple[int, int]:
+    """The part of [low, high) this process draws from. Processes that start servers side by side
+    (pytest-xdist's workers gw0, gw1 ..., and the servers they start, which inherit the variables)
+    each draw from a slice of their own: two of them never hand out the same port at once, which
+    would let one server's health check be answered by the other's."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 1):
+        return low, high
+    width = (high - low) // int(count)
+    start = low + int(worker[2:]) % int(count) * width
+    return start, start + width
+
+
 def free_port() -> int:
     """A port free now on 127.0.0.1, for a process that will bind it in a moment. Drawn below the
     ephemeral range: no outgoing connection or port-0 bind of any process can take it meanwhile."""
-    low, high = LOWEST_PORT, _ephemeral_low()
+    low, high = _own_slice(LOWEST_PORT, _ephemeral_low())
     for _ in range(50 if high - low > 1000 else 0):
         port = low + secrets.randbelow(high - low)
         with socket.socket() as sock:
