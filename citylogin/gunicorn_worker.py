@@ -27,12 +27,14 @@ import resource
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 from functools import partial
 from http import HTTPStatus
 
 from gunicorn import http as gunicorn_http, util
+from gunicorn.http import errors as gunicorn_errors
 from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
@@ -51,6 +53,12 @@ _HEAD_END = b"\r\n\r\n"
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?\r\n")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
+# What gunicorn's own handle_error counts as the client's fault (a 4xx), by its names in gunicorn.http.errors.
+_CLIENT_ERRORS = (
+    gunicorn_errors.InvalidRequestLine, gunicorn_errors.InvalidRequestMethod, gunicorn_errors.InvalidHTTPVersion,
+    gunicorn_errors.InvalidHeader, gunicorn_errors.InvalidHeaderName, gunicorn_errors.InvalidProxyLine,
+    gunicorn_errors.InvalidSchemeHeaders, gunicorn_errors.ObsoleteFolding, gunicorn_errors.InvalidH2CPreface,
+    gunicorn_errors.InvalidChunkSize, gunicorn_errors.ChunkMissingTerminator, gunicorn_errors.InvalidChunkExtension)
 _PARKED = object()  # what a thread's handle() gives for a connection the stream pump took
 
 
@@ -63,6 +71,26 @@ def _problem(status: HTTPStatus, code: ErrorCode) -> bytes:
 
 TIMED_OUT = _problem(HTTPStatus.REQUEST_TIMEOUT, ErrorCode.REQUEST_TIMEOUT)
 HEAD_TOO_LARGE = _problem(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, ErrorCode.REQUEST_HEADER_TOO_LARGE)
+# gunicorn's parser has limits of its own (a request line of 4094 bytes, header lines of 8190, 100 of
+# them), refused with an HTML page. Where this worker reads the head, the one limit is MAX_HEAD_BYTES
+# for the whole head: gunicorn's are raised to what fits in it.
+HEAD_READ_HERE_LIMITS = {"limit_request_line": 0, "limit_request_fields": MAX_HEAD_BYTES // 4,
+                         "limit_request_field_size": MAX_HEAD_BYTES}
+
+
+def _refusal(exc: BaseException) -> tuple[HTTPStatus, ErrorCode]:
+    """The status and code of a request gunicorn's parser refused (500 if it is not the client's fault)."""
+    if isinstance(exc, (gunicorn_errors.LimitRequestHeaders, gunicorn_errors.LimitRequestLine)):
+        return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, ErrorCode.REQUEST_HEADER_TOO_LARGE
+    if isinstance(exc, gunicorn_errors.ForbiddenProxyRequest) or isinstance(exc, ssl.SSLError):
+        return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN
+    if isinstance(exc, gunicorn_errors.UnsupportedTransferCoding):
+        return HTTPStatus.NOT_IMPLEMENTED, ErrorCode.BAD_REQUEST
+    if isinstance(exc, gunicorn_errors.ExpectationFailed):
+        return HTTPStatus.EXPECTATION_FAILED, ErrorCode.BAD_REQUEST
+    if isinstance(exc, _CLIENT_ERRORS):
+        return HTTPStatus.BAD_REQUEST, ErrorCode.BAD_REQUEST
+    return HTTPStatus.INTERNAL_SERVER_ERROR, ErrorCode.INTERNAL_ERROR
 
 
 class _DeadlineSocket:
@@ -176,6 +204,10 @@ class ThreadWorker(gthread.ThreadWorker):
         self.read_timeout = _read_timeout()
         # by id(conn), in the order of their deadlines: each is its start plus the same timeout
         self.incoming: dict[int, _Incoming] = {}
+        if not self.cfg.is_ssl and self.cfg.proxy_protocol == "off":
+            # Otherwise gunicorn reads heads itself and its own limits bound what it buffers.
+            for name, value in HEAD_READ_HERE_LIMITS.items():
+                self.cfg.set(name, value)
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -265,6 +297,9 @@ class ThreadWorker(gthread.ThreadWorker):
                 self._drop(incoming, None)
                 return True
             incoming.data += data
+        if incoming.head_end > MAX_HEAD_BYTES:  # all of it came in one read
+            self._drop(incoming, HEAD_TOO_LARGE)
+            return True
         self._dispatch(incoming)
         return True
 
@@ -296,6 +331,20 @@ class ThreadWorker(gthread.ThreadWorker):
             self._send(conn, answer)
         self.nr_conns -= 1
         util.close(conn.sock)
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        """What gunicorn's parser refuses, answered as problem+json rather than gunicorn's HTML page,
+        with one log line that names the refusal but not what the client sent (a request line may
+        hold a token)."""
+        status, code = _refusal(exc)
+        if status == HTTPStatus.INTERNAL_SERVER_ERROR:
+            self.log.exception("error handling a request")
+        else:
+            self.log.warning("invalid request from ip=%s: %s", (addr or ("",))[0], type(exc).__name__)
+        try:
+            client.sendall(_problem(status, code))
+        except OSError:
+            pass
 
     def murder_pending(self) -> None:
         super().murder_pending()

@@ -5,6 +5,7 @@ streams beyond the per-user cap end with `stream_replaced`, and the slow sockets
 at CITYLOGIN_REQUEST_READ_TIMEOUT."""
 from __future__ import annotations
 
+import json
 import os
 import select
 import socket
@@ -165,6 +166,59 @@ def test_a_head_over_64_kib_is_refused_with_431(shipped):
             pass  # closed while sending: the answer is still there to read
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 431 ") and b'"code": "request_header_too_large"' in answer
+
+
+def exchange(address, request: bytes) -> bytes:
+    """Send one raw request that asks the server to close, and read the answer to the end."""
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def healthz_with(headers: bytes, target: bytes = b"/healthz") -> bytes:
+    return b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + headers + b"\r\n"
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param(b"X-Long: " + b"a" * 8400 + b"\r\n", id="one-8.2-KB-header"),
+    pytest.param(b"".join(b"X-Line-%d: v\r\n" % i for i in range(150)), id="150-header-lines"),
+    pytest.param(b"X-Long: " + b"a" * 60000 + b"\r\n", id="one-60-KB-header"),
+])
+def test_heads_within_64_kib_reach_the_app_whatever_their_shape(shipped, headers):
+    # gunicorn's own limits (8190-byte lines, 100 of them) would answer these with an HTML 431.
+    answer = exchange(shipped[1], healthz_with(headers))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+def test_a_long_request_line_within_64_kib_reaches_the_app(shipped):
+    answer = exchange(shipped[1], healthz_with(b"", target=b"/no-such-page?q=" + b"a" * 10000))
+    assert answer.startswith(b"HTTP/1.1 404 ") and b"application/problem+json" in answer
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param(b"X-Long: " + b"a" * 66000 + b"\r\n", id="one-header"),
+    pytest.param(b"".join(b"X-Line-%05d: v\r\n" % i for i in range(4500)), id="many-lines"),
+])
+def test_a_whole_head_over_64_kib_is_a_431_problem(shipped, headers):
+    answer = exchange(shipped[1], healthz_with(headers))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ") and b"Content-Type: application/problem+json" in head
+    assert json.loads(body)["code"] == "request_header_too_large"
+
+
+@pytest.mark.parametrize("request_bytes", [
+    pytest.param(b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", id="header-without-colon"),
+    pytest.param(b"GET /healthz?access_token=secret-in-line HTTP/9.9\r\nHost: x\r\n\r\n", id="bad-version"),
+    pytest.param(b"G@T /healthz HTTP/1.1\r\nHost: x\r\n\r\n", id="bad-method"),
+])
+def test_what_the_parser_refuses_is_a_problem_document(shipped, request_bytes):
+    answer = exchange(shipped[1], request_bytes)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: application/problem+json" in head
+    assert json.loads(body)["code"] == "bad_request"
 
 
 def test_pipelined_requests_on_one_connection_are_all_answered(shipped):
