@@ -13,6 +13,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, EmailStr, Field, St
                       ValidatorFunctionWrapHandler, WrapValidator)
 
 from common.errors import FieldKind, InvalidField, MissingFields, field_refusal
+from common.fields import Omittable
 from common.text import DisplayName, LoginName
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
@@ -200,8 +201,8 @@ class ReauthFields(BaseModel):
     """`password`, or `passkey`: an assertion to options from POST /login/passkey/options."""
 
     model_config = ConfigDict(extra="ignore")
-    password: str | None = Field(default=None, min_length=1, max_length=1024)
-    passkey: PasskeyAssertion | None = None
+    password: Omittable[str] = Field(default=None, min_length=1, max_length=1024)
+    passkey: Omittable[PasskeyAssertion] = None
 
     def secret(self) -> Secret:
         return one_secret(self.password, self.passkey, password_field="password")
@@ -315,8 +316,8 @@ NewPassword = Annotated[str, Field(max_length=1024, json_schema_extra={
 
 class ChangePasswordRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    current_password: str | None = Field(default=None, min_length=1, max_length=1024)
-    passkey: PasskeyAssertion | None = Field(default=None, description="instead of current_password")
+    current_password: Omittable[str] = Field(default=None, min_length=1, max_length=1024)
+    passkey: Omittable[PasskeyAssertion] = Field(default=None, description="instead of current_password")
     new_password: NewPassword
     logout_other_sessions: StrictBool = Field(default=True, description="end every other session of the account")
 

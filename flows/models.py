@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_
 
 from accounts.models import EmailAddress, NewPassword, PasskeyAssertion, Secret, normalize_username, one_secret
 from common.errors import MissingFields
+from common.fields import Omittable
 from common.text import DisplayName, LoginName
 from devices.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
 
@@ -49,9 +50,9 @@ class PairingTokenRequest(BaseModel):
     """The body of POST /registration/request_pairing_token as documented: with a Bearer token none
     is needed (an empty one, `{}` or these fields, checked if sent); without one, all three."""
 
-    username: LoginName | None = None
-    password: str | None = Field(default=None, min_length=1, max_length=1024)
-    client_cert_fp: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    username: Omittable[LoginName] = None
+    password: Omittable[str] = Field(default=None, min_length=1, max_length=1024)
+    client_cert_fp: Omittable[str] = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
 
 class PairingTokenResponse(BaseModel):
@@ -78,16 +79,16 @@ class LoginRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    username: LoginName | None = Field(default=None, description="required with a password; with a passkey the "
-                                                                 "device's certificate names the account")
-    password: str | None = Field(default=None, min_length=1, max_length=1024)
-    passkey: PasskeyAssertion | None = Field(default=None, description="a passkey's assertion (toJSON()) to options "
-                                                                       "from POST /login/passkey/options, in place of "
-                                                                       "the password")
-    client_cert: str | None = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
-    client_cert_fp: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-    challenge: str | None = Field(default=None, max_length=128)
-    signature: str | None = Field(default=None, max_length=12000, description="base64 signature")
+    username: Omittable[LoginName] = Field(default=None, description="required with a password; with a passkey "
+                                                                    "the device's certificate names the account")
+    password: Omittable[str] = Field(default=None, min_length=1, max_length=1024)
+    passkey: Omittable[PasskeyAssertion] = Field(default=None, description="a passkey's assertion (toJSON()) to "
+                                                                          "options from POST /login/passkey/options, "
+                                                                          "in place of the password")
+    client_cert: Omittable[str] = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
+    client_cert_fp: Omittable[str] = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    challenge: Omittable[str] = Field(default=None, max_length=128)
+    signature: Omittable[str] = Field(default=None, max_length=12000, description="base64 signature")
     device_name: DisplayName | None = None
     force: StrictBool = False
 

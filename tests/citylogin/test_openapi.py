@@ -88,3 +88,26 @@ def test_patch_device_list_does_not_reach_the_rename_route(make_server):
     assert response.status_code == 405
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.json()["code"] == "method_not_allowed"
+
+
+def _body_schema(document: dict, path: str, method: str = "post") -> dict:
+    ref = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize("path, fields", [
+    ("/login/", ["username", "password", "passkey", "client_cert", "client_cert_fp", "challenge", "signature"]),
+    ("/registration/request_pairing_token", ["username", "password", "client_cert_fp"]),
+])
+def test_fields_that_may_be_left_out_are_not_null_in_the_document_nor_at_the_server(documents, make_server,
+                                                                                     path, fields):
+    properties = _body_schema(documents["citylogin.app"], path)["properties"]
+    for name in fields:
+        assert "null" not in str(properties[name]) and "default" not in properties[name], (path, name)
+    url, _ = make_server()
+    for name in fields:
+        body = {"username": "someone", "password": "a password", "client_cert_fp": "ab" * 32, name: None}
+        answer = requests.post(url + path, json=body, timeout=10)
+        assert answer.status_code == 400 and answer.headers["Content-Type"] == "application/problem+json"
+        assert (answer.json()["code"], answer.json()["field"], answer.json()["kind"]) == \
+            ("invalid_field", name, "invalid_value"), (path, name, answer.json())
