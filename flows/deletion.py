@@ -6,10 +6,18 @@ nothing of it works: every write that adds a session, a device or a certificate 
 pairing, recovery, renewal) carries a condition on that item in its transaction, so none commits
 after it. Then `finish_deletion` removes everything of the account. It is idempotent and
 resumable: the request runs it, so does a retry (DELETE again, 204), and so does the sweeper
-(login_app/deletion_sweeper.py) for a deletion whose request failed. Finishing leaves a tombstone
+(flows/deletion_sweeper.py) for a deletion whose request failed. Finishing leaves a tombstone
 of the users item without personal data; the sweeper's last pass, once
 CITYLOGIN_DELETION_SETTLE_SECONDS have passed, finishes again (anything written by a request that
-was already past its checks, and what the eventually consistent indexes showed late) and removes it."""
+was already past its checks, and what the eventually consistent indexes showed late) and removes it.
+
+What stays once it has finished is no personal data, only ids, digests, times and reasons, each
+until its own TTL (docs/api.md, DELETE /account): the ended session records (device name emptied,
+no IP or user agent), their events in the apps' feed, the CRL's entries of the account's
+certificates and the apps' grants on its sessions. The items keyed by personal data itself (the
+name claims, the lockout counters of the username, the reset counters of the address) can only be
+found while the users item still holds the username and address: `_forget_names` deletes them
+before the tombstone replaces it, and runs again on every pass until it has."""
 from __future__ import annotations
 
 import logging
@@ -67,10 +75,10 @@ def delete_account(ctx: AppContext, *, principal: Principal, secret: Secret, cal
 def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
     """Remove everything of an account in the deleting state, step by step, each step idempotent:
     end its sessions (reason account_deleted, live streams told), revoke every device certificate
-    into the CRL and delete the devices, erase presence and history, its passkeys and the apps it
-    allowed (consents), delete its one-time tokens,
-    pairing tokens and rate-limit counters, free its names and leave the tombstone. False if the
-    account is not being deleted (or is gone)."""
+    into the CRL and delete the devices, erase presence, history and audit trail and strip the
+    ended session records of device name, IP and user agent, delete its passkeys and the apps it
+    allowed (consents), its one-time tokens, pairing tokens and rate-limit counters, free its names
+    and leave the tombstone. False if the account is not being deleted (or is gone)."""
     user = users.get_user(ctx, user_uuid=user_uuid)
     if user is None or not user.deleting:
         return False
@@ -90,10 +98,24 @@ def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
 
 
 def _forget_names(ctx: AppContext, user: UserRecord) -> None:
+    """Delete what is keyed by the username or the address, then free both, then replace the users
+    item (the only place they are still read from) by the tombstone: last, so that a pass cut off
+    before it does all of this again."""
     credentials.clear_failures(ctx, username=user.username)
     password_service.forget_reset_allowance(ctx, email=user.email)
-    users.release_names(ctx, user=user)
+    _release_names(ctx, user)
     users.leave_tombstone(ctx, user=user)
+
+
+def _release_names(ctx: AppContext, user: UserRecord) -> None:
+    # Both claims go in one transaction, refused only where a claim is someone else's: while the
+    # account is being deleted nobody can take its names, so a refusal means an earlier pass freed
+    # them both (cut off before the tombstone) and a new account has taken one since. Freed, then.
+    try:
+        users.release_names(ctx, user=user)
+    except ClientError as exc:
+        if "ConditionalCheckFailed" not in dynamo.cancellation_codes(exc):
+            raise
 
 
 def sweep_deletions(ctx: AppContext) -> int:

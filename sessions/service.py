@@ -707,15 +707,17 @@ def end_all_sessions(ctx: AppContext, *, user_uuid: str, reason: str, locked: bo
 
 
 def erase_user_records(ctx: AppContext, *, user_uuid: str) -> None:
-    """Delete the user's presence record and login history (account deletion, after
+    """Delete the user's presence record, login history and audit trail (account deletion, after
     end_all_sessions). The ended session records stay until their TTL, so that an old token
-    still meets 401 session_revoked with the reason account_deleted, but without the IP
-    addresses and user agents they kept."""
+    still meets 401 session_revoked with the reason account_deleted, but with an empty device
+    name and without the IP addresses and user agents they kept. Idempotent: a record already
+    stripped (as the user index shows it) is not written again."""
     store = session_store(ctx)
     store.delete_presence(user_uuid)
     history_store(ctx).delete_all(user_uuid)
     for session in store.list_for_user(user_uuid):
-        store.forget_client_details(session.session_id)
+        if session.device_name or session.ip or session.user_agent:
+            store.forget_personal_details(session.session_id)
 
 
 def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reason: str,

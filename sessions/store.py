@@ -113,12 +113,15 @@ class SessionStore:
         """Forget the user's presence record (account deletion; its sessions are ended first)."""
         self.client.delete_item(TableName=self.presence, Key={"user_uuid": {"S": user_uuid}})
 
-    def forget_client_details(self, session_id: str) -> None:
-        """Drop the IP address and user agent from an ended session's record (account deletion)."""
+    def forget_personal_details(self, session_id: str) -> None:
+        """Empty the device name and drop the IP address and user agent of an ended session's record
+        (account deletion): what is left are ids, times, digests and the end's reason. The name is
+        emptied, not removed, so that every release reads the record as before."""
         try:
             self.client.update_item(TableName=self.sessions, Key={"session_id": {"S": session_id}},
-                                    UpdateExpression="REMOVE ip, user_agent",
-                                    ConditionExpression="attribute_exists(session_id)")
+                                    UpdateExpression="SET device_name = :none REMOVE ip, user_agent",
+                                    ConditionExpression="attribute_exists(session_id)",
+                                    ExpressionAttributeValues={":none": {"S": ""}})
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):  # expired away meanwhile: nothing to forget
                 raise

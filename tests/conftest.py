@@ -33,7 +33,8 @@ SLOW_MODULES = {
 # Left out of the fast tier for their time alone (half of it): races, injected faults, timing and
 # whole flows through the CLI; each package keeps faster tests of the same code in the tier.
 SLOW_MODULES |= {
-    "test_login_failures", "test_login_races", "test_account_deletion", "test_token_security", "test_session_list",
+    "test_login_failures", "test_login_races", "test_account_deletion", "test_deletion_personal_data",
+    "test_token_security", "test_session_list",
     "test_cli_account", "test_cli_session", "test_admin_cli", "test_bad_input", "test_slow_dynamodb",
     "test_dynamodb_outage", "test_notifications_off_request_path", "test_device_classes", "test_pairing_rules",
     "test_password_rechecks", "test_renewal", "test_admin_apps", "test_throttled_dynamodb",
