@@ -21,8 +21,9 @@ from accounts.models import PasskeyAssertion, Secret, UserRecord
 from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import KeyRead, read_together
-from common.caller import Caller
+from common.caller import Caller, limit_subject
 from common.context import AppContext
+from common.crypto import token_digest
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
 from common.notifier import localized_message, mail_time
 from sessions import service as sessions
@@ -58,7 +59,10 @@ def lockout_store(ctx: AppContext) -> LockoutStore:
 # --- lockout (SPEC §6) -----------------------------------------------------------------
 
 def _subjects(username: str, ip: str | None) -> tuple[str, str]:
-    return "user:" + unicodedata.normalize("NFKC", username).casefold(), f"ip:{ip or 'unknown'}"
+    """The lockout's keys of a username (a digest: no name in the table, SPEC §6) and of a client
+    address (its /64 for IPv6)."""
+    name = unicodedata.normalize("NFKC", username).casefold()
+    return "user:" + token_digest(name, purpose="lockout-user"), f"ip:{limit_subject(ip)}"
 
 
 def credential_reads(ctx: AppContext, *, username: str, ip: str | None, expected_user_uuid: str | None = None,

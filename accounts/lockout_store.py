@@ -98,5 +98,5 @@ class LockoutStore:
         return wait
 
     def clear(self, keys: list[str]) -> None:
-        self.client.batch_write_item(RequestItems={self.table: [
-            {"DeleteRequest": {"Key": {"limit_key": {"S": k}}}} for k in keys]})
+        dynamo.batch_write(self.client, self.table, [  # retries what DynamoDB leaves unprocessed
+            {"DeleteRequest": {"Key": {"limit_key": {"S": k}}}} for k in keys])

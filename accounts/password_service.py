@@ -1,7 +1,11 @@
 """Passwords after registration: a change by the logged-in user and a reset through an e-mailed
 link (SPEC §4). The change checks the current password under the login lockout; both end the
 account's sessions through session_manager's service. A reset also removes the account's passkeys:
-it says the password may be in other hands, and a passkey added with it must not outlive it."""
+it says the password may be in other hands, and a passkey added with it must not outlive it.
+
+Reset mails to an address are capped per hour, but nobody can keep its owner from a working link:
+once the hour's mails are spent, a request mails nothing and keeps the newest link mailed working
+(accounts/reset_link_store.py), and only the asking client's own allowance can refuse a request."""
 from __future__ import annotations
 
 import logging
@@ -11,9 +15,10 @@ from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
 from accounts import user_service as users
 from accounts.models import ChangePasswordRequest, UserRecord
+from accounts.reset_link_store import RESET_KIND, ResetLinkStore
 from common.audit import AuditEvent, audit
 from common.background import background
-from common.caller import Caller
+from common.caller import Caller, limit_subject
 from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import BadRequest, ErrorCode, TooManyRequests
@@ -23,12 +28,12 @@ from common.rate_limits import RateLimitStore
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
 
-RESET_KIND = "password_reset"
 RESET_PURPOSE = "password-reset"
 RESET_TTL = 1800  # SPEC §4: a reset link lives 30 minutes
 RESET_WINDOW = 3600
-RESETS_PER_ADDRESS = 5  # per RESET_WINDOW
-RESETS_PER_IP = 20
+RESETS_PER_ADDRESS = 5  # reset mails per RESET_WINDOW (a budget of the account's address, never a refusal)
+RESETS_PER_IP = 20  # reset requests per RESET_WINDOW (429 past it)
+RESET_GRACE = 60  # how long past its window a link kept working lasts: servers' clocks differ a little
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,10 @@ AccountGone = credentials.AccountGone
 
 def token_store(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
+
+
+def reset_link_store(ctx: AppContext) -> ResetLinkStore:
+    return ResetLinkStore(ctx.dynamodb, tokens_table=ctx.tables.one_time_tokens, users_table=ctx.tables.users)
 
 
 def _now(ctx: AppContext) -> int:
@@ -79,17 +88,20 @@ def _address_key(email: str) -> str:
     return "reset#addr:" + token_digest(email.casefold(), purpose="reset-address")  # no address in the table
 
 
-def _take_reset_allowance(ctx: AppContext, *, email: str, ip: str | None) -> None:
-    store, now = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits), _now(ctx)
-    for key, limit in ((_address_key(email), RESETS_PER_ADDRESS), (f"reset#ip:{ip or 'unknown'}", RESETS_PER_IP)):
-        if store.take(key, limit=limit, window_seconds=RESET_WINDOW, now=now) is None:
-            raise TooManyRequests("Too many password reset requests; try again later.",
-                                  retry_after=RESET_WINDOW - now % RESET_WINDOW)
+def _take_reset_allowance(ctx: AppContext, *, ip: str | None) -> None:
+    """Count the request in the client's own allowance; the only refusal (429) a request can get:
+    what others asked for an address never changes the answer (SPEC §4)."""
+    now = _now(ctx)
+    if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(f"reset#ip:{limit_subject(ip)}", limit=RESETS_PER_IP,
+                                                                  window_seconds=RESET_WINDOW, now=now) is None:
+        raise TooManyRequests("Too many password reset requests; try again later.",
+                              retry_after=RESET_WINDOW - now % RESET_WINDOW)
 
 
 def forget_reset_allowance(ctx: AppContext, *, email: str) -> None:
-    """Delete the reset counters of `email` (account deletion): this window's and the last one's,
-    the only ones not yet expired."""
+    """Delete the per-address reset counters of `email` (account deletion), which earlier releases
+    kept: this window's and the last one's, the only ones not yet expired. The mail budget is now
+    the account's mail window items, one-time-token items that go with the account's others."""
     window = _now(ctx) // RESET_WINDOW
     RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_windows(_address_key(email),
                                                                         windows=(window - 1, window))
@@ -100,9 +112,10 @@ def reset_link(ctx: AppContext, token: str) -> str:
 
 
 def request_password_reset(ctx: AppContext, *, email: str, caller: Caller) -> None:
-    """Send a reset link if an account has `email`. The lookup and the sending run off the
-    response path, so the answer and its time are the same whether or not one has (SPEC §4)."""
-    _take_reset_allowance(ctx, email=email, ip=caller.ip)
+    """Send a reset link if an account has `email`. The lookup, the address's mail budget and the
+    sending run off the response path, so the answer and its time are the same whether or not one
+    has, and whatever anyone asked for the address before (SPEC §4)."""
+    _take_reset_allowance(ctx, ip=caller.ip)
     sent = background(ctx).submit(_send_reset_link, ctx, email=email)
     sent.add_done_callback(_log_unsent)
 
@@ -110,19 +123,64 @@ def request_password_reset(ctx: AppContext, *, email: str, caller: Caller) -> No
 def _send_reset_link(ctx: AppContext, *, email: str) -> None:
     user = users.find_user_by_email(ctx, email=email)
     if user is not None:
-        mail_reset_link(ctx, user=user)
+        _mail_link(ctx, user=user, counted=True)
 
 
 def mail_reset_link(ctx: AppContext, *, user: UserRecord) -> None:
-    """Mail `user` a link that sets a new password (asked by them, or by an operator for them)."""
-    token = new_token(32)
+    """Mail `user` a link that sets a new password, asked by an operator for them: it goes even when
+    the address's budget is spent, and is not counted in it."""
+    _mail_link(ctx, user=user, counted=False)
+
+
+def _mail_link(ctx: AppContext, *, user: UserRecord, counted: bool) -> None:
+    """Mail `user` a new link, counted in the address's budget if `counted`; once the window's budget
+    is spent, mail nothing and keep the newest link mailed working instead. A try is refused only
+    when a counted mail came first, and a window holds RESETS_PER_ADDRESS of them: the last try decides."""
+    store, now = reset_link_store(ctx), _now(ctx)
+    window = now // RESET_WINDOW
+    for _ in range(RESETS_PER_ADDRESS + 1):
+        seen = store.mail_window(user.user_uuid, window=window)
+        if counted and seen.mails >= RESETS_PER_ADDRESS:
+            _keep_newest_link(ctx, user=user, newest=seen.newest, now=now)
+            return
+        if _add_and_mail(ctx, user=user, seen_mails=seen.mails, mails=seen.mails + int(counted), now=now):
+            return
+    raise RuntimeError("the reset mail window kept changing")  # more counted mails than a window holds
+
+
+def _kept_until(now: int) -> int:
+    """When a link must still work that is the newest while no mail can go: RESET_TTL from now, and
+    past the end of the window, when the next mail can go."""
+    return max(now + RESET_TTL, (now // RESET_WINDOW + 1) * RESET_WINDOW + RESET_GRACE)
+
+
+def _add_and_mail(ctx: AppContext, *, user: UserRecord, seen_mails: int, mails: int, now: int) -> bool:
+    """Store a new link as the window's newest with `mails` counted, if the window still holds
+    `seen_mails`, and mail it; False if another mail was counted first."""
+    token, window = new_token(32), now // RESET_WINDOW
+    # The link mailed when the budget is spent lives until the window ends: a request refused a mail
+    # later in the window finds it working and keeps it so (_keep_newest_link).
+    expires = _kept_until(now) if mails >= RESETS_PER_ADDRESS else now + RESET_TTL
     # The link holds the reset generation read with the user: a reset or a password change since voids it.
-    token_store(ctx).create(digest=token_digest(token, purpose=RESET_PURPOSE), kind=RESET_KIND,
-                            expires_epoch=_now(ctx) + RESET_TTL,
-                            data={"user_uuid": user.user_uuid, "reset_generation": user.reset_generation})
+    if not reset_link_store(ctx).add_link(digest=token_digest(token, purpose=RESET_PURPOSE), user_uuid=user.user_uuid,
+                                          reset_generation=user.reset_generation, expires_epoch=expires,
+                                          window=window, window_end=(window + 1) * RESET_WINDOW,
+                                          seen_mails=seen_mails, mails=mails):
+        return False
     audit(AuditEvent.PASSWORD_RESET_REQUESTED, user_uuid=user.user_uuid)
     ctx.notifier.notify(localized_message("password_reset", user_uuid=user.user_uuid, email=user.email,
                                           locale=user.locale, link=reset_link(ctx, token)))
+    return True
+
+
+def _keep_newest_link(ctx: AppContext, *, user: UserRecord, newest: str | None, now: int) -> None:
+    """No mail: the address's budget of this window is spent. The newest link mailed keeps working
+    for RESET_TTL more (and past the window's end), unless used, or void since (a reset, a password
+    change): the owner asking holds a working link whatever a stranger asked before."""
+    kept = newest is not None and reset_link_store(ctx).renew(
+        digest=newest, user_uuid=user.user_uuid, reset_generation=user.reset_generation,
+        expires_epoch=_kept_until(now), now=now)
+    audit(AuditEvent.PASSWORD_RESET_MAIL_WITHHELD, user_uuid=user.user_uuid, link_kept=kept)
 
 
 def _log_unsent(done: Future) -> None:

@@ -21,6 +21,7 @@ class AuditEvent(StrEnum):
     NOT_ME = "not_me"
     PASSWORD_CHANGED = "password_changed"
     PASSWORD_RESET_REQUESTED = "password_reset_requested"
+    PASSWORD_RESET_MAIL_WITHHELD = "password_reset_mail_withheld"
     PASSWORD_RESET = "password_reset"
     RECOVERY_CODES_REPLACED = "recovery_codes_replaced"
     PASSKEY_ADDED = "passkey_added"

@@ -14,7 +14,7 @@ from common import challenges
 from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import read_together
-from common.caller import Caller
+from common.caller import Caller, limit_subject
 from common.context import AppContext
 from common.crypto import digests_equal, new_token, token_digest
 from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
@@ -70,7 +70,7 @@ def token_store(ctx: AppContext) -> OneTimeTokenStore:
 
 def _challenge_counter(ctx: AppContext, ip: str | None) -> TransactWriteItemTypeDef:
     return RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
-        f"challenge#ip:{ip or 'unknown'}", limit=ctx.settings.challenges_per_minute_per_ip,
+        f"challenge#ip:{limit_subject(ip)}", limit=ctx.settings.challenges_per_minute_per_ip,
         window_seconds=CHALLENGE_RATE_WINDOW, now=_now(ctx))
 
 

@@ -38,7 +38,8 @@ SLOW_MODULES |= {
     "test_cli_account", "test_cli_session", "test_admin_cli", "test_bad_input", "test_slow_dynamodb",
     "test_dynamodb_outage", "test_notifications_off_request_path", "test_device_classes", "test_pairing_rules",
     "test_password_rechecks", "test_renewal", "test_admin_apps", "test_throttled_dynamodb",
-    "test_rotating_credentials", "test_dynamodb_throttling", "test_guard_nonce", "test_ssf_poll", "test_bench_floor"}
+    "test_rotating_credentials", "test_dynamodb_throttling", "test_guard_nonce", "test_ssf_poll", "test_bench_floor",
+    "test_reset_mail_budget", "test_registration_held_address"}
 SLOW_FIXTURES = {"registration_url"}
 SLOW_TESTS = {
     "test_every_module_imports_alone_in_a_fresh_interpreter",   # a fresh interpreter per module

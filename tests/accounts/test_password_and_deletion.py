@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 
 import pytest
 import requests
@@ -11,7 +12,7 @@ from cryptography import x509
 
 from citylogin.client import Client, CityloginError
 from tests.support.fixtures import bearer_problem, problem
-from tests.support.live import PASSWORD, add_device, register_device
+from tests.support.live import PASSWORD, FakeClock, add_device, register_device, settle_background
 
 NEW_PASSWORD = "a brand new long passphrase"
 RESET_LINK = re.compile(r"(http://localhost:5000)/#reset=([A-Za-z0-9_-]{40,})")
@@ -129,11 +130,23 @@ def test_the_reset_link_works_once_and_ends_every_session(make_server):
     assert refused.value.code == "invalid_credentials"
 
 
-def test_reset_requests_are_rate_limited(make_server):
-    url, _ = make_server()
-    answers = [reset(url, "flood@example.com").status_code for _ in range(6)]
-    assert answers == [202] * 5 + [429]
-    assert problem(reset(url, "flood@example.com"))[:2] == (429, "too_many_attempts")
+def test_reset_requests_are_limited_per_client_and_mails_per_address(make_server):
+    """Only the client's own allowance (20 an hour) answers 429; the address's budget caps the mails
+    (5 an hour), never the answer (tests/accounts/test_reset_mail_budget.py: the owner keeps a link)."""
+    url, ctx = make_server(trusted_proxies=1)
+    ctx.notifier.backend = recorder = Recorder()
+    email = f"{register_device(url).key_file.username}@example.com"
+    ctx.clock = FakeClock()  # one rate-limit window throughout
+    client_ip = f"10.7.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+
+    def ask() -> requests.Response:
+        return requests.post(url + "/account/password_reset", json={"email": email},
+                             headers={"X-Forwarded-For": client_ip}, timeout=30)
+    assert [ask().status_code for _ in range(20)] == [202] * 20
+    limited = ask()
+    assert problem(limited)[:2] == (429, "too_many_attempts") and int(limited.headers["Retry-After"]) > 0
+    settle_background(ctx)
+    assert len([m for m in recorder.messages if m.event == "password_reset"]) == 5
 
 
 def test_deleting_the_account_frees_the_names_and_revokes_the_certificates(make_server):

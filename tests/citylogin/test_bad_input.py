@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 
+from common.caller import limit_subject
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, FakeClock, register_device
 
@@ -344,3 +345,28 @@ def test_an_optional_body_of_only_whitespace_is_not_json(make_server):
     expect(requests.post(url + "/session/logout_all", data=b"\r\n", headers=headers(), timeout=10), 400,
            "invalid_json")
     assert requests.post(url + "/session/logout_all", headers=headers(), timeout=10).status_code == 204
+
+
+def test_ipv6_clients_are_limited_by_their_64(make_server):
+    # A host is given a whole /64: counted address by address, it would have 2^64 allowances.
+    url, ctx = make_server(challenges_per_minute_per_ip=3, trusted_proxies=1,
+                           table_prefix=f"t{uuid.uuid4().hex[:8]}_")
+    ctx.clock = clock = FakeClock()
+    clock.moment = clock.moment.replace(second=15)  # no new window during the test
+    network = f"2001:db8:{uuid.uuid4().int % 0xffff:x}:7"
+
+    def challenge(ip: str) -> requests.Response:
+        return requests.post(url + "/login/challenge", headers={"X-Forwarded-For": ip}, timeout=10)
+
+    assert [challenge(f"{network}::{i:x}").status_code for i in range(1, 4)] == [201, 201, 201]
+    expect(challenge(f"{network}:ffff:ffff:ffff:ffff"), 429, "rate_limited")  # same /64, another address
+    assert challenge(f"{network[:-1]}8::1").status_code == 201  # the next /64 has its own
+    ipv4 = f"203.0.{uuid.uuid4().int % 250}.9"
+    assert [challenge(ip).status_code for ip in (ipv4, ipv4, f"::ffff:{ipv4}")] == [201, 201, 201]
+    expect(challenge(f"::ffff:{ipv4}"), 429, "rate_limited")  # an IPv4-mapped address is its IPv4 address
+
+
+def test_the_limit_subject_of_an_address():
+    assert limit_subject("2001:db8:1:2:3:4:5:6") == limit_subject("2001:db8:1:2::9") == "2001:db8:1:2::/64"
+    assert limit_subject("::ffff:192.0.2.1") == limit_subject("192.0.2.1") == "192.0.2.1"
+    assert limit_subject(None) == limit_subject("not an address") == "unknown"

@@ -22,7 +22,8 @@ def leftovers(client, tables: dynamo.TableNames, *, user_uuid: str, username: st
     the username made after `deleted_at` (the deletion's 204) count toward the lockout of a name
     that no longer belongs to anyone, as for any unknown name: those counters are not the account's."""
     address = token_digest(email.casefold(), purpose="reset-address")
-    marks = (user_uuid, f"user:{username.casefold()}", address)
+    lockout = "user:" + token_digest(username.casefold(), purpose="lockout-user")
+    marks = (user_uuid, lockout, address, username)
     found = []
     for table in tables.all():
         if table == tables.key_ring:
@@ -33,7 +34,7 @@ def leftovers(client, tables: dynamo.TableNames, *, user_uuid: str, username: st
             if table == tables.security_events:
                 continue  # session ends kept 25 h for the apps (SPEC §11): ids and reasons, no client details
             if table == tables.sessions and item.get("user_uuid") == user_uuid:
-                if item["status"] == "active" or "ip" in item or "user_agent" in item:
+                if item["status"] == "active" or "ip" in item or "user_agent" in item or item.get("device_name"):
                     found.append(f"{table}: live or detailed session {item['session_id']} {item['status']}")
                 continue
             if deleted_at is not None and table == tables.rate_limits and item["limit_key"].startswith("fail#user:") \
