@@ -1,11 +1,14 @@
 """The key ring (SPEC §10): the service CA, the JWT signing keys and the refresh-token secrets,
 shared by every process through DynamoDB. The newest key of a kind signs; every key verifies until
-`citylogin keys retire` removes it, which is refused while tokens it signed may still be valid."""
+`citylogin keys retire` removes it, which is refused while tokens it signed may still be valid.
+A retirement stays: a key that any record of the ring names as retired is retired, whatever its own
+item says (common.key_ring_store: what each record carries)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -15,7 +18,10 @@ from common.crypto import aware_utc
 from common.dynamo import StoreRefusal
 from common.jwt_keys import (CLOCK_SKEW_SECONDS, ES256, RS256, SigningKey, new_kid, new_signing_key,
                              private_key_pem, public_key_pem, signing_key_from_pem)
-from common.key_ring_store import STATE_ACTIVE, STATE_RETIRED, KeyRingStore, RingEntry
+from common.key_ring_store import (MANIFEST_KEY_ID, STATE_ACTIVE, STATE_RETIRED, KeyRingStore, LoadedRing, RingEntry,
+                                   RingMoved, RingState)
+
+log = logging.getLogger(__name__)
 
 CA, JWT, REFRESH = "ca", "jwt", "refresh"
 # The ID-token keys of the OpenID Provider (SPEC §14): one kind per algorithm, so that each rotates and
@@ -26,6 +32,7 @@ SIGNING_KINDS = (JWT, JWT_RSA, JWT_EC)
 ROTATED_KINDS = (JWT, JWT_RSA, JWT_EC, REFRESH)
 REQUIRED_KINDS = (CA, JWT, REFRESH)
 REFRESH_SECRET_BYTES = 32
+RETIRE_ATTEMPTS = 5  # retirements racing: each loser reads the ring again and retires on top of the winner
 
 
 class RetireRefused(StoreRefusal):
@@ -70,6 +77,10 @@ def new_entry(kind: str, *, created_at: datetime) -> RingEntry:
 @dataclass(frozen=True)
 class RingContents:
     entries: tuple[RingEntry, ...]
+    ring: RingState = RingState()  # what its records say together: the newest version, every retired key
+    contradicted: frozenset[str] = frozenset()  # keys whose active item the records say were retired: refused
+    manifest_behind: bool = False  # a record names a newer version than the manifest (or there is none)
+    manifest_stored: str | None = None  # the manifest's version as stored: the next retirement's condition
 
     def of(self, kind: str) -> list[RingEntry]:
         """The keys of one kind that are not retired, oldest first."""
@@ -81,9 +92,13 @@ class RingContents:
 
     def without(self, key_ids: set[str]) -> "RingContents":
         """The ring with these keys counted as retired (a process never takes back a retirement it saw)."""
-        return RingContents(tuple(e if e.key_id not in key_ids or e.state != STATE_ACTIVE else
-                                  RingEntry(kind=e.kind, kid=e.kid, created_at=e.created_at, private=b"",
-                                            public=None, state=STATE_RETIRED) for e in self.entries))
+        return replace(self, entries=tuple(e if e.key_id not in key_ids or e.state != STATE_ACTIVE else
+                                           replace(e, private=b"", public=None, state=STATE_RETIRED)
+                                           for e in self.entries))
+
+    def contradictions(self) -> frozenset[str]:
+        """What a process reports once: each contradicted key, and the manifest if it is behind."""
+        return self.contradicted | ({MANIFEST_KEY_ID} if self.manifest_behind else frozenset())
 
     def newest(self, kind: str) -> RingEntry:
         return self.of(kind)[-1]
@@ -120,7 +135,7 @@ def ensure_ring(store: KeyRingStore, *, initial: Callable[[], list[RingEntry]],
     if loaded is None:
         created = store.create(initial(), now=aware_utc(now))
         loaded = store.load()
-    return _complete(store, loaded), created
+    return _complete(store, loaded, reported=set()), created
 
 
 def add_missing_kinds(store: KeyRingStore, contents: RingContents, *, now: datetime | None = None) -> RingContents:
@@ -129,23 +144,60 @@ def add_missing_kinds(store: KeyRingStore, contents: RingContents, *, now: datet
     add two keys of a kind, which is harmless: the newest signs, both verify."""
     missing = contents.missing_id_token_kinds()
     for kind in missing:
-        store.add(new_entry(kind, created_at=aware_utc(now)))
-    return _complete(store, store.load()) if missing else contents
+        store.add(_added(new_entry(kind, created_at=aware_utc(now)), contents))
+    return read_ring(store, reported=set(contents.contradictions())) if missing else contents
 
 
-def read_ring(store: KeyRingStore) -> RingContents:
-    """The existing ring; ConfigError telling to run `citylogin init` if there is none."""
-    return _complete(store, store.load())
+def read_ring(store: KeyRingStore, *, reported: set[str] | None = None) -> RingContents:
+    """The existing ring; ConfigError telling to run `citylogin init` if there is none. Each
+    contradiction is logged (an ERROR) unless `reported` holds it already; it is added there."""
+    return _complete(store, store.load(), reported=set() if reported is None else reported)
 
 
-def _complete(store: KeyRingStore, loaded: list[RingEntry] | None) -> RingContents:
+def report_contradictions(store: KeyRingStore, contents: RingContents, reported: set[str]) -> None:
+    """One ERROR for each contradiction not in `reported` (then added to it): a key whose active item
+    the ring's records say was retired, or a manifest behind those records. Names keys, never secrets."""
+    for key_id in sorted(contents.contradicted - reported):
+        log.error("key ring item %s in %s contradicts the ring, whose records say the key was retired: it was put "
+                  "back without the key-encryption key or from a backup. Refused: the key neither signs nor "
+                  "verifies (`citylogin keys retire %s` writes its tombstone again)", key_id, store.table, key_id)
+    if contents.manifest_behind and MANIFEST_KEY_ID not in reported:
+        log.error("the key ring's manifest in %s is missing or older than the records of the ring (version %s): "
+                  "put back or deleted without the key-encryption key, or from a backup. The retirements those "
+                  "records name still hold; the next retirement writes it again", store.table, contents.ring.version)
+    reported |= contents.contradictions()
+
+
+def _complete(store: KeyRingStore, loaded: LoadedRing | None, *, reported: set[str]) -> RingContents:
+    """The ring as recorded, its contradictions reported (before a kind found missing stops the start)."""
     if loaded is None:
         raise ConfigError(f"no key ring in the DynamoDB table {store.table}: run `citylogin init` first "
                           "(or set CITYLOGIN_CREATE_TABLES=true)")
-    contents = RingContents(tuple(loaded))
+    contents = _as_recorded(loaded)
+    report_contradictions(store, contents, reported)
     if contents.missing_kinds():
         raise ConfigError(f"the key ring in {store.table} has no {', '.join(contents.missing_kinds())} key")
     return contents
+
+
+def _as_recorded(loaded: LoadedRing) -> RingContents:
+    """The ring as its records say together: the union of the retired keys that the manifest, every
+    tombstone and every key added since a retirement name (each sealed; an older copy put back still
+    names what it named then). An active item of a key in that union was put back: it counts as retired."""
+    records = [e.known for e in loaded.entries if e.known is not None]
+    records += [loaded.manifest] if loaded.manifest is not None else []
+    retired = frozenset({e.key_id for e in loaded.entries if e.state == STATE_RETIRED}.union(
+        *(record.retired for record in records)))
+    version = max((record.version for record in records), default=0)
+    contradicted = frozenset(e.key_id for e in loaded.entries if e.state == STATE_ACTIVE and e.key_id in retired)
+    return RingContents(tuple(loaded.entries), ring=RingState(version, retired), contradicted=contradicted,
+                        manifest_behind=version > (loaded.manifest.version if loaded.manifest else 0),
+                        manifest_stored=loaded.manifest_stored).without(set(contradicted))
+
+
+def _added(entry: RingEntry, contents: RingContents) -> RingEntry:
+    """A new key carrying the ring's retired keys (bound into its item's key), once there are any."""
+    return replace(entry, known=contents.ring) if contents.ring.retired else entry
 
 
 def rotate(store: KeyRingStore, *, now: datetime | None = None) -> list[RingEntry]:
@@ -158,17 +210,18 @@ def rotate(store: KeyRingStore, *, now: datetime | None = None) -> list[RingEntr
         newest = contents.newest(kind).created_at if contents.of(kind) else created_at - timedelta(seconds=1)
         if created_at <= newest:  # a clock stepped back must not leave an older key signing
             created_at = newest + timedelta(microseconds=1)
-        entry = new_entry(kind, created_at=created_at)
+        entry = _added(new_entry(kind, created_at=created_at), contents)
         store.add(entry)
         added.append(entry)
     return added
 
 
 def _find(contents: RingContents, kid: str) -> RingEntry:
+    """The key to retire: an active one, or one whose active item contradicts the ring (put back)."""
     matches = [e for e in contents.entries if kid in (e.kid, e.key_id)]
     if len(matches) != 1:
         raise RetireRefused(f"no key {kid} in the ring" if not matches else f"{kid} is ambiguous: name it kind#kid")
-    if matches[0].state != STATE_ACTIVE:
+    if matches[0].state != STATE_ACTIVE and matches[0].key_id not in contents.contradicted:
         raise RetireRefused(f"{matches[0].key_id} is already retired")
     return matches[0]
 
@@ -191,21 +244,36 @@ def retirable_at(contents: RingContents, entry: RingEntry, settings: Settings) -
 
 def retire(store: KeyRingStore, *, kid: str, settings: Settings, force: bool = False,
            now: datetime | None = None) -> RingEntry:
-    """Retire one key (its item becomes a tombstone without the key); RetireRefused for the CA, the
-    newest of a kind, or (unless `force`) too early. Every process drops it within its reload interval."""
-    contents = read_ring(store)
-    entry = _find(contents, kid)
+    """Retire one key: its item becomes a tombstone without the key, and the ring's manifest names it, in
+    one transaction. RetireRefused for the CA, the newest of a kind, or (unless `force`) too early.
+    Every process drops it within its reload interval. A key whose old item was put back over its
+    tombstone (refused already) gets its tombstone again, without the checks."""
+    moment, reported = aware_utc(now), set[str]()
+    for _ in range(RETIRE_ATTEMPTS):
+        contents = read_ring(store, reported=reported)
+        entry = _find(contents, kid)
+        if entry.key_id not in contents.contradicted:
+            _check_retirable(contents, entry, settings, force=force, now=moment)
+        try:
+            if not store.retire(entry, ring=contents.ring.after_retiring(entry.key_id),
+                                manifest_read=contents.manifest_stored, now=moment):
+                raise RetireRefused(f"{entry.key_id} was retired meanwhile")
+            return entry
+        except RingMoved:
+            continue  # another key was retired meanwhile: this one goes on top of it
+    raise RetireRefused(f"the key ring in {store.table} kept changing during {RETIRE_ATTEMPTS} attempts: try again")
+
+
+def _check_retirable(contents: RingContents, entry: RingEntry, settings: Settings, *, force: bool,
+                     now: datetime) -> None:
     if entry.kind == CA:
         raise RetireRefused("the CA cannot be retired: every device certificate was issued by it")
     until = retirable_at(contents, entry, settings)
     if until is None:
         raise RetireRefused(f"{entry.key_id} is the newest {entry.kind} key: rotate first")
-    if not force and aware_utc(now) < until:
+    if not force and now < until:
         raise RetireRefused(f"{entry.key_id} may still have signed valid tokens until {until:%Y-%m-%d %H:%M:%S} UTC "
                             "(--force retires it now and ends them)")
-    if not store.retire(entry, now=aware_utc(now)):
-        raise RetireRefused(f"{entry.key_id} was retired meanwhile")
-    return entry
 
 
 def describe(contents: RingContents, *, now: datetime | None = None) -> list[dict]:

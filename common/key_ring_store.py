@@ -4,9 +4,21 @@ key-encryption key, the whole ring read with one strongly consistent Query.
 A retired key stays as a tombstone: its private material is gone and what is sealed in its place is
 bound to the retired state, so a writer without the key-encryption key cannot turn it back into a
 key (an edited state does not open). An item that does not open is ignored with a warning, unless
-none opens: then the key-encryption key is wrong."""
+none opens: then the key-encryption key is wrong.
+
+Putting a retired key's old item back would undo its tombstone, so the retirement is also written
+where that item is not: a retirement writes, in one transaction, its tombstone and the next version
+of the ring's manifest (`meta#manifest`: the version and every retired key), and its tombstone also
+carries the retired keys as they stand then; a key added after a retirement carries them in its
+item's key. Each is bound under the key-encryption key (a digest of the version and the sorted set
+in the sealed value's identity), so no writer without it can edit one, only put an older one back
+or delete it. Items of the previous release (no ring state) keep opening, and that release still
+opens every key and tombstone written here (the ring state is sealed beside a tombstone's own seal;
+a key's is in its item's key) and drops the manifest as it drops every `meta` item."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,11 +34,30 @@ log = logging.getLogger(__name__)
 
 RING = "main"
 GENESIS_KEY_ID = "meta#genesis"  # written in the same transaction as the first keys: the ring exists
+MANIFEST_KEY_ID = "meta#manifest"  # the ring's version and retired keys, rewritten by every retirement
 STATE_ACTIVE = "active"
 STATE_RETIRED = "retired"
 _RETIRED_MARK = b"retired"  # what a tombstone seals instead of the key
+_RING_MARK = b"ring-state"  # what the manifest and a tombstone's ring state seal (the state is in the identity)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class RingState:
+    """What the ring was when a record was written: its version (one per retirement) and every key
+    retired by then (key ids, kind#kid)."""
+
+    version: int = 0
+    retired: frozenset[str] = frozenset()
+
+    def label(self) -> str:
+        """The version and a digest of the sorted set: what a sealed value is bound to."""
+        canonical = json.dumps([self.version, sorted(self.retired)], separators=(",", ":"))
+        return f"v{self.version}#{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+    def after_retiring(self, key_id: str) -> "RingState":
+        return RingState(self.version + 1, self.retired | {key_id})
 
 
 @dataclass(frozen=True)
@@ -39,10 +70,35 @@ class RingEntry:
     private: bytes       # CA key PEM, JWT private key PEM, or the refresh secret
     public: str | None   # CA certificate PEM, JWT public key PEM; None for a refresh secret
     state: str = STATE_ACTIVE
+    known: RingState | None = None  # the ring state bound into its item (None: none retired when written)
+    stored_as: str = ""  # the item's key as read, when it is not key_id: see item_key
 
     @property
     def key_id(self) -> str:
         return f"{self.kind}#{self.kid}"
+
+    @property
+    def item_key(self) -> str:
+        """Its item's key_id: kind#kid, and for a key added after a retirement the ring state's label
+        too (bound into the key's seal, as the item's key always was, so the previous release opens it)."""
+        if self.stored_as:
+            return self.stored_as
+        if self.state == STATE_ACTIVE and self.known is not None and self.known.retired:
+            return f"{self.key_id}#{self.known.label()}"
+        return self.key_id
+
+
+@dataclass(frozen=True)
+class LoadedRing:
+    """Every item of the ring that opens, and the manifest."""
+
+    entries: list[RingEntry]
+    manifest: RingState | None  # None: none yet (a ring no retirement of this release touched), or it does not open
+    manifest_stored: str | None  # its version as stored, opened or not: what the next retirement is conditional on
+
+
+class RingMoved(Exception):
+    """Another retirement wrote the manifest since it was read: read the ring again."""
 
 
 def _epoch_number(moment: datetime) -> str:
@@ -64,44 +120,88 @@ class KeyRingStore:
         base = f"citylogin-key-ring:{self.table}:{key_id}"
         return base if state == STATE_ACTIVE else f"{base}#{state}"
 
+    def _ring_identity(self, item_key: str, ring: RingState) -> str:
+        """What the ring state on the manifest or a tombstone is bound to: the item and the state's label
+        (a namespace of its own, so that no such seal opens as a key or a tombstone)."""
+        return f"citylogin-key-ring-state:{self.table}:{item_key}#{ring.label()}"
+
     # --- items ---------------------------------------------------------------------------
 
+    def _sealed(self, plaintext: bytes, *, identity: str, prefix: str = "sealed_") -> dict[str, Any]:
+        return {f"{prefix}{name}": {"B": value}
+                for name, value in self.encryptor.seal(plaintext, identity=identity).items()}
+
     def _item(self, entry: RingEntry) -> dict[str, Any]:
-        sealed = self.encryptor.seal(entry.private, identity=self.identity(entry.key_id))
-        item = {"ring": {"S": RING}, "key_id": {"S": entry.key_id}, "kind": {"S": entry.kind},
+        item = {"ring": {"S": RING}, "key_id": {"S": entry.item_key}, "kind": {"S": entry.kind},
                 "kid": {"S": entry.kid}, "created_at": {"N": _epoch_number(entry.created_at)},
                 "state": {"S": entry.state}, "sealed_with": {"S": self.encryptor.method},
-                **{f"sealed_{name}": {"B": value} for name, value in sealed.items()}}
+                **self._sealed(entry.private, identity=self.identity(entry.item_key))}
         if entry.public is not None:
             item["public"] = {"S": entry.public}
+        if entry.item_key != entry.key_id and entry.known is not None:
+            item.update(_ring_attributes(entry.known))
         return item
 
-    def _tombstone(self, entry: RingEntry, *, now: datetime) -> dict[str, Any]:
-        sealed = self.encryptor.seal(_RETIRED_MARK, identity=self.identity(entry.key_id, STATE_RETIRED))
-        return {"ring": {"S": RING}, "key_id": {"S": entry.key_id}, "kind": {"S": entry.kind},
+    def _tombstone(self, entry: RingEntry, *, ring: RingState, now: datetime) -> dict[str, Any]:
+        """The retired mark sealed as the previous release seals it, and beside it (a seal of its own,
+        bound to the item and the state) the ring as this retirement leaves it."""
+        return {"ring": {"S": RING}, "key_id": {"S": entry.item_key}, "kind": {"S": entry.kind},
                 "kid": {"S": entry.kid}, "created_at": {"N": _epoch_number(entry.created_at)},
                 "retired_at": {"N": _epoch_number(now)}, "state": {"S": STATE_RETIRED},
                 "sealed_with": {"S": self.encryptor.method},
-                **{f"sealed_{name}": {"B": value} for name, value in sealed.items()}}
+                **self._sealed(_RETIRED_MARK, identity=self.identity(entry.item_key, STATE_RETIRED)),
+                **_ring_attributes(ring),
+                **self._sealed(_RING_MARK, identity=self._ring_identity(entry.item_key, ring), prefix=_RING_SEALED)}
+
+    def _manifest(self, ring: RingState) -> dict[str, Any]:
+        return {"ring": {"S": RING}, "key_id": {"S": MANIFEST_KEY_ID}, "kind": {"S": "meta"},
+                "sealed_with": {"S": self.encryptor.method}, **_ring_attributes(ring),
+                **self._sealed(_RING_MARK, identity=self._ring_identity(MANIFEST_KEY_ID, ring))}
 
     def _entry(self, item: dict[str, Any]) -> RingEntry:
         """The item's key (a retired one with no private material); WrongKeyEncryptionKey if its
         sealed value does not open as what the item says it is."""
-        key_id = item["key_id"]["S"]
+        item_key = item["key_id"]["S"]
         method = item.get("sealed_with", {}).get("S")
         if method != self.encryptor.method:
             raise WrongKeyEncryptionKey(f"the key ring in {self.table} is sealed with {method}, not with "
                                         f"{self.encryptor.method}: set {self.encryptor.variable} to the key it was "
                                         "made with")
-        sealed = {name[len("sealed_"):]: value["B"] for name, value in item.items()
-                  if name.startswith("sealed_") and "B" in value}
+        kind, kid, created_at = _described(item)
         state = item.get("state", {}).get("S", STATE_ACTIVE)
-        private = self.encryptor.open(sealed, identity=self.identity(key_id, state))
+        try:
+            private = self.encryptor.open(_sealed_values(item, "sealed_"), identity=self.identity(item_key, state))
+        except KeyError:  # a part of the sealed value removed
+            raise WrongKeyEncryptionKey(f"{item_key} is not an item this ring wrote") from None
         if state == STATE_RETIRED and private != _RETIRED_MARK:
-            raise WrongKeyEncryptionKey(f"{key_id} is not a tombstone this ring wrote")
-        return RingEntry(kind=item["kind"]["S"], kid=item["kid"]["S"], created_at=_moment(item["created_at"]["N"]),
+            raise WrongKeyEncryptionKey(f"{item_key} is not a tombstone this ring wrote")
+        key_id = f"{kind}#{kid}"
+        known = self._tombstone_state(item, item_key) if state == STATE_RETIRED else _added_under(item, key_id)
+        return RingEntry(kind=kind, kid=kid, created_at=created_at,
                          private=b"" if state == STATE_RETIRED else private,
-                         public=None if state == STATE_RETIRED else item.get("public", {}).get("S"), state=state)
+                         public=None if state == STATE_RETIRED else item.get("public", {}).get("S"), state=state,
+                         known=known, stored_as="" if item_key == key_id else item_key)
+
+    def _tombstone_state(self, item: dict[str, Any], item_key: str) -> RingState | None:
+        """The ring state beside a tombstone's seal; None for one of the previous release, or (with a
+        warning) one that does not open: the tombstone itself still holds."""
+        if _ring_state(item) is None and not _sealed_values(item, _RING_SEALED):
+            return None
+        return self._open_ring_state(item, item_key, prefix=_RING_SEALED)
+
+    def _open_ring_state(self, item: dict[str, Any], item_key: str, *, prefix: str) -> RingState | None:
+        ring = _ring_state(item)
+        try:
+            if ring is None or item.get("sealed_with", {}).get("S") != self.encryptor.method:
+                raise WrongKeyEncryptionKey(item_key)
+            if self.encryptor.open(_sealed_values(item, prefix), identity=self._ring_identity(item_key, ring)) \
+                    != _RING_MARK:
+                raise WrongKeyEncryptionKey(item_key)
+        except (WrongKeyEncryptionKey, KeyError):
+            log.warning("the ring state on key ring item %s in %s does not open under the key-encryption key "
+                        "(written or edited without it): ignored", _name(item), self.table)
+            return None
+        return ring
 
     def _genesis(self, moment: datetime) -> dict[str, Any]:
         return {"ring": {"S": RING}, "key_id": {"S": GENESIS_KEY_ID}, "kind": {"S": "meta"},
@@ -112,8 +212,21 @@ class KeyRingStore:
 
     # --- reads and writes -------------------------------------------------------------------
 
-    def load(self) -> list[RingEntry] | None:
-        """Every key, unsealed (WrongKeyEncryptionKey if the KEK does not open them); None if no ring."""
+    def load(self) -> LoadedRing | None:
+        """Every key, unsealed (WrongKeyEncryptionKey if the KEK does not open them), and the manifest;
+        None if no ring."""
+        items = self._query()
+        if items is None or not any(item["key_id"]["S"] == GENESIS_KEY_ID for item in items):
+            return None
+        entries = self._authentic([item for item in items if item.get("kind", {}).get("S") != "meta"])
+        manifest = next((item for item in items if item["key_id"]["S"] == MANIFEST_KEY_ID), None)
+        if manifest is None:
+            return LoadedRing(entries, None, None)
+        return LoadedRing(entries, self._open_ring_state(manifest, MANIFEST_KEY_ID, prefix="sealed_"),
+                          manifest.get(_VERSION, {}).get("N"))
+
+    def _query(self) -> list[dict[str, Any]] | None:
+        """Every item of the ring (one strongly consistent Query, paged); None if there is no table."""
         items: list[dict[str, Any]] = []
         start: dict[str, Any] = {}
         try:
@@ -124,15 +237,12 @@ class KeyRingStore:
                                          ConsistentRead=True, **start)
                 items += page["Items"]
                 if "LastEvaluatedKey" not in page:
-                    break
+                    return items
                 start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
         except ClientError as exc:
             if dynamo.error_code(exc) == "ResourceNotFoundException":
                 return None
             raise
-        if not any(item["key_id"]["S"] == GENESIS_KEY_ID for item in items):
-            return None
-        return self._authentic([item for item in items if item["kind"]["S"] != "meta"])
 
     def _authentic(self, items: list[dict[str, Any]]) -> list[RingEntry]:
         """The entries whose sealed value opens; WrongKeyEncryptionKey if none does (the KEK is wrong).
@@ -142,12 +252,12 @@ class KeyRingStore:
             try:
                 entries.append(self._entry(item))
             except WrongKeyEncryptionKey as exc:
-                refused.append((item["key_id"]["S"], exc))
+                refused.append((_name(item), exc))
         if refused and not entries:
             raise refused[0][1]
-        for key_id, _ in refused:
+        for name, _ in refused:
             log.warning("key ring item %s in %s does not open under the key-encryption key "
-                        "(written or edited without it): ignored", key_id, self.table)
+                        "(written or edited without it): ignored", name, self.table)
         return entries
 
     def create(self, entries: list[RingEntry], *, now: datetime) -> bool:
@@ -164,15 +274,81 @@ class KeyRingStore:
     def add(self, entry: RingEntry) -> None:
         self.client.put_item(**self._put(self._item(entry)))
 
-    def retire(self, entry: RingEntry, *, now: datetime) -> bool:
-        """Replace an active key by its tombstone; False if it was already retired or gone."""
+    def retire(self, entry: RingEntry, *, ring: RingState, manifest_read: str | None, now: datetime) -> bool:
+        """Replace an active key by its tombstone and write the manifest of `ring` (the state after this
+        retirement), in one transaction; False if the key was already retired or gone, RingMoved if
+        the manifest is no longer at the version read (`manifest_read`, None: none had one)."""
+        tombstone = {"TableName": self.table, "Item": self._tombstone(entry, ring=ring, now=now),
+                     "ConditionExpression": "attribute_exists(key_id) AND #s = :active",
+                     "ExpressionAttributeNames": {"#s": "state"},
+                     "ExpressionAttributeValues": {":active": {"S": STATE_ACTIVE}}}
+        manifest: dict[str, Any] = {"TableName": self.table, "Item": self._manifest(ring),
+                                    "ExpressionAttributeNames": {"#v": _VERSION}}
+        if manifest_read is None:
+            manifest["ConditionExpression"] = "attribute_not_exists(#v)"
+        else:
+            manifest |= {"ConditionExpression": "#v = :read",
+                         "ExpressionAttributeValues": {":read": {"N": manifest_read}}}
         try:
-            self.client.put_item(TableName=self.table, Item=self._tombstone(entry, now=now),
-                                 ConditionExpression="attribute_exists(key_id) AND #s = :active",
-                                 ExpressionAttributeNames={"#s": "state"},
-                                 ExpressionAttributeValues={":active": {"S": STATE_ACTIVE}})
+            self.client.transact_write_items(TransactItems=[{"Put": tombstone}, {"Put": manifest}])
             return True
         except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
+            codes = dynamo.cancellation_codes(exc)
+            if codes[:1] == ["ConditionalCheckFailed"]:
                 return False
+            if codes[1:2] == ["ConditionalCheckFailed"] or "TransactionConflict" in codes:
+                raise RingMoved from None  # another retirement won: read again, retire on top of it
             raise
+
+
+_VERSION, _RETIRED = "ring_version", "ring_retired"
+_RING_SEALED = "ring_sealed_"  # a tombstone's second seal: not "sealed_", which the previous release opens
+
+
+def _ring_attributes(ring: RingState) -> dict[str, Any]:
+    return {_VERSION: {"N": str(ring.version)}, _RETIRED: {"SS": sorted(ring.retired)}}
+
+
+def _ring_state(item: dict[str, Any]) -> RingState | None:
+    """The ring state in an item's clear attributes (bound by a seal, checked by the caller); None if
+    it has none in the form written here."""
+    version, retired = item.get(_VERSION, {}).get("N"), item.get(_RETIRED, {}).get("SS")
+    if not isinstance(version, str) or not version.isdigit() or not isinstance(retired, list):
+        return None
+    return RingState(int(version), frozenset(retired))
+
+
+def _described(item: dict[str, Any]) -> tuple[str, str, datetime]:
+    """Kind, kid and creation time of a key's item; WrongKeyEncryptionKey if its key does not name that
+    kind and kid (the seal is bound to the key, not to these attributes: an edited kid must not open)."""
+    item_key = item["key_id"]["S"]
+    try:
+        kind, kid, created_at = item["kind"]["S"], item["kid"]["S"], _moment(item["created_at"]["N"])
+    except (KeyError, ArithmeticError, ValueError):
+        raise WrongKeyEncryptionKey(f"{item_key} is not an item this ring wrote") from None
+    if item_key != f"{kind}#{kid}" and not item_key.startswith(f"{kind}#{kid}#"):
+        raise WrongKeyEncryptionKey(f"{item_key} is not the item of {kind}#{kid}")
+    return kind, kid, created_at
+
+
+def _added_under(item: dict[str, Any], key_id: str) -> RingState | None:
+    """The ring state a key was added under: the one whose label its item's key names (so bound by
+    the key's own seal); WrongKeyEncryptionKey if the attributes do not match that label."""
+    item_key = item["key_id"]["S"]
+    if item_key == key_id:
+        return None  # added before any retirement, or by the previous release
+    ring = _ring_state(item)
+    if ring is None or item_key != f"{key_id}#{ring.label()}":
+        raise WrongKeyEncryptionKey(f"{key_id}: its ring state was edited")
+    return ring
+
+
+def _sealed_values(item: dict[str, Any], prefix: str) -> dict[str, bytes]:
+    return {name[len(prefix):]: value["B"] for name, value in item.items()
+            if name.startswith(prefix) and isinstance(value, dict) and "B" in value}
+
+
+def _name(item: dict[str, Any]) -> str:
+    """The item's kind#kid for a log line (not its key, which may carry a ring state's digest)."""
+    kind, kid = item.get("kind", {}).get("S"), item.get("kid", {}).get("S")
+    return f"{kind}#{kid}" if kind and kid else item.get("key_id", {}).get("S", "?")

@@ -22,11 +22,13 @@ UNKNOWN_KID_RELOAD_SECONDS = 1.0  # an attacker's made-up kids cost at most one 
 
 class RingReader:
     """The ring as last read; a failed re-read keeps it (a DynamoDB hiccup must not stop signing).
-    A retirement once seen stays: a key whose tombstone is later replaced is not taken back."""
+    A retirement once seen stays: a key whose tombstone is later replaced is not taken back. Each
+    contradiction is logged once (the start logged those of `contents`), not on every re-read."""
 
     def __init__(self, store: KeyRingStore, contents: RingContents) -> None:
         self._store = store
         self._retired = {entry.key_id for entry in contents.retired()}
+        self._reported = set(contents.contradictions())
         self._contents = contents
         self._lock = threading.Lock()
         self._read_started = time.monotonic()
@@ -52,17 +54,21 @@ class RingReader:
 
     def _read(self) -> RingContents | None:
         try:
-            contents = read_ring(self._store)
+            contents = read_ring(self._store, reported=self._reported)
         except (BotoCoreError, ClientError, ConfigError) as exc:
             self._failures.log(logging.WARNING, "key ring not re-read, keeping the keys read before: %s",
                                type(exc).__name__)
             return None
         self._retired |= {entry.key_id for entry in contents.retired()}
-        taken_back = [e.key_id for e in contents.entries if e.key_id in self._retired and e.state != STATE_RETIRED]
-        if taken_back:
-            log.warning("key ring items %s were retired and are back: still retired", ", ".join(taken_back))
-            contents = contents.without(self._retired)
-        return contents
+        taken_back = sorted(e.key_id for e in contents.entries
+                            if e.key_id in self._retired and e.state != STATE_RETIRED)
+        for key_id in taken_back:
+            if key_id not in self._reported:
+                self._reported.add(key_id)
+                log.error("key ring item %s in %s was retired when this process read the ring and is back (the "
+                          "ring as it was before, put back without the key-encryption key or from a backup): "
+                          "still retired here", key_id, self._store.table)
+        return contents.without(set(taken_back)) if taken_back else contents
 
 
 class RefreshSecrets:
