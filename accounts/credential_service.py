@@ -21,9 +21,10 @@ from accounts.models import PasskeyAssertion, Secret, UserRecord
 from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import KeyRead, read_together
-from common.caller import Caller, limit_subject
+from common.caller import Caller
 from common.context import AppContext
 from common.crypto import token_digest
+from common.rate_limits import limit_subject
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
 from common.notifier import localized_message, mail_time
 from sessions import service as sessions

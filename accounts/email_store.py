@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from accounts.user_store import email_claim, generation_condition
+from accounts.user_store import EMAIL_UNCLAIMED, email_claim, generation_condition
 from common import dynamo
 
 VERIFY_KIND = "verify_email"
@@ -68,14 +68,20 @@ class EmailStore:
         return item if item and item.get("kind") == VERIFY_KIND else None
 
     def verify(self, *, digest: str, user_uuid: str, current_email: str, new_email: str, generation: int,
-               now: int) -> None:
+               now: int, holds_current: bool = True) -> None:
         """One transaction: use up the token, move the e-mail claim if the address changes, and
         set the users item's email and email_verified, only if its address is still `current_email`
-        and its link generation still the token's `generation`; the generation moves on."""
+        and its link generation still the token's `generation`; the generation moves on.
+        `holds_current=False`: the account holds no claim (its address was given at registration
+        while another account held it): the new address's claim is taken, even if it is the same
+        address, and the item is no longer marked unclaimed."""
         items = [self._use_token(digest, now)]
-        if email_claim(new_email) != email_claim(current_email):
+        if not holds_current:
+            items.append(self._take_claim(new_email, user_uuid))
+        elif email_claim(new_email) != email_claim(current_email):
             items += [self._release_claim(current_email, user_uuid), self._take_claim(new_email, user_uuid)]
-        items.append(self._set_verified(user_uuid, current_email, new_email, generation))
+        taking = len(items) - 1 if len(items) > 1 else None  # the index of the claim's Put, if any
+        items.append(self._set_verified(user_uuid, current_email, new_email, generation, holds_current))
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
@@ -84,7 +90,7 @@ class EmailStore:
                 raise  # throttled: a 503, not a changed address to read again
             if codes[0] == "ConditionalCheckFailed":
                 raise TokenRefused() from None
-            if len(items) == 4 and codes[2] == "ConditionalCheckFailed":
+            if taking is not None and codes[taking] == "ConditionalCheckFailed":
                 raise ClaimTaken() from None
             # The address changed meanwhile, or a parallel transaction touched an item (TransactionConflict).
             raise AddressChanged() from None
@@ -105,13 +111,16 @@ class EmailStore:
                         "Item": {"claim": {"S": email_claim(email)}, "user_uuid": {"S": user_uuid}},
                         "ConditionExpression": "attribute_not_exists(claim)"}}
 
-    def _set_verified(self, user_uuid: str, current_email: str, new_email: str, generation: int) -> dict[str, Any]:
+    def _set_verified(self, user_uuid: str, current_email: str, new_email: str, generation: int,
+                      holds_current: bool) -> dict[str, Any]:
         same_generation, values = generation_condition(LINK_GENERATION, generation)
+        # Whether the account holds its address is part of what was read: a change of it is a change of address.
+        claim_state = "attribute_not_exists(#u)" if holds_current else "attribute_exists(#u)"
         return {"Update": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
-                           "UpdateExpression": f"SET #m = :new, #v = :true, {LINK_GENERATION} = :next",
-                           "ConditionExpression": f"#m = :current AND {same_generation} "
+                           "UpdateExpression": f"SET #m = :new, #v = :true, {LINK_GENERATION} = :next REMOVE #u",
+                           "ConditionExpression": f"#m = :current AND {same_generation} AND {claim_state} "
                                                   "AND attribute_not_exists(deleting_since)",
-                           "ExpressionAttributeNames": {"#m": "email", "#v": "email_verified"},
+                           "ExpressionAttributeNames": {"#m": "email", "#v": "email_verified", "#u": EMAIL_UNCLAIMED},
                            "ExpressionAttributeValues": {**values, ":new": {"S": new_email},
                                                          ":current": {"S": current_email}, ":true": {"BOOL": True},
                                                          ":next": {"N": str(generation + 1)}}}}

@@ -92,6 +92,8 @@ def highest_role(roles) -> Role | None:
 class UserRecord:
     user_uuid: str
     username: str
+    # The address the account holds (its e-mail claim), verified or not: where its mail goes and
+    # what a lookup by address finds. "" if it holds none (see unclaimed_email).
     email: str
     password_hash: str
     created_at: str
@@ -106,6 +108,16 @@ class UserRecord:
     deletion_finished: int | None = None
     roles: list[str] | None = None  # operator roles (SPEC §15), a string set on the item
     email_verified: bool = False
+    email_link_generation: int = 0  # only a verification link made in it works (accounts/email_store.py)
+    # Read only (the users item's `email` when it is marked unclaimed): an address given at
+    # registration while another account held it (SPEC §4). /account shows it, unverified; it is
+    # never mailed nor found by a lookup, and becomes the account's only through an address change.
+    unclaimed_email: str | None = None
+
+    @property
+    def given_email(self) -> str:
+        """The address on the users item, whether the account holds it or not."""
+        return self.email or self.unclaimed_email or ""
 
     @property
     def role(self) -> "Role | None":
@@ -132,6 +144,7 @@ class AccountRecord:
     max_concurrent_devices: int | None = None
     email_link_generation: int = 0  # only a verification link made in it works
     roles: list[str] | None = None
+    email_held: bool = True  # False: the address was given at registration while another account held it
 
 
 class AccountView(BaseModel):

@@ -18,13 +18,13 @@ from accounts.models import ChangePasswordRequest, UserRecord
 from accounts.reset_link_store import RESET_KIND, ResetLinkStore
 from common.audit import AuditEvent, audit
 from common.background import background
-from common.caller import Caller, limit_subject
+from common.caller import Caller
 from common.context import AppContext
 from common.crypto import new_token, token_digest
 from common.errors import BadRequest, ErrorCode, TooManyRequests
 from common.notifier import localized_message, mail_time
 from common.one_time_tokens import OneTimeTokenStore
-from common.rate_limits import RateLimitStore
+from common.rate_limits import RateLimitStore, limit_subject
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
 

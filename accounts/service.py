@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from accounts import credential_service as credentials
+from accounts import user_service as users
 from accounts.email_store import AddressChanged, ClaimTaken, EmailStore, TokenRefused
-from accounts.models import AccountRecord, AccountView, Secret
+from accounts.models import AccountRecord, AccountView, Secret, UserRecord
 from accounts.store import AccountStore, CodesChanged
 from accounts.user_service import EmailTaken
 from common.caller import Caller
@@ -113,6 +114,9 @@ def redemption_write(ctx: AppContext, *, user_uuid: str, code: str) -> GuardedWr
 # verification move it on (accounts/email_store.py), so only the newest link works, for the
 # address the account would have now. The password of an address change is asked again through
 # credential_service.recheck_password, under the login lockout.
+# An account given at registration an address that another account held (SPEC §4) does not hold it
+# (UserRecord.unclaimed_email): nothing is mailed to it, and only an address change, verified by
+# its link, gives the account an address.
 
 VERIFY_PURPOSE = "verify_email"
 VERIFY_TTL_SECONDS = 24 * 3600
@@ -158,18 +162,34 @@ def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str
 
 
 def send_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str = "en") -> None:
-    """A new link for `email`; every link made before is void from now."""
+    """A new link for `email`; every link made before is void from now. Nothing for "" (the
+    address of an account that holds none)."""
+    if email:
+        ctx.notifier.notify(_new_link(ctx, user_uuid=user_uuid, email=email, locale=locale))
+
+
+def _new_link(ctx: AppContext, *, user_uuid: str, email: str, locale: str) -> Message:
+    """Store a new link for `email` (every link made before is void from now); its message."""
     store = email_store(ctx)
     generation = store.next_generation(user_uuid)
     if generation is None:
         raise AccountNotFound()
     pending = new_verification(ctx, user_uuid=user_uuid, email=email, locale=locale, generation=generation)
     store.write_token(pending.write.item)
-    ctx.notifier.notify(pending.message)
+    return pending.message
+
+
+def _usable_user(ctx: AppContext, *, user_uuid: str) -> UserRecord:
+    user = users.get_user(ctx, user_uuid=user_uuid)
+    if user is None or user.deleting:
+        raise AccountNotFound()
+    return user
 
 
 def resend_verification(ctx: AppContext, *, user_uuid: str) -> None:
-    """A new link for the current address, at most RESENDS_PER_HOUR an hour (429 rate_limited)."""
+    """A new link for the current address, at most RESENDS_PER_HOUR an hour (429 rate_limited).
+    An address the account does not hold gets no mail, but the link is stored all the same: the
+    answer and its time do not tell the account's owner that another account holds the address."""
     now = _epoch(ctx)
     if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
             f"verify_resend#{user_uuid}", limit=RESENDS_PER_HOUR, window_seconds=RESEND_WINDOW_SECONDS,
@@ -177,29 +197,32 @@ def resend_verification(ctx: AppContext, *, user_uuid: str) -> None:
         raise TooManyRequests("Too many verification e-mails requested; try again later.",
                               retry_after=RESEND_WINDOW_SECONDS - now % RESEND_WINDOW_SECONDS,
                               code=ErrorCode.RATE_LIMITED)
-    account = get_account(ctx, user_uuid=user_uuid)
-    if not account.email_verified:
-        send_verification(ctx, user_uuid=user_uuid, email=account.email, locale=account.locale)
+    user = _usable_user(ctx, user_uuid=user_uuid)
+    if not user.email_verified:
+        message = _new_link(ctx, user_uuid=user_uuid, email=user.given_email, locale=user.locale)
+        if user.email:
+            ctx.notifier.notify(message)
 
 
 def request_email_change(ctx: AppContext, *, user_uuid: str, secret: Secret, new_email: str,
                          caller: Caller) -> None:
     """After the password or a passkey (asked again under the lockout), a link to `new_email` and a notice to
-    the current address; the address changes only when the link is used, and every earlier
-    verification link is void."""
-    account = get_account(ctx, user_uuid=user_uuid)
-    _, had_failures = credentials.reauthenticate(ctx, user_uuid=user_uuid, username=account.username,
+    the current address (if the account holds one); the address changes only when the link is used,
+    and every earlier verification link is void."""
+    user = _usable_user(ctx, user_uuid=user_uuid)
+    _, had_failures = credentials.reauthenticate(ctx, user_uuid=user_uuid, username=user.username,
                                                  secret=secret, caller=caller, flow="email_change")
-    send_verification(ctx, user_uuid=user_uuid, email=new_email, locale=account.locale)
+    send_verification(ctx, user_uuid=user_uuid, email=new_email, locale=user.locale)
     if had_failures:
-        credentials.clear_failures(ctx, username=account.username)
-    ctx.notifier.notify(localized_message("email_change_requested", user_uuid=user_uuid, email=account.email,
-                                          locale=account.locale, new_email=new_email))
+        credentials.clear_failures(ctx, username=user.username)
+    ctx.notifier.notify(localized_message("email_change_requested", user_uuid=user_uuid, email=user.email,
+                                          locale=user.locale, new_email=new_email))
 
 
 def verify_email(ctx: AppContext, *, token: str) -> None:
     """Use up `token`: its address becomes the account's, verified; the e-mail claim moves with
-    it in the same transaction (EmailTaken if another account took the address meanwhile). Only
+    it in the same transaction (EmailTaken if another account holds the address). An account that
+    held no address takes the claim here, its registration's address included. Only
     the account's newest link works: one made before another link, or before a verification, is
     InvalidVerificationToken."""
     digest, store = token_digest(token, purpose=VERIFY_PURPOSE), email_store(ctx)
@@ -207,13 +230,15 @@ def verify_email(ctx: AppContext, *, token: str) -> None:
         pending = store.pending_token(digest)
         if pending is None:
             raise InvalidVerificationToken()
-        account = account_store(ctx).get(pending["user_uuid"])
+        user = users.get_user(ctx, user_uuid=pending["user_uuid"])
         generation = pending.get("generation", 0)
-        if not account or pending["expires_epoch"] <= _epoch(ctx) or account.email_link_generation != generation:
+        if (not user or user.deleting or pending["expires_epoch"] <= _epoch(ctx)
+                or user.email_link_generation != generation):
             raise InvalidVerificationToken()
         try:
-            store.verify(digest=digest, user_uuid=account.user_uuid, current_email=account.email,
-                         new_email=pending["email"], generation=generation, now=_epoch(ctx))
+            store.verify(digest=digest, user_uuid=user.user_uuid, current_email=user.given_email,
+                         new_email=pending["email"], generation=generation, now=_epoch(ctx),
+                         holds_current=bool(user.email))
             return
         except TokenRefused:
             raise InvalidVerificationToken() from None

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from accounts.email_store import LINK_GENERATION
 from accounts.models import AccountRecord
+from accounts.user_store import EMAIL_UNCLAIMED
 from common import dynamo
 
 DIGESTS = "recovery_code_digests"
@@ -45,7 +46,8 @@ class AccountStore:
             created_at=data["created_at"], recovery_codes_left=len(data.get(DIGESTS, ())),
             recovery_generation=data.get(GENERATION, 0), email_verified=bool(data.get("email_verified", False)),
             locale=data.get("locale", "en"), max_concurrent_devices=data.get("max_concurrent_devices"),
-            email_link_generation=data.get(LINK_GENERATION, 0), roles=sorted(data.get("roles", ())))
+            email_link_generation=data.get(LINK_GENERATION, 0), roles=sorted(data.get("roles", ())),
+            email_held=not data.get(EMAIL_UNCLAIMED, False))
 
     def replace_codes(self, user_uuid: str, digests: list[str], *, expected_generation: int) -> None:
         """Set a new set of digests (the old codes void) if the generation is still the one read."""

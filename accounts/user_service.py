@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from accounts.models import Role, UserRecord
-from accounts.user_store import NameTaken, UserStore, WriteRefused
+from accounts.user_store import ClaimMissing, NameTaken, UserStore, WriteRefused
 from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
 from common.context import AppContext
@@ -23,6 +23,11 @@ class EmailTaken(Conflict):
     code, detail = ErrorCode.EMAIL_TAKEN, "An account with this e-mail address already exists."
 
 
+class EmailNotTaken(Exception):
+    """A new account was to be stored without its address, but no account holds that address (any
+    more): the caller stores it holding the address instead. Never an answer of its own."""
+
+
 class UserNotFound(NotFound):
     detail = "No such user."
 
@@ -32,15 +37,25 @@ def user_store(ctx: AppContext) -> UserStore:
 
 
 def create_user(ctx: AppContext, *, user: UserRecord, extra_attributes: dict,
-                extra_writes: list[GuardedWrite]) -> None:
+                extra_writes: list[GuardedWrite], holds_email: bool = True) -> None:
     """Store the user (with `extra_attributes` on its item) and claim its username and e-mail,
-    with `extra_writes`, in one transaction: UsernameTaken, EmailTaken, or a refused write's own error."""
+    with `extra_writes`, in one transaction: UsernameTaken, EmailTaken, or a refused write's own error.
+    `holds_email=False`: another account holds `user.email`, so the user is stored without its claim,
+    as not holding it (SPEC §4), only while that claim exists (EmailNotTaken if it does not)."""
     try:
-        user_store(ctx).create(user, extra_attributes=extra_attributes, extra_writes=[w.item for w in extra_writes])
+        user_store(ctx).create(user, extra_attributes=extra_attributes, extra_writes=[w.item for w in extra_writes],
+                               holds_email=holds_email)
     except NameTaken as taken:
         raise (UsernameTaken() if taken.which == "username" else EmailTaken()) from None
+    except ClaimMissing:
+        raise EmailNotTaken() from None
     except WriteRefused as refused:
         raise extra_writes[refused.index].refusal() from None
+
+
+def email_holder(ctx: AppContext, *, email: str) -> str | None:
+    """The uuid of the account that holds `email` (case-insensitive), read strongly consistent."""
+    return user_store(ctx).find_uuid_by_email(email)
 
 
 def find_uuid_by_username(ctx: AppContext, *, username: str) -> str | None:
@@ -134,7 +149,7 @@ def not_deleting_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:
 def find_user_by_email(ctx: AppContext, *, email: str) -> UserRecord | None:
     """The user whose e-mail claim is `email` (case-insensitive), unless it is being deleted; an
     unknown address reads the users table too (a uuid no user has), so known and unknown cost the
-    same calls."""
+    same calls. An account that was given the address but does not hold it is never the one."""
     store = user_store(ctx)
     user_uuid = store.find_uuid_by_email(email)
     user = store.get(user_uuid or str(uuid.UUID(int=0)))

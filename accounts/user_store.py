@@ -25,6 +25,10 @@ class NameTaken(dynamo.StoreRefusal):
         self.which = which
 
 
+class ClaimMissing(dynamo.StoreRefusal):
+    """No account holds the e-mail address that the new account was to be stored without."""
+
+
 class WriteRefused(dynamo.StoreRefusal):
     """A caller's extra transaction entry failed its condition; `.index` counts from 0 in it."""
 
@@ -41,6 +45,10 @@ def username_claim(username: str) -> str:
 def email_claim(email: str) -> str:
     return "email#" + email.casefold()
 
+
+# On the users item of an account that does not hold the address in its `email` (SPEC §4): one given
+# at registration while another account held it. Only a verification removes it (email_store.py).
+EMAIL_UNCLAIMED = "email_unclaimed"
 
 # Generations on the users item: a link records the one it was made in and is void once it moved on.
 RESET_GENERATION = "reset_generation"
@@ -63,14 +71,20 @@ class UserStore:
                         "ConditionExpression": "attribute_not_exists(claim)"}}
 
     def create(self, user: UserRecord, *, extra_writes: list[dict[str, Any]],
-               extra_attributes: dict[str, Any] | None = None) -> None:
+               extra_attributes: dict[str, Any] | None = None, holds_email: bool = True) -> None:
         """User (with `extra_attributes` of other domains on its item), username claim, e-mail
-        claim and `extra_writes` in one transaction. NameTaken, or WriteRefused for an extra entry."""
+        claim and `extra_writes` in one transaction. NameTaken, or WriteRefused for an extra entry.
+        `holds_email=False`: `user.email` is an address another account holds; the item is marked
+        as not holding it and, in the claim's place, the transaction checks that the claim still
+        exists (ClaimMissing if not), so the transaction has the same entries either way."""
+        attributes = {**asdict(user), **(extra_attributes or {}), **({} if holds_email else {EMAIL_UNCLAIMED: True})}
+        email_entry = (self._claim_put(email_claim(user.email), user.user_uuid) if holds_email
+                       else self._claim_check(email_claim(user.email)))
         items = [
-            {"Put": {"TableName": self.users, "Item": dynamo.to_item({**asdict(user), **(extra_attributes or {})}),
+            {"Put": {"TableName": self.users, "Item": dynamo.to_item(attributes),
                      "ConditionExpression": "attribute_not_exists(user_uuid)"}},
             self._claim_put(username_claim(user.username), user.user_uuid),
-            self._claim_put(email_claim(user.email), user.user_uuid),
+            email_entry,
             *extra_writes,
         ]
         try:
@@ -80,10 +94,14 @@ class UserStore:
             if len(codes) > 2 and codes[1] == "ConditionalCheckFailed":
                 raise NameTaken("username") from None
             if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
-                raise NameTaken("email") from None
+                raise (NameTaken("email") if holds_email else ClaimMissing()) from None
             if "ConditionalCheckFailed" in codes[3:]:
                 raise WriteRefused(codes.index("ConditionalCheckFailed", 3) - 3) from None
             raise
+
+    def _claim_check(self, claim: str) -> dict[str, Any]:
+        return {"ConditionCheck": {"TableName": self.claims, "Key": {"claim": {"S": claim}},
+                                   "ConditionExpression": "attribute_exists(claim)"}}
 
     @staticmethod
     def user_key(user_uuid: str) -> dict[str, Any]:
@@ -100,7 +118,10 @@ class UserStore:
             return None
         # A deleted account's tombstone keeps none of the personal attributes.
         personal = {"username": "", "email": "", "password_hash": "", "created_at": ""}
-        return UserRecord(**{**personal, **{k: v for k, v in data.items() if k in UserRecord.__dataclass_fields__}})
+        fields = {k: v for k, v in data.items() if k in UserRecord.__dataclass_fields__}
+        if data.get(EMAIL_UNCLAIMED):  # an address it does not hold: never where its mail goes
+            fields.update(email="", unclaimed_email=data.get("email", ""))
+        return UserRecord(**{**personal, **fields})
 
     @staticmethod
     def owner_from_claim_item(item: dict[str, Any] | None) -> str | None:
@@ -171,6 +192,7 @@ class UserStore:
     # --- password reset and account deletion ----------------------------------------------
 
     def find_uuid_by_email(self, email: str) -> str | None:
+        """The account holding `email`'s claim; an account that was only given it has none."""
         item = self.client.get_item(TableName=self.claims, Key={"claim": {"S": email_claim(email)}},
                                     ConsistentRead=True).get("Item")
         return item["user_uuid"]["S"] if item else None
@@ -223,10 +245,10 @@ class UserStore:
         return True
 
     def release_names(self, user: UserRecord) -> None:
-        """Free the username and e-mail claims of `user` (only while they are still its own)."""
-        self.client.transact_write_items(TransactItems=[
-            self._claim_delete(username_claim(user.username), user.user_uuid),
-            self._claim_delete(email_claim(user.email), user.user_uuid)])
+        """Free the username and e-mail claims of `user` (only while they are still its own); an
+        account that holds no address has only its username's."""
+        claims = [username_claim(user.username)] + ([email_claim(user.email)] if user.email else [])
+        self.client.transact_write_items(TransactItems=[self._claim_delete(c, user.user_uuid) for c in claims])
 
     def leave_tombstone(self, user: UserRecord, *, finished: int, expires: int) -> None:
         """Replace the users item of an account being deleted by its tombstone: the deletion's

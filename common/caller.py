@@ -35,17 +35,3 @@ def _client_ip() -> str | None:
         return None
     return request.remote_addr
 
-
-def limit_subject(ip: str | None) -> str:
-    """What per-client-address limits count: an IPv4 address, or the /64 of an IPv6 one (a single
-    host is commonly given a whole /64, so counting its addresses one by one would count nothing);
-    "unknown" without one. An IPv4-mapped IPv6 address counts as its IPv4 address."""
-    try:
-        address = ipaddress.ip_address(ip or "")
-    except ValueError:
-        return "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)

@@ -167,7 +167,8 @@ class Settings(BaseModel):
     login_max_failures_per_ip: int = Field(default=50, ge=1)
     challenges_per_minute_per_ip: int = Field(default=120, ge=1)
     # registration (SPEC §4): new-account attempts per client IP an hour, and how many of them may
-    # be refused as username_taken / email_taken (past that, every attempt is 429 for the hour)
+    # be refused as username_taken (past that, every attempt is 429 for the hour); an e-mail
+    # address another account holds is never refused
     registrations_per_hour_per_ip: int = Field(default=20, ge=1)
     registration_refusals_per_hour_per_ip: int = Field(default=10, ge=1)
     # certificate renewals (POST /device/renew) per device a day: each one grows the CRL

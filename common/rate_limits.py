@@ -1,6 +1,7 @@
 """Fixed-window counters in the rate_limits table: one conditional ADD per request."""
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Mapping
 
 from botocore.exceptions import ClientError
@@ -9,6 +10,21 @@ from common import dynamo
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+
+
+def limit_subject(ip: str | None) -> str:
+    """What per-client-address limits count: an IPv4 address, or the /64 of an IPv6 one (a single
+    host is commonly given a whole /64, so counting its addresses one by one would count nothing);
+    "unknown" without one. An IPv4-mapped IPv6 address counts as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class RateLimitStore:

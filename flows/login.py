@@ -14,7 +14,7 @@ from common import challenges
 from common.audit import AuditEvent, audit
 from common.background import background
 from common.batch_read import read_together
-from common.caller import Caller, limit_subject
+from common.caller import Caller
 from common.context import AppContext
 from common.crypto import digests_equal, new_token, token_digest
 from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
@@ -22,7 +22,7 @@ from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, Service
 from common.guarded_write import GuardedWrite
 from common.notifier import device_class_name, device_facts, localized_message
 from common.one_time_tokens import OneTimeTokenStore
-from common.rate_limits import RateLimitStore
+from common.rate_limits import RateLimitStore, limit_subject
 from common.timefmt import iso_from_epoch
 from devices import concurrency_policy
 from flows import not_me as not_me_flow

@@ -1,5 +1,6 @@
 """The person's claims an app may read, by scope (OpenID Connect Core §5.4): `sub` always; `profile`
-adds preferred_username, locale and zoneinfo; `email` adds email and email_verified."""
+adds preferred_username, locale and zoneinfo; `email` adds email and email_verified, if the account
+holds its address (not one another account held when it registered with it)."""
 from __future__ import annotations
 
 from typing import Any
@@ -18,6 +19,6 @@ def of_user(ctx: AppContext, *, user_uuid: str, scope: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if "profile" in scopes:
         found |= {"preferred_username": account.username, "locale": account.locale, "zoneinfo": ZONEINFO}
-    if "email" in scopes:
+    if "email" in scopes and account.email_held:  # an address the account does not hold is not its own to tell
         found |= {"email": account.email, "email_verified": account.email_verified}
     return found

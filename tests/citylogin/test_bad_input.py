@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from common.caller import limit_subject
+from common.rate_limits import limit_subject
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, FakeClock, register_device
 

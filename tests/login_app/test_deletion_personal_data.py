@@ -35,6 +35,9 @@ from tests.support.oidc import query_of, waiting_request
 from tests.support.soft_authenticator import SoftAuthenticator
 
 PUBLIC_URL = "https://login.example.test"  # a passkey's relying-party id is a host name
+# Every test here fails logins from 127.0.0.1 on the module's tables: past the per-IP lockout the
+# others would be refused (429) for the module's whole run.
+NO_IP_LIMITS = {"challenges_per_minute_per_ip": 10**6, "login_max_failures_per_ip": 10**6}
 REDIRECT = "https://diary.example/callback"
 CLIENT_IP = "127.0.0.1"
 
@@ -214,7 +217,8 @@ def assert_only_the_documented_rest(ctx, person: Person, *, tombstone: bool) -> 
 
 @pytest.fixture
 def provider(make_server):
-    url, ctx = make_server(public_url=PUBLIC_URL, deletion_settle_seconds=60)  # the default settle time
+    url, ctx = make_server(public_url=PUBLIC_URL, deletion_settle_seconds=60,  # the default settle time
+                           **NO_IP_LIMITS)
     diary = apps.add_app(ctx, name="Diary", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,), consent=True))
     return url, ctx, diary
 
@@ -302,8 +306,7 @@ SHARDS = 3  # the cuts, spread over tests that can run in parallel
 
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_a_deletion_cut_off_at_any_of_its_dynamodb_calls_still_leaves_nothing_personal(make_server, shard):
-    url, ctx = make_server(public_url=PUBLIC_URL, deletion_settle_seconds=0, challenges_per_minute_per_ip=10**6,
-                           login_max_failures_per_ip=10**6)
+    url, ctx = make_server(public_url=PUBLIC_URL, deletion_settle_seconds=0, **NO_IP_LIMITS)
     diary = apps.add_app(ctx, name="Diary", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,), consent=True))
     healthy, answers = ctx.dynamodb, set()
     for cut in itertools.count(shard + 1, SHARDS):
@@ -341,7 +344,7 @@ def problem_code(answer: requests.Response) -> str | None:
 def test_a_name_taken_after_a_pass_freed_it_does_not_stop_the_deletion(make_server):
     """The pass that freed the names is cut off before it writes the tombstone, and a new account
     takes the username: the next pass leaves the new account's name alone and finishes."""
-    url, ctx = make_server(public_url=PUBLIC_URL, deletion_settle_seconds=0)
+    url, ctx = make_server(public_url=PUBLIC_URL, deletion_settle_seconds=0, **NO_IP_LIMITS)
     diary = apps.add_app(ctx, name="Diary", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,), consent=True))
     person = used_every_way(url, ctx, diary, reset=False)
     healthy, claims = ctx.dynamodb, ctx.tables.claims
