@@ -4,9 +4,10 @@ failed logins of unknown ones, interleaved, POST /login/ alone timed.
     .venv/bin/python bench/login_timing.py [-n 300] [--argon2-time-cost 3 ...] [--out FILE]
     .venv/bin/python bench/login_timing.py [--dormant t=3,m=65536,p=4] [--legacy t=3,m=65536,p=4]
 
-With --dormant the known users are dormant accounts: their stored hashes are replaced by hashes of
-those (older) parameters, as an account that has not logged in since the settings changed keeps;
---legacy sets CITYLOGIN_ARGON2_LEGACY_PARAMETERS (README "Passwords").
+With --dormant the known users are dormant accounts: they register on a first server run with
+those (older) parameters, which records them as every process does (README "Passwords"); that
+server stops and the one measured starts with the current parameters, as after a change of the
+settings, with nothing declared. --legacy sets CITYLOGIN_ARGON2_LEGACY_PARAMETERS as well.
 
 Starts DynamoDB Local (in memory) and gunicorn on 127.0.0.1 as run_bench.py does, with the
 lockout limits raised so that nothing locks, and stops both at the end. Not a test.
@@ -28,10 +29,7 @@ from pathlib import Path
 from loadgen import local_session, percentile
 from servers import LOCALHOST_ONLY, app_environment, gunicorn_app, run_init
 from citylogin.client import Client, sign_challenge
-from accounts.user_store import UserStore
-from common import dynamo
 from common.config import Settings, parse_argon2_parameter_sets
-from common.crypto import PasswordHasher
 from common.dynamodb_local import DynamoDBLocal
 
 PASSWORD = "Bench-" + secrets.token_hex(8)
@@ -84,27 +82,17 @@ class FailedLogin:
         return elapsed * 1000
 
 
-def make_dormant(endpoint_url: str, user_uuids: list[str], parameters: tuple[int, int, int]) -> None:
-    """Store a hash of `parameters` as these users' passwords, straight into the users table."""
-    t, m, p = parameters
-    old_hash = PasswordHasher(time_cost=t, memory_cost=m, parallelism=p).hash(PASSWORD)
-    tables = dynamo.TableNames.with_prefix("bench_")
-    store = UserStore(dynamo.make_client(region="us-east-1", endpoint_url=endpoint_url),
-                      users_table=tables.users, claims_table=tables.claims)
-    for user_uuid in user_uuids:
-        store.replace_password_hash(user_uuid, old_hash)
+def register_known(base_url: str, run_id: str) -> list[str]:
+    """NAMES_PER_KIND users (their hashes of this server's parameters); their usernames."""
+    return [register(base_url, f"t{run_id}_known{i}").require_key_file().username for i in range(NAMES_PER_KIND)]
 
 
-def measure(base_url: str, n: int, run_id: str, dormant=None) -> dict[str, list[float]]:
-    """n failed logins of known and of unknown usernames, alternating; the order within each pair
-    flips every pair so that neither kind always follows the other. Each kind cycles through
-    NAMES_PER_KIND names, so the per-username failure counters grow alike on both sides."""
+def measure(base_url: str, n: int, run_id: str, known: list[str]) -> dict[str, list[float]]:
+    """n failed logins of the `known` usernames and of unknown ones, alternating; the order within
+    each pair flips every pair so that neither kind always follows the other. Each kind cycles
+    through NAMES_PER_KIND names, so the per-username failure counters grow alike on both sides."""
     attacker = register(base_url, f"t{run_id}_attacker")
-    known = [register(base_url, f"t{run_id}_known{i}").key_file for i in range(NAMES_PER_KIND)]
-    if dormant is not None:
-        dormant([key_file.user_uuid for key_file in known])
-    names = {"known": [key_file.username for key_file in known],
-             "unknown": [f"t{run_id}_nobody_{secrets.token_hex(6)}" for _ in range(NAMES_PER_KIND)]}
+    names = {"known": known, "unknown": [f"t{run_id}_nobody_{secrets.token_hex(6)}" for _ in range(NAMES_PER_KIND)]}
     fail = FailedLogin(attacker)
     for i in range(WARMUP):
         for kind in names:
@@ -119,6 +107,11 @@ def measure(base_url: str, n: int, run_id: str, dormant=None) -> dict[str, list[
             _log(f"deadline reached after {i + 1} pairs")
             break
     return samples
+
+
+def argon2_environment(time_cost: int, memory_cost: int, parallelism: int) -> dict[str, str]:
+    return {"CITYLOGIN_ARGON2_TIME_COST": str(time_cost), "CITYLOGIN_ARGON2_MEMORY_COST": str(memory_cost),
+            "CITYLOGIN_ARGON2_PARALLELISM": str(parallelism)}
 
 
 # --- statistics (pure Python: numpy and scipy are not dependencies) -----------------------------
@@ -176,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--argon2-time-cost", type=int, default=defaults.argon2_time_cost)
     parser.add_argument("--argon2-memory-cost", type=int, default=defaults.argon2_memory_cost, help="KiB")
     parser.add_argument("--argon2-parallelism", type=int, default=defaults.argon2_parallelism)
-    parser.add_argument("--dormant", help="known users keep hashes of these parameters, e.g. t=3,m=65536,p=4")
+    parser.add_argument("--dormant", help="known users register on a server with these parameters, e.g. "
+                                          "t=3,m=65536,p=4, and are measured on one with the current ones")
     parser.add_argument("--legacy", help="CITYLOGIN_ARGON2_LEGACY_PARAMETERS for the server")
     parser.add_argument("--out", type=Path, help="also write the samples and the summary as JSON")
     args = parser.parse_args(argv)
@@ -185,18 +179,23 @@ def main(argv: list[str] | None = None) -> int:
               "parallelism": args.argon2_parallelism}
     os.environ.update(LOCALHOST_ONLY)
     _watchdog(1800)
+    run_id = secrets.token_hex(3)
     try:
         with tempfile.TemporaryDirectory(prefix="citylogin-timing-") as tmp, DynamoDBLocal() as db:
-            env = app_environment(endpoint_url=db.endpoint_url, data_dir=Path(tmp) / "data")
-            env |= NO_LIMITS | {f"CITYLOGIN_ARGON2_{k.upper()}": str(v) for k, v in argon2.items()}
+            env = app_environment(endpoint_url=db.endpoint_url, data_dir=Path(tmp) / "data") | NO_LIMITS
             if args.legacy:
                 env["CITYLOGIN_ARGON2_LEGACY_PARAMETERS"] = args.legacy
             _log("citylogin init: " + run_init(env).replace("\n", "; "))
-            with gunicorn_app(env, log_path=Path(tmp) / "gunicorn.log") as app:
+            known = None
+            if dormant_parameters is not None:  # the accounts of an earlier release's settings
+                with gunicorn_app(env | argon2_environment(*dormant_parameters),
+                                  log_path=Path(tmp) / "gunicorn-dormant.log") as old:
+                    _log(f"dormant users registered on {old.base_url} with {args.dormant}")
+                    known = register_known(old.base_url, run_id)
+            current = argon2_environment(argon2["time_cost"], argon2["memory_cost"], argon2["parallelism"])
+            with gunicorn_app(env | current, log_path=Path(tmp) / "gunicorn.log") as app:
                 _log(f"gunicorn ready on {app.base_url}; {args.n} failed logins of each kind, interleaved")
-                dormant = None if dormant_parameters is None else (
-                    lambda uuids: make_dormant(db.endpoint_url, uuids, dormant_parameters))
-                samples = measure(app.base_url, args.n, secrets.token_hex(3), dormant=dormant)
+                samples = measure(app.base_url, args.n, run_id, known or register_known(app.base_url, run_id))
     finally:
         signal.alarm(0)
     result = report(samples)

@@ -1,4 +1,5 @@
-"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire, crl-sync, client, admin."""
+"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire, password-parameters
+list/record/retire, crl-sync, client, admin."""
 from __future__ import annotations
 
 import signal
@@ -12,6 +13,7 @@ import click
 from citylogin.admin_cli import admin
 from citylogin.apps_cli import apps
 from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors
+from citylogin.cli_password_parameters import password_parameters
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
 from citylogin.operator import OPERATOR_HELP, remember_operator
@@ -218,6 +220,7 @@ main.add_command(client)
 main.add_command(admin)
 main.add_command(apps)
 main.add_command(crl_sync)
+main.add_command(password_parameters)
 
 if __name__ == "__main__":
     main()

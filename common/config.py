@@ -111,8 +111,9 @@ class Settings(BaseModel):
     argon2_time_cost: int = Field(default=2, ge=1, le=20)
     argon2_memory_cost: int = Field(default=19456, ge=8192, le=4194304)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
-    # parameter sets of hashes still stored from earlier settings, e.g. "t=3,m=65536,p=4" (several
-    # separated by ";"): every password check then costs one verify of each set (README "Passwords")
+    # an override: parameter sets to verify on every password check besides those the processes
+    # record themselves in the key ring table, e.g. "t=3,m=65536,p=4" (several separated by ";";
+    # README "Passwords")
     argon2_legacy_parameters: str = ""
     password_hash_slots: int = Field(default=0, ge=0, le=256)
     password_hash_queue: int = Field(default=0, ge=0, le=4096)

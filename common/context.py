@@ -23,6 +23,8 @@ from common.key_import import configured_ca, initial_entries
 from common.key_ring import RingContents, add_missing_kinds, ensure_ring, read_ring
 from common.key_ring_store import KeyRingStore
 from common.notifier import Notifier, make_notifier
+from common.password_parameter_store import PasswordParameterStore
+from common.password_parameters import PasswordParameters, PasswordsAndRingRefresher
 from common.ring_reader import RefreshSecrets, RingReader
 from common.ring_refresher import KeyRingRefresher
 
@@ -71,6 +73,8 @@ class AppContext:
     oidc_provider: object | None = None
     # Re-reads the key ring on a schedule once an app starts it (build_context makes it).
     ring_refresher: KeyRingRefresher | None = None
+    # The Argon2id parameter sets recorded for the deployment, taught to `passwords` (SPEC §6).
+    password_parameters: PasswordParameters | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -121,6 +125,21 @@ def hash_slots(settings: Settings) -> HashSlots:
     return HashSlots(slots=slots, queue=settings.password_hash_queue or QUEUE_PER_SLOT * slots)
 
 
+def password_hasher(settings: Settings, *, client, startup_client, table: str) -> tuple[PasswordHasher,
+                                                                                        PasswordParameters]:
+    """The hasher of the configured parameters, which verifies on every check one hash of each set the
+    deployment has recorded (and of CITYLOGIN_ARGON2_LEGACY_PARAMETERS): its own set is recorded
+    first, before this process can hash with it."""
+    passwords = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_cost,
+                               parallelism=settings.argon2_parallelism, slots=hash_slots(settings),
+                               legacy=settings.argon2_legacy)
+    parameters = PasswordParameters(PasswordParameterStore(client, table), passwords,
+                                    reload_seconds=settings.key_ring_reload_seconds)
+    parameters.start(PasswordParameterStore(startup_client, table))
+    passwords.on_unknown_set = parameters.record_met
+    return passwords, parameters
+
+
 def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEncryptor | None = None) -> AppContext:
     """Connect to DynamoDB, create missing tables and the key ring if configured to, read the ring."""
     tables = dynamo.TableNames.with_prefix(settings.table_prefix)
@@ -142,15 +161,15 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
                      loader=lambda max_age: reader.reload(max_age=max_age).signing_keys(),
                      reload_seconds=settings.key_ring_reload_seconds)
     refresh_secrets = RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds)
+    passwords, password_parameters = password_hasher(settings, client=client, startup_client=startup_client,
+                                                     table=tables.key_ring)
     return AppContext(
         settings=settings, dynamodb=client, readiness_dynamodb=readiness_client, tables=tables,
         ca=contents.certificate_authority(), key_ring=store, jwt=jwt, refresh_secrets=refresh_secrets,
-        ring_refresher=KeyRingRefresher(jwt=jwt, refresh_secrets=refresh_secrets,
-                                        reload_seconds=settings.key_ring_reload_seconds),
-        passwords=PasswordHasher(time_cost=settings.argon2_time_cost,
-                                 memory_cost=settings.argon2_memory_cost,
-                                 parallelism=settings.argon2_parallelism, slots=hash_slots(settings),
-                                 legacy=settings.argon2_legacy),
+        ring_refresher=PasswordsAndRingRefresher(jwt=jwt, refresh_secrets=refresh_secrets,
+                                                 reload_seconds=settings.key_ring_reload_seconds,
+                                                 passwords=password_parameters),
+        passwords=passwords, password_parameters=password_parameters,
         notifier=make_notifier(backend=settings.notifier.value, region=settings.aws_region,
                                ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn,
                                endpoint_url=settings.notifier_endpoint_url, timeout=settings.notify_timeout,

@@ -12,8 +12,9 @@ import hmac
 import logging
 import os
 import secrets
+import threading
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import argon2
@@ -89,31 +90,63 @@ def keyed_token(secret: bytes, message: str) -> str:
 Argon2Parameters = tuple[int, int, int]  # (time_cost, memory_cost KiB, parallelism)
 
 
+def hash_parameters(stored_hash: str) -> Argon2Parameters | None:
+    """The Argon2 parameters a stored hash was made with; None if it is not an Argon2 hash."""
+    try:
+        found = argon2.extract_parameters(stored_hash)
+    except InvalidHashError:
+        return None
+    return found.time_cost, found.memory_cost, found.parallelism
+
+
+def _dummy_hash(parameters: Argon2Parameters) -> str:
+    t, m, p = parameters
+    return argon2.PasswordHasher(time_cost=t, memory_cost=m, parallelism=p, type=argon2.Type.ID).hash(new_token())
+
+
 class PasswordHasher:
     """Argon2id password hashing with the parameters from config; every hash and verify runs in
     one of `slots` (common/hash_slots.py), so a burst queues or is refused instead of thrashing.
 
-    Hashes made with `legacy` parameters (earlier settings, until every such account has logged
-    in again) verify more slowly or quickly than current ones, so `check` makes every password
-    check verify once per parameter set in use: the stored hash for its own set, a dummy for each
-    other. An unknown user, a current hash and a legacy one then cost the same."""
+    Hashes made with earlier parameters (until every such account has logged in again) verify more
+    slowly or quickly than current ones, so `check` makes every password check verify once per
+    parameter set in use: the stored hash for its own set, a dummy for each other. An unknown user,
+    a current hash and an older one then cost the same. The sets in use are the current one,
+    `legacy` and those `learn` adds (common.password_parameters: the sets the deployment has hashed
+    with); a hash of a set not among them calls `on_unknown_set` once per set, from the check."""
 
     def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int, slots: HashSlots | None = None,
-                 legacy: Sequence[Argon2Parameters] = ()):
+                 legacy: Sequence[Argon2Parameters] = (),
+                 on_unknown_set: Callable[[Argon2Parameters], None] | None = None):
         self._hasher = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost,
             parallelism=parallelism,
             type=argon2.Type.ID,
         )
+        self.parameters: Argon2Parameters = (time_cost, memory_cost, parallelism)
         self._slots = slots or HashSlots(slots=available_cores(), queue=QUEUE_PER_SLOT * available_cores())
         # One dummy hash per parameter set in use, current first: what a check pays for the sets
-        # the stored hash was not made with (for an unknown user, all of them).
+        # the stored hash was not made with (for an unknown user, all of them). Replaced whole by
+        # `learn`, never changed in place: a check iterates the dict it took.
         self._dummies: dict[Argon2Parameters, str] = {}
-        for t, m, p in [(time_cost, memory_cost, parallelism), *legacy]:
-            self._dummies.setdefault((t, m, p), argon2.PasswordHasher(
-                time_cost=t, memory_cost=m, parallelism=p, type=argon2.Type.ID).hash(new_token()))
-        self._undeclared_seen: set[Argon2Parameters] = set()
+        self._learning = threading.Lock()
+        self.learn([self.parameters, *legacy])
+        self._unknown_seen: set[Argon2Parameters] = set()
+        self.on_unknown_set = on_unknown_set
+
+    def known_sets(self) -> list[Argon2Parameters]:
+        """The parameter sets every check verifies once, current first."""
+        return list(self._dummies)
+
+    def learn(self, sets: Iterable[Argon2Parameters]) -> list[Argon2Parameters]:
+        """Make every later check verify a dummy of each of `sets` too; returns those that were new.
+        One hash each, outside the slots: call it at start or from a background thread."""
+        with self._learning:
+            new = [parameters for parameters in dict.fromkeys(sets) if parameters not in self._dummies]
+            if new:
+                self._dummies = {**self._dummies, **{parameters: _dummy_hash(parameters) for parameters in new}}
+        return new
 
     def hash(self, password: str) -> str:
         """Return the encoded Argon2id hash of ``password`` (random salt)."""
@@ -132,23 +165,24 @@ class PasswordHasher:
     def check(self, stored_hash: str | None, password: str) -> bool:
         """``verify`` for a password check that must not tell by its time whether the user exists
         (``stored_hash`` None) or which parameters made the hash: one verify per parameter set in use."""
-        own = self._parameters(stored_hash) if stored_hash else None
+        dummies = self._dummies
+        own = self._parameters(stored_hash, dummies) if stored_hash else None
         matched = self.verify(stored_hash, password) if stored_hash else False
-        for parameters, dummy in self._dummies.items():
+        for parameters, dummy in dummies.items():
             if parameters != own:
                 self.verify(dummy, password)
         return matched
 
-    def _parameters(self, stored_hash: str) -> Argon2Parameters | None:
-        try:
-            found = argon2.extract_parameters(stored_hash)
-        except InvalidHashError:
-            return None
-        parameters = (found.time_cost, found.memory_cost, found.parallelism)
-        if parameters not in self._dummies and parameters not in self._undeclared_seen:
-            self._undeclared_seen.add(parameters)  # once per process and set: its checks take longer
-            log.warning("a stored password hash has Argon2id parameters t=%d,m=%d,p=%d that are neither "
-                        "current nor in CITYLOGIN_ARGON2_LEGACY_PARAMETERS: add them there", *parameters)
+    def _parameters(self, stored_hash: str, known: Mapping[Argon2Parameters, str]) -> Argon2Parameters | None:
+        parameters = hash_parameters(stored_hash)
+        if parameters is None or parameters in known or parameters in self._unknown_seen:
+            return parameters
+        self._unknown_seen.add(parameters)  # once per process and set
+        log.warning("a stored password hash has Argon2id parameters t=%d,m=%d,p=%d that this process did not "
+                    "know: until it does, a failed check of such a hash takes longer than one of an unknown name",
+                    *parameters)
+        if self.on_unknown_set is not None:
+            self.on_unknown_set(parameters)
         return parameters
 
     def needs_rehash(self, stored_hash: str) -> bool:
