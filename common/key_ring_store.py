@@ -97,7 +97,7 @@ class LoadedRing:
     manifest_stored: str | None  # its version as stored, opened or not: what the next retirement is conditional on
 
 
-class RingMoved(Exception):
+class RingMoved(dynamo.StoreRefusal):
     """Another retirement wrote the manifest since it was read: read the ring again."""
 
 
