@@ -167,9 +167,13 @@ class PasswordHasher:
         (``stored_hash`` None) or which parameters made the hash: one verify per parameter set in use."""
         dummies = self._dummies
         own = self._parameters(stored_hash, dummies) if stored_hash else None
-        matched = self.verify(stored_hash, password) if stored_hash else False
+        # The sets in one order whatever the user: the stored hash takes its own set's turn, so that
+        # the same sizes of memory are taken and given back in the same order for every name.
+        matched = self.verify(stored_hash, password) if stored_hash and own not in dummies else False
         for parameters, dummy in dummies.items():
-            if parameters != own:
+            if parameters == own and stored_hash:
+                matched = self.verify(stored_hash, password)
+            else:
                 self.verify(dummy, password)
         return matched
 
