@@ -166,8 +166,10 @@ def list_keys() -> None:
     from common.key_ring import describe, read_ring
 
     with _ring_store(command_settings()) as store:
-        for row in describe(config_errors(lambda: read_ring(store))):
+        contents = config_errors(lambda: read_ring(store))
+        for row in describe(contents):
             click.echo(f"{row['kind']:8} {row['kid']:40} {_age(row['age_seconds']):>8}  {row['state']}")
+        click.echo(f"ring version {contents.ring.version} (one per retirement)")
 
 
 def _age(seconds: int) -> str:
@@ -195,7 +197,7 @@ def rotate_keys() -> None:
 @click.option("--force", is_flag=True, help="Retire even if tokens it signed may still be valid (ends them).")
 def retire_key(kid: str, force: bool) -> None:
     """Remove an old key from the ring; refused for the newest, and while its tokens may be valid."""
-    from common.key_ring import RetireRefused, retire
+    from common.key_ring import RetireRefused, read_ring, retire
 
     settings = command_settings()
     with _ring_store(settings) as store:
@@ -203,8 +205,11 @@ def retire_key(kid: str, force: bool) -> None:
             entry = config_errors(lambda: retire(store, kid=kid, settings=settings, force=force))
         except RetireRefused as exc:
             raise click.ClickException(str(exc)) from None
-        _audit(settings, AuditEvent.KEY_RETIRED, kind=entry.kind, kid=entry.kid, forced=force)
-    click.echo(f"retired {entry.kind} key {entry.kid}")
+        # Kept outside the table (the audit stream, the operator's notes), the version is what tells a
+        # ring restored from before this retirement: it shows a lower one (README "Keys").
+        version = config_errors(lambda: read_ring(store)).ring.version
+        _audit(settings, AuditEvent.KEY_RETIRED, kind=entry.kind, kid=entry.kid, forced=force, ring_version=version)
+    click.echo(f"retired {entry.kind} key {entry.kid}; the ring is at version {version}")
 
 
 def _audit(settings: Settings, event: AuditEvent, **fields) -> None:

@@ -73,9 +73,12 @@ def test_keys_rotate_list_and_retire(cli_env):
     assert early.exit_code != 0 and "may still" in early.output and "Traceback" not in early.output
     assert invoke(cli_env, "keys", "retire", newest).exit_code != 0
     assert invoke(cli_env, "keys", "retire", ring.newest(CA).kid).exit_code != 0
+    assert "ring version 0" in listed.output
     forced = invoke(cli_env, "keys", "retire", "--force", oldest)
     assert forced.exit_code == 0, forced.output
     assert oldest not in [e.kid for e in ring_of(cli_env).of(JWT)]
+    assert "the ring is at version 1" in forced.output
+    assert "ring version 1" in invoke(cli_env, "keys", "list").output
 
 
 def older_data_directory(keys: Path) -> tuple[CertificateAuthority, list[SigningKey], bytes]:
