@@ -195,9 +195,10 @@ def resend_verification(username: str, reason: str) -> None:
     from flows import operators
 
     with _context() as ctx:
-        operators.resend_verification(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
-                                      request=_request(reason))
-    click.echo(f"verification link of {username} sent, unless the address is verified")
+        done = operators.resend_verification(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                                             request=_request(reason))
+    click.echo(f"verification link of {username} sent" if done["sent"] else
+               f"nothing sent: the address of {username} is verified, or not the account's")
 
 
 @admin.command("password-reset")

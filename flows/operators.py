@@ -303,11 +303,13 @@ def set_limit(ctx: AppContext, *, operator: Operator, user_uuid: str, request: L
 
 def resend_verification(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
                         caller: Caller | None = None) -> dict[str, Any]:
-    """A new verification link to the account's address, unless it is verified."""
+    """A new verification link to the account's address, unless it is verified or not the account's
+    (given at registration while another account held it: nothing goes there for it)."""
     def do(user: UserRecord) -> dict[str, Any]:
-        if not user.email_verified:
+        sent = not user.email_verified and bool(user.email)
+        if sent:
             account_service.send_verification(ctx, user_uuid=user.user_uuid, email=user.email, locale=user.locale)
-        return {"sent": not user.email_verified}
+        return {"sent": sent}
     return _act(ctx, RESEND_VERIFICATION, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
 
 

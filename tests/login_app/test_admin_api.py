@@ -210,6 +210,20 @@ def test_unbind_limit_resend_and_reset(server):
     assert actions == ["password_reset", "resend_verification", "limit", "limit", "unbind"]
 
 
+def test_no_verification_link_goes_to_an_address_the_account_does_not_hold(server):
+    url, ctx, recorder = server
+    support, holder = operator(url, ctx, Role.SUPPORT), person(url)
+    newcomer = Client(url)
+    newcomer.register(username=f"new{holder.key_file.username}", email=email_of(holder), password=PASSWORD)
+    settle_background(ctx)
+    before = len([m for m in recorder.messages if m.event == "verify_email"])
+    assert act(support, newcomer, "resend-verification", reason="says the mail never came").status_code == 200
+    assert act(support, holder, "resend-verification", reason="lost the mail").status_code == 200
+    settle_background(ctx)
+    sent = [m for m in recorder.messages if m.event == "verify_email"][before:]
+    assert [(m.user_uuid, m.email) for m in sent] == [(holder.key_file.user_uuid, email_of(holder))]
+
+
 def test_pages_and_tampered_cursors(server):
     url, ctx, _ = server
     viewer = operator(url, ctx, Role.VIEWER)
