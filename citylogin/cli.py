@@ -12,14 +12,15 @@ import click
 
 from citylogin.admin_cli import admin
 from citylogin.apps_cli import apps
-from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors
+from citylogin.cli_database import (command_dynamodb, command_settings, config_errors, database,
+                                    dynamodb_start_errors)
 from citylogin.cli_password_parameters import password_parameters
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
 from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
 from common.audit_events import AuditEvent
-from common.config import ConfigError, Settings, load_settings
+from common.config import ConfigError, Settings
 from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 
 
@@ -132,24 +133,15 @@ def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
     """The key ring's store on the configured DynamoDB (a DynamoDB Local in the data directory if none)."""
     from citylogin.operator import operator_name
     from common.audit import operator_acting
-    from common.context import STARTUP_TIMEOUT
     from common.key_encryption import key_encryptor
     from common.key_ring_store import KeyRingStore
 
-    try:
-        with database(settings, share_running=True) as overrides, dynamodb_start_errors():
-            settings = config_errors(lambda: load_settings(overrides))
-            tables = dynamo.TableNames.with_prefix(settings.table_prefix)
-            client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
-                                        local=settings.dynamodb_local, connect_timeout=STARTUP_TIMEOUT,
-                                        read_timeout=STARTUP_TIMEOUT, max_attempts=5)
-            encryptor = config_errors(lambda: key_encryptor(settings))
-            if create_tables:
-                dynamo.ensure_tables(client, tables)
-            with operator_acting(operator_name(settings)):  # named on every audit line of the command
-                yield KeyRingStore(client, tables.key_ring, encryptor)
-    except DynamoDBLocalError as exc:
-        raise click.ClickException(str(exc)) from None
+    with command_dynamodb(settings) as (settings, tables, client):
+        encryptor = config_errors(lambda: key_encryptor(settings))
+        if create_tables:
+            dynamo.ensure_tables(client, tables)
+        with operator_acting(operator_name(settings)):  # named on every audit line of the command
+            yield KeyRingStore(client, tables.key_ring, encryptor)
 
 
 @main.group()

@@ -3,7 +3,7 @@ they name or a DynamoDB Local of the data directory; their failures as one-line 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import click
 
@@ -70,3 +70,23 @@ def dynamodb_start_errors() -> Iterator[None]:
         yield
     except DYNAMODB_START_ERRORS as exc:
         raise _NoDynamoDB(dynamodb_start_problem(exc, name="citylogin")) from None
+
+
+@contextmanager
+def command_dynamodb(settings: Settings) -> Iterator[tuple[Settings, Any, Any]]:
+    """(settings, table names, client) of the configured DynamoDB for a command (a DynamoDB Local in
+    the data directory if none: a running `serve`'s, else its own), with a start's patience rather
+    than a request's; a DynamoDB that is not there is one line naming the setting."""
+    from common import dynamo
+    from common.context import STARTUP_TIMEOUT
+    from common.dynamodb_local import DynamoDBLocalError
+
+    try:
+        with database(settings, share_running=True) as overrides, dynamodb_start_errors():
+            settings = config_errors(lambda: load_settings(overrides))
+            client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
+                                        local=settings.dynamodb_local, connect_timeout=STARTUP_TIMEOUT,
+                                        read_timeout=STARTUP_TIMEOUT, max_attempts=5)
+            yield settings, dynamo.TableNames.with_prefix(settings.table_prefix), client
+    except DynamoDBLocalError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -10,30 +10,18 @@ from typing import Iterator
 
 import click
 
-from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors
-from common.config import Settings, load_settings
-from common.dynamodb_local import DynamoDBLocalError
+from citylogin.cli_database import command_dynamodb, command_settings
+from common.config import Settings
 
 
 @contextmanager
 def _census(settings: Settings) -> Iterator[tuple]:
     """(the records' store, a count of the users' hashes per set) on the configured DynamoDB."""
     from accounts.password_hash_census import hashes_by_parameters
-    from common import dynamo
-    from common.context import STARTUP_TIMEOUT
     from common.password_parameter_store import PasswordParameterStore
 
-    try:
-        with database(settings, share_running=True) as overrides, dynamodb_start_errors():
-            settings = config_errors(lambda: load_settings(overrides))
-            tables = dynamo.TableNames.with_prefix(settings.table_prefix)
-            # A scan of many pages: the start's patience, not a request's.
-            client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
-                                        local=settings.dynamodb_local, connect_timeout=STARTUP_TIMEOUT,
-                                        read_timeout=STARTUP_TIMEOUT, max_attempts=5)
-            yield PasswordParameterStore(client, tables.key_ring), lambda: hashes_by_parameters(client, tables.users)
-    except DynamoDBLocalError as exc:
-        raise click.ClickException(str(exc)) from None
+    with command_dynamodb(settings) as (settings, tables, client):  # a scan of many pages: a start's patience
+        yield PasswordParameterStore(client, tables.key_ring), lambda: hashes_by_parameters(client, tables.users)
 
 
 def _current(settings: Settings) -> tuple[int, int, int]:
