@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 from accounts.models import Role, UserRecord
+from accounts.role_store import LastAdmin, RoleMoving, RoleStore
 from accounts.user_store import ClaimMissing, NameTaken, UserStore, WriteRefused
 from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
 from common.context import AppContext
-from common.errors import Conflict, ErrorCode, NotFound
+from common.errors import Conflict, ErrorCode, Forbidden, NotFound, StorageUnavailable
 from common.guarded_write import GuardedWrite
 from sessions import service as sessions
 from sessions.models import RevokeReason
@@ -30,6 +31,25 @@ class EmailNotTaken(Exception):
 
 class UserNotFound(NotFound):
     detail = "No such user."
+
+
+class LastAdminRole(Forbidden):
+    code = ErrorCode.FORBIDDEN
+    detail = ("This is the last account with the admin role: grant the role to another account before "
+              "taking it from this one.")
+
+
+class LastAdminAccount(Conflict):
+    code = ErrorCode.LAST_ADMIN
+    detail = ("This account holds the admin role and no other account is counted as holding it: grant the role "
+              "to another account (citylogin admin grant), then take it from this one (citylogin admin revoke) "
+              "before deleting it.")
+
+
+def count_admins(ctx: AppContext) -> int:
+    """The accounts holding the admin role, counted once from the users table if they never were (an
+    offline Scan, for `citylogin admin revoke`: the last admin's role is refused until they are counted)."""
+    return role_store(ctx).seed_admin_count()
 
 
 def user_store(ctx: AppContext) -> UserStore:
@@ -118,9 +138,18 @@ def set_concurrent_limit(ctx: AppContext, *, user_uuid: str, limit: int | None) 
     audit(AuditEvent.CONCURRENT_LIMIT_SET, user_uuid=user_uuid, limit=limit)
 
 
+def role_store(ctx: AppContext) -> RoleStore:
+    return RoleStore(ctx.dynamodb, users_table=ctx.tables.users, claims_table=ctx.tables.claims)
+
+
 def set_role(ctx: AppContext, *, user_uuid: str, role: Role, granted: bool) -> None:
-    """Grant the account an operator role (SPEC §15), or take it away; the next admin call obeys it."""
-    if not user_store(ctx).set_role(user_uuid, role.value, granted=granted):
+    """Grant the account an operator role (SPEC §15), or take it away; the next admin call obeys it.
+    403 forbidden (LastAdminRole) for the admin role of the last account that holds it."""
+    try:
+        changed = role_store(ctx).set_role(user_uuid, role.value, granted=granted)
+    except LastAdmin:
+        raise LastAdminRole() from None
+    if not changed:
         raise UserNotFound()
     if granted:
         audit(AuditEvent.ROLE_GRANTED, user_uuid=user_uuid, role=role.value)
@@ -171,9 +200,17 @@ def reset_password(ctx: AppContext, *, user_uuid: str, password_hash: str, reset
 
 
 
-def begin_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
-    """Put the account into the deleting state (one conditional write); False if it already is."""
-    return user_store(ctx).begin_deletion(user_uuid, since=int(ctx.now().timestamp()))
+def begin_deletion(ctx: AppContext, *, user_uuid: str, holds_admin: bool) -> bool:
+    """Put the account into the deleting state (one conditional write; an admin's also lowers the count
+    of admins, in one transaction); False if it already is, or is gone. 409 last_admin (LastAdminAccount)
+    for the last account holding the admin role: SPEC §15, the last admin cannot lose the role."""
+    start = user_store(ctx).deletion_start(user_uuid, since=int(ctx.now().timestamp()))
+    try:
+        return role_store(ctx).begin_deletion(user_uuid, start=start, holds_admin=holds_admin)
+    except LastAdmin:
+        raise LastAdminAccount() from None
+    except RoleMoving:  # granted and taken away again under each attempt: a rare race, told as a busy database
+        raise StorageUnavailable() from None
 
 
 def release_names(ctx: AppContext, *, user: UserRecord) -> None:

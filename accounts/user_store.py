@@ -165,11 +165,6 @@ class UserStore:
             return self._update_existing(user_uuid, "REMOVE max_concurrent_devices")
         return self._update_existing(user_uuid, "SET max_concurrent_devices = :n", {":n": {"N": str(limit)}})
 
-    def set_role(self, user_uuid: str, role: str, *, granted: bool) -> bool:
-        """Add `role` to the user's operator roles (a string set) or take it away; idempotent."""
-        verb = "ADD" if granted else "DELETE"
-        return self._update_existing(user_uuid, f"{verb} #r :r", {":r": {"SS": [role]}}, names={"#r": "roles"})
-
     def not_locked_check(self, user_uuid: str) -> dict[str, Any]:
         """A transaction entry that fails if the user is locked, being deleted or gone."""
         return {"ConditionCheck": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
@@ -229,20 +224,14 @@ class UserStore:
                            "ConditionExpression": "attribute_not_exists(claim) OR user_uuid = :u",
                            "ExpressionAttributeValues": {":u": {"S": user_uuid}}}}
 
-    def begin_deletion(self, user_uuid: str, *, since: int) -> bool:
-        """The one write that puts the account into the deleting state (and into the sparse index
-        the sweeper reads); False if it is already in it or gone."""
-        try:
-            self.client.update_item(
-                TableName=self.users, Key=self.user_key(user_uuid), ConditionExpression=_USABLE,
-                UpdateExpression="SET #d = :pending, deleting_since = :since",
-                ExpressionAttributeNames={"#d": DELETION}, ExpressionAttributeValues={
-                    ":pending": {"S": DELETION_PENDING}, ":since": {"N": str(since)}})
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                return False
-            raise
-        return True
+    def deletion_start(self, user_uuid: str, *, since: int) -> dict[str, Any]:
+        """The update that puts the account into the deleting state (and into the sparse index the
+        sweeper reads), conditional on its not being in it: accounts/role_store.py writes it, conditional
+        on the admin role too (the count of admins moves with it)."""
+        return {"TableName": self.users, "Key": self.user_key(user_uuid), "ConditionExpression": _USABLE,
+                "UpdateExpression": "SET #d = :pending, deleting_since = :since",
+                "ExpressionAttributeNames": {"#d": DELETION},
+                "ExpressionAttributeValues": {":pending": {"S": DELETION_PENDING}, ":since": {"N": str(since)}}}
 
     def release_names(self, user: UserRecord) -> None:
         """Free the username and e-mail claims of `user` (only while they are still its own); an

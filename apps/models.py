@@ -30,6 +30,9 @@ class OidcClient:
     require_dpop: bool = False
     jwks: str | None = None              # a JWK Set of public keys (JSON): the app signs its client assertions
                                          # with their private keys (private_key_jwt, RFC 7523) instead of a secret
+    # A public client's further browser origins (serialized, common.cors.web_origin): with its redirect
+    # URIs' own, the origins its pages call the token, userinfo and revocation endpoints from (CORS)
+    web_origins: tuple[str, ...] = ()
 
     def token_endpoint_auth_method(self) -> str:
         """How the app authenticates at the token, PAR and revocation endpoints (RFC 7591 §2)."""
@@ -58,6 +61,7 @@ class AppRecord:
     require_par: bool | None = None
     require_dpop: bool | None = None
     jwks: str | None = None
+    web_origins: list[str] | None = None
     # An operator role (SPEC §15): the app gets admin API tokens with it by the client-credentials grant
     admin_role: str | None = None
 
@@ -67,7 +71,7 @@ class AppRecord:
                           backchannel_logout_uri=self.backchannel_logout_uri, consent=bool(self.consent),
                           id_token_alg=self.id_token_alg or OidcClient.id_token_alg,
                           require_par=bool(self.require_par), require_dpop=bool(self.require_dpop),
-                          jwks=self.jwks)
+                          jwks=self.jwks, web_origins=tuple(self.web_origins or ()))
 
     def hears_from_ms(self) -> int:
         """The moment from which the app hears of session ends: when it was added."""
@@ -83,7 +87,8 @@ class AppRecord:
                 "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris),
                 "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent,
                 "id_token_signed_response_alg": oidc.id_token_alg, "require_pushed_authorization_requests":
-                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop, "admin_role": self.admin_role,
+                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop, "web_origins": list(oidc.web_origins),
+                "admin_role": self.admin_role,
                 **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}
 
 

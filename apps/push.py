@@ -2,9 +2,10 @@
 202 means delivered (acknowledged, never sent again), anything else is retried with backoff, from
 whichever process holds the app's lease, for as long as the event is kept (24 hours).
 
-Every process that serves /ssf runs one pusher (CITYLOGIN_SSF_PUSH_INTERVAL > 0). It lists the apps
-with a push URL every LIST_SECONDS (one Query); for each it takes or renews a lease in the app's
-stream item (one conditional write per app per RENEW_SECONDS), so one process pushes to an app at a
+Every process that serves /ssf runs one pusher (CITYLOGIN_SSF_PUSH_INTERVAL > 0). It knows the apps
+with a push URL from the process's copy of the registry (apps.registry: an app added or changed by the
+CLI or the admin API is known, and pushed to, within a second); for each it takes or renews a lease in
+the app's stream item (one conditional write per app per RENEW_SECONDS), so one process pushes to an app at a
 time and another takes over within LEASE_SECONDS of its death. The holder pushes when the process's
 feed reader brings new events, when a backoff is over, and once on taking the lease (catching up);
 otherwise it reads nothing. A push is at least once: a process that dies between the receiver's 202
@@ -12,7 +13,10 @@ and the acknowledgement's write sends the event again (receivers dedupe by jti).
 
 What is pushed, to which apps and on which stream item is a Channel: RFC 8935 SETs here (SetPush);
 OpenID Connect Back-Channel Logout tokens (oidc.backchannel) ride the same machinery, each channel with
-its own cursor, acknowledgements and lease per app."""
+its own cursor, acknowledgements and lease per app.
+
+Each app's failure is its own: an app whose delivery raises is backed off and logged, and the others
+are pushed to as before (a record that cannot be read is never listed: apps.store)."""
 from __future__ import annotations
 
 import logging
@@ -27,7 +31,7 @@ import requests
 
 from apps import delivery, security_events
 from apps.models import AppRecord
-from apps.service import list_apps
+from apps.registry import Snapshot, app_registry
 from apps.stream_store import StreamStore
 from common import dynamo
 from common.context import AppContext
@@ -38,7 +42,6 @@ from sessions.models import SessionEnded
 
 log = logging.getLogger(__name__)
 
-LIST_SECONDS = 10.0
 LEASE_SECONDS = 30.0
 RENEW_SECONDS = 10.0
 BATCH = 50
@@ -93,6 +96,7 @@ class _Target:
     due: bool = True           # push at the next turn: new events, a backoff over, or a new lease
     failures: int = 0
     retry_at: float = 0.0
+    errors: BurstLog | None = None  # this app's unexpected failures, one line per burst
 
 
 class Pusher:
@@ -101,7 +105,8 @@ class Pusher:
         self.channel: Channel = channel or SetPush(ctx)
         self.owner = f"{uuid.uuid4()}"  # this process, in the leases it holds
         self._targets: dict[str, _Target] = {}
-        self._listed_at = 0.0
+        self._known: Snapshot | None = None  # the registry's snapshot the targets were made from
+        self._woken_by_registry = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._listening = False
@@ -131,20 +136,36 @@ class Pusher:
             self._wake.set()
 
     def turn(self) -> None:
-        now = time.monotonic()
-        if now - self._listed_at >= LIST_SECONDS:
-            self._relist()
-            self._listed_at = now
+        registry = app_registry(self.ctx)
+        if not self._woken_by_registry:
+            registry.listen(lambda _snapshot: self._wake.set())  # a change wakes the pusher at once
+            self._woken_by_registry = True
+        snapshot = registry.current()
+        if snapshot is not self._known:
+            self._retarget(snapshot)
+            self._known = snapshot
         for target in list(self._targets.values()):
             if self._stop.is_set():
                 return
-            if not self._hold(target):
-                continue
-            if target.due and time.monotonic() >= target.retry_at:
-                self._push(target)
+            try:
+                if self._hold(target) and target.due and time.monotonic() >= target.retry_at:
+                    self._push(target)
+            except Exception as exc:
+                self._failed(target, exc)
 
-    def _relist(self) -> None:
-        apps = {app.client_id: app for app in list_apps(self.ctx) if self.channel.wants(app)}
+    def _failed(self, target: _Target, exc: Exception) -> None:
+        """One app's turn raised: the other apps' turns go on. An outage is retried at the next turn;
+        anything else is this app's, logged and backed off like a failed delivery."""
+        if dynamo.is_unavailable(exc) or isinstance(exc, ApiError):
+            self._log.log(logging.WARNING, "push: DynamoDB unavailable (%s)", type(exc).__name__)
+            return
+        target.errors = target.errors or BurstLog(log)
+        target.errors.log(logging.ERROR, "%s to app %s failed", self.channel.name, target.app.client_id,
+                          exc_info=True)
+        self._back_off(target, quiet=True)
+
+    def _retarget(self, snapshot: Snapshot) -> None:
+        apps = {app.client_id: app for app in snapshot.apps if self._wanted(app)}
         self._targets = {cid: self._targets.get(cid) or _Target(app) for cid, app in apps.items()}
         for cid, target in self._targets.items():
             target.app = apps[cid]  # a changed push URL
@@ -195,12 +216,20 @@ class Pusher:
                 break
         target.failures, target.retry_at = 0, 0.0
 
-    def _back_off(self, target: _Target) -> None:
+    def _wanted(self, app: AppRecord) -> bool:
+        try:
+            return self.channel.wants(app)
+        except Exception:  # one app's odd record must not keep the others from their pushes
+            self._log.log(logging.ERROR, "%s: app %s left out", self.channel.name, app.client_id, exc_info=True)
+            return False
+
+    def _back_off(self, target: _Target, *, quiet: bool = False) -> None:
         target.failures += 1
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (target.failures - 1)) * random.uniform(0.8, 1.2)
         target.retry_at = time.monotonic() + delay
         target.due = True
-        self._log.log(logging.WARNING, "%s to app %s failed (%d in a row); next try in %.0f s",
+        if not quiet:
+            self._log.log(logging.WARNING, "%s to app %s failed (%d in a row); next try in %.0f s",
                       self.channel.name, target.app.client_id, target.failures, delay)
 
 

@@ -14,8 +14,9 @@ from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
 from common.audit import AuditEvent, audit
 from common.context import AppContext
+from common.cors import origin_problem, web_origin
 from common.crypto import digests_equal, token_digest
-from common.errors import ApiError, ErrorCode, NotFound, Unauthorized
+from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
 from common.timefmt import iso
 
 SECRET_PURPOSE = "app_secret"
@@ -76,6 +77,19 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClien
     return NewCredentials(app=app, client_secret=secret)
 
 
+def _web_origins(oidc: OidcClient) -> list[str] | None:
+    """The client's web origins, serialized (common.cors); only a public client has any: a confidential
+    client's secret is never in a page, so its pages never call the token endpoint themselves."""
+    if not oidc.web_origins:
+        return None
+    if not oidc.public:
+        raise InvalidField("web_origins", "web_origins: only a public client (a SPA) has web origins.")
+    problems = [problem for origin in oidc.web_origins if (problem := origin_problem(origin))]
+    if problems:
+        raise InvalidField("web_origins", f"web_origins: {problems[0]}.", kind=FieldKind.INVALID_FORMAT)
+    return sorted({origin for value in oidc.web_origins if (origin := web_origin(value))})
+
+
 def _oidc_fields(oidc: OidcClient) -> dict:
     """The record's OIDC attributes, left out where they hold the default (an app as before)."""
     fields = {"redirect_uris": list(oidc.redirect_uris) or None, "public_client": oidc.public or None,
@@ -83,11 +97,12 @@ def _oidc_fields(oidc: OidcClient) -> dict:
               "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent or None,
               "id_token_alg": oidc.id_token_alg if oidc.redirect_uris else None,
               "require_par": oidc.require_par or None, "require_dpop": oidc.require_dpop or None,
-              "jwks": oidc.jwks}
+              "jwks": oidc.jwks, "web_origins": _web_origins(oidc)}
     return fields
 
 
 def list_apps(ctx: AppContext) -> list[AppRecord]:
+    """Every app, oldest first; one whose stored record cannot be read is left out (apps.store logs it)."""
     return sorted(app_store(ctx).list(), key=lambda app: (app.created_at, app.client_id))
 
 
@@ -102,7 +117,8 @@ def update_app(ctx: AppContext, *, client_id: str, name: str | None = None, push
                oidc: OidcClient | None = None, admin_role: str | None = None,
                changed: frozenset[str] = frozenset()) -> AppRecord:
     """Change what `changed` names of an app (name, push_url, admin_role, oidc: every OpenID Connect field
-    at once); the others stay. Every host sees the change within CACHE_SECONDS."""
+    at once); the others stay. Every host authenticates by the change within CACHE_SECONDS, and pushes
+    and answers CORS by it within a second (apps.registry)."""
     fields: dict = {}
     if "name" in changed:
         fields["name"] = name

@@ -1,15 +1,31 @@
-"""The apps table: one partition ("apps") holding every app, so that listing them is one Query."""
+"""The apps table: one partition ("apps") holding every app, so that listing them is one Query, and the
+registry's version item, which every change of an app bumps in the change's own transaction: a process
+learns that the registry moved with one GetItem (apps.registry).
+
+A stored record that cannot be read (a null or wrongly typed attribute, written by another release or
+by hand) is left out of every answer, as if the app were not there, with one ERROR naming it per
+process: one bad record never fails the list, the console or another app's delivery."""
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import threading
+import typing
 from dataclasses import asdict
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import TypeAdapter, ValidationError
 
 from apps.models import AppRecord
 from common import dynamo
 
+log = logging.getLogger(__name__)
+
 REGISTRY = "apps"
+# The version item's key: a partition of its own, so that the apps' Query never meets it.
+VERSION_KEY = {"registry": {"S": "apps-version"}, "client_id": {"S": "-"}}
 
 
 class AppExists(dynamo.StoreRefusal):
@@ -20,9 +36,71 @@ class AppMissing(dynamo.StoreRefusal):
     """No app has this client_id."""
 
 
-def _record(item: dict[str, Any]) -> AppRecord:
+class UnreadableRecord(dynamo.StoreRefusal):
+    """A stored app record that does not fit AppRecord; `problem` names the attributes, never their values."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+_HINTS = typing.get_type_hints(AppRecord)
+_FIELDS = {field.name: (TypeAdapter(_HINTS[field.name]),
+                        field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
+           for field in dataclasses.fields(AppRecord)}
+
+
+def parse_record(data: dict[str, Any]) -> AppRecord:
+    """The AppRecord of a stored item's attributes (others ignored): each of the type AppRecord declares,
+    strictly (no coercion), the required ones present; UnreadableRecord otherwise."""
+    problems = [f"{name}: missing" for name, (_, required) in _FIELDS.items() if required and data.get(name) is None]
+    for name, (adapter, _) in _FIELDS.items():
+        if data.get(name) is not None:
+            try:
+                adapter.validate_python(data[name], strict=True)
+            except ValidationError as error:
+                problems.append(f"{name}: {error.errors()[0]['type']}")
+    if isinstance(data.get("jwks"), str) and not _is_json_object(data["jwks"]):
+        problems.append("jwks: not a JSON object")
+    if problems:
+        raise UnreadableRecord("; ".join(problems))
+    return AppRecord(**{name: data[name] for name in _FIELDS if data.get(name) is not None})
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+class _Reported:
+    """The unreadable records this process has logged: each once (per table, app and problem)."""
+
+    def __init__(self) -> None:
+        self._lock, self._seen = threading.Lock(), set[tuple[str, str, str]]()
+
+    def first(self, key: tuple[str, str, str]) -> bool:
+        with self._lock:
+            if key in self._seen or len(self._seen) > 10_000:
+                return False
+            self._seen.add(key)
+            return True
+
+
+_reported = _Reported()
+
+
+def _record(table: str, item: dict[str, Any]) -> AppRecord | None:
     data = dynamo.from_item(item)
-    return AppRecord(**{k: v for k, v in data.items() if k in AppRecord.__dataclass_fields__})
+    try:
+        return parse_record(data)
+    except UnreadableRecord as unreadable:
+        client_id = str(data.get("client_id"))[:80]
+        if _reported.first((table, client_id, unreadable.problem)):
+            log.error("app %s: its stored record cannot be read (%s); it is left out (as if removed) until "
+                      "it is repaired or removed", client_id, unreadable.problem)
+        return None
 
 
 class AppStore:
@@ -32,46 +110,59 @@ class AppStore:
     def _key(self, client_id: str) -> dict[str, Any]:
         return {"registry": {"S": REGISTRY}, "client_id": {"S": client_id}}
 
-    def create(self, app: AppRecord) -> None:
-        item = {"registry": REGISTRY, **{k: v for k, v in asdict(app).items() if v is not None}}
+    def _bump(self) -> dict[str, Any]:
+        """The TransactWriteItems entry that moves the registry's version on."""
+        return {"Update": {"TableName": self.table, "Key": VERSION_KEY, "UpdateExpression": "ADD version :one",
+                           "ExpressionAttributeValues": {":one": {"N": "1"}}}}
+
+    def _write(self, change: dict[str, Any], client_id: str, *, missing: type[dynamo.StoreRefusal]) -> None:
+        """`change` and the version's bump in one transaction; `missing` if the change's condition fails."""
         try:
-            self.client.put_item(TableName=self.table, Item=dynamo.to_item(item),
-                                 ConditionExpression="attribute_not_exists(client_id)")
+            self.client.transact_write_items(TransactItems=[change, self._bump()])
         except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                raise AppExists(app.client_id) from None
+            if dynamo.cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                raise missing(client_id) from None
             raise
 
+    def version(self) -> int:
+        """The registry's version: it moved since a reading of it if any app was added, changed or removed."""
+        item = self.client.get_item(TableName=self.table, Key=VERSION_KEY, ConsistentRead=True).get("Item")
+        return int(item["version"]["N"]) if item and "version" in item else 0
+
+    def create(self, app: AppRecord) -> None:
+        item = {"registry": REGISTRY, **{k: v for k, v in asdict(app).items() if v is not None}}
+        self._write({"Put": {"TableName": self.table, "Item": dynamo.to_item(item),
+                             "ConditionExpression": "attribute_not_exists(client_id)"}},
+                    app.client_id, missing=AppExists)
+
     def get(self, client_id: str) -> AppRecord | None:
+        """The app, or None if there is none or its record cannot be read."""
         item = self.client.get_item(TableName=self.table, Key=self._key(client_id), ConsistentRead=True).get("Item")
-        return _record(item) if item else None
+        return _record(self.table, item) if item else None
 
     def list(self) -> list[AppRecord]:
+        """Every app whose record can be read."""
         apps: list[AppRecord] = []
         args: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "registry = :r",
                                 "ExpressionAttributeValues": {":r": {"S": REGISTRY}}, "ConsistentRead": True}
         while True:
             page = self.client.query(**args)
-            apps += [_record(item) for item in page["Items"]]
+            apps += [app for item in page["Items"] if (app := _record(self.table, item)) is not None]
             if not page.get("LastEvaluatedKey"):
                 return apps
             args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def replace_secret(self, client_id: str, *, secret_digest: str, at: str) -> AppRecord:
-        try:
-            item = self.client.update_item(
-                TableName=self.table, Key=self._key(client_id), ReturnValues="ALL_NEW",
-                UpdateExpression="SET secret_digest = :d, secret_rotated_at = :at",
-                ConditionExpression="attribute_exists(client_id)",
-                ExpressionAttributeValues={":d": {"S": secret_digest}, ":at": {"S": at}})["Attributes"]
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                raise AppMissing(client_id) from None
-            raise
-        return _record(item)
+        self._write({"Update": {"TableName": self.table, "Key": self._key(client_id),
+                                "UpdateExpression": "SET secret_digest = :d, secret_rotated_at = :at",
+                                "ConditionExpression": "attribute_exists(client_id)",
+                                "ExpressionAttributeValues": {":d": {"S": secret_digest}, ":at": {"S": at}}}},
+                    client_id, missing=AppMissing)
+        return self._changed(client_id)
 
     def update(self, client_id: str, *, changes: dict[str, Any]) -> AppRecord:
-        """Set the attributes `changes` gives (None removes one); AppMissing if there is no such app."""
+        """Set the attributes `changes` gives (None removes one); AppMissing if there is no such app (or
+        its record still cannot be read)."""
         names = {f"#a{i}": name for i, name in enumerate(changes)}
         sets = [f"#a{i} = :v{i}" for i, value in enumerate(changes.values()) if value is not None]
         removes = [f"#a{i}" for i, value in enumerate(changes.values()) if value is None]
@@ -79,24 +170,22 @@ class AppStore:
                   if value is not None}
         expression = " ".join(part for part in (f"SET {', '.join(sets)}" if sets else "",
                                                 f"REMOVE {', '.join(removes)}" if removes else "") if part)
-        args: dict[str, Any] = {"TableName": self.table, "Key": self._key(client_id), "ReturnValues": "ALL_NEW",
-                                "UpdateExpression": expression, "ConditionExpression": "attribute_exists(client_id)",
-                                "ExpressionAttributeNames": names}
+        update: dict[str, Any] = {"TableName": self.table, "Key": self._key(client_id),
+                                  "UpdateExpression": expression, "ConditionExpression": "attribute_exists(client_id)",
+                                  "ExpressionAttributeNames": names}
         if values:
-            args["ExpressionAttributeValues"] = values
-        try:
-            item = self.client.update_item(**args)["Attributes"]
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                raise AppMissing(client_id) from None
-            raise
-        return _record(item)
+            update["ExpressionAttributeValues"] = values
+        self._write({"Update": update}, client_id, missing=AppMissing)
+        return self._changed(client_id)
+
+    def _changed(self, client_id: str) -> AppRecord:
+        # A transaction returns no attributes: the record as it now stands is read back.
+        app = self.get(client_id)
+        if app is None:
+            raise AppMissing(client_id)
+        return app
 
     def delete(self, client_id: str) -> None:
-        try:
-            self.client.delete_item(TableName=self.table, Key=self._key(client_id),
-                                    ConditionExpression="attribute_exists(client_id)")
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                raise AppMissing(client_id) from None
-            raise
+        self._write({"Delete": {"TableName": self.table, "Key": self._key(client_id),
+                                "ConditionExpression": "attribute_exists(client_id)"}},
+                    client_id, missing=AppMissing)

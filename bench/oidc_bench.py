@@ -16,6 +16,12 @@ notes when each logout token arrives. It measures:
 3. Back-Channel Logout delivery: a device signed in to the app is displaced by another device's
    login; from the displacing login's answer to the logout token's arrival at the app: p50/p99, and
    how many never arrived within 10 s (lost).
+4. The first Back-Channel Logout of a just-added app (issue 42, SPEC §14: every process pushes to an
+   app added a moment ago): each round `citylogin apps add` registers a new app while gunicorn's two
+   workers run, a device signs in to it at once and logs out; from the logout's answer to the logout
+   token's arrival: p50/p99 and lost, and how long after the add the session ended.
+
+    .venv/bin/python bench/oidc_bench.py --only new_app --new-apps 30   # part 4 alone
 """
 from __future__ import annotations
 
@@ -88,8 +94,8 @@ def receiver(arrivals: Arrivals) -> tuple[ThreadingHTTPServer, int]:
     return server, port
 
 
-def add_app(env: dict[str, str], receiver_port: int) -> dict[str, str]:
-    done = subprocess.run([str(VENV_BIN / "citylogin"), "apps", "add", "bench", "--json", "--redirect-uri", REDIRECT,
+def add_app(env: dict[str, str], receiver_port: int, name: str = "bench") -> dict[str, str]:
+    done = subprocess.run([str(VENV_BIN / "citylogin"), "apps", "add", name, "--json", "--redirect-uri", REDIRECT,
                            "--backchannel-logout-uri", f"http://127.0.0.1:{receiver_port}/bcl"],
                           env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
@@ -243,12 +249,39 @@ def bench_backchannel(base_url: str, app: dict[str, str], arrivals: Arrivals, n:
     return {**summarize(latencies), "rounds": n, "lost": lost}
 
 
+def bench_new_app_backchannel(base_url: str, env: dict[str, str], receiver_port: int, arrivals: Arrivals,
+                              n: int) -> dict:
+    device = signed_in_device(base_url, f"new{os.getpid()}")
+    latencies, after_add = [], []
+    lost = 0
+    for round_number in range(n):
+        app = add_app(env, receiver_port, name=f"new app {round_number}")  # the CLI, beside the running workers
+        added = time.time()
+        device.login(PASSWORD, force=True)
+        Flow(base_url, app).whole(device)  # signed in to the new app at once: it holds an ID token of the session
+        sid = device.session_id
+        device.logout()
+        answered = time.time()
+        after_add.append(answered - added)
+        arrived = arrivals.wait_for(sid, DELIVERY_TIMEOUT)
+        if arrived is None:
+            lost += 1
+        else:
+            latencies.append(max(0.0, arrived - answered))
+    return {**summarize(latencies), "rounds": n, "lost": lost, "session_ended_after_add": summarize(after_add)}
+
+
+PARTS = ("code_flow", "token_load", "backchannel", "new_app")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flows", type=int, default=40)
     parser.add_argument("--displacements", type=int, default=40)
     parser.add_argument("--load-seconds", type=float, default=10.0)
     parser.add_argument("--load-threads", type=int, default=8)
+    parser.add_argument("--new-apps", type=int, default=30, help="rounds of part 4 (a just-added app)")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run these parts alone (repeatable)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results" / "oidc.json")
     args = parser.parse_args(argv)
     arrivals = Arrivals()
@@ -261,13 +294,20 @@ def main(argv: list[str] | None = None) -> int:
         server, port = receiver(arrivals)
         app = add_app(env, port)
         running = stack.enter_context(gunicorn_app(env, log_path=work / "gunicorn.log"))
-        print(f"gunicorn on {running.base_url}; waiting for its pushers to list the app", flush=True)
-        time.sleep(12)  # the pusher lists the apps every 10 s
-        results = {"code_flow": bench_code_flow(running.base_url, app, args.flows),
-                   "token_endpoint_load": bench_token_load(running.base_url, app, args.load_seconds,
-                                                           args.load_threads),
-                   "backchannel_logout": bench_backchannel(running.base_url, app, arrivals, args.displacements),
-                   "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
+        print(f"gunicorn on {running.base_url}", flush=True)
+        parts = set(args.only or PARTS)
+        results: dict = {}
+        if "code_flow" in parts:
+            results["code_flow"] = bench_code_flow(running.base_url, app, args.flows)
+        if "token_load" in parts:
+            results["token_endpoint_load"] = bench_token_load(running.base_url, app, args.load_seconds,
+                                                              args.load_threads)
+        if "backchannel" in parts:
+            results["backchannel_logout"] = bench_backchannel(running.base_url, app, arrivals, args.displacements)
+        if "new_app" in parts:
+            results["backchannel_logout_of_a_just_added_app"] = bench_new_app_backchannel(
+                running.base_url, env, port, arrivals, args.new_apps)
+        results["machine"] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
         server.shutdown()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

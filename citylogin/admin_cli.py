@@ -92,11 +92,11 @@ REASON = click.option("--reason", required=True, metavar="TEXT",
 
 
 def _acting(ctx):
-    """The CLI's operator: it holds the database's own credentials, so it acts as an admin."""
+    """The CLI's operator: it holds the database's own credentials, so it acts as an admin, also on admins."""
     from accounts.models import Role
     from flows.operators import Operator
 
-    return Operator(role=Role.ADMIN, name=operator_name(ctx.settings))
+    return Operator(role=Role.ADMIN, name=operator_name(ctx.settings), cli=True)
 
 
 def _request(reason: str, **fields):
@@ -234,15 +234,21 @@ def grant(username: str, role: str, reason: str) -> None:
 @click.option("--reason", default="citylogin admin revoke", show_default=True, metavar="TEXT",
               help="Why: named in the audit stream and the account's audit trail.")
 def revoke(username: str, role: str, reason: str) -> None:
-    """Take an operator role away; the account's next admin call is refused (403 forbidden)."""
+    """Take an operator role away; the account's next admin call is refused (403 forbidden). The last
+    account with the admin role keeps it: grant it to another first."""
     _change_role(username, role, granted=False, reason=reason)
     click.echo(f"{username} no longer holds the role {role}")
 
 
 def _change_role(username: str, role: str, *, granted: bool, reason: str) -> None:
+    from accounts import user_service as users
     from flows import operators
 
     with _context() as ctx:
+        if role == "admin":
+            # Admins made before they were counted: counted now (a grant or a revoke), so that the last
+            # admin keeps the role and an admin's account can be deleted while another admin is left.
+            users.count_admins(ctx)
         operators.change_role(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
                               request=_request(reason, role=role, grant=granted))
 

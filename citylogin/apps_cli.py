@@ -64,6 +64,16 @@ def _redirect_uris(_context_: click.Context, _param: click.Parameter, values: tu
     return values
 
 
+def _web_origins(_context_: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from common.cors import origin_problem
+
+    for value in values:
+        problem = origin_problem(value)
+        if problem:
+            raise click.BadParameter(f"{value!r}: {problem}")
+    return values
+
+
 def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     from oidc.client_keys import public_jwks, public_jwks_problem
 
@@ -87,6 +97,9 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
               help="OpenID Connect: a redirect URI, matched exactly (a loopback http://127.0.0.1/... on any port). "
                    "Repeat for several.")
 @click.option("--public", is_flag=True, help="A public client (SPA, native app): no secret, PKCE alone.")
+@click.option("--web-origin", "web_origins", multiple=True, callback=_web_origins, metavar="ORIGIN",
+              help="A --public client's page origin (https://spa.example) besides its redirect URIs' own: its pages "
+                   "may call the token, userinfo and revocation endpoints from there (CORS). Repeat for several.")
 @click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True, callback=_redirect_uris,
               metavar="URI", help="Where RP-initiated logout may send the browser back to.")
 @click.option("--backchannel-logout-uri", default=None, callback=_push_url, metavar="URL",
@@ -103,7 +116,7 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
               help="Automation (SPEC §15): the app gets admin API tokens of this role by the client-credentials "
                    "grant at /oidc/token (scope=admin).")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
-def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool,
+def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
         id_token_alg: str, require_par: bool, require_dpop: bool, jwks: str | None, admin_role: str | None,
         as_json: bool) -> None:
@@ -112,17 +125,19 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
     from apps import service
     from apps.models import OidcClient
 
-    oidc_options = (public, post_logout_redirect_uris, backchannel_logout_uri, consent, require_par, require_dpop,
-                    jwks)
+    oidc_options = (public, web_origins, post_logout_redirect_uris, backchannel_logout_uri, consent, require_par,
+                    require_dpop, jwks)
     if any(oidc_options) and not redirect_uris:
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri")
+    if web_origins and not public:
+        raise click.UsageError("only a --public client (a SPA) has web origins: its pages hold no secret")
     if public and jwks:
         raise click.UsageError("a --public client has no key to authenticate with: leave out --jwks")
     if public and admin_role:
         raise click.UsageError("a --public client can not use the client-credentials grant: leave out --admin-role")
     oidc = OidcClient(redirect_uris=redirect_uris, public=public, post_logout_redirect_uris=post_logout_redirect_uris,
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
-                      require_par=require_par, require_dpop=require_dpop, jwks=jwks)
+                      require_par=require_par, require_dpop=require_dpop, jwks=jwks, web_origins=web_origins)
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
     _print_credentials(credentials, as_json)

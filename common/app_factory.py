@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_input_stream
 
-from common import dynamo
+from common import cors, dynamo
 from common.log_bursts import BurstFilter
 from common.config import DEVELOPMENT_PUBLIC_URL, ConfigError, Settings, env_name, load_settings
 from common.context import EXTENSION_KEY, AppContext, build_context, ctx
@@ -257,6 +257,8 @@ def _operations_blueprint(title: str) -> Blueprint:
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 
+    # Public documents a SPA reads from its own origin (SPEC §14): no server setting needed.
+    cors.open_to_every_origin(ops, endpoints={"operations.jwks", "operations.provider_configuration"})
     return ops
 
 

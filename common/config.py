@@ -159,6 +159,8 @@ class Settings(BaseModel):
     device_class_limits: str = ""
     # operators (SPEC §15): a destructive admin action needs a sign-in at most this old, or the password again
     admin_reauth_seconds: int = Field(default=300, ge=0, le=86400)
+    # searches (GET /admin/accounts) per operator a minute, counted in DynamoDB: every process sees them
+    admin_search_limit: int = Field(default=60, ge=1, le=100000)
     # login (SPEC §6)
     require_proof_of_possession: bool = True
     # DPoP (SPEC §12): "allowed" binds a session whose client sends a proof; "required" refuses a login without one

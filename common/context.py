@@ -63,6 +63,8 @@ class AppContext:
     session_watcher: object | None = None
     # sessions' one EventFeed reader for this app (typed there).
     event_feed: object | None = None
+    # apps.registry's one AppRegistry for this app (typed there): the apps as this process last read them.
+    app_registry: object | None = None
     # apps.push's Pushers while their threads run, by channel name (ssf-push, backchannel-logout).
     pushers: dict[str, object] = field(default_factory=dict)
     # devices' last built CRL of this process: (built at, PEM).
@@ -125,17 +127,17 @@ def hash_slots(settings: Settings) -> HashSlots:
     return HashSlots(slots=slots, queue=settings.password_hash_queue or QUEUE_PER_SLOT * slots)
 
 
-def password_hasher(settings: Settings, *, client, startup_client, table: str) -> tuple[PasswordHasher,
-                                                                                        PasswordParameters]:
+def password_hasher(settings: Settings, *, client, startup_client, table: str,
+                    encryptor: KeyEncryptor) -> tuple[PasswordHasher, PasswordParameters]:
     """The hasher of the configured parameters, which verifies on every check one hash of each set the
-    deployment has recorded (and of CITYLOGIN_ARGON2_LEGACY_PARAMETERS): its own set is recorded
-    first, before this process can hash with it."""
+    deployment has recorded, sealed under `encryptor` (and of CITYLOGIN_ARGON2_LEGACY_PARAMETERS): its
+    own set is recorded first, before this process can hash with it."""
     passwords = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_cost,
                                parallelism=settings.argon2_parallelism, slots=hash_slots(settings),
                                legacy=settings.argon2_legacy)
-    parameters = PasswordParameters(PasswordParameterStore(client, table), passwords,
+    parameters = PasswordParameters(PasswordParameterStore(client, table, encryptor), passwords,
                                     reload_seconds=settings.key_ring_reload_seconds)
-    parameters.start(PasswordParameterStore(startup_client, table))
+    parameters.start(PasswordParameterStore(startup_client, table, encryptor))
     passwords.on_unknown_set = parameters.record_met
     return passwords, parameters
 
@@ -162,7 +164,7 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
                      reload_seconds=settings.key_ring_reload_seconds)
     refresh_secrets = RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds)
     passwords, password_parameters = password_hasher(settings, client=client, startup_client=startup_client,
-                                                     table=tables.key_ring)
+                                                     table=tables.key_ring, encryptor=encryptor)
     return AppContext(
         settings=settings, dynamodb=client, readiness_dynamodb=readiness_client, tables=tables,
         ca=contents.certificate_authority(), key_ring=store, jwt=jwt, refresh_secrets=refresh_secrets,

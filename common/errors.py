@@ -60,6 +60,8 @@ class ErrorCode(str, Enum):
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     # the OpenID Provider's sign-in page (SPEC §14); its protocol errors are RFC 6749's own
     OIDC_REQUEST_UNKNOWN = "oidc_request_unknown"
+    OIDC_LOGOUT_UNKNOWN = "oidc_logout_unknown"
+    LOGOUT_CONFIRMATION_REQUIRED = "logout_confirmation_required"
     LOGIN_REQUIRED = "login_required"
     CONSENT_REQUIRED = "consent_required"
     CONSENT_NOT_FOUND = "consent_not_found"
@@ -93,6 +95,7 @@ class ErrorCode(str, Enum):
     FORBIDDEN = "forbidden"
     REASON_REQUIRED = "reason_required"
     REAUTHENTICATION_REQUIRED = "reauthentication_required"
+    LAST_ADMIN = "last_admin"
 
 
 ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 LOCAL_KEK_FILE = "key-encryption.key"
 _NONCE_BYTES = 12  # 96 bits, the GCM nonce size (NIST SP 800-38D 8.2)
+_TAG_BYTES = 16  # what AESGCM appends to every ciphertext
+_KMS_CIPHERTEXT_BYTES = 6144  # the longest CiphertextBlob KMS Decrypt takes (a longer one: ValidationException)
 _KMS_CONTEXT_KEY = "citylogin-key-ring"
 # KMS answers these when the ciphertext was sealed under another key or another context.
 _KMS_WRONG_KEY_CODES = frozenset({"InvalidCiphertextException", "IncorrectKeyException",
@@ -27,6 +29,21 @@ _KMS_WRONG_KEY_CODES = frozenset({"InvalidCiphertextException", "IncorrectKeyExc
 
 class WrongKeyEncryptionKey(ConfigError):
     """The configured key-encryption key does not open the key ring; the message names the variable."""
+
+
+class MalformedSeal(WrongKeyEncryptionKey):
+    """A sealed value that no key-encryption key made: a part missing, not bytes, or of a length the cipher
+    refuses (written without the key). Refused as a forged one; it says nothing of the configured key."""
+
+
+def _part(sealed: dict[str, bytes], name: str, *, shortest: int, longest: int | None, identity: str) -> bytes:
+    """One part of a sealed value, checked before it reaches the cipher (which raises ValueError, or
+    sends KMS a request it refuses, for a part of the wrong kind)."""
+    value = sealed.get(name)
+    if not isinstance(value, bytes) or len(value) < shortest or (longest is not None and len(value) > longest):
+        raise MalformedSeal(f"the sealed value of {identity} has no {name} of the length sealing gives it: "
+                            "it was not sealed under a key-encryption key")
+    return value
 
 
 class KeyEncryptor(Protocol):
@@ -51,8 +68,12 @@ class AesGcmKeyEncryptor:
         return {"nonce": nonce, "ciphertext": self._aead.encrypt(nonce, plaintext, identity.encode())}
 
     def open(self, sealed: dict[str, bytes], *, identity: str) -> bytes:
+        """The plaintext; WrongKeyEncryptionKey if it does not open under this key as `identity`'s,
+        MalformedSeal if it could not have been sealed by any key."""
+        nonce = _part(sealed, "nonce", shortest=_NONCE_BYTES, longest=_NONCE_BYTES, identity=identity)
+        ciphertext = _part(sealed, "ciphertext", shortest=_TAG_BYTES, longest=None, identity=identity)
         try:
-            return self._aead.decrypt(sealed["nonce"], sealed["ciphertext"], identity.encode())
+            return self._aead.decrypt(nonce, ciphertext, identity.encode())
         except InvalidTag:
             raise WrongKeyEncryptionKey(f"{self.variable} does not decrypt the key ring ({identity}): "
                                         "it was sealed under another key-encryption key") from None
@@ -76,8 +97,11 @@ class KmsKeyEncryptor:
         return {"ciphertext": answer["CiphertextBlob"]}
 
     def open(self, sealed: dict[str, bytes], *, identity: str) -> bytes:
+        """The plaintext; WrongKeyEncryptionKey if KMS does not open it under this key as `identity`'s,
+        MalformedSeal if it could not have been sealed by KMS (checked first: KMS would refuse the request)."""
+        ciphertext = _part(sealed, "ciphertext", shortest=1, longest=_KMS_CIPHERTEXT_BYTES, identity=identity)
         try:
-            return self._client.decrypt(KeyId=self._key_id, CiphertextBlob=sealed["ciphertext"],
+            return self._client.decrypt(KeyId=self._key_id, CiphertextBlob=ciphertext,
                                         EncryptionContext=self._context(identity))["Plaintext"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in _KMS_WRONG_KEY_CODES:

@@ -18,8 +18,8 @@ from common.crypto import aware_utc
 from common.dynamo import StoreRefusal
 from common.jwt_keys import (CLOCK_SKEW_SECONDS, ES256, RS256, SigningKey, new_kid, new_signing_key,
                              private_key_pem, public_key_pem, signing_key_from_pem)
-from common.key_ring_store import (MANIFEST_KEY_ID, STATE_ACTIVE, STATE_RETIRED, KeyRingStore, LoadedRing, RingEntry,
-                                   RingMoved, RingState)
+from common.key_ring_store import (MANIFEST_KEY_ID, STATE_ACTIVE, STATE_RETIRED, KeyRingStore, LoadedRing, Refusal,
+                                   RingEntry, RingMoved, RingState)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class RingContents:
     contradicted: frozenset[str] = frozenset()  # keys whose active item the records say were retired: refused
     manifest_behind: bool = False  # a record names a newer version than the manifest (or there is none)
     manifest_stored: str | None = None  # the manifest's version as stored: the next retirement's condition
+    refused: tuple[Refusal, ...] = ()  # items written or edited without the key-encryption key: never learnt
 
     def of(self, kind: str) -> list[RingEntry]:
         """The keys of one kind that are not retired, oldest first."""
@@ -97,8 +98,10 @@ class RingContents:
                                            for e in self.entries))
 
     def contradictions(self) -> frozenset[str]:
-        """What a process reports once: each contradicted key, and the manifest if it is behind."""
-        return self.contradicted | ({MANIFEST_KEY_ID} if self.manifest_behind else frozenset())
+        """What a process reports once: each contradicted key, the manifest if it is behind, and each item
+        refused."""
+        return (self.contradicted | ({MANIFEST_KEY_ID} if self.manifest_behind else frozenset())
+                | {refusal.key for refusal in self.refused})
 
     def newest(self, kind: str) -> RingEntry:
         return self.of(kind)[-1]
@@ -107,7 +110,10 @@ class RingContents:
         entry = self.newest(CA)
         if entry.public is None:  # ca_entry always writes the certificate; an item without it was not written here
             raise ConfigError(f"the key ring's CA {entry.kid} has no certificate")
-        return ca_from_pem(entry.public, entry.private.decode())
+        try:
+            return ca_from_pem(entry.public, entry.private.decode())
+        except ValueError:  # the certificate is not sealed: edited without the key-encryption key
+            raise ConfigError(f"the key ring's CA {entry.kid} has a certificate that is not its key's") from None
 
     def signing_keys(self) -> list[SigningKey]:
         return [signing_key_from_pem(e.private, kid=e.kid, created_at=e.created_at)
@@ -156,7 +162,12 @@ def read_ring(store: KeyRingStore, *, reported: set[str] | None = None) -> RingC
 
 def report_contradictions(store: KeyRingStore, contents: RingContents, reported: set[str]) -> None:
     """One ERROR for each contradiction not in `reported` (then added to it): a key whose active item
-    the ring's records say was retired, or a manifest behind those records. Names keys, never secrets."""
+    the ring's records say was retired, a manifest behind those records, or an item refused (it does not
+    open, or is malformed). Names keys, never secrets."""
+    for refusal in contents.refused:
+        if refusal.key not in reported:
+            reported.add(refusal.key)
+            log.error("%s", refusal.message(store.table))
     for key_id in sorted(contents.contradicted - reported):
         log.error("key ring item %s in %s contradicts the ring, whose records say the key was retired: it was put "
                   "back without the key-encryption key or from a backup. Refused: the key neither signs nor "
@@ -192,7 +203,7 @@ def _as_recorded(loaded: LoadedRing) -> RingContents:
     contradicted = frozenset(e.key_id for e in loaded.entries if e.state == STATE_ACTIVE and e.key_id in retired)
     return RingContents(tuple(loaded.entries), ring=RingState(version, retired), contradicted=contradicted,
                         manifest_behind=version > (loaded.manifest.version if loaded.manifest else 0),
-                        manifest_stored=loaded.manifest_stored).without(set(contradicted))
+                        manifest_stored=loaded.manifest_stored, refused=loaded.refused).without(set(contradicted))
 
 
 def _added(entry: RingEntry, contents: RingContents) -> RingEntry:

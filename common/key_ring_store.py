@@ -3,8 +3,10 @@ key-encryption key, the whole ring read with one strongly consistent Query.
 
 A retired key stays as a tombstone: its private material is gone and what is sealed in its place is
 bound to the retired state, so a writer without the key-encryption key cannot turn it back into a
-key (an edited state does not open). An item that does not open is ignored with a warning, unless
-none opens: then the key-encryption key is wrong.
+key (an edited state does not open). An item that does not open, or holds what no writer with the key
+writes (a sealed part missing, of another type or length; a kind, kid or time that is not one), is
+refused, unless none opens: then the key-encryption key is wrong. Each refusal is in what `load` returns,
+for common.key_ring to log as an ERROR once per process; none stops a read.
 
 Putting a retired key's old item back would undo its tombstone, so the retirement is also written
 where that item is not: a retirement writes, in one transaction, its tombstone and the next version
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -28,9 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
-from common.key_encryption import KeyEncryptor, WrongKeyEncryptionKey
-
-log = logging.getLogger(__name__)
+from common.key_encryption import KeyEncryptor, MalformedSeal, WrongKeyEncryptionKey
 
 RING = "main"
 GENESIS_KEY_ID = "meta#genesis"  # written in the same transaction as the first keys: the ring exists
@@ -40,6 +40,7 @@ STATE_RETIRED = "retired"
 _RETIRED_MARK = b"retired"  # what a tombstone seals instead of the key
 _RING_MARK = b"ring-state"  # what the manifest and a tombstone's ring state seal (the state is in the identity)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LATEST = Decimal(int((datetime(3000, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()))
 _US = timedelta(microseconds=1)
 
 
@@ -89,12 +90,36 @@ class RingEntry:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """An item of the ring refused (or only the ring state beside its seal): what a process logs once."""
+
+    name: str  # the item's kind#kid, or its key: never anything sealed
+    ring_state: bool = False  # the item (a tombstone) holds; only the ring state beside its seal was refused
+
+    @property
+    def key(self) -> str:
+        """What a process remembers having reported (common.key_ring)."""
+        return f"refused#{'ring-state#' if self.ring_state else ''}{self.name}"
+
+    def message(self, table: str) -> str:
+        if self.name == MANIFEST_KEY_ID:
+            return (f"the key ring's manifest ({MANIFEST_KEY_ID}) in {table} does not open under the key-encryption "
+                    "key (written or edited without it): ignored, the next retirement writes it again")
+        if self.ring_state:
+            return (f"the ring state on key ring item {self.name} in {table} does not open under the key-encryption "
+                    "key (written or edited without it): ignored, the item itself holds")
+        return (f"key ring item {self.name} in {table} does not open under the key-encryption key, or holds what no "
+                "writer with it writes (written or edited without it): refused, it neither signs nor verifies")
+
+
+@dataclass(frozen=True)
 class LoadedRing:
-    """Every item of the ring that opens, and the manifest."""
+    """Every item of the ring that opens, the manifest, and what was refused."""
 
     entries: list[RingEntry]
     manifest: RingState | None  # None: none yet (a ring no retirement of this release touched), or it does not open
-    manifest_stored: str | None  # its version as stored, opened or not: what the next retirement is conditional on
+    manifest_stored: str | None  # its version as stored (a number), opened or not: the next retirement's condition
+    refused: tuple[Refusal, ...] = ()
 
 
 class RingMoved(dynamo.StoreRefusal):
@@ -107,7 +132,12 @@ def _epoch_number(moment: datetime) -> str:
 
 
 def _moment(number: str) -> datetime:
-    return _EPOCH + _US * int(Decimal(number) * 1_000_000)
+    """The time an epoch number names; ValueError (or an ArithmeticError) unless it is one between 1970 and
+    _LATEST: no key is made later, and a later one would overflow the times computed from it."""
+    seconds = Decimal(number)
+    if not seconds.is_finite() or not 0 <= seconds < _LATEST:
+        raise ValueError(f"{number} is not a key's creation time")
+    return _EPOCH + _US * int(seconds * 1_000_000)
 
 
 class KeyRingStore:
@@ -158,48 +188,51 @@ class KeyRingStore:
                 "sealed_with": {"S": self.encryptor.method}, **_ring_attributes(ring),
                 **self._sealed(_RING_MARK, identity=self._ring_identity(MANIFEST_KEY_ID, ring))}
 
-    def _entry(self, item: dict[str, Any]) -> RingEntry:
+    def _entry(self, item: dict[str, Any], refused: list[Refusal]) -> RingEntry:
         """The item's key (a retired one with no private material); WrongKeyEncryptionKey if its
-        sealed value does not open as what the item says it is."""
-        item_key = item["key_id"]["S"]
-        method = item.get("sealed_with", {}).get("S")
+        sealed value does not open as what the item says it is, or the item is not of the form written
+        here (MalformedSeal: its sealed value could not have been sealed). A tombstone whose ring state
+        does not open holds: that refusal goes into `refused`."""
+        item_key = _text(item, "key_id") or ""
+        method = _text(item, "sealed_with")
         if method != self.encryptor.method:
             raise WrongKeyEncryptionKey(f"the key ring in {self.table} is sealed with {method}, not with "
                                         f"{self.encryptor.method}: set {self.encryptor.variable} to the key it was "
                                         "made with")
         kind, kid, created_at = _described(item)
-        state = item.get("state", {}).get("S", STATE_ACTIVE)
-        try:
-            private = self.encryptor.open(_sealed_values(item, "sealed_"), identity=self.identity(item_key, state))
-        except KeyError:  # a part of the sealed value removed
-            raise WrongKeyEncryptionKey(f"{item_key} is not an item this ring wrote") from None
+        state, public = _text(item, "state") or STATE_ACTIVE, _text(item, "public")
+        if public is None and "public" in item:
+            raise WrongKeyEncryptionKey(f"{item_key} is not an item this ring wrote")
+        private = self.encryptor.open(_sealed_values(item, "sealed_"), identity=self.identity(item_key, state))
         if state == STATE_RETIRED and private != _RETIRED_MARK:
             raise WrongKeyEncryptionKey(f"{item_key} is not a tombstone this ring wrote")
         key_id = f"{kind}#{kid}"
-        known = self._tombstone_state(item, item_key) if state == STATE_RETIRED else _added_under(item, key_id)
+        known = (self._tombstone_state(item, item_key, refused) if state == STATE_RETIRED
+                 else _added_under(item, key_id))
         return RingEntry(kind=kind, kid=kid, created_at=created_at,
                          private=b"" if state == STATE_RETIRED else private,
-                         public=None if state == STATE_RETIRED else item.get("public", {}).get("S"), state=state,
+                         public=None if state == STATE_RETIRED else public, state=state,
                          known=known, stored_as="" if item_key == key_id else item_key)
 
-    def _tombstone_state(self, item: dict[str, Any], item_key: str) -> RingState | None:
-        """The ring state beside a tombstone's seal; None for one of the previous release, or (with a
-        warning) one that does not open: the tombstone itself still holds."""
+    def _tombstone_state(self, item: dict[str, Any], item_key: str, refused: list[Refusal]) -> RingState | None:
+        """The ring state beside a tombstone's seal; None for one of the previous release, or (refused)
+        one that does not open: the tombstone itself still holds."""
         if _ring_state(item) is None and not _sealed_values(item, _RING_SEALED):
             return None
-        return self._open_ring_state(item, item_key, prefix=_RING_SEALED)
+        return self._open_ring_state(item, item_key, prefix=_RING_SEALED, refused=refused)
 
-    def _open_ring_state(self, item: dict[str, Any], item_key: str, *, prefix: str) -> RingState | None:
+    def _open_ring_state(self, item: dict[str, Any], item_key: str, *, prefix: str,
+                         refused: list[Refusal]) -> RingState | None:
+        """The ring state an item carries, if its seal opens as that state's; else None, refused."""
         ring = _ring_state(item)
         try:
-            if ring is None or item.get("sealed_with", {}).get("S") != self.encryptor.method:
+            if ring is None or _text(item, "sealed_with") != self.encryptor.method:
                 raise WrongKeyEncryptionKey(item_key)
             if self.encryptor.open(_sealed_values(item, prefix), identity=self._ring_identity(item_key, ring)) \
                     != _RING_MARK:
                 raise WrongKeyEncryptionKey(item_key)
-        except (WrongKeyEncryptionKey, KeyError):
-            log.warning("the ring state on key ring item %s in %s does not open under the key-encryption key "
-                        "(written or edited without it): ignored", _name(item), self.table)
+        except WrongKeyEncryptionKey:  # MalformedSeal too
+            refused.append(Refusal(_name(item), ring_state=True))
             return None
         return ring
 
@@ -213,17 +246,18 @@ class KeyRingStore:
     # --- reads and writes -------------------------------------------------------------------
 
     def load(self) -> LoadedRing | None:
-        """Every key, unsealed (WrongKeyEncryptionKey if the KEK does not open them), and the manifest;
-        None if no ring."""
+        """Every key, unsealed (WrongKeyEncryptionKey if the KEK opens none), the manifest and what was
+        refused; None if no ring. An item written without the KEK, however malformed, is only refused."""
         items = self._query()
-        if items is None or not any(item["key_id"]["S"] == GENESIS_KEY_ID for item in items):
+        if items is None or not any(_text(item, "key_id") == GENESIS_KEY_ID for item in items):
             return None
-        entries = self._authentic([item for item in items if item.get("kind", {}).get("S") != "meta"])
-        manifest = next((item for item in items if item["key_id"]["S"] == MANIFEST_KEY_ID), None)
+        refused: list[Refusal] = []
+        entries = self._authentic([item for item in items if _text(item, "kind") != "meta"], refused)
+        manifest = next((item for item in items if _text(item, "key_id") == MANIFEST_KEY_ID), None)
         if manifest is None:
-            return LoadedRing(entries, None, None)
-        return LoadedRing(entries, self._open_ring_state(manifest, MANIFEST_KEY_ID, prefix="sealed_"),
-                          manifest.get(_VERSION, {}).get("N"))
+            return LoadedRing(entries, None, None, tuple(refused))
+        opened = self._open_ring_state(manifest, MANIFEST_KEY_ID, prefix="sealed_", refused=refused)
+        return LoadedRing(entries, opened, _number(manifest, _VERSION), tuple(refused))
 
     def _query(self) -> list[dict[str, Any]] | None:
         """Every item of the ring (one strongly consistent Query, paged); None if there is no table."""
@@ -244,20 +278,19 @@ class KeyRingStore:
                 return None
             raise
 
-    def _authentic(self, items: list[dict[str, Any]]) -> list[RingEntry]:
-        """The entries whose sealed value opens; WrongKeyEncryptionKey if none does (the KEK is wrong).
-        One that does not open among others that do was written or edited without the KEK: ignored."""
-        entries, refused = [], []
+    def _authentic(self, items: list[dict[str, Any]], refused: list[Refusal]) -> list[RingEntry]:
+        """The entries whose sealed value opens; WrongKeyEncryptionKey if none does (the KEK is wrong:
+        the error of an item that could have been sealed comes first). One that does not open among others
+        that do was written or edited without the KEK: refused, into `refused`."""
+        entries, failures = [], []
         for item in items:
             try:
-                entries.append(self._entry(item))
-            except WrongKeyEncryptionKey as exc:
-                refused.append((_name(item), exc))
-        if refused and not entries:
-            raise refused[0][1]
-        for name, _ in refused:
-            log.warning("key ring item %s in %s does not open under the key-encryption key "
-                        "(written or edited without it): ignored", name, self.table)
+                entries.append(self._entry(item, refused))
+            except WrongKeyEncryptionKey as exc:  # MalformedSeal too
+                failures.append(exc)
+                refused.append(Refusal(_name(item)))
+        if failures and not entries:
+            raise sorted(failures, key=lambda exc: isinstance(exc, MalformedSeal))[0]
         return entries
 
     def create(self, entries: list[RingEntry], *, now: datetime) -> bool:
@@ -284,8 +317,9 @@ class KeyRingStore:
                      "ExpressionAttributeValues": {":active": {"S": STATE_ACTIVE}}}
         manifest: dict[str, Any] = {"TableName": self.table, "Item": self._manifest(ring),
                                     "ExpressionAttributeNames": {"#v": _VERSION}}
-        if manifest_read is None:
-            manifest["ConditionExpression"] = "attribute_not_exists(#v)"
+        if manifest_read is None:  # none, or one whose version is not a number (written without the KEK)
+            manifest |= {"ConditionExpression": "attribute_not_exists(#v) OR NOT attribute_type(#v, :number)",
+                         "ExpressionAttributeValues": {":number": {"S": "N"}}}
         else:
             manifest |= {"ConditionExpression": "#v = :read",
                          "ExpressionAttributeValues": {":read": {"N": manifest_read}}}
@@ -302,6 +336,9 @@ class KeyRingStore:
 
 
 _VERSION, _RETIRED = "ring_version", "ring_retired"
+# A version as written: not str.isdigit, which takes "²" that int() refuses, nor more digits than int() reads
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_NAME_SHOWN = 120
 _RING_SEALED = "ring_sealed_"  # a tombstone's second seal: not "sealed_", which the previous release opens
 
 
@@ -309,32 +346,52 @@ def _ring_attributes(ring: RingState) -> dict[str, Any]:
     return {_VERSION: {"N": str(ring.version)}, _RETIRED: {"SS": sorted(ring.retired)}}
 
 
+def _text(item: dict[str, Any], name: str) -> str | None:
+    """An attribute that is a string (S); None if it is missing or of another type."""
+    value = item.get(name)
+    text = value.get("S") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def _number(item: dict[str, Any], name: str) -> str | None:
+    """An attribute that is a number (N), as stored; None if it is missing or of another type."""
+    value = item.get(name)
+    number = value.get("N") if isinstance(value, dict) else None
+    return number if isinstance(number, str) else None
+
+
 def _ring_state(item: dict[str, Any]) -> RingState | None:
     """The ring state in an item's clear attributes (bound by a seal, checked by the caller); None if
     it has none in the form written here."""
-    version, retired = item.get(_VERSION, {}).get("N"), item.get(_RETIRED, {}).get("SS")
-    if not isinstance(version, str) or not version.isdigit() or not isinstance(retired, list):
+    version, retired = _number(item, _VERSION), item.get(_RETIRED)
+    retired = retired.get("SS") if isinstance(retired, dict) else None
+    if version is None or not _DIGITS.fullmatch(version) or not isinstance(retired, list) \
+            or not all(isinstance(key_id, str) for key_id in retired):
         return None
     return RingState(int(version), frozenset(retired))
 
 
 def _described(item: dict[str, Any]) -> tuple[str, str, datetime]:
-    """Kind, kid and creation time of a key's item; WrongKeyEncryptionKey if its key does not name that
-    kind and kid (the seal is bound to the key, not to these attributes: an edited kid must not open)."""
-    item_key = item["key_id"]["S"]
+    """Kind, kid and creation time of a key's item; WrongKeyEncryptionKey if one is missing or not of its
+    form, or if its key does not name that kind and kid (the seal is bound to the key, not to these
+    attributes: an edited kid must not open)."""
+    item_key, kind, kid, created_at = (_text(item, "key_id"), _text(item, "kind"), _text(item, "kid"),
+                                       _number(item, "created_at"))
+    if item_key is None or kind is None or kid is None or created_at is None:
+        raise WrongKeyEncryptionKey(f"{item_key} is not an item this ring wrote")
     try:
-        kind, kid, created_at = item["kind"]["S"], item["kid"]["S"], _moment(item["created_at"]["N"])
-    except (KeyError, ArithmeticError, ValueError):
+        moment = _moment(created_at)
+    except (ArithmeticError, ValueError):  # not a number, or a time no datetime holds
         raise WrongKeyEncryptionKey(f"{item_key} is not an item this ring wrote") from None
     if item_key != f"{kind}#{kid}" and not item_key.startswith(f"{kind}#{kid}#"):
         raise WrongKeyEncryptionKey(f"{item_key} is not the item of {kind}#{kid}")
-    return kind, kid, created_at
+    return kind, kid, moment
 
 
 def _added_under(item: dict[str, Any], key_id: str) -> RingState | None:
     """The ring state a key was added under: the one whose label its item's key names (so bound by
     the key's own seal); WrongKeyEncryptionKey if the attributes do not match that label."""
-    item_key = item["key_id"]["S"]
+    item_key = _text(item, "key_id")
     if item_key == key_id:
         return None  # added before any retirement, or by the previous release
     ring = _ring_state(item)
@@ -349,6 +406,9 @@ def _sealed_values(item: dict[str, Any], prefix: str) -> dict[str, bytes]:
 
 
 def _name(item: dict[str, Any]) -> str:
-    """The item's kind#kid for a log line (not its key, which may carry a ring state's digest)."""
-    kind, kid = item.get("kind", {}).get("S"), item.get("kid", {}).get("S")
-    return f"{kind}#{kid}" if kind and kid else item.get("key_id", {}).get("S", "?")
+    """The item's kind#kid for a log line (not its key, which may carry a ring state's digest), printable
+    and short: whoever wrote it may not have the KEK."""
+    kind, kid = _text(item, "kind"), _text(item, "kid")
+    name = f"{kind}#{kid}" if kind and kid else _text(item, "key_id") or "?"
+    shown = "".join(char if char.isprintable() else "?" for char in name[:_NAME_SHOWN])
+    return shown + ("…" if len(name) > _NAME_SHOWN else "")

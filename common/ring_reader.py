@@ -68,7 +68,25 @@ class RingReader:
                 log.error("key ring item %s in %s was retired when this process read the ring and is back (the "
                           "ring as it was before, put back without the key-encryption key or from a backup): "
                           "still retired here", key_id, self._store.table)
-        return contents.without(set(taken_back)) if taken_back else contents
+        kept = contents.without(set(taken_back)) if taken_back else contents
+        return kept if self._complete(kept) else None
+
+    def _complete(self, contents: RingContents) -> bool:
+        """Whether `contents` still has a key of each kind the last read had. No retirement leaves a kind
+        without one; a ring that does (its items deleted, or only keys this process saw retired put back,
+        without the key-encryption key) would leave nothing to sign or check with: the last read stays,
+        said once."""
+        lost = sorted(_active_kinds(self._contents) - _active_kinds(contents))
+        if lost and f"lost#{lost}" not in self._reported:
+            self._reported.add(f"lost#{lost}")
+            log.error("the key ring in %s has no %s key left that this process may use (deleted, or put back as "
+                      "it was before a retirement, without the key-encryption key): keeping the keys read before",
+                      self._store.table, ", ".join(lost))
+        return not lost
+
+
+def _active_kinds(contents: RingContents) -> set[str]:
+    return {entry.kind for entry in contents.entries if entry.state != STATE_RETIRED}
 
 
 class RefreshSecrets:

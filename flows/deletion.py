@@ -1,7 +1,8 @@
 """Account deletion (SPEC §4 DELETE /account). It revokes the account's devices too, hence this
 module sits in login_app, above the domains whose services it composes.
 
-The account enters the deleting state in one conditional write on its users item; from then on
+The account enters the deleting state in one conditional write on its users item (an admin's: one
+transaction that also lowers the count of admins, refused for the last one, SPEC §15); from then on
 nothing of it works: every write that adds a session, a device or a certificate (login, confirm,
 pairing, recovery, renewal) carries a condition on that item in its transaction, so none commits
 after it. Then `finish_deletion` removes everything of the account. It is idempotent and
@@ -28,7 +29,7 @@ from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
 from accounts import password_service
 from accounts import user_service as users
-from accounts.models import Secret, UserRecord
+from accounts.models import Role, Secret, UserRecord
 from common import dynamo
 from common.audit import AuditEvent, audit
 from common.caller import Caller
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 def delete_account(ctx: AppContext, *, principal: Principal, secret: Secret, caller: Caller) -> None:
     """Check the password (or a passkey), put the account into the deleting state, then finish the deletion.
     Once the state is entered the answer is 204, even if finishing fails now (the sweeper or a
-    retry finishes); a retry of a deletion already entered or finished is 204 without a password."""
+    retry finishes); a retry of a deletion already entered or finished is 204 without a password.
+    409 last_admin for the last account holding the admin role (the count of admins moves with the state)."""
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None:
         return  # finished before: nothing of it is left
@@ -58,7 +60,8 @@ def delete_account(ctx: AppContext, *, principal: Principal, secret: Secret, cal
                                                 secret=secret, caller=caller, flow="account_deletion")
         if checked.user_uuid != user.user_uuid:  # the name now belongs to someone else
             raise credentials.InvalidCredentials()
-        if users.begin_deletion(ctx, user_uuid=user.user_uuid):
+        # The last admin's account is not deleted (SPEC §15: the last admin cannot lose the role): 409 last_admin.
+        if users.begin_deletion(ctx, user_uuid=user.user_uuid, holds_admin=Role.ADMIN.value in (user.roles or ())):
             audit(AuditEvent.ACCOUNT_DELETION_STARTED, user_uuid=user.user_uuid, device_id=principal.device_id,
                   ip=caller.ip)
             ctx.notifier.notify(localized_message("account_deleted", user_uuid=user.user_uuid, email=user.email,

@@ -14,7 +14,7 @@ from flows.operator_models import AppChange, NewApp
 from flows.operators import Operator, need
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
-               "require_par", "require_dpop", "jwks")
+               "require_par", "require_dpop", "jwks", "web_origins")
 
 
 def list_apps(ctx: AppContext, *, operator: Operator) -> list[dict[str, Any]]:
@@ -44,7 +44,7 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       backchannel_logout_uri=request.backchannel_logout_uri, consent=bool(request.consent),
                       id_token_alg=request.id_token_alg or OidcClient.id_token_alg,
                       require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
-                      jwks=request.jwks)
+                      jwks=request.jwks, web_origins=tuple(request.web_origins or ()))
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)
@@ -79,7 +79,8 @@ def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcCl
                       consent=bool(pick("consent", now.consent)),
                       id_token_alg=pick("id_token_alg", now.id_token_alg) or OidcClient.id_token_alg,
                       require_par=bool(pick("require_par", now.require_par)),
-                      require_dpop=bool(pick("require_dpop", now.require_dpop)), jwks=pick("jwks", now.jwks))
+                      require_dpop=bool(pick("require_dpop", now.require_dpop)), jwks=pick("jwks", now.jwks),
+                      web_origins=tuple(pick("web_origins", now.web_origins) or ()))
 
 
 def rotate_secret(ctx: AppContext, *, operator: Operator, client_id: str, reason: str | None) -> dict[str, Any]:

@@ -6,10 +6,13 @@ import json
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema, ConfigDict, Field, StrictBool
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt,
+                      WithJsonSchema)
 
 from accounts.models import PasskeyAssertion, Role
+from common.cors import origin_problem
 from common.errors import FieldKind, field_refusal
+from common.fields import Omittable
 from oidc.client_keys import public_jwks, public_jwks_problem
 from oidc.redirects import redirect_uri_problem
 from sessions.models import Cursor
@@ -108,7 +111,9 @@ class ActionRequest(BaseModel):
 
 
 class LimitRequest(ActionRequest):
-    limit: int | None = Field(ge=0, le=1000, description="devices logged in at once (0 = unlimited); null: the default")
+    # StrictInt: JSON true or "3" is not a number of devices (pydantic's lax mode would take them)
+    limit: StrictInt | None = Field(ge=0, le=1000,
+                                    description="devices logged in at once (0 = unlimited); null: the default")
 
 
 class RoleRequest(ActionRequest):
@@ -159,22 +164,38 @@ RedirectUri = Annotated[str, Field(max_length=2048), AfterValidator(_redirect_ur
 Uris = Annotated[list[RedirectUri], Field(max_length=20)]
 
 
+def _web_origin(value: str) -> str:
+    problem = origin_problem(value)
+    if problem:
+        raise field_refusal(FieldKind.INVALID_FORMAT, "web_origin", "{field}: {problem}", problem=problem)
+    return value
+
+
+WebOrigins = Annotated[list[Annotated[str, Field(max_length=300), AfterValidator(_web_origin)]], Field(max_length=20)]
+
+
 class AppChange(BaseModel):
-    """PATCH /admin/apps/<client_id>: the fields given change (null removes an optional one), the rest stay.
-    Whether a client is public can not change."""
+    """PATCH /admin/apps/<client_id>: the fields given change, the rest stay. Null removes an optional one
+    (push_url, backchannel_logout_uri, jwks, admin_role); a field every app has (its name, a list, a flag,
+    the ID token's algorithm) may be left out but never null: 400 invalid_field, nothing written. Whether a
+    client is public can not change."""
 
     model_config = ConfigDict(extra="ignore")
-    name: AppName | None = None
+    # Omittable: a null name was once written and failed every reader of the registry (the app list,
+    # the pusher of every process), so a field the record must hold is refused before any write.
+    name: Omittable[AppName] = None
     push_url: Url | None = Field(default=None, description="where session-revoked events are pushed (RFC 8935)")
-    redirect_uris: Uris | None = None
-    post_logout_redirect_uris: Uris | None = None
+    redirect_uris: Omittable[Uris] = Field(default=None, description="[] removes them all")
+    post_logout_redirect_uris: Omittable[Uris] = Field(default=None, description="[] removes them all")
     backchannel_logout_uri: Url | None = None
-    consent: StrictBool | None = None
-    id_token_alg: Literal["RS256", "ES256", "EdDSA"] | None = None
-    require_par: StrictBool | None = None
-    require_dpop: StrictBool | None = None
+    consent: Omittable[StrictBool] = None
+    id_token_alg: Omittable[Literal["RS256", "ES256", "EdDSA"]] = None
+    require_par: Omittable[StrictBool] = None
+    require_dpop: Omittable[StrictBool] = None
     jwks: Annotated[str, BeforeValidator(_jwks), WithJsonSchema({"type": "object"})] | None = Field(
         default=None, description="a JWK Set of the app's public keys (private_key_jwt)")
+    web_origins: Omittable[WebOrigins] = Field(
+        default=None, description="a public client's further origins allowed CORS at token, userinfo and revoke")
     admin_role: Role | None = Field(default=None, description="admin API tokens of this role by client credentials")
     reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
 

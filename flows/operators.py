@@ -21,8 +21,9 @@ from common.audit import AuditEvent, audit, operator_acting
 from common.batch_read import read_together
 from common.caller import Caller
 from common.context import AppContext
-from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, Unauthorized
+from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, TooManyRequests, Unauthorized
 from common.notifier import localized_message, mail_time
+from common.rate_limits import RateLimitStore
 from common.timefmt import iso_from_epoch
 from devices import service as devices
 from flows.operator_models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest,
@@ -31,6 +32,7 @@ from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
 
 RECENT_SESSIONS = 20
+SEARCH_WINDOW_SECONDS = 60  # CITYLOGIN_ADMIN_SEARCH_LIMIT counts searches a minute
 # What an id searched for may look like: a uuid, a session id (never '#', which the tables' own items use)
 SEARCHED_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -63,6 +65,8 @@ class Operator:
     signed_in_epoch: int | None = None  # the session's sign-in: recent enough for a destructive action?
     client_id: str | None = None
     name: str | None = None             # the CLI's operator (--operator, the AWS identity or the OS user)
+    # `citylogin admin`, which holds the database's own credentials: the one way to act on an admin (SPEC §15)
+    cli: bool = False
 
     @property
     def label(self) -> str:
@@ -92,6 +96,13 @@ def need(operator: Operator, role: Role) -> None:
         raise OperatorForbidden()
 
 
+def need_lower(operator: Operator, target: UserRecord) -> None:
+    """403 forbidden unless the account acted on holds a lower role than the operator's (SPEC §15): a
+    support operator can not lock out its peers, nor an admin another admin but through the CLI."""
+    if not operator.cli and role_rank(target.role) >= role_rank(operator.role):
+        raise OperatorForbidden()
+
+
 # --- finding an account and reading its page ---------------------------------------------------
 
 def find_accounts(ctx: AppContext, *, operator: Operator, search: AccountSearch) -> list[AccountSummary]:
@@ -101,9 +112,27 @@ def find_accounts(ctx: AppContext, *, operator: Operator, search: AccountSearch)
     given = [(key, value) for key in SEARCH_KEYS if (value := getattr(search, key))]
     if len(given) != 1:
         raise InvalidField("query", "Give exactly one of username, email, user_uuid, device_id or session_id.")
+    _count_search(ctx, operator)
     key, value = given[0]
     user = _user_by(ctx, key, value.strip())
     return [] if user is None or user.deleting else [_summary(user)]
+
+
+def _count_search(ctx: AppContext, operator: Operator) -> None:
+    """One of the operator's CITYLOGIN_ADMIN_SEARCH_LIMIT searches a minute, counted in DynamoDB so that
+    every process sees it (per account or app, not per session); past it 429 rate_limited with Retry-After.
+    A search names an address or a username exactly: the limit keeps a stolen operator session from
+    walking the directory."""
+    if operator.cli:
+        return
+    subject = f"user:{operator.user_uuid}" if operator.user_uuid else f"app:{operator.client_id}"
+    now = int(ctx.now().timestamp())
+    taken = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
+        f"admin_search#{subject}", limit=ctx.settings.admin_search_limit, window_seconds=SEARCH_WINDOW_SECONDS,
+        now=now, user_uuid=operator.user_uuid)
+    if taken is None:
+        raise TooManyRequests("Too many searches; try again in a minute.", code=ErrorCode.RATE_LIMITED,
+                              retry_after=SEARCH_WINDOW_SECONDS - now % SEARCH_WINDOW_SECONDS)
 
 
 def _user_by(ctx: AppContext, key: str, value: str) -> UserRecord | None:
@@ -207,12 +236,11 @@ ROLES = Action("roles", Role.ADMIN, destructive=True, tells=True)
 
 def _act(ctx: AppContext, action: Action, *, operator: Operator, user_uuid: str, request: ActionRequest,
          caller: Caller | None, do: Callable[[UserRecord], dict[str, Any]]) -> dict[str, Any]:
-    """Role, then the account's role, then the reason, then the recent sign-in; then the action, its
-    audit line, its rows in the account's history and audit trail, and the person's mail."""
+    """Role, then the account's role (a lower one), then the reason, then the recent sign-in; then the
+    action, its audit line, its rows in the account's history and audit trail, and the person's mail."""
     need(operator, action.role)
     target = _target(ctx, user_uuid)
-    if role_rank(target.role) > role_rank(operator.role):
-        raise OperatorForbidden()
+    need_lower(operator, target)
     reason = (request.reason or "").strip()
     if not reason:
         raise ReasonRequired()
@@ -324,7 +352,9 @@ def start_password_reset(ctx: AppContext, *, operator: Operator, user_uuid: str,
 
 def change_role(ctx: AppContext, *, operator: Operator, user_uuid: str, request: RoleRequest,
                 caller: Caller | None = None) -> dict[str, Any]:
-    """Grant or take away an operator role; never one above the operator's own."""
+    """Grant or take away an operator role, never one above the operator's own, on an account of a lower
+    role (the CLI: any); the last admin keeps the admin role (403 forbidden, one transaction with the
+    count of admins)."""
     if role_rank(request.role) > role_rank(operator.role):
         raise OperatorForbidden()
 

@@ -46,8 +46,9 @@ def _page(user_uuid: str) -> OperatorAccount:
 
 @bp.get("/accounts")
 @require_operator
-@operation("Find the account one exact key names: username, email, user_uuid, device_id or session_id (no Scan)",
-           query=AccountSearch, response=AccountSearchResult, auth=True, errors=(403,))
+@operation("Find the account one exact key names: username, email, user_uuid, device_id or session_id (no Scan); "
+           "CITYLOGIN_ADMIN_SEARCH_LIMIT searches a minute per operator",
+           query=AccountSearch, response=AccountSearchResult, auth=True, errors=(403, 429))
 def find_accounts():
     search = parse_model(AccountSearch, request.args.to_dict())
     found = operators.find_accounts(ctx(), operator=current_operator(), search=search)

@@ -1,10 +1,15 @@
-"""OpenID Connect Back-Channel Logout 1.0 (SPEC §14): when a citylogin session ends, for any reason,
-every app that holds tokens of it (its grant in oidc_grants) and registered a back-channel logout URI
-is POSTed a logout token. It rides the same outbox as the CAEP events (the session-ended feed, written
-in the ending's own transaction: no session ends without it) and the same pusher (apps.push): at least
-once, retried with backoff for 24 hours, one process per app at a time, each app with its own cursor
-and acknowledgements for this channel. An event of a session the app holds no tokens of is
-acknowledged without a request."""
+"""OpenID Connect Back-Channel Logout 1.0 (SPEC §14): every app that was given an ID token of a
+citylogin session and registered a back-channel logout URI is POSTed a logout token when that session
+ends, for any reason, and when its own grant on the session is revoked without its asking (a code
+used twice, a refresh token reused after the grace: oidc.grants). It rides the same outbox as the CAEP
+events (the session-ended feed, written in the ending's or the revocation's own transaction: nothing
+ends untold) and the same pusher (apps.push): at least once, retried with backoff for 24 hours, one
+process per app at a time, each app with its own cursor and acknowledgements for this channel.
+
+Each app hears one logout per sign-in: an event of a session the app holds no grant of is
+acknowledged without a request, and so is the session's end after the app was told of its grant's
+revocation (same sid: the app has nothing left to end); a grant revocation is told unless the app
+signed in to the session again since (a newer grant: its old sign-in was replaced already)."""
 from __future__ import annotations
 
 import requests
@@ -12,6 +17,7 @@ import requests
 from apps.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord
 from apps.push import PUSH_TIMEOUT
 from common.context import AppContext
+from oidc import grants
 from oidc.store import GrantStore
 from sessions.models import SessionEnded
 
@@ -45,9 +51,16 @@ class BackchannelLogout:
     def key(self, app: AppRecord) -> str:
         return app.client_id + BACKCHANNEL_STREAM_SUFFIX
 
+    def tells(self, event: SessionEnded, app: AppRecord) -> bool:
+        """Whether `event` is news to `app` (the module's rule: one logout per sign-in)."""
+        grant = self.grants.record(session_id=event.session_id, client_id=app.client_id)
+        if not event.session_ended:  # the revocation of one grant, heard only by its own app
+            return event.client_id == app.client_id and (grant is None or grant.grant_id == event.grant_id)
+        return grant is not None and not grants.told_already(grant)
+
     def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool:
-        if self.grants.get(session_id=event.session_id, client_id=app.client_id) is None:
-            return True  # the app holds no tokens of this session: nothing to tell it
+        if not self.tells(event, app):
+            return True  # nothing to tell this app: acknowledged without a request
         try:
             response = http.post(app.oidc().backchannel_logout_uri or "",
                                  data={"logout_token": logout_token(self.ctx, event, app)},

@@ -12,7 +12,7 @@ from common.context import AppContext
 from common.errors import ErrorCode, NotFound
 from common.timefmt import iso_from_epoch
 from oidc.models import ConsentView
-from oidc.store import GrantStore
+from oidc import grants
 from sessions import service as sessions
 
 
@@ -95,12 +95,12 @@ def list_consents(ctx: AppContext, *, user_uuid: str) -> list[ConsentView]:
 
 def withdraw(ctx: AppContext, *, user_uuid: str, client_id: str) -> None:
     """The person takes their consent back: the app asks again next time, and what it holds of the
-    person's live sessions (its refresh token, its access tokens at userinfo) stops working now."""
+    person's live sessions (its refresh token, its access tokens at userinfo) stops working now; the
+    app is told by Back-Channel Logout for each of them (oidc.grants)."""
     if not _store(ctx).forget(user_uuid=user_uuid, client_id=client_id):
         raise ConsentNotFound()
-    grants = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)
     for entry in sessions.live_devices(ctx, user_uuid=user_uuid):
-        grants.delete(session_id=entry.session_id, client_id=client_id)
+        grants.end_grant(ctx, session_id=entry.session_id, client_id=client_id, reason=grants.CONSENT_WITHDRAWN)
 
 
 def forget_all(ctx: AppContext, *, user_uuid: str) -> int:

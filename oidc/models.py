@@ -28,6 +28,10 @@ class SignedIn:
     jkt: str | None = None
     refresh_generation: int = 0  # the generation of the refresh token the app gets now; 0: none
     grant_id: str = ""           # the grant the app's refresh tokens are of
+    # A refresh's successor pair, formed again within the reuse grace (SPEC §14 with §4): the moment
+    # its access token was issued and the secret its refresh token is under (0, None: now, the newest).
+    issued_epoch: int = 0
+    refresh_kid: str | None = None
 
     def get_user_id(self) -> str:  # Authlib's user protocol
         return self.user_uuid
@@ -97,6 +101,7 @@ class Code:
     amr: list[str]
     nonce: str | None = None
     jkt: str | None = None
+    grant_id: str | None = None  # the grant its redemption gave, once spent (what a replay revokes)
     digest: str | None = None  # its item's key, once read back (not stored as an attribute)
 
     def get_redirect_uri(self) -> str:
@@ -138,6 +143,20 @@ class Grant:
     amr: list[str]
     refresh_gen: int = 0
     jkt: str | None = None
+    # The last rotation (0, None: none yet): the generation it issued, when, under which refresh
+    # secret, bound to which key; a retry within the grace gets that same pair again.
+    rotated_gen: int = 0
+    rotated_epoch: int = 0
+    refresh_kid: str | None = None
+    rotated_jkt: str | None = None
+    # Why and when the grant ended while its session went on (oidc.grants); the row is kept so that
+    # Back-Channel Logout knows whom it told. None: the grant holds.
+    revoked: str | None = None
+    revoked_epoch: int = 0
+
+    @property
+    def live(self) -> bool:
+        return self.revoked is None
 
     def signed_in(self, *, refresh_generation: int) -> SignedIn:
         return SignedIn(user_uuid=self.user_uuid, session_id=self.session_id, device_id=self.device_id,
@@ -231,6 +250,48 @@ class Redirect(BaseModel):
     """Where the browser goes next: the app's redirect URI with the code or the error."""
 
     redirect_to: str
+
+
+@dataclass(frozen=True)
+class LogoutRequest:
+    """An app's RP-initiated logout, checked and waiting for the browser's device (SPEC §14): the
+    session its ID token hint names (None without a hint), the app, and where the browser goes once
+    it is over (the registered post_logout_redirect_uri with `state`; None: it stays at citylogin)."""
+
+    client_id: str | None = None
+    session_id: str | None = None
+    user_uuid: str | None = None
+    redirect_to: str | None = None
+
+    def names(self, *, session_id: str, user_uuid: str) -> bool:
+        """Whether the hint named this very session of this person (no hint names none)."""
+        return self.session_id is not None and (self.session_id, self.user_uuid) == (session_id, user_uuid)
+
+
+class DeviceSignOut(PendingRequest):
+    """`POST /oidc/logout/device`: the browser's device proves it holds its key — `signature` over
+    "citylogin-sign-out:" + `challenge` (from `POST /login/challenge`) — for the app's logout request
+    `request`; `confirm` once the person said yes to signing out."""
+
+    client_cert: str = Field(min_length=1, max_length=32768, description="base64 of the certificate PEM")
+    challenge: str = Field(min_length=1, max_length=128)
+    signature: str = Field(min_length=1, max_length=12000, description="base64 signature")
+    confirm: StrictBool = False
+
+
+class LogoutInteraction(BaseModel):
+    """What the sign-out page shows of an app's logout request: the app (None when the request named
+    none) and where the browser goes after (None: it stays)."""
+
+    client_id: str | None = None
+    client_name: str | None = None
+    redirect_to: str | None = None
+
+
+class SignedOut(BaseModel):
+    """A device's session ended for an app's logout: where the browser goes next (None: it stays)."""
+
+    redirect_to: str | None = None
 
 
 class ProviderTokenResponse(BaseModel):

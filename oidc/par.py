@@ -5,7 +5,6 @@ browser, so nobody on the way can change or read them. The request is checked he
 checks it (errors are JSON, never a redirect); an app added with --require-par signs in no other way."""
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
@@ -13,6 +12,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 
 from common.crypto import token_digest
 from common.one_time_tokens import OneTimeTokenStore
+from oidc.store import PushedRequestStore
 
 PAR_TTL = 60  # seconds (RFC 9126 §2.2: short-lived)
 PAR_KIND = PAR_PURPOSE = "oidc_par"
@@ -27,8 +27,8 @@ def stored_params(tokens: OneTimeTokenStore, *, form: dict[str, str], client_id:
     the answer RFC 9126 §2.2 gives: {request_uri, expires_in}."""
     params = {k: v for k, v in form.items() if k not in CLIENT_AUTH_FIELDS}
     handle = secrets.token_urlsafe(32)
-    tokens.create(digest=token_digest(handle, purpose=PAR_PURPOSE), kind=PAR_KIND, expires_epoch=now + PAR_TTL,
-                  data={"params": json.dumps(params), "client_id": client_id})
+    PushedRequestStore(tokens).create(digest=token_digest(handle, purpose=PAR_PURPOSE), params=params,
+                                      client_id=client_id, expires_epoch=now + PAR_TTL)
     return {"request_uri": REQUEST_URI_PREFIX + handle, "expires_in": PAR_TTL}
 
 
@@ -46,13 +46,15 @@ def checked_form(form: dict[str, str], client_id: str) -> dict[str, str]:
 
 
 def redeemed_params(tokens: OneTimeTokenStore, *, request_uri: str, client_id: str | None, now: int) -> dict[str, str]:
-    """The parameters a `request_uri` stands for, used up (one authorization request each, §4);
-    InvalidRequestError for one that is unknown, used, expired or another client's."""
-    if not request_uri.startswith(REQUEST_URI_PREFIX) or not client_id or len(request_uri) > 200:
+    """The parameters a `request_uri` stands for, used up (one authorization request each, §4) only when
+    it is presented with its own client's client_id (SPEC §14: a failed attempt, by anyone, leaves it to
+    its client); InvalidRequestError for one that is unknown, used, expired or another client's."""
+    if not request_uri.startswith(REQUEST_URI_PREFIX) or not client_id or len(request_uri) > 200 \
+            or len(client_id) > 64:
         raise InvalidRequestError("request_uri is not one this server issued.")
-    item = tokens.consume(digest=token_digest(request_uri.removeprefix(REQUEST_URI_PREFIX), purpose=PAR_PURPOSE),
-                          kind=PAR_KIND, now=now)
-    if item is None or item["client_id"] != client_id:
+    params = PushedRequestStore(tokens).consume(
+        digest=token_digest(request_uri.removeprefix(REQUEST_URI_PREFIX), purpose=PAR_PURPOSE),
+        client_id=client_id, now=now)
+    if params is None:
         raise InvalidRequestError("request_uri is unknown, used or expired: push the request again.")
-    return json.loads(item["params"])
-
+    return params

@@ -1,9 +1,12 @@
 """An app's rotating refresh token (SPEC §14 with §4's rules): one per grant, rotated on every use,
 never outliving the citylogin session. Its text is derived, not stored:
 `<session_id>.<client_id>.<grant_id>.<generation>.<kid>.<mac>` under the key ring's refresh secret
-`kid`, so the grant record keeps only the current generation. A token older than the current one
-is a reuse (a copy, or a client that lost track): the whole session ends (refresh_reuse), as for
-citylogin's own refresh tokens, and every app of it hears so."""
+`kid`, so the grant record keeps only the current generation and its last rotation (when, under
+which secret, bound to which key). The token just rotated out, sent again within
+CITYLOGIN_REFRESH_REUSE_GRACE (a retry, two tabs, two app hosts, on any process), gets that same
+successor pair and ends nothing; an older one, or one after the grace, is a reuse (a copy, or a client
+that lost track): that app's grant on the session ends and the app is told by back channel
+(oidc.grants), while the device's citylogin session and other apps' grants go on."""
 from __future__ import annotations
 
 import re
@@ -17,17 +20,18 @@ from common.context import AppContext
 from common.errors import ApiError
 from common.crypto import digests_equal, keyed_token
 from common.guarded_write import GuardedWrite, write_all
-from oidc import token_binding
-from oidc.models import AppRefresh, SignedIn
-from oidc.store import GrantStore
+from oidc import grants, token_binding
+from oidc.models import AppRefresh, Grant, SignedIn
+from oidc.store import GrantMoved, GrantStore
 from sessions import service as sessions
-from sessions.models import RevokeReason
+from sessions.models import SessionRecord
 
 _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _GRANT_ID = re.compile(r"^[0-9a-f]{16,32}$")
 _KID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 MAX_GENERATION_DIGITS = 9
+ROTATE_ATTEMPTS = 3  # a parallel rotation of the same token came first: read again, answer by the grace
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,11 @@ def new_grant_id() -> str:
 
 
 def token_text(ctx: AppContext, user: SignedIn, *, client_id: str) -> str:
-    """The refresh token `user` (a grant at its next generation) gets, under the newest refresh secret."""
+    """The refresh token `user` (a grant at its next generation) gets, under the secret its rotation
+    chose (the newest one when it was made)."""
     text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation,
-                             ctx.refresh_secrets.newest_kid()))
-    assert text is not None  # the newest kid is in the ring
+                             user.refresh_kid or ctx.refresh_secrets.newest_kid()))
+    assert text is not None  # the newest kid, or one the grace checked is still in the ring
     return text
 
 
@@ -75,8 +80,8 @@ def _parse(token: object) -> _Parts | None:
 
 def presented(ctx: AppContext, token: object) -> AppRefresh | None:
     """The grant a presented refresh token is of, if its MAC holds and the grant is still the one it
-    was issued for; None for anything else (invalid_grant). Nothing is written yet: the client's
-    authentication and the scope are checked first."""
+    was issued for and not revoked; None for anything else (invalid_grant). Nothing is written yet:
+    the client's authentication and the scope are checked first."""
     parts = _parse(token)
     expected = _text(ctx, parts) if parts else None
     if parts is None or expected is None or not digests_equal(expected, str(token)):
@@ -89,28 +94,78 @@ def presented(ctx: AppContext, token: object) -> AppRefresh | None:
 
 
 def rotate(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool) -> SignedIn:
-    """Moves the grant to the next generation in one transaction with the session's liveness: the
-    person behind the new tokens. A rotated-out token ends the session (reuse detection). A bound
-    refresh token counts only with a proof by its key, before anything else is looked at."""
+    """The person behind the grant's next tokens, while the session lives. The current token moves
+    the grant to the next generation (one conditional write with the session's liveness); the one
+    just rotated out, within the grace, gets the same successor pair again, writing nothing; any
+    older one ends the app's grant (reuse). A bound refresh token counts only with a proof by its
+    key, before anything else is looked at."""
     grant = refresh.grant
     key = token_binding.request_key(bound_to=grant.jkt, required=dpop_required)
     session = sessions.live_session(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
                                     device_id=grant.device_id)
     if session is None:
         raise InvalidGrantError("The citylogin session of this refresh token has ended.")
-    if refresh.generation < grant.refresh_gen:
-        audit(AuditEvent.REFRESH_TOKEN_REUSED, user_uuid=grant.user_uuid, device_id=grant.device_id,
-              session_id=grant.session_id, generation=refresh.generation, client_id=grant.client_id)
-        sessions.revoke_session(ctx, session=session, reason=RevokeReason.REFRESH_REUSE)
-        raise InvalidGrantError("This refresh token was used before: the session has ended.")
-    if refresh.generation > grant.refresh_gen:
-        raise InvalidGrantError()
-    store = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)
-    write_while_live(ctx, [
-        sessions.session_live_check(ctx, session),
-        GuardedWrite(item=store.rotate_item(grant, generation=refresh.generation),
-                     refusal=lambda: InvalidGrantError("This refresh token was used at the same moment."))])
-    return replace(grant.signed_in(refresh_generation=refresh.generation + 1), jkt=key)
+    for _ in range(ROTATE_ATTEMPTS):
+        if refresh.generation > grant.refresh_gen:
+            raise InvalidGrantError()
+        if refresh.generation < grant.refresh_gen:
+            return _rotated_out(ctx, grant, generation=refresh.generation)
+        try:
+            return _next(ctx, grant, session, key=key)
+        except GrantMoved:
+            grant = _read_again(ctx, grant)
+    raise InvalidGrantError("This refresh token was used at the same moment.")
+
+
+def _next(ctx: AppContext, grant: Grant, session: SessionRecord, *, key: str | None) -> SignedIn:
+    """Rotate: the grant's next generation, recorded with what forms its pair again (its moment, the
+    newest refresh secret, the access token's key). GrantMoved if a parallel use rotated first."""
+    now, kid = int(ctx.now().timestamp()), ctx.refresh_secrets.newest_kid()
+    item = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants).rotate_item(
+        grant, generation=grant.refresh_gen, now=now, kid=kid, jkt=key)
+    write_while_live(ctx, [sessions.session_live_check(ctx, session), GuardedWrite(item=item, refusal=GrantMoved)])
+    return replace(grant.signed_in(refresh_generation=grant.refresh_gen + 1), jkt=key, issued_epoch=now,
+                   refresh_kid=kid)
+
+
+def _read_again(ctx: AppContext, grant: Grant) -> Grant:
+    """The grant after a refused rotation: the same grant, moved on by a parallel use; invalid_grant if
+    it was replaced or revoked meanwhile."""
+    moved = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants).get(session_id=grant.session_id,
+                                                                 client_id=grant.client_id)
+    if moved is None or moved.grant_id != grant.grant_id:
+        raise InvalidGrantError("This app's grant on the session was replaced or has ended.")
+    return moved
+
+
+def _rotated_out(ctx: AppContext, grant: Grant, *, generation: int) -> SignedIn:
+    """A token older than the current one: within the grace the pair its rotation gave, again
+    (§4: parallel refreshes of one app must not log it out); else a reuse, which ends the app's grant
+    on the session and tells the app, and nothing else."""
+    if _within_grace(ctx, grant, generation=generation):
+        return _same_successor(ctx, grant)
+    audit(AuditEvent.REFRESH_TOKEN_REUSED, user_uuid=grant.user_uuid, device_id=grant.device_id,
+          session_id=grant.session_id, generation=generation, client_id=grant.client_id)
+    grants.end_grant(ctx, session_id=grant.session_id, client_id=grant.client_id, reason=grants.REFRESH_REUSE,
+                     grant_id=grant.grant_id)
+    raise InvalidGrantError("This refresh token was used before: the app's grant on this session has ended.")
+
+
+def _within_grace(ctx: AppContext, grant: Grant, *, generation: int) -> bool:
+    """The token the grant's last rotation (recorded by this release) retired, CITYLOGIN_REFRESH_REUSE_GRACE
+    seconds ago at most."""
+    return (generation == grant.refresh_gen - 1 and grant.rotated_gen == grant.refresh_gen
+            and int(ctx.now().timestamp()) - grant.rotated_epoch <= ctx.settings.refresh_reuse_grace)
+
+
+def _same_successor(ctx: AppContext, grant: Grant) -> SignedIn:
+    """The person behind the last rotation's pair, formed again as it was: its moment, refresh secret
+    and key (the access token's signature is deterministic, EdDSA). Its secret retired since (a ring
+    rotation within the grace): invalid_grant, ending nothing."""
+    if grant.refresh_kid is None or ctx.refresh_secrets.get(grant.refresh_kid) is None:
+        raise InvalidGrantError("This refresh token was rotated; use its successor.")
+    return replace(grant.signed_in(refresh_generation=grant.refresh_gen), jkt=grant.rotated_jkt,
+                   issued_epoch=grant.rotated_epoch, refresh_kid=grant.refresh_kid)
 
 
 def write_while_live(ctx: AppContext, writes: list[GuardedWrite]) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, InvalidScopeError, OAuth2Request, grants
+from authlib.oauth2.rfc6749 import (InvalidRequestError, InvalidScopeError, OAuth2Request, UnsupportedTokenTypeError,
+                                    grants)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
@@ -22,7 +23,6 @@ from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims, client_keys
 from oidc.logout import EndSession
 from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
-from oidc.store import CodeSpent
 
 CODE_TTL = 60  # seconds (SPEC §14)
 CODE_PURPOSE = "oidc_code"
@@ -49,6 +49,11 @@ class S256Challenge(CodeChallenge):
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):
+    """RFC 6749 §4.1.3 in Authlib's order: the client and its authentication, the code (only read), the
+    redirect_uri, the PKCE verifier; then the DPoP key and the live session (authenticate_user). The code
+    is spent only then, by the transaction that records the grant (SPEC §14): a failed attempt, by
+    anyone, leaves it to its client."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", client_keys.METHOD, "none"]
 
     def generate_authorization_code(self) -> str:
@@ -60,10 +65,10 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
         provider: Provider = self.server
-        return provider.redeem_code(code, client)
+        return provider.find_code(code, client)
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
-        pass  # used up when it was redeemed (one conditional write: a replay finds it used)
+        pass  # spent by save_token's transaction, with the grant it gave (a replay finds it spent there)
 
     def authenticate_user(self, authorization_code: Code) -> SignedIn | None:
         provider: Provider = self.server
@@ -100,12 +105,25 @@ class AdminCredentials(grants.ClientCredentialsGrant):
             raise InvalidScopeError("The client-credentials grant gives scope=admin alone: ask for it.")
 
 
+class UnsupportedTokenType(UnsupportedTokenTypeError):
+    status_code = 400  # RFC 7009 §2.2.1: an error response of RFC 6749 §5.2, not an authentication challenge
+
+
 class Revocation(RevocationEndpoint):
     """RFC 7009: an app gives back a refresh or access token; the grant it came from ends (its refresh
     tokens, and its access tokens at userinfo and introspection). Anything else is a 200 too (§2.2)."""
 
     CLIENT_AUTH_METHODS = CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS
     SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token")
+
+    def check_params(self, request: OAuth2Request, client: Client) -> None:
+        """RFC 7009 §2.1: `token` is required; a `token_type_hint` other than ours is
+        unsupported_token_type, an RFC 6749 §5.2 error: 400 (Authlib's answers 401)."""
+        if "token" not in request.form:
+            raise InvalidRequestError("token is required.")
+        hint = request.form.get("token_type_hint")
+        if hint and hint not in self.SUPPORTED_TOKEN_TYPES:
+            raise UnsupportedTokenType()
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> HeldGrant | None:
         provider: Provider = self.server
@@ -171,6 +189,11 @@ class Provider(AuthorizationServer):
         self.register_client_auth_method(client_keys.METHOD, client_keys.PrivateKeyJwt(
             issuer=self.issuer, tokens=OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens), now=ctx.now))
 
+    def validate_requested_scope(self, scope: str | None) -> None:
+        """OpenID Connect Core §3.1.2.1: scope values the server does not understand (address, phone, an
+        app's own) are ignored, not refused; the client's allowed scope (Client.get_allowed_scope) keeps
+        only the known ones, so an ignored value is never granted."""
+
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
             return request
@@ -183,14 +206,12 @@ class Provider(AuthorizationServer):
         self.hooks.save_code(digest=token_digest(code, purpose=CODE_PURPOSE), request=request,
                              expires_epoch=int(self.ctx.now().timestamp()) + CODE_TTL)
 
-    def redeem_code(self, code: str, client: Client) -> Code | None:
+    def find_code(self, code: str, client: Client) -> Code | None:
+        """The live code issued to `client`, spent or not; None for any other (invalid_grant). Only read:
+        the code is spent once every check has passed, with the grant (SPEC §14, _Hooks.save_token)."""
         if not isinstance(code, str) or not 20 <= len(code) <= 128:
             return None
-        try:
-            found = self.hooks.redeem_code(digest=token_digest(code, purpose=CODE_PURPOSE))
-        except CodeSpent as spent:
-            self.hooks.code_replayed(spent.code)
-            raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
+        found = self.hooks.find_code(digest=token_digest(code, purpose=CODE_PURPOSE))
         if found is None or found.client_id != client.client_id:
             return None
         return found

@@ -16,6 +16,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import redirect
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from apps import service as apps
@@ -27,10 +28,11 @@ from common.guarded_write import GuardedWrite
 from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims as user_claims
-from oidc import consents, par, refresh, token_binding
-from oidc.models import AppRefresh, Client, Code, HeldGrant, Interaction, Redirect, SignedIn
+from oidc import consents, grants, par, refresh, request_checks, token_binding
+from oidc import logout as rp_logout
+from oidc.models import SCOPES, AppRefresh, Client, Code, HeldGrant, Interaction, Redirect, SignedIn
 from oidc.server import CodeGrant, Provider
-from oidc.store import CodeStore, GrantStore, RequestStore
+from oidc.store import CodeNotSpent, CodeStore, GrantStore, RequestStore
 from sessions import service as sessions
 from sessions.binding import ProofOffer
 from sessions.models import Principal
@@ -137,38 +139,50 @@ class _Hooks:
         ttl, now = self.ctx.settings.access_token_ttl, _epoch(self.ctx)
         if user is None:
             return admin_access_token(self.ctx, client.app, now=now)
+        # A refresh's pair is formed from its rotation (the same again within the reuse grace): its
+        # moment and a jti of the grant's generation; EdDSA signs the same claims the same way.
+        issued = user.issued_epoch or now
+        jti = f"{user.grant_id}.{user.refresh_generation}" if user.issued_epoch else uuid.uuid4().hex
         body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
                 "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
-                "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl, "auth_time": user.auth_time}
+                "jti": jti, "iat": issued, "exp": issued + ttl, "auth_time": user.auth_time}
         if user.jkt:  # DPoP-bound (RFC 9449 §6): usable only with a proof by that key
             body["cnf"] = {"jkt": user.jkt}
         access_token = self.ctx.jwt.sign_jwt(body, algorithm=ALGORITHM, typ=TOKEN_TYPE)
-        token = {"token_type": "DPoP" if user.jkt else "Bearer", "access_token": access_token, "expires_in": ttl,
-                 "scope": scope}
+        token = {"token_type": "DPoP" if user.jkt else "Bearer", "access_token": access_token,
+                 "expires_in": max(1, issued + ttl - now), "scope": scope}
         if user.refresh_generation:
             token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id)
         return token
 
     def save_token(self, token: dict, request: OAuth2Request) -> None:
-        """A redeemed code: record the app's grant on the session, in one transaction with the session's
-        liveness (a session that ended meanwhile gives the app nothing: invalid_grant). A refresh
-        wrote its rotation already."""
+        """A code that passed every check: record the app's grant on the session and spend the code, in
+        one transaction with the session's liveness (a session that ended meanwhile gives the app
+        nothing: invalid_grant). A code spent before, by a replay or by a parallel redemption that
+        committed first, revokes what that use gave (RFC 6749 §4.1.2). A refresh wrote its rotation already."""
         if request.payload.grant_type != "authorization_code":
             return
         user: SignedIn = request.user
+        code: Code = request.authorization_code
         session = sessions.live_session(self.ctx, session_id=user.session_id, user_uuid=user.user_uuid,
                                         device_id=user.device_id)
         if session is None:
             raise InvalidGrantError("The sign-in this code came from has ended.")
-        grant = user.grant(client_id=request.client.client_id, scope=token.get("scope", ""))
-        item = grant_store(self.ctx).put_item(grant, now=_epoch(self.ctx), expires_epoch=session.expires_epoch)
-        code: Code = request.authorization_code
-        unreplayed = CodeStore(_tokens(self.ctx)).unreplayed_check(digest=code.digest or "")
-        refresh.write_while_live(self.ctx, [
-            sessions.session_live_check(self.ctx, session),
-            GuardedWrite(item=item, refusal=lambda: RuntimeError("unconditional")),
-            GuardedWrite(item=unreplayed, refusal=lambda: InvalidGrantError("This code was used twice: what it "
-                                                                            "gave is revoked."))])
+        grant, now = user.grant(client_id=request.client.client_id, scope=token.get("scope", "")), _epoch(self.ctx)
+        codes = CodeStore(_tokens(self.ctx))
+        try:
+            refresh.write_while_live(self.ctx, [
+                sessions.session_live_check(self.ctx, session),
+                GuardedWrite(item=grant_store(self.ctx).put_item(grant, now=now, expires_epoch=session.expires_epoch),
+                             refusal=lambda: RuntimeError("unconditional")),
+                GuardedWrite(item=codes.spend_item(digest=code.digest or "", grant_id=grant.grant_id, now=now),
+                             refusal=CodeNotSpent)])
+        except CodeNotSpent:
+            spent = codes.find(digest=code.digest or "", now=now)
+            if spent is None or spent.grant_id is None:
+                raise InvalidGrantError("This code has expired.") from None
+            self.code_replayed(spent)  # the spent record names the grant its first use gave
+            raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
 
     def save_code(self, *, digest: str, request: OAuth2Request, expires_epoch: int) -> None:
         user: SignedIn = request.user
@@ -180,23 +194,27 @@ class _Hooks:
                     jkt=data.get("dpop_jkt") or None)
         CodeStore(_tokens(self.ctx)).create(digest=digest, code=code, expires_epoch=expires_epoch)
 
-    def redeem_code(self, *, digest: str) -> Code | None:
-        return CodeStore(_tokens(self.ctx)).redeem(digest=digest, now=_epoch(self.ctx))
+    def find_code(self, *, digest: str) -> Code | None:
+        return CodeStore(_tokens(self.ctx)).find(digest=digest, now=_epoch(self.ctx))
 
     def code_replayed(self, code: Code) -> None:
-        """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant):
-        the grant is deleted if the first use wrote it, and refused if that use is still on its way."""
+        """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant,
+        its access tokens are refused at once), and the app, which holds an ID token of the session, is
+        told by Back-Channel Logout in the revocation's own transaction (oidc.grants). The session and
+        other apps' grants go on."""
         CodeStore(_tokens(self.ctx)).mark_replayed(digest=code.digest or "", now=_epoch(self.ctx))
-        grant_store(self.ctx).delete(session_id=code.session_id, client_id=code.client_id)
+        grants.end_grant(self.ctx, session_id=code.session_id, client_id=code.client_id, reason=grants.CODE_REPLAY,
+                         grant_id=code.grant_id)  # the grant its first use gave, not a later sign-in's
 
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
-        """The person of a redeemed code while the session lives; a refresh token comes with
-        offline_access, and always for a public client (it has no other way to stay signed in)."""
+        """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)
+        and while the session lives; a refresh token comes with offline_access, and always for a public
+        client (it has no other way to stay signed in)."""
+        key = token_binding.request_key(bound_to=code.jkt, required=client.app.oidc().require_dpop)
         live = sessions.live_session(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
                                      device_id=code.device_id)
         if live is None:
             return None
-        key = token_binding.request_key(bound_to=code.jkt, required=client.app.oidc().require_dpop)
         wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
         signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
         return replace(signed_in, jkt=key)
@@ -218,13 +236,11 @@ class _Hooks:
             return None
         return HeldGrant(session_id=session_id, client_id=client_id)
 
-    def end_session(self, *, session_id: str, user_uuid: str) -> None:
-        """An app's proven logout (RP-Initiated Logout): the session ends as a logout of its own."""
-        sessions.end_session_of(self.ctx, session_id=session_id, user_uuid=user_uuid,
-                                reason=sessions.RevokeReason.LOGGED_OUT)
-
     def revoke_grant(self, held: HeldGrant) -> None:
-        grant_store(self.ctx).delete(session_id=held.session_id, client_id=held.client_id)
+        """RFC 7009: the app gives its grant back. Its tokens die at once; it asked, so it is not told
+        by back channel now, but still is when the session ends (it may hold an ID token of it)."""
+        grants.end_grant(self.ctx, session_id=held.session_id, client_id=held.client_id,
+                         reason=grants.REVOKED_BY_APP)
 
     def presented_refresh(self, token: str) -> AppRefresh | None:
         return refresh.presented(self.ctx, token)
@@ -265,31 +281,54 @@ class _StoredRequest(OAuth2Request):
         return {}
 
 
-def begin(ctx: AppContext, params: dict[str, str]) -> Response:
-    """GET|POST /oidc/authorize: check the request as Authlib does (a pushed one's parameters, for a
-    `request_uri`), keep it, and send the browser to the sign-in page; an unknown client or redirect
-    URI, or a request_uri that is not good, gets an error page, never a redirect."""
+def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
+    """GET|POST /oidc/authorize with every value of every parameter (`sent`): check the request (a
+    pushed one's parameters, for a `request_uri`) by the standard's refusals and as Authlib does, keep
+    it, and send the browser to the sign-in page. An unknown client or redirect URI, a request_uri that
+    is not good, or a client_id, redirect_uri or request_uri sent twice or malformed gets an error page,
+    never a redirect; any other refusal goes to the trusted redirect URI."""
     server = provider(ctx)
-    pushed = "request_uri" in params
-    if pushed:
-        try:
-            params = par.redeemed_params(_tokens(ctx), request_uri=params["request_uri"],
-                                         client_id=params.get("client_id"), now=_epoch(ctx))
-        except OAuth2Error as error:
-            raise AuthorizationRefused(error.description or error.error, error=error.error) from None
     try:
-        grant = server.get_consent_grant(request=_authorization_request(ctx, params), end_user=_Pending())
+        request_checks.check_target(sent)
+        pushed = "request_uri" in sent
+        params = MultiDict(par.redeemed_params(_tokens(ctx), request_uri=sent["request_uri"],
+                                               client_id=sent.get("client_id"), now=_epoch(ctx))) if pushed else sent
+    except OAuth2Error as error:
+        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+    try:
+        _check_authorization_request(server, params)
+        grant = server.get_consent_grant(request=_authorization_request(ctx, params.to_dict()), end_user=_Pending())
         if grant.client.app.oidc().require_par and not pushed:
             raise InvalidRequestError("This app signs in with pushed authorization requests (PAR) only.",
                                       redirect_uri=grant.redirect_uri)
         if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
             raise InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.", redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
-        return _refusal(ctx, error, state=params.get("state"))
+        return _refusal(ctx, error, state=request_checks.echoable_state(params))
     request_id = secrets.token_urlsafe(24)
-    RequestStore(_tokens(ctx)).create(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params,
-                                      client_id=params["client_id"], now=_epoch(ctx), ttl=REQUEST_TTL)
+    RequestStore(_tokens(ctx)).create(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
+                                      params=params.to_dict(), client_id=params["client_id"], now=_epoch(ctx),
+                                      ttl=REQUEST_TTL)
     return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
+
+
+def _check_authorization_request(server: Provider, params: request_checks.Params) -> None:
+    """The standard's refusals of an authorization request whose client_id and redirect_uri were
+    checked (request_checks.check_target); each goes to the redirect URI once that is trusted: the
+    client is known and registered it (RFC 6749 §4.1.2.1), else to an error page."""
+    try:
+        request_checks.check_authorization_request(params)
+    except OAuth2Error as error:
+        error.redirect_uri = _trusted_redirect_uri(server, params)
+        raise
+
+
+def _trusted_redirect_uri(server: Provider, params: request_checks.Params) -> str | None:
+    client = server.query_client(params.get("client_id"))
+    redirect_uri = params.get("redirect_uri")
+    if client is None or redirect_uri is None or not client.check_redirect_uri(redirect_uri):
+        return None
+    return redirect_uri
 
 
 def _authorization_request(ctx: AppContext, params: dict[str, str]) -> _StoredRequest:
@@ -305,9 +344,12 @@ def push_request(offer: ProofOffer | None) -> Response:
     server = provider(ctx)
     request = server.create_oauth2_request(None)
     try:
+        _check_backchannel_request(request)
         client = server.authenticate_client(request, list(CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS),
                                             "pushed_authorization_request")
-        form = par.checked_form({k: v for k, v in request.form.items() if isinstance(v, str)}, client.client_id)
+        request_checks.check_target(request.form)
+        request_checks.check_authorization_request(request.form)
+        form = par.checked_form(request.form.to_dict(), client.client_id)
         key = token_binding.proven_key(ctx, offer)
         if key is not None:
             if form.get("dpop_jkt", key) != key:
@@ -318,6 +360,12 @@ def push_request(offer: ProofOffer | None) -> Response:
         return _json_error(error)
     answer = par.stored_params(_tokens(ctx), form=form, client_id=client.client_id, now=_epoch(ctx))
     return Response(json.dumps(answer), status=201, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _check_backchannel_request(request: OAuth2Request) -> None:
+    """The standard's refusals at the token, PAR and revocation endpoints, before Authlib reads the
+    request: its parameters (query and body, as Authlib reads them) and its client authentication."""
+    request_checks.check_backchannel_request(request.payload.data, authorization=request.headers.get("Authorization"))
 
 
 def _json_error(error: OAuth2Error) -> Response:
@@ -350,7 +398,7 @@ def interaction(ctx: AppContext, *, request_id: str) -> Interaction:
     params, _ = _pending(ctx, request_id)
     app = apps.show_app(ctx, client_id=params["client_id"])
     return Interaction(client_id=app.client_id, client_name=app.name,
-                       scopes=[s for s in params.get("scope", "").split() if s],
+                       scopes=[s for s in params.get("scope", "").split() if s in SCOPES],
                        prompt=params.get("prompt", "").split(), max_age=_max_age(params),
                        login_hint=params.get("login_hint"), consent=app.oidc().consent)
 
@@ -372,7 +420,7 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
         raise LoginRequired()
     app = apps.show_app(ctx, client_id=params["client_id"])
     if app.oidc().consent:
-        scopes = frozenset(params.get("scope", "").split())
+        scopes = frozenset(s for s in params.get("scope", "").split() if s in SCOPES)
         if not consent and ("consent" in prompts or consents.needs_asking(
                 ctx, user_uuid=principal.user_uuid, client_id=app.client_id, scopes=scopes)):
             if "none" in prompts:
@@ -409,12 +457,14 @@ def token_response(offer: ProofOffer | None) -> Response:
     key of the request's DPoP proof if it has one."""
     from common.context import ctx as current
     ctx = current()
+    server = provider(ctx)
     try:
+        _check_backchannel_request(server.create_oauth2_request(None))
         key = token_binding.proven_key(ctx, offer)
     except OAuth2Error as error:
         return _json_error(error)
     with token_binding.proving(key):
-        return provider(ctx).create_token_response()
+        return server.create_token_response()
 
 
 def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOffer | None) -> dict[str, Any]:
@@ -433,7 +483,8 @@ def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOff
 
 def still_granted(ctx: AppContext, claims: dict[str, Any]) -> bool:
     """Whether the app still holds the grant an OpenID Provider access token came from (a revocation,
-    or a code used twice, removes it); citylogin's own tokens have none to lose."""
+    a code used twice or a refresh token reused after the grace revokes it: oidc.grants); citylogin's
+    own tokens have none to lose."""
     client_id, session_id = claims.get("client_id"), claims.get("sid")
     if client_id is None:
         return True
@@ -442,23 +493,23 @@ def still_granted(ctx: AppContext, claims: dict[str, Any]) -> bool:
 
 
 def end_session_response(ctx: AppContext) -> Response:
-    """GET|POST /oidc/logout (RP-Initiated Logout 1.0): a proven request ends the session and goes back
-    to the app's registered URI (or to the web UI's "logged out"); an unproven one goes to the web UI,
-    which asks the person; a request that does not check out is an error page, never a redirect."""
-    server = provider(ctx)
+    """GET|POST /oidc/logout (RP-Initiated Logout 1.0): a request that checks out is kept behind a
+    one-time handle and the browser goes to the web UI (`/#oidc-logout=<handle>`), where this browser's
+    device proves with its key which session it holds (flows.app_sign_out); nothing ends here, so a
+    request that no browser follows ends nothing. One that does not check out is an error page."""
     try:
-        validated = server.validate_endpoint_request("end_session")
+        validated = provider(ctx).validate_endpoint_request("end_session")
     except OAuth2Error as error:
         raise AuthorizationRefused(error.description or error.error, error=error.error) from None
-    if validated.needs_confirmation:
-        return redirect(f"{issuer(ctx)}/#oidc-logout", code=303)
-    answer = server.create_endpoint_response("end_session", validated)
-    if answer is None:
-        return redirect(f"{issuer(ctx)}/#oidc-logout=done", code=303)
-    return redirect(answer.headers["Location"], code=303)
+    return redirect(f"{issuer(ctx)}/#oidc-logout={rp_logout.keep(ctx, validated)}", code=303)
 
 
 def revocation_response() -> Response:
-    """POST /oidc/revoke: Authlib's RFC 7009 endpoint."""
+    """POST /oidc/revoke: Authlib's RFC 7009 endpoint, after the standard's refusals (JSON errors)."""
     from common.context import ctx as current
-    return provider(current()).create_endpoint_response("revocation")
+    server = provider(current())
+    try:
+        _check_backchannel_request(server.create_oauth2_request(None))
+    except OAuth2Error as error:
+        return _json_error(error)
+    return server.create_endpoint_response("revocation")

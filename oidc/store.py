@@ -1,5 +1,6 @@
-"""The OpenID Provider's items: authorization requests waiting for the person and issued codes (both
-in the one_time_tokens table, keyed by a digest), and each app's grant on a session (oidc_grants)."""
+"""The OpenID Provider's items: pushed authorization requests, authorization requests waiting for the
+person and issued codes (in the one_time_tokens table, keyed by a digest), and each app's grant on a
+session (oidc_grants)."""
 from __future__ import annotations
 
 import json
@@ -12,17 +13,16 @@ from common import dynamo
 from common.one_time_tokens import OneTimeTokenStore
 from oidc.models import Code, Grant
 
-REQUEST_KIND, CODE_KIND = "oidc_request", "oidc_code"
+REQUEST_KIND, CODE_KIND, PAR_KIND = "oidc_request", "oidc_code", "oidc_par"
 # A grant is kept this long past its session's latest end: Back-Channel Logout retries for as long.
 GRANT_KEPT_SECONDS = 24 * 3600
 
 
-class CodeSpent(dynamo.StoreRefusal):
-    """The code was redeemed before: `code` is what it was issued for (its grant is to be revoked)."""
+class CodeNotSpent(dynamo.StoreRefusal):
+    """The write that spends a code was refused: it was used meanwhile, or it expired or is gone."""
 
-    def __init__(self, code: Code) -> None:
-        super().__init__("code used")
-        self.code = code
+    def __init__(self) -> None:
+        super().__init__("code not spent")
 
 
 class RequestStore:
@@ -46,8 +46,9 @@ class RequestStore:
 
 
 class CodeStore:
-    """Codes, single-use by one conditional write; a used one is kept (until it expires) so that a
-    replay can revoke what the first use issued (RFC 6749 §4.1.2)."""
+    """Codes, spent by the one transaction that records what they gave (RFC 6749 §4.1.2): looking one up
+    changes nothing, so a failed redemption leaves it to its client. A spent code is kept (until it
+    expires) so that a replay can revoke what the first use gave."""
 
     def __init__(self, tokens: OneTimeTokenStore) -> None:
         self.tokens = tokens
@@ -56,29 +57,27 @@ class CodeStore:
         self.tokens.create(digest=digest, kind=CODE_KIND, expires_epoch=expires_epoch,
                            data={k: v for k, v in asdict(code).items() if v is not None and k != "digest"})
 
-    def redeem(self, *, digest: str, now: int) -> Code | None:
-        """The code's record, marked used in the same write; None if there is no such live code;
-        CodeSpent if it was used before."""
-        try:
-            item = self.tokens.client.update_item(
-                TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest), ReturnValues="ALL_NEW",
-                UpdateExpression="SET used_epoch = :now",
-                ConditionExpression="attribute_exists(token_digest) AND #k = :k AND expires_epoch > :now "
-                                    "AND attribute_not_exists(used_epoch)",
-                ExpressionAttributeNames={"#k": "kind"},
-                ExpressionAttributeValues={":k": {"S": CODE_KIND}, ":now": {"N": str(now)}})["Attributes"]
-        except ClientError as exc:
-            if not dynamo.is_condition_failure(exc):
-                raise
-            spent = self.tokens.get(digest=digest, kind=CODE_KIND, now=now)
-            if spent is not None and "used_epoch" in spent:
-                raise CodeSpent(_code(spent, digest)) from None
-            return None
-        return _code(dynamo.from_item(item), digest)
+    def find(self, *, digest: str, now: int) -> Code | None:
+        """The live code's record, spent (then with the grant_id it gave) or not, read strongly
+        consistent; None if there is no such code or it expired. Nothing is written."""
+        item = self.tokens.get(digest=digest, kind=CODE_KIND, now=now)
+        return _code(item, digest) if item else None
+
+    def spend_item(self, *, digest: str, grant_id: str, now: int) -> dict[str, Any]:
+        """A TransactWriteItems entry spending the code for the grant `grant_id`, refused if it was spent
+        before (a replay, or a parallel redemption that committed first), expired or is gone."""
+        return {"Update": {
+            "TableName": self.tokens.table, "Key": OneTimeTokenStore.key(digest),
+            "UpdateExpression": "SET used_epoch = :now, grant_id = :grant",
+            "ConditionExpression": "attribute_exists(token_digest) AND #k = :k AND expires_epoch > :now "
+                                   "AND attribute_not_exists(used_epoch)",
+            "ExpressionAttributeNames": {"#k": "kind"},
+            "ExpressionAttributeValues": {":k": {"S": CODE_KIND}, ":now": {"N": str(now)},
+                                          ":grant": {"S": grant_id}}}}
 
     def mark_replayed(self, *, digest: str, now: int) -> None:
-        """A second use of the code: the first use's grant write, if it has not committed yet, is
-        refused (unreplayed_check), so that the replay revokes it whichever of the two comes first."""
+        """Record that the code was redeemed a second time (the spend's condition refuses every later
+        redemption already; this marks the code item for whoever reads it)."""
         try:
             self.tokens.client.update_item(TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest),
                                            UpdateExpression="SET replayed_epoch = :now",
@@ -88,20 +87,56 @@ class CodeStore:
             if not dynamo.is_condition_failure(exc):
                 raise
 
-    def unreplayed_check(self, *, digest: str) -> dict[str, Any]:
-        """A TransactWriteItems entry refused once the code has been presented a second time."""
-        return {"ConditionCheck": {"TableName": self.tokens.table, "Key": OneTimeTokenStore.key(digest),
-                                   "ConditionExpression": "attribute_not_exists(replayed_epoch)"}}
+
+class PushedRequestStore:
+    """Pushed authorization requests (RFC 9126) behind their one-time request_uri, kept for one client."""
+
+    def __init__(self, tokens: OneTimeTokenStore) -> None:
+        self.tokens = tokens
+
+    def create(self, *, digest: str, params: dict[str, str], client_id: str, expires_epoch: int) -> None:
+        self.tokens.create(digest=digest, kind=PAR_KIND, expires_epoch=expires_epoch,
+                           data={"params": json.dumps(params), "client_id": client_id})
+
+    def consume(self, *, digest: str, client_id: str, now: int) -> dict[str, str] | None:
+        """The pushed parameters, used up in one conditional delete that holds only for `client_id`'s
+        live request: presented by another client, or after it expired, it stays as it was (None)."""
+        try:
+            item = self.tokens.client.delete_item(
+                TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest), ReturnValues="ALL_OLD",
+                ConditionExpression="attribute_exists(token_digest) AND #k = :k AND client_id = :client "
+                                    "AND expires_epoch > :now",
+                ExpressionAttributeNames={"#k": "kind"},
+                ExpressionAttributeValues={":k": {"S": PAR_KIND}, ":client": {"S": client_id},
+                                           ":now": {"N": str(now)}})["Attributes"]
+        except ClientError as exc:
+            if dynamo.is_condition_failure(exc):
+                return None
+            raise
+        return json.loads(dynamo.from_item(item)["params"])
 
 
 def _code(data: dict[str, Any], digest: str) -> Code:
     return Code(**{k: v for k, v in data.items() if k in Code.__dataclass_fields__ and k != "digest"}, digest=digest)
 
 
+class GrantMoved(dynamo.StoreRefusal):
+    """The grant's write was refused: it was rotated, replaced, revoked or removed meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__("grant moved")
+
+
+# Written by a rotation or a revocation, never by a new grant (which clears them by replacing the row).
+_LATER_FIELDS = frozenset({"rotated_gen", "rotated_epoch", "refresh_kid", "rotated_jkt", "revoked", "revoked_epoch"})
+
+
 class GrantStore:
     """Which apps hold tokens of which session (oidc_grants: session_id, client_id): whom to tell
     when the session ends (Back-Channel Logout), what `/oidc/revoke` or a replayed code ends, and the
-    current generation of the app's rotating refresh token."""
+    current generation of the app's rotating refresh token with its last rotation. A revoked grant
+    keeps its row, marked, until the row expires: no token check counts it (`get`), and the back
+    channel reads it (`record`) to know whether the app was told already."""
 
     def __init__(self, client, table: str) -> None:
         self.client, self.table = client, table
@@ -111,13 +146,21 @@ class GrantStore:
 
     def put_item(self, grant: Grant, *, now: int, expires_epoch: int) -> dict[str, Any]:
         """A TransactWriteItems entry recording the grant (with the session's liveness check beside it);
-        it replaces the app's earlier grant on the session, and with it that one's refresh tokens."""
-        item = {k: v for k, v in asdict(grant).items() if v is not None}
+        it replaces the app's earlier grant on the session, revoked or not, and with it that one's
+        refresh tokens."""
+        item = {k: v for k, v in asdict(grant).items() if v is not None and k not in _LATER_FIELDS}
         item |= {"granted_epoch": now, "expires_epoch": expires_epoch,
                  dynamo.TTL_ATTRIBUTE: expires_epoch + GRANT_KEPT_SECONDS}
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
 
     def get(self, *, session_id: str, client_id: str) -> Grant | None:
+        """The app's grant on the session while it holds (strongly consistent); None if there is none
+        or it was revoked."""
+        grant = self.record(session_id=session_id, client_id=client_id)
+        return grant if grant is not None and grant.live else None
+
+    def record(self, *, session_id: str, client_id: str) -> Grant | None:
+        """The app's grant row on the session, revoked or not (strongly consistent)."""
         item = self.client.get_item(TableName=self.table, Key=self._key(session_id, client_id),
                                     ConsistentRead=True).get("Item")
         if item is None:
@@ -125,14 +168,33 @@ class GrantStore:
         data = dynamo.from_item(item)
         return Grant(**{k: v for k, v in data.items() if k in Grant.__dataclass_fields__})
 
-    def rotate_item(self, grant: Grant, *, generation: int) -> dict[str, Any]:
-        """A TransactWriteItems entry moving the grant's refresh token from `generation` to the next;
-        refused if it moved on meanwhile, or the grant was replaced or removed."""
+    def rotate_item(self, grant: Grant, *, generation: int, now: int, kid: str, jkt: str | None) -> dict[str, Any]:
+        """A TransactWriteItems entry moving the grant's refresh token from `generation` to the next,
+        recording the rotation (when, the refresh secret `kid`, the access token's key `jkt`) so a
+        retry within the grace gets the same pair; refused if it moved on meanwhile, or the grant was
+        replaced, revoked or removed."""
+        values = {":next": {"N": str(generation + 1)}, ":gen": {"N": str(generation)},
+                  ":grant": {"S": grant.grant_id}, ":now": {"N": str(now)}, ":kid": {"S": kid}}
+        update = "SET refresh_gen = :next, rotated_gen = :next, rotated_epoch = :now, refresh_kid = :kid"
+        if jkt:
+            update += ", rotated_jkt = :jkt"
+            values[":jkt"] = {"S": jkt}
+        else:
+            update += " REMOVE rotated_jkt"
         return {"Update": {
             "TableName": self.table, "Key": self._key(grant.session_id, grant.client_id),
-            "UpdateExpression": "SET refresh_gen = :next",
-            "ConditionExpression": "refresh_gen = :gen AND grant_id = :grant",
-            "ExpressionAttributeValues": {":next": {"N": str(generation + 1)}, ":gen": {"N": str(generation)},
+            "UpdateExpression": update,
+            "ConditionExpression": "refresh_gen = :gen AND grant_id = :grant AND attribute_not_exists(revoked)",
+            "ExpressionAttributeValues": values}}
+
+    def revoke_item(self, grant: Grant, *, reason: str, now: int) -> dict[str, Any]:
+        """A TransactWriteItems entry marking the grant revoked for `reason` (the row stays until it
+        expires); refused if it was revoked, replaced or removed meanwhile."""
+        return {"Update": {
+            "TableName": self.table, "Key": self._key(grant.session_id, grant.client_id),
+            "UpdateExpression": "SET revoked = :reason, revoked_epoch = :now",
+            "ConditionExpression": "grant_id = :grant AND attribute_not_exists(revoked)",
+            "ExpressionAttributeValues": {":reason": {"S": reason}, ":now": {"N": str(now)},
                                           ":grant": {"S": grant.grant_id}}}}
 
     def clients_of(self, session_id: str) -> list[str]:

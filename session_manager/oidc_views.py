@@ -8,40 +8,49 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from apps import push
+from apps.registry import allowed_client_origins
+from common import cors
 from common.context import EXTENSION_KEY, ctx
 from common.openapi import operation
 from common.validation import parse_body
-from flows import app_sign_in
+from flows import app_sign_in, app_sign_out
 from oidc import service
+from oidc import logout as rp_logout
 from oidc.backchannel import BackchannelLogout
+from oidc.parameters import AuthorizationParameters, PushedAuthorizationForm, RevocationForm, TokenForm
 from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, Interaction, PendingRequest,
                          ProviderTokenResponse, PushedRequest, Redirect, Revoked, UserInfo)
+from oidc.models import DeviceSignOut, LogoutInteraction, SignedOut
 from sessions.guard import credentials, current_principal, proof_offer, require_session
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
+FORM = "application/x-www-form-urlencoded"
 # Back-Channel Logout: this process's pusher of logout tokens to the apps that hold an ended session's.
 bp.record_once(lambda state: push.start_pusher(state.app.extensions[EXTENSION_KEY],
                                                BackchannelLogout(state.app.extensions[EXTENSION_KEY])))
+# A SPA calls these from its own origin: its registration allows it on every host within a second (SPEC §14).
+cors.open_to_origins(bp, endpoints={"oidc.token", "oidc.userinfo", "oidc.userinfo_post", "oidc.revoke"},
+                     origins=lambda: allowed_client_origins(ctx()))
 
 
 @bp.get("/authorize")
 @operation("OpenID Connect authorization request: code flow with PKCE (S256); the browser goes on to sign in",
-           status=303, errors=(400,))
+           status=303, query=AuthorizationParameters, errors=(400,))
 def authorize():
-    return service.begin(ctx(), request.args.to_dict())
+    return service.begin(ctx(), request.args)  # every value: a repeated parameter is refused
 
 
 @bp.post("/authorize")
 @operation("The authorization request as a form post (OpenID Connect Core §3.1.2.1)", status=303,
-           body_media_type="application/x-www-form-urlencoded", errors=(400,))
+           body=AuthorizationParameters, body_media_type=FORM, errors=(400,))
 def authorize_form():
-    return service.begin(ctx(), request.form.to_dict())
+    return service.begin(ctx(), request.form)  # every value: a repeated parameter is refused
 
 
 @bp.post("/par")
 @operation("Pushed authorization request (RFC 9126): the app's authorization request, kept 60 s behind a "
-           "one-time request_uri", status=201, response=PushedRequest,
-           body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
+           "one-time request_uri", status=201, response=PushedRequest, body=PushedAuthorizationForm,
+           body_media_type=FORM, errors=(400, 401))
 def pushed_authorization_request():
     return service.push_request(proof_offer())
 
@@ -83,14 +92,15 @@ def cancel():
 
 @bp.post("/token")
 @operation("OAuth 2.0 token endpoint (RFC 6749 §3.2): the authorization code grant with PKCE",
-           response=ProviderTokenResponse, body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
+           response=ProviderTokenResponse, body=TokenForm, body_media_type=FORM, errors=(400, 401))
 def token():
     return service.token_response(proof_offer())
 
 
 @bp.get("/logout")
-@operation("OpenID Connect RP-Initiated Logout: an app ends the person's session (proven by id_token_hint) "
-           "or asks the web UI to", status=303, errors=(400,))
+@operation("OpenID Connect RP-Initiated Logout: the app's request is kept and the browser goes to the web UI, "
+           "where this browser's device proves which session it holds; nothing ends here", status=303,
+           errors=(400,))
 def logout():
     return service.end_session_response(ctx())
 
@@ -102,9 +112,26 @@ def logout_form():
     return service.end_session_response(ctx())
 
 
+@bp.post("/logout/interaction")
+@operation("What the sign-out page shows of an app's logout request: the app, and where the browser goes after",
+           body=PendingRequest, response=LogoutInteraction, errors=(400,))
+def logout_interaction():
+    body = parse_body(PendingRequest)
+    return jsonify(rp_logout.interaction(ctx(), handle=body.request).model_dump())
+
+
+@bp.post("/logout/device")
+@operation("The browser's device proves it holds its key (a signed challenge): its live session ends if the app's "
+           "logout named it, or once the person confirmed", body=DeviceSignOut, response=SignedOut,
+           errors=(400, 401, 403))
+def logout_with_device():
+    body = parse_body(DeviceSignOut)
+    return jsonify(app_sign_out.finish_with_device(ctx(), body=body).model_dump())
+
+
 @bp.post("/revoke")
 @operation("OAuth 2.0 token revocation (RFC 7009): the app gives back a refresh or access token; its grant ends",
-           response=Revoked, body_media_type="application/x-www-form-urlencoded", errors=(400, 401))
+           response=Revoked, body=RevocationForm, body_media_type=FORM, errors=(400, 401))
 def revoke():
     return service.revocation_response()
 

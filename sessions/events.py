@@ -153,6 +153,7 @@ class SessionWatcher:
     def on_events(self, ended: list[SessionEnded]) -> None:
         """The feed's tick: wake the streams of the sessions that ended, then read the sessions
         whose idle timeout or max lifetime may have come."""
+        ended = [event for event in ended if event.session_ended]  # an app's grant ending is not the session's
         now = self.now()
         with self._lock:
             for event in ended:

@@ -1,5 +1,7 @@
 """The security events table: the outbox of session ends (SPEC §11). Every transaction that ends a
-session puts one row here, so no session ends without its event, whatever crashes.
+session puts one row here, so no session ends without its event, whatever crashes. A row with a
+`client_id` is the end of that one app's grant on a live session (SPEC §14), put by the revocation's
+own transaction: only that app's Back-Channel Logout hears it.
 
 One partition, `feed = "feed"`, sorted by `seq = <epoch ms, 13 digits>-<event id, 32 hex>`: reading
 what happened since a moment is one Query. A row is kept 25 hours (events older than 24 h may be
@@ -29,6 +31,8 @@ def event_put(table: str, ending: Ending, *, at_ms: int) -> dict[str, Any]:
            dynamo.TTL_ATTRIBUTE: at_ms // 1000 + RETENTION_SECONDS}
     if ending.by_device:
         row["by_device"] = ending.by_device
+    if ending.client_id:  # one app's grant ended, not the session: that app alone hears it
+        row |= {"client_id": ending.client_id, "grant_id": ending.grant_id}
     return {"Put": {"TableName": table, "Item": dynamo.to_item(row),
                     "ConditionExpression": "attribute_not_exists(seq)"}}
 
@@ -37,7 +41,8 @@ def _event(item: dict[str, Any]) -> SessionEnded:
     data = dynamo.from_item(item)
     return SessionEnded(seq=data["seq"], session_id=data["session_id"], user_uuid=data["user_uuid"],
                         device_id=data["device_id"], reason=data["reason"], event_epoch=int(data["event_epoch"]),
-                        initiating_entity=data["initiating_entity"], by_device=data.get("by_device"))
+                        initiating_entity=data["initiating_entity"], by_device=data.get("by_device"),
+                        client_id=data.get("client_id"), grant_id=data.get("grant_id"))
 
 
 class FeedStore:

@@ -316,10 +316,18 @@ class SessionEnded:
     event_epoch: int
     initiating_entity: str
     by_device: str | None = None
+    # Set, the session did not end: one app's grant on it did (a refresh token reused after the
+    # grace, a code used twice; oidc.grants). Only that app's Back-Channel Logout hears it.
+    client_id: str | None = None
+    grant_id: str | None = None
 
     @property
     def event_id(self) -> str:
         return self.seq[14:]
+
+    @property
+    def session_ended(self) -> bool:
+        return self.client_id is None
 
 
 @dataclass(frozen=True)
@@ -331,3 +339,5 @@ class Ending:
     device_id: str
     reason: str
     by_device: str | None = None
+    client_id: str | None = None  # an app's grant ending, not the session (SessionEnded.client_id)
+    grant_id: str | None = None

@@ -11,11 +11,13 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.audit import AuditEvent, audit
 from common.background import background
+from common import cursors
 from common.batch_read import KeyRead
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
@@ -29,7 +31,7 @@ from sessions import binding
 from sessions.binding import ProofOffer
 from sessions.events import LiveStream, SessionWatcher, StreamCaps, TooManyStreams
 from sessions.feed import EventFeed
-from sessions.feed_store import FeedStore
+from sessions.feed_store import FeedStore, event_put
 from sessions.history_store import BadCursor, HistoryStore
 from sessions.models import (SESSION_ACTIVE, Ending, Holder, Liveness, OpenedSession, Presence, PresenceEntry,
                              PresenceMoved, Principal, RevokeReason, Seats, SessionEnded, SessionRecord, TokenPair)
@@ -807,12 +809,29 @@ def session_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | N
                  include_ended: bool) -> tuple[list[SessionRecord], str | None]:
     """One page of the user's sessions, newest first: only the live ones unless `include_ended`."""
     now = _epoch(ctx)
+    return _sealed_page(ctx, listing="sessions", user_uuid=user_uuid, cursor=cursor,
+                        read=lambda position: session_store(ctx).page_for_user(
+                            user_uuid, limit=limit, cursor=position,
+                            keep=lambda session: include_ended or _end_reason(ctx, session, now) is None))
+
+
+def _sealed_page(ctx: AppContext, *, listing: str, user_uuid: str, cursor: str | None,
+                 read: Callable[[str | None], tuple[list[Any], str | None]]) -> tuple[list[Any], str | None]:
+    """The page `read` gives at the position `cursor` was sealed around (common/cursors.py), and the next
+    page's cursor sealed alike; 400 invalid_field for a cursor this server did not seal for this listing
+    of this account (SPEC §4, §15: a forged, edited or other account's cursor)."""
+    position = None
+    if cursor:
+        position = cursors.open_sealed(cursor, secrets=ctx.refresh_secrets, listing=listing, user_uuid=user_uuid)
+        if position is None:
+            raise InvalidField("cursor", "The cursor is not valid.")
     try:
-        return session_store(ctx).page_for_user(
-            user_uuid, limit=limit, cursor=cursor,
-            keep=lambda session: include_ended or _end_reason(ctx, session, now) is None)
-    except BadCursor:
+        items, next_position = read(position)
+    except BadCursor:  # sealed by this server around a position its store no longer reads (a release ago)
         raise InvalidField("cursor", "The cursor is not valid.") from None
+    if next_position is None:
+        return items, None
+    return items, cursors.seal(next_position, secrets=ctx.refresh_secrets, listing=listing, user_uuid=user_uuid)
 
 
 def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | None]:
@@ -846,10 +865,10 @@ def record_attempt(ctx: AppContext, *, user_uuid: str, result: str, device_id: s
 
 
 def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    try:
-        return history_store(ctx).page(user_uuid=user_uuid, limit=limit, cursor=cursor)
-    except BadCursor:
-        raise InvalidField("cursor", "The cursor is not valid.") from None
+    """One page of the account's history, newest first (its cursors sealed for it)."""
+    return _sealed_page(ctx, listing="history", user_uuid=user_uuid, cursor=cursor,
+                        read=lambda position: history_store(ctx).page(user_uuid=user_uuid, limit=limit,
+                                                                      cursor=position))
 
 
 def record_operator_action(ctx: AppContext, *, user_uuid: str, action: str, details: dict) -> None:
@@ -858,11 +877,10 @@ def record_operator_action(ctx: AppContext, *, user_uuid: str, action: str, deta
 
 
 def audit_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    """One page of the operator actions on the account, newest first."""
-    try:
-        return history_store(ctx).audit_page(user_uuid=user_uuid, limit=limit, cursor=cursor)
-    except BadCursor:
-        raise InvalidField("cursor", "The cursor is not valid.") from None
+    """One page of the operator actions on the account, newest first (its cursors sealed for it)."""
+    return _sealed_page(ctx, listing="audit", user_uuid=user_uuid, cursor=cursor,
+                        read=lambda position: history_store(ctx).audit_page(user_uuid=user_uuid, limit=limit,
+                                                                            cursor=position))
 
 
 def session_owner(ctx: AppContext, *, session_id: str) -> str | None:
@@ -880,6 +898,17 @@ def events_after(ctx: AppContext, seq: str) -> Iterator[SessionEnded]:
     """The session ends recorded after `seq` in the security events feed, oldest first, read page
     by page as they are consumed (SPEC §11)."""
     return FeedStore(ctx.dynamodb, ctx.tables.security_events).after(seq)
+
+
+def grant_ending(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str, client_id: str,
+                 grant_id: str, reason: str) -> GuardedWrite:
+    """The outbox row of one app's grant on a live session ending (SPEC §14), for the revocation's
+    own transaction, so that no revocation goes untold: that app's Back-Channel Logout hears it,
+    no session stream, CAEP receiver or other app does."""
+    ending = Ending(session_id=session_id, user_uuid=user_uuid, device_id=device_id, reason=reason,
+                    client_id=client_id, grant_id=grant_id)
+    item = event_put(ctx.tables.security_events, ending, at_ms=int(ctx.now().timestamp() * 1000))
+    return GuardedWrite(item=item, refusal=lambda: RuntimeError("an event's seq is new"))
 
 
 def event_feed(ctx: AppContext) -> EventFeed:

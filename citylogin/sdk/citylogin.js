@@ -9,8 +9,9 @@
 
 import { CityloginError, asksForNonce, expiresAt, jsonInit, networkError, problemOf, readJson } from "./http.js";
 import {
-  LOGIN_PURPOSE, RENEW_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser, devicesByUse, dpopProof, findDevice,
-  forgetDevice, lastUsedDevice, markUsed, publicKeyPem, replaceCertificate, saveDevice, signChallenge,
+  LOGIN_PURPOSE, RENEW_PURPOSE, SIGN_OUT_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser, devicesByUse,
+  dpopProof, findDevice, forgetDevice, lastUsedDevice, markUsed, publicKeyPem, replaceCertificate, saveDevice,
+  signChallenge,
 } from "./keystore.js";
 import { watchSession } from "./session_stream.js";
 
@@ -338,6 +339,30 @@ export class Citylogin {
         if (!NOT_THIS_DEVICE.has(error.code)) throw error;
       }
     }
+    return null;
+  }
+
+  /** An app's logout request (the id of `#oidc-logout=`) answered by this browser's device keys (SPEC §14):
+   * resolves with `{redirect_to}` (null: no way back to the app) once a device's live session here has
+   * ended — the one the app named, or, with `confirm` (the person said yes), that of the first device here
+   * that has one; null when no device here has a live session. Rejects with `logout_confirmation_required`
+   * when a device here has a live session the app did not name: ask the person, then call with `confirm`. */
+  async signOutForApp(request, { confirm = false } = {}) {
+    let asked = null;
+    for (const device of await devicesByUse()) {
+      const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
+      const signature = await signChallenge(device.keyPair.privateKey, challenge, SIGN_OUT_PURPOSE);
+      try {
+        const answer = await this.request("POST", "/oidc/logout/device", { auth: false, body: {
+          request, client_cert: device.clientCert, challenge, signature, confirm } });
+        if (this.session?.deviceId === device.deviceId) this.#clear();   // a device has one session: this tab's
+        return answer;
+      } catch (error) {
+        if (error.code === "logout_confirmation_required") asked = error;
+        else if (!NOT_THIS_DEVICE.has(error.code)) throw error;
+      }
+    }
+    if (asked) throw asked;
     return null;
   }
 

@@ -9,6 +9,7 @@ const STORE = "devices";
 export const LOGIN_PURPOSE = "citylogin-login:";   // the server verifies the signature over this prefix + challenge
 export const RENEW_PURPOSE = "citylogin-renew:";   // ... and, to renew the certificate, over this one (SPEC §4)
 export const SSO_PURPOSE = "citylogin-sso:";       // ... and, to sign in to an app with a live session, this (§14)
+export const SIGN_OUT_PURPOSE = "citylogin-sign-out:";   // ... and, to end it for an app's logout, this
 
 /** The server compares usernames after NFKC, case-insensitively (SPEC §4 registration). */
 export function accountKey(username) {

@@ -2,7 +2,8 @@
 // password, recover), the signed-in screen (devices, sessions, history, add a device, account),
 // the moves between them and the language they speak. An app's OpenID Connect sign-in (`#oidc=`,
 // oidc.js, loaded only then) goes through the same screens and returns to the app instead of the
-// signed-in screen; an app's logout (`#oidc-logout`) asks before it logs this tab out.
+// signed-in screen; an app's logout (`#oidc-logout=`, oidc_logout.js, loaded only then) ends this device's
+// session when the device proves it is the one the app named, and asks first otherwise.
 
 import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
@@ -14,7 +15,7 @@ import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./dev
 import { appRequestInView, initLinks, notify, notifyError, takeAccountLink } from "./links.js";
 import { initPairing, resetPairing } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
-import { $, ask, busy, clearFieldErrors, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
+import { $, busy, clearFieldErrors, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
 
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
@@ -57,14 +58,14 @@ function currentTab(screen) {
   return screen.querySelector(".tabs button[aria-current]");
 }
 
-/** banner: {kind: "alert" | "info", title: key, text: key or null} or null. */
+/** banner: {kind: "alert" | "info", title: key, text: key or null, params?: {name: value}} or null. */
 function setBanner(banner) {
   const node = $("#banner");
   node.hidden = !banner;
   if (!banner) return;
   node.className = `banner ${banner.kind}`;
-  setText($("#banner-title"), banner.title);
-  if (banner.text) setText($("#banner-text"), banner.text);
+  setText($("#banner-title"), banner.title, banner.params);
+  if (banner.text) setText($("#banner-text"), banner.text, banner.params);
   else clearMessage($("#banner-text"));
   $("#banner-text").hidden = !banner.text;
 }
@@ -395,20 +396,17 @@ async function takeAppRequest() {
   await appSignIn.takeAppRequest().catch((error) => notifyError(error));
 }
 
-/** An app's logout (SPEC §14, RP-initiated): `#oidc-logout=done` when the app proved it and the session
- * is over already; `#oidc-logout` when it did not, and the person is asked first. */
-function takeAppLogout() {
-  const match = /^#oidc-logout(=done)?$/.exec(location.hash);
-  if (!match) return null;
-  history.replaceState(null, "", location.pathname + location.search);
-  return match[1] ? "done" : "ask";
-}
-
-async function confirmAppLogout(account) {
-  enterHome(account);
-  const confirmed = await ask({ title: "web.oidc.logout_title", message: "web.oidc.logout_message",
-                                confirm: "web.header.logout" });
-  if (confirmed) await logOut();
+/** An app's logout (`#oidc-logout=`, SPEC §14, RP-initiated), answered before wire(): a session that ends
+ * here for the app is no news from elsewhere. {banner, redirectTo}, {error}, or null (none, or kept). */
+async function takeAppLogout() {
+  if (!location.hash.startsWith("#oidc-logout")) return null;
+  try {
+    const outcome = await (await import("./oidc_logout.js")).takeAppLogout();
+    if (outcome && !citylogin.session) sessionStorage.removeItem(ACCOUNT_KEY);
+    return outcome;
+  } catch (error) {
+    return { error };
+  }
 }
 
 async function boot() {
@@ -418,13 +416,14 @@ async function boot() {
     $("#insecure").hidden = false;
     return;
   }
-  const appLogout = takeAppLogout();
-  if (appLogout === "done") {
-    // Before wire(): the session an app ended is dropped here without an "ended elsewhere" banner.
-    await citylogin.logout().catch(() => {});
-    sessionStorage.removeItem(ACCOUNT_KEY);
+  const appLogout = await takeAppLogout();
+  if (appLogout?.redirectTo) {
+    showAuth({ banner: appLogout.banner });     // "You signed out of <app>", on the way back to it
+    location.assign(appLogout.redirectTo);
+    return;
   }
   wire();
+  if (appLogout?.error) notifyError(appLogout.error);
   showLocale(currentLocale());
   const paired = takePairingLink();
   takeAccountLink();
@@ -432,10 +431,6 @@ async function boot() {
   for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
   const account = storedAccount();
   if (account && citylogin.session && await resumed()) {
-    if (appLogout === "ask") {
-      await confirmAppLogout(account);
-      return;
-    }
     await arrive(account).catch((error) => {
       notifyError(error);
       enterHome(account);
@@ -453,7 +448,7 @@ async function boot() {
   }
   if (!$("#auth-screen").hidden) return;   // sessionEnded() has shown the login screen and why
   showAuth({ tab: paired ? "pair" : "login",
-             banner: appLogout ? { kind: "info", title: "web.banner.logged_out", text: null } : null });
+             banner: appLogout?.banner || null });
   const last = await citylogin.lastUsedDevice().catch(() => null);
   if (last && !$("#login-username").value) $("#login-username").value = last.username;
 }

@@ -3,7 +3,8 @@ client of citylogin's OpenID Provider, through Authlib's Flask client as any Fla
 (discovery, the code flow with PKCE, the ID token checked against citylogin's keys, refresh).
 
 The browser holds only a cookie that names its sign-in; the tokens stay on this server. "Log out" ends
-the citylogin session too (RP-Initiated Logout, the ID token as proof) and comes back here. When the
+the citylogin session too (RP-Initiated Logout, the ID token as the hint, the device key as the proof)
+and comes back here. When the
 citylogin session ends (another device took the seat, a logout, an operator), citylogin POSTs a logout
 token to /signin/backchannel-logout (OpenID Connect Back-Channel Logout): the sign-ins of that session
 end here at once, and the browser's next request is refused. An access token that expired is refreshed
@@ -104,8 +105,9 @@ class OidcSignIn:
         return claims
 
     def sign_out(self) -> BaseResponse:
-        """Log out of notes and of citylogin (RP-Initiated Logout): the ID token proves the request, and
-        citylogin sends the browser back to this app's page (registered as its post-logout URI)."""
+        """Log out of notes and of citylogin (RP-Initiated Logout): the ID token names the session, the
+        browser's device key proves it on citylogin's page, and citylogin sends the browser back to this
+        app's page (registered as its post-logout URI)."""
         with self._lock:
             entry = self._signed_in.pop(session.pop("signed_in", ""), None)
         if entry is None or "id_token" not in entry["token"]:

@@ -63,7 +63,6 @@ def test_a_failing_receiver_gets_the_event_again_with_backoff(make_server):
 def test_an_event_the_feed_brings_during_a_push_is_pushed_next(make_server, monkeypatch):
     # The push of the first end is held until the feed has handed the pusher a second end, which
     # the push's read came too early for: the app must stay due for it.
-    monkeypatch.setattr(push, "LIST_SECONDS", 0.5)
     heard: list[str] = []
     on_events, deliver = push.Pusher._on_events, push.SetPush.deliver
     monkeypatch.setattr(push.Pusher, "_on_events",
@@ -93,7 +92,6 @@ def test_an_event_the_feed_brings_during_a_push_is_pushed_next(make_server, monk
 def test_one_process_pushes_and_another_takes_over_when_it_stops(make_server, monkeypatch):
     monkeypatch.setattr(push, "LEASE_SECONDS", 3.0)
     monkeypatch.setattr(push, "RENEW_SECONDS", 1.0)
-    monkeypatch.setattr(push, "LIST_SECONDS", 0.5)
     with receiver() as sink:
         url, first = make_server(ssf_push_interval=0.2)
         _, second = make_server(ssf_push_interval=0.2)

@@ -12,9 +12,10 @@ import re
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from citylogin.client import Client
@@ -35,6 +36,7 @@ class Apps:
     diary: str                   # notes app "diary", asking for consent
     diary_client_id: str
     notes_client_id: str
+    notes_secret: str            # the test redeems a code of the browser's session itself (RP logout)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def apps(dynamodb_endpoint, tmp_path_factory) -> Apps:
         stack.enter_context(running_notes(citylogin_url, "oidc", port=diary_port, credentials=diary))
         yield Apps(citylogin_url,
                    stack.enter_context(running_notes(citylogin_url, "oidc", port=notes_port, credentials=notes)),
-                   diary_url, diary["client_id"], notes["client_id"])
+                   diary_url, diary["client_id"], notes["client_id"], notes["client_secret"])
 
 
 def backchannel(port: int) -> tuple[str, ...]:
@@ -289,24 +291,70 @@ def test_prompt_none_without_a_session_goes_straight_back_with_login_required(br
     assert answer == {"error": "login_required", "state": "s1", "iss": apps.citylogin}
 
 
-def test_logging_out_of_the_app_logs_out_of_citylogin_and_comes_back(browser_device, apps):
+def sign_outs(page) -> list[bool]:
+    """Whether each device proof the sign-out page sends carries the person's yes (`confirm`), as they go."""
+    sent: list[bool] = []
+    page.on("request", lambda request: sent.append('"confirm":true' in (request.post_data or ""))
+            if request.url.endswith("/oidc/logout/device") else None)
+    return sent
+
+
+def test_logging_out_of_the_app_signs_out_of_citylogin_without_a_question_and_comes_back(browser_device, apps):
     device, page = browser_device, browser_device.page
     registered_through(device, apps.notes)
-    page.get_by_role("button", name="Log out").click()      # the ID token proves it: no question asked
+    proofs = sign_outs(page)
+    page.get_by_role("button", name="Log out").click()      # the device proves the session the ID token names
     page.wait_for_url(re.compile(re.escape(apps.notes) + r"/$"))
     expect(page.locator("#status")).to_have_text("Signed out of notes and citylogin.")
+    assert proofs == [False]                                 # never asked
     page.goto(apps.citylogin + "/")
     device.expect_login_screen()                           # this tab's citylogin session is over too
 
 
-def test_an_unproven_logout_request_asks_first(browser_device, apps):
+def test_an_unproven_logout_request_asks_first_and_names_the_app(browser_device, apps):
     device, page = browser_device, browser_device.page
     registered_through(device, apps.notes)
-    page.goto(f"{apps.citylogin}/oidc/logout?client_id={apps.notes_client_id}")
+    unproven = f"{apps.citylogin}/oidc/logout?client_id={apps.notes_client_id}"   # no hint: nothing named
+    page.goto(unproven)
     dialog = page.locator("#confirm-dialog")
     expect(dialog).to_be_visible()
-    expect(page.locator("#confirm-title")).to_have_text("Log out of citylogin?")
+    expect(page.locator("#confirm-title")).to_have_text("Sign out of citylogin?")
+    expect(page.locator("#confirm-message")).to_contain_text("notes asks to sign this device out of citylogin.")
+    dialog.locator("button[value=cancel]").click()            # no: the session goes on
+    device.expect_devices_screen()
+
+    page.goto(unproven)
+    expect(dialog).to_be_visible()
     page.locator("#confirm-ok").click()
-    expect(device.banner).to_contain_text("You have logged out.")
+    expect(device.banner).to_contain_text("You signed out of notes.")
+    expect(device.banner).not_to_contain_text("another device")
+    device.expect_login_screen()
     page.goto(apps.notes + "/")
     wait_until(lambda: page.evaluate(NOTES_STATUS) == 401 or None, timeout=10, what="notes hearing of the logout")
+
+
+def test_a_proven_logout_with_no_way_back_says_which_app_in_japanese(browser, apps):
+    context = browser.new_context(locale="ja-JP")
+    device = DevicePage(context.new_page(), apps.citylogin)
+    page = device.page
+    try:
+        registered_through(device, apps.notes)
+        # The app's ID token of this browser's session: a code by single sign-on, redeemed here as the app would
+        verifier, challenge = pkce_pair()
+        page.goto(authorize_url(apps.citylogin, response_type="code", client_id=apps.notes_client_id,
+                                redirect_uri=f"{apps.notes}/probe", scope="openid", state="s3",
+                                code_challenge=challenge, code_challenge_method="S256"))
+        page.wait_for_url(re.compile(re.escape(apps.notes) + r"/probe\?"))
+        code = parse_qs(urlsplit(page.url).query)["code"][0]
+        tokens = requests.post(apps.citylogin + "/oidc/token", auth=(apps.notes_client_id, apps.notes_secret),
+                               data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                                     "redirect_uri": f"{apps.notes}/probe"}, timeout=10).json()
+        proofs = sign_outs(page)
+        page.goto(f"{apps.citylogin}/oidc/logout?" + urlencode({"id_token_hint": tokens["id_token"]}))
+        expect(device.banner).to_contain_text("notes からログアウトしました。")
+        expect(device.banner).to_contain_text("この端末の citylogin のセッションも終了しました。")
+        device.expect_login_screen()
+        assert proofs == [False]                             # proven: never asked
+        assert not device.errors, device.errors
+    finally:
+        context.close()

@@ -2,7 +2,11 @@
 origin and a public client of citylogin (SPEC §14): it sends the browser to citylogin's sign-in page,
 where the person creates an account on this browser's device, and comes back with a code it redeems
 itself (PKCE, no secret) across origins; it reads userinfo and renews with its refresh token. Ends with
-the device displaced by another device's login: its renewal fails and its userinfo call gets 401."""
+the device displaced by another device's login: its renewal fails and its userinfo call gets 401.
+
+No server setting allows the SPA's origin (no CITYLOGIN_CORS_ORIGINS): discovery and the JWKS answer
+every origin, and the SPA, registered while citylogin runs, is answered at the token and userinfo
+endpoints because its redirect URI is on that origin (SPEC §14 Clients)."""
 from __future__ import annotations
 
 import base64
@@ -69,7 +73,8 @@ USERINFO = """async () => {
 
 @pytest.fixture
 def spa(base_config, tmp_path):
-    """(the SPA's URL, citylogin's URL): citylogin allowing the SPA's origin, the SPA on its own."""
+    """(the SPA's URL, citylogin's URL): citylogin with no CORS setting, then the SPA registered as a public
+    client while it runs, and served on its own origin."""
     if not BUNDLE.exists():
         message = "npm oidc-client-ts is not installed (bash scripts/setup.sh installs it under tests/interop)"
         if os.environ.get("CI"):
@@ -78,7 +83,7 @@ def spa(base_config, tmp_path):
     spa_port, citylogin_port = free_port(), free_port()
     spa_origin, citylogin_url = f"http://127.0.0.1:{spa_port}", f"http://127.0.0.1:{citylogin_port}"
     env = {**config_env(base_config), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port),
-           "CITYLOGIN_CORS_ORIGINS": spa_origin, "CITYLOGIN_PUBLIC_URL": citylogin_url,
+           "CITYLOGIN_PUBLIC_URL": citylogin_url,
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     with ExitStack() as stack:
         stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],

@@ -155,7 +155,8 @@ def test_a_hash_of_a_set_no_process_recorded_is_recorded_at_its_first_check(make
     users.replace_password_hash(ctx, user_uuid=imported.key_file.user_uuid, password_hash=hash_of(elsewhere))
     imported.login(PASSWORD)                       # met, recorded, and rehashed to the current set
     ctx.password_parameters.settle()
-    assert elsewhere in {r.parameters for r in PasswordParameterStore(ctx.dynamodb, ctx.tables.key_ring).load()}
+    store = PasswordParameterStore(ctx.dynamodb, ctx.tables.key_ring, ctx.key_ring.encryptor)
+    assert elsewhere in store.load().listed.sets
     assert elsewhere in ctx.passwords.known_sets()
     _, fresh = make_server()                       # and a process started now knows it from the start
     assert elsewhere in fresh.passwords.known_sets()
@@ -170,7 +171,8 @@ def test_the_retire_command_removes_a_set_no_hash_uses_and_keeps_one_still_in_us
     moved.login(PASSWORD)
     assert hash_parameters(users.get_user(ctx, user_uuid=moved.key_file.user_uuid).password_hash) == OLD
     env = {"CITYLOGIN_DYNAMODB_ENDPOINT_URL": base_config["dynamodb_endpoint_url"],
-           "CITYLOGIN_TABLE_PREFIX": base_config["table_prefix"], "CITYLOGIN_DATA_DIR": str(tmp_path),
+           "CITYLOGIN_TABLE_PREFIX": base_config["table_prefix"],
+           "CITYLOGIN_DATA_DIR": base_config["data_dir"],  # its key-encryption key: the records are sealed
            **{f"CITYLOGIN_{k.upper()}": str(v) for k, v in FAST_ARGON2.items()}}
 
     def run(*args: str) -> dict[str, str]:
@@ -192,14 +194,14 @@ def test_the_retire_command_removes_a_set_no_hash_uses_and_keeps_one_still_in_us
     retired = run("retire")
     assert "retired: no stored hash uses it" in retired["t=1,m=8500,p=1"]
     assert "kept: 1 stored hashes use it" in retired["t=1,m=8400,p=1"]
-    recorded = {r.parameters for r in PasswordParameterStore(ctx.dynamodb, ctx.tables.key_ring).load()}
+    recorded = PasswordParameterStore(ctx.dynamodb, ctx.tables.key_ring, ctx.key_ring.encryptor).load().listed.sets
     assert given_up not in recorded and {still_used, OLD} <= recorded
 
     # hashes of a release that recorded no set (or imported): listed, and recorded on demand
     older = register_device(url)
     users.replace_password_hash(ctx, user_uuid=older.key_file.user_uuid, password_hash=hash_of((1, 8600, 1)))
     assert "not recorded" in run("list")["t=1,m=8600,p=1"]
-    assert "recorded: 1 stored hashes use it" in run("record")["t=1,m=8600,p=1"]
+    assert "recorded, sealed: 1 stored hashes use it" in run("record")["t=1,m=8600,p=1"]
     assert "hashes        1" in run("list")["t=1,m=8600,p=1"] and run("record") == {}
     _, fresh = make_server()                      # a process started now no longer pays for it
     assert given_up not in fresh.passwords.known_sets()

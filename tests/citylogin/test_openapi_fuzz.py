@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 import threading
 import time
 from contextlib import ExitStack
@@ -26,6 +27,7 @@ from typing import Callable, Iterator
 import hypothesis.strategies
 import pyrate_limiter
 import pytest
+import requests
 import schemathesis
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from hypothesis.internal.conjecture import providers
@@ -35,11 +37,15 @@ from schemathesis.engine import Status, events, from_schema
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
                                                response_schema_conformance, status_code_conformance)
 
+from accounts.models import Role
+from apps import service as apps
+from apps.models import OidcClient
 from citylogin.client import Client, sign_challenge
 from citylogin.client_errors import CityloginError
 from common.errors import ErrorCode, FieldKind
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
+from tests.support.operators import operator
 from tests.support.services import running_service
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -48,6 +54,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # /oidc/token answers RFC 6749 §5.2's JSON errors, not problem+json, and its form is Authlib's to check;
 # tests/oidc covers it (a body model and per-status media types in the OpenAPI document are to come).
 NOT_FUZZED = ["/session/events", "/oidc/token", "/oidc/revoke", "/oidc/par"]  # the last three: RFC 6749 JSON errors
+# (every /oidc and /admin operation, those three included, gets its own run for server errors below)
 # So that the caller can log in again after every logout the fuzzing sends: no lockout, no challenge limit.
 UNLIMITED = {"login_max_failures": 10**6, "login_max_failures_per_ip": 10**6, "challenges_per_minute_per_ip": 10**6,
              **RAISED_LIMITS}
@@ -303,3 +310,105 @@ def test_success_answers_match_the_document(make_server):
     tokens = call("POST", "/login/confirm", 200, confirm_token=refused["confirm_token"])
     pairing = call("POST", "/registration/request_pairing_token", 201, token=tokens["access_token"])
     call("POST", "/registration/", 201, qr_code=pairing["qr_code"], username=name, password=PASSWORD)
+
+
+# --- /oidc and /admin: no server error, whatever is sent (SPEC §14, §15) ---------------------------------
+
+OIDC_AND_ADMIN = r"^/(oidc|admin)/"
+OIDC_AND_ADMIN_EXAMPLES = 12  # per operation in the fuzzing phase: about a minute in all
+
+
+@dataclass
+class ServerErrors:
+    cases: int = 0
+    operations: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    statuses: dict[str, dict[int, int]] = field(default_factory=dict)  # per operation
+
+    def summary(self) -> str:
+        return (f"/oidc and /admin: {self.cases} cases over {len(self.operations)} operations in {self.seconds:.0f}s, "
+                f"{len(self.errors)} server errors")
+
+
+def server_errors(url: str, caller: Callable[[], Client], *, examples: int, records: dict[str, str]) -> ServerErrors:
+    """Every /oidc and /admin operation of the document, through Schemathesis' examples, coverage and
+    fuzzing phases, with not_a_server_error alone: their RFC 6749 JSON errors (token, PAR, revocation)
+    and redirects are tests/oidc's to check, a 5xx is this run's. `records` are path parameters that
+    name records that exist (an app, a person), so that the fuzzed bodies reach the code behind the 404."""
+    import_what_the_engine_imports_late()
+    config = SchemathesisConfig.from_dict({
+        "base-url": url, "seed": 42, "workers": WORKERS, "cache": {"enabled": False}, "request-timeout": 30,
+        "suppress-health-check": ["all"],
+        "generation": {"max-examples": examples, "no-shrink": True, "deterministic": True, "database": "none"},
+        "checks": {"enabled": False, "not_a_server_error": {"enabled": True}},
+        "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True}, "fuzzing": {"enabled": True},
+                   "stateful": {"enabled": False}},
+    })
+    schema = schemathesis.openapi.from_url(url + "/openapi.json", config=config).include(path_regex=OIDC_AND_ADMIN)
+
+    @schema.auth()
+    class Operator:
+        """The operator's DPoP-bound session: a proof by its device key for each request."""
+
+        def get(self, case, context):
+            return caller()
+
+        def set(self, case, data, context):
+            if (case.headers or {}).get("Authorization", "Bearer").startswith("Bearer"):  # an app's Basic stays
+                case.path_parameters = {**(case.path_parameters or {}), **{
+                    name: value for name, value in records.items() if name in (case.path_parameters or {})}}
+                target = url + case.formatted_path  # the URL the proof is for
+                case.headers = {**(case.headers or {}), **data.auth_headers(case.method, target)}
+
+    found = ServerErrors()
+    started = time.monotonic()
+    with one_ast_parse_at_a_time():
+        for event in from_schema(schema).execute():
+            if isinstance(event, events.ScenarioFinished):
+                found.operations.add(event.recorder.label)
+                found.cases += len(event.recorder.interactions)
+                seen = found.statuses.setdefault(event.recorder.label, {})
+                for interaction in event.recorder.interactions.values():
+                    status = interaction.response.status_code if interaction.response is not None else 0
+                    seen[status] = seen.get(status, 0) + 1
+                for nodes in event.recorder.checks.values():
+                    found.errors += [f"{event.recorder.label}: {n.failure_info.failure.title}\n"
+                                     f"{n.failure_info.code_sample[:600]}"
+                                     for n in nodes if n.status == Status.FAILURE and n.failure_info is not None]
+            elif isinstance(event, (events.NonFatalError, events.FatalError)):
+                found.errors.append(f"engine: {getattr(event, 'value', getattr(event, 'exception', ''))!r}"[:1500])
+    found.seconds = time.monotonic() - started
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_no_oidc_or_admin_operation_is_a_server_error(make_server):
+    url, ctx = make_server(**UNLIMITED)
+    app = apps.add_app(ctx, name="Fuzzed", push_url=None, oidc=OidcClient(redirect_uris=("https://app.example/cb",)))
+    admin, acted_upon = {"client": operator(url, ctx, Role.ADMIN)}, operator(url, ctx, Role.SUPPORT)
+
+    lock = threading.Lock()
+
+    def caller() -> Client:
+        """The operator, signed in: asked again after a 401, it logs in again only if the session ended
+        (a login of its device would end the session the other worker uses)."""
+        with lock:
+            try:
+                admin["client"].me()
+            except CityloginError:
+                try:
+                    admin["client"].login(PASSWORD, force=True)
+                except CityloginError:  # the fuzzing locked or removed the operator: another one
+                    admin["client"] = operator(url, ctx, Role.ADMIN)
+            return admin["client"]
+
+    found = server_errors(url, caller, examples=OIDC_AND_ADMIN_EXAMPLES, records={
+        "client_id": app.app.client_id, "user_uuid": acted_upon.key_file.user_uuid})
+    print(found.summary(), *(f"{label}: {sorted(seen.items())}" for label, seen in sorted(found.statuses.items())),
+          sep="\n")
+    assert not found.errors, found.summary() + "\n\n" + "\n\n".join(found.errors)
+    document = requests.get(url + "/openapi.json", timeout=10).json()["paths"]
+    expected = {f"{method.upper()} {path}" for path, methods in document.items()
+                if re.match(OIDC_AND_ADMIN, path) for method in methods}
+    assert expected <= found.operations, sorted(expected - found.operations)

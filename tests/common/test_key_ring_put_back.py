@@ -193,7 +193,7 @@ def test_a_manifest_of_another_ring_does_not_open_here(ring, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         contents = fresh_process(ring)
     assert_refused(contents, first, caplog)
-    assert any(record.levelno == logging.WARNING and "meta#manifest" in record.getMessage()
+    assert any(record.levelno == logging.ERROR and "meta#manifest" in record.getMessage()
                and "does not open" in record.getMessage() for record in caplog.records)
     assert ring.load().manifest is None
 

@@ -46,7 +46,7 @@ def deployment(dynamodb_endpoint, tmp_path_factory) -> Deployment:
                          # the guard's notes hear of an end within 1 s: citylogin reads its feed this often
                          "events_poll_interval": 0.25}),
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
-    # The apps first, as the README has it: a running citylogin lists the push apps every 10 s only.
+    # The apps first, as the README has it.
     initialized = CliRunner().invoke(main, ["init"], env=env)
     assert initialized.exit_code == 0, initialized.output
     push_port = free_port()

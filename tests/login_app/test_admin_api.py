@@ -14,7 +14,7 @@ from accounts.models import Role
 from citylogin.client import Client
 from tests.support.fixtures import problem
 from tests.support.operators import operator, person
-from tests.support.live import PASSWORD, add_device, register_device, settle_background
+from tests.support.live import FakeClock, PASSWORD, add_device, on_clock, register_device, settle_background
 
 
 class Recorder:
@@ -268,3 +268,25 @@ def test_ended_sessions_and_forms_without_a_token_are_refused(server):
                            headers={"Cookie": "session=anything"}, timeout=10)
     assert problem(forged)[:2] == (401, "invalid_token")
     assert target.request("GET", "/session/me").status_code == 200
+
+
+def test_searches_are_limited_per_operator_on_every_process(make_server):
+    url, ctx = make_server(admin_search_limit=3)
+    other_url, other_ctx = make_server(admin_search_limit=3)  # a second app on the same tables: another host
+    viewer, colleague = operator(url, ctx, Role.VIEWER), operator(url, ctx, Role.VIEWER)
+    target = person(url)
+    elsewhere = Client(other_url, key_file=viewer.key_file)
+    elsewhere.use_tokens(viewer.tokens())
+    ctx.clock = other_ctx.clock = clock = FakeClock()  # one minute's window for every search below
+    on_clock(clock, viewer, colleague, elsewhere)
+    search = {"username": target.key_file.username}
+    for _ in range(2):
+        assert viewer.request("GET", "/admin/accounts", params=search).status_code == 200
+    assert elsewhere.request("GET", "/admin/accounts", params=search).status_code == 200
+    for client in (viewer, elsewhere):
+        refused = client.request("GET", "/admin/accounts", params={"email": email_of(target)})
+        assert problem(refused)[:2] == (429, "rate_limited")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    found = colleague.request("GET", "/admin/accounts", params=search)  # each operator has their own
+    assert found.status_code == 200 and found.json()["accounts"][0]["user_uuid"] == target.key_file.user_uuid
+    assert viewer.request("GET", f"/admin/accounts/{target.key_file.user_uuid}").status_code == 200  # not a search

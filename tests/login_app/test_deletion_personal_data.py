@@ -30,7 +30,7 @@ from common.errors import ServiceUnavailable
 from flows import deletion as deletion_service
 from sessions import service as sessions
 from tests.support.deletion_check import serial_of
-from tests.support.live import PASSWORD, FakeClock, settle_background
+from tests.support.live import PASSWORD, FakeClock, settle_background, verify_address
 from tests.support.oidc import query_of, waiting_request
 from tests.support.soft_authenticator import SoftAuthenticator
 
@@ -49,11 +49,12 @@ ENDED_SESSION = {"session_id", "user_uuid", "device_id", "device_name", "created
                  "refresh_kid", "rotated_epoch", "status", "revoked_reason", "revoked_at", "by_device", "locked",
                  "expires_ttl", "device_class", "class_changes", "jkt", "amr"}
 SESSION_EVENT = {"feed", "seq", "session_id", "user_uuid", "device_id", "reason", "event_epoch", "initiating_entity",
-                 "by_device", "expires_ttl"}
+                 "by_device", "client_id", "grant_id", "expires_ttl"}
 CRL_ENTRY = {"user_uuid", "device_id", "serial", "revoked_at", "reason", "revoked_user_uuid", "revoked_device_id",
              "expires_epoch", "expires_ttl"}
 APP_GRANT = {"session_id", "client_id", "grant_id", "user_uuid", "device_id", "scope", "auth_time", "amr",
-             "refresh_gen", "jkt", "granted_epoch", "expires_epoch", "expires_ttl"}
+             "refresh_gen", "jkt", "rotated_gen", "rotated_epoch", "refresh_kid", "rotated_jkt", "revoked",
+             "revoked_epoch", "granted_epoch", "expires_epoch", "expires_ttl"}
 
 
 @dataclass
@@ -146,6 +147,7 @@ def used_every_way(url: str, ctx, app, *, reset: bool = True) -> Person:
     paired.refresh()
     paired.rename_device(first.require_key_file().device_id, person.device_names[2])
     add_passkey(paired, name=person.passkey_name)
+    verify_address(ctx, user_uuid=person.user_uuid)  # an app is told a verified address only
     oidc_sign_in(url, app, paired)
     paired.change_email(password=PASSWORD, new_email=person.new_email)  # a link that holds the new address
     if reset:  # 20 requests an hour per IP address, a constant

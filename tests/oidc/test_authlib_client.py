@@ -14,7 +14,7 @@ from joserfc import jwt as jose_jwt
 
 from apps import service as apps
 from apps.models import OidcClient
-from tests.support.live import PASSWORD, register_device
+from tests.support.live import PASSWORD, register_device, verify_address
 from tests.support.oidc import finish_as_device, sign_in_page_request
 
 REDIRECT = "https://notes.example/callback"
@@ -24,6 +24,7 @@ def test_authlibs_client_signs_in_and_checks_the_id_token(make_server):
     url, ctx = make_server(host_name="127.0.0.1")
     credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
     device = register_device(url)
+    verify_address(ctx, user_uuid=device.require_key_file().user_uuid)
     device.login(PASSWORD)
     metadata = requests.get(url + "/.well-known/openid-configuration", timeout=10).json()
 

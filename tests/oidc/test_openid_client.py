@@ -19,13 +19,13 @@ import pytest
 import requests
 from joserfc.jwk import ECKey
 
-from apps import push
 from apps import service as apps
 from apps.models import OidcClient
 from common.dynamodb_local import free_port
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import second_device
-from tests.support.oidc import finish_as_device, query_of, sign_in_page_request
+from tests.support.oidc import (finish_as_device, query_of, sign_in_page_request, sign_out_as_device,
+                                sign_out_page_request)
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
 
@@ -74,8 +74,7 @@ def signs_in(app: str, device, *, par: bool = False) -> dict:
 
 
 @pytest.fixture
-def provider(make_server, monkeypatch):
-    monkeypatch.setattr(push, "LIST_SECONDS", 0.5)   # the pusher knows a new app at once
+def provider(make_server):
     return make_server(host_name="127.0.0.1", ssf_push_interval=0.2)
 
 
@@ -120,8 +119,10 @@ def test_openid_client_pushes_its_request_and_logs_the_person_out_of_citylogin(p
         assert set(query_of(pushed.headers["Location"])) == {"client_id", "request_uri"}
         assert signs_in(app, device, par=True)["claims"]["sid"] == device.session_id
         logout = requests.get(app + "/logout", allow_redirects=False, timeout=10)
-        ended = requests.get(logout.headers["Location"], allow_redirects=False, timeout=10)
-        assert ended.status_code == 303 and ended.headers["Location"] == f"{app}/?state=bye"
+        kept = requests.get(logout.headers["Location"], allow_redirects=False, timeout=10)
+        assert device.request("GET", "/session/me").status_code == 200     # the hint alone ends nothing
+        ended = sign_out_as_device(url, device, sign_out_page_request(kept.headers["Location"]))
+        assert ended.status_code == 200 and ended.json() == {"redirect_to": f"{app}/?state=bye"}
         assert device.request("GET", "/session/me").status_code == 401
 
 

@@ -55,6 +55,7 @@ def deployment(dynamodb_endpoint, tmp_path_factory):
         apps = {name: add_app(env, name, redirect_uris=(REDIRECT,),
                               options=("--backchannel-logout-uri", sink + "/backchannel"))
                 for name in ("mail", "calendar", "drive")}
+        apps["robot"] = add_app(env, "robot", options=("--admin-role", "admin"))  # adds apps by the admin API
         hosts = tuple(stack.enter_context(running_process(
             [sys.executable, "-m", "citylogin.cli", "serve"], port=port, timeout=60,
             env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)})) for port in ports)
@@ -134,3 +135,63 @@ def test_two_apps_on_one_device_and_a_third_on_another_hold_the_limit_and_the_ev
     for name, tokens in kept.items():
         assert {_userinfo(host, tokens) for host in deployment.hosts} == {200}
         assert _refresh(deployment.hosts[0], deployment.apps[name], tokens).status_code == 200
+
+
+def _admin(host: str, robot: dict, method: str, path: str, **kwargs) -> requests.Response:
+    token = requests.post(host + "/oidc/token", data={"grant_type": "client_credentials", "scope": "admin"},
+                          auth=(robot["client_id"], robot["client_secret"]), timeout=10).json()["access_token"]
+    return requests.request(method, host + path, headers={"Authorization": f"Bearer {token}"}, timeout=10, **kwargs)
+
+
+def test_an_app_added_on_one_process_hears_its_first_logout_from_either_and_a_spa_is_answered_by_both(deployment):
+    """SPEC §14: every process pushes to an app added a moment ago, and answers its SPA's origin, within a
+    second (apps.registry): the deadlines below are generous; a pusher that found new apps only by listing
+    them every 10 s, as before, would miss them."""
+    first, other = deployment.hosts
+    with receiver() as sink:  # its own: the module's sink counts the other tests' logouts exactly
+        added = _admin(first, deployment.apps["robot"], "POST", "/admin/apps", json={
+            "name": "late", "redirect_uris": [REDIRECT], "backchannel_logout_uri": sink + "/backchannel"})
+        assert added.status_code == 201, added.text
+        late = added.json()
+        device = register_device(first)
+        device.login(PASSWORD)
+        code, verifier = code_for(first, late["client_id"], device, redirect_uri=REDIRECT, scope="openid")
+        assert _redeem(other, late, code, verifier).status_code == 200
+        ended = device.session_id
+        device.base_url = other
+        device.logout()
+
+        def told() -> bool:
+            sets = [jwt.decode(t, options={"verify_signature": False}) for t in received(sink)["sets"]]
+            return any(s["aud"] == late["client_id"] and s["sid"] == ended for s in sets)
+        wait_until(told, timeout=5, what="the new app's first back-channel logout")
+
+    spa_origin = "https://late-spa.example"
+    spa = _admin(other, deployment.apps["robot"], "POST", "/admin/apps", json={
+        "name": "late SPA", "public": True, "redirect_uris": [spa_origin + "/cb"]})
+    assert spa.status_code == 201, spa.text
+    for host in deployment.hosts:
+        wait_until(lambda h=host: requests.options(h + "/oidc/token", timeout=10, headers={
+            "Origin": spa_origin, "Access-Control-Request-Method": "POST"}).headers.get(
+            "Access-Control-Allow-Origin") == spa_origin, timeout=5, what=f"CORS for the new SPA at {host}")
+
+
+def test_one_refresh_token_at_both_processes_at_once_gets_one_pair_and_ends_nothing(deployment):
+    """SPEC §14 with §4: within CITYLOGIN_REFRESH_REUSE_GRACE (the default 10 s), the same refresh token
+    sent to both processes at once (two app hosts, a retried request) gets the same successor pair from
+    each; the device's session and the other app's grant go on."""
+    device = register_device(deployment.hosts[0])
+    device.login(PASSWORD)
+    mail, calendar = deployment.apps["mail"], deployment.apps["calendar"]
+    tokens, others = _signed_in(deployment, device, "mail"), _signed_in(deployment, device, "calendar")
+    for _ in range(4):
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(_refresh, deployment.hosts, [mail] * 2, [tokens] * 2))
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        pairs = {(a.json()["access_token"], a.json()["refresh_token"], a.json()["token_type"]) for a in answers}
+        assert len(pairs) == 1, pairs
+        tokens = answers[0].json()
+        assert {_userinfo(host, tokens) for host in deployment.hosts} == {200}
+    assert device.me()["session_id"]
+    assert {_userinfo(host, others) for host in deployment.hosts} == {200}
+    assert _refresh(deployment.hosts[1], calendar, others).status_code == 200

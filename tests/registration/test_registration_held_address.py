@@ -18,7 +18,7 @@ from flows import registration
 from oidc import claims as oidc_claims
 from tests.conftest import unique_name
 from tests.support.fixtures import problem
-from tests.support.live import PASSWORD, FakeClock, settle_background
+from tests.support.live import PASSWORD, FakeClock, settle_background, verify_address
 
 NOTICE = "registered_with_your_address"
 VERIFY_LINK = re.compile(r"/#verify=([A-Za-z0-9_-]+)")
@@ -175,10 +175,14 @@ def test_apps_are_not_told_an_address_the_account_does_not_hold(server):
     url, ctx, _ = server
     address = f"{unique_name()}@example.com"
     holder, newcomer = registered(url, address), registered(url, address)
-    assert oidc_claims.of_user(ctx, user_uuid=holder.key_file.user_uuid, scope="openid email") == \
-        {"email": address, "email_verified": False}
+    # Unverified, the holder's address is not told either (SPEC §14 Userinfo): the two look the same.
+    assert oidc_claims.of_user(ctx, user_uuid=holder.key_file.user_uuid, scope="openid email") == {}
     assert oidc_claims.of_user(ctx, user_uuid=newcomer.key_file.user_uuid, scope="openid email profile").keys() == \
         {"preferred_username", "locale", "zoneinfo"}
+    verify_address(ctx, user_uuid=holder.key_file.user_uuid)
+    assert oidc_claims.of_user(ctx, user_uuid=holder.key_file.user_uuid, scope="openid email") == \
+        {"email": address, "email_verified": True}
+    assert "email" not in oidc_claims.of_user(ctx, user_uuid=newcomer.key_file.user_uuid, scope="openid email")
 
 
 def test_the_new_account_takes_an_address_only_by_verifying_a_change(server):

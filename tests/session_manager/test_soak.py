@@ -11,13 +11,15 @@ that was over (issue 8, defect 1); and nothing of a deleted account is left, eve
 was issued being in the CRL (SPEC §4); and every session that ended has its session-revoked event in
 the feed, delivered at least once to an app that polls and to one that is pushed to (SPEC §11),
 each checked by its jti-deduplicated log against DynamoDB. Every account has a synced passkey, and
-half the logins use it in place of the password (issue 21): the limit counts devices, not passkeys."""
+half the logins use it in place of the password (issue 21): the limit counts devices, not passkeys.
+The devices also sign in to OpenID Connect apps, added as the soak runs, whose refresh tokens are retried
+and raced and whose codes are replayed (tests/support/soak_apps.py, SPEC §14): no session ends by a refresh
+race inside the grace, no Back-Channel Logout is lost, and no request is answered with a server error.
+It runs for SOAK_SECONDS (95 by default) at any length: its time limit grows with it."""
 from __future__ import annotations
 
-import json
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -36,11 +38,12 @@ from common.dynamodb_local import free_port
 from common.timefmt import parse_iso
 from sessions.models import Liveness
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
-from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
+from tests.support.deletion_check import Deleted, leftovers_of, missing_from_crl, serial_of
 from tests.support.class_limits import class_violations
 from tests.support.live import PASSWORD
 from tests.support.soft_authenticator import SoftAuthenticator
 from tests.support.services import running_process, running_service
+from tests.support.soak_apps import AppTraffic, add_app, received_logouts
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "95"))
 PUBLIC_URL = "https://soak.example"  # both processes' CITYLOGIN_PUBLIC_URL
@@ -97,6 +100,8 @@ class Soak:
         self.deleted_names: set[str] = set()
         self.passkeys: dict[str, SoftAuthenticator] = {}  # each account's one synced passkey, by user_uuid
         self._lock = threading.Lock()
+        self.apps = AppTraffic(urls, self.random, grace=SETTINGS["refresh_reuse_grace"], ops=self.ops,
+                               errors=self.errors, lock=self._lock)
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -271,8 +276,8 @@ class Soak:
                 self.refresh_only_step(device)
                 return
             kind = self.random.choices(
-                ["login", "force", "me", "refresh", "logout", "unbind", "relabel", "renew", "delete"],
-                weights=[30, 4, 40, 12, 8, 3, 5, 2, 1])[0]
+                ["login", "force", "me", "refresh", "logout", "unbind", "relabel", "renew", "delete", "app"],
+                weights=[30, 4, 40, 12, 8, 3, 5, 2, 1, 20])[0]
             self.ops[kind] += 1
             if kind == "login":
                 self.login(device)
@@ -290,6 +295,8 @@ class Soak:
                 self.delete_during_pairing(user, device)
             elif kind == "relabel":
                 self.relabel(user, device)
+            elif kind == "app":
+                self.apps.step(self.on_any(device.client))
             else:
                 self.unbind_and_pair(user, device)
         except Exception as error:  # a worker must not die silently: the test reports it
@@ -481,11 +488,11 @@ def check_invariants(client, tables: dynamo.TableNames, *, limit: int, rule: Liv
 
 def deletion_leftovers(client, tables: dynamo.TableNames, deleted: list[DeletedUser], crl_pem: bytes) -> list[str]:
     """What is left of each deleted account, and its certificates missing from the CRL."""
+    left = leftovers_of(client, tables, [Deleted(gone.user_uuid, gone.username, f"{gone.username}@example.com",
+                                                 gone.asked_at) for gone in deleted])
     found = []
     for gone in deleted:
-        found += [f"{gone.username}: {line}" for line in leftovers(
-            client, tables, user_uuid=gone.user_uuid, username=gone.username, email=f"{gone.username}@example.com",
-            deleted_at=gone.asked_at)]
+        found += [f"{gone.username}: {line}" for line in left[gone.user_uuid]]
         found += [f"{gone.username}: certificate {serial:x} not in the CRL"
                   for serial in missing_from_crl(crl_pem, gone.issued)]
     return found
@@ -535,20 +542,14 @@ def check_class_limits(client, tables: dynamo.TableNames, *, rule: Liveness) -> 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 
 
-def add_app(env: dict[str, str], name: str, *extra: str) -> dict[str, str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")} | env
-    done = subprocess.run([sys.executable, "-m", "citylogin", "apps", "add", name, "--json", *extra], env=full,
-                          capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(done.stdout)
-
-
 def ended_sessions_with_events(client, tables: dynamo.TableNames) -> tuple[set[str], Counter]:
-    """(the sessions whose record says they ended by a write, the feed's events per session)."""
+    """(the sessions whose record says they ended by a write, the feed's session-ended events per session)."""
     def scan(table):
         pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
         return [dynamo.from_item(i) for page in pages for i in page["Items"]]
     ended = {s["session_id"] for s in scan(tables.sessions) if s["status"] == "revoked"}
-    return ended, Counter(row["session_id"] for row in scan(tables.security_events))
+    # An app's grant ended alone (a late refresh reuse, a replayed code) has a row naming the app: not a session's end.
+    return ended, Counter(row["session_id"] for row in scan(tables.security_events) if "client_id" not in row)
 
 
 def session_of(token: str) -> str:
@@ -568,57 +569,108 @@ def drain_poll(url: str, app: dict[str, str]) -> dict[str, str]:
     raise AssertionError("the poll never ran dry")
 
 
-@pytest.mark.timeout(300)
-def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir):
+def count_server_errors(monkeypatch) -> list[str]:
+    """Every answer of 500 or above that any request of this process meets, as "METHOD path status"."""
+    from requests.adapters import HTTPAdapter
+    seen: list[str] = []
+    send = HTTPAdapter.send
+
+    def counting(self, request, *args, **kwargs):
+        response = send(self, request, *args, **kwargs)
+        if response.status_code >= 500:
+            seen.append(f"{request.method} {request.path_url.split('?')[0]} {response.status_code}")
+        return response
+    monkeypatch.setattr(HTTPAdapter, "send", counting)
+    return seen
+
+
+def wait_for(check, *, seconds: float) -> None:
+    """Until check() is true, or `seconds` passed (the assertions after it say what is missing)."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(1)
+
+
+# The checks after a run, the sweeper's last pass and the pushers' backoff included, take about a minute.
+CHECK_SECONDS = 240
+
+
+@pytest.mark.timeout(SOAK_SECONDS + 120 + CHECK_SECONDS)
+def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir, monkeypatch):
     prefix = f"soak{os.getpid()}_"
+    tables = dynamo.TableNames.with_prefix(prefix)
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": prefix,
                       **FAST_ARGON2, **RAISED_LIMITS, **SETTINGS, **DELETION_SETTINGS, "public_url": PUBLIC_URL,
                       "device_class_limits": ",".join(f"{c}={n}" for c, n in CLASS_LIMITS.items())})
+    server_errors = count_server_errors(monkeypatch)
     with ExitStack() as stack:
         urls = [stack.enter_context(running_service("citylogin", env, args=("serve",))) for _ in range(2)]
-        receiver_port = free_port()
-        receiver = stack.enter_context(running_process(
-            [sys.executable, "-m", "tests.support.push_receiver", str(receiver_port)], port=receiver_port, env={}))
+        receiver, backchannel = (stack.enter_context(running_process(
+            [sys.executable, "-m", "tests.support.push_receiver", str(port)], port=port, env={}))
+            for port in (free_port(), free_port()))
         polled = add_app(env, "soak-poll")
         add_app(env, "soak-push", "--push-url", receiver + "/push")
         soak = Soak(urls, seed=int(os.environ.get("SOAK_SEED", "8")))
+        soak.apps.add(env, backchannel)
         soak.create_users()
         client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")
-        wide = widen_limits(client, dynamo.TableNames.with_prefix(prefix), soak)
+        wide = widen_limits(client, tables, soak)
+        until = time.monotonic() + SOAK_SECONDS
+        steady = soak.client()  # an account of its own whose session lives through the run
+        steady.register(username=unique_name("steady"), email=f"{unique_name('steady')}@example.com", password=PASSWORD)
+        steady.login(PASSWORD)
+        background = [soak.apps.keep_adding(env, backchannel, every=max(10.0, SOAK_SECONDS / 4), until=until),
+                      soak.apps.keep_reusing_late(steady, until=until)]
         soak.run(SOAK_SECONDS)
-        client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
-                              aws_access_key_id="local", aws_secret_access_key="local")
-        wait_for_the_sweeper(client, dynamo.TableNames.with_prefix(prefix), soak.deleted)
+        for thread in background:
+            thread.join()
+        wait_for_the_sweeper(client, tables, soak.deleted)
         crl_pem = requests.get(urls[0] + "/device/crl.pem", timeout=30).content
-        ended, events = ended_sessions_with_events(client, dynamo.TableNames.with_prefix(prefix))
+        ended, events = ended_sessions_with_events(client, tables)
         polled_events = drain_poll(urls[1], polled)
-        deadline = time.monotonic() + 120  # the pushers' lease and backoff (1, 2, 4 ... s after a failed push)
-        while time.monotonic() < deadline:
-            pushed_sets = requests.get(receiver + "/received", timeout=10).json()["sets"]
-            if ended <= {session_of(token) for token in pushed_sets}:
-                break
-            time.sleep(1)
+        owed = soak.apps.owed(ended)
+        # The pushers' lease and backoff (1, 2, 4 ... s after a failed push).
+        wait_for(lambda: ended <= {session_of(t) for t in requests.get(receiver + "/received", timeout=10).json()[
+            "sets"]} and owed <= received_logouts(backchannel), seconds=120)
+        pushed_sets = requests.get(receiver + "/received", timeout=10).json()["sets"]
+        logouts = received_logouts(backchannel)
     pushed_events = {session_of(token) for token in pushed_sets}  # deduplicated, as a receiver does by jti
-    left_of_deleted = deletion_leftovers(client, dynamo.TableNames.with_prefix(prefix), soak.deleted, crl_pem)
+    left_of_deleted = deletion_leftovers(client, tables, soak.deleted, crl_pem)
     rule = Liveness(idle_timeout=SETTINGS["session_idle_timeout"])
-    violations = check_invariants(client, dynamo.TableNames.with_prefix(prefix), limit=1, rule=rule,
-                                  served=soak.served, user_limits=wide)
-    violations += check_class_limits(client, dynamo.TableNames.with_prefix(prefix), rule=rule)
-    print(f"soak: {sum(soak.ops.values())} operations {dict(soak.ops)}, {len(soak.served)} answered 200, "
-          f"2 processes, {len(violations)} violations; {len(soak.deleted)} accounts deleted, "
+    violations = check_invariants(client, tables, limit=1, rule=rule, served=soak.served, user_limits=wide)
+    violations += check_class_limits(client, tables, rule=rule)
+    reused = reuse_endings(client, tables)
+    print(f"soak: {SOAK_SECONDS:.0f} s, {sum(soak.ops.values())} operations {dict(soak.ops)}, {len(soak.served)} "
+          f"answered 200, 2 processes, {len(violations)} violations; {len(soak.deleted)} accounts deleted, "
           f"{sum(len(g.issued) for g in soak.deleted)} of their certificates, {len(left_of_deleted)} left behind")
+    print(f"soak apps: {len(soak.apps.apps)} OIDC apps, {len(soak.apps.issued)} grants given, "
+          f"{len(soak.apps.revoked)} revoked by a replay or a late reuse, {len(owed)} back-channel logouts owed, "
+          f"{len(owed & logouts)} received, {len(owed - logouts)} lost; {len(reused)} sessions ended by a refresh "
+          f"reuse; {len(server_errors)} server errors")
     assert not soak.errors, soak.errors[:5]
+    assert not server_errors, server_errors[:10]
     assert not violations, violations[:10]
     assert not left_of_deleted, left_of_deleted[:10]
+    assert not reused, "no session ends by a refresh race (the devices never reuse theirs; apps' reuses end grants)"
     assert soak.deleted and soak.ops["race_pair"] > 0
     assert soak.ops["refresh_only"] > 0 and soak.ops["confirm"] > 0 and soak.ops["unbind"] > 0
     assert soak.ops["relabel"] > 0
     assert soak.ops["proof_replay"] > 0  # and none accepted (soak.errors)
     assert soak.ops["passkey_login"] > 0
+    assert soak.ops["app_added"] > 1 and soak.ops["code_replay"] > 0 and soak.ops["app_refresh_race"] > 0
+    assert soak.ops["app_refresh_retry"] > 0 and soak.ops["app_late_reuse"] > 0
     print(f"soak events: {len(ended)} sessions ended by a write, {sum(events.values())} events in the feed, "
           f"{len(set(polled_events.values()))} delivered by poll, {len(pushed_events)} by push "
           f"({len(pushed_sets)} pushes with duplicates)")
     assert ended and set(events) == ended, "every session ended by a write has its event, and no other"
     assert ended <= set(polled_events.values()), sorted(ended - set(polled_events.values()))[:5]
     assert ended <= pushed_events, sorted(ended - pushed_events)[:5]
+    assert owed and owed <= logouts, sorted(owed - logouts)[:5]
+
+
+def reuse_endings(client, tables: dynamo.TableNames) -> list[str]:
+    """The sessions whose record says a refresh-token reuse ended them."""
+    pages = client.get_paginator("scan").paginate(TableName=tables.sessions, ConsistentRead=True)
+    return [s["session_id"] for page in pages for s in map(dynamo.from_item, page["Items"])
+            if s.get("revoked_reason") == "refresh_reuse"]

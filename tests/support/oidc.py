@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 
 from citylogin.client import Client
+from citylogin.client_keys import sign_challenge
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -70,3 +71,22 @@ def signed_in_tokens(url: str, credentials, device: Client, *, redirect_uri: str
                            auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
     assert issued.status_code == 200, issued.text
     return issued.json()
+
+
+SIGN_OUT_PURPOSE = "citylogin-sign-out:"
+
+
+def sign_out_page_request(location: str) -> str:
+    """The handle /oidc/logout sends the browser to the sign-out page with (its 303's Location)."""
+    fragment = urlsplit(location).fragment
+    assert fragment.startswith("oidc-logout="), location
+    return fragment.removeprefix("oidc-logout=")
+
+
+def sign_out_as_device(url: str, device: Client, request_id: str, *, confirm: bool = False,
+                       purpose: str = SIGN_OUT_PURPOSE, challenge: str | None = None) -> requests.Response:
+    """What the sign-out page does: the device signs a fresh challenge for the app's logout request."""
+    challenge = challenge or requests.post(url + "/login/challenge", json={}, timeout=10).json()["challenge"]
+    return requests.post(url + "/oidc/logout/device", timeout=10, json={
+        "request": request_id, "client_cert": device.key_file.client_cert_b64(), "challenge": challenge,
+        "signature": sign_challenge(device.key_file.private_key(), challenge, purpose=purpose), "confirm": confirm})

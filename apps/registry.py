@@ -1,0 +1,145 @@
+"""This process's copy of the app registry (SPEC §14: every host pushes to an app added or changed a
+moment ago, and answers CORS to a new SPA's origin, within a second), for the pushers (apps.push) and
+the CORS answers of the OpenID Provider (common.cors).
+
+From its first use, one strongly consistent GetItem of the registry's version item every CHECK_SECONDS
+per process; the whole list (one Query) is read again only when the version moved (every change of an
+app bumps it in the change's own transaction, apps.store) and at least every RELOAD_SECONDS (a record
+changed by hand, or by a release from before the version item)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from apps.models import AppRecord
+from apps.store import AppStore
+from common import dynamo
+from common.context import AppContext
+from common.cors import web_origin
+from common.log_bursts import BurstLog
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 0.5
+RELOAD_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The registry as read at one version: its apps (those whose records can be read) and the origins
+    whose pages may call the token, userinfo and revocation endpoints."""
+
+    version: int
+    apps: tuple[AppRecord, ...]
+    client_origins: frozenset[str]
+
+
+def client_origins(apps: tuple[AppRecord, ...]) -> frozenset[str]:
+    """The origins of every public client's redirect URIs and web origins (a confidential client's
+    pages never hold its secret, so never call these endpoints themselves)."""
+    origins = set()
+    for app in apps:
+        oidc = app.oidc()
+        if oidc.public:
+            origins |= {origin for uri in (*oidc.redirect_uris, *oidc.web_origins) if (origin := web_origin(uri))}
+    return frozenset(origins)
+
+
+Listener = Callable[[Snapshot], None]
+
+
+class AppRegistry:
+    def __init__(self, store: AppStore, *, every: float = CHECK_SECONDS) -> None:
+        self.store, self.every = store, every
+        self._snapshot: Snapshot | None = None
+        self._loaded_at = 0.0
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._log = BurstLog(log)
+
+    def current(self) -> Snapshot:
+        """The registry as last read (read now at the first call, which starts the watching)."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            with self._lock:
+                if self._snapshot is None:
+                    self._publish(self._read())
+                self._start()
+            snapshot = self._snapshot
+        assert snapshot is not None
+        return snapshot
+
+    def listen(self, listener: Listener) -> None:
+        """Call `listener` with every later snapshot (from the watching thread)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        """Read the version, and the list if it moved (or is due anyway); whether the snapshot changed."""
+        known = self._snapshot
+        if known is not None and time.monotonic() - self._loaded_at < RELOAD_SECONDS \
+                and self.store.version() == known.version:
+            return False
+        fresh = self._read()
+        self._publish(fresh)
+        return known is None or fresh != known
+
+    def _read(self) -> Snapshot:
+        version = self.store.version()  # before the list: a change between them is read again at the next check
+        apps = tuple(sorted(self.store.list(), key=lambda app: (app.created_at, app.client_id)))
+        return Snapshot(version=version, apps=apps, client_origins=client_origins(apps))
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        previous, self._snapshot, self._loaded_at = self._snapshot, snapshot, time.monotonic()
+        if previous is None or snapshot == previous:
+            return
+        for listener in list(self._listeners):
+            listener(snapshot)
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="app-registry", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.check()
+            except (ClientError, BotoCoreError) as exc:
+                level = logging.WARNING if dynamo.is_unavailable(exc) else logging.ERROR
+                self._log.log(level, "app registry: not read (%s); the apps as last read stay", type(exc).__name__)
+            except Exception:  # a listener's bug must not end the watching of every other
+                self._log.log(logging.ERROR, "app registry: check failed", exc_info=True)
+
+
+_lock = threading.Lock()
+
+
+def app_registry(ctx: AppContext) -> AppRegistry:
+    """The process's one registry copy for this app context (not yet read: it starts at its first use)."""
+    with _lock:
+        registry = ctx.app_registry
+        if not isinstance(registry, AppRegistry):  # None until first use
+            registry = ctx.app_registry = AppRegistry(AppStore(ctx.dynamodb, ctx.tables.apps))
+        return registry
+
+
+def allowed_client_origins(ctx: AppContext) -> frozenset[str]:
+    """The origins whose pages may call the token, userinfo and revocation endpoints; none while the
+    registry cannot be read at all (a browser's call then fails as it would without CORS)."""
+    try:
+        return app_registry(ctx).current().client_origins
+    except (ClientError, BotoCoreError) as exc:
+        if not dynamo.is_unavailable(exc):
+            raise
+        return frozenset()

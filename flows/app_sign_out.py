@@ -1,0 +1,72 @@
+"""An app's RP-initiated logout, finished by the browser's device (SPEC §14): /oidc/logout kept the app's
+request (oidc.logout), and citylogin's sign-out page has this browser's device sign a fresh challenge
+under a purpose of its own ("citylogin-sign-out:", so that no login, renewal or single sign-on signature
+stands in for it). The device's live session ends without a question only when it is the session the
+app's ID token hint named, of that person; any other — no hint, another session, a hint that named
+someone else — ends only once the person said yes (`confirm`). The hint never ends anything by itself:
+an expired one still names its session, but only the device's proof ends it. No Flask here."""
+from __future__ import annotations
+
+from common import challenges
+from common.batch_read import read_together
+from common.context import AppContext
+from common.errors import ErrorCode, Forbidden
+from devices import service as devices
+from devices.models import DeviceRecord
+from oidc import logout
+from oidc import service as oidc
+from oidc.models import DeviceSignOut, LogoutRequest, SignedOut
+from sessions import service as sessions
+from sessions.models import Presence, Principal, SessionRecord
+
+SIGN_OUT_PURPOSE = "citylogin-sign-out:"  # the device signs this prefix + the challenge
+PRESENCE, DEVICE, CHALLENGE, REQUEST = "sign_out.presence", "sign_out.device", "sign_out.challenge", "sign_out.request"
+
+
+class SignOutUnconfirmed(Forbidden):
+    code = ErrorCode.LOGOUT_CONFIRMATION_REQUIRED
+    detail = "This device's session is not the one the app named: ask the person first."
+
+
+def finish_with_device(ctx: AppContext, *, body: DeviceSignOut) -> SignedOut:
+    """The app's logout request answered by the device that signed the challenge: one batch read (the
+    device, its account's presence, the challenge, the request), the signature, the challenge used up,
+    the device's live session read; it ends when the request named it or the person confirmed, and the
+    browser goes on to the app's registered URI with its state."""
+    presented = devices.presented_certificate(body.client_cert)
+    facts = read_together(ctx.dynamodb, {
+        DEVICE: devices.device_read(ctx, user_uuid=presented.user_uuid, device_id=presented.device_id),
+        PRESENCE: sessions.presence_read(ctx, user_uuid=presented.user_uuid),
+        CHALLENGE: challenges.challenge_read(ctx, body.challenge),
+        REQUEST: logout.request_read(ctx, handle=body.request)})
+    try:
+        device = devices.device_for_presented(ctx, presented, user_uuid=presented.user_uuid, record=facts[DEVICE])
+        devices.check_signed_challenge(device, purpose=SIGN_OUT_PURPOSE, challenge=body.challenge,
+                                       signature=body.signature, challenge_was_valid=facts[CHALLENGE])
+    finally:  # single-use whatever the outcome
+        used = challenges.consume_challenge(ctx, body.challenge)
+    if not used:  # a parallel request spent it between the read and now
+        raise devices.InvalidProof("The challenge is unknown, expired or already used.")
+    request: LogoutRequest | None = facts[REQUEST]
+    if request is None:
+        raise logout.LogoutRequestUnknown()
+    session = _live_session(ctx, device, facts[PRESENCE])
+    if session is None:
+        raise oidc.LoginRequired("This device has no live citylogin session: nothing to sign out of.")
+    if not (request.names(session_id=session.session_id, user_uuid=device.user_uuid) or body.confirm):
+        raise SignOutUnconfirmed()
+    sessions.logout(ctx, principal=Principal(user_uuid=device.user_uuid, session_id=session.session_id,
+                                             device_id=device.device_id, session=session, token_expires_epoch=0))
+    # Used up after the ending, not before: a failure in between leaves the person's session ended and
+    # the request to a retry (which then finds no live session here), never the session live and the request gone.
+    logout.finish(ctx, handle=body.request)
+    return SignedOut(redirect_to=request.redirect_to)
+
+
+def _live_session(ctx: AppContext, device: DeviceRecord, presence: Presence) -> SessionRecord | None:
+    """The device's live session: the one its account's presence lists for it, read again to be sure."""
+    entry = next((e for e in presence.entries.values() if e.device_id == device.device_id), None)
+    if entry is None:
+        return None
+    return sessions.live_session(ctx, session_id=entry.session_id, user_uuid=device.user_uuid,
+                                 device_id=device.device_id)

@@ -1,0 +1,47 @@
+"""One OP per test file: the all-in-one app on a real socket, shared by the file's tests as the
+conformance suite shares one OP across a plan's modules (docs/conformance.md). A test file may set
+`OP_SETTINGS` (extra settings) for its servers."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS
+from tests.oidc.conformance.relying_party import Provider, discovered
+from tests.support.fixtures import app_servers
+
+# The issuer of an OP deployed as the standards expect it (TLS in front; CITYLOGIN_PUBLIC_URL https).
+DEPLOYED_ISSUER = "https://login.example"
+
+
+@pytest.fixture(scope="package")
+def table_prefix() -> str:
+    """One set of tables for the plans' files (creating them is most of an OP's start)."""
+    return f"t{uuid.uuid4().hex[:8]}_"
+
+
+@pytest.fixture(scope="module")
+def start_op(request, dynamodb_endpoint, data_dir, table_prefix) -> Iterator[Callable[..., Any]]:
+    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir), "table_prefix": table_prefix,
+              "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS, "dynamodb_parameter_validation": True,
+              "deletion_sweep_interval": 0, "ssf_push_interval": 0, "session_sweep_interval": 0,
+              **getattr(request.module, "OP_SETTINGS", {})}
+    with app_servers(config) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def op(start_op) -> Provider:
+    """The OP at its own address: its issuer is the URL the tests reach it at."""
+    url, ctx = start_op(host_name="127.0.0.1")
+    return Provider(url=url, ctx=ctx, metadata=discovered(url))
+
+
+@pytest.fixture(scope="module")
+def deployed_op(start_op) -> Provider:
+    """The OP as deployed behind TLS: its issuer https://login.example, reached here at its socket."""
+    url, ctx = start_op(public_url=DEPLOYED_ISSUER)
+    return Provider(url=url, ctx=ctx, metadata=discovered(url))

@@ -1,0 +1,197 @@
+"""No input is a 500 anywhere under /oidc (SPEC §14), property-based: the form fields of every endpoint
+filled with what an attacker sends — odd characters ("\\", quotes, DEL, NUL, CR LF, non-ASCII letters,
+percent-encodings), over-long values, repeated and missing parameters, odd names and Authorization
+headers — on the app in-process (Flask's test client). Each answer is the standard's: an error page
+(problem+json) or a redirect at /oidc/authorize, RFC 6749 JSON at PAR, token and revocation."""
+from __future__ import annotations
+
+import base64
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.datastructures import MultiDict
+
+from apps import service as apps
+from apps.models import OidcClient
+from citylogin.app import create_app
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS
+from tests.support.oidc import pkce_pair
+
+REDIRECT = "https://app.example/callback"
+LOOPBACK = "http://127.0.0.1/callback"
+EXAMPLES = settings(max_examples=100, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module")
+def oidc(dynamodb_endpoint, data_dir, table_prefix):
+    """The all-in-one app in-process, with a confidential and a public client."""
+    app = create_app({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir),
+                      "table_prefix": table_prefix, "log_level": "CRITICAL", **FAST_ARGON2, **RAISED_LIMITS,
+                      "deletion_sweep_interval": 0, "ssf_push_interval": 0, "session_sweep_interval": 0})
+    ctx = app.extensions["citylogin"]
+    confidential = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
+    public = apps.add_app(ctx, name="Native", push_url=None, oidc=OidcClient(redirect_uris=(LOOPBACK,), public=True))
+    return app.test_client(), confidential, public
+
+
+ODD = st.sampled_from(["\\", '"', "\x7f", "é", "\x00", "\r\n", "\t", " ", "#", "%", "%00", "%ff", "@evil.example",
+                       "\u2028", "\ufeff", "ı", "＼", "../", "'", "<script>", "\x85", "\U0001f600", ""])
+LONG = st.sampled_from(["x" * 4097, "é" * 4097, "a b" * 1400, "%" * 4100])
+TOO_LARGE = 413  # a body over 64 KiB is refused before it is read (problem+json), whatever the endpoint
+
+
+def _mutated(value: str) -> st.SearchStrategy[str]:
+    """`value`, or it with odd characters put in, or something else entirely."""
+    inserted = st.builds(lambda at, odd: value[:at] + odd + value[at:], st.integers(0, len(value)), ODD)
+    return st.one_of(st.just(value), inserted, ODD, LONG, st.text(max_size=30))
+
+
+@st.composite
+def fields(draw: st.DrawFn, valid: dict[str, str]) -> MultiDict[str, str]:
+    """A form around `valid`: each field sent once (mostly), left out or repeated, each value valid or
+    mutated; sometimes an odd extra parameter."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in valid.items():
+        for _ in range(draw(st.sampled_from([1, 1, 1, 0, 2]))):
+            pairs.append((name, draw(_mutated(value))))
+    if draw(st.integers(0, 4)) == 0:
+        pairs.append((draw(st.one_of(ODD, st.text(max_size=8), st.sampled_from(["request", "response_mode",
+                                                                                   "prompt", "request_uri"]))),
+                      draw(_mutated("x"))))
+    return MultiDict(pairs)
+
+
+def _authorization(client_id: str, redirect_uri: str) -> dict[str, str]:
+    _, challenge = pkce_pair()
+    return {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": "openid",
+            "state": "st", "nonce": "n", "code_challenge": challenge, "code_challenge_method": "S256",
+            "prompt": "login", "max_age": "60", "response_mode": "query", "login_hint": "ada"}
+
+
+AUTHORIZATION_HEADERS = st.one_of(
+    st.none(), st.just("Basic"),
+    st.sampled_from(["Basic !!!", "Basic " + base64.b64encode(b"\xff\xfe:\x00").decode(), "Bearer x", "DPoP",
+                     "Basic " + base64.b64encode(b"no-colon").decode()]),
+    st.binary(max_size=40).map(lambda raw: "Basic " + base64.b64encode(raw).decode()))
+
+
+def _assert_authorize_answer(response, base_url: str) -> None:
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    if response.status_code == TOO_LARGE:
+        return
+    if response.status_code == 303:
+        location = response.headers["Location"]
+        to_app = location.startswith((REDIRECT + "?", LOOPBACK.replace("/callback", "")))
+        assert to_app or urlsplit(location).fragment.startswith("oidc="), location
+        return
+    assert response.status_code == 400, response.status_code
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.get_json()["code"] == "invalid_request"
+
+
+def _assert_rfc6749_answer(response) -> None:
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    if response.status_code == TOO_LARGE:
+        return
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers["Content-Type"]
+    if response.status_code >= 400:
+        assert isinstance(response.get_json()["error"], str)
+
+
+@given(data=st.data())
+@EXAMPLES
+def test_authorize_get_and_post(oidc, data):
+    client, confidential, public = oidc
+    app = data.draw(st.sampled_from([confidential, public]))
+    redirect_uri = REDIRECT if app is confidential else LOOPBACK
+    form = data.draw(fields(_authorization(app.app.client_id, redirect_uri)))
+    if data.draw(st.booleans()):
+        response = client.get("/oidc/authorize", query_string=form)
+    else:
+        response = client.post("/oidc/authorize", data=form)
+    _assert_authorize_answer(response, "")
+
+
+@given(raw=st.lists(st.sampled_from(["redirect_uri=%FF", "response_type=%C3", "client_id=%00", "scope=%E2%80",
+                                     "state=%ZZ", "&&", "=", "request_uri=urn%3A", "%FF=%FE", "a"]), max_size=6))
+@EXAMPLES
+def test_authorize_with_bytes_that_are_no_utf8(oidc, raw):
+    client, confidential, _ = oidc
+    response = client.get("/oidc/authorize", query_string=f"client_id={confidential.app.client_id}&" + "&".join(raw))
+    _assert_authorize_answer(response, "")
+
+
+@given(data=st.data())
+@EXAMPLES
+def test_par(oidc, data):
+    client, confidential, public = oidc
+    form = data.draw(fields(_authorization(confidential.app.client_id, REDIRECT)))
+    basic = "Basic " + base64.b64encode(f"{confidential.app.client_id}:{confidential.client_secret}".encode()).decode()
+    header = data.draw(st.one_of(st.just(basic), AUTHORIZATION_HEADERS))
+    response = client.post("/oidc/par", data=form, headers={"Authorization": header} if header else {})
+    _assert_rfc6749_answer(response)
+
+
+@given(data=st.data())
+@EXAMPLES
+def test_token(oidc, data):
+    client, confidential, public = oidc
+    valid = data.draw(st.sampled_from([
+        {"grant_type": "authorization_code", "code": "c" * 43, "redirect_uri": REDIRECT, "code_verifier": "v" * 43,
+         "client_id": confidential.app.client_id, "client_secret": confidential.client_secret},
+        {"grant_type": "authorization_code", "code": "c" * 43, "redirect_uri": LOOPBACK, "code_verifier": "v" * 43,
+         "client_id": public.app.client_id},
+        {"grant_type": "refresh_token", "refresh_token": "r" * 60, "scope": "openid",
+         "client_id": public.app.client_id},
+        {"grant_type": "client_credentials", "scope": "admin", "client_assertion": "a.b.c", "client_id": "x",
+         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}]))
+    form = data.draw(fields(valid))
+    header = data.draw(AUTHORIZATION_HEADERS)
+    dpop = data.draw(st.one_of(st.none(), st.sampled_from(["x", "a.b.c", "é"]).filter(str.isascii)))
+    headers = {**({"Authorization": header} if header else {}), **({"DPoP": dpop} if dpop else {})}
+    _assert_rfc6749_answer(client.post("/oidc/token", data=form, headers=headers))
+
+
+@given(data=st.data())
+@EXAMPLES
+def test_revocation(oidc, data):
+    client, confidential, public = oidc
+    form = data.draw(fields({"token": "t" * 40, "token_type_hint": "refresh_token", "client_id": public.app.client_id}))
+    header = data.draw(AUTHORIZATION_HEADERS)
+    _assert_rfc6749_answer(client.post("/oidc/revoke", data=form, headers={"Authorization": header} if header else {}))
+
+
+@given(data=st.data())
+@EXAMPLES
+def test_logout_and_userinfo(oidc, data):
+    client, confidential, _ = oidc
+    form = data.draw(fields({"id_token_hint": "a.b.c", "client_id": confidential.app.client_id, "state": "st",
+                             "post_logout_redirect_uri": "https://app.example/", "ui_locales": "en"}))
+    logout = client.get("/oidc/logout", query_string=form) if data.draw(st.booleans()) else \
+        client.post("/oidc/logout", data=form)
+    assert logout.status_code < 500 and logout.status_code in (303, 400, TOO_LARGE), logout.status_code
+    header = data.draw(st.one_of(AUTHORIZATION_HEADERS, st.sampled_from(["Bearer a.b.c", "DPoP a.b.c", "Bearer "])))
+    userinfo = client.post("/oidc/userinfo", data=data.draw(fields({"access_token": "a.b.c"})),
+                           headers={"Authorization": header} if header else {})
+    assert userinfo.status_code in (400, 401, TOO_LARGE), userinfo.status_code
+
+
+JSON_VALUES = st.one_of(st.text(max_size=40), ODD, LONG, st.integers(), st.booleans(), st.none(),
+                        st.lists(st.text(max_size=5), max_size=2), st.dictionaries(st.text(max_size=5), st.none(),
+                                                                                     max_size=2))
+
+
+@given(path=st.sampled_from(["/oidc/interaction", "/oidc/authorize/complete", "/oidc/authorize/cancel",
+                             "/oidc/authorize/device"]),
+       body=st.dictionaries(st.sampled_from(["request", "consent", "error", "client_cert", "challenge", "signature"]),
+                            JSON_VALUES, max_size=6),
+       header=AUTHORIZATION_HEADERS)
+@EXAMPLES
+def test_the_sign_in_pages_calls(oidc, path, body, header):
+    client, _, _ = oidc
+    response = client.post(path, json=body, headers={"Authorization": header} if header else {})
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    assert response.headers["Content-Type"].startswith("application/problem+json")
