@@ -72,7 +72,13 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: Code) -> SignedIn | None:
         provider: Provider = self.server
-        return provider.live_signed_in(authorization_code, self.request.client)
+        user = provider.live_signed_in(authorization_code, self.request.client)
+        if user is not None:
+            # The ID token's claims are read now, before the one write that spends the code: a read
+            # failing after it would leave the code spent and the app without its tokens.
+            self.request.person_claims = claims.of_user(provider.ctx, user_uuid=authorization_code.user_uuid,
+                                                        scope=authorization_code.get_scope())
+        return user
 
 
 class RefreshGrant(grants.RefreshTokenGrant):
@@ -157,7 +163,10 @@ class IdToken(OpenIDCode):
         at_hash = create_half_hash(token["access_token"], alg)
         if at_hash is not None:
             body["at_hash"] = at_hash.decode()
-        body.update(claims.of_user(self.provider.ctx, user_uuid=code.user_uuid, scope=token.get("scope", "")))
+        person = getattr(request, "person_claims", None)  # read before the code was spent (CodeGrant)
+        if person is None:
+            person = claims.of_user(self.provider.ctx, user_uuid=code.user_uuid, scope=token.get("scope", ""))
+        body.update(person)
         return self.provider.ctx.jwt.sign_jwt(body, algorithm=alg, typ="JWT")
 
 
