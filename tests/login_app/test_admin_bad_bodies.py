@@ -13,7 +13,7 @@ from citylogin.client import Client
 from tests.support.fixtures import problem
 from tests.support.operators import operator, person
 
-pytestmark = pytest.mark.slow  # 69 bodies; tests/login_app/test_admin_api.py keeps the admin API in the fast tier
+pytestmark = pytest.mark.slow  # 69 bodies; tests/login_app/test_admin_peers.py keeps the admin API in the fast tier
 
 GOOD_URI = "https://notes.example/callback"
 

@@ -19,7 +19,7 @@ from flows.operator_models import RoleRequest
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device
 
-# races on fresh tables; tests/login_app/test_account_deletion.py keeps deletion in the fast tier
+# races on fresh tables; tests/accounts/test_password_and_deletion.py keeps deletion in the fast tier
 pytestmark = pytest.mark.slow
 
 CLI = operators.Operator(role=Role.ADMIN, name="test", cli=True)

@@ -110,23 +110,22 @@ FAILED_ATTEMPTS: dict[str, tuple[dict[str, str], Callable[[Redemption, Any, Any]
 }
 
 
-@pytest.mark.parametrize("attempt", list(FAILED_ATTEMPTS))
-def test_a_failed_redemption_leaves_the_code_redeemable_by_its_client(make_server, attempt):
-    url, ctx = make_server(host_name="127.0.0.1")
+def test_a_failed_redemption_leaves_the_code_redeemable_by_its_client(make_server):
+    url, ctx = make_server(host_name="127.0.0.1")  # one server; a device of its own for each attempt
     credentials, other = _app(ctx), _app(ctx)
-    device = _signed_in_device(url)
-    bound, fail, error = FAILED_ATTEMPTS[attempt]
-    code, verifier = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope=SCOPE, **bound)
-    redemption = Redemption(url, code, verifier, key=KEY if bound else None)
+    for attempt, (bound, fail, error) in FAILED_ATTEMPTS.items():
+        device = _signed_in_device(url)
+        code, verifier = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope=SCOPE, **bound)
+        redemption = Redemption(url, code, verifier, key=KEY if bound else None)
 
-    for _ in range(2):  # tried again, still nothing spent
-        refused = fail(redemption, credentials, other)
-        assert (refused.status_code, refused.json()["error"]) == (400, error), refused.text
-    assert not _spent(ctx, code) and _grant(ctx, device, credentials) is None
+        for _ in range(2):  # tried again, still nothing spent
+            refused = fail(redemption, credentials, other)
+            assert (refused.status_code, refused.json()["error"]) == (400, error), (attempt, refused.text)
+        assert not _spent(ctx, code) and _grant(ctx, device, credentials) is None, attempt
 
-    issued = redemption.send(credentials)
-    assert issued.status_code == 200, issued.text
-    assert _spent(ctx, code) and _holds_grant(ctx, device, credentials)
+        issued = redemption.send(credentials)
+        assert issued.status_code == 200, (attempt, issued.text)
+        assert _spent(ctx, code) and _holds_grant(ctx, device, credentials), attempt
 
 
 def test_a_second_redemption_that_passes_every_check_is_a_replay_and_revokes_the_first(make_server):
