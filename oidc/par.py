@@ -6,18 +6,21 @@ checks it (errors are JSON, never a redirect); an app added with --require-par s
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
 
 from common.crypto import token_digest
+from common.guarded_write import GuardedWrite
 from common.one_time_tokens import OneTimeTokenStore
 from oidc.store import PushedRequestStore
 
 PAR_TTL = 60  # seconds (RFC 9126 §2.2: short-lived)
-PAR_KIND = PAR_PURPOSE = "oidc_par"
+PAR_PURPOSE = "oidc_par"
 CLIENT_CREDENTIALS = ("client_secret", "client_assertion", "client_assertion_type")
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+USED_OR_EXPIRED = "request_uri is unknown, used or expired: push the request again."
 CLIENT_AUTH_FIELDS = ("client_secret", "client_assertion", "client_assertion_type")
 
 
@@ -45,16 +48,27 @@ def checked_form(form: dict[str, str], client_id: str) -> dict[str, str]:
     return {**kept, "client_id": client_id}
 
 
-def redeemed_params(tokens: OneTimeTokenStore, *, request_uri: str, client_id: str | None, now: int) -> dict[str, str]:
-    """The parameters a `request_uri` stands for, used up (one authorization request each, §4) only when
-    it is presented with its own client's client_id (SPEC §14: a failed attempt, by anyone, leaves it to
-    its client); InvalidRequestError for one that is unknown, used, expired or another client's."""
+@dataclass(frozen=True)
+class PushedRequest:
+    """A pushed request presented at /oidc/authorize: its parameters, and the write that uses it up."""
+    params: dict[str, str]
+    spending: GuardedWrite
+
+
+def presented_request(tokens: OneTimeTokenStore, *, request_uri: str, client_id: str | None,
+                      now: int) -> PushedRequest:
+    """The parameters a `request_uri` stands for, while it is its own client's (SPEC §14: a failed attempt,
+    by anyone, leaves it to its client): nothing is spent until the caller's transaction runs `spending`
+    with the authorization request kept (one authorization request each, §4); InvalidRequestError for one
+    that is unknown, used, expired or another client's."""
     if not request_uri.startswith(REQUEST_URI_PREFIX) or not client_id or len(request_uri) > 200 \
             or len(client_id) > 64:
         raise InvalidRequestError("request_uri is not one this server issued.")
-    params = PushedRequestStore(tokens).consume(
-        digest=token_digest(request_uri.removeprefix(REQUEST_URI_PREFIX), purpose=PAR_PURPOSE),
-        client_id=client_id, now=now)
+    store = PushedRequestStore(tokens)
+    digest = token_digest(request_uri.removeprefix(REQUEST_URI_PREFIX), purpose=PAR_PURPOSE)
+    params = store.get(digest=digest, client_id=client_id, now=now)
     if params is None:
-        raise InvalidRequestError("request_uri is unknown, used or expired: push the request again.")
-    return params
+        raise InvalidRequestError(USED_OR_EXPIRED)
+    return PushedRequest(params=params, spending=GuardedWrite(
+        item=store.spend_item(digest=digest, client_id=client_id, now=now),
+        refusal=lambda: InvalidRequestError(USED_OR_EXPIRED)))

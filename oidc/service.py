@@ -24,7 +24,7 @@ from apps.models import AppRecord
 from common.context import AppContext
 from common.crypto import digests_equal, token_digest
 from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized
-from common.guarded_write import GuardedWrite
+from common.guarded_write import GuardedWrite, write_all
 from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims as user_claims
@@ -290,11 +290,11 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
     server = provider(ctx)
     try:
         request_checks.check_target(sent)
-        pushed = "request_uri" in sent
-        params = MultiDict(par.redeemed_params(_tokens(ctx), request_uri=sent["request_uri"],
-                                               client_id=sent.get("client_id"), now=_epoch(ctx))) if pushed else sent
+        pushed = par.presented_request(_tokens(ctx), request_uri=sent["request_uri"], client_id=sent.get("client_id"),
+                                       now=_epoch(ctx)) if "request_uri" in sent else None
     except OAuth2Error as error:
         raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+    params = MultiDict(pushed.params) if pushed else sent
     try:
         _check_authorization_request(server, params)
         grant = server.get_consent_grant(request=_authorization_request(ctx, params.to_dict()), end_user=_Pending())
@@ -306,9 +306,16 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
     except OAuth2Error as error:
         return _refusal(ctx, error, state=request_checks.echoable_state(params))
     request_id = secrets.token_urlsafe(24)
-    RequestStore(_tokens(ctx)).create(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
-                                      params=params.to_dict(), client_id=params["client_id"], now=_epoch(ctx),
-                                      ttl=REQUEST_TTL)
+    kept = RequestStore(_tokens(ctx)).create_item(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
+                                                  params=params.to_dict(), client_id=params["client_id"],
+                                                  now=_epoch(ctx), ttl=REQUEST_TTL)
+    # A pushed request is spent in the same transaction that keeps the request it stands for: a refusal
+    # of either leaves it to its client.
+    try:
+        write_all(ctx.dynamodb, [*([pushed.spending] if pushed else []),
+                                 GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new request id"))])
+    except OAuth2Error as error:
+        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
     return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
 
 

@@ -32,8 +32,15 @@ class RequestStore:
         self.tokens = tokens
 
     def create(self, *, digest: str, params: dict[str, str], client_id: str, now: int, ttl: int) -> None:
-        self.tokens.create(digest=digest, kind=REQUEST_KIND, expires_epoch=now + ttl,
-                           data={"params": json.dumps(params), "client_id": client_id, "created_epoch": now})
+        self.tokens.client.put_item(**self.create_item(digest=digest, params=params, client_id=client_id, now=now,
+                                                       ttl=ttl)["Put"])
+
+    def create_item(self, *, digest: str, params: dict[str, str], client_id: str, now: int,
+                    ttl: int) -> dict[str, Any]:
+        """The same as a TransactWriteItems entry (with a pushed request's spending)."""
+        return self.tokens.create_item(digest=digest, kind=REQUEST_KIND, expires_epoch=now + ttl,
+                                       data={"params": json.dumps(params), "client_id": client_id,
+                                             "created_epoch": now})
 
     def get(self, *, digest: str, now: int) -> tuple[dict[str, str], int] | None:
         """(the request's parameters, when it was made), while it waits."""
@@ -98,22 +105,25 @@ class PushedRequestStore:
         self.tokens.create(digest=digest, kind=PAR_KIND, expires_epoch=expires_epoch,
                            data={"params": json.dumps(params), "client_id": client_id})
 
-    def consume(self, *, digest: str, client_id: str, now: int) -> dict[str, str] | None:
-        """The pushed parameters, used up in one conditional delete that holds only for `client_id`'s
-        live request: presented by another client, or after it expired, it stays as it was (None)."""
-        try:
-            item = self.tokens.client.delete_item(
-                TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest), ReturnValues="ALL_OLD",
-                ConditionExpression="attribute_exists(token_digest) AND #k = :k AND client_id = :client "
-                                    "AND expires_epoch > :now",
-                ExpressionAttributeNames={"#k": "kind"},
-                ExpressionAttributeValues={":k": {"S": PAR_KIND}, ":client": {"S": client_id},
-                                           ":now": {"N": str(now)}})["Attributes"]
-        except ClientError as exc:
-            if dynamo.is_condition_failure(exc):
-                return None
-            raise
-        return json.loads(dynamo.from_item(item)["params"])
+    def get(self, *, digest: str, client_id: str, now: int) -> dict[str, str] | None:
+        """The pushed parameters while `client_id`'s request waits; None for an unknown, expired or
+        another client's one. Reading it changes nothing: spend_item uses it up."""
+        item = self.tokens.get(digest=digest, kind=PAR_KIND, now=now)
+        if item is None or item.get("client_id") != client_id:
+            return None
+        return json.loads(item["params"])
+
+    def spend_item(self, *, digest: str, client_id: str, now: int) -> dict[str, Any]:
+        """A TransactWriteItems entry using the request up, in the transaction that keeps the authorization
+        request it stands for; refused unless it is still `client_id`'s live request (a parallel use came
+        first, or it expired meanwhile)."""
+        return {"Delete": {
+            "TableName": self.tokens.table, "Key": OneTimeTokenStore.key(digest),
+            "ConditionExpression": "attribute_exists(token_digest) AND #k = :k AND client_id = :client "
+                                   "AND expires_epoch > :now",
+            "ExpressionAttributeNames": {"#k": "kind"},
+            "ExpressionAttributeValues": {":k": {"S": PAR_KIND}, ":client": {"S": client_id},
+                                          ":now": {"N": str(now)}}}}
 
 
 def _code(data: dict[str, Any], digest: str) -> Code:

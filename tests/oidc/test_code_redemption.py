@@ -212,6 +212,52 @@ def test_a_request_uri_presented_by_another_or_a_bad_client_id_stays_its_clients
     assert again.status_code == 400 and "Location" not in again.headers
 
 
+def _pushed(url: str, credentials) -> str:
+    _, challenge = pkce_pair()
+    pushed = requests.post(url + "/oidc/par", auth=(credentials.app.client_id, credentials.client_secret), data={
+        "response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256"}, timeout=10)
+    assert pushed.status_code == 201, pushed.text
+    return authorize_url(url, client_id=credentials.app.client_id, request_uri=pushed.json()["request_uri"])
+
+
+@pytest.mark.slow  # rounds of racing threads
+def test_a_request_uri_presented_twice_at_once_starts_one_sign_in(make_server):
+    url, ctx = make_server(host_name="127.0.0.1")
+    credentials = _app(ctx)
+    for _ in range(4):
+        own = _pushed(url, credentials)
+        answers = _at_once(3, lambda: requests.get(own, allow_redirects=False, timeout=10))  # noqa: B023
+        started = [a for a in answers if a.status_code == 303]
+        assert len(started) == 1, [(a.status_code, a.text[:100]) for a in answers]
+        assert all(a.status_code == 400 and "Location" not in a.headers for a in answers if a not in started)
+
+
+@pytest.mark.slow  # a request per DynamoDB call and shape
+@pytest.mark.parametrize("shape", [Shape.INTERNAL_SERVER_ERROR], ids=lambda s: s.name)
+def test_dynamodb_failing_at_each_call_of_a_pushed_requests_use_leaves_it_to_its_client(
+        make_server, dynamodb_endpoint, shape):
+    home, ctx = make_server(host_name="127.0.0.1")
+    credentials = _app(ctx)
+    with DynamoFaults(dynamodb_endpoint) as faults:
+        url, behind = make_server(dynamodb_endpoint_url=faults.url, create_tables=False)
+        failed_at: list[str] = []
+        for index in range(20):
+            own = _pushed(home, credentials).replace(home, url)
+            with FailingCall(behind, faults, index=index, shape=shape) as failing:
+                answer = requests.get(own, allow_redirects=False, timeout=30)
+            if failing.reached is None:
+                assert answer.status_code == 303, answer.text
+                break
+            failed_at.append(failing.reached)
+            assert answer.status_code == 503, (failing.reached, answer.status_code, answer.text[:200])
+            again = requests.get(own, allow_redirects=False, timeout=30)  # nothing was spent: it works now
+            assert again.status_code == 303, (failing.reached, again.text[:200])
+        else:
+            raise AssertionError(f"more than 20 DynamoDB calls: {failed_at}")
+    assert "TransactWriteItems" in failed_at, failed_at
+
+
 # --- DynamoDB failing at each call of a redemption ----------------------------------------------------
 
 class FailingCall:
