@@ -7,20 +7,17 @@ someone else — ends only once the person said yes (`confirm`). The hint never 
 an expired one still names its session, but only the device's proof ends it. No Flask here."""
 from __future__ import annotations
 
-from common import challenges
-from common.batch_read import read_together
 from common.context import AppContext
 from common.errors import ErrorCode, Forbidden
-from devices import service as devices
-from devices.models import DeviceRecord
+from flows import device_proof
 from oidc import logout
 from oidc import service as oidc
 from oidc.models import DeviceSignOut, LogoutRequest, SignedOut
 from sessions import service as sessions
-from sessions.models import Presence, Principal, SessionRecord
+from sessions.models import Principal
 
 SIGN_OUT_PURPOSE = "citylogin-sign-out:"  # the device signs this prefix + the challenge
-PRESENCE, DEVICE, CHALLENGE, REQUEST = "sign_out.presence", "sign_out.device", "sign_out.challenge", "sign_out.request"
+REQUEST = "sign_out.request"
 
 
 class SignOutUnconfirmed(Forbidden):
@@ -33,24 +30,13 @@ def finish_with_device(ctx: AppContext, *, body: DeviceSignOut) -> SignedOut:
     device, its account's presence, the challenge, the request), the signature, the challenge used up,
     the device's live session read; it ends when the request named it or the person confirmed, and the
     browser goes on to the app's registered URI with its state."""
-    presented = devices.presented_certificate(body.client_cert)
-    facts = read_together(ctx.dynamodb, {
-        DEVICE: devices.device_read(ctx, user_uuid=presented.user_uuid, device_id=presented.device_id),
-        PRESENCE: sessions.presence_read(ctx, user_uuid=presented.user_uuid),
-        CHALLENGE: challenges.challenge_read(ctx, body.challenge),
-        REQUEST: logout.request_read(ctx, handle=body.request)})
-    try:
-        device = devices.device_for_presented(ctx, presented, user_uuid=presented.user_uuid, record=facts[DEVICE])
-        devices.check_signed_challenge(device, purpose=SIGN_OUT_PURPOSE, challenge=body.challenge,
-                                       signature=body.signature, challenge_was_valid=facts[CHALLENGE])
-    finally:  # single-use whatever the outcome
-        used = challenges.consume_challenge(ctx, body.challenge)
-    if not used:  # a parallel request spent it between the read and now
-        raise devices.InvalidProof("The challenge is unknown, expired or already used.")
-    request: LogoutRequest | None = facts[REQUEST]
+    proven = device_proof.prove(ctx, client_cert=body.client_cert, challenge=body.challenge,
+                                signature=body.signature, purpose=SIGN_OUT_PURPOSE,
+                                reads={REQUEST: logout.request_read(ctx, handle=body.request)})
+    device, session = proven.device, proven.session
+    request: LogoutRequest | None = proven.facts[REQUEST]
     if request is None:
         raise logout.LogoutRequestUnknown()
-    session = _live_session(ctx, device, facts[PRESENCE])
     if session is None:
         raise oidc.LoginRequired("This device has no live citylogin session: nothing to sign out of.")
     if not (request.names(session_id=session.session_id, user_uuid=device.user_uuid) or body.confirm):
@@ -62,11 +48,3 @@ def finish_with_device(ctx: AppContext, *, body: DeviceSignOut) -> SignedOut:
     logout.finish(ctx, handle=body.request)
     return SignedOut(redirect_to=request.redirect_to)
 
-
-def _live_session(ctx: AppContext, device: DeviceRecord, presence: Presence) -> SessionRecord | None:
-    """The device's live session: the one its account's presence lists for it, read again to be sure."""
-    entry = next((e for e in presence.entries.values() if e.device_id == device.device_id), None)
-    if entry is None:
-        return None
-    return sessions.live_session(ctx, session_id=entry.session_id, user_uuid=device.user_uuid,
-                                 device_id=device.device_id)
