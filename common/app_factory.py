@@ -38,13 +38,16 @@ PUSH_DELIVERY, POLL_DELIVERY = "urn:ietf:rfc:8935", "urn:ietf:rfc:8936"  # SSF d
 
 
 class _RedactTokens(logging.Filter):
-    """Request logs must not carry the event stream's ?access_token= (SPEC §6: no secrets in logs)."""
+    """Request logs must not carry a secret sent in a query string (SPEC §6: no secrets in logs): the
+    event stream's ?access_token=, and what the OpenID Provider's browser requests carry by the standard
+    (RP-initiated logout's id_token_hint, a pushed request's request_uri, a login_hint)."""
 
-    PATTERN = re.compile(r"(access_token=)[^&\s\"]+")
+    PATTERN = re.compile(r"(?<=[?&])((?:access_token|id_token_hint|request_uri|login_hint|code|refresh_token"
+                         r"|client_secret|client_assertion)=)[^&\s\"]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "access_token=" in message:
+        if "=" in message and self.PATTERN.search(message):
             record.msg, record.args = self.PATTERN.sub(r"\1[redacted]", message), ()
         return True
 
@@ -58,8 +61,9 @@ class UnsortedJSON(DefaultJSONProvider):
     sort_keys = False
 
 
-# At DEBUG these log whole requests and responses: password hashes, token digests, SigV4 headers.
-_WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+# At DEBUG these log whole requests and responses: password hashes, token digests, SigV4 headers;
+# Authlib logs every token it issues and the client records it checks (secret digests).
+_WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "authlib")
 
 
 _CREDENTIAL_REFRESHES = BurstFilter()
