@@ -42,6 +42,8 @@ def op(start_op) -> Provider:
 
 @pytest.fixture(scope="module")
 def deployed_op(start_op) -> Provider:
-    """The OP as deployed behind TLS: its issuer https://login.example, reached here at its socket."""
-    url, ctx = start_op(public_url=DEPLOYED_ISSUER)
+    """The OP as deployed behind TLS: its issuer https://login.example, reached here at its socket. It
+    pushes nothing: on the same tables as `op`, whose issuer differs, its pusher would deliver `op`'s
+    logout tokens signed as https://login.example (every process of a real deployment shares its issuer)."""
+    url, ctx = start_op(public_url=DEPLOYED_ISSUER, ssf_push_interval=0)
     return Provider(url=url, ctx=ctx, metadata=discovered(url))
