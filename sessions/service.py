@@ -734,16 +734,6 @@ def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reaso
     return True
 
 
-def end_session_of(ctx: AppContext, *, session_id: str, user_uuid: str, reason: str) -> bool:
-    """End `session_id` if it is a live session of `user_uuid` (an app's proven logout, SPEC §14);
-    False when there is none to end."""
-    session = session_store(ctx).get(session_id)
-    if session is None or session.user_uuid != user_uuid or _end_reason(ctx, session, _epoch(ctx)):
-        return False
-    revoke_session(ctx, session=session, reason=reason)
-    return True
-
-
 def logout(ctx: AppContext, *, principal: Principal) -> None:
     revoke_session(ctx, session=principal.session, reason=RevokeReason.LOGGED_OUT, by_device=principal.device_id)
 
