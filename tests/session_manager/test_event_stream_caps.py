@@ -90,3 +90,17 @@ def test_a_stream_ends_when_its_access_token_expires(make_server):
     assert reader.opened
     clock.advance(ctx.settings.access_token_ttl + 1)
     assert reader.wait(5) == ("token_expired", {})
+
+
+def test_a_head_request_opens_no_stream_and_so_replaces_none(make_server):
+    url, _ = make_server()  # two per session by default
+    client = register_device(url)
+    client.login(PASSWORD)
+    readers = [EventReader(url, client), EventReader(url, client)]
+    assert all(r.opened for r in readers)
+    for _ in range(3):
+        head = requests.head(url + "/session/events", headers=client.auth_headers("HEAD", url + "/session/events"),
+                             timeout=10)
+        assert head.status_code == 200 and head.headers["Content-Type"].startswith("text/event-stream")
+    client.logout()
+    assert [r.wait(5)[0] for r in readers] == ["session_revoked"] * 2
