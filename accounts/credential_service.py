@@ -28,6 +28,7 @@ from common.rate_limits import limit_subject
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
 from common.notifier import localized_message, mail_time
 from sessions import service as sessions
+from sessions.models import HistoryResult
 
 # Names of credential_reads' items in the caller's read_together result.
 OWNER, EXPECTED = "credentials.owner", "credentials.expected_user"
@@ -155,7 +156,8 @@ def clear_failures(ctx: AppContext, *, username: str) -> None:
     store.clear([store.lock_key(user_subject), store.failure_key(user_subject)])
 
 
-def count_failed_attempt(ctx: AppContext, *, username: str, user: UserRecord, caller: Caller, result: str) -> None:
+def count_failed_attempt(ctx: AppContext, *, username: str, user: UserRecord, caller: Caller,
+                         result: HistoryResult) -> None:
     """A failure after the password was right (e.g. a wrong recovery code or device proof):
     counted toward the lockout like a wrong password, and written into the history as `result`."""
     _count_failure(ctx, username=username, ip=caller.ip, user=user)
@@ -193,20 +195,20 @@ def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> boo
     return True
 
 
-def record_failure(ctx: AppContext, *, user: UserRecord | None, result: str, device_id: str | None,
+def record_failure(ctx: AppContext, *, user: UserRecord | None, result: HistoryResult, device_id: str | None,
                    caller: Caller, flow: str | None = None) -> None:
     """Write the history row off the response path; an unknown user's is the same write, made so
     that it stores nothing, so known and unknown usernames cost the same. A row that cannot be
     written is logged."""
     at = ctx.now()
-    audit(AuditEvent.LOGIN_FAILURE, user_uuid=user and user.user_uuid, device_id=device_id, ip=caller.ip, reason=result,
-          flow=flow)
+    audit(AuditEvent.LOGIN_FAILURE, user_uuid=user and user.user_uuid, device_id=device_id, ip=caller.ip,
+          reason=result.value, flow=flow)
     user_uuid = (user or NO_SUCH_USER).user_uuid
     written = background(ctx).submit(
         sessions.record_attempt, replace(ctx, clock=lambda: at),  # the row keeps the attempt's time
         user_uuid=user_uuid, result=result, device_id=device_id, ip=caller.ip, user_agent=caller.user_agent,
         keep=user is not None)
-    written.add_done_callback(lambda done: _log_unwritten(done, user_uuid=user_uuid, result=result))
+    written.add_done_callback(lambda done: _log_unwritten(done, user_uuid=user_uuid, result=result.value))
 
 
 def _log_unwritten(done: Future, *, user_uuid: str, result: str) -> None:
@@ -225,14 +227,15 @@ def check_read_credentials(ctx: AppContext, *, username: str, secret: Secret, ca
     try:
         had_failures = _check_lockout(ctx, facts)
     except TooManyRequests:
-        record_failure(ctx, user=user, result="locked_out", device_id=None, caller=caller, flow=flow)
+        record_failure(ctx, user=user, result=HistoryResult.LOCKED_OUT, device_id=None, caller=caller, flow=flow)
         raise
     refused = _secret_refused(ctx, user, secret, facts)
     if refused is not None:
         if not read_again:  # the read a mismatched or unknown username made: a failure costs the same
             users.get_user(ctx, user_uuid=NO_SUCH_USER.user_uuid)
         _count_failure(ctx, username=username, ip=caller.ip, user=user)
-        record_failure(ctx, user=user, result="invalid_credentials", device_id=None, caller=caller, flow=flow)
+        record_failure(ctx, user=user, result=HistoryResult.INVALID_CREDENTIALS, device_id=None, caller=caller,
+                       flow=flow)
         raise refused
     assert user is not None  # _secret_refused refuses without a user
     return user, had_failures

@@ -63,7 +63,7 @@ EmailAddress = Annotated[EmailStr, WrapValidator(_email_rule)]
 
 
 class Role(StrEnum):
-    """Operator roles (SPEC §15), each able to do all the one below it can."""
+    """Operator roles, each able to do all the one below it can."""
 
     VIEWER = "viewer"
     SUPPORT = "support"
@@ -148,7 +148,7 @@ class AccountRecord:
 
 
 class AccountView(BaseModel):
-    """GET /account (SPEC §4)."""
+    """GET /account: the account as its holder sees it."""
 
     user_uuid: str
     username: str
@@ -158,7 +158,7 @@ class AccountView(BaseModel):
     locale: str
     recovery_codes_left: int
     max_concurrent_devices: int = Field(description="the per-user limit if an operator set one, else the default")
-    roles: list[str] = Field(default_factory=list, description="the account's operator roles (SPEC §15)")
+    roles: list[str] = Field(default_factory=list, description="the account's operator roles (viewer, support, admin)")
 
 
 # --- passkeys (WebAuthn) and the re-authentication that takes a password or a passkey ------------

@@ -128,14 +128,15 @@ def _send_reset_link(ctx: AppContext, *, email: str) -> None:
 
 def mail_reset_link(ctx: AppContext, *, user: UserRecord) -> None:
     """Mail `user` a link that sets a new password, asked by an operator for them: it goes even when
-    the address's budget is spent, and is not counted in it."""
-    _mail_link(ctx, user=user, counted=False)
+    the address's budget is spent, and is not counted in it. Its text says an operator sent it."""
+    _mail_link(ctx, user=user, counted=False, texts="password_reset_by_operator")
 
 
-def _mail_link(ctx: AppContext, *, user: UserRecord, counted: bool) -> None:
-    """Mail `user` a new link, counted in the address's budget if `counted`; once the window's budget
-    is spent, mail nothing and keep the newest link mailed working instead. A try is refused only
-    when a counted mail came first, and a window holds RESETS_PER_ADDRESS of them: the last try decides."""
+def _mail_link(ctx: AppContext, *, user: UserRecord, counted: bool, texts: str = "password_reset") -> None:
+    """Mail `user` a new link (mail.<texts>.*), counted in the address's budget if `counted`; once the
+    window's budget is spent, mail nothing and keep the newest link mailed working instead. A try is
+    refused only when a counted mail came first, and a window holds RESETS_PER_ADDRESS of them: the
+    last try decides."""
     store, now = reset_link_store(ctx), _now(ctx)
     window = now // RESET_WINDOW
     for _ in range(RESETS_PER_ADDRESS + 1):
@@ -143,7 +144,8 @@ def _mail_link(ctx: AppContext, *, user: UserRecord, counted: bool) -> None:
         if counted and seen.mails >= RESETS_PER_ADDRESS:
             _keep_newest_link(ctx, user=user, newest=seen.newest, now=now)
             return
-        if _add_and_mail(ctx, user=user, seen_mails=seen.mails, mails=seen.mails + int(counted), now=now):
+        if _add_and_mail(ctx, user=user, seen_mails=seen.mails, mails=seen.mails + int(counted), now=now,
+                         texts=texts):
             return
     raise RuntimeError("the reset mail window kept changing")  # more counted mails than a window holds
 
@@ -154,7 +156,7 @@ def _kept_until(now: int) -> int:
     return max(now + RESET_TTL, (now // RESET_WINDOW + 1) * RESET_WINDOW + RESET_GRACE)
 
 
-def _add_and_mail(ctx: AppContext, *, user: UserRecord, seen_mails: int, mails: int, now: int) -> bool:
+def _add_and_mail(ctx: AppContext, *, user: UserRecord, seen_mails: int, mails: int, now: int, texts: str) -> bool:
     """Store a new link as the window's newest with `mails` counted, if the window still holds
     `seen_mails`, and mail it; False if another mail was counted first."""
     token, window = new_token(32), now // RESET_WINDOW
@@ -168,7 +170,7 @@ def _add_and_mail(ctx: AppContext, *, user: UserRecord, seen_mails: int, mails: 
                                           seen_mails=seen_mails, mails=mails):
         return False
     audit(AuditEvent.PASSWORD_RESET_REQUESTED, user_uuid=user.user_uuid)
-    ctx.notifier.notify(localized_message("password_reset", user_uuid=user.user_uuid, email=user.email,
+    ctx.notifier.notify(localized_message("password_reset", texts=texts, user_uuid=user.user_uuid, email=user.email,
                                           locale=user.locale, link=reset_link(ctx, token)))
     return True
 

@@ -13,7 +13,7 @@ from common.context import AppContext
 from common.errors import Conflict, ErrorCode, Forbidden, NotFound, StorageUnavailable
 from common.guarded_write import GuardedWrite
 from sessions import service as sessions
-from sessions.models import RevokeReason
+from sessions.models import AdminAction, EndedBy, RevokeReason
 
 
 class UsernameTaken(Conflict):
@@ -118,7 +118,8 @@ def lock_account(ctx: AppContext, *, user_uuid: str) -> int:
     (`not_locked_write`), and one that committed before is in the presence read after it."""
     if not user_store(ctx).set_locked(user_uuid, True):
         raise UserNotFound()
-    ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.ADMIN, locked=True)
+    ended = sessions.end_all_sessions(ctx, user_uuid=user_uuid, reason=RevokeReason.ADMIN, locked=True,
+                                      ended_by=EndedBy(admin_action=AdminAction.LOCKED))
     audit(AuditEvent.ACCOUNT_LOCKED, user_uuid=user_uuid, sessions_ended=ended)
     return ended
 

@@ -113,8 +113,8 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
               help="A JWK Set file of the app's public keys: it authenticates at the token endpoint with a "
                    "client assertion signed by its private key (private_key_jwt) instead of the secret.")
 @click.option("--admin-role", type=click.Choice(["viewer", "support", "admin"]), default=None,
-              help="Automation (SPEC §15): the app gets admin API tokens of this role by the client-credentials "
-                   "grant at /oidc/token (scope=admin).")
+              help="Automation: the app gets tokens for the operators' admin API, with what an operator of "
+                   "this role may do, by the client-credentials grant at /oidc/token (scope=admin).")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,

@@ -2,11 +2,13 @@
 list/record/retire, crl-sync, client, admin."""
 from __future__ import annotations
 
+import ipaddress
 import signal
 import socket
 import sys
 from contextlib import contextmanager
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import click
 
@@ -20,7 +22,7 @@ from citylogin.crl_sync import crl_sync
 from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
 from common.audit_events import AuditEvent
-from common.config import ConfigError, Settings
+from common.config import LOCAL_HOSTS, ConfigError, Settings
 from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 
 
@@ -35,7 +37,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default=None, help="Interface to bind (default CITYLOGIN_HOST, 127.0.0.1).")
+@click.option("--host", default=None, help="Interface to bind, and the host of the address it announces "
+              "(default CITYLOGIN_HOST, localhost; 0.0.0.0 for every interface).")
 @click.option("--port", default=None, type=int, help="Port (default CITYLOGIN_PORT, 5000).")
 def serve(host: str | None, port: int | None) -> None:
     """Run every service and the web UI in one process, with DynamoDB Local unless configured."""
@@ -56,9 +59,7 @@ def serve(host: str | None, port: int | None) -> None:
                 raise click.ClickException(str(exc)) from None
             server = make_server(host, port, app, threaded=True,
                                  request_handler=timed_request_handler(settings.request_read_timeout))
-            click.echo(f"citylogin listening on http://{host}:{port}/ (Ctrl-C stops); links in QR codes and "
-                       f"mail lead to {public_url}" + ("" if settings.public_url else
-                                                      " (set CITYLOGIN_PUBLIC_URL to change)"), err=True)
+            click.echo(announcement(host, port, public_url, given=settings.public_url is not None), err=True)
             try:
                 server.serve_forever()
             except KeyboardInterrupt:
@@ -79,13 +80,37 @@ def timed_request_handler(seconds: float):
 
 
 def bound_url(host: str, port: int) -> str:
-    """The web UI's address as `serve` binds it: for a wildcard, this machine's name; for the
-    loopback, `localhost` (browsers refuse an IP address as a passkey's relying-party id)."""
-    if host in ("", "0.0.0.0", "::"):
-        host = socket.gethostname()
-    elif host in ("127.0.0.1", "::1"):
-        host = "localhost"
+    """The web UI's address as `serve` binds it: the host as typed (`localhost` stays `localhost`,
+    `127.0.0.1` stays `127.0.0.1`), or for a wildcard this machine's name."""
+    # As typed, never another spelling of it: the issuer that OpenID Connect clients compare with
+    # the address they fetched discovery at, the passkeys' relying party and the browser's storage
+    # of the device key all belong to one origin, and localhost and 127.0.0.1 are two.
+    return _http_url(socket.gethostname() if host in ("", "0.0.0.0", "::") else host, port)
+
+
+def announcement(host: str, port: int, public_url: str, *, given: bool) -> str:
+    """serve's first line: where it listens and where its links lead (`given`: by CITYLOGIN_PUBLIC_URL)."""
+    if given:
+        return (f"citylogin listening on {_http_url(host, port)}/ (Ctrl-C stops); links in QR codes and mail, "
+                f"and the OpenID Connect issuer, are {public_url} (CITYLOGIN_PUBLIC_URL)")
+    named = urlsplit(public_url).hostname or ""
+    passkeys = " (passkeys need a host name: --host localhost)" if _is_ip_address(named) else ""
+    phone = ("; for a phone, set CITYLOGIN_PUBLIC_URL to this machine's network address and serve "
+             "--host 0.0.0.0") if named in LOCAL_HOSTS else ""
+    return (f"citylogin on {public_url}/ (Ctrl-C stops): open it at this address, the one of QR codes, mail "
+            f"links and the OpenID Connect issuer{passkeys}{phone}")
+
+
+def _http_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @main.command("dynamodb-local")

@@ -138,14 +138,16 @@ def whoami(key_file: Path, as_json: bool) -> None:
 @json_option
 @reports_errors
 def pair_request(key_file: Path, as_json: bool) -> None:
-    """Show a pairing QR code for a new device to scan (or its payload to paste)."""
+    """Show a pairing QR code for a new device to scan, and the link it holds: the whole link is the LINK
+    of `citylogin client pair` on the new device."""
     import qrcode
 
     pairing = stored_session(key_file).request_pairing()
     if as_json:
         print_json({k: pairing[k] for k in ("qr_code", "expires_at", "expires_in") if k in pairing})
         return
-    click.echo(f"pairing payload (valid until {local_time(pairing['expires_at'])}):\n{pairing['qr_code']}")
+    click.echo(f"pairing link, the LINK of `citylogin client pair` on the new device (valid until "
+               f"{local_time(pairing['expires_at'])}):\n{pairing['qr_code']}")
     qr = qrcode.QRCode()
     qr.add_data(pairing["qr_code"])
     qr.print_ascii(invert=True)
@@ -157,10 +159,11 @@ def pair_request(key_file: Path, as_json: bool) -> None:
 @key_file_option(new=True)
 @DEVICE_NAME
 @KEY_KIND
-@click.argument("qr_payload")
+@click.argument("qr_payload", metavar="LINK")
 @reports_errors
 def pair(url: str, username: str, key_file: Path, device_name: str | None, key_kind: str, qr_payload: str) -> None:
-    """Register this new device with the payload of a pairing QR code."""
+    """Register this new device with LINK, the whole link a pairing QR code holds
+    (`<public URL>/#pair=...`, as `pair-request` prints it; in quotes, for its `#`)."""
     new_key_file(key_file)
     issued = Client(url).pair(qr_payload, username=username, password=ask_password(),
                               device_name=device_name, key_kind=key_kind)

@@ -85,7 +85,8 @@ class Settings(BaseModel):
     dynamodb_max_pool_connections: int = Field(default=64, ge=1, le=1024)
     dynamodb_parameter_validation: bool = False
     # serving
-    host: str = "127.0.0.1"
+    # the loopback by name: `citylogin serve` announces what it binds as typed, and passkeys need a host name
+    host: str = "localhost"
     port: int | None = Field(default=None, ge=1, le=65535)
     cors_origins: list[str] = []
     log_level: str = "INFO"

@@ -64,14 +64,14 @@ class DeviceKeyFields(BaseModel):
 
     device_name: DisplayName | None = None
     device_class: DeviceClass = Field(default=DEFAULT_DEVICE_CLASS,
-                                      description="mobile, tablet, desktop or other (SPEC §5 per-class limits)")
+                                      description="mobile, tablet, desktop or other (limits may differ per class)")
     public_key: str | None = Field(default=None, max_length=16384,
                                    description="PEM SubjectPublicKeyInfo: ECDSA P-256, Ed25519 or ML-DSA-87")
     csr: str | None = Field(default=None, max_length=16384, description="PEM PKCS#10 request")
 
 
 class DeviceCertificateResponse(BaseModel):
-    """The 201 body of registration and device registration (SPEC §4)."""
+    """The 201 body of registration and device registration."""
 
     uuid: str
     device_id: str

@@ -33,7 +33,7 @@ from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_U
 from devices.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
                                   WriteRefused)
 from sessions import service as sessions
-from sessions.models import RevokeReason
+from sessions.models import NOT_SAID, EndedBy, RevokeReason
 
 
 def device_store(ctx: AppContext) -> DeviceStore:
@@ -441,13 +441,15 @@ def _revoke(ctx: AppContext, record: DeviceRecord | None, *, keep_at_least: int)
     raise DeviceBusy()
 
 
-def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str | None, confirm_last: bool) -> None:
+def unbind(ctx: AppContext, *, user_uuid: str, device_id: str, by_device: str | None, confirm_last: bool,
+           ended_by: EndedBy = NOT_SAID) -> None:
     """Revoke the device's certificate for good (into the CRL) and end its session (reason
-    device_unbound). The device is revoked first, so a login racing this cannot outlive it."""
+    device_unbound; `ended_by`: an operator's unbind). The device is revoked first, so a login racing
+    this cannot outlive it."""
     record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
     _revoke(ctx, record, keep_at_least=0 if confirm_last else 1)  # still make sure no session survives
     sessions.end_device_session(ctx, user_uuid=user_uuid, device_id=device_id,
-                                reason=RevokeReason.DEVICE_UNBOUND, by_device=by_device)
+                                reason=RevokeReason.DEVICE_UNBOUND, by_device=by_device, ended_by=ended_by)
     audit(AuditEvent.DEVICE_UNBOUND, user_uuid=user_uuid, device_id=device_id, by_device=by_device)
 
 

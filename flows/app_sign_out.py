@@ -14,7 +14,7 @@ from oidc import logout
 from oidc import service as oidc
 from oidc.models import DeviceSignOut, LogoutRequest, SignedOut
 from sessions import service as sessions
-from sessions.models import Principal
+from sessions.models import EndedBy, Principal
 
 SIGN_OUT_PURPOSE = "citylogin-sign-out:"  # the device signs this prefix + the challenge
 REQUEST = "sign_out.request"
@@ -41,8 +41,11 @@ def finish_with_device(ctx: AppContext, *, body: DeviceSignOut) -> SignedOut:
         raise oidc.LoginRequired("This device has no live citylogin session: nothing to sign out of.")
     if not (request.names(session_id=session.session_id, user_uuid=device.user_uuid) or body.confirm):
         raise SignOutUnconfirmed()
+    # The person's other pages on this device are told which app signed them out (SPEC §4 by_app).
+    by_app = EndedBy(by_app=request.client_id, by_app_name=logout.app_name(ctx, client_id=request.client_id))
     sessions.logout(ctx, principal=Principal(user_uuid=device.user_uuid, session_id=session.session_id,
-                                             device_id=device.device_id, session=session, token_expires_epoch=0))
+                                             device_id=device.device_id, session=session, token_expires_epoch=0),
+                    ended_by=by_app)
     # Used up after the ending, not before: a failure in between leaves the person's session ended and
     # the request to a retry (which then finds no live session here), never the session live and the request gone.
     logout.finish(ctx, handle=body.request)

@@ -33,7 +33,7 @@ from common.dpop import Proof
 from sessions import binding
 from sessions import service as sessions
 from sessions.binding import ProofOffer
-from sessions.models import OpenedSession, Presence, PresenceEntry, PresenceMoved
+from sessions.models import HistoryResult, OpenedSession, Presence, PresenceEntry, PresenceMoved
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
@@ -216,7 +216,7 @@ def _counted_as_failure(ctx: AppContext, username: str, caller: Caller, user: Us
     except (devices.CertificateMismatch, devices.InvalidProof, devices.DeviceRevoked,
             devices.CertificateExpired) as failure:
         credentials.count_failed_attempt(ctx, username=username, user=user, caller=caller,
-                                         result=failure.code.value)
+                                         result=HistoryResult(failure.code.value))
         raise
 
 
@@ -245,7 +245,7 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
           dpop: Proof | None = None, amr: tuple[str, ...] = sessions.PASSWORD_AMR) -> LoginResponse:
     _refuse_deleting(user)  # confirm comes here without a password
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
-        raise sessions.AccountLocked()
+        raise _refused_while_locked(ctx, user=user, device=device, caller=caller)
     jkt = _bound_key(device, dpop)
     # A device's first sign-in is reported with a "Wasn't you?" link, stored with the session.
     first_sign_in = device.last_login_at is None
@@ -259,18 +259,30 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
         opened = _seat(ctx, user=user, device=device, caller=caller, force=force, presence=presence, writes=writes,
                        jkt=jkt, amr=amr)
     except concurrency_policy.ConfirmationRequired as required:
-        credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,
-                                   caller=caller)
+        credentials.record_failure(ctx, user=user, result=HistoryResult.REJECTED_CONCURRENT,
+                                   device_id=device.device_id, caller=caller)
         raise ConcurrentLogin(active_devices=[_active_device(e) for e in required.active],
                               confirm_token=_confirm_token(ctx, user=user, device=device, caller=caller,
                                                            jkt=jkt, amr=amr)) from None
     except concurrency_policy.ConcurrentLoginRejected:
-        credentials.record_failure(ctx, user=user, result="rejected_concurrent", device_id=device.device_id,
-                                   caller=caller)
+        credentials.record_failure(ctx, user=user, result=HistoryResult.REJECTED_CONCURRENT,
+                                   device_id=device.device_id, caller=caller)
         raise
+    except sessions.AccountLocked:  # locked by an operator while this login decided
+        raise _refused_while_locked(ctx, user=user, device=device, caller=caller) from None
     _audit_login(user=user, device=device, caller=caller, opened=opened)
     _notify(ctx, user=user, device=device, caller=caller, opened=opened, not_me=not_me)
     return _response(ctx, opened, device)
+
+
+def _refused_while_locked(ctx: AppContext, *, user: UserRecord, device: DeviceRecord,
+                          caller: Caller) -> sessions.AccountLocked:
+    """403 account_locked for a login of an account an operator locked, written into its history as
+    locked_out. Only a login with the right password, certificate and proof comes here, so the row
+    costs a stranger more than a wrong password's row does."""
+    credentials.record_failure(ctx, user=user, result=HistoryResult.LOCKED_OUT, device_id=device.device_id,
+                               caller=caller)
+    return sessions.AccountLocked()
 
 
 def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,

@@ -75,7 +75,7 @@ class RegistrationInfo(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    """POST /login/ (SPEC §4). Proof of possession: `signature` over "citylogin-login:" + challenge."""
+    """POST /login/. Proof of possession: `signature` over "citylogin-login:" + challenge."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
@@ -130,7 +130,7 @@ class LoginResponse(BaseModel):
 
 
 class RecoverRequest(DeviceKeyFields):
-    """POST /device/recover: a new device for an account whose devices are all lost (SPEC §4)."""
+    """POST /device/recover: a new device for an account whose devices are all lost."""
 
     username: LoginName
     password: str = Field(min_length=1, max_length=1024)

@@ -87,6 +87,20 @@ class OperatorAccount(AccountSummary):
     passkeys: list[OperatorPasskey]
 
 
+class OperatorSelf(BaseModel):
+    """GET /admin/me: the operator calling, and their re-authentication window."""
+
+    username: str | None = Field(description="the operator's own username; None for an app's credential")
+    client_id: str | None = Field(default=None, description="the app's client_id, for an app's credential")
+    role: str = Field(description="the highest operator role held now")
+    reauth_seconds: int = Field(description="CITYLOGIN_ADMIN_REAUTH_SECONDS: how long a sign-in or a "
+                                            "re-authentication lets destructive actions go without a password")
+    reauth_expires_at: str | None = Field(description="when this session's window ends (its sign-in or last "
+                                                      "re-authentication plus reauth_seconds); None for an app")
+    reauth_seconds_left: int | None = Field(description="seconds until then, 0 once it has ended: a destructive "
+                                                        "action then needs the password or a passkey")
+
+
 class OperatorPage(BaseModel):
     """GET /admin/accounts/<user_uuid>/history or /audit."""
 

@@ -27,9 +27,10 @@ from common.rate_limits import RateLimitStore
 from common.timefmt import iso_from_epoch
 from devices import service as devices
 from flows.operator_models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest,
-                                   OperatorAccount, OperatorDevice, OperatorPasskey, OperatorSession, RoleRequest)
+                                   OperatorAccount, OperatorDevice, OperatorPasskey, OperatorSelf, OperatorSession,
+                                   RoleRequest)
 from sessions import service as sessions
-from sessions.models import Principal, RevokeReason
+from sessions.models import AdminAction, EndedBy, Principal, RevokeReason
 
 RECENT_SESSIONS = 20
 SEARCH_WINDOW_SECONDS = 60  # CITYLOGIN_ADMIN_SEARCH_LIMIT counts searches a minute
@@ -54,6 +55,12 @@ class OperatorAccountNotFound(NotFound):
     detail = "No such account."
 
 
+class WrongPassword(credentials.InvalidCredentials):
+    """The operator's own password, asked to confirm an action: no username was typed, so none is named."""
+
+    detail = "The password is incorrect."
+
+
 @dataclass(frozen=True)
 class Operator:
     """Who acts: a person's session with a role, an app's client-credentials token, or the CLI."""
@@ -62,7 +69,7 @@ class Operator:
     user_uuid: str | None = None
     username: str | None = None
     session_id: str | None = None
-    signed_in_epoch: int | None = None  # the session's sign-in: recent enough for a destructive action?
+    signed_in_epoch: int | None = None  # the session's sign-in or re-authentication: recent enough?
     client_id: str | None = None
     name: str | None = None             # the CLI's operator (--operator, the AWS identity or the OS user)
     # `citylogin admin`, which holds the database's own credentials: the one way to act on an admin (SPEC §15)
@@ -75,8 +82,10 @@ class Operator:
         return f"app:{self.client_id}" if self.client_id else f"user:{self.user_uuid}"
 
     def details(self) -> dict[str, Any]:
-        found = {"operator": self.label, "operator_uuid": self.user_uuid, "operator_session": self.session_id,
-                 "operator_client": self.client_id, "operator_role": self.role.value}
+        # The username as it is now, kept with the row: the trail names who acted without a read per row.
+        found = {"operator": self.label, "operator_uuid": self.user_uuid, "operator_username": self.username,
+                 "operator_session": self.session_id, "operator_client": self.client_id,
+                 "operator_role": self.role.value}
         return {k: v for k, v in found.items() if v is not None}
 
 
@@ -87,7 +96,7 @@ def session_operator(ctx: AppContext, *, principal: Principal) -> Operator:
     if user is None or user.deleting or user.role is None:
         raise OperatorForbidden()
     return Operator(role=user.role, user_uuid=user.user_uuid, username=user.username,
-                    session_id=principal.session_id, signed_in_epoch=principal.session.login_epoch)
+                    session_id=principal.session_id, signed_in_epoch=principal.session.proven_epoch)
 
 
 def need(operator: Operator, role: Role) -> None:
@@ -269,10 +278,29 @@ def _confirm_recent_sign_in(ctx: AppContext, *, operator: Operator, request: Act
     if not offered or caller is None:
         raise ReauthenticationRequired()
     secret = one_secret(request.password, request.passkey, password_field="password")
-    _, had_failures = credentials.reauthenticate(ctx, user_uuid=operator.user_uuid, username=operator.username,
-                                                 secret=secret, caller=caller, flow="admin_action")
+    try:
+        _, had_failures = credentials.reauthenticate(ctx, user_uuid=operator.user_uuid, username=operator.username,
+                                                     secret=secret, caller=caller, flow="admin_action")
+    except credentials.InvalidCredentials:
+        if request.password is None:
+            raise
+        raise WrongPassword() from None
+    # Renewed before the action: proven is proven, even if the action then fails (SPEC §15)
+    sessions.record_reauthentication(ctx, session_id=operator.session_id)
     if had_failures:
         credentials.clear_failures(ctx, username=operator.username)
+
+
+def reauthentication_window(ctx: AppContext, *, operator: Operator) -> OperatorSelf:
+    """Who the operator is, and until when a destructive action needs no password from them: their
+    session's sign-in or last re-authentication plus CITYLOGIN_ADMIN_REAUTH_SECONDS. An app's credential
+    or the CLI has no window (None): it is its own proof."""
+    window = ctx.settings.admin_reauth_seconds
+    until = None if operator.session_id is None else (operator.signed_in_epoch or 0) + window
+    now = int(ctx.now().timestamp())
+    return OperatorSelf(username=operator.username, client_id=operator.client_id, role=operator.role.value,
+                        reauth_seconds=window, reauth_expires_at=iso_from_epoch(until) if until else None,
+                        reauth_seconds_left=None if until is None else max(0, until - now))
 
 
 def _tell(ctx: AppContext, user: UserRecord, action: Action) -> None:
@@ -306,8 +334,9 @@ def revoke_sessions(ctx: AppContext, *, operator: Operator, user_uuid: str, requ
                     caller: Caller | None = None) -> dict[str, Any]:
     """End every session of the account (reason admin); its devices stay registered."""
     return _act(ctx, REVOKE_SESSIONS, operator=operator, user_uuid=user_uuid, request=request, caller=caller,
-         do=lambda user: {"sessions_ended": sessions.end_all_sessions(ctx, user_uuid=user.user_uuid,
-                                                                     reason=RevokeReason.ADMIN)})
+         do=lambda user: {"sessions_ended": sessions.end_all_sessions(
+             ctx, user_uuid=user.user_uuid, reason=RevokeReason.ADMIN,
+             ended_by=EndedBy(admin_action=AdminAction.SESSIONS_ENDED))})
 
 
 def unbind_device(ctx: AppContext, *, operator: Operator, user_uuid: str, device_id: str, request: ActionRequest,
@@ -315,7 +344,8 @@ def unbind_device(ctx: AppContext, *, operator: Operator, user_uuid: str, device
     """Revoke a device's certificate for good and end its session (reason device_unbound), even the
     account's last device."""
     def do(user: UserRecord) -> dict[str, Any]:
-        devices.unbind(ctx, user_uuid=user.user_uuid, device_id=device_id, by_device=None, confirm_last=True)
+        devices.unbind(ctx, user_uuid=user.user_uuid, device_id=device_id, by_device=None, confirm_last=True,
+                       ended_by=EndedBy(admin_action=AdminAction.DEVICE_REMOVED))
         return {"device_id": device_id}
     return _act(ctx, UNBIND, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
 

@@ -16,6 +16,7 @@ from devices import service as devices
 from devices.models import DeviceCertificateResponse, DeviceRecord
 from flows.models import RecoverRequest
 from sessions import service as sessions
+from sessions.models import HistoryResult
 
 
 def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) -> DeviceCertificateResponse:
@@ -39,7 +40,7 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
             unbound = []
     except accounts.InvalidRecoveryCode:  # the code's entry was refused: used, or never one
         credentials.count_failed_attempt(ctx, username=request.username, user=user, caller=caller,
-                                         result="invalid_recovery_code")
+                                         result=HistoryResult.INVALID_RECOVERY_CODE)
         raise
     if had_failures:
         credentials.clear_failures(ctx, username=request.username)

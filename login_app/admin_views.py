@@ -15,8 +15,8 @@ from common.openapi import operation
 from common.validation import parse_body, parse_model, parse_optional_body
 from flows import operator_apps, operators
 from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials,
-                                   AppList, LimitRequest, NewApp, OperatorAccount, OperatorPage, PageQuery,
-                                   RoleRequest)
+                                   AppList, LimitRequest, NewApp, OperatorAccount, OperatorPage, OperatorSelf,
+                                   PageQuery, RoleRequest)
 from login_app.admin_auth import authenticate_operator
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -43,6 +43,16 @@ def _page(user_uuid: str) -> OperatorAccount:
 
 
 # --- finding and reading -----------------------------------------------------------------------
+
+@bp.get("/me")
+@require_operator
+@operation("The operator calling, with their role and until when a destructive action needs no password "
+           "(their sign-in or last re-authentication plus CITYLOGIN_ADMIN_REAUTH_SECONDS)",
+           response=OperatorSelf, auth=True, errors=(403,))
+def me():
+    window = operators.reauthentication_window(ctx(), operator=current_operator())
+    return jsonify(window.model_dump())
+
 
 @bp.get("/accounts")
 @require_operator

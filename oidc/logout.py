@@ -110,11 +110,12 @@ def interaction(ctx: AppContext, *, handle: str) -> LogoutInteraction:
     request = _store(ctx).get(digest=_digest(handle), now=_epoch(ctx))
     if request is None:
         raise LogoutRequestUnknown()
-    return LogoutInteraction(client_id=request.client_id, client_name=_app_name(ctx, request.client_id),
+    return LogoutInteraction(client_id=request.client_id, client_name=app_name(ctx, client_id=request.client_id),
                              redirect_to=request.redirect_to)
 
 
-def _app_name(ctx: AppContext, client_id: str | None) -> str | None:
+def app_name(ctx: AppContext, *, client_id: str | None) -> str | None:
+    """The name of the app that asked for a logout; None without one, or when it was removed since."""
     if client_id is None:
         return None
     try:

@@ -173,10 +173,7 @@ class GrantStore:
         """The app's grant row on the session, revoked or not (strongly consistent)."""
         item = self.client.get_item(TableName=self.table, Key=self._key(session_id, client_id),
                                     ConsistentRead=True).get("Item")
-        if item is None:
-            return None
-        data = dynamo.from_item(item)
-        return Grant(**{k: v for k, v in data.items() if k in Grant.__dataclass_fields__})
+        return None if item is None else _grant(item)
 
     def rotate_item(self, grant: Grant, *, generation: int, now: int, kid: str, jkt: str | None) -> dict[str, Any]:
         """A TransactWriteItems entry moving the grant's refresh token from `generation` to the next,
@@ -207,6 +204,20 @@ class GrantStore:
             "ExpressionAttributeValues": {":reason": {"S": reason}, ":now": {"N": str(now)},
                                           ":grant": {"S": grant.grant_id}}}}
 
+    def live_of(self, session_id: str) -> list[Grant]:
+        """The grants on the session that hold (strongly consistent): the apps signed in on it."""
+        grants, start = [], None
+        while True:
+            args: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "session_id = :s",
+                                    "ExpressionAttributeValues": {":s": {"S": session_id}}, "ConsistentRead": True}
+            if start:
+                args["ExclusiveStartKey"] = start
+            page = self.client.query(**args)
+            grants += [_grant(item) for item in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return [grant for grant in grants if grant.live]
+
     def clients_of(self, session_id: str) -> list[str]:
         page = self.client.query(TableName=self.table, KeyConditionExpression="session_id = :s",
                                  ExpressionAttributeValues={":s": {"S": session_id}}, ConsistentRead=True)
@@ -214,3 +225,8 @@ class GrantStore:
 
     def delete(self, *, session_id: str, client_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key=self._key(session_id, client_id))
+
+
+def _grant(item: dict[str, Any]) -> Grant:
+    data = dynamo.from_item(item)
+    return Grant(**{k: v for k, v in data.items() if k in Grant.__dataclass_fields__})

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up (idempotent) and runs `citylogin serve`: all services and the web UI on
-# http://127.0.0.1:5000/, DynamoDB Local started and persisted under .data/. Ctrl-C stops both.
+# http://localhost:5000/, DynamoDB Local started and persisted under .data/. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -13,12 +13,14 @@ from common.openapi import operation
 from common.timefmt import iso_from_epoch
 from common.serving import stream_body
 from common.validation import parse_body, parse_model, parse_optional_body
+from flows import session_resume
 from oidc import service as oidc
+from oidc import session_apps
 from sessions import service, sweeper
 from sessions.guard import current_principal, proof_offer, require_session
-from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, LogoutAllRequest,
-                                    RefreshRequest, SessionList, SessionListQuery, SessionRecord, SessionView,
-                                    TokenResponse)
+from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, ListedSession,
+                                    LogoutAllRequest, RefreshRequest, ResumedSession, ResumeRequest, SessionList,
+                                    SessionListQuery, SessionRecord, SessionView, SignedInApp, TokenResponse)
 
 bp = Blueprint("session_manager", __name__, url_prefix="/session")
 bp.record_once(lambda state: sweeper.start_sweeper(state.app.extensions[EXTENSION_KEY]))
@@ -33,6 +35,11 @@ def _view(session: SessionRecord, *, current_id: str) -> SessionView:
         current=session.session_id == current_id, status=status, revoked_reason=reason)
 
 
+def _listed(session: SessionRecord, *, current_id: str, apps: dict[str, list[SignedInApp]]) -> ListedSession:
+    view = _view(session, current_id=current_id)
+    return ListedSession(**view.model_dump(), apps=apps.get(session.session_id, []))
+
+
 @bp.post("/refresh")
 @operation("Rotate the refresh token", body=RefreshRequest, response=TokenResponse, errors=(401,))
 def refresh():
@@ -40,6 +47,15 @@ def refresh():
     pair = service.refresh(ctx(), refresh_token=body.refresh_token, offer=proof_offer())
     return jsonify(TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
                                  token_type=pair.token_type, expires_in=pair.expires_in).model_dump())
+
+
+@bp.post("/resume")
+@operation("Another tab resumes its device's live session: the device key signs a fresh challenge and a DPoP "
+           "proof; a bound access token of that session, without a refresh token", body=ResumeRequest,
+           response=ResumedSession, errors=(400, 401, 403))
+def resume():
+    body = parse_body(ResumeRequest)
+    return jsonify(session_resume.resume_session(ctx(), body=body, offer=proof_offer()).model_dump())
 
 
 @bp.post("/introspect")
@@ -78,7 +94,10 @@ def list_sessions():
     principal, query = current_principal(), parse_model(SessionListQuery, request.args.to_dict())
     sessions, next_cursor = service.session_page(ctx(), user_uuid=principal.user_uuid, limit=query.limit,
                                                  cursor=query.cursor or None, include_ended=query.include_ended)
-    views = [_view(s, current_id=principal.session_id) for s in sessions]
+    # The apps of the live sessions only: an ended session's apps were told it ended.
+    live = [s.session_id for s in sessions if service.session_status(ctx(), s)[0] == "active"]
+    apps = session_apps.signed_in_apps(ctx(), session_ids=live)
+    views = [_listed(s, current_id=principal.session_id, apps=apps) for s in sessions]
     return jsonify(SessionList(sessions=views, next_cursor=next_cursor).model_dump())
 
 
@@ -87,6 +106,15 @@ def list_sessions():
 @operation("End one of the caller's sessions", status=204, auth=True)
 def delete_session(session_id: UUID):
     service.revoke_own_session(ctx(), principal=current_principal(), session_id=str(session_id))
+    return "", 204
+
+
+@bp.delete("/<uuid:session_id>/apps/<client_id>")
+@require_session
+@operation("Sign one app out of one of the caller's live sessions: the app's grant ends and the app is told by "
+           "Back-Channel Logout; the session and the other apps stay", status=204, auth=True)
+def sign_app_out(session_id: UUID, client_id: str):
+    session_apps.sign_app_out(ctx(), principal=current_principal(), session_id=str(session_id), client_id=client_id)
     return "", 204
 
 
@@ -119,8 +147,8 @@ def history():
 
 @bp.get("/events")
 @require_session(allow_query_token=True)
-@operation("Server-Sent Events: session_revoked {reason, by_device} when this session ends", auth=True,
-           query=EventsQuery, media_type="text/event-stream")
+@operation("Server-Sent Events: session_revoked {reason, by_device, admin_action, by_app, by_app_name} when "
+           "this session ends", auth=True, query=EventsQuery, media_type="text/event-stream")
 def events():
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     if request.method == "HEAD":  # no body to carry events: opens no stream, so replaces none and counts none

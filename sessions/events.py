@@ -26,13 +26,13 @@ from common import dynamo
 from common.log_bursts import BurstLog
 from common.metrics import EVENT_STREAMS
 from sessions.feed import WINDOW_SECONDS
-from sessions.models import SessionEnded
+from sessions.models import EndedBy, SessionEnded
 
 log = logging.getLogger(__name__)
 
 BATCH = 100  # BatchGetItem's limit
 
-# session_id -> fields (status, revoked_reason, by_device, expires_epoch, last_seen_epoch), or None if gone
+# session_id -> fields (status, revoked_reason, by_device, EndedBy's, expires_epoch, last_seen_epoch), or None if gone
 FetchStates = Callable[[list[str]], dict[str, dict]]
 EndReason = Callable[[dict], "str | None"]
 Deadline = Callable[[dict], int]  # the first moment (epoch s) a live session's fields could make it end
@@ -157,10 +157,10 @@ class SessionWatcher:
         now = self.now()
         with self._lock:
             for event in ended:
-                self._recent[event.session_id] = (now, _payload(event.reason, event.by_device))
+                self._recent[event.session_id] = (now, _payload(event.reason, event.by_device, event.ended_by))
             self._recent = {sid: heard for sid, heard in self._recent.items() if heard[0] > now - WINDOW_SECONDS}
         for event in ended:
-            self._deliver(event.session_id, _payload(event.reason, event.by_device))
+            self._deliver(event.session_id, _payload(event.reason, event.by_device, event.ended_by))
         try:
             self.check_due(now)
         except Exception as exc:
@@ -177,7 +177,7 @@ class SessionWatcher:
                 state = states.get(session_id)
                 reason = self.end_reason(state) if state else "logged_out"
                 if reason:
-                    self._deliver(session_id, _payload(reason, state.get("by_device") if state else None))
+                    self._deliver(session_id, _state_payload(reason, state))
                 elif state:
                     with self._lock:
                         if session_id in self._check_at:
@@ -194,9 +194,9 @@ class SessionWatcher:
 
 class LiveStream:
     """One open GET /session/events (common.serving.DrivenStream): `retry`, a heartbeat every
-    `heartbeat` seconds, and one last event: `session_revoked` {reason, by_device?} when the
-    session ends, `token_expired` when the access token does (reconnect with a new one), or
-    `stream_replaced` when a newer stream of the session or user took its place. Driven by the
+    `heartbeat` seconds, and one last event: `session_revoked` {reason, by_device?, admin_action?, by_app?,
+    by_app_name?} when the session ends, `token_expired` when the access token does (reconnect with a new
+    one), or `stream_replaced` when a newer stream of the session or user took its place. Driven by the
     server: the thread that answered (wait, advance), or citylogin's gunicorn worker, which holds
     no thread per stream (on_ready, advance when seconds_to_wake have passed)."""
 
@@ -242,8 +242,18 @@ def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _payload(reason: str, by_device: str | None) -> dict:
-    return {"reason": reason, **({"by_device": by_device} if by_device else {})}
+def _payload(reason: str, by_device: str | None, ended_by: EndedBy) -> dict:
+    """session_revoked's data: {reason, by_device?, admin_action?, by_app?, by_app_name?}."""
+    return {"reason": reason, **({"by_device": by_device} if by_device else {}), **ended_by.fields()}
+
+
+def _state_payload(reason: str, state: dict | None) -> dict:
+    """The data of an ending read from the session's record (None: the record is gone)."""
+    if not state:
+        return _payload(reason, None, EndedBy())
+    ended_by = EndedBy(admin_action=state.get("admin_action"), by_app=state.get("by_app"),
+                       by_app_name=state.get("by_app_name"))
+    return _payload(reason, state.get("by_device"), ended_by)
 
 
 def _offer(subscription: Subscription, event: tuple[str, dict]) -> None:

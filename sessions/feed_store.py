@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Iterator
 
 from common import dynamo
-from sessions.models import Ending, RevokeReason, SessionEnded, seq_at
+from sessions.models import EndedBy, Ending, RevokeReason, SessionEnded, seq_at
 
 FEED = "feed"
 RETENTION_SECONDS = 25 * 3600
@@ -31,6 +31,7 @@ def event_put(table: str, ending: Ending, *, at_ms: int) -> dict[str, Any]:
            dynamo.TTL_ATTRIBUTE: at_ms // 1000 + RETENTION_SECONDS}
     if ending.by_device:
         row["by_device"] = ending.by_device
+    row |= ending.ended_by.fields()
     if ending.client_id:  # one app's grant ended, not the session: that app alone hears it
         row |= {"client_id": ending.client_id, "grant_id": ending.grant_id}
     return {"Put": {"TableName": table, "Item": dynamo.to_item(row),
@@ -42,6 +43,8 @@ def _event(item: dict[str, Any]) -> SessionEnded:
     return SessionEnded(seq=data["seq"], session_id=data["session_id"], user_uuid=data["user_uuid"],
                         device_id=data["device_id"], reason=data["reason"], event_epoch=int(data["event_epoch"]),
                         initiating_entity=data["initiating_entity"], by_device=data.get("by_device"),
+                        ended_by=EndedBy(admin_action=data.get("admin_action"), by_app=data.get("by_app"),
+                                         by_app_name=data.get("by_app_name")),
                         client_id=data.get("client_id"), grant_id=data.get("grant_id"))
 
 

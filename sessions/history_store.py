@@ -11,9 +11,10 @@ from botocore.exceptions import ClientError
 
 from common import dynamo
 from common.timefmt import iso
+from sessions.models import HistoryResult
 
 HISTORY_DAYS = 180
-OPERATOR_ACTION = "admin_action"  # the `result` of an operator's action on the account (SPEC §15)
+OPERATOR_ACTION = HistoryResult.ADMIN_ACTION.value  # the `result` of an operator's action on the account (SPEC §15)
 # The account's audit trail, the operator actions alone, is a partition of its own beside its history.
 AUDIT_PARTITION = "audit#"
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -25,6 +26,49 @@ class RevokeReason:
     PASSWORD_RESET = "password_reset"
     ACCOUNT_DELETED = "account_deleted"
     ADMIN = "admin"
+
+
+class AdminAction:
+    """The `admin_action` beside a reason, when an operator's action ended the session (SPEC §4): what
+    the person is told differs (a locked account cannot log in again; ended sessions can)."""
+
+    LOCKED = "locked"                  # reason admin: the account is locked
+    SESSIONS_ENDED = "sessions_ended"  # reason admin: its sessions were ended, the account stays open
+    DEVICE_REMOVED = "device_removed"  # reason device_unbound: the device was unbound
+
+
+@dataclass(frozen=True)
+class EndedBy:
+    """Who ended a session besides its reason and `by_device`: an operator's action, or the app whose
+    own logout (RP-initiated, SPEC §14) it was — its client_id and its name at the time."""
+
+    admin_action: str | None = None
+    by_app: str | None = None
+    by_app_name: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        """The members that are set, as the 401 session_revoked and the event stream carry them."""
+        return {name: value for name, value in (("admin_action", self.admin_action), ("by_app", self.by_app),
+                                                ("by_app_name", self.by_app_name)) if value}
+
+
+NOT_SAID = EndedBy()  # an ending with nothing to say beyond its reason and by_device
+
+
+class HistoryResult(str, Enum):
+    """The `result` of a row of the login history (SPEC §4 GET /session/history): every value the
+    server writes there, so that each has a label in the web UI."""
+
+    SUCCESS = "success"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    CERTIFICATE_MISMATCH = "certificate_mismatch"
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    INVALID_PROOF = "invalid_proof"
+    DEVICE_REVOKED = "device_revoked"
+    REJECTED_CONCURRENT = "rejected_concurrent"
+    LOCKED_OUT = "locked_out"  # refused while the account is locked: by wrong passwords, or by an operator
+    INVALID_RECOVERY_CODE = "invalid_recovery_code"
+    ADMIN_ACTION = "admin_action"  # an operator's action on the account, named by the row's `action` (SPEC §15)
 
 
 @dataclass(frozen=True)
@@ -99,6 +143,9 @@ class SessionRecord:
     revoked_at: str | None = None
     by_device: str | None = None
     locked: bool | None = None  # ended by an operator's lock: the guard answers 403 account_locked
+    admin_action: str | None = None  # EndedBy: what an operator did, or the app whose logout ended it
+    by_app: str | None = None
+    by_app_name: str | None = None
     expires_ttl: int | None = None  # DynamoDB TTL: kept for the session list a week past its end
     device_class: str = "other"  # the class the session counted under at login (SPEC §5)
     class_changes: list[dict] | None = None  # [{"at", "device_class"}]: the device relabelled while live
@@ -110,6 +157,17 @@ class SessionRecord:
     # How the login was made (RFC 8176 amr, SPEC §14): the device key (hwk) with the password (pwd) or a
     # passkey (pop, user); None: a session from before it was recorded (a password login).
     amr: list[str] | None = None
+    # The holder's last re-authentication by password or passkey on this session (an operator's, SPEC
+    # §15): with the login, it starts the window in which a destructive admin action needs no password.
+    reauth_epoch: int | None = None
+
+    @property
+    def proven_epoch(self) -> int:
+        """When the holder last proved who they are on this session: its login or a re-authentication."""
+        return max(self.login_epoch, self.reauth_epoch or 0)
+
+    def ended_by(self) -> EndedBy:
+        return EndedBy(admin_action=self.admin_action, by_app=self.by_app, by_app_name=self.by_app_name)
 
     def holder(self) -> Holder:
         return Holder(session_id=self.session_id, user_uuid=self.user_uuid, device_id=self.device_id,
@@ -220,6 +278,13 @@ class TokenResponse(BaseModel):
     expires_in: int
 
 
+class SignedInApp(BaseModel):
+    """An app that holds tokens of a live session: its client_id and its name."""
+
+    client_id: str
+    name: str
+
+
 class SessionView(BaseModel):
     session_id: str
     device_id: str
@@ -234,10 +299,39 @@ class SessionView(BaseModel):
     revoked_reason: str | None
 
 
+class ListedSession(SessionView):
+    """An item of GET /session/list: the session, and the apps signed in on it."""
+
+    apps: list[SignedInApp] = Field(description="the apps signed in on a live session, by name; [] for an ended one")
+
+
 class CurrentSession(SessionView):
     """GET /session/me: the current session and whose it is."""
 
     user_uuid: str
+
+
+class ResumeRequest(BaseModel):
+    """`POST /session/resume`: `signature` over "citylogin-resume:" + `challenge` (from `POST
+    /login/challenge`) by the device's key, whose DPoP proof comes with the request."""
+
+    client_cert: str = Field(min_length=1, max_length=32768, description="base64 of the certificate PEM")
+    challenge: str = Field(min_length=1, max_length=128)
+    signature: str = Field(min_length=1, max_length=12000, description="base64 signature")
+
+
+class ResumedSession(BaseModel):
+    """`POST /session/resume`: an access token of the device's live session, bound to the device key,
+    without a refresh token (the tab resumes again when it runs out), and what the tab shows of it."""
+
+    access_token: str
+    token_type: str = "DPoP"
+    expires_in: int
+    session_id: str
+    device_id: str
+    device_name: str
+    user_uuid: str
+    apps: list[SignedInApp] = Field(description="the apps signed in on the session, by name")
 
 
 # What next_cursor holds: unpadded base64url (of JSON), so a page's URL stays well inside the
@@ -247,7 +341,7 @@ Cursor = Annotated[str | None, Field(default=None, max_length=1024, pattern=r"^[
 
 
 class SessionList(BaseModel):
-    sessions: list[SessionView]
+    sessions: list[ListedSession]
     next_cursor: str | None
 
 
@@ -265,9 +359,10 @@ class HistoryItem(BaseModel):
     device_id: str | None = None
     ip: str | None = None
     user_agent: str | None = None
-    result: str
+    result: str = Field(description="what happened: " + ", ".join(r.value for r in HistoryResult))
     evicted: list[dict[str, Any]] = []
-    action: str | None = Field(default=None, description="result admin_action: what an operator did (SPEC §15)")
+    # Who acted and why stay in the operators' history and audit trail: this model leaves them out.
+    action: str | None = Field(default=None, description="result admin_action: what an operator did")
 
 
 class HistoryPage(BaseModel):
@@ -316,6 +411,7 @@ class SessionEnded:
     event_epoch: int
     initiating_entity: str
     by_device: str | None = None
+    ended_by: EndedBy = NOT_SAID
     # Set, the session did not end: one app's grant on it did (a refresh token reused after the
     # grace, a code used twice; oidc.grants). Only that app's Back-Channel Logout hears it.
     client_id: str | None = None
@@ -339,5 +435,6 @@ class Ending:
     device_id: str
     reason: str
     by_device: str | None = None
+    ended_by: EndedBy = NOT_SAID
     client_id: str | None = None  # an app's grant ending, not the session (SessionEnded.client_id)
     grant_id: str | None = None

@@ -33,8 +33,9 @@ from sessions.events import LiveStream, SessionWatcher, StreamCaps, TooManyStrea
 from sessions.feed import EventFeed
 from sessions.feed_store import FeedStore, event_put
 from sessions.history_store import BadCursor, HistoryStore
-from sessions.models import (SESSION_ACTIVE, Ending, Holder, Liveness, OpenedSession, Presence, PresenceEntry,
-                             PresenceMoved, Principal, RevokeReason, Seats, SessionEnded, SessionRecord, TokenPair)
+from sessions.models import (NOT_SAID, SESSION_ACTIVE, EndedBy, Ending, HistoryResult, Holder, Liveness,
+                             OpenedSession, Presence, PresenceEntry, PresenceMoved, Principal, RevokeReason, Seats,
+                             SessionEnded, SessionRecord, TokenPair)
 from sessions.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore,
                             retention_ttl)
 
@@ -61,8 +62,10 @@ class TokenExpired(Unauthorized):
 class SessionRevoked(Unauthorized):
     code, detail = ErrorCode.SESSION_REVOKED, "This session has ended."
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason=reason)
+    def __init__(self, reason: str, **ended_by: str) -> None:
+        """`ended_by`: by_device, admin_action, by_app, by_app_name, those that are known."""
+        members: dict[str, Any] = {"reason": reason, **ended_by}
+        super().__init__(**members)
 
 
 class AccountLocked(Forbidden):
@@ -84,7 +87,12 @@ def account_deleted_session() -> SessionRevoked:
 def _ended(session: SessionRecord, reason: str) -> Exception:
     # A session ended by an account lock carries `locked`, so the guard can answer 403
     # account_locked from the one session read, without reading the user (SPEC §4 /account).
-    return AccountLocked() if session.locked else SessionRevoked(reason)
+    if session.locked:
+        return AccountLocked()
+    if reason != session.revoked_reason:  # over by time: nobody ended it
+        return SessionRevoked(reason)
+    by_device = {"by_device": session.by_device} if session.by_device else {}
+    return SessionRevoked(reason, **by_device, **session.ended_by().fields())
 
 
 class InvalidRefreshToken(Unauthorized):
@@ -304,8 +312,8 @@ def _record_login(ctx: AppContext, *, session: SessionRecord, evicted: list[Pres
     """The login's history row, written after its transaction and off the response path (the
     transaction holds only what the device limit needs). Retried; a row that still cannot be
     written goes to the audit stream whole, so no login is ever missing from the record."""
-    row = {"user_uuid": session.user_uuid, "at": ctx.now(), "result": "success", "device_id": session.device_id,
-           "ip": session.ip, "user_agent": session.user_agent,
+    row = {"user_uuid": session.user_uuid, "at": ctx.now(), "result": HistoryResult.SUCCESS.value,
+           "device_id": session.device_id, "ip": session.ip, "user_agent": session.user_agent,
            "evicted": [{"device_id": e.device_id, "device_name": e.device_name} for e in evicted]}
     background(ctx).submit(_write_history_row, ctx, row)
 
@@ -681,29 +689,37 @@ def rebinding(ctx: AppContext, session: SessionRecord, *, jkt: str) -> GuardedWr
                         refusal=lambda: SessionRevoked(RevokeReason.LOGGED_OUT))
 
 
+def record_reauthentication(ctx: AppContext, *, session_id: str) -> None:
+    """The session's holder proved again who they are (password or passkey): kept on the session
+    record, which the guard reads on every call, so every process sees the renewed window."""
+    session_store(ctx).record_reauthentication(session_id, now=_epoch(ctx))
+
+
 # --- ending sessions --------------------------------------------------------------------
 
 def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None,
-                   locked: bool = False) -> None:
+                   locked: bool = False, ended_by: EndedBy = NOT_SAID) -> None:
+    """End `session` for `reason`; `ended_by` (an operator's action, an app's own logout) goes with the
+    reason to its 401 session_revoked and its event."""
     moment = ctx.now()
     session_store(ctx).revoke(session, reason=reason, at=iso(moment), at_ms=int(moment.timestamp() * 1000),
-                              by_device=by_device, locked=locked)
+                              by_device=by_device, locked=locked, ended_by=ended_by)
     audit(AuditEvent.SESSION_REVOKED, user_uuid=session.user_uuid, device_id=session.device_id,
-          session_id=session.session_id, reason=reason, by_device=by_device)
+          session_id=session.session_id, reason=reason, by_device=by_device, **ended_by.fields())
 
 
 def end_all_sessions(ctx: AppContext, *, user_uuid: str, reason: str, locked: bool = False,
-                     except_session_id: str | None = None) -> int:
+                     except_session_id: str | None = None, ended_by: EndedBy = NOT_SAID) -> int:
     """End every session of the user that is still active (but `except_session_id`): those of the
     consistent presence read, then any other the user index lists; `locked` marks them ended by an
-    account lock. Returns how many were ended."""
+    account lock, `ended_by` says who ended them. Returns how many were ended."""
     store = session_store(ctx)
     listed = [store.get(e.session_id) for e in store.get_presence(user_uuid).entries.values()]
     ended: set[str] = set()
     for session in [*filter(None, listed), *list_user_sessions(ctx, user_uuid=user_uuid)]:
         if session.status == SESSION_ACTIVE and session.session_id not in ended \
                 and session.session_id != except_session_id:
-            revoke_session(ctx, session=session, reason=reason, locked=locked)
+            revoke_session(ctx, session=session, reason=reason, locked=locked, ended_by=ended_by)
             ended.add(session.session_id)
     return len(ended)
 
@@ -723,19 +739,22 @@ def erase_user_records(ctx: AppContext, *, user_uuid: str) -> None:
 
 
 def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reason: str,
-                       by_device: str | None) -> bool:
+                       by_device: str | None, ended_by: EndedBy = NOT_SAID) -> bool:
     """End the live session of one device, if it has one; True if one was ended."""
     store = session_store(ctx)
     entry = store.get_presence(user_uuid).entries.get(device_id)
     session = store.get(entry.session_id) if entry else None
     if session is None or session.status != SESSION_ACTIVE:
         return False
-    revoke_session(ctx, session=session, reason=reason, by_device=by_device)
+    revoke_session(ctx, session=session, reason=reason, by_device=by_device, ended_by=ended_by)
     return True
 
 
-def logout(ctx: AppContext, *, principal: Principal) -> None:
-    revoke_session(ctx, session=principal.session, reason=RevokeReason.LOGGED_OUT, by_device=principal.device_id)
+def logout(ctx: AppContext, *, principal: Principal, ended_by: EndedBy = NOT_SAID) -> None:
+    """The caller's own logout (reason logged_out, by its device); `ended_by` names the app whose
+    RP-initiated logout it is, if one asked."""
+    revoke_session(ctx, session=principal.session, reason=RevokeReason.LOGGED_OUT, by_device=principal.device_id,
+                   ended_by=ended_by)
 
 
 def logout_all(ctx: AppContext, *, principal: Principal, include_current: bool) -> None:
@@ -847,10 +866,10 @@ def live_devices(ctx: AppContext, *, user_uuid: str) -> list[PresenceEntry]:
     return presence.live(now=_epoch(ctx), liveness=liveness(ctx))
 
 
-def record_attempt(ctx: AppContext, *, user_uuid: str, result: str, device_id: str | None, ip: str | None,
+def record_attempt(ctx: AppContext, *, user_uuid: str, result: HistoryResult, device_id: str | None, ip: str | None,
                    user_agent: str | None, keep: bool = True) -> None:
     """One login attempt into the user's history; `keep=False` costs the same and stores nothing."""
-    history_store(ctx).record(keep=keep, user_uuid=user_uuid, at=ctx.now(), result=result,
+    history_store(ctx).record(keep=keep, user_uuid=user_uuid, at=ctx.now(), result=result.value,
                               device_id=device_id, ip=ip, user_agent=(user_agent or "")[:256] or None)
 
 
@@ -871,6 +890,15 @@ def audit_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | Non
     return _sealed_page(ctx, listing="audit", user_uuid=user_uuid, cursor=cursor,
                         read=lambda position: history_store(ctx).audit_page(user_uuid=user_uuid, limit=limit,
                                                                             cursor=position))
+
+
+def own_session(ctx: AppContext, *, user_uuid: str, session_id: str) -> SessionRecord:
+    """The user's session `session_id` (live or ended, while its record is kept); SessionNotFound if
+    there is none or it is someone else's."""
+    session = session_store(ctx).get(session_id)
+    if session is None or session.user_uuid != user_uuid:
+        raise SessionNotFound()
+    return session
 
 
 def session_owner(ctx: AppContext, *, session_id: str) -> str | None:

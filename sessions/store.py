@@ -17,8 +17,8 @@ from common import dynamo
 from common.timefmt import parse_iso
 from sessions.feed_store import event_put
 from sessions.history_store import BadCursor
-from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, Ending, Presence, PresenceEntry, RevokeReason,
-                                    Holder, SessionRecord)
+from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, NOT_SAID, EndedBy, Ending, Presence, PresenceEntry,
+                                    Holder, RevokeReason, SessionRecord)
 
 
 class PresenceChanged(dynamo.StoreRefusal):
@@ -81,7 +81,8 @@ class SessionStore:
         (plus retries of unprocessed keys)."""
         request = {self.sessions: {
             "Keys": [{"session_id": {"S": sid}} for sid in session_ids], "ConsistentRead": True,
-            "ProjectionExpression": "session_id, #s, revoked_reason, by_device, expires_epoch, last_seen_epoch",
+            "ProjectionExpression": ("session_id, #s, revoked_reason, by_device, admin_action, by_app, by_app_name, "
+                                   "expires_epoch, last_seen_epoch"),
             "ExpressionAttributeNames": {"#s": "status"}}}
         states: dict[str, dict[str, Any]] = {}
         while request:
@@ -174,7 +175,7 @@ class SessionStore:
         return {"Put": put}
 
     def _revoke_update(self, session_id: str, *, reason: str, at: str, end_epoch: int, by_device: str | None,
-                       locked: bool = False) -> dict[str, Any]:
+                       locked: bool = False, ended_by: EndedBy = NOT_SAID) -> dict[str, Any]:
         values: dict[str, dict[str, Any]] = {":revoked": {"S": SESSION_REVOKED}, ":reason": {"S": reason},
                                              ":at": {"S": at}, ":ttl": {"N": str(retention_ttl(end_epoch))}}
         expression = "SET #s = :revoked, revoked_reason = :reason, revoked_at = :at, #ttl = :ttl"
@@ -184,11 +185,29 @@ class SessionStore:
         if locked:
             expression += ", locked = :locked"
             values[":locked"] = {"BOOL": True}
+        for name, value in ended_by.fields().items():  # the 401 session_revoked says them too
+            expression += f", {name} = :{name}"
+            values[f":{name}"] = {"S": value}
         expression += " REMOVE live_shard"  # out of the index of sessions to sweep
         return {"Update": {"TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
                            "UpdateExpression": expression,
                            "ExpressionAttributeNames": {"#s": "status", "#ttl": dynamo.TTL_ATTRIBUTE},
                            "ExpressionAttributeValues": values}}
+
+    def record_reauthentication(self, session_id: str, *, now: int) -> bool:
+        """Note a re-authentication on an active session (never moving it back); False if it ended."""
+        try:
+            self.client.update_item(
+                TableName=self.sessions, Key={"session_id": {"S": session_id}},
+                UpdateExpression="SET reauth_epoch = :now",
+                ConditionExpression="#s = :active AND (attribute_not_exists(reauth_epoch) OR reauth_epoch <= :now)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":active": {"S": SESSION_ACTIVE}})
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+            return False
+        return True
 
     def rebind_item(self, session: SessionRecord, *, jkt: str) -> dict[str, Any]:
         """The TransactWriteItems entry that moves a live bound session to the key `jkt`; refused if
@@ -298,9 +317,10 @@ class SessionStore:
             "ExpressionAttributeValues": {":one": {"N": "1"}, ":sid": {"S": session.session_id}}}}
 
     def _ending_event(self, session: SessionRecord, *, reason: str, by_device: str | None,
-                      at_ms: int) -> dict[str, Any]:
+                      at_ms: int, ended_by: EndedBy = NOT_SAID) -> dict[str, Any]:
         return event_put(self.events, Ending(session_id=session.session_id, user_uuid=session.user_uuid,
-                                             device_id=session.device_id, reason=reason, by_device=by_device),
+                                             device_id=session.device_id, reason=reason, by_device=by_device,
+                                             ended_by=ended_by),
                          at_ms=at_ms)
 
     def due(self, shard: str, *, now: int) -> list[str]:
@@ -340,14 +360,15 @@ class SessionStore:
         raise PresenceChanged()
 
     def revoke(self, session: SessionRecord, *, reason: str, at: str, at_ms: int, by_device: str | None,
-               locked: bool = False) -> None:
-        """Mark `session` revoked at `at` (`at_ms`, the same moment; `locked`: by an account lock),
-        take its device out of the presence record and put its event, atomically."""
+               locked: bool = False, ended_by: EndedBy = NOT_SAID) -> None:
+        """Mark `session` revoked at `at` (`at_ms`, the same moment; `locked`: by an account lock;
+        `ended_by`: kept on the record and in the event), take its device out of the presence record
+        and put its event, atomically."""
         end_epoch = at_ms // 1000
-        event = self._ending_event(session, reason=reason, by_device=by_device, at_ms=at_ms)
+        event = self._ending_event(session, reason=reason, by_device=by_device, at_ms=at_ms, ended_by=ended_by)
         remove = self._presence_remove(session)
         revoke = self._revoke_update(session.session_id, reason=reason, at=at, end_epoch=end_epoch,
-                                     by_device=by_device, locked=locked)
+                                     by_device=by_device, locked=locked, ended_by=ended_by)
         for _ in range(10):
             failed = self._transact([remove, revoke, event])
             if not failed:

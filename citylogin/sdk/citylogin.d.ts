@@ -100,11 +100,34 @@ export interface RecoverOptions extends NewDevice {
   unbindOtherDevices?: boolean;
 }
 
+/** An app signed in on a session by OpenID Connect. */
+export interface SignedInApp {
+  client_id: string;
+  name: string;
+}
+
+/** The live session this device holds already, which a login would replace. */
+export interface LiveSession {
+  sessionId: string;
+  /** The apps signed in on it: a login here signs each of them out. */
+  apps: SignedInApp[];
+}
+
+/** Asked before a login replaces this device's live session; anything but true cancels the login. */
+export type ReplacingHandler = (live: LiveSession) => boolean | Promise<boolean>;
+
+/** The session this tab resumed: the device's live session, opened by another tab. */
+export interface ResumedSession extends LoginResult {
+  apps: SignedInApp[];
+}
+
 export interface LoginOptions {
   username: string;
   password: string;
   /** Log the other device(s) out at once instead of resolving with a ConcurrentLogin. */
   confirm?: boolean;
+  /** Asked first when this device has a live session; unless it says true, login resolves with null. */
+  replacing?: ReplacingHandler;
 }
 
 export interface PasskeyLoginOptions {
@@ -113,6 +136,8 @@ export interface PasskeyLoginOptions {
   username?: string;
   /** Log the other device(s) out at once instead of resolving with a ConcurrentLogin. */
   confirm?: boolean;
+  /** As LoginOptions.replacing. */
+  replacing?: ReplacingHandler;
 }
 
 /** PublicKeyCredential.toJSON() of an assertion (navigator.credentials.get). */
@@ -157,9 +182,23 @@ export interface RequestOptions {
   auth?: boolean;
 }
 
-/** Why a session ended: a revocation reason (displaced, remote_logout, device_unbound, idle_timeout,
- * max_lifetime, refresh_reuse, password_changed, ...), or null when the server gave none. */
-export type SessionEndedHandler = (reason: string | null) => void;
+/** What the server said of a session's end; every member is null where it said nothing. */
+export interface SessionEnding {
+  /** A revocation reason (displaced, remote_logout, logged_out, device_unbound, idle_timeout, max_lifetime,
+   * refresh_reuse, password_changed, password_reset, account_deleted, admin). */
+  reason: string | null;
+  /** The device whose action ended it (a logout, a login that displaced it, a removal). */
+  by_device: string | null;
+  /** The app (client_id) whose own logout (RP-initiated) ended it, and that app's name. */
+  by_app: string | null;
+  by_app_name: string | null;
+  /** An operator's action: "locked" (reason admin; the account cannot log in until unlocked),
+   * "sessions_ended" (reason admin) or "device_removed" (reason device_unbound). */
+  admin_action: string | null;
+}
+
+/** Why a session ended: `reason` as before, and the whole `ending`. */
+export type SessionEndedHandler = (reason: string | null, ending: SessionEnding) => void;
 
 export declare class Citylogin {
   constructor(options?: CityloginOptions);
@@ -169,13 +208,17 @@ export declare class Citylogin {
   register(options: RegisterOptions): Promise<IssuedDevice>;
   pairWithToken(options: PairOptions): Promise<IssuedDevice>;
   recover(options: RecoverOptions): Promise<IssuedDevice>;
-  login(options: LoginOptions & { confirm: true }): Promise<LoginResult>;
-  login(options: LoginOptions): Promise<LoginResult | ConcurrentLogin>;
+  login(options: LoginOptions & { confirm: true }): Promise<LoginResult | null>;
+  login(options: LoginOptions): Promise<LoginResult | ConcurrentLogin | null>;
   /** A passkey in place of the password, with this browser's device key as login(). Errors of the
    * browser's prompt have status 0 and code passkey_cancelled, passkey_exists, passkey_failed, or
    * passkeys_unsupported where the browser lacks WebAuthn. */
-  loginWithPasskey(options: PasskeyLoginOptions & { confirm: true }): Promise<LoginResult>;
-  loginWithPasskey(options?: PasskeyLoginOptions): Promise<LoginResult | ConcurrentLogin>;
+  loginWithPasskey(options: PasskeyLoginOptions & { confirm: true }): Promise<LoginResult | null>;
+  loginWithPasskey(options?: PasskeyLoginOptions): Promise<LoginResult | ConcurrentLogin | null>;
+  /** This browser's device's live session (opened in another tab) goes on in this tab, without a login: an
+   * access token bound to the device key and no refresh token (POST /session/resume; resumed again when it
+   * runs out). `null` when no device here has a live session. */
+  resume(): Promise<ResumedSession | null>;
   /** An assertion by a passkey of the signed-in account, taken once in place of the password by an account call. */
   confirmWithPasskey(): Promise<{ passkey: PasskeyAssertion }>;
   passkeys(): Promise<Passkey[]>;

@@ -9,9 +9,9 @@
 
 import { CityloginError, asksForNonce, expiresAt, jsonInit, networkError, problemOf, readJson } from "./http.js";
 import {
-  LOGIN_PURPOSE, RENEW_PURPOSE, SIGN_OUT_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser, devicesByUse,
-  dpopProof, findDevice, forgetDevice, lastUsedDevice, markUsed, publicKeyPem, replaceCertificate, saveDevice,
-  signChallenge,
+  LOGIN_PURPOSE, RENEW_PURPOSE, RESUME_PURPOSE, SIGN_OUT_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser,
+  devicesByUse, dpopProof, findDevice, forgetDevice, lastUsedDevice, markUsed, publicKeyPem, replaceCertificate,
+  saveDevice, signChallenge,
 } from "./keystore.js";
 import { watchSession } from "./session_stream.js";
 
@@ -28,6 +28,8 @@ const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "
 // knows): the next one may.
 const NOT_THIS_DEVICE = new Set(["login_required", "invalid_proof", "device_revoked", "device_not_found",
   "certificate_mismatch", "certificate_expired", "invalid_field"]);
+// Resuming a session in this tab: as NOT_THIS_DEVICE, and a key the session is no longer bound to.
+const NOT_RESUMABLE = new Set([...NOT_THIS_DEVICE, "invalid_dpop_proof"]);
 // An app's own API may not say token_expired: its calls refresh a token this close to its end first.
 const EARLY_REFRESH_MS = 10000;
 
@@ -54,6 +56,7 @@ export class Citylogin {
   #listeners = new Set();
   #stopStream = null;
   #quiet = false;           // no stream while this session ends itself everywhere
+  #lent = false;            // resumed: the device's live session lent this tab its access token, no refresh token
 
   /** baseUrl: where citylogin answers (by default the origin this module was loaded from);
    * storage: where the refresh token is kept; locale: a language tag, or a function giving one. */
@@ -113,18 +116,21 @@ export class Citylogin {
   }
 
   /** Password plus a signature by this browser's device key. Resolves with the session, or with a
-   * ConcurrentLogin when the account is at its device limit (`confirm: true` continues at once). */
-  async login({ username, password, confirm = false }) {
+   * ConcurrentLogin when the account is at its device limit (`confirm: true` continues at once).
+   * `replacing(live)`, if given, is asked first when this device already has a live session (a login
+   * replaces it, and every app signed in on it is signed out): `live` is {sessionId, apps: [{client_id,
+   * name}]}; unless it resolves true, nothing is done and login resolves with null. */
+  async login({ username, password, confirm = false, replacing = null }) {
     const device = await findDevice(username);
     if (!device) throw noDeviceKey(username);
-    return this.#logIn(device, { username, password }, confirm);
+    return this.#logIn(device, { username, password }, confirm, replacing);
   }
 
   /** A passkey in place of the password (POST /login/passkey/options, then the browser asks for the
    * passkey), with the same signature by this browser's device key, DPoP proof and ConcurrentLogin as
    * login(). With a username the browser offers that account's passkeys; without, any passkey, and the
-   * account it belongs to picks this browser's device key. */
-  async loginWithPasskey({ username, confirm = false } = {}) {
+   * account it belongs to picks this browser's device key. `replacing` as for login(). */
+  async loginWithPasskey({ username, confirm = false, replacing = null } = {}) {
     const named = username ? await findDevice(username) : null;
     if (username && !named) throw noDeviceKey(username);
     const { getAssertion, userHex } = await import("./webauthn.js");
@@ -132,10 +138,11 @@ export class Citylogin {
       { auth: false, body: { username } }));
     const device = named || await deviceOfUser(userHex(passkey.response.userHandle));
     if (!device) throw noDeviceKey("");
-    return this.#logIn(device, { username: device.username, passkey }, confirm);
+    return this.#logIn(device, { username: device.username, passkey }, confirm, replacing);
   }
 
-  async #logIn(device, credential, confirm) {
+  async #logIn(device, credential, confirm, replacing = null) {
+    if (replacing && !(await this.#mayReplace(device, replacing))) return null;
     const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
     const signature = await signChallenge(device.keyPair.privateKey, challenge, LOGIN_PURPOSE);
     let tokens;
@@ -151,6 +158,57 @@ export class Citylogin {
     return this.#begin(tokens, device);
   }
 
+  /** Whether a login of `device` may go on: it has no live session, or `replacing` said yes to ending it. */
+  async #mayReplace(device, replacing) {
+    let live;
+    try {
+      live = await this.#resumeWith(device);
+    } catch (error) {
+      if (NOT_RESUMABLE.has(error.code)) return true;
+      throw error;
+    }
+    return (await replacing({ sessionId: live.session_id, apps: live.apps || [] })) === true;
+  }
+
+  /** One device, one session, in any tab (POST /session/resume): the live session of this browser's
+   * device (each device key here, the last used first) goes on in this tab, without a login that would
+   * replace it. The device key signs a fresh challenge and a DPoP proof; the session lends this tab a
+   * bound access token and no refresh token (the tab that logged in keeps the session's one rotating
+   * refresh token), and this tab resumes again when that token runs out. Resolves with the session
+   * {username, deviceId, deviceName, apps}, or null when no device here has a live session. */
+  async resume() {
+    for (const device of await devicesByUse()) {
+      let answer;
+      try {
+        answer = await this.#resumeWith(device);
+      } catch (error) {
+        if (NOT_RESUMABLE.has(error.code)) continue;
+        throw error;
+      }
+      return this.#lend(answer, device);
+    }
+    return null;
+  }
+
+  async #resumeWith(device) {
+    const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
+    const signature = await signChallenge(device.keyPair.privateKey, challenge, RESUME_PURPOSE);
+    return this.#bind(device, "POST", "/session/resume", { client_cert: device.clientCert, challenge, signature });
+  }
+
+  #lend(answer, device) {
+    this.#generation += 1;
+    this.#accessToken = answer.access_token;
+    this.#tokenType = answer.token_type || "Bearer";
+    this.#device = device;
+    this.#lent = true;
+    const session = { username: device.username, deviceId: answer.device_id, deviceName: answer.device_name };
+    this.#storage.removeItem(REFRESH_KEY);
+    this.#storage.setItem(SESSION_KEY, JSON.stringify(session));
+    this.#watch();
+    return { ...session, apps: answer.apps || [] };
+  }
+
   /** A call with no token but a DPoP proof by the device key: login, confirm and refresh bind the session. */
   async #bind(device, method, path, body) {
     return readJson(await this.#send(this.#url(path), jsonInit(method, body, this.#locale()), { device }));
@@ -161,6 +219,7 @@ export class Citylogin {
     this.#accessToken = tokens.access_token;
     this.#tokenType = tokens.token_type || "Bearer";
     this.#device = device;
+    this.#lent = false;
     const session = { username: device.username, deviceId: tokens.device_id, deviceName: device.deviceName };
     this.#storage.setItem(REFRESH_KEY, tokens.refresh_token);
     this.#storage.setItem(SESSION_KEY, JSON.stringify(session));
@@ -256,6 +315,7 @@ export class Citylogin {
 
   async #rotate(started) {
     const refresh_token = this.#storage.getItem(REFRESH_KEY);
+    if (!refresh_token && this.#lent) return this.#resumeAgain(started);
     if (!refresh_token) throw new CityloginError(401, { code: "session_revoked" });
     const pair = await this.#bind(await this.#deviceOfSession(), "POST", "/session/refresh", { refresh_token });
     if (started !== this.#generation) return;
@@ -265,9 +325,26 @@ export class Citylogin {
     this.#watch();
   }
 
-  /** `handler(reason)` runs when the server says the session is over: on the live event stream
-   * (GET /session/events, open while a handler is registered) or in a 401. Returns a function that
-   * removes the handler. */
+  /** A resumed tab's access token ran out: the device's live session lends it another; a device with none
+   * left means the session is over here too. */
+  async #resumeAgain(started) {
+    let answer;
+    try {
+      answer = await this.#resumeWith(await this.#deviceOfSession());
+    } catch (error) {
+      if (error.code === "login_required") throw new CityloginError(401, { code: "session_revoked" });
+      throw error;
+    }
+    if (started !== this.#generation) return;
+    this.#accessToken = answer.access_token;
+    this.#tokenType = answer.token_type || "Bearer";
+    this.#watch();
+  }
+
+  /** `handler(reason, ending)` runs when the server says the session is over: on the live event stream
+   * (GET /session/events, open while a handler is registered), in a 401, or in a 403 account_locked.
+   * `ending` is the whole of what the server said: {reason, by_device, by_app, by_app_name, admin_action}
+   * (null where it said nothing). Returns a function that removes the handler. */
   onSessionEnded(handler) {
     this.#listeners.add(handler);
     this.#watch();
@@ -443,13 +520,14 @@ export class Citylogin {
       response = await this.#send(url, init, await this.#credentials());
       problem = response.status === 401 ? await problemOf(response) : {};
     }
+    if (own && response.status === 403) problem = await problemOf(response);
     // Another server's 401 may be about anything; only its word that the session ended counts.
-    const over = response.status === 401 && (own || problem.code === "session_revoked");
+    const over = (response.status === 401 && (own || problem.code === "session_revoked")) || locked(problem);
     return { response, ended: over && this.#endIfOver(problem, started) };
   }
 
   #sessionCheck(error, started) {
-    if (error.status !== 401 || error.sessionEnded) return error;
+    if ((error.status !== 401 && !locked(error.problem)) || error.sessionEnded) return error;
     error.sessionEnded = this.#endIfOver(error.problem, started);
     return error;
   }
@@ -458,15 +536,17 @@ export class Citylogin {
   #endIfOver(problem, started) {
     if (NOT_ABOUT_THE_SESSION.has(problem.code)) return false;
     if (started === this.#generation) {
-      this.#end(endReason(problem));
+      this.#end(endingOf(problem));
     }
     return true;
   }
 
-  #end(reason) {
+  /** `ending`: what the server said of it ({reason, ...}, see onSessionEnded), or null. */
+  #end(ending) {
     if (!this.#hasSession()) return;
     this.#clear();
-    for (const handler of [...this.#listeners]) handler(reason || null);
+    const whole = completeEnding(ending);
+    for (const handler of [...this.#listeners]) handler(whole.reason, whole);
   }
 
   #clear() {
@@ -474,6 +554,7 @@ export class Citylogin {
     this.#accessToken = null;
     this.#tokenType = "Bearer";
     this.#device = null;
+    this.#lent = false;
     this.#refreshing = null;
     this.#unwatch();
     this.#storage.removeItem(REFRESH_KEY);
@@ -486,7 +567,7 @@ export class Citylogin {
     this.#stopStream = watchSession({
       open: (signal) => this.#authorized(`${this.#baseUrl}/session/events`, { ...init, signal }),
       refresh: () => this.refresh(),
-      ended: (reason) => { this.#stopStream = null; this.#end(reason); },
+      ended: (ending) => { this.#stopStream = null; this.#end(ending); },
     });
   }
 
@@ -509,11 +590,25 @@ function noDeviceKey(username) {
   return new CityloginError(0, { code: "no_device_key", username });
 }
 
-/** The revocation reason a 401 gives: session_revoked's `reason` (an invalid_dpop_proof's `reason`
- * says what is wrong with the proof, not why a session ended), or refresh_reuse for a reused refresh token. */
-function endReason(problem) {
-  if (problem.code === "session_revoked") return problem.reason || null;
-  return problem.code === "refresh_token_reused" ? "refresh_reuse" : null;
+/** The ending a 401 or 403 gives: session_revoked's `reason` with who ended it (an invalid_dpop_proof's
+ * `reason` says what is wrong with the proof, not why a session ended), refresh_reuse for a reused refresh
+ * token, and for a locked account what its event stream says: an operator's lock. */
+function endingOf(problem) {
+  if (problem.code === "session_revoked") return problem;
+  if (locked(problem)) return { reason: "admin", admin_action: "locked" };
+  return { reason: problem.code === "refresh_token_reused" ? "refresh_reuse" : null };
+}
+
+/** Whether a problem says the account is locked by an operator: its sessions are over (SPEC §4). */
+function locked(problem) {
+  return problem?.code === "account_locked";
+}
+
+const ENDING_MEMBERS = ["reason", "by_device", "by_app", "by_app_name", "admin_action"];
+
+/** Every member of an ending, null where the server said nothing. */
+function completeEnding(said) {
+  return Object.fromEntries(ENDING_MEMBERS.map((name) => [name, said?.[name] || null]));
 }
 
 /** What kind of device this browser runs on (a concurrency policy's device classes). */

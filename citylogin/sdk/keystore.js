@@ -10,6 +10,7 @@ export const LOGIN_PURPOSE = "citylogin-login:";   // the server verifies the si
 export const RENEW_PURPOSE = "citylogin-renew:";   // ... and, to renew the certificate, over this one (SPEC §4)
 export const SSO_PURPOSE = "citylogin-sso:";       // ... and, to sign in to an app with a live session, this (§14)
 export const SIGN_OUT_PURPOSE = "citylogin-sign-out:";   // ... and, to end it for an app's logout, this
+export const RESUME_PURPOSE = "citylogin-resume:";   // ... and, to resume it in another tab, this (§4)
 
 /** The server compares usernames after NFKC, case-insensitively (SPEC §4 registration). */
 export function accountKey(username) {

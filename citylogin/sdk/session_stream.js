@@ -12,7 +12,8 @@ const MAX_RETRY_MS = 30000;
  * - open(signal): the authenticated GET of the stream, aborted through `signal`; resolves with
  *   {response, ended} (ended: the answer itself ended the session, e.g. a 401 session_revoked);
  * - refresh(): rotates the tokens (rejects with `sessionEnded` when the session is over);
- * - ended(reason): the server said on the stream that the session is over.
+ * - ended(ending): the server said on the stream that the session is over (the event's data:
+ *   {reason, by_device?, by_app?, by_app_name?, admin_action?}, or {} if it could not be read).
  */
 export function watchSession({ open, refresh, ended }) {
   let connection = null;   // the AbortController of the current request
@@ -34,7 +35,7 @@ export function watchSession({ open, refresh, ended }) {
   const handlers = {
     session_revoked(data) {
       stop();
-      ended(parseReason(data));
+      ended(parseEnding(data));
     },
     // A newer stream of this session or user took this one's place (the server caps them):
     // reconnecting would only replace that one in turn.
@@ -124,10 +125,11 @@ function splitField(line) {
   return [line.slice(0, colon), value.startsWith(" ") ? value.slice(1) : value];
 }
 
-function parseReason(data) {
+function parseEnding(data) {
   try {
-    return JSON.parse(data).reason || null;
+    const ending = JSON.parse(data);
+    return ending && typeof ending === "object" ? ending : {};
   } catch {
-    return null;
+    return {};
   }
 }

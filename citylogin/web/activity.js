@@ -2,20 +2,14 @@
 
 import { authCall } from "./api.js";
 import { deviceNames } from "./devices.js";
-import { setText, t } from "./i18n.js";
+import { has, setText, t } from "./i18n.js";
 import { $, ask, clearMessage, describeAgent, el, showError, timeEl, tx } from "./ui.js";
 
 const HISTORY_PAGE = 20;
 const SESSIONS_PAGE = 20;
-const RESULTS = {
-  success: "web.history.result_success",
-  invalid_credentials: "web.history.result_invalid_credentials",
-  certificate_mismatch: "web.history.result_certificate_mismatch",
-  invalid_proof: "web.history.result_invalid_proof",
-  rejected_concurrent: "web.history.result_rejected_concurrent",
-  locked_out: "web.history.result_locked_out",
-  admin_action: "web.history.result_admin_action",  // an operator acted on the account (SPEC §15)
-};
+// What a history row did to the account, for its colour: a sign-in and an operator's unlock are good news,
+// a refusal is not, nor an operator's lock, ended sessions or removed device; other operator actions are neither.
+const OPERATOR_ACTION_EFFECTS = { unlock: "good", lock: "bad", revoke_sessions: "bad", unbind: "bad" };
 const END_REASONS = {
   logged_out: "web.sessions.ended_logged_out",
   displaced: "web.sessions.ended_displaced",
@@ -45,6 +39,7 @@ export function initActivity({ onLogoutAll: logoutAll }) {
   $("#history-refresh").addEventListener("click", () => loadHistory());
   $("#history-more").addEventListener("click", () => loadHistory({ more: true }));
   $("#session-rows").addEventListener("click", endOtherSession);
+  $("#session-rows").addEventListener("click", signAppOut);
 }
 
 export function resetActivity() {
@@ -119,13 +114,50 @@ function sessionRow(session) {
     ? el("span", { title: session.user_agent }, describeAgent(session.user_agent)) : "—";
   return el("tr", { className: session.current ? "current" : "" },
     cell("web.sessions.col_device", session.device_name,
-      session.current ? tx("span", { className: "badge current" }, "web.sessions.this_session") : null),
+      session.current ? tx("span", { className: "badge current" }, "web.sessions.this_session") : null,
+      appsOf(session)),
     cell("web.sessions.col_browser", agent),
     cell("web.sessions.col_started", timeEl(session.created_at)),
     cell("web.sessions.col_last_seen", timeEl(session.last_seen_at)),
     cell("web.common.ip_address", session.ip || "—"),
     cell("web.sessions.col_status", statusText(session)),
     cell("web.sessions.col_actions", end));
+}
+
+/** The apps signed in on a live session (SPEC §14), each with its own "Sign out". */
+function appsOf(session) {
+  if (!session.apps?.length) return null;
+  const items = session.apps.map((app) => {
+    const button = tx("button", { type: "button", className: "secondary small",
+      dataset: { appSession: session.session_id, clientId: app.client_id, appName: app.name } },
+    "web.sessions.app_sign_out");
+    button.setAttribute("aria-label", t("web.sessions.app_sign_out_label", { app: app.name }));
+    return el("li", {}, el("span", { className: "session-app-name" }, app.name), button);
+  });
+  return el("div", { className: "session-apps" }, tx("span", { className: "muted" }, "web.sessions.apps"),
+    el("ul", {}, ...items));
+}
+
+/** Sessions → an app's "Sign out": that app's sign-in on that session ends, and the app is told at once;
+ * the session and its other apps stay. */
+async function signAppOut(event) {
+  const button = event.target.closest("button[data-client-id]");
+  if (!button) return;
+  const { appSession, clientId, appName } = button.dataset;
+  const sure = await ask({ title: "web.sessions.app_sign_out_title", message: "web.sessions.app_sign_out_message",
+    confirm: "web.sessions.app_sign_out", params: { app: appName } });
+  if (!sure) return;
+  button.disabled = true;
+  try {
+    await authCall("DELETE", `/session/${encodeURIComponent(appSession)}/apps/${encodeURIComponent(clientId)}`);
+  } catch (error) {
+    button.disabled = false;
+    if (error.code !== "app_not_found") {      // signed out already (elsewhere, or the session ended): redraw
+      showError($("#sessions-panel .error"), error);
+      return;
+    }
+  }
+  await loadSessions();
 }
 
 async function endOtherSession(event) {
@@ -178,12 +210,27 @@ export async function loadHistory({ more = false } = {}) {
   }
 }
 
+/** A row's words: web.history.result_<result>, an operator's action as web.history.action_<action> (what
+ * was done, never who or why), and a general label for a value this page does not know: never a raw code. */
+function historyLabel(item) {
+  const action = `web.history.action_${item.action}`;
+  if (item.result === "admin_action") return has(action) ? action : "web.history.result_admin_action";
+  const result = `web.history.result_${item.result}`;
+  return has(result) ? result : "web.history.result_other";
+}
+
+function historyEffect(item) {
+  if (item.result === "admin_action") return OPERATOR_ACTION_EFFECTS[item.action] || "neutral";
+  return item.result === "success" ? "good" : "bad";
+}
+
 function historyRow(item, names) {
   const device = item.device_id ? names.get(item.device_id) || `${item.device_id.slice(0, 8)}…` : "—";
   const evicted = (item.evicted || []).map((e) => e.device_name || names.get(e.device_id) || e.device_id);
-  return el("tr", { className: item.result === "success" ? "" : "failed" },
+  const dataset = { effect: historyEffect(item), ...(evicted.length ? { evicted: "true" } : {}) };
+  return el("tr", { dataset },
     cell("web.history.col_when", timeEl(item.at)),
-    cell("web.history.col_result", RESULTS[item.result] ? tx("span", {}, RESULTS[item.result]) : item.result),
+    cell("web.history.col_result", tx("span", {}, historyLabel(item))),
     cell("web.history.col_device", device),
     cell("web.common.ip_address", item.ip || "—"),
     cell("web.history.col_logged_out", evicted.length ? evicted.join(", ") : "—"));

@@ -7,6 +7,7 @@ import { initAccounts } from "./admin_account.js";
 import { RANKS } from "./admin_actions.js";
 import { initApps, loadApps } from "./admin_apps.js";
 import { initActionDialog } from "./admin_dialog.js";
+import { readWindow } from "./admin_reauth.js";
 import { failed, showGate } from "./admin_view.js";
 import { authCall, citylogin } from "./api.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale } from "./i18n.js";
@@ -84,7 +85,9 @@ async function boot() {
   wire();
   const signedIn = await operator();
   if (!signedIn) return;
-  $("#operator-text").replaceChildren(signedIn.username, " · ", tx("span", {}, `web.admin.role.${signedIn.role}`));
+  $("#operator-name").textContent = signedIn.username;
+  $("#operator-role").replaceChildren(tx("span", {}, `web.admin.role.${signedIn.role}`));
+  await readWindow();                 // a destructive action asks for the password up front once it lapses
   initAccounts({ role: signedIn.role });
   if (signedIn.role === "admin") {
     $("#console .tabs button[data-tab=apps]").hidden = false;

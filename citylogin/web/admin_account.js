@@ -6,7 +6,7 @@
 import { authCall } from "./api.js";
 import { accountActions, actionButton, initActions } from "./admin_actions.js";
 import { initTrails, loadTrails } from "./admin_trail.js";
-import { cell, failed, yesNo } from "./admin_view.js";
+import { cell, emptyRow, failed, yesNo } from "./admin_view.js";
 import { formatDate, has, onLocaleChange, setPlainText, setText } from "./i18n.js";
 import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
 
@@ -23,7 +23,7 @@ export function initAccounts({ role }) {
   initActions({ role, page: () => shown, done: (account) => {
     drawAccount(account);
     loadTrails(account);
-  } });
+  }, reload: () => openAccount(shown.user_uuid) });
   initTrails();
   onLocaleChange(() => {
     if (!shown) return;
@@ -84,17 +84,35 @@ async function openAccount(userUuid) {
   }
 }
 
+/** The action button that has the focus, as {action, deviceId}, or null. */
+function focusedAction() {
+  const button = document.activeElement?.closest?.("#account-view button[data-action]");
+  return button ? { action: button.dataset.action, deviceId: button.dataset.deviceId } : null;
+}
+
+/** After the page is drawn again: the same action's new button keeps the focus, else the account's name. */
+function refocus(was) {
+  if (!was) return;
+  const same = [...$("#account-view").querySelectorAll("button[data-action]")]
+    .find((b) => b.dataset.action === was.action && b.dataset.deviceId === was.deviceId);
+  (same || $("#account-name")).focus();
+}
+
 function drawAccount(account) {
+  const was = focusedAction();
   shown = account;
   $("#account-view").hidden = false;
   setPlainText($("#account-name"), account.username);
   $("#account-name").tabIndex = -1;
   $("#profile").replaceChildren(...profile(account).flatMap(([key, value]) => [tx("dt", {}, key), el("dd", {}, value)]));
   $("#account-actions").replaceChildren(...accountActions(account));
-  $("#device-rows").replaceChildren(...account.devices.map(deviceRow));
-  $("#session-rows").replaceChildren(...account.sessions.map(sessionRow));
+  $("#device-rows").replaceChildren(...(account.devices.length ? account.devices.map(deviceRow)
+    : [emptyRow("web.admin.devices_none", 6)]));
+  $("#session-rows").replaceChildren(...(account.sessions.length ? account.sessions.map(sessionRow)
+    : [emptyRow("web.admin.sessions_none", 5)]));
   $("#passkey-rows").replaceChildren(...(account.passkeys.length ? account.passkeys.map(passkeyItem)
     : [tx("li", { className: "muted" }, "web.admin.passkeys_none")]));
+  refocus(was);
 }
 
 /** [catalogue key of the label, value] of each line of the profile. */
@@ -114,8 +132,13 @@ function profile(account) {
     ["web.admin.paused_until", timeEl(account.password_locked_until)],
     ["web.admin.roles", el("span", { className: "badges" }, ...roles)],
     ["web.admin.limit", limit],
-    ["web.admin.language", account.locale],
+    ["web.admin.language", languageName(account.locale)],
   ];
+}
+
+/** The account's language by its name, in the language shown (a code the catalogue lacks as it is). */
+function languageName(locale) {
+  return has(`web.admin.language_name.${locale}`) ? tx("span", {}, `web.admin.language_name.${locale}`) : locale;
 }
 
 function deviceRow(device) {

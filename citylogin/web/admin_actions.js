@@ -1,36 +1,42 @@
 // The support actions on an account's page (SPEC §15), as buttons only where the operator's role allows
 // them (the server checks again on every call): each opens the confirm dialog (admin_dialog.js) and,
-// once done, the page is drawn again from the account the server answers with.
+// once done, the page is drawn again from the account the server answers with, and the line saying
+// so takes the focus.
 
 import { authCall } from "./api.js";
 import { confirmAction } from "./admin_dialog.js";
+import { sayDone } from "./admin_view.js";
 import { t } from "./i18n.js";
-import { $, say, tx } from "./ui.js";
+import { $, tx } from "./ui.js";
 
 export const RANKS = { viewer: 1, support: 2, admin: 3 };
 
-// name -> the role it needs, its path under the account, the dialog's extra inputs, and whether it
-// is harmless enough for a plain (not red) button.
+// name -> the role it needs, its path under the account, the dialog's extra inputs, whether it is
+// harmless enough for a plain (not red) button, and whether it is destructive (SPEC §15: it needs a
+// recent sign-in, else the operator's password).
 const ACTIONS = {
-  lock: { role: "support", path: () => "lock" },
+  lock: { role: "support", path: () => "lock", destructive: true },
   unlock: { role: "support", path: () => "unlock", safe: true },
-  revoke_sessions: { role: "support", path: () => "revoke-sessions" },
-  unbind: { role: "support", path: (deviceId) => `devices/${encodeURIComponent(deviceId)}/unbind` },
+  revoke_sessions: { role: "support", path: () => "revoke-sessions", destructive: true },
+  unbind: { role: "support", path: (deviceId) => `devices/${encodeURIComponent(deviceId)}/unbind`, destructive: true },
   limit: { role: "support", path: () => "limit", fields: "limit", safe: true },
   resend_verification: { role: "support", path: () => "resend-verification", safe: true },
-  password_reset: { role: "support", path: () => "password-reset" },
-  roles: { role: "admin", path: () => "roles", fields: "role" },
+  password_reset: { role: "support", path: () => "password-reset", destructive: true },
+  roles: { role: "admin", path: () => "roles", fields: "role", destructive: true },
 };
 
 let role = null;
 let shownPage = () => null;
 let drawn = () => {};
+let reread = () => {};
 
-/** role: the operator's highest; page(): the account drawn now; done(account): draws the answer. */
-export function initActions({ role: operatorRole, page, done }) {
+/** role: the operator's highest; page(): the account drawn now; done(account): draws the answer;
+ * reload(): reads the account again. */
+export function initActions({ role: operatorRole, page, done, reload }) {
   role = operatorRole;
   shownPage = page;
   drawn = done;
+  reread = reload;
   $("#account-view").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-action]");
     if (button) act(button.dataset.action, button.dataset.deviceId);
@@ -64,13 +70,18 @@ async function act(name, deviceId) {
   const action = ACTIONS[name];
   const device = account.devices.find((d) => d.device_id === deviceId);
   const path = `/admin/accounts/${encodeURIComponent(account.user_uuid)}/${action.path(deviceId)}`;
+  let stale = false;
   const answer = await confirmAction({
     title: `web.admin.action.${name}`, message: `web.admin.action.${name}_message`,
     params: { username: account.username, device: device?.device_name || "" },
     fields: action.fields, values: { limit: account.limit }, danger: !action.safe,
-    send: (body) => authCall("POST", path, body),
+    destructive: Boolean(action.destructive), send: (body) => authCall("POST", path, body),
+    failed: () => { stale = true; },
   });
-  if (!answer) return;
+  if (!answer) {
+    if (stale) reread();                  // given up after a 503: show what is true now
+    return;
+  }
   drawn(answer);
-  say($("#action-done"), "web.admin.done", { action: t(`web.admin.action.${name}`), username: answer.username });
+  sayDone($("#action-done"), name, answer.username);
 }

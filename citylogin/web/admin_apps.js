@@ -1,10 +1,11 @@
 // The console's apps (SPEC §15, role admin): the OpenID Connect clients citylogin knows, one added
 // (its client secret shown once, here, and never again), a secret rotated, an app removed; each
-// confirmed with a reason in the dialog.
+// confirmed with a reason in the dialog, its result (the secret, or the line saying it was done) then
+// taking the focus.
 
 import { authCall } from "./api.js";
 import { confirmAction } from "./admin_dialog.js";
-import { cell, failed } from "./admin_view.js";
+import { cell, failed, sayDone } from "./admin_view.js";
 import { onLocaleChange, setPlainText, setText } from "./i18n.js";
 import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
 
@@ -74,6 +75,7 @@ async function addApp(event) {
     params: { app: name }, danger: false, send: (body) => authCall("POST", "/admin/apps", { ...fields, ...body }) });
   if (!created) return;
   form.reset();
+  clearMessage($("#apps-done"));
   showSecret(created);
   await loadApps();
 }
@@ -84,6 +86,7 @@ async function rotateSecret(clientId) {
     params: { app: app?.name || clientId },
     send: (body) => authCall("POST", `/admin/apps/${encodeURIComponent(clientId)}/rotate-secret`, body) });
   if (!rotated) return;
+  clearMessage($("#apps-done"));
   showSecret({ name: app?.name, ...rotated, client_id: clientId });
   await loadApps();
 }
@@ -95,6 +98,7 @@ async function removeApp(clientId) {
     send: (body) => authCall("DELETE", `/admin/apps/${encodeURIComponent(clientId)}`, body) });
   if (!removed) return;
   $("#app-secret").hidden = true;
+  sayDone($("#apps-done"), "app_remove", app?.name || clientId);
   await loadApps();
 }
 
@@ -107,4 +111,5 @@ function showSecret(app) {
   else setText(value, "web.admin.secret_none");
   box.hidden = false;
   box.scrollIntoView({ block: "nearest" });
+  box.focus();
 }

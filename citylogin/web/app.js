@@ -35,6 +35,12 @@ const ENDED = {
   admin: ["web.banner.admin", RELOGIN],
 };
 const REMOVED_HERE = ["web.banner.device_removed_here", "web.banner.device_removed_next"];
+// What an operator did, when the server says (SPEC §4 admin_action): a locked account cannot log in again.
+const BY_OPERATOR = {
+  locked: ["web.banner.admin_locked", "web.banner.admin_locked_next"],
+  sessions_ended: ["web.banner.admin_sessions_ended", RELOGIN],
+  device_removed: ["web.banner.admin_device_removed", "web.banner.device_removed_next"],
+};
 
 const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(),
   account: () => loadAccount(localeSynced) };
@@ -88,7 +94,8 @@ function storedAccount() {
 
 function rememberAccount(account) {
   sessionStorage.setItem(ACCOUNT_KEY, JSON.stringify(account));
-  $("#whoami-text").textContent = `${account.username} · ${account.deviceName}`;
+  $("#whoami-user").textContent = account.username;
+  $("#whoami-device").textContent = account.deviceName;
   $("#whoami").hidden = false;
 }
 
@@ -167,14 +174,28 @@ function leaveHome(banner) {
   if (account) $("#login-username").value = account.username;
 }
 
-async function sessionEnded(reason) {
+/** The banner of an ending ({reason, by_device, by_app, by_app_name, admin_action}, the SDK's): who ended
+ * it where the server says so, else why. [title, text, params]. */
+function endingBanner(ending, account) {
+  const { reason } = ending;
+  const here = Boolean(ending.by_device) && ending.by_device === account?.deviceId;
+  if (BY_OPERATOR[ending.admin_action]) return BY_OPERATOR[ending.admin_action];
+  if (reason === "logged_out" && here && ending.by_app) {
+    return ["web.banner.app_signed_out", RELOGIN, { app: ending.by_app_name || ending.by_app }];
+  }
+  // This device's own session, ended in another of its tabs (a logout there, or a login again).
+  if (reason === "logged_out" && here) return ["web.banner.ended_here", "web.banner.ended_here_next"];
+  if (reason === "device_unbound" && removedThisDevice()) return REMOVED_HERE;
+  return ENDED[reason] || ["web.banner.ended", RELOGIN];
+}
+
+async function sessionEnded(reason, ending = { reason }) {
   // A deleted account's key can never log in again: it is gone from IndexedDB before the login
   // screen shows, whichever comes first, the stream's news of the deletion or DELETE's answer.
   const account = storedAccount();
   if (reason === "account_deleted" && account) await citylogin.forgetDevice(account.username).catch(() => {});
-  const [title, text] = reason === "device_unbound" && removedThisDevice() ? REMOVED_HERE
-    : ENDED[reason] || ["web.banner.ended", RELOGIN];
-  leaveHome({ kind: "alert", title, text });
+  const [title, text, params] = endingBanner(ending, account);
+  leaveHome({ kind: "alert", title, text, params });
 }
 
 /** Logs in with the password, or (`password` null) a passkey in its place; a 409 concurrent_login asks
@@ -186,15 +207,18 @@ async function logIn(username, password, { registered = false } = {}) {
   await busy(form, async () => {
     let result;
     try {
-      result = password === null ? await (await import("./passkeys.js")).logInWithPasskey(username)
-        : await citylogin.login({ username, password });
+      result = password === null
+        ? await (await import("./passkeys.js")).logInWithPasskey(username, { replacing: confirmReplacing })
+        : await citylogin.login({ username, password, replacing: confirmReplacing });
     } catch (error) {
       if (error.code !== "device_revoked") throw error;
-      // This browser's certificate was revoked: the banner says what happened and what to do.
-      setBanner({ kind: "alert", title: ENDED.device_unbound[0], text: ENDED.device_unbound[1] });
+      // This browser's certificate was revoked (by whom, the refusal does not say): the banner says what
+      // happened and what to do.
+      setBanner({ kind: "alert", title: REMOVED_HERE[0], text: REMOVED_HERE[1] });
       return;
     }
-    if (result instanceof ConcurrentLogin) await resolveConflict(result);
+    if (result === null) say($("#login-form .note"), "web.relogin.cancelled");
+    else if (result instanceof ConcurrentLogin) await resolveConflict(result);
     else await arrive(result, { localeFromHere: registered });
   });
 }
@@ -212,7 +236,17 @@ async function arrive(account, options = {}) {
   enterHome(account, options);
 }
 
+/** A login on a device that holds a live session replaces that session (SPEC §5: one per device), and
+ * every app signed in on it is signed out: the person hears first what it ends, the apps by name. */
+async function confirmReplacing(live) {
+  setText($("#relogin-message"), live.apps.length ? "web.relogin.message_apps" : "web.relogin.message");
+  $("#relogin-apps").replaceChildren(...live.apps.map((app) => el("li", {}, el("strong", {}, app.name))));
+  $("#relogin-apps").hidden = !live.apps.length;
+  return (await modal($("#relogin-dialog"))) === "continue";
+}
+
 async function resolveConflict(pending) {
+  setBanner(null);           // an earlier ending's banner ("Signed in on another device") is not this question
   $("#concurrent-devices").replaceChildren(...pending.activeDevices.map((device) =>
     el("li", {}, el("strong", {}, device.device_name), " ",
       tx("span", { className: "muted" }, "web.concurrent.signed_in"), " ", timeEl(device.login_at))));
@@ -388,6 +422,21 @@ async function resumed() {
   }
 }
 
+/** One device, one session, in any tab: this browser's device may have a live session, opened in another
+ * tab; this tab goes on with it instead of a login that would replace it. Whether it did. */
+async function resumedFromDevice() {
+  let session;
+  try {
+    session = await citylogin.resume();
+  } catch (error) {
+    notifyError(error);
+    return false;
+  }
+  if (!session) return false;
+  enterHome({ username: session.username, deviceId: session.deviceId, deviceName: session.deviceName });
+  return true;
+}
+
 /** An app's sign-in request (`#oidc=`, or one this tab was signing in for before a reload). */
 async function takeAppRequest() {
   if (!appRequestInView()) return;
@@ -446,6 +495,8 @@ async function boot() {
     await appSignIn.declineForApp("login_required");   // prompt=none and nobody signed in here: no page
     return;
   }
+  // A pairing link is for a browser that joins an account: it stays on the pair form.
+  if (!appSignIn?.appWaiting() && !paired && await resumedFromDevice()) return;
   if (!$("#auth-screen").hidden) return;   // sessionEnded() has shown the login screen and why
   showAuth({ tab: paired ? "pair" : "login",
              banner: appLogout?.banner || null });

@@ -104,7 +104,8 @@ async function removeThatDevice(event) {
       await call("POST", "/account/not_me", { token });
       return true;
     } catch (error) {
-      if (error.status === 404 || error.status >= 500 || !error.code) error.code = "not_me_unavailable";
+      // 404: a server without this route (an older release); any other refusal says its own code.
+      if (error.status === 404 && error.code === "not_found") error.code = "not_me_unavailable";
       throw error;
     }
   });

@@ -14,9 +14,10 @@ $("#passkey-list").addEventListener("click", act);
 
 /** The login form's passkey: this browser's key for `username` (or, with none typed, for the account
  * the chosen passkey belongs to) signs as in a password login; resolves as citylogin.login() does. */
-export async function logInWithPasskey(username) {
+export async function logInWithPasskey(username, { replacing = null } = {}) {
   try {
-    return await refused(citylogin.loginWithPasskey({ username: username || undefined }), { passkey: true });
+    return await refused(citylogin.loginWithPasskey({ username: username || undefined, replacing }),
+      { passkey: true });
   } catch (error) {
     if (error.code === "no_device_key" && !username) error.code = "passkey_no_device";
     throw error;

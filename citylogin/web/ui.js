@@ -28,23 +28,27 @@ export function timeEl(iso) {
   return el("time", { dateTime: iso, title: iso }, formatDateTime(iso));
 }
 
-/** The catalogue key for an error: its API `code` where the catalogue has a human text for it. */
-function errorKey(error) {
-  if (error?.code && has(`web.error.${error.code}`)) return `web.error.${error.code}`;
-  return error?.status >= 0 ? null : "web.error.unexpected";
+/** The catalogue key for an error's API `code`: web.error.<code>.<context> (what the code means on
+ * one form, e.g. too_many_attempts at login), else web.error.<code>; null when the catalogue has none. */
+function errorKey(error, context) {
+  if (!error?.code) return null;
+  return [context && `web.error.${error.code}.${context}`, `web.error.${error.code}`].find((key) => key && has(key))
+    || null;
 }
 
-/** Shows an error in `node`: the catalogue's text for its code, else the server's detail. Errors
- * that ended the session are shown by the banner. */
-export function showError(node, error) {
+/** Shows an error in `node`: the catalogue's text for its code (on the form `context`, if given), else
+ * the server's own `detail`, which it wrote in the page's language — never a guess. An answer with
+ * neither says its HTTP status; an error that is no answer at all (a bug) says something went wrong.
+ * Errors that ended the session are shown by the banner. */
+export function showError(node, error, context = null) {
   if (error?.sessionEnded) return;
   if (!(error?.status >= 0)) console.error(error);
-  const key = errorKey(error);
-  if (key) setText(node, key, error?.problem);
-  else if (error?.status > 0 && !error.problem?.detail && !error.problem?.title) {
-    setText(node, "web.error.http", { status: error.status });
-  }
-  else setPlainText(node, error?.message || t("web.error.unexpected"));
+  const key = errorKey(error, context);
+  if (key) setText(node, key, error.problem);
+  else if (!(error?.status >= 0)) setText(node, "web.error.unexpected");
+  else if (error.problem?.detail) setPlainText(node, error.problem.detail);
+  else if (error.status > 0) setText(node, "web.error.http", { status: error.status });
+  else setText(node, "web.error.network_error");
   node.hidden = false;
 }
 
@@ -129,7 +133,7 @@ export async function busy(form, work) {
     return await work();
   } catch (error) {
     invalid = showAtField(form, error);
-    if (!invalid) showError(errorNode, error);
+    if (!invalid) showError(errorNode, error, form.id.replace(/-form$/, ""));
     return undefined;
   } finally {
     controls.forEach((c) => { c.disabled = false; });

@@ -3,7 +3,7 @@ whose users log in through citylogin with the web SDK, or sign in with citylogin
 With the SDK the API is protected by the citylogin guard, by a proxy's forward authentication or by
 pushed security events; with OpenID Connect by the server's own sign-in: as NOTES_PROTECTION says.
 
-    NOTES_CITYLOGIN_URL=http://127.0.0.1:5000 NOTES_CLIENT_ID=... NOTES_CLIENT_SECRET=... \\
+    NOTES_CITYLOGIN_URL=http://localhost:5000 NOTES_CLIENT_ID=... NOTES_CLIENT_SECRET=... \\
         .venv/bin/python examples/notes/notes_app.py
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Settings:
                        client_secret=environ.get("NOTES_CLIENT_SECRET", ""),
                        host=environ.get("NOTES_HOST", "127.0.0.1"), port=int(environ.get("NOTES_PORT", "8080")))
         if not settings.citylogin_url.startswith(("http://", "https://")):
-            raise ValueError("set NOTES_CITYLOGIN_URL to citylogin's address, e.g. http://127.0.0.1:5000")
+            raise ValueError("set NOTES_CITYLOGIN_URL to citylogin's address, e.g. http://localhost:5000")
         if settings.protection not in PROTECTIONS:
             raise ValueError(f"NOTES_PROTECTION must be one of {', '.join(PROTECTIONS)}")
         if settings.protection == "guard" and not (settings.client_id and settings.client_secret):

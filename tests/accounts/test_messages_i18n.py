@@ -6,8 +6,10 @@ import re
 
 import pytest
 
+from accounts.models import Role
 from tests.accounts.test_email import Recorder
-from tests.support.live import PASSWORD, add_device, register_device
+from tests.support.live import PASSWORD, add_device, register_device, settle_background
+from tests.support.operators import operator, person
 
 NOT_ME = re.compile(r"https://login\.example\.org/#not-me=[A-Za-z0-9_-]{22,}")
 EXPECTED = {
@@ -94,3 +96,34 @@ def test_a_paired_device_message_in_japanese_advises_a_password_change(server):
     assert message.subject == "新しいデバイスが追加されました"
     assert "デバイス: 仕事のパソコン（パソコン）" in message.body and "IP アドレス: 127.0.0.1" in message.body
     assert len(NOT_ME.findall(message.body)) == 1 and "パスワードを変更" in message.body
+
+
+OPERATOR_RESET = {
+    "en": {"subject": "A citylogin operator sent you a password reset link",
+           "says": ["A citylogin operator sent you this link", "your current password keeps working",
+                    "If you did not ask for this, do not use the link, and contact support."]},
+    "ja": {"subject": "citylogin のオペレーターがパスワード再設定のリンクを送りました",
+           "says": ["citylogin のオペレーターが", "今のパスワードがそのまま使え",
+                    "心当たりがない場合は、リンクを使わずにサポートにご連絡ください。"]},
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+def test_an_operators_reset_link_says_an_operator_sent_it(server, locale):
+    """Not "ignore this message": the person did not ask, an operator did; until the link is used the
+    password keeps working, as the mail says."""
+    url, ctx, recorder = server
+    support, target = operator(url, ctx, Role.SUPPORT), person(url)
+    assert target.set_locale(locale)["locale"] == locale
+    sent = support.request("POST", f"/admin/accounts/{target.key_file.user_uuid}/password-reset",
+                           json={"reason": "forgot it"})
+    assert sent.status_code == 200, sent.text
+    settle_background(ctx)
+    [message] = _messages(recorder, "password_reset", f"{target.key_file.username}@example.com")
+    assert message.subject == OPERATOR_RESET[locale]["subject"]
+    for part in OPERATOR_RESET[locale]["says"]:
+        assert part in message.body, (part, message.body)
+    assert "ignore this message" not in message.body and "無視" not in message.body
+    assert "forgot it" not in message.body
+    assert len(re.findall(r"https://login\.example\.org/#reset=[A-Za-z0-9_-]{40,}", message.body)) == 1
+    target.login(PASSWORD)  # the password still works: nothing changed until the link is used

@@ -7,8 +7,15 @@ import time
 
 from playwright.sync_api import expect
 
+from accounts import user_service as users
+from accounts.models import Role
+from flows import operators
+from flows.operator_models import ActionRequest, LimitRequest
+from sessions import service as sessions
+from sessions.models import HistoryResult
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD
+from tests.support.waiting import wait_until
 
 NEW_PASSWORD = "a brand new passphrase 42"
 LINKS = {"verify_email": re.compile(r"/#verify=([A-Za-z0-9_-]+)"),
@@ -209,3 +216,60 @@ def test_deleting_the_account_forgets_the_key(make_server, new_device):
     expect(a.banner).to_contain_text("deleted")
     a.log_in(user)
     expect(a.login_form.locator(".error")).to_contain_text("holds no device key")
+
+
+# The History panel, newest first: each row's words (en, ja) and its effect (data-effect, its colour).
+HISTORY_WALK = [
+    ("Signed in", "ログイン成功", "good"),
+    ("Account unlocked by an operator", "オペレーターがアカウントのロックを解除", "good"),
+    ("Refused: the account was locked", "拒否: アカウントがロック中", "bad"),
+    ("Account locked by an operator", "オペレーターがアカウントをロック", "bad"),
+    ("Password reset link sent by an operator", "オペレーターがパスワード再設定のリンクを送信", "neutral"),
+    ("Device limit changed by an operator", "オペレーターが同時ログイン数の上限を変更", "neutral"),
+    ("Refused: this device was removed from the account", "拒否: このデバイスはアカウントから削除済み", "bad"),
+    ("Signed in", "ログイン成功", "good"),
+]
+RAW_CODE = re.compile(r"\b[a-z]+_[a-z_]+\b")  # device_revoked, admin_action, password_reset, ...
+
+
+def test_history_names_operator_actions_and_colours_rows_by_effect(make_server, new_device, screenshot):
+    """Issue 43 item 5: an operator's actions in words without who or why, an unlock not red, the
+    person's login refused while locked listed, and no raw code, in English and Japanese."""
+    url, ctx = make_server()
+    a = new_device(url).open()
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")
+    user_uuid = users.find_uuid_by_username(ctx, username=user)
+    ops = operators.Operator(role=Role.ADMIN, cli=True, name="ops-desk")
+    # A refusal the web app met raw before (a removed device's login), written as the server writes it
+    sessions.record_attempt(ctx, user_uuid=user_uuid, result=HistoryResult.DEVICE_REVOKED, device_id=None,
+                            ip="192.0.2.7", user_agent=None)
+    operators.set_limit(ctx, operator=ops, user_uuid=user_uuid, request=LimitRequest(reason="two phones", limit=2))
+    operators.start_password_reset(ctx, operator=ops, user_uuid=user_uuid, request=ActionRequest(reason="forgot"))
+    operators.lock(ctx, operator=ops, user_uuid=user_uuid, request=ActionRequest(reason="ticket 7: stolen"))
+    a.expect_login_screen()
+    a.log_in(user)
+    expect(a.login_form.locator(".error")).to_be_visible()
+    operators.unlock(ctx, operator=ops, user_uuid=user_uuid, request=ActionRequest(reason="ticket 7: found"))
+    a.log_in(user)
+    a.expect_devices_screen()
+    wait_until(lambda: len(sessions.history_page(ctx, user_uuid=user_uuid, limit=30, cursor=None)[0])
+               == len(HISTORY_WALK), what="the refused and the last login's history rows, written after their answers")
+
+    a.go("history")
+    rows = a.page.locator("#history-rows tr")
+    expect(rows).to_have_count(len(HISTORY_WALK))
+    for language, column in (("en", 0), ("ja", 1)):
+        if language == "ja":
+            a.switch_language("ja")
+        results = rows.locator("td[data-column='web.history.col_result']")
+        expect(results).to_have_text([row[column] for row in HISTORY_WALK])
+        text = a.page.locator("#history-panel").inner_text()
+        assert not RAW_CODE.search(text), RAW_CODE.findall(text)
+        assert "ops-desk" not in text and "ticket 7" not in text
+        screenshot(a.page, f"history_operator_actions_{language}")
+    assert [rows.nth(i).get_attribute("data-effect") for i in range(len(HISTORY_WALK))] == \
+        [row[2] for row in HISTORY_WALK]
+    colour = "getComputedStyle(el.querySelector(\"td[data-column='web.history.col_result']\")).color"
+    good, neutral, bad = (rows.nth(i).evaluate(f"(el) => {colour}") for i in (1, 4, 2))
+    assert len({good, neutral, bad}) == 3, (good, neutral, bad)   # an unlock is not coloured as a failure

@@ -1,6 +1,9 @@
 """The operators' console at /admin/ (SPEC §15) in Chromium: a person signed in on `/` whose account
 holds an operator role finds an account, reads its page and acts on it with a reason, re-authenticated
-when the server asks; the buttons follow the role, and the API refuses what the role does not allow."""
+up front once their sign-in is older than the window (a success renews it); the focus goes to each
+action's result; the audit trail speaks in words, in English and Japanese; with DynamoDB failing the
+console shows the server's 503 text and nothing is done; the buttons follow the role, and the API
+refuses what the role does not allow."""
 from __future__ import annotations
 
 import re
@@ -11,8 +14,10 @@ from playwright.sync_api import Locator, Page, expect
 from accounts import user_service as users
 from accounts.models import Role
 from citylogin.client import CityloginError, Client
+from sessions import service as sessions
 from tests.browser.pages import DevicePage
 from tests.conftest import unique_name
+from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, register_device, settle_background
 
@@ -40,6 +45,16 @@ def operator(new_device, url: str, ctx, role: Role | None) -> DevicePage:
         assert user_uuid
         users.set_role(ctx, user_uuid=user_uuid, role=role, granted=True)
     return device
+
+
+def age_sign_in(ctx, username: str, seconds: int) -> None:
+    """Moves the sign-in of the person's sessions `seconds` into the past, as if made that long ago."""
+    user_uuid = users.find_uuid_by_username(ctx, username=username)
+    assert user_uuid
+    for session in sessions.list_user_sessions(ctx, user_uuid=user_uuid):
+        ctx.dynamodb.update_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": session.session_id}},
+                                 UpdateExpression="SET login_epoch = login_epoch - :s",
+                                 ExpressionAttributeValues={":s": {"N": str(seconds)}})
 
 
 def person(url: str) -> Client:
@@ -104,15 +119,24 @@ def test_support_unlocks_a_person_locked_out_then_locks_them(make_server, new_de
     view = find(support, target.key_file.username)
     expect(view.locator("#account-name")).to_have_text(target.key_file.username)
     expect(view.locator("#profile")).to_contain_text("Sign-ins paused until")
+    expect(view.locator("#profile")).to_contain_text("English")          # the language by its name
+    expect(view.locator("#session-rows")).to_have_text("No sessions.")  # an empty list says so
+    expect(view.locator("#audit-rows")).to_have_text("No operator has acted on this account yet.")
     expect(action(view, "lock")).to_have_count(0)
     act(support, action(view, "unlock"), "ticket 9: locked out after a holiday")
+    expect(support.locator("#action-done")).to_be_focused()            # the result, not <body>
     expect(audit_row(view, "ticket 9: locked out after a holiday")).to_contain_text("Unlock account")
     target.login(PASSWORD)
 
     act(support, action(view, "lock"), "ticket 10: phone stolen")
+    expect(support.locator("#action-done")).to_be_focused()
     expect(view.locator("#profile")).to_contain_text("Yes")
     expect(action(view, "unlock")).to_be_visible()
-    expect(audit_row(view, "ticket 10: phone stolen")).to_contain_text("Lock account")
+    row = audit_row(view, "ticket 10: phone stolen")
+    expect(row).to_contain_text("Lock account")
+    operator_name = support.locator("#operator-name").inner_text()
+    expect(row.locator("td[data-column='web.admin.col_operator']")).to_have_text(f"{operator_name} (Support)")
+    expect(row.locator("td[data-column='web.admin.col_details']")).to_have_text("Sessions ended: 1")
     assert problem(target.request("GET", "/session/me"))[:2] == (403, "account_locked")
     screenshot(support, "admin_console", full_page=True)
 
@@ -147,6 +171,8 @@ def test_support_ends_a_strangers_sessions_unbinds_a_device_and_sends_mails(make
     dialog.locator("#action-confirm").click()
     expect(dialog).to_be_hidden()
     expect(view.locator("#profile")).to_contain_text("2 (set by an operator)")
+    expect(audit_row(view, "ticket 12: two phones")).to_contain_text("Device limit: 2")
+    expect(audit_row(view, "ticket 11: not their phone")).to_contain_text("Device: Stranger phone")
 
     act(support, action(view, "resend_verification"), "ticket 13: the mail got lost")
     act(support, action(view, "password_reset"), "ticket 14: forgot the password")
@@ -163,26 +189,32 @@ def test_a_reason_is_required_and_an_old_sign_in_asks_for_the_password(make_serv
     dialog = support.locator("#action-dialog")
 
     action(view, "revoke_sessions").click()
+    expect(dialog.locator("#action-password")).to_be_visible()        # asked up front: the window has lapsed
+    expect(dialog.locator("#action-reauth-intro")).to_contain_text("confirm with your own password")
     dialog.locator("#action-confirm").click()
     expect(dialog.locator(".error")).to_contain_text("a reason is required")
     dialog.locator("#action-reason").fill("ticket 15")
     dialog.locator("#action-confirm").click()
-    expect(dialog.locator("#action-password")).to_be_focused()       # 401 reauthentication_required
+    expect(dialog.locator("#action-password")).to_be_focused()       # no password typed: asked, not sent
     expect(dialog.locator("#action-passkey")).to_be_visible()
     dialog.locator("#action-password").fill("wrong password 1")
     dialog.locator("#action-confirm").click()
-    expect(dialog.locator(".error")).not_to_contain_text("not recent")
-    expect(dialog.locator(".error")).to_be_visible()
+    expect(dialog.locator(".error")).to_have_text("Wrong password: enter your own password again.")
+    expect(dialog.locator("#action-password")).to_be_focused()
     assert target.request("GET", "/session/me").status_code == 200    # nothing done
     dialog.locator("#action-password").fill(PASSWORD)
     dialog.locator("#action-confirm").click()
     expect(dialog).to_be_hidden()
+    expect(support.locator("#action-done")).to_be_focused()
     assert problem(target.request("GET", "/session/me"))[:2] == (401, "session_revoked")
 
-    action(view, "lock").click()                                      # Escape closes; nothing is done
+    lock = action(view, "lock")                                       # Escape closes; nothing is done
+    lock.focus()
+    support.keyboard.press("Enter")
     expect(dialog).to_be_visible()
     support.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
+    expect(lock).to_be_focused()                                      # back on the button that opened it
     expect(view.locator("#profile")).not_to_contain_text("Yes")
 
 
@@ -200,6 +232,7 @@ def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
     expect(dialog).to_be_hidden()
     expect(view.locator("#profile")).to_contain_text("Support")
     assert set(users.get_user(ctx, user_uuid=target.key_file.user_uuid).roles or ()) == {"support"}
+    expect(audit_row(view, "ticket 16: new support hire")).to_contain_text("Granted: Support")
 
     admin.locator("#console .tabs button[data-tab=apps]").click()
     panel = admin.locator("#apps-panel")
@@ -221,8 +254,11 @@ def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
 
     act_on_app(admin, row, "Rotate secret", "ticket 18: the secret leaked")
     expect(secret).not_to_have_text(first_secret)
+    expect(panel.locator("#app-secret")).to_be_focused()             # the result of the action
     act_on_app(admin, row, "Remove", "ticket 19: the app is gone")
     expect(row).to_have_count(0)
+    expect(panel.locator("#apps-done")).to_be_focused()
+    expect(panel.locator("#apps-done")).to_have_text(f"Done: Remove ({name}).")
 
 
 def act_on_app(page: Page, row: Locator, button: str, reason: str) -> None:
@@ -269,18 +305,97 @@ def test_a_viewer_reads_but_sees_no_action_and_the_api_refuses_one(make_server, 
     expect(plain.page.locator("#no-role")).to_be_visible()
 
 
-def test_the_console_speaks_japanese(make_server, new_device):
-    url, ctx = make_server()
+@pytest.fixture
+def faults(dynamodb_endpoint):
+    with DynamoFaults(dynamodb_endpoint) as proxy:
+        yield proxy
+
+
+def press(page: Page, target: Locator, key: str = "Enter") -> None:
+    """By keyboard: focus `target`, then press `key`."""
+    target.focus()
+    page.keyboard.press(key)
+
+
+def test_the_console_speaks_japanese_by_keyboard_and_says_what_a_failing_database_left_undone(
+        make_server, new_device, faults):
+    url, ctx = make_server(dynamodb_endpoint_url=faults.url)   # its DynamoDB fails when the test says
     device = operator(new_device, url, ctx, Role.SUPPORT)
     page = open_console(device)
-    page.locator("#language-ja").click()
+    operator_name = page.locator("#operator-name").inner_text()
+    age_sign_in(ctx, operator_name, 600)                       # signed in 10 minutes ago: the window lapsed
+    page.reload()
+    expect(page.locator("#console")).to_be_visible()
+    press(page, page.locator("#language-ja"))
     expect(page.locator("html")).to_have_attribute("lang", "ja")
     expect(page.locator("#search-form h1")).to_have_text("アカウントを探す")
     expect(page.locator("#search-form button[type=submit]")).to_have_text("検索")
     expect(page.locator("#operator-text")).to_contain_text("サポート")
     target = person(url)
-    view = find(page, target.key_file.username)
+    page.locator("#search-value").fill(target.key_file.username)
+    press(page, page.locator("#search-value"))
+    press(page, page.locator("#search-results button").first)
+    view = page.locator("#account-view")
+    expect(view.locator("#account-name")).to_be_focused()
+    expect(view).not_to_have_attribute("aria-busy", "true")
     expect(action(view, "lock")).to_have_text("アカウントをロック")
     expect(view.locator("h2").first).to_have_text("デバイス")
+    expect(view.locator("#profile")).to_contain_text("英語")
+    expect(view.locator("#audit-rows")).to_have_text("このアカウントに対するオペレーターの操作はまだありません。")
+
+    dialog = page.locator("#action-dialog")
+    press(page, action(view, "lock"))                          # asked up front, before any submit
+    expect(dialog.locator("#action-reason")).to_be_focused()
+    expect(dialog.locator("#action-password")).to_be_visible()
+    expect(dialog.locator("#action-reauth-intro")).to_contain_text("5 分")
+    page.keyboard.type("チケット 20: 端末の盗難")
+    press(page, dialog.locator("#action-password"))             # Enter in the field submits
+    expect(dialog.locator("#action-password")).to_be_focused()
+    page.keyboard.type("wrong password 1")
+    page.keyboard.press("Enter")
+    expect(dialog.locator(".error")).to_have_text("パスワードが違います。ご自身のパスワードをもう一度入力してください。")
+    expect(dialog.locator("#action-password")).to_be_focused()
+    assert target.request("GET", "/session/me").status_code == 200            # nothing done
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    done = page.locator("#action-done")
+    expect(done).to_be_focused()
+    expect(done).to_have_text(f"完了しました: アカウントをロック ({target.key_file.username})。")
+    row = audit_row(view, "チケット 20: 端末の盗難")
+    expect(row.locator("td[data-column='web.admin.col_operator']")).to_have_text(f"{operator_name}（サポート）")
+    expect(row.locator("td[data-column='web.admin.col_details']")).to_have_text("終了したセッション: 1 件")
+
+    press(page, action(view, "password_reset"))                # the password renewed the window: not asked
+    expect(dialog.locator("#action-password")).to_be_hidden()
+    page.keyboard.type("チケット 21: パスワード忘れ")
+    press(page, dialog.locator("#action-confirm"))
+    expect(dialog).to_be_hidden()
+    expect(done).to_be_focused()
+    press(page, page.locator("#language-en"))                  # the result line follows the language
+    expect(done).to_have_text(f"Done: Send password reset ({target.key_file.username}).")
+    press(page, page.locator("#language-ja"))
+    expect(done).to_have_text(f"完了しました: パスワード再設定を送信 ({target.key_file.username})。")
+    expect(view.locator("#audit-rows tr")).to_have_count(2)      # both actions, drawn again in Japanese
+
+    faults.fail(Shape.INTERNAL_SERVER_ERROR, operations={"UpdateItem", "PutItem", "TransactWriteItems"})
+    press(page, action(view, "unlock"))
+    page.keyboard.type("チケット 22: 盗難届の取り下げ")
+    press(page, dialog.locator("#action-confirm"))
+    expect(dialog.locator(".error")).to_have_text("データベースが応答しません。少し待ってからもう一度お試しください。")
+    expect(dialog.locator("#action-confirm")).to_be_focused()  # to try again
+    faults.clear()
+    assert users.get_user(ctx, user_uuid=target.key_file.user_uuid).locked          # nothing done
+    expect(view.locator("#audit-rows tr")).to_have_count(2)
+    page.keyboard.press("Escape")                               # given up: the page is read again
+    expect(dialog).to_be_hidden()
+    expect(action(view, "unlock")).to_be_focused()
+    page.keyboard.press("Enter")                                # and tried again later
+    page.keyboard.type("チケット 22: 盗難届の取り下げ")
+    press(page, dialog.locator("#action-confirm"))
+    expect(dialog).to_be_hidden()
+    expect(done).to_be_focused()
+    expect(view.locator("#audit-rows tr")).to_have_count(3)
+    assert not users.get_user(ctx, user_uuid=target.key_file.user_uuid).locked
     page.reload()                                  # the account keeps the language
     expect(page.locator("#search-form h1")).to_have_text("アカウントを探す")

@@ -10,7 +10,6 @@ from tests.conftest import unique_name
 
 JA_IN_USE = ("このアカウントは別の場所で使用中です。こちらにログインすると、以前のセッションは自動的に"
              "ログアウトされます。続けますか？")
-NARROW = {"width": 360, "height": 740}
 
 
 def _two_devices(url, new_device, *, locale: str, **options):
@@ -208,19 +207,3 @@ def test_sessions_show_the_browser_ended_ones_and_log_out_everywhere(make_server
     expect(a.banner).to_contain_text("You have logged out everywhere.")
     a.log_in(user)
     a.expect_devices_screen()
-
-
-def test_narrow_header_keeps_log_out_on_one_line(make_server, new_device, screenshot):
-    url, _ = make_server()
-    a = new_device(url, locale="ja-JP", viewport=NARROW).open()
-    a.register(unique_name(), device_name="A rather long device name for a phone")
-    for locale in ("ja", "en"):
-        a.switch_language(locale)
-        logout = a.page.locator("#logout-button").bounding_box()
-        language = a.page.locator("#language-en").bounding_box()
-        name = a.page.locator("#whoami-text").bounding_box()
-        assert abs(logout["height"] - language["height"]) < 1, (locale, logout, language)
-        assert abs(logout["y"] - language["y"]) < 1, (locale, logout, language)
-        assert logout["y"] <= name["y"] + name["height"] and logout["x"] + logout["width"] <= NARROW["width"]
-        assert a.page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
-    screenshot(a.page, "narrow-header")

@@ -239,7 +239,7 @@ def test_consent_is_remembered_then_withdrawn_on_the_account_page(browser_device
     expect_signed_in_at(device, apps.diary, username)
 
 
-def test_a_session_in_another_tab_signs_the_apps_in_without_a_password(browser_device, apps):
+def test_a_session_in_another_tab_signs_the_apps_in_without_a_password(browser_device, apps, screenshot):
     device, page = browser_device, browser_device.page
     device.open()
     username = unique_name()
@@ -271,6 +271,52 @@ def test_a_session_in_another_tab_signs_the_apps_in_without_a_password(browser_d
     page.locator("#sessions-show-ended").check()
     expect(page.locator("#session-rows tr")).to_have_count(1)
     expect(page.locator("#session-rows tr.current")).to_contain_text("Active")
+
+    # A new citylogin tab resumes the device's session: no login form, and still the one session
+    resumed = DevicePage(page.context.new_page(), apps.citylogin)
+    resumed.page.goto(apps.citylogin + "/")
+    resumed.expect_devices_screen()
+    expect(resumed.page.locator("#whoami")).to_contain_text(username)
+    # Its Sessions tab names the apps signed in on the session; diary signed out, notes and the session stay
+    resumed.go("sessions")
+    expect(resumed.page.locator("#session-rows tr")).to_have_count(1)
+    names = resumed.page.locator("#session-rows tr.current .session-app-name")
+    expect(names).to_have_text(["diary", "notes"])
+    screenshot(resumed.page, "sessions-apps")
+    resumed.page.get_by_role("button", name="Sign out diary from this session").click()
+    expect(resumed.page.locator("#confirm-message")).to_contain_text("diary is signed out of this session")
+    resumed.page.locator("#confirm-ok").click()
+    expect(names).to_have_text(["notes"])
+    app_tab.page.goto(apps.diary + "/")
+    wait_until(lambda: app_tab.page.evaluate(NOTES_STATUS) == 401 or None, timeout=10,
+               what="diary told by back channel")
+    app_tab.page.goto(apps.notes + "/")
+    assert app_tab.page.evaluate(NOTES_STATUS) == 200
+
+    # The app asks for a fresh sign-in (prompt=login): logging in again would end the session and sign notes
+    # out, so the person is asked first, in their language; cancelling leaves it all as it was
+    _, challenge = pkce_pair()
+    app_tab.page.goto(authorize_url(apps.citylogin, response_type="code", client_id=apps.notes_client_id,
+                                    redirect_uri=f"{apps.notes}/probe", scope="openid", state="s3", prompt="login",
+                                    code_challenge=challenge, code_challenge_method="S256"))
+    app_tab.expect_login_screen()
+    app_tab.switch_language("ja")
+    app_tab.log_in(username)
+    relogin = app_tab.page.locator("#relogin-dialog")
+    expect(relogin).to_be_visible()
+    expect(relogin.locator("#relogin-title")).to_have_text("このデバイスでもう一度ログインしますか？")
+    expect(relogin.locator("#relogin-message")).to_contain_text("次のアプリもログアウトします")
+    expect(relogin.locator("#relogin-apps li")).to_have_text(["notes"])
+    screenshot(app_tab.page, "relogin-dialog-ja")
+    relogin.locator("button[value=cancel]").click()
+    expect(app_tab.page.locator("#login-form .note")).to_have_text(
+        "再ログインしませんでした。このデバイスのセッションとアプリはそのままです。")
+    app_tab.switch_language("en")
+    app_tab.page.goto(apps.notes + "/")
+    assert app_tab.page.evaluate(NOTES_STATUS) == 200
+    resumed.page.reload()
+    resumed.expect_devices_screen()                                # the same session, still live
+    assert not resumed.errors, resumed.errors
 
     # Logged out in the citylogin tab, the next app sign-in asks for the password
     device.log_out()

@@ -14,7 +14,9 @@ from tests.browser.conftest import DESKTOP
 from tests.browser.pages import DevicePage
 from tests.support.live import serving
 
-COLD_BUDGET = 45_000
+# 44.9 kB before the login screen told every refusal in its own words and fitted a phone in both
+# languages (the catalogue +1.4 kB, the stylesheet +0.9 kB, the resume and ending code +1.2 kB): 48.5 kB.
+COLD_BUDGET = 50_000
 
 
 class CountingApp:

@@ -283,7 +283,7 @@ def test_pair_request_on_the_stored_session_pairs_a_new_device(server, device, t
     assert paired.exit_code == 0, paired.output
     assert KeyFile.load(new).user_uuid == client.key_file.user_uuid
     human = ok(run(path, "pair-request"))
-    assert "pairing payload (valid until" in human
+    assert "pairing link, the LINK of `citylogin client pair` on the new device (valid until" in human
 
 
 def test_renew_keeps_the_session(device):

@@ -1,64 +1,92 @@
-"""CITYLOGIN_PUBLIC_URL, where QR codes and mail links lead: `citylogin serve` derives it from what
-it binds; gunicorn and Amazon DynamoDB require it (tests/citylogin/test_gunicorn_start.py runs
-gunicorn without it); development processes on a local engine link to serve's default address."""
+"""CITYLOGIN_PUBLIC_URL, where QR codes and mail links lead and the OpenID Connect issuer: `citylogin
+serve` derives it from what it binds, as typed, so that the README's address is the issuer an
+OpenID Connect client finds there; gunicorn and Amazon DynamoDB require it
+(tests/citylogin/test_gunicorn_start.py runs gunicorn without it); development processes on a local
+engine link to serve's default address."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from citylogin.cli import bound_url
+from citylogin.cli import announcement, bound_url
 from common.app_factory import with_public_url
 from common.config import ConfigError, load_settings
 from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.oidc.test_openid_client import INTEROP, require_node_clients
+from tests.test_readme import readme_address
 
 
-def test_serve_links_to_the_address_it_binds(dynamodb_endpoint, tmp_path):
-    port, name = free_port(), unique_name()
+def test_serve_run_as_the_readme_says_is_at_the_readme_address_for_links_and_openid_client(
+        dynamodb_endpoint, tmp_path):
+    """`citylogin serve` with no --host and no CITYLOGIN_PUBLIC_URL (only its port is a free one, the
+    README's may be taken): it announces the README's address, its mail links lead there, and
+    openid-client's discovery fetched there accepts the issuer (it refuses any other spelling)."""
+    node = require_node_clients()
+    readme, port, name = urlsplit(readme_address()), free_port(), unique_name()
+    address = f"{readme.scheme}://{readme.hostname}:{port}"       # the README's host, as written
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
-    env.update(config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": tmp_path,
+    env.update(config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": tmp_path, "port": port,
                            "table_prefix": unique_name("pub") + "_", "log_level": "INFO", **FAST_ARGON2,
                            "key_encryption_key": base64.b64encode(os.urandom(32)).decode()}))
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "citylogin.cli", "serve", "--host", "127.0.0.1",
-                                    "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "citylogin.cli", "serve"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
-        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
             try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                if requests.get(address + "/healthz", timeout=1).status_code == 200:
                     break
             except requests.ConnectionError:
                 time.sleep(0.2)
+        discovered = subprocess.run([node, str(INTEROP / "discovery.mjs"), address], cwd=INTEROP,
+                                    capture_output=True, text=True, timeout=60)
+        assert discovered.returncode == 0, discovered.stdout + discovered.stderr
+        assert json.loads(discovered.stdout) == {"issuer": address}
         user = {"username": name, "email": f"{name}@example.com", "password": "a long passphrase"}
-        assert requests.post(base + "/registration/", json=user, timeout=30).status_code == 201
+        assert requests.post(address + "/registration/", json=user, timeout=30).status_code == 201
         deadline = time.monotonic() + 20
         while "#verify=" not in log_path.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)  # the mail may go out after the answer
     finally:
         process.terminate()
         process.wait(timeout=30)
-    links = re.findall(r"(https?://\S+)/#verify=", log_path.read_text())
-    assert links == [f"http://localhost:{port}"], log_path.read_text()[-2000:]   # the loopback by name
+    text = log_path.read_text()
+    assert f"citylogin on {address}/ " in text, text[-2000:]
+    assert re.findall(r"(https?://\S+)/#verify=", text) == [address], text[-2000:]
 
 
-def test_serve_names_the_machine_for_a_wildcard_bind():
-    assert bound_url("127.0.0.1", 8080) == "http://localhost:8080"    # a passkey's RP id cannot be an IP
+def test_serve_links_to_the_host_it_binds_as_typed():
+    assert bound_url("localhost", 5000) == "http://localhost:5000"
+    assert bound_url("127.0.0.1", 8080) == "http://127.0.0.1:8080"    # never renamed: another origin
     assert bound_url("192.0.2.7", 8080) == "http://192.0.2.7:8080"
-    assert bound_url("0.0.0.0", 5000) == f"http://{socket.gethostname()}:5000"
-    assert bound_url("::1", 5000) == "http://localhost:5000"
+    assert bound_url("0.0.0.0", 5000) == f"http://{socket.gethostname()}:5000"   # a wildcard: the machine
+    assert bound_url("::1", 5000) == "http://[::1]:5000"
     assert bound_url("2001:db8::7", 5000) == "http://[2001:db8::7]:5000"
+    assert load_settings({}, environ={}).host == "localhost"       # passkeys need a host name
+
+
+def test_serve_says_where_to_open_it_and_what_an_ip_address_costs():
+    named = announcement("localhost", 5000, "http://localhost:5000", given=False)
+    assert named.startswith("citylogin on http://localhost:5000/ ") and "passkeys" not in named
+    assert "CITYLOGIN_PUBLIC_URL" in named and "--host 0.0.0.0" in named       # how a phone reaches it
+    assert "passkeys need a host name" in announcement("127.0.0.1", 5000, "http://127.0.0.1:5000", given=False)
+    assert "phone" not in announcement("0.0.0.0", 5000, "http://box:5000", given=False)  # already reachable
+    given = announcement("0.0.0.0", 5000, "https://login.example.org", given=True)
+    assert "http://0.0.0.0:5000/" in given and "https://login.example.org (CITYLOGIN_PUBLIC_URL)" in given
 
 
 def test_where_nothing_can_derive_it_it_is_required(monkeypatch):

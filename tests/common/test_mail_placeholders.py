@@ -38,8 +38,24 @@ def _keywords(call: ast.Call) -> dict[str, ast.AST]:
     return {k.arg: k.value for k in call.keywords}
 
 
+def _texts_passed_on(where: str) -> set[str]:
+    """The literal `texts` a file hands on to a localized_message call that names them by a variable:
+    every `texts="..."` keyword of a call to another function, and every default of a `texts` parameter,
+    in that file."""
+    tree = ast.parse((ROOT / where.split(":")[0]).read_text())
+    found = {value for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and "localized_message" not in (getattr(node.func, "id", None), getattr(node.func, "attr", None))
+             for keyword in node.keywords if keyword.arg == "texts" and (value := _constant(keyword.value))}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            defaults = zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True)
+            found |= {value for arg, default in defaults if arg.arg == "texts" and (value := _constant(default))}
+    return found
+
+
 def message_calls() -> list[tuple[str, str, str | None, list[str]]]:
-    """(where, event, texts, the names of the parameters it passes) of every localized_message call."""
+    """(where, event, texts, the names of the parameters it passes) of every localized_message call; a
+    call whose `texts` is a variable counts once for each literal its file hands on (_texts_passed_on)."""
     calls = []
     for where, call in _calls("localized_message"):
         if not call.args:
@@ -47,8 +63,15 @@ def message_calls() -> list[tuple[str, str, str | None, list[str]]]:
         keywords = _keywords(call)
         event = _constant(call.args[0])
         assert event, f"{where}: the event is not a literal"
-        texts = _constant(keywords.get("texts")) if "texts" in keywords else None
-        calls.append((where, event, texts, sorted(keywords.keys() - MESSAGE_ARGS)))
+        names = sorted(keywords.keys() - MESSAGE_ARGS)
+        if "texts" not in keywords:
+            calls.append((where, event, None, names))
+        elif (texts := _constant(keywords["texts"])) is not None:
+            calls.append((where, event, texts, names))
+        else:
+            passed = _texts_passed_on(where)
+            assert passed, f"{where}: `texts` is a variable that no literal in its file fills"
+            calls.extend((where, event, value, names) for value in sorted(passed))
     return calls
 
 

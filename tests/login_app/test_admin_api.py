@@ -12,6 +12,7 @@ import requests
 
 from accounts.models import Role
 from citylogin.client import Client
+from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.fixtures import problem
 from tests.support.operators import operator, person
 from tests.support.live import FakeClock, PASSWORD, add_device, on_clock, register_device, settle_background
@@ -290,3 +291,78 @@ def test_searches_are_limited_per_operator_on_every_process(make_server):
     found = colleague.request("GET", "/admin/accounts", params=search)  # each operator has their own
     assert found.status_code == 200 and found.json()["accounts"][0]["user_uuid"] == target.key_file.user_uuid
     assert viewer.request("GET", f"/admin/accounts/{target.key_file.user_uuid}").status_code == 200  # not a search
+
+
+def test_a_reauthentication_renews_the_window_on_every_process_and_a_wrong_password_says_so(make_server):
+    url, ctx = make_server(admin_reauth_seconds=300)
+    other_url, other_ctx = make_server(admin_reauth_seconds=300)  # a second app on the same tables: another host
+    support = operator(url, ctx, Role.SUPPORT)
+    target = person(url)
+    elsewhere = Client(other_url, key_file=support.key_file)
+    elsewhere.use_tokens(support.tokens())
+    ctx.clock = other_ctx.clock = clock = FakeClock()
+    on_clock(clock, support, target, elsewhere)
+    window = support.get_json("/admin/me")
+    assert window["username"] == support.key_file.username and window["role"] == "support"
+    assert window["reauth_seconds"] == 300 and 290 <= window["reauth_seconds_left"] <= 300
+
+    clock.advance(301)                                  # the sign-in is too old now
+    assert support.get_json("/admin/me")["reauth_seconds_left"] == 0
+    assert problem(act(support, target, "revoke-sessions", reason="x"))[:2] == (401, "reauthentication_required")
+    wrong = act(support, target, "revoke-sessions", reason="x", password="wrong password 1")
+    assert problem(wrong)[:2] == (401, "invalid_credentials")
+    assert wrong.json()["detail"] == "The password is incorrect."            # no username was typed
+    wrong_ja = support.request("POST", f"/admin/accounts/{target.key_file.user_uuid}/lock",
+                               json={"reason": "x", "password": "wrong password 2"}, headers={"Accept-Language": "ja"})
+    assert problem(wrong_ja)[:2] == (401, "invalid_credentials")
+    assert wrong_ja.json()["detail"] == "パスワードが正しくありません。"
+    assert target.request("GET", "/session/me").status_code == 200      # nothing done
+    assert support.get_json("/admin/me")["reauth_seconds_left"] == 0  # a wrong password renews nothing
+
+    assert act(support, target, "limit", reason="ticket 4: renews nothing", limit=2).status_code == 200
+    done = act(support, target, "password-reset", reason="ticket 4", password=PASSWORD)
+    assert done.status_code == 200, done.text
+    clock.advance(200)
+    renewed = elsewhere.get_json("/admin/me")           # the other process reads it from the session record
+    assert 90 <= renewed["reauth_seconds_left"] <= 100
+    done = elsewhere.request("POST", f"/admin/accounts/{target.key_file.user_uuid}/revoke-sessions",
+                             json={"reason": "ticket 5: no password within the renewed window"})
+    assert done.status_code == 200, done.text
+    clock.advance(101)
+    assert elsewhere.get_json("/admin/me")["reauth_seconds_left"] == 0
+    assert problem(act(support, target, "lock", reason="x"))[:2] == (401, "reauthentication_required")
+
+
+def test_with_dynamodb_failing_an_action_answers_503_in_the_callers_language_and_a_retry_completes_it(
+        make_server, dynamodb_endpoint):
+    url, ctx = make_server()
+    with DynamoFaults(dynamodb_endpoint) as faults:
+        behind, _ = make_server(dynamodb_endpoint_url=faults.url, create_tables=False)
+        support = operator(url, ctx, Role.SUPPORT)
+        target = person(url)
+        there = Client(behind, key_file=support.key_file)
+        there.use_tokens(support.tokens())
+        lock = f"/admin/accounts/{target.key_file.user_uuid}/lock"
+        body = {"reason": "ticket 6: phone stolen"}
+
+        faults.fail(Shape.INTERNAL_SERVER_ERROR, operations={"UpdateItem", "PutItem", "TransactWriteItems"})
+        refused = there.request("POST", lock, json=body, headers={"Accept-Language": "ja"})
+        assert problem(refused)[:2] == (503, "service_unavailable")
+        assert refused.json()["detail"] == "データベースが応答しません。少し待ってからもう一度お試しください。"
+        assert int(refused.headers["Retry-After"]) > 0
+        page = support.get_json(f"/admin/accounts/{target.key_file.user_uuid}")
+        assert not page["locked"] and target.request("GET", "/session/me").status_code == 200  # nothing done
+        assert support.get_json(f"/admin/accounts/{target.key_file.user_uuid}/audit")["items"] == []
+
+        # Only the transactions fail: the flag is set, the sessions and the audit rows are not yet
+        # written. The same request again (the console keeps its dialog open for it) finishes the action.
+        faults.clear()
+        faults.fail(Shape.INTERNAL_SERVER_ERROR, operations={"TransactWriteItems"})
+        assert problem(there.request("POST", lock, json=body))[:2] == (503, "service_unavailable")
+        faults.clear()
+        done = there.request("POST", lock, json=body)
+        assert done.status_code == 200 and done.json()["locked"], done.text
+        assert problem(target.request("GET", "/session/me"))[:2] == (403, "account_locked")
+        trail = support.get_json(f"/admin/accounts/{target.key_file.user_uuid}/audit")["items"]
+        assert [(row["action"], row["reason"], row["operator_username"]) for row in trail] == \
+            [("lock", "ticket 6: phone stolen", support.key_file.username)]
