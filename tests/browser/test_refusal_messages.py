@@ -121,8 +121,11 @@ def _walk_the_login_form(page: Page, words: dict[str, str], user: str) -> list[s
     form.locator("#login-username").fill(user)
     form.locator("#login-password").fill(PASSWORD)
     # The challenge too is answered here: the walk costs the server nothing.
-    challenge = re.compile(r"/login/challenge$")
+    challenge, resume = re.compile(r"/login/challenge$"), re.compile(r"/session/resume$")
     page.route(challenge, lambda route: route.fulfill(status=201, json={"challenge": "c" * 43, "expires_in": 60}))
+    # and the question whether this device holds a live session that the login would replace: it does not
+    page.route(resume, lambda route: route.fulfill(status=401, content_type="application/problem+json", body=json.dumps(
+        {"type": "about:blank", "title": "", "status": 401, "code": "login_required"})))
     answers, shown = Answers(page, "/login/"), {}
     for code in _walked():
         answers.problem = {"status": statuses.get(code, 400), "code": code, **AT_THE_FIELD.get(code, {}),
@@ -150,6 +153,7 @@ def _walk_the_login_form(page: Page, words: dict[str, str], user: str) -> list[s
     expect(form.locator(".error")).to_have_text(_say(words, "web.error.http", status=418))
     answers.stop()
     page.unroute(challenge)
+    page.unroute(resume)
     generic = {words["web.error.unexpected"], words["web.error.http"]}
     assert not generic & set(shown.values())
     same = {code: text for code, text in shown.items() if list(shown.values()).count(text) > 1}

@@ -17,7 +17,7 @@ def test_a_client_silent_in_its_request_head_is_disconnected():
     app = Flask(__name__)
     app.get("/healthz")(lambda: "ok")
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=timed_request_handler(1.0))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and then nothing

@@ -35,7 +35,7 @@ class _Stream(BaseHTTPRequestHandler):
 @pytest.fixture
 def upstream():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Stream)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
     httpd.server_close()

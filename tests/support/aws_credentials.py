@@ -224,7 +224,7 @@ class _Served:
         self.server.owner = self  # type: ignore[attr-defined]
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.lock = threading.Lock()
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -68,7 +68,7 @@ class ContendedDynamoDB:
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def _refusal(self, target: str, body: bytes) -> tuple[int, list, bytes] | None:
         """A conflict for the first attempt of a write, else None."""

@@ -47,7 +47,8 @@ def serving_made(make_app: Callable[[str], Any], *, host_name: str = "127.0.0.1"
     WebAuthn, whose relying-party id may not be an IP address."""
     server = make_server("127.0.0.1", 0, None, threaded=True)  # its app once the port is known
     url = f"http://{host_name}:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # polled every 50 ms, not werkzeug's 500: shutdown() waits out one poll, and every test that starts a server pays it
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     try:
         server.app = app = make_app(url)
         thread.start()
