@@ -56,6 +56,7 @@ def test_serve_run_as_the_readme_says_is_at_the_readme_address_for_links_and_ope
                                     capture_output=True, text=True, timeout=60)
         assert discovered.returncode == 0, discovered.stdout + discovered.stderr
         assert json.loads(discovered.stdout) == {"issuer": address}
+        _the_browser_finds_one_origin(address)
         user = {"username": name, "email": f"{name}@example.com", "password": "a long passphrase"}
         assert requests.post(address + "/registration/", json=user, timeout=30).status_code == 201
         deadline = time.monotonic() + 20
@@ -67,6 +68,30 @@ def test_serve_run_as_the_readme_says_is_at_the_readme_address_for_links_and_ope
     text = log_path.read_text()
     assert f"citylogin on {address}/ " in text, text[-2000:]
     assert re.findall(r"(https?://\S+)/#verify=", text) == [address], text[-2000:]
+
+
+def _the_browser_finds_one_origin(address: str) -> None:
+    """Chromium at the README's address, in English and in Japanese: the web UI works there (a secure
+    context: no "open it at another address" page) and the issuer it discovers is the page's own origin,
+    so an app's sign-in page and the person's pages are one site, one device key."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for locale, title in (("en-US", "Log in"), ("ja-JP", "ログイン")):
+                context = browser.new_context(locale=locale)
+                page = context.new_page()
+                page.goto(address + "/")
+                expect(page.locator("#login-form h1")).to_have_text(title)
+                assert page.evaluate("window.isSecureContext")
+                issuer = page.evaluate("fetch('/.well-known/openid-configuration').then((r) => r.json())"
+                                       ".then((d) => d.issuer)")
+                assert issuer == page.evaluate("location.origin") == address
+                context.close()
+        finally:
+            browser.close()
 
 
 def test_serve_links_to_the_host_it_binds_as_typed():
