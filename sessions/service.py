@@ -475,8 +475,10 @@ def live_session(ctx: AppContext, *, session_id: str, user_uuid: str, device_id:
 
 
 def session_live_check(ctx: AppContext, session: SessionRecord) -> GuardedWrite:
-    """A check, for another domain's transaction, that `session` is still live when it commits."""
-    return _live_check(ctx, session.holder())
+    """A check, for another domain's transaction, that `session` is still live when it commits, whichever
+    key the device's own tokens are bound to by then (a certificate renewal moves the session to the new
+    key: an app's grant, bound to the app's key, goes on)."""
+    return _live_check(ctx, session.holder(), any_key=True)
 
 
 def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
@@ -486,14 +488,14 @@ def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
     return _live_check(ctx, principal.session.holder())
 
 
-def _live_check(ctx: AppContext, holder: Holder) -> GuardedWrite:
+def _live_check(ctx: AppContext, holder: Holder, *, any_key: bool = False) -> GuardedWrite:
     now = _epoch(ctx)
-    return GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now,
+    return GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now, any_key=any_key,
                                                                  idle_cutoff=liveness(ctx).idle_cutoff(now)),
-                        refusal=lambda: _not_live(ctx, holder))
+                        refusal=lambda: _not_live(ctx, holder, any_key=any_key))
 
 
-def _not_live(ctx: AppContext, holder: Holder) -> Exception:
+def _not_live(ctx: AppContext, holder: Holder, *, any_key: bool = False) -> Exception:
     """Why a vouched caller's session check was refused, as authenticate() would say it."""
     session = session_store(ctx).get(holder.session_id)
     if session is None or session.user_uuid != holder.user_uuid or session.device_id != holder.device_id:
@@ -501,7 +503,7 @@ def _not_live(ctx: AppContext, holder: Holder) -> Exception:
     reason = _end_reason(ctx, session, _epoch(ctx))
     if reason:
         return _ended(session, reason)
-    if holder.jkt and not (session.jkt and digests_equal(session.jkt, holder.jkt)):
+    if not any_key and holder.jkt and not (session.jkt and digests_equal(session.jkt, holder.jkt)):
         return binding.InvalidDpopProof(reason="the session moved to the device's new key: refresh with it")
     return ServiceUnavailable("The session is busy; try again.")
 

@@ -425,19 +425,21 @@ class SessionStore:
             return Activity.SESSION_CHANGED
         return Activity.NOT_COUNTED if 1 in failed else Activity.EXTRA_REFUSED
 
-    def live_check_item(self, holder: Holder, *, now: int, idle_cutoff: int) -> dict[str, Any]:
+    def live_check_item(self, holder: Holder, *, now: int, idle_cutoff: int, any_key: bool = False) -> dict[str, Any]:
         """A transaction entry that holds only while the session is live (active, within its idle
-        timeout and max lifetime), still `holder`'s, and bound to `holder.jkt` (or to no key)."""
-        bound = "jkt = :jkt" if holder.jkt else "attribute_not_exists(jkt)"
+        timeout and max lifetime), still `holder`'s, and bound to `holder.jkt` (or to no key) unless
+        `any_key` (an app's grant on the session does not care which key the device's own tokens use)."""
+        bound = "" if any_key else " AND " + ("jkt = :jkt" if holder.jkt else "attribute_not_exists(jkt)")
+        keyed = holder.jkt and not any_key
         return {"ConditionCheck": {
             "TableName": self.sessions, "Key": {"session_id": {"S": holder.session_id}},
             "ConditionExpression": ("#s = :active AND last_seen_epoch > :cutoff AND expires_epoch > :now AND "
-                                    f"user_uuid = :u AND device_id = :d AND {bound}"),
+                                    f"user_uuid = :u AND device_id = :d{bound}"),
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": {":active": {"S": SESSION_ACTIVE}, ":cutoff": {"N": str(idle_cutoff)},
                                           ":now": {"N": str(now)}, ":u": {"S": holder.user_uuid},
                                           ":d": {"S": holder.device_id},
-                                          **({":jkt": {"S": holder.jkt}} if holder.jkt else {})}}}
+                                          **({":jkt": {"S": holder.jkt}} if keyed else {})}}}
 
     def rotate_refresh(self, holder: Holder, *, generation: int, old_digest: str, new_digest: str, new_kid: str,
                        now: int, idle_cutoff: int, extra_write: dict[str, Any] | None = None) -> Activity:
