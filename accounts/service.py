@@ -14,6 +14,7 @@ from accounts.email_store import AddressChanged, ClaimTaken, EmailStore, TokenRe
 from accounts.models import AccountRecord, AccountView, Secret, UserRecord
 from accounts.store import AccountStore, CodesChanged
 from accounts.user_service import EmailTaken
+from common.batch_read import KeyRead
 from common.caller import Caller
 from common.context import AppContext
 from common.crypto import compact_recovery_code, new_recovery_code, new_token, token_digest
@@ -69,6 +70,11 @@ def first_recovery_codes(*, user_uuid: str) -> NewRecoveryCodes:
     codes = _new_codes()
     return NewRecoveryCodes(codes=codes, user_attributes=AccountStore.initial_attributes(
         [_digest(user_uuid, c) for c in codes]))
+
+
+def account_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[AccountRecord | None]:
+    """The account (None while it is being deleted), for a caller's batch read (common/batch_read.py)."""
+    return KeyRead(ctx.tables.users, AccountStore.key(user_uuid), AccountStore.from_item)
 
 
 def get_account(ctx: AppContext, *, user_uuid: str) -> AccountRecord:

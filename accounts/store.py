@@ -37,8 +37,16 @@ class AccountStore:
         return {DIGESTS: set(digests), GENERATION: 1}
 
     def get(self, user_uuid: str) -> AccountRecord | None:
-        data = dynamo.from_item(self.client.get_item(TableName=self.users, Key=self._key(user_uuid),
-                                                     ConsistentRead=True).get("Item"))
+        return self.from_item(self.client.get_item(TableName=self.users, Key=self._key(user_uuid),
+                                                   ConsistentRead=True).get("Item"))
+
+    @staticmethod
+    def key(user_uuid: str) -> dict[str, Any]:
+        return AccountStore._key(user_uuid)
+
+    @staticmethod
+    def from_item(item: dict[str, Any] | None) -> AccountRecord | None:
+        data = dynamo.from_item(item)
         if data is None or "deleting_since" in data:  # an account being deleted shows nothing
             return None
         return AccountRecord(

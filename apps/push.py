@@ -37,6 +37,7 @@ from common import dynamo
 from common.context import AppContext
 from common.errors import ApiError
 from common.log_bursts import BurstLog
+from common.thread_kind import scheduled_thread
 from sessions import service as sessions
 from sessions.models import SessionEnded
 
@@ -118,6 +119,7 @@ class Pusher:
         self._wake.set()
 
     def run(self) -> None:
+        scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
         while not self._stop.is_set():
             try:
                 self.turn()

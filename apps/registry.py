@@ -22,6 +22,7 @@ from common import dynamo
 from common.context import AppContext
 from common.cors import web_origin
 from common.log_bursts import BurstLog
+from common.thread_kind import scheduled_thread
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class AppRegistry:
             self._thread.start()
 
     def _run(self) -> None:
+        scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
         while not self._stop.wait(self.every):
             try:
                 self.check()

@@ -20,6 +20,7 @@ import time
 from collections import deque
 
 from common.serving import DrivenStream
+from common.thread_kind import scheduled_thread
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class StreamPump:
             pass  # the pipe is full of wake-ups already: the pump will look
 
     def _run(self) -> None:
+        scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
         while True:
             try:
                 self._turn()

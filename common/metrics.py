@@ -14,6 +14,7 @@ from flask import Blueprint, Response, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
 
+from common import thread_kind
 from common.context import ctx
 from common.errors import NotFound, Unauthorized
 
@@ -27,13 +28,17 @@ EVICTIONS = Counter("citylogin_evictions_total", "Sessions displaced by another 
 AUDIT_EVENTS = Counter("citylogin_audit_events_total", "Security events written to the audit stream.", ["event"])
 EVENT_STREAMS = Gauge("citylogin_event_streams_active", "Open GET /session/events streams.",
                       multiprocess_mode="livesum")
-DYNAMODB_CALLS = Counter("citylogin_dynamodb_calls_total", "DynamoDB API calls made.", ["operation"])
+DYNAMODB_CALLS = Counter("citylogin_dynamodb_calls_total",
+                         "DynamoDB API calls made, by the requests (and the work they leave for after their answer) "
+                         "or by the process's own scheduled work (key ring, app registry, feeds, pushers, sweepers).",
+                         ["operation", "source"])
 DYNAMODB_ERRORS = Counter("citylogin_dynamodb_errors_total",
                           "DynamoDB API calls that failed, by error code or exception.", ["operation", "error"])
 DYNAMODB_LATENCY = Histogram("citylogin_dynamodb_call_duration_seconds",
                              "DynamoDB API call time, retries included.", ["operation"])
 
 _STARTED, _OPERATION = "citylogin_started", "citylogin_operation"
+
 _HOOK_ID = "citylogin-metrics"
 
 
@@ -57,7 +62,7 @@ def count_audit_event(event: str, *, reason: str | None = None) -> None:
 
 def _before_call(model: Any, context: dict, **_: Any) -> None:
     context[_STARTED], context[_OPERATION] = time.perf_counter(), model.name
-    DYNAMODB_CALLS.labels(model.name).inc()
+    DYNAMODB_CALLS.labels(model.name, thread_kind.current()).inc()
 
 
 def _after_call(http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:

@@ -33,6 +33,7 @@ from common.log_bursts import BurstLog
 from common.password_parameter_store import (BEYOND_SETTINGS, LoadedSets, PasswordParameterStore, RecordedSet, Refusal,
                                              SetsMoved, acceptable, beyond_bounds, bounded, key_of)
 from common.ring_refresher import KeyRingRefresher
+from common.thread_kind import scheduled_thread
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ class PasswordParameters:
         thread.start()
 
     def _meet(self, parameters: Argon2Parameters) -> None:
+        scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
         own = self._hasher.parameters
         try:
             added = add_sets(self._store, [parameters], current=own, now=int(self._clock()))

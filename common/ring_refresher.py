@@ -20,6 +20,7 @@ import weakref
 from common.jwt_keys import JwtKeyRing
 from common.log_bursts import BurstLog
 from common.ring_reader import RefreshSecrets
+from common.thread_kind import scheduled_thread
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class KeyRingRefresher:
 
 
 def _refresh_until(refresher_ref: weakref.ref[KeyRingRefresher], stop: threading.Event, period: float) -> None:
+    scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
     failures = BurstLog(log)
     while not stop.wait(period):
         refresher = refresher_ref()

@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from common.context import AppContext
 from common.errors import ServiceUnavailable
+from common.thread_kind import scheduled_thread
 from flows.deletion import sweep_deletions
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def stop_sweeper(ctx: AppContext) -> None:
 
 
 def _sweep_until(ctx: AppContext, interval: float, stop: threading.Event) -> None:
+    scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
     while not stop.wait(interval * random.uniform(0.8, 1.2)):  # processes started together spread out
         try:
             if acted := sweep_deletions(ctx):

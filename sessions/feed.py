@@ -14,6 +14,7 @@ from typing import Callable
 
 from common import dynamo
 from common.log_bursts import BurstLog
+from common.thread_kind import scheduled_thread
 from sessions.feed_store import FeedStore
 from sessions.models import SessionEnded, seq_at, seq_epoch_ms
 
@@ -64,6 +65,7 @@ class EventFeed:
             return self._arrived.wait_for(lambda: self._generation != generation, timeout=timeout)
 
     def _run(self) -> None:
+        scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
         while not self._stop.is_set():
             self._read_surviving()
             self._stop.wait(self.interval)

@@ -75,12 +75,13 @@ def forwarded_offer() -> ProofOffer | None:
 
 
 def authenticate_request(*, allow_query_token: bool = False, accept_ended_reason: str | None = None,
-                         forwarded: bool = False) -> Principal:
-    """Check the request's access token (and DPoP proof) now (for routes where it is optional)."""
+                         forwarded: bool = False, along: service.Along | None = None) -> Principal:
+    """Check the request's access token (and DPoP proof) now (for routes where it is optional, or
+    that read other records `along` with the session: sessions.service.authenticate)."""
     scheme, token = _credentials(allow_query=allow_query_token)
     offer = forwarded_offer() if forwarded else proof_offer()
     g.principal = service.authenticate(ctx(), access_token=token, scheme=scheme, offer=offer,
-                                       accept_ended_reason=accept_ended_reason, spend_last=forwarded)
+                                       accept_ended_reason=accept_ended_reason, spend_last=forwarded, along=along)
     return g.principal
 
 

@@ -259,6 +259,7 @@ class Principal:
     session: SessionRecord
     token_expires_epoch: int
     claims: dict = field(default_factory=dict, compare=False)  # the access token's verified claims
+    along: dict = field(default_factory=dict, compare=False)  # the records read with the session (`along`)
 
 
 class RefreshRequest(BaseModel):

@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from common.audit import AuditEvent, audit
 from common.background import background
 from common import cursors
-from common.batch_read import KeyRead
+from common.batch_read import KeyRead, read_together
 from common.context import AppContext
 from common.crypto import digests_equal, keyed_token, token_digest
 from common.dpop import Proof
@@ -374,10 +374,14 @@ def _end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None
                                     last_seen_epoch=session.last_seen_epoch, now=now)
 
 
+Along = Callable[[dict[str, Any]], Mapping[str, KeyRead]]
+SESSION_READ = "sessions.session"  # the session's own name in an `along` batch read
+
+
 def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", offer: ProofOffer | None = None,
                  accept_ended_reason: str | None = None, activity: bool = True,
                  proof_checked_by_app: bool = False, spend_last: bool = False,
-                 issued_by: str = OWN_TOKENS) -> Principal:
+                 issued_by: str = OWN_TOKENS, along: Along | None = None) -> Principal:
     """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked,
     invalid_dpop_proof). A bound token (`cnf`) counts only under the DPoP `scheme` with the `offer`'s
     proof for this request (SPEC §12), spent while the session is read (its write overlaps the read);
@@ -388,13 +392,23 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     (introspection), so the check is read-only and the session's idle clock does not move;
     `proof_checked_by_app`: the app checks a bound token's proof itself, against the `cnf` it is told.
     `issued_by`: whose access tokens count: citylogin's own (OWN_TOKENS), those the OpenID Provider gave
-    an app (PROVIDER_TOKENS: userinfo), or either (ANY_TOKENS: introspection)."""
+    an app (PROVIDER_TOKENS: userinfo), or either (ANY_TOKENS: introspection).
+    `along`: given the token's verified claims, other records the route needs, read in the session's
+    own BatchGetItem (common/batch_read.py) and handed over in `Principal.along`; they are read only
+    for a token that verified, and nothing of them is looked at before the session checks out."""
     claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token, issued_by=issued_by)
     proof = None if proof_checked_by_app else _bound_proof(ctx, claims, access_token=access_token, scheme=scheme,
                                                            offer=offer)
     spending = background(ctx).submit(binding.spend_proof, ctx, proof) if proof and not spend_last else None
     store = session_store(ctx)
-    session = store.get(session_id)
+    read_along: dict[str, Any] = {}
+    if along is None:
+        session = store.get(session_id)
+    else:
+        read_along = read_together(ctx.dynamodb, {
+            **along(claims), SESSION_READ: KeyRead(ctx.tables.sessions, SessionStore.key(session_id),
+                                                   SessionStore.from_item)})
+        session = read_along.pop(SESSION_READ)
     if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
         raise InvalidToken()
     now = _epoch(ctx)
@@ -413,7 +427,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
-                     token_expires_epoch=int(claims["exp"]), claims=claims)
+                     token_expires_epoch=int(claims["exp"]), claims=claims, along=read_along)
 
 
 def _token_claims(ctx: AppContext, access_token: str, *, issued_by: str = OWN_TOKENS) -> tuple[dict, str, str, str]:

@@ -74,6 +74,14 @@ class SessionStore:
     def get(self, session_id: str) -> SessionRecord | None:
         item = self.client.get_item(TableName=self.sessions, Key={"session_id": {"S": session_id}},
                                     ConsistentRead=True).get("Item")
+        return self.from_item(item)
+
+    @staticmethod
+    def key(session_id: str) -> dict[str, Any]:
+        return {"session_id": {"S": session_id}}
+
+    @staticmethod
+    def from_item(item: dict[str, Any] | None) -> SessionRecord | None:
         return _record(SessionRecord, dynamo.from_item(item)) if item else None
 
     def batch_states(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:

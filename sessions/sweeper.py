@@ -11,6 +11,7 @@ import threading
 from common import dynamo
 from common.context import AppContext
 from common.log_bursts import BurstLog
+from common.thread_kind import scheduled_thread
 from sessions.service import sweep_ended
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def stop_sweeper(ctx: AppContext) -> None:
 
 
 def _sweep_until(ctx: AppContext, interval: float, stop: threading.Event) -> None:
+    scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
     burst = BurstLog(log)
     while not stop.wait(interval * random.uniform(0.8, 1.2)):  # processes started together spread out
         try:
