@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
@@ -66,6 +67,10 @@ class AppRecord:
     admin_role: str | None = None
 
     def oidc(self) -> OidcClient:
+        return self._oidc
+
+    @cached_property
+    def _oidc(self) -> OidcClient:  # made once per record: every OIDC request asks for it several times
         return OidcClient(redirect_uris=tuple(self.redirect_uris or ()), public=bool(self.public_client),
                           post_logout_redirect_uris=tuple(self.post_logout_redirect_uris or ()),
                           backchannel_logout_uri=self.backchannel_logout_uri, consent=bool(self.consent),

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 0.5
 RELOAD_SECONDS = 60.0
+FRESH_SECONDS = 1.0  # an app's record is taken from the copy only if a check confirmed it this recently
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class AppRegistry:
         self.store, self.every = store, every
         self._snapshot: Snapshot | None = None
         self._loaded_at = 0.0
+        self._confirmed_at = 0.0  # when the last check that found the copy current began (monotonic)
+        self._by_id: dict[str, AppRecord] = {}
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -71,7 +74,8 @@ class AppRegistry:
         if snapshot is None:
             with self._lock:
                 if self._snapshot is None:
-                    self._publish(self._read())
+                    began = time.monotonic()
+                    self._publish(self._read(), began=began)
                 self._start()
             snapshot = self._snapshot
         assert snapshot is not None
@@ -85,14 +89,23 @@ class AppRegistry:
     def stop(self) -> None:
         self._stop.set()
 
+    def fresh_app(self, client_id: str) -> AppRecord | None:
+        """The app as the copy holds it, if a check confirmed the copy within FRESH_SECONDS (so a change
+        committed that long ago is in it); None if the copy is older, or holds no such app (one added a
+        moment ago is not in it yet): the caller reads the record itself then."""
+        self.current()
+        if time.monotonic() - self._confirmed_at > FRESH_SECONDS:
+            return None
+        return self._by_id.get(client_id)
+
     def check(self) -> bool:
         """Read the version, and the list if it moved (or is due anyway); whether the snapshot changed."""
-        known = self._snapshot
-        if known is not None and time.monotonic() - self._loaded_at < RELOAD_SECONDS \
-                and self.store.version() == known.version:
+        known, began = self._snapshot, time.monotonic()
+        if known is not None and began - self._loaded_at < RELOAD_SECONDS and self.store.version() == known.version:
+            self._confirmed_at = began  # every change committed before the read began is in the copy
             return False
         fresh = self._read()
-        self._publish(fresh)
+        self._publish(fresh, began=began)
         return known is None or fresh != known
 
     def _read(self) -> Snapshot:
@@ -100,8 +113,9 @@ class AppRegistry:
         apps = tuple(sorted(self.store.list(), key=lambda app: (app.created_at, app.client_id)))
         return Snapshot(version=version, apps=apps, client_origins=client_origins(apps))
 
-    def _publish(self, snapshot: Snapshot) -> None:
-        previous, self._snapshot, self._loaded_at = self._snapshot, snapshot, time.monotonic()
+    def _publish(self, snapshot: Snapshot, *, began: float) -> None:
+        previous, self._snapshot, self._loaded_at = self._snapshot, snapshot, began
+        self._by_id, self._confirmed_at = {app.client_id: app for app in snapshot.apps}, began
         if previous is None or snapshot == previous:
             return
         for listener in list(self._listeners):
@@ -145,3 +159,16 @@ def allowed_client_origins(ctx: AppContext) -> frozenset[str]:
         if not dynamo.is_unavailable(exc):
             raise
         return frozenset()
+
+
+def current_app(ctx: AppContext, *, client_id: str) -> AppRecord | None:
+    """The app `client_id` as every host must see it within FRESH_SECONDS of a change (an app removed, a
+    redirect URI taken away, a secret rotated): from this process's copy when a check confirmed it that
+    recently, else (a copy behind, an app added a moment ago, an unknown id) read from its record."""
+    try:
+        found = app_registry(ctx).fresh_app(client_id)
+    except (ClientError, BotoCoreError) as exc:
+        if not dynamo.is_unavailable(exc):
+            raise
+        found = None  # the record's own read answers (or fails as any read does)
+    return found if found is not None else app_registry(ctx).store.get(client_id)

@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
+from common.batch_read import KeyRead
 
 
 class OneTimeTokenStore:
@@ -53,6 +54,13 @@ class OneTimeTokenStore:
             raise
         item = dynamo.from_item(response.get("Attributes"))
         return item if item and item["expires_epoch"] > now else None
+
+    def read(self, *, digest: str, kind: str, now: int) -> KeyRead[dict[str, Any] | None]:
+        """`get` for a caller's batch read (common/batch_read.py)."""
+        def parse(item: dict[str, Any] | None) -> dict[str, Any] | None:
+            data = dynamo.from_item(item)
+            return data if data and data.get("kind") == kind and data["expires_epoch"] > now else None
+        return KeyRead(self.table, self.key(digest), parse)
 
     def get(self, *, digest: str, kind: str, now: int) -> dict[str, Any] | None:
         """The token if it exists, is of `kind` and unexpired, without using it up (read strongly

@@ -9,16 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from accounts import service as accounts
+from accounts.models import AccountRecord
 from common.context import AppContext
 
 ZONEINFO = "UTC"  # citylogin keeps no time zone of a person: every time it shows is UTC
 
 
 def of_user(ctx: AppContext, *, user_uuid: str, scope: str) -> dict[str, Any]:
-    scopes = set(scope.split())
-    if not scopes & {"profile", "email"}:
+    if not set(scope.split()) & {"profile", "email"}:
         return {}
-    account = accounts.get_account(ctx, user_uuid=user_uuid)
+    return of_account(accounts.get_account(ctx, user_uuid=user_uuid), scope=scope)
+
+
+def of_account(account: AccountRecord, *, scope: str) -> dict[str, Any]:
+    """The claims of an account already read, by scope."""
+    scopes = set(scope.split())
     found: dict[str, Any] = {}
     if "profile" in scopes:
         found |= {"preferred_username": account.username, "locale": account.locale, "zoneinfo": ZONEINFO}

@@ -103,6 +103,10 @@ class Code:
     jkt: str | None = None
     grant_id: str | None = None  # the grant its redemption gave, once spent (what a replay revokes)
     digest: str | None = None  # its item's key, once read back (not stored as an attribute)
+    # The ID token's claims of the person by scope, as read when the code was given (None: a code of an
+    # earlier release, whose redemption reads them), and the session's latest end (its grant's).
+    person: dict | None = None
+    session_expires_epoch: int = 0
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri

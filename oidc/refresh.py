@@ -24,7 +24,6 @@ from oidc import grants, token_binding
 from oidc.models import AppRefresh, Grant, SignedIn
 from oidc.store import GrantMoved, GrantStore
 from sessions import service as sessions
-from sessions.models import SessionRecord
 
 _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -101,29 +100,29 @@ def rotate(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool) -> Sign
     key, before anything else is looked at."""
     grant = refresh.grant
     key = token_binding.request_key(bound_to=grant.jkt, required=dpop_required)
-    session = sessions.live_session(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
-                                    device_id=grant.device_id)
-    if session is None:
-        raise InvalidGrantError("The citylogin session of this refresh token has ended.")
     for _ in range(ROTATE_ATTEMPTS):
         if refresh.generation > grant.refresh_gen:
             raise InvalidGrantError()
         if refresh.generation < grant.refresh_gen:
             return _rotated_out(ctx, grant, generation=refresh.generation)
         try:
-            return _next(ctx, grant, session, key=key)
+            return _next(ctx, grant, key=key)
         except GrantMoved:
             grant = _read_again(ctx, grant)
     raise InvalidGrantError("This refresh token was used at the same moment.")
 
 
-def _next(ctx: AppContext, grant: Grant, session: SessionRecord, *, key: str | None) -> SignedIn:
+def _next(ctx: AppContext, grant: Grant, *, key: str | None) -> SignedIn:
     """Rotate: the grant's next generation, recorded with what forms its pair again (its moment, the
-    newest refresh secret, the access token's key). GrantMoved if a parallel use rotated first."""
+    newest refresh secret, the access token's key), in one transaction with the session's liveness
+    (not read first: the write's check of it refuses a session that has ended). GrantMoved if a
+    parallel use rotated first."""
     now, kid = int(ctx.now().timestamp()), ctx.refresh_secrets.newest_kid()
     item = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants).rotate_item(
         grant, generation=grant.refresh_gen, now=now, kid=kid, jkt=key)
-    write_while_live(ctx, [sessions.session_live_check(ctx, session), GuardedWrite(item=item, refusal=GrantMoved)])
+    live = sessions.live_check_of(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
+                                  device_id=grant.device_id)
+    write_while_live(ctx, [live, GuardedWrite(item=item, refusal=GrantMoved)])
     return replace(grant.signed_in(refresh_generation=grant.refresh_gen + 1), jkt=key, issued_epoch=now,
                    refresh_kid=kid)
 
@@ -142,6 +141,11 @@ def _rotated_out(ctx: AppContext, grant: Grant, *, generation: int) -> SignedIn:
     """A token older than the current one: within the grace the pair its rotation gave, again
     (§4: parallel refreshes of one app must not log it out); else a reuse, which ends the app's grant
     on the session and tells the app, and nothing else."""
+    # Neither path writes with the session's check (the pair again writes nothing; a reuse of an
+    # ended session's token has nothing left to end), so the session is read here.
+    if sessions.live_session(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
+                             device_id=grant.device_id) is None:
+        raise InvalidGrantError("The citylogin session of this refresh token has ended.")
     if _within_grace(ctx, grant, generation=generation):
         return _same_successor(ctx, grant)
     audit(AuditEvent.REFRESH_TOKEN_REUSED, user_uuid=grant.user_uuid, device_id=grant.device_id,

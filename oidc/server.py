@@ -74,10 +74,12 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         provider: Provider = self.server
         user = provider.live_signed_in(authorization_code, self.request.client)
         if user is not None:
-            # The ID token's claims are read now, before the one write that spends the code: a read
-            # failing after it would leave the code spent and the app without its tokens.
-            self.request.person_claims = claims.of_user(provider.ctx, user_uuid=authorization_code.user_uuid,
-                                                        scope=authorization_code.get_scope())
+            # The ID token's claims as read when the code was given; a code of an earlier release has
+            # none, so they are read now, before the one write that spends the code (a read failing
+            # after it would leave the code spent and the app without its tokens).
+            person = authorization_code.person
+            self.request.person_claims = person if person is not None else claims.of_user(
+                provider.ctx, user_uuid=authorization_code.user_uuid, scope=authorization_code.get_scope())
         return user
 
 

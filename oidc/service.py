@@ -19,8 +19,12 @@ from flask import redirect
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
+from accounts import service as accounts
 from apps import service as apps
+from accounts.models import AccountRecord
 from apps.models import AppRecord
+from apps.registry import current_app
+from common.batch_read import KeyRead, read_together
 from common.context import AppContext
 from common.crypto import digests_equal, token_digest
 from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized
@@ -124,9 +128,8 @@ class _Hooks:
     def client(self, client_id: Any) -> Client | None:
         if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
             return None
-        try:
-            app = apps.show_app(self.ctx, client_id=client_id)
-        except apps.AppNotFound:
+        app = current_app(self.ctx, client_id=client_id)
+        if app is None:
             return None
         if not (app.oidc().redirect_uris or app.admin_role):
             return None  # an app registered for introspection and events only signs nobody in
@@ -164,16 +167,14 @@ class _Hooks:
             return
         user: SignedIn = request.user
         code: Code = request.authorization_code
-        session = sessions.live_session(self.ctx, session_id=user.session_id, user_uuid=user.user_uuid,
-                                        device_id=user.device_id)
-        if session is None:
-            raise InvalidGrantError("The sign-in this code came from has ended.")
         grant, now = user.grant(client_id=request.client.client_id, scope=token.get("scope", "")), _epoch(self.ctx)
         codes = CodeStore(_tokens(self.ctx))
         try:
             refresh.write_while_live(self.ctx, [
-                sessions.session_live_check(self.ctx, session),
-                GuardedWrite(item=grant_store(self.ctx).put_item(grant, now=now, expires_epoch=session.expires_epoch),
+                sessions.live_check_of(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
+                                       device_id=code.device_id),
+                GuardedWrite(item=grant_store(self.ctx).put_item(grant, now=now,
+                                                                 expires_epoch=self._session_end(code)),
                              refusal=lambda: RuntimeError("unconditional")),
                 GuardedWrite(item=codes.spend_item(digest=code.digest or "", grant_id=grant.grant_id, now=now),
                              refusal=CodeNotSpent)])
@@ -184,15 +185,31 @@ class _Hooks:
             self.code_replayed(spent)  # the spent record names the grant its first use gave
             raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
 
+    def _session_end(self, code: Code) -> int:
+        """The latest end of the code's session (its grant's): as the code recorded it (a code of an earlier
+        release recorded none: read it; InvalidGrantError if it has ended)."""
+        if code.session_expires_epoch:
+            return code.session_expires_epoch
+        session = sessions.live_session(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
+                                        device_id=code.device_id)
+        if session is None:
+            raise InvalidGrantError("The sign-in this code came from has ended.")
+        return session.expires_epoch
+
     def save_code(self, *, digest: str, request: OAuth2Request, expires_epoch: int) -> None:
+        """The code's item, for complete()'s transaction that uses the request up (nothing is written
+        here): bound as SPEC §14 says, with the person's ID-token claims as read with the session."""
+        pending: _StoredRequest = request
         user: SignedIn = request.user
-        data = request.payload.data
-        code = Code(client_id=request.client.client_id, redirect_uri=data["redirect_uri"], scope=request.scope or "",
+        data, scope = request.payload.data, request.scope or ""
+        code = Code(client_id=request.client.client_id, redirect_uri=data["redirect_uri"], scope=scope,
                     code_challenge=data["code_challenge"], code_challenge_method=data["code_challenge_method"],
                     user_uuid=user.user_uuid, session_id=user.session_id, device_id=user.device_id,
                     auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None,
-                    jkt=data.get("dpop_jkt") or None)
-        CodeStore(_tokens(self.ctx)).create(digest=digest, code=code, expires_epoch=expires_epoch)
+                    jkt=data.get("dpop_jkt") or None, person=_claims_of(pending, scope=scope),
+                    session_expires_epoch=pending.session_expires_epoch)
+        pending.code_item = CodeStore(_tokens(self.ctx)).create_item(digest=digest, code=code,
+                                                                     expires_epoch=expires_epoch)
 
     def find_code(self, *, digest: str) -> Code | None:
         return CodeStore(_tokens(self.ctx)).find(digest=digest, now=_epoch(self.ctx))
@@ -211,10 +228,7 @@ class _Hooks:
         and while the session lives; a refresh token comes with offline_access, and always for a public
         client (it has no other way to stay signed in)."""
         key = token_binding.request_key(bound_to=code.jkt, required=client.app.oidc().require_dpop)
-        live = sessions.live_session(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
-                                     device_id=code.device_id)
-        if live is None:
-            return None
+        # The session's liveness is checked by the write that spends the code (save_token), not read here.
         wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
         signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
         return replace(signed_in, jkt=key)
@@ -249,6 +263,11 @@ class _Hooks:
         return refresh.rotate(self.ctx, presented, dpop_required=client.app.oidc().require_dpop)
 
 
+def _claims_of(pending: "_StoredRequest", *, scope: str) -> dict[str, Any]:
+    assert pending.person is not None, "complete() reads the person with the session"
+    return user_claims.of_account(pending.person, scope=scope)
+
+
 def _secret_ok(app: AppRecord, secret: Any) -> bool:
     return isinstance(secret, str) and 0 < len(secret) <= 256 and digests_equal(
         token_digest(secret, purpose=apps.SECRET_PURPOSE), app.secret_digest)
@@ -271,6 +290,11 @@ class _StoredRequest(OAuth2Request):
         super().__init__("GET", uri)
         self.payload = BasicOAuth2Payload(params)
         self._params = params
+        # Set by complete() for the code (save_code): the person as read with the session, the session's
+        # latest end; and the code's item, which complete() writes with the request's use.
+        self.person: AccountRecord | None = None
+        self.session_expires_epoch = 0
+        self.code_item: dict[str, Any] | None = None
 
     @property
     def args(self) -> dict[str, str]:
@@ -400,10 +424,18 @@ def _pending(ctx: AppContext, request_id: str) -> tuple[dict[str, str], int]:
     return found
 
 
+def _app(ctx: AppContext, client_id: str) -> AppRecord:
+    """The app of a waiting request, as every host sees it within a second of a change (apps.registry)."""
+    app = current_app(ctx, client_id=client_id)
+    if app is None:
+        raise apps.AppNotFound()
+    return app
+
+
 def interaction(ctx: AppContext, *, request_id: str) -> Interaction:
     """What the sign-in page shows: which app asks, for what, and how (prompt, max_age)."""
     params, _ = _pending(ctx, request_id)
-    app = apps.show_app(ctx, client_id=params["client_id"])
+    app = _app(ctx, params["client_id"])
     return Interaction(client_id=app.client_id, client_name=app.name,
                        scopes=[s for s in params.get("scope", "").split() if s in SCOPES],
                        prompt=params.get("prompt", "").split(), max_age=_max_age(params),
@@ -415,17 +447,40 @@ def _max_age(params: dict[str, str]) -> int | None:
     return int(value) if value.isdigit() and len(value) < 10 else None
 
 
+WAITING, PERSON = "oidc.waiting", "oidc.person"  # complete()'s reads beside the session
+
+
+def complete_reads(ctx: AppContext, *, request_id: str) -> sessions.Along:
+    """What finishing a request reads in the device's session's own batch read (the guard's `along`):
+    the waiting request and the person (the ID token's claims are taken now, with the code)."""
+    def reads(claims: dict[str, Any]) -> dict[str, KeyRead]:
+        return _complete_reads(ctx, request_id=request_id, user_uuid=str(claims.get("sub")))
+    return reads
+
+
+def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str) -> dict[str, KeyRead]:
+    return {WAITING: RequestStore(_tokens(ctx)).read(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
+                                                     now=_epoch(ctx)),
+            PERSON: accounts.account_read(ctx, user_uuid=user_uuid)}
+
+
 def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent: bool) -> Redirect:
     """The signed-in browser finishes the request: a code for its session, or the app's error. An app
     added with --consent asks the person (403 consent_required, or that error at the app for
-    prompt=none) unless they allowed it these scopes before; prompt=consent asks every time."""
-    params, asked_at = _pending(ctx, request_id)
-    session = principal.session
+    prompt=none) unless they allowed it these scopes before; prompt=consent asks every time. The
+    request is used up and the code issued in one transaction: of parallel answers, one gives a code."""
+    found = principal.along if WAITING in principal.along else read_together(
+        ctx.dynamodb, _complete_reads(ctx, request_id=request_id, user_uuid=principal.user_uuid))
+    if found[WAITING] is None:
+        raise AuthorizationRequestUnknown()
+    if found[PERSON] is None:
+        raise sessions.AccountDeleted()
+    (params, asked_at), session = found[WAITING], principal.session
     prompts, max_age, now = params.get("prompt", "").split(), _max_age(params), _epoch(ctx)
     if ("login" in prompts and session.login_epoch < asked_at) or \
             (max_age is not None and now - session.login_epoch > max_age):
         raise LoginRequired()
-    app = apps.show_app(ctx, client_id=params["client_id"])
+    app = _app(ctx, params["client_id"])
     if app.oidc().consent:
         scopes = frozenset(s for s in params.get("scope", "").split() if s in SCOPES)
         if not consent and ("consent" in prompts or consents.needs_asking(
@@ -435,17 +490,22 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
             raise ConsentRequired()
         if consent:
             consents.remember(ctx, user_uuid=principal.user_uuid, client_id=app.client_id, scopes=scopes)
-    if not RequestStore(_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=now):
-        raise AuthorizationRequestUnknown()  # finished by a parallel answer
     user = SignedIn(user_uuid=principal.user_uuid, session_id=principal.session_id, device_id=principal.device_id,
                     auth_time=session.login_epoch, amr=tuple(session.amr or sessions.PASSWORD_AMR))
     server = provider(ctx)
     stored = _authorization_request(ctx, params)
+    stored.person, stored.session_expires_epoch = found[PERSON], session.expires_epoch
     response = server.create_authorization_response(request=stored, grant_user=user,
                                                     grant=server.get_authorization_grant(stored))
     location = response.headers.get("Location")
     if response.status_code != 302 or not location:
         raise AuthorizationRefused()
+    finishing = RequestStore(_tokens(ctx)).finish_item(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
+                                                       now=now)
+    issuing = [GuardedWrite(item=stored.code_item, refusal=lambda: RuntimeError("a new code"))] \
+        if stored.code_item else []
+    # A parallel answer that used the request up first: unknown now, and this code never exists.
+    write_all(ctx.dynamodb, [GuardedWrite(item=finishing, refusal=AuthorizationRequestUnknown), *issuing])
     return Redirect(redirect_to=location)
 
 
@@ -465,27 +525,40 @@ def token_response(offer: ProofOffer | None) -> Response:
     from common.context import ctx as current
     ctx = current()
     server = provider(ctx)
+    request = server.create_oauth2_request(None)  # parsed once, for the checks and for Authlib
     try:
-        _check_backchannel_request(server.create_oauth2_request(None))
+        _check_backchannel_request(request)
         key = token_binding.proven_key(ctx, offer)
     except OAuth2Error as error:
         return _json_error(error)
     with token_binding.proving(key):
-        return server.create_token_response()
+        return server.create_token_response(request)
 
 
 def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOffer | None) -> dict[str, Any]:
     """The person behind an app's access token (a DPoP-bound one with its proof), by its scope; 401 once
     its session has ended or the app gave its grant back (/oidc/revoke)."""
     principal = sessions.authenticate(ctx, access_token=access_token, scheme=scheme, offer=offer,
-                                      issued_by=sessions.PROVIDER_TOKENS)
+                                      issued_by=sessions.PROVIDER_TOKENS,
+                                      along=lambda claims: _userinfo_reads(ctx, claims))
     scope = str(principal.claims.get("scope", ""))
     if "openid" not in scope.split():
         raise sessions.InvalidToken("This access token was not issued for OpenID Connect (scope openid).")
-    if not still_granted(ctx, principal.claims):
+    if principal.along[GRANT] is None:
         raise sessions.InvalidToken("This access token was revoked.")
-    return {"sub": principal.user_uuid,
-            **user_claims.of_user(ctx, user_uuid=principal.user_uuid, scope=scope)}
+    if principal.along[PERSON] is None:
+        raise sessions.AccountDeleted()
+    return {"sub": principal.user_uuid, **user_claims.of_account(principal.along[PERSON], scope=scope)}
+
+
+GRANT = "oidc.grant"
+
+
+def _userinfo_reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRead]:
+    """What userinfo reads in the session's own batch read: the app's grant the token came from (revoked:
+    none) and the person."""
+    return {GRANT: grant_store(ctx).read(session_id=str(claims.get("sid")), client_id=str(claims.get("client_id"))),
+            PERSON: accounts.account_read(ctx, user_uuid=str(claims.get("sub")))}
 
 
 def still_granted(ctx: AppContext, claims: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common import dynamo
+from common.batch_read import KeyRead
 from common.one_time_tokens import OneTimeTokenStore
 from oidc.models import Code, Grant
 
@@ -44,12 +45,24 @@ class RequestStore:
 
     def get(self, *, digest: str, now: int) -> tuple[dict[str, str], int] | None:
         """(the request's parameters, when it was made), while it waits."""
-        item = self.tokens.get(digest=digest, kind=REQUEST_KIND, now=now)
-        return (json.loads(item["params"]), int(item["created_epoch"])) if item else None
+        return _waiting(self.tokens.get(digest=digest, kind=REQUEST_KIND, now=now))
+
+    def read(self, *, digest: str, now: int) -> KeyRead[tuple[dict[str, str], int] | None]:
+        """`get` for a caller's batch read."""
+        read = self.tokens.read(digest=digest, kind=REQUEST_KIND, now=now)
+        return KeyRead(read.table, read.key, lambda item: _waiting(read.parse(item)))
 
     def finish(self, *, digest: str, now: int) -> bool:
         """Use the request up: of parallel answers to one request, one goes on."""
         return self.tokens.consume(digest=digest, kind=REQUEST_KIND, now=now) is not None
+
+    def finish_item(self, *, digest: str, now: int) -> dict[str, Any]:
+        """`finish` as a TransactWriteItems entry (with the code it gives), refused once it was used up."""
+        return self.tokens.consume_item(digest=digest, kind=REQUEST_KIND, now=now)
+
+
+def _waiting(item: dict[str, Any] | None) -> tuple[dict[str, str], int] | None:
+    return (json.loads(item["params"]), int(item["created_epoch"])) if item else None
 
 
 class CodeStore:
@@ -60,9 +73,10 @@ class CodeStore:
     def __init__(self, tokens: OneTimeTokenStore) -> None:
         self.tokens = tokens
 
-    def create(self, *, digest: str, code: Code, expires_epoch: int) -> None:
-        self.tokens.create(digest=digest, kind=CODE_KIND, expires_epoch=expires_epoch,
-                           data={k: v for k, v in asdict(code).items() if v is not None and k != "digest"})
+    def create_item(self, *, digest: str, code: Code, expires_epoch: int) -> dict[str, Any]:
+        """A TransactWriteItems entry issuing the code (in the transaction that uses its request up)."""
+        return self.tokens.create_item(digest=digest, kind=CODE_KIND, expires_epoch=expires_epoch,
+                                       data={k: v for k, v in asdict(code).items() if v is not None and k != "digest"})
 
     def find(self, *, digest: str, now: int) -> Code | None:
         """The live code's record, spent (then with the grant_id it gave) or not, read strongly
@@ -168,6 +182,11 @@ class GrantStore:
         or it was revoked."""
         grant = self.record(session_id=session_id, client_id=client_id)
         return grant if grant is not None and grant.live else None
+
+    def read(self, *, session_id: str, client_id: str) -> KeyRead[Grant | None]:
+        """`get` for a caller's batch read."""
+        return KeyRead(self.table, self._key(session_id, client_id),
+                       lambda item: None if item is None or not (grant := _grant(item)).live else grant)
 
     def record(self, *, session_id: str, client_id: str) -> Grant | None:
         """The app's grant row on the session, revoked or not (strongly consistent)."""

@@ -21,7 +21,7 @@ from oidc.parameters import AuthorizationParameters, PushedAuthorizationForm, Re
 from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, Interaction, PendingRequest,
                          ProviderTokenResponse, PushedRequest, Redirect, Revoked, UserInfo)
 from oidc.models import DeviceSignOut, LogoutInteraction, SignedOut
-from sessions.guard import credentials, current_principal, proof_offer, require_session
+from sessions.guard import authenticate_request, credentials, proof_offer
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
 FORM = "application/x-www-form-urlencoded"
@@ -64,12 +64,14 @@ def interaction():
 
 
 @bp.post("/authorize/complete")
-@require_session
 @operation("The signed-in device finishes the authorization request: where the browser goes next",
            auth=True, body=CompleteRequest, response=Redirect, errors=(400, 401, 403))
 def complete():
+    credentials()  # 401 without a token, before the body is looked at
     body = parse_body(CompleteRequest)
-    answer = service.complete(ctx(), principal=current_principal(), request_id=body.request, consent=body.consent)
+    # The waiting request and the person are read in the session's own batch read.
+    principal = authenticate_request(along=service.complete_reads(ctx(), request_id=body.request))
+    answer = service.complete(ctx(), principal=principal, request_id=body.request, consent=body.consent)
     return jsonify(answer.model_dump())
 
 

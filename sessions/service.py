@@ -495,6 +495,13 @@ def session_live_check(ctx: AppContext, session: SessionRecord) -> GuardedWrite:
     return _live_check(ctx, session.holder(), any_key=True)
 
 
+def live_check_of(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str) -> GuardedWrite:
+    """session_live_check() for a session known by its ids alone (an app's code or grant names them), so
+    that the write it joins needs no read of the session first."""
+    return _live_check(ctx, Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id,
+                                   expires_epoch=0), any_key=True)
+
+
 def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
     """A check, for the write a protected request came for, that the caller's session is still live
     when the write commits: one that ends meanwhile (a password reset ending every session) refuses

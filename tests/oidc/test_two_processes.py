@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, second_device
-from tests.support.oidc import code_for
+from apps.registry import FRESH_SECONDS
+from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, waiting_request
 from tests.support.receiver import received, receiver
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
@@ -195,3 +197,41 @@ def test_one_refresh_token_at_both_processes_at_once_gets_one_pair_and_ends_noth
     assert device.me()["session_id"]
     assert {_userinfo(host, others) for host in deployment.hosts} == {200}
     assert _refresh(deployment.hosts[1], calendar, others).status_code == 200
+
+
+def test_what_is_taken_from_an_app_on_one_process_stops_on_the_other_within_the_registrys_bound(deployment):
+    """Each process takes app records from its copy of the registry (apps.registry, FRESH_SECONDS): a consent
+    withdrawn (never cached) stops at once, and a redirect URI taken away or an app removed on one process
+    stops on the other within FRESH_SECONDS of the change's answer."""
+    first, other = deployment.hosts
+    robot, elsewhere = deployment.apps["robot"], "https://app.example/elsewhere"
+    added = _admin(other, robot, "POST", "/admin/apps", json={
+        "name": "bounded", "redirect_uris": [REDIRECT, elsewhere], "consent": True})
+    assert added.status_code == 201, added.text
+    app = added.json()
+    device = register_device(first)
+    device.login(PASSWORD)
+    request_id, _ = waiting_request(first, app["client_id"], redirect_uri=elsewhere, scope="openid profile")
+    assert "code=" in finish_as_device(device, request_id, consent=True)
+    time.sleep(FRESH_SECONDS)  # the first process's copy holds the app by now, whatever it read before
+
+    device.base_url = other
+    assert device.request("DELETE", f"/account/consents/{app['client_id']}").status_code == 204
+    device.base_url = first
+    request_id, _ = waiting_request(first, app["client_id"], redirect_uri=elsewhere, scope="openid profile")
+    refused = device.request("POST", "/oidc/authorize/complete", json={"request": request_id})
+    assert (refused.status_code, refused.json()["code"]) == (403, "consent_required")
+
+    changed = _admin(other, robot, "PATCH", f"/admin/apps/{app['client_id']}", json={"redirect_uris": [REDIRECT]})
+    assert changed.status_code == 200, changed.text
+    time.sleep(FRESH_SECONDS)
+    answer = requests.get(authorize_url(first, response_type="code", client_id=app["client_id"],
+                                        redirect_uri=elsewhere, scope="openid", code_challenge=pkce_pair()[1],
+                                        code_challenge_method="S256"), allow_redirects=False, timeout=10)
+    assert answer.status_code == 400 and "Location" not in answer.headers
+
+    assert _admin(other, robot, "DELETE", f"/admin/apps/{app['client_id']}").status_code == 204
+    time.sleep(FRESH_SECONDS)
+    credentials = requests.post(first + "/oidc/token", data={"grant_type": "refresh_token", "refresh_token": "x"},
+                                auth=(app["client_id"], app["client_secret"]), timeout=10)
+    assert (credentials.status_code, credentials.json()["error"]) == (401, "invalid_client")

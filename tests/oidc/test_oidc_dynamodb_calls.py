@@ -1,0 +1,64 @@
+"""DynamoDB calls of the OpenID Provider's code flow and refresh grant (issue "Speed, round 4"), counted
+with a botocore event hook on the app's own client: the flow (authorize -> the device completes ->
+token -> userinfo) in 7 at most, every step one batch read and at most one transaction, the app's record
+from the process's registry copy; a refresh grant in a read and a write. Every single-use rule holds
+still: tests/oidc/test_code_redemption.py, test_refresh_tokens.py, test_two_processes.py."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import requests
+
+from apps import service as apps
+from apps.models import OidcClient
+from tests.citylogin.test_dynamodb_calls import CallCounter
+from tests.support.live import PASSWORD, register_device, settle_background
+from tests.support.oidc import finish_as_device, query_of, waiting_request
+
+REDIRECT = "https://app.example/callback"
+FLOW_BUDGET = 7
+
+
+@pytest.fixture
+def counted(make_server):
+    url, ctx = make_server(host_name="127.0.0.1")
+    added = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
+    device = register_device(url)
+    device.login(PASSWORD)  # a device-bound session (DPoP), as the web UI's
+    return url, ctx, added, device, CallCounter(ctx.dynamodb)
+
+
+def _step(ctx, counter: CallCounter, call):
+    settle_background(ctx)
+    counter.take()
+    result = call()
+    settle_background(ctx)  # what a step leaves for after its answer counts too
+    return result, counter.take()
+
+
+def test_the_code_flow_is_seven_calls_and_a_refresh_two(counted):
+    url, ctx, added, device, counter = counted
+    client_id, auth, http = added.app.client_id, (added.app.client_id, added.client_secret), requests.Session()
+    for _ in range(2):  # the second flow is the measured one: the registry's copy holds the app by then
+        (request_id, verifier), authorize = _step(ctx, counter, lambda: waiting_request(
+            url, client_id, redirect_uri=REDIRECT, scope="openid profile email offline_access", nonce="n"))
+        code, complete = _step(ctx, counter, lambda: query_of(finish_as_device(device, request_id))["code"])
+        tokens, token = _step(ctx, counter, lambda: http.post(url + "/oidc/token", auth=auth, timeout=10, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier}).json())
+        info, userinfo = _step(ctx, counter, lambda: http.get(url + "/oidc/userinfo", timeout=10, headers={
+            "Authorization": f"Bearer {tokens['access_token']}"}).json())
+    assert info["preferred_username"] == device.key_file.username
+    assert authorize == Counter({"TransactWriteItems": 1})          # the waiting request kept
+    # The session with the request and the person in one batch read; the request used up and the code
+    # given in one transaction; the device's DPoP proof spent beside the read.
+    assert complete == Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "PutItem": 1})
+    assert token == Counter({"GetItem": 1, "TransactWriteItems": 1})  # the code; the grant with the session's check
+    assert userinfo == Counter({"BatchGetItem": 1})                 # the session, the grant, the person
+    assert sum((authorize + complete + token + userinfo).values()) <= FLOW_BUDGET
+
+    answer, refresh = _step(ctx, counter, lambda: http.post(url + "/oidc/token", auth=auth, timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}))
+    assert answer.status_code == 200, answer.text
+    assert refresh == Counter({"GetItem": 1, "TransactWriteItems": 1})  # the grant; its rotation with the check
