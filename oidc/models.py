@@ -32,6 +32,7 @@ class SignedIn:
     # its access token was issued and the secret its refresh token is under (0, None: now, the newest).
     issued_epoch: int = 0
     refresh_kid: str | None = None
+    refresh_jkt: str | None = None  # the key the grant's refresh tokens are bound to (the grant's jkt)
 
     def get_user_id(self) -> str:  # Authlib's user protocol
         return self.user_uuid
@@ -165,7 +166,7 @@ class Grant:
     def signed_in(self, *, refresh_generation: int) -> SignedIn:
         return SignedIn(user_uuid=self.user_uuid, session_id=self.session_id, device_id=self.device_id,
                         auth_time=self.auth_time, amr=tuple(self.amr), jkt=self.jkt,
-                        refresh_generation=refresh_generation, grant_id=self.grant_id)
+                        refresh_generation=refresh_generation, grant_id=self.grant_id, refresh_jkt=self.jkt)
 
 
 @dataclass(frozen=True)
@@ -181,10 +182,12 @@ class HeldGrant:
 
 @dataclass(frozen=True)
 class AppRefresh:
-    """A presented refresh token, checked and matched to its grant (Authlib's token protocol)."""
+    """A presented refresh token, checked and matched to its grant (Authlib's token protocol); `unread`:
+    the grant as the token carries it, at the token's generation (the rotation's write checks it)."""
 
     grant: Grant
     generation: int
+    unread: bool = False
 
     def check_client(self, client: Any) -> bool:
         return bool(client.client_id == self.grant.client_id)

@@ -1,14 +1,19 @@
 """An app's rotating refresh token (SPEC §14 with §4's rules): one per grant, rotated on every use,
 never outliving the citylogin session. Its text is derived, not stored:
-`<session_id>.<client_id>.<grant_id>.<generation>.<kid>.<mac>` under the key ring's refresh secret
-`kid`, so the grant record keeps only the current generation and its last rotation (when, under
-which secret, bound to which key). The token just rotated out, sent again within
-CITYLOGIN_REFRESH_REUSE_GRACE (a retry, two tabs, two app hosts, on any process), gets that same
-successor pair and ends nothing; an older one, or one after the grace, is a reuse (a copy, or a client
-that lost track): that app's grant on the session ends and the app is told by back channel
-(oidc.grants), while the device's citylogin session and other apps' grants go on."""
+`<session_id>.<client_id>.<grant_id>.<generation>.<kid>.<carried>.<mac>` under the key ring's refresh
+secret `kid`, where `carried` names what the grant says of the person (user, device, scope, auth_time,
+amr, the key its refresh tokens are bound to), so that a rotation writes without reading the grant first;
+the grant record keeps only the current generation and its last rotation (when, under which secret,
+bound to which key). A token of the earlier form, without `carried`, is read first and rotated into the
+new one. The token just rotated out, sent again within CITYLOGIN_REFRESH_REUSE_GRACE (a retry, two
+tabs, two app hosts, on any process), gets that same successor pair and ends nothing; an older one,
+or one after the grace, is a reuse (a copy, or a client that lost track): that app's grant on the
+session ends and the app is told by back channel (oidc.grants), while the device's citylogin session
+and other apps' grants go on."""
 from __future__ import annotations
 
+import base64
+import json
 import re
 import secrets
 from dataclasses import dataclass, replace
@@ -29,6 +34,8 @@ _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _GRANT_ID = re.compile(r"^[0-9a-f]{16,32}$")
 _KID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_CARRIED = re.compile(r"^[A-Za-z0-9_-]{1,1400}$")
+MAX_TOKEN_LENGTH = 1600
 MAX_GENERATION_DIGITS = 9
 ROTATE_ATTEMPTS = 3  # a parallel rotation of the same token came first: read again, answer by the grace
 
@@ -40,17 +47,19 @@ class _Parts:
     grant_id: str
     generation: int
     kid: str
+    carried: str | None = None  # what the grant says of the person, encoded; None in the earlier form
 
 
 def new_grant_id() -> str:
     return secrets.token_hex(8)
 
 
-def token_text(ctx: AppContext, user: SignedIn, *, client_id: str) -> str:
-    """The refresh token `user` (a grant at its next generation) gets, under the secret its rotation
-    chose (the newest one when it was made)."""
+def token_text(ctx: AppContext, user: SignedIn, *, client_id: str, scope: str) -> str:
+    """The refresh token `user` (a grant at its next generation, of `scope`) gets, under the secret its
+    rotation chose (the newest one when it was made)."""
+    carried = _encode([user.user_uuid, user.device_id, scope, user.auth_time, list(user.amr), user.refresh_jkt])
     text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation,
-                             user.refresh_kid or ctx.refresh_secrets.newest_kid()))
+                             user.refresh_kid or ctx.refresh_secrets.newest_kid(), carried))
     assert text is not None  # the newest kid, or one the grace checked is still in the ring
     return text
 
@@ -60,31 +69,47 @@ def _text(ctx: AppContext, parts: _Parts) -> str | None:
     if secret is None:  # a retired or made-up kid
         return None
     head = f"{parts.session_id}.{parts.client_id}.{parts.grant_id}.{parts.generation}.{parts.kid}"
+    if parts.carried is not None:
+        head += f".{parts.carried}"
     return f"{head}.{keyed_token(secret, f'oidc_refresh:{head}')}"
 
 
+def _encode(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
 def _parse(token: object) -> _Parts | None:
-    if not isinstance(token, str) or len(token) > 512:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         return None
     parts = token.split(".")
-    if len(parts) != 6:
+    if len(parts) not in (6, 7):
         return None
-    session_id, client_id, grant_id, generation, kid, _mac = parts
+    session_id, client_id, grant_id, generation, kid = parts[:5]
+    carried = parts[5] if len(parts) == 7 else None
     if not (_SESSION_ID.match(session_id) and _CLIENT_ID.match(client_id) and _GRANT_ID.match(grant_id)
             and generation.isdigit() and len(generation) <= MAX_GENERATION_DIGITS and generation.isascii()
-            and _KID.match(kid)):
+            and _KID.match(kid) and (carried is None or _CARRIED.match(carried))):
         return None
-    return _Parts(session_id, client_id, grant_id, int(generation), kid)
+    return _Parts(session_id, client_id, grant_id, int(generation), kid, carried)
 
 
-def presented(ctx: AppContext, token: object) -> AppRefresh | None:
-    """The grant a presented refresh token is of, if its MAC holds and the grant is still the one it
-    was issued for and not revoked; None for anything else (invalid_grant). Nothing is written yet:
-    the client's authentication and the scope are checked first."""
+def _checked(ctx: AppContext, token: object) -> _Parts | None:
+    """The parts of one of our refresh tokens whose MAC holds; None for anything else."""
     parts = _parse(token)
     expected = _text(ctx, parts) if parts else None
     if parts is None or expected is None or not digests_equal(expected, str(token)):
         return None
+    return parts
+
+
+def presented(ctx: AppContext, token: object) -> AppRefresh | None:
+    """The grant a presented refresh token is of, read now, if its MAC holds and the grant is still the
+    one it was issued for and not revoked; None for anything else (invalid_grant)."""
+    parts = _checked(ctx, token)
+    return _read(ctx, parts) if parts else None
+
+
+def _read(ctx: AppContext, parts: _Parts) -> AppRefresh | None:
     grant = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants).get(session_id=parts.session_id,
                                                                    client_id=parts.client_id)
     if grant is None or not grant.refresh_gen or not digests_equal(grant.grant_id, parts.grant_id):
@@ -92,12 +117,42 @@ def presented(ctx: AppContext, token: object) -> AppRefresh | None:
     return AppRefresh(grant=grant, generation=parts.generation)
 
 
+def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
+    """presented() for the refresh grant: a token that carries what its grant says of the person is not
+    read (the rotation's write holds it to the grant, rotate()); one of the earlier form is. Nothing is
+    written yet: the client's authentication and the scope are checked first."""
+    parts = _checked(ctx, token)
+    if parts is None:
+        return None
+    if parts.carried is None:
+        return _read(ctx, parts)
+    grant = _carried_grant(parts)
+    return None if grant is None else AppRefresh(grant=grant, generation=parts.generation, unread=True)
+
+
+def _carried_grant(parts: _Parts) -> Grant | None:
+    """The grant as a token's `carried` part (under its MAC) says it was, at the token's generation."""
+    try:
+        user_uuid, device_id, scope, auth_time, amr, jkt = json.loads(
+            base64.urlsafe_b64decode(str(parts.carried) + "=" * (-len(str(parts.carried)) % 4)))
+    except (ValueError, TypeError, RecursionError):
+        return None  # under our MAC this never happens; refused all the same
+    if not (isinstance(user_uuid, str) and isinstance(device_id, str) and isinstance(scope, str)
+            and isinstance(auth_time, int) and isinstance(amr, list) and (jkt is None or isinstance(jkt, str))):
+        return None
+    return Grant(session_id=parts.session_id, client_id=parts.client_id, grant_id=parts.grant_id,
+                 user_uuid=user_uuid, device_id=device_id, scope=scope, auth_time=auth_time,
+                 amr=[str(a) for a in amr], refresh_gen=parts.generation, jkt=jkt)
+
+
 def rotate(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool) -> SignedIn:
     """The person behind the grant's next tokens, while the session lives. The current token moves
     the grant to the next generation (one conditional write with the session's liveness); the one
     just rotated out, within the grace, gets the same successor pair again, writing nothing; any
     older one ends the app's grant (reuse). A bound refresh token counts only with a proof by its
-    key, before anything else is looked at."""
+    key, before anything else is looked at. A token whose grant was not read (it carries what the
+    grant says) is first taken as the current one: the write's condition holds it to the grant, and a
+    refusal reads the grant to answer as above."""
     grant = refresh.grant
     key = token_binding.request_key(bound_to=grant.jkt, required=dpop_required)
     for _ in range(ROTATE_ATTEMPTS):

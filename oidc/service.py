@@ -155,7 +155,7 @@ class _Hooks:
         token = {"token_type": "DPoP" if user.jkt else "Bearer", "access_token": access_token,
                  "expires_in": max(1, issued + ttl - now), "scope": scope}
         if user.refresh_generation:
-            token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id)
+            token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id, scope=scope)
         return token
 
     def save_token(self, token: dict, request: OAuth2Request) -> None:
@@ -231,7 +231,7 @@ class _Hooks:
         # The session's liveness is checked by the write that spends the code (save_token), not read here.
         wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
         signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
-        return replace(signed_in, jkt=key)
+        return replace(signed_in, jkt=key, refresh_jkt=key)  # the grant, and so its refresh tokens, bound to it
 
     def grant_of_token(self, token: Any) -> HeldGrant | None:
         """The grant behind one of our refresh tokens, or behind an app's access token; None for
@@ -257,7 +257,7 @@ class _Hooks:
                          reason=grants.REVOKED_BY_APP)
 
     def presented_refresh(self, token: str) -> AppRefresh | None:
-        return refresh.presented(self.ctx, token)
+        return refresh.presented_for_rotation(self.ctx, token)
 
     def rotate_refresh(self, presented: AppRefresh, client: Client) -> SignedIn:
         return refresh.rotate(self.ctx, presented, dpop_required=client.app.oidc().require_dpop)

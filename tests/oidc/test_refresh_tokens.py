@@ -6,6 +6,8 @@ through the real server on DynamoDB Local, all get it); an older one, or one aft
 app's grant on the session alone: the device's session and other apps' grants go on."""
 from __future__ import annotations
 
+import base64
+import json
 import threading
 
 import pytest
@@ -13,6 +15,7 @@ import requests
 
 from apps import service as apps
 from apps.models import OidcClient
+from common.crypto import keyed_token
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
 from tests.support.oidc import code_for
 
@@ -149,10 +152,16 @@ def test_only_the_client_it_was_issued_to_can_use_it_and_a_forgery_is_refused(pr
     tokens = _signed_in(url, credentials, device)
     stolen = _refresh(url, other, tokens["refresh_token"])
     assert (stolen.status_code, stolen.json()["error"]) == (400, "invalid_grant")
-    session_id, client_id, grant_id, generation, kid, mac = tokens["refresh_token"].split(".")
-    for forged in (f"{session_id}.{client_id}.{grant_id}.{int(generation) + 1}.{kid}.{mac}",
-                   f"{session_id}.{other.app.client_id}.{grant_id}.{generation}.{kid}.{mac}",
-                   tokens["refresh_token"][:-2] + "xx", "x" * 600, "a.b.c.d.e.f", "", "..."):
+    session_id, client_id, grant_id, generation, kid, carried, mac = tokens["refresh_token"].split(".")
+    person = json.loads(base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)))
+    # What the token carries of the grant is under its MAC: another scope, user or key is refused.
+    edited = [_carried([*person[:2], "openid profile email offline_access", *person[3:]]),
+              _carried([other.app.client_id, *person[1:]]), _carried([*person[:5], "a" * 43]), "", "!!"]
+    for forged in (f"{session_id}.{client_id}.{grant_id}.{int(generation) + 1}.{kid}.{carried}.{mac}",
+                   f"{session_id}.{other.app.client_id}.{grant_id}.{generation}.{kid}.{carried}.{mac}",
+                   *(f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{e}.{mac}" for e in edited),
+                   f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{mac}",  # the earlier form, same MAC
+                   tokens["refresh_token"][:-2] + "xx", "x" * 600, "a.b.c.d.e.f", "a.b.c.d.e.f.g", "", "..."):
         refused = _refresh(url, credentials, forged)
         assert (refused.status_code, refused.json()["error"]) in ((400, "invalid_grant"), (400, "invalid_request"))
     # none of that counted as a use: the real token still rotates, and the session lives
@@ -198,3 +207,25 @@ def test_racers_with_one_refresh_token_all_get_the_same_pair_and_end_nothing(pro
         tokens = {"refresh_token": refresh_token}
     assert device.request("GET", "/session/me").status_code == 200
     assert _userinfo(url, others["access_token"]) == 200
+
+
+def _carried(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def test_a_refresh_token_of_the_earlier_form_is_read_and_rotated_into_the_new_one(provider):
+    """<session>.<client>.<grant>.<generation>.<kid>.<mac>, as handed out before tokens carried what their
+    grant says: still a valid token of its grant (read first), and its successor carries it."""
+    url, ctx = provider
+    credentials = _app(ctx)
+    tokens = _signed_in(url, credentials, _device(url))
+    session_id, client_id, grant_id, generation, kid, _, _ = tokens["refresh_token"].split(".")
+    head = f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}"
+    earlier = f"{head}.{keyed_token(ctx.refresh_secrets.get(kid), f'oidc_refresh:{head}')}"
+    rotated = _refresh(url, credentials, earlier)
+    assert rotated.status_code == 200, rotated.text
+    successor = rotated.json()["refresh_token"]
+    assert len(successor.split(".")) == 7
+    again = _refresh(url, credentials, earlier)  # within the grace: the same successor, as for any token
+    assert again.status_code == 200 and again.json()["refresh_token"] == successor
+    assert _refresh(url, credentials, successor).status_code == 200
