@@ -9,8 +9,8 @@ Its requests are citylogin's, table by table (tests/test_bench_floor.py compares
 bench/dynamo_proxy.py): POST /login/challenge is one TransactWriteItems (rate_limits counter,
 one_time_tokens challenge); POST /login/ one BatchGetItem (claims, users, rate_limits x3, presence,
 devices, one_time_tokens), one TransactWriteItems (presence, sessions put and the previous session
-ended, devices, users condition, one_time_tokens challenge spent, security_events) and, after the
-answer, one PutItem (login_history); POST /session/refresh one TransactWriteItems (sessions,
+ended, devices, users condition, one_time_tokens challenge spent, security_events, the login_history
+row); POST /session/refresh one TransactWriteItems (sessions,
 presence; the refresh token carries what it needs); GET /session/me one GetItem (sessions).
 
 The items are the floor's own, in citylogin's tables and key schemas: POST /floor/users (set-up,
@@ -30,7 +30,6 @@ import os
 import secrets
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import argon2
 import jwt
@@ -70,7 +69,6 @@ class Floor:
         self.jwt_key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(secret).digest())
         self.jwt_public = self.jwt_key.public_key()
         self.hasher = argon2.PasswordHasher(**argon2_params)
-        self.background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="floor-history")
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -134,7 +132,7 @@ class Floor:
     def _open(self, user_key: dict, device_id: str, presence: dict, challenge_key: dict, ip: str) -> dict:
         """One transaction: the new presence (if unchanged since read), the new session, the
         device's previous session ended with its event, the device stamped, the user checked, the
-        challenge spent; then the history row, after the answer."""
+        challenge spent, the history row."""
         now, session_id = int(time.time()), str(uuid.uuid4())
         version = int(presence["version"]["N"])
         previous = presence["entries"]["M"].get(device_id, {}).get("M", {}).get("session_id", {}).get("S")
@@ -162,9 +160,9 @@ class Floor:
                             "ExpressionAttributeValues": {":revoked": _s("revoked")}}},
                 {"Put": {"TableName": self.t["security_events"], "Item": {
                     "feed": _s("feed"), "seq": _s(f"{now}-{uuid.uuid4().hex}"), "session_id": _s(previous)}}}]
+        items.append({"Put": {"TableName": self.t["login_history"], "Item": {
+            **user_key, "event_key": _s(f"{time.time_ns()}"), "result": _s("success"), "ip": _s(ip)}}})
         self.db.transact_write_items(TransactItems=items)
-        self.background.submit(self.db.put_item, TableName=self.t["login_history"], Item={
-            **user_key, "event_key": _s(f"{time.time_ns()}"), "result": _s("success"), "ip": _s(ip)})
         return tokens
 
     def refresh(self, refresh_token: str) -> dict | None:

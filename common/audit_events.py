@@ -8,7 +8,6 @@ from enum import StrEnum
 class AuditEvent(StrEnum):
     LOGIN_SUCCESS = "login_success"
     LOGIN_FAILURE = "login_failure"
-    LOGIN_HISTORY_UNWRITTEN = "login_history_unwritten"
     LOCKOUT = "lockout"
     SESSION_EVICTED = "session_evicted"
     SESSION_REVOKED = "session_revoked"

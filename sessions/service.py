@@ -13,8 +13,6 @@ from datetime import datetime, timezone
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from common.audit import AuditEvent, audit
 from common.background import background
 from common import cursors
@@ -42,7 +40,6 @@ from sessions.store import (Activity, ExtraWriteRefused, IdleSessionsInUse, Pres
 log = logging.getLogger(__name__)
 
 RELABEL_ATTEMPTS = 60
-HISTORY_ATTEMPTS = 3
 REFRESH_ATTEMPTS = 5
 REFRESH_PURPOSE = "refresh"
 # RFC 8176 methods of a login (SPEC §14 amr): the device key always, with the password or a passkey.
@@ -238,14 +235,14 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     try:
         store.open_session(before=seats.presence, entries=kept, session=session, displaced=displaced,
                            idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
-                           at_ms=_epoch_ms(ctx), extra_writes=[w.item for w in extra])
+                           at_ms=_epoch_ms(ctx), extra_writes=[w.item for w in extra],
+                           unconditional=[_login_row(ctx, session=session, evicted=evicted)])
     except ExtraWriteRefused as refused:
         raise extra[refused.index].refusal() from None
     except IdleSessionsInUse as in_use:
         return _learned_in_use(store, in_use.session_ids, seats.learned)
     except PresenceChanged:
         return replace(seats.learned, attempts=seats.learned.attempts + 1, contended=True)
-    _record_login(ctx, session=session, evicted=evicted)
     return OpenedSession(session=session, evicted=evicted,
                          tokens=_token_pair(ctx, session, generation=1, issued_epoch=now,
                                             refresh_kid=session.refresh_kid))
@@ -308,28 +305,13 @@ def _note_in_use(store: SessionStore, session_ids: list[str], *, seen_since: dic
             seen_since[session_id] = record.last_seen_epoch
 
 
-def _record_login(ctx: AppContext, *, session: SessionRecord, evicted: list[PresenceEntry]) -> None:
-    """The login's history row, written after its transaction and off the response path (the
-    transaction holds only what the device limit needs). Retried; a row that still cannot be
-    written goes to the audit stream whole, so no login is ever missing from the record."""
-    row = {"user_uuid": session.user_uuid, "at": ctx.now(), "result": HistoryResult.SUCCESS.value,
-           "device_id": session.device_id, "ip": session.ip, "user_agent": session.user_agent,
-           "evicted": [{"device_id": e.device_id, "device_name": e.device_name} for e in evicted]}
-    background(ctx).submit(_write_history_row, ctx, row)
-
-
-def _write_history_row(ctx: AppContext, row: dict) -> None:
-    for attempt in range(HISTORY_ATTEMPTS):
-        try:
-            history_store(ctx).record(**row)
-            return
-        except (BotoCoreError, ClientError) as exc:
-            failure = exc
-            time.sleep(0.05 * 2 ** attempt)
-    log.error("login history row not written after %d attempts (user %s): %s", HISTORY_ATTEMPTS,
-              row["user_uuid"], type(failure).__name__)
-    audit(AuditEvent.LOGIN_HISTORY_UNWRITTEN, user_uuid=row["user_uuid"], device_id=row["device_id"], at=iso(row["at"]),
-          result=row["result"], ip=row["ip"], evicted=[e["device_id"] for e in row["evicted"]])
+def _login_row(ctx: AppContext, *, session: SessionRecord, evicted: list[PresenceEntry]) -> dict[str, Any]:
+    """The login's history row, as an entry of its transaction: a login that commits has its row, one
+    that does not leaves none. A put that no condition refuses, so it never refuses a login itself."""
+    return history_store(ctx).put_item(
+        user_uuid=session.user_uuid, at=ctx.now(), result=HistoryResult.SUCCESS.value, device_id=session.device_id,
+        ip=session.ip, user_agent=session.user_agent,
+        evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted])
 
 
 def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:

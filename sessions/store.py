@@ -9,7 +9,7 @@ import uuid
 from dataclasses import asdict
 from enum import Enum
 from itertools import islice
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from botocore.exceptions import ClientError
 
@@ -247,10 +247,11 @@ class SessionStore:
 
     def open_session(self, *, before: Presence, entries: dict[str, PresenceEntry], session: SessionRecord,
                      displaced: list[Ending], idle: list[Ending], idle_cutoff: int, at: str, at_ms: int,
-                     extra_writes: list[dict[str, Any]]) -> None:
+                     extra_writes: list[dict[str, Any]], unconditional: Sequence[dict[str, Any]] = ()) -> None:
         """Replace the presence (if unchanged since read), create `session`, end the `displaced`
         sessions and the `idle` ones (if still idle at `idle_cutoff`), put their events, and
-        `extra_writes`: all in one transaction. The sessions it ends, end as `session` begins."""
+        `extra_writes` and `unconditional` (puts that refuse nothing, such as the login's history
+        row): all in one transaction. The sessions it ends, end as `session` begins."""
         ended = session.login_epoch
         head = [self._presence_put(before, entries),
                 {"Put": {"TableName": self.sessions, "Item": dynamo.to_item(asdict(session)),
@@ -259,7 +260,7 @@ class SessionStore:
                   for e in displaced]]
         idle_items = [self._idle_revoke(e.session_id, cutoff=idle_cutoff, at=at, end_epoch=ended) for e in idle]
         events = self._events([*displaced, *idle], at_ms)  # last: the indexes below do not count them
-        failed = self._transact([*head, *idle_items, *extra_writes, *events])
+        failed = self._transact([*head, *idle_items, *extra_writes, *events, *unconditional])
         if not failed:
             return
         if 0 in failed or "TransactionConflict" in failed.values():

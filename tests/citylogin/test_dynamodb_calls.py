@@ -2,7 +2,8 @@
 
 Budgets (SPEC §4, issue 12): a protected request is one GetItem; the challenge one transaction
 (the challenge and its per-IP rate limit); POST /login/ one BatchGetItem before the password hash
-and one TransactWriteItems after it, plus the history row written after the response; redeeming
+and one TransactWriteItems after it, which holds the history row too (issue 44: a login in three
+calls and three round trips, challenge included, with nothing left for after the answer); redeeming
 a pairing QR code within 3 calls; refresh one TransactWriteItems (its token carries what the
 write needs); no request path ever calls Scan. A failed
 login makes the same calls whether or not the username exists (no username enumeration)."""
@@ -22,16 +23,17 @@ from common.ring_refresher import THREAD_NAME as KEY_RING_REFRESHER
 from tests.support.live import PASSWORD, add_device, bearer_login, register_device, serving, settle_background
 from tests.support.soft_authenticator import SoftAuthenticator
 
-# What the decision reads, then what it writes; the history row follows in the background.
-LOGIN_CALLS = Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "PutItem": 1})
+# What the decision reads, then what it writes: the session, the presence and the history row together.
+LOGIN_CALLS = Counter({"BatchGetItem": 1, "TransactWriteItems": 1})
 # The challenge item and the per-IP counter that bounds how many an address may create, together.
 CHALLENGE_CALLS = Counter({"TransactWriteItems": 1})
 QR_REDEMPTION_BUDGET = 3
 
 
 class CallCounter:
-    """Counts API calls by operation name, and by (operation, table) in `by_table`; not the key ring's
-    scheduled read, which is made once an interval on a thread of its own, whatever the requests."""
+    """Counts API calls by operation name, and by (operation, table) in `by_table`; not the process's
+    scheduled work (the key ring's reads, the app registry's checks...), made once an interval on
+    threads of their own, whatever the requests."""
 
     def __init__(self, client) -> None:
         self.calls: Counter = Counter()
@@ -153,7 +155,6 @@ def test_login_refresh_and_challenge_budgets(counted_app):
     for bound in (False, True):  # a re-login of the same device: its old session ends in the transaction
         calls = _login_calls(url, ctx, counter, client, bound=bound)  # a proof is spent in the transaction
         assert _by_operation(calls) == LOGIN_CALLS, calls
-        assert calls[("PutItem", ctx.tables.login_history)] == 1  # the only write outside the transaction
     client.refresh()  # bound: its proof is spent in the rotation's transaction, and nothing is read first
     assert counter.take() == Counter({"TransactWriteItems": 1})
     bearer_login(client)
@@ -161,6 +162,27 @@ def test_login_refresh_and_challenge_budgets(counted_app):
     counter.take()
     client.refresh()  # bearer: the same one write
     assert counter.take() == Counter({"TransactWriteItems": 1})
+
+
+def test_a_login_with_its_challenge_is_three_calls_and_its_history_row_commits_with_it(counted_app):
+    # Issue 44: challenge + POST /login/ in 3 calls, one after the other (so 3 round trips), and the
+    # success row is an entry of the login's TransactWriteItems, not a write of its own.
+    url, ctx, counter = counted_app
+    client = register_device(url)
+    client.login(PASSWORD)
+    written: list[set] = []
+
+    def tables_of(model, params, **_):
+        if model.name == "TransactWriteItems":
+            written.append({next(iter(item.values()))["TableName"] for item in params["TransactItems"]})
+    ctx.dynamodb.meta.events.register("before-parameter-build.dynamodb", tables_of)
+    settle_background(ctx)
+    counter.take()
+    client.login(PASSWORD)
+    settle_background(ctx)
+    assert counter.take() == CHALLENGE_CALLS + LOGIN_CALLS
+    assert sum((CHALLENGE_CALLS + LOGIN_CALLS).values()) == 3
+    assert len(written) == 2 and ctx.tables.login_history in written[1], written
 
 
 def test_a_passkey_login_adds_one_transaction_that_spends_its_assertion(counted_app):
