@@ -102,8 +102,7 @@ class Code:
     amr: list[str]
     nonce: str | None = None
     jkt: str | None = None
-    grant_id: str | None = None  # the grant its redemption gave, once spent (what a replay revokes)
-    digest: str | None = None  # its item's key, once read back (not stored as an attribute)
+    request_digest: str = ""  # its authorization request's item: the redemption marks it (single use)
     # The ID token's claims of the person by scope, as read when the code was given (None: a code of an
     # earlier release, whose redemption reads them), and the session's latest end (its grant's).
     person: dict | None = None

@@ -3,7 +3,7 @@ PKCE (S256 only, for every client) and OpenID Connect, RFC 9207's `iss`. Authlib
 the hooks below hand it citylogin's apps, codes, sessions and key ring."""
 from __future__ import annotations
 
-import secrets
+from concurrent.futures import Future
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -18,14 +18,11 @@ from authlib.oidc.core.util import create_half_hash
 from flask import request as flask_request
 
 from common.context import AppContext
-from common.crypto import token_digest
 from common.one_time_tokens import OneTimeTokenStore
-from oidc import claims, client_keys
+from oidc import claims, client_keys, codes
 from oidc.logout import EndSession
 from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
 
-CODE_TTL = 60  # seconds (SPEC §14)
-CODE_PURPOSE = "oidc_code"
 
 
 class S256Challenge(CodeChallenge):
@@ -57,18 +54,18 @@ class CodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", client_keys.METHOD, "none"]
 
     def generate_authorization_code(self) -> str:
-        return secrets.token_urlsafe(32)
+        provider: Provider = self.server
+        return provider.hooks.sealed_code(self.request)  # the code is its own record (oidc.codes)
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
-        provider: Provider = self.server
-        provider.save_code(code, request)
+        pass  # sealed in the code itself: nothing is written
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
         provider: Provider = self.server
         return provider.find_code(code, client)
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
-        pass  # spent by save_token's transaction, with the grant it gave (a replay finds it spent there)
+        pass  # used up by save_token's transaction, which marks its request with the grant it gave
 
     def authenticate_user(self, authorization_code: Code) -> SignedIn | None:
         provider: Provider = self.server
@@ -153,6 +150,12 @@ class IdToken(OpenIDCode):
         return False  # a nonce is the app's to check in the ID token; codes are single-use anyway
 
     def encode_id_token(self, token: dict, request: OAuth2Request) -> str:
+        signing: Future | None = getattr(request, "id_token_signing", None)
+        return signing.result() if signing is not None else self.signed(token, request)
+
+    def signed(self, token: dict, request: OAuth2Request) -> str:
+        """The ID token (save_token starts this on the background pool, so that it is signed while the
+        redemption's transaction travels)."""
         code: Code = request.authorization_code
         app = request.client.app
         alg = app.oidc().id_token_alg
@@ -191,7 +194,8 @@ class Provider(AuthorizationServer):
         self._query_client = hooks.client
         self._save_token = hooks.save_token
         self.register_token_generator("default", hooks.tokens)
-        self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken(self)])
+        self.id_token = IdToken(self)
+        self.register_grant(CodeGrant, [S256Challenge(required=True), self.id_token])
         self.register_grant(RefreshGrant)
         self.register_grant(AdminCredentials)
         self.register_endpoint(Revocation)
@@ -213,16 +217,11 @@ class Provider(AuthorizationServer):
         made.uri = self.issuer + flask_request.full_path.rstrip("?")
         return made
 
-    def save_code(self, code: str, request: OAuth2Request) -> None:
-        self.hooks.save_code(digest=token_digest(code, purpose=CODE_PURPOSE), request=request,
-                             expires_epoch=int(self.ctx.now().timestamp()) + CODE_TTL)
-
     def find_code(self, code: str, client: Client) -> Code | None:
-        """The live code issued to `client`, spent or not; None for any other (invalid_grant). Only read:
-        the code is spent once every check has passed, with the grant (SPEC §14, _Hooks.save_token)."""
-        if not isinstance(code, str) or not 20 <= len(code) <= 128:
-            return None
-        found = self.hooks.find_code(digest=token_digest(code, purpose=CODE_PURPOSE))
+        """The live code issued to `client`, used or not; None for any other (invalid_grant). Nothing is
+        read or written: the code is used up once every check has passed, with the grant (SPEC §14,
+        _Hooks.save_token)."""
+        found = codes.opened(self.ctx, code, now=int(self.ctx.now().timestamp()))
         if found is None or found.client_id != client.client_id:
             return None
         return found

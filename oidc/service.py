@@ -24,6 +24,7 @@ from apps import service as apps
 from accounts.models import AccountRecord
 from apps.models import AppRecord
 from apps.registry import current_app
+from common.background import background
 from common.batch_read import KeyRead, read_together
 from common.context import AppContext
 from common.crypto import digests_equal, token_digest
@@ -32,11 +33,11 @@ from common.guarded_write import GuardedWrite, write_all
 from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from common.one_time_tokens import OneTimeTokenStore
 from oidc import claims as user_claims
-from oidc import consents, grants, par, refresh, request_checks, token_binding
+from oidc import codes, consents, grants, par, refresh, request_checks, token_binding
 from oidc import logout as rp_logout
 from oidc.models import SCOPES, AppRefresh, Client, Code, HeldGrant, Interaction, Redirect, SignedIn
 from oidc.server import CodeGrant, Provider
-from oidc.store import CodeNotSpent, CodeStore, GrantStore, RequestStore
+from oidc.store import CodeNotSpent, GrantStore, RequestStore
 from sessions import service as sessions
 from sessions.binding import ProofOffer
 from sessions.models import Principal
@@ -159,46 +160,39 @@ class _Hooks:
         return token
 
     def save_token(self, token: dict, request: OAuth2Request) -> None:
-        """A code that passed every check: record the app's grant on the session and spend the code, in
-        one transaction with the session's liveness (a session that ended meanwhile gives the app
-        nothing: invalid_grant). A code spent before, by a replay or by a parallel redemption that
-        committed first, revokes what that use gave (RFC 6749 §4.1.2). A refresh wrote its rotation already."""
+        """A code that passed every check: record the app's grant on the session and use the code up (mark
+        its request), in one transaction with the session's liveness (a session that ended meanwhile gives
+        the app nothing: invalid_grant). The ID token is signed on the background pool meanwhile (an
+        RSA signature takes about as long as the transaction). A request whose code was redeemed before
+        (a replay, or a parallel redemption that committed first) revokes what that use gave (RFC 6749
+        §4.1.2). A refresh wrote its rotation already."""
         if request.payload.grant_type != "authorization_code":
             return
         user: SignedIn = request.user
         code: Code = request.authorization_code
-        grant, now = user.grant(client_id=request.client.client_id, scope=token.get("scope", "")), _epoch(self.ctx)
-        codes = CodeStore(_tokens(self.ctx))
+        grant = user.grant(client_id=request.client.client_id, scope=token.get("scope", ""))
+        if "openid" in token.get("scope", "").split():
+            request.id_token_signing = background(self.ctx).submit(provider(self.ctx).id_token.signed, token, request)
+        now, waiting = _epoch(self.ctx), RequestStore(_tokens(self.ctx))
         try:
             refresh.write_while_live(self.ctx, [
                 sessions.live_check_of(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
                                        device_id=code.device_id),
                 GuardedWrite(item=grant_store(self.ctx).put_item(grant, now=now,
-                                                                 expires_epoch=self._session_end(code)),
+                                                                 expires_epoch=code.session_expires_epoch),
                              refusal=lambda: RuntimeError("unconditional")),
-                GuardedWrite(item=codes.spend_item(digest=code.digest or "", grant_id=grant.grant_id, now=now),
+                GuardedWrite(item=waiting.redeem_item(digest=code.request_digest, grant_id=grant.grant_id, now=now),
                              refusal=CodeNotSpent)])
         except CodeNotSpent:
-            spent = codes.find(digest=code.digest or "", now=now)
-            if spent is None or spent.grant_id is None:
-                raise InvalidGrantError("This code has expired.") from None
-            self.code_replayed(spent)  # the spent record names the grant its first use gave
+            first = waiting.redeemed_grant(digest=code.request_digest)
+            if first is None:
+                raise InvalidGrantError("This code's sign-in request was cancelled or has expired.") from None
+            self.code_replayed(code, grant_id=first)
             raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
 
-    def _session_end(self, code: Code) -> int:
-        """The latest end of the code's session (its grant's): as the code recorded it (a code of an earlier
-        release recorded none: read it; InvalidGrantError if it has ended)."""
-        if code.session_expires_epoch:
-            return code.session_expires_epoch
-        session = sessions.live_session(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
-                                        device_id=code.device_id)
-        if session is None:
-            raise InvalidGrantError("The sign-in this code came from has ended.")
-        return session.expires_epoch
-
-    def save_code(self, *, digest: str, request: OAuth2Request, expires_epoch: int) -> None:
-        """The code's item, for complete()'s transaction that uses the request up (nothing is written
-        here): bound as SPEC §14 says, with the person's ID-token claims as read with the session."""
+    def sealed_code(self, request: OAuth2Request) -> str:
+        """The code complete() gives (nothing is written: the code is its own record, oidc.codes): bound as
+        SPEC §14 says, with the person's ID-token claims as read with the session."""
         pending: _StoredRequest = request
         user: SignedIn = request.user
         data, scope = request.payload.data, request.scope or ""
@@ -207,21 +201,17 @@ class _Hooks:
                     user_uuid=user.user_uuid, session_id=user.session_id, device_id=user.device_id,
                     auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None,
                     jkt=data.get("dpop_jkt") or None, person=_claims_of(pending, scope=scope),
-                    session_expires_epoch=pending.session_expires_epoch)
-        pending.code_item = CodeStore(_tokens(self.ctx)).create_item(digest=digest, code=code,
-                                                                     expires_epoch=expires_epoch)
+                    session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest)
+        return codes.seal(self.ctx, code, now=_epoch(self.ctx))
 
-    def find_code(self, *, digest: str) -> Code | None:
-        return CodeStore(_tokens(self.ctx)).find(digest=digest, now=_epoch(self.ctx))
-
-    def code_replayed(self, code: Code) -> None:
+    def code_replayed(self, code: Code, *, grant_id: str) -> None:
         """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant,
         its access tokens are refused at once), and the app, which holds an ID token of the session, is
         told by Back-Channel Logout in the revocation's own transaction (oidc.grants). The session and
         other apps' grants go on."""
-        CodeStore(_tokens(self.ctx)).mark_replayed(digest=code.digest or "", now=_epoch(self.ctx))
+        RequestStore(_tokens(self.ctx)).mark_replayed(digest=code.request_digest, now=_epoch(self.ctx))
         grants.end_grant(self.ctx, session_id=code.session_id, client_id=code.client_id, reason=grants.CODE_REPLAY,
-                         grant_id=code.grant_id)  # the grant its first use gave, not a later sign-in's
+                         grant_id=grant_id)  # the grant its first use gave, not a later sign-in's
 
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
         """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)
@@ -290,11 +280,11 @@ class _StoredRequest(OAuth2Request):
         super().__init__("GET", uri)
         self.payload = BasicOAuth2Payload(params)
         self._params = params
-        # Set by complete() for the code (save_code): the person as read with the session, the session's
-        # latest end; and the code's item, which complete() writes with the request's use.
+        # Set by complete() for the code (sealed_code): the person as read with the session, the session's
+        # latest end, and the request's own item (the code's redemption marks it).
         self.person: AccountRecord | None = None
         self.session_expires_epoch = 0
-        self.code_item: dict[str, Any] | None = None
+        self.digest = ""
 
     @property
     def args(self) -> dict[str, str]:
@@ -330,17 +320,23 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
     except OAuth2Error as error:
         return _refusal(ctx, error, state=request_checks.echoable_state(params))
     request_id = secrets.token_urlsafe(24)
-    kept = RequestStore(_tokens(ctx)).create_item(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
-                                                  params=params.to_dict(), client_id=params["client_id"],
-                                                  now=_epoch(ctx), ttl=REQUEST_TTL)
-    # A pushed request is spent in the same transaction that keeps the request it stands for: a refusal
-    # of either leaves it to its client.
+    _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(), pushed=pushed)
+    return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
+
+
+def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], pushed: par.PushedRequest | None) -> None:
+    """Keep the request for the sign-in page: one put, or, for a pushed request, in the same transaction
+    that spends its request_uri (a refusal of either leaves the request_uri to its client)."""
+    requests = RequestStore(_tokens(ctx))
+    if pushed is None:
+        requests.create(digest=digest, params=params, client_id=params["client_id"], now=_epoch(ctx), ttl=REQUEST_TTL)
+        return
+    kept = requests.create_item(digest=digest, params=params, client_id=params["client_id"], now=_epoch(ctx),
+                                ttl=REQUEST_TTL)
     try:
-        write_all(ctx.dynamodb, [*([pushed.spending] if pushed else []),
-                                 GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new request id"))])
+        write_all(ctx.dynamodb, [pushed.spending, GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new id"))])
     except OAuth2Error as error:
         raise AuthorizationRefused(error.description or error.error, error=error.error) from None
-    return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
 
 
 def _check_authorization_request(server: Provider, params: request_checks.Params) -> None:
@@ -495,18 +491,13 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
     server = provider(ctx)
     stored = _authorization_request(ctx, params)
     stored.person, stored.session_expires_epoch = found[PERSON], session.expires_epoch
+    stored.digest = token_digest(request_id, purpose=REQUEST_PURPOSE)
     response = server.create_authorization_response(request=stored, grant_user=user,
                                                     grant=server.get_authorization_grant(stored))
     location = response.headers.get("Location")
     if response.status_code != 302 or not location:
         raise AuthorizationRefused()
-    finishing = RequestStore(_tokens(ctx)).finish_item(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
-                                                       now=now)
-    issuing = [GuardedWrite(item=stored.code_item, refusal=lambda: RuntimeError("a new code"))] \
-        if stored.code_item else []
-    # A parallel answer that used the request up first: unknown now, and this code never exists.
-    write_all(ctx.dynamodb, [GuardedWrite(item=finishing, refusal=AuthorizationRequestUnknown), *issuing])
-    return Redirect(redirect_to=location)
+    return Redirect(redirect_to=location)  # nothing written: the code is sealed, its redemption marks the request
 
 
 def cancel(ctx: AppContext, *, request_id: str, error: str) -> Redirect:

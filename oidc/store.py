@@ -1,6 +1,6 @@
-"""The OpenID Provider's items: pushed authorization requests, authorization requests waiting for the
-person and issued codes (in the one_time_tokens table, keyed by a digest), and each app's grant on a
-session (oidc_grants)."""
+"""The OpenID Provider's items: pushed authorization requests and authorization requests waiting for the
+person, then marked by the redemption of their code (in the one_time_tokens table, keyed by a digest;
+codes themselves are sealed, oidc.codes), and each app's grant on a session (oidc_grants)."""
 from __future__ import annotations
 
 import json
@@ -12,15 +12,16 @@ from botocore.exceptions import ClientError
 from common import dynamo
 from common.batch_read import KeyRead
 from common.one_time_tokens import OneTimeTokenStore
-from oidc.models import Code, Grant
+from oidc.models import Grant
 
-REQUEST_KIND, CODE_KIND, PAR_KIND = "oidc_request", "oidc_code", "oidc_par"
+REQUEST_KIND, PAR_KIND = "oidc_request", "oidc_par"
 # A grant is kept this long past its session's latest end: Back-Channel Logout retries for as long.
 GRANT_KEPT_SECONDS = 24 * 3600
 
 
 class CodeNotSpent(dynamo.StoreRefusal):
-    """The write that spends a code was refused: it was used meanwhile, or it expired or is gone."""
+    """The write that uses a code up was refused: a code of its request was redeemed before, or the
+    request is gone."""
 
     def __init__(self) -> None:
         super().__init__("code not spent")
@@ -56,49 +57,28 @@ class RequestStore:
         """Use the request up: of parallel answers to one request, one goes on."""
         return self.tokens.consume(digest=digest, kind=REQUEST_KIND, now=now) is not None
 
-    def finish_item(self, *, digest: str, now: int) -> dict[str, Any]:
-        """`finish` as a TransactWriteItems entry (with the code it gives), refused once it was used up."""
-        return self.tokens.consume_item(digest=digest, kind=REQUEST_KIND, now=now)
-
-
-def _waiting(item: dict[str, Any] | None) -> tuple[dict[str, str], int] | None:
-    return (json.loads(item["params"]), int(item["created_epoch"])) if item else None
-
-
-class CodeStore:
-    """Codes, spent by the one transaction that records what they gave (RFC 6749 §4.1.2): looking one up
-    changes nothing, so a failed redemption leaves it to its client. A spent code is kept (until it
-    expires) so that a replay can revoke what the first use gave."""
-
-    def __init__(self, tokens: OneTimeTokenStore) -> None:
-        self.tokens = tokens
-
-    def create_item(self, *, digest: str, code: Code, expires_epoch: int) -> dict[str, Any]:
-        """A TransactWriteItems entry issuing the code (in the transaction that uses its request up)."""
-        return self.tokens.create_item(digest=digest, kind=CODE_KIND, expires_epoch=expires_epoch,
-                                       data={k: v for k, v in asdict(code).items() if v is not None and k != "digest"})
-
-    def find(self, *, digest: str, now: int) -> Code | None:
-        """The live code's record, spent (then with the grant_id it gave) or not, read strongly
-        consistent; None if there is no such code or it expired. Nothing is written."""
-        item = self.tokens.get(digest=digest, kind=CODE_KIND, now=now)
-        return _code(item, digest) if item else None
-
-    def spend_item(self, *, digest: str, grant_id: str, now: int) -> dict[str, Any]:
-        """A TransactWriteItems entry spending the code for the grant `grant_id`, refused if it was spent
-        before (a replay, or a parallel redemption that committed first), expired or is gone."""
+    def redeem_item(self, *, digest: str, grant_id: str, now: int) -> dict[str, Any]:
+        """A TransactWriteItems entry marking the request redeemed by a code of it, for the grant `grant_id`;
+        refused if a code of it was redeemed before (a replay, or a parallel redemption that came first)
+        or it is gone (cancelled, or removed after it expired)."""
         return {"Update": {
             "TableName": self.tokens.table, "Key": OneTimeTokenStore.key(digest),
-            "UpdateExpression": "SET used_epoch = :now, grant_id = :grant",
-            "ConditionExpression": "attribute_exists(token_digest) AND #k = :k AND expires_epoch > :now "
-                                   "AND attribute_not_exists(used_epoch)",
+            "UpdateExpression": "SET redeemed_grant = :grant, redeemed_epoch = :now",
+            "ConditionExpression": ("attribute_exists(token_digest) AND #k = :k "
+                                    "AND attribute_not_exists(redeemed_grant)"),
             "ExpressionAttributeNames": {"#k": "kind"},
-            "ExpressionAttributeValues": {":k": {"S": CODE_KIND}, ":now": {"N": str(now)},
+            "ExpressionAttributeValues": {":k": {"S": REQUEST_KIND}, ":now": {"N": str(now)},
                                           ":grant": {"S": grant_id}}}}
 
+    def redeemed_grant(self, *, digest: str) -> str | None:
+        """The grant the request's first redeemed code gave (strongly consistent); None if it is gone."""
+        item = dynamo.from_item(self.tokens.client.get_item(TableName=self.tokens.table, ConsistentRead=True,
+                                                            Key=OneTimeTokenStore.key(digest)).get("Item"))
+        return item.get("redeemed_grant") if item and item.get("kind") == REQUEST_KIND else None
+
     def mark_replayed(self, *, digest: str, now: int) -> None:
-        """Record that the code was redeemed a second time (the spend's condition refuses every later
-        redemption already; this marks the code item for whoever reads it)."""
+        """Record that a code of the request was redeemed again (the redemption's condition refuses every
+        later one already; this marks the item for whoever reads it)."""
         try:
             self.tokens.client.update_item(TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest),
                                            UpdateExpression="SET replayed_epoch = :now",
@@ -107,6 +87,13 @@ class CodeStore:
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):
                 raise
+
+
+def _waiting(item: dict[str, Any] | None) -> tuple[dict[str, str], int] | None:
+    """A request's parameters and when it was made, while it waits: not once a code of it was redeemed."""
+    if not item or "redeemed_grant" in item:
+        return None
+    return json.loads(item["params"]), int(item["created_epoch"])
 
 
 class PushedRequestStore:
@@ -138,10 +125,6 @@ class PushedRequestStore:
             "ExpressionAttributeNames": {"#k": "kind"},
             "ExpressionAttributeValues": {":k": {"S": PAR_KIND}, ":client": {"S": client_id},
                                           ":now": {"N": str(now)}}}}
-
-
-def _code(data: dict[str, Any], digest: str) -> Code:
-    return Code(**{k: v for k, v in data.items() if k in Code.__dataclass_fields__ and k != "digest"}, digest=digest)
 
 
 class GrantMoved(dynamo.StoreRefusal):

@@ -158,18 +158,24 @@ def test_a_native_apps_loopback_redirect_matches_on_any_port(provider):
     assert issued.status_code == 200, issued.text
 
 
-def test_a_finished_or_unknown_request_cannot_be_finished_again(provider):
+def test_a_redeemed_or_unknown_request_cannot_be_finished_again(provider):
+    """Finishing a request writes nothing (the code is sealed); the redemption of its code marks it: then
+    it is finished for good, and a second code of it (a second answer, before) counts as a replay."""
     url, ctx = provider
     credentials = _app(ctx)
     device = register_device(url)
     device.login("correct horse battery staple")
-    _, challenge = pkce_pair()
+    verifier, challenge = pkce_pair()
     params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
               "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
     request_id = sign_in_page_request(authorize_url(url, **params))
-    finish_as_device(device, request_id)
+    first, second = (query_of(finish_as_device(device, request_id))["code"] for _ in range(2))
+    assert first != second
+    assert _exchange(url, credentials, first, verifier).status_code == 200
     again = device.request("POST", "/oidc/authorize/complete", json={"request": request_id})
     assert again.status_code == 400 and again.json()["code"] == "oidc_request_unknown"
+    replayed = _exchange(url, credentials, second, verifier)
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
     unsigned = requests.post(url + "/oidc/authorize/complete", json={"request": request_id}, timeout=10)
     assert unsigned.status_code == 401
 

@@ -1,0 +1,67 @@
+"""Authorization codes, sealed (SPEC §14): a code is its own record (oidc.models.Code: the client, the
+redirect URI, the PKCE challenge, the session, the person's ID-token claims, its end), encrypted and
+authenticated with AES-GCM under a key derived from the key ring's newest refresh secret, so that giving
+one writes nothing and redeeming one reads nothing: `<kid>.<nonce and ciphertext, base64url>`. Nobody
+who sees it (the browser, a log) can read or alter what it says.
+
+It is single-use through the item of the authorization request it finished: the redemption's one
+transaction marks that item with the grant it gave, only if no redemption marked it before. A second
+redemption (of this code, or of another code of the same request) finds the mark: a replay, which
+revokes what the first gave (RFC 6749 §4.1.2). It lives CODE_TTL seconds (its end is sealed in it)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from common.context import AppContext
+from oidc.models import Code
+
+CODE_TTL = 60  # seconds (SPEC §14)
+_INFO = b"citylogin oidc authorization code v1"
+_NONCE_BYTES = 12
+MAX_CODE_LENGTH = 4096
+
+
+def seal(ctx: AppContext, code: Code, *, now: int) -> str:
+    """The code's text: `code` (with its request's digest) until now + CODE_TTL, under the newest secret."""
+    kid = ctx.refresh_secrets.newest_kid()
+    secret = ctx.refresh_secrets.get(kid)
+    assert secret is not None  # the newest kid is in the ring
+    body = json.dumps({**{k: v for k, v in asdict(code).items() if v is not None}, "exp": now + CODE_TTL},
+                      separators=(",", ":")).encode()
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = nonce + AESGCM(_key(secret)).encrypt(nonce, body, kid.encode())
+    return f"{kid}.{base64.urlsafe_b64encode(sealed).decode().rstrip('=')}"
+
+
+def opened(ctx: AppContext, text: object, *, now: int) -> Code | None:
+    """The code a text seals, while it lives; None for anything else (not ours, altered, expired, or
+    under a secret the ring no longer holds)."""
+    if not isinstance(text, str) or not 20 <= len(text) <= MAX_CODE_LENGTH or not text.isascii():
+        return None
+    kid, dot, payload = text.partition(".")
+    secret = ctx.refresh_secrets.get(kid) if dot and 0 < len(kid) <= 64 else None
+    if secret is None:
+        return None
+    try:
+        sealed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        body = AESGCM(_key(secret)).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], kid.encode())
+        data: dict[str, Any] = json.loads(body)
+    except (binascii.Error, ValueError, InvalidTag):
+        return None
+    if not isinstance(data.get("exp"), int) or data["exp"] <= now:
+        return None
+    return Code(**{k: v for k, v in data.items() if k in Code.__dataclass_fields__})
+
+
+def _key(secret: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret)
