@@ -28,7 +28,7 @@ from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, Authentica
 from accounts import user_service as users
 from accounts.models import (PasskeyAdded, PasskeyAssertion, PasskeyCredential, PasskeyRecord, PasskeyView,
                              UserRecord)
-from accounts.passkey_store import PasskeyStore
+from accounts.passkey_store import COUNT_ID, PasskeyStore
 from common import dynamo
 from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
@@ -191,6 +191,12 @@ def _view(record: PasskeyRecord) -> PasskeyView:
 
 def list_passkeys(ctx: AppContext, *, user_uuid: str) -> list[PasskeyView]:
     return [_view(r) for r in _store(ctx).list(user_uuid)]
+
+
+def passkey_count_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[int]:
+    """How many passkeys the user has, for a caller's batch read: the count item that every addition and
+    removal moves in its own transaction (0 lists none without a Query)."""
+    return KeyRead(ctx.tables.passkeys, PasskeyStore.key(user_uuid, COUNT_ID), PasskeyStore.count_from_item)
 
 
 def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredential, name: str | None,

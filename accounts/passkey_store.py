@@ -9,8 +9,10 @@ from botocore.exceptions import ClientError
 
 from accounts.models import PasskeyRecord
 from common import dynamo
+from common.errors import StorageUnavailable
 
 COUNT_ID = "#count"  # the count item's credential_id: no base64url id contains '#'
+DELETE_ALL_ATTEMPTS = 5
 _NAMES = {"#c": "credential_id", "#s": "sign_count", "#u": "last_used_at", "#b": "backed_up"}
 
 
@@ -32,6 +34,11 @@ class PasskeyStore:
                              name=data["name"], created_at=data["created_at"],
                              last_used_at=data.get("last_used_at"), backed_up=bool(data.get("backed_up")),
                              transports=tuple(data.get("transports", ())))
+
+    @staticmethod
+    def count_from_item(item: dict[str, Any] | None) -> int:
+        """The passkeys the count item holds (0 without one: the user never had any)."""
+        return int(item["passkeys"]["N"]) if item and "passkeys" in item else 0
 
     def get(self, user_uuid: str, credential_id: str) -> PasskeyRecord | None:
         return self.from_item(self.client.get_item(TableName=self.table, Key=self.key(user_uuid, credential_id),
@@ -103,8 +110,43 @@ class PasskeyStore:
         return True
 
     def delete_all_of_user(self, user_uuid: str) -> int:
-        """Delete the user's passkeys and count (account deletion); returns how many passkeys."""
-        keys = dynamo.query_keys(self.client, self.table, key_names=("user_uuid", "credential_id"),
-                                 partition=("user_uuid", user_uuid))
-        dynamo.batch_write(self.client, self.table, [{"DeleteRequest": {"Key": k}} for k in keys])
-        return sum(1 for k in keys if k["credential_id"]["S"] != COUNT_ID)
+        """Delete the user's passkeys and count (account deletion, password reset); returns how many
+        passkeys. One transaction, on the condition that the count is still the one read with them: a
+        passkey added or removed meanwhile makes it read them again, so the count stays exact (an
+        operator's account page lists no passkeys on a count of 0)."""
+        for _ in range(DELETE_ALL_ATTEMPTS):
+            found = self._partition(user_uuid)
+            count = found.pop(COUNT_ID, None)
+            if not found and count is None:
+                return 0
+            deletions = [{"Delete": {"TableName": self.table, "Key": self.key(user_uuid, c)}} for c in found]
+            try:
+                self.client.transact_write_items(TransactItems=[*deletions, self._count_deletion(user_uuid, count)])
+            except ClientError as exc:
+                if not {"ConditionalCheckFailed", "TransactionConflict"} & set(dynamo.cancellation_codes(exc)):
+                    raise
+                continue  # the passkeys changed since they were read
+            return len(found)
+        raise StorageUnavailable()  # changed under every attempt: the caller's request is retried
+
+    def _partition(self, user_uuid: str) -> dict[str, dict[str, Any]]:
+        """credential_id -> item of every item of the user's (its passkeys and its count), strongly consistent."""
+        query: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True, "ProjectionExpression": "#c, #k",
+            "KeyConditionExpression": "#u = :u", "ExpressionAttributeValues": {":u": {"S": user_uuid}},
+            "ExpressionAttributeNames": {"#u": "user_uuid", "#c": "credential_id", "#k": "passkeys"}}
+        found: dict[str, dict[str, Any]] = {}
+        while True:
+            page = self.client.query(**query)
+            found.update((item["credential_id"]["S"], item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return found
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _count_deletion(self, user_uuid: str, count: dict[str, Any] | None) -> dict[str, Any]:
+        expected: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(#c)",
+                                    "ExpressionAttributeNames": {"#c": "credential_id"}}
+        if count is not None:
+            expected = {"ConditionExpression": "#k = :n", "ExpressionAttributeNames": {"#k": "passkeys"},
+                        "ExpressionAttributeValues": {":n": {"N": str(self.count_from_item(count))}}}
+        return {"Delete": {"TableName": self.table, "Key": self.key(user_uuid, COUNT_ID), **expected}}

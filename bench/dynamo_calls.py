@@ -1,33 +1,29 @@
 """DynamoDB calls per request, from the server's own counter `citylogin_dynamodb_calls_total`
 (GET /metrics, Bearer METRICS_TOKEN): read it, make N sequential requests of one kind, wait for
-the writes made after the response (e.g. a login-history row), read it again, divide."""
+the writes made after the response (e.g. a login-history row), read it again, divide. Only the
+requests' calls count (source="request"): the process's own pollers (key ring, app registry every
+0.5 s, feeds) are labelled source="scheduled" and left out; an older server without the label: all."""
 from __future__ import annotations
 
 import time
 from collections import Counter
 from typing import Callable
 
-from prometheus_client.parser import text_string_to_metric_families
-
 import flows
 from citylogin.client import Client
 from loadgen import local_session
+from metrics_text import dynamodb_calls_from_text
 from servers import METRICS_TOKEN
 
-CALLS_SAMPLE = "citylogin_dynamodb_calls_total"
 SETTLE_SECONDS = 0.5  # background writes after the response must land before the second read
 
 
-def dynamodb_calls(base_url: str, http) -> Counter:
-    """operation -> calls so far, summed over the workers (prometheus multiprocess directory)."""
+def dynamodb_calls(base_url: str, http, *, requests_only: bool = True) -> Counter:
+    """operation -> calls so far, summed over the workers (prometheus multiprocess directory); the
+    requests' own only, unless `requests_only` is False (see bench/metrics_text.py)."""
     response = http.get(base_url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
     response.raise_for_status()
-    counts: Counter = Counter()
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            if sample.name == CALLS_SAMPLE:
-                counts[sample.labels.get("operation", "?")] += sample.value
-    return counts
+    return dynamodb_calls_from_text(response.text, requests_only=requests_only)
 
 
 def calls_per_request(base_url: str, make_request: Callable[[], object], n: int) -> dict:

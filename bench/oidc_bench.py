@@ -12,7 +12,10 @@ notes when each logout token arrives. It measures:
    network: the floor of a request here), and the DynamoDB calls of one whole flow (the server's own
    counter, GET /metrics).
 2. The token endpoint under load: threads redeeming refresh tokens (each its own grant, rotated on
-   every call) for --load-seconds: requests/s, and per core of this machine.
+   every call) for --load-seconds: requests/s, and requests per second of server CPU (the gunicorn
+   tree's CPU seconds from /proc, bench/cpu.py), so that the load generator's own speed does not
+   count; the cores the server, DynamoDB Local and the load generator used are printed beside it.
+   (Against POST /session/refresh on the same server, alternating: bench/run_bench.py.)
 3. Back-Channel Logout delivery: a device signed in to the app is displaced by another device's
    login; from the displacing login's answer to the logout token's arrival at the app: p50/p99, and
    how many never arrived within 10 s (lost).
@@ -44,6 +47,7 @@ import jwt
 
 from citylogin.client import Client
 from common.dynamodb_local import DynamoDBLocal, free_port
+from cpu import cpu_delta, tree_cpu_seconds
 from dynamo_calls import dynamodb_calls
 from loadgen import local_session, summarize
 from servers import PROJECT_ROOT, VENV_BIN, app_environment, gunicorn_app, run_init
@@ -94,10 +98,12 @@ def receiver(arrivals: Arrivals) -> tuple[ThreadingHTTPServer, int]:
     return server, port
 
 
-def add_app(env: dict[str, str], receiver_port: int, name: str = "bench") -> dict[str, str]:
+def add_app(env: dict[str, str], receiver_port: int | None, name: str = "bench") -> dict[str, str]:
+    """`citylogin apps add NAME --json` with REDIRECT; a back-channel logout URI on `receiver_port`
+    unless None. The app's client_id and client_secret."""
+    backchannel = ["--backchannel-logout-uri", f"http://127.0.0.1:{receiver_port}/bcl"] if receiver_port else []
     done = subprocess.run([str(VENV_BIN / "citylogin"), "apps", "add", name, "--json", "--redirect-uri", REDIRECT,
-                           "--backchannel-logout-uri", f"http://127.0.0.1:{receiver_port}/bcl"],
-                          env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+                           *backchannel], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         raise RuntimeError(f"citylogin apps add failed:\n{done.stdout}\n{done.stderr}")
     return json.loads(done.stdout)
@@ -195,7 +201,7 @@ def bench_code_flow(base_url: str, app: dict[str, str], n: int) -> dict:
     return result
 
 
-def bench_token_load(base_url: str, app: dict[str, str], seconds: float, threads: int) -> dict:
+def bench_token_load(base_url: str, app: dict[str, str], seconds: float, threads: int, pids: dict[str, int]) -> dict:
     # A grant per session and app: each thread its own person's device (a second sign-in of one
     # session to one app would replace the first grant and its refresh tokens).
     grants = [Flow(base_url, app).whole(signed_in_device(base_url, f"load{os.getpid()}x{i}"))["refresh_token"]
@@ -215,15 +221,20 @@ def bench_token_load(base_url: str, app: dict[str, str], seconds: float, threads
                 return
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    cpu_before = tree_cpu_seconds(pids)
     started = time.monotonic()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     elapsed = time.monotonic() - started
+    used = cpu_delta(cpu_before, tree_cpu_seconds(pids))
     total = sum(counts)
     return {"threads": threads, "seconds": elapsed, "requests": total, "failures": sum(failures),
-            "per_second": total / elapsed, "per_second_per_core": total / elapsed / (os.cpu_count() or 1)}
+            "per_second": total / elapsed,
+            "per_server_cpu_second": total / used["server"] if used.get("server") else None,
+            "server_cpu_ms_per_request": 1000 * used["server"] / total if total else None,
+            "cores_used": {name: cpu / elapsed for name, cpu in used.items()}}
 
 
 def bench_backchannel(base_url: str, app: dict[str, str], arrivals: Arrivals, n: int) -> dict:
@@ -301,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             results["code_flow"] = bench_code_flow(running.base_url, app, args.flows)
         if "token_load" in parts:
             results["token_endpoint_load"] = bench_token_load(running.base_url, app, args.load_seconds,
-                                                              args.load_threads)
+                                                              args.load_threads,
+                                                              {"server": running.pid, "dynamodb": db.process.pid})
         if "backchannel" in parts:
             results["backchannel_logout"] = bench_backchannel(running.base_url, app, arrivals, args.displacements)
         if "new_app" in parts:

@@ -86,6 +86,51 @@ def _network_lines(network: dict) -> list[str]:
     return lines
 
 
+def _oidc_lines(results: dict) -> list[str]:
+    """The code flow's steps beside GET /session/me, the refresh kinds per server CPU second."""
+    flow, refresh = results.get("oidc_code_flow"), results.get("refresh_per_server_cpu")
+    lines = []
+    if flow:
+        lines += ["", f"{'OIDC code flow (one at a time)':38} {'n':>6} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} "
+                      f"{'/ me p50':>8}", "-" * 84]
+        for step, stats in flow["steps"].items():
+            lines.append(f"{step:38} {stats.get('n', 0):>6} {_fmt(stats.get('p50')):>9} {_fmt(stats.get('p95')):>9} "
+                         f"{_fmt(stats.get('p99')):>9} {_fmt(flow['ratio_p50'].get(step)):>8}")
+        lines.append(_line("GET /session/me (the device, interleaved)", flow["floor_me"]))
+        calls = flow["dynamodb_calls_per_flow"]
+        lines.append(f"{'DynamoDB calls per flow':38} {_fmt(calls['per_request'])}  "
+                     + ", ".join(f"{op} x{n:.2f}" for op, n in calls["by_operation"].items()))
+    if refresh:
+        lines += ["", f"{'refreshes, ABBA, ' + str(refresh['threads']) + ' threads':38} {'n':>6} {'p50 ms':>9} "
+                      f"{'req/s':>8} {'/srv CPU s':>10} {'srv ms/req':>10} {'loadgen cores':>13}", "-" * 100]
+        kinds = (("oidc_refresh_grant", "/oidc/token refresh grant"), ("session_refresh", "POST /session/refresh"))
+        for key, label in kinds:
+            at = refresh[key]
+            figures = (_fmt(at.get("p50")), _fmt(at.get("rps"), ".0f"), _fmt(at.get("per_server_cpu_second"), ".0f"),
+                       _fmt(at.get("server_cpu_ms_per_request")), _fmt(at.get("loadgen_cores_used")))
+            lines.append(f"{label:38} {at.get('completed', 0):>6} {figures[0]:>9} {figures[1]:>8} {figures[2]:>10} "
+                         f"{figures[3]:>10} {figures[4]:>13}")
+    return lines
+
+
+def _admin_and_argon2_lines(results: dict) -> list[str]:
+    lines = []
+    page = results.get("admin_account_page")
+    if page:
+        lines += ["", _line("admin account page", page["page"]), _line("GET /session/me (operator, interleaved)",
+                                                                       page["floor_me"])]
+        calls = page["dynamodb_calls_per_page"]
+        lines.append(f"{'DynamoDB calls per page':38} {_fmt(calls['per_request'])}  "
+                     + ", ".join(f"{op} x{n:.2f}" for op, n in calls["by_operation"].items()))
+    bare, login = results.get("argon2_bare"), results.get("saturation_login", {})
+    if bare:
+        lines.append(f"{'bare Argon2id verifies per core':38} {_fmt(bare.get('per_core'))} ({bare['processes']} "
+                     f"processes, rounds {bare.get('rounds_per_core')}); logins per server core "
+                     f"{_fmt(login.get('per_server_core'))}, ratio "
+                     f"{_fmt(login.get('per_server_core_over_bare_argon2'))}")
+    return lines
+
+
 def render_measurements(results: dict, info: dict) -> str:
     a2 = info["argon2_params"]
     lines = [f"cpus {info['cpus_usable']}/{info['cpu_count']}, Python {info['python']}, Argon2id t={a2['time_cost']} "
@@ -98,6 +143,7 @@ def render_measurements(results: dict, info: dict) -> str:
               if key in results.get("two_processes", {})]
     lines += _scale_lines(results.get("scale", {}))
     lines += _floor_lines(results.get("versus_floor", {})) + _network_lines(results.get("network", {}))
+    lines += _oidc_lines(results) + _admin_and_argon2_lines(results)
     lines += ["", *_cpu_lines(results)]
     for name, error in results.get("errors", {}).items():
         lines.append(f"ERROR in {name}: {error}")

@@ -1,10 +1,13 @@
-"""citylogin benchmark: the goals of issues 12 and 20, each measured in one run against that run's
-own baselines (Argon2id, /healthz, GetItem, the floor app, no network delay, a 1k-user table, one worker).
+"""citylogin benchmark: the goals of issues 12, 20 and 44, each measured in one run against that run's
+own baselines (Argon2id, /healthz, GetItem, the floor app, no network delay, a 1k-user table, one worker,
+GET /session/me beside the OpenID Provider's steps and the console's page, POST /session/refresh beside
+the refresh grant, bare Argon2id verifies beside the logins).
 
     .venv/bin/python bench/run_bench.py [--quick] [--runs 3] [--network-delay-ms 5] [--out FILE]
 
-Starts DynamoDB Local (in memory), the gunicorns (citylogin, its floor, citylogin behind the
-delaying proxy, one per seeded table set) on 127.0.0.1, stops them all at the end.
+Starts DynamoDB Local (in memory), registers one OpenID app (`citylogin apps add`), the gunicorns
+(citylogin, its floor, citylogin behind the delaying proxy, one per seeded table set) on 127.0.0.1,
+stops them all at the end.
 Not a test: pytest never collects it. See bench/README.md for what each number means.
 """
 from __future__ import annotations
@@ -24,13 +27,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import admin_figures
 import dynamo_calls
 import flows
 import measurements as m
 import network
+import oidc_figures
 import versus_floor
 from common.dynamodb_local import DynamoDBLocal
 from dynamo_proxy import DelayProxy
+from oidc_bench import add_app
 from goals import goal_rows, merge_runs, render_goals
 from report import machine_info, render_measurements
 from scale import ScaleSetup, bench_scale, start_scale
@@ -44,12 +50,16 @@ FULL = {"argon2_n": 15, "cert_n": 50, "register_n": 20, "login_n": 20, "calls_n"
         "threads": 8, "warmup_s": 2.0, "load_s": 10.0, "rounds": 3, "saturation_threads": 8,
         "saturation_s": 10.0, "scaling_s": 9.0, "scale_users": [1_000, 100_000], "scale_me_n": 200,
         "scale_login_n": 48, "seed_threads": 8, "floor_rounds": 3, "floor_per_round": 10,
-        "network_rounds": 2, "network_per_round": 10, "watchdog_s": 900}
+        "network_rounds": 2, "network_per_round": 10, "saturation_rounds": 2, "oidc_flows": 40,
+        "oidc_calls_n": 10, "refresh_cpu_threads": 4, "refresh_cpu_s": 12.0, "refresh_cpu_rounds": 2,
+        "admin_pages": 40, "admin_calls_n": 10, "watchdog_s": 1100}
 QUICK = {"argon2_n": 5, "cert_n": 10, "register_n": 5, "login_n": 5, "calls_n": 5, "sequential_n": 100,
          "threads": 8, "warmup_s": 1.0, "load_s": 3.0, "rounds": 3, "saturation_threads": 8,
          "saturation_s": 3.0, "scaling_s": 3.0, "scale_users": [1_000, 10_000], "scale_me_n": 60,
          "scale_login_n": 12, "seed_threads": 8, "floor_rounds": 1, "floor_per_round": 5,
-         "network_rounds": 1, "network_per_round": 5, "watchdog_s": 300}
+         "network_rounds": 1, "network_per_round": 5, "saturation_rounds": 1, "oidc_flows": 10,
+         "oidc_calls_n": 5, "refresh_cpu_threads": 4, "refresh_cpu_s": 4.0, "refresh_cpu_rounds": 1,
+         "admin_pages": 15, "admin_calls_n": 5, "watchdog_s": 400}
 SETUP_WATCHDOG_S = 1500  # start-up and seeding (~9 min for 101k users on 2 busy cores); each run adds watchdog_s
 
 
@@ -86,6 +96,7 @@ class Stage:
     env: dict
     app: RunningApp
     run_id: str
+    oidc_app: dict | None = None  # client_id, client_secret of the app `citylogin apps add` registered
     users: dict = field(default_factory=dict)
     floor_pair: tuple | None = None
     proxy: DelayProxy | None = None
@@ -148,8 +159,10 @@ def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
     phase(results, f"closed-loop load: {cfg['threads']} threads, {cfg['load_s']:g}s per endpoint",
           lambda: m.bench_load(base_url, headers, cfg, pids))
     saturation_users = [flows.register(base_url, f"b{run}_sat{i}") for i in range(cfg["saturation_threads"])]
-    phase(results, f"saturation: logins and refreshes, {cfg['saturation_threads']} threads, "
-                   f"{cfg['saturation_s']:g}s each", lambda: bench_saturation(saturation_users, cfg, pids))
+    phase(results, f"saturation: logins (ABBA with bare Argon2id verifies in {app.workers} processes) and "
+                   f"refreshes, {cfg['saturation_threads']} threads, {cfg['saturation_s']:g}s each",
+          lambda: bench_saturation(saturation_users, cfg, pids, workers=app.workers))
+    _oidc_and_admin(stage, cfg, results, run, pids)
     phase(results, "two app processes: /session/me with 1 worker vs 2 workers",
           lambda: _two_processes(app, db, stage.work_dir, stage.env, headers, cfg))
     if stage.floor_pair:
@@ -170,6 +183,23 @@ def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
     return results
 
 
+def _oidc_and_admin(stage: Stage, cfg: dict, results: dict, run: str, pids: dict[str, int]) -> None:
+    """The OpenID Provider's code flow and refresh grant, and the console's account page (issue 44)."""
+    base_url, oidc_app = stage.app.base_url, stage.oidc_app
+    if oidc_app:
+        phase(results, f"OIDC code flow x{cfg['oidc_flows']}, each step beside GET /session/me",
+              lambda: oidc_figures.bench_code_flow(base_url, oidc_app, run=run, n=cfg["oidc_flows"],
+                                                   calls_n=cfg["oidc_calls_n"]))
+        phase(results, f"refreshes per server CPU second: refresh grant vs POST /session/refresh, "
+                       f"{cfg['refresh_cpu_rounds']} x ABBA, {cfg['refresh_cpu_threads']} threads",
+              lambda: oidc_figures.bench_refresh_cpu(
+                  base_url, oidc_app, run=run, pids=pids, threads=cfg["refresh_cpu_threads"],
+                  seconds=cfg["refresh_cpu_s"], rounds=cfg["refresh_cpu_rounds"], warmup_s=cfg["warmup_s"]))
+    phase(results, f"admin account page x{cfg['admin_pages']}, interleaved with the operator's GET /session/me",
+          lambda: admin_figures.bench_account_page(base_url, stage.env, run=run, n=cfg["admin_pages"],
+                                                   calls_n=cfg["admin_calls_n"]))
+
+
 def _two_processes(app, db, work_dir: Path, env: dict, headers: dict, cfg: dict) -> dict:
     with gunicorn_app(env, log_path=work_dir / "gunicorn-1worker.log", workers=1, threads=THREADS) as single:
         pids = {"server_1_worker": single.pid, "server_2_workers": app.pid, "dynamodb": db.process.pid}
@@ -185,10 +215,12 @@ def run(cfg: dict, runs: int) -> dict:
         db = stack.enter_context(DynamoDBLocal())
         env = app_environment(endpoint_url=db.endpoint_url, data_dir=work_dir / "data")
         m.log("citylogin init: " + run_init(env).replace("\n", "; "))
+        phase(setup, "an OpenID app: citylogin apps add", lambda: {"oidc_app": add_app(env, None)})
+        oidc_app = setup.pop("oidc_app", None)
         app = stack.enter_context(gunicorn_app(env, log_path=work_dir / "gunicorn.log", workers=WORKERS,
                                                threads=THREADS))
         m.log(f"gunicorn ready on {app.base_url}")
-        stage = Stage(db=db, work_dir=work_dir, env=env, app=app, run_id=secrets.token_hex(3))
+        stage = Stage(db=db, work_dir=work_dir, env=env, app=app, run_id=secrets.token_hex(3), oidc_app=oidc_app)
         set_up(stack, stage, cfg, setup)
         measured = []
         for number in range(1, runs + 1):

@@ -49,6 +49,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.metrics_text import dynamodb_calls_from_text  # noqa: E402
 from bench.servers import LOCALHOST_ONLY, METRICS_TOKEN, VENV_BIN, run_init  # noqa: E402
 from citylogin.app import create_app  # noqa: E402
 from common.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
@@ -212,10 +213,7 @@ def healthz_latencies(url: str, seconds: float) -> list[float]:
 
 def dynamodb_calls(url: str) -> dict[str, float]:
     text = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text
-    calls: dict[str, float] = {}
-    for operation, value in re.findall(r'^citylogin_dynamodb_calls_total\{operation="(\w+)"\} (\S+)$', text, re.M):
-        calls[operation] = calls.get(operation, 0.0) + float(value)
-    return calls
+    return dict(dynamodb_calls_from_text(text, requests_only=False))  # the host's every call, pollers too
 
 
 def one_run(url: str, master: int, tokens: list[str], sample_tokens: list[str], window: float) -> dict:

@@ -1,15 +1,20 @@
 """Throughput at saturation: password logins/s and refreshes/s per core (closed loop, one user
-per thread), and /session/me with one gunicorn worker against two, both on one DynamoDB Local."""
+per thread), the logins in rounds ABBA with bare Argon2id verifies (bench/argon2_rate.py) in as many
+processes as the server has workers; and /session/me with one gunicorn worker against two, both on
+one DynamoDB Local."""
 from __future__ import annotations
 
 import os
 from typing import Callable
 
+import argon2_rate
 import flows
 from citylogin.client import Client
 from cpu import cpu_delta, tree_cpu_seconds
-from loadgen import closed_loop_calls, local_session, summarize
+from loadgen import LoadRound, closed_loop_calls, local_session, summarize
 from measurements import alternating_load
+
+ABBA = ("A", "B", "B", "A")
 
 
 def _login_call(client: Client) -> Callable[[], bool]:
@@ -26,34 +31,68 @@ def _refresh_call(client: Client) -> Callable[[], bool]:
     return lambda: flows.refresh(client, http)
 
 
-def saturate(calls: list[Callable[[], bool]], *, seconds: float, warmup_s: float, pids: dict[str, int]) -> dict:
-    """Closed loop over `calls` (one thread each); throughput per core three ways: per core the
-    gunicorn tree used (its CPU seconds, from /proc: the goal's figure), per core the server and
-    DynamoDB Local used together, and per core of the machine (os.cpu_count())."""
-    closed_loop_calls(calls, seconds=warmup_s)
+def _measured_round(calls: list[Callable[[], bool]], *, seconds: float, pids: dict[str, int]) -> tuple[LoadRound, dict]:
     before = tree_cpu_seconds(pids)
     result = closed_loop_calls(calls, seconds=seconds)
-    used = cpu_delta(before, tree_cpu_seconds(pids))
-    done, elapsed = len(result.latencies), result.elapsed
-    server_cores, db_cores = used.get("server", 0.0) / elapsed, used.get("dynamodb", 0.0) / elapsed
+    return result, cpu_delta(before, tree_cpu_seconds(pids))
+
+
+def _throughput(rounds: list[tuple[LoadRound, dict]], threads: int) -> dict:
+    """Pooled over rounds: throughput per core three ways: per core the gunicorn tree used (its CPU
+    seconds, from /proc: the goal's figure), per core the server and DynamoDB Local used together,
+    and per core of the machine (os.cpu_count())."""
+    latencies = [latency for result, _ in rounds for latency in result.latencies]
+    elapsed = sum(result.elapsed for result, _ in rounds)
+    used = {name: sum(cpu.get(name, 0.0) for _, cpu in rounds) for name in ("server", "dynamodb", "loadgen")}
+    done = len(latencies)
+    server_cores, db_cores = used["server"] / elapsed, used["dynamodb"] / elapsed
     rps = done / elapsed
-    return {**summarize(result.latencies), "threads": len(calls), "seconds": elapsed, "completed": done,
-            "errors": result.errors, "rps": rps, "server_cores_used": server_cores, "dynamodb_cores_used": db_cores,
-            "loadgen_cores_used": used.get("loadgen", 0.0) / elapsed,
+    return {**summarize(latencies), "threads": threads, "seconds": elapsed, "completed": done,
+            "errors": sum(result.errors for result, _ in rounds), "rps": rps, "rounds": len(rounds),
+            "server_cores_used": server_cores, "dynamodb_cores_used": db_cores,
+            "loadgen_cores_used": used["loadgen"] / elapsed,
             "per_server_core": rps / server_cores if server_cores else None,
             "per_server_and_dynamodb_core": rps / (server_cores + db_cores) if server_cores + db_cores else None,
             "per_machine_core": rps / (os.cpu_count() or 1)}
 
 
-def bench_saturation(users: list[Client], cfg: dict, pids: dict[str, int]) -> dict[str, dict]:
-    """Logins (challenge + POST /login/) and refreshes, each user on its own thread."""
+def saturate(calls: list[Callable[[], bool]], *, seconds: float, warmup_s: float, pids: dict[str, int]) -> dict:
+    """Closed loop over `calls` (one thread each) after a warm-up; see _throughput."""
+    closed_loop_calls(calls, seconds=warmup_s)
+    return _throughput([_measured_round(calls, seconds=seconds, pids=pids)], len(calls))
+
+
+def logins_beside_argon2(calls: list[Callable[[], bool]], *, cfg: dict, pids: dict[str, int],
+                         processes: int) -> dict[str, dict]:
+    """Rounds ABBA (x saturation_rounds) of A = the login closed loop, B = bare Argon2id verifies in
+    `processes` processes, saturation_s of each in all: logins per server core, verifies per core."""
+    rounds = cfg["saturation_rounds"]
+    letter_s = cfg["saturation_s"] / (2 * rounds)
+    closed_loop_calls(calls, seconds=cfg["warmup_s"])
+    logins, verifies = [], []
+    with argon2_rate.BareVerifiers(processes) as bare:
+        bare.run(min(1.0, cfg["warmup_s"]))
+        for letter in ABBA * rounds:
+            if letter == "A":
+                logins.append(_measured_round(calls, seconds=letter_s, pids=pids))
+            else:
+                verifies.append(bare.run(letter_s))
+    login = _throughput(logins, len(calls))
+    bare_verifies = argon2_rate.pooled(verifies, processes)
+    login["per_server_core_over_bare_argon2"] = login["per_server_core"] / bare_verifies["per_core"] \
+        if login["per_server_core"] and bare_verifies["per_core"] else None
+    return {"saturation_login": login, "argon2_bare": bare_verifies}
+
+
+def bench_saturation(users: list[Client], cfg: dict, pids: dict[str, int], *, workers: int) -> dict[str, dict]:
+    """Logins (challenge + POST /login/, alternating with bare verifies in `workers` processes) and
+    refreshes, each user on its own thread."""
     for user in users:
         flows.login_with_retry(user)
-    logins = saturate([_login_call(u) for u in users], seconds=cfg["saturation_s"], warmup_s=cfg["warmup_s"],
-                      pids=pids)
-    refreshes = saturate([_refresh_call(u) for u in users], seconds=cfg["saturation_s"],
-                         warmup_s=cfg["warmup_s"], pids=pids)
-    return {"saturation_login": logins, "saturation_refresh": refreshes}
+    out = logins_beside_argon2([_login_call(u) for u in users], cfg=cfg, pids=pids, processes=workers)
+    out["saturation_refresh"] = saturate([_refresh_call(u) for u in users], seconds=cfg["saturation_s"],
+                                         warmup_s=cfg["warmup_s"], pids=pids)
+    return out
 
 
 def bench_two_processes(one_worker_url: str, two_worker_url: str, headers: dict[str, str], cfg: dict,

@@ -33,7 +33,7 @@ from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_U
 from devices.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
                                   WriteRefused)
 from sessions import service as sessions
-from sessions.models import NOT_SAID, EndedBy, RevokeReason
+from sessions.models import NOT_SAID, EndedBy, Presence, RevokeReason
 
 
 def device_store(ctx: AppContext) -> DeviceStore:
@@ -356,9 +356,22 @@ def device_owner(ctx: AppContext, *, device_id: str) -> str | None:
 
 
 def list_devices(ctx: AppContext, *, user_uuid: str, current_device_id: str) -> DeviceList:
-    live = {e.device_id for e in sessions.live_devices(ctx, user_uuid=user_uuid)}
-    records = sorted(device_store(ctx).list_for_user(user_uuid),
-                     key=lambda d: (not d.is_primary, d.registered_at, d.device_name))
+    return device_list(ctx, user_uuid=user_uuid, records=device_records(ctx, user_uuid=user_uuid),
+                       current_device_id=current_device_id)
+
+
+def device_records(ctx: AppContext, *, user_uuid: str) -> list[DeviceRecord]:
+    """The user's devices as stored (one Query), for a caller that reads them beside other records and
+    shows them with device_list."""
+    return device_store(ctx).list_for_user(user_uuid)
+
+
+def device_list(ctx: AppContext, *, user_uuid: str, records: list[DeviceRecord], current_device_id: str,
+                presence: Presence | None = None) -> DeviceList:
+    """The user's devices `records`, primary first, each with whether it is logged in now (from
+    `presence` if the caller read it already)."""
+    live = {e.device_id for e in sessions.live_devices(ctx, user_uuid=user_uuid, presence=presence)}
+    records = sorted(records, key=lambda d: (not d.is_primary, d.registered_at, d.device_name))
     return DeviceList(devices=[DeviceView(
         device_id=d.device_id, device_name=d.device_name, is_primary=d.is_primary, fingerprint=d.fingerprint,
         key_type=d.key_type, registered_at=d.registered_at, last_login_at=d.last_login_at,

@@ -6,8 +6,9 @@ account's history and its audit trail) and told to the person in their language.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 from accounts import credential_service as credentials
@@ -18,7 +19,8 @@ from accounts import user_service as users
 from accounts.models import Role, UserRecord, one_secret, role_rank
 from common import i18n
 from common.audit import AuditEvent, audit, operator_acting
-from common.batch_read import read_together
+from common.background import background
+from common.batch_read import KeyRead, read_together
 from common.caller import Caller
 from common.context import AppContext
 from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, TooManyRequests, Unauthorized
@@ -26,16 +28,18 @@ from common.notifier import localized_message, mail_time
 from common.rate_limits import RateLimitStore
 from common.timefmt import iso_from_epoch
 from devices import service as devices
+from devices.models import DeviceRecord
 from flows.operator_models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest,
                                    OperatorAccount, OperatorDevice, OperatorPasskey, OperatorSelf, OperatorSession,
                                    RoleRequest)
 from sessions import service as sessions
-from sessions.models import AdminAction, EndedBy, Principal, RevokeReason
+from sessions.models import AdminAction, EndedBy, Principal, RevokeReason, SessionRecord
 
 RECENT_SESSIONS = 20
 SEARCH_WINDOW_SECONDS = 60  # CITYLOGIN_ADMIN_SEARCH_LIMIT counts searches a minute
 # What an id searched for may look like: a uuid, a session id (never '#', which the tables' own items use)
 SEARCHED_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+OPERATOR_ACCOUNT = "operators.account"  # the operator's own account, in their session's batch read
 
 
 class OperatorForbidden(Forbidden):
@@ -74,6 +78,8 @@ class Operator:
     name: str | None = None             # the CLI's operator (--operator, the AWS identity or the OS user)
     # `citylogin admin`, which holds the database's own credentials: the one way to act on an admin (SPEC §15)
     cli: bool = False
+    # Records the route asked for, read in the same BatchGetItem as the session (PageReading)
+    along: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -89,14 +95,22 @@ class Operator:
         return {k: v for k, v in found.items() if v is not None}
 
 
+def operator_reads(ctx: AppContext, *, user_uuid: str) -> dict[str, KeyRead]:
+    """The operator's own account (its role), for their session's batch read (sessions.service.authenticate)."""
+    return {OPERATOR_ACCOUNT: users.user_read(ctx, user_uuid=user_uuid)}
+
+
 def session_operator(ctx: AppContext, *, principal: Principal) -> Operator:
     """The operator behind a session, with the role its account holds now (read strongly consistent on
-    every call: a role taken away is refused on the very next one, on every host); 403 without one."""
-    user = users.get_user(ctx, user_uuid=principal.user_uuid)
+    every call, with the session when its batch read had operator_reads: a role taken away is refused on
+    the very next one, on every host); 403 without one."""
+    along = dict(principal.along)
+    user = along.pop(OPERATOR_ACCOUNT) if OPERATOR_ACCOUNT in along else users.get_user(
+        ctx, user_uuid=principal.user_uuid)
     if user is None or user.deleting or user.role is None:
         raise OperatorForbidden()
     return Operator(role=user.role, user_uuid=user.user_uuid, username=user.username,
-                    session_id=principal.session_id, signed_in_epoch=principal.session.proven_epoch)
+                    session_id=principal.session_id, signed_in_epoch=principal.session.proven_epoch, along=along)
 
 
 def need(operator: Operator, role: Role) -> None:
@@ -171,17 +185,72 @@ def _target(ctx: AppContext, user_uuid: str) -> UserRecord:
     return user
 
 
-def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str) -> OperatorAccount:
+class PageReading:
+    """An account's page, read beside the operator's own check (login_app/admin_views.py): once the
+    operator's token verified, `start` sets the page's Queries going (its devices and sessions need only
+    the URL's user_uuid) and hands the records read by key (the person's account, presence and passkey
+    count) to the batch read of the operator's session. Nothing of them is looked at before the operator's
+    role checked out (account_page)."""
+
+    def __init__(self, ctx: AppContext, *, user_uuid: str) -> None:
+        self.ctx, self.user_uuid = ctx, user_uuid
+        self.names = tuple(f"operators.{part}#{user_uuid}" for part in ("user", "presence", "passkeys"))
+        self._devices: Future[list[DeviceRecord]] | None = None
+        self._sessions: Future[tuple[list[SessionRecord], str | None]] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._devices is not None
+
+    def start(self) -> dict[str, KeyRead]:
+        """Start the Queries; the reads by key, for the caller's batch read (none for an id no account has)."""
+        ctx, user_uuid = self.ctx, self.user_uuid
+        if not SEARCHED_ID.fullmatch(user_uuid):
+            return {}
+        pool = background(ctx)
+        self._devices = pool.submit(devices.device_records, ctx, user_uuid=user_uuid)
+        self._sessions = pool.submit(sessions.session_page, ctx, user_uuid=user_uuid, limit=RECENT_SESSIONS,
+                                     cursor=None, include_ended=True)
+        user, presence, passkey_count = self.names
+        return {user: users.user_read(ctx, user_uuid=user_uuid),
+                presence: sessions.presence_read(ctx, user_uuid=user_uuid),
+                passkey_count: passkeys.passkey_count_read(ctx, user_uuid=user_uuid)}
+
+    def queried(self) -> tuple[list[DeviceRecord], list[SessionRecord]]:
+        """The Queries' answers (their failure, a 503, raised here)."""
+        assert self._devices is not None and self._sessions is not None, "start() first"
+        return self._devices.result(), self._sessions.result()[0]
+
+
+def _page_records(ctx: AppContext, operator: Operator, user_uuid: str,
+                  reading: PageReading | None) -> tuple[PageReading, Mapping[str, Any]]:
+    """The page's reading and its records by key: as read with the operator's session, else now in one
+    BatchGetItem (an app's credential, the CLI, an action's answer)."""
+    if reading is not None and reading.started:
+        return reading, operator.along
+    reading = PageReading(ctx, user_uuid=user_uuid)
+    reads = reading.start()
+    return reading, read_together(ctx.dynamodb, reads) if reads else {}
+
+
+def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str,
+                 reading: PageReading | None = None) -> OperatorAccount:
     """The account with its devices and certificates, live and recent sessions, passkeys (names and
-    dates) and limit: one read per panel (the user; its lockout; its devices with who is logged in;
-    its sessions; its passkeys)."""
+    dates) and limit: its records by key and its devices' and sessions' Queries at once (begun beside the
+    operator's own check with `reading`), then its lockout (by the username it read) and its passkeys
+    (unless their count is 0), at once."""
     need(operator, Role.VIEWER)
-    user = _target(ctx, user_uuid)
+    reading, found = _page_records(ctx, operator, user_uuid, reading)
+    user_name, presence_name, count_name = reading.names
+    user = found.get(user_name)
+    if user is None or user.deleting:
+        raise OperatorAccountNotFound()
+    keys = background(ctx).submit(passkeys.list_passkeys, ctx, user_uuid=user.user_uuid) if found[count_name] else None
     locked_until = read_together(ctx.dynamodb, {"lock": credentials.username_lock_read(
         ctx, username=user.username)})["lock"]
-    listed = devices.list_devices(ctx, user_uuid=user.user_uuid, current_device_id="").devices
-    recent, _ = sessions.session_page(ctx, user_uuid=user.user_uuid, limit=RECENT_SESSIONS, cursor=None,
-                                      include_ended=True)
+    records, recent = reading.queried()
+    listed = devices.device_list(ctx, user_uuid=user.user_uuid, records=records, current_device_id="",
+                                 presence=found[presence_name]).devices
     return OperatorAccount(
         **_summary(user).model_dump(), email_verified=user.email_verified, locale=user.locale,
         password_locked_until=iso_from_epoch(locked_until) if locked_until else None,
@@ -191,10 +260,10 @@ def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str) -> Oper
                                 last_login_at=d.last_login_at, logged_in=d.active) for d in listed],
         sessions=[_session_view(ctx, s) for s in recent],
         passkeys=[OperatorPasskey(name=p.name, created_at=p.created_at, last_used_at=p.last_used_at)
-                  for p in passkeys.list_passkeys(ctx, user_uuid=user.user_uuid)])
+                  for p in (keys.result() if keys else [])])
 
 
-def _session_view(ctx: AppContext, session) -> OperatorSession:
+def _session_view(ctx: AppContext, session: SessionRecord) -> OperatorSession:
     status, reason = sessions.session_status(ctx, session)
     return OperatorSession(session_id=session.session_id, device_id=session.device_id,
                            device_name=session.device_name, created_at=session.created_at,

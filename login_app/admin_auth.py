@@ -3,17 +3,24 @@ bound session, the session read) whose account holds an operator role now, or an
 token whose app holds one now (read from its record on every call)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
+from common.batch_read import KeyRead
 from common.context import ctx
 from flows import operators
 from oidc import service as oidc
 from sessions.guard import authenticate_request, credentials
 
 
-def authenticate_operator() -> operators.Operator:
-    """The operator behind the request; 401 without a valid token, 403 forbidden without a role."""
+def authenticate_operator(*, along: Callable[[], Mapping[str, KeyRead]] | None = None) -> operators.Operator:
+    """The operator behind the request; 401 without a valid token, 403 forbidden without a role. A
+    session's operator account, and the records `along()` names once the token verified, are read in the
+    session's own BatchGetItem (in `Operator.along`); for an app's credential `along` is never called."""
     scheme, token = credentials()
     if scheme == "Bearer":
         app = oidc.admin_app_of(ctx(), token)
         if app is not None:
             return operators.app_operator(client_id=app.client_id, admin_role=app.admin_role)
-    return operators.session_operator(ctx(), principal=authenticate_request())
+    principal = authenticate_request(along=lambda claims: {
+        **(along() if along else {}), **operators.operator_reads(ctx(), user_uuid=claims["sub"])})
+    return operators.session_operator(ctx(), principal=principal)

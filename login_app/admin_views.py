@@ -66,11 +66,14 @@ def find_accounts():
 
 
 @bp.get("/accounts/<string(maxlength=64):user_uuid>")
-@require_operator
 @operation("An account's page: profile, lock, devices and certificates, live and recent sessions, passkeys, limit",
            response=OperatorAccount, auth=True, errors=(403,))
 def account(user_uuid: str):
-    return jsonify(_page(user_uuid).model_dump())
+    # The operator as require_operator checks them, with the page read beside their session's own read
+    reading = operators.PageReading(ctx(), user_uuid=user_uuid)
+    g.operator = authenticate_operator(along=reading.start)
+    page = operators.account_page(ctx(), operator=current_operator(), user_uuid=user_uuid, reading=reading)
+    return jsonify(page.model_dump())
 
 
 @bp.get("/accounts/<string(maxlength=64):user_uuid>/history")

@@ -866,8 +866,10 @@ def presence_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[Presence]:
                    lambda item: SessionStore.presence_from_item(user_uuid, item))
 
 
-def live_devices(ctx: AppContext, *, user_uuid: str) -> list[PresenceEntry]:
-    presence: Presence = session_store(ctx).get_presence(user_uuid)
+def live_devices(ctx: AppContext, *, user_uuid: str, presence: Presence | None = None) -> list[PresenceEntry]:
+    """The user's logged-in devices as of now, from `presence` if the caller read it already."""
+    if presence is None:
+        presence = session_store(ctx).get_presence(user_uuid)
     return presence.live(now=_epoch(ctx), liveness=liveness(ctx))
 
 
