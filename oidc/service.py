@@ -160,12 +160,11 @@ class _Hooks:
         return token
 
     def save_token(self, token: dict, request: OAuth2Request) -> None:
-        """A code that passed every check: record the app's grant on the session and use the code up (mark
-        its request), in one transaction with the session's liveness (a session that ended meanwhile gives
-        the app nothing: invalid_grant). The ID token is signed on the background pool meanwhile (an
-        RSA signature takes about as long as the transaction). A request whose code was redeemed before
-        (a replay, or a parallel redemption that committed first) revokes what that use gave (RFC 6749
-        §4.1.2). A refresh wrote its rotation already."""
+        """A code that passed every check: record the app's grant on the session, which uses the code up, in
+        one transaction with the session's liveness (a session that ended meanwhile gives the app nothing:
+        invalid_grant). A second redemption of a code of its request is a replay, which revokes what the
+        first gave (RFC 6749 §4.1.2). The ID token is signed on the background pool while the transaction
+        travels. A refresh wrote its rotation already."""
         if request.payload.grant_type != "authorization_code":
             return
         user: SignedIn = request.user
@@ -173,21 +172,15 @@ class _Hooks:
         grant = user.grant(client_id=request.client.client_id, scope=token.get("scope", ""))
         if "openid" in token.get("scope", "").split():
             request.id_token_signing = background(self.ctx).submit(provider(self.ctx).id_token.signed, token, request)
-        now, waiting = _epoch(self.ctx), RequestStore(_tokens(self.ctx))
+        recorded = grant_store(self.ctx).redeem_item(grant, request_digest=code.request_digest, now=_epoch(self.ctx),
+                                                     expires_epoch=code.session_expires_epoch)
         try:
             refresh.write_while_live(self.ctx, [
                 sessions.live_check_of(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
                                        device_id=code.device_id),
-                GuardedWrite(item=grant_store(self.ctx).put_item(grant, now=now,
-                                                                 expires_epoch=code.session_expires_epoch),
-                             refusal=lambda: RuntimeError("unconditional")),
-                GuardedWrite(item=waiting.redeem_item(digest=code.request_digest, grant_id=grant.grant_id, now=now),
-                             refusal=CodeNotSpent)])
+                GuardedWrite(item=recorded, refusal=CodeNotSpent)])
         except CodeNotSpent:
-            first = waiting.redeemed_grant(digest=code.request_digest)
-            if first is None:
-                raise InvalidGrantError("This code's sign-in request was cancelled or has expired.") from None
-            self.code_replayed(code, grant_id=first)
+            self.code_replayed(code)
             raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
 
     def sealed_code(self, request: OAuth2Request) -> str:
@@ -204,14 +197,16 @@ class _Hooks:
                     session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest)
         return codes.seal(self.ctx, code, now=_epoch(self.ctx))
 
-    def code_replayed(self, code: Code, *, grant_id: str) -> None:
+    def code_replayed(self, code: Code) -> None:
         """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant,
         its access tokens are refused at once), and the app, which holds an ID token of the session, is
-        told by Back-Channel Logout in the revocation's own transaction (oidc.grants). The session and
-        other apps' grants go on."""
-        RequestStore(_tokens(self.ctx)).mark_replayed(digest=code.request_digest, now=_epoch(self.ctx))
-        grants.end_grant(self.ctx, session_id=code.session_id, client_id=code.client_id, reason=grants.CODE_REPLAY,
-                         grant_id=grant_id)  # the grant its first use gave, not a later sign-in's
+        told by Back-Channel Logout in the revocation's own transaction (oidc.grants). Only while the
+        app's grant on the session is still the one a code of this request gave (a later sign-in replaced
+        it and its tokens already); the session and other apps' grants go on."""
+        given, request_digest = grant_store(self.ctx).given_by(session_id=code.session_id, client_id=code.client_id)
+        if given is not None and request_digest == code.request_digest:
+            grants.end_grant(self.ctx, session_id=code.session_id, client_id=code.client_id,
+                             reason=grants.CODE_REPLAY, grant_id=given.grant_id)
 
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
         """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)

@@ -1,13 +1,12 @@
 """The OpenID Provider's items: pushed authorization requests and authorization requests waiting for the
-person, then marked by the redemption of their code (in the one_time_tokens table, keyed by a digest;
-codes themselves are sealed, oidc.codes), and each app's grant on a session (oidc_grants)."""
+person (in the one_time_tokens table, keyed by a digest; codes themselves are sealed, oidc.codes), and
+each app's grant on a session (oidc_grants), which also keeps which requests' codes were redeemed."""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 from typing import Any
 
-from botocore.exceptions import ClientError
 
 from common import dynamo
 from common.batch_read import KeyRead
@@ -20,8 +19,7 @@ GRANT_KEPT_SECONDS = 24 * 3600
 
 
 class CodeNotSpent(dynamo.StoreRefusal):
-    """The write that uses a code up was refused: a code of its request was redeemed before, or the
-    request is gone."""
+    """The write that uses a code up was refused: a code of its authorization request was redeemed before."""
 
     def __init__(self) -> None:
         super().__init__("code not spent")
@@ -57,43 +55,9 @@ class RequestStore:
         """Use the request up: of parallel answers to one request, one goes on."""
         return self.tokens.consume(digest=digest, kind=REQUEST_KIND, now=now) is not None
 
-    def redeem_item(self, *, digest: str, grant_id: str, now: int) -> dict[str, Any]:
-        """A TransactWriteItems entry marking the request redeemed by a code of it, for the grant `grant_id`;
-        refused if a code of it was redeemed before (a replay, or a parallel redemption that came first)
-        or it is gone (cancelled, or removed after it expired)."""
-        return {"Update": {
-            "TableName": self.tokens.table, "Key": OneTimeTokenStore.key(digest),
-            "UpdateExpression": "SET redeemed_grant = :grant, redeemed_epoch = :now",
-            "ConditionExpression": ("attribute_exists(token_digest) AND #k = :k "
-                                    "AND attribute_not_exists(redeemed_grant)"),
-            "ExpressionAttributeNames": {"#k": "kind"},
-            "ExpressionAttributeValues": {":k": {"S": REQUEST_KIND}, ":now": {"N": str(now)},
-                                          ":grant": {"S": grant_id}}}}
-
-    def redeemed_grant(self, *, digest: str) -> str | None:
-        """The grant the request's first redeemed code gave (strongly consistent); None if it is gone."""
-        item = dynamo.from_item(self.tokens.client.get_item(TableName=self.tokens.table, ConsistentRead=True,
-                                                            Key=OneTimeTokenStore.key(digest)).get("Item"))
-        return item.get("redeemed_grant") if item and item.get("kind") == REQUEST_KIND else None
-
-    def mark_replayed(self, *, digest: str, now: int) -> None:
-        """Record that a code of the request was redeemed again (the redemption's condition refuses every
-        later one already; this marks the item for whoever reads it)."""
-        try:
-            self.tokens.client.update_item(TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest),
-                                           UpdateExpression="SET replayed_epoch = :now",
-                                           ConditionExpression="attribute_exists(token_digest)",
-                                           ExpressionAttributeValues={":now": {"N": str(now)}})
-        except ClientError as exc:
-            if not dynamo.is_condition_failure(exc):
-                raise
-
 
 def _waiting(item: dict[str, Any] | None) -> tuple[dict[str, str], int] | None:
-    """A request's parameters and when it was made, while it waits: not once a code of it was redeemed."""
-    if not item or "redeemed_grant" in item:
-        return None
-    return json.loads(item["params"]), int(item["created_epoch"])
+    return (json.loads(item["params"]), int(item["created_epoch"])) if item else None
 
 
 class PushedRequestStore:
@@ -151,14 +115,36 @@ class GrantStore:
     def _key(self, session_id: str, client_id: str) -> dict[str, Any]:
         return {"session_id": {"S": session_id}, "client_id": {"S": client_id}}
 
-    def put_item(self, grant: Grant, *, now: int, expires_epoch: int) -> dict[str, Any]:
-        """A TransactWriteItems entry recording the grant (with the session's liveness check beside it);
-        it replaces the app's earlier grant on the session, revoked or not, and with it that one's
-        refresh tokens."""
-        item = {k: v for k, v in asdict(grant).items() if v is not None and k not in _LATER_FIELDS}
-        item |= {"granted_epoch": now, "expires_epoch": expires_epoch,
-                 dynamo.TTL_ATTRIBUTE: expires_epoch + GRANT_KEPT_SECONDS}
-        return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
+    def redeem_item(self, grant: Grant, *, request_digest: str, now: int, expires_epoch: int) -> dict[str, Any]:
+        """A TransactWriteItems entry (beside the session's liveness check) recording the grant a code of
+        the authorization request `request_digest` gives: it replaces the app's earlier grant on the
+        session, revoked or not, and with it that one's refresh tokens. The row keeps the digests of every
+        request whose code gave it, so a code is good once: the entry is refused if a code of this request
+        was redeemed on this session and app before (a replay, or a parallel redemption that came first).
+        A code names its session and app, so every redemption of it meets at this one row."""
+        fields = {k: v for k, v in asdict(grant).items()
+                  if v is not None and k not in _LATER_FIELDS and k not in ("session_id", "client_id")}
+        fields |= {"granted_epoch": now, "expires_epoch": expires_epoch, "request_digest": request_digest,
+                   dynamo.TTL_ATTRIBUTE: expires_epoch + GRANT_KEPT_SECONDS}
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": value for i, value in enumerate(dynamo.to_item(fields).values())}
+        setting = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+        return {"Update": {
+            "TableName": self.table, "Key": self._key(grant.session_id, grant.client_id),
+            "UpdateExpression": f"SET {setting} REMOVE {', '.join(sorted(_LATER_FIELDS))} ADD #r :rd",
+            "ConditionExpression": "NOT contains(#r, :d)",
+            "ExpressionAttributeNames": {**names, "#r": "redeemed_requests"},
+            "ExpressionAttributeValues": {**values, ":rd": {"SS": [request_digest]}, ":d": {"S": request_digest}}}}
+
+    def given_by(self, *, session_id: str, client_id: str) -> tuple[Grant | None, str | None]:
+        """The app's live grant on the session and the authorization request its code came from
+        (strongly consistent): (None, None) if there is none or it was revoked."""
+        item = self.client.get_item(TableName=self.table, Key=self._key(session_id, client_id),
+                                    ConsistentRead=True).get("Item")
+        grant = None if item is None else _grant(item)
+        if grant is None or not grant.live:
+            return None, None
+        return grant, (item.get("request_digest") or {}).get("S")
 
     def get(self, *, session_id: str, client_id: str) -> Grant | None:
         """The app's grant on the session while it holds (strongly consistent); None if there is none

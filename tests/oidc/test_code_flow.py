@@ -158,9 +158,9 @@ def test_a_native_apps_loopback_redirect_matches_on_any_port(provider):
     assert issued.status_code == 200, issued.text
 
 
-def test_a_redeemed_or_unknown_request_cannot_be_finished_again(provider):
-    """Finishing a request writes nothing (the code is sealed); the redemption of its code marks it: then
-    it is finished for good, and a second code of it (a second answer, before) counts as a replay."""
+def test_a_second_code_of_one_request_is_a_replay_of_the_first(provider):
+    """Finishing a request writes nothing (the code is sealed): answered twice, it gives two codes, and
+    the redemption of the second, after the first's, is a replay that revokes what the first gave."""
     url, ctx = provider
     credentials = _app(ctx)
     device = register_device(url)
@@ -171,11 +171,15 @@ def test_a_redeemed_or_unknown_request_cannot_be_finished_again(provider):
     request_id = sign_in_page_request(authorize_url(url, **params))
     first, second = (query_of(finish_as_device(device, request_id))["code"] for _ in range(2))
     assert first != second
-    assert _exchange(url, credentials, first, verifier).status_code == 200
-    again = device.request("POST", "/oidc/authorize/complete", json={"request": request_id})
-    assert again.status_code == 400 and again.json()["code"] == "oidc_request_unknown"
-    replayed = _exchange(url, credentials, second, verifier)
-    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
+    issued = _exchange(url, credentials, first, verifier)
+    assert issued.status_code == 200
+    third = query_of(finish_as_device(device, request_id))["code"]  # still the request's: a replay too
+    for replayed in (_exchange(url, credentials, code, verifier) for code in (second, third)):
+        assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
+    assert requests.get(url + "/oidc/userinfo", timeout=10, headers={
+        "Authorization": f"Bearer {issued.json()['access_token']}"}).status_code == 401
+    unknown = device.request("POST", "/oidc/authorize/complete", json={"request": "x" * 32})
+    assert unknown.status_code == 400 and unknown.json()["code"] == "oidc_request_unknown"
     unsigned = requests.post(url + "/oidc/authorize/complete", json={"request": request_id}, timeout=10)
     assert unsigned.status_code == 401
 

@@ -61,8 +61,8 @@ def test_the_code_flow_is_five_calls_and_a_refresh_one(counted):
     # The session with the request and the person in one batch read, the device's DPoP proof spent
     # beside it; the code is sealed, so nothing is written.
     assert complete == Counter({"BatchGetItem": 1, "PutItem": 1})
-    # The code is read from itself: one transaction records the grant with the session's check and
-    # marks the request redeemed.
+    # The code is read from itself: one transaction records its grant (which uses the code up) with the
+    # session's check.
     assert token == Counter({"TransactWriteItems": 1})
     assert userinfo == Counter({"BatchGetItem": 1})                 # the session, the grant, the person
     assert sum((authorize + complete + token + userinfo).values()) <= FLOW_BUDGET
