@@ -458,8 +458,9 @@ def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str) -> dict
 def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent: bool) -> Redirect:
     """The signed-in browser finishes the request: a code for its session, or the app's error. An app
     added with --consent asks the person (403 consent_required, or that error at the app for
-    prompt=none) unless they allowed it these scopes before; prompt=consent asks every time. The
-    request is used up and the code issued in one transaction: of parallel answers, one gives a code."""
+    prompt=none) unless they allowed it these scopes before; prompt=consent asks every time. Nothing is
+    written: the code is sealed (oidc.codes), and every code of one request counts as one at the token
+    endpoint (a second redemption is a replay)."""
     found = principal.along if WAITING in principal.along else read_together(
         ctx.dynamodb, _complete_reads(ctx, request_id=request_id, user_uuid=principal.user_uuid))
     if found[WAITING] is None:
