@@ -4,10 +4,9 @@ all at once and gets the records back by name. The read-side twin of `GuardedWri
 sees another's table layout, and no caller matches items to keys by position."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Mapping, TypeVar
+from typing import Any, Callable, Generic, Hashable, Mapping, TypeVar
 
 from common.errors import StorageUnavailable
 
@@ -23,14 +22,15 @@ class KeyRead(Generic[T]):
     parse: Callable[[dict[str, Any] | None], T]     # the low-level item, or None if absent -> the record
 
 
-def _identity(table: str, key: Mapping[str, Any]) -> str:
-    return table + "\0" + json.dumps(key, sort_keys=True)
+def _identity(table: str, key: Mapping[str, Any]) -> Hashable:
+    # Which item a key names, whatever order its attributes come in: (table, sorted (name, type, value)).
+    return table, tuple(sorted((name, kind, value) for name, attr in key.items() for kind, value in attr.items()))
 
 
 def read_together(client, reads: Mapping[str, KeyRead]) -> dict[str, Any]:
     """{name: parsed record} for every read, from one BatchGetItem (more only when DynamoDB leaves
     keys unprocessed). The same key asked twice is read once."""
-    wanted: dict[str, dict[str, Any]] = {}
+    wanted: dict[Hashable, dict[str, Any]] = {}
     for read in reads.values():
         wanted.setdefault(_identity(read.table, read.key), {"table": read.table, "key": read.key})
     if len(wanted) > MAX_KEYS:
@@ -39,12 +39,12 @@ def read_together(client, reads: Mapping[str, KeyRead]) -> dict[str, Any]:
     return {name: read.parse(found.get(_identity(read.table, read.key))) for name, read in reads.items()}
 
 
-def _fetch(client, keys: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _fetch(client, keys: list[dict[str, Any]]) -> dict[Hashable, dict[str, Any]]:
     request: dict[str, Any] = {}
     for entry in keys:
         request.setdefault(entry["table"], {"Keys": [], "ConsistentRead": True})["Keys"].append(entry["key"])
     names = {entry["table"]: list(entry["key"]) for entry in keys}
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[Hashable, dict[str, Any]] = {}
     for attempt in range(UNPROCESSED_RETRIES + 1):
         response = client.batch_get_item(RequestItems=request)
         for table, items in response.get("Responses", {}).items():

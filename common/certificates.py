@@ -1,11 +1,15 @@
-"""The device CA and the X.509 client certificates it issues (pure: values come as arguments)."""
+"""The device CA and the X.509 client certificates it issues (pure: values come as arguments; a CA
+remembers which certificates it was checked to have signed)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -21,12 +25,50 @@ _CA_VALIDITY = timedelta(days=3650)
 _BACKDATE = timedelta(minutes=1)  # tolerate a verifier whose clock runs slightly behind ours
 
 
+SIGNATURE_MEMORY = 4096  # certificates per CA whose signature a process remembers having checked
+
+
+Signed = tuple[bytes, bytes]  # SHA-256 of the CA certificate's DER, of the certificate's DER
+
+
+class VerifiedSignatures:
+    """(CA, certificate) pairs of SHA-256 fingerprints (of the whole DER: contents and signature)
+    whose signature checked out, the most recently used kept: a device presents the same certificate
+    at every login, and its signature stays valid for the same bytes and the same CA."""
+
+    def __init__(self, size: int = SIGNATURE_MEMORY) -> None:
+        self._size, self._lock = size, threading.Lock()
+        self._seen: OrderedDict[Signed, None] = OrderedDict()
+
+    def __contains__(self, signed: Signed) -> bool:
+        with self._lock:
+            if signed not in self._seen:
+                return False
+            self._seen.move_to_end(signed)
+            return True
+
+    def add(self, signed: Signed) -> None:
+        with self._lock:
+            self._seen[signed] = None
+            self._seen.move_to_end(signed)
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class CertificateAuthority:
     """The service CA: its self-signed certificate and ECDSA P-256 private key."""
 
     certificate: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey
+    # Each CA object keeps its own memory (never copied by dataclasses.replace), and its entries name
+    # the CA too: no other CA (a rotated one, a test's) accepts a certificate checked against this one.
+    verified: VerifiedSignatures = field(default_factory=VerifiedSignatures, init=False, compare=False, repr=False)
+    # SHA-256 of the CA certificate's DER, worked out once: what names this CA in `verified`.
+    der_sha256: bytes = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "der_sha256", self.certificate.fingerprint(hashes.SHA256()))
 
     def certificate_pem(self) -> str:
         """The CA certificate as PEM."""
@@ -174,15 +216,32 @@ def _client_cert_pem(value: str) -> bytes:
     return decoded
 
 
+# Certificates a process keeps parsed, by their exact text: a device presents (and its record
+# holds) the same certificate at every login. A certificate is immutable; what is checked of it
+# (validity, revocation, its device) is checked at every use.
+PARSED_MEMORY = 1024
+
+
 def load_client_certificate(value: str) -> x509.Certificate:
     """Parse a PEM or base64(PEM) certificate, else CryptoInputError("client_cert")."""
     if not isinstance(value, str):
         raise CryptoInputError("client_cert", "must be a string")
+    return _client_certificate(value)
+
+
+@lru_cache(maxsize=PARSED_MEMORY)
+def _client_certificate(value: str) -> x509.Certificate:
     pem = _client_cert_pem(value)
     try:
         return x509.load_pem_x509_certificate(pem)
     except ValueError:
         raise CryptoInputError("client_cert", "not a valid X.509 certificate") from None
+
+
+@lru_cache(maxsize=PARSED_MEMORY)
+def certificate_from_pem(cert_pem: str) -> x509.Certificate:
+    """A PEM certificate as stored (a device record's), parsed; ValueError if it is not one."""
+    return x509.load_pem_x509_certificate(cert_pem.encode())
 
 
 def _is_end_entity(cert: x509.Certificate) -> bool:
@@ -203,15 +262,27 @@ def certificate_issued_by(
 ) -> bool:
     """True if the CA signed ``cert``, it is within its validity (extended by ``grace`` past its
     end, for renewal), and it is not a CA itself."""
-    try:
-        cert.verify_directly_issued_by(ca.certificate)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+    if not _signed_by(ca, cert):
         return False
     # The self-signed CA certificate also "verifies"; it must never pass as a device.
     if not _is_end_entity(cert):
         return False
     now = aware_utc(now)
     return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc + grace
+
+
+def _signed_by(ca: CertificateAuthority, cert: x509.Certificate) -> bool:
+    """Did the CA sign exactly these bytes? Checked once per certificate and CA (the signature check
+    is most of a certificate's cost); only a success is remembered."""
+    signed = (ca.der_sha256, cert.fingerprint(hashes.SHA256()))
+    if signed in ca.verified:
+        return True
+    try:
+        cert.verify_directly_issued_by(ca.certificate)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    ca.verified.add(signed)
+    return True
 
 
 def device_id_from_certificate(cert: x509.Certificate) -> str | None:

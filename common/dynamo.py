@@ -6,12 +6,10 @@ import logging
 import random
 import urllib.request
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Iterable, overload
+from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 from botocore.exceptions import (
@@ -27,6 +25,9 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+# Item (de)serialisation lives in its own module; every store calls it as dynamo.to_item/from_item.
+from common.attribute_values import from_item as from_item
+from common.attribute_values import to_item as to_item
 from common.config import is_local_dynamodb
 from common.dynamo_client import LeanDynamoDBClient
 
@@ -34,9 +35,6 @@ log = logging.getLogger(__name__)
 
 TTL_ATTRIBUTE = "expires_ttl"
 LOCAL_KEY = "local"  # DynamoDB Local's credentials: it checks none
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 @dataclass(frozen=True)
@@ -368,34 +366,6 @@ def cancellation_codes(exc: ClientError) -> list[str]:
         return []
     reasons = exc.response.get("CancellationReasons") or []
     return [r.get("Code", "None") for r in reasons]
-
-
-def to_item(record: dict[str, Any]) -> dict[str, Any]:
-    """Python dict -> DynamoDB attribute map; None values are left out."""
-    return {k: _serializer.serialize(v) for k, v in record.items() if v is not None}
-
-
-@overload
-def from_item(item: dict[str, Any]) -> dict[str, Any]: ...
-@overload
-def from_item(item: None) -> None: ...
-@overload
-def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None: ...
-def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
-    """DynamoDB attribute map -> Python dict with ints instead of Decimals."""
-    if item is None:
-        return None
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, set)):
-        return type(value)(_plain(v) for v in value) if isinstance(value, list) else {_plain(v) for v in value}
-    return value
 
 
 # --- batch writes (account deletion) -----------------------------------------------------

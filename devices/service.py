@@ -12,9 +12,9 @@ from cryptography import x509
 from accounts import user_service as users
 from common.audit import AuditEvent, audit
 from common.batch_read import KeyRead
-from common.certificates import (certificate_fingerprint, certificate_issued_by, certificate_pem,
-                                 device_id_from_certificate, issue_device_certificate, load_client_certificate,
-                                 user_uuid_from_certificate)
+from common.certificates import (certificate_fingerprint, certificate_from_pem, certificate_issued_by,
+                                 certificate_pem, device_id_from_certificate, issue_device_certificate,
+                                 load_client_certificate, user_uuid_from_certificate)
 from common.context import AppContext
 from common.crypto import (CryptoInputError, DeviceKey, digests_equal, generate_device_key, key_type_name,
                            load_device_public_key, public_key_from_csr, verify_device_signature)
@@ -209,7 +209,7 @@ def device_for_fingerprint(ctx: AppContext, *, user_uuid: str, fingerprint: str)
 
 def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> bool:
     """Did the key certified for this device sign `message`?"""
-    key = x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
+    key = certificate_from_pem(record.cert_pem).public_key()
     # A key of another type signed nothing a device may sign with (verify_device_signature refuses it too).
     return isinstance(key, DeviceKey) and verify_device_signature(key, message=message, signature=signature)
 
@@ -217,7 +217,7 @@ def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> 
 def certified_thumbprint(record: DeviceRecord) -> str | None:
     """The RFC 7638 thumbprint of the key this device's certificate certifies: the one key whose
     DPoP proofs may bind its sessions (SPEC §12); None for a key no device may have."""
-    key = x509.load_pem_x509_certificate(record.cert_pem.encode()).public_key()
+    key = certificate_from_pem(record.cert_pem).public_key()
     return key_thumbprint(key) if isinstance(key, DeviceKey) else None
 
 
