@@ -84,13 +84,13 @@ values = st.recursive(scalars | sets, lambda children: (
 records = st.dictionaries(st.text(max_size=8), values, max_size=6)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records)
 def test_to_item_is_boto3s_serializer(record):
     assert outcome(to_item, record) == outcome(reference_to_item, record)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records)
 def test_from_item_reads_back_what_boto3_reads_back(record):
     try:
@@ -117,7 +117,7 @@ wire = st.recursive(
     max_leaves=10)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.text(max_size=8), wire, max_size=6))
 def test_from_item_reads_every_wire_form_as_boto3_does(item):
     assert outcome(from_item, item) == outcome(reference_from_item, item)

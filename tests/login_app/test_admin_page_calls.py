@@ -27,6 +27,8 @@ from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, settle_background
 from tests.support.operators import operator, person
 
+pytestmark = pytest.mark.slow  # servers, operators and faults per test: the whole suite runs it (the fast tier's time)
+
 PAGE_BUDGET = 5  # the operator's session and DPoP proof included
 
 
