@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -29,6 +30,7 @@ CODE_TTL = 60  # seconds (SPEC §14)
 _INFO = b"citylogin oidc authorization code v1"
 _NONCE_BYTES = 12
 MAX_CODE_LENGTH = 4096
+_TEXT = re.compile(r"(?P<kid>[A-Za-z0-9-]{1,64})\.(?P<payload>[A-Za-z0-9_-]{40,4000})")
 
 
 def seal(ctx: AppContext, code: Code, *, now: int) -> str:
@@ -46,14 +48,17 @@ def seal(ctx: AppContext, code: Code, *, now: int) -> str:
 def opened(ctx: AppContext, text: object, *, now: int) -> Code | None:
     """The code a text seals, while it lives; None for anything else (not ours, altered, expired, or
     under a secret the ring no longer holds)."""
-    if not isinstance(text, str) or not 20 <= len(text) <= MAX_CODE_LENGTH or not text.isascii():
+    matched = _TEXT.fullmatch(text) if isinstance(text, str) and len(text) <= MAX_CODE_LENGTH else None
+    if matched is None:  # one spelling only: base64's decoder would skip other characters
         return None
-    kid, dot, payload = text.partition(".")
-    secret = ctx.refresh_secrets.get(kid) if dot and 0 < len(kid) <= 64 else None
+    kid, payload = matched.group("kid"), matched.group("payload")
+    secret = ctx.refresh_secrets.get(kid)
     if secret is None:
         return None
     try:
         sealed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        if base64.urlsafe_b64encode(sealed).decode().rstrip("=") != payload:
+            return None  # unused low bits set in the last character: another spelling of the same bytes
         body = AESGCM(_key(secret)).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], kid.encode())
         data: dict[str, Any] = json.loads(body)
     except (binascii.Error, ValueError, InvalidTag):

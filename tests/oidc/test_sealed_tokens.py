@@ -68,6 +68,9 @@ def test_a_sealed_code_opens_to_what_was_sealed_until_its_end_only():
     assert codes.opened(_ctx(Secrets({"k2": b"x" * 32})), SEALED, now=NOW) is None  # another secret, same kid
     kid, _, payload = SEALED.partition(".")
     assert codes.opened(CTX, f"k1.{payload}", now=NOW) is None                     # the kid is authenticated
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    others = [f"{kid}.{payload[:-1]}{c}" for c in last if c != payload[-1]]        # one spelling only
+    assert [text for text in others if codes.opened(CTX, text, now=NOW) is not None] == []
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
