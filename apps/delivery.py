@@ -1,6 +1,6 @@
-"""Delivering the session-revoked events to apps (SPEC §11), at least once: what an app has not
-acknowledged comes again; what it acknowledged never does. RFC 8936 poll here; RFC 8935 push in
-apps/push.py on the same state.
+"""Delivering the session-revoked events to apps (SPEC §11; the end of an app's own grant on a live
+session to that app alone, §14), at least once: what an app has not acknowledged comes again; what it
+acknowledged never does. RFC 8936 poll here; RFC 8935 push in apps/push.py on the same state.
 
 A poll costs one read of the app's state, one Query of the feed from its cursor and, when
 something changed, one conditional write. A long poll then waits on the process's one feed reader
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 
 from apps import security_events
-from apps.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord
+from apps.models import AppRecord
 from apps.stream_store import StateMoved, StreamState, StreamStore
 from common.context import AppContext
 from common.errors import ErrorCode, FieldKind, InvalidField, NotFound, ServiceUnavailable
@@ -95,8 +95,7 @@ def exchange(ctx: AppContext, app: AppRecord, *, acks: set[str], max_events: int
         if stream_id is not None and (state is None or (state.expires_epoch or 0) * 1000 < now_ms):
             raise StreamNotFound()
         start = StreamState(cursor=seq_at(app.hears_from_ms())) if state is None else state
-        pending, after = _walk(ctx, start, acks=acks, max_events=max_events, now_ms=now_ms,
-                               grants_of=app.client_id if key == app.client_id + BACKCHANNEL_STREAM_SUFFIX else None)
+        pending, after = _walk(ctx, start, acks=acks, max_events=max_events, now_ms=now_ms, grants_of=app.client_id)
         if after.expires_epoch and after.expires_epoch - now_ms // 1000 < STREAM_IDLE_SECONDS - STREAM_REFRESH_SECONDS:
             after = replace(after, expires_epoch=now_ms // 1000 + STREAM_IDLE_SECONDS)  # still polled
         if after == start and state is not None:
@@ -113,8 +112,8 @@ def _walk(ctx: AppContext, state: StreamState, *, acks: set[str], max_events: in
           grants_of: str | None) -> tuple[Pending, StreamState]:
     # The cursor passes an event only once it is acknowledged and older than the feed's window:
     # an event that commits late (SPEC §11 outbox, sessions.feed) is then never behind it. The end of
-    # one app's grant (not of the session) is heard only on that app's back-channel stream
-    # (`grants_of`); every other stream passes it as if acknowledged.
+    # one app's grant (not of the session) is heard only on that app's own streams (`grants_of`: its
+    # CAEP poll and push, its back channel); every other app's stream passes it as if acknowledged.
     oldest_kept = seq_at(now_ms - KEPT_SECONDS * 1000)
     settled = seq_at(now_ms - int(WINDOW_SECONDS * 1000))
     cursor = max(state.cursor, oldest_kept)

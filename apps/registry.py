@@ -64,6 +64,7 @@ class AppRegistry:
         self._by_id: dict[str, AppRecord] = {}
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self._checking = threading.Lock()  # one request checks for the others while the watching is behind
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._log = BurstLog(log)
@@ -81,8 +82,19 @@ class AppRegistry:
         assert snapshot is not None
         return snapshot
 
+    def fresh(self) -> Snapshot:
+        """The registry with every change committed FRESH_SECONDS ago: the copy if a check confirmed it
+        that recently, else checked now (the watching thread is behind: a slow DynamoDB, a busy host)."""
+        self.current()
+        if time.monotonic() - self._confirmed_at > FRESH_SECONDS:
+            with self._checking:
+                if time.monotonic() - self._confirmed_at > FRESH_SECONDS:
+                    self.check()
+        return self.current()
+
     def listen(self, listener: Listener) -> None:
-        """Call `listener` with every later snapshot (from the watching thread)."""
+        """Call `listener` with every later snapshot (from the watching thread, or from a request's check
+        while the watching is behind)."""
         with self._lock:
             self._listeners.append(listener)
 
@@ -151,10 +163,11 @@ def app_registry(ctx: AppContext) -> AppRegistry:
 
 
 def allowed_client_origins(ctx: AppContext) -> frozenset[str]:
-    """The origins whose pages may call the token, userinfo and revocation endpoints; none while the
-    registry cannot be read at all (a browser's call then fails as it would without CORS)."""
+    """The origins whose pages may call the token, userinfo and revocation endpoints, as every host must
+    see them within FRESH_SECONDS of a change (an origin taken away included); none while the registry
+    cannot be read (a browser's call then fails as it would without CORS)."""
     try:
-        return app_registry(ctx).current().client_origins
+        return app_registry(ctx).fresh().client_origins
     except (ClientError, BotoCoreError) as exc:
         if not dynamo.is_unavailable(exc):
             raise

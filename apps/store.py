@@ -2,14 +2,16 @@
 registry's version item, which every change of an app bumps in the change's own transaction: a process
 learns that the registry moved with one GetItem (apps.registry).
 
-A stored record that cannot be read (a null or wrongly typed attribute, written by another release or
-by hand) is left out of every answer, as if the app were not there, with one ERROR naming it per
-process: one bad record never fails the list, the console or another app's delivery."""
+A stored record that cannot be read (a null or wrongly typed attribute, a number boto3 cannot convert, a
+moment that is no timestamp, written by another release or by hand) is left out of every answer, as if
+the app were not there, with one ERROR naming it per process: one bad record never fails the list, the
+console or another app's delivery."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import re
 import threading
 import typing
 from dataclasses import asdict
@@ -20,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from apps.models import AppRecord
 from common import dynamo
+from common.timefmt import parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,11 @@ class UnreadableRecord(dynamo.StoreRefusal):
         self.problem = problem
 
 
+# Moments as common.timefmt.iso writes them: the console shows them as dates, and a page's Date refuses
+# anything else (one such record once kept the console from listing any app).
+_MOMENTS = ("created_at", "secret_rotated_at")
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+_ID_TOKEN_ALGS = ("RS256", "ES256", "EdDSA")  # what the key ring signs an app's ID and logout tokens with
 _HINTS = typing.get_type_hints(AppRecord)
 _FIELDS = {field.name: (TypeAdapter(_HINTS[field.name]),
                         field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
@@ -62,6 +70,10 @@ def parse_record(data: dict[str, Any]) -> AppRecord:
                 problems.append(f"{name}: {error.errors()[0]['type']}")
     if isinstance(data.get("jwks"), str) and not _is_json_object(data["jwks"]):
         problems.append("jwks: not a JSON object")
+    problems += [f"{name}: not a moment" for name in _MOMENTS
+                 if isinstance(data.get(name), str) and not _is_moment(data[name])]
+    if isinstance(data.get("id_token_alg"), str) and data["id_token_alg"] not in _ID_TOKEN_ALGS:
+        problems.append("id_token_alg: not an algorithm of the key ring")
     if problems:
         raise UnreadableRecord("; ".join(problems))
     return AppRecord(**{name: data[name] for name in _FIELDS if data.get(name) is not None})
@@ -72,6 +84,32 @@ def _is_json_object(text: str) -> bool:
         return isinstance(json.loads(text), dict)
     except ValueError:
         return False
+
+
+def _is_moment(text: str) -> bool:
+    if not _MOMENT.fullmatch(text):
+        return False
+    try:
+        parse_iso(text)
+    except ValueError:  # a month 13, a day 32
+        return False
+    return True
+
+
+def _attributes(item: dict[str, Any]) -> dict[str, Any]:
+    """The item's attributes as Python values; UnreadableRecord naming those boto3's converter refuses
+    (a number beyond its 38 digits: DynamoDB Local hands 1E+125 back as 126 of them)."""
+    try:
+        return dynamo.from_item(item)
+    except (ArithmeticError, TypeError, ValueError):
+        pass
+    problems: list[str] = []
+    for name, value in item.items():
+        try:
+            dynamo.from_item({name: value})
+        except (ArithmeticError, TypeError, ValueError):
+            problems.append(f"{name}: not readable")
+    raise UnreadableRecord("; ".join(problems))
 
 
 class _Reported:
@@ -92,11 +130,10 @@ _reported = _Reported()
 
 
 def _record(table: str, item: dict[str, Any]) -> AppRecord | None:
-    data = dynamo.from_item(item)
     try:
-        return parse_record(data)
+        return parse_record(_attributes(item))
     except UnreadableRecord as unreadable:
-        client_id = str(data.get("client_id"))[:80]
+        client_id = str(item.get("client_id", {}).get("S"))[:80]
         if _reported.first((table, client_id, unreadable.problem)):
             log.error("app %s: its stored record cannot be read (%s); it is left out (as if removed) until "
                       "it is repaired or removed", client_id, unreadable.problem)

@@ -93,8 +93,9 @@ def open_to_origins(blueprint: Blueprint, *, endpoints: Collection[str],
         if request.endpoint not in endpoints or not sent:
             return response
         response.vary.add("Origin")
-        origin = web_origin(sent)
-        if origin is None or origin not in origins():
+        # A browser sends the serialized origin itself: another spelling of one (its case, a default port,
+        # a trailing slash) comes from no page of it, and the answer echoes what was sent.
+        if web_origin(sent) != sent or sent not in origins():
             return response
         response.headers[ALLOW_ORIGIN] = sent
         if _preflight():

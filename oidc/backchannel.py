@@ -9,7 +9,8 @@ process per app at a time, each app with its own cursor and acknowledgements for
 Each app hears one logout per sign-in: an event of a session the app holds no grant of is
 acknowledged without a request, and so is the session's end after the app was told of its grant's
 revocation (same sid: the app has nothing left to end); a grant revocation is told unless the app
-signed in to the session again since (a newer grant: its old sign-in was replaced already)."""
+signed in to the session again since (a newer grant: its old sign-in was replaced already) or asked
+for it (RFC 7009: its event is there for the app's CAEP streams, the guards of its API servers)."""
 from __future__ import annotations
 
 import requests
@@ -53,9 +54,11 @@ class BackchannelLogout:
 
     def tells(self, event: SessionEnded, app: AppRecord) -> bool:
         """Whether `event` is news to `app` (the module's rule: one logout per sign-in)."""
+        if not event.session_ended and not (event.client_id == app.client_id and event.reason in grants.TOLD):
+            return False  # one grant's revocation: heard only by its own app, and not when the app asked
         grant = self.grants.record(session_id=event.session_id, client_id=app.client_id)
-        if not event.session_ended:  # the revocation of one grant, heard only by its own app
-            return event.client_id == app.client_id and (grant is None or grant.grant_id == event.grant_id)
+        if not event.session_ended:
+            return grant is None or grant.grant_id == event.grant_id
         return grant is not None and not grants.told_already(grant)
 
     def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool:

@@ -174,6 +174,7 @@ class HeldGrant:
 
     session_id: str
     client_id: str
+    grant_id: str | None = None  # None: an access token that names no grant (then the app's live one)
 
     def check_client(self, client: Any) -> bool:
         return bool(client.client_id == self.client_id)

@@ -65,7 +65,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         return provider.find_code(code, client)
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
-        pass  # used up by save_token's transaction, which marks its request with the grant it gave
+        pass  # used up by save_token's transaction: the grant's row and the request's mark (oidc.codes)
 
     def authenticate_user(self, authorization_code: Code) -> SignedIn | None:
         provider: Provider = self.server

@@ -144,9 +144,11 @@ class _Hooks:
         if user is None:
             return admin_access_token(self.ctx, client.app, now=now)
         # A refresh's pair is formed from its rotation (the same again within the reuse grace): its
-        # moment and a jti of the grant's generation; EdDSA signs the same claims the same way.
+        # moment and a jti of the grant's generation; EdDSA signs the same claims the same way. Every
+        # jti names its grant, so a revoked grant's tokens stay refused once a new grant replaces it.
         issued = user.issued_epoch or now
-        jti = f"{user.grant_id}.{user.refresh_generation}" if user.issued_epoch else uuid.uuid4().hex
+        jti = grants.access_token_id(grant_id=user.grant_id, generation=user.refresh_generation) \
+            if user.grant_id else uuid.uuid4().hex
         body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
                 "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
                 "jti": jti, "iat": issued, "exp": issued + ttl, "auth_time": user.auth_time}
@@ -163,8 +165,10 @@ class _Hooks:
         """A code that passed every check: record the app's grant on the session, which uses the code up, in
         one transaction with the session's liveness (a session that ended meanwhile gives the app nothing:
         invalid_grant). A second redemption of a code of its request is a replay, which revokes what the
-        first gave (RFC 6749 §4.1.2). The ID token is signed on the background pool while the transaction
-        travels. A refresh wrote its rotation already."""
+        first gave (RFC 6749 §4.1.2): on this session the grant's row knows (it keeps the requests whose
+        codes gave it), on another one (a second browser finished the same request) the request's mark does.
+        The ID token is signed on the background pool while the transaction travels. A refresh wrote its
+        rotation already."""
         if request.payload.grant_type != "authorization_code":
             return
         user: SignedIn = request.user
@@ -172,13 +176,18 @@ class _Hooks:
         grant = user.grant(client_id=request.client.client_id, scope=token.get("scope", ""))
         if "openid" in token.get("scope", "").split():
             request.id_token_signing = background(self.ctx).submit(provider(self.ctx).id_token.signed, token, request)
-        recorded = grant_store(self.ctx).redeem_item(grant, request_digest=code.request_digest, now=_epoch(self.ctx),
+        now = _epoch(self.ctx)
+        recorded = grant_store(self.ctx).redeem_item(grant, request_digest=code.request_digest, now=now,
                                                      expires_epoch=code.session_expires_epoch)
+        # Every code of the request ends by now + its request's life + a code's: the mark outlives them all.
+        marked = RequestStore(_tokens(self.ctx)).redeem_item(digest=code.request_digest, session_id=code.session_id,
+                                                             user_uuid=code.user_uuid,
+                                                             keep_until=now + REQUEST_TTL + codes.CODE_TTL)
         try:
             refresh.write_while_live(self.ctx, [
                 sessions.live_check_of(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
                                        device_id=code.device_id),
-                GuardedWrite(item=recorded, refusal=CodeNotSpent)])
+                GuardedWrite(item=recorded, refusal=CodeNotSpent), GuardedWrite(item=marked, refusal=CodeNotSpent)])
         except CodeNotSpent:
             self.code_replayed(code)
             raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
@@ -202,10 +211,12 @@ class _Hooks:
         its access tokens are refused at once), and the app, which holds an ID token of the session, is
         told by Back-Channel Logout in the revocation's own transaction (oidc.grants). Only while the
         app's grant on the session is still the one a code of this request gave (a later sign-in replaced
-        it and its tokens already); the session and other apps' grants go on."""
-        given, request_digest = grant_store(self.ctx).given_by(session_id=code.session_id, client_id=code.client_id)
+        it and its tokens already); the session and other apps' grants go on. The first redemption may
+        have been on another session: the request's mark names it."""
+        session_id = RequestStore(_tokens(self.ctx)).redeemed_session(digest=code.request_digest) or code.session_id
+        given, request_digest = grant_store(self.ctx).given_by(session_id=session_id, client_id=code.client_id)
         if given is not None and request_digest == code.request_digest:
-            grants.end_grant(self.ctx, session_id=code.session_id, client_id=code.client_id,
+            grants.end_grant(self.ctx, session_id=session_id, client_id=code.client_id,
                              reason=grants.CODE_REPLAY, grant_id=given.grant_id)
 
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
@@ -223,7 +234,8 @@ class _Hooks:
         anything else."""
         presented = refresh.presented(self.ctx, token)
         if presented is not None:
-            return HeldGrant(session_id=presented.grant.session_id, client_id=presented.grant.client_id)
+            return HeldGrant(session_id=presented.grant.session_id, client_id=presented.grant.client_id,
+                             grant_id=presented.grant.grant_id)
         if not isinstance(token, str) or len(token) > 8192:
             return None
         try:
@@ -233,13 +245,13 @@ class _Hooks:
         session_id, client_id = claims.get("sid"), claims.get("client_id")
         if not (isinstance(session_id, str) and isinstance(client_id, str)):
             return None
-        return HeldGrant(session_id=session_id, client_id=client_id)
+        return HeldGrant(session_id=session_id, client_id=client_id, grant_id=grants.named_grant(claims))
 
     def revoke_grant(self, held: HeldGrant) -> None:
         """RFC 7009: the app gives its grant back. Its tokens die at once; it asked, so it is not told
         by back channel now, but still is when the session ends (it may hold an ID token of it)."""
         grants.end_grant(self.ctx, session_id=held.session_id, client_id=held.client_id,
-                         reason=grants.REVOKED_BY_APP)
+                         reason=grants.REVOKED_BY_APP, grant_id=held.grant_id)
 
     def presented_refresh(self, token: str) -> AppRefresh | None:
         return refresh.presented_for_rotation(self.ctx, token)
@@ -531,7 +543,7 @@ def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOff
     scope = str(principal.claims.get("scope", ""))
     if "openid" not in scope.split():
         raise sessions.InvalidToken("This access token was not issued for OpenID Connect (scope openid).")
-    if principal.along[GRANT] is None:
+    if not grants.issued_from(principal.along[GRANT], principal.claims):
         raise sessions.InvalidToken("This access token was revoked.")
     if principal.along[PERSON] is None:
         raise sessions.AccountDeleted()
@@ -556,7 +568,7 @@ def still_granted(ctx: AppContext, claims: dict[str, Any]) -> bool:
     if client_id is None:
         return True
     return isinstance(client_id, str) and isinstance(session_id, str) and \
-        grant_store(ctx).get(session_id=session_id, client_id=client_id) is not None
+        grants.issued_from(grant_store(ctx).get(session_id=session_id, client_id=client_id), claims)
 
 
 def end_session_response(ctx: AppContext) -> Response:

@@ -55,6 +55,26 @@ class RequestStore:
         """Use the request up: of parallel answers to one request, one goes on."""
         return self.tokens.consume(digest=digest, kind=REQUEST_KIND, now=now) is not None
 
+    def redeem_item(self, *, digest: str, session_id: str, user_uuid: str, keep_until: int) -> dict[str, Any]:
+        """A TransactWriteItems entry (beside GrantStore.redeem_item's) marking the request a redeemed code
+        finished with the session the code went to: refused if a code of it was redeemed on another session
+        (a second browser finished the same request). The mark outlives every code of the request
+        (`keep_until`), even one whose request item expired or was cancelled meanwhile (the Update makes the
+        item again); it names the person, so that the account's deletion takes it."""
+        return {"Update": {
+            "TableName": self.tokens.table, "Key": OneTimeTokenStore.key(digest),
+            "UpdateExpression": "SET redeemed_session = :s, user_uuid = :u, #ttl = :ttl",
+            "ConditionExpression": "attribute_not_exists(redeemed_session) OR redeemed_session = :s",
+            "ExpressionAttributeNames": {"#ttl": dynamo.TTL_ATTRIBUTE},
+            "ExpressionAttributeValues": {":s": {"S": session_id}, ":u": {"S": user_uuid},
+                                          ":ttl": {"N": str(keep_until)}}}}
+
+    def redeemed_session(self, *, digest: str) -> str | None:
+        """The session a code of the request was redeemed on (strongly consistent), None before any was."""
+        item = self.tokens.client.get_item(TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest),
+                                           ConsistentRead=True).get("Item") or {}
+        return (item.get("redeemed_session") or {}).get("S")
+
 
 def _waiting(item: dict[str, Any] | None) -> tuple[dict[str, str], int] | None:
     return (json.loads(item["params"]), int(item["created_epoch"])) if item else None

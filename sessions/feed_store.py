@@ -1,7 +1,7 @@
 """The security events table: the outbox of session ends (SPEC §11). Every transaction that ends a
 session puts one row here, so no session ends without its event, whatever crashes. A row with a
 `client_id` is the end of that one app's grant on a live session (SPEC §14), put by the revocation's
-own transaction: only that app's Back-Channel Logout hears it.
+own transaction: only that app's streams (CAEP and Back-Channel Logout) hear it.
 
 One partition, `feed = "feed"`, sorted by `seq = <epoch ms, 13 digits>-<event id, 32 hex>`: reading
 what happened since a moment is one Query. A row is kept 25 hours (events older than 24 h may be

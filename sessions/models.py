@@ -414,7 +414,7 @@ class SessionEnded:
     by_device: str | None = None
     ended_by: EndedBy = NOT_SAID
     # Set, the session did not end: one app's grant on it did (a refresh token reused after the
-    # grace, a code used twice; oidc.grants). Only that app's Back-Channel Logout hears it.
+    # grace, a code used twice, ...; oidc.grants). Only that app's streams hear it (apps.delivery).
     client_id: str | None = None
     grant_id: str | None = None
 

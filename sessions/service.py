@@ -928,8 +928,8 @@ def events_after(ctx: AppContext, seq: str) -> Iterator[SessionEnded]:
 def grant_ending(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str, client_id: str,
                  grant_id: str, reason: str) -> GuardedWrite:
     """The outbox row of one app's grant on a live session ending (SPEC §14), for the revocation's
-    own transaction, so that no revocation goes untold: that app's Back-Channel Logout hears it,
-    no session stream, CAEP receiver or other app does."""
+    own transaction, so that no revocation goes untold: that app's CAEP streams and Back-Channel
+    Logout hear it, no session stream or other app does."""
     ending = Ending(session_id=session_id, user_uuid=user_uuid, device_id=device_id, reason=reason,
                     client_id=client_id, grant_id=grant_id)
     item = event_put(ctx.tables.security_events, ending, at_ms=int(ctx.now().timestamp() * 1000))

@@ -45,12 +45,40 @@ def kek() -> str:
     ({"consent": 1}, "consent: bool_type"),
     ({"created_epoch": "1735689600"}, "created_epoch: int_type"),
     ({"jwks": "{not json"}, "jwks: not a JSON object"),
+    ({"created_at": "not a time"}, "created_at: not a moment"),    # the console's dates refuse it
+    ({"secret_rotated_at": "2025-13-01T00:00:00Z"}, "secret_rotated_at: not a moment"),
+    ({"id_token_alg": "none"}, "id_token_alg: not an algorithm of the key ring"),
 ])
 def test_a_record_of_another_shape_is_unreadable_and_names_the_field(change, problem):
     assert parse_record(GOOD).name == "x"
     with pytest.raises(UnreadableRecord) as refused:
         parse_record({**GOOD, **change})
     assert problem in refused.value.problem
+
+
+class _Items:
+    """A DynamoDB client that holds a few stored items of the apps table."""
+
+    def __init__(self, *items: dict) -> None:
+        self.items = items
+
+    def query(self, **_) -> dict:
+        return {"Items": list(self.items)}
+
+    def get_item(self, **_) -> dict:
+        return {"Item": self.items[0]}
+
+
+def test_a_number_boto3_cannot_read_leaves_out_its_record_alone(caplog):
+    good = {"registry": {"S": "apps"}, **{name: {"N": str(value)} if isinstance(value, int) else {"S": value}
+                                          for name, value in GOOD.items()}}
+    # DynamoDB keeps 1E+125 (one digit); read back as 126 digits, boto3's 38-digit context refuses it
+    huge = {**good, "client_id": {"S": "app_huge"}, "created_epoch": {"N": "1" + "0" * 125}}
+    store = AppStore(_Items(huge, good), "apps")
+    assert [app.client_id for app in store.list()] == ["app_x"]
+    assert store.get("app_huge") is None
+    assert len(_unreadable_errors(caplog, "app_huge")) == 1
+    assert "created_epoch: not readable" in _unreadable_errors(caplog, "app_huge")[0].getMessage()
 
 
 def test_every_change_of_an_app_moves_the_version_and_the_registry_follows(make_server, kek):
@@ -104,9 +132,11 @@ def test_an_unreadable_record_is_left_out_with_one_error_and_every_other_app_is_
     with receiver() as sink:
         url, ctx = make_server(key_encryption_key=kek, ssf_push_interval=0.2)
         good = apps.add_app(ctx, name="good", push_url=sink + "/push")
-        # Written by hand, or by another release: no name at all (a null removed it), and a wrongly typed one
+        # Written by hand, or by another release: no name at all (a null removed it), a wrongly typed one, and
+        # a number boto3 cannot read
         _put_unreadable(ctx, "app_unnamed", sink + "/push")
         _put_unreadable(ctx, "app_mistyped", sink + "/push", name={"S": "m"}, redirect_uris={"S": "https://m/cb"})
+        _put_unreadable(ctx, "app_huge", sink + "/push", name={"S": "h"}, created_epoch={"N": "1E+125"})
 
         listed = CliRunner().invoke(main, ["apps", "list", "--json"],
                                     env=cli_environment(base_config, kek=kek, data_dir=str(tmp_path)))
@@ -117,7 +147,7 @@ def test_an_unreadable_record_is_left_out_with_one_error_and_every_other_app_is_
             answer = admin.request("GET", "/admin/apps")
             assert answer.status_code == 200, answer.text
             shown = {a["client_id"] for a in answer.json()["apps"]}
-            assert good.app.client_id in shown and not shown & {"app_unnamed", "app_mistyped"}
+            assert good.app.client_id in shown and not shown & {"app_unnamed", "app_mistyped", "app_huge"}
         assert apps.show_app(ctx, client_id=good.app.client_id).name == "good"
 
         device = register_device(url)        # the pusher of this process delivers to the good app
@@ -127,7 +157,7 @@ def test_an_unreadable_record_is_left_out_with_one_error_and_every_other_app_is_
         got = wait_until(lambda: received(sink)["sets"] or None, timeout=15, what="the good app's push")
         claims = jwt.decode(got[0], options={"verify_signature": False})
         assert claims["aud"] == good.app.client_id and ended in json.dumps(claims)
-    for client_id in ("app_unnamed", "app_mistyped"):  # once per process, however many readings
+    for client_id in ("app_unnamed", "app_mistyped", "app_huge"):  # once per process, however many readings
         assert len(_unreadable_errors(caplog, client_id)) == 1, [r.getMessage() for r in caplog.records]
 
 

@@ -43,6 +43,9 @@ def test_the_transmitter_describes_itself(make_server):
     assert config["jwks_uri"] == base + "/.well-known/jwks.json" and config["poll_endpoint"] == base + "/ssf/poll"
     assert set(config["delivery_methods_supported"]) == {"urn:ietf:rfc:8935", "urn:ietf:rfc:8936"}
     assert config["citylogin_access_token_ttl"] == 600
+    # the guard accepts the access tokens apps get by OpenID Connect too: their iss is the provider's
+    assert config["citylogin_oidc_issuer"] == requests.get(url + "/.well-known/openid-configuration",
+                                                           timeout=10).json()["issuer"]
 
 
 def test_a_session_end_reaches_every_app_as_a_caep_set_until_acknowledged(make_server):

@@ -10,8 +10,10 @@ import pytest
 
 from citylogin_guard import Guard, Unauthorized
 from citylogin_guard.ended import EndedSessions
+from citylogin_guard.jwks import KeySet
+from citylogin_guard.tokens import InvalidSecurityEvent, SessionEnded, sessions_ended
 from tests.guard.checks import refused_code
-from tests.guard.transmitter import Signer, Transmitter
+from tests.guard.transmitter import GRANT_CLAIM, SESSION_REVOKED, Signer, Transmitter
 from tests.support.waiting import wait_until
 
 FEED_THREAD = "citylogin-guard-feed"
@@ -30,6 +32,50 @@ def test_a_revoked_session_is_refused_within_a_second_from_the_feed(guard, trans
     assert transmitter.introspections == 0, "heard from the feed, not by introspection"
     wait_until(lambda: jti in transmitter.acked, timeout=5, what="the event acknowledged")
     assert transmitter.pending() == []
+
+
+def test_an_ended_grant_refuses_the_tokens_issued_from_it_and_no_others_of_its_session(guard, transmitter):
+    """citylogin's session-revoked naming an app's grant (its sign-in on a session that goes on): the
+    tokens whose jti names that grant are refused, every other token of the session passes."""
+    grant, again = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+    issued = [transmitter.access_token(session_id="s-1", jti=f"{grant}.{n}") for n in (1, 2)]
+    signed_in_again = transmitter.access_token(session_id="s-1", jti=f"{again}.1")
+    sessions_own = transmitter.access_token(session_id="s-1")  # citylogin's own token: its jti names no grant
+    assert all(refused_code(guard, t) is None for t in (*issued, signed_in_again, sessions_own))
+    jti = transmitter.revoke("s-1", reason="refresh_reuse", grant_id=grant)
+    wait_until(lambda: refused_code(guard, issued[0]) == "session_revoked", timeout=1.0,
+               what="the ended grant's token refused")
+    with pytest.raises(Unauthorized) as refused:
+        guard.verify(f"Bearer {issued[1]}")
+    assert (refused.value.code, refused.value.reason) == ("session_revoked", "refresh_reuse")
+    assert refused_code(guard, signed_in_again) is None and refused_code(guard, sessions_own) is None
+    assert grant in guard.ended_grants and "s-1" not in guard.ended_sessions
+    assert transmitter.introspections == 0, "heard from the feed, not by introspection"
+    wait_until(lambda: jti in transmitter.acked, timeout=5, what="the event acknowledged")
+
+
+@pytest.mark.parametrize("grant, read", [
+    (None, None), ("0123456789abcdef", "0123456789abcdef"),
+    (7, InvalidSecurityEvent), ("", InvalidSecurityEvent), ("0123456789abcdef.1", InvalidSecurityEvent),
+    (["0123456789abcdef"], InvalidSecurityEvent), ({"id": "0123456789abcdef"}, InvalidSecurityEvent),
+])
+def test_the_guard_reads_the_grant_a_set_names_and_refuses_a_malformed_one(grant, read):
+    signer, issuer, client_id = Signer(), "https://citylogin.example", "app-1"
+    event = {"subject": {"format": "complex", "session": {"format": "opaque", "id": "s-1"}},
+             "event_timestamp": 1795000000, "reason_admin": {"en": "signed_out"}}
+    if grant is not None:
+        event[GRANT_CLAIM] = grant
+    token = signer.sign({"iss": issuer, "aud": client_id, "jti": "j", "iat": int(time.time()),
+                         "events": {SESSION_REVOKED: event}}, typ="secevent+jwt")
+    keys = KeySet(lambda: {"keys": [signer.jwk()]})
+
+    def parsed() -> list[SessionEnded]:
+        return sessions_ended(token, keys=keys, issuer=issuer, client_id=client_id, leeway=1.0)
+    if read is InvalidSecurityEvent:  # never taken for the session's end: not acknowledged, asked again
+        with pytest.raises(InvalidSecurityEvent):
+            parsed()
+    else:
+        assert parsed() == [SessionEnded("s-1", 1795000000.0, "signed_out", read)]
 
 
 def test_the_guard_long_polls_and_acknowledges_each_event_once_processed(guard, transmitter):

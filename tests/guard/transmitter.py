@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+GRANT_CLAIM = "citylogin_grant_id"
 
 
 @dataclass
@@ -77,17 +78,21 @@ class Transmitter:
         return (signer or self.signer).sign(body, typ=typ)
 
     def revoke(self, session_id: str, *, reason: str = "logged_out", event_timestamp: float | None = None,
-               signer: Signer | None = None, **overrides: Any) -> str:
-        """Ends the session: introspection says inactive and a session-revoked SET is queued."""
+               signer: Signer | None = None, grant_id: Any = None, **overrides: Any) -> str:
+        """Ends the session: introspection says inactive and a session-revoked SET is queued. With
+        `grant_id`, the SET ends only the app's grant on the session (citylogin_grant_id), which goes on."""
         jti = uuid.uuid4().hex
         subject = {"format": "complex", "session": {"format": "opaque", "id": session_id},
                    "user": {"format": "opaque", "id": "u"}, "device": {"format": "opaque", "id": "d"}}
         event = {"subject": subject, "event_timestamp": int(event_timestamp or time.time()),
                  "initiating_entity": "user", "reason_admin": {"en": reason}}
+        if grant_id is not None:
+            event[GRANT_CLAIM] = grant_id
         claims = {"iss": self.url, "aud": self.client_id, "jti": jti, "iat": int(time.time()),
                   "events": {SESSION_REVOKED: event}, **overrides}
         with self._changed:
-            self.revoked.add(session_id)
+            if grant_id is None:
+                self.revoked.add(session_id)
             self._pending[jti] = (signer or self.signer).sign(claims, typ="secevent+jwt")
             self._changed.notify_all()
         return jti

@@ -13,7 +13,7 @@ from citylogin.client import Client
 from tests.support.fixtures import problem
 from tests.support.operators import operator, person
 
-pytestmark = pytest.mark.slow  # 69 bodies; tests/login_app/test_admin_peers.py keeps the admin API in the fast tier
+pytestmark = pytest.mark.slow  # 72 bodies; tests/login_app/test_admin_peers.py keeps the admin API in the fast tier
 
 GOOD_URI = "https://notes.example/callback"
 
@@ -29,6 +29,7 @@ BAD_APP_CHANGES = [
     {"push_url": ""}, {"push_url": 5}, {"push_url": "ftp://push.example/x"}, {"backchannel_logout_uri": ""},
     {"backchannel_logout_uri": []}, {"jwks": "keys"}, {"jwks": []}, {"jwks": {"keys": "none"}},
     {"admin_role": "owner"}, {"admin_role": 1}, {"admin_role": ""},
+    {"web_origins": None}, {"web_origins": "https://spa.example"}, {"web_origins": [5]},
     {"reason": 5}, {"reason": "x" * 501},
     # a good field beside a bad one: the good one is not written either
     {"name": "Renamed", "consent": None}, {"name": "Renamed", "redirect_uris": None},

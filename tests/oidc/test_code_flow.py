@@ -160,7 +160,8 @@ def test_a_native_apps_loopback_redirect_matches_on_any_port(provider):
 
 def test_a_second_code_of_one_request_is_a_replay_of_the_first(provider):
     """Finishing a request writes nothing (the code is sealed): answered twice, it gives two codes, and
-    the redemption of the second, after the first's, is a replay that revokes what the first gave."""
+    the redemption of the second, after the first's, is a replay that revokes what the first gave — also
+    when another browser, signed in as someone else, finished the same request (its id leaked)."""
     url, ctx = provider
     credentials = _app(ctx)
     device = register_device(url)
@@ -182,6 +183,17 @@ def test_a_second_code_of_one_request_is_a_replay_of_the_first(provider):
     assert unknown.status_code == 400 and unknown.json()["code"] == "oidc_request_unknown"
     unsigned = requests.post(url + "/oidc/authorize/complete", json={"request": request_id}, timeout=10)
     assert unsigned.status_code == 401
+
+    someone_else = register_device(url)
+    someone_else.login("correct horse battery staple")
+    request_id = sign_in_page_request(authorize_url(url, **params))
+    mine, theirs = (query_of(finish_as_device(browser, request_id))["code"] for browser in (device, someone_else))
+    issued = _exchange(url, credentials, mine, verifier)
+    assert issued.status_code == 200
+    replayed = _exchange(url, credentials, theirs, verifier)
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
+    assert requests.get(url + "/oidc/userinfo", timeout=10, headers={
+        "Authorization": f"Bearer {issued.json()['access_token']}"}).status_code == 401
 
 
 def test_scope_values_not_understood_are_ignored_and_never_granted(provider):

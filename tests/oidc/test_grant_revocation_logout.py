@@ -9,7 +9,7 @@ import jwt
 import pytest
 import requests
 
-from apps import delivery
+from apps import delivery, security_events
 from apps import service as apps
 from apps.models import BACKCHANNEL_STREAM_SUFFIX, OidcClient
 from oidc import grants
@@ -85,6 +85,24 @@ def _device(url: str, clock: FakeClock):
     return device
 
 
+def _grant_of(tokens: dict) -> str:
+    """The grant an app's access token was issued from (its jti is `<grant_id>.<generation>`)."""
+    return jwt.decode(tokens["access_token"], options={"verify_signature": False})["jti"].split(".")[0]
+
+
+def _grant_named(token: str) -> tuple[str, str | None]:
+    """(sid, the grant it names: None for the session's own end) of a CAEP session-revoked SET."""
+    event = jwt.decode(token, options={"verify_signature": False})["events"][security_events.SESSION_REVOKED]
+    return event["subject"]["session"]["id"], event.get(security_events.GRANT_CLAIM)
+
+
+def _passed_grant(ctx, client_id: str, grant_id: str) -> bool:
+    """Whether the app's back-channel stream has passed (delivered or skipped) the end of its grant."""
+    ended = [e.seq for e in sessions.events_after(ctx, "0") if e.grant_id == grant_id]
+    state = delivery.stream_store(ctx).get(client_id + BACKCHANNEL_STREAM_SUFFIX)
+    return bool(ended) and state is not None and all(seq <= state.cursor or seq in state.acked for seq in ended)
+
+
 def _passed(ctx, client_id: str, session_id: str) -> bool:
     """Whether the app's back-channel stream has passed (delivered or skipped) every event of the
     session's end: it was considered, and anything it sent is in the receiver."""
@@ -109,8 +127,13 @@ def test_a_refresh_reuse_after_the_grace_tells_that_app_alone_and_the_sessions_e
     assert _userinfo(url, successor["access_token"]) == 401
     assert device.request("GET", "/session/me").status_code == 200
     assert _userinfo(url, others["access_token"]) == 200
-    for app in (notes, diary):  # no CAEP session-revoked: the session did not end
-        assert delivery.poll(ctx, app.app, max_events=10, return_immediately=True, acks=[]) == ({}, False)
+    # CAEP: the reused app's own feed hears its grant's end (for its API servers' guards), naming the grant;
+    # the other app's hears nothing, the session did not end
+    def caep(app) -> list[tuple[str, str | None]]:
+        sets, _ = delivery.poll(ctx, app.app, max_events=100, return_immediately=True, acks=[])
+        return [named for named in map(_grant_named, sets.values()) if named[0] == device.session_id]
+    assert caep(notes) == [(device.session_id, _grant_of(successor))]
+    assert caep(diary) == []
 
     session_id = device.session_id
     clock.advance(1)
@@ -157,11 +180,16 @@ def test_an_app_that_gave_its_grant_back_is_not_told_then_but_is_at_the_sessions
                             auth=(notes.app.client_id, notes.client_secret), timeout=10)
     assert revoked.status_code == 200, revoked.text
     assert _userinfo(url, tokens["access_token"]) == 401
+    # its event is written (the app's CAEP feed hears it) and the back channel passes it untold
+    wait_until(lambda: _passed_grant(ctx, notes.app.client_id, _grant_of(tokens)), timeout=30,
+               what="the back channel passing the grant's end")
+    assert _logouts(sink) == []
     session_id = device.session_id
     clock.advance(1)
     device.logout()
-    told = wait_until(lambda: _logouts(sink) or None, timeout=30, what="the logout token at the session's end")
-    assert told == [(notes.app.client_id, session_id)]
+    wait_until(lambda: _passed(ctx, notes.app.client_id, session_id), timeout=30,
+               what="the back channel passing the session's end")
+    assert _logouts(sink) == [(notes.app.client_id, session_id)]
 
 
 def test_a_withdrawn_consent_tells_the_app_at_once_and_the_session_goes_on(provider, sink):
@@ -181,3 +209,32 @@ def test_a_withdrawn_consent_tells_the_app_at_once_and_the_session_goes_on(provi
     assert told == [(diary.app.client_id, device.session_id)]
     assert _userinfo(url, tokens["access_token"]) == 401
     assert device.request("GET", "/session/me").status_code == 200
+
+
+def test_a_grants_end_is_pushed_to_that_apps_own_push_url_alone(provider, sink):
+    """RFC 8935 push carries a grant's end as the poll does: the CAEP event naming the grant, to the
+    app whose grant ended; another app's push hears only the session's own end."""
+    url, ctx, clock = provider
+    notes, diary = (apps.add_app(ctx, name=name, push_url=f"{sink}/push", oidc=OidcClient(redirect_uris=(REDIRECT,)))
+                    for name in ("Notes", "Diary"))
+    device = _device(url, clock)
+    tokens = _signed_in(url, notes, device)
+    _signed_in(url, diary, device)
+    session_id = device.session_id
+    signed_out = device.request("DELETE", f"/session/{session_id}/apps/{notes.app.client_id}")
+    assert signed_out.status_code == 204, signed_out.text
+
+    def pushed() -> list[tuple[str, str, str | None]]:
+        """(aud, sid, the grant named) of each SET of this session the receiver got, in arrival order (the
+        module's other tests end sessions on the same tables, on clocks of their own)."""
+        sets = [jwt.decode(t, options={"verify_signature": False}) for t in received(sink)["sets"]]
+        events = [(c["aud"], c["events"][security_events.SESSION_REVOKED]) for c in sets]
+        return [(aud, e["subject"]["session"]["id"], e.get(security_events.GRANT_CLAIM)) for aud, e in events
+                if e["subject"]["session"]["id"] == session_id]
+    wait_until(lambda: pushed() or None, timeout=30, what="the grant's end pushed")
+    assert pushed() == [(notes.app.client_id, session_id, _grant_of(tokens))]
+    clock.advance(1)
+    device.logout()
+    wait_until(lambda: (diary.app.client_id, session_id, None) in pushed() or None, timeout=30,
+               what="the session's end pushed to the other app")
+    assert [p for p in pushed() if p[0] == diary.app.client_id] == [(diary.app.client_id, session_id, None)]

@@ -71,6 +71,12 @@ def same_uri(draw: st.DrawFn) -> tuple[str, str]:
 
 @given(same_uri())
 @EXAMPLES
+@example(("https://app.example/callback", "HTTPS://APP.EXAMPLE/callback"))
+@example(("http://[::1]/callback", "HTTP://[::1]:51000/callback"))
+@example(("http://127.0.0.1/callback", "http://127.0.0.1:80/callback"))
+# an empty query is no query (urlsplit's parts, and the code's redirect is the same place); the token
+# endpoint still asks for the redirect_uri as it was sent (RFC 6749 §4.1.3)
+@example(("https://app.example/callback", "https://app.example/callback?"))
 def test_the_registered_uri_and_a_loopback_ones_other_ports_match(pair):
     uri, variant = pair
     assert redirect_uri_matches([uri], variant), variant
@@ -158,6 +164,22 @@ def other_uri(draw: st.DrawFn) -> tuple[str, str]:
 @example(("http://[::1]/callback", "http://[::1]:80@evil.example/callback"))
 @example(("https://app.example/callback", "https://app.example/callback\\@evil.example"))
 @example(("https://app.example/callback", "https://app.example\\@evil.example/callback"))
+# Each way the attack listed, run every time (the drawn ones vary): a default port written out
+# (exact matching: RFC 9700 §4.1.3), a trailing dot, localhost and 127.0.0.1 for each other, localhost on
+# another port (RFC 8252 §8.3: no loopback exception for a name), query order, percent-encoded letters
+# and dots, another spelling of ::1, an empty fragment.
+@example(("https://app.example/callback", "https://app.example:443/callback"))
+@example(("https://app.example/callback", "https://app.example./callback"))
+@example(("http://127.0.0.1/callback", "http://127.0.0.1./callback"))
+@example(("http://127.0.0.1/callback", "http://localhost/callback"))
+@example(("http://localhost:3000/cb", "http://127.0.0.1:3000/cb"))
+@example(("http://localhost:3000/cb", "http://localhost:3001/cb"))
+@example(("https://app.example:8443/cb?tenant=a&x=%2F", "https://app.example:8443/cb?x=%2F&tenant=a"))
+@example(("https://app.example/callback", "https://app.example/%63allback"))
+@example(("https://app.example/callback", "https://app.example/%2e/callback"))
+@example(("https://app.example/callback", "https://app%2eexample/callback"))
+@example(("http://[::1]/callback", "http://[0:0:0:0:0:0:0:1]/callback"))
+@example(("https://app.example/callback", "https://app.example/callback#"))
 def test_nothing_else_near_a_registered_uri_matches(pair):
     uri, variant = pair
     assert variant != uri

@@ -104,8 +104,14 @@ def test_offline_access_gives_a_refresh_token_that_rotates_and_an_older_one_ends
     assert device.request("GET", "/session/me").status_code == 200
     assert _userinfo(url, others["access_token"]) == 200
     assert _refresh(url, other, others["refresh_token"]).status_code == 200
-    # and the app may sign in again on the same session
+    # and the app may sign in again on the same session: a new grant, which revives none of the ended one's
+    # tokens (a copy of them stays refused) and which a token of the ended one cannot give back
     again = _signed_in(url, credentials, device)
+    assert _userinfo(url, again["access_token"]) == 200
+    for ended in (first["access_token"], third.json()["access_token"]):
+        assert _userinfo(url, ended) == 401 and not _introspected(url, credentials, ended)
+    assert requests.post(url + "/oidc/revoke", data={"token": third.json()["access_token"]}, timeout=10,
+                         auth=(credentials.app.client_id, credentials.client_secret)).status_code == 200
     assert _userinfo(url, again["access_token"]) == 200
     assert _refresh(url, credentials, again["refresh_token"]).status_code == 200
 

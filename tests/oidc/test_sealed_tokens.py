@@ -95,3 +95,16 @@ def test_a_refresh_token_carries_its_grant_under_its_mac():
 def test_no_other_text_is_a_refresh_token(text):
     presented = refresh.presented_for_rotation(CTX, text)  # the earlier form would be read: none parses here
     assert presented is None or text == REFRESH
+
+
+def test_a_code_or_refresh_token_cut_short_or_with_a_part_swapped_is_refused():
+    """Every cut of a real code and refresh token (each length once: the ones base64 cannot decode
+    included), and each of the refresh token's seven parts swapped for another value (empty, signed,
+    not a number, a non-ASCII digit, a neighbour's): refused, never an exception."""
+    assert [n for n in range(len(SEALED)) if codes.opened(CTX, SEALED[:n], now=NOW) is not None] == []
+    assert [n for n in range(len(REFRESH)) if refresh.presented_for_rotation(CTX, REFRESH[:n]) is not None] == []
+    parts = REFRESH.split(".")
+    for at in range(len(parts)):
+        for value in ("", "0", "-1", "1_0", "x", "é", "\u0663", " 3", "9" * 12, parts[at - 1]):
+            edited = ".".join([*parts[:at], value, *parts[at + 1:]])
+            assert refresh.presented_for_rotation(CTX, edited) is None, (at, value)

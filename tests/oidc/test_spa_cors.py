@@ -1,8 +1,11 @@
 """A SPA needs no server setting (SPEC §14 Clients): discovery and the JWKS answer every origin (`*`);
 the token, userinfo and revocation endpoints answer CORS, preflight included, to the origins of each
 public client's redirect URIs and web origins, read from the registry, and to no other origin (a
-confidential client's included). No CITYLOGIN_CORS_ORIGINS anywhere here."""
+confidential client's included, or another spelling of an origin), within FRESH_SECONDS of a change even
+while the process's registry copy is behind. No CITYLOGIN_CORS_ORIGINS anywhere here."""
 from __future__ import annotations
+
+import time
 
 import pytest
 import requests
@@ -10,6 +13,7 @@ import requests
 from accounts.models import Role
 from apps import service as apps
 from apps.models import OidcClient
+from apps.registry import FRESH_SECONDS, app_registry
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS
 from tests.support.fixtures import app_servers
 from tests.support.operators import operator
@@ -75,7 +79,9 @@ def test_a_public_clients_redirect_origin_is_answered_with_preflight_and_exposed
 
 def test_other_origins_and_a_confidential_clients_get_no_cors(server):
     url, _ = server
-    for origin in (SERVER, "https://spa.example", "http://spa.example:8443", "https://evil.example", "null"):
+    # another spelling of the SPA's origin is sent by no page of it (a browser sends the serialized origin)
+    for origin in (SERVER, "https://spa.example", "http://spa.example:8443", "https://evil.example", "null",
+                   "https://SPA.example:8443", SPA + "/", "HTTPS://spa.example:8443"):
         for path in CLIENT_ENDPOINTS:
             assert "Access-Control-Allow-Origin" not in preflight(url, path, origin).headers, (origin, path)
         answer = requests.post(url + "/oidc/revoke", data={"token": "x"}, headers={"Origin": origin}, timeout=10)
@@ -101,3 +107,24 @@ def test_a_web_origin_given_by_the_admin_api_is_answered_and_taken_back(server):
     confidential = admin.request("POST", "/admin/apps", json={
         "name": "Server 2", "redirect_uris": [SERVER + "/cb2"], "web_origins": [SERVER]})
     assert confidential.status_code == 400 and confidential.json()["code"] == "invalid_field"
+
+
+def test_an_origin_taken_away_stops_within_the_bound_while_the_registry_copy_is_behind(server):
+    """The copy's watching thread is stopped here (a busy host, a slow DynamoDB): the origins of an app
+    removed still stop being answered within FRESH_SECONDS of the change, checked by the request itself."""
+    url, ctx = server
+    gone = "https://gone.example"
+    added = apps.add_app(ctx, name="Gone", push_url=None, oidc=OidcClient(redirect_uris=(gone + "/cb",), public=True))
+    wait_until(lambda: allowed(preflight(url, "/oidc/token", gone), gone), timeout=5, what="the new SPA's CORS")
+    registry = app_registry(ctx)
+    registry.stop()
+    watching = registry._thread
+    assert watching is not None
+    watching.join(timeout=10)
+    try:
+        apps.remove_app(ctx, client_id=added.app.client_id)
+        time.sleep(FRESH_SECONDS)
+        assert not allowed(preflight(url, "/oidc/token", gone), gone)
+        assert allowed(preflight(url, "/oidc/token", SPA), SPA)
+    finally:
+        ctx.app_registry = None  # a new copy, watched again, for the module's other tests

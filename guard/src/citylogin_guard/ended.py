@@ -1,4 +1,5 @@
-"""The sessions the feed says have ended, each kept only while a token of it could still be valid."""
+"""The sessions the feed says have ended, and the app grants on live sessions, each kept only while a
+token of it could still be valid."""
 from __future__ import annotations
 
 import threading
@@ -39,3 +40,8 @@ class EndedSessions:
 
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._ended
+
+
+class EndedGrants(EndedSessions):
+    """grant id -> (when to forget it, the reason citylogin gave): the app's sign-ins on sessions that
+    go on, whose access tokens (their jti names the grant) are refused."""

@@ -1,5 +1,5 @@
 """The background poll of citylogin's security events (RFC 8936 over SSF 1.0): each SET checked,
-the sessions it ends recorded, then acknowledged in the next poll.
+the sessions it ends (or this app's grants on live sessions) recorded, then acknowledged in the next poll.
 
 Each guard polls a stream of its own (SSF stream management, made at start): the processes of one
 app's API server each hear every event, whatever the others acknowledge. A stream citylogin ended
@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from citylogin_guard.ended import EndedSessions
+from citylogin_guard.ended import EndedGrants, EndedSessions
 from citylogin_guard.jwks import KeySet
 from citylogin_guard.tokens import InvalidSecurityEvent, sessions_ended
 from citylogin_guard.transport import Metadata, Transmitter, TransmitterUnreachable
@@ -37,10 +37,11 @@ class Feed:
     """A daemon thread running one asyncio loop whose one task polls /ssf/poll until close()."""
 
     def __init__(self, transmitter: Transmitter, *, keys: KeySet, ended: EndedSessions, client_id: str,
-                 stale_after: float, skew: float) -> None:
+                 stale_after: float, skew: float, ended_grants: EndedGrants | None = None) -> None:
         self._transmitter = transmitter
         self._keys = keys
         self._ended = ended
+        self._ended_grants = EndedGrants() if ended_grants is None else ended_grants
         self._client_id = client_id
         self._skew = skew
         # A quiet long poll is cut (and followed by an immediate one) halfway to staleness, so a
@@ -119,6 +120,7 @@ class Feed:
                     continue
                 acks, complete = self._take(answer["sets"], metadata)
                 self._ended.prune()
+                self._ended_grants.prune()
                 if not complete:
                     failures = await self._failed(failures, "a security event failed its checks")
                     continue
@@ -170,7 +172,7 @@ class Feed:
         return endpoint
 
     def _take(self, sets: dict[str, Any], metadata: Metadata) -> tuple[list[str], bool]:
-        """Records the sessions ended by each valid SET; returns (the jtis to ack, all valid?). A SET
+        """Records the sessions (or grants) ended by each valid SET; returns (the jtis to ack, all valid?). A SET
         that fails its checks is not acknowledged, so it comes again, and the feed counts as unheard
         meanwhile: the guard asks citylogin about each token rather than miss a revocation."""
         acks, complete = [], True
@@ -184,7 +186,10 @@ class Feed:
                 continue
             for event in ended:
                 forget_at = event.event_timestamp + metadata.access_token_ttl + 2 * self._skew
-                self._ended.add(event.session_id, forget_at=forget_at, reason=event.reason)
+                if event.grant_id is None:
+                    self._ended.add(event.session_id, forget_at=forget_at, reason=event.reason)
+                else:  # the app's grant alone: the session and the app's later sign-ins on it go on
+                    self._ended_grants.add(event.grant_id, forget_at=forget_at, reason=event.reason)
             acks.append(jti)
         return acks, complete
 

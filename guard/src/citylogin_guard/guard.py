@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
 from citylogin_guard.dpop import Proof as DpopProof
-from citylogin_guard.ended import EndedSessions
+from citylogin_guard.ended import EndedGrants, EndedSessions
 from citylogin_guard.errors import Code, Unauthorized
 from citylogin_guard.feed import Feed
 from citylogin_guard.introspection import IntrospectionCache
@@ -16,7 +16,7 @@ from citylogin_guard.jwks import KeySet
 from citylogin_guard.nonces import DpopNonces
 from citylogin_guard.proofs import ProofChecker, invalid_proof
 from citylogin_guard.replay import ReplayStore
-from citylogin_guard.tokens import access_token_claims
+from citylogin_guard.tokens import access_token_claims, named_grant
 from citylogin_guard.transport import NetworkNeeded, Transmitter, TransmitterUnreachable
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class Guard:
         self._transmitter = Transmitter(base_url, client_id, client_secret)
         self._keys = KeySet(self._transmitter.jwks)
         self._ended = EndedSessions()
+        self._ended_grants = EndedGrants()
         self._introspection = IntrospectionCache(self._transmitter.introspect)
         self._proofs = ProofChecker(public_urls=[public_urls] if isinstance(public_urls, str) else public_urls,
                                     replay_store=replay_store, nonces=DpopNonces(dpop_nonce_secret),
@@ -70,7 +71,7 @@ class Guard:
         self._accepted: dict[str, tuple[Principal, float]] = {}
         self._accepting = threading.Lock()
         self._feed = Feed(self._transmitter, keys=self._keys, ended=self._ended, client_id=client_id,
-                          stale_after=stale_after, skew=leeway)
+                          stale_after=stale_after, skew=leeway, ended_grants=self._ended_grants)
         self._feed.start()
 
     def verify(self, authorization: str | None, *, dpop: str | None = None, method: str | None = None,
@@ -88,9 +89,7 @@ class Guard:
         scheme, token = _credentials(authorization)
         principal = self._principal(token, may_block=may_block)
         proof = self._bound_proof(principal, scheme=scheme, token=token, dpop=dpop, method=method, url=url)
-        ended, reason = self._ended.reason(principal.session_id)
-        if ended:
-            raise Unauthorized(Code.SESSION_REVOKED, "The session has ended.", reason=reason)
+        self._refuse_ended(principal)
         if not self.heard() or self._issued_before_listening(principal):
             self._introspect(token, proof, may_block=may_block)
         if proof is not None:
@@ -98,6 +97,17 @@ class Guard:
                 raise NetworkNeeded()
             self._proofs.spend(proof, expires_at=principal.claims["exp"] + self.leeway)
         return principal
+
+    def _refuse_ended(self, principal: Principal) -> None:
+        """session_revoked if the feed said the token's session ended, or the app's grant on it that
+        the token was issued from (a new sign-in of the app on that session is another grant)."""
+        ended, reason = self._ended.reason(principal.session_id)
+        if ended:
+            raise Unauthorized(Code.SESSION_REVOKED, "The session has ended.", reason=reason)
+        grant_id = named_grant(principal.claims)
+        ended, reason = self._ended_grants.reason(grant_id) if grant_id else (False, None)
+        if ended:
+            raise Unauthorized(Code.SESSION_REVOKED, "The app's sign-in on this session has ended.", reason=reason)
 
     def dpop_nonce(self) -> str:
         """The guard's current DPoP nonce, for a `DPoP-Nonce` header (RFC 9449 §8.2): the Flask and
@@ -119,6 +129,10 @@ class Guard:
     @property
     def ended_sessions(self) -> EndedSessions:
         return self._ended
+
+    @property
+    def ended_grants(self) -> EndedGrants:
+        return self._ended_grants
 
     def close(self) -> None:
         """Stops the background poll (at once, a held long poll included) and the HTTP clients."""
@@ -152,7 +166,7 @@ class Guard:
             raise Unauthorized(Code.TOKEN_EXPIRED, "The access token has expired.")
         try:
             metadata = self._transmitter.metadata(may_block=may_block)
-            claims = access_token_claims(token, keys=self._keys, issuer=metadata.issuer, audience=self.audience,
+            claims = access_token_claims(token, keys=self._keys, issuer=metadata.token_issuers, audience=self.audience,
                                          leeway=self.leeway, may_block=may_block)
         except TransmitterUnreachable:
             raise Unauthorized(Code.SESSION_UNVERIFIABLE, "citylogin cannot be reached to check the token.") \

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import jwt
 
@@ -14,22 +14,27 @@ ALGORITHMS = ["EdDSA"]
 ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}
 SECURITY_EVENT_TYPES = {"secevent+jwt", "application/secevent+jwt"}
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+# citylogin's own claim of a session-revoked event: not the session ended, but this app's grant on it (its
+# sign-in through OpenID Connect). Only the access tokens issued from that grant are refused.
+GRANT_CLAIM = "citylogin_grant_id"
 
 
 @dataclass(frozen=True, slots=True)
 class SessionEnded:
-    """One CAEP session-revoked event."""
+    """One CAEP session-revoked event: the session's end or, when it names `grant_id`, the end of the
+    app's grant on the session."""
 
     session_id: str
     event_timestamp: float
     reason: str | None
+    grant_id: str | None = None
 
 
 class InvalidSecurityEvent(Exception):
     """A SET the guard cannot trust or read."""
 
 
-def access_token_claims(token: str, *, keys: KeySet, issuer: str, audience: str, leeway: float,
+def access_token_claims(token: str, *, keys: KeySet, issuer: str | Sequence[str], audience: str, leeway: float,
                         may_block: bool) -> dict[str, Any]:
     """The claims of a valid access token; else Unauthorized (invalid_token or token_expired). A
     token bound to a key (`cnf`) is the caller's to check with its DPoP proof."""
@@ -69,11 +74,23 @@ def _session_ended(event: Any) -> SessionEnded:
         session_id = event["subject"]["session"]["id"]
         timestamp = event["event_timestamp"]
         reason = (event.get("reason_admin") or {}).get("en")
+        grant_id = event.get(GRANT_CLAIM)
     except (KeyError, TypeError, AttributeError):
         raise InvalidSecurityEvent("a session-revoked event without subject.session.id or event_timestamp") from None
     if not isinstance(session_id, str) or isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
         raise InvalidSecurityEvent("a session-revoked event with a malformed session id or timestamp")
-    return SessionEnded(session_id, float(timestamp), reason if isinstance(reason, str) else None)
+    # A grant the guard cannot read must not pass for the session's end, nor be skipped.
+    if grant_id is not None and not (isinstance(grant_id, str) and grant_id and "." not in grant_id):
+        raise InvalidSecurityEvent(f"a session-revoked event with a malformed {GRANT_CLAIM}")
+    return SessionEnded(session_id, float(timestamp), reason if isinstance(reason, str) else None, grant_id)
+
+
+def named_grant(claims: Mapping[str, Any]) -> str | None:
+    """The app grant an access token was issued from: its jti is `<grant_id>.<generation>` for a token
+    citylogin gave an app through OpenID Connect; None for one that names no grant."""
+    jti = claims.get("jti")
+    grant_id, dot, _ = jti.partition(".") if isinstance(jti, str) else ("", "", "")
+    return grant_id if dot and grant_id else None
 
 
 class _Untrusted(Exception):

@@ -34,6 +34,13 @@ class Metadata:
     access_token_ttl: float
     # SSF stream management: where a receiver gets a poll stream of its own (None: poll the app's)
     configuration_endpoint: str | None = None
+    # The OpenID Provider's issuer: the `iss` of the access tokens apps get by OpenID Connect
+    oidc_issuer: str | None = None
+
+    @property
+    def token_issuers(self) -> list[str]:
+        """The `iss` an access token may carry: citylogin's own, or its OpenID Provider's."""
+        return [self.issuer] + ([self.oidc_issuer] if self.oidc_issuer else [])
 
 
 class Transmitter:
@@ -109,10 +116,13 @@ def _parse_metadata(body: dict[str, Any]) -> Metadata:
     try:
         metadata = Metadata(issuer=body["issuer"], jwks_uri=body["jwks_uri"], poll_endpoint=body["poll_endpoint"],
                             access_token_ttl=float(body["citylogin_access_token_ttl"]),
-                            configuration_endpoint=body.get("configuration_endpoint") or None)
+                            configuration_endpoint=body.get("configuration_endpoint") or None,
+                            oidc_issuer=body.get("citylogin_oidc_issuer") or None)
     except (KeyError, TypeError, ValueError):
         raise TransmitterUnreachable("ssf-configuration lacks issuer, jwks_uri, poll_endpoint or the token ttl") \
             from None
     if not all(isinstance(v, str) and v for v in (metadata.issuer, metadata.jwks_uri, metadata.poll_endpoint)):
         raise TransmitterUnreachable("ssf-configuration: issuer, jwks_uri and poll_endpoint must be strings")
+    if not isinstance(metadata.oidc_issuer, (str, type(None))):
+        raise TransmitterUnreachable("ssf-configuration: citylogin_oidc_issuer must be a string")
     return metadata

@@ -1,0 +1,104 @@
+"""The guard against a real citylogin (in this process) for an app signed in by OpenID Connect (SPEC §14):
+when the app's grant on a session ends while the session lives — its refresh token reused after the
+grace, or the app giving its tokens back (RFC 7009) — the app's CAEP feed says so, naming the grant,
+and the guard refuses the access tokens issued from that grant on its next check; the app's new
+sign-in on the same session passes, and no other app's feed hears of it."""
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+import requests
+
+from apps import service as apps
+from apps.models import OidcClient
+from apps.security_events import GRANT_CLAIM, SESSION_REVOKED
+from citylogin_guard import Guard, Unauthorized
+from tests.guard.checks import refused_code
+from tests.support.live import PASSWORD, register_device
+from tests.support.oidc import signed_in_tokens
+from tests.support.waiting import wait_until
+
+# a live server and a guard with its feed: the rule is in the fast tier by tests/guard/test_guard_feed.py
+pytestmark = pytest.mark.slow
+
+REDIRECT = "https://app.example/callback"
+LEEWAY = 0.3  # one host, one clock
+
+
+@pytest.fixture
+def provider(make_server):
+    # No grace: a refresh token used again once the second of its rotation is over is a late reuse.
+    url, ctx = make_server(host_name="127.0.0.1", refresh_reuse_grace=0, events_poll_interval=0.1)
+    notes, diary = (apps.add_app(ctx, name=name, push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
+                    for name in ("Notes", "Diary"))
+    device = register_device(url)
+    device.login(PASSWORD)
+    return url, notes, diary, device
+
+
+def _refresh(url: str, credentials, refresh_token: str) -> requests.Response:
+    return requests.post(url + "/oidc/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                         auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
+
+
+def _polled(url: str, credentials) -> list[dict]:
+    """The session-revoked events on the app's own feed (RFC 8936 poll, nothing acknowledged)."""
+    answer = requests.post(url + "/ssf/poll", json={"returnImmediately": True},
+                           auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return [jwt.decode(t, options={"verify_signature": False})["events"][SESSION_REVOKED]
+            for t in answer.json()["sets"].values()]
+
+
+def _refusal(guard: Guard, token: str) -> tuple[str, str | None]:
+    with pytest.raises(Unauthorized) as refused:
+        guard.verify(f"Bearer {token}")
+    return refused.value.code, refused.value.reason
+
+
+def test_the_guard_refuses_an_ended_grants_tokens_and_passes_the_apps_new_sign_in(provider):
+    url, notes, diary, device = provider
+    with Guard(url, notes.app.client_id, notes.client_secret, audience=notes.app.client_id,
+               leeway=LEEWAY) as guard:
+        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+        since = guard._feed.listening_since
+        assert since is not None
+        # Tokens issued from now on (iat in whole seconds) are the feed's alone: never introspected.
+        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
+        tokens = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        others = signed_in_tokens(url, diary, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        successor = _refresh(url, notes, tokens["refresh_token"])
+        assert successor.status_code == 200, successor.text
+        rotated = int(time.time())
+        principal = guard.verify(f"Bearer {successor.json()['access_token']}")
+        assert principal.session_id == device.session_id
+
+        wait_until(lambda: int(time.time()) > rotated, timeout=3, what="the grace over")
+        reused = _refresh(url, notes, tokens["refresh_token"])
+        assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
+        wait_until(lambda: refused_code(guard, successor.json()["access_token"]) == "session_revoked", timeout=10,
+                   what="the ended grant's access token refused by the guard")
+        assert _refusal(guard, tokens["access_token"]) == ("session_revoked", "refresh_reuse")
+        grant_id = principal.claims["jti"].split(".")[0]
+        assert grant_id in guard.ended_grants, "heard from the feed, not by introspection"
+        assert device.session_id not in guard.ended_sessions
+        told = _polled(url, notes)
+        assert [(e["subject"]["session"]["id"], e[GRANT_CLAIM], e["reason_admin"]) for e in told] == \
+            [(device.session_id, grant_id, {"en": "refresh_reuse"})]
+        assert _polled(url, diary) == [], "another app's feed never hears of it"
+
+        again = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        assert guard.verify(f"Bearer {again['access_token']}").session_id == device.session_id
+        # The app gives its new grant back (RFC 7009): its API servers' guards refuse what it gave back.
+        revoked = requests.post(url + "/oidc/revoke", data={"token": again["refresh_token"]},
+                                auth=(notes.app.client_id, notes.client_secret), timeout=10)
+        assert revoked.status_code == 200, revoked.text
+        wait_until(lambda: refused_code(guard, again["access_token"]) == "session_revoked", timeout=10,
+                   what="the access token of the grant the app gave back refused by the guard")
+        assert _refusal(guard, again["access_token"]) == ("session_revoked", "revoked")
+        assert _polled(url, diary) == []
+        assert device.request("GET", "/session/me").status_code == 200, "the session goes on"
+        assert requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {others['access_token']}"},
+                            timeout=10).status_code == 200
