@@ -238,17 +238,7 @@ def _operations_blueprint(title: str) -> Blueprint:
 
     @ops.get("/.well-known/ssf-configuration")
     def ssf_configuration():
-        """The Shared Signals transmitter's metadata (SPEC §11): where apps poll for session-revoked
-        events and which keys sign them; `citylogin_access_token_ttl` tells an app how long an
-        ended session's tokens could still look valid, so how long to remember the end;
-        `citylogin_oidc_issuer` is the `iss` of apps' OpenID Connect access tokens (SPEC §14)."""
-        context = ctx()
-        base = context.public_url().rstrip("/")
-        response = jsonify(spec_version="1_0", issuer=context.jwt.issuer, jwks_uri=base + "/.well-known/jwks.json",
-                           delivery_methods_supported=[PUSH_DELIVERY, POLL_DELIVERY],
-                           poll_endpoint=base + "/ssf/poll", configuration_endpoint=base + "/ssf/streams",
-                           default_subjects="ALL",
-                           citylogin_access_token_ttl=context.settings.access_token_ttl, citylogin_oidc_issuer=base)
+        response = jsonify(_ssf_metadata(ctx()))
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 
@@ -265,6 +255,19 @@ def _operations_blueprint(title: str) -> Blueprint:
     # Public documents a SPA reads from its own origin (SPEC §14): no server setting needed.
     cors.open_to_every_origin(ops, endpoints={"operations.jwks", "operations.provider_configuration"})
     return ops
+
+
+def _ssf_metadata(context: AppContext) -> dict:
+    """The Shared Signals transmitter's metadata (SPEC §11): where apps poll for session-revoked
+    events and which keys sign them; `citylogin_access_token_ttl` tells an app how long an
+    ended session's tokens could still look valid, so how long to remember the end;
+    `citylogin_oidc_issuer` is the `iss` of apps' OpenID Connect access tokens (SPEC §14)."""
+    base = context.public_url().rstrip("/")
+    return {"spec_version": "1_0", "issuer": context.jwt.issuer, "jwks_uri": base + "/.well-known/jwks.json",
+            "delivery_methods_supported": [PUSH_DELIVERY, POLL_DELIVERY],
+            "poll_endpoint": base + "/ssf/poll", "configuration_endpoint": base + "/ssf/streams",
+            "default_subjects": "ALL", "citylogin_access_token_ttl": context.settings.access_token_ttl,
+            "citylogin_oidc_issuer": base}
 
 
 def _check_ready(context: AppContext) -> None:
