@@ -16,10 +16,11 @@ bash scripts/setup.sh --browser
 .venv/bin/mypy || { echo "test.sh: mypy has errors (run .venv/bin/mypy)" >&2; exit 1; }
 # 3 workers on this 2-core machine: the tests wait on subprocesses, DynamoDB Local and Chromium.
 # The whole suite hands out single tests (its long ones spread out); the fast tier whole modules
-# (their module-scoped servers start once), over 5 workers: its tests mostly wait on DynamoDB Local
-# and on short sleeps of their own, so more of them overlap (measured: 141 s with 3, 125 s with 5).
+# (their module-scoped servers start once), over 3 workers too: it has become CPU-bound, and each
+# worker more costs its own imports and tables (measured twice: 114 and 113 s with 3, 122 and 120 s
+# with 5; 117 s with 4).
 parallel=(-n 3 --dist loadgroup)
-fast_parallel=(-n 5 --dist loadfile)
+fast_parallel=(-n 3 --dist loadfile)
 
 # pytest's status, 5 (no test collected) counting as none run.
 status=0
