@@ -2,6 +2,7 @@
 (RFC 8417), each signed by a key of the transmitter's JWKS with EdDSA and nothing else."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -17,6 +18,10 @@ SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-r
 # citylogin's own claim of a session-revoked event: not the session ended, but this app's grant on it (its
 # sign-in through OpenID Connect). Only the access tokens issued from that grant are refused.
 GRANT_CLAIM = "citylogin_grant_id"
+# An app grant's id, and the jti of an access token issued from it, `<grant_id>.<generation>`, as citylogin
+# forms them (oidc.grants on the server): matched whole, never split.
+_GRANT_ID = re.compile(r"[0-9a-f]{16,32}")
+_TOKEN_ID = re.compile(r"([0-9a-f]{16,32})\.[0-9]{1,9}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +85,7 @@ def _session_ended(event: Any) -> SessionEnded:
     if not isinstance(session_id, str) or isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
         raise InvalidSecurityEvent("a session-revoked event with a malformed session id or timestamp")
     # A grant the guard cannot read must not pass for the session's end, nor be skipped.
-    if grant_id is not None and not (isinstance(grant_id, str) and grant_id and "." not in grant_id):
+    if grant_id is not None and not (isinstance(grant_id, str) and _GRANT_ID.fullmatch(grant_id)):
         raise InvalidSecurityEvent(f"a session-revoked event with a malformed {GRANT_CLAIM}")
     return SessionEnded(session_id, float(timestamp), reason if isinstance(reason, str) else None, grant_id)
 
@@ -89,8 +94,8 @@ def named_grant(claims: Mapping[str, Any]) -> str | None:
     """The app grant an access token was issued from: its jti is `<grant_id>.<generation>` for a token
     citylogin gave an app through OpenID Connect; None for one that names no grant."""
     jti = claims.get("jti")
-    grant_id, dot, _ = jti.partition(".") if isinstance(jti, str) else ("", "", "")
-    return grant_id if dot and grant_id else None
+    named = _TOKEN_ID.fullmatch(jti) if isinstance(jti, str) else None
+    return named.group(1) if named else None
 
 
 class _Untrusted(Exception):
