@@ -17,7 +17,7 @@ from common.certificates import CertificateAuthority, certificate_fingerprint
 from common.config import ConfigError, Settings, env_name
 from common.crypto import PasswordHasher
 from common.hash_slots import QUEUE_PER_SLOT, HashSlots, default_slots
-from common.jwt_keys import JwtKeyRing
+from common.jwt_keys import JwtKeyRing, ParsedSigningKeys
 from common.key_encryption import KeyEncryptor, key_encryptor
 from common.key_import import configured_ca, initial_entries
 from common.key_ring import RingContents, add_missing_kinds, ensure_ring, read_ring
@@ -77,6 +77,8 @@ class AppContext:
     ring_refresher: KeyRingRefresher | None = None
     # The Argon2id parameter sets recorded for the deployment, taught to `passwords` (SPEC §6).
     password_parameters: PasswordParameters | None = None
+    # flows.operator_usernames' RecentUsernames (typed there): which lockout an account's page reads.
+    operator_usernames: object | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -159,8 +161,9 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
     contents = open_key_ring(settings, KeyRingStore(startup_client, tables.key_ring, encryptor))
     store = KeyRingStore(client, tables.key_ring, encryptor)
     reader = RingReader(store, contents)
-    jwt = JwtKeyRing(contents.signing_keys(), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                     loader=lambda max_age: reader.reload(max_age=max_age).signing_keys(),
+    parsed = ParsedSigningKeys()
+    jwt = JwtKeyRing(contents.signing_keys(parsed), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                     loader=lambda max_age: reader.reload(max_age=max_age).signing_keys(parsed),
                      reload_seconds=settings.key_ring_reload_seconds)
     refresh_secrets = RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds)
     passwords, password_parameters = password_hasher(settings, client=client, startup_client=startup_client,

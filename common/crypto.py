@@ -150,17 +150,18 @@ class PasswordHasher:
 
     def hash(self, password: str) -> str:
         """Return the encoded Argon2id hash of ``password`` (random salt)."""
-        with self._slots.held():
-            return self._hasher.hash(password)
+        return self._slots.run(lambda: self._hasher.hash(password))
 
     def verify(self, stored_hash: str, password: str) -> bool:
         """True if ``password`` matches ``stored_hash``; False on mismatch or an unusable hash."""
-        with self._slots.held():
-            try:
-                return self._hasher.verify(stored_hash, password)
-            # UnicodeEncodeError: a hash is ASCII, so anything else is not one of ours.
-            except (VerificationError, InvalidHashError, UnicodeEncodeError):
-                return False
+        return self._slots.run(lambda: self._verified(stored_hash, password))
+
+    def _verified(self, stored_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash, password)
+        # UnicodeEncodeError: a hash is ASCII, so anything else is not one of ours.
+        except (VerificationError, InvalidHashError, UnicodeEncodeError):
+            return False
 
     def check(self, stored_hash: str | None, password: str) -> bool:
         """``verify`` for a password check that must not tell by its time whether the user exists

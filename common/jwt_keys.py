@@ -8,8 +8,10 @@ files below are what older versions kept in the data directory, read once to imp
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,6 +248,30 @@ def signing_key_from_pem(pem: bytes, *, kid: str, created_at: datetime) -> Signi
     if not isinstance(private_key, (Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         raise ValueError(f"JWT key {kid} is not an Ed25519, P-256 or RSA private key")
     return SigningKey(kid=kid, private_key=private_key, created_at=created_at)
+
+
+class ParsedSigningKeys:
+    """`signing_key_from_pem` once per key: a reload of a ring whose keys did not change parses none
+    of them again (loading an RSA key checks it, about 40 ms of CPU; every process reloads the ring a
+    few times a minute). A key is known by its kid, creation time and its PEM's digest; each call of
+    `keys` keeps only the keys it was given, so a retired key leaves the cache with the ring."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[str, datetime, bytes], SigningKey] = {}
+        self._lock = threading.Lock()
+
+    def keys(self, entries: list[tuple[bytes, str, datetime]]) -> list[SigningKey]:
+        """The signing keys of `entries` ((pem, kid, created_at) each), in their order."""
+        with self._lock:
+            known, keys = self._parsed, []
+            parsed: dict[tuple[str, datetime, bytes], SigningKey] = {}
+            for pem, kid, created_at in entries:
+                name = (kid, created_at, hashlib.sha256(pem).digest())
+                key = parsed.get(name) or known.get(name) or signing_key_from_pem(pem, kid=kid, created_at=created_at)
+                parsed[name] = key
+                keys.append(key)
+            self._parsed = parsed
+            return keys
 
 
 def new_kid(created_at: datetime) -> str:

@@ -16,8 +16,8 @@ from common.certificates import CertificateAuthority, ca_from_pem, ca_private_ke
 from common.config import ConfigError, Settings
 from common.crypto import aware_utc
 from common.dynamo import StoreRefusal
-from common.jwt_keys import (CLOCK_SKEW_SECONDS, ES256, RS256, SigningKey, new_kid, new_signing_key,
-                             private_key_pem, public_key_pem, signing_key_from_pem)
+from common.jwt_keys import (CLOCK_SKEW_SECONDS, ES256, RS256, ParsedSigningKeys, SigningKey, new_kid,
+                             new_signing_key, private_key_pem, public_key_pem, signing_key_from_pem)
 from common.key_ring_store import (MANIFEST_KEY_ID, STATE_ACTIVE, STATE_RETIRED, KeyRingStore, LoadedRing, Refusal,
                                    RingEntry, RingMoved, RingState)
 
@@ -115,9 +115,12 @@ class RingContents:
         except ValueError:  # the certificate is not sealed: edited without the key-encryption key
             raise ConfigError(f"the key ring's CA {entry.kid} has a certificate that is not its key's") from None
 
-    def signing_keys(self) -> list[SigningKey]:
-        return [signing_key_from_pem(e.private, kid=e.kid, created_at=e.created_at)
-                for kind in SIGNING_KINDS for e in self.of(kind)]
+    def signing_keys(self, parsed: ParsedSigningKeys | None = None) -> list[SigningKey]:
+        """The signing keys, oldest first within each kind; through `parsed`, each parsed once per process."""
+        entries = [(e.private, e.kid, e.created_at) for kind in SIGNING_KINDS for e in self.of(kind)]
+        if parsed is not None:
+            return parsed.keys(entries)
+        return [signing_key_from_pem(pem, kid=kid, created_at=created_at) for pem, kid, created_at in entries]
 
     def refresh_secrets(self) -> list[tuple[str, bytes]]:
         """(kid, secret) oldest first."""
