@@ -46,7 +46,7 @@ from throughput import bench_saturation, bench_two_processes
 TABLE_PREFIX = "bench_"  # servers.app_environment sets CITYLOGIN_TABLE_PREFIX to it
 WORKERS, THREADS = 2, 8
 
-FULL = {"argon2_n": 15, "cert_n": 50, "register_n": 20, "login_n": 20, "calls_n": 20, "sequential_n": 300,
+FULL = {"argon2_n": 15, "cert_n": 50, "register_n": 20, "login_n": 60, "calls_n": 20, "sequential_n": 300,
         "threads": 8, "warmup_s": 2.0, "load_s": 10.0, "rounds": 3, "saturation_threads": 8,
         "saturation_s": 10.0, "scaling_s": 9.0, "scale_users": [1_000, 100_000], "scale_me_n": 200,
         "scale_login_n": 48, "seed_threads": 8, "floor_rounds": 3, "floor_per_round": 10,

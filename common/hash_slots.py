@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -47,7 +48,7 @@ class _SlotThread:
     """One slot's thread: runs the calls it is handed, one at a time, for the life of the process."""
 
     def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future]] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any] | None, Future | None]] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True).start()
 
     def call(self, hash_call: Callable[[], T]) -> T:
@@ -55,9 +56,15 @@ class _SlotThread:
         self._calls.put((hash_call, done))
         return done.result()
 
+    def stop(self) -> None:
+        """End the thread once it has run what it was handed."""
+        self._calls.put((None, None))
+
     def _serve(self) -> None:
         while True:
             hash_call, done = self._calls.get()
+            if hash_call is None or done is None:
+                return
             try:
                 done.set_result(hash_call())
             except BaseException as failure:  # noqa: BLE001 - handed to the caller, which raises it
@@ -71,6 +78,9 @@ class HashSlots:
         self._changed = threading.Condition()
         self._idle: list[_SlotThread] = []  # the one idle longest first: the last is handed out next
         self._made, self._pid = 0, os.getpid()
+        # The threads end with their slots (an app dropped, as in the tests), not with the process.
+        self._threads: list[_SlotThread] = []
+        weakref.finalize(self, _stop_all, self._threads)
 
     def run(self, hash_call: Callable[[], T]) -> T:
         """`hash_call()` on one of the slots' threads, waiting behind at most `queue` others; else
@@ -92,14 +102,22 @@ class HashSlots:
         with self._changed:
             if self._pid != os.getpid():  # forked: the parent's threads are not in this process
                 self._idle, self._made, self._pid = [], 0, os.getpid()
+                self._threads.clear()
             while not self._idle and self._made >= self.slots:
                 self._changed.wait()
             if self._idle:
                 return self._idle.pop()
             self._made += 1
-        return _SlotThread()
+            thread = _SlotThread()
+            self._threads.append(thread)
+        return thread
 
     def _give_back(self, thread: _SlotThread) -> None:
         with self._changed:
             self._idle.append(thread)
             self._changed.notify()
+
+
+def _stop_all(threads: list[_SlotThread]) -> None:
+    for thread in threads:
+        thread.stop()

@@ -32,6 +32,7 @@ from devices.models import DeviceRecord
 from flows.operator_models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest,
                                    OperatorAccount, OperatorDevice, OperatorPasskey, OperatorSelf, OperatorSession,
                                    RoleRequest)
+from flows.operator_usernames import recent_usernames
 from sessions import service as sessions
 from sessions.models import AdminAction, EndedBy, Principal, RevokeReason, SessionRecord
 
@@ -189,12 +190,14 @@ class PageReading:
     """An account's page, read beside the operator's own check (login_app/admin_views.py): once the
     operator's token verified, `start` sets the page's Queries going (its devices and sessions need only
     the URL's user_uuid) and hands the records read by key (the person's account, presence and passkey
-    count) to the batch read of the operator's session. Nothing of them is looked at before the operator's
-    role checked out (account_page)."""
+    count, and the lockout of the username this process last saw the account hold) to the batch read of
+    the operator's session. Nothing of them is looked at before the operator's role checked out
+    (account_page)."""
 
     def __init__(self, ctx: AppContext, *, user_uuid: str) -> None:
         self.ctx, self.user_uuid = ctx, user_uuid
-        self.names = tuple(f"operators.{part}#{user_uuid}" for part in ("user", "presence", "passkeys"))
+        self.names = tuple(f"operators.{part}#{user_uuid}" for part in ("user", "presence", "passkeys", "lock"))
+        self.lock_username: str | None = None  # whose lockout `start` asked for, if it knew the username
         self._devices: Future[list[DeviceRecord]] | None = None
         self._sessions: Future[tuple[list[SessionRecord], str | None]] | None = None
 
@@ -211,15 +214,30 @@ class PageReading:
         self._devices = pool.submit(devices.device_records, ctx, user_uuid=user_uuid)
         self._sessions = pool.submit(sessions.session_page, ctx, user_uuid=user_uuid, limit=RECENT_SESSIONS,
                                      cursor=None, include_ended=True)
-        user, presence, passkey_count = self.names
-        return {user: users.user_read(ctx, user_uuid=user_uuid),
-                presence: sessions.presence_read(ctx, user_uuid=user_uuid),
-                passkey_count: passkeys.passkey_count_read(ctx, user_uuid=user_uuid)}
+        user, presence, passkey_count, lock = self.names
+        reads: dict[str, KeyRead] = {user: users.user_read(ctx, user_uuid=user_uuid),
+                                     presence: sessions.presence_read(ctx, user_uuid=user_uuid),
+                                     passkey_count: passkeys.passkey_count_read(ctx, user_uuid=user_uuid)}
+        self.lock_username = recent_usernames(ctx).get(user_uuid)
+        if self.lock_username is not None:
+            reads[lock] = credentials.username_lock_read(ctx, username=self.lock_username)
+        return reads
 
     def queried(self) -> tuple[list[DeviceRecord], list[SessionRecord]]:
         """The Queries' answers (their failure, a 503, raised here)."""
         assert self._devices is not None and self._sessions is not None, "start() first"
         return self._devices.result(), self._sessions.result()[0]
+
+    def locked_until(self, found: Mapping[str, Any], user: UserRecord) -> int | None:
+        """Until when wrong passwords locked the account's username (None: they do not now): as the batch
+        read it when it asked for this username's lockout, else read now (this process's first page of
+        the account: its username is then known for the next one)."""
+        *_, lock_name = self.names
+        if self.lock_username == user.username and lock_name in found:
+            return found[lock_name]
+        recent_usernames(self.ctx).remember(user.user_uuid, user.username)
+        return read_together(self.ctx.dynamodb, {"lock": credentials.username_lock_read(
+            self.ctx, username=user.username)})["lock"]
 
 
 def _page_records(ctx: AppContext, operator: Operator, user_uuid: str,
@@ -237,17 +255,17 @@ def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str,
                  reading: PageReading | None = None) -> OperatorAccount:
     """The account with its devices and certificates, live and recent sessions, passkeys (names and
     dates) and limit: its records by key and its devices' and sessions' Queries at once (begun beside the
-    operator's own check with `reading`), then its lockout (by the username it read) and its passkeys
-    (unless their count is 0), at once."""
+    operator's own check with `reading`), then its passkeys (unless their count is 0) and, on this
+    process's first page of the account, its lockout (by the username it read), at once."""
     need(operator, Role.VIEWER)
     reading, found = _page_records(ctx, operator, user_uuid, reading)
-    user_name, presence_name, count_name = reading.names
+    user_name, presence_name, count_name, _ = reading.names
     user = found.get(user_name)
     if user is None or user.deleting:
+        recent_usernames(ctx).forget(user_uuid)
         raise OperatorAccountNotFound()
     keys = background(ctx).submit(passkeys.list_passkeys, ctx, user_uuid=user.user_uuid) if found[count_name] else None
-    locked_until = read_together(ctx.dynamodb, {"lock": credentials.username_lock_read(
-        ctx, username=user.username)})["lock"]
+    locked_until = reading.locked_until(found, user)
     records, recent = reading.queried()
     listed = devices.device_list(ctx, user_uuid=user.user_uuid, records=records, current_device_id="",
                                  presence=found[presence_name]).devices

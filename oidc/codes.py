@@ -4,12 +4,12 @@ authenticated with AES-GCM under a key derived from the key ring's newest refres
 one writes nothing and redeeming one reads nothing: `<kid>.<nonce and ciphertext, base64url>`. Nobody
 who sees it (the browser, a log) can read or alter what it says.
 
-It is single-use through the authorization request it finished: the redemption's one transaction adds
-the request to the app's grant row on the session (oidc.store.GrantStore.redeem_item) and marks the
-request's item with that session (RequestStore.redeem_item), each only if no redemption of a code of the
-request came before. A second redemption (of this code, or of another code of the same request, finished
-on this session or by another browser on another one) is refused by one of them: a replay, which revokes
-what the first gave (RFC 6749 §4.1.2). It lives CODE_TTL seconds (its end is sealed in it)."""
+It is single-use through the authorization request it finished: the redemption's one transaction writes
+the app's grant row on the session (oidc.store.GrantStore.redeem_item) and the request's redemption mark,
+naming that session (RequestStore.redeem_item), only if no redemption of a code of the request came
+before. A second redemption (of this code, or of another code of the same request, finished on this
+session or by another browser on another one) is refused by the mark: a replay, which revokes what the
+first gave (RFC 6749 §4.1.2). It lives CODE_TTL seconds (its end is sealed in it)."""
 from __future__ import annotations
 
 import base64

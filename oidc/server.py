@@ -3,11 +3,10 @@ PKCE (S256 only, for every client) and OpenID Connect, RFC 9207's `iss`. Authlib
 the hooks below hand it citylogin's apps, codes, sessions and key ring."""
 from __future__ import annotations
 
-from concurrent.futures import Future
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import (InvalidRequestError, InvalidScopeError, OAuth2Request, UnsupportedTokenTypeError,
                                     grants)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -150,12 +149,12 @@ class IdToken(OpenIDCode):
         return False  # a nonce is the app's to check in the ID token; codes are single-use anyway
 
     def encode_id_token(self, token: dict, request: OAuth2Request) -> str:
-        signing: Future | None = getattr(request, "id_token_signing", None)
-        return signing.result() if signing is not None else self.signed(token, request)
+        signed: str | None = getattr(request, "signed_id_token", None)
+        return signed if signed is not None else self.signed(token, request)
 
     def signed(self, token: dict, request: OAuth2Request) -> str:
-        """The ID token (save_token starts this on the background pool, so that it is signed while the
-        redemption's transaction travels)."""
+        """The ID token of the tokens `token` (a code's are signed on the background pool while its
+        redemption's transaction travels: _Hooks.save_token)."""
         code: Code = request.authorization_code
         app = request.client.app
         alg = app.oidc().id_token_alg
@@ -181,6 +180,17 @@ class Issuer(IssuerParameter):
 
     def get_issuer(self) -> str:
         return self.issuer
+
+
+class _FlaskRequest(FlaskOAuth2Request):
+    """Authlib's request over Flask's at the URL given (its https check included): FlaskOAuth2Request's
+    own, without first making the URL of the WSGI environment (werkzeug's IRI conversions), which
+    citylogin replaces with the one the app sees anyway."""
+
+    def __init__(self, request: Any, *, uri: str) -> None:
+        OAuth2Request.__init__(self, method=request.method, uri=uri, headers=request.headers)
+        self._request = request
+        self.payload = FlaskOAuth2Payload(request)
 
 
 class Provider(AuthorizationServer):
@@ -213,9 +223,7 @@ class Provider(AuthorizationServer):
         if isinstance(request, OAuth2Request):
             return request
         # The URL as the app sees it (behind a TLS proxy too): CITYLOGIN_PUBLIC_URL and the path.
-        made = FlaskOAuth2Request(flask_request)
-        made.uri = self.issuer + flask_request.full_path.rstrip("?")
-        return made
+        return _FlaskRequest(flask_request, uri=self.issuer + flask_request.full_path.rstrip("?"))
 
     def find_code(self, code: str, client: Client) -> Code | None:
         """The live code issued to `client`, used or not; None for any other (invalid_grant). Nothing is

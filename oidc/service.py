@@ -138,11 +138,19 @@ class _Hooks:
 
     def tokens(self, *, grant_type: str, client: Client, user: SignedIn | None, scope: str,
                expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
-        """An RFC 9068 access token of the person's session for this app (SPEC §14), and the grant's
-        next refresh token when it has them; the client-credentials grant's token of the app itself."""
-        ttl, now = self.ctx.settings.access_token_ttl, _epoch(self.ctx)
+        """The tokens of a grant (signed_tokens); the client-credentials grant's token of the app itself. A
+        code's are signed on the background pool while its redemption's transaction travels (save_token
+        adds them once it committed)."""
         if user is None:
-            return admin_access_token(self.ctx, client.app, now=now)
+            return admin_access_token(self.ctx, client.app, now=_epoch(self.ctx))
+        if grant_type == "authorization_code":
+            return {"scope": scope}
+        return self.signed_tokens(client=client, user=user, scope=scope)
+
+    def signed_tokens(self, *, client: Client, user: SignedIn, scope: str) -> dict[str, Any]:
+        """An RFC 9068 access token of the person's session for this app (SPEC §14), and the grant's
+        next refresh token when it has them."""
+        ttl, now = self.ctx.settings.access_token_ttl, _epoch(self.ctx)
         # A refresh's pair is formed from its rotation (the same again within the reuse grace): its
         # moment and a jti of the grant's generation; EdDSA signs the same claims the same way. Every
         # jti names its grant, so a revoked grant's tokens stay refused once a new grant replaces it.
@@ -161,21 +169,28 @@ class _Hooks:
             token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id, scope=scope)
         return token
 
+    def code_tokens(self, request: OAuth2Request, *, scope: str) -> tuple[dict[str, Any], str | None]:
+        """A redeemed code's tokens, and its ID token for scope openid (after the access token, whose
+        hash it carries)."""
+        tokens = self.signed_tokens(client=request.client, user=request.user, scope=scope)
+        id_token = provider(self.ctx).id_token.signed(tokens, request) if "openid" in scope.split() else None
+        return tokens, id_token
+
     def save_token(self, token: dict, request: OAuth2Request) -> None:
-        """A code that passed every check: record the app's grant on the session, which uses the code up, in
-        one transaction with the session's liveness (a session that ended meanwhile gives the app nothing:
-        invalid_grant). A second redemption of a code of its request is a replay, which revokes what the
-        first gave (RFC 6749 §4.1.2): on this session the grant's row knows (it keeps the requests whose
-        codes gave it), on another one (a second browser finished the same request) the request's mark does.
-        The ID token is signed on the background pool while the transaction travels. A refresh wrote its
-        rotation already."""
+        """A code that passed every check: record the app's grant on the session and the request's
+        redemption mark, which uses the code up, in one transaction with the session's liveness (a session
+        that ended meanwhile gives the app nothing: invalid_grant). A second redemption of a code of its
+        request, on this session or another (a second browser finished the same request), is a replay, which
+        the mark refuses and which revokes what the first gave (RFC 6749 §4.1.2). The tokens are signed on
+        the background pool while the transaction travels, and given only once it committed. A refresh
+        wrote its rotation already."""
         if request.payload.grant_type != "authorization_code":
             return
         user: SignedIn = request.user
         code: Code = request.authorization_code
-        grant = user.grant(client_id=request.client.client_id, scope=token.get("scope", ""))
-        if "openid" in token.get("scope", "").split():
-            request.id_token_signing = background(self.ctx).submit(provider(self.ctx).id_token.signed, token, request)
+        scope = token.get("scope", "")
+        grant = user.grant(client_id=request.client.client_id, scope=scope)
+        signing = background(self.ctx).submit(self.code_tokens, request, scope=scope)
         now = _epoch(self.ctx)
         recorded = grant_store(self.ctx).redeem_item(grant, request_digest=code.request_digest, now=now,
                                                      expires_epoch=code.session_expires_epoch)
@@ -191,6 +206,8 @@ class _Hooks:
         except CodeNotSpent:
             self.code_replayed(code)
             raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
+        issued, request.signed_id_token = signing.result()
+        token.update(issued)
 
     def sealed_code(self, request: OAuth2Request) -> str:
         """The code complete() gives (nothing is written: the code is its own record, oidc.codes): bound as

@@ -1,19 +1,19 @@
-"""The OpenID Provider's items: pushed authorization requests and authorization requests waiting for the
-person (in the one_time_tokens table, keyed by a digest; codes themselves are sealed, oidc.codes), and
-each app's grant on a session (oidc_grants), which also keeps which requests' codes were redeemed."""
+"""The OpenID Provider's items: pushed authorization requests, authorization requests waiting for the
+person and the redemption marks of those whose code was redeemed (in the one_time_tokens table, keyed by
+a digest; codes themselves are sealed, oidc.codes), and each app's grant on a session (oidc_grants)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 
 
 from common import dynamo
 from common.batch_read import KeyRead
+from common.crypto import token_digest
 from common.one_time_tokens import OneTimeTokenStore
 from oidc.models import Grant
 
-REQUEST_KIND, PAR_KIND = "oidc_request", "oidc_par"
+REQUEST_KIND, PAR_KIND, REDEEMED_KIND = "oidc_request", "oidc_par", "oidc_redeemed"
 # A grant is kept this long past its session's latest end: Back-Channel Logout retries for as long.
 GRANT_KEPT_SECONDS = 24 * 3600
 
@@ -56,24 +56,29 @@ class RequestStore:
         return self.tokens.consume(digest=digest, kind=REQUEST_KIND, now=now) is not None
 
     def redeem_item(self, *, digest: str, session_id: str, user_uuid: str, keep_until: int) -> dict[str, Any]:
-        """A TransactWriteItems entry (beside GrantStore.redeem_item's) marking the request a redeemed code
-        finished with the session the code went to: refused if a code of it was redeemed on another session
-        (a second browser finished the same request). The mark outlives every code of the request
-        (`keep_until`), even one whose request item expired or was cancelled meanwhile (the Update makes the
-        item again); it names the person, so that the account's deletion takes it."""
-        return {"Update": {
-            "TableName": self.tokens.table, "Key": OneTimeTokenStore.key(digest),
-            "UpdateExpression": "SET redeemed_session = :s, user_uuid = :u, #ttl = :ttl",
-            "ConditionExpression": "attribute_not_exists(redeemed_session) OR redeemed_session = :s",
-            "ExpressionAttributeNames": {"#ttl": dynamo.TTL_ATTRIBUTE},
-            "ExpressionAttributeValues": {":s": {"S": session_id}, ":u": {"S": user_uuid},
-                                          ":ttl": {"N": str(keep_until)}}}}
+        """A TransactWriteItems entry (beside GrantStore.redeem_item's) making the request's redemption mark,
+        an item of its own, naming the session a redeemed code went to: refused if a code of the request was
+        redeemed before, on any session (a replay, a parallel redemption that came first, or a code that
+        another browser got for the same request). Apart from the request's item, so that nothing done to
+        the request (its cancellation, its expiry) takes the mark; a Put, the cheapest conditional entry. It
+        outlives every code of the request (`keep_until`) and names the person, so that the account's
+        deletion takes it."""
+        mark = {"token_digest": _mark_digest(digest), "kind": REDEEMED_KIND, "redeemed_session": session_id,
+                "user_uuid": user_uuid, "expires_epoch": keep_until, dynamo.TTL_ATTRIBUTE: keep_until}
+        return {"Put": {"TableName": self.tokens.table, "Item": dynamo.to_item(mark),
+                        "ConditionExpression": "attribute_not_exists(token_digest)"}}
 
     def redeemed_session(self, *, digest: str) -> str | None:
         """The session a code of the request was redeemed on (strongly consistent), None before any was."""
-        item = self.tokens.client.get_item(TableName=self.tokens.table, Key=OneTimeTokenStore.key(digest),
+        item = self.tokens.client.get_item(TableName=self.tokens.table,
+                                           Key=OneTimeTokenStore.key(_mark_digest(digest)),
                                            ConsistentRead=True).get("Item") or {}
         return (item.get("redeemed_session") or {}).get("S")
+
+
+def _mark_digest(request_digest: str) -> str:
+    """The key of a request's redemption mark: a digest of its own purpose, never a request's key."""
+    return token_digest(request_digest, purpose=REDEEMED_KIND)
 
 
 def _waiting(item: dict[str, Any] | None) -> tuple[dict[str, str], int] | None:
@@ -136,25 +141,15 @@ class GrantStore:
         return {"session_id": {"S": session_id}, "client_id": {"S": client_id}}
 
     def redeem_item(self, grant: Grant, *, request_digest: str, now: int, expires_epoch: int) -> dict[str, Any]:
-        """A TransactWriteItems entry (beside the session's liveness check) recording the grant a code of
-        the authorization request `request_digest` gives: it replaces the app's earlier grant on the
-        session, revoked or not, and with it that one's refresh tokens. The row keeps the digests of every
-        request whose code gave it, so a code is good once: the entry is refused if a code of this request
-        was redeemed on this session and app before (a replay, or a parallel redemption that came first).
-        A code names its session and app, so every redemption of it meets at this one row."""
-        fields = {k: v for k, v in asdict(grant).items()
-                  if v is not None and k not in _LATER_FIELDS and k not in ("session_id", "client_id")}
+        """A TransactWriteItems entry (beside the session's liveness check and the request's redemption
+        mark, which makes a code good once) recording the grant a code of the authorization request
+        `request_digest` gives: the whole row, which replaces the app's earlier grant on the session,
+        revoked or not, and with it that one's refresh tokens and key. An unconditional Put: the mark's
+        condition refuses the transaction of a code redeemed before."""
+        fields = {k: v for k, v in vars(grant).items() if v is not None and k not in _LATER_FIELDS}
         fields |= {"granted_epoch": now, "expires_epoch": expires_epoch, "request_digest": request_digest,
                    dynamo.TTL_ATTRIBUTE: expires_epoch + GRANT_KEPT_SECONDS}
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":f{i}": value for i, value in enumerate(dynamo.to_item(fields).values())}
-        setting = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
-        return {"Update": {
-            "TableName": self.table, "Key": self._key(grant.session_id, grant.client_id),
-            "UpdateExpression": f"SET {setting} REMOVE {', '.join(sorted(_LATER_FIELDS))} ADD #r :rd",
-            "ConditionExpression": "NOT contains(#r, :d)",
-            "ExpressionAttributeNames": {**names, "#r": "redeemed_requests"},
-            "ExpressionAttributeValues": {**values, ":rd": {"SS": [request_digest]}, ":d": {"S": request_digest}}}}
+        return {"Put": {"TableName": self.table, "Item": dynamo.to_item(fields)}}
 
     def given_by(self, *, session_id: str, client_id: str) -> tuple[Grant | None, str | None]:
         """The app's live grant on the session and the authorization request its code came from

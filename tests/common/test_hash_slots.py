@@ -2,6 +2,7 @@
 `slots` run, on the slots' own threads, `queue` more wait, the next is refused at once."""
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -66,6 +67,16 @@ def test_hashes_run_on_at_most_slots_threads_of_their_own_made_again_after_a_for
     monkeypatch.setattr("common.hash_slots.os.getpid", lambda: -1)  # as in a worker forked after the first hash
     assert slots.run(lambda: threading.get_ident()) not in one_at_a_time  # a thread of its own, not the parent's
     assert slots._made == 1
+
+
+def test_the_threads_end_with_their_slots():
+    slots = HashSlots(slots=2, queue=0)
+    thread = slots.run(threading.current_thread)
+    assert thread.is_alive()
+    del slots
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 def test_default_slots_follow_cores_and_memory(monkeypatch):

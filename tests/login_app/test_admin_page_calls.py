@@ -1,12 +1,17 @@
 """An operator's account page (SPEC §15) in few DynamoDB calls: the person's records by key go in the
-batch read of the operator's own session, the devices' and sessions' Queries start beside it, then the
-lockout (by the username) and the passkeys (only when their count item says there are any). The page
-shows what it showed when each panel was read on its own, and a failing read is a 503."""
+batch read of the operator's own session (with the lockout, once the process knows the username it is
+keyed by), the devices' and sessions' Queries start beside it, then the passkeys (only when their count
+item says there are any) and on the process's first page of the account the lockout. The page shows
+what it showed when each panel was read on its own, its JSON keeps its fields in their order, a spent
+DPoP proof gets no page, and a failing read is a 503."""
 from __future__ import annotations
 
+import json
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from citylogin.client import Client
 from accounts import credential_service as credentials
@@ -20,6 +25,7 @@ from common.guarded_write import GuardedWrite, write_all
 from common.timefmt import iso_from_epoch
 from devices import service as devices
 from flows import operators
+from flows.operator_usernames import recent_usernames
 from sessions import service as sessions
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.support.dynamo_faults import DynamoFaults, Shape
@@ -123,9 +129,91 @@ def test_the_page_costs_five_calls_and_shows_what_each_panel_shows(page_server):
     assert problem(refused)[:2] == (403, "forbidden") and target.key_file.username not in refused.text
 
 
+def test_later_pages_read_the_lockout_with_the_account_and_it_is_never_stale(page_server):
+    # The first page of an account in a process learns its username; later ones read its lockout in
+    # the batch of the operator's session (one call fewer), strongly consistent like the account itself.
+    url, ctx, counter, viewer, target = page_server
+    user_uuid = target.key_file.user_uuid
+    first, first_calls = counted_page(ctx, counter, viewer, user_uuid)
+    assert first["password_locked_until"] is None
+    for _ in range(ctx.settings.login_max_failures):
+        with pytest.raises(Exception):  # noqa: B017 - 401, then 429
+            target.login("wrong password 1")
+    locked, calls = counted_page(ctx, counter, viewer, user_uuid)
+    assert calls == first_calls - 1, (calls, first_calls)
+    assert locked["password_locked_until"] and locked == page_panel_by_panel(ctx, user_uuid)
+    credentials.clear_failures(ctx, username=target.key_file.username)
+    unlocked, calls = counted_page(ctx, counter, viewer, user_uuid)
+    assert calls == first_calls - 1 and unlocked["password_locked_until"] is None
+
+
+def test_a_username_remembered_wrong_still_shows_the_accounts_own_lockout(page_server):
+    # What the process remembers only says which lockout to read: checked against the account read
+    # beside it, a wrong one (another, locked username) is never shown, and the right one is read.
+    url, ctx, counter, viewer, target = page_server
+    user_uuid = target.key_file.user_uuid
+    other = person(url)
+    for _ in range(ctx.settings.login_max_failures):
+        with pytest.raises(Exception):  # noqa: B017 - 401, then 429
+            other.login("wrong password 1")
+    recent_usernames(ctx).remember(user_uuid, other.key_file.username)
+    page, calls = counted_page(ctx, counter, viewer, user_uuid)
+    assert page["password_locked_until"] is None and page == page_panel_by_panel(ctx, user_uuid)
+    assert recent_usernames(ctx).get(user_uuid) == target.key_file.username
+    again, fewer = counted_page(ctx, counter, viewer, user_uuid)
+    assert again == page and fewer == calls - 1
+
+
+def test_the_pages_json_keeps_its_fields_in_their_order(page_server):
+    # The answer's JSON text, not only its values: every panel filled (devices, live and ended
+    # sessions, passkeys, a locked password), each object's fields as the models list them.
+    url, ctx, counter, viewer, target = page_server
+    user_uuid = target.key_file.user_uuid
+    add_passkey(ctx, user_uuid, "Laptop")
+    for _ in range(ctx.settings.login_max_failures):
+        with pytest.raises(Exception):  # noqa: B017 - 401, then 429
+            target.login("wrong password 1")
+    for _ in range(2):  # the process's first page of the account, then a later one
+        answer = viewer.request("GET", f"/admin/accounts/{user_uuid}")
+        assert answer.status_code == 200, answer.text
+        page = json.loads(answer.text, object_pairs_hook=list)
+        fields = [name for name, _ in page]
+        assert fields == ["user_uuid", "username", "email", "locked", "roles", "created_at", "email_verified",
+                          "locale", "password_locked_until", "limit", "default_limit", "devices", "sessions",
+                          "passkeys"]
+        panels = dict(page)
+        assert [[name for name, _ in d] for d in panels["devices"]] == [[
+            "device_id", "device_name", "device_class", "status", "cert_expires_at", "registered_at",
+            "last_login_at", "logged_in"]] * 2
+        assert {tuple(name for name, _ in s) for s in panels["sessions"]} == {(
+            "session_id", "device_id", "device_name", "created_at", "last_seen_at", "status", "revoked_reason",
+            "ip", "user_agent")}
+        assert [[name for name, _ in p] for p in panels["passkeys"]] == [["name", "created_at", "last_used_at"]]
+        assert answer.json() == page_panel_by_panel(ctx, user_uuid)
+        assert answer.json()["password_locked_until"]
+        assert {s["status"] for s in answer.json()["sessions"]} == {"active", "revoked"}
+
+
+def test_a_replayed_proof_gets_no_page(page_server):
+    # The operator's DPoP proof is spent once, beside the session's read: the same proof again (at
+    # once from two threads, or later) is refused, and nothing of the page is in the refusal.
+    url, ctx, counter, viewer, target = page_server
+    page_url = f"{url}/admin/accounts/{target.key_file.user_uuid}"
+    for _ in range(2):  # the process's first page of the account, then a later one
+        headers = viewer.auth_headers("GET", page_url)
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda sent: requests.get(page_url, headers=sent, timeout=30), [headers] * 2))
+        answers.append(requests.get(page_url, headers=headers, timeout=30))
+        assert sorted(a.status_code for a in answers) == [200, 401, 401], [a.text for a in answers]
+        for refused in (a for a in answers if a.status_code == 401):
+            assert problem(refused)[:2] == (401, "invalid_dpop_proof")
+            assert target.key_file.username not in refused.text and target.key_file.device_id not in refused.text
+
+
 def test_passkeys_are_queried_only_when_the_count_has_some(page_server):
     url, ctx, counter, viewer, target = page_server
     user_uuid = target.key_file.user_uuid
+    counted_page(ctx, counter, viewer, user_uuid)  # the process's first page of it reads the lockout after
     _, without = counted_page(ctx, counter, viewer, user_uuid)
     add_passkey(ctx, user_uuid, "Laptop", day=1)
     add_passkey(ctx, user_uuid, "Key", day=2)

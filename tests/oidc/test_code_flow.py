@@ -196,6 +196,30 @@ def test_a_second_code_of_one_request_is_a_replay_of_the_first(provider):
         "Authorization": f"Bearer {issued.json()['access_token']}"}).status_code == 401
 
 
+def test_a_request_cancelled_after_its_code_was_redeemed_keeps_its_other_codes_spent(provider):
+    """The request's redemption mark is an item of its own: cancelling the request (its id is all it
+    takes) after a code of it was redeemed leaves the mark, so another browser's code of the same
+    request, on another session, is still a replay."""
+    url, ctx = provider
+    credentials = _app(ctx)
+    device, someone_else = register_device(url), register_device(url)
+    for browser in (device, someone_else):
+        browser.login("correct horse battery staple")
+    verifier, challenge = pkce_pair()
+    request_id = sign_in_page_request(authorize_url(
+        url, response_type="code", client_id=credentials.app.client_id, redirect_uri=REDIRECT, scope="openid",
+        code_challenge=challenge, code_challenge_method="S256"))
+    mine, theirs = (query_of(finish_as_device(browser, request_id))["code"] for browser in (device, someone_else))
+    issued = _exchange(url, credentials, mine, verifier)
+    assert issued.status_code == 200, issued.text
+    cancelled = requests.post(url + "/oidc/authorize/cancel", json={"request": request_id}, timeout=10)
+    assert cancelled.status_code == 200, cancelled.text
+    replayed = _exchange(url, credentials, theirs, verifier)
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")
+    assert requests.get(url + "/oidc/userinfo", timeout=10, headers={
+        "Authorization": f"Bearer {issued.json()['access_token']}"}).status_code == 401
+
+
 def test_scope_values_not_understood_are_ignored_and_never_granted(provider):
     """OpenID Connect Core §3.1.2.1: `address`, `phone` or the admin API's `admin` in an app's request are
     ignored, not refused: the person signs in, and the tokens carry only the scopes citylogin knows."""

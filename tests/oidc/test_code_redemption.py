@@ -19,9 +19,10 @@ from apps import service as apps
 from apps.models import OidcClient
 from citylogin.client_keys import dpop_proof, generate_key
 from common.dpop import key_thumbprint
+from common.one_time_tokens import OneTimeTokenStore
 from oidc import codes
 from oidc.models import Grant
-from oidc.store import GrantStore
+from oidc.store import GrantStore, RequestStore
 from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, query_of, sign_in_page_request
@@ -70,8 +71,11 @@ def _code_item(ctx, code: str) -> dict:
 
 
 def _spent(ctx, code: str) -> bool:
-    item = _code_item(ctx, code)
-    return item["request"] in item.get("redeemed_requests", {}).get("SS", [])
+    """Whether a code of the code's request was redeemed: its request's mark names the code's session."""
+    opened = codes.opened(ctx, code, now=int(ctx.now().timestamp()))
+    assert opened is not None, "not a live code"
+    requests_ = RequestStore(OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens))
+    return requests_.redeemed_session(digest=opened.request_digest) == opened.session_id
 
 
 def _grant(ctx, device, credentials) -> Grant | None:
