@@ -270,6 +270,27 @@ def test_certificate_of_another_user_is_certificate_mismatch(server):
     assert sorted(i["result"] for i in history_results(a)) == ["certificate_mismatch", "success"]
 
 
+def test_the_devices_checks_made_beside_the_hash_speak_only_after_the_password(server):
+    """The certificate's and the proof's checks run while Argon2id hashes: a wrong password with a
+    foreign certificate or a bad proof is still just a wrong password; with the right one, each is its own."""
+    url, _ = server
+    a, b = register_device(url), register_device(url)
+    challenge = new_challenge(a)
+    foreign = {"client_cert": b.key_file.client_cert_b64(), "challenge": challenge,
+               "signature": sign_challenge(b.key_file.private_key(), challenge)}
+    assert problem(post_login(a, login_body(a, WRONG, **foreign)))[:2] == (401, "invalid_credentials")
+    bad_proof = {"signature": sign_challenge(a.key_file.private_key(), new_challenge(a))}
+    assert problem(post_login(a, login_body(a, WRONG, **bad_proof)))[:2] == (401, "invalid_credentials")
+    challenge = new_challenge(a)
+    foreign = {"client_cert": b.key_file.client_cert_b64(), "challenge": challenge,
+               "signature": sign_challenge(b.key_file.private_key(), challenge)}
+    assert problem(post_login(a, login_body(a, **foreign)))[:2] == (401, "certificate_mismatch")
+    assert problem(post_login(a, login_body(a, **bad_proof)))[:2] == (401, "invalid_proof")
+    a.login(PASSWORD)
+    assert sorted(i["result"] for i in history_results(a)) == ["certificate_mismatch", "invalid_credentials",
+                                                               "invalid_credentials", "invalid_proof", "success"]
+
+
 @pytest.mark.parametrize("garbage", [base64.b64encode(b"not a certificate").decode(), "%%%not base64%%%",
                                      "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
 def test_garbage_client_cert_is_invalid_field(server, garbage):
