@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
@@ -169,33 +169,16 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
     if request.challenge:
         reads[CHALLENGE] = challenges.challenge_read(ctx, request.challenge)
     facts = read_together(ctx.dynamodb, reads)
-    # The device's checks read nothing and change nothing: they run beside the password's hash, for
-    # whatever name was sent, and what they found counts only once the password is right.
-    ahead = background(ctx).submit(_device_and_proof, ctx, request, caller, presented=presented, facts=facts,
-                                   user_uuid=presented.user_uuid)
     user, had_failures = credentials.check_read_credentials(ctx, username=username, secret=secret, caller=caller,
                                                             facts=facts)
     _refuse_deleting(user)
     with _counted_as_failure(ctx, username, caller, user):
-        # Made here instead when the pool had not begun them (busy) or the name's owner is another user.
-        if ahead.cancel() or user.user_uuid != presented.user_uuid:
-            device, proof = _device_and_proof(ctx, request, caller, presented=presented, facts=facts,
-                                              user_uuid=user.user_uuid)
-        else:
-            device, proof = ahead.result()
+        device = devices.device_for_presented(ctx, presented, user_uuid=user.user_uuid, record=facts[DEVICE])
+        proof = devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
+                                    challenge=request.challenge, signature=request.signature,
+                                    challenge_usable=facts.get(CHALLENGE, False))
     return _after_checks(ctx, request, caller, username=username, user=user, had_failures=had_failures,
                          device=device, presence=facts[PRESENCE], proof=proof, dpop=dpop)
-
-
-def _device_and_proof(ctx: AppContext, request: LoginRequest, caller: Caller, *,
-                      presented: devices.PresentedCertificate, facts: dict[str, Any],
-                      user_uuid: str) -> tuple[DeviceRecord, GuardedWrite | None]:
-    """The device the certificate was issued to, as `user_uuid`'s, and how the login shows that the
-    device holds its key (devices.login_proof); their refusals raised."""
-    device = devices.device_for_presented(ctx, presented, user_uuid=user_uuid, record=facts[DEVICE])
-    return device, devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
-                                       challenge=request.challenge, signature=request.signature,
-                                       challenge_usable=facts.get(CHALLENGE, False))
 
 
 def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret,

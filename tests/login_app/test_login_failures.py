@@ -270,9 +270,10 @@ def test_certificate_of_another_user_is_certificate_mismatch(server):
     assert sorted(i["result"] for i in history_results(a)) == ["certificate_mismatch", "success"]
 
 
-def test_the_devices_checks_made_beside_the_hash_speak_only_after_the_password(server):
-    """The certificate's and the proof's checks run while Argon2id hashes: a wrong password with a
-    foreign certificate or a bad proof is still just a wrong password; with the right one, each is its own."""
+def test_a_wrong_password_with_a_foreign_certificate_or_a_bad_proof_is_a_wrong_password(server):
+    """The device's checks speak only after the password: a wrong password with a foreign certificate
+    or a bad proof is just a wrong password (it tells nothing of the device); with the right one, each
+    refusal is its own."""
     url, _ = server
     a, b = register_device(url), register_device(url)
     challenge = new_challenge(a)
