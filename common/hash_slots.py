@@ -5,10 +5,10 @@ and cores and every one of them gets slow. `HashSlots` lets `slots` hashes run a
 wait; the next one is refused at once (`HashingBusy` -> 503 with Retry-After) instead of joining
 a wait that would end in a client's timeout.
 
-The hashes run on the slots' own threads, not on the request's: each thread's allocator keeps
-the memory one hash needs (19 MiB by default) and hands it to the next hash warm in cache and
-mapped. Hashed on the server's request threads, which take turns, each hash met memory of its own
-that others had pushed out of cache, and cost about a fifth more CPU (bench/README.md)."""
+The hashes run on the slots' own threads, not on the request's, the one that hashed last first:
+a thread's allocator keeps the memory of its last hash (19 MiB by default) for its next, so a
+process keeps one hash's memory per slot, not one per request thread that ever hashed (a gunicorn
+worker's eight: bench/README.md, "Logins against bare Argon2id")."""
 from __future__ import annotations
 
 import os
