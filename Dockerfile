@@ -1,4 +1,4 @@
-# The all-in-one citylogin app under gunicorn (README "Production"). Build from the repository
+# The all-in-one citylogin app under gunicorn (docs/guides/production.md). Build from the repository
 # root: docker build -t citylogin .
 FROM python:3.11-slim
 
@@ -44,5 +44,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"]
 
-# citylogin's threaded worker: a slow client holds no thread (README "Production serving (gunicorn)").
+# citylogin's threaded worker: a slow client holds no thread (docs/guides/production.md, "gunicorn").
 CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--worker-class", "citylogin.gunicorn_worker.ThreadWorker", "--workers", "2", "--threads", "32", "citylogin.app:create_app()"]

@@ -5,7 +5,7 @@ failed logins of unknown ones, interleaved, POST /login/ alone timed.
     .venv/bin/python bench/login_timing.py [--dormant t=3,m=65536,p=4] [--legacy t=3,m=65536,p=4]
 
 With --dormant the known users are dormant accounts: they register on a first server run with
-those (older) parameters, which records them as every process does (README "Passwords"); that
+those (older) parameters, which records them as every process does (docs/guides/operating.md, "Passwords"); that
 server stops and the one measured starts with the current parameters, as after a change of the
 settings, with nothing declared. --legacy sets CITYLOGIN_ARGON2_LEGACY_PARAMETERS as well.
 

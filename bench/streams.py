@@ -276,7 +276,7 @@ def seeded_sessions(ctx, count: int) -> list[str]:
         user = f"bench-seeded-{index // DEVICES_PER_USER}"
         session = sessions_service._new_session(
             ctx, user_uuid=user, device_id=str(uuid.uuid4()), device_name=f"s{index}", device_class="other",
-            ip=None, user_agent=None, now=now, jkt=None)
+            ip=None, user_agent=None, now=now, jkt=None, amr=("hwk", "pwd"))
         sessions.append({"PutRequest": {"Item": dynamo.to_item(asdict(session))}})
         users.setdefault(user, {})[session.device_id] = asdict(PresenceEntry(
             device_id=session.device_id, session_id=session.session_id, device_name=session.device_name,

@@ -223,7 +223,7 @@ def retire_key(kid: str, force: bool) -> None:
         except RetireRefused as exc:
             raise click.ClickException(str(exc)) from None
         # Kept outside the table (the audit stream, the operator's notes), the version is what tells a
-        # ring restored from before this retirement: it shows a lower one (README "Keys").
+        # ring restored from before this retirement: it shows a lower one (docs/guides/key-ring.md).
         version = config_errors(lambda: read_ring(store)).ring.version
         _audit(settings, AuditEvent.KEY_RETIRED, kind=entry.kind, kid=entry.kid, forced=force, ring_version=version)
     click.echo(f"retired {entry.kind} key {entry.kid}; the ring is at version {version}")

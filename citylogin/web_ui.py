@@ -1,7 +1,7 @@
 """The browser app: index.html at `/` and the operators' console (admin.html) at `/admin/`, their modules
 and stylesheets under `/web/`, the web UI's part of the translation catalogues (common/locales/<lang>.json)
 at `/web/locales/<lang>.json` (the console's at `/web/locales/admin/<lang>.json`), and the web
-SDK it is built on at `/sdk/` (docs/sdk.md), which other origins in CITYLOGIN_CORS_ORIGINS import too.
+SDK it is built on at `/sdk/` (docs/guides/web-sdk.md), which other origins in CITYLOGIN_CORS_ORIGINS import too.
 
 Every file is gzip-compressed for a client that takes it (web_assets.py compresses once, at start).
 The page itself and the plain addresses (`/sdk/citylogin.js`, which apps on other origins import, and

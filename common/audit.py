@@ -45,7 +45,7 @@ __all__ = ["AuditEvent", "audit"]
 
 def audit(event: AuditEvent, **fields: Any) -> None:
     """Write one audit line for `event`; fields that are None are left out."""
-    if not isinstance(event, AuditEvent):  # a loose string would escape the README's list
+    if not isinstance(event, AuditEvent):  # a loose string would escape the documented list (docs/reference/metrics.md)
         raise TypeError(f"audit events are AuditEvent members, not {event!r}")
     refused = [name for name in fields if SECRET_NAME.search(name)]
     if refused:

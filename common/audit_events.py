@@ -1,4 +1,4 @@
-"""The names of the audit stream's events (README "Audit stream" lists each; a test holds them
+"""The names of the audit stream's events (docs/reference/metrics.md, "The audit stream", lists each; a test holds them
 equal). An event not in this Enum cannot be written."""
 from __future__ import annotations
 

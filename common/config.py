@@ -106,7 +106,7 @@ class Settings(BaseModel):
     # certificate expired less than the grace ago still logs in (with proof of possession) to renew
     cert_renew_before_days: int = Field(default=30, ge=0, le=3650)
     cert_renewal_grace_days: int = Field(default=30, ge=0, le=365)
-    # passwords: Argon2id at OWASP's m=19 MiB, t=2, p=1 (README "Passwords" for RFC 9106's stronger
+    # passwords: Argon2id at OWASP's m=19 MiB, t=2, p=1 (docs/guides/operating.md, "Passwords", for RFC 9106's stronger
     # setting); at most `password_hash_slots` hashes run at once per process (0: one per core, as
     # many as `password_hash_memory_mib` holds) and at most `password_hash_queue` wait (0: 8 a slot)
     argon2_time_cost: int = Field(default=2, ge=1, le=20)
@@ -114,7 +114,7 @@ class Settings(BaseModel):
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
     # an override: parameter sets to verify on every password check besides those the processes
     # record themselves in the key ring table, e.g. "t=3,m=65536,p=4" (several separated by ";";
-    # README "Passwords")
+    # docs/guides/operating.md, "Passwords")
     argon2_legacy_parameters: str = ""
     password_hash_slots: int = Field(default=0, ge=0, le=256)
     password_hash_queue: int = Field(default=0, ge=0, le=4096)

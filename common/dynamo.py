@@ -6,7 +6,7 @@ import logging
 import random
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import boto3
@@ -77,7 +77,11 @@ USERS_BEING_DELETED = "deletion-index"
 ITEMS_BY_USER = "user-index"
 
 
-def _key(*attrs: tuple[str, str]) -> dict[str, Any]:
+Attr = tuple[str, str]  # an attribute's name and its DynamoDB type
+Index = tuple[str, Sequence[Attr], str]  # a global secondary index: its name, its key, its projection
+
+
+def _key(*attrs: Attr) -> dict[str, Any]:
     kinds = ("HASH", "RANGE")
     return {
         "KeySchema": [{"AttributeName": a, "KeyType": k} for (a, _), k in zip(attrs, kinds, strict=False)],
@@ -85,76 +89,52 @@ def _key(*attrs: tuple[str, str]) -> dict[str, Any]:
     }
 
 
+def _table(*key: Attr, indexes: Sequence[Index] = ()) -> dict[str, Any]:
+    """CreateTable arguments for a table keyed by `key` (hash, then range) with `indexes`."""
+    definition = _key(*key)
+    if not indexes:
+        return definition
+    attrs = dict([*key, *(attr for _, index_key, _ in indexes for attr in index_key)])  # each once
+    definition["AttributeDefinitions"] = [{"AttributeName": a, "AttributeType": t} for a, t in attrs.items()]
+    definition["GlobalSecondaryIndexes"] = [
+        {"IndexName": name, "KeySchema": _key(*index_key)["KeySchema"], "Projection": {"ProjectionType": projection}}
+        for name, index_key, projection in indexes]
+    return definition
+
+
 def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
     """CreateTable arguments for every table, keyed by table name."""
-    defs = {
-        names.users: _key(("user_uuid", "S")),
-        names.claims: _key(("claim", "S")),
-        names.devices: _key(("user_uuid", "S"), ("device_id", "S")),
-        names.sessions: _key(("session_id", "S")),
-        names.presence: _key(("user_uuid", "S")),
-        names.pairing_tokens: _key(("token_digest", "S")),
-        names.login_history: _key(("user_uuid", "S"), ("event_key", "S")),
-        names.one_time_tokens: _key(("token_digest", "S")),
-        names.rate_limits: _key(("limit_key", "S")),
+    user, by_user = ("user_uuid", "S"), (ITEMS_BY_USER, [("user_uuid", "S")], "KEYS_ONLY")
+    return {
+        names.users: _table(user, indexes=[
+            (USERS_BEING_DELETED, [("deletion", "S"), ("deleting_since", "N")], "KEYS_ONLY")]),
+        names.claims: _table(("claim", "S")),
+        names.devices: _table(user, ("device_id", "S"), indexes=[
+            (DEVICES_BY_FINGERPRINT, [("fingerprint", "S")], "KEYS_ONLY"),
+            (DEVICES_BY_ID, [("device_id", "S")], "KEYS_ONLY")]),
+        names.sessions: _table(("session_id", "S"), indexes=[
+            (SESSIONS_BY_USER, [user, ("created_at", "S")], "ALL"),
+            (SESSIONS_ENDING, [("live_shard", "S"), ("ends_at", "N")], "KEYS_ONLY")]),
+        names.presence: _table(user),
+        names.pairing_tokens: _table(("token_digest", "S"), indexes=[by_user]),
+        names.login_history: _table(user, ("event_key", "S")),
+        names.one_time_tokens: _table(("token_digest", "S"), indexes=[by_user]),
+        names.rate_limits: _table(("limit_key", "S"), indexes=[by_user]),
         # ring is always "main": the whole ring is one strongly consistent Query, never a Scan
-        names.key_ring: _key(("ring", "S"), ("key_id", "S")),
+        names.key_ring: _table(("ring", "S"), ("key_id", "S")),
         # registry is always "apps": listing the apps is one Query
-        names.apps: _key(("registry", "S"), ("client_id", "S")),
+        names.apps: _table(("registry", "S"), ("client_id", "S")),
         # the outbox of session ends (SPEC §11): feed is always "feed", seq = <epoch ms>-<event id>
-        names.security_events: _key(("feed", "S"), ("seq", "S")),
+        names.security_events: _table(("feed", "S"), ("seq", "S")),
         # each app's delivery state: what it acknowledged, and who pushes to it
-        names.app_streams: _key(("client_id", "S")),
+        names.app_streams: _table(("client_id", "S")),
         # each user's passkeys (SPEC §13): credential_id is the base64url credential id
-        names.passkeys: _key(("user_uuid", "S"), ("credential_id", "S")),
+        names.passkeys: _table(user, ("credential_id", "S")),
         # which apps hold tokens of a session (SPEC §14): whom a Back-Channel Logout goes to
-        names.oidc_grants: _key(("session_id", "S"), ("client_id", "S")),
+        names.oidc_grants: _table(("session_id", "S"), ("client_id", "S")),
         # what each person allowed each app added with --consent (SPEC §14): one Query lists a person's
-        names.oidc_consents: _key(("user_uuid", "S"), ("client_id", "S")),
+        names.oidc_consents: _table(user, ("client_id", "S")),
     }
-    defs[names.devices]["AttributeDefinitions"].append({"AttributeName": "fingerprint", "AttributeType": "S"})
-    defs[names.devices]["GlobalSecondaryIndexes"] = [{
-        "IndexName": DEVICES_BY_FINGERPRINT,
-        "KeySchema": [{"AttributeName": "fingerprint", "KeyType": "HASH"}],
-        "Projection": {"ProjectionType": "KEYS_ONLY"},
-    }, {
-        "IndexName": DEVICES_BY_ID,
-        "KeySchema": [{"AttributeName": "device_id", "KeyType": "HASH"}],
-        "Projection": {"ProjectionType": "KEYS_ONLY"},
-    }]
-    defs[names.sessions]["AttributeDefinitions"] += [
-        {"AttributeName": "user_uuid", "AttributeType": "S"},
-        {"AttributeName": "created_at", "AttributeType": "S"},
-        {"AttributeName": "live_shard", "AttributeType": "S"},
-        {"AttributeName": "ends_at", "AttributeType": "N"},
-    ]
-    defs[names.sessions]["GlobalSecondaryIndexes"] = [{
-        "IndexName": SESSIONS_BY_USER,
-        "KeySchema": [{"AttributeName": "user_uuid", "KeyType": "HASH"},
-                      {"AttributeName": "created_at", "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "ALL"},
-    }, {
-        "IndexName": SESSIONS_ENDING,
-        "KeySchema": [{"AttributeName": "live_shard", "KeyType": "HASH"},
-                      {"AttributeName": "ends_at", "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "KEYS_ONLY"},
-    }]
-    defs[names.users]["AttributeDefinitions"] += [{"AttributeName": "deletion", "AttributeType": "S"},
-                                                  {"AttributeName": "deleting_since", "AttributeType": "N"}]
-    defs[names.users]["GlobalSecondaryIndexes"] = [{
-        "IndexName": USERS_BEING_DELETED,
-        "KeySchema": [{"AttributeName": "deletion", "KeyType": "HASH"},
-                      {"AttributeName": "deleting_since", "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "KEYS_ONLY"},
-    }]
-    for table in (names.one_time_tokens, names.pairing_tokens, names.rate_limits):
-        defs[table]["AttributeDefinitions"].append({"AttributeName": "user_uuid", "AttributeType": "S"})
-        defs[table]["GlobalSecondaryIndexes"] = [{
-            "IndexName": ITEMS_BY_USER,
-            "KeySchema": [{"AttributeName": "user_uuid", "KeyType": "HASH"}],
-            "Projection": {"ProjectionType": "KEYS_ONLY"},
-        }]
-    return defs
 
 
 def make_client(*, region: str, endpoint_url: str | None, local: bool | None = None, connect_timeout: float = 1.0,

@@ -1,4 +1,4 @@
-"""gunicorn settings for citylogin (README "Operating"):
+"""gunicorn settings for citylogin (docs/guides/operating.md):
 
     export PROMETHEUS_MULTIPROC_DIR=/run/citylogin-metrics   # optional: /metrics across workers
     gunicorn -c deploy/gunicorn.conf.py --bind 0.0.0.0:8000 'citylogin.app:create_app()'
@@ -8,7 +8,7 @@ import glob
 import os
 
 # gunicorn's gthread worker, except that its event loop reads each request before a thread takes it:
-# a slow client holds no thread (README "Production serving (gunicorn)")
+# a slow client holds no thread (docs/guides/production.md, "gunicorn")
 worker_class = "citylogin.gunicorn_worker.ThreadWorker"
 workers = 2
 threads = 64

@@ -13,7 +13,7 @@ CITYLOGIN_DELETION_SETTLE_SECONDS have passed, finishes again (anything written 
 was already past its checks, and what the eventually consistent indexes showed late) and removes it.
 
 What stays once it has finished is no personal data, only ids, digests, times and reasons, each
-until its own TTL (docs/api.md, DELETE /account): the ended session records (device name emptied,
+until its own TTL (docs/reference/http-api.md, DELETE /account): the ended session records (device name emptied,
 no IP or user agent), their events in the apps' feed, the CRL's entries of the account's
 certificates and the apps' grants on its sessions. The items keyed by personal data itself (the
 name claims, the lockout counters of the username, the reset counters of the address) can only be

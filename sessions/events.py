@@ -5,8 +5,8 @@ Cost: the feed's one Query per interval, whatever the number of open streams; an
 that may end without a write (its idle timeout or max lifetime passing), one batched read when that
 moment comes, then again at its next possible end if it was used meanwhile.
 
-The watcher also caps the streams (README "Production serving"): a session and a user keep at
-most `per_session` and `per_user` streams in this process (a new one beyond either cap replaces
+The watcher also caps the streams (docs/guides/production.md, "Event streams"): a session and a user
+keep at most `per_session` and `per_user` streams in this process (a new one beyond either cap replaces
 the oldest, which ends with `stream_replaced`), and the process keeps at most `per_process`,
 refusing one more (TooManyStreams): under a server that holds a thread per stream, so that threads
 stay free for ordinary requests; under citylogin's gunicorn worker, whose streams hold no thread,

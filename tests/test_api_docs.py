@@ -1,5 +1,6 @@
-"""docs/api.md documents every route of the all-in-one app and every error code, and, like the
-README, never points the reader outside the repository."""
+"""docs/reference/http-api.md documents every route of the all-in-one app, docs/reference/errors.md every
+error code and session end reason, and no page of the site, like the README, points the reader outside
+the repository."""
 from __future__ import annotations
 
 import re
@@ -9,15 +10,19 @@ import pytest
 
 from citylogin.app import create_app
 from common.errors import ErrorCode
+from sessions.models import RevokeReason
 
 ROOT = Path(__file__).resolve().parent.parent
-API_DOC = ROOT / "docs" / "api.md"
+API_DOC = ROOT / "docs" / "reference" / "http-api.md"
+ERRORS_DOC = ROOT / "docs" / "reference" / "errors.md"
 # The web UI's page and assets are not API routes.
 NOT_API_ENDPOINTS = {"static", "web_ui.index", "web_ui.static"}
 # "### `POST /login/`" headings, or "| `POST /login/` |" table rows.
 DOCUMENTED_ROUTE = re.compile(r"^(?:###\s+|\|\s*)`([A-Z]+) (/[^`\s]*)`", re.MULTILINE)
 # "| `code` | 409 | meaning |" rows of the error code table ("—" for a code no route sends).
 DOCUMENTED_CODE = re.compile(r"^\|\s*`([a-z_]+)`\s*\|\s*(?:\d{3}|—)\s*\|", re.MULTILINE)
+# "| `reason` | the session ended because |" rows of the session end reasons table.
+DOCUMENTED_ROW = re.compile(r"^\|\s*`([a-z_]+)`\s*\|", re.MULTILINE)
 OUTSIDE_REFERENCES = re.compile(r"\bSPEC\b|\.\./shared|/work/shared|\b[Tt]he spec\b")
 
 
@@ -48,14 +53,28 @@ def documented_routes(text: str) -> set[str]:
 
 def test_every_route_is_documented(app):
     missing = sorted(api_routes(app) - documented_routes(API_DOC.read_text(encoding="utf-8")))
-    assert not missing, ("routes without a '### `METHOD /path`' heading in docs/api.md: "
+    assert not missing, ("routes without a '### `METHOD /path`' heading in docs/reference/http-api.md: "
                          + ", ".join(missing))
 
 
 def test_every_error_code_is_in_the_table():
-    documented = set(DOCUMENTED_CODE.findall(API_DOC.read_text(encoding="utf-8")))
+    documented = set(DOCUMENTED_CODE.findall(section(ERRORS_DOC, "## Error codes")))
     missing = sorted(code.value for code in ErrorCode if code.value not in documented)
-    assert not missing, "error codes without a '| `code` |' row in docs/api.md: " + ", ".join(missing)
+    assert not missing, "error codes without a '| `code` |' row in docs/reference/errors.md: " + ", ".join(missing)
+
+
+def test_every_session_end_reason_is_in_the_table():
+    documented = set(DOCUMENTED_ROW.findall(section(ERRORS_DOC, "## Session end reasons")))
+    reasons = {value for name, value in vars(RevokeReason).items() if name.isupper()}
+    assert reasons and sorted(reasons - documented) == []
+
+
+def section(path: Path, heading: str) -> str:
+    """The text of a page from `heading` to the next heading of its level."""
+    text = path.read_text(encoding="utf-8")
+    assert heading + "\n" in text, f"{path.relative_to(ROOT)} has no '{heading}'"
+    level = heading.split(" ")[0]
+    return text.split(heading + "\n", 1)[1].split(f"\n{level} ", 1)[0]
 
 
 def test_path_conversion():
@@ -65,7 +84,7 @@ def test_path_conversion():
 
 
 @pytest.mark.parametrize("path", ["README.md", *sorted(p.relative_to(ROOT).as_posix()
-                                                      for p in (ROOT / "docs").glob("*.md"))])
+                                                      for p in (ROOT / "docs").rglob("*.md"))])
 def test_the_docs_do_not_point_outside_the_repository(path):
     text = (ROOT / path).read_text(encoding="utf-8")
     found = sorted({m.group(0) for m in OUTSIDE_REFERENCES.finditer(text)})

@@ -1,4 +1,4 @@
-"""README.md's performance table is bench/publish.py's rendering of the committed results in
+"""docs/reference/performance.md's tables are bench/publish.py's rendering of the committed results in
 bench/published/, never typed by hand; and a published file of any bench has the shared shape."""
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 from bench import publish
 
 
-def test_readme_table_is_the_rendering_of_the_published_results():
+def test_the_performance_page_s_tables_are_the_rendering_of_the_published_results():
     files = publish.load_published()
     assert files, "no published benchmark results in bench/published/"
-    readme = publish.README.read_text()
-    assert publish.readme_with_table(readme, publish.render(files)) == readme, \
-        "README.md's performance table is stale: run .venv/bin/python bench/publish.py --readme"
+    page = publish.PAGE.read_text()
+    assert publish.page_with_table(page, publish.render(files)) == page, \
+        "docs/reference/performance.md's tables are stale: run .venv/bin/python bench/publish.py --docs"
 
 
 def test_every_file_becomes_one_table_with_every_goal_row(tmp_path):

@@ -1,37 +1,28 @@
 // The citylogin web SDK: everything a browser front end does with citylogin, as one ES module
-// (documented in docs/sdk.md, typed by citylogin.d.ts next to it). The device key lives in IndexedDB,
+// (documented in docs/guides/web-sdk.md, typed by citylogin.d.ts next to it). The device key lives in IndexedDB,
 // the access token only in memory, the refresh token in `storage` (sessionStorage by default: per
 // tab, dropped when the tab closes) so that a reload keeps the session; both are dropped on logout
 // and on any revocation. Sessions are bound to the device key (DPoP, SPEC §12): login, confirm and
 // refresh carry a proof by it, and so does every call with a bound token; no token is ever put in a URL.
 // A passkey may stand in for the password at login and wherever the password is asked again; the
-// WebAuthn code (webauthn.js) is imported only when a passkey is first used.
+// WebAuthn code (webauthn.js) is imported only when a passkey is first used. The session as this tab
+// holds it (tokens, proofs, refresh, its end) is tab_session.js's; this module is the public API.
 
-import { CityloginError, asksForNonce, expiresAt, jsonInit, networkError, problemOf, readJson } from "./http.js";
+import { CityloginError } from "./http.js";
 import {
-  LOGIN_PURPOSE, RENEW_PURPOSE, RESUME_PURPOSE, SIGN_OUT_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser,
-  devicesByUse, dpopProof, findDevice, forgetDevice, lastUsedDevice, markUsed, publicKeyPem, replaceCertificate,
-  saveDevice, signChallenge,
+  LOGIN_PURPOSE, RENEW_PURPOSE, SIGN_OUT_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser, devicesByUse,
+  findDevice, forgetDevice, lastUsedDevice, markUsed, publicKeyPem, replaceCertificate, saveDevice, signChallenge,
 } from "./keystore.js";
-import { watchSession } from "./session_stream.js";
+import { TabSession, noDeviceKey } from "./tab_session.js";
 
 export { CityloginError };
 
-const REFRESH_KEY = "citylogin.refresh_token";
-const SESSION_KEY = "citylogin.session";
-const DPOP = "DPoP";
-// 401s about what the person typed or signed (a password asked again, a renewal proof, a fresh login an
-// app asked for, an operator's action that wants the password first), not the session.
-const NOT_ABOUT_THE_SESSION = new Set(["invalid_credentials", "invalid_proof", "invalid_recovery_code",
-  "login_required", "reauthentication_required"]);
 // Single sign-on for an app: this device key cannot (no live session, or a key the server no longer
 // knows): the next one may.
 const NOT_THIS_DEVICE = new Set(["login_required", "invalid_proof", "device_revoked", "device_not_found",
   "certificate_mismatch", "certificate_expired", "invalid_field"]);
 // Resuming a session in this tab: as NOT_THIS_DEVICE, and a key the session is no longer bound to.
 const NOT_RESUMABLE = new Set([...NOT_THIS_DEVICE, "invalid_dpop_proof"]);
-// An app's own API may not say token_expired: its calls refresh a token this close to its end first.
-const EARLY_REFRESH_MS = 10000;
 
 /** A login refused with 409 concurrent_login: the account is at its device limit. `confirm()` logs in
  * anyway and logs the devices in `activeDevices` out (as the concurrency policy decides). */
@@ -44,50 +35,33 @@ export class ConcurrentLogin {
 }
 
 export class Citylogin {
-  #baseUrl;
-  #storage;
-  #locale;
-  #accessToken = null;
-  #tokenType = "Bearer";    // "DPoP" once the server bound the session to the device key
-  #device = null;           // the keystore record of the session's device (its key signs the proofs)
-  #nonces = new Map();      // origin → its latest DPoP-Nonce, kept once that server asked for one
-  #generation = 0;          // bumps on every login/logout, so late answers of an old session are ignored
-  #refreshing = null;       // one refresh at a time: the server rotates refresh tokens
-  #listeners = new Set();
-  #stopStream = null;
-  #quiet = false;           // no stream while this session ends itself everywhere
-  #lent = false;            // resumed: the device's live session lent this tab its access token, no refresh token
+  #tab;  // the session as this tab holds it
 
   /** baseUrl: where citylogin answers (by default the origin this module was loaded from);
    * storage: where the refresh token is kept; locale: a language tag, or a function giving one. */
   constructor({ baseUrl, storage, locale } = {}) {
-    this.#baseUrl = (baseUrl || new URL("..", import.meta.url).href).replace(/\/+$/, "");
-    this.#storage = storage || globalThis.sessionStorage;
-    this.#locale = typeof locale === "function" ? locale : () => locale || "";
+    this.#tab = new TabSession({
+      baseUrl: (baseUrl || new URL("..", import.meta.url).href).replace(/\/+$/, ""),
+      storage: storage || globalThis.sessionStorage,
+      locale: typeof locale === "function" ? locale : () => locale || "",
+    });
   }
 
   get baseUrl() {
-    return this.#baseUrl;
+    return this.#tab.baseUrl;
   }
 
   /** The signed-in session {username, deviceId, deviceName, accessToken, tokenType}, or null. After a
    * reload the access token (and its type) is null until the first call or refresh(). */
   get session() {
-    if (!this.#hasSession()) return null;
-    const stored = JSON.parse(this.#storage.getItem(SESSION_KEY) || "null");
-    const tokenType = this.#accessToken && this.#tokenType;
-    return stored && { ...stored, accessToken: this.#accessToken, tokenType };
+    return this.#tab.session;
   }
 
   /** A new account with this browser as its first device (POST /registration/); resolves with the
    * 201 body (`uuid`, `device_id`, `recovery_codes`, ...). */
-  #hasSession() {
-    return this.#accessToken !== null || this.#storage.getItem(REFRESH_KEY) !== null;
-  }
-
   async register({ username, email, password, deviceName, deviceClass, locale }) {
     return this.#enrol("/registration/", username, {
-      username, email, password, locale: locale || this.#locale() || undefined,
+      username, email, password, locale: locale || this.#tab.locale() || undefined,
     }, { deviceName, deviceClass });
   }
 
@@ -147,11 +121,11 @@ export class Citylogin {
     const signature = await signChallenge(device.keyPair.privateKey, challenge, LOGIN_PURPOSE);
     let tokens;
     try {
-      tokens = await this.#bind(device, "POST", "/login/", {
+      tokens = await this.#tab.bind(device, "POST", "/login/", {
         ...credential, client_cert: device.clientCert, challenge, signature });
     } catch (error) {
       if (error.code !== "concurrent_login") throw error;
-      const pending = new ConcurrentLogin(error.problem, async () => this.#begin(await this.#bind(
+      const pending = new ConcurrentLogin(error.problem, async () => this.#begin(await this.#tab.bind(
         device, "POST", "/login/confirm", { confirm_token: error.problem.confirm_token }), device));
       return confirm ? pending.confirm() : pending;
     }
@@ -162,7 +136,7 @@ export class Citylogin {
   async #mayReplace(device, replacing) {
     let live;
     try {
-      live = await this.#resumeWith(device);
+      live = await this.#tab.resumeWith(device);
     } catch (error) {
       if (NOT_RESUMABLE.has(error.code)) return true;
       throw error;
@@ -180,52 +154,21 @@ export class Citylogin {
     for (const device of await devicesByUse()) {
       let answer;
       try {
-        answer = await this.#resumeWith(device);
+        answer = await this.#tab.resumeWith(device);
       } catch (error) {
         if (NOT_RESUMABLE.has(error.code)) continue;
         throw error;
       }
-      return this.#lend(answer, device);
+      return this.#tab.lend(answer, device);
     }
     return null;
   }
 
-  async #resumeWith(device) {
-    const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
-    const signature = await signChallenge(device.keyPair.privateKey, challenge, RESUME_PURPOSE);
-    return this.#bind(device, "POST", "/session/resume", { client_cert: device.clientCert, challenge, signature });
-  }
-
-  #lend(answer, device) {
-    this.#generation += 1;
-    this.#accessToken = answer.access_token;
-    this.#tokenType = answer.token_type || "Bearer";
-    this.#device = device;
-    this.#lent = true;
-    const session = { username: device.username, deviceId: answer.device_id, deviceName: answer.device_name };
-    this.#storage.removeItem(REFRESH_KEY);
-    this.#storage.setItem(SESSION_KEY, JSON.stringify(session));
-    this.#watch();
-    return { ...session, apps: answer.apps || [] };
-  }
-
-  /** A call with no token but a DPoP proof by the device key: login, confirm and refresh bind the session. */
-  async #bind(device, method, path, body) {
-    return readJson(await this.#send(this.#url(path), jsonInit(method, body, this.#locale()), { device }));
-  }
-
   async #begin(tokens, device) {
-    this.#generation += 1;
-    this.#accessToken = tokens.access_token;
-    this.#tokenType = tokens.token_type || "Bearer";
-    this.#device = device;
-    this.#lent = false;
-    const session = { username: device.username, deviceId: tokens.device_id, deviceName: device.deviceName };
-    this.#storage.setItem(REFRESH_KEY, tokens.refresh_token);
-    this.#storage.setItem(SESSION_KEY, JSON.stringify(session));
+    const session = this.#tab.begin(tokens, device);
     await markUsed(device);
     if (tokens.renew_certificate) this.#renewInBackground();
-    this.#watch();
+    this.#tab.watch();
     return session;
   }
 
@@ -234,13 +177,13 @@ export class Citylogin {
     try {
       await this.request("POST", "/session/logout");
     } finally {
-      this.#clear();
+      this.#tab.clear();
     }
   }
 
   /** Ends every session of the account, this one too (POST /session/logout_all). */
   async logoutAll() {
-    await this.#endHere(() => this.request("POST", "/session/logout_all", { body: { include_current: true } }));
+    await this.#tab.endHere(() => this.request("POST", "/session/logout_all", { body: { include_current: true } }));
   }
 
   /** Deletes the account (DELETE /account, the password asked again, or confirmWithPasskey()'s passkey);
@@ -250,7 +193,7 @@ export class Citylogin {
     const username = this.session?.username;
     await this.request("DELETE", "/account", { body: { password, passkey } });
     if (username) await forgetDevice(username).catch(() => {});
-    this.#clear();
+    this.#tab.clear();
   }
 
   /** `{passkey}`: an assertion by a passkey of the signed-in account, which an account call (change
@@ -286,59 +229,9 @@ export class Citylogin {
     await this.request("DELETE", `/account/passkeys/${encodeURIComponent(id)}`, { body: { password, passkey } });
   }
 
-  /** Runs a call that ends this session among others: its own revocation event is not news from elsewhere. */
-  async #endHere(call) {
-    this.#unwatch();
-    this.#quiet = true;
-    try {
-      await call();
-    } catch (error) {
-      this.#quiet = false;
-      if (!error.sessionEnded) this.#watch();
-      throw error;
-    }
-    this.#quiet = false;
-    this.#clear();
-  }
-
   /** Rotates the token pair (POST /session/refresh); concurrent callers share one request. */
   refresh() {
-    if (!this.#refreshing) {
-      const started = this.#generation;
-      const attempt = this.#rotate(started).catch((error) => { throw this.#sessionCheck(error, started); });
-      const release = () => { if (this.#refreshing === attempt) this.#refreshing = null; };
-      attempt.then(release, release);
-      this.#refreshing = attempt;
-    }
-    return this.#refreshing;
-  }
-
-  async #rotate(started) {
-    const refresh_token = this.#storage.getItem(REFRESH_KEY);
-    if (!refresh_token && this.#lent) return this.#resumeAgain(started);
-    if (!refresh_token) throw new CityloginError(401, { code: "session_revoked" });
-    const pair = await this.#bind(await this.#deviceOfSession(), "POST", "/session/refresh", { refresh_token });
-    if (started !== this.#generation) return;
-    this.#accessToken = pair.access_token;
-    this.#tokenType = pair.token_type || "Bearer";
-    this.#storage.setItem(REFRESH_KEY, pair.refresh_token);
-    this.#watch();
-  }
-
-  /** A resumed tab's access token ran out: the device's live session lends it another; a device with none
-   * left means the session is over here too. */
-  async #resumeAgain(started) {
-    let answer;
-    try {
-      answer = await this.#resumeWith(await this.#deviceOfSession());
-    } catch (error) {
-      if (error.code === "login_required") throw new CityloginError(401, { code: "session_revoked" });
-      throw error;
-    }
-    if (started !== this.#generation) return;
-    this.#accessToken = answer.access_token;
-    this.#tokenType = answer.token_type || "Bearer";
-    this.#watch();
+    return this.#tab.refresh();
   }
 
   /** `handler(reason, ending)` runs when the server says the session is over: on the live event stream
@@ -346,12 +239,7 @@ export class Citylogin {
    * `ending` is the whole of what the server said: {reason, by_device, by_app, by_app_name, admin_action}
    * (null where it said nothing). Returns a function that removes the handler. */
   onSessionEnded(handler) {
-    this.#listeners.add(handler);
-    this.#watch();
-    return () => {
-      this.#listeners.delete(handler);
-      if (!this.#listeners.size) this.#unwatch();
-    };
+    return this.#tab.onSessionEnded(handler);
   }
 
   /** window.fetch with the session's token: a path is citylogin's, a full URL may be an app's own API.
@@ -360,31 +248,20 @@ export class Citylogin {
    * token. Refreshes and retries once on 401 token_expired; a 401 that says the session is over ends
    * it here. Rejects with CityloginError when there is no session or no answer. */
   async fetch(input, init = {}) {
-    return (await this.#authorized(this.#url(input), init)).response;
+    return this.#tab.fetch(input, init);
   }
 
   /** The headers that authenticate one request `method url` for a transport other than fetch():
    * `Authorization` and, for a bound session, a `DPoP` proof for exactly that request (single use).
    * Refreshes first when there is no access token yet. */
   async authHeaders(method, url) {
-    if (!this.#accessToken) await this.refresh();
-    const headers = new Headers();
-    await this.#sign(headers, method.toUpperCase(), this.#url(url), await this.#credentials());
-    return Object.fromEntries(headers);
+    return this.#tab.authHeaders(method, url);
   }
 
   /** A JSON call to citylogin: resolves with the answer's JSON (null for 204), rejects with
    * CityloginError. `auth: false` sends no token (registration, e-mailed links). */
   async request(method, path, { body, auth = true } = {}) {
-    const init = jsonInit(method, body, this.#locale());
-    if (!auth) return readJson(await this.#send(this.#url(path), init));
-    const { response, ended } = await this.#authorized(this.#url(path), init);
-    try {
-      return await readJson(response);
-    } catch (error) {
-      error.sessionEnded = ended;
-      throw error;
-    }
+    return this.#tab.request(method, path, { body, auth });
   }
 
   /** Certifies this device's current key again (POST /device/renew, a signature over a fresh
@@ -432,7 +309,7 @@ export class Citylogin {
       try {
         const answer = await this.request("POST", "/oidc/logout/device", { auth: false, body: {
           request, client_cert: device.clientCert, challenge, signature, confirm } });
-        if (this.session?.deviceId === device.deviceId) this.#clear();   // a device has one session: this tab's
+        if (this.session?.deviceId === device.deviceId) this.#tab.clear();   // a device has one session: this tab's
         return answer;
       } catch (error) {
         if (error.code === "logout_confirmation_required") asked = error;
@@ -454,128 +331,6 @@ export class Citylogin {
     return forgetDevice(username);
   }
 
-  #url(input) {
-    return /^[a-z][a-z0-9+.-]*:/i.test(String(input)) ? String(input) : this.#baseUrl + input;
-  }
-
-  #isCitylogin(url) {
-    return url.startsWith(`${this.#baseUrl}/`);
-  }
-
-  /** The device whose key signs this session's proofs (after a reload: read from IndexedDB again). */
-  async #deviceOfSession() {
-    const username = this.session?.username;
-    if (!this.#device && username) this.#device = await findDevice(username);
-    if (!this.#device) throw noDeviceKey(username);
-    return this.#device;
-  }
-
-  /** Sets `token` (as DPoP when `device` signs, else Bearer) and, when `device` is given, a proof by
-   * its key for `method url` (with the nonce of that server, once it asked for one). */
-  async #sign(headers, method, url, { token = null, device = null }) {
-    if (token) headers.set("Authorization", `${device ? DPOP : "Bearer"} ${token}`);
-    if (!device) return;
-    const nonce = this.#nonces.get(new URL(url).origin);
-    headers.set("DPoP", await dpopProof(device.keyPair, { method, url, accessToken: token, nonce }));
-  }
-
-  /** One request, signed by #sign. A 401 use_dpop_nonce is answered once with a proof carrying the
-   * nonce the server sent; from then on that server's latest DPoP-Nonce goes into every proof to it. */
-  async #send(url, init, { token = null, device = null } = {}) {
-    const method = (init.method || "GET").toUpperCase();
-    const origin = new URL(url).origin;
-    for (let attempt = 1; ; attempt += 1) {
-      const headers = new Headers(init.headers);
-      await this.#sign(headers, method, url, { token, device });
-      let response;
-      try {
-        response = await fetch(url, { cache: "no-store", ...init, headers });
-      } catch {
-        throw networkError();
-      }
-      if (!device) return response;
-      const nonce = response.headers.get("DPoP-Nonce");
-      const asked = attempt === 1 && nonce !== null && await asksForNonce(response);
-      if (nonce && (asked || this.#nonces.has(origin))) this.#nonces.set(origin, nonce);
-      if (!asked) return response;
-    }
-  }
-
-  /** The token and the key for an authenticated call: the device signs only for a bound session. */
-  async #credentials() {
-    const token = this.#accessToken;
-    return { token, device: this.#tokenType === DPOP ? await this.#deviceOfSession() : null };
-  }
-
-  /** {response, ended}: the call with the token, one refresh and retry on token_expired. */
-  async #authorized(url, init) {
-    const started = this.#generation;
-    const own = this.#isCitylogin(url);
-    const early = this.#accessToken && expiresAt(this.#accessToken) * 1000 - Date.now() < EARLY_REFRESH_MS;
-    if (!this.#accessToken || (!own && early)) await this.refresh();
-    let response = await this.#send(url, init, await this.#credentials());
-    let problem = response.status === 401 ? await problemOf(response) : {};
-    if (problem.code === "token_expired" && started === this.#generation) {
-      await this.refresh();
-      response = await this.#send(url, init, await this.#credentials());
-      problem = response.status === 401 ? await problemOf(response) : {};
-    }
-    if (own && response.status === 403) problem = await problemOf(response);
-    // Another server's 401 may be about anything; only its word that the session ended counts.
-    const over = (response.status === 401 && (own || problem.code === "session_revoked")) || locked(problem);
-    return { response, ended: over && this.#endIfOver(problem, started) };
-  }
-
-  #sessionCheck(error, started) {
-    if ((error.status !== 401 && !locked(error.problem)) || error.sessionEnded) return error;
-    error.sessionEnded = this.#endIfOver(error.problem, started);
-    return error;
-  }
-
-  /** Whether a 401's problem says the session is over; if so and it is still this session, ends it. */
-  #endIfOver(problem, started) {
-    if (NOT_ABOUT_THE_SESSION.has(problem.code)) return false;
-    if (started === this.#generation) {
-      this.#end(endingOf(problem));
-    }
-    return true;
-  }
-
-  /** `ending`: what the server said of it ({reason, ...}, see onSessionEnded), or null. */
-  #end(ending) {
-    if (!this.#hasSession()) return;
-    this.#clear();
-    const whole = completeEnding(ending);
-    for (const handler of [...this.#listeners]) handler(whole.reason, whole);
-  }
-
-  #clear() {
-    this.#generation += 1;
-    this.#accessToken = null;
-    this.#tokenType = "Bearer";
-    this.#device = null;
-    this.#lent = false;
-    this.#refreshing = null;
-    this.#unwatch();
-    this.#storage.removeItem(REFRESH_KEY);
-    this.#storage.removeItem(SESSION_KEY);
-  }
-
-  #watch() {
-    if (this.#stopStream || this.#quiet || !this.#listeners.size || !this.#accessToken) return;
-    const init = { method: "GET", headers: { Accept: "text/event-stream" } };
-    this.#stopStream = watchSession({
-      open: (signal) => this.#authorized(`${this.#baseUrl}/session/events`, { ...init, signal }),
-      refresh: () => this.refresh(),
-      ended: (ending) => { this.#stopStream = null; this.#end(ending); },
-    });
-  }
-
-  #unwatch() {
-    this.#stopStream?.();
-    this.#stopStream = null;
-  }
-
   #renewInBackground() {
     // Only a warning with the error's code reaches the console, never a token or key; the next login asks again.
     this.renewCertificate().catch((error) => {
@@ -583,32 +338,6 @@ export class Citylogin {
         "error"}); the next login tries again.`);
     });
   }
-}
-
-/** This browser holds no key for the account (`username` is "" when only a passkey named the account). */
-function noDeviceKey(username) {
-  return new CityloginError(0, { code: "no_device_key", username });
-}
-
-/** The ending a 401 or 403 gives: session_revoked's `reason` with who ended it (an invalid_dpop_proof's
- * `reason` says what is wrong with the proof, not why a session ended), refresh_reuse for a reused refresh
- * token, and for a locked account what its event stream says: an operator's lock. */
-function endingOf(problem) {
-  if (problem.code === "session_revoked") return problem;
-  if (locked(problem)) return { reason: "admin", admin_action: "locked" };
-  return { reason: problem.code === "refresh_token_reused" ? "refresh_reuse" : null };
-}
-
-/** Whether a problem says the account is locked by an operator: its sessions are over (SPEC §4). */
-function locked(problem) {
-  return problem?.code === "account_locked";
-}
-
-const ENDING_MEMBERS = ["reason", "by_device", "by_app", "by_app_name", "admin_action"];
-
-/** Every member of an ending, null where the server said nothing. */
-function completeEnding(said) {
-  return Object.fromEntries(ENDING_MEMBERS.map((name) => [name, said?.[name] || null]));
 }
 
 /** What kind of device this browser runs on (a concurrency policy's device classes). */

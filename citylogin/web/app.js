@@ -13,9 +13,9 @@ import { initCameraScan, stopCameraScan } from "./camera_scan.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
 import { appRequestInView, initLinks, notify, notifyError, takeAccountLink } from "./links.js";
-import { initPairing, resetPairing } from "./pairing.js";
+import { fillPairingCode, initPairing, resetPairing, takePairingLink } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
-import { $, busy, clearFieldErrors, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
+import { $, busy, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
 
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
@@ -331,31 +331,6 @@ async function logOutEverywhere() {
     throw error;
   }
   leaveHome({ kind: "info", title: "web.banner.logged_out_everywhere", text: null });
-}
-
-/** A `#pair=<payload>` link (the QR code a phone's camera opened) prefills the pair form; the
- * one-time payload then leaves the address bar. */
-function takePairingLink() {
-  const match = /^#pair=(.+)$/.exec(location.hash);
-  if (!match) return false;
-  history.replaceState(null, "", location.pathname + location.search);
-  let payload = match[1];
-  try {
-    payload = decodeURIComponent(payload);
-  } catch {
-    // not percent-encoded after all: the server judges the payload as it is
-  }
-  fillPairingCode(payload, "web.pair.code_filled");
-  return true;
-}
-
-/** Puts a pairing link or payload into the pair form and says where it came from. */
-function fillPairingCode(code, key) {
-  const form = $("#pair-form");
-  form.qr_code.value = code;
-  clearFieldErrors(form);
-  clearMessage($(".error", form));
-  say($("#pair-filled"), key);
 }
 
 function wire() {

@@ -1,10 +1,11 @@
 // The "Add a device" panel: a one-time pairing code as QR image and link (`<public URL>/#pair=…`,
 // SPEC §4 POST /registration/request_pairing_token), a countdown to its expiry, and a watch on the
-// device list that says when a new device used it.
+// device list that says when a new device used it; and, on the device being paired, the pair form
+// filled from that link or a scan of the code.
 
 import { authCall } from "./api.js";
 import { setText } from "./i18n.js";
-import { $, clearMessage, say, showError } from "./ui.js";
+import { $, clearFieldErrors, clearMessage, say, showError } from "./ui.js";
 
 const POLL_MS = 3000;        // GET /device/list is one query; a few seconds is quick enough for a person
 
@@ -118,4 +119,29 @@ async function copyLink() {
     setText(button, "web.add_device.press_copy");   // the text is selected; the clipboard API was refused
   }
   setTimeout(() => setText(button, "web.common.copy"), 2000);
+}
+
+/** A `#pair=<payload>` link (the QR code a phone's camera opened) prefills the pair form; the
+ * one-time payload then leaves the address bar. */
+export function takePairingLink() {
+  const match = /^#pair=(.+)$/.exec(location.hash);
+  if (!match) return false;
+  history.replaceState(null, "", location.pathname + location.search);
+  let payload = match[1];
+  try {
+    payload = decodeURIComponent(payload);
+  } catch {
+    // not percent-encoded after all: the server judges the payload as it is
+  }
+  fillPairingCode(payload, "web.pair.code_filled");
+  return true;
+}
+
+/** Puts a pairing link or payload into the pair form and says where it came from. */
+export function fillPairingCode(code, key) {
+  const form = $("#pair-form");
+  form.qr_code.value = code;
+  clearFieldErrors(form);
+  clearMessage($(".error", form));
+  say($("#pair-filled"), key);
 }

@@ -32,27 +32,8 @@ from tests.support.services import running_process
 BUNDLE = Path(__file__).resolve().parents[1] / "interop" / "node_modules" / "oidc-client-ts" / "dist" / "browser" \
     / "oidc-client-ts.min.js"
 
-SPA = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>SPA</title><script src="oidc-client-ts.min.js"></script></head>
-<body><p id="state">loading</p><button id="sign-in" type="button">Sign in with citylogin</button>
-<script>
-  const manager = new oidc.UserManager({
-    authority: "{citylogin}", client_id: "{client_id}", redirect_uri: location.origin + "/spa.html",
-    response_type: "code", scope: "openid profile offline_access", loadUserInfo: true,
-    automaticSilentRenew: false,
-  });
-  window.manager = manager;
-  document.querySelector("#sign-in").addEventListener("click", () => manager.signinRedirect());
-  (async () => {
-    if (new URLSearchParams(location.search).has("code")) {
-      await manager.signinRedirectCallback();
-      history.replaceState(null, "", "/spa.html");
-    }
-    const user = await manager.getUser();
-    document.querySelector("#state").textContent = user ? `signed-in ${user.profile.preferred_username}` : "signed-out";
-  })().catch((error) => { document.querySelector("#state").textContent = `error ${error.message}`; });
-</script></body></html>
-"""
+# The SPA as the oidc-client-ts page of the manual shows it; its two constants set here.
+SPA = (Path(__file__).resolve().parents[2] / "examples" / "oidc" / "spa.html").read_text(encoding="utf-8")
 
 RENEW = """async () => {
   try {
@@ -95,8 +76,8 @@ def spa(base_config, tmp_path):
         site = tmp_path / "site"
         site.mkdir()
         shutil.copy(BUNDLE, site / BUNDLE.name)
-        (site / "spa.html").write_text(SPA.replace("{citylogin}", citylogin_url).replace("{client_id}", client_id),
-                                       encoding="utf-8")
+        page = SPA.replace('"http://localhost:5000"', json.dumps(citylogin_url))
+        (site / "spa.html").write_text(page.replace('"YOUR_CLIENT_ID"', json.dumps(client_id)), encoding="utf-8")
         (site / "healthz").write_text("ok")
         stack.enter_context(running_process([sys.executable, "-m", "http.server", str(spa_port), "--bind",
                                              "127.0.0.1", "--directory", str(site)], port=spa_port, env={}))

@@ -202,7 +202,7 @@ def test_init_and_keys_against_an_unreachable_endpoint_stop_with_one_line(tmp_pa
 
 
 def test_with_a_kms_key_and_no_endpoint_the_commands_go_to_amazon_dynamodb(tmp_path):
-    # The README's AWS walk-through runs `citylogin init` with CITYLOGIN_KMS_KEY_ID and no endpoint:
+    # The AWS walk-through (docs/guides/aws.md) runs `citylogin init` with CITYLOGIN_KMS_KEY_ID and no endpoint:
     # it must reach Amazon DynamoDB (here: no credentials, one line), never a DynamoDB Local.
     env = {"CITYLOGIN_DATA_DIR": str(tmp_path), "CITYLOGIN_KMS_KEY_ID": "alias/citylogin-test",
            "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),

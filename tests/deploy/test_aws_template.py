@@ -154,15 +154,20 @@ def test_the_trusted_certificate_header_is_the_one_alb_verify_mode_sets(template
     assert rule["Actions"][0]["Type"] == "fixed-response"
 
 
-README = TEMPLATE.parents[2] / "README.md"
+AWS_GUIDE = TEMPLATE.parents[2] / "docs" / "guides" / "aws.md"
+
+
+def walk_through() -> str:
+    """The AWS guide's walk-through section: its numbered steps, each with its commands."""
+    text = AWS_GUIDE.read_text(encoding="utf-8")
+    section = text[text.index("\n## The walk-through\n"):]
+    return section[:section.index("\n## ", 1)]
 
 
 def walk_through_deployments() -> list[dict[str, str]]:
-    """The `--parameter-overrides` of each `aws cloudformation deploy` in the README's Production
-    steps, as {name: value}, in order."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Production\n"):]
-    section = section[:section.index("\n## ", 1)]
+    """The `--parameter-overrides` of each `aws cloudformation deploy` in the AWS guide's
+    walk-through, as {name: value}, in order."""
+    section = walk_through()
     commands = re.findall(r"aws cloudformation deploy (.*?)(?:\n\s*```)", section.replace("\\\n", " "), re.S)
     deployments = []
     for command in commands:
@@ -187,10 +192,10 @@ def within_bounds(parameter: dict[str, Any], value: str) -> list[str]:
     return problems
 
 
-def test_the_readme_walk_through_gives_values_the_template_accepts(template):
+def test_the_guide_s_walk_through_gives_values_the_template_accepts(template):
     parameters = template["Parameters"]
     deployments = walk_through_deployments()
-    assert len(deployments) >= 3, "the README's Production steps deploy the stack three times"
+    assert len(deployments) >= 3, "the AWS guide's walk-through deploys the stack three times"
     first = deployments[0]
     required = {name for name, p in parameters.items() if "Default" not in p}
     assert sorted(required - set(first)) == [], "the first deployment must give every parameter without a default"

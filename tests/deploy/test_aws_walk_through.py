@@ -1,12 +1,12 @@
-"""The README's AWS walk-through, rehearsed on this machine (issue 33): each step that can run
-without an AWS account runs here, as the README writes it, against stand-ins that check what AWS
+"""The AWS walk-through of docs/guides/aws.md, rehearsed on this machine (issue 33): each step that can
+run without an AWS account runs here, as the guide writes it, against stand-ins that check what AWS
 checks. DynamoDB is DynamoDB Local behind nginx with TLS of a private CA (`AWS_CA_BUNDLE`) and a
 front that verifies every request's SigV4 against temporary keys that rotate every few seconds;
 the keys come from a fake ECS container credentials endpoint, as a Fargate task's role's do; KMS
 and STS are moto's. The endpoints are Amazon's by botocore's own `AWS_ENDPOINT_URL_<SERVICE>`
 variables, so citylogin runs with no endpoint URL of its own, exactly as the template sets it up.
 
-What cannot run here (the README says so too): the ACM certificate, the ECR push, CloudFormation
+What cannot run here (the guide says so too): the ACM certificate, the ECR push, CloudFormation
 itself (the tables are made from common/dynamo.py, whose agreement with the template
 tests/deploy/test_aws_template.py checks), the load balancer and its trust store, IAM's evaluation
 of the task role's policy, and the container agent's own address (169.254.170.2)."""
@@ -31,7 +31,7 @@ from citylogin.client import Client
 from common import dynamo
 from common.dynamodb_local import free_port
 from tests.conftest import unique_name
-from tests.deploy.test_aws_template import README, TEMPLATE, container_environment, plain
+from tests.deploy.test_aws_template import TEMPLATE, container_environment, plain, walk_through
 from tests.support.aws_credentials import CheckingFront, ContainerCredentials, KeyIssuer
 from tests.support.dynamodb_tls import dynamodb_behind_tls
 from tests.support.live import PASSWORD
@@ -39,7 +39,7 @@ from tests.support.moto_server import running_moto
 from tests.support.services import running_process
 
 REPO = TEMPLATE.parents[2]
-BIN = Path(sys.executable).parent  # the virtual environment's bin: the README's .venv/bin
+BIN = Path(sys.executable).parent  # the virtual environment's bin: the guide's .venv/bin
 CITYLOGIN = BIN / "citylogin"
 REGION = "eu-west-1"
 HOST = "login.example.com"  # the walk-through's $HOST
@@ -80,10 +80,9 @@ def aws(dynamodb_endpoint, tmp_path_factory) -> Iterator[dict[str, Any]]:
                "kms_key_arn": kms.create_key()["KeyMetadata"]["Arn"], "directory": directory}
 
 
-def readme_step(number: int) -> str:
-    """The code block of step `number` of the README's Production walk-through, lines joined."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Production\n"):]
+def guide_step(number: int) -> str:
+    """The code block of step `number` of the AWS guide's walk-through, lines joined."""
+    section = walk_through()
     step = section[section.index(f"\n{number}. **"):section.index(f"\n{number + 1}. **")]
     block = re.search(r"```sh\n(.*?)```", step, re.S)
     assert block, f"step {number} has no command"
@@ -91,15 +90,15 @@ def readme_step(number: int) -> str:
 
 
 def key_ring_command(aws: dict[str, Any], subcommand: list[str]) -> subprocess.CompletedProcess[str]:
-    """Step 5's command as the README writes it (its variables, `.venv/bin/citylogin`), with the
+    """Step 5's command as the guide writes it (its variables, `.venv/bin/citylogin`), with the
     walk-through's placeholders filled in, run in the operator's shell of `aws`."""
-    words = shlex.split(readme_step(5))
+    words = shlex.split(guide_step(5))
     assert words[-2:] == [".venv/bin/citylogin", "init"], words
     values = {"$AWS_REGION": REGION, "<KmsKeyArn>": aws["kms_key_arn"]}
     variables = dict(word.split("=", 1) for word in words[:-2])
     assert set(variables) == {"CITYLOGIN_AWS_REGION", "CITYLOGIN_TABLE_PREFIX", "CITYLOGIN_KMS_KEY_ID"}
     variables = {name: values.get(value, value) for name, value in variables.items()}
-    variables["CITYLOGIN_TABLE_PREFIX"] = aws["prefix"]  # the README's citylogin_, unique per test run
+    variables["CITYLOGIN_TABLE_PREFIX"] = aws["prefix"]  # the guide's citylogin_, unique per test run
     env = {**_clean_environment(), **aws["env"], **variables, "CITYLOGIN_DATA_DIR": str(aws["directory"] / "data")}
     return subprocess.run([str(CITYLOGIN), *subcommand], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=120)
@@ -194,7 +193,7 @@ def test_step_6_the_image_serves_with_the_task_s_environment_through_key_rotatio
 
 
 def test_init_and_keys_take_an_endpoint_url_with_the_credential_chain(aws):
-    """The README's other form: `CITYLOGIN_DYNAMODB_ENDPOINT_URL` names the endpoint (a regional or
+    """The guide's other form: `CITYLOGIN_DYNAMODB_ENDPOINT_URL` names the endpoint (a regional or
     VPC endpoint; here one on this machine, so `CITYLOGIN_DYNAMODB_LOCAL=false` says it is not a
     DynamoDB Local). Signed with the local pair instead, the same command is refused by DynamoDB."""
     env = {k: v for k, v in aws["env"].items() if k != "AWS_ENDPOINT_URL_DYNAMODB"}

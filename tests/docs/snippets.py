@@ -141,7 +141,7 @@ class Reader:
         if snippet.language in SHELL:
             script.write_text(f"source {shlex.quote(str(self.exports))}\n{text}\n"
                               f"export -p > {shlex.quote(str(self.exports))}\n")
-            command = ["bash", "-euo", "pipefail", str(script)]
+            command = ["bash", "-eu", str(script)]   # a reader's shell: no pipefail
         elif snippet.language in PYTHON:
             script.write_text(text)
             command = [sys.executable, str(script)]

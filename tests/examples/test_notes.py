@@ -1,7 +1,8 @@
 """examples/notes end to end (SPEC §11): `citylogin serve`, the notes app in its own process under each
 of its protections, and the real nginx. Device A reads its notes through the app's API; device B of
 the same account logs in and confirms (the account allows one device); A's next request to the APP's
-API is refused 401 session_revoked: through nginx's auth_request at once, with the guard within 1 s,
+API is refused 401 session_revoked: through nginx's auth_request at once (the app reading nginx's
+X-Citylogin-* headers with examples/notes/forward_auth.py), with the guard within 1 s,
 with pushed events within 2 s."""
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ by eviction, a failed login, a password reset request, an e-mail change, a passk
 Connect sign-in with consent, an operator's action) is deleted, and afterwards no attribute of any
 item holds its username, either address (any case), a device or passkey name or the user agent it
 sent, and no item of the account holds the client's IP address. What does remain of it is exactly
-the set docs/api.md lists; and it is the same when the deletion is cut off at any one of its
+the set docs/reference/http-api.md lists; and it is the same when the deletion is cut off at any one of its
 DynamoDB calls and then finished by a retry and the sweeper."""
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ NO_IP_LIMITS = {"challenges_per_minute_per_ip": 10**6, "login_max_failures_per_i
 REDIRECT = "https://diary.example/callback"
 CLIENT_IP = "127.0.0.1"
 
-# What docs/api.md (DELETE /account) says stays of a deleted account, table by table: the attributes
+# What docs/reference/http-api.md (DELETE /account) says stays of a deleted account, table by table: the attributes
 # of each kind of item. Nothing else of the account may remain anywhere.
 TOMBSTONE = {"user_uuid", "deletion", "deleting_since", "deletion_finished", "expires_ttl"}
 ENDED_SESSION = {"session_id", "user_uuid", "device_id", "device_name", "created_at", "login_epoch",
@@ -195,7 +195,7 @@ def counts(ctx, kept: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
 
 
 def assert_only_the_documented_rest(ctx, person: Person, *, tombstone: bool) -> dict[str, int]:
-    """What stays of the account is exactly what docs/api.md lists; returns the items per table."""
+    """What stays of the account is exactly what docs/reference/http-api.md lists; returns the items per table."""
     tables, kept = ctx.tables, remains(ctx, person)
     expected = {tables.sessions, tables.security_events, tables.devices, tables.oidc_grants} | (
         {tables.users} if tombstone else set())

@@ -5,6 +5,9 @@ reads userinfo and refreshes its token (the rotated refresh token replaces the o
 client in an app of its own process, through Chromium: tests/browser/test_oidc_sign_in.py."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
@@ -15,7 +18,7 @@ from joserfc import jwt as jose_jwt
 from apps import service as apps
 from apps.models import OidcClient
 from tests.support.live import PASSWORD, register_device, verify_address
-from tests.support.oidc import finish_as_device, sign_in_page_request
+from tests.support.oidc import finish_as_device, sign_in_page_request, sign_out_as_device, sign_out_page_request
 
 REDIRECT = "https://notes.example/callback"
 
@@ -51,3 +54,43 @@ def test_authlibs_client_signs_in_and_checks_the_id_token(make_server):
     refreshed = client.refresh_token(metadata["token_endpoint"])
     assert refreshed["refresh_token"] != first_refresh and client.token["refresh_token"] == refreshed["refresh_token"]
     assert client.get(metadata["userinfo_endpoint"]).json()["sub"] == device.key_file.user_uuid
+
+
+def test_the_authlib_example_app_signs_in_refreshes_and_logs_out(make_server):
+    """examples/oidc/authlib_app.py, the Authlib page's app as written (in-process, Flask's test client as
+    the browser): it signs in with a refresh token (offline_access), the refresh rotates it, and its
+    logout sends the browser to citylogin, where the device's proof ends the session and comes back."""
+    url, ctx = make_server(host_name="127.0.0.1")
+    here = "http://127.0.0.1:8000"
+    credentials = apps.add_app(ctx, name="Authlib app", push_url=None, oidc=OidcClient(
+        redirect_uris=(f"{here}/callback",), post_logout_redirect_uris=(f"{here}/",)))
+    device = register_device(url)
+    device.login(PASSWORD)
+    example = _load_example("examples/oidc/authlib_app.py")
+    browser = example.create_app(url, credentials.app.client_id, credentials.client_secret).test_client()
+
+    login = browser.get("/login", base_url=here)
+    assert login.status_code == 302 and "code_challenge_method=S256" in login.location
+    callback = finish_as_device(device, sign_in_page_request(login.location))
+    assert browser.get(callback).status_code == 302
+    home = browser.get("/", base_url=here).get_json()
+    assert home["sid"] == device.session_id and home["has_refresh_token"]
+    assert home["user"] == device.key_file.username
+    refreshed = browser.post("/refresh", base_url=here)
+    assert refreshed.status_code == 200 and refreshed.get_json()["rotated"] is True
+
+    logout = browser.post("/logout", base_url=here)
+    assert logout.status_code == 302 and logout.location.startswith(url + "/oidc/logout?")
+    kept = requests.get(logout.location, allow_redirects=False, timeout=10)
+    ended = sign_out_as_device(url, device, sign_out_page_request(kept.headers["Location"]))
+    assert ended.status_code == 200 and ended.json() == {"redirect_to": f"{here}/?state=signed-out"}
+    assert device.request("GET", "/session/me").status_code == 401
+    assert "Sign in with citylogin" in browser.get("/", base_url=here).get_data(as_text=True)
+
+
+def _load_example(path: str):
+    spec = importlib.util.spec_from_file_location("authlib_app", Path(__file__).resolve().parents[2] / path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -67,7 +67,8 @@ def _leftover(tables: dynamo.TableNames, table: str, item: dict, text: str, pers
             return f"{table}: live or detailed session {item['session_id']} {item['status']}"
         return None
     if table == tables.oidc_grants and item.get("user_uuid") == person.user_uuid:
-        marks = marks[1:]  # an app's grant keeps its ids 24 h past the session's end (docs/api.md DELETE /account)
+        # an app's grant keeps its ids 24 h past the session's end (docs/reference/http-api.md DELETE /account)
+        marks = marks[1:]
     if person.deleted_at is not None and table == tables.rate_limits \
             and item["limit_key"].startswith("fail#user:") and min(item["failures"]) >= int(person.deleted_at):
         return None

@@ -1,4 +1,4 @@
-"""citylogin-guard: protect an app's API with citylogin access tokens (README "Protect your API").
+"""citylogin-guard: protect an app's API with citylogin access tokens (docs/guides/protect-your-api.md).
 
 Imports neither Flask nor any ASGI framework: `Guard.init_app` and `Guard.required` import Flask
 when called, and `GuardMiddleware` is plain ASGI."""

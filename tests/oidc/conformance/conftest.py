@@ -1,5 +1,5 @@
 """One OP per test file: the all-in-one app on a real socket, shared by the file's tests as the
-conformance suite shares one OP across a plan's modules (docs/conformance.md). A test file may set
+conformance suite shares one OP across a plan's modules (docs/security/test-plans.md). A test file may set
 `OP_SETTINGS` (extra settings) for its servers."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The relying party that the OpenID Foundation's conformance suite plays against an OP, written again
-for citylogin's own tests (docs/conformance.md): a static client, PKCE S256 in every request (citylogin
+for citylogin's own tests (docs/security/test-plans.md): a static client, PKCE S256 in every request (citylogin
 requires it of every client), the person's browser played by a registered device as the web UI plays
 it, and the suite's checks ("conditions") as named functions that assert. Each check names the
 condition it stands for, so a failure reads like the suite's log."""

@@ -1,6 +1,6 @@
 """The OpenID Foundation's Back-Channel Logout OP certification plan (oidcc-backchannel-rp-initiated-
 logout-certification-test-plan: discovery, client_secret_basic, a static client with a registered
-backchannel_logout_uri and post_logout_redirect_uri), one test per module (docs/conformance.md). The
+backchannel_logout_uri and post_logout_redirect_uri), one test per module (docs/security/test-plans.md). The
 app's back-channel endpoint is a receiver of its own process (so the file is slow)."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The OpenID Foundation's Basic OP certification plan (oidcc-basic-certification-test-plan: response type
 code, client_secret_basic, default response mode, a static client), one test per module, each asserting
-what the module checks (docs/conformance.md). citylogin's profile holds throughout: PKCE S256 in every
+what the module checks (docs/security/test-plans.md). citylogin's profile holds throughout: PKCE S256 in every
 request, exact redirect URIs, `iss` in every authorization response."""
 from __future__ import annotations
 

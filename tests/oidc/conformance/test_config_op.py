@@ -1,7 +1,7 @@
 """The OpenID Foundation's Config OP certification plan (oidcc-config-certification-test-plan: discovery,
 a static client): its one module, oidcc-discovery-endpoint-verification, asserting each of the module's
 conditions on the discovery document of an OP deployed as the standards expect (issuer over https;
-docs/conformance.md)."""
+docs/security/test-plans.md)."""
 from __future__ import annotations
 
 import pytest

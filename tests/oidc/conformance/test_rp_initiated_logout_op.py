@@ -1,6 +1,6 @@
 """The OpenID Foundation's RP-Initiated Logout OP certification plan (oidcc-rp-initiated-logout-
 certification-test-plan: discovery, client_secret_basic, a static client with a registered
-post_logout_redirect_uri), one test per module (docs/conformance.md). The browser's part is the web
+post_logout_redirect_uri), one test per module (docs/security/test-plans.md). The browser's part is the web
 UI's: the end_session_endpoint ends nothing itself; this browser's device proves with its key which
 session it holds, and the person is asked unless the app's ID token hint named that session (SPEC §14)."""
 from __future__ import annotations

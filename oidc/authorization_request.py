@@ -1,0 +1,50 @@
+"""An app's authorization request as kept while the person signs in (REQUEST_TTL), and made again
+from its parameters for Authlib."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+
+from accounts.models import AccountRecord
+from common.context import AppContext
+from oidc.context import issuer
+
+
+REQUEST_TTL = 600  # seconds the person has to sign in (the pairing token's 10 minutes)
+REQUEST_PURPOSE = "oidc_request"
+
+
+class Pending:
+    """Stands in for the person while the request is checked: who it is is known only once the
+    browser signs in (prompt=none is answered then, without a page)."""
+
+    def get_user_id(self) -> None:
+        return None
+
+
+class StoredRequest(OAuth2Request):
+    """An authorization request made again from the parameters kept while the person signed in."""
+
+    def __init__(self, uri: str, params: dict[str, str]) -> None:
+        super().__init__("GET", uri)
+        self.payload = BasicOAuth2Payload(params)
+        self._params = params
+        # Set by complete() for the code (sealed_code): the person as read with the session, the session's
+        # latest end, and the request's own item (the code's redemption marks it).
+        self.person: AccountRecord | None = None
+        self.session_expires_epoch = 0
+        self.digest = ""
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._params
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {}
+
+
+def authorization_request(ctx: AppContext, params: dict[str, str]) -> StoredRequest:
+    return StoredRequest(f"{issuer(ctx)}/oidc/authorize?{urlencode(params)}", params)

@@ -1,0 +1,218 @@
+"""authorize: the app's request waits for the person. It is checked and kept (begin), shown on the
+sign-in page (interaction), and finished by the signed-in browser with a code or the app's error
+(complete, cancel)."""
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
+from flask import redirect
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from accounts import service as accounts
+from apps import service as apps
+from apps.models import AppRecord
+from apps.registry import current_app
+from common.batch_read import KeyRead, read_together
+from common.context import AppContext
+from common.crypto import token_digest
+from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized
+from common.guarded_write import GuardedWrite, write_all
+from oidc import consents, par, request_checks, token_binding
+from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
+from oidc.context import epoch, issuer, one_time_tokens
+from oidc.hooks import provider
+from oidc.models import SCOPES, Interaction, Redirect, SignedIn
+from oidc.server import Provider
+from oidc.store import RequestStore
+from sessions import service as sessions
+from sessions.models import Principal
+
+
+class AuthorizationRequestUnknown(ApiError):
+    status, code = 400, ErrorCode.OIDC_REQUEST_UNKNOWN
+    detail = "This sign-in request is unknown, finished or expired: start again from the app."
+
+
+class LoginRequired(Unauthorized):
+    code, detail = ErrorCode.LOGIN_REQUIRED, "The app asks for a fresh sign-in on this device."
+
+
+class ConsentRequired(Forbidden):
+    code, detail = ErrorCode.CONSENT_REQUIRED, "Allow the app to use your account first."
+
+
+class AuthorizationRefused(ApiError):
+    status, code = 400, ErrorCode.INVALID_REQUEST
+    detail = "The app's sign-in request is not valid."
+
+
+def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
+    """GET|POST /oidc/authorize with every value of every parameter (`sent`): check the request (a
+    pushed one's parameters, for a `request_uri`) by the standard's refusals and as Authlib does, keep
+    it, and send the browser to the sign-in page. An unknown client or redirect URI, a request_uri that
+    is not good, or a client_id, redirect_uri or request_uri sent twice or malformed gets an error page,
+    never a redirect; any other refusal goes to the trusted redirect URI."""
+    server = provider(ctx)
+    try:
+        request_checks.check_target(sent)
+        pushed = None if "request_uri" not in sent else par.presented_request(
+            one_time_tokens(ctx), request_uri=sent["request_uri"], client_id=sent.get("client_id"), now=epoch(ctx))
+    except OAuth2Error as error:
+        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+    params = MultiDict(pushed.params) if pushed else sent
+    try:
+        _check_authorization_request(server, params)
+        grant = server.get_consent_grant(request=authorization_request(ctx, params.to_dict()), end_user=Pending())
+        if grant.client.app.oidc().require_par and not pushed:
+            raise InvalidRequestError("This app signs in with pushed authorization requests (PAR) only.",
+                                      redirect_uri=grant.redirect_uri)
+        if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
+            raise InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.", redirect_uri=grant.redirect_uri)
+    except OAuth2Error as error:
+        return _refusal(ctx, error, state=request_checks.echoable_state(params))
+    request_id = secrets.token_urlsafe(24)
+    _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(), pushed=pushed)
+    return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
+
+
+def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], pushed: par.PushedRequest | None) -> None:
+    """Keep the request for the sign-in page: one put, or, for a pushed request, in the same transaction
+    that spends its request_uri (a refusal of either leaves the request_uri to its client)."""
+    requests = RequestStore(one_time_tokens(ctx))
+    if pushed is None:
+        requests.create(digest=digest, params=params, client_id=params["client_id"], now=epoch(ctx), ttl=REQUEST_TTL)
+        return
+    kept = requests.create_item(digest=digest, params=params, client_id=params["client_id"], now=epoch(ctx),
+                                ttl=REQUEST_TTL)
+    try:
+        write_all(ctx.dynamodb, [pushed.spending, GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new id"))])
+    except OAuth2Error as error:
+        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+
+
+def _check_authorization_request(server: Provider, params: request_checks.Params) -> None:
+    """The standard's refusals of an authorization request whose client_id and redirect_uri were
+    checked (request_checks.check_target); each goes to the redirect URI once that is trusted: the
+    client is known and registered it (RFC 6749 §4.1.2.1), else to an error page."""
+    try:
+        request_checks.check_authorization_request(params)
+    except OAuth2Error as error:
+        error.redirect_uri = _trusted_redirect_uri(server, params)
+        raise
+
+
+def _trusted_redirect_uri(server: Provider, params: request_checks.Params) -> str | None:
+    client = server.query_client(params.get("client_id"))
+    redirect_uri = params.get("redirect_uri")
+    if client is None or redirect_uri is None or not client.check_redirect_uri(redirect_uri):
+        return None
+    return redirect_uri
+
+
+def _refusal(ctx: AppContext, error: OAuth2Error, *, state: str | None) -> Response:
+    if error.redirect_uri:
+        query = [("error", error.error), ("error_description", error.description or error.error),
+                 *([("state", state)] if state else []), ("iss", issuer(ctx))]
+        return redirect(add_params_to_uri(error.redirect_uri, query), code=303)
+    raise AuthorizationRefused(error.description or error.error, error=error.error)
+
+
+def _pending(ctx: AppContext, request_id: str) -> tuple[dict[str, str], int]:
+    found = RequestStore(one_time_tokens(ctx)).get(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
+                                                   now=epoch(ctx))
+    if found is None:
+        raise AuthorizationRequestUnknown()
+    return found
+
+
+def _app(ctx: AppContext, client_id: str) -> AppRecord:
+    """The app of a waiting request, as every host sees it within a second of a change (apps.registry)."""
+    app = current_app(ctx, client_id=client_id)
+    if app is None:
+        raise apps.AppNotFound()
+    return app
+
+
+def interaction(ctx: AppContext, *, request_id: str) -> Interaction:
+    """What the sign-in page shows: which app asks, for what, and how (prompt, max_age)."""
+    params, _ = _pending(ctx, request_id)
+    app = _app(ctx, params["client_id"])
+    return Interaction(client_id=app.client_id, client_name=app.name,
+                       scopes=[s for s in params.get("scope", "").split() if s in SCOPES],
+                       prompt=params.get("prompt", "").split(), max_age=_max_age(params),
+                       login_hint=params.get("login_hint"), consent=app.oidc().consent)
+
+
+def _max_age(params: dict[str, str]) -> int | None:
+    value = params.get("max_age", "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+WAITING, PERSON = "oidc.waiting", "oidc.person"  # complete()'s reads beside the session
+
+
+def complete_reads(ctx: AppContext, *, request_id: str) -> sessions.Along:
+    """What finishing a request reads in the device's session's own batch read (the guard's `along`):
+    the waiting request and the person (the ID token's claims are taken now, with the code)."""
+    def reads(claims: dict[str, Any]) -> dict[str, KeyRead]:
+        return _complete_reads(ctx, request_id=request_id, user_uuid=str(claims.get("sub")))
+    return reads
+
+
+def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str) -> dict[str, KeyRead]:
+    return {WAITING: RequestStore(one_time_tokens(ctx)).read(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
+                                                     now=epoch(ctx)),
+            PERSON: accounts.account_read(ctx, user_uuid=user_uuid)}
+
+
+def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent: bool) -> Redirect:
+    """The signed-in browser finishes the request: a code for its session, or the app's error. An app
+    added with --consent asks the person (403 consent_required, or that error at the app for
+    prompt=none) unless they allowed it these scopes before; prompt=consent asks every time. Nothing is
+    written: the code is sealed (oidc.codes), and every code of one request counts as one at the token
+    endpoint (a second redemption is a replay)."""
+    found = principal.along if WAITING in principal.along else read_together(
+        ctx.dynamodb, _complete_reads(ctx, request_id=request_id, user_uuid=principal.user_uuid))
+    if found[WAITING] is None:
+        raise AuthorizationRequestUnknown()
+    if found[PERSON] is None:
+        raise sessions.AccountDeleted()
+    (params, asked_at), session = found[WAITING], principal.session
+    prompts, max_age, now = params.get("prompt", "").split(), _max_age(params), epoch(ctx)
+    if ("login" in prompts and session.login_epoch < asked_at) or \
+            (max_age is not None and now - session.login_epoch > max_age):
+        raise LoginRequired()
+    app = _app(ctx, params["client_id"])
+    if app.oidc().consent:
+        scopes = frozenset(s for s in params.get("scope", "").split() if s in SCOPES)
+        if not consent and ("consent" in prompts or consents.needs_asking(
+                ctx, user_uuid=principal.user_uuid, client_id=app.client_id, scopes=scopes)):
+            if "none" in prompts:
+                return cancel(ctx, request_id=request_id, error="consent_required")
+            raise ConsentRequired()
+        if consent:
+            consents.remember(ctx, user_uuid=principal.user_uuid, client_id=app.client_id, scopes=scopes)
+    user = SignedIn(user_uuid=principal.user_uuid, session_id=principal.session_id, device_id=principal.device_id,
+                    auth_time=session.login_epoch, amr=tuple(session.amr or sessions.PASSWORD_AMR))
+    server = provider(ctx)
+    stored = authorization_request(ctx, params)
+    stored.person, stored.session_expires_epoch = found[PERSON], session.expires_epoch
+    stored.digest = token_digest(request_id, purpose=REQUEST_PURPOSE)
+    response = server.create_authorization_response(request=stored, grant_user=user,
+                                                    grant=server.get_authorization_grant(stored))
+    location = response.headers.get("Location")
+    if response.status_code != 302 or not location:
+        raise AuthorizationRefused()
+    return Redirect(redirect_to=location)  # nothing written: the code is sealed, its redemption marks the request
+
+
+def cancel(ctx: AppContext, *, request_id: str, error: str) -> Redirect:
+    """The person declined, or prompt=none found nobody signed in: the app hears `error`."""
+    params, _ = _pending(ctx, request_id)
+    RequestStore(one_time_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=epoch(ctx))
+    query = [("error", error), *([("state", params["state"])] if params.get("state") else []), ("iss", issuer(ctx))]
+    return Redirect(redirect_to=add_params_to_uri(params["redirect_uri"], query))

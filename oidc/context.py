@@ -1,0 +1,22 @@
+"""The OpenID Provider on an app context: its issuer, its clock and its stores."""
+from __future__ import annotations
+
+from common.context import AppContext
+from common.one_time_tokens import OneTimeTokenStore
+from oidc.store import GrantStore
+
+
+def issuer(ctx: AppContext) -> str:
+    return ctx.public_url().rstrip("/")
+
+
+def epoch(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+def one_time_tokens(ctx: AppContext) -> OneTimeTokenStore:
+    return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
+
+
+def grant_store(ctx: AppContext) -> GrantStore:
+    return GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)

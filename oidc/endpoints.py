@@ -1,0 +1,143 @@
+"""The OpenID Provider's other endpoints: pushed authorization requests, token, userinfo, revocation
+and RP-initiated logout. The back-channel ones answer errors as JSON, never by a redirect."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
+from flask import redirect
+from werkzeug.wrappers import Response
+
+from accounts import service as accounts
+from common.batch_read import KeyRead
+from common.context import AppContext
+from oidc import claims as user_claims
+from oidc import grants, par, request_checks, token_binding
+from oidc import logout as rp_logout
+from oidc.authorization_request import Pending, authorization_request
+from oidc.authorize import PERSON, AuthorizationRefused
+from oidc.context import epoch, grant_store, issuer, one_time_tokens
+from oidc.hooks import provider
+from oidc.server import CodeGrant
+from sessions import service as sessions
+from sessions.binding import ProofOffer
+
+
+def push_request(offer: ProofOffer | None) -> Response:
+    """POST /oidc/par (RFC 9126): the authenticated app's authorization request, checked as
+    /oidc/authorize checks it and kept 60 s behind a one-time request_uri; errors are JSON. A DPoP
+    proof binds the code to its key (RFC 9449 §10.1)."""
+    from common.context import ctx as current
+    ctx = current()
+    server = provider(ctx)
+    request = server.create_oauth2_request(None)
+    try:
+        _check_backchannel_request(request)
+        client = server.authenticate_client(request, list(CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS),
+                                            "pushed_authorization_request")
+        request_checks.check_target(request.form)
+        request_checks.check_authorization_request(request.form)
+        form = par.checked_form(request.form.to_dict(), client.client_id)
+        key = token_binding.proven_key(ctx, offer)
+        if key is not None:
+            if form.get("dpop_jkt", key) != key:
+                raise token_binding.InvalidDpopProofError("dpop_jkt differs from the proof's key.")
+            form["dpop_jkt"] = key
+        server.get_consent_grant(request=authorization_request(ctx, form), end_user=Pending())
+    except OAuth2Error as error:
+        return _json_error(error)
+    answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx))
+    return Response(json.dumps(answer), status=201, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _check_backchannel_request(request: OAuth2Request) -> None:
+    """The standard's refusals at the token, PAR and revocation endpoints, before Authlib reads the
+    request: its parameters (query and body, as Authlib reads them) and its client authentication."""
+    request_checks.check_backchannel_request(request.payload.data, authorization=request.headers.get("Authorization"))
+
+
+def _json_error(error: OAuth2Error) -> Response:
+    """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints)."""
+    status = error.status_code if error.status_code and error.status_code != 302 else 400
+    body = {"error": error.error, **({"error_description": error.description} if error.description else {})}
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="citylogin"'
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+def token_response(offer: ProofOffer | None) -> Response:
+    """POST /oidc/token: Authlib's token endpoint (RFC 6749 §5 errors as JSON), the tokens bound to the
+    key of the request's DPoP proof if it has one."""
+    from common.context import ctx as current
+    ctx = current()
+    server = provider(ctx)
+    request = server.create_oauth2_request(None)  # parsed once, for the checks and for Authlib
+    try:
+        _check_backchannel_request(request)
+        key = token_binding.proven_key(ctx, offer)
+    except OAuth2Error as error:
+        return _json_error(error)
+    with token_binding.proving(key):
+        return server.create_token_response(request)
+
+
+def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOffer | None) -> dict[str, Any]:
+    """The person behind an app's access token (a DPoP-bound one with its proof), by its scope; 401 once
+    its session has ended or the app gave its grant back (/oidc/revoke)."""
+    principal = sessions.authenticate(ctx, access_token=access_token, scheme=scheme, offer=offer,
+                                      issued_by=sessions.PROVIDER_TOKENS,
+                                      along=lambda claims: _userinfo_reads(ctx, claims))
+    scope = str(principal.claims.get("scope", ""))
+    if "openid" not in scope.split():
+        raise sessions.InvalidToken("This access token was not issued for OpenID Connect (scope openid).")
+    if not grants.issued_from(principal.along[GRANT], principal.claims):
+        raise sessions.InvalidToken("This access token was revoked.")
+    if principal.along[PERSON] is None:
+        raise sessions.AccountDeleted()
+    return {"sub": principal.user_uuid, **user_claims.of_account(principal.along[PERSON], scope=scope)}
+
+
+GRANT = "oidc.grant"
+
+
+def _userinfo_reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRead]:
+    """What userinfo reads in the session's own batch read: the app's grant the token came from (revoked:
+    none) and the person."""
+    return {GRANT: grant_store(ctx).read(session_id=str(claims.get("sid")), client_id=str(claims.get("client_id"))),
+            PERSON: accounts.account_read(ctx, user_uuid=str(claims.get("sub")))}
+
+
+def still_granted(ctx: AppContext, claims: dict[str, Any]) -> bool:
+    """Whether the app still holds the grant an OpenID Provider access token came from (a revocation,
+    a code used twice or a refresh token reused after the grace revokes it: oidc.grants); citylogin's
+    own tokens have none to lose."""
+    client_id, session_id = claims.get("client_id"), claims.get("sid")
+    if client_id is None:
+        return True
+    return isinstance(client_id, str) and isinstance(session_id, str) and \
+        grants.issued_from(grant_store(ctx).get(session_id=session_id, client_id=client_id), claims)
+
+
+def end_session_response(ctx: AppContext) -> Response:
+    """GET|POST /oidc/logout (RP-Initiated Logout 1.0): a request that checks out is kept behind a
+    one-time handle and the browser goes to the web UI (`/#oidc-logout=<handle>`), where this browser's
+    device proves with its key which session it holds (flows.app_sign_out); nothing ends here, so a
+    request that no browser follows ends nothing. One that does not check out is an error page."""
+    try:
+        validated = provider(ctx).validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+    return redirect(f"{issuer(ctx)}/#oidc-logout={rp_logout.keep(ctx, validated)}", code=303)
+
+
+def revocation_response() -> Response:
+    """POST /oidc/revoke: Authlib's RFC 7009 endpoint, after the standard's refusals (JSON errors)."""
+    from common.context import ctx as current
+    server = provider(current())
+    try:
+        _check_backchannel_request(server.create_oauth2_request(None))
+    except OAuth2Error as error:
+        return _json_error(error)
+    return server.create_endpoint_response("revocation")

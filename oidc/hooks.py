@@ -1,0 +1,207 @@
+"""What Authlib's server (oidc.server) asks of citylogin: its apps, the tokens of a grant, a code's
+redemption in one transaction with the session's liveness, refresh tokens and revocation; and the one
+Provider of an app context that asks it."""
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import replace
+from typing import Any, cast
+
+from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Request
+
+from apps import service as apps
+from apps.models import AppRecord
+from apps.registry import current_app
+from common.background import background
+from common.context import AppContext
+from common.crypto import digests_equal, token_digest
+from common.guarded_write import GuardedWrite
+from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
+from oidc import claims as user_claims
+from oidc import codes, grants, refresh, token_binding
+from oidc.admin_tokens import admin_access_token
+from oidc.authorization_request import REQUEST_TTL, StoredRequest
+from oidc.context import epoch, grant_store, issuer, one_time_tokens
+from oidc.models import AppRefresh, Client, Code, HeldGrant, SignedIn
+from oidc.server import Provider
+from oidc.store import CodeNotSpent, RequestStore
+from sessions import service as sessions
+
+
+_providers_lock = threading.Lock()
+
+
+def provider(ctx: AppContext) -> Provider:
+    with _providers_lock:
+        if ctx.oidc_provider is None:
+            ctx.oidc_provider = Provider(ctx, hooks=Hooks(ctx))
+    return cast(Provider, ctx.oidc_provider)
+
+
+class Hooks:
+    """What Authlib's server asks of citylogin."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def client(self, client_id: Any) -> Client | None:
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
+            return None
+        app = current_app(self.ctx, client_id=client_id)
+        if app is None:
+            return None
+        if not (app.oidc().redirect_uris or app.admin_role):
+            return None  # an app registered for introspection and events only signs nobody in
+        return Client(app=app, secret_ok=lambda secret: _secret_ok(app, secret))
+
+    def tokens(self, *, grant_type: str, client: Client, user: SignedIn | None, scope: str,
+               expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+        """The tokens of a grant (signed_tokens); the client-credentials grant's token of the app itself. A
+        code's are signed on the background pool while its redemption's transaction travels (save_token
+        adds them once it committed)."""
+        if user is None:
+            return admin_access_token(self.ctx, client.app, now=epoch(self.ctx))
+        if grant_type == "authorization_code":
+            return {"scope": scope}
+        return self.signed_tokens(client=client, user=user, scope=scope)
+
+    def signed_tokens(self, *, client: Client, user: SignedIn, scope: str) -> dict[str, Any]:
+        """An RFC 9068 access token of the person's session for this app (SPEC §14), and the grant's
+        next refresh token when it has them."""
+        ttl, now = self.ctx.settings.access_token_ttl, epoch(self.ctx)
+        # A refresh's pair is formed from its rotation (the same again within the reuse grace): its
+        # moment and a jti of the grant's generation; EdDSA signs the same claims the same way. Every
+        # jti names its grant, so a revoked grant's tokens stay refused once a new grant replaces it.
+        issued = user.issued_epoch or now
+        jti = grants.access_token_id(grant_id=user.grant_id, generation=user.refresh_generation) \
+            if user.grant_id else uuid.uuid4().hex
+        body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
+                "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
+                "jti": jti, "iat": issued, "exp": issued + ttl, "auth_time": user.auth_time}
+        if user.jkt:  # DPoP-bound (RFC 9449 §6): usable only with a proof by that key
+            body["cnf"] = {"jkt": user.jkt}
+        access_token = self.ctx.jwt.sign_jwt(body, algorithm=ALGORITHM, typ=TOKEN_TYPE)
+        token = {"token_type": "DPoP" if user.jkt else "Bearer", "access_token": access_token,
+                 "expires_in": max(1, issued + ttl - now), "scope": scope}
+        if user.refresh_generation:
+            token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id, scope=scope)
+        return token
+
+    def code_tokens(self, request: OAuth2Request, *, scope: str) -> tuple[dict[str, Any], str | None]:
+        """A redeemed code's tokens, and its ID token for scope openid (after the access token, whose
+        hash it carries)."""
+        tokens = self.signed_tokens(client=request.client, user=request.user, scope=scope)
+        id_token = provider(self.ctx).id_token.signed(tokens, request) if "openid" in scope.split() else None
+        return tokens, id_token
+
+    def save_token(self, token: dict, request: OAuth2Request) -> None:
+        """A code that passed every check: record the app's grant on the session and the request's
+        redemption mark, which uses the code up, in one transaction with the session's liveness (a session
+        that ended meanwhile gives the app nothing: invalid_grant). A second redemption of a code of its
+        request, on this session or another (a second browser finished the same request), is a replay, which
+        the mark refuses and which revokes what the first gave (RFC 6749 §4.1.2). The tokens are signed on
+        the background pool while the transaction travels, and given only once it committed. A refresh
+        wrote its rotation already."""
+        if request.payload.grant_type != "authorization_code":
+            return
+        user: SignedIn = request.user
+        code: Code = request.authorization_code
+        scope = token.get("scope", "")
+        grant = user.grant(client_id=request.client.client_id, scope=scope)
+        signing = background(self.ctx).submit(self.code_tokens, request, scope=scope)
+        now = epoch(self.ctx)
+        recorded = grant_store(self.ctx).redeem_item(grant, request_digest=code.request_digest, now=now,
+                                                     expires_epoch=code.session_expires_epoch)
+        # Every code of the request ends by now + its request's life + a code's: the mark outlives them all.
+        marked = RequestStore(one_time_tokens(self.ctx)).redeem_item(
+            digest=code.request_digest, session_id=code.session_id, user_uuid=code.user_uuid,
+            keep_until=now + REQUEST_TTL + codes.CODE_TTL)
+        try:
+            refresh.write_while_live(self.ctx, [
+                sessions.live_check_of(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
+                                       device_id=code.device_id),
+                GuardedWrite(item=recorded, refusal=CodeNotSpent), GuardedWrite(item=marked, refusal=CodeNotSpent)])
+        except CodeNotSpent:
+            self.code_replayed(code)
+            raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
+        issued, request.signed_id_token = signing.result()
+        token.update(issued)
+
+    def sealed_code(self, request: OAuth2Request) -> str:
+        """The code complete() gives (nothing is written: the code is its own record, oidc.codes): bound as
+        SPEC §14 says, with the person's ID-token claims as read with the session."""
+        pending: StoredRequest = request
+        user: SignedIn = request.user
+        data, scope = request.payload.data, request.scope or ""
+        code = Code(client_id=request.client.client_id, redirect_uri=data["redirect_uri"], scope=scope,
+                    code_challenge=data["code_challenge"], code_challenge_method=data["code_challenge_method"],
+                    user_uuid=user.user_uuid, session_id=user.session_id, device_id=user.device_id,
+                    auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None,
+                    jkt=data.get("dpop_jkt") or None, person=_claims_of(pending, scope=scope),
+                    session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest)
+        return codes.seal(self.ctx, code, now=epoch(self.ctx))
+
+    def code_replayed(self, code: Code) -> None:
+        """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant,
+        its access tokens are refused at once), and the app, which holds an ID token of the session, is
+        told by Back-Channel Logout in the revocation's own transaction (oidc.grants). Only while the
+        app's grant on the session is still the one a code of this request gave (a later sign-in replaced
+        it and its tokens already); the session and other apps' grants go on. The first redemption may
+        have been on another session: the request's mark names it."""
+        requests = RequestStore(one_time_tokens(self.ctx))
+        session_id = requests.redeemed_session(digest=code.request_digest) or code.session_id
+        given, request_digest = grant_store(self.ctx).given_by(session_id=session_id, client_id=code.client_id)
+        if given is not None and request_digest == code.request_digest:
+            grants.end_grant(self.ctx, session_id=session_id, client_id=code.client_id,
+                             reason=grants.CODE_REPLAY, grant_id=given.grant_id)
+
+    def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
+        """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)
+        and while the session lives; a refresh token comes with offline_access, and always for a public
+        client (it has no other way to stay signed in)."""
+        key = token_binding.request_key(bound_to=code.jkt, required=client.app.oidc().require_dpop)
+        # The session's liveness is checked by the write that spends the code (save_token), not read here.
+        wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
+        signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
+        return replace(signed_in, jkt=key, refresh_jkt=key)  # the grant, and so its refresh tokens, bound to it
+
+    def grant_of_token(self, token: Any) -> HeldGrant | None:
+        """The grant behind one of our refresh tokens, or behind an app's access token; None for
+        anything else."""
+        presented = refresh.presented(self.ctx, token)
+        if presented is not None:
+            return HeldGrant(session_id=presented.grant.session_id, client_id=presented.grant.client_id,
+                             grant_id=presented.grant.grant_id)
+        if not isinstance(token, str) or len(token) > 8192:
+            return None
+        try:
+            claims = self.ctx.jwt.decode(token, now=self.ctx.now(), issuer=issuer(self.ctx), verify_audience=False)
+        except TokenError:
+            return None
+        session_id, client_id = claims.get("sid"), claims.get("client_id")
+        if not (isinstance(session_id, str) and isinstance(client_id, str)):
+            return None
+        return HeldGrant(session_id=session_id, client_id=client_id, grant_id=grants.named_grant(claims))
+
+    def revoke_grant(self, held: HeldGrant) -> None:
+        """RFC 7009: the app gives its grant back. Its tokens die at once; it asked, so it is not told
+        by back channel now, but still is when the session ends (it may hold an ID token of it)."""
+        grants.end_grant(self.ctx, session_id=held.session_id, client_id=held.client_id,
+                         reason=grants.REVOKED_BY_APP, grant_id=held.grant_id)
+
+    def presented_refresh(self, token: str) -> AppRefresh | None:
+        return refresh.presented_for_rotation(self.ctx, token)
+
+    def rotate_refresh(self, presented: AppRefresh, client: Client) -> SignedIn:
+        return refresh.rotate(self.ctx, presented, dpop_required=client.app.oidc().require_dpop)
+
+
+def _claims_of(pending: StoredRequest, *, scope: str) -> dict[str, Any]:
+    assert pending.person is not None, "complete() reads the person with the session"
+    return user_claims.of_account(pending.person, scope=scope)
+
+
+def _secret_ok(app: AppRecord, secret: Any) -> bool:
+    return isinstance(secret, str) and 0 < len(secret) <= 256 and digests_equal(
+        token_digest(secret, purpose=apps.SECRET_PURPOSE), app.secret_digest)

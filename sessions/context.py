@@ -1,0 +1,35 @@
+"""The sessions domain on an app context: its stores, its clock, and the liveness rule that says
+whether, and why, a session is over as of now."""
+from __future__ import annotations
+
+from common.context import AppContext
+from sessions.history_store import HistoryStore
+from sessions.models import Liveness, SessionRecord
+from sessions.store import SessionStore
+
+
+def session_store(ctx: AppContext) -> SessionStore:
+    return SessionStore(ctx.dynamodb, sessions_table=ctx.tables.sessions, presence_table=ctx.tables.presence,
+                        events_table=ctx.tables.security_events)
+
+
+def history_store(ctx: AppContext) -> HistoryStore:
+    return HistoryStore(ctx.dynamodb, ctx.tables.login_history)
+
+
+def epoch(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp())
+
+
+def epoch_ms(ctx: AppContext) -> int:
+    return int(ctx.now().timestamp() * 1000)
+
+
+def liveness(ctx: AppContext) -> Liveness:
+    return Liveness(idle_timeout=ctx.settings.session_idle_timeout)
+
+
+def end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None:
+    return liveness(ctx).end_reason(status=session.status, revoked_reason=session.revoked_reason,
+                                    expires_epoch=session.expires_epoch,
+                                    last_seen_epoch=session.last_seen_epoch, now=now)

@@ -1,0 +1,21 @@
+"""The reference pages name what the code has: every Prometheus metric of common/metrics.py is a row of
+docs/reference/metrics.md, and the CLI page is generated from the click commands."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+METRIC = re.compile(r"\b(?:Counter|Histogram|Gauge)\(\s*\"([a-z_]+)\"")
+DOCUMENTED_METRIC = re.compile(r"^\|\s*`(citylogin_[a-z_]+)`\s*\|", re.MULTILINE)
+
+
+def test_every_metric_is_documented():
+    defined = set(METRIC.findall((ROOT / "common" / "metrics.py").read_text()))
+    documented = set(DOCUMENTED_METRIC.findall((ROOT / "docs" / "reference" / "metrics.md").read_text()))
+    assert len(defined) >= 9 and defined == documented, sorted(defined ^ documented)
+
+
+def test_the_cli_page_is_generated_from_click():
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    assert re.search(r"^::: mkdocs-click\n    :module: citylogin\.cli\n    :command: main\n", page, re.MULTILINE)
