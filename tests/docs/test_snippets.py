@@ -6,18 +6,16 @@ from __future__ import annotations
 import base64
 import os
 import re
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from common.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.docs.snippets import ROOT, Reader, Snippet, pages, problems, snippets_of
+from tests.support.services import running_process
 
 ALL = [snippet for page in pages() for snippet in snippets_of(page)]
 RUN_PAGES = sorted({snippet.page for snippet in ALL if snippet.runs_here})
@@ -51,29 +49,8 @@ def live(dynamodb_endpoint, tmp_path_factory) -> Iterator[tuple[str, dict[str, s
                            **RAISED_LIMITS, "key_encryption_key": base64.b64encode(os.urandom(32)).decode()})
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")} | settings
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
-    address = f"http://localhost:{port}"
-    log = folder / "serve.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "citylogin.cli", "serve"], env=environment, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(process, address, log)
-        yield address, environment
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_healthy(process: subprocess.Popen, address: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        try:
-            if requests.get(address + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
+    with running_process([sys.executable, "-m", "citylogin.cli", "serve"], port=port, env=settings, timeout=90):
+        yield f"http://localhost:{port}", environment
 
 
 @pytest.mark.slow
