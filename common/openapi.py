@@ -44,6 +44,7 @@ class Operation:
     media_type: str = JSON                   # of the success response
     database: bool = True                    # uses DynamoDB, so 503 while it is unreachable
     body_media_type: str = JSON              # of the request body (a form for RFC 7662 introspection)
+    error_page: bool = False                 # a browser's 400 is an HTML page for the person (SPEC §14)
 
     def __post_init__(self) -> None:
         if self.auth not in (False, True, "optional", "app"):
@@ -133,6 +134,10 @@ def _describe(op: Operation, rule: str, endpoint: str, components: dict[str, Any
             responses[str(status)] = {"description": SERVER_STATUSES[status]}
             continue
         responses[str(status)] = {"description": "Problem details (RFC 9457)", "content": PROBLEM}
+        if status == 400 and op.error_page:
+            responses["400"] = {"description": "An error page in the person's language (HTML), or problem details "
+                                               "for a request the page's checks never saw",
+                                "content": {"text/html": {"schema": {"type": "string"}}, **PROBLEM}}
         if status in PROBLEM_HEADERS:
             responses[str(status)]["headers"] = PROBLEM_HEADERS[status]
     described: dict[str, Any] = {"operationId": endpoint.replace(".", "_"), "summary": op.summary,

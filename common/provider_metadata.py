@@ -35,7 +35,7 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "scopes_supported": SCOPES_SUPPORTED,
         "claims_supported": CLAIMS_SUPPORTED,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],  # OAuth 2.0 Form Post Response Mode
         # client_credentials: an app added with --admin-role, for the admin API alone (SPEC §15)
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from flask import redirect
 from werkzeug.datastructures import MultiDict
@@ -19,13 +18,14 @@ from apps.registry import current_app
 from common.batch_read import KeyRead, read_together
 from common.context import AppContext
 from common.crypto import token_digest
-from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized
+from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized, request_locale
 from common.guarded_write import GuardedWrite, write_all
-from oidc import consents, par, request_checks, token_binding
+from oidc import consents, pages, par, request_checks, response_mode, token_binding
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
 from oidc.context import epoch, issuer, one_time_tokens
 from oidc.hooks import provider
 from oidc.models import SCOPES, Interaction, Redirect, SignedIn
+from oidc.pages import BrowserRefusal
 from oidc.server import Provider
 from oidc.store import RequestStore
 from sessions import service as sessions
@@ -62,7 +62,7 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
         pushed = None if "request_uri" not in sent else par.presented_request(
             one_time_tokens(ctx), request_uri=sent["request_uri"], client_id=sent.get("client_id"), now=epoch(ctx))
     except OAuth2Error as error:
-        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+        raise BrowserRefusal(kind="authorize", error=error.error, description=error.description) from None
     params = MultiDict(pushed.params) if pushed else sent
     try:
         _check_authorization_request(server, params)
@@ -73,7 +73,7 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
         if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
             raise InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.", redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
-        return _refusal(ctx, error, state=request_checks.echoable_state(params))
+        return _refusal(ctx, error, params)
     request_id = secrets.token_urlsafe(24)
     _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(), pushed=pushed)
     return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
@@ -91,7 +91,7 @@ def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], pushed: par.P
     try:
         write_all(ctx.dynamodb, [pushed.spending, GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new id"))])
     except OAuth2Error as error:
-        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+        raise BrowserRefusal(kind="authorize", error=error.error, description=error.description) from None
 
 
 def _check_authorization_request(server: Provider, params: request_checks.Params) -> None:
@@ -113,12 +113,18 @@ def _trusted_redirect_uri(server: Provider, params: request_checks.Params) -> st
     return redirect_uri
 
 
-def _refusal(ctx: AppContext, error: OAuth2Error, *, state: str | None) -> Response:
-    if error.redirect_uri:
-        query = [("error", error.error), ("error_description", error.description or error.error),
-                 *([("state", state)] if state else []), ("iss", issuer(ctx))]
-        return redirect(add_params_to_uri(error.redirect_uri, query), code=303)
-    raise AuthorizationRefused(error.description or error.error, error=error.error)
+def _refusal(ctx: AppContext, error: OAuth2Error, params: request_checks.Params) -> Response:
+    """The app hears a refusal at its trusted redirect URI, in the response mode it asked for; with no
+    trusted one, the person sees the error page."""
+    if not error.redirect_uri:
+        raise BrowserRefusal(kind="authorize", error=error.error, description=error.description)
+    state = request_checks.echoable_state(params)
+    fields = [("error", error.error), ("error_description", error.description or error.error),
+              *([("state", state)] if state else []), ("iss", issuer(ctx))]
+    response = response_mode.response_to({**params.to_dict(), "redirect_uri": error.redirect_uri}, fields)
+    if response.form_post:
+        return pages.form_post_page(action=response.redirect_uri, fields=response.fields, locale=request_locale())
+    return redirect(response.location(), code=303)
 
 
 def _pending(ctx: AppContext, request_id: str) -> tuple[dict[str, str], int]:
@@ -207,12 +213,30 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
     location = response.headers.get("Location")
     if response.status_code != 302 or not location:
         raise AuthorizationRefused()
-    return Redirect(redirect_to=location)  # nothing written: the code is sealed, its redemption marks the request
+    # nothing written: the code is sealed, its redemption marks the request
+    return _answer(ctx, response_mode.response_at(params, location))
 
 
 def cancel(ctx: AppContext, *, request_id: str, error: str) -> Redirect:
     """The person declined, or prompt=none found nobody signed in: the app hears `error`."""
     params, _ = _pending(ctx, request_id)
     RequestStore(one_time_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=epoch(ctx))
-    query = [("error", error), *([("state", params["state"])] if params.get("state") else []), ("iss", issuer(ctx))]
-    return Redirect(redirect_to=add_params_to_uri(params["redirect_uri"], query))
+    fields = [("error", error), *([("state", params["state"])] if params.get("state") else []), ("iss", issuer(ctx))]
+    return _answer(ctx, response_mode.response_to(params, fields))
+
+
+def _answer(ctx: AppContext, response: response_mode.AuthorizationResponse) -> Redirect:
+    """Where the web UI sends the browser: the redirect URI with the response in its query, or, for
+    form_post, the response sealed for /oidc/authorize/respond (oidc.response_mode)."""
+    if not response.form_post:
+        return Redirect(redirect_to=response.location())
+    return Redirect(redirect_to=response.redirect_uri, form_post=response_mode.seal(ctx, response, now=epoch(ctx)))
+
+
+def respond(ctx: AppContext, *, sealed: object) -> Response:
+    """POST /oidc/authorize/respond: the auto-submitting page of a form_post response the web UI was
+    given; one that is not citylogin's, or is over, is an error page."""
+    response = response_mode.opened(ctx, sealed, now=epoch(ctx))
+    if response is None:
+        raise BrowserRefusal(kind="respond", error=ErrorCode.OIDC_REQUEST_UNKNOWN.value)
+    return pages.form_post_page(action=response.redirect_uri, fields=response.fields, locale=request_locale())

@@ -16,9 +16,10 @@ from oidc import claims as user_claims
 from oidc import grants, par, request_checks, token_binding
 from oidc import logout as rp_logout
 from oidc.authorization_request import Pending, authorization_request
-from oidc.authorize import PERSON, AuthorizationRefused
+from oidc.authorize import PERSON
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.hooks import provider
+from oidc.pages import BrowserRefusal
 from oidc.server import CodeGrant
 from sessions import service as sessions
 from sessions.binding import ProofOffer
@@ -124,11 +125,12 @@ def end_session_response(ctx: AppContext) -> Response:
     """GET|POST /oidc/logout (RP-Initiated Logout 1.0): a request that checks out is kept behind a
     one-time handle and the browser goes to the web UI (`/#oidc-logout=<handle>`), where this browser's
     device proves with its key which session it holds (flows.app_sign_out); nothing ends here, so a
-    request that no browser follows ends nothing. One that does not check out is an error page."""
+    request that no browser follows ends nothing. One that does not check out is an error page in the
+person's language (oidc.pages), never followed."""
     try:
         validated = provider(ctx).validate_endpoint_request("end_session")
     except OAuth2Error as error:
-        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+        raise BrowserRefusal(kind="logout", error=error.error, description=error.description) from None
     return redirect(f"{issuer(ctx)}/#oidc-logout={rp_logout.keep(ctx, validated)}", code=303)
 
 

@@ -254,9 +254,18 @@ class ConsentList(BaseModel):
 
 
 class Redirect(BaseModel):
-    """Where the browser goes next: the app's redirect URI with the code or the error."""
+    """Where the browser goes next: the app's redirect URI with the code or the error in its query; for
+    `response_mode=form_post`, the redirect URI alone and, in `form_post`, the response sealed, which
+    the browser POSTs (field `response`) to /oidc/authorize/respond for the page that posts it on."""
 
     redirect_to: str
+    form_post: str | None = None
+
+
+class FormPostResponse(BaseModel):
+    """`POST /oidc/authorize/respond` (a form): the sealed response of Redirect's `form_post`."""
+
+    response: str = Field(max_length=16384)
 
 
 @dataclass(frozen=True)

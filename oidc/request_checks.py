@@ -8,6 +8,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import RequestNotSupportedError
@@ -34,7 +35,7 @@ PROTOCOL_PARAMETERS = ("client_id", "response_type", "scope", "state", "nonce", 
                        "grant_type", "code", "code_verifier", "refresh_token", "token", "token_type_hint",
                        "client_assertion_type", "client_assertion")
 # What this provider answers (discovery: response_modes_supported, prompt_values_supported).
-RESPONSE_MODES = frozenset({"query"})
+RESPONSE_MODES = frozenset({"query", "form_post"})  # OAuth 2.0 Form Post Response Mode: oidc.response_mode
 PROMPTS = frozenset({"none", "login", "consent"})
 
 
@@ -122,10 +123,13 @@ def check_scope_syntax(params: Params) -> None:
 
 
 def check_response_mode(params: Params) -> None:
-    """OAuth 2.0 Multiple Response Types §2.1: `query` alone (or none) is supported."""
+    """OAuth 2.0 Multiple Response Types §2.1: `query` (the default) and `form_post` are supported; a
+    form_post response goes to an http or https redirect URI only (a native app's scheme takes no POST)."""
     value = params.get("response_mode")
     if value and value not in RESPONSE_MODES:
-        raise InvalidRequestError("response_mode: only query is supported.")
+        raise InvalidRequestError("response_mode: the supported values are query and form_post.")
+    if value == "form_post" and urlsplit(params.get("redirect_uri") or "").scheme not in ("http", "https"):
+        raise InvalidRequestError("response_mode=form_post needs an http or https redirect_uri.")
 
 
 def check_prompt(params: Params) -> None:

@@ -9,8 +9,9 @@ from oidc.context import grant_store, issuer
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL
 from oidc.admin_tokens import ADMIN_AUDIENCE, admin_access_token, admin_app_of
 from oidc.hooks import provider
+from oidc.pages import BrowserRefusal, error_page, unechoed
 from oidc.authorize import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown, ConsentRequired,
-                            LoginRequired, begin, cancel, complete, complete_reads, interaction)
+                            LoginRequired, begin, cancel, complete, complete_reads, interaction, respond)
 from oidc.endpoints import (GRANT, end_session_response, push_request, revocation_response, still_granted,
                             token_response, userinfo)
 
@@ -19,8 +20,9 @@ __all__ = [
     "REQUEST_PURPOSE", "REQUEST_TTL",
     "ADMIN_AUDIENCE", "admin_access_token", "admin_app_of",
     "provider",
+    "BrowserRefusal", "error_page", "unechoed",
     "PERSON", "WAITING", "AuthorizationRefused", "AuthorizationRequestUnknown", "ConsentRequired", "LoginRequired",
-    "begin", "cancel", "complete", "complete_reads", "interaction",
+    "begin", "cancel", "complete", "complete_reads", "interaction", "respond",
     "GRANT", "end_session_response", "push_request", "revocation_response", "still_granted", "token_response",
     "userinfo",
 ]

@@ -11,6 +11,7 @@ from apps import push
 from apps.registry import allowed_client_origins
 from common import cors
 from common.context import EXTENSION_KEY, ctx
+from common.errors import request_locale
 from common.openapi import operation
 from common.validation import parse_body
 from flows import app_sign_in, app_sign_out
@@ -18,8 +19,8 @@ from oidc import service
 from oidc import logout as rp_logout
 from oidc.backchannel import BackchannelLogout
 from oidc.parameters import AuthorizationParameters, PushedAuthorizationForm, RevocationForm, TokenForm
-from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, Interaction, PendingRequest,
-                         ProviderTokenResponse, PushedRequest, Redirect, Revoked, UserInfo)
+from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, FormPostResponse, Interaction,
+                         PendingRequest, ProviderTokenResponse, PushedRequest, Redirect, Revoked, UserInfo)
 from oidc.models import DeviceSignOut, LogoutInteraction, SignedOut
 from sessions.guard import authenticate_request, credentials, proof_offer
 
@@ -33,16 +34,24 @@ cors.open_to_origins(bp, endpoints={"oidc.token", "oidc.userinfo", "oidc.userinf
                      origins=lambda: allowed_client_origins(ctx()))
 
 
+@bp.errorhandler(service.BrowserRefusal)
+def refused_page(refusal: service.BrowserRefusal):
+    """A request with no trusted way back to an app: an error page in the person's language (SPEC §14)."""
+    description = service.unechoed(refusal.description, (v for vs in request.values.listvalues() for v in vs))
+    return service.error_page(kind=refusal.kind, error=refusal.error, description=description,
+                              locale=request_locale(), home=f"{service.issuer(ctx())}/")
+
+
 @bp.get("/authorize")
 @operation("OpenID Connect authorization request: code flow with PKCE (S256); the browser goes on to sign in",
-           status=303, query=AuthorizationParameters, errors=(400,))
+           status=303, query=AuthorizationParameters, errors=(400,), error_page=True)
 def authorize():
     return service.begin(ctx(), request.args)  # every value: a repeated parameter is refused
 
 
 @bp.post("/authorize")
 @operation("The authorization request as a form post (OpenID Connect Core §3.1.2.1)", status=303,
-           body=AuthorizationParameters, body_media_type=FORM, errors=(400,))
+           body=AuthorizationParameters, body_media_type=FORM, errors=(400,), error_page=True)
 def authorize_form():
     return service.begin(ctx(), request.form)  # every value: a repeated parameter is refused
 
@@ -84,6 +93,14 @@ def complete_with_device():
     return jsonify(app_sign_in.finish_with_device(ctx(), body=body).model_dump())
 
 
+@bp.post("/authorize/respond")
+@operation("response_mode=form_post: the page that POSTs the sealed response the web UI was given (Redirect's "
+           "form_post) to the app's redirect URI", body=FormPostResponse, body_media_type=FORM,
+           media_type="text/html", errors=(400,), error_page=True, database=False)
+def respond():
+    return service.respond(ctx(), sealed=request.form.get("response"))
+
+
 @bp.post("/authorize/cancel")
 @operation("The person declines (or prompt=none finds nobody signed in): the app hears the error",
            body=CancelRequest, response=Redirect, errors=(400,))
@@ -102,14 +119,14 @@ def token():
 @bp.get("/logout")
 @operation("OpenID Connect RP-Initiated Logout: the app's request is kept and the browser goes to the web UI, "
            "where this browser's device proves which session it holds; nothing ends here", status=303,
-           errors=(400,))
+           errors=(400,), error_page=True)
 def logout():
     return service.end_session_response(ctx())
 
 
 @bp.post("/logout")
 @operation("RP-Initiated Logout as a form post", status=303, body_media_type="application/x-www-form-urlencoded",
-           errors=(400,))
+           errors=(400,), error_page=True)
 def logout_form():
     return service.end_session_response(ctx())
 

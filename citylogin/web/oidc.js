@@ -56,7 +56,7 @@ export function initAppSignIn() {
 export async function signInWithDevice() {
   const answer = await answered(() => withConsent((consent) => citylogin.signInForApp(pending.id, { consent })));
   if (answer === null) return false;
-  if (answer !== DECLINED) leaveFor(answer.redirect_to);
+  if (answer !== DECLINED) leaveFor(answer);
   return true;
 }
 
@@ -73,7 +73,7 @@ export async function finishForApp() {
     say($("#oidc-again"), "web.oidc.sign_in_again");
     return false;
   }
-  if (answer !== DECLINED) leaveFor(answer.redirect_to);
+  if (answer !== DECLINED) leaveFor(answer);
   return true;
 }
 
@@ -108,14 +108,31 @@ async function answered(work) {
 /** The app hears `error` (access_denied, login_required, ...) and the browser goes back to it. */
 export async function declineForApp(error) {
   const answer = await call("POST", "/oidc/authorize/cancel", { request: pending.id, error });
-  leaveFor(answer.redirect_to);
+  leaveFor(answer);
   return true;
 }
 
-function leaveFor(url) {
+/** Back to the app: to its redirect URI with the answer in the query, or, for response_mode=form_post
+ * (`answer.form_post`, the response sealed), through a form to /oidc/authorize/respond, whose page POSTs
+ * it to the app (this page's policy lets its forms go to citylogin alone). */
+function leaveFor(answer) {
   forget();
   $("#oidc-leaving").hidden = false;
-  location.assign(url);
+  if (!answer.form_post) {
+    location.assign(answer.redirect_to);
+    return;
+  }
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = "/oidc/authorize/respond";
+  form.hidden = true;
+  const field = document.createElement("input");
+  field.type = "hidden";
+  field.name = "response";
+  field.value = answer.form_post;
+  form.append(field);
+  document.body.append(form);
+  form.submit();
 }
 
 function forget() {

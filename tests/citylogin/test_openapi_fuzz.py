@@ -45,6 +45,7 @@ from citylogin.client_errors import CityloginError
 from common.errors import ErrorCode, FieldKind
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
+from tests.support.oidc import ERROR_PAGE_CODE
 from tests.support.operators import operator
 from tests.support.services import running_service
 
@@ -225,6 +226,10 @@ def _sent(interaction) -> object:
 
 
 def _problem(response) -> dict:
+    """A refusal's problem details; an /oidc error page's (SPEC §14: HTML for the person) as its code."""
+    page = ERROR_PAGE_CODE.search(response.content[:2000].decode(errors="replace")) if response.content else None
+    if page:
+        return {"code": page["error"]}
     try:
         body = response.json()
     except Exception:

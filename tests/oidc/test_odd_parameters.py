@@ -23,7 +23,7 @@ from citylogin.app import create_app
 from oidc import codes, refresh
 from oidc.models import Code, SignedIn
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS
-from tests.support.oidc import pkce_pair
+from tests.support.oidc import ERROR_PAGE_CODE, pkce_pair
 
 REDIRECT = "https://app.example/callback"
 LOOPBACK = "http://127.0.0.1/callback"
@@ -99,9 +99,13 @@ def _assert_authorize_answer(response, base_url: str) -> None:
         to_app = location.startswith((REDIRECT + "?", LOOPBACK.replace("/callback", "")))
         assert to_app or urlsplit(location).fragment.startswith("oidc="), location
         return
+    assert response.headers["Content-Type"].startswith("text/html"), response.headers["Content-Type"]
+    page = response.get_data(as_text=True)
+    if response.status_code == 200:  # a refusal the app asked for by form_post (oidc.pages.form_post_page)
+        assert '<form id="oidc-response" method="post"' in page and 'name="error"' in page, page[:500]
+        return
     assert response.status_code == 400, response.status_code
-    assert response.headers["Content-Type"].startswith("application/problem+json")
-    assert response.get_json()["code"] == "invalid_request"
+    assert ERROR_PAGE_CODE.search(page), page[:500]  # an error page (oidc.pages.error_page)
 
 
 def _assert_rfc6749_answer(response) -> None:

@@ -20,7 +20,7 @@ from apps import service as apps
 from apps.models import OidcClient
 from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import sign_out_as_device, sign_out_page_request, signed_in_tokens
+from tests.support.oidc import error_page, sign_out_as_device, sign_out_page_request, signed_in_tokens
 from tests.support.receiver import received, receiver
 from tests.support.waiting import wait_until
 
@@ -197,8 +197,8 @@ def test_an_unregistered_uri_is_never_followed_and_a_bad_hint_is_an_error_page(p
 
     for elsewhere in ("https://evil.example/", AFTER_LOGOUT + "?extra=1", AFTER_LOGOUT.upper()):
         refused = _logout(url, id_token_hint=tokens["id_token"], post_logout_redirect_uri=elsewhere, state="s")
-        assert refused.status_code == 400 and "Location" not in refused.headers, (elsewhere, refused.text)
-        assert refused.json()["code"] == "invalid_request"
+        assert error_page(refused) == "invalid_request", elsewhere
+        assert elsewhere not in refused.text and tokens["id_token"] not in refused.text  # nothing sent is shown
     assert device.request("GET", "/session/me").status_code == 200  # nothing ended
     header = jwt.get_unverified_header(tokens["id_token"])
     claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
@@ -208,9 +208,8 @@ def test_an_unregistered_uri_is_never_followed_and_a_bad_hint_is_an_error_page(p
                 {"id_token_hint": tokens["id_token"], "client_id": other.app.client_id},
                 {"id_token_hint": tokens["access_token"]}, {"client_id": "no-such-app"}):
         refused = _logout(url, post_logout_redirect_uri=AFTER_LOGOUT, **bad)
-        assert refused.status_code == 400 and "Location" not in refused.headers, (bad, refused.text)
-        assert refused.headers["Content-Type"].startswith("application/problem+json")
-        assert refused.json()["code"] == "invalid_request"
+        assert error_page(refused) == "invalid_request", bad
+        assert all(value not in refused.text for value in bad.values())  # no hint, no client echoed
     assert device.request("GET", "/session/me").status_code == 200
     missing = _interaction(url, "y" * 32)
     assert missing.status_code == 400 and missing.json()["code"] == "oidc_logout_unknown"

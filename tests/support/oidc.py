@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -90,3 +91,21 @@ def sign_out_as_device(url: str, device: Client, request_id: str, *, confirm: bo
     return requests.post(url + "/oidc/logout/device", timeout=10, json={
         "request": request_id, "client_cert": device.key_file.client_cert_b64(), "challenge": challenge,
         "signature": sign_challenge(device.key_file.private_key(), challenge, purpose=purpose), "confirm": confirm})
+
+
+ERROR_PAGE_CODE = re.compile(r'<main class="oidc-page" data-error="(?P<error>[a-z_]+)">')
+
+
+def error_page(response: requests.Response, *, lang: str = "en") -> str:
+    """An error page /oidc shows the person (SPEC §14): 400, HTML in `lang`, never a redirect, a link to
+    citylogin's home, no inline script and nothing stored; the OAuth error it names for the developer."""
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    assert response.headers["Content-Type"].startswith("text/html"), response.headers["Content-Type"]
+    assert "Location" not in response.headers and response.headers["Cache-Control"] == "no-store"
+    assert f'<html lang="{lang}">' in response.text and response.headers["Content-Language"] == lang
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "<script>" not in response.text
+    assert re.search(r'<a href="https?://[^"/]+/">', response.text), response.text
+    found = ERROR_PAGE_CODE.search(response.text)
+    assert found, response.text[:500]
+    return found["error"]
