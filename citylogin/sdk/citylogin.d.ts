@@ -244,7 +244,8 @@ export declare class Citylogin {
   /** Single sign-on for an app's waiting OpenID Connect request (`request`, the id of `#oidc=`): a device key
    * of this browser whose device has a live session finishes it. `null` when none has (or the app asks for a
    * fresh sign-in); rejects with `consent_required` until called with `consent: true`. */
-  signInForApp(request: string, options?: { consent?: boolean }): Promise<{ redirect_to: string } | null>;
+  signInForApp(request: string, options?: { consent?: boolean }):
+    Promise<{ redirect_to: string; form_post: string | null } | null>;
   /** An app's logout request (`request`, the id of `#oidc-logout=`): a device key of this browser proves its
    * device's live session. It ends when it is the session the app named, or with `confirm: true` (the person
    * said yes); `null` when no device here has a live session; rejects with `logout_confirmation_required` when
