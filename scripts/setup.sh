@@ -2,7 +2,8 @@
 # Installs everything the project needs, idempotently: the virtual environment with the
 # pinned test dependencies (requirements-test.lock) and the project itself, DynamoDB Local
 # (npm), the npm OpenID Connect clients the interoperability tests run (tests/interop, npm ci from its
-# lock file), Mermaid for the documentation site (docs_node, npm ci), and with --browser Chromium and nginx.
+# lock file), Mermaid for the documentation site (docs_node, npm ci), and with --browser Chromium, nginx,
+# and Apache with mod_auth_openidc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +47,7 @@ if [ ! -f "$interop/node_modules/.package-lock.json" ] \
   echo "setup: installing the npm OpenID Connect clients ($interop/package-lock.json)"
   (cd "$interop" && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
-for client in openid-client oidc-client-ts; do
+for client in openid-client oidc-client-ts express express-openid-connect @auth/express; do
   [ -f "$interop/node_modules/$client/package.json" ] || die "npm $client did not install in $interop"
 done
 
@@ -64,6 +65,9 @@ if [ "${1:-}" = "--browser" ]; then
   packages=()
   { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || packages+=(chromium chromium-driver)
   [ -x /usr/sbin/nginx ] || packages+=(nginx)
+  # Debian's Apache with mod_auth_openidc: a relying party at its README's minimal configuration (SPEC §14)
+  [ -x /usr/sbin/apache2 ] || packages+=(apache2)
+  [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || packages+=(libapache2-mod-auth-openidc)
   # Japanese glyphs for the Japanese pages of the web UI (their screenshots show boxes without it)
   [ -d /usr/share/fonts/opentype/noto ] || packages+=(fonts-noto-cjk)
   if [ ${#packages[@]} -gt 0 ]; then
@@ -75,5 +79,8 @@ if [ "${1:-}" = "--browser" ]; then
   fi
   [ -x /usr/bin/chromium ] || die "Chromium did not install at /usr/bin/chromium"
   [ -x /usr/sbin/nginx ] || die "nginx did not install at /usr/sbin/nginx"
+  [ -x /usr/sbin/apache2 ] || die "apache2 did not install at /usr/sbin/apache2"
+  [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] \
+    || die "libapache2-mod-auth-openidc did not install (/usr/lib/apache2/modules/mod_auth_openidc.so is missing)"
 fi
 echo "setup: ready"
