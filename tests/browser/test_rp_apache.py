@@ -132,6 +132,7 @@ def test_sign_in_back_channel_logout_and_logout(device, deployment):
     username = register_through(device, deployment.app, "apache")
     user = user_uuid(deployment.env, username)
     expect_signed_in(device, deployment, user)            # REMOTE_USER: sub@issuer (https:// cut), the default
+    assert not sent_to_sign_in(device, deployment.app)
 
     # The person signs the app out of this session on citylogin's Sessions tab: the back channel tells it
     page.goto(deployment.citylogin + "/")

@@ -2,7 +2,8 @@
 process (tests/interop/express/app.mjs), the library unmodified and configured as its quickstart says with a
 client secret, signs a person in through citylogin's web UI in Chromium. A second configuration turns on
 what an app chooses (RP-initiated logout, Back-Channel Logout, offline_access): the app refreshes its
-tokens, hears citylogin end its sign-in by the back channel, and its /logout ends citylogin's session."""
+tokens, then its /logout ends citylogin's session, and after a new sign-in it hears by the back channel
+that the person signed it out on citylogin's Sessions tab."""
 from __future__ import annotations
 
 import re
@@ -93,7 +94,7 @@ def test_the_quickstart_signs_a_new_account_in(device, deployment):
     assert not sent_to_sign_in(device, deployment.quickstart)
 
 
-def test_refresh_back_channel_logout_and_rp_initiated_logout(device, deployment):
+def test_refresh_then_rp_initiated_logout_then_back_channel_logout(device, deployment):
     page = device.page
     username = register_through(device, deployment.features)
     assert signed_in_page(device, deployment.features)["user"]["preferred_username"] == username
@@ -103,7 +104,19 @@ def test_refresh_back_channel_logout_and_rp_initiated_logout(device, deployment)
     assert refreshed["refreshed"] is True, refreshed
     assert refreshed["user"]["preferred_username"] == username
 
-    # The person signs the app out of this session on citylogin's Sessions tab: the back channel tells it
+    # After the refresh, the app's /logout (idpLogout) sends its ID token as the hint: citylogin's session
+    # ends, the browser goes back to the app, which asks for a sign-in again: citylogin's form
+    page.goto(deployment.features + "/logout")
+    device.expect_login_screen()
+    expect(page.locator("#oidc-for")).to_have_text("Sign in to continue to express")
+    assert urlsplit(page.url).netloc == urlsplit(deployment.citylogin).netloc
+    assert sent_to_sign_in(device, deployment.features)
+
+    # Logged in again there, back at the app; then the person signs the app out of this session on
+    # citylogin's Sessions tab, and the back channel tells the app
+    device.log_in(username)
+    assert signed_in_page(device, deployment.features)["user"]["preferred_username"] == username
+    assert not sent_to_sign_in(device, deployment.features)
     page.goto(deployment.citylogin + "/")
     device.expect_devices_screen()
     device.go("sessions")
@@ -111,13 +124,3 @@ def test_refresh_back_channel_logout_and_rp_initiated_logout(device, deployment)
     page.locator("#confirm-ok").click()
     wait_until(lambda: sent_to_sign_in(device, deployment.features) or None, timeout=10,
                what="express-openid-connect hearing the logout token")
-
-    # Signed in again (the citylogin session goes on: no form), then the app's /logout ends it at citylogin
-    page.goto(deployment.features + "/")
-    assert signed_in_page(device, deployment.features)["signed_in"] is True
-    page.goto(deployment.features + "/logout")
-    # Back at the app, which asks for a sign-in again: citylogin's own session is over, so its form shows
-    device.expect_login_screen()
-    expect(page.locator("#oidc-for")).to_have_text("Sign in to continue to express")
-    assert urlsplit(page.url).netloc == urlsplit(deployment.citylogin).netloc
-    assert sent_to_sign_in(device, deployment.features)
