@@ -1,7 +1,8 @@
 """The Django relying-party libraries at their own defaults (SPEC §14 Interoperability): mozilla-django-oidc
 and social-auth-app-django, each unmodified and set up as its own quick start says
-(tests/interop/django/mozilla_site/settings.py, tests/interop/django/social_site/settings.py), in its own
-process; a person signs in through citylogin's web UI in Chromium and lands signed in at the app.
+(tests/interop/django/mozilla_site/settings.py and urls.py, tests/interop/django/social_site/settings.py and
+urls.py), in its own process; a person signs in through citylogin's web UI in Chromium and lands signed in at
+the app.
 
 mozilla-django-oidc keys its people by e-mail address, and citylogin tells an app an address only once it
 is verified: a person who creates the account in the middle of the app's sign-in is asked to open the
