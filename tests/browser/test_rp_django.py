@@ -8,7 +8,8 @@ mozilla-django-oidc keys its people by e-mail address, and citylogin tells an ap
 is verified: a person who creates the account in the middle of the app's sign-in is asked to open the
 link just mailed before going back, and then the app lets them in. Neither library sends citylogin a
 logout (their logout is the app's own) nor listens for a Back-Channel Logout, and neither asks for a
-refresh token at its defaults: what is tested here is what they do."""
+refresh token at its defaults; social-auth-app-django refreshes once `offline_access` is added to its scope.
+What is tested here is what they do."""
 from __future__ import annotations
 
 import re
@@ -69,6 +70,19 @@ def social_app(citylogin, tmp_path_factory) -> str:
     with running_django("social_site", port=port, data=tmp_path_factory.mktemp("social"), env={
             "OIDC_ISSUER": citylogin.url, "SOCIAL_AUTH_OIDC_KEY": credentials.app.client_id,
             "SOCIAL_AUTH_OIDC_SECRET": credentials.client_secret}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def social_offline_app(citylogin, tmp_path_factory) -> str:
+    """social_site with `offline_access` added to its scope (offline_settings.py): the one setting that gets
+    it a refresh token, which it renews with the library's own UserSocialAuth.refresh_token (offline_urls.py)."""
+    port = free_port()
+    credentials = client_of(citylogin, "social-auth-app-django offline", f"http://127.0.0.1:{port}/complete/oidc/")
+    with running_django("social_site", settings="offline_settings", port=port,
+                        data=tmp_path_factory.mktemp("social-offline"), env={
+                            "OIDC_ISSUER": citylogin.url, "SOCIAL_AUTH_OIDC_KEY": credentials.app.client_id,
+                            "SOCIAL_AUTH_OIDC_SECRET": credentials.client_secret}) as url:
         yield url
 
 
@@ -174,3 +188,25 @@ def test_social_auth_app_django_signs_a_new_account_in_and_out(citylogin, social
     page.locator("#sign-in").click()                         # single sign-on on the device's session
     expect_signed_in_at(page, social_app)
     expect(page.locator("#who")).to_have_text(username)
+
+
+def test_social_auth_app_django_refreshes_until_the_citylogin_session_ends(citylogin, social_offline_app, new_device):
+    device = new_device(citylogin.url)
+    page = device.page
+    registered_for_app(device, social_offline_app, "social-auth-app-django offline")
+    page.locator("#verify-first-dialog").get_by_role("button", name="Continue without it").click()
+    expect_signed_in_at(page, social_offline_app)
+    for _ in range(2):                                      # each refresh spends the one before: it keeps the new one
+        page.locator("#refresh").click()
+        expect(page.locator("#refresh-outcome")).to_have_text("rotated")
+        page.goto(social_offline_app + "/")
+
+    # The person logs out of citylogin on this device. The library hears no back channel, so the Django
+    # session goes on; its next refresh is refused.
+    page.goto(citylogin.url + "/")
+    device.expect_devices_screen()
+    device.log_out()
+    page.goto(social_offline_app + "/")
+    expect(page.locator("body")).to_have_attribute("data-state", "signed-in")
+    page.locator("#refresh").click()
+    expect(page.locator("#refresh-outcome")).to_contain_text("refused")

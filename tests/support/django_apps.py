@@ -29,11 +29,12 @@ def django_python() -> str:
 
 
 @contextmanager
-def running_django(site: str, *, port: int, data: Path, env: dict[str, str]) -> Iterator[str]:
-    """`<site>.settings` (mozilla_site, social_site) with `env` on 127.0.0.1:`port`, its database
+def running_django(site: str, *, port: int, data: Path, env: dict[str, str],
+                   settings: str = "settings") -> Iterator[str]:
+    """`<site>.<settings>` (mozilla_site, social_site) with `env` on 127.0.0.1:`port`, its database
     migrated first; yields its URL."""
     python = django_python()
-    env = {**env, "DJANGO_SETTINGS_MODULE": f"{site}.settings", "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+    env = {**env, "DJANGO_SETTINGS_MODULE": f"{site}.{settings}", "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
            "DJANGO_DATABASE": str(data / f"{site}.sqlite3"), "PYTHONDONTWRITEBYTECODE": "1"}
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CITYLOGIN_", "DJANGO_"))} | env
     migrated = subprocess.run([python, "-m", "django", "migrate", "--verbosity", "0"], cwd=SITES, env=full_env,
