@@ -8,8 +8,8 @@ mozilla-django-oidc keys its people by e-mail address, and citylogin tells an ap
 is verified: a person who creates the account in the middle of the app's sign-in is asked to open the
 link just mailed before going back, and then the app lets them in. Neither library sends citylogin a
 logout (their logout is the app's own) nor listens for a Back-Channel Logout, and neither asks for a
-refresh token at its defaults; social-auth-app-django refreshes once `offline_access` is added to its scope.
-What is tested here is what they do."""
+refresh token at its defaults. What each does once asked is tested too: mozilla-django-oidc's logout at
+citylogin and silent renewal (prompt=none), social-auth-app-django's refresh with `offline_access`."""
 from __future__ import annotations
 
 import re
@@ -27,6 +27,7 @@ from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
 from tests.support.django_apps import django_python, running_django
 from tests.support.fixtures import app_servers
 from tests.support.mailbox import Mailbox
+from tests.support.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,10 @@ def citylogin(dynamodb_endpoint, data_dir, table_prefix):
         yield Provider(url, ctx, mailbox)
 
 
-def client_of(provider: Provider, name: str, redirect_uri: str):
-    """The app as an operator adds it: a confidential client with that one redirect URI, nothing else."""
-    return apps.add_app(provider.ctx, name=name, push_url=None, oidc=OidcClient(redirect_uris=(redirect_uri,)))
+def client_of(provider: Provider, name: str, redirect_uri: str, **options):
+    """The app as an operator adds it: a confidential client with that one redirect URI (and `options`)."""
+    return apps.add_app(provider.ctx, name=name, push_url=None,
+                        oidc=OidcClient(redirect_uris=(redirect_uri,), **options))
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,20 @@ def mozilla_app(citylogin, tmp_path_factory) -> str:
     with running_django("mozilla_site", port=port, data=tmp_path_factory.mktemp("mozilla"), env={
             "OIDC_ISSUER": citylogin.url, "OIDC_RP_CLIENT_ID": credentials.app.client_id,
             "OIDC_RP_CLIENT_SECRET": credentials.client_secret}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mozilla_opt_in_app(citylogin, tmp_path_factory) -> str:
+    """mozilla_site with the library's opt-ins (opt_in_settings.py): silent renewal by SessionRefresh, and
+    logging out at citylogin too (provider_logout.py), which needs its page registered to come back to."""
+    port = free_port()
+    credentials = client_of(citylogin, "mozilla-django-oidc opt-in", f"http://127.0.0.1:{port}/oidc/callback/",
+                            post_logout_redirect_uris=(f"http://127.0.0.1:{port}/",))
+    with running_django("mozilla_site", settings="opt_in_settings", port=port,
+                        data=tmp_path_factory.mktemp("mozilla-opt-in"), env={
+                            "OIDC_ISSUER": citylogin.url, "OIDC_RP_CLIENT_ID": credentials.app.client_id,
+                            "OIDC_RP_CLIENT_SECRET": credentials.client_secret}) as url:
         yield url
 
 
@@ -170,6 +186,51 @@ def test_going_on_unconfirmed_mozilla_django_oidc_refuses_until_the_link_is_open
     page.locator("#sign-in").click()
     expect_signed_in_at(page, mozilla_app)
     expect(page.locator("#email")).to_have_text(email)
+
+
+def renewed_silently(page, app_url: str, renewals: list[str]) -> str | None:
+    """The site's page loaded again, through a prompt=none round trip once the ID token is older than the
+    site's OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS: the page's state then, None before a renewal was tried."""
+    renewals.clear()
+    page.goto(app_url + "/")
+    page.wait_for_url(re.compile(re.escape(app_url) + r"/$"))
+    state = page.locator("body").get_attribute("data-state")
+    return state if renewals else None
+
+
+def test_mozilla_django_oidc_opt_ins_renew_silently_and_log_out_at_citylogin(citylogin, mozilla_opt_in_app,
+                                                                             new_device):
+    device = new_device(citylogin.url)
+    page = device.page
+    username = registered_for_app(device, mozilla_opt_in_app, "mozilla-django-oidc opt-in")
+    open_link_in_new_tab(device, citylogin.mailbox.link(citylogin.url, "verify_email", f"{username}@example.com"))
+    expect_signed_in_at(page, mozilla_opt_in_app)
+    renewals: list[str] = []
+    page.on("request", lambda request: renewals.append(request.url)
+            if "/oidc/authorize?" in request.url and "prompt=none" in request.url else None)
+
+    # SessionRefresh: while the device's citylogin session lives, prompt=none comes back signed in
+    assert wait_until(lambda: renewed_silently(page, mozilla_opt_in_app, renewals), timeout=30, interval=0.5,
+                      what="a silent renewal") == "signed-in"
+
+    # The library's logout sends the browser on to citylogin with the ID token: this browser's device proves
+    # the session, which ends without a question, and the browser comes back to the site signed out
+    page.locator("#log-out").click()
+    expect_signed_out_at(page, mozilla_opt_in_app)
+    page.goto(citylogin.url + "/")
+    device.expect_login_screen()
+
+    # Signed in again, then out of citylogin in its own tab: the site's next renewal hears login_required
+    # and signs the person out of the site as well
+    page.goto(mozilla_opt_in_app + "/")
+    page.locator("#sign-in").click()
+    device.log_in(username)
+    expect_signed_in_at(page, mozilla_opt_in_app)
+    page.goto(citylogin.url + "/")
+    device.expect_devices_screen()
+    device.log_out()
+    assert wait_until(lambda: renewed_silently(page, mozilla_opt_in_app, renewals), timeout=30, interval=0.5,
+                      what="the renewal after the citylogin session ended") == "signed-out"
 
 
 def test_social_auth_app_django_signs_a_new_account_in_and_out(citylogin, social_app, new_device):
