@@ -10,7 +10,7 @@ import { authCall, call, citylogin } from "./api.js";
 import { setText } from "./i18n.js";
 // REQUEST_KEY: kept through a reload, registering, pairing
 import { ADDRESS_CONFIRMED, APP_REQUEST_KEY as REQUEST_KEY } from "./links.js";
-import { $, clearMessage, modal, say, tx } from "./ui.js";
+import { $, clearMessage, modal, say, showError, tx } from "./ui.js";
 const REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const KNOWN_SCOPES = ["openid", "profile", "email", "offline_access"];
 
@@ -85,7 +85,12 @@ export async function finishForApp() {
  * (links.js tells them), and the person may go on without it. */
 export async function confirmAddressFirst() {
   if (!pending.interaction.scopes.includes("email")) return;
-  const account = await authCall("GET", "/account");
+  let account;
+  try {
+    account = await authCall("GET", "/account");
+  } catch {
+    return;                                       // unknown: the sign-in goes on, as it would without asking
+  }
   if (account.email_verified) return;
   const dialog = $("#verify-first-dialog");
   const note = $("#verify-first-note");
@@ -93,18 +98,23 @@ export async function confirmAddressFirst() {
     { app: pending.interaction.client_name, email: account.email });
   clearMessage(note);
   const confirmed = new BroadcastChannel(ADDRESS_CONFIRMED);
-  confirmed.onmessage = () => dialog.close("confirmed");
+  let heard = false;                              // also while the dialog is closed for a moment (resending)
+  confirmed.onmessage = () => { heard = true; dialog.close("confirmed"); };
   try {
-    for (;;) {
+    while (!heard) {
       const choice = await modal(dialog);
-      if (choice === "resend") {
-        await authCall("POST", "/account/verify_email/resend");
-        say(note, "web.oidc.verify_sent");
-      } else if (choice === "check") {
-        if ((await authCall("GET", "/account")).email_verified) return;
-        say(note, "web.oidc.verify_not_yet");
-      } else {
-        return;                                   // confirmed, or going on without it
+      if (choice !== "resend" && choice !== "check") return;      // confirmed, or going on without it
+      try {
+        if (choice === "resend") {
+          await authCall("POST", "/account/verify_email/resend");
+          say(note, "web.oidc.verify_sent");
+        } else if ((await authCall("GET", "/account")).email_verified) {
+          return;
+        } else {
+          say(note, "web.oidc.verify_not_yet");
+        }
+      } catch (error) {
+        showError(note, error);                   // a refusal (too many links) says its own code
       }
     }
   } finally {
