@@ -33,7 +33,8 @@ push to a worker: at most one push per app in flight, so a dead app has at most 
 many events come, one per feed read that brings any. Apps whose last push failed are pushed by workers of
 their own (RETRY_WORKERS), apart from the healthy apps' (PUSH_WORKERS): a dead or hung app's timeouts
 never hold up a push to an app that answers, except for its one first failure, which it spends as a
-healthy app."""
+healthy app. What is left: an app back from an outage is tried on the retry workers, so with more
+than RETRY_WORKERS other apps hanging at that moment its try waits for one of theirs to time out."""
 from __future__ import annotations
 
 import logging
@@ -66,7 +67,7 @@ RENEW_SECONDS = 10.0
 BATCH = 50
 PUSH_TIMEOUT = (2.0, 5.0)  # connect, read
 BACKOFF_FIRST = 1.0  # then doubling, up to the setting CITYLOGIN_SSF_PUSH_BACKOFF_MAX (300 s)
-PUSH_WORKERS, RETRY_WORKERS = 4, 2  # pushes at once to apps that answer, and to apps whose last push failed
+PUSH_WORKERS, RETRY_WORKERS = 4, 4  # pushes at once to apps that answer, and to apps whose last push failed
 SECEVENT = "application/secevent+jwt"
 
 
