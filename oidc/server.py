@@ -18,7 +18,7 @@ from flask import request as flask_request
 
 from common.context import AppContext
 from common.one_time_tokens import OneTimeTokenStore
-from oidc import claims, client_keys, codes
+from oidc import claims, client_keys, codes, refusals
 from oidc.logout import EndSession
 from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
 
@@ -224,6 +224,11 @@ class Provider(AuthorizationServer):
             return request
         # The URL as the app sees it (behind a TLS proxy too): CITYLOGIN_PUBLIC_URL and the path.
         return _FlaskRequest(flask_request, uri=self.issuer + flask_request.full_path.rstrip("?"))
+
+    def handle_error_response(self, request: OAuth2Request, error: Any) -> Any:
+        """Every refusal Authlib answers (token, revocation) is logged and counted once (oidc.refusals)."""
+        refusals.refused(error, oauth_request=request)
+        return super().handle_error_response(request, error)
 
     def find_code(self, code: str, client: Client) -> Code | None:
         """The live code issued to `client`, used or not; None for any other (invalid_grant). Nothing is
