@@ -9,6 +9,7 @@ import random
 
 import pytest
 import requests
+from prometheus_client import REGISTRY
 
 from apps import service as apps
 from apps.models import OidcClient
@@ -67,8 +68,14 @@ def kept(ctx, kind: str) -> int:
         start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
+def refused_count(endpoint: str) -> float:
+    labels = {"endpoint": endpoint, "error": "temporarily_unavailable", "reason": "rate_limited"}
+    return REGISTRY.get_sample_value("citylogin_oidc_refusals_total", labels) or 0.0
+
+
 def test_authorization_requests_past_the_limit_go_back_to_the_app_while_another_address_signs_in(limited):
     url, ctx, clock, credentials = limited
+    limited_before = {"authorize": refused_count("authorize")}
     busy, other = an_address(), an_address()
     for _ in range(LIMIT):
         answer = authorize(url, busy, _params(credentials.app.client_id))
@@ -80,6 +87,7 @@ def test_authorization_requests_past_the_limit_go_back_to_the_app_while_another_
     error = query_of(refused.headers["Location"])
     assert (error["error"], error["state"], error["iss"]) == ("temporarily_unavailable", "the-state", url)
     assert kept(ctx, REQUEST_KIND) == before                       # nothing kept for the refused one
+    assert refused_count("authorize") == limited_before["authorize"] + 1
 
     assert "#oidc=" in authorize(url, other, _params(credentials.app.client_id)).headers["Location"]
     clock.advance(60)                                               # the next minute: the address may again
@@ -102,13 +110,13 @@ def test_pushed_requests_past_the_limit_are_429_temporarily_unavailable_with_ret
     busy, other = an_address(), an_address()
     for _ in range(LIMIT):
         assert push(url, credentials, busy, _params(credentials.app.client_id)).status_code == 201
-    before = kept(ctx, PAR_KIND)
+    before, counted = kept(ctx, PAR_KIND), refused_count("par")
     clock.advance(15)
     refused = push(url, credentials, busy, _params(credentials.app.client_id))
     assert refused.status_code == 429
     assert refused.headers["Content-Type"] == "application/json" and refused.headers["Retry-After"] == "45"
     assert refused.json()["error"] == "temporarily_unavailable"
-    assert kept(ctx, PAR_KIND) == before
+    assert kept(ctx, PAR_KIND) == before and refused_count("par") == counted + 1
     assert push(url, credentials, other, _params(credentials.app.client_id)).status_code == 201
 
 
