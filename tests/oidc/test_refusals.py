@@ -5,14 +5,18 @@ a token, the verifier, the client's secret or assertion, the state)."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from apps import service as apps
 from apps.models import OidcClient
+from oidc.refusals import UNREADABLE, shown_client_id
 from oidc.refusals import log as refusal_log
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS
 from tests.support.fixtures import app_servers
@@ -177,3 +181,13 @@ def test_a_client_id_that_is_no_token_is_logged_as_unreadable(server, refusals):
     answer = requests.get(authorize_url(url, **_params("an app\twith\nlines")), allow_redirects=False, timeout=10)
     assert answer.status_code == 400
     assert [r.oidc_refusal["client_id"] for r in refusals.lines()] == ["(unreadable)"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(sent=st.none() | st.text(max_size=200) | st.from_regex(r"app_[0-9a-f]{20}", fullmatch=True))
+def test_a_client_id_is_logged_as_one_printable_word_or_not_at_all(sent):
+    """Whatever a request claims as its client_id, the log line gets it as one printable-ASCII word
+    (so that it can end no line and forge no field), or a placeholder."""
+    shown = shown_client_id(sent)
+    assert shown in ("-", UNREADABLE) or shown == sent
+    assert re.fullmatch(r"[\x21-\x7e]{1,128}", shown)

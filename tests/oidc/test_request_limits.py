@@ -9,11 +9,16 @@ import random
 
 import pytest
 import requests
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
+from werkzeug.datastructures import MultiDict
 
 from apps import service as apps
 from apps.models import OidcClient
-from oidc.request_checks import MAX_KEPT_SIZE
+from oidc.refusals import reason_of
+from oidc.request_checks import MAX_KEPT_SIZE, check_kept_size
 from oidc.store import PAR_KIND, REQUEST_KIND
 from tests.support.live import FakeClock
 from tests.support.oidc import authorize_url, pkce_pair, query_of
@@ -137,3 +142,24 @@ def test_what_one_request_may_keep_is_bounded_and_an_oversize_one_keeps_nothing(
     pushed = push(url, credentials, address, oversize)
     assert pushed.status_code == 400 and pushed.json()["error"] == "invalid_request"
     assert kept(ctx, REQUEST_KIND) == requests_before and kept(ctx, PAR_KIND) == pushed_before
+
+
+NAMES = st.sampled_from(["state", "nonce", "login_hint", "ui_locales", "claims", "x", "é", "client_secret",
+                         "client_assertion"])
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(values=st.lists(st.tuples(NAMES, st.text(max_size=3000) | st.text(alphabet="aé€𝄞", max_size=3000)),
+                       max_size=8))
+def test_the_bound_is_the_kept_parameters_in_utf8_and_nothing_else(values):
+    """Refused exactly when the kept names and values are over MAX_KEPT_SIZE bytes of UTF-8 (multi-byte
+    letters count as their bytes; a repeated name counts each time), and the client's credentials,
+    never kept, do not count."""
+    params = MultiDict(values)
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in values if k not in ("client_secret", "client_assertion"))
+    try:
+        check_kept_size(params)
+    except InvalidRequestError as error:
+        assert size > MAX_KEPT_SIZE and reason_of(error) == "request_too_large"
+    else:
+        assert size <= MAX_KEPT_SIZE
