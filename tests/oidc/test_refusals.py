@@ -21,7 +21,7 @@ from oidc.refusals import log as refusal_log
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import authorize_url, pkce_pair, query_of, signed_in_tokens, waiting_request
+from tests.support.oidc import authorize_url, code_for, pkce_pair, query_of, signed_in_tokens, waiting_request
 
 REDIRECT = "https://app.example/callback"
 METRIC = "citylogin_oidc_refusals_total"
@@ -81,6 +81,7 @@ def _params(client_id: str, **extra: str) -> dict[str, str]:
 
 AUTHORIZATION_REFUSALS = [
     # (what is changed in a good request, where the error goes, error, reason)
+    ({"code_challenge_method": "plain"}, "app", "invalid_request", "pkce_method"),
     ({"client_id": "app_nobody"}, "page", "invalid_client", "client_unknown"),
     ({"redirect_uri": "https://elsewhere.example/cb"}, "page", "invalid_request", "redirect_uri_not_registered"),
     ({"prompt": "sometimes"}, "app", "invalid_request", "prompt_unsupported"),
@@ -107,6 +108,30 @@ def test_each_refused_authorization_request_is_one_line_and_one_count(server, re
     _one_refusal(refusals, endpoint="authorize", client_id=params["client_id"], error=error, reason=reason)
     assert count("authorize", error, reason) == before + 1
     assert params["state"] not in refusals.text() and params["code_challenge"] not in refusals.text()
+
+
+def test_pkce_refusals_say_which_step(server, refusals):
+    url, ctx, _, device = server
+    strict = apps.add_app(ctx, name="Strict", push_url=None,
+                          oidc=OidcClient(redirect_uris=(REDIRECT,), require_pkce=True))
+    params = {k: v for k, v in _params(strict.app.client_id).items() if not k.startswith("code_challenge")}
+    refusals.clear()
+    answer = requests.get(authorize_url(url, **params), allow_redirects=False, timeout=10)
+    assert query_of(answer.headers["Location"])["error"] == "invalid_request"
+    _one_refusal(refusals, endpoint="authorize", client_id=strict.app.client_id, error="invalid_request",
+                 reason="pkce_missing")
+
+    auth = (strict.app.client_id, strict.client_secret)
+    for verifier, error, reason in ((None, "invalid_request", "pkce_verifier_missing"),
+                                    (pkce_pair()[0], "invalid_grant", "pkce_verifier_mismatch")):
+        code, _ = code_for(url, strict.app.client_id, device, redirect_uri=REDIRECT)
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                **({"code_verifier": verifier} if verifier else {})}
+        refusals.clear()
+        answer = requests.post(url + "/oidc/token", data=form, auth=auth, timeout=10)
+        assert answer.json()["error"] == error, answer.text
+        _one_refusal(refusals, endpoint="token", client_id=strict.app.client_id, error=error, reason=reason)
+        assert code not in refusals.text() and (verifier or code) not in refusals.text()
 
 
 def test_prompt_none_is_counted_and_the_persons_own_no_is_not(server, refusals):
