@@ -9,6 +9,9 @@ import pytest
 
 from common.dynamodb_local import DynamoDBLocal
 
+# The worker's one Chromium (`browser`), for the browser tests and the conformance plans' person.
+pytest_plugins = ("tests.support.chromium",)
+
 # Cheap Argon2id for tests; the benchmark measures the real parameters.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8192, "argon2_parallelism": 1}
 # The suite registers and renews far more from 127.0.0.1 than a person would; the tests of these
