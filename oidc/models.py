@@ -93,8 +93,8 @@ class Code:
     client_id: str
     redirect_uri: str
     scope: str
-    code_challenge: str
-    code_challenge_method: str
+    code_challenge: str         # "" (and the method ""): asked for without PKCE, so redeemed without
+    code_challenge_method: str  # a code_verifier (SPEC §14, RFC 9700 §4.8.2)
     user_uuid: str
     session_id: str
     device_id: str
