@@ -62,10 +62,10 @@ def test_oidcc_response_type_missing(op, rp, person):
     check_error_response(op, request, callback, allowed={"invalid_request", "unsupported_response_type"})
 
 
-def test_oidcc_idtoken_signature(op, app_server, person):
+def test_oidcc_idtoken_signature(op, rp, app_server, person):
     # Not applicable to a static client (the suite registers a client without an algorithm, dynamically,
     # to see the default). An app added without --id-token-alg stands in: RS256 with a kid.
-    plain = register_rp(op, app_server.url, response_mode=RESPONSE_MODE)
+    plain = register_rp(op, app_server.url, response_mode=rp.response_mode)
     flow = code_flow(op, plain, person)
     header = jwt.get_unverified_header(flow.tokens["id_token"])
     assert header["alg"] == "RS256" and header.get("kid"), header   # EnsureIdTokenSignatureIsRS256, ...ContainsKid
