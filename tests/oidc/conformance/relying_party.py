@@ -164,11 +164,6 @@ def authorization_request(rp: RelyingParty, *, scope: str = "openid", state_leng
     return AuthorizationRequest(params=params, verifier=verifier)
 
 
-def with_params(request: AuthorizationRequest, **params: str) -> AuthorizationRequest:
-    """The request with `params` added (or changed)."""
-    return AuthorizationRequest(params={**request.params, **params}, verifier=request.verifier)
-
-
 def authorization_url(op: Provider, params: dict[str, str], order: list[str] | None = None) -> str:
     """BuildPlainRedirectToAuthorizationEndpoint: the endpoint with the request in its query."""
     names = order or list(params)
@@ -253,12 +248,6 @@ def check_error_text(body: dict[str, Any]) -> None:
     assert "\n" not in (description or "") and "\t" not in (description or ""), body  # the suite warns on CRLFTAB
     error_uri = body.get("error_uri")
     assert error_uri is None or re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", error_uri), body
-
-
-def check_error_page(answer: requests.Response) -> None:
-    """An error shown to the person, never a redirect (ExpectRedirectUriErrorPage and its kind)."""
-    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
-    assert "Location" not in answer.headers, answer.headers
 
 
 # --- the token endpoint --------------------------------------------------------------------------
