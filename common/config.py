@@ -142,6 +142,9 @@ class Settings(BaseModel):
     ssf_long_poll_seconds: float = Field(default=30.0, ge=1, le=30)
     # how often each process serving /ssf looks for push work (RFC 8935; 0: this process never pushes)
     ssf_push_interval: float = Field(default=1.0, ge=0, le=60)
+    # the longest wait between two tries of a push that fails (from 1 s, doubling); a new event is
+    # tried at once whatever the wait (apps.push)
+    ssf_push_backoff_max: float = Field(default=300.0, ge=1, le=3600)
     # how often each process serving /session ends the sessions over by time with their events (0: never)
     session_sweep_interval: float = Field(default=30.0, ge=0, le=3600)
     # citylogin's gunicorn worker: a request's head and body (64 KiB at most) must arrive within
