@@ -175,6 +175,11 @@ class Settings(BaseModel):
     login_max_failures: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)
     challenges_per_minute_per_ip: int = Field(default=120, ge=1)
+    # the OpenID Provider (SPEC §14): authorization requests kept for the person per client address a
+    # minute (a sign-in makes one or two; an office behind one NAT address is many people), and pushed
+    # requests (PAR) per address a minute (an app's server pushes one for each of its users signing in)
+    authorization_requests_per_minute_per_ip: int = Field(default=600, ge=1)
+    pushed_requests_per_minute_per_ip: int = Field(default=6000, ge=1)
     # registration (SPEC §4): new-account attempts per client IP an hour, and how many of them may
     # be refused as username_taken (past that, every attempt is 429 for the hour); an e-mail
     # address another account holds is never refused

@@ -17,7 +17,8 @@ FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8192, "argon2_parall
 # The suite registers and renews far more from 127.0.0.1 than a person would; the tests of these
 # limits set their own.
 RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_per_hour_per_ip": 10**6,
-                 "renewals_per_day_per_device": 10**6}
+                 "renewals_per_day_per_device": 10**6, "authorization_requests_per_minute_per_ip": 10**6,
+                 "pushed_requests_per_minute_per_ip": 10**6}
 
 
 # The fast tier (`./scripts/test.sh --fast`) is every test not marked slow. Whole folders and modules
