@@ -175,6 +175,8 @@ class Person:
             if arrived:
                 assert len(arrived) == 1, arrived             # the browser went back to the app once
                 visit.callback = arrived[0]
+                # the app's page loaded, so that the next navigation is not cut short by this one
+                self.page.wait_for_url(lambda url: url.startswith(self.receiver.url), wait_until="load")
                 return visit
             try:
                 step = self._answer_page()
