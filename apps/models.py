@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from typing import Annotated
 
@@ -29,6 +30,7 @@ class OidcClient:
     id_token_alg: str = "RS256"          # OpenID Connect Core §3.1.3.7's default
     require_par: bool = False
     require_dpop: bool = False
+    require_pkce: bool = False           # PKCE of every sign-in, as of a public client (SPEC §14)
     jwks: str | None = None              # a JWK Set of public keys (JSON): the app signs its client assertions
                                          # with their private keys (private_key_jwt, RFC 7523) instead of a secret
     # A public client's further browser origins (serialized, common.cors.web_origin): with its redirect
@@ -40,6 +42,29 @@ class OidcClient:
         if self.public:
             return "none"
         return "private_key_jwt" if self.jwks else "client_secret_basic"
+
+    def pkce_rule(self, *, required_of_every_app: bool) -> PkceRule:
+        """Which rule of SPEC §14 the app signs in under: PKCE required of a public client, of an app
+        added with --require-pkce, of every app by the operator's setting (CITYLOGIN_OIDC_REQUIRE_PKCE);
+        else it is enforced when the app sends a challenge."""
+        if self.public:
+            return PkceRule.PUBLIC_CLIENT
+        if self.require_pkce:
+            return PkceRule.REQUIRE_PKCE
+        return PkceRule.OPERATOR_SETTING if required_of_every_app else PkceRule.WHEN_SENT
+
+
+class PkceRule(StrEnum):
+    """Why an app must send PKCE, or that it need not (SPEC §14: as the certified providers do)."""
+
+    PUBLIC_CLIENT = "public_client"
+    REQUIRE_PKCE = "require_pkce"
+    OPERATOR_SETTING = "operator_setting"
+    WHEN_SENT = "when_sent"
+
+    @property
+    def required(self) -> bool:
+        return self is not PkceRule.WHEN_SENT
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,7 @@ class AppRecord:
     id_token_alg: str | None = None
     require_par: bool | None = None
     require_dpop: bool | None = None
+    require_pkce: bool | None = None
     jwks: str | None = None
     web_origins: list[str] | None = None
     # An operator role (SPEC §15): the app gets admin API tokens with it by the client-credentials grant
@@ -76,7 +102,8 @@ class AppRecord:
                           backchannel_logout_uri=self.backchannel_logout_uri, consent=bool(self.consent),
                           id_token_alg=self.id_token_alg or OidcClient.id_token_alg,
                           require_par=bool(self.require_par), require_dpop=bool(self.require_dpop),
-                          jwks=self.jwks, web_origins=tuple(self.web_origins or ()))
+                          require_pkce=bool(self.require_pkce), jwks=self.jwks,
+                          web_origins=tuple(self.web_origins or ()))
 
     def hears_from_ms(self) -> int:
         """The moment from which the app hears of session ends: when it was added."""
@@ -92,7 +119,8 @@ class AppRecord:
                 "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris),
                 "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent,
                 "id_token_signed_response_alg": oidc.id_token_alg, "require_pushed_authorization_requests":
-                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop, "web_origins": list(oidc.web_origins),
+                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop, "require_pkce": oidc.require_pkce,
+                "web_origins": list(oidc.web_origins),
                 "admin_role": self.admin_role,
                 **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}
 

@@ -99,6 +99,7 @@ def _oidc_fields(oidc: OidcClient) -> dict:
               "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent or None,
               "id_token_alg": oidc.id_token_alg if oidc.redirect_uris else None,
               "require_par": oidc.require_par or None, "require_dpop": oidc.require_dpop or None,
+              "require_pkce": oidc.require_pkce or None,
               "jwks": oidc.jwks, "web_origins": _web_origins(oidc)}
     return fields
 

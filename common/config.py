@@ -126,6 +126,8 @@ class Settings(BaseModel):
     session_idle_timeout: int = Field(default=1800, ge=60)
     session_max_lifetime: int = Field(default=43200, ge=60)
     refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
+    # the OpenID Provider (SPEC §14): PKCE of every app, not only of public clients and --require-pkce ones
+    oidc_require_pkce: bool = False
     # how often each process reads the security events feed while anyone waits on it (SPEC §11: an
     # app's guard refuses a revoked session's token within 1 s, this interval included)
     events_poll_interval: float = Field(default=0.5, ge=0.1, le=10)

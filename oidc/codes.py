@@ -68,7 +68,10 @@ def opened(ctx: AppContext, text: object, *, now: int) -> Code | None:
     if not isinstance(data.get("exp"), int) or data["exp"] <= now:
         return None
     data.setdefault("issued_ms", (data["exp"] - CODE_TTL) * 1000)  # sealed by an earlier release
-    return Code(**{k: v for k, v in data.items() if k in Code.__dataclass_fields__})
+    try:
+        return Code(**{k: v for k, v in data.items() if k in Code.__dataclass_fields__})
+    except TypeError:  # a field missing: not a code this release can redeem
+        return None
 
 
 def _key(secret: bytes) -> bytes:

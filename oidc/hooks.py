@@ -123,7 +123,8 @@ class Hooks:
         user: SignedIn = request.user
         data, scope = request.payload.data, request.scope or ""
         code = Code(client_id=request.client.client_id, redirect_uri=data["redirect_uri"], scope=scope,
-                    code_challenge=data["code_challenge"], code_challenge_method=data["code_challenge_method"],
+                    code_challenge=data.get("code_challenge") or "",  # "": asked for without PKCE
+                    code_challenge_method=data.get("code_challenge_method") or "",
                     user_uuid=user.user_uuid, session_id=user.session_id, device_id=user.device_id,
                     auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None,
                     jkt=data.get("dpop_jkt") or None, person=_claims_of(pending, scope=scope),

@@ -93,8 +93,8 @@ class Code:
     client_id: str
     redirect_uri: str
     scope: str
-    code_challenge: str
-    code_challenge_method: str
+    code_challenge: str         # "" (and the method ""): asked for without PKCE, so redeemed without
+    code_challenge_method: str  # a code_verifier (SPEC §14, RFC 9700 §4.8.2)
     user_uuid: str
     session_id: str
     device_id: str
@@ -108,7 +108,7 @@ class Code:
     person: dict | None = None
     session_expires_epoch: int = 0
     # When it was given (ms): a redemption is refused if the person or an operator ended the app's sign-in
-    # after that (SPEC §14, oidc.hooks.save_token). A code of an earlier release: its end less CODE_TTL.
+    # after that (SPEC §14, oidc.redemption). A code of an earlier release: its end less CODE_TTL.
     issued_ms: int = 0
 
     def get_redirect_uri(self) -> str:

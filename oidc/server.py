@@ -1,14 +1,14 @@
 """Authlib's authorization server, fitted to citylogin (SPEC §14): the authorization code grant with
-PKCE (S256 only, for every client) and OpenID Connect, RFC 9207's `iss`. Authlib checks the protocol;
-the hooks below hand it citylogin's apps, codes, sessions and key ring."""
+PKCE (S256 only; required as the certified providers require it) and OpenID Connect, RFC 9207's `iss`.
+Authlib checks the protocol; the hooks below hand it citylogin's apps, codes, sessions and key ring."""
 from __future__ import annotations
 
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import (InvalidRequestError, InvalidScopeError, OAuth2Request, UnsupportedTokenTypeError,
-                                    grants)
+from authlib.oauth2.rfc6749 import (InvalidGrantError, InvalidRequestError, InvalidScopeError, OAuth2Request,
+                                    UnsupportedTokenTypeError, grants)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
@@ -25,23 +25,43 @@ from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, Held
 
 
 class S256Challenge(CodeChallenge):
-    """RFC 7636 for every client and S256 only (OAuth 2.1 §4.1.1; RFC 9700 §2.1.1): no challenge, or
-    `plain`, is refused at the authorization endpoint, before anybody signs in."""
+    """RFC 7636 as the certified providers require it (SPEC §14): of a public client, of an app added with
+    --require-pkce, or of every app by the operator's setting; a confidential client may omit it. S256 only
+    (RFC 9700 §2.1.1). Whatever was asked is enforced (RFC 9700 §4.8.2, no downgrade either way): a code
+    asked for with a challenge needs its verifier, one asked for without refuses any code_verifier."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 
+    def __init__(self, *, required_of_every_app: bool) -> None:
+        super().__init__(required=False)  # whom it is required of is the app's rule (required_of)
+        self.required_of_every_app = required_of_every_app
+
+    def required_of(self, client: Client) -> bool:
+        return client.app.oidc().pkce_rule(required_of_every_app=self.required_of_every_app).required
+
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
-        if not data.get("code_challenge"):
-            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
+        if "code_challenge" not in data and "code_challenge_method" not in data:
+            if self.required_of(grant.request.client):
+                raise InvalidRequestError("PKCE is required of this app: send code_challenge with "
+                                          "code_challenge_method=S256.")
+            return
         if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256.")
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge'")
         super().validate_code_challenge(grant, redirect_uri)
 
     def validate_code_verifier(self, grant: Any, result: Any) -> None:
-        if not grant.request.form.get("code_verifier"):
-            raise InvalidRequestError("Missing 'code_verifier'")
-        super().validate_code_verifier(grant, result)
+        request = grant.request
+        if not request.authorization_code.code_challenge:
+            if "code_verifier" in request.form:
+                raise InvalidGrantError("This code was asked for without a code_challenge: a code_verifier "
+                                        "cannot redeem it (RFC 9700 section 4.8.2).")
+            if self.required_of(request.client):  # the app's rule changed since: it asks for PKCE now
+                raise InvalidGrantError("This code was asked for without PKCE, which this app requires.")
+            return
+        super().validate_code_verifier(grant, result)  # its verifier required (invalid_request), and matching
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):
@@ -205,7 +225,8 @@ class Provider(AuthorizationServer):
         self._save_token = hooks.save_token
         self.register_token_generator("default", hooks.tokens)
         self.id_token = IdToken(self)
-        self.register_grant(CodeGrant, [S256Challenge(required=True), self.id_token])
+        pkce = S256Challenge(required_of_every_app=ctx.settings.oidc_require_pkce)
+        self.register_grant(CodeGrant, [pkce, self.id_token])
         self.register_grant(RefreshGrant)
         self.register_grant(AdminCredentials)
         self.register_endpoint(Revocation)
