@@ -25,6 +25,7 @@ CODE_REPLAY = "code_replay"       # a code presented again after it was redeemed
 REVOKED_BY_APP = "revoked"        # RFC 7009: the app asked; it is not told by back channel
 CONSENT_WITHDRAWN = "consent_withdrawn"  # the person took back their consent on the Account page
 SIGNED_OUT_BY_PERSON = "signed_out"  # the person signed the app out of one session (the Sessions tab)
+REPLACED = "replaced"             # the app signed the person in again on the session: a new grant
 # The person's own endings: a code given before one of them gives nothing (SPEC §14, oidc.redemption).
 BY_PERSON = frozenset({CONSENT_WITHDRAWN, SIGNED_OUT_BY_PERSON})
 # Revocations the app did not ask for: told at once by back channel, so the session's later end tells it

@@ -144,14 +144,16 @@ class GrantStore:
     def _key(self, session_id: str, client_id: str) -> dict[str, Any]:
         return {"session_id": {"S": session_id}, "client_id": {"S": client_id}}
 
-    def redeem_item(self, grant: Grant, *, request_digest: str, now: int, expires_epoch: int,
-                    issued_ms: int) -> dict[str, Any]:
+    def redeem_item(self, grant: Grant, *, request_digest: str, now: int, expires_epoch: int, issued_ms: int,
+                    replacing: str | None) -> dict[str, Any]:
         """A TransactWriteItems entry (beside the session's liveness check and the request's redemption
         mark, which makes a code good once) recording the grant a code of the authorization request
         `request_digest` gives: every field anew, which replaces the app's earlier grant on the session,
-        revoked or not, and with it that one's refresh tokens and key. Refused if the person ended the
-        app's sign-in on the session (PERSON_ENDED, which a new grant keeps) after the code was given,
-        `issued_ms` (SPEC §14: what the person ended stays ended)."""
+        revoked or not, and with it that one's refresh tokens and key. Refused (the row as it was comes
+        with the refusal) unless the app's grant on the session is `replacing`, the live grant whose end
+        the same transaction tells (None: there is none, or it was revoked and told), and unless the
+        person ended the app's sign-in on the session (PERSON_ENDED, which a new grant keeps) only before
+        the code was given, `issued_ms` (SPEC §14: what the person ended stays ended)."""
         fields = {k: v for k, v in vars(grant).items() if v is not None and k not in _LATER_FIELDS | _KEY_FIELDS}
         fields |= {"granted_epoch": now, "expires_epoch": expires_epoch, "request_digest": request_digest,
                    dynamo.TTL_ATTRIBUTE: expires_epoch + GRANT_KEPT_SECONDS}
@@ -161,10 +163,16 @@ class GrantStore:
         update = "SET " + ", ".join(f"#f{n} = :f{n}" for n in range(len(fields)))
         update += " REMOVE " + ", ".join(f"#f{n}" for n in range(len(fields), len(names)))
         names["#ended"], values[":issued"] = PERSON_ENDED, {"N": str(issued_ms)}
+        condition = "(attribute_not_exists(#ended) OR #ended < :issued) AND "
+        if replacing is None:
+            condition += "(attribute_not_exists(grant_id) OR attribute_exists(revoked))"
+        else:
+            condition += "grant_id = :replacing AND attribute_not_exists(revoked)"
+            values[":replacing"] = {"S": replacing}
         return {"Update": {"TableName": self.table, "Key": self._key(grant.session_id, grant.client_id),
-                           "UpdateExpression": update,
-                           "ConditionExpression": "attribute_not_exists(#ended) OR #ended < :issued",
-                           "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
+                           "UpdateExpression": update, "ConditionExpression": condition,
+                           "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+                           "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
     def given_by(self, *, session_id: str, client_id: str) -> tuple[Grant | None, str | None]:
         """The app's live grant on the session and the authorization request its code came from

@@ -102,3 +102,35 @@ def test_the_guard_refuses_an_ended_grants_tokens_and_passes_the_apps_new_sign_i
         assert device.request("GET", "/session/me").status_code == 200, "the session goes on"
         assert requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {others['access_token']}"},
                             timeout=10).status_code == 200
+
+
+def test_the_guard_refuses_a_replaced_grants_tokens_as_userinfo_does(provider):
+    """SPEC §14: the app signing the person in again on the same session replaces its grant; the old grant's
+    access tokens are refused by the guard (its feed names the grant) as by userinfo and introspection, and
+    the new grant's pass everywhere."""
+    url, notes, diary, device = provider
+    with Guard(url, notes.app.client_id, notes.client_secret, audience=notes.app.client_id,
+               leeway=LEEWAY) as guard:
+        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+        since = guard._feed.listening_since
+        assert since is not None
+        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
+        first = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        principal = guard.verify(f"Bearer {first['access_token']}")
+        second = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+
+        wait_until(lambda: refused_code(guard, first["access_token"]) == "session_revoked", timeout=10,
+                   what="the replaced grant's access token refused by the guard")
+        assert _refusal(guard, first["access_token"]) == ("session_revoked", "replaced")
+        grant_id = principal.claims["jti"].split(".")[0]
+        assert grant_id in guard.ended_grants, "heard from the feed, not by introspection"
+        assert guard.verify(f"Bearer {second['access_token']}").session_id == device.session_id
+        for token, status, active in ((first, 401, False), (second, 200, True)):
+            assert requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"},
+                                timeout=10).status_code == status
+            assert requests.post(url + "/session/introspect", data={"token": token["access_token"]}, timeout=10,
+                                 auth=(diary.app.client_id, diary.client_secret)).json()["active"] is active
+        assert [(e["subject"]["session"]["id"], e[GRANT_CLAIM]) for e in _polled(url, notes)] == \
+            [(device.session_id, grant_id)]
+        assert _polled(url, diary) == [], "another app's feed never hears of it"
+        assert _refresh(url, notes, first["refresh_token"]).json()["error"] == "invalid_grant"

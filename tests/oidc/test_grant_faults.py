@@ -291,3 +291,37 @@ def test_a_consent_withdrawal_cut_short_is_finished_by_the_retry_and_codes_befor
     assert device.request("DELETE", f"/account/consents/{credentials.app.client_id}").status_code == 204
     assert _state(ctx, device, credentials)[1:] == (grants.CONSENT_WITHDRAWN, 1)
     assert device.request("DELETE", f"/account/consents/{credentials.app.client_id}").status_code == 404
+
+
+def test_a_new_sign_in_failing_at_each_write_replaces_the_grant_with_its_event_or_not_at_all(provider):
+    """SPEC §14: the app signing the person in again replaces its grant and tells the old one's end (to its
+    guards) in one transaction: after each fault, the old grant holds with no event, or the new one with
+    exactly one event of the old one's end."""
+    url, ctx, _, credentials, device = provider
+    signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    old = grants.store(ctx).get(session_id=device.session_id, client_id=credentials.app.client_id)
+    assert old is not None
+    code = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope="openid offline_access")
+
+    def replaced() -> tuple[bool, int]:
+        held = grants.store(ctx).get(session_id=device.session_id, client_id=credentials.app.client_id)
+        assert held is not None
+        told = [e for e in sessions.events_after(ctx, "0") if e.grant_id == old.grant_id]
+        assert all(e.reason == grants.REPLACED for e in told)
+        return held.grant_id != old.grant_id, len(told)
+
+    client = ctx.dynamodb
+    for at in range(1, 10):
+        failing = ctx.dynamodb = FailingAt(client, at)
+        try:
+            answer = _redeem(url, credentials, *code)
+        finally:
+            ctx.dynamodb = client
+        assert replaced() in ((False, 0), (True, 1)), at
+        if failing.writes < at:
+            assert answer.status_code == 200, answer.text
+            break
+        assert answer.status_code == 503, (at, answer.text)
+    else:
+        raise AssertionError("a redemption made more than 9 writes")
+    assert replaced() == (True, 1)
