@@ -28,9 +28,14 @@ LEEWAY = 0.3  # one host, one clock
 
 
 @pytest.fixture
-def provider(make_server):
+def served(make_server):
     # No grace: a refresh token used again once the second of its rotation is over is a late reuse.
-    url, ctx = make_server(host_name="127.0.0.1", refresh_reuse_grace=0, events_poll_interval=0.1)
+    return make_server(host_name="127.0.0.1", refresh_reuse_grace=0, events_poll_interval=0.1)
+
+
+@pytest.fixture
+def provider(served):
+    url, ctx = served
     notes, diary = (apps.add_app(ctx, name=name, push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
                     for name in ("Notes", "Diary"))
     device = register_device(url)
@@ -134,3 +139,42 @@ def test_the_guard_refuses_a_replaced_grants_tokens_as_userinfo_does(provider):
             [(device.session_id, grant_id)]
         assert _polled(url, diary) == [], "another app's feed never hears of it"
         assert _refresh(url, notes, first["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_a_removed_apps_tokens_are_refused_everywhere_within_two_seconds(provider, served):
+    """SPEC §14: an operator removes the app; within 2 s its access tokens are refused by its guard (its
+    held poll is answered 401, and the guard stops vouching: introspection refuses them), by userinfo and
+    by introspection, and the person's Sessions tab no longer lists it; the session and the other app go on."""
+    url, notes, diary, device = provider
+    with Guard(url, notes.app.client_id, notes.client_secret, audience=notes.app.client_id,
+               leeway=LEEWAY) as guard:
+        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+        since = guard._feed.listening_since
+        assert since is not None
+        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
+        tokens = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        others = signed_in_tokens(url, diary, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        assert guard.verify(f"Bearer {tokens['access_token']}").session_id == device.session_id
+        wait_until(lambda: guard._feed.heard_at is not None and time.monotonic() - guard._feed.heard_at > 0.5,
+                   timeout=10, what="the guard's poll held by citylogin")
+
+        def userinfo(token: dict) -> int:
+            return requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"},
+                                timeout=10).status_code
+
+        def active(token: dict) -> bool:
+            return requests.post(url + "/session/introspect", data={"token": token["access_token"]}, timeout=10,
+                                 auth=(diary.app.client_id, diary.client_secret)).json()["active"]
+
+        def listed() -> set[str]:
+            return {a["client_id"] for s in device.list_sessions() if s["current"] for a in s["apps"]}
+        assert listed() == {notes.app.client_id, diary.app.client_id}
+
+        apps.remove_app(served[1], client_id=notes.app.client_id)
+        removed = time.monotonic()
+        wait_until(lambda: refused_code(guard, tokens["access_token"]) is not None, timeout=2,
+                   what="the removed app's token refused by its guard")
+        wait_until(lambda: userinfo(tokens) == 401 and not active(tokens), timeout=2 - (time.monotonic() - removed),
+                   what="the removed app's token refused by userinfo and introspection")
+        assert listed() == {diary.app.client_id}
+        assert userinfo(others) == 200 and active(others) and device.request("GET", "/session/me").status_code == 200

@@ -254,7 +254,9 @@ def _consented_code(host: str, app: dict, device) -> tuple[str, str]:
 def test_what_the_person_or_an_operator_ended_on_one_process_stays_ended_on_the_other(deployment):
     """SPEC §14: a code the first process gave before the person signed its app out of the session or
     withdrew its consent on the other, or before an operator removed the app there, gives nothing at the
-    first (invalid_grant, or invalid_client once its registry copy lost the app), and makes no grant."""
+    first (invalid_grant, or invalid_client once its registry copy lost the app), and makes no grant; the
+    removed app's tokens are refused by both processes' userinfo and introspection within the registry's
+    bound, and the Sessions tab no longer lists it."""
     first, other = deployment.hosts
     added = _admin(other, deployment.apps["robot"], "POST", "/admin/apps", json={
         "name": "ending", "redirect_uris": [REDIRECT], "consent": True})
@@ -280,7 +282,15 @@ def test_what_the_person_or_an_operator_ended_on_one_process_stays_ended_on_the_
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant"), refused.text
     assert not any(a["client_id"] == app["client_id"] for s in device.list_sessions() for a in s["apps"])
 
+    held = _redeem(other, app, *_consented_code(first, app, device)).json()
     waiting = _consented_code(first, app, device)
     assert _admin(other, deployment.apps["robot"], "DELETE", f"/admin/apps/{app['client_id']}").status_code == 204
     refused = _redeem(first, app, *waiting)
     assert (refused.status_code, refused.json()["error"]) in ((400, "invalid_grant"), (401, "invalid_client"))
+    time.sleep(FRESH_SECONDS)  # every process's registry copy has lost the app by now (apps.registry)
+    mail = deployment.apps["mail"]
+    for host in deployment.hosts:  # the removed app's tokens, refused by userinfo and introspection everywhere
+        assert _userinfo(host, held) == 401
+        assert requests.post(host + "/session/introspect", data={"token": held["access_token"]}, timeout=10,
+                             auth=(mail["client_id"], mail["client_secret"])).json() == {"active": False}
+    assert not any(a["client_id"] == app["client_id"] for s in device.list_sessions() for a in s["apps"])
