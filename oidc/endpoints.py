@@ -12,9 +12,10 @@ from werkzeug.wrappers import Response
 from accounts import service as accounts
 from apps.registry import current_app
 from common.batch_read import KeyRead
+from common.caller import current_caller
 from common.context import AppContext
 from oidc import claims as user_claims
-from oidc import grants, par, request_checks, token_binding
+from oidc import grants, par, refusals, request_checks, request_limits, token_binding
 from oidc import logout as rp_logout
 from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON, AuthorizationRefused
@@ -46,9 +47,11 @@ def push_request(offer: ProofOffer | None) -> Response:
                 raise token_binding.InvalidDpopProofError("dpop_jkt differs from the proof's key.")
             form["dpop_jkt"] = key
         server.get_consent_grant(request=authorization_request(ctx, form), end_user=Pending())
+        answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx),
+                                   counter=request_limits.counted(ctx, kind=request_limits.PAR,
+                                                                  ip=current_caller().ip))
     except OAuth2Error as error:
         return _json_error(error)
-    answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx))
     return Response(json.dumps(answer), status=201, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -59,10 +62,14 @@ def _check_backchannel_request(request: OAuth2Request) -> None:
 
 
 def _json_error(error: OAuth2Error) -> Response:
-    """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints)."""
+    """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints), logged and counted
+    (oidc.refusals)."""
+    refusals.refused(error)
     status = error.status_code if error.status_code and error.status_code != 302 else 400
     body = {"error": error.error, **({"error_description": error.description} if error.description else {})}
     headers = {"Cache-Control": "no-store"}
+    if isinstance(error, request_limits.TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="citylogin"'
     return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
