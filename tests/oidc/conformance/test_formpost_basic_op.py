@@ -11,8 +11,7 @@ import pytest
 from tests.oidc.conformance.relying_party import RelyingParty, register_rp
 from tests.oidc.conformance.test_basic_op import *  # noqa: F403 (the Basic plan's modules, collected here again)
 
-pytestmark = [pytest.mark.slow, pytest.mark.skip(
-    reason="response_mode=form_post (issue 52 item 2, branch h-browser) is not on main yet")]
+pytestmark = pytest.mark.slow
 RESPONSE_MODE = "form_post"
 
 
