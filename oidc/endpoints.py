@@ -19,6 +19,7 @@ from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON, AuthorizationRefused
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.hooks import provider
+from oidc.oauth_errors import json_error
 from oidc.server import CodeGrant
 from sessions import service as sessions
 from sessions.binding import ProofOffer
@@ -46,7 +47,7 @@ def push_request(offer: ProofOffer | None) -> Response:
             form["dpop_jkt"] = key
         server.get_consent_grant(request=authorization_request(ctx, form), end_user=Pending())
     except OAuth2Error as error:
-        return _json_error(error)
+        return json_error(error)
     answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx))
     return Response(json.dumps(answer), status=201, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
@@ -55,16 +56,6 @@ def _check_backchannel_request(request: OAuth2Request) -> None:
     """The standard's refusals at the token, PAR and revocation endpoints, before Authlib reads the
     request: its parameters (query and body, as Authlib reads them) and its client authentication."""
     request_checks.check_backchannel_request(request.payload.data, authorization=request.headers.get("Authorization"))
-
-
-def _json_error(error: OAuth2Error) -> Response:
-    """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints)."""
-    status = error.status_code if error.status_code and error.status_code != 302 else 400
-    body = {"error": error.error, **({"error_description": error.description} if error.description else {})}
-    headers = {"Cache-Control": "no-store"}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="citylogin"'
-    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
 def token_response(offer: ProofOffer | None) -> Response:
@@ -78,7 +69,7 @@ def token_response(offer: ProofOffer | None) -> Response:
         _check_backchannel_request(request)
         key = token_binding.proven_key(ctx, offer)
     except OAuth2Error as error:
-        return _json_error(error)
+        return json_error(error)
     with token_binding.proving(key):
         return server.create_token_response(request)
 
@@ -139,5 +130,5 @@ def revocation_response() -> Response:
     try:
         _check_backchannel_request(server.create_oauth2_request(None))
     except OAuth2Error as error:
-        return _json_error(error)
+        return json_error(error)
     return server.create_endpoint_response("revocation")
