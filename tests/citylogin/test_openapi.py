@@ -12,6 +12,8 @@ from openapi_spec_validator import validate
 SERVICES = ["citylogin.app", "registration.app_registration", "login_app.app_login",
             "session_manager.app_session_manager", "device_manager.app_device_manager"]
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+OAUTH_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}
+OAUTH_ENDPOINTS = {"/oidc/token", "/oidc/revoke", "/oidc/par"}
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +50,10 @@ def test_every_operation_documents_its_success_and_its_problems(documents, servi
             [media] = success["content"].values()
             assert media["schema"], label
         errors = {s: r for s, r in op["responses"].items() if not s.startswith("2") and s != "303"}
-        # 414 comes from the HTTP server, before the app: documented, with the server's own body.
-        assert all(r["content"] == PROBLEM for s, r in errors.items() if s != "414"), label
+        # 414 comes from the HTTP server, before the app: documented, with the server's own body. The
+        # back-channel endpoints of the OpenID Provider answer RFC 6749 §5.2's JSON errors instead.
+        format_ = OAUTH_ERROR if label.split(" ")[1] in OAUTH_ENDPOINTS else PROBLEM
+        assert all(r["content"] == format_ for s, r in errors.items() if s != "414"), label
         assert "content" not in errors.get("414", {}), label
         if "security" in op:
             assert "401" in errors, label
