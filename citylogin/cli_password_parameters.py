@@ -59,10 +59,9 @@ def _unmoved(action: Callable[[], T]) -> T:
 
 def _not_written(refusal) -> str:
     """Why `record` did not write a set, in the words of the one who ran it."""
-    from common.password_parameter_store import COST_FACTOR, MAX_SETS, TOO_COSTLY, TOO_MANY
+    from common.password_parameter_store import MAX_SETS, TOO_MANY
 
-    why = {TOO_COSTLY: f"a check of it costs more than {COST_FACTOR} × one of the current set ({refusal.detail})",
-           TOO_MANY: f"{MAX_SETS} sets are recorded already (the current one included): `citylogin "
+    why = {TOO_MANY: f"{MAX_SETS} sets are recorded already (the current one included): `citylogin "
                      "password-parameters retire` removes those no stored hash uses"}
     return f"  {refusal.name}: " + why.get(refusal.reason, "beyond what the settings accept")
 
@@ -82,7 +81,7 @@ def password_parameters() -> None:
 def list_sets() -> None:
     """Each recorded set, when a process first and last hashed with it, and its stored hashes (a scan);
     then every record refused (unsealed, edited, beyond the bounds...) and why."""
-    from common.password_parameter_store import RecordedSet, bounded, key_of
+    from common.password_parameter_store import RecordedSet, bounded, costly_note, key_of
 
     settings = command_settings()
     with _census(settings) as (store, count_hashes):
@@ -93,6 +92,9 @@ def list_sets() -> None:
         mark = "current" if parameters == current else ""
         click.echo(f"{key_of(parameters):22} {mark:8} hashes {counts.get(parameters, 0):>8}  "
                    f"first used {_day(record.first_used)}  last used {_day(record.last_used)}")
+        note = costly_note(parameters, current=current)
+        if note is not None:
+            click.echo(f"  costly: {note}")
     for parameters in sorted(set(counts) - loaded.listed.sets):
         click.echo(f"{key_of(parameters):22} {'':8} hashes {counts[parameters]:>8}  not recorded: "
                    "`citylogin password-parameters record`")
@@ -106,8 +108,9 @@ def record_sets(yes: bool) -> None:
     (hashes made by a release that recorded none, or imported), so that every process verifies it from
     its next reload; write again a record or the manifest that was lost. Unsealed records (the previous
     release's) that no stored hash uses are sealed once you confirm them. A set beyond the bounds (more
-    than 8, or costlier than 4 × the current set) is not recorded, and the command fails naming it."""
-    from common.password_parameter_store import key_of
+    than 8, or beyond the settings) is not recorded, and the command fails naming it; one costlier than
+    4 × the current set is recorded (parity comes first) and what it adds to every check is shown."""
+    from common.password_parameter_store import costly_note, key_of
     from common.password_parameters import record_found
 
     def confirm(unsealed: list) -> bool:
@@ -124,6 +127,9 @@ def record_sets(yes: bool) -> None:
                                                   confirm=confirm))
     for parameters in done.recorded:
         click.echo(f"{key_of(parameters):22} recorded, sealed: {counts.get(parameters, 0)} stored hashes use it")
+        note = costly_note(parameters, current=_current(settings))
+        if note is not None:
+            click.echo(f"  costly: {note}")
     for record in done.left_unsealed:
         click.echo(f"{key_of(record.parameters):22} left unsealed: no process verifies it "
                    "(`citylogin password-parameters retire` removes it)")

@@ -39,7 +39,9 @@ MANIFEST_KEY_ID = "meta#manifest"
 # What the settings accept (common.config): a set beyond them is never verified on every check.
 MAX_PARAMETERS: Argon2Parameters = (20, 4194304, 16)
 MAX_SETS = 8  # every check verifies each set once: at most this many, the current one included
-COST_FACTOR = 4  # no set costs a check more than this many times the current set (see `cost`)
+# A set costlier than this many times the current one (see `cost`) is reported once per process: sealed,
+# it is verified all the same (parity first, SPEC §6); met in a stored hash, it is not recorded on its own.
+COST_FACTOR = 4
 _MARK = b"password-parameter-set"  # what a record seals: it has no secret, the seal is its proof
 _VERSION, _SETS, _SEALED, _WITH = "list_version", "list_sets", "sealed_", "sealed_with"
 
@@ -132,8 +134,8 @@ _REASONS = {
                      "(version {}): deleted or put back without the key-encryption key; the records' sealed "
                      "list holds (`citylogin password-parameters record` writes it again)",
     UNUSABLE: "names no Argon2id parameter set: refused",
-    TOO_COSTLY: f"costs more than {COST_FACTOR} × the current set ({{}}): refused, not verified on password checks "
-                "(declare it in CITYLOGIN_ARGON2_LEGACY_PARAMETERS if stored hashes really use it)",
+    TOO_COSTLY: f"costs more than {COST_FACTOR} × the current set ({{}}): met in a stored hash, not recorded on its "
+                "own; `citylogin password-parameters record` records it if stored hashes really use it",
     TOO_MANY: f"is beyond the {MAX_SETS} sets a password check verifies (the current one and the cheapest "
               "others): refused (`citylogin password-parameters retire` removes those no stored hash uses)",
     BEYOND_SETTINGS: "is beyond what the settings accept: refused, not verified on password checks",
@@ -155,23 +157,41 @@ class LoadedSets:
         return any(refusal.reason in (MISSING, MANIFEST_BEHIND) for refusal in self.refused)
 
 
-def beyond_bounds(parameters: Argon2Parameters, *, current: Argon2Parameters, count: int) -> Refusal | None:
+def beyond_bounds(parameters: Argon2Parameters, *, current: Argon2Parameters, count: int,
+                  costly: bool = True) -> Refusal | None:
     """Why a process of `current` set that knows `count` sets (its own included) must not verify
-    `parameters` too; None if it may."""
+    `parameters` too; None if it may. A set costlier than COST_FACTOR × the current one is refused only
+    without `costly` (a set met in a stored hash, which no one with the key vouched for)."""
     if not acceptable(parameters):
         return Refusal(key_of(parameters), BEYOND_SETTINGS)
-    if cost(parameters) > COST_FACTOR * cost(current):
-        return Refusal(key_of(parameters), TOO_COSTLY,
-                       f"t × m = {cost(parameters)}; the current set {key_of(current)}: {cost(current)}")
+    if not costly and cost(parameters) > COST_FACTOR * cost(current):
+        return Refusal(key_of(parameters), TOO_COSTLY, _costs(parameters, current))
     if count >= MAX_SETS:
         return Refusal(key_of(parameters), TOO_MANY)
     return None
 
 
+def _costs(parameters: Argon2Parameters, current: Argon2Parameters) -> str:
+    return f"t × m = {cost(parameters)}; the current set {key_of(current)}: {cost(current)}"
+
+
+def costly_note(parameters: Argon2Parameters, *, current: Argon2Parameters) -> str | None:
+    """What verifying `parameters` adds to every password check, if it costs more than COST_FACTOR ×
+    the current set, and how to retire it; None for a set within that."""
+    if cost(parameters) <= COST_FACTOR * cost(current):
+        return None
+    return (f"Argon2id parameters {key_of(parameters)} cost {cost(parameters) / cost(current):.1f} × the current "
+            f"set {key_of(current)} ({_costs(parameters, current)}): every password check verifies them too, so "
+            f"that a dormant account of that set costs what an unknown name costs, which adds about "
+            f"{cost(parameters) / cost(current):.1f} × a current check's work to every check. Rehash on login moves "
+            "each account to the current set at its next login; once `citylogin password-parameters list` shows "
+            "no hashes left of it, `citylogin password-parameters retire` removes it")
+
+
 def bounded(sets: Iterable[Argon2Parameters], *, current: Argon2Parameters
             ) -> tuple[list[Argon2Parameters], list[Refusal]]:
-    """The sets a process of `current` verifies: its own, then the others cheapest first while within
-    the bounds; a Refusal for each of the others."""
+    """The sets a process of `current` verifies, whatever each costs (parity first, SPEC §6): its own,
+    then the others cheapest first while within the settings and MAX_SETS; a Refusal for each of the others."""
     kept, refused = [current], []
     for parameters in sorted(set(sets) - {current}, key=lambda p: (cost(p), p)):
         refusal = beyond_bounds(parameters, current=current, count=len(kept))

@@ -1,19 +1,21 @@
-"""Which Argon2id parameter sets the stored password hashes may still use, known by the service
-itself (SPEC §6: a dormant account's hash of older parameters costs a check what an unknown name
-costs, with nothing declared by the operator).
+"""Which Argon2id parameter sets the stored password hashes may still use, known by the service itself
+(SPEC §6: a dormant account's hash of older parameters costs a check what an unknown name costs, with
+nothing declared by the operator).
 
 Every set a process hashes with is recorded in the key_ring table (common.password_parameter_store),
 sealed under the key-encryption key, at the process's start, before it can hash, and again every
 HEARTBEAT_SECONDS while it runs. Every process reads all records at start and once per
-CITYLOGIN_KEY_RING_RELOAD_SECONDS (on the key ring's refresher thread) and its PasswordHasher verifies
-a dummy of each set of the newest sealed list on every check, within the bounds (at most MAX_SETS, none
-costlier than COST_FACTOR × its own set). A record put or edited without the key-encryption key, one
-beyond the bounds, a deleted one and the like are reported once each as an ERROR naming the record;
-none is learnt, none ever fails a check, and a deleted set stays verified (it is still in the sealed
-list). A set met in a stored hash and not known (a hash imported from elsewhere) is recorded then,
-within the bounds; `citylogin password-parameters record` records at once every set the stored hashes
-use (and seals the previous release's records the operator confirms). `citylogin password-parameters
-retire` removes the record of a set that no stored hash uses and no process has hashed with for
+CITYLOGIN_KEY_RING_RELOAD_SECONDS (on the key ring's refresher thread) and its PasswordHasher verifies a
+dummy of each set of the newest sealed list on every check, whatever it costs (parity comes first),
+within the settings and MAX_SETS; one costlier than COST_FACTOR × its own set is reported once as a
+WARNING with what it adds to every check and how to retire it. A record put or edited without the
+key-encryption key, one beyond the bounds, a deleted one and the like are reported once each as an ERROR
+naming the record; none is learnt, none ever fails a check, and a deleted set stays verified (it is
+still in the sealed list). A set met in a stored hash and not known (a hash imported from elsewhere) is
+recorded then, within the bounds and no costlier than COST_FACTOR × the current set (nobody with the key
+vouched for it); `citylogin password-parameters record` records at once every set the stored hashes use
+(and seals the previous release's records the operator confirms). `citylogin password-parameters retire`
+removes the record of a set that no stored hash uses and no process has hashed with for
 RETIRE_AFTER_SECONDS (`retire_unused`); a running process forgets nothing, a process started later does
 not pay for it."""
 from __future__ import annotations
@@ -31,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from common.crypto import Argon2Parameters, PasswordHasher
 from common.log_bursts import BurstLog
 from common.password_parameter_store import (BEYOND_SETTINGS, LoadedSets, PasswordParameterStore, RecordedSet, Refusal,
-                                             SetsMoved, acceptable, beyond_bounds, bounded, key_of)
+                                             SetsMoved, acceptable, beyond_bounds, bounded, costly_note, key_of)
 from common.ring_refresher import KeyRingRefresher
 from common.thread_kind import scheduled_thread
 
@@ -46,6 +48,7 @@ MANY_SETS = 4  # more than this and every check verifies that many hashes: worth
 CHANGE_ATTEMPTS = 10
 CHANGE_PAUSE_SECONDS = 0.05
 THREAD_NAME = "citylogin-password-parameters"
+COSTLY = "costly"  # a set verified that costs more than COST_FACTOR × the process's own: warned once
 
 
 # --- adding sets ------------------------------------------------------------------------------
@@ -59,13 +62,14 @@ class Added:
 
 
 def add_sets(store: PasswordParameterStore, wanted: Iterable[Argon2Parameters], *, current: Argon2Parameters,
-             now: int, rewrite: bool = False) -> Added:
+             now: int, rewrite: bool = False, costly: bool = True) -> Added:
     """Record each of `wanted` that has no sealed record (a new set, or a listed one whose record was
-    lost or is unsealed) in one change, unless it is beyond the bounds of a process of `current`;
-    with `rewrite`, also when none is missing but a listed record or the manifest was lost."""
+    lost or is unsealed) in one change, unless it is beyond the bounds of a process of `current` (without
+    `costly`, a set costlier than COST_FACTOR × `current` is too); with `rewrite`, also when none is
+    missing but a listed record or the manifest was lost."""
     for _ in range(CHANGE_ATTEMPTS):
         loaded = store.load()
-        adding, refused = _addable(loaded, list(dict.fromkeys(wanted)), current=current)
+        adding, refused = _addable(loaded, list(dict.fromkeys(wanted)), current=current, costly=costly)
         if not adding and not (rewrite and loaded.needs_rewrite()):
             return Added(loaded, refused)
         try:
@@ -82,7 +86,7 @@ def _pause() -> None:
     time.sleep(random.uniform(0, CHANGE_PAUSE_SECONDS))  # noqa: S311 - a spread in time, not a secret
 
 
-def _addable(loaded: LoadedSets, wanted: list[Argon2Parameters], *, current: Argon2Parameters
+def _addable(loaded: LoadedSets, wanted: list[Argon2Parameters], *, current: Argon2Parameters, costly: bool
              ) -> tuple[list[Argon2Parameters], list[Refusal]]:
     """The sets of `wanted` to write (a listed one whose record is lost is written again, whatever
     the bounds: the sealed list vouches for it), and a Refusal for each beyond the bounds."""
@@ -91,7 +95,7 @@ def _addable(loaded: LoadedSets, wanted: list[Argon2Parameters], *, current: Arg
         if parameters in loaded.records:
             continue
         refusal = None if parameters in loaded.listed.sets else beyond_bounds(
-            parameters, current=current, count=len(known - {parameters}))
+            parameters, current=current, count=len(known - {parameters}), costly=costly)
         if refusal is None:
             adding.append(parameters)
             known.add(parameters)
@@ -153,11 +157,20 @@ class PasswordParameters:
         kept, beyond = bounded(loaded.listed.sets, current=self._hasher.parameters)
         self._report([*loaded.refused, *refused, *beyond])
         new = self._hasher.learn(kept)
+        self._warn_costly(kept)
         known = self._hasher.known_sets()
         if new and len(known) > MANY_SETS:
             log.warning("every password check verifies %d Argon2id parameter sets (%s): `citylogin "
                         "password-parameters retire` removes those no stored hash uses", len(known),
                         "; ".join(map(key_of, known)))
+
+    def _warn_costly(self, kept: Iterable[Argon2Parameters]) -> None:
+        """One WARNING per costly set verified, for the life of the process, not one per read."""
+        for parameters in kept:
+            note = costly_note(parameters, current=self._hasher.parameters)
+            if note is not None and (key_of(parameters), COSTLY) not in self._reported:
+                self._reported.add((key_of(parameters), COSTLY))
+                log.warning("%s", note)
 
     def _report(self, refusals: Iterable[Refusal]) -> None:
         """One ERROR per record and reason for the life of the process, not one per read."""
@@ -180,11 +193,11 @@ class PasswordParameters:
         scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
         own = self._hasher.parameters
         try:
-            added = add_sets(self._store, [parameters], current=own, now=int(self._clock()))
+            added = add_sets(self._store, [parameters], current=own, now=int(self._clock()), costly=False)
         except (BotoCoreError, ClientError, SetsMoved) as exc:
             self._failures.log(logging.WARNING, "Argon2id parameters %s not recorded: %s", key_of(parameters),
                                type(exc).__name__)
-            if beyond_bounds(parameters, current=own, count=len(self._hasher.known_sets())) is None:
+            if beyond_bounds(parameters, current=own, count=len(self._hasher.known_sets()), costly=False) is None:
                 self._hasher.learn([parameters])  # by this process only, until a record says so
             return
         if parameters in added.loaded.records:

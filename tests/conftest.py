@@ -28,7 +28,7 @@ SLOW_MODULES = {
     "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
     "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout", "test_openid_client",
-    "test_two_processes", "test_native_app", "test_mixed_versions", "test_dormant_passwords",
+    "test_two_processes", "test_native_app", "test_mixed_versions", "test_dormant_passwords", "test_dormant_costly_set",
     "test_sigv4_signatures", "test_aws_walk_through", "test_dynamodb_tls", "test_dynamodb_tls_chaos"}
 # Left out of the fast tier for their time alone (half of it): races, injected faults, timing and
 # whole flows through the CLI; each package keeps faster tests of the same code in the tier.
@@ -67,6 +67,7 @@ SERIAL = {
     ("test_crypto", "test_every_check_costs_the_same_whichever_parameters_made_the_hash"),  # a time ratio
     ("test_login_failures", "test_unknown_user_costs_the_time_of_a_wrong_password"),        # a time ratio
     ("test_login_failures", "test_a_dormant_hash_of_old_parameters_costs_what_an_unknown_user_costs"),
+    ("test_dormant_costly_set", None),  # a CPU-time ratio, at argon2-cffi's default parameters (64 MiB)
     # Twenty racers for one name must never get a 503; beside busy workers sharing DynamoDB Local,
     # a racer's 8 conflict retries (common/dynamo.py) can run out, which is a 503.
     ("test_registration_service_process", "test_twenty_racing_registrations_of_one_username"),
