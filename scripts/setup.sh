@@ -2,7 +2,8 @@
 # Installs everything the project needs, idempotently: the virtual environment with the
 # pinned test dependencies (requirements-test.lock) and the project itself, DynamoDB Local
 # (npm), the npm OpenID Connect clients the interoperability tests run (tests/interop, npm ci from its
-# lock file), Mermaid for the documentation site (docs_node, npm ci), and with --browser Chromium and nginx.
+# lock file), the Django relying parties (tests/interop/django, pip from its lock file), Mermaid for the
+# documentation site (docs_node, npm ci), and with --browser Chromium, nginx, and Apache with mod_auth_openidc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +47,27 @@ if [ ! -f "$interop/node_modules/.package-lock.json" ] \
   echo "setup: installing the npm OpenID Connect clients ($interop/package-lock.json)"
   (cd "$interop" && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
-for client in openid-client oidc-client-ts; do
+for client in openid-client oidc-client-ts express express-openid-connect @auth/express; do
   [ -f "$interop/node_modules/$client/package.json" ] || die "npm $client did not install in $interop"
+done
+
+# The Django relying parties (tests/interop/django), unmodified, in a virtual environment of their own
+# (Django has no place in the service's), pinned by their lock file (SPEC §14 interoperability).
+django_rp=tests/interop/django
+django_lock="$django_rp/requirements.lock"
+django_stamp="$django_rp/.venv/.installed"
+[ -f "$django_lock" ] || die "$django_lock is missing (regenerate it with pip-compile, see $django_rp/requirements.in)"
+if [ ! -x "$django_rp/.venv/bin/python" ]; then
+  echo "setup: creating $django_rp/.venv"
+  python3 -m venv "$django_rp/.venv"
+fi
+if [ ! -f "$django_stamp" ] || [ "$django_lock" -nt "$django_stamp" ]; then
+  echo "setup: installing the Django relying parties ($django_lock)"
+  "$django_rp/.venv/bin/python" -m pip install --quiet --require-hashes -r "$django_lock"
+  touch "$django_stamp"
+fi
+for module in django mozilla_django_oidc social_django; do
+  "$django_rp/.venv/bin/python" -c "import $module" 2>/dev/null || die "$module did not install in $django_rp/.venv"
 done
 
 # Mermaid for the documentation site (mkdocs.yml): its diagrams render from this copy, not a CDN.
@@ -64,6 +84,9 @@ if [ "${1:-}" = "--browser" ]; then
   packages=()
   { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || packages+=(chromium chromium-driver)
   [ -x /usr/sbin/nginx ] || packages+=(nginx)
+  # Debian's Apache with mod_auth_openidc: a relying party at its README's minimal configuration (SPEC §14)
+  [ -x /usr/sbin/apache2 ] || packages+=(apache2)
+  [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || packages+=(libapache2-mod-auth-openidc)
   # Japanese glyphs for the Japanese pages of the web UI (their screenshots show boxes without it)
   [ -d /usr/share/fonts/opentype/noto ] || packages+=(fonts-noto-cjk)
   if [ ${#packages[@]} -gt 0 ]; then
@@ -75,5 +98,8 @@ if [ "${1:-}" = "--browser" ]; then
   fi
   [ -x /usr/bin/chromium ] || die "Chromium did not install at /usr/bin/chromium"
   [ -x /usr/sbin/nginx ] || die "nginx did not install at /usr/sbin/nginx"
+  [ -x /usr/sbin/apache2 ] || die "apache2 did not install at /usr/sbin/apache2"
+  [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] \
+    || die "libapache2-mod-auth-openidc did not install (/usr/lib/apache2/modules/mod_auth_openidc.so is missing)"
 fi
 echo "setup: ready"

@@ -219,7 +219,7 @@ async function logIn(username, password, { registered = false } = {}) {
     }
     if (result === null) say($("#login-form .note"), "web.relogin.cancelled");
     else if (result instanceof ConcurrentLogin) await resolveConflict(result);
-    else await arrive(result, { localeFromHere: registered });
+    else await arrive(result, { localeFromHere: registered, registered });
   });
 }
 
@@ -228,6 +228,7 @@ async function arrive(account, options = {}) {
   if (appSignIn?.appWaiting()) {
     rememberAccount(account);
     localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
+    if (options.registered) await appSignIn.confirmAddressFirst();
     if (await appSignIn.finishForApp()) return;
     showAuth();                               // the app wants a fresh sign-in on this device
     $("#login-username").value = account.username;

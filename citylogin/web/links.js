@@ -8,6 +8,8 @@ import { $, busy, clearMessage, modal, say, showError } from "./ui.js";
 const LINK = /^#(verify|reset|not-me)=([^\s&]+)$/;
 // An app's sign-in waiting in this tab (oidc.js keeps its request here through a reload).
 export const APP_REQUEST_KEY = "citylogin.oidc_request";
+// Where a verified address is announced to this browser's other tabs: an app's sign-in waits on it (oidc.js).
+export const ADDRESS_CONFIRMED = "citylogin.address_confirmed";
 
 let onVerified = () => {};
 const pendingTokens = new Map();   // dialog -> the token of the reset or not-me link it acts on
@@ -57,10 +59,17 @@ async function verifyEmail(token) {
   try {
     await call("POST", "/account/verify_email", { token });
     notify("web.notice.email_verified");
+    announce(ADDRESS_CONFIRMED);
     onVerified();
   } catch (error) {
     notifyError(error);
   }
+}
+
+function announce(name) {
+  const channel = new BroadcastChannel(name);
+  channel.postMessage(true);
+  channel.close();
 }
 
 function openDialog(dialog, token) {

@@ -8,8 +8,9 @@
 
 import { authCall, call, citylogin } from "./api.js";
 import { setText } from "./i18n.js";
-import { APP_REQUEST_KEY as REQUEST_KEY } from "./links.js";   // kept through a reload, registering, pairing
-import { $, modal, say, tx } from "./ui.js";
+// REQUEST_KEY: kept through a reload, registering, pairing
+import { ADDRESS_CONFIRMED, APP_REQUEST_KEY as REQUEST_KEY } from "./links.js";
+import { $, clearMessage, modal, say, showError, tx } from "./ui.js";
 const REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const KNOWN_SCOPES = ["openid", "profile", "email", "offline_access"];
 
@@ -75,6 +76,50 @@ export async function finishForApp() {
   }
   if (answer !== DECLINED) leaveFor(answer.redirect_to);
   return true;
+}
+
+/** A new account signing in for an app that asked for `email`: apps are told an address only once it
+ * is verified (SPEC §14 Userinfo), and an app that keys its people by e-mail (mozilla-django-oidc)
+ * refuses one without it, saying nothing. So the person is asked first to open the link just mailed;
+ * the question closes by itself when the link is opened, in this tab or another of this browser
+ * (links.js tells them), and the person may go on without it. */
+export async function confirmAddressFirst() {
+  if (!pending.interaction.scopes.includes("email")) return;
+  let account;
+  try {
+    account = await authCall("GET", "/account");
+  } catch {
+    return;                                       // unknown: the sign-in goes on, as it would without asking
+  }
+  if (account.email_verified) return;
+  const dialog = $("#verify-first-dialog");
+  const note = $("#verify-first-note");
+  setText($("#verify-first-message"), "web.oidc.verify_message",
+    { app: pending.interaction.client_name, email: account.email });
+  clearMessage(note);
+  const confirmed = new BroadcastChannel(ADDRESS_CONFIRMED);
+  let heard = false;                              // also while the dialog is closed for a moment (resending)
+  confirmed.onmessage = () => { heard = true; dialog.close("confirmed"); };
+  try {
+    while (!heard) {
+      const choice = await modal(dialog);
+      if (choice !== "resend" && choice !== "check") return;      // confirmed, or going on without it
+      try {
+        if (choice === "resend") {
+          await authCall("POST", "/account/verify_email/resend");
+          say(note, "web.oidc.verify_sent");
+        } else if ((await authCall("GET", "/account")).email_verified) {
+          return;
+        } else {
+          say(note, "web.oidc.verify_not_yet");
+        }
+      } catch (error) {
+        showError(note, error);                   // a refusal (too many links) says its own code
+      }
+    }
+  } finally {
+    confirmed.close();
+  }
 }
 
 const DECLINED = Symbol("declined");

@@ -1,0 +1,37 @@
+"""A notifier back end that keeps what the service sends (SPEC §7), so that a test can open the link
+in a message as the person would."""
+from __future__ import annotations
+
+import re
+import threading
+
+from tests.support.waiting import wait_until
+
+LINKS = {"verify_email": re.compile(r"/#verify=[A-Za-z0-9_-]+"),
+         "password_reset": re.compile(r"/#reset=[A-Za-z0-9_-]+")}
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+        self._lock = threading.Lock()
+
+    def send(self, message) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def link(self, base_url: str, event: str, email: str, *, timeout: float = 10) -> str:
+        """The link (base_url + `/#...`) in the last `event` message to `email`, waited for a little:
+        some are sent off the response path."""
+        def last() -> str | None:
+            with self._lock:
+                bodies = [m.body for m in self.messages if m.event == event and m.email == email]
+            return bodies[-1] if bodies else None
+        body = wait_until(last, timeout=timeout, what=f"a {event} message to {email}")
+        found = LINKS[event].search(body)
+        assert found, body
+        return base_url + found.group(0)
+
+    def count(self, event: str, email: str) -> int:
+        with self._lock:
+            return sum(1 for m in self.messages if m.event == event and m.email == email)
