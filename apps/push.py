@@ -16,16 +16,35 @@ OpenID Connect Back-Channel Logout tokens (oidc.backchannel) ride the same machi
 its own cursor, acknowledgements and lease per app.
 
 Each app's failure is its own: an app whose delivery raises is backed off and logged, and the others
-are pushed to as before (a record that cannot be read is never listed: apps.store)."""
+are pushed to as before (a record that cannot be read is never listed: apps.store).
+
+Retries and recovery. A failed delivery backs the app off (1 s doubling to
+CITYLOGIN_SSF_PUSH_BACKOFF_MAX, 5 minutes by default, jittered), but a backoff only spaces out the
+retries of what is already pending: each read of the feed that brings new events gives every backed-off
+app a prompt try at once. That try is the app's whole pending batch from its cursor, oldest first, the
+same push as any other: the backlog goes first and the new event right after it, so an app that answers
+again hears the new logout within the feed's interval plus the time its backlog takes, and in the
+stream's order (the order is the feed's, as for an app that never failed; the price of the order is that
+a long backlog comes before the new event, at a few milliseconds an event). If the app is still down the
+try ends at its first failure (one refused connection, or one PUSH_TIMEOUT) and the backoff grows.
+
+What a dead app costs the others. The pusher thread only decides (leases, what is due) and hands each
+push to a worker: at most one push per app in flight, so a dead app has at most one try running however
+many events come, one per feed read that brings any. Apps whose last push failed are pushed by workers of
+their own (RETRY_WORKERS), apart from the healthy apps' (PUSH_WORKERS): a dead or hung app's timeouts
+never hold up a push to an app that answers, except for its one first failure, which it spends as a
+healthy app. What is left: an app back from an outage is tried on the retry workers, so with more
+than RETRY_WORKERS other apps hanging at that moment its try waits for one of theirs to time out."""
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 import requests
 
@@ -47,7 +66,8 @@ LEASE_SECONDS = 30.0
 RENEW_SECONDS = 10.0
 BATCH = 50
 PUSH_TIMEOUT = (2.0, 5.0)  # connect, read
-BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
+BACKOFF_FIRST = 1.0  # then doubling, up to the setting CITYLOGIN_SSF_PUSH_BACKOFF_MAX (300 s)
+PUSH_WORKERS, RETRY_WORKERS = 4, 4  # pushes at once to apps that answer, and to apps whose last push failed
 SECEVENT = "application/secevent+jwt"
 
 
@@ -95,15 +115,46 @@ class _Target:
     app: AppRecord
     lease_until: float = 0.0
     due: bool = True           # push at the next turn: new events, a backoff over, or a new lease
+    fresh: bool = False        # new events since the last push began: push now, backed off or not
+    busy: bool = False         # a worker is pushing to it (one push per app at a time)
     failures: int = 0
     retry_at: float = 0.0
     errors: BurstLog | None = None  # this app's unexpected failures, one line per burst
+    http: requests.Session = field(default_factory=requests.Session)  # its own connections
+
+
+class _Workers:
+    """A few daemon threads that run `work` on the targets handed to them, in the order handed."""
+
+    def __init__(self, name: str, count: int, work: Callable[[_Target], None]) -> None:
+        self.name, self.count, self.work = name, count, work
+        self._queue: queue.SimpleQueue[_Target | None] = queue.SimpleQueue()
+        self._started = False
+
+    def put(self, target: _Target) -> None:
+        if not self._started:  # a process with no push app starts none
+            self._started = True
+            for number in range(self.count):
+                threading.Thread(target=self._run, name=f"{self.name}-{number}", daemon=True).start()
+        self._queue.put(target)
+
+    def stop(self) -> None:
+        for _ in range(self.count if self._started else 0):
+            self._queue.put(None)
+
+    def _run(self) -> None:
+        scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
+        while (target := self._queue.get()) is not None:
+            self.work(target)
 
 
 class Pusher:
-    def __init__(self, ctx: AppContext, *, interval: float, channel: Channel | None = None) -> None:
+    def __init__(self, ctx: AppContext, *, interval: float, channel: Channel | None = None,
+                 backoff_first: float = BACKOFF_FIRST, backoff_max: float | None = None) -> None:
         self.ctx, self.interval = ctx, interval
         self.channel: Channel = channel or SetPush(ctx)
+        self.backoff_first = backoff_first
+        self.backoff_max = ctx.settings.ssf_push_backoff_max if backoff_max is None else backoff_max
         self.owner = f"{uuid.uuid4()}"  # this process, in the leases it holds
         self._targets: dict[str, _Target] = {}
         self._known: Snapshot | None = None  # the registry's snapshot the targets were made from
@@ -111,16 +162,21 @@ class Pusher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._listening = False
-        self._http = requests.Session()
         self._log = BurstLog(log)
+        name = f"citylogin-{self.channel.name}"
+        self._pushing = _Workers(name, PUSH_WORKERS, self._work)
+        self._retrying = _Workers(name + "-retry", RETRY_WORKERS, self._work)
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._pushing.stop()
+        self._retrying.stop()
 
     def run(self) -> None:
         scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
         while not self._stop.is_set():
+            self._wake.clear()  # before the turn: a wake during it (an event, a push done) is kept
             try:
                 self.turn()
             except Exception as exc:
@@ -129,12 +185,11 @@ class Pusher:
                 else:
                     self._log.log(logging.ERROR, "push turn failed", exc_info=True)
             self._wake.wait(self.interval)
-            self._wake.clear()
 
     def _on_events(self, ended: list) -> None:
         if ended:
             for target in list(self._targets.values()):
-                target.due = True
+                target.due = target.fresh = True
             self._wake.set()
 
     def turn(self) -> None:
@@ -150,10 +205,36 @@ class Pusher:
             if self._stop.is_set():
                 return
             try:
-                if self._hold(target) and target.due and time.monotonic() >= target.retry_at:
-                    self._push(target)
+                if self._hold(target) and self._ready(target):
+                    self._start(target)
             except Exception as exc:
                 self._failed(target, exc)
+
+    @staticmethod
+    def _ready(target: _Target) -> bool:
+        """Due and not being pushed to: at once if new events came (the prompt try), else once its
+        backoff is over."""
+        return (target.due and not target.busy
+                and (target.fresh or time.monotonic() >= target.retry_at))
+
+    def _start(self, target: _Target) -> None:
+        # Cleared before the worker reads: an event the feed brings while this push runs (after its
+        # read) makes the app due (and fresh) again, instead of being wiped out by the end of this push.
+        target.busy, target.due, target.fresh = True, False, False
+        (self._retrying if target.failures else self._pushing).put(target)
+
+    def _work(self, target: _Target) -> None:
+        """A worker's push to one app; whatever happens, the app is free for its next push after."""
+        try:
+            if not self._stop.is_set():
+                self._push_pending(target)
+        except Exception as exc:
+            target.due = True
+            self._failed(target, exc)
+        finally:
+            target.busy = False
+            if target.fresh:  # events came during this push: the turn that saw them skipped the app
+                self._wake.set()
 
     def _failed(self, target: _Target, exc: Exception) -> None:
         """One app's turn raised: the other apps' turns go on. An outage is retried at the next turn;
@@ -170,7 +251,8 @@ class Pusher:
         apps = {app.client_id: app for app in snapshot.apps if self._wanted(app)}
         self._targets = {cid: self._targets.get(cid) or _Target(app) for cid, app in apps.items()}
         for cid, target in self._targets.items():
-            target.app = apps[cid]  # a changed push URL
+            if target.app != apps[cid]:  # a changed record (a new URL): tried at once, backed off or not
+                target.app, target.due, target.fresh = apps[cid], True, True
         if self._targets and not self._listening:
             sessions.event_feed(self.ctx).listen(self._on_events)
             self._listening = True
@@ -188,16 +270,6 @@ class Pusher:
         target.lease_until = wall + LEASE_SECONDS if held else 0.0
         return held
 
-    def _push(self, target: _Target) -> None:
-        # Cleared before reading: an event the feed brings while this push runs (after its read)
-        # makes the app due again, instead of being wiped out by the end of this push.
-        target.due = False
-        try:
-            self._push_pending(target)
-        except Exception:
-            target.due = True
-            raise
-
     def _push_pending(self, target: _Target) -> None:
         delivered: set[str] = set()
         key = self.channel.key(target.app)
@@ -205,7 +277,7 @@ class Pusher:
             pending = delivery.exchange(self.ctx, target.app, acks=delivered, max_events=BATCH, key=key)
             delivered = set()
             for event in pending.events:
-                if not self.channel.deliver(self._http, event, target.app):
+                if not self.channel.deliver(target.http, event, target.app):
                     self._back_off(target)
                     if delivered:
                         delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0, key=key)
@@ -227,12 +299,13 @@ class Pusher:
 
     def _back_off(self, target: _Target, *, quiet: bool = False) -> None:
         target.failures += 1
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (target.failures - 1)) * random.uniform(0.8, 1.2)
+        step = self.backoff_first * 2 ** min(target.failures - 1, 30)
+        delay = min(self.backoff_max, step) * random.uniform(0.8, 1.2)
         target.retry_at = time.monotonic() + delay
         target.due = True
         if not quiet:
-            self._log.log(logging.WARNING, "%s to app %s failed (%d in a row); next try in %.0f s",
-                      self.channel.name, target.app.client_id, target.failures, delay)
+            self._log.log(logging.WARNING, "%s to app %s failed (%d in a row); next try in %.0f s or at the next event",
+                          self.channel.name, target.app.client_id, target.failures, delay)
 
 
 _lock = threading.Lock()

@@ -142,6 +142,9 @@ class Settings(BaseModel):
     ssf_long_poll_seconds: float = Field(default=30.0, ge=1, le=30)
     # how often each process serving /ssf looks for push work (RFC 8935; 0: this process never pushes)
     ssf_push_interval: float = Field(default=1.0, ge=0, le=60)
+    # the longest wait between two tries of a push that fails (from 1 s, doubling); a new event is
+    # tried at once whatever the wait (apps.push)
+    ssf_push_backoff_max: float = Field(default=300.0, ge=1, le=3600)
     # how often each process serving /session ends the sessions over by time with their events (0: never)
     session_sweep_interval: float = Field(default=30.0, ge=0, le=3600)
     # citylogin's gunicorn worker: a request's head and body (64 KiB at most) must arrive within
@@ -172,6 +175,11 @@ class Settings(BaseModel):
     login_max_failures: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)
     challenges_per_minute_per_ip: int = Field(default=120, ge=1)
+    # the OpenID Provider (SPEC §14): authorization requests kept for the person per client address a
+    # minute (a sign-in makes one or two; an office behind one NAT address is many people), and pushed
+    # requests (PAR) per address a minute (an app's server pushes one for each of its users signing in)
+    authorization_requests_per_minute_per_ip: int = Field(default=600, ge=1)
+    pushed_requests_per_minute_per_ip: int = Field(default=6000, ge=1)
     # registration (SPEC §4): new-account attempts per client IP an hour, and how many of them may
     # be refused as username_taken (past that, every attempt is 429 for the hour); an e-mail
     # address another account holds is never refused

@@ -37,6 +37,10 @@ DYNAMODB_ERRORS = Counter("citylogin_dynamodb_errors_total",
 DYNAMODB_LATENCY = Histogram("citylogin_dynamodb_call_duration_seconds",
                              "DynamoDB API call time, retries included.", ["operation"])
 
+OIDC_REFUSALS = Counter("citylogin_oidc_refusals_total",
+                        "OpenID Provider requests refused (authorization, PAR, token, revocation), by the OAuth error "
+                        "and a finer reason.", ["endpoint", "error", "reason"])
+
 _STARTED, _OPERATION = "citylogin_started", "citylogin_operation"
 
 _HOOK_ID = "citylogin-metrics"

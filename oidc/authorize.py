@@ -17,11 +17,12 @@ from apps import service as apps
 from apps.models import AppRecord
 from apps.registry import current_app
 from common.batch_read import KeyRead, read_together
+from common.caller import current_caller
 from common.context import AppContext
 from common.crypto import token_digest
 from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized
 from common.guarded_write import GuardedWrite, write_all
-from oidc import consents, par, request_checks, token_binding
+from oidc import consents, par, refusals, request_checks, request_limits, token_binding
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
 from oidc.context import epoch, issuer, one_time_tokens
 from oidc.hooks import provider
@@ -62,36 +63,51 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
         pushed = None if "request_uri" not in sent else par.presented_request(
             one_time_tokens(ctx), request_uri=sent["request_uri"], client_id=sent.get("client_id"), now=epoch(ctx))
     except OAuth2Error as error:
-        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+        return _refusal(ctx, error, state=None, client_id=sent.get("client_id"))
     params = MultiDict(pushed.params) if pushed else sent
     try:
         _check_authorization_request(server, params)
         grant = server.get_consent_grant(request=authorization_request(ctx, params.to_dict()), end_user=Pending())
         if grant.client.app.oidc().require_par and not pushed:
-            raise InvalidRequestError("This app signs in with pushed authorization requests (PAR) only.",
-                                      redirect_uri=grant.redirect_uri)
+            raise refusals.because(InvalidRequestError("This app signs in with pushed authorization requests (PAR) "
+                                                       "only.", redirect_uri=grant.redirect_uri), "par_required")
         if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
-            raise InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.", redirect_uri=grant.redirect_uri)
+            raise refusals.because(InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.",
+                                                       redirect_uri=grant.redirect_uri), "dpop_jkt_malformed")
+        request_id = secrets.token_urlsafe(24)
+        _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(), pushed=pushed,
+              redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
-        return _refusal(ctx, error, state=request_checks.echoable_state(params))
-    request_id = secrets.token_urlsafe(24)
-    _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(), pushed=pushed)
+        untrusted = None if error.redirect_uri or refusals.reason_of(error) else _untrusted_target(server, params)
+        if untrusted:
+            refusals.because(error, untrusted)
+        return _refusal(ctx, error, state=request_checks.echoable_state(params), client_id=params.get("client_id"))
     return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
 
 
-def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], pushed: par.PushedRequest | None) -> None:
-    """Keep the request for the sign-in page: one put, or, for a pushed request, in the same transaction
-    that spends its request_uri (a refusal of either leaves the request_uri to its client)."""
-    requests = RequestStore(one_time_tokens(ctx))
-    if pushed is None:
-        requests.create(digest=digest, params=params, client_id=params["client_id"], now=epoch(ctx), ttl=REQUEST_TTL)
-        return
-    kept = requests.create_item(digest=digest, params=params, client_id=params["client_id"], now=epoch(ctx),
-                                ttl=REQUEST_TTL)
-    try:
-        write_all(ctx.dynamodb, [pushed.spending, GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new id"))])
-    except OAuth2Error as error:
-        raise AuthorizationRefused(error.description or error.error, error=error.error) from None
+def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], pushed: par.PushedRequest | None,
+          redirect_uri: str) -> None:
+    """Keep the request for the sign-in page, counted against its address's allowance in the same
+    transaction (oidc.request_limits: TooManyRequests to `redirect_uri`), and, for a pushed request,
+    spending its request_uri there too (a refusal of any leaves the request_uri to its client)."""
+    kept = RequestStore(one_time_tokens(ctx)).create_item(digest=digest, params=params, client_id=params["client_id"],
+                                                          now=epoch(ctx), ttl=REQUEST_TTL)
+    counter = request_limits.counted(ctx, kind=request_limits.AUTHORIZE, ip=current_caller().ip,
+                                     redirect_uri=redirect_uri)
+    write_all(ctx.dynamodb, [*([pushed.spending] if pushed else []), counter,
+                             GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new id"))])
+
+
+def _untrusted_target(server: Provider, params: request_checks.Params) -> str | None:
+    """Why a request has no redirect URI to send its error to, if that is why (the reason oidc.refusals
+    gives)."""
+    client = server.query_client(params.get("client_id"))
+    if client is None:
+        return "client_unknown"
+    redirect_uri = params.get("redirect_uri")
+    if redirect_uri is None:
+        return "redirect_uri_missing"
+    return None if client.check_redirect_uri(redirect_uri) else "redirect_uri_not_registered"
 
 
 def _check_authorization_request(server: Provider, params: request_checks.Params) -> None:
@@ -113,7 +129,10 @@ def _trusted_redirect_uri(server: Provider, params: request_checks.Params) -> st
     return redirect_uri
 
 
-def _refusal(ctx: AppContext, error: OAuth2Error, *, state: str | None) -> Response:
+def _refusal(ctx: AppContext, error: OAuth2Error, *, state: str | None, client_id: str | None) -> Response:
+    """A refused authorization request, logged and counted (oidc.refusals): to the app's trusted redirect
+    URI with the error, else an error page."""
+    refusals.refused(error, endpoint=refusals.AUTHORIZE, client_id=client_id)
     if error.redirect_uri:
         query = [("error", error.error), ("error_description", error.description or error.error),
                  *([("state", state)] if state else []), ("iss", issuer(ctx))]
@@ -213,6 +232,9 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
 def cancel(ctx: AppContext, *, request_id: str, error: str) -> Redirect:
     """The person declined, or prompt=none found nobody signed in: the app hears `error`."""
     params, _ = _pending(ctx, request_id)
+    if error != "access_denied":  # the person's own "no" is no refusal; prompt=none's answers are
+        refusals.refused(refusals.because(OAuth2Error(error=error), "prompt_none"), endpoint=refusals.AUTHORIZE,
+                         client_id=params.get("client_id"))
     RequestStore(one_time_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=epoch(ctx))
     query = [("error", error), *([("state", params["state"])] if params.get("state") else []), ("iss", issuer(ctx))]
     return Redirect(redirect_to=add_params_to_uri(params["redirect_uri"], query))

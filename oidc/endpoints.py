@@ -11,9 +11,10 @@ from werkzeug.wrappers import Response
 
 from accounts import service as accounts
 from common.batch_read import KeyRead
+from common.caller import current_caller
 from common.context import AppContext
 from oidc import claims as user_claims
-from oidc import grants, par, request_checks, token_binding
+from oidc import grants, par, refusals, request_checks, request_limits, token_binding
 from oidc import logout as rp_logout
 from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON, AuthorizationRefused
@@ -46,9 +47,11 @@ def push_request(offer: ProofOffer | None) -> Response:
                 raise token_binding.InvalidDpopProofError("dpop_jkt differs from the proof's key.")
             form["dpop_jkt"] = key
         server.get_consent_grant(request=authorization_request(ctx, form), end_user=Pending())
+        answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx),
+                                   counter=request_limits.counted(ctx, kind=request_limits.PAR,
+                                                                  ip=current_caller().ip))
     except OAuth2Error as error:
-        return json_error(error)
-    answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx))
+        return _json_error(error)
     return Response(json.dumps(answer), status=201, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -56,6 +59,13 @@ def _check_backchannel_request(request: OAuth2Request) -> None:
     """The standard's refusals at the token, PAR and revocation endpoints, before Authlib reads the
     request: its parameters (query and body, as Authlib reads them) and its client authentication."""
     request_checks.check_backchannel_request(request.payload.data, authorization=request.headers.get("Authorization"))
+
+
+def _json_error(error: OAuth2Error) -> Response:
+    """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints), logged and counted
+    (oidc.refusals)."""
+    refusals.refused(error)
+    return json_error(error)
 
 
 def token_response(offer: ProofOffer | None) -> Response:
@@ -69,7 +79,7 @@ def token_response(offer: ProofOffer | None) -> Response:
         _check_backchannel_request(request)
         key = token_binding.proven_key(ctx, offer)
     except OAuth2Error as error:
-        return json_error(error)
+        return _json_error(error)
     with token_binding.proving(key):
         return server.create_token_response(request)
 
@@ -130,5 +140,5 @@ def revocation_response() -> Response:
     try:
         _check_backchannel_request(server.create_oauth2_request(None))
     except OAuth2Error as error:
-        return json_error(error)
+        return _json_error(error)
     return server.create_endpoint_response("revocation")

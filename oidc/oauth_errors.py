@@ -20,6 +20,7 @@ from common import dynamo
 from common.errors import ApiError, ErrorCode, StorageUnavailable
 from common.hash_slots import HashingBusy
 from common.log_bursts import BurstLog
+from oidc import refusals
 
 log = logging.getLogger(__name__)
 _outage_log = BurstLog(log)
@@ -36,7 +37,9 @@ _NOT_DESCRIBABLE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 def json_error(error: OAuth2Error) -> Response:
     """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints)."""
     status = error.status_code if error.status_code and error.status_code != 302 else 400
-    return _answer(status, error.error, error.description)
+    retry_after = getattr(error, "retry_after", None)  # oidc.request_limits.TooManyRequests: 429
+    return _answer(status, error.error, error.description,
+                   {"Retry-After": str(retry_after)} if retry_after is not None else None)
 
 
 def _answer(status: int, error: str, description: str | None, headers: dict[str, str] | None = None) -> Response:
@@ -66,6 +69,13 @@ def api_error(error: ApiError) -> Response:
     return _answer(400, INVALID_GRANT, error.detail)
 
 
+def _as_oauth_error(response: Response) -> OAuth2Error:
+    body = json.loads(response.get_data(as_text=True))
+    said = OAuth2Error(description=body.get("error_description"), status_code=response.status_code)
+    said.error = body["error"]
+    return said
+
+
 def in_oauth_format(view: Callable[..., Response]) -> Callable[..., Response]:
     """A back-channel endpoint's view whose every refusal is RFC 6749 §5.2 JSON: its own OAuth2Errors are
     already; citylogin's ApiErrors, werkzeug's HTTP errors (a body too large) and a DynamoDB outage are
@@ -75,9 +85,12 @@ def in_oauth_format(view: Callable[..., Response]) -> Callable[..., Response]:
         try:
             return view(*args, **kwargs)
         except OAuth2Error as error:
+            refusals.refused(error)
             return json_error(error)
         except ApiError as error:
-            return api_error(error)
+            response = api_error(error)
+            refusals.refused(_as_oauth_error(response))  # logged and counted as the endpoint's own refusals
+            return response
         except HashingBusy:
             return _answer(503, TEMPORARILY_UNAVAILABLE, "Busy: try again.",
                            {"Retry-After": str(HashingBusy.RETRY_AFTER)})

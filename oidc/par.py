@@ -12,8 +12,9 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError
 
 from common.crypto import token_digest
-from common.guarded_write import GuardedWrite
+from common.guarded_write import GuardedWrite, write_all
 from common.one_time_tokens import OneTimeTokenStore
+from oidc import refusals
 from oidc.store import PushedRequestStore
 
 PAR_TTL = 60  # seconds (RFC 9126 §2.2: short-lived)
@@ -21,17 +22,20 @@ PAR_PURPOSE = "oidc_par"
 CLIENT_CREDENTIALS = ("client_secret", "client_assertion", "client_assertion_type")
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 USED_OR_EXPIRED = "request_uri is unknown, used or expired: push the request again."
+REQUEST_URI_UNKNOWN = "request_uri_unknown"  # the refusal's reason (oidc.refusals)
 CLIENT_AUTH_FIELDS = ("client_secret", "client_assertion", "client_assertion_type")
 
 
-def stored_params(tokens: OneTimeTokenStore, *, form: dict[str, str], client_id: str,
-                  now: int) -> dict[str, Any]:
-    """Keep the checked request of `client_id` (its parameters without the client's credentials);
-    the answer RFC 9126 §2.2 gives: {request_uri, expires_in}."""
+def stored_params(tokens: OneTimeTokenStore, *, form: dict[str, str], client_id: str, now: int,
+                  counter: GuardedWrite) -> dict[str, Any]:
+    """Keep the checked request of `client_id` (its parameters without the client's credentials), in one
+    transaction with `counter` (its address's count: oidc.request_limits, whose refusal it raises); the
+    answer RFC 9126 §2.2 gives: {request_uri, expires_in}."""
     params = {k: v for k, v in form.items() if k not in CLIENT_AUTH_FIELDS}
     handle = secrets.token_urlsafe(32)
-    PushedRequestStore(tokens).create(digest=token_digest(handle, purpose=PAR_PURPOSE), params=params,
-                                      client_id=client_id, expires_epoch=now + PAR_TTL)
+    kept = PushedRequestStore(tokens).create_item(digest=token_digest(handle, purpose=PAR_PURPOSE), params=params,
+                                                  client_id=client_id, expires_epoch=now + PAR_TTL)
+    write_all(tokens.client, [counter, GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new request_uri"))])
     return {"request_uri": REQUEST_URI_PREFIX + handle, "expires_in": PAR_TTL}
 
 
@@ -63,12 +67,12 @@ def presented_request(tokens: OneTimeTokenStore, *, request_uri: str, client_id:
     that is unknown, used, expired or another client's."""
     if not request_uri.startswith(REQUEST_URI_PREFIX) or not client_id or len(request_uri) > 200 \
             or len(client_id) > 64:
-        raise InvalidRequestError("request_uri is not one this server issued.")
+        raise refusals.because(InvalidRequestError("request_uri is not one this server issued."), REQUEST_URI_UNKNOWN)
     store = PushedRequestStore(tokens)
     digest = token_digest(request_uri.removeprefix(REQUEST_URI_PREFIX), purpose=PAR_PURPOSE)
     params = store.get(digest=digest, client_id=client_id, now=now)
     if params is None:
-        raise InvalidRequestError(USED_OR_EXPIRED)
+        raise refusals.because(InvalidRequestError(USED_OR_EXPIRED), REQUEST_URI_UNKNOWN)
     return PushedRequest(params=params, spending=GuardedWrite(
         item=store.spend_item(digest=digest, client_id=client_id, now=now),
-        refusal=lambda: InvalidRequestError(USED_OR_EXPIRED)))
+        refusal=lambda: refusals.because(InvalidRequestError(USED_OR_EXPIRED), REQUEST_URI_UNKNOWN)))

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import RequestNotSupportedError
 from werkzeug.datastructures import MultiDict
 
+from oidc import refusals
 from oidc.redirects import parse_redirect_uri
 
 Params = MultiDict[str, str]
@@ -20,6 +23,12 @@ Params = MultiDict[str, str]
 MAX_PARAMETERS = 40
 MAX_NAME_LENGTH = 64
 MAX_VALUE_LENGTH = 4096  # room for an id_token_hint, a client_assertion, a refresh token
+# What one authorization request may keep while the person signs in (10 min) or a pushed one (60 s):
+# room for what real apps send together (a state of a few hundred bytes to 4 KB when an app packs its
+# own data in it, a nonce, a login_hint, ui_locales, a claims request, a long redirect_uri, PKCE),
+# where the count and lengths above alone would let one request keep 40 × 4 KB.
+MAX_KEPT_SIZE = 8192
+CLIENT_CREDENTIALS = ("client_secret", "client_assertion", "client_assertion_type")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 (NUL, CR, LF, tab), DEL, C1
 # RFC 6749 Appendix A: the protocol's values are printable ASCII (VSCHAR, NQCHAR, NQSCHAR)...
 PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
@@ -38,13 +47,33 @@ RESPONSE_MODES = frozenset({"query"})
 PROMPTS = frozenset({"none", "login", "consent"})
 
 
+C = TypeVar("C", bound=Callable[..., None])
+
+
+def _refused_as(reason: str) -> Callable[[C], C]:
+    """A step whose refusals are logged and counted with this reason (oidc.refusals)."""
+    def decorate(check: C) -> C:
+        @functools.wraps(check)
+        def checked(*args: Any, **kwargs: Any) -> None:
+            try:
+                check(*args, **kwargs)
+            except OAuth2Error as error:
+                if refusals.reason_of(error) is None:
+                    refusals.because(error, reason)
+                raise
+        return cast(C, checked)
+    return decorate
+
+
 # --- the parameters as sent ---------------------------------------------------------------------
 
+@_refused_as("too_many_parameters")
 def check_parameter_count(params: Params) -> None:
     if len(params) > MAX_PARAMETERS:
         raise InvalidRequestError(f"At most {MAX_PARAMETERS} parameters.")
 
 
+@_refused_as("parameter_repeated")
 def check_single_values(params: Params, names: tuple[str, ...] | None = None) -> None:
     """RFC 6749 §3.1, §3.2: a parameter is sent at most once (of `names`; all, by default)."""
     for name in names if names is not None else params.keys():
@@ -52,6 +81,7 @@ def check_single_values(params: Params, names: tuple[str, ...] | None = None) ->
             raise InvalidRequestError(f"The parameter {_shown(name)} is repeated: send it once.")
 
 
+@_refused_as("parameter_malformed")
 def check_characters(params: Params, names: tuple[str, ...] | None = None) -> None:
     """No name or value with a control character (NUL, CR, LF, DEL, ...) or over the length; the
     protocol's values in printable ASCII (RFC 6749 Appendix A)."""
@@ -84,7 +114,8 @@ def check_target(params: Params) -> None:
     check_characters(params, tuple(name for name in TARGET_PARAMETERS if name in params))
     redirect_uri = params.get("redirect_uri")
     if redirect_uri is not None and isinstance(parse_redirect_uri(redirect_uri), str):
-        raise InvalidRequestError("redirect_uri is not a URI that any app registered.")
+        raise refusals.because(InvalidRequestError("redirect_uri is not a URI that any app registered."),
+                               "redirect_uri_malformed")
 
 
 def check_authorization_request(params: Params) -> None:
@@ -98,8 +129,10 @@ def check_authorization_request(params: Params) -> None:
     check_response_mode(params)
     check_prompt(params)
     check_max_age(params)
+    check_kept_size(params)
 
 
+@_refused_as("request_object")
 def check_request_object(params: Params) -> None:
     """OpenID Connect Core §6 / RFC 9101: request objects are not supported (discovery says
     request_parameter_supported: false); refused rather than ignored, so that nothing an app signed
@@ -109,18 +142,21 @@ def check_request_object(params: Params) -> None:
                                        "themselves, or push them (PAR).")
 
 
+@_refused_as("response_type_malformed")
 def check_response_type_syntax(params: Params) -> None:
     value = params.get("response_type")
     if value is not None and not RESPONSE_TYPE.fullmatch(value):
         raise InvalidRequestError("response_type is not a response type (RFC 6749 Appendix A.3).")
 
 
+@_refused_as("scope_malformed")
 def check_scope_syntax(params: Params) -> None:
     value = params.get("scope")
     if value and not SCOPE.fullmatch(value):
         raise InvalidRequestError("scope is not a list of scope tokens (RFC 6749 Appendix A.4).")
 
 
+@_refused_as("response_mode_unsupported")
 def check_response_mode(params: Params) -> None:
     """OAuth 2.0 Multiple Response Types §2.1: `query` alone (or none) is supported."""
     value = params.get("response_mode")
@@ -128,6 +164,7 @@ def check_response_mode(params: Params) -> None:
         raise InvalidRequestError("response_mode: only query is supported.")
 
 
+@_refused_as("prompt_unsupported")
 def check_prompt(params: Params) -> None:
     """OpenID Connect Core §3.1.2.1: `none`, `login`, `consent` are supported, and `none` stands alone."""
     value = params.get("prompt")
@@ -140,10 +177,21 @@ def check_prompt(params: Params) -> None:
         raise InvalidRequestError("prompt=none cannot be combined with another value.")
 
 
+@_refused_as("max_age_malformed")
 def check_max_age(params: Params) -> None:
     value = params.get("max_age")
     if value and not (value.isascii() and value.isdigit() and len(value) < 10):
         raise InvalidRequestError("max_age is a whole number of seconds.")
+
+
+@_refused_as("request_too_large")
+def check_kept_size(params: Params) -> None:
+    """What one request may keep (SPEC §14): its parameters, less the client's credentials (never kept),
+    within MAX_KEPT_SIZE bytes of UTF-8 in all."""
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in params.items(multi=True)
+               if name not in CLIENT_CREDENTIALS)
+    if size > MAX_KEPT_SIZE:
+        raise InvalidRequestError(f"The request's parameters are over {MAX_KEPT_SIZE} bytes in all.")
 
 
 def echoable_state(params: Params) -> str | None:
@@ -169,10 +217,12 @@ def check_backchannel_request(params: Params, *, authorization: str | None) -> N
     check_characters(params)
     grant_type = params.get("grant_type")
     if grant_type is not None and not GRANT_TYPE.fullmatch(grant_type):
-        raise InvalidRequestError("grant_type is not a grant type (RFC 6749 Appendix A.5).")
+        raise refusals.because(InvalidRequestError("grant_type is not a grant type (RFC 6749 Appendix A.5)."),
+                               "grant_type_malformed")
     check_one_client_authentication(params, authorization=authorization)
 
 
+@_refused_as("client_authentication_repeated")
 def check_one_client_authentication(params: Mapping[str, str], *, authorization: str | None) -> None:
     basic = _basic_credentials(authorization)
     methods = [basic is not None, CLIENT_SECRET in params, CLIENT_ASSERTION in params]
@@ -200,4 +250,5 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
 
 
 def _unreadable_basic() -> OAuth2Error:
-    return InvalidClientError(status_code=401, description="The Basic credentials do not decode to client_id:secret.")
+    return refusals.because(InvalidClientError(status_code=401, description="The Basic credentials do not decode to "
+                                               "client_id:secret."), "basic_credentials_malformed")

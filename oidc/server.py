@@ -18,7 +18,7 @@ from flask import request as flask_request
 
 from common.context import AppContext
 from common.one_time_tokens import OneTimeTokenStore
-from oidc import claims, client_keys, codes
+from oidc import claims, client_keys, codes, refusals
 from oidc.logout import EndSession
 from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
 
@@ -43,25 +43,34 @@ class S256Challenge(CodeChallenge):
         data = grant.request.payload.data
         if "code_challenge" not in data and "code_challenge_method" not in data:
             if self.required_of(grant.request.client):
-                raise InvalidRequestError("PKCE is required of this app: send code_challenge with "
-                                          "code_challenge_method=S256.")
+                raise refusals.because(InvalidRequestError("PKCE is required of this app: send code_challenge "
+                                                           "with code_challenge_method=S256."), "pkce_missing")
             return
         if data.get("code_challenge_method") != "S256":
-            raise InvalidRequestError("code_challenge_method must be S256.")
+            raise refusals.because(InvalidRequestError("code_challenge_method must be S256."), "pkce_method")
         if not data.get("code_challenge"):
-            raise InvalidRequestError("Missing 'code_challenge'")
+            raise refusals.because(InvalidRequestError("Missing 'code_challenge'"), "pkce_missing")
         super().validate_code_challenge(grant, redirect_uri)
 
     def validate_code_verifier(self, grant: Any, result: Any) -> None:
         request = grant.request
         if not request.authorization_code.code_challenge:
             if "code_verifier" in request.form:
-                raise InvalidGrantError("This code was asked for without a code_challenge: a code_verifier "
-                                        "cannot redeem it (RFC 9700 section 4.8.2).")
+                raise refusals.because(InvalidGrantError("This code was asked for without a code_challenge: a "
+                                                         "code_verifier cannot redeem it (RFC 9700 section 4.8.2)."),
+                                       "pkce_verifier_unexpected")
             if self.required_of(request.client):  # the app's rule changed since: it asks for PKCE now
-                raise InvalidGrantError("This code was asked for without PKCE, which this app requires.")
+                raise refusals.because(InvalidGrantError("This code was asked for without PKCE, which this app "
+                                                         "requires."), "pkce_required")
             return
-        super().validate_code_verifier(grant, result)  # its verifier required (invalid_request), and matching
+        try:
+            super().validate_code_verifier(grant, result)  # its verifier required (invalid_request), and matching
+        except InvalidRequestError as error:
+            refusals.because(error, "pkce_verifier_missing")
+            raise
+        except InvalidGrantError as error:
+            refusals.because(error, "pkce_verifier_mismatch")
+            raise
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):
@@ -258,6 +267,11 @@ class Provider(AuthorizationServer):
             return request
         # The URL as the app sees it (behind a TLS proxy too): CITYLOGIN_PUBLIC_URL and the path.
         return _FlaskRequest(flask_request, uri=self.issuer + flask_request.full_path.rstrip("?"))
+
+    def handle_error_response(self, request: OAuth2Request, error: Any) -> Any:
+        """Every refusal Authlib answers (token, revocation) is logged and counted once (oidc.refusals)."""
+        refusals.refused(error, oauth_request=request)
+        return super().handle_error_response(request, error)
 
     def find_code(self, code: str, client: Client) -> Code | None:
         """The live code issued to `client`, used or not; None for any other (invalid_grant). Nothing is

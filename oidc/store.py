@@ -91,9 +91,11 @@ class PushedRequestStore:
     def __init__(self, tokens: OneTimeTokenStore) -> None:
         self.tokens = tokens
 
-    def create(self, *, digest: str, params: dict[str, str], client_id: str, expires_epoch: int) -> None:
-        self.tokens.create(digest=digest, kind=PAR_KIND, expires_epoch=expires_epoch,
-                           data={"params": json.dumps(params), "client_id": client_id})
+    def create_item(self, *, digest: str, params: dict[str, str], client_id: str,
+                    expires_epoch: int) -> dict[str, Any]:
+        """A TransactWriteItems entry keeping the request (beside the count of its address's requests)."""
+        return self.tokens.create_item(digest=digest, kind=PAR_KIND, expires_epoch=expires_epoch,
+                                       data={"params": json.dumps(params), "client_id": client_id})
 
     def get(self, *, digest: str, client_id: str, now: int) -> dict[str, str] | None:
         """The pushed parameters while `client_id`'s request waits; None for an unknown, expired or

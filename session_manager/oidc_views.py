@@ -51,7 +51,7 @@ def authorize_form():
 @bp.post("/par")
 @operation("Pushed authorization request (RFC 9126): the app's authorization request, kept 60 s behind a "
            "one-time request_uri", status=201, response=PushedRequest, body=PushedAuthorizationForm,
-           body_media_type=FORM, errors=(400, 401), oauth_errors=True)
+           body_media_type=FORM, errors=(400, 401, 429), oauth_errors=True)
 @in_oauth_format
 def pushed_authorization_request():
     return service.push_request(proof_offer())

@@ -14,7 +14,8 @@ FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8192, "argon2_parall
 # The suite registers and renews far more from 127.0.0.1 than a person would; the tests of these
 # limits set their own.
 RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_per_hour_per_ip": 10**6,
-                 "renewals_per_day_per_device": 10**6}
+                 "renewals_per_day_per_device": 10**6, "authorization_requests_per_minute_per_ip": 10**6,
+                 "pushed_requests_per_minute_per_ip": 10**6}
 
 
 # The fast tier (`./scripts/test.sh --fast`) is every test not marked slow. Whole folders and modules
@@ -29,6 +30,7 @@ SLOW_MODULES = {
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
     "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout", "test_openid_client",
     "test_two_processes", "test_native_app", "test_mixed_versions", "test_dormant_passwords", "test_dormant_costly_set",
+    "test_push_recovery",
     "test_sigv4_signatures", "test_aws_walk_through", "test_dynamodb_tls", "test_dynamodb_tls_chaos"}
 # Left out of the fast tier for their time alone (half of it): races, injected faults, timing and
 # whole flows through the CLI; each package keeps faster tests of the same code in the tier.
@@ -62,6 +64,8 @@ SLOW_TESTS = {
 SERIAL = {
     # a logout token at the app within 1 s of the displacing login (SPEC §14)
     ("test_backchannel_logout", "test_the_logout_token_arrives_within_a_second_of_the_displacing_login"),
+    # the same bound for an app back from an outage longer than the push backoff's longest step
+    ("test_push_recovery", "test_an_app_back_from_an_outage_hears_a_new_logout_within_a_second"),
     ("test_gunicorn_slow_clients", None),                  # /healthz < 1 s beside 500 streams and 300 slow sockets
     ("test_events", "test_two_hundred_streams_cost_bounded_reads_and_all_hear_in_time"),  # 200 streams, < 2 s
     ("test_crypto", "test_every_check_costs_the_same_whichever_parameters_made_the_hash"),  # a time ratio

@@ -72,6 +72,7 @@ def test_a_new_account_signs_in_signs_out_and_signs_in_again_without_a_form(devi
     username = unique_name()
     device.fill_register_form(username, device_name="Laptop browser")
     device.save_recovery_codes()
+    device.go_on_without_confirming_the_address()  # its default scope has `email`; it keys people by `sub`
     session = shown_session(device, deployment.app)
     assert session["signed_in"] is True
     assert session["user"]["name"] == username          # Auth.js's profile(): preferred_username

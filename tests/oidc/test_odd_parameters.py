@@ -109,7 +109,8 @@ def _assert_authorize_answer(response, base_url: str) -> None:
 # authorization request's own), RFC 9449 §7.1; never a code of citylogin's own API.
 OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
                           "unsupported_grant_type", "invalid_scope", "unsupported_token_type", "request_not_supported",
-                          "unsupported_response_type", "invalid_dpop_proof", "use_dpop_nonce"})
+                          "unsupported_response_type", "invalid_dpop_proof", "use_dpop_nonce",
+                          "temporarily_unavailable"})  # 429 at PAR, with Retry-After (RFC 9126 §2.3)
 
 
 def _assert_rfc6749_answer(response) -> None:
@@ -120,7 +121,7 @@ def _assert_rfc6749_answer(response) -> None:
     if response.status_code >= 400:
         body = response.get_json()
         assert body["error"] in OAUTH_ERRORS, body
-        assert response.status_code in (400, 401, TOO_LARGE), (response.status_code, body)
+        assert response.status_code in (400, 401, 429, TOO_LARGE), (response.status_code, body)
         assert response.status_code != 401 or response.headers.get("WWW-Authenticate"), body
         description = body.get("error_description", "")
         assert isinstance(description, str) and all(c in DESCRIBABLE for c in description), description

@@ -57,7 +57,8 @@ def test_the_code_flow_is_five_calls_and_a_refresh_one(counted):
     _flow(url, ctx, counter, added, device, http)  # the registry's copy holds the app from now on
     tokens, info, (authorize, complete, token, userinfo) = _flow(url, ctx, counter, added, device, http)
     assert info["preferred_username"] == device.key_file.username
-    assert authorize == Counter({"PutItem": 1})                     # the waiting request kept
+    # The waiting request kept, counted against its address's allowance in the same transaction.
+    assert authorize == Counter({"TransactWriteItems": 1})
     # The session with the request and the person in one batch read, the device's DPoP proof spent
     # beside it; the code is sealed, so nothing is written.
     assert complete == Counter({"BatchGetItem": 1, "PutItem": 1})

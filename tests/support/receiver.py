@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def receiver(fail_first: int = 0) -> Iterator[str]:
-    """The receiver's URL (POST /push, POST /backchannel); its first `fail_first` answers are 500."""
-    port = free_port()
+def receiver(fail_first: int = 0, *, port: int | None = None) -> Iterator[str]:
+    """The receiver's URL (POST /push, POST /backchannel); its first `fail_first` answers are 500.
+    `port`: the port of a receiver stopped before (the same app back after an outage)."""
+    port = port or free_port()
     argv = [sys.executable, "-m", "tests.support.push_receiver", str(port), str(fail_first)]
     with running_process(argv, port=port, env={"PYTHONPATH": str(ROOT)}, cwd=ROOT) as url:
         yield url
