@@ -200,9 +200,12 @@ class IdToken(OpenIDCode):
         """OpenID Connect Core §12.2: a refresh's ID token, of the same person, session and sign-in (`sub`,
         `sid`, `auth_time`, `amr`, `acr`) and no `nonce`, issued when the refresh's access token was: the
         same claims again for the same refresh token within the reuse grace (oidc.refresh.rotate). The
-        person's claims are userinfo's to tell; nothing is read for them."""
+        person's claims by scope are read again, as at a code's redemption: libraries that keep the last ID
+        token's claims as their user (express-openid-connect) keep its name and address."""
         iat = user.issued_epoch or int(self.provider.ctx.now().timestamp())
-        return self._sign(self._claims(client.client_id, user, iat=iat), token, alg=client.app.oidc().id_token_alg)
+        body = self._claims(client.client_id, user, iat=iat)
+        body.update(claims.of_user(self.provider.ctx, user_uuid=user.user_uuid, scope=token.get("scope", "")))
+        return self._sign(body, token, alg=client.app.oidc().id_token_alg)
 
     def _claims(self, client_id: str, user: SignedIn, *, iat: int) -> dict[str, Any]:
         return {"iss": self.provider.issuer, "sub": user.user_uuid, "aud": client_id, "azp": client_id,
