@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 from apps import security_events
 from apps.models import AppRecord
+from apps.registry import app_registry, current_app
+from apps.service import InvalidClient
 from apps.stream_store import StateMoved, StreamState, StreamStore
 from common.context import AppContext
 from common.errors import ErrorCode, FieldKind, InvalidField, NotFound, ServiceUnavailable
@@ -157,6 +159,13 @@ class _Waiting:
 
 
 _waiting = _Waiting()
+# A held poll of an app removed meanwhile is answered 401 within this (and the registry copy's CHECK_SECONDS).
+REMOVAL_CHECK_SECONDS = 0.25
+
+
+def _removed(ctx: AppContext, app: AppRecord) -> bool:
+    """Whether `app` was removed: the registry copy lost it (no read), and its record is gone."""
+    return not app_registry(ctx).holds(app.client_id) and current_app(ctx, client_id=app.client_id) is None
 
 
 def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately: bool,
@@ -165,6 +174,8 @@ def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately
     Without `return_immediately`, an empty answer waits up to CITYLOGIN_SSF_LONG_POLL_SECONDS for an event."""
     if stream_id is not None and not STREAM_ID.match(stream_id):
         raise StreamNotFound()
+    if current_app(ctx, client_id=app.client_id) is None:
+        raise InvalidClient()  # its credentials may still be cached here: the registry says it is gone
     acked = parse_acks(app, acks, now_ms=int(ctx.now().timestamp() * 1000))
     feed = sessions.event_feed(ctx)
     generation = feed.generation()
@@ -174,9 +185,11 @@ def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately
         try:
             deadline = time.monotonic() + ctx.settings.ssf_long_poll_seconds
             while not pending.events and (remaining := deadline - time.monotonic()) > 0:
-                if feed.wait_for_new(generation, timeout=remaining):
+                if feed.wait_for_new(generation, timeout=min(remaining, REMOVAL_CHECK_SECONDS)):
                     generation = feed.generation()
                     pending = exchange(ctx, app, acks=set(), max_events=max_events, stream_id=stream_id)
+                elif _removed(ctx, app):  # its guards must stop trusting a quiet feed at once (SPEC §14)
+                    raise InvalidClient()
         finally:
             _waiting.leave()
     sets = {security_events.jti(e.seq, app): security_events.session_revoked(ctx, e, app) for e in pending.events}

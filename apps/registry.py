@@ -110,6 +110,11 @@ class AppRegistry:
             return None
         return self._by_id.get(client_id)
 
+    def holds(self, client_id: str) -> bool:
+        """Whether the copy as last read holds the app (no read: a removal shows within CHECK_SECONDS)."""
+        self.current()
+        return client_id in self._by_id
+
     def check(self) -> bool:
         """Read the version, and the list if it moved (or is due anyway); whether the snapshot changed."""
         known, began = self._snapshot, time.monotonic()

@@ -7,6 +7,7 @@ import binascii
 import secrets
 import threading
 import time
+from typing import Callable
 from urllib.parse import unquote
 
 from apps.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord, NewCredentials, OidcClient
@@ -16,6 +17,7 @@ from common.audit import AuditEvent, audit
 from common.context import AppContext
 from common.cors import origin_problem, web_origin
 from common.crypto import digests_equal, token_digest
+from common.guarded_write import GuardedWrite
 from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
 from common.timefmt import iso
 
@@ -151,6 +153,12 @@ def rotate_secret(ctx: AppContext, *, client_id: str) -> NewCredentials:
     _cache.forget(ctx.tables.apps, client_id)
     audit(AuditEvent.APP_SECRET_ROTATED, client_id=client_id)
     return NewCredentials(app=app, client_secret=secret)
+
+
+def still_registered(ctx: AppContext, *, client_id: str, refusal: Callable[[], Exception]) -> GuardedWrite:
+    """A check, for another domain's transaction, that the app is still registered when it commits: what
+    an operator removed gives nothing more (SPEC §14)."""
+    return GuardedWrite(item=app_store(ctx).registered_item(client_id), refusal=refusal)
 
 
 def remove_app(ctx: AppContext, *, client_id: str) -> None:

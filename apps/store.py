@@ -222,6 +222,11 @@ class AppStore:
             raise AppMissing(client_id)
         return app
 
+    def registered_item(self, client_id: str) -> dict[str, Any]:
+        """A TransactWriteItems entry refused unless the app is registered (removed meanwhile, or never)."""
+        return {"ConditionCheck": {"TableName": self.table, "Key": self._key(client_id),
+                                   "ConditionExpression": "attribute_exists(client_id)"}}
+
     def delete(self, client_id: str) -> None:
         self._write({"Delete": {"TableName": self.table, "Key": self._key(client_id),
                                 "ConditionExpression": "attribute_exists(client_id)"}},

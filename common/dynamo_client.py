@@ -316,7 +316,7 @@ class LeanDynamoDBClient:
         except (BotoConnectionError, HTTPClientError) as exc:  # no answer: refused, reset, timed out
             return None, exc
         http = HttpResponse(self._url, status, headers, content)
-        if status >= 300:
+        if status >= 300 and _checksum_matches(http):  # botocore checks an error's x-amz-crc32 too
             return (http, self._parse_error(op, http)), None
         if not _good(http):
             # Damaged on its way (often cut short, so not JSON): never parsed, never returned as an
@@ -393,8 +393,10 @@ class LeanDynamoDBClient:
 
 def _good(http: HttpResponse) -> bool:
     """A 2xx whose body matches DynamoDB's x-amz-crc32 (botocore retries a mismatch)."""
-    if http.status_code >= 300:
-        return False
+    return http.status_code < 300 and _checksum_matches(http)
+
+
+def _checksum_matches(http: HttpResponse) -> bool:
     expected = http.headers.get("x-amz-crc32")
     return expected is None or int(expected) == zlib.crc32(http.content) & 0xFFFFFFFF
 

@@ -17,6 +17,9 @@ class GuardedWrite:
 
     item: dict
     refusal: Callable[[], Exception]
+    # For an entry asking for the item it found (ReturnValuesOnConditionCheckFailure): its refusal made
+    # from that item (None: there was none), instead of `refusal`.
+    refusal_of_item: Callable[[dict | None], Exception] | None = None
 
 
 def write_all(client: Any, writes: Sequence[GuardedWrite]) -> None:
@@ -27,5 +30,10 @@ def write_all(client: Any, writes: Sequence[GuardedWrite]) -> None:
     except ClientError as exc:
         codes = dynamo.cancellation_codes(exc)
         if "ConditionalCheckFailed" in codes:
-            raise writes[codes.index("ConditionalCheckFailed")].refusal() from None
+            at = codes.index("ConditionalCheckFailed")
+            refused = writes[at]
+            if refused.refusal_of_item is not None:
+                found = (exc.response.get("CancellationReasons") or [])[at].get("Item")
+                raise refused.refusal_of_item(dict(found) if found is not None else None) from None
+            raise refused.refusal() from None
         raise

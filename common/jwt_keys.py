@@ -8,6 +8,7 @@ files below are what older versions kept in the data directory, read once to imp
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
 import secrets
@@ -44,6 +45,8 @@ _DECODE_OPTIONS: Options = {
 CLOCK_SKEW_SECONDS = 30
 _KID_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _KEY_FILE = re.compile(r"jwt-(?P<kid>(?P<stamp>\d{8}T\d{12}Z)-[0-9a-f]{8})\.key")
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+MAX_JWT_LENGTH = 16384
 
 
 class TokenError(Exception):
@@ -85,6 +88,23 @@ def _public_jwk(key: SigningKey) -> dict:
         raw = public.public_bytes_raw()
         jwk = {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()}  # RFC 8037
     return {**jwk, "kid": key.kid, "alg": key.algorithm, "use": "sig"}
+
+
+def one_spelling(token: object) -> bool:
+    """Whether `token` is a compact JWS spelled the one way its bytes are (RFC 7515 §2: base64url with no
+    padding): no '=', no other alphabet, no unused low bits set in a part's last character. PyJWT's decoder
+    forgives all of these, so without this check one signed token would have many spellings (SPEC §14)."""
+    if not isinstance(token, str) or len(token) > MAX_JWT_LENGTH or _COMPACT_JWS.fullmatch(token) is None:
+        return False
+    return all(_canonical_part(part) for part in token.split("."))
+
+
+def _canonical_part(part: str) -> bool:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == part
 
 
 def _number(claims: dict, name: str) -> float:
@@ -199,6 +219,8 @@ class JwtKeyRing:
         """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token").
         `issuer`/`audience`: those of the OpenID Provider's tokens instead of citylogin's own;
         `verify_audience=False`: any audience (introspection answers for every app's tokens)."""
+        if not one_spelling(token):
+            raise TokenError("invalid_token")
         self._reload_on_interval()
         public_key = self._verification_key(token)
         options: Options = {**_DECODE_OPTIONS, "verify_aud": verify_audience}

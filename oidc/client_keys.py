@@ -16,6 +16,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from common import dynamo
 from common.crypto import token_digest
+from common.jwt_keys import one_spelling
 from common.one_time_tokens import OneTimeTokenStore
 from common.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
@@ -94,6 +95,8 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         return KeySet.import_key_set(json.loads(jwks))
 
     def process_assertion_claims(self, assertion, resolve_key):
+        if not one_spelling(assertion):  # SPEC §14: one spelling per token, or its jti would not be single-use
+            raise InvalidClientError(description="The client assertion is not a compact JWS.")
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=list(ALGORITHMS))
         except (JoseError, ValueError) as error:

@@ -67,6 +67,7 @@ def opened(ctx: AppContext, text: object, *, now: int) -> Code | None:
         return None
     if not isinstance(data.get("exp"), int) or data["exp"] <= now:
         return None
+    data.setdefault("issued_ms", (data["exp"] - CODE_TTL) * 1000)  # sealed by an earlier release
     try:
         return Code(**{k: v for k, v in data.items() if k in Code.__dataclass_fields__})
     except TypeError:  # a field missing: not a code this release can redeem

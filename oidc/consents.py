@@ -4,12 +4,13 @@ sign-in for the same or fewer scopes goes straight back to the app. The person s
 the Account page; withdrawing also takes back what the app holds of their live sessions."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from apps import service as apps
 from common import dynamo
 from common.context import AppContext
 from common.errors import ErrorCode, NotFound
+from common.guarded_write import GuardedWrite
 from common.timefmt import iso_from_epoch
 from oidc.models import ConsentView
 from oidc import grants
@@ -34,14 +35,24 @@ class ConsentStore:
                                     ConsistentRead=True).get("Item")
         return None if item is None else frozenset(item.get("scopes", {}).get("SS", []))
 
-    def remember(self, *, user_uuid: str, client_id: str, scopes: frozenset[str], now: int) -> None:
-        """Adds `scopes` to what the person allowed the app (one write: parallel answers add up)."""
-        update = "SET granted_epoch = :now"
-        values: dict[str, dict[str, Any]] = {":now": {"N": str(now)}}
+    def remember(self, *, user_uuid: str, client_id: str, scopes: frozenset[str], now_ms: int) -> None:
+        """Adds `scopes` to what the person allowed the app (one write: parallel answers add up); `given_ms`
+        stays the moment of the first answer since the last withdrawal."""
+        update = "SET granted_epoch = :now, given_ms = if_not_exists(given_ms, :ms)"
+        values: dict[str, dict[str, Any]] = {":now": {"N": str(now_ms // 1000)}, ":ms": {"N": str(now_ms)}}
         if scopes:
             update, values[":s"] = update + " ADD scopes :s", {"SS": sorted(scopes)}
         self.client.update_item(TableName=self.table, Key=self.key(user_uuid, client_id),
                                 UpdateExpression=update, ExpressionAttributeValues=values)
+
+    def given_item(self, *, user_uuid: str, client_id: str, issued_ms: int) -> dict[str, Any]:
+        """A TransactWriteItems entry refused unless the person's consent to the app, as it stands, was given
+        by `issued_ms` (withdrawn since, or given again after a withdrawal, it was not). A consent from
+        before given_ms was kept counts from its second."""
+        return {"ConditionCheck": {
+            "TableName": self.table, "Key": self.key(user_uuid, client_id),
+            "ConditionExpression": "given_ms <= :issued OR (attribute_not_exists(given_ms) AND granted_epoch <= :s)",
+            "ExpressionAttributeValues": {":issued": {"N": str(issued_ms)}, ":s": {"N": str(issued_ms // 1000)}}}}
 
     def of_user(self, user_uuid: str) -> list[dict[str, Any]]:
         items, start = [], None
@@ -81,7 +92,15 @@ def needs_asking(ctx: AppContext, *, user_uuid: str, client_id: str, scopes: fro
 
 def remember(ctx: AppContext, *, user_uuid: str, client_id: str, scopes: frozenset[str]) -> None:
     _store(ctx).remember(user_uuid=user_uuid, client_id=client_id, scopes=scopes,
-                         now=int(ctx.now().timestamp()))
+                         now_ms=int(ctx.now().timestamp() * 1000))
+
+
+def still_given(ctx: AppContext, *, user_uuid: str, client_id: str, issued_ms: int,
+                refusal: Callable[[], Exception]) -> GuardedWrite:
+    """A check, for a code's redemption, that the person's consent to the app was not withdrawn since the
+    code was given at `issued_ms` (SPEC §14)."""
+    return GuardedWrite(item=_store(ctx).given_item(user_uuid=user_uuid, client_id=client_id, issued_ms=issued_ms),
+                        refusal=refusal)
 
 
 def list_consents(ctx: AppContext, *, user_uuid: str) -> list[ConsentView]:
@@ -96,11 +115,14 @@ def list_consents(ctx: AppContext, *, user_uuid: str) -> list[ConsentView]:
 def withdraw(ctx: AppContext, *, user_uuid: str, client_id: str) -> None:
     """The person takes their consent back: the app asks again next time, and what it holds of the
     person's live sessions (its refresh token, its access tokens at userinfo) stops working now; the
-    app is told by Back-Channel Logout for each of them (oidc.grants)."""
-    if not _store(ctx).forget(user_uuid=user_uuid, client_id=client_id):
+    app is told by Back-Channel Logout for each of them (oidc.grants). The consent goes first: from then on
+    no code gives the app a grant (oidc.redemption); a withdrawal cut short after it is finished by the
+    person's retry, which ends the grants left."""
+    forgotten = _store(ctx).forget(user_uuid=user_uuid, client_id=client_id)
+    ended = [grants.end_grant(ctx, session_id=entry.session_id, client_id=client_id, reason=grants.CONSENT_WITHDRAWN)
+             for entry in sessions.live_devices(ctx, user_uuid=user_uuid)]
+    if not (forgotten or any(ended)):
         raise ConsentNotFound()
-    for entry in sessions.live_devices(ctx, user_uuid=user_uuid):
-        grants.end_grant(ctx, session_id=entry.session_id, client_id=client_id, reason=grants.CONSENT_WITHDRAWN)
 
 
 def forget_all(ctx: AppContext, *, user_uuid: str) -> int:

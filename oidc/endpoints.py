@@ -10,6 +10,7 @@ from flask import redirect
 from werkzeug.wrappers import Response
 
 from accounts import service as accounts
+from apps.registry import current_app
 from common.batch_read import KeyRead
 from common.caller import current_caller
 from common.context import AppContext
@@ -95,6 +96,8 @@ def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOff
         raise sessions.InvalidToken("This access token was not issued for OpenID Connect (scope openid).")
     if not grants.issued_from(principal.along[GRANT], principal.claims):
         raise sessions.InvalidToken("This access token was revoked.")
+    if not _app_registered(ctx, principal.claims):
+        raise sessions.InvalidToken("This access token's app was removed.")
     if principal.along[PERSON] is None:
         raise sessions.AccountDeleted()
     return {"sub": principal.user_uuid, **user_claims.of_account(principal.along[PERSON], scope=scope)}
@@ -117,8 +120,16 @@ def still_granted(ctx: AppContext, claims: dict[str, Any]) -> bool:
     client_id, session_id = claims.get("client_id"), claims.get("sid")
     if client_id is None:
         return True
-    return isinstance(client_id, str) and isinstance(session_id, str) and \
+    return isinstance(client_id, str) and isinstance(session_id, str) and _app_registered(ctx, claims) and \
         grants.issued_from(grant_store(ctx).get(session_id=session_id, client_id=client_id), claims)
+
+
+def _app_registered(ctx: AppContext, claims: dict[str, Any]) -> bool:
+    """Whether the app an OpenID Provider token was issued to is still registered, as every host sees it
+    within a second of its removal (apps.registry; SPEC §14: a removed app's tokens are refused)."""
+    client_id = claims.get("client_id")
+    return isinstance(client_id, str) and 0 < len(client_id) <= 128 and \
+        current_app(ctx, client_id=client_id) is not None
 
 
 def end_session_response(ctx: AppContext) -> Response:

@@ -25,6 +25,9 @@ CODE_REPLAY = "code_replay"       # a code presented again after it was redeemed
 REVOKED_BY_APP = "revoked"        # RFC 7009: the app asked; it is not told by back channel
 CONSENT_WITHDRAWN = "consent_withdrawn"  # the person took back their consent on the Account page
 SIGNED_OUT_BY_PERSON = "signed_out"  # the person signed the app out of one session (the Sessions tab)
+REPLACED = "replaced"             # the app signed the person in again on the session: a new grant
+# The person's own endings: a code given before one of them gives nothing (SPEC §14, oidc.redemption).
+BY_PERSON = frozenset({CONSENT_WITHDRAWN, SIGNED_OUT_BY_PERSON})
 # Revocations the app did not ask for: told at once by back channel, so the session's later end tells it
 # nothing more there.
 TOLD = frozenset({REFRESH_REUSE, CODE_REPLAY, CONSENT_WITHDRAWN, SIGNED_OUT_BY_PERSON})
@@ -60,8 +63,9 @@ def revoke(ctx: AppContext, grant: Grant, *, reason: str, checks: Sequence[Guard
     GrantMoved if the grant changed since it was read (nothing is written)."""
     # Written for the app's own RFC 7009 revocation too: its Back-Channel Logout skips that one (the
     # app asked), but its API servers' guards must refuse the access tokens it gave back.
-    writes = [GuardedWrite(item=store(ctx).revoke_item(grant, reason=reason, now=int(ctx.now().timestamp())),
-                           refusal=GrantMoved), *checks,
+    revocation = store(ctx).revoke_item(grant, reason=reason, now_ms=int(ctx.now().timestamp() * 1000),
+                                        by_person=reason in BY_PERSON)
+    writes = [GuardedWrite(item=revocation, refusal=GrantMoved), *checks,
               sessions.grant_ending(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
                                     device_id=grant.device_id, client_id=grant.client_id,
                                     grant_id=grant.grant_id, reason=reason)]

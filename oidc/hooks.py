@@ -16,17 +16,15 @@ from apps.registry import current_app
 from common.background import background
 from common.context import AppContext
 from common.crypto import digests_equal, token_digest
-from common.guarded_write import GuardedWrite
 from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from oidc import claims as user_claims
-from oidc import codes, grants, refresh, token_binding
+from oidc import codes, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
-from oidc.authorization_request import REQUEST_TTL, StoredRequest
+from oidc.authorization_request import StoredRequest
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.models import AppRefresh, Client, Code, HeldGrant, SignedIn
 from oidc.server import Provider
 from oidc.store import CodeNotSpent, RequestStore
-from sessions import service as sessions
 
 
 _providers_lock = threading.Lock()
@@ -100,12 +98,12 @@ class Hooks:
 
     def save_token(self, token: dict, request: OAuth2Request) -> None:
         """A code that passed every check: record the app's grant on the session and the request's
-        redemption mark, which uses the code up, in one transaction with the session's liveness (a session
-        that ended meanwhile gives the app nothing: invalid_grant). A second redemption of a code of its
-        request, on this session or another (a second browser finished the same request), is a replay, which
-        the mark refuses and which revokes what the first gave (RFC 6749 §4.1.2). The tokens are signed on
-        the background pool while the transaction travels, and given only once it committed. A refresh
-        wrote its rotation already."""
+        redemption mark, which uses the code up, in one transaction with what SPEC §14 says must still
+        hold (oidc.redemption: the session, the app, the person's consent and sign-out; any failing is
+        invalid_grant). A second redemption of a code of its request, on this session or another (a second
+        browser finished the same request), is a replay, which the mark refuses and which revokes what the
+        first gave (RFC 6749 §4.1.2). The tokens are signed on the background pool while the transaction
+        travels, and given only once it committed. A refresh wrote its rotation already."""
         if request.payload.grant_type != "authorization_code":
             return
         user: SignedIn = request.user
@@ -113,18 +111,8 @@ class Hooks:
         scope = token.get("scope", "")
         grant = user.grant(client_id=request.client.client_id, scope=scope)
         signing = background(self.ctx).submit(self.code_tokens, request, scope=scope)
-        now = epoch(self.ctx)
-        recorded = grant_store(self.ctx).redeem_item(grant, request_digest=code.request_digest, now=now,
-                                                     expires_epoch=code.session_expires_epoch)
-        # Every code of the request ends by now + its request's life + a code's: the mark outlives them all.
-        marked = RequestStore(one_time_tokens(self.ctx)).redeem_item(
-            digest=code.request_digest, session_id=code.session_id, user_uuid=code.user_uuid,
-            keep_until=now + REQUEST_TTL + codes.CODE_TTL)
         try:
-            refresh.write_while_live(self.ctx, [
-                sessions.live_check_of(self.ctx, session_id=code.session_id, user_uuid=code.user_uuid,
-                                       device_id=code.device_id),
-                GuardedWrite(item=recorded, refusal=CodeNotSpent), GuardedWrite(item=marked, refusal=CodeNotSpent)])
+            redemption.redeem(self.ctx, code=code, grant=grant, app=request.client.app)
         except CodeNotSpent:
             self.code_replayed(code)
             raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
@@ -143,7 +131,8 @@ class Hooks:
                     user_uuid=user.user_uuid, session_id=user.session_id, device_id=user.device_id,
                     auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None,
                     jkt=data.get("dpop_jkt") or None, person=_claims_of(pending, scope=scope),
-                    session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest)
+                    session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest,
+                    issued_ms=int(self.ctx.now().timestamp() * 1000))
         return codes.seal(self.ctx, code, now=epoch(self.ctx))
 
     def code_replayed(self, code: Code) -> None:

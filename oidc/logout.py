@@ -20,6 +20,7 @@ from common.batch_read import KeyRead
 from common.context import AppContext
 from common.crypto import token_digest
 from common.errors import ApiError, ErrorCode
+from common.jwt_keys import one_spelling
 from common.one_time_tokens import OneTimeTokenStore
 from oidc.logout_store import LogoutRequestStore
 from oidc.models import REQUEST_ID_BYTES, Client, LogoutInteraction, LogoutRequest
@@ -41,6 +42,8 @@ class EndSession(EndSessionEndpoint):
 
     def _validate_id_token_hint(self, id_token_hint: str) -> dict:
         # An ID token's header says JWT: never an access token (at+jwt) or a logout token of the same keys.
+        if not one_spelling(id_token_hint):  # SPEC §14: one spelling per token
+            raise InvalidRequestError("'id_token_hint' is not a JWT.")
         try:
             typ = jwt.get_unverified_header(id_token_hint).get("typ")
         except jwt.PyJWTError:

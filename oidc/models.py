@@ -107,6 +107,9 @@ class Code:
     # earlier release, whose redemption reads them), and the session's latest end (its grant's).
     person: dict | None = None
     session_expires_epoch: int = 0
+    # When it was given (ms): a redemption is refused if the person or an operator ended the app's sign-in
+    # after that (SPEC §14, oidc.redemption). A code of an earlier release: its end less CODE_TTL.
+    issued_ms: int = 0
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri

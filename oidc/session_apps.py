@@ -26,27 +26,27 @@ def _names(ctx: AppContext) -> dict[str, str]:
     return {app.client_id: app.name for app in app_registry(ctx).current().apps}
 
 
-def _name(ctx: AppContext, client_id: str, names: dict[str, str]) -> str:
+def _name(ctx: AppContext, client_id: str, names: dict[str, str | None]) -> str | None:
     """The app's name: from the registry as this process last read it, else (added a moment ago, or
-    removed) read now; a removed app shows by its client_id."""
+    removed) read now; None for an app removed (its tokens are refused everywhere: SPEC §14)."""
     if client_id not in names:
         try:
             names[client_id] = apps.show_app(ctx, client_id=client_id).name
         except apps.AppNotFound:
-            names[client_id] = client_id
+            names[client_id] = None
     return names[client_id]
 
 
 def signed_in_apps(ctx: AppContext, *, session_ids: list[str]) -> dict[str, list[SignedInApp]]:
     """For each of the sessions (live ones: an ended session's apps were told it ended), the apps that
-    hold a grant on it, by name (an app removed since shows by its client_id), ordered by name."""
+    hold a grant on it and are still registered, by name, ordered by name."""
     if not session_ids:
         return {}
-    names = _names(ctx)
+    names: dict[str, str | None] = dict(_names(ctx))
     found: dict[str, list[SignedInApp]] = {}
     for session_id in session_ids:
-        held = [SignedInApp(client_id=g.client_id, name=_name(ctx, g.client_id, names))
-                for g in grants.store(ctx).live_of(session_id)]
+        held = [SignedInApp(client_id=g.client_id, name=name) for g in grants.store(ctx).live_of(session_id)
+                if (name := _name(ctx, g.client_id, names)) is not None]
         found[session_id] = sorted(held, key=lambda app: (app.name.casefold(), app.client_id))
     return found
 

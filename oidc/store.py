@@ -127,6 +127,10 @@ class GrantMoved(dynamo.StoreRefusal):
 
 # Written by a rotation or a revocation, never by a new grant (which clears them by replacing the row).
 _LATER_FIELDS = frozenset({"rotated_gen", "rotated_epoch", "refresh_kid", "rotated_jkt", "revoked", "revoked_epoch"})
+_KEY_FIELDS = frozenset({"session_id", "client_id"})
+# When the person last ended the app's sign-in on the session (ms): signed it out, or withdrew its consent.
+# A code given before then gives nothing (SPEC §14); every later grant of the app on the session keeps it.
+PERSON_ENDED = "person_ended_ms"
 
 
 class GrantStore:
@@ -142,16 +146,35 @@ class GrantStore:
     def _key(self, session_id: str, client_id: str) -> dict[str, Any]:
         return {"session_id": {"S": session_id}, "client_id": {"S": client_id}}
 
-    def redeem_item(self, grant: Grant, *, request_digest: str, now: int, expires_epoch: int) -> dict[str, Any]:
+    def redeem_item(self, grant: Grant, *, request_digest: str, now: int, expires_epoch: int, issued_ms: int,
+                    replacing: str | None) -> dict[str, Any]:
         """A TransactWriteItems entry (beside the session's liveness check and the request's redemption
         mark, which makes a code good once) recording the grant a code of the authorization request
-        `request_digest` gives: the whole row, which replaces the app's earlier grant on the session,
-        revoked or not, and with it that one's refresh tokens and key. An unconditional Put: the mark's
-        condition refuses the transaction of a code redeemed before."""
-        fields = {k: v for k, v in vars(grant).items() if v is not None and k not in _LATER_FIELDS}
+        `request_digest` gives: every field anew, which replaces the app's earlier grant on the session,
+        revoked or not, and with it that one's refresh tokens and key. Refused (the row as it was comes
+        with the refusal) unless the app's grant on the session is `replacing`, the live grant whose end
+        the same transaction tells (None: there is none, or it was revoked and told), and unless the
+        person ended the app's sign-in on the session (PERSON_ENDED, which a new grant keeps) only before
+        the code was given, `issued_ms` (SPEC §14: what the person ended stays ended)."""
+        fields = {k: v for k, v in vars(grant).items() if v is not None and k not in _LATER_FIELDS | _KEY_FIELDS}
         fields |= {"granted_epoch": now, "expires_epoch": expires_epoch, "request_digest": request_digest,
                    dynamo.TTL_ATTRIBUTE: expires_epoch + GRANT_KEPT_SECONDS}
-        return {"Put": {"TableName": self.table, "Item": dynamo.to_item(fields)}}
+        cleared = sorted(set(Grant.__dataclass_fields__) - set(fields) - _KEY_FIELDS)
+        names = {f"#f{n}": name for n, name in enumerate([*fields, *cleared])}
+        values = {f":f{n}": value for n, value in enumerate(dynamo.to_item(fields).values())}
+        update = "SET " + ", ".join(f"#f{n} = :f{n}" for n in range(len(fields)))
+        update += " REMOVE " + ", ".join(f"#f{n}" for n in range(len(fields), len(names)))
+        names["#ended"], values[":issued"] = PERSON_ENDED, {"N": str(issued_ms)}
+        condition = "(attribute_not_exists(#ended) OR #ended < :issued) AND "
+        if replacing is None:
+            condition += "(attribute_not_exists(grant_id) OR attribute_exists(revoked))"
+        else:
+            condition += "grant_id = :replacing AND attribute_not_exists(revoked)"
+            values[":replacing"] = {"S": replacing}
+        return {"Update": {"TableName": self.table, "Key": self._key(grant.session_id, grant.client_id),
+                           "UpdateExpression": update, "ConditionExpression": condition,
+                           "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+                           "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
     def given_by(self, *, session_id: str, client_id: str) -> tuple[Grant | None, str | None]:
         """The app's live grant on the session and the authorization request its code came from
@@ -199,15 +222,19 @@ class GrantStore:
             "ConditionExpression": "refresh_gen = :gen AND grant_id = :grant AND attribute_not_exists(revoked)",
             "ExpressionAttributeValues": values}}
 
-    def revoke_item(self, grant: Grant, *, reason: str, now: int) -> dict[str, Any]:
+    def revoke_item(self, grant: Grant, *, reason: str, now_ms: int, by_person: bool = False) -> dict[str, Any]:
         """A TransactWriteItems entry marking the grant revoked for `reason` (the row stays until it
-        expires); refused if it was revoked, replaced or removed meanwhile."""
+        expires), and `by_person`, the moment the person ended it (PERSON_ENDED); refused if it was revoked,
+        replaced or removed meanwhile."""
+        values = {":reason": {"S": reason}, ":now": {"N": str(now_ms // 1000)}, ":grant": {"S": grant.grant_id}}
+        update = "SET revoked = :reason, revoked_epoch = :now"
+        if by_person:
+            update, values[":ms"] = update + f", {PERSON_ENDED} = :ms", {"N": str(now_ms)}
         return {"Update": {
             "TableName": self.table, "Key": self._key(grant.session_id, grant.client_id),
-            "UpdateExpression": "SET revoked = :reason, revoked_epoch = :now",
+            "UpdateExpression": update,
             "ConditionExpression": "grant_id = :grant AND attribute_not_exists(revoked)",
-            "ExpressionAttributeValues": {":reason": {"S": reason}, ":now": {"N": str(now)},
-                                          ":grant": {"S": grant.grant_id}}}}
+            "ExpressionAttributeValues": values}}
 
     def live_of(self, session_id: str) -> list[Grant]:
         """The grants on the session that hold (strongly consistent): the apps signed in on it."""

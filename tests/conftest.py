@@ -9,6 +9,9 @@ import pytest
 
 from common.dynamodb_local import DynamoDBLocal
 
+# The worker's one Chromium (`browser`), for the browser tests and the conformance plans' person.
+pytest_plugins = ("tests.support.chromium",)
+
 # Cheap Argon2id for tests; the benchmark measures the real parameters.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8192, "argon2_parallelism": 1}
 # The suite registers and renews far more from 127.0.0.1 than a person would; the tests of these
@@ -62,6 +65,8 @@ SLOW_TESTS = {
 # beside other tests running in parallel they measure the others. scripts/test.sh runs them alone,
 # after the parallel pass (module name, test name or None for the whole module).
 SERIAL = {
+    # a removed app's tokens refused by its guard, userinfo and introspection within 2 s (SPEC §14)
+    ("test_guard_app_grants", "test_a_removed_apps_tokens_are_refused_everywhere_within_two_seconds"),
     # a logout token at the app within 1 s of the displacing login (SPEC §14)
     ("test_backchannel_logout", "test_the_logout_token_arrives_within_a_second_of_the_displacing_login"),
     # the same bound for an app back from an outage longer than the push backoff's longest step

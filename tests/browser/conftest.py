@@ -3,15 +3,12 @@
 Skipped only when /usr/bin/chromium is missing and CI is unset; under CI a missing Chromium fails."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.support.chromium import chromium_or_skip
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 DESKTOP = {"width": 1100, "height": 760}
 _BOTTOM = """Math.ceil(32 + Math.max(...[...document.querySelectorAll('main > :not([hidden]), dialog[open]')]
@@ -20,21 +17,9 @@ _BOTTOM = """Math.ceil(32 + Math.max(...[...document.querySelectorAll('main > :n
 
 @pytest.fixture(scope="session", autouse=True)
 def chromium_path() -> str:
-    """Runs first in this folder, so a skip costs no DynamoDB Local start."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests (bash scripts/setup.sh --browser)")
-    pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh --browser` to run the browser tests")
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    """Runs first in this folder, so a skip costs no DynamoDB Local start (the browser is
+    tests/support/chromium.py's, one per worker)."""
+    return chromium_or_skip()
 
 
 @pytest.fixture

@@ -184,8 +184,9 @@ def error(status: int, code: str, **members) -> tuple[int, dict, dict]:
 
 @pytest.mark.parametrize("failure", [error(500, "InternalServerError"), error(503, "ServiceUnavailable"),
                                      error(400, "ThrottlingException"),
-                                     (200, {"Item": {}}, {"x-amz-crc32": "1"})],  # a body that does not match
-                         ids=["500", "503", "throttled", "crc32"])
+                                     (200, {"Item": {}}, {"x-amz-crc32": "1"}),  # a body that does not match
+                                     (*error(400, "ConditionalCheckFailedException")[:2], {"x-amz-crc32": "1"})],
+                         ids=["500", "503", "throttled", "crc32", "crc32 of an error"])
 def test_a_transient_failure_is_retried_then_answered(failure):
     with ScriptedDynamoDB([failure]) as server:
         answer = lean(server.url, max_attempts=2).get_item(TableName="t", Key=KEY)

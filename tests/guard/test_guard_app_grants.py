@@ -28,9 +28,14 @@ LEEWAY = 0.3  # one host, one clock
 
 
 @pytest.fixture
-def provider(make_server):
+def served(make_server):
     # No grace: a refresh token used again once the second of its rotation is over is a late reuse.
-    url, ctx = make_server(host_name="127.0.0.1", refresh_reuse_grace=0, events_poll_interval=0.1)
+    return make_server(host_name="127.0.0.1", refresh_reuse_grace=0, events_poll_interval=0.1)
+
+
+@pytest.fixture
+def provider(served):
+    url, ctx = served
     notes, diary = (apps.add_app(ctx, name=name, push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
                     for name in ("Notes", "Diary"))
     device = register_device(url)
@@ -102,3 +107,74 @@ def test_the_guard_refuses_an_ended_grants_tokens_and_passes_the_apps_new_sign_i
         assert device.request("GET", "/session/me").status_code == 200, "the session goes on"
         assert requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {others['access_token']}"},
                             timeout=10).status_code == 200
+
+
+def test_the_guard_refuses_a_replaced_grants_tokens_as_userinfo_does(provider):
+    """SPEC §14: the app signing the person in again on the same session replaces its grant; the old grant's
+    access tokens are refused by the guard (its feed names the grant) as by userinfo and introspection, and
+    the new grant's pass everywhere."""
+    url, notes, diary, device = provider
+    with Guard(url, notes.app.client_id, notes.client_secret, audience=notes.app.client_id,
+               leeway=LEEWAY) as guard:
+        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+        since = guard._feed.listening_since
+        assert since is not None
+        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
+        first = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        principal = guard.verify(f"Bearer {first['access_token']}")
+        second = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+
+        wait_until(lambda: refused_code(guard, first["access_token"]) == "session_revoked", timeout=10,
+                   what="the replaced grant's access token refused by the guard")
+        assert _refusal(guard, first["access_token"]) == ("session_revoked", "replaced")
+        grant_id = principal.claims["jti"].split(".")[0]
+        assert grant_id in guard.ended_grants, "heard from the feed, not by introspection"
+        assert guard.verify(f"Bearer {second['access_token']}").session_id == device.session_id
+        for token, status, active in ((first, 401, False), (second, 200, True)):
+            assert requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"},
+                                timeout=10).status_code == status
+            assert requests.post(url + "/session/introspect", data={"token": token["access_token"]}, timeout=10,
+                                 auth=(diary.app.client_id, diary.client_secret)).json()["active"] is active
+        assert [(e["subject"]["session"]["id"], e[GRANT_CLAIM]) for e in _polled(url, notes)] == \
+            [(device.session_id, grant_id)]
+        assert _polled(url, diary) == [], "another app's feed never hears of it"
+        assert _refresh(url, notes, first["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_a_removed_apps_tokens_are_refused_everywhere_within_two_seconds(provider, served):
+    """SPEC §14: an operator removes the app; within 2 s its access tokens are refused by its guard (its
+    held poll is answered 401, and the guard stops vouching: introspection refuses them), by userinfo and
+    by introspection, and the person's Sessions tab no longer lists it; the session and the other app go on."""
+    url, notes, diary, device = provider
+    with Guard(url, notes.app.client_id, notes.client_secret, audience=notes.app.client_id,
+               leeway=LEEWAY) as guard:
+        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+        since = guard._feed.listening_since
+        assert since is not None
+        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
+        tokens = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        others = signed_in_tokens(url, diary, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        assert guard.verify(f"Bearer {tokens['access_token']}").session_id == device.session_id
+        wait_until(lambda: guard._feed.heard_at is not None and time.monotonic() - guard._feed.heard_at > 0.5,
+                   timeout=10, what="the guard's poll held by citylogin")
+
+        def userinfo(token: dict) -> int:
+            return requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"},
+                                timeout=10).status_code
+
+        def active(token: dict) -> bool:
+            return requests.post(url + "/session/introspect", data={"token": token["access_token"]}, timeout=10,
+                                 auth=(diary.app.client_id, diary.client_secret)).json()["active"]
+
+        def listed() -> set[str]:
+            return {a["client_id"] for s in device.list_sessions() if s["current"] for a in s["apps"]}
+        assert listed() == {notes.app.client_id, diary.app.client_id}
+
+        apps.remove_app(served[1], client_id=notes.app.client_id)
+        removed = time.monotonic()
+        wait_until(lambda: refused_code(guard, tokens["access_token"]) is not None, timeout=2,
+                   what="the removed app's token refused by its guard")
+        wait_until(lambda: userinfo(tokens) == 401 and not active(tokens), timeout=2 - (time.monotonic() - removed),
+                   what="the removed app's token refused by userinfo and introspection")
+        assert listed() == {diary.app.client_id}
+        assert userinfo(others) == 200 and active(others) and device.request("GET", "/session/me").status_code == 200

@@ -176,3 +176,18 @@ def test_a_token_issued_before_the_guard_listened_is_checked_with_citylogin(make
     assert refused_code(guard, live_before) is None
     assert transmitter.introspections == 2
     assert refused_code(guard, transmitter.access_token()) is None and transmitter.introspections == 2
+
+
+def test_credentials_refused_by_the_feed_stop_it_vouching_at_once(make_guard, transmitter):
+    """The app removed (or its secret replaced): citylogin answers the poll 401, and the guard asks about
+    every token from then on, long before the feed would go stale (SPEC §14: a removed app's tokens are
+    refused within 2 s); an inactive answer refuses the token."""
+    transmitter.hold = 0.2
+    guard = make_guard(stale_after=60)
+    token = transmitter.access_token()
+    principal = guard.verify(f"Bearer {token}")
+    assert transmitter.introspections == 0
+    transmitter.poll_status = 401
+    wait_until(lambda: not guard.heard(), timeout=5, what="the feed no longer vouching (stale only after 60 s)")
+    transmitter.revoke(principal.session_id)  # its SET never arrives: polls are refused
+    assert refused_code(guard, token) == "session_revoked" and transmitter.introspections == 1

@@ -55,7 +55,7 @@ CRL_ENTRY = {"user_uuid", "device_id", "serial", "revoked_at", "reason", "revoke
              "expires_epoch", "expires_ttl"}
 APP_GRANT = {"session_id", "client_id", "grant_id", "user_uuid", "device_id", "scope", "auth_time", "amr",
              "refresh_gen", "jkt", "rotated_gen", "rotated_epoch", "refresh_kid", "rotated_jkt", "revoked",
-             "revoked_epoch", "granted_epoch", "expires_epoch", "expires_ttl",
+             "revoked_epoch", "granted_epoch", "expires_epoch", "expires_ttl", "person_ended_ms",
              "request_digest", "redeemed_requests"}  # digests of the authorization requests whose codes gave it
 
 

@@ -18,7 +18,7 @@ from oidc import grants
 from sessions import service as sessions
 from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
-from tests.support.oidc import code_for, signed_in_tokens
+from tests.support.oidc import code_for, finish_as_device, query_of, signed_in_tokens, waiting_request
 
 # fault injection at each DynamoDB call; tests/oidc/test_refresh_tokens.py keeps the rules in the fast tier
 pytestmark = pytest.mark.slow
@@ -150,6 +150,21 @@ class FailingAt:
         return write
 
 
+class FailingTransactions(FailingAt):
+    """The app's DynamoDB client, every transaction failing as a DynamoDB server error does."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client, at=0)
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "transact_write_items":
+            return getattr(self.client, name)
+
+        def refused(**kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, name)
+        return refused
+
+
 def _at_each_write(ctx, send: Callable[[], requests.Response], held: Callable[[], tuple[str | None, int]]) -> int:
     """`send()` with its 1st, 2nd, ... write failing until one attempt meets no fault; after each, the
     grant is revoked with exactly one event of it, or held with none. Returns how many writes it took."""
@@ -191,3 +206,124 @@ def test_a_code_replay_failing_at_each_write_is_revoked_with_its_event_or_not_at
     assert redeem().status_code == 200
     writes = _at_each_write(ctx, redeem, lambda: _state(ctx, device, credentials)[1:])
     assert writes >= 1 and _state(ctx, device, credentials)[1:] == (grants.CODE_REPLAY, 1)
+
+
+def _sign_out(device, credentials) -> requests.Response:
+    return device.request("DELETE", f"/session/{device.session_id}/apps/{credentials.app.client_id}")
+
+
+def _redeem(url: str, credentials, code: str, verifier: str) -> requests.Response:
+    return requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": code,
+                                                    "redirect_uri": REDIRECT, "code_verifier": verifier},
+                         auth=(credentials.app.client_id, credentials.client_secret), timeout=30)
+
+
+@pytest.mark.parametrize("shape", REFUSALS)
+def test_a_sign_out_is_whole_or_not_at_all_and_a_code_given_before_it_never_makes_a_grant(provider, faults, shape):
+    """SPEC §14: the person signing the app out of the session, and a code given before that redeemed after,
+    each with DynamoDB refusing the write: the sign-out is the grant's end with its marker and its event, or
+    nothing; the code makes no grant whichever call fails, and tells nobody anything."""
+    url, ctx, clock, credentials, device = provider
+    signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    code = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    clock.advance(0.001)
+    failed = _failing(faults, shape, lambda: _sign_out(device, credentials))
+    assert failed.status_code == 503, failed.text
+    assert _state(ctx, device, credentials)[1:] == (None, 0)  # still signed in, nobody told
+    assert _sign_out(device, credentials).status_code == 204
+    assert _state(ctx, device, credentials)[1:] == (grants.SIGNED_OUT_BY_PERSON, 1)
+
+    failed = _failing(faults, shape, lambda: _redeem(url, credentials, *code))
+    assert failed.status_code in (400, 503), failed.text
+    refused = _redeem(url, credentials, *code)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert _state(ctx, device, credentials)[1:] == (grants.SIGNED_OUT_BY_PERSON, 1)
+
+
+def test_a_redemption_after_the_persons_sign_out_failing_at_each_write_makes_no_grant(provider):
+    url, ctx, clock, credentials, device = provider
+    signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    code = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    clock.advance(0.001)
+    assert _sign_out(device, credentials).status_code == 204
+    client = ctx.dynamodb
+    for at in range(1, 10):
+        failing = ctx.dynamodb = FailingAt(client, at)
+        try:
+            answer = _redeem(url, credentials, *code)
+        finally:
+            ctx.dynamodb = client
+        assert _state(ctx, device, credentials)[1:] == (grants.SIGNED_OUT_BY_PERSON, 1), at
+        if failing.writes < at:
+            assert (answer.status_code, answer.json()["error"]) == (400, "invalid_grant")
+            break
+        assert answer.status_code in (400, 503), (at, answer.text)
+    else:
+        raise AssertionError("a refused redemption made more than 9 writes")
+
+
+def test_a_consent_withdrawal_cut_short_is_finished_by_the_retry_and_codes_before_it_give_nothing(make_server,
+                                                                                                 faults):
+    """The consent goes first (after it no code gives a grant), then the app's grants; a withdrawal whose
+    grant ending failed is finished by the person's retry instead of answering consent_not_found."""
+    make_server()
+    url, ctx = make_server(host_name="127.0.0.1", dynamodb_endpoint_url=faults.url, create_tables=False)
+    credentials = apps.add_app(ctx, name="Diary", push_url=None,
+                               oidc=OidcClient(redirect_uris=(REDIRECT,), consent=True))
+    device = register_device(url)
+    device.login(PASSWORD)
+
+    def consented_code() -> tuple[str, str]:
+        request_id, verifier = waiting_request(url, credentials.app.client_id, redirect_uri=REDIRECT,
+                                               scope="openid offline_access")
+        return query_of(finish_as_device(device, request_id, consent=True))["code"], verifier
+    assert _redeem(url, credentials, *consented_code()).status_code == 200
+    code = consented_code()
+    client = ctx.dynamodb
+    ctx.dynamodb = FailingTransactions(client)     # the consent's deletion commits, the grant's end fails
+    try:
+        cut_short = device.request("DELETE", f"/account/consents/{credentials.app.client_id}")
+    finally:
+        ctx.dynamodb = client
+    assert cut_short.status_code == 503, cut_short.text
+    assert _state(ctx, device, credentials)[1:] == (None, 0) and device.get_json("/account/consents") == \
+        {"consents": []}
+    refused = _redeem(url, credentials, *code)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert device.request("DELETE", f"/account/consents/{credentials.app.client_id}").status_code == 204
+    assert _state(ctx, device, credentials)[1:] == (grants.CONSENT_WITHDRAWN, 1)
+    assert device.request("DELETE", f"/account/consents/{credentials.app.client_id}").status_code == 404
+
+
+def test_a_new_sign_in_failing_at_each_write_replaces_the_grant_with_its_event_or_not_at_all(provider):
+    """SPEC §14: the app signing the person in again replaces its grant and tells the old one's end (to its
+    guards) in one transaction: after each fault, the old grant holds with no event, or the new one with
+    exactly one event of the old one's end."""
+    url, ctx, _, credentials, device = provider
+    signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    old = grants.store(ctx).get(session_id=device.session_id, client_id=credentials.app.client_id)
+    assert old is not None
+    code = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope="openid offline_access")
+
+    def replaced() -> tuple[bool, int]:
+        held = grants.store(ctx).get(session_id=device.session_id, client_id=credentials.app.client_id)
+        assert held is not None
+        told = [e for e in sessions.events_after(ctx, "0") if e.grant_id == old.grant_id]
+        assert all(e.reason == grants.REPLACED for e in told)
+        return held.grant_id != old.grant_id, len(told)
+
+    client = ctx.dynamodb
+    for at in range(1, 10):
+        failing = ctx.dynamodb = FailingAt(client, at)
+        try:
+            answer = _redeem(url, credentials, *code)
+        finally:
+            ctx.dynamodb = client
+        assert replaced() in ((False, 0), (True, 1)), at
+        if failing.writes < at:
+            assert answer.status_code == 200, answer.text
+            break
+        assert answer.status_code == 503, (at, answer.text)
+    else:
+        raise AssertionError("a redemption made more than 9 writes")
+    assert replaced() == (True, 1)

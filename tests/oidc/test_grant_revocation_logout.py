@@ -238,3 +238,29 @@ def test_a_grants_end_is_pushed_to_that_apps_own_push_url_alone(provider, sink):
     wait_until(lambda: (diary.app.client_id, session_id, None) in pushed() or None, timeout=30,
                what="the session's end pushed to the other app")
     assert [p for p in pushed() if p[0] == diary.app.client_id] == [(diary.app.client_id, session_id, None)]
+
+
+def test_a_new_sign_in_ends_the_replaced_grant_for_the_apps_feed_and_tells_no_back_channel(provider, sink):
+    """SPEC §14: the app signing the person in again on the session replaces its grant; the old grant's end
+    is written with the new one (the app's CAEP feed names it, so its guards refuse its tokens), and is no
+    logout: the app just signed in, so its back channel passes it untold, and the session's end later is
+    told once."""
+    url, ctx, clock = provider
+    notes = _app(ctx, sink, "Notes")
+    device = _device(url, clock)
+    first = _signed_in(url, notes, device)
+    second = _signed_in(url, notes, device)
+    ended = [e for e in sessions.events_after(ctx, "0") if e.grant_id == _grant_of(first)]
+    assert [(e.session_id, e.client_id, e.reason) for e in ended] == \
+        [(device.session_id, notes.app.client_id, grants.REPLACED)]
+    assert not any(e.grant_id == _grant_of(second) for e in sessions.events_after(ctx, "0"))
+    assert (_userinfo(url, first["access_token"]), _userinfo(url, second["access_token"])) == (401, 200)
+    wait_until(lambda: _passed_grant(ctx, notes.app.client_id, _grant_of(first)), timeout=30,
+               what="the back channel passing the replaced grant's end")
+    assert _logouts(sink) == []
+    session_id = device.session_id
+    clock.advance(1)
+    device.logout()
+    wait_until(lambda: _passed(ctx, notes.app.client_id, session_id), timeout=30,
+               what="the back channel passing the session's end")
+    assert _logouts(sink) == [(notes.app.client_id, session_id)]

@@ -1,11 +1,11 @@
 """DynamoDB calls of the OpenID Provider's code flow and refresh grant (issue "Speed, round 4"), counted
 with a botocore event hook on the app's own client: the flow (authorize -> the device completes ->
-token -> userinfo) in 5 (the goal is 7), no step more than one batch read and one write, the app's
-record from the process's registry copy, the code sealed; a refresh grant in one write, as citylogin's
-own refresh, and, for a grant with `profile` or `email`, the read of the person its new ID token names
-(OpenID Connect Core §12.2: express-openid-connect takes its user from the last ID token). Every single-use
-rule holds
-still: tests/oidc/test_code_redemption.py, test_refresh_tokens.py, test_two_processes.py."""
+token -> userinfo) in 5 (the goal is 7; 6 when the sign-in replaces the app's grant on the session), no
+step more than one batch read and one write (two for that replacement), the app's record from the
+process's registry copy, the code sealed; a refresh grant in one write, as citylogin's own refresh, and,
+for a grant with `profile` or `email`, the read of the person its new ID token names (OpenID Connect Core
+§12.2: express-openid-connect takes its user from the last ID token). Every single-use rule holds still:
+tests/oidc/test_code_redemption.py, test_refresh_tokens.py, test_two_processes.py."""
 from __future__ import annotations
 
 from collections import Counter
@@ -57,6 +57,8 @@ def test_the_code_flow_is_five_calls_and_a_refresh_one(counted):
     url, ctx, added, device, counter = counted
     http = requests.Session()
     _flow(url, ctx, counter, added, device, http)  # the registry's copy holds the app from now on
+    device = register_device(url)
+    device.login(PASSWORD)  # the app's first sign-in on this session
     tokens, info, (authorize, complete, token, userinfo) = _flow(url, ctx, counter, added, device, http)
     assert info["preferred_username"] == device.key_file.username
     # The waiting request kept, counted against its address's allowance in the same transaction.
@@ -77,3 +79,16 @@ def test_the_code_flow_is_five_calls_and_a_refresh_one(counted):
     # The token carries what its grant says: its rotation is the one write, with the session's check; the
     # refreshed ID token's claims of the person (scope profile) are the one read.
     assert refresh == Counter({"TransactWriteItems": 1, "GetItem": 1})
+
+
+def test_a_sign_in_that_replaces_the_apps_grant_on_the_session_is_one_write_more(counted):
+    """The app signing the person in again on the session: the redemption's write is refused by the live
+    grant, whose row comes with the refusal, and made again with that grant's end and its event (SPEC
+    §14: the guards refuse the old grant's tokens). Still within the goal."""
+    url, ctx, added, device, counter = counted
+    http = requests.Session()
+    _flow(url, ctx, counter, added, device, http)
+    _, info, (authorize, complete, token, userinfo) = _flow(url, ctx, counter, added, device, http)
+    assert info["preferred_username"] == device.key_file.username
+    assert token == Counter({"TransactWriteItems": 2})
+    assert sum((authorize + complete + token + userinfo).values()) <= FLOW_BUDGET

@@ -26,7 +26,7 @@ from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, second_device
 from apps.registry import FRESH_SECONDS
-from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, waiting_request
+from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, query_of, waiting_request
 from tests.support.receiver import received, receiver
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
@@ -244,3 +244,53 @@ def test_what_is_taken_from_an_app_on_one_process_stops_on_the_other_within_the_
     credentials = requests.post(first + "/oidc/token", data={"grant_type": "refresh_token", "refresh_token": "x"},
                                 auth=(app["client_id"], app["client_secret"]), timeout=10)
     assert (credentials.status_code, credentials.json()["error"]) == (401, "invalid_client")
+
+
+def _consented_code(host: str, app: dict, device) -> tuple[str, str]:
+    request_id, verifier = waiting_request(host, app["client_id"], redirect_uri=REDIRECT, scope="openid offline_access")
+    return query_of(finish_as_device(device, request_id, consent=True))["code"], verifier
+
+
+def test_what_the_person_or_an_operator_ended_on_one_process_stays_ended_on_the_other(deployment):
+    """SPEC §14: a code the first process gave before the person signed its app out of the session or
+    withdrew its consent on the other, or before an operator removed the app there, gives nothing at the
+    first (invalid_grant, or invalid_client once its registry copy lost the app), and makes no grant; the
+    removed app's tokens are refused by both processes' userinfo and introspection within the registry's
+    bound, and the Sessions tab no longer lists it."""
+    first, other = deployment.hosts
+    added = _admin(other, deployment.apps["robot"], "POST", "/admin/apps", json={
+        "name": "ending", "redirect_uris": [REDIRECT], "consent": True})
+    assert added.status_code == 201, added.text
+    app = added.json()
+    device = register_device(first)
+    device.login(PASSWORD)
+    assert _redeem(other, app, *_consented_code(first, app, device)).status_code == 200
+
+    def ended_elsewhere(method: str, path: str) -> None:
+        device.base_url = other
+        assert device.request(method, path).status_code == 204
+        device.base_url = first
+
+    waiting = _consented_code(first, app, device)
+    ended_elsewhere("DELETE", f"/session/{device.session_id}/apps/{app['client_id']}")
+    refused = _redeem(first, app, *waiting)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant"), refused.text
+
+    waiting = _consented_code(first, app, device)
+    ended_elsewhere("DELETE", f"/account/consents/{app['client_id']}")
+    refused = _redeem(first, app, *waiting)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant"), refused.text
+    assert not any(a["client_id"] == app["client_id"] for s in device.list_sessions() for a in s["apps"])
+
+    held = _redeem(other, app, *_consented_code(first, app, device)).json()
+    waiting = _consented_code(first, app, device)
+    assert _admin(other, deployment.apps["robot"], "DELETE", f"/admin/apps/{app['client_id']}").status_code == 204
+    refused = _redeem(first, app, *waiting)
+    assert (refused.status_code, refused.json()["error"]) in ((400, "invalid_grant"), (401, "invalid_client"))
+    time.sleep(FRESH_SECONDS)  # every process's registry copy has lost the app by now (apps.registry)
+    mail = deployment.apps["mail"]
+    for host in deployment.hosts:  # the removed app's tokens, refused by userinfo and introspection everywhere
+        assert _userinfo(host, held) == 401
+        assert requests.post(host + "/session/introspect", data={"token": held["access_token"]}, timeout=10,
+                             auth=(mail["client_id"], mail["client_secret"])).json() == {"active": False}
+    assert not any(a["client_id"] == app["client_id"] for s in device.list_sessions() for a in s["apps"])

@@ -66,9 +66,12 @@ def _unb64url(text: object, *, what: str) -> bytes:
     if not isinstance(text, str) or not text.isascii() or "=" in text:
         raise ProofError(f"{what} is not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise ProofError(f"{what} is not base64url") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:  # '+', '/' or unused low bits: a second spelling
+        raise ProofError(f"{what} is not base64url")
+    return raw
 
 
 def public_jwk(key: PublicKey) -> dict[str, str]:

@@ -27,6 +27,11 @@ POLL_METHOD = "urn:ietf:rfc:8936"
 
 class StreamGone(Exception):
     """citylogin no longer knows this receiver's stream (404): make another."""
+
+
+class CredentialsRefused(TransmitterUnreachable):
+    """citylogin refuses the app's credentials (401): the app was removed, or its secret replaced. The feed
+    stops vouching for tokens at once: a quiet feed of an app citylogin no longer knows says nothing."""
 # citylogin holds a long poll up to 30 s (SPEC §11): past that the answer is late.
 LONGEST_HOLD = 35.0
 CONNECT_TIMEOUT = 3.0
@@ -108,6 +113,8 @@ class Feed:
                     failures = await self._failed(failures, "the poll timed out")
                     continue
                 except (httpx.HTTPError, TransmitterUnreachable) as error:
+                    if isinstance(error, CredentialsRefused):
+                        self.heard_at = None  # every token is asked about from now on (SPEC §14)
                     failures = await self._failed(failures, f"{type(error).__name__}: {error}")
                     immediate = True
                     continue
@@ -141,6 +148,8 @@ class Feed:
                                      timeout=httpx.Timeout(CONNECT_TIMEOUT, read=read))
         if response.status_code == 404 and self.stream_id:
             raise StreamGone()
+        if response.status_code == 401:
+            raise CredentialsRefused("poll: HTTP 401")
         if response.status_code != 200:
             raise TransmitterUnreachable(f"poll: HTTP {response.status_code}")
         try:
@@ -159,6 +168,8 @@ class Feed:
             return metadata.poll_endpoint
         response = await client.post(metadata.configuration_endpoint, json={"delivery": {"method": POLL_METHOD}},
                                      timeout=CONNECT_TIMEOUT)
+        if response.status_code == 401:
+            raise CredentialsRefused("stream: HTTP 401")
         if response.status_code != 201:
             raise TransmitterUnreachable(f"stream: HTTP {response.status_code}")
         try:

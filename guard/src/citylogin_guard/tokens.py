@@ -2,6 +2,8 @@
 (RFC 8417), each signed by a key of the transmitter's JWKS with EdDSA and nothing else."""
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -22,6 +24,8 @@ GRANT_CLAIM = "citylogin_grant_id"
 # forms them (oidc.grants on the server): matched whole, never split.
 _GRANT_ID = re.compile(r"[0-9a-f]{16,32}")
 _TOKEN_ID = re.compile(r"([0-9a-f]{16,32})\.[0-9]{1,9}")
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+MAX_TOKEN_LENGTH = 16384
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,25 @@ class _Untrusted(Exception):
     """The header names no key of ours, another algorithm, or the wrong type."""
 
 
+def one_spelling(token: object) -> bool:
+    """Whether `token` is a compact JWS spelled the one way its bytes are (RFC 7515 §2: base64url, no
+    padding): PyJWT forgives '=', '+', '/' and unused low bits, which would give one token many spellings."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or _COMPACT_JWS.fullmatch(token) is None:
+        return False
+    return all(_canonical_part(part) for part in token.split("."))
+
+
+def _canonical_part(part: str) -> bool:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == part
+
+
 def _signing_key(token: str, *, keys: KeySet, types: set[str], may_block: bool) -> Any:
+    if not one_spelling(token):
+        raise _Untrusted("not a JWT in its one spelling (base64url without padding)")
     header = jwt.get_unverified_header(token)
     if header.get("alg") not in ALGORITHMS:
         raise _Untrusted("the algorithm must be EdDSA")

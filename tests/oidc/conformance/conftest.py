@@ -1,6 +1,7 @@
 """One OP per test file: the all-in-one app on a real socket, shared by the file's tests as the
-conformance suite shares one OP across a plan's modules (docs/security/test-plans.md). A test file may set
-`OP_SETTINGS` (extra settings) for its servers."""
+conformance suite shares one OP across a plan's modules (docs/security/test-plans.md); and one browser
+(the worker's Chromium) with the suite's test user registered in it through the web UI, and the app's
+server the browser comes back to. A test file may set `OP_SETTINGS` (extra settings) for its servers."""
 from __future__ import annotations
 
 import uuid
@@ -9,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FAST_ARGON2, RAISED_LIMITS
+from accounts import user_service
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
+from tests.oidc.conformance.browser_person import CallbackReceiver, Person
 from tests.oidc.conformance.relying_party import Provider, discovered
 from tests.support.fixtures import app_servers
+from tests.support.live import verify_address
 
 # The issuer of an OP deployed as the standards expect it (TLS in front; CITYLOGIN_PUBLIC_URL https).
 DEPLOYED_ISSUER = "https://login.example"
@@ -47,3 +51,26 @@ def deployed_op(start_op) -> Provider:
     logout tokens signed as https://login.example (every process of a real deployment shares its issuer)."""
     url, ctx = start_op(public_url=DEPLOYED_ISSUER, ssf_push_interval=0)
     return Provider(url=url, ctx=ctx, metadata=discovered(url))
+
+
+@pytest.fixture(scope="module")
+def app_server() -> Iterator[CallbackReceiver]:
+    """The app's server: where the browser brings the authorization response and the logout's return."""
+    with CallbackReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def person(browser, op, app_server) -> Iterator[Person]:
+    """The suite's test user: an account made on citylogin's own page in this browser (its first device
+    the browser), its address verified, and signed in there."""
+    person = Person(browser, op.url, app_server, unique_name())
+    try:
+        person.register()
+        user = user_service.find_user(op.ctx, username=person.username)
+        assert user is not None
+        verify_address(op.ctx, user_uuid=user.user_uuid)
+        yield person
+    finally:
+        errors = person.close()
+    assert not errors, errors     # no uncaught script error or Content-Security-Policy violation

@@ -1,126 +1,94 @@
 """RP-Initiated Logout as the conformance suite drives it (AbstractOIDCCRpInitiatedLogout), with the
-browser's part played as citylogin's web UI plays it (SPEC §14): the end_session_endpoint keeps the
-app's request and sends the browser to the sign-out page (`/#oidc-logout=<handle>`); there the
-browser's device proves with its key which session it holds (`POST /oidc/logout/device`, a challenge
-signed under "citylogin-sign-out:"), and the person confirms when the request did not name that session.
-Then the suite's closing check: an authorization with prompt=none must come back with an error."""
+person in real Chromium at citylogin's web UI (SPEC §14): the first authorization and its whole chain,
+then the browser sent to the end_session_endpoint; citylogin keeps the app's request and sends the
+browser to its sign-out page, where this browser's device proves with its key which session it holds.
+The session the app's ID token named ends without a question and the browser goes back to the app; any
+other is asked about first. Then the suite's closing authorization with prompt=none, whose error comes
+from the web UI itself (nobody is signed in at citylogin in this browser any more)."""
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlencode
 
 import requests
 
-from citylogin.client import Client
-from citylogin.client_keys import sign_challenge
+from tests.oidc.conformance.browser_person import POST_LOGOUT_PATH, Person, Visit
 from tests.oidc.conformance.relying_party import (
-    POST_LOGOUT, TIMEOUT, Flow, Provider, RelyingParty, authorization_request, callback_of, check_error_page,
-    check_error_response, code_flow, random_value, register_rp, send_to_authorization_endpoint, sign_in_page,
-    signed_in_person, single_sign_on)
-
-SIGN_OUT_PURPOSE = "citylogin-sign-out:"
-USER_INTERFACE_ERRORS = {"interaction_required", "login_required", "account_selection_required", "consent_required"}
+    TIMEOUT, USER_INTERFACE_ERRORS, Flow, Provider, RelyingParty, authorization_request, browser_authorizes,
+    callback_of, check_client_auth_supported, check_error_response, check_no_callback, code_flow, random_value)
 
 
-def logout_rp(op: Provider, **options: Any) -> RelyingParty:
-    """A client with the suite's post-logout redirect URI registered (CreatePostLogoutRedirectUri)."""
-    return register_rp(op, post_logout_redirect_uris=(POST_LOGOUT,), **options)
+def signed_in(op: Provider, rp: RelyingParty, person: Person) -> Flow:
+    """The first authorization of every logout module, its whole chain (token, ID token, userinfo), with
+    the module's 128-character state."""
+    return code_flow(op, rp, person, state=random_value(128))
 
 
-def signed_in(op: Provider, rp: RelyingParty) -> tuple[Client, Flow]:
-    """The first authorization of every logout module: a person signed in, the app holding its tokens
-    (its authorization state 128 characters long, as the suite sends it)."""
-    device = signed_in_person(op)
-    request_state = random_value(128)
-    return device, code_flow(op, rp, device, state=request_state)
-
-
-def end_session_request(flow: Flow) -> dict[str, str]:
+def end_session_request(rp: RelyingParty, flow: Flow) -> dict[str, str]:
     """CreateEndSessionEndpointRequest with CreateRandomEndSessionState."""
-    return {"id_token_hint": flow.tokens["id_token"], "post_logout_redirect_uri": POST_LOGOUT,
+    return {"id_token_hint": flow.tokens["id_token"], "post_logout_redirect_uri": rp.post_logout_redirect_uri,
             "state": random_value(20)}
 
 
-def to_end_session_endpoint(op: Provider, params: dict[str, str]) -> requests.Response:
-    """The browser sent to the end_session_endpoint (BuildRedirectToEndSessionEndpoint); not followed."""
-    return requests.get(op.metadata["end_session_endpoint"], params=params, allow_redirects=False, timeout=TIMEOUT)
+def to_end_session_endpoint(op: Provider, person: Person, params: dict[str, str], *, until: str,
+                            confirm_logout: bool = True) -> Visit:
+    """BuildRedirectToEndSessionEndpoint: the browser sent there, and the person through citylogin's
+    sign-out page (answering `confirm_logout` if asked) until `until` (browser_person.Person.go)."""
+    url = op.metadata["end_session_endpoint"] + (f"?{urlencode(params)}" if params else "")
+    return person.go(url, until=until, confirm_logout=confirm_logout)
 
 
-def sign_out_page(op: Provider, answer: requests.Response) -> str:
-    """The handle the end_session_endpoint sends the browser to citylogin's sign-out page with."""
-    assert answer.status_code == 303, (answer.status_code, answer.text[:300])
-    location = answer.headers["Location"]
-    prefix = f"{op.issuer}/#oidc-logout="
-    assert location.startswith(prefix), location
-    return location.removeprefix(prefix)
+def post_logout_parameters(rp: RelyingParty, visit: Visit) -> dict[str, list[str]]:
+    """The query the OP sent to the post-logout redirect URI, which must be the registered one exactly,
+    reached by a GET without the person being asked."""
+    callback = visit.callback
+    assert callback is not None, f"the browser did not come back to the app ({visit.steps})"
+    assert callback.method == "GET" and callback.path == POST_LOGOUT_PATH, callback
+    assert rp.post_logout_redirect_uri.endswith(POST_LOGOUT_PATH)
+    assert visit.steps == [], visit.steps                       # the hint named the session: no question
+    return callback.query
 
 
-def device_signs_out(op: Provider, device: Client, handle: str, *, confirm: bool = False) -> requests.Response:
-    """The sign-out page's proof: the browser's device signs a fresh challenge for the app's request;
-    `confirm` once the person said yes."""
-    challenge = requests.post(op.url + "/login/challenge", json={}, timeout=TIMEOUT).json()["challenge"]
-    key_file = device.require_key_file()
-    body = {"request": handle, "client_cert": key_file.client_cert_b64(), "challenge": challenge,
-            "signature": sign_challenge(key_file.private_key(), challenge, purpose=SIGN_OUT_PURPOSE),
-            "confirm": confirm}
-    return requests.post(op.url + "/oidc/logout/device", json=body, timeout=TIMEOUT)
+def session_over(op: Provider, flow: Flow) -> None:
+    """The session has ended: citylogin refuses the app's access token it gave in it."""
+    assert _userinfo_status(op, flow) == 401
 
 
-def signed_out(answer: requests.Response) -> str | None:
-    """Where the browser goes once the session ended: the app's URI, or None (it stays at citylogin,
-    which shows that the person signed out)."""
-    assert answer.status_code == 200, (answer.status_code, answer.text[:300])
-    return answer.json()["redirect_to"]
+def session_live(op: Provider, flow: Flow) -> None:
+    assert _userinfo_status(op, flow) == 200
 
 
-def asked_first(answer: requests.Response) -> None:
-    """The device's proof alone did not end the session: the person is asked to confirm."""
-    assert answer.status_code == 403, (answer.status_code, answer.text[:300])
-    assert answer.json()["code"] == "logout_confirmation_required", answer.text
+def _userinfo_status(op: Provider, flow: Flow) -> int:
+    return requests.get(op.metadata["userinfo_endpoint"], timeout=TIMEOUT,
+                        headers={"Authorization": f"Bearer {flow.tokens['access_token']}"}).status_code
 
 
-def post_logout_parameters(rp_uri: str, redirect_to: str | None) -> dict[str, list[str]]:
-    """The query the OP sent to the post-logout redirect URI, which must be the registered one exactly."""
-    assert redirect_to is not None
-    parts = urlsplit(redirect_to)
-    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == rp_uri and not parts.fragment, redirect_to
-    return parse_qs(parts.query, keep_blank_values=True)
-
-
-def session_over(op: Provider, device: Client, flow: Flow) -> None:
-    """The session has ended: citylogin refuses the device's token and the app's."""
-    assert device.request("GET", "/session/me").status_code == 401
-    assert requests.get(op.metadata["userinfo_endpoint"], timeout=TIMEOUT,
-                        headers={"Authorization": f"Bearer {flow.tokens['access_token']}"}).status_code == 401
-
-
-def session_live(device: Client) -> None:
-    assert device.request("GET", "/session/me").status_code == 200
-
-
-def prompt_none_fails(op: Provider, rp: RelyingParty, device: Client) -> None:
-    """The suite's last step: an authorization with prompt=none now comes back with an error that needs
-    a user interface (CheckErrorFromAuthorizationEndpointIsOneThatRequiredAUserInterface). The browser's
-    device has no live session (single sign-on is refused), and the web UI shows no page but answers
-    login_required (oidc.js)."""
+def prompt_none_fails(op: Provider, rp: RelyingParty, person: Person) -> None:
+    """The suite's second authorization: prompt=none, the 128-character state, now answered with an
+    error that needs a user interface (CheckErrorFromAuthorizationEndpointIsOneThatRequiredAUserInterface),
+    which the web UI gives by itself, showing no page (the browser's device has no live session)."""
+    check_client_auth_supported(op, "client_secret_basic")
     request = authorization_request(rp, state_length=128, prompt="none")
-    request_id = sign_in_page(op, send_to_authorization_endpoint(op, request))
-    refused = single_sign_on(op, device, request_id)
-    assert refused.status_code == 401 and refused.json()["code"] == "login_required", refused.text
-    cancelled = requests.post(op.url + "/oidc/authorize/cancel", timeout=TIMEOUT,
-                              json={"request": request_id, "error": "login_required"})
-    check_error_response(op, request, callback_of(rp, cancelled.json()["redirect_to"]), allowed=USER_INTERFACE_ERRORS)
+    visit = browser_authorizes(op, person, request)
+    assert visit.steps == [], visit.steps
+    check_error_response(op, request, callback_of(rp, visit), allowed=USER_INTERFACE_ERRORS)
 
 
-def logout_interaction(op: Provider, handle: str) -> dict[str, Any]:
-    """What the sign-out page shows of the app's request."""
-    answer = requests.post(op.url + "/oidc/logout/interaction", json={"request": handle}, timeout=TIMEOUT)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
+def logged_out_here(person: Person, visit: Visit, name: str) -> None:
+    """The browser stayed at citylogin, which shows that the person signed out (the suite's "you are
+    logged out" screenshot, ExpectSuccessfulLogoutPage)."""
+    assert visit.callback is None, visit.callback
+    person.device.expect_login_screen()
+    assert person.page.locator("#banner:visible").count() == 1
+    person.screenshot(f"logout-{name}")
 
 
-def never_sent_back(op: Provider, device: Client, answer: requests.Response) -> None:
-    """The module's "the OP must not redirect back; it shows an error or asks the person": citylogin
-    shows the end_session_endpoint's error page, and the session the hint names goes on."""
-    check_error_page(answer)
-    session_live(device)
+def never_sent_back(op: Provider, person: Person, flow: Flow, visit: Visit, name: str) -> None:
+    """The module's "the OP must not redirect back; it shows an error or asks the person": no request at
+    the app, and the session the hint names goes on. The page, for the suite's screenshot."""
+    if visit.callback is None and visit.steps == []:
+        check_no_callback(visit)
+    else:
+        assert visit.callback is None and visit.steps == ["logout-declined"], visit
+    session_live(op, flow)
+    person.screenshot(f"logout-{name}")
+

@@ -1,8 +1,9 @@
 """The relying party that the OpenID Foundation's conformance suite plays against an OP, written again
-for citylogin's own tests (docs/security/test-plans.md): a static client, PKCE S256 in every request (citylogin
-requires it of every client), the person's browser played by a registered device as the web UI plays
-it, and the suite's checks ("conditions") as named functions that assert. Each check names the
-condition it stands for, so a failure reads like the suite's log."""
+for citylogin's own tests (docs/security/test-plans.md): a static confidential client (client_secret_basic,
+or client_secret_post), the suite's own requests (no PKCE but in the one module that sends it), the
+person's browser real Chromium through citylogin's web UI (browser_person.py), and the suite's checks
+("conditions") as named functions that assert. Each check names the condition it stands for, so a
+failure reads like the suite's log."""
 from __future__ import annotations
 
 import base64
@@ -14,21 +15,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import jwt
 import requests
 
 from apps import service as apps
 from apps.models import OidcClient
-from citylogin.client import Client
-from citylogin.client_keys import sign_challenge
 from common.context import AppContext
-from tests.support.live import PASSWORD, register_device
-from tests.support.oidc import finish_as_device, pkce_pair
+from tests.oidc.conformance.browser_person import CALLBACK_PATH, POST_LOGOUT_PATH, Person, Visit
+from tests.support.oidc import pkce_pair
 
-REDIRECT = "https://rp.example/callback"
-POST_LOGOUT = "https://rp.example/post_logout_redirect"
 TIMEOUT = 10
 SKEW = 5 * 60  # seconds: the suite's allowance for clocks (ValidateIdToken)
 # RFC 6749 §4.1.2.1 and §5.2: what error_description may hold (ValidateErrorDescription...).
@@ -50,6 +47,7 @@ SCOPE_CLAIMS = {
 ID_TOKEN_CLAIMS = {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash",
                    "c_hash", "nbf", "jti", "sid", "s_hash"}
 ERROR_CALLBACK_PARAMETERS = {"error", "error_description", "error_uri", "state", "session_state", "iss"}
+USER_INTERFACE_ERRORS = {"interaction_required", "login_required", "account_selection_required", "consent_required"}
 
 
 @dataclass(frozen=True)
@@ -67,19 +65,23 @@ class Provider:
 
 @dataclass(frozen=True)
 class RelyingParty:
-    """A statically registered client (the suite's `static_client` variant)."""
+    """A statically registered client (the suite's `static_client` variant), its redirect URIs on the
+    app's server, and the plan's response mode ("default": the query; or "form_post")."""
 
     client_id: str
     client_secret: str
-    redirect_uri: str = REDIRECT
+    redirect_uri: str
+    post_logout_redirect_uri: str
+    response_mode: str = "default"
 
 
 @dataclass(frozen=True)
 class AuthorizationRequest:
-    """What the RP sent to the authorization endpoint, and the PKCE verifier it keeps."""
+    """What the RP sent to the authorization endpoint, and the PKCE verifier it keeps (in the one module
+    that sends PKCE)."""
 
     params: dict[str, str]
-    verifier: str
+    verifier: str | None = None
 
     @property
     def state(self) -> str | None:
@@ -102,6 +104,7 @@ class Flow:
     callback: dict[str, str]
     tokens: dict[str, Any] = field(default_factory=dict)
     id_token: dict[str, Any] = field(default_factory=dict)
+    visit: Visit | None = None
 
 
 def discovered(url: str) -> dict[str, Any]:
@@ -110,18 +113,28 @@ def discovered(url: str) -> dict[str, Any]:
     return answer.json()
 
 
-def register_rp(op: Provider, **options: Any) -> RelyingParty:
-    """A client registered as an operator would (`citylogin apps add`), with the suite's redirect URI."""
-    options.setdefault("redirect_uris", (REDIRECT,))
+def register_rp(op: Provider, app_url: str, *, response_mode: str = "default", **options: Any) -> RelyingParty:
+    """A client registered as an operator would (`citylogin apps add`): confidential, its redirect URI
+    the app's server's (the suite's CreateRedirectUri), and its post-logout one."""
+    redirect_uri, post_logout = app_url + CALLBACK_PATH, app_url + POST_LOGOUT_PATH
+    options.setdefault("redirect_uris", (redirect_uri,))
+    options.setdefault("post_logout_redirect_uris", (post_logout,))
     credentials = apps.add_app(op.ctx, name="Conformance RP", push_url=None, oidc=OidcClient(**options))
-    return RelyingParty(client_id=credentials.app.client_id, client_secret=credentials.client_secret)
+    return RelyingParty(client_id=credentials.app.client_id, client_secret=credentials.client_secret,
+                        redirect_uri=redirect_uri, post_logout_redirect_uri=post_logout, response_mode=response_mode)
 
 
-def signed_in_person(op: Provider) -> Client:
-    """A person with a registered device, signed in to citylogin on it (the suite's test user, logged in)."""
-    device = register_device(op.url)
-    device.login(PASSWORD)
-    return device
+# --- the server's configuration, as each module checks it first ------------------------------------
+
+def check_client_auth_supported(op: Provider, auth: str) -> None:
+    """EnsureServerConfigurationSupportsClientSecretBasic (absent means client_secret_basic) and
+    EnsureServerConfigurationSupportsClientSecretPost: the client's method is in discovery's
+    token_endpoint_auth_methods_supported."""
+    methods = op.metadata.get("token_endpoint_auth_methods_supported")
+    if methods is None:
+        assert auth == "client_secret_basic", "token_endpoint_auth_methods_supported is missing"
+        return
+    assert isinstance(methods, list) and auth in methods, (auth, methods)
 
 
 # --- the authorization request -------------------------------------------------------------------
@@ -132,62 +145,65 @@ def random_value(length: int = 10) -> str:
 
 
 def authorization_request(rp: RelyingParty, *, scope: str = "openid", state_length: int = 10,
-                          with_nonce: bool = True, **extra: str) -> AuthorizationRequest:
-    """The suite's request (CreateAuthorizationEndpointRequestFromClientInformation, random state and
-    nonce, response_type=code) with PKCE S256 (SetupPkceAndAddToAuthorizationRequest)."""
-    verifier, challenge = pkce_pair()
+                          with_nonce: bool = True, pkce: bool = False, **extra: str) -> AuthorizationRequest:
+    """The suite's request in its order (CreateAuthorizationEndpointRequestFromClientInformation: client_id,
+    redirect_uri, scope; a random state and nonce; response_type=code; response_mode=form_post in the
+    Form Post plans), with PKCE S256 only when `pkce` (SetupPkceAndAddToAuthorizationRequest)."""
     params = {"client_id": rp.client_id, "redirect_uri": rp.redirect_uri, "scope": scope,
-              "state": random_value(state_length), "response_type": "code", "code_challenge": challenge,
-              "code_challenge_method": "S256"}
+              "state": random_value(state_length)}
     if with_nonce:
         params["nonce"] = random_value()
+    params["response_type"] = "code"
+    if rp.response_mode == "form_post":
+        params["response_mode"] = "form_post"       # SetAuthorizationEndpointRequestResponseModeToFormPost
+    verifier = None
+    if pkce:
+        verifier, challenge = pkce_pair()
+        params.update(code_challenge=challenge, code_challenge_method="S256")
     params.update(extra)
     return AuthorizationRequest(params=params, verifier=verifier)
 
 
-def with_params(request: AuthorizationRequest, **params: str) -> AuthorizationRequest:
-    """The request with `params` added (or changed)."""
-    return AuthorizationRequest(params={**request.params, **params}, verifier=request.verifier)
+def authorization_url(op: Provider, params: dict[str, str], order: list[str] | None = None) -> str:
+    """BuildPlainRedirectToAuthorizationEndpoint: the endpoint with the request in its query."""
+    names = order or list(params)
+    return f"{op.metadata['authorization_endpoint']}?{urlencode([(name, params[name]) for name in names])}"
 
 
-def send_to_authorization_endpoint(op: Provider, request: AuthorizationRequest, *, method: str = "GET",
-                                   order: list[str] | None = None) -> requests.Response:
-    """The browser's request at the authorization endpoint (BuildPlainRedirectToAuthorizationEndpoint),
-    its parameters in `order` when given; the answer is not followed."""
-    names = order or list(request.params)
-    pairs = [(name, request.params[name]) for name in names]
-    endpoint = op.metadata["authorization_endpoint"]
+def browser_authorizes(op: Provider, person: Person, request: AuthorizationRequest, *, method: str = "GET",
+                       order: list[str] | None = None, until: str = "app") -> Visit:
+    """The browser sent to the authorization endpoint with the request (by a POST form for `method`
+    POST), and the person through citylogin's pages until the browser is back at the app."""
     if method == "POST":
-        return requests.post(endpoint, data=pairs, allow_redirects=False, timeout=TIMEOUT)
-    return requests.get(f"{endpoint}?{urlencode(pairs)}", allow_redirects=False, timeout=TIMEOUT)
+        return person.go(op.metadata["authorization_endpoint"], method="POST", params=list(request.params.items()),
+                         until=until)
+    return person.go(authorization_url(op, request.params, order), until=until)
 
 
-def sign_in_page(op: Provider, answer: requests.Response) -> str:
-    """The request id the authorization endpoint sends the browser to citylogin's sign-in page with."""
-    assert answer.status_code == 303, (answer.status_code, answer.text[:300])
-    location = answer.headers["Location"]
-    prefix = f"{op.issuer}/#oidc="
-    assert location.startswith(prefix), location
-    return location.removeprefix(prefix)
+def callback_of(rp: RelyingParty, visit: Visit) -> dict[str, str]:
+    """The parameters the OP sent back to the RP (CheckMatchingCallbackParameters: at the registered
+    redirect URI, each once), by the plan's response mode: in the query (code flow's default), or as a
+    POST of a form (CheckCallbackHttpMethodIsPost, CheckCallbackContentTypeIsFormUrlEncoded,
+    RejectAuthCodeInUrlQuery, RejectErrorInUrlQuery)."""
+    callback = visit.callback
+    assert callback is not None, f"the browser did not come back to the app ({visit.steps})"
+    assert callback.path == CALLBACK_PATH, callback
+    if rp.response_mode == "form_post":
+        assert callback.method == "POST", callback
+        assert callback.content_type.split(";")[0].strip() == "application/x-www-form-urlencoded", callback
+        assert "code" not in callback.query and "error" not in callback.query, callback
+    else:
+        assert callback.method == "GET", callback
+    params = callback.params()
+    assert all(len(values) == 1 for values in params.values()), params
+    return {name: values[0] for name, values in params.items()}
 
 
-def callback_of(rp: RelyingParty, location: str) -> dict[str, str]:
-    """The parameters the OP sent back to the RP (CheckMatchingCallbackParameters: to the registered
-    redirect URI, in the query for the code flow, each once)."""
-    parts = urlsplit(location)
-    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == rp.redirect_uri, location
-    assert not parts.fragment, location
-    query = parse_qs(parts.query, keep_blank_values=True)
-    assert all(len(values) == 1 for values in query.values()), query
-    return {name: values[0] for name, values in query.items()}
-
-
-def browser_signs_in(op: Provider, rp: RelyingParty, device: Client, request: AuthorizationRequest, *,
-                     method: str = "GET", order: list[str] | None = None) -> dict[str, str]:
-    """The authorization request, the sign-in page's request finished by the device's session, the
-    callback's parameters."""
-    request_id = sign_in_page(op, send_to_authorization_endpoint(op, request, method=method, order=order))
-    return callback_of(rp, finish_as_device(device, request_id))
+def check_no_callback(visit: Visit) -> None:
+    """An error shown to the person, never a redirect (ExpectRedirectUriErrorPage and its kind): the
+    browser stays at citylogin, on a page that answers with a 4xx status."""
+    assert visit.callback is None, visit.callback
+    assert visit.status is not None and 400 <= visit.status < 500, visit.status
 
 
 # --- the authorization response ------------------------------------------------------------------
@@ -234,12 +250,6 @@ def check_error_text(body: dict[str, Any]) -> None:
     assert error_uri is None or re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", error_uri), body
 
 
-def check_error_page(answer: requests.Response) -> None:
-    """An error shown to the person, never a redirect (ExpectRedirectUriErrorPage and its kind)."""
-    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
-    assert "Location" not in answer.headers, answer.headers
-
-
 # --- the token endpoint --------------------------------------------------------------------------
 
 def token_request(op: Provider, rp: RelyingParty, form: dict[str, str], *,
@@ -255,9 +265,11 @@ def token_request(op: Provider, rp: RelyingParty, form: dict[str, str], *,
 
 def redeem(op: Provider, rp: RelyingParty, request: AuthorizationRequest, code: str, *,
            auth: str = "client_secret_basic") -> requests.Response:
-    """CreateTokenEndpointRequestForAuthorizationCodeGrant with the PKCE verifier (RFC 7636 §4.5)."""
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": request.params["redirect_uri"],
-            "code_verifier": request.verifier}
+    """CreateTokenEndpointRequestForAuthorizationCodeGrant, with the PKCE verifier when the request sent
+    a challenge (AddCodeVerifierToTokenEndpointRequest, RFC 7636 §4.5)."""
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": request.params["redirect_uri"]}
+    if request.verifier is not None:
+        form["code_verifier"] = request.verifier
     return token_request(op, rp, form, auth=auth)
 
 
@@ -377,16 +389,24 @@ def scope_claims_returned(claims: dict[str, Any], scope: str) -> None:
 
 # --- whole flows ----------------------------------------------------------------------------------
 
-def code_flow(op: Provider, rp: RelyingParty, device: Client, *, auth: str = "client_secret_basic",
-              method: str = "GET", order: list[str] | None = None, scope: str = "openid",
-              **extra: str) -> Flow:
-    """The suite's happy flow (oidcc-server): authorize, the person's device finishes it, the checks of
-    the callback, the code redeemed, the token response's and the ID token's checks."""
-    request = with_params(authorization_request(rp, scope=scope), **extra)
-    callback = browser_signs_in(op, rp, device, request, method=method, order=order)
+def code_flow(op: Provider, rp: RelyingParty, person: Person, *, auth: str = "client_secret_basic",
+              method: str = "GET", order: list[str] | None = None, scope: str = "openid", pkce: bool = False,
+              with_nonce: bool = True, **extra: str) -> Flow:
+    """A module of AbstractOIDCCServerTest from its configuration to its end: the client's auth method in
+    discovery, the authorization request through the browser and the person, the callback's checks, the
+    code redeemed, the token response's and the ID token's checks, and the protected resource (userinfo,
+    EnsureHttpStatusCodeIs200)."""
+    check_client_auth_supported(op, auth)
+    request = authorization_request(rp, scope=scope, pkce=pkce, with_nonce=with_nonce, **extra)
+    visit = browser_authorizes(op, person, request, method=method, order=order)
+    callback = callback_of(rp, visit)
     code = check_authorization_response(op, request, callback)
     tokens = check_token_response(redeem(op, rp, request, code, auth=auth))
-    return Flow(request=request, callback=callback, tokens=tokens, id_token=check_id_token(op, rp, request, tokens))
+    flow = Flow(request=request, callback=callback, tokens=tokens, id_token=check_id_token(op, rp, request, tokens),
+                visit=visit)
+    answer = userinfo(op, tokens["access_token"])                     # requestProtectedResource
+    assert answer.status_code == 200, (answer.status_code, answer.text[:300])
+    return flow
 
 
 def next_second(after: int) -> None:
@@ -394,13 +414,3 @@ def next_second(after: int) -> None:
     now carries a later one: the suite's WaitForOneSecond, without guessing how long is enough."""
     while int(time.time()) <= after:
         time.sleep(0.05)
-
-
-def single_sign_on(op: Provider, device: Client, request_id: str) -> requests.Response:
-    """What the web UI tries first for a waiting request (oidc.js signInWithDevice): the browser's device
-    key signs a fresh challenge, and the device's live session, if it has one, finishes the request."""
-    challenge = requests.post(op.url + "/login/challenge", json={}, timeout=TIMEOUT).json()["challenge"]
-    key_file = device.require_key_file()
-    body = {"request": request_id, "client_cert": key_file.client_cert_b64(), "challenge": challenge,
-            "signature": sign_challenge(key_file.private_key(), challenge, purpose="citylogin-sso:")}
-    return requests.post(op.url + "/oidc/authorize/device", json=body, timeout=TIMEOUT)

@@ -1,0 +1,34 @@
+"""The run's one Chromium per worker (Debian's /usr/bin/chromium driven by Playwright), for every test that
+drives a browser: the browser tests and the conformance plans' person. One sync Playwright per worker (a
+second one started in the same worker fails), so the fixture is session-scoped and registered for the whole
+suite (tests/conftest.py's pytest_plugins).
+
+Skipped only when /usr/bin/chromium is missing and CI is unset; under CI a missing Chromium fails."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+def chromium_or_skip() -> str:
+    """/usr/bin/chromium, or the test is skipped (failed under CI) when it is missing."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests (bash scripts/setup.sh --browser)")
+    pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh --browser` to run the browser tests")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
