@@ -109,8 +109,9 @@ class AppRecord:
         """The moment from which the app hears of session ends: when it was added."""
         return self.created_ms if self.created_ms is not None else self.created_epoch * 1000
 
-    def public(self) -> dict:
-        """What an operator may see: everything but the digest."""
+    def public(self, *, pkce_required_of_every_app: bool = False) -> dict:
+        """What an operator may see: everything but the digest; `pkce`, which PKCE rule the app signs in
+        under (under the operator's CITYLOGIN_OIDC_REQUIRE_PKCE, given)."""
         oidc = self.oidc()
         return {"client_id": self.client_id, "name": self.name, "push_url": self.push_url,
                 "created_at": self.created_at, "secret_rotated_at": self.secret_rotated_at,
@@ -120,6 +121,7 @@ class AppRecord:
                 "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent,
                 "id_token_signed_response_alg": oidc.id_token_alg, "require_pushed_authorization_requests":
                 oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop, "require_pkce": oidc.require_pkce,
+                "pkce": oidc.pkce_rule(required_of_every_app=pkce_required_of_every_app).value,
                 "web_origins": list(oidc.web_origins),
                 "admin_role": self.admin_role,
                 **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}

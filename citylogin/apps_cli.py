@@ -37,11 +37,16 @@ def apps(context: click.Context, operator: str | None) -> None:
     remember_operator(context, operator)
 
 
-def _print_credentials(credentials, as_json: bool) -> None:
+PKCE_RULES = {"public_client": "required (a public client)", "require_pkce": "required (--require-pkce)",
+              "operator_setting": "required (CITYLOGIN_OIDC_REQUIRE_PKCE)",
+              "when_sent": "when the app sends a challenge (a confidential client)"}
+
+
+def _print_credentials(credentials, as_json: bool, *, pkce_required_of_every_app: bool = False) -> None:
     app = credentials.app
     if as_json:
         secret = {"client_secret": credentials.client_secret} if credentials.client_secret else {}
-        click.echo(json.dumps({**app.public(), **secret}))
+        click.echo(json.dumps({**app.public(pkce_required_of_every_app=pkce_required_of_every_app), **secret}))
         return
     click.echo(f"client_id      {app.client_id}")
     if not credentials.client_secret:
@@ -109,6 +114,9 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
               help="The algorithm of the app's ID tokens.")
 @click.option("--require-par", is_flag=True, help="Accept only pushed authorization requests (RFC 9126).")
 @click.option("--require-dpop", is_flag=True, help="Issue only DPoP-bound tokens (RFC 9449).")
+@click.option("--require-pkce", is_flag=True,
+              help="Require PKCE (S256) of every sign-in, as of a public client; without it a confidential client "
+                   "may omit PKCE (it is enforced whenever the app sends a challenge).")
 @click.option("--jwks", default=None, callback=_jwks, metavar="FILE",
               help="A JWK Set file of the app's public keys: it authenticates at the token endpoint with a "
                    "client assertion signed by its private key (private_key_jwt) instead of the secret.")
@@ -118,15 +126,15 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
-        id_token_alg: str, require_par: bool, require_dpop: bool, jwks: str | None, admin_role: str | None,
-        as_json: bool) -> None:
+        id_token_alg: str, require_par: bool, require_dpop: bool, require_pkce: bool, jwks: str | None,
+        admin_role: str | None, as_json: bool) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin."""
     from apps import service
     from apps.models import OidcClient
 
     oidc_options = (public, web_origins, post_logout_redirect_uris, backchannel_logout_uri, consent, require_par,
-                    require_dpop, jwks)
+                    require_dpop, require_pkce, jwks)
     if any(oidc_options) and not redirect_uris:
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri")
     if web_origins and not public:
@@ -137,10 +145,12 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
         raise click.UsageError("a --public client can not use the client-credentials grant: leave out --admin-role")
     oidc = OidcClient(redirect_uris=redirect_uris, public=public, post_logout_redirect_uris=post_logout_redirect_uris,
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
-                      require_par=require_par, require_dpop=require_dpop, jwks=jwks, web_origins=web_origins)
+                      require_par=require_par, require_dpop=require_dpop, require_pkce=require_pkce, jwks=jwks,
+                      web_origins=web_origins)
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
-    _print_credentials(credentials, as_json)
+        every_app = ctx.settings.oidc_require_pkce
+    _print_credentials(credentials, as_json, pkce_required_of_every_app=every_app)
 
 
 @apps.command("list")
@@ -151,8 +161,9 @@ def list_apps(as_json: bool) -> None:
 
     with _context() as ctx:
         listed = service.list_apps(ctx)
+        every_app = ctx.settings.oidc_require_pkce
     if as_json:
-        click.echo(json.dumps([app.public() for app in listed]))
+        click.echo(json.dumps([app.public(pkce_required_of_every_app=every_app) for app in listed]))
         return
     for app in listed:
         click.echo(f"{app.client_id}  {app.name!r}  {'push ' + app.push_url if app.push_url else 'poll'}  "
@@ -168,10 +179,15 @@ def show(client_id: str, as_json: bool) -> None:
 
     with _context() as ctx:
         app = service.show_app(ctx, client_id=client_id)
+        shown = app.public(pkce_required_of_every_app=ctx.settings.oidc_require_pkce)
     if as_json:
-        click.echo(json.dumps(app.public()))
+        click.echo(json.dumps(shown))
         return
-    for label, value in app.public().items():
+    if app.oidc().redirect_uris:
+        shown["pkce"] = PKCE_RULES[shown["pkce"]]
+    else:
+        del shown["pkce"]  # it signs nobody in
+    for label, value in shown.items():
         click.echo(f"{label:18} {value if value is not None else '-'}")
 
 
@@ -184,7 +200,8 @@ def rotate_secret(client_id: str, as_json: bool) -> None:
 
     with _context() as ctx:
         credentials = service.rotate_secret(ctx, client_id=client_id)
-    _print_credentials(credentials, as_json)
+        every_app = ctx.settings.oidc_require_pkce
+    _print_credentials(credentials, as_json, pkce_required_of_every_app=every_app)
 
 
 @apps.command()

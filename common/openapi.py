@@ -13,6 +13,7 @@ from pydantic import BaseModel
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
 PROBLEM = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
+OAUTH_ERROR = {JSON: {"schema": {"$ref": REF.format(model="OAuthError")}}}
 # Path parameter schemas by werkzeug converter; ids are UUIDs, so their routes use `<uuid:...>`.
 # Headers that come with some problems: the Bearer challenge (RFC 6750 §3) and when to retry.
 PROBLEM_HEADERS = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -45,6 +46,7 @@ class Operation:
     database: bool = True                    # uses DynamoDB, so 503 while it is unreachable
     body_media_type: str = JSON              # of the request body (a form for RFC 7662 introspection)
     error_page: bool = False                 # a browser's 400 is an HTML page for the person (SPEC §14)
+    oauth_errors: bool = False               # refusals in RFC 6749 §5.2's JSON, not problem details
 
     def __post_init__(self) -> None:
         if self.auth not in (False, True, "optional", "app"):
@@ -133,7 +135,8 @@ def _describe(op: Operation, rule: str, endpoint: str, components: dict[str, Any
         if status in SERVER_STATUSES:
             responses[str(status)] = {"description": SERVER_STATUSES[status]}
             continue
-        responses[str(status)] = {"description": "Problem details (RFC 9457)", "content": PROBLEM}
+        responses[str(status)] = {"description": "OAuth 2.0 error (RFC 6749 §5.2)", "content": OAUTH_ERROR} \
+            if op.oauth_errors else {"description": "Problem details (RFC 9457)", "content": PROBLEM}
         if status == 400 and op.error_page:
             responses["400"] = {"description": "An error page in the person's language (HTML), or problem details "
                                                "for a request the page's checks never saw",
@@ -161,8 +164,14 @@ PROBLEM_SCHEMA = {
 }
 
 
+OAUTH_ERROR_SCHEMA = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
+
+
 def openapi_document(app: Flask, *, title: str, version: str) -> dict[str, Any]:
-    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA, "OAuthError": OAUTH_ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
         op = getattr(app.view_functions.get(rule.endpoint), "openapi", None)

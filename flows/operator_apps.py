@@ -14,21 +14,26 @@ from flows.operator_models import AppChange, NewApp
 from flows.operators import Operator, need
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
-               "require_par", "require_dpop", "jwks", "web_origins")
+               "require_par", "require_dpop", "require_pkce", "jwks", "web_origins")
+
+
+def _public(ctx: AppContext, app: AppRecord) -> dict[str, Any]:
+    """The app as an operator sees it, with the PKCE rule it signs in under (SPEC §14)."""
+    return app.public(pkce_required_of_every_app=ctx.settings.oidc_require_pkce)
 
 
 def list_apps(ctx: AppContext, *, operator: Operator) -> list[dict[str, Any]]:
     need(operator, Role.ADMIN)
-    return [app.public() for app in apps.list_apps(ctx)]
+    return [_public(ctx, app) for app in apps.list_apps(ctx)]
 
 
 def show_app(ctx: AppContext, *, operator: Operator, client_id: str) -> dict[str, Any]:
     need(operator, Role.ADMIN)
-    return apps.show_app(ctx, client_id=client_id).public()
+    return _public(ctx, apps.show_app(ctx, client_id=client_id))
 
 
-def _shown(credentials: NewCredentials) -> dict[str, Any]:
-    return {**credentials.app.public(), "client_secret": credentials.client_secret}
+def _shown(ctx: AppContext, credentials: NewCredentials) -> dict[str, Any]:
+    return {**_public(ctx, credentials.app), "client_secret": credentials.client_secret}
 
 
 def _audited(operator: Operator, action: str, client_id: str, reason: str | None) -> None:
@@ -44,12 +49,13 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       backchannel_logout_uri=request.backchannel_logout_uri, consent=bool(request.consent),
                       id_token_alg=request.id_token_alg or OidcClient.id_token_alg,
                       require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
-                      jwks=request.jwks, web_origins=tuple(request.web_origins or ()))
+                      require_pkce=bool(request.require_pkce), jwks=request.jwks,
+                      web_origins=tuple(request.web_origins or ()))
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)
         _audited(operator, "app_add", credentials.app.client_id, request.reason)
-    return _shown(credentials)
+    return _shown(ctx, credentials)
 
 
 def change_app(ctx: AppContext, *, operator: Operator, client_id: str, request: AppChange) -> dict[str, Any]:
@@ -64,7 +70,7 @@ def change_app(ctx: AppContext, *, operator: Operator, client_id: str, request: 
                               admin_role=request.admin_role.value if request.admin_role else None,
                               changed=frozenset(given & {"name", "push_url", "admin_role"}))
         _audited(operator, "app_change", client_id, request.reason)
-    return app.public()
+    return _public(ctx, app)
 
 
 def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcClient:
@@ -79,7 +85,8 @@ def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcCl
                       consent=bool(pick("consent", now.consent)),
                       id_token_alg=pick("id_token_alg", now.id_token_alg) or OidcClient.id_token_alg,
                       require_par=bool(pick("require_par", now.require_par)),
-                      require_dpop=bool(pick("require_dpop", now.require_dpop)), jwks=pick("jwks", now.jwks),
+                      require_dpop=bool(pick("require_dpop", now.require_dpop)),
+                      require_pkce=bool(pick("require_pkce", now.require_pkce)), jwks=pick("jwks", now.jwks),
                       web_origins=tuple(pick("web_origins", now.web_origins) or ()))
 
 
@@ -88,7 +95,7 @@ def rotate_secret(ctx: AppContext, *, operator: Operator, client_id: str, reason
     with operator_acting(operator.label):
         credentials = apps.rotate_secret(ctx, client_id=client_id)
         _audited(operator, "app_rotate_secret", client_id, reason)
-    return _shown(credentials)
+    return _shown(ctx, credentials)
 
 
 def remove_app(ctx: AppContext, *, operator: Operator, client_id: str, reason: str | None) -> None:

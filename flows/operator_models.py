@@ -206,6 +206,8 @@ class AppChange(BaseModel):
     id_token_alg: Omittable[Literal["RS256", "ES256", "EdDSA"]] = None
     require_par: Omittable[StrictBool] = None
     require_dpop: Omittable[StrictBool] = None
+    require_pkce: Omittable[StrictBool] = Field(
+        default=None, description="PKCE on every sign-in, as of a public client (a confidential one may omit it)")
     jwks: Annotated[str, BeforeValidator(_jwks), WithJsonSchema({"type": "object"})] | None = Field(
         default=None, description="a JWK Set of the app's public keys (private_key_jwt)")
     web_origins: Omittable[WebOrigins] = Field(

@@ -22,6 +22,7 @@ from oidc.authorize import PERSON
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.hooks import provider
 from oidc.pages import BrowserRefusal
+from oidc.oauth_errors import json_error
 from oidc.server import CodeGrant
 from sessions import service as sessions
 from sessions.binding import ProofOffer
@@ -66,14 +67,7 @@ def _json_error(error: OAuth2Error) -> Response:
     """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints), logged and counted
     (oidc.refusals)."""
     refusals.refused(error)
-    status = error.status_code if error.status_code and error.status_code != 302 else 400
-    body = {"error": error.error, **({"error_description": error.description} if error.description else {})}
-    headers = {"Cache-Control": "no-store"}
-    if isinstance(error, request_limits.TooManyRequests):
-        headers["Retry-After"] = str(error.retry_after)
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="citylogin"'
-    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+    return json_error(error)
 
 
 def token_response(offer: ProofOffer | None) -> Response:

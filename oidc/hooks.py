@@ -62,7 +62,10 @@ class Hooks:
             return admin_access_token(self.ctx, client.app, now=epoch(self.ctx))
         if grant_type == "authorization_code":
             return {"scope": scope}
-        return self.signed_tokens(client=client, user=user, scope=scope)
+        tokens = self.signed_tokens(client=client, user=user, scope=scope)
+        if "openid" in scope.split():  # a refresh (OpenID Connect Core §12.2): the app can still log out
+            tokens["id_token"] = provider(self.ctx).id_token.refreshed(tokens, client=client, user=user)
+        return tokens
 
     def signed_tokens(self, *, client: Client, user: SignedIn, scope: str) -> dict[str, Any]:
         """An RFC 9068 access token of the person's session for this app (SPEC §14), and the grant's

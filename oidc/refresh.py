@@ -229,10 +229,12 @@ def _same_successor(ctx: AppContext, grant: Grant) -> SignedIn:
 
 def write_while_live(ctx: AppContext, writes: list[GuardedWrite]) -> None:
     """`writes` (the first the session's liveness check) in one transaction; a session that ended
-    meanwhile is the token endpoint's invalid_grant, not a 401 of citylogin's own API."""
+    meanwhile, for whatever reason (a logout, an account locked: its session stays ended after an unlock),
+    is the token endpoint's invalid_grant (RFC 6749 §5.2), not a 401 or 403 of citylogin's own API. Only a
+    session too busy to tell (503) is left as it is."""
     try:
         write_all(ctx.dynamodb, writes)
     except ApiError as error:
-        if error.status != 401:
+        if error.status >= 500:
             raise
         raise InvalidGrantError("The citylogin session of this grant has ended.") from None

@@ -186,20 +186,36 @@ class IdToken(OpenIDCode):
         redemption's transaction travels: oidc.hooks.Hooks.save_token)."""
         code: Code = request.authorization_code
         app = request.client.app
-        alg = app.oidc().id_token_alg
         now = int(self.provider.ctx.now().timestamp())
-        body = {"iss": self.provider.issuer, "sub": code.user_uuid, "aud": app.client_id, "azp": app.client_id,
-                "iat": now, "exp": now + self.provider.ctx.settings.access_token_ttl, "auth_time": code.auth_time,
-                "sid": code.session_id, "amr": list(code.amr), "acr": ACR}
+        body = self._claims(app.client_id, code.signed_in(refresh_generation=0, grant_id=""), iat=now)
         if code.nonce:
             body["nonce"] = code.nonce
-        at_hash = create_half_hash(token["access_token"], alg)
-        if at_hash is not None:
-            body["at_hash"] = at_hash.decode()
         person = getattr(request, "person_claims", None)  # read before the code was spent (CodeGrant)
         if person is None:
             person = claims.of_user(self.provider.ctx, user_uuid=code.user_uuid, scope=token.get("scope", ""))
         body.update(person)
+        return self._sign(body, token, alg=app.oidc().id_token_alg)
+
+    def refreshed(self, token: dict, *, client: Client, user: SignedIn) -> str:
+        """OpenID Connect Core §12.2: a refresh's ID token, of the same person, session and sign-in (`sub`,
+        `sid`, `auth_time`, `amr`, `acr`) and no `nonce`, issued when the refresh's access token was: the
+        same claims again for the same refresh token within the reuse grace (oidc.refresh.rotate). The
+        person's claims by scope are read again, as at a code's redemption: libraries that keep the last ID
+        token's claims as their user (express-openid-connect) keep its name and address."""
+        iat = user.issued_epoch or int(self.provider.ctx.now().timestamp())
+        body = self._claims(client.client_id, user, iat=iat)
+        body.update(claims.of_user(self.provider.ctx, user_uuid=user.user_uuid, scope=token.get("scope", "")))
+        return self._sign(body, token, alg=client.app.oidc().id_token_alg)
+
+    def _claims(self, client_id: str, user: SignedIn, *, iat: int) -> dict[str, Any]:
+        return {"iss": self.provider.issuer, "sub": user.user_uuid, "aud": client_id, "azp": client_id,
+                "iat": iat, "exp": iat + self.provider.ctx.settings.access_token_ttl, "auth_time": user.auth_time,
+                "sid": user.session_id, "amr": list(user.amr), "acr": ACR}
+
+    def _sign(self, body: dict[str, Any], token: dict, *, alg: str) -> str:
+        at_hash = create_half_hash(token["access_token"], alg)
+        if at_hash is not None:
+            body["at_hash"] = at_hash.decode()
         return self.provider.ctx.jwt.sign_jwt(body, algorithm=alg, typ="JWT")
 
 

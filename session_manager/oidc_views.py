@@ -22,6 +22,7 @@ from oidc.parameters import AuthorizationParameters, PushedAuthorizationForm, Re
 from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, FormPostResponse, Interaction,
                          PendingRequest, ProviderTokenResponse, PushedRequest, Redirect, Revoked, UserInfo)
 from oidc.models import DeviceSignOut, LogoutInteraction, SignedOut
+from oidc.oauth_errors import in_oauth_format
 from sessions.guard import authenticate_request, credentials, proof_offer
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
@@ -59,7 +60,8 @@ def authorize_form():
 @bp.post("/par")
 @operation("Pushed authorization request (RFC 9126): the app's authorization request, kept 60 s behind a "
            "one-time request_uri", status=201, response=PushedRequest, body=PushedAuthorizationForm,
-           body_media_type=FORM, errors=(400, 401, 429))
+           body_media_type=FORM, errors=(400, 401, 429), oauth_errors=True)
+@in_oauth_format
 def pushed_authorization_request():
     return service.push_request(proof_offer())
 
@@ -111,7 +113,8 @@ def cancel():
 
 @bp.post("/token")
 @operation("OAuth 2.0 token endpoint (RFC 6749 §3.2): the authorization code grant with PKCE",
-           response=ProviderTokenResponse, body=TokenForm, body_media_type=FORM, errors=(400, 401))
+           response=ProviderTokenResponse, body=TokenForm, body_media_type=FORM, errors=(400, 401), oauth_errors=True)
+@in_oauth_format
 def token():
     return service.token_response(proof_offer())
 
@@ -150,7 +153,8 @@ def logout_with_device():
 
 @bp.post("/revoke")
 @operation("OAuth 2.0 token revocation (RFC 7009): the app gives back a refresh or access token; its grant ends",
-           response=Revoked, body=RevocationForm, body_media_type=FORM, errors=(400, 401))
+           response=Revoked, body=RevocationForm, body_media_type=FORM, errors=(400, 401), oauth_errors=True)
+@in_oauth_format
 def revoke():
     return service.revocation_response()
 

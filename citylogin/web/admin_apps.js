@@ -10,6 +10,9 @@ import { onLocaleChange, setPlainText, setText } from "./i18n.js";
 import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
 
 let apps = [];
+// Which PKCE rule an app signs in under (SPEC §14), as the admin API names it.
+const PKCE_RULES = { public_client: "web.admin.pkce_public_client", require_pkce: "web.admin.pkce_require_pkce",
+  operator_setting: "web.admin.pkce_operator_setting", when_sent: "web.admin.pkce_when_sent" };
 let loads = 0;
 
 export function initApps() {
@@ -46,7 +49,7 @@ function drawApps() {
 
 function appRow(app) {
   const kind = [app.public ? "web.admin.app_kind_public" : "web.admin.app_kind_confidential",
-    app.consent ? "web.admin.app_kind_consent" : null].filter(Boolean);
+    app.consent ? "web.admin.app_kind_consent" : null, PKCE_RULES[app.pkce]].filter(Boolean);
   const rotate = app.public ? null : tx("button", { type: "button", className: "secondary small",
     dataset: { appAction: "rotate", clientId: app.client_id } }, "web.admin.action.app_rotate");
   const remove = tx("button", { type: "button", className: "danger small",
@@ -70,7 +73,8 @@ async function addApp(event) {
     showFieldError(form, "name", "web.admin.app_name_required")?.focus();
     return;
   }
-  const fields = { name, redirect_uris: redirectUris, public: form.public.checked, consent: form.consent.checked };
+  const fields = { name, redirect_uris: redirectUris, public: form.public.checked, consent: form.consent.checked,
+    require_pkce: form.require_pkce.checked };
   const created = await confirmAction({ title: "web.admin.action.app_add", message: "web.admin.action.app_add_message",
     params: { app: name }, danger: false, send: (body) => authCall("POST", "/admin/apps", { ...fields, ...body }) });
   if (!created) return;

@@ -71,6 +71,32 @@ def test_apps_cli_adds_lists_shows_rotates_and_removes_an_app(start):
     assert "no app has this client_id" in cli(env, "remove", client_id, ok=False).lower()
 
 
+def test_apps_show_says_which_pkce_rule_an_app_has(start):
+    """SPEC §14: a public client, --require-pkce, the operator's setting, or "when the app sends one"."""
+    _, _, env = start()
+    redirect = ("--redirect-uri", "https://notes.example/callback")
+    rules = {}
+    for name, options in (("Public", ("--public",)), ("Strict", ("--require-pkce",)), ("Plain", ())):
+        added = json.loads(cli(env, "add", name, *redirect, *options, "--json"))
+        rules[name] = (added["client_id"], added["pkce"], added["require_pkce"])
+    assert {name: rule[1:] for name, rule in rules.items()} == {
+        "Public": ("public_client", False), "Strict": ("require_pkce", True), "Plain": ("when_sent", False)}
+    shown = {name: line_of(cli(env, "show", rule[0]), "pkce") for name, rule in rules.items()}
+    assert shown == {"Public": "pkce               required (a public client)",
+                     "Strict": "pkce               required (--require-pkce)",
+                     "Plain": "pkce               when the app sends a challenge (a confidential client)"}
+    everyone = {**env, "CITYLOGIN_OIDC_REQUIRE_PKCE": "true"}
+    assert json.loads(cli(everyone, "show", rules["Plain"][0], "--json"))["pkce"] == "operator_setting"
+    assert line_of(cli(everyone, "show", rules["Plain"][0]), "pkce").endswith("required (CITYLOGIN_OIDC_REQUIRE_PKCE)")
+    assert "--redirect-uri" in cli(env, "add", "No OIDC", "--require-pkce", ok=False)
+    assert not any(line.startswith("pkce") for line in cli(env, "show", json.loads(
+        cli(env, "add", "Events only", "--json"))["client_id"]).splitlines())  # it signs nobody in
+
+
+def line_of(output: str, label: str) -> str:
+    return next(line for line in output.splitlines() if line.split(" ")[0] == label)
+
+
 def test_apps_cli_refuses_bad_names_and_push_urls(start):
     _, _, env = start()
     for bad in ("ftp://x/y", "https://", "notes.example/ssf", "https://a/b#c"):

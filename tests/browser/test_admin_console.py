@@ -249,6 +249,7 @@ def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
     expect(secret).to_have_text(re.compile(r"\S{20,}"))
     row = panel.locator("#app-rows tr", has_text=name)
     expect(row).to_contain_text("https://app.example.com/other")
+    expect(row).to_contain_text("PKCE when the app sends it")       # the rule it signs in under (SPEC §14)
     first_secret = secret.inner_text()
     assert first_secret not in panel.locator("#app-rows").inner_text()     # shown once, never listed
 
@@ -259,6 +260,15 @@ def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
     expect(row).to_have_count(0)
     expect(panel.locator("#apps-done")).to_be_focused()
     expect(panel.locator("#apps-done")).to_have_text(f"Done: Remove ({name}).")
+
+    strict = unique_name("app")
+    form.get_by_label("Name").fill(strict)
+    form.get_by_label("Redirect URIs").fill("https://app.example.com/callback")
+    form.get_by_label("Require PKCE of every sign-in").check()
+    form.get_by_role("button", name="Add app").click()
+    dialog.locator("#action-reason").fill("ticket 20: its library sends PKCE")
+    dialog.locator("#action-confirm").click()
+    expect(panel.locator("#app-rows tr", has_text=strict)).to_contain_text("PKCE required (this app)")
 
 
 def act_on_app(page: Page, row: Locator, button: str, reason: str) -> None:

@@ -13,6 +13,8 @@ SERVICES = ["citylogin.app", "registration.app_registration", "login_app.app_log
             "session_manager.app_session_manager", "device_manager.app_device_manager"]
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 ERROR_PAGE = {"text/html": {"schema": {"type": "string"}}}
+OAUTH_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}
+OAUTH_ENDPOINTS = {"/oidc/token", "/oidc/revoke", "/oidc/par"}
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +51,11 @@ def test_every_operation_documents_its_success_and_its_problems(documents, servi
             [media] = success["content"].values()
             assert media["schema"], label
         errors = {s: r for s, r in op["responses"].items() if not s.startswith("2") and s != "303"}
-        # 414 comes from the HTTP server, before the app: documented, with the server's own body.
-        # A browser's 400 at /oidc/authorize and /oidc/logout is an error page for the person (SPEC §14).
-        assert all(r["content"] == PROBLEM or (s == "400" and r["content"] == {**ERROR_PAGE, **PROBLEM})
+        # 414 comes from the HTTP server, before the app: documented, with the server's own body. The
+        # back-channel endpoints of the OpenID Provider answer RFC 6749 §5.2's JSON errors instead, and a
+        # browser's 400 at /oidc/authorize and /oidc/logout is an error page for the person.
+        format_ = OAUTH_ERROR if label.split(" ")[1] in OAUTH_ENDPOINTS else PROBLEM
+        assert all(r["content"] == format_ or (s == "400" and r["content"] == {**ERROR_PAGE, **PROBLEM})
                    for s, r in errors.items() if s != "414"), label
         assert "content" not in errors.get("414", {}), label
         if "security" in op:

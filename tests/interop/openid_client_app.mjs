@@ -12,7 +12,9 @@
 // GET  /login[?par=1]    → 302 to citylogin's authorization endpoint (code flow, PKCE S256, state, nonce;
 //                          with par=1 the parameters pushed first, RFC 9126, and only a request_uri sent)
 // GET  /callback         ← citylogin's redirect: openid-client redeems the code and checks the ID token
-// POST /refresh          the refresh token grant (rotation: the new refresh token replaces the old)
+// POST /refresh          the refresh token grant: its answer replaces the last one, as openid-client's own
+//                        docs example keeps it (the new refresh token, and the refreshed ID token that
+//                        /logout then sends as its hint): {rotated, claims of the refreshed ID token}
 // GET  /userinfo         the userinfo call with the current access token: {status, body}
 // GET  /logout           → 302 to citylogin's end-session endpoint with the ID token as hint
 // POST /backchannel-logout   OpenID Connect Back-Channel Logout: the logout token checked with jose
@@ -100,7 +102,7 @@ const routes = {
       const tokens = await client.refreshTokenGrant(config, signedIn.tokens.refresh_token, undefined, bound);
       const rotated = tokens.refresh_token !== signedIn.tokens.refresh_token;
       signedIn = { ...signedIn, tokens };
-      answer(response, 200, { rotated });
+      answer(response, 200, { rotated, claims: tokens.id_token ? tokens.claims() : null });
     } catch (error) {
       answer(response, 400, failure(error));
     }

@@ -54,6 +54,30 @@ def test_an_admin_registers_changes_rotates_and_removes_an_oidc_client(server):
     assert problem(admin.request("GET", f"/admin/apps/{client_id}"))[:2] == (404, "app_not_found")
 
 
+def test_the_admin_api_and_console_name_each_apps_pkce_rule(make_server):
+    """require_pkce through the admin API (add and change), and `pkce`: the rule the app signs in under."""
+    url, ctx = make_server()
+    admin = operator(url, ctx, Role.ADMIN)
+    body = {"name": "Notes", "redirect_uris": ["https://notes.example/callback"]}
+    plain = admin.request("POST", "/admin/apps", json=body).json()
+    strict = admin.request("POST", "/admin/apps", json={**body, "require_pkce": True}).json()
+    public = admin.request("POST", "/admin/apps", json={**body, "public": True}).json()
+    assert [(a["require_pkce"], a["pkce"]) for a in (plain, strict, public)] == [
+        (False, "when_sent"), (True, "require_pkce"), (False, "public_client")]
+    changed = admin.request("PATCH", f"/admin/apps/{plain['client_id']}", json={"require_pkce": True})
+    assert changed.status_code == 200 and changed.json()["pkce"] == "require_pkce"
+    assert changed.json()["redirect_uris"] == body["redirect_uris"]  # the rest stays
+    assert admin.get_json(f"/admin/apps/{plain['client_id']}")["require_pkce"] is True
+    assert problem(admin.request("PATCH", f"/admin/apps/{plain['client_id']}", json={"require_pkce": None}))[:2] \
+        == (400, "invalid_field")
+    assert problem(admin.request("PATCH", f"/admin/apps/{plain['client_id']}", json={"require_pkce": "yes"}))[:2] \
+        == (400, "invalid_field")
+
+    url, ctx = make_server(oidc_require_pkce=True)
+    admin = operator(url, ctx, Role.ADMIN)
+    assert admin.request("POST", "/admin/apps", json=body).json()["pkce"] == "operator_setting"
+
+
 def _basic(client_id: str, secret: str) -> str:
     import base64
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()

@@ -79,6 +79,7 @@ def test_a_rotation_that_did_not_commit_leaves_the_token_as_it_was(provider, fau
     tokens = signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT, scope="openid offline_access")
     failed = _failing(faults, shape, lambda: _refresh(url, credentials, tokens["refresh_token"]))
     assert failed.status_code == 503, failed.text
+    assert failed.json()["error"] == "temporarily_unavailable"  # RFC 6749 §5.2's JSON, not problem+json
     assert _state(ctx, device, credentials) == (1, None, 0)
     assert _refresh(url, credentials, tokens["refresh_token"]).status_code == 200  # not spent by the failure
     assert _state(ctx, device, credentials) == (2, None, 0)
@@ -104,6 +105,7 @@ def test_a_revocation_that_did_not_commit_writes_neither_the_mark_nor_the_event(
     clock.advance(GRACE + 1)
     failed = _failing(faults, shape, lambda: _refresh(url, credentials, tokens["refresh_token"]))
     assert failed.status_code == 503, failed.text
+    assert failed.json()["error"] == "temporarily_unavailable"  # RFC 6749 §5.2's JSON, not problem+json
     assert _state(ctx, device, credentials) == (2, None, 0)   # held, and nobody told
     userinfo = requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {successor['access_token']}"},
                             timeout=10)

@@ -46,7 +46,8 @@ def oidc(dynamodb_endpoint, data_dir, table_prefix):
 ODD = st.sampled_from(["\\", '"', "\x7f", "é", "\x00", "\r\n", "\t", " ", "#", "%", "%00", "%ff", "@evil.example",
                        "\u2028", "\ufeff", "ı", "＼", "../", "'", "<script>", "\x85", "\U0001f600", ""])
 LONG = st.sampled_from(["x" * 4097, "é" * 4097, "a b" * 1400, "%" * 4100])
-TOO_LARGE = 413  # a body over 64 KiB is refused before it is read (problem+json), whatever the endpoint
+TOO_LARGE = 413  # a body over 64 KiB is refused before it is read, whatever the endpoint
+DESCRIBABLE = frozenset(chr(c) for c in (0x20, 0x21, *range(0x23, 0x5c), *range(0x5d, 0x7f)))  # RFC 6749 §5.2
 
 
 def _mutated(value: str) -> st.SearchStrategy[str]:
@@ -108,13 +109,26 @@ def _assert_authorize_answer(response, base_url: str) -> None:
     assert ERROR_PAGE_CODE.search(page), page[:500]  # an error page (oidc.pages.error_page)
 
 
+# The errors the back-channel endpoints may answer: RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 9126 §2.3 (the
+# authorization request's own), RFC 9449 §7.1; never a code of citylogin's own API.
+OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+                          "unsupported_grant_type", "invalid_scope", "unsupported_token_type", "request_not_supported",
+                          "unsupported_response_type", "invalid_dpop_proof", "use_dpop_nonce",
+                          "temporarily_unavailable"})  # 429 at PAR, with Retry-After (RFC 9126 §2.3)
+
+
 def _assert_rfc6749_answer(response) -> None:
+    """RFC 6749 §5.2: JSON with an `error` of the standards' list (400, or 401 with WWW-Authenticate for
+    invalid_client), never problem+json, never a 500."""
     assert response.status_code < 500, response.get_data(as_text=True)[:500]
-    if response.status_code == TOO_LARGE:
-        return
     assert response.headers["Content-Type"].startswith("application/json"), response.headers["Content-Type"]
     if response.status_code >= 400:
-        assert isinstance(response.get_json()["error"], str)
+        body = response.get_json()
+        assert body["error"] in OAUTH_ERRORS, body
+        assert response.status_code in (400, 401, 429, TOO_LARGE), (response.status_code, body)
+        assert response.status_code != 401 or response.headers.get("WWW-Authenticate"), body
+        description = body.get("error_description", "")
+        assert isinstance(description, str) and all(c in DESCRIBABLE for c in description), description
 
 
 @given(data=st.data())

@@ -2,9 +2,10 @@
 with a botocore event hook on the app's own client: the flow (authorize -> the device completes ->
 token -> userinfo) in 5 (the goal is 7; 6 when the sign-in replaces the app's grant on the session), no
 step more than one batch read and one write (two for that replacement), the app's record from the
-process's registry copy, the code sealed; a refresh grant in one write, as citylogin's own refresh. Every
-single-use rule holds still: tests/oidc/test_code_redemption.py, test_refresh_tokens.py,
-test_two_processes.py."""
+process's registry copy, the code sealed; a refresh grant in one write, as citylogin's own refresh, and,
+for a grant with `profile` or `email`, the read of the person its new ID token names (OpenID Connect Core
+§12.2: express-openid-connect takes its user from the last ID token). Every single-use rule holds still:
+tests/oidc/test_code_redemption.py, test_refresh_tokens.py, test_two_processes.py."""
 from __future__ import annotations
 
 from collections import Counter
@@ -75,8 +76,9 @@ def test_the_code_flow_is_five_calls_and_a_refresh_one(counted):
     answer, refresh = _step(ctx, counter, lambda: http.post(url + "/oidc/token", auth=auth, timeout=10, data={
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}))
     assert answer.status_code == 200, answer.text
-    # The token carries what its grant says: its rotation is the one write, with the session's check.
-    assert refresh == Counter({"TransactWriteItems": 1})
+    # The token carries what its grant says: its rotation is the one write, with the session's check; the
+    # refreshed ID token's claims of the person (scope profile) are the one read.
+    assert refresh == Counter({"TransactWriteItems": 1, "GetItem": 1})
 
 
 def test_a_sign_in_that_replaces_the_apps_grant_on_the_session_is_one_write_more(counted):

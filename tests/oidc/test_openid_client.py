@@ -1,11 +1,11 @@
 """npm `openid-client` (unmodified, under the machine's Node) as a confidential server-side app in its own
 process (tests/interop/openid_client_app.mjs), against citylogin (SPEC §14): discovery, the code flow
-with PKCE, state and nonce (and pushed, RFC 9126), the ID token's checks, refresh with rotation,
-userinfo, RP-initiated logout, all of it bearer or DPoP-bound to the app's key (RFC 9449);
-and its Back-Channel Logout endpoint, checking the logout token with `jose`. The browser's part is the
-device's: it follows the authorization request and finishes it with its session, as the web UI does.
-Ends with the device displaced by another device's login: the app is told by back channel, its refresh
-fails and its userinfo call gets 401."""
+with PKCE, state and nonce (and pushed, RFC 9126), the ID token's checks, refresh with rotation and its
+ID token, userinfo, RP-initiated logout after a refresh (its hint the refreshed ID token), all of it
+bearer or DPoP-bound to the app's key (RFC 9449); and its Back-Channel Logout endpoint, checking the
+logout token with `jose`. The browser's part is the device's: it follows the authorization request and
+finishes it with its session, as the web UI does. Ends with the device displaced by another device's
+login: the app is told by back channel, its refresh fails and its userinfo call gets 401."""
 from __future__ import annotations
 
 import json
@@ -93,7 +93,7 @@ def test_openid_client_signs_in_refreshes_reads_userinfo_and_hears_the_displacem
         assert "hwk" in signed_in["claims"]["amr"]
 
         refreshed = requests.post(app + "/refresh", timeout=20)
-        assert refreshed.status_code == 200 and refreshed.json() == {"rotated": True}, refreshed.text
+        assert refreshed.status_code == 200 and refreshed.json()["rotated"] is True, refreshed.text
         userinfo = requests.get(app + "/userinfo", timeout=20).json()
         assert userinfo["status"] == 200 and userinfo["body"]["preferred_username"] == device.key_file.username
 
@@ -108,7 +108,7 @@ def test_openid_client_signs_in_refreshes_reads_userinfo_and_hears_the_displacem
         assert requests.get(app + "/userinfo", timeout=20).json()["status"] == 401
 
 
-def test_openid_client_pushes_its_request_and_logs_the_person_out_of_citylogin(provider):
+def test_openid_client_pushes_its_request_refreshes_and_logs_the_person_out_of_citylogin(provider):
     url, ctx = provider
     port = free_port()
     credentials = register(ctx, port, require_par=True)
@@ -117,8 +117,18 @@ def test_openid_client_pushes_its_request_and_logs_the_person_out_of_citylogin(p
     with openid_client_app(url, port, credentials) as app:
         pushed = requests.get(app + "/login", params={"par": "1"}, allow_redirects=False, timeout=20)
         assert set(query_of(pushed.headers["Location"])) == {"client_id", "request_uri"}
-        assert signs_in(app, device, par=True)["claims"]["sid"] == device.session_id
+        signed_in = signs_in(app, device, par=True)
+        assert signed_in["claims"]["sid"] == device.session_id
+        # a refresh first: the app keeps its answer, whose ID token (OpenID Connect Core §12.2) is the
+        # logout's hint — openid-client checked it (iss, aud, sub, signature) as it checked the first
+        refreshed = requests.post(app + "/refresh", timeout=20)
+        assert refreshed.status_code == 200 and refreshed.json()["rotated"] is True, refreshed.text
+        claims = refreshed.json()["claims"]
+        assert claims is not None and "nonce" not in claims, refreshed.text
+        assert {k: claims[k] for k in ("sub", "sid", "auth_time")} == \
+            {k: signed_in["claims"][k] for k in ("sub", "sid", "auth_time")}
         logout = requests.get(app + "/logout", allow_redirects=False, timeout=10)
+        assert "id_token_hint=undefined" not in logout.headers["Location"]
         kept = requests.get(logout.headers["Location"], allow_redirects=False, timeout=10)
         assert device.request("GET", "/session/me").status_code == 200     # the hint alone ends nothing
         ended = sign_out_as_device(url, device, sign_out_page_request(kept.headers["Location"]))
@@ -140,5 +150,5 @@ def test_openid_client_authenticates_with_its_private_key(provider):
         signed_in = signs_in(app, device, par=True)
         assert signed_in["claims"]["sid"] == device.session_id and signed_in["has_refresh"]
         refreshed = requests.post(app + "/refresh", timeout=20)
-        assert refreshed.status_code == 200 and refreshed.json() == {"rotated": True}, refreshed.text
+        assert refreshed.status_code == 200 and refreshed.json()["rotated"] is True, refreshed.text
         assert requests.get(app + "/userinfo", timeout=20).json()["status"] == 200

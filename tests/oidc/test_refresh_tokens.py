@@ -7,9 +7,11 @@ app's grant on the session alone: the device's session and other apps' grants go
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 
+import jwt
 import pytest
 import requests
 
@@ -235,3 +237,51 @@ def test_a_refresh_token_of_the_earlier_form_is_read_and_rotated_into_the_new_on
     again = _refresh(url, credentials, earlier)  # within the grace: the same successor, as for any token
     assert again.status_code == 200 and again.json()["refresh_token"] == successor
     assert _refresh(url, credentials, successor).status_code == 200
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_a_refresh_of_an_openid_grant_answers_an_id_token_of_the_same_sign_in(make_server, alg):
+    """OpenID Connect Core §12.2: the same sub, sid, auth_time, amr and acr, no nonce, a fresh iat, the new
+    access token's at_hash, signed with the app's algorithm; the same claims again within the grace (a
+    retry), and none for a refresh narrowed to scopes without openid."""
+    url, ctx = make_server(host_name="127.0.0.1", refresh_reuse_grace=10)
+    clock = FakeClock()
+    ctx.clock = clock
+    credentials = _app(ctx, id_token_alg=alg)
+    device = register_device(url)
+    on_clock(clock, device)
+    device.login(PASSWORD)
+    code, verifier = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT,
+                              scope="openid offline_access", nonce="n-1")
+    tokens = _post_token(url, credentials, {"grant_type": "authorization_code", "code": code,
+                                            "redirect_uri": REDIRECT, "code_verifier": verifier}).json()
+    jwks = jwt.PyJWKClient(url + "/.well-known/jwks.json")
+
+    def verified(id_token: str) -> dict:
+        assert jwt.get_unverified_header(id_token)["alg"] == alg
+        return jwt.decode(id_token, jwks.get_signing_key_from_jwt(id_token).key, algorithms=[alg],
+                          audience=credentials.app.client_id, issuer=url, leeway=120)  # the server's clock is ahead
+
+    first = verified(tokens["id_token"])
+    assert first["nonce"] == "n-1"
+    clock.advance(30)
+    answer = _refresh(url, credentials, tokens["refresh_token"])
+    assert answer.status_code == 200, answer.text
+    refreshed = verified(answer.json()["id_token"])
+    same = ("iss", "sub", "aud", "azp", "sid", "auth_time", "amr", "acr")
+    assert {k: refreshed[k] for k in same} == {k: first[k] for k in same}
+    assert "nonce" not in refreshed and refreshed["iat"] >= first["iat"] + 30
+    assert refreshed["exp"] - refreshed["iat"] == first["exp"] - first["iat"]
+    access = answer.json()["access_token"]
+    digest = hashlib.sha512(access.encode()).digest()[:32] if alg == "EdDSA" else \
+        hashlib.sha256(access.encode()).digest()[:16]  # the left half (OpenID Connect Core §3.1.3.6)
+    assert refreshed["at_hash"] == base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    clock.advance(5)  # a retry within the grace: the same pair, and an ID token of the same claims
+    again = _refresh(url, credentials, tokens["refresh_token"])
+    assert again.json()["access_token"] == access and verified(again.json()["id_token"]) == refreshed
+
+    narrowed = _post_token(url, credentials, {"grant_type": "refresh_token", "scope": "offline_access",
+                                              "refresh_token": answer.json()["refresh_token"]})
+    assert narrowed.status_code == 200, narrowed.text
+    assert "id_token" not in narrowed.json() and narrowed.json()["scope"] == "offline_access"
