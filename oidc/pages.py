@@ -24,7 +24,7 @@ class BrowserRefusal(Exception):
 
 
 SCRIPT = "/web/oidc_page.js"
-STYLE = "/web/app.css"
+STYLES = ("/web/app.css", "/web/oidc_page.css")
 _POLICY = ["default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "base-uri 'none'",
            "frame-ancestors 'none'"]
 # The refusals a person is told about in their own words, by the OAuth error (else: the request is not valid).
@@ -78,7 +78,8 @@ def _page(*, title: str, body: str, locale: str, status: int, policy: list[str])
     html = (f'<!DOCTYPE html><html lang="{escape(locale)}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta name="referrer" content="no-referrer"><title>{title}</title>'
-            f'<link rel="stylesheet" href="{STYLE}"><script type="module" src="{SCRIPT}"></script></head>'
+            + "".join(f'<link rel="stylesheet" href="{style}">' for style in STYLES)
+            + f'<script type="module" src="{SCRIPT}"></script></head>'
             f'<body>{body}</body></html>')
     response = Response(html, status=status, mimetype="text/html")
     response.headers["Content-Security-Policy"] = "; ".join(policy)

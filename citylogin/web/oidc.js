@@ -10,7 +10,7 @@ import { authCall, call, citylogin } from "./api.js";
 import { setText } from "./i18n.js";
 // REQUEST_KEY: kept through a reload, registering, pairing
 import { ADDRESS_CONFIRMED, APP_REQUEST_KEY as REQUEST_KEY } from "./links.js";
-import { $, clearMessage, modal, say, showError, tx } from "./ui.js";
+import { $, clearMessage, el, modal, say, showError, tx } from "./ui.js";
 const REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const KNOWN_SCOPES = ["openid", "profile", "email", "offline_access"];
 
@@ -92,7 +92,7 @@ export async function confirmAddressFirst() {
     return;                                       // unknown: the sign-in goes on, as it would without asking
   }
   if (account.email_verified) return;
-  const dialog = $("#verify-first-dialog");
+  const dialog = verifyFirstDialog();
   const note = $("#verify-first-note");
   setText($("#verify-first-message"), "web.oidc.verify_message",
     { app: pending.interaction.client_name, email: account.email });
@@ -120,6 +120,24 @@ export async function confirmAddressFirst() {
   } finally {
     confirmed.close();
   }
+}
+
+/** The address question's dialog, made the first time a sign-in asks it: only an app's sign-in of a new
+ * account needs it, so it is not in the page, whose first load stays small. */
+function verifyFirstDialog() {
+  const made = document.getElementById("verify-first-dialog");
+  if (made) return made;
+  const note = el("p", { className: "note", id: "verify-first-note", hidden: true });
+  note.setAttribute("role", "status");
+  const dialog = el("dialog", { id: "verify-first-dialog" }, el("form", { method: "dialog" },
+    tx("h2", { id: "verify-first-title" }, "web.oidc.verify_title"), el("p", { id: "verify-first-message" }), note,
+    el("div", { className: "buttons" },
+      tx("button", { value: "skip", className: "secondary" }, "web.oidc.verify_skip"),
+      tx("button", { value: "resend", className: "secondary" }, "web.oidc.verify_resend"),
+      tx("button", { value: "check", id: "verify-first-check", autofocus: true }, "web.oidc.verify_check"))));
+  dialog.setAttribute("aria-labelledby", "verify-first-title");
+  document.body.append(dialog);
+  return dialog;
 }
 
 const DECLINED = Symbol("declined");
