@@ -156,15 +156,20 @@ def table_prefix():
     return f"t{uuid.uuid4().hex[:8]}_"
 
 
-@pytest.fixture
-def base_config(dynamodb_endpoint, data_dir, table_prefix):
-    """Settings for an app in this test module; tests add their own keys."""
+def app_settings(dynamodb_endpoint, data_dir, table_prefix) -> dict:
+    """Settings for a test app on these tables; tests add their own keys."""
     return {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir),
             "table_prefix": table_prefix, "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS,
             "dynamodb_parameter_validation": True,   # production turns botocore's check off; tests keep it
             "deletion_sweep_interval": 0,  # no sweeper thread per test app; its tests turn it on
             "ssf_push_interval": 0,  # nor a pusher (SPEC §11 push), nor a session sweeper; their tests turn them on
             "session_sweep_interval": 0}
+
+
+@pytest.fixture
+def base_config(dynamodb_endpoint, data_dir, table_prefix):
+    """Settings for an app in this test module; tests add their own keys."""
+    return app_settings(dynamodb_endpoint, data_dir, table_prefix)
 
 
 @pytest.fixture

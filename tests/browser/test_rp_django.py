@@ -23,7 +23,7 @@ from apps.models import OidcClient
 from common.context import AppContext
 from common.dynamodb_local import free_port
 from tests.browser.pages import DevicePage
-from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
+from tests.conftest import app_settings, unique_name
 from tests.support.django_apps import django_python, running_django
 from tests.support.fixtures import app_servers
 from tests.support.mailbox import Mailbox
@@ -40,9 +40,7 @@ class Provider:
 @pytest.fixture(scope="module")
 def citylogin(dynamodb_endpoint, data_dir, table_prefix):
     django_python()        # skipped before anything starts when the Django apps are not installed
-    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir), "table_prefix": table_prefix,
-              "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS, "deletion_sweep_interval": 0,
-              "ssf_push_interval": 0, "session_sweep_interval": 0}
+    config = app_settings(dynamodb_endpoint, data_dir, table_prefix)
     with app_servers(config) as start:
         url, ctx = start(host_name="127.0.0.1")       # its public URL, the issuer, is where it listens
         ctx.notifier.backend = mailbox = Mailbox()

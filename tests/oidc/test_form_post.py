@@ -14,7 +14,7 @@ import requests
 from apps import service as apps
 from apps.models import OidcClient
 from oidc import response_mode
-from tests.conftest import FAST_ARGON2, RAISED_LIMITS
+from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import error_page, pkce_pair, sign_in_page_request
@@ -27,9 +27,7 @@ NATIVE = "com.example.notes:/callback"
 @pytest.fixture(scope="module")
 def server(dynamodb_endpoint, data_dir, table_prefix):
     """One all-in-one app for the module, an app registered on it, and a signed-in device."""
-    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir), "table_prefix": table_prefix,
-              "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS, "deletion_sweep_interval": 0,
-              "ssf_push_interval": 0, "session_sweep_interval": 0}
+    config = app_settings(dynamodb_endpoint, data_dir, table_prefix)
     with app_servers(config) as start:
         url, ctx = start(host_name="127.0.0.1")
         credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(

@@ -14,7 +14,7 @@ from accounts.models import Role
 from apps import service as apps
 from apps.models import OidcClient
 from apps.registry import FRESH_SECONDS, app_registry
-from tests.conftest import FAST_ARGON2, RAISED_LIMITS
+from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.operators import operator
 from tests.support.waiting import wait_until
@@ -28,9 +28,7 @@ CLIENT_ENDPOINTS = ("/oidc/token", "/oidc/userinfo", "/oidc/revoke")
 @pytest.fixture(scope="module")
 def server(dynamodb_endpoint, data_dir, table_prefix):
     """One all-in-one app for the module (no CORS setting), with a SPA and a confidential client."""
-    config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir), "table_prefix": table_prefix,
-              "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS, "deletion_sweep_interval": 0,
-              "ssf_push_interval": 0, "session_sweep_interval": 0}
+    config = app_settings(dynamodb_endpoint, data_dir, table_prefix)
     with app_servers(config) as start:
         url, ctx = start()
         apps.add_app(ctx, name="SPA", push_url=None, oidc=OidcClient(redirect_uris=(SPA + "/app/cb",), public=True))
