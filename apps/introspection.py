@@ -1,32 +1,47 @@
 """RFC 7662 token introspection for apps (SPEC §11): one JWT check and one strongly consistent read
-of the session, and nothing about a token that is not active."""
+of the session (with an OpenID Provider token's grant, in the same BatchGetItem), and nothing about a
+token that is not active."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from apps.models import AppRecord
+from common.batch_read import KeyRead
 from common.context import AppContext
 from common.errors import ApiError
 from sessions import service as sessions
+
+
+
+class GrantCheck(Protocol):
+    """Whether an OpenID Provider token's app still holds its grant (oidc.service.ProviderGrant): what to
+    read along with the session, then the answer from what was read."""
+
+    def reads(self, ctx: AppContext, claims: dict[str, Any]) -> Mapping[str, KeyRead]: ...
+
+    def still_granted(self, ctx: AppContext, claims: dict[str, Any], along: dict[str, Any]) -> bool: ...
+
 
 CLAIMS = ("iss", "aud", "sub", "sid", "did", "jti", "iat", "exp", "scope")
 
 
 def introspect(ctx: AppContext, *, app: AppRecord, token: str,
-               still_granted: Callable[[AppContext, dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+               grant_check: GrantCheck | None = None) -> dict[str, Any]:
     """{"active": true, the token's claims, token_type, client_id} for a valid token of a live
     session, else {"active": false} (RFC 7662 §2.2: an inactive token tells nothing more). A bound
     token's answer carries its `cnf`: the app checks the request's DPoP proof against it (SPEC §12).
-    `still_granted`: whether an OpenID Provider token's app still holds its grant (oidc.service)."""
+    `grant_check`: whether an OpenID Provider token's app still holds its grant (oidc.service)."""
     try:
         principal = sessions.authenticate(ctx, access_token=token, activity=False, proof_checked_by_app=True,
-                                          issued_by=sessions.ANY_TOKENS)
+                                          issued_by=sessions.ANY_TOKENS,
+                                          along=None if grant_check is None else lambda c: grant_check.reads(ctx, c))
     except ApiError as refused:
         if refused.status in (401, 403):  # invalid, expired, revoked, or its account locked
             return {"active": False}
         raise
     claims = principal.claims
-    if still_granted is not None and not still_granted(ctx, claims):
+    if grant_check is not None and not grant_check.still_granted(ctx, claims, principal.along):
         return {"active": False}
     answer: dict[str, Any] = {"active": True, **{name: claims[name] for name in CLAIMS if name in claims}}
     answer["token_type"] = "DPoP" if "cnf" in claims else "Bearer"

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, NoReturn
 
 import boto3
+import orjson
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
                                  NoRegionError)
 from flask import Blueprint, Flask, current_app, jsonify, request
@@ -55,10 +56,28 @@ class _RedactTokens(logging.Filter):
 _REDACT = _RedactTokens()
 
 
-class UnsortedJSON(DefaultJSONProvider):
-    """Flask's JSON with the keys of an answer in the order the code builds them."""
+class AnswerJSON(DefaultJSONProvider):
+    """Flask's JSON with the keys of an answer in the order the code builds them, written by orjson
+    (several times faster than the json module on an answer); what orjson does not write itself (dates,
+    dataclasses, decimals) goes to Flask's own fallback, so an answer says what it said before."""
 
     sort_keys = False
+    _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if kwargs:  # indent, sort_keys...: the json module's options
+            return super().dumps(obj, **kwargs)
+        return orjson.dumps(obj, default=self.default, option=self._OPTIONS).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return super().loads(s, **kwargs) if kwargs else orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Any:
+        if (self.compact is None and self._app.debug) or self.compact is False:  # pretty-printed, as Flask does
+            return super().response(*args, **kwargs)
+        obj = self._prepare_response_obj(args, kwargs)
+        answer: Any = self._app.response_class
+        return answer(orjson.dumps(obj, default=self.default, option=self._OPTIONS) + b"\n", mimetype=self.mimetype)
 
 
 # At DEBUG these log whole requests and responses: password hashes, token digests, SigV4 headers;
@@ -98,7 +117,7 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     if settings.trusted_proxies:
         # Flask's documented middleware pattern; its types declare wsgi_app a method.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
-    app.json = UnsortedJSON(app)
+    app.json = AnswerJSON(app)
     if context is None:
         with _one_line_under_gunicorn(name):
             context = build_context(settings)

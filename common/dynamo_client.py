@@ -67,6 +67,7 @@ from typing import Any, Callable, cast
 from urllib.parse import urlsplit
 
 import botocore
+import orjson
 from botocore import parsers
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import BotoCoreError, HTTPClientError, NoCredentialsError, ResponseStreamingError
@@ -225,7 +226,7 @@ def _parse_body(content: bytes) -> dict:
     if not content:
         return {}
     # The hook costs a Python call per dict: only a body with a key B or BS pays it.
-    return json.loads(content, object_hook=_decode_blobs) if _BINARY_KEY.search(content) else json.loads(content)
+    return json.loads(content, object_hook=_decode_blobs) if _BINARY_KEY.search(content) else orjson.loads(content)
 
 
 class LeanDynamoDBClient:
@@ -270,7 +271,7 @@ class LeanDynamoDBClient:
         if self._validate:
             validate_parameters(params, op.model.input_shape)
         request = {"url_path": "/", "query_string": "", "method": "POST", "url": self._url, "context": context,
-                   "body": json.dumps(params, default=_encode_blob).encode()}
+                   "body": orjson.dumps(params, default=_encode_blob)}
         _, answer = events.emit_until_response(op.before_call, model=op.model, params=request,
                                                request_signer=None, context=context)
         if answer is None:

@@ -114,6 +114,14 @@ def _number(claims: dict, name: str) -> float:
     return value
 
 
+def _names_audience(claims: dict, audience: str) -> bool:
+    """Whether the claims' `aud` (one name or a list of names, RFC 7519 §4.1.3) names `audience`."""
+    named = claims.get("aud")
+    if isinstance(named, str):
+        return named == audience
+    return isinstance(named, list) and all(isinstance(name, str) for name in named) and audience in named
+
+
 def _check_times(claims: dict, now: datetime) -> None:
     timestamp = now.timestamp()
     expires, issued, not_before = (_number(claims, name) for name in ("exp", "iat", "nbf"))
@@ -214,7 +222,7 @@ class JwtKeyRing:
         return jwt.encode(claims, signing_key.private_key, algorithm=algorithm,
                           headers={"kid": signing_key.kid, "typ": typ})
 
-    def decode(self, token: str, *, now: datetime | None = None, issuer: str | None = None,
+    def decode(self, token: str, *, now: datetime | None = None, issuer: str | list[str] | None = None,
                audience: str | list[str] | None = None, verify_audience: bool = True) -> dict:
         """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token").
         `issuer`/`audience`: those of the OpenID Provider's tokens instead of citylogin's own;
@@ -237,6 +245,17 @@ class JwtKeyRing:
             raise TokenError("invalid_token") from None
         _check_times(claims, aware_utc(now))
         return claims
+
+    def decode_own_or(self, token: str, *, other_issuer: str, now: datetime | None = None) -> tuple[dict, bool]:
+        """The verified claims of ``token``, either citylogin's own access token (this ring's issuer and
+        audience: True) or one issued by `other_issuer` for any audience (False), with one signature check;
+        else TokenError("token_expired" | "invalid_token")."""
+        claims = self.decode(token, now=now, issuer=[self._issuer, other_issuer], verify_audience=False)
+        if claims["iss"] == self._issuer and _names_audience(claims, self._audience):
+            return claims, True
+        if claims["iss"] == other_issuer:
+            return claims, False
+        raise TokenError("invalid_token")
 
     def _verification_key(self, token: str):
         try:

@@ -114,15 +114,23 @@ def _userinfo_reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRea
             PERSON: accounts.account_read(ctx, user_uuid=str(claims.get("sub")))}
 
 
-def still_granted(ctx: AppContext, claims: dict[str, Any]) -> bool:
-    """Whether the app still holds the grant an OpenID Provider access token came from (a revocation,
-    a code used twice or a refresh token reused after the grace revokes it: oidc.grants); citylogin's
-    own tokens have none to lose."""
-    client_id, session_id = claims.get("client_id"), claims.get("sid")
-    if client_id is None:
-        return True
-    return isinstance(client_id, str) and isinstance(session_id, str) and _app_registered(ctx, claims) and \
-        grants.issued_from(grant_store(ctx).get(session_id=session_id, client_id=client_id), claims)
+class ProviderGrant:
+    """What introspection asks of an OpenID Provider token, read in the session's own batch read: whether
+    its app still holds the grant the token came from (a revocation, a code used twice or a refresh token
+    reused after the grace revokes it: oidc.grants); citylogin's own tokens have none to lose."""
+
+    @staticmethod
+    def reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRead]:
+        client_id, session_id = claims.get("client_id"), claims.get("sid")
+        if not (isinstance(client_id, str) and isinstance(session_id, str)):
+            return {}
+        return {GRANT: grant_store(ctx).read(session_id=session_id, client_id=client_id)}
+
+    @staticmethod
+    def still_granted(ctx: AppContext, claims: dict[str, Any], along: dict[str, Any]) -> bool:
+        if claims.get("client_id") is None:
+            return True
+        return GRANT in along and _app_registered(ctx, claims) and grants.issued_from(along[GRANT], claims)
 
 
 def _app_registered(ctx: AppContext, claims: dict[str, Any]) -> bool:

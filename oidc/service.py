@@ -12,7 +12,7 @@ from oidc.hooks import provider
 from oidc.pages import BrowserRefusal, error_page, unechoed
 from oidc.authorize import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown, ConsentRequired,
                             LoginRequired, begin, cancel, complete, complete_reads, interaction, respond)
-from oidc.endpoints import (GRANT, end_session_response, push_request, revocation_response, still_granted,
+from oidc.endpoints import (GRANT, end_session_response, push_request, revocation_response, ProviderGrant,
                             token_response, userinfo)
 
 __all__ = [
@@ -23,6 +23,6 @@ __all__ = [
     "BrowserRefusal", "error_page", "unechoed",
     "PERSON", "WAITING", "AuthorizationRefused", "AuthorizationRequestUnknown", "ConsentRequired", "LoginRequired",
     "begin", "cancel", "complete", "complete_reads", "interaction", "respond",
-    "GRANT", "end_session_response", "push_request", "revocation_response", "still_granted", "token_response",
+    "GRANT", "end_session_response", "push_request", "revocation_response", "ProviderGrant", "token_response",
     "userinfo",
 ]

@@ -64,7 +64,7 @@ def resume():
 def introspect():
     app = apps.authenticate_app(ctx(), request.headers.get("Authorization"))
     form = parse_model(IntrospectionRequest, request.form.to_dict())
-    return jsonify(introspection.introspect(ctx(), app=app, token=form.token, still_granted=oidc.still_granted))
+    return jsonify(introspection.introspect(ctx(), app=app, token=form.token, grant_check=oidc.ProviderGrant()))
 
 
 @bp.get("/check")

@@ -96,14 +96,16 @@ def _token_claims(ctx: AppContext, access_token: str, *, issued_by: str = OWN_TO
 
 
 def _decoded(ctx: AppContext, access_token: str, issued_by: str) -> dict:
-    if issued_by != PROVIDER_TOKENS:
-        try:
-            return ctx.jwt.decode(access_token, now=ctx.now())
-        except TokenError as refused:
-            if issued_by == OWN_TOKENS or refused.code == "token_expired":
-                raise
+    provider_issuer = ctx.public_url().rstrip("/")
+    if issued_by == OWN_TOKENS:
+        return ctx.jwt.decode(access_token, now=ctx.now())
+    if issued_by == ANY_TOKENS:
+        claims, own = ctx.jwt.decode_own_or(access_token, other_issuer=provider_issuer, now=ctx.now())
+        if own:
+            return claims
+    else:
+        claims = ctx.jwt.decode(access_token, now=ctx.now(), issuer=provider_issuer, verify_audience=False)
     # An app's token from the OpenID Provider (SPEC §14): its issuer, any app as audience, a client_id.
-    claims = ctx.jwt.decode(access_token, now=ctx.now(), issuer=ctx.public_url().rstrip("/"), verify_audience=False)
     if not isinstance(claims.get("client_id"), str):
         raise TokenError("invalid_token")
     return claims

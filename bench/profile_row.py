@@ -1,0 +1,150 @@
+"""Where one OpenID Provider row's server CPU goes (issue 53, item 5), without the HTTP server around it:
+
+    .venv/bin/python bench/profile_row.py introspection [--requests 3000] [--profile 40]
+
+Not a test. One DynamoDB Local in memory, `citylogin init`, one app (`citylogin apps add --redirect-uri`),
+then gunicorn as deploy/ runs it for the set-up only: a new account signs in with its device key
+(citylogin.client) and finishes one code flow, so that the row has an access token, a refresh token
+or codes. The measured requests go to the app in this process (`create_app()` on the same tables and key
+ring, through Flask's test client, one at a time): the row's CPU per request is `time.thread_time()` over
+them (the test client's own work included, about 0.05 ms), with no server and no other thread in it.
+`--profile N` runs the requests once more under cProfile with the thread's CPU clock and prints the N
+entries with the most cumulative CPU (cProfile's own cost inflates Python calls against C ones: read it
+for where, the first figure for how much).
+
+Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's).
+bench/ copied into an older checkout gives its "before" figures, as for run_bench.py.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import hashlib
+import json
+import os
+import pstats
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.servers import VENV_BIN, app_environment, gunicorn_app, run_init  # noqa: E402
+import requests  # noqa: E402
+
+from citylogin.client import Client  # noqa: E402
+from common.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
+
+ROWS = ("discovery", "userinfo", "introspection", "refresh", "code")
+REDIRECT = "https://bench.example/callback"
+PASSWORD = "Bench-" + secrets.token_hex(8)
+WARM_UP = 30
+
+
+def _basic(app: dict[str, str]) -> str:
+    return "Basic " + base64.b64encode(f"{app['client_id']}:{app['client_secret']}".encode()).decode()
+
+
+def _code(base_url: str, app: dict[str, str], device: Client) -> tuple[str, str]:
+    """One code of the device's session for the app, by authorize and the device's completion; with its
+    PKCE verifier."""
+    verifier = secrets.token_urlsafe(32)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"response_type": "code", "client_id": app["client_id"], "redirect_uri": REDIRECT,
+                       "scope": "openid profile offline_access", "code_challenge": challenge,
+                       "code_challenge_method": "S256", "state": "s", "nonce": "n"})
+    http = device.http
+    asked = http.get(f"{base_url}/oidc/authorize?{query}", allow_redirects=False, timeout=30)
+    request_id = urlsplit(asked.headers["Location"]).fragment.removeprefix("oidc=")
+    url = base_url + "/oidc/authorize/complete"
+    done = http.post(url, headers={**device.auth_headers("POST", url), "Content-Type": "application/json"},
+                     data=json.dumps({"request": request_id}), timeout=30)
+    done.raise_for_status()
+    return parse_qs(urlsplit(done.json()["redirect_to"]).query)["code"][0], verifier
+
+
+def _set_up(stack: ExitStack, work: Path, row: str,
+            requests_n: int) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
+    """The environment of the tables, the app, and what the row needs (tokens, codes)."""
+    local = stack.enter_context(DynamoDBLocal(port=free_port(), db_path=None))
+    env = app_environment(endpoint_url=local.endpoint_url, data_dir=work)
+    run_init(env)
+    added = subprocess.run([str(VENV_BIN / "citylogin"), "apps", "add", "bench", "--json", "--redirect-uri", REDIRECT],
+                           env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    app = json.loads(added.stdout)
+    with gunicorn_app(env, log_path=work / "gunicorn.log") as server:
+        http = requests.Session()
+        http.trust_env = False  # straight to 127.0.0.1
+        device = Client(server.base_url, session=http, timeout=30)
+        device.register(username="profiled", email="profiled@example.com", password=PASSWORD, key_kind="ecdsa-p256")
+        device.login(PASSWORD, force=True)
+        codes = [_code(server.base_url, app, device) for _ in range(requests_n + WARM_UP + 1 if row == "code" else 1)]
+        code, verifier = codes.pop()
+        tokens = http.post(server.base_url + "/oidc/token", headers={"Authorization": _basic(app)}, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
+            timeout=30).json()
+    return env, {"tokens": tokens, "codes": codes}, app
+
+
+def _requests(client: Any, row: str, held: dict[str, Any], app: dict[str, str]) -> Callable[[], None]:
+    basic = {"Authorization": _basic(app)}
+    refresh_token = [held["tokens"]["refresh_token"]]
+
+    def one() -> None:
+        if row == "discovery":
+            answer = client.get("/.well-known/openid-configuration")
+        elif row == "userinfo":
+            answer = client.get("/oidc/userinfo", headers={"Authorization": "Bearer " + held["tokens"]["access_token"]})
+        elif row == "introspection":
+            answer = client.post("/session/introspect", headers=basic, data={"token": held["tokens"]["access_token"]})
+        elif row == "refresh":
+            answer = client.post("/oidc/token", headers=basic,
+                                 data={"grant_type": "refresh_token", "refresh_token": refresh_token[0]})
+            refresh_token[0] = answer.get_json()["refresh_token"]
+        else:
+            code, verifier = held["codes"].pop()
+            answer = client.post("/oidc/token", headers=basic, data={
+                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier})
+        if answer.status_code != 200:
+            raise RuntimeError(f"{row}: {answer.status_code} {answer.get_data(as_text=True)[:300]}")
+    return one
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("row", choices=ROWS)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print cProfile's top N entries too")
+    args = parser.parse_args()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="profile-row-") as work:
+        profiled = args.profile and args.row == "code"
+        env, held, app = _set_up(stack, Path(work), args.row, args.requests * (2 if profiled else 1))
+        os.environ.update({name: value for name, value in env.items() if name.startswith("CITYLOGIN_")})
+        from citylogin.app import create_app
+        one = _requests(create_app().test_client(), args.row, held, app)
+        for _ in range(WARM_UP):
+            one()
+        started = time.thread_time()
+        for _ in range(args.requests):
+            one()
+        cpu_ms = 1000 * (time.thread_time() - started) / args.requests
+        print(f"{args.row}: {cpu_ms:.3f} ms of CPU per request ({args.requests} requests, in-process, one thread)")
+        if args.profile:
+            profiler = cProfile.Profile(time.thread_time)
+            profiler.enable()
+            for _ in range(args.requests):
+                one()
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
+
+
+if __name__ == "__main__":
+    main()
