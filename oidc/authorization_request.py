@@ -32,10 +32,12 @@ class StoredRequest(OAuth2Request):
         self.payload = BasicOAuth2Payload(params)
         self._params = params
         # Set by complete() for the code (sealed_code): the person as read with the session, the session's
-        # latest end, and the request's own item (the code's redemption marks it).
+        # latest end, the request's own item (the code's redemption marks it), and the app's live grant on
+        # the session, which the redemption's first try replaces.
         self.person: AccountRecord | None = None
         self.session_expires_epoch = 0
         self.digest = ""
+        self.replacing: str | None = None
 
     @property
     def args(self) -> dict[str, str]:

@@ -3,6 +3,7 @@ sign-in page (interaction), and finished by the signed-in browser with a code or
 (complete, cancel)."""
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -23,7 +24,7 @@ from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized, request_
 from common.guarded_write import GuardedWrite, write_all
 from oidc import consents, pages, par, refusals, request_checks, request_limits, response_mode, token_binding
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
-from oidc.context import epoch, issuer, one_time_tokens
+from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.hooks import provider
 from oidc.models import SCOPES, Interaction, Redirect, SignedIn
 from oidc.pages import BrowserRefusal
@@ -74,7 +75,7 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
         if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
             raise refusals.because(InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.",
                                                        redirect_uri=grant.redirect_uri), "dpop_jkt_malformed")
-        request_id = secrets.token_urlsafe(24)
+        request_id = _request_id(grant.client.client_id)
         _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(), pushed=pushed,
               redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
@@ -83,6 +84,19 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
             refusals.because(error, untrusted)
         return _refusal(ctx, error, params, client_id=params.get("client_id"))
     return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
+
+
+def _request_id(client_id: str) -> str:
+    """A new request's handle: 32 random characters, then the app's client_id (public), by which
+    complete() reads the app's grant on the session with the request (the redemption's first try then
+    replaces that grant, rather than learning of it from a refused write)."""
+    return secrets.token_urlsafe(RANDOM_BYTES) + (client_id if _APP_IN_HANDLE.fullmatch(client_id) else "")
+
+
+def _app_of(request_id: str) -> str | None:
+    """The client_id a request's handle names (a hint: complete() takes it only if the request says so)."""
+    named = request_id[RANDOM_CHARS:]
+    return named if named and _APP_IN_HANDLE.fullmatch(named) else None
 
 
 def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], pushed: par.PushedRequest | None,
@@ -177,20 +191,29 @@ def _max_age(params: dict[str, str]) -> int | None:
 
 
 WAITING, PERSON = "oidc.waiting", "oidc.person"  # complete()'s reads beside the session
+GRANT_NOW = "oidc.grant_now"  # and the app's grant on the session, the handle naming the app
+RANDOM_BYTES, RANDOM_CHARS = 24, 32  # a handle's random part: token_urlsafe(24) is 32 characters
+_APP_IN_HANDLE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the handle's alphabet (oidc.models.PendingRequest)
 
 
 def complete_reads(ctx: AppContext, *, request_id: str) -> sessions.Along:
     """What finishing a request reads in the device's session's own batch read (the guard's `along`):
     the waiting request and the person (the ID token's claims are taken now, with the code)."""
     def reads(claims: dict[str, Any]) -> dict[str, KeyRead]:
-        return _complete_reads(ctx, request_id=request_id, user_uuid=str(claims.get("sub")))
+        return _complete_reads(ctx, request_id=request_id, user_uuid=str(claims.get("sub")),
+                               session_id=str(claims.get("sid")))
     return reads
 
 
-def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str) -> dict[str, KeyRead]:
-    return {WAITING: RequestStore(one_time_tokens(ctx)).read(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
-                                                     now=epoch(ctx)),
-            PERSON: accounts.account_read(ctx, user_uuid=user_uuid)}
+def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str, session_id: str) -> dict[str, KeyRead]:
+    reads: dict[str, KeyRead] = {
+        WAITING: RequestStore(one_time_tokens(ctx)).read(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
+                                                         now=epoch(ctx)),
+        PERSON: accounts.account_read(ctx, user_uuid=user_uuid)}
+    named = _app_of(request_id)
+    if named is not None:
+        reads[GRANT_NOW] = grant_store(ctx).read(session_id=session_id, client_id=named)
+    return reads
 
 
 def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent: bool) -> Redirect:
@@ -200,7 +223,8 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
     written: the code is sealed (oidc.codes), and every code of one request counts as one at the token
     endpoint (a second redemption is a replay)."""
     found = principal.along if WAITING in principal.along else read_together(
-        ctx.dynamodb, _complete_reads(ctx, request_id=request_id, user_uuid=principal.user_uuid))
+        ctx.dynamodb, _complete_reads(ctx, request_id=request_id, user_uuid=principal.user_uuid,
+                                      session_id=principal.session_id))
     if found[WAITING] is None:
         raise AuthorizationRequestUnknown()
     if found[PERSON] is None:
@@ -226,6 +250,8 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
     stored = authorization_request(ctx, params)
     stored.person, stored.session_expires_epoch = found[PERSON], session.expires_epoch
     stored.digest = token_digest(request_id, purpose=REQUEST_PURPOSE)
+    live = found.get(GRANT_NOW) if _app_of(request_id) == app.client_id else None
+    stored.replacing = live.grant_id if live is not None else None
     response = server.create_authorization_response(request=stored, grant_user=user,
                                                     grant=server.get_authorization_grant(stored))
     location = response.headers.get("Location")

@@ -132,7 +132,7 @@ class Hooks:
                     auth_time=user.auth_time, amr=list(user.amr), nonce=data.get("nonce") or None,
                     jkt=data.get("dpop_jkt") or None, person=_claims_of(pending, scope=scope),
                     session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest,
-                    issued_ms=int(self.ctx.now().timestamp() * 1000))
+                    issued_ms=int(self.ctx.now().timestamp() * 1000), replacing=pending.replacing)
         return codes.seal(self.ctx, code, now=epoch(self.ctx))
 
     def code_replayed(self, code: Code) -> None:

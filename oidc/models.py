@@ -110,6 +110,9 @@ class Code:
     # When it was given (ms): a redemption is refused if the person or an operator ended the app's sign-in
     # after that (SPEC §14, oidc.redemption). A code of an earlier release: its end less CODE_TTL.
     issued_ms: int = 0
+    # The app's live grant on the session when the code was given (None: none): the redemption's first try
+    # replaces it. Only a guess: the redemption's write holds it to the grant row as it is then.
+    replacing: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri

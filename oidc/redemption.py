@@ -10,7 +10,8 @@ the session and the request's redemption mark (oidc.codes: single use) only whil
 
 A live grant the new one replaces (the app signing the person in again on the session) ends in the same
 transaction, with its event, so that the app's guards refuse its tokens as userinfo and introspection do.
-Nothing is read first: the grant row's refusal carries the row as it was, and the write is tried again
+Nothing is read first: the code names the grant it found when it was given (oidc.authorize reads it with
+the request), the grant row's refusal carries the row as it is if that changed, and the write is tried again
 against it. Every refusal is invalid_grant (RFC 6749 §5.2); nothing of a refused redemption is written."""
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def redeem(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord) -> None
     """Record `grant`, the one `code` gives `app`, and spend the code, in one transaction: InvalidGrantError
     if any rule of the module refuses it, CodeNotSpent if a code of its request was redeemed before (a
     replay, which the caller answers)."""
-    replacing: str | None = None
+    replacing = code.replacing  # the app's grant on the session when the code was given: first guess
     for _ in range(ATTEMPTS):
         try:
             refresh.write_while_live(ctx, _writes(ctx, code=code, grant=grant, app=app, replacing=replacing))

@@ -136,6 +136,31 @@ def test_a_failed_redemption_leaves_the_code_redeemable_by_its_client(make_serve
         assert _spent(ctx, code) and _holds_grant(ctx, device, credentials), attempt
 
 
+def test_a_code_replaces_the_grant_there_is_when_it_is_redeemed_not_the_one_it_found(make_server):
+    """A code names the app's grant it found on the session when it was given (its redemption's first guess);
+    another sign-in replacing that grant meanwhile does not stand in its way, and no earlier grant's tokens
+    outlive the replacements."""
+    url, ctx = make_server(host_name="127.0.0.1")
+    credentials, device = _app(ctx), _signed_in_device(url)
+
+    def redeemed(code_and_verifier: tuple[str, str]) -> dict:
+        answer = Redemption(url, *code_and_verifier).send(credentials)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    first = redeemed(code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope=SCOPE))
+    found_first = [code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope=SCOPE)
+                   for _ in range(2)]  # both given while the first grant holds
+    second = redeemed(found_first[1])   # replaces the grant it found
+    third = redeemed(found_first[0])    # found the first grant, replaces the second
+    assert _grant(ctx, device, credentials).grant_id not in {None, ""}
+
+    def userinfo(tokens: dict) -> int:
+        return requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                            timeout=10).status_code
+    assert [userinfo(first), userinfo(second), userinfo(third)] == [401, 401, 200]
+
+
 def test_a_second_redemption_that_passes_every_check_is_a_replay_and_revokes_the_first(make_server):
     url, ctx = make_server(host_name="127.0.0.1")
     credentials = _app(ctx)
@@ -334,9 +359,9 @@ def test_dynamodb_failing_at_each_call_of_a_redemption_answers_fast_and_half_wri
                 _assert_whole(ctx, device, credentials, code, before=before, what="the retry")
         else:
             raise AssertionError(f"a redemption made more than 40 DynamoDB calls: {failed_at}")
-    # The code is sealed: its redemption is one write, tried again once here, where each code replaces the
-    # app's live grant on the session (the first write's refusal carries the row, whose end the second tells).
-    assert failed_at == ["TransactWriteItems", "TransactWriteItems"], failed_at
+    # The code is sealed: its redemption is one write, which here replaces the app's live grant on the session
+    # and tells its end at once (the code names the grant it found when it was given: oidc.authorize).
+    assert failed_at == ["TransactWriteItems"], failed_at
 
 
 def _assert_whole(ctx, device, credentials, code: str, *, before: Grant | None, what: str) -> None:
