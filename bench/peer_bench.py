@@ -45,10 +45,15 @@ from common.dynamodb_local import DynamoDBLocal  # noqa: E402
 ROWS = tuple(PEER_GOALS)  # refresh, code, flow, userinfo, introspection, discovery
 SIDES = ("citylogin", "node")
 ABBA = ("citylogin", "node", "node", "citylogin")
-QUICK = {"threads": 4, "rounds": 1, "block_s": 1.5, "codes_per_block": 60, "warmup_s": 0.5, "settle_s": 0.3}
-FULL = {"threads": 4, "rounds": 2, "block_s": 4.0, "codes_per_block": 100, "warmup_s": 1.0, "settle_s": 0.3}
-# node-oidc-provider's memory store is an LRU of 1,000 entries (and as many stale ones): a code made more
-# than about 1,000 writes before its redemption is gone. A code costs it some 7 writes, its redemption 3.
+QUICK = {"threads": 4, "rounds": 1, "block_s": 1.5, "codes_per_batch": 60, "code_batches": 2, "warmup_s": 0.5,
+         "settle_s": 0.3}
+FULL = {"threads": 4, "rounds": 2, "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3, "warmup_s": 1.0,
+        "settle_s": 0.3}
+# A `code` block is `code_batches` batches, each of codes made just before it and then redeemed, the CPU
+# counted over the redemptions alone: node-oidc-provider's memory store is an LRU of 1,000 entries (and
+# as many stale ones), so a code made more than about 1,000 writes before its redemption is gone (a code
+# costs it some 7 writes, its redemption 3); and the batches add up to more clock ticks of CPU (/proc
+# counts in hundredths of a second, and node redeems 100 codes in about one tenth).
 BLOCK_DEADLINE_S = 60
 CONFIGURATION = ("node-oidc-provider has one confidential client with client_secret_basic, PKCE required (S256), "
                  "a refresh token for every code grant with openid, rotated on every use, an ID token on refresh, "
@@ -94,6 +99,12 @@ def _worker(call: Call, start: threading.Barrier, stop_at: list[float], count: i
         block.errors += errors
 
 
+def _merged(batches: list[Block]) -> Block:
+    return Block(latencies=[latency for b in batches for latency in b.latencies], errors=sum(b.errors for b in batches),
+                 seconds=sum(b.seconds for b in batches), server_cpu_s=sum(b.server_cpu_s for b in batches),
+                 loadgen_cpu_s=sum(b.loadgen_cpu_s for b in batches))
+
+
 def run_block(calls: list[Call], *, seconds: float, count: int, pid: int) -> Block:
     """One thread per call, each calling again as soon as its last call returned, until `seconds` have
     passed or it made `count` calls; the server's CPU (the process tree of `pid`) around it all."""
@@ -131,6 +142,11 @@ class Clients:
     readers: list[OidcClient]  # the userinfo, introspection and discovery rows' threads
     grants: list[Call] = field(default_factory=list)  # the refresh row's calls, each rotating its own grant
 
+    def new_grants(self) -> None:
+        """A fresh grant per refresh thread, at each refresh row: node-oidc-provider's memory store (an
+        LRU cache) has forgotten those of an earlier run by then."""
+        self.grants = [client.refresh_call(client.tokens()["refresh_token"]) for client in self.refresh]
+
 
 def _citylogin_sign_in(side: Side, name: str) -> DeviceSignIn:
     """A new account whose device signs in as citylogin.client does (its session bound to the key)."""
@@ -149,14 +165,12 @@ def make_clients(running: Running, threads: int, run: str) -> Clients:
     else:
         def sign_in(purpose: str) -> DeviceSignIn | AccountSignIn:
             return AccountSignIn(f"p{run}{purpose}")
-    clients = Clients(running=running,
-                      refresh=[OidcClient(side, sign_in(f"r{i}")) for i in range(threads)],
-                      code=[OidcClient(side, sign_in(f"c{i}")) for i in range(threads)],
-                      flow=[OidcClient(side, sign_in(f"f{i}")) for i in range(threads)],
-                      token=OidcClient(side, sign_in("t")),
-                      readers=[OidcClient(side) for _ in range(threads)])
-    clients.grants = [client.refresh_call(client.tokens()["refresh_token"]) for client in clients.refresh]
-    return clients
+    return Clients(running=running,
+                   refresh=[OidcClient(side, sign_in(f"r{i}")) for i in range(threads)],
+                   code=[OidcClient(side, sign_in(f"c{i}")) for i in range(threads)],
+                   flow=[OidcClient(side, sign_in(f"f{i}")) for i in range(threads)],
+                   token=OidcClient(side, sign_in("t")),
+                   readers=[OidcClient(side) for _ in range(threads)])
 
 
 def _calls(row: str, clients: Clients, codes_per_thread: int) -> tuple[list[Call], int]:
@@ -196,18 +210,29 @@ def _pooled(blocks: list[Block]) -> dict:
                                              else None for b in blocks]}
 
 
+def _block(row: str, clients: Clients, cfg: dict) -> Block:
+    """One measured block of `row` on one side: its calls made, a pause, the closed loop (the `code`
+    row: that, `code_batches` times)."""
+    per_thread = cfg["codes_per_batch"] // cfg["threads"]
+    batches = []
+    for _ in range(cfg["code_batches"] if row == "code" else 1):
+        calls, count = _calls(row, clients, per_thread)
+        time.sleep(cfg["settle_s"])  # what the preparation left behind (writes after an answer) is done
+        seconds = BLOCK_DEADLINE_S if row == "code" else cfg["block_s"]
+        batches.append(run_block(calls, seconds=seconds, count=count, pid=clients.running.pid))
+    return _merged(batches)
+
+
 def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
     """One row: a warm-up on each side, then blocks ABBA x rounds; pooled per side, and the ratio."""
-    per_thread = cfg["codes_per_block"] // cfg["threads"]
     for name in SIDES:
-        calls, count = _calls(row, sides[name], per_thread)
+        if row == "refresh":
+            sides[name].new_grants()
+        calls, count = _calls(row, sides[name], cfg["codes_per_batch"] // cfg["threads"])
         run_block(calls, seconds=cfg["warmup_s"], count=count, pid=sides[name].running.pid)
     blocks: dict[str, list[Block]] = {name: [] for name in SIDES}
     for name in ABBA * cfg["rounds"]:
-        calls, count = _calls(row, sides[name], per_thread)
-        time.sleep(cfg["settle_s"])  # what the preparation left behind (writes after an answer) is done
-        seconds = BLOCK_DEADLINE_S if row == "code" else cfg["block_s"]
-        blocks[name].append(run_block(calls, seconds=seconds, count=count, pid=sides[name].running.pid))
+        blocks[name].append(_block(row, sides[name], cfg))
     out = {name: _pooled(blocks[name]) for name in SIDES}
     ours, theirs = out["citylogin"]["per_server_cpu_second"], out["node"]["per_server_cpu_second"]
     out["ratio"] = ours / theirs if ours and theirs else None
@@ -223,7 +248,8 @@ def measure(sides: dict[str, Clients], cfg: dict) -> dict:
     method = {"node": about.get("node"), "oidc_provider": about.get("oidc-provider"),
               "citylogin_server": sides["citylogin"].running.about.get("server"),
               "configuration": CONFIGURATION, "threads": cfg["threads"], "rounds": cfg["rounds"], "order": "ABBA",
-              "block_s": cfg["block_s"], "codes_per_block": cfg["codes_per_block"]}
+              "block_s": cfg["block_s"], "codes_per_batch": cfg["codes_per_batch"],
+              "code_batches": cfg["code_batches"]}
     return {"peer": {"method": method, "rows": rows}}
 
 

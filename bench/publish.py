@@ -217,8 +217,9 @@ def render_peer_table(name: str, published: dict) -> str:
         *([f"- {method['configuration']}."] if method.get("configuration") else []),
         f"- Each row ran in blocks alternating between the two servers, {method.get('rounds')} × "
         f"{method.get('order', 'ABBA')}, closed loop with {method.get('threads')} threads on keep-alive "
-        f"connections, {_number(method.get('block_s'))} s a block (`code`: {method.get('codes_per_block')} codes "
-        f"a block, made just before it).",
+        f"connections, {_number(method.get('block_s'))} s a block (`code`: {method.get('code_batches')} batches "
+        f"a block, each of {method.get('codes_per_batch')} codes made just before it, the CPU counted over the "
+        f"redemptions).",
         "- A block's CPU is the server's process tree's (gunicorn's master and workers; node's process), read "
         "from /proc just before and just after it; CPU ms per request and requests per CPU second are over "
         "the blocks of each server.",

@@ -45,6 +45,7 @@ def test_a_whole_flow_goes_from_the_authorization_request_to_userinfo(sides, nam
 
 @pytest.mark.parametrize("name", SIDES)
 def test_a_refresh_answers_an_id_token_and_a_new_refresh_token_that_works(sides, name):
+    sides[name].new_grants()
     client, call = sides[name].refresh[0], sides[name].grants[0]
     seen = answers_of(client)
     assert call() is not None

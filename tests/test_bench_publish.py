@@ -42,7 +42,7 @@ def _peer_run(ratio: float, citylogin_ms: float, node_ms: float) -> dict:
                 "errors": 0, "seconds": 4.0}
     method = {"node": "v22.20.0", "oidc_provider": "9.13.3", "citylogin_server": "gunicorn -c deploy/gunicorn.conf.py",
               "configuration": "one confidential client", "threads": 4, "rounds": 2, "order": "ABBA",
-              "block_s": 4.0, "codes_per_block": 100}
+              "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3}
     rows = {row: {"citylogin": side(citylogin_ms), "node": side(node_ms), "ratio": ratio} for row in goals.PEER_GOALS}
     return {"peer": {"method": method, "rows": rows}}
 
