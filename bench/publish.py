@@ -217,7 +217,7 @@ def render_peer_table(name: str, published: dict) -> str:
         *([f"- {method['configuration']}."] if method.get("configuration") else []),
         f"- Each row ran in blocks alternating between the two servers, {method.get('rounds')} × "
         f"{method.get('order', 'ABBA')}, closed loop with {method.get('threads')} threads on keep-alive "
-        f"connections, {_number(method.get('block_s'))} s a block (`code`: {method.get('code_batches')} batches "
+        f"connections, {method.get('block_s', 0):g} s a block (`code`: {method.get('code_batches')} batches "
         f"a block, each of {method.get('codes_per_batch')} codes made just before it, the CPU counted over the "
         f"redemptions).",
         "- A block's CPU is the server's process tree's (gunicorn's master and workers; node's process), read "
