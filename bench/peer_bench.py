@@ -298,7 +298,7 @@ def render_peer(peer: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one ABBA, short blocks: about a minute")
+    parser.add_argument("--quick", action="store_true", help="one ABBA, short blocks: a minute or two")
     parser.add_argument("--runs", type=int, default=1, help="measure every row N times (servers started once)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peer.json", help="JSON results")
     args = parser.parse_args(argv)
