@@ -1,4 +1,4 @@
-"""The goals of issues 12, 20 and 44 as rows: figure | value | goal | MET/MISSED (or info), each
+"""The goals of issues 12, 20, 44 and 53 as rows: figure | value | goal | MET/MISSED (or info), each
 measured in a run against that run's own baselines; merge_runs() folds the rows of several runs
 into one row per figure. The row's shape is the published one (bench/publish.py)."""
 from __future__ import annotations
@@ -16,6 +16,10 @@ OIDC_FLOW_CALLS = 7
 OIDC_STEP_RATIO = 1.5  # each code-flow step's p50 / GET /session/me p50
 OIDC_REFRESH_RATIO = 0.8  # refresh grants / session refreshes, per server CPU second
 ADMIN_PAGE_CALLS = 5
+# The peer bench (bench/peer_bench.py, issue 53): citylogin's requests per server CPU second over
+# node-oidc-provider's, per row. The figure's name is also bench/publish.py's key for its peer table.
+PEER_GOALS = {"refresh": 1.0, "code": 1.0, "flow": 0.7, "userinfo": 0.6, "introspection": 0.6, "discovery": 0.6}
+PEER_FIGURE = "peer: {row}, citylogin / node-oidc-provider, requests per server CPU s"
 ADMIN_PAGE_RATIO = 1.5
 # Round trips: goal per operation (refresh, pairing request, login with its challenge, /session/me).
 # The measured figure is a ratio of medians, so it is met when it rounds to the goal or below.
@@ -165,10 +169,16 @@ def admin_rows(r: dict) -> list[dict]:
     ]
 
 
+def peer_rows(r: dict) -> list[dict]:
+    rows = _get(r, "peer", "rows") or {}
+    return [_row(PEER_FIGURE.format(row=row), _get(rows, row, "ratio"), "x", f">= {goal:g}",
+                 lambda v, goal=goal: v >= goal) for row, goal in PEER_GOALS.items()]
+
+
 def goal_rows(results: dict) -> list[dict]:
     return (login_rows(results) + floor_rows(results) + round_trip_rows(results) + dynamodb_rows(results)
-            + throughput_rows(results) + oidc_rows(results) + admin_rows(results) + protected_rows(results)
-            + scale_rows(results) + scaling_rows(results))
+            + throughput_rows(results) + oidc_rows(results) + admin_rows(results) + peer_rows(results)
+            + protected_rows(results) + scale_rows(results) + scaling_rows(results))
 
 
 def merge_runs(per_run: list[list[dict]]) -> list[dict]:

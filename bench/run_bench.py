@@ -1,13 +1,13 @@
-"""citylogin benchmark: the goals of issues 12, 20 and 44, each measured in one run against that run's
+"""citylogin benchmark: the goals of issues 12, 20, 44 and 53, each measured in one run against that run's
 own baselines (Argon2id, /healthz, GetItem, the floor app, no network delay, a 1k-user table, one worker,
 GET /session/me beside the OpenID Provider's steps and the console's page, POST /session/refresh beside
-the refresh grant, bare Argon2id verifies beside the logins).
+the refresh grant, bare Argon2id verifies beside the logins, node-oidc-provider beside the OpenID Provider).
 
     .venv/bin/python bench/run_bench.py [--quick] [--runs 3] [--network-delay-ms 5] [--out FILE]
 
 Starts DynamoDB Local (in memory), registers one OpenID app (`citylogin apps add`), the gunicorns
 (citylogin, its floor, citylogin behind the delaying proxy, one per seeded table set) on 127.0.0.1,
-stops them all at the end.
+stops them all at the end; each run's peer part (bench/peer_bench.py) starts and stops its own two servers.
 Not a test: pytest never collects it. See bench/README.md for what each number means.
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ import flows
 import measurements as m
 import network
 import oidc_figures
+import peer_bench
 import versus_floor
 from common.dynamodb_local import DynamoDBLocal
 from dynamo_proxy import DelayProxy
@@ -52,14 +53,14 @@ FULL = {"argon2_n": 15, "cert_n": 50, "register_n": 20, "login_n": 60, "calls_n"
         "scale_login_n": 48, "seed_threads": 8, "floor_rounds": 3, "floor_per_round": 10,
         "network_rounds": 2, "network_per_round": 10, "saturation_rounds": 2, "oidc_flows": 40,
         "oidc_calls_n": 10, "refresh_cpu_threads": 4, "refresh_cpu_s": 12.0, "refresh_cpu_rounds": 2,
-        "admin_pages": 40, "admin_calls_n": 10, "watchdog_s": 1100}
+        "admin_pages": 40, "admin_calls_n": 10, "peer": peer_bench.FULL, "watchdog_s": 1400}
 QUICK = {"argon2_n": 5, "cert_n": 10, "register_n": 5, "login_n": 5, "calls_n": 5, "sequential_n": 100,
          "threads": 8, "warmup_s": 1.0, "load_s": 3.0, "rounds": 3, "saturation_threads": 8,
          "saturation_s": 3.0, "scaling_s": 3.0, "scale_users": [1_000, 10_000], "scale_me_n": 60,
          "scale_login_n": 12, "seed_threads": 8, "floor_rounds": 1, "floor_per_round": 5,
          "network_rounds": 1, "network_per_round": 5, "saturation_rounds": 1, "oidc_flows": 10,
          "oidc_calls_n": 5, "refresh_cpu_threads": 4, "refresh_cpu_s": 4.0, "refresh_cpu_rounds": 1,
-         "admin_pages": 15, "admin_calls_n": 5, "watchdog_s": 400}
+         "admin_pages": 15, "admin_calls_n": 5, "peer": peer_bench.QUICK, "watchdog_s": 520}
 SETUP_WATCHDOG_S = 1500  # start-up and seeding (~9 min for 101k users on 2 busy cores); each run adds watchdog_s
 
 
@@ -163,6 +164,9 @@ def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
                    f"refreshes, {cfg['saturation_threads']} threads, {cfg['saturation_s']:g}s each",
           lambda: bench_saturation(saturation_users, cfg, pids, workers=app.workers))
     _oidc_and_admin(stage, cfg, results, run, pids)
+    phase(results, f"the peer: citylogin (deploy/gunicorn.conf.py) vs node-oidc-provider, "
+                   f"{cfg['peer']['rounds']} x ABBA per row, {cfg['peer']['threads']} threads",
+          lambda: peer_bench.bench_peer(db.endpoint_url, stage.work_dir / f"peer-{run_number}", cfg["peer"], run=run))
     phase(results, "two app processes: /session/me with 1 worker vs 2 workers",
           lambda: _two_processes(app, db, stage.work_dir, stage.env, headers, cfg))
     if stage.floor_pair:
@@ -252,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         run_results.setdefault("errors", {}).update(results["setup"].get("errors", {}))
     rows = merge_runs([goal_rows(r) for r in results["runs"]])
     text = "\n\n".join(f"run {i} of {len(results['runs'])}\n" + render_measurements(r, info)
+                       + ("\n\n" + peer_bench.render_peer(r["peer"]) if r.get("peer") else "")
                        for i, r in enumerate(results["runs"], 1)) + "\n\n" + render_goals(rows)
     print(text)
     report = {"started_at": started_at, "mode": "quick" if args.quick else "full", "runs": args.runs, "config": cfg,

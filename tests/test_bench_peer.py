@@ -1,0 +1,90 @@
+"""The peer bench (bench/peer_bench.py) measures what its rows say: against citylogin under deploy/'s
+gunicorn and node-oidc-provider (bench/peer/server.mjs), one call of each row, made by the bench's own
+client code, gets the answer the row counts (a whole flow down to userinfo, a rotated refresh token with
+an ID token, a redeemed code, an active token at introspection), and an answer that is not one is not
+counted. Slow: it starts both servers; it times nothing."""
+from __future__ import annotations
+
+import uuid
+from contextlib import ExitStack
+
+import pytest
+import requests
+
+from bench import peer_bench
+from bench.peer_client import OidcClient
+
+pytestmark = pytest.mark.slow
+SIDES = ("citylogin", "node")
+
+
+@pytest.fixture(scope="module")
+def sides(dynamodb_endpoint, tmp_path_factory):
+    with ExitStack() as stack:
+        yield peer_bench.start_sides(stack, dynamodb_endpoint, tmp_path_factory.mktemp("peer"), {"threads": 1},
+                                     run=uuid.uuid4().hex[:6])
+
+
+def answers_of(client: OidcClient) -> list[requests.Response]:
+    """Every answer `client` gets from now on (a hook on its session, so the bench's code is unchanged)."""
+    seen: list[requests.Response] = []
+    client.http.hooks["response"].append(lambda answer, *args, **kwargs: seen.append(answer))
+    return seen
+
+
+@pytest.mark.parametrize("name", SIDES)
+def test_a_whole_flow_goes_from_the_authorization_request_to_userinfo(sides, name):
+    client = sides[name].flow[0]
+    seen = answers_of(client)
+    assert client.flow_call()() is not None
+    assert seen[0].status_code in (302, 303)                      # the authorization request
+    token, userinfo = seen[-2], seen[-1]
+    assert token.status_code == 200 and {"access_token", "id_token"} <= token.json().keys()
+    assert userinfo.status_code == 200 and userinfo.json()["sub"]
+
+
+@pytest.mark.parametrize("name", SIDES)
+def test_a_refresh_answers_an_id_token_and_a_new_refresh_token_that_works(sides, name):
+    sides[name].new_grants()
+    client, call = sides[name].refresh[0], sides[name].grants[0]
+    seen = answers_of(client)
+    assert call() is not None
+    first = seen[-1].json()
+    assert seen[-1].status_code == 200 and first["id_token"] and first["refresh_token"]
+    assert call() is not None                                      # with the rotated refresh token
+    assert seen[-1].json()["refresh_token"] != first["refresh_token"]
+    assert client.refresh_call("not-a-refresh-token")() is None
+
+
+@pytest.mark.parametrize("name", SIDES)
+def test_codes_made_beforehand_are_redeemed_with_their_verifiers(sides, name):
+    client = sides[name].code[0]
+    call = client.code_call(client.codes(2))
+    seen = answers_of(client)
+    assert call() is not None and call() is not None
+    assert [answer.status_code for answer in seen] == [200, 200]
+    assert all("id_token" in answer.json() for answer in seen)
+
+
+@pytest.mark.parametrize("name", SIDES)
+def test_userinfo_introspection_and_discovery_answer_what_their_rows_count(sides, name):
+    access_token = sides[name].token.tokens()["access_token"]
+    reader = sides[name].readers[0]
+    seen = answers_of(reader)
+    assert reader.userinfo_call(access_token)() is not None
+    assert seen[-1].status_code == 200 and seen[-1].json()["sub"]
+    assert reader.introspection_call(access_token)() is not None
+    assert seen[-1].status_code == 200 and seen[-1].json()["active"] is True
+    assert reader.discovery_call()() is not None
+    assert seen[-1].status_code == 200 and seen[-1].json()["token_endpoint"]
+    assert reader.introspection_call("not-a-token")() is None      # inactive: not what the row counts
+    assert reader.userinfo_call("not-a-token")() is None
+
+
+def test_a_row_alternates_both_servers_and_pools_each_side(sides):
+    cfg = {**peer_bench.QUICK, "rounds": 1, "block_s": 0.2, "warmup_s": 0.1, "settle_s": 0.0}
+    row = peer_bench.measure_row("discovery", sides, cfg)
+    assert set(row) == {"citylogin", "node", "ratio"}
+    for name in SIDES:
+        assert row[name]["completed"] > 0 and row[name]["errors"] == 0
+        assert len(row[name]["blocks_per_server_cpu_second"]) == 2    # ABBA: two blocks each
