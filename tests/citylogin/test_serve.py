@@ -29,7 +29,7 @@ def start_serve(data_dir: Path, port: int) -> subprocess.Popen:
         try:
             if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return process
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # refused, or held while the workers start
             time.sleep(0.2)
     process.kill()
     raise AssertionError("citylogin serve did not become ready")
