@@ -56,6 +56,8 @@ class ServeApplication(BaseApplication):
             # gunicorn's halt, which then leaves any other worker running.
             _end_workers(list(arbiter.WORKERS))
             raise SystemExit(exc.exit_status) from None
+        except RuntimeError as exc:  # what gunicorn's own run() prints as one line, e.g. an address it cannot use
+            raise click.ClickException(str(exc)) from None
 
 
 def _end_workers(pids: list[int]) -> None:

@@ -14,8 +14,9 @@ from werkzeug.serving import WSGIRequestHandler, make_server, run_simple
 from citylogin.cli_database import command_settings, config_errors, dynamodb_start_errors
 from common.config import env_name
 
-# werkzeug's stat reloader looks at the source files alone; its watchdog one (when watchdog is installed)
-# also watches the working directory, where DynamoDB Local's writes overflow its queue.
+# werkzeug's stat reloader looks at Python files alone; its watchdog one (when watchdog is installed)
+# watches every directory on sys.path, the working directory among them, whose .data/ DynamoDB Local
+# writes to all the time (inotify's queue overflows).
 RELOADER = "stat"
 
 

@@ -88,8 +88,12 @@ def healthz_answered_by(metrics_dir: Path, pids: set[int]) -> dict[int, float]:
     """{worker pid: GET /healthz it answered}, from each worker's own file of samples."""
     answered = {}
     for pid in pids:
+        samples = metrics_dir / f"counter_{pid}.db"
+        if not samples.exists():  # a worker writes it with its first count
+            answered[pid] = 0.0
+            continue
         with tempfile.TemporaryDirectory() as alone:
-            shutil.copy(metrics_dir / f"counter_{pid}.db", alone)
+            shutil.copy(samples, alone)
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=alone)
             answered[pid] = sum(s.value for family in registry.collect() for s in family.samples
