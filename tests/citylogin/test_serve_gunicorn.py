@@ -48,16 +48,21 @@ class Serve:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self) -> "Serve":
-        deadline = time.monotonic() + STARTUP
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log()
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return self
-            except (requests.ConnectionError, requests.Timeout):  # refused, or held while the workers start
-                time.sleep(0.2)
-        self.process.kill()
-        raise AssertionError("citylogin serve did not become ready:\n" + self.log()[-3000:])
+        """Until /readyz answers; a serve that does not is stopped (SIGTERM: its DynamoDB Local too)."""
+        try:
+            deadline = time.monotonic() + STARTUP
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, self.log()
+                try:
+                    if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                        return self
+                except (requests.ConnectionError, requests.Timeout):  # refused, or held while the workers start
+                    time.sleep(0.2)
+            raise AssertionError("citylogin serve did not become ready:\n" + self.log()[-3000:])
+        except BaseException:
+            if self.process.poll() is None:
+                self.stop()
+            raise
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> str:
         self.process.send_signal(sig)
