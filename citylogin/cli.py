@@ -2,33 +2,23 @@
 list/record/retire, crl-sync, client, admin."""
 from __future__ import annotations
 
-import ipaddress
-import signal
-import socket
-import sys
 from contextlib import contextmanager
 from typing import Iterator
-from urllib.parse import urlsplit
 
 import click
 
+from citylogin import gunicorn_config
 from citylogin.admin_cli import admin
 from citylogin.apps_cli import apps
-from citylogin.cli_database import (command_dynamodb, command_settings, config_errors, database,
-                                    dynamodb_start_errors)
+from citylogin.cli_database import command_dynamodb, command_settings, config_errors, stop_on_sigterm
 from citylogin.cli_password_parameters import password_parameters
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
 from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
 from common.audit_events import AuditEvent
-from common.config import LOCAL_HOSTS, ConfigError, Settings
+from common.config import Settings
 from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
-
-
-def _stop_on_sigterm() -> None:
-    # Turn SIGTERM into the same clean exit as Ctrl-C, so DynamoDB Local is stopped too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
 @click.group()
@@ -40,77 +30,18 @@ def main() -> None:
 @click.option("--host", default=None, help="Interface to bind, and the host of the address it announces "
               "(default CITYLOGIN_HOST, localhost; 0.0.0.0 for every interface).")
 @click.option("--port", default=None, type=int, help="Port (default CITYLOGIN_PORT, 5000).")
-def serve(host: str | None, port: int | None) -> None:
-    """Run every service and the web UI in one process, with DynamoDB Local unless configured."""
-    from werkzeug.serving import make_server
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help=f"gunicorn's worker processes, each with {gunicorn_config.threads} threads (default "
+              f"{gunicorn_config.workers}, as in production).")
+@click.option("--dev", is_flag=True, help="werkzeug's development server instead, in one process, started again "
+              "when the code changes: for working on citylogin, not for production.")
+def serve(host: str | None, port: int | None, workers: int | None, dev: bool) -> None:
+    """Run every service and the web UI on one port, with DynamoDB Local unless configured: under gunicorn
+    with citylogin's worker, as production runs it (werkzeug's development server with --dev, or on a
+    system other than Linux)."""
+    from citylogin.serve import run_serve
 
-    from citylogin.app import create_app
-
-    settings = command_settings()
-    _stop_on_sigterm()
-    try:
-        with database(settings) as overrides:
-            host, port = host or settings.host, port or settings.port or 5000
-            public_url = settings.public_url or bound_url(host, port)
-            try:
-                with dynamodb_start_errors():
-                    app = create_app(test_config={**overrides, "public_url": public_url})
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
-            server = make_server(host, port, app, threaded=True,
-                                 request_handler=timed_request_handler(settings.request_read_timeout))
-            click.echo(announcement(host, port, public_url, given=settings.public_url is not None), err=True)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                pass
-            finally:
-                server.server_close()
-    except DynamoDBLocalError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo("citylogin stopped", err=True)
-
-
-def timed_request_handler(seconds: float):
-    """werkzeug's request handler with a socket timeout: a client silent for `seconds` (in the
-    middle of its request, or idle between keep-alive requests) is disconnected."""
-    from werkzeug.serving import WSGIRequestHandler
-
-    return type("TimedRequestHandler", (WSGIRequestHandler,), {"timeout": seconds})
-
-
-def bound_url(host: str, port: int) -> str:
-    """The web UI's address as `serve` binds it: the host as typed (`localhost` stays `localhost`,
-    `127.0.0.1` stays `127.0.0.1`), or for a wildcard this machine's name."""
-    # As typed, never another spelling of it: the issuer that OpenID Connect clients compare with
-    # the address they fetched discovery at, the passkeys' relying party and the browser's storage
-    # of the device key all belong to one origin, and localhost and 127.0.0.1 are two.
-    return _http_url(socket.gethostname() if host in ("", "0.0.0.0", "::") else host, port)
-
-
-def announcement(host: str, port: int, public_url: str, *, given: bool) -> str:
-    """serve's first line: where it listens and where its links lead (`given`: by CITYLOGIN_PUBLIC_URL)."""
-    if given:
-        return (f"citylogin listening on {_http_url(host, port)}/ (Ctrl-C stops); links in QR codes and mail, "
-                f"and the OpenID Connect issuer, are {public_url} (CITYLOGIN_PUBLIC_URL)")
-    named = urlsplit(public_url).hostname or ""
-    passkeys = " (passkeys need a host name: --host localhost)" if _is_ip_address(named) else ""
-    phone = ("; for a phone, set CITYLOGIN_PUBLIC_URL to this machine's network address and serve "
-             "--host 0.0.0.0") if named in LOCAL_HOSTS else ""
-    return (f"citylogin on {public_url}/ (Ctrl-C stops): open it at this address, the one of QR codes, mail "
-            f"links and the OpenID Connect issuer{passkeys}{phone}")
-
-
-def _http_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def _is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    run_serve(host=host, port=port, workers=workers, dev=dev)
 
 
 @main.command("dynamodb-local")
@@ -119,7 +50,7 @@ def _is_ip_address(host: str) -> bool:
 def dynamodb_local(port: int, in_memory: bool) -> None:
     """Run DynamoDB Local alone, for several service processes to share."""
     settings = command_settings()
-    _stop_on_sigterm()
+    stop_on_sigterm()
     db_path = None if in_memory else (settings.data_dir / "dynamodb").resolve()
     try:
         with DynamoDBLocal(port=port, db_path=db_path) as local:

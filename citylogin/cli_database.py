@@ -2,6 +2,8 @@
 they name or a DynamoDB Local of the data directory; their failures as one-line CLI errors."""
 from __future__ import annotations
 
+import signal
+import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -19,6 +21,11 @@ def command_settings() -> Settings:
         return load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM as the same clean exit as Ctrl-C, so that a DynamoDB Local started here is stopped too."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
 def config_errors(action: Callable[[], T]) -> T:

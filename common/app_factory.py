@@ -173,13 +173,20 @@ def _one_line_under_gunicorn(name: str) -> Iterator[None]:
 
 
 def check_start(name: str = "citylogin") -> None:
-    """What gunicorn's master checks once before it starts workers (deploy/gunicorn.conf.py): the
+    """What gunicorn's master checks once before it starts workers (citylogin.gunicorn_config): the
     settings, DynamoDB, the key ring under the key-encryption key and CITYLOGIN_PUBLIC_URL. A start
     that cannot work stops here with one line, not in every worker at once."""
     try:
-        with_public_url(build_context(load_settings()).settings)
+        try_start()
     except (ConfigError, *DYNAMODB_START_ERRORS) as exc:
         raise SystemExit(start_problem(exc, name=name)) from None
+
+
+def try_start(test_config: Mapping[str, Any] | None = None) -> None:
+    """What an app's start does before it serves (the tables and key ring made if configured to, the
+    ring read, CITYLOGIN_PUBLIC_URL), without an app or any thread: raises ConfigError or one of
+    DYNAMODB_START_ERRORS if a start cannot work."""
+    with_public_url(build_context(load_settings(test_config)).settings)
 
 
 def start_problem(exc: Exception, *, name: str) -> str:

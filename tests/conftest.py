@@ -27,7 +27,7 @@ RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_
 SLOW_FOLDERS = {"browser", "examples"}
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
-    "test_metrics_gunicorn",
+    "test_metrics_gunicorn", "test_serve_gunicorn",
     "test_serve", "test_serve_slow_client", "test_public_url", "test_standalone_services", "test_many_hosts",
     "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
@@ -98,8 +98,8 @@ def pytest_configure(config):
 
 # The longest tests (a minute or more on a busy machine): under xdist they are handed out first, so
 # that none starts last and keeps the run waiting on one worker.
-LONG_FIRST = {"test_soak", "test_openapi_fuzz", "test_serve", "test_many_hosts", "test_standalone_services",
-              "test_package_layout"}
+LONG_FIRST = {"test_soak", "test_openapi_fuzz", "test_serve", "test_serve_gunicorn", "test_many_hosts",
+              "test_standalone_services", "test_package_layout"}
 
 
 def pytest_itemcollected(item):

@@ -44,7 +44,7 @@ def test_serve_run_as_the_readme_says_is_at_the_readme_address_for_links_and_ope
             try:
                 if requests.get(address + "/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # refused, or held while the workers start
                 time.sleep(0.2)
         discovered = subprocess.run([node, str(INTEROP / "discovery.mjs"), address], cwd=INTEROP,
                                     capture_output=True, text=True, timeout=60)

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from citylogin.cli import announcement, bound_url
+from citylogin.serve import announcement, bound_url
 from common.app_factory import with_public_url
 from common.config import ConfigError, load_settings
 

@@ -23,16 +23,21 @@ def start_serve(data_dir: Path, port: int) -> subprocess.Popen:
     env.update(CITYLOGIN_DATA_DIR=str(data_dir), CITYLOGIN_PORT=str(port), CITYLOGIN_ARGON2_MEMORY_COST="8192")
     process = subprocess.Popen([sys.executable, "-m", "citylogin.cli", "serve"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120  # DynamoDB Local alone may take 30 s to start on a loaded machine
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError("citylogin serve did not become ready")
+    try:
+        deadline = time.monotonic() + 120  # DynamoDB Local alone may take 30 s to start on a loaded machine
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read()
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return process
+            except (requests.ConnectionError, requests.Timeout):  # refused, or held while the workers start
+                time.sleep(0.2)
+        raise AssertionError("citylogin serve did not become ready")
+    except BaseException:
+        if process.poll() is None:  # SIGTERM, not SIGKILL: it stops its workers and DynamoDB Local too
+            process.terminate()
+            process.communicate(timeout=60)
+        raise
 
 
 def stop_with_ctrl_c(process: subprocess.Popen) -> str:

@@ -1,6 +1,7 @@
-"""`citylogin serve` runs werkzeug's threaded server with a socket timeout of
+"""`citylogin serve --dev` (and serve off Linux) runs werkzeug's threaded server with a socket timeout of
 CITYLOGIN_REQUEST_READ_TIMEOUT: a client that stops sending in the middle of its request head is
-disconnected instead of holding its thread forever (issue 16 item 1)."""
+disconnected instead of holding its thread forever (issue 16 item 1). serve's default, gunicorn with
+citylogin's worker, answers it 408 (tests/citylogin/test_serve_gunicorn.py)."""
 from __future__ import annotations
 
 import socket
@@ -10,7 +11,7 @@ import time
 from flask import Flask
 from werkzeug.serving import make_server
 
-from citylogin.cli import timed_request_handler
+from citylogin.serve_werkzeug import timed_request_handler
 
 
 def test_a_client_silent_in_its_request_head_is_disconnected():

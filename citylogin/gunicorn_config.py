@@ -1,0 +1,53 @@
+"""citylogin's gunicorn settings, in one place: deploy/gunicorn.conf.py takes them all (`gunicorn -c`),
+and `citylogin serve` runs with them too (citylogin.serve_gunicorn). Written as a gunicorn config
+file is, by gunicorn's names, so `gunicorn -c python:citylogin.gunicorn_config` works as well."""
+import glob
+import os
+
+# gunicorn's gthread worker, except that its event loop reads each request before a thread takes it:
+# a slow client holds no thread (docs/guides/production.md, "gunicorn")
+worker_class = "citylogin.gunicorn_worker.ThreadWorker"
+workers = 2
+threads = 64
+# citylogin writes its own access line (URL rule, status, latency, X-Request-ID); gunicorn's
+# would carry the query string, and with it the event stream's ?access_token=.
+accesslog = None
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir() -> str | None:
+    # prometheus_client's own variable: every worker keeps its samples in files there, and a
+    # scrape of any worker adds up the files of all of them.
+    return os.environ.get(METRICS_DIR)
+
+
+def empty_metrics_dir(directory: str) -> None:
+    """Samples of an earlier run must not be counted again."""
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+
+
+def on_starting(server) -> None:
+    """Check once that the app can start (one line naming the setting if not, before any worker
+    fails alike), and start the metrics from an empty directory."""
+    from common.app_factory import check_start
+
+    check_start()
+    directory = metrics_dir()
+    if directory:
+        empty_metrics_dir(directory)
+
+
+def child_exit(server, worker) -> None:
+    """A dead worker's open event streams must leave the `livesum` gauge."""
+    if metrics_dir():
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)
+
+
+# What `citylogin serve` takes, by gunicorn's names: all of the above but on_starting, whose checks
+# serve makes itself, with the DynamoDB Local and the address it runs with.
+SERVE_SETTINGS = {"worker_class": worker_class, "workers": workers, "threads": threads, "accesslog": accesslog,
+                  "child_exit": child_exit}
