@@ -81,14 +81,15 @@ def test_the_code_flow_is_five_calls_and_a_refresh_one(counted):
     assert refresh == Counter({"TransactWriteItems": 1, "GetItem": 1})
 
 
-def test_a_sign_in_that_replaces_the_apps_grant_on_the_session_is_one_write_more(counted):
-    """The app signing the person in again on the session: the redemption's write is refused by the live
-    grant, whose row comes with the refusal, and made again with that grant's end and its event (SPEC
-    §14: the guards refuse the old grant's tokens). Still within the goal."""
+def test_a_sign_in_that_replaces_the_apps_grant_on_the_session_is_still_one_write(counted):
+    """The app signing the person in again on the session: the code names the live grant it found (read with
+    the request, in complete()'s batch read), so the redemption's one write replaces it, with that grant's
+    end and its event (SPEC §14: the guards refuse the old grant's tokens)."""
     url, ctx, added, device, counter = counted
     http = requests.Session()
     _flow(url, ctx, counter, added, device, http)
     _, info, (authorize, complete, token, userinfo) = _flow(url, ctx, counter, added, device, http)
     assert info["preferred_username"] == device.key_file.username
-    assert token == Counter({"TransactWriteItems": 2})
+    assert token == Counter({"TransactWriteItems": 1})
+    assert complete == Counter({"BatchGetItem": 1, "PutItem": 1})  # the grant read with the request, as before
     assert sum((authorize + complete + token + userinfo).values()) <= FLOW_BUDGET
