@@ -8,9 +8,11 @@ then gunicorn as deploy/ runs it for the set-up only: a new account signs in wit
 or codes. The measured requests go to the app in this process (`create_app()` on the same tables and key
 ring, through Flask's test client, one at a time): the row's CPU per request is `time.thread_time()` over
 them (the test client's own work included, about 0.05 ms), with no server and no other thread in it.
-`--profile N` runs the requests once more under cProfile with the thread's CPU clock and prints the N
-entries with the most cumulative CPU (cProfile's own cost inflates Python calls against C ones: read it
-for where, the first figure for how much).
+`--profile N` runs the requests once more under py-spy (a sampling profiler in its own process, 1,000
+samples a second of the thread while it holds the GIL: its CPU, not its waits for DynamoDB) and prints the
+N functions with the most samples, each with its share of the samples that include it and of those it
+was running itself. (cProfile would inflate pure-Python calls against C ones many times over: PyJWT's
+check of each character of a token looked like half of introspection under it.)
 
 Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's).
 bench/ copied into an older checkout gives its "before" figures, as for run_bench.py.
@@ -19,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import cProfile
+import collections
 import hashlib
 import json
 import os
-import pstats
+import re
+import signal
 import secrets
 import subprocess
 import sys
@@ -138,13 +141,34 @@ def main() -> None:
         cpu_ms = 1000 * (time.thread_time() - started) / args.requests
         print(f"{args.row}: {cpu_ms:.3f} ms of CPU per request ({args.requests} requests, in-process, one thread)")
         if args.profile:
-            profiler = cProfile.Profile(time.thread_time)
-            profiler.enable()
-            for _ in range(args.requests):
-                one()
-            profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
+            _sampled(one, requests_n=args.requests, top=args.profile, out=Path(work) / "samples.txt")
 
+
+def _sampled(one: Callable[[], None], *, requests_n: int, top: int, out: Path) -> None:
+    """`one` requests_n times under py-spy (requirements-test.lock), then the top functions by samples."""
+    spy = subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "--pid", str(os.getpid()), "--gil", "--rate", "1000",
+                            "--format", "raw", "--output", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    for _ in range(requests_n):
+        one()
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        if not any("_requests.<locals>.one" in frame for frame in frames):
+            continue  # py-spy's own start, the harness between requests
+        total += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+        own[frames[-1]] += int(count)
+    print(f"{total} samples; share of the samples that include each function (and that it was running itself)")
+    for frame, count in inclusive.most_common(top):
+        print(f"{100 * count / total:5.1f}% ({100 * own[frame] / total:4.1f}%)  {frame}")
 
 if __name__ == "__main__":
     main()

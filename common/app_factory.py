@@ -2,6 +2,7 @@
 and the operational routes every service exposes (SPEC §3)."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -273,14 +274,19 @@ def _operations_blueprint(title: str) -> Blueprint:
     def provider_configuration():
         """The OpenID Provider's metadata (SPEC §14): issuer = CITYLOGIN_PUBLIC_URL."""
         context = ctx()
-        response = jsonify(provider_metadata(context.public_url().rstrip("/"),
-                                             id_token_algorithms=context.jwt.algorithms()))
-        response.headers["Cache-Control"] = "public, max-age=300"
-        return response
+        body = _metadata_json(context.public_url().rstrip("/"), tuple(context.jwt.algorithms()))
+        return current_app.response_class(body, mimetype="application/json",
+                                          headers={"Cache-Control": "public, max-age=300"})
 
     # Public documents a SPA reads from its own origin (SPEC §14): no server setting needed.
     cors.open_to_every_origin(ops, endpoints={"operations.jwks", "operations.provider_configuration"})
     return ops
+
+
+@functools.lru_cache(maxsize=16)
+def _metadata_json(issuer: str, algorithms: tuple[str, ...]) -> bytes:
+    """The provider's metadata document as sent, made once per issuer and key ring's algorithms."""
+    return orjson.dumps(provider_metadata(issuer, id_token_algorithms=list(algorithms))) + b"\n"
 
 
 def _ssf_metadata(context: AppContext) -> dict:

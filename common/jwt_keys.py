@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import cast
 
 import jwt
-from jwt.types import Options
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from common.crypto import aware_utc, newest_published
@@ -34,13 +36,8 @@ ID_TOKEN_ALGORITHMS = (RS256, ES256, ALGORITHM)
 PrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 TOKEN_TYPE = "at+jwt"  # RFC 9068 access-token media type
 EVENT_TOKEN_TYPE = "secevent+jwt"  # RFC 8417 §2.3
-# Times are checked by _check_times against the caller's clock, not by PyJWT's.
-_DECODE_OPTIONS: Options = {
-    "require": ["exp", "iat", "iss", "aud", "sub"],
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-}
+# Every access token carries these (the times are checked by _check_times against the caller's clock).
+_REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 # Tokens minted by another process whose clock runs a little ahead must not look "from the future".
 CLOCK_SKEW_SECONDS = 30
 _KID_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
@@ -94,17 +91,47 @@ def one_spelling(token: object) -> bool:
     """Whether `token` is a compact JWS spelled the one way its bytes are (RFC 7515 §2: base64url with no
     padding): no '=', no other alphabet, no unused low bits set in a part's last character. PyJWT's decoder
     forgives all of these, so without this check one signed token would have many spellings (SPEC §14)."""
+    return _spelled_parts(token) is not None
+
+
+def _spelled_parts(token: object) -> list[bytes] | None:
+    """The three decoded parts of a compact JWS spelled its one way (one_spelling), else None."""
     if not isinstance(token, str) or len(token) > MAX_JWT_LENGTH or _COMPACT_JWS.fullmatch(token) is None:
-        return False
-    return all(_canonical_part(part) for part in token.split("."))
+        return None
+    parts = []
+    for part in token.split("."):
+        try:
+            raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != part:
+            return None
+        parts.append(raw)
+    return parts
 
 
-def _canonical_part(part: str) -> bool:
+def _json_object(raw: bytes) -> dict:
     try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except (binascii.Error, ValueError):
-        return False
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == part
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise TokenError("invalid_token") from None
+    if not isinstance(value, dict):
+        raise TokenError("invalid_token")
+    return value
+
+
+def _check_claims(claims: dict, *, issuers: tuple[str, ...], audience: str | None) -> None:
+    """RFC 7519's registered claims as an access token's must be (PyJWT's checks, all of them, as citylogin
+    asked PyJWT for them): exp, iat, iss, aud and sub present; iss one of `issuers`; aud naming `audience`
+    (one name or a list of names; None: any aud at all); sub and any jti strings. The times are _check_times's."""
+    if any(claims.get(name) is None for name in _REQUIRED_CLAIMS):
+        raise TokenError("invalid_token")
+    if not isinstance(claims["iss"], str) or claims["iss"] not in issuers:
+        raise TokenError("invalid_token")
+    if audience is not None and not _names_audience(claims, audience):
+        raise TokenError("invalid_token")
+    if not isinstance(claims["sub"], str) or ("jti" in claims and not isinstance(claims["jti"], str)):
+        raise TokenError("invalid_token")
 
 
 def _number(claims: dict, name: str) -> float:
@@ -155,6 +182,7 @@ class JwtKeyRing:
         if len(by_kid) != len(ordered):
             raise ValueError("two signing keys share a kid")
         self._keys, self._ordered = by_kid, ordered
+        self._public_keys = {key.kid: key.private_key.public_key() for key in ordered}
         self._loaded_at = time.monotonic()
 
     def _signing_key(self, now: datetime | None, algorithm: str = ALGORITHM) -> SigningKey:
@@ -226,23 +254,27 @@ class JwtKeyRing:
                audience: str | list[str] | None = None, verify_audience: bool = True) -> dict:
         """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token").
         `issuer`/`audience`: those of the OpenID Provider's tokens instead of citylogin's own;
-        `verify_audience=False`: any audience (introspection answers for every app's tokens)."""
-        if not one_spelling(token):
+        `verify_audience=False`: any audience (introspection answers for every app's tokens).
+        Each part is decoded once: the header names the key (an access token's type and our algorithm
+        only), the key's signature over the first two parts is checked before the payload is read."""
+        parts = _spelled_parts(token)
+        if parts is None:
             raise TokenError("invalid_token")
         self._reload_on_interval()
-        public_key = self._verification_key(token)
-        options: Options = {**_DECODE_OPTIONS, "verify_aud": verify_audience}
+        public_key = self._verification_key(_json_object(parts[0]))
+        header_and_payload = token.rpartition(".")[0].encode()
         try:
-            claims = jwt.decode(
-                token,
-                public_key,
-                algorithms=[ALGORITHM],  # pinned: no "none", no HS256 keyed with a public key
-                issuer=issuer or self._issuer,
-                audience=(audience or self._audience) if verify_audience else None,
-                options=options,
-            )
-        except jwt.PyJWTError:
+            public_key.verify(parts[2], header_and_payload)
+        except InvalidSignature:
             raise TokenError("invalid_token") from None
+        claims = _json_object(parts[1])
+        issuers = (issuer,) if isinstance(issuer, str) else tuple(issuer or (self._issuer,))
+        wanted = (audience or self._audience) if verify_audience else None
+        if isinstance(wanted, list):  # any one of them
+            if not any(_names_audience(claims, name) for name in wanted):
+                raise TokenError("invalid_token")
+            wanted = None
+        _check_claims(claims, issuers=issuers, audience=wanted)
         _check_times(claims, aware_utc(now))
         return claims
 
@@ -257,20 +289,18 @@ class JwtKeyRing:
             return claims, False
         raise TokenError("invalid_token")
 
-    def _verification_key(self, token: str):
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise TokenError("invalid_token") from None
-        # RFC 9068 section 4: refuse any other kind of JWT, even one signed by our keys.
-        if header.get("typ") != TOKEN_TYPE:
+    def _verification_key(self, header: dict) -> Ed25519PublicKey:
+        # RFC 9068 section 4: refuse any other kind of JWT, even one signed by our keys; our algorithm only
+        # (pinned: no "none", no HS256 keyed with a public key), and nothing we never write (RFC 7515's
+        # crit, RFC 7797's unencoded payload).
+        if header.get("typ") != TOKEN_TYPE or header.get("alg") != ALGORITHM or "crit" in header or "b64" in header:
             raise TokenError("invalid_token")
         kid = header.get("kid")
         if isinstance(kid, str) and kid not in self._keys:
             self._reload(min_age=1.0)  # bounded: an attacker's random kids cost one listing a second
         if not isinstance(kid, str) or kid not in self._keys or self._keys[kid].algorithm != ALGORITHM:
             raise TokenError("invalid_token")
-        return self._keys[kid].private_key.public_key()
+        return cast(Ed25519PublicKey, self._public_keys[kid])
 
     def jwks(self) -> dict:
         """The public keys as a JWK Set, for /.well-known/jwks.json."""
