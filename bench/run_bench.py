@@ -222,8 +222,9 @@ def _behind_the_proxy(stage: Stage, cfg: dict, results: dict, run: str) -> None:
         def round_trips() -> dict:
             operations = trip_operations.session_operations(net_users)
             if stage.oidc_app:
+                devices = max(cfg["network_per_round"], network.WARMUP)  # a code per device in a batch
                 operations |= trip_operations.oidc_operations(base_url, stage.oidc_app, run=f"{run}n",
-                                                              devices=cfg["network_per_round"])
+                                                              devices=devices)
             operations |= trip_operations.console_operations(base_url, stage.env, run=f"{run}n")
             return {"network": network.bench_round_trips(
                 proxy, operations, delay_ms=delay_ms, rounds=cfg["network_rounds"],
