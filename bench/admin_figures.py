@@ -49,7 +49,7 @@ class Reader:
         return elapsed
 
 
-def _wait_for_role(reader: Reader, page: str) -> None:
+def wait_for_role(reader: Reader, page: str) -> None:
     deadline = time.monotonic() + ROLE_DEADLINE_S
     while True:
         try:
@@ -65,7 +65,7 @@ def bench_account_page(base_url: str, env: dict[str, str], *, run: str, n: int, 
     operator, person = set_up(base_url, env, run)
     reader = Reader(operator)
     page = f"/admin/accounts/{person.key_file.user_uuid}"
-    _wait_for_role(reader, page)
+    wait_for_role(reader, page)
     for _ in range(5):  # warm both paths
         reader.get(page)
         reader.get("/session/me")

@@ -11,7 +11,11 @@ ME_OVERHEAD_MS = 1.0
 FLAT = (0.8, 1.2)  # ±20 %
 FLOOR_RATIO = 1.10
 REFRESHES_PER_CORE = 250
-LOGIN_OVER_ARGON2 = 0.9  # logins/s per server core / bare Argon2id verifies/s per core
+# Logins per server CPU second, citylogin / the floor app, both servers' DynamoDB calls behind the
+# delaying proxy (bench/throughput.py's logins_against_floor). It replaces "logins per server core /
+# bare Argon2id verifies per core >= 0.9" (now information): that ratio left 2.7 ms of CPU a login for
+# two HTTP requests and three DynamoDB calls, which the floor pays too.
+LOGINS_OVER_FLOOR = 0.95
 OIDC_FLOW_CALLS = 7
 OIDC_STEP_RATIO = 1.5  # each code-flow step's p50 / GET /session/me p50
 OIDC_REFRESH_RATIO = 0.8  # refresh grants / session refreshes, per server CPU second
@@ -21,10 +25,17 @@ ADMIN_PAGE_CALLS = 5
 PEER_GOALS = {"refresh": 1.0, "code": 1.0, "flow": 0.7, "userinfo": 0.6, "introspection": 0.6, "discovery": 0.6}
 PEER_FIGURE = "peer: {row}, citylogin / node-oidc-provider, requests per server CPU s"
 ADMIN_PAGE_RATIO = 1.5
-# Round trips: goal per operation (refresh, pairing request, login with its challenge, /session/me).
-# The measured figure is a ratio of medians, so it is met when it rounds to the goal or below.
+# Round trips: goal per operation (refresh, pairing request, login with its challenge, /session/me, the
+# OpenID Provider's token step and userinfo). The measured figure is a ratio of medians, so it is met when
+# it rounds to the goal or below.
 ROUND_TRIPS = {"refresh": ("POST /session/refresh", 1), "pairing": ("POST /registration/request_pairing_token", 1),
-               "login": ("login: challenge + POST /login/", 3), "me": ("GET /session/me", 1)}
+               "login": ("login: challenge + POST /login/", 3), "me": ("GET /session/me", 1),
+               "token": ("OIDC token step: POST /oidc/token (a code)", 1), "userinfo": ("GET /oidc/userinfo", 1)}
+# The console's account page: its round trips beyond its session read, i.e. the page's minus the same
+# operator's GET /session/me (each an information row of its own).
+CONSOLE_TRIPS = {"admin_page": "console: GET /admin/accounts/<uuid>",
+                 "admin_me": "console: the operator's GET /session/me"}
+CONSOLE_PAGE_BEYOND_ME = 1
 
 
 def _row(figure: str, value, unit: str, goal: str, met: Callable[[float], bool] | None) -> dict:
@@ -77,12 +88,24 @@ def throughput_rows(r: dict) -> list[dict]:
              lambda v: v >= 20),
         _row("logins/s per machine core (os.cpu_count)", login.get("per_machine_core"), "/s", "(info)", None),
         _row("logins/s per core / bare Argon2id verifies/s per core", login.get("per_server_core_over_bare_argon2"),
-             "x", f">= {LOGIN_OVER_ARGON2:g}", lambda v: v >= LOGIN_OVER_ARGON2),
+             "x", "(info)", None),
         _row("bare Argon2id verifies/s per core (same run, ABBA)", _get(r, "argon2_bare", "per_core"), "/s",
              "(info)", None),
         _row("refreshes/s per server core (saturation)", refresh.get("per_server_core"), "/s",
              f">= {REFRESHES_PER_CORE}", lambda v: v >= REFRESHES_PER_CORE),
         _row("refreshes/s per machine core (os.cpu_count)", refresh.get("per_machine_core"), "/s", "(info)", None),
+    ]
+
+
+def floor_login_rows(r: dict) -> list[dict]:
+    versus = r.get("logins_versus_floor", {})
+    return [
+        _row("logins per server CPU s: citylogin / the floor (DynamoDB behind the delaying proxy, ABBA)",
+             versus.get("ratio"), "x", f">= {LOGINS_OVER_FLOOR:g}", lambda v: v >= LOGINS_OVER_FLOOR),
+        _row("logins per server CPU s, citylogin (DynamoDB behind the delaying proxy)",
+             _get(versus, "citylogin", "per_server_core"), "/s", "(info)", None),
+        _row("logins per server CPU s, the floor (DynamoDB behind the delaying proxy)",
+             _get(versus, "floor", "per_server_core"), "/s", "(info)", None),
     ]
 
 
@@ -131,13 +154,17 @@ def floor_rows(r: dict) -> list[dict]:
 
 def round_trip_rows(r: dict) -> list[dict]:
     operations = _get(r, "network", "operations") or {}
-    rows = []
-    for op, (label, goal) in ROUND_TRIPS.items():
-        rows.append(_row(f"round trips: {label}", _get(operations, op, "round_trips"), "trips", f"<= {goal} (rounded)",
-                         lambda v, goal=goal: round(v) <= goal))
-    for op, (label, _) in ROUND_TRIPS.items():
-        rows.append(_row(f"DynamoDB requests (proxy): {label}", _get(operations, op, "dynamodb_requests"),
-                         "requests", "(info)", None))
+    trips = {op: _get(operations, op, "round_trips") for op in [*ROUND_TRIPS, *CONSOLE_TRIPS]}
+    rows = [_row(f"round trips: {label}", trips[op], "trips", f"<= {goal} (rounded)",
+                 lambda v, goal=goal: round(v) <= goal) for op, (label, goal) in ROUND_TRIPS.items()]
+    rows += [_row(f"round trips: {label}", trips[op], "trips", "(info)", None) for op, label in CONSOLE_TRIPS.items()]
+    beyond = trips["admin_page"] - trips["admin_me"] if None not in (trips["admin_page"], trips["admin_me"]) else None
+    rows.append(_row("round trips: console account page beyond its session read (page - the operator's /session/me)",
+                     beyond, "trips", f"<= {CONSOLE_PAGE_BEYOND_ME} (rounded)",
+                     lambda v: round(v) <= CONSOLE_PAGE_BEYOND_ME))
+    labels = {**{op: label for op, (label, _) in ROUND_TRIPS.items()}, **CONSOLE_TRIPS}
+    rows += [_row(f"DynamoDB requests (proxy): {label}", _get(operations, op, "dynamodb_requests"), "requests",
+                  "(info)", None) for op, label in labels.items()]
     return rows
 
 
@@ -176,9 +203,9 @@ def peer_rows(r: dict) -> list[dict]:
 
 
 def goal_rows(results: dict) -> list[dict]:
-    return (login_rows(results) + floor_rows(results) + round_trip_rows(results) + dynamodb_rows(results)
-            + throughput_rows(results) + oidc_rows(results) + admin_rows(results) + peer_rows(results)
-            + protected_rows(results) + scale_rows(results) + scaling_rows(results))
+    return (login_rows(results) + floor_rows(results) + floor_login_rows(results) + round_trip_rows(results)
+            + dynamodb_rows(results) + throughput_rows(results) + oidc_rows(results) + admin_rows(results)
+            + peer_rows(results) + protected_rows(results) + scale_rows(results) + scaling_rows(results))
 
 
 def merge_runs(per_run: list[list[dict]]) -> list[dict]:

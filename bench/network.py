@@ -5,62 +5,55 @@ asked. One request at a time, rounds ABBA between no delay (A) and N ms (B), in 
     round trips = (p50 with the delay - p50 without) / (2 N ms)
 
 which counts the sequential waits (requests made in parallel count once). The proxy also counts
-the DynamoDB requests each operation makes (raw count, parallel or not), in the rounds without delay."""
+the DynamoDB requests each operation makes (raw count, parallel or not), in the rounds without delay.
+The operations are bench/trip_operations.py's; what a batch needs (a code to redeem) is made before
+it, untimed and outside the count."""
 from __future__ import annotations
 
 import time
 from collections import Counter
 
-import flows
-from citylogin.client import Client
 from dynamo_proxy import DelayProxy
-from loadgen import local_session, summarize
+from loadgen import summarize
+from trip_operations import Operation
 
 ABBA = ("A", "B", "B", "A")
 SETTLE_SECONDS = 0.5  # what a request set off after its answer (a history row) lands meanwhile
-OPERATIONS = {"refresh": flows.timed_refresh, "pairing": flows.timed_pairing, "login": flows.timed_login,
-              "me": flows.timed_me}
+WARMUP = 3
 
 
-def network_users(base_url: str, run: str) -> dict[str, Client]:
-    """One user per operation, logged in (the pairing user gains a token per request)."""
-    users = {op: flows.register(base_url, f"b{run}_net_{op}") for op in OPERATIONS}
-    for user in users.values():
-        flows.login_with_retry(user)
-    return users
-
-
-def _count(proxy: DelayProxy, measure, client: Client, http, n: int) -> tuple[list[float], Counter]:
+def _batch(proxy: DelayProxy, operation: Operation, n: int, *, count: bool) -> tuple[list[float], Counter]:
+    """n requests one at a time, each with an item made beforehand; when `count`, the DynamoDB
+    requests the proxy carried for them (after what the preparation set off has landed)."""
+    items = operation.items(n)
+    if not (count or operation.prepare):
+        return [operation.timed(item) for item in items], Counter()
     time.sleep(SETTLE_SECONDS)
     mark = proxy.mark()
-    latencies = [measure(client, http) for _ in range(n)]
+    latencies = [operation.timed(item) for item in items]
+    if not count:
+        return latencies, Counter()
     time.sleep(SETTLE_SECONDS)
     return latencies, Counter((r.operation, r.tables) for r in proxy.since(mark))
 
 
-def bench_round_trips(proxy: DelayProxy, users: dict[str, Client], *, delay_ms: float, rounds: int, prefix: str,
-                      per_round: int, max_seconds: float = 300) -> dict:
-    http = local_session()
-    for user in users.values():  # fresh tokens: the access tokens of the previous run have expired
-        flows.login_with_retry(user)
-    for op, measure in OPERATIONS.items():  # warm-up
-        for _ in range(3):
-            measure(users[op], http)
-    samples = {op: {"A": [], "B": []} for op in OPERATIONS}
-    counts = {op: Counter() for op in OPERATIONS}
-    counted = dict.fromkeys(OPERATIONS, 0)
+def bench_round_trips(proxy: DelayProxy, operations: dict[str, Operation], *, delay_ms: float, rounds: int,
+                      prefix: str, per_round: int, max_seconds: float = 300) -> dict:
+    for operation in operations.values():  # warm-up: connections, code paths
+        _batch(proxy, operation, WARMUP, count=False)
+    samples = {op: {"A": [], "B": []} for op in operations}
+    counts = {op: Counter() for op in operations}
+    counted = dict.fromkeys(operations, 0)
     deadline = time.monotonic() + max_seconds
     try:
         for letter in ABBA * rounds:
             proxy.delay = delay_ms / 1000 if letter == "B" else 0.0
-            for op, measure in OPERATIONS.items():
+            for op, operation in operations.items():
+                latencies, seen = _batch(proxy, operation, per_round, count=letter == "A")
+                samples[op][letter] += latencies
                 if letter == "A":
-                    latencies, seen = _count(proxy, measure, users[op], http, per_round)
                     counts[op].update(seen)
                     counted[op] += per_round
-                else:
-                    latencies = [measure(users[op], http) for _ in range(per_round)]
-                samples[op][letter] += latencies
             if time.monotonic() > deadline:
                 break
     finally:

@@ -97,7 +97,7 @@ def run_bench_summaries(results: dict) -> list[dict]:
                       "by_request": at.get("by_request")}
                  for op, at in network.get("operations", {}).items()}
         out.append({"versus_floor": versus, "network": {"delay_ms": network.get("delay_ms"), "operations": trips},
-                    **_issue_44_summary(run)})
+                    **_issue_44_summary(run), **_logins_versus_floor_summary(run)})
     return out if any(s["versus_floor"] or s["network"]["operations"] or len(s) > 2 for s in out) else []
 
 
@@ -122,6 +122,16 @@ def _issue_44_summary(run: dict) -> dict:
         out["logins_vs_bare_argon2"] = {"logins_per_server_core": logins.get("per_server_core"),
                                         "verifies_per_core": run["argon2_bare"].get("per_core")}
     return out
+
+
+def _logins_versus_floor_summary(run: dict) -> dict:
+    """Each server's logins per CPU second and what they came from, DynamoDB behind the delaying proxy."""
+    versus = run.get("logins_versus_floor")
+    if not versus:
+        return {}
+    kept = ("per_server_core", "completed", "errors", "server_cores_used", "loadgen_cores_used", "p50")
+    sides = {side: {k: versus[side].get(k) for k in kept} for side in ("citylogin", "floor")}
+    return {"logins_versus_floor": {"delay_ms": versus.get("delay_ms"), "ratio": versus.get("ratio"), **sides}}
 
 
 def peer_summary(results: dict) -> dict | None:

@@ -72,6 +72,22 @@ def _floor_lines(versus: dict) -> list[str]:
     return lines
 
 
+def _floor_login_lines(versus: dict) -> list[str]:
+    """Logins per server CPU second of citylogin and the floor, DynamoDB behind the delaying proxy."""
+    if not versus:
+        return []
+    title = f"logins, ABBA, DynamoDB {versus['delay_ms']:g} ms away"
+    lines = ["", f"{title:38} {'n':>6} {'p50 ms':>9} {'/srv CPU s':>10} {'srv cores':>9} {'db cores':>8} {'err':>5}",
+             "-" * 92]
+    for side in ("citylogin", "floor"):
+        at = versus[side]
+        lines.append(f"{side:38} {at.get('completed', 0):>6} {_fmt(at.get('p50')):>9} "
+                     f"{_fmt(at.get('per_server_core')):>10} {_fmt(at.get('server_cores_used')):>9} "
+                     f"{_fmt(at.get('dynamodb_cores_used')):>8} {at.get('errors', 0):>5}")
+    lines.append(f"{'citylogin / the floor':38} {_fmt(versus.get('ratio'))}")
+    return lines
+
+
 def _network_lines(network: dict) -> list[str]:
     """p50 without and with the proxy's delay, the round trips they imply, the requests it saw."""
     if not network:
@@ -142,7 +158,8 @@ def render_measurements(results: dict, info: dict) -> str:
     lines += [_line(label, results["two_processes"][key]) for key, label in TWO_PROCESS_LABELS.items()
               if key in results.get("two_processes", {})]
     lines += _scale_lines(results.get("scale", {}))
-    lines += _floor_lines(results.get("versus_floor", {})) + _network_lines(results.get("network", {}))
+    lines += _floor_lines(results.get("versus_floor", {})) + _floor_login_lines(results.get("logins_versus_floor", {}))
+    lines += _network_lines(results.get("network", {}))
     lines += _oidc_lines(results) + _admin_and_argon2_lines(results)
     lines += ["", *_cpu_lines(results)]
     for name, error in results.get("errors", {}).items():

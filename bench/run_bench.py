@@ -6,7 +6,7 @@ the refresh grant, bare Argon2id verifies beside the logins, node-oidc-provider 
     .venv/bin/python bench/run_bench.py [--quick] [--runs 3] [--network-delay-ms 5] [--out FILE]
 
 Starts DynamoDB Local (in memory), registers one OpenID app (`citylogin apps add`), the gunicorns
-(citylogin, its floor, citylogin behind the delaying proxy, one per seeded table set) on 127.0.0.1,
+(citylogin, its floor, citylogin and its floor behind the delaying proxy, one per seeded table set) on 127.0.0.1,
 stops them all at the end; each run's peer part (bench/peer_bench.py) starts and stops its own two servers.
 Not a test: pytest never collects it. See bench/README.md for what each number means.
 """
@@ -34,6 +34,7 @@ import measurements as m
 import network
 import oidc_figures
 import peer_bench
+import trip_operations
 import versus_floor
 from common.dynamodb_local import DynamoDBLocal
 from dynamo_proxy import DelayProxy
@@ -42,7 +43,7 @@ from goals import goal_rows, merge_runs, render_goals
 from report import machine_info, render_measurements
 from scale import ScaleSetup, bench_scale, start_scale
 from servers import FLOOR_APP, LOCALHOST_ONLY, PROJECT_ROOT, RunningApp, app_environment, gunicorn_app, run_init
-from throughput import bench_saturation, bench_two_processes
+from throughput import bench_saturation, bench_two_processes, logins_against_floor
 
 TABLE_PREFIX = "bench_"  # servers.app_environment sets CITYLOGIN_TABLE_PREFIX to it
 WORKERS, THREADS = 2, 8
@@ -53,14 +54,16 @@ FULL = {"argon2_n": 15, "cert_n": 50, "register_n": 20, "login_n": 60, "calls_n"
         "scale_login_n": 48, "seed_threads": 8, "floor_rounds": 3, "floor_per_round": 10,
         "network_rounds": 2, "network_per_round": 10, "saturation_rounds": 2, "oidc_flows": 40,
         "oidc_calls_n": 10, "refresh_cpu_threads": 4, "refresh_cpu_s": 12.0, "refresh_cpu_rounds": 2,
-        "admin_pages": 40, "admin_calls_n": 10, "peer": peer_bench.FULL, "watchdog_s": 1400}
+        "admin_pages": 40, "admin_calls_n": 10, "floor_logins_s": 10.0, "floor_logins_rounds": 2,
+        "peer": peer_bench.FULL, "watchdog_s": 1400}
 QUICK = {"argon2_n": 5, "cert_n": 10, "register_n": 5, "login_n": 5, "calls_n": 5, "sequential_n": 100,
          "threads": 8, "warmup_s": 1.0, "load_s": 3.0, "rounds": 3, "saturation_threads": 8,
          "saturation_s": 3.0, "scaling_s": 3.0, "scale_users": [1_000, 10_000], "scale_me_n": 60,
          "scale_login_n": 12, "seed_threads": 8, "floor_rounds": 1, "floor_per_round": 5,
          "network_rounds": 1, "network_per_round": 5, "saturation_rounds": 1, "oidc_flows": 10,
          "oidc_calls_n": 5, "refresh_cpu_threads": 4, "refresh_cpu_s": 4.0, "refresh_cpu_rounds": 1,
-         "admin_pages": 15, "admin_calls_n": 5, "peer": peer_bench.QUICK, "watchdog_s": 520}
+         "admin_pages": 15, "admin_calls_n": 5, "floor_logins_s": 4.0, "floor_logins_rounds": 1,
+         "peer": peer_bench.QUICK, "watchdog_s": 520}
 SETUP_WATCHDOG_S = 1500  # start-up and seeding (~9 min for 101k users on 2 busy cores); each run adds watchdog_s
 
 
@@ -101,7 +104,10 @@ class Stage:
     users: dict = field(default_factory=dict)
     floor_pair: tuple | None = None
     proxy: DelayProxy | None = None
+    proxied: RunningApp | None = None  # citylogin, its DynamoDB through the proxy
+    proxied_floor: RunningApp | None = None  # the floor, the same
     net_users: dict | None = None
+    floor_logins: tuple[list, list] | None = None  # (citylogin's users, the floor's) for the login rates
     scale: ScaleSetup | None = None
 
 
@@ -121,17 +127,35 @@ def set_up(stack: ExitStack, stage: Stage, cfg: dict, setup: dict) -> None:
         def network_server() -> dict:
             stage.proxy = stack.enter_context(DelayProxy(upstream_port=int(stage.db.endpoint_url.rsplit(":", 1)[1])))
             env = {**stage.env, "CITYLOGIN_DYNAMODB_ENDPOINT_URL": stage.proxy.endpoint_url}
-            proxied = stack.enter_context(gunicorn_app(env, log_path=stage.work_dir / "gunicorn-proxied.log",
-                                                       workers=WORKERS, threads=THREADS))
-            stage.net_users = network.network_users(proxied.base_url, run_id)
+            # The same tables as the first server's: the OpenID app added before it started is known here too.
+            stage.proxied = stack.enter_context(gunicorn_app(env, log_path=stage.work_dir / "gunicorn-proxied.log",
+                                                             workers=WORKERS, threads=THREADS))
+            stage.net_users = trip_operations.session_users(stage.proxied.base_url, run_id)
             return {}
         phase(setup, "citylogin behind the delaying DynamoDB proxy", network_server)
+        if stage.proxied:
+            phase(setup, "the floor behind the delaying DynamoDB proxy, and the login users of both",
+                  lambda: _proxied_floor(stack, stage, cfg))
 
     def scale() -> dict:
         stage.scale = start_scale(stack, endpoint_url=stage.db.endpoint_url, work_dir=stage.work_dir, cfg=cfg,
                                   run=run_id, workers=WORKERS, threads=THREADS)
         return {}
     phase(setup, f"seeding {' and '.join(f'{n:,}' for n in cfg['scale_users'])} users (two table sets)", scale)
+
+
+def _proxied_floor(stack: ExitStack, stage: Stage, cfg: dict) -> dict:
+    """The floor on the proxy too, and one user per login thread on each server (the floor's registered
+    by citylogin, then handed over): the same login bodies on both."""
+    assert stage.proxy and stage.proxied
+    env = {**stage.env, "CITYLOGIN_DYNAMODB_ENDPOINT_URL": stage.proxy.endpoint_url}
+    floor = stack.enter_context(gunicorn_app(env, log_path=stage.work_dir / "gunicorn-proxied-floor.log",
+                                             workers=WORKERS, threads=THREADS, app=FLOOR_APP))
+    threads, url, run_id = cfg["saturation_threads"], stage.proxied.base_url, stage.run_id
+    mine = [flows.register(url, f"b{run_id}_fl{i}") for i in range(threads)]
+    theirs = [flows.hand_to_floor(flows.register(url, f"b{run_id}_ff{i}"), floor.base_url) for i in range(threads)]
+    stage.proxied_floor, stage.floor_logins = floor, (mine, theirs)
+    return {}
 
 
 def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
@@ -173,18 +197,39 @@ def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
         phase(results, f"citylogin vs its floor: {cfg['floor_rounds']} x ABBA, {cfg['floor_per_round']} each",
               lambda: {"versus_floor": versus_floor.bench_versus_floor(
                   *stage.floor_pair, rounds=cfg["floor_rounds"], per_round=cfg["floor_per_round"])})
-    if stage.proxy and stage.net_users:
-        proxy, net_users = stage.proxy, stage.net_users
-        phase(results, f"round trips: {cfg['network_delay_ms']:g} ms each way vs none, "
-                       f"{cfg['network_rounds']} x ABBA", lambda: {"network": network.bench_round_trips(
-                           proxy, net_users, delay_ms=cfg["network_delay_ms"], rounds=cfg["network_rounds"],
-                           per_round=cfg["network_per_round"], prefix=TABLE_PREFIX)})
+    _behind_the_proxy(stage, cfg, results, run)
     if stage.scale:
         scale = stage.scale
         phase(results, f"latency at {' and '.join(f'{n:,}' for n in cfg['scale_users'])} users, interleaved",
               lambda: {"scale": bench_scale(scale, cfg)})
     results["loadavg_end"] = os.getloadavg()
     return results
+
+
+def _behind_the_proxy(stage: Stage, cfg: dict, results: dict, run: str) -> None:
+    """The parts whose servers reach DynamoDB through the delaying proxy: logins per server CPU second
+    against the floor (the delay on throughout), and the round trips (the delay on and off)."""
+    proxy, delay_ms = stage.proxy, cfg["network_delay_ms"]
+    if proxy and stage.proxied and stage.proxied_floor and stage.floor_logins:
+        mine, theirs = stage.floor_logins
+        pids = {"citylogin": stage.proxied.pid, "floor": stage.proxied_floor.pid, "dynamodb": stage.db.process.pid}
+        phase(results, f"logins per server CPU second: citylogin vs its floor, DynamoDB {delay_ms:g} ms away, "
+                       f"{cfg['floor_logins_rounds']} x ABBA, {len(mine)} threads",
+              lambda: logins_against_floor(mine, theirs, proxy=proxy, delay_ms=delay_ms, cfg=cfg, pids=pids))
+    if proxy and stage.proxied and stage.net_users:
+        base_url, net_users = stage.proxied.base_url, stage.net_users
+
+        def round_trips() -> dict:
+            operations = trip_operations.session_operations(net_users)
+            if stage.oidc_app:
+                devices = max(cfg["network_per_round"], network.WARMUP)  # a code per device in a batch
+                operations |= trip_operations.oidc_operations(base_url, stage.oidc_app, run=f"{run}n",
+                                                              devices=devices)
+            operations |= trip_operations.console_operations(base_url, stage.env, run=f"{run}n")
+            return {"network": network.bench_round_trips(
+                proxy, operations, delay_ms=delay_ms, rounds=cfg["network_rounds"],
+                per_round=cfg["network_per_round"], prefix=TABLE_PREFIX)}
+        phase(results, f"round trips: {delay_ms:g} ms each way vs none, {cfg['network_rounds']} x ABBA", round_trips)
 
 
 def _oidc_and_admin(stage: Stage, cfg: dict, results: dict, run: str, pids: dict[str, int]) -> None:

@@ -1,7 +1,8 @@
 """Throughput at saturation: password logins/s and refreshes/s per core (closed loop, one user
 per thread), the logins in rounds ABBA with bare Argon2id verifies (bench/argon2_rate.py) in as many
-processes as the server has workers; and /session/me with one gunicorn worker against two, both on
-one DynamoDB Local."""
+processes as the server has workers; logins per server CPU second of citylogin against its floor
+(bench/floor_app.py), both reaching DynamoDB through the delaying proxy, in rounds ABBA; and
+/session/me with one gunicorn worker against two, both on one DynamoDB Local."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ from typing import Callable
 import argon2_rate
 import flows
 from citylogin.client import Client
+from dynamo_proxy import DelayProxy
 from cpu import cpu_delta, tree_cpu_seconds
 from loadgen import LoadRound, closed_loop_calls, local_session, summarize
 from measurements import alternating_load
@@ -82,6 +84,34 @@ def logins_beside_argon2(calls: list[Callable[[], bool]], *, cfg: dict, pids: di
     login["per_server_core_over_bare_argon2"] = login["per_server_core"] / bare_verifies["per_core"] \
         if login["per_server_core"] and bare_verifies["per_core"] else None
     return {"saturation_login": login, "argon2_bare": bare_verifies}
+
+
+def logins_against_floor(mine: list[Client], floor: list[Client], *, proxy: DelayProxy, delay_ms: float,
+                         cfg: dict, pids: dict[str, int]) -> dict[str, dict]:
+    """Rounds ABBA (x floor_logins_rounds) of A = citylogin's login closed loop, B = the floor's (one
+    thread per user, the same login bodies), floor_logins_s of each in all, with every DynamoDB call of
+    both servers `delay_ms` away each way (`pids`: "citylogin", "floor", "dynamodb"): logins per second
+    of each server's CPU (its gunicorn tree's, around its own rounds), pooled, and their ratio."""
+    rounds = cfg["floor_logins_rounds"]
+    letter_s = cfg["floor_logins_s"] / (2 * rounds)
+    kinds = {"A": ("citylogin", [_login_call(u) for u in mine]), "B": ("floor", [_login_call(u) for u in floor])}
+    measured: dict[str, list[tuple[LoadRound, dict]]] = {"A": [], "B": []}
+    proxy.delay = delay_ms / 1000
+    try:
+        for _, calls in kinds.values():
+            closed_loop_calls(calls, seconds=cfg["warmup_s"])
+        for letter in ABBA * rounds:
+            server, calls = kinds[letter]
+            result, used = _measured_round(calls, seconds=letter_s, pids=pids)
+            measured[letter].append((result, {"server": used[server], "dynamodb": used["dynamodb"],
+                                              "loadgen": used["loadgen"]}))
+    finally:
+        proxy.delay = 0.0
+    mine_rate, floor_rate = _throughput(measured["A"], len(mine)), _throughput(measured["B"], len(floor))
+    ratio = mine_rate["per_server_core"] / floor_rate["per_server_core"] \
+        if mine_rate["per_server_core"] and floor_rate["per_server_core"] else None
+    return {"logins_versus_floor": {"delay_ms": delay_ms, "citylogin": mine_rate, "floor": floor_rate,
+                                    "ratio": ratio}}
 
 
 def bench_saturation(users: list[Client], cfg: dict, pids: dict[str, int], *, workers: int) -> dict[str, dict]:

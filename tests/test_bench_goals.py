@@ -1,6 +1,8 @@
 """The benchmark counts a request's DynamoDB calls only (source="request"), never its server's own
-polling, and the goal rows of issue 44 say MET or MISSED at their thresholds."""
+polling, and the goal rows of issues 44 and 53 say MET or MISSED at their thresholds."""
 from __future__ import annotations
+
+import pytest
 
 from bench import goals
 from bench.metrics_text import dynamodb_calls_from_text
@@ -46,18 +48,19 @@ ISSUE_44_FIGURES = ("OIDC code flow: DynamoDB calls per flow", "OIDC complete p5
                     "refreshes per server CPU s: /oidc/token refresh grant / POST /session/refresh",
                     "admin account page: DynamoDB calls",
                     "admin account page p50 / GET /session/me p50 (same operator)",
-                    "logins/s per core / bare Argon2id verifies/s per core",
                     "POST /login/ p50 - Argon2id verify (paired)")
+ARGON2_FIGURE = "logins/s per core / bare Argon2id verifies/s per core"
 
 
 def test_issue_44_rows_are_met_at_their_goals_and_missed_past_them():
     at_goal = _statuses(_issue_44_results(flow_calls=7, step_ratio=1.5, refresh=0.8, page_calls=5, page_ratio=1.5,
                                           argon2=0.9, login_ms=10))
     past = _statuses(_issue_44_results(flow_calls=7.2, step_ratio=1.6, refresh=0.79, page_calls=5.2,
-                                       page_ratio=1.51, argon2=0.89, login_ms=10.5))
+                                       page_ratio=1.51, argon2=0.5, login_ms=10.5))
     for figure in ISSUE_44_FIGURES:
         assert at_goal[figure] == "MET", figure
         assert past[figure] == "MISSED", figure
+    assert at_goal[ARGON2_FIGURE] == past[ARGON2_FIGURE] == "info"  # reported, no longer a goal (issue 53)
 
 
 def test_a_part_that_did_not_run_is_not_applicable():
@@ -84,3 +87,45 @@ def test_a_peer_row_is_met_only_if_every_run_met_it():
     runs = [goals.peer_rows(_peer_results({"refresh": ratio})) for ratio in (1.2, 0.9, 1.1)]
     refresh = next(row for row in goals.merge_runs(runs) if row["figure"] == goals.PEER_FIGURE.format(row="refresh"))
     assert (refresh["value"], refresh["runs"], refresh["status"]) == (1.1, [1.2, 0.9, 1.1], "MISSED")
+
+
+FLOOR_LOGINS = "logins per server CPU s: citylogin / the floor (DynamoDB behind the delaying proxy, ABBA)"
+
+
+def _floor_logins(ratio: float) -> dict:
+    return {"logins_versus_floor": {"delay_ms": 5.0, "ratio": ratio, "citylogin": {"per_server_core": 38.0 * ratio},
+                                    "floor": {"per_server_core": 38.0}}}
+
+
+def test_logins_per_server_cpu_second_against_the_floor_are_met_from_0_95():
+    at_goal, below, missing = _statuses(_floor_logins(0.95)), _statuses(_floor_logins(0.94)), _statuses({})
+    assert (at_goal[FLOOR_LOGINS], below[FLOOR_LOGINS], missing[FLOOR_LOGINS]) == ("MET", "MISSED", "n/a")
+    rates = {row["figure"]: row for row in goals.goal_rows(_floor_logins(0.95))}
+    assert rates["logins per server CPU s, the floor (DynamoDB behind the delaying proxy)"]["value"] == 38.0
+    assert rates["logins per server CPU s, the floor (DynamoDB behind the delaying proxy)"]["status"] == "info"
+
+
+def _trips(**trips: float) -> dict:
+    return {"network": {"delay_ms": 5.0, "operations": {op: {"round_trips": value, "dynamodb_requests": 1.0}
+                                                        for op, value in trips.items()}}}
+
+
+CONSOLE_BEYOND = "round trips: console account page beyond its session read (page - the operator's /session/me)"
+
+
+def test_the_token_step_and_userinfo_are_one_round_trip_each_when_they_round_to_one():
+    met = _statuses(_trips(token=1.49, userinfo=0.8, login=3.4))
+    missed = _statuses(_trips(token=1.6, userinfo=1.51, login=3.6))
+    for figure in ("round trips: OIDC token step: POST /oidc/token (a code)", "round trips: GET /oidc/userinfo",
+                   "round trips: login: challenge + POST /login/"):
+        assert (met[figure], missed[figure]) == ("MET", "MISSED"), figure
+    assert met["DynamoDB requests (proxy): OIDC token step: POST /oidc/token (a code)"] == "info"
+
+
+def test_the_console_page_is_measured_beyond_the_same_operator_s_session_read():
+    rows = {row["figure"]: row for row in goals.goal_rows(_trips(admin_page=2.4, admin_me=1.1))}
+    assert rows[CONSOLE_BEYOND]["value"] == pytest.approx(1.3) and rows[CONSOLE_BEYOND]["status"] == "MET"
+    assert rows["round trips: console: GET /admin/accounts/<uuid>"]["status"] == "info"
+    assert rows["round trips: console: the operator's GET /session/me"]["value"] == 1.1
+    assert _statuses(_trips(admin_page=2.7, admin_me=1.1))[CONSOLE_BEYOND] == "MISSED"
+    assert _statuses(_trips(admin_page=2.7))[CONSOLE_BEYOND] == "n/a"  # the operator's floor is missing

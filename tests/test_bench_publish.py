@@ -76,3 +76,38 @@ def test_the_page_gets_both_parts_and_says_so_when_no_peer_figures_are_published
     rendered = publish.rendered_page(page, publish.load_published(tmp_path))
     assert "old" not in rendered and "| figure | value |" in rendered and "| discovery | 2.00 | 2.00 |" in rendered
     assert "No published results" in publish.rendered_page(page, [])
+
+
+def _rebased_run() -> dict:
+    """One run of bench/run_bench.py with the parts behind the delaying proxy (issue 53): logins per
+    server CPU second against the floor, and the round trips of the token step, userinfo and the console."""
+    def side(rate: float) -> dict:
+        return {"per_server_core": rate, "completed": 400, "errors": 0, "server_cores_used": 1.8,
+                "loadgen_cores_used": 0.2, "p50": 90.0, "latencies_ignored": [1, 2]}
+
+    def trips(value: float) -> dict:
+        return {"without_delay": {"p50": 5.0}, "with_delay": {"p50": 5.0 + 10 * value}, "round_trips": value,
+                "dynamodb_requests": 1.0, "by_request": {"GetItem sessions": 1.0}}
+    operations = {"token": trips(1.1), "userinfo": trips(0.9), "admin_page": trips(2.2), "admin_me": trips(1.0)}
+    return {"logins_versus_floor": {"delay_ms": 5.0, "citylogin": side(38.0), "floor": side(40.0), "ratio": 0.95},
+            "network": {"delay_ms": 5.0, "operations": operations}}
+
+
+def test_the_rebased_rows_are_published_with_the_figures_behind_them():
+    run = _rebased_run()
+    results = {"source": "bench/run_bench.py", "command": "bench/run_bench.py --quick", "mode": "quick", "runs": 1,
+               "started_at": "2026-11-26T12:00:00+00:00", "results": {"runs": [run]},
+               "goals": goals.merge_runs([goals.goal_rows(run)])}
+    published = publish.extract(results, source="x", command="y")
+    summary = published["summaries"][0]
+    assert summary["logins_versus_floor"]["ratio"] == 0.95
+    assert summary["logins_versus_floor"]["floor"] == {"per_server_core": 40.0, "completed": 400, "errors": 0,
+                                                       "server_cores_used": 1.8, "loadgen_cores_used": 0.2,
+                                                       "p50": 90.0}
+    assert set(summary["network"]["operations"]) == {"token", "userinfo", "admin_page", "admin_me"}
+    table = publish.render_table("bench/published/bench.json", published)
+    assert ("| logins per server CPU s: citylogin / the floor (DynamoDB behind the delaying proxy, ABBA) | 0.95× "
+            "|  | >= 0.95 | MET |") in table
+    assert "| round trips: OIDC token step: POST /oidc/token (a code) | 1.10 trips |  | <= 1 (rounded) | MET |" in table
+    assert ("| round trips: console account page beyond its session read (page - the operator's /session/me) "
+            "| 1.20 trips |  | <= 1 (rounded) | MET |") in table
