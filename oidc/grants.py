@@ -34,7 +34,7 @@ TOLD = frozenset({REFRESH_REUSE, CODE_REPLAY, CONSENT_WITHDRAWN, SIGNED_OUT_BY_P
 ATTEMPTS = 3  # a grant replaced or revoked meanwhile is read again
 # An app's access token names the grant it was issued from in its jti, `<grant_id>.<generation>`: the app
 # signing in again on the session replaces the grant's row, and a revoked grant's tokens must stay refused.
-_TOKEN_ID = re.compile(r"([0-9a-f]{16,32})\.[0-9]{1,9}")
+_TOKEN_ID = re.compile(r"([0-9a-f]{16,32})\.(?:0|[1-9][0-9]{0,8})")  # the generation as str(int) writes it
 
 
 def store(ctx: AppContext) -> GrantStore:

@@ -40,6 +40,7 @@ def edited_jtis(draw: st.DrawFn) -> str:
 @example(jti="0123456789abcdef.١")
 @example(jti="0123456789abcdef.1.2")
 @example(jti="0123456789abcdef.")
+@example(jti="0000000000000000.00")  # a leading zero: another spelling of generation 0
 def test_the_guard_reads_a_tokens_grant_as_citylogin_does_and_in_one_spelling(jti):
     claims = {"jti": jti}
     read = named_grant(claims)

@@ -23,7 +23,7 @@ GRANT_CLAIM = "citylogin_grant_id"
 # An app grant's id, and the jti of an access token issued from it, `<grant_id>.<generation>`, as citylogin
 # forms them (oidc.grants on the server): matched whole, never split.
 _GRANT_ID = re.compile(r"[0-9a-f]{16,32}")
-_TOKEN_ID = re.compile(r"([0-9a-f]{16,32})\.[0-9]{1,9}")
+_TOKEN_ID = re.compile(r"([0-9a-f]{16,32})\.(?:0|[1-9][0-9]{0,8})")  # the generation as str(int) writes it
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 MAX_TOKEN_LENGTH = 16384
 
