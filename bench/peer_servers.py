@@ -19,7 +19,7 @@ from typing import Iterator
 import requests
 
 from bench.peer_client import REDIRECT, Side
-from bench.servers import LOCALHOST_ONLY, PROJECT_ROOT, VENV_BIN, app_environment, run_init
+from bench.servers import LOCALHOST_ONLY, PROJECT_ROOT, VENV_BIN, _stop, _tail, app_environment, run_init
 from common.dynamodb_local import free_port
 
 PEER_DIR = PROJECT_ROOT / "bench" / "peer"
@@ -48,21 +48,6 @@ def node_binary() -> Path:
     if not node.exists():
         raise RuntimeError(f"{node} is missing: run scripts/setup.sh")
     return node
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def _tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
 
 
 def citylogin_environment(endpoint_url: str, work_dir: Path, table_prefix: str) -> dict[str, str]:
