@@ -24,6 +24,8 @@ ADMIN_PAGE_CALLS = 5
 # node-oidc-provider's, per row. The figure's name is also bench/publish.py's key for its peer table.
 PEER_GOALS = {"refresh": 1.0, "code": 1.0, "flow": 0.7, "userinfo": 0.6, "introspection": 0.6, "discovery": 0.6}
 PEER_FIGURE = "peer: {row}, citylogin / node-oidc-provider, requests per server CPU s"
+PEER_FLOOR_FIGURE = "peer: {row}, provider floor ({floor}) / node-oidc-provider, requests per server CPU s"
+PEER_OVER_FLOOR_FIGURE = "peer: {row}, citylogin / provider floor (floor-gunicorn), requests per server CPU s"
 ADMIN_PAGE_RATIO = 1.5
 # Round trips: goal per operation (refresh, pairing request, login with its challenge, /session/me, the
 # OpenID Provider's token step and userinfo). The measured figure is a ratio of medians, so it is met when
@@ -197,9 +199,19 @@ def admin_rows(r: dict) -> list[dict]:
 
 
 def peer_rows(r: dict) -> list[dict]:
+    """The goal rows; with the provider floor measured (peer_bench.py --floor), information rows: each
+    floor's ratio to node-oidc-provider (the most citylogin could reach under that server) and
+    citylogin's to the floor under its own server (what citylogin's code costs beyond the floor)."""
     rows = _get(r, "peer", "rows") or {}
-    return [_row(PEER_FIGURE.format(row=row), _get(rows, row, "ratio"), "x", f">= {goal:g}",
-                 lambda v, goal=goal: v >= goal) for row, goal in PEER_GOALS.items()]
+    out = [_row(PEER_FIGURE.format(row=row), _get(rows, row, "ratio"), "x", f">= {goal:g}",
+                lambda v, goal=goal: v >= goal) for row, goal in PEER_GOALS.items()]
+    for row in PEER_GOALS:
+        for name, ratio in (_get(rows, row, "floor_ratios") or {}).items():
+            out.append(_row(PEER_FLOOR_FIGURE.format(row=row, floor=name), ratio, "x", "(info)", None))
+        if _get(rows, row, "citylogin_over_floor") is not None:
+            out.append(_row(PEER_OVER_FLOOR_FIGURE.format(row=row), _get(rows, row, "citylogin_over_floor"), "x",
+                            "(info)", None))
+    return out
 
 
 def goal_rows(results: dict) -> list[dict]:

@@ -8,7 +8,8 @@ in one Node 22 process with its memory store. The same client code (bench/peer_c
 Each row is measured in blocks alternating between the two servers (ABBA, `rounds` times), closed loop
 with `threads` threads, each with its own keep-alive connection; a block's CPU is the server's process
 tree's (bench/cpu.py: gunicorn's master and workers, node's process) from just before to just after it.
-Rows: refresh (each thread rotating its own grant), code (redeeming codes made just before the block),
+Rows: refresh (each thread rotating its own grant), code (redeeming codes made just before the block, each
+thread's by its people in turn),
 flow (authorize, the person's part, token, userinfo: CPU per whole flow), userinfo, introspection,
 discovery. Per row and side: CPU ms per request, requests per server CPU second, p50; and the ratio
 citylogin / node in requests per server CPU second, against the goals of bench/goals.py (PEER_GOALS).
@@ -35,8 +36,8 @@ sys.path.insert(0, str(ROOT))  # run as a script: the bench package and the proj
 from bench.cpu import tree_cpu_seconds  # noqa: E402
 from bench.goals import PEER_GOALS, merge_runs, peer_rows, render_goals  # noqa: E402
 from bench.loadgen import percentile  # noqa: E402
-from bench.peer_client import AccountSignIn, Call, DeviceSignIn, OidcClient, Side  # noqa: E402
-from bench.peer_servers import Running, citylogin_server, node_server  # noqa: E402
+from bench.peer_client import AccountSignIn, Call, CookieSignIn, DeviceSignIn, OidcClient, Side, SignIn  # noqa: E402
+from bench.peer_servers import FLOOR_SERVERS, Running, citylogin_server, floor_server, node_server  # noqa: E402
 from bench.report import machine_info  # noqa: E402
 from bench.servers import LOCALHOST_ONLY  # noqa: E402
 from citylogin.client import Client  # noqa: E402
@@ -44,7 +45,7 @@ from common.dynamodb_local import DynamoDBLocal  # noqa: E402
 
 ROWS = tuple(PEER_GOALS)  # refresh, code, flow, userinfo, introspection, discovery
 SIDES = ("citylogin", "node")
-ABBA = ("citylogin", "node", "node", "citylogin")
+FLOORS = tuple(f"floor-{server}" for server in FLOOR_SERVERS)  # bench/peer_floor.py, with --floor
 QUICK = {"threads": 4, "rounds": 1, "block_s": 1.5, "codes_per_batch": 60, "code_batches": 2, "warmup_s": 0.5,
          "settle_s": 0.3}
 FULL = {"threads": 4, "rounds": 2, "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3, "warmup_s": 1.0,
@@ -136,7 +137,7 @@ class Clients:
     signed-in device: an app's new sign-in on a session replaces its grant there)."""
     running: Running
     refresh: list[OidcClient]
-    code: list[OidcClient]
+    code: list[list[OidcClient]]  # per thread, its people (_code_calls)
     flow: list[OidcClient]
     token: OidcClient  # signs in once per block for the userinfo and introspection rows' access token
     readers: list[OidcClient]  # the userinfo, introspection and discovery rows' threads
@@ -157,17 +158,21 @@ def _citylogin_sign_in(side: Side, name: str) -> DeviceSignIn:
     return DeviceSignIn(device)
 
 
-def make_clients(running: Running, threads: int, run: str) -> Clients:
+def make_clients(running: Running, threads: int, run: str, *, people: int = 1) -> Clients:
+    """`people`: how many people each thread's `code` row makes its codes with (see _code_calls)."""
     side = running.side
     if side.name == "citylogin":
-        def sign_in(purpose: str) -> DeviceSignIn | AccountSignIn:
+        def sign_in(purpose: str) -> SignIn:
             return _citylogin_sign_in(side, f"p{run}{purpose}")
-    else:
-        def sign_in(purpose: str) -> DeviceSignIn | AccountSignIn:
+    elif side.name == "node":
+        def sign_in(purpose: str) -> SignIn:
             return AccountSignIn(f"p{run}{purpose}")
+    else:
+        def sign_in(purpose: str) -> SignIn:
+            return CookieSignIn(f"p{run}{purpose}")
     return Clients(running=running,
                    refresh=[OidcClient(side, sign_in(f"r{i}")) for i in range(threads)],
-                   code=[OidcClient(side, sign_in(f"c{i}")) for i in range(threads)],
+                   code=[[OidcClient(side, sign_in(f"c{i}-{k}")) for k in range(people)] for i in range(threads)],
                    flow=[OidcClient(side, sign_in(f"f{i}")) for i in range(threads)],
                    token=OidcClient(side, sign_in("t")),
                    readers=[OidcClient(side) for _ in range(threads)])
@@ -180,7 +185,7 @@ def _calls(row: str, clients: Clients, codes_per_thread: int) -> tuple[list[Call
     if row == "refresh":
         return clients.grants, unbounded
     if row == "code":
-        return [client.code_call(client.codes(codes_per_thread)) for client in clients.code], codes_per_thread
+        return _code_calls(clients, codes_per_thread), codes_per_thread
     if row == "flow":
         return [client.flow_call() for client in clients.flow], unbounded
     if row == "discovery":
@@ -189,6 +194,19 @@ def _calls(row: str, clients: Clients, codes_per_thread: int) -> tuple[list[Call
     if row == "userinfo":
         return [client.userinfo_call(access_token) for client in clients.readers], unbounded
     return [client.introspection_call(access_token) for client in clients.readers], unbounded
+
+
+def _code_calls(clients: Clients, codes_per_thread: int) -> list[Call]:
+    """Each thread's codes, made in turn by its people (one code each when the batch is as long as the thread
+    has people) and redeemed by its first. As apps meet codes: a person's next sign-in to the app comes after
+    the last code was redeemed. (At citylogin a session's new sign-in replaces its grant with the app, so a
+    code made before another of the same session was redeemed names a grant that is gone by then, and costs
+    its redemption a second write: one person making a whole batch measured that case instead.)"""
+    calls = []
+    for people in clients.code:
+        codes = [people[k % len(people)].codes(1)[0] for k in range(codes_per_thread)]
+        calls.append(people[0].code_call(codes))
+    return calls
 
 
 # --- the rows ----------------------------------------------------------------------------------
@@ -223,19 +241,31 @@ def _block(row: str, clients: Clients, cfg: dict) -> Block:
     return _merged(batches)
 
 
+def _over(a: dict, b: dict) -> float | None:
+    """a's requests per server CPU second over b's."""
+    ours, theirs = a["per_server_cpu_second"], b["per_server_cpu_second"]
+    return ours / theirs if ours and theirs else None
+
+
 def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
-    """One row: a warm-up on each side, then blocks ABBA x rounds; pooled per side, and the ratio."""
-    for name in SIDES:
+    """One row: a warm-up on each side, then blocks in mirrored order (A B B A; with the floors,
+    A B C D D C B A) x rounds; pooled per side; the ratio citylogin / node, and with the floors each
+    floor's over node and citylogin's over the floor under the same server."""
+    names = list(sides)
+    for name in names:
         if row == "refresh":
             sides[name].new_grants()
         calls, count = _calls(row, sides[name], cfg["codes_per_batch"] // cfg["threads"])
         run_block(calls, seconds=cfg["warmup_s"], count=count, pid=sides[name].running.pid)
-    blocks: dict[str, list[Block]] = {name: [] for name in SIDES}
-    for name in ABBA * cfg["rounds"]:
+    blocks: dict[str, list[Block]] = {name: [] for name in names}
+    for name in (names + names[::-1]) * cfg["rounds"]:
         blocks[name].append(_block(row, sides[name], cfg))
-    out = {name: _pooled(blocks[name]) for name in SIDES}
-    ours, theirs = out["citylogin"]["per_server_cpu_second"], out["node"]["per_server_cpu_second"]
-    out["ratio"] = ours / theirs if ours and theirs else None
+    out: dict = {name: _pooled(blocks[name]) for name in names}
+    out["ratio"] = _over(out["citylogin"], out["node"])
+    floors = [name for name in names if name in FLOORS]
+    if floors:
+        out["floor_ratios"] = {name: _over(out[name], out["node"]) for name in floors}
+        out["citylogin_over_floor"] = _over(out["citylogin"], out["floor-gunicorn"])
     return out
 
 
@@ -247,27 +277,39 @@ def measure(sides: dict[str, Clients], cfg: dict) -> dict:
     about = sides["node"].running.about
     method = {"node": about.get("node"), "oidc_provider": about.get("oidc-provider"),
               "citylogin_server": sides["citylogin"].running.about.get("server"),
+              "floors": {name: sides[name].running.about.get("server") for name in sides if name in FLOORS},
               "configuration": CONFIGURATION, "threads": cfg["threads"], "rounds": cfg["rounds"], "order": "ABBA",
               "block_s": cfg["block_s"], "codes_per_batch": cfg["codes_per_batch"],
               "code_batches": cfg["code_batches"]}
     return {"peer": {"method": method, "rows": rows}}
 
 
-def bench_peer(endpoint_url: str, work_dir: Path, cfg: dict, *, run: str = "1") -> dict:
-    """Both servers started, the clients signed in, every row measured, both servers stopped: the
-    part run_bench.py runs (on its DynamoDB Local)."""
+def bench_peer(endpoint_url: str, work_dir: Path, cfg: dict, *, run: str = "1", floor: bool = False) -> dict:
+    """The servers started, the clients signed in, every row measured, the servers stopped: the part
+    run_bench.py runs (on its DynamoDB Local)."""
     with ExitStack() as stack:
-        sides = start_sides(stack, endpoint_url, work_dir, cfg, run=run)
+        sides = start_sides(stack, endpoint_url, work_dir, cfg, run=run, floor=floor)
         return measure(sides, cfg)
 
 
-def start_sides(stack: ExitStack, endpoint_url: str, work_dir: Path, cfg: dict, *, run: str) -> dict[str, Clients]:
+def start_sides(stack: ExitStack, endpoint_url: str, work_dir: Path, cfg: dict, *, run: str,
+                floor: bool = False) -> dict[str, Clients]:
+    """citylogin and node-oidc-provider, and with `floor` the provider floor under each FLOOR_SERVERS
+    server (bench/peer_floor.py): each side's clients, signed in."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    log("starting citylogin (gunicorn -c deploy/gunicorn.conf.py) and node-oidc-provider")
-    citylogin = stack.enter_context(citylogin_server(endpoint_url, work_dir, table_prefix=f"peer{run}_"))
-    node = stack.enter_context(node_server(work_dir))
+    log("starting citylogin (gunicorn -c deploy/gunicorn.conf.py) and node-oidc-provider"
+        + (" and the provider floor" if floor else ""))
+    running = {"citylogin": stack.enter_context(citylogin_server(endpoint_url, work_dir, table_prefix=f"peer{run}_")),
+               "node": stack.enter_context(node_server(work_dir))}
+    if floor:
+        for server in FLOOR_SERVERS:
+            running[f"floor-{server}"] = stack.enter_context(
+                floor_server(endpoint_url, work_dir, server=server, table_prefix=f"peer{run}_{server}_"))
+    node = running["node"]
     log(f"node-oidc-provider {node.about.get('oidc-provider')} on Node {node.about.get('node')}; signing in")
-    return {"citylogin": make_clients(citylogin, cfg["threads"], run), "node": make_clients(node, cfg["threads"], run)}
+    people = max(1, cfg.get("codes_per_batch", 0) // cfg["threads"])
+    log(f"signing in {cfg['threads'] * (3 + people) + 1} people at each of {len(running)} providers")
+    return {name: make_clients(side, cfg["threads"], run, people=people) for name, side in running.items()}
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -278,21 +320,27 @@ def _fmt(value, spec: str) -> str:
 
 
 def render_peer(peer: dict) -> str:
-    """Per row: CPU ms per request, requests per server CPU second and p50 of each side, the ratio."""
-    head = (f"{'row':14} {'CPU ms/req':>21} {'req per CPU s':>21} {'p50 ms':>17} {'citylogin/node':>15} "
-            f"{'errors':>9}")
-    sub = f"{'':14} {'citylogin':>10} {'node':>10} {'citylogin':>10} {'node':>10} {'citylogin':>8} {'node':>8}"
-    lines = [head, sub, "-" * len(head)]
-    for row, at in peer["rows"].items():
-        ours, theirs = at["citylogin"], at["node"]
-        lines.append(
-            f"{row:14} {_fmt(ours['cpu_ms_per_request'], '.2f'):>10} {_fmt(theirs['cpu_ms_per_request'], '.2f'):>10} "
-            f"{_fmt(ours['per_server_cpu_second'], '.0f'):>10} {_fmt(theirs['per_server_cpu_second'], '.0f'):>10} "
-            f"{_fmt(ours['p50_ms'], '.2f'):>8} {_fmt(theirs['p50_ms'], '.2f'):>8} {_fmt(at['ratio'], '.2f'):>15} "
-            f"{ours['errors']:>4}/{theirs['errors']:<4}")
+    """Per row and side: CPU ms per request, requests per server CPU second, p50 and errors; the ratio
+    citylogin / node; with the floors, each floor's over node and citylogin's over the gunicorn floor."""
+    rows = peer["rows"]
+    names = [name for name in next(iter(rows.values()), {}) if name in SIDES + FLOORS]
+    head = f"{'row':14} {'side':15} {'CPU ms/req':>10} {'req/CPU s':>10} {'p50 ms':>8} {'errors':>6}  over node"
+    lines = [head, "-" * len(head)]
+    for row, at in rows.items():
+        over = {"citylogin": at["ratio"], **at.get("floor_ratios", {})}
+        for name in names:
+            side = at[name]
+            first = row if name == names[0] else ""
+            lines.append(f"{first:14} {name:15} {_fmt(side['cpu_ms_per_request'], '.2f'):>10} "
+                         f"{_fmt(side['per_server_cpu_second'], '.0f'):>10} {_fmt(side['p50_ms'], '.2f'):>8} "
+                         f"{side['errors']:>6}  {_fmt(over.get(name), '.2f') if name != 'node' else ''}")
+        if at.get("citylogin_over_floor") is not None:
+            lines.append(f"{'':14} citylogin / floor-gunicorn: {at['citylogin_over_floor']:.2f}")
     method = peer["method"]
     lines.append(f"node-oidc-provider {method['oidc_provider']} on Node {method['node']}; citylogin under "
-                 f"{method['citylogin_server']}; {method['rounds']} x ABBA, {method['threads']} threads")
+                 f"{method['citylogin_server']}; {method['rounds']} x mirrored blocks, {method['threads']} threads")
+    for name, server in (method.get("floors") or {}).items():
+        lines.append(f"{name}: bench/peer_floor.py under {server}")
     return "\n".join(lines)
 
 
@@ -300,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one ABBA, short blocks: a minute or two")
     parser.add_argument("--runs", type=int, default=1, help="measure every row N times (servers started once)")
+    parser.add_argument("--floor", action="store_true",
+                        help="measure the provider floor (bench/peer_floor.py) beside them, under gunicorn and granian")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peer.json", help="JSON results")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
@@ -310,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="citylogin-peer-") as tmp, ExitStack() as stack:
         log("starting DynamoDB Local (in memory)")
         db = stack.enter_context(DynamoDBLocal())
-        sides = start_sides(stack, db.endpoint_url, Path(tmp), cfg, run="1")
+        sides = start_sides(stack, db.endpoint_url, Path(tmp), cfg, run="1", floor=args.floor)
         for number in range(1, args.runs + 1):
             log(f"--- run {number} of {args.runs} ---")
             runs.append(measure(sides, cfg))
@@ -320,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     text += "\n\n" + render_goals(rows)
     print(text)
     command = "bench/peer_bench.py" + (" --quick" if args.quick else "") + \
-        (f" --runs {args.runs}" if args.runs != 1 else "")
+        (f" --runs {args.runs}" if args.runs != 1 else "") + (" --floor" if args.floor else "")
     report = {"source": "bench/peer_bench.py", "command": command, "started_at": started_at,
               "mode": "quick" if args.quick else "full", "runs": args.runs, "config": cfg, "machine": info,
               "results": {"runs": runs}, "goals": rows, "wall_seconds": time.monotonic() - started, "table": text}

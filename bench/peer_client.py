@@ -131,6 +131,25 @@ class AccountSignIn:
         return resumed.headers["Location"]
 
 
+class CookieSignIn:
+    """The provider floor (bench/peer_floor.py): the person is signed in at the provider (a cookie, as a
+    browser is), and one request lets the app in: GET /authorize -> 303 /floor/signin?request=... -> 303
+    to the redirect URI with the code."""
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+
+    def prepare(self, side: Side) -> dict:
+        return {"cookies": {"floor_account": self.account_id}}
+
+    def finish(self, http: requests.Session, side: Side, answer: requests.Response, prepared: dict) -> str:
+        _expect(answer, REDIRECTS, "authorize")
+        signed_in = http.get(urljoin(side.base_url, answer.headers["Location"]), cookies=prepared["cookies"],
+                             allow_redirects=False, timeout=TIMEOUT)
+        _expect(signed_in, REDIRECTS, "sign-in")
+        return signed_in.headers["Location"]
+
+
 class Refused(RuntimeError):
     """An answer that is not what the step expects."""
 

@@ -18,8 +18,13 @@ from typing import Iterator
 
 import requests
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from bench.peer_client import REDIRECT, Side
+from bench.peer_floor import PeerFloorTable
 from bench.servers import LOCALHOST_ONLY, PROJECT_ROOT, VENV_BIN, _stop, _tail, app_environment, run_init
+from citylogin.gunicorn_config import threads, worker_class, workers
 from common.dynamodb_local import free_port
 
 PEER_DIR = PROJECT_ROOT / "bench" / "peer"
@@ -108,6 +113,59 @@ def _wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
                 pass
             time.sleep(0.2)
     raise RuntimeError(f"gunicorn not ready within {READY_TIMEOUT_S}s:\n{_tail(log_path)}")
+
+
+FLOOR_SERVERS = {
+    # citylogin's worker and settings, as deploy/gunicorn.conf.py has them (without its start check,
+    # which checks citylogin's settings)
+    "gunicorn": lambda port: [str(VENV_BIN / "gunicorn"), "--worker-class", worker_class, "--workers", str(workers),
+                              "--threads", str(threads), "--bind", f"127.0.0.1:{port}",
+                              "bench.peer_floor:create_app()"],
+    # the lowest floor a WSGI server gives this stack, without the worker's protections (bench/README.md)
+    "granian": lambda port: [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", str(workers),
+                             "--host", "127.0.0.1", "--port", str(port), "--no-ws", "--log-level", "warning",
+                             "--factory", "bench.peer_floor:create_app"],
+}
+
+
+def _shown(command: list[str]) -> str:
+    """A server's command as the results name it: the program's name, without the address."""
+    shown, skip = [Path(command[0]).name], False
+    for part in command[1:]:
+        if not skip and part not in ("--bind", "--host", "--port"):
+            shown.append(part)
+        skip = part in ("--bind", "--host", "--port")
+    return " ".join(shown)
+
+
+@contextmanager
+def floor_server(endpoint_url: str, work_dir: Path, *, server: str, table_prefix: str) -> Iterator[Running]:
+    """The provider floor (bench/peer_floor.py) under `server` (FLOOR_SERVERS), on its own table, its one
+    client and RSA key made up here and handed to its workers by the environment."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    app = {"client_id": APP_NAME, "client_secret": secrets.token_hex(32)}
+    rsa_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("CITYLOGIN_", "FLOOR_"))}, **LOCALHOST_ONLY,
+           "CITYLOGIN_DYNAMODB_ENDPOINT_URL": endpoint_url, "CITYLOGIN_TABLE_PREFIX": table_prefix,
+           "FLOOR_SECRET": secrets.token_hex(32), "FLOOR_RSA_KEY": rsa_pem, "FLOOR_ISSUER": base_url,
+           "FLOOR_CLIENT_ID": app["client_id"], "FLOOR_CLIENT_SECRET": app["client_secret"],
+           "FLOOR_REDIRECT_URI": REDIRECT, "PYTHONPATH": str(PROJECT_ROOT)}
+    PeerFloorTable(endpoint_url, table_prefix).create()  # before the workers, which would race on it
+    log_path = work_dir / f"peer-floor-{server}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(FLOOR_SERVERS[server](port), env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(base_url + "/readyz", process, log_path)
+        yield Running(side=Side.discover(f"floor-{server}", base_url, app), pid=process.pid,
+                      about={"server": _shown(FLOOR_SERVERS[server](port))})
+    except BaseException:
+        print(f"--- peer floor ({server}) log (tail) ---\n{_tail(log_path)}", file=sys.stderr)
+        raise
+    finally:
+        _stop(process)
 
 
 @contextmanager

@@ -2,12 +2,16 @@
 gunicorn and node-oidc-provider (bench/peer/server.mjs), one call of each row, made by the bench's own
 client code, gets the answer the row counts (a whole flow down to userinfo, a rotated refresh token with
 an ID token, a redeemed code, an active token at introspection), and an answer that is not one is not
-counted. Slow: it starts both servers; it times nothing."""
+counted. The provider floor (bench/peer_floor.py, under gunicorn and under granian) is held to the same
+answers, and to the same refusals a provider owes: a code used twice, a refresh token two rotations
+old, a wrong client secret, a wrong PKCE verifier. Slow: it starts the four servers; it times nothing."""
 from __future__ import annotations
 
 import uuid
 from contextlib import ExitStack
+from dataclasses import replace
 
+import jwt
 import pytest
 import requests
 
@@ -15,14 +19,14 @@ from bench import peer_bench
 from bench.peer_client import OidcClient
 
 pytestmark = pytest.mark.slow
-SIDES = ("citylogin", "node")
+SIDES = ("citylogin", "node", *peer_bench.FLOORS)
 
 
 @pytest.fixture(scope="module")
 def sides(dynamodb_endpoint, tmp_path_factory):
     with ExitStack() as stack:
-        yield peer_bench.start_sides(stack, dynamodb_endpoint, tmp_path_factory.mktemp("peer"), {"threads": 1},
-                                     run=uuid.uuid4().hex[:6])
+        yield peer_bench.start_sides(stack, dynamodb_endpoint, tmp_path_factory.mktemp("peer"),
+                                     {"threads": 1, "codes_per_batch": 2}, run=uuid.uuid4().hex[:6], floor=True)
 
 
 def answers_of(client: OidcClient) -> list[requests.Response]:
@@ -58,7 +62,7 @@ def test_a_refresh_answers_an_id_token_and_a_new_refresh_token_that_works(sides,
 
 @pytest.mark.parametrize("name", SIDES)
 def test_codes_made_beforehand_are_redeemed_with_their_verifiers(sides, name):
-    client = sides[name].code[0]
+    client = sides[name].code[0][0]
     call = client.code_call(client.codes(2))
     seen = answers_of(client)
     assert call() is not None and call() is not None
@@ -81,10 +85,35 @@ def test_userinfo_introspection_and_discovery_answer_what_their_rows_count(sides
     assert reader.userinfo_call("not-a-token")() is None
 
 
-def test_a_row_alternates_both_servers_and_pools_each_side(sides):
+@pytest.mark.parametrize("name", SIDES)
+def test_a_threads_codes_are_made_by_its_people_in_turn_and_all_redeemed(sides, name):
+    (call,) = peer_bench._code_calls(sides[name], 4)
+    seen = answers_of(sides[name].code[0][0])
+    assert all(call() is not None for _ in range(4))
+    subjects = [jwt.decode(answer.json()["id_token"], options={"verify_signature": False})["sub"] for answer in seen]
+    assert len(subjects) == 4 and subjects[:2] == subjects[2:] and subjects[0] != subjects[1]
+
+
+@pytest.mark.parametrize("name", SIDES)
+def test_a_code_or_a_refresh_token_used_twice_is_refused_and_so_are_wrong_credentials(sides, name):
+    client = sides[name].code[0][0]
+    (code, pkce), (other, _), (third, third_pkce) = client.codes(3)
+    assert client.code_call([(code, pkce)])() is not None
+    assert client.code_call([(code, pkce)])() is None                # spent
+    assert client.code_call([(other, pkce)])() is None               # another code's verifier
+    refresh_token = client.redeem(third, third_pkce)["refresh_token"]
+    rotating = client.refresh_call(refresh_token)
+    assert rotating() is not None and rotating() is not None         # two rotations
+    assert client.refresh_call(refresh_token)() is None              # rotated away (past citylogin's retry grace)
+    wrong = OidcClient(replace(client.side, client_secret=client.side.client_secret + "x"))
+    assert wrong.introspection_call(sides[name].token.tokens()["access_token"])() is None
+
+
+def test_a_row_mirrors_the_servers_blocks_and_pools_each_side(sides):
     cfg = {**peer_bench.QUICK, "rounds": 1, "block_s": 0.2, "warmup_s": 0.1, "settle_s": 0.0}
     row = peer_bench.measure_row("discovery", sides, cfg)
-    assert set(row) == {"citylogin", "node", "ratio"}
+    assert set(row) == {*SIDES, "ratio", "floor_ratios", "citylogin_over_floor"}
+    assert set(row["floor_ratios"]) == set(peer_bench.FLOORS)
     for name in SIDES:
         assert row[name]["completed"] > 0 and row[name]["errors"] == 0
-        assert len(row[name]["blocks_per_server_cpu_second"]) == 2    # ABBA: two blocks each
+        assert len(row[name]["blocks_per_server_cpu_second"]) == 2    # A B C D D C B A: two blocks each
