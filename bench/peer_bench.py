@@ -46,6 +46,7 @@ from common.dynamodb_local import DynamoDBLocal  # noqa: E402
 ROWS = tuple(PEER_GOALS)  # refresh, code, flow, userinfo, introspection, discovery
 SIDES = ("citylogin", "node")
 FLOORS = tuple(f"floor-{server}" for server in FLOOR_SERVERS)  # bench/peer_floor.py, with --floor
+MIRRORED = {2: "ABBA", 4: "ABCDDCBA"}  # the blocks' order per round, by the number of servers
 QUICK = {"threads": 4, "rounds": 1, "block_s": 1.5, "codes_per_batch": 60, "code_batches": 2, "warmup_s": 0.5,
          "settle_s": 0.3}
 FULL = {"threads": 4, "rounds": 2, "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3, "warmup_s": 1.0,
@@ -272,13 +273,14 @@ def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
 def measure(sides: dict[str, Clients], cfg: dict) -> dict:
     rows = {}
     for row in ROWS:
-        log(f"{row}: {cfg['rounds']} x ABBA, {cfg['threads']} threads")
+        log(f"{row}: {cfg['rounds']} x {len(sides)} servers' blocks, mirrored, {cfg['threads']} threads")
         rows[row] = measure_row(row, sides, cfg)
     about = sides["node"].running.about
     method = {"node": about.get("node"), "oidc_provider": about.get("oidc-provider"),
               "citylogin_server": sides["citylogin"].running.about.get("server"),
               "floors": {name: sides[name].running.about.get("server") for name in sides if name in FLOORS},
-              "configuration": CONFIGURATION, "threads": cfg["threads"], "rounds": cfg["rounds"], "order": "ABBA",
+              "configuration": CONFIGURATION, "threads": cfg["threads"], "rounds": cfg["rounds"],
+              "order": MIRRORED[len(sides)],
               "block_s": cfg["block_s"], "codes_per_batch": cfg["codes_per_batch"],
               "code_batches": cfg["code_batches"]}
     return {"peer": {"method": method, "rows": rows}}

@@ -47,6 +47,13 @@ PEER_FIGURE = "peer: {row}, citylogin / node-oidc-provider, requests per server 
 PEER_HEADER = ("| row | CPU ms per request, citylogin | CPU ms per request, node | requests per CPU s, citylogin "
                "| requests per CPU s, node | p50 ms, citylogin | p50 ms, node | citylogin / node | goal | status |")
 PEER_SIDE_KEPT = ("cpu_ms_per_request", "per_server_cpu_second", "p50_ms", "completed", "errors")
+# bench/peer_bench.py --floor: the provider floor under each server (bench/peer_floor.py), and its ratios
+PEER_FLOORS = ("floor-gunicorn", "floor-granian")
+PEER_SIDES = ("citylogin", "node", *PEER_FLOORS)
+PEER_FLOOR_KEPT = ("floor_ratios", "citylogin_over_floor")
+PEER_FLOOR_HEADER = ("| row | CPU ms per request, floor under citylogin's worker | CPU ms per request, floor under "
+                     "granian | floor under citylogin's worker / node | floor under granian / node | citylogin / "
+                     "floor under citylogin's worker | goal (citylogin / node) |")
 STATUSES = {"MET", "MISSED", "info", "n/a"}
 ROW_KEYS = ("figure", "value", "unit", "goal", "status")
 KEPT = ("source", "command", "when", "mode", "runs")
@@ -140,8 +147,8 @@ def peer_summary(results: dict) -> dict | None:
     if not parts:
         return None
     return {"method": parts[0]["method"],
-            "runs": [{row: {"ratio": at.get("ratio"),
-                            **{side: {k: at[side].get(k) for k in PEER_SIDE_KEPT} for side in ("citylogin", "node")}}
+            "runs": [{row: {**{key: at[key] for key in PEER_FLOOR_KEPT if key in at}, "ratio": at.get("ratio"),
+                            **{side: {k: at[side].get(k) for k in PEER_SIDE_KEPT} for side in PEER_SIDES if side in at}}
                       for row, at in part["rows"].items()} for part in parts]}
 
 
@@ -218,6 +225,7 @@ def render_peer_table(name: str, published: dict) -> str:
     peer, method = published["peer"], published["peer"]["method"]
     runs, when = peer["runs"], str(published["when"])[:16].replace("T", " ")
     machine = _machine(published)
+    order = "ABCDDCBA" if method.get("floors") else method.get("order", "ABBA")
     head = "\n".join([
         f"From `{name}`, measured by `{published.get('command') or published['source']}`: "
         f"{published.get('mode') or 'full'} mode, {when} UTC{', ' + machine if machine else ''}.", "",
@@ -225,8 +233,9 @@ def render_peer_table(name: str, published: dict) -> str:
         f"not counted; node-oidc-provider {method.get('oidc_provider')} on Node {method.get('node')} "
         f"(`bench/peer/server.mjs`), one process with its memory store.",
         *([f"- {method['configuration']}."] if method.get("configuration") else []),
-        f"- Each row ran in blocks alternating between the two servers, {method.get('rounds')} × "
-        f"{method.get('order', 'ABBA')}, closed loop with {method.get('threads')} threads on keep-alive "
+        f"- Each row ran in blocks alternating between the {'four' if method.get('floors') else 'two'} servers, "
+        f"{method.get('rounds')} × "
+        f"{order}, closed loop with {method.get('threads')} threads on keep-alive "
         f"connections, {method.get('block_s', 0):g} s a block (`code`: {method.get('code_batches')} batches "
         f"a block, each of {method.get('codes_per_batch')} codes made just before it, the CPU counted over the "
         f"redemptions).",
@@ -246,7 +255,39 @@ def render_peer_table(name: str, published: dict) -> str:
         ratio = _median([run[row].get("ratio") for run in runs if row in run])
         lines.append(f"| {row} | {' | '.join(cells)} | {_number(ratio)}× | {goal.get('goal', '')} "
                      f"| {goal.get('status', '')} |")
+    if any("floor_ratios" in at for at in runs[0].values()):
+        lines += ["", *render_floor_table(peer, goals)]
     return "\n".join(lines)
+
+
+def _median_at(runs: list[dict], row: str, *path: str) -> float | None:
+    """The median over the runs of one figure of `row`, found by `path`."""
+    values = []
+    for run in runs:
+        at = run.get(row, {})
+        for key in path:
+            at = at.get(key) if isinstance(at, dict) else None
+        values.append(at)
+    return _median(values)
+
+
+def render_floor_table(peer: dict, goals: dict[str, dict]) -> list[str]:
+    """With the provider floor measured: its CPU per request under each server, its ratio to node (the most
+    any change to citylogin's own code could reach under that server) and citylogin's to it."""
+    runs, method = peer["runs"], peer["method"]
+    servers = method.get("floors") or {}
+    lines = ["The provider floor (`bench/peer_floor.py`) ran beside them, in the same mirrored blocks: the least "
+             "an OpenID Provider does on citylogin's stack to give these answers (Python, Flask, DynamoDB through "
+             "citylogin's own client), under citylogin's worker (`" + str(servers.get("floor-gunicorn")) + "`) and "
+             "under granian (`" + str(servers.get("floor-granian")) + "`), which keeps none of the worker's "
+             "protections. Its ratio to node-oidc-provider is the most citylogin could reach under that server.",
+             "", PEER_FLOOR_HEADER, "|---|---|---|---|---|---|---|"]
+    for row in runs[0]:
+        cells = [_number(_median_at(runs, row, side, "cpu_ms_per_request")) for side in PEER_FLOORS]
+        cells += [_number(_median_at(runs, row, "floor_ratios", side)) + "×" for side in PEER_FLOORS]
+        cells.append(_number(_median_at(runs, row, "citylogin_over_floor")) + "×")
+        lines.append(f"| {row} | {' | '.join(cells)} | {goals.get(PEER_FIGURE.format(row=row), {}).get('goal', '')} |")
+    return lines
 
 
 def render_peer(files: list[tuple[str, dict]]) -> str:

@@ -68,6 +68,26 @@ def test_the_peer_table_shows_each_side_s_median_the_ratio_and_whether_every_run
     assert "| userinfo | 3.00 | 3.20 | 333 | 312 | 6.00 | 6.40 | 1.10× | >= 0.6 | MET |" in table
 
 
+def test_with_the_provider_floor_the_peer_table_is_followed_by_the_floor_s_own():
+    def with_floor(run: dict, ratio: float) -> dict:
+        for at in run["peer"]["rows"].values():
+            at["floor-gunicorn"] = {**at["node"], "cpu_ms_per_request": 1.5}
+            at["floor-granian"] = {**at["node"], "cpu_ms_per_request": 1.0}
+            at["floor_ratios"] = {"floor-gunicorn": ratio, "floor-granian": 2 * ratio}
+            at["citylogin_over_floor"] = ratio / 2
+        run["peer"]["method"]["floors"] = {"floor-gunicorn": "gunicorn --worker-class w", "floor-granian": "granian"}
+        return run
+    runs = [with_floor(_peer_run(0.4, 3.0, 1.0), 0.6), with_floor(_peer_run(0.4, 3.0, 1.0), 0.8)]
+    published = publish.extract(_peer_results(runs), source="x", command="y")
+    assert published["peer"]["runs"][1]["code"]["floor-granian"]["cpu_ms_per_request"] == 1.0
+    table = publish.render_peer_table("bench/published/peer.json", published)
+    assert "under citylogin's worker (`gunicorn --worker-class w`)" in table
+    assert "| refresh | 1.50 | 1.00 | 0.70× | 1.40× | 0.35× | >= 1 |" in table
+    figures = {row["figure"]: row for row in published["goals"]}
+    floor_row = figures[goals.PEER_FLOOR_FIGURE.format(row="code", floor="floor-granian")]
+    assert floor_row["status"] == "info" and floor_row["runs"] == [1.2, 1.6]
+
+
 def test_the_page_gets_both_parts_and_says_so_when_no_peer_figures_are_published(tmp_path):
     page = "\n".join(["# Performance", publish.START, "old", publish.END, "## Peer", publish.PEER_START, "old",
                       publish.PEER_END, ""])
