@@ -14,7 +14,10 @@ N functions with the most samples, each with its share of the samples that inclu
 was running itself. (cProfile would inflate pure-Python calls against C ones many times over: PyJWT's
 check of each character of a token looked like half of introspection under it.)
 
-Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's).
+Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's), and
+login (POST /login/challenge, then POST /login/, by 8 accounts in turn: the request thread's CPU, which leaves
+out the Argon2id hash, run on a hash slot's own thread, common/hash_slots.py; the device's signature, made
+by the bench, is in it, about 0.04 ms).
 bench/ copied into an older checkout gives its "before" figures, as for run_bench.py.
 """
 from __future__ import annotations
@@ -44,9 +47,11 @@ from bench.servers import VENV_BIN, app_environment, gunicorn_app, run_init  # n
 import requests  # noqa: E402
 
 from citylogin.client import Client  # noqa: E402
+from citylogin.client_keys import sign_challenge  # noqa: E402
 from common.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
 
-ROWS = ("discovery", "userinfo", "introspection", "refresh", "code")
+ROWS = ("discovery", "userinfo", "introspection", "refresh", "code", "login")
+LOGIN_PEOPLE = 8  # the login row's accounts, each logging in again in turn (force policy: no 409)
 REDIRECT = "https://bench.example/callback"
 PASSWORD = "Bench-" + secrets.token_hex(8)
 WARM_UP = 30
@@ -82,6 +87,15 @@ def _signed_in(base_url: str, name: str) -> Client:
     return device
 
 
+def _login(client: Any, device: Client) -> Any:
+    """The challenge, then POST /login/ with the password and the device's signature over it."""
+    challenge = client.post("/login/challenge").get_json()["challenge"]
+    keys = device.key_file
+    return client.post("/login/", json={"username": keys.username, "password": PASSWORD,
+                                        "client_cert": keys.client_cert_b64(), "challenge": challenge,
+                                        "signature": sign_challenge(keys.private_key(), challenge)})
+
+
 def _set_up(stack: ExitStack, work: Path, row: str,
             requests_n: int) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
     """The environment of the tables, the app, and what the row needs (tokens, codes)."""
@@ -104,12 +118,14 @@ def _set_up(stack: ExitStack, work: Path, row: str,
         tokens = http.post(server.base_url + "/oidc/token", headers={"Authorization": _basic(app)}, data={
             "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
             timeout=30).json()
-    return env, {"tokens": tokens, "codes": codes}, app
+        people = [_signed_in(server.base_url, f"login{k}") for k in range(LOGIN_PEOPLE if row == "login" else 0)]
+    return env, {"tokens": tokens, "codes": codes, "people": people}, app
 
 
 def _requests(client: Any, row: str, held: dict[str, Any], app: dict[str, str]) -> Callable[[], None]:
     basic = {"Authorization": _basic(app)}
     refresh_token = [held["tokens"]["refresh_token"]]
+    turn = [0]
 
     def one() -> None:
         if row == "discovery":
@@ -122,6 +138,9 @@ def _requests(client: Any, row: str, held: dict[str, Any], app: dict[str, str]) 
             answer = client.post("/oidc/token", headers=basic,
                                  data={"grant_type": "refresh_token", "refresh_token": refresh_token[0]})
             refresh_token[0] = answer.get_json()["refresh_token"]
+        elif row == "login":
+            answer = _login(client, held["people"][turn[0] % LOGIN_PEOPLE])
+            turn[0] += 1
         else:
             code, verifier = held["codes"].pop()
             answer = client.post("/oidc/token", headers=basic, data={
