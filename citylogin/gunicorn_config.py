@@ -9,6 +9,12 @@ import os
 worker_class = "citylogin.gunicorn_worker.ThreadWorker"
 workers = 2
 threads = 64
+# An idle kept-alive connection stays open 75 s (gunicorn's default is 2 s): longer than the idle timeout
+# of the proxies in front (nginx's upstream keepalive_timeout and AWS load balancers, 60 s), so that the
+# proxy, not citylogin, ends an idle connection. The other way round, a request the proxy sends as
+# citylogin closes the connection is lost (a reset, a 502 for a POST). An idle connection holds no
+# thread (citylogin's worker waits for it in its event loop); at a stop it is closed within 2 s.
+keepalive = 75
 # citylogin writes its own access line (URL rule, status, latency, X-Request-ID); gunicorn's
 # would carry the query string, and with it the event stream's ?access_token=.
 accesslog = None
@@ -49,5 +55,5 @@ def child_exit(server, worker) -> None:
 
 # What `citylogin serve` takes, by gunicorn's names: all of the above but on_starting, whose checks
 # serve makes itself, with the DynamoDB Local and the address it runs with.
-SERVE_SETTINGS = {"worker_class": worker_class, "workers": workers, "threads": threads, "accesslog": accesslog,
-                  "child_exit": child_exit}
+SERVE_SETTINGS = {"worker_class": worker_class, "workers": workers, "threads": threads, "keepalive": keepalive,
+                  "accesslog": accesslog, "child_exit": child_exit}

@@ -21,6 +21,7 @@ serves them (citylogin runs behind a proxy that terminates TLS)."""
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import re
 import resource
@@ -176,6 +177,17 @@ def _chunked_end(data: bytearray, at: int) -> bool:
         at += length + 2
         if at > len(data):
             return False
+
+
+def _readable_now(sock: socket.socket) -> bool:
+    """Whether bytes (or the client's end) are waiting on `sock`, without waiting. poll(), not
+    select(): the worker's descriptors go past select's 1,024."""
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # closed meanwhile: nothing to serve
+        return False
 
 
 def _raise_open_files_limit() -> None:
@@ -345,6 +357,19 @@ class ThreadWorker(gthread.ThreadWorker):
             client.sendall(_problem(status, code))
         except OSError:
             pass
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        """gunicorn's, except that a kept-alive connection whose next request has come since the loop
+        last looked is served, not closed: closing a socket with unread bytes in it resets the
+        connection (RST), and the client loses a request it sent before the keep-alive timeout ended
+        for the server (the keep-alive race; a client cannot tell it from a crash, so it must not
+        retry a POST). A connection found readable goes the way of any readable one."""
+        if not force:
+            now = time.monotonic()
+            for conn in list(itertools.takewhile(lambda kept: kept.timeout <= now, self.keepalived_conns)):
+                if _readable_now(conn.sock):
+                    self.on_client_socket_readable(conn, conn.sock)
+        super().murder_keepalived(force)
 
     def murder_pending(self) -> None:
         super().murder_pending()

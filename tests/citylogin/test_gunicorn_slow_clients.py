@@ -2,22 +2,25 @@
 64 threads) against the flood of issue 16 item 1: 500 idle event streams with one user's access
 token and 300 sockets that trickle their headers. /healthz keeps answering within a second, the
 streams beyond the per-user cap end with `stream_replaced`, and the slow sockets are cut with 408
-at CITYLOGIN_REQUEST_READ_TIMEOUT."""
+at CITYLOGIN_REQUEST_READ_TIMEOUT. And the keep-alive race: a kept-alive connection outlasts a proxy's
+idle timeout, and one whose next request came as its timeout ended is served, not reset."""
 from __future__ import annotations
 
 import json
 import os
 import select
+import selectors
 import socket
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from citylogin.gunicorn_worker import MAX_BODY_BYTES as WORKER_BODY_LIMIT
+from citylogin.gunicorn_worker import MAX_BODY_BYTES as WORKER_BODY_LIMIT, ThreadWorker
 from common.app_factory import MAX_BODY_BYTES
 from common.config import Settings
 from tests.conftest import FAST_ARGON2, config_env
@@ -219,6 +222,70 @@ def test_what_the_parser_refuses_is_a_problem_document(shipped, request_bytes):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: application/problem+json" in head
     assert json.loads(body)["code"] == "bad_request"
+
+
+def test_a_kept_alive_connection_idle_past_gunicorns_default_still_carries_the_next_request(shipped):
+    url, address = shipped
+    request = f"GET /healthz HTTP/1.1\r\nHost: {address[0]}\r\n\r\n".encode()
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(request)
+        first = read_one_answer(sock)
+        time.sleep(3)  # past gunicorn's own 2 s; the shipped 75 s outlasts a proxy's 60 s
+        sock.sendall(request)
+        assert first.startswith(b"HTTP/1.1 200") and read_one_answer(sock).startswith(b"HTTP/1.1 200")
+
+
+def read_one_answer(sock: socket.socket) -> bytes:
+    """One answer with a Content-Length body, read whole from a blocking socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536) or pytest.fail(f"closed after {data!r}")
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        body += sock.recv(65536) or pytest.fail("closed in the body")
+    return head + b"\r\n\r\n" + body
+
+
+class KeptAlive:
+    """What gunicorn keeps of a kept-alive connection: its socket, its deadline, its close."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock, self.timeout, self.closed = sock, timeout, False
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+def test_an_expired_kept_alive_connection_whose_next_request_came_is_served_not_reset():
+    """The keep-alive race: the loop finds a connection's keep-alive timeout over, but its next request
+    arrived since it last looked. Closing it would reset the connection and lose that request; it is
+    served. An idle one is closed as before (a real worker's method on real sockets and a real poller)."""
+    worker = ThreadWorker.__new__(ThreadWorker)  # the loop's state alone: no process, no threads
+    worker.poller, worker.keepalived_conns, worker.nr_conns = selectors.DefaultSelector(), deque(), 3
+    served: list = []
+    worker.enqueue_req = served.append
+    pairs = [socket.socketpair() for _ in range(3)]
+    expired, later = time.monotonic() - 1, time.monotonic() + 3600
+    deadlines = (expired, expired, later)
+    waiting, idle, current = (KeptAlive(ours, at) for (ours, _), at in zip(pairs, deadlines, strict=True))
+    for conn in (waiting, idle, current):
+        conn.sock.setblocking(False)
+        worker.keepalived_conns.append(conn)
+        worker.poller.register(conn.sock, selectors.EVENT_READ, None)
+    pairs[0][1].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # the request that came just now
+    try:
+        worker.murder_keepalived()
+        assert served == [waiting] and not waiting.closed                   # served, not reset
+        assert idle.closed and list(worker.keepalived_conns) == [current]   # closed as gunicorn closes it
+        assert worker.nr_conns == 2 and not current.closed
+    finally:
+        worker.poller.close()
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
 
 
 def test_pipelined_requests_on_one_connection_are_all_answered(shipped):

@@ -46,6 +46,7 @@ def test_serve_runs_gunicorn_with_the_settings_production_runs_with():
     assert cfg.worker_class_str == "citylogin.gunicorn_worker.ThreadWorker"
     assert (cfg.threads, cfg.workers, cfg.accesslog, cfg.bind) == (64, 3, None, ["127.0.0.1:5000"])
     assert cfg.loglevel == "info"
+    assert cfg.keepalive == gunicorn_config.keepalive > 60  # past the proxies' idle timeouts: they close first
     assert cfg.child_exit is gunicorn_config.child_exit  # /metrics forgets a dead worker's streams
     assert cfg.on_starting is not gunicorn_config.on_starting  # serve checks the start itself, with its settings
     assert cfg.settings["control_socket_disable"].get()  # two serves would take one socket path from each other
