@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from common import mail_settings
+
 ENV_PREFIX = "CITYLOGIN_"
 # Where `citylogin serve` puts the web UI by default: the link target of development processes on a
 # local engine (standalone services, tests) that are not told CITYLOGIN_PUBLIC_URL.
@@ -48,6 +50,13 @@ class NotifierBackend(str, Enum):
     CONSOLE = "console"
     SES = "ses"
     SNS = "sns"
+    SMTP = "smtp"
+
+
+class SmtpSecurity(str, Enum):
+    STARTTLS = "starttls"  # plain connection upgraded by STARTTLS before anything is sent (port 587)
+    TLS = "tls"            # TLS from the first byte (port 465)
+    NONE = "none"          # no encryption: only to a server on this machine
 
 
 class LogFormat(str, Enum):
@@ -194,6 +203,17 @@ class Settings(BaseModel):
     notifier_endpoint_url: str | None = None  # SES's or SNS's endpoint, if not AWS's own for the region
     notify_timeout: float = Field(default=5.0, gt=0, le=60)  # connect and read, each attempt
     notify_attempts: int = Field(default=3, ge=1, le=10)
+    # SMTP (CITYLOGIN_NOTIFIER=smtp): the server, how the connection is secured, who logs in
+    # (the password inline or in a file read at each connection, so a rotated secret is picked up),
+    # the From address and the CA that signs the server's certificate if the system's store does not
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # None: 587, 465 with tls, 25 with none
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
+    smtp_sender: str | None = None
+    smtp_ca_file: Path | None = None
     # links in messages and QR codes: <public_url>/#verify=<token> (SPEC §4); None: `citylogin serve`
     # derives it from what it binds; required under gunicorn and against Amazon DynamoDB
     # (common.app_factory.with_public_url)
@@ -230,6 +250,42 @@ class Settings(BaseModel):
     def _argon2_parameter_sets(cls, value: str) -> str:
         parse_argon2_parameter_sets(value)
         return value
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _smtp_host_name(cls, value: str | None) -> str | None:
+        return None if value is None else mail_settings.check_host(value)
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _sender_address(cls, value: str | None) -> str | None:
+        return None if value is None else mail_settings.check_sender(value)
+
+    @field_validator("smtp_password_file")
+    @classmethod
+    def _readable_password(cls, value: Path | None) -> Path | None:
+        return None if value is None else mail_settings.check_secret_file(value)
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _certificates(cls, value: Path | None) -> Path | None:
+        return None if value is None else mail_settings.check_ca_file(value)
+
+    @model_validator(mode="after")
+    def _smtp_settings_agree(self) -> Settings:
+        problems = mail_settings.smtp_problems(
+            smtp=self.notifier is NotifierBackend.SMTP, host=self.smtp_host, local_hosts=LOCAL_HOSTS,
+            plain=self.smtp_security is SmtpSecurity.NONE, user=self.smtp_user,
+            password=self.smtp_password is not None, password_file=self.smtp_password_file is not None,
+            sender=self.smtp_sender)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or {SmtpSecurity.STARTTLS: 587, SmtpSecurity.TLS: 465,
+                                  SmtpSecurity.NONE: 25}[self.smtp_security]
 
     @property
     def argon2_legacy(self) -> list[tuple[int, int, int]]:
@@ -329,6 +385,8 @@ def load_settings(test_config: Mapping[str, Any] | None = None,
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{env_name(field)}: {err['msg']}")
+            if not err["loc"]:  # a rule between settings: its message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            problems.append(f"{env_name(str(err['loc'][0]))}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

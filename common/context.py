@@ -14,7 +14,7 @@ from flask import current_app
 
 from common import dynamo
 from common.certificates import CertificateAuthority, certificate_fingerprint
-from common.config import ConfigError, Settings, env_name
+from common.config import ConfigError, NotifierBackend, Settings, env_name
 from common.crypto import PasswordHasher
 from common.hash_slots import QUEUE_PER_SLOT, HashSlots, default_slots
 from common.jwt_keys import JwtKeyRing, ParsedSigningKeys
@@ -27,6 +27,7 @@ from common.password_parameter_store import PasswordParameterStore
 from common.password_parameters import PasswordParameters, PasswordsAndRingRefresher
 from common.ring_reader import RefreshSecrets, RingReader
 from common.ring_refresher import KeyRingRefresher
+from common.smtp_mail import smtp_server
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -178,7 +179,8 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
         notifier=make_notifier(backend=settings.notifier.value, region=settings.aws_region,
                                ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn,
                                endpoint_url=settings.notifier_endpoint_url, timeout=settings.notify_timeout,
-                               attempts=settings.notify_attempts),
+                               attempts=settings.notify_attempts,
+                               smtp=smtp_server(settings) if settings.notifier is NotifierBackend.SMTP else None),
     )
 
 

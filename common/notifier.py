@@ -1,6 +1,6 @@
-"""Notifications of SPEC §7: console (default), Amazon SES or Amazon SNS.
+"""Notifications of SPEC §7: console (default), Amazon SES, Amazon SNS or mail over SMTP.
 
-A failure to notify is logged and never fails the request. SES and SNS are sent off the request
+A failure to notify is logged and never fails the request. SES, SNS and SMTP are sent off the request
 path, from the notifier's own few threads, with short timeouts and a few retries with backoff, so
 a slow or unreachable mail service never stalls a login."""
 from __future__ import annotations
@@ -12,12 +12,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Callable, Protocol
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common import i18n
+from common.smtp_mail import SmtpBackend, SmtpServer, smtp_failure, smtp_transient
 
 log = logging.getLogger("citylogin.notify")
 
@@ -116,10 +117,15 @@ BACKOFF_SECONDS = 0.5  # before the 2nd attempt; doubled (with jitter) before ea
 
 class Notifier:
     """Sends through one back end and swallows (but logs) its failures. A remote back end (SES,
-    SNS) is sent in the background, `attempts` times at most, with backoff between attempts."""
+    SNS, SMTP) is sent in the background, `attempts` times at most, with backoff between attempts
+    while `transient` says another attempt may succeed; `describe` says what failed in the log."""
 
-    def __init__(self, backend: Backend, *, attempts: int = 3) -> None:
+    def __init__(self, backend: Backend, *, attempts: int = 3,
+                 transient: Callable[[Exception], bool] | None = None,
+                 describe: Callable[[Exception], str] | None = None) -> None:
         self.backend, self.attempts = backend, attempts
+        self._transient = transient or _transient
+        self._describe = describe or _type_name
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
         self._changed = threading.Condition()
@@ -155,10 +161,10 @@ class Notifier:
                 self.backend.send(message)
                 return
             except (BotoCoreError, ClientError, OSError) as exc:
-                if attempt >= attempts or not _transient(exc):
+                if attempt >= attempts or not self._transient(exc):
                     # Never the address, the subject or the body: a body may hold a link's one-time token.
                     log.warning("notification %s for user %s failed after %d attempt(s): %s", message.event,
-                                message.user_uuid, attempt, type(exc).__name__)
+                                message.user_uuid, attempt, self._describe(exc))
                     return
             time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.8, 1.2))
 
@@ -182,6 +188,10 @@ def _transient(exc: Exception) -> bool:
     return status >= 500 or status == 429 or "Throttl" in exc.response.get("Error", {}).get("Code", "")
 
 
+def _type_name(exc: Exception) -> str:
+    return type(exc).__name__
+
+
 def _aws_config(timeout: float) -> Config:
     # One attempt per botocore call: the notifier retries, with its own backoff, off the request path.
     return Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
@@ -189,8 +199,13 @@ def _aws_config(timeout: float) -> Config:
 
 def make_notifier(*, backend: str, region: str, ses_sender: str | None = None,
                   sns_topic_arn: str | None = None, boto_session=None, endpoint_url: str | None = None,
-                  timeout: float = 5.0, attempts: int = 3) -> Notifier:
-    """`endpoint_url`: another SES or SNS endpoint than AWS's (a local stand-in, a VPC endpoint)."""
+                  timeout: float = 5.0, attempts: int = 3, smtp: SmtpServer | None = None) -> Notifier:
+    """`endpoint_url`: another SES or SNS endpoint than AWS's (a local stand-in, a VPC endpoint);
+    `smtp`: the server of the smtp back end."""
+    if backend == "smtp":
+        if smtp is None:
+            raise ValueError("CITYLOGIN_SMTP_HOST is required when CITYLOGIN_NOTIFIER=smtp")
+        return Notifier(SmtpBackend(smtp), attempts=attempts, transient=smtp_transient, describe=smtp_failure)
     import boto3
     session = boto_session or boto3.session.Session()
     if backend not in ("ses", "sns"):
