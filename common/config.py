@@ -235,7 +235,10 @@ class Settings(BaseModel):
     def _create_tables_from_endpoint(cls, values: Any) -> Any:
         # A local engine is a developer's: create what is missing. Amazon DynamoDB: `citylogin init` does.
         if isinstance(values, dict) and values.get("create_tables") is None:
-            local = is_local_dynamodb(values.get("dynamodb_endpoint_url"), values.get("dynamodb_local"))
+            try:
+                local = is_local_dynamodb(values.get("dynamodb_endpoint_url"), values.get("dynamodb_local"))
+            except ValidationError:  # not a bool: the field's own check names CITYLOGIN_DYNAMODB_LOCAL
+                return values
             values = {**values, "create_tables": local}
         return values
 

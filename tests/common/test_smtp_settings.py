@@ -72,6 +72,8 @@ def test_no_encryption_is_refused_to_a_server_off_this_machine():
     ({"smtp_user": "mailer", "smtp_password_file": "/nonexistent/smtp-password"}, "CITYLOGIN_SMTP_PASSWORD_FILE"),
     ({"smtp_ca_file": "/nonexistent/ca.pem"}, "CITYLOGIN_SMTP_CA_FILE"),
     ({"notify_timeout": "0"}, "CITYLOGIN_NOTIFY_TIMEOUT"),
+    # a rule between settings names its variables too, and one that reads another's value does
+    ({"dynamodb_endpoint_url": "http://db.example:8000", "dynamodb_local": "maybe"}, "CITYLOGIN_DYNAMODB_LOCAL"),
 ])
 def test_a_bad_value_is_refused_naming_its_variable(variables, named):
     assert named in refusal(**variables)
