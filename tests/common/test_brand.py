@@ -13,7 +13,8 @@ from common import i18n
 from common.brand import DEFAULT_BRAND, load_brand, using
 from common.config import ConfigError, load_settings
 
-SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle cx="20" cy="20" r="18" fill="#0b7a5a"/></svg>'
+SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
+       b'<circle cx="20" cy="20" r="18" fill="#0b7a5a"/></svg>')
 
 
 def png_bytes() -> bytes:
@@ -115,7 +116,7 @@ MALFORMED = {
                                "no script"),
     "svg logo with an entity": ("logo.svg", b'<!DOCTYPE svg [<!ENTITY a "aa">]><svg xmlns="http://www.w3.org/2000/svg"/>',
                                 "DOCTYPE"),
-    "texts key not in the catalogue": ("texts/en.json", b'{"mail.welcome.subject": "Hi"}', "not a key of the catalogue"),
+    "texts key not in the catalogue": ("texts/en.json", b'{"mail.welcome.subject": "Hi"}', "not a key of"),
     "texts with other placeholders": ("texts/en.json", b'{"mail.verify_email.body": "Open {url}"}', "placeholders"),
     "texts with a stray brace": ("texts/ja.json", '{"page.home": "ホーム {"}'.encode(), "placeholders"),
     "texts of an unknown language": ("texts/fr.json", b'{"page.home": "Accueil"}', "not a texts file"),
