@@ -83,10 +83,10 @@ def test_the_sign_in_screens_show_the_brand(make_server, new_device, brand_dir, 
     expect(page.locator("#login-form h1")).to_have_text(TEXTS[locale]["web.login.title"])
     assert accent_of(page, "#login-form button[type=submit]") == ACCENT
     expect_branded(page)
-    if (locale, size) == ("en", "desktop"):
-        shot = screenshot(page, "branded-sign-in")
-        if os.environ.get("DOCS_IMAGES"):
-            shutil.copyfile(shot, DOCS_IMAGE)
+    guide = (locale, size) == ("en", "desktop")           # the guide's picture
+    shot = screenshot(page, "branded-sign-in" if guide else f"branded-sign-in-{locale}-{size}")
+    if guide and os.environ.get("DOCS_IMAGES"):
+        shutil.copyfile(shot, DOCS_IMAGE)
     for panel in ("register", "pair", "login"):
         device.go(panel)
         expect(page.locator(f"#{panel}-form")).to_be_visible()
@@ -156,7 +156,7 @@ def test_registration_mail_consent_logout_and_error_pages_show_the_brand(make_se
 
 
 @pytest.mark.parametrize(("locale", "size"), EVERY)
-def test_the_console_shows_the_brand(make_server, new_device, brand_dir, locale, size):
+def test_the_console_shows_the_brand(make_server, new_device, brand_dir, screenshot, locale, size):
     url, ctx = make_server(brand_dir=str(brand_dir))
     device = new_device(url, viewport=VIEWPORTS[size], locale=BROWSER_LOCALES[locale]).open()
     username = unique_name("op")
@@ -171,6 +171,7 @@ def test_the_console_shows_the_brand(make_server, new_device, brand_dir, locale,
     expect_brand_header(page, title[locale])
     assert accent_of(page, "#search-form button[type=submit]") == ACCENT
     expect_branded(page)
+    screenshot(page, f"branded-console-{locale}-{size}")
 
 
 def test_an_unbranded_app_beside_a_branded_one_stays_as_it_was(make_server, new_device, brand_dir):
