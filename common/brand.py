@@ -54,6 +54,13 @@ LOGO_RULE = (".brand-logo { height: 1.75em; width: auto; max-width: 10rem; verti
              " margin-right: 0.4em; }")
 
 
+# app.css's few shades of its blue that are not custom properties, made of the brand's accent instead.
+ACCENT_RULES = ("button.secondary { border-color: color-mix(in srgb, var(--accent) 35%, #fff); }\n"
+                ":focus-visible { outline-color: color-mix(in srgb, var(--accent) 55%, #fff); }\n"
+                "tr.current td, table.stack tr.current {"
+                " background: color-mix(in srgb, var(--accent-soft) 45%, #fff); }")
+
+
 class BrandFileError(ValueError):
     """A brand file is malformed; the message says what is wrong in it."""
 
@@ -119,6 +126,7 @@ class Brand:
         lines = ["/* The deployment's brand (CITYLOGIN_BRAND_DIR), after app.css. */"]
         if self.colors:
             lines.append(":root { " + " ".join(f"--{name}: {value};" for name, value in self.colors) + " }")
+            lines.append(ACCENT_RULES)
         if self.logo is not None:
             lines.append(LOGO_RULE)
         return ("\n".join(lines) + "\n").encode()
