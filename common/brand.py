@@ -184,7 +184,8 @@ def _read_folder(directory: Path) -> dict[str, Any]:
         return {}
     values: dict[str, Any] = {}
     for path in sorted(directory.iterdir()):
-        if path.name not in KNOWN:
+        # A hidden name is the system's, not the operator's: a Kubernetes volume's ..data, a .DS_Store.
+        if path.name not in KNOWN and not path.name.startswith("."):
             _refused(path, f"not a brand file: the folder holds {', '.join(KNOWN)}")
     settings = _part(directory / "brand.json", read_settings)
     values.update(settings or {})

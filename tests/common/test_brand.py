@@ -156,7 +156,8 @@ def test_a_brand_folder_that_is_missing_is_one_error_and_the_default(tmp_path, c
 
 def test_a_folder_with_only_some_files_is_no_fault(tmp_path, caplog):
     folder = tmp_path / "brand"
-    folder.mkdir()
+    (folder / "..2026_11_26").mkdir(parents=True)       # a Kubernetes ConfigMap volume's own entries
+    (folder / "..data").symlink_to(folder / "..2026_11_26")
     (folder / "logo.svg").write_bytes(SVG)
     with caplog.at_level(logging.ERROR, logger="citylogin.brand"):
         brand = load_brand(folder)
