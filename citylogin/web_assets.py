@@ -50,7 +50,6 @@ PAGES = ("index.html", "admin.html")
 # A module script needs a JavaScript type (RFC 9239); the declaration file is TypeScript source.
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json", ".html": "text/html",
              ".svg": "image/svg+xml", ".png": "image/png", ".ts": "application/typescript"}
-BRAND_STYLESHEET = STYLESHEET_URL
 BRAND_LOGO = "/web/brand-logo"          # + .svg or .png
 # Where a branded page puts the brand: its stylesheet after the page's last one, its logo in the header
 # (before the name) and as the page's icon, its name in the <noscript> text.
@@ -152,6 +151,7 @@ def catalogue_url(locale: str, *, console: bool = False) -> str:
 
 
 def brand_logo_url(brand: Brand) -> str | None:
+    """The logo's plain address (its page rewrites it to the fingerprinted one), if the brand has one."""
     return f"{BRAND_LOGO}{Path(brand.logo.file_name).suffix}" if brand.logo else None
 
 
@@ -164,7 +164,7 @@ def _files(brand: Brand) -> Iterable[tuple[str, bytes]]:
         for console in (False, True):
             yield catalogue_url(locale, console=console), web_catalogue(locale, console=console, brand=brand)
     if brand.stylesheet is not None:
-        yield BRAND_STYLESHEET, brand.stylesheet
+        yield STYLESHEET_URL, brand.stylesheet
     if brand.logo is not None:
         yield f"{BRAND_LOGO}{Path(brand.logo.file_name).suffix}", brand.logo.body
 
@@ -177,7 +177,7 @@ def branded_html(html: str, brand: Brand) -> str:
     html = NOSCRIPT.sub(lambda m: PRODUCT_NAME.sub(lambda _: escape(brand.name), m[0]), html)
     if brand.stylesheet is not None:
         last = list(STYLESHEET.finditer(html))[-1]
-        link = f'{last["indent"]}<link rel="stylesheet" href="{BRAND_STYLESHEET}">\n'
+        link = f'{last["indent"]}<link rel="stylesheet" href="{STYLESHEET_URL}">\n'
         html = html[:last.end()] + link + html[last.end():]
     logo = brand_logo_url(brand)
     if logo is not None:
