@@ -24,6 +24,7 @@ def _context() -> Iterator:
     ring must exist: `citylogin init`); a domain error becomes a one-line CLI error."""
     from common.context import build_context
     from common.audit import operator_acting
+    from common.brand import using
     from common.log_setup import configure_logging
 
     settings = command_settings()
@@ -33,7 +34,8 @@ def _context() -> Iterator:
             configure_logging(settings)  # the admin actions go into the audit stream
             ctx = config_errors(lambda: build_context(settings))
             try:
-                with operator_acting(operator_name(settings)):  # named on every audit line
+                # named on every audit line; the mail it sends is the brand's
+                with operator_acting(operator_name(settings)), using(ctx.brand):
                     yield ctx
             except ApiError as exc:
                 raise click.ClickException(exc.detail) from None

@@ -16,7 +16,12 @@ which i18n.js finds with `import.meta.resolve`: the console's map points them at
 (the `web.admin.*` texts too), which the login screen's cold load never carries. The map is an inline
 script, so each page's Content-Security-Policy allows it by its SHA-256 and nothing else inline. Every
 module a page imports statically is preloaded; one only ever loaded by `import()` (the passkey code)
-is in the map but not preloaded, so it costs a cold load nothing until it is used."""
+is in the map but not preloaded, so it costs a cold load nothing until it is used.
+
+The files are built per brand (common/brand.py): a brand's catalogues (its name, its texts), its
+stylesheet (`/web/brand.css`, its colours) and logo (`/web/brand-logo.svg|png`) are files like the
+others, fingerprinted by their own content, and its pages load them; the default brand's files and
+pages are the repository's as they are, with nothing added."""
 from __future__ import annotations
 
 import base64
@@ -27,12 +32,14 @@ import posixpath
 import re
 from dataclasses import dataclass
 from functools import cache
+from html import escape
 from pathlib import Path
 from typing import Iterable
 
 import rjsmin
 
 import common
+from common.brand import DEFAULT_BRAND, PRODUCT_NAME, STYLESHEET_URL, Brand
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SDK_DIR = Path(__file__).resolve().parent / "sdk"
@@ -42,7 +49,14 @@ CONSOLE_TEXTS = "web.admin."     # the console's own texts: in its catalogues al
 PAGES = ("index.html", "admin.html")
 # A module script needs a JavaScript type (RFC 9239); the declaration file is TypeScript source.
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json", ".html": "text/html",
-             ".svg": "image/svg+xml", ".ts": "application/typescript"}
+             ".svg": "image/svg+xml", ".png": "image/png", ".ts": "application/typescript"}
+BRAND_LOGO = "/web/brand-logo"          # + .svg or .png
+# Where a branded page puts the brand: its stylesheet after the page's last one, its logo in the header
+# (before the name) and as the page's icon, its name in the <noscript> text.
+STYLESHEET = re.compile(r'^(?P<indent>[ \t]*)<link rel="stylesheet" href="[^"]+">\n', re.MULTILINE)
+HEADER_NAME = re.compile(r'<span class="brand" (?P<text>data-i18n="[^"]+")></span>')
+ICON = '<link rel="icon" href="data:,">'
+NOSCRIPT = re.compile(r"<noscript>[\s\S]*?</noscript>")
 DIGEST_CHARS = 12            # 48 bits of SHA-256: the fingerprint in a file's address and its ETag
 FINGERPRINTED = re.compile(rf"^(?P<dir>/.*/)(?P<stem>[^/.]+)\.(?P<digest>[0-9a-f]{{{DIGEST_CHARS}}})(?P<rest>\.[^/]+)$")
 # A page's src= and href= to a file served here, and where the import map goes: before the first module.
@@ -123,10 +137,10 @@ def make_asset(url: str, body: bytes) -> Asset:
                  fingerprinted=loaded)
 
 
-def web_catalogue(locale: str, *, console: bool = False) -> bytes:
-    """The page's part of the catalogue: the server's "error." and "mail." texts stay out, and so do
-    the console's own texts except in the console's catalogue."""
-    messages = json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+def web_catalogue(locale: str, *, console: bool = False, brand: Brand = DEFAULT_BRAND) -> bytes:
+    """The page's part of the brand's catalogue: the server's "error." and "mail." texts stay out, and
+    so do the console's own texts except in the console's catalogue."""
+    messages = brand.catalogues[locale]
     wanted = {k: v for k, v in messages.items()
               if k.startswith("web.") and (console or not k.startswith(CONSOLE_TEXTS))}
     return json.dumps(wanted, ensure_ascii=False).encode()
@@ -136,14 +150,41 @@ def catalogue_url(locale: str, *, console: bool = False) -> str:
     return f"/web/locales/{'admin/' if console else ''}{locale}.json"
 
 
-def _files() -> Iterable[tuple[str, bytes]]:
+def brand_logo_url(brand: Brand) -> str | None:
+    """The logo's plain address (its page rewrites it to the fingerprinted one), if the brand has one."""
+    return f"{BRAND_LOGO}{Path(brand.logo.file_name).suffix}" if brand.logo else None
+
+
+def _files(brand: Brand) -> Iterable[tuple[str, bytes]]:
     for folder, prefix in ((WEB_DIR, "/web/"), (SDK_DIR, "/sdk/")):
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.suffix in MIMETYPES and path.suffix != ".html":
                 yield prefix + path.name, path.read_bytes()
     for locale in LOCALES:
         for console in (False, True):
-            yield catalogue_url(locale, console=console), web_catalogue(locale, console=console)
+            yield catalogue_url(locale, console=console), web_catalogue(locale, console=console, brand=brand)
+    if brand.stylesheet is not None:
+        yield STYLESHEET_URL, brand.stylesheet
+    if brand.logo is not None:
+        yield f"{BRAND_LOGO}{Path(brand.logo.file_name).suffix}", brand.logo.body
+
+
+def branded_html(html: str, brand: Brand) -> str:
+    """The page as `brand` shows it before its script runs: the brand's stylesheet after the page's own,
+    its logo in the header and as the icon, its name in the text shown without JavaScript."""
+    if brand.is_default:
+        return html
+    html = NOSCRIPT.sub(lambda m: PRODUCT_NAME.sub(lambda _: escape(brand.name), m[0]), html)
+    if brand.stylesheet is not None:
+        last = list(STYLESHEET.finditer(html))[-1]
+        link = f'{last["indent"]}<link rel="stylesheet" href="{STYLESHEET_URL}">\n'
+        html = html[:last.end()] + link + html[last.end():]
+    logo = brand_logo_url(brand)
+    if logo is not None:
+        html = HEADER_NAME.sub(lambda m: f'<span class="brand"><img class="brand-logo" src="{logo}" alt="">'
+                                         f'<span {m["text"]}></span></span>', html, count=1)
+        html = html.replace(ICON, f'<link rel="icon" href="{logo}">')
+    return html
 
 
 def imported(entries: Iterable[str], sources: dict[str, str], *, dynamic: bool = False) -> set[str]:
@@ -193,8 +234,8 @@ def render_page(html: str, assets: dict[str, Asset], *, console: bool = False) -
     return page[:first_module.start()] + head + page[first_module.start():], f"'sha256-{digest}'"
 
 
-def make_page(name: str, assets: dict[str, Asset]) -> Page:
-    html, map_source = render_page((WEB_DIR / name).read_text(encoding="utf-8"), assets,
+def make_page(name: str, assets: dict[str, Asset], brand: Brand = DEFAULT_BRAND) -> Page:
+    html, map_source = render_page(branded_html((WEB_DIR / name).read_text(encoding="utf-8"), brand), assets,
                                    console=name == "admin.html")
     policy = "; ".join(f"{part} {map_source}" if part.startswith("script-src") else part
                        for part in CONTENT_SECURITY_POLICY)
@@ -202,10 +243,11 @@ def make_page(name: str, assets: dict[str, Asset]) -> Page:
 
 
 @cache
-def web_assets() -> WebAssets:
-    """Built once per process (when the app is made), then only read: safe under any server's threads."""
-    by_url = {url: make_asset(url, body) for url, body in _files()}
-    return WebAssets(pages={name: make_page(name, by_url) for name in PAGES}, by_url=by_url)
+def web_assets(brand: Brand = DEFAULT_BRAND) -> WebAssets:
+    """Built once per process and brand (when the app is made), then only read: safe under any server's
+    threads."""
+    by_url = {url: make_asset(url, body) for url, body in _files(brand)}
+    return WebAssets(pages={name: make_page(name, by_url, brand) for name in PAGES}, by_url=by_url)
 
 
 def chosen_encoding(accepted: Iterable[tuple[str, float]], offered: Iterable[str]) -> str:

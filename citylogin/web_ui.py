@@ -6,24 +6,32 @@ SDK it is built on at `/sdk/` (docs/guides/web-sdk.md), which other origins in C
 Every file is gzip-compressed for a client that takes it (web_assets.py compresses once, at start).
 The page itself and the plain addresses (`/sdk/citylogin.js`, which apps on other origins import, and
 `/web/app.js`) are revalidated on every use; the fingerprinted addresses the page loads
-(`/web/app.<hash>.js`) are cached for a year as immutable, so a reload asks for the page alone."""
+(`/web/app.<hash>.js`) are cached for a year as immutable, so a reload asks for the page alone.
+The files are the app's brand's (common/brand.py, web_assets.py): its catalogues, stylesheet and logo."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
 
-from citylogin.web_assets import Asset, chosen_encoding, web_assets
+from citylogin.web_assets import BRAND_LOGO, Asset, WebAssets, chosen_encoding, web_assets
+from common.context import EXTENSION_KEY, ctx
 
 bp = Blueprint("web_ui", __name__)
 # The fingerprinted files can never change under their address; the rest is revalidated by its ETag,
 # so a new release shows (and reaches every app importing the SDK) at once.
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
+# The brand's logo opened at its own address is a document of this origin: an SVG there runs nothing.
+LOGO_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 @bp.record_once
-def _build_assets(_state) -> None:
+def _build_assets(state) -> None:
     """Reads and compresses the files when the app is made, not on a request."""
-    web_assets()
+    web_assets(state.app.extensions[EXTENSION_KEY].brand)
+
+
+def _assets() -> WebAssets:
+    return web_assets(ctx().brand)
 
 
 def _send(asset: Asset, *, fingerprinted: bool) -> Response:
@@ -56,7 +64,7 @@ def admin_console():
 
 
 def _page(name: str) -> Response:
-    page = web_assets().pages[name]
+    page = _assets().pages[name]
     response = _send(page.asset, fingerprinted=False)
     response.headers["Content-Security-Policy"] = page.content_security_policy
     return response
@@ -73,11 +81,14 @@ def sdk(name: str):
 
 
 def _file(url: str) -> Response:
-    found = web_assets().find(url)
+    found = _assets().find(url)
     if found is None:
         abort(404)
     asset, current = found
-    return _send(asset, fingerprinted=current)
+    response = _send(asset, fingerprinted=current)
+    if asset.url.startswith(BRAND_LOGO):
+        response.headers["Content-Security-Policy"] = LOGO_POLICY
+    return response
 
 
 @bp.after_request

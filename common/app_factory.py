@@ -14,14 +14,14 @@ import boto3
 import orjson
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
                                  NoRegionError)
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_input_stream
 
-from common import cors, dynamo
+from common import brand, cors, dynamo
 from common.log_bursts import BurstFilter
 from common.config import DEVELOPMENT_PUBLIC_URL, ConfigError, Settings, env_name, load_settings
 from common.context import EXTENSION_KEY, AppContext, build_context, ctx
@@ -113,6 +113,8 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
         logging.getLogger(wire_logger).setLevel(logging.WARNING)
     _quiet_credential_refreshes()
     app = Flask(name)
+    app.before_request(_use_brand)        # first: every text of the request, an error's too, is the brand's
+    app.teardown_request(_stop_using_brand)
     install_request_log(app)  # inside ProxyFix: it logs the client IP that ProxyFix trusts
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trusted_proxies:
@@ -138,6 +140,16 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     app.before_request(_read_body_first)
     app.after_request(_no_store_for_api)
     return app
+
+
+def _use_brand() -> None:
+    g.brand_tokens = brand.use(ctx().brand)
+
+
+def _stop_using_brand(_error: BaseException | None) -> None:
+    tokens = g.pop("brand_tokens", None)
+    if tokens is not None:
+        brand.stop_using(tokens)
 
 
 def under_gunicorn() -> bool:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from common import mail_settings
+from common.brand import check_name
 
 ENV_PREFIX = "CITYLOGIN_"
 # Where `citylogin serve` puts the web UI by default: the link target of development processes on a
@@ -224,6 +225,10 @@ class Settings(BaseModel):
     # a CA to import into the key ring when it is created (inline, e.g. from a secret store)
     ca_cert_pem: str | None = None
     ca_key_pem: SecretStr | None = None
+    # branding (docs/guides/branding.md): a folder of brand.json, logo.svg|png and texts/<lang>.json
+    # (a malformed file is logged and left out, never a failed start), and the name over the folder's
+    brand_dir: Path | None = None
+    brand_name: str | None = None
 
     @property
     def uses_dynamodb_local(self) -> bool:
@@ -247,6 +252,11 @@ class Settings(BaseModel):
     def _class_equals_count_pairs(cls, value: str) -> str:
         parse_class_limits(value)
         return value
+
+    @field_validator("brand_name")
+    @classmethod
+    def _a_name_a_person_reads(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value)
 
     @field_validator("argon2_legacy_parameters")
     @classmethod

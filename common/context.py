@@ -1,5 +1,5 @@
 """The per-app context every service reads: settings, the DynamoDB client, the CA, the JWT
-key ring, the password hasher, the notifier and a clock (injectable in tests)."""
+key ring, the password hasher, the notifier, the brand and a clock (injectable in tests)."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +13,7 @@ from cryptography import x509
 from flask import current_app
 
 from common import dynamo
+from common.brand import DEFAULT_BRAND, Brand, load_brand
 from common.certificates import CertificateAuthority, certificate_fingerprint
 from common.config import ConfigError, NotifierBackend, Settings, env_name
 from common.crypto import PasswordHasher
@@ -55,6 +56,8 @@ class AppContext:
     refresh_secrets: RefreshSecrets
     key_ring: KeyRingStore
     clock: Callable[[], datetime] = field(default=utc_now)
+    # The deployment's brand (common/brand.py): its pages' name, logo and colours, its texts, its mail's sender name.
+    brand: Brand = DEFAULT_BRAND
     # The client /readyz probes with: one attempt, short timeouts (None: use `dynamodb`).
     readiness_dynamodb: DynamoDBClient | None = None
     # Per-app singletons that domains attach lazily.
@@ -169,6 +172,7 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
     refresh_secrets = RefreshSecrets(reader, reload_seconds=settings.key_ring_reload_seconds)
     passwords, password_parameters = password_hasher(settings, client=client, startup_client=startup_client,
                                                      table=tables.key_ring, encryptor=encryptor)
+    brand = load_brand(settings.brand_dir, name=settings.brand_name)
     return AppContext(
         settings=settings, dynamodb=client, readiness_dynamodb=readiness_client, tables=tables,
         ca=contents.certificate_authority(), key_ring=store, jwt=jwt, refresh_secrets=refresh_secrets,
@@ -179,8 +183,9 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
         notifier=make_notifier(backend=settings.notifier.value, region=settings.aws_region,
                                ses_sender=settings.ses_sender, sns_topic_arn=settings.sns_topic_arn,
                                endpoint_url=settings.notifier_endpoint_url, timeout=settings.notify_timeout,
-                               attempts=settings.notify_attempts,
+                               attempts=settings.notify_attempts, sender_name=brand.sender_name,
                                smtp=smtp_server(settings) if settings.notifier is NotifierBackend.SMTP else None),
+        brand=brand,
     )
 
 

@@ -1,12 +1,14 @@
 """The translation catalogues (common/locales/<lang>.json): flat key -> text with {name}
 placeholders, the same keys and placeholders in every language (checked when this module loads).
 
-Pure: no Flask. `negotiate` reads an Accept-Language header, `text` renders one key."""
+Pure: no Flask. `negotiate` reads an Accept-Language header, `text` renders one key, from the
+catalogues in use in this context (a brand's, common/brand.py; the files' otherwise)."""
 from __future__ import annotations
 
 import json
 import re
 import string
+from contextvars import ContextVar, Token
 from functools import lru_cache
 from importlib import resources
 
@@ -48,6 +50,17 @@ def _load() -> dict[str, dict[str, str]]:
 
 
 CATALOGUES = _load()  # small package data, read once; a disagreement fails every import loudly
+# Another set of catalogues (a brand's, same keys) for the request or command in this context; None: CATALOGUES.
+_IN_USE: ContextVar[dict[str, dict[str, str]] | None] = ContextVar("citylogin_catalogues", default=None)
+
+
+def use_catalogues(catalogues: dict[str, dict[str, str]] | None) -> Token:
+    """Renders with `catalogues` in this context until `reset_catalogues` with the token."""
+    return _IN_USE.set(catalogues)
+
+
+def reset_catalogues(token: Token) -> None:
+    _IN_USE.reset(token)
 
 
 def has(key: str) -> bool:
@@ -62,8 +75,9 @@ class _KeepMissing(dict):
 def text(key: str, locale: str | None = None, **params: object) -> str:
     """The text of `key` in `locale` (English if the locale or the key is unknown there), with
     `params` filled in; a placeholder without a parameter stays as it is."""
-    messages = CATALOGUES.get(locale or DEFAULT, CATALOGUES[DEFAULT])
-    template = messages.get(key) or CATALOGUES[DEFAULT][key]
+    catalogues = _IN_USE.get() or CATALOGUES
+    messages = catalogues.get(locale or DEFAULT, catalogues[DEFAULT])
+    template = messages.get(key) or catalogues[DEFAULT][key]
     return string.Formatter().vformat(template, (), _KeepMissing(params))
 
 

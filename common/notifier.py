@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.utils import formataddr, parseaddr
 from typing import Callable, Protocol
 
 from botocore.config import Config
@@ -76,18 +77,29 @@ class Backend(Protocol):
 
 class ConsoleBackend:
     """The whole message in the log, links included, so a developer can follow them locally;
-    the only place besides the message itself where a link's token appears. Inline: it cannot stall."""
+    the only place besides the message itself where a link's token appears. Inline: it cannot stall.
+    `sender_name`: the brand's display name for the mail's sender (a From: line), if it sets one."""
+
+    def __init__(self, *, sender_name: str | None = None) -> None:
+        self.sender_name = sender_name
 
     def send(self, message: Message) -> None:
-        log.info("notify %s user=%s to=%s\nSubject: %s\n\n%s", message.event, message.user_uuid,
-                 message.email or "-", message.subject, message.body)
+        sender = f"From: {self.sender_name}\n" if self.sender_name else ""
+        log.info("notify %s user=%s to=%s\n%sSubject: %s\n\n%s", message.event, message.user_uuid,
+                 message.email or "-", sender, message.subject, message.body)
+
+
+def with_display_name(sender: str, display_name: str | None) -> str:
+    """The sender address `sender` ("a@b" or "Name <a@b>") under `display_name` (RFC 5322, encoded
+    when not ASCII), or `sender` as configured when no display name is given."""
+    return formataddr((display_name, parseaddr(sender)[1])) if display_name else sender
 
 
 class SesBackend:
     remote = True  # a network call: sent off the request path
 
-    def __init__(self, client, *, sender: str) -> None:
-        self.client, self.sender = client, sender
+    def __init__(self, client, *, sender: str, sender_name: str | None = None) -> None:
+        self.client, self.sender = client, with_display_name(sender, sender_name)
 
     def send(self, message: Message) -> None:
         if not message.email:
@@ -199,22 +211,25 @@ def _aws_config(timeout: float) -> Config:
 
 def make_notifier(*, backend: str, region: str, ses_sender: str | None = None,
                   sns_topic_arn: str | None = None, boto_session=None, endpoint_url: str | None = None,
-                  timeout: float = 5.0, attempts: int = 3, smtp: SmtpServer | None = None) -> Notifier:
+                  timeout: float = 5.0, attempts: int = 3, smtp: SmtpServer | None = None,
+                  sender_name: str | None = None) -> Notifier:
     """`endpoint_url`: another SES or SNS endpoint than AWS's (a local stand-in, a VPC endpoint);
-    `smtp`: the server of the smtp back end."""
+    `smtp`: the server of the smtp back end; `sender_name`: the brand's display name for the mail's
+    sender (common.brand.Brand.sender_name)."""
     if backend == "smtp":
         if smtp is None:
             raise ValueError("CITYLOGIN_SMTP_HOST is required when CITYLOGIN_NOTIFIER=smtp")
-        return Notifier(SmtpBackend(smtp), attempts=attempts, transient=smtp_transient, describe=smtp_failure)
+        return Notifier(SmtpBackend(smtp, sender_name=sender_name), attempts=attempts, transient=smtp_transient,
+                        describe=smtp_failure)
     import boto3
     session = boto_session or boto3.session.Session()
     if backend not in ("ses", "sns"):
-        return Notifier(ConsoleBackend())
+        return Notifier(ConsoleBackend(sender_name=sender_name))
     client = session.client(backend, region_name=region, endpoint_url=endpoint_url, config=_aws_config(timeout))
     if backend == "ses":
         if not ses_sender:
             raise ValueError("CITYLOGIN_SES_SENDER is required when CITYLOGIN_NOTIFIER=ses")
-        return Notifier(SesBackend(client, sender=ses_sender), attempts=attempts)
+        return Notifier(SesBackend(client, sender=ses_sender, sender_name=sender_name), attempts=attempts)
     if not sns_topic_arn:
         raise ValueError("CITYLOGIN_SNS_TOPIC_ARN is required when CITYLOGIN_NOTIFIER=sns")
     return Notifier(SnsBackend(client, topic_arn=sns_topic_arn), attempts=attempts)

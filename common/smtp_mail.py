@@ -9,7 +9,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses, make_msgid
+from email.utils import format_datetime, formataddr, getaddresses, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -74,15 +74,17 @@ def sender_domain(sender: str) -> str:
 class SmtpBackend:
     remote = True  # a network call: sent off the request path
 
-    def __init__(self, server: SmtpServer) -> None:
-        self.server = server
+    def __init__(self, server: SmtpServer, *, sender_name: str | None = None) -> None:
+        # The brand's display name (common.brand) over the configured sender's, the address kept.
+        self.server, self.sender = server, formataddr((sender_name, parseaddr(server.sender)[1])) if sender_name \
+            else server.sender
         self._tls = ssl.create_default_context(cafile=str(server.ca_file) if server.ca_file else None)
         self._helo: str | None = None
 
     def send(self, message: Message) -> None:
         if not message.email:
             return
-        mail = compose(message, sender=self.server.sender)
+        mail = compose(message, sender=self.sender)
         with self._connect() as smtp:
             if self.server.security is SmtpSecurity.STARTTLS:
                 smtp.starttls(context=self._tls)  # SMTPNotSupportedError if not offered: never sent in clear

@@ -12,7 +12,7 @@ from html import escape
 
 from werkzeug.wrappers import Response
 
-from common import i18n
+from common import brand, i18n
 
 class BrowserRefusal(Exception):
     """A request refused to the person's browser with error_page: never a JSON document, never a
@@ -35,7 +35,7 @@ MAX_DETAIL = 300
 
 def error_page(*, kind: str, error: str, description: str | None, locale: str, home: str) -> Response:
     """400: what went wrong with an app's `kind` of request (authorize, logout, respond), in words for
-    the person, with the way back (go back, citylogin's home) and the OAuth error for the app's developer.
+    the person, with the way back (go back, the web UI's home) and the OAuth error for the app's developer.
     `description` is shown only as given: the caller keeps anything the request sent out of it."""
     reason = _REASONS.get(error, "invalid")
     detail = escape(f"{error}: {description}" if description else error)[:MAX_DETAIL]
@@ -74,11 +74,15 @@ def _text(key: str, locale: str) -> str:
     return escape(i18n.text(key, locale))
 
 
+def _styles() -> tuple[str, ...]:
+    return STYLES if brand.current().stylesheet is None else (*STYLES, brand.STYLESHEET_URL)
+
+
 def _page(*, title: str, body: str, locale: str, status: int, policy: list[str]) -> Response:
     html = (f'<!DOCTYPE html><html lang="{escape(locale)}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta name="referrer" content="no-referrer"><title>{title}</title>'
-            + "".join(f'<link rel="stylesheet" href="{style}">' for style in STYLES)
+            + "".join(f'<link rel="stylesheet" href="{style}">' for style in _styles())
             + f'<script type="module" src="{SCRIPT}"></script></head>'
             f'<body>{body}</body></html>')
     response = Response(html, status=status, mimetype="text/html")

@@ -120,3 +120,14 @@ def test_a_japanese_message_becomes_a_mail_any_server_carries():
     assert parsed["Message-ID"].endswith("@example.jp>") and parsed["Auto-Submitted"] == "auto-generated"
     assert parsed.get_content_type() == "text/plain" and parsed.get_content_charset() == "utf-8"
     assert parsed.get_content().rstrip("\n") == MESSAGE.body
+
+
+def test_a_brands_name_is_the_mails_sender_name_at_the_configured_address():
+    from common.smtp_mail import SmtpBackend
+
+    server = smtp_server(settings())
+    assert SmtpBackend(server).sender == "citylogin <no-reply@example.com>"
+    branded = SmtpBackend(server, sender_name="Acme ID").sender
+    parsed = email.message_from_bytes(compose(MESSAGE, sender=branded).as_bytes(), policy=email.policy.default)
+    assert (parsed["From"].addresses[0].display_name, parsed["From"].addresses[0].addr_spec) == \
+        ("Acme ID", "no-reply@example.com")
