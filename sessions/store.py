@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from common import dynamo, item_listing
 from common.timefmt import parse_iso
 from sessions.feed_store import event_put
 from sessions.history_store import BadCursor
@@ -134,6 +134,14 @@ class SessionStore:
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):  # expired away meanwhile: nothing to forget
                 raise
+
+    def items(self, user_uuid: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The user's session items (from the user index) and presence item, as stored (a data export)."""
+        sessions = item_listing.partition_items(self.client, self.sessions, partition=("user_uuid", user_uuid),
+                                                index=dynamo.SESSIONS_BY_USER)
+        presence = self.client.get_item(TableName=self.presence, Key=self.presence_key(user_uuid),
+                                        ConsistentRead=True).get("Item")
+        return sessions, dynamo.from_item(presence)
 
     def list_for_user(self, user_uuid: str) -> list[SessionRecord]:
         """The user's sessions, newest first, from the user index (eventually consistent)."""
