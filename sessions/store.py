@@ -135,13 +135,10 @@ class SessionStore:
             if not dynamo.is_condition_failure(exc):  # expired away meanwhile: nothing to forget
                 raise
 
-    def items(self, user_uuid: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """The user's session items (from the user index) and presence item, as stored (a data export)."""
-        sessions = item_listing.partition_items(self.client, self.sessions, partition=("user_uuid", user_uuid),
-                                                index=dynamo.SESSIONS_BY_USER)
-        presence = self.client.get_item(TableName=self.presence, Key=self.presence_key(user_uuid),
-                                        ConsistentRead=True).get("Item")
-        return sessions, dynamo.from_item(presence)
+    def items(self, user_uuid: str) -> list[dict[str, Any]]:
+        """The user's session items from the user index, as stored (a person's data export)."""
+        return item_listing.partition_items(self.client, self.sessions, partition=("user_uuid", user_uuid),
+                                            index=dynamo.SESSIONS_BY_USER)
 
     def list_for_user(self, user_uuid: str) -> list[SessionRecord]:
         """The user's sessions, newest first, from the user index (eventually consistent)."""
