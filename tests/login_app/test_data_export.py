@@ -24,7 +24,7 @@ from common import dynamo
 from flows.models import DataExport
 from tests.login_app.test_deletion_personal_data import NO_IP_LIMITS, PUBLIC_URL, REDIRECT, scan, used_every_way
 from tests.support.fixtures import problem
-from tests.support.live import PASSWORD, FakeClock, on_clock, settle_background
+from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, settle_background
 from tests.support.operators import operator, person
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,6 +148,8 @@ def names_in(value: Any) -> set[str]:
 def test_the_export_holds_every_item_stored_about_the_person_and_no_secret(provider):
     url, ctx, diary = provider
     alice = used_every_way(url, ctx, diary)
+    lost = add_device(ctx, alice.first, name="Alice's lost phone")
+    alice.paired.unbind_device(lost.require_key_file().device_id)  # its certificate in the CRL
     with pytest.raises(CityloginError):
         alice.first.login("not the password")  # a failed-login counter of the username, kept
     settle_background(ctx)
@@ -180,6 +182,8 @@ def test_the_export_holds_every_item_stored_about_the_person_and_no_secret(provi
         if section:
             assert exported[section], f"{section}: the account used every way left nothing in it"
     assert exported["users"][0]["recovery_codes_left"] == 10
+    [crl_entry] = [item for item in exported["devices"] if item["user_uuid"] == "#crl"]
+    assert crl_entry["revoked_device_id"] == lost.require_key_file().device_id
     assert exported["app_names"] == [{"client_id": diary.app.client_id, "name": "Diary"}]
 
     text = answer.text
