@@ -68,6 +68,8 @@ def test_an_account_being_deleted_answers_409_and_a_deleted_one_404(server):
     support, target = operator(url, ctx, Role.SUPPORT), person(url)
     begin_deletion(ctx, target)  # the one write that starts it; its sessions still live a moment
     assert problem(export_of(target))[:2] == (409, "account_deleting")
+    in_japanese = target.request("GET", "/account/export", headers={"Accept-Language": "ja"})
+    assert problem(in_japanese)[:2] == (409, "account_deleting") and "削除中" in in_japanese.json()["detail"]
     assert problem(support.request("POST", f"/admin/accounts/{target.key_file.user_uuid}/export",
                                    json={"reason": "access request"}))[:2] == (404, "not_found")
 
