@@ -61,10 +61,13 @@ def lockout_store(ctx: AppContext) -> LockoutStore:
 # --- lockout (SPEC §6) -----------------------------------------------------------------
 
 def _subjects(username: str, ip: str | None) -> tuple[str, str]:
-    """The lockout's keys of a username (a digest: no name in the table, SPEC §6) and of a client
-    address (its /64 for IPv6)."""
-    name = unicodedata.normalize("NFKC", username).casefold()
-    return "user:" + token_digest(name, purpose="lockout-user"), f"ip:{limit_subject(ip)}"
+    """The lockout's keys of a username and of a client address (its /64 for IPv6)."""
+    return username_subject(username), f"ip:{limit_subject(ip)}"
+
+
+def username_subject(username: str) -> str:
+    """The lockout's key of a username: a digest, no name in the table (SPEC §6)."""
+    return "user:" + token_digest(unicodedata.normalize("NFKC", username).casefold(), purpose="lockout-user")
 
 
 def credential_reads(ctx: AppContext, *, username: str, ip: str | None, expected_user_uuid: str | None = None,

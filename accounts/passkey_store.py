@@ -8,12 +8,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from accounts.models import PasskeyRecord
-from common import dynamo
+from common import dynamo, item_listing
 from common.errors import StorageUnavailable
 
 COUNT_ID = "#count"  # the count item's credential_id: no base64url id contains '#'
 DELETE_ALL_ATTEMPTS = 5
 _NAMES = {"#c": "credential_id", "#s": "sign_count", "#u": "last_used_at", "#b": "backed_up"}
+
+Items = list[dict[str, Any]]  # items as stored (`list` is also a method of the store below)
 
 
 class PasskeyStore:
@@ -56,6 +58,10 @@ class PasskeyStore:
             if "LastEvaluatedKey" not in page:
                 return sorted(records, key=lambda r: r.created_at)
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def items(self, user_uuid: str) -> Items:
+        """Every item of the user's (its passkeys and its count) as stored (a person's data export)."""
+        return item_listing.partition_items(self.client, self.table, partition=("user_uuid", user_uuid))
 
     # --- TransactWriteItems entries --------------------------------------------------------------
 

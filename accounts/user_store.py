@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from common import dynamo, item_listing
 from accounts.models import UserRecord
 
 
@@ -130,6 +130,15 @@ class UserStore:
     def get(self, user_uuid: str) -> UserRecord | None:
         item = self.client.get_item(TableName=self.users, Key=self.user_key(user_uuid), ConsistentRead=True).get("Item")
         return self.user_from_item(item)
+
+    def item(self, user_uuid: str) -> dict[str, Any] | None:
+        """The user's item as stored (a person's data export)."""
+        return dynamo.from_item(self.client.get_item(TableName=self.users, Key=self.user_key(user_uuid),
+                                                     ConsistentRead=True).get("Item"))
+
+    def claim_items(self, claims: list[str]) -> list[dict[str, Any]]:
+        """The items of `claims` that exist, as stored (a person's data export)."""
+        return item_listing.items_of_keys(self.client, self.claims, [{"claim": {"S": c}} for c in claims])
 
     def find_uuid_by_username(self, username: str) -> str | None:
         item = self.client.get_item(TableName=self.claims, Key=self.username_key(username),

@@ -1,9 +1,12 @@
 """`citylogin admin`: what an operator does to one account (show, lock, unlock, end its sessions,
-unbind a device, set its concurrent-device limit). USER is a username, matched as login does.
-Nothing printed is secret: no hashes, digests, fingerprints, tokens or keys."""
+unbind a device, set its concurrent-device limit, export its data). USER is a username, matched as login does.
+Nothing printed is secret: no hashes, digests, tokens or private keys (`export` prints a person's data, with
+their public certificates and keys)."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import click
@@ -214,6 +217,38 @@ def password_reset(username: str, reason: str) -> None:
         operators.start_password_reset(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
                                        request=_request(reason))
     click.echo(f"password reset link mailed to {username}")
+
+
+@admin.command()
+@click.argument("username", metavar="USER")
+@REASON
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE",
+              help="Write the document to FILE (mode 0600, only once it is whole) instead of standard output.")
+def export(username: str, reason: str, output: str | None) -> None:
+    """Everything stored about the person, as the JSON document of Download my data (with who acted on
+    the account and why), to hand them for an access or portability request. No secret, hash or digest."""
+    import json
+
+    from flows import operator_export
+
+    with _context() as ctx:
+        document = operator_export.export_account(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
+                                                  request=_request(reason))
+    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    _write_private(Path(output), text)
+    click.echo(f"data of {username} written to {output}", err=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """`text` into `path`, readable by its owner alone, whole or not at all (a file beside it, then a rename)."""
+    partial = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.replace(partial, path)
 
 
 ROLES = click.Choice(["viewer", "support", "admin"])

@@ -68,6 +68,7 @@ class ErrorCode(str, Enum):
     INVALID_REQUEST = "invalid_request"
     ACCOUNT_LOCKED = "account_locked"
     ACCOUNT_DELETED = "account_deleted"
+    ACCOUNT_DELETING = "account_deleting"
     INVALID_QR = "invalid_qr"
     PAIRING_USER_MISMATCH = "pairing_user_mismatch"
     PAIRING_TOKEN_EXPIRED = "pairing_token_expired"

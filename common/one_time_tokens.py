@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from common import dynamo, item_listing
 from common.batch_read import KeyRead
 
 
@@ -68,6 +68,10 @@ class OneTimeTokenStore:
         item = dynamo.from_item(self.client.get_item(TableName=self.table, Key=self.key(digest),
                                                      ConsistentRead=True).get("Item"))
         return item if item and item.get("kind") == kind and item["expires_epoch"] > now else None
+
+    def items_of_user(self, user_uuid: str) -> list[dict[str, Any]]:
+        """Every item that names `user_uuid`, as stored (a person's data export)."""
+        return item_listing.items_of_user(self.client, self.table, key_name="token_digest", user_uuid=user_uuid)
 
     def delete_all_of_user(self, user_uuid: str) -> int:
         """Delete every token that names `user_uuid` (account deletion); returns how many."""

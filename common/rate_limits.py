@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from common import dynamo, item_listing
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
@@ -66,6 +66,10 @@ class RateLimitStore:
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#ttl": dynamo.TTL_ATTRIBUTE, **names},
             "ExpressionAttributeValues": values}}
+    def items_of_user(self, user_uuid: str) -> list[dict[str, Any]]:
+        """Every counter that names `user_uuid`, as stored (a person's data export)."""
+        return item_listing.items_of_user(self.client, self.table, key_name="limit_key", user_uuid=user_uuid)
+
     def delete_all_of_user(self, user_uuid: str) -> int:
         """Delete every counter that names `user_uuid` (account deletion); returns how many."""
         return dynamo.delete_items_of_user(self.client, self.table, key_name="limit_key", user_uuid=user_uuid)

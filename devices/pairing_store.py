@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import dynamo
+from common import dynamo, item_listing
 
 UNUSED, USED = "unused", "used"
 
@@ -46,6 +46,10 @@ class PairingTokenStore:
             "ExpressionAttributeValues": {":used": {"S": USED}, ":unused": {"S": UNUSED}, ":at": {"S": at},
                                           ":d": {"S": device_id}, ":now": {"N": str(now)},
                                           ":u": {"S": user_uuid}}}}
+
+    def items_of_user(self, user_uuid: str) -> list[dict[str, Any]]:
+        """Every pairing token of `user_uuid` as stored (a person's data export)."""
+        return item_listing.items_of_user(self.client, self.table, key_name="token_digest", user_uuid=user_uuid)
 
     def delete_all_of_user(self, user_uuid: str) -> int:
         """Delete every pairing token of `user_uuid` (account deletion); returns how many."""

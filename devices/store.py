@@ -6,7 +6,7 @@ from typing import Any, overload
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from common import dynamo, item_listing
 from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord,
                                    RevokedCertificateRecord)
 
@@ -194,6 +194,17 @@ class DeviceStore:
             if "ConditionalCheckFailed" in codes[2:]:
                 raise WriteRefused(codes.index("ConditionalCheckFailed", 2) - 2) from None
             raise
+
+    def items(self, user_uuid: str) -> list[dict[str, Any]]:
+        """Every item of the user's partition (its devices and their counter) as stored (a data export)."""
+        return item_listing.partition_items(self.client, self.table, partition=("user_uuid", user_uuid))
+
+    def crl_items_of(self, user_uuid: str, *, now_epoch: int) -> list[dict[str, Any]]:
+        """The CRL's entries of the user's certificates that have not expired, as stored: the CRL's one
+        Query (what GET /device/crl reads), kept to the user's (no index names a user's entries)."""
+        return [item for item in item_listing.partition_items(self.client, self.table,
+                                                              partition=("user_uuid", CRL_PARTITION))
+                if item.get("revoked_user_uuid") == user_uuid and item["expires_epoch"] > now_epoch]
 
     # --- the CRL's entries -------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 /device/recover (the records they work on are each domain's own models)."""
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_validator
 
 from accounts.models import EmailAddress, NewPassword, PasskeyAssertion, Secret, normalize_username, one_secret
@@ -136,3 +138,31 @@ class RecoverRequest(DeviceKeyFields):
     password: str = Field(min_length=1, max_length=1024)
     recovery_code: str = Field(min_length=1, max_length=64, description="one of the account's recovery codes")
     unbind_other_devices: StrictBool = Field(default=False, description="revoke every other device and end its session")
+
+
+Items = list[dict[str, Any]]
+
+
+class DataExport(BaseModel):
+    """GET /account/export, POST /admin/accounts/<user_uuid>/export: everything stored about a person, one
+    list of items per table, named and laid out as docs/security/storage.md describes them, without a
+    secret, hash or digest."""
+
+    format: str = Field(description="citylogin-export/1")
+    exported_at: str
+    user_uuid: str
+    users: Items = Field(description="the account (no password hash; recovery_codes_left, not the codes' digests)")
+    claims: Items = Field(description="the unique names it holds: username#..., email#...")
+    devices: Items = Field(description="its devices, their #registered counter, the CRL's entries of its certificates")
+    sessions: Items = Field(description="live and ended sessions (no refresh-token digests)")
+    presence: Items = Field(description="its logged-in devices, as the device limit counts them")
+    login_history: Items = Field(description="sign-in attempts and operator actions, then the audit trail "
+                                             "(partition audit#<user_uuid>)")
+    one_time_tokens: Items = Field(description="links and requests waiting, without their digests")
+    pairing_tokens: Items = Field(description="pairing codes made, without their digests")
+    rate_limits: Items = Field(description="counters of the account and of its username's failed logins")
+    passkeys: Items = Field(description="passkeys (public keys) and their #count")
+    oidc_grants: Items = Field(description="the apps signed in on its sessions")
+    oidc_consents: Items = Field(description="the apps it allowed")
+    app_names: Items = Field(description="{client_id, name} of each app the grants and consents name (name null: "
+                                         "the app was removed since)")

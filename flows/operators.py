@@ -330,7 +330,7 @@ PASSWORD_RESET = Action("password_reset", Role.SUPPORT, destructive=True, tells=
 ROLES = Action("roles", Role.ADMIN, destructive=True, tells=True)
 
 
-def _act(ctx: AppContext, action: Action, *, operator: Operator, user_uuid: str, request: ActionRequest,
+def act(ctx: AppContext, action: Action, *, operator: Operator, user_uuid: str, request: ActionRequest,
          caller: Caller | None, do: Callable[[UserRecord], dict[str, Any]]) -> dict[str, Any]:
     """Role, then the account's role (a lower one), then the reason, then the recent sign-in; then the
     action, its audit line, its rows in the account's history and audit trail, and the person's mail."""
@@ -402,7 +402,7 @@ def _tell(ctx: AppContext, user: UserRecord, action: Action) -> None:
 def lock(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
          caller: Caller | None = None) -> dict[str, Any]:
     """Refuse every login (403 account_locked) and end every session (reason admin)."""
-    return _act(ctx, LOCK, operator=operator, user_uuid=user_uuid, request=request, caller=caller,
+    return act(ctx, LOCK, operator=operator, user_uuid=user_uuid, request=request, caller=caller,
          do=lambda user: {"sessions_ended": users.lock_account(ctx, user_uuid=user.user_uuid)})
 
 
@@ -414,13 +414,13 @@ def unlock(ctx: AppContext, *, operator: Operator, user_uuid: str, request: Acti
             users.unlock_account(ctx, user_uuid=user.user_uuid)
         credentials.clear_failures(ctx, username=user.username)
         return {}
-    return _act(ctx, UNLOCK, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+    return act(ctx, UNLOCK, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
 
 
 def revoke_sessions(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
                     caller: Caller | None = None) -> dict[str, Any]:
     """End every session of the account (reason admin); its devices stay registered."""
-    return _act(ctx, REVOKE_SESSIONS, operator=operator, user_uuid=user_uuid, request=request, caller=caller,
+    return act(ctx, REVOKE_SESSIONS, operator=operator, user_uuid=user_uuid, request=request, caller=caller,
          do=lambda user: {"sessions_ended": sessions.end_all_sessions(
              ctx, user_uuid=user.user_uuid, reason=RevokeReason.ADMIN,
              ended_by=EndedBy(admin_action=AdminAction.SESSIONS_ENDED))})
@@ -434,7 +434,7 @@ def unbind_device(ctx: AppContext, *, operator: Operator, user_uuid: str, device
         devices.unbind(ctx, user_uuid=user.user_uuid, device_id=device_id, by_device=None, confirm_last=True,
                        ended_by=EndedBy(admin_action=AdminAction.DEVICE_REMOVED))
         return {"device_id": device_id}
-    return _act(ctx, UNBIND, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+    return act(ctx, UNBIND, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
 
 
 def set_limit(ctx: AppContext, *, operator: Operator, user_uuid: str, request: LimitRequest,
@@ -443,7 +443,7 @@ def set_limit(ctx: AppContext, *, operator: Operator, user_uuid: str, request: L
     def do(user: UserRecord) -> dict[str, Any]:
         users.set_concurrent_limit(ctx, user_uuid=user.user_uuid, limit=request.limit)
         return {"limit": "default" if request.limit is None else request.limit}
-    return _act(ctx, LIMIT, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+    return act(ctx, LIMIT, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
 
 
 def resend_verification(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
@@ -455,7 +455,7 @@ def resend_verification(ctx: AppContext, *, operator: Operator, user_uuid: str, 
         if sent:
             account_service.send_verification(ctx, user_uuid=user.user_uuid, email=user.email, locale=user.locale)
         return {"sent": sent}
-    return _act(ctx, RESEND_VERIFICATION, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+    return act(ctx, RESEND_VERIFICATION, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
 
 
 def start_password_reset(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,
@@ -464,7 +464,7 @@ def start_password_reset(ctx: AppContext, *, operator: Operator, user_uuid: str,
     def do(user: UserRecord) -> dict[str, Any]:
         passwords.mail_reset_link(ctx, user=user)
         return {}
-    return _act(ctx, PASSWORD_RESET, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+    return act(ctx, PASSWORD_RESET, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
 
 
 def change_role(ctx: AppContext, *, operator: Operator, user_uuid: str, request: RoleRequest,
@@ -478,7 +478,7 @@ def change_role(ctx: AppContext, *, operator: Operator, user_uuid: str, request:
     def do(user: UserRecord) -> dict[str, Any]:
         users.set_role(ctx, user_uuid=user.user_uuid, role=request.role, granted=request.grant)
         return {"role": request.role.value, "granted": request.grant}
-    return _act(ctx, ROLES, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
+    return act(ctx, ROLES, operator=operator, user_uuid=user_uuid, request=request, caller=caller, do=do)
 
 
 def app_operator(*, client_id: str, admin_role: str | None) -> Operator:

@@ -19,7 +19,9 @@ from common.context import EXTENSION_KEY, ctx
 from common.openapi import operation
 from common.validation import parse_body
 from devices.models import NotMeRequest, NotMeResult
-from flows import deletion, deletion_sweeper, recovery
+from flows import data_export, deletion, deletion_sweeper, recovery
+from flows.models import DataExport
+from login_app.downloads import attachment
 from flows import not_me as not_me_flow
 from oidc import consents as oidc_consents
 from oidc.models import ConsentList
@@ -110,6 +112,17 @@ def confirm_password_reset():
     body = parse_body(PasswordResetConfirm)
     password_service.confirm_password_reset(ctx(), token=body.token, new_password=body.new_password)
     return "", 204
+
+
+# --- the person's data export ------------------------------------------------------------------
+
+@bp.get("/export")
+@require_session
+@operation("Everything stored about the caller, as one JSON document to download (no secret, hash or digest)",
+           response=DataExport, auth=True, errors=(404, 409))
+def export():
+    document = data_export.export(ctx(), user_uuid=current_principal().user_uuid)
+    return attachment(document)
 
 
 # --- deletion and "Wasn't you?" ----------------------------------------------------------------------

@@ -13,11 +13,13 @@ from common.caller import current_caller
 from common.context import ctx
 from common.openapi import operation
 from common.validation import parse_body, parse_model, parse_optional_body
-from flows import operator_apps, operators
+from flows import operator_apps, operator_export, operators
+from flows.models import DataExport
 from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials,
                                    AppList, LimitRequest, NewApp, OperatorAccount, OperatorPage, OperatorSelf,
                                    PageQuery, RoleRequest)
 from login_app.admin_auth import authenticate_operator
+from login_app.downloads import attachment
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -168,6 +170,18 @@ def password_reset(user_uuid: str):
            body=RoleRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
 def roles(user_uuid: str):
     return _act(operators.change_role, user_uuid, parse_body(RoleRequest))
+
+
+@bp.post("/accounts/<string(maxlength=64):user_uuid>/export")
+@require_operator
+@operation("Everything stored about the person, as one JSON document to hand them (GET /account/export's, with "
+           "who acted on the account and why); support role, with a reason, audited", body=ActionRequest,
+           response=DataExport, auth=True, errors=ACTION_ERRORS)
+def export(user_uuid: str):
+    body = parse_body(ActionRequest)
+    document = operator_export.export_account(ctx(), operator=current_operator(), user_uuid=user_uuid, request=body,
+                                              caller=current_caller())
+    return attachment(document)
 
 
 # --- apps and OpenID Connect clients: role admin ------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from apps import service as apps
-from common import dynamo
+from common import dynamo, item_listing
 from common.context import AppContext
 from common.errors import ErrorCode, NotFound
 from common.guarded_write import GuardedWrite
@@ -72,6 +72,10 @@ class ConsentStore:
         answer = self.client.delete_item(TableName=self.table, Key=self.key(user_uuid, client_id),
                                          ReturnValues="ALL_OLD")
         return "Attributes" in answer
+
+    def items(self, user_uuid: str) -> list[dict[str, Any]]:
+        """Every consent of the user's, as stored (a person's data export)."""
+        return item_listing.partition_items(self.client, self.table, partition=("user_uuid", user_uuid))
 
     def delete_all_of_user(self, user_uuid: str) -> int:
         keys = dynamo.query_keys(self.client, self.table, key_names=("user_uuid", "client_id"),

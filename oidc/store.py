@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 
-from common import dynamo
+from common import dynamo, item_listing
 from common.batch_read import KeyRead
 from common.crypto import token_digest
 from common.one_time_tokens import OneTimeTokenStore
@@ -249,6 +249,10 @@ class GrantStore:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return [grant for grant in grants if grant.live]
+
+    def items_of(self, session_id: str) -> list[dict[str, Any]]:
+        """Every grant on the session, revoked ones too, as stored (a person's data export)."""
+        return item_listing.partition_items(self.client, self.table, partition=("session_id", session_id))
 
     def clients_of(self, session_id: str) -> list[str]:
         page = self.client.query(TableName=self.table, KeyConditionExpression="session_id = :s",

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from common import dynamo, item_listing
 from common.timefmt import iso
 from sessions.models import HistoryResult
 
@@ -66,6 +66,11 @@ class HistoryStore:
             keys = dynamo.query_keys(self.client, self.table, key_names=("user_uuid", "event_key"),
                                      partition=("user_uuid", partition))
             dynamo.batch_write(self.client, self.table, [{"DeleteRequest": {"Key": k}} for k in keys])
+
+    def items(self, user_uuid: str) -> list[dict[str, Any]]:
+        """The user's whole history, then its audit trail, oldest first, as stored (a data export)."""
+        return [item for partition in (user_uuid, AUDIT_PARTITION + user_uuid)
+                for item in item_listing.partition_items(self.client, self.table, partition=("user_uuid", partition))]
 
     def audit_page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         """One page of the operator actions on the account, newest first."""

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from common import dynamo, item_listing
 from common.timefmt import parse_iso
 from sessions.feed_store import event_put
 from sessions.history_store import BadCursor
@@ -134,6 +134,11 @@ class SessionStore:
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):  # expired away meanwhile: nothing to forget
                 raise
+
+    def items(self, user_uuid: str) -> list[dict[str, Any]]:
+        """The user's session items from the user index, as stored (a person's data export)."""
+        return item_listing.partition_items(self.client, self.sessions, partition=("user_uuid", user_uuid),
+                                            index=dynamo.SESSIONS_BY_USER)
 
     def list_for_user(self, user_uuid: str) -> list[SessionRecord]:
         """The user's sessions, newest first, from the user index (eventually consistent)."""

@@ -44,12 +44,14 @@ SLOW_MODULES |= {
     "test_dynamodb_outage", "test_notifications_off_request_path", "test_device_classes", "test_pairing_rules",
     "test_password_rechecks", "test_renewal", "test_admin_apps", "test_throttled_dynamodb",
     "test_rotating_credentials", "test_dynamodb_throttling", "test_guard_nonce", "test_ssf_poll", "test_bench_floor",
-    "test_reset_mail_budget", "test_registration_held_address", "test_admin_api", "test_session_endpoints"}
+    "test_reset_mail_budget", "test_registration_held_address", "test_admin_api", "test_session_endpoints",
+    "test_data_export_faults"}
 SLOW_FIXTURES = {"registration_url"}
 SLOW_TESTS = {
     "test_every_module_imports_alone_in_a_fresh_interpreter",   # a fresh interpreter per module
     "test_a_token_of_a_retired_key_put_back_is_refused_by_a_process_started_later",  # two app starts
     "test_pairing_recovery_renewal_and_logins_racing_a_deletion_leave_nothing",
+    "test_the_export_holds_every_item_stored_about_the_person_and_no_secret",  # an account used every way, Scans
     "test_malformed_bodies_never_cause_a_500",
     "test_relabelling_while_logging_in_never_exceeds_a_class_limit",
     "test_twenty_racing_registrations_of_one_username_through_conflicts",

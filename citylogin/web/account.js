@@ -27,6 +27,10 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
     });
     $("[data-passkey]", form).addEventListener("click", () => action(form, null));
   }
+  $("#export-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    (await import("./data_export.js")).downloadMyData(event.target);
+  });
   $("#passkeys-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     (await passkeys()).addPasskey();

@@ -23,6 +23,8 @@ const ACTIONS = {
   resend_verification: { role: "support", path: () => "resend-verification", safe: true },
   password_reset: { role: "support", path: () => "password-reset", destructive: true },
   roles: { role: "admin", path: () => "roles", fields: "role", destructive: true },
+  // the person's data export (their "Download my data"), to hand them: answered with the document, saved as a file
+  export: { role: "support", path: () => "export", safe: true, download: true },
 };
 
 let role = null;
@@ -60,7 +62,7 @@ export function actionButton(name, { deviceId, deviceName } = {}) {
 export function accountActions(account) {
   const paused = account.locked || Boolean(account.password_locked_until);
   return [paused ? "unlock" : "lock", account.locked ? null : "revoke_sessions", "limit",
-    account.email_verified ? null : "resend_verification", "password_reset", "roles"]
+    account.email_verified ? null : "resend_verification", "password_reset", "roles", "export"]
     .filter(Boolean).map((name) => actionButton(name)).filter(Boolean);
 }
 
@@ -82,6 +84,11 @@ async function act(name, deviceId) {
     if (stale) reread();                  // given up after a 503: show what is true now
     return;
   }
-  drawn(answer);
-  sayDone($("#action-done"), name, answer.username);
+  if (action.download) {
+    await (await import("./data_export.js")).saveExport(answer);
+    reread();                             // its audit row
+  } else {
+    drawn(answer);
+  }
+  sayDone($("#action-done"), name, account.username);
 }

@@ -110,6 +110,7 @@ const DETAIL_TEXTS = {
   role: (value, item) => t(item.granted === false ? "web.admin.detail.role_taken" : "web.admin.detail.role_granted",
     { role: has(`web.admin.role.${value}`) ? t(`web.admin.role.${value}`) : value }),
   granted: () => null,                 // said with the role
+  items: (value) => t("web.admin.detail.items", { count: value }),   // a data export: how many items it held
 };
 
 function detailsText(item) {

@@ -268,3 +268,27 @@ def test_every_audit_line_of_an_operator_action_names_the_operator(start, tmp_pa
     actions = audit_lines(audit_file)[seen:]
     assert {e["event"] for e in actions} >= {"account_unlocked", "concurrent_limit_set"}
     assert {e.get("operator") for e in actions} == {getpass.getuser()}, actions
+
+
+def test_export_writes_the_persons_data_to_a_private_file_and_audits_it(start, tmp_path):
+    import json
+
+    url, ctx, env = start()
+    client = register_device(url)
+    client.login(PASSWORD)
+    username, target = client.key_file.username, tmp_path / "data.json"
+    assert admin(env, "export", username, "--output", str(target), ok=False).exit_code == 2  # no --reason
+    assert not target.exists()
+    admin(env, "export", username, "--reason", "ticket 14: access request", "--output", str(target))
+    assert target.stat().st_mode & 0o777 == 0o600
+    document = json.loads(target.read_text())
+    assert document["format"] == "citylogin-export/1" and document["users"][0]["username"] == username
+    assert [d["device_id"] for d in document["devices"] if d["device_id"] != "#registered"] == [
+        client.key_file.device_id]
+    assert "$argon2" not in target.read_text() and client.access_token not in target.read_text()
+
+    printed = json.loads(admin(env, "export", username, "--reason", "ticket 14: again").stdout)
+    [row] = [r for r in printed["login_history"] if r["user_uuid"].startswith("audit#")]
+    assert (row["action"], row["reason"]) == ("export", "ticket 14: access request")
+    missing = admin(env, "export", "nobody-here", "--reason", "x", "--output", str(tmp_path / "none.json"), ok=False)
+    assert "no user named" in missing.output and not (tmp_path / "none.json").exists()

@@ -1,0 +1,20 @@
+"""What the OpenID Provider stores about a person, as stored, for their data export
+(flows/data_export.py): the apps they allowed (consents) and the apps signed in on their sessions
+(grants, revoked ones too while they are kept)."""
+from __future__ import annotations
+
+from typing import Any
+
+from common.context import AppContext
+from oidc.consents import ConsentStore
+from oidc.grants import store as grant_store
+
+
+def consent_items(ctx: AppContext, *, user_uuid: str) -> list[dict[str, Any]]:
+    return ConsentStore(ctx.dynamodb, ctx.tables.oidc_consents).items(user_uuid)
+
+
+def grant_items(ctx: AppContext, *, session_ids: list[str]) -> list[dict[str, Any]]:
+    """The grants on each of these sessions: one Query per session (the table is keyed by session)."""
+    store = grant_store(ctx)
+    return [item for session_id in session_ids for item in store.items_of(session_id)]

@@ -1,0 +1,23 @@
+"""What the sessions domain stores about a person, as stored, for their data export
+(flows/data_export.py): their sessions, their presence record, and their history with its audit
+trail (the operators' actions on the account)."""
+from __future__ import annotations
+
+from typing import Any
+
+from common import dynamo
+from common.batch_read import KeyRead, read_together
+from common.context import AppContext
+from sessions.context import history_store, session_store
+from sessions.store import SessionStore
+
+
+def session_items(ctx: AppContext, *, user_uuid: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The user's sessions, live and ended (kept a week past their end), and their presence item."""
+    presence = KeyRead(ctx.tables.presence, SessionStore.presence_key(user_uuid), dynamo.from_item)
+    return session_store(ctx).items(user_uuid), read_together(ctx.dynamodb, {"presence": presence})["presence"]
+
+
+def history_items(ctx: AppContext, *, user_uuid: str) -> list[dict[str, Any]]:
+    """Every row of the user's history (sign-in attempts, operator actions), then of their audit trail."""
+    return history_store(ctx).items(user_uuid)

@@ -1,0 +1,82 @@
+"""A person's data export in Chromium: "Download my data" on the Account page saves one JSON file of
+everything stored about them (its name from the day, its content their account, devices and sessions),
+in English and Japanese, at 390 and 1280 px; an operator's "Export data" on the console saves the one
+made for the person, and the audit trail names it with its reason."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts import user_service as users
+from accounts.models import Role
+from tests.browser.test_admin_console import act, action, audit_row, find, open_console, operator
+from tests.conftest import unique_name
+from tests.support.live import PASSWORD, register_device
+
+PHONE = {"width": 390, "height": 844}
+WIDE = {"width": 1280, "height": 800}
+LABELS = {"en": "Download my data", "ja": "データをダウンロード"}
+FILE_NAME = re.compile(r"citylogin-data-\d{4}-\d{2}-\d{2}\.json")
+
+
+def saved(page, button, tmp_path) -> dict:
+    """Clicks `button`, waits for the file the browser saves, and reads it."""
+    with page.expect_download() as download:
+        button.click()
+    assert FILE_NAME.fullmatch(download.value.suggested_filename), download.value.suggested_filename
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(("locale", "viewport"), [("en", WIDE), ("ja", PHONE)])
+def test_download_my_data_saves_the_persons_export(make_server, new_device, tmp_path, screenshot, locale, viewport):
+    url, ctx = make_server()
+    device = new_device(url, viewport=viewport, accept_downloads=True).open()
+    username = unique_name()
+    device.register(username, device_name="Alice laptop")
+    if locale != "en":
+        device.switch_language(locale)
+    panel = device.open_account()
+    form = panel.locator("#export-form")
+    button = form.get_by_role("button", name=LABELS[locale], exact=True)
+    button.scroll_into_view_if_needed()
+    expect(button).to_be_visible()
+    box = button.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box  # fits the screen
+
+    data = saved(device.page, button, tmp_path)
+    user_uuid = users.find_uuid_by_username(ctx, username=username)
+    assert data["format"] == "citylogin-export/1" and data["user_uuid"] == user_uuid
+    assert data["users"][0]["username"] == username and data["users"][0]["locale"] == locale
+    assert [d["device_name"] for d in data["devices"] if d["device_id"] != "#registered"] == ["Alice laptop"]
+    assert [s["status"] for s in data["sessions"]] == ["active"]
+    assert "password_hash" not in json.dumps(data)
+    expect(form.locator(".error")).to_be_hidden()
+    screenshot(device.page, f"data_export_{locale}_{viewport['width']}")
+
+
+def test_an_operator_exports_a_persons_data_from_the_console(make_server, new_device, tmp_path):
+    url, ctx = make_server()
+    support = operator(new_device, url, ctx, Role.SUPPORT)
+    page = open_console(support)
+    target = register_device(url)
+    target.login(PASSWORD)
+    view = find(page, target.key_file.username)
+
+    button = action(view, "export")
+    expect(button).to_have_text("Export data")
+    with page.expect_download() as download:
+        act(page, button, "ticket 21: access request")
+    assert FILE_NAME.fullmatch(download.value.suggested_filename)
+    path = tmp_path / "export.json"
+    download.value.save_as(path)
+    data = json.loads(path.read_text())
+    assert data["user_uuid"] == target.key_file.user_uuid
+    assert data["users"][0]["username"] == target.key_file.username
+    expect(page.locator("#action-done")).to_be_focused()
+    expect(audit_row(view, "ticket 21: access request")).to_contain_text("Export data")
+    expect(audit_row(view, "ticket 21: access request")).to_contain_text("Items exported:")
