@@ -97,3 +97,35 @@ def command_dynamodb(settings: Settings) -> Iterator[tuple[Settings, Any, Any]]:
             yield settings, dynamo.TableNames.with_prefix(settings.table_prefix), client
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def ring_store(settings: Settings, *, create_tables: bool = False,
+               before_creating: Callable[[Any], None] | None = None) -> Iterator[Any]:
+    """The key ring's store on the configured DynamoDB (a running service's, or a DynamoDB Local of the data
+    directory), the operator named on every audit line; `create_tables` creates the missing tables first,
+    after `before_creating(store)`, which may refuse."""
+    from citylogin.operator import operator_name
+    from common import dynamo
+    from common.audit import operator_acting
+    from common.key_encryption import key_encryptor
+    from common.key_ring_store import KeyRingStore
+
+    with command_dynamodb(settings) as (settings, tables, client):
+        encryptor = config_errors(lambda: key_encryptor(settings))
+        store = KeyRingStore(client, tables.key_ring, encryptor)
+        with operator_acting(operator_name(settings)):
+            if before_creating is not None:
+                before_creating(store)
+            if create_tables:
+                dynamo.ensure_tables(client, tables)
+            yield store
+
+
+def command_audit(event: Any, **fields: Any) -> None:
+    """Key changes go into the audit stream (and CITYLOGIN_AUDIT_LOG) like the services' events."""
+    from common.audit import audit
+    from common.log_setup import configure_logging
+
+    configure_logging(command_settings())
+    audit(event, **fields)
