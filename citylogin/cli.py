@@ -8,6 +8,7 @@ import click
 from citylogin import gunicorn_config
 from citylogin.admin_cli import admin
 from citylogin.apps_cli import apps
+from citylogin.cli_output import OperatorCommand, OperatorGroup
 from citylogin.cli_database import command_audit, command_settings, config_errors, ring_store, stop_on_sigterm
 from citylogin.cli_password_parameters import password_parameters
 from citylogin.client_cli import client
@@ -61,7 +62,7 @@ def dynamodb_local(port: int, in_memory: bool) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-@main.command()
+@main.command(cls=OperatorCommand)
 def init() -> None:
     """Create the tables and the key ring if missing (idempotent); a new ring imports the CA and keys
     of the data directory or the CA settings."""
@@ -82,7 +83,7 @@ def init() -> None:
                        + ", ".join(str(p) for p in imported))
 
 
-@main.group()
+@main.group(cls=OperatorGroup)
 @click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
 @click.pass_context
 def keys(context: click.Context, operator: str | None) -> None:

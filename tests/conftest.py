@@ -3,6 +3,8 @@ through the factories."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -28,7 +30,8 @@ SLOW_FOLDERS = {"browser", "examples"}
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
     "test_metrics_gunicorn", "test_serve_gunicorn",
-    "test_serve", "test_serve_slow_client", "test_public_url", "test_standalone_services", "test_many_hosts",
+    "test_serve", "test_serve_slow_client", "test_commands_find_serve", "test_public_url", "test_standalone_services",
+    "test_many_hosts",
     "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
     "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout", "test_openid_client",
@@ -94,6 +97,10 @@ def pytest_configure(config):
     # The developer's own CITYLOGIN_* settings must not leak into the tests.
     for name in [n for n in os.environ if n.startswith("CITYLOGIN_")]:
         del os.environ[name]
+    # Nor their running `citylogin serve`: the records of where one runs (citylogin.running_services) go to a
+    # folder of this test process, which the serves and commands the tests start inherit.
+    config._citylogin_runtime = tempfile.mkdtemp(prefix="citylogin-runtime-")
+    os.environ["XDG_RUNTIME_DIR"] = config._citylogin_runtime
 
 
 # The longest tests (a minute or more on a busy machine): under xdist they are handed out first, so
@@ -134,6 +141,7 @@ def pytest_unconfigure(config):
     local = getattr(config, "_citylogin_dynamodb", None)
     if local is not None:
         local.stop()
+    shutil.rmtree(getattr(config, "_citylogin_runtime", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
