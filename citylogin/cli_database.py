@@ -29,12 +29,20 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
+class ConfigProblem(click.ClickException):
+    """A ConfigError as a one-line CLI error; `error` is the ConfigError, for a caller that says more."""
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def config_errors(action: Callable[[], T]) -> T:
     """`action()`, its ConfigError a one-line CLI error."""
     try:
         return action()
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise ConfigProblem(exc) from None
 
 
 @contextmanager
@@ -94,6 +102,14 @@ def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]
     click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {db_path}; no citylogin serve runs)", err=True)
     try:
         yield {"dynamodb_endpoint_url": local.endpoint_url}
+    except ConfigProblem as problem:
+        from common.key_ring import NoKeyRing
+
+        if isinstance(problem.error, NoKeyRing) and not may_create:
+            raise click.ClickException(f"the citylogin data in {data_dir} holds no key ring, and no citylogin serve "
+                                       "runs: if your citylogin runs from another folder, start it there (or set "
+                                       "CITYLOGIN_DATA_DIR to its data directory) and run this command again") from None
+        raise
     finally:
         local.stop()
 

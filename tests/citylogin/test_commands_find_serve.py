@@ -156,3 +156,21 @@ def test_a_service_that_seals_under_a_set_key_needs_it_in_the_commands_shell_too
     assert done.returncode == 1 and done.stdout == ""
     assert "seals its key ring under CITYLOGIN_KEY_ENCRYPTION_KEY: set it in this shell too" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runtime"]
+
+
+def test_data_without_a_ring_and_no_service_is_not_answered_with_init(tmp_path):
+    """What the old behaviour left in an API's folder (a DynamoDB Local's files, no key ring): with no service
+    running, the command says to start the service or name its folder, not to make a second citylogin."""
+    from common import dynamo
+    from common.dynamodb_local import DynamoDBLocal
+
+    runtime, api = tmp_path / "runtime", tmp_path / "my-api"
+    with DynamoDBLocal(db_path=api / ".data" / "dynamodb") as local:
+        client = dynamo.make_client(region="us-east-1", endpoint_url=local.endpoint_url, local=True)
+        dynamo.ensure_tables(client, dynamo.TableNames.with_prefix("citylogin_"))
+    done = citylogin(api, runtime, "apps", "list")
+    assert done.returncode == 1 and done.stdout == ""
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"Error: the citylogin data in {api / '.data'} holds no key ring, and no citylogin "
+                            "serve runs"), done.stderr
+    assert "citylogin init" not in done.stderr
