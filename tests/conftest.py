@@ -63,6 +63,8 @@ SLOW_TESTS = {
     "test_a_store_shared_by_two_guards_refuses_a_proof_replayed_to_the_other",  # two guards' feeds
     "test_with_the_feed_stale_introspection_names_the_key_and_the_proof_is_still_checked",  # waits out staleness
     "test_the_python_client_answers_each_apps_nonce_demand_by_itself",  # a `citylogin serve` process
+    "test_a_ring_backed_up_wiped_and_restored_accepts_the_tokens_issued_before",  # three app starts
+    "test_a_ring_of_more_items_than_one_transaction_holds_is_restored_whole",     # 120 sealed writes
 }
 # Tests whose assertion is a time, a latency or a cost ratio, or that load the machine on purpose:
 # beside other tests running in parallel they measure the others. scripts/test.sh runs them alone,

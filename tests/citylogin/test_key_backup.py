@@ -8,16 +8,24 @@ import base64
 import json
 import os
 import stat
+from datetime import timedelta
 
+import boto3
 import pytest
 import requests
 from click.testing import CliRunner
+from moto import mock_aws
 
 from citylogin.cli import main
 from common import dynamo
-from common.key_encryption import AesGcmKeyEncryptor
-from common.key_ring import JWT, REFRESH, read_ring
+from common.config import load_settings
+from common.crypto import aware_utc
+from common.key_encryption import AesGcmKeyEncryptor, KmsKeyEncryptor
+from common.key_import import initial_entries
+from common.key_ring import JWT, REFRESH, ensure_ring, read_ring, refresh_entry
+from common.key_ring_backup import BackupRefused, make_backup, open_backup
 from common.key_ring_store import RING, KeyRingStore
+from tests.common.test_key_ring import create_ring_table
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device
@@ -210,11 +218,6 @@ def test_a_backup_that_cannot_be_written_leaves_no_file(cli_env, tmp_path):
 
 def test_a_ring_of_more_items_than_one_transaction_holds_is_restored_whole(cli_env, tmp_path):
     """Tombstones stay for ever, so an old ring outgrows DynamoDB's 100 items a transaction."""
-    from datetime import timedelta
-
-    from common.crypto import aware_utc
-    from common.key_ring import refresh_entry
-
     assert invoke(cli_env, "init").exit_code == 0
     store, start = store_of(cli_env), aware_utc(None)
     for n in range(120):
@@ -225,3 +228,27 @@ def test_a_ring_of_more_items_than_one_transaction_holds_is_restored_whole(cli_e
     assert invoke(fresh, "keys", "restore", str(path)).exit_code == 0
     assert read_ring(store_of(fresh)).refresh_secrets() == read_ring(store).refresh_secrets()
     assert len(read_ring(store_of(fresh)).refresh_secrets()) == 121
+
+
+def test_a_backup_sealed_with_kms_opens_only_under_that_kms_key(tmp_path):
+    """KMS seals the backup's data key (KMS takes 4 KiB at most: the keys themselves go under the data key),
+    with an encryption context naming the backup; another KMS key does not open it."""
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        key_id, other_key = (kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(2))
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        for table in ("ring", "restored"):
+            create_ring_table(client, table)
+        store = KeyRingStore(client, "ring", KmsKeyEncryptor(kms, key_id))
+        settings = load_settings({"data_dir": str(tmp_path)}, environ={})
+        contents, _ = ensure_ring(store, initial=lambda: initial_entries(settings))
+        text = make_backup(contents, table="ring", encryptor=store.encryptor, now=aware_utc(None))
+        assert json.loads(text)["sealed_with"] == "kms" and "PRIVATE KEY" not in text
+
+        backup = open_backup(text.encode(), name="b.json", encryptor=KmsKeyEncryptor(kms, key_id))
+        restored = KeyRingStore(client, "restored", KmsKeyEncryptor(kms, key_id))
+        assert restored.restore(list(backup.entries), ring=backup.ring, now=aware_utc(None))
+        assert read_ring(restored).refresh_secrets() == contents.refresh_secrets()
+        assert read_ring(restored).certificate_authority().certificate == contents.certificate_authority().certificate
+        with pytest.raises(BackupRefused, match="b.json does not open under CITYLOGIN_KMS_KEY_ID"):
+            open_backup(text.encode(), name="b.json", encryptor=KmsKeyEncryptor(kms, other_key))
