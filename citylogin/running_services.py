@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+import click
+
 from common.config import Settings
 
 RECORD_PREFIX = "serve-"
@@ -56,16 +58,23 @@ def recorded(settings: Settings, *, url: str, dynamodb_endpoint_url: str) -> Ite
                              data_dir=str(settings.data_dir.resolve()), table_prefix=settings.table_prefix,
                              key_encryption=key_encryption_of(settings))
     folder = runtime_dir(settings)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path, partial = folder / f"{RECORD_PREFIX}{pid}.json", folder / f".{RECORD_PREFIX}{pid}.json.tmp"
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(asdict(service), handle)
-    partial.replace(path)
+    written = False
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(asdict(service), handle)
+        partial.replace(path)
+        written = True
+    except OSError as exc:  # serving matters more than being found: say so, and serve
+        click.echo(f"could not record where citylogin runs in {folder} ({exc.strerror or exc}): commands of "
+                   "other folders will not find it; set CITYLOGIN_RUNTIME_DIR to a folder of yours", err=True)
     try:
         yield service
     finally:
-        path.unlink(missing_ok=True)
+        if written:
+            path.unlink(missing_ok=True)
 
 
 def running(settings: Settings) -> list[RunningService]:
