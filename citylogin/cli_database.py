@@ -77,15 +77,9 @@ def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]
 
     data_dir = settings.data_dir.resolve()
     services = running(settings)
-    chosen = [s for s in services if Path(s.data_dir) == data_dir]
-    if not chosen and "data_dir" not in settings.model_fields_set:
-        if len(services) > 1:
-            raise click.ClickException(
-                f"{len(services)} citylogin services run: {'; '.join(s.describe() for s in services)}. Run the "
-                "command in the folder of one, or set CITYLOGIN_DATA_DIR to its data directory")
-        chosen = services
+    chosen = chosen_service(settings, services)
     if chosen:
-        yield _using(settings, chosen[0])
+        yield _using(settings, chosen)
         return
     db_path = data_dir / "dynamodb"
     if not may_create and not (db_path / DATA_FILE).exists() and not (db_path / ENDPOINT_FILE).exists():
@@ -112,6 +106,19 @@ def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]
         raise
     finally:
         local.stop()
+
+
+def chosen_service(settings: Settings, services: list) -> Any:
+    """The running service an operator command uses (None: none); several that could be it are refused."""
+    data_dir = settings.data_dir.resolve()
+    chosen = [s for s in services if Path(s.data_dir) == data_dir]
+    if not chosen and "data_dir" not in settings.model_fields_set:
+        if len(services) > 1:
+            raise click.ClickException(
+                f"{len(services)} citylogin services run: {'; '.join(s.describe() for s in services)}. Run the "
+                "command in the folder of one, or set CITYLOGIN_DATA_DIR to its data directory")
+        chosen = services
+    return chosen[0] if chosen else None
 
 
 def _using(settings: Settings, service: Any) -> dict:

@@ -11,6 +11,7 @@ import click
 
 from citylogin.cli_database import command_audit, command_settings, config_errors, ring_store
 from common.audit_events import AuditEvent
+from common.config import Settings
 
 FILE = click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
 
@@ -54,6 +55,8 @@ def restore_keys(file: str) -> None:
     from common.key_ring_backup import RingBackup, open_backup
 
     name, data = _read(file)
+    settings = command_settings()
+    _refuse_a_new_key_encryption_key(settings, name)
     opened: list[RingBackup] = []
 
     def open_into_an_empty_table(store) -> None:  # before a table is created: a refusal writes nothing
@@ -61,7 +64,7 @@ def restore_keys(file: str) -> None:
         if not store.is_empty():
             raise click.ClickException(_exists(store.table))
 
-    with ring_store(command_settings(), create_tables=True, before_creating=open_into_an_empty_table) as store:
+    with ring_store(settings, create_tables=True, before_creating=open_into_an_empty_table) as store:
         backup = opened[0]
         if not store.restore(list(backup.entries), ring=backup.ring, now=aware_utc(None)):
             raise click.ClickException(_exists(store.table))
@@ -74,6 +77,24 @@ def restore_keys(file: str) -> None:
                f"{backup.made_at}; the ring is at version {contents.ring.version}")
     click.echo("signing: " + ", ".join(f"{row['kind']} {row['kid']}" for row in signing))
     click.echo("retire again any key retired after the backup was made (`citylogin keys retire KID --force`)")
+
+
+def _refuse_a_new_key_encryption_key(settings: Settings, name: str) -> None:
+    """A restore into a new data directory needs the backup's key-encryption key there: one generated now
+    could never open it. Refused before anything is made."""
+    from citylogin.cli_database import chosen_service
+    from citylogin.running_services import running
+    from common.key_encryption import LOCAL_KEK_FILE
+
+    if settings.key_encryption_key is not None or settings.kms_key_id:
+        return
+    if not settings.dynamodb_endpoint_url and chosen_service(settings, running(settings)) is not None:
+        return  # the running service's own key
+    key_file = settings.data_dir.resolve() / "keys" / LOCAL_KEK_FILE
+    if not key_file.exists():
+        raise click.ClickException(f"{name} opens only under the key-encryption key it was made with, and there "
+                                   "is none here: set CITYLOGIN_KEY_ENCRYPTION_KEY, or copy the key file of the "
+                                   f"backed-up data directory to {key_file} (mode 0600). Nothing restored")
 
 
 def _exists(table: str) -> str:

@@ -65,6 +65,7 @@ SLOW_TESTS = {
     "test_the_python_client_answers_each_apps_nonce_demand_by_itself",  # a `citylogin serve` process
     "test_a_ring_backed_up_wiped_and_restored_accepts_the_tokens_issued_before",  # three app starts
     "test_a_ring_of_more_items_than_one_transaction_holds_is_restored_whole",     # 120 sealed writes
+    "test_a_backup_restores_into_a_new_data_directory_given_its_key",            # two DynamoDB Local starts
 }
 # Tests whose assertion is a time, a latency or a cost ratio, or that load the machine on purpose:
 # beside other tests running in parallel they measure the others. scripts/test.sh runs them alone,

@@ -252,3 +252,30 @@ def test_a_backup_sealed_with_kms_opens_only_under_that_kms_key(tmp_path):
         assert read_ring(restored).certificate_authority().certificate == contents.certificate_authority().certificate
         with pytest.raises(BackupRefused, match="b.json does not open under CITYLOGIN_KMS_KEY_ID"):
             open_backup(text.encode(), name="b.json", encryptor=KmsKeyEncryptor(kms, other_key))
+
+
+def test_a_backup_restores_into_a_new_data_directory_given_its_key(cli_env, tmp_path):
+    """A fresh DynamoDB Local of a new data directory: without the backup's key-encryption key there, the
+    restore is refused before anything is made (a key generated now could never open it); with the key
+    file copied there, the ring comes back whole."""
+    assert invoke(cli_env, "init").exit_code == 0
+    path = tmp_path / "b.json"
+    assert invoke(cli_env, "keys", "backup", str(path)).exit_code == 0
+    new = tmp_path / "new" / ".data"
+    fresh = {"CITYLOGIN_DATA_DIR": str(new), "XDG_RUNTIME_DIR": str(tmp_path / "runtime"),
+             "CITYLOGIN_LOG_LEVEL": "WARNING"}
+    refused = invoke(fresh, "keys", "restore", str(path))
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert "opens only under the key-encryption key it was made with" in refused.stderr
+    assert not new.exists()
+
+    (new / "keys").mkdir(parents=True, mode=0o700)
+    key_file = new / "keys" / "key-encryption.key"
+    key_file.write_bytes(base64.b64decode(cli_env["CITYLOGIN_KEY_ENCRYPTION_KEY"]))
+    key_file.chmod(0o600)
+    restored = invoke(fresh, "keys", "restore", str(path))
+    assert restored.exit_code == 0, restored.output
+    listed = invoke(fresh, "keys", "list")
+    assert listed.exit_code == 0, listed.output
+    kids = {e.kid for e in read_ring(store_of(cli_env)).entries}
+    assert {line.split()[1] for line in listed.stdout.splitlines() if not line.startswith("ring version")} == kids
