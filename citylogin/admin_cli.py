@@ -11,6 +11,7 @@ from typing import Iterator
 
 import click
 
+from citylogin.cli_output import OperatorGroup
 from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors
 from citylogin.operator import OPERATOR_HELP, operator_name, remember_operator
 from common.config import load_settings
@@ -55,7 +56,7 @@ def _user(ctx, username: str):
     return user
 
 
-@click.group()
+@click.group(cls=OperatorGroup)
 @click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
 @click.pass_context
 def admin(context: click.Context, operator: str | None) -> None:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import click
 
 from citylogin.admin_cli import _context
+from citylogin.cli_output import OperatorGroup
 from citylogin.operator import OPERATOR_HELP, remember_operator
 
 NAME_MAX = 100
@@ -29,7 +30,7 @@ def _name(_context_: click.Context, _param: click.Parameter, value: str) -> str:
     return value.strip()
 
 
-@click.group()
+@click.group(cls=OperatorGroup)
 @click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
 @click.pass_context
 def apps(context: click.Context, operator: str | None) -> None:

@@ -1,23 +1,22 @@
-"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire, password-parameters
+"""The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire/backup/restore, password-parameters
 list/record/retire, crl-sync, client, admin."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
 
 import click
 
 from citylogin import gunicorn_config
 from citylogin.admin_cli import admin
 from citylogin.apps_cli import apps
-from citylogin.cli_database import command_dynamodb, command_settings, config_errors, stop_on_sigterm
+from citylogin.cli_output import OperatorCommand, OperatorGroup
+from citylogin.cli_database import command_audit, command_settings, config_errors, ring_store, stop_on_sigterm
 from citylogin.cli_password_parameters import password_parameters
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
+from citylogin.key_backup_cli import backup_keys, restore_keys
 from citylogin.operator import OPERATOR_HELP, remember_operator
 from common import dynamo
 from common.audit_events import AuditEvent
-from common.config import Settings
 from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 
 
@@ -63,7 +62,7 @@ def dynamodb_local(port: int, in_memory: bool) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-@main.command()
+@main.command(cls=OperatorCommand)
 def init() -> None:
     """Create the tables and the key ring if missing (idempotent); a new ring imports the CA and keys
     of the data directory or the CA settings."""
@@ -71,7 +70,7 @@ def init() -> None:
     from common.key_ring import ensure_ring
 
     settings = command_settings()
-    with _ring_store(settings, create_tables=True) as store:
+    with ring_store(settings, create_tables=True) as store:
         _, created = config_errors(lambda: ensure_ring(store, initial=lambda: initial_entries(settings)))
         click.echo(f"tables: {', '.join(dynamo.TableNames.with_prefix(settings.table_prefix).all())}")
         if not created:
@@ -84,23 +83,7 @@ def init() -> None:
                        + ", ".join(str(p) for p in imported))
 
 
-@contextmanager
-def _ring_store(settings: Settings, *, create_tables: bool = False) -> Iterator:
-    """The key ring's store on the configured DynamoDB (a DynamoDB Local in the data directory if none)."""
-    from citylogin.operator import operator_name
-    from common.audit import operator_acting
-    from common.key_encryption import key_encryptor
-    from common.key_ring_store import KeyRingStore
-
-    with command_dynamodb(settings) as (settings, tables, client):
-        encryptor = config_errors(lambda: key_encryptor(settings))
-        if create_tables:
-            dynamo.ensure_tables(client, tables)
-        with operator_acting(operator_name(settings)):  # named on every audit line of the command
-            yield KeyRingStore(client, tables.key_ring, encryptor)
-
-
-@main.group()
+@main.group(cls=OperatorGroup)
 @click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
 @click.pass_context
 def keys(context: click.Context, operator: str | None) -> None:
@@ -113,7 +96,7 @@ def list_keys() -> None:
     """Kinds, kids, ages and states (signing / verify-only); never private material."""
     from common.key_ring import describe, read_ring
 
-    with _ring_store(command_settings()) as store:
+    with ring_store(command_settings()) as store:
         contents = config_errors(lambda: read_ring(store))
         for row in describe(contents):
             click.echo(f"{row['kind']:8} {row['kid']:40} {_age(row['age_seconds']):>8}  {row['state']}")
@@ -133,10 +116,10 @@ def rotate_keys() -> None:
     from common.key_ring import rotate
 
     settings = command_settings()
-    with _ring_store(settings) as store:
+    with ring_store(settings) as store:
         for entry in config_errors(lambda: rotate(store)):
             click.echo(f"new {entry.kind} key {entry.kid}")
-            _audit(settings, AuditEvent.KEY_ROTATED, kind=entry.kind, kid=entry.kid)
+            command_audit(AuditEvent.KEY_ROTATED, kind=entry.kind, kid=entry.kid)
     click.echo(f"running services sign with them within {settings.key_ring_reload_seconds:g} seconds")
 
 
@@ -148,7 +131,7 @@ def retire_key(kid: str, force: bool) -> None:
     from common.key_ring import RetireRefused, read_ring, retire
 
     settings = command_settings()
-    with _ring_store(settings) as store:
+    with ring_store(settings) as store:
         try:
             entry = config_errors(lambda: retire(store, kid=kid, settings=settings, force=force))
         except RetireRefused as exc:
@@ -156,19 +139,12 @@ def retire_key(kid: str, force: bool) -> None:
         # Kept outside the table (the audit stream, the operator's notes), the version is what tells a
         # ring restored from before this retirement: it shows a lower one (docs/guides/key-ring.md).
         version = config_errors(lambda: read_ring(store)).ring.version
-        _audit(settings, AuditEvent.KEY_RETIRED, kind=entry.kind, kid=entry.kid, forced=force, ring_version=version)
+        command_audit(AuditEvent.KEY_RETIRED, kind=entry.kind, kid=entry.kid, forced=force, ring_version=version)
     click.echo(f"retired {entry.kind} key {entry.kid}; the ring is at version {version}")
 
 
-def _audit(settings: Settings, event: AuditEvent, **fields) -> None:
-    """Key changes go into the audit stream (and CITYLOGIN_AUDIT_LOG) like the services' events."""
-    from common.audit import audit
-    from common.log_setup import configure_logging
-
-    configure_logging(settings)
-    audit(event, **fields)
-
-
+keys.add_command(backup_keys)
+keys.add_command(restore_keys)
 main.add_command(client)
 main.add_command(admin)
 main.add_command(apps)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import signal
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import click
 
 from common.config import ConfigError, Settings, load_settings
-from common.dynamodb_local import DataInUse, DynamoDBLocal
+from common.dynamodb_local import DATA_FILE, ENDPOINT_FILE, DataInUse, DynamoDBLocal
 
 T = TypeVar("T")
 
@@ -28,40 +29,122 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
+class ConfigProblem(click.ClickException):
+    """A ConfigError as a one-line CLI error; `error` is the ConfigError, for a caller that says more."""
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def config_errors(action: Callable[[], T]) -> T:
     """`action()`, its ConfigError a one-line CLI error."""
     try:
         return action()
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise ConfigProblem(exc) from None
 
 
 @contextmanager
-def database(settings: Settings, *, share_running: bool = False) -> Iterator[dict]:
-    """Yields config overrides: none when an endpoint is set, else a persisted DynamoDB Local. The data
-    is never opened twice: with `share_running` (init, keys, admin) a DynamoDB Local already running
-    on it (`serve`, `dynamodb-local`) is used, and a KMS key means Amazon DynamoDB; else DataInUse."""
+def database(settings: Settings, *, share_running: bool = False, may_create: bool = False) -> Iterator[dict]:
+    """Yields config overrides: none when an endpoint is set, else a DynamoDB Local. The data is never
+    opened twice. `serve` and `dynamodb-local` start one on the data directory (DataInUse if another runs
+    on it). The operator commands (`share_running`) use a running `citylogin serve` (a KMS key: Amazon
+    DynamoDB), and start a DynamoDB Local of their own only when none runs: see `operator_database`."""
     if settings.dynamodb_endpoint_url or (share_running and settings.kms_key_id):
         yield {}
         return
-    local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve())
-    try:
-        local.start()
-    except DataInUse as exc:
-        if not (share_running and exc.endpoint_url):
-            raise
-        running: str | None = exc.endpoint_url
-    else:
-        running = None
-    if running:
-        click.echo(f"DynamoDB Local of a running citylogin: {running} (data in {local.db_path})", err=True)
-        yield {"dynamodb_endpoint_url": running}
+    if share_running:
+        with operator_database(settings, may_create=may_create) as overrides:
+            yield overrides
         return
+    local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve())
+    local.start()
     click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {local.db_path})", err=True)
     try:
         yield {"dynamodb_endpoint_url": local.endpoint_url}
     finally:
         local.stop()
+
+
+@contextmanager
+def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]:
+    """Which citylogin an operator command acts on, said on stderr: the running `serve` of its data directory;
+    else, with CITYLOGIN_DATA_DIR not set, the one `serve` running anywhere; else the data directory's own
+    data, in a DynamoDB Local started for the command (only when no `serve` runs, and unless `may_create`
+    only where there is data). Never a second engine beside a running service; a refusal says what to do."""
+    from citylogin.running_services import running
+
+    data_dir = settings.data_dir.resolve()
+    services = running(settings)
+    chosen = chosen_service(settings, services)
+    if chosen:
+        yield _using(settings, chosen)
+        return
+    db_path = data_dir / "dynamodb"
+    if not may_create and not (db_path / DATA_FILE).exists() and not (db_path / ENDPOINT_FILE).exists():
+        raise click.ClickException(_nothing_here(data_dir, services))
+    local = DynamoDBLocal(db_path=db_path)
+    try:
+        local.start()
+    except DataInUse as exc:
+        if not exc.endpoint_url:
+            raise
+        click.echo(f"DynamoDB Local of a running citylogin: {exc.endpoint_url} (data in {db_path})", err=True)
+        yield {"dynamodb_endpoint_url": exc.endpoint_url}
+        return
+    click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {db_path}; no citylogin serve runs)", err=True)
+    try:
+        yield {"dynamodb_endpoint_url": local.endpoint_url}
+    except ConfigProblem as problem:
+        from common.key_ring import NoKeyRing
+
+        if isinstance(problem.error, NoKeyRing) and not may_create:
+            raise click.ClickException(f"the citylogin data in {data_dir} holds no key ring, and no citylogin serve "
+                                       "runs: if your citylogin runs from another folder, start it there (or set "
+                                       "CITYLOGIN_DATA_DIR to its data directory) and run this command again") from None
+        raise
+    finally:
+        local.stop()
+
+
+def chosen_service(settings: Settings, services: list) -> Any:
+    """The running service an operator command uses (None: none); several that could be it are refused."""
+    data_dir = settings.data_dir.resolve()
+    chosen = [s for s in services if Path(s.data_dir) == data_dir]
+    if not chosen and "data_dir" not in settings.model_fields_set:
+        if len(services) > 1:
+            raise click.ClickException(
+                f"{len(services)} citylogin services run: {'; '.join(s.describe() for s in services)}. Run the "
+                "command in the folder of one, or set CITYLOGIN_DATA_DIR to its data directory")
+        chosen = services
+    return chosen[0] if chosen else None
+
+
+def _using(settings: Settings, service: Any) -> dict:
+    """The overrides that reach a running service's tables and key ring, said on stderr."""
+    from citylogin.running_services import key_encryption_of
+
+    needed = {"setting": "CITYLOGIN_KEY_ENCRYPTION_KEY", "kms": "CITYLOGIN_KMS_KEY_ID"}.get(service.key_encryption)
+    if needed and key_encryption_of(settings) != service.key_encryption:
+        raise click.ClickException(f"the citylogin running at {service.describe()} seals its key ring under "
+                                   f"{needed}: set it in this shell too")
+    click.echo(f"DynamoDB Local of a running citylogin: {service.dynamodb_endpoint_url} (data in "
+               f"{Path(service.data_dir) / 'dynamodb'}); citylogin serve at {service.url}, pid {service.pid}", err=True)
+    overrides = {"dynamodb_endpoint_url": service.dynamodb_endpoint_url, "data_dir": service.data_dir}
+    if "table_prefix" not in settings.model_fields_set:
+        overrides["table_prefix"] = service.table_prefix
+    return overrides
+
+
+def _nothing_here(data_dir: Path, services: list) -> str:
+    """Why a command has no citylogin to act on, and what to do (never `citylogin init`: that makes a new one)."""
+    if services:  # CITYLOGIN_DATA_DIR names another folder than the services' own
+        return (f"no citylogin data in {data_dir} (CITYLOGIN_DATA_DIR), and the citylogin running uses another: "
+                f"{'; '.join(s.describe() for s in services)}. Unset CITYLOGIN_DATA_DIR, or set it to that folder")
+    return (f"no citylogin runs and there is no citylogin data in {data_dir}: start `citylogin serve` (in its own "
+            "terminal, in the folder that holds its data), run this command in that folder, or set "
+            "CITYLOGIN_DATA_DIR to its data directory")
 
 
 class _NoDynamoDB(click.ClickException):
@@ -80,7 +163,7 @@ def dynamodb_start_errors() -> Iterator[None]:
 
 
 @contextmanager
-def command_dynamodb(settings: Settings) -> Iterator[tuple[Settings, Any, Any]]:
+def command_dynamodb(settings: Settings, *, may_create: bool = False) -> Iterator[tuple[Settings, Any, Any]]:
     """(settings, table names, client) of the configured DynamoDB for a command (a DynamoDB Local in
     the data directory if none: a running `serve`'s, else its own), with a start's patience rather
     than a request's; a DynamoDB that is not there is one line naming the setting."""
@@ -89,7 +172,7 @@ def command_dynamodb(settings: Settings) -> Iterator[tuple[Settings, Any, Any]]:
     from common.dynamodb_local import DynamoDBLocalError
 
     try:
-        with database(settings, share_running=True) as overrides, dynamodb_start_errors():
+        with database(settings, share_running=True, may_create=may_create) as overrides, dynamodb_start_errors():
             settings = config_errors(lambda: load_settings(overrides))
             client = dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
                                         local=settings.dynamodb_local, connect_timeout=STARTUP_TIMEOUT,
@@ -97,3 +180,35 @@ def command_dynamodb(settings: Settings) -> Iterator[tuple[Settings, Any, Any]]:
             yield settings, dynamo.TableNames.with_prefix(settings.table_prefix), client
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def ring_store(settings: Settings, *, create_tables: bool = False,
+               before_creating: Callable[[Any], None] | None = None) -> Iterator[Any]:
+    """The key ring's store on the configured DynamoDB (a running service's, or a DynamoDB Local of the data
+    directory), the operator named on every audit line; `create_tables` creates the missing tables first,
+    after `before_creating(store)`, which may refuse."""
+    from citylogin.operator import operator_name
+    from common import dynamo
+    from common.audit import operator_acting
+    from common.key_encryption import key_encryptor
+    from common.key_ring_store import KeyRingStore
+
+    with command_dynamodb(settings, may_create=create_tables) as (settings, tables, client):
+        encryptor = config_errors(lambda: key_encryptor(settings))
+        store = KeyRingStore(client, tables.key_ring, encryptor)
+        with operator_acting(operator_name(settings)):
+            if before_creating is not None:
+                before_creating(store)
+            if create_tables:
+                dynamo.ensure_tables(client, tables)
+            yield store
+
+
+def command_audit(event: Any, **fields: Any) -> None:
+    """Key changes go into the audit stream (and CITYLOGIN_AUDIT_LOG) like the services' events."""
+    from common.audit import audit
+    from common.log_setup import configure_logging
+
+    configure_logging(command_settings())
+    audit(event, **fields)

@@ -1,14 +1,58 @@
 """What the `citylogin client` commands print: aligned tables for people, JSON (`--json`) for scripts."""
 from __future__ import annotations
 
+import io
 import json
+import sys
 import unicodedata
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import click
 
 SHORT_ID = 8  # characters of an id shown in a table while no other shown id starts the same
+
+@contextmanager
+def output_when_done() -> Iterator[None]:
+    """Standard output held until the command ends well, then written at once: a command that fails writes
+    nothing there, so `citylogin apps add x --json > x.json` never leaves half an answer (or an empty file
+    that looks like one). Errors, prompts and progress go to stderr as they come."""
+    real, held = sys.stdout, io.StringIO()
+    sys.stdout = held
+    try:
+        yield
+    except click.exceptions.Exit as done:
+        if done.exit_code == 0:
+            _write(real, held.getvalue())
+        raise
+    else:
+        _write(real, held.getvalue())
+    finally:
+        sys.stdout = real
+
+
+def _write(stream: Any, text: str) -> None:
+    stream.write(text)
+    stream.flush()
+
+
+class OperatorGroup(click.Group):
+    """A group of operator commands (keys, apps, admin, password-parameters): each one's stdout is written
+    only once it is complete (`output_when_done`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with output_when_done():
+            return super().invoke(ctx)
+
+
+class OperatorCommand(click.Command):
+    """An operator command outside those groups (`init`), its stdout written only once complete."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with output_when_done():
+            return super().invoke(ctx)
+
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 

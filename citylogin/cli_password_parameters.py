@@ -12,6 +12,7 @@ from typing import Callable, Iterator, TypeVar
 import click
 
 from citylogin.cli_database import command_dynamodb, command_settings, config_errors
+from citylogin.cli_output import OperatorGroup
 from common.config import Settings
 
 T = TypeVar("T")
@@ -71,7 +72,7 @@ def _echo_refusals(refusals: list, table: str) -> None:
         click.echo(f"refused: {refusal.message(table)}")
 
 
-@click.group("password-parameters")
+@click.group("password-parameters", cls=OperatorGroup)
 def password_parameters() -> None:
     """The Argon2id parameter sets stored password hashes were made with; every password check
     verifies one hash of each, so a dormant account costs what an unknown name costs."""
@@ -114,11 +115,13 @@ def record_sets(yes: bool) -> None:
     from common.password_parameters import record_found
 
     def confirm(unsealed: list) -> bool:
+        # The question and what it is about go to stderr: stdout is written only when the command ends.
         click.echo("unsealed records that no stored hash uses (written by the previous release, or without "
-                   "the key-encryption key):")
+                   "the key-encryption key):", err=True)
         for record in unsealed:
-            click.echo(f"  {key_of(record.parameters):22} last used {_day(record.last_used)}")
-        return yes or click.confirm("Seal them, so that every password check verifies their sets?", default=False)
+            click.echo(f"  {key_of(record.parameters):22} last used {_day(record.last_used)}", err=True)
+        return yes or click.confirm("Seal them, so that every password check verifies their sets?", default=False,
+                                    err=True)
 
     settings = command_settings()
     with _census(settings) as (store, count_hashes):

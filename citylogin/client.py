@@ -3,6 +3,7 @@ are in citylogin.client_keys, re-exported here."""
 from __future__ import annotations
 
 import base64
+import platform
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -29,23 +30,41 @@ def guess_device_class() -> str:
         return "mobile"
     return "desktop"
 
+def user_agent(product: str = "citylogin-python") -> str:
+    """What this client says it is, e.g. `citylogin-cli/0.1.0 (Linux x86_64) python-requests/2.34.2`: the
+    product first, so that the device's sessions and history name it (the web UI's describeAgent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("citylogin")
+    except PackageNotFoundError:  # run from a checkout that was not installed
+        release = "0"
+    system = {"Darwin": "Mac OS X", "Windows": "Windows NT"}.get(platform.system(), platform.system())
+    where = " ".join(filter(None, (system, platform.machine()))) or "unknown"
+    return f"{product}/{release} ({where}) python-requests/{requests.__version__}"
+
+
 class Client:
     """One device talking to one citylogin server; tokens are kept in memory (`on_tokens` may store them)."""
 
     def __init__(self, base_url: str | None = None, *, key_file: KeyFile | None = None,
                  session: requests.Session | None = None, timeout: float = 30,
                  on_renew: Callable[[KeyFile], None] | None = None, auto_renew: bool = True,
-                 on_tokens: Callable[[Client], None] | None = None) -> None:
+                 on_tokens: Callable[[Client], None] | None = None, agent: str | None = None) -> None:
         """`on_renew(key_file)` runs right after this device's certificate was renewed (save the file
         then: the old certificate no longer logs in); `auto_renew` renews when a login says it is due;
         `on_tokens(client)` runs whenever the tokens change (a login, a refresh, a logout): refresh
-        tokens rotate, so whoever stores them must store each new pair."""
+        tokens rotate, so whoever stores them must store each new pair. `agent` is the User-Agent of
+        the session made here when none is given (default `user_agent()`)."""
         base_url = base_url or (key_file.base_url if key_file else None)
         if not base_url:
             raise ValueError("base_url is required when no key_file is given")
         self.base_url = base_url.rstrip("/")
         self.key_file = key_file
-        self.http = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = agent or user_agent()
+        self.http = session
         self.timeout = timeout
         self.access_token: str | None = None
         self.refresh_token: str | None = None

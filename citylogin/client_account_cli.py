@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from citylogin.cli_output import json_option, key_values, local_time, print_json
-from citylogin.client import KEY_KINDS, Client
-from citylogin.client_session_cli import (ask_new_password, ask_password, ask_secret, describe, key_file_option,
-                                          new_key_file, reports_errors, show_recovery_codes, stored_session)
+from citylogin.client import KEY_KINDS
+from citylogin.client_session_cli import (ask_new_password, ask_password, ask_secret, cli_client, describe,
+                                          key_file_option, new_key_file, reports_errors, show_recovery_codes,
+                                          stored_session)
 
 
 @click.command()
@@ -40,7 +41,7 @@ def recover(url: str, username: str, key_file: Path, device_name: str | None, ke
     """Get back in with a recovery code. For when every device is lost; asks the password and the code."""
     new_key_file(key_file)
     password, code = ask_password(), ask_secret("Recovery code")
-    issued = Client(url).recover(code, username=username, password=password, device_name=device_name,
+    issued = cli_client(url).recover(code, username=username, password=password, device_name=device_name,
                                  unbind_other_devices=unbind_others, key_kind=key_kind)
     issued.save(key_file)
     describe(issued, key_file)
@@ -67,7 +68,7 @@ def _link_token(url: str | None, token: str, fragment: str) -> tuple[str, str]:
 @reports_errors
 def password_reset(url: str, email: str) -> None:
     """E-mail a password reset link. The answer is the same whether or not the address is known."""
-    click.echo(Client(url).request_password_reset(email)["message"])
+    click.echo(cli_client(url).request_password_reset(email)["message"])
 
 
 @click.command("password-reset-confirm", context_settings=TAKES_A_TOKEN)
@@ -77,7 +78,7 @@ def password_reset(url: str, email: str) -> None:
 def password_reset_confirm(url: str | None, token: str | None) -> None:
     """Set a new password from a reset link. TOKEN is its token or the whole link; every session ends."""
     url, token = _link_token(url, ask_secret("Reset token or link", token), "reset")
-    Client(url).confirm_password_reset(token=token, new_password=ask_new_password())
+    cli_client(url).confirm_password_reset(token=token, new_password=ask_new_password())
     click.echo("password changed; every session of the account was ended")
 
 
@@ -137,7 +138,7 @@ def email(key_file: Path, new_email: str) -> None:
 def verify(url: str | None, token: str | None) -> None:
     """Verify the e-mail address. TOKEN is the token of the message's link or the whole link."""
     url, token = _link_token(url, ask_secret("Verification token or link", token), "verify")
-    Client(url).verify_email(token)
+    cli_client(url).verify_email(token)
     click.echo("e-mail address verified")
 
 

@@ -11,9 +11,9 @@ from citylogin.cli_output import json_option, key_values, local_time, print_json
 from citylogin.client import KEY_KINDS, Client, CityloginError, ConcurrentLoginRequired
 from citylogin.client_account_cli import account, password_reset, password_reset_confirm, recover, renew
 from citylogin.client_devices_cli import devices, history, sessions
-from citylogin.client_session_cli import (PASSWORD_ENV, CommandFailure, ask_password, describe, device_client,
-                                          key_file_option, new_key_file, reports_errors, show_recovery_codes,
-                                          stored_session)
+from citylogin.client_session_cli import (PASSWORD_ENV, CommandFailure, ask_password, cli_client, describe,
+                                          device_client, key_file_option, new_key_file, reports_errors,
+                                          show_recovery_codes, stored_session)
 
 __all__ = ["PASSWORD_ENV", "client"]
 
@@ -40,7 +40,7 @@ def client() -> None:
 def register(url: str, username: str, email: str, key_file: Path, device_name: str | None, key_kind: str) -> None:
     """Create an account with this device as its first; the password comes from a prompt or the env."""
     new_key_file(key_file)
-    enrolling = Client(url)
+    enrolling = cli_client(url)
     issued = enrolling.register(username=username, email=email, password=ask_password(confirm=True),
                                 device_name=device_name, key_kind=key_kind)
     issued.save(key_file)
@@ -165,7 +165,7 @@ def pair(url: str, username: str, key_file: Path, device_name: str | None, key_k
     """Register this new device with LINK, the whole link a pairing QR code holds
     (`<public URL>/#pair=...`, as `pair-request` prints it; in quotes, for its `#`)."""
     new_key_file(key_file)
-    issued = Client(url).pair(qr_payload, username=username, password=ask_password(),
+    issued = cli_client(url).pair(qr_payload, username=username, password=ask_password(),
                               device_name=device_name, key_kind=key_kind)
     issued.save(key_file)
     describe(issued, key_file)

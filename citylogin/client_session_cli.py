@@ -12,7 +12,7 @@ import click
 import requests
 
 from citylogin.cli_output import print_json
-from citylogin.client import Client, CityloginError, KeyFile
+from citylogin.client import Client, CityloginError, KeyFile, user_agent
 
 PASSWORD_ENV = "CITYLOGIN_CLIENT_PASSWORD"
 KEY_FILE_ENV = "CITYLOGIN_KEY_FILE"
@@ -100,6 +100,11 @@ def new_key_file(path: Path) -> Path:
     return path
 
 
+def cli_client(url: str | None = None, **options: Any) -> Client:
+    """A client that names the command line in its User-Agent: its sessions and history say "citylogin CLI"."""
+    return Client(url, agent=user_agent("citylogin-cli"), **options)
+
+
 def device_client(path: Path, *, auto_renew: bool = True, quiet: bool = False) -> Client:
     """A client of the device in this key file, with its stored session if any. Every change of the
     tokens and every renewed certificate is written back to the file at once (refresh tokens rotate)."""
@@ -118,7 +123,7 @@ def device_client(path: Path, *, auto_renew: bool = True, quiet: bool = False) -
         if not quiet:
             click.echo(f"certificate renewed: fingerprint {renewed.fingerprint}; {path} updated", err=True)
 
-    client = Client(key_file=key_file, on_renew=save_renewed, on_tokens=save_tokens, auto_renew=auto_renew)
+    client = cli_client(key_file=key_file, on_renew=save_renewed, on_tokens=save_tokens, auto_renew=auto_renew)
     if key_file.session:
         client.use_tokens(key_file.session)
     return client

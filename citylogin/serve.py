@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import click
 
 from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors, stop_on_sigterm
-from common.config import LOCAL_HOSTS, Settings
+from common.config import LOCAL_HOSTS, Settings, is_local_dynamodb
 from common.dynamodb_local import DynamoDBLocalError
 
 
@@ -73,7 +73,8 @@ def run_serve(*, host: str | None, port: int | None, workers: int | None, dev: b
                 _check_start(test_config)
                 click.echo(announcement(host, port, public_url, given=settings.public_url is not None), err=True)
                 click.echo(server.line, err=True)
-                _until_stopped(_runner(server, settings, host, port, test_config))
+                with _recorded(settings, public_url, overrides.get("dynamodb_endpoint_url")):
+                    _until_stopped(_runner(server, settings, host, port, test_config))
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("citylogin stopped", err=True)
@@ -90,6 +91,17 @@ def _runner(server: Server, settings: Settings, host: str, port: int,
 
     run = serve_werkzeug.serve_reloading if server.reloads else serve_werkzeug.serve_once
     return lambda: run(host, port, test_config=test_config, read_timeout=settings.request_read_timeout)
+
+
+def _recorded(settings: Settings, url: str, started_endpoint: str | None) -> AbstractContextManager[Any]:
+    """Where this serve runs, for the operator commands of any folder (citylogin.running_services), while
+    it serves on a DynamoDB Local: against Amazon DynamoDB a command needs the deployment's settings anyway."""
+    endpoint = started_endpoint or settings.dynamodb_endpoint_url
+    if not endpoint or not is_local_dynamodb(endpoint, settings.dynamodb_local):
+        return nullcontext()
+    from citylogin.running_services import recorded
+
+    return recorded(settings, url=url, dynamodb_endpoint_url=endpoint)
 
 
 def _metrics_directory(server: Server, settings: Settings) -> AbstractContextManager[Any]:

@@ -33,6 +33,8 @@ class AuditEvent(StrEnum):
     CONCURRENT_LIMIT_SET = "concurrent_limit_set"
     KEY_ROTATED = "key_rotated"
     KEY_RETIRED = "key_retired"
+    KEY_RING_BACKED_UP = "key_ring_backed_up"
+    KEY_RING_RESTORED = "key_ring_restored"
     APP_ADDED = "app_added"
     APP_SECRET_ROTATED = "app_secret_rotated"
     APP_REMOVED = "app_removed"

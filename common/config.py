@@ -76,6 +76,9 @@ class Settings(BaseModel):
 
     # storage
     data_dir: Path = Path(".data")
+    # where `citylogin serve` records where it runs, for the operator commands of any folder (None:
+    # $XDG_RUNTIME_DIR/citylogin, else ~/.local/state/citylogin; citylogin.running_services)
+    runtime_dir: Path | None = None
     dynamodb_endpoint_url: str | None = None
     # the endpoint is a DynamoDB Local (signed with a fixed local key pair, tables created at
     # start): None decides by the endpoint's host (localhost, 127.0.0.1, ::1); anything else signs

@@ -26,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 LOCK_FILE = "citylogin.lock"
 ENDPOINT_FILE = "citylogin-endpoint"
+DATA_FILE = "shared-local-instance.db"  # what DynamoDB Local writes with -sharedDb: the data directory holds data
 
 
 class DynamoDBLocalError(RuntimeError):

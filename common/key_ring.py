@@ -35,6 +35,10 @@ REFRESH_SECRET_BYTES = 32
 RETIRE_ATTEMPTS = 5  # retirements racing: each loser reads the ring again and retires on top of the winner
 
 
+class NoKeyRing(ConfigError):
+    """The table holds no key ring (`citylogin init` makes one)."""
+
+
 class RetireRefused(StoreRefusal):
     """`keys retire` must not remove this key (yet); the message says why."""
 
@@ -185,7 +189,7 @@ def report_contradictions(store: KeyRingStore, contents: RingContents, reported:
 def _complete(store: KeyRingStore, loaded: LoadedRing | None, *, reported: set[str]) -> RingContents:
     """The ring as recorded, its contradictions reported (before a kind found missing stops the start)."""
     if loaded is None:
-        raise ConfigError(f"no key ring in the DynamoDB table {store.table}: run `citylogin init` first "
+        raise NoKeyRing(f"no key ring in the DynamoDB table {store.table}: run `citylogin init` first "
                           "(or set CITYLOGIN_CREATE_TABLES=true)")
     contents = _as_recorded(loaded)
     report_contradictions(store, contents, reported)

@@ -304,6 +304,32 @@ class KeyRingStore:
                 return False  # another process created the ring first: read theirs
             raise
 
+    def is_empty(self) -> bool:
+        """No item of the ring (or no table)."""
+        return not self._query()
+
+    def restore(self, entries: list[RingEntry], *, ring: RingState, now: datetime) -> bool:
+        """Write a backed-up ring into a table that holds no ring: each key and tombstone sealed for this
+        table, then the genesis marker and the manifest together, so that the ring exists only once it is
+        whole. False, with nothing left written, if an item of the ring is there already (or comes meanwhile)."""
+        if not self.is_empty():
+            return False
+        items = [self._item(e) if e.state == STATE_ACTIVE else self._tombstone(e, ring=ring, now=now) for e in entries]
+        last = [self._genesis(now), *([self._manifest(ring)] if ring.version or ring.retired else [])]
+        batches = [items[i:i + _TRANSACTION_ITEMS] for i in range(0, len(items), _TRANSACTION_ITEMS)] + [last]
+        written: list[dict[str, Any]] = []
+        try:
+            for batch in batches:
+                self.client.transact_write_items(TransactItems=[{"Put": self._put(item)} for item in batch])
+                written += batch
+        except ClientError as exc:
+            if "ConditionalCheckFailed" not in dynamo.cancellation_codes(exc):
+                raise
+            for item in written:  # a ring began meanwhile: take back what this restore wrote
+                self.client.delete_item(TableName=self.table, Key={"ring": item["ring"], "key_id": item["key_id"]})
+            return False
+        return True
+
     def add(self, entry: RingEntry) -> None:
         self.client.put_item(**self._put(self._item(entry)))
 
@@ -336,6 +362,7 @@ class KeyRingStore:
 
 
 _VERSION, _RETIRED = "ring_version", "ring_retired"
+_TRANSACTION_ITEMS = 100  # DynamoDB's most items in one TransactWriteItems
 # A version as written: not str.isdigit, which takes "²" that int() refuses, nor more digits than int() reads
 _DIGITS = re.compile(r"[0-9]{1,20}")
 _NAME_SHOWN = 120

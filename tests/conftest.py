@@ -3,6 +3,8 @@ through the factories."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -28,7 +30,8 @@ SLOW_FOLDERS = {"browser", "examples"}
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
     "test_metrics_gunicorn", "test_serve_gunicorn",
-    "test_serve", "test_serve_slow_client", "test_public_url", "test_standalone_services", "test_many_hosts",
+    "test_serve", "test_serve_slow_client", "test_commands_find_serve", "test_public_url", "test_standalone_services",
+    "test_many_hosts",
     "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
     "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout", "test_openid_client",
@@ -62,6 +65,9 @@ SLOW_TESTS = {
     "test_a_store_shared_by_two_guards_refuses_a_proof_replayed_to_the_other",  # two guards' feeds
     "test_with_the_feed_stale_introspection_names_the_key_and_the_proof_is_still_checked",  # waits out staleness
     "test_the_python_client_answers_each_apps_nonce_demand_by_itself",  # a `citylogin serve` process
+    "test_a_ring_backed_up_wiped_and_restored_accepts_the_tokens_issued_before",  # three app starts
+    "test_a_ring_of_more_items_than_one_transaction_holds_is_restored_whole",     # 120 sealed writes
+    "test_a_backup_restores_into_a_new_data_directory_given_its_key",            # two DynamoDB Local starts
 }
 # Tests whose assertion is a time, a latency or a cost ratio, or that load the machine on purpose:
 # beside other tests running in parallel they measure the others. scripts/test.sh runs them alone,
@@ -96,6 +102,10 @@ def pytest_configure(config):
     # The developer's own CITYLOGIN_* settings must not leak into the tests.
     for name in [n for n in os.environ if n.startswith("CITYLOGIN_")]:
         del os.environ[name]
+    # Nor their running `citylogin serve`: the records of where one runs (citylogin.running_services) go to a
+    # folder of this test process, which the serves and commands the tests start inherit.
+    config._citylogin_runtime = tempfile.mkdtemp(prefix="citylogin-runtime-")
+    os.environ["XDG_RUNTIME_DIR"] = config._citylogin_runtime
 
 
 # The longest tests (a minute or more on a busy machine): under xdist they are handed out first, so
@@ -136,6 +146,7 @@ def pytest_unconfigure(config):
     local = getattr(config, "_citylogin_dynamodb", None)
     if local is not None:
         local.stop()
+    shutil.rmtree(getattr(config, "_citylogin_runtime", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

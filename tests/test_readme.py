@@ -128,3 +128,21 @@ def test_the_link_finder_reads_markdown():
     text = "# A title, here\n\n[a](docs/x.md#y) ![i](docs/images/i.png) `[not](a link)`\n"
     assert links(text) == ["docs/x.md#y", "docs/images/i.png"]
     assert github_anchors(text) == {"a-title-here"}
+
+
+def test_the_security_policy_is_linked_and_on_the_site():
+    """SECURITY.md (issue 54): a private channel that is the project's own, no invented address, the
+    supported versions and the version policy; the README links it and the site shows it."""
+    import tomllib
+
+    policy = (ROOT / "SECURITY.md").read_text()
+    shown = policy.split("[start:policy]")[1].split("[end:policy]")[0]
+    for heading in ("## Reporting a vulnerability", "## Supported versions", "## Version policy"):
+        assert f"\n{heading}\n" in shown
+    homepage = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Homepage"]
+    repository = homepage.split("#")[0]
+    assert f"{repository}/security/advisories/new" in shown
+    assert not re.search(r"[\w.+-]+@[\w-]+\.\w+", policy)   # no e-mail address the project does not have
+    assert "Upgrading" in shown and "CHANGELOG.md" in shown
+    assert "SECURITY.md" in links(README)
+    assert '--8<-- "SECURITY.md:policy"' in (ROOT / "docs" / "security" / "policy.md").read_text()

@@ -181,7 +181,7 @@ export async function askName(current, currentClass = "other") {
 }
 
 const BROWSERS = [["Edg/", "Edge"], ["OPR/", "Opera"], ["Firefox/", "Firefox"], ["Chrome/", "Chrome"],
-  ["Safari/", "Safari"]];
+  ["Safari/", "Safari"], ["citylogin-cli/", "citylogin CLI"], ["citylogin-python/", "citylogin Python"]];
 const SYSTEMS = [["Android", "Android"], ["iPhone", "iPhone"], ["iPad", "iPad"], ["Windows", "Windows"],
   ["Mac OS", "macOS"], ["CrOS", "ChromeOS"], ["Linux", "Linux"]];
 

@@ -207,3 +207,31 @@ def test_sessions_show_the_browser_ended_ones_and_log_out_everywhere(make_server
     expect(a.banner).to_contain_text("You have logged out everywhere.")
     a.log_in(user)
     a.expect_devices_screen()
+
+
+def test_a_session_of_the_command_line_is_named_citylogin_cli(make_server, new_device):
+    """The CLI's User-Agent names it (issue 54): the Sessions tab says "citylogin CLI on Linux", not
+    python-requests, in English and in Japanese."""
+    from types import SimpleNamespace
+
+    from accounts import user_service
+    from citylogin.client import user_agent
+    from tests.support.live import PASSWORD, add_device
+
+    url, ctx = make_server(max_concurrent_devices=0)
+    a = new_device(url, locale="en-US").open()
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")
+    owner = user_service.find_user(ctx, username=user)
+    first = SimpleNamespace(key_file=SimpleNamespace(user_uuid=owner.user_uuid, base_url=url, username=user))
+    cli = add_device(ctx, first, name="terminal")  # type: ignore[arg-type]
+    cli.http.headers["User-Agent"] = user_agent("citylogin-cli")
+    cli.login(PASSWORD)
+    a.go("sessions")
+    rows = a.page.locator("#session-rows tr")
+    expect(rows).to_have_count(2)
+    agents = rows.locator("td[data-column='web.sessions.col_browser'] span[title]")
+    expect(agents.filter(has_text="citylogin CLI on Linux")).to_have_count(1)
+    assert agents.filter(has_text="python-requests").count() == 0
+    a.switch_language("ja")
+    expect(agents.filter(has_text="Linux の citylogin CLI")).to_have_count(1)

@@ -104,6 +104,18 @@ def test_login_keeps_the_session_in_a_0600_file_and_whoami_needs_no_password(ser
     assert client.key_file.username in human
 
 
+def test_the_cli_names_itself_in_its_user_agent(server, device):
+    """Its sessions and history say "citylogin-cli/<version> (<system>)", not python-requests' own name."""
+    _, path = device
+    [session] = as_json(run(path, "sessions", "list", "--json"))["sessions"]
+    agent = session["user_agent"]
+    assert re.fullmatch(r"citylogin-cli/\S+ \([^)]+\) python-requests/\S+", agent), agent
+    assert session["user_agent"] == Client("http://x").http.headers["User-Agent"].replace("citylogin-python/",
+                                                                                          "citylogin-cli/")
+    history = as_json(run(path, "history", "--json"))["items"]
+    assert history[0]["user_agent"] == agent
+
+
 def test_the_key_file_defaults_to_citylogin_key_file(server, tmp_path):
     url, _ = server
     path = tmp_path / "new" / "dir" / "device.json"

@@ -105,7 +105,8 @@ def test_commands_beside_a_running_serve_use_its_dynamodb_local_never_a_second(t
             done = cli(tmp_path, *args)
             assert done.returncode == 0, done.stderr
             assert done.stderr.splitlines()[0] == (f"DynamoDB Local of a running citylogin: {endpoint} "
-                                                   f"(data in {(tmp_path / 'dynamodb').resolve()})"), done.stderr
+                                                   f"(data in {(tmp_path / 'dynamodb').resolve()}); citylogin serve "
+                                                   f"at http://localhost:{port}, pid {process.pid}"), done.stderr
         assert "signing" in cli(tmp_path, "keys", "list").stdout
         assert name in cli(tmp_path, "admin", "show", name).stdout
 
