@@ -362,6 +362,8 @@ class HistoryItem(BaseModel):
     user_agent: str | None = None
     result: str = Field(description="what happened: " + ", ".join(r.value for r in HistoryResult))
     evicted: list[dict[str, Any]] = []
+    continued: bool | None = Field(default=None, description="result rejected_concurrent: the person was asked "
+                                   "\"in use elsewhere - continue?\" and continued (the sign-in is the next row)")
     # Who acted and why stay in the operators' history and audit trail: this model leaves them out.
     action: str | None = Field(default=None, description="result admin_action: what an operator did")
 

@@ -71,7 +71,8 @@ function sessionsMoreButton() {
   return button;
 }
 
-/** The first page of sessions (the live ones, or all with the toggle), or with `more` the next one. */
+/** The first page of sessions (the live ones, or all with the toggle), "This session" on top, or with
+ * `more` the next one. */
 export async function loadSessions({ more = false } = {}) {
   const errorNode = $("#sessions-panel .error");
   const moreButton = sessionsMoreButton();
@@ -84,7 +85,7 @@ export async function loadSessions({ more = false } = {}) {
   try {
     const page = await authCall("GET", `/session/list?${query}`);
     if (load !== sessionsLoads) return;
-    const rows = page.sessions.map(sessionRow);
+    const rows = page.sessions.sort((a, b) => b.current - a.current).map(sessionRow);   // then newest first
     if (more) $("#session-rows").append(...rows);
     else $("#session-rows").replaceChildren(...rows);
     sessionsCursor = page.next_cursor || null;
@@ -215,12 +216,14 @@ export async function loadHistory({ more = false } = {}) {
 function historyLabel(item) {
   const action = `web.history.action_${item.action}`;
   if (item.result === "admin_action") return has(action) ? action : "web.history.result_admin_action";
+  if (item.continued) return "web.history.result_continued";     // asked "in use elsewhere?", went on
   const result = `web.history.result_${item.result}`;
   return has(result) ? result : "web.history.result_other";
 }
 
 function historyEffect(item) {
   if (item.result === "admin_action") return OPERATOR_ACTION_EFFECTS[item.action] || "neutral";
+  if (item.continued) return "neutral";
   return item.result === "success" ? "good" : "bad";
 }
 

@@ -278,12 +278,43 @@ def test_keyboard_only_login_and_escape_cancels(make_server, new_device):
     b.expect_devices_screen()
 
 
-def test_login_without_a_device_key_says_what_to_do(make_server, new_device):
+# A new computer, told the truth (issue 54): the password alone never signs in; what makes this browser a device.
+NEW_COMPUTER = {
+    "en": ("This browser holds no device key for “{user}”. Sign in on a device you already use and add this one, "
+           "or use a recovery code.", ["Pair this browser", "Lost all my devices?"]),
+    "ja": ("このブラウザーには「{user}」のデバイス鍵がありません。"
+           "お使いのデバイスでサインインしてこのブラウザーを追加するか、"
+           "回復コードを使ってください。",
+           ["このブラウザーを追加", "すべてのデバイスを紛失しましたか？"]),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_a_new_computer_is_told_to_add_itself_or_use_a_recovery_code(make_server, new_device, screenshot, language):
     url, _ = make_server()
     a = new_device(url).open()
-    a.log_in("nobody-here")
-    expect(a.login_form.locator(".error")).to_contain_text("holds no device key")
-    a.expect_login_screen()
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")
+    a.log_out()
+    a.log_in(user, "wrong password 1")         # another refusal shows no such links
+    expect(a.login_form.locator(".error")).to_be_visible()
+    expect(a.page.locator("#login-new-device")).to_be_hidden()
+
+    b = new_device(url, viewport=PHONE).open()
+    b.switch_language(language)
+    b.log_in(user)                             # the right password, on a browser with no key for the account
+    text, links = NEW_COMPUTER[language]
+    expect(b.login_form.locator(".error")).to_have_text(text.format(user=user))
+    expect(b.page.locator("#login-new-device button")).to_have_text(links)
+    b.expect_login_screen()
+    screenshot(b.page, f"login_new_computer_{language}")
+    b.page.locator("#login-new-device button[data-show=pair]").click()
+    expect(b.pair_form).to_be_visible()         # a pairing code from a device already in use
+    b.go("login")
+    b.page.locator("#login-new-device button[data-show=recover]").click()
+    expect(b.recover_form).to_be_visible()
+    b.recover(user, a.recovery_codes[0], device_name="New computer")
+    b.expect_devices_screen()
 
 
 @pytest.mark.parametrize("screen", ["Devices", "Sessions", "History", "Add a device", "Account"])
