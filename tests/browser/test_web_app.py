@@ -108,6 +108,35 @@ def test_cancel_keeps_the_other_device_logged_in(make_server, new_device, screen
     screenshot(a.page, "devices-after-cancel")
 
 
+def test_history_tells_a_question_answered_continue_from_a_refusal(make_server, new_device, screenshot):
+    """Issue 54: "in use elsewhere — continue?" answered Continue is no refusal (nor red); Cancel stays one."""
+    url, ctx = make_server()
+    a, user, payload = _account_with_pairing_code(url, new_device)
+    b = new_device(url)
+    b.pair(payload, user, device_name="Bob phone")
+    dialog = b.page.locator("#concurrent-dialog")
+    dialog.get_by_role("button", name="Cancel").click()      # asked, and left: a refusal
+    expect(dialog).to_be_hidden()
+    b.log_in(user)
+    dialog.get_by_role("button", name="Continue").click()    # asked again, and continued
+    b.expect_devices_screen()
+    user_uuid = users.find_uuid_by_username(ctx, username=user)
+    wait_until(lambda: sessions.history_page(ctx, user_uuid=user_uuid, limit=10, cursor=None)[0][1].get("continued"),
+               what="the question's row marked continued, after the confirm's answer")
+
+    b.go("history")
+    rows = b.page.locator("#history-rows tr")
+    results = rows.locator("td[data-column='web.history.col_result']")
+    expect(results).to_have_text(["Signed in", "Asked: in use elsewhere — continued", "Refused: in use elsewhere",
+                                  "Signed in"])
+    expect(rows.nth(0)).to_contain_text("Alice laptop")                 # the sign-in logged the laptop out
+    assert [rows.nth(i).get_attribute("data-effect") for i in range(4)] == ["good", "neutral", "bad", "good"]
+    b.switch_language("ja")
+    expect(results).to_have_text(["ログイン成功", "確認: 別の場所で使用中 — 続行", "拒否: 別の場所で使用中",
+                                  "ログイン成功"])
+    screenshot(b.page, "history_continued_ja")
+
+
 def test_second_device_pairs_and_both_are_listed(make_server, new_device, screenshot):
     url, _ = make_server(max_concurrent_devices=2)
     a, user, payload = _account_with_pairing_code(url, new_device)
