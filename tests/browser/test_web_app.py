@@ -268,6 +268,9 @@ def test_sessions_list_live_ones_then_ended_ones_page_by_page(make_server, new_d
     rows, more = a.page.locator("#session-rows tr"), a.page.locator("#sessions-more")
     a.page.locator("#sessions-refresh").click()
     expect(rows).to_have_count(2)
+    expect(rows.first).to_have_class("current")      # "This session" first, though the phone's is newer
+    expect(rows.first).to_contain_text("This session")
+    expect(rows.nth(1)).to_contain_text("Bob phone")
     expect(more).to_be_hidden()
     expect(a.page.locator("#sessions-show-ended-label")).to_have_text("Show ended sessions")
     a.page.locator("#sessions-show-ended").check()
