@@ -212,7 +212,6 @@ async function logIn(username, password, { registered = false } = {}) {
         ? await (await import("./passkeys.js")).logInWithPasskey(username, { replacing: confirmReplacing })
         : await citylogin.login({ username, password, replacing: confirmReplacing });
     } catch (error) {
-      // A new computer: "Pair this browser" or a recovery code
       $("#login-new-device").hidden = error.code !== "no_device_key";
       if (error.code !== "device_revoked") throw error;
       // This browser's certificate was revoked (by whom, the refusal does not say): the banner says what

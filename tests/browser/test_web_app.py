@@ -9,14 +9,19 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from accounts import user_service as users
+from apps import service as apps
+from apps.models import OidcClient
+from citylogin.client import Client
 from sessions import service as sessions
 from tests.conftest import unique_name
-from tests.support.live import FakeClock
+from tests.support.live import PASSWORD, FakeClock
+from tests.support.oidc import signed_in_tokens
 from tests.support.seats import open_session
 from tests.support.waiting import wait_until
 
 IN_USE = "This account is in use on another device. If you continue, that device will be logged out."
 PHONE = {"width": 375, "height": 740}
+REDIRECT = "https://app.example/callback"
 
 
 def _account_with_pairing_code(url, new_device, *, screenshot=None):
@@ -282,6 +287,31 @@ def test_sessions_list_live_ones_then_ended_ones_page_by_page(make_server, new_d
     a.page.locator("#sessions-show-ended").uncheck()
     expect(rows).to_have_count(2)
     assert not a.errors, a.errors
+
+
+def test_an_ended_session_still_names_the_apps_it_held(make_server, new_device):
+    """Issue 54: the phone's session signed in to an app, then ended: its row names the app, with no "Sign out"."""
+    url, ctx = make_server(max_concurrent_devices=2)
+    a, user, payload = _account_with_pairing_code(url, new_device)
+    phone = Client(url)
+    phone.pair(payload, username=user, password=PASSWORD, device_name="Bob phone")
+    phone.login(PASSWORD)
+    library = apps.add_app(ctx, name="Shibuya Library", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
+    signed_in_tokens(url, library, phone, redirect_uri=REDIRECT)
+    a.go("sessions")
+    live = a.page.locator("#session-rows tr", has_text="Bob phone")
+    expect(live.locator(".session-app-name")).to_have_text(["Shibuya Library"])
+    expect(live.get_by_role("button", name="Sign out Shibuya Library from this session")).to_be_visible()
+    phone.logout()
+
+    a.page.locator("#sessions-show-ended").check()
+    ended = a.page.locator("#session-rows tr", has_text="Bob phone")
+    expect(ended).to_contain_text("Ended: logged out")
+    expect(ended.locator(".session-app-name")).to_have_text(["Shibuya Library"])
+    expect(ended).to_contain_text("Apps signed in:")
+    expect(ended.locator("button")).to_have_count(0)
+    a.switch_language("ja")
+    expect(ended).to_contain_text("ログインしたアプリ：")
 
 
 def test_keyboard_only_login_and_escape_cancels(make_server, new_device):
