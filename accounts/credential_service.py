@@ -14,6 +14,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from accounts import passkey_service as passkeys
 from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
@@ -212,6 +214,27 @@ def record_failure(ctx: AppContext, *, user: UserRecord | None, result: HistoryR
         user_uuid=user_uuid, result=result, device_id=device_id, ip=caller.ip, user_agent=caller.user_agent,
         keep=user is not None)
     written.add_done_callback(lambda done: _log_unwritten(done, user_uuid=user_uuid, result=result.value))
+
+
+def record_question(ctx: AppContext, *, user: UserRecord, device_id: str, caller: Caller) -> str | None:
+    """The history row of a login asked "in use elsewhere - continue?" (409 concurrent_login): written
+    before the answer, so that a confirm can mark it continued (mark_continued); its key, or None when it
+    could not be written (logged: the question is asked all the same)."""
+    result = HistoryResult.REJECTED_CONCURRENT
+    audit(AuditEvent.LOGIN_FAILURE, user_uuid=user.user_uuid, device_id=device_id, ip=caller.ip, reason=result.value)
+    try:
+        return sessions.record_attempt(ctx, user_uuid=user.user_uuid, result=result, device_id=device_id,
+                                       ip=caller.ip, user_agent=caller.user_agent)
+    except (BotoCoreError, ClientError):
+        log.error("login history row not written (user %s, result %s)", user.user_uuid, result.value, exc_info=True)
+        return None
+
+
+def mark_continued(ctx: AppContext, *, user_uuid: str, question: str) -> None:
+    """The person answered the question of the row `question` (record_question's key) with "continue":
+    off the response path, logged if it cannot be written."""
+    marked = background(ctx).submit(sessions.mark_continued, ctx, user_uuid=user_uuid, event_key=question)
+    marked.add_done_callback(lambda done: _log_unwritten(done, user_uuid=user_uuid, result="continued"))
 
 
 def _log_unwritten(done: Future, *, user_uuid: str, result: str) -> None:

@@ -14,7 +14,7 @@ was already past its checks, and what the eventually consistent indexes showed l
 
 What stays once it has finished is no personal data, only ids, digests, times and reasons, each
 until its own TTL (docs/reference/http-api.md, DELETE /account): the ended session records (device name emptied,
-no IP or user agent), their events in the apps' feed, the CRL's entries of the account's
+no IP, user agent or apps signed in), their events in the apps' feed, the CRL's entries of the account's
 certificates and the apps' grants on its sessions. The items keyed by personal data itself (the
 name claims, the lockout counters of the username, the reset counters of the address) can only be
 found while the users item still holds the username and address: `_forget_names` deletes them

@@ -259,11 +259,11 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
         opened = _seat(ctx, user=user, device=device, caller=caller, force=force, presence=presence, writes=writes,
                        jkt=jkt, amr=amr)
     except concurrency_policy.ConfirmationRequired as required:
-        credentials.record_failure(ctx, user=user, result=HistoryResult.REJECTED_CONCURRENT,
-                                   device_id=device.device_id, caller=caller)
+        # Written now, not off the response path: a confirm marks this row continued (the person said yes).
+        question = credentials.record_question(ctx, user=user, device_id=device.device_id, caller=caller)
         raise ConcurrentLogin(active_devices=[_active_device(e) for e in required.active],
                               confirm_token=_confirm_token(ctx, user=user, device=device, caller=caller,
-                                                           jkt=jkt, amr=amr)) from None
+                                                           jkt=jkt, amr=amr, question=question)) from None
     except concurrency_policy.ConcurrentLoginRejected:
         credentials.record_failure(ctx, user=user, result=HistoryResult.REJECTED_CONCURRENT,
                                    device_id=device.device_id, caller=caller)
@@ -371,13 +371,14 @@ def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: 
 # --- confirm (SPEC §5: "this account is in use elsewhere - continue?") ------------------
 
 def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
-                   jkt: str | None, amr: tuple[str, ...]) -> str:
+                   jkt: str | None, amr: tuple[str, ...], question: str | None) -> str:
+    """The token of the 409's question; `question` is the key of its history row (None: not written)."""
     token = new_token(32)
     token_store(ctx).create(digest=token_digest(token, purpose="confirm"), kind="confirm",
                             expires_epoch=_now(ctx) + CONFIRM_TTL,
                             data={"user_uuid": user.user_uuid, "device_id": device.device_id,
                                   "fingerprint": device.fingerprint, "jkt": jkt, "amr": list(amr),
-                                  "ip": caller.ip, "user_agent": caller.user_agent})
+                                  "ip": caller.ip, "user_agent": caller.user_agent, "question": question})
     return token
 
 
@@ -404,5 +405,8 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
     devices.recheck_device(ctx, device, fingerprint=pending.get("fingerprint", device.fingerprint))
     pending_caller = Caller(ip=pending.get("ip") or caller.ip,
                             user_agent=pending.get("user_agent") or caller.user_agent)
-    return _open(ctx, user=user, device=device, caller=pending_caller, force=True, presence=facts[PRESENCE],
-                 dpop=dpop, amr=tuple(pending.get("amr") or sessions.PASSWORD_AMR))
+    opened = _open(ctx, user=user, device=device, caller=pending_caller, force=True, presence=facts[PRESENCE],
+                   dpop=dpop, amr=tuple(pending.get("amr") or sessions.PASSWORD_AMR))
+    if pending.get("question"):  # the history says the question was answered: not a refusal
+        credentials.mark_continued(ctx, user_uuid=user_uuid, question=pending["question"])
+    return opened

@@ -82,8 +82,9 @@ def _writes(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord, replac
     marked = RequestStore(one_time_tokens(ctx)).redeem_item(
         digest=code.request_digest, session_id=code.session_id, user_uuid=code.user_uuid,
         keep_until=now + REQUEST_TTL + codes.CODE_TTL)
+    # The session keeps the app by its name now: an ended session still lists the apps it held.
     writes = [sessions.live_check_of(ctx, session_id=code.session_id, user_uuid=code.user_uuid,
-                                     device_id=code.device_id),
+                                     device_id=code.device_id, app=(app.client_id, app.name)),
               GuardedWrite(item=marked, refusal=CodeNotSpent),
               apps.still_registered(ctx, client_id=app.client_id, refusal=_removed)]
     if app.oidc().consent:

@@ -36,8 +36,11 @@ def _view(session: SessionRecord, *, current_id: str) -> SessionView:
 
 
 def _listed(session: SessionRecord, *, current_id: str, apps: dict[str, list[SignedInApp]]) -> ListedSession:
+    """A live session with the apps signed in on it now (`apps`); an ended one with those its record kept."""
     view = _view(session, current_id=current_id)
-    return ListedSession(**view.model_dump(), apps=apps.get(session.session_id, []))
+    held = apps.get(session.session_id) if view.status == "active" else [
+        SignedInApp(client_id=client_id, name=name) for client_id, name in session.apps_signed_in()]
+    return ListedSession(**view.model_dump(), apps=held or [])
 
 
 @bp.post("/refresh")
@@ -94,7 +97,7 @@ def list_sessions():
     principal, query = current_principal(), parse_model(SessionListQuery, request.args.to_dict())
     sessions, next_cursor = service.session_page(ctx(), user_uuid=principal.user_uuid, limit=query.limit,
                                                  cursor=query.cursor or None, include_ended=query.include_ended)
-    # The apps of the live sessions only: an ended session's apps were told it ended.
+    # The apps signed in on the live sessions now (an ended session's come from its record).
     live = [s.session_id for s in sessions if service.session_status(ctx(), s)[0] == "active"]
     apps = session_apps.signed_in_apps(ctx(), session_ids=live)
     views = [_listed(s, current_id=principal.session_id, apps=apps) for s in sessions]

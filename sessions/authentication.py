@@ -149,11 +149,13 @@ def session_live_check(ctx: AppContext, session: SessionRecord) -> GuardedWrite:
     return _live_check(ctx, session.holder(), any_key=True)
 
 
-def live_check_of(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str) -> GuardedWrite:
+def live_check_of(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str,
+                  app: tuple[str, str] | None = None) -> GuardedWrite:
     """session_live_check() for a session known by its ids alone (an app's code or grant names them), so
-    that the write it joins needs no read of the session first."""
+    that the write it joins needs no read of the session first. With `app` ((client_id, name): an app
+    signing in on the session), the session keeps the app among those that signed in on it."""
     return _live_check(ctx, Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id,
-                                   expires_epoch=0), any_key=True)
+                                   expires_epoch=0), any_key=True, app=app)
 
 
 def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
@@ -163,9 +165,10 @@ def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
     return _live_check(ctx, principal.session.holder())
 
 
-def _live_check(ctx: AppContext, holder: Holder, *, any_key: bool = False) -> GuardedWrite:
+def _live_check(ctx: AppContext, holder: Holder, *, any_key: bool = False,
+                app: tuple[str, str] | None = None) -> GuardedWrite:
     now = epoch(ctx)
-    return GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now, any_key=any_key,
+    return GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now, any_key=any_key, app=app,
                                                                  idle_cutoff=liveness(ctx).idle_cutoff(now)),
                         refusal=lambda: _not_live(ctx, holder, any_key=any_key))
 

@@ -47,18 +47,35 @@ class HistoryStore:
             {"Put": {"TableName": self.table, "Item": dynamo.to_item({"user_uuid": partition, **row})}}
             for partition in (user_uuid, AUDIT_PARTITION + user_uuid)])
 
-    def record(self, *, keep: bool = True, **fields: Any) -> None:
-        """Write one attempt. `keep=False` makes the same write but conditioned so that it never
-        applies: an attempt on an unknown username costs what a known one does and stores nothing."""
+    def record(self, *, keep: bool = True, **fields: Any) -> str:
+        """Write one attempt; its row's `event_key`. `keep=False` makes the same write but conditioned so
+        that it never applies: an attempt on an unknown username costs what a known one does and stores
+        nothing."""
         put = self.put_item(**fields)["Put"]
+        event_key = put["Item"]["event_key"]["S"]
         if keep:
             self.client.put_item(**put)
-            return
+            return event_key
         try:
             self.client.put_item(**put, ConditionExpression="attribute_exists(user_uuid)")
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):
                 raise
+        return event_key
+
+    def mark_continued(self, *, user_uuid: str, event_key: str) -> bool:
+        """The row of a login asked "in use elsewhere - continue?" gets `continued`: the person said yes.
+        Only an existing row (one expired or erased with the account stays gone); whether it was marked."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={"user_uuid": {"S": user_uuid}, "event_key": {"S": event_key}},
+                UpdateExpression="SET continued = :yes", ConditionExpression="attribute_exists(event_key)",
+                ExpressionAttributeValues={":yes": {"BOOL": True}})
+        except ClientError as exc:
+            if not dynamo.is_condition_failure(exc):
+                raise
+            return False
+        return True
 
     def delete_all(self, user_uuid: str) -> None:
         """Delete the user's whole history and audit trail: a Query of their keys, then BatchWriteItem deletes."""

@@ -75,10 +75,17 @@ def live_devices(ctx: AppContext, *, user_uuid: str, presence: Presence | None =
 
 
 def record_attempt(ctx: AppContext, *, user_uuid: str, result: HistoryResult, device_id: str | None, ip: str | None,
-                   user_agent: str | None, keep: bool = True) -> None:
-    """One login attempt into the user's history; `keep=False` costs the same and stores nothing."""
-    history_store(ctx).record(keep=keep, user_uuid=user_uuid, at=ctx.now(), result=result.value,
-                              device_id=device_id, ip=ip, user_agent=(user_agent or "")[:256] or None)
+                   user_agent: str | None, keep: bool = True) -> str:
+    """One login attempt into the user's history, and its row's key; `keep=False` costs the same and
+    stores nothing."""
+    return history_store(ctx).record(keep=keep, user_uuid=user_uuid, at=ctx.now(), result=result.value,
+                                     device_id=device_id, ip=ip, user_agent=(user_agent or "")[:256] or None)
+
+
+def mark_continued(ctx: AppContext, *, user_uuid: str, event_key: str) -> bool:
+    """The history row of a login asked "in use elsewhere - continue?" (`event_key`, a 409
+    concurrent_login's) says the person continued; False if the row is gone."""
+    return history_store(ctx).mark_continued(user_uuid=user_uuid, event_key=event_key)
 
 
 def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:

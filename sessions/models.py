@@ -160,6 +160,14 @@ class SessionRecord:
     # The holder's last re-authentication by password or passkey on this session (an operator's, SPEC
     # §15): with the login, it starts the window in which a destructive admin action needs no password.
     reauth_epoch: int | None = None
+    # The apps that signed in on it (SPEC §14), each "<client_id> <its name then>": written by each grant's
+    # redemption with the session's liveness check, so that an ended session still says which apps it held.
+    app_names: set[str] | None = None
+
+    def apps_signed_in(self) -> list[tuple[str, str]]:
+        """(client_id, name) of each app that signed in on the session, by name (one per app)."""
+        apps = dict(sorted(entry.split(" ", 1) for entry in self.app_names or () if " " in entry))
+        return sorted(apps.items(), key=lambda app: (app[1].casefold(), app[0]))
 
     @property
     def proven_epoch(self) -> int:
@@ -280,7 +288,7 @@ class TokenResponse(BaseModel):
 
 
 class SignedInApp(BaseModel):
-    """An app that holds tokens of a live session: its client_id and its name."""
+    """An app that holds tokens of a live session (or held them, on an ended one): its client_id and its name."""
 
     client_id: str
     name: str
@@ -303,7 +311,8 @@ class SessionView(BaseModel):
 class ListedSession(SessionView):
     """An item of GET /session/list: the session, and the apps signed in on it."""
 
-    apps: list[SignedInApp] = Field(description="the apps signed in on a live session, by name; [] for an ended one")
+    apps: list[SignedInApp] = Field(description="the apps signed in on a live session, by name; for an ended one, "
+                                    "the apps that signed in on it (by their names then)")
 
 
 class CurrentSession(SessionView):
@@ -362,6 +371,8 @@ class HistoryItem(BaseModel):
     user_agent: str | None = None
     result: str = Field(description="what happened: " + ", ".join(r.value for r in HistoryResult))
     evicted: list[dict[str, Any]] = []
+    continued: bool | None = Field(default=None, description="result rejected_concurrent: the person was asked "
+                                   "\"in use elsewhere - continue?\" and continued (the sign-in is the next row)")
     # Who acted and why stay in the operators' history and audit trail: this model leaves them out.
     action: str | None = Field(default=None, description="result admin_action: what an operator did")
 

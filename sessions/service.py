@@ -7,9 +7,9 @@ from sessions.context import history_store, liveness, session_store
 from sessions.errors import (AccountDeleted, AccountLocked, InvalidRefreshToken, InvalidToken, RefreshTokenReused,
                              SessionNotFound, SessionRevoked, StreamsFull, TokenExpired, account_deleted_session)
 from sessions.tokens import REFRESH_PURPOSE, token_pair
-from sessions.listings import (audit_page, history_page, list_user_sessions, live_devices, own_session,
-                               presence_read, read_presence, record_attempt, record_operator_action, session_owner,
-                               session_page, session_status)
+from sessions.listings import (audit_page, history_page, list_user_sessions, live_devices, mark_continued,
+                               own_session, presence_read, read_presence, record_attempt, record_operator_action,
+                               session_owner, session_page, session_status)
 from sessions.endings import (ENDING_SHARDS, end_all_sessions, end_device_session, ending_shard, erase_user_records,
                               logout, logout_all, revoke_own_session, revoke_session, sweep_ended)
 from sessions.seats import (PASSKEY_AMR, PASSWORD_AMR, RELABEL_ATTEMPTS, new_session, read_seats, relabel_device,
@@ -25,8 +25,9 @@ __all__ = [
     "AccountDeleted", "AccountLocked", "InvalidRefreshToken", "InvalidToken", "RefreshTokenReused", "SessionNotFound",
     "SessionRevoked", "StreamsFull", "TokenExpired", "account_deleted_session",
     "REFRESH_PURPOSE",
-    "audit_page", "history_page", "list_user_sessions", "live_devices", "own_session", "presence_read",
-    "read_presence", "record_attempt", "record_operator_action", "session_owner", "session_page", "session_status",
+    "audit_page", "history_page", "list_user_sessions", "live_devices", "mark_continued", "own_session",
+    "presence_read", "read_presence", "record_attempt", "record_operator_action", "session_owner", "session_page",
+    "session_status",
     "ENDING_SHARDS", "end_all_sessions", "end_device_session", "ending_shard", "erase_user_records", "logout",
     "logout_all", "revoke_own_session", "revoke_session", "sweep_ended",
     "PASSKEY_AMR", "PASSWORD_AMR", "RELABEL_ATTEMPTS", "read_seats", "relabel_device", "take_seat",

@@ -123,12 +123,12 @@ class SessionStore:
         self.client.delete_item(TableName=self.presence, Key={"user_uuid": {"S": user_uuid}})
 
     def forget_personal_details(self, session_id: str) -> None:
-        """Empty the device name and drop the IP address and user agent of an ended session's record
-        (account deletion): what is left are ids, times, digests and the end's reason. The name is
-        emptied, not removed, so that every release reads the record as before."""
+        """Empty the device name and drop the IP address, user agent and apps signed in of an ended
+        session's record (account deletion): what is left are ids, times, digests and the end's reason.
+        The name is emptied, not removed, so that every release reads the record as before."""
         try:
             self.client.update_item(TableName=self.sessions, Key={"session_id": {"S": session_id}},
-                                    UpdateExpression="SET device_name = :none REMOVE ip, user_agent",
+                                    UpdateExpression="SET device_name = :none REMOVE ip, user_agent, app_names",
                                     ConditionExpression="attribute_exists(session_id)",
                                     ExpressionAttributeValues={":none": {"S": ""}})
         except ClientError as exc:
@@ -439,21 +439,27 @@ class SessionStore:
             return Activity.SESSION_CHANGED
         return Activity.NOT_COUNTED if 1 in failed else Activity.EXTRA_REFUSED
 
-    def live_check_item(self, holder: Holder, *, now: int, idle_cutoff: int, any_key: bool = False) -> dict[str, Any]:
+    def live_check_item(self, holder: Holder, *, now: int, idle_cutoff: int, any_key: bool = False,
+                        app: tuple[str, str] | None = None) -> dict[str, Any]:
         """A transaction entry that holds only while the session is live (active, within its idle
         timeout and max lifetime), still `holder`'s, and bound to `holder.jkt` (or to no key) unless
-        `any_key` (an app's grant on the session does not care which key the device's own tokens use)."""
+        `any_key` (an app's grant on the session does not care which key the device's own tokens use).
+        With `app` ((client_id, name), an app signing in on it), the same condition on an update adding
+        the app to the session's `app_names`."""
         bound = "" if any_key else " AND " + ("jkt = :jkt" if holder.jkt else "attribute_not_exists(jkt)")
         keyed = holder.jkt and not any_key
-        return {"ConditionCheck": {
+        values: dict[str, Any] = {":active": {"S": SESSION_ACTIVE}, ":cutoff": {"N": str(idle_cutoff)},
+                                  ":now": {"N": str(now)}, ":u": {"S": holder.user_uuid}, ":d": {"S": holder.device_id},
+                                  **({":jkt": {"S": holder.jkt}} if keyed else {})}
+        check = {
             "TableName": self.sessions, "Key": {"session_id": {"S": holder.session_id}},
             "ConditionExpression": ("#s = :active AND last_seen_epoch > :cutoff AND expires_epoch > :now AND "
                                     f"user_uuid = :u AND device_id = :d{bound}"),
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":active": {"S": SESSION_ACTIVE}, ":cutoff": {"N": str(idle_cutoff)},
-                                          ":now": {"N": str(now)}, ":u": {"S": holder.user_uuid},
-                                          ":d": {"S": holder.device_id},
-                                          **({":jkt": {"S": holder.jkt}} if keyed else {})}}}
+            "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": values}
+        if app is None:
+            return {"ConditionCheck": check}
+        values[":app"] = {"SS": [" ".join(app)]}
+        return {"Update": {**check, "UpdateExpression": "ADD app_names :app"}}
 
     def rotate_refresh(self, holder: Holder, *, generation: int, old_digest: str, new_digest: str, new_kid: str,
                        now: int, idle_cutoff: int, extra_write: dict[str, Any] | None = None) -> Activity:

@@ -84,7 +84,7 @@ export async function loadSessions({ more = false } = {}) {
   try {
     const page = await authCall("GET", `/session/list?${query}`);
     if (load !== sessionsLoads) return;
-    const rows = page.sessions.map(sessionRow);
+    const rows = page.sessions.sort((a, b) => b.current - a.current).map(sessionRow);   // this one first
     if (more) $("#session-rows").append(...rows);
     else $("#session-rows").replaceChildren(...rows);
     sessionsCursor = page.next_cursor || null;
@@ -124,14 +124,14 @@ function sessionRow(session) {
     cell("web.sessions.col_actions", end));
 }
 
-/** The apps signed in on a live session (SPEC §14), each with its own "Sign out". */
+/** The apps signed in on a session (SPEC §14), each with its own "Sign out" while it is live. */
 function appsOf(session) {
   if (!session.apps?.length) return null;
   const items = session.apps.map((app) => {
-    const button = tx("button", { type: "button", className: "secondary small",
+    const button = session.status === "active" && tx("button", { type: "button", className: "secondary small",
       dataset: { appSession: session.session_id, clientId: app.client_id, appName: app.name } },
     "web.sessions.app_sign_out");
-    button.setAttribute("aria-label", t("web.sessions.app_sign_out_label", { app: app.name }));
+    if (button) button.setAttribute("aria-label", t("web.sessions.app_sign_out_label", { app: app.name }));
     return el("li", {}, el("span", { className: "session-app-name" }, app.name), button);
   });
   return el("div", { className: "session-apps" }, tx("span", { className: "muted" }, "web.sessions.apps"),
@@ -215,12 +215,14 @@ export async function loadHistory({ more = false } = {}) {
 function historyLabel(item) {
   const action = `web.history.action_${item.action}`;
   if (item.result === "admin_action") return has(action) ? action : "web.history.result_admin_action";
+  if (item.continued) return "web.history.result_continued";
   const result = `web.history.result_${item.result}`;
   return has(result) ? result : "web.history.result_other";
 }
 
 function historyEffect(item) {
   if (item.result === "admin_action") return OPERATOR_ACTION_EFFECTS[item.action] || "neutral";
+  if (item.continued) return "neutral";
   return item.result === "success" ? "good" : "bad";
 }
 

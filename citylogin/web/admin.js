@@ -1,5 +1,6 @@
-// The operators' console at /admin/ (SPEC §15), built on the admin API. The person signs in on `/` in
-// this tab; the web SDK resumes that session here from the tab's sessionStorage. The highest of the
+// The operators' console at /admin/ (SPEC §15), built on the admin API. The person signs in on `/`; the
+// web SDK resumes that session here, as the main page does: from this tab's sessionStorage after a
+// reload, else the device's live session (resume(): a new tab, the browser reopened). The highest of the
 // account's operator roles (GET /account) decides which buttons show; the server checks the role again
 // on every call. Signed out, or without a role, the page says so and links back to `/`.
 
@@ -58,14 +59,16 @@ function wire() {
   initActionDialog({ sessionEnded: () => showGate("signed-out") });
 }
 
-/** The operator behind this tab's session: {username, role}, or null after showing why there is none. */
+/** The operator behind this tab's session: {username, role}, or null after showing why there is none.
+ * One device, one session, in any tab: without a session of its own this tab goes on with the live
+ * session of this browser's device, as the main page does. */
 async function operator() {
-  if (!citylogin.session) {
-    showGate("signed-out");
-    return null;
-  }
   let account;
   try {
+    if (!citylogin.session && !(await citylogin.resume())) {
+      showGate("signed-out");
+      return null;
+    }
     account = await authCall("GET", "/account");
   } catch (error) {
     failed($("#console-error"), error);

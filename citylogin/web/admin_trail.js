@@ -72,6 +72,7 @@ function actionText(action) {
 
 function resultText(item) {
   if (item.result === "admin_action") return tx("span", {}, "web.admin.result_admin_action");
+  if (item.continued) return tx("span", {}, "web.history.result_continued");
   const key = `web.history.result_${item.result}`;
   return has(key) ? tx("span", {}, key) : item.result;
 }
@@ -82,7 +83,8 @@ function deviceName(deviceId) {
 }
 
 function historyRow(item) {
-  return el("tr", { className: item.result === "success" || item.result === "admin_action" ? "" : "failed" },
+  const refused = !(item.result === "success" || item.result === "admin_action" || item.continued);
+  return el("tr", { className: refused ? "failed" : "" },
     cell("web.history.col_when", timeEl(item.at)),
     cell("web.history.col_result", resultText(item), item.action ? " · " : null,
       item.action ? actionText(item.action) : null),

@@ -204,6 +204,7 @@ async function logIn(username, password, { registered = false } = {}) {
   const form = $("#login-form");
   form.username.value = username;
   clearMessage($(".note", form));
+  $("#login-new-device").hidden = true;
   await busy(form, async () => {
     let result;
     try {
@@ -211,6 +212,7 @@ async function logIn(username, password, { registered = false } = {}) {
         ? await (await import("./passkeys.js")).logInWithPasskey(username, { replacing: confirmReplacing })
         : await citylogin.login({ username, password, replacing: confirmReplacing });
     } catch (error) {
+      $("#login-new-device").hidden = error.code !== "no_device_key";
       if (error.code !== "device_revoked") throw error;
       // This browser's certificate was revoked (by whom, the refusal does not say): the banner says what
       // happened and what to do.

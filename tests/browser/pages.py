@@ -138,7 +138,7 @@ class DevicePage:
                 unbind_others: bool = False) -> None:
         """"Lost all my devices?" on the login screen, with one recovery code."""
         self.go("login")
-        self.login_form.locator("button[data-show='recover']").click()
+        self.login_form.locator("button[data-show='recover']:visible").first.click()   # or the new computer's link
         form = self.recover_form
         form.locator("#recover-username").fill(username)
         form.locator("#recover-password").fill(password)

@@ -1,7 +1,9 @@
 """Layout on a laptop and a phone, in English and Japanese: one person (an operator too) walks every
 screen that matters at 390 px and 1280 px wide, and on each the header's and the tabs' elements do
-not overlap, no tab label, header link or table header cell breaks inside a word, the username in
-the header is shown whole and the page never scrolls sideways (a wide table scrolls in its panel)."""
+not overlap, no tab label, header link or table header cell breaks inside a word, the tabs keep one
+row (fitting it from 390 px up), the console's search labels sit right above their fields, the
+username in the header is shown whole and the page never scrolls sideways (a wide table scrolls in
+its panel)."""
 from __future__ import annotations
 
 import pytest
@@ -87,11 +89,32 @@ _PROBLEMS = """(username) => {
       problems.push(`header: the username "${user.textContent}" is cut`);
   }
 
+  // The tabs keep one row: from 390 px up they fit it, below it scrolls sideways in its own box.
   for (const tabs of [...document.querySelectorAll(".tabs")].filter(shown)) {
     const buttons = [...tabs.querySelectorAll("button")].filter(shown);
     apart(buttons, "tabs");
     oneLine(buttons, "tabs");
-    inside(buttons, "tabs");
+    const row = buttons.length ? buttons[0].getBoundingClientRect().top : 0;
+    for (const el of buttons)
+      if (Math.abs(el.getBoundingClientRect().top - row) > 0.5) problems.push(`tabs: ${name(el)} is on a second row`);
+    const scrolls = tabs.scrollWidth > tabs.clientWidth + 0.5;
+    if (scrolls && innerWidth >= 390) problems.push(`tabs: they scroll in ${innerWidth}px`);
+    inside(scrolls ? [tabs] : buttons, "tabs");
+  }
+  // The console's search: each label right above its field; labels side by side have fields side by side.
+  const labels = [...document.querySelectorAll(".search-row label[for]")].filter(shown);
+  const field = (label) => document.getElementById(label.htmlFor).getBoundingClientRect();
+  for (const label of labels) {
+    const l = label.getBoundingClientRect(), f = field(label);
+    if (Math.abs(l.left - f.left) > 0.5 || l.bottom > f.top + 0.5 || f.top - l.bottom > 12)
+      problems.push(`search: ${name(label)} is not right above its field`);
+  }
+  for (let i = 1; i < labels.length; i += 1) {
+    const a = field(labels[i - 1]), b = field(labels[i]);
+    const top = (label) => label.getBoundingClientRect().top;
+    const sideBySide = Math.abs(top(labels[i - 1]) - top(labels[i])) < 0.5;
+    if (sideBySide && (Math.abs(a.top - b.top) > 0.5 || Math.abs(a.bottom - b.bottom) > 0.5))
+      problems.push(`search: the fields of ${name(labels[i - 1])} and ${name(labels[i])} are not level`);
   }
   oneLine([...document.querySelectorAll("main .panel-head button")].filter(shown), "panel");
   // Header cells as drawn (on a phone the tables are cards and their header rows only for readers).

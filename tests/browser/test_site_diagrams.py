@@ -1,5 +1,5 @@
 """The site's diagrams render in a browser that cannot reach the internet: Mermaid comes from the site
-itself (docs/hooks/mermaid.py), not from a CDN."""
+itself (docs/hooks/mermaid.py), not from a CDN; and at a size their text can be read, on a phone too."""
 from __future__ import annotations
 
 import functools
@@ -70,3 +70,31 @@ def test_a_diagram_renders_without_the_internet(site, served, browser):
         context.close()
     assert box and box["width"] > 100 and box["height"] > 50, box
     assert elsewhere == [] and errors == [], (elsewhere, errors)
+
+
+# Inside a diagram's (opened) shadow root: how its SVG is drawn against its own size, and its box.
+DRAWN = """() => {
+  const host = document.querySelector("div.mermaid"), svg = host.shadowRoot.querySelector("svg");
+  const text = [...svg.querySelectorAll("text")].find((node) => node.textContent.trim());
+  return {scale: svg.getBoundingClientRect().width / svg.viewBox.baseVal.width,
+          letters: parseFloat(getComputedStyle(text).fontSize) * svg.getBoundingClientRect().width
+            / svg.viewBox.baseVal.width,
+          scrolls: host.scrollWidth > host.clientWidth, page: document.documentElement.scrollWidth,
+          screen: innerWidth};
+}"""
+
+
+def test_a_sequence_diagram_is_readable_on_a_390_px_phone(site, served, browser):
+    """Issue 54: Mermaid shrank a wide diagram to the column, 6-px letters on a phone; it keeps its size
+    and scrolls sideways in its own box, and the page does not."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.add_init_script(OPEN_SHADOW_ROOTS)
+        page.goto(f"{served}/index.html")              # the README's picture: four participants
+        page.locator("div.mermaid svg").first.wait_for(state="attached", timeout=60_000)
+        drawn = page.evaluate(DRAWN)
+    finally:
+        context.close()
+    assert drawn["scale"] > 0.99 and drawn["letters"] >= 12, drawn
+    assert drawn["scrolls"] and drawn["page"] <= drawn["screen"], drawn

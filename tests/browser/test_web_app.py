@@ -9,14 +9,19 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from accounts import user_service as users
+from apps import service as apps
+from apps.models import OidcClient
+from citylogin.client import Client
 from sessions import service as sessions
 from tests.conftest import unique_name
-from tests.support.live import FakeClock
+from tests.support.live import PASSWORD, FakeClock
+from tests.support.oidc import signed_in_tokens
 from tests.support.seats import open_session
 from tests.support.waiting import wait_until
 
 IN_USE = "This account is in use on another device. If you continue, that device will be logged out."
 PHONE = {"width": 375, "height": 740}
+REDIRECT = "https://app.example/callback"
 
 
 def _account_with_pairing_code(url, new_device, *, screenshot=None):
@@ -106,6 +111,35 @@ def test_cancel_keeps_the_other_device_logged_in(make_server, new_device, screen
     expect(a.device("Alice laptop")).to_contain_text("Signed in")
     expect(a.device("Bob phone")).not_to_contain_text("Signed in")
     screenshot(a.page, "devices-after-cancel")
+
+
+def test_history_tells_a_question_answered_continue_from_a_refusal(make_server, new_device, screenshot):
+    """Issue 54: "in use elsewhere — continue?" answered Continue is no refusal (nor red); Cancel stays one."""
+    url, ctx = make_server()
+    a, user, payload = _account_with_pairing_code(url, new_device)
+    b = new_device(url)
+    b.pair(payload, user, device_name="Bob phone")
+    dialog = b.page.locator("#concurrent-dialog")
+    dialog.get_by_role("button", name="Cancel").click()      # asked, and left: a refusal
+    expect(dialog).to_be_hidden()
+    b.log_in(user)
+    dialog.get_by_role("button", name="Continue").click()    # asked again, and continued
+    b.expect_devices_screen()
+    user_uuid = users.find_uuid_by_username(ctx, username=user)
+    wait_until(lambda: sessions.history_page(ctx, user_uuid=user_uuid, limit=10, cursor=None)[0][1].get("continued"),
+               what="the question's row marked continued, after the confirm's answer")
+
+    b.go("history")
+    rows = b.page.locator("#history-rows tr")
+    results = rows.locator("td[data-column='web.history.col_result']")
+    expect(results).to_have_text(["Signed in", "Asked: in use elsewhere — continued", "Refused: in use elsewhere",
+                                  "Signed in"])
+    expect(rows.nth(0)).to_contain_text("Alice laptop")                 # the sign-in logged the laptop out
+    assert [rows.nth(i).get_attribute("data-effect") for i in range(4)] == ["good", "neutral", "bad", "good"]
+    b.switch_language("ja")
+    expect(results).to_have_text(["ログイン成功", "確認: 別の場所で使用中 — 続行", "拒否: 別の場所で使用中",
+                                  "ログイン成功"])
+    screenshot(b.page, "history_continued_ja")
 
 
 def test_second_device_pairs_and_both_are_listed(make_server, new_device, screenshot):
@@ -239,6 +273,9 @@ def test_sessions_list_live_ones_then_ended_ones_page_by_page(make_server, new_d
     rows, more = a.page.locator("#session-rows tr"), a.page.locator("#sessions-more")
     a.page.locator("#sessions-refresh").click()
     expect(rows).to_have_count(2)
+    expect(rows.first).to_have_class("current")      # "This session" first, though the phone's is newer
+    expect(rows.first).to_contain_text("This session")
+    expect(rows.nth(1)).to_contain_text("Bob phone")
     expect(more).to_be_hidden()
     expect(a.page.locator("#sessions-show-ended-label")).to_have_text("Show ended sessions")
     a.page.locator("#sessions-show-ended").check()
@@ -250,6 +287,31 @@ def test_sessions_list_live_ones_then_ended_ones_page_by_page(make_server, new_d
     a.page.locator("#sessions-show-ended").uncheck()
     expect(rows).to_have_count(2)
     assert not a.errors, a.errors
+
+
+def test_an_ended_session_still_names_the_apps_it_held(make_server, new_device):
+    """Issue 54: the phone's session signed in to an app, then ended: its row names the app, with no "Sign out"."""
+    url, ctx = make_server(max_concurrent_devices=2)
+    a, user, payload = _account_with_pairing_code(url, new_device)
+    phone = Client(url)
+    phone.pair(payload, username=user, password=PASSWORD, device_name="Bob phone")
+    phone.login(PASSWORD)
+    library = apps.add_app(ctx, name="Shibuya Library", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
+    signed_in_tokens(url, library, phone, redirect_uri=REDIRECT)
+    a.go("sessions")
+    live = a.page.locator("#session-rows tr", has_text="Bob phone")
+    expect(live.locator(".session-app-name")).to_have_text(["Shibuya Library"])
+    expect(live.get_by_role("button", name="Sign out Shibuya Library from this session")).to_be_visible()
+    phone.logout()
+
+    a.page.locator("#sessions-show-ended").check()
+    ended = a.page.locator("#session-rows tr", has_text="Bob phone")
+    expect(ended).to_contain_text("Ended: logged out")
+    expect(ended.locator(".session-app-name")).to_have_text(["Shibuya Library"])
+    expect(ended).to_contain_text("Apps signed in:")
+    expect(ended.locator("button")).to_have_count(0)
+    a.switch_language("ja")
+    expect(ended).to_contain_text("ログインしたアプリ：")
 
 
 def test_keyboard_only_login_and_escape_cancels(make_server, new_device):
@@ -278,12 +340,43 @@ def test_keyboard_only_login_and_escape_cancels(make_server, new_device):
     b.expect_devices_screen()
 
 
-def test_login_without_a_device_key_says_what_to_do(make_server, new_device):
+# A new computer, told the truth (issue 54): the password alone never signs in; what makes this browser a device.
+NEW_COMPUTER = {
+    "en": ("This browser holds no device key for “{user}”. Sign in on a device you already use and add this one, "
+           "or use a recovery code.", ["Pair this browser", "Lost all my devices?"]),
+    "ja": ("このブラウザーには「{user}」のデバイス鍵がありません。"
+           "お使いのデバイスでサインインしてこのブラウザーを追加するか、"
+           "回復コードを使ってください。",
+           ["このブラウザーを追加", "すべてのデバイスを紛失しましたか？"]),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_a_new_computer_is_told_to_add_itself_or_use_a_recovery_code(make_server, new_device, screenshot, language):
     url, _ = make_server()
     a = new_device(url).open()
-    a.log_in("nobody-here")
-    expect(a.login_form.locator(".error")).to_contain_text("holds no device key")
-    a.expect_login_screen()
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")
+    a.log_out()
+    a.log_in(user, "wrong password 1")         # another refusal shows no such links
+    expect(a.login_form.locator(".error")).to_be_visible()
+    expect(a.page.locator("#login-new-device")).to_be_hidden()
+
+    b = new_device(url, viewport=PHONE).open()
+    b.switch_language(language)
+    b.log_in(user)                             # the right password, on a browser with no key for the account
+    text, links = NEW_COMPUTER[language]
+    expect(b.login_form.locator(".error")).to_have_text(text.format(user=user))
+    expect(b.page.locator("#login-new-device button")).to_have_text(links)
+    b.expect_login_screen()
+    screenshot(b.page, f"login_new_computer_{language}")
+    b.page.locator("#login-new-device button[data-show=pair]").click()
+    expect(b.pair_form).to_be_visible()         # a pairing code from a device already in use
+    b.go("login")
+    b.page.locator("#login-new-device button[data-show=recover]").click()
+    expect(b.recover_form).to_be_visible()
+    b.recover(user, a.recovery_codes[0], device_name="New computer")
+    b.expect_devices_screen()
 
 
 @pytest.mark.parametrize("screen", ["Devices", "Sessions", "History", "Add a device", "Account"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts import user_service as users
-from citylogin.client import CityloginError
+from citylogin.client import CityloginError, ConcurrentLoginRequired
 from flows import login as login_flow
 from sessions import service as sessions
 from sessions.store import SessionStore
@@ -71,3 +71,37 @@ def test_a_login_refused_at_its_transaction_has_no_success_row(make_server, monk
     settle_background(ctx)  # the locked_out row is a failure's: written after the answer
     rows = sessions.history_page(ctx, user_uuid=user_uuid, limit=10, cursor=None)[0]
     assert [r["result"] for r in rows] == ["locked_out", "success"]
+
+
+def test_the_question_in_use_elsewhere_answered_continue_is_not_a_refusal(make_server):
+    # Issue 54: the 409's row is written before the answer; a confirm marks it continued. A question
+    # left unanswered stays a refusal, and so does the next one, answered or not.
+    url, ctx = make_server()
+    laptop = register_device(url)
+    laptop.login(PASSWORD)
+    phone = add_device(ctx, laptop)
+    with pytest.raises(ConcurrentLoginRequired):
+        phone.login(PASSWORD)                    # asked, and left unanswered
+    with pytest.raises(ConcurrentLoginRequired) as asked:
+        phone.login(PASSWORD)                    # asked again, and answered "continue"
+    phone.confirm(asked.value.confirm_token)
+    settle_background(ctx)                       # the mark is written after the confirm's answer
+    items = phone.get_json("/session/history")["items"]
+    assert [(i["result"], i.get("continued")) for i in items] == [
+        ("success", None), ("rejected_concurrent", True), ("rejected_concurrent", None), ("success", None)]
+    assert items[0]["evicted"] == [{"device_id": laptop.key_file.device_id,
+                                    "device_name": laptop.key_file.device_name}]
+    assert {i["device_id"] for i in items[:3]} == {phone.key_file.device_id}
+
+
+def test_a_policy_that_refuses_outright_writes_a_refusal(make_server):
+    url, ctx = make_server(concurrency_policy="reject")
+    laptop = register_device(url)
+    laptop.login(PASSWORD)
+    phone = add_device(ctx, laptop)
+    with pytest.raises(CityloginError) as refused:
+        phone.login(PASSWORD)
+    assert (refused.value.status, refused.value.code) == (409, "concurrent_login_rejected")
+    settle_background(ctx)   # a refusal's row is written after its answer
+    items = laptop.get_json("/session/history")["items"]
+    assert [(i["result"], i.get("continued")) for i in items] == [("rejected_concurrent", None), ("success", None)]

@@ -89,9 +89,9 @@ def test_only_the_callers_own_live_sessions_and_apps_signed_in_on_them(provider)
         assert answer.status_code == 404 and answer.json()["code"] == "app_not_found", client_id
     assert _apps_of(device) == [("Notes", notes.app.client_id)]        # untouched
 
-    device.logout()                                                     # an ended session: its apps went with it
+    device.logout()                                     # an ended session: no app to sign out of it any more
     device.login(PASSWORD)
     answer = _sign_out(device, session_id, notes.app.client_id)
     assert answer.status_code == 404 and answer.json()["code"] == "app_not_found"
-    ended = device.list_sessions(include_ended=True)
-    assert [s["apps"] for s in ended] == [[], []]
+    ended = device.list_sessions(include_ended=True)    # the new one has none; the ended one says what it held
+    assert [s["apps"] for s in ended] == [[], [{"client_id": notes.app.client_id, "name": "Notes"}]]
