@@ -25,6 +25,9 @@ HEADER = "X-Request-ID"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 ROUTE_KEY = "citylogin.route"
 UNMATCHED = "<unmatched>"  # no URL rule matched (404, 405): the raw path is not logged either
+# An app's long poll of its security events comes back every few seconds, for as long as the app runs:
+# answered 200 it is steady state, logged at DEBUG; any other answer (401, 404, 503) is a change, at INFO.
+STEADY_ROUTES = frozenset({"/ssf/poll", "/ssf/poll/<stream_id>"})
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,10 @@ def _finish(environ: dict[str, Any], *, method: str, status: int, seconds: float
     route = environ.get(ROUTE_KEY) or UNMATCHED
     latency_ms = round(seconds * 1000, 1)
     metrics.observe_request(method=method, route=route, status=status, seconds=seconds)
-    log.info("%s %s %d %.1fms request_id=%s", method, route, status, latency_ms, request_id,
-             extra={"method": method, "route": route, "status": status, "latency_ms": latency_ms,
-                    "request_id": request_id})
+    level = logging.DEBUG if route in STEADY_ROUTES and status == 200 else logging.INFO
+    log.log(level, "%s %s %d %.1fms request_id=%s", method, route, status, latency_ms, request_id,
+            extra={"method": method, "route": route, "status": status, "latency_ms": latency_ms,
+                   "request_id": request_id})
 
 
 def _remember_route() -> None:

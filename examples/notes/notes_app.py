@@ -4,10 +4,14 @@ With the SDK the API is protected by the citylogin guard, by a proxy's forward a
 pushed security events; with OpenID Connect by the server's own sign-in: as NOTES_PROTECTION says.
 
     NOTES_CITYLOGIN_URL=http://localhost:5000 NOTES_CLIENT_ID=... NOTES_CLIENT_SECRET=... \\
-        .venv/bin/python examples/notes/notes_app.py
+        .venv/bin/python examples/notes/notes_app.py [--port 8080] [--host 127.0.0.1]
+
+The secret comes from the environment (NOTES_CLIENT_SECRET) or a file (NOTES_CLIENT_SECRET_FILE), never
+the command line, which every user of the machine can read.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import dataclass, field
@@ -48,11 +52,18 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        """NOTES_CITYLOGIN_URL, NOTES_PROTECTION, NOTES_CLIENT_ID, NOTES_CLIENT_SECRET, NOTES_HOST, NOTES_PORT."""
+        """NOTES_CITYLOGIN_URL, NOTES_PROTECTION, NOTES_CLIENT_ID, NOTES_CLIENT_SECRET (or NOTES_CLIENT_SECRET_FILE,
+        a file holding it), NOTES_HOST, NOTES_PORT."""
+        secret = environ.get("NOTES_CLIENT_SECRET", "")
+        if not secret and environ.get("NOTES_CLIENT_SECRET_FILE"):
+            try:
+                secret = Path(environ["NOTES_CLIENT_SECRET_FILE"]).read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ValueError(f"NOTES_CLIENT_SECRET_FILE cannot be read: {error}") from None
         settings = cls(citylogin_url=environ.get("NOTES_CITYLOGIN_URL", "").rstrip("/"),
                        protection=environ.get("NOTES_PROTECTION", "guard"),
                        client_id=environ.get("NOTES_CLIENT_ID", ""),
-                       client_secret=environ.get("NOTES_CLIENT_SECRET", ""),
+                       client_secret=secret,
                        host=environ.get("NOTES_HOST", "127.0.0.1"), port=int(environ.get("NOTES_PORT", "8080")))
         if not settings.citylogin_url.startswith(("http://", "https://")):
             raise ValueError("set NOTES_CITYLOGIN_URL to citylogin's address, e.g. http://localhost:5000")
@@ -132,8 +143,14 @@ def problem(status: int, code: str, detail: str) -> tuple[Response, int]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="The notes example app (examples/notes/README.md).")
+    parser.add_argument("--port", type=int, help="the port to listen on (else NOTES_PORT, else 8080)")
+    parser.add_argument("--host", help="the address to listen on (else NOTES_HOST, else 127.0.0.1)")
+    arguments = parser.parse_args()
+    environ = {**os.environ, **({"NOTES_PORT": str(arguments.port)} if arguments.port else {}),
+               **({"NOTES_HOST": arguments.host} if arguments.host else {})}
     try:
-        settings = Settings.from_environ(os.environ)
+        settings = Settings.from_environ(environ)
     except ValueError as error:
         sys.exit(f"notes: {error}")
     app = create_app(settings)

@@ -19,12 +19,13 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 import jwt
+import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, Response, g, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from refusals import Principal, Unauthorized, refusal_response
+from refusals import Principal, Unauthorized, Unavailable, refusal_response
 
 SCOPES = "openid profile offline_access"
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -130,8 +131,12 @@ class OidcSignIn:
             if entry is None:
                 code = "session_revoked" if handle else "invalid_token"
                 return refusal_response(Unauthorized(code, "Sign in with citylogin."))
-            if entry["token"].get("expires_at", 0) - EXPIRY_MARGIN < time.time() and not self._refreshed(handle, entry):
-                return refusal_response(Unauthorized("session_revoked", "Your citylogin session has ended."))
+            try:
+                if entry["token"].get("expires_at", 0) - EXPIRY_MARGIN < time.time() and \
+                        not self._refreshed(handle, entry):
+                    return refusal_response(Unauthorized("session_revoked", "Your citylogin session has ended."))
+            except Unavailable as unavailable:      # an outage is not a sign-out: the sign-in is kept
+                return refusal_response(unavailable)
             g.citylogin_claims = entry["claims"]
             g.citylogin = Principal(user_uuid=entry["claims"]["sub"], session_id=entry["claims"].get("sid", ""),
                                     device_id="")
@@ -139,13 +144,20 @@ class OidcSignIn:
         return signed_in_view
 
     def _refreshed(self, handle: str, entry: dict[str, Any]) -> bool:
+        """A new token pair; False (the sign-in ended here) when citylogin refuses the refresh token
+        (invalid_grant: the session or the app's grant on it is over); Unavailable when citylogin
+        cannot be reached or answers anything else, and the sign-in is kept for the next try."""
         try:
             token = self.citylogin.fetch_access_token(grant_type="refresh_token",
                                                       refresh_token=entry["token"]["refresh_token"])
-        except (OAuthError, KeyError):
+        except (OAuthError, KeyError) as error:
+            if isinstance(error, OAuthError) and error.error != "invalid_grant":
+                raise Unavailable(f"citylogin did not renew the sign-in ({error.error}).") from None
             with self._lock:
                 self._signed_in.pop(handle, None)
             return False
+        except (requests.RequestException, ValueError):
+            raise Unavailable("citylogin cannot be reached to renew the sign-in.") from None
         with self._lock:
             entry["token"] = {**entry["token"], **token}
         return True

@@ -18,7 +18,7 @@ from citylogin_guard import Unauthorized as GuardRefusal
 from citylogin_guard.proofs import ProofChecker
 from flask import Flask, Response, g, jsonify, request
 
-from refusals import Principal, Unauthorized, refusal_response
+from refusals import Principal, Unauthorized, Unavailable, refusal_response
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 SET_MEDIA_TYPE = "application/secevent+jwt"
@@ -163,7 +163,7 @@ class PushReceiver:
         try:
             claims = self._access_token_claims(token.strip())
         except Unreachable:
-            raise Unauthorized("session_unverifiable", "citylogin cannot be reached to check the token.") from None
+            raise Unavailable("citylogin cannot be reached to check the token.") from None
         proof = self._bound_proof(claims, scheme=scheme.lower(), token=token.strip(), dpop=dpop, method=method,
                                   url=url)
         ended, reason = self.ended_sessions.ended(claims["sid"])

@@ -1,48 +1,88 @@
 """A server-side Flask app that signs people in with citylogin through Authlib's Flask client: the
 OpenID Connect code flow with PKCE S256 and a nonce, the ID token checked against citylogin's keys,
-the tokens kept on this server (the browser holds only a cookie naming its sign-in), a refresh that
-rotates the refresh token, and a logout that ends the citylogin session too (RP-Initiated Logout).
+the tokens kept on this server (each visitor's browser holds only a cookie naming its sign-in), a
+page at `/` that says who is signed in, a refresh that rotates the refresh token, and a "Sign out"
+button that ends the citylogin session too (RP-Initiated Logout).
 
-Register it once, then run it (it listens on http://127.0.0.1:8000/):
+Register it once, then run it (`--port`, `--host`; the secret comes from the environment or a file,
+never the command line, which other users of the machine can read):
 
     .venv/bin/citylogin apps add "Authlib app" --json \\
-        --redirect-uri http://127.0.0.1:8000/callback --post-logout-redirect-uri http://127.0.0.1:8000/
-    CITYLOGIN_URL=http://localhost:5000 CLIENT_ID=app_... CLIENT_SECRET=... \\
-        .venv/bin/python examples/oidc/authlib_app.py
+        --redirect-uri http://127.0.0.1:8000/callback --post-logout-redirect-uri http://127.0.0.1:8000/ \\
+        > authlib-app.json
+    CITYLOGIN_URL=http://localhost:5000 CLIENT_ID="$(jq -r .client_id authlib-app.json)" \\
+        CLIENT_SECRET="$(jq -r .client_secret authlib-app.json)" \\
+        .venv/bin/python examples/oidc/authlib_app.py --port 8000
+
+(or CLIENT_SECRET_FILE=path, a file holding the secret), then open http://127.0.0.1:8000/.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
-from typing import Any
+import threading
+from pathlib import Path
+from typing import Any, Mapping
 from urllib.parse import urlencode
 
+from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, redirect, session, url_for
+from flask import Flask, redirect, render_template_string, request, session, url_for
 
 SCOPE = "openid profile email offline_access"   # offline_access: a refresh token
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Authlib app</title></head>
+<body data-state="{{ 'signed-in' if user else 'signed-out' }}">
+  <h1>Authlib app</h1>
+  <p id="status" role="status">{{ notice }}</p>
+  {% if user %}
+  <p>Signed in as <strong id="who">{{ user["preferred_username"] }}</strong></p>
+  <form method="post" action="{{ url_for('logout') }}"><button id="sign-out" type="submit">Sign out</button></form>
+  {% else %}
+  <p><a id="sign-in" href="{{ url_for('login') }}">Sign in with citylogin</a></p>
+  {% endif %}
+</body></html>"""
+NOTICES = {"signed-out": "Signed out of this app and citylogin."}
 
 
 def create_app(citylogin_url: str, client_id: str, client_secret: str) -> Flask:
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)            # signs the cookie; a restart signs everyone out
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     oauth = OAuth(app)
     citylogin = oauth.register(
         "citylogin", client_id=client_id, client_secret=client_secret,
         server_metadata_url=f"{citylogin_url}/.well-known/openid-configuration",
         client_kwargs={"scope": SCOPE, "code_challenge_method": "S256"})
     signed_in: dict[str, dict[str, Any]] = {}           # the cookie's handle -> its tokens, on the server
+    lock = threading.Lock()
 
     def current() -> dict[str, Any] | None:
-        return signed_in.get(session.get("handle", ""))
+        with lock:
+            return signed_in.get(session.get("handle", ""))
 
     @app.get("/")
     def home():
         token = current()
+        error = request.args.get("error")
+        notice = f"Not signed in ({error})." if error else NOTICES.get(request.args.get("state", ""), "")
+        return render_template_string(PAGE, user=token["userinfo"] if token else None, notice=notice)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/me")
+    def me():
+        """The visitor's sign-in: the ID token's claims, as Authlib checked them."""
+        token = current()
         if token is None:
-            return '<a href="/login">Sign in with citylogin</a>'
-        user = token["userinfo"]                        # the ID token's claims, checked by Authlib
-        return {"user": user["preferred_username"], "sub": user["sub"], "sid": user["sid"],
+            return {"signed_in": False}
+        user = token["userinfo"]
+        return {"signed_in": True, "user": user["preferred_username"], "sub": user["sub"], "sid": user["sid"],
                 "has_refresh_token": "refresh_token" in token, "expires_at": token["expires_at"]}
 
     @app.get("/login")
@@ -51,11 +91,16 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str) -> Flask:
 
     @app.get("/callback")
     def callback():
-        token = citylogin.authorize_access_token()      # redeems the code; checks the ID token, nonce and iss
+        try:
+            token = citylogin.authorize_access_token()  # redeems the code; checks the ID token, nonce and iss
+        except OAuthError as error:                     # e.g. access_denied: the person declined
+            return redirect(url_for("home", error=error.error or "error"))
         handle = secrets.token_urlsafe(32)
-        signed_in[handle] = token                       # access_token, refresh_token, id_token, userinfo
+        with lock:
+            signed_in[handle] = token                   # access_token, refresh_token, id_token, userinfo
+        session.clear()
         session["handle"] = handle
-        return redirect("/")
+        return redirect(url_for("home"))
 
     @app.post("/refresh")
     def refresh():
@@ -70,10 +115,12 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str) -> Flask:
 
     @app.post("/logout")
     def logout():
-        """Signs out here, then sends the browser to citylogin to end its session there too."""
-        token = signed_in.pop(session.pop("handle", ""), None)
+        """The "Sign out" button: signs out here, then sends the browser to citylogin to end its session
+        there too; citylogin sends it back to / (registered with --post-logout-redirect-uri)."""
+        with lock:
+            token = signed_in.pop(session.pop("handle", ""), None)
         if token is None:
-            return redirect("/")
+            return redirect(url_for("home"))
         end_session = citylogin.load_server_metadata()["end_session_endpoint"]
         return redirect(end_session + "?" + urlencode({
             "id_token_hint": token["id_token"], "client_id": client_id, "state": "signed-out",
@@ -82,6 +129,23 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str) -> Flask:
     return app
 
 
+def setting(environ: Mapping[str, str], name: str) -> str:
+    """`name` from the environment, or read from the file `name`_FILE names."""
+    value = environ.get(name) or (Path(environ[f"{name}_FILE"]).read_text() if environ.get(f"{name}_FILE") else "")
+    if not value.strip():
+        raise SystemExit(f"authlib_app: set {name} (or {name}_FILE, a file holding it) in the environment")
+    return value.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A Flask app that signs people in with citylogin (Authlib).")
+    parser.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    arguments = parser.parse_args()
+    app = create_app(os.environ.get("CITYLOGIN_URL", "http://localhost:5000"), setting(os.environ, "CLIENT_ID"),
+                     setting(os.environ, "CLIENT_SECRET"))
+    app.run(host=arguments.host, port=arguments.port, threaded=True)
+
+
 if __name__ == "__main__":
-    create_app(os.environ.get("CITYLOGIN_URL", "http://localhost:5000"), os.environ["CLIENT_ID"],
-               os.environ["CLIENT_SECRET"]).run(host="127.0.0.1", port=8000)
+    main()

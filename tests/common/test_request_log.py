@@ -109,3 +109,21 @@ def test_json_format_writes_only_json_lines(dynamodb_endpoint, data_dir, table_p
     assert access[1]["route"] == "/session/events" and access[1]["status"] == 401
     assert any(x["message"] == "multi\nline" for x in lines)
     assert "sekrit-value" not in done.stderr
+
+
+def test_an_apps_answered_poll_is_logged_at_debug_and_a_refused_one_at_info(make_server, caplog):
+    """A guard polls its events every few seconds for as long as it runs: a poll answered 200 is steady
+    state (DEBUG, kept out of an INFO log); a refused one says something changed (INFO)."""
+    from apps import service as apps
+
+    caplog.set_level(logging.DEBUG, logger=ACCESS)
+    url, ctx = make_server()
+    app = apps.add_app(ctx, name="polling app", push_url=None)
+    credentials = (app.app.client_id, app.client_secret)
+    for request_id, auth in (("poll-answered", credentials), ("poll-refused", (app.app.client_id, "wrong"))):
+        requests.post(url + "/ssf/poll", json={"returnImmediately": True}, auth=auth,
+                      headers={"X-Request-ID": request_id}, timeout=10)
+    requests.get(url + "/healthz", headers={"X-Request-ID": "beside-the-polls"}, timeout=10)
+    records = {r.request_id: (r.route, r.status, r.levelname) for r in access_records(caplog, 3)}
+    assert records == {"poll-answered": ("/ssf/poll", 200, "DEBUG"), "poll-refused": ("/ssf/poll", 401, "INFO"),
+                       "beside-the-polls": ("/healthz", 200, "INFO")}

@@ -140,3 +140,30 @@ def test_with_the_feed_stale_the_middleware_introspects_off_the_event_loop(trans
         (first_may_block, first_thread), (then_may_block, then_thread) = guard.checks
         assert (first_may_block, first_thread) == (False, loop_thread)
         assert then_may_block and then_thread is not loop_thread
+
+
+def test_citylogin_down_is_a_503_with_retry_after_and_a_session_known_ended_stays_401(make_guard, transmitter):
+    guard = make_guard(stale_after=0.5, retry_after=4)
+    live, ended = transmitter.access_token(session_id="s-up"), transmitter.access_token(session_id="s-gone")
+    with make_client(guard) as client:
+        for token in (live, ended):
+            assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        transmitter.revoke("s-gone", reason="logged_out")
+        wait_until(lambda: "s-gone" in guard.ended_sessions, timeout=1.0, what="the feed telling the session ended")
+        transmitter.stop()
+        wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+
+        unverifiable = client.get("/api/me", headers={"Authorization": f"Bearer {live}"})
+        assert unverifiable.status_code == 503, unverifiable.text
+        assert unverifiable.headers["retry-after"] == "4" and "www-authenticate" not in unverifiable.headers
+        assert unverifiable.headers["content-type"] == "application/problem+json"
+        assert unverifiable.json()["code"] == "session_unverifiable" and unverifiable.json()["status"] == 503
+        assert unverifiable.json()["retry_after"] == 4
+        refused = client.get("/api/me", headers={"Authorization": f"Bearer {ended}"})
+        assert refused.status_code == 401 and refused.json()["code"] == "session_revoked"
+        assert refused.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        # a WebSocket whose token cannot be judged is told to come back later (1013), not refused (1008)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            with client.websocket_connect("/api/live", headers={"Authorization": f"Bearer {live}"}) as socket:
+                socket.receive_json()
+        assert closed.value.code == 1013 and closed.value.reason == "session_unverifiable"

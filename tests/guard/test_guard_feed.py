@@ -3,12 +3,13 @@ second, acknowledged, forgotten when their tokens could no longer be valid), the
 introspection when the feed is stale, the refusal when citylogin cannot be reached, and close()."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import pytest
 
-from citylogin_guard import Guard, Unauthorized
+from citylogin_guard import Guard, Unauthorized, Unavailable
 from citylogin_guard.ended import EndedSessions
 from citylogin_guard.jwks import KeySet
 from citylogin_guard.tokens import InvalidSecurityEvent, SessionEnded, sessions_ended
@@ -146,8 +147,29 @@ def test_an_unreachable_citylogin_leaves_every_token_unverifiable(make_guard, tr
     guard.verify(f"Bearer {seen}")
     transmitter.stop()
     wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
-    assert refused_code(guard, seen) == "session_unverifiable"
-    assert refused_code(guard, unseen) == "session_unverifiable"
+    for token in (seen, unseen):
+        with pytest.raises(Unavailable) as unavailable:
+            guard.verify(f"Bearer {token}")
+        assert unavailable.value.code == "session_unverifiable" and unavailable.value.status == 503
+        assert unavailable.value.retry_after == 5 and unavailable.value.headers()["Retry-After"] == "5"
+
+
+def test_a_token_citylogin_said_was_inactive_stays_refused_with_401_while_it_is_down(make_guard, transmitter):
+    """An inactive answer is final (the token never becomes active again): kept until the token expires,
+    it refuses the token with 401 through an outage, where an active answer (kept 1 s) would not."""
+    guard = make_guard(stale_after=0.5)
+    ended, live = transmitter.access_token(session_id="s-ended"), transmitter.access_token(session_id="s-live")
+    transmitter.poll_status = 503                       # the feed fails: the session's SET never arrives
+    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    transmitter.revoke("s-ended")
+    assert refused_code(guard, ended) == "session_revoked" and refused_code(guard, live) is None
+    assert transmitter.introspections == 2
+    transmitter.stop()
+    time.sleep(1.05)                                    # past the 1 s an active answer is kept
+    assert refused_code(guard, ended) == "session_revoked"
+    with pytest.raises(Unavailable):
+        guard.verify(f"Bearer {live}")
+    assert transmitter.introspections == 2
 
 
 def test_a_guard_started_while_citylogin_is_down_refuses_until_it_can_check():
@@ -155,7 +177,9 @@ def test_a_guard_started_while_citylogin_is_down_refuses_until_it_can_check():
     down.stop()
     token = down.access_token()
     with Guard(down.url, down.client_id, down.client_secret) as guard:
-        assert refused_code(guard, token) == "session_unverifiable"
+        with pytest.raises(Unavailable) as unavailable:        # citylogin's keys never read: a 503, not a 401
+            guard.verify(f"Bearer {token}")
+        assert unavailable.value.code == "session_unverifiable"
 
 
 def test_close_stops_the_feed_at_once_even_while_a_long_poll_is_held(make_guard, transmitter):
@@ -191,3 +215,52 @@ def test_credentials_refused_by_the_feed_stop_it_vouching_at_once(make_guard, tr
     wait_until(lambda: not guard.heard(), timeout=5, what="the feed no longer vouching (stale only after 60 s)")
     transmitter.revoke(principal.session_id)  # its SET never arrives: polls are refused
     assert refused_code(guard, token) == "session_revoked" and transmitter.introspections == 1
+
+
+def polls_made(transmitter: Transmitter, count: int) -> int:
+    """Waits for `count` more polls to reach the transmitter; returns how many came meanwhile."""
+    start = len(transmitter.polls)
+    wait_until(lambda: len(transmitter.polls) >= start + count, timeout=10, what=f"{count} more polls")
+    return len(transmitter.polls) - start
+
+
+def test_steady_polling_is_quiet_at_info_and_the_feed_lost_and_back_are_one_warning_each(make_guard, transmitter,
+                                                                                           caplog):
+    """httpx logs each request at INFO: on the feed's thread that line counts as DEBUG, so an app logging at
+    INFO sees nothing of a healthy feed, and at DEBUG at most one line per poll. What changes is logged
+    once: the feed failing and the feed answering again."""
+    caplog.set_level(logging.INFO)                        # an app's logging.basicConfig(level=INFO)
+    guard = make_guard(stale_after=0.5)                   # a quiet long poll cut every 0.25 s
+    caplog.clear()
+    assert polls_made(transmitter, 6) >= 6
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == []
+
+    caplog.set_level(logging.DEBUG, logger="httpx")
+    caplog.clear()
+    polls = polls_made(transmitter, 6)
+    lines = [r for r in caplog.records if r.name == "httpx"]
+    assert lines and all(r.levelno == logging.DEBUG and "/ssf/poll" in r.getMessage() for r in lines)
+    assert len(lines) <= polls + 1                        # one per poll answered at most (a cut poll logs none)
+
+    caplog.set_level(logging.INFO, logger="httpx")
+    caplog.clear()
+    transmitter.poll_status = 503
+    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    polls_made(transmitter, 3)
+    transmitter.poll_status = 200
+    wait_until(guard.heard, timeout=10, what="the feed heard again")
+    polls_made(transmitter, 4)
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("citylogin_guard", "WARNING", "citylogin guard: the event feed failed (TransmitterUnreachable: poll: "
+                                       "HTTP 503); checking tokens by introspection"),
+        ("citylogin_guard", "WARNING", "citylogin guard: the event feed answers again")]
+
+
+def test_the_apps_own_httpx_requests_keep_their_info_line(make_guard, transmitter, caplog):
+    import httpx
+
+    caplog.set_level(logging.INFO)
+    make_guard()
+    caplog.clear()
+    httpx.get(transmitter.url + "/.well-known/ssf-configuration", timeout=5)
+    assert [(r.name, r.levelname) for r in caplog.records] == [("httpx", "INFO")]

@@ -6,7 +6,7 @@ import pytest
 from flask import Flask, g
 
 from citylogin.client_keys import generate_key
-from citylogin_guard import Code, Guard, Unauthorized
+from citylogin_guard import Code, Guard, Unauthorized, Unavailable
 from tests.guard.checks import DPOP_CHALLENGE, bound_claims, dpop_headers
 from tests.support.waiting import wait_until
 
@@ -75,3 +75,58 @@ def test_a_bound_token_reaches_the_view_with_a_proof_for_it_and_is_refused_witho
 
 def test_an_unauthorized_raised_in_a_view_renders_through_init_app(client):
     assert_refused(client.get("/api/checked-in-view"), "session_unverifiable")
+
+
+def test_citylogin_down_is_a_503_for_a_live_token_and_a_401_for_a_session_known_to_have_ended(make_guard,
+                                                                                                  transmitter):
+    """An outage is not a sign-out: a token the guard cannot judge gets 503 with Retry-After (its code
+    session_unverifiable), while a session the feed already said had ended stays refused with 401."""
+    guard = make_guard(stale_after=0.5, retry_after=7)
+    app = Flask(__name__)
+    guard.init_app(app)
+
+    @app.get("/api/me")
+    @guard.required
+    def me():
+        return {"user": g.citylogin.user_uuid}
+
+    client = app.test_client()
+    live, ended = transmitter.access_token(session_id="s-live"), transmitter.access_token(session_id="s-ended")
+    for token in (live, ended):
+        assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    transmitter.revoke("s-ended", reason="displaced")
+    wait_until(lambda: "s-ended" in guard.ended_sessions, timeout=1.0, what="the feed telling the session ended")
+    transmitter.stop()                                      # nothing listens on its port any more
+    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+
+    unverifiable = client.get("/api/me", headers={"Authorization": f"Bearer {live}"})
+    assert unverifiable.status_code == 503
+    assert unverifiable.headers["Retry-After"] == "7" and "WWW-Authenticate" not in unverifiable.headers
+    assert unverifiable.headers["Cache-Control"] == "no-store"
+    assert unverifiable.mimetype == "application/problem+json"
+    assert unverifiable.get_json() == {"type": "about:blank", "title": "Session cannot be verified", "status": 503,
+                                       "code": "session_unverifiable", "retry_after": 7,
+                                       "detail": "citylogin cannot be reached to check the session."}
+    body = assert_refused(client.get("/api/me", headers={"Authorization": f"Bearer {ended}"}), "session_revoked")
+    assert body["reason"] == "displaced"
+    assert_refused(client.get("/api/me", headers={"Authorization": "Bearer x.y.z"}), "invalid_token")
+    expired = transmitter.access_token(session_id="s-live", expires_in=-60)   # signed by a key the guard knows
+    assert_refused(client.get("/api/me", headers={"Authorization": f"Bearer {expired}"}), "token_expired")
+
+
+def test_an_unavailable_raised_in_a_view_renders_as_503_and_existing_handlers_still_catch_it(guard):
+    app = Flask(__name__)
+    guard.init_app(app)
+
+    @app.get("/api/by-hand")
+    def by_hand():
+        raise Unavailable("checked by hand", retry_after=3)
+
+    answer = app.test_client().get("/api/by-hand")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "3"
+    assert answer.get_json()["code"] == "session_unverifiable" and answer.get_json()["retry_after"] == 3
+    with pytest.raises(Unauthorized) as caught:                 # `except Unauthorized` code goes on working
+        raise Unavailable("x", retry_after=1)
+    assert caught.value.status == 503 and caught.value.code == Code.SESSION_UNVERIFIABLE
+    with pytest.raises(ValueError):
+        type(guard)(guard._transmitter.base_url, "id", "secret", retry_after=0)

@@ -11,17 +11,21 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
 
 import pytest
 import requests
 
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
 from flask import Flask, g
 
 from citylogin.client_keys import dpop_proof, generate_key
-from citylogin_guard import Guard
+from citylogin_guard import Guard, GuardMiddleware
 from common.dpop import key_thumbprint
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
-from tests.guard.checks import DPOP_CHALLENGE, refused_request
+from tests.guard.checks import DPOP_CHALLENGE, dpop_headers, refused_request
 from tests.support.live import PASSWORD, register_device, serving
 from tests.support.services import running_service
 from tests.support.waiting import wait_until
@@ -30,6 +34,12 @@ from tests.support.waiting import wait_until
 @pytest.fixture
 def citylogin(dynamodb_endpoint, tmp_path):
     """(base URL, the environment its CLI needs) of a running `citylogin serve`."""
+    with citylogin_serving(dynamodb_endpoint, tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def citylogin_serving(dynamodb_endpoint: str, tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("guard") + "_",
                          "log_level": "WARNING", "data_dir": str(tmp_path), **FAST_ARGON2, **RAISED_LIMITS,
                          # citylogin reads its events feed this often: a revocation reaches a long
@@ -138,10 +148,57 @@ def test_an_app_behind_the_guard_takes_a_clients_proofs_but_not_another_keys_nor
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"user": device.key_file.user_uuid, "jkt": jkt}
         # issued before the guard listened, the token was introspected: citylogin's answer names its key
-        assert guard._introspection.answer(token) == (True, jkt)
+        assert guard._introspection.answer(token, expires_at=time.time() + 60) == (True, jkt)
         stolen = {"Authorization": f"DPoP {token}",
                   "DPoP": dpop_proof(generate_key("ed25519"), method="GET", url=api, access_token=token)}
         for refused in (requests.get(api, headers=stolen, timeout=10), requests.get(api, headers=headers, timeout=10)):
             assert refused.status_code == 401
             assert refused.json()["code"] == "invalid_dpop_proof"
             assert refused.headers["WWW-Authenticate"] == DPOP_CHALLENGE
+
+
+def asgi_app(guard: Guard) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(GuardMiddleware, guard=guard, protect=lambda path: path.startswith("/api/"))
+
+    @app.get("/api/me")
+    def me(request: Request) -> dict[str, str]:
+        return {"user": request.state.citylogin.user_uuid}
+
+    return app
+
+
+def test_citylogin_stopped_is_a_503_with_retry_after_and_an_ended_session_it_heard_of_stays_401(dynamodb_endpoint,
+                                                                                                 tmp_path):
+    """An outage is not a sign-out. citylogin (a real `citylogin serve`) is stopped mid-test: the live
+    device's requests get 503 with Retry-After (session_unverifiable) from Flask and ASGI apps, and the
+    device logged out before the outage, whose end the guard heard from the feed, still gets 401."""
+    with ExitStack() as citylogin_process:
+        url, env = citylogin_process.enter_context(citylogin_serving(dynamodb_endpoint, tmp_path))
+        app = add_app(env)
+        ended, live = register_device(url), register_device(url)
+        ended.login(PASSWORD)
+        live.login(PASSWORD)
+        ended_key, ended_token, ended_session = ended.require_key_file().private_key(), ended.access_token, \
+            ended.session_id
+        with Guard(url, app["client_id"], app["client_secret"], leeway=1.0, stale_after=1.0, retry_after=5) as guard, \
+                serving(guarded_app(guard)) as flask_url, TestClient(asgi_app(guard)) as asgi:
+            wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+            ended.logout()
+            wait_until(lambda: ended_session in guard.ended_sessions, timeout=5, what="the feed telling the logout")
+            flask_api, asgi_api = f"{flask_url}/api/me", "http://testserver/api/me"
+            assert requests.get(flask_api, headers=live.auth_headers("GET", flask_api), timeout=10).status_code == 200
+            assert asgi.get("/api/me", headers=live.auth_headers("GET", asgi_api)).status_code == 200
+
+            citylogin_process.close()                 # citylogin stops; the guard and the apps go on
+            wait_until(lambda: not guard.heard(), timeout=10, what="the feed stale")
+            for answer in (requests.get(flask_api, headers=live.auth_headers("GET", flask_api), timeout=10),
+                           asgi.get("/api/me", headers=live.auth_headers("GET", asgi_api))):
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["Retry-After"] == "5" and "WWW-Authenticate" not in answer.headers
+                assert answer.json()["code"] == "session_unverifiable" and answer.json()["retry_after"] == 5
+            for answer in (requests.get(flask_api, headers=dpop_headers(ended_key, ended_token, "GET", flask_api),
+                                        timeout=10),
+                           asgi.get("/api/me", headers=dpop_headers(ended_key, ended_token, "GET", asgi_api))):
+                assert answer.status_code == 401, answer.text
+                assert answer.json()["code"] == "session_revoked" and answer.json()["reason"] == "logged_out"

@@ -73,9 +73,11 @@ def test_the_authlib_example_app_signs_in_refreshes_and_logs_out(make_server):
     assert login.status_code == 302 and "code_challenge_method=S256" in login.location
     callback = finish_as_device(device, sign_in_page_request(login.location))
     assert browser.get(callback).status_code == 302
-    home = browser.get("/", base_url=here).get_json()
-    assert home["sid"] == device.session_id and home["has_refresh_token"]
+    home = browser.get("/me", base_url=here).get_json()
+    assert home["signed_in"] and home["sid"] == device.session_id and home["has_refresh_token"]
     assert home["user"] == device.key_file.username
+    page = browser.get("/", base_url=here).get_data(as_text=True)
+    assert f'<strong id="who">{device.key_file.username}</strong>' in page and 'id="sign-out"' in page
     refreshed = browser.post("/refresh", base_url=here)
     assert refreshed.status_code == 200 and refreshed.get_json()["rotated"] is True
 
@@ -86,6 +88,7 @@ def test_the_authlib_example_app_signs_in_refreshes_and_logs_out(make_server):
     assert ended.status_code == 200 and ended.json() == {"redirect_to": f"{here}/?state=signed-out"}
     assert device.request("GET", "/session/me").status_code == 401
     assert "Sign in with citylogin" in browser.get("/", base_url=here).get_data(as_text=True)
+    assert browser.get("/me", base_url=here).get_json() == {"signed_in": False}
 
 
 def _load_example(path: str):

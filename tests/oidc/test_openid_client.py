@@ -47,11 +47,14 @@ def require_node_clients() -> str:
 @contextmanager
 def openid_client_app(issuer: str, port: int, credentials, *, dpop: bool = False,
                       private_jwk: dict | None = None) -> Iterator[str]:
-    """The Node app in its own process: with the client secret, or with `private_jwk` (private_key_jwt)."""
-    authentication = [json.dumps(private_jwk), "private_key_jwt"] if private_jwk else \
-        [credentials.client_secret, *(["dpop"] if dpop else [])]
-    argv = [require_node_clients(), str(APP), str(port), issuer, credentials.app.client_id, *authentication]
-    with running_process(argv, port=port, env={}, cwd=INTEROP) as url:
+    """The Node app in its own process: with the client secret, or with `private_jwk` (private_key_jwt),
+    both in its environment (never on its command line)."""
+    env = {"CLIENT_ID": credentials.app.client_id}
+    env |= {"PRIVATE_JWK": json.dumps(private_jwk)} if private_jwk else {"CLIENT_SECRET": credentials.client_secret}
+    flags = ["--private-key-jwt"] if private_jwk else ["--dpop"] if dpop else []
+    argv = [require_node_clients(), str(APP), "--port", str(port), "--issuer", issuer, *flags]
+    assert not any(credentials.client_secret in arg for arg in argv if credentials.client_secret)
+    with running_process(argv, port=port, env=env, cwd=INTEROP) as url:
         yield url
 
 
@@ -62,15 +65,19 @@ def register(ctx, port: int, **options):
         backchannel_logout_uri=f"{app_url}/backchannel-logout", **options))
 
 
-def signs_in(app: str, device, *, par: bool = False) -> dict:
+def signs_in(app: str, device, *, par: bool = False) -> tuple[requests.Session, dict]:
     """The browser's part: the app's /login → citylogin's authorization request → the device's session
-    finishes it → the app's /callback, where openid-client redeems the code."""
-    login = requests.get(app + "/login", params={"par": "1"} if par else {}, allow_redirects=False, timeout=20)
+    finishes it → the app's /callback, where openid-client redeems the code and sends the browser to /.
+    Returns the visitor (a cookie of its own) and its sign-in as the app's /me tells it."""
+    visitor = requests.Session()
+    login = visitor.get(app + "/login", params={"par": "1"} if par else {}, allow_redirects=False, timeout=20)
     assert login.status_code == 302, login.text
     callback = finish_as_device(device, sign_in_page_request(login.headers["Location"]))
-    redeemed = requests.get(callback, timeout=20)
-    assert redeemed.status_code == 200, redeemed.text
-    return redeemed.json()
+    redeemed = visitor.get(callback, allow_redirects=False, timeout=20)
+    assert redeemed.status_code == 302 and redeemed.headers["Location"] == "/", redeemed.text
+    me = visitor.get(app + "/me", timeout=20).json()
+    assert me["signed_in"] is True, me
+    return visitor, me
 
 
 @pytest.fixture
@@ -86,26 +93,26 @@ def test_openid_client_signs_in_refreshes_reads_userinfo_and_hears_the_displacem
     device = register_device(url)
     device.login(PASSWORD)
     with openid_client_app(url, port, credentials, dpop=dpop) as app:
-        signed_in = signs_in(app, device, par=dpop)
+        visitor, signed_in = signs_in(app, device, par=dpop)
         assert signed_in["token_type"].lower() == ("dpop" if dpop else "bearer")
         assert signed_in["claims"]["sub"] == device.key_file.user_uuid
         assert signed_in["claims"]["sid"] == device.session_id and signed_in["has_refresh"]
         assert "hwk" in signed_in["claims"]["amr"]
 
-        refreshed = requests.post(app + "/refresh", timeout=20)
+        refreshed = visitor.post(app + "/refresh", timeout=20)
         assert refreshed.status_code == 200 and refreshed.json()["rotated"] is True, refreshed.text
-        userinfo = requests.get(app + "/userinfo", timeout=20).json()
+        userinfo = visitor.get(app + "/userinfo", timeout=20).json()
         assert userinfo["status"] == 200 and userinfo["body"]["preferred_username"] == device.key_file.username
 
         displaced = device.session_id
         second_device(device).login(PASSWORD, force=True)    # one device at a time: this one is out
-        state = wait_until(lambda: (s := requests.get(app + "/state", timeout=5).json())["logouts"] and s,
+        state = wait_until(lambda: (s := visitor.get(app + "/state", timeout=5).json())["logouts"] and s,
                            timeout=15, what="the app's back-channel logout")
         assert [logout["sid"] for logout in state["logouts"]] == [displaced] and not state["signed_in"]
         assert state["logouts"][0]["alg"] == "RS256"
-        refused = requests.post(app + "/refresh", timeout=20)
+        refused = visitor.post(app + "/refresh", timeout=20)
         assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
-        assert requests.get(app + "/userinfo", timeout=20).json()["status"] == 401
+        assert visitor.get(app + "/userinfo", timeout=20).json()["status"] == 401
 
 
 def test_openid_client_pushes_its_request_refreshes_and_logs_the_person_out_of_citylogin(provider):
@@ -117,22 +124,22 @@ def test_openid_client_pushes_its_request_refreshes_and_logs_the_person_out_of_c
     with openid_client_app(url, port, credentials) as app:
         pushed = requests.get(app + "/login", params={"par": "1"}, allow_redirects=False, timeout=20)
         assert set(query_of(pushed.headers["Location"])) == {"client_id", "request_uri"}
-        signed_in = signs_in(app, device, par=True)
+        visitor, signed_in = signs_in(app, device, par=True)
         assert signed_in["claims"]["sid"] == device.session_id
         # a refresh first: the app keeps its answer, whose ID token (OpenID Connect Core §12.2) is the
         # logout's hint — openid-client checked it (iss, aud, sub, signature) as it checked the first
-        refreshed = requests.post(app + "/refresh", timeout=20)
+        refreshed = visitor.post(app + "/refresh", timeout=20)
         assert refreshed.status_code == 200 and refreshed.json()["rotated"] is True, refreshed.text
         claims = refreshed.json()["claims"]
         assert claims is not None and "nonce" not in claims, refreshed.text
         assert {k: claims[k] for k in ("sub", "sid", "auth_time")} == \
             {k: signed_in["claims"][k] for k in ("sub", "sid", "auth_time")}
-        logout = requests.get(app + "/logout", allow_redirects=False, timeout=10)
+        logout = visitor.post(app + "/logout", allow_redirects=False, timeout=10)
         assert "id_token_hint=undefined" not in logout.headers["Location"]
         kept = requests.get(logout.headers["Location"], allow_redirects=False, timeout=10)
         assert device.request("GET", "/session/me").status_code == 200     # the hint alone ends nothing
         ended = sign_out_as_device(url, device, sign_out_page_request(kept.headers["Location"]))
-        assert ended.status_code == 200 and ended.json() == {"redirect_to": f"{app}/?state=bye"}
+        assert ended.status_code == 200 and ended.json() == {"redirect_to": f"{app}/?state=signed-out"}
         assert device.request("GET", "/session/me").status_code == 401
 
 
@@ -147,8 +154,8 @@ def test_openid_client_authenticates_with_its_private_key(provider):
     device = register_device(url)
     device.login(PASSWORD)
     with openid_client_app(url, port, credentials, private_jwk=key.as_dict(private=True)) as app:
-        signed_in = signs_in(app, device, par=True)
+        visitor, signed_in = signs_in(app, device, par=True)
         assert signed_in["claims"]["sid"] == device.session_id and signed_in["has_refresh"]
-        refreshed = requests.post(app + "/refresh", timeout=20)
+        refreshed = visitor.post(app + "/refresh", timeout=20)
         assert refreshed.status_code == 200 and refreshed.json()["rotated"] is True, refreshed.text
-        assert requests.get(app + "/userinfo", timeout=20).json()["status"] == 200
+        assert visitor.get(app + "/userinfo", timeout=20).json()["status"] == 200

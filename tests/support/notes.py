@@ -39,10 +39,11 @@ def running_notes(citylogin_url: str, protection: str, *, port: int | None = Non
                   credentials: dict[str, str] | None = None) -> Iterator[str]:
     """The notes app with `protection` (guard | forward-auth | push) on 127.0.0.1:`port`; yields its URL."""
     port = port or free_port()
-    env = {"NOTES_CITYLOGIN_URL": citylogin_url, "NOTES_PROTECTION": protection, "NOTES_PORT": str(port)}
+    env = {"NOTES_CITYLOGIN_URL": citylogin_url, "NOTES_PROTECTION": protection}
     if credentials:
         env |= {"NOTES_CLIENT_ID": credentials["client_id"], "NOTES_CLIENT_SECRET": credentials["client_secret"]}
-    with running_process([sys.executable, str(NOTES_APP)], port=port, env=env, cwd=REPOSITORY) as url:
+    with running_process([sys.executable, str(NOTES_APP), "--port", str(port)], port=port, env=env,
+                         cwd=REPOSITORY) as url:
         yield url
 
 

@@ -1,6 +1,6 @@
 // The notes page: logs in through citylogin's web SDK, loaded from citylogin's own origin (which
 // must list this page's origin in CITYLOGIN_CORS_ORIGINS), and calls this app's API with the token.
-import { drawNotes, wireNoteForm } from "./notes_list.js";
+import { drawNotes, unreachable, wireNoteForm } from "./notes_list.js";
 
 const citylogin = document.querySelector('meta[name="citylogin-url"]').content;
 const { Citylogin, ConcurrentLogin } = await import(`${citylogin}/sdk/citylogin.js`);
@@ -26,6 +26,7 @@ function show(state, message = "") {
 }
 
 function explain(error) {
+  if (error.status === 503 && error.code === "session_unverifiable") return unreachable(error);
   return error.code ? `${error.code}: ${error.message}` : String(error);
 }
 

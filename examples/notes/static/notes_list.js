@@ -31,3 +31,10 @@ export function wireNoteForm(api, run) {
     });
   });
 }
+
+/** The text for the API's 503 `session_unverifiable` (citylogin cannot be reached to check the sign-in):
+ * nothing has ended, so the page stays signed in and says so. */
+export function unreachable(error) {
+  const wait = error.retry_after ? `in ${error.retry_after} s` : "in a moment";
+  return `citylogin cannot be reached just now, so your sign-in cannot be checked. You are still signed in: try again ${wait}.`;
+}

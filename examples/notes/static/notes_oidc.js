@@ -1,7 +1,7 @@
 // The notes page signed in with citylogin by OpenID Connect (NOTES_PROTECTION=oidc): "Sign in with
 // citylogin" is a plain link to this app's /signin, which sends the browser to citylogin's sign-in page;
 // afterwards the page holds only this app's cookie, and the server calls citylogin with the tokens.
-import { drawNotes, wireNoteForm } from "./notes_list.js";
+import { drawNotes, unreachable, wireNoteForm } from "./notes_list.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -28,6 +28,8 @@ async function run(action) {
     if (error.status === 401) {
       document.body.dataset.ended = error.code || "ended";
       show("signed-out", error.code === "session_revoked" ? "Your citylogin session has ended. Sign in again." : "");
+    } else if (error.status === 503 && error.code === "session_unverifiable") {
+      $("#status").textContent = unreachable(error);       // an outage: the sign-in is kept
     } else {
       $("#status").textContent = error.code ? `${error.code}: ${error.message}` : String(error);
     }

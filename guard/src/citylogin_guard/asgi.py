@@ -19,8 +19,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PATH_SAFE = "/:@!$&'()*+,;="  # scope["path"] is decoded: encode what a URL's path cannot hold as is
-# A WebSocket refused before it is accepted: 1008 policy violation (RFC 6455 §7.4.1).
+# A WebSocket refused before it is accepted: 1008 policy violation (RFC 6455 §7.4.1), or 1013 try
+# again later when citylogin cannot be reached to judge its token (IANA WebSocket close codes).
 WEBSOCKET_POLICY_VIOLATION = 1008
+WEBSOCKET_TRY_AGAIN_LATER = 1013
 
 
 class GuardMiddleware:
@@ -90,9 +92,11 @@ def _with_nonce(send: Send, nonce: bytes) -> Send:
 
 async def _refuse(scope: Scope, send: Send, refusal: Unauthorized) -> None:
     """A WebSocket is closed before it is accepted (a close reason holds the code, no header: a
-    client gets the guard's nonce from an HTTP answer); HTTP gets the 401 problem."""
+    client gets the guard's nonce from an HTTP answer); HTTP gets the problem: 401, or 503 with
+    Retry-After when citylogin cannot be reached (Unavailable)."""
     if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION, "reason": refusal.code.value})
+        close_code = WEBSOCKET_TRY_AGAIN_LATER if refusal.status == 503 else WEBSOCKET_POLICY_VIOLATION
+        await send({"type": "websocket.close", "code": close_code, "reason": refusal.code.value})
         return
     body = json.dumps(refusal.problem()).encode()
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]

@@ -1,5 +1,6 @@
-"""The one refusal the guard raises, and how it renders as an HTTP 401 (RFC 6750 §3, RFC 9449 §7.1
-and §9, RFC 9457)."""
+"""The refusals the guard raises, and how they render: a token refused as HTTP 401 (RFC 6750 §3,
+RFC 9449 §7.1 and §9, RFC 9457); a token it cannot judge while citylogin is unreachable as HTTP 503
+with Retry-After (RFC 9110 §15.6.4, §10.2.3)."""
 from __future__ import annotations
 
 from enum import Enum
@@ -33,9 +34,12 @@ DPOP_CHALLENGES = {Code.INVALID_DPOP_PROOF, Code.USE_DPOP_NONCE}  # RFC 9449 §7
 class Unauthorized(Exception):
     """A request the guard refuses: `.code` (a `Code` value, compares equal to its string),
     `.detail` (English, for people), `.reason` (why a session ended, when the feed said),
-    `.dpop_nonce` (for use_dpop_nonce: the nonce to make the proof over again)."""
+    `.dpop_nonce` (for use_dpop_nonce: the nonce to make the proof over again), `.status` (the
+    HTTP status to answer: 401, or 503 for `Unavailable`) and `.retry_after` (seconds, for a 503;
+    None otherwise)."""
 
     status = 401
+    retry_after: int | None = None
 
     def __init__(self, code: Code, detail: str, *, reason: str | None = None, dpop_nonce: str | None = None) -> None:
         super().__init__(f"{code.value}: {detail}")
@@ -50,6 +54,8 @@ class Unauthorized(Exception):
                                 "code": self.code.value, "detail": self.detail}
         if self.reason:
             body["reason"] = self.reason
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
         return body
 
     def www_authenticate(self) -> str:
@@ -66,3 +72,23 @@ class Unauthorized(Exception):
         if self.dpop_nonce:
             headers["DPoP-Nonce"] = self.dpop_nonce
         return headers
+
+
+class Unavailable(Unauthorized):
+    """A token the guard cannot judge: citylogin cannot be reached (nor its feed heard) and nothing the
+    guard knows refuses it. Not the person's fault, and no reason to sign them out: answered 503 with
+    `Retry-After` (code `session_unverifiable`); a client tries again later. A subclass of
+    Unauthorized, so `except Unauthorized` still catches it: branch on `.status` or this class."""
+
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(Code.SESSION_UNVERIFIABLE, detail)
+        self.retry_after = retry_after
+
+    def www_authenticate(self) -> str:
+        """No challenge: the credentials are not at fault (the header stays on 401s only)."""
+        return ""
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after), "Cache-Control": "no-store"}

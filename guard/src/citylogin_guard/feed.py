@@ -20,6 +20,7 @@ from citylogin_guard.tokens import InvalidSecurityEvent, sessions_ended
 from citylogin_guard.transport import Metadata, Transmitter, TransmitterUnreachable
 
 log = logging.getLogger("citylogin_guard")
+FEED_THREAD = "citylogin-guard-feed"
 
 MAX_EVENTS = 100
 POLL_METHOD = "urn:ietf:rfc:8936"
@@ -62,9 +63,10 @@ class Feed:
         self._last_failure = ""
         self.stream_id: str | None = None
         self._endpoint: str | None = None  # where this receiver polls
-        self._thread = threading.Thread(target=self._main, name="citylogin-guard-feed", daemon=True)
+        self._thread = threading.Thread(target=self._main, name=FEED_THREAD, daemon=True)
 
     def start(self) -> None:
+        quiet_polls()
         self._thread.start()
 
     def close(self, timeout: float = 5.0) -> None:
@@ -212,3 +214,27 @@ class Feed:
         self._last_failure = why
         await asyncio.sleep(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** failures))
         return failures + 1
+
+
+class _QuietPolls(logging.Filter):
+    """httpx logs every request it sends at INFO ("HTTP Request: POST .../ssf/poll/... 200 OK"): for the
+    feed's steady polling, a line every few seconds that says nothing. The records of the feed's own
+    thread count as DEBUG: shown only where the httpx logger is enabled for DEBUG. The app's other
+    requests keep their level, and what changes (the feed lost, the feed back) the guard logs itself
+    at WARNING on "citylogin_guard"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.threadName != FEED_THREAD or record.levelno >= logging.WARNING:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_QUIET_POLLS = _QuietPolls()
+
+
+def quiet_polls() -> None:
+    """Puts the filter on httpx's logger, once per process."""
+    httpx_log = logging.getLogger("httpx")
+    if _QUIET_POLLS not in httpx_log.filters:
+        httpx_log.addFilter(_QUIET_POLLS)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
 from citylogin_guard.dpop import Proof as DpopProof
 from citylogin_guard.ended import EndedGrants, EndedSessions
-from citylogin_guard.errors import Code, Unauthorized
+from citylogin_guard.errors import Code, Unauthorized, Unavailable
 from citylogin_guard.feed import Feed
 from citylogin_guard.introspection import IntrospectionCache
 from citylogin_guard.jwks import KeySet
@@ -48,7 +48,7 @@ class Guard:
     def __init__(self, base_url: str, client_id: str, client_secret: str, *, audience: str = "citylogin",
                  stale_after: float = 10.0, leeway: float = 10.0, public_urls: str | Sequence[str] = (),
                  replay_store: ReplayStore | None = None, dpop_nonce_secret: str | bytes | None = None,
-                 require_dpop_nonce: bool = False) -> None:
+                 require_dpop_nonce: bool = False, retry_after: int = 5) -> None:
         """`leeway`: the clock difference tolerated between citylogin's hosts and this one (on exp,
         nbf and iat). `public_urls`: the app's public base URL(s), which DPoP proofs name (behind a
         proxy the app sees another scheme and host). `replay_store`: where spent DPoP proofs are
@@ -56,9 +56,14 @@ class Guard:
         `dpop_nonce_secret`: the secret (16 bytes or more) under which the guard makes its DPoP
         nonces, the same in all the app's processes (default: a random one, good for one process
         only); `require_dpop_nonce`: every proof must carry the current one, not only those whose
-        iat is off this host's clock."""
+        iat is off this host's clock. `stale_after`: how long the feed's last answer is trusted;
+        past it each token is introspected. `retry_after`: the seconds a 503 (`Unavailable`: citylogin
+        unreachable, the token not judged) tells the client to wait."""
+        if retry_after < 1:
+            raise ValueError("retry_after is a whole number of seconds, 1 or more")
         self.audience = audience
         self.stale_after = stale_after
+        self.retry_after = retry_after
         self.leeway = leeway
         self._transmitter = Transmitter(base_url, client_id, client_secret)
         self._keys = KeySet(self._transmitter.jwks)
@@ -76,7 +81,8 @@ class Guard:
 
     def verify(self, authorization: str | None, *, dpop: str | None = None, method: str | None = None,
                url: str | None = None) -> Principal:
-        """The principal of a request's `Authorization` header value, or Unauthorized. A token bound
+        """The principal of a request's `Authorization` header value, or Unauthorized (its subclass
+        Unavailable when citylogin cannot be reached and nothing known refuses the token). A token bound
         to a key (DPoP, SPEC §12) needs the request's `DPoP` header, its `method` and its `url` (as
         the app sees it; query and fragment are ignored)."""
         return self.check(authorization, may_block=True, dpop=dpop, method=method, url=url)
@@ -91,7 +97,7 @@ class Guard:
         proof = self._bound_proof(principal, scheme=scheme, token=token, dpop=dpop, method=method, url=url)
         self._refuse_ended(principal)
         if not self.heard() or self._issued_before_listening(principal):
-            self._introspect(token, proof, may_block=may_block)
+            self._introspect(token, principal, proof, may_block=may_block)
         if proof is not None:
             if not (may_block or self._proofs.spends_in_process):
                 raise NetworkNeeded()
@@ -146,13 +152,14 @@ class Guard:
         self.close()
 
     def init_app(self, app: Flask) -> None:
-        """Renders Unauthorized as 401 problem+json in `app`, and keeps the guard in app.extensions."""
+        """Renders Unauthorized as problem+json in `app` (401; 503 with Retry-After for Unavailable),
+        and keeps the guard in app.extensions."""
         from citylogin_guard.flask_support import init_app
         init_app(self, app)
 
     def required(self, view: View) -> View:
-        """Flask view decorator: refuses the request with 401 unless verify() passes; the principal
-        is in `flask.g.citylogin`."""
+        """Flask view decorator: refuses the request with 401 (503 while citylogin cannot be reached
+        to judge the token) unless verify() passes; the principal is in `flask.g.citylogin`."""
         from citylogin_guard.flask_support import required
         return required(self, view)
 
@@ -169,7 +176,7 @@ class Guard:
             claims = access_token_claims(token, keys=self._keys, issuer=metadata.token_issuers, audience=self.audience,
                                          leeway=self.leeway, may_block=may_block)
         except TransmitterUnreachable:
-            raise Unauthorized(Code.SESSION_UNVERIFIABLE, "citylogin cannot be reached to check the token.") \
+            raise Unavailable("citylogin cannot be reached to check the token.", retry_after=self.retry_after) \
                 from None
         principal = Principal(user_uuid=claims["sub"], session_id=claims["sid"], device_id=claims["did"],
                               claims=MappingProxyType(claims))
@@ -193,16 +200,16 @@ class Guard:
             raise invalid_proof("a bound access token goes as Authorization: DPoP, with a DPoP proof")
         return self._proofs.checked(dpop, access_token=token, jkt=jkt, method=method, url=url)
 
-    def _introspect(self, token: str, proof: DpopProof | None, *, may_block: bool) -> None:
+    def _introspect(self, token: str, principal: Principal, proof: DpopProof | None, *, may_block: bool) -> None:
         answer = self._introspection.cached(token)
         if answer is None:
             if not may_block:
                 raise NetworkNeeded()
             try:
-                answer = self._introspection.answer(token)
+                answer = self._introspection.answer(token, expires_at=principal.claims["exp"] + self.leeway)
             except TransmitterUnreachable:
-                raise Unauthorized(Code.SESSION_UNVERIFIABLE,
-                                   "citylogin cannot be reached to check the session.") from None
+                raise Unavailable("citylogin cannot be reached to check the session.",
+                                  retry_after=self.retry_after) from None
         if not answer.active:
             raise Unauthorized(Code.SESSION_REVOKED, "citylogin says the session is not active.")
         # citylogin's word on the binding: the proof checked above must be by the key it names
