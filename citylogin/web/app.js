@@ -9,13 +9,16 @@ import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
 import { ConcurrentLogin } from "../sdk/citylogin.js";
 import { authCall, citylogin } from "./api.js";
-import { initCameraScan, stopCameraScan } from "./camera_scan.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
 import { appRequestInView, initLinks, notify, notifyError, takeAccountLink } from "./links.js";
 import { fillPairingCode, initPairing, resetPairing, takePairingLink } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
 import { $, busy, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
+// The camera's QR reader is fetched only where the browser can read QR codes (see camera_scan.js):
+// elsewhere, as on most desktops, the login screen's cold load does not carry it.
+const cameraScan = "BarcodeDetector" in window ? import("./camera_scan.js") : null;
+const stopCameraScan = () => cameraScan?.then((scan) => scan.stopCameraScan());
 
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
@@ -370,10 +373,10 @@ function wire() {
   } });
   initActivity({ onLogoutAll: logOutEverywhere });
   initPairing();
-  initCameraScan({ found: (text) => {
+  cameraScan?.then((scan) => scan.initCameraScan({ found: (text) => {
     fillPairingCode(text, "web.pair.scanned");
     $("#pair-username").focus();
-  } });
+  } }));
   initCodes();
   initAccount({
     onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",

@@ -70,13 +70,14 @@ def test_the_page_is_revalidated_and_loads_only_fingerprinted_addresses(client):
 
 
 def test_the_modules_only_imported_with_import_are_mapped_but_not_preloaded(client):
-    """The passkey code, the Account panel's allowed apps and its data export are fetched when first used, and an app's
-    sign-in and sign-out code when an app asks (SPEC §14), not on every cold load of the login screen."""
+    """The passkey code, the Account panel's allowed apps and its data export are fetched when first used,
+    the camera's QR reader only where the browser has one, and an app's sign-in and sign-out code when an
+    app asks (SPEC §14), not on every cold load of the login screen."""
     html = client.get("/").get_data(as_text=True)
     imports = json.loads(IMPORT_MAP.search(html)[1])["imports"]
     preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)"', html))
     lazy = {"/web/passkeys.js", "/web/consents.js", "/sdk/webauthn.js", "/web/oidc.js", "/web/oidc_logout.js",
-            "/web/data_export.js"}
+            "/web/data_export.js", "/web/camera_scan.js"}
     assert lazy <= set(imports)
     assert preloaded == {imports[url] for url in imports if url.endswith(".js") and url not in lazy}
 
