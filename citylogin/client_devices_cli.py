@@ -181,9 +181,14 @@ def history(key_file: Path, limit: int, every_page: bool, as_json: bool) -> None
         print_json({"items": items, "next_cursor": page.get("next_cursor")})
         return
     short = short_ids(i.get("device_id") for i in items)
-    rows = [(local_time(i.get("at")), i.get("result"), short(i.get("device_id")), i.get("ip"),
+    rows = [(local_time(i.get("at")), _result(i), short(i.get("device_id")), i.get("ip"),
              ", ".join(e.get("device_name") or e.get("device_id", "") for e in i.get("evicted") or []) or None,
              shorten(i.get("user_agent"))) for i in items]
     click.echo(table(("AT", "RESULT", "DEVICE", "IP", "LOGGED OUT", "CLIENT"), rows))
     if page.get("next_cursor"):
         click.echo("(older attempts exist: add --all to see them)")
+
+
+def _result(item: dict) -> str | None:
+    """An attempt's result; a login asked "in use elsewhere - continue?" that went on says so, not a refusal."""
+    return "asked, continued" if item.get("continued") else item.get("result")

@@ -183,6 +183,9 @@ def test_a_displaced_device_says_so_in_one_line(make_server, tmp_path):
         {"status": 401, "code": "session_revoked", "reason": "displaced", "message": ""}
     again = run(path, "login", input="y\n")  # asks before displacing the phone in turn
     assert again.exit_code == 0 and "Continue?" in again.output and "phone" in again.output
+    # History tells the question answered "continue" from a refusal (its row is written before the answer).
+    rows = [row for row in table_rows(ok(run(path, "history", "--limit", "3"))) if "asked" in row]
+    assert [row.split()[2:4] for row in rows] == [["asked,", "continued"]], rows
 
 
 # --- devices ----------------------------------------------------------------------------------
