@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.support.waiting import until_listening
+from tests.support.waiting import stop, until_listening
 
 APACHE = "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")
@@ -90,12 +90,7 @@ def _serving(prefix: Path, port: int, timeout: float) -> Iterator[None]:
         until_listening(process, port, timeout=timeout, name="apache2", output=lambda: _logs(prefix))
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _logs(prefix: Path) -> str:

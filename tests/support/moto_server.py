@@ -15,7 +15,7 @@ from typing import IO, Any, Iterator
 from xml.etree import ElementTree
 
 from common.dynamodb_local import free_port
-from tests.support.waiting import until_listening
+from tests.support.waiting import stop, until_listening
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 
@@ -35,12 +35,7 @@ def running_moto(*, unauthenticated_calls: int, timeout: float = 30.0) -> Iterat
             until_listening(process, port, timeout=timeout, name="moto_server", output=lambda: _tail(log))
             yield f"http://127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def read_moto_refusals(client: Any) -> None:

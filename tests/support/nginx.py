@@ -13,7 +13,7 @@ from typing import Iterator, Mapping
 import pytest
 
 from common.dynamodb_local import free_port
-from tests.support.waiting import until_listening
+from tests.support.waiting import stop, until_listening
 
 NGINX = "/usr/sbin/nginx"
 
@@ -75,12 +75,7 @@ def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls
                         output=lambda: log_path.read_text(errors="replace"))
         yield f"https://127.0.0.1:{port}"
     finally:
-        process.terminate()  # SIGTERM: nginx's fast shutdown, workers included
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)  # SIGTERM: nginx's fast shutdown, workers included
 
 
 def reload_command(prefix: Path) -> list[str]:
@@ -150,9 +145,4 @@ def running_http_conf(prefix: Path, http_conf: str, *, port: int, timeout: float
                         output=lambda: log_path.read_text(errors="replace"))
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

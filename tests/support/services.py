@@ -13,6 +13,7 @@ from typing import IO, Iterator
 import requests
 
 from common.dynamodb_local import free_port
+from tests.support.waiting import stop
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
@@ -54,12 +55,7 @@ def running_process(argv: list[str], *, port: int, env: dict[str, str], cwd: Pat
             _wait_healthy(process, base_url, timeout, log)
             yield base_url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=15)
 
 
 def _tail(log: IO[bytes]) -> str:

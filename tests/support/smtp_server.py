@@ -161,7 +161,7 @@ def smtp_server(folder: Path, *, cert: Path | None = None, key: Path | None = No
                 login: str | None = None, refuse: str | None = None) -> Iterator[SmtpTestServer]:
     """The server in its own process on 127.0.0.1:<free port>, stopped on exit."""
     from common.dynamodb_local import free_port
-    from tests.support.waiting import until_listening
+    from tests.support.waiting import stop, until_listening
 
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -180,12 +180,7 @@ def smtp_server(folder: Path, *, cert: Path | None = None, key: Path | None = No
                         output=lambda: log.read_text(errors="replace"))
         yield SmtpTestServer(port=port, folder=folder)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 if __name__ == "__main__":

@@ -36,3 +36,13 @@ def until_listening(process: subprocess.Popen, port: int, *, timeout: float, nam
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{name} did not listen on {port} in {timeout}s: {output()[-3000:]}")
+
+
+def stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL if `process` has not exited within `timeout` seconds; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
