@@ -7,9 +7,7 @@ import logging
 from email.header import decode_header, make_header
 from email.utils import parseaddr
 
-import boto3
 import pytest
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
@@ -22,15 +20,6 @@ from tests.common.test_brand import brand_folder
 def brand(tmp_path):
     return load_brand(brand_folder(tmp_path / "brand", settings={"name": "Acme ID", "mail_from": "Acme 株式会社"},
                                    texts={"ja": {"mail.password_changed.subject": "Acme: パスワード変更"}}))
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield boto3.session.Session(region_name="us-east-1")
 
 
 def test_a_message_made_while_the_brand_is_in_use_is_in_its_words(brand):

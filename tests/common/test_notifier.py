@@ -3,23 +3,12 @@ from __future__ import annotations
 
 import logging
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from common.notifier import Message, make_notifier
 
 MESSAGE = Message(event="new_device", user_uuid="u-1", email="person@example.com",
                   subject="A new device was added", body="The device phone was added to your account.")
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield boto3.session.Session(region_name="us-east-1")
 
 
 def test_console_logs_the_whole_message(caplog):
