@@ -22,6 +22,10 @@ from tests.support.services import running_process
 from tests.support.waiting import wait_until
 
 
+# One key-encryption key for the module: its tests share its tables, and so the key ring sealed under it.
+KEY_ENCRYPTION_KEY = base64.b64encode(os.urandom(32)).decode()
+
+
 @pytest.fixture
 def notes_page(base_config):
     """(the notes page's URL (the app in guard mode), citylogin's settings), citylogin allowing its origin."""
@@ -29,12 +33,24 @@ def notes_page(base_config):
     citylogin_url = f"http://127.0.0.1:{citylogin_port}"
     env = {**config_env(base_config), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port),
            "CITYLOGIN_CORS_ORIGINS": f"http://127.0.0.1:{notes_port}", "CITYLOGIN_PUBLIC_URL": citylogin_url,
-           "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+           "CITYLOGIN_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY}
     with ExitStack() as stack:
         stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
         credentials = add_app(env, "notes")
         yield stack.enter_context(running_notes(citylogin_url, "guard", port=notes_port, credentials=credentials)), env
+
+
+def register_on_the_page(page) -> str:
+    """A new account made on the notes page's own form, signed in there; its username."""
+    username = unique_name()
+    register = page.locator("#register-form")
+    register.get_by_label("Username").fill(username)
+    register.get_by_label("E-mail").fill(f"{username}@example.com")
+    register.get_by_label("Password").fill(PASSWORD)
+    register.get_by_role("button", name="Create account").click()
+    page.wait_for_selector("body[data-state=signed-in]")
+    return username
 
 
 def test_the_notes_page_logs_in_through_the_sdk_and_shows_its_notes(browser, notes_page):
@@ -45,13 +61,7 @@ def test_the_notes_page_logs_in_through_the_sdk_and_shows_its_notes(browser, not
     try:
         page.goto(notes_url + "/")
         page.wait_for_selector("body[data-state=signed-out]")
-        username = unique_name()
-        register = page.locator("#register-form")
-        register.get_by_label("Username").fill(username)
-        register.get_by_label("E-mail").fill(f"{username}@example.com")
-        register.get_by_label("Password").fill(PASSWORD)
-        register.get_by_role("button", name="Create account").click()
-        page.wait_for_selector("body[data-state=signed-in]")
+        username = register_on_the_page(page)
         assert page.locator("#who").text_content() == f"{username} (Notes page)"
         assert page.locator("#notes li").count() == 0
 
@@ -89,7 +99,7 @@ def test_with_citylogin_down_the_notes_page_keeps_the_person_signed_in_and_says_
     citylogin_url = f"http://127.0.0.1:{citylogin_port}"
     env = {**config_env(base_config), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port),
            "CITYLOGIN_CORS_ORIGINS": f"http://127.0.0.1:{notes_port}", "CITYLOGIN_PUBLIC_URL": citylogin_url,
-           "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+           "CITYLOGIN_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY}
     with ExitStack() as notes_stack:
         citylogin = notes_stack.enter_context(ExitStack())
         citylogin.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
@@ -103,13 +113,7 @@ def test_with_citylogin_down_the_notes_page_keeps_the_person_signed_in_and_says_
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(notes_url + "/")
         page.wait_for_selector("body[data-state=signed-out]")
-        username = unique_name()
-        register = page.locator("#register-form")
-        register.get_by_label("Username").fill(username)
-        register.get_by_label("E-mail").fill(f"{username}@example.com")
-        register.get_by_label("Password").fill(PASSWORD)
-        register.get_by_role("button", name="Create account").click()
-        page.wait_for_selector("body[data-state=signed-in]")
+        register_on_the_page(page)
         page.get_by_label("New note").fill("before the outage")
         page.get_by_role("button", name="Add").click()
         page.wait_for_selector("#notes li:has-text('before the outage')")
