@@ -242,10 +242,14 @@ def make_page(name: str, assets: dict[str, Asset], brand: Brand = DEFAULT_BRAND)
     return Page(asset=make_asset(f"/{name}", html.encode()), content_security_policy=policy)
 
 
-@cache
 def web_assets(brand: Brand = DEFAULT_BRAND) -> WebAssets:
     """Built once per process and brand (when the app is made), then only read: safe under any server's
     threads."""
+    return _built(brand)  # one cache key per brand: `web_assets()` and `web_assets(DEFAULT_BRAND)` are one
+
+
+@cache
+def _built(brand: Brand) -> WebAssets:
     by_url = {url: make_asset(url, body) for url, body in _files(brand)}
     return WebAssets(pages={name: make_page(name, by_url, brand) for name in PAGES}, by_url=by_url)
 

@@ -93,7 +93,7 @@ def test_the_sign_in_screens_show_the_brand(make_server, new_device, brand_dir, 
         expect_branded(page)
     for link, panel in (("forgot", "#forgot-form"), ("recover", "#recover-form")):
         device.go("login")
-        page.locator(f"#login-form [data-show={link}]").click()
+        page.locator(f"#login-form [data-show={link}]:visible").click()
         expect(page.locator(panel)).to_be_visible()
         expect_branded(page)
 

@@ -18,6 +18,7 @@ from werkzeug.http import parse_accept_header
 import citylogin.web_assets as web_assets_module
 from citylogin.app import create_app
 from citylogin.web_assets import chosen_encoding, statically_imported, web_assets
+from common.brand import DEFAULT_BRAND
 
 PACKAGE = Path(__file__).resolve().parents[2] / "citylogin"
 APP_ORIGIN = "https://app.example.com"
@@ -189,3 +190,11 @@ def test_the_encoding_follows_the_q_values(accept, expected):
 
 def test_gzip_is_not_chosen_where_it_is_not_offered():
     assert chosen_encoding(parse_accept_header("gzip"), {"identity"}) == "identity"
+
+
+def test_the_default_brand_is_built_once_however_it_is_asked_for(monkeypatch):
+    calls = []
+    compress = gzip.compress
+    assert web_assets(DEFAULT_BRAND) is web_assets()
+    monkeypatch.setattr(web_assets_module.gzip, "compress", lambda *a, **k: calls.append(1) or compress(*a, **k))
+    assert web_assets() is web_assets(DEFAULT_BRAND) and calls == []
