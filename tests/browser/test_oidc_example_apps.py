@@ -52,6 +52,7 @@ def example_apps(dynamodb_endpoint, tmp_path_factory) -> ExampleApps:
     citylogin_port, node_port, authlib_port = free_port(), free_port(), free_port()
     citylogin_url = f"http://127.0.0.1:{citylogin_port}"
     config = app_settings(dynamodb_endpoint, tmp_path_factory.mktemp("citylogin"), unique_name("examples") + "_")
+    config["ssf_push_interval"] = 1.0  # the default, which the suite's settings turn off: back-channel logouts go
     env = {**config_env(config),
            "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port), "CITYLOGIN_PUBLIC_URL": citylogin_url,
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
