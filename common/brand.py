@@ -100,6 +100,12 @@ class Brand:
         return self == DEFAULT_BRAND
 
     @property
+    def file_stem(self) -> str:
+        """The name as a file name's first part: "Acme ID" -> "acme-id" (ASCII letters and digits joined by
+        hyphens); "" for a name with none (a Japanese one)."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+    @property
     def sender_name(self) -> str | None:
         """The display name of the mail's sender: `mail_from`, else a name that was set; None leaves the
         back end's sender as configured (CITYLOGIN_SES_SENDER may carry a display name of its own)."""

@@ -117,3 +117,21 @@ def test_a_malformed_brand_file_serves_the_default_with_one_error_naming_it(dyna
     page = client.get("/")
     assert page.status_code == 200 and "/web/brand" not in page.get_data(as_text=True)
     assert client.get("/web/locales/en.json").get_json()["web.app.name"] == "citylogin"
+
+
+def test_a_data_export_file_is_named_for_the_brand(branded, plain):
+    """The person saves it under the product's name, never "citylogin" where a brand is set."""
+    from login_app.downloads import attachment
+
+    document = {"exported_at": "2026-11-26T09:30:00Z"}
+    for client, stem in ((branded, "acme-id"), (plain, "citylogin")):
+        with client.application.test_request_context("/account/export"):
+            named = attachment(document).headers["Content-Disposition"]
+        assert named == f'attachment; filename="{stem}-data-2026-11-26.json"', named
+
+
+def test_a_name_without_ascii_letters_leaves_the_file_its_day_alone():
+    from common.brand import Brand
+
+    assert (Brand(name="Acme ID").file_stem, Brand(name="シティ ID 2").file_stem, Brand(name="シティ").file_stem) == \
+        ("acme-id", "id-2", "")
