@@ -26,14 +26,20 @@ from tests.support.waiting import wait_until
 KEY_ENCRYPTION_KEY = base64.b64encode(os.urandom(32)).decode()
 
 
+def beside_notes(base_config) -> tuple[int, int, str, dict[str, str]]:
+    """(the notes app's port, citylogin's port, citylogin's URL, citylogin's settings allowing the app's origin)."""
+    notes_port, citylogin_port = free_port(), free_port()
+    citylogin_url = f"http://127.0.0.1:{citylogin_port}"
+    return notes_port, citylogin_port, citylogin_url, {
+        **config_env(base_config), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port),
+        "CITYLOGIN_CORS_ORIGINS": f"http://127.0.0.1:{notes_port}", "CITYLOGIN_PUBLIC_URL": citylogin_url,
+        "CITYLOGIN_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY}
+
+
 @pytest.fixture
 def notes_page(base_config):
     """(the notes page's URL (the app in guard mode), citylogin's settings), citylogin allowing its origin."""
-    notes_port, citylogin_port = free_port(), free_port()
-    citylogin_url = f"http://127.0.0.1:{citylogin_port}"
-    env = {**config_env(base_config), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port),
-           "CITYLOGIN_CORS_ORIGINS": f"http://127.0.0.1:{notes_port}", "CITYLOGIN_PUBLIC_URL": citylogin_url,
-           "CITYLOGIN_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY}
+    notes_port, citylogin_port, citylogin_url, env = beside_notes(base_config)
     with ExitStack() as stack:
         stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
@@ -95,11 +101,7 @@ def test_with_citylogin_down_the_notes_page_keeps_the_person_signed_in_and_says_
                                                                                                      base_config):
     """The guard answers 503 (session_unverifiable, Retry-After) while citylogin cannot be reached: the page
     says so and stays signed in, where a 401 would have signed the person out during an outage."""
-    notes_port, citylogin_port = free_port(), free_port()
-    citylogin_url = f"http://127.0.0.1:{citylogin_port}"
-    env = {**config_env(base_config), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port),
-           "CITYLOGIN_CORS_ORIGINS": f"http://127.0.0.1:{notes_port}", "CITYLOGIN_PUBLIC_URL": citylogin_url,
-           "CITYLOGIN_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY}
+    notes_port, citylogin_port, citylogin_url, env = beside_notes(base_config)
     with ExitStack() as notes_stack:
         citylogin = notes_stack.enter_context(ExitStack())
         citylogin.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
