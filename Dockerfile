@@ -17,6 +17,11 @@ RUN pip install --require-hashes -r requirements.lock
 
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
+COPY database ./database
+COPY crypto ./crypto
+COPY keys ./keys
+COPY mail ./mail
+COPY web ./web
 COPY registration ./registration
 COPY login_app ./login_app
 COPY session_manager ./session_manager

@@ -16,21 +16,20 @@ from typing import Any, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from accounts import passkey_service as passkeys
-from accounts import user_service as users
+from accounts import passkey_service as passkeys, user_service as users
 from accounts.lockout_store import LockoutStore
 from accounts.models import PasskeyAssertion, Secret, UserRecord
-from common.audit import AuditEvent, audit
-from common.background import background
-from common.batch_read import KeyRead, read_together
-from common.caller import Caller
-from common.context import AppContext
-from common.crypto import token_digest
-from common.rate_limits import limit_subject
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
-from common.notifier import localized_message, mail_time
+from crypto.tokens import token_digest
+from database.batch_read import KeyRead, read_together
+from mail.notifier import localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import HistoryResult
+from web.audit import AuditEvent, audit
+from web.background import background
+from web.caller import Caller
+from web.context import AppContext
+from web.rate_limits import limit_subject
 
 # Names of credential_reads' items in the caller's read_together result.
 OWNER, EXPECTED = "credentials.owner", "credentials.expected_user"

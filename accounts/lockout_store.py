@@ -5,7 +5,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from database import dynamo
 
 LOCK_BASE_SECONDS = 30
 LOCK_MAX_SECONDS = 900

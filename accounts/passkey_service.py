@@ -26,19 +26,18 @@ from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, Authentica
                                       UserVerificationRequirement)
 
 from accounts import user_service as users
-from accounts.models import (PasskeyAdded, PasskeyAssertion, PasskeyCredential, PasskeyRecord, PasskeyView,
-                             UserRecord)
+from accounts.models import PasskeyAdded, PasskeyAssertion, PasskeyCredential, PasskeyRecord, PasskeyView, UserRecord
 from accounts.passkey_store import COUNT_ID, PasskeyStore
-from common import dynamo
-from common.audit import AuditEvent, audit
-from common.batch_read import KeyRead
-from common.context import AppContext
-from common.crypto import token_digest
 from common.errors import Conflict, ErrorCode, NotFound, Unauthorized
-from common.guarded_write import GuardedWrite, write_all
-from common.notifier import localized_message, mail_time
-from common.one_time_tokens import OneTimeTokenStore
 from common.timefmt import iso
+from crypto.tokens import token_digest
+from database import dynamo
+from database.batch_read import KeyRead
+from database.guarded_write import GuardedWrite, write_all
+from database.one_time_tokens import OneTimeTokenStore
+from mail.notifier import localized_message, mail_time
+from web.audit import AuditEvent, audit
+from web.context import AppContext
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef

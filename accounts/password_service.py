@@ -11,22 +11,20 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future
 
-from accounts import credential_service as credentials
-from accounts import passkey_service as passkeys
-from accounts import user_service as users
+from accounts import credential_service as credentials, passkey_service as passkeys, user_service as users
 from accounts.models import ChangePasswordRequest, UserRecord
 from accounts.reset_link_store import RESET_KIND, ResetLinkStore
-from common.audit import AuditEvent, audit
-from common.background import background
-from common.caller import Caller
-from common.context import AppContext
-from common.crypto import new_token, token_digest
 from common.errors import BadRequest, ErrorCode, TooManyRequests
-from common.notifier import localized_message, mail_time
-from common.one_time_tokens import OneTimeTokenStore
-from common.rate_limits import RateLimitStore, limit_subject
+from crypto.tokens import new_token, token_digest
+from database.one_time_tokens import OneTimeTokenStore
+from mail.notifier import localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
+from web.audit import AuditEvent, audit
+from web.background import background
+from web.caller import Caller
+from web.context import AppContext
+from web.rate_limits import RateLimitStore, limit_subject
 
 RESET_PURPOSE = "password-reset"
 RESET_TTL = 1800  # SPEC §4: a reset link lives 30 minutes

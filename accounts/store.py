@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from accounts.email_store import LINK_GENERATION
 from accounts.models import AccountRecord
 from accounts.user_store import EMAIL_UNCLAIMED
-from common import dynamo
+from database import dynamo
 
 DIGESTS = "recovery_code_digests"
 GENERATION = "recovery_generation"

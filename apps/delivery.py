@@ -18,11 +18,11 @@ from apps.models import AppRecord
 from apps.registry import app_registry, current_app
 from apps.service import InvalidClient
 from apps.stream_store import StateMoved, StreamState, StreamStore
-from common.context import AppContext
 from common.errors import ErrorCode, FieldKind, InvalidField, NotFound, ServiceUnavailable
 from sessions import service as sessions
 from sessions.feed import WINDOW_SECONDS
 from sessions.models import SessionEnded, seq_at, seq_epoch_ms
+from web.context import AppContext
 
 KEPT_SECONDS = 24 * 3600  # events older than this may be dropped (SPEC §11)
 MAX_ACKED = 10_000  # acknowledgements kept past the cursor; beyond, the oldest are forgotten (and resent)

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from apps.models import AppRecord
-from common.batch_read import KeyRead
-from common.context import AppContext
 from common.errors import ApiError
+from database.batch_read import KeyRead
 from sessions import service as sessions
+from web.context import AppContext
 
 
 

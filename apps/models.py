@@ -33,7 +33,7 @@ class OidcClient:
     require_pkce: bool = False           # PKCE of every sign-in, as of a public client (SPEC §14)
     jwks: str | None = None              # a JWK Set of public keys (JSON): the app signs its client assertions
                                          # with their private keys (private_key_jwt, RFC 7523) instead of a secret
-    # A public client's further browser origins (serialized, common.cors.web_origin): with its redirect
+    # A public client's further browser origins (serialized, web.cors.web_origin): with its redirect
     # URIs' own, the origins its pages call the token, userinfo and revocation endpoints from (CORS)
     web_origins: tuple[str, ...] = ()
 

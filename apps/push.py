@@ -52,13 +52,13 @@ from apps import delivery, security_events
 from apps.models import AppRecord
 from apps.registry import Snapshot, app_registry
 from apps.stream_store import StreamStore
-from common import dynamo
-from common.context import AppContext
 from common.errors import ApiError
 from common.log_bursts import BurstLog
 from common.thread_kind import scheduled_thread
+from database import dynamo
 from sessions import service as sessions
 from sessions.models import SessionEnded
+from web.context import AppContext
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """This process's copy of the app registry (SPEC §14: every host pushes to an app added or changed a
 moment ago, and answers CORS to a new SPA's origin, within a second), for the pushers (apps.push) and
-the CORS answers of the OpenID Provider (common.cors).
+the CORS answers of the OpenID Provider (web.cors).
 
 From its first use, one strongly consistent GetItem of the registry's version item every CHECK_SECONDS
 per process; the whole list (one Query) is read again only when the version moved (every change of an
@@ -18,11 +18,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from apps.models import AppRecord
 from apps.store import AppStore
-from common import dynamo
-from common.context import AppContext
-from common.cors import web_origin
 from common.log_bursts import BurstLog
 from common.thread_kind import scheduled_thread
+from database import dynamo
+from web.context import AppContext
+from web.cors import web_origin
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ access tokens only (their jti is `<grant_id>.<generation>`), one that does not t
 from __future__ import annotations
 
 from apps.models import SESSION_REVOKED_EVENT, AppRecord
-from common.context import AppContext
 from sessions.models import SEQ, SessionEnded
+from web.context import AppContext
 
 SESSION_REVOKED = SESSION_REVOKED_EVENT
 # An event claim of citylogin's own (CAEP events may carry more claims; receivers ignore unknown ones).

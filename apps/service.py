@@ -13,13 +13,13 @@ from urllib.parse import unquote
 from apps.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord, NewCredentials, OidcClient
 from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
-from common.audit import AuditEvent, audit
-from common.context import AppContext
-from common.cors import origin_problem, web_origin
-from common.crypto import digests_equal, token_digest
-from common.guarded_write import GuardedWrite
 from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
 from common.timefmt import iso
+from crypto.tokens import digests_equal, token_digest
+from database.guarded_write import GuardedWrite
+from web.audit import AuditEvent, audit
+from web.context import AppContext
+from web.cors import origin_problem, web_origin
 
 SECRET_PURPOSE = "app_secret"
 CLIENT_ID_PREFIX = "app_"
@@ -80,7 +80,7 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClien
 
 
 def _web_origins(oidc: OidcClient) -> list[str] | None:
-    """The client's web origins, serialized (common.cors); only a public client has any: a confidential
+    """The client's web origins, serialized (web.cors); only a public client has any: a confidential
     client's secret is never in a page, so its pages never call the token endpoint themselves."""
     if not oidc.web_origins:
         return None

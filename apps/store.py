@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from pydantic import TypeAdapter, ValidationError
 
 from apps.models import AppRecord
-from common import dynamo
 from common.timefmt import parse_iso
+from database import dynamo
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from database import dynamo
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from loadgen import local_session, percentile
 from servers import LOCALHOST_ONLY, app_environment, gunicorn_app, run_init
 from citylogin.client import Client, sign_challenge
 from common.config import Settings, parse_argon2_parameter_sets
-from common.dynamodb_local import DynamoDBLocal
+from database.dynamodb_local import DynamoDBLocal
 
 PASSWORD = "Bench-" + secrets.token_hex(8)
 WRONG_PASSWORD = "Wrong-" + secrets.token_hex(8)

@@ -10,10 +10,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import flows
 from citylogin.client import Client
-from common import dynamo
-from common.certificates import certificate_pem, create_ca, issue_device_certificate
 from common.config import Settings
-from common.crypto import PasswordHasher
+from crypto.certificates import certificate_pem, create_ca, issue_device_certificate
+from crypto.passwords import PasswordHasher
+from database import dynamo
 from cpu import cpu_delta, tree_cpu_seconds
 from flows import PASSWORD
 from loadgen import closed_loop, local_session, summarize, time_calls

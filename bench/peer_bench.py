@@ -41,7 +41,7 @@ from bench.peer_servers import FLOOR_SERVERS, Running, citylogin_server, floor_s
 from bench.report import machine_info  # noqa: E402
 from bench.servers import LOCALHOST_ONLY  # noqa: E402
 from citylogin.client import Client  # noqa: E402
-from common.dynamodb_local import DynamoDBLocal  # noqa: E402
+from database.dynamodb_local import DynamoDBLocal  # noqa: E402
 
 ROWS = tuple(PEER_GOALS)  # refresh, code, flow, userinfo, introspection, discovery
 SIDES = ("citylogin", "node")

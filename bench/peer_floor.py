@@ -43,7 +43,7 @@ import orjson
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from flask import Flask, Response, redirect, request
 
-from common import dynamo
+from database import dynamo
 
 TABLE = "peer_floor"
 SCOPE = "openid profile offline_access"

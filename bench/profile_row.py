@@ -16,7 +16,7 @@ check of each character of a token looked like half of introspection under it.)
 
 Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's), and
 login (POST /login/challenge, then POST /login/, by 8 accounts in turn: the request thread's CPU, which leaves
-out the Argon2id hash, run on a hash slot's own thread, common/hash_slots.py; the device's signature, made
+out the Argon2id hash, run on a hash slot's own thread, crypto/hash_slots.py; the device's signature, made
 by the bench, is in it, about 0.04 ms).
 bench/ copied into an older checkout gives its "before" figures, as for run_bench.py.
 """
@@ -48,7 +48,7 @@ import requests  # noqa: E402
 
 from citylogin.client import Client  # noqa: E402
 from citylogin.client_keys import sign_challenge  # noqa: E402
-from common.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
+from database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
 
 ROWS = ("discovery", "userinfo", "introspection", "refresh", "code", "login")
 LOGIN_PEOPLE = 8  # the login row's accounts, each logging in again in turn (force policy: no 409)

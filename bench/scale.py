@@ -10,7 +10,7 @@ from pathlib import Path
 
 import flows
 from citylogin.client import Client
-from common import dynamo
+from database import dynamo
 from loadgen import local_session, summarize
 from measurements import log, verifier
 from seeding import capture_template, seed_clones

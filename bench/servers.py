@@ -14,7 +14,7 @@ from typing import Iterator
 
 import requests
 
-from common.dynamodb_local import free_port
+from database.dynamodb_local import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -11,12 +11,12 @@ from typing import Iterator
 
 import click
 
-from citylogin.cli_output import OperatorGroup
 from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors
+from citylogin.cli_output import OperatorGroup
 from citylogin.operator import OPERATOR_HELP, operator_name, remember_operator
 from common.config import load_settings
-from common.dynamodb_local import DynamoDBLocalError
 from common.errors import ApiError
+from database.dynamodb_local import DynamoDBLocalError
 
 DEFAULT = "default"
 MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
@@ -26,10 +26,10 @@ MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
 def _context() -> Iterator:
     """An AppContext on the configured DynamoDB and key ring, as the services build it (tables and
     ring must exist: `citylogin init`); a domain error becomes a one-line CLI error."""
-    from common.context import build_context
-    from common.audit import operator_acting
     from common.brand import using
-    from common.log_setup import configure_logging
+    from web.audit import operator_acting
+    from web.context import build_context
+    from web.log_setup import configure_logging
 
     settings = command_settings()
     try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from citylogin.web_ui import bp as web_ui_bp
-from common.app_factory import create_service_app
 from device_manager.views import bp as device_bp
 from login_app.account_views import bp as account_bp
 from login_app.admin_views import bp as admin_bp
@@ -11,6 +10,7 @@ from registration.views import bp as registration_bp
 from session_manager.oidc_views import bp as oidc_bp
 from session_manager.ssf_views import bp as ssf_bp
 from session_manager.views import bp as session_bp
+from web.app_factory import create_service_app
 
 
 def blueprints():

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from citylogin.web_ui import bp
-from common.app_factory import create_service_app, run_standalone
+from web.app_factory import create_service_app, run_standalone
 
 
 def create_app(test_config=None):

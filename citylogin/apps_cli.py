@@ -71,7 +71,7 @@ def _redirect_uris(_context_: click.Context, _param: click.Parameter, values: tu
 
 
 def _web_origins(_context_: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    from common.cors import origin_problem
+    from web.cors import origin_problem
 
     for value in values:
         problem = origin_problem(value)

@@ -8,16 +8,16 @@ import click
 from citylogin import gunicorn_config
 from citylogin.admin_cli import admin
 from citylogin.apps_cli import apps
-from citylogin.cli_output import OperatorCommand, OperatorGroup
 from citylogin.cli_database import command_audit, command_settings, config_errors, ring_store, stop_on_sigterm
+from citylogin.cli_output import OperatorCommand, OperatorGroup
 from citylogin.cli_password_parameters import password_parameters
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
 from citylogin.key_backup_cli import backup_keys, restore_keys
 from citylogin.operator import OPERATOR_HELP, remember_operator
-from common import dynamo
-from common.audit_events import AuditEvent
-from common.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
+from database import dynamo
+from database.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
+from web.audit_events import AuditEvent
 
 
 @click.group()
@@ -66,8 +66,8 @@ def dynamodb_local(port: int, in_memory: bool) -> None:
 def init() -> None:
     """Create the tables and the key ring if missing (idempotent); a new ring imports the CA and keys
     of the data directory or the CA settings."""
-    from common.key_import import initial_entries, legacy_key_files
-    from common.key_ring import ensure_ring
+    from keys.ring import ensure_ring
+    from keys.ring_import import initial_entries, legacy_key_files
 
     settings = command_settings()
     with ring_store(settings, create_tables=True) as store:
@@ -94,7 +94,7 @@ def keys(context: click.Context, operator: str | None) -> None:
 @keys.command("list")
 def list_keys() -> None:
     """Kinds, kids, ages and states (signing / verify-only); never private material."""
-    from common.key_ring import describe, read_ring
+    from keys.ring import describe, read_ring
 
     with ring_store(command_settings()) as store:
         contents = config_errors(lambda: read_ring(store))
@@ -113,7 +113,7 @@ def _age(seconds: int) -> str:
 @keys.command("rotate")
 def rotate_keys() -> None:
     """Add a JWT signing key and a refresh secret; older ones go on verifying until retired."""
-    from common.key_ring import rotate
+    from keys.ring import rotate
 
     settings = command_settings()
     with ring_store(settings) as store:
@@ -128,7 +128,7 @@ def rotate_keys() -> None:
 @click.option("--force", is_flag=True, help="Retire even if tokens it signed may still be valid (ends them).")
 def retire_key(kid: str, force: bool) -> None:
     """Remove an old key from the ring; refused for the newest, and while its tokens may be valid."""
-    from common.key_ring import RetireRefused, read_ring, retire
+    from keys.ring import RetireRefused, read_ring, retire
 
     settings = command_settings()
     with ring_store(settings) as store:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import click
 
 from common.config import ConfigError, Settings, load_settings
-from common.dynamodb_local import DATA_FILE, ENDPOINT_FILE, DataInUse, DynamoDBLocal
+from database.dynamodb_local import DATA_FILE, ENDPOINT_FILE, DataInUse, DynamoDBLocal
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]
     try:
         yield {"dynamodb_endpoint_url": local.endpoint_url}
     except ConfigProblem as problem:
-        from common.key_ring import NoKeyRing
+        from keys.ring import NoKeyRing
 
         if isinstance(problem.error, NoKeyRing) and not may_create:
             raise click.ClickException(f"the citylogin data in {data_dir} holds no key ring, and no citylogin serve "
@@ -154,7 +154,7 @@ class _NoDynamoDB(click.ClickException):
 @contextmanager
 def dynamodb_start_errors() -> Iterator[None]:
     """botocore's errors of a start without a usable DynamoDB as one line naming the setting."""
-    from common.app_factory import DYNAMODB_START_ERRORS, dynamodb_start_problem
+    from web.app_factory import DYNAMODB_START_ERRORS, dynamodb_start_problem
 
     try:
         yield
@@ -167,9 +167,9 @@ def command_dynamodb(settings: Settings, *, may_create: bool = False) -> Iterato
     """(settings, table names, client) of the configured DynamoDB for a command (a DynamoDB Local in
     the data directory if none: a running `serve`'s, else its own), with a start's patience rather
     than a request's; a DynamoDB that is not there is one line naming the setting."""
-    from common import dynamo
-    from common.context import STARTUP_TIMEOUT
-    from common.dynamodb_local import DynamoDBLocalError
+    from database import dynamo
+    from database.dynamodb_local import DynamoDBLocalError
+    from web.context import STARTUP_TIMEOUT
 
     try:
         with database(settings, share_running=True, may_create=may_create) as overrides, dynamodb_start_errors():
@@ -189,10 +189,10 @@ def ring_store(settings: Settings, *, create_tables: bool = False,
     directory), the operator named on every audit line; `create_tables` creates the missing tables first,
     after `before_creating(store)`, which may refuse."""
     from citylogin.operator import operator_name
-    from common import dynamo
-    from common.audit import operator_acting
-    from common.key_encryption import key_encryptor
-    from common.key_ring_store import KeyRingStore
+    from database import dynamo
+    from keys.encryption import key_encryptor
+    from keys.ring_store import KeyRingStore
+    from web.audit import operator_acting
 
     with command_dynamodb(settings, may_create=create_tables) as (settings, tables, client):
         encryptor = config_errors(lambda: key_encryptor(settings))
@@ -207,8 +207,8 @@ def ring_store(settings: Settings, *, create_tables: bool = False,
 
 def command_audit(event: Any, **fields: Any) -> None:
     """Key changes go into the audit stream (and CITYLOGIN_AUDIT_LOG) like the services' events."""
-    from common.audit import audit
-    from common.log_setup import configure_logging
+    from web.audit import audit
+    from web.log_setup import configure_logging
 
     configure_logging(command_settings())
     audit(event, **fields)

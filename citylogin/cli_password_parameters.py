@@ -1,5 +1,5 @@
 """`citylogin password-parameters list/record/retire`: the Argon2id parameter sets the deployment
-has hashed with (common.password_parameters), how many stored hashes each still has, the record of
+has hashed with (keys.password_parameters), how many stored hashes each still has, the record of
 those the stored hashes use and no process recorded (and the sealing of the previous release's
 records), and the retirement of those no hash uses, so that password checks stop paying for them.
 Each reads the whole users table (a Scan) and needs the key-encryption key: the records are sealed."""
@@ -24,10 +24,10 @@ def _census(settings: Settings) -> Iterator[tuple]:
     key-encryption key that does not open the key ring is a one-line CLI error (it would seal nothing
     the processes open)."""
     from accounts.password_hash_census import hashes_by_parameters
-    from common.key_encryption import key_encryptor
-    from common.key_ring import read_ring
-    from common.key_ring_store import KeyRingStore
-    from common.password_parameter_store import PasswordParameterStore
+    from keys.encryption import key_encryptor
+    from keys.password_parameter_store import PasswordParameterStore
+    from keys.ring import read_ring
+    from keys.ring_store import KeyRingStore
 
     with command_dynamodb(settings) as (settings, tables, client):  # a scan of many pages: a start's patience
         encryptor = config_errors(lambda: key_encryptor(settings))
@@ -50,7 +50,7 @@ def _day(epoch: int) -> str:
 
 def _unmoved(action: Callable[[], T]) -> T:
     """`action()`; records that kept changing under it are a one-line CLI error."""
-    from common.password_parameter_store import SetsMoved
+    from keys.password_parameter_store import SetsMoved
 
     try:
         return action()
@@ -60,7 +60,7 @@ def _unmoved(action: Callable[[], T]) -> T:
 
 def _not_written(refusal) -> str:
     """Why `record` did not write a set, in the words of the one who ran it."""
-    from common.password_parameter_store import MAX_SETS, TOO_MANY
+    from keys.password_parameter_store import MAX_SETS, TOO_MANY
 
     why = {TOO_MANY: f"{MAX_SETS} sets are recorded already (the current one included): `citylogin "
                      "password-parameters retire` removes those no stored hash uses"}
@@ -82,7 +82,7 @@ def password_parameters() -> None:
 def list_sets() -> None:
     """Each recorded set, when a process first and last hashed with it, and its stored hashes (a scan);
     then every record refused (unsealed, edited, beyond the bounds...) and why."""
-    from common.password_parameter_store import RecordedSet, bounded, costly_note, key_of
+    from keys.password_parameter_store import RecordedSet, bounded, costly_note, key_of
 
     settings = command_settings()
     with _census(settings) as (store, count_hashes):
@@ -111,8 +111,8 @@ def record_sets(yes: bool) -> None:
     release's) that no stored hash uses are sealed once you confirm them. A set beyond the bounds (more
     than 8, or beyond the settings) is not recorded, and the command fails naming it; one costlier than
     4 × the current set is recorded (parity comes first) and what it adds to every check is shown."""
-    from common.password_parameter_store import costly_note, key_of
-    from common.password_parameters import record_found
+    from keys.password_parameter_store import costly_note, key_of
+    from keys.password_parameters import record_found
 
     def confirm(unsealed: list) -> bool:
         # The question and what it is about go to stderr: stdout is written only when the command ends.
@@ -147,8 +147,8 @@ def record_sets(yes: bool) -> None:
 def retire_sets() -> None:
     """Remove the record of every set that no stored hash uses, but the current one and any a process
     has hashed with in the last day; processes started afterwards stop verifying it."""
-    from common.password_parameter_store import key_of
-    from common.password_parameters import CURRENT, HASHES_LEFT, RECENTLY_USED, RETIRED, retire_unused
+    from keys.password_parameter_store import key_of
+    from keys.password_parameters import CURRENT, HASHES_LEFT, RECENTLY_USED, RETIRED, retire_unused
 
     outcomes = {RETIRED: "retired: no stored hash uses it", CURRENT: "kept: the current set",
                 HASHES_LEFT: "kept: {hashes} stored hashes use it",

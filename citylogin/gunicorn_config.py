@@ -38,7 +38,7 @@ def empty_metrics_dir(directory: str) -> None:
 def on_starting(server) -> None:
     """Check once that the app can start (one line naming the setting if not, before any worker
     fails alike), and start the metrics from an empty directory."""
-    from common.app_factory import check_start
+    from web.app_factory import check_start
 
     check_start()
     directory = metrics_dir()

@@ -13,7 +13,7 @@ shares that deadline, so a slow client is cut there too.
 An event stream (GET /session/events) holds no thread either: once its head and first bytes are
 out, the request's thread parks it with the worker's stream pump (citylogin.stream_pump), one
 thread that serves every open stream of the process, so a host holds as many as it has open files
-(common.serving). The worker raises its open-files limit to the hard limit for them.
+(web.serving). The worker raises its open-files limit to the hard limit for them.
 
 Use it with `--worker-class citylogin.gunicorn_worker.ThreadWorker` (deploy/gunicorn.conf.py).
 TLS, HTTP/2 prior knowledge, the PROXY protocol and uWSGI connections are served as gunicorn
@@ -40,14 +40,14 @@ from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
 
+from citylogin.stream_pump import StreamPump
 from common import i18n
 from common.config import ConfigError, Settings, load_settings
 from common.errors import ErrorCode
-from common.serving import PARK, DrivenStream, set_server_kind
-from citylogin.stream_pump import StreamPump
+from web.serving import PARK, DrivenStream, set_server_kind
 
 MAX_HEAD_BYTES = 64 * 1024
-MAX_BODY_BYTES = 64 * 1024  # common.app_factory's limit (tests/citylogin/test_gunicorn_worker.py holds them equal)
+MAX_BODY_BYTES = 64 * 1024  # web.app_factory's limit (tests/citylogin/test_gunicorn_worker.py holds them equal)
 # A chunked body is read here until it ends or this much of it came; a thread reads any rest.
 MAX_CHUNKED_BYTES = 2 * MAX_BODY_BYTES
 _HEAD_END = b"\r\n\r\n"

@@ -1,5 +1,5 @@
 """`citylogin keys backup FILE` and `citylogin keys restore FILE`: the key ring in one file, sealed under the
-key-encryption key as the ring is (common.key_ring_backup), and back into a table that has no ring."""
+key-encryption key as the ring is (keys.ring_backup), and back into a table that has no ring."""
 from __future__ import annotations
 
 import os
@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from citylogin.cli_database import command_audit, command_settings, config_errors, ring_store
-from common.audit_events import AuditEvent
 from common.config import Settings
+from web.audit_events import AuditEvent
 
 FILE = click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
 
@@ -22,9 +22,9 @@ def backup_keys(file: str) -> None:
     """Write the whole key ring to FILE (`-`: standard output), sealed under the key-encryption key: the
     file alone reveals no key, and it opens only with that key. The file is written whole or not at all
     (mode 0600)."""
-    from common.crypto import aware_utc
-    from common.key_ring import read_ring
-    from common.key_ring_backup import make_backup
+    from common.timefmt import aware_utc
+    from keys.ring import read_ring
+    from keys.ring_backup import make_backup
 
     with ring_store(command_settings()) as store:
         contents = config_errors(lambda: read_ring(store))
@@ -50,9 +50,9 @@ def restore_keys(file: str) -> None:
     CITYLOGIN_TABLE_PREFIX or DynamoDB, or a table whose ring was deleted with every service stopped.
     Refused, with nothing written, for a file that does not open under the key-encryption key, that was
     edited or damaged, or a table that holds a ring."""
-    from common.crypto import aware_utc
-    from common.key_ring import describe, read_ring
-    from common.key_ring_backup import RingBackup, open_backup
+    from common.timefmt import aware_utc
+    from keys.ring import describe, read_ring
+    from keys.ring_backup import RingBackup, open_backup
 
     name, data = _read(file)
     settings = command_settings()
@@ -84,7 +84,7 @@ def _refuse_a_new_key_encryption_key(settings: Settings, name: str) -> None:
     could never open it. Refused before anything is made."""
     from citylogin.cli_database import chosen_service
     from citylogin.running_services import running
-    from common.key_encryption import LOCAL_KEK_FILE
+    from keys.encryption import LOCAL_KEK_FILE
 
     if settings.key_encryption_key is not None or settings.kms_key_id:
         return

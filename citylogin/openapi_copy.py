@@ -25,7 +25,7 @@ def as_text(document: dict[str, Any]) -> str:
 def live_document() -> dict[str, Any]:
     """What GET /openapi.json answers on the all-in-one app (no background threads, nothing kept)."""
     from citylogin.app import create_app
-    from common.dynamodb_local import DynamoDBLocal
+    from database.dynamodb_local import DynamoDBLocal
 
     with DynamoDBLocal() as local, tempfile.TemporaryDirectory() as data_dir:
         app = create_app({"dynamodb_endpoint_url": local.endpoint_url, "data_dir": data_dir,

@@ -17,7 +17,7 @@ import click
 
 from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors, stop_on_sigterm
 from common.config import LOCAL_HOSTS, Settings, is_local_dynamodb
-from common.dynamodb_local import DynamoDBLocalError
+from database.dynamodb_local import DynamoDBLocalError
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def _metrics_directory(server: Server, settings: Settings) -> AbstractContextMan
 
 def _check_start(test_config: Mapping[str, Any]) -> None:
     """Once, before any server starts: a start that cannot work is one line naming what to set."""
-    from common.app_factory import try_start
+    from web.app_factory import try_start
 
     with dynamodb_start_errors():
         config_errors(lambda: try_start(test_config))

@@ -41,7 +41,7 @@ class ServeApplication(BaseApplication):
             self.cfg.set("control_socket_disable", True)
 
     def load(self):
-        """In each worker: a start that cannot work raises gunicorn's AppImportError (one line, common.app_factory)."""
+        """In each worker: a start that cannot work raises gunicorn's AppImportError (one line, web.app_factory)."""
         from citylogin.app import create_app
 
         return create_app(test_config=self.test_config)

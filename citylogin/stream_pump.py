@@ -1,4 +1,4 @@
-"""One thread per worker process that serves every parked event stream (common.serving): a stream
+"""One thread per worker process that serves every parked event stream (web.serving): a stream
 whose response head and first bytes are out costs an open socket and a few objects, not a thread.
 
 The pump waits, in one selector, on its wake-up pipe and on every parked connection (a client that
@@ -19,8 +19,8 @@ import threading
 import time
 from collections import deque
 
-from common.serving import DrivenStream
 from common.thread_kind import scheduled_thread
+from web.serving import DrivenStream
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, request
 
 from citylogin.web_assets import BRAND_LOGO, Asset, WebAssets, chosen_encoding, web_assets
-from common.context import EXTENSION_KEY, ctx
+from web.context import EXTENSION_KEY, ctx
 
 bp = Blueprint("web_ui", __name__)
 # The fingerprinted files can never change under their address; the rest is revalidated by its ETag,

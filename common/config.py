@@ -220,7 +220,7 @@ class Settings(BaseModel):
     smtp_ca_file: Path | None = None
     # links in messages and QR codes: <public_url>/#verify=<token> (SPEC §4); None: `citylogin serve`
     # derives it from what it binds; required under gunicorn and against Amazon DynamoDB
-    # (common.app_factory.with_public_url)
+    # (web.app_factory.with_public_url)
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s#?]+$")
     # passkeys (WebAuthn): origins accepted beside the public URL's own, such as a native app's
     # `android:apk-key-hash:...`; the relying-party id is always the public URL's host

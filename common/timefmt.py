@@ -14,3 +14,12 @@ def parse_iso(text: str) -> datetime:
 
 def iso_from_epoch(seconds: int) -> str:
     return iso(datetime.fromtimestamp(seconds, timezone.utc))
+
+
+def aware_utc(now: datetime | None = None) -> datetime:
+    """Return ``now`` (or the current time) as a timezone-aware UTC datetime; naive is refused."""
+    if now is None:
+        return datetime.now(timezone.utc)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("naive datetime given; pass a timezone-aware UTC datetime")
+    return now.astimezone(timezone.utc)

@@ -1,8 +1,8 @@
 """The device manager alone: `python -m device_manager.app_device_manager` (port 5004): /device."""
 from __future__ import annotations
 
-from common.app_factory import create_service_app, run_standalone
 from device_manager.views import bp
+from web.app_factory import create_service_app, run_standalone
 
 
 def create_app(test_config=None):

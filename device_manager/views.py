@@ -5,17 +5,17 @@ from uuid import UUID
 
 from flask import Blueprint, Response, jsonify
 
-from common.caller import current_caller
-from common.context import ctx
-from common.openapi import operation
-from common.validation import parse_body
 from devices import certificate_service, service
-from devices.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout,
-                            PairedDeviceRequest, RenamedDevice, RenameRequest, RenewedCertificate, RenewRequest,
-                            UnbindRequest, UnboundDevice)
+from devices.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout, PairedDeviceRequest,
+                            RenameRequest, RenamedDevice, RenewRequest, RenewedCertificate, UnbindRequest,
+                            UnboundDevice)
 from flows import pairing, recovery
 from flows.models import RecoverRequest
 from sessions.guard import current_principal, require_session
+from web.caller import current_caller
+from web.context import ctx
+from web.openapi import operation
+from web.validation import parse_body
 
 bp = Blueprint("device_manager", __name__, url_prefix="/device")
 

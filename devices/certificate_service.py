@@ -9,23 +9,23 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from accounts import user_service as users
-from common.audit import AuditEvent, audit
-from common.certificates import certificate_fingerprint, certificate_pem, issue_device_certificate
-from common.challenges import consume_challenge
-from common.context import AppContext
-from common.crl import RevokedCertificate, build_crl, crl_pem
-from common.crypto import DeviceKey, key_type_name
-from common.dpop import key_thumbprint
-from common.guarded_write import GuardedWrite
 from common.errors import Conflict, ErrorCode, TooManyRequests, Unauthorized
-from common.rate_limits import RateLimitStore
 from common.timefmt import iso, parse_iso
+from crypto.certificates import certificate_fingerprint, certificate_pem, issue_device_certificate
+from crypto.device_keys import DeviceKey, key_type_name
+from crypto.dpop import key_thumbprint
+from database.guarded_write import GuardedWrite
+from devices.challenges import consume_challenge
+from devices.crl import RevokedCertificate, build_crl, crl_pem
 from devices.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
-from devices.service import (DeviceRevoked, _device_key, check_signed_challenge, device_store,
-                                    forget_cached_crl, own_device, recheck_device, revoked_entry)
+from devices.service import (DeviceRevoked, _device_key, check_signed_challenge, device_store, forget_cached_crl,
+                             own_device, recheck_device, revoked_entry)
 from devices.store import DeviceChanged, WriteRefused
 from sessions import service as sessions
 from sessions.models import SessionRecord
+from web.audit import AuditEvent, audit
+from web.context import AppContext
+from web.rate_limits import RateLimitStore
 
 RENEW_PURPOSE = "citylogin-renew:"  # the current key signs this prefix + the challenge
 CRL_VALIDITY = timedelta(hours=24)  # its nextUpdate: at most 24 h ahead (SPEC §4)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.context import AppContext
 from devices.pairing_service import pairing_store
 from devices.service import device_store
+from web.context import AppContext
 
 
 def device_items(ctx: AppContext, *, user_uuid: str) -> list[dict[str, Any]]:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from common.audit import AuditEvent, audit
-from common.batch_read import KeyRead
-from common.context import AppContext
-from common.crypto import new_token, token_digest
-from common.guarded_write import GuardedWrite, write_all
 from common.errors import ErrorCode, Forbidden, Gone, NotFound, StorageUnavailable, TooManyRequests
-from common.rate_limits import RateLimitStore
 from common.timefmt import iso, iso_from_epoch
+from crypto.tokens import new_token, token_digest
+from database.batch_read import KeyRead
+from database.guarded_write import GuardedWrite, write_all
 from devices import qr
 from devices.pairing_store import USED, PairingTokenStore
+from web.audit import AuditEvent, audit
+from web.context import AppContext
+from web.rate_limits import RateLimitStore
 
 PURPOSE = "pairing"
 RATE_WINDOW_SECONDS = 3600

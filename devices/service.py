@@ -10,30 +10,30 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from accounts import user_service as users
-from common.audit import AuditEvent, audit
-from common.batch_read import KeyRead
-from common.certificates import (certificate_fingerprint, certificate_from_pem, certificate_issued_by,
-                                 certificate_pem, device_id_from_certificate, issue_device_certificate,
-                                 load_client_certificate, user_uuid_from_certificate)
-from common.context import AppContext
-from common.crypto import (CryptoInputError, DeviceKey, digests_equal, generate_device_key, key_type_name,
-                           load_device_public_key, public_key_from_csr, verify_device_signature)
-from common.dpop import key_thumbprint
-from common.dynamo import StoreRefusal
-from common.challenges import challenge_consumption, signature_bytes
 from common.errors import (Conflict, ErrorCode, Forbidden, InvalidField, MissingFields, NotFound, StorageUnavailable,
                            Unauthorized)
-from common.notifier import device_facts, localized_message
 from common.timefmt import iso, parse_iso
-from common.guarded_write import GuardedWrite
+from crypto.certificates import (certificate_fingerprint, certificate_from_pem, certificate_issued_by, certificate_pem,
+                                 device_id_from_certificate, issue_device_certificate, load_client_certificate,
+                                 user_uuid_from_certificate)
+from crypto.device_keys import (CryptoInputError, DeviceKey, generate_device_key, key_type_name,
+                                load_device_public_key, public_key_from_csr, verify_device_signature)
+from crypto.dpop import key_thumbprint
+from crypto.tokens import digests_equal
+from database.batch_read import KeyRead
+from database.dynamo import StoreRefusal
+from database.guarded_write import GuardedWrite
 from devices import concurrency_policy
-from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_UNBOUND,
-                                   DeviceCertificateResponse, DeviceList, DeviceRecord, DeviceView, IssuedDevice,
-                                   RenamedDevice, RevokedCertificateRecord)
-from devices.store import (DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached,
-                                  WriteRefused)
+from devices.challenges import challenge_consumption, signature_bytes
+from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_UNBOUND, DeviceCertificateResponse,
+                            DeviceList, DeviceRecord, DeviceView, IssuedDevice, RenamedDevice,
+                            RevokedCertificateRecord)
+from devices.store import DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached, WriteRefused
+from mail.notifier import device_facts, localized_message
 from sessions import service as sessions
 from sessions.models import NOT_SAID, EndedBy, Presence, RevokeReason
+from web.audit import AuditEvent, audit
+from web.context import AppContext
 
 
 def device_store(ctx: AppContext) -> DeviceStore:
@@ -181,7 +181,7 @@ def presented_certificate(client_cert: str) -> PresentedCertificate:
 
 
 def device_read(ctx: AppContext, *, user_uuid: str, device_id: str) -> KeyRead[DeviceRecord | None]:
-    """The device's record, for a caller's batch read (common/batch_read.py)."""
+    """The device's record, for a caller's batch read (database/batch_read.py)."""
     return KeyRead(ctx.tables.devices, DeviceStore.key(user_uuid, device_id), DeviceStore.record_from_item)
 
 

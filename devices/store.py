@@ -6,9 +6,9 @@ from typing import Any, overload
 
 from botocore.exceptions import ClientError
 
-from common import dynamo, item_listing
+from database import dynamo, item_listing
 from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord,
-                                   RevokedCertificateRecord)
+                            RevokedCertificateRecord)
 
 
 # One item per user, beside its devices, counts the registered ones (CITYLOGIN_MAX_REGISTERED_DEVICES).

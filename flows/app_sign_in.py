@@ -7,11 +7,11 @@ however many tabs and apps it serves. A device with no live session gets 401 log
 sign-in page then asks for the password or a passkey as for any login. No Flask here."""
 from __future__ import annotations
 
-from common.context import AppContext
 from flows import device_proof
 from oidc import service as oidc
 from oidc.models import DeviceSignIn, Redirect
 from sessions.models import Principal
+from web.context import AppContext
 
 SSO_PURPOSE = "citylogin-sso:"  # the device signs this prefix + the challenge
 

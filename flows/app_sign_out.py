@@ -7,14 +7,13 @@ someone else — ends only once the person said yes (`confirm`). The hint never 
 an expired one still names its session, but only the device's proof ends it. No Flask here."""
 from __future__ import annotations
 
-from common.context import AppContext
 from common.errors import ErrorCode, Forbidden
 from flows import device_proof
-from oidc import logout
-from oidc import service as oidc
+from oidc import logout, service as oidc
 from oidc.models import DeviceSignOut, LogoutRequest, SignedOut
 from sessions import service as sessions
 from sessions.models import EndedBy, Principal
+from web.context import AppContext
 
 SIGN_OUT_PURPOSE = "citylogin-sign-out:"  # the device signs this prefix + the challenge
 REQUEST = "sign_out.request"

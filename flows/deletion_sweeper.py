@@ -10,10 +10,10 @@ import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from common.context import AppContext
 from common.errors import ServiceUnavailable
 from common.thread_kind import scheduled_thread
 from flows.deletion import sweep_deletions
+from web.context import AppContext
 
 log = logging.getLogger(__name__)
 

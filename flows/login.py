@@ -6,34 +6,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from accounts import credential_service as credentials
-from accounts import passkey_service as passkeys
-from accounts import user_service as users
+from accounts import credential_service as credentials, passkey_service as passkeys, user_service as users
 from accounts.models import Secret, UserRecord
-from common import challenges
-from common.audit import AuditEvent, audit
-from common.background import background
-from common.batch_read import read_together
-from common.caller import Caller
-from common.context import AppContext
-from common.crypto import digests_equal, new_token, token_digest
 from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
                            Unauthorized)
-from common.guarded_write import GuardedWrite
-from common.notifier import device_class_name, device_facts, localized_message
-from common.one_time_tokens import OneTimeTokenStore
-from common.rate_limits import RateLimitStore, limit_subject
 from common.timefmt import iso_from_epoch
-from devices import concurrency_policy
-from flows import not_me as not_me_flow
-from devices import service as devices
+from crypto.dpop import Proof
+from crypto.tokens import digests_equal, new_token, token_digest
+from database.batch_read import read_together
+from database.guarded_write import GuardedWrite
+from database.one_time_tokens import OneTimeTokenStore
+from devices import challenges, concurrency_policy, service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
+from flows import not_me as not_me_flow
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
-from common.dpop import Proof
-from sessions import binding
-from sessions import service as sessions
+from mail.notifier import device_class_name, device_facts, localized_message
+from sessions import binding, service as sessions
 from sessions.binding import ProofOffer
 from sessions.models import HistoryResult, OpenedSession, Presence, PresenceEntry, PresenceMoved
+from web.audit import AuditEvent, audit
+from web.background import background
+from web.caller import Caller
+from web.context import AppContext
+from web.rate_limits import RateLimitStore, limit_subject
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef

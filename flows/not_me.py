@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.audit import AuditEvent, audit
-from common.context import AppContext
-from common.crypto import new_token, token_digest
 from common.errors import BadRequest, ErrorCode, StorageUnavailable
-from common.guarded_write import GuardedWrite
-from common.one_time_tokens import OneTimeTokenStore
+from crypto.tokens import new_token, token_digest
+from database.guarded_write import GuardedWrite
+from database.one_time_tokens import OneTimeTokenStore
 from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, NotMeResult
 from sessions import service as sessions
 from sessions.models import RevokeReason
+from web.audit import AuditEvent, audit
+from web.context import AppContext
 
 KIND = "not_me"
 PURPOSE = "not-me"

@@ -8,10 +8,10 @@ from typing import Any
 from accounts.models import Role
 from apps import service as apps
 from apps.models import AppRecord, NewCredentials, OidcClient
-from common.audit import AuditEvent, audit, operator_acting
-from common.context import AppContext
 from flows.operator_models import AppChange, NewApp
 from flows.operators import Operator, need
+from web.audit import AuditEvent, audit, operator_acting
+from web.context import AppContext
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
                "require_par", "require_dpop", "require_pkce", "jwks", "web_origins")

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from accounts.models import Role, UserRecord
-from common.caller import Caller
-from common.context import AppContext
 from flows import data_export
 from flows.operator_models import ActionRequest
 from flows.operators import Action, Operator, act
+from web.caller import Caller
+from web.context import AppContext
 
 EXPORT = Action("export", Role.SUPPORT, destructive=False, tells=False)
 

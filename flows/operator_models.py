@@ -10,12 +10,12 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       WithJsonSchema)
 
 from accounts.models import PasskeyAssertion, Role
-from common.cors import origin_problem
 from common.errors import FieldKind, field_refusal
 from common.fields import Omittable
 from oidc.client_keys import public_jwks, public_jwks_problem
 from oidc.redirects import redirect_uri_problem
 from sessions.models import Cursor
+from web.cors import origin_problem
 
 REASON_MAX = 500
 SEARCH_KEYS = ("username", "email", "user_uuid", "device_id", "session_id")

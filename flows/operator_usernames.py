@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from common.context import AppContext
+from web.context import AppContext
 
 MAX_KEPT = 4096  # accounts: a few hundred kilobytes at most
 _made = threading.Lock()

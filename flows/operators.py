@@ -11,30 +11,27 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from accounts import credential_service as credentials
-from accounts import passkey_service as passkeys
-from accounts import password_service as passwords
-from accounts import service as account_service
-from accounts import user_service as users
+from accounts import (credential_service as credentials, passkey_service as passkeys, password_service as passwords,
+                      service as account_service, user_service as users)
 from accounts.models import Role, UserRecord, one_secret, role_rank
 from common import i18n
-from common.audit import AuditEvent, audit, operator_acting
-from common.background import background
-from common.batch_read import KeyRead, read_together
-from common.caller import Caller
-from common.context import AppContext
 from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, TooManyRequests, Unauthorized
-from common.notifier import localized_message, mail_time
-from common.rate_limits import RateLimitStore
 from common.timefmt import iso_from_epoch
+from database.batch_read import KeyRead, read_together
 from devices import service as devices
 from devices.models import DeviceRecord
 from flows.operator_models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest,
                                    OperatorAccount, OperatorDevice, OperatorPasskey, OperatorSelf, OperatorSession,
                                    RoleRequest)
 from flows.operator_usernames import recent_usernames
+from mail.notifier import localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import AdminAction, EndedBy, Principal, RevokeReason, SessionRecord
+from web.audit import AuditEvent, audit, operator_acting
+from web.background import background
+from web.caller import Caller
+from web.context import AppContext
+from web.rate_limits import RateLimitStore
 
 RECENT_SESSIONS = 20
 SEARCH_WINDOW_SECONDS = 60  # CITYLOGIN_ADMIN_SEARCH_LIMIT counts searches a minute

@@ -2,21 +2,18 @@
 credentials and gets its own certificate (SPEC §4). Fetch (one batch read) → check → one transaction. No Flask."""
 from __future__ import annotations
 
-from accounts import credential_service as credentials
-from accounts import user_service as users
-from common.audit import AuditEvent, audit
-from common.background import background
-from common.batch_read import read_together
-from common.caller import Caller
-from common.context import AppContext
+from accounts import credential_service as credentials, user_service as users
 from common.errors import ErrorCode, Forbidden
-from common.notifier import device_facts, localized_message
-from devices import pairing_service as pairing_tokens
-from devices import qr
-from devices import service as devices
+from database.batch_read import read_together
+from devices import pairing_service as pairing_tokens, qr, service as devices
 from devices.models import DeviceCertificateResponse
 from flows import not_me
+from mail.notifier import device_facts, localized_message
 from sessions import service as sessions
+from web.audit import AuditEvent, audit
+from web.background import background
+from web.caller import Caller
+from web.context import AppContext
 
 TOKEN = "pairing.token"  # the pairing token's item in the redemption's batch read
 

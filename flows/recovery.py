@@ -4,19 +4,18 @@ and device_manager whose services it composes; the password is checked by accoun
 login lockout. No Flask here."""
 from __future__ import annotations
 
-from accounts import credential_service as credentials
-from accounts import service as accounts
+from accounts import credential_service as credentials, service as accounts
 from accounts.models import Secret, UserRecord
 from common import i18n
-from common.audit import AuditEvent, audit
-from common.caller import Caller
-from common.context import AppContext
-from common.notifier import device_facts, localized_message
 from devices import service as devices
 from devices.models import DeviceCertificateResponse, DeviceRecord
 from flows.models import RecoverRequest
+from mail.notifier import device_facts, localized_message
 from sessions import service as sessions
 from sessions.models import HistoryResult
+from web.audit import AuditEvent, audit
+from web.caller import Caller
+from web.context import AppContext
 
 
 def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) -> DeviceCertificateResponse:

@@ -12,19 +12,18 @@ import uuid
 from concurrent.futures import Future
 from datetime import datetime
 
-from accounts import service as accounts
-from accounts import user_service as users
+from accounts import service as accounts, user_service as users
 from accounts.models import UserRecord
-from common.background import background
-from common.context import AppContext
-from common.crypto import token_digest
 from common.errors import StorageUnavailable, TooManyRequests
-from common.guarded_write import GuardedWrite
-from common.rate_limits import RateLimitStore, limit_subject
-from common.notifier import localized_message, mail_time
 from common.timefmt import iso
+from crypto.tokens import token_digest
+from database.guarded_write import GuardedWrite
 from devices import service as devices
 from flows.models import RegistrationResponse
+from mail.notifier import localized_message, mail_time
+from web.background import background
+from web.context import AppContext
+from web.rate_limits import RateLimitStore, limit_subject
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,15 @@ stays with the tab that has it, and a resumed tab resumes again when its access 
 with no live session gets 401 login_required. No Flask here."""
 from __future__ import annotations
 
-from common.context import AppContext
-from common.crypto import digests_equal
 from common.errors import ErrorCode, Unauthorized
+from crypto.tokens import digests_equal
 from devices import service as devices
 from flows import device_proof
 from oidc import session_apps
 from sessions import binding, resume
 from sessions.binding import ProofOffer
-from sessions.models import ResumedSession, ResumeRequest
+from sessions.models import ResumeRequest, ResumedSession
+from web.context import AppContext
 
 RESUME_PURPOSE = "citylogin-resume:"  # the device signs this prefix + the challenge
 

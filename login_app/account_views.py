@@ -8,25 +8,23 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from accounts import passkey_management, passkey_service, password_service
-from accounts import service
+from accounts import passkey_management, passkey_service, password_service, service
 from accounts.models import (AcceptedResponse, AccountPatch, AccountView, ChangePasswordRequest, EmailAccepted,
                              EmailChangeRequest, EmailVerified, PasskeyAdded, PasskeyList, PasskeyOptions,
                              PasskeyRegistration, PasskeyRename, PasswordRequest, PasswordResetConfirm,
                              PasswordResetRequest, RecoveryCodes, VerifyEmailRequest)
-from common.caller import current_caller
-from common.context import EXTENSION_KEY, ctx
-from common.openapi import operation
-from common.validation import parse_body
 from devices.models import NotMeRequest, NotMeResult
-from flows import data_export, deletion, deletion_sweeper, recovery
+from flows import data_export, deletion, deletion_sweeper, not_me as not_me_flow, recovery
 from flows.models import DataExport
 from login_app.downloads import attachment
-from flows import not_me as not_me_flow
 from oidc import consents as oidc_consents
 from oidc.models import ConsentList
 from sessions.guard import current_principal, require_session
 from sessions.models import RevokeReason
+from web.caller import current_caller
+from web.context import EXTENSION_KEY, ctx
+from web.openapi import operation
+from web.validation import parse_body
 
 bp = Blueprint("accounts", __name__, url_prefix="/account")
 # Every process serving deletions also finishes those whose request did not.

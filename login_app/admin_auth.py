@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from common.batch_read import KeyRead
-from common.context import ctx
+from database.batch_read import KeyRead
 from flows import operators
 from oidc import service as oidc
 from sessions.guard import authenticate_request, credentials
+from web.context import ctx
 
 
 def authenticate_operator(*, along: Callable[[], Mapping[str, KeyRead]] | None = None) -> operators.Operator:

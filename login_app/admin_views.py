@@ -9,10 +9,6 @@ from typing import Callable
 
 from flask import Blueprint, g, jsonify, request
 
-from common.caller import current_caller
-from common.context import ctx
-from common.openapi import operation
-from common.validation import parse_body, parse_model, parse_optional_body
 from flows import operator_apps, operator_export, operators
 from flows.models import DataExport
 from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials,
@@ -20,6 +16,10 @@ from flows.operator_models import (AccountSearch, AccountSearchResult, ActionReq
                                    PageQuery, RoleRequest)
 from login_app.admin_auth import authenticate_operator
 from login_app.downloads import attachment
+from web.caller import current_caller
+from web.context import ctx
+from web.openapi import operation
+from web.validation import parse_body, parse_model, parse_optional_body
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -1,10 +1,10 @@
 """The login service alone: `python -m login_app.app_login` (port 5002): /login, /account and /admin."""
 from __future__ import annotations
 
-from common.app_factory import create_service_app, run_standalone
 from login_app.account_views import bp as account_bp
 from login_app.admin_views import bp as admin_bp
 from login_app.views import bp
+from web.app_factory import create_service_app, run_standalone
 
 
 def create_app(test_config=None):

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Response, json
 
-from common.context import ctx
+from web.context import ctx
 
 
 def attachment(document: dict[str, Any]) -> Response:

@@ -5,14 +5,14 @@ from flask import Blueprint, Response, jsonify
 
 from accounts.models import PasskeyOptions, PasskeyRequestOptions
 
-from common.caller import current_caller
-from common.context import ctx
-from common.openapi import operation
-from common.validation import parse_body, parse_optional_body
 from flows import login as login_flow
+from flows.models import ChallengeResponse, ConfirmRequest, LoginRequest, LoginResponse
 from sessions.binding import current_nonce
 from sessions.guard import NONCE_HEADER, proof_offer
-from flows.models import ChallengeResponse, ConfirmRequest, LoginRequest, LoginResponse
+from web.caller import current_caller
+from web.context import ctx
+from web.openapi import operation
+from web.validation import parse_body, parse_optional_body
 
 bp = Blueprint("login_app", __name__, url_prefix="/login")
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from apps import service as apps
 from apps.models import AppRecord
-from common.context import AppContext
-from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
+from keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from oidc.context import issuer
+from web.context import AppContext
 
 
 ADMIN_AUDIENCE = "/admin"  # after the issuer: the admin API is the only place such a token counts

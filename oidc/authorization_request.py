@@ -8,8 +8,8 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
 from accounts.models import AccountRecord
-from common.context import AppContext
 from oidc.context import issuer
+from web.context import AppContext
 
 
 REQUEST_TTL = 600  # seconds the person has to sign in (the pairing token's 10 minutes)

@@ -16,12 +16,10 @@ from accounts import service as accounts
 from apps import service as apps
 from apps.models import AppRecord
 from apps.registry import current_app
-from common.batch_read import KeyRead, read_together
-from common.caller import current_caller
-from common.context import AppContext
-from common.crypto import token_digest
 from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized, request_locale
-from common.guarded_write import GuardedWrite, write_all
+from crypto.tokens import token_digest
+from database.batch_read import KeyRead, read_together
+from database.guarded_write import GuardedWrite, write_all
 from oidc import consents, pages, par, refusals, request_checks, request_limits, response_mode, token_binding
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
@@ -32,6 +30,8 @@ from oidc.server import Provider
 from oidc.store import RequestStore
 from sessions import service as sessions
 from sessions.models import Principal
+from web.caller import current_caller
+from web.context import AppContext
 
 
 class AuthorizationRequestUnknown(ApiError):

@@ -17,10 +17,10 @@ import requests
 
 from apps.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord
 from apps.push import PUSH_TIMEOUT
-from common.context import AppContext
 from oidc import grants
 from oidc.store import GrantStore
 from sessions.models import SessionEnded
+from web.context import AppContext
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TYPE = "logout+jwt"

@@ -10,7 +10,7 @@ from typing import Any
 
 from accounts import service as accounts
 from accounts.models import AccountRecord
-from common.context import AppContext
+from web.context import AppContext
 
 ZONEINFO = "UTC"  # citylogin keeps no time zone of a person: every time it shows is UTC
 

@@ -14,11 +14,11 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
-from common import dynamo
-from common.crypto import token_digest
-from common.jwt_keys import one_spelling
-from common.one_time_tokens import OneTimeTokenStore
-from common.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
+from crypto.tokens import token_digest
+from database import dynamo
+from database.one_time_tokens import OneTimeTokenStore
+from keys.jwt_keys import one_spelling
+from web.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
 METHOD = "private_key_jwt"
 # Asymmetric algorithms only: a public key never verifies an HMAC (the "alg confusion" attack).

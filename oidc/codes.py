@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from common.context import AppContext
 from oidc.models import Code
+from web.context import AppContext
 
 CODE_TTL = 60  # seconds (SPEC §14)
 _INFO = b"citylogin oidc authorization code v1"

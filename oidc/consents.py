@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from apps import service as apps
-from common import dynamo, item_listing
-from common.context import AppContext
 from common.errors import ErrorCode, NotFound
-from common.guarded_write import GuardedWrite
 from common.timefmt import iso_from_epoch
-from oidc.models import ConsentView
+from database import dynamo, item_listing
+from database.guarded_write import GuardedWrite
 from oidc import grants
+from oidc.models import ConsentView
 from sessions import service as sessions
+from web.context import AppContext
 
 
 class ConsentNotFound(NotFound):

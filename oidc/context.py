@@ -1,9 +1,9 @@
 """The OpenID Provider on an app context: its issuer, its clock and its stores."""
 from __future__ import annotations
 
-from common.context import AppContext
-from common.one_time_tokens import OneTimeTokenStore
+from database.one_time_tokens import OneTimeTokenStore
 from oidc.store import GrantStore
+from web.context import AppContext
 
 
 def issuer(ctx: AppContext) -> str:

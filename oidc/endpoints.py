@@ -11,28 +11,27 @@ from werkzeug.wrappers import Response
 
 from accounts import service as accounts
 from apps.registry import current_app
-from common.batch_read import KeyRead
-from common.caller import current_caller
-from common.context import AppContext
-from oidc import claims as user_claims
-from oidc import grants, par, refusals, request_checks, request_limits, token_binding
-from oidc import logout as rp_logout
+from database.batch_read import KeyRead
+from oidc import (claims as user_claims, grants, logout as rp_logout, par, refusals, request_checks, request_limits,
+                  token_binding)
 from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.hooks import provider
-from oidc.pages import BrowserRefusal
 from oidc.oauth_errors import json_error
+from oidc.pages import BrowserRefusal
 from oidc.server import CodeGrant
 from sessions import service as sessions
 from sessions.binding import ProofOffer
+from web.caller import current_caller
+from web.context import AppContext
 
 
 def push_request(offer: ProofOffer | None) -> Response:
     """POST /oidc/par (RFC 9126): the authenticated app's authorization request, checked as
     /oidc/authorize checks it and kept 60 s behind a one-time request_uri; errors are JSON. A DPoP
     proof binds the code to its key (RFC 9449 §10.1)."""
-    from common.context import ctx as current
+    from web.context import ctx as current
     ctx = current()
     server = provider(ctx)
     request = server.create_oauth2_request(None)
@@ -73,7 +72,7 @@ def _json_error(error: OAuth2Error) -> Response:
 def token_response(offer: ProofOffer | None) -> Response:
     """POST /oidc/token: Authlib's token endpoint (RFC 6749 §5 errors as JSON), the tokens bound to the
     key of the request's DPoP proof if it has one."""
-    from common.context import ctx as current
+    from web.context import ctx as current
     ctx = current()
     server = provider(ctx)
     request = server.create_oauth2_request(None)  # parsed once, for the checks and for Authlib
@@ -156,7 +155,7 @@ person's language (oidc.pages), never followed."""
 
 def revocation_response() -> Response:
     """POST /oidc/revoke: Authlib's RFC 7009 endpoint, after the standard's refusals (JSON errors)."""
-    from common.context import ctx as current
+    from web.context import ctx as current
     server = provider(current())
     try:
         _check_backchannel_request(server.create_oauth2_request(None))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.context import AppContext
 from oidc.consents import ConsentStore
 from oidc.grants import store as grant_store
+from web.context import AppContext
 
 
 def consent_items(ctx: AppContext, *, user_uuid: str) -> list[dict[str, Any]]:

@@ -13,18 +13,17 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Request
 from apps import service as apps
 from apps.models import AppRecord
 from apps.registry import current_app
-from common.background import background
-from common.context import AppContext
-from common.crypto import digests_equal, token_digest
-from common.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
-from oidc import claims as user_claims
-from oidc import codes, grants, redemption, refresh, token_binding
+from crypto.tokens import digests_equal, token_digest
+from keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
+from oidc import claims as user_claims, codes, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.models import AppRefresh, Client, Code, HeldGrant, SignedIn
 from oidc.server import Provider
 from oidc.store import CodeNotSpent, RequestStore
+from web.background import background
+from web.context import AppContext
 
 
 _providers_lock = threading.Lock()

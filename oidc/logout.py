@@ -16,14 +16,14 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 
 from apps import service as apps
-from common.batch_read import KeyRead
-from common.context import AppContext
-from common.crypto import token_digest
 from common.errors import ApiError, ErrorCode
-from common.jwt_keys import one_spelling
-from common.one_time_tokens import OneTimeTokenStore
+from crypto.tokens import token_digest
+from database.batch_read import KeyRead
+from database.one_time_tokens import OneTimeTokenStore
+from keys.jwt_keys import one_spelling
 from oidc.logout_store import LogoutRequestStore
 from oidc.models import REQUEST_ID_BYTES, Client, LogoutInteraction, LogoutRequest
+from web.context import AppContext
 
 REQUEST_TTL = 600  # seconds the browser has to get to the sign-out page (as an authorization request)
 REQUEST_PURPOSE = "oidc_logout"

@@ -16,10 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from common import dynamo
 from common.errors import ApiError, ErrorCode, StorageUnavailable
-from common.hash_slots import HashingBusy
 from common.log_bursts import BurstLog
+from crypto.hash_slots import HashingBusy
+from database import dynamo
 from oidc import refusals
 
 log = logging.getLogger(__name__)

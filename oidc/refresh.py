@@ -20,15 +20,15 @@ from dataclasses import dataclass, replace
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
 
-from common.audit import AuditEvent, audit
-from common.context import AppContext
 from common.errors import ApiError
-from common.crypto import digests_equal, keyed_token
-from common.guarded_write import GuardedWrite, write_all
+from crypto.tokens import digests_equal, keyed_token
+from database.guarded_write import GuardedWrite, write_all
 from oidc import grants, token_binding
 from oidc.models import AppRefresh, Grant, SignedIn
 from oidc.store import GrantMoved, GrantStore
 from sessions import service as sessions
+from web.audit import AuditEvent, audit
+from web.context import AppContext
 
 _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -19,7 +19,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import has_request_context
 from flask import request as flask_request
 
-from common import metrics
+from web import metrics
 
 log = logging.getLogger("citylogin.oidc.refusals")
 

@@ -8,12 +8,12 @@ import re
 
 from apps import service as apps
 from apps.registry import app_registry
-from common.context import AppContext
 from common.errors import ErrorCode, NotFound
-from common.guarded_write import GuardedWrite
+from database.guarded_write import GuardedWrite
 from oidc import grants
 from sessions import service as sessions
 from sessions.models import Principal, SessionRecord, SignedInApp
+from web.context import AppContext
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")  # anything else names no app (and no DynamoDB key)
 

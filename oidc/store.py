@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 
-from common import dynamo, item_listing
-from common.batch_read import KeyRead
-from common.crypto import token_digest
-from common.one_time_tokens import OneTimeTokenStore
+from crypto.tokens import token_digest
+from database import dynamo, item_listing
+from database.batch_read import KeyRead
+from database.one_time_tokens import OneTimeTokenStore
 from oidc.models import Grant
 
 REQUEST_KIND, PAR_KIND, REDEEMED_KIND = "oidc_request", "oidc_par", "oidc_redeemed"

@@ -13,10 +13,10 @@ from typing import Iterator
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Error
 
-from common.context import AppContext
-from common.crypto import digests_equal
+from crypto.tokens import digests_equal
 from sessions import binding
 from sessions.binding import ProofOffer
+from web.context import AppContext
 
 JKT = re.compile(r"^[A-Za-z0-9_-]{43}$")  # an RFC 7638 SHA-256 thumbprint, base64url
 

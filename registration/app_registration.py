@@ -1,8 +1,8 @@
 """The registration service alone: `python -m registration.app_registration` (port 5001): /registration."""
 from __future__ import annotations
 
-from common.app_factory import create_service_app, run_standalone
 from registration.views import bp
+from web.app_factory import create_service_app, run_standalone
 
 
 def create_app(test_config=None):

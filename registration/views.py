@@ -4,18 +4,17 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from common import i18n
-from common.caller import current_caller
-from common.context import ctx
 from common.errors import request_locale
-from common.openapi import operation
-from common.validation import json_object, parse_body, parse_model, parse_optional_body
 from devices import pairing_service as pairing_tokens
-from flows import pairing
 from devices.models import PairedDeviceRequest
-from flows import registration as registration_flow
+from flows import pairing, registration as registration_flow
 from flows.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenRequest, PairingTokenResponse,
-                                 RegistrationInfo, RegistrationRequest, RegistrationResponse)
+                          RegistrationInfo, RegistrationRequest, RegistrationResponse)
 from sessions.guard import vouch_request
+from web.caller import current_caller
+from web.context import ctx
+from web.openapi import operation
+from web.validation import json_object, parse_body, parse_model, parse_optional_body
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")
 

@@ -1,10 +1,10 @@
 """The session manager alone: `python -m session_manager.app_session_manager` (port 5003): /session, /ssf and /oidc."""
 from __future__ import annotations
 
-from common.app_factory import create_service_app, run_standalone
 from session_manager.oidc_views import bp as oidc_bp
 from session_manager.ssf_views import bp as ssf_bp
 from session_manager.views import bp
+from web.app_factory import create_service_app, run_standalone
 
 
 def create_app(test_config=None):

@@ -2,28 +2,27 @@
 person's browser, which signs in on its device in the web UI (`/#oidc=<request>`) and finishes it
 here; the app redeems the code at /oidc/token and reads the person at /oidc/userinfo, and hears of the
 session's end by Back-Channel Logout (oidc.backchannel). Discovery is on every service
-(/.well-known/openid-configuration, common.app_factory)."""
+(/.well-known/openid-configuration, web.app_factory)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
 from apps import push
 from apps.registry import allowed_client_origins
-from common import cors
-from common.context import EXTENSION_KEY, ctx
 from common.errors import request_locale
-from common.openapi import operation
-from common.validation import parse_body
 from flows import app_sign_in, app_sign_out
-from oidc import service
-from oidc import logout as rp_logout
+from oidc import logout as rp_logout, service
 from oidc.backchannel import BackchannelLogout
-from oidc.parameters import AuthorizationParameters, PushedAuthorizationForm, RevocationForm, TokenForm
-from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, FormPostResponse, Interaction,
-                         PendingRequest, ProviderTokenResponse, PushedRequest, Redirect, Revoked, UserInfo)
-from oidc.models import DeviceSignOut, LogoutInteraction, SignedOut
+from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, DeviceSignOut, FormPostResponse, Interaction,
+                         LogoutInteraction, PendingRequest, ProviderTokenResponse, PushedRequest, Redirect, Revoked,
+                         SignedOut, UserInfo)
 from oidc.oauth_errors import in_oauth_format
+from oidc.parameters import AuthorizationParameters, PushedAuthorizationForm, RevocationForm, TokenForm
 from sessions.guard import authenticate_request, credentials, proof_offer
+from web import cors
+from web.context import EXTENSION_KEY, ctx
+from web.openapi import operation
+from web.validation import parse_body
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
 FORM = "application/x-www-form-urlencoded"

@@ -1,16 +1,15 @@
 """HTTP routes of /ssf: the apps' poll for session-revoked events (RFC 8936, SPEC §11), on the app's
 own stream or on a receiver's (SSF stream management), and the process's pusher (RFC 8935). The
-transmitter's metadata, /.well-known/ssf-configuration, is on every service (common.app_factory)."""
+transmitter's metadata, /.well-known/ssf-configuration, is on every service (web.app_factory)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from apps import delivery, push
-from apps import service as apps
+from apps import delivery, push, service as apps
 from apps.models import PollRequest, PollResponse, StreamConfiguration, StreamQuery, StreamRequest
-from common.context import EXTENSION_KEY, ctx
-from common.openapi import operation
-from common.validation import parse_model, parse_optional_body
+from web.context import EXTENSION_KEY, ctx
+from web.openapi import operation
+from web.validation import parse_model, parse_optional_body
 
 bp = Blueprint("ssf", __name__, url_prefix="/ssf")
 bp.record_once(lambda state: push.start_pusher(state.app.extensions[EXTENSION_KEY]))

@@ -5,22 +5,20 @@ from uuid import UUID
 
 from flask import Blueprint, Response, jsonify, request
 
-from apps import introspection
-from apps import service as apps
+from apps import introspection, service as apps
 from apps.models import Introspection, IntrospectionRequest
-from common.context import EXTENSION_KEY, ctx
-from common.openapi import operation
 from common.timefmt import iso_from_epoch
-from common.serving import stream_body
-from common.validation import parse_body, parse_model, parse_optional_body
 from flows import session_resume
-from oidc import service as oidc
-from oidc import session_apps
+from oidc import service as oidc, session_apps
 from sessions import service, sweeper
 from sessions.guard import current_principal, proof_offer, require_session
-from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, ListedSession,
-                                    LogoutAllRequest, RefreshRequest, ResumedSession, ResumeRequest, SessionList,
-                                    SessionListQuery, SessionRecord, SessionView, SignedInApp, TokenResponse)
+from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, ListedSession, LogoutAllRequest,
+                             RefreshRequest, ResumeRequest, ResumedSession, SessionList, SessionListQuery,
+                             SessionRecord, SessionView, SignedInApp, TokenResponse)
+from web.context import EXTENSION_KEY, ctx
+from web.openapi import operation
+from web.serving import stream_body
+from web.validation import parse_body, parse_model, parse_optional_body
 
 bp = Blueprint("session_manager", __name__, url_prefix="/session")
 bp.record_once(lambda state: sweeper.start_sweeper(state.app.extensions[EXTENSION_KEY]))

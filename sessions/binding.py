@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from common import dpop
-from common.context import AppContext
 from common.errors import BadRequest, ErrorCode, Unauthorized
-from common.guarded_write import GuardedWrite
-from common.one_time_tokens import OneTimeTokenStore
+from crypto import dpop
+from database.guarded_write import GuardedWrite
+from database.one_time_tokens import OneTimeTokenStore
+from web.context import AppContext
 
 PROOF_KIND = "dpop_proof"
 CHALLENGE_ALGS = " ".join(dpop.ALGORITHMS)

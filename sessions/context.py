@@ -2,10 +2,10 @@
 whether, and why, a session is over as of now."""
 from __future__ import annotations
 
-from common.context import AppContext
 from sessions.history_store import HistoryStore
 from sessions.models import Liveness, SessionRecord
 from sessions.store import SessionStore
+from web.context import AppContext
 
 
 def session_store(ctx: AppContext) -> SessionStore:

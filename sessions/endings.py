@@ -2,13 +2,13 @@
 those over by time. Every end writes its event in the same transaction (SPEC §11)."""
 from __future__ import annotations
 
-from common.audit import AuditEvent, audit
-from common.context import AppContext
 from common.timefmt import iso
 from sessions.context import end_reason, epoch, history_store, liveness, session_store
 from sessions.errors import SessionNotFound
 from sessions.listings import list_user_sessions
 from sessions.models import NOT_SAID, SESSION_ACTIVE, EndedBy, Principal, RevokeReason, SessionRecord
+from web.audit import AuditEvent, audit
+from web.context import AppContext
 
 
 def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import dynamo
-from common.batch_read import KeyRead, read_together
-from common.context import AppContext
+from database import dynamo
+from database.batch_read import KeyRead, read_together
 from sessions.context import history_store, session_store
 from sessions.store import SessionStore
+from web.context import AppContext
 
 
 def session_items(ctx: AppContext, *, user_uuid: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

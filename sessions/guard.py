@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 from flask import Response, after_this_request, g, request
 
-from common.context import ctx
 from sessions import binding, service
 from sessions.binding import ProofOffer
 from sessions.models import Principal
+from web.context import ctx
 
 NONCE_HEADER = "DPoP-Nonce"
 

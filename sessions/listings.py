@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from common import cursors
-from common.batch_read import KeyRead
-from common.context import AppContext
 from common.errors import InvalidField
+from database.batch_read import KeyRead
+from sessions import cursors
 from sessions.context import end_reason, epoch, history_store, liveness, session_store
 from sessions.errors import SessionNotFound
 from sessions.history_store import BadCursor
 from sessions.models import SESSION_ACTIVE, HistoryResult, Presence, PresenceEntry, SessionRecord
 from sessions.store import SessionStore
+from web.context import AppContext
 
 
 def list_user_sessions(ctx: AppContext, *, user_uuid: str) -> list[SessionRecord]:
@@ -32,7 +32,7 @@ def session_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | N
 
 def _sealed_page(ctx: AppContext, *, listing: str, user_uuid: str, cursor: str | None,
                  read: Callable[[str | None], tuple[list[Any], str | None]]) -> tuple[list[Any], str | None]:
-    """The page `read` gives at the position `cursor` was sealed around (common/cursors.py), and the next
+    """The page `read` gives at the position `cursor` was sealed around (sessions/cursors.py), and the next
     page's cursor sealed alike; 400 invalid_field for a cursor this server did not seal for this listing
     of this account (SPEC §4, §15: a forged, edited or other account's cursor)."""
     position = None
@@ -62,7 +62,7 @@ def read_presence(ctx: AppContext, *, user_uuid: str) -> Presence:
 
 
 def presence_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[Presence]:
-    """The user's presence record, for a caller's batch read (common/batch_read.py)."""
+    """The user's presence record, for a caller's batch read (database/batch_read.py)."""
     return KeyRead(ctx.tables.presence, SessionStore.presence_key(user_uuid),
                    lambda item: SessionStore.presence_from_item(user_uuid, item))
 

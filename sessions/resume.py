@@ -7,9 +7,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from common.context import AppContext
 from sessions import binding
 from sessions.models import SessionRecord
+from web.context import AppContext
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from common.context import AppContext
-from common.crypto import token_digest
 from common.errors import ServiceUnavailable
-from common.guarded_write import GuardedWrite
 from common.timefmt import iso
+from crypto.tokens import token_digest
+from database.guarded_write import GuardedWrite
 from sessions.context import epoch, epoch_ms, history_store, liveness, session_store
 from sessions.endings import ending_shard
 from sessions.models import (Ending, HistoryResult, Holder, OpenedSession, Presence, PresenceEntry, PresenceMoved,
                              RevokeReason, Seats, SessionRecord)
 from sessions.store import ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore, retention_ttl
 from sessions.tokens import REFRESH_PURPOSE, refresh_token_of, token_pair
+from web.context import AppContext
 
 RELABEL_ATTEMPTS = 60
 

@@ -8,8 +8,8 @@ import uuid
 from itertools import islice
 from typing import Any, Callable, Iterator
 
-from common import dynamo, item_listing
 from common.timefmt import parse_iso
+from database import dynamo, item_listing
 from sessions.history_store import BadCursor
 from sessions.models import SessionRecord
 

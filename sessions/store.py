@@ -9,11 +9,11 @@ from typing import Any, Sequence
 
 from botocore.exceptions import ClientError
 
-from common import dynamo
+from database import dynamo
 from sessions.feed_store import event_put
+from sessions.models import (NOT_SAID, SESSION_ACTIVE, SESSION_REVOKED, EndedBy, Ending, Holder, Presence,
+                             PresenceEntry, RevokeReason, SessionRecord)
 from sessions.session_lists import UserSessions, record as _record
-from sessions.models import (SESSION_ACTIVE, SESSION_REVOKED, NOT_SAID, EndedBy, Ending, Presence, PresenceEntry,
-                                    Holder, RevokeReason, SessionRecord)
 
 
 class PresenceChanged(dynamo.StoreRefusal):

@@ -8,11 +8,11 @@ import logging
 import random
 import threading
 
-from common import dynamo
-from common.context import AppContext
 from common.log_bursts import BurstLog
 from common.thread_kind import scheduled_thread
+from database import dynamo
 from sessions.service import sweep_ended
+from web.context import AppContext
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from common.dynamodb_local import DynamoDBLocal
+from database.dynamodb_local import DynamoDBLocal
 
 # The worker's one Chromium (`browser`), for the browser tests and the conformance plans' person.
 pytest_plugins = ("tests.support.chromium",)
@@ -86,7 +86,7 @@ SERIAL = {
     ("test_login_failures", "test_a_dormant_hash_of_old_parameters_costs_what_an_unknown_user_costs"),
     ("test_dormant_costly_set", None),  # a CPU-time ratio, at argon2-cffi's default parameters (64 MiB)
     # Twenty racers for one name must never get a 503; beside busy workers sharing DynamoDB Local,
-    # a racer's 8 conflict retries (common/dynamo.py) can run out, which is a 503.
+    # a racer's 8 conflict retries (database/dynamo.py) can run out, which is a 503.
     ("test_registration_service_process", "test_twenty_racing_registrations_of_one_username"),
     ("test_registration_service_process", "test_twenty_racing_registrations_of_one_email_in_other_case"),
     ("test_transaction_conflicts", "test_twenty_racing_registrations_of_one_username_through_conflicts"),

@@ -4,6 +4,7 @@ and every product module imports alone, in a fresh interpreter, whatever was imp
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -11,12 +12,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_PRODUCT = {"tests", "bench", "scripts", "docs"}
-# The floors, lowest first: a package imports only packages on floors below its own. The domains
-# (sessions, accounts, devices) hold the rules and stores; flows compose them; the four services
-# on one floor (none imports another) serve the URL prefixes; citylogin composes the services.
-FLOORS = [["common"], ["sessions"], ["accounts"], ["devices"], ["apps"], ["flows"],
+# The floors, lowest first: a package imports only packages on floors below its own. The ground floor,
+# common, holds what every package needs (settings, errors, texts, time); above it stand the
+# infrastructure's concerns, each a package of its own (DynamoDB, cryptography, mail; the key ring; the
+# app's context and HTTP plumbing). The domains (sessions, accounts, devices, apps, oidc) hold the rules and
+# stores; flows compose them; the four services on one floor (none imports another) serve the URL
+# prefixes; citylogin composes the services.
+INFRASTRUCTURE = [["common"], ["database", "crypto", "mail"], ["keys"], ["web"]]
+FLOORS = [*INFRASTRUCTURE, ["sessions"], ["accounts"], ["devices"], ["apps"], ["oidc"], ["flows"],
           ["registration", "login_app", "session_manager", "device_manager"], ["citylogin"]]
 ORDER = [package for floor in FLOORS for package in floor]
+SHARED = {package for floor in INFRASTRUCTURE for package in floor}  # their stores serve every domain
 
 
 def product_packages(root: Path) -> list[str]:
@@ -51,7 +57,7 @@ def package_graph(root: Path) -> tuple[dict[str, set[str]], list[str]]:
                 if top not in edges or top == package:
                     continue
                 edges[package].add(top)
-                if is_store(name) and top != "common" and package != "citylogin":
+                if is_store(name) and top not in SHARED and package != "citylogin":
                     reaches.append(f"{path.relative_to(root)}: {name}")
     return edges, sorted(set(reaches))
 
@@ -84,6 +90,21 @@ def test_the_package_graph_points_one_way():
     assert against_the_order(edges) == []
     assert edges["common"] == set(), "common imports no domain"
     assert reaches == [], "a domain uses another only through its service module"
+
+
+def layout_page_floors(page: Path = ROOT / "docs" / "reference" / "code-layout.md") -> list[list[str]]:
+    """The floors of the docs' layout page: its table's rows `| floor | `package/`, ... | what |`."""
+    floors: dict[int, list[str]] = {}
+    for line in page.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            floors.setdefault(int(cells[0]), []).extend(re.findall(r"`(\w+)/`", cells[1]))
+    return [floors[number] for number in sorted(floors)]
+
+
+def test_the_layout_page_shows_each_package_on_its_floor():
+    assert layout_page_floors() == FLOORS
+    assert set(ORDER) == set(product_packages(ROOT)) - {"guard"}, "a package of the tree is on no floor"
 
 
 def test_the_checks_catch_a_cycle_and_a_store_reach(tmp_path):

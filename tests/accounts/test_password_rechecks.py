@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from citylogin.client import Client, CityloginError
-from common.log_setup import AUDIT_LOGGER
+from citylogin.client import CityloginError, Client
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device, settle_background
+from tests.support.product import source_files
+from web.log_setup import AUDIT_LOGGER
 
 WRONG = "not the password at all"
 PLACEHOLDER = re.compile(r"\{\w+\}")
@@ -157,9 +158,7 @@ def test_only_the_credential_service_checks_a_password():
     """One place compares passwords (under the lockout); a flow that verified a hash itself
     would be an oracle again."""
     root = Path(__file__).resolve().parents[2]
-    product = [p for package in ("common", "sessions", "accounts", "devices", "apps", "flows", "registration",
-                                 "login_app", "session_manager", "device_manager", "citylogin")
-               for p in (root / package).rglob("*.py")]
+    product = source_files()
     checking = sorted(str(p.relative_to(root)) for p in product
                       if re.search(r"\.passwords\.(verify|check)\(", p.read_text()))
     assert checking == ["accounts/credential_service.py"]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from apps import service as apps
 from citylogin.cli import main
 from citylogin.client import Client
-from common.dpop import key_thumbprint
+from crypto.dpop import key_thumbprint
 from tests.support.fixtures import cli_environment, problem
 from tests.support.live import PASSWORD, add_device, register_device
 

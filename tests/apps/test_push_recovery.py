@@ -13,11 +13,10 @@ from typing import NamedTuple
 import jwt
 import pytest
 
-from apps import push
-from apps import service as apps
+from apps import push, service as apps
 from apps.models import OidcClient
 from apps.security_events import SESSION_REVOKED
-from common.dynamodb_local import free_port
+from database.dynamodb_local import free_port
 from oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import signed_in_tokens

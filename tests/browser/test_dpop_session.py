@@ -13,7 +13,7 @@ import requests
 from playwright.sync_api import Route, expect
 
 from citylogin.client import Client
-from common import dpop
+from crypto import dpop
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD
 

@@ -16,15 +16,17 @@ from click.testing import CliRunner
 
 from citylogin.app import create_app
 from citylogin.cli import main
-from common import dynamo
-from common.certificates import (CertificateAuthority, ca_private_key_pem, certificate_issued_by, create_ca,
-                                 issue_device_certificate)
 from common.config import ConfigError, load_settings
-from common.crypto import aware_utc, generate_device_key, keyed_token, token_digest
-from common.jwt_keys import JwtKeyRing, SigningKey, new_signing_key, private_key_pem
-from common.key_encryption import AesGcmKeyEncryptor
-from common.key_ring import CA, JWT, REFRESH, read_ring
-from common.key_ring_store import KeyRingStore
+from common.timefmt import aware_utc
+from crypto.certificates import (CertificateAuthority, ca_private_key_pem, certificate_issued_by, create_ca,
+                                 issue_device_certificate)
+from crypto.device_keys import generate_device_key
+from crypto.tokens import keyed_token, token_digest
+from database import dynamo
+from keys.encryption import AesGcmKeyEncryptor
+from keys.jwt_keys import JwtKeyRing, SigningKey, new_signing_key, private_key_pem
+from keys.ring import CA, JWT, REFRESH, read_ring
+from keys.ring_store import KeyRingStore
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device
@@ -156,7 +158,7 @@ def test_amazon_dynamodb_requires_a_key_encryption_key(tmp_path):
 
 def test_a_local_engine_generates_its_key_encryption_key_once(cli_env, tmp_path, caplog):
     env = {k: v for k, v in cli_env.items() if k != "CITYLOGIN_KEY_ENCRYPTION_KEY"}
-    with caplog.at_level("WARNING", logger="common.key_encryption"):
+    with caplog.at_level("WARNING", logger="keys.encryption"):
         create_app(settings_of(env).model_dump())
         create_app(settings_of(env).model_dump())
     path = tmp_path / "keys" / "key-encryption.key"

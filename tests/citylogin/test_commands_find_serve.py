@@ -17,7 +17,7 @@ from typing import Iterator
 
 import requests
 
-from common.dynamodb_local import free_port
+from database.dynamodb_local import free_port
 
 
 def environment(runtime: Path, **more: str) -> dict[str, str]:
@@ -161,8 +161,8 @@ def test_a_service_that_seals_under_a_set_key_needs_it_in_the_commands_shell_too
 def test_data_without_a_ring_and_no_service_is_not_answered_with_init(tmp_path):
     """What the old behaviour left in an API's folder (a DynamoDB Local's files, no key ring): with no service
     running, the command says to start the service or name its folder, not to make a second citylogin."""
-    from common import dynamo
-    from common.dynamodb_local import DynamoDBLocal
+    from database import dynamo
+    from database.dynamodb_local import DynamoDBLocal
 
     runtime, api = tmp_path / "runtime", tmp_path / "my-api"
     with DynamoDBLocal(db_path=api / ".data" / "dynamodb") as local:

@@ -19,7 +19,7 @@ import requests
 from citylogin.app import create_app
 from citylogin.client import Client, sign_challenge
 from common import thread_kind
-from common.ring_refresher import THREAD_NAME as KEY_RING_REFRESHER
+from keys.ring_refresher import THREAD_NAME as KEY_RING_REFRESHER
 from tests.support.live import PASSWORD, add_device, bearer_login, register_device, serving, settle_background
 from tests.support.soft_authenticator import SoftAuthenticator
 

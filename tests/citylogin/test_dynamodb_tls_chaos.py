@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from citylogin.client import CityloginError, Client
-from common import dynamo
+from database import dynamo
 from sessions.models import Liveness
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.session_manager.test_soak import check_invariants

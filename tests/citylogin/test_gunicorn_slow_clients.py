@@ -21,11 +21,11 @@ import pytest
 import requests
 
 from citylogin.gunicorn_worker import MAX_BODY_BYTES as WORKER_BODY_LIMIT, ThreadWorker
-from common.app_factory import MAX_BODY_BYTES
 from common.config import Settings
 from tests.conftest import FAST_ARGON2, config_env
 from tests.support.live import PASSWORD, register_device
 from tests.support.services import running_gunicorn
+from web.app_factory import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAMS, SLOW_SOCKETS = 500, 300

@@ -17,16 +17,16 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from citylogin.cli import main
-from common import dynamo
 from common.config import load_settings
-from common.crypto import aware_utc
-from common.key_encryption import AesGcmKeyEncryptor, KmsKeyEncryptor
-from common.key_import import initial_entries
-from common.key_ring import JWT, REFRESH, ensure_ring, read_ring, refresh_entry
-from common.key_ring_backup import BackupRefused, make_backup, open_backup
-from common.key_ring_store import RING, KeyRingStore
-from tests.common.test_key_ring import create_ring_table
+from common.timefmt import aware_utc
+from database import dynamo
+from keys.encryption import AesGcmKeyEncryptor, KmsKeyEncryptor
+from keys.ring import JWT, REFRESH, ensure_ring, read_ring, refresh_entry
+from keys.ring_backup import BackupRefused, make_backup, open_backup
+from keys.ring_import import initial_entries
+from keys.ring_store import RING, KeyRingStore
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
+from tests.keys.test_key_ring import create_ring_table
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from citylogin.cli import main
 from citylogin.client import Client
-from common import dynamo
+from database import dynamo
 from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.support.fixtures import app_servers, problem
 from tests.support.live import PASSWORD, register_device

@@ -16,12 +16,12 @@ from apps import service as apps
 from apps.models import OidcClient
 from citylogin.app import create_app
 from citylogin.client import Client
-from common import dynamo
-from common.log_setup import AUDIT_LOGGER, JsonFormatter
+from database import dynamo
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, register_device, serving
 from tests.support.oidc import (authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request,
                                 sign_out_as_device, sign_out_page_request)
+from web.log_setup import AUDIT_LOGGER, JsonFormatter
 
 HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 

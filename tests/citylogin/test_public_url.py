@@ -10,8 +10,8 @@ import socket
 import pytest
 
 from citylogin.serve import announcement, bound_url
-from common.app_factory import with_public_url
 from common.config import ConfigError, load_settings
+from web.app_factory import with_public_url
 
 
 def test_serve_links_to_the_host_it_binds_as_typed():

@@ -18,12 +18,12 @@ import requests
 
 from citylogin.client import Client
 from citylogin.client_keys import sign_challenge
-from common.context import AppContext
 from common.errors import StorageUnavailable
 from sessions.service import session_store
 from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device
+from web.context import AppContext
 
 MAX_ATTEMPTS = 2  # the default
 # 2 attempts, each answered at once, and botocore's backoff between them (at most 1 s for throttling):

@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 
 from common import i18n
-from common.notifier import localized_message
+from mail.notifier import localized_message
+from tests.support import product
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("common", "sessions", "accounts", "devices", "apps", "flows", "registration", "login_app",
-            "session_manager", "device_manager", "citylogin")
+PACKAGES = product.packages()
 UNFILLED = re.compile(r"\{\w+\}")
 MESSAGE_ARGS = {"user_uuid", "email", "locale", "texts"}
 

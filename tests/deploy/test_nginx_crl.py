@@ -13,8 +13,8 @@ import pytest
 from cryptography import x509
 
 from citylogin.crl_sync import SyncConfig, SyncState, needs_install, sync_once
-from common.certificates import CertificateAuthority
-from common.crl import RevokedCertificate, build_crl, crl_pem
+from crypto.certificates import CertificateAuthority
+from devices.crl import RevokedCertificate, build_crl, crl_pem
 from tests.support.tls import Authority, new_authority, write_cert
 
 NOW = datetime.now(timezone.utc)

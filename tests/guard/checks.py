@@ -6,7 +6,7 @@ from typing import Any
 
 from citylogin.client_keys import dpop_proof
 from citylogin_guard import Guard, Unauthorized
-from common.dpop import key_thumbprint
+from crypto.dpop import key_thumbprint
 
 DPOP_CHALLENGE = 'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA ML-DSA-87"'
 

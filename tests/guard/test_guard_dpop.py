@@ -12,7 +12,7 @@ import pytest
 
 from citylogin.client_keys import dpop_proof, generate_key
 from citylogin_guard import Guard, MemoryReplayStore, ReplayStore, Unauthorized
-from common.dpop import key_thumbprint
+from crypto.dpop import key_thumbprint
 from tests.guard.checks import DPOP_CHALLENGE, SharedStore
 from tests.guard.transmitter import Transmitter
 from tests.support.waiting import wait_until

@@ -23,7 +23,7 @@ from flask import Flask, g
 
 from citylogin.client_keys import dpop_proof, generate_key
 from citylogin_guard import Guard, GuardMiddleware
-from common.dpop import key_thumbprint
+from crypto.dpop import key_thumbprint
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.guard.checks import DPOP_CHALLENGE, dpop_headers, refused_request
 from tests.support.live import PASSWORD, register_device, serving

@@ -28,7 +28,7 @@ from citylogin.client_keys import dpop_proof, generate_key
 from citylogin_guard import Guard, GuardMiddleware, Unauthorized
 from citylogin_guard.dpop import read_proof, replay_key
 from citylogin_guard.nonces import DpopNonces
-from common import dpop as citylogin_dpop
+from crypto import dpop as citylogin_dpop
 from tests.guard.checks import SharedStore, bound_claims
 from tests.guard.test_guard_live import add_app, citylogin, guarded_app  # noqa: F401 (citylogin: a fixture)
 from tests.support.live import PASSWORD, register_device, serving

@@ -12,10 +12,11 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.support import product
+
 ROOT = Path(__file__).resolve().parents[2]
 GUARD = ROOT / "guard"
-SERVER_PACKAGES = {"common", "sessions", "accounts", "devices", "flows", "registration", "login_app",
-                   "session_manager", "device_manager", "citylogin", "boto3", "botocore"}
+SERVER_PACKAGES = {*product.packages(), "boto3", "botocore"}
 
 
 def guard_requirements() -> list[Requirement]:

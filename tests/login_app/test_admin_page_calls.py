@@ -13,16 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from citylogin.client import Client
-from accounts import credential_service as credentials
-from accounts import passkey_service as passkeys
-from accounts import user_service as users
+from accounts import credential_service as credentials, passkey_service as passkeys, user_service as users
 from accounts.models import PasskeyRecord, Role
 from accounts.passkey_store import PasskeyStore
+from citylogin.client import Client
 from common import thread_kind
-from common.batch_read import read_together
-from common.guarded_write import GuardedWrite, write_all
 from common.timefmt import iso_from_epoch
+from database.batch_read import read_together
+from database.guarded_write import GuardedWrite, write_all
 from devices import service as devices
 from flows import operators
 from flows.operator_usernames import recent_usernames

@@ -20,7 +20,7 @@ from accounts.models import Role
 from apps import service as apps
 from apps.models import OidcClient
 from citylogin.client import CityloginError
-from common import dynamo
+from database import dynamo
 from flows.models import DataExport
 from tests.login_app.test_deletion_personal_data import NO_IP_LIMITS, PUBLIC_URL, REDIRECT, scan, used_every_way
 from tests.support.fixtures import problem

@@ -12,7 +12,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from accounts import user_service as users
 from accounts.models import Role
-from common.dynamo_client import DATA_PLANE
+from database.dynamo_client import DATA_PLANE
 from flows import data_export, deletion
 from tests.support.fixtures import problem
 from tests.support.live import settle_background

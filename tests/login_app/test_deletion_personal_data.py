@@ -22,11 +22,11 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from accounts import user_service as users
 from apps import service as apps
 from apps.models import OidcClient
-from citylogin.client import Client, CityloginError, ConcurrentLoginRequired
-from common import dynamo
-from common.crypto import token_digest
-from common.dynamo_client import DATA_PLANE
+from citylogin.client import CityloginError, Client, ConcurrentLoginRequired
 from common.errors import ServiceUnavailable
+from crypto.tokens import token_digest
+from database import dynamo
+from database.dynamo_client import DATA_PLANE
 from flows import deletion as deletion_service
 from sessions import service as sessions
 from tests.support.deletion_check import serial_of

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from accounts import user_service as users
 from citylogin.client import LOGIN_PURPOSE, sign_challenge
-from common.crypto import PasswordHasher
+from crypto.passwords import PasswordHasher
 from tests.support.fixtures import app_servers, problem
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, settle_background
 

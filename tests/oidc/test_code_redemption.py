@@ -18,8 +18,8 @@ from flask import has_request_context
 from apps import service as apps
 from apps.models import OidcClient
 from citylogin.client_keys import dpop_proof, generate_key
-from common.dpop import key_thumbprint
-from common.one_time_tokens import OneTimeTokenStore
+from crypto.dpop import key_thumbprint
+from database.one_time_tokens import OneTimeTokenStore
 from oidc import codes
 from oidc.models import Grant
 from oidc.store import GrantStore, RequestStore

@@ -17,7 +17,7 @@ import requests
 
 from apps import service as apps
 from apps.models import OidcClient
-from common.crypto import keyed_token
+from crypto.tokens import keyed_token
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
 from tests.support.oidc import code_for
 

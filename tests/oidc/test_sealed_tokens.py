@@ -11,9 +11,9 @@ from typing import cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.context import AppContext
 from oidc import codes, refresh
 from oidc.models import Code, SignedIn
+from web.context import AppContext
 
 NOW = 1_800_000_000
 SESSION = "0f8fad5b-d9cb-469f-a165-70867728950e"

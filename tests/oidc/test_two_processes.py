@@ -19,13 +19,13 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from apps.registry import FRESH_SECONDS
 from citylogin.cli import main
 from citylogin.client import ConcurrentLoginRequired
-from common.dynamodb_local import free_port
+from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, second_device
-from apps.registry import FRESH_SECONDS
 from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, query_of, waiting_request
 from tests.support.receiver import received, receiver
 from tests.support.services import running_process

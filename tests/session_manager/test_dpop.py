@@ -14,7 +14,7 @@ import requests
 
 from citylogin.client import Client
 from citylogin.client_keys import dpop_proof, generate_key
-from common import dpop
+from crypto import dpop
 from tests.conftest import config_env
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, bearer_login, register_device

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from common import dynamo
+from database import dynamo
 from sessions import service as sessions
 from sessions.feed_store import FEED
 from sessions.models import RevokeReason

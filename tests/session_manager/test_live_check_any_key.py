@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.guarded_write import write_all
+from database.guarded_write import write_all
 from sessions import service as sessions
 from sessions.service import session_store
 from tests.support.live import PASSWORD, register_device

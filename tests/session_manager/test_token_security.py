@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citylogin.client import Client
-from common.jwt_keys import JwtKeyRing, SigningKey
-from common.key_ring import JWT, REFRESH, read_ring, rotate
+from keys.jwt_keys import JwtKeyRing, SigningKey
+from keys.ring import JWT, REFRESH, read_ring, rotate
 from sessions.service import liveness
 from tests.conftest import unique_name
 from tests.support.fixtures import app_servers, bearer_problem

@@ -8,9 +8,9 @@ import sys
 import uuid
 
 from common.config import load_settings
-from common.context import build_context
 from sessions import service as sessions
 from sessions.models import OpenedSession, RevokeReason
+from web.context import build_context
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ from typing import Any, Callable, Iterator, Mapping
 import requests
 
 from citylogin.app import create_app
-from common.context import AppContext
 from tests.support.live import serving, serving_made
+from web.context import AppContext
 
 StartServer = Callable[..., tuple[str, AppContext]]
 

@@ -13,14 +13,14 @@ from typing import Any, Callable, Iterator
 import requests
 from werkzeug.serving import make_server
 
+from apps import push
 from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
 from citylogin.client_keys import dpop_proof, sign_challenge
-from apps import push
-from common.context import AppContext
 from devices import service as devices
 from flows import deletion_sweeper
 from sessions import sweeper as session_sweeper
 from tests.conftest import unique_name
+from web.context import AppContext
 
 PASSWORD = "correct horse battery staple"
 

@@ -2,9 +2,9 @@
 many sessions of one device, or of a device the login flow would not let in."""
 from __future__ import annotations
 
-from common.context import AppContext
 from sessions import service as sessions
 from sessions.models import OpenedSession
+from web.context import AppContext
 
 
 def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str,

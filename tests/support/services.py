@@ -12,7 +12,7 @@ from typing import IO, Iterator
 
 import requests
 
-from common.dynamodb_local import free_port
+from database.dynamodb_local import free_port
 from tests.support.waiting import stop
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"

@@ -22,9 +22,9 @@ import requests
 
 from apps import service as apps
 from apps.models import OidcClient
-from common.context import AppContext
 from tests.oidc.conformance.browser_person import CALLBACK_PATH, POST_LOGOUT_PATH, Person, Visit
 from tests.support.oidc import pkce_pair
+from web.context import AppContext
 
 TIMEOUT = 10
 SKEW = 5 * 60  # seconds: the suite's allowance for clocks (ValidateIdToken)

@@ -16,14 +16,15 @@ import jwt
 import pytest
 import requests
 
-from common.jwt_keys import ID_TOKEN_ALGORITHMS
+from keys.jwt_keys import ID_TOKEN_ALGORITHMS
 from tests.oidc.conformance.browser_person import Person
-from tests.oidc.conformance.relying_party import (
-    USER_INTERFACE_ERRORS, AuthorizationRequest, Flow, Provider, RelyingParty, authorization_request,
-    authorization_url, browser_authorizes, callback_of, check_client_auth_supported,
-    check_error_response, check_no_callback, check_standard_claims, check_token_error,
-    check_userinfo, code_flow, id_token_claims, next_second, random_value, redeem,
-    register_rp, scope_claims_returned, shannon_bits, token_request, userinfo)
+from tests.oidc.conformance.relying_party import (USER_INTERFACE_ERRORS, AuthorizationRequest, Flow, Provider,
+                                                  RelyingParty, authorization_request, authorization_url,
+                                                  browser_authorizes, callback_of, check_client_auth_supported,
+                                                  check_error_response, check_no_callback, check_standard_claims,
+                                                  check_token_error, check_userinfo, code_flow, id_token_claims,
+                                                  next_second, random_value, redeem, register_rp,
+                                                  scope_claims_returned, shannon_bits, token_request, userinfo)
 from tests.support.live import FakeClock
 
 # the conformance plans run in the full suite; tests/oidc/test_code_flow.py keeps the flow in the fast tier

@@ -1,0 +1,1 @@
+"""DynamoDB: the client and its wire format, the tables, and the helpers every store uses."""

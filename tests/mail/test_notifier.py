@@ -1,0 +1,59 @@
+"""The Notifier's three back ends (SPEC §7); SES and SNS against moto, single-threaded."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from mail.message import Message
+from mail.notifier import make_notifier
+
+MESSAGE = Message(event="new_device", user_uuid="u-1", email="person@example.com",
+                  subject="A new device was added", body="The device phone was added to your account.")
+
+
+def test_console_logs_the_whole_message(caplog):
+    # A developer follows the links of messages (e.g. /#verify=) from the console log.
+    with caplog.at_level(logging.INFO, logger="citylogin.notify"):
+        make_notifier(backend="console", region="us-east-1").notify(MESSAGE)
+    assert "new_device" in caplog.text and "u-1" in caplog.text
+    assert all(part in caplog.text for part in (MESSAGE.email, MESSAGE.subject, MESSAGE.body))
+
+
+def test_ses_sends_the_mail(aws):
+    ses = aws.client("ses")
+    ses.verify_email_identity(EmailAddress="no-reply@example.com")
+    notifier = make_notifier(backend="ses", region="us-east-1", ses_sender="no-reply@example.com", boto_session=aws)
+    notifier.notify(MESSAGE)
+    assert notifier.settle()  # sent in the background
+    assert ses.get_send_quota()["SentLast24Hours"] == 1
+
+
+def test_sns_publishes_to_the_topic(aws):
+    sns, sqs = aws.client("sns"), aws.client("sqs")
+    topic = sns.create_topic(Name="citylogin")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    notifier = make_notifier(backend="sns", region="us-east-1", sns_topic_arn=topic, boto_session=aws)
+    notifier.notify(MESSAGE)
+    assert notifier.settle()
+    received = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    assert MESSAGE.body in received[0]["Body"]
+
+
+def test_a_failure_is_logged_and_never_raised(aws, caplog):
+    # The sender was never verified, so SES rejects the message.
+    notifier = make_notifier(backend="ses", region="us-east-1", ses_sender="unverified@example.com", boto_session=aws)
+    with caplog.at_level(logging.WARNING, logger="citylogin.notify"):
+        notifier.notify(MESSAGE)
+        assert notifier.settle()
+    assert "failed after 1 attempt(s): MessageRejected" in caplog.text   # a rejection is not retried
+    assert MESSAGE.body not in caplog.text and MESSAGE.email not in caplog.text
+
+
+def test_ses_and_sns_need_their_settings():
+    with pytest.raises(ValueError, match="CITYLOGIN_SES_SENDER"):
+        make_notifier(backend="ses", region="us-east-1")
+    with pytest.raises(ValueError, match="CITYLOGIN_SNS_TOPIC_ARN"):
+        make_notifier(backend="sns", region="us-east-1")
