@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from accounts import passkey_service as passkeys, user_service as users
+from accounts import passkey_service as passkeys
+from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
 from accounts.models import PasskeyAssertion, Secret, UserRecord
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized

@@ -3,7 +3,9 @@ a passkey (the creation options are issued only after it, and their challenge is
 for five minutes); listing and renaming do not. No Flask here."""
 from __future__ import annotations
 
-from accounts import credential_service as credentials, passkey_service as passkeys, user_service as users
+from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
+from accounts import user_service as users
 from accounts.models import PasskeyAdded, PasskeyRegistration, Secret, UserRecord
 from sessions import service as sessions
 from sessions.models import Principal

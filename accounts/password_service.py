@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future
 
-from accounts import credential_service as credentials, passkey_service as passkeys, user_service as users
+from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
+from accounts import user_service as users
 from accounts.models import ChangePasswordRequest, UserRecord
 from accounts.reset_link_store import RESET_KIND, ResetLinkStore
 from common.errors import BadRequest, ErrorCode, TooManyRequests

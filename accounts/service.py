@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from accounts import credential_service as credentials, user_service as users
+from accounts import credential_service as credentials
+from accounts import user_service as users
 from accounts.email_store import AddressChanged, ClaimTaken, EmailStore, TokenRefused
 from accounts.models import AccountRecord, AccountView, Secret, UserRecord
 from accounts.store import AccountStore, CodesChanged

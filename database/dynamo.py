@@ -27,7 +27,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 # Item (de)serialisation lives in its own module; every store calls it as dynamo.to_item/from_item.
 from common.config import is_local_dynamodb
-from database.attribute_values import from_item as from_item, to_item as to_item
+from database.attribute_values import from_item as from_item
+from database.attribute_values import to_item as to_item
 from database.dynamo_client import LeanDynamoDBClient
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from common.errors import ErrorCode, Forbidden
 from flows import device_proof
-from oidc import logout, service as oidc
+from oidc import logout
+from oidc import service as oidc
 from oidc.models import DeviceSignOut, LogoutRequest, SignedOut
 from sessions import service as sessions
 from sessions.models import EndedBy, Principal

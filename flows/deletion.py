@@ -25,13 +25,16 @@ import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from accounts import (credential_service as credentials, passkey_service as passkeys, password_service,
-                      user_service as users)
+from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
+from accounts import password_service
+from accounts import user_service as users
 from accounts.models import Role, Secret, UserRecord
 from common.errors import ServiceUnavailable
 from database import dynamo
 from database.one_time_tokens import OneTimeTokenStore
-from devices import pairing_service as pairing_tokens, service as devices
+from devices import pairing_service as pairing_tokens
+from devices import service as devices
 from mail.notifier import localized_message
 from oidc import consents as oidc_consents
 from sessions import service as sessions

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from database.batch_read import KeyRead, read_together
-from devices import challenges, service as devices
+from devices import challenges
+from devices import service as devices
 from devices.models import DeviceRecord
 from sessions import service as sessions
 from sessions.models import Presence, SessionRecord

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from accounts import credential_service as credentials, passkey_service as passkeys, user_service as users
+from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
+from accounts import user_service as users
 from accounts.models import Secret, UserRecord
 from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
                            Unauthorized)
@@ -16,12 +18,14 @@ from crypto.tokens import digests_equal, new_token, token_digest
 from database.batch_read import read_together
 from database.guarded_write import GuardedWrite
 from database.one_time_tokens import OneTimeTokenStore
-from devices import challenges, concurrency_policy, service as devices
+from devices import challenges, concurrency_policy
+from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
 from flows import not_me as not_me_flow
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
 from mail.notifier import device_class_name, device_facts, localized_message
-from sessions import binding, service as sessions
+from sessions import binding
+from sessions import service as sessions
 from sessions.binding import ProofOffer
 from sessions.models import HistoryResult, OpenedSession, Presence, PresenceEntry, PresenceMoved
 from web.audit import AuditEvent, audit

@@ -11,8 +11,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from accounts import (credential_service as credentials, passkey_service as passkeys, password_service as passwords,
-                      service as account_service, user_service as users)
+from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
+from accounts import password_service as passwords
+from accounts import service as account_service
+from accounts import user_service as users
 from accounts.models import Role, UserRecord, one_secret, role_rank
 from common import i18n
 from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, TooManyRequests, Unauthorized

@@ -2,10 +2,13 @@
 credentials and gets its own certificate (SPEC §4). Fetch (one batch read) → check → one transaction. No Flask."""
 from __future__ import annotations
 
-from accounts import credential_service as credentials, user_service as users
+from accounts import credential_service as credentials
+from accounts import user_service as users
 from common.errors import ErrorCode, Forbidden
 from database.batch_read import read_together
-from devices import pairing_service as pairing_tokens, qr, service as devices
+from devices import pairing_service as pairing_tokens
+from devices import qr
+from devices import service as devices
 from devices.models import DeviceCertificateResponse
 from flows import not_me
 from mail.notifier import device_facts, localized_message

@@ -4,7 +4,8 @@ and device_manager whose services it composes; the password is checked by accoun
 login lockout. No Flask here."""
 from __future__ import annotations
 
-from accounts import credential_service as credentials, service as accounts
+from accounts import credential_service as credentials
+from accounts import service as accounts
 from accounts.models import Secret, UserRecord
 from common import i18n
 from devices import service as devices

@@ -12,7 +12,8 @@ import uuid
 from concurrent.futures import Future
 from datetime import datetime
 
-from accounts import service as accounts, user_service as users
+from accounts import service as accounts
+from accounts import user_service as users
 from accounts.models import UserRecord
 from common.errors import StorageUnavailable, TooManyRequests
 from common.timefmt import iso

@@ -14,7 +14,9 @@ from accounts.models import (AcceptedResponse, AccountPatch, AccountView, Change
                              PasskeyRegistration, PasskeyRename, PasswordRequest, PasswordResetConfirm,
                              PasswordResetRequest, RecoveryCodes, VerifyEmailRequest)
 from devices.models import NotMeRequest, NotMeResult
-from flows import data_export, deletion, deletion_sweeper, not_me as not_me_flow, recovery
+from flows import data_export, deletion, deletion_sweeper
+from flows import not_me as not_me_flow
+from flows import recovery
 from flows.models import DataExport
 from login_app.downloads import attachment
 from oidc import consents as oidc_consents

@@ -12,8 +12,10 @@ from werkzeug.wrappers import Response
 from accounts import service as accounts
 from apps.registry import current_app
 from database.batch_read import KeyRead
-from oidc import (claims as user_claims, grants, logout as rp_logout, par, refusals, request_checks, request_limits,
-                  token_binding)
+from oidc import claims as user_claims
+from oidc import grants
+from oidc import logout as rp_logout
+from oidc import par, refusals, request_checks, request_limits, token_binding
 from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON
 from oidc.context import epoch, grant_store, issuer, one_time_tokens

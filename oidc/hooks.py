@@ -15,7 +15,8 @@ from apps.models import AppRecord
 from apps.registry import current_app
 from crypto.tokens import digests_equal, token_digest
 from keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
-from oidc import claims as user_claims, codes, grants, redemption, refresh, token_binding
+from oidc import claims as user_claims
+from oidc import codes, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
 from oidc.context import epoch, grant_store, issuer, one_time_tokens

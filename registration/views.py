@@ -7,7 +7,8 @@ from common import i18n
 from common.errors import request_locale
 from devices import pairing_service as pairing_tokens
 from devices.models import PairedDeviceRequest
-from flows import pairing, registration as registration_flow
+from flows import pairing
+from flows import registration as registration_flow
 from flows.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenRequest, PairingTokenResponse,
                           RegistrationInfo, RegistrationRequest, RegistrationResponse)
 from sessions.guard import vouch_request

@@ -11,7 +11,8 @@ from apps import push
 from apps.registry import allowed_client_origins
 from common.errors import request_locale
 from flows import app_sign_in, app_sign_out
-from oidc import logout as rp_logout, service
+from oidc import logout as rp_logout
+from oidc import service
 from oidc.backchannel import BackchannelLogout
 from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, DeviceSignOut, FormPostResponse, Interaction,
                          LogoutInteraction, PendingRequest, ProviderTokenResponse, PushedRequest, Redirect, Revoked,

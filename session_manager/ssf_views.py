@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from apps import delivery, push, service as apps
+from apps import delivery, push
+from apps import service as apps
 from apps.models import PollRequest, PollResponse, StreamConfiguration, StreamQuery, StreamRequest
 from web.context import EXTENSION_KEY, ctx
 from web.openapi import operation

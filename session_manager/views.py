@@ -5,11 +5,13 @@ from uuid import UUID
 
 from flask import Blueprint, Response, jsonify, request
 
-from apps import introspection, service as apps
+from apps import introspection
+from apps import service as apps
 from apps.models import Introspection, IntrospectionRequest
 from common.timefmt import iso_from_epoch
 from flows import session_resume
-from oidc import service as oidc, session_apps
+from oidc import service as oidc
+from oidc import session_apps
 from sessions import service, sweeper
 from sessions.guard import current_principal, proof_offer, require_session
 from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, ListedSession, LogoutAllRequest,

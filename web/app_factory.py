@@ -34,7 +34,8 @@ from web.log_setup import configure_logging
 from web.metrics import instrument_dynamodb, metrics_blueprint
 from web.openapi import openapi_document
 from web.provider_metadata import provider_metadata
-from web.request_log import HEADER as REQUEST_ID_HEADER, install_request_log
+from web.request_log import HEADER as REQUEST_ID_HEADER
+from web.request_log import install_request_log
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413

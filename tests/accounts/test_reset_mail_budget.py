@@ -18,7 +18,8 @@ from itertools import count
 import pytest
 import requests
 
-from accounts import password_service, user_service as users
+from accounts import password_service
+from accounts import user_service as users
 from tests.accounts.test_password_and_deletion import RESET_LINK, Recorder, change, confirm
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, settle_background

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import jwt
 import pytest
 
-from apps import push, service as apps
+from apps import push
+from apps import service as apps
 from apps.models import OidcClient
 from apps.security_events import SESSION_REVOKED
 from database.dynamodb_local import free_port

@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from accounts import credential_service as credentials, passkey_service as passkeys, user_service as users
+from accounts import credential_service as credentials
+from accounts import passkey_service as passkeys
+from accounts import user_service as users
 from accounts.models import PasskeyRecord, Role
 from accounts.passkey_store import PasskeyStore
 from citylogin.client import Client
