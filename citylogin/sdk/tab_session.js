@@ -61,30 +61,34 @@ export class TabSession {
 
   /** A device's live session lends this tab its access token (POST /session/resume's `answer`). */
   lend(answer, device) {
-    this.#hold(answer, device, { lent: true });
-    const session = { username: device.username, deviceId: answer.device_id, deviceName: answer.device_name };
-    this.#storage.removeItem(REFRESH_KEY);
-    this.#storage.setItem(SESSION_KEY, JSON.stringify(session));
+    const session = this.#hold(answer, device, { deviceName: answer.device_name, refreshToken: null });
     this.watch();
     return { ...session, apps: answer.apps || [] };
   }
 
   /** A login's tokens: this tab holds the session now (the caller starts the stream: watch()). */
   begin(tokens, device) {
-    this.#hold(tokens, device, { lent: false });
-    const session = { username: device.username, deviceId: tokens.device_id, deviceName: device.deviceName };
-    this.#storage.setItem(REFRESH_KEY, tokens.refresh_token);
+    return this.#hold(tokens, device, { deviceName: device.deviceName, refreshToken: tokens.refresh_token });
+  }
+
+  /** A new session in this tab, or a new loan of one (no refresh token: the tab that logged in keeps it),
+   * kept in `storage`; answers of the one before are ignored from now. */
+  #hold(tokens, device, { deviceName, refreshToken }) {
+    this.#generation += 1;
+    this.#take(tokens);
+    this.#device = device;
+    this.#lent = refreshToken === null;
+    if (this.#lent) this.#storage.removeItem(REFRESH_KEY);
+    else this.#storage.setItem(REFRESH_KEY, refreshToken);
+    const session = { username: device.username, deviceId: tokens.device_id, deviceName };
     this.#storage.setItem(SESSION_KEY, JSON.stringify(session));
     return session;
   }
 
-  /** A new session (or a new loan of one) in this tab: answers of the one before are ignored from now. */
-  #hold(tokens, device, { lent }) {
-    this.#generation += 1;
+  /** The access token of a login, a refresh or a loan, and its type ("DPoP" once the session is bound). */
+  #take(tokens) {
     this.#accessToken = tokens.access_token;
     this.#tokenType = tokens.token_type || "Bearer";
-    this.#device = device;
-    this.#lent = lent;
   }
 
   /** A call with no token but a DPoP proof by the device key: login, confirm and refresh bind the session. */
@@ -131,8 +135,7 @@ export class TabSession {
     if (!refresh_token) throw new CityloginError(401, { code: "session_revoked" });
     const pair = await this.bind(await this.deviceOfSession(), "POST", "/session/refresh", { refresh_token });
     if (started !== this.#generation) return;
-    this.#accessToken = pair.access_token;
-    this.#tokenType = pair.token_type || "Bearer";
+    this.#take(pair);
     this.#storage.setItem(REFRESH_KEY, pair.refresh_token);
     this.watch();
   }
@@ -148,8 +151,7 @@ export class TabSession {
       throw error;
     }
     if (started !== this.#generation) return;
-    this.#accessToken = answer.access_token;
-    this.#tokenType = answer.token_type || "Bearer";
+    this.#take(answer);
     this.watch();
   }
 

@@ -7,6 +7,7 @@ refuses what the role does not allow."""
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -100,6 +101,18 @@ def act(page: Page, button: Locator, reason: str, *, password: str | None = None
     expect(page.locator("#action-done")).to_be_visible()
 
 
+def act_setting(page: Page, button: Locator, field: str, choose: Callable[[Locator], object], reason: str) -> None:
+    """Clicks the button of an action whose dialog asks a value first: `field` has the focus, `choose`
+    sets it, and `reason` confirms it."""
+    button.click()
+    dialog = page.locator("#action-dialog")
+    expect(dialog.locator(field)).to_be_focused()
+    choose(dialog.locator(field))
+    dialog.locator("#action-reason").fill(reason)
+    dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+
+
 def action(view: Locator, name: str) -> Locator:
     return view.locator(f"#account-actions button[data-action={name}]")
 
@@ -163,13 +176,8 @@ def test_support_ends_a_strangers_sessions_unbinds_a_device_and_sends_mails(make
     expect(row.locator("button")).to_have_count(0)
     assert problem(stranger.request("GET", "/session/me")) == (401, "session_revoked", "device_unbound")
 
-    action(view, "limit").click()
-    dialog = support.locator("#action-dialog")
-    expect(dialog.locator("#action-limit-value")).to_be_focused()
-    dialog.locator("#action-limit-value").fill("2")
-    dialog.locator("#action-reason").fill("ticket 12: two phones")
-    dialog.locator("#action-confirm").click()
-    expect(dialog).to_be_hidden()
+    act_setting(support, action(view, "limit"), "#action-limit-value", lambda box: box.fill("2"),
+                "ticket 12: two phones")
     expect(view.locator("#profile")).to_contain_text("2 (set by an operator)")
     expect(audit_row(view, "ticket 12: two phones")).to_contain_text("Device limit: 2")
     expect(audit_row(view, "ticket 11: not their phone")).to_contain_text("Device: Stranger phone")
@@ -223,13 +231,8 @@ def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
     admin = open_console(operator(new_device, url, ctx, Role.ADMIN))
     target = person(url)
     view = find(admin, f"{target.key_file.username}@example.com".upper(), key="email")
-    action(view, "roles").click()
-    dialog = admin.locator("#action-dialog")
-    expect(dialog.locator("#action-role-value")).to_be_focused()
-    dialog.locator("#action-role-value").select_option("support")
-    dialog.locator("#action-reason").fill("ticket 16: new support hire")
-    dialog.locator("#action-confirm").click()
-    expect(dialog).to_be_hidden()
+    act_setting(admin, action(view, "roles"), "#action-role-value", lambda box: box.select_option("support"),
+                "ticket 16: new support hire")
     expect(view.locator("#profile")).to_contain_text("Support")
     assert set(users.get_user(ctx, user_uuid=target.key_file.user_uuid).roles or ()) == {"support"}
     expect(audit_row(view, "ticket 16: new support hire")).to_contain_text("Granted: Support")
@@ -242,6 +245,7 @@ def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
     form.get_by_label("Name").fill(name)
     form.get_by_label("Redirect URIs").fill("https://app.example.com/callback\nhttps://app.example.com/other")
     form.get_by_role("button", name="Add app").click()
+    dialog = admin.locator("#action-dialog")
     dialog.locator("#action-reason").fill("ticket 17: the library's app")
     dialog.locator("#action-confirm").click()
     expect(dialog).to_be_hidden()

@@ -7,6 +7,7 @@ import enum
 from decimal import Decimal
 from typing import Any, Callable
 
+import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -84,22 +85,6 @@ values = st.recursive(scalars | sets, lambda children: (
 records = st.dictionaries(st.text(max_size=8), values, max_size=6)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(records)
-def test_to_item_is_boto3s_serializer(record):
-    assert outcome(to_item, record) == outcome(reference_to_item, record)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(records)
-def test_from_item_reads_back_what_boto3_reads_back(record):
-    try:
-        item = reference_to_item(record)
-    except Exception:
-        return  # no item to read: the refusal is the test above's
-    assert outcome(from_item, item) == outcome(reference_from_item, item)
-
-
 # The wire's forms, as the lean client hands them over (B and BS as bytes), including numbers in
 # every spelling DynamoDB or a hand-made item could carry: exponents, leading zeros, signs, too many
 # digits, digits of other scripts.
@@ -116,11 +101,31 @@ wire = st.recursive(
                       | st.builds(lambda m: {"M": m}, st.dictionaries(st.text(max_size=6), children, max_size=4))),
     max_leaves=10)
 
+wire_items = st.dictionaries(st.text(max_size=8), wire, max_size=6)
 
+
+def written(record: dict[str, Any]) -> dict[str, Any]:
+    """The item boto3 writes for `record`; {} for a record it refuses (that refusal is to_item's case)."""
+    try:
+        return reference_to_item(record)
+    except Exception:
+        return {}
+
+
+# Each converter, boto3's way to the same end, and what it is given.
+CONVERSIONS = {
+    "to_item-of-any-record": (to_item, reference_to_item, records),
+    "from_item-of-what-boto3-wrote": (from_item, reference_from_item, records.map(written)),
+    "from_item-of-any-wire-form": (from_item, reference_from_item, wire_items),
+}
+
+
+@pytest.mark.parametrize("convert, reference, inputs", CONVERSIONS.values(), ids=CONVERSIONS.keys())
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.text(max_size=8), wire, max_size=6))
-def test_from_item_reads_every_wire_form_as_boto3_does(item):
-    assert outcome(from_item, item) == outcome(reference_from_item, item)
+@given(data=st.data())
+def test_each_converter_gives_what_boto3_gives(convert, reference, inputs, data):
+    value = data.draw(inputs)
+    assert outcome(convert, value) == outcome(reference, value)
 
 
 def test_numbers_are_ints_when_integral_and_floats_otherwise():
@@ -135,13 +140,15 @@ EDGE_NUMBER_TEXTS = ["9" * 38, "9" * 39, "1" + "0" * 38, "-" + "9" * 38, "-" + "
 EDGE_INTS = [10 ** 38 - 1, 10 ** 38, -(10 ** 38 - 1), -(10 ** 38), 0, True, Level.HIGH, 10 ** 200]
 
 
+EDGES = ([(from_item, reference_from_item, item) for text in EDGE_NUMBER_TEXTS
+          for item in ({"n": {"N": text}}, {"l": {"L": [{"N": text}]}}, {"s": {"NS": [text]}})]
+         + [(to_item, reference_to_item, record) for number in EDGE_INTS
+            for record in ({"n": number}, {"l": [number]}, {"s": {number}})])
+
+
 def test_numbers_at_the_edges_of_boto3s_context():
-    for text in EDGE_NUMBER_TEXTS:
-        for item in ({"n": {"N": text}}, {"l": {"L": [{"N": text}]}}, {"s": {"NS": [text]}}):
-            assert outcome(from_item, item) == outcome(reference_from_item, item), item
-    for number in EDGE_INTS:
-        for record in ({"n": number}, {"l": [number]}, {"s": {number}}):
-            assert outcome(to_item, record) == outcome(reference_to_item, record), record
+    for convert, reference, value in EDGES:
+        assert outcome(convert, value) == outcome(reference, value), value
 
 
 def test_the_stores_module_hands_out_these_converters():

@@ -6,6 +6,8 @@ sign-in on the same session passes, and no other app's feed hears of it."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import jwt
 import pytest
@@ -43,6 +45,24 @@ def provider(served):
     return url, notes, diary, device
 
 
+@contextmanager
+def listening_guard(url: str, credentials) -> Iterator[Guard]:
+    """The app's guard, once it has heard citylogin's feed and tokens issued from now on (iat in whole
+    seconds) are the feed's alone: never introspected."""
+    with Guard(url, credentials.app.client_id, credentials.client_secret, audience=credentials.app.client_id,
+               leeway=LEEWAY) as guard:
+        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+        since = guard._feed.listening_since
+        assert since is not None
+        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
+        yield guard
+
+
+def signed_in(url: str, credentials, device) -> dict:
+    """The app's tokens (a refresh token among them) from signing `device`'s person in on its session."""
+    return signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT, scope="openid offline_access")
+
+
 def _refresh(url: str, credentials, refresh_token: str) -> requests.Response:
     return requests.post(url + "/oidc/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token},
                          auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
@@ -65,15 +85,9 @@ def _refusal(guard: Guard, token: str) -> tuple[str, str | None]:
 
 def test_the_guard_refuses_an_ended_grants_tokens_and_passes_the_apps_new_sign_in(provider):
     url, notes, diary, device = provider
-    with Guard(url, notes.app.client_id, notes.client_secret, audience=notes.app.client_id,
-               leeway=LEEWAY) as guard:
-        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
-        since = guard._feed.listening_since
-        assert since is not None
-        # Tokens issued from now on (iat in whole seconds) are the feed's alone: never introspected.
-        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
-        tokens = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
-        others = signed_in_tokens(url, diary, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    with listening_guard(url, notes) as guard:
+        tokens = signed_in(url, notes, device)
+        others = signed_in(url, diary, device)
         successor = _refresh(url, notes, tokens["refresh_token"])
         assert successor.status_code == 200, successor.text
         rotated = int(time.time())
@@ -94,7 +108,7 @@ def test_the_guard_refuses_an_ended_grants_tokens_and_passes_the_apps_new_sign_i
             [(device.session_id, grant_id, {"en": "refresh_reuse"})]
         assert _polled(url, diary) == [], "another app's feed never hears of it"
 
-        again = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        again = signed_in(url, notes, device)
         assert guard.verify(f"Bearer {again['access_token']}").session_id == device.session_id
         # The app gives its new grant back (RFC 7009): its API servers' guards refuse what it gave back.
         revoked = requests.post(url + "/oidc/revoke", data={"token": again["refresh_token"]},
@@ -114,15 +128,10 @@ def test_the_guard_refuses_a_replaced_grants_tokens_as_userinfo_does(provider):
     access tokens are refused by the guard (its feed names the grant) as by userinfo and introspection, and
     the new grant's pass everywhere."""
     url, notes, diary, device = provider
-    with Guard(url, notes.app.client_id, notes.client_secret, audience=notes.app.client_id,
-               leeway=LEEWAY) as guard:
-        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
-        since = guard._feed.listening_since
-        assert since is not None
-        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
-        first = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    with listening_guard(url, notes) as guard:
+        first = signed_in(url, notes, device)
         principal = guard.verify(f"Bearer {first['access_token']}")
-        second = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
+        second = signed_in(url, notes, device)
 
         wait_until(lambda: refused_code(guard, first["access_token"]) == "session_revoked", timeout=10,
                    what="the replaced grant's access token refused by the guard")
@@ -146,14 +155,9 @@ def test_a_removed_apps_tokens_are_refused_everywhere_within_two_seconds(provide
     held poll is answered 401, and the guard stops vouching: introspection refuses them), by userinfo and
     by introspection, and the person's Sessions tab no longer lists it; the session and the other app go on."""
     url, notes, diary, device = provider
-    with Guard(url, notes.app.client_id, notes.client_secret, audience=notes.app.client_id,
-               leeway=LEEWAY) as guard:
-        wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
-        since = guard._feed.listening_since
-        assert since is not None
-        wait_until(lambda: int(time.time()) > since + LEEWAY, timeout=3, what="a token the feed speaks for")
-        tokens = signed_in_tokens(url, notes, device, redirect_uri=REDIRECT, scope="openid offline_access")
-        others = signed_in_tokens(url, diary, device, redirect_uri=REDIRECT, scope="openid offline_access")
+    with listening_guard(url, notes) as guard:
+        tokens = signed_in(url, notes, device)
+        others = signed_in(url, diary, device)
         assert guard.verify(f"Bearer {tokens['access_token']}").session_id == device.session_id
         wait_until(lambda: guard._feed.heard_at is not None and time.monotonic() - guard._feed.heard_at > 0.5,
                    timeout=10, what="the guard's poll held by citylogin")

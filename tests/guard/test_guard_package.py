@@ -51,3 +51,31 @@ def test_the_guard_imports_neither_a_framework_nor_the_server():
     loaded = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
                             timeout=60).stdout.split()
     assert not set(loaded) & (SERVER_PACKAGES | {"flask", "werkzeug", "starlette", "fastapi"})
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The citylogin_guard modules `path` names in any import, lazy and type-checking ones included:
+    to a reader each is an arrow."""
+    named: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            named |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            named |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return {name.split(".")[1] for name in named if name.startswith("citylogin_guard.")}
+
+
+def test_the_flask_support_stands_on_the_guard_and_no_module_of_the_guard_imports_in_a_circle():
+    package = GUARD / "src" / "citylogin_guard"
+    arrows = {path.stem: imported_modules(path) - {path.stem} for path in package.glob("*.py")
+              if path.stem != "__init__"}  # the package's face imports what it offers
+    assert "guard" in arrows["flask_support"]
+    assert "flask_support" not in arrows["guard"]
+    for start in arrows:
+        seen, todo = set(), list(arrows[start])
+        while todo:
+            module = todo.pop()
+            assert module != start, f"{start} imports itself through {sorted(seen)}"
+            if module not in seen:
+                seen.add(module)
+                todo.extend(arrows.get(module, ()))

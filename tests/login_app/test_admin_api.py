@@ -12,9 +12,9 @@ import requests
 
 from accounts.models import Role
 from citylogin.client import Client
-from tests.support.dynamo_faults import DynamoFaults, Shape
+from tests.support.dynamo_faults import Shape
 from tests.support.fixtures import problem
-from tests.support.operators import operator, person
+from tests.support.operators import operator, operator_behind_faults, person, same_session_at
 from tests.support.live import FakeClock, PASSWORD, add_device, on_clock, register_device, settle_background
 
 
@@ -167,8 +167,7 @@ def test_a_role_taken_away_is_refused_on_the_next_call_on_another_process(server
     support = operator(url, ctx, Role.SUPPORT)
     target = person(url)
     assert support.request("GET", f"/admin/accounts/{target.key_file.user_uuid}").status_code == 200
-    taken = Client(other_url, key_file=admin.key_file)
-    taken.use_tokens(admin.tokens())
+    taken = same_session_at(other_url, admin)
     revoked = taken.request("POST", f"/admin/accounts/{support.key_file.user_uuid}/roles",
                             json={"reason": "left the team", "role": "support", "grant": False})
     assert revoked.status_code == 200 and revoked.json()["roles"] == []
@@ -276,8 +275,7 @@ def test_searches_are_limited_per_operator_on_every_process(make_server):
     other_url, other_ctx = make_server(admin_search_limit=3)  # a second app on the same tables: another host
     viewer, colleague = operator(url, ctx, Role.VIEWER), operator(url, ctx, Role.VIEWER)
     target = person(url)
-    elsewhere = Client(other_url, key_file=viewer.key_file)
-    elsewhere.use_tokens(viewer.tokens())
+    elsewhere = same_session_at(other_url, viewer)
     ctx.clock = other_ctx.clock = clock = FakeClock()  # one minute's window for every search below
     on_clock(clock, viewer, colleague, elsewhere)
     search = {"username": target.key_file.username}
@@ -298,8 +296,7 @@ def test_a_reauthentication_renews_the_window_on_every_process_and_a_wrong_passw
     other_url, other_ctx = make_server(admin_reauth_seconds=300)  # a second app on the same tables: another host
     support = operator(url, ctx, Role.SUPPORT)
     target = person(url)
-    elsewhere = Client(other_url, key_file=support.key_file)
-    elsewhere.use_tokens(support.tokens())
+    elsewhere = same_session_at(other_url, support)
     ctx.clock = other_ctx.clock = clock = FakeClock()
     on_clock(clock, support, target, elsewhere)
     window = support.get_json("/admin/me")
@@ -335,13 +332,7 @@ def test_a_reauthentication_renews_the_window_on_every_process_and_a_wrong_passw
 
 def test_with_dynamodb_failing_an_action_answers_503_in_the_callers_language_and_a_retry_completes_it(
         make_server, dynamodb_endpoint):
-    url, ctx = make_server()
-    with DynamoFaults(dynamodb_endpoint) as faults:
-        behind, _ = make_server(dynamodb_endpoint_url=faults.url, create_tables=False)
-        support = operator(url, ctx, Role.SUPPORT)
-        target = person(url)
-        there = Client(behind, key_file=support.key_file)
-        there.use_tokens(support.tokens())
+    with operator_behind_faults(make_server, dynamodb_endpoint, Role.SUPPORT) as (faults, support, target, there):
         lock = f"/admin/accounts/{target.key_file.user_uuid}/lock"
         body = {"reason": "ticket 6: phone stolen"}
 

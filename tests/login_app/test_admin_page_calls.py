@@ -28,10 +28,10 @@ from flows import operators
 from flows.operator_usernames import recent_usernames
 from sessions import service as sessions
 from tests.citylogin.test_dynamodb_calls import CallCounter
-from tests.support.dynamo_faults import DynamoFaults, Shape
+from tests.support.dynamo_faults import Shape
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, settle_background
-from tests.support.operators import operator, person
+from tests.support.operators import operator, operator_behind_faults, person
 
 pytestmark = pytest.mark.slow  # servers, operators and faults per test: the whole suite runs it (the fast tier's time)
 
@@ -228,13 +228,7 @@ def test_passkeys_are_queried_only_when_the_count_has_some(page_server):
 
 def test_a_failing_query_of_the_page_is_a_503(make_server, dynamodb_endpoint):
     # The devices' and sessions' Queries run on the background pool: their failure is the request's
-    url, ctx = make_server()
-    with DynamoFaults(dynamodb_endpoint) as faults:
-        behind, _ = make_server(dynamodb_endpoint_url=faults.url, create_tables=False)
-        viewer = operator(url, ctx, Role.VIEWER)
-        target = person(url)
-        there = Client(behind, key_file=viewer.key_file)
-        there.use_tokens(viewer.tokens())
+    with operator_behind_faults(make_server, dynamodb_endpoint, Role.VIEWER) as (faults, _, target, there):
         page = f"/admin/accounts/{target.key_file.user_uuid}"
         faults.fail(Shape.INTERNAL_SERVER_ERROR, operations={"Query"})
         refused = there.request("GET", page)

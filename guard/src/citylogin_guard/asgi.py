@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable, MutableMapping
 from urllib.parse import quote
 
 from citylogin_guard.errors import Unauthorized
-from citylogin_guard.guard import Guard, Principal
+from citylogin_guard.guard import Principal, TokenGuard
 from citylogin_guard.transport import NetworkNeeded
 
 Scope = MutableMapping[str, Any]
@@ -30,7 +30,7 @@ class GuardMiddleware:
     event loop with no I/O in steady state; a check that must call citylogin (the feed stale, an
     unknown key) runs in a worker thread (asyncio.to_thread)."""
 
-    def __init__(self, app: ASGIApp, *, guard: Guard, protect: Callable[[str], bool] = lambda path: True) -> None:
+    def __init__(self, app: ASGIApp, *, guard: TokenGuard, protect: Callable[[str], bool] = lambda path: True) -> None:
         self.app = app
         self.guard = guard
         self.protect = protect

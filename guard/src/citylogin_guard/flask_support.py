@@ -1,25 +1,24 @@
-"""Flask: `guard.init_app(app)` and `@guard.required`. Imported only when an app uses them."""
+"""Flask: `guard.init_app(app)` and `@guard.required`, for any TokenGuard. Imported only when an app
+uses them; the guard itself never imports this module."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
+from typing import Any, Callable, TypeVar, cast
 
 from flask import Flask, Response, after_this_request, g, json, request
 
 from citylogin_guard.errors import Unauthorized
-
-if TYPE_CHECKING:
-    from citylogin_guard.guard import Guard
+from citylogin_guard.guard import TokenGuard
 
 View = TypeVar("View", bound=Callable[..., Any])
 
 
-def init_app(guard: Guard, app: Flask) -> None:
+def init_app(guard: TokenGuard, app: Flask) -> None:
     app.extensions["citylogin_guard"] = guard
     app.register_error_handler(Unauthorized, refusal_response)
 
 
-def required(guard: Guard, view: View) -> View:
+def required(guard: TokenGuard, view: View) -> View:
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         proof = request.headers.get("DPoP")

@@ -1,11 +1,12 @@
-"""Guard: is this request's citylogin access token valid, and its session still live?"""
+"""TokenGuard: is this request's citylogin access token valid, and its session still live? No web
+framework here: the Flask helpers (flask_support) and the ASGI middleware (asgi) stand on it."""
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Mapping, Self, Sequence
 
 from citylogin_guard.dpop import Proof as DpopProof
 from citylogin_guard.ended import EndedGrants, EndedSessions
@@ -19,14 +20,10 @@ from citylogin_guard.replay import ReplayStore
 from citylogin_guard.tokens import access_token_claims, named_grant
 from citylogin_guard.transport import NetworkNeeded, Transmitter, TransmitterUnreachable
 
-if TYPE_CHECKING:
-    from flask import Flask
-
 # Tokens already checked, kept so that the next request with one costs a dict lookup, not a
 # signature check; each is still checked against its exp and the ended sessions every time.
 MAX_ACCEPTED = 10_000
 
-View = TypeVar("View", bound=Callable[..., Any])
 BEARER, DPOP = "bearer", "dpop"  # Authorization schemes, lowercased (RFC 9110 §11.1: case-insensitive)
 
 
@@ -41,7 +38,7 @@ class Principal:
     claims: Mapping[str, Any]
 
 
-class Guard:
+class TokenGuard:
     """Checks citylogin access tokens for an app's API. Starts a background poll of citylogin's
     session-revoked events at once; call close() (or use it as a context manager) to stop it."""
 
@@ -145,23 +142,11 @@ class Guard:
         self._feed.close()
         self._transmitter.close()
 
-    def __enter__(self) -> Guard:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def init_app(self, app: Flask) -> None:
-        """Renders Unauthorized as problem+json in `app` (401; 503 with Retry-After for Unavailable),
-        and keeps the guard in app.extensions."""
-        from citylogin_guard.flask_support import init_app
-        init_app(self, app)
-
-    def required(self, view: View) -> View:
-        """Flask view decorator: refuses the request with 401 (503 while citylogin cannot be reached
-        to judge the token) unless verify() passes; the principal is in `flask.g.citylogin`."""
-        from citylogin_guard.flask_support import required
-        return required(self, view)
 
     def _principal(self, token: str, *, may_block: bool) -> Principal:
         accepted = self._accepted.get(token)
