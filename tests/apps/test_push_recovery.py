@@ -17,7 +17,7 @@ from apps import push
 from apps import service as apps
 from apps.models import OidcClient
 from apps.security_events import SESSION_REVOKED
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import signed_in_tokens

@@ -18,7 +18,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import config_env, unique_name
 from tests.support.notes import add_app
 from tests.support.services import running_process

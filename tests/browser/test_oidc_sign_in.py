@@ -19,7 +19,7 @@ import requests
 from playwright.sync_api import expect
 
 from citylogin.client import Client
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import config_env, unique_name
 from tests.support.live import PASSWORD, register_device

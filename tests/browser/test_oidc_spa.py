@@ -25,7 +25,7 @@ from playwright.sync_api import expect
 
 from citylogin.cli import main
 from citylogin.client import Client
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import app_settings, config_env, unique_name
 from tests.support.live import PASSWORD

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from playwright.sync_api import expect
 
 from citylogin.cli import main
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import unique_name
 from tests.support.apache import error_log, require_mod_auth_openidc, running_apache

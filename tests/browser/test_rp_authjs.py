@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import expect
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import unique_name
 from tests.support.notes import add_app

@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 from apps import service as apps
 from apps.models import OidcClient
 from common.context import AppContext
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import app_settings, unique_name
 from tests.support.django_apps import django_python, running_django

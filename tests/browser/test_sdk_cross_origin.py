@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.services import running_process

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from citylogin.cli import main
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.support.services import GUNICORN
 

@@ -14,7 +14,7 @@ import requests
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import unique_name
 
 

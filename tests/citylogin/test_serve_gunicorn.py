@@ -19,7 +19,7 @@ import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.citylogin.test_metrics import TOKEN, scrape, value
 from tests.citylogin.test_serve import dynamodb_port, port_open
 from tests.conftest import unique_name

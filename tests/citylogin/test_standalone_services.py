@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from citylogin.client import Client
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.services import running_service

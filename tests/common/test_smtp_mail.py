@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.config import SmtpSecurity
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from common.notifier import Message, Notifier, localized_message, make_notifier
 from common.smtp_mail import SmtpServer
 from tests.support.smtp_server import silent_server, smtp_server, text_of, tls_files

@@ -29,7 +29,7 @@ import requests
 
 from citylogin.client import Client
 from common import dynamo
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import unique_name
 from tests.deploy.test_aws_template import TEMPLATE, container_environment, plain, walk_through
 from tests.support.aws_credentials import CheckingFront, ContainerCredentials, KeyIssuer

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from citylogin.cli import main
 from citylogin.client import Client
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.docs.snippets import ROOT, Reader, Snippet, pages, problems, snippets_of
 from tests.support.services import running_process

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citylogin.cli import main
 from citylogin.client import Client
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.nginx import require_nginx, running_forward_auth_nginx

@@ -21,7 +21,7 @@ from joserfc.jwk import ECKey
 
 from apps import service as apps
 from apps.models import OidcClient
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import second_device
 from tests.support.oidc import (finish_as_device, query_of, sign_in_page_request, sign_out_as_device,

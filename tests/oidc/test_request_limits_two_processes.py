@@ -15,7 +15,7 @@ import requests
 from click.testing import CliRunner
 
 from citylogin.cli import main
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.oidc.test_request_limits import an_address
 from tests.support.notes import add_app

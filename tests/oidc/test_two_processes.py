@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from citylogin.cli import main
 from citylogin.client import ConcurrentLoginRequired
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, second_device

@@ -34,7 +34,7 @@ import requests
 
 from citylogin.client import CityloginError, Client, ConcurrentLoginRequired
 from common import dynamo
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from common.timefmt import parse_iso
 from sessions.models import Liveness
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name

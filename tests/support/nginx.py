@@ -12,7 +12,7 @@ from typing import Iterator, Mapping
 
 import pytest
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.waiting import stop, until_listening
 
 NGINX = "/usr/sbin/nginx"

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from citylogin.cli import main
 from citylogin.client import Client
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.live import PASSWORD
 from tests.support.services import running_process
 

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import requests
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from common.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.conftest import config_env, unique_name
 from tests.support.services import running_process
 
