@@ -94,6 +94,7 @@ SERIAL = {
     # /healthz < 1 s beside 300 streams: margins that a worker busy beside them could eat.
     ("test_guard_live", "test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second"),
     ("test_guard_live", "test_every_process_of_one_app_refuses_within_a_second"),
+    ("test_guard_feed", "test_a_revoked_session_is_refused_within_a_second_from_the_feed"),  # the same, in-process
     ("test_parked_streams", "test_three_hundred_streams_on_four_threads_all_beat_and_all_hear_the_end"),
 }
 

@@ -106,8 +106,8 @@ def test_openid_client_signs_in_refreshes_reads_userinfo_and_hears_the_displacem
 
         displaced = device.session_id
         second_device(device).login(PASSWORD, force=True)    # one device at a time: this one is out
-        state = wait_until(lambda: (s := visitor.get(app + "/state", timeout=5).json())["logouts"] and s,
-                           timeout=15, what="the app's back-channel logout")
+        state = wait_until(lambda: (s := visitor.get(app + "/state", timeout=20).json())["logouts"] and s,
+                           timeout=30, what="the app's back-channel logout")
         assert [logout["sid"] for logout in state["logouts"]] == [displaced] and not state["signed_in"]
         assert state["logouts"][0]["alg"] == "RS256"
         refused = visitor.post(app + "/refresh", timeout=20)
