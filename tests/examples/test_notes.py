@@ -138,7 +138,7 @@ def test_the_page_loads_the_sdk_from_citylogin(deployment):
 
 def polled_sets(deployment: Deployment, app: str, *, at_least: int = 1) -> list[str]:
     credentials = deployment.apps[app]
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         polled = requests.post(deployment.citylogin + "/ssf/poll", json={"returnImmediately": True},
                                auth=(credentials["client_id"], credentials["client_secret"]), timeout=10)
