@@ -97,6 +97,9 @@ SERIAL = {
     ("test_guard_feed", "test_a_revoked_session_is_refused_within_a_second_from_the_feed"),  # the same, in-process
     # a quiet feed heard without a gap of 2 s for 5 s: a re-poll slowed by a busy worker would leave one
     ("test_guard_feed", "test_a_quiet_long_poll_keeps_the_feed_heard"),
+    ("test_events", "test_displaced_device_is_told_why_within_two_seconds"),  # the event < 2 s after the login
+    # the notes app's API refuses a displaced device's token within 1 s behind the guard, 2 s by pushed events
+    ("test_notes", "test_a_displaced_device_is_refused_by_the_apps_api"),
     ("test_parked_streams", "test_three_hundred_streams_on_four_threads_all_beat_and_all_hear_the_end"),
 }
 
