@@ -25,7 +25,7 @@ def test_beyond_slots_and_queue_is_refused_at_once():
 
     running = threading.Thread(target=hold, args=("running",))
     running.start()
-    assert inside.wait(5)
+    assert inside.wait(30)
     waiting = threading.Thread(target=hold, args=("waiting",))
     waiting.start()
     deadline = time.monotonic() + 10
