@@ -101,6 +101,7 @@ SERIAL = {
     # the notes app's API refuses a displaced device's token within 1 s behind the guard, 2 s by pushed events
     ("test_notes", "test_a_displaced_device_is_refused_by_the_apps_api"),
     ("test_web_app", "test_continue_logs_the_other_device_out_live"),  # the other page's banner within 3.5 s
+    ("test_nginx_mtls", "test_session_events_stream_through_nginx"),  # the event through nginx < 2.5 s: unbuffered
     ("test_parked_streams", "test_three_hundred_streams_on_four_threads_all_beat_and_all_hear_the_end"),
 }
 
