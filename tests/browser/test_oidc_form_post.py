@@ -51,7 +51,7 @@ def servers(dynamodb_endpoint, tmp_path_factory) -> Servers:
 
 
 def _received(servers: Servers) -> list[dict]:
-    return requests.get(servers.app + "/received", timeout=5).json()
+    return requests.get(servers.app + "/received", timeout=30).json()
 
 
 def test_the_code_reaches_the_app_as_a_post_after_the_person_registers(new_device, servers):

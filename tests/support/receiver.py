@@ -27,4 +27,4 @@ def receiver(fail_first: int = 0, *, port: int | None = None) -> Iterator[str]:
 
 def received(url: str) -> dict:
     """{"sets": what it kept, in arrival order, "attempts": how many requests it had}."""
-    return requests.get(url + "/received", timeout=5).json()
+    return requests.get(url + "/received", timeout=30).json()

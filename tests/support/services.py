@@ -29,7 +29,7 @@ class PortTaken(RuntimeError):
 
 
 @contextmanager
-def running_service(module: str, env: dict[str, str], timeout: float = 30.0,
+def running_service(module: str, env: dict[str, str], timeout: float = 60.0,
                     args: tuple[str, ...] = ()) -> Iterator[str]:
     """`python -m <module> <args>` with `env` on 127.0.0.1:<free port>; yields its base URL."""
     def start(port: int) -> ContextManager[str]:
@@ -69,7 +69,7 @@ def on_a_free_port(start: Callable[[int], ContextManager[str]]) -> Iterator[str]
 
 @contextmanager
 def running_process(argv: list[str], *, port: int, env: dict[str, str], cwd: Path | None = None,
-                    timeout: float = 30.0) -> Iterator[str]:
+                    timeout: float = 60.0) -> Iterator[str]:
     """A server process with `env` (and no CITYLOGIN_* of ours) that answers /healthz on `port`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
     full_env.update(env, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
@@ -98,7 +98,7 @@ def _wait_healthy(process: subprocess.Popen, base_url: str, timeout: float, log:
             output = _tail(log)
             raise (PortTaken if PORT_TAKEN.search(output) else RuntimeError)(f"{base_url} exited: {output}")
         try:
-            if requests.get(base_url + "/healthz", timeout=2).status_code == 200:
+            if requests.get(base_url + "/healthz", timeout=10).status_code == 200:
                 return
         except requests.RequestException:
             time.sleep(0.1)
