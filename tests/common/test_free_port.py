@@ -71,8 +71,7 @@ def test_a_server_whose_port_was_taken_before_it_bound_starts_on_another(monkeyp
 
     root = Path(__file__).resolve().parents[2]
     with socket.socket() as outsider:
-        outsider.bind(("127.0.0.1", 0))
-        outsider.listen()
+        outsider.bind(("127.0.0.1", 0))  # bound, not listening: the health check is refused at once
         taken = outsider.getsockname()[1]
         drawn = iter([taken])
         monkeypatch.setattr(services, "free_port", lambda: next(drawn, None) or ports.free_port())
