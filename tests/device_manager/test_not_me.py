@@ -93,7 +93,7 @@ def test_parallel_uses_of_one_link_unbind_once(server):
     start, answers = threading.Barrier(10), []
 
     def use() -> None:
-        start.wait(10)
+        start.wait(60)
         answers.append(not_me(url, token))
 
     threads = [threading.Thread(target=use) for _ in range(10)]
