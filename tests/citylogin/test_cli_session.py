@@ -272,7 +272,7 @@ def test_history_pages_and_all(device):
         failed.login("not the password")
     for _ in range(2):
         ok(run(path, "login"))
-    deadline = time.monotonic() + 10  # history rows are written in the background
+    deadline = time.monotonic() + 30  # history rows are written in the background
     while len(as_json(run(path, "history", "--json"))["items"]) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
     page = ok(run(path, "history", "--limit", "2"))
