@@ -30,7 +30,7 @@ class Recorder:
     def send(self, message) -> None:
         self.messages.append(message)
 
-    def link(self, event: str, fragment: str, *, email: str | None = None, timeout: float = 10.0) -> str:
+    def link(self, event: str, fragment: str, *, email: str | None = None, timeout: float = 30.0) -> str:
         """The whole link (`<public URL>/#<fragment>=<token>`) of the newest `event` message (to `email`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
