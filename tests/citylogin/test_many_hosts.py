@@ -116,7 +116,7 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
         events: queue.Queue = queue.Queue()
         stream_headers = laptop.auth_headers("GET", b + "/session/events")
         threading.Thread(target=first_event, args=(b, stream_headers, events), daemon=True).start()
-        assert events.get(timeout=10)[0] == "open"  # its answer starts once it is subscribed (no sleep needed)
+        assert events.get(timeout=30)[0] == "open"  # its answer starts once it is subscribed (no sleep needed)
         laptop.base_url = a
         logged_out = time.monotonic()
         laptop.logout()
