@@ -160,7 +160,7 @@ def test_session_events_stream_through_nginx(deployment, device):
     events: queue.Queue = queue.Queue()
     threading.Thread(target=_read_events, args=(deployment.https(), deployment.url, token, events), daemon=True).start()
     # The stream's first line got through unbuffered; the server sends it once the stream is subscribed.
-    assert events.get(timeout=10)[0] == "retry"
+    assert events.get(timeout=30)[0] == "retry"
 
     logged_out = time.monotonic()
     assert mtls.post(deployment.url + "/session/logout", headers={"Authorization": f"Bearer {token}"},
