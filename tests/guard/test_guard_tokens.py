@@ -103,11 +103,12 @@ def test_a_new_signing_key_is_fetched_on_its_first_token_and_made_up_kids_at_mos
     transmitter.published.append(rotated)
     time.sleep(1.0)  # the JWKS read when the guard started is a second old
     assert guard.verify(f"Bearer {transmitter.access_token(signer=rotated)}").claims["iss"] == transmitter.url
-    reads = transmitter.jwks_reads
+    reads, started = transmitter.jwks_reads, time.monotonic()
     for _ in range(20):
         made_up = Signer(kid=uuid.uuid4().hex).sign(_claims(transmitter), typ="at+jwt")
         assert refusal(guard, f"Bearer {made_up}") == "invalid_token"
-    assert transmitter.jwks_reads - reads <= 1
+    # one read, and one more for each whole second a busy machine made the twenty last
+    assert transmitter.jwks_reads - reads <= 1 + int(time.monotonic() - started)
 
 
 def test_a_kid_asked_for_during_a_jwks_read_gets_that_reads_answer():
