@@ -94,6 +94,14 @@ SERIAL = {
     # /healthz < 1 s beside 300 streams: margins that a worker busy beside them could eat.
     ("test_guard_live", "test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second"),
     ("test_guard_live", "test_every_process_of_one_app_refuses_within_a_second"),
+    ("test_guard_feed", "test_a_revoked_session_is_refused_within_a_second_from_the_feed"),  # the same, in-process
+    # a quiet feed heard without a gap of 2 s for 5 s: a re-poll slowed by a busy worker would leave one
+    ("test_guard_feed", "test_a_quiet_long_poll_keeps_the_feed_heard"),
+    ("test_events", "test_displaced_device_is_told_why_within_two_seconds"),  # the event < 2 s after the login
+    # the notes app's API refuses a displaced device's token within 1 s behind the guard, 2 s by pushed events
+    ("test_notes", "test_a_displaced_device_is_refused_by_the_apps_api"),
+    ("test_web_app", "test_continue_logs_the_other_device_out_live"),  # the other page's banner within 3.5 s
+    ("test_nginx_mtls", "test_session_events_stream_through_nginx"),  # the event through nginx < 2.5 s: unbuffered
     ("test_parked_streams", "test_three_hundred_streams_on_four_threads_all_beat_and_all_hear_the_end"),
 }
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from citylogin.client import Client, CityloginError
+from citylogin.client import CityloginError, Client
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, FakeClock, add_device, register_device, settle_background
 
@@ -25,7 +25,7 @@ class Recorder:
     def send(self, message) -> None:
         self.messages.append(message)
 
-    def wait_for(self, event: str, count: int = 1, timeout: float = 10.0) -> list:
+    def wait_for(self, event: str, count: int = 1, timeout: float = 30.0) -> list:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = [m for m in self.messages if m.event == event]

@@ -15,7 +15,7 @@ from tests.support.live import PASSWORD
 
 
 class WaitingRecorder(Recorder):
-    def reset_tokens(self, count: int, timeout: float = 10.0) -> list[str]:
+    def reset_tokens(self, count: int, timeout: float = 30.0) -> list[str]:
         """The tokens of the first `count` reset links, waiting for them (they are sent off the
         request path)."""
         deadline = time.monotonic() + timeout

@@ -13,14 +13,14 @@ from typing import NamedTuple
 import jwt
 import pytest
 
-from apps import push
 from apps import service as apps
+from apps import push
 from apps.models import OidcClient
 from apps.security_events import SESSION_REVOKED
-from database.dynamodb_local import free_port
 from oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import signed_in_tokens
+from tests.support.ports import free_port
 from tests.support.receiver import received, receiver
 from tests.support.waiting import wait_until
 

@@ -7,7 +7,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.support.live import PASSWORD
 
-TIMEOUT_MS = 10_000
+TIMEOUT_MS = 30_000  # an action waits this long for its element (a busy machine is slow, not wrong)
 # Chromium's virtual authenticator (CDP WebAuthn domain) as a platform authenticator that verifies
 # the person and answers every prompt at once.
 PLATFORM_AUTHENTICATOR = {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True,

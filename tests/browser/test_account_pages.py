@@ -31,7 +31,7 @@ class Recorder:
     def send(self, message) -> None:
         self.messages.append(message)
 
-    def token(self, event: str, email: str, *, timeout: float = 10) -> str:
+    def token(self, event: str, email: str, *, timeout: float = 30) -> str:
         """The token in the link of the last `event` message sent to `email`; some are sent off the
         response path (the reset link), so it waits for them a little."""
         deadline = time.monotonic() + timeout

@@ -51,7 +51,7 @@ def test_japanese_browser_speaks_japanese(make_server, new_device, screenshot):
     screenshot(b.page, "ja-dialog")
     dialog.get_by_role("button", name="続ける").click()
 
-    expect(a.banner).to_contain_text("別のデバイスでログインされました", timeout=3000)
+    expect(a.banner).to_contain_text("別のデバイスでログインされました")
     a.expect_login_screen()
     screenshot(a.page, "ja-banner")
 
@@ -76,7 +76,7 @@ def test_removed_device_banner_says_what_happened_and_what_to_do(make_server, ne
     a.device("Bob phone").locator("button[data-action='unbind']").click()
     a.page.locator("#confirm-ok").click()
 
-    expect(b.banner).to_contain_text("別のデバイスの操作でアカウントから削除されました", timeout=3000)
+    expect(b.banner).to_contain_text("別のデバイスの操作でアカウントから削除されました")
     b.expect_login_screen()
     expect(b.banner).to_contain_text("もう一度ペアリング")
     expect(b.banner).to_contain_text("復旧コード")

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from playwright.sync_api import expect
 
 from citylogin.cli import main
-from database.dynamodb_local import free_port
 from tests.conftest import config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, notes_api, running_notes
+from tests.support.ports import free_port
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import expect
 
-from database.dynamodb_local import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import app_settings, config_env, unique_name
 from tests.support.notes import REPOSITORY, add_app
+from tests.support.ports import free_port
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
 

@@ -18,9 +18,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from database.dynamodb_local import free_port
 from tests.conftest import config_env, unique_name
 from tests.support.notes import add_app
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def servers(dynamodb_endpoint, tmp_path_factory) -> Servers:
 
 
 def _received(servers: Servers) -> list[dict]:
-    return requests.get(servers.app + "/received", timeout=5).json()
+    return requests.get(servers.app + "/received", timeout=30).json()
 
 
 def test_the_code_reaches_the_app_as_a_post_after_the_person_registers(new_device, servers):

@@ -19,12 +19,12 @@ import requests
 from playwright.sync_api import expect
 
 from citylogin.client import Client
-from database.dynamodb_local import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, running_notes
 from tests.support.oidc import authorize_url, pkce_pair
+from tests.support.ports import free_port
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
 

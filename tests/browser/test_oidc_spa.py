@@ -25,10 +25,10 @@ from playwright.sync_api import expect
 
 from citylogin.cli import main
 from citylogin.client import Client
-from database.dynamodb_local import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import app_settings, config_env, unique_name
 from tests.support.live import PASSWORD
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 BUNDLE = Path(__file__).resolve().parents[1] / "interop" / "node_modules" / "oidc-client-ts" / "dist" / "browser" \

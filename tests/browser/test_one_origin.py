@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import requests
 from playwright.sync_api import expect
 
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.oidc.test_openid_client import INTEROP, require_node_clients
+from tests.support.ports import free_port
 from tests.test_readme import readme_address
 
 

@@ -20,11 +20,11 @@ from click.testing import CliRunner
 from playwright.sync_api import expect
 
 from citylogin.cli import main
-from database.dynamodb_local import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import unique_name
 from tests.support.apache import error_log, require_mod_auth_openidc, running_apache
 from tests.support.notes import add_app
+from tests.support.ports import free_port
 from tests.support.relying_parties import app_view, running_citylogin
 from tests.support.waiting import wait_until
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import expect
 
-from database.dynamodb_local import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import unique_name
 from tests.support.notes import add_app
+from tests.support.ports import free_port
 from tests.support.relying_parties import INTEROP, require_npm_package, running_citylogin
 from tests.support.services import running_process
 

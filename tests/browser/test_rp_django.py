@@ -20,12 +20,12 @@ from playwright.sync_api import expect
 
 from apps import service as apps
 from apps.models import OidcClient
-from database.dynamodb_local import free_port
 from tests.browser.pages import DevicePage
 from tests.conftest import app_settings, unique_name
 from tests.support.django_apps import django_python, running_django
 from tests.support.fixtures import app_servers
 from tests.support.mailbox import Mailbox
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 from web.context import AppContext
 

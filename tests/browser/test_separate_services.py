@@ -17,10 +17,10 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.nginx import require_nginx, running_prefix_nginx
+from tests.support.ports import free_port
 from tests.support.services import running_service
 
 SERVICES = {"REGISTRATION": "registration.app_registration", "LOGIN": "login_app.app_login",

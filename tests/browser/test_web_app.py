@@ -173,7 +173,7 @@ def test_unbound_device_is_sent_to_login(make_server, new_device, screenshot):
     screenshot(a.page, "confirm-remove")
     confirm.get_by_role("button", name="Remove").click()
 
-    expect(b.banner).to_contain_text("This device was removed", timeout=3000)
+    expect(b.banner).to_contain_text("This device was removed")
     b.expect_login_screen()
     screenshot(b.page, "banner-removed")
     expect(a.device("Bob phone")).to_contain_text("Removed")

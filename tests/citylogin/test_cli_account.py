@@ -11,9 +11,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from citylogin.client import Client, CityloginError, KeyFile
-from citylogin.client_cli import PASSWORD_ENV
+from citylogin.client import CityloginError, Client, KeyFile
 from citylogin.client_cli import client as client_cli
+from citylogin.client_cli import PASSWORD_ENV
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, add_device, register_device
 
@@ -30,7 +30,7 @@ class Recorder:
     def send(self, message) -> None:
         self.messages.append(message)
 
-    def link(self, event: str, fragment: str, *, email: str | None = None, timeout: float = 10.0) -> str:
+    def link(self, event: str, fragment: str, *, email: str | None = None, timeout: float = 30.0) -> str:
         """The whole link (`<public URL>/#<fragment>=<token>`) of the newest `event` message (to `email`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

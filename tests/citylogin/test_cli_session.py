@@ -13,11 +13,11 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from citylogin.cli_output import local_time, resolve_prefix, short_ids, table
 from citylogin import client_keys
-from citylogin.client import Client, CityloginError, KeyFile
-from citylogin.client_cli import PASSWORD_ENV
+from citylogin.cli_output import local_time, resolve_prefix, short_ids, table
+from citylogin.client import CityloginError, Client, KeyFile
 from citylogin.client_cli import client as client_cli
+from citylogin.client_cli import PASSWORD_ENV
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, FakeClock, add_device, register_device
 
@@ -272,7 +272,7 @@ def test_history_pages_and_all(device):
         failed.login("not the password")
     for _ in range(2):
         ok(run(path, "login"))
-    deadline = time.monotonic() + 10  # history rows are written in the background
+    deadline = time.monotonic() + 30  # history rows are written in the background
     while len(as_json(run(path, "history", "--json"))["items"]) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
     page = ok(run(path, "history", "--limit", "2"))

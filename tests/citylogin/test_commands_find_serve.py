@@ -17,7 +17,7 @@ from typing import Iterator
 
 import requests
 
-from database.dynamodb_local import free_port
+from tests.support.ports import free_port
 
 
 def environment(runtime: Path, **more: str) -> dict[str, str]:

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from citylogin.cli import main
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, config_env, unique_name
+from tests.support.ports import free_port
 from tests.support.services import GUNICORN
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from tests.support.live import PASSWORD, register_device
 from tests.support.services import running_service
 
 RELOAD_SECONDS = 1.0
-WITHIN = 4 * RELOAD_SECONDS + 4  # the interval, plus a loaded machine's slack
+WITHIN = 30.0  # many intervals: on a loaded machine a read may wait; without one the key never shows
 
 
 def kid_of(token: str) -> str:

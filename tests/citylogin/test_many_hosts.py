@@ -116,11 +116,11 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
         events: queue.Queue = queue.Queue()
         stream_headers = laptop.auth_headers("GET", b + "/session/events")
         threading.Thread(target=first_event, args=(b, stream_headers, events), daemon=True).start()
-        assert events.get(timeout=10)[0] == "open"  # its answer starts once it is subscribed (no sleep needed)
+        assert events.get(timeout=30)[0] == "open"  # its answer starts once it is subscribed (no sleep needed)
         laptop.base_url = a
         logged_out = time.monotonic()
         laptop.logout()
-        event, received = events.get(timeout=10)
+        event, received = events.get(timeout=30)
         assert event == "session_revoked"
         assert received - logged_out < 2.0
 
@@ -137,9 +137,9 @@ def test_two_hosts_share_only_dynamodb(hosts_env, tmp_path):
         assert set(new_kids) == {"jwt", "jwt_rsa", "jwt_ec", "refresh"} and new_kids["jwt"] != old_kid
 
         # A new key signs once it is one reload interval old (published before use); the slack is
-        # for the requests of this loop on a busy machine.
+        # for the requests of this loop and the hosts' reads on a busy machine.
         reached = {}
-        while len(reached) < 2 and time.monotonic() - rotated < RELOAD_SECONDS + 3:
+        while len(reached) < 2 and time.monotonic() - rotated < RELOAD_SECONDS + 30:
             for url in {a, b} - set(reached):
                 laptop.base_url = url
                 laptop.refresh()

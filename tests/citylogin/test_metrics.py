@@ -110,7 +110,7 @@ def test_dynamodb_errors_are_counted_by_operation(make_server):
                  error="ResourceNotFoundException") + 1
 
 
-def wait_for_scrape(url: str, ready, timeout: float = 5.0) -> dict[tuple, float]:
+def wait_for_scrape(url: str, ready, timeout: float = 30.0) -> dict[tuple, float]:
     """Scrape until `ready(samples)`: a request is counted when its response is closed, which may
     be just after the client has read it."""
     deadline = time.monotonic() + timeout

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 
 import requests
 
@@ -21,6 +20,7 @@ from tests.conftest import unique_name
 from tests.support.live import PASSWORD, register_device, serving
 from tests.support.oidc import (authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request,
                                 sign_out_as_device, sign_out_page_request)
+from tests.support.waiting import wait_until
 from web.log_setup import AUDIT_LOGGER, JsonFormatter
 
 HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -58,6 +58,7 @@ def app_sign_in(ctx, url: str, device: Client) -> list[str]:
     renewed = [requests.post(url + "/oidc/token", data=refresh, auth=auth, timeout=10).json() for _ in range(2)]
     pair = ("access_token", "refresh_token", "id_token")  # expires_in counts down the second it is asked in
     assert [renewed[0][k] for k in pair] == [renewed[1][k] for k in pair]  # the retry inside the grace: the same
+    assert 0 < renewed[1]["expires_in"] <= renewed[0]["expires_in"]  # ... counting down to one expiry
     assert requests.post(url + "/oidc/token", data=redeem, auth=auth, timeout=10).status_code == 400  # a replay
     requests.post(url + "/oidc/revoke", data={"token": renewed[0]["refresh_token"]}, auth=auth, timeout=10)
     asked = requests.get(f"{url}/oidc/logout", params={"id_token_hint": issued["id_token"],
@@ -88,10 +89,9 @@ def test_debug_logging_carries_no_secrets(base_config, table_prefix, caplog):
         first.login(PASSWORD)
         tokens += [first.access_token, first.refresh_token, *app_sign_in(ctx, url, first)]
 
-    deadline = time.monotonic() + 5  # the access line is written when the server closes the response
-    while not any(getattr(r, "route", None) == "/session/events" for r in caplog.records) \
-            and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # the access line is written when the server closes the response
+    wait_until(lambda: any(getattr(r, "route", None) == "/session/events" for r in caplog.records), timeout=30,
+               what="the event stream's access line")
     json_lines = [JsonFormatter().format(r) for r in caplog.records]
     logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records) + "\n".join(json_lines)
     audited = {json.loads(line)["event"] for line in json_lines if json.loads(line)["logger"] == AUDIT_LOGGER}

@@ -56,7 +56,7 @@ def logged_in(url: str):
 
 
 def open_stream_gauge(url: str) -> float:
-    text = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5).text
+    text = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30).text
     return float(re.search(r"^citylogin_event_streams_active(?:\{[^}]*\})? (\S+)$", text, re.M).group(1))
 
 

@@ -14,8 +14,8 @@ import requests
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from database.dynamodb_local import free_port
 from tests.conftest import unique_name
+from tests.support.ports import free_port
 
 
 def start_serve(data_dir: Path, port: int) -> subprocess.Popen:
@@ -63,7 +63,7 @@ def test_serve_registers_persists_and_stops_cleanly(tmp_path):
     try:
         response = requests.post(f"http://127.0.0.1:{port}/registration/", json=user, timeout=30)
         assert response.status_code == 201
-        ca_pem = requests.get(f"http://127.0.0.1:{port}/device/ca.pem", timeout=5).content
+        ca_pem = requests.get(f"http://127.0.0.1:{port}/device/ca.pem", timeout=30).content
         ca = x509.load_pem_x509_certificate(ca_pem)
         cert = x509.load_pem_x509_certificate(base64.b64decode(response.json()["client_cert"]))
         cert.verify_directly_issued_by(ca)
@@ -77,7 +77,7 @@ def test_serve_registers_persists_and_stops_cleanly(tmp_path):
     try:
         again = requests.post(f"http://127.0.0.1:{port}/registration/", json=user, timeout=30)
         assert (again.status_code, again.json()["code"]) == (409, "username_taken")
-        assert requests.get(f"http://127.0.0.1:{port}/device/ca.pem", timeout=5).content == ca_pem  # the same CA
+        assert requests.get(f"http://127.0.0.1:{port}/device/ca.pem", timeout=30).content == ca_pem  # the same CA
     finally:
         stop_with_ctrl_c(process)
     # The key ring lives in DynamoDB; the data directory keeps only its generated key-encryption key.

@@ -19,10 +19,10 @@ import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from database.dynamodb_local import free_port
 from tests.citylogin.test_metrics import TOKEN, scrape, value
 from tests.citylogin.test_serve import dynamodb_port, port_open
 from tests.conftest import unique_name
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 STARTUP = 120  # DynamoDB Local alone may take 30 s to start on a loaded machine

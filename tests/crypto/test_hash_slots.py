@@ -25,7 +25,7 @@ def test_beyond_slots_and_queue_is_refused_at_once():
 
     running = threading.Thread(target=hold, args=("running",))
     running.start()
-    assert inside.wait(5)
+    assert inside.wait(30)
     waiting = threading.Thread(target=hold, args=("waiting",))
     waiting.start()
     deadline = time.monotonic() + 10
@@ -35,7 +35,7 @@ def test_beyond_slots_and_queue_is_refused_at_once():
     with pytest.raises(HashingBusy):                        # a third finds the queue full
         slots.run(lambda: None)
     release.set()
-    running.join(5), waiting.join(5)
+    running.join(30), waiting.join(30)
     assert entered == ["running", "waiting"]
     assert slots.run(lambda: "freed") == "freed"            # freed again
 

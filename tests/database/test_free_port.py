@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
 
 from database import dynamodb_local
 from database.dynamodb_local import free_port
@@ -40,3 +45,40 @@ def test_parallel_test_workers_draw_from_slices_of_their_own(monkeypatch):
     width = (high - low) // 3
     for index, worker in enumerate(("gw0", "gw1", "gw2")):
         assert all(low + index * width <= port < low + (index + 1) * width for port in drawn[worker]), worker
+
+
+def test_a_port_the_tests_drew_is_not_drawn_again_by_any_test_process(monkeypatch):
+    """tests.support.ports: between the draw and the server's bind, neither this process (several servers'
+    ports drawn before the first starts) nor another run of the suite on this machine hands it out."""
+    from tests.support import ports
+
+    drawn = ports.free_port()
+    other = free_port()
+    sequence = iter([drawn, other])
+    monkeypatch.setattr(ports, "unreserved_port", lambda: next(sequence))
+    assert ports.free_port() == other
+    asks = f"from tests.support import ports; print(ports.reserve({drawn}), ports.reserve({other}))"
+    another_process = subprocess.run(
+        [sys.executable, "-c", asks], capture_output=True, text=True, check=True, timeout=60,
+        cwd=Path(__file__).resolve().parents[2])
+    assert another_process.stdout.split() == ["False", "False"]
+
+
+def test_a_server_whose_port_was_taken_before_it_bound_starts_on_another(monkeypatch):
+    """tests.support.services: a port taken by a process outside the tests between the draw and the bind
+    costs a second start, not the test."""
+    from tests.support import ports, services
+
+    root = Path(__file__).resolve().parents[2]
+    with socket.socket() as outsider:
+        outsider.bind(("127.0.0.1", 0))  # bound, not listening: the health check is refused at once
+        taken = outsider.getsockname()[1]
+        drawn = iter([taken])
+        monkeypatch.setattr(services, "free_port", lambda: next(drawn, None) or ports.free_port())
+
+        def start(port: int):
+            return services.running_process([sys.executable, "-m", "tests.support.echo_app", str(port)],
+                                            port=port, env={}, cwd=root)
+        with services.on_a_free_port(start) as url:
+            assert not url.endswith(f":{taken}")
+            assert requests.get(url + "/healthz", timeout=10).status_code == 200

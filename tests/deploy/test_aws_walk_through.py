@@ -29,13 +29,13 @@ import requests
 
 from citylogin.client import Client
 from database import dynamo
-from database.dynamodb_local import free_port
 from tests.conftest import unique_name
 from tests.deploy.test_aws_template import TEMPLATE, container_environment, plain, walk_through
 from tests.support.aws_credentials import CheckingFront, ContainerCredentials, KeyIssuer
 from tests.support.dynamodb_tls import dynamodb_behind_tls
 from tests.support.live import PASSWORD
 from tests.support.moto_server import running_moto
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 REPO = TEMPLATE.parents[2]

@@ -16,11 +16,11 @@ from click.testing import CliRunner
 
 from citylogin.cli import main
 from citylogin.client import Client
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device
 from tests.support.nginx import require_nginx, running_forward_auth_nginx
+from tests.support.ports import free_port
 from tests.support.services import running_process, running_service
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -30,10 +30,10 @@ from cryptography.x509.oid import NameOID
 
 from citylogin.client import Client, sign_challenge
 from citylogin.crl_sync import SyncConfig, sync_once
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.nginx import reload_command, require_nginx, running_nginx
+from tests.support.ports import free_port
 from tests.support.services import running_service
 from tests.support.tls import new_authority, reissued, server_certificate, write_cert, write_key
 
@@ -160,12 +160,12 @@ def test_session_events_stream_through_nginx(deployment, device):
     events: queue.Queue = queue.Queue()
     threading.Thread(target=_read_events, args=(deployment.https(), deployment.url, token, events), daemon=True).start()
     # The stream's first line got through unbuffered; the server sends it once the stream is subscribed.
-    assert events.get(timeout=10)[0] == "retry"
+    assert events.get(timeout=30)[0] == "retry"
 
     logged_out = time.monotonic()
     assert mtls.post(deployment.url + "/session/logout", headers={"Authorization": f"Bearer {token}"},
                      timeout=10).status_code == 204
-    while (item := events.get(timeout=5))[0] == "keep-alive":
+    while (item := events.get(timeout=30))[0] == "keep-alive":
         pass
     assert item[:2] == ("event", "session_revoked")
     assert item[2] - logged_out < 2.5

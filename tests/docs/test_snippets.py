@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.docs.snippets import ROOT, Reader, Snippet, pages, problems, snippets_of
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 ALL = [snippet for page in pages() for snippet in snippets_of(page)]

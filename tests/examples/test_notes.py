@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citylogin.cli import main
 from citylogin.client import Client
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.nginx import require_nginx, running_forward_auth_nginx
 from tests.support.notes import add_app, as_of_now, first_refusal, notes_api, running_notes, second_device
+from tests.support.ports import free_port
 from tests.support.services import running_service
 
 SET_TYPE = "application/secevent+jwt"
@@ -138,7 +138,7 @@ def test_the_page_loads_the_sdk_from_citylogin(deployment):
 
 def polled_sets(deployment: Deployment, app: str, *, at_least: int = 1) -> list[str]:
     credentials = deployment.apps[app]
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         polled = requests.post(deployment.citylogin + "/ssf/poll", json={"returnImmediately": True},
                                auth=(credentials["client_id"], credentials["client_secret"]), timeout=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from database.dynamodb_local import free_port
+from tests.support.ports import free_port
 
 NOTES = Path(__file__).resolve().parents[2] / "examples" / "notes"
 

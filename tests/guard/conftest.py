@@ -32,7 +32,7 @@ def make_guard(transmitter: Transmitter) -> Iterator[MakeGuard]:
                       **{"leeway": LEEWAY, **options})
         guards.append(guard)
         if heard:
-            wait_until(guard.heard, timeout=5, what="the guard hears the feed")
+            wait_until(guard.heard, timeout=30, what="the guard hears the feed")
             # Tokens issued from now on come after the guard started listening (beyond the clock
             # skew allowed): the feed alone speaks for their sessions.
             time.sleep(guard.leeway + 0.05)

@@ -31,7 +31,7 @@ def test_a_revoked_session_is_refused_within_a_second_from_the_feed(guard, trans
     assert refused.value.reason == "displaced"
     assert guard.verify(f"Bearer {other}").session_id != principal.session_id
     assert transmitter.introspections == 0, "heard from the feed, not by introspection"
-    wait_until(lambda: jti in transmitter.acked, timeout=5, what="the event acknowledged")
+    wait_until(lambda: jti in transmitter.acked, timeout=30, what="the event acknowledged")
     assert transmitter.pending() == []
 
 
@@ -44,7 +44,7 @@ def test_an_ended_grant_refuses_the_tokens_issued_from_it_and_no_others_of_its_s
     sessions_own = transmitter.access_token(session_id="s-1")  # citylogin's own token: its jti names no grant
     assert all(refused_code(guard, t) is None for t in (*issued, signed_in_again, sessions_own))
     jti = transmitter.revoke("s-1", reason="refresh_reuse", grant_id=grant)
-    wait_until(lambda: refused_code(guard, issued[0]) == "session_revoked", timeout=1.0,
+    wait_until(lambda: refused_code(guard, issued[0]) == "session_revoked", timeout=30,
                what="the ended grant's token refused")
     with pytest.raises(Unauthorized) as refused:
         guard.verify(f"Bearer {issued[1]}")
@@ -52,7 +52,7 @@ def test_an_ended_grant_refuses_the_tokens_issued_from_it_and_no_others_of_its_s
     assert refused_code(guard, signed_in_again) is None and refused_code(guard, sessions_own) is None
     assert grant in guard.ended_grants and "s-1" not in guard.ended_sessions
     assert transmitter.introspections == 0, "heard from the feed, not by introspection"
-    wait_until(lambda: jti in transmitter.acked, timeout=5, what="the event acknowledged")
+    wait_until(lambda: jti in transmitter.acked, timeout=30, what="the event acknowledged")
 
 
 @pytest.mark.parametrize("grant, read", [
@@ -81,7 +81,7 @@ def test_the_guard_reads_the_grant_a_set_names_and_refuses_a_malformed_one(grant
 
 def test_the_guard_long_polls_and_acknowledges_each_event_once_processed(guard, transmitter):
     jtis = [transmitter.revoke(f"s-{n}") for n in range(3)]
-    wait_until(lambda: set(jtis) <= transmitter.acked, timeout=5, what="all three acknowledged")
+    wait_until(lambda: set(jtis) <= transmitter.acked, timeout=30, what="all three acknowledged")
     assert all(f"s-{n}" in guard.ended_sessions for n in range(3))
     assert any(poll.get("returnImmediately") is False for poll in transmitter.polls)
     assert all(poll.get("maxEvents") == 100 for poll in transmitter.polls)
@@ -102,7 +102,7 @@ def test_the_feed_keeps_an_event_for_the_token_ttl_past_its_time_then_forgets_it
     kept_for = transmitter.token_ttl + 2 * guard.leeway
     transmitter.revoke("recent", event_timestamp=time.time() - kept_for + 60)
     transmitter.revoke("long-gone", event_timestamp=time.time() - kept_for - 2)
-    wait_until(lambda: len(transmitter.acked) == 2, timeout=5, what="both acknowledged")
+    wait_until(lambda: len(transmitter.acked) == 2, timeout=30, what="both acknowledged")
     assert "recent" in guard.ended_sessions and "long-gone" not in guard.ended_sessions
 
 
@@ -110,7 +110,7 @@ def test_a_set_that_fails_its_checks_is_not_acknowledged_and_the_guard_asks_city
     guard = make_guard(stale_after=1.0)
     token = transmitter.access_token()
     bad = [transmitter.revoke("s-bad-aud", aud="another-app"), transmitter.revoke("s-unknown-key", signer=Signer())]
-    wait_until(lambda: not guard.heard(), timeout=5, what="the feed counted as unheard")
+    wait_until(lambda: not guard.heard(), timeout=30, what="the feed counted as unheard")
     assert guard.verify(f"Bearer {token}") and transmitter.introspections == 1
     assert not set(bad) & transmitter.acked and "s-bad-aud" not in guard.ended_sessions
 
@@ -131,7 +131,7 @@ def test_a_stale_feed_falls_back_to_introspection_each_answer_kept_at_most_a_sec
     guard = make_guard(stale_after=0.5)
     token = transmitter.access_token()
     transmitter.poll_status = 503
-    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    wait_until(lambda: not guard.heard(), timeout=30, what="the feed stale")
     principal = guard.verify(f"Bearer {token}")
     guard.verify(f"Bearer {token}")
     assert transmitter.introspections == 1, "the second answer from the cache"
@@ -146,7 +146,7 @@ def test_an_unreachable_citylogin_leaves_every_token_unverifiable(make_guard, tr
     seen, unseen = transmitter.access_token(), transmitter.access_token()
     guard.verify(f"Bearer {seen}")
     transmitter.stop()
-    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    wait_until(lambda: not guard.heard(), timeout=30, what="the feed stale")
     for token in (seen, unseen):
         with pytest.raises(Unavailable) as unavailable:
             guard.verify(f"Bearer {token}")
@@ -160,7 +160,7 @@ def test_a_token_citylogin_said_was_inactive_stays_refused_with_401_while_it_is_
     guard = make_guard(stale_after=0.5)
     ended, live = transmitter.access_token(session_id="s-ended"), transmitter.access_token(session_id="s-live")
     transmitter.poll_status = 503                       # the feed fails: the session's SET never arrives
-    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    wait_until(lambda: not guard.heard(), timeout=30, what="the feed stale")
     transmitter.revoke("s-ended")
     assert refused_code(guard, ended) == "session_revoked" and refused_code(guard, live) is None
     assert transmitter.introspections == 2
@@ -184,7 +184,7 @@ def test_a_guard_started_while_citylogin_is_down_refuses_until_it_can_check():
 
 def test_close_stops_the_feed_at_once_even_while_a_long_poll_is_held(make_guard, transmitter):
     guard = make_guard(stale_after=60.0)  # a held poll is cut only after 30 s
-    wait_until(lambda: transmitter.holding, timeout=5, what="a long poll held")
+    wait_until(lambda: transmitter.holding, timeout=30, what="a long poll held")
     assert any(t.name == FEED_THREAD for t in threading.enumerate())
     guard.close()
     assert not any(t.name == FEED_THREAD for t in threading.enumerate())
@@ -212,7 +212,7 @@ def test_credentials_refused_by_the_feed_stop_it_vouching_at_once(make_guard, tr
     principal = guard.verify(f"Bearer {token}")
     assert transmitter.introspections == 0
     transmitter.poll_status = 401
-    wait_until(lambda: not guard.heard(), timeout=5, what="the feed no longer vouching (stale only after 60 s)")
+    wait_until(lambda: not guard.heard(), timeout=30, what="the feed no longer vouching (stale only after 60 s)")
     transmitter.revoke(principal.session_id)  # its SET never arrives: polls are refused
     assert refused_code(guard, token) == "session_revoked" and transmitter.introspections == 1
 
@@ -245,7 +245,7 @@ def test_steady_polling_is_quiet_at_info_and_the_feed_lost_and_back_are_one_warn
     caplog.set_level(logging.INFO, logger="httpx")
     caplog.clear()
     transmitter.poll_status = 503
-    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    wait_until(lambda: not guard.heard(), timeout=30, what="the feed stale")
     polls_made(transmitter, 3)
     transmitter.poll_status = 200
     wait_until(guard.heard, timeout=10, what="the feed heard again")

@@ -95,9 +95,9 @@ def test_citylogin_down_is_a_503_for_a_live_token_and_a_401_for_a_session_known_
     for token in (live, ended):
         assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     transmitter.revoke("s-ended", reason="displaced")
-    wait_until(lambda: "s-ended" in guard.ended_sessions, timeout=1.0, what="the feed telling the session ended")
+    wait_until(lambda: "s-ended" in guard.ended_sessions, timeout=30, what="the feed telling the session ended")
     transmitter.stop()                                      # nothing listens on its port any more
-    wait_until(lambda: not guard.heard(), timeout=5, what="the feed stale")
+    wait_until(lambda: not guard.heard(), timeout=30, what="the feed stale")
 
     unverifiable = client.get("/api/me", headers={"Authorization": f"Bearer {live}"})
     assert unverifiable.status_code == 503

@@ -237,11 +237,13 @@ def test_a_proof_over_a_nonce_is_spent_once_for_as_long_as_its_nonce_is_current(
     # Dated 10 minutes ahead, it would pass by its iat in 9 minutes (its nonce stale, or another
     # app's once the secret changed): kept till then, or till its token expires if that is sooner.
     for expires_in, at_least, at_most in ((3600, 659, 661), (300, 299, 301)):
+        made = time.monotonic()
         token = transmitter.access_token(expires_in=expires_in, **bound_claims(key))
         ahead = dpop_proof(key, method="GET", url=API, access_token=token, nonce=first.dpop_nonce(),
                            now=time.time() - BEHIND)
         assert verify(first, token, ahead)
-        assert at_least <= shared.spent[_replay_key(ahead)] <= at_most
+        late = int(time.monotonic() - made)  # the seconds a busy machine put between the token and its check
+        assert at_least - late <= shared.spent[_replay_key(ahead)] <= at_most
 
 
 def test_an_app_may_require_its_nonce_in_every_proof(make_guard, transmitter):

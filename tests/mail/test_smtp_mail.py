@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from common.config import SmtpSecurity
-from database.dynamodb_local import free_port
 from mail.message import Message
 from mail.notifier import Notifier, localized_message, make_notifier
 from mail.smtp_mail import SmtpServer
+from tests.support.ports import free_port
 from tests.support.smtp_server import silent_server, smtp_server, text_of, tls_files
 from tests.support.waiting import wait_until
 

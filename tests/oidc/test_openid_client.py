@@ -21,11 +21,11 @@ from joserfc.jwk import ECKey
 
 from apps import service as apps
 from apps.models import OidcClient
-from database.dynamodb_local import free_port
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import second_device
 from tests.support.oidc import (finish_as_device, query_of, sign_in_page_request, sign_out_as_device,
                                 sign_out_page_request)
+from tests.support.ports import free_port
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
 
@@ -106,8 +106,8 @@ def test_openid_client_signs_in_refreshes_reads_userinfo_and_hears_the_displacem
 
         displaced = device.session_id
         second_device(device).login(PASSWORD, force=True)    # one device at a time: this one is out
-        state = wait_until(lambda: (s := visitor.get(app + "/state", timeout=5).json())["logouts"] and s,
-                           timeout=15, what="the app's back-channel logout")
+        state = wait_until(lambda: (s := visitor.get(app + "/state", timeout=20).json())["logouts"] and s,
+                           timeout=30, what="the app's back-channel logout")
         assert [logout["sid"] for logout in state["logouts"]] == [displaced] and not state["signed_in"]
         assert state["logouts"][0]["alg"] == "RS256"
         refused = visitor.post(app + "/refresh", timeout=20)

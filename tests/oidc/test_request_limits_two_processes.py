@@ -9,17 +9,18 @@ import sys
 import time
 from contextlib import ExitStack
 from itertools import cycle
+from typing import Callable, TypeVar
 
 import pytest
 import requests
 from click.testing import CliRunner
 
 from citylogin.cli import main
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.oidc.test_request_limits import an_address
 from tests.support.notes import add_app
 from tests.support.oidc import authorize_url, pkce_pair, query_of
+from tests.support.ports import free_port
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
 
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.slow  # two server processes
 
 REDIRECT = "https://app.example/callback"
 LIMIT = 4
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +71,29 @@ def _push(host: str, address: str, app: dict) -> int:
                          auth=(app["client_id"], app["client_secret"]), timeout=20).status_code
 
 
-def _a_minute_with_room() -> None:
-    """The limits count in fixed minutes of the hosts' clock (this machine's): start where at least 30 s
-    of one are left, so that the test's requests fall in one window."""
-    wait_until(lambda: time.time() % 60 < 30, timeout=35, interval=0.2, what="a minute with 30 s left")
+def _in_one_minute(requests_of: Callable[[str, str], T]) -> T:
+    """requests_of(busy, other), two fresh addresses, all made within one of the fixed minutes of the hosts'
+    clock (this machine's) that the limits count in: started where at least 30 s of one are left, and made
+    again on fresh addresses if a busy machine still took them past its end."""
+    for _ in range(3):
+        wait_until(lambda: time.time() % 60 < 30, timeout=35, interval=0.2, what="a minute with 30 s left")
+        minute = time.time() // 60
+        made = requests_of(an_address(), an_address())
+        if time.time() // 60 == minute:
+            return made
+    raise AssertionError("three rounds of requests each ran over the end of a minute")
 
 
 def test_an_address_spread_over_two_processes_is_held_to_one_limit(hosts):
     urls, app = hosts
-    busy, other = an_address(), an_address()
-    _a_minute_with_room()
-    answers = [_authorize(host, busy, app["client_id"]) for host, _ in zip(cycle(urls), range(LIMIT + 2))]
-    assert answers == ["kept"] * LIMIT + ["temporarily_unavailable"] * 2
-    assert [_authorize(host, other, app["client_id"]) for host in urls] == ["kept", "kept"]
 
-    pushed = [_push(host, busy, app) for host, _ in zip(cycle(urls), range(LIMIT + 2))]
+    def requests_of(busy: str, other: str) -> tuple[list[str], list[str], list[int], list[int]]:
+        return ([_authorize(host, busy, app["client_id"]) for host, _ in zip(cycle(urls), range(LIMIT + 2))],
+                [_authorize(host, other, app["client_id"]) for host in urls],
+                [_push(host, busy, app) for host, _ in zip(cycle(urls), range(LIMIT + 2))],
+                [_push(host, other, app) for host in urls])
+    answers, others, pushed, others_pushed = _in_one_minute(requests_of)
+    assert answers == ["kept"] * LIMIT + ["temporarily_unavailable"] * 2
+    assert others == ["kept", "kept"]
     assert pushed == [201] * LIMIT + [429] * 2
-    assert [_push(host, other, app) for host in urls] == [201, 201]
+    assert others_pushed == [201, 201]

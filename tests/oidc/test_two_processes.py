@@ -22,11 +22,11 @@ from click.testing import CliRunner
 from apps.registry import FRESH_SECONDS
 from citylogin.cli import main
 from citylogin.client import ConcurrentLoginRequired
-from database.dynamodb_local import free_port
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, second_device
 from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, query_of, waiting_request
+from tests.support.ports import free_port
 from tests.support.receiver import received, receiver
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
@@ -168,7 +168,7 @@ def test_an_app_added_on_one_process_hears_its_first_logout_from_either_and_a_sp
         def told() -> bool:
             sets = [jwt.decode(t, options={"verify_signature": False}) for t in received(sink)["sets"]]
             return any(s["aud"] == late["client_id"] and s["sid"] == ended for s in sets)
-        wait_until(told, timeout=5, what="the new app's first back-channel logout")
+        wait_until(told, timeout=30, what="the new app's first back-channel logout")
 
     spa_origin = "https://late-spa.example"
     spa = _admin(other, deployment.apps["robot"], "POST", "/admin/apps", json={
@@ -179,7 +179,7 @@ def test_an_app_added_on_one_process_hears_its_first_logout_from_either_and_a_sp
             "Origin": spa_origin, "Access-Control-Request-Method": "POST"}).headers.get(
             "Access-Control-Allow-Origin") == spa_origin
     for host in deployment.hosts:
-        wait_until(lambda h=host: answered(h), timeout=5, what=f"CORS for the new SPA at {host}")
+        wait_until(lambda h=host: answered(h), timeout=30, what=f"CORS for the new SPA at {host}")
     # ... and removed on one, its origin stops on both within the registry copy's bound
     removed = _admin(first, deployment.apps["robot"], "DELETE", f"/admin/apps/{spa.json()['client_id']}")
     assert removed.status_code == 204

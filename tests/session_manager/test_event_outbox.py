@@ -21,6 +21,7 @@ from sessions.models import RevokeReason
 from tests.conftest import config_env, unique_name
 from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, register_device
 from tests.support.seats import open_session
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,10 +111,13 @@ def test_no_session_ends_without_its_event_when_the_process_is_killed_mid_way(ba
         worker.kill()  # SIGKILL: no cleanup, wherever it is
         worker.wait()
         kills += 1
-    time.sleep(1)  # the user index is eventually consistent
-    records = sessions.session_store(ctx).list_for_user(user_uuid)
-    ended = {r.session_id for r in records if r.status == "revoked"}
     rows = Counter(row["session_id"] for row in feed_rows(ctx) if row["user_uuid"] == user_uuid)
+
+    def ended_sessions() -> set[str]:
+        return {r.session_id for r in sessions.session_store(ctx).list_for_user(user_uuid) if r.status == "revoked"}
+    # the user index is eventually consistent: read until it agrees with the feed (a wrong one never does)
+    wait_until(lambda: ended_sessions() == set(rows), timeout=30, what="every ended session with its event, no other")
+    ended = ended_sessions()
     assert kills == 8 and len(ended) > 20
     assert set(rows) == ended  # every ended session has its event, and no live one has
     assert max(rows.values()) == 1

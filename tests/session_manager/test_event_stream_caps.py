@@ -25,11 +25,11 @@ def test_a_third_stream_of_one_session_replaces_the_oldest(make_server):
     assert first.opened and second.opened
     third = EventReader(url, client)
     assert third.opened
-    assert first.wait(5) == ("stream_replaced", {})
+    assert first.wait(30) == ("stream_replaced", {})
     time.sleep(0.3)
     assert _still_open(second) and _still_open(third)
     client.logout()
-    assert second.wait(5)[0] == third.wait(5)[0] == "session_revoked"
+    assert second.wait(30)[0] == third.wait(30)[0] == "session_revoked"
 
 
 def test_streams_of_one_user_beyond_the_cap_replace_the_oldest(make_server):
@@ -41,7 +41,7 @@ def test_streams_of_one_user_beyond_the_cap_replace_the_oldest(make_server):
     for token in tokens:  # five sessions, one stream each: the two oldest are replaced in turn
         readers.append(EventReader(url, token))
         assert readers[-1].opened  # subscribed before the next one opens
-    assert [r.wait(5) for r in readers[:2]] == [("stream_replaced", {})] * 2
+    assert [r.wait(30) for r in readers[:2]] == [("stream_replaced", {})] * 2
     time.sleep(0.3)
     assert all(_still_open(r) for r in readers[2:])
 
@@ -59,11 +59,11 @@ def test_a_full_process_refuses_one_more_stream_with_503_and_takes_it_once_one_e
     assert refused.headers["Content-Type"].startswith("application/problem+json")
     assert refused.json()["code"] == "too_many_streams" and refused.headers["Retry-After"] == "10"
     clients[0].logout()
-    assert open_ones[0].wait(5)[0] == "session_revoked"  # its place is free before the event is sent
+    assert open_ones[0].wait(30)[0] == "session_revoked"  # its place is free before the event is sent
     replacement = EventReader(url, clients[2])
     assert replacement.opened
     clients[2].logout()
-    assert replacement.wait(5)[0] == "session_revoked"
+    assert replacement.wait(30)[0] == "session_revoked"
 
 
 def test_a_head_request_gives_its_stream_place_back(make_server):
@@ -77,7 +77,7 @@ def test_a_head_request_gives_its_stream_place_back(make_server):
     reader = EventReader(url, client)
     assert reader.opened
     client.logout()
-    assert reader.wait(5)[0] == "session_revoked"
+    assert reader.wait(30)[0] == "session_revoked"
 
 
 def test_a_stream_ends_when_its_access_token_expires(make_server):
@@ -89,7 +89,7 @@ def test_a_stream_ends_when_its_access_token_expires(make_server):
     reader = EventReader(url, client)
     assert reader.opened
     clock.advance(ctx.settings.access_token_ttl + 1)
-    assert reader.wait(5) == ("token_expired", {})
+    assert reader.wait(30) == ("token_expired", {})
 
 
 def test_a_head_request_opens_no_stream_and_so_replaces_none(make_server):
@@ -103,4 +103,4 @@ def test_a_head_request_opens_no_stream_and_so_replaces_none(make_server):
                              timeout=10)
         assert head.status_code == 200 and head.headers["Content-Type"].startswith("text/event-stream")
     client.logout()
-    assert [r.wait(5)[0] for r in readers] == ["session_revoked"] * 2
+    assert [r.wait(30)[0] for r in readers] == ["session_revoked"] * 2

@@ -59,7 +59,7 @@ def test_displaced_device_is_told_why_within_two_seconds(make_server):
     assert reader.opened and reader.response.headers["Content-Type"].startswith("text/event-stream")
     b.login(PASSWORD, force=True)
     revoked_at = time.monotonic()
-    assert reader.wait(5) == ("session_revoked", {"reason": "displaced", "by_device": b.key_file.device_id})
+    assert reader.wait(30) == ("session_revoked", {"reason": "displaced", "by_device": b.key_file.device_id})
     assert reader.received_at - revoked_at < 2.0
 
 
@@ -83,8 +83,8 @@ def test_the_token_is_not_logged(make_server, caplog):
         hidden.append(bound.response.request.headers["DPoP"])
         a.logout()
         b.logout()
-        bound.wait(5)
-        bearer.wait(5)
+        bound.wait(30)
+        bearer.wait(30)
     assert bound.event[1]["reason"] == bearer.event[1]["reason"] == "logged_out"
     assert "/session/events" in caplog.text and "access_token=[redacted]" in caplog.text
     assert not [secret for secret in hidden if secret in caplog.text]

@@ -35,12 +35,12 @@ import requests
 from citylogin.client import CityloginError, Client, ConcurrentLoginRequired
 from common.timefmt import parse_iso
 from database import dynamo
-from database.dynamodb_local import free_port
 from sessions.models import Liveness
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.class_limits import class_violations
 from tests.support.deletion_check import Deleted, leftovers_of, missing_from_crl, serial_of
 from tests.support.live import PASSWORD
+from tests.support.ports import free_port
 from tests.support.services import running_process, running_service
 from tests.support.soak_apps import AppTraffic, add_app, received_logouts
 from tests.support.soft_authenticator import SoftAuthenticator

@@ -59,7 +59,7 @@ def require_mod_auth_openidc() -> None:
 
 @contextmanager
 def running_apache(*, port: int, site_conf: str, documents: dict[str, str],
-                   timeout: float = 15.0) -> Iterator[Path]:
+                   timeout: float = 60.0) -> Iterator[Path]:
     """Apache on 127.0.0.1:`port` with `site_conf` (server-context directives) after the main configuration,
     and `documents` (path under the document root -> text); yields its prefix (error.log is there).
     As root its process serves as www-data, so its prefix is a world-readable directory of its own."""

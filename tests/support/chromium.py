@@ -11,6 +11,10 @@ import os
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+# How long an `expect(...)` waits for what a page shows (Playwright's default: 5 s). A page waits on the
+# server, DynamoDB Local and the browser's own crypto, all slow on a busy machine; a passing expect returns
+# as soon as it holds, so only a failing one waits this long.
+EXPECT_TIMEOUT_MS = 30_000
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
@@ -27,7 +31,8 @@ def chromium_or_skip() -> str:
 @pytest.fixture(scope="session")
 def browser():
     executable = chromium_or_skip()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from database.dynamodb_local import free_port
 from tests.support.nginx import running_http_conf
+from tests.support.ports import free_port
 from tests.support.tls import Authority, new_authority, write_cert, write_key
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")

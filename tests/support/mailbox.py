@@ -20,7 +20,7 @@ class Mailbox:
         with self._lock:
             self.messages.append(message)
 
-    def link(self, base_url: str, event: str, email: str, *, timeout: float = 10) -> str:
+    def link(self, base_url: str, event: str, email: str, *, timeout: float = 30) -> str:
         """The link (base_url + `/#...`) in the last `event` message to `email`, waited for a little:
         some are sent off the response path."""
         def last() -> str | None:

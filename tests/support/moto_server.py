@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 from xml.etree import ElementTree
 
-from database.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.waiting import stop, until_listening
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"

@@ -12,7 +12,7 @@ from typing import Iterator, Mapping
 
 import pytest
 
-from database.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.waiting import stop, until_listening
 
 NGINX = "/usr/sbin/nginx"
@@ -51,7 +51,7 @@ def render_template(values: Mapping[str, str]) -> str:
 
 @contextmanager
 def running_nginx(prefix: Path, *, upstream_urls: list[str], tls_cert: Path, tls_key: Path,
-                  client_ca: Path, client_crl: Path, port: int | None = None, timeout: float = 15.0) -> Iterator[str]:
+                  client_ca: Path, client_crl: Path, port: int | None = None, timeout: float = 60.0) -> Iterator[str]:
     """nginx on 127.0.0.1:<port> (a free one by default) in front of `upstream_urls`; yields its https:// base URL.
     The template's access log is `prefix`/citylogin.access.log; the http context's is `prefix`/access.log.
     `reload_command(prefix)` reloads it (and so re-reads `client_crl`)."""
@@ -93,7 +93,7 @@ FORWARD_AUTH_TEMPLATE = TEMPLATE.with_name("citylogin-forward-auth.conf.template
 
 @contextmanager
 def running_prefix_nginx(prefix: Path, *, port: int, upstreams: Mapping[str, str],
-                         timeout: float = 15.0) -> Iterator[str]:
+                         timeout: float = 60.0) -> Iterator[str]:
     """nginx on 127.0.0.1:`port` routing by path prefix (deploy/nginx/citylogin-services.conf.template)
     to `upstreams` (REGISTRATION, LOGIN, SESSION, DEVICE, WEB -> http://host:port); yields its base URL."""
     values = {f"NGINX_{name}": _servers([url]) for name, url in upstreams.items()}
@@ -103,7 +103,7 @@ def running_prefix_nginx(prefix: Path, *, port: int, upstreams: Mapping[str, str
 
 @contextmanager
 def running_forward_auth_nginx(prefix: Path, *, citylogin_urls: list[str], app_urls: list[str],
-                               timeout: float = 15.0) -> Iterator[str]:
+                               timeout: float = 60.0) -> Iterator[str]:
     """nginx on 127.0.0.1:<free port> guarding the app at `app_urls` with citylogin's /session/check
     (deploy/nginx/citylogin-forward-auth.conf.template); yields its base URL."""
     values = {"NGINX_CITYLOGIN_SERVERS": _servers(citylogin_urls), "NGINX_APP_SERVERS": _servers(app_urls)}
@@ -128,7 +128,7 @@ def _serving(prefix: Path, template: Path, values: Mapping[str, str], *, port: i
 
 
 @contextmanager
-def running_http_conf(prefix: Path, http_conf: str, *, port: int, timeout: float = 15.0) -> Iterator[None]:
+def running_http_conf(prefix: Path, http_conf: str, *, port: int, timeout: float = 60.0) -> Iterator[None]:
     """nginx running `http_conf` (directives of the http context, whose server listens on
     127.0.0.1:`port`) with its configuration, temp paths and stderr.log in `prefix`, until the block
     ends. Entered again on the same prefix, it starts a new nginx there: a restart."""

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from citylogin.cli import main
 from citylogin.client import Client
-from database.dynamodb_local import free_port
 from tests.support.live import PASSWORD
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 REPOSITORY = Path(__file__).resolve().parents[2]

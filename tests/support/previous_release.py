@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from database.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import requests
 
-from database.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,4 +27,4 @@ def receiver(fail_first: int = 0, *, port: int | None = None) -> Iterator[str]:
 
 def received(url: str) -> dict:
     """{"sets": what it kept, in arrival order, "attempts": how many requests it had}."""
-    return requests.get(url + "/received", timeout=5).json()
+    return requests.get(url + "/received", timeout=30).json()

@@ -14,8 +14,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from database.dynamodb_local import free_port
 from tests.conftest import config_env, unique_name
+from tests.support.ports import free_port
 from tests.support.services import running_process
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"

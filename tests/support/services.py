@@ -2,29 +2,40 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, ContextManager, Iterator
 
 import requests
 
-from database.dynamodb_local import free_port
+from tests.support.ports import free_port
 from tests.support.waiting import stop
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 
+# How a server says that it could not bind its port (Python, gunicorn, Node).
+PORT_TAKEN = re.compile(r"address already in use|connection in use|EADDRINUSE", re.IGNORECASE)
+PORT_TRIES = 3
+
+
+class PortTaken(RuntimeError):
+    """The server exited because something else held its port."""
+
+
 @contextmanager
-def running_service(module: str, env: dict[str, str], timeout: float = 30.0,
+def running_service(module: str, env: dict[str, str], timeout: float = 60.0,
                     args: tuple[str, ...] = ()) -> Iterator[str]:
     """`python -m <module> <args>` with `env` on 127.0.0.1:<free port>; yields its base URL."""
-    port = free_port()
-    with running_process([sys.executable, "-m", module, *args], port=port, timeout=timeout,
-                         env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)}) as url:
+    def start(port: int) -> ContextManager[str]:
+        return running_process([sys.executable, "-m", module, *args], port=port, timeout=timeout,
+                               env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)})
+    with on_a_free_port(start) as url:
         yield url
 
 
@@ -32,16 +43,33 @@ def running_service(module: str, env: dict[str, str], timeout: float = 30.0,
 def running_gunicorn(env: dict[str, str], *options: str, cwd: Path | None = None,
                      timeout: float = 60.0) -> Iterator[str]:
     """The all-in-one app under gunicorn with `options` on 127.0.0.1:<free port>; yields its base URL."""
-    port = free_port()
-    argv = [str(GUNICORN), *options, "-b", f"127.0.0.1:{port}", "citylogin.app:create_app()"]
-    env = {"CITYLOGIN_PUBLIC_URL": f"http://127.0.0.1:{port}", **env}  # required under gunicorn
-    with running_process(argv, port=port, env=env, cwd=cwd, timeout=timeout) as url:
+    def start(port: int) -> ContextManager[str]:
+        argv = [str(GUNICORN), *options, "-b", f"127.0.0.1:{port}", "citylogin.app:create_app()"]
+        public = {"CITYLOGIN_PUBLIC_URL": f"http://127.0.0.1:{port}"}  # required under gunicorn
+        return running_process(argv, port=port, env={**public, **env}, cwd=cwd, timeout=timeout)
+    with on_a_free_port(start) as url:
         yield url
 
 
 @contextmanager
+def on_a_free_port(start: Callable[[int], ContextManager[str]]) -> Iterator[str]:
+    """What `start(port)` runs, on a free port; on another one if a process outside the tests took the
+    port before the server bound it (the server exits saying so)."""
+    for attempt in range(1, PORT_TRIES + 1):
+        with ExitStack() as stack:
+            try:
+                url = stack.enter_context(start(free_port()))
+            except PortTaken:
+                if attempt == PORT_TRIES:
+                    raise
+                continue
+            yield url
+            return
+
+
+@contextmanager
 def running_process(argv: list[str], *, port: int, env: dict[str, str], cwd: Path | None = None,
-                    timeout: float = 30.0) -> Iterator[str]:
+                    timeout: float = 60.0) -> Iterator[str]:
     """A server process with `env` (and no CITYLOGIN_* of ours) that answers /healthz on `port`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
     full_env.update(env, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
@@ -67,9 +95,10 @@ def _wait_healthy(process: subprocess.Popen, base_url: str, timeout: float, log:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{base_url} exited: {_tail(log)}")
+            output = _tail(log)
+            raise (PortTaken if PORT_TAKEN.search(output) else RuntimeError)(f"{base_url} exited: {output}")
         try:
-            if requests.get(base_url + "/healthz", timeout=2).status_code == 200:
+            if requests.get(base_url + "/healthz", timeout=10).status_code == 200:
                 return
         except requests.RequestException:
             time.sleep(0.1)

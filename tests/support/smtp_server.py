@@ -160,7 +160,7 @@ class SmtpTestServer:
 def smtp_server(folder: Path, *, cert: Path | None = None, key: Path | None = None, implicit_tls: bool = False,
                 login: str | None = None, refuse: str | None = None) -> Iterator[SmtpTestServer]:
     """The server in its own process on 127.0.0.1:<free port>, stopped on exit."""
-    from database.dynamodb_local import free_port
+    from tests.support.ports import free_port
     from tests.support.waiting import stop, until_listening
 
     folder.mkdir(parents=True, exist_ok=True)

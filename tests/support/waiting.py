@@ -9,7 +9,7 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
+def wait_until(check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
     """Calls `check` until it returns something truthy, and returns that; fails the test with
     `what` and the last value if `timeout` seconds pass first."""
     deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ ACCESS = "citylogin.access"
 def access_records(caplog, count: int = 1) -> list[logging.LogRecord]:
     """The access records, once there are `count`: a line is written when the server closes the
     response, which may be just after the client has read it."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while True:
         records = [r for r in caplog.records if r.name == ACCESS]
         if len(records) >= count or time.monotonic() > deadline:

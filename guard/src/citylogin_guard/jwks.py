@@ -25,12 +25,16 @@ class KeySet:
         self._loaded = False
 
     def key(self, kid: str, *, may_block: bool = True) -> Any | None:
-        """The key named `kid`, or None if the JWKS has none such (read again if allowed)."""
+        """The key named `kid`, or None if the JWKS has none such (read again if allowed). A read under
+        way (the feed's first, at a start) is waited for: the keys from before it are not its answer."""
         key = self._keys.get(kid)
-        if key is not None or not self._may_refetch():
+        if key is not None:
             return key
         if not may_block:
-            raise NetworkNeeded()
+            # In this order: a read that ends between the two looks leaves its keys for the last one.
+            if self._may_refetch() or self._lock.locked():
+                raise NetworkNeeded()
+            return self._keys.get(kid)
         with self._lock:
             if kid not in self._keys and self._may_refetch():
                 self._fetched_at = time.monotonic()  # before the call: a failure also waits its second
