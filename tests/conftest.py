@@ -108,9 +108,17 @@ def pytest_configure(config):
     os.environ["XDG_RUNTIME_DIR"] = config._citylogin_runtime
 
 
+# The long tier: proofs that take minutes, left out of both passes of scripts/test.sh and run after them by
+# `scripts/test.sh --long` (.ci/run runs both). Each is marked `long` (and slow).
+LONG = {
+    # two server processes for SOAK_SECONDS and a minute of checks, both cores busy (SPEC §5, §11, §12)
+    ("test_soak", "test_randomized_soak_on_two_processes_keeps_every_invariant"),
+}
+
+
 # The longest tests (a minute or more on a busy machine): under xdist they are handed out first, so
 # that none starts last and keeps the run waiting on one worker.
-LONG_FIRST = {"test_soak", "test_openapi_fuzz", "test_serve", "test_serve_gunicorn", "test_many_hosts",
+LONG_FIRST = {"test_openapi_fuzz", "test_serve", "test_serve_gunicorn", "test_many_hosts",
               "test_standalone_services", "test_package_layout"}
 
 
@@ -119,8 +127,11 @@ def pytest_itemcollected(item):
     module, test = path.stem, getattr(item, "originalname", item.name)
     if (module, None) in SERIAL or (module, test) in SERIAL:
         item.add_marker(pytest.mark.serial)
+    if (module, test) in LONG:
+        item.add_marker(pytest.mark.long)
     if (SLOW_FOLDERS.intersection(path.parts) or module in SLOW_MODULES or test in SLOW_TESTS
-            or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("serial")):
+            or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("serial")
+            or item.get_closest_marker("long")):
         item.add_marker(pytest.mark.slow)
 
 
