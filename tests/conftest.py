@@ -153,16 +153,22 @@ def pytest_itemcollected(item):
 
 
 def pytest_collection_modifyitems(config, items):
-    if hasattr(config, "workerinput"):
-        items.sort(key=lambda item: item.path.stem not in LONG_FIRST)
+    if hasattr(config, "workerinput"):  # the order of hand-out: the longest tests, the groups, the rest
+        items.sort(key=lambda item: 0 if item.path.stem in LONG_FIRST else 1 if _one_worker_unit(item) else 2)
+
+
+def _one_worker_unit(item) -> bool:
+    module = item.path.stem
+    return module in ONE_WORKER or f"{module}::{getattr(item, 'originalname', item.name)}" in ONE_WORKER
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """--dist loadgroup, with each module of ONE_WORKER one unit of work (the largest units are handed out
-    first)."""
+    """--dist loadgroup, with each unit of ONE_WORKER one unit of work, handed out in the order of the
+    workers' collection (pytest_collection_modifyitems), not the largest units first."""
     if config.getvalue("dist") != "loadgroup":
         return None
+    config.option.loadscopereorder = False
     from xdist.scheduler import LoadGroupScheduling
 
     class ModulesOfOneWorker(LoadGroupScheduling):
