@@ -71,14 +71,13 @@ def test_commands_beside_a_running_serve_use_its_dynamodb_local_never_a_second(t
         assert requests.post(f"http://127.0.0.1:{port}/registration/", json=user, timeout=30).status_code == 201
         endpoint = (tmp_path / "dynamodb" / "citylogin-endpoint").read_text().strip()
 
-        for args in (["keys", "list"], ["admin", "show", name]):
+        for args, shown in ((["keys", "list"], "signing"), (["admin", "show", name], name)):
             done = cli(tmp_path, *args)
             assert done.returncode == 0, done.stderr
             assert done.stderr.splitlines()[0] == (f"DynamoDB Local of a running citylogin: {endpoint} "
                                                    f"(data in {(tmp_path / 'dynamodb').resolve()}); citylogin serve "
                                                    f"at http://localhost:{port}, pid {process.pid}"), done.stderr
-        assert "signing" in cli(tmp_path, "keys", "list").stdout
-        assert name in cli(tmp_path, "admin", "show", name).stdout
+            assert shown in done.stdout, done.stdout
 
         second = cli(tmp_path, "serve", "--port", str(free_port()))  # would open the same files
         assert second.returncode != 0 and "Traceback" not in second.stderr
