@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Sets everything up (idempotent) and runs the whole test suite, in parallel (pytest-xdist), then the
 # tests marked `serial` alone. `--fast`: only the fast tier (the tests not marked `slow`), in parallel.
-# Other arguments go to pytest.
+# `--long`: only the long tier (the tests marked `long`, proofs that take minutes: the whole suite leaves
+# them out, .ci/run runs them after it). Other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fast=0
+tier=whole
 args=()
 for arg in "$@"; do
-  if [ "$arg" = "--fast" ]; then fast=1; else args+=("$arg"); fi
+  case "$arg" in
+    --fast) tier=fast ;;
+    --long) tier=long ;;
+    *) args+=("$arg") ;;
+  esac
 done
 bash scripts/setup.sh --browser
 # The quality gates, before the tests: ruff's findings and mypy's errors stop the run (both configured
@@ -33,11 +38,13 @@ run() {
   if [ "$code" -eq 0 ]; then ran=1; elif [ "$code" -ne 5 ] && [ "$status" -eq 0 ]; then status=$code; fi
 }
 
-if [ "$fast" -eq 1 ]; then
+if [ "$tier" = fast ]; then
   run "${fast_parallel[@]}" -m "not slow"
+elif [ "$tier" = long ]; then
+  run -m long
 else
-  run "${parallel[@]}" -m "not serial"
-  run -m serial
+  run "${parallel[@]}" -m "not serial and not long"
+  run -m "serial and not long"
 fi
 if [ "$status" -eq 0 ] && [ "$ran" -eq 0 ]; then
   echo "test.sh: pytest collected no tests" >&2

@@ -2,8 +2,8 @@
 every ending of a session its own true banner (issue 43, Build 1).
 
 The codes come from the server (common.errors.ErrorCode): each one is a message on the login form unless
-it is listed below with where it goes instead, so a new code without a message fails here. One server, one
-page per language, one account each.
+it is listed below with where it goes instead, so a new code without a message fails here. Each language is
+a test of its own, with its own server, page and account.
 
 Real, end to end: the app's own logout in another tab of this device (its banner names the app), a logout
 in another tab of this device (not "another device"), wrong passwords until the pause (too_many_attempts at
@@ -248,9 +248,10 @@ def _walk_one_language(language: str, url: str, ctx, credentials, new_device, sc
     tab.close()
 
 
-def test_every_refusal_and_every_ending_says_its_own_truth_in_both_languages(make_server, new_device, screenshot):
+# One test per language, so that two workers can share the walks.
+@pytest.mark.parametrize("language", list(BROWSER_LOCALE))
+def test_every_refusal_and_every_ending_says_its_own_truth(language, make_server, new_device, screenshot):
     url, ctx = make_server(host_name="127.0.0.1", login_max_failures=2)
     credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(
         redirect_uris=(REDIRECT,), post_logout_redirect_uris=(AFTER_LOGOUT,)))
-    for language in ("en", "ja"):
-        _walk_one_language(language, url, ctx, credentials, new_device, screenshot)
+    _walk_one_language(language, url, ctx, credentials, new_device, screenshot)

@@ -1,7 +1,8 @@
-"""`citylogin serve` as a newcomer runs it: DynamoDB Local started and persisted, clean stop."""
+"""`citylogin serve` as a newcomer runs it (no host, no endpoint): the commands beside it use its DynamoDB
+Local, never a second, and stop theirs when none runs. Its start, its stops and its data kept for the next
+start: tests/citylogin/test_serve_gunicorn.py."""
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import socket
@@ -11,8 +12,6 @@ import time
 from pathlib import Path
 
 import requests
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.conftest import unique_name
 from tests.support.ports import free_port
@@ -56,35 +55,6 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_serve_registers_persists_and_stops_cleanly(tmp_path):
-    port, name = free_port(), unique_name()
-    user = {"username": name, "email": f"{name}@example.com", "password": "a long passphrase"}
-    process = start_serve(tmp_path, port)
-    try:
-        response = requests.post(f"http://127.0.0.1:{port}/registration/", json=user, timeout=30)
-        assert response.status_code == 201
-        ca_pem = requests.get(f"http://127.0.0.1:{port}/device/ca.pem", timeout=30).content
-        ca = x509.load_pem_x509_certificate(ca_pem)
-        cert = x509.load_pem_x509_certificate(base64.b64decode(response.json()["client_cert"]))
-        cert.verify_directly_issued_by(ca)
-        assert ExtendedKeyUsageOID.CLIENT_AUTH in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    finally:
-        err = stop_with_ctrl_c(process)
-    assert process.returncode in (0, -signal.SIGINT)
-    assert not port_open(dynamodb_port(err)), "DynamoDB Local outlived citylogin serve"
-
-    process = start_serve(tmp_path, port)
-    try:
-        again = requests.post(f"http://127.0.0.1:{port}/registration/", json=user, timeout=30)
-        assert (again.status_code, again.json()["code"]) == (409, "username_taken")
-        assert requests.get(f"http://127.0.0.1:{port}/device/ca.pem", timeout=30).content == ca_pem  # the same CA
-    finally:
-        stop_with_ctrl_c(process)
-    # The key ring lives in DynamoDB; the data directory keeps only its generated key-encryption key.
-    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["key-encryption.key"]
-    assert oct((tmp_path / "keys" / "key-encryption.key").stat().st_mode & 0o777) == "0o600"
-
-
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """`citylogin ARGS` as an operator runs it beside the server: the same data directory, no endpoint."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
@@ -101,14 +71,13 @@ def test_commands_beside_a_running_serve_use_its_dynamodb_local_never_a_second(t
         assert requests.post(f"http://127.0.0.1:{port}/registration/", json=user, timeout=30).status_code == 201
         endpoint = (tmp_path / "dynamodb" / "citylogin-endpoint").read_text().strip()
 
-        for args in (["keys", "list"], ["admin", "show", name]):
+        for args, shown in ((["keys", "list"], "signing"), (["admin", "show", name], name)):
             done = cli(tmp_path, *args)
             assert done.returncode == 0, done.stderr
             assert done.stderr.splitlines()[0] == (f"DynamoDB Local of a running citylogin: {endpoint} "
                                                    f"(data in {(tmp_path / 'dynamodb').resolve()}); citylogin serve "
                                                    f"at http://localhost:{port}, pid {process.pid}"), done.stderr
-        assert "signing" in cli(tmp_path, "keys", "list").stdout
-        assert name in cli(tmp_path, "admin", "show", name).stdout
+            assert shown in done.stdout, done.stdout
 
         second = cli(tmp_path, "serve", "--port", str(free_port()))  # would open the same files
         assert second.returncode != 0 and "Traceback" not in second.stderr

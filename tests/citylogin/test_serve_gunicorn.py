@@ -1,9 +1,11 @@
 """`citylogin serve` runs what production runs (issue 53): gunicorn with citylogin's worker, two workers
-that both answer and that /metrics counts together, citylogin's cut of a slow client, a clean stop on
-SIGTERM that takes DynamoDB Local along, and the data kept for the next start. `--dev` runs werkzeug's
+that both answer and that /metrics counts together, citylogin's cut of a slow client, a certificate its CA
+issued, a clean stop on SIGTERM and on Ctrl-C that takes DynamoDB Local along, and the data (the accounts,
+the CA, the generated key-encryption key alone in the data directory) kept for the next start. `--dev` runs werkzeug's
 reloading server instead, and a worker that cannot start stops serve rather than being forked again."""
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import gunicorn
 import requests
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -141,7 +145,12 @@ def test_serve_runs_gunicorn_whose_two_workers_answer_and_stop_on_sigterm_keepin
         assert value(scrape(serve.url), "citylogin_http_requests_total", method="GET", route="/healthz",
                      status="200") == sent  # and any worker's scrape counts them all
         assert cut_slow_client(serve.port).startswith(b"HTTP/1.1 408 ")  # citylogin's worker, not gthread's wait
-        assert requests.post(serve.url + "/registration/", json=user, timeout=30).status_code == 201
+        registered = requests.post(serve.url + "/registration/", json=user, timeout=30)
+        assert registered.status_code == 201
+        ca_pem = requests.get(serve.url + "/device/ca.pem", timeout=5).content
+        cert = x509.load_pem_x509_certificate(base64.b64decode(registered.json()["client_cert"]))
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+        assert ExtendedKeyUsageOID.CLIENT_AUTH in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     finally:
         log = serve.stop(signal.SIGTERM)
     assert serve.process.returncode == 0, log
@@ -150,13 +159,18 @@ def test_serve_runs_gunicorn_whose_two_workers_answer_and_stop_on_sigterm_keepin
     assert gone(workers)
     assert not list((tmp_path / "metrics").iterdir())  # this run's samples went with it
 
-    again = Serve(tmp_path).wait_ready()
+    again = Serve(tmp_path).wait_ready()  # as a newcomer runs it again: the same data, the same CA
     try:
         response = requests.post(again.url + "/registration/", json=user, timeout=30)
         assert (response.status_code, response.json()["code"]) == (409, "username_taken")
+        assert requests.get(again.url + "/device/ca.pem", timeout=5).content == ca_pem
     finally:
-        again.stop(signal.SIGINT)
-    assert again.process.returncode == 0
+        log = again.stop(signal.SIGINT)  # Ctrl-C
+    assert again.process.returncode == 0, log
+    assert not port_open(dynamodb_port(log)), "DynamoDB Local outlived citylogin serve"
+    # The key ring lives in DynamoDB; the data directory keeps only its generated key-encryption key.
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["key-encryption.key"]
+    assert oct((tmp_path / "keys" / "key-encryption.key").stat().st_mode & 0o777) == "0o600"
 
 
 def test_serve_dev_runs_werkzeugs_reloading_server_and_stops_with_its_child(tmp_path):
