@@ -51,7 +51,7 @@ SLOW_MODULES |= {
     "test_data_export_faults"}
 SLOW_FIXTURES = {"registration_url"}
 SLOW_TESTS = {
-    "test_every_module_imports_alone_in_a_fresh_interpreter",   # a fresh interpreter per module
+    "test_every_module_imports_alone_in_a_fresh_interpreter",   # a forked interpreter per module: 10 s of CPU
     "test_a_token_of_a_retired_key_put_back_is_refused_by_a_process_started_later",  # two app starts
     "test_pairing_recovery_renewal_and_logins_racing_a_deletion_leave_nothing",
     "test_the_export_holds_every_item_stored_about_the_person_and_no_secret",  # an account used every way, Scans
@@ -112,6 +112,16 @@ def pytest_configure(config):
 # that none starts last and keeps the run waiting on one worker.
 LONG_FIRST = {"test_soak", "test_openapi_fuzz", "test_serve", "test_serve_gunicorn", "test_many_hosts",
               "test_standalone_services", "test_package_layout"}
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under `-m "not slow"` (the fast tier) the folders and modules that are slow whole are not even
+    imported: their imports (Playwright, cfn-lint, moto ...) would cost every worker's collection."""
+    if config.getoption("markexpr") != "not slow":
+        return None
+    whole_folder = collection_path.name in SLOW_FOLDERS and collection_path.is_dir()
+    whole_module = collection_path.suffix == ".py" and collection_path.stem in SLOW_MODULES
+    return True if whole_folder or whole_module else None
 
 
 def pytest_itemcollected(item):
