@@ -52,7 +52,7 @@ SLOW_MODULES |= {
     "test_data_export_faults"}
 SLOW_FIXTURES = {"registration_url"}
 SLOW_TESTS = {
-    "test_every_module_imports_alone_in_a_fresh_interpreter",   # a fresh interpreter per module
+    "test_every_module_imports_alone_in_a_fresh_interpreter",   # a forked interpreter per module: 10 s of CPU
     "test_a_token_of_a_retired_key_put_back_is_refused_by_a_process_started_later",  # two app starts
     "test_pairing_recovery_renewal_and_logins_racing_a_deletion_leave_nothing",
     "test_the_export_holds_every_item_stored_about_the_person_and_no_secret",  # an account used every way, Scans
@@ -83,6 +83,7 @@ SERIAL = {
     ("test_gunicorn_slow_clients", None),                  # /healthz < 1 s beside 500 streams and 300 slow sockets
     ("test_events", "test_two_hundred_streams_cost_bounded_reads_and_all_hear_in_time"),  # 200 streams, < 2 s
     ("test_crypto", "test_every_check_costs_the_same_whichever_parameters_made_the_hash"),  # a time ratio
+    ("test_crypto", "test_an_undeclared_legacy_set_is_what_leaked"),                       # a time ratio
     ("test_login_failures", "test_unknown_user_costs_the_time_of_a_wrong_password"),        # a time ratio
     ("test_login_failures", "test_a_dormant_hash_of_old_parameters_costs_what_an_unknown_user_costs"),
     ("test_dormant_costly_set", None),  # a CPU-time ratio, at argon2-cffi's default parameters (64 MiB)
@@ -147,6 +148,16 @@ ONE_WORKER = {
     "test_mixed_versions", "test_openapi_fuzz::test_each_standalone_service_conforms_to_its_document"}
 
 
+def pytest_ignore_collect(collection_path, config):
+    """Under `-m "not slow"` (the fast tier) the folders and modules that are slow whole are not even
+    imported: their imports (Playwright, cfn-lint, moto ...) would cost every worker's collection."""
+    if config.getoption("markexpr") != "not slow":
+        return None
+    whole_folder = collection_path.name in SLOW_FOLDERS and collection_path.is_dir()
+    whole_module = collection_path.suffix == ".py" and collection_path.stem in SLOW_MODULES
+    return True if whole_folder or whole_module else None
+
+
 def pytest_itemcollected(item):
     path = item.path
     module, test = path.stem, getattr(item, "originalname", item.name)
@@ -195,13 +206,27 @@ def pytest_xdist_make_scheduler(config, log):
 _ENDPOINT_KEY = "citylogin_dynamodb_endpoint"
 
 
+class QuickCompiledDynamoDBLocal(DynamoDBLocal):
+    """DynamoDB Local with the JVM's quick compiler alone (C1): on 2 cores its optimizing compiler (C2)
+    spends longer than the fast tier runs before it pays (the engine's CPU over 94 tests: 9.5 s with
+    C1 alone, 18.9 s with both)."""
+
+    def command(self) -> list[str]:
+        java, *arguments = super().command()
+        return [java, "-XX:TieredStopAtLevel=1", *arguments]
+
+
+def _dynamodb_local(config) -> DynamoDBLocal:
+    return QuickCompiledDynamoDBLocal() if config.getoption("markexpr") == "not slow" else DynamoDBLocal()
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """Under xdist the controller runs the one DynamoDB Local and hands its endpoint to each worker:
     one Java process for the run, not one per worker (each test module has its own table prefix)."""
     config = node.config
     if not hasattr(config, "_citylogin_dynamodb"):
-        config._citylogin_dynamodb = DynamoDBLocal().start()
+        config._citylogin_dynamodb = _dynamodb_local(config).start()
     node.workerinput[_ENDPOINT_KEY] = config._citylogin_dynamodb.endpoint_url
 
 
@@ -218,7 +243,7 @@ def dynamodb_endpoint(request):
     if shared:
         yield shared
         return
-    with DynamoDBLocal() as local:
+    with _dynamodb_local(request.config) as local:
         yield local.endpoint_url
 
 

@@ -4,6 +4,7 @@ no such folder, a fast test imports it."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import subprocess
 import sys
@@ -32,14 +33,15 @@ def fast_test_files(request) -> set[Path]:
     return {ROOT / match for match in re.findall(r"^(tests/\S+?\.py)::", listed.stdout, re.MULTILINE)}
 
 
-def imported_packages(path: Path) -> set[str]:
-    names = set()
+@functools.cache  # covered() asks once per package for each file
+def imported_packages(path: Path) -> frozenset[str]:
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module.split(".")[0])
-    return names
+    return frozenset(names)
 
 
 def covered(packages: set[str], files: set[Path], tests: Path = ROOT / "tests") -> set[str]:

@@ -7,7 +7,6 @@ import ast
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,69 +127,98 @@ def test_the_checks_catch_a_cycle_and_a_store_reach(tmp_path):
                        "registration/pairing_service.py: device_manager.store.WriteRefused"]
 
 
-def product_modules() -> list[str]:
+def product_modules(root: Path = ROOT) -> list[str]:
+    """Every module of every product package (found in the tree, not listed), packages first."""
     modules = []
-    for package in ORDER:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
+    for package in product_packages(root):
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
             if parts[-1] == "__main__":  # importing it runs the program
                 continue
             modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return modules
 
 
-# A fresh interpreter per module costs a second or more of third-party imports each (boto3,
-# cryptography, pydantic), over a minute for all. So each of two interpreters imports the
-# third-party modules the product imports, and nothing of the product, then forks a child per
-# product module: each child starts with no product module loaded and imports its one.
+# A fresh interpreter per module costs a second or more of imports each (boto3, cryptography,
+# pydantic), over a minute for all. So one interpreter learns, in a child that imports every product
+# module, what else they load (the standard library, third-party packages and the parts of them
+# loaded lazily, pydantic's model machinery or authlib's grants), loads that and nothing of the
+# product, then forks a child per product module, two at a time: each child starts with no product
+# module loaded and imports its one, so a module that imports only after another still fails.
 FORK_EACH = r"""
-import importlib, os, sys, traceback
-for name in sys.argv[1].split(","):
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        pass
-assert not [m for m in sys.modules if m.split(".")[0] in sys.argv[3].split(",")], "product module preloaded"
-failed = 0
-for module in sys.argv[2].split(","):
-    pid = os.fork()
-    if pid == 0:
+import gc, importlib, os, sys, traceback
+product, modules = sys.argv[1].split(","), sys.argv[2].split(",")
+
+
+def is_product(name):
+    return name.split(".")[0] in product
+
+
+read, write = os.pipe()
+if os.fork() == 0:
+    os.close(read)
+    for module in modules:
         try:
             importlib.import_module(module)
         except BaseException:
-            print(f"--- {module} does not import alone:", traceback.format_exc(), sep="\n", file=sys.stderr)
+            pass
+    with os.fdopen(write, "w") as out:
+        out.write(",".join(name for name in list(sys.modules) if not is_product(name)))
+    os._exit(0)
+os.close(write)
+with os.fdopen(read) as learnt:
+    others = learnt.read().split(",")
+os.wait()
+for name in others:
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        pass
+assert not [name for name in sys.modules if is_product(name)], "product module preloaded"
+gc.disable()  # the children are short-lived; and a frozen heap is not copied page by page on their writes
+gc.freeze()
+
+failed, running = 0, 0
+for module in modules:
+    if running == 2:
+        failed += os.wait()[1] != 0
+        running -= 1
+    if os.fork() == 0:
+        try:
+            importlib.import_module(module)
+        except BaseException:
+            sys.stderr.write(f"--- {module} does not import alone:\n{traceback.format_exc()}\n")
             sys.stderr.flush()
             os._exit(1)
         os._exit(0)
-    failed += os.waitpid(pid, 0)[1] != 0
+    running += 1
+while running:
+    failed += os.wait()[1] != 0
+    running -= 1
 sys.exit(1 if failed else 0)
 """
 
 
-def third_party_modules(modules: list[str]) -> list[str]:
-    product = set(product_packages(ROOT))
-    names = set()
-    for module in modules:
-        path = ROOT / (module.replace(".", "/") + ".py")
-        path = path if path.exists() else ROOT / module.replace(".", "/") / "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module)
-    return sorted(n for n in names if n.split(".")[0] not in product)
-
-
-def _import_each_alone(modules: list[str], preload: list[str]) -> str | None:
-    done = subprocess.run([sys.executable, "-c", FORK_EACH, ",".join(preload), ",".join(modules),
-                           ",".join(product_packages(ROOT))], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def failures_importing_each_alone(root: Path, modules: list[str]) -> str | None:
+    done = subprocess.run([sys.executable, "-c", FORK_EACH, ",".join(product_packages(root)), ",".join(modules)],
+                          cwd=root, capture_output=True, text=True, timeout=300)
     return None if done.returncode == 0 else done.stderr.strip()[-8000:] or f"exit {done.returncode}"
 
 
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     modules = product_modules()
-    assert "accounts.credential_service" in modules and "common" in modules
-    preload = third_party_modules(modules)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        failures = [f for f in pool.map(_import_each_alone, [modules[0::2], modules[1::2]], [preload] * 2) if f]
-    assert not failures, "\n\n".join(failures)
+    assert "accounts.credential_service" in modules and "common" in modules and "oidc" in modules
+    failures = failures_importing_each_alone(ROOT, modules)
+    assert not failures, failures
+
+
+def test_the_import_check_catches_a_module_that_imports_only_after_another(tmp_path):
+    # a imports only after b: alone, a imports b, which needs a name a has not defined yet. c imports a.
+    files = {"pa/__init__.py": "", "pa/a.py": "import json\nfrom pa import b\nNAME = 1\n",
+             "pa/b.py": "from pa.a import NAME\n", "pa/c.py": "import pa.a\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert product_modules(tmp_path) == ["pa", "pa.a", "pa.b", "pa.c"]
+    failures = failures_importing_each_alone(tmp_path, product_modules(tmp_path)) or ""
+    assert sorted(re.findall(r"^--- (\S+) does not import alone", failures, re.MULTILINE)) == ["pa.a", "pa.c"]

@@ -10,13 +10,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from accounts import user_service as users
 from crypto.certificates import certificate_issued_by
 from registration.app_registration import create_app
-from tests.conftest import unique_name
+from tests.conftest import app_settings, unique_name
 from tests.support import keys
 
 
-@pytest.fixture
-def app(base_config):
-    return create_app(base_config)
+@pytest.fixture(scope="module")
+def app(dynamodb_endpoint, data_dir, table_prefix):
+    """One app for the module: its tests share nothing but the tables, each with names of its own."""
+    return create_app(app_settings(dynamodb_endpoint, data_dir, table_prefix))
 
 
 @pytest.fixture
