@@ -45,7 +45,10 @@ def deployment(dynamodb_endpoint, tmp_path_factory) -> Deployment:
                          "trusted_proxies": 1, "max_concurrent_devices": 1, "log_level": "WARNING",
                          "data_dir": tmp_path_factory.mktemp("citylogin"), **FAST_ARGON2, **RAISED_LIMITS,
                          # the guard's notes hear of an end within 1 s: citylogin reads its feed this often
-                         "events_poll_interval": 0.25}),
+                         "events_poll_interval": 0.25,
+                         # a guard's long poll still open at the end is held at most this long: the
+                         # server's stop waits for it (30 s by default, past the stop's patience)
+                         "ssf_long_poll_seconds": 5}),
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     # The apps first, as the README has it.
     initialized = CliRunner().invoke(main, ["init"], env=env)

@@ -44,7 +44,10 @@ def citylogin_serving(dynamodb_endpoint: str, tmp_path) -> Iterator[tuple[str, d
                          "log_level": "WARNING", "data_dir": str(tmp_path), **FAST_ARGON2, **RAISED_LIMITS,
                          # citylogin reads its events feed this often: a revocation reaches a long
                          # poll within it, and the rest of the second is the guard's
-                         "events_poll_interval": 0.25}),
+                         "events_poll_interval": 0.25,
+                         # a guard's long poll still open at the end is held at most this long: the
+                         # server's stop waits for it (30 s by default, past the stop's patience)
+                         "ssf_long_poll_seconds": 5}),
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     with running_service("citylogin", env, args=("serve",)) as url:
         yield url, env
