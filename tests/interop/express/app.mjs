@@ -13,6 +13,7 @@
 // GET /            requires a sign-in (the library's default authRequired): the user's claims, as JSON
 // GET /refresh     req.oidc.accessToken.refresh(): {refreshed, id_token_renewed, user}
 // GET /healthz     200, without a sign-in (it is routed before the library)
+// GET /logouts-heard  {stored}: how many entries the library put in the logout store, without a sign-in
 // /login /callback /logout /backchannel-logout: the library's own routes
 import crypto from "node:crypto";
 import express from "express";
@@ -24,10 +25,11 @@ const baseURL = `http://127.0.0.1:${port}`;
 
 class MemoryStore {          // the get/set/destroy of an express-session store, in memory
   entries = new Map();
+  sets = 0;                  // how many entries the library has stored: a logout token heard stores one or two
 
   get(id, done) { done(null, this.entries.get(id)); }
 
-  set(id, value, done) { this.entries.set(id, value); done(null); }
+  set(id, value, done) { this.entries.set(id, value); this.sets += 1; done(null); }
 
   destroy(id, done) { this.entries.delete(id); done(null); }
 }
@@ -40,15 +42,18 @@ const quickstart = {
   clientSecret,
   authorizationParams: { response_type: "code" },
 };
+const logoutStore = new MemoryStore();
 const features = {
   ...quickstart,
   idpLogout: true,
-  backchannelLogout: { store: new MemoryStore() },
+  backchannelLogout: { store: logoutStore },
   authorizationParams: { response_type: "code", scope: "openid profile email offline_access" },
 };
 
 const app = express();
 app.get("/healthz", (request, response) => response.json({ status: "ok" }));
+// For the tests, without a sign-in: whether a logout token has been heard (the library keeps it in our store)
+app.get("/logouts-heard", (request, response) => response.json({ stored: logoutStore.sets }));
 app.use(auth(mode === "features" ? features : quickstart));
 
 app.get("/", (request, response) => response.json({ signed_in: request.oidc.isAuthenticated(),
