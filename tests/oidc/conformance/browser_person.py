@@ -23,7 +23,7 @@ from tests.support.live import PASSWORD
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 CALLBACK_PATH = "/callback"
 POST_LOGOUT_PATH = "/post_logout_redirect"
-PERSON_TIMEOUT = 15.0   # seconds: one authorization's pages, the person's steps and the way back
+PERSON_TIMEOUT = 60.0   # seconds: one authorization's pages, the person's steps and the way back (none timed)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def test_oidcc_backchannel_rp_initiated_logout(op, sink, app_server, person):
     query = post_logout_parameters(rp, to_end_session_endpoint(op, person, params, until="app"))
     # CheckPostLogoutState, CheckForUnexpectedParametersInPostLogoutRedirect
     assert query == {"state": [params["state"]]}
-    token = wait_until(lambda: _logout_token_for(sink, rp, flow.id_token["sid"]), timeout=10,
+    token = wait_until(lambda: _logout_token_for(sink, rp, flow.id_token["sid"]), timeout=30,
                        what="the app's back-channel logout token")
     _check_logout_token(op, rp, token, flow.id_token)
     session_over(op, flow)
