@@ -40,11 +40,11 @@ def choose_evictions(*, policy: ConcurrencyPolicy, limit: int, order: EvictionOr
         return []
     if policy is ConcurrencyPolicy.REJECT:
         raise ConcurrentLoginRejected()
-    if policy is ConcurrencyPolicy.ASK and not force:
-        raise ConfirmationRequired(same_class if class_excess > 0 else others)
-    evicted = _in_order(same_class, order)[:max(class_excess, 0)]
+    if policy is ConcurrencyPolicy.ASK and not force:  # listed in the order a confirm displaces them
+        raise ConfirmationRequired(in_eviction_order(same_class if class_excess > 0 else others, order))
+    evicted = in_eviction_order(same_class, order)[:max(class_excess, 0)]
     rest = [e for e in others if e not in evicted]
-    return evicted + _in_order(rest, order)[:max(total_excess - len(evicted), 0)]
+    return evicted + in_eviction_order(rest, order)[:max(total_excess - len(evicted), 0)]
 
 
 class DeviceClassFull(Conflict):
@@ -62,7 +62,19 @@ def check_relabel(*, device_class: str, class_limits: Mapping[str, int] | None,
         raise DeviceClassFull()
 
 
-def _in_order(entries: list[PresenceEntry], order: EvictionOrder) -> list[PresenceEntry]:
+def in_eviction_order(entries: list[PresenceEntry], order: EvictionOrder) -> list[PresenceEntry]:
+    """`entries`, the first to be displaced first (SPEC §5): by the order their logins were accepted,
+    or by least recent use with ties broken the same way."""
     if order is EvictionOrder.LEAST_RECENTLY_USED:
-        return sorted(entries, key=lambda e: (e.last_seen_epoch, e.login_epoch))
-    return sorted(entries, key=lambda e: (e.login_epoch, e.last_seen_epoch))
+        return sorted(entries, key=lambda e: (e.last_seen_epoch, *login_order(e)))
+    return sorted(entries, key=login_order)
+
+
+def login_order(entry: PresenceEntry) -> tuple[int, int, int, str]:
+    """Where a login stands in its account's sequence. An entry without a place was written by a
+    release before the sequence, and each of that release's writes rewrites the whole record without
+    the places, so such an entry came before every login with one; among such entries the login's
+    time decides (whole seconds, all that release kept), then the device id, so the order is total."""
+    if entry.login_seq is None:
+        return (0, entry.login_epoch, entry.last_seen_epoch, entry.device_id)
+    return (1, entry.login_seq, 0, entry.device_id)

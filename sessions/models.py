@@ -160,6 +160,8 @@ class SessionRecord:
     # The holder's last re-authentication by password or passkey on this session (an operator's, SPEC
     # §15): with the login, it starts the window in which a destructive admin action needs no password.
     reauth_epoch: int | None = None
+    # Its login's place in the account's sequence (SPEC §5), as in the presence entry; None: from before.
+    login_seq: int | None = None
     # The apps that signed in on it (SPEC §14), each "<client_id> <its name then>": written by each grant's
     # redemption with the session's liveness check, so that an ended session still says which apps it held.
     app_names: set[str] | None = None
@@ -194,6 +196,9 @@ class PresenceEntry:
     expires_epoch: int
     ip: str | None = None
     device_class: str = "other"  # SPEC §5: per-class limits count the presence's entries of a class
+    # The order in which the account's logins were accepted (SPEC §5): the presence record's sequence,
+    # written by the login's own transaction. None: an entry written by a release before it was kept.
+    login_seq: int | None = None
 
     def is_live(self, *, now: int, liveness: "Liveness") -> bool:
         return liveness.end_reason(status=SESSION_ACTIVE, expires_epoch=self.expires_epoch,
@@ -207,6 +212,12 @@ class Presence:
     user_uuid: str
     version: int = 0
     entries: dict[str, PresenceEntry] = field(default_factory=dict)
+    login_seq: int = 0  # the last login's place in the account's sequence (0: none kept yet)
+
+    def next_login_seq(self) -> int:
+        """The place of the next login accepted: after the record's counter and after every entry's own
+        (a release before the counter rewrote the record without it, but may have kept its entries')."""
+        return max([self.login_seq, *(e.login_seq or 0 for e in self.entries.values())]) + 1
 
     def live(self, *, now: int, liveness: "Liveness") -> list[PresenceEntry]:
         return [e for e in self.entries.values() if e.is_live(now=now, liveness=liveness)]

@@ -55,11 +55,13 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     session is bound to that device key (SPEC §12)."""
     store, rule, now, device_id = session_store(ctx), liveness(ctx), seats.now, seats.device_id
     session = new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
-                           device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt, amr=amr)
+                           device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt, amr=amr,
+                           login_seq=seats.presence.next_login_seq())
     kept = {e.device_id: e for e in seats.others if e not in evicted}
     kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                     device_name=device_name, login_epoch=now, last_seen_epoch=now,
-                                    expires_epoch=session.expires_epoch, ip=ip, device_class=device_class)
+                                    expires_epoch=session.expires_epoch, ip=ip, device_class=device_class,
+                                    login_seq=session.login_seq)
     user_uuid = seats.presence.user_uuid
     displaced = [_ending(user_uuid, e, RevokeReason.DISPLACED, by_device=device_id) for e in evicted]
     if device_id in seats.presence.entries:  # a re-login from this device replaces its own session
@@ -159,7 +161,7 @@ def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
 
 def new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, device_class: str,
                  ip: str | None, user_agent: str | None, now: int, jkt: str | None,
-                 amr: Sequence[str]) -> SessionRecord:
+                 amr: Sequence[str], login_seq: int | None = None) -> SessionRecord:
     session_id, refresh_kid = str(uuid.uuid4()), ctx.refresh_secrets.newest_kid()
     return SessionRecord(
         session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
@@ -170,5 +172,5 @@ def new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name:
             expires_epoch=now + ctx.settings.session_max_lifetime), 1, refresh_kid), purpose=REFRESH_PURPOSE),
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
         expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
-        live_shard=ending_shard(session_id),
+        live_shard=ending_shard(session_id), login_seq=login_seq,
         ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx).idle_span), jkt=jkt, amr=list(amr))

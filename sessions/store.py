@@ -102,7 +102,8 @@ class SessionStore(UserSessions):
             return Presence(user_uuid=user_uuid)
         data = dynamo.from_item(item)
         entries = {device: _record(PresenceEntry, entry) for device, entry in data.get("entries", {}).items()}
-        return Presence(user_uuid=user_uuid, version=data["version"], entries=entries)
+        return Presence(user_uuid=user_uuid, version=data["version"], entries=entries,
+                        login_seq=data.get("login_seq", 0))
 
     def get_presence(self, user_uuid: str) -> Presence:
         item = self.client.get_item(TableName=self.presence, Key=self.presence_key(user_uuid),
@@ -129,7 +130,9 @@ class SessionStore(UserSessions):
     # --- the invariant: membership changes only through a versioned presence write ---------
 
     def _presence_put(self, before: Presence, entries: dict[str, PresenceEntry]) -> dict[str, Any]:
-        item = {"user_uuid": before.user_uuid, "version": before.version + 1,
+        # The login sequence never goes back, whoever leaves the presence (SPEC §5's eviction order).
+        login_seq = max([before.login_seq, *(e.login_seq or 0 for e in entries.values())])
+        item = {"user_uuid": before.user_uuid, "version": before.version + 1, "login_seq": login_seq or None,
                 "entries": {device: asdict(entry) for device, entry in entries.items()}}
         condition = "attribute_not_exists(user_uuid)" if before.version == 0 else "#v = :v"
         put: dict[str, Any] = {"TableName": self.presence, "Item": dynamo.to_item(item),

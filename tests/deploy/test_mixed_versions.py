@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from click.testing import CliRunner
 
+from citylogin.cli import main
 from citylogin.client import Client, ConcurrentLoginRequired
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.session_manager.test_events import EventReader
@@ -46,11 +48,16 @@ CROSSINGS = [pytest.param("old", "new", id="old-to-new"), pytest.param("new", "o
 
 
 @pytest.fixture(scope="module")
-def versions(dynamodb_endpoint, tmp_path_factory) -> Iterator[dict[str, str]]:
+def shared(dynamodb_endpoint) -> dict[str, str]:
+    """The settings both versions run with (and the current code's CLI, on the same tables)."""
+    return {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("mixed") + "_",
+                          **SETTINGS}),
+            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+
+
+@pytest.fixture(scope="module")
+def versions(shared, tmp_path_factory) -> Iterator[dict[str, str]]:
     """{"old": url, "new": url}: the previous release and the current code on one set of tables."""
-    shared = {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("mixed") + "_",
-                            **SETTINGS}),
-              "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     with ExitStack() as stack:
         tree = stack.enter_context(release_worktree(PREVIOUS_RELEASE, tmp_path_factory.mktemp("previous")))
         old_code, new_code = code_environment(tree), {"PYTHONPATH": ""}
@@ -248,3 +255,35 @@ def test_a_logout_on_one_version_reaches_an_event_stream_held_on_the_other(versi
     assert event is not None and event[0] == "session_revoked" and event[1]["reason"] == "logged_out", event
     for name, url in versions.items():
         assert problem(me(url, device, tokens[-1])) == (401, "session_revoked", "logged_out"), name
+
+
+def test_logins_the_previous_release_let_in_are_displaced_first_and_by_their_time(versions, shared, tmp_path):
+    """SPEC §5: the previous release keeps no login sequence; its presence entries came before every
+    login the current code numbers, and among themselves they are ordered by their login's time."""
+    first = registered(versions["old"])
+    first.on(versions["old"]).login(PASSWORD)
+    b, c, d = (paired(first, requested_on=versions["old"], paired_on=versions["old"]) for _ in range(3))
+    first.logout()
+    username = first.require_key_file().username
+    limit = CliRunner().invoke(main, ["admin", "set-limit", username, "2", "--reason", "rolling deploy"],
+                               env={**shared, "CITYLOGIN_DATA_DIR": str(tmp_path)})
+    assert limit.exit_code == 0, limit.output
+    # The previous release logs B in, then the first device, a whole second apart: all it kept is the second.
+    b.on(versions["old"]).login(PASSWORD)
+    _next_whole_second()
+    first.on(versions["old"]).login(PASSWORD, force=True)
+    # The current code's login displaces the older of the two by time: B, though B's device id may sort last.
+    answer = c.on(versions["new"]).login(PASSWORD, force=True)
+    assert [e["device_id"] for e in answer["evicted"]] == [b.require_key_file().device_id]
+    # The previous release's entry came before the one the current code numbered.
+    answer = d.on(versions["new"]).login(PASSWORD, force=True)
+    assert [e["device_id"] for e in answer["evicted"]] == [first.require_key_file().device_id]
+    assert_ended(versions, b, "displaced")
+    assert_signed_in(versions, c, d)
+
+
+def _next_whole_second() -> None:
+    """Wait until the clock (the one both versions read) has passed into the next whole second."""
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.01)
