@@ -206,9 +206,10 @@ def _records(folder: Path, fd: int) -> Iterator[tuple[float, str, RunningService
             click.echo(f"ignored {folder / name}: it {refused}; remove it", err=True)
             continue
         try:
-            yield modified, name, RunningService(**json.loads(text))
+            service = RunningService(**json.loads(text))
         except (ValueError, TypeError):
             continue  # not a record of this version: not ours to judge
+        yield modified, name, service
 
 
 class _NotARecord(Exception):
