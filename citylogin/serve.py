@@ -63,6 +63,10 @@ def run_serve(*, host: str | None, port: int | None, workers: int | None, dev: b
         serve_reloaded_child(host, port)  # the parent holds DynamoDB Local and says everything
         return
     settings = command_settings()
+    if _records_itself(settings):
+        from citylogin.running_services import check_runtime_folder
+
+        check_runtime_folder(settings)  # refused before anything starts
     stop_on_sigterm()  # gunicorn's master and werkzeug's reloader later put their own, to the same end
     try:
         with database(settings) as overrides:
@@ -97,11 +101,18 @@ def _recorded(settings: Settings, url: str, started_endpoint: str | None) -> Abs
     """Where this serve runs, for the operator commands of any folder (citylogin.running_services), while
     it serves on a DynamoDB Local: against Amazon DynamoDB a command needs the deployment's settings anyway."""
     endpoint = started_endpoint or settings.dynamodb_endpoint_url
-    if not endpoint or not is_local_dynamodb(endpoint, settings.dynamodb_local):
+    if not endpoint or not _records_itself(settings):
         return nullcontext()
     from citylogin.running_services import recorded
 
     return recorded(settings, url=url, dynamodb_endpoint_url=endpoint)
+
+
+def _records_itself(settings: Settings) -> bool:
+    """Whether serve records where it runs: on a DynamoDB Local, the one it starts (no endpoint set) or the
+    one set. Known before anything starts, so that a refused runtime folder starts nothing."""
+    return not settings.dynamodb_endpoint_url or is_local_dynamodb(settings.dynamodb_endpoint_url,
+                                                                   settings.dynamodb_local)
 
 
 def _metrics_directory(server: Server, settings: Settings) -> AbstractContextManager[Any]:

@@ -77,7 +77,8 @@ class Settings(BaseModel):
     # storage
     data_dir: Path = Path(".data")
     # where `citylogin serve` records where it runs, for the operator commands of any folder (None:
-    # $XDG_RUNTIME_DIR/citylogin, else ~/.local/state/citylogin; citylogin.running_services)
+    # $XDG_RUNTIME_DIR/citylogin, else ~/.local/state/citylogin; the user's own and writable by no one else,
+    # or refused: citylogin.running_services)
     runtime_dir: Path | None = None
     dynamodb_endpoint_url: str | None = None
     # the endpoint is a DynamoDB Local (signed with a fixed local key pair, tables created at

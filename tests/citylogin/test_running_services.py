@@ -6,8 +6,15 @@ import dataclasses
 import json
 import os
 import stat
+from pathlib import Path
 
-from citylogin.running_services import recorded, running, runtime_dir
+import pytest
+import hypothesis
+from hypothesis import given
+from hypothesis import strategies as st
+
+from citylogin.running_services import (RuntimeFolderRefused, check_runtime_folder, folder_problem, record_problem,
+                                        recorded, running, runtime_dir)
 from common.config import load_settings
 
 
@@ -46,3 +53,113 @@ def test_the_runtime_folder_is_the_users_own():
     assert runtime_dir(settings, {"XDG_RUNTIME_DIR": "/run/user/1000"}).as_posix() == "/run/user/1000/citylogin"
     assert runtime_dir(settings, {"XDG_STATE_HOME": "/home/a/.state"}).as_posix() == "/home/a/.state/citylogin"
     assert runtime_dir(settings, {}).as_posix().endswith("/.local/state/citylogin")
+
+
+# The folder and its records as ssh and gpg treat theirs (issue 62). The tests run as root: "another user" is a
+# folder or file given to uid 65534 (nobody) with os.chown, a shared folder is one of mode 0777.
+OTHER_UID = 65534
+FILE_TYPES = (stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK)
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@given(kind=st.sampled_from(FILE_TYPES), bits=st.integers(0, 0o7777), uid=st.sampled_from([0, 1000, OTHER_UID]),
+       euid=st.sampled_from([0, 1000, OTHER_UID]))
+def test_a_folder_is_accepted_only_if_it_is_the_users_own_and_no_one_else_may_write_in_it(kind, bits, uid, euid):
+    folder = Path("/run/user/1000/citylogin")
+    problem = folder_problem(folder, kind | bits, uid, euid)
+    accepted = kind == stat.S_IFDIR and uid == euid and not bits & 0o020 and not bits & 0o002
+    assert (problem is None) == accepted
+    if problem is not None:
+        assert "\n" not in problem and f"the runtime folder {folder} " in problem
+        assert "a folder that you own and only you can write (mode 0700)" in problem
+        assert ("`chmod 700 /run/user/1000/citylogin`" in problem) == (kind == stat.S_IFDIR and uid == euid)
+        assert "shared" not in problem
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@given(kind=st.sampled_from(FILE_TYPES), bits=st.integers(0, 0o7777), uid=st.sampled_from([0, 1000, OTHER_UID]),
+       euid=st.sampled_from([0, 1000, OTHER_UID]))
+def test_a_record_is_read_only_if_it_is_a_regular_file_of_the_user(kind, bits, uid, euid):
+    assert (record_problem(kind | bits, uid, euid) is None) == (kind == stat.S_IFREG and uid == euid)
+
+
+def the_record(tmp_path) -> Path:
+    [path] = (tmp_path / "runtime").glob("serve-*.json")
+    return path
+
+
+@pytest.mark.parametrize("owner, mode", [(OTHER_UID, 0o777), (0, 0o777), (0, 0o775), (0, 0o772), (OTHER_UID, 0o700),
+                                         (OTHER_UID, 0o1777)])
+def test_a_folder_of_another_user_or_writable_by_others_is_refused_and_nothing_is_written(tmp_path, owner, mode):
+    folder = tmp_path / "runtime"
+    folder.mkdir()
+    os.chown(folder, owner, -1)
+    folder.chmod(mode)
+    settings = settings_in(tmp_path)
+    with pytest.raises(RuntimeFolderRefused) as refused:
+        with recorded(settings, url="http://localhost:5000", dynamodb_endpoint_url="http://127.0.0.1:8000"):
+            raise AssertionError("served in a refused folder")
+    assert refused.value.message == folder_problem(folder, stat.S_IFDIR | mode, owner, os.geteuid())
+    assert list(folder.iterdir()) == []
+    with pytest.raises(RuntimeFolderRefused):
+        running(settings)
+    with pytest.raises(RuntimeFolderRefused):
+        check_runtime_folder(settings)
+
+
+def test_the_folder_is_made_0700_whatever_the_umask(tmp_path):
+    settings = settings_in(tmp_path)
+    previous = os.umask(0)
+    try:
+        check_runtime_folder(settings)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "runtime").stat().st_mode) == 0o700
+
+
+def test_a_record_of_another_user_is_ignored_and_said_so(tmp_path, capsys):
+    settings = settings_in(tmp_path)
+    with recorded(settings, url="http://localhost:5000", dynamodb_endpoint_url="http://127.0.0.1:8000") as mine:
+        assert running(settings) == [mine]  # the same file, the user's: used
+        os.chown(the_record(tmp_path), OTHER_UID, -1)
+        capsys.readouterr()
+        assert running(settings) == []
+        assert capsys.readouterr().err == (f"ignored {the_record(tmp_path)}: it belongs to uid {OTHER_UID}, not to you "
+                                           f"(uid {os.geteuid()}); remove it\n")
+        assert the_record(tmp_path).exists()  # not removed as stale either: not the user's to judge
+
+
+def test_a_record_that_is_a_link_or_a_fifo_is_ignored_and_not_followed(tmp_path, capsys):
+    settings = settings_in(tmp_path)
+    with recorded(settings, url="http://localhost:5000", dynamodb_endpoint_url="http://127.0.0.1:8000") as mine:
+        elsewhere = tmp_path / "elsewhere.json"
+        the_record(tmp_path).rename(elsewhere)
+        linked = tmp_path / "runtime" / f"serve-{os.getpid()}.json"
+        linked.symlink_to(elsewhere)
+        os.mkfifo(tmp_path / "runtime" / "serve-fifo.json")  # opened for reading, it would wait for a writer
+        capsys.readouterr()
+        assert running(settings) == []
+        err = capsys.readouterr().err
+        assert f"ignored {linked}: it is a symbolic link; remove it\n" in err
+        assert f"ignored {tmp_path / 'runtime' / 'serve-fifo.json'}: it is not a regular file; remove it\n" in err
+        elsewhere.replace(linked)  # the same content, as the user's own file: used
+        assert running(settings) == [mine]
+        (tmp_path / "runtime" / "serve-fifo.json").unlink()
+
+
+def test_a_planted_link_under_a_record_or_temporary_name_never_redirects_the_write(tmp_path):
+    folder, victim = tmp_path / "runtime", tmp_path / "victim"
+    folder.mkdir(mode=0o700)
+    victim.write_text("root's file")
+    pid = os.getpid()
+    planted = [folder / f".serve-{pid}.json.tmp", folder / f".serve-{pid}.json.{pid}.tmp", folder / f"serve-{pid}.json"]
+    for name in planted:
+        name.symlink_to(victim)
+    settings = settings_in(tmp_path)
+    with recorded(settings, url="http://localhost:5000", dynamodb_endpoint_url="http://127.0.0.1:8000") as mine:
+        record = folder / f"serve-{pid}.json"
+        assert not record.is_symlink() and stat.S_IMODE(record.lstat().st_mode) == 0o600
+        assert running(settings) == [mine]
+        assert all(name.is_symlink() for name in planted[:2])
+    assert victim.read_text() == "root's file"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in planted[:2])
