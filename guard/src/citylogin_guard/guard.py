@@ -200,8 +200,8 @@ class TokenGuard:
             try:
                 answer = self._introspection.answer(token, expires_at=principal.claims["exp"] + self.leeway)
             except CredentialsRefused:
-                # citylogin answers, and no longer knows this app: its tokens are refused everywhere
-                # else (SPEC §14), and a client told to retry would retry for ever.
+                # citylogin is up and refuses the app itself: no retry mends that, so no 503 says to
+                # retry. A removed app's tokens are refused everywhere else too (SPEC §14).
                 raise Unauthorized(Code.INVALID_TOKEN, "citylogin refuses this app's credentials (the app was "
                                    "removed, or its secret replaced): no token can be accepted.") from None
             except TransmitterUnreachable:
