@@ -49,11 +49,12 @@ class Settings:
     client_secret: str = field(default="", repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
+    call_timeout: float = 0.5       # the guard's wait for citylogin on a request's path, in seconds
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         """NOTES_CITYLOGIN_URL, NOTES_PROTECTION, NOTES_CLIENT_ID, NOTES_CLIENT_SECRET (or NOTES_CLIENT_SECRET_FILE,
-        a file holding it), NOTES_HOST, NOTES_PORT."""
+        a file holding it), NOTES_HOST, NOTES_PORT, NOTES_CALL_TIMEOUT."""
         secret = environ.get("NOTES_CLIENT_SECRET", "")
         if not secret and environ.get("NOTES_CLIENT_SECRET_FILE"):
             try:
@@ -64,7 +65,8 @@ class Settings:
                        protection=environ.get("NOTES_PROTECTION", "guard"),
                        client_id=environ.get("NOTES_CLIENT_ID", ""),
                        client_secret=secret,
-                       host=environ.get("NOTES_HOST", "127.0.0.1"), port=int(environ.get("NOTES_PORT", "8080")))
+                       host=environ.get("NOTES_HOST", "127.0.0.1"), port=int(environ.get("NOTES_PORT", "8080")),
+                       call_timeout=float(environ.get("NOTES_CALL_TIMEOUT", "0.5")))
         if not settings.citylogin_url.startswith(("http://", "https://")):
             raise ValueError("set NOTES_CITYLOGIN_URL to citylogin's address, e.g. http://localhost:5000")
         if settings.protection not in PROTECTIONS:
@@ -82,7 +84,8 @@ class Settings:
 def make_protection(settings: Settings) -> Protection:
     if settings.protection == "guard":
         from citylogin_guard import Guard   # pip install ./guard (scripts/setup.sh installs it into .venv)
-        return Guard(settings.citylogin_url, settings.client_id, settings.client_secret)
+        return Guard(settings.citylogin_url, settings.client_id, settings.client_secret,
+                     call_timeout=settings.call_timeout)
     if settings.protection == "push":
         return PushReceiver(settings.citylogin_url, settings.client_id)
     if settings.protection == "oidc":

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from citylogin.client_keys import generate_key
 from citylogin_guard import Guard, GuardMiddleware, Principal
 from tests.guard.checks import DPOP_CHALLENGE, SharedStore, bound_claims, dpop_headers
-from tests.guard.conftest import LEEWAY
+from tests.guard.conftest import CALL_TIMEOUT, LEEWAY
 from tests.support.waiting import wait_until
 
 
@@ -101,7 +101,7 @@ def test_a_bound_token_passes_with_its_proof_and_a_bad_one_gets_the_dpop_challen
 def test_an_apps_own_replay_store_is_called_off_the_event_loop(transmitter):
     store = SharedStore()
     with Guard(transmitter.url, transmitter.client_id, transmitter.client_secret, leeway=LEEWAY,
-               replay_store=store) as guard:
+               replay_store=store, call_timeout=CALL_TIMEOUT) as guard:
         wait_until(guard.heard, timeout=30, what="the feed heard")
         time.sleep(guard.leeway + 0.05)  # tokens from now on are the feed's alone: no introspection
         key = generate_key("ed25519")
@@ -128,7 +128,8 @@ class RecordingGuard(Guard):
 
 
 def test_with_the_feed_stale_the_middleware_introspects_off_the_event_loop(transmitter):
-    with RecordingGuard(transmitter.url, transmitter.client_id, transmitter.client_secret, stale_after=0.5) as guard:
+    with RecordingGuard(transmitter.url, transmitter.client_id, transmitter.client_secret, stale_after=0.5,
+                        call_timeout=CALL_TIMEOUT) as guard:
         wait_until(guard.heard, timeout=30, what="the feed heard")
         transmitter.poll_status = 503
         wait_until(lambda: not guard.heard(), timeout=30, what="the feed stale")

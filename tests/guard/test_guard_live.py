@@ -26,6 +26,7 @@ from citylogin_guard import Guard, GuardMiddleware
 from crypto.dpop import key_thumbprint
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.guard.checks import DPOP_CHALLENGE, dpop_headers, refused_request
+from tests.guard.conftest import CALL_TIMEOUT
 from tests.support.live import PASSWORD, register_device, serving
 from tests.support.services import running_service
 from tests.support.waiting import wait_until
@@ -61,6 +62,13 @@ def add_app(env: dict[str, str]) -> dict[str, str]:
     return json.loads(done.stdout)
 
 
+def remove_app(env: dict[str, str], client_id: str) -> None:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")} | env
+    done = subprocess.run([sys.executable, "-m", "citylogin", "apps", "remove", client_id], env=full_env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def unacknowledged(url: str, app: dict[str, str], guard: Guard) -> dict[str, str]:
     """The events citylogin would deliver now on the guard's own stream (a poll that acknowledges nothing)."""
     stream_id = guard._feed.stream_id
@@ -77,7 +85,7 @@ API = "https://api.example.com/orders"
 def test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second(citylogin):
     url, env = citylogin
     app = add_app(env)
-    with Guard(url, app["client_id"], app["client_secret"], leeway=1.0) as guard:
+    with Guard(url, app["client_id"], app["client_secret"], leeway=1.0, call_timeout=CALL_TIMEOUT) as guard:
         wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
         time.sleep(2.1)  # tokens issued from now on (iat in whole seconds) are the feed's alone
         device = register_device(url)
@@ -94,7 +102,7 @@ def test_the_guard_refuses_a_session_ended_in_citylogin_within_a_second(citylogi
 
     # A guard started later may not get that event (a new stream begins 10 s back): it asks
     # citylogin about the token, issued before it listened, and refuses it all the same.
-    with Guard(url, app["client_id"], app["client_secret"], leeway=1.0) as later:
+    with Guard(url, app["client_id"], app["client_secret"], leeway=1.0, call_timeout=CALL_TIMEOUT) as later:
         wait_until(later.heard, timeout=10, what="the later guard hears the feed")
         assert refused_request(later, key, token, API) == "session_revoked"
 
@@ -104,7 +112,8 @@ def test_every_process_of_one_app_refuses_within_a_second(citylogin):
     # own, so one's acknowledgement never keeps the event from another.
     url, env = citylogin
     app = add_app(env)
-    guards = [Guard(url, app["client_id"], app["client_secret"], leeway=1.0) for _ in range(3)]
+    guards = [Guard(url, app["client_id"], app["client_secret"], leeway=1.0, call_timeout=CALL_TIMEOUT)
+              for _ in range(3)]
     try:
         for guard in guards:
             wait_until(guard.heard, timeout=10, what="each guard hears citylogin's feed")
@@ -143,7 +152,8 @@ def test_an_app_behind_the_guard_takes_a_clients_proofs_but_not_another_keys_nor
     assert device.token_type == "DPoP"
     token, jkt = device.access_token, key_thumbprint(device.require_key_file().private_key().public_key())
     credentials = app["client_id"], app["client_secret"]
-    with Guard(url, *credentials, leeway=1.0) as guard, serving(guarded_app(guard)) as app_url:
+    with Guard(url, *credentials, leeway=1.0, call_timeout=CALL_TIMEOUT) as guard, \
+            serving(guarded_app(guard)) as app_url:
         wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
         api = f"{app_url}/api/me"
         headers = device.auth_headers("GET", api)
@@ -184,7 +194,8 @@ def test_citylogin_stopped_is_a_503_with_retry_after_and_an_ended_session_it_hea
         live.login(PASSWORD)
         ended_key, ended_token, ended_session = ended.require_key_file().private_key(), ended.access_token, \
             ended.session_id
-        with Guard(url, app["client_id"], app["client_secret"], leeway=1.0, stale_after=1.0, retry_after=5) as guard, \
+        with Guard(url, app["client_id"], app["client_secret"], leeway=1.0, stale_after=1.0, retry_after=5,
+                   call_timeout=CALL_TIMEOUT) as guard, \
                 serving(guarded_app(guard)) as flask_url, TestClient(asgi_app(guard)) as asgi:
             wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
             ended.logout()
@@ -205,3 +216,37 @@ def test_citylogin_stopped_is_a_503_with_retry_after_and_an_ended_session_it_hea
                            asgi.get("/api/me", headers=dpop_headers(ended_key, ended_token, "GET", asgi_api))):
                 assert answer.status_code == 401, answer.text
                 assert answer.json()["code"] == "session_revoked" and answer.json()["reason"] == "logged_out"
+
+
+def test_a_removed_apps_own_guard_refuses_its_tokens_with_401_and_an_outage_with_503(dynamodb_endpoint, tmp_path):
+    """`citylogin apps remove`: citylogin answers the app's poll and its introspection 401 invalid_client. It
+    is up, and the app is gone: the app's own guard refuses the token it must ask about with 401
+    invalid_token, as userinfo and introspection do, not 503 (whose Retry-After would have the client try
+    again for ever). citylogin stopped, the same token gets 503 session_unverifiable."""
+    with ExitStack() as citylogin_process:
+        url, env = citylogin_process.enter_context(citylogin_serving(dynamodb_endpoint, tmp_path))
+        app = add_app(env)
+        device = register_device(url)
+        device.login(PASSWORD)
+        with Guard(url, app["client_id"], app["client_secret"], leeway=1.0, stale_after=1.0,
+                   call_timeout=CALL_TIMEOUT) as guard, serving(guarded_app(guard)) as app_url:
+            api = f"{app_url}/api/me"
+
+            def answer() -> requests.Response:
+                return requests.get(api, headers=device.auth_headers("GET", api), timeout=30)
+            wait_until(guard.heard, timeout=10, what="the guard hears citylogin's feed")
+            assert answer().status_code == 200     # the token older than the guard: citylogin was asked
+
+            remove_app(env, app["client_id"])
+            wait_until(lambda: answer().status_code == 401, timeout=30, what="the removed app's guard refusing")
+            refused = answer()
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["code"] == "invalid_token" and "credentials" in refused.json()["detail"]
+            assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+            assert "Retry-After" not in refused.headers
+            assert device.request("GET", "/session/me").status_code == 200, "the session goes on"
+
+            citylogin_process.close()
+            unverifiable = answer()
+            assert unverifiable.status_code == 503, unverifiable.text
+            assert unverifiable.json()["code"] == "session_unverifiable" and unverifiable.headers["Retry-After"] == "5"

@@ -30,6 +30,7 @@ from citylogin_guard.dpop import read_proof, replay_key
 from citylogin_guard.nonces import DpopNonces
 from crypto import dpop as citylogin_dpop
 from tests.guard.checks import SharedStore, bound_claims
+from tests.guard.conftest import CALL_TIMEOUT
 from tests.guard.test_guard_live import add_app, citylogin, guarded_app  # noqa: F401 (citylogin: a fixture)
 from tests.support.live import PASSWORD, register_device, serving
 from tests.support.waiting import wait_until
@@ -292,9 +293,9 @@ def test_the_python_client_answers_each_apps_nonce_demand_by_itself(citylogin, m
         lambda response, *args, **kwargs: statuses.setdefault(response.url, []).append(response.status_code))
 
     with Guard(url, flask_credentials["client_id"], flask_credentials["client_secret"], leeway=1.0,
-               dpop_nonce_secret=SECRET) as flask_guard, \
+               dpop_nonce_secret=SECRET, call_timeout=CALL_TIMEOUT) as flask_guard, \
             Guard(url, asgi_credentials["client_id"], asgi_credentials["client_secret"], leeway=1.0,
-                  dpop_nonce_secret=OTHER_SECRET) as asgi_guard, \
+                  dpop_nonce_secret=OTHER_SECRET, call_timeout=CALL_TIMEOUT) as asgi_guard, \
             serving(guarded_app(flask_guard)) as flask_url:
         device.http.mount("http://testserver/", ToTestClient(asgi_app(asgi_guard)))
         wait_until(lambda: flask_guard.heard() and asgi_guard.heard(), timeout=10, what="the guards hear citylogin")

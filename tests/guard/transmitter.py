@@ -37,8 +37,9 @@ class Signer:
 class Transmitter:
     """citylogin as the guard sees it. Knobs: `poll_status` (answer polls with it instead of 200),
     `hold` (longest long poll), `introspection_extra` (members an active answer gets on top of the
-    token's claims); records: `polls` (each poll's JSON body), `holding`, `acked`,
-    `introspections`, `jwks_reads`."""
+    token's claims), `hang()` (from then on, answer nothing); records: `polls` (each poll's JSON
+    body), `holding`, `acked`, `introspections`, `jwks_reads`, `hung` (the paths of the requests
+    held unanswered)."""
 
     def __init__(self, *, client_id: str = "app-test", client_secret: str = "app-secret", token_ttl: int = 300,
                  hold: float = 30.0) -> None:
@@ -47,6 +48,9 @@ class Transmitter:
         self.signer = Signer()
         self.published = [self.signer]
         self.poll_status = 200
+        self.hung: list[str] = []
+        self._hanging = False
+        self._stopped = threading.Event()
         self.introspection_extra: dict[str, Any] = {}
         self.polls: list[dict[str, Any]] = []
         self.acked: set[str] = set()
@@ -101,7 +105,17 @@ class Transmitter:
         with self._changed:
             return list(self._pending)
 
+    def hang(self) -> None:
+        """citylogin hung: it goes on accepting connections and reading requests, and answers none (each
+        held until stop()). A long poll held already is answered when its hold ends, as before."""
+        self._hanging = True
+
+    def hung_on(self, path: str) -> int:
+        """How many requests for `path` were held unanswered."""
+        return sum(1 for held in list(self.hung) if held == path)
+
     def stop(self) -> None:
+        self._stopped.set()
         with self._changed:
             self._closing = True
             self._changed.notify_all()
@@ -110,6 +124,14 @@ class Transmitter:
         self._thread.join(timeout=5)
 
     # What the server does.
+
+    def holds(self, path: str) -> bool:
+        """Whether the request for `path` goes unanswered; if so, returns only at stop()."""
+        if not self._hanging:
+            return False
+        self.hung.append(path)
+        self._stopped.wait()
+        return True
 
     def configuration(self) -> dict[str, Any]:
         return {"spec_version": "1_0", "issuer": self.url, "jwks_uri": f"{self.url}/.well-known/jwks.json",
@@ -154,6 +176,8 @@ class Transmitter:
 def _handler(transmitter: Transmitter) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if transmitter.holds(self.path):
+                return
             if self.path == "/.well-known/ssf-configuration":
                 self._answer(200, transmitter.configuration())
             elif self.path == "/.well-known/jwks.json":
@@ -164,6 +188,8 @@ def _handler(transmitter: Transmitter) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if transmitter.holds(self.path):
+                return
             if not transmitter.app_authenticated(self.headers.get("Authorization")):
                 self._answer(401, {"error": "invalid_client"})
             elif self.path == "/ssf/streams":  # one queue for every receiver: a stream names it

@@ -39,7 +39,8 @@ def running_notes(citylogin_url: str, protection: str, *, port: int | None = Non
                   credentials: dict[str, str] | None = None) -> Iterator[str]:
     """The notes app with `protection` (guard | forward-auth | push) on 127.0.0.1:`port`; yields its URL."""
     port = port or free_port()
-    env = {"NOTES_CITYLOGIN_URL": citylogin_url, "NOTES_PROTECTION": protection}
+    # the guard's wait for citylogin: a busy machine answers late now and then, and past 0.5 s that is a 503
+    env = {"NOTES_CITYLOGIN_URL": citylogin_url, "NOTES_PROTECTION": protection, "NOTES_CALL_TIMEOUT": "10"}
     if credentials:
         env |= {"NOTES_CLIENT_ID": credentials["client_id"], "NOTES_CLIENT_SECRET": credentials["client_secret"]}
     with running_process([sys.executable, str(NOTES_APP), "--port", str(port)], port=port, env=env,

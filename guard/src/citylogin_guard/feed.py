@@ -17,7 +17,7 @@ import httpx
 from citylogin_guard.ended import EndedGrants, EndedSessions
 from citylogin_guard.jwks import KeySet
 from citylogin_guard.tokens import InvalidSecurityEvent, sessions_ended
-from citylogin_guard.transport import Metadata, Transmitter, TransmitterUnreachable
+from citylogin_guard.transport import CredentialsRefused, Metadata, Transmitter, TransmitterUnreachable
 
 log = logging.getLogger("citylogin_guard")
 FEED_THREAD = "citylogin-guard-feed"
@@ -30,11 +30,10 @@ class StreamGone(Exception):
     """citylogin no longer knows this receiver's stream (404): make another."""
 
 
-class CredentialsRefused(TransmitterUnreachable):
-    """citylogin refuses the app's credentials (401): the app was removed, or its secret replaced. The feed
-    stops vouching for tokens at once: a quiet feed of an app citylogin no longer knows says nothing."""
 # citylogin holds a long poll up to 30 s (SPEC §11): past that the answer is late.
 LONGEST_HOLD = 35.0
+# The feed's own, off every request's path (its thread waits, no request does): to connect, and to
+# read an answer asked for at once. A held poll's read is the hold's.
 CONNECT_TIMEOUT = 3.0
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 2.0
 
@@ -116,7 +115,9 @@ class Feed:
                     continue
                 except (httpx.HTTPError, TransmitterUnreachable) as error:
                     if isinstance(error, CredentialsRefused):
-                        self.heard_at = None  # every token is asked about from now on (SPEC §14)
+                        # A quiet feed of an app citylogin no longer knows says nothing: every token is
+                        # asked about from now on (SPEC §14), and introspection refuses it too.
+                        self.heard_at = None
                     failures = await self._failed(failures, f"{type(error).__name__}: {error}")
                     immediate = True
                     continue

@@ -18,7 +18,8 @@ from citylogin_guard.nonces import DpopNonces
 from citylogin_guard.proofs import ProofChecker, invalid_proof
 from citylogin_guard.replay import ReplayStore
 from citylogin_guard.tokens import access_token_claims, named_grant
-from citylogin_guard.transport import NetworkNeeded, Transmitter, TransmitterUnreachable
+from citylogin_guard.transport import (CALL_TIMEOUT, CredentialsRefused, NetworkNeeded, Transmitter,
+                                       TransmitterUnreachable)
 
 # Tokens already checked, kept so that the next request with one costs a dict lookup, not a
 # signature check; each is still checked against its exp and the ended sessions every time.
@@ -45,7 +46,8 @@ class TokenGuard:
     def __init__(self, base_url: str, client_id: str, client_secret: str, *, audience: str = "citylogin",
                  stale_after: float = 10.0, leeway: float = 10.0, public_urls: str | Sequence[str] = (),
                  replay_store: ReplayStore | None = None, dpop_nonce_secret: str | bytes | None = None,
-                 require_dpop_nonce: bool = False, retry_after: int = 5) -> None:
+                 require_dpop_nonce: bool = False, retry_after: int = 5,
+                 call_timeout: float = CALL_TIMEOUT) -> None:
         """`leeway`: the clock difference tolerated between citylogin's hosts and this one (on exp,
         nbf and iat). `public_urls`: the app's public base URL(s), which DPoP proofs name (behind a
         proxy the app sees another scheme and host). `replay_store`: where spent DPoP proofs are
@@ -55,14 +57,19 @@ class TokenGuard:
         only); `require_dpop_nonce`: every proof must carry the current one, not only those whose
         iat is off this host's clock. `stale_after`: how long the feed's last answer is trusted;
         past it each token is introspected. `retry_after`: the seconds a 503 (`Unavailable`: citylogin
-        unreachable, the token not judged) tells the client to wait."""
+        unreachable, the token not judged) tells the client to wait. `call_timeout`: how long a request
+        that must ask citylogin (introspection, its keys) waits for it to connect, and then for each read
+        of its answer, before that request gets the 503 (0.5 s; the feed's long poll has its own)."""
         if retry_after < 1:
             raise ValueError("retry_after is a whole number of seconds, 1 or more")
+        if not call_timeout > 0:
+            raise ValueError("call_timeout is a number of seconds above 0")
         self.audience = audience
         self.stale_after = stale_after
         self.retry_after = retry_after
         self.leeway = leeway
-        self._transmitter = Transmitter(base_url, client_id, client_secret)
+        self.call_timeout = call_timeout
+        self._transmitter = Transmitter(base_url, client_id, client_secret, call_timeout=call_timeout)
         self._keys = KeySet(self._transmitter.jwks)
         self._ended = EndedSessions()
         self._ended_grants = EndedGrants()
@@ -192,6 +199,11 @@ class TokenGuard:
                 raise NetworkNeeded()
             try:
                 answer = self._introspection.answer(token, expires_at=principal.claims["exp"] + self.leeway)
+            except CredentialsRefused:
+                # citylogin is up and refuses the app itself: no retry mends that, so no 503 says to
+                # retry. A removed app's tokens are refused everywhere else too (SPEC §14).
+                raise Unauthorized(Code.INVALID_TOKEN, "citylogin refuses this app's credentials (the app was "
+                                   "removed, or its secret replaced): no token can be accepted.") from None
             except TransmitterUnreachable:
                 raise Unavailable("citylogin cannot be reached to check the session.",
                                   retry_after=self.retry_after) from None
