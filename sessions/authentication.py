@@ -35,8 +35,10 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
                  proof_checked_by_app: bool = False, spend_last: bool = False,
                  issued_by: str = OWN_TOKENS, along: Along | None = None) -> Principal:
     """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked,
-    invalid_dpop_proof). A bound token (`cnf`) counts only under the DPoP `scheme` with the `offer`'s
-    proof for this request (SPEC §12), spent while the session is read (its write overlaps the read);
+    invalid_dpop_proof), or 403 account_locked for citylogin's own token of a session a lock ended (an
+    app's, issued_by=PROVIDER_TOKENS, is 401 session_revoked then: RFC 6750 §3). A bound token (`cnf`)
+    counts only under the DPoP `scheme` with the `offer`'s proof for this request (SPEC §12), spent while
+    the session is read (its write overlaps the read);
     `spend_last`: only once nothing else refused the request, so that a proxy asking twice about a
     refused request (forward auth) gets the same refusal twice.
     A session revoked with `accept_ended_reason` still names its caller (DELETE /account retried
@@ -65,8 +67,9 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         raise InvalidToken()
     now = epoch(ctx)
     reason = end_reason(ctx, session, now)
+    app_token = issued_by == PROVIDER_TOKENS
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
-        raise ended_error(session, reason)
+        raise ended_error(session, reason, app_token=app_token)
     if proof:
         # citylogin's own bound token must be the device key's now (renewed onto a new key since?); an
         # app's (SPEC §14) is bound to the app's key, which its cnf names and the proof matched.
@@ -77,7 +80,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         else:
             spending.result()  # InvalidDpopProof if some request spent it already
     if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
-        _touch(ctx, store, session, now=now)
+        _touch(ctx, store, session, now=now, app_token=app_token)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]), claims=claims, along=read_along)
 
@@ -201,13 +204,13 @@ def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: st
     return binding.checked_proof(ctx, offer, access_token=access_token, jkt=jkt)
 
 
-def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int) -> None:
+def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int, app_token: bool) -> None:
     """Record activity; 401 if the session ended meanwhile or the presence no longer counts it."""
     outcome = store.touch(session, now=now, idle_cutoff=liveness(ctx).idle_cutoff(now))
     if outcome is Activity.SESSION_CHANGED:
         current = store.get(session.session_id)
         reason = (current and end_reason(ctx, current, now)) or RevokeReason.LOGGED_OUT
-        raise ended_error(current, reason) if current else SessionRevoked(reason)
+        raise ended_error(current, reason, app_token=app_token) if current else SessionRevoked(reason)
     if outcome is Activity.NOT_COUNTED:
         end_uncounted(ctx, session)
     # CONFLICT: a login is rewriting the presence right now; the session is live, touch next time.
