@@ -18,6 +18,7 @@ import requests
 from apps import service as apps
 from apps.models import OidcClient
 from crypto.tokens import keyed_token
+from oidc.store import GrantStore
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, verify_address
 from tests.support.oidc import code_for
 
@@ -334,12 +335,16 @@ def test_a_refresh_scope_narrows_that_answer_alone_and_the_grant_keeps_its_scope
     assert asked_whole.status_code == 200, asked_whole.text   # the full scope asked for again
     assert asked_whole.json()["scope"] == FULL_SCOPE
 
-    # beyond the grant, narrowed before or not: invalid_scope, and the token it came with is not spent
+    # beyond the grant, narrowed before or not: invalid_scope, refused before the token it came with is spent
     latest = asked_whole.json()["refresh_token"]
+    grants = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)
+    stored = grants.get(session_id=device.session_id, client_id=credentials.app.client_id)
+    assert stored is not None and stored.scope == FULL_SCOPE
     for beyond in ("openid address", " openid  phone ", "admin", "openid,email", "OPENID"):
         refused = _narrowed(url, credentials, latest, beyond)
         assert (refused.status_code, refused.json()["error"]) == (400, "invalid_scope"), (beyond, refused.text)
     assert _narrowed(url, credentials, latest, "openid\temail").json()["error"] == "invalid_request"
+    assert grants.get(session_id=device.session_id, client_id=credentials.app.client_id) == stored
     assert _narrowed(url, credentials, latest, " email  openid email ").json()["scope"] == "openid email"
 
 
