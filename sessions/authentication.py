@@ -35,18 +35,16 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
                  proof_checked_by_app: bool = False, spend_last: bool = False,
                  issued_by: str = OWN_TOKENS, along: Along | None = None) -> Principal:
     """The caller behind `access_token`, or 401 (invalid_token, token_expired, session_revoked,
-    invalid_dpop_proof), or 403 account_locked for citylogin's own token of a session a lock ended (an
-    app's, issued_by=PROVIDER_TOKENS, is 401 session_revoked then: RFC 6750 §3). A bound token (`cnf`)
-    counts only under the DPoP `scheme` with the `offer`'s proof for this request (SPEC §12), spent while
-    the session is read (its write overlaps the read);
+    invalid_dpop_proof). A bound token (`cnf`) counts only under the DPoP `scheme` with the `offer`'s
+    proof for this request (SPEC §12), spent while the session is read (its write overlaps the read);
     `spend_last`: only once nothing else refused the request, so that a proxy asking twice about a
     refused request (forward auth) gets the same refusal twice.
     A session revoked with `accept_ended_reason` still names its caller (DELETE /account retried
     after the deletion ended the session). `activity=False`: an app asks about the token
     (introspection), so the check is read-only and the session's idle clock does not move;
     `proof_checked_by_app`: the app checks a bound token's proof itself, against the `cnf` it is told.
-    `issued_by`: whose access tokens count: citylogin's own (OWN_TOKENS), those the OpenID Provider gave
-    an app (PROVIDER_TOKENS: userinfo), or either (ANY_TOKENS: introspection).
+    `issued_by`: whose access tokens count: citylogin's own (OWN_TOKENS: 403 once a lock ended the session),
+    an app's (PROVIDER_TOKENS, userinfo: 401 then, RFC 6750 §3), or either (ANY_TOKENS: introspection).
     `along`: given the token's verified claims, other records the route needs, read in the session's
     own BatchGetItem (database/batch_read.py) and handed over in `Principal.along`; they are read only
     for a token that verified, and nothing of them is looked at before the session checks out."""
@@ -67,9 +65,8 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         raise InvalidToken()
     now = epoch(ctx)
     reason = end_reason(ctx, session, now)
-    app_token = issued_by == PROVIDER_TOKENS
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
-        raise ended_error(session, reason, app_token=app_token)
+        raise ended_error(session, reason, app_token=issued_by == PROVIDER_TOKENS)
     if proof:
         # citylogin's own bound token must be the device key's now (renewed onto a new key since?); an
         # app's (SPEC §14) is bound to the app's key, which its cnf names and the proof matched.
@@ -80,7 +77,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         else:
             spending.result()  # InvalidDpopProof if some request spent it already
     if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
-        _touch(ctx, store, session, now=now, app_token=app_token)
+        _touch(ctx, store, session, now=now, app_token=issued_by == PROVIDER_TOKENS)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]), claims=claims, along=read_along)
 
