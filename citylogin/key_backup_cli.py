@@ -49,7 +49,7 @@ def restore_keys(file: str) -> None:
     """Write the key ring of a backup FILE (`-`: standard input) into a table that holds no ring: a new
     CITYLOGIN_TABLE_PREFIX or DynamoDB, or a table whose ring was deleted with every service stopped.
     Refused, with nothing written, for a file that does not open under the key-encryption key, that was
-    edited or damaged, or a table that holds a ring."""
+    edited or damaged, holds a member a backup has not, is over 16 MiB, or a table that holds a ring."""
     from common.timefmt import aware_utc
     from keys.ring import describe, read_ring
     from keys.ring_backup import RingBackup, open_backup
@@ -103,12 +103,22 @@ def _exists(table: str) -> str:
 
 
 def _read(file: str) -> tuple[str, bytes]:
+    """(how refusals name the backup, its bytes). At most one byte past MAX_BACKUP_BYTES is read: a larger
+    file, or one without an end (/dev/zero, a stream), is refused before anything is made."""
+    from keys.ring_backup import MAX_BACKUP_BYTES
+
     if file == "-":
-        return "the backup on standard input", sys.stdin.buffer.read()
-    try:
-        return file, Path(file).read_bytes()
-    except OSError as exc:
-        raise click.ClickException(f"{file}: {exc.strerror or exc}") from None
+        name, data = "the backup on standard input", sys.stdin.buffer.read(MAX_BACKUP_BYTES + 1)
+    else:
+        try:
+            with Path(file).open("rb") as handle:
+                name, data = file, handle.read(MAX_BACKUP_BYTES + 1)
+        except OSError as exc:
+            raise click.ClickException(f"{file}: {exc.strerror or exc}") from None
+    if len(data) > MAX_BACKUP_BYTES:
+        raise click.ClickException(f"{name} is over {MAX_BACKUP_BYTES // 2**20} MiB, larger than any key ring "
+                                   "backup: nothing restored")
+    return name, data
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt,
                       WithJsonSchema)
+from pydantic.json_schema import SkipJsonSchema
 
 from accounts.models import PasskeyAssertion, Role
 from common.errors import FieldKind, field_refusal
@@ -188,13 +189,21 @@ def _web_origin(value: str) -> str:
 WebOrigins = Annotated[list[Annotated[str, Field(max_length=300), AfterValidator(_web_origin)]], Field(max_length=20)]
 
 
+def _public_fixed(value: object) -> object:
+    raise field_refusal(FieldKind.INVALID_VALUE, "public_fixed",
+                        "Whether a client is public can not change: add a new app.")
+
+
 class AppChange(BaseModel):
     """PATCH /admin/apps/<client_id>: the fields given change, the rest stay. Null removes an optional one
     (push_url, backchannel_logout_uri, jwks, admin_role); a field every app has (its name, a list, a flag,
     the ID token's algorithm) may be left out but never null: 400 invalid_field, nothing written. Whether a
-    client is public can not change."""
+    client is public can not change: `public` is refused, as is any member the change does not know (a
+    misspelt field would otherwise answer 200 having changed nothing)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
+    # Named at all (even as it is), refused with its own reason; not in the change's schema.
+    public: SkipJsonSchema[Annotated[object, BeforeValidator(_public_fixed)]] = None
     # Omittable: a null name was once written and failed every reader of the registry (the app list,
     # the pusher of every process), so a field the record must hold is refused before any write.
     name: Omittable[AppName] = None
@@ -219,6 +228,7 @@ class AppChange(BaseModel):
 class NewApp(AppChange):
     """POST /admin/apps: as `citylogin apps add`."""
 
+    model_config = ConfigDict(extra="ignore")
     name: AppName
     public: StrictBool = False
 

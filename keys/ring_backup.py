@@ -31,6 +31,11 @@ FORMAT_VERSION = 1
 _CHECK = b"citylogin-key-ring-backup"  # what the check seals
 _NONCE_BYTES = 12
 _CLEAR = ("format", "format_version", "backup_id", "made_at", "table", "ring_version", "sealed_with", "keys")
+_MEMBERS = frozenset({*_CLEAR, "sealed"})
+# The largest file `keys restore` reads. A new ring's backup is about 8 KB and each `keys rotate` adds about
+# 1.1 KB (a JWT key and a refresh secret, kept as tombstones once retired): rotated daily for ten years,
+# about 4 MB. Anything larger is no backup of ours, and a path such as /dev/zero has no end.
+MAX_BACKUP_BYTES = 16 * 1024 * 1024
 
 
 class BackupRefused(ConfigError):
@@ -104,10 +109,20 @@ def _document(text: bytes, name: str) -> dict[str, Any]:
     if document.get("format_version") != FORMAT_VERSION:
         raise BackupRefused(f"{name} is a backup of format version {document.get('format_version')!r}; this "
                             f"citylogin reads version {FORMAT_VERSION}")
+    unknown = sorted(set(document) - _MEMBERS)
+    if unknown:
+        raise BackupRefused(f"{name} is not a backup this citylogin made: it holds members a backup has not "
+                            f"({_names(unknown)})")
     missing = [field for field in (*_CLEAR, "sealed") if field not in document]
     if missing or not isinstance(document["sealed"], dict) or not isinstance(document["backup_id"], str):
         raise BackupRefused(f"{name} is damaged: {', '.join(missing) or 'sealed'} missing or not of its kind")
     return document
+
+
+def _names(members: list[str]) -> str:
+    """Members of a file as a one-line message may name them: quoted and escaped, the first three, cut short."""
+    shown = ", ".join(json.dumps(member[:40]) for member in members[:3])
+    return shown + (f" and {len(members) - 3} more" if len(members) > 3 else "")
 
 
 def _ring_backup(payload: bytes, clear: dict[str, Any], name: str) -> RingBackup:

@@ -68,8 +68,8 @@ class Hooks:
         return tokens
 
     def signed_tokens(self, *, client: Client, user: SignedIn, scope: str) -> dict[str, Any]:
-        """An RFC 9068 access token of the person's session for this app (SPEC §14), and the grant's
-        next refresh token when it has them."""
+        """An RFC 9068 access token of the person's session for this app (SPEC §14) of `scope`, and the
+        grant's next refresh token when it has them (of the grant's scope, RFC 6749 §6)."""
         ttl, now = self.ctx.settings.access_token_ttl, epoch(self.ctx)
         # A refresh's pair is formed from its rotation (the same again within the reuse grace): its
         # moment and a jti of the grant's generation; EdDSA signs the same claims the same way. Every
@@ -86,7 +86,7 @@ class Hooks:
         token = {"token_type": "DPoP" if user.jkt else "Bearer", "access_token": access_token,
                  "expires_in": max(1, issued + ttl - now), "scope": scope}
         if user.refresh_generation:
-            token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id, scope=scope)
+            token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id)
         return token
 
     def code_tokens(self, request: OAuth2Request, *, scope: str) -> tuple[dict[str, Any], str | None]:

@@ -33,6 +33,9 @@ class SignedIn:
     issued_epoch: int = 0
     refresh_kid: str | None = None
     refresh_jkt: str | None = None  # the key the grant's refresh tokens are bound to (the grant's jkt)
+    # The scope the grant was given, which its refresh tokens carry: one refresh's answer may be narrower
+    # (RFC 6749 §6), the grant never is.
+    grant_scope: str = ""
 
     def get_user_id(self) -> str:  # Authlib's user protocol
         return self.user_uuid
@@ -135,7 +138,7 @@ class Code:
     def signed_in(self, *, refresh_generation: int, grant_id: str) -> SignedIn:
         return SignedIn(user_uuid=self.user_uuid, session_id=self.session_id, device_id=self.device_id,
                         auth_time=self.auth_time, amr=tuple(self.amr), jkt=self.jkt,
-                        refresh_generation=refresh_generation, grant_id=grant_id)
+                        refresh_generation=refresh_generation, grant_id=grant_id, grant_scope=self.scope)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ class Grant:
     def signed_in(self, *, refresh_generation: int) -> SignedIn:
         return SignedIn(user_uuid=self.user_uuid, session_id=self.session_id, device_id=self.device_id,
                         auth_time=self.auth_time, amr=tuple(self.amr), jkt=self.jkt,
-                        refresh_generation=refresh_generation, grant_id=self.grant_id, refresh_jkt=self.jkt)
+                        refresh_generation=refresh_generation, grant_id=self.grant_id, refresh_jkt=self.jkt,
+                        grant_scope=self.scope)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,16 @@
 """An app's rotating refresh token (SPEC §14 with §4's rules): one per grant, rotated on every use,
 never outliving the citylogin session. Its text is derived, not stored:
 `<session_id>.<client_id>.<grant_id>.<generation>.<kid>.<carried>.<mac>` under the key ring's refresh
-secret `kid`, where `carried` names what the grant says of the person (user, device, scope, auth_time,
-amr, the key its refresh tokens are bound to), so that a rotation writes without reading the grant first;
-the grant record keeps only the current generation and its last rotation (when, under which secret,
-bound to which key). A token of the earlier form, without `carried`, is read first and rotated into the
-new one. The token just rotated out, sent again within CITYLOGIN_REFRESH_REUSE_GRACE (a retry, two
-tabs, two app hosts, on any process), gets that same successor pair and ends nothing; an older one,
-or one after the grace, is a reuse (a copy, or a client that lost track): that app's grant on the
-session ends and the app is told by back channel (oidc.grants), while the device's citylogin session
-and other apps' grants go on."""
+secret `kid`, where `carried` names what the grant says of the person (user, device, the scope it was
+given, auth_time, amr, the key its refresh tokens are bound to), so that a rotation writes without
+reading the grant first; the grant record keeps only the current generation and its last rotation (when,
+under which secret, bound to which key). A token of the earlier form, without `carried`, is read first
+and rotated into the new one; so is one whose `carried` holds the scope of the answer it came with (the
+form before GRANT_SCOPE_FORM). The token just rotated out, sent again within
+CITYLOGIN_REFRESH_REUSE_GRACE (a retry, two tabs, two app hosts, on any process), gets that same
+successor pair and ends nothing; an older one, or one after the grace, is a reuse (a copy, or a client
+that lost track): that app's grant on the session ends and the app is told by back channel
+(oidc.grants), while the device's citylogin session and other apps' grants go on."""
 from __future__ import annotations
 
 import base64
@@ -38,6 +39,10 @@ _CARRIED = re.compile(r"^[A-Za-z0-9_-]{1,1400}$")
 MAX_TOKEN_LENGTH = 1600
 MAX_GENERATION_DIGITS = 9
 ROTATE_ATTEMPTS = 3  # a parallel rotation of the same token came first: read again, answer by the grace
+# The form of `carried` whose scope is the grant's, as given: its seventh member. The form before (six
+# members) carried the scope of the answer that gave the token, narrowed by a refresh's `scope` as it
+# may have been; such a token is read first, as the earliest form is, so that its grant's scope counts.
+GRANT_SCOPE_FORM = 2
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,12 @@ def new_grant_id() -> str:
     return secrets.token_hex(8)
 
 
-def token_text(ctx: AppContext, user: SignedIn, *, client_id: str, scope: str) -> str:
-    """The refresh token `user` (a grant at its next generation, of `scope`) gets, under the secret its
-    rotation chose (the newest one when it was made)."""
-    carried = _encode([user.user_uuid, user.device_id, scope, user.auth_time, list(user.amr), user.refresh_jkt])
+def token_text(ctx: AppContext, user: SignedIn, *, client_id: str) -> str:
+    """The refresh token `user` (a grant at its next generation) gets, under the secret its rotation chose
+    (the newest one when it was made). It carries the scope the grant was given, never the narrower one
+    of the answer it comes with (RFC 6749 §6)."""
+    carried = _encode([user.user_uuid, user.device_id, user.grant_scope, user.auth_time, list(user.amr),
+                       user.refresh_jkt, GRANT_SCOPE_FORM])
     text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation,
                              user.refresh_kid or ctx.refresh_secrets.newest_kid(), carried))
     assert text is not None  # the newest kid, or one the grace checked is still in the ring
@@ -126,23 +133,31 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
         return None
     if parts.carried is None:
         return _read(ctx, parts)
-    grant = _carried_grant(parts)
-    return None if grant is None else AppRefresh(grant=grant, generation=parts.generation, unread=True)
+    carried = _carried_grant(parts)
+    if carried is None:
+        return None
+    grant, form = carried
+    if form < GRANT_SCOPE_FORM:
+        return _read(ctx, parts)
+    return AppRefresh(grant=grant, generation=parts.generation, unread=True)
 
 
-def _carried_grant(parts: _Parts) -> Grant | None:
-    """The grant as a token's `carried` part (under its MAC) says it was, at the token's generation."""
+def _carried_grant(parts: _Parts) -> tuple[Grant, int] | None:
+    """The grant as a token's `carried` part (under its MAC) says it was, at the token's generation, and
+    the form of that part (GRANT_SCOPE_FORM, or 1 for the form before it)."""
     try:
-        user_uuid, device_id, scope, auth_time, amr, jkt = json.loads(
-            base64.urlsafe_b64decode(str(parts.carried) + "=" * (-len(str(parts.carried)) % 4)))
+        values = json.loads(base64.urlsafe_b64decode(str(parts.carried) + "=" * (-len(str(parts.carried)) % 4)))
+        user_uuid, device_id, scope, auth_time, amr, jkt, *rest = values
     except (ValueError, TypeError, RecursionError):
         return None  # under our MAC this never happens; refused all the same
     if not (isinstance(user_uuid, str) and isinstance(device_id, str) and isinstance(scope, str)
-            and isinstance(auth_time, int) and isinstance(amr, list) and (jkt is None or isinstance(jkt, str))):
+            and isinstance(auth_time, int) and isinstance(amr, list) and (jkt is None or isinstance(jkt, str))
+            and rest in ([], [GRANT_SCOPE_FORM])):
         return None
+    form = rest[0] if rest else 1
     return Grant(session_id=parts.session_id, client_id=parts.client_id, grant_id=parts.grant_id,
                  user_uuid=user_uuid, device_id=device_id, scope=scope, auth_time=auth_time,
-                 amr=[str(a) for a in amr], refresh_gen=parts.generation, jkt=jkt)
+                 amr=[str(a) for a in amr], refresh_gen=parts.generation, jkt=jkt), form
 
 
 def rotate(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool) -> SignedIn:

@@ -18,6 +18,7 @@ from flask import request as flask_request
 
 from database.one_time_tokens import OneTimeTokenStore
 from oidc import claims, client_keys, codes, refusals
+from oidc.refresh_scope import refreshed_scope
 from oidc.logout import EndSession
 from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
 from web.context import AppContext
@@ -110,7 +111,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
 class RefreshGrant(grants.RefreshTokenGrant):
     """RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1): each use gives a new refresh token and retires
-    the one used, in one conditional write after the client and the scope were checked."""
+    the one used, in one conditional write after the client and the scope were checked. A `scope`
+    narrows that answer alone (oidc.refresh_scope)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
@@ -118,6 +120,17 @@ class RefreshGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token: str) -> AppRefresh | None:
         provider: Provider = self.server
         return provider.hooks.presented_refresh(refresh_token)
+
+    def _validate_token_scope(self, token: AppRefresh) -> None:
+        # Authlib's step for the request's `scope`, before anything is written: citylogin's rule
+        # (oidc.refresh_scope), against the scope the grant was given, and the answer's scope it decides.
+        self.request.refreshed_scope = refreshed_scope(granted=token.get_scope(), asked=self.request.payload.scope)
+
+    def issue_token(self, user: SignedIn, refresh_token: AppRefresh) -> dict[str, Any]:
+        """The answer's tokens, of its scope; its refresh token (the grant has them with offline_access, or
+        as a public client's) carries the grant's scope whatever this answer's is (oidc.hooks)."""
+        return self.generate_token(user=user, scope=self.request.refreshed_scope,
+                                   include_refresh_token=self.INCLUDE_NEW_REFRESH_TOKEN)
 
     def authenticate_user(self, refresh_token: AppRefresh) -> SignedIn:
         provider: Provider = self.server

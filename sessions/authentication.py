@@ -43,8 +43,8 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     after the deletion ended the session). `activity=False`: an app asks about the token
     (introspection), so the check is read-only and the session's idle clock does not move;
     `proof_checked_by_app`: the app checks a bound token's proof itself, against the `cnf` it is told.
-    `issued_by`: whose access tokens count: citylogin's own (OWN_TOKENS), those the OpenID Provider gave
-    an app (PROVIDER_TOKENS: userinfo), or either (ANY_TOKENS: introspection).
+    `issued_by`: whose access tokens count: citylogin's own (OWN_TOKENS: 403 once a lock ended the session),
+    an app's (PROVIDER_TOKENS, userinfo: 401 then, RFC 6750 §3), or either (ANY_TOKENS: introspection).
     `along`: given the token's verified claims, other records the route needs, read in the session's
     own BatchGetItem (database/batch_read.py) and handed over in `Principal.along`; they are read only
     for a token that verified, and nothing of them is looked at before the session checks out."""
@@ -66,7 +66,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     now = epoch(ctx)
     reason = end_reason(ctx, session, now)
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
-        raise ended_error(session, reason)
+        raise ended_error(session, reason, app_token=issued_by == PROVIDER_TOKENS)
     if proof:
         # citylogin's own bound token must be the device key's now (renewed onto a new key since?); an
         # app's (SPEC §14) is bound to the app's key, which its cnf names and the proof matched.
@@ -77,7 +77,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         else:
             spending.result()  # InvalidDpopProof if some request spent it already
     if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
-        _touch(ctx, store, session, now=now)
+        _touch(ctx, store, session, now=now, app_token=issued_by == PROVIDER_TOKENS)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]), claims=claims, along=read_along)
 
@@ -201,13 +201,13 @@ def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: st
     return binding.checked_proof(ctx, offer, access_token=access_token, jkt=jkt)
 
 
-def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int) -> None:
+def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int, app_token: bool) -> None:
     """Record activity; 401 if the session ended meanwhile or the presence no longer counts it."""
     outcome = store.touch(session, now=now, idle_cutoff=liveness(ctx).idle_cutoff(now))
     if outcome is Activity.SESSION_CHANGED:
         current = store.get(session.session_id)
         reason = (current and end_reason(ctx, current, now)) or RevokeReason.LOGGED_OUT
-        raise ended_error(current, reason) if current else SessionRevoked(reason)
+        raise ended_error(current, reason, app_token=app_token) if current else SessionRevoked(reason)
     if outcome is Activity.NOT_COUNTED:
         end_uncounted(ctx, session)
     # CONFLICT: a login is rewriting the presence right now; the session is live, touch next time.

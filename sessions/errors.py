@@ -41,10 +41,12 @@ def account_deleted_session() -> SessionRevoked:
     return SessionRevoked(RevokeReason.ACCOUNT_DELETED)
 
 
-def ended_error(session: SessionRecord, reason: str) -> Exception:
+def ended_error(session: SessionRecord, reason: str, *, app_token: bool = False) -> Exception:
     # A session ended by an account lock carries `locked`, so the guard can answer 403
-    # account_locked from the one session read, without reading the user (SPEC §4 /account).
-    if session.locked:
+    # account_locked from the one session read, without reading the user (SPEC §4 /account). An app's
+    # access token (`app_token`: userinfo) is refused as RFC 6750 §3 says, 401 with the Bearer challenge,
+    # as after any other ending (reason admin, admin_action locked).
+    if session.locked and not app_token:
         return AccountLocked()
     if reason != session.revoked_reason:  # over by time: nobody ended it
         return SessionRevoked(reason)

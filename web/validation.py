@@ -16,6 +16,7 @@ FIELD_KEYS = "error.invalid_field."
 _RANGE_TYPES = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 _TYPE_RULES = {
     "string_pattern_mismatch": (FieldKind.INVALID_FORMAT, "invalid_format"),
+    "extra_forbidden": (FieldKind.INVALID_VALUE, "unknown_member"),  # a model that refuses unknown members
     **{name: (FieldKind.OUT_OF_RANGE, "out_of_range") for name in _RANGE_TYPES},
 }
 

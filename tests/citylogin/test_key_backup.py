@@ -22,7 +22,7 @@ from common.timefmt import aware_utc
 from database import dynamo
 from keys.encryption import AesGcmKeyEncryptor, KmsKeyEncryptor
 from keys.ring import JWT, REFRESH, ensure_ring, read_ring, refresh_entry
-from keys.ring_backup import BackupRefused, make_backup, open_backup
+from keys.ring_backup import MAX_BACKUP_BYTES, BackupRefused, make_backup, open_backup
 from keys.ring_import import initial_entries
 from keys.ring_store import RING, KeyRingStore
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
@@ -201,6 +201,50 @@ def test_a_wrong_key_encryption_key_or_an_edited_file_is_refused_and_nothing_wri
     swapped["sealed"]["data_key"] = json.loads(other.read_text())["sealed"]["data_key"]
     path.write_text(json.dumps(swapped))
     assert "was edited: its clear part" in refused_restore(cli_env, path)
+
+
+def test_a_backup_with_a_member_a_backup_has_not_is_refused_and_nothing_written(cli_env, tmp_path):
+    """The clear part's members are bound to the sealed keys, but a member added beside them would be
+    bound to nothing: a file with one is no backup this citylogin made. Its names are shown on the one
+    line, escaped and cut short."""
+    assert invoke(cli_env, "init").exit_code == 0
+    path = tmp_path / "b.json"
+    assert invoke(cli_env, "keys", "backup", str(path)).exit_code == 0
+    original = json.loads(path.read_text())
+
+    def added(**members) -> str:
+        path.write_text(json.dumps({**original, **members}))
+        return refused_restore(cli_env, path)
+
+    assert 'holds members a backup has not ("comment")' in added(comment="made by hand")
+    assert '("Table")' in added(Table="other_key_ring")
+    line = added(**{"line\nbreak": 1, "Z" * 90: 2, "m": 3, "n": 4})
+    assert '("' + "Z" * 40 + '", "line\\nbreak", "m" and 1 more)' in line
+    path.write_text(json.dumps(original))   # the same backup without them restores
+    fresh = {**cli_env, "CITYLOGIN_TABLE_PREFIX": unique_name("bk") + "_"}
+    assert invoke(fresh, "keys", "restore", str(path)).exit_code == 0
+
+
+def test_a_file_over_the_cap_is_refused_after_reading_one_byte_past_it(cli_env, tmp_path):
+    """keys restore reads at most MAX_BACKUP_BYTES + 1 bytes: a larger file, standard input, or a path
+    without an end (/dev/zero, which would be read for ever) is refused on one line naming it and the cap,
+    with nothing written; a file of the cap exactly is read, and refused for what it holds."""
+    assert MAX_BACKUP_BYTES == 16 * 2**20
+    assert "/dev/zero is over 16 MiB, larger than any key ring backup: nothing restored" in \
+        refused_restore(cli_env, "/dev/zero")
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:   # sparse: no 16 MiB written to the disk
+        handle.truncate(MAX_BACKUP_BYTES + 1)
+    assert "big.json is over 16 MiB" in refused_restore(cli_env, big)
+    with big.open("r+b") as handle:
+        handle.truncate(MAX_BACKUP_BYTES)
+    assert "is not a key ring backup: not JSON" in refused_restore(cli_env, big)
+
+    fresh = {**cli_env, "CITYLOGIN_TABLE_PREFIX": unique_name("bk") + "_"}
+    piped = invoke(fresh, "keys", "restore", "-", input=b" " * (MAX_BACKUP_BYTES + 1))
+    assert piped.exit_code == 1 and piped.stdout == ""
+    assert piped.stderr.strip() == "Error: the backup on standard input is over 16 MiB, larger than any key " \
+                                   "ring backup: nothing restored"
 
 
 def test_a_backup_that_cannot_be_written_leaves_no_file(cli_env, tmp_path):

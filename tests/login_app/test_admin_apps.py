@@ -46,7 +46,14 @@ def test_an_admin_registers_changes_rotates_and_removes_an_oidc_client(server):
                             json={"redirect_uris": ["https://notes.example/cb2"], "name": "Notes 2"})
     assert changed.status_code == 200 and changed.json()["redirect_uris"] == ["https://notes.example/cb2"]
     assert changed.json()["name"] == "Notes 2" and changed.json()["consent"] is True  # the rest stays
-    assert admin.request("PATCH", f"/admin/apps/{client_id}", json={"public": True}).json()["public"] is False
+    # whether a client is public can not change, and a member the change does not know changes nothing:
+    # both 400 naming the member, where they once answered 200 having ignored it
+    for member, value in (("public", True), ("public", False), ("redirect_uri", "https://notes.example/x")):
+        refused = admin.request("PATCH", f"/admin/apps/{client_id}", json={"name": "Notes 3", member: value})
+        assert problem(refused)[:2] == (400, "invalid_field") and refused.json()["field"] == member, refused.text
+    assert "can not change" in admin.request("PATCH", f"/admin/apps/{client_id}", json={"public": True},
+                                             headers={"Accept-Language": "en"}).json()["detail"]
+    assert admin.get_json(f"/admin/apps/{client_id}")["name"] == "Notes 2"
 
     rotated = admin.request("POST", f"/admin/apps/{client_id}/rotate-secret", json={"reason": "leaked in a log"})
     assert rotated.status_code == 200 and rotated.json()["client_secret"] != app["client_secret"]

@@ -31,6 +31,9 @@ BAD_APP_CHANGES = [
     {"admin_role": "owner"}, {"admin_role": 1}, {"admin_role": ""},
     {"web_origins": None}, {"web_origins": "https://spa.example"}, {"web_origins": [5]},
     {"reason": 5}, {"reason": "x" * 501},
+    # whether a client is public can not change; a member the change does not know is no change
+    {"public": True}, {"public": False}, {"public": None}, {"nmae": "Typo"}, {"client_secret": "mine"},
+    {"client_id": "other"}, {"name": "Renamed", "consnet": True}, {"redirect_uris": [GOOD_URI], "Name": "x"},
     # a good field beside a bad one: the good one is not written either
     {"name": "Renamed", "consent": None}, {"name": "Renamed", "redirect_uris": None},
     {"redirect_uris": ["https://notes.example/other"], "require_par": "true"},

@@ -1,7 +1,8 @@
 """Every refusal at /oidc/token, /oidc/revoke and /oidc/par is RFC 6749 §5.2 JSON (SPEC §14), those that
 come from citylogin's session layer underneath included: a locked account's refresh and code are
 `400 invalid_grant`, before an unlock and after it (the lock ended the session; an unlock revives no
-session), never `403 application/problem+json account_locked`. tests/oidc/test_odd_parameters.py holds
+session), never `403 application/problem+json account_locked`; userinfo answers a locked person's access
+token as any ended session's, RFC 6750 §3's 401 with the Bearer challenge. tests/oidc/test_odd_parameters.py holds
 every answer of the three endpoints to the standards' list of errors, property-based; test_grant_faults.py
 a database that fails: a quick 503 `temporarily_unavailable`."""
 from __future__ import annotations
@@ -14,6 +15,7 @@ from apps import service as apps
 from apps.models import OidcClient
 from oidc.oauth_errors import api_error
 from sessions import service as sessions
+from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import code_for
 
@@ -69,6 +71,36 @@ def test_a_locked_accounts_refresh_and_code_are_invalid_grant_before_and_after_a
     again = _signed_in(url, credentials, device)
     rotated = _token(url, credentials, grant_type="refresh_token", refresh_token=again["refresh_token"])
     assert rotated.status_code == 200, rotated.text
+
+
+def test_userinfo_refuses_a_locked_persons_token_with_401_and_the_bearer_challenge(provider):
+    """RFC 6750 §3: the token no longer counts (the lock ended its session), so 401 invalid_token with
+    `WWW-Authenticate: Bearer error="invalid_token"`, in the body every other ended session gets at
+    userinfo (session_revoked and why); before and after an unlock. citylogin's own token of the same
+    session keeps its 403 account_locked (SPEC §4)."""
+    url, ctx = provider
+    credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
+    device, other = register_device(url), register_device(url)
+    device.login(PASSWORD)
+    other.login(PASSWORD)
+    tokens, others = _signed_in(url, credentials, device), _signed_in(url, credentials, other)
+    assert _userinfo(url, tokens["access_token"]).status_code == 200
+    user_uuid = device.key_file.user_uuid
+
+    assert users.lock_account(ctx, user_uuid=user_uuid) == 1
+    locked = _userinfo(url, tokens["access_token"])
+    assert bearer_problem(locked) == (401, "session_revoked", "admin")
+    assert locked.json()["admin_action"] == "locked"
+    assert problem(device.request("GET", "/session/me"))[:2] == (403, "account_locked")
+    users.unlock_account(ctx, user_uuid=user_uuid)
+    assert bearer_problem(_userinfo(url, tokens["access_token"]))[:2] == (401, "session_revoked")
+
+    other.logout()  # any other ending: the same status, challenge and code
+    assert bearer_problem(_userinfo(url, others["access_token"])) == (401, "session_revoked", "logged_out")
+
+
+def _userinfo(url: str, access_token: str) -> requests.Response:
+    return requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
 
 
 def test_each_refusal_of_the_session_layer_has_its_oauth_error():

@@ -18,7 +18,8 @@ import requests
 from apps import service as apps
 from apps.models import OidcClient
 from crypto.tokens import keyed_token
-from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
+from oidc.store import GrantStore
+from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, verify_address
 from tests.support.oidc import code_for
 
 REDIRECT = "https://app.example/callback"
@@ -285,3 +286,104 @@ def test_a_refresh_of_an_openid_grant_answers_an_id_token_of_the_same_sign_in(ma
                                               "refresh_token": answer.json()["refresh_token"]})
     assert narrowed.status_code == 200, narrowed.text
     assert "id_token" not in narrowed.json() and narrowed.json()["scope"] == "offline_access"
+
+
+FULL_SCOPE = "openid profile email offline_access"
+
+
+def _narrowed(url: str, credentials, refresh_token: str, scope: str) -> requests.Response:
+    return _post_token(url, credentials, {"grant_type": "refresh_token", "refresh_token": refresh_token,
+                                          "scope": scope})
+
+
+def _person_told(url: str, answer: dict) -> tuple[dict, dict]:
+    """(the answer's ID token claims, userinfo with its access token)."""
+    userinfo = requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {answer['access_token']}"},
+                            timeout=10)
+    assert userinfo.status_code == 200, userinfo.text
+    return jwt.decode(answer["id_token"], options={"verify_signature": False}), userinfo.json()
+
+
+def test_a_refresh_scope_narrows_that_answer_alone_and_the_grant_keeps_its_scope(provider):
+    """RFC 6749 §6: a refresh may ask for any part of the scope originally granted, and one that names none
+    gets all of it; the answer's access token, ID token and userinfo follow that answer's scope. The grant
+    has refresh tokens by its own offline_access, whatever one answer's scope."""
+    url, ctx = provider
+    credentials = _app(ctx)
+    device = _device(url)
+    verify_address(ctx, user_uuid=device.key_file.user_uuid)
+    first = _signed_in(url, credentials, device, scope=FULL_SCOPE)
+    assert _person_told(url, first)[0]["email"] == device.key_file.username + "@example.com"
+
+    narrowed = _narrowed(url, credentials, first["refresh_token"], "openid")
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == "openid" and narrowed.json()["refresh_token"] != first["refresh_token"]
+    id_token, userinfo = _person_told(url, narrowed.json())
+    assert "email" not in id_token and "preferred_username" not in userinfo and "email" not in userinfo
+    assert jwt.decode(narrowed.json()["access_token"], options={"verify_signature": False})["scope"] == "openid"
+
+    whole = _refresh(url, credentials, narrowed.json()["refresh_token"])   # no scope: the grant's, whole
+    assert whole.status_code == 200, whole.text
+    assert whole.json()["scope"] == FULL_SCOPE
+    id_token, userinfo = _person_told(url, whole.json())
+    assert id_token["email"] == userinfo["email"] == device.key_file.username + "@example.com"
+    assert userinfo["preferred_username"] == device.key_file.username
+
+    narrowed_again = _narrowed(url, credentials, whole.json()["refresh_token"], "openid email")
+    assert narrowed_again.json()["scope"] == "openid email"
+    asked_whole = _narrowed(url, credentials, narrowed_again.json()["refresh_token"], FULL_SCOPE)
+    assert asked_whole.status_code == 200, asked_whole.text   # the full scope asked for again
+    assert asked_whole.json()["scope"] == FULL_SCOPE
+
+    # beyond the grant, narrowed before or not: invalid_scope, refused before the token it came with is spent
+    latest = asked_whole.json()["refresh_token"]
+    grants = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)
+    stored = grants.get(session_id=device.session_id, client_id=credentials.app.client_id)
+    assert stored is not None and stored.scope == FULL_SCOPE
+    for beyond in ("openid address", " openid  phone ", "admin", "openid,email", "OPENID"):
+        refused = _narrowed(url, credentials, latest, beyond)
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_scope"), (beyond, refused.text)
+    assert _narrowed(url, credentials, latest, "openid\temail").json()["error"] == "invalid_request"
+    assert grants.get(session_id=device.session_id, client_id=credentials.app.client_id) == stored
+    assert _narrowed(url, credentials, latest, " email  openid email ").json()["scope"] == "openid email"
+
+
+def test_a_grant_narrowed_to_an_answer_without_offline_access_keeps_its_refresh_tokens(provider):
+    url, ctx = provider
+    credentials = _app(ctx)
+    tokens = _signed_in(url, credentials, _device(url), scope="openid email offline_access")
+    for _ in range(3):
+        answer = _narrowed(url, credentials, tokens["refresh_token"], "openid")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["scope"] == "openid" and answer.json()["refresh_token"] != tokens["refresh_token"]
+        tokens = answer.json()
+    assert _refresh(url, credentials, tokens["refresh_token"]).json()["scope"] == "openid email offline_access"
+    # and a grant without offline_access (a public client's) has them too, as it had
+    public = _app(ctx, public=True)
+    tokens = _signed_in(url, public, _device(url), scope="openid email")
+    narrowed = _narrowed(url, public, tokens["refresh_token"], "openid")
+    assert narrowed.status_code == 200 and "refresh_token" in narrowed.json()
+    assert _refresh(url, public, narrowed.json()["refresh_token"]).json()["scope"] == "openid email"
+
+
+def test_a_refresh_token_whose_carried_scope_is_one_answers_is_read_and_gets_the_grants_scope(provider):
+    """A token of the release before carried the scope of the answer it came with, narrowed as it may have
+    been: it still refreshes, its grant's own scope counts, and its successor carries that scope."""
+    url, ctx = provider
+    credentials = _app(ctx)
+    device = _device(url)
+    verify_address(ctx, user_uuid=device.key_file.user_uuid)
+    tokens = _signed_in(url, credentials, device, scope=FULL_SCOPE)
+    session_id, client_id, grant_id, generation, kid, carried, _ = tokens["refresh_token"].split(".")
+    person = json.loads(base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)))
+    assert len(person) == 7 and person[2] == FULL_SCOPE
+    head = f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{_carried([*person[:2], 'openid', *person[3:6]])}"
+    earlier = f"{head}.{keyed_token(ctx.refresh_secrets.get(kid), f'oidc_refresh:{head}')}"
+
+    rotated = _refresh(url, credentials, earlier)
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["scope"] == FULL_SCOPE
+    assert _person_told(url, rotated.json())[0]["email"] == device.key_file.username + "@example.com"
+    successor = rotated.json()["refresh_token"].split(".")[5]
+    assert json.loads(base64.urlsafe_b64decode(successor + "=" * (-len(successor) % 4)))[2] == FULL_SCOPE
+    assert _narrowed(url, credentials, rotated.json()["refresh_token"], FULL_SCOPE).status_code == 200

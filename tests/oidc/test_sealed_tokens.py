@@ -48,8 +48,9 @@ CODE = Code(client_id="app_1", redirect_uri="https://app.example/cb", scope="ope
             session_expires_epoch=NOW + 3600, request_digest="r" * 64)
 SEALED = codes.seal(CTX, CODE, now=NOW)
 USER = SignedIn(user_uuid="u-1", session_id=SESSION, device_id="d-1", auth_time=NOW - 5, amr=("hwk", "pwd"),
-                refresh_generation=3, grant_id="0123456789abcdef", refresh_jkt="j" * 43)
-REFRESH = refresh.token_text(CTX, USER, client_id="app_1", scope="openid offline_access")
+                refresh_generation=3, grant_id="0123456789abcdef", refresh_jkt="j" * 43,
+                grant_scope="openid offline_access")
+REFRESH = refresh.token_text(CTX, USER, client_id="app_1")
 
 edits = st.tuples(st.integers(min_value=0, max_value=2000), st.text(min_size=0, max_size=3),
                   st.integers(min_value=0, max_value=3))
