@@ -2,18 +2,22 @@
 with no Content-Security-Policy, as a proxy that drops headers or a copy saved elsewhere would show it
 (issue 62: the logo was safe only because of how it was served). Each attack that runs a script or
 loads from elsewhere in Chromium does so as written, which proves the harness sees it, and its kept
-subset (common/safe_svg.py) runs nothing and loads nothing, clicked or not."""
+subset (common/safe_svg.py) runs nothing and loads nothing, clicked or not. The real logos
+(tests/common/svg/logos) look the same, pixel for pixel, as written and as kept."""
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageChops
 
 from common.safe_svg import safe_svg
 
 ATTACKS = Path(__file__).resolve().parents[1] / "common" / "svg" / "attacks"
+LOGOS = ATTACKS.parent / "logos"
 LOGO = "https://brand.test/logo.svg"
 # The attacks that run or load in Chromium opened this way (the others need SVG Tiny, a browser of
 # old, or a person's hover); each one's script or request must be seen before its kept subset counts.
@@ -74,3 +78,23 @@ def test_an_attacks_kept_subset_runs_and_loads_nothing_opened_on_its_own(browser
 
 def test_the_effective_attacks_are_in_the_corpus():
     assert EFFECTIVE <= {path.stem for path in ATTACKS.glob("*.svg")}
+
+
+def rendered(browser, body: bytes) -> Image.Image:
+    context = browser.new_context(viewport={"width": 160, "height": 120})
+    try:
+        context.route(LOGO, lambda request_route: request_route.fulfill(
+            status=200, body=body, headers={"Content-Type": "image/svg+xml"}))
+        page = context.new_page()
+        page.goto(LOGO, wait_until="load")
+        return Image.open(io.BytesIO(page.screenshot())).convert("RGB")   # (an RGBA's getbbox sees alpha alone)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("name", sorted(path.stem for path in LOGOS.glob("*.svg")))
+def test_a_real_logo_looks_the_same_as_kept(browser, name):
+    logo = (LOGOS / f"{name}.svg").read_bytes()
+    written, kept = rendered(browser, logo), rendered(browser, safe_svg(logo).body)
+    assert ImageChops.difference(written, kept).getbbox() is None
+    assert written.getextrema() != ((255, 255),) * 3, "the logo drew nothing to compare"
