@@ -132,7 +132,12 @@ def safe_svg(body: bytes) -> SafeSvg:
         _keep_safe_attributes(element, left_out)
         if _local(element.tag) == "style":
             _keep_safe_stylesheet(element, left_out)
-    return SafeSvg(body=_written(root), left_out=tuple(dict.fromkeys(left_out)))
+    return SafeSvg(body=_written(root), left_out=tuple(dict.fromkeys(_printable(name) for name in left_out)))
+
+
+def _printable(name: str) -> str:
+    """A name as a log line may show it: a namespace or a CSS escape can hold a line break."""
+    return "".join(char if char.isprintable() else f"\\u{ord(char):04x}" for char in name)
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -111,6 +111,13 @@ def test_a_style_keeps_the_declarations_of_a_drawing_and_says_what_it_lost():
     assert {"CSS @import", "CSS stroke", "CSS behavior", "CSS cursor"} <= set(kept.left_out)
 
 
+def test_what_was_left_out_is_named_without_a_line_break_a_log_line_would_carry():
+    body = (f'<svg xmlns="{SVG_NS}" xmlns:e="urn:a&#10;ERROR forged" e:x="1" style="f\\a ill:red">'
+            '<e:g/></svg>').encode()
+    left_out = safe_svg(body).left_out
+    assert len(left_out) == 4 and all(name.isprintable() for name in left_out), left_out
+
+
 @pytest.mark.parametrize("value", ["#a", "#logo-1", "#SVGID_1_", "#%E3%82%A2"])
 def test_an_in_document_fragment_is_a_fragment(value):
     assert is_fragment(value)
