@@ -22,7 +22,6 @@ import json
 import logging
 import re
 import unicodedata
-import xml.etree.ElementTree as ElementTree
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from common import i18n
+from common.safe_svg import UnsafeSvg, safe_svg
 
 log = logging.getLogger("citylogin.brand")
 
@@ -44,8 +44,8 @@ HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 STYLESHEET_URL = "/web/brand.css"
 LOGO_MAX_BYTES = 256 * 1024
 LOGOS = {"logo.svg": "image/svg+xml", "logo.png": "image/png"}
+LEFT_OUT_NAMED = 12          # the names of what a logo lost, in its WARNING line
 KNOWN = ("brand.json", *LOGOS, "texts")
-SVG_ROOT = "{http://www.w3.org/2000/svg}svg"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The product's name in a text, not the command (`citylogin init`, "citylogin admin grant").
 PRODUCT_NAME = re.compile(r"\bcitylogin\b(?! (?:init|admin|apps|keys|serve|client|password)\b)")
@@ -293,13 +293,14 @@ def _colors(value: object) -> tuple[tuple[str, str], ...]:
 
 
 def read_logo(path: Path) -> Logo:
+    """logo.png as it is, or logo.svg's safe subset (common/safe_svg.py): what is stored and served."""
     body = path.read_bytes()
     if not body or len(body) > LOGO_MAX_BYTES:
         raise BrandFileError(f"must be an image of 1 byte to {LOGO_MAX_BYTES // 1024} KiB")
     if path.suffix == ".png":
         _check_png(body)
     else:
-        _check_svg(body)
+        body = _safe_svg(path, body)
     return Logo(file_name=path.name, mimetype=LOGOS[path.name], body=body)
 
 
@@ -316,21 +317,17 @@ def _check_png(body: bytes) -> None:
         raise BrandFileError("not a PNG image")
 
 
-def _check_svg(body: bytes) -> None:
-    """An SVG document without a DTD (no entity expansion) and without script: the page shows it in an
-    <img>, where nothing runs, and its own address serves it under a policy that runs nothing either."""
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise BrandFileError("an SVG logo must not declare a DOCTYPE or entities")
+def _safe_svg(path: Path, body: bytes) -> bytes:
+    """The logo cut down to what draws: no script, event attribute, link out or external reference; one
+    WARNING names what was left out, so the operator knows why their logo may look otherwise."""
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
-        raise BrandFileError(f"not an SVG image ({exc})") from None
-    if root.tag != SVG_ROOT:
-        raise BrandFileError("not an SVG image (its root is not <svg> in the SVG namespace)")
-    for element in root.iter():
-        if element.tag.rpartition("}")[2] in ("script", "foreignObject") or \
-                any(attribute.lower().startswith("on") for attribute in element.attrib):
-            raise BrandFileError("an SVG logo must hold no script, event attribute or foreignObject")
+        kept = safe_svg(body)
+    except UnsafeSvg as exc:
+        raise BrandFileError(str(exc)) from None
+    if kept.left_out:
+        named = ", ".join(kept.left_out[:LEFT_OUT_NAMED]) + (", ..." if len(kept.left_out) > LEFT_OUT_NAMED else "")
+        log.warning("brand file %s shown without what an SVG logo may not hold: %s", path, named)
+    return kept.body
 
 
 def read_texts(path: Path, *, language: str) -> dict[str, str]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
+import requests
 
 from citylogin.app import create_app
 from citylogin.web_assets import web_assets
 from tests.common.test_brand import SVG, brand_folder
+from tests.support.svg import dangers, meaning
 
 IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.S)
 
@@ -60,7 +63,8 @@ def test_a_branded_page_loads_the_brands_stylesheet_logo_and_catalogues(branded,
     css = branded.get(stylesheet[1])
     assert css.status_code == 200 and b"--accent: #0b7a5a;" in css.data and "immutable" in css.headers["Cache-Control"]
     svg = branded.get(logo[1])
-    assert svg.data == SVG and svg.mimetype == "image/svg+xml" and "sandbox" in svg.headers["Content-Security-Policy"]
+    assert meaning(svg.data) == meaning(SVG) and svg.mimetype == "image/svg+xml"
+    assert "sandbox" in svg.headers["Content-Security-Policy"]
     # The catalogues: the brand's own, under fingerprints of their own content.
     branded_map, plain_map = import_map(page), import_map(unbranded)
     for locale in ("en", "ja"):
@@ -135,3 +139,29 @@ def test_a_name_without_ascii_letters_leaves_the_file_its_day_alone():
 
     assert (Brand(name="Acme ID").file_stem, Brand(name="シティ ID 2").file_stem, Brand(name="シティ").file_stem) == \
         ("acme-id", "id-2", "")
+
+
+ATTACK = (Path(__file__).resolve().parents[1] / "common" / "svg" / "attacks")
+
+
+def test_a_malicious_logo_is_served_as_its_safe_subset_at_every_address(make_server, tmp_path):
+    """A logo of several attacks at once in the brand folder, served by a real server: the page's <img>
+    address, the plain address and the page's icon all give the kept logo, nothing that runs or loads."""
+    drawing = b'<rect width="10" height="10" fill="#0b7a5a"/>'
+    attacks = [(ATTACK / f"{name}.svg").read_bytes() for name in
+               ("onload-namespaced", "set-href", "use-external", "style-element-import", "foreignobject-iframe")]
+    attack = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:x="http://www.w3.org/2000/svg" '
+              b'xmlns:xlink="http://www.w3.org/1999/xlink" x:onload="alert(1)">' + drawing +
+              b"".join(body[body.index(b">", body.index(b"<svg")) + 1:body.rindex(b"</svg>")] for body in attacks) +
+              b'<a xlink:href="&#106;avascript:alert(2)"><text>Acme</text></a></svg>')
+    assert len(dangers(attack)) >= 10, dangers(attack)
+    url, _ = make_server(brand_dir=str(brand_folder(tmp_path / "brand", logo=("logo.svg", attack))))
+    page = requests.get(f"{url}/", timeout=30).text
+    shown = re.search(r'<img class="brand-logo" src="(/web/brand-logo\.[0-9a-f]{12}\.svg)" alt="">', page)
+    assert shown and f'<link rel="icon" href="{shown[1]}">' in page, page[:1500]
+    served = [requests.get(f"{url}{address}", timeout=30) for address in (shown[1], "/web/brand-logo.svg")]
+    assert [answer.status_code for answer in served] == [200, 200]
+    assert served[0].content == served[1].content
+    logo = served[0].content
+    assert dangers(logo) == [], logo
+    assert drawing.replace(b"/>", b" />") in logo and b"<text>Acme</text>" in logo      # what it draws is kept

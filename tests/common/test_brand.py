@@ -12,6 +12,7 @@ import pytest
 from common import i18n
 from common.brand import DEFAULT_BRAND, load_brand, using
 from common.config import ConfigError, load_settings
+from tests.support.svg import dangers, meaning
 
 SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
        b'<circle cx="20" cy="20" r="18" fill="#0b7a5a"/></svg>')
@@ -49,7 +50,8 @@ def test_a_folder_sets_the_name_sender_colours_logo_and_texts(tmp_path, caplog):
     assert not errors(caplog)
     assert (brand.name, brand.sender_name) == ("Acme ID", "Acme accounts")
     assert brand.colors == (("accent", "#0b7a5a"), ("accent-dark", "#075c43"))
-    assert brand.logo is not None and brand.logo.mimetype == "image/svg+xml" and brand.logo.body == SVG
+    assert brand.logo is not None and brand.logo.mimetype == "image/svg+xml"
+    assert meaning(brand.logo.body) == meaning(SVG)
     assert b"--accent: #0b7a5a;" in (brand.stylesheet or b"") and b".brand-logo" in (brand.stylesheet or b"")
     assert brand.catalogues["ja"]["mail.registered.subject"] == "Acme へようこそ"
     assert brand.catalogues["en"]["mail.registered.subject"] == "Welcome to Acme ID"
@@ -112,8 +114,8 @@ MALFORMED = {
     "name with a line break": ("brand.json", b'{"mail_from": "Acme\\r\\nBcc: x@example.com"}', "mail_from"),
     "logo not an image": ("logo.png", b"GIF89a not a png at all", "not a PNG image"),
     "svg logo not svg": ("logo.svg", b"<html><body>hi</body></html>", "not an SVG image"),
-    "svg logo with a script": ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-                               "no script"),
+    "svg logo in UTF-7": ("logo.svg", b'<?xml version="1.0" encoding="UTF-7"?><svg xmlns="http://www.w3.org/2000/svg"/>',
+                          "not an SVG image"),
     "svg logo with an entity": ("logo.svg", b'<!DOCTYPE svg [<!ENTITY a "aa">]><svg xmlns="http://www.w3.org/2000/svg"/>',
                                 "DOCTYPE"),
     "texts key not in the catalogue": ("texts/en.json", b'{"mail.welcome.subject": "Hi"}', "not a key of"),
@@ -137,6 +139,21 @@ def test_a_malformed_file_is_left_out_with_one_error_naming_it(tmp_path, caplog,
     assert len(errors(caplog)) == 1, errors(caplog)
     assert str(target) in errors(caplog)[0] and why in errors(caplog)[0], errors(caplog)
     assert brand == DEFAULT_BRAND        # the default shown
+
+
+def test_an_svg_logo_is_kept_without_what_it_may_not_hold_with_one_warning_naming_it(tmp_path, caplog):
+    attack = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:x="http://www.w3.org/2000/svg" x:onload="alert(1)">'
+              b'<script>alert(2)</script><a href="java&#9;script:alert(3)"><circle r="9" fill="#0b7a5a"/></a></svg>')
+    folder = brand_folder(tmp_path / "brand", logo=("logo.svg", attack))
+    with caplog.at_level(logging.WARNING, logger="citylogin.brand"):
+        brand = load_brand(folder)
+    assert brand.logo is not None and dangers(attack) and dangers(brand.logo.body) == []
+    assert b'<circle r="9" fill="#0b7a5a" />' in brand.logo.body      # what it draws is kept
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert not errors(caplog) and len(warnings) == 1 and str(folder / "logo.svg") in warnings[0], warnings
+    assert "<script>" in warnings[0] and "onload" in warnings[0] and "href" in warnings[0], warnings
+    # The brand is known by what it shows: the identity is the kept logo's.
+    assert brand == load_brand(brand_folder(tmp_path / "clean", logo=("logo.svg", brand.logo.body)))
 
 
 def test_a_malformed_file_leaves_the_others_in_use(tmp_path, caplog):
