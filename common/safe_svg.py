@@ -81,7 +81,7 @@ ATTRIBUTES = frozenset({
     "kernelUnitLength", "preserveAlpha", "systemLanguage", "requiredFeatures", "role", "aria-label",
     "aria-labelledby", "aria-describedby", "aria-hidden", "lang",
 })
-XML_ATTRIBUTES = frozenset({f"{{{XML_NS}}}space", f"{{{XML_NS}}}lang"})
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 HREFS = ("href", f"{{{XLINK_NS}}}href")          # SVG 2: href wins over xlink:href when both are set
 # CSS functions of colours, lengths, transforms and filters: none loads anything (url() is checked apart).
 FUNCTIONS = frozenset({
@@ -249,8 +249,10 @@ def _safe_attribute(name: str, value: str, left_out: list[str]) -> str | None:
     """`value` as kept for attribute `name` (not a link), or None to leave the attribute out."""
     if _names_a_script(value):
         return None
-    if name in XML_ATTRIBUTES:
-        return value
+    if name == f"{{{XML_NS}}}space":  # XML 1.0 §2.10: its two values alone
+        return value if value in ("default", "preserve") else None
+    if name == f"{{{XML_NS}}}lang":  # a language tag (BCP 47): letters, digits and hyphens
+        return value if LANGUAGE_TAG.fullmatch(value) else None
     if name == "style":
         return _safe_declarations(value, left_out) or None
     if name in PROPERTIES:
