@@ -50,7 +50,7 @@ def app_sign_in(ctx, url: str, device: Client) -> list[str]:
         "response_type": "code", "client_id": app.app.client_id, "redirect_uri": REDIRECT, "state": "s",
         "scope": "openid offline_access", "code_challenge": challenge, "code_challenge_method": "S256"}).json()
     request_id = sign_in_page_request(authorize_url(url, client_id=app.app.client_id,
-                                                    request_uri=pushed["request_uri"]))
+                                                    request_uri=pushed["request_uri"]), browser=device)
     code = query_of(finish_as_device(device, request_id))["code"]
     redeem = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
     issued = requests.post(url + "/oidc/token", data=redeem, auth=auth, timeout=10).json()
