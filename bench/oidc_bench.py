@@ -134,7 +134,10 @@ class Flow:
         return urlsplit(answer.headers["Location"]).fragment.removeprefix("oidc="), verifier
 
     def complete(self, device: Client, request_id: str) -> str:
-        answer = device.request("POST", "/oidc/authorize/complete", json={"request": request_id})
+        """The device's session finishes the request in the browser that started it (self.http: its cookie)."""
+        url = self.base_url + "/oidc/authorize/complete"
+        answer = self.http.post(url, headers={**device.auth_headers("POST", url), "Content-Type": "application/json"},
+                                data=json.dumps({"request": request_id}), timeout=10)
         assert answer.status_code == 200, answer.text
         return parse_qs(urlsplit(answer.json()["redirect_to"]).query)["code"][0]
 

@@ -56,6 +56,7 @@ class ErrorCode(str, Enum):
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     # the OpenID Provider's sign-in page (SPEC §14); its protocol errors are RFC 6749's own
     OIDC_REQUEST_UNKNOWN = "oidc_request_unknown"
+    OIDC_REQUEST_OTHER_BROWSER = "oidc_request_other_browser"
     OIDC_LOGOUT_UNKNOWN = "oidc_logout_unknown"
     LOGOUT_CONFIRMATION_REQUIRED = "logout_confirmation_required"
     LOGIN_REQUIRED = "login_required"

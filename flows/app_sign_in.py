@@ -16,10 +16,11 @@ from web.context import AppContext
 SSO_PURPOSE = "citylogin-sso:"  # the device signs this prefix + the challenge
 
 
-def finish_with_device(ctx: AppContext, *, body: DeviceSignIn) -> Redirect:
+def finish_with_device(ctx: AppContext, *, body: DeviceSignIn, browser: str | None) -> Redirect:
     """The app's waiting request finished with the live session of the device that signed the
     challenge: one batch read (the device, its account's presence, the challenge), the signature, the
-    challenge used up, the session read; then as /oidc/authorize/complete (prompt, max_age, consent)."""
+    challenge used up, the session read; then as /oidc/authorize/complete (the browser that started the
+    request, `browser` its cookie; prompt, max_age, consent)."""
     proven = device_proof.prove(ctx, client_cert=body.client_cert, challenge=body.challenge,
                                 signature=body.signature, purpose=SSO_PURPOSE)
     device, session = proven.device, proven.session
@@ -27,4 +28,4 @@ def finish_with_device(ctx: AppContext, *, body: DeviceSignIn) -> Redirect:
         raise oidc.LoginRequired("This device has no live citylogin session: sign in on it.")
     principal = Principal(user_uuid=device.user_uuid, session_id=session.session_id, device_id=device.device_id,
                           session=session, token_expires_epoch=0)
-    return oidc.complete(ctx, principal=principal, request_id=body.request, consent=body.consent)
+    return oidc.complete(ctx, principal=principal, request_id=body.request, browser=browser, consent=body.consent)

@@ -1,6 +1,7 @@
 """authorize: the app's request waits for the person. It is checked and kept (begin), shown on the
 sign-in page (interaction), and finished by the signed-in browser with a code or the app's error
-(complete, cancel)."""
+(complete, cancel): only by the browser that started it, which shows the cookie begin gave it
+(oidc.browser_binding)."""
 from __future__ import annotations
 
 import re
@@ -20,11 +21,12 @@ from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized, request_
 from crypto.tokens import token_digest
 from database.batch_read import KeyRead, read_together
 from database.guarded_write import GuardedWrite, write_all
-from oidc import consents, pages, par, refusals, request_checks, request_limits, response_mode, token_binding
+from oidc import (browser_binding, consents, pages, par, refusals, request_checks, request_limits, response_mode,
+                  token_binding)
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.hooks import provider
-from oidc.models import SCOPES, Interaction, Redirect, SignedIn
+from oidc.models import SCOPES, Interaction, Redirect, SignedIn, WaitingRequest
 from oidc.pages import BrowserRefusal
 from oidc.server import Provider
 from oidc.store import RequestStore
@@ -55,9 +57,10 @@ class AuthorizationRefused(ApiError):
 def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
     """GET|POST /oidc/authorize with every value of every parameter (`sent`): check the request (a
     pushed one's parameters, for a `request_uri`) by the standard's refusals and as Authlib does, keep
-    it, and send the browser to the sign-in page. An unknown client or redirect URI, a request_uri that
-    is not good, or a client_id, redirect_uri or request_uri sent twice or malformed gets an error page,
-    never a redirect; any other refusal goes to the trusted redirect URI."""
+    it bound to this browser (a cookie of its own), and send the browser to the sign-in page. An
+    unknown client or redirect URI, a request_uri that is not good, or a client_id, redirect_uri or
+    request_uri sent twice or malformed gets an error page, never a redirect; any other refusal goes to
+    the trusted redirect URI."""
     server = provider(ctx)
     try:
         request_checks.check_target(sent)
@@ -75,15 +78,18 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
         if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
             raise refusals.because(InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.",
                                                        redirect_uri=grant.redirect_uri), "dpop_jkt_malformed")
-        request_id = _request_id(grant.client.client_id)
+        request_id, binding = _request_id(grant.client.client_id), browser_binding.new_binding()
         _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(), pushed=pushed,
-              redirect_uri=grant.redirect_uri)
+              browser_digest=binding.digest, redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
         untrusted = None if error.redirect_uri or refusals.reason_of(error) else _untrusted_target(server, params)
         if untrusted:
             refusals.because(error, untrusted)
         return _refusal(ctx, error, params, client_id=params.get("client_id"))
-    return redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
+    response = redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
+    browser_binding.set_cookie(response, request_id=request_id, binding=binding, issuer=issuer(ctx),
+                               max_age=REQUEST_TTL)
+    return response
 
 
 def _request_id(client_id: str) -> str:
@@ -100,12 +106,13 @@ def _app_of(request_id: str) -> str | None:
 
 
 def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], pushed: par.PushedRequest | None,
-          redirect_uri: str) -> None:
+          browser_digest: str, redirect_uri: str) -> None:
     """Keep the request for the sign-in page, counted against its address's allowance in the same
     transaction (oidc.request_limits: TooManyRequests to `redirect_uri`), and, for a pushed request,
     spending its request_uri there too (a refusal of any leaves the request_uri to its client)."""
     kept = RequestStore(one_time_tokens(ctx)).create_item(digest=digest, params=params, client_id=params["client_id"],
-                                                          now=epoch(ctx), ttl=REQUEST_TTL)
+                                                          browser_digest=browser_digest, now=epoch(ctx),
+                                                          ttl=REQUEST_TTL)
     counter = request_limits.counted(ctx, kind=request_limits.AUTHORIZE, ip=current_caller().ip,
                                      redirect_uri=redirect_uri)
     write_all(ctx.dynamodb, [*([pushed.spending] if pushed else []), counter,
@@ -159,11 +166,17 @@ def _refusal(ctx: AppContext, error: OAuth2Error, params: request_checks.Params,
     return redirect(response.location(), code=303)
 
 
-def _pending(ctx: AppContext, request_id: str) -> tuple[dict[str, str], int]:
-    found = RequestStore(one_time_tokens(ctx)).get(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
-                                                   now=epoch(ctx))
+def _pending(ctx: AppContext, request_id: str, *, browser: str | None) -> WaitingRequest:
+    """The waiting request, for the browser that started it (`browser`: the cookie it sent)."""
+    return _this_browsers(RequestStore(one_time_tokens(ctx)).get(
+        digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=epoch(ctx)), browser=browser)
+
+
+def _this_browsers(found: WaitingRequest | None, *, browser: str | None) -> WaitingRequest:
+    """AuthorizationRequestUnknown unless the request waits; OtherBrowser unless `browser` started it."""
     if found is None:
         raise AuthorizationRequestUnknown()
+    browser_binding.check(kept=found.browser_digest, presented=browser)
     return found
 
 
@@ -175,9 +188,10 @@ def _app(ctx: AppContext, client_id: str) -> AppRecord:
     return app
 
 
-def interaction(ctx: AppContext, *, request_id: str) -> Interaction:
-    """What the sign-in page shows: which app asks, for what, and how (prompt, max_age)."""
-    params, _ = _pending(ctx, request_id)
+def interaction(ctx: AppContext, *, request_id: str, browser: str | None) -> Interaction:
+    """What the sign-in page shows: which app asks, for what, and how (prompt, max_age); only to the
+    browser that started the request."""
+    params = _pending(ctx, request_id, browser=browser).params
     app = _app(ctx, params["client_id"])
     return Interaction(client_id=app.client_id, client_name=app.name,
                        scopes=[s for s in params.get("scope", "").split() if s in SCOPES],
@@ -216,8 +230,10 @@ def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str, session
     return reads
 
 
-def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent: bool) -> Redirect:
-    """The signed-in browser finishes the request: a code for its session, or the app's error. An app
+def complete(ctx: AppContext, *, principal: Principal, request_id: str, browser: str | None,
+             consent: bool) -> Redirect:
+    """The signed-in browser that started the request (`browser`: its cookie) finishes it: a code for
+    its session, or the app's error; any other browser gets OtherBrowser, and nothing. An app
     added with --consent asks the person (403 consent_required, or that error at the app for
     prompt=none) unless they allowed it these scopes before; prompt=consent asks every time. Nothing is
     written: the code is sealed (oidc.codes), and every code of one request counts as one at the token
@@ -225,11 +241,10 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
     found = principal.along if WAITING in principal.along else read_together(
         ctx.dynamodb, _complete_reads(ctx, request_id=request_id, user_uuid=principal.user_uuid,
                                       session_id=principal.session_id))
-    if found[WAITING] is None:
-        raise AuthorizationRequestUnknown()
+    waiting = _this_browsers(found[WAITING], browser=browser)
     if found[PERSON] is None:
         raise sessions.AccountDeleted()
-    (params, asked_at), session = found[WAITING], principal.session
+    params, asked_at, session = waiting.params, waiting.asked_at, principal.session
     prompts, max_age, now = params.get("prompt", "").split(), _max_age(params), epoch(ctx)
     if ("login" in prompts and session.login_epoch < asked_at) or \
             (max_age is not None and now - session.login_epoch > max_age):
@@ -240,7 +255,7 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
         if not consent and ("consent" in prompts or consents.needs_asking(
                 ctx, user_uuid=principal.user_uuid, client_id=app.client_id, scopes=scopes)):
             if "none" in prompts:
-                return cancel(ctx, request_id=request_id, error="consent_required")
+                return cancel(ctx, request_id=request_id, browser=browser, error="consent_required")
             raise ConsentRequired()
         if consent:
             consents.remember(ctx, user_uuid=principal.user_uuid, client_id=app.client_id, scopes=scopes)
@@ -261,9 +276,10 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, consent:
     return _answer(ctx, response_mode.response_at(params, location))
 
 
-def cancel(ctx: AppContext, *, request_id: str, error: str) -> Redirect:
-    """The person declined, or prompt=none found nobody signed in: the app hears `error`."""
-    params, _ = _pending(ctx, request_id)
+def cancel(ctx: AppContext, *, request_id: str, browser: str | None, error: str) -> Redirect:
+    """The person declined, or prompt=none found nobody signed in: the app hears `error`, in the browser
+    that started the request (`browser`: its cookie) and no other."""
+    params = _pending(ctx, request_id, browser=browser).params
     if error != "access_denied":  # the person's own "no" is no refusal; prompt=none's answers are
         refusals.refused(refusals.because(OAuth2Error(error=error), "prompt_none"), endpoint=refusals.AUTHORIZE,
                          client_id=params.get("client_id"))

@@ -210,6 +210,17 @@ class AppRefresh:
 ACR = "urn:citylogin:acr:device-bound"
 
 
+@dataclass(frozen=True)
+class WaitingRequest:
+    """An authorization request kept while the person signs in: its parameters, when it was made, and
+    the digest of the cookie of the browser that started it (oidc.browser_binding; None for one kept
+    before requests were bound)."""
+
+    params: dict[str, str]
+    asked_at: int
+    browser_digest: str | None
+
+
 class PendingRequest(BaseModel):
     """`POST /oidc/interaction` and `/oidc/authorize/cancel` name the authorization request."""
 

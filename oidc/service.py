@@ -10,6 +10,7 @@ from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL
 from oidc.admin_tokens import ADMIN_AUDIENCE, admin_access_token, admin_app_of
 from oidc.hooks import provider
 from oidc.pages import BrowserRefusal, error_page, unechoed
+from oidc.browser_binding import OtherBrowser, cookie_name
 from oidc.authorize import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown, ConsentRequired,
                             LoginRequired, begin, cancel, complete, complete_reads, interaction, respond)
 from oidc.endpoints import (GRANT, end_session_response, push_request, revocation_response, ProviderGrant,
@@ -21,6 +22,7 @@ __all__ = [
     "ADMIN_AUDIENCE", "admin_access_token", "admin_app_of",
     "provider",
     "BrowserRefusal", "error_page", "unechoed",
+    "OtherBrowser", "cookie_name",
     "PERSON", "WAITING", "AuthorizationRefused", "AuthorizationRequestUnknown", "ConsentRequired", "LoginRequired",
     "begin", "cancel", "complete", "complete_reads", "interaction", "respond",
     "GRANT", "end_session_response", "push_request", "revocation_response", "ProviderGrant", "token_response",

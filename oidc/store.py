@@ -11,9 +11,10 @@ from crypto.tokens import token_digest
 from database import dynamo, item_listing
 from database.batch_read import KeyRead
 from database.one_time_tokens import OneTimeTokenStore
-from oidc.models import Grant
+from oidc.models import Grant, WaitingRequest
 
 REQUEST_KIND, PAR_KIND, REDEEMED_KIND = "oidc_request", "oidc_par", "oidc_redeemed"
+BROWSER_DIGEST = "browser_digest"  # a waiting request's: the digest of its browser's cookie
 # A grant is kept this long past its session's latest end: Back-Channel Logout retries for as long.
 GRANT_KEPT_SECONDS = 24 * 3600
 
@@ -31,22 +32,19 @@ class RequestStore:
     def __init__(self, tokens: OneTimeTokenStore) -> None:
         self.tokens = tokens
 
-    def create(self, *, digest: str, params: dict[str, str], client_id: str, now: int, ttl: int) -> None:
-        self.tokens.client.put_item(**self.create_item(digest=digest, params=params, client_id=client_id, now=now,
-                                                       ttl=ttl)["Put"])
-
-    def create_item(self, *, digest: str, params: dict[str, str], client_id: str, now: int,
+    def create_item(self, *, digest: str, params: dict[str, str], client_id: str, browser_digest: str, now: int,
                     ttl: int) -> dict[str, Any]:
-        """The same as a TransactWriteItems entry (with a pushed request's spending)."""
+        """A TransactWriteItems entry keeping the request (with a pushed request's spending and the count
+        of its address's requests), bound to its browser by the digest of that browser's cookie."""
         return self.tokens.create_item(digest=digest, kind=REQUEST_KIND, expires_epoch=now + ttl,
                                        data={"params": json.dumps(params), "client_id": client_id,
-                                             "created_epoch": now})
+                                             "created_epoch": now, BROWSER_DIGEST: browser_digest})
 
-    def get(self, *, digest: str, now: int) -> tuple[dict[str, str], int] | None:
-        """(the request's parameters, when it was made), while it waits."""
+    def get(self, *, digest: str, now: int) -> WaitingRequest | None:
+        """The request while it waits."""
         return _waiting(self.tokens.get(digest=digest, kind=REQUEST_KIND, now=now))
 
-    def read(self, *, digest: str, now: int) -> KeyRead[tuple[dict[str, str], int] | None]:
+    def read(self, *, digest: str, now: int) -> KeyRead[WaitingRequest | None]:
         """`get` for a caller's batch read."""
         read = self.tokens.read(digest=digest, kind=REQUEST_KIND, now=now)
         return KeyRead(read.table, read.key, lambda item: _waiting(read.parse(item)))
@@ -81,8 +79,11 @@ def _mark_digest(request_digest: str) -> str:
     return token_digest(request_digest, purpose=REDEEMED_KIND)
 
 
-def _waiting(item: dict[str, Any] | None) -> tuple[dict[str, str], int] | None:
-    return (json.loads(item["params"]), int(item["created_epoch"])) if item else None
+def _waiting(item: dict[str, Any] | None) -> WaitingRequest | None:
+    if not item:
+        return None
+    return WaitingRequest(params=json.loads(item["params"]), asked_at=int(item["created_epoch"]),
+                          browser_digest=item.get(BROWSER_DIGEST))
 
 
 class PushedRequestStore:

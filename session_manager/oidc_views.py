@@ -43,9 +43,15 @@ def refused_page(refusal: service.BrowserRefusal):
                               locale=request_locale(), home=f"{service.issuer(ctx())}/")
 
 
+def _browser(request_id: str) -> str | None:
+    """The cookie /oidc/authorize gave the browser that started the request, if this is that browser."""
+    return request.cookies.get(service.cookie_name(request_id))
+
+
 @bp.get("/authorize")
-@operation("OpenID Connect authorization request: code flow with PKCE (S256); the browser goes on to sign in",
-           status=303, query=AuthorizationParameters, errors=(400,), error_page=True)
+@operation("OpenID Connect authorization request: code flow with PKCE (S256); the browser goes on to sign in, "
+           "given a cookie that binds the request to it", status=303, query=AuthorizationParameters, errors=(400,),
+           error_page=True)
 def authorize():
     return service.begin(ctx(), request.args)  # every value: a repeated parameter is refused
 
@@ -67,32 +73,36 @@ def pushed_authorization_request():
 
 
 @bp.post("/interaction")
-@operation("What the sign-in page shows of a waiting authorization request", body=PendingRequest,
-           response=Interaction, errors=(400,))
+@operation("What the sign-in page shows of a waiting authorization request, to the browser that started it (its "
+           "cookie from /oidc/authorize)", body=PendingRequest,
+           response=Interaction, errors=(400, 403))
 def interaction():
     body = parse_body(PendingRequest)
-    return jsonify(service.interaction(ctx(), request_id=body.request).model_dump())
+    return jsonify(service.interaction(ctx(), request_id=body.request, browser=_browser(body.request)).model_dump())
 
 
 @bp.post("/authorize/complete")
-@operation("The signed-in device finishes the authorization request: where the browser goes next",
+@operation("The signed-in device finishes the authorization request in the browser that started it (its cookie "
+           "from /oidc/authorize): where the browser goes next",
            auth=True, body=CompleteRequest, response=Redirect, errors=(400, 401, 403))
 def complete():
     credentials()  # 401 without a token, before the body is looked at
     body = parse_body(CompleteRequest)
     # The waiting request and the person are read in the session's own batch read.
     principal = authenticate_request(along=service.complete_reads(ctx(), request_id=body.request))
-    answer = service.complete(ctx(), principal=principal, request_id=body.request, consent=body.consent)
+    answer = service.complete(ctx(), principal=principal, request_id=body.request, browser=_browser(body.request),
+                              consent=body.consent)
     return jsonify(answer.model_dump())
 
 
 @bp.post("/authorize/device")
 @operation("Single sign-on: the device proves it holds its key (a signed challenge) and its live session "
-           "finishes the authorization request, without a password", body=DeviceSignIn, response=Redirect,
+           "finishes the authorization request, without a password, in the browser that started it",
+           body=DeviceSignIn, response=Redirect,
            errors=(400, 401, 403))
 def complete_with_device():
     body = parse_body(DeviceSignIn)
-    return jsonify(app_sign_in.finish_with_device(ctx(), body=body).model_dump())
+    return jsonify(app_sign_in.finish_with_device(ctx(), body=body, browser=_browser(body.request)).model_dump())
 
 
 @bp.post("/authorize/respond")
@@ -104,11 +114,13 @@ def respond():
 
 
 @bp.post("/authorize/cancel")
-@operation("The person declines (or prompt=none finds nobody signed in): the app hears the error",
-           body=CancelRequest, response=Redirect, errors=(400,))
+@operation("The person declines (or prompt=none finds nobody signed in): the app hears the error, in the browser "
+           "that started the request",
+           body=CancelRequest, response=Redirect, errors=(400, 403))
 def cancel():
     body = parse_body(CancelRequest)
-    return jsonify(service.cancel(ctx(), request_id=body.request, error=body.error).model_dump())
+    return jsonify(service.cancel(ctx(), request_id=body.request, browser=_browser(body.request),
+                                  error=body.error).model_dump())
 
 
 @bp.post("/token")

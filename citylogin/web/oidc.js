@@ -13,6 +13,7 @@ import { ADDRESS_CONFIRMED, APP_REQUEST_KEY as REQUEST_KEY } from "./links.js";
 import { $, clearMessage, el, modal, say, showError, tx } from "./ui.js";
 const REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const KNOWN_SCOPES = ["openid", "profile", "email", "offline_access"];
+const NOT_FOR_THIS_TAB = new Set(["oidc_request_unknown", "oidc_request_other_browser"]);
 
 let pending = null;    // {id, interaction: POST /oidc/interaction's answer} while an app waits
 
@@ -158,12 +159,14 @@ async function withConsent(finish) {
   return finish(true);
 }
 
-/** A request that is over (finished in another tab, expired) is forgotten here too. */
+/** A request that is over (finished in another tab, expired), or that another browser started (its id
+ * came here by a link: only that browser, which holds the request's cookie, may finish it), is forgotten
+ * here too. */
 async function answered(work) {
   try {
     return await work();
   } catch (error) {
-    if (error.code === "oidc_request_unknown") forget();
+    if (NOT_FOR_THIS_TAB.has(error.code)) forget();
     throw error;
   }
 }

@@ -19,6 +19,7 @@ import requests
 from playwright.sync_api import expect
 
 from citylogin.client import Client
+from common import i18n
 from tests.browser.pages import DevicePage
 from tests.conftest import config_env, unique_name
 from tests.support.live import PASSWORD, register_device
@@ -180,6 +181,44 @@ def test_declining_returns_to_the_app_without_a_sign_in(browser_device, apps):
     page.wait_for_url(re.compile(re.escape(apps.notes) + r"/$"))
     page.wait_for_selector("body[data-state=signed-out]")
     expect(page.locator("#status")).to_have_text("Not signed in (access_denied).")
+
+
+# The web SDK's single sign-on from the page (what the sign-in page calls): the error code it is refused with.
+SIGN_IN_FOR_APP = """async (request) => {
+  const { citylogin } = await import("/web/api.js");
+  try { return JSON.stringify(await citylogin.signInForApp(request)); } catch (error) { return error.code; }
+}"""
+
+
+def test_a_request_id_leaked_to_another_browser_is_finished_only_by_the_browser_that_started_it(new_device, apps):
+    """Browser A (no account yet) starts signing in to notes; the request's id leaks to browser B, signed in
+    to citylogin as another account. B's sign-in page is told the request is another browser's, B's device
+    key cannot finish it either, and notes hears nothing from B; A then signs in and is back at notes as
+    its own account (a login CSRF would have given A's notes session B's account)."""
+    a, b = new_device(apps.citylogin), new_device(apps.citylogin)
+    b.open()
+    b.register(unique_name(), device_name="Other browser")
+    to_notes: list[str] = []
+    b.page.context.on("request", lambda request: to_notes.append(request.url)
+                      if request.url.startswith(apps.notes) else None)
+
+    with a.page.expect_response(lambda response: "/oidc/authorize?" in response.url) as started:
+        sign_in_from(a, apps.notes)
+    request_id = urlsplit(started.value.headers["location"]).fragment.removeprefix("oidc=")
+    expect(a.page.locator("#oidc-for")).to_have_text("Sign in to continue to notes")
+
+    leaked = b.page.context.new_page()
+    leaked.goto(f"{apps.citylogin}/#oidc={request_id}")
+    expect(leaked.locator("#notice-text")).to_have_text(i18n.text("web.error.oidc_request_other_browser", "en"))
+    expect(leaked.locator("#oidc-banner")).to_be_hidden()
+    assert leaked.evaluate(SIGN_IN_FOR_APP, request_id) == "oidc_request_other_browser"
+    leaked.close()
+
+    alice = unique_name()
+    a.fill_register_form(alice, device_name="Laptop browser")
+    a.save_recovery_codes()
+    expect_signed_in_at(a, apps.notes, alice)
+    assert to_notes == []                                   # notes never heard from B's browser
 
 
 def test_consent_denied_tells_the_app_access_denied(browser_device, apps):

@@ -2,7 +2,8 @@
 hash, stored digest, key or SigV4 header, at any level, through a whole register-to-pairing flow,
 neither in text nor in JSON lines (CITYLOGIN_LOG_FORMAT=json), access log and audit stream included; nor
 through an app's OpenID Connect sign-in (issue 42): its secret, a pushed request_uri, the code (and its
-replay), the tokens and their retried refresh, a revocation and an RP-initiated logout's handle."""
+replay), the tokens and their retried refresh, a revocation and an RP-initiated logout's handle, and the
+cookie that binds the authorization request to its browser (issue 62)."""
 from __future__ import annotations
 
 import json
@@ -16,9 +17,10 @@ from apps.models import OidcClient
 from citylogin.app import create_app
 from citylogin.client import Client
 from database import dynamo
+from oidc.browser_binding import cookie_name
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, register_device, serving
-from tests.support.oidc import (authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request,
+from tests.support.oidc import (authorize_url, finish_as_device, http_of, pkce_pair, query_of, sign_in_page_request,
                                 sign_out_as_device, sign_out_page_request)
 from tests.support.waiting import wait_until
 from web.log_setup import AUDIT_LOGGER, JsonFormatter
@@ -50,7 +52,9 @@ def app_sign_in(ctx, url: str, device: Client) -> list[str]:
         "response_type": "code", "client_id": app.app.client_id, "redirect_uri": REDIRECT, "state": "s",
         "scope": "openid offline_access", "code_challenge": challenge, "code_challenge_method": "S256"}).json()
     request_id = sign_in_page_request(authorize_url(url, client_id=app.app.client_id,
-                                                    request_uri=pushed["request_uri"]))
+                                                    request_uri=pushed["request_uri"]), browser=device)
+    cookie = http_of(device).cookies.get(cookie_name(request_id))
+    assert cookie, "no cookie bound the request to the browser"
     code = query_of(finish_as_device(device, request_id))["code"]
     redeem = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
     issued = requests.post(url + "/oidc/token", data=redeem, auth=auth, timeout=10).json()
@@ -66,8 +70,8 @@ def app_sign_in(ctx, url: str, device: Client) -> list[str]:
                          allow_redirects=False, timeout=10)
     handle = sign_out_page_request(asked.headers["Location"])
     assert sign_out_as_device(url, device, handle).status_code == 200
-    return [app.client_secret, pushed["request_uri"], pushed["request_uri"].rsplit(":", 1)[-1], request_id, code,
-            verifier, issued["access_token"], issued["refresh_token"], issued["id_token"],
+    return [app.client_secret, pushed["request_uri"], pushed["request_uri"].rsplit(":", 1)[-1], request_id, cookie,
+            code, verifier, issued["access_token"], issued["refresh_token"], issued["id_token"],
             renewed[0]["access_token"], renewed[0]["refresh_token"], handle]
 
 

@@ -110,7 +110,7 @@ def add_passkey(client: Client, *, name: str) -> None:
 
 def oidc_sign_in(url: str, app, device: Client) -> None:
     """The app's sign-in on the device's session, consent given, code redeemed (a grant, a consent)."""
-    request_id, verifier = waiting_request(url, app.app.client_id, redirect_uri=REDIRECT,
+    request_id, verifier = waiting_request(url, app.app.client_id, redirect_uri=REDIRECT, browser=device,
                                            scope="openid profile email offline_access")
     finished = device.request("POST", "/oidc/authorize/complete", json={"request": request_id, "consent": True})
     assert finished.status_code == 200, finished.text

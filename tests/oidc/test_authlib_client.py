@@ -37,7 +37,7 @@ def test_authlibs_client_signs_in_and_checks_the_id_token(make_server):
     verifier, nonce = generate_token(48), generate_token(20)
     uri, state = client.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier,
                                                  nonce=nonce)
-    callback = finish_as_device(device, sign_in_page_request(uri))
+    callback = finish_as_device(device, sign_in_page_request(uri, browser=device))
     token = client.fetch_token(metadata["token_endpoint"], authorization_response=callback, code_verifier=verifier)
 
     keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"], timeout=10).json())
@@ -71,7 +71,7 @@ def test_the_authlib_example_app_signs_in_refreshes_and_logs_out(make_server):
 
     login = browser.get("/login", base_url=here)
     assert login.status_code == 302 and "code_challenge_method=S256" in login.location
-    callback = finish_as_device(device, sign_in_page_request(login.location))
+    callback = finish_as_device(device, sign_in_page_request(login.location, browser=device))
     assert browser.get(callback).status_code == 302
     home = browser.get("/me", base_url=here).get_json()
     assert home["signed_in"] and home["sid"] == device.session_id and home["has_refresh_token"]

@@ -11,7 +11,7 @@ from apps import service as apps
 from apps.models import OidcClient
 from tests.support.live import register_device
 from tests.support.oidc import (authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request,
-                                signed_in_tokens)
+                                signed_in_tokens, stolen_request_cookies)
 
 REDIRECT = "https://app.example/callback"
 
@@ -31,7 +31,7 @@ def _code(url: str, device, client_id: str, *, challenge: str, **extra: str) -> 
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
               "scope": "openid profile email", "state": "st-1", "nonce": "n-1", "code_challenge": challenge,
               "code_challenge_method": "S256", **extra}
-    request_id = sign_in_page_request(authorize_url(url, **params))
+    request_id = sign_in_page_request(authorize_url(url, **params), browser=device)
     return query_of(finish_as_device(device, request_id))
 
 
@@ -150,7 +150,7 @@ def test_a_native_apps_loopback_redirect_matches_on_any_port(provider):
     redirect_uri = "http://127.0.0.1:53117/native"
     params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": redirect_uri,
               "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
-    location = finish_as_device(device, sign_in_page_request(authorize_url(url, **params)))
+    location = finish_as_device(device, sign_in_page_request(authorize_url(url, **params), browser=device))
     assert location.startswith(redirect_uri + "?")
     issued = requests.post(url + "/oidc/token", data={
         "grant_type": "authorization_code", "code": query_of(location)["code"], "redirect_uri": redirect_uri,
@@ -161,7 +161,8 @@ def test_a_native_apps_loopback_redirect_matches_on_any_port(provider):
 def test_a_second_code_of_one_request_is_a_replay_of_the_first(provider):
     """Finishing a request writes nothing (the code is sealed): answered twice, it gives two codes, and
     the redemption of the second, after the first's, is a replay that revokes what the first gave — also
-    when another browser, signed in as someone else, finished the same request (its id leaked)."""
+    when another browser, signed in as someone else, finished the same request (its id leaked, and its
+    cookie was stolen too: without the cookie it gets nothing, test_browser_binding)."""
     url, ctx = provider
     credentials = _app(ctx)
     device = register_device(url)
@@ -169,7 +170,7 @@ def test_a_second_code_of_one_request_is_a_replay_of_the_first(provider):
     verifier, challenge = pkce_pair()
     params = {"response_type": "code", "client_id": credentials.app.client_id, "redirect_uri": REDIRECT,
               "scope": "openid", "code_challenge": challenge, "code_challenge_method": "S256"}
-    request_id = sign_in_page_request(authorize_url(url, **params))
+    request_id = sign_in_page_request(authorize_url(url, **params), browser=device)
     first, second = (query_of(finish_as_device(device, request_id))["code"] for _ in range(2))
     assert first != second
     issued = _exchange(url, credentials, first, verifier)
@@ -186,7 +187,8 @@ def test_a_second_code_of_one_request_is_a_replay_of_the_first(provider):
 
     someone_else = register_device(url)
     someone_else.login("correct horse battery staple")
-    request_id = sign_in_page_request(authorize_url(url, **params))
+    request_id = sign_in_page_request(authorize_url(url, **params), browser=device)
+    stolen_request_cookies(device, someone_else)
     mine, theirs = (query_of(finish_as_device(browser, request_id))["code"] for browser in (device, someone_else))
     issued = _exchange(url, credentials, mine, verifier)
     assert issued.status_code == 200
@@ -197,9 +199,9 @@ def test_a_second_code_of_one_request_is_a_replay_of_the_first(provider):
 
 
 def test_a_request_cancelled_after_its_code_was_redeemed_keeps_its_other_codes_spent(provider):
-    """The request's redemption mark is an item of its own: cancelling the request (its id is all it
-    takes) after a code of it was redeemed leaves the mark, so another browser's code of the same
-    request, on another session, is still a replay."""
+    """The request's redemption mark is an item of its own: cancelling the request (in the browser that
+    started it) after a code of it was redeemed leaves the mark, so another browser's code of the same
+    request (its id and cookie stolen), on another session, is still a replay."""
     url, ctx = provider
     credentials = _app(ctx)
     device, someone_else = register_device(url), register_device(url)
@@ -208,11 +210,12 @@ def test_a_request_cancelled_after_its_code_was_redeemed_keeps_its_other_codes_s
     verifier, challenge = pkce_pair()
     request_id = sign_in_page_request(authorize_url(
         url, response_type="code", client_id=credentials.app.client_id, redirect_uri=REDIRECT, scope="openid",
-        code_challenge=challenge, code_challenge_method="S256"))
+        code_challenge=challenge, code_challenge_method="S256"), browser=device)
+    stolen_request_cookies(device, someone_else)
     mine, theirs = (query_of(finish_as_device(browser, request_id))["code"] for browser in (device, someone_else))
     issued = _exchange(url, credentials, mine, verifier)
     assert issued.status_code == 200, issued.text
-    cancelled = requests.post(url + "/oidc/authorize/cancel", json={"request": request_id}, timeout=10)
+    cancelled = device.http.post(url + "/oidc/authorize/cancel", json={"request": request_id}, timeout=10)
     assert cancelled.status_code == 200, cancelled.text
     replayed = _exchange(url, credentials, theirs, verifier)
     assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_grant")

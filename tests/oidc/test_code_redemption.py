@@ -240,7 +240,7 @@ def test_a_request_uri_presented_by_another_or_a_bad_client_id_stays_its_clients
     assert no_client.status_code == 400 and "Location" not in no_client.headers
 
     own = authorize_url(url, client_id=credentials.app.client_id, request_uri=request_uri)
-    assert query_of(finish_as_device(device, sign_in_page_request(own)))["state"] == "st"
+    assert query_of(finish_as_device(device, sign_in_page_request(own, browser=device)))["state"] == "st"
     again = requests.get(own, allow_redirects=False, timeout=10)     # and then it is used up
     assert again.status_code == 400 and "Location" not in again.headers
 

@@ -26,8 +26,8 @@ def diary(provider):
     return apps.add_app(ctx, name="Diary", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,), consent=True))
 
 
-def _request(url: str, client_id: str, *, scope: str = "openid profile", **extra: str) -> tuple[str, str]:
-    return waiting_request(url, client_id, redirect_uri=REDIRECT, scope=scope, state="st", **extra)
+def _request(url: str, client_id: str, *, browser, scope: str = "openid profile", **extra: str) -> tuple[str, str]:
+    return waiting_request(url, client_id, redirect_uri=REDIRECT, browser=browser, scope=scope, state="st", **extra)
 
 
 def _complete(device, request_id: str, *, consent: bool = False) -> requests.Response:
@@ -35,7 +35,7 @@ def _complete(device, request_id: str, *, consent: bool = False) -> requests.Res
 
 
 def _tokens(url: str, diary, device, *, scope: str = "openid profile offline_access") -> dict:
-    request_id, verifier = _request(url, diary.app.client_id, scope=scope)
+    request_id, verifier = _request(url, diary.app.client_id, browser=device, scope=scope)
     finished = _complete(device, request_id, consent=True)
     assert finished.status_code == 200, finished.text
     code = query_of(finished.json()["redirect_to"])["code"]
@@ -50,7 +50,7 @@ def test_consent_is_asked_once_then_remembered_for_the_same_or_fewer_scopes(prov
     url, _ = provider
     device = register_device(url)
     device.login(PASSWORD)
-    request_id, _ = _request(url, diary.app.client_id)
+    request_id, _ = _request(url, diary.app.client_id, browser=device)
     asked = _complete(device, request_id)
     assert asked.status_code == 403 and asked.json()["code"] == "consent_required"
     allowed = _complete(device, request_id, consent=True)
@@ -61,11 +61,11 @@ def test_consent_is_asked_once_then_remembered_for_the_same_or_fewer_scopes(prov
         [(diary.app.client_id, "Diary", ["openid", "profile"])]
 
     for scope in ("openid profile", "openid"):         # remembered: straight back to the app
-        request_id, _ = _request(url, diary.app.client_id, scope=scope)
+        request_id, _ = _request(url, diary.app.client_id, browser=device, scope=scope)
         again = _complete(device, request_id)
         assert again.status_code == 200 and "code" in query_of(again.json()["redirect_to"])
 
-    request_id, _ = _request(url, diary.app.client_id, scope="openid profile email")   # more: asked again
+    request_id, _ = _request(url, diary.app.client_id, browser=device, scope="openid profile email")  # more: asked
     assert _complete(device, request_id).json()["code"] == "consent_required"
     assert _complete(device, request_id, consent=True).status_code == 200
     assert device.get_json("/account/consents")["consents"][0]["scopes"] == ["email", "openid", "profile"]
@@ -75,16 +75,16 @@ def test_prompt_consent_always_asks_and_prompt_none_never_skips_consent(provider
     url, _ = provider
     device = register_device(url)
     device.login(PASSWORD)
-    request_id, _ = _request(url, diary.app.client_id, prompt="none")
+    request_id, _ = _request(url, diary.app.client_id, browser=device, prompt="none")
     silent = _complete(device, request_id)
     assert silent.status_code == 200
     assert query_of(silent.json()["redirect_to"]) == {"error": "consent_required", "state": "st", "iss": url}
 
-    request_id, _ = _request(url, diary.app.client_id)
+    request_id, _ = _request(url, diary.app.client_id, browser=device)
     assert _complete(device, request_id, consent=True).status_code == 200
-    request_id, _ = _request(url, diary.app.client_id, prompt="consent")
+    request_id, _ = _request(url, diary.app.client_id, browser=device, prompt="consent")
     assert _complete(device, request_id).json()["code"] == "consent_required"
-    request_id, _ = _request(url, diary.app.client_id, prompt="none")      # now remembered: no page needed
+    request_id, _ = _request(url, diary.app.client_id, browser=device, prompt="none")  # remembered: no page
     assert "code" in query_of(_complete(device, request_id).json()["redirect_to"])
 
 
@@ -113,7 +113,7 @@ def test_withdrawing_consent_stops_the_apps_tokens_and_asks_again(provider, diar
     assert renewed.status_code == 400 and renewed.json()["error"] == "invalid_grant"
     assert device.me()["session_id"]                    # the person's own session goes on
 
-    request_id, _ = _request(url, diary.app.client_id)
+    request_id, _ = _request(url, diary.app.client_id, browser=device)
     assert _complete(device, request_id).json()["code"] == "consent_required"
     gone = device.request("DELETE", f"/account/consents/{diary.app.client_id}")
     assert gone.status_code == 404 and gone.json()["code"] == "consent_not_found"

@@ -127,8 +127,8 @@ def test_a_proof_at_par_binds_the_code_and_require_dpop_refuses_bearer(make_serv
         headers={"DPoP": dpop_proof(key, method="POST", url=url + "/oidc/par")},
         auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
     assert pushed.status_code == 201, pushed.text
-    browser = authorize_url(url, client_id=credentials.app.client_id, request_uri=pushed.json()["request_uri"])
-    code = query_of(finish_as_device(device, sign_in_page_request(browser)))["code"]
+    presented = authorize_url(url, client_id=credentials.app.client_id, request_uri=pushed.json()["request_uri"])
+    code = query_of(finish_as_device(device, sign_in_page_request(presented, browser=device)))["code"]
     assert _redeem(url, credentials, code, verifier, generate_key()).json()["error"] == "invalid_grant"
 
     code, verifier = _code(url, credentials, device)

@@ -39,7 +39,8 @@ def _app(ctx, *, consent: bool = False):
 
 def _code(url: str, credentials, device, *, consent: bool = False) -> tuple[str, str]:
     """(a code the device's session gives the app, its verifier); the person allows the app when asked."""
-    request_id, verifier = waiting_request(url, credentials.app.client_id, redirect_uri=REDIRECT, scope=SCOPE)
+    request_id, verifier = waiting_request(url, credentials.app.client_id, redirect_uri=REDIRECT, browser=device,
+                                           scope=SCOPE)
     return query_of(finish_as_device(device, request_id, consent=consent))["code"], verifier
 
 

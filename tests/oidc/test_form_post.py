@@ -107,7 +107,7 @@ def test_the_code_reaches_the_app_as_a_post_and_redeems(server):
     url, _, credentials, device = server
     verifier, challenge = pkce_pair()
     params = {**_request(credentials.app.client_id), "code_challenge": challenge, "nonce": "n-1"}
-    request_id = sign_in_page_request(f"{url}/oidc/authorize?{urlencode(params)}")
+    request_id = sign_in_page_request(f"{url}/oidc/authorize?{urlencode(params)}", browser=device)
     finished = device.request("POST", "/oidc/authorize/complete", json={"request": request_id, "consent": False})
     assert finished.status_code == 200, finished.text
     answer = finished.json()
@@ -130,18 +130,20 @@ def test_a_pushed_request_answers_by_form_post_too(server):
                            auth=(credentials.app.client_id, credentials.client_secret))
     assert pushed.status_code == 201, pushed.text
     presented = {"client_id": credentials.app.client_id, "request_uri": pushed.json()["request_uri"]}
-    browser = f"{url}/oidc/authorize?{urlencode(presented)}"
+    sent_to = f"{url}/oidc/authorize?{urlencode(presented)}"
     finished = device.request("POST", "/oidc/authorize/complete",
-                              json={"request": sign_in_page_request(browser), "consent": False})
+                              json={"request": sign_in_page_request(sent_to, browser=device), "consent": False})
     page = _form_post_page(_respond(url, finished.json()["form_post"]))
     assert page.form["action"] == REDIRECT and {"code", "state", "iss"} == {name for name, _ in page.fields}
 
 
 def test_the_persons_refusal_reaches_the_app_as_a_post(server):
     url, _, credentials, _ = server
-    request_id = sign_in_page_request(f"{url}/oidc/authorize?{urlencode(_request(credentials.app.client_id))}")
-    cancelled = requests.post(url + "/oidc/authorize/cancel", json={"request": request_id, "error": "access_denied"},
-                              timeout=10)
+    browser = requests.Session()                                    # nobody signed in there
+    request_id = sign_in_page_request(f"{url}/oidc/authorize?{urlencode(_request(credentials.app.client_id))}",
+                                      browser=browser)
+    cancelled = browser.post(url + "/oidc/authorize/cancel", json={"request": request_id, "error": "access_denied"},
+                             timeout=10)
     assert cancelled.status_code == 200 and cancelled.json()["redirect_to"] == REDIRECT, cancelled.text
     page = _form_post_page(_respond(url, cancelled.json()["form_post"]))
     assert page.fields == [("error", "access_denied"), ("state", "st"), ("iss", url)]

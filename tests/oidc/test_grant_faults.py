@@ -275,7 +275,7 @@ def test_a_consent_withdrawal_cut_short_is_finished_by_the_retry_and_codes_befor
 
     def consented_code() -> tuple[str, str]:
         request_id, verifier = waiting_request(url, credentials.app.client_id, redirect_uri=REDIRECT,
-                                               scope="openid offline_access")
+                                               browser=device, scope="openid offline_access")
         return query_of(finish_as_device(device, request_id, consent=True))["code"], verifier
     assert _redeem(url, credentials, *consented_code()).status_code == 200
     code = consented_code()

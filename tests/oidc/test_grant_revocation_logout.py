@@ -199,7 +199,7 @@ def test_a_withdrawn_consent_tells_the_app_at_once_and_the_session_goes_on(provi
     diary = apps.add_app(ctx, name="Diary", push_url=None, oidc=OidcClient(
         redirect_uris=(REDIRECT,), backchannel_logout_uri=f"{sink}/backchannel", consent=True))
     device = _device(url, clock)
-    request_id, verifier = waiting_request(url, diary.app.client_id, redirect_uri=REDIRECT,
+    request_id, verifier = waiting_request(url, diary.app.client_id, redirect_uri=REDIRECT, browser=device,
                                            scope="openid offline_access")
     code = query_of(finish_as_device(device, request_id, consent=True))["code"]
     tokens = _redeem(url, diary, code, verifier).json()

@@ -69,7 +69,7 @@ def test_a_native_app_signs_in_by_loopback_renews_and_learns_of_the_displacement
     app = NativeApp(url, client_id)
     try:
         opened = app.answer()["authorization_url"]                  # the app opens the system browser
-        back = finish_as_device(device, sign_in_page_request(opened))  # signed in there, on this device
+        back = finish_as_device(device, sign_in_page_request(opened, browser=device))  # signed in there, on this device
         assert back.startswith("http://127.0.0.1:") and "/callback?" in back
         assert requests.get(back, timeout=10).status_code == 200    # the browser lands at the app's listener
         signed_in = app.answer()

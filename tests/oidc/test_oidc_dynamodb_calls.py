@@ -44,7 +44,8 @@ def _flow(url: str, ctx, counter: CallCounter, added, device, http: requests.Ses
     """One code flow, step by step: (the tokens, the userinfo answer, each step's calls)."""
     client_id, auth = added.app.client_id, (added.app.client_id, added.client_secret)
     (request_id, verifier), authorize = _step(ctx, counter, lambda: waiting_request(
-        url, client_id, redirect_uri=REDIRECT, scope="openid profile email offline_access", nonce="n"))
+        url, client_id, redirect_uri=REDIRECT, browser=device, scope="openid profile email offline_access",
+        nonce="n"))
     code, complete = _step(ctx, counter, lambda: query_of(finish_as_device(device, request_id))["code"])
     tokens, token = _step(ctx, counter, lambda: http.post(url + "/oidc/token", auth=auth, timeout=10, data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}).json())

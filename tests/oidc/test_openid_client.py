@@ -72,7 +72,7 @@ def signs_in(app: str, device, *, par: bool = False) -> tuple[requests.Session, 
     visitor = requests.Session()
     login = visitor.get(app + "/login", params={"par": "1"} if par else {}, allow_redirects=False, timeout=20)
     assert login.status_code == 302, login.text
-    callback = finish_as_device(device, sign_in_page_request(login.headers["Location"]))
+    callback = finish_as_device(device, sign_in_page_request(login.headers["Location"], browser=device))
     redeemed = visitor.get(callback, allow_redirects=False, timeout=20)
     assert redeemed.status_code == 302 and redeemed.headers["Location"] == "/", redeemed.text
     me = visitor.get(app + "/me", timeout=20).json()

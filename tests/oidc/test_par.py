@@ -43,15 +43,15 @@ def test_a_pushed_request_signs_in_once_through_its_request_uri(make_server):
     answer = pushed.json()
     assert answer["expires_in"] == 60 and answer["request_uri"].startswith("urn:ietf:params:oauth:request_uri:")
 
-    browser = authorize_url(url, client_id=credentials.app.client_id, request_uri=answer["request_uri"])
-    callback = query_of(finish_as_device(device, sign_in_page_request(browser)))
+    presented = authorize_url(url, client_id=credentials.app.client_id, request_uri=answer["request_uri"])
+    callback = query_of(finish_as_device(device, sign_in_page_request(presented, browser=device)))
     assert callback["state"] == "st" and callback["iss"] == url
     issued = requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": callback["code"],
                                                       "redirect_uri": REDIRECT, "code_verifier": verifier},
                            auth=(credentials.app.client_id, credentials.client_secret), timeout=10)
     assert issued.status_code == 200, issued.text
 
-    again = requests.get(browser, allow_redirects=False, timeout=10)     # one authorization request each
+    again = requests.get(presented, allow_redirects=False, timeout=10)     # one authorization request each
     assert again.status_code == 400 and "Location" not in again.headers
 
     # --require-par: the parameters in the browser's URL are refused, back at the app with the error
@@ -97,5 +97,5 @@ def test_a_push_with_the_secret_in_its_form_stores_no_credential(make_server):
     assert pushed.status_code == 201, pushed.text
     stored = repr(ctx.dynamodb.scan(TableName=ctx.tables.one_time_tokens)["Items"])
     assert "oidc_par" in stored and credentials.client_secret not in stored
-    browser = authorize_url(url, client_id=credentials.app.client_id, request_uri=pushed.json()["request_uri"])
-    assert query_of(finish_as_device(device, sign_in_page_request(browser)))["state"] == "st"
+    presented = authorize_url(url, client_id=credentials.app.client_id, request_uri=pushed.json()["request_uri"])
+    assert query_of(finish_as_device(device, sign_in_page_request(presented, browser=device)))["state"] == "st"

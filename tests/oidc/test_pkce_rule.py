@@ -33,7 +33,8 @@ def _request(credentials, **extra: str) -> dict[str, str]:
 
 
 def _code(url: str, device, params: dict[str, str]) -> str:
-    return query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params))))["code"]
+    return query_of(finish_as_device(device, sign_in_page_request(authorize_url(url, **params),
+                                                                  browser=device)))["code"]
 
 
 def _redeem(url: str, credentials, code: str, **extra: str) -> requests.Response:
@@ -159,8 +160,8 @@ def test_par_follows_the_same_rule(provider):
 
     pushed = push(confidential)
     assert pushed.status_code == 201, pushed.text
-    browser = authorize_url(url, client_id=confidential.app.client_id, request_uri=pushed.json()["request_uri"])
-    code = query_of(finish_as_device(device, sign_in_page_request(browser)))["code"]
+    presented = authorize_url(url, client_id=confidential.app.client_id, request_uri=pushed.json()["request_uri"])
+    code = query_of(finish_as_device(device, sign_in_page_request(presented, browser=device)))["code"]
     downgrade = _redeem(url, confidential, code, code_verifier=pkce_pair()[0])
     assert (downgrade.status_code, downgrade.json()["error"]) == (400, "invalid_grant")
     assert _redeem(url, confidential, code).status_code == 200

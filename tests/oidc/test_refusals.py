@@ -136,9 +136,11 @@ def test_prompt_none_is_counted_and_the_persons_own_no_is_not(server, refusals):
     url, _, credentials, _ = server
     before = count("authorize", "login_required", "prompt_none")
     for error, logged in (("login_required", 1), ("access_denied", 0)):
-        request_id, _ = waiting_request(url, credentials.app.client_id, redirect_uri=REDIRECT, state="st")
+        browser = requests.Session()
+        request_id, _ = waiting_request(url, credentials.app.client_id, redirect_uri=REDIRECT, browser=browser,
+                                        state="st")
         refusals.clear()
-        answer = requests.post(url + "/oidc/authorize/cancel", json={"request": request_id, "error": error}, timeout=10)
+        answer = browser.post(url + "/oidc/authorize/cancel", json={"request": request_id, "error": error}, timeout=10)
         assert answer.status_code == 200 and query_of(answer.json()["redirect_to"])["error"] == error
         assert len(refusals.lines()) == logged
         assert request_id not in refusals.text()

@@ -220,14 +220,16 @@ def test_what_is_taken_from_an_app_on_one_process_stops_on_the_other_within_the_
     app = added.json()
     device = register_device(first)
     device.login(PASSWORD)
-    request_id, _ = waiting_request(first, app["client_id"], redirect_uri=elsewhere, scope="openid profile")
+    request_id, _ = waiting_request(first, app["client_id"], redirect_uri=elsewhere, browser=device,
+                                    scope="openid profile")
     assert "code=" in finish_as_device(device, request_id, consent=True)
     time.sleep(FRESH_SECONDS)  # the first process's copy holds the app by now, whatever it read before
 
     device.base_url = other
     assert device.request("DELETE", f"/account/consents/{app['client_id']}").status_code == 204
     device.base_url = first
-    request_id, _ = waiting_request(first, app["client_id"], redirect_uri=elsewhere, scope="openid profile")
+    request_id, _ = waiting_request(first, app["client_id"], redirect_uri=elsewhere, browser=device,
+                                    scope="openid profile")
     refused = device.request("POST", "/oidc/authorize/complete", json={"request": request_id})
     assert (refused.status_code, refused.json()["code"]) == (403, "consent_required")
 
@@ -247,7 +249,8 @@ def test_what_is_taken_from_an_app_on_one_process_stops_on_the_other_within_the_
 
 
 def _consented_code(host: str, app: dict, device) -> tuple[str, str]:
-    request_id, verifier = waiting_request(host, app["client_id"], redirect_uri=REDIRECT, scope="openid offline_access")
+    request_id, verifier = waiting_request(host, app["client_id"], redirect_uri=REDIRECT, browser=device,
+                                           scope="openid offline_access")
     return query_of(finish_as_device(device, request_id, consent=True))["code"], verifier
 
 

@@ -1,5 +1,7 @@
 """A browser's part of the OpenID Connect code flow, as the web UI plays it (SPEC §14): follow the
-app's authorization request to citylogin's sign-in page, and finish it with the device's session."""
+app's authorization request to citylogin's sign-in page, and finish it with the device's session. The
+browser is the device's own HTTP session (its cookie jar): /oidc/authorize binds the request to the
+browser that started it by a cookie, which the device's calls then carry as a browser's would."""
 from __future__ import annotations
 
 import base64
@@ -9,9 +11,11 @@ import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
+from requests.cookies import RequestsCookieJar
 
 from citylogin.client import Client
 from citylogin.client_keys import sign_challenge
+from oidc.browser_binding import COOKIE_PREFIX
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -21,9 +25,35 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def sign_in_page_request(authorize_url: str) -> str:
-    """The request id the authorization endpoint sends the browser to the sign-in page with."""
-    response = requests.get(authorize_url, allow_redirects=False, timeout=10)
+Browser = Client | requests.Session  # a device's HTTP session, or a cookie jar of its own (a browser)
+LOOPBACK_DOMAINS = frozenset({"127.0.0.1", "localhost.local"})  # how http.cookiejar names a loopback host
+
+
+class LoopbackJar(RequestsCookieJar):
+    """A browser's rule for a loopback server: it is a secure context, so a Secure cookie it set (a server
+    whose CITYLOGIN_PUBLIC_URL is https, reached on a test's plain http socket) is sent back to it over
+    http, where http.cookiejar would keep it for https alone."""
+
+    def set_cookie(self, cookie, *args, **kwargs):
+        if cookie.domain in LOOPBACK_DOMAINS:
+            cookie.secure = False
+        return super().set_cookie(cookie, *args, **kwargs)
+
+
+def http_of(browser: Browser) -> requests.Session:
+    """The browser's HTTP session, its cookie jar keeping a browser's rule for loopback servers."""
+    http = browser.http if isinstance(browser, Client) else browser
+    if not isinstance(http.cookies, LoopbackJar):
+        jar = LoopbackJar()
+        jar.update(http.cookies)
+        http.cookies = jar
+    return http
+
+
+def sign_in_page_request(authorize_url: str, *, browser: Browser) -> str:
+    """The request id the authorization endpoint sends `browser` to the sign-in page with (its cookie for
+    the request stays in the browser's jar)."""
+    response = http_of(browser).get(authorize_url, allow_redirects=False, timeout=10)
     assert response.status_code == 303, (response.status_code, response.text)
     fragment = urlsplit(response.headers["Location"]).fragment
     assert fragment.startswith("oidc="), response.headers["Location"]
@@ -45,21 +75,22 @@ def query_of(url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
 
 
-def waiting_request(url: str, client_id: str, *, redirect_uri: str, scope: str = "openid",
+def waiting_request(url: str, client_id: str, *, redirect_uri: str, browser: Browser, scope: str = "openid",
                     **extra: str) -> tuple[str, str]:
     """(the sign-in page's request id, its PKCE verifier): a fresh authorization request with PKCE S256,
-    waiting for the browser."""
+    started by `browser` and waiting for it."""
     verifier, challenge = pkce_pair()
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
               "code_challenge": challenge, "code_challenge_method": "S256", **extra}
-    return sign_in_page_request(authorize_url(url, **params)), verifier
+    return sign_in_page_request(authorize_url(url, **params), browser=browser), verifier
 
 
 def code_for(url: str, client_id: str, device: Client, *, redirect_uri: str, scope: str = "openid",
              **extra: str) -> tuple[str, str]:
-    """(a code the device's session gives the app, its PKCE verifier): the authorization request, the
-    sign-in page's request id, the device finishing it."""
-    request_id, verifier = waiting_request(url, client_id, redirect_uri=redirect_uri, scope=scope, **extra)
+    """(a code the device's session gives the app, its PKCE verifier): the authorization request in the
+    device's browser, the sign-in page's request id, the device finishing it."""
+    request_id, verifier = waiting_request(url, client_id, redirect_uri=redirect_uri, browser=device, scope=scope,
+                                           **extra)
     return query_of(finish_as_device(device, request_id))["code"], verifier
 
 
@@ -109,3 +140,11 @@ def error_page(response: requests.Response, *, lang: str = "en") -> str:
     found = ERROR_PAGE_CODE.search(response.text)
     assert found, response.text[:500]
     return found["error"]
+
+
+def stolen_request_cookies(source: Browser, target: Browser) -> None:
+    """`target` gets a copy of every authorization request cookie of `source` (a thief who took the
+    cookie along with a request's id): for checks that hold even then."""
+    for cookie in http_of(source).cookies:
+        if cookie.name.startswith(COOKIE_PREFIX):
+            http_of(target).cookies.set_cookie(cookie)

@@ -23,7 +23,7 @@ import jwt
 import requests
 
 from citylogin.client import Client
-from tests.support.oidc import authorize_url, pkce_pair, query_of
+from tests.support.oidc import authorize_url, http_of, pkce_pair, query_of
 
 REDIRECT = "https://app.soak.example/callback"
 SCOPE = "openid offline_access"
@@ -101,10 +101,12 @@ class AppTraffic:
                 return
             app = self.random.choice(self.apps)
         verifier, challenge = pkce_pair()
-        asked = requests.get(authorize_url(self.random.choice(self.urls), response_type="code",
-                                           client_id=app["client_id"], redirect_uri=REDIRECT, scope=SCOPE,
-                                           state="soak", code_challenge=challenge, code_challenge_method="S256"),
-                             allow_redirects=False, timeout=30)
+        # In the device's own browser (its cookie jar): the request is bound to the browser that started it.
+        asked = http_of(client).get(authorize_url(self.random.choice(self.urls), response_type="code",
+                                                  client_id=app["client_id"], redirect_uri=REDIRECT, scope=SCOPE,
+                                                  state="soak", code_challenge=challenge,
+                                                  code_challenge_method="S256"),
+                                    allow_redirects=False, timeout=30)
         if asked.status_code != 303:
             self._error("authorize", asked)
             return None
