@@ -119,6 +119,19 @@ def pytest_configure(config):
     os.environ["XDG_RUNTIME_DIR"] = config._citylogin_runtime
 
 
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A test that leaves a CITYLOGIN_* variable behind fails itself, once its fixtures are undone, and
+    the variable goes: left there, it would configure every app the worker builds after it (click's
+    CliRunner swaps os.environ while it runs, and two of them at once in threads restore each other's)."""
+    outcome = yield
+    left = sorted(name for name in os.environ if name.startswith("CITYLOGIN_"))
+    for name in left:
+        del os.environ[name]
+    if left and outcome.excinfo is None:
+        pytest.fail(f"{item.nodeid} left {', '.join(left)} in os.environ", pytrace=False)
+
+
 # The long tier: proofs that take minutes, left out of both passes of scripts/test.sh and run after them by
 # `scripts/test.sh --long` (.ci/run runs both). Each is marked `long` (and slow).
 LONG = {

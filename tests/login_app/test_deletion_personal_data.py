@@ -48,7 +48,7 @@ ENDED_SESSION = {"session_id", "user_uuid", "device_id", "device_name", "created
                  "last_seen_epoch", "expires_epoch", "ends_at", "refresh_gen", "refresh_digest", "prev_refresh_digest",
                  "refresh_kid", "rotated_epoch", "status", "revoked_reason", "revoked_at", "by_device", "locked",
                  "expires_ttl", "device_class", "class_changes", "jkt", "amr", "reauth_epoch", "admin_action", "by_app",
-                 "by_app_name"}
+                 "by_app_name", "login_seq"}
 SESSION_EVENT = {"feed", "seq", "session_id", "user_uuid", "device_id", "reason", "event_epoch", "initiating_entity",
                  "by_device", "client_id", "grant_id", "expires_ttl", "admin_action", "by_app", "by_app_name"}
 CRL_ENTRY = {"user_uuid", "device_id", "serial", "revoked_at", "reason", "revoked_user_uuid", "revoked_device_id",

@@ -160,37 +160,41 @@ def assert_first_displaced(deployment: Deployment, account: Account, *, first: i
         assert me(device).status_code == 200, device.require_key_file().device_name
 
 
-def for_each_account(run: Callable[[int], None]) -> None:
+def accounts(deployment: Deployment, *, limit: int | None = None, **shape) -> list[Account]:
+    """ACCOUNTS new accounts, made at once; each with an operator's `limit` if given. The limits are
+    set one after the other: the CLI runs in this process, and click's CliRunner swaps os.environ and
+    the standard streams while it runs, which threads must not do at once."""
     with ThreadPoolExecutor(ACCOUNTS) as pool:
-        list(pool.map(run, range(ACCOUNTS)))
+        made = list(pool.map(lambda _: new_account(deployment, **shape), range(ACCOUNTS)))
+    for account in made if limit is not None else ():
+        set_limit(deployment, account, limit)
+    return made
+
+
+def for_each(made: list[Account], run: Callable[[Account], None]) -> None:
+    with ThreadPoolExecutor(len(made)) as pool:
+        list(pool.map(run, made))
 
 
 def test_c_displaces_a_under_a_limit_of_two(deployment):
-    for_each_account(lambda _: assert_first_displaced(deployment, new_account(deployment, devices=3)))
+    for_each(accounts(deployment, devices=3), lambda account: assert_first_displaced(deployment, account))
 
 
 def test_d_displaces_a_under_an_operators_limit_of_three(deployment):
-    def run(_: int) -> None:
-        account = new_account(deployment, devices=4)
-        set_limit(deployment, account, 3)
-        assert_first_displaced(deployment, account)
-
-    for_each_account(run)
+    for_each(accounts(deployment, devices=4, limit=3), lambda account: assert_first_displaced(deployment, account))
 
 
 def test_a_full_class_displaces_its_first_phone_not_the_older_laptop(deployment):
-    def run(_: int) -> None:
-        # The laptop logs in first; then three phones under mobile=2 and no total limit.
-        account = new_account(deployment, devices=4, classes=("desktop", "mobile", "mobile", "mobile"))
-        set_limit(deployment, account, 0)
-        log_in(account.devices[0])
+    def run(account: Account) -> None:
+        log_in(account.devices[0])  # the laptop logs in first; then three phones
         assert_first_displaced(deployment, account, first=1)
 
-    for_each_account(run)
+    # mobile=2 and no total limit
+    for_each(accounts(deployment, devices=4, limit=0, classes=("desktop", "mobile", "mobile", "mobile")), run)
 
 
 def test_with_dynamodb_throttling_and_failing_the_first_login_is_still_the_one_displaced(deployment):
-    accounts = [new_account(deployment, devices=3) for _ in range(ACCOUNTS)]
+    made = accounts(deployment, devices=3)
     faults = deployment.faults
     faults.fail(Shape.THROTTLING, fraction=0.15)
     faults.fail(Shape.INTERNAL_SERVER_ERROR, fraction=0.1)
@@ -198,11 +202,11 @@ def test_with_dynamodb_throttling_and_failing_the_first_login_is_still_the_one_d
     faults.fail(Shape.CRC32_MISMATCH, operations={"TransactWriteItems"}, fraction=0.2)
     try:
         with ThreadPoolExecutor(ACCOUNTS) as pool:
-            answers = list(pool.map(lambda account: _abc(account), accounts))
+            answers = list(pool.map(_abc, made))
     finally:
         faults.clear()
     assert sum(faults.answered.values()) > 0
-    for account, evicted in zip(accounts, answers, strict=True):
+    for account, evicted in zip(made, answers, strict=True):
         a, b, c = account.devices
         assert set(evicted) <= {device_id(a)}  # [] when C's login committed, answered 503, and was sent again
         assert problem(me(a))[1:] == ("session_revoked", "displaced")
