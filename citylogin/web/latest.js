@@ -9,9 +9,8 @@ export function latestOnly({ busy = null } = {}) {
   let latest = 0;
   return {
     /** Calls `request()`; `draw(answer)` or `failed(error)` runs only if no newer read of this view (nor
-     * drawn()) came since. Without `failed`, the latest read's error is thrown. Resolves with whether
-     * this read was still the latest when done. */
-    async read(request, { draw, failed = null }) {
+     * drawn()) came since. Resolves with whether this read was still the latest when done. */
+    async read(request, { draw, failed }) {
       const ticket = ++latest;
       const isLatest = () => ticket === latest;
       busy?.setAttribute("aria-busy", "true");
@@ -20,10 +19,8 @@ export function latestOnly({ busy = null } = {}) {
         try {
           answer = await request();
         } catch (error) {
-          if (!isLatest()) return false;
-          if (!failed) throw error;
-          failed(error);
-          return true;
+          if (isLatest()) failed(error);
+          return isLatest();
         }
         if (isLatest()) await draw(answer);
         return isLatest();

@@ -184,10 +184,13 @@ def test_support_ends_a_strangers_sessions_unbinds_a_device_and_sends_mails(make
     expect(audit_row(view, "ticket 11: not their phone")).to_contain_text("Device: Stranger phone")
 
     act(support, action(view, "resend_verification"), "ticket 13: the mail got lost")
-    act(support, action(view, "password_reset"), "ticket 14: forgot the password")
+    act(support, action(view, "password_reset"), "ticket 14: forgot the password")   # at once: two quick actions
+    expect(audit_row(view, "ticket 14: forgot the password")).to_contain_text("Send password reset")
+    expect(audit_row(view, "ticket 13: the mail got lost")).to_contain_text("Resend verification")
+    expect(view.locator("#audit-rows tr")).to_have_count(5)
+    expect(view.locator("#account-view > .error")).to_be_hidden()
     settle_background(ctx)
     assert {"verify_email", "password_reset"} <= recorder.events_to(f"{target.key_file.username}@example.com")
-    expect(view.locator("#audit-rows tr")).to_have_count(5)
 
 
 def run_until(page: Page, done: Callable[[], bool], what: str) -> None:
