@@ -28,15 +28,19 @@ function selectTab(name) {
   if (name === "apps") loadApps();
 }
 
-/** The header's EN / 日本語: the account keeps the language too, as on the main page. */
+let saving = Promise.resolve();     // the account's language, saved one choice after the other
+
+/** The header's EN / 日本語: the account keeps the language too, as on the main page. Two quick switches
+ * are saved in the order chosen: sent at once, the first could land last and the account keep it. */
 async function switchLanguage(tag) {
   if (tag === currentLocale()) return;
   await setLocale(tag);
   rememberChoice(tag);
   if (!citylogin.session) return;
-  await authCall("PATCH", "/account", { locale: tag }).catch((error) => {
+  saving = saving.then(() => authCall("PATCH", "/account", { locale: tag }).catch((error) => {
     if (error.sessionEnded) showGate("signed-out");
-  });
+  }));
+  await saving;
 }
 
 function showLocale(tag) {

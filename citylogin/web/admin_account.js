@@ -8,10 +8,12 @@ import { accountActions, actionButton, initActions } from "./admin_actions.js";
 import { initTrails, loadTrails } from "./admin_trail.js";
 import { cell, emptyRow, failed, yesNo } from "./admin_view.js";
 import { formatDate, has, onLocaleChange, setPlainText, setText } from "./i18n.js";
+import { latestOnly } from "./latest.js";
 import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
 
 let shown = null;          // the account page drawn last: a language switch draws it again
-let opens = 0;             // only the newest opening draws: an older answer may arrive after it
+const searches = latestOnly({ busy: $("#search-form") });   // the result list: the latest search's answer
+const pages = latestOnly({ busy: $("#account-view") });     // the account's page: the latest opening's, or an action's
 
 export function initAccounts({ role }) {
   $("#search-form").addEventListener("submit", search);
@@ -20,7 +22,10 @@ export function initAccounts({ role }) {
     if (button) openAccount(button.dataset.userUuid);
   });
   $("#account-reload").addEventListener("click", () => openAccount(shown.user_uuid));
+  // An action's answer is the newest page: an opening still on its way gives way to it, and the trails
+  // are read again only now, after the action's answer, so they hold its row.
   initActions({ role, page: () => shown, done: (account) => {
+    pages.drawn();
     drawAccount(account);
     loadTrails(account);
   }, reload: () => openAccount(shown.user_uuid) });
@@ -44,17 +49,14 @@ async function search(event) {
     return;
   }
   form.value.removeAttribute("aria-invalid");
-  form.setAttribute("aria-busy", "true");
-  try {
-    const found = await authCall("GET", `/admin/accounts?${new URLSearchParams({ [form.key.value]: value })}`);
-    $("#search-results").replaceChildren(...found.accounts.map(resultItem));
-    if (!found.accounts.length) setText($("#search-none"), "web.admin.search_none");
-    $("#search-none").hidden = found.accounts.length > 0;
-  } catch (error) {
-    failed($(".error", form), error);
-  } finally {
-    form.removeAttribute("aria-busy");
-  }
+  await searches.read(() => authCall("GET", `/admin/accounts?${new URLSearchParams({ [form.key.value]: value })}`), {
+    draw: (found) => {
+      $("#search-results").replaceChildren(...found.accounts.map(resultItem));
+      if (!found.accounts.length) setText($("#search-none"), "web.admin.search_none");
+      $("#search-none").hidden = found.accounts.length > 0;
+    },
+    failed: (error) => failed($(".error", form), error),
+  });
 }
 
 function resultItem(account) {
@@ -64,24 +66,20 @@ function resultItem(account) {
     ...account.roles.map((role) => tx("span", { className: "badge current" }, `web.admin.role.${role}`))));
 }
 
+/** Reads the account's page and draws it, then its trails; aria-busy until the latest opening is drawn. */
 async function openAccount(userUuid) {
-  const open = ++opens;
   const view = $("#account-view");
   clearMessage($("#account-view > .error"));
   clearMessage($("#action-done"));
-  view.setAttribute("aria-busy", "true");
-  try {
-    const account = await authCall("GET", `/admin/accounts/${encodeURIComponent(userUuid)}`);
-    if (open !== opens) return;
-    const first = view.hidden || shown?.user_uuid !== account.user_uuid;
-    drawAccount(account);
-    if (first) $("#account-name").focus();        // keyboard users land on what they opened
-    await loadTrails(account);
-  } catch (error) {
-    if (open === opens) failed(view.hidden ? $("#search-form .error") : $("#account-view > .error"), error);
-  } finally {
-    if (open === opens) view.removeAttribute("aria-busy");
-  }
+  await pages.read(() => authCall("GET", `/admin/accounts/${encodeURIComponent(userUuid)}`), {
+    draw: async (account) => {
+      const first = view.hidden || shown?.user_uuid !== account.user_uuid;
+      drawAccount(account);
+      if (first) $("#account-name").focus();      // keyboard users land on what they opened
+      await loadTrails(account);
+    },
+    failed: (error) => failed(view.hidden ? $("#search-form .error") : $("#account-view > .error"), error),
+  });
 }
 
 /** The action button that has the focus, as {action, deviceId}, or null. */

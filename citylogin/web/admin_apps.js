@@ -7,13 +7,16 @@ import { authCall } from "./api.js";
 import { confirmAction } from "./admin_dialog.js";
 import { cell, failed, sayDone } from "./admin_view.js";
 import { onLocaleChange, setPlainText, setText } from "./i18n.js";
+import { latestOnly } from "./latest.js";
 import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
 
 let apps = [];
 // Which PKCE rule an app signs in under (SPEC §14), as the admin API names it.
 const PKCE_RULES = { public_client: "web.admin.pkce_public_client", require_pkce: "web.admin.pkce_require_pkce",
   operator_setting: "web.admin.pkce_operator_setting", when_sent: "web.admin.pkce_when_sent" };
-let loads = 0;
+// The list: the latest read's answer (the tab opened, Reload, after an action). A module runs once the
+// page is parsed: the panel is there.
+const reads = latestOnly({ busy: $("#apps-panel") });
 
 export function initApps() {
   $("#apps-reload").addEventListener("click", () => loadApps());
@@ -26,20 +29,14 @@ export function initApps() {
 }
 
 export async function loadApps() {
-  const load = ++loads;
-  const panel = $("#apps-panel");
   clearMessage($("#apps-panel > .error"));
-  panel.setAttribute("aria-busy", "true");
-  try {
-    const answer = await authCall("GET", "/admin/apps");
-    if (load !== loads) return;
-    apps = answer.apps;
-    drawApps();
-  } catch (error) {
-    if (load === loads) failed($("#apps-panel > .error"), error);
-  } finally {
-    if (load === loads) panel.removeAttribute("aria-busy");
-  }
+  await reads.read(() => authCall("GET", "/admin/apps"), {
+    draw: (answer) => {
+      apps = answer.apps;
+      drawApps();
+    },
+    failed: (error) => failed($("#apps-panel > .error"), error),
+  });
 }
 
 function drawApps() {

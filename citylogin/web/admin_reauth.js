@@ -5,12 +5,14 @@
 // judge: a console that guessed wrong still meets 401 reauthentication_required and asks then.
 
 import { authCall } from "./api.js";
+import { latestOnly } from "./latest.js";
 
 // A request sent just before the window ends may arrive after it: ask a little early instead.
 const MARGIN_MS = 5000;
 
 let deadline = 0;          // performance.now() at which the window lapses; 0: lapsed (or not known yet)
 let seconds = 300;         // CITYLOGIN_ADMIN_REAUTH_SECONDS, as the server says
+const reads = latestOnly();   // an answer older than the latest read (or than a lapse()) says nothing
 
 /** Learns the window from GET /admin/me's answer `me`; an app's credential has none (never lapses). */
 export function learnWindow(me) {
@@ -21,11 +23,10 @@ export function learnWindow(me) {
 
 /** Reads the window again (after a re-authentication renewed it); a failure leaves it lapsed. */
 export async function readWindow() {
-  try {
-    learnWindow(await authCall("GET", "/admin/me"));
-  } catch {
-    deadline = 0;          // the server asks when it must; asking first is the safe side
-  }
+  await reads.read(() => authCall("GET", "/admin/me"), {
+    draw: learnWindow,
+    failed: () => { deadline = 0; },   // the server asks when it must; asking first is the safe side
+  });
 }
 
 export function windowLapsed() {
@@ -34,6 +35,7 @@ export function windowLapsed() {
 
 /** The server answered 401 reauthentication_required: whatever this page believed, it has lapsed. */
 export function lapse() {
+  reads.drawn();
   deadline = 0;
 }
 

@@ -5,6 +5,7 @@
 import { authCall } from "./api.js";
 import { cell, emptyRow, failed } from "./admin_view.js";
 import { has, t } from "./i18n.js";
+import { latestOnly } from "./latest.js";
 import { $, el, timeEl, tx } from "./ui.js";
 
 const PAGE = 20;
@@ -13,9 +14,12 @@ const PAGE = 20;
 const NOT_DETAILS = new Set(["at", "result", "action", "reason", "operator", "operator_uuid", "operator_username",
   "operator_session", "operator_client", "operator_role", "user_uuid", "event_key", "expires_ttl"]);
 
+// `reads`: only the latest read of a trail draws it (its first page again after an action, or "More").
 const trails = {
-  history: { row: historyRow, cursor: null, loads: 0, columns: 4, none: "web.admin.history_none" },
-  audit: { row: auditRow, cursor: null, loads: 0, columns: 5, none: "web.admin.audit_none" },
+  history: { row: historyRow, cursor: null, reads: latestOnly({ busy: $("#history-rows") }), columns: 4,
+    none: "web.admin.history_none" },
+  audit: { row: auditRow, cursor: null, reads: latestOnly({ busy: $("#audit-rows") }), columns: 5,
+    none: "web.admin.audit_none" },
 };
 let account = null;
 
@@ -33,28 +37,27 @@ export function loadTrails(page) {
 
 async function loadTrail(kind, { more = false } = {}) {
   const trail = trails[kind];
-  const load = ++trail.loads;              // only the newest request draws: an older answer may come later
   const button = $(`#${kind}-more`);
   const query = new URLSearchParams({ limit: String(PAGE) });
   if (more && trail.cursor) query.set("cursor", trail.cursor);
   const focused = document.activeElement === button;
   let rows = [];
   button.disabled = true;
-  try {
-    const page = await authCall("GET", `/admin/accounts/${encodeURIComponent(account.user_uuid)}/${kind}?${query}`);
-    if (load !== trail.loads) return;
-    rows = page.items.map((item) => trail.row(item));
-    if (more) $(`#${kind}-rows`).append(...rows);
-    else $(`#${kind}-rows`).replaceChildren(...(rows.length ? rows : [emptyRow(trail.none, trail.columns)]));
-    trail.cursor = page.next_cursor || null;
-    button.hidden = !trail.cursor;
-  } catch (error) {
-    failed($("#account-view > .error"), error);
-  } finally {
-    button.disabled = false;
-    // "More" kept the focus, or hands it to the first row it brought when there is no more
-    if (focused) focusAfterMore(button, rows[0]);
-  }
+  const latest = await trail.reads.read(
+    () => authCall("GET", `/admin/accounts/${encodeURIComponent(account.user_uuid)}/${kind}?${query}`), {
+      draw: (page) => {
+        rows = page.items.map((item) => trail.row(item));
+        if (more) $(`#${kind}-rows`).append(...rows);
+        else $(`#${kind}-rows`).replaceChildren(...(rows.length ? rows : [emptyRow(trail.none, trail.columns)]));
+        trail.cursor = page.next_cursor || null;
+        button.hidden = !trail.cursor;
+      },
+      failed: (error) => failed($("#account-view > .error"), error),
+    });
+  if (!latest) return;                     // the newer read sets the button
+  button.disabled = false;
+  // "More" kept the focus, or hands it to the first row it brought when there is no more
+  if (focused) focusAfterMore(button, rows[0]);
 }
 
 function focusAfterMore(button, firstNew) {

@@ -7,6 +7,7 @@ refuses what the role does not allow."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Callable
 
 import pytest
@@ -183,10 +184,113 @@ def test_support_ends_a_strangers_sessions_unbinds_a_device_and_sends_mails(make
     expect(audit_row(view, "ticket 11: not their phone")).to_contain_text("Device: Stranger phone")
 
     act(support, action(view, "resend_verification"), "ticket 13: the mail got lost")
-    act(support, action(view, "password_reset"), "ticket 14: forgot the password")
+    act(support, action(view, "password_reset"), "ticket 14: forgot the password")   # at once: two quick actions
+    expect(audit_row(view, "ticket 14: forgot the password")).to_contain_text("Send password reset")
+    expect(audit_row(view, "ticket 13: the mail got lost")).to_contain_text("Resend verification")
+    expect(view.locator("#audit-rows tr")).to_have_count(5)
+    expect(view.locator("#account-view > .error")).to_be_hidden()
     settle_background(ctx)
     assert {"verify_email", "password_reset"} <= recorder.events_to(f"{target.key_file.username}@example.com")
-    expect(view.locator("#audit-rows tr")).to_have_count(5)
+
+
+def run_until(page: Page, done: Callable[[], bool], what: str) -> None:
+    """Lets Playwright deliver its events (the route handlers run then) until `done()`; a minute at most."""
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline, f"never came: {what}"
+        page.wait_for_timeout(50)
+
+
+# Each JSON answer the page reads, by address, once the code that awaited it has run: the page's own
+# continuations are microtasks of the read, and a timer's task comes only after them.
+ANSWERS_READ = """(() => {
+  const read = Response.prototype.json;
+  window.answersRead = [];
+  Response.prototype.json = function json() {
+    const reading = read.call(this);
+    const url = this.url;
+    reading.then(() => setTimeout(() => window.answersRead.push(url)), () => {});
+    return reading;
+  };
+})();"""
+
+
+def test_an_older_audit_answer_arriving_last_never_replaces_the_newer_one(make_server, new_device):
+    """Two actions in a row: the audit trail read after the first is answered by the server at once
+    (one row) but handed to the page only once the trail read after the second (two rows) is drawn.
+    Arriving last, the older answer leaves the newer list in place."""
+    url, ctx = make_server()
+    device = operator(new_device, url, ctx, Role.SUPPORT)
+    device.page.add_init_script(ANSWERS_READ)
+    support = open_console(device)
+    target = person(url)
+    view = find(support, target.key_file.username)
+    audit_reads = re.compile(r"/admin/accounts/[^/?]+/audit\?")
+    held: dict = {}
+
+    def hold_the_first(route) -> None:
+        if held:
+            route.fallback()
+            return
+        held["route"] = route
+        held["answer"] = route.fetch()            # the server's answer now; the page gets it later
+
+    support.route(audit_reads, hold_the_first)
+    act(support, action(view, "resend_verification"), "ticket 30: the first action")
+    run_until(support, lambda: "answer" in held, "the trail read after the first action")
+    assert [item["reason"] for item in held["answer"].json()["items"]] == ["ticket 30: the first action"]
+
+    act(support, action(view, "lock"), "ticket 31: the second action")
+    expect(audit_row(view, "ticket 31: the second action")).to_be_visible()
+    expect(view.locator("#audit-rows tr")).to_have_count(2)
+    reads_so_far = support.evaluate("() => window.answersRead.length")
+    held["route"].fulfill(response=held["answer"])
+    support.wait_for_function("([url, count]) => window.answersRead.length > count"
+                              " && window.answersRead.slice(count).some((read) => new RegExp(url).test(read))",
+                              arg=[audit_reads.pattern, reads_so_far], timeout=60_000)
+    expect(view.locator("#audit-rows tr")).to_have_count(2)
+    expect(audit_row(view, "ticket 31: the second action")).to_be_visible()
+    expect(view.locator("#audit-rows")).not_to_have_attribute("aria-busy", "true")
+
+
+def test_two_quick_language_switches_leave_the_account_in_the_last_one(make_server, new_device):
+    """The save of the first switch is held until the second switch is made. The console sends the
+    second only once the first is answered, so the account keeps the language chosen last. (Sent at
+    once, the second save would meet the route below, which lets it land before the held first.)"""
+    url, ctx = make_server()
+    page = open_console(operator(new_device, url, ctx, Role.SUPPORT))
+    user_uuid = users.find_uuid_by_username(ctx, username=page.locator("#operator-name").inner_text())
+    held: list = []
+    answered: list[str] = []
+    page.on("response", lambda answer: answered.append(answer.request.post_data_json["locale"])
+            if answer.request.method == "PATCH" else None)
+
+    def hold_the_first_save(route) -> None:
+        if route.request.method != "PATCH":
+            route.fallback()
+        elif not held:
+            held.append(route)
+        else:                                     # a second save while the first is held: it lands first
+            route.fulfill(response=route.fetch())
+            release()
+
+    def release() -> None:
+        if held and held[-1] is not None:
+            held.append(None)
+            held[0].continue_()
+
+    page.route(re.compile(r"/account$"), hold_the_first_save)
+    page.locator("#language-ja").click()
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    run_until(page, lambda: bool(held), "the save of the first switch")
+    page.locator("#language-en").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    release()
+    run_until(page, lambda: len(answered) == 2, "both saves answered")
+    assert answered == ["ja", "en"]
+    assert user_uuid and users.get_user(ctx, user_uuid=user_uuid).locale == "en"
+    page.reload()
+    expect(page.locator("#search-form h1")).to_have_text("Find an account")
 
 
 def test_a_reason_is_required_and_an_old_sign_in_asks_for_the_password(make_server, new_device):
@@ -388,7 +492,10 @@ def test_the_console_speaks_japanese_by_keyboard_and_says_what_a_failing_databas
     expect(done).to_be_focused()
     press(page, page.locator("#language-en"))                  # the result line follows the language
     expect(done).to_have_text(f"Done: Send password reset ({target.key_file.username}).")
-    press(page, page.locator("#language-ja"))
+    with page.expect_response(lambda answer: answer.request.method == "PATCH"   # kept by the account
+                              and answer.request.post_data_json == {"locale": "ja"}, timeout=60_000) as saved:
+        press(page, page.locator("#language-ja"))
+    assert saved.value.ok
     expect(done).to_have_text(f"完了しました: パスワード再設定を送信 ({target.key_file.username})。")
     expect(view.locator("#audit-rows tr")).to_have_count(2)      # both actions, drawn again in Japanese
 

@@ -1,7 +1,8 @@
 """The AWS walk-through of docs/guides/aws.md, rehearsed on this machine (issue 33): each step that can
 run without an AWS account runs here, as the guide writes it, against stand-ins that check what AWS
 checks. DynamoDB is DynamoDB Local behind nginx with TLS of a private CA (`AWS_CA_BUNDLE`) and a
-front that verifies every request's SigV4 against temporary keys that rotate every few seconds;
+front that verifies every request's SigV4 against temporary keys that rotate every few seconds
+(a rotated key accepted as long as botocore may still sign with it: tests/support/aws_credentials.py);
 the keys come from a fake ECS container credentials endpoint, as a Fargate task's role's do; KMS
 and STS are moto's. The endpoints are Amazon's by botocore's own `AWS_ENDPOINT_URL_<SERVICE>`
 variables, so citylogin runs with no endpoint URL of its own, exactly as the template sets it up.
@@ -62,7 +63,9 @@ def aws(dynamodb_endpoint, tmp_path_factory) -> Iterator[dict[str, Any]]:
     with ExitStack() as stack:
         issuer = stack.enter_context(KeyIssuer(rotate_every=ROTATE_EVERY))
         container = stack.enter_context(ContainerCredentials(issuer))
-        front = stack.enter_context(CheckingFront(dynamodb_endpoint, issuer, region=REGION))
+        # Two gunicorn workers of 32 threads: while one thread refreshes, the others sign with the keys
+        # botocore holds, which AWS accepts until they expire (however slow the refresh on a busy machine).
+        front = stack.enter_context(CheckingFront(dynamodb_endpoint, issuer, region=REGION, keeps_rotated_keys=True))
         tls = stack.enter_context(dynamodb_behind_tls(front.url, directory / "tls"))
         moto = stack.enter_context(running_moto(unauthenticated_calls=10**9))  # KMS and STS, unchecked
         (directory / "empty").write_text("")
@@ -180,16 +183,17 @@ def test_step_6_the_image_serves_with_the_task_s_environment_through_key_rotatio
         device.login(PASSWORD)
         first = issuer.current().number
         refreshed = 0
-        # Across at least three rotations of the task role's keys, on both gunicorn workers.
-        while issuer.current().number < first + 3:
+        # Across at least three rotations of the task role's keys, until the task has signed with three
+        # generations of them (each a refresh by botocore), however slowly a busy machine serves.
+        deadline = time.monotonic() + 300
+        while issuer.current().number < first + 3 or len(front.generations_seen) < 3 or refreshed <= 5:
+            assert time.monotonic() < deadline, (refreshed, front.generations_seen, front.refusals)
             device.refresh()
             assert device.request("GET", "/session/me").status_code == 200
             refreshed += 1
             time.sleep(0.3)
         assert requests.get(url + "/healthz", timeout=10).status_code == 200
-    assert refreshed > 5
     assert front.refusals == {}, front.refusals
-    assert len(front.generations_seen) >= 3, front.generations_seen
 
 
 def test_init_and_keys_take_an_endpoint_url_with_the_credential_chain(aws):

@@ -14,7 +14,14 @@ ending at rotation r + LEAD carries Expiration = r + LEAD + `expires_after`: wit
 refreshes LEAD seconds after the rotation, once per generation (never on every call), and the token
 file is already the new one when it reads it; with MANDATORY, a failed refresh after that moment is
 raised to the caller (in between, every call tries an advisory refresh). Rotations fall on whole
-seconds minus LEAD, so that the Expiration, written in whole seconds as AWS writes it, is exact."""
+seconds minus LEAD, so that the Expiration, written in whole seconds as AWS writes it, is exact.
+
+An advisory refresh is one thread's: a thread that finds it under way signs with the keys botocore
+holds, for as long as that refresh takes (on a loaded machine, measured: 2.7 s, past the next rotation).
+AWS accepts those keys until their Expiration; botocore stops handing them out only at its mandatory
+moment, Expiration - MANDATORY. A front that refuses a key one rotation after the next (the default,
+so that a client that never refreshes is caught within seconds) refuses them then: a front that stands
+in for AWS under a whole server (`keeps_rotated_keys`) accepts a rotated key until that moment."""
 from __future__ import annotations
 
 import base64
@@ -349,13 +356,16 @@ class _StsHandler(_Handler):
 class CheckingFront(_Served):
     """DynamoDB's authentication in front of DynamoDB Local: SigV4 verified with botocore's
     SigV4Auth for the presented key's secret, the session token, the generation (the current or the
-    previous one: AWS keeps a rotated key valid until it expires), X-Amz-Date within 5 minutes of
-    `clock`. A refusal is DynamoDB's (400, its code and message, a Date unless `send_date` is off);
-    anything accepted goes upstream unchanged. Counts accepted requests per generation and refusals
-    per code."""
+    previous one: AWS keeps a rotated key valid until it expires; with `keeps_rotated_keys`, any whose
+    botocore mandatory refresh moment has not come, see the module's docstring), X-Amz-Date within 5
+    minutes of `clock`. A refusal is DynamoDB's (400, its code and message, a Date unless `send_date`
+    is off); anything accepted goes upstream unchanged. Counts accepted requests per generation and
+    refusals per code."""
 
-    def __init__(self, upstream_url: str, issuer: KeyIssuer, *, region: str = "us-east-1") -> None:
+    def __init__(self, upstream_url: str, issuer: KeyIssuer, *, region: str = "us-east-1",
+                 keeps_rotated_keys: bool = False) -> None:
         self.upstream, self.issuer, self.region = urlsplit(upstream_url), issuer, region
+        self.keeps_rotated_keys = keeps_rotated_keys
         self.clock: Callable[[], float] = time.time
         self.send_date = True
         self.accepted: Counter[int] = Counter()
@@ -397,7 +407,7 @@ class CheckingFront(_Served):
         generation = self.issuer.generation_of(access_key)
         if generation is None:
             return "UnrecognizedClientException", "The security token included in the request is invalid."
-        if generation.number < self.issuer.current().number - 1:
+        if generation.number < self.issuer.current().number - 1 and not self._kept(generation, now):
             return "ExpiredTokenException", "The security token included in the request is expired"
         if headers.get("X-Amz-Security-Token") != generation.token:
             return "UnrecognizedClientException", "The security token included in the request is invalid."
@@ -412,6 +422,10 @@ class CheckingFront(_Served):
         if not hmac.compare_digest(expected, signature):
             return "InvalidSignatureException", SIGNATURE_MISMATCH
         return generation
+
+    def _kept(self, generation: Generation, now: float) -> bool:
+        """A rotated key botocore may still sign with: its mandatory refresh moment has not come."""
+        return self.keeps_rotated_keys and now < generation.expiration - MANDATORY
 
 
 def _skew_refusal(stamp: str, now: float) -> str | None:
