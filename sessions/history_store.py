@@ -95,8 +95,10 @@ class HistoryStore:
         return [{**item, "user_uuid": user_uuid} for item in items], next_cursor
 
     def page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        # Read consistently: the list an operator or the person rereads right after an action (a lock, a
+        # login) must hold that action's row; an eventually consistent query may answer without it.
         args: dict[str, Any] = {
-            "TableName": self.table, "ScanIndexForward": False, "Limit": limit,
+            "TableName": self.table, "ScanIndexForward": False, "Limit": limit, "ConsistentRead": True,
             "KeyConditionExpression": "#u = :u", "ExpressionAttributeNames": {"#u": "user_uuid"},
             "ExpressionAttributeValues": {":u": {"S": user_uuid}}}
         if cursor:

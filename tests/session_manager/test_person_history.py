@@ -16,7 +16,7 @@ from devices import service as devices
 from flows import operators
 from sessions.models import HistoryItem, HistoryResult
 from tests.support.live import PASSWORD, settle_background
-from tests.support.operators import operator, person
+from tests.support.operators import operator, operator_behind_faults, person
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUES = {tag: json.loads((ROOT / "common" / "locales" / f"{tag}.json").read_text()) for tag in ("en", "ja")}
@@ -90,3 +90,19 @@ def test_a_login_while_wrong_passwords_lock_the_account_is_recorded(make_server)
     settle_background(ctx)
     results = [i["result"] for i in target.get_json("/session/history")["items"]]
     assert results[0] == "locked_out" and results.count("invalid_credentials") == ctx.settings.login_max_failures
+
+
+def test_the_history_and_the_audit_trail_are_read_consistently(make_server, dynamodb_endpoint):
+    """A list reread right after an action holds that action's row: on DynamoDB an eventually consistent
+    query may answer without it (DynamoDB Local never does, so the request itself is checked)."""
+    with operator_behind_faults(make_server, dynamodb_endpoint, Role.SUPPORT) as setting:
+        act(setting.operator, setting.target, "limit", reason="two phones", limit=2)
+        setting.faults.exchanges.clear()
+        user_uuid = setting.target.key_file.user_uuid
+        for listing in ("history", "audit"):
+            answer = setting.there.request("GET", f"/admin/accounts/{user_uuid}/{listing}")
+            assert answer.status_code == 200 and answer.json()["items"], answer.text
+        queries = [json.loads(e.body) for e in setting.faults.exchanges if e.operation == "Query"]
+        partitions = {q["ExpressionAttributeValues"][":u"]["S"] for q in queries if q["TableName"].endswith("history")}
+        assert partitions == {user_uuid, "audit#" + user_uuid}
+        assert all(q.get("ConsistentRead") is True for q in queries if q["TableName"].endswith("history"))

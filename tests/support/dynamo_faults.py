@@ -86,6 +86,7 @@ class Exchange:
     at: float
     operation: str
     shape: Shape | None
+    body: bytes = b""  # the request as the client sent it
 
 
 class DynamoFaults:
@@ -148,7 +149,7 @@ class DynamoFaults:
     def _answer(self, operation: str, body: bytes, headers: dict[str, str]) -> Answer:
         shape = self._fault_for(operation, body)
         with self._lock:
-            self.exchanges.append(Exchange(time.monotonic(), operation, shape))
+            self.exchanges.append(Exchange(time.monotonic(), operation, shape, body))
             if shape is None:
                 self.forwarded[operation] += 1
             else:
