@@ -122,7 +122,7 @@ def test_with_citylogin_down_the_notes_page_keeps_the_person_signed_in_and_says_
 
         citylogin.close()                                    # citylogin stops; the notes app goes on
         unverifiable = wait_until(lambda: [r for r in [notes_api(notes_url, probe)] if r.status_code == 503],
-                                  timeout=30, what="the guard's feed stale, citylogin unreachable: 503")[0]
+                                  timeout=60, what="the guard's feed stale, citylogin unreachable: 503")[0]
         assert unverifiable.headers["Retry-After"] == "5" and unverifiable.json()["code"] == "session_unverifiable"
         page.get_by_label("New note").fill("during the outage")
         page.get_by_role("button", name="Add").click()

@@ -56,7 +56,9 @@ def notes_api(url: str, caller: Client | str | None, method: str = "GET", path: 
         headers = caller.auth_headers(method, url + path)
     else:
         headers = {"Authorization": f"Bearer {caller}"} if caller else {}
-    return requests.request(method, url + path, headers=headers, timeout=10, **kwargs)
+    # Longer than the app's own wait for citylogin (NOTES_CALL_TIMEOUT, 10 s above): a citylogin that
+    # accepts and does not answer (one stopping) costs the app that wait, then its 503.
+    return requests.request(method, url + path, headers=headers, timeout=30, **kwargs)
 
 
 def as_of_now(client: Client) -> Client:
