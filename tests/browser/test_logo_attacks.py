@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from PIL import Image, ImageChops
 
 from common.safe_svg import safe_svg
@@ -87,9 +88,22 @@ def rendered(browser, body: bytes) -> Image.Image:
             status=200, body=body, headers={"Content-Type": "image/svg+xml"}))
         page = context.new_page()
         page.goto(LOGO, wait_until="load")
-        return Image.open(io.BytesIO(page.screenshot())).convert("RGB")   # (an RGBA's getbbox sees alpha alone)
+        return Image.open(io.BytesIO(_screenshot(page))).convert("RGB")   # (an RGBA's getbbox sees alpha alone)
     finally:
         context.close()
+
+
+def _screenshot(page) -> bytes:
+    """The page's pixels. On a busy machine Chromium's compositor may have no frame ready and the
+    protocol answers "Unable to capture screenshot": that is asked again, a few times, never judged."""
+    for attempt in range(5):
+        try:
+            return page.screenshot()
+        except PlaywrightError as error:
+            if "Unable to capture screenshot" not in str(error) or attempt == 4:
+                raise
+            page.wait_for_timeout(200)
+    raise AssertionError("unreachable")
 
 
 @pytest.mark.parametrize("name", sorted(path.stem for path in LOGOS.glob("*.svg")))

@@ -41,7 +41,10 @@ def faults(dynamodb_endpoint):
 def provider(make_server, faults):
     make_server()  # on DynamoDB Local itself: it makes the tables and the key ring
     url, ctx = make_server(host_name="127.0.0.1", dynamodb_endpoint_url=faults.url, create_tables=False,
-                           refresh_reuse_grace=GRACE)
+                           refresh_reuse_grace=GRACE,
+                           # the proxy answers its faults at once; on a busy machine its forwarding may take
+                           # longer than production's 2 s read timeout, a 503 these tests do not ask for
+                           dynamodb_read_timeout=30)
     clock = FakeClock()
     ctx.clock = clock
     credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(REDIRECT,)))
