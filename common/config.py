@@ -327,7 +327,7 @@ class Settings(BaseModel):
         return value
 
 
-DEVICE_CLASSES = ("mobile", "tablet", "desktop", "other")
+DEVICE_CLASSES = ("mobile", "tablet", "desktop", "other", "tv")  # tv: a screen signed in by the device grant
 
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
