@@ -85,7 +85,12 @@ class Client:
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type == "client_credentials":  # RFC 6749 §4.4: confidential clients alone
             return bool(self.app.admin_role) and not self.app.oidc().public
-        return grant_type in ("authorization_code", "refresh_token") and bool(self.app.oidc().redirect_uris)
+        oidc = self.app.oidc()
+        if grant_type == "urn:ietf:params:oauth:grant-type:device_code":  # RFC 8628 §3.4: apps allowed it alone
+            return oidc.device_flow
+        if grant_type == "refresh_token":  # a device-flow screen's tokens are refreshed as a code grant's
+            return bool(oidc.redirect_uris) or oidc.device_flow
+        return grant_type == "authorization_code" and bool(oidc.redirect_uris)
 
 
 @dataclass(frozen=True)
