@@ -131,7 +131,7 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
                    "another device (RFC 8628); such an app needs no --redirect-uri, and may be --public.")
 @click.option("--device-class", type=click.Choice(DEVICE_FLOW_CLASSES), default=None,
               help="With --device-flow: the class each approved screen counts under in the device limits "
-                   "(CITYLOGIN_DEVICE_CLASS_LIMITS).  [default: tv]")
+                   "(CITYLOGIN_DEVICE_CLASS_LIMITS); tv unless given.")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
