@@ -15,6 +15,7 @@ from citylogin.client_keys import sign_challenge
 from oidc import device_flow
 from tests.support.device_flow import ask, poll, screen_app
 from tests.support.fixtures import problem
+from tests.accounts.test_email import Recorder
 from tests.support.live import PASSWORD, FakeClock, register_device
 
 APPROVE_PURPOSE = "citylogin-device-flow:"
@@ -166,6 +167,7 @@ def test_another_apps_made_up_and_unallowed_codes_are_refused(provider):
 
 def test_over_the_limit_the_person_is_asked_and_continuing_displaces_the_oldest(make_server):
     url, ctx = make_server(host_name="127.0.0.1", device_poll_interval=1)   # the default limit: one device
+    ctx.notifier.backend = recorder = Recorder()
     credentials = screen_app(ctx)
     answer = _asked(url, credentials)
     phone = _signed_in_phone(url)
@@ -180,6 +182,8 @@ def test_over_the_limit_the_person_is_asked_and_continuing_displaces_the_oldest(
                                            "device_name": phone.key_file.device_name}]
     gone = phone.request("GET", "/session/me")
     assert gone.status_code == 401 and gone.json()["reason"] == "displaced"
+    told = [m for m in recorder.messages if m.event == "forced_logout" and m.user_uuid == phone.key_file.user_uuid]
+    assert len(told) == 1 and "Living-room TV" in told[0].body and phone.key_file.device_name in told[0].body
     assert poll(url, credentials, answer["device_code"]).status_code == 200
 
 
