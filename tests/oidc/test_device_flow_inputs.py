@@ -29,7 +29,7 @@ from tests.support.live import PASSWORD, register_device, serving
 
 # the suite's "citylogin" profile (tests/conftest.py: no per-example deadline) with fewer examples: each
 # example of the HTTP properties asks for a fresh code over a socket
-EXAMPLES = settings(max_examples=60, derandomize=True,
+EXAMPLES = settings(max_examples=40, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
 TOO_LARGE = 413
