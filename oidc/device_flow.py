@@ -88,8 +88,9 @@ def shown(code: str) -> str:
 
 
 def normalized(typed: object) -> str | None:
-    """The user code a person typed: ASCII letters of the alphabet in any case, with or without one dash
-    or spaces between them; None for anything else (never an error of its own: a wrong code)."""
+    """The user code a person typed: ASCII letters of the alphabet in any case, with or without dashes,
+    spaces or tabs between them; None for anything else (never an error of its own: a wrong code). Only
+    ASCII counts: no other letter upper-cases into the alphabet here (the long s, the Kelvin sign)."""
     if not isinstance(typed, str) or len(typed) > 32 or not typed.isascii():
         return None
     letters = "".join(ch for ch in typed.upper() if ch not in "- \t")
