@@ -278,6 +278,9 @@ def _safe_reference(value: str, *, image: bool) -> str | None:
     return _raster_data_url(value) if image else None
 
 
+_ELEMENT_ID = re.compile(r"[A-Za-z_%][A-Za-z0-9_.%-]*")  # an id, its other letters percent-encoded
+
+
 def is_fragment(value: str) -> bool:
     """Whether `value` is a URL reference to this document alone: nothing but a fragment, and nothing a
     browser would strip before parsing it (so that it reads the same reference)."""
@@ -285,9 +288,12 @@ def is_fragment(value: str) -> bool:
         return False
     parts = urlsplit(value)
     # urlsplit reads "?#a" (this address with an empty query: another resource) as no query: the reference
-    # must begin with its fragment.
+    # must begin with its fragment. An SVG links to its own elements by id: the fragment is one (an XML name
+    # of ASCII letters, digits, "_", "-" and ".", any other letter percent-encoded), so nothing else (a
+    # colon, a scheme's look) rides along.
     return value.startswith("#") and bool(parts.fragment) and not (parts.scheme or parts.netloc or parts.path
-                                                                    or parts.query)
+                                                                    or parts.query) \
+        and _ELEMENT_ID.fullmatch(parts.fragment) is not None
 
 
 def _raster_data_url(value: str) -> str | None:
