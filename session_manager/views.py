@@ -40,7 +40,7 @@ def _listed(session: SessionRecord, *, current_id: str, apps: dict[str, list[Sig
     view = _view(session, current_id=current_id)
     held = apps.get(session.session_id) if view.status == "active" else [
         SignedInApp(client_id=client_id, name=name) for client_id, name in session.apps_signed_in()]
-    return ListedSession(**view.model_dump(), apps=held or [])
+    return ListedSession(**view.model_dump(), apps=held or [], device_class=session.device_class)
 
 
 @bp.post("/refresh")

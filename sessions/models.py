@@ -324,6 +324,8 @@ class ListedSession(SessionView):
 
     apps: list[SignedInApp] = Field(description="the apps signed in on a live session, by name; for an ended one, "
                                     "the apps that signed in on it (by their names then)")
+    device_class: str = Field(description="the class the session counts under for the device limits: mobile, "
+                              "tablet, desktop, other, or tv for a screen signed in by the device authorization grant")
 
 
 class CurrentSession(SessionView):

@@ -3,7 +3,8 @@
 // the moves between them and the language they speak. An app's OpenID Connect sign-in (`#oidc=`,
 // oidc.js, loaded only then) goes through the same screens and returns to the app instead of the
 // signed-in screen; an app's logout (`#oidc-logout=`, oidc_logout.js, loaded only then) ends this device's
-// session when the device proves it is the one the app named, and asks first otherwise.
+// session when the device proves it is the one the app named, and asks first otherwise. At `/device`
+// (device_flow.js, loaded only there) a TV's or command line's code is approved, signing in first as for an app.
 
 import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
@@ -50,6 +51,7 @@ const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => l
 const DEVICE_NAME_FIELDS = ["#register-device", "#pair-device", "#recover-device"];
 
 let appSignIn = null;            // oidc.js while an app's sign-in waits in this tab (SPEC §14)
+let deviceFlow = null;           // device_flow.js at /device: a screen's code is approved here (SPEC §14)
 let pickedSignedOut = null;      // a language picked in the header before logging in: the account takes it
 let localeSynced = Promise.resolve();    // the account told its language after a login: the panel reads it after
 
@@ -173,8 +175,24 @@ function leaveHome(banner) {
   resetActivity();
   resetPairing();
   resetAccount();
+  if (deviceFlow) {
+    // The approval page stays (an approval that displaced this very session says so itself); the notice
+    // says why the session ended, and the next approval signs in again.
+    $("#whoami").hidden = true;
+    deviceFlow.show();
+    if (banner) notifyBanner(banner);
+    if (account) $("#login-username").value = account.username;
+    return;
+  }
   showAuth({ banner });
   if (account) $("#login-username").value = account.username;
+}
+
+/** A banner's title (and text) as the page's notice, on a page without the login screen. */
+function notifyBanner(banner) {
+  $("#notice").className = `banner ${banner.kind}`;
+  setText($("#notice-text"), banner.title, banner.params);
+  $("#notice").hidden = false;
 }
 
 /** The banner of an ending ({reason, by_device, by_app, by_app_name, admin_action}, the SDK's): who ended
@@ -228,8 +246,15 @@ async function logIn(username, password, { registered = false } = {}) {
   });
 }
 
-/** Signed in: back to the app that asked for the sign-in, if one waits; else the signed-in screen. */
+/** Signed in: back to the app that asked for the sign-in, if one waits, or to the screen's code being
+ * approved at /device; else the signed-in screen. */
 async function arrive(account, options = {}) {
+  if (deviceFlow) {
+    rememberAccount(account);
+    localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
+    await deviceFlow.open();
+    return;
+  }
   if (appSignIn?.appWaiting()) {
     rememberAccount(account);
     localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
@@ -253,14 +278,20 @@ async function confirmReplacing(live) {
 
 async function resolveConflict(pending) {
   setBanner(null);           // an earlier ending's banner ("Signed in on another device") is not this question
-  $("#concurrent-devices").replaceChildren(...pending.activeDevices.map((device) =>
-    el("li", {}, el("strong", {}, device.device_name), " ",
-      tx("span", { className: "muted" }, "web.concurrent.signed_in"), " ", timeEl(device.login_at))));
-  if ((await modal($("#concurrent-dialog"))) !== "continue") {
+  if (!(await confirmInUse(pending.activeDevices))) {
     say($("#login-form .note"), "web.concurrent.cancelled");
     return;
   }
   await arrive(await pending.confirm());
+}
+
+/** The in-use dialog (SPEC §5: "in use on another device — continue?") listing the devices that hold the
+ * seats; true when the person chose to continue. A login asks it, and so does a screen's approval. */
+async function confirmInUse(activeDevices) {
+  $("#concurrent-devices").replaceChildren(...activeDevices.map((device) =>
+    el("li", {}, el("strong", {}, device.device_name), " ",
+      tx("span", { className: "muted" }, "web.concurrent.signed_in"), " ", timeEl(device.login_at))));
+  return (await modal($("#concurrent-dialog"))) === "continue";
 }
 
 function formValues(form) {
@@ -418,12 +449,29 @@ async function resumedFromDevice() {
   return true;
 }
 
-/** An app's sign-in request (`#oidc=`, or one this tab was signing in for before a reload). */
+/** An app's sign-in request (`#oidc=`, or one this tab was signing in for before a reload); not at /device,
+ * whose sign-in is for the screen's code. */
 async function takeAppRequest() {
-  if (!appRequestInView()) return;
+  if (deviceFlow || !appRequestInView()) return;
   appSignIn = await import("./oidc.js");
   appSignIn.initAppSignIn();
   await appSignIn.takeAppRequest().catch((error) => notifyError(error));
+}
+
+/** At /device: the screen's code (`?user_code=`, or one this tab was approving before a sign-in or a reload). */
+async function takeDeviceCode() {
+  if (location.pathname !== "/device") return;
+  deviceFlow = await import("./device_flow.js");
+  deviceFlow.takeUserCode();
+  deviceFlow.initDeviceFlow({ signedIn, confirmInUse, signIn: signInForDevice });
+}
+
+/** The login screen for a screen's approval, the account last used here filled in. */
+async function signInForDevice() {
+  showAuth();
+  const last = await citylogin.lastUsedDevice().catch(() => null);
+  if (last && !$("#login-username").value) $("#login-username").value = last.username;
+  $(last ? "#login-password" : "#login-username").focus();
 }
 
 /** An app's logout (`#oidc-logout=`, SPEC §14, RP-initiated), answered before wire(): a session that ends
@@ -457,6 +505,7 @@ async function boot() {
   showLocale(currentLocale());
   const paired = takePairingLink();
   takeAccountLink();
+  await takeDeviceCode();
   await takeAppRequest();
   for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
   const account = storedAccount();
@@ -465,6 +514,10 @@ async function boot() {
       notifyError(error);
       enterHome(account);
     });
+    return;
+  }
+  if (deviceFlow) {
+    await deviceFlow.open();    // signed in here or not: the approval signs in when the person approves
     return;
   }
   // Single sign-on: this browser's device may have a live session in another tab
