@@ -12,7 +12,7 @@ import { has, setText } from "./i18n.js";
 import { $, busy, clearMessage, el, say, showError, showFieldError, tx } from "./ui.js";
 
 const PENDING_KEY = "citylogin.device_flow";   // {user_code, device_name, approving} of the code shown here
-const CODE_LENGTH = 64;                        // what the field takes: the server normalises and judges the rest
+const CODE_LENGTH = 32;                        // what the field takes: the server normalises and judges the rest
 const NAME_LENGTH = 64;                        // a device name's length (SPEC §4)
 
 let hooks = null;      // app.js: signedIn(), signIn(), confirmInUse(activeDevices)
