@@ -135,7 +135,7 @@ def test_the_device_page_is_the_page_and_the_device_api_stays_the_api(client):
     assert again.status_code == 304
     listing = client.get("/device/list")
     assert (listing.status_code, listing.mimetype, listing.get_json()["code"]) == (
-        401, "application/problem+json", "missing_token")
+        401, "application/problem+json", "invalid_token")
     assert client.get("/device/ca.pem").mimetype != "text/html"
     assert client.get("/device/").status_code == 404
     assert client.post("/device").status_code == 405
