@@ -317,6 +317,8 @@ class SessionView(BaseModel):
     current: bool
     status: str
     revoked_reason: str | None
+    device_class: str = Field(default="other", description="the class it counts under against the limits: mobile, "
+                                                           "tablet, desktop, other, or tv (a screen's)")
 
 
 class ListedSession(SessionView):
@@ -324,8 +326,6 @@ class ListedSession(SessionView):
 
     apps: list[SignedInApp] = Field(description="the apps signed in on a live session, by name; for an ended one, "
                                     "the apps that signed in on it (by their names then)")
-    device_class: str = Field(description="the class the session counts under for the device limits: mobile, "
-                              "tablet, desktop, other, or tv for a screen signed in by the device authorization grant")
 
 
 class CurrentSession(SessionView):
