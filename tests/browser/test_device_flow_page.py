@@ -17,14 +17,13 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from apps.models import NewCredentials
-from citylogin.app import create_app
 from common import i18n
 from tests.browser.pages import DevicePage
 from tests.browser.test_layout import _PROBLEMS
-from tests.conftest import FAST_ARGON2, RAISED_LIMITS, app_settings, config_env, unique_name
-from tests.support.device_flow import ask, poll, screen_app
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
+from tests.support.device_flow import GRANT_TYPE
 from tests.support.live import PASSWORD, register_device
+from tests.support.notes import add_app
 from tests.support.ports import free_port
 from tests.support.services import running_process
 
@@ -39,7 +38,7 @@ LOCALES = {"en": "en-US", "ja": "ja-JP"}
 @dataclass(frozen=True)
 class Provider:
     url: str
-    screen: NewCredentials       # the TV app: a public client allowed the device grant
+    client_id: str               # the TV app: a public client allowed the device grant
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +53,9 @@ def provider(dynamodb_endpoint, tmp_path_factory, table_prefix) -> Provider:
     env = {**config_env(settings), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port),
            "CITYLOGIN_PUBLIC_URL": url, "CITYLOGIN_KEY_ENCRYPTION_KEY": kek}
     with running_process([sys.executable, "-m", "citylogin.cli", "serve"], port=port, env=env, timeout=60):
-        # The app's record, written on the same tables as `citylogin apps add --device-flow --public` would.
-        ctx = create_app({**app_settings(dynamodb_endpoint, settings["data_dir"], table_prefix),
-                          "key_encryption_key": kek}).extensions["citylogin"]
-        yield Provider(url, screen_app(ctx, name=APP_NAME, public=True))
+        app = add_app(env, APP_NAME, options=("--device-flow", "--public"))
+        assert app["device_flow"] is True and app["device_class"] == "tv", app
+        yield Provider(url, app["client_id"])
 
 
 @dataclass
@@ -70,7 +68,9 @@ class Screen:
 
 
 def screen_asks(provider: Provider) -> Screen:
-    answer = ask(provider.url, provider.screen)
+    """The TV's POST /oidc/device_authorization (RFC 8628 §3.1), as a public client."""
+    answer = requests.post(provider.url + "/oidc/device_authorization", timeout=30,
+                           data={"client_id": provider.client_id, "scope": "openid profile offline_access"})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert re.fullmatch(r"[BCDFGHJKMNPQRSTVWXZ]{4}-[BCDFGHJKMNPQRSTVWXZ]{4}", body["user_code"]), body
@@ -78,7 +78,9 @@ def screen_asks(provider: Provider) -> Screen:
 
 
 def screen_polls(provider: Provider, screen: Screen) -> requests.Response:
-    return poll(provider.url, provider.screen, screen.device_code)
+    """One poll of the token endpoint (RFC 8628 §3.4)."""
+    return requests.post(provider.url + "/oidc/token", timeout=30, data={
+        "client_id": provider.client_id, "grant_type": GRANT_TYPE, "device_code": screen.device_code})
 
 
 def still_waiting(provider: Provider, screen: Screen) -> bool:
