@@ -21,8 +21,8 @@ from common import i18n
 from tests.browser.pages import DevicePage
 from tests.browser.test_layout import _PROBLEMS
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
-from tests.support.device_flow import GRANT_TYPE
-from tests.support.live import PASSWORD, register_device
+from tests.support.device_flow import GRANT_TYPE, screen_app
+from tests.support.live import PASSWORD, FakeClock, register_device
 from tests.support.notes import add_app
 from tests.support.ports import free_port
 from tests.support.services import running_process
@@ -42,11 +42,13 @@ class Provider:
 
 
 @pytest.fixture(scope="module")
-def provider(dynamodb_endpoint, tmp_path_factory, table_prefix) -> Provider:
-    """`citylogin serve` with a limit of two devices and polls every second, and a TV app."""
+def provider(dynamodb_endpoint, tmp_path_factory) -> Provider:
+    """`citylogin serve` with a limit of two devices and polls every second, and a TV app; on tables of its own
+    (its key ring is sealed under its own key-encryption key)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = {"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix, "log_level": "WARNING",
+    settings = {"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("devflow") + "_",
+                "log_level": "WARNING",
                 "data_dir": tmp_path_factory.mktemp("citylogin"), "max_concurrent_devices": 2,
                 "device_poll_interval": 1, **FAST_ARGON2, **RAISED_LIMITS}
     kek = base64.b64encode(os.urandom(32)).decode()
@@ -289,3 +291,48 @@ def test_at_the_limit_cancel_approves_nothing_and_continue_displaces_the_other_d
         say("web.device_flow.evicted", names=first.key_file.device_name))
     assert first.request("GET", "/session/me").status_code == 401
     expect_signed_in_screen(provider, screen, first.key_file.username)
+
+
+def test_a_policy_that_rejects_a_second_device_says_so_and_approves_nothing(make_server, new_device):
+    """CITYLOGIN_CONCURRENCY_POLICY=reject: at the limit the screen is refused (409
+    concurrent_login_rejected), with no question to answer."""
+    url, ctx = make_server(host_name="127.0.0.1", concurrency_policy="reject", max_concurrent_devices=2)
+    provider = Provider(url, screen_app(ctx, name=APP_NAME, public=True).app.client_id)
+    first = register_device(url)
+    first.login(PASSWORD)
+    device = device_in(new_device, provider, "en", LAPTOP)
+    page, say = device.page, texts("en")
+    device.open()
+    device.pair(first.request_pairing()["qr_code"], first.key_file.username, device_name="Phone browser")
+    device.expect_devices_screen()
+    screen = screen_asks(provider)
+    page.goto(screen.link)
+    expect_approval(device, screen, say)
+    page.locator("#device-approve").click()
+    expect(page.locator("#device-approve-form .error")).to_have_text(say("web.error.concurrent_login_rejected"))
+    expect(page.locator("#concurrent-dialog")).to_be_hidden()
+    assert still_waiting(provider, screen)
+    assert first.request("GET", "/session/me").status_code == 200
+
+
+def test_too_many_codes_from_one_address_get_the_rate_limit_message(make_server, new_device):
+    """Codes are limited per address (RFC 8628 §5.1): past the minute's tries, even a right code waits. The
+    server's clock stands still, so the minute cannot turn over during the test, and in a minute of its own:
+    the tries of the module's other tests from this address (the same tables) are in other minutes."""
+    url, ctx = make_server(host_name="127.0.0.1", user_codes_per_minute_per_ip=2)
+    ctx.clock = clock = FakeClock()
+    clock.advance(400 * 24 * 3600)
+    provider = Provider(url, screen_app(ctx, name=APP_NAME, public=True).app.client_id)
+    device = device_in(new_device, provider, "ja", PHONE)
+    page, say = device.page, texts("ja")
+    page.goto(url + "/device")
+    form = page.locator("#device-code-form")
+    for wrong in ("BCDF-GHJK", "bcdfghjm"):
+        form.locator("#device-code").fill(wrong)
+        form.locator("button[type=submit]").click()
+        expect(form.locator(".error")).to_have_text(say("web.error.invalid_user_code"))
+        form.locator(".error").evaluate("(node) => { node.hidden = true; node.textContent = ''; }")
+    form.locator("#device-code").fill(screen_asks(provider).user_code)
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".error")).to_have_text(say("web.error.rate_limited"))
+    expect(page.locator("#device-approve-form")).to_be_hidden()
