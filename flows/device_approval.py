@@ -137,7 +137,8 @@ def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, 
                                    device_class=screen.device_class, ip=caller.ip, user_agent=caller.user_agent,
                                    extra_writes=_writes(ctx, approver=approver, screen=screen, now=seats.now,
                                                         approver_ends=approver.session_id in ending),
-                                   amr=approver.amr, session_id=screen.session_id)
+                                   amr=approver.amr, session_id=screen.session_id,
+                                   screen_of=screen.pending.app.client_id)
         if isinstance(taken, OpenedSession):
             return taken
         moved = taken

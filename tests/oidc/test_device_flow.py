@@ -341,3 +341,25 @@ def test_a_lock_that_commits_while_approving_refuses_the_approval(provider):
     assert _error(poll(url, credentials, answer["device_code"])) == "authorization_pending"
     users.user_store(ctx).set_locked(phone.key_file.user_uuid, False)
     assert _approve(phone, answer["user_code"]).status_code == 200   # the code was left pending
+
+
+def test_the_screen_signing_out_gives_its_tokens_back_and_frees_its_seat(make_server):
+    url, ctx = make_server(host_name="127.0.0.1", concurrency_policy="reject", max_concurrent_devices=2)
+    credentials = screen_app(ctx)
+    answer = _asked(url, credentials)
+    phone = _signed_in_phone(url)
+    screen_session = _approve(phone, answer["user_code"]).json()["session_id"]
+    tokens = poll(url, credentials, answer["device_code"]).json()
+    auth = (credentials.app.client_id, credentials.client_secret)
+    active = requests.post(url + "/session/introspect", data={"token": tokens["access_token"]}, auth=auth, timeout=30)
+    assert active.json()["active"] is True and active.json()["sid"] == screen_session
+    revoked = requests.post(url + "/oidc/revoke", data={"token": tokens["refresh_token"]}, auth=auth, timeout=30)
+    assert revoked.status_code == 200
+    assert _userinfo(url, tokens["access_token"]).status_code == 401
+    assert requests.post(url + "/session/introspect", data={"token": tokens["access_token"]}, auth=auth,
+                         timeout=30).json() == {"active": False}
+    # the screen's session was for its app alone: it ends with it, and its seat is free at once
+    listed = {s["session_id"]: s for s in phone.list_sessions(include_ended=True)}
+    assert listed[screen_session]["status"] != "active" and listed[screen_session]["revoked_reason"] == "logged_out"
+    second = _asked(url, credentials)   # under reject, with room for the phone and one screen
+    assert _approve(phone, second["user_code"]).status_code == 200
