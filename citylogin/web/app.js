@@ -11,7 +11,8 @@ import { initActivity, loadHistory, loadSessions, resetActivity } from "./activi
 import { ConcurrentLogin } from "../sdk/citylogin.js";
 import { authCall, citylogin } from "./api.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
-import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
+import { initDevices, loadDevices, resetDevices } from "./devices.js";
+import { REMOVED_HERE, endingBanner } from "./endings.js";
 import { appRequestInView, initLinks, notify, notifyError, takeAccountLink } from "./links.js";
 import { fillPairingCode, initPairing, resetPairing, takePairingLink } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
@@ -22,29 +23,6 @@ const cameraScan = "BarcodeDetector" in window ? import("./camera_scan.js") : nu
 const stopCameraScan = () => cameraScan?.then((scan) => scan.stopCameraScan());
 
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
-
-// Why a session ended (SPEC §4 revocation reasons): what happened, then what to do, each said once.
-const RELOGIN = "web.banner.log_in_again";
-const ENDED = {
-  displaced: ["web.banner.displaced", "web.banner.displaced_next"],
-  remote_logout: ["web.banner.remote_logout", RELOGIN],
-  logged_out: ["web.banner.remote_logout", RELOGIN],
-  device_unbound: ["web.banner.device_removed", "web.banner.device_removed_next"],
-  idle_timeout: ["web.banner.idle_timeout", RELOGIN],
-  max_lifetime: ["web.banner.max_lifetime", RELOGIN],
-  refresh_reuse: ["web.banner.refresh_reuse", "web.banner.refresh_reuse_next"],
-  password_changed: ["web.banner.password_changed", "web.banner.password_next"],
-  password_reset: ["web.banner.password_reset", "web.banner.password_next"],
-  account_deleted: ["web.banner.account_deleted", null],
-  admin: ["web.banner.admin", RELOGIN],
-};
-const REMOVED_HERE = ["web.banner.device_removed_here", "web.banner.device_removed_next"];
-// What an operator did, when the server says (SPEC §4 admin_action): a locked account cannot log in again.
-const BY_OPERATOR = {
-  locked: ["web.banner.admin_locked", "web.banner.admin_locked_next"],
-  sessions_ended: ["web.banner.admin_sessions_ended", RELOGIN],
-  device_removed: ["web.banner.admin_device_removed", "web.banner.device_removed_next"],
-};
 
 const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(),
   account: () => loadAccount(localeSynced) };
@@ -175,39 +153,9 @@ function leaveHome(banner) {
   resetActivity();
   resetPairing();
   resetAccount();
-  if (deviceFlow) {
-    // The approval page stays (an approval that displaced this very session says so itself); the notice
-    // says why the session ended, and the next approval signs in again.
-    $("#whoami").hidden = true;
-    deviceFlow.show();
-    if (banner) notifyBanner(banner);
-    if (account) $("#login-username").value = account.username;
-    return;
-  }
-  showAuth({ banner });
+  if (deviceFlow) deviceFlow.sessionEnded(banner);     // the approval page stays; its next approval signs in
+  else showAuth({ banner });
   if (account) $("#login-username").value = account.username;
-}
-
-/** A banner's title (and text) as the page's notice, on a page without the login screen. */
-function notifyBanner(banner) {
-  $("#notice").className = `banner ${banner.kind}`;
-  setText($("#notice-text"), banner.title, banner.params);
-  $("#notice").hidden = false;
-}
-
-/** The banner of an ending ({reason, by_device, by_app, by_app_name, admin_action}, the SDK's): who ended
- * it where the server says so, else why. [title, text, params]. */
-function endingBanner(ending, account) {
-  const { reason } = ending;
-  const here = Boolean(ending.by_device) && ending.by_device === account?.deviceId;
-  if (BY_OPERATOR[ending.admin_action]) return BY_OPERATOR[ending.admin_action];
-  if (reason === "logged_out" && here && ending.by_app) {
-    return ["web.banner.app_signed_out", RELOGIN, { app: ending.by_app_name || ending.by_app }];
-  }
-  // This device's own session, ended in another of its tabs (a logout there, or a login again).
-  if (reason === "logged_out" && here) return ["web.banner.ended_here", "web.banner.ended_here_next"];
-  if (reason === "device_unbound" && removedThisDevice()) return REMOVED_HERE;
-  return ENDED[reason] || ["web.banner.ended", RELOGIN];
 }
 
 async function sessionEnded(reason, ending = { reason }) {
@@ -463,15 +411,7 @@ async function takeDeviceCode() {
   if (location.pathname !== "/device") return;
   deviceFlow = await import("./device_flow.js");
   deviceFlow.takeUserCode();
-  deviceFlow.initDeviceFlow({ signedIn, confirmInUse, signIn: signInForDevice });
-}
-
-/** The login screen for a screen's approval, the account last used here filled in. */
-async function signInForDevice() {
-  showAuth();
-  const last = await citylogin.lastUsedDevice().catch(() => null);
-  if (last && !$("#login-username").value) $("#login-username").value = last.username;
-  $(last ? "#login-password" : "#login-username").focus();
+  deviceFlow.initDeviceFlow({ signedIn, confirmInUse, signIn: () => showAuth() });
 }
 
 /** An app's logout (`#oidc-logout=`, SPEC §14, RP-initiated), answered before wire(): a session that ends

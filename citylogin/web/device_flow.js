@@ -15,7 +15,7 @@ const PENDING_KEY = "citylogin.device_flow";   // {user_code, device_name, appro
 const CODE_LENGTH = 32;                        // what the field takes: the server normalises and judges the rest
 const NAME_LENGTH = 64;                        // a device name's length (SPEC §4)
 
-let hooks = null;      // app.js: signedIn(), signIn(), confirmInUse(activeDevices)
+let hooks = null;      // app.js: signedIn(), signIn() (the login screen), confirmInUse(activeDevices)
 let pending = null;    // the code being approved here, as kept in sessionStorage
 let looked = null;     // POST /oidc/device/lookup's answer for it: the app, its scopes
 let started = false;
@@ -85,6 +85,25 @@ export async function open() {
     else showCodeForm("");
   }
   if (looked && pending?.approving) await approve();
+}
+
+/** This tab's session ended (logged out, displaced: perhaps by the very screen approved here): the page stays,
+ * the notice says why, and the next approval signs in again. */
+export function sessionEnded(banner) {
+  $("#whoami").hidden = true;
+  show();
+  if (!banner) return;
+  $("#notice").className = `banner ${banner.kind}`;
+  setText($("#notice-text"), banner.title, banner.params);
+  $("#notice").hidden = false;
+}
+
+/** The login screen, the account last used here filled in. */
+async function signIn() {
+  hooks.signIn();
+  const last = await citylogin.lastUsedDevice().catch(() => null);
+  if (last && !$("#login-username").value) $("#login-username").value = last.username;
+  $(last ? "#login-password" : "#login-username").focus();
 }
 
 /** The page over the login screen and the signed-in screen. */
@@ -181,7 +200,7 @@ async function approve() {
     setText($("#device-for"), "web.device_flow.sign_in", { app: looked.client_name });
     $("#device-flow").hidden = true;
     $("#device-banner").hidden = false;
-    hooks.signIn();
+    await signIn();
     return;
   }
   if (answer === CANCELLED) {

@@ -336,3 +336,28 @@ def test_too_many_codes_from_one_address_get_the_rate_limit_message(make_server,
     form.locator("button[type=submit]").click()
     expect(form.locator(".error")).to_have_text(say("web.error.rate_limited"))
     expect(page.locator("#device-approve-form")).to_be_hidden()
+
+
+def test_with_a_limit_of_one_the_tv_takes_the_approving_phones_own_seat_and_the_page_stays(make_server, new_device):
+    """The default limit, one device: the phone that approves holds the only seat, so the question names the
+    phone itself; continuing signs the phone out, and the page keeps the outcome and says why."""
+    url, ctx = make_server(host_name="127.0.0.1", max_concurrent_devices=1)
+    provider = Provider(url, screen_app(ctx, name=APP_NAME, public=True).app.client_id)
+    device = device_in(new_device, provider, "en", PHONE)
+    page, say = device.page, texts("en")
+    username = registered(device)
+    screen = screen_asks(provider)
+    page.goto(screen.link)
+    expect_approval(device, screen, say)
+    page.locator("#device-approve").click()
+    dialog = page.locator("#concurrent-dialog")
+    expect(dialog.locator("#concurrent-devices li")).to_have_count(1)
+    expect(dialog.locator("#concurrent-devices li strong")).to_have_text("Phone browser")
+    dialog.locator("button[value=continue]").click()
+    expect_approved(device, say, APP_NAME)
+    expect(page.locator("#device-evicted")).to_have_text(say("web.device_flow.evicted", names="Phone browser"))
+    expect(page.locator("#notice-text")).to_have_text(say("web.banner.displaced"))   # the session stream's news
+    expect(page.locator("#whoami")).to_be_hidden()
+    expect(page.locator("#auth-screen")).to_be_hidden()
+    expect(page.locator("#device-outcome")).to_be_visible()
+    expect_signed_in_screen(provider, screen, username)
