@@ -1,7 +1,8 @@
-"""The browser app: index.html at `/` and the operators' console (admin.html) at `/admin/`, their modules
-and stylesheets under `/web/`, the web UI's part of the translation catalogues (common/locales/<lang>.json)
-at `/web/locales/<lang>.json` (the console's at `/web/locales/admin/<lang>.json`), and the web
-SDK it is built on at `/sdk/` (docs/guides/web-sdk.md), which other origins in CITYLOGIN_CORS_ORIGINS import too.
+"""The browser app: index.html at `/` (and at `/device`, where a TV's code is approved) and the operators'
+console (admin.html) at `/admin/`, their modules and stylesheets under `/web/`, the web UI's part of the
+translation catalogues (common/locales/<lang>.json) at `/web/locales/<lang>.json` (the console's at
+`/web/locales/admin/<lang>.json`), and the web SDK it is built on at `/sdk/` (docs/guides/web-sdk.md), which
+other origins in CITYLOGIN_CORS_ORIGINS import too.
 
 Every file is gzip-compressed for a client that takes it (web_assets.py compresses once, at start).
 The page itself and the plain addresses (`/sdk/citylogin.js`, which apps on other origins import, and
@@ -53,6 +54,14 @@ def _send(asset: Asset, *, fingerprinted: bool) -> Response:
 
 @bp.get("/")
 def index():
+    return _page("index.html")
+
+
+@bp.get("/device")
+def device_page():
+    """The page a TV's or a command line's code is approved on (SPEC §14, RFC 8628's verification_uri): the
+    web UI itself, which loads device_flow.js there. `/device` exactly; the API under `/device/` is
+    device_manager's."""
     return _page("index.html")
 
 

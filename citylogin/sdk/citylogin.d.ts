@@ -182,6 +182,15 @@ export interface RequestOptions {
   auth?: boolean;
 }
 
+/** A TV's code approved (POST /oidc/device/approve): the screen's new session, and the devices it displaced. */
+export interface DeviceApproval {
+  status: "approved";
+  session_id: string;
+  device_name: string;
+  evicted: { device_id: string; device_name: string }[];
+  [field: string]: unknown;
+}
+
 /** What the server said of a session's end; every member is null where it said nothing. */
 export interface SessionEnding {
   /** A revocation reason (displaced, remote_logout, logged_out, device_unbound, idle_timeout, max_lifetime,
@@ -246,6 +255,13 @@ export declare class Citylogin {
    * fresh sign-in); rejects with `consent_required` until called with `consent: true`. */
   signInForApp(request: string, options?: { consent?: boolean }):
     Promise<{ redirect_to: string; form_post: string | null } | null>;
+  /** A TV's or command line's code (RFC 8628's user code) approved by single sign-on: a device key of this
+   * browser whose device has a live session approves it as that account; the screen takes a seat of its own
+   * named `deviceName`. `null` when no device here has a live session (sign in first). Rejects with
+   * `concurrent_login` (`problem.active_devices`; call again with `force: true` once the person says continue),
+   * `concurrent_login_rejected`, `invalid_user_code` (wrong, used or expired) or `rate_limited`. */
+  approveDeviceWithDevice(userCode: string, options: { deviceName: string; force?: boolean }):
+    Promise<DeviceApproval | null>;
   /** An app's logout request (`request`, the id of `#oidc-logout=`): a device key of this browser proves its
    * device's live session. It ends when it is the session the app named, or with `confirm: true` (the person
    * said yes); `null` when no device here has a live session; rejects with `logout_confirmation_required` when

@@ -10,7 +10,7 @@
 
 import { CityloginError } from "./http.js";
 import {
-  LOGIN_PURPOSE, RENEW_PURPOSE, SIGN_OUT_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser, devicesByUse,
+  DEVICE_FLOW_PURPOSE, LOGIN_PURPOSE, RENEW_PURPOSE, SIGN_OUT_PURPOSE, SSO_PURPOSE, createDeviceKey, deviceOfUser, devicesByUse,
   findDevice, forgetDevice, lastUsedDevice, markUsed, publicKeyPem, replaceCertificate, saveDevice, signChallenge,
 } from "./keystore.js";
 import { TabSession, noDeviceKey } from "./tab_session.js";
@@ -21,6 +21,9 @@ export { CityloginError };
 // knows): the next one may.
 const NOT_THIS_DEVICE = new Set(["login_required", "invalid_proof", "device_revoked", "device_not_found",
   "certificate_mismatch", "certificate_expired", "invalid_field"]);
+// Approving a TV's code with this device key: as NOT_THIS_DEVICE, where a field that cannot pass is the key's
+// (its certificate, the signature); a bad device_name or user_code is the caller's, said as it is.
+const KEY_FIELDS = new Set(["client_cert", "challenge", "signature"]);
 // Resuming a session in this tab: as NOT_THIS_DEVICE, and a key the session is no longer bound to.
 const NOT_RESUMABLE = new Set([...NOT_THIS_DEVICE, "invalid_dpop_proof"]);
 
@@ -291,6 +294,29 @@ export class Citylogin {
           request, client_cert: device.clientCert, challenge, signature, consent } });
       } catch (error) {
         if (!NOT_THIS_DEVICE.has(error.code)) throw error;
+      }
+    }
+    return null;
+  }
+
+  /** A TV's or command line's code (RFC 8628's user code, SPEC §14) approved with this browser's single sign-on:
+   * each device key here, the last used first, signs a fresh challenge (purpose "citylogin-device-flow:"), and the
+   * first whose device has a live citylogin session approves the code as that session's account (POST
+   * /oidc/device/approve/device). The screen takes a seat of its own named `deviceName`. Resolves with
+   * {status: "approved", session_id, device_name, evicted: [{device_id, device_name}]}, or null when no device
+   * here has a live session (the person signs in first). Rejects with concurrent_login (the account is at its
+   * device limit; `error.problem.active_devices`: call again with `force: true` once the person says
+   * continue), concurrent_login_rejected, invalid_user_code (wrong, used or expired) or rate_limited. */
+  async approveDeviceWithDevice(userCode, { deviceName, force = false } = {}) {
+    for (const device of await devicesByUse()) {
+      const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
+      const signature = await signChallenge(device.keyPair.privateKey, challenge, DEVICE_FLOW_PURPOSE);
+      try {
+        return await this.request("POST", "/oidc/device/approve/device", { auth: false, body: {
+          user_code: userCode, device_name: deviceName, force, client_cert: device.clientCert, challenge, signature } });
+      } catch (error) {
+        const keysOwn = error.code !== "invalid_field" || KEY_FIELDS.has(error.problem?.field);
+        if (!NOT_THIS_DEVICE.has(error.code) || !keysOwn) throw error;
       }
     }
     return null;

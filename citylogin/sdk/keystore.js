@@ -11,6 +11,7 @@ export const RENEW_PURPOSE = "citylogin-renew:";   // ... and, to renew the cert
 export const SSO_PURPOSE = "citylogin-sso:";       // ... and, to sign in to an app with a live session, this (§14)
 export const SIGN_OUT_PURPOSE = "citylogin-sign-out:";   // ... and, to end it for an app's logout, this
 export const RESUME_PURPOSE = "citylogin-resume:";   // ... and, to resume it in another tab, this (§4)
+export const DEVICE_FLOW_PURPOSE = "citylogin-device-flow:";   // ... and, to approve a TV's code with it (§14)
 
 /** The server compares usernames after NFKC, case-insensitively (SPEC §4 registration). */
 export function accountKey(username) {

@@ -113,7 +113,7 @@ function sessionRow(session) {
   const agent = session.user_agent
     ? el("span", { title: session.user_agent }, describeAgent(session.user_agent)) : "—";
   return el("tr", { className: session.current ? "current" : "" },
-    cell("web.sessions.col_device", session.device_name,
+    cell("web.sessions.col_device", session.device_name, classBadge(session),
       session.current ? tx("span", { className: "badge current" }, "web.sessions.this_session") : null,
       appsOf(session)),
     cell("web.sessions.col_browser", agent),
@@ -122,6 +122,13 @@ function sessionRow(session) {
     cell("web.common.ip_address", session.ip || "—"),
     cell("web.sessions.col_status", statusText(session)),
     cell("web.sessions.col_actions", end));
+}
+
+/** The kind of device the session counts under (SPEC §5): a TV signed in by its code shows "TV". A class this
+ * page has no word for shows nothing rather than a raw code. */
+function classBadge(session) {
+  const key = `web.devices.class.${session.device_class}`;
+  return session.device_class && has(key) ? tx("span", { className: "badge kind" }, key) : null;
 }
 
 /** The apps signed in on a session (SPEC §14), each with its own "Sign out" while it is live. */

@@ -3,14 +3,16 @@
 // the moves between them and the language they speak. An app's OpenID Connect sign-in (`#oidc=`,
 // oidc.js, loaded only then) goes through the same screens and returns to the app instead of the
 // signed-in screen; an app's logout (`#oidc-logout=`, oidc_logout.js, loaded only then) ends this device's
-// session when the device proves it is the one the app named, and asks first otherwise.
+// session when the device proves it is the one the app named, and asks first otherwise. At `/device`
+// (device_flow.js, loaded only there) a TV's or command line's code is approved, signing in first as for an app.
 
 import { initAccount, loadAccount, resetAccount } from "./account.js";
 import { initActivity, loadHistory, loadSessions, resetActivity } from "./activity.js";
 import { ConcurrentLogin } from "../sdk/citylogin.js";
 import { authCall, citylogin } from "./api.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
-import { initDevices, loadDevices, removedThisDevice, resetDevices } from "./devices.js";
+import { initDevices, loadDevices, resetDevices } from "./devices.js";
+import { REMOVED_HERE, endingBanner } from "./endings.js";
 import { appRequestInView, initLinks, notify, notifyError, takeAccountLink } from "./links.js";
 import { fillPairingCode, initPairing, resetPairing, takePairingLink } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
@@ -22,34 +24,12 @@ const stopCameraScan = () => cameraScan?.then((scan) => scan.stopCameraScan());
 
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
-// Why a session ended (SPEC §4 revocation reasons): what happened, then what to do, each said once.
-const RELOGIN = "web.banner.log_in_again";
-const ENDED = {
-  displaced: ["web.banner.displaced", "web.banner.displaced_next"],
-  remote_logout: ["web.banner.remote_logout", RELOGIN],
-  logged_out: ["web.banner.remote_logout", RELOGIN],
-  device_unbound: ["web.banner.device_removed", "web.banner.device_removed_next"],
-  idle_timeout: ["web.banner.idle_timeout", RELOGIN],
-  max_lifetime: ["web.banner.max_lifetime", RELOGIN],
-  refresh_reuse: ["web.banner.refresh_reuse", "web.banner.refresh_reuse_next"],
-  password_changed: ["web.banner.password_changed", "web.banner.password_next"],
-  password_reset: ["web.banner.password_reset", "web.banner.password_next"],
-  account_deleted: ["web.banner.account_deleted", null],
-  admin: ["web.banner.admin", RELOGIN],
-};
-const REMOVED_HERE = ["web.banner.device_removed_here", "web.banner.device_removed_next"];
-// What an operator did, when the server says (SPEC §4 admin_action): a locked account cannot log in again.
-const BY_OPERATOR = {
-  locked: ["web.banner.admin_locked", "web.banner.admin_locked_next"],
-  sessions_ended: ["web.banner.admin_sessions_ended", RELOGIN],
-  device_removed: ["web.banner.admin_device_removed", "web.banner.device_removed_next"],
-};
-
 const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(),
   account: () => loadAccount(localeSynced) };
 const DEVICE_NAME_FIELDS = ["#register-device", "#pair-device", "#recover-device"];
 
 let appSignIn = null;            // oidc.js while an app's sign-in waits in this tab (SPEC §14)
+let deviceFlow = null;           // device_flow.js at /device: a screen's code is approved here (SPEC §14)
 let pickedSignedOut = null;      // a language picked in the header before logging in: the account takes it
 let localeSynced = Promise.resolve();    // the account told its language after a login: the panel reads it after
 
@@ -173,23 +153,9 @@ function leaveHome(banner) {
   resetActivity();
   resetPairing();
   resetAccount();
-  showAuth({ banner });
+  if (deviceFlow) deviceFlow.sessionEnded(banner);     // the approval page stays; its next approval signs in
+  else showAuth({ banner });
   if (account) $("#login-username").value = account.username;
-}
-
-/** The banner of an ending ({reason, by_device, by_app, by_app_name, admin_action}, the SDK's): who ended
- * it where the server says so, else why. [title, text, params]. */
-function endingBanner(ending, account) {
-  const { reason } = ending;
-  const here = Boolean(ending.by_device) && ending.by_device === account?.deviceId;
-  if (BY_OPERATOR[ending.admin_action]) return BY_OPERATOR[ending.admin_action];
-  if (reason === "logged_out" && here && ending.by_app) {
-    return ["web.banner.app_signed_out", RELOGIN, { app: ending.by_app_name || ending.by_app }];
-  }
-  // This device's own session, ended in another of its tabs (a logout there, or a login again).
-  if (reason === "logged_out" && here) return ["web.banner.ended_here", "web.banner.ended_here_next"];
-  if (reason === "device_unbound" && removedThisDevice()) return REMOVED_HERE;
-  return ENDED[reason] || ["web.banner.ended", RELOGIN];
 }
 
 async function sessionEnded(reason, ending = { reason }) {
@@ -228,8 +194,15 @@ async function logIn(username, password, { registered = false } = {}) {
   });
 }
 
-/** Signed in: back to the app that asked for the sign-in, if one waits; else the signed-in screen. */
+/** Signed in: back to the app that asked for the sign-in, if one waits, or to the screen's code being
+ * approved at /device; else the signed-in screen. */
 async function arrive(account, options = {}) {
+  if (deviceFlow) {
+    rememberAccount(account);
+    localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
+    await deviceFlow.open();
+    return;
+  }
   if (appSignIn?.appWaiting()) {
     rememberAccount(account);
     localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
@@ -253,14 +226,20 @@ async function confirmReplacing(live) {
 
 async function resolveConflict(pending) {
   setBanner(null);           // an earlier ending's banner ("Signed in on another device") is not this question
-  $("#concurrent-devices").replaceChildren(...pending.activeDevices.map((device) =>
-    el("li", {}, el("strong", {}, device.device_name), " ",
-      tx("span", { className: "muted" }, "web.concurrent.signed_in"), " ", timeEl(device.login_at))));
-  if ((await modal($("#concurrent-dialog"))) !== "continue") {
+  if (!(await confirmInUse(pending.activeDevices))) {
     say($("#login-form .note"), "web.concurrent.cancelled");
     return;
   }
   await arrive(await pending.confirm());
+}
+
+/** The in-use dialog (SPEC §5: "in use on another device — continue?") listing the devices that hold the
+ * seats; true when the person chose to continue. A login asks it, and so does a screen's approval. */
+async function confirmInUse(activeDevices) {
+  $("#concurrent-devices").replaceChildren(...activeDevices.map((device) =>
+    el("li", {}, el("strong", {}, device.device_name), " ",
+      tx("span", { className: "muted" }, "web.concurrent.signed_in"), " ", timeEl(device.login_at))));
+  return (await modal($("#concurrent-dialog"))) === "continue";
 }
 
 function formValues(form) {
@@ -418,12 +397,21 @@ async function resumedFromDevice() {
   return true;
 }
 
-/** An app's sign-in request (`#oidc=`, or one this tab was signing in for before a reload). */
+/** An app's sign-in request (`#oidc=`, or one this tab was signing in for before a reload); not at /device,
+ * whose sign-in is for the screen's code. */
 async function takeAppRequest() {
-  if (!appRequestInView()) return;
+  if (deviceFlow || !appRequestInView()) return;
   appSignIn = await import("./oidc.js");
   appSignIn.initAppSignIn();
   await appSignIn.takeAppRequest().catch((error) => notifyError(error));
+}
+
+/** At /device: the screen's code (`?user_code=`, or one this tab was approving before a sign-in or a reload). */
+async function takeDeviceCode() {
+  if (location.pathname !== "/device") return;
+  deviceFlow = await import("./device_flow.js");
+  deviceFlow.takeUserCode();
+  deviceFlow.initDeviceFlow({ signedIn, confirmInUse, signIn: () => showAuth() });
 }
 
 /** An app's logout (`#oidc-logout=`, SPEC §14, RP-initiated), answered before wire(): a session that ends
@@ -457,6 +445,7 @@ async function boot() {
   showLocale(currentLocale());
   const paired = takePairingLink();
   takeAccountLink();
+  await takeDeviceCode();
   await takeAppRequest();
   for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
   const account = storedAccount();
@@ -465,6 +454,10 @@ async function boot() {
       notifyError(error);
       enterHome(account);
     });
+    return;
+  }
+  if (deviceFlow) {
+    await deviceFlow.open();    // signed in here or not: the approval signs in when the person approves
     return;
   }
   // Single sign-on: this browser's device may have a live session in another tab

@@ -72,13 +72,14 @@ def test_the_page_is_revalidated_and_loads_only_fingerprinted_addresses(client):
 
 def test_the_modules_only_imported_with_import_are_mapped_but_not_preloaded(client):
     """The passkey code, the Account panel's allowed apps and its data export are fetched when first used,
-    the camera's QR reader only where the browser has one, and an app's sign-in and sign-out code when an
-    app asks (SPEC §14), not on every cold load of the login screen."""
+    the camera's QR reader only where the browser has one, an app's sign-in and sign-out code when an
+    app asks (SPEC §14) and the approval of a TV's code on `/device` alone, not on every cold load of the
+    login screen."""
     html = client.get("/").get_data(as_text=True)
     imports = json.loads(IMPORT_MAP.search(html)[1])["imports"]
     preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)"', html))
     lazy = {"/web/passkeys.js", "/web/consents.js", "/sdk/webauthn.js", "/web/oidc.js", "/web/oidc_logout.js",
-            "/web/data_export.js", "/web/camera_scan.js"}
+            "/web/data_export.js", "/web/camera_scan.js", "/web/device_flow.js"}
     assert lazy <= set(imports)
     assert preloaded == {imports[url] for url in imports if url.endswith(".js") and url not in lazy}
 
@@ -120,6 +121,24 @@ def test_the_console_is_a_page_of_its_own_with_its_own_map_policy_and_catalogue(
     assert texts["console"]["web.admin.search_title"] and "web.account.title" in texts["console"]
     assert not [key for key in texts["index"] if key.startswith("web.admin.")]
     assert client.get("/web/admin.html").status_code == 404
+
+
+def test_the_device_page_is_the_page_and_the_device_api_stays_the_api(client):
+    """`/device` (RFC 8628's verification_uri, SPEC §14) is the web UI, as `/` with its policy and caching;
+    everything under `/device/` is still device_manager's API, and `/device/` is no page."""
+    index, page = client.get("/", headers=GZIP), client.get("/device?user_code=BCDF-GHJK", headers=GZIP)
+    assert page.status_code == 200 and page.data == index.data and page.mimetype == "text/html"
+    for header in ("Content-Security-Policy", "Cache-Control", "ETag", "Content-Encoding", "X-Content-Type-Options",
+                   "Referrer-Policy"):
+        assert page.headers[header] == index.headers[header], header
+    again = client.get("/device", headers={**GZIP, "If-None-Match": page.headers["ETag"]})
+    assert again.status_code == 304
+    listing = client.get("/device/list")
+    assert (listing.status_code, listing.mimetype, listing.get_json()["code"]) == (
+        401, "application/problem+json", "invalid_token")
+    assert client.get("/device/ca.pem").mimetype != "text/html"
+    assert client.get("/device/").status_code == 404
+    assert client.post("/device").status_code == 405
 
 
 @pytest.mark.parametrize("url", ["/", "/web/app.js", "/sdk/citylogin.js", "/web/locales/ja.json", "fingerprinted"])

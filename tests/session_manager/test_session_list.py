@@ -9,7 +9,7 @@ from sessions.service import session_store
 from sessions.store import SESSION_RETENTION_SECONDS
 from tests.session_manager.test_session_endpoints import cursor_of, devices
 from tests.support.fixtures import problem
-from tests.support.live import PASSWORD
+from tests.support.live import PASSWORD, add_device, on_clock
 from tests.support.seats import open_session
 
 SESSION_ID = "0b7c6f1e-4a59-4c1e-9d3a-6f0f2b1c9e11"
@@ -177,3 +177,15 @@ def test_sessions_started_within_one_second_page_without_repeats_or_gaps(make_se
     found = pages(a, "limit=2&include_ended=true")
     assert [len(page) for page in found] == [2, 2, 2, 1]
     assert len({s["session_id"] for page in found for s in page}) == 7
+
+
+def test_each_session_says_the_class_it_counts_under(make_server):
+    """The Sessions tab shows each session's kind of device (SPEC §5's classes; `tv` for a screen signed in
+    by the device authorization grant): the class the session counted under at its login."""
+    ctx, clock, (a,) = devices(make_server, 1, max_concurrent_devices=2)
+    phone = add_device(ctx, a, name="phone", device_class="mobile")
+    on_clock(clock, phone)
+    a.login(PASSWORD)
+    phone.login(PASSWORD)
+    listed = {s["session_id"]: s["device_class"] for s in a.get_json("/session/list")["sessions"]}
+    assert listed == {a.session_id: "desktop", phone.session_id: "mobile"}   # the CLI says desktop
