@@ -38,6 +38,7 @@ SLOW_MODULES = {
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
     "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout", "test_openid_client",
     "test_two_processes", "test_eviction_order_two_processes", "test_native_app", "test_mixed_versions",
+    "test_openid_client_device",
     "test_dormant_passwords", "test_dormant_costly_set",
     "test_push_recovery", "test_smtp_mail", "test_smtp_end_to_end",
     "test_sigv4_signatures", "test_aws_walk_through", "test_dynamodb_tls", "test_dynamodb_tls_chaos"}
@@ -163,7 +164,7 @@ LONG_FIRST = {"test_openapi_fuzz", "test_eviction_order_two_processes", "test_re
 # reads): pytest_xdist_make_scheduler below does it.
 ONE_WORKER = {
     "test_two_processes", "test_eviction_order_two_processes", "test_nginx_forward_auth", "test_nginx_mtls",
-    "test_notes", "test_rp_express",
+    "test_notes", "test_tv_cli", "test_openid_client_device", "test_rp_express",
     "test_rp_apache", "test_rp_django", "test_sigv4_signatures", "test_pairing_flow", "test_oidc_sign_in",
     "test_oidc_form_post", "test_oidc_spa", "test_oidc_example_apps", "test_snippets", "test_aws_walk_through",
     "test_gunicorn_body_limit", "test_parked_streams", "test_bench_peer", "test_registration_service_process",
