@@ -36,6 +36,8 @@ class OidcClient:
     # A public client's further browser origins (serialized, web.cors.web_origin): with its redirect
     # URIs' own, the origins its pages call the token, userinfo and revocation endpoints from (CORS)
     web_origins: tuple[str, ...] = ()
+    device_flow: bool = False            # a TV or a command line signs in by RFC 8628's device grant
+    device_class: str = "tv"             # the class its screens' sessions count under (SPEC §5)
 
     def token_endpoint_auth_method(self) -> str:
         """How the app authenticates at the token, PAR and revocation endpoints (RFC 7591 §2)."""
@@ -91,6 +93,8 @@ class AppRecord:
     web_origins: list[str] | None = None
     # An operator role (SPEC §15): the app gets admin API tokens with it by the client-credentials grant
     admin_role: str | None = None
+    device_flow: bool | None = None
+    device_class: str | None = None
 
     def oidc(self) -> OidcClient:
         return self._oidc
@@ -103,7 +107,8 @@ class AppRecord:
                           id_token_alg=self.id_token_alg or OidcClient.id_token_alg,
                           require_par=bool(self.require_par), require_dpop=bool(self.require_dpop),
                           require_pkce=bool(self.require_pkce), jwks=self.jwks,
-                          web_origins=tuple(self.web_origins or ()))
+                          web_origins=tuple(self.web_origins or ()), device_flow=bool(self.device_flow),
+                          device_class=self.device_class or OidcClient.device_class)
 
     def hears_from_ms(self) -> int:
         """The moment from which the app hears of session ends: when it was added."""

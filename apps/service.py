@@ -100,7 +100,8 @@ def _oidc_fields(oidc: OidcClient) -> dict:
               "id_token_alg": oidc.id_token_alg if oidc.redirect_uris else None,
               "require_par": oidc.require_par or None, "require_dpop": oidc.require_dpop or None,
               "require_pkce": oidc.require_pkce or None,
-              "jwks": oidc.jwks, "web_origins": _web_origins(oidc)}
+              "jwks": oidc.jwks, "web_origins": _web_origins(oidc), "device_flow": oidc.device_flow or None,
+              "device_class": oidc.device_class if oidc.device_flow and oidc.device_class != "tv" else None}
     return fields
 
 

@@ -194,6 +194,13 @@ class Settings(BaseModel):
     # requests (PAR) per address a minute (an app's server pushes one for each of its users signing in)
     authorization_requests_per_minute_per_ip: int = Field(default=600, ge=1)
     pushed_requests_per_minute_per_ip: int = Field(default=6000, ge=1)
+    # devices without a browser (RFC 8628): how long a user code waits for the person, how often the screen
+    # may poll (seconds), device authorization requests per address a minute (screens behind one NAT
+    # address), and user codes a person's address may present a minute, right or wrong (RFC 8628 §5.1)
+    device_code_ttl: int = Field(default=600, ge=60, le=1800)
+    device_poll_interval: int = Field(default=5, ge=1, le=60)
+    device_authorizations_per_minute_per_ip: int = Field(default=600, ge=1)
+    user_codes_per_minute_per_ip: int = Field(default=20, ge=1)
     # registration (SPEC §4): new-account attempts per client IP an hour, and how many of them may
     # be refused as username_taken (past that, every attempt is 429 for the hour); an e-mail
     # address another account holds is never refused

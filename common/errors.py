@@ -62,6 +62,7 @@ class ErrorCode(str, Enum):
     LOGIN_REQUIRED = "login_required"
     CONSENT_REQUIRED = "consent_required"
     CONSENT_NOT_FOUND = "consent_not_found"
+    INVALID_USER_CODE = "invalid_user_code"  # RFC 8628: a screen's code, wrong, used or expired
     INVALID_REQUEST = "invalid_request"
     ACCOUNT_LOCKED = "account_locked"
     ACCOUNT_DELETED = "account_deleted"

@@ -15,10 +15,11 @@ from database.batch_read import KeyRead
 from oidc import claims as user_claims
 from oidc import grants
 from oidc import logout as rp_logout
-from oidc import par, refusals, request_checks, request_limits, token_binding
+from oidc import device_flow, par, refusals, request_checks, request_limits, token_binding
 from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
+from oidc.device_grant import DeviceGrant
 from oidc.hooks import provider
 from oidc.oauth_errors import json_error
 from oidc.pages import BrowserRefusal
@@ -56,6 +57,27 @@ def push_request(offer: ProofOffer | None) -> Response:
     except OAuth2Error as error:
         return _json_error(error)
     return Response(json.dumps(answer), status=201, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def device_authorization_response(offer: ProofOffer | None) -> Response:
+    """POST /oidc/device_authorization (RFC 8628 §3.1-3.2): an app allowed the grant (a public one sends
+    its client_id) gets a device_code and a user code for the person; errors are JSON. A DPoP proof binds
+    the screen's tokens to its key from the start."""
+    from web.context import ctx as current
+    ctx = current()
+    server = provider(ctx)
+    request = server.create_oauth2_request(None)
+    try:
+        _check_backchannel_request(request)
+        client = server.authenticate_client(request, list(DeviceGrant.TOKEN_ENDPOINT_AUTH_METHODS),
+                                            "device_authorization")
+        key = token_binding.proven_key(ctx, offer)
+        answer = device_flow.begin(ctx, app=client.app, scope=client.get_allowed_scope(request.form.get("scope")),
+                                   jkt=key, ip=current_caller().ip)
+    except OAuth2Error as error:
+        return _json_error(error)
+    return Response(json.dumps(answer), status=200, mimetype="application/json",
+                    headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 def _check_backchannel_request(request: OAuth2Request) -> None:

@@ -9,8 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from apps.models import AppRecord
+from common.text import DisplayName
 from oidc.redirects import redirect_uri_matches
 
+DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 SCOPES = ("openid", "profile", "email", "offline_access")
 ADMIN_SCOPE = "admin"  # the client-credentials grant's only scope: the admin API (SPEC §15)
 REQUEST_ID_BYTES = 24
@@ -85,7 +87,12 @@ class Client:
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type == "client_credentials":  # RFC 6749 §4.4: confidential clients alone
             return bool(self.app.admin_role) and not self.app.oidc().public
-        return grant_type in ("authorization_code", "refresh_token") and bool(self.app.oidc().redirect_uris)
+        oidc = self.app.oidc()
+        if grant_type == DEVICE_CODE_GRANT_TYPE:  # RFC 8628: an app allowed it (apps add --device-flow)
+            return oidc.device_flow
+        if grant_type == "refresh_token":
+            return bool(oidc.redirect_uris) or oidc.device_flow
+        return grant_type == "authorization_code" and bool(oidc.redirect_uris)
 
 
 @dataclass(frozen=True)
@@ -358,3 +365,69 @@ class UserInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     sub: str
+
+
+class DeviceAuthorization(BaseModel):
+    """RFC 8628 §3.2: what a screen shows and polls with."""
+
+    device_code: str
+    user_code: str = Field(description="8 letters, shown XXXX-XXXX")
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+UserCode = Field(min_length=1, max_length=32, description="as the screen shows it (XXXX-XXXX), in any case, "
+                                                          "with or without the dash")
+
+
+class UserCodeBody(BaseModel):
+    """`POST /oidc/device/lookup` and `/oidc/device/deny`: the code a screen shows."""
+
+    model_config = ConfigDict(extra="ignore")
+    user_code: str = UserCode
+
+
+class ScreenApproval(UserCodeBody):
+    """`POST /oidc/device/approve`: the signed-in person approves the screen; `force` once they said yes to
+    "in use elsewhere — continue?" (409 concurrent_login)."""
+
+    device_name: DisplayName = Field(description="the screen's name in the Sessions list")
+    force: StrictBool = False
+
+
+class ScreenSignIn(ScreenApproval):
+    """`POST /oidc/device/approve/device`: single sign-on, the browser's device signs "citylogin-device-flow:" +
+    `challenge` (from `POST /login/challenge`) with its key, and its live session approves."""
+
+    client_cert: str = Field(min_length=1, max_length=32768, description="base64 of the certificate PEM")
+    challenge: str = Field(min_length=1, max_length=128)
+    signature: str = Field(min_length=1, max_length=12000, description="base64 signature")
+
+
+class PendingScreenView(BaseModel):
+    """What the approval page shows of a screen's request."""
+
+    user_code: str
+    client_id: str
+    client_name: str
+    scopes: list[str]
+    device_class: str
+    expires_at: str  # ISO 8601, UTC
+
+
+class ScreenApproved(BaseModel):
+    """The screen is signed in: its session (listed in Sessions), and the devices it displaced."""
+
+    status: str
+    session_id: str
+    device_id: str
+    device_name: str
+    device_class: str
+    client_name: str
+    evicted: list[dict[str, str]]
+
+
+class ScreenDenied(BaseModel):
+    status: str

@@ -56,10 +56,11 @@ class PushedAuthorizationForm(AuthorizationParameters, ClientAuthentication):
 
 
 class TokenForm(ClientAuthentication):
-    """POST /oidc/token: RFC 6749 §4.1.3, §6 and §4.4."""
+    """POST /oidc/token: RFC 6749 §4.1.3, §6 and §4.4, RFC 8628 §3.4 (`device_code`)."""
 
     grant_type: Optional = None
     code: Optional = None
+    device_code: Optional = None
     redirect_uri: Optional = None
     code_verifier: Optional = None
     refresh_token: Optional = None
@@ -71,3 +72,9 @@ class RevocationForm(ClientAuthentication):
 
     token: Optional = None
     token_type_hint: Optional = None
+
+
+class DeviceAuthorizationForm(ClientAuthentication):
+    """POST /oidc/device_authorization: RFC 8628 §3.1."""
+
+    scope: Optional = None

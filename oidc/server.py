@@ -18,6 +18,7 @@ from flask import request as flask_request
 
 from database.one_time_tokens import OneTimeTokenStore
 from oidc import claims, client_keys, codes, refusals
+from oidc.device_grant import DeviceGrant
 from oidc.refresh_scope import refreshed_scope
 from oidc.logout import EndSession
 from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
@@ -267,6 +268,7 @@ class Provider(AuthorizationServer):
         self.register_grant(CodeGrant, [pkce, self.id_token])
         self.register_grant(RefreshGrant)
         self.register_grant(AdminCredentials)
+        self.register_grant(DeviceGrant)  # RFC 8628: TVs and command lines (oidc.device_flow)
         self.register_endpoint(Revocation)
         self.register_endpoint(EndSession)
         self.register_extension(Issuer(self.issuer))

@@ -13,8 +13,8 @@ from oidc.pages import BrowserRefusal, error_page, unechoed
 from oidc.browser_binding import OtherBrowser, cookie_name
 from oidc.authorize import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown, ConsentRequired,
                             LoginRequired, begin, cancel, complete, complete_reads, interaction, respond)
-from oidc.endpoints import (GRANT, end_session_response, push_request, revocation_response, ProviderGrant,
-                            token_response, userinfo)
+from oidc.endpoints import (GRANT, device_authorization_response, end_session_response, push_request,
+                            revocation_response, ProviderGrant, token_response, userinfo)
 
 __all__ = [
     "grant_store", "issuer",
@@ -25,6 +25,6 @@ __all__ = [
     "OtherBrowser", "cookie_name",
     "PERSON", "WAITING", "AuthorizationRefused", "AuthorizationRequestUnknown", "ConsentRequired", "LoginRequired",
     "begin", "cancel", "complete", "complete_reads", "interaction", "respond",
-    "GRANT", "end_session_response", "push_request", "revocation_response", "ProviderGrant", "token_response",
-    "userinfo",
+    "GRANT", "device_authorization_response", "end_session_response", "push_request", "revocation_response",
+    "ProviderGrant", "token_response", "userinfo",
 ]

@@ -10,17 +10,21 @@ from flask import Blueprint, jsonify, request
 from apps import push
 from apps.registry import allowed_client_origins
 from common.errors import request_locale
-from flows import app_sign_in, app_sign_out
+from common.timefmt import iso_from_epoch
+from flows import app_sign_in, app_sign_out, device_approval
 from oidc import logout as rp_logout
-from oidc import service
+from oidc import device_flow, service
 from oidc.backchannel import BackchannelLogout
-from oidc.models import (CancelRequest, CompleteRequest, DeviceSignIn, DeviceSignOut, FormPostResponse, Interaction,
-                         LogoutInteraction, PendingRequest, ProviderTokenResponse, PushedRequest, Redirect, Revoked,
-                         SignedOut, UserInfo)
+from oidc.models import (CancelRequest, CompleteRequest, DeviceAuthorization, DeviceSignIn, DeviceSignOut,
+                         FormPostResponse, Interaction, LogoutInteraction, PendingRequest, PendingScreenView,
+                         ProviderTokenResponse, PushedRequest, Redirect, Revoked, ScreenApproval, ScreenApproved,
+                         ScreenDenied, ScreenSignIn, SignedOut, UserCodeBody, UserInfo)
 from oidc.oauth_errors import in_oauth_format
-from oidc.parameters import AuthorizationParameters, PushedAuthorizationForm, RevocationForm, TokenForm
+from oidc.parameters import (AuthorizationParameters, DeviceAuthorizationForm, PushedAuthorizationForm, RevocationForm,
+                             TokenForm)
 from sessions.guard import authenticate_request, credentials, proof_offer
 from web import cors
+from web.caller import current_caller
 from web.context import EXTENSION_KEY, ctx
 from web.openapi import operation
 from web.validation import parse_body
@@ -129,6 +133,60 @@ def cancel():
 @in_oauth_format
 def token():
     return service.token_response(proof_offer())
+
+
+@bp.post("/device_authorization")
+@operation("Device authorization request (RFC 8628 §3.1): a TV or a command line of an app allowed the grant gets a "
+           "device_code to poll /oidc/token with and a user code the person approves at /device",
+           response=DeviceAuthorization, body=DeviceAuthorizationForm, body_media_type=FORM, errors=(400, 401, 429),
+           oauth_errors=True)
+@in_oauth_format
+def device_authorization():
+    return service.device_authorization_response(proof_offer())
+
+
+@bp.post("/device/lookup")
+@operation("What the approval page shows of a screen's user code: the app and what it asks for. Limited per "
+           "address and per code; a wrong, used or expired code is one answer", body=UserCodeBody,
+           response=PendingScreenView, errors=(400, 429))
+def device_lookup():
+    body = parse_body(UserCodeBody)
+    pending = device_flow.presented(ctx(), user_code=body.user_code, ip=current_caller().ip)
+    view = PendingScreenView(user_code=pending.user_code, client_id=pending.app.client_id,
+                             client_name=pending.app.name, scopes=pending.scopes(),
+                             device_class=pending.app.oidc().device_class,
+                             expires_at=iso_from_epoch(pending.code.expires_epoch))
+    return jsonify(view.model_dump())
+
+
+@bp.post("/device/approve")
+@operation("The signed-in person approves a screen's user code: the screen gets a session of its own under the "
+           "device limit (409 concurrent_login: ask, then again with force) and its tokens at its next poll",
+           auth=True, body=ScreenApproval, response=ScreenApproved, errors=(400, 401, 403, 409, 429))
+def device_approve():
+    credentials()  # 401 without a token, before the body is looked at
+    body = parse_body(ScreenApproval)
+    principal = authenticate_request()
+    return jsonify(device_approval.approve(ctx(), principal=principal, body=body,
+                                           caller=current_caller()).model_dump())
+
+
+@bp.post("/device/approve/device")
+@operation("Single sign-on: the browser's device proves it holds its key (a signed challenge) and its live session "
+           "approves the screen's user code (401 login_required when it has none)", body=ScreenSignIn,
+           response=ScreenApproved, errors=(400, 401, 403, 409, 429))
+def device_approve_with_device():
+    body = parse_body(ScreenSignIn)
+    return jsonify(device_approval.approve_with_device(ctx(), body=body, caller=current_caller()).model_dump())
+
+
+@bp.post("/device/deny")
+@operation("The person denies a screen's user code: the screen hears access_denied at its next poll",
+           body=UserCodeBody, response=ScreenDenied, errors=(400, 429))
+def device_deny():
+    body = parse_body(UserCodeBody)
+    device_flow.deny(ctx(), user_code=body.user_code, ip=current_caller().ip)
+    return jsonify(ScreenDenied(status="denied").model_dump())
 
 
 @bp.get("/logout")

@@ -42,3 +42,4 @@ class AuditEvent(StrEnum):
     ROLE_GRANTED = "role_granted"
     ROLE_REVOKED = "role_revoked"
     OPERATOR_ACTION = "operator_action"
+    SCREEN_APPROVED = "screen_approved"

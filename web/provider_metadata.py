@@ -28,6 +28,7 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "revocation_endpoint": f"{issuer}/oidc/revoke",
         "end_session_endpoint": f"{issuer}/oidc/logout",
         "pushed_authorization_request_endpoint": f"{issuer}/oidc/par",
+        "device_authorization_endpoint": f"{issuer}/oidc/device_authorization",  # RFC 8628
         "require_pushed_authorization_requests": False,  # per app: citylogin apps add --require-par
         "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
@@ -37,7 +38,9 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],  # OAuth 2.0 Form Post Response Mode
         # client_credentials: an app added with --admin-role, for the admin API alone (SPEC §15)
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        # the device code: a TV or a command line, approved on the person's phone (RFC 8628, oidc.device_flow)
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                                  "urn:ietf:params:oauth:grant-type:device_code"],
         "subject_types_supported": ["public"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,

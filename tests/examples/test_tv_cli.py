@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from citylogin.cli import main
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
-from tests.support.device_flow import LONG_SECRET, USER_CODE, Screen, approve, deny
+from tests.support.device_screen import LONG_SECRET, USER_CODE, Screen, approve, deny
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app
 from tests.support.services import running_service

@@ -47,7 +47,9 @@ def test_discovery_names_every_endpoint_and_the_key_ring_holds_each_algorithm(pr
     assert metadata["issuer"] == url
     assert metadata["authorization_endpoint"] == url + "/oidc/authorize"
     assert metadata["code_challenge_methods_supported"] == ["S256"]
-    assert metadata["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
+    assert metadata["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials",
+                                                 "urn:ietf:params:oauth:grant-type:device_code"]
+    assert metadata["device_authorization_endpoint"] == url + "/oidc/device_authorization"
     assert metadata["backchannel_logout_supported"] is metadata["backchannel_logout_session_supported"] is True
     assert metadata["authorization_response_iss_parameter_supported"] is True
     assert set(metadata["id_token_signing_alg_values_supported"]) == {"RS256", "ES256", "EdDSA"}

@@ -14,7 +14,7 @@ import requests
 from apps import service as apps
 from apps.models import OidcClient
 from tests.citylogin.test_dynamodb_calls import CallCounter
-from tests.support.device_flow import approve
+from tests.support.device_screen import approve
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, settle_background
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
