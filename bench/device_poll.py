@@ -6,8 +6,8 @@ second of server CPU, in the same run:
 
 Not a test. The same set-up as run_bench.py (in-memory DynamoDB Local, `citylogin init`, gunicorn with
 2 workers x 8 threads on 127.0.0.1), one app added with `citylogin apps add --device-flow --public` (a
-command line: no secret to check on each poll), `CITYLOGIN_DEVICE_POLL_INTERVAL=1` and a code lifetime
-of an hour. Per run:
+command line: no secret to check on each poll), `CITYLOGIN_DEVICE_POLL_INTERVAL=1`, a code lifetime of
+30 minutes (the longest) and the codes per address raised. Per run:
 
 1. The DynamoDB calls of a pending poll: `POST /oidc/token` (grant type device_code) for N codes nobody
    has answered, each polled once after its interval, counted by the server's own counter (GET /metrics,
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         db = stack.enter_context(DynamoDBLocal())
         env = app_environment(endpoint_url=db.endpoint_url, data_dir=work / "data")
-        env |= {"CITYLOGIN_DEVICE_POLL_INTERVAL": str(int(INTERVAL_S)), "CITYLOGIN_DEVICE_CODE_TTL": "3600",
+        env |= {"CITYLOGIN_DEVICE_POLL_INTERVAL": str(int(INTERVAL_S)), "CITYLOGIN_DEVICE_CODE_TTL": "1800",
+                "CITYLOGIN_DEVICE_AUTHORIZATIONS_PER_MINUTE_PER_IP": "1000000000",
                 "CITYLOGIN_MAX_CONCURRENT_DEVICES": "100"}
         run_init(env)
         app = add_device_app(env)
