@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
@@ -15,6 +15,11 @@ POLL_METHOD = "urn:ietf:rfc:8936"
 SESSION_REVOKED_EVENT = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 # The app's stream item (app_streams) for OpenID Connect Back-Channel Logout: client_id + this.
 BACKCHANNEL_STREAM_SUFFIX = "#backchannel"
+# The classes a device-flow app's screens count under (SPEC §5, §14): a session's classes, of which a
+# registered device takes all but "tv" (a TV seat is not a registered device).
+DeviceFlowClass = Literal["tv", "mobile", "tablet", "desktop", "other"]
+DEVICE_FLOW_CLASSES: tuple[str, ...] = get_args(DeviceFlowClass)  # ("tv", "mobile", "tablet", "desktop", "other")
+DEFAULT_SCREEN_CLASS: DeviceFlowClass = "tv"
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,10 @@ class OidcClient:
     # A public client's further browser origins (serialized, web.cors.web_origin): with its redirect
     # URIs' own, the origins its pages call the token, userinfo and revocation endpoints from (CORS)
     web_origins: tuple[str, ...] = ()
-    device_flow: bool = False            # a TV or a command line signs in by RFC 8628's device grant
-    device_class: str = "tv"             # the class its screens' sessions count under (SPEC §5)
+    # The device authorization grant (RFC 8628): screens without a browser sign in with a code approved on
+    # another device, each taking a seat of this class under the device limit
+    device_flow: bool = False
+    device_class: str = DEFAULT_SCREEN_CLASS
 
     def token_endpoint_auth_method(self) -> str:
         """How the app authenticates at the token, PAR and revocation endpoints (RFC 7591 §2)."""
@@ -91,10 +98,10 @@ class AppRecord:
     require_pkce: bool | None = None
     jwks: str | None = None
     web_origins: list[str] | None = None
-    # An operator role (SPEC §15): the app gets admin API tokens with it by the client-credentials grant
-    admin_role: str | None = None
     device_flow: bool | None = None
     device_class: str | None = None
+    # An operator role (SPEC §15): the app gets admin API tokens with it by the client-credentials grant
+    admin_role: str | None = None
 
     def oidc(self) -> OidcClient:
         return self._oidc
@@ -108,7 +115,7 @@ class AppRecord:
                           require_par=bool(self.require_par), require_dpop=bool(self.require_dpop),
                           require_pkce=bool(self.require_pkce), jwks=self.jwks,
                           web_origins=tuple(self.web_origins or ()), device_flow=bool(self.device_flow),
-                          device_class=self.device_class or OidcClient.device_class)
+                          device_class=self.device_class or DEFAULT_SCREEN_CLASS)
 
     def hears_from_ms(self) -> int:
         """The moment from which the app hears of session ends: when it was added."""
@@ -128,6 +135,7 @@ class AppRecord:
                 oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop, "require_pkce": oidc.require_pkce,
                 "pkce": oidc.pkce_rule(required_of_every_app=pkce_required_of_every_app).value,
                 "web_origins": list(oidc.web_origins),
+                "device_flow": oidc.device_flow, "device_class": oidc.device_class,
                 "admin_role": self.admin_role,
                 **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}
 

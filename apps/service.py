@@ -10,7 +10,7 @@ import time
 from typing import Callable
 from urllib.parse import unquote
 
-from apps.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord, NewCredentials, OidcClient
+from apps.models import BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, AppRecord, NewCredentials, OidcClient
 from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
 from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
@@ -97,11 +97,11 @@ def _oidc_fields(oidc: OidcClient) -> dict:
     fields = {"redirect_uris": list(oidc.redirect_uris) or None, "public_client": oidc.public or None,
               "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris) or None,
               "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent or None,
-              "id_token_alg": oidc.id_token_alg if oidc.redirect_uris else None,
+              "id_token_alg": oidc.id_token_alg if oidc.redirect_uris or oidc.device_flow else None,
               "require_par": oidc.require_par or None, "require_dpop": oidc.require_dpop or None,
               "require_pkce": oidc.require_pkce or None,
               "jwks": oidc.jwks, "web_origins": _web_origins(oidc), "device_flow": oidc.device_flow or None,
-              "device_class": oidc.device_class if oidc.device_flow and oidc.device_class != "tv" else None}
+              "device_class": None if oidc.device_class == DEFAULT_SCREEN_CLASS else oidc.device_class}
     return fields
 
 

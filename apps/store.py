@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter, ValidationError
 
-from apps.models import AppRecord
+from apps.models import DEVICE_FLOW_CLASSES, AppRecord
 from common.timefmt import parse_iso
 from database import dynamo
 
@@ -74,6 +74,8 @@ def parse_record(data: dict[str, Any]) -> AppRecord:
                  if isinstance(data.get(name), str) and not _is_moment(data[name])]
     if isinstance(data.get("id_token_alg"), str) and data["id_token_alg"] not in _ID_TOKEN_ALGS:
         problems.append("id_token_alg: not an algorithm of the key ring")
+    if isinstance(data.get("device_class"), str) and data["device_class"] not in DEVICE_FLOW_CLASSES:
+        problems.append("device_class: not a device class")
     if problems:
         raise UnreadableRecord("; ".join(problems))
     return AppRecord(**{name: data[name] for name in _FIELDS if data.get(name) is not None})

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from apps.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES
 from citylogin.admin_cli import _context
 from citylogin.cli_output import OperatorGroup
 from citylogin.operator import OPERATOR_HELP, remember_operator
@@ -51,7 +52,8 @@ def _print_credentials(credentials, as_json: bool, *, pkce_required_of_every_app
         return
     click.echo(f"client_id      {app.client_id}")
     if not credentials.client_secret:
-        click.echo("A public client: it has no secret (PKCE proves each sign-in).")
+        click.echo("A public client: it has no secret (PKCE proves each sign-in)." if app.oidc().redirect_uris else
+                   "A public client: it has no secret (the person's approval of its code proves each sign-in).")
         return
     click.echo(f"client_secret  {credentials.client_secret}")
     click.echo("The secret is shown only now; citylogin keeps only its digest.")
@@ -124,20 +126,33 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--admin-role", type=click.Choice(["viewer", "support", "admin"]), default=None,
               help="Automation: the app gets tokens for the operators' admin API, with what an operator of "
                    "this role may do, by the client-credentials grant at /oidc/token (scope=admin).")
+@click.option("--device-flow", is_flag=True,
+              help="Screens without a browser (TVs, consoles, command lines) sign in with a code approved on "
+                   "another device (RFC 8628); such an app needs no --redirect-uri, and may be --public.")
+@click.option("--device-class", type=click.Choice(DEVICE_FLOW_CLASSES), default=None,
+              help="With --device-flow: the class each approved screen counts under in the device limits "
+                   "(CITYLOGIN_DEVICE_CLASS_LIMITS); tv unless given.")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
         id_token_alg: str, require_par: bool, require_dpop: bool, require_pkce: bool, jwks: str | None,
-        admin_role: str | None, as_json: bool) -> None:
+        admin_role: str | None, device_flow: bool, device_class: str | None, as_json: bool) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
-    With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin."""
+    With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin; with
+    --device-flow its screens without a browser sign in with a code the person approves on another device."""
     from apps import service
     from apps.models import OidcClient
 
-    oidc_options = (public, web_origins, post_logout_redirect_uris, backchannel_logout_uri, consent, require_par,
-                    require_dpop, require_pkce, jwks)
-    if any(oidc_options) and not redirect_uris:
-        raise click.UsageError("the OpenID Connect options need at least one --redirect-uri")
+    # What only a sign-in through the browser uses; the rest serves a device-flow app's tokens as well.
+    redirect_options = (web_origins, post_logout_redirect_uris, consent, require_par, require_pkce)
+    if not redirect_uris and device_flow and any(redirect_options):
+        raise click.UsageError("--web-origin, --post-logout-redirect-uri, --consent, --require-par and --require-pkce "
+                               "are for sign-ins through the browser: they need at least one --redirect-uri")
+    if not redirect_uris and not device_flow and any((*redirect_options, public, backchannel_logout_uri,
+                                                      require_dpop, jwks)):
+        raise click.UsageError("the OpenID Connect options need at least one --redirect-uri (or --device-flow)")
+    if device_class and not device_flow:
+        raise click.UsageError("--device-class is the class of a --device-flow app's screens: add --device-flow")
     if web_origins and not public:
         raise click.UsageError("only a --public client (a SPA) has web origins: its pages hold no secret")
     if public and jwks:
@@ -147,7 +162,8 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
     oidc = OidcClient(redirect_uris=redirect_uris, public=public, post_logout_redirect_uris=post_logout_redirect_uris,
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
                       require_par=require_par, require_dpop=require_dpop, require_pkce=require_pkce, jwks=jwks,
-                      web_origins=web_origins)
+                      web_origins=web_origins, device_flow=device_flow,
+                      device_class=device_class or DEFAULT_SCREEN_CLASS)
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
         every_app = ctx.settings.oidc_require_pkce
@@ -187,7 +203,9 @@ def show(client_id: str, as_json: bool) -> None:
     if app.oidc().redirect_uris:
         shown["pkce"] = PKCE_RULES[shown["pkce"]]
     else:
-        del shown["pkce"]  # it signs nobody in
+        del shown["pkce"]  # it signs nobody in through the browser
+    if not app.oidc().device_flow:
+        shown["device_class"] = None  # no screen counts under it
     for label, value in shown.items():
         click.echo(f"{label:18} {value if value is not None else '-'}")
 

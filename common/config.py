@@ -327,7 +327,9 @@ class Settings(BaseModel):
         return value
 
 
-DEVICE_CLASSES = ("mobile", "tablet", "desktop", "other")
+# The classes a live session may count under (CITYLOGIN_DEVICE_CLASS_LIMITS): a registered device's four
+# (devices.models.DeviceClass), and "tv", a device-flow app's screen, which is no registered device.
+DEVICE_CLASSES = ("mobile", "tablet", "desktop", "other", "tv")
 
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -14,7 +14,7 @@ from web.audit import AuditEvent, audit, operator_acting
 from web.context import AppContext
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
-               "require_par", "require_dpop", "require_pkce", "jwks", "web_origins")
+               "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class")
 
 
 def _public(ctx: AppContext, app: AppRecord) -> dict[str, Any]:
@@ -50,7 +50,8 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       id_token_alg=request.id_token_alg or OidcClient.id_token_alg,
                       require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
                       require_pkce=bool(request.require_pkce), jwks=request.jwks,
-                      web_origins=tuple(request.web_origins or ()))
+                      web_origins=tuple(request.web_origins or ()), device_flow=bool(request.device_flow),
+                      device_class=request.device_class or OidcClient.device_class)
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)
@@ -87,7 +88,9 @@ def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcCl
                       require_par=bool(pick("require_par", now.require_par)),
                       require_dpop=bool(pick("require_dpop", now.require_dpop)),
                       require_pkce=bool(pick("require_pkce", now.require_pkce)), jwks=pick("jwks", now.jwks),
-                      web_origins=tuple(pick("web_origins", now.web_origins) or ()))
+                      web_origins=tuple(pick("web_origins", now.web_origins) or ()),
+                      device_flow=bool(pick("device_flow", now.device_flow)),
+                      device_class=pick("device_class", now.device_class) or OidcClient.device_class)
 
 
 def rotate_secret(ctx: AppContext, *, operator: Operator, client_id: str, reason: str | None) -> dict[str, Any]:

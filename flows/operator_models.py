@@ -11,6 +11,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from pydantic.json_schema import SkipJsonSchema
 
 from accounts.models import PasskeyAssertion, Role
+from apps.models import DeviceFlowClass
 from common.errors import FieldKind, field_refusal
 from common.fields import Omittable
 from oidc.client_keys import public_jwks, public_jwks_problem
@@ -221,6 +222,10 @@ class AppChange(BaseModel):
         default=None, description="a JWK Set of the app's public keys (private_key_jwt)")
     web_origins: Omittable[WebOrigins] = Field(
         default=None, description="a public client's further origins allowed CORS at token, userinfo and revoke")
+    device_flow: Omittable[StrictBool] = Field(
+        default=None, description="screens without a browser sign in by the device authorization grant (RFC 8628)")
+    device_class: Omittable[DeviceFlowClass] = Field(
+        default=None, description="the class a device-flow app's screens count under in the device limits (tv)")
     admin_role: Role | None = Field(default=None, description="admin API tokens of this role by client credentials")
     reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
 

@@ -49,7 +49,7 @@ class Hooks:
         app = current_app(self.ctx, client_id=client_id)
         if app is None:
             return None
-        if not (app.oidc().redirect_uris or app.admin_role or app.oidc().device_flow):
+        if not (app.oidc().redirect_uris or app.oidc().device_flow or app.admin_role):
             return None  # an app registered for introspection and events only signs nobody in
         return Client(app=app, secret_ok=lambda secret: _secret_ok(app, secret))
 

@@ -317,6 +317,8 @@ class SessionView(BaseModel):
     current: bool
     status: str
     revoked_reason: str | None
+    device_class: str = Field(default="other", description="the class it counts under against the limits: mobile, "
+                                                           "tablet, desktop, other, or tv (a screen's)")
 
 
 class ListedSession(SessionView):

@@ -6,7 +6,7 @@
 import { authCall } from "./api.js";
 import { confirmAction } from "./admin_dialog.js";
 import { cell, failed, sayDone } from "./admin_view.js";
-import { onLocaleChange, setPlainText, setText } from "./i18n.js";
+import { onLocaleChange, setPlainText, setText, t } from "./i18n.js";
 import { latestOnly } from "./latest.js";
 import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
 
@@ -21,6 +21,7 @@ const reads = latestOnly({ busy: $("#apps-panel") });
 export function initApps() {
   $("#apps-reload").addEventListener("click", () => loadApps());
   $("#app-form").addEventListener("submit", addApp);
+  $("#app-device-flow").addEventListener("change", showDeviceClass);
   $("#app-rows").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-app-action]");
     if (button) (button.dataset.appAction === "rotate" ? rotateSecret : removeApp)(button.dataset.clientId);
@@ -45,8 +46,13 @@ function drawApps() {
 }
 
 function appRow(app) {
-  const kind = [app.public ? "web.admin.app_kind_public" : "web.admin.app_kind_confidential",
-    app.consent ? "web.admin.app_kind_consent" : null, PKCE_RULES[app.pkce]].filter(Boolean);
+  // PKCE is a rule of sign-ins through the browser: an app without a redirect URI (a device-flow app's
+  // alone) makes none. A language switch draws the rows again, the class's name with them.
+  const kind = [tx("span", {}, app.public ? "web.admin.app_kind_public" : "web.admin.app_kind_confidential"),
+    app.consent ? tx("span", {}, "web.admin.app_kind_consent") : null,
+    app.redirect_uris.length ? tx("span", {}, PKCE_RULES[app.pkce]) : null,
+    app.device_flow ? tx("span", {}, "web.admin.app_kind_device_flow",
+      { class: t(`web.devices.class.${app.device_class}`) }) : null].filter(Boolean);
   const rotate = app.public ? null : tx("button", { type: "button", className: "secondary small",
     dataset: { appAction: "rotate", clientId: app.client_id } }, "web.admin.action.app_rotate");
   const remove = tx("button", { type: "button", className: "danger small",
@@ -55,7 +61,7 @@ function appRow(app) {
     cell("web.admin.col_app", el("strong", {}, app.name)),
     cell("web.admin.col_client_id", el("code", {}, app.client_id)),
     cell("web.admin.col_redirect_uris", ...app.redirect_uris.flatMap((uri, i) => [i ? el("br") : null, uri])),
-    cell("web.admin.col_kind", ...kind.flatMap((key, i) => [i ? ", " : null, tx("span", {}, key)])),
+    cell("web.admin.col_kind", ...kind.flatMap((node, i) => [i ? ", " : null, node])),
     cell("web.admin.col_secret_rotated", timeEl(app.secret_rotated_at || app.created_at)),
     cell("web.admin.col_actions", el("span", { className: "actions" }, rotate, remove)));
 }
@@ -70,15 +76,26 @@ async function addApp(event) {
     showFieldError(form, "name", "web.admin.app_name_required")?.focus();
     return;
   }
-  const fields = { name, redirect_uris: redirectUris, public: form.public.checked, consent: form.consent.checked,
-    require_pkce: form.require_pkce.checked };
+  // Consent and PKCE are asked of sign-ins through the browser: sent for an app with redirect URIs alone
+  // (as `apps add` refuses them to a device-flow app without one).
+  const browser = redirectUris.length > 0;
+  const fields = { name, redirect_uris: redirectUris, public: form.public.checked,
+    consent: browser && form.consent.checked, require_pkce: browser && form.require_pkce.checked,
+    device_flow: form.device_flow.checked,
+    ...(form.device_flow.checked ? { device_class: form.device_class.value } : {}) };
   const created = await confirmAction({ title: "web.admin.action.app_add", message: "web.admin.action.app_add_message",
     params: { app: name }, danger: false, send: (body) => authCall("POST", "/admin/apps", { ...fields, ...body }) });
   if (!created) return;
   form.reset();
+  showDeviceClass();
   clearMessage($("#apps-done"));
   showSecret(created);
   await loadApps();
+}
+
+/** The class select, shown while "device flow" is ticked: only a device-flow app's screens have a class. */
+function showDeviceClass() {
+  $("#app-device-class-field").hidden = !$("#app-device-flow").checked;
 }
 
 async function rotateSecret(clientId) {

@@ -93,6 +93,41 @@ def test_apps_show_says_which_pkce_rule_an_app_has(start):
         cli(env, "add", "Events only", "--json"))["client_id"]).splitlines())  # it signs nobody in
 
 
+def test_apps_add_allows_the_device_flow_without_a_redirect_uri(start):
+    """--device-flow (RFC 8628): no --redirect-uri needed, --public allowed with it alone (a command line holds
+    no secret), the screens' class tv unless --device-class; `show` prints both; the browser's options still
+    need a redirect URI, and --device-class needs --device-flow."""
+    _, ctx, env = start()
+    tv = json.loads(cli(env, "add", "TV", "--device-flow", "--json"))
+    assert (tv["device_flow"], tv["device_class"], tv["redirect_uris"], tv["client_secret"] != "") == \
+        (True, "tv", [], True)
+    command_line = cli(env, "add", "CLI", "--device-flow", "--public", "--device-class", "desktop")
+    assert "no secret" in command_line and "client_secret" not in command_line
+    cli_id = line_of(command_line, "client_id").split()[1]
+    stored = apps.show_app(ctx, client_id=cli_id)
+    assert (stored.public_client, stored.device_flow, stored.device_class) == (True, True, "desktop")
+    shown = cli(env, "show", cli_id)
+    assert (line_of(shown, "device_flow"), line_of(shown, "device_class")) == \
+        ("device_flow        True", "device_class       desktop")
+    assert not any(line.startswith("pkce") for line in shown.splitlines())  # no sign-in through the browser
+    assert json.loads(cli(env, "show", tv["client_id"], "--json"))["device_class"] == "tv"
+    plain = json.loads(cli(env, "add", "Plain", "--json"))
+    assert (plain["device_flow"], line_of(cli(env, "show", plain["client_id"]), "device_class")) == \
+        (False, "device_class       -")  # no screen counts under it
+    both = json.loads(cli(env, "add", "Both", "--device-flow", "--device-class", "other", "--consent",
+                          "--redirect-uri", "https://notes.example/callback", "--json"))
+    assert (both["device_flow"], both["device_class"], both["consent"]) == (True, "other", True)
+
+    for refused in (("--public",), ("--consent", "--device-flow"), ("--require-pkce", "--device-flow"),
+                    ("--require-par", "--device-flow", "--public")):
+        assert "--redirect-uri" in cli(env, "add", "No redirect", *refused, ok=False), refused
+    assert "--device-flow" in cli(env, "add", "Class alone", "--device-class", "tv", ok=False)
+    assert "tv" in cli(env, "add", "Watch", "--device-flow", "--device-class", "watch", ok=False)
+    assert "--device-flow" in cli(env, "add", "--help")
+    names = [app["name"] for app in json.loads(cli(env, "list", "--json"))]
+    assert not {"No redirect", "Class alone", "Watch"} & set(names)
+
+
 def line_of(output: str, label: str) -> str:
     return next(line for line in output.splitlines() if line.split(" ")[0] == label)
 

@@ -48,6 +48,8 @@ def kek() -> str:
     ({"created_at": "not a time"}, "created_at: not a moment"),    # the console's dates refuse it
     ({"secret_rotated_at": "2025-13-01T00:00:00Z"}, "secret_rotated_at: not a moment"),
     ({"id_token_alg": "none"}, "id_token_alg: not an algorithm of the key ring"),
+    ({"device_flow": "true"}, "device_flow: bool_type"),
+    ({"device_class": "watch"}, "device_class: not a device class"),   # a screen counts under one of the five
 ])
 def test_a_record_of_another_shape_is_unreadable_and_names_the_field(change, problem):
     assert parse_record(GOOD).name == "x"

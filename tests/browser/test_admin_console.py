@@ -15,6 +15,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from accounts import user_service as users
 from accounts.models import Role
+from apps import service as apps
 from citylogin.client import CityloginError, Client
 from sessions import service as sessions
 from tests.browser.pages import DevicePage
@@ -377,6 +378,23 @@ def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
     dialog.locator("#action-reason").fill("ticket 20: its library sends PKCE")
     dialog.locator("#action-confirm").click()
     expect(panel.locator("#app-rows tr", has_text=strict)).to_contain_text("PKCE required (this app)")
+
+    screen = unique_name("tv")     # a device-flow app (issue 63): no redirect URI, its screens' class
+    form.get_by_label("Name").fill(screen)
+    expect(form.get_by_label("Its screens count as")).to_be_hidden()
+    form.get_by_label("Devices without a browser (device flow)").check()
+    expect(form.get_by_label("Its screens count as")).to_have_value("tv")
+    form.get_by_label("Its screens count as").select_option("desktop")
+    form.get_by_role("button", name="Add app").click()
+    dialog.locator("#action-reason").fill("ticket 21: the library's TV app")
+    dialog.locator("#action-confirm").click()
+    screen_row = panel.locator("#app-rows tr", has_text=screen)
+    expect(screen_row).to_contain_text("device flow (Computer)")
+    expect(screen_row).not_to_contain_text("PKCE")                   # it signs nobody in through a browser
+    expect(form.get_by_label("Its screens count as")).to_be_hidden()  # the form is reset for the next app
+    [added] = [app for app in apps.list_apps(ctx) if app.name == screen]
+    assert (added.oidc().device_flow, added.oidc().device_class, added.oidc().redirect_uris,
+            added.oidc().consent) == (True, "desktop", (), False)
 
 
 def act_on_app(page: Page, row: Locator, button: str, reason: str) -> None:

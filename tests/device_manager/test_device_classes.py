@@ -13,9 +13,12 @@ import pytest
 import requests
 
 from citylogin.client import Client, ConcurrentLoginRequired
-from common.config import ConcurrencyPolicy, EvictionOrder
+from pydantic import TypeAdapter, ValidationError
+
+from common.config import ConcurrencyPolicy, ConfigError, EvictionOrder, load_settings, parse_class_limits
 from devices.concurrency_policy import ConcurrentLoginRejected, ConfirmationRequired, choose_evictions
 from devices import service as devices
+from devices.models import DeviceClass
 from sessions import service as sessions
 from sessions.models import PresenceEntry
 from tests.support.fixtures import problem
@@ -61,6 +64,25 @@ def test_ask_and_reject_apply_to_the_full_class():
     assert choose([PHONE], device_class="desktop", policy=ConcurrencyPolicy.REJECT) == []
 
 
+def test_tv_is_a_class_a_limit_may_cap_and_no_registered_device_takes():
+    """A device-flow app's screens count under "tv" (issue 63): CITYLOGIN_DEVICE_CLASS_LIMITS=tv=1 starts,
+    an unknown class still stops the start; a registered device keeps the four (DeviceClass)."""
+    assert load_settings(environ={"CITYLOGIN_DEVICE_CLASS_LIMITS": "tv=1"}).class_limits == {"tv": 1}
+    assert parse_class_limits("mobile=1, tv=2") == {"mobile": 1, "tv": 2}
+    for bad in ("watch=1", "TV=1", "tv=0", "tv=1,tv=2"):
+        with pytest.raises(ValueError):
+            parse_class_limits(bad)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={"CITYLOGIN_DEVICE_CLASS_LIMITS": "watch=1"})
+    assert "CITYLOGIN_DEVICE_CLASS_LIMITS" in str(refused.value) and "'watch'" in str(refused.value)
+    tv = entry("tv", "tv", 1)
+    assert choose([tv, LAPTOP], device_class="tv", policy=ConcurrencyPolicy.FORCE) == []   # no tv limit here
+    assert choose_evictions(policy=ConcurrencyPolicy.FORCE, limit=0, order=EvictionOrder.OLDEST_LOGIN,
+                            others=[tv, LAPTOP], force=False, device_class="tv", class_limits={"tv": 1}) == [tv]
+    with pytest.raises(ValidationError):
+        TypeAdapter(DeviceClass).validate_python("tv")
+
+
 def test_the_python_client_says_it_is_a_computer():
     from citylogin.client import guess_device_class
     assert guess_device_class() == "desktop"
@@ -78,8 +100,10 @@ def test_the_class_is_given_at_registration_shown_and_changed(make_server):
                              json={"device_name": "tablet now", "device_class": "tablet"})
     assert renamed.json() == {"device_id": device["device_id"], "device_name": "tablet now", "device_class": "tablet"}
     assert client.get_json("/device/list")["devices"][0]["device_class"] == "tablet"
-    bad = client.request("PATCH", f"/device/{device['device_id']}", json={"device_name": "x", "device_class": "phone"})
-    assert problem(bad)[:2] == (400, "invalid_field")
+    for bad_class in ("phone", "tv"):  # tv: a device-flow screen's class, never a registered device's
+        bad = client.request("PATCH", f"/device/{device['device_id']}", json={"device_name": "x",
+                                                                               "device_class": bad_class})
+        assert problem(bad)[:2] == (400, "invalid_field")
     refused = requests.post(f"{url}/registration/", json={"username": unique_name(), "email": "a@example.com",
                                                           "password": PASSWORD, "device_class": "watch"}, timeout=30)
     assert problem(refused)[:2] == (400, "invalid_field")

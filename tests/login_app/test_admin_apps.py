@@ -85,6 +85,48 @@ def test_the_admin_api_and_console_name_each_apps_pkce_rule(make_server):
     assert admin.request("POST", "/admin/apps", json=body).json()["pkce"] == "operator_setting"
 
 
+def test_the_admin_api_allows_an_app_the_device_flow_and_names_its_screens_class(server):
+    """device_flow and device_class (RFC 8628, SPEC §14): added without a redirect URI, changed alone (the
+    rest stays), stored as the registry reads it; anything but a bool or one of the five classes is refused."""
+    url, ctx = server
+    admin = operator(url, ctx, Role.ADMIN)
+    tv = admin.request("POST", "/admin/apps", json={"name": "TV", "device_flow": True})
+    assert tv.status_code == 201, tv.text
+    assert (tv.json()["device_flow"], tv.json()["device_class"], tv.json()["redirect_uris"]) == (True, "tv", [])
+    cli = admin.request("POST", "/admin/apps", json={"name": "CLI", "public": True, "device_flow": True,
+                                                     "device_class": "desktop"}).json()
+    assert (cli["device_flow"], cli["device_class"], cli["public"], cli.get("client_secret")) == \
+        (True, "desktop", True, "")
+    assert apps.show_app(ctx, client_id=cli["client_id"]).oidc().device_class == "desktop"
+    plain = admin.request("POST", "/admin/apps", json={"name": "Notes", "consent": True,
+                                                       "redirect_uris": ["https://notes.example/cb"]}).json()
+    assert (plain["device_flow"], plain["device_class"]) == (False, "tv")
+
+    client_id = plain["client_id"]
+    changed = admin.request("PATCH", f"/admin/apps/{client_id}", json={"device_flow": True})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["device_flow"] is True and changed.json()["consent"] is True  # the rest stays
+    changed = admin.request("PATCH", f"/admin/apps/{client_id}", json={"device_class": "mobile"})
+    assert (changed.json()["device_flow"], changed.json()["device_class"]) == (True, "mobile")
+    assert changed.json()["redirect_uris"] == ["https://notes.example/cb"]
+    stored = apps.show_app(ctx, client_id=client_id)
+    assert (stored.device_flow, stored.device_class, stored.oidc().device_flow) == (True, "mobile", True)
+    back = admin.request("PATCH", f"/admin/apps/{client_id}", json={"device_flow": False, "device_class": "tv"})
+    assert (back.json()["device_flow"], back.json()["device_class"]) == (False, "tv")
+    stored = apps.show_app(ctx, client_id=client_id)
+    assert (stored.device_flow, stored.device_class) == (None, None)  # at their defaults, left out as before
+
+    for member, value in (("device_flow", "yes"), ("device_flow", 1), ("device_flow", None),
+                          ("device_class", "watch"), ("device_class", "TV"), ("device_class", None),
+                          ("device_class", ["tv"])):
+        refused = admin.request("PATCH", f"/admin/apps/{client_id}", json={member: value})
+        assert problem(refused)[:2] == (400, "invalid_field") and refused.json()["field"] == member, refused.text
+        refused = admin.request("POST", "/admin/apps", json={"name": "Bad", "device_flow": True, member: value})
+        assert problem(refused)[:2] == (400, "invalid_field"), refused.text
+    assert admin.get_json(f"/admin/apps/{client_id}")["device_class"] == "tv"
+    assert "Bad" not in [a["name"] for a in admin.get_json("/admin/apps")["apps"]]  # nothing half-written
+
+
 def _basic(client_id: str, secret: str) -> str:
     import base64
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()

@@ -57,3 +57,14 @@ def test_ses_and_sns_need_their_settings():
         make_notifier(backend="ses", region="us-east-1")
     with pytest.raises(ValueError, match="CITYLOGIN_SNS_TOPIC_ARN"):
         make_notifier(backend="sns", region="us-east-1")
+
+
+def test_each_session_class_has_its_name_in_both_languages():
+    """A device-flow screen's class, tv, is named in the mails that name a device's kind (issue 63)."""
+    from common.config import DEVICE_CLASSES
+    from mail.notifier import device_class_name
+
+    assert (device_class_name("tv", "en"), device_class_name("tv", "ja")) == ("TV", "テレビ")
+    other = device_class_name("other", "en")
+    assert [name for name in DEVICE_CLASSES if name != "other" and device_class_name(name, "en") == other] == []
+    assert device_class_name("watch", "ja") == device_class_name("other", "ja")
