@@ -23,6 +23,8 @@ from common.timefmt import iso_from_epoch
 from database.guarded_write import GuardedWrite
 from devices import concurrency_policy
 from flows import device_proof
+from accounts.models import UserRecord
+from mail.notifier import device_class_name, device_facts, localized_message
 from oidc import consents
 from oidc import device_flow
 from oidc.models import ScreenApproved, ScreenApproval, ScreenSignIn
@@ -107,6 +109,7 @@ def _approve(ctx: AppContext, *, approver: _Approver, body: ScreenApproval, call
     for gone in taken.evicted:
         audit(AuditEvent.SESSION_EVICTED, user_uuid=approver.user_uuid, device_id=gone.device_id,
               session_id=gone.session_id, by_device=screen.device_id, reason="displaced")
+    _notify_displaced(ctx, user=user, screen=screen, opened=taken, caller=caller)
     return ScreenApproved(status="approved", session_id=screen.session_id, device_id=screen.device_id,
                           device_name=screen.device_name, device_class=screen.device_class, client_name=app.name,
                           evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in taken.evicted])
@@ -134,7 +137,8 @@ def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, 
                                    device_class=screen.device_class, ip=caller.ip, user_agent=caller.user_agent,
                                    extra_writes=_writes(ctx, approver=approver, screen=screen, now=seats.now,
                                                         approver_ends=approver.session_id in ending),
-                                   amr=approver.amr, session_id=screen.session_id)
+                                   amr=approver.amr, session_id=screen.session_id,
+                                   screen_of=screen.pending.app.client_id)
         if isinstance(taken, OpenedSession):
             return taken
         moved = taken
@@ -158,6 +162,21 @@ def _writes(ctx: AppContext, *, approver: _Approver, screen: _Screen, now: int,
         writes.append(sessions.live_check_of(ctx, session_id=approver.session_id, user_uuid=approver.user_uuid,
                                              device_id=approver.device_id))
     return writes
+
+
+def _notify_displaced(ctx: AppContext, *, user: UserRecord, screen: _Screen, opened: OpenedSession,
+                      caller: Caller) -> None:
+    """Each device the screen displaced is told to the person as a login's are, in the account's language."""
+    if not opened.evicted:
+        return
+    facts = device_facts(user.locale, device_name=screen.device_name, device_class=screen.device_class,
+                         at=ctx.now(), ip=caller.ip)
+    for evicted in opened.evicted:
+        ctx.notifier.notify(localized_message(
+            "forced_logout", texts="forced_logout_displaced", user_uuid=user.user_uuid, email=user.email,
+            locale=user.locale, evicted=evicted.device_name,
+            evicted_class=device_class_name(evicted.device_class, user.locale), device=screen.device_name,
+            facts=facts))
 
 
 def _active_device(entry: PresenceEntry) -> dict:

@@ -30,6 +30,7 @@ from oidc.device_store import (APPROVED, DENIED, PENDING, DeviceRequest, DeviceR
                                PresentedCode)
 from oidc.models import SCOPES, Grant
 from sessions import service as sessions
+from sessions.models import SESSION_ACTIVE, EndedBy, RevokeReason
 from web.context import AppContext
 from web.rate_limits import RateLimitStore, limit_subject
 
@@ -222,3 +223,18 @@ def deny(ctx: AppContext, *, user_code: object, ip: str | None) -> None:
                                  GuardedWrite(item=decide[1], refusal=DeviceRequestDecided)])
     except DeviceRequestDecided:
         raise InvalidUserCode() from None
+
+
+def end_screen_of(ctx: AppContext, *, session_id: str, client_id: str) -> None:
+    """The screen's app gave its grant back (RFC 7009: the TV signs out): a session that was that screen's
+    ends with it, its seat free at once, and the app is told as of any session's end."""
+    session = sessions.session_store(ctx).get(session_id)
+    if session is None or session.screen_of != client_id or session.status != SESSION_ACTIVE:
+        return
+    sessions.revoke_session(ctx, session=session, reason=RevokeReason.LOGGED_OUT,
+                            ended_by=EndedBy(by_app=client_id, by_app_name=_app_name(ctx, client_id)))
+
+
+def _app_name(ctx: AppContext, client_id: str) -> str | None:
+    app = current_app(ctx, client_id=client_id)
+    return app.name if app else None

@@ -16,7 +16,7 @@ from apps.registry import current_app
 from crypto.tokens import digests_equal, token_digest
 from keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from oidc import claims as user_claims
-from oidc import codes, grants, redemption, refresh, token_binding
+from oidc import codes, device_flow, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
@@ -182,6 +182,7 @@ class Hooks:
         by back channel now, but still is when the session ends (it may hold an ID token of it)."""
         grants.end_grant(self.ctx, session_id=held.session_id, client_id=held.client_id,
                          reason=grants.REVOKED_BY_APP, grant_id=held.grant_id)
+        device_flow.end_screen_of(self.ctx, session_id=held.session_id, client_id=held.client_id)
 
     def presented_refresh(self, token: str) -> AppRefresh | None:
         return refresh.presented_for_rotation(self.ctx, token)

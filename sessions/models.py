@@ -165,6 +165,9 @@ class SessionRecord:
     # The apps that signed in on it (SPEC §14), each "<client_id> <its name then>": written by each grant's
     # redemption with the session's liveness check, so that an ended session still says which apps it held.
     app_names: set[str] | None = None
+    # A screen's session (the device authorization grant, SPEC §14): the app it signed in for. The app giving
+    # its grant back (RFC 7009: the screen signs out) ends the session, so that its seat is free at once.
+    screen_of: str | None = None
 
     def apps_signed_in(self) -> list[tuple[str, str]]:
         """(client_id, name) of each app that signed in on the session, by name (one per app)."""

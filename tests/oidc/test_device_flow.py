@@ -15,6 +15,7 @@ from citylogin.client_keys import sign_challenge
 from oidc import device_flow
 from tests.support.device_flow import ask, poll, screen_app
 from tests.support.fixtures import problem
+from tests.accounts.test_email import Recorder
 from tests.support.live import PASSWORD, FakeClock, register_device
 
 APPROVE_PURPOSE = "citylogin-device-flow:"
@@ -166,6 +167,7 @@ def test_another_apps_made_up_and_unallowed_codes_are_refused(provider):
 
 def test_over_the_limit_the_person_is_asked_and_continuing_displaces_the_oldest(make_server):
     url, ctx = make_server(host_name="127.0.0.1", device_poll_interval=1)   # the default limit: one device
+    ctx.notifier.backend = recorder = Recorder()
     credentials = screen_app(ctx)
     answer = _asked(url, credentials)
     phone = _signed_in_phone(url)
@@ -180,6 +182,8 @@ def test_over_the_limit_the_person_is_asked_and_continuing_displaces_the_oldest(
                                            "device_name": phone.key_file.device_name}]
     gone = phone.request("GET", "/session/me")
     assert gone.status_code == 401 and gone.json()["reason"] == "displaced"
+    told = [m for m in recorder.messages if m.event == "forced_logout" and m.user_uuid == phone.key_file.user_uuid]
+    assert len(told) == 1 and "Living-room TV" in told[0].body and phone.key_file.device_name in told[0].body
     assert poll(url, credentials, answer["device_code"]).status_code == 200
 
 
@@ -337,3 +341,25 @@ def test_a_lock_that_commits_while_approving_refuses_the_approval(provider):
     assert _error(poll(url, credentials, answer["device_code"])) == "authorization_pending"
     users.user_store(ctx).set_locked(phone.key_file.user_uuid, False)
     assert _approve(phone, answer["user_code"]).status_code == 200   # the code was left pending
+
+
+def test_the_screen_signing_out_gives_its_tokens_back_and_frees_its_seat(make_server):
+    url, ctx = make_server(host_name="127.0.0.1", concurrency_policy="reject", max_concurrent_devices=2)
+    credentials = screen_app(ctx)
+    answer = _asked(url, credentials)
+    phone = _signed_in_phone(url)
+    screen_session = _approve(phone, answer["user_code"]).json()["session_id"]
+    tokens = poll(url, credentials, answer["device_code"]).json()
+    auth = (credentials.app.client_id, credentials.client_secret)
+    active = requests.post(url + "/session/introspect", data={"token": tokens["access_token"]}, auth=auth, timeout=30)
+    assert active.json()["active"] is True and active.json()["sid"] == screen_session
+    revoked = requests.post(url + "/oidc/revoke", data={"token": tokens["refresh_token"]}, auth=auth, timeout=30)
+    assert revoked.status_code == 200
+    assert _userinfo(url, tokens["access_token"]).status_code == 401
+    assert requests.post(url + "/session/introspect", data={"token": tokens["access_token"]}, auth=auth,
+                         timeout=30).json() == {"active": False}
+    # the screen's session was for its app alone: it ends with it, and its seat is free at once
+    listed = {s["session_id"]: s for s in phone.list_sessions(include_ended=True)}
+    assert listed[screen_session]["status"] != "active" and listed[screen_session]["revoked_reason"] == "logged_out"
+    second = _asked(url, credentials)   # under reject, with room for the phone and one screen
+    assert _approve(phone, second["user_code"]).status_code == 200
