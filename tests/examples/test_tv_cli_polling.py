@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 from authlib.integrations.requests_client import OAuth2Session
 
 from tests.support.device_flow import screen_app
@@ -51,3 +52,26 @@ def test_each_slow_down_adds_five_seconds_that_stay_and_the_approval_ends_the_po
     assert tokens["token_type"].lower() == "bearer" and "id_token" in tokens
     person = client.get(metadata["userinfo_endpoint"], timeout=10).json()
     assert person["preferred_username"] == phone.key_file.username
+
+
+def test_a_code_that_expired_ends_the_polling_with_its_status(make_server):
+    """citylogin answers expired_token once the code's lifetime is over (its clock moved past it while the
+    app waited): the app stops with its own message and exit status 4."""
+    url, ctx = make_server(host_name="127.0.0.1", device_poll_interval=1)
+    clock = FakeClock()
+    ctx.clock = clock
+    app = screen_app(ctx, public=True)
+    tv = _example()
+    client = OAuth2Session(app.app.client_id, None, token_endpoint_auth_method="none")
+    metadata = tv.discover(client, url)
+    started = tv.start(client, metadata, "openid")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(started["expires_in"] + 1)     # the server's clock, not the app's: the app still waits
+
+    with pytest.raises(tv.SignInFailed) as ended:
+        tv.poll(client, metadata, started, sleep=sleep, clock=lambda: 0.0)
+    assert ended.value.status == tv.EXPIRED == 4 and "expired" in str(ended.value)
+    assert waits == [1]
