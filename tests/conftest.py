@@ -30,6 +30,9 @@ RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_
 # that start servers as subprocesses (gunicorn, nginx, `citylogin serve`, a standalone service), drive
 # a browser, soak or fuzz are slow, and so is every test of a module-scoped service process.
 SLOW_FOLDERS = {"browser", "examples"}
+# Where the folders above are looked for: tests/<folder>, never in the checkout's own path (a worktree at
+# /work/wt/examples would otherwise make every test slow).
+TESTS = Path(__file__).resolve().parent
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
     "test_metrics_gunicorn", "test_serve_gunicorn",
@@ -178,7 +181,7 @@ def pytest_ignore_collect(collection_path, config):
     imported: their imports (Playwright, cfn-lint, moto ...) would cost every worker's collection."""
     if config.getoption("markexpr") != "not slow":
         return None
-    whole_folder = collection_path.name in SLOW_FOLDERS and collection_path.is_dir()
+    whole_folder = collection_path.name in SLOW_FOLDERS and collection_path.is_dir() and collection_path.parent == TESTS
     whole_module = collection_path.suffix == ".py" and collection_path.stem in SLOW_MODULES
     return True if whole_folder or whole_module else None
 
@@ -190,7 +193,8 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.serial)
     if (module, test) in LONG:
         item.add_marker(pytest.mark.long)
-    if (SLOW_FOLDERS.intersection(path.parts) or module in SLOW_MODULES or test in SLOW_TESTS
+    folders = path.relative_to(TESTS).parts[:-1] if path.is_relative_to(TESTS) else ()
+    if (SLOW_FOLDERS.intersection(folders) or module in SLOW_MODULES or test in SLOW_TESTS
             or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("serial")
             or item.get_closest_marker("long")):
         item.add_marker(pytest.mark.slow)
