@@ -30,6 +30,9 @@ RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_
 # that start servers as subprocesses (gunicorn, nginx, `citylogin serve`, a standalone service), drive
 # a browser, soak or fuzz are slow, and so is every test of a module-scoped service process.
 SLOW_FOLDERS = {"browser", "examples"}
+# Where the folders above are looked for: tests/<folder>, never in the checkout's own path (a worktree at
+# /work/wt/examples would otherwise make every test slow).
+TESTS = Path(__file__).resolve().parent
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
     "test_metrics_gunicorn", "test_serve_gunicorn",
@@ -39,7 +42,7 @@ SLOW_MODULES = {
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
     "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout", "test_openid_client",
     "test_two_processes", "test_eviction_order_two_processes", "test_device_flow_two_processes", "test_native_app",
-    "test_mixed_versions",
+    "test_mixed_versions", "test_openid_client_device",
     "test_dormant_passwords", "test_dormant_costly_set",
     "test_push_recovery", "test_smtp_mail", "test_smtp_end_to_end",
     "test_sigv4_signatures", "test_aws_walk_through", "test_dynamodb_tls", "test_dynamodb_tls_chaos"}
@@ -166,7 +169,7 @@ LONG_FIRST = {"test_openapi_fuzz", "test_eviction_order_two_processes", "test_re
 ONE_WORKER = {
     "test_two_processes", "test_eviction_order_two_processes", "test_device_flow_two_processes",
     "test_nginx_forward_auth", "test_nginx_mtls",
-    "test_notes", "test_rp_express",
+    "test_notes", "test_tv_cli", "test_openid_client_device", "test_rp_express",
     "test_rp_apache", "test_rp_django", "test_sigv4_signatures", "test_pairing_flow", "test_oidc_sign_in",
     "test_oidc_form_post", "test_oidc_spa", "test_oidc_example_apps", "test_snippets", "test_aws_walk_through",
     "test_gunicorn_body_limit", "test_parked_streams", "test_bench_peer", "test_registration_service_process",
@@ -179,7 +182,7 @@ def pytest_ignore_collect(collection_path, config):
     imported: their imports (Playwright, cfn-lint, moto ...) would cost every worker's collection."""
     if config.getoption("markexpr") != "not slow":
         return None
-    whole_folder = collection_path.name in SLOW_FOLDERS and collection_path.is_dir()
+    whole_folder = collection_path.name in SLOW_FOLDERS and collection_path.is_dir() and collection_path.parent == TESTS
     whole_module = collection_path.suffix == ".py" and collection_path.stem in SLOW_MODULES
     return True if whole_folder or whole_module else None
 
@@ -191,7 +194,8 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.serial)
     if (module, test) in LONG:
         item.add_marker(pytest.mark.long)
-    if (SLOW_FOLDERS.intersection(path.parts) or module in SLOW_MODULES or test in SLOW_TESTS
+    folders = path.relative_to(TESTS).parts[:-1] if path.is_relative_to(TESTS) else ()
+    if (SLOW_FOLDERS.intersection(folders) or module in SLOW_MODULES or test in SLOW_TESTS
             or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("serial")
             or item.get_closest_marker("long")):
         item.add_marker(pytest.mark.slow)
