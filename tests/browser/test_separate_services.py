@@ -86,3 +86,39 @@ def test_the_web_ui_works_through_the_prefix_proxy(proxy, new_device):
     b.open_account()                                                       # /account
     b.log_out()                                                            # /session/logout
     b.expect_login_screen()
+
+
+def test_a_tvs_sign_in_works_through_the_prefix_proxy(proxy, dynamodb_endpoint, table_prefix, tmp_path):
+    """The OpenID Provider's routes (/oidc/…) are the session manager's, the approval page (/device exactly)
+    the web UI's, and the device API (/device/…) the device manager's: a screen's whole sign-in through nginx."""
+    from citylogin.client import Client
+    from tests.support.notes import add_app
+
+    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix,
+                      "data_dir": str(tmp_path / "cli"), "log_level": "WARNING"})
+    app = add_app({**env, "CITYLOGIN_KEY_ENCRYPTION_KEY": KEY_ENCRYPTION_KEY}, "Living-room",
+                  options=("--device-flow", "--public"))
+    metadata = requests.get(proxy + "/.well-known/openid-configuration", timeout=30).json()
+    assert metadata["device_authorization_endpoint"] == proxy + "/oidc/device_authorization"
+    asked = requests.post(metadata["device_authorization_endpoint"],
+                          data={"client_id": app["client_id"], "scope": "openid profile"}, timeout=30)
+    assert asked.status_code == 200, asked.text
+    answer = asked.json()
+    page = requests.get(answer["verification_uri_complete"], timeout=30)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    looked = requests.post(proxy + "/oidc/device/lookup", json={"user_code": answer["user_code"]}, timeout=30)
+    assert looked.status_code == 200 and looked.json()["client_name"] == "Living-room", looked.text
+    phone = Client(proxy)
+    name = unique_name()
+    phone.register(username=name, email=f"{name}@example.com", password=PASSWORD)
+    phone.login(PASSWORD)
+    approved = phone.request("POST", "/oidc/device/approve",
+                             json={"user_code": answer["user_code"], "device_name": "Living-room TV"})
+    assert approved.status_code == 200, approved.text
+    issued = requests.post(metadata["token_endpoint"], timeout=30, data={
+        "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": answer["device_code"],
+        "client_id": app["client_id"]})
+    assert issued.status_code == 200, issued.text
+    userinfo = requests.get(metadata["userinfo_endpoint"], timeout=30,
+                            headers={"Authorization": f"Bearer {issued.json()['access_token']}"})
+    assert userinfo.status_code == 200 and userinfo.json()["preferred_username"] == name
