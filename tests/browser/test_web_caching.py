@@ -16,7 +16,10 @@ from tests.support.live import serving
 
 # 44.9 kB before the login screen told every refusal in its own words and fitted a phone in both
 # languages (the catalogue +1.4 kB, the stylesheet +0.9 kB, the resume and ending code +1.2 kB): 48.5 kB.
-COLD_BUDGET = 50_000
+# 50.6 kB with the TV approval page's texts in the catalogue and the session list's class badges (+0.6 kB)
+# and the session-ending banners as a module of their own (endings.js, +0.7 kB: app.js stays under 500
+# lines); the page's own code (device_flow.js) is loaded at /device alone.
+COLD_BUDGET = 52_000
 
 
 class CountingApp:
