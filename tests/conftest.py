@@ -156,7 +156,8 @@ LONG = {
 # that none starts last and keeps the run waiting on one worker.
 LONG_FIRST = {"test_openapi_fuzz", "test_eviction_order_two_processes", "test_refusal_messages", "test_serve",
               "test_serve_gunicorn", "test_many_hosts",
-              "test_standalone_services", "test_package_layout"}
+              "test_standalone_services", "test_package_layout", "test_device_flow_faults",
+              "test_device_flow_two_processes"}
 
 
 # Modules whose module-scoped fixture starts processes (standalone services, `citylogin serve`, gunicorn,
