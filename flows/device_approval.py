@@ -19,17 +19,16 @@ from dataclasses import dataclass
 from accounts import user_service as users
 from apps import service as apps
 from common.errors import Conflict, ErrorCode, ServiceUnavailable
-from common.timefmt import iso_from_epoch
 from database.guarded_write import GuardedWrite
 from devices import concurrency_policy
-from flows import device_proof
+from flows import device_proof, login
 from accounts.models import UserRecord
 from mail.notifier import device_class_name, device_facts, localized_message
 from oidc import consents
 from oidc import device_flow
 from oidc.models import ScreenApproved, ScreenApproval, ScreenSignIn
 from sessions import service as sessions
-from sessions.models import OpenedSession, PresenceEntry, Principal
+from sessions.models import OpenedSession, Principal
 from web.audit import AuditEvent, audit
 from web.caller import Caller
 from web.context import AppContext
@@ -128,7 +127,7 @@ def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, 
                 policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=seats.others,
                 force=force, device_class=screen.device_class, class_limits=settings.class_limits)
         except concurrency_policy.ConfirmationRequired as required:
-            raise ScreenInUse(active_devices=[_active_device(e) for e in required.active]) from None
+            raise ScreenInUse(active_devices=[login.active_device(e) for e in required.active]) from None
         # The approving session must still be live when the seat is taken, unless this very transaction
         # ends it (displaced by the screen, or counted idle by the presence): one write per item.
         ending = {e.session_id for e in evicted} | {e.session_id for e in seats.presence.entries.values()
@@ -177,9 +176,3 @@ def _notify_displaced(ctx: AppContext, *, user: UserRecord, screen: _Screen, ope
             locale=user.locale, evicted=evicted.device_name,
             evicted_class=device_class_name(evicted.device_class, user.locale), device=screen.device_name,
             facts=facts))
-
-
-def _active_device(entry: PresenceEntry) -> dict:
-    return {"device_id": entry.device_id, "device_name": entry.device_name,
-            "login_at": iso_from_epoch(entry.login_epoch), "last_seen_at": iso_from_epoch(entry.last_seen_epoch),
-            "ip": entry.ip}

@@ -260,7 +260,7 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     except concurrency_policy.ConfirmationRequired as required:
         # Written now, not off the response path: a confirm marks this row continued (the person said yes).
         question = credentials.record_question(ctx, user=user, device_id=device.device_id, caller=caller)
-        raise ConcurrentLogin(active_devices=[_active_device(e) for e in required.active],
+        raise ConcurrentLogin(active_devices=[active_device(e) for e in required.active],
                               confirm_token=_confirm_token(ctx, user=user, device=device, caller=caller,
                                                            jkt=jkt, amr=amr, question=question)) from None
     except concurrency_policy.ConcurrentLoginRejected:
@@ -332,7 +332,8 @@ def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, open
               session_id=evicted.session_id, by_device=device.device_id, reason="displaced")
 
 
-def _active_device(entry: PresenceEntry) -> dict:
+def active_device(entry: PresenceEntry) -> dict:
+    """A live device as the 409's `active_devices` lists it (a login's, and a screen's approval's)."""
     return {"device_id": entry.device_id, "device_name": entry.device_name,
             "login_at": iso_from_epoch(entry.login_epoch), "last_seen_at": iso_from_epoch(entry.last_seen_epoch),
             "ip": entry.ip}

@@ -30,8 +30,8 @@ RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_
 # that start servers as subprocesses (gunicorn, nginx, `citylogin serve`, a standalone service), drive
 # a browser, soak or fuzz are slow, and so is every test of a module-scoped service process.
 SLOW_FOLDERS = {"browser", "examples"}
-# Where the folders above are looked for: tests/<folder>, never in the checkout's own path (a worktree at
-# /work/wt/examples would otherwise make every test slow).
+# Where the folders above are looked for: tests/<folder>, never in the checkout's own path (a checkout at
+# /srv/examples/citylogin would otherwise make every test slow).
 TESTS = Path(__file__).resolve().parent
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
