@@ -65,10 +65,15 @@ class S256Challenge(CodeChallenge):
                 raise refusals.because(InvalidGrantError("This code was asked for without PKCE, which this app "
                                                          "requires."), "pkce_required")
             return
+        if not request.form.get("code_verifier"):
+            # The code's verification fails (RFC 7636 §4.6: invalid_grant), as FAPI 2.0's suite and the
+            # certified providers answer; Authlib says invalid_request.
+            raise refusals.because(InvalidGrantError("This code was asked for with a code_challenge: redeem it "
+                                                     "with its code_verifier."), "pkce_verifier_missing")
         try:
-            super().validate_code_verifier(grant, result)  # its verifier required (invalid_request), and matching
+            super().validate_code_verifier(grant, result)  # a well-formed verifier (invalid_request), and matching
         except InvalidRequestError as error:
-            refusals.because(error, "pkce_verifier_missing")
+            refusals.because(error, "pkce_verifier_malformed")
             raise
         except InvalidGrantError as error:
             refusals.because(error, "pkce_verifier_mismatch")

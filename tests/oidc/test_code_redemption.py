@@ -106,7 +106,7 @@ KEY, OTHER_KEY = generate_key(), generate_key()
 # Each: (what the code is bound to at /oidc/authorize, the failed attempt, the error it gets).
 FAILED_ATTEMPTS: dict[str, tuple[dict[str, str], Callable[[Redemption, Any, Any], requests.Response], str]] = {
     "wrong verifier": ({}, lambda r, app, other: Redemption(r.url, r.code, pkce_pair()[0]).send(app), "invalid_grant"),
-    "no verifier": ({}, lambda r, app, other: Redemption(r.url, r.code, "").send(app), "invalid_request"),
+    "no verifier": ({}, lambda r, app, other: Redemption(r.url, r.code, "").send(app), "invalid_grant"),
     "another client's credentials": ({}, lambda r, app, other: r.send(other), "invalid_grant"),
     "wrong redirect_uri": ({}, lambda r, app, other: Redemption(r.url, r.code, r.verifier, REDIRECT + "/x").send(app),
                            "invalid_grant"),

@@ -89,7 +89,7 @@ def test_what_was_asked_is_enforced_no_downgrade_either_way(provider):
     verifier, challenge = pkce_pair()
     code = _code(url, device, _request(credentials, code_challenge=challenge, code_challenge_method="S256"))
     missing = _redeem(url, credentials, code)
-    assert (missing.status_code, missing.json()["error"]) == (400, "invalid_request"), missing.text
+    assert (missing.status_code, missing.json()["error"]) == (400, "invalid_grant"), missing.text
     wrong = _redeem(url, credentials, code, code_verifier=pkce_pair()[0])
     assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant"), wrong.text
     assert _redeem(url, credentials, code, code_verifier=verifier).status_code == 200

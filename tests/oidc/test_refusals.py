@@ -120,7 +120,8 @@ def test_pkce_refusals_say_which_step(server, refusals):
                  reason="pkce_missing")
 
     auth = (strict.app.client_id, strict.client_secret)
-    for verifier, error, reason in ((None, "invalid_request", "pkce_verifier_missing"),
+    for verifier, error, reason in ((None, "invalid_grant", "pkce_verifier_missing"),
+                                    ("short", "invalid_request", "pkce_verifier_malformed"),
                                     (pkce_pair()[0], "invalid_grant", "pkce_verifier_mismatch")):
         code, _ = code_for(url, strict.app.client_id, device, redirect_uri=REDIRECT)
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,

@@ -115,7 +115,7 @@ class Person:
     def __init__(self, browser: Browser, op_url: str, receiver: CallbackReceiver, username: str) -> None:
         self.op_url, self.receiver, self.username = op_url, receiver, username
         self.context = browser.new_context(viewport={"width": 1100, "height": 760})
-        self._confirm_logout = True
+        self._confirm_logout, self._declines = True, False
         self.device = DevicePage(self.context.new_page(), op_url)
 
     @property
@@ -134,13 +134,16 @@ class Person:
     # --- navigations ---------------------------------------------------------------------------
 
     def go(self, url: str, *, method: str = "GET", params: list[tuple[str, str]] | None = None,
-           until: str = "app", confirm_logout: bool = True, timeout: float = PERSON_TIMEOUT) -> Visit:
+           until: str = "app", confirm_logout: bool = True, declines: bool = False,
+           timeout: float = PERSON_TIMEOUT) -> Visit:
         """The browser sent to `url` (a POST: a form the browser submits, as the suite's POST module
         does), and the person through whatever pages follow until `until`: "app", the browser is back
         at the app; "error-page", it stays on a citylogin document that is not the web app; "citylogin",
-        it stays on the web app, which asks nothing more (a logout that goes nowhere); "stays", either. Asked whether to
-        sign out of citylogin, the person answers `confirm_logout`."""
-        self._confirm_logout = confirm_logout
+        it stays on the web app, which asks nothing more (a logout that goes nowhere); "stays", either;
+        "login-page", the sign-in page shows the app's request and the person does nothing there. Asked
+        whether to sign out of citylogin, the person answers `confirm_logout`; shown the sign-in page for
+        an app, the person signs in, or cancels when `declines` (the app hears access_denied)."""
+        self._confirm_logout, self._declines = confirm_logout, declines
         before = self.receiver.count()
         status: int | None = None
         if method == "POST":
@@ -179,10 +182,12 @@ class Person:
                 self.page.wait_for_url(lambda url: url.startswith(self.receiver.url), wait_until="load")
                 return visit
             try:
+                if until == "login-page" and self._login_page_shown():
+                    return visit
                 step = self._answer_page()
                 if step is not None:
                     visit.steps.append(step)
-                elif until != "app" and self._settled(until):
+                elif until != "app" and self._settled(until) and not self.receiver.since(before):
                     return visit
             except PlaywrightError:        # a navigation under way: the page is read again
                 pass
@@ -204,21 +209,33 @@ class Person:
                 return "logout-confirmed"
             page.locator("#confirm-dialog button[value=cancel]").click()
             return "logout-declined"
+        if self._login_page_shown() and self._declines:
+            page.locator("#oidc-cancel").click()
+            return "declined"
         if page.locator("#oidc-banner:visible").count() and page.locator("#login-form:visible").count() \
                 and page.locator("#login-form button[type=submit]:enabled").count():
             self.device.log_in(self.username, PASSWORD)
             return "login"
         return None
 
+    def _login_page_shown(self) -> bool:
+        """The sign-in page, ready, with the banner of the app that waits."""
+        page = self.page
+        return bool(page.locator("#oidc-banner:visible").count() and page.locator("#login-form:visible").count()
+                    and page.locator("#login-form button[type=submit]:enabled").count())
+
     def _settled(self, until: str) -> bool:
         """The browser stays at citylogin: on a document that is not the web app (an error page), or on
         the web app showing a screen that neither waits for the person nor leaves for an app."""
         page = self.page
-        if not page.url.startswith(self.op_url):
+        # The address, the document and its state read at once: read one by one, a navigation to the app
+        # between them would pass the app's loaded page for a citylogin error page.
+        url, web_app, ready = page.evaluate(
+            "() => [location.href, document.querySelector('#auth-screen') !== null, document.readyState]")
+        if not url.startswith(self.op_url + "/"):
             return False
-        web_app = page.locator("#auth-screen").count() > 0
         if until in ("error-page", "stays") and not web_app:
-            return bool(page.evaluate("document.readyState") == "complete")
+            return bool(ready == "complete")
         if until == "error-page":
             return False
         if not web_app or page.locator("dialog[open], #oidc-leaving:visible, #oidc-banner:visible").count():
