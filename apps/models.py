@@ -20,6 +20,8 @@ BACKCHANNEL_STREAM_SUFFIX = "#backchannel"
 DeviceFlowClass = Literal["tv", "mobile", "tablet", "desktop", "other"]
 DEVICE_FLOW_CLASSES: tuple[str, ...] = get_args(DeviceFlowClass)  # ("tv", "mobile", "tablet", "desktop", "other")
 DEFAULT_SCREEN_CLASS: DeviceFlowClass = "tv"
+# The profiles an app may be held to: the FAPI 2.0 Security Profile (final)
+PROFILES: tuple[str, ...] = ("fapi2",)
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,28 @@ class OidcClient:
     # another device, each taking a seat of this class under the device limit
     device_flow: bool = False
     device_class: str = DEFAULT_SCREEN_CLASS
+    # Registration metadata (RFC 7591 §2, OpenID Connect Dynamic Client Registration §2)
+    jwks_uri: str | None = None          # where the app's public keys are fetched, instead of `jwks`
+    logo_uri: str | None = None          # shown on the sign-in and consent pages
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
+    contacts: tuple[str, ...] = ()
+    userinfo_signed_response_alg: str | None = None  # userinfo answers a signed JWT when set
+    registered_auth_method: str | None = None  # token_endpoint_auth_method as registered; None: derived
+    grant_types: tuple[str, ...] = ()    # as registered; () is every grant the app's other fields allow
+    # Request objects (RFC 9101, OpenID Connect Core §6)
+    request_uris: tuple[str, ...] = ()   # the request_uri values the app may send by reference
+    request_object_signing_alg: str | None = None  # the one alg its objects must use; None: any signed one
+    allow_unsigned_request_objects: bool = False   # with no alg named, `alg: none` objects are taken too
+    require_signed_request_object: bool = False    # RFC 9101 §10.5: every request as a signed object
+    # FAPI 2.0 Security Profile: "fapi2" holds the app to all of it
+    profile: str | None = None
 
     def token_endpoint_auth_method(self) -> str:
         """How the app authenticates at the token, PAR and revocation endpoints (RFC 7591 §2)."""
+        if self.registered_auth_method:
+            return self.registered_auth_method
         if self.public:
             return "none"
         return "private_key_jwt" if self.jwks else "client_secret_basic"
@@ -100,6 +121,24 @@ class AppRecord:
     web_origins: list[str] | None = None
     device_flow: bool | None = None
     device_class: str | None = None
+    jwks_uri: str | None = None
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
+    contacts: list[str] | None = None
+    userinfo_signed_response_alg: str | None = None
+    token_endpoint_auth_method: str | None = None
+    grant_types: list[str] | None = None
+    request_uris: list[str] | None = None
+    request_object_signing_alg: str | None = None
+    allow_unsigned_request_objects: bool | None = None
+    require_signed_request_object: bool | None = None
+    profile: str | None = None
+    # Dynamic registration (RFC 7591/7592): the registration access token's digest (never shown), and how
+    # the app was registered (the initial access token's id, or "open"); None for an app an operator added
+    registration_token_digest: str | None = None
+    registered_with: str | None = None
     # An operator role (SPEC §15): the app gets admin API tokens with it by the client-credentials grant
     admin_role: str | None = None
 
@@ -115,7 +154,16 @@ class AppRecord:
                           require_par=bool(self.require_par), require_dpop=bool(self.require_dpop),
                           require_pkce=bool(self.require_pkce), jwks=self.jwks,
                           web_origins=tuple(self.web_origins or ()), device_flow=bool(self.device_flow),
-                          device_class=self.device_class or DEFAULT_SCREEN_CLASS)
+                          device_class=self.device_class or DEFAULT_SCREEN_CLASS, jwks_uri=self.jwks_uri,
+                          logo_uri=self.logo_uri, client_uri=self.client_uri, policy_uri=self.policy_uri,
+                          tos_uri=self.tos_uri, contacts=tuple(self.contacts or ()),
+                          userinfo_signed_response_alg=self.userinfo_signed_response_alg,
+                          registered_auth_method=self.token_endpoint_auth_method,
+                          grant_types=tuple(self.grant_types or ()), request_uris=tuple(self.request_uris or ()),
+                          request_object_signing_alg=self.request_object_signing_alg,
+                          allow_unsigned_request_objects=bool(self.allow_unsigned_request_objects),
+                          require_signed_request_object=bool(self.require_signed_request_object),
+                          profile=self.profile)
 
     def hears_from_ms(self) -> int:
         """The moment from which the app hears of session ends: when it was added."""
@@ -136,8 +184,20 @@ class AppRecord:
                 "pkce": oidc.pkce_rule(required_of_every_app=pkce_required_of_every_app).value,
                 "web_origins": list(oidc.web_origins),
                 "device_flow": oidc.device_flow, "device_class": oidc.device_class,
-                "admin_role": self.admin_role,
+                "admin_role": self.admin_role, **_registration_metadata(oidc),
+                "registered_with": self.registered_with,
                 **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}
+
+
+def _registration_metadata(oidc: OidcClient) -> dict:
+    """The app's RFC 7591 / RFC 9101 / FAPI 2.0 members under their standard names."""
+    return {"jwks_uri": oidc.jwks_uri, "logo_uri": oidc.logo_uri, "client_uri": oidc.client_uri,
+            "policy_uri": oidc.policy_uri, "tos_uri": oidc.tos_uri, "contacts": list(oidc.contacts),
+            "userinfo_signed_response_alg": oidc.userinfo_signed_response_alg,
+            "grant_types": list(oidc.grant_types), "request_uris": list(oidc.request_uris),
+            "request_object_signing_alg": oidc.request_object_signing_alg,
+            "allow_unsigned_request_objects": oidc.allow_unsigned_request_objects,
+            "require_signed_request_object": oidc.require_signed_request_object, "profile": oidc.profile}
 
 
 @dataclass(frozen=True)

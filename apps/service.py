@@ -101,8 +101,22 @@ def _oidc_fields(oidc: OidcClient) -> dict:
               "require_par": oidc.require_par or None, "require_dpop": oidc.require_dpop or None,
               "require_pkce": oidc.require_pkce or None,
               "jwks": oidc.jwks, "web_origins": _web_origins(oidc), "device_flow": oidc.device_flow or None,
-              "device_class": None if oidc.device_class == DEFAULT_SCREEN_CLASS else oidc.device_class}
+              "device_class": None if oidc.device_class == DEFAULT_SCREEN_CLASS else oidc.device_class,
+              **_registration_fields(oidc)}
     return fields
+
+
+def _registration_fields(oidc: OidcClient) -> dict:
+    """The record's RFC 7591 / RFC 9101 / FAPI 2.0 attributes, left out where they hold the default."""
+    return {"jwks_uri": oidc.jwks_uri, "logo_uri": oidc.logo_uri, "client_uri": oidc.client_uri,
+            "policy_uri": oidc.policy_uri, "tos_uri": oidc.tos_uri, "contacts": list(oidc.contacts) or None,
+            "userinfo_signed_response_alg": oidc.userinfo_signed_response_alg,
+            "token_endpoint_auth_method": oidc.registered_auth_method,
+            "grant_types": list(oidc.grant_types) or None, "request_uris": list(oidc.request_uris) or None,
+            "request_object_signing_alg": oidc.request_object_signing_alg,
+            "allow_unsigned_request_objects": oidc.allow_unsigned_request_objects or None,
+            "require_signed_request_object": oidc.require_signed_request_object or None,
+            "profile": oidc.profile}
 
 
 def list_apps(ctx: AppContext) -> list[AppRecord]:

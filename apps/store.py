@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter, ValidationError
 
-from apps.models import DEVICE_FLOW_CLASSES, AppRecord
+from apps.models import DEVICE_FLOW_CLASSES, PROFILES, AppRecord
 from common.timefmt import parse_iso
 from database import dynamo
 
@@ -76,6 +76,8 @@ def parse_record(data: dict[str, Any]) -> AppRecord:
         problems.append("id_token_alg: not an algorithm of the key ring")
     if isinstance(data.get("device_class"), str) and data["device_class"] not in DEVICE_FLOW_CLASSES:
         problems.append("device_class: not a device class")
+    if isinstance(data.get("profile"), str) and data["profile"] not in PROFILES:
+        problems.append("profile: not a profile")
     if problems:
         raise UnreadableRecord("; ".join(problems))
     return AppRecord(**{name: data[name] for name in _FIELDS if data.get(name) is not None})

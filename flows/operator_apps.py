@@ -3,6 +3,7 @@ Connect clients and rotates their secrets through the admin API, with the same s
 `citylogin apps`. Every change is audited with the operator."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from accounts.models import Role
@@ -75,22 +76,20 @@ def change_app(ctx: AppContext, *, operator: Operator, client_id: str, request: 
 
 
 def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcClient:
+    """The app's OpenID Connect fields with those the request gives; every other field (the registration's
+    metadata among them) stays as it is."""
     now = app.oidc()
-
-    def pick(name: str, current: Any) -> Any:
-        return getattr(request, name) if name in given else current
-    return OidcClient(redirect_uris=tuple(pick("redirect_uris", now.redirect_uris) or ()), public=now.public,
-                      post_logout_redirect_uris=tuple(pick("post_logout_redirect_uris",
-                                                           now.post_logout_redirect_uris) or ()),
-                      backchannel_logout_uri=pick("backchannel_logout_uri", now.backchannel_logout_uri),
-                      consent=bool(pick("consent", now.consent)),
-                      id_token_alg=pick("id_token_alg", now.id_token_alg) or OidcClient.id_token_alg,
-                      require_par=bool(pick("require_par", now.require_par)),
-                      require_dpop=bool(pick("require_dpop", now.require_dpop)),
-                      require_pkce=bool(pick("require_pkce", now.require_pkce)), jwks=pick("jwks", now.jwks),
-                      web_origins=tuple(pick("web_origins", now.web_origins) or ()),
-                      device_flow=bool(pick("device_flow", now.device_flow)),
-                      device_class=pick("device_class", now.device_class) or OidcClient.device_class)
+    changes = {name: getattr(request, name) for name in OIDC_FIELDS if name in given}
+    for name in ("redirect_uris", "post_logout_redirect_uris", "web_origins"):
+        if name in changes:
+            changes[name] = tuple(changes[name] or ())
+    for name in ("consent", "require_par", "require_dpop", "require_pkce", "device_flow"):
+        if name in changes:
+            changes[name] = bool(changes[name])
+    for name, default in (("id_token_alg", OidcClient.id_token_alg), ("device_class", OidcClient.device_class)):
+        if name in changes:
+            changes[name] = changes[name] or default
+    return dataclasses.replace(now, **changes)
 
 
 def rotate_secret(ctx: AppContext, *, operator: Operator, client_id: str, reason: str | None) -> dict[str, Any]:

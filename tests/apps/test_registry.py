@@ -50,12 +50,39 @@ def kek() -> str:
     ({"id_token_alg": "none"}, "id_token_alg: not an algorithm of the key ring"),
     ({"device_flow": "true"}, "device_flow: bool_type"),
     ({"device_class": "watch"}, "device_class: not a device class"),   # a screen counts under one of the five
+    ({"contacts": "ops@notes.example"}, "contacts: list_type"),
+    ({"allow_unsigned_request_objects": "yes"}, "allow_unsigned_request_objects: bool_type"),
+    ({"profile": "fapi1"}, "profile: not a profile"),
 ])
 def test_a_record_of_another_shape_is_unreadable_and_names_the_field(change, problem):
     assert parse_record(GOOD).name == "x"
     with pytest.raises(UnreadableRecord) as refused:
         parse_record({**GOOD, **change})
     assert problem in refused.value.problem
+
+
+REGISTERED = {"jwks_uri": "https://notes.example/jwks", "logo_uri": "https://notes.example/logo.png",
+              "client_uri": "https://notes.example/", "policy_uri": "https://notes.example/privacy",
+              "tos_uri": "https://notes.example/terms", "contacts": ["ops@notes.example"],
+              "userinfo_signed_response_alg": "ES256", "token_endpoint_auth_method": "private_key_jwt",
+              "grant_types": ["authorization_code", "refresh_token"],
+              "request_uris": ["https://notes.example/request#abc"], "request_object_signing_alg": "ES256",
+              "allow_unsigned_request_objects": False, "require_signed_request_object": True, "profile": "fapi2"}
+
+
+def test_a_registered_apps_metadata_is_read_back_under_its_standard_names():
+    app = parse_record({**GOOD, **REGISTERED, "registration_token_digest": "secret-digest", "registered_with": "o"})
+    oidc = app.oidc()
+    assert oidc.token_endpoint_auth_method() == "private_key_jwt" and oidc.profile == "fapi2"
+    assert oidc.contacts == ("ops@notes.example",) and oidc.require_signed_request_object is True
+    shown = app.public()
+    assert {name: shown[name] for name in REGISTERED if name != "token_endpoint_auth_method"} == {
+        name: value for name, value in REGISTERED.items() if name != "token_endpoint_auth_method"}
+    assert shown["token_endpoint_auth_method"] == "private_key_jwt" and shown["registered_with"] == "o"
+    assert "secret-digest" not in json.dumps(shown)
+    # an app added before any of it: the defaults, today's derived auth method
+    assert parse_record(GOOD).public()["token_endpoint_auth_method"] == "client_secret_basic"
+    assert parse_record(GOOD).public()["profile"] is None and parse_record(GOOD).public()["contacts"] == []
 
 
 class _Items:

@@ -3,6 +3,7 @@ Connect clients; automation signs in with an app credential by the client-creden
 (Authlib's own OAuth 2 client, unmodified) and acts with the app's role, read on every call."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -12,6 +13,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from accounts.models import Role
 from apps import service as apps
+from apps.models import OidcClient
 from tests.support.fixtures import problem
 from tests.support.operators import operator, person
 
@@ -185,3 +187,19 @@ def test_the_grant_is_for_admin_apps_and_the_admin_scope_alone(server):
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
     metadata = requests.get(url + "/.well-known/openid-configuration", timeout=10).json()
     assert "client_credentials" in metadata["grant_types_supported"]
+
+
+def test_a_change_of_some_oidc_fields_keeps_the_apps_registration_metadata(server):
+    """A PATCH names a few fields; what the app registered by itself (RFC 7591) or was given by a profile
+    or its request-object rules stays: it was once rebuilt from the patchable fields alone."""
+    url, ctx = server
+    admin = operator(url, ctx, Role.ADMIN)
+    oidc = OidcClient(redirect_uris=("https://notes.example/cb",), logo_uri="https://notes.example/logo.png",
+                      contacts=("ops@notes.example",), request_uris=("https://notes.example/request",),
+                      require_signed_request_object=True, profile="fapi2", userinfo_signed_response_alg="ES256")
+    client_id = apps.add_app(ctx, name="Notes", push_url=None, oidc=oidc).app.client_id
+    changed = admin.request("PATCH", f"/admin/apps/{client_id}", json={"redirect_uris": ["https://notes.example/b"]})
+    assert changed.status_code == 200, changed.text
+    kept = apps.show_app(ctx, client_id=client_id).oidc()
+    assert kept.redirect_uris == ("https://notes.example/b",)
+    assert kept == dataclasses.replace(oidc, redirect_uris=("https://notes.example/b",))
