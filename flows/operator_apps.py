@@ -15,7 +15,8 @@ from web.audit import AuditEvent, audit, operator_acting
 from web.context import AppContext
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
-               "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class")
+               "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class",
+               "profile")
 
 
 def _public(ctx: AppContext, app: AppRecord) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
                       require_pkce=bool(request.require_pkce), jwks=request.jwks,
                       web_origins=tuple(request.web_origins or ()), device_flow=bool(request.device_flow),
-                      device_class=request.device_class or OidcClient.device_class)
+                      device_class=request.device_class or OidcClient.device_class, profile=request.profile)
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)

@@ -197,10 +197,11 @@ def _public_fixed(value: object) -> object:
 
 class AppChange(BaseModel):
     """PATCH /admin/apps/<client_id>: the fields given change, the rest stay. Null removes an optional one
-    (push_url, backchannel_logout_uri, jwks, admin_role); a field every app has (its name, a list, a flag,
+    (push_url, backchannel_logout_uri, jwks, admin_role, profile); a field every app has (its name, a list, a flag,
     the ID token's algorithm) may be left out but never null: 400 invalid_field, nothing written. Whether a
     client is public can not change: `public` is refused, as is any member the change does not know (a
-    misspelt field would otherwise answer 200 having changed nothing)."""
+    misspelt field would otherwise answer 200 having changed nothing). An app that cannot hold its profile
+    (apps.profiles) is refused naming the field to change."""
 
     model_config = ConfigDict(extra="forbid")
     # Named at all (even as it is), refused with its own reason; not in the change's schema.
@@ -227,6 +228,8 @@ class AppChange(BaseModel):
     device_class: Omittable[DeviceFlowClass] = Field(
         default=None, description="the class a device-flow app's screens count under in the device limits (tv)")
     admin_role: Role | None = Field(default=None, description="admin API tokens of this role by client credentials")
+    profile: Literal["fapi2"] | None = Field(
+        default=None, description="fapi2: held to the FAPI 2.0 Security Profile (final); null removes it")
     reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
 
 
