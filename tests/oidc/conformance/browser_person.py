@@ -182,10 +182,10 @@ class Person:
                 self.page.wait_for_url(lambda url: url.startswith(self.receiver.url), wait_until="load")
                 return visit
             try:
-                if until == "login-page" and self._login_page_shown():
-                    return visit
-                step = self._answer_page()
-                if step is not None:
+                if until == "login-page":          # the person does nothing until the sign-in page shows
+                    if self._login_page_shown():
+                        return visit
+                elif (step := self._answer_page()) is not None:
                     visit.steps.append(step)
                 elif until != "app" and self._settled(until) and not self.receiver.since(before):
                     return visit
@@ -209,11 +209,10 @@ class Person:
                 return "logout-confirmed"
             page.locator("#confirm-dialog button[value=cancel]").click()
             return "logout-declined"
-        if self._login_page_shown() and self._declines:
-            page.locator("#oidc-cancel").click()
-            return "declined"
-        if page.locator("#oidc-banner:visible").count() and page.locator("#login-form:visible").count() \
-                and page.locator("#login-form button[type=submit]:enabled").count():
+        if self._login_page_shown():               # read once: one answer, signing in or declining
+            if self._declines:
+                page.locator("#oidc-cancel").click()
+                return "declined"
             self.device.log_in(self.username, PASSWORD)
             return "login"
         return None
@@ -255,9 +254,13 @@ class Person:
         self.device.expect_devices_screen()
 
     def signs_out_of_citylogin(self) -> None:
-        """The person logs out at citylogin's own page (the device and its key stay in this browser)."""
+        """The person logs out at citylogin's own page (the device and its key stay in this browser). The
+        page shows neither screen while it starts: which one it shows is read once one does."""
         self.page.goto(self.op_url + "/")
-        if self.page.locator("#login-form:visible").count():
+        home = self.page.locator("#home-screen")
+        expect(self.page.locator("#home-screen:visible, #login-form:visible").first).to_be_visible()
+        if not home.is_visible():
+            self.device.expect_login_screen()
             return
         self.device.expect_devices_screen()
         self.device.log_out()

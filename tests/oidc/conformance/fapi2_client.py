@@ -170,10 +170,11 @@ class FapiClient:
 
 
 def register_client(op: Provider, redirect_uri: str, key: SigningKey, **options: Any) -> FapiClient:
-    """A client registered as an operator registers a FAPI 2.0 app: confidential, private_key_jwt with
-    its public key, ID tokens by a FAPI 2.0 algorithm, and the profile's rules."""
+    """A client registered as an operator registers a FAPI 2.0 app (`citylogin apps add --profile fapi2
+    --jwks … --id-token-alg ES256`): confidential, private_key_jwt with its public key, ID tokens by a
+    FAPI 2.0 algorithm, held to the profile (PAR, PKCE S256 and DPoP follow from it)."""
     options = {"redirect_uris": (redirect_uri,), "jwks": public_jwks(json.dumps({"keys": [key.registered_jwk]})),
-               "id_token_alg": "ES256", "require_par": True, "require_pkce": True, "require_dpop": True, **options}
+               "id_token_alg": "ES256", "profile": "fapi2", **options}
     added = apps.add_app(op.ctx, name="FAPI 2.0 conformance client", push_url=None, oidc=OidcClient(**options))
     return FapiClient(op=op, client_id=added.app.client_id, key=key, redirect_uri=redirect_uri)
 

@@ -520,8 +520,6 @@ def _refused_client_authentication(client: FapiClient, person: Person, auth) -> 
     check_token_error(answer, {"invalid_client", "invalid_request"}, allow_401_for_invalid_client=True)
 
 
-@pytest.mark.xfail(strict=True, reason="a client assertion signed with RS256 authenticates the app (FAPI 2.0 §5.4 "
-                   "allows PS256, ES256 and EdDSA alone; the fapi2 profile's rule)")
 def test_fapi2_security_profile_final_ensure_signed_client_assertion_with_rs256_fails(op, client, person):
     assert client.key.alg == "PS256"                        # not skipped: the client's key is RSA (PS256)
     request = authorization_request(client)
@@ -712,10 +710,6 @@ def _check_refreshed(client: FapiClient, answer: requests.Response, before: Toke
     return refreshed
 
 
-@pytest.mark.xfail(strict=True, reason="the refresh token is bound to the DPoP key of the code's redemption: the "
-                   "suite refreshes with a new key (RefreshTokenRequestSteps' GenerateDpopKey), which FAPI 2.0 "
-                   "and RFC 9449 §5 allow a confidential client; and it is rotated, its predecessor refused 30 s "
-                   "later (FAPI 2.0 §5.3.2.1: no rotation but in extraordinary circumstances)")
 def test_fapi2_security_profile_final_refresh_token(op, client, client2, person):
     issued: list[Tokens] = []
     for fapi_client, first_client in ((client, True), (client2, False)):
@@ -939,20 +933,14 @@ def _par_audience_refused(client: FapiClient, aud: Any) -> None:
     check_par_error(answer, {"invalid_client", "invalid_request"}, statuses=(400, 401))
 
 
-@pytest.mark.xfail(strict=True, reason="an assertion's aud may be a list holding the issuer (FAPI 2.0 §5.3.2.1-8: "
-                   "the issuer alone, as a string; the fapi2 profile's rule)")
 def test_fapi2_security_profile_final_par_test_array_as_audience_fails(op, client):
     _par_audience_refused(client, [client.op.issuer, client.op.metadata["token_endpoint"]])
 
 
-@pytest.mark.xfail(strict=True, reason="an assertion's aud may be the PAR endpoint (FAPI 2.0 §5.3.2.1-8: the "
-                   "issuer alone; the fapi2 profile's rule)")
 def test_fapi2_security_profile_final_par_test_par_endpoint_url_as_audience_fails(op, client):
     _par_audience_refused(client, client.op.metadata["pushed_authorization_request_endpoint"])
 
 
-@pytest.mark.xfail(strict=True, reason="an assertion's aud may be the token endpoint (FAPI 2.0 §5.3.2.1-8: the "
-                   "issuer alone; the fapi2 profile's rule)")
 def test_fapi2_security_profile_final_par_test_token_endpoint_url_as_audience_fails(op, client):
     _par_audience_refused(client, client.op.metadata["token_endpoint"])
 
