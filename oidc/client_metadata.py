@@ -16,6 +16,7 @@ from apps.models import OidcClient
 from oidc.client_keys import public_jwks, public_jwks_problem
 from oidc.client_urls import fetched_url_problem, web_url_problem
 from oidc.models import DEVICE_CODE_GRANT_TYPE
+from oidc.oauth_errors import describable
 from oidc.redirects import redirect_uri_problem
 from web.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
@@ -38,7 +39,7 @@ class InvalidClientMetadata(OAuth2Error):
     error = "invalid_client_metadata"
 
     def __init__(self, member: str, problem: str) -> None:
-        super().__init__(f"{member}: {problem}")
+        super().__init__(describable(f"{member}: {problem}"))
         self.member = member
 
 

@@ -45,14 +45,15 @@ def json_error(error: OAuth2Error) -> Response:
 
 
 def _answer(status: int, error: str, description: str | None, headers: dict[str, str] | None = None) -> Response:
-    body = {"error": error, **({"error_description": _describable(description)} if description else {})}
+    body = {"error": error, **({"error_description": describable(description)} if description else {})}
     sent = {"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})}
     if status == 401:
         sent.setdefault("WWW-Authenticate", 'Basic realm="citylogin"')
     return Response(json.dumps(body), status=status, mimetype="application/json", headers=sent)
 
 
-def _describable(text: str) -> str:
+def describable(text: str) -> str:
+    """`text` as an error_description may carry it (RFC 6749 §5.2's characters, at most 400)."""
     return _NOT_DESCRIBABLE.sub("", text.replace('"', "'").replace("\\", "/"))[:400]
 
 

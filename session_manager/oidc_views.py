@@ -285,7 +285,10 @@ def registration_delete(client_id: str):
            response=UserInfo)
 def userinfo():
     scheme, access_token = credentials()
-    return jsonify(service.userinfo(ctx(), access_token=access_token, scheme=scheme, offer=proof_offer()))
+    answer = service.userinfo(ctx(), access_token=access_token, scheme=scheme, offer=proof_offer())
+    if answer.signed is not None:  # the app registered userinfo_signed_response_alg (OIDC Core §5.3.2)
+        return Response(answer.signed, mimetype="application/jwt")
+    return jsonify(answer.claims)
 
 
 @bp.post("/userinfo")

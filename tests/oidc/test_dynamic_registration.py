@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import jwt
 import pytest
 import requests
 
@@ -206,3 +207,33 @@ def test_an_address_registers_so_many_apps_a_minute(make_server):
     assert registration_tokens.store(ctx).get(made.record.token_id).uses_left == 1  # not spent: no app
     clock.advance(60)
     assert _register(url, made.token).status_code == 201
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_an_app_registered_for_signed_userinfo_gets_a_jwt_of_the_key_ring(server, alg):
+    url, ctx = server
+    body = {**METADATA, "userinfo_signed_response_alg": alg, "id_token_signed_response_alg": alg}
+    answer = _register(url, registration_tokens.make_token(ctx).token, body).json()
+    discovery = requests.get(url + "/.well-known/openid-configuration", timeout=10).json()
+    assert discovery["registration_endpoint"] == url + "/oidc/register"
+    assert alg in discovery["userinfo_signing_alg_values_supported"]
+    device = register_device(url)
+    device.login(PASSWORD)
+    request_id, verifier = waiting_request(url, answer["client_id"], redirect_uri=REDIRECT, browser=device,
+                                           scope="openid profile")
+    code = query_of(finish_as_device(device, request_id, consent=True))["code"]
+    tokens = requests.post(url + "/oidc/token", data={"grant_type": "authorization_code", "code": code,
+                                                      "redirect_uri": REDIRECT, "code_verifier": verifier},
+                           auth=(answer["client_id"], answer["client_secret"]), timeout=10).json()
+    userinfo = requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                            timeout=10)
+    assert userinfo.status_code == 200 and userinfo.headers["Content-Type"] == "application/jwt", userinfo.headers
+    key = jwt.PyJWKClient(discovery["jwks_uri"]).get_signing_key_from_jwt(userinfo.text).key
+    claims = jwt.decode(userinfo.text, key, algorithms=[alg], audience=answer["client_id"], issuer=url)
+    assert jwt.get_unverified_header(userinfo.text)["alg"] == alg
+    assert (claims["iss"], claims["aud"], claims["sub"]) == (url, answer["client_id"], device.key_file.user_uuid)
+    assert "nonce" not in claims and claims["preferred_username"] == device.key_file.username
+    # the same through POST, and an app without the member still answers JSON
+    posted = requests.post(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                           timeout=10)
+    assert posted.headers["Content-Type"] == "application/jwt"
