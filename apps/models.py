@@ -73,7 +73,7 @@ class OidcClient:
             return self.registered_auth_method
         if self.public:
             return "none"
-        return "private_key_jwt" if self.jwks else "client_secret_basic"
+        return "private_key_jwt" if self.jwks or self.jwks_uri else "client_secret_basic"
 
     def pkce_rule(self, *, required_of_every_app: bool) -> PkceRule:
         """Which rule of SPEC §14 the app signs in under: PKCE required of a public client, of an app

@@ -237,3 +237,39 @@ def test_an_app_registered_for_signed_userinfo_gets_a_jwt_of_the_key_ring(server
     posted = requests.post(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
                            timeout=10)
     assert posted.headers["Content-Type"] == "application/jwt"
+
+
+def _tokens(url: str, answer: dict, *, scope: str, post: bool = False) -> requests.Response:
+    device = register_device(url)
+    device.login(PASSWORD)
+    request_id, verifier = waiting_request(url, answer["client_id"], redirect_uri=REDIRECT, browser=device,
+                                           scope=scope)
+    code = query_of(finish_as_device(device, request_id, consent=True))["code"]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    if post:
+        form.update(client_id=answer["client_id"], client_secret=answer["client_secret"])
+        return requests.post(url + "/oidc/token", data=form, timeout=10)
+    return requests.post(url + "/oidc/token", data=form, auth=(answer["client_id"], answer["client_secret"]),
+                         timeout=10)
+
+
+def test_an_app_uses_the_grant_types_and_the_auth_method_it_registered_alone(server):
+    url, ctx = server
+    code_only = _register(url, registration_tokens.make_token(ctx).token,
+                          {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_post"}).json()
+    assert code_only["grant_types"] == ["authorization_code"]
+    by_basic = _tokens(url, code_only, scope="openid offline_access")
+    assert _error(by_basic) == (401, "invalid_client")                  # it registered client_secret_post
+    issued = _tokens(url, code_only, scope="openid offline_access", post=True)
+    assert issued.status_code == 200 and "refresh_token" not in issued.json()   # no refresh_token grant
+    refreshing = requests.post(url + "/oidc/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": "anything", "client_id": code_only["client_id"],
+        "client_secret": code_only["client_secret"]})
+    assert _error(refreshing)[1] == "unauthorized_client"
+
+    with_refresh = _register(url, registration_tokens.make_token(ctx).token, METADATA).json()
+    tokens = _tokens(url, with_refresh, scope="openid offline_access").json()
+    refreshed = requests.post(url + "/oidc/token", data={"grant_type": "refresh_token",
+                                                         "refresh_token": tokens["refresh_token"]},
+                              auth=(with_refresh["client_id"], with_refresh["client_secret"]), timeout=10)
+    assert refreshed.status_code == 200, refreshed.text
