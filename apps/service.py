@@ -99,8 +99,23 @@ def _web_origins(oidc: OidcClient) -> list[str] | None:
     return sorted({origin for value in oidc.web_origins if (origin := web_origin(value))})
 
 
+def _consistent(oidc: OidcClient) -> None:
+    """The rules an app's OpenID Connect fields hold together, however it is added or changed (`apps add`, the
+    admin API, an app registering itself: RFC 7591 §2); InvalidField naming the field otherwise."""
+    method = oidc.registered_auth_method
+    if oidc.jwks and oidc.jwks_uri:
+        raise InvalidField("jwks_uri", "jwks_uri: give jwks or jwks_uri, not both.")
+    if method == "private_key_jwt" and not (oidc.jwks or oidc.jwks_uri):
+        raise InvalidField("token_endpoint_auth_method",
+                           "token_endpoint_auth_method: private_key_jwt needs jwks or jwks_uri.")
+    if method is not None and (method == "none") != oidc.public:
+        raise InvalidField("token_endpoint_auth_method",
+                           "token_endpoint_auth_method: none is a public client's, and a public client's alone.")
+
+
 def _oidc_fields(oidc: OidcClient) -> dict:
     """The record's OIDC attributes, left out where they hold the default (an app as before)."""
+    _consistent(oidc)
     fields = {"redirect_uris": list(oidc.redirect_uris) or None, "public_client": oidc.public or None,
               "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris) or None,
               "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent or None,

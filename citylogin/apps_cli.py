@@ -10,6 +10,7 @@ import click
 
 from apps.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES
 from citylogin.admin_cli import _context
+from citylogin.apps_metadata_cli import metadata_fields, registration_metadata_options
 from citylogin.apps_registration_cli import (registration_token, registration_tokens_list,
                                               revoke_registration_token)
 from citylogin.cli_output import OperatorGroup
@@ -134,11 +135,12 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--device-class", type=click.Choice(DEVICE_FLOW_CLASSES), default=None,
               help="With --device-flow: the class each approved screen counts under in the device limits "
                    "(CITYLOGIN_DEVICE_CLASS_LIMITS); tv unless given.")
+@registration_metadata_options
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
         id_token_alg: str, require_par: bool, require_dpop: bool, require_pkce: bool, jwks: str | None,
-        admin_role: str | None, device_flow: bool, device_class: str | None, as_json: bool) -> None:
+        admin_role: str | None, device_flow: bool, device_class: str | None, as_json: bool, **metadata) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin; with
     --device-flow its screens without a browser sign in with a code the person approves on another device."""
@@ -151,7 +153,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
         raise click.UsageError("--web-origin, --post-logout-redirect-uri, --consent, --require-par and --require-pkce "
                                "are for sign-ins through the browser: they need at least one --redirect-uri")
     if not redirect_uris and not device_flow and any((*redirect_options, public, backchannel_logout_uri,
-                                                      require_dpop, jwks)):
+                                                      require_dpop, jwks, *metadata.values())):
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri (or --device-flow)")
     if device_class and not device_flow:
         raise click.UsageError("--device-class is the class of a --device-flow app's screens: add --device-flow")
@@ -165,7 +167,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
                       require_par=require_par, require_dpop=require_dpop, require_pkce=require_pkce, jwks=jwks,
                       web_origins=web_origins, device_flow=device_flow,
-                      device_class=device_class or DEFAULT_SCREEN_CLASS)
+                      device_class=device_class or DEFAULT_SCREEN_CLASS, **metadata_fields(metadata))
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
         every_app = ctx.settings.oidc_require_pkce

@@ -16,7 +16,11 @@ from web.audit import AuditEvent, audit, operator_acting
 from web.context import AppContext
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
-               "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class")
+               "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class",
+               "jwks_uri", "logo_uri", "client_uri", "policy_uri", "tos_uri", "contacts",
+               "userinfo_signed_response_alg", "token_endpoint_auth_method", "grant_types")
+# The admin API's RFC 7591 member names of OidcClient fields named otherwise
+OIDC_NAMES = {"token_endpoint_auth_method": "registered_auth_method"}
 
 
 def _public(ctx: AppContext, app: AppRecord) -> dict[str, Any]:
@@ -53,12 +57,21 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
                       require_pkce=bool(request.require_pkce), jwks=request.jwks,
                       web_origins=tuple(request.web_origins or ()), device_flow=bool(request.device_flow),
-                      device_class=request.device_class or OidcClient.device_class)
+                      device_class=request.device_class or OidcClient.device_class, **_registration_metadata(request))
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)
         _audited(operator, "app_add", credentials.app.client_id, request.reason)
     return _shown(ctx, credentials)
+
+
+def _registration_metadata(request: AppChange) -> dict[str, Any]:
+    """The OidcClient fields of the request's RFC 7591 members."""
+    return {"jwks_uri": request.jwks_uri, "logo_uri": request.logo_uri, "client_uri": request.client_uri,
+            "policy_uri": request.policy_uri, "tos_uri": request.tos_uri, "contacts": tuple(request.contacts or ()),
+            "userinfo_signed_response_alg": request.userinfo_signed_response_alg,
+            "registered_auth_method": request.token_endpoint_auth_method,
+            "grant_types": tuple(dict.fromkeys(request.grant_types or ()))}
 
 
 def change_app(ctx: AppContext, *, operator: Operator, client_id: str, request: AppChange) -> dict[str, Any]:
@@ -80,8 +93,8 @@ def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcCl
     """The app's OpenID Connect fields with those the request gives; every other field (the registration's
     metadata among them) stays as it is."""
     now = app.oidc()
-    changes = {name: getattr(request, name) for name in OIDC_FIELDS if name in given}
-    for name in ("redirect_uris", "post_logout_redirect_uris", "web_origins"):
+    changes = {OIDC_NAMES.get(name, name): getattr(request, name) for name in OIDC_FIELDS if name in given}
+    for name in ("redirect_uris", "post_logout_redirect_uris", "web_origins", "contacts", "grant_types"):
         if name in changes:
             changes[name] = tuple(changes[name] or ())
     for name in ("consent", "require_par", "require_dpop", "require_pkce", "device_flow"):

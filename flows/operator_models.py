@@ -16,6 +16,7 @@ from apps.registration_tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MAX_USE
 from common.errors import FieldKind, field_refusal
 from common.fields import Omittable
 from oidc.client_keys import public_jwks, public_jwks_problem
+from oidc.client_urls import fetched_url_problem, web_url_problem
 from oidc.redirects import redirect_uri_problem
 from sessions.models import Cursor
 from web.cors import origin_problem
@@ -181,6 +182,35 @@ RedirectUri = Annotated[str, Field(max_length=2048), AfterValidator(_redirect_ur
 Uris = Annotated[list[RedirectUri], Field(max_length=20)]
 
 
+def _web_url(value: str) -> str:
+    problem = web_url_problem(value)
+    if problem:
+        raise field_refusal(FieldKind.INVALID_FORMAT, "url_format", "{field}: {problem}", problem=problem)
+    return value
+
+
+def _fetched_url(value: str) -> str:
+    problem = fetched_url_problem(value)
+    if problem:
+        raise field_refusal(FieldKind.INVALID_FORMAT, "url_format", "{field}: {problem}", problem=problem)
+    return value
+
+
+def _contact(value: str) -> str:
+    if not value or not value.isprintable():
+        raise field_refusal(FieldKind.INVALID_VALUE, "contact", "{field}: 1 to 320 printable characters.")
+    return value
+
+
+# The registration metadata of RFC 7591 §2 (SPEC §14), by the rules POST /oidc/register holds them to
+WebUrl = Annotated[str, Field(max_length=2048), AfterValidator(_web_url)]
+FetchedUrl = Annotated[str, Field(max_length=2048), AfterValidator(_fetched_url)]
+Contacts = Annotated[list[Annotated[str, Field(max_length=320), AfterValidator(_contact)]], Field(max_length=10)]
+SigningAlg = Literal["RS256", "ES256", "EdDSA"]
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+GrantType = Literal["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"]
+
+
 def _web_origin(value: str) -> str:
     problem = origin_problem(value)
     if problem:
@@ -228,6 +258,19 @@ class AppChange(BaseModel):
     device_class: Omittable[DeviceFlowClass] = Field(
         default=None, description="the class a device-flow app's screens count under in the device limits (tv)")
     admin_role: Role | None = Field(default=None, description="admin API tokens of this role by client credentials")
+    jwks_uri: FetchedUrl | None = Field(default=None, description="where the app's public keys are fetched, instead "
+                                                                  "of jwks: https (http on the loopback host)")
+    logo_uri: WebUrl | None = Field(default=None, description="shown on the sign-in and consent pages")
+    client_uri: WebUrl | None = None
+    policy_uri: WebUrl | None = None
+    tos_uri: WebUrl | None = None
+    contacts: Omittable[Contacts] = None
+    userinfo_signed_response_alg: SigningAlg | None = Field(default=None, description="userinfo answers a signed JWT")
+    token_endpoint_auth_method: AuthMethod | None = Field(
+        default=None, description="the one method the app authenticates with; null: derived (public: none, with "
+                                  "keys: private_key_jwt, else a secret in the header or the body)")
+    grant_types: Omittable[Annotated[list[GrantType], Field(max_length=3)]] = Field(
+        default=None, description="the grant types the app uses, alone; [] every one its other fields allow")
     reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
 
 
