@@ -13,6 +13,7 @@ from common.text import DisplayName
 from oidc.redirects import redirect_uri_matches
 
 DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 SCOPES = ("openid", "profile", "email", "offline_access")
 ADMIN_SCOPE = "admin"  # the client-credentials grant's only scope: the admin API (SPEC §15)
 REQUEST_ID_BYTES = 24
@@ -76,12 +77,10 @@ class Client:
         return not self.app.oidc().public and bool(self.secret_ok and self.secret_ok(client_secret))
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        oidc = self.app.oidc()
-        registered = oidc.token_endpoint_auth_method()
-        if registered == "client_secret_basic" and not oidc.registered_auth_method:
-            return method in ("client_secret_basic", "client_secret_post")  # an operator's app: either way
-        # a method the app registered (RFC 7591 §2) alone, a public client's "none", or its key (private_key_jwt)
-        return method == registered
+        registered = self.app.oidc().token_endpoint_auth_method()
+        if registered in SECRET_METHODS:  # the secret, in the header or the body: libraries default to either
+            return method in SECRET_METHODS
+        return method == registered  # a public client's "none", or the app's key (private_key_jwt)
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
