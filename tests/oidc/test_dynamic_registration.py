@@ -12,10 +12,14 @@ import threading
 import jwt
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from apps import registration_tokens
 from apps import service as apps
 from crypto.tokens import token_digest
+from tests.conftest import app_settings
+from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, FakeClock, register_device
 from tests.support.oidc import finish_as_device, query_of, waiting_request
 
@@ -297,3 +301,34 @@ def test_registrations_racing_for_a_tokens_last_use_on_dynamodb_local_get_one_ap
     assert all(a.json()["error"] == "invalid_token" for a in answers if a.status_code == 401)
     registered = [app for app in apps.list_apps(ctx) if app.registered_with == made.record.token_id]
     assert len(registered) == 1 and registration_tokens.store(ctx).get(made.record.token_id).uses_left == 0
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=8)
+MEMBERS = st.sampled_from(["redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "jwks",
+                           "jwks_uri", "client_name", "logo_uri", "contacts", "userinfo_signed_response_alg",
+                           "request_uris", "request_object_signing_alg", "subject_type"])
+
+
+@given(body=st.dictionaries(MEMBERS, JSON, max_size=4).map(lambda members: {**METADATA, **members}) | JSON)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_whatever_is_sent_is_an_app_or_the_standards_error_never_a_500(open_server, body):
+    url, _ = open_server
+    answer = requests.post(url + "/oidc/register", json=body, timeout=10)
+    assert answer.status_code in (201, 400), answer.text
+    if answer.status_code == 400:
+        assert _error(answer)[1] in ("invalid_client_metadata", "invalid_redirect_uri")
+        assert answer.json()["error_description"].split(":")[0] in (*METADATA, "request", "redirect_uris",
+                                                                     "grant_types", "response_types",
+                                                                     "token_endpoint_auth_method", "jwks", "jwks_uri",
+                                                                     "contacts", "userinfo_signed_response_alg",
+                                                                     "request_uris", "request_object_signing_alg",
+                                                                     "subject_type")
+
+
+@pytest.fixture(scope="module")
+def open_server(dynamodb_endpoint, data_dir, table_prefix):
+    """One server for every example: open registration, no address limit worth the name."""
+    with app_servers(app_settings(dynamodb_endpoint, data_dir, table_prefix)) as start:
+        yield start(oidc_open_registration=True, oidc_registrations_per_minute_per_ip=100_000)
