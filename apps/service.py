@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 from apps.models import (BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, AppRecord, NewCredentials, OidcClient,
                          SelfRegistration)
+from apps.profiles import profile_problem
 from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
 from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
@@ -66,6 +67,7 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClien
     secret (client_secret is ""): nothing it sends can authenticate it but PKCE. An app that registers
     itself (RFC 7591) is written in one transaction with the entries its `registration` brings along."""
     now, oidc = ctx.now(), oidc or OidcClient()
+    _check_profile(oidc, admin_role=admin_role)
     fields = _oidc_fields(oidc)
     if registration is not None:
         fields.update(registration_token_digest=registration.token_digest,
@@ -84,6 +86,13 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClien
     audit(AuditEvent.APP_ADDED, client_id=app.client_id, app_name=name, push_url=push_url, admin_role=admin_role,
           registered_with=app.registered_with)
     return NewCredentials(app=app, client_secret=secret)
+
+
+def _check_profile(oidc: OidcClient, *, admin_role: str | None) -> None:
+    """InvalidField naming the member that keeps the app from its profile (apps.profiles), if one does."""
+    problem = profile_problem(oidc, admin_role=admin_role)
+    if problem is not None:
+        raise InvalidField(problem.field, problem.detail)
 
 
 def _web_origins(oidc: OidcClient) -> list[str] | None:
@@ -171,9 +180,12 @@ def update_app(ctx: AppContext, *, client_id: str, name: str | None = None, push
         fields["push_url"] = push_url
     if "admin_role" in changed:
         fields["admin_role"] = admin_role
-    if oidc is not None:
-        if oidc.public != bool(show_app(ctx, client_id=client_id).public_client):
+    if oidc is not None or "admin_role" in changed:
+        current = show_app(ctx, client_id=client_id)
+        if oidc is not None and oidc.public != bool(current.public_client):
             raise PublicnessFixed()
+        _check_profile(oidc or current.oidc(), admin_role=admin_role if "admin_role" in changed else current.admin_role)
+    if oidc is not None:
         fields.update(_oidc_fields(oidc))
     try:
         app = app_store(ctx).update(client_id, changes=fields) if fields else show_app(ctx, client_id=client_id)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from apps.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES
+from apps.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES, PROFILES
 from citylogin.admin_cli import _context
 from citylogin.apps_metadata_cli import metadata_fields, registration_metadata_options
 from citylogin.apps_registration_cli import (registration_token, registration_tokens_list,
@@ -42,7 +42,8 @@ def apps(context: click.Context, operator: str | None) -> None:
     remember_operator(context, operator)
 
 
-PKCE_RULES = {"public_client": "required (a public client)", "require_pkce": "required (--require-pkce)",
+PKCE_RULES = {"public_client": "required (a public client)", "fapi2_profile": "required (--profile fapi2)",
+              "require_pkce": "required (--require-pkce)",
               "operator_setting": "required (CITYLOGIN_OIDC_REQUIRE_PKCE)",
               "when_sent": "when the app sends a challenge (a confidential client)"}
 
@@ -135,12 +136,17 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--device-class", type=click.Choice(DEVICE_FLOW_CLASSES), default=None,
               help="With --device-flow: the class each approved screen counts under in the device limits "
                    "(CITYLOGIN_DEVICE_CLASS_LIMITS); tv unless given.")
+@click.option("--profile", type=click.Choice(PROFILES), default=None,
+              help="Hold the app to a security profile: fapi2, the FAPI 2.0 Security Profile (final): PAR, PKCE "
+                   "S256, DPoP-bound tokens, private_key_jwt with the issuer as audience, refresh tokens kept. The "
+                   "app must be able to comply: --jwks, https redirect URIs, --id-token-alg ES256 or EdDSA.")
 @registration_metadata_options
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
         id_token_alg: str, require_par: bool, require_dpop: bool, require_pkce: bool, jwks: str | None,
-        admin_role: str | None, device_flow: bool, device_class: str | None, as_json: bool, **metadata) -> None:
+        admin_role: str | None, device_flow: bool, device_class: str | None, profile: str | None,
+        as_json: bool, **metadata) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin; with
     --device-flow its screens without a browser sign in with a code the person approves on another device."""
@@ -153,7 +159,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
         raise click.UsageError("--web-origin, --post-logout-redirect-uri, --consent, --require-par and --require-pkce "
                                "are for sign-ins through the browser: they need at least one --redirect-uri")
     if not redirect_uris and not device_flow and any((*redirect_options, public, backchannel_logout_uri,
-                                                      require_dpop, jwks, *metadata.values())):
+                                                      require_dpop, jwks, profile, *metadata.values())):
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri (or --device-flow)")
     if device_class and not device_flow:
         raise click.UsageError("--device-class is the class of a --device-flow app's screens: add --device-flow")
@@ -167,7 +173,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
                       require_par=require_par, require_dpop=require_dpop, require_pkce=require_pkce, jwks=jwks,
                       web_origins=web_origins, device_flow=device_flow,
-                      device_class=device_class or DEFAULT_SCREEN_CLASS, **metadata_fields(metadata))
+                      device_class=device_class or DEFAULT_SCREEN_CLASS, profile=profile, **metadata_fields(metadata))
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
         every_app = ctx.settings.oidc_require_pkce
@@ -212,6 +218,26 @@ def show(client_id: str, as_json: bool) -> None:
         shown["device_class"] = None  # no screen counts under it
     for label, value in shown.items():
         click.echo(f"{label:18} {value if value is not None else '-'}")
+
+
+@apps.command()
+@click.argument("client_id")
+@click.option("--profile", required=True, type=click.Choice([*PROFILES, "none"]),
+              help="Hold the app to a security profile (fapi2: the FAPI 2.0 Security Profile), or to none.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def update(client_id: str, profile: str, as_json: bool) -> None:
+    """Change an app's profile; its other fields stay. An app that cannot comply (no keys, an http redirect
+    URI, ...) is refused, naming the field to change first."""
+    import dataclasses
+
+    from apps import service
+
+    with _context() as ctx:
+        oidc = dataclasses.replace(service.show_app(ctx, client_id=client_id).oidc(),
+                                   profile=None if profile == "none" else profile)
+        app = service.update_app(ctx, client_id=client_id, oidc=oidc)
+        shown = app.public(pkce_required_of_every_app=ctx.settings.oidc_require_pkce)
+    click.echo(json.dumps(shown) if as_json else f"app {client_id}: profile {shown['profile'] or 'none'}")
 
 
 @apps.command("rotate-secret")

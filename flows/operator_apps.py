@@ -17,7 +17,7 @@ from web.context import AppContext
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
                "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class",
-               "jwks_uri", "logo_uri", "client_uri", "policy_uri", "tos_uri", "contacts",
+               "profile", "jwks_uri", "logo_uri", "client_uri", "policy_uri", "tos_uri", "contacts",
                "userinfo_signed_response_alg", "token_endpoint_auth_method", "grant_types")
 # The admin API's RFC 7591 member names of OidcClient fields named otherwise
 OIDC_NAMES = {"token_endpoint_auth_method": "registered_auth_method"}
@@ -57,7 +57,8 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
                       require_pkce=bool(request.require_pkce), jwks=request.jwks,
                       web_origins=tuple(request.web_origins or ()), device_flow=bool(request.device_flow),
-                      device_class=request.device_class or OidcClient.device_class, **_registration_metadata(request))
+                      device_class=request.device_class or OidcClient.device_class, profile=request.profile,
+                      **_registration_metadata(request))
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)

@@ -228,10 +228,11 @@ def _public_fixed(value: object) -> object:
 
 class AppChange(BaseModel):
     """PATCH /admin/apps/<client_id>: the fields given change, the rest stay. Null removes an optional one
-    (push_url, backchannel_logout_uri, jwks, admin_role); a field every app has (its name, a list, a flag,
+    (push_url, backchannel_logout_uri, jwks, admin_role, profile); a field every app has (its name, a list, a flag,
     the ID token's algorithm) may be left out but never null: 400 invalid_field, nothing written. Whether a
     client is public can not change: `public` is refused, as is any member the change does not know (a
-    misspelt field would otherwise answer 200 having changed nothing)."""
+    misspelt field would otherwise answer 200 having changed nothing). An app that cannot hold its profile
+    (apps.profiles) is refused naming the field to change."""
 
     model_config = ConfigDict(extra="forbid")
     # Named at all (even as it is), refused with its own reason; not in the change's schema.
@@ -258,6 +259,8 @@ class AppChange(BaseModel):
     device_class: Omittable[DeviceFlowClass] = Field(
         default=None, description="the class a device-flow app's screens count under in the device limits (tv)")
     admin_role: Role | None = Field(default=None, description="admin API tokens of this role by client credentials")
+    profile: Literal["fapi2"] | None = Field(
+        default=None, description="fapi2: held to the FAPI 2.0 Security Profile (final); null removes it")
     jwks_uri: FetchedUrl | None = Field(default=None, description="where the app's public keys are fetched, instead "
                                                                   "of jwks: https (http on the loopback host)")
     logo_uri: WebUrl | None = Field(default=None, description="shown on the sign-in and consent pages")

@@ -72,7 +72,7 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
     try:
         _check_authorization_request(server, params)
         grant = server.get_consent_grant(request=authorization_request(ctx, params.to_dict()), end_user=Pending())
-        if grant.client.app.oidc().require_par and not pushed:
+        if grant.client.app.oidc().par_required() and not pushed:
             raise refusals.because(InvalidRequestError("This app signs in with pushed authorization requests (PAR) "
                                                        "only.", redirect_uri=grant.redirect_uri), "par_required")
         if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):

@@ -13,7 +13,8 @@ import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
 
 let apps = [];
 // Which PKCE rule an app signs in under (SPEC §14), as the admin API names it.
-const PKCE_RULES = { public_client: "web.admin.pkce_public_client", require_pkce: "web.admin.pkce_require_pkce",
+const PKCE_RULES = { public_client: "web.admin.pkce_public_client", fapi2_profile: "web.admin.pkce_fapi2_profile",
+  require_pkce: "web.admin.pkce_require_pkce",
   operator_setting: "web.admin.pkce_operator_setting", when_sent: "web.admin.pkce_when_sent" };
 // The list: the latest read's answer (the tab opened, Reload, after an action). A module runs once the
 // page is parsed: the panel is there.
@@ -53,6 +54,7 @@ function appRow(app) {
   // alone) makes none. A language switch draws the rows again, the class's name with them.
   const kind = [tx("span", {}, app.public ? "web.admin.app_kind_public" : "web.admin.app_kind_confidential"),
     app.consent ? tx("span", {}, "web.admin.app_kind_consent") : null,
+    app.profile === "fapi2" ? tx("span", {}, "web.admin.app_kind_fapi2") : null,
     app.redirect_uris.length ? tx("span", {}, PKCE_RULES[app.pkce]) : null,
     app.device_flow ? tx("span", {}, "web.admin.app_kind_device_flow",
       { class: t(`web.devices.class.${app.device_class}`) }) : null,
@@ -80,13 +82,18 @@ async function addApp(event) {
     showFieldError(form, "name", "web.admin.app_name_required")?.focus();
     return;
   }
+  const jwks = publicKeys(form);
+  if (jwks === undefined) return;
   // Consent and PKCE are asked of sign-ins through the browser: sent for an app with redirect URIs alone
   // (as `apps add` refuses them to a device-flow app without one).
   const browser = redirectUris.length > 0;
   const fields = { name, redirect_uris: redirectUris, public: form.public.checked,
     consent: browser && form.consent.checked, require_pkce: browser && form.require_pkce.checked,
     device_flow: form.device_flow.checked,
-    ...(form.device_flow.checked ? { device_class: form.device_class.value } : {}) };
+    ...(form.device_flow.checked ? { device_class: form.device_class.value } : {}),
+    ...(jwks ? { jwks } : {}), id_token_alg: form.id_token_alg.value,
+    // the FAPI 2.0 Security Profile: the server refuses an app that cannot comply, naming the field
+    ...(form.profile.checked ? { profile: "fapi2" } : {}) };
   const created = await confirmAction({ title: "web.admin.action.app_add", message: "web.admin.action.app_add_message",
     params: { app: name }, danger: false, send: (body) => authCall("POST", "/admin/apps", { ...fields, ...body }) });
   if (!created) return;
@@ -95,6 +102,19 @@ async function addApp(event) {
   clearMessage($("#apps-done"));
   showSecret(created);
   await loadApps();
+}
+
+/** The JWK Set pasted (its public keys: the app signs in with private_key_jwt), null for none, or undefined
+ * when it is no JSON object (the field says so, and nothing is sent). */
+function publicKeys(form) {
+  const text = form.jwks.value.trim();
+  if (!text) return null;
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed;
+  } catch { /* shown at the field below */ }
+  showFieldError(form, "jwks", "web.admin.app_jwks_invalid")?.focus();
+  return undefined;
 }
 
 /** The class select, shown while "device flow" is ticked: only a device-flow app's screens have a class. */
