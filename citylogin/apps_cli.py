@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
@@ -20,11 +19,11 @@ NAME_MAX = 100
 
 
 def _push_url(_context_: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment or len(value) > 2048:
-        raise click.BadParameter("an absolute http(s) URL without a fragment")
+    from oidc.client_urls import endpoint_url_problem
+
+    problem = endpoint_url_problem(value) if value is not None else None
+    if problem:
+        raise click.BadParameter(problem)
     return value
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt,
                       WithJsonSchema)
@@ -16,7 +15,7 @@ from apps.registration_tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MAX_USE
 from common.errors import FieldKind, field_refusal
 from common.fields import Omittable
 from oidc.client_keys import public_jwks, public_jwks_problem
-from oidc.client_urls import fetched_url_problem, web_url_problem
+from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
 from oidc.redirects import redirect_uri_problem
 from sessions.models import Cursor
 from web.cors import origin_problem
@@ -152,8 +151,7 @@ def _app_name(value: str) -> str:
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment or len(value) > 2048:
+    if endpoint_url_problem(value):
         raise field_refusal(FieldKind.INVALID_FORMAT, "url_format",
                             "{field}: an absolute http(s) URL without a fragment.")
     return value

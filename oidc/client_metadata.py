@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 
 from apps.models import OidcClient
 from oidc.client_keys import public_jwks, public_jwks_problem
-from oidc.client_urls import fetched_url_problem, web_url_problem
+from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
 from oidc.models import DEVICE_CODE_GRANT_TYPE
 from oidc.oauth_errors import describable
 from oidc.redirects import redirect_uri_problem
@@ -70,7 +70,7 @@ def parse_metadata(body: Any) -> ClientMetadata:
         redirect_uris=redirect_uris, public=method == "none", registered_auth_method=method,
         grant_types=grant_types, device_flow=DEVICE_CODE_GRANT_TYPE in grant_types, jwks=jwks, jwks_uri=jwks_uri,
         post_logout_redirect_uris=_uris(body, "post_logout_redirect_uris", redirect_uri_problem),
-        backchannel_logout_uri=_url(body, "backchannel_logout_uri"),
+        backchannel_logout_uri=_url(body, "backchannel_logout_uri", problem_of=endpoint_url_problem),
         id_token_alg=_choice(body, "id_token_signed_response_alg", SIGNING_ALGS) or OidcClient.id_token_alg,
         userinfo_signed_response_alg=_choice(body, "userinfo_signed_response_alg", SIGNING_ALGS),
         contacts=check_contacts(body), logo_uri=_url(body, "logo_uri"), client_uri=_url(body, "client_uri"),
@@ -154,7 +154,7 @@ def check_keys(body: dict, method: str) -> tuple[str | None, str | None]:
         if problem:
             raise InvalidClientMetadata("jwks", problem)
         jwks = public_jwks(json.dumps(body["jwks"]))
-    jwks_uri = _url(body, "jwks_uri", fetched=True)
+    jwks_uri = _url(body, "jwks_uri", problem_of=fetched_url_problem)
     if method == "private_key_jwt" and not (jwks or jwks_uri):
         raise InvalidClientMetadata("token_endpoint_auth_method", "private_key_jwt needs jwks or jwks_uri")
     if method == "none" and (jwks or jwks_uri):
@@ -228,11 +228,11 @@ def _choice(body: dict, member: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
-def _url(body: dict, member: str, *, fetched: bool = False) -> str | None:
+def _url(body: dict, member: str, *, problem_of: Callable[[object], str | None] = web_url_problem) -> str | None:
     value = body.get(member)
     if value is None:
         return None
-    problem = fetched_url_problem(value) if fetched else web_url_problem(value)
+    problem = problem_of(value)
     if problem:
         raise InvalidClientMetadata(member, problem)
     return value

@@ -10,7 +10,19 @@ from oidc.redirects import LOOPBACK_HOSTS, MAX_LENGTH, URI_CHARACTERS
 from web.cors import web_origin
 
 LOCAL_HOSTS = LOOPBACK_HOSTS | {"localhost"}
+ENDPOINT_URL = "an absolute http(s) URL without a fragment"
 WEB_URL = f"an absolute http(s) URL of at most {MAX_LENGTH} characters of RFC 3986, without userinfo or a fragment"
+
+
+def endpoint_url_problem(value: object) -> str | None:
+    """Why `value` is not a URL citylogin may post to for the app (backchannel_logout_uri, push_url), or None:
+    the rule `apps add` has always held these to, an absolute http(s) URL without a fragment."""
+    if not isinstance(value, str) or len(value) > MAX_LENGTH:
+        return ENDPOINT_URL
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
+        return ENDPOINT_URL
+    return None
 
 
 def web_url_problem(value: object, *, fragment_allowed: bool = False) -> str | None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from oidc.client_metadata import (AUTH_METHODS, GRANT_TYPES, InvalidClientMetadata, InvalidRedirectUri,
                                   parse_metadata)
-from oidc.client_urls import fetched_url_problem, web_url_problem
+from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
 from oidc.redirects import redirect_uri_problem
 from web.cors import web_origin
 
@@ -57,7 +57,7 @@ def test_any_value_in_any_member_is_taken_or_refused_naming_a_member(member, val
     _parsed_or_refused({**VALID, member: value})
 
 
-@given(st.sampled_from(["logo_uri", "client_uri", "policy_uri", "tos_uri", "backchannel_logout_uri", "jwks_uri"]), URLS)
+@given(st.sampled_from(["logo_uri", "client_uri", "policy_uri", "tos_uri", "jwks_uri"]), URLS)
 @settings(max_examples=400)
 def test_a_url_member_taken_is_an_http_url_without_userinfo_or_fragment(member, url):
     parsed = _parsed_or_refused({**VALID, member: url})
@@ -72,6 +72,16 @@ def test_a_url_member_taken_is_an_http_url_without_userinfo_or_fragment(member, 
     if member == "jwks_uri":
         assert fetched_url_problem(url) is None
         assert parts.scheme.lower() == "https" or parts.hostname in ("127.0.0.1", "::1", "localhost")
+
+
+@given(URLS)
+def test_a_backchannel_logout_uri_taken_is_one_apps_add_takes(url):
+    parsed = _parsed_or_refused({**VALID, "backchannel_logout_uri": url})
+    if parsed is None:
+        return
+    parts = urlsplit(url)
+    assert endpoint_url_problem(url) is None and parts.scheme in ("http", "https") and parts.netloc
+    assert not parts.fragment
 
 
 @given(st.lists(URLS, min_size=1, max_size=3))
