@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
 from apps.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES, PROFILES
 from citylogin.admin_cli import _context
+from citylogin.apps_metadata_cli import metadata_fields, registration_metadata_options
+from citylogin.apps_registration_cli import (registration_token, registration_tokens_list,
+                                              revoke_registration_token)
 from citylogin.cli_output import OperatorGroup
 from citylogin.operator import OPERATOR_HELP, remember_operator
 
@@ -17,11 +19,11 @@ NAME_MAX = 100
 
 
 def _push_url(_context_: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment or len(value) > 2048:
-        raise click.BadParameter("an absolute http(s) URL without a fragment")
+    from oidc.client_urls import endpoint_url_problem
+
+    problem = endpoint_url_problem(value) if value is not None else None
+    if problem:
+        raise click.BadParameter(problem)
     return value
 
 
@@ -137,12 +139,13 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
               help="Hold the app to a security profile: fapi2, the FAPI 2.0 Security Profile (final): PAR, PKCE "
                    "S256, DPoP-bound tokens, private_key_jwt with the issuer as audience, refresh tokens kept. The "
                    "app must be able to comply: --jwks, https redirect URIs, --id-token-alg ES256 or EdDSA.")
+@registration_metadata_options
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
         id_token_alg: str, require_par: bool, require_dpop: bool, require_pkce: bool, jwks: str | None,
         admin_role: str | None, device_flow: bool, device_class: str | None, profile: str | None,
-        as_json: bool) -> None:
+        as_json: bool, **metadata) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin; with
     --device-flow its screens without a browser sign in with a code the person approves on another device."""
@@ -155,7 +158,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
         raise click.UsageError("--web-origin, --post-logout-redirect-uri, --consent, --require-par and --require-pkce "
                                "are for sign-ins through the browser: they need at least one --redirect-uri")
     if not redirect_uris and not device_flow and any((*redirect_options, public, backchannel_logout_uri,
-                                                      require_dpop, jwks, profile)):
+                                                      require_dpop, jwks, profile, *metadata.values())):
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri (or --device-flow)")
     if device_class and not device_flow:
         raise click.UsageError("--device-class is the class of a --device-flow app's screens: add --device-flow")
@@ -169,7 +172,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
                       require_par=require_par, require_dpop=require_dpop, require_pkce=require_pkce, jwks=jwks,
                       web_origins=web_origins, device_flow=device_flow,
-                      device_class=device_class or DEFAULT_SCREEN_CLASS, profile=profile)
+                      device_class=device_class or DEFAULT_SCREEN_CLASS, profile=profile, **metadata_fields(metadata))
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
         every_app = ctx.settings.oidc_require_pkce
@@ -258,3 +261,9 @@ def remove(client_id: str) -> None:
     with _context() as ctx:
         service.remove_app(ctx, client_id=client_id)
     click.echo(f"removed app {client_id}")
+
+
+# Initial access tokens for apps that register themselves (RFC 7591)
+apps.add_command(registration_token)
+apps.add_command(registration_tokens_list)
+apps.add_command(revoke_registration_token)

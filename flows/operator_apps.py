@@ -7,16 +7,20 @@ import dataclasses
 from typing import Any
 
 from accounts.models import Role
+from apps import registration_tokens
 from apps import service as apps
 from apps.models import AppRecord, NewCredentials, OidcClient
-from flows.operator_models import AppChange, NewApp
+from flows.operator_models import AppChange, NewApp, NewRegistrationToken, RegistrationTokenView
 from flows.operators import Operator, need
 from web.audit import AuditEvent, audit, operator_acting
 from web.context import AppContext
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
                "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class",
-               "profile")
+               "profile", "jwks_uri", "logo_uri", "client_uri", "policy_uri", "tos_uri", "contacts",
+               "userinfo_signed_response_alg", "token_endpoint_auth_method", "grant_types")
+# The admin API's RFC 7591 member names of OidcClient fields named otherwise
+OIDC_NAMES = {"token_endpoint_auth_method": "registered_auth_method"}
 
 
 def _public(ctx: AppContext, app: AppRecord) -> dict[str, Any]:
@@ -53,12 +57,22 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
                       require_pkce=bool(request.require_pkce), jwks=request.jwks,
                       web_origins=tuple(request.web_origins or ()), device_flow=bool(request.device_flow),
-                      device_class=request.device_class or OidcClient.device_class, profile=request.profile)
+                      device_class=request.device_class or OidcClient.device_class, profile=request.profile,
+                      **_registration_metadata(request))
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)
         _audited(operator, "app_add", credentials.app.client_id, request.reason)
     return _shown(ctx, credentials)
+
+
+def _registration_metadata(request: AppChange) -> dict[str, Any]:
+    """The OidcClient fields of the request's RFC 7591 members."""
+    return {"jwks_uri": request.jwks_uri, "logo_uri": request.logo_uri, "client_uri": request.client_uri,
+            "policy_uri": request.policy_uri, "tos_uri": request.tos_uri, "contacts": tuple(request.contacts or ()),
+            "userinfo_signed_response_alg": request.userinfo_signed_response_alg,
+            "registered_auth_method": request.token_endpoint_auth_method,
+            "grant_types": tuple(dict.fromkeys(request.grant_types or ()))}
 
 
 def change_app(ctx: AppContext, *, operator: Operator, client_id: str, request: AppChange) -> dict[str, Any]:
@@ -80,8 +94,8 @@ def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcCl
     """The app's OpenID Connect fields with those the request gives; every other field (the registration's
     metadata among them) stays as it is."""
     now = app.oidc()
-    changes = {name: getattr(request, name) for name in OIDC_FIELDS if name in given}
-    for name in ("redirect_uris", "post_logout_redirect_uris", "web_origins"):
+    changes = {OIDC_NAMES.get(name, name): getattr(request, name) for name in OIDC_FIELDS if name in given}
+    for name in ("redirect_uris", "post_logout_redirect_uris", "web_origins", "contacts", "grant_types"):
         if name in changes:
             changes[name] = tuple(changes[name] or ())
     for name in ("consent", "require_par", "require_dpop", "require_pkce", "device_flow"):
@@ -106,3 +120,30 @@ def remove_app(ctx: AppContext, *, operator: Operator, client_id: str, reason: s
     with operator_acting(operator.label):
         apps.remove_app(ctx, client_id=client_id)
         _audited(operator, "app_remove", client_id, reason)
+
+
+# --- initial access tokens for apps that register themselves (RFC 7591) -------------------------------
+
+def make_registration_token(ctx: AppContext, *, operator: Operator,
+                            request: NewRegistrationToken) -> RegistrationTokenView:
+    """A new initial access token, as `citylogin apps registration-token`; the token is in the answer, once."""
+    need(operator, Role.ADMIN)
+    with operator_acting(operator.label):
+        made = registration_tokens.make_token(ctx, expires_in=request.expires_in, uses=request.uses,
+                                              created_by=operator.label)
+        audit(AuditEvent.OPERATOR_ACTION, action="registration_token_add", initial_access=made.record.token_id,
+              **operator.details(), reason=(request.reason or "").strip() or None)
+    return RegistrationTokenView(**made.record.public(), token=made.token)
+
+
+def list_registration_tokens(ctx: AppContext, *, operator: Operator) -> list[RegistrationTokenView]:
+    need(operator, Role.ADMIN)
+    return [RegistrationTokenView(**token.public()) for token in registration_tokens.list_tokens(ctx)]
+
+
+def revoke_registration_token(ctx: AppContext, *, operator: Operator, token_id: str, reason: str | None) -> None:
+    need(operator, Role.ADMIN)
+    with operator_acting(operator.label):
+        registration_tokens.revoke_token(ctx, token_id=token_id)
+        audit(AuditEvent.OPERATOR_ACTION, action="registration_token_revoke", initial_access=token_id,
+              **operator.details(), reason=(reason or "").strip() or None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt,
                       WithJsonSchema)
@@ -12,9 +11,11 @@ from pydantic.json_schema import SkipJsonSchema
 
 from accounts.models import PasskeyAssertion, Role
 from apps.models import DeviceFlowClass
+from apps.registration_tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MAX_USES
 from common.errors import FieldKind, field_refusal
 from common.fields import Omittable
 from oidc.client_keys import public_jwks, public_jwks_problem
+from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
 from oidc.redirects import redirect_uri_problem
 from sessions.models import Cursor
 from web.cors import origin_problem
@@ -150,8 +151,7 @@ def _app_name(value: str) -> str:
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment or len(value) > 2048:
+    if endpoint_url_problem(value):
         raise field_refusal(FieldKind.INVALID_FORMAT, "url_format",
                             "{field}: an absolute http(s) URL without a fragment.")
     return value
@@ -178,6 +178,35 @@ AppName = Annotated[str, Field(max_length=400), AfterValidator(_app_name)]
 Url = Annotated[str, Field(max_length=2048), AfterValidator(_url)]
 RedirectUri = Annotated[str, Field(max_length=2048), AfterValidator(_redirect_uri)]
 Uris = Annotated[list[RedirectUri], Field(max_length=20)]
+
+
+def _web_url(value: str) -> str:
+    problem = web_url_problem(value)
+    if problem:
+        raise field_refusal(FieldKind.INVALID_FORMAT, "url_format", "{field}: {problem}", problem=problem)
+    return value
+
+
+def _fetched_url(value: str) -> str:
+    problem = fetched_url_problem(value)
+    if problem:
+        raise field_refusal(FieldKind.INVALID_FORMAT, "url_format", "{field}: {problem}", problem=problem)
+    return value
+
+
+def _contact(value: str) -> str:
+    if not value or not value.isprintable():
+        raise field_refusal(FieldKind.INVALID_VALUE, "contact", "{field}: 1 to 320 printable characters.")
+    return value
+
+
+# The registration metadata of RFC 7591 §2 (SPEC §14), by the rules POST /oidc/register holds them to
+WebUrl = Annotated[str, Field(max_length=2048), AfterValidator(_web_url)]
+FetchedUrl = Annotated[str, Field(max_length=2048), AfterValidator(_fetched_url)]
+Contacts = Annotated[list[Annotated[str, Field(max_length=320), AfterValidator(_contact)]], Field(max_length=10)]
+SigningAlg = Literal["RS256", "ES256", "EdDSA"]
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+GrantType = Literal["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"]
 
 
 def _web_origin(value: str) -> str:
@@ -230,6 +259,19 @@ class AppChange(BaseModel):
     admin_role: Role | None = Field(default=None, description="admin API tokens of this role by client credentials")
     profile: Literal["fapi2"] | None = Field(
         default=None, description="fapi2: held to the FAPI 2.0 Security Profile (final); null removes it")
+    jwks_uri: FetchedUrl | None = Field(default=None, description="where the app's public keys are fetched, instead "
+                                                                  "of jwks: https (http on the loopback host)")
+    logo_uri: WebUrl | None = Field(default=None, description="shown on the sign-in and consent pages")
+    client_uri: WebUrl | None = None
+    policy_uri: WebUrl | None = None
+    tos_uri: WebUrl | None = None
+    contacts: Omittable[Contacts] = None
+    userinfo_signed_response_alg: SigningAlg | None = Field(default=None, description="userinfo answers a signed JWT")
+    token_endpoint_auth_method: AuthMethod | None = Field(
+        default=None, description="the one method the app authenticates with; null: derived (public: none, with "
+                                  "keys: private_key_jwt, else a secret in the header or the body)")
+    grant_types: Omittable[Annotated[list[GrantType], Field(max_length=3)]] = Field(
+        default=None, description="the grant types the app uses, alone; [] every one its other fields allow")
     reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
 
 
@@ -252,3 +294,29 @@ class AppCredentials(BaseModel):
     client_id: str
     name: str
     client_secret: str | None = Field(default=None, description="only when added or rotated: shown once")
+
+
+class NewRegistrationToken(BaseModel):
+    """POST /admin/registration-tokens: an initial access token for POST /oidc/register (RFC 7591)."""
+
+    model_config = ConfigDict(extra="ignore")
+    expires_in: StrictInt = Field(default=DEFAULT_EXPIRES_IN, ge=1, le=MAX_EXPIRES_IN,
+                                  description="seconds it registers apps for (default a day)")
+    uses: StrictInt = Field(default=1, ge=1, le=MAX_USES, description="how many apps it may register")
+    reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
+
+
+class RegistrationTokenView(BaseModel):
+    """An initial access token as an operator sees it: never the token (shown once, when made) nor its digest."""
+
+    id: str
+    created_at: str
+    expires_at: str
+    uses: int
+    uses_left: int
+    created_by: str | None
+    token: str | None = Field(default=None, description="only when made: shown once")
+
+
+class RegistrationTokenList(BaseModel):
+    tokens: list[RegistrationTokenView]

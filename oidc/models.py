@@ -13,6 +13,7 @@ from common.text import DisplayName
 from oidc.redirects import redirect_uri_matches
 
 DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 SCOPES = ("openid", "profile", "email", "offline_access")
 ADMIN_SCOPE = "admin"  # the client-credentials grant's only scope: the admin API (SPEC §15)
 REQUEST_ID_BYTES = 24
@@ -80,8 +81,8 @@ class Client:
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         registered = self.app.oidc().token_endpoint_auth_method()
-        if registered == "client_secret_basic":
-            return method in ("client_secret_basic", "client_secret_post")
+        if registered in SECRET_METHODS:  # the secret, in the header or the body: libraries default to either
+            return method in SECRET_METHODS
         return method == registered  # a public client's "none", or the app's key (private_key_jwt)
 
     def check_response_type(self, response_type: str) -> bool:
@@ -92,6 +93,8 @@ class Client:
             # tokens are Bearer tokens, which a FAPI 2.0 app never gets (FAPI 2.0 SP §5.3.2.1-4)
             return bool(self.app.admin_role) and not self.app.oidc().public and not self.app.oidc().fapi2
         oidc = self.app.oidc()
+        if oidc.grant_types and grant_type not in oidc.grant_types:
+            return False  # an app that registered its grant types (RFC 7591 §2) uses those alone
         if grant_type == DEVICE_CODE_GRANT_TYPE:  # RFC 8628: an app allowed it (apps add --device-flow)
             return oidc.device_flow
         if grant_type == "refresh_token":
@@ -269,6 +272,11 @@ class Interaction(BaseModel):
     max_age: int | None = None
     login_hint: str | None = None
     consent: bool
+    # What the app registered to be shown by (RFC 7591 §2): its logo, its home page, its policy and terms
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
 
 
 class ConsentView(BaseModel):

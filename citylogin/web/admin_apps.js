@@ -5,6 +5,7 @@
 
 import { authCall } from "./api.js";
 import { confirmAction } from "./admin_dialog.js";
+import { initRegistrationTokens, loadRegistrationTokens } from "./admin_registration.js";
 import { cell, failed, sayDone } from "./admin_view.js";
 import { onLocaleChange, setPlainText, setText, t } from "./i18n.js";
 import { latestOnly } from "./latest.js";
@@ -28,10 +29,12 @@ export function initApps() {
     if (button) (button.dataset.appAction === "rotate" ? rotateSecret : removeApp)(button.dataset.clientId);
   });
   onLocaleChange(() => drawApps());
+  initRegistrationTokens();
 }
 
 export async function loadApps() {
   clearMessage($("#apps-panel > .error"));
+  loadRegistrationTokens();
   await reads.read(() => authCall("GET", "/admin/apps"), {
     draw: (answer) => {
       apps = answer.apps;
@@ -54,7 +57,8 @@ function appRow(app) {
     app.profile === "fapi2" ? tx("span", {}, "web.admin.app_kind_fapi2") : null,
     app.redirect_uris.length ? tx("span", {}, PKCE_RULES[app.pkce]) : null,
     app.device_flow ? tx("span", {}, "web.admin.app_kind_device_flow",
-      { class: t(`web.devices.class.${app.device_class}`) }) : null].filter(Boolean);
+      { class: t(`web.devices.class.${app.device_class}`) }) : null,
+    app.registered_with ? tx("span", {}, "web.admin.app_kind_registered") : null].filter(Boolean);
   const rotate = app.public ? null : tx("button", { type: "button", className: "secondary small",
     dataset: { appAction: "rotate", clientId: app.client_id } }, "web.admin.action.app_rotate");
   const remove = tx("button", { type: "button", className: "danger small",

@@ -3,7 +3,8 @@
 // naming it; the tokens stay on this server), a page at `/` that says whether they are signed in, and
 // a "Sign out" button that ends the citylogin session too (RP-initiated logout).
 //
-//   node openid_client_app.mjs [--port 3000] [--issuer http://localhost:5000] [--dpop | --private-key-jwt]
+//   node openid_client_app.mjs [--port 3000] [--issuer http://localhost:5000] [--dpop | --private-key-jwt | --fapi2]
+//                              [--register]
 //
 // The credentials never go on the command line (other users of the machine can read it):
 //   CLIENT_ID                            the app's client_id (what `citylogin apps add` printed)
@@ -11,12 +12,18 @@
 //   PRIVATE_JWK or PRIVATE_JWK_FILE      with --private-key-jwt, in place of a secret: the app's EC P-256
 //                                        private key (a JWK, JSON), whose public half citylogin holds
 //                                        (`apps add --jwks`); client assertions signed by it
+//   INITIAL_ACCESS_TOKEN[_FILE]          with --register, in place of all of them: the app registers itself
+//                                        at start with openid-client's dynamicClientRegistration() (RFC 7591),
+//                                        with the token an operator made (`citylogin apps registration-token`)
 // With --dpop every token request, PAR and userinfo call carries a DPoP proof by a key of the visitor's
 // sign-in (openid-client's DPoP handle, RFC 9449), so its tokens are bound to that key.
+// With --fapi2 the app signs in as the FAPI 2.0 Security Profile asks of a client, with openid-client's own
+// means for each: every request pushed first (buildAuthorizationUrlWithPAR), PKCE S256, private_key_jwt
+// (PrivateKeyJwt, the issuer as audience) and DPoP (getDPoPHandle) on every token request and userinfo call.
 //
 // GET  /                 the page: signed in as whom (with "Sign out"), or "Sign in with citylogin"
 // GET  /login[?par=1]    → 302 to citylogin's authorization endpoint (code flow, PKCE S256, state, nonce;
-//                          with par=1 the parameters pushed first, RFC 9126, and only a request_uri sent)
+//                          with par=1, or --fapi2, the parameters pushed first, RFC 9126, and only a request_uri sent)
 // GET  /callback         ← citylogin's redirect: openid-client redeems the code, checks the ID token, → /
 // POST /logout           the "Sign out" button: → 302 to citylogin's end-session endpoint with the ID
 //                        token as hint, back to / (the visitor's sign-in here ends at once)
@@ -28,6 +35,7 @@
 //                        the sign-out then sends as its hint): {rotated, claims of the refreshed ID token}
 // GET  /userinfo         the userinfo call with the visitor's access token: {status, body}
 // GET  /state            {signed_in, sid} of the visitor, and the logout tokens received (with when)
+// GET  /registration     with --register: {client_id, client_name, registration_client_uri} as registered
 // GET  /healthz          200
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -41,7 +49,11 @@ const { values: options } = parseArgs({ options: {
   issuer: { type: "string", default: "http://localhost:5000" },
   dpop: { type: "boolean", default: false },
   "private-key-jwt": { type: "boolean", default: false },
+  fapi2: { type: "boolean", default: false },
+  register: { type: "boolean", default: false },
 } });
+const usesDpop = options.dpop || options.fapi2;
+const usesPrivateKeyJwt = options["private-key-jwt"] || options.fapi2;
 const port = Number(options.port);
 const here = `http://127.0.0.1:${port}`;
 const redirectUri = `${here}/callback`;
@@ -56,16 +68,33 @@ function setting(name) {
 }
 
 async function clientAuthentication() {
-  if (!options["private-key-jwt"]) return [setting("CLIENT_SECRET"), undefined];
+  if (!usesPrivateKeyJwt) return [setting("CLIENT_SECRET"), undefined];
   const { kid, ...jwk } = JSON.parse(setting("PRIVATE_JWK"));
   const key = await crypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
   return [undefined, client.PrivateKeyJwt({ key, kid })];
 }
 
-const clientId = setting("CLIENT_ID");
-const [clientSecret, authentication] = await clientAuthentication();
-const config = await client.discovery(new URL(options.issuer), clientId, clientSecret, authentication,
-  { execute: [client.allowInsecureRequests] });     // plain http: a local citylogin only
+// The app's registration (RFC 7591), at its library's defaults: the metadata alone, its secret then sent as
+// openid-client sends a registered one (client_secret_post).
+async function registered() {
+  const metadata = {
+    client_name: "Node app", redirect_uris: [redirectUri], post_logout_redirect_uris: [`${here}/`],
+    backchannel_logout_uri: `${here}/backchannel-logout`, grant_types: ["authorization_code", "refresh_token"],
+  };
+  return client.dynamicClientRegistration(new URL(options.issuer), metadata, undefined, {
+    initialAccessToken: setting("INITIAL_ACCESS_TOKEN"), execute: [client.allowInsecureRequests],
+  });
+}
+
+async function configured() {
+  if (options.register) return registered();
+  const [clientSecret, authentication] = await clientAuthentication();
+  return client.discovery(new URL(options.issuer), setting("CLIENT_ID"), clientSecret, authentication,
+    { execute: [client.allowInsecureRequests] });     // plain http: a local citylogin only
+}
+
+const config = await configured();
+const clientId = config.clientMetadata().client_id;
 const jwks = createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri));
 
 // A visitor's session: {waiting: state → {verifier, nonce}, signedIn: {tokens, claims} | null, ended, dpop, seen}
@@ -91,7 +120,7 @@ function sessionOf(request, response) {
 }
 
 async function bound(session) {
-  if (!options.dpop) return {};
+  if (!usesDpop) return {};
   session.dpop ||= client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256"));
   return { DPoP: session.dpop };
 }
@@ -140,6 +169,11 @@ async function readForm(request) {
 const routes = {
   "GET /healthz": async (request, response) => answer(response, 200, { status: "ok" }),
 
+  "GET /registration": async (request, response) => {
+    const { client_id, client_name, registration_client_uri } = config.clientMetadata();
+    answer(response, 200, { client_id, client_name, registration_client_uri });
+  },
+
   "GET /": async (request, response, url, session) => {
     response.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
     response.end(page(session, url));
@@ -155,7 +189,7 @@ const routes = {
       code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256",
       state, nonce,
     };
-    const target = url.searchParams.get("par")
+    const target = url.searchParams.get("par") || options.fapi2
       ? await client.buildAuthorizationUrlWithPAR(config, parameters, await bound(session))
       : client.buildAuthorizationUrl(config, parameters);
     redirect(response, target.href);
@@ -243,7 +277,7 @@ const routes = {
   }),
 };
 
-const STATELESS = new Set(["GET /healthz", "POST /backchannel-logout"]);   // citylogin's calls carry no cookie
+const STATELESS = new Set(["GET /healthz", "GET /registration", "POST /backchannel-logout"]);   // no visitor
 
 http.createServer(async (request, response) => {
   const url = new URL(request.url, here);

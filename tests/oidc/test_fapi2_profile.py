@@ -152,6 +152,11 @@ def test_a_fapi2_app_signs_in_through_par_and_its_key_and_keeps_its_refresh_toke
     assert again.status_code == 200 and again.json()["refresh_token"] == tokens["refresh_token"], again.text
     assert _userinfo(url, refreshed.json()["access_token"], other_key).status_code == 200   # the grant goes on
 
+    # §5.3.2.2-9: the code works once; used again it gives nothing and revokes what it gave
+    replayed = _redeem(url, bank, callback["code"], verifier, dpop_key=key)
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
+    assert _refresh(url, bank, tokens["refresh_token"], dpop_key=key).json()["error"] == "invalid_grant"
+
 
 def test_an_authorization_request_without_par_goes_back_with_invalid_request_and_iss(provider):
     url, ctx = provider
