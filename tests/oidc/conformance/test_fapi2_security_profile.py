@@ -98,9 +98,6 @@ def _client1_with_client2s_token(client: FapiClient, second: Tokens) -> None:
 
 # --- discovery ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="FAPI2CheckDiscEndpointUserinfoSigningAlgValuesSupported: discovery's "
-                   "userinfo_signing_alg_values_supported lists only none; signed userinfo (issue 64, item 1) lists "
-                   "FAPI 2.0's algorithms")
 def test_fapi2_security_profile_final_discovery_end_point_verification(deployed_op):
     metadata = discovery_answer(deployed_op).json()        # EnsureDiscoveryEndpointResponse…Is200, …JsonContentType
     assert metadata == deployed_op.metadata
