@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
-
 import pytest
 import requests
 
@@ -26,7 +25,7 @@ from tests.oidc.conformance.conftest import DEPLOYED_ISSUER
 from tests.oidc.conformance.discovery_checks import (SCOPE_TOKEN, WELL_KNOWN, check_array_holds, check_https_url,
                                                      check_issuer, check_locales, check_types, discovery_answer)
 from tests.oidc.conformance.fapi2_client import (
-    ASSERTION_TYPE, FAPI2_ALGORITHMS, REDIRECT_QUERY, AuthorizationRequest, FapiClient, Flow, SigningKey, Tokens,
+    ASSERTION_TYPE, FAPI2_ALGORITHMS, REDIRECT_QUERY, AuthorizationRequest, FapiClient, SigningKey, Tokens,
     assertion_claims, authorization_request, authorize, authorize_url, b64url, b64url_decode, callback_params,
     check_authorization_error, check_authorization_response, check_client_configuration, check_par_error,
     check_par_response, check_resource_refused, check_resource_response, check_server_configuration,
@@ -67,8 +66,10 @@ def client2(clients) -> FapiClient:
 
 @contextmanager
 def waited(op: Provider, *clients: FapiClient) -> Iterator[FakeClock]:
-    """The suite's waits (WaitForOneSecond, WaitFor62Seconds, WaitForExpiry), played by moving the OP's
-    clock and the suite's together: the OP and its clients on one FakeClock while the test advances it."""
+    """The suite's waits (WaitForOneSecond, WaitFor62Seconds, WaitForExpiry, WaitFor30Seconds), played by
+    moving the OP's clock and the suite's together: the OP and its clients' DPoP proofs and ID token checks
+    on one FakeClock while the test advances it (their client assertions keep the host's time, which the
+    OP checks them by: FapiClient.assertion_clock)."""
     real_clock, clock = op.ctx.clock, FakeClock()
     op.ctx.clock = clock
     clocks = [client.clock for client in clients]
@@ -80,13 +81,6 @@ def waited(op: Provider, *clients: FapiClient) -> Iterator[FakeClock]:
         op.ctx.clock = real_clock
         for client, was in zip(clients, clocks, strict=True):
             client.clock = was
-
-
-def _second_client_flow(client2: FapiClient, person: Person, **options: Any) -> Flow:
-    """performAuthorizationFlowWithSecondClient: its redirect URI with ?dummy1=lorem&dummy2=ipsum
-    (AddRedirectUriQuerySuffix) and a 128-character state."""
-    request = options.pop("request", None) or authorization_request(client2, state_length=128)
-    return code_flow(client2, person, request=request, first_client=False, **options)
 
 
 def _client1_with_client2s_token(client: FapiClient, second: Tokens) -> None:
@@ -148,12 +142,13 @@ def test_fapi2_security_profile_final_happy_flow(op, client, client2, person):
                    {"Accept": "application/json, application/*+json, */*", "Accept-Charset": "UTF-8"}):
         answer = resource_request(client, first.tokens, headers={**headers, **accept})
         assert answer.status_code in (200, 201), (answer.status_code, answer.text[:300])
-    # The second client: its redirect URI with a query (CheckMatchingCallbackParameters), a 43-character
-    # nonce, the code bound to its DPoP key by dpop_jkt alone at PAR (RFC 9449 §10.1), the
-    # authorization request's parameters in reverse order.
+    # The second client (performAuthorizationFlowWithSecondClient): its redirect URI with a query
+    # (CheckMatchingCallbackParameters), a 128-character state, a 43-character nonce, the code bound to
+    # its DPoP key by dpop_jkt alone at PAR (RFC 9449 §10.1), the authorization request's parameters in
+    # reverse order (…ReorderedParams), no x-fapi headers at the resource.
     request = authorization_request(client2, state_length=128, nonce_length=43)
     request.params["dpop_jkt"] = client2.dpop().kid
-    second = _second_client_flow(client2, person, request=request, reverse=True)
+    second = code_flow(client2, person, request=request, reverse=True, first_client=False)
     assert second.callback["dummy1"] == "lorem" and second.callback["dummy2"] == "ipsum"
     _client1_with_client2s_token(client, second.tokens)
 
