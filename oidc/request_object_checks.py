@@ -24,7 +24,7 @@ from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, Miss
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from apps.models import OidcClient
+from apps.models import UNSIGNED_ALG, OidcClient
 from oidc import refusals
 from web.provider_metadata import REQUEST_OBJECT_ALGORITHMS
 
@@ -32,7 +32,7 @@ MAX_LENGTH = 16384  # characters of a compact request object (a GET's URL carrie
 LEEWAY = 60  # seconds of clock skew allowed on exp, nbf and iat (as on client assertions)
 MAX_LIFETIME = 3600  # seconds from nbf (or now) to exp: FAPI 1.0 Advanced §5.2.2-13's 60 minutes
 MAX_JTI_LENGTH = 256
-UNSIGNED = "none"
+UNSIGNED = UNSIGNED_ALG
 SIGNING_ALGORITHMS = tuple(REQUEST_OBJECT_ALGORITHMS)  # discovery's request_object_signing_alg_values_supported
 KEY_TYPES = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 MEDIA_TYPES = frozenset({"oauth-authz-req+jwt", "jwt"})  # `typ` (RFC 9101 §10.8), "application/" aside
