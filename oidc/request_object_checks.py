@@ -166,7 +166,11 @@ def check_signature(read: RequestObject, keys: KeySet) -> None:
     if not fitting:
         raise refused("None of this app's registered keys fits the request object (kid, key type).",
                       "request_object_key")
-    compact = jws.extract_compact(read.compact.encode())
+    try:
+        compact = jws.extract_compact(read.compact.encode())
+    except (JoseError, ValueError):  # a header member of the wrong type (jwk, x5c, b64, ...)
+        raise refused("The request object's header does not read as a JWS header.", "request_object_malformed") \
+            from None
     for key in fitting:
         try:
             if jws.validate_compact(compact, key, algorithms=[read.alg]):
@@ -179,7 +183,7 @@ def check_signature(read: RequestObject, keys: KeySet) -> None:
 
 def _fits(key: Mapping[str, Any], header: Mapping[str, Any]) -> bool:
     alg, kid = header["alg"], header.get("kid")
-    return key.get("kty") == KEY_TYPES[alg] and key.get("use", "sig") == "sig" and key.get("alg", alg) == alg \
+    return key.get("kty") == KEY_TYPES.get(alg) and key.get("use", "sig") == "sig" and key.get("alg", alg) == alg \
         and (kid is None or key.get("kid") == kid)
 
 
