@@ -1,16 +1,29 @@
 """Request objects (RFC 9101) as an app makes them, for tests: its keys (one of each algorithm's type),
-their public JWK Set as it registers them, and objects signed with joserfc or left unsigned."""
+their public JWK Set as it registers them, objects signed with joserfc or left unsigned; and a deployment
+of `citylogin serve` processes whose apps the CLI added with each request-object option."""
 from __future__ import annotations
 
 import base64
 import json
+import os
+import sys
 import time
 import uuid
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
+from click.testing import CliRunner
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+
+from citylogin.cli import main
+from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
+from tests.support.notes import add_app
+from tests.support.ports import free_port
+from tests.support.request_object_host import request_object_host
+from tests.support.services import running_process
 
 ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 
@@ -60,3 +73,59 @@ def b64(data: bytes) -> str:
 def unsigned(claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
     """An unsigned object (alg none): its header and claims, and an empty signature."""
     return f"{b64(json.dumps(header or {'alg': 'none'}).encode())}.{b64(json.dumps(claims).encode())}."
+
+
+# --- a deployment whose apps send request objects -------------------------------------------------
+
+REDIRECT = "https://app.example/callback"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """`citylogin serve` processes over one set of tables, the issuer they share, the apps the CLI added
+    (name -> {"client_id", "client_secret", ...}), the apps' keys, and where they publish objects."""
+
+    hosts: tuple[str, ...]
+    issuer: str
+    apps: dict[str, dict]
+    keys: AppKeys
+    published_at: str
+    published: Any
+
+    def client_id(self, name: str) -> str:
+        return str(self.apps[name]["client_id"])
+
+
+APP_OPTIONS = {
+    # signs its objects with any algorithm, its request_uri registered
+    "signed": lambda jwks, host: ("--jwks", jwks, "--request-uri", f"{host}/objects/signed",
+                                  "--request-uri", f"{host}/objects/fault"),
+    "unsigned": lambda jwks, host: ("--allow-unsigned-request-objects",),
+    "strict": lambda jwks, host: ("--jwks", jwks, "--require-signed-request-object",
+                                  "--request-object-signing-alg", "PS256"),
+    "plain": lambda jwks, host: (),
+}
+
+
+@contextmanager
+def request_object_deployment(dynamodb_endpoint: str, data_dir: Path, *, hosts: int = 1) -> Iterator[Deployment]:
+    """The apps of APP_OPTIONS added by `citylogin apps add` (before the processes start), then `hosts`
+    processes of `citylogin serve`, the first one's URL the issuer."""
+    ports = [free_port() for _ in range(hosts)]
+    issuer = f"http://127.0.0.1:{ports[0]}"
+    env = {**config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": unique_name("reqobj") + "_",
+                         "data_dir": data_dir, "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS}),
+           "CITYLOGIN_PUBLIC_URL": issuer, "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+    keys = new_app_keys()
+    jwks = data_dir / "app-jwks.json"
+    jwks.write_text(keys.public_jwks())
+    with ExitStack() as stack:
+        published_at, published = stack.enter_context(request_object_host())
+        assert CliRunner().invoke(main, ["init"], env=env).exit_code == 0
+        apps = {name: add_app(env, name, redirect_uris=(REDIRECT,), options=options(str(jwks), published_at))
+                for name, options in APP_OPTIONS.items()}
+        urls = tuple(stack.enter_context(running_process(
+            [sys.executable, "-m", "citylogin.cli", "serve"], port=port, timeout=60,
+            env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)})) for port in ports)
+        yield Deployment(hosts=urls, issuer=issuer, apps=apps, keys=keys, published_at=published_at,
+                         published=published)
