@@ -257,9 +257,16 @@ def test_an_object_by_reference_from_a_registered_request_uri(deployment, device
         answer = _at_app(deployment, _authorize(deployment, _query(deployment, "signed", state="q", request_uri=uri)))
         assert answer["error"] == "invalid_request_uri" and answer["state"] == "q"
         assert "/objects/other" not in deployment.published.fetched         # never fetched
-    deployment.published.answers["/objects/fault"] = ("html", b"<p>moved</p>")
-    faulty = _query(deployment, "signed", request_uri=deployment.published_at + "/objects/fault")
-    assert _at_app(deployment, _authorize(deployment, faulty))["error"] == "invalid_request_uri"
+
+
+@pytest.mark.parametrize("mode", ["html", "404", "redirect", "huge", "drip", "hang"])
+def test_a_request_uri_whose_server_fails_is_invalid_request_uri_at_the_app(deployment, mode):
+    """The wrong type, a 404, a redirect (not followed), an endless body, a byte at a time, no answer:
+    the app hears invalid_request_uri with its state, never a 500 or a request that hangs."""
+    deployment.published.answers["/objects/fault"] = (mode, deployment.published_at.encode() + b"/objects/signed")
+    faulty = _query(deployment, "signed", state="q", request_uri=deployment.published_at + "/objects/fault")
+    answer = _at_app(deployment, _authorize(deployment, faulty))
+    assert answer["error"] == "invalid_request_uri" and answer["state"] == "q", answer
 
 
 def test_what_is_an_error_page(deployment):
