@@ -23,8 +23,9 @@ DEFAULT_SCREEN_CLASS: DeviceFlowClass = "tv"
 # A request object's `alg` when it is not signed (RFC 7519 §6): an app may allow those, or register it as
 # its request_object_signing_alg (unsigned only)
 UNSIGNED_ALG = "none"
-# The profiles an app may be held to: the FAPI 2.0 Security Profile (final)
-PROFILES: tuple[str, ...] = ("fapi2",)
+# The profiles an app may be held to: the FAPI 2.0 Security Profile (final), apps.profiles
+FAPI2 = "fapi2"
+PROFILES: tuple[str, ...] = (FAPI2,)
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,33 @@ class OidcClient:
             return "none"
         return "private_key_jwt" if self.jwks else "client_secret_basic"
 
+    @property
+    def fapi2(self) -> bool:
+        """Held to the FAPI 2.0 Security Profile (final): what it requires, it requires of every request."""
+        return self.profile == FAPI2
+
+    def par_required(self) -> bool:
+        """Only pushed authorization requests (RFC 9126): --require-par, or FAPI 2.0 SP §5.3.2.2-3."""
+        return self.require_par or self.fapi2
+
+    def dpop_required(self) -> bool:
+        """Only DPoP-bound access tokens (RFC 9449): --require-dpop, or FAPI 2.0 SP §5.3.2.1-4."""
+        return self.require_dpop or self.fapi2
+
+    def rotates_refresh_tokens(self) -> bool:
+        """Whether each refresh answers a new refresh token (citylogin's default, SPEC §14); a FAPI 2.0
+        app keeps its one (FAPI 2.0 SP §5.3.2.1-10: no rotation; the token is bound to the client by its
+        private_key_jwt, RFC 9449 §5)."""
+        return not self.fapi2
+
     def pkce_rule(self, *, required_of_every_app: bool) -> PkceRule:
-        """Which rule of SPEC §14 the app signs in under: PKCE required of a public client, of an app
-        added with --require-pkce, of every app by the operator's setting (CITYLOGIN_OIDC_REQUIRE_PKCE);
+        """Which rule of SPEC §14 the app signs in under: PKCE required of a public client, of a FAPI 2.0
+        app, of an app added with --require-pkce, of every app by the operator's setting (CITYLOGIN_OIDC_REQUIRE_PKCE);
         else it is enforced when the app sends a challenge."""
         if self.public:
             return PkceRule.PUBLIC_CLIENT
+        if self.fapi2:
+            return PkceRule.FAPI2_PROFILE
         if self.require_pkce:
             return PkceRule.REQUIRE_PKCE
         return PkceRule.OPERATOR_SETTING if required_of_every_app else PkceRule.WHEN_SENT
@@ -91,6 +113,7 @@ class PkceRule(StrEnum):
     """Why an app must send PKCE, or that it need not (SPEC §14: as the certified providers do)."""
 
     PUBLIC_CLIENT = "public_client"
+    FAPI2_PROFILE = "fapi2_profile"      # FAPI 2.0 SP §5.3.2.2-5
     REQUIRE_PKCE = "require_pkce"
     OPERATOR_SETTING = "operator_setting"
     WHEN_SENT = "when_sent"
@@ -182,8 +205,10 @@ class AppRecord:
                 "token_endpoint_auth_method": oidc.token_endpoint_auth_method(),
                 "post_logout_redirect_uris": list(oidc.post_logout_redirect_uris),
                 "backchannel_logout_uri": oidc.backchannel_logout_uri, "consent": oidc.consent,
-                "id_token_signed_response_alg": oidc.id_token_alg, "require_pushed_authorization_requests":
-                oidc.require_par, "dpop_bound_access_tokens": oidc.require_dpop, "require_pkce": oidc.require_pkce,
+                "id_token_signed_response_alg": oidc.id_token_alg,
+                # as enforced: by the app's own flag or by its profile
+                "require_pushed_authorization_requests": oidc.par_required(),
+                "dpop_bound_access_tokens": oidc.dpop_required(), "require_pkce": oidc.require_pkce,
                 "pkce": oidc.pkce_rule(required_of_every_app=pkce_required_of_every_app).value,
                 "web_origins": list(oidc.web_origins),
                 "device_flow": oidc.device_flow, "device_class": oidc.device_class,

@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 from apps.models import (BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, UNSIGNED_ALG, AppRecord, NewCredentials,
                          OidcClient)
+from apps.profiles import profile_problem
 from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
 from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
@@ -65,6 +66,7 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClien
     API tokens of that role by the client-credentials grant (SPEC §15). A public client gets no
     secret (client_secret is ""): nothing it sends can authenticate it but PKCE."""
     now, oidc = ctx.now(), oidc or OidcClient()
+    _check_profile(oidc, admin_role=admin_role)
     while True:
         secret = "" if oidc.public else secrets.token_urlsafe(32)
         app = AppRecord(client_id=CLIENT_ID_PREFIX + secrets.token_hex(10), name=name,
@@ -78,6 +80,13 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClien
             continue  # 80 random bits collided: draw again
     audit(AuditEvent.APP_ADDED, client_id=app.client_id, app_name=name, push_url=push_url, admin_role=admin_role)
     return NewCredentials(app=app, client_secret=secret)
+
+
+def _check_profile(oidc: OidcClient, *, admin_role: str | None) -> None:
+    """InvalidField naming the member that keeps the app from its profile (apps.profiles), if one does."""
+    problem = profile_problem(oidc, admin_role=admin_role)
+    if problem is not None:
+        raise InvalidField(problem.field, problem.detail)
 
 
 def _web_origins(oidc: OidcClient) -> list[str] | None:
@@ -163,9 +172,12 @@ def update_app(ctx: AppContext, *, client_id: str, name: str | None = None, push
         fields["push_url"] = push_url
     if "admin_role" in changed:
         fields["admin_role"] = admin_role
-    if oidc is not None:
-        if oidc.public != bool(show_app(ctx, client_id=client_id).public_client):
+    if oidc is not None or "admin_role" in changed:
+        current = show_app(ctx, client_id=client_id)
+        if oidc is not None and oidc.public != bool(current.public_client):
             raise PublicnessFixed()
+        _check_profile(oidc or current.oidc(), admin_role=admin_role if "admin_role" in changed else current.admin_role)
+    if oidc is not None:
         fields.update(_oidc_fields(oidc))
     try:
         app = app_store(ctx).update(client_id, changes=fields) if fields else show_app(ctx, client_id=client_id)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from apps.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES
+from apps.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES, PROFILES
 from citylogin.admin_cli import _context
 from citylogin.cli_output import OperatorGroup
 from citylogin.operator import OPERATOR_HELP, remember_operator
@@ -39,7 +39,8 @@ def apps(context: click.Context, operator: str | None) -> None:
     remember_operator(context, operator)
 
 
-PKCE_RULES = {"public_client": "required (a public client)", "require_pkce": "required (--require-pkce)",
+PKCE_RULES = {"public_client": "required (a public client)", "fapi2_profile": "required (--profile fapi2)",
+              "require_pkce": "required (--require-pkce)",
               "operator_setting": "required (CITYLOGIN_OIDC_REQUIRE_PKCE)",
               "when_sent": "when the app sends a challenge (a confidential client)"}
 
@@ -160,13 +161,17 @@ REQUIRE_SIGNED_HELP = ("Take the app's authorization requests only as signed req
               help=SIGNING_ALG_HELP)
 @click.option("--allow-unsigned-request-objects", is_flag=True, help=ALLOW_UNSIGNED_HELP)
 @click.option("--require-signed-request-object", is_flag=True, help=REQUIRE_SIGNED_HELP)
+@click.option("--profile", type=click.Choice(PROFILES), default=None,
+              help="Hold the app to a security profile: fapi2, the FAPI 2.0 Security Profile (final): PAR, PKCE "
+                   "S256, DPoP-bound tokens, private_key_jwt with the issuer as audience, refresh tokens kept. The "
+                   "app must be able to comply: --jwks, https redirect URIs, --id-token-alg ES256 or EdDSA.")
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
         id_token_alg: str, require_par: bool, require_dpop: bool, require_pkce: bool, jwks: str | None,
         admin_role: str | None, device_flow: bool, device_class: str | None, request_uris: tuple[str, ...],
         request_object_signing_alg: str | None, allow_unsigned_request_objects: bool,
-        require_signed_request_object: bool, as_json: bool) -> None:
+        require_signed_request_object: bool, profile: str | None, as_json: bool) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin; with
     --device-flow its screens without a browser sign in with a code the person approves on another device."""
@@ -182,7 +187,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
                                "the request-object options are for sign-ins through the browser: they need at least "
                                "one --redirect-uri")
     if not redirect_uris and not device_flow and any((*redirect_options, public, backchannel_logout_uri,
-                                                      require_dpop, jwks)):
+                                                      require_dpop, jwks, profile)):
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri (or --device-flow)")
     if device_class and not device_flow:
         raise click.UsageError("--device-class is the class of a --device-flow app's screens: add --device-flow")
@@ -199,7 +204,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
                       device_class=device_class or DEFAULT_SCREEN_CLASS, request_uris=request_uris,
                       request_object_signing_alg=request_object_signing_alg,
                       allow_unsigned_request_objects=allow_unsigned_request_objects,
-                      require_signed_request_object=require_signed_request_object)
+                      require_signed_request_object=require_signed_request_object, profile=profile)
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
         every_app = ctx.settings.oidc_require_pkce
@@ -248,6 +253,8 @@ def show(client_id: str, as_json: bool) -> None:
 
 @apps.command()
 @click.argument("client_id")
+@click.option("--profile", type=click.Choice([*PROFILES, "none"]), default=None,
+              help="Hold the app to a security profile (fapi2: the FAPI 2.0 Security Profile), or to none.")
 @click.option("--request-uri", "request_uris", multiple=True, callback=_request_uris, metavar="URI",
               help=REQUEST_URI_HELP + " Replaces the app's list.")
 @click.option("--no-request-uris", is_flag=True, help="Remove every request_uri of the app.")
@@ -257,33 +264,46 @@ def show(client_id: str, as_json: bool) -> None:
               help=ALLOW_UNSIGNED_HELP)
 @click.option("--require-signed-request-object/--no-require-signed-request-object", default=None,
               help=REQUIRE_SIGNED_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the app as one JSON object.")
-def update(client_id: str, request_uris: tuple[str, ...], no_request_uris: bool,
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def update(client_id: str, profile: str | None, request_uris: tuple[str, ...], no_request_uris: bool,
            request_object_signing_alg: str | None, allow_unsigned_request_objects: bool | None,
            require_signed_request_object: bool | None, as_json: bool) -> None:
-    """Change the app's options given; the others stay as they are."""
+    """Change the app's options given (its profile, its request-object options); its other fields stay. An
+    app that cannot comply with a profile (no keys, an http redirect URI, ...) is refused, naming the field
+    to change first."""
     import dataclasses
 
     from apps import service
 
     if request_uris and no_request_uris:
         raise click.UsageError("--request-uri or --no-request-uris, not both")
-    changes: dict = {"request_uris": () if no_request_uris else request_uris or None,
-                     "request_object_signing_alg": request_object_signing_alg,
-                     "allow_unsigned_request_objects": allow_unsigned_request_objects,
-                     "require_signed_request_object": require_signed_request_object}
-    changes = {name: value for name, value in changes.items() if value is not None}
-    if changes.get("request_object_signing_alg") == "any":
-        changes["request_object_signing_alg"] = None
+    changes = _request_object_changes(request_uris=() if no_request_uris else request_uris or None,
+                                      request_object_signing_alg=request_object_signing_alg,
+                                      allow_unsigned_request_objects=allow_unsigned_request_objects,
+                                      require_signed_request_object=require_signed_request_object)
+    if profile is not None:
+        changes["profile"] = None if profile == "none" else profile
     if not changes:
         raise click.UsageError("name at least one option to change")
     with _context() as ctx:
         current = service.show_app(ctx, client_id=client_id)
-        if not current.oidc().redirect_uris:
+        if set(changes) - {"profile"} and not current.oidc().redirect_uris:
             raise click.UsageError("the request-object options are for an app with a --redirect-uri")
         app = service.update_app(ctx, client_id=client_id, oidc=dataclasses.replace(current.oidc(), **changes))
         shown = app.public(pkce_required_of_every_app=ctx.settings.oidc_require_pkce)
-    click.echo(json.dumps(shown) if as_json else f"updated app {client_id}")
+    if as_json:
+        click.echo(json.dumps(shown))
+    else:
+        click.echo(f"app {client_id}: profile {shown['profile'] or 'none'}" if "profile" in changes else
+                   f"updated app {client_id}")
+
+
+def _request_object_changes(**given: object) -> dict:
+    """The request-object options named (None: not named); --request-object-signing-alg any: none named."""
+    changes = {name: value for name, value in given.items() if value is not None}
+    if changes.get("request_object_signing_alg") == "any":
+        changes["request_object_signing_alg"] = None
+    return changes
 
 
 @apps.command("rotate-secret")

@@ -55,6 +55,7 @@ class Proof:
     iat: int
     ath: str | None
     nonce: str | None
+    alg: str = ""  # its header's, one of ALGORITHMS (a FAPI 2.0 app's proofs are held to two of them)
 
 
 # --- keys as JWKs, and their thumbprints ----------------------------------------------------------
@@ -209,10 +210,10 @@ def read_proof(proof: str) -> tuple[Proof, DeviceKey]:
         _ALGORITHMS[alg][2](key, f"{parts[0]}.{parts[1]}".encode(), signature)
     except (InvalidSignature, ValueError):
         raise ProofError("the proof's signature does not verify with its key") from None
-    return _claims(claims, jkt), key
+    return _claims(claims, jkt, alg), key
 
 
-def _claims(claims: dict[str, Any], jkt: str) -> Proof:
+def _claims(claims: dict[str, Any], jkt: str, alg: str) -> Proof:
     jti, htm, htu, iat = claims.get("jti"), claims.get("htm"), claims.get("htu"), claims.get("iat")
     if not (isinstance(jti, str) and 0 < len(jti) <= MAX_JTI_LENGTH):
         raise ProofError("a proof carries a jti")
@@ -223,7 +224,7 @@ def _claims(claims: dict[str, Any], jkt: str) -> Proof:
     ath, nonce = claims.get("ath"), claims.get("nonce")
     if ath is not None and not isinstance(ath, str) or nonce is not None and not isinstance(nonce, str):
         raise ProofError("ath and nonce are strings")
-    return Proof(jkt=jkt, jti=jti, htm=htm, htu=htu, iat=int(iat), ath=ath, nonce=nonce)
+    return Proof(jkt=jkt, jti=jti, htm=htm, htu=htu, iat=int(iat), ath=ath, nonce=nonce, alg=alg)
 
 
 # --- checking it against the request ---------------------------------------------------------------

@@ -20,7 +20,7 @@ REQUEST_OBJECT_FIELDS = ("request_uris", "request_object_signing_alg", "allow_un
 
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
                "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class",
-               *REQUEST_OBJECT_FIELDS)
+               "profile", *REQUEST_OBJECT_FIELDS)
 
 
 def _public(ctx: AppContext, app: AppRecord) -> dict[str, Any]:
@@ -61,7 +61,8 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       request_uris=tuple(request.request_uris or ()),
                       request_object_signing_alg=request.request_object_signing_alg,
                       allow_unsigned_request_objects=bool(request.allow_unsigned_request_objects),
-                      require_signed_request_object=bool(request.require_signed_request_object))
+                      require_signed_request_object=bool(request.require_signed_request_object),
+                      profile=request.profile)
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)

@@ -208,10 +208,11 @@ def _public_fixed(value: object) -> object:
 
 class AppChange(BaseModel):
     """PATCH /admin/apps/<client_id>: the fields given change, the rest stay. Null removes an optional one
-    (push_url, backchannel_logout_uri, jwks, admin_role); a field every app has (its name, a list, a flag,
+    (push_url, backchannel_logout_uri, jwks, admin_role, profile); a field every app has (its name, a list, a flag,
     the ID token's algorithm) may be left out but never null: 400 invalid_field, nothing written. Whether a
     client is public can not change: `public` is refused, as is any member the change does not know (a
-    misspelt field would otherwise answer 200 having changed nothing)."""
+    misspelt field would otherwise answer 200 having changed nothing). An app that cannot hold its profile
+    (apps.profiles) is refused naming the field to change."""
 
     model_config = ConfigDict(extra="forbid")
     # Named at all (even as it is), refused with its own reason; not in the change's schema.
@@ -246,6 +247,8 @@ class AppChange(BaseModel):
         default=None, description="take unsigned request objects (alg none) from the app too")
     require_signed_request_object: Omittable[StrictBool] = Field(
         default=None, description="RFC 9101 section 10.5: every authorization request as a signed request object")
+    profile: Literal["fapi2"] | None = Field(
+        default=None, description="fapi2: held to the FAPI 2.0 Security Profile (final); null removes it")
     reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
 
 

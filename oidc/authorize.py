@@ -107,7 +107,7 @@ def _check_app_rules(app: OidcClient, params: request_checks.Params, *, redirect
                      signed: bool) -> None:
     """The app's own rules: PAR only (--require-par), signed request objects only (RFC 9101 §10.5: a pushed
     request was held to it at /oidc/par), and a dpop_jkt of its grammar."""
-    if app.require_par and not pushed:
+    if app.par_required() and not pushed:
         raise refusals.because(InvalidRequestError("This app signs in with pushed authorization requests (PAR) "
                                                    "only.", redirect_uri=redirect_uri), "par_required")
     if app.require_signed_request_object and not (pushed or signed):

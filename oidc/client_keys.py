@@ -18,6 +18,7 @@ from crypto.tokens import token_digest
 from database import dynamo
 from database.one_time_tokens import OneTimeTokenStore
 from keys.jwt_keys import one_spelling
+from oidc import fapi2, refusals
 from web.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
 METHOD = "private_key_jwt"
@@ -78,11 +79,27 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         self.issuer, self.tokens, self.now = issuer, tokens, now
 
     def __call__(self, query_client, request):
+        self._check_profile(query_client, request)
         client = super().__call__(query_client, request)
         named = request.form.get("client_id")
         if client is not None and named is not None and named != client.client_id:
             raise InvalidClientError(description="client_id names another client than the assertion.")
         return client
+
+    def _check_profile(self, query_client, request) -> None:
+        """A FAPI 2.0 app's assertion is held to the profile's rules (oidc.fapi2) before anything else is
+        checked or its jti spent: read unverified, it can only be refused here, never accepted."""
+        assertion = request.form.get("client_assertion")
+        if request.form.get("client_assertion_type") != self.CLIENT_ASSERTION_TYPE or not assertion:
+            return
+        header, claims = self.extract_assertion(assertion)
+        subject = claims.get("sub")
+        client = query_client(subject) if isinstance(subject, str) else None
+        if client is None or not client.app.oidc().fapi2:
+            return
+        problem = fapi2.assertion_problem(header, claims, issuer=self.issuer, now=int(self.now().timestamp()))
+        if problem is not None:
+            raise refusals.because(InvalidClientError(description=problem), "fapi2_client_assertion")
 
     def get_audiences(self) -> list[str]:
         # RFC 7523 §3 and RFC 9126 §2: the issuer or the endpoint the assertion is sent to.

@@ -35,7 +35,7 @@ class DeviceGrant(DeviceCodeGrant):
         tokens signed."""
         ctx, client, approved = self.server.ctx, self.request.client, self.request.credential
         app = client.app
-        key = token_binding.request_key(bound_to=approved.jkt, required=app.oidc().require_dpop)
+        key = token_binding.request_key(bound_to=approved.jkt, required=app.oidc().dpop_required())
         scope = approved.scope
         wants_refresh = "offline_access" in scope.split() or app.oidc().public
         user = SignedIn(user_uuid=approved.user_uuid, session_id=approved.session_id, device_id=approved.device_id,

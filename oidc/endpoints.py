@@ -15,7 +15,7 @@ from database.batch_read import KeyRead
 from oidc import claims as user_claims
 from oidc import grants
 from oidc import logout as rp_logout
-from oidc import device_flow, par, refusals, request_checks, request_limits, request_objects, token_binding
+from oidc import device_flow, fapi2, par, refusals, request_checks, request_limits, request_objects, token_binding
 from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
@@ -48,11 +48,7 @@ def push_request(offer: ProofOffer | None) -> Response:
         _check_signed_if_required(client, carried)
         request_checks.check_authorization_request(carried.params if carried else request.form)
         form = par.checked_form((carried.params if carried else request.form).to_dict(), client.client_id)
-        key = token_binding.proven_key(ctx, offer)
-        if key is not None:
-            if form.get("dpop_jkt", key) != key:
-                raise token_binding.InvalidDpopProofError("dpop_jkt differs from the proof's key.")
-            form["dpop_jkt"] = key
+        _bind_to_proven_key(form, token_binding.proven_key(ctx, offer), client=client)
         server.get_consent_grant(request=authorization_request(ctx, form), end_user=Pending())
         answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx),
                                    counter=request_limits.counted(ctx, kind=request_limits.PAR, ip=current_caller().ip),
@@ -70,6 +66,17 @@ def _check_signed_if_required(client: Client, carried: request_objects.Carried |
                                "signed_request_object_required")
 
 
+def _bind_to_proven_key(form: dict[str, str], proven: token_binding.ProvenKey | None, *, client: Client) -> None:
+    """RFC 9449 §10.1: a proof at PAR binds the code to its key (as `dpop_jkt`, which, sent too, must name
+    it), signed with an algorithm the app's profile takes."""
+    if proven is None:
+        return
+    token_binding.check_algorithm(proven, fapi2.DPOP_ALGORITHMS if client.app.oidc().fapi2 else None)
+    if form.get("dpop_jkt", proven.jkt) != proven.jkt:
+        raise token_binding.InvalidDpopProofError("dpop_jkt differs from the proof's key.")
+    form["dpop_jkt"] = proven.jkt
+
+
 def device_authorization_response(offer: ProofOffer | None) -> Response:
     """POST /oidc/device_authorization (RFC 8628 §3.1-3.2): an app allowed the grant (a public one sends
     its client_id) gets a device_code and a user code for the person; errors are JSON. A DPoP proof binds
@@ -84,7 +91,7 @@ def device_authorization_response(offer: ProofOffer | None) -> Response:
                                             "device_authorization")
         key = token_binding.proven_key(ctx, offer)
         answer = device_flow.begin(ctx, app=client.app, scope=client.get_allowed_scope(request.form.get("scope")),
-                                   jkt=key, ip=current_caller().ip)
+                                   jkt=key.jkt if key else None, ip=current_caller().ip)
     except OAuth2Error as error:
         return _json_error(error)
     return Response(json.dumps(answer), status=200, mimetype="application/json",

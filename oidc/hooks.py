@@ -16,7 +16,7 @@ from apps.registry import current_app
 from crypto.tokens import digests_equal, token_digest
 from keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from oidc import claims as user_claims
-from oidc import codes, device_flow, grants, redemption, refresh, token_binding
+from oidc import codes, device_flow, fapi2, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
@@ -86,7 +86,7 @@ class Hooks:
         token = {"token_type": "DPoP" if user.jkt else "Bearer", "access_token": access_token,
                  "expires_in": max(1, issued + ttl - now), "scope": scope}
         if user.refresh_generation:
-            token["refresh_token"] = refresh.token_text(self.ctx, user, client_id=client.client_id)
+            token["refresh_token"] = user.kept_refresh or refresh.token_text(self.ctx, user, client_id=client.client_id)
         return token
 
     def code_tokens(self, request: OAuth2Request, *, scope: str) -> tuple[dict[str, Any], str | None]:
@@ -153,11 +153,15 @@ class Hooks:
         """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)
         and while the session lives; a refresh token comes with offline_access, and always for a public
         client (it has no other way to stay signed in)."""
-        key = token_binding.request_key(bound_to=code.jkt, required=client.app.oidc().require_dpop)
+        oidc = client.app.oidc()
+        key = token_binding.request_key(bound_to=code.jkt, required=oidc.dpop_required(),
+                                        algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
         # The session's liveness is checked by the write that spends the code (save_token), not read here.
-        wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
+        wants_refresh = "offline_access" in code.scope.split() or oidc.public
         signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
-        return replace(signed_in, jkt=key, refresh_jkt=key)  # the grant, and so its refresh tokens, bound to it
+        # The grant, and so its rotating refresh tokens, bound to the key; a kept one (a FAPI 2.0 app's) is
+        # bound to the client by its authentication instead (RFC 9449 §5).
+        return replace(signed_in, jkt=key, refresh_jkt=key if oidc.rotates_refresh_tokens() else None)
 
     def grant_of_token(self, token: Any) -> HeldGrant | None:
         """The grant behind one of our refresh tokens, or behind an app's access token; None for
@@ -188,7 +192,11 @@ class Hooks:
         return refresh.presented_for_rotation(self.ctx, token)
 
     def rotate_refresh(self, presented: AppRefresh, client: Client) -> SignedIn:
-        return refresh.rotate(self.ctx, presented, dpop_required=client.app.oidc().require_dpop)
+        oidc = client.app.oidc()
+        if not oidc.rotates_refresh_tokens():
+            return refresh.kept(self.ctx, presented, dpop_required=oidc.dpop_required(),
+                                dpop_algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
+        return refresh.rotate(self.ctx, presented, dpop_required=oidc.dpop_required())
 
 
 def _claims_of(pending: StoredRequest, *, scope: str) -> dict[str, Any]:

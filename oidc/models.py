@@ -38,6 +38,9 @@ class SignedIn:
     # The scope the grant was given, which its refresh tokens carry: one refresh's answer may be narrower
     # (RFC 6749 §6), the grant never is.
     grant_scope: str = ""
+    # The refresh token a refresh answers as it was presented, no new one made: a FAPI 2.0 app's (its
+    # grant still moves on a generation, which names the new access token)
+    kept_refresh: str | None = None
 
     def get_user_id(self) -> str:  # Authlib's user protocol
         return self.user_uuid
@@ -85,8 +88,9 @@ class Client:
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        if grant_type == "client_credentials":  # RFC 6749 §4.4: confidential clients alone
-            return bool(self.app.admin_role) and not self.app.oidc().public
+        if grant_type == "client_credentials":  # RFC 6749 §4.4: confidential clients alone; its admin API
+            # tokens are Bearer tokens, which a FAPI 2.0 app never gets (FAPI 2.0 SP §5.3.2.1-4)
+            return bool(self.app.admin_role) and not self.app.oidc().public and not self.app.oidc().fapi2
         oidc = self.app.oidc()
         if grant_type == DEVICE_CODE_GRANT_TYPE:  # RFC 8628: an app allowed it (apps add --device-flow)
             return oidc.device_flow
@@ -205,6 +209,7 @@ class AppRefresh:
     grant: Grant
     generation: int
     unread: bool = False
+    text: str = ""  # the token as presented (a FAPI 2.0 app's refresh answers it again)
 
     def check_client(self, client: Any) -> bool:
         return bool(client.client_id == self.grant.client_id)

@@ -39,6 +39,9 @@ _CARRIED = re.compile(r"^[A-Za-z0-9_-]{1,1400}$")
 MAX_TOKEN_LENGTH = 1600
 MAX_GENERATION_DIGITS = 9
 ROTATE_ATTEMPTS = 3  # a parallel rotation of the same token came first: read again, answer by the grace
+# A kept token's uses at once each move the grant on: of those that read one generation one writes, so
+# this many uses at once all succeed (each fails at most once per other use).
+KEPT_ATTEMPTS = 8
 # The form of `carried` whose scope is the grant's, as given: its seventh member. The form before (six
 # members) carried the scope of the answer that gave the token, narrowed by a refresh's `scope` as it
 # may have been; such a token is read first, as the earliest form is, so that its grant's scope counts.
@@ -113,15 +116,15 @@ def presented(ctx: AppContext, token: object) -> AppRefresh | None:
     """The grant a presented refresh token is of, read now, if its MAC holds and the grant is still the
     one it was issued for and not revoked; None for anything else (invalid_grant)."""
     parts = _checked(ctx, token)
-    return _read(ctx, parts) if parts else None
+    return _read(ctx, parts, text=str(token)) if parts else None
 
 
-def _read(ctx: AppContext, parts: _Parts) -> AppRefresh | None:
+def _read(ctx: AppContext, parts: _Parts, *, text: str) -> AppRefresh | None:
     grant = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants).get(session_id=parts.session_id,
                                                                    client_id=parts.client_id)
     if grant is None or not grant.refresh_gen or not digests_equal(grant.grant_id, parts.grant_id):
         return None
-    return AppRefresh(grant=grant, generation=parts.generation)
+    return AppRefresh(grant=grant, generation=parts.generation, text=text)
 
 
 def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
@@ -132,14 +135,14 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
     if parts is None:
         return None
     if parts.carried is None:
-        return _read(ctx, parts)
+        return _read(ctx, parts, text=str(token))
     carried = _carried_grant(parts)
     if carried is None:
         return None
     grant, form = carried
     if form < GRANT_SCOPE_FORM:
-        return _read(ctx, parts)
-    return AppRefresh(grant=grant, generation=parts.generation, unread=True)
+        return _read(ctx, parts, text=str(token))
+    return AppRefresh(grant=grant, generation=parts.generation, unread=True, text=str(token))
 
 
 def _carried_grant(parts: _Parts) -> tuple[Grant, int] | None:
@@ -158,6 +161,28 @@ def _carried_grant(parts: _Parts) -> tuple[Grant, int] | None:
     return Grant(session_id=parts.session_id, client_id=parts.client_id, grant_id=parts.grant_id,
                  user_uuid=user_uuid, device_id=device_id, scope=scope, auth_time=auth_time,
                  amr=[str(a) for a in amr], refresh_gen=parts.generation, jkt=jkt), form
+
+
+def kept(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool,
+         dpop_algorithms: tuple[str, ...] | None = None) -> SignedIn:
+    """A FAPI 2.0 app's refresh (FAPI 2.0 SP §5.3.2.1-10: no rotation): the person behind the grant's next
+    access token, answered with the same refresh token, while the session lives. The grant moves on a
+    generation (one conditional write with the session's liveness; a parallel use that came first is read
+    again), which names the new access token; any token of the grant counts, so a client that lost an
+    answer retries with the token it holds. The token is bound to the client, whose private_key_jwt the
+    token endpoint checked, not to a DPoP key (RFC 9449 §5): the new access token is bound to the key of
+    this request's proof, which is required."""
+    key = token_binding.request_key(bound_to=None, required=dpop_required, algorithms=dpop_algorithms)
+    grant = refresh.grant
+    for _ in range(KEPT_ATTEMPTS):
+        grant = _read_again(ctx, grant)  # the grant as it stands: a kept token's generation lags it
+        if refresh.generation > grant.refresh_gen:
+            raise InvalidGrantError()
+        try:
+            return replace(_next(ctx, grant, key=key), kept_refresh=refresh.text)
+        except GrantMoved:
+            continue
+    raise InvalidGrantError(f"This refresh token was used more than {KEPT_ATTEMPTS} times at once: try again.")
 
 
 def rotate(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool) -> SignedIn:

@@ -12,7 +12,8 @@ import { $, clearMessage, el, showFieldError, timeEl, tx } from "./ui.js";
 
 let apps = [];
 // Which PKCE rule an app signs in under (SPEC §14), as the admin API names it.
-const PKCE_RULES = { public_client: "web.admin.pkce_public_client", require_pkce: "web.admin.pkce_require_pkce",
+const PKCE_RULES = { public_client: "web.admin.pkce_public_client", fapi2_profile: "web.admin.pkce_fapi2_profile",
+  require_pkce: "web.admin.pkce_require_pkce",
   operator_setting: "web.admin.pkce_operator_setting", when_sent: "web.admin.pkce_when_sent" };
 // The list: the latest read's answer (the tab opened, Reload, after an action). A module runs once the
 // page is parsed: the panel is there.
@@ -50,6 +51,7 @@ function appRow(app) {
   // alone) makes none. A language switch draws the rows again, the class's name with them.
   const kind = [tx("span", {}, app.public ? "web.admin.app_kind_public" : "web.admin.app_kind_confidential"),
     app.consent ? tx("span", {}, "web.admin.app_kind_consent") : null,
+    app.profile === "fapi2" ? tx("span", {}, "web.admin.app_kind_fapi2") : null,
     app.redirect_uris.length ? tx("span", {}, PKCE_RULES[app.pkce]) : null,
     app.require_signed_request_object ? tx("span", {}, "web.admin.app_kind_signed_requests") : null,
     app.allow_unsigned_request_objects || app.request_object_signing_alg === "none"
@@ -80,6 +82,8 @@ async function addApp(event) {
     showFieldError(form, "name", "web.admin.app_name_required")?.focus();
     return;
   }
+  const jwks = publicKeys(form);
+  if (jwks === undefined) return;
   // Consent, PKCE and request objects are of sign-ins through the browser: sent for an app with redirect URIs alone
   // (as `apps add` refuses them to a device-flow app without one).
   const browser = redirectUris.length > 0;
@@ -87,7 +91,10 @@ async function addApp(event) {
     consent: browser && form.consent.checked, require_pkce: browser && form.require_pkce.checked,
     ...(browser ? requestObjectFields(form, lines(form.request_uris)) : {}),
     device_flow: form.device_flow.checked,
-    ...(form.device_flow.checked ? { device_class: form.device_class.value } : {}) };
+    ...(form.device_flow.checked ? { device_class: form.device_class.value } : {}),
+    ...(jwks ? { jwks } : {}), id_token_alg: form.id_token_alg.value,
+    // the FAPI 2.0 Security Profile: the server refuses an app that cannot comply, naming the field
+    ...(form.profile.checked ? { profile: "fapi2" } : {}) };
   const created = await confirmAction({ title: "web.admin.action.app_add", message: "web.admin.action.app_add_message",
     params: { app: name }, danger: false, send: (body) => authCall("POST", "/admin/apps", { ...fields, ...body }) });
   if (!created) return;
@@ -103,6 +110,19 @@ function requestObjectFields(form, requestUris) {
   return { request_uris: requestUris, request_object_signing_alg: form.request_object_signing_alg.value || null,
     allow_unsigned_request_objects: form.allow_unsigned_request_objects.checked,
     require_signed_request_object: form.require_signed_request_object.checked };
+}
+
+/** The JWK Set pasted (its public keys: the app signs in with private_key_jwt), null for none, or undefined
+ * when it is no JSON object (the field says so, and nothing is sent). */
+function publicKeys(form) {
+  const text = form.jwks.value.trim();
+  if (!text) return null;
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed;
+  } catch { /* shown at the field below */ }
+  showFieldError(form, "jwks", "web.admin.app_jwks_invalid")?.focus();
+  return undefined;
 }
 
 /** The class select, shown while "device flow" is ticked: only a device-flow app's screens have a class. */

@@ -1,4 +1,5 @@
-"""Apps (SPEC §11): `citylogin apps` and their Basic credentials; RFC 7662 introspection; forward
+"""Apps (SPEC §11): `citylogin apps` and their Basic credentials, and the profile an app is held to
+(`--profile fapi2`: only an app that can comply takes it); RFC 7662 introspection; forward
 authentication at GET /session/check."""
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import pytest
 import requests
 from click.testing import CliRunner
+from joserfc.jwk import ECKey
 
 from apps import service as apps
 from citylogin.cli import main
@@ -228,3 +230,60 @@ def test_check_names_the_caller_for_a_proxy_and_refuses_an_ended_session(start):
     device.logout()
     refused = requests.get(url + "/session/check", headers=after_logout, timeout=10)
     assert problem(refused)[:2] == (401, "session_revoked") and refused.json()["reason"] == "logged_out"
+
+
+# --- `apps add --profile fapi2`, `apps update --profile fapi2|none` (FAPI 2.0 Security Profile, final) ----
+
+BANK_REDIRECT = ("--redirect-uri", "https://bank.example/callback")
+
+
+@pytest.fixture
+def keys_file(tmp_path):
+    path = tmp_path / "jwks.json"
+    key = ECKey.generate_key("P-256", parameters={"kid": "bank-1"})
+    path.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    return str(path)
+
+
+def test_an_app_that_can_comply_takes_the_profile_and_shows_it(start, keys_file):
+    _, ctx, env = start()
+    added = json.loads(cli(env, "add", "Bank", *BANK_REDIRECT, "--jwks", keys_file, "--id-token-alg", "ES256",
+                           "--profile", "fapi2", "--json"))
+    assert added["profile"] == "fapi2" and added["pkce"] == "fapi2_profile"
+    assert added["token_endpoint_auth_method"] == "private_key_jwt"
+    assert added["require_pushed_authorization_requests"] is True and added["dpop_bound_access_tokens"] is True
+    shown = cli(env, "show", added["client_id"]).splitlines()
+    assert "profile            fapi2" in shown and "pkce               required (--profile fapi2)" in shown
+    assert apps.show_app(ctx, client_id=added["client_id"]).oidc().fapi2
+
+    assert cli(env, "update", added["client_id"], "--profile", "none").strip() == \
+        f"app {added['client_id']}: profile none"
+    again = json.loads(cli(env, "show", added["client_id"], "--json"))
+    assert again["profile"] is None and again["pkce"] == "when_sent"
+    assert again["require_pushed_authorization_requests"] is False and again["redirect_uris"] == [BANK_REDIRECT[1]]
+    assert json.loads(cli(env, "update", added["client_id"], "--profile", "fapi2", "--json"))["profile"] == "fapi2"
+
+
+@pytest.mark.parametrize("options, named", [
+    (("--id-token-alg", "ES256"), "jwks"),                                       # no key: no private_key_jwt
+    (("--jwks", None), "id_token_alg"),                                          # RS256 by default
+    (("--jwks", None, "--id-token-alg", "ES256", "--redirect-uri", "http://localhost:3000/cb"), "redirect_uris"),
+    (("--jwks", None, "--id-token-alg", "EdDSA", "--admin-role", "viewer"), "admin_role"),
+])
+def test_an_app_that_cannot_comply_is_refused_naming_the_member(start, keys_file, options, named):
+    _, ctx, env = start()
+    before = {app.client_id for app in apps.list_apps(ctx)}
+    argv = [keys_file if option is None else option for option in options]
+    refused = cli(env, "add", "Bank", *BANK_REDIRECT, *argv, "--profile", "fapi2", ok=False)
+    assert f"{named}:" in refused and "FAPI 2.0" in refused
+    assert {app.client_id for app in apps.list_apps(ctx)} == before          # nothing written
+
+
+def test_update_refuses_the_profile_to_an_app_that_cannot_hold_it(start, keys_file):
+    _, ctx, env = start()
+    plain = json.loads(cli(env, "add", "Notes", *BANK_REDIRECT, "--json"))
+    refused = cli(env, "update", plain["client_id"], "--profile", "fapi2", ok=False)
+    assert "jwks:" in refused
+    assert apps.show_app(ctx, client_id=plain["client_id"]).profile is None
+    assert "no app has this client_id" in cli(env, "update", "app_none", "--profile", "fapi2", ok=False).lower()
+    assert "--redirect-uri" in cli(env, "add", "Events only", "--profile", "fapi2", ok=False)

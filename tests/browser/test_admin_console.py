@@ -6,11 +6,13 @@ console shows the server's 503 text and nothing is done; the buttons follow the 
 refuses what the role does not allow."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Callable
 
 import pytest
+from joserfc.jwk import ECKey
 from playwright.sync_api import Locator, Page, expect
 
 from accounts import user_service as users
@@ -395,6 +397,52 @@ def test_an_admin_grants_a_role_and_registers_an_app(make_server, new_device):
     [added] = [app for app in apps.list_apps(ctx) if app.name == screen]
     assert (added.oidc().device_flow, added.oidc().device_class, added.oidc().redirect_uris,
             added.oidc().consent) == (True, "desktop", (), False)
+
+
+def test_an_admin_adds_a_fapi2_app_with_its_keys_and_one_that_cannot_comply_is_refused(make_server, new_device):
+    """The app form's public keys, ID token algorithm and "FAPI 2.0 Security Profile": an app that can comply
+    is listed with the profile and the PKCE rule it brings; without keys the dialog shows the server's
+    reason, naming the field, and nothing is added; a JWK Set that is no JSON object is caught at its field."""
+    url, ctx = make_server()
+    admin = open_console(operator(new_device, url, ctx, Role.ADMIN))
+    admin.locator("#console .tabs button[data-tab=apps]").click()
+    panel = admin.locator("#apps-panel")
+    expect(panel).not_to_have_attribute("aria-busy", "true")
+    form, dialog = panel.locator("#app-form"), admin.locator("#action-dialog")
+    key = ECKey.generate_key("P-256", parameters={"kid": "bank-1"})
+
+    keyless = unique_name("bank")
+    form.get_by_label("Name").fill(keyless)
+    form.get_by_label("Redirect URIs").fill("https://bank.example/cb")
+    form.get_by_label("ID token algorithm").select_option("ES256")
+    form.get_by_label("FAPI 2.0 Security Profile").check()
+    form.get_by_role("button", name="Add app").click()
+    dialog.locator("#action-reason").fill("ticket 30: the bank's app")
+    dialog.locator("#action-confirm").click()
+    expect(dialog.locator(".error")).to_contain_text("jwks:")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert not [app for app in apps.list_apps(ctx) if app.name == keyless]
+
+    form.get_by_label("Public keys (JWK Set)").fill("[not json")
+    form.get_by_role("button", name="Add app").click()
+    expect(form.get_by_label("Public keys (JWK Set)")).to_be_focused()
+    expect(panel.locator("#app-jwks-error")).to_be_visible()
+    expect(dialog).to_be_hidden()
+
+    bank = unique_name("bank")
+    form.get_by_label("Name").fill(bank)
+    form.get_by_label("Public keys (JWK Set)").fill(json.dumps({"keys": [key.as_dict(private=False)]}))
+    form.get_by_role("button", name="Add app").click()
+    dialog.locator("#action-reason").fill("ticket 31: the bank's app, with its key")
+    dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+    row = panel.locator("#app-rows tr", has_text=bank)
+    expect(row).to_contain_text("FAPI 2.0")
+    expect(row).to_contain_text("PKCE required (FAPI 2.0)")
+    [added] = [app for app in apps.list_apps(ctx) if app.name == bank]
+    oidc = added.oidc()
+    assert (oidc.profile, oidc.id_token_alg, oidc.token_endpoint_auth_method()) == ("fapi2", "ES256", "private_key_jwt")
+    expect(form.get_by_label("FAPI 2.0 Security Profile")).not_to_be_checked()    # reset for the next app
 
 
 def act_on_app(page: Page, row: Locator, button: str, reason: str) -> None:

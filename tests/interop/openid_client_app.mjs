@@ -3,7 +3,7 @@
 // naming it; the tokens stay on this server), a page at `/` that says whether they are signed in, and
 // a "Sign out" button that ends the citylogin session too (RP-initiated logout).
 //
-//   node openid_client_app.mjs [--port 3000] [--issuer http://localhost:5000] [--dpop | --private-key-jwt]
+//   node openid_client_app.mjs [--port 3000] [--issuer http://localhost:5000] [--dpop | --private-key-jwt | --fapi2]
 //
 // The credentials never go on the command line (other users of the machine can read it):
 //   CLIENT_ID                            the app's client_id (what `citylogin apps add` printed)
@@ -13,10 +13,13 @@
 //                                        (`apps add --jwks`); client assertions signed by it
 // With --dpop every token request, PAR and userinfo call carries a DPoP proof by a key of the visitor's
 // sign-in (openid-client's DPoP handle, RFC 9449), so its tokens are bound to that key.
+// With --fapi2 the app signs in as the FAPI 2.0 Security Profile asks of a client, with openid-client's own
+// means for each: every request pushed first (buildAuthorizationUrlWithPAR), PKCE S256, private_key_jwt
+// (PrivateKeyJwt, the issuer as audience) and DPoP (getDPoPHandle) on every token request and userinfo call.
 //
 // GET  /                 the page: signed in as whom (with "Sign out"), or "Sign in with citylogin"
 // GET  /login[?par=1]    → 302 to citylogin's authorization endpoint (code flow, PKCE S256, state, nonce;
-//                          with par=1 the parameters pushed first, RFC 9126, and only a request_uri sent)
+//                          with par=1, or --fapi2, the parameters pushed first, RFC 9126, and only a request_uri sent)
 // GET  /callback         ← citylogin's redirect: openid-client redeems the code, checks the ID token, → /
 // POST /logout           the "Sign out" button: → 302 to citylogin's end-session endpoint with the ID
 //                        token as hint, back to / (the visitor's sign-in here ends at once)
@@ -41,7 +44,10 @@ const { values: options } = parseArgs({ options: {
   issuer: { type: "string", default: "http://localhost:5000" },
   dpop: { type: "boolean", default: false },
   "private-key-jwt": { type: "boolean", default: false },
+  fapi2: { type: "boolean", default: false },
 } });
+const usesDpop = options.dpop || options.fapi2;
+const usesPrivateKeyJwt = options["private-key-jwt"] || options.fapi2;
 const port = Number(options.port);
 const here = `http://127.0.0.1:${port}`;
 const redirectUri = `${here}/callback`;
@@ -56,7 +62,7 @@ function setting(name) {
 }
 
 async function clientAuthentication() {
-  if (!options["private-key-jwt"]) return [setting("CLIENT_SECRET"), undefined];
+  if (!usesPrivateKeyJwt) return [setting("CLIENT_SECRET"), undefined];
   const { kid, ...jwk } = JSON.parse(setting("PRIVATE_JWK"));
   const key = await crypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
   return [undefined, client.PrivateKeyJwt({ key, kid })];
@@ -91,7 +97,7 @@ function sessionOf(request, response) {
 }
 
 async function bound(session) {
-  if (!options.dpop) return {};
+  if (!usesDpop) return {};
   session.dpop ||= client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256"));
   return { DPoP: session.dpop };
 }
@@ -155,7 +161,7 @@ const routes = {
       code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256",
       state, nonce,
     };
-    const target = url.searchParams.get("par")
+    const target = url.searchParams.get("par") || options.fapi2
       ? await client.buildAuthorizationUrlWithPAR(config, parameters, await bound(session))
       : client.buildAuthorizationUrl(config, parameters);
     redirect(response, target.href);

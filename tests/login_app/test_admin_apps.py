@@ -10,12 +10,15 @@ import logging
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from joserfc.jwk import ECKey
 
 from accounts.models import Role
 from apps import service as apps
 from apps.models import OidcClient
 from tests.support.fixtures import problem
 from tests.support.operators import operator, person
+
+KEYS = json.dumps({"keys": [ECKey.generate_key("P-256", parameters={"kid": "k1"}).as_dict(private=False)]})
 
 
 @pytest.fixture
@@ -197,10 +200,39 @@ def test_a_change_of_some_oidc_fields_keeps_the_apps_registration_metadata(serve
     oidc = OidcClient(redirect_uris=("https://notes.example/cb",), logo_uri="https://notes.example/logo.png",
                       contacts=("ops@notes.example",), request_uris=("https://notes.example/request",),
                       require_signed_request_object=True, profile="fapi2", userinfo_signed_response_alg="ES256",
-                      jwks_uri="https://notes.example/jwks")  # the keys signed request objects are checked with
+                      jwks=KEYS, id_token_alg="ES256")   # what the profile requires (apps.profiles)
     client_id = apps.add_app(ctx, name="Notes", push_url=None, oidc=oidc).app.client_id
     changed = admin.request("PATCH", f"/admin/apps/{client_id}", json={"redirect_uris": ["https://notes.example/b"]})
     assert changed.status_code == 200, changed.text
     kept = apps.show_app(ctx, client_id=client_id).oidc()
     assert kept.redirect_uris == ("https://notes.example/b",)
     assert kept == dataclasses.replace(oidc, redirect_uris=("https://notes.example/b",))
+
+
+def test_an_admin_holds_an_app_to_the_fapi2_profile_only_when_it_can_comply(server):
+    """`profile` through the admin API (add, change, null removes it): a registration the FAPI 2.0 Security
+    Profile cannot hold is 400 invalid_field naming the member to change, and nothing is written."""
+    url, ctx = server
+    admin = operator(url, ctx, Role.ADMIN)
+    body = {"name": "Bank", "redirect_uris": ["https://bank.example/cb"], "jwks": json.loads(KEYS),
+            "id_token_alg": "EdDSA", "profile": "fapi2"}
+    added = admin.request("POST", "/admin/apps", json=body)
+    assert added.status_code == 201, added.text
+    app = added.json()
+    assert (app["profile"], app["pkce"], app["token_endpoint_auth_method"]) == \
+        ("fapi2", "fapi2_profile", "private_key_jwt")
+    path, before = f"/admin/apps/{app['client_id']}", apps.show_app(ctx, client_id=app["client_id"])
+    for change, field in (({"redirect_uris": ["http://localhost:3000/cb"]}, "redirect_uris"),
+                          ({"jwks": None}, "jwks"), ({"id_token_alg": "RS256"}, "id_token_alg"),
+                          ({"admin_role": "viewer"}, "admin_role"), ({"device_flow": True}, "device_flow")):
+        refused = admin.request("PATCH", path, json=change)
+        assert problem(refused)[:2] == (400, "invalid_field") and refused.json()["field"] == field, refused.text
+    assert apps.show_app(ctx, client_id=app["client_id"]) == before        # nothing written
+    assert problem(admin.request("POST", "/admin/apps", json={**body, "profile": "fapi1"}))[:2] == \
+        (400, "invalid_field")
+    refused = admin.request("POST", "/admin/apps", json={**body, "jwks": None})
+    assert problem(refused)[:2] == (400, "invalid_field") and refused.json()["field"] == "jwks"
+
+    removed = admin.request("PATCH", path, json={"profile": None, "id_token_alg": "RS256"})
+    assert removed.status_code == 200 and removed.json()["profile"] is None and removed.json()["pkce"] == "when_sent"
+    assert admin.request("PATCH", path, json={"profile": "fapi2"}).json()["field"] == "id_token_alg"

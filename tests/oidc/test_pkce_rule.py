@@ -169,7 +169,8 @@ def test_par_follows_the_same_rule(provider):
 
 def test_each_rule_is_named():
     assert OidcClient(public=True).pkce_rule(required_of_every_app=False) is PkceRule.PUBLIC_CLIENT
+    assert OidcClient(profile="fapi2").pkce_rule(required_of_every_app=False) is PkceRule.FAPI2_PROFILE
     assert OidcClient(require_pkce=True).pkce_rule(required_of_every_app=True) is PkceRule.REQUIRE_PKCE
     assert OidcClient().pkce_rule(required_of_every_app=True) is PkceRule.OPERATOR_SETTING
     assert OidcClient().pkce_rule(required_of_every_app=False) is PkceRule.WHEN_SENT
-    assert [rule.required for rule in PkceRule] == [True, True, True, False]
+    assert [rule.required for rule in PkceRule] == [True, True, True, True, False]
