@@ -127,8 +127,8 @@ def _check_request_object_rules(oidc: OidcClient) -> None:
         raise InvalidField("require_signed_request_object", "require_signed_request_object: an app that requires "
                            "signed request objects can not allow unsigned ones (alg none).")
     if oidc.allow_unsigned_request_objects and alg not in (None, UNSIGNED_ALG):
-        raise InvalidField("allow_unsigned_request_objects", f"allow_unsigned_request_objects: the app's request "
-                           f"objects are signed with {alg} (request_object_signing_alg) alone.")
+        raise InvalidField("allow_unsigned_request_objects", "allow_unsigned_request_objects: the app's request "
+                           "objects are signed with its request_object_signing_alg alone.")
     if (oidc.require_signed_request_object or alg not in (None, UNSIGNED_ALG)) and not (oidc.jwks or oidc.jwks_uri):
         raise InvalidField("request_object_signing_alg", "request_object_signing_alg, require_signed_request_object: "
                            "signed request objects are checked with the app's keys: register jwks or jwks_uri.")

@@ -63,7 +63,7 @@ def test_apps_add_and_update_set_the_request_object_options(cli):
 @pytest.mark.parametrize("options, why", [
     (("--require-signed-request-object", "--allow-unsigned-request-objects"), "can not allow unsigned"),
     (("--require-signed-request-object", "--request-object-signing-alg", "none"), "can not allow unsigned"),
-    (("--request-object-signing-alg", "ES256", "--allow-unsigned-request-objects", "--jwks", "JWKS"), "ES256"),
+    (("--request-object-signing-alg", "ES256", "--allow-unsigned-request-objects", "--jwks", "JWKS"), "alg alone"),
     (("--request-object-signing-alg", "RS256"), "register jwks"),
     (("--require-signed-request-object",), "register jwks"),
     (("--request-uri", "http://app.example/r"), "https"),
