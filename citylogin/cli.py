@@ -110,14 +110,22 @@ def _age(seconds: int) -> str:
     return f"{seconds}s"
 
 
+# keys.ring.ROTATED_KINDS, named here without importing the key ring (a command's start stays light)
+ROTATED_KIND_NAMES = ("jwt", "jwt_rsa", "jwt_ec", "refresh")
+
+
 @keys.command("rotate")
-def rotate_keys() -> None:
-    """Add a JWT signing key and a refresh secret; older ones go on verifying until retired."""
-    from keys.ring import rotate
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(ROTATED_KIND_NAMES),
+              help="Rotate only this kind of key (repeatable): jwt (EdDSA, citylogin's tokens and EdDSA ID "
+                   "tokens), jwt_rsa (RS256), jwt_ec (ES256), refresh. Every kind by default.")
+def rotate_keys(kinds: tuple[str, ...]) -> None:
+    """Add a JWT signing key of each kind and a refresh secret (or the kinds named); older ones go on
+    verifying until retired."""
+    from keys.ring import ROTATED_KINDS, rotate
 
     settings = command_settings()
     with ring_store(settings) as store:
-        for entry in config_errors(lambda: rotate(store)):
+        for entry in config_errors(lambda: rotate(store, kinds=kinds or ROTATED_KINDS)):
             click.echo(f"new {entry.kind} key {entry.kid}")
             command_audit(AuditEvent.KEY_ROTATED, kind=entry.kind, kid=entry.kid)
     click.echo(f"running services sign with them within {settings.key_ring_reload_seconds:g} seconds")

@@ -218,12 +218,16 @@ def _added(entry: RingEntry, contents: RingContents) -> RingEntry:
     return replace(entry, known=contents.ring) if contents.ring.retired else entry
 
 
-def rotate(store: KeyRingStore, *, now: datetime | None = None) -> list[RingEntry]:
-    """Add a new key of each rotated kind (the JWT keys, the refresh secret); each becomes the newest of
-    its kind. All are made at one moment, so they come into use together (an RSA key takes a while
-    to generate: the next kind's clock must not run on meanwhile)."""
+def rotate(store: KeyRingStore, *, now: datetime | None = None,
+           kinds: tuple[str, ...] = ROTATED_KINDS) -> list[RingEntry]:
+    """Add a new key of each rotated kind (the JWT keys, the refresh secret), or of the `kinds` named; each
+    becomes the newest of its kind. All are made at one moment, so they come into use together (an RSA
+    key takes a while to generate: the next kind's clock must not run on meanwhile)."""
+    unknown = sorted(set(kinds) - set(ROTATED_KINDS))
+    if unknown or not kinds:
+        raise ValueError(f"kinds to rotate: some of {', '.join(ROTATED_KINDS)} (not {', '.join(unknown)})")
     contents, added, moment = read_ring(store), [], aware_utc(now)
-    for kind in ROTATED_KINDS:
+    for kind in (kind for kind in ROTATED_KINDS if kind in kinds):
         created_at = moment
         newest = contents.newest(kind).created_at if contents.of(kind) else created_at - timedelta(seconds=1)
         if created_at <= newest:  # a clock stepped back must not leave an older key signing

@@ -58,6 +58,28 @@ def ring_of(env: dict):
                                   AesGcmKeyEncryptor(kek, variable="CITYLOGIN_KEY_ENCRYPTION_KEY")))
 
 
+def test_keys_rotate_kind_adds_keys_of_the_kinds_named_alone(cli_env):
+    """An operator rotates one kind (the RS256 ID-token key after a suspected leak, or the RSA and EC keys
+    alone for a relying party's tool that knows no Ed25519 key); the other kinds keep their newest."""
+    from citylogin.cli import ROTATED_KIND_NAMES
+    from keys.ring import JWT_EC, JWT_RSA, REFRESH, ROTATED_KINDS
+
+    assert ROTATED_KIND_NAMES == ROTATED_KINDS
+    assert invoke(cli_env, "init").exit_code == 0
+    before = ring_of(cli_env)
+    rotated = invoke(cli_env, "keys", "rotate", "--kind", "jwt_rsa", "--kind", "jwt_ec")
+    assert rotated.exit_code == 0, rotated.output
+    assert sorted(line.split()[1] for line in rotated.output.splitlines() if line.startswith("new ")) == [
+        "jwt_ec", "jwt_rsa"]
+    after = ring_of(cli_env)
+    for kind in (JWT, REFRESH):
+        assert [e.kid for e in after.of(kind)] == [e.kid for e in before.of(kind)]
+    for kind in (JWT_RSA, JWT_EC):
+        assert len(after.of(kind)) == len(before.of(kind)) + 1
+    refused = invoke(cli_env, "keys", "rotate", "--kind", "ca")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+
+
 def test_keys_rotate_list_and_retire(cli_env):
     assert invoke(cli_env, "init").exit_code == 0
     for _ in range(2):
