@@ -13,7 +13,7 @@ import pytest
 from accounts import user_service
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
 from tests.oidc.conformance.browser_person import CallbackReceiver, Person
-from tests.oidc.conformance.dynamic_client import ClientSite
+from tests.oidc.conformance.dynamic_client import ClientSite, registrar
 from tests.oidc.conformance.relying_party import Provider, discovered
 from tests.support.fixtures import app_servers
 from tests.support.live import verify_address
@@ -74,6 +74,14 @@ def initial_access_token(op) -> str:
     """The initial access token the suite is configured with (its client.initial_access_token), made as
     an operator makes one (`citylogin apps registration-token`), enough for the file's registrations."""
     raise NotImplementedError("dynamic registration has not landed")
+
+
+@pytest.fixture
+def clients(op, app_server, client_site, initial_access_token):
+    """A module's dynamic registrations (dynamic_client.Registrar), unregistered at its end
+    (AbstractOIDCCServerTest.cleanup)."""
+    with registrar(op, app_server.url, client_site, initial_access_token) as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from joserfc import jws
@@ -28,7 +28,8 @@ from joserfc.jwk import RSAKey
 from PIL import Image
 
 from tests.oidc.conformance.browser_person import CALLBACK_PATH
-from tests.oidc.conformance.relying_party import TIMEOUT, Provider, RelyingParty, check_error_text
+from tests.oidc.conformance.relying_party import (TIMEOUT, AuthorizationRequest, Provider, RelyingParty,
+                                                  check_error_text)
 
 SUPPORT_EMAIL = "certification@oidf.org"       # AbstractCondition.SUPPORT_EMAIL: AddContactsToDynamic...
 CLIENT_NAME = "OIDF Conformance Test"           # AddClientNameToDynamicRegistrationRequest, no client_name configured
@@ -344,3 +345,39 @@ def registrar(op: Provider, app_url: str, site: ClientSite, initial_access_token
     module = Registrar(op, app_url, site, initial_access_token)
     yield module
     module.close()
+
+
+# --- request objects ------------------------------------------------------------------------------
+
+# What OAuth 2.0 requires outside a request object (AbstractBuildRequestObjectRedirectToAuthorizationEndpoint).
+REQUIRED_DUPLICATES = ("response_type", "client_id", "scope", "redirect_uri")
+
+
+def object_redirect(op: Provider, request: AuthorizationRequest, object_claims: dict[str, Any], name: str,
+                    value: str) -> str:
+    """BuildRequestObjectBy{Value,Reference}RedirectToAuthorizationEndpoint: `name`=`value` and the request's
+    parameters that OAuth 2.0 requires outside the object or whose value the object does not hold, in
+    the natural order of their names."""
+    params = {name: value}
+    for key, outside in request.params.items():
+        if key in REQUIRED_DUPLICATES or object_claims.get(key) != outside:
+            params[key] = outside
+    return f"{op.metadata['authorization_endpoint']}?{urlencode(sorted(params.items()))}"
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_request_object(claims: dict[str, Any]) -> str:
+    """SerializeRequestObjectWithNullAlgorithm: an unsecured JWT, its header {"alg":"none"} alone and no
+    signature (RFC 7519 §6)."""
+    header = _base64url(json.dumps({"alg": "none"}, separators=(",", ":")).encode())
+    return f"{header}.{_base64url(json.dumps(claims).encode())}."
+
+
+def unsigned_objects_listed(op: Provider) -> bool:
+    """skipTestIfNoneUnsupported: False (the suite skips the module) when discovery's
+    request_object_signing_alg_values_supported is a list without 'none'."""
+    values = op.metadata.get("request_object_signing_alg_values_supported")
+    return not isinstance(values, list) or "none" in values

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -26,7 +26,8 @@ from tests.oidc.conformance.discovery_checks import (
     check_issuer, check_jwks, check_locales, check_types, discovery_answer)
 from tests.oidc.conformance.dynamic_client import (
     LOGO_HEIGHT, LOGO_PATH, LOGO_WIDTH, POLICY_PATH, TOS_URI, ClientSite, DynamicClient, KnownFailure,
-    Registrar, check_refused, client_assertion, registrar)
+    Registrar, check_refused, client_assertion, object_redirect, registrar, unsigned_objects_listed,
+    unsigned_request_object)
 from tests.oidc.conformance.relying_party import (
     CLIENT_ASSERTION_TYPE, TIMEOUT, VSCHAR, AuthorizationRequest, Flow, Provider, RelyingParty, authorization_request,
     authorization_url, browser_authorizes, callback_of, check_authorization_response, check_client_auth_supported,
@@ -38,16 +39,7 @@ from tests.oidc.conformance.relying_party import (
 pytestmark = pytest.mark.slow
 
 AUTH = "private_key_jwt"   # the plan's ClientAuthType: every client authenticates with its key
-# Parameters OAuth 2.0 requires outside a request object (AbstractBuildRequestObjectRedirectToAuthorizationEndpoint).
-REQUIRED_DUPLICATES = ("response_type", "client_id", "scope", "redirect_uri")
 SKIPPED_NO_PAIRWISE = "Server configuration does not explicitly support pairwise subject type"
-
-
-@pytest.fixture
-def clients(op, app_server, client_site, initial_access_token):
-    """The module's registrations, unregistered at its end (AbstractOIDCCServerTest.cleanup)."""
-    with registrar(op, app_server.url, client_site, initial_access_token) as module:
-        yield module
 
 
 def _configured(op: Provider) -> None:
@@ -84,7 +76,7 @@ def test_oidcc_idtoken_rs256(op, clients, person):
     assert header["alg"] == client.request["id_token_signed_response_alg"], ("CheckIdTokenSignatureAlgorithm", header)
 
 
-def test_oidcc_idtoken_unsigned(op):
+def test_oidcc_idtokenunsigned_request_object(op):
     # Skipped: "The discovery endpoint 'id_token_signing_alg_values_supported' doesn't support 'none'
     # algorithm" (OIDCCCheckIdTokenSigningAlgValuesSupportedAlgNone, before any client is registered).
     # citylogin signs every ID token.
@@ -406,30 +398,6 @@ def test_oidcc_refresh_token_rp_key_rotation(op, clients, client_site, person):
     assert userinfo(op, refreshed["access_token"]).status_code == 200   # requestProtectedResource
 
 
-def _object_redirect(op: Provider, request: AuthorizationRequest, object_claims: dict[str, Any], name: str,
-                     value: str) -> str:
-    """BuildRequestObjectBy{Value,Reference}RedirectToAuthorizationEndpoint: `name`=`value` and the request's
-    parameters that OAuth 2.0 requires outside the object or whose value the object does not hold,
-    in the natural order of their names."""
-    params = {name: value}
-    for key, outside in request.params.items():
-        if key in REQUIRED_DUPLICATES or object_claims.get(key) != outside:
-            params[key] = outside
-    return f"{op.metadata['authorization_endpoint']}?{urlencode(sorted(params.items()))}"
-
-
-def _unsigned(claims: dict[str, Any]) -> str:
-    """SerializeRequestObjectWithNullAlgorithm: an unsecured JWT (header {"alg":"none"}, no signature)."""
-    return jwt.encode(claims, "", algorithm="none")
-
-
-def _none_listed_or_absent(op: Provider) -> bool:
-    """skipTestIfNoneUnsupported: false (the module is skipped) when request_object_signing_alg_values_supported
-    is a list without 'none'."""
-    values = op.metadata.get("request_object_signing_alg_values_supported")
-    return not isinstance(values, list) or "none" in values
-
-
 def _request_uri_client(clients: Registrar, client_site: ClientSite, **metadata: Any,
                         ) -> tuple[DynamicClient, str, str]:
     """AbstractOIDCCRequestUriServerTest's registration: CreateRandomRequestUriWithFragment, registered as
@@ -454,17 +422,17 @@ def _by_reference(op: Provider, client: DynamicClient, person: Person, client_si
         claims.update(aud=op.issuer, iss=client.client_id)          # AddAudToRequestObject, AddIssToRequestObject
         request_object = client.keys.sign(claims)                   # SignRequestObject
     else:
-        request_object = _unsigned(claims)
+        request_object = unsigned_request_object(claims)
     client_site.serve(path, "application/jwt", request_object.encode())
-    visit = person.go(_object_redirect(op, request, claims, "request_uri", request_uri))
+    visit = person.go(object_redirect(op, request, claims, "request_uri", request_uri))
     return finish_flow(op, client.rp, request, visit, auth=AUTH)
 
 
-def test_oidcc_request_uri_unsigned(op, clients, client_site, person):
+def test_oidcc_request_uriunsigned_request_object(op, clients, client_site, person):
     _configured(op)
     client, path, request_uri = _request_uri_client(clients, client_site)
     _request_uri_supported(op)
-    if not _none_listed_or_absent(op):
+    if not unsigned_objects_listed(op):
         # Skipped: "'none' is not listed in request_object_signing_alg_values_supported - assuming it is not
         # supported."
         return
@@ -485,14 +453,14 @@ def test_oidcc_request_uri_signed_rs256(op, clients, client_site, person):
 def test_oidcc_ensure_request_object_with_redirect_uri(op, clients, person):
     _configured(op)
     client = _client(clients)
-    if not _none_listed_or_absent(op):
+    if not unsigned_objects_listed(op):
         return                   # skipped, as oidcc-request-uri-unsigned (skipTestIfNoneUnsupported)
     request = authorization_request(client.rp)
     claims = dict(request.params)
     # AddInvalidRedirectUriToAuthorizationRequest, after the object was made: the query's redirect_uri
     # (the registered one with "_invalid" appended to its path) is not registered; the object's is.
     request.params["redirect_uri"] = client.rp.redirect_uri + "_invalid"
-    visit = person.go(_object_redirect(op, request, claims, "request", _unsigned(claims)), until="stays")
+    visit = person.go(object_redirect(op, request, claims, "request", unsigned_request_object(claims)), until="stays")
     if visit.callback is None:
         check_no_callback(visit)                                     # ExpectRedirectUriErrorPage: its screenshot
         person.screenshot("dynamic-ensure-request-object-with-redirect-uri")
