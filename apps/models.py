@@ -5,11 +5,13 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from common.errors import FieldKind, field_refusal
+from common.timefmt import iso_from_epoch
+from database.guarded_write import GuardedWrite
 
 POLL_METHOD = "urn:ietf:rfc:8936"
 SESSION_REVOKED_EVENT = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
@@ -71,7 +73,7 @@ class OidcClient:
             return self.registered_auth_method
         if self.public:
             return "none"
-        return "private_key_jwt" if self.jwks else "client_secret_basic"
+        return "private_key_jwt" if self.jwks or self.jwks_uri else "client_secret_basic"
 
     def pkce_rule(self, *, required_of_every_app: bool) -> PkceRule:
         """Which rule of SPEC §14 the app signs in under: PKCE required of a public client, of an app
@@ -198,6 +200,36 @@ def _registration_metadata(oidc: OidcClient) -> dict:
             "request_object_signing_alg": oidc.request_object_signing_alg,
             "allow_unsigned_request_objects": oidc.allow_unsigned_request_objects,
             "require_signed_request_object": oidc.require_signed_request_object, "profile": oidc.profile}
+
+
+@dataclass(frozen=True)
+class SelfRegistration:
+    """How an app registers itself (RFC 7591, oidc.registration): what it was registered with (an initial access
+    token's id, or "open"), its registration access token's digest, and the entries its creation's transaction
+    carries along (the token's use, the address's count)."""
+
+    registered_with: str
+    token_digest: str
+    along: tuple[GuardedWrite, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistrationToken:
+    """An initial access token as kept: its id, its digest, when it expires and how many registrations
+    it has left."""
+
+    token_id: str
+    digest: str
+    created_at: str
+    expires_epoch: int
+    uses: int             # how many registrations it was made for
+    uses_left: int
+    created_by: str | None = None  # the operator who made it, as the audit stream names them
+
+    def public(self) -> dict[str, Any]:
+        """What an operator may see: everything but the digest (the token itself is not kept)."""
+        return {"id": self.token_id, "created_at": self.created_at, "expires_at": iso_from_epoch(self.expires_epoch),
+                "uses": self.uses, "uses_left": self.uses_left, "created_by": self.created_by}
 
 
 @dataclass(frozen=True)

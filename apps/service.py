@@ -10,7 +10,8 @@ import time
 from typing import Callable
 from urllib.parse import unquote
 
-from apps.models import BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, AppRecord, NewCredentials, OidcClient
+from apps.models import (BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, AppRecord, NewCredentials, OidcClient,
+                         SelfRegistration)
 from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
 from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
@@ -59,23 +60,29 @@ def _digest(secret: str) -> str:
 
 
 def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClient | None = None,
-            admin_role: str | None = None) -> NewCredentials:
+            admin_role: str | None = None, registration: SelfRegistration | None = None) -> NewCredentials:
     """A new app; with `oidc` also an OpenID Connect client (SPEC §14); with `admin_role` it gets admin
     API tokens of that role by the client-credentials grant (SPEC §15). A public client gets no
-    secret (client_secret is ""): nothing it sends can authenticate it but PKCE."""
+    secret (client_secret is ""): nothing it sends can authenticate it but PKCE. An app that registers
+    itself (RFC 7591) is written in one transaction with the entries its `registration` brings along."""
     now, oidc = ctx.now(), oidc or OidcClient()
+    fields = _oidc_fields(oidc)
+    if registration is not None:
+        fields.update(registration_token_digest=registration.token_digest,
+                      registered_with=registration.registered_with)
     while True:
         secret = "" if oidc.public else secrets.token_urlsafe(32)
         app = AppRecord(client_id=CLIENT_ID_PREFIX + secrets.token_hex(10), name=name,
                         secret_digest=_digest(secrets.token_urlsafe(32)) if oidc.public else _digest(secret),
                         created_at=iso(now), created_epoch=int(now.timestamp()), push_url=push_url,
-                        created_ms=int(now.timestamp() * 1000), admin_role=admin_role, **_oidc_fields(oidc))
+                        created_ms=int(now.timestamp() * 1000), admin_role=admin_role, **fields)
         try:
-            app_store(ctx).create(app)
+            app_store(ctx).create(app, along=registration.along if registration else ())
             break
         except AppExists:
             continue  # 80 random bits collided: draw again
-    audit(AuditEvent.APP_ADDED, client_id=app.client_id, app_name=name, push_url=push_url, admin_role=admin_role)
+    audit(AuditEvent.APP_ADDED, client_id=app.client_id, app_name=name, push_url=push_url, admin_role=admin_role,
+          registered_with=app.registered_with)
     return NewCredentials(app=app, client_secret=secret)
 
 
@@ -125,10 +132,15 @@ def list_apps(ctx: AppContext) -> list[AppRecord]:
 
 
 def show_app(ctx: AppContext, *, client_id: str) -> AppRecord:
-    app = app_store(ctx).get(client_id)
+    app = find_app(ctx, client_id=client_id)
     if app is None:
         raise AppNotFound()
     return app
+
+
+def find_app(ctx: AppContext, *, client_id: str) -> AppRecord | None:
+    """The app as its record stands now (read strongly consistent), or None."""
+    return app_store(ctx).get(client_id)
 
 
 def update_app(ctx: AppContext, *, client_id: str, name: str | None = None, push_url: str | None = None,
@@ -176,7 +188,9 @@ def still_registered(ctx: AppContext, *, client_id: str, refusal: Callable[[], E
     return GuardedWrite(item=app_store(ctx).registered_item(client_id), refusal=refusal)
 
 
-def remove_app(ctx: AppContext, *, client_id: str) -> None:
+def remove_app(ctx: AppContext, *, client_id: str, by: str | None = None) -> None:
+    """Remove the app: its credentials, grants and tokens stop working on every host within CACHE_SECONDS (SPEC
+    §14); `by` names who removed it in the audit stream when it is not an operator (its own registration)."""
     try:
         app_store(ctx).delete(client_id)
     except AppMissing:
@@ -185,7 +199,7 @@ def remove_app(ctx: AppContext, *, client_id: str) -> None:
     streams.delete(client_id)  # what it acknowledged, of its pushes and of its back-channel logouts
     streams.delete(client_id + BACKCHANNEL_STREAM_SUFFIX)
     _cache.forget(ctx.tables.apps, client_id)
-    audit(AuditEvent.APP_REMOVED, client_id=client_id)
+    audit(AuditEvent.APP_REMOVED, client_id=client_id, by=by)
 
 
 # --- authenticating an app ----------------------------------------------------------------
@@ -218,6 +232,11 @@ def authenticate_app(ctx: AppContext, authorization: str | None) -> AppRecord:
     if not digests_equal(_digest(secret), known) or app is None:
         raise InvalidClient()
     return app
+
+
+def secret_matches(app: AppRecord, secret: str) -> bool:
+    """Whether `secret` is the app's client secret (digests compared in constant time)."""
+    return not app.public_client and digests_equal(_digest(secret), app.secret_digest)
 
 
 class _AppCache:

@@ -15,7 +15,7 @@ import re
 import threading
 import typing
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Sequence
 
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter, ValidationError
@@ -23,6 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from apps.models import DEVICE_FLOW_CLASSES, PROFILES, AppRecord
 from common.timefmt import parse_iso
 from database import dynamo
+from database.guarded_write import GuardedWrite, write_all
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +171,14 @@ class AppStore:
         item = self.client.get_item(TableName=self.table, Key=VERSION_KEY, ConsistentRead=True).get("Item")
         return int(item["version"]["N"]) if item and "version" in item else 0
 
-    def create(self, app: AppRecord) -> None:
+    def create(self, app: AppRecord, *, along: Sequence[GuardedWrite] = ()) -> None:
+        """The app, the version's bump and `along` (another domain's entries: their refusals come first) in one
+        transaction; AppExists if the client_id is taken."""
         item = {"registry": REGISTRY, **{k: v for k, v in asdict(app).items() if v is not None}}
-        self._write({"Put": {"TableName": self.table, "Item": dynamo.to_item(item),
-                             "ConditionExpression": "attribute_not_exists(client_id)"}},
-                    app.client_id, missing=AppExists)
+        put = {"Put": {"TableName": self.table, "Item": dynamo.to_item(item),
+                       "ConditionExpression": "attribute_not_exists(client_id)"}}
+        write_all(self.client, [*along, GuardedWrite(item=put, refusal=lambda: AppExists(app.client_id)),
+                                GuardedWrite(item=self._bump(), refusal=lambda: AppExists(app.client_id))])
 
     def get(self, client_id: str) -> AppRecord | None:
         """The app, or None if there is none or its record cannot be read."""

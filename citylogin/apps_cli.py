@@ -10,6 +10,8 @@ import click
 
 from apps.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES
 from citylogin.admin_cli import _context
+from citylogin.apps_registration_cli import (registration_token, registration_tokens_list,
+                                              revoke_registration_token)
 from citylogin.cli_output import OperatorGroup
 from citylogin.operator import OPERATOR_HELP, remember_operator
 
@@ -232,3 +234,9 @@ def remove(client_id: str) -> None:
     with _context() as ctx:
         service.remove_app(ctx, client_id=client_id)
     click.echo(f"removed app {client_id}")
+
+
+# Initial access tokens for apps that register themselves (RFC 7591)
+apps.add_command(registration_token)
+apps.add_command(registration_tokens_list)
+apps.add_command(revoke_registration_token)

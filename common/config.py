@@ -142,6 +142,15 @@ class Settings(BaseModel):
     refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
     # the OpenID Provider (SPEC §14): PKCE of every app, not only of public clients and --require-pkce ones
     oidc_require_pkce: bool = False
+    # apps that register themselves (RFC 7591): without an operator's initial access token too (open), and how
+    # many registrations one address may make a minute (each counted in the registration's own write)
+    oidc_open_registration: bool = False
+    oidc_registrations_per_minute_per_ip: int = Field(default=20, ge=1)
+    # an app's jwks_uri: seconds its keys are kept before they are fetched again (an unknown kid fetches them
+    # sooner, at most every CITYLOGIN_OIDC_JWKS_REFETCH_SECONDS), and the fetch's time limit
+    oidc_jwks_cache_seconds: int = Field(default=300, ge=1, le=86400)
+    oidc_jwks_refetch_seconds: int = Field(default=5, ge=1, le=3600)
+    oidc_jwks_fetch_timeout: float = Field(default=3.0, gt=0, le=30)
     # how often each process reads the security events feed while anyone waits on it (SPEC §11: an
     # app's guard refuses a revoked session's token within 1 s, this interval included)
     events_poll_interval: float = Field(default=0.5, ge=0.1, le=10)

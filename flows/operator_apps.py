@@ -7,9 +7,10 @@ import dataclasses
 from typing import Any
 
 from accounts.models import Role
+from apps import registration_tokens
 from apps import service as apps
 from apps.models import AppRecord, NewCredentials, OidcClient
-from flows.operator_models import AppChange, NewApp
+from flows.operator_models import AppChange, NewApp, NewRegistrationToken, RegistrationTokenView
 from flows.operators import Operator, need
 from web.audit import AuditEvent, audit, operator_acting
 from web.context import AppContext
@@ -105,3 +106,30 @@ def remove_app(ctx: AppContext, *, operator: Operator, client_id: str, reason: s
     with operator_acting(operator.label):
         apps.remove_app(ctx, client_id=client_id)
         _audited(operator, "app_remove", client_id, reason)
+
+
+# --- initial access tokens for apps that register themselves (RFC 7591) -------------------------------
+
+def make_registration_token(ctx: AppContext, *, operator: Operator,
+                            request: NewRegistrationToken) -> RegistrationTokenView:
+    """A new initial access token, as `citylogin apps registration-token`; the token is in the answer, once."""
+    need(operator, Role.ADMIN)
+    with operator_acting(operator.label):
+        made = registration_tokens.make_token(ctx, expires_in=request.expires_in, uses=request.uses,
+                                              created_by=operator.label)
+        audit(AuditEvent.OPERATOR_ACTION, action="registration_token_add", initial_access=made.record.token_id,
+              **operator.details(), reason=(request.reason or "").strip() or None)
+    return RegistrationTokenView(**made.record.public(), token=made.token)
+
+
+def list_registration_tokens(ctx: AppContext, *, operator: Operator) -> list[RegistrationTokenView]:
+    need(operator, Role.ADMIN)
+    return [RegistrationTokenView(**token.public()) for token in registration_tokens.list_tokens(ctx)]
+
+
+def revoke_registration_token(ctx: AppContext, *, operator: Operator, token_id: str, reason: str | None) -> None:
+    need(operator, Role.ADMIN)
+    with operator_acting(operator.label):
+        registration_tokens.revoke_token(ctx, token_id=token_id)
+        audit(AuditEvent.OPERATOR_ACTION, action="registration_token_revoke", initial_access=token_id,
+              **operator.details(), reason=(reason or "").strip() or None)

@@ -12,6 +12,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from accounts.models import PasskeyAssertion, Role
 from apps.models import DeviceFlowClass
+from apps.registration_tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MAX_USES
 from common.errors import FieldKind, field_refusal
 from common.fields import Omittable
 from oidc.client_keys import public_jwks, public_jwks_problem
@@ -249,3 +250,29 @@ class AppCredentials(BaseModel):
     client_id: str
     name: str
     client_secret: str | None = Field(default=None, description="only when added or rotated: shown once")
+
+
+class NewRegistrationToken(BaseModel):
+    """POST /admin/registration-tokens: an initial access token for POST /oidc/register (RFC 7591)."""
+
+    model_config = ConfigDict(extra="ignore")
+    expires_in: StrictInt = Field(default=DEFAULT_EXPIRES_IN, ge=1, le=MAX_EXPIRES_IN,
+                                  description="seconds it registers apps for (default a day)")
+    uses: StrictInt = Field(default=1, ge=1, le=MAX_USES, description="how many apps it may register")
+    reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
+
+
+class RegistrationTokenView(BaseModel):
+    """An initial access token as an operator sees it: never the token (shown once, when made) nor its digest."""
+
+    id: str
+    created_at: str
+    expires_at: str
+    uses: int
+    uses_left: int
+    created_by: str | None
+    token: str | None = Field(default=None, description="only when made: shown once")
+
+
+class RegistrationTokenList(BaseModel):
+    tokens: list[RegistrationTokenView]

@@ -12,8 +12,8 @@ from flask import Blueprint, g, jsonify, request
 from flows import operator_apps, operator_export, operators
 from flows.models import DataExport
 from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials,
-                                   AppList, LimitRequest, NewApp, OperatorAccount, OperatorPage, OperatorSelf,
-                                   PageQuery, RoleRequest)
+                                   AppList, LimitRequest, NewApp, NewRegistrationToken, OperatorAccount, OperatorPage,
+                                   OperatorSelf, PageQuery, RegistrationTokenList, RegistrationTokenView, RoleRequest)
 from login_app.admin_auth import authenticate_operator
 from login_app.downloads import attachment
 from web.caller import current_caller
@@ -242,3 +242,35 @@ def rotate_secret(client_id: str):
     body = parse_optional_body(AppReason)
     rotated = operator_apps.rotate_secret(ctx(), operator=current_operator(), client_id=client_id, reason=body.reason)
     return jsonify(rotated)
+
+
+# --- initial access tokens for apps that register themselves (RFC 7591): role admin -------------------
+
+@bp.post("/registration-tokens")
+@require_operator
+@operation("Make an initial access token for POST /oidc/register, as `citylogin apps registration-token`: it "
+           "registers up to `uses` apps until it expires; the token is in the answer, once", body=NewRegistrationToken,
+           body_required=False, response=RegistrationTokenView, status=201, auth=True, errors=(403,))
+def add_registration_token():
+    made = operator_apps.make_registration_token(ctx(), operator=current_operator(),
+                                                 request=parse_optional_body(NewRegistrationToken))
+    return jsonify(made.model_dump()), 201
+
+
+@bp.get("/registration-tokens")
+@require_operator
+@operation("The initial access tokens kept, newest first: id, expiry, uses left (never the token); admin role",
+           response=RegistrationTokenList, auth=True, errors=(403,))
+def registration_tokens():
+    listed = operator_apps.list_registration_tokens(ctx(), operator=current_operator())
+    return jsonify(RegistrationTokenList(tokens=listed).model_dump(exclude={"tokens": {"__all__": {"token"}}}))
+
+
+@bp.delete("/registration-tokens/<string(maxlength=64):token_id>")
+@require_operator
+@operation("Revoke an initial access token: it registers nothing more (the apps it registered stay); admin role",
+           body=AppReason, body_required=False, status=204, auth=True, errors=(403,))
+def revoke_registration_token(token_id: str):
+    body = parse_optional_body(AppReason)
+    operator_apps.revoke_registration_token(ctx(), operator=current_operator(), token_id=token_id, reason=body.reason)
+    return "", 204

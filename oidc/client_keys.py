@@ -5,7 +5,8 @@ module checks the registered keys, names the audiences and spends each assertion
 from __future__ import annotations
 
 import json
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -14,10 +15,13 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
+from apps.models import AppRecord
 from crypto.tokens import token_digest
 from database import dynamo
 from database.one_time_tokens import OneTimeTokenStore
 from keys.jwt_keys import one_spelling
+from oidc.jwks_fetch import KeysUnavailable, RemoteKeySets
+from web.context import AppContext
 from web.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
 METHOD = "private_key_jwt"
@@ -66,6 +70,31 @@ def public_jwks(text: str) -> str:
     return json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True)
 
 
+def app_key_set(ctx: AppContext, app: AppRecord, *, kid: str | None = None) -> KeySet:
+    """The app's public keys (private_key_jwt, request objects): its registered `jwks`, or those at its
+    `jwks_uri`, fetched again if they lack `kid` (oidc.jwks_fetch); KeysUnavailable if it has none to use."""
+    oidc = app.oidc()
+    if oidc.jwks:
+        return KeySet.import_key_set(json.loads(oidc.jwks))
+    if oidc.jwks_uri:
+        return remote_key_sets(ctx).key_set(app.client_id, oidc.jwks_uri, kid=kid)
+    raise KeysUnavailable("the app registered no keys")
+
+
+_remote_lock = threading.Lock()
+
+
+def remote_key_sets(ctx: AppContext) -> RemoteKeySets:
+    """The process's one cache of apps' fetched keys for this app context, made at its first use."""
+    with _remote_lock:
+        if not isinstance(ctx.client_key_sets, RemoteKeySets):
+            settings = ctx.settings
+            ctx.client_key_sets = RemoteKeySets(
+                cache_seconds=settings.oidc_jwks_cache_seconds, refetch_seconds=settings.oidc_jwks_refetch_seconds,
+                timeout=settings.oidc_jwks_fetch_timeout, problem_of=public_jwks_problem)
+        return ctx.client_key_sets
+
+
 class PrivateKeyJwt(JWTBearerClientAssertion):
     """RFC 7523 §2.2 client authentication by Authlib, fitted to citylogin: the app's registered keys,
     the asymmetric algorithms only, the provider's endpoints as audiences, and each assertion's `jti`
@@ -73,9 +102,10 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
 
     CLIENT_AUTH_METHOD = METHOD
 
-    def __init__(self, *, issuer: str, tokens: OneTimeTokenStore, now: Any) -> None:
+    def __init__(self, *, issuer: str, tokens: OneTimeTokenStore, now: Any,
+                 keys: Callable[[AppRecord, str | None], KeySet]) -> None:
         super().__init__(validate_jti=True)
-        self.issuer, self.tokens, self.now = issuer, tokens, now
+        self.issuer, self.tokens, self.now, self.keys = issuer, tokens, now, keys
 
     def __call__(self, query_client, request):
         client = super().__call__(query_client, request)
@@ -88,11 +118,17 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         # RFC 7523 §3 and RFC 9126 §2: the issuer or the endpoint the assertion is sent to.
         return [self.issuer, *(f"{self.issuer}/oidc/{path}" for path in ("token", "par", "revoke"))]
 
-    def resolve_client_public_key(self, client) -> KeySet:
-        jwks = client.app.oidc().jwks
-        if not jwks:
-            raise InvalidClientError(description="This app registered no keys.")
-        return KeySet.import_key_set(json.loads(jwks))
+    def resolve_client_public_key(self, client) -> Callable[[Any], KeySet]:
+        """The app's keys for the assertion being verified: joserfc calls this with it, so that keys fetched from
+        a jwks_uri are fetched again when it names a kid they lack (the app rotated its key)."""
+        def keys_for(assertion: Any) -> KeySet:
+            kid = assertion.headers().get("kid")
+            try:
+                return self.keys(client.app, kid if isinstance(kid, str) else None)
+            except KeysUnavailable as unavailable:
+                raise InvalidClientError(description=f"The app's keys can not be read: {unavailable.reason}.") \
+                    from None
+        return keys_for
 
     def process_assertion_claims(self, assertion, resolve_key):
         if not one_spelling(assertion):  # SPEC §14: one spelling per token, or its jti would not be single-use

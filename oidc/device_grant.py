@@ -37,7 +37,8 @@ class DeviceGrant(DeviceCodeGrant):
         app = client.app
         key = token_binding.request_key(bound_to=approved.jkt, required=app.oidc().require_dpop)
         scope = approved.scope
-        wants_refresh = "offline_access" in scope.split() or app.oidc().public
+        wants_refresh = ("offline_access" in scope.split() or app.oidc().public) and \
+            client.check_grant_type("refresh_token")  # not for an app that registered grant types without it
         user = SignedIn(user_uuid=approved.user_uuid, session_id=approved.session_id, device_id=approved.device_id,
                         auth_time=approved.auth_time, amr=approved.amr, jkt=key,
                         refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id(),

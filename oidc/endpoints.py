@@ -3,6 +3,7 @@ and RP-initiated logout. The back-channel ones answer errors as JSON, never by a
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
@@ -10,6 +11,7 @@ from flask import redirect
 from werkzeug.wrappers import Response
 
 from accounts import service as accounts
+from apps.models import AppRecord
 from apps.registry import current_app
 from database.batch_read import KeyRead
 from oidc import claims as user_claims
@@ -109,9 +111,18 @@ def token_response(offer: ProofOffer | None) -> Response:
         return server.create_token_response(request)
 
 
-def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOffer | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class UserInfoAnswer:
+    """Userinfo's claims, and the same as a JWT for an app registered with userinfo_signed_response_alg."""
+
+    claims: dict[str, Any]
+    signed: str | None = None
+
+
+def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOffer | None) -> UserInfoAnswer:
     """The person behind an app's access token (a DPoP-bound one with its proof), by its scope; 401 once
-    its session has ended or the app gave its grant back (/oidc/revoke)."""
+    its session has ended or the app gave its grant back (/oidc/revoke). Signed (OpenID Connect Core §5.3.2)
+    when the app asked for it at its registration."""
     principal = sessions.authenticate(ctx, access_token=access_token, scheme=scheme, offer=offer,
                                       issued_by=sessions.PROVIDER_TOKENS,
                                       along=lambda claims: _userinfo_reads(ctx, claims))
@@ -120,11 +131,21 @@ def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOff
         raise sessions.InvalidToken("This access token was not issued for OpenID Connect (scope openid).")
     if not grants.issued_from(principal.along[GRANT], principal.claims):
         raise sessions.InvalidToken("This access token was revoked.")
-    if not _app_registered(ctx, principal.claims):
+    app = _registered_app(ctx, principal.claims)
+    if app is None:
         raise sessions.InvalidToken("This access token's app was removed.")
     if principal.along[PERSON] is None:
         raise sessions.AccountDeleted()
-    return {"sub": principal.user_uuid, **user_claims.of_account(principal.along[PERSON], scope=scope)}
+    claims = {"sub": principal.user_uuid, **user_claims.of_account(principal.along[PERSON], scope=scope)}
+    alg = app.oidc().userinfo_signed_response_alg
+    return UserInfoAnswer(claims=claims, signed=_signed_userinfo(ctx, claims, client_id=app.client_id, alg=alg)
+                          if alg else None)
+
+
+def _signed_userinfo(ctx: AppContext, claims: dict[str, Any], *, client_id: str, alg: str) -> str:
+    """OpenID Connect Core §5.3.2: the claims as a JWT the key ring signs with the app's alg, with `iss` and
+    `aud` (the app); no `nonce` (a userinfo answer is no ID token) and no `exp`, which §5.3.2 does not ask for."""
+    return ctx.jwt.sign_jwt({"iss": issuer(ctx), "aud": client_id, **claims}, algorithm=alg, typ="JWT")
 
 
 GRANT = "oidc.grant"
@@ -159,9 +180,14 @@ class ProviderGrant:
 def _app_registered(ctx: AppContext, claims: dict[str, Any]) -> bool:
     """Whether the app an OpenID Provider token was issued to is still registered, as every host sees it
     within a second of its removal (apps.registry; SPEC §14: a removed app's tokens are refused)."""
+    return _registered_app(ctx, claims) is not None
+
+
+def _registered_app(ctx: AppContext, claims: dict[str, Any]) -> AppRecord | None:
     client_id = claims.get("client_id")
-    return isinstance(client_id, str) and 0 < len(client_id) <= 128 and \
-        current_app(ctx, client_id=client_id) is not None
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= 128:
+        return None
+    return current_app(ctx, client_id=client_id)
 
 
 def end_session_response(ctx: AppContext) -> Response:

@@ -155,7 +155,9 @@ class Hooks:
         client (it has no other way to stay signed in)."""
         key = token_binding.request_key(bound_to=code.jkt, required=client.app.oidc().require_dpop)
         # The session's liveness is checked by the write that spends the code (save_token), not read here.
-        wants_refresh = "offline_access" in code.scope.split() or client.app.oidc().public
+        # ... unless the app registered grant types without refresh_token (RFC 7591 §2): it could not use one
+        wants_refresh = ("offline_access" in code.scope.split() or client.app.oidc().public) and \
+            client.check_grant_type("refresh_token")
         signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
         return replace(signed_in, jkt=key, refresh_jkt=key)  # the grant, and so its refresh tokens, bound to it
 

@@ -76,10 +76,12 @@ class Client:
         return not self.app.oidc().public and bool(self.secret_ok and self.secret_ok(client_secret))
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        registered = self.app.oidc().token_endpoint_auth_method()
-        if registered == "client_secret_basic":
-            return method in ("client_secret_basic", "client_secret_post")
-        return method == registered  # a public client's "none", or the app's key (private_key_jwt)
+        oidc = self.app.oidc()
+        registered = oidc.token_endpoint_auth_method()
+        if registered == "client_secret_basic" and not oidc.registered_auth_method:
+            return method in ("client_secret_basic", "client_secret_post")  # an operator's app: either way
+        # a method the app registered (RFC 7591 §2) alone, a public client's "none", or its key (private_key_jwt)
+        return method == registered
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
@@ -88,6 +90,8 @@ class Client:
         if grant_type == "client_credentials":  # RFC 6749 §4.4: confidential clients alone
             return bool(self.app.admin_role) and not self.app.oidc().public
         oidc = self.app.oidc()
+        if oidc.grant_types and grant_type not in oidc.grant_types:
+            return False  # an app that registered its grant types (RFC 7591 §2) uses those alone
         if grant_type == DEVICE_CODE_GRANT_TYPE:  # RFC 8628: an app allowed it (apps add --device-flow)
             return oidc.device_flow
         if grant_type == "refresh_token":

@@ -38,19 +38,22 @@ def json_error(error: OAuth2Error) -> Response:
     """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints)."""
     status = error.status_code if error.status_code and error.status_code != 302 else 400
     retry_after = getattr(error, "retry_after", None)  # oidc.request_limits.TooManyRequests: 429
-    return _answer(status, error.error, error.description,
-                   {"Retry-After": str(retry_after)} if retry_after is not None else None)
+    challenge = getattr(error, "challenge", None)  # a Bearer one (RFC 6750 §3): oidc.registration's 401s
+    headers = {**({"Retry-After": str(retry_after)} if retry_after is not None else {}),
+               **({"WWW-Authenticate": challenge} if challenge else {})}
+    return _answer(status, error.error, error.description, headers)
 
 
 def _answer(status: int, error: str, description: str | None, headers: dict[str, str] | None = None) -> Response:
-    body = {"error": error, **({"error_description": _describable(description)} if description else {})}
+    body = {"error": error, **({"error_description": describable(description)} if description else {})}
     sent = {"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})}
     if status == 401:
-        sent["WWW-Authenticate"] = 'Basic realm="citylogin"'
+        sent.setdefault("WWW-Authenticate", 'Basic realm="citylogin"')
     return Response(json.dumps(body), status=status, mimetype="application/json", headers=sent)
 
 
-def _describable(text: str) -> str:
+def describable(text: str) -> str:
+    """`text` as an error_description may carry it (RFC 6749 §5.2's characters, at most 400)."""
     return _NOT_DESCRIBABLE.sub("", text.replace('"', "'").replace("\\", "/"))[:400]
 
 

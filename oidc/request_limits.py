@@ -17,7 +17,7 @@ from web.context import AppContext
 from web.rate_limits import RateLimitStore, limit_subject
 
 WINDOW_SECONDS = 60
-AUTHORIZE, PAR = "authorize", "par"
+AUTHORIZE, PAR, REGISTER = "authorize", "par", "register"  # REGISTER: apps that register themselves (RFC 7591)
 RATE_LIMITED = "rate_limited"  # the refusal's reason in the log and the metric (oidc.refusals)
 
 
@@ -30,22 +30,23 @@ class TooManyRequests(OAuth2Error):
     error = "temporarily_unavailable"
     status_code = 429
 
-    def __init__(self, *, retry_after: int, redirect_uri: str | None = None) -> None:
-        super().__init__("Too many sign-in requests from this address; try again in a minute.",
-                         redirect_uri=redirect_uri)
+    def __init__(self, *, retry_after: int, redirect_uri: str | None = None, what: str = "sign-in requests") -> None:
+        super().__init__(f"Too many {what} from this address; try again in a minute.", redirect_uri=redirect_uri)
         self.retry_after = retry_after
         refusals.because(self, RATE_LIMITED)
 
 
 def counted(ctx: AppContext, *, kind: str, ip: str | None, redirect_uri: str | None = None) -> GuardedWrite:
-    """The count of one kept request of `kind` (AUTHORIZE or PAR) from `ip`, as an entry of the
+    """The count of one kept request of `kind` (AUTHORIZE, PAR or REGISTER) from `ip`, as an entry of the
     transaction that keeps it; refused (TooManyRequests, to `redirect_uri` if given) once the address's
     minute is full."""
-    limit = ctx.settings.authorization_requests_per_minute_per_ip if kind == AUTHORIZE \
-        else ctx.settings.pushed_requests_per_minute_per_ip
+    limit = {AUTHORIZE: ctx.settings.authorization_requests_per_minute_per_ip,
+             PAR: ctx.settings.pushed_requests_per_minute_per_ip,
+             REGISTER: ctx.settings.oidc_registrations_per_minute_per_ip}[kind]
+    what = "registrations" if kind == REGISTER else "sign-in requests"
     now = epoch(ctx)
     item = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
         f"oidc_{kind}#ip:{limit_subject(ip)}", limit=limit, window_seconds=WINDOW_SECONDS, now=now)
     retry_after = WINDOW_SECONDS - now % WINDOW_SECONDS
     return GuardedWrite(item=dict(item), refusal=lambda: TooManyRequests(retry_after=retry_after,
-                                                                         redirect_uri=redirect_uri))
+                                                                         redirect_uri=redirect_uri, what=what))

@@ -273,7 +273,8 @@ class Provider(AuthorizationServer):
         self.register_endpoint(EndSession)
         self.register_extension(Issuer(self.issuer))
         self.register_client_auth_method(client_keys.METHOD, client_keys.PrivateKeyJwt(
-            issuer=self.issuer, tokens=OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens), now=ctx.now))
+            issuer=self.issuer, tokens=OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens), now=ctx.now,
+            keys=lambda app, kid: client_keys.app_key_set(ctx, app, kid=kid)))
 
     def validate_requested_scope(self, scope: str | None) -> None:
         """OpenID Connect Core §3.1.2.1: scope values the server does not understand (address, phone, an

@@ -5,7 +5,9 @@ session's end by Back-Channel Logout (oidc.backchannel). Discovery is on every s
 (/.well-known/openid-configuration, web.app_factory)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import json
+
+from flask import Blueprint, Response, jsonify, request
 
 from apps import push
 from apps.registry import allowed_client_origins
@@ -13,13 +15,14 @@ from common.errors import request_locale
 from common.timefmt import iso_from_epoch
 from flows import app_sign_in, app_sign_out, device_approval
 from oidc import logout as rp_logout
-from oidc import device_flow, service
+from oidc import device_flow, registration, service
 from oidc.backchannel import BackchannelLogout
 from oidc.models import (CancelRequest, CompleteRequest, DeviceAuthorization, DeviceSignIn, DeviceSignOut,
                          FormPostResponse, Interaction, LogoutInteraction, PendingRequest, PendingScreenView,
                          ProviderTokenResponse, PushedRequest, Redirect, Revoked, ScreenApproval, ScreenApproved,
                          ScreenDenied, ScreenSignIn, SignedOut, UserCodeBody, UserInfo)
 from oidc.oauth_errors import in_oauth_format
+from oidc.registration_models import ClientMetadataRequest, ClientRegistration
 from oidc.parameters import (AuthorizationParameters, DeviceAuthorizationForm, PushedAuthorizationForm, RevocationForm,
                              TokenForm)
 from sessions.guard import authenticate_request, credentials, proof_offer
@@ -229,12 +232,63 @@ def revoke():
     return service.revocation_response()
 
 
+# --- apps that register themselves (RFC 7591) and their registrations (RFC 7592) -------------------------
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _document(answer: dict, status: int = 200) -> Response:
+    return Response(json.dumps(answer), status=status, mimetype="application/json", headers=NO_STORE)
+
+
+@bp.post("/register")
+@operation("Dynamic client registration (RFC 7591): with an operator's initial access token (Bearer; none with "
+           "CITYLOGIN_OIDC_OPEN_REGISTRATION), an app registers itself, its metadata checked as `apps add` checks it",
+           body=ClientMetadataRequest, response=ClientRegistration, status=201, errors=(400, 401, 429),
+           oauth_errors=True)
+@in_oauth_format
+def register():
+    return _document(registration.register(ctx(), authorization=request.headers.get("Authorization"),
+                                           raw=request.get_data(), ip=current_caller().ip), status=201)
+
+
+@bp.get("/register/<string(maxlength=64):client_id>")
+@operation("Read a registration (RFC 7592 §2.1) with its registration access token (Bearer)",
+           response=ClientRegistration, errors=(401,), oauth_errors=True)
+@in_oauth_format
+def registration_read(client_id: str):
+    return _document(registration.read(ctx(), client_id=client_id,
+                                       authorization=request.headers.get("Authorization")))
+
+
+@bp.put("/register/<string(maxlength=64):client_id>")
+@operation("Replace a registration's metadata (RFC 7592 §2.2) with its registration access token (Bearer): the "
+           "body is the whole metadata again, with the app's client_id", body=ClientMetadataRequest,
+           response=ClientRegistration, errors=(400, 401), oauth_errors=True)
+@in_oauth_format
+def registration_replace(client_id: str):
+    return _document(registration.replace(ctx(), client_id=client_id, raw=request.get_data(),
+                                          authorization=request.headers.get("Authorization")))
+
+
+@bp.delete("/register/<string(maxlength=64):client_id>")
+@operation("Delete a registration (RFC 7592 §2.3) with its registration access token (Bearer): the app is removed "
+           "as `citylogin apps remove` removes it", status=204, errors=(401,), oauth_errors=True)
+@in_oauth_format
+def registration_delete(client_id: str):
+    registration.delete(ctx(), client_id=client_id, authorization=request.headers.get("Authorization"))
+    return Response(status=204, headers=NO_STORE)
+
+
 @bp.get("/userinfo")
 @operation("OpenID Connect UserInfo: the person behind an app's access token, by its scope", auth=True,
            response=UserInfo)
 def userinfo():
     scheme, access_token = credentials()
-    return jsonify(service.userinfo(ctx(), access_token=access_token, scheme=scheme, offer=proof_offer()))
+    answer = service.userinfo(ctx(), access_token=access_token, scheme=scheme, offer=proof_offer())
+    if answer.signed is not None:  # the app registered userinfo_signed_response_alg (OIDC Core §5.3.2)
+        return Response(answer.signed, mimetype="application/jwt")
+    return jsonify(answer.claims)
 
 
 @bp.post("/userinfo")

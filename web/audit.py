@@ -35,6 +35,11 @@ def operator_acting(name: str) -> Iterator[None]:
         _operator.reset(token)
 
 
+def current_operator() -> str | None:
+    """The operator named on this command's audit lines (operator_acting), if any."""
+    return _operator.get()
+
+
 # A field named like a secret is a bug in the caller, caught the first time it runs. A passkey's
 # private key never reaches the server, so "passkey" alone is no secret (`passkeys_removed`).
 SECRET_NAME = re.compile(r"password|token|digest|hash|secret|(?<!pass)key|signature|cert", re.IGNORECASE)

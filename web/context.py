@@ -77,6 +77,8 @@ class AppContext:
     deletion_sweeper_stop: threading.Event | None = None
     # oidc.server's Provider (Authlib's authorization server) of this app, made at its first use.
     oidc_provider: object | None = None
+    # oidc.client_keys' RemoteKeySets (typed there): the keys fetched from apps' jwks_uri, made at its first use.
+    client_key_sets: object | None = None
     # Re-reads the key ring on a schedule once an app starts it (build_context makes it).
     ring_refresher: KeyRingRefresher | None = None
     # The Argon2id parameter sets recorded for the deployment, taught to `passwords` (SPEC §6).

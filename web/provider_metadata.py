@@ -29,6 +29,7 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "end_session_endpoint": f"{issuer}/oidc/logout",
         "pushed_authorization_request_endpoint": f"{issuer}/oidc/par",
         "device_authorization_endpoint": f"{issuer}/oidc/device_authorization",  # RFC 8628
+        "registration_endpoint": f"{issuer}/oidc/register",  # RFC 7591 (oidc.registration)
         "require_pushed_authorization_requests": False,  # per app: citylogin apps add --require-par
         "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
@@ -47,7 +48,8 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "id_token_signing_alg_values_supported": id_token_algorithms,
-        "userinfo_signing_alg_values_supported": ["none"],
+        # userinfo answers a JWT signed with these for an app registered with userinfo_signed_response_alg
+        "userinfo_signing_alg_values_supported": id_token_algorithms,
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

@@ -14,7 +14,8 @@ SERVICES = ["citylogin.app", "registration.app_registration", "login_app.app_log
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 ERROR_PAGE = {"text/html": {"schema": {"type": "string"}}}
 OAUTH_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}
-OAUTH_ENDPOINTS = {"/oidc/token", "/oidc/revoke", "/oidc/par", "/oidc/device_authorization"}
+OAUTH_ENDPOINTS = {"/oidc/token", "/oidc/revoke", "/oidc/par", "/oidc/device_authorization", "/oidc/register",
+                   "/oidc/register/{client_id}"}
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ def test_oidcc_discovery_endpoint_verification(deployed_op):
         assert isinstance(metadata["userinfo_signing_alg_values_supported"], list)
     for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
         check_https_url(metadata[name])                                  # CheckDiscEndpoint...Endpoint, CheckJwksUri
-    assert "registration_endpoint" not in metadata                       # checked only when present
+    check_https_url(metadata["registration_endpoint"])                   # checked when present (RFC 7591)
     check_jwks(deployed_op)
     for flag in ("request_parameter_supported", "request_uri_parameter_supported", "claims_parameter_supported"):
         assert isinstance(metadata.get(flag, False), bool), flag         # the suite notes them (INFO)
