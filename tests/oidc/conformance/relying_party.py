@@ -411,15 +411,14 @@ def code_flow(op: Provider, rp: RelyingParty, person: Person, *, auth: str = "cl
     EnsureHttpStatusCodeIs200)."""
     check_client_auth_supported(op, auth)
     request = authorization_request(rp, scope=scope, pkce=pkce, with_nonce=with_nonce, **extra)
-    return finish_flow(op, rp, request, browser_authorizes(op, person, request, method=method, order=order),
-                       auth=auth)
+    return completed_flow(op, rp, request, browser_authorizes(op, person, request, method=method, order=order),
+                          auth=auth)
 
 
-def finish_flow(op: Provider, rp: RelyingParty, request: AuthorizationRequest, visit: Visit, *,
-                auth: str = "client_secret_basic") -> Flow:
-    """The rest of a module's flow once the browser is back at the app: the callback's checks, the code
-    redeemed, the token response's and the ID token's checks, and the protected resource (userinfo,
-    EnsureHttpStatusCodeIs200)."""
+def completed_flow(op: Provider, rp: RelyingParty, request: AuthorizationRequest, visit: Visit, *,
+                   auth: str = "client_secret_basic") -> Flow:
+    """A module's flow once the browser is back at the app with `request`'s answer: the callback's checks,
+    the code redeemed, the token response's and the ID token's checks, and the protected resource."""
     callback = callback_of(rp, visit)
     code = check_authorization_response(op, request, callback)
     tokens = check_token_response(redeem(op, rp, request, code, auth=auth))

@@ -32,7 +32,7 @@ from tests.oidc.conformance.relying_party import (
     CLIENT_ASSERTION_TYPE, TIMEOUT, VSCHAR, AuthorizationRequest, Flow, Provider, RelyingParty, authorization_request,
     authorization_url, browser_authorizes, callback_of, check_authorization_response, check_client_auth_supported,
     check_error_text, check_id_token, check_no_callback, check_standard_claims, check_token_error,
-    check_token_response, code_flow, finish_flow, id_token_claims, next_second, random_value, shannon_bits,
+    check_token_response, code_flow, completed_flow, id_token_claims, next_second, random_value, shannon_bits,
     token_request, userinfo)
 
 # the conformance plans run in the full suite; tests/oidc keeps registration and request objects in the fast tier
@@ -425,7 +425,7 @@ def _by_reference(op: Provider, client: DynamicClient, person: Person, client_si
         request_object = unsigned_request_object(claims)
     client_site.serve(path, "application/jwt", request_object.encode())
     visit = person.go(object_redirect(op, request, claims, "request_uri", request_uri))
-    return finish_flow(op, client.rp, request, visit, auth=AUTH)
+    return completed_flow(op, client.rp, request, visit, auth=AUTH)
 
 
 def test_oidcc_request_uriunsigned_request_object(op, clients, client_site, person):
@@ -469,7 +469,7 @@ def test_oidcc_ensure_request_object_with_redirect_uri(op, clients, person):
     callback = callback_of(client.rp, visit)
     assert callback.get("error") != "request_not_supported", \
         "EnsureOPDoesNotUseDefaultRedirectUriInCaseOfInvalidRedirectUri"
-    finish_flow(op, client.rp, AuthorizationRequest(params=claims), visit, auth=AUTH)
+    completed_flow(op, client.rp, AuthorizationRequest(params=claims), visit, auth=AUTH)
 
 
 def test_oidcc_refresh_token(op, clients, person):
