@@ -212,8 +212,9 @@ def call_registration_endpoint(op: Provider, request: dict[str, Any], initial_ac
     headers = {"Accept": "application/json", "Accept-Charset": "utf-8", "Content-Type": "application/json"}
     if initial_access_token:
         headers["Authorization"] = f"Bearer {initial_access_token}"
-    return requests.post(op.metadata["registration_endpoint"], data=json.dumps(request), headers=headers,
-                         timeout=TIMEOUT)
+    # at the OP's socket (deployed_op's endpoint names its https issuer)
+    endpoint = op.url + urlsplit(op.metadata["registration_endpoint"]).path
+    return requests.post(endpoint, data=json.dumps(request), headers=headers, timeout=TIMEOUT)
 
 
 def _json_body(answer: requests.Response) -> dict[str, Any]:

@@ -19,13 +19,14 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from oidc.client_keys import remote_key_sets
 from tests.oidc.conformance.browser_person import CALLBACK_PATH, Person
 from tests.oidc.conformance.conftest import DEPLOYED_ISSUER
 from tests.oidc.conformance.discovery_checks import (
     OIDC_RESPONSE_TYPES, SCOPE_TOKEN, WELL_KNOWN, check_all_endpoints_are_https, check_array_holds, check_https_url,
     check_issuer, check_jwks, check_locales, check_types, discovery_answer)
 from tests.oidc.conformance.dynamic_client import (
-    LOGO_HEIGHT, LOGO_PATH, LOGO_WIDTH, POLICY_PATH, TOS_URI, ClientSite, DynamicClient, KnownFailure,
+    JWKS_PATH, LOGO_HEIGHT, LOGO_PATH, LOGO_WIDTH, POLICY_PATH, TOS_URI, ClientSite, DynamicClient, KnownFailure,
     Registrar, check_refused, client_assertion, object_redirect, registrar, unsigned_objects_listed,
     unsigned_request_object)
 from tests.oidc.conformance.relying_party import (
@@ -277,7 +278,7 @@ def test_oidcc_registration_jwks_uri(op, clients, client_site, person):
     client = _client(clients, jwks_uri=True)
     assert "jwks" not in client.request and client.keys.kid
     _server_flow(op, client, person)
-    assert client_site.fetches("/client1_jwks") >= 1
+    assert client_site.fetches(JWKS_PATH) >= 1
 
 
 def test_oidcc_registration_sector_uri(op):
@@ -391,10 +392,20 @@ def test_oidcc_refresh_token_rp_key_rotation(op, clients, client_site, person):
     old_kid = client.keys.kid
     client.keys.rotate()             # GenerateRS256ClientJWKsWithKeyID: the jwks_uri now serves the new key alone
     assert client.keys.kid != old_kid
-    # WaitForJWKSRefreshDelay (60 s, so that a limit on fetching the jwks_uri is not hit) is not waited out:
-    # an assertion signed with a kid the OP has not seen makes it fetch the client's jwks_uri again.
+    fetched = client_site.fetches(JWKS_PATH)
     next_second(first.id_token["iat"])                                 # WaitForOneSecond
-    refreshed = _check_refreshed(op, client.rp, first, _refresh(op, client.rp, refresh_token, scope=scope))
+    # WaitForJWKSRefreshDelay: 60 s, so that the OP's limit on fetching a jwks_uri again (once every
+    # CITYLOGIN_OIDC_JWKS_REFETCH_SECONDS) has passed; moved on the clock of the OP's fetched keys
+    # instead of waited out. The assertion's kid, unknown to the OP, makes it fetch the jwks_uri again.
+    key_sets = remote_key_sets(op.ctx)
+    real_clock = key_sets.clock
+    key_sets.clock = lambda: real_clock() + 60
+    try:
+        answer = _refresh(op, client.rp, refresh_token, scope=scope)
+    finally:
+        key_sets.clock = real_clock
+    refreshed = _check_refreshed(op, client.rp, first, answer)
+    assert client_site.fetches(JWKS_PATH) == fetched + 1                # the new key, fetched once
     assert userinfo(op, refreshed["access_token"]).status_code == 200   # requestProtectedResource
 
 
