@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 0.5
 RELOAD_SECONDS = 60.0
 FRESH_SECONDS = 1.0  # an app's record is taken from the copy only if a check confirmed it this recently
+# The origins the sign-in page may show apps' logos from go into its Content-Security-Policy header: at most
+# this many, the oldest apps' first, so that apps registering by the hundred can not make the header too
+# large for a proxy (their logos are then not shown; the app's name always is).
+MAX_LOGO_ORIGINS = 50
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Snapshot:
     version: int
     apps: tuple[AppRecord, ...]
     client_origins: frozenset[str]
+    logo_origins: tuple[str, ...] = ()
 
 
 def client_origins(apps: tuple[AppRecord, ...]) -> frozenset[str]:
@@ -50,6 +55,12 @@ def client_origins(apps: tuple[AppRecord, ...]) -> frozenset[str]:
         if oidc.public:
             origins |= {origin for uri in (*oidc.redirect_uris, *oidc.web_origins) if (origin := web_origin(uri))}
     return frozenset(origins)
+
+
+def logo_origins(apps: tuple[AppRecord, ...]) -> tuple[str, ...]:
+    """The origins of the apps' logos (logo_uri), each once, the oldest apps' first, MAX_LOGO_ORIGINS at most."""
+    origins = dict.fromkeys(origin for app in apps if app.logo_uri and (origin := web_origin(app.logo_uri)))
+    return tuple(origins)[:MAX_LOGO_ORIGINS]
 
 
 Listener = Callable[[Snapshot], None]
@@ -128,7 +139,8 @@ class AppRegistry:
     def _read(self) -> Snapshot:
         version = self.store.version()  # before the list: a change between them is read again at the next check
         apps = tuple(sorted(self.store.list(), key=lambda app: (app.created_at, app.client_id)))
-        return Snapshot(version=version, apps=apps, client_origins=client_origins(apps))
+        return Snapshot(version=version, apps=apps, client_origins=client_origins(apps),
+                        logo_origins=logo_origins(apps))
 
     def _publish(self, snapshot: Snapshot, *, began: float) -> None:
         previous, self._snapshot, self._loaded_at = self._snapshot, snapshot, began
@@ -177,6 +189,16 @@ def allowed_client_origins(ctx: AppContext) -> frozenset[str]:
         if not dynamo.is_unavailable(exc):
             raise
         return frozenset()
+
+
+def allowed_logo_origins(ctx: AppContext) -> tuple[str, ...]:
+    """The origins the sign-in page may show apps' logos from (its img-src), as every host sees them within
+    FRESH_SECONDS of a change; none while the registry cannot be read (the page shows the apps' names alone)."""
+    try:
+        return app_registry(ctx).fresh().logo_origins
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("app registry: not read for the logos' origins (%s); the page shows none", type(exc).__name__)
+        return ()
 
 
 def current_app(ctx: AppContext, *, client_id: str) -> AppRecord | None:

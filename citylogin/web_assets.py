@@ -76,6 +76,16 @@ CONTENT_SECURITY_POLICY = [
 ]
 
 
+def with_image_sources(policy: str, sources: tuple[str, ...]) -> str:
+    """`policy` with `sources` (serialized origins) added to its img-src directive: the apps' logos the sign-in
+    page shows (apps.registry.allowed_logo_origins)."""
+    if not sources:
+        return policy
+    directives = [part.strip() for part in policy.split(";")]
+    return "; ".join(f"{part} {' '.join(sources)}" if part.split(" ", 1)[0] == "img-src" else part
+                     for part in directives)
+
+
 @dataclass(frozen=True)
 class Encoded:
     body: bytes

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
 
-from citylogin.web_assets import BRAND_LOGO, Asset, WebAssets, chosen_encoding, web_assets
+from apps.registry import allowed_logo_origins
+from citylogin.web_assets import BRAND_LOGO, Asset, WebAssets, chosen_encoding, web_assets, with_image_sources
 from web.context import EXTENSION_KEY, ctx
 
 bp = Blueprint("web_ui", __name__)
@@ -75,7 +76,10 @@ def admin_console():
 def _page(name: str) -> Response:
     page = _assets().pages[name]
     response = _send(page.asset, fingerprinted=False)
-    response.headers["Content-Security-Policy"] = page.content_security_policy
+    policy = page.content_security_policy
+    if name == "index.html":  # the sign-in and consent pages show the app's logo (SPEC §14, RFC 7591 logo_uri)
+        policy = with_image_sources(policy, allowed_logo_origins(ctx()))
+    response.headers["Content-Security-Policy"] = policy
     return response
 
 

@@ -268,6 +268,11 @@ class Interaction(BaseModel):
     max_age: int | None = None
     login_hint: str | None = None
     consent: bool
+    # What the app registered to be shown by (RFC 7591 §2): its logo, its home page, its policy and terms
+    logo_uri: str | None = None
+    client_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
 
 
 class ConsentView(BaseModel):

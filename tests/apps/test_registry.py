@@ -232,3 +232,24 @@ def test_apps_add_takes_a_public_clients_web_origins_as_origins_alone(make_serve
         assert refused.exit_code == 2 and "origin" in refused.output, (bad, refused.output)
     confidential = add("--web-origin", "https://app.example")
     assert confidential.exit_code == 2 and "--public" in confidential.output
+
+
+def test_the_logos_origins_are_each_once_the_oldest_apps_first_and_bounded():
+    """The sign-in page's img-src (SPEC §14, RFC 7591 logo_uri): apps registering by the hundred can not grow the
+    page's Content-Security-Policy header without end, nor push out the logos of the apps that were there first."""
+    from apps.models import AppRecord
+    from apps.registry import MAX_LOGO_ORIGINS, logo_origins
+    from citylogin.web_assets import with_image_sources
+
+    def app(i: int, logo: str | None) -> AppRecord:
+        return AppRecord(client_id=f"app_{i:04d}", name="A", secret_digest="d", created_at="2026-01-01T00:00:00Z",
+                         created_epoch=0, logo_uri=logo)
+
+    apps = (app(0, "https://Logo.Example:443/a.png"), app(1, "https://logo.example/b.png"), app(2, None),
+            app(3, "javascript:alert(1)"), *(app(10 + i, f"https://l{i}.example/x.png") for i in range(80)))
+    origins = logo_origins(apps)
+    assert origins[:2] == ("https://logo.example", "https://l0.example") and len(origins) == MAX_LOGO_ORIGINS
+    policy = "default-src 'self'; img-src 'self' data:; connect-src 'self'"
+    assert with_image_sources(policy, origins[:2]) == \
+        "default-src 'self'; img-src 'self' data: https://logo.example https://l0.example; connect-src 'self'"
+    assert with_image_sources(policy, ()) == policy

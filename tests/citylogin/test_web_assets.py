@@ -78,8 +78,8 @@ def test_the_modules_only_imported_with_import_are_mapped_but_not_preloaded(clie
     html = client.get("/").get_data(as_text=True)
     imports = json.loads(IMPORT_MAP.search(html)[1])["imports"]
     preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)"', html))
-    lazy = {"/web/passkeys.js", "/web/consents.js", "/sdk/webauthn.js", "/web/oidc.js", "/web/oidc_logout.js",
-            "/web/data_export.js", "/web/camera_scan.js", "/web/device_flow.js"}
+    lazy = {"/web/passkeys.js", "/web/consents.js", "/sdk/webauthn.js", "/web/oidc.js", "/web/app_identity.js",
+            "/web/oidc_logout.js", "/web/data_export.js", "/web/camera_scan.js", "/web/device_flow.js"}
     assert lazy <= set(imports)
     assert preloaded == {imports[url] for url in imports if url.endswith(".js") and url not in lazy}
 

@@ -2,10 +2,12 @@
 /oidc/register with an operator's initial access token, its uses and expiry; the answer of RFC 7591 §3.2.1
 and the registration access token for GET, PUT and DELETE; the refusals in RFC 7591's and RFC 6750's own
 JSON; open registration as a setting; a registered app is an ordinary app that signs people in; the
-registrations of one address are limited."""
+registrations of one address are limited; registrations racing for a token's last use, from real threads on
+DynamoDB Local, get one app."""
 from __future__ import annotations
 
 import json
+import threading
 
 import jwt
 import pytest
@@ -24,7 +26,8 @@ METADATA = {"redirect_uris": [REDIRECT], "client_name": "Rebus", "grant_types": 
 
 @pytest.fixture
 def server(make_server):
-    return make_server(host_name="127.0.0.1")
+    # every test here registers from 127.0.0.1 within a minute or so: the address's limit has its own test
+    return make_server(host_name="127.0.0.1", oidc_registrations_per_minute_per_ip=1000)
 
 
 def _register(url: str, token: str | None, body=None, *, raw: bytes | None = None, **headers) -> requests.Response:
@@ -273,3 +276,24 @@ def test_an_app_uses_the_grant_types_and_the_auth_method_it_registered_alone(ser
                                                          "refresh_token": tokens["refresh_token"]},
                               auth=(with_refresh["client_id"], with_refresh["client_secret"]), timeout=10)
     assert refreshed.status_code == 200, refreshed.text
+
+
+def test_registrations_racing_for_a_tokens_last_use_on_dynamodb_local_get_one_app(server):
+    url, ctx = server
+    made = registration_tokens.make_token(ctx, uses=1)
+    racers = 8
+    barrier, answers = threading.Barrier(racers), []
+
+    def register() -> None:
+        barrier.wait()
+        answers.append(_register(url, made.token))
+
+    threads = [threading.Thread(target=register) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [201] + [401] * (racers - 1), [a.text for a in answers]
+    assert all(a.json()["error"] == "invalid_token" for a in answers if a.status_code == 401)
+    registered = [app for app in apps.list_apps(ctx) if app.registered_with == made.record.token_id]
+    assert len(registered) == 1 and registration_tokens.store(ctx).get(made.record.token_id).uses_left == 0
