@@ -29,6 +29,7 @@ from tests.oidc.conformance.dynamic_client import (
     JWKS_PATH, LOGO_HEIGHT, LOGO_PATH, LOGO_WIDTH, POLICY_PATH, TOS_URI, ClientSite, DynamicClient, KnownFailure,
     Registrar, check_refused, client_assertion, object_redirect, registrar, unsigned_objects_listed,
     unsigned_request_object)
+from tests.support.waiting import wait_until
 from tests.oidc.conformance.relying_party import (
     CLIENT_ASSERTION_TYPE, TIMEOUT, VSCHAR, AuthorizationRequest, Flow, Provider, RelyingParty, authorization_request,
     authorization_url, browser_authorizes, callback_of, check_authorization_response, check_client_auth_supported,
@@ -242,6 +243,10 @@ def _completes(op: Provider, person: Person, client: DynamicClient, request: Aut
 def test_oidcc_registration_logo_uri(op, clients, client_site, person):
     logo_uri = client_site.url + LOGO_PATH                  # CreateLogoUri: the suite's own logo
     client = _client(clients, logo_uri=logo_uri)            # AddLogoUriToDynamicRegistrationRequest
+    # The sign-in page may show images from the origins of the apps' logos as the OP's registry knows
+    # them, which is within a second of a registration: the tester starts once the OP says so.
+    wait_until(lambda: client_site.url in requests.get(op.url + "/", timeout=TIMEOUT).headers.get(
+        "Content-Security-Policy", ""), timeout=30, what="the sign-in page's img-src allows the app's logo")
     request = _fresh_login_page(op, person, client)
     # ExpectLoginPageWithLogo: the login page shows the app's logo (loaded: the image of its size)
     person.page.wait_for_function("""([width, height]) => [...document.querySelectorAll('#auth-screen img')]
