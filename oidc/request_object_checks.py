@@ -24,7 +24,7 @@ from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, Miss
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from apps.models import OidcClient
+from apps.models import UNSIGNED_ALG, OidcClient
 from oidc import refusals
 from web.provider_metadata import REQUEST_OBJECT_ALGORITHMS
 
@@ -32,7 +32,7 @@ MAX_LENGTH = 16384  # characters of a compact request object (a GET's URL carrie
 LEEWAY = 60  # seconds of clock skew allowed on exp, nbf and iat (as on client assertions)
 MAX_LIFETIME = 3600  # seconds from nbf (or now) to exp: FAPI 1.0 Advanced §5.2.2-13's 60 minutes
 MAX_JTI_LENGTH = 256
-UNSIGNED = "none"
+UNSIGNED = UNSIGNED_ALG
 SIGNING_ALGORITHMS = tuple(REQUEST_OBJECT_ALGORITHMS)  # discovery's request_object_signing_alg_values_supported
 KEY_TYPES = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 MEDIA_TYPES = frozenset({"oauth-authz-req+jwt", "jwt"})  # `typ` (RFC 9101 §10.8), "application/" aside
@@ -166,7 +166,11 @@ def check_signature(read: RequestObject, keys: KeySet) -> None:
     if not fitting:
         raise refused("None of this app's registered keys fits the request object (kid, key type).",
                       "request_object_key")
-    compact = jws.extract_compact(read.compact.encode())
+    try:
+        compact = jws.extract_compact(read.compact.encode())
+    except (JoseError, ValueError):  # a header member of the wrong type (jwk, x5c, b64, ...)
+        raise refused("The request object's header does not read as a JWS header.", "request_object_malformed") \
+            from None
     for key in fitting:
         try:
             if jws.validate_compact(compact, key, algorithms=[read.alg]):
@@ -179,7 +183,7 @@ def check_signature(read: RequestObject, keys: KeySet) -> None:
 
 def _fits(key: Mapping[str, Any], header: Mapping[str, Any]) -> bool:
     alg, kid = header["alg"], header.get("kid")
-    return key.get("kty") == KEY_TYPES[alg] and key.get("use", "sig") == "sig" and key.get("alg", alg) == alg \
+    return key.get("kty") == KEY_TYPES.get(alg) and key.get("use", "sig") == "sig" and key.get("alg", alg) == alg \
         and (kid is None or key.get("kid") == kid)
 
 

@@ -196,7 +196,8 @@ def test_a_change_of_some_oidc_fields_keeps_the_apps_registration_metadata(serve
     admin = operator(url, ctx, Role.ADMIN)
     oidc = OidcClient(redirect_uris=("https://notes.example/cb",), logo_uri="https://notes.example/logo.png",
                       contacts=("ops@notes.example",), request_uris=("https://notes.example/request",),
-                      require_signed_request_object=True, profile="fapi2", userinfo_signed_response_alg="ES256")
+                      require_signed_request_object=True, profile="fapi2", userinfo_signed_response_alg="ES256",
+                      jwks_uri="https://notes.example/jwks")  # the keys signed request objects are checked with
     client_id = apps.add_app(ctx, name="Notes", push_url=None, oidc=oidc).app.client_id
     changed = admin.request("PATCH", f"/admin/apps/{client_id}", json={"redirect_uris": ["https://notes.example/b"]})
     assert changed.status_code == 200, changed.text
