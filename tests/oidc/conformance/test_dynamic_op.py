@@ -20,7 +20,7 @@ import requests
 from playwright.sync_api import expect
 
 from oidc.client_keys import remote_key_sets
-from tests.oidc.conformance.browser_person import CALLBACK_PATH, Person
+from tests.oidc.conformance.browser_person import CALLBACK_PATH, Person, Visit
 from tests.oidc.conformance.conftest import DEPLOYED_ISSUER
 from tests.oidc.conformance.discovery_checks import (
     OIDC_RESPONSE_TYPES, SCOPE_TOKEN, WELL_KNOWN, check_all_endpoints_are_https, check_array_holds, check_https_url,
@@ -78,7 +78,7 @@ def test_oidcc_idtoken_rs256(op, clients, person):
     assert header["alg"] == client.request["id_token_signed_response_alg"], ("CheckIdTokenSignatureAlgorithm", header)
 
 
-def test_oidcc_idtokenunsigned_request_object(op):
+def test_oidcc_idtoken_unsigned(op):
     # Skipped: "The discovery endpoint 'id_token_signing_alg_values_supported' doesn't support 'none'
     # algorithm" (OIDCCCheckIdTokenSigningAlgValuesSupportedAlgNone, before any client is registered).
     # citylogin signs every ID token.
@@ -432,9 +432,9 @@ def _request_uri_supported(op: Provider) -> None:
 
 
 def _by_reference(op: Provider, client: DynamicClient, person: Person, client_site: ClientSite, path: str,
-                  request_uri: str, sign: bool) -> Flow:
+                  request_uri: str, sign: bool) -> tuple[AuthorizationRequest, Visit]:
     """The module's request as a request object at the suite's server (handleRequestUriRequest: served as
-    application/jwt), the browser sent with its request_uri, and the whole flow after it."""
+    application/jwt), and the browser sent with its request_uri. (The request, where the browser went.)"""
     request = authorization_request(client.rp)
     claims: dict[str, Any] = dict(request.params)                   # ConvertAuthorizationEndpointRequestToRequestObject
     if sign:
@@ -443,11 +443,10 @@ def _by_reference(op: Provider, client: DynamicClient, person: Person, client_si
     else:
         request_object = unsigned_request_object(claims)
     client_site.serve(path, "application/jwt", request_object.encode())
-    visit = person.go(object_redirect(op, request, claims, "request_uri", request_uri))
-    return completed_flow(op, client.rp, request, visit, auth=AUTH)
+    return request, person.go(object_redirect(op, request, claims, "request_uri", request_uri))
 
 
-def test_oidcc_request_uriunsigned_request_object(op, clients, client_site, person):
+def test_oidcc_request_uri_unsigned(op, clients, client_site, person):
     _configured(op)
     client, path, request_uri = _request_uri_client(clients, client_site)
     _request_uri_supported(op)
@@ -455,9 +454,13 @@ def test_oidcc_request_uriunsigned_request_object(op, clients, client_site, pers
         # Skipped: "'none' is not listed in request_object_signing_alg_values_supported - assuming it is not
         # supported."
         return
-    _by_reference(op, client, person, client_site, path, request_uri, sign=False)
+    completed_flow(op, client.rp, *_by_reference(op, client, person, client_site, path, request_uri, sign=False),
+                   auth=AUTH)
 
 
+@pytest.mark.xfail(strict=True, raises=KnownFailure, reason=(
+    "citylogin requires exp and jti in every signed request object (oidc.request_object_checks.check_claims); "
+    "the suite's object carries iss, aud and the request's parameters alone, as OpenID Connect Core §6.1 allows"))
 def test_oidcc_request_uri_signed_rs256(op, clients, client_site, person):
     _configured(op)
     # AddRequestObjectSigningAlgRS256ToDynamicRegistrationRequest
@@ -465,7 +468,11 @@ def test_oidcc_request_uri_signed_rs256(op, clients, client_site, person):
     _request_uri_supported(op)
     assert "RS256" in op.metadata.get("request_object_signing_alg_values_supported", []), \
         "CheckDiscEndpointRequestObjectSigningAlgValuesSupportedContainsRS256"
-    flow = _by_reference(op, client, person, client_site, path, request_uri, sign=True)
+    request, visit = _by_reference(op, client, person, client_site, path, request_uri, sign=True)
+    callback = callback_of(client.rp, visit)
+    if callback.get("error") == "invalid_request_object":
+        raise KnownFailure(("CheckIfAuthorizationEndpointError", callback))
+    flow = completed_flow(op, client.rp, request, visit, auth=AUTH)
     assert flow.id_token["nonce"] == flow.request.nonce
 
 
