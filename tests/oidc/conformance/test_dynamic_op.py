@@ -103,6 +103,11 @@ def test_oidcc_userinfo_rs256(op, clients, person):
                         algorithms=[header["alg"]], options={"verify_aud": False, "verify_exp": False,
                                                              "verify_iat": False, "verify_nbf": False})
     assert header["alg"] == "RS256", ("ValidateUserInfoSigningAlgIsRS256", header)
+    # ValidateSignedUserInfoResponseStandardJWTClaims (a warning in the suite): iss the issuer, aud the client
+    audience = signed.get("aud")
+    assert signed.get("iss") == op.issuer and client.client_id in (
+        audience if isinstance(audience, list) else [audience]), ("ValidateSignedUserInfoResponseStandardJWTClaims",
+                                                                  signed)
     # ExtractSignedUserInfoFromUserInfoEndpointResponse: the JWT's own claims are not userinfo's
     claims = {name: value for name, value in signed.items() if name not in {"iss", "aud", "exp", "nbf", "iat", "jti"}}
     assert "nonce" not in claims, ("EnsureUserInfoDoesNotContainNonce", claims)
