@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -36,12 +36,11 @@ CLIENT_NAME = "OIDF Conformance Test"           # AddClientNameToDynamicRegistra
 KEY_SIZE = 2048                                 # AbstractGenerateClientJWKs.DEFAULT_KEY_SIZE
 ASSERTION_LIFETIME = 60                         # CreateClientAuthenticationAssertionClaims: exp = iat + 60 s
 # The suite's own pages, at its base URL (CreateJwksUri, CreateLogoUri, CreatePolicyUri, CreateTosUri,
-# AddSectorIdentifierUriToDynamicRegistrationRequest, CreateRandomRequestUriWithFragment).
+# CreateRandomRequestUriWithFragment).
 JWKS_PATH = "/client1_jwks"
 LOGO_PATH = "/images/openid.png"
 POLICY_PATH = "/login.html"
 TOS_URI = "https://openid.net"
-SECTOR_PATH = "/redirect_uris.json"
 REQUEST_URI_PATH = "/requesturi/"
 # The logo's size: an odd one, so that a test knows the registered image from any other on a page.
 LOGO_WIDTH, LOGO_HEIGHT = 61, 37
@@ -279,7 +278,6 @@ class DynamicClient:
     keys: ClientKeys
     request: dict[str, Any]
     registered: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def client_id(self) -> str:
@@ -344,8 +342,10 @@ class Registrar:
 def registrar(op: Provider, app_url: str, site: ClientSite, initial_access_token: str) -> Iterator[Registrar]:
     """A module's registrations, unregistered at its end."""
     module = Registrar(op, app_url, site, initial_access_token)
-    yield module
-    module.close()
+    try:
+        yield module
+    finally:
+        module.close()
 
 
 # --- request objects ------------------------------------------------------------------------------
