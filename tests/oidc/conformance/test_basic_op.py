@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -19,13 +20,14 @@ import requests
 
 from keys.jwt_keys import ID_TOKEN_ALGORITHMS
 from tests.oidc.conformance.browser_person import Person
+from tests.oidc.conformance.dynamic_client import (DynamicClient, Registrar, object_redirect, unsigned_objects_listed,
+                                                   unsigned_request_object)
 from tests.oidc.conformance.relying_party import (USER_INTERFACE_ERRORS, AuthorizationRequest, Flow, Provider,
                                                   RelyingParty, authorization_request, authorization_url,
                                                   browser_authorizes, callback_of, check_client_auth_supported,
                                                   check_error_response, check_no_callback, check_standard_claims,
                                                   check_token_error, check_userinfo, code_flow, completed_flow,
-                                                  id_token_claims,
-                                                  next_second, random_value, redeem, register_rp,
+                                                  id_token_claims, next_second, random_value, redeem, register_rp,
                                                   scope_claims_returned, shannon_bits, token_request, userinfo)
 from tests.support.live import FakeClock
 
@@ -67,18 +69,29 @@ def test_oidcc_response_type_missing(op, rp, person):
     check_error_response(op, request, callback, allowed={"invalid_request", "unsupported_response_type"})
 
 
-def test_oidcc_idtoken_signature(op, rp, app_server, person):
-    # Not applicable to a static client (the suite registers a client without an algorithm, dynamically,
-    # to see the default). An app added without --id-token-alg stands in: RS256 with a kid.
-    plain = register_rp(op, app_server.url, response_mode=rp.response_mode)
-    flow = code_flow(op, plain, person)
+def _dynamic_client(clients: Registrar, rp: RelyingParty, **metadata: Any) -> DynamicClient:
+    """A client registered as the suite's dynamic_client variant registers it (dynamic_client.py) with this
+    plan's client_secret_basic, and the module's own members; the plan's response mode."""
+    request, keys = clients.request(auth="client_secret_basic")
+    request.update(metadata)
+    return clients.register(request, keys, response_mode=rp.response_mode)
+
+
+def test_oidcc_idtoken_signature(op, rp, clients, person):
+    # The dynamic_client variant (not applicable to a static client): registered without an algorithm, to
+    # see the default.
+    client = _dynamic_client(clients, rp)
+    assert "id_token_signed_response_alg" not in client.request
+    flow = code_flow(op, client.rp, person)
     header = jwt.get_unverified_header(flow.tokens["id_token"])
-    assert header["alg"] == "RS256" and header.get("kid"), header   # EnsureIdTokenSignatureIsRS256, ...ContainsKid
+    assert header.get("kid"), ("EnsureIdTokenContainsKid", header)
+    assert header["alg"] == "RS256", ("EnsureIdTokenSignatureIsRS256", header)
 
 
 def test_oidcc_idtoken_unsigned(op):
-    # Not applicable to a static client; with a dynamic one the suite would skip it, as discovery does not
-    # list `none`: citylogin signs every ID token.
+    # Skipped (the dynamic_client variant; not applicable to a static client): "The discovery endpoint
+    # 'id_token_signing_alg_values_supported' doesn't support 'none' algorithm", before a client is
+    # registered. citylogin signs every ID token.
     assert "none" not in op.metadata["id_token_signing_alg_values_supported"]
     assert set(op.metadata["id_token_signing_alg_values_supported"]) <= set(ID_TOKEN_ALGORITHMS)
 
@@ -309,11 +322,24 @@ def _by_value(op: Provider, request: AuthorizationRequest, **changed: str) -> st
     return authorization_url(op, params, sorted(params))
 
 
-def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupported(op, rp):
-    # Not applicable to a static client (@VariantNotApplicable static_client: the suite registers its
-    # request_uri dynamically). citylogin takes one the app registered (tests/oidc/test_request_uris.py).
-    assert op.metadata["request_uri_parameter_supported"] is True
-    assert op.metadata["require_request_uri_registration"] is True
+def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupported(op, rp, clients, client_site,
+                                                                                   person):
+    # The dynamic_client variant (not applicable to a static client): a client registered with a
+    # request_uri of the suite's own server (CreateRandomRequestUriWithFragment,
+    # AddRequestUriToDynamicRegistrationRequest), and the request as an unsigned request object there.
+    check_client_auth_supported(op, "client_secret_basic")
+    path, request_uri = client_site.new_request_uri()
+    client = _dynamic_client(clients, rp, request_uris=[request_uri])
+    if not unsigned_objects_listed(op):
+        return   # skipped: "'none' is not listed in request_object_signing_alg_values_supported"
+    request = authorization_request(client.rp)
+    claims = dict(request.params)                     # ConvertAuthorizationEndpointRequestToRequestObject
+    client_site.serve(path, "application/jwt", unsigned_request_object(claims).encode())
+    visit = person.go(object_redirect(op, request, claims, "request_uri", request_uri))
+    callback = callback_of(client.rp, visit)
+    if callback.get("error") == "request_uri_not_supported":
+        return   # skipped: "does not support request_uri (which is permitted behaviour)"
+    completed_flow(op, client.rp, request, visit)
 
 
 def test_oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported(op, rp, person):
