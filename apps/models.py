@@ -22,6 +22,9 @@ BACKCHANNEL_STREAM_SUFFIX = "#backchannel"
 DeviceFlowClass = Literal["tv", "mobile", "tablet", "desktop", "other"]
 DEVICE_FLOW_CLASSES: tuple[str, ...] = get_args(DeviceFlowClass)  # ("tv", "mobile", "tablet", "desktop", "other")
 DEFAULT_SCREEN_CLASS: DeviceFlowClass = "tv"
+# A request object's `alg` when it is not signed (RFC 7519 §6): an app may allow those, or register it as
+# its request_object_signing_alg (unsigned only)
+UNSIGNED_ALG = "none"
 # The profiles an app may be held to: the FAPI 2.0 Security Profile (final), apps.profiles
 FAPI2 = "fapi2"
 PROFILES: tuple[str, ...] = (FAPI2,)

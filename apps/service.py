@@ -10,8 +10,8 @@ import time
 from typing import Callable
 from urllib.parse import unquote
 
-from apps.models import (BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, AppRecord, NewCredentials, OidcClient,
-                         SelfRegistration)
+from apps.models import (BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, UNSIGNED_ALG, AppRecord, NewCredentials,
+                         OidcClient, SelfRegistration)
 from apps.profiles import profile_problem
 from apps.store import AppExists, AppMissing, AppStore
 from apps.stream_store import StreamStore
@@ -134,7 +134,25 @@ def _oidc_fields(oidc: OidcClient) -> dict:
               "jwks": oidc.jwks, "web_origins": _web_origins(oidc), "device_flow": oidc.device_flow or None,
               "device_class": None if oidc.device_class == DEFAULT_SCREEN_CLASS else oidc.device_class,
               **_registration_fields(oidc)}
+    _check_request_object_rules(oidc)
     return fields
+
+
+def _check_request_object_rules(oidc: OidcClient) -> None:
+    """The request-object fields (RFC 9101, OIDC Dynamic Registration §2) agree: an app that requires
+    signed objects, or names a signing algorithm, has keys to check them with; unsigned objects are
+    allowed only where no signed algorithm is named and signed objects are not required."""
+    alg, unsigned = oidc.request_object_signing_alg, oidc.allow_unsigned_request_objects or \
+        oidc.request_object_signing_alg == UNSIGNED_ALG
+    if oidc.require_signed_request_object and unsigned:
+        raise InvalidField("require_signed_request_object", "require_signed_request_object: an app that requires "
+                           "signed request objects can not allow unsigned ones (alg none).")
+    if oidc.allow_unsigned_request_objects and alg not in (None, UNSIGNED_ALG):
+        raise InvalidField("allow_unsigned_request_objects", "allow_unsigned_request_objects: the app's request "
+                           "objects are signed with its request_object_signing_alg alone.")
+    if (oidc.require_signed_request_object or alg not in (None, UNSIGNED_ALG)) and not (oidc.jwks or oidc.jwks_uri):
+        raise InvalidField("request_object_signing_alg", "request_object_signing_alg, require_signed_request_object: "
+                           "signed request objects are checked with the app's keys: register jwks or jwks_uri.")
 
 
 def _registration_fields(oidc: OidcClient) -> dict:

@@ -100,6 +100,28 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
     return public_jwks(text)
 
 
+def _request_uris(_context_: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from oidc.request_uris import MAX_REGISTERED, request_uri_problem
+
+    if len(values) > MAX_REGISTERED:
+        raise click.BadParameter(f"at most {MAX_REGISTERED}")
+    for value in values:
+        problem = request_uri_problem(value)
+        if problem:
+            raise click.BadParameter(f"{value!r}: {problem}")
+    return values
+
+
+REQUEST_OBJECT_ALGS = ["RS256", "PS256", "ES256", "EdDSA", "none"]
+REQUEST_URI_HELP = ("A request_uri the app may send (RFC 9101 by reference): citylogin fetches its request object "
+                    "from there. https (http on 127.0.0.1, [::1], localhost); repeat for several.")
+SIGNING_ALG_HELP = ("The one algorithm the app signs its request objects with (none: unsigned only); without it "
+                    "any of RS256, PS256, ES256, EdDSA, with the app's --jwks keys.")
+ALLOW_UNSIGNED_HELP = "Take unsigned request objects (alg none) from the app too."
+REQUIRE_SIGNED_HELP = ("Take the app's authorization requests only as signed request objects (RFC 9101 section "
+                       "10.5): by value, by reference or pushed (PAR).")
+
+
 @apps.command()
 @click.argument("name", callback=_name)
 @click.option("--push-url", default=None, callback=_push_url, metavar="URL",
@@ -135,6 +157,12 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--device-class", type=click.Choice(DEVICE_FLOW_CLASSES), default=None,
               help="With --device-flow: the class each approved screen counts under in the device limits "
                    "(CITYLOGIN_DEVICE_CLASS_LIMITS); tv unless given.")
+@click.option("--request-uri", "request_uris", multiple=True, callback=_request_uris, metavar="URI",
+              help=REQUEST_URI_HELP)
+@click.option("--request-object-signing-alg", type=click.Choice(REQUEST_OBJECT_ALGS), default=None,
+              help=SIGNING_ALG_HELP)
+@click.option("--allow-unsigned-request-objects", is_flag=True, help=ALLOW_UNSIGNED_HELP)
+@click.option("--require-signed-request-object", is_flag=True, help=REQUIRE_SIGNED_HELP)
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
               help="Hold the app to a security profile: fapi2, the FAPI 2.0 Security Profile (final): PAR, PKCE "
                    "S256, DPoP-bound tokens, private_key_jwt with the issuer as audience, refresh tokens kept. The "
@@ -144,8 +172,9 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
 def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public: bool, web_origins: tuple[str, ...],
         post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None, consent: bool,
         id_token_alg: str, require_par: bool, require_dpop: bool, require_pkce: bool, jwks: str | None,
-        admin_role: str | None, device_flow: bool, device_class: str | None, profile: str | None,
-        as_json: bool, **metadata) -> None:
+        admin_role: str | None, device_flow: bool, device_class: str | None, request_uris: tuple[str, ...],
+        request_object_signing_alg: str | None, allow_unsigned_request_objects: bool,
+        require_signed_request_object: bool, profile: str | None, as_json: bool, **metadata) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin; with
     --device-flow its screens without a browser sign in with a code the person approves on another device."""
@@ -153,10 +182,13 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
     from apps.models import OidcClient
 
     # What only a sign-in through the browser uses; the rest serves a device-flow app's tokens as well.
-    redirect_options = (web_origins, post_logout_redirect_uris, consent, require_par, require_pkce)
+    request_objects = (request_uris, request_object_signing_alg, allow_unsigned_request_objects,
+                       require_signed_request_object)
+    redirect_options = (web_origins, post_logout_redirect_uris, consent, require_par, require_pkce, *request_objects)
     if not redirect_uris and device_flow and any(redirect_options):
-        raise click.UsageError("--web-origin, --post-logout-redirect-uri, --consent, --require-par and --require-pkce "
-                               "are for sign-ins through the browser: they need at least one --redirect-uri")
+        raise click.UsageError("--web-origin, --post-logout-redirect-uri, --consent, --require-par, --require-pkce and "
+                               "the request-object options are for sign-ins through the browser: they need at least "
+                               "one --redirect-uri")
     if not redirect_uris and not device_flow and any((*redirect_options, public, backchannel_logout_uri,
                                                       require_dpop, jwks, profile, *metadata.values())):
         raise click.UsageError("the OpenID Connect options need at least one --redirect-uri (or --device-flow)")
@@ -172,7 +204,11 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
                       backchannel_logout_uri=backchannel_logout_uri, consent=consent, id_token_alg=id_token_alg,
                       require_par=require_par, require_dpop=require_dpop, require_pkce=require_pkce, jwks=jwks,
                       web_origins=web_origins, device_flow=device_flow,
-                      device_class=device_class or DEFAULT_SCREEN_CLASS, profile=profile, **metadata_fields(metadata))
+                      device_class=device_class or DEFAULT_SCREEN_CLASS, request_uris=request_uris,
+                      request_object_signing_alg=request_object_signing_alg,
+                      allow_unsigned_request_objects=allow_unsigned_request_objects,
+                      require_signed_request_object=require_signed_request_object, profile=profile,
+                      **metadata_fields(metadata))
     with _context() as ctx:
         credentials = service.add_app(ctx, name=name, push_url=push_url, oidc=oidc, admin_role=admin_role)
         every_app = ctx.settings.oidc_require_pkce
@@ -221,22 +257,57 @@ def show(client_id: str, as_json: bool) -> None:
 
 @apps.command()
 @click.argument("client_id")
-@click.option("--profile", required=True, type=click.Choice([*PROFILES, "none"]),
+@click.option("--profile", type=click.Choice([*PROFILES, "none"]), default=None,
               help="Hold the app to a security profile (fapi2: the FAPI 2.0 Security Profile), or to none.")
+@click.option("--request-uri", "request_uris", multiple=True, callback=_request_uris, metavar="URI",
+              help=REQUEST_URI_HELP + " Replaces the app's list.")
+@click.option("--no-request-uris", is_flag=True, help="Remove every request_uri of the app.")
+@click.option("--request-object-signing-alg", type=click.Choice([*REQUEST_OBJECT_ALGS, "any"]), default=None,
+              help=SIGNING_ALG_HELP + " any: no one algorithm.")
+@click.option("--allow-unsigned-request-objects/--no-allow-unsigned-request-objects", default=None,
+              help=ALLOW_UNSIGNED_HELP)
+@click.option("--require-signed-request-object/--no-require-signed-request-object", default=None,
+              help=REQUIRE_SIGNED_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def update(client_id: str, profile: str, as_json: bool) -> None:
-    """Change an app's profile; its other fields stay. An app that cannot comply (no keys, an http redirect
-    URI, ...) is refused, naming the field to change first."""
+def update(client_id: str, profile: str | None, request_uris: tuple[str, ...], no_request_uris: bool,
+           request_object_signing_alg: str | None, allow_unsigned_request_objects: bool | None,
+           require_signed_request_object: bool | None, as_json: bool) -> None:
+    """Change the app's options given (its profile, its request-object options); its other fields stay. An
+    app that cannot comply with a profile (no keys, an http redirect URI, ...) is refused, naming the field
+    to change first."""
     import dataclasses
 
     from apps import service
 
+    if request_uris and no_request_uris:
+        raise click.UsageError("--request-uri or --no-request-uris, not both")
+    changes = _request_object_changes(request_uris=() if no_request_uris else request_uris or None,
+                                      request_object_signing_alg=request_object_signing_alg,
+                                      allow_unsigned_request_objects=allow_unsigned_request_objects,
+                                      require_signed_request_object=require_signed_request_object)
+    if profile is not None:
+        changes["profile"] = None if profile == "none" else profile
+    if not changes:
+        raise click.UsageError("name at least one option to change")
     with _context() as ctx:
-        oidc = dataclasses.replace(service.show_app(ctx, client_id=client_id).oidc(),
-                                   profile=None if profile == "none" else profile)
-        app = service.update_app(ctx, client_id=client_id, oidc=oidc)
+        current = service.show_app(ctx, client_id=client_id)
+        if set(changes) - {"profile"} and not current.oidc().redirect_uris:
+            raise click.UsageError("the request-object options are for an app with a --redirect-uri")
+        app = service.update_app(ctx, client_id=client_id, oidc=dataclasses.replace(current.oidc(), **changes))
         shown = app.public(pkce_required_of_every_app=ctx.settings.oidc_require_pkce)
-    click.echo(json.dumps(shown) if as_json else f"app {client_id}: profile {shown['profile'] or 'none'}")
+    if as_json:
+        click.echo(json.dumps(shown))
+    else:
+        click.echo(f"app {client_id}: profile {shown['profile'] or 'none'}" if "profile" in changes else
+                   f"updated app {client_id}")
+
+
+def _request_object_changes(**given: object) -> dict:
+    """The request-object options named (None: not named); --request-object-signing-alg any: none named."""
+    changes = {name: value for name, value in given.items() if value is not None}
+    if changes.get("request_object_signing_alg") == "any":
+        changes["request_object_signing_alg"] = None
+    return changes
 
 
 @apps.command("rotate-secret")

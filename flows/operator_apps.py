@@ -15,10 +15,14 @@ from flows.operators import Operator, need
 from web.audit import AuditEvent, audit, operator_acting
 from web.context import AppContext
 
+# RFC 9101's (request objects): as lists and flags, like the fields above
+REQUEST_OBJECT_FIELDS = ("request_uris", "request_object_signing_alg", "allow_unsigned_request_objects",
+                         "require_signed_request_object")
+
 OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "consent", "id_token_alg",
                "require_par", "require_dpop", "require_pkce", "jwks", "web_origins", "device_flow", "device_class",
                "profile", "jwks_uri", "logo_uri", "client_uri", "policy_uri", "tos_uri", "contacts",
-               "userinfo_signed_response_alg", "token_endpoint_auth_method", "grant_types")
+               "userinfo_signed_response_alg", "token_endpoint_auth_method", "grant_types", *REQUEST_OBJECT_FIELDS)
 # The admin API's RFC 7591 member names of OidcClient fields named otherwise
 OIDC_NAMES = {"token_endpoint_auth_method": "registered_auth_method"}
 
@@ -57,8 +61,12 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
                       require_par=bool(request.require_par), require_dpop=bool(request.require_dpop),
                       require_pkce=bool(request.require_pkce), jwks=request.jwks,
                       web_origins=tuple(request.web_origins or ()), device_flow=bool(request.device_flow),
-                      device_class=request.device_class or OidcClient.device_class, profile=request.profile,
-                      **_registration_metadata(request))
+                      device_class=request.device_class or OidcClient.device_class,
+                      request_uris=tuple(request.request_uris or ()),
+                      request_object_signing_alg=request.request_object_signing_alg,
+                      allow_unsigned_request_objects=bool(request.allow_unsigned_request_objects),
+                      require_signed_request_object=bool(request.require_signed_request_object),
+                      profile=request.profile, **_registration_metadata(request))
     with operator_acting(operator.label):
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)
@@ -95,10 +103,12 @@ def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcCl
     metadata among them) stays as it is."""
     now = app.oidc()
     changes = {OIDC_NAMES.get(name, name): getattr(request, name) for name in OIDC_FIELDS if name in given}
-    for name in ("redirect_uris", "post_logout_redirect_uris", "web_origins", "contacts", "grant_types"):
+    for name in ("redirect_uris", "post_logout_redirect_uris", "web_origins", "contacts", "grant_types",
+                 "request_uris"):
         if name in changes:
             changes[name] = tuple(changes[name] or ())
-    for name in ("consent", "require_par", "require_dpop", "require_pkce", "device_flow"):
+    for name in ("consent", "require_par", "require_dpop", "require_pkce", "device_flow",
+                 "allow_unsigned_request_objects", "require_signed_request_object"):
         if name in changes:
             changes[name] = bool(changes[name])
     for name, default in (("id_token_alg", OidcClient.id_token_alg), ("device_class", OidcClient.device_class)):

@@ -17,6 +17,8 @@ from common.fields import Omittable
 from oidc.client_keys import public_jwks, public_jwks_problem
 from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
 from oidc.redirects import redirect_uri_problem
+from oidc.request_uris import MAX_REGISTERED as MAX_REQUEST_URIS
+from oidc.request_uris import request_uri_problem
 from sessions.models import Cursor
 from web.cors import origin_problem
 
@@ -216,6 +218,15 @@ def _web_origin(value: str) -> str:
     return value
 
 
+def _request_uri(value: str) -> str:
+    problem = request_uri_problem(value)
+    if problem:
+        raise field_refusal(FieldKind.INVALID_VALUE, "request_uri", "{field}: {problem}", problem=problem)
+    return value
+
+
+RequestUris = Annotated[list[Annotated[str, Field(max_length=600), AfterValidator(_request_uri)]],
+                        Field(max_length=MAX_REQUEST_URIS)]
 WebOrigins = Annotated[list[Annotated[str, Field(max_length=300), AfterValidator(_web_origin)]], Field(max_length=20)]
 
 
@@ -257,6 +268,14 @@ class AppChange(BaseModel):
     device_class: Omittable[DeviceFlowClass] = Field(
         default=None, description="the class a device-flow app's screens count under in the device limits (tv)")
     admin_role: Role | None = Field(default=None, description="admin API tokens of this role by client credentials")
+    request_uris: Omittable[RequestUris] = Field(
+        default=None, description="request_uri values the app may send by reference (RFC 9101); [] removes them")
+    request_object_signing_alg: Literal["RS256", "PS256", "ES256", "EdDSA", "none"] | None = Field(
+        default=None, description="the one alg of the app's request objects (none: unsigned only); null: any signed")
+    allow_unsigned_request_objects: Omittable[StrictBool] = Field(
+        default=None, description="take unsigned request objects (alg none) from the app too")
+    require_signed_request_object: Omittable[StrictBool] = Field(
+        default=None, description="RFC 9101 section 10.5: every authorization request as a signed request object")
     profile: Literal["fapi2"] | None = Field(
         default=None, description="fapi2: held to the FAPI 2.0 Security Profile (final); null removes it")
     jwks_uri: FetchedUrl | None = Field(default=None, description="where the app's public keys are fetched, instead "

@@ -15,14 +15,14 @@ from werkzeug.wrappers import Response
 
 from accounts import service as accounts
 from apps import service as apps
-from apps.models import AppRecord
+from apps.models import AppRecord, OidcClient
 from apps.registry import current_app
 from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized, request_locale
 from crypto.tokens import token_digest
 from database.batch_read import KeyRead, read_together
 from database.guarded_write import GuardedWrite, write_all
-from oidc import (browser_binding, consents, pages, par, refusals, request_checks, request_limits, response_mode,
-                  token_binding)
+from oidc import (browser_binding, consents, pages, par, refusals, request_checks, request_limits, request_objects,
+                  response_mode, token_binding)
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.hooks import provider
@@ -56,40 +56,67 @@ class AuthorizationRefused(ApiError):
 
 def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
     """GET|POST /oidc/authorize with every value of every parameter (`sent`): check the request (a
-    pushed one's parameters, for a `request_uri`) by the standard's refusals and as Authlib does, keep
-    it bound to this browser (a cookie of its own), and send the browser to the sign-in page. An
-    unknown client or redirect URI, a request_uri that is not good, or a client_id, redirect_uri or
-    request_uri sent twice or malformed gets an error page, never a redirect; any other refusal goes to
-    the trusted redirect URI."""
+    pushed one's parameters, for a PAR `request_uri`; a request object's over the query's, for a `request`
+    or another `request_uri`) by the standard's refusals and as Authlib does, keep it bound to this browser
+    (a cookie of its own), and send the browser to the sign-in page. An unknown client or redirect URI, a
+    PAR request_uri that is not good, or a client_id, redirect_uri or request_uri sent twice or malformed
+    gets an error page, never a redirect; any other refusal goes to the trusted redirect URI (one about a
+    request object, in the response mode and with the state the object asked for)."""
     server = provider(ctx)
     try:
         request_checks.check_target(sent)
-        pushed = None if "request_uri" not in sent else par.presented_request(
-            one_time_tokens(ctx), request_uri=sent["request_uri"], client_id=sent.get("client_id"), now=epoch(ctx))
+        pushed = _pushed(ctx, sent)
+        carried = None if pushed else request_objects.carried(ctx, sent, client=server.query_client(
+            sent.get("client_id")))
     except OAuth2Error as error:
-        return _refusal(ctx, error, sent, client_id=sent.get("client_id"))
-    params = MultiDict(pushed.params) if pushed else sent
+        return _refusal(ctx, error, request_objects.reply_params(error, sent), client_id=sent.get("client_id"))
+    params = MultiDict(pushed.params) if pushed else carried.params if carried else sent
     try:
         _check_authorization_request(server, params)
         grant = server.get_consent_grant(request=authorization_request(ctx, params.to_dict()), end_user=Pending())
-        if grant.client.app.oidc().par_required() and not pushed:
-            raise refusals.because(InvalidRequestError("This app signs in with pushed authorization requests (PAR) "
-                                                       "only.", redirect_uri=grant.redirect_uri), "par_required")
-        if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
-            raise refusals.because(InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.",
-                                                       redirect_uri=grant.redirect_uri), "dpop_jkt_malformed")
+        _check_app_rules(grant.client.app.oidc(), params, redirect_uri=grant.redirect_uri, pushed=pushed is not None,
+                         signed=bool(carried and carried.signed))
         request_id, binding = _request_id(grant.client.client_id), browser_binding.new_binding()
-        _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(), pushed=pushed,
-              browser_digest=binding.digest, redirect_uri=grant.redirect_uri)
+        spending = [*([pushed.spending] if pushed else []), *([carried.spending] if carried and carried.spending
+                                                              else [])]
+        _keep(ctx, digest=token_digest(request_id, purpose=REQUEST_PURPOSE), params=params.to_dict(),
+              spending=spending, browser_digest=binding.digest, redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
         untrusted = None if error.redirect_uri or refusals.reason_of(error) else _untrusted_target(server, params)
         if untrusted:
             refusals.because(error, untrusted)
-        return _refusal(ctx, error, params, client_id=params.get("client_id"))
+        return _refusal(ctx, error, request_objects.reply_params(error, params), client_id=params.get("client_id"))
     response = redirect(f"{issuer(ctx)}/#oidc={request_id}", code=303)
     browser_binding.set_cookie(response, request_id=request_id, binding=binding, issuer=issuer(ctx),
                                max_age=REQUEST_TTL)
     return response
+
+
+def _pushed(ctx: AppContext, sent: request_checks.Params) -> par.PushedRequest | None:
+    """The pushed request a PAR `request_uri` stands for (RFC 9126 §4), None for a request without one."""
+    if not par.names_pushed(sent.get("request_uri")):
+        return None
+    if "request" in sent:
+        raise refusals.because(InvalidRequestError("Send request or request_uri, not both (RFC 9101 section 5)."),
+                               "request_object_and_uri")
+    return par.presented_request(one_time_tokens(ctx), request_uri=sent["request_uri"],
+                                 client_id=sent.get("client_id"), now=epoch(ctx))
+
+
+def _check_app_rules(app: OidcClient, params: request_checks.Params, *, redirect_uri: str, pushed: bool,
+                     signed: bool) -> None:
+    """The app's own rules: PAR only (--require-par), signed request objects only (RFC 9101 §10.5: a pushed
+    request was held to it at /oidc/par), and a dpop_jkt of its grammar."""
+    if app.par_required() and not pushed:
+        raise refusals.because(InvalidRequestError("This app signs in with pushed authorization requests (PAR) "
+                                                   "only.", redirect_uri=redirect_uri), "par_required")
+    if app.require_signed_request_object and not (pushed or signed):
+        raise refusals.because(InvalidRequestError("This app sends its authorization requests as signed request "
+                                                   "objects only (RFC 9101).", redirect_uri=redirect_uri),
+                               "signed_request_object_required")
+    if "dpop_jkt" in params and not token_binding.JKT.match(params["dpop_jkt"]):
+        raise refusals.because(InvalidRequestError("dpop_jkt must be a key's RFC 7638 thumbprint.",
+                                                   redirect_uri=redirect_uri), "dpop_jkt_malformed")
 
 
 def _request_id(client_id: str) -> str:
@@ -105,17 +132,18 @@ def _app_of(request_id: str) -> str | None:
     return named if named and _APP_IN_HANDLE.fullmatch(named) else None
 
 
-def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], pushed: par.PushedRequest | None,
+def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], spending: list[GuardedWrite],
           browser_digest: str, redirect_uri: str) -> None:
     """Keep the request for the sign-in page, counted against its address's allowance in the same
-    transaction (oidc.request_limits: TooManyRequests to `redirect_uri`), and, for a pushed request,
-    spending its request_uri there too (a refusal of any leaves the request_uri to its client)."""
+    transaction (oidc.request_limits: TooManyRequests to `redirect_uri`), and spending there too what it
+    came by: a pushed request's request_uri, a request object's jti (a refusal of any leaves them to
+    their client)."""
     kept = RequestStore(one_time_tokens(ctx)).create_item(digest=digest, params=params, client_id=params["client_id"],
                                                           browser_digest=browser_digest, now=epoch(ctx),
                                                           ttl=REQUEST_TTL)
     counter = request_limits.counted(ctx, kind=request_limits.AUTHORIZE, ip=current_caller().ip,
                                      redirect_uri=redirect_uri)
-    write_all(ctx.dynamodb, [*([pushed.spending] if pushed else []), counter,
+    write_all(ctx.dynamodb, [*spending, counter,
                              GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new id"))])
 
 

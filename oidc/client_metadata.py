@@ -18,6 +18,7 @@ from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_
 from oidc.models import DEVICE_CODE_GRANT_TYPE
 from oidc.oauth_errors import describable
 from oidc.redirects import redirect_uri_problem
+from oidc.request_uris import request_uri_problem
 from web.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
 AUTHORIZATION_CODE, REFRESH_TOKEN = "authorization_code", "refresh_token"
@@ -189,7 +190,9 @@ def check_request_objects(body: dict) -> dict[str, Any]:
     required = _flag(body, "require_signed_request_object")
     if required and alg == "none":
         raise InvalidClientMetadata("request_object_signing_alg", "none contradicts require_signed_request_object")
-    request_uris = _uris(body, "request_uris", lambda uri: fetched_url_problem(uri, fragment_allowed=True))
+    # the rule of `apps add --request-uri` (oidc.request_uris), and of every URL citylogin fetches
+    request_uris = _uris(body, "request_uris",
+                         lambda uri: request_uri_problem(uri) or fetched_url_problem(uri, fragment_allowed=True))
     return {"request_uris": request_uris, "request_object_signing_alg": alg, "require_signed_request_object": required,
             "allow_unsigned_request_objects": alg is None and not required}
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error, OAuth2Request
 from flask import redirect
 from werkzeug.wrappers import Response
 
@@ -17,7 +17,7 @@ from database.batch_read import KeyRead
 from oidc import claims as user_claims
 from oidc import grants
 from oidc import logout as rp_logout
-from oidc import device_flow, fapi2, par, refusals, request_checks, request_limits, token_binding
+from oidc import device_flow, fapi2, par, refusals, request_checks, request_limits, request_objects, token_binding
 from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
@@ -46,16 +46,26 @@ def push_request(offer: ProofOffer | None) -> Response:
         client = server.authenticate_client(request, list(CodeGrant.TOKEN_ENDPOINT_AUTH_METHODS),
                                             "pushed_authorization_request")
         request_checks.check_target(request.form)
-        request_checks.check_authorization_request(request.form)
-        form = par.checked_form(request.form.to_dict(), client.client_id)
+        carried = request_objects.pushed(ctx, request.form, client=client)
+        _check_signed_if_required(client, carried)
+        request_checks.check_authorization_request(carried.params if carried else request.form)
+        form = par.checked_form((carried.params if carried else request.form).to_dict(), client.client_id)
         _bind_to_proven_key(form, token_binding.proven_key(ctx, offer), client=client)
         server.get_consent_grant(request=authorization_request(ctx, form), end_user=Pending())
         answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx),
-                                   counter=request_limits.counted(ctx, kind=request_limits.PAR,
-                                                                  ip=current_caller().ip))
+                                   counter=request_limits.counted(ctx, kind=request_limits.PAR, ip=current_caller().ip),
+                                   spending=carried.spending if carried else None)
     except OAuth2Error as error:
         return _json_error(error)
     return Response(json.dumps(answer), status=201, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _check_signed_if_required(client: Client, carried: request_objects.Carried | None) -> None:
+    """RFC 9101 §10.5 at /oidc/par: an app that requires signed request objects pushes one."""
+    if client.app.oidc().require_signed_request_object and not (carried and carried.signed):
+        raise refusals.because(InvalidRequestError("This app sends its authorization requests as signed request "
+                                                   "objects only (RFC 9101): push one as request."),
+                               "signed_request_object_required")
 
 
 def _bind_to_proven_key(form: dict[str, str], proven: token_binding.ProvenKey | None, *, client: Client) -> None:

@@ -27,15 +27,17 @@ CLIENT_AUTH_FIELDS = ("client_secret", "client_assertion", "client_assertion_typ
 
 
 def stored_params(tokens: OneTimeTokenStore, *, form: dict[str, str], client_id: str, now: int,
-                  counter: GuardedWrite) -> dict[str, Any]:
+                  counter: GuardedWrite, spending: GuardedWrite | None = None) -> dict[str, Any]:
     """Keep the checked request of `client_id` (its parameters without the client's credentials), in one
-    transaction with `counter` (its address's count: oidc.request_limits, whose refusal it raises); the
-    answer RFC 9126 §2.2 gives: {request_uri, expires_in}."""
+    transaction with `counter` (its address's count: oidc.request_limits, whose refusal it raises) and
+    `spending` (a request object's jti, if it came as one); the answer RFC 9126 §2.2 gives:
+    {request_uri, expires_in}."""
     params = {k: v for k, v in form.items() if k not in CLIENT_AUTH_FIELDS}
     handle = secrets.token_urlsafe(32)
     kept = PushedRequestStore(tokens).create_item(digest=token_digest(handle, purpose=PAR_PURPOSE), params=params,
                                                   client_id=client_id, expires_epoch=now + PAR_TTL)
-    write_all(tokens.client, [counter, GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new request_uri"))])
+    write_all(tokens.client, [*([spending] if spending else []), counter,
+                              GuardedWrite(item=kept, refusal=lambda: RuntimeError("a new request_uri"))])
     return {"request_uri": REQUEST_URI_PREFIX + handle, "expires_in": PAR_TTL}
 
 
@@ -50,6 +52,11 @@ def checked_form(form: dict[str, str], client_id: str) -> dict[str, str]:
     # no secret or assertion is stored.
     kept = {name: value for name, value in form.items() if name not in CLIENT_CREDENTIALS}
     return {**kept, "client_id": client_id}
+
+
+def names_pushed(request_uri: object) -> bool:
+    """Whether a request_uri is this server's (RFC 9126 §2.2), rather than an app's by reference (RFC 9101)."""
+    return isinstance(request_uri, str) and request_uri.startswith(REQUEST_URI_PREFIX)
 
 
 @dataclass(frozen=True)

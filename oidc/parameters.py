@@ -22,8 +22,8 @@ class _Parameters(BaseModel):
 
 
 class AuthorizationParameters(_Parameters):
-    """RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1, RFC 7636, RFC 9126 §4 (`request_uri`), RFC 9449
-    §10 (`dpop_jkt`)."""
+    """RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1, RFC 7636, RFC 9101 (`request`, and `request_uri` by
+    reference), RFC 9126 §4 (`request_uri` of a pushed request), RFC 9449 §10 (`dpop_jkt`)."""
 
     response_type: Optional = None
     client_id: Optional = None
@@ -37,6 +37,7 @@ class AuthorizationParameters(_Parameters):
     max_age: Optional = None
     response_mode: Optional = None
     login_hint: Optional = None
+    request: Optional = None
     request_uri: Optional = None
     dpop_jkt: Optional = None
 

@@ -13,10 +13,10 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, OAuth2Error
-from authlib.oidc.core.errors import RequestNotSupportedError
 from werkzeug.datastructures import MultiDict
 
 from oidc import refusals
+from oidc.request_object_checks import MAX_LENGTH as REQUEST_OBJECT_LENGTH
 from oidc.redirects import parse_redirect_uri
 
 Params = MultiDict[str, str]
@@ -24,6 +24,7 @@ Params = MultiDict[str, str]
 MAX_PARAMETERS = 40
 MAX_NAME_LENGTH = 64
 MAX_VALUE_LENGTH = 4096  # room for an id_token_hint, a client_assertion, a refresh token
+MAX_LENGTHS = {"request": REQUEST_OBJECT_LENGTH}  # a request object (RFC 9101) may be longer
 # What one authorization request may keep while the person signs in (10 min) or a pushed one (60 s):
 # room for what real apps send together (a state of a few hundred bytes to 4 KB when an app packs its
 # own data in it, a nonce, a login_hint, ui_locales, a claims request, a long redirect_uri, PKCE),
@@ -39,7 +40,7 @@ GRANT_TYPE = re.compile(r"[A-Za-z0-9_.\-:/]+")
 SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")  # A.4: NQCHAR tokens
 # The values whose grammar is printable ASCII; the others (login_hint, ui_locales, ...) are free
 # text, held to no control characters and the length only.
-PROTOCOL_PARAMETERS = ("client_id", "response_type", "scope", "state", "nonce", "prompt", "max_age",
+PROTOCOL_PARAMETERS = ("request", "client_id", "response_type", "scope", "state", "nonce", "prompt", "max_age",
                        "response_mode", "code_challenge", "code_challenge_method", "request_uri", "dpop_jkt",
                        "grant_type", "code", "code_verifier", "refresh_token", "token", "token_type_hint",
                        "client_assertion_type", "client_assertion")
@@ -90,7 +91,7 @@ def check_characters(params: Params, names: tuple[str, ...] | None = None) -> No
         if len(name) > MAX_NAME_LENGTH or CONTROL_CHARACTERS.search(name):
             raise InvalidRequestError("A parameter name is too long or holds a control character.")
         for value in params.getlist(name):
-            if len(value) > MAX_VALUE_LENGTH or CONTROL_CHARACTERS.search(value):
+            if len(value) > MAX_LENGTHS.get(name, MAX_VALUE_LENGTH) or CONTROL_CHARACTERS.search(value):
                 raise InvalidRequestError(f"The parameter {_shown(name)} is too long or holds a control character.")
             if name in PROTOCOL_PARAMETERS and not PRINTABLE_ASCII.fullmatch(value):
                 raise InvalidRequestError(f"The parameter {_shown(name)} must be printable ASCII (RFC 6749 "
@@ -133,14 +134,13 @@ def check_authorization_request(params: Params) -> None:
     check_kept_size(params)
 
 
-@_refused_as("request_object")
+@_refused_as("request_object_and_uri")
 def check_request_object(params: Params) -> None:
-    """OpenID Connect Core §6 / RFC 9101: request objects are not supported (discovery says
-    request_parameter_supported: false); refused rather than ignored, so that nothing an app signed
-    into one is silently dropped."""
-    if "request" in params:
-        raise RequestNotSupportedError("Request objects (request=) are not supported: send the parameters "
-                                       "themselves, or push them (PAR).")
+    """RFC 9101 §5: a request object by value (`request`) or by reference (`request_uri`), not both, and
+    each once (oidc.request_objects reads it)."""
+    check_single_values(params, ("request", "request_uri"))
+    if "request" in params and "request_uri" in params:
+        raise InvalidRequestError("Send request or request_uri, not both (RFC 9101 section 5).")
 
 
 @_refused_as("response_type_malformed")

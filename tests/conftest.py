@@ -175,6 +175,7 @@ ONE_WORKER = {
     "test_oidc_form_post", "test_oidc_spa", "test_oidc_example_apps", "test_snippets", "test_aws_walk_through",
     "test_gunicorn_body_limit", "test_parked_streams", "test_bench_peer", "test_registration_service_process",
     "test_basic_op", "test_formpost_basic_op", "test_rp_initiated_logout_op", "test_backchannel_logout_op",
+    "test_dynamic_op",
     "test_mixed_versions", "test_openapi_fuzz::test_each_standalone_service_conforms_to_its_document"}
 
 

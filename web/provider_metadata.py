@@ -15,6 +15,9 @@ CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key
 CLIENT_ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
                                "EdDSA"]
 
+# What signs a request object (oidc.request_object_checks.SIGNING_ALGORITHMS)
+REQUEST_OBJECT_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"]
+
 
 def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[str, Any]:
     """The metadata of the provider at `issuer` (CITYLOGIN_PUBLIC_URL, without a trailing slash)."""
@@ -52,8 +55,13 @@ def provider_metadata(issuer: str, *, id_token_algorithms: list[str]) -> dict[st
         "userinfo_signing_alg_values_supported": id_token_algorithms,
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": False,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
+        # Request objects (RFC 9101, OIDC Core §6): by value, by a registered reference, or pushed (PAR);
+        # signed with the app's keys, or unsigned from an app that allows it. None encrypted: no
+        # request_object_encryption_* member.
+        "request_parameter_supported": True,
+        "request_uri_parameter_supported": True,
+        "require_request_uri_registration": True,
+        "request_object_signing_alg_values_supported": [*REQUEST_OBJECT_ALGORITHMS, "none"],
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,          # Back-Channel Logout 1.0 (oidc.backchannel)
         "backchannel_logout_session_supported": True,  # its logout tokens carry sid

@@ -56,6 +56,9 @@ function appRow(app) {
     app.consent ? tx("span", {}, "web.admin.app_kind_consent") : null,
     app.profile === "fapi2" ? tx("span", {}, "web.admin.app_kind_fapi2") : null,
     app.redirect_uris.length ? tx("span", {}, PKCE_RULES[app.pkce]) : null,
+    app.require_signed_request_object ? tx("span", {}, "web.admin.app_kind_signed_requests") : null,
+    app.allow_unsigned_request_objects || app.request_object_signing_alg === "none"
+      ? tx("span", {}, "web.admin.app_kind_unsigned_requests") : null,
     app.device_flow ? tx("span", {}, "web.admin.app_kind_device_flow",
       { class: t(`web.devices.class.${app.device_class}`) }) : null,
     app.registered_with ? tx("span", {}, "web.admin.app_kind_registered") : null].filter(Boolean);
@@ -77,18 +80,20 @@ async function addApp(event) {
   const form = event.currentTarget;
   clearMessage($(".error", form));
   const name = form.name.value.trim();
-  const redirectUris = form.redirect_uris.value.split("\n").map((line) => line.trim()).filter(Boolean);
+  const lines = (field) => field.value.split("\n").map((line) => line.trim()).filter(Boolean);
+  const redirectUris = lines(form.redirect_uris);
   if (!name) {
     showFieldError(form, "name", "web.admin.app_name_required")?.focus();
     return;
   }
   const jwks = publicKeys(form);
   if (jwks === undefined) return;
-  // Consent and PKCE are asked of sign-ins through the browser: sent for an app with redirect URIs alone
+  // Consent, PKCE and request objects are of sign-ins through the browser: sent for an app with redirect URIs alone
   // (as `apps add` refuses them to a device-flow app without one).
   const browser = redirectUris.length > 0;
   const fields = { name, redirect_uris: redirectUris, public: form.public.checked,
     consent: browser && form.consent.checked, require_pkce: browser && form.require_pkce.checked,
+    ...(browser ? requestObjectFields(form, lines(form.request_uris)) : {}),
     device_flow: form.device_flow.checked,
     ...(form.device_flow.checked ? { device_class: form.device_class.value } : {}),
     ...(jwks ? { jwks } : {}), id_token_alg: form.id_token_alg.value,
@@ -102,6 +107,13 @@ async function addApp(event) {
   clearMessage($("#apps-done"));
   showSecret(created);
   await loadApps();
+}
+
+/** How the app may send request objects (RFC 9101): a sign-in through the browser's option alone. */
+function requestObjectFields(form, requestUris) {
+  return { request_uris: requestUris, request_object_signing_alg: form.request_object_signing_alg.value || null,
+    allow_unsigned_request_objects: form.allow_unsigned_request_objects.checked,
+    require_signed_request_object: form.require_signed_request_object.checked };
 }
 
 /** The JWK Set pasted (its public keys: the app signs in with private_key_jwt), null for none, or undefined

@@ -15,20 +15,31 @@ never the command line, which other users of the machine can read):
         .venv/bin/python examples/oidc/authlib_app.py --port 8000
 
 (or CLIENT_SECRET_FILE=path, a file holding the secret), then open http://127.0.0.1:8000/.
+
+Signed requests (RFC 9101 request objects, docs/guides/oidc/authlib.md): with SIGNING_KEY_FILE, a file
+holding the app's private RSA key as a JWK, and no secret, the app signs each authorization request into a
+request object and authenticates at the token endpoint with a client assertion (private_key_jwt), both by
+that key; register its public half with `--jwks public.json --require-signed-request-object`.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from flask import Flask, redirect, render_template_string, request, session, url_for
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from werkzeug.wrappers import Response
 
 SCOPE = "openid profile email offline_access"   # offline_access: a refresh token
 
@@ -48,15 +59,20 @@ PAGE = """<!doctype html>
 NOTICES = {"signed-out": "Signed out of this app and citylogin."}
 
 
-def create_app(citylogin_url: str, client_id: str, client_secret: str) -> Flask:
+def create_app(citylogin_url: str, client_id: str, client_secret: str | None = None, *,
+               signing_key: RSAKey | None = None) -> Flask:
+    """The app, authenticating with its secret, or with `signing_key` (its private key), which then also
+    signs each authorization request into a request object."""
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)            # signs the cookie; a restart signs everyone out
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     oauth = OAuth(app)
+    by_key = {"client_auth_methods": [PrivateKeyJWT()]} if signing_key else {}
     citylogin = oauth.register(
-        "citylogin", client_id=client_id, client_secret=client_secret,
+        "citylogin", client_id=client_id, client_secret=signing_key or client_secret,
         server_metadata_url=f"{citylogin_url}/.well-known/openid-configuration",
-        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256"})
+        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256",
+                       **({"token_endpoint_auth_method": "private_key_jwt"} if signing_key else {})}, **by_key)
     signed_in: dict[str, dict[str, Any]] = {}           # the cookie's handle -> its tokens, on the server
     lock = threading.Lock()
 
@@ -87,7 +103,9 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str) -> Flask:
 
     @app.get("/login")
     def login():
-        return citylogin.authorize_redirect(url_for("callback", _external=True))
+        if signing_key is None:
+            return citylogin.authorize_redirect(url_for("callback", _external=True))
+        return signed_redirect(citylogin, signing_key, client_id, url_for("callback", _external=True))
 
     @app.get("/callback")
     def callback():
@@ -129,6 +147,22 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str) -> Flask:
     return app
 
 
+def signed_redirect(citylogin: Any, key: RSAKey, client_id: str, redirect_uri: str) -> Response:
+    """The authorization request Authlib makes (state, nonce, PKCE, kept in the session as always), sent
+    as a request object signed with the app's key (RFC 9101): every parameter inside; outside, the ones
+    OAuth requires of every request (OpenID Connect Core §6.1)."""
+    made = citylogin.create_authorization_url(redirect_uri)
+    citylogin.save_authorize_data(redirect_uri=redirect_uri, **made)
+    params = dict(parse_qsl(urlsplit(made["url"]).query))
+    now = int(time.time())
+    claims = {**params, "iss": client_id, "aud": citylogin.load_server_metadata()["issuer"], "iat": now,
+              "nbf": now, "exp": now + 300, "jti": secrets.token_urlsafe(16)}
+    request_object = jwt.encode({"alg": "RS256", "typ": "oauth-authz-req+jwt", "kid": key.kid}, claims, key)
+    outside = {name: params[name] for name in ("response_type", "client_id", "scope", "redirect_uri")}
+    endpoint = citylogin.load_server_metadata()["authorization_endpoint"]
+    return redirect(f"{endpoint}?{urlencode({**outside, 'request': request_object})}")
+
+
 def setting(environ: Mapping[str, str], name: str) -> str:
     """`name` from the environment, or read from the file `name`_FILE names."""
     value = environ.get(name) or (Path(environ[f"{name}_FILE"]).read_text() if environ.get(f"{name}_FILE") else "")
@@ -142,8 +176,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     arguments = parser.parse_args()
-    app = create_app(os.environ.get("CITYLOGIN_URL", "http://localhost:5000"), setting(os.environ, "CLIENT_ID"),
-                     setting(os.environ, "CLIENT_SECRET"))
+    url, client_id = os.environ.get("CITYLOGIN_URL", "http://localhost:5000"), setting(os.environ, "CLIENT_ID")
+    if os.environ.get("SIGNING_KEY_FILE"):
+        key = RSAKey.import_key(json.loads(Path(os.environ["SIGNING_KEY_FILE"]).read_text()))
+        app = create_app(url, client_id, signing_key=key)
+    else:
+        app = create_app(url, client_id, setting(os.environ, "CLIENT_SECRET"))
     app.run(host=arguments.host, port=arguments.port, threaded=True)
 
 

@@ -445,6 +445,41 @@ def test_an_admin_adds_a_fapi2_app_with_its_keys_and_one_that_cannot_comply_is_r
     expect(form.get_by_label("FAPI 2.0 Security Profile")).not_to_be_checked()    # reset for the next app
 
 
+def test_an_admin_adds_an_app_that_signs_its_requests(make_server, new_device):
+    """The app form's request-object fields: signed only, one algorithm, a request_uri; without keys the
+    dialog shows the server's reason and nothing is added; with them the row says "signed requests only"."""
+    url, ctx = make_server()
+    admin = open_console(operator(new_device, url, ctx, Role.ADMIN))
+    admin.locator("#console .tabs button[data-tab=apps]").click()
+    panel = admin.locator("#apps-panel")
+    expect(panel).not_to_have_attribute("aria-busy", "true")
+    form, dialog = panel.locator("#app-form"), admin.locator("#action-dialog")
+    signer = unique_name("signer")
+    form.get_by_label("Name").fill(signer)
+    form.get_by_label("Redirect URIs").fill("https://signer.example/cb")
+    form.get_by_label("Request URIs (request objects by reference)").fill("https://signer.example/requests/1")
+    form.get_by_label("Its request objects are signed with").select_option("ES256")
+    form.get_by_label("Take its sign-in requests only as signed request objects").check()
+    form.get_by_role("button", name="Add app").click()
+    dialog.locator("#action-reason").fill("ticket 32: the signer")
+    dialog.locator("#action-confirm").click()
+    expect(dialog.locator(".error")).to_contain_text("register jwks")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert not [app for app in apps.list_apps(ctx) if app.name == signer]
+
+    key = ECKey.generate_key("P-256", parameters={"kid": "signer-1"})
+    form.get_by_label("Public keys (JWK Set)").fill(json.dumps({"keys": [key.as_dict(private=False)]}))
+    form.get_by_role("button", name="Add app").click()
+    dialog.locator("#action-reason").fill("ticket 33: the signer, with its key")
+    dialog.locator("#action-confirm").click()
+    expect(dialog).to_be_hidden()
+    expect(panel.locator("#app-rows tr", has_text=signer)).to_contain_text("signed requests only")
+    [added] = [app for app in apps.list_apps(ctx) if app.name == signer]
+    oidc = added.oidc()
+    assert (oidc.require_signed_request_object, oidc.request_object_signing_alg, oidc.request_uris) == \
+        (True, "ES256", ("https://signer.example/requests/1",))
+
+
 def act_on_app(page: Page, row: Locator, button: str, reason: str) -> None:
     row.get_by_role("button", name=button).click()
     dialog = page.locator("#action-dialog")

@@ -134,6 +134,8 @@ def test_an_omitted_request_object_alg_takes_unsigned_objects_unless_signed_ones
     ({**VALID, "application_type": "desktop"}, "application_type"),
     ({**VALID, "require_auth_time": "yes"}, "require_auth_time"),
     ({**VALID, "request_uris": ["http://rp.example/req"]}, "request_uris"),
+    ({**VALID, "request_uris": ["https://rp.example/r\u00e9q"]}, "request_uris"),   # apps add's rule: RFC 3986 only
+    ({**VALID, "request_uris": ["https://user@rp.example/req"]}, "request_uris"),
     ({**VALID, "post_logout_redirect_uris": ["https://rp.example/bye#x"]}, "post_logout_redirect_uris"),
     ({**VALID, "token_endpoint_auth_signing_alg": "HS256"}, "token_endpoint_auth_signing_alg"),
 ])

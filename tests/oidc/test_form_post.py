@@ -155,7 +155,7 @@ def test_the_servers_refusal_is_the_page_once_the_redirect_is_trusted(server):
         page = _form_post_page(_authorize(url, _request(credentials.app.client_id, **odd)))
         fields = dict(page.fields)
         assert page.form["action"] == REDIRECT and fields["state"] == "st" and fields["iss"] == url, odd
-        assert fields["error"] in ("invalid_request", "request_not_supported") and fields["error_description"]
+        assert fields["error"] in ("invalid_request", "invalid_request_object") and fields["error_description"]
     # an unsupported response_mode cannot be the way its own refusal comes back: the query (the default)
     for mode in ("form_post.jwt", "fragment"):
         refused = _authorize(url, _request(credentials.app.client_id, response_mode=mode))

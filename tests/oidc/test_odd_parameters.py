@@ -112,7 +112,7 @@ def _assert_authorize_answer(response, base_url: str) -> None:
 # The errors the back-channel endpoints may answer: RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 9126 §2.3 (the
 # authorization request's own), RFC 9449 §7.1; never a code of citylogin's own API.
 OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-                          "unsupported_grant_type", "invalid_scope", "unsupported_token_type", "request_not_supported",
+                          "unsupported_grant_type", "invalid_scope", "unsupported_token_type", "invalid_request_object",
                           "unsupported_response_type", "invalid_dpop_proof", "use_dpop_nonce",
                           "temporarily_unavailable"})  # 429 at PAR, with Retry-After (RFC 9126 §2.3)
 

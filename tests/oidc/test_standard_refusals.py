@@ -133,14 +133,16 @@ def test_two_client_authentication_methods_are_invalid_request_even_when_both_ar
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_a_request_object_is_request_not_supported(server, method):
+def test_an_unsigned_request_object_is_invalid_request_object_from_an_app_that_does_not_allow_them(server, method):
+    """Request objects are supported (tests/oidc/test_request_objects.py); an unsigned one (alg none) is
+    refused unless the app allows it, with the object's own state."""
     url, credentials, _ = server
     request_object = "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9."
     sent = _authorization(credentials.app.client_id, request=request_object)
-    assert _back_at_app(_authorize(url, sent, method=method), url) == "request_not_supported"
+    assert _back_at_app(_authorize(url, sent, method=method), url) == "invalid_request_object"
     pushed = requests.post(url + "/oidc/par", data=sent, timeout=10,
                            auth=(credentials.app.client_id, credentials.client_secret))
-    assert _json_error(pushed) == "request_not_supported"
+    assert _json_error(pushed) == "invalid_request_object"
 
 
 @pytest.mark.parametrize("extra", [{"response_mode": "form_post "}, {"response_mode": "fragment"},

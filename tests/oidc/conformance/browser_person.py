@@ -155,6 +155,11 @@ class Person:
         visit.status = visit.status or status
         return visit
 
+    def follow(self, *, until: str = "app", timeout: float = PERSON_TIMEOUT) -> Visit:
+        """The person goes on from the page the browser shows (which a test looked at first) until
+        `until`, as after `go`'s navigation."""
+        return self._through_pages(self.receiver.count(), until, timeout)
+
     def _post_form(self, url: str, params: list[tuple[str, str]]) -> None:
         self.page.goto("about:blank")
         self.page.evaluate("""([action, pairs]) => {

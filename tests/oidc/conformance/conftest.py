@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from accounts import user_service
+from apps import registration_tokens
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
 from tests.oidc.conformance.browser_person import CallbackReceiver, Person
+from tests.oidc.conformance.dynamic_client import ClientSite, registrar
 from tests.oidc.conformance.relying_party import Provider, discovered
 from tests.support.fixtures import app_servers
 from tests.support.live import verify_address
@@ -58,6 +60,29 @@ def app_server() -> Iterator[CallbackReceiver]:
     """The app's server: where the browser brings the authorization response and the logout's return."""
     with CallbackReceiver() as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="module")
+def client_site() -> Iterator[ClientSite]:
+    """The suite's own web server (its base URL): a dynamic client's jwks_uri, logo, policy page and
+    request objects by reference."""
+    with ClientSite() as site:
+        yield site
+
+
+@pytest.fixture(scope="module")
+def initial_access_token(op) -> str:
+    """The initial access token the suite is configured with (its client.initial_access_token), made as
+    an operator makes one (`citylogin apps registration-token`), enough for the file's registrations."""
+    return registration_tokens.make_token(op.ctx, expires_in=3600, uses=100, created_by="conformance tester").token
+
+
+@pytest.fixture
+def clients(op, app_server, client_site, initial_access_token):
+    """A module's dynamic registrations (dynamic_client.Registrar), unregistered at its end
+    (AbstractOIDCCServerTest.cleanup)."""
+    with registrar(op, app_server.url, client_site, initial_access_token) as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

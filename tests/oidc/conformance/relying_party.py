@@ -13,9 +13,10 @@ import re
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 import requests
@@ -47,6 +48,7 @@ SCOPE_CLAIMS = {
 ID_TOKEN_CLAIMS = {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash",
                    "c_hash", "nbf", "jti", "sid", "s_hash"}
 ERROR_CALLBACK_PARAMETERS = {"error", "error_description", "error_uri", "state", "session_state", "iss"}
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"   # RFC 7523 §2.2
 USER_INTERFACE_ERRORS = {"interaction_required", "login_required", "account_selection_required", "consent_required"}
 
 
@@ -66,13 +68,16 @@ class Provider:
 @dataclass(frozen=True)
 class RelyingParty:
     """A statically registered client (the suite's `static_client` variant), its redirect URIs on the
-    app's server, and the plan's response mode ("default": the query; or "form_post")."""
+    app's server, and the plan's response mode ("default": the query; or "form_post"). A client that
+    authenticates with a key (private_key_jwt, dynamic_client.py) has `assertion`: it signs a client
+    assertion for an audience."""
 
     client_id: str
     client_secret: str
     redirect_uri: str
     post_logout_redirect_uri: str
     response_mode: str = "default"
+    assertion: Callable[[str], str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,9 @@ def callback_of(rp: RelyingParty, visit: Visit) -> dict[str, str]:
         assert "code" not in callback.query and "error" not in callback.query, callback
     else:
         assert callback.method == "GET", callback
+    # CheckMatchingCallbackParameters: the redirect URI's own query comes back as it was sent
+    for name, value in parse_qsl(urlsplit(rp.redirect_uri).query, keep_blank_values=True):
+        assert callback.query.get(name) == [value], ("CheckMatchingCallbackParameters", name, callback.query)
     params = callback.params()
     assert all(len(values) == 1 for values in params.values()), params
     return {name: values[0] for name, values in params.items()}
@@ -255,8 +263,13 @@ def check_error_text(body: dict[str, Any]) -> None:
 def token_request(op: Provider, rp: RelyingParty, form: dict[str, str], *,
                   auth: str = "client_secret_basic") -> requests.Response:
     """A POST to the token endpoint with the client's secret in the header (AddBasicAuthClientSecret...)
-    or in the body (AddFormBasedClientSecret...)."""
+    or in the body (AddFormBasedClientSecret...), or a client assertion addressed to the endpoint
+    (CreateJWTClientAuthenticationAssertionAndAddToTokenEndpointRequest)."""
     endpoint = op.metadata["token_endpoint"]
+    if auth == "private_key_jwt":
+        assert rp.assertion is not None, "a private_key_jwt client has keys"
+        body = {**form, "client_assertion": rp.assertion(endpoint), "client_assertion_type": CLIENT_ASSERTION_TYPE}
+        return requests.post(endpoint, data=body, timeout=TIMEOUT)
     if auth == "client_secret_post":
         body = {**form, "client_id": rp.client_id, "client_secret": rp.client_secret}
         return requests.post(endpoint, data=body, timeout=TIMEOUT)
@@ -398,7 +411,14 @@ def code_flow(op: Provider, rp: RelyingParty, person: Person, *, auth: str = "cl
     EnsureHttpStatusCodeIs200)."""
     check_client_auth_supported(op, auth)
     request = authorization_request(rp, scope=scope, pkce=pkce, with_nonce=with_nonce, **extra)
-    visit = browser_authorizes(op, person, request, method=method, order=order)
+    return completed_flow(op, rp, request, browser_authorizes(op, person, request, method=method, order=order),
+                          auth=auth)
+
+
+def completed_flow(op: Provider, rp: RelyingParty, request: AuthorizationRequest, visit: Visit, *,
+                   auth: str = "client_secret_basic") -> Flow:
+    """A module's flow once the browser is back at the app with `request`'s answer: the callback's checks,
+    the code redeemed, the token response's and the ID token's checks, and the protected resource."""
     callback = callback_of(rp, visit)
     code = check_authorization_response(op, request, callback)
     tokens = check_token_response(redeem(op, rp, request, code, auth=auth))

@@ -8,8 +8,10 @@ test_formpost_basic_op.py runs these same tests with response_mode=form_post (th
 a test reads the response mode from its `rp`."""
 from __future__ import annotations
 
+import base64
 import json
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -18,12 +20,14 @@ import requests
 
 from keys.jwt_keys import ID_TOKEN_ALGORITHMS
 from tests.oidc.conformance.browser_person import Person
+from tests.oidc.conformance.dynamic_client import (DynamicClient, Registrar, object_redirect, unsigned_objects_listed,
+                                                   unsigned_request_object)
 from tests.oidc.conformance.relying_party import (USER_INTERFACE_ERRORS, AuthorizationRequest, Flow, Provider,
                                                   RelyingParty, authorization_request, authorization_url,
                                                   browser_authorizes, callback_of, check_client_auth_supported,
                                                   check_error_response, check_no_callback, check_standard_claims,
-                                                  check_token_error, check_userinfo, code_flow, id_token_claims,
-                                                  next_second, random_value, redeem, register_rp,
+                                                  check_token_error, check_userinfo, code_flow, completed_flow,
+                                                  id_token_claims, next_second, random_value, redeem, register_rp,
                                                   scope_claims_returned, shannon_bits, token_request, userinfo)
 from tests.support.live import FakeClock
 
@@ -35,7 +39,9 @@ RESPONSE_MODE = "default"
 
 @pytest.fixture(scope="module")
 def rp(op, app_server) -> RelyingParty:
-    return register_rp(op, app_server.url, response_mode=RESPONSE_MODE)
+    # The plan's static client as a tester configures it, allowing unsigned request objects (the suite's
+    # request-object modules send alg none): apps add --allow-unsigned-request-objects
+    return register_rp(op, app_server.url, response_mode=RESPONSE_MODE, allow_unsigned_request_objects=True)
 
 
 def _second_flow(op: Provider, rp: RelyingParty, person: Person, **extra: str) -> tuple[Flow, list[str]]:
@@ -63,18 +69,29 @@ def test_oidcc_response_type_missing(op, rp, person):
     check_error_response(op, request, callback, allowed={"invalid_request", "unsupported_response_type"})
 
 
-def test_oidcc_idtoken_signature(op, rp, app_server, person):
-    # Not applicable to a static client (the suite registers a client without an algorithm, dynamically,
-    # to see the default). An app added without --id-token-alg stands in: RS256 with a kid.
-    plain = register_rp(op, app_server.url, response_mode=rp.response_mode)
-    flow = code_flow(op, plain, person)
+def _dynamic_client(clients: Registrar, rp: RelyingParty, **metadata: Any) -> DynamicClient:
+    """A client registered as the suite's dynamic_client variant registers it (dynamic_client.py) with this
+    plan's client_secret_basic, and the module's own members; the plan's response mode."""
+    request, keys = clients.request(auth="client_secret_basic")
+    request.update(metadata)
+    return clients.register(request, keys, response_mode=rp.response_mode)
+
+
+def test_oidcc_idtoken_signature(op, rp, clients, person):
+    # The dynamic_client variant (not applicable to a static client): registered without an algorithm, to
+    # see the default.
+    client = _dynamic_client(clients, rp)
+    assert "id_token_signed_response_alg" not in client.request
+    flow = code_flow(op, client.rp, person)
     header = jwt.get_unverified_header(flow.tokens["id_token"])
-    assert header["alg"] == "RS256" and header.get("kid"), header   # EnsureIdTokenSignatureIsRS256, ...ContainsKid
+    assert header.get("kid"), ("EnsureIdTokenContainsKid", header)
+    assert header["alg"] == "RS256", ("EnsureIdTokenSignatureIsRS256", header)
 
 
 def test_oidcc_idtoken_unsigned(op):
-    # Not applicable to a static client; with a dynamic one the suite would skip it, as discovery does not
-    # list `none`: citylogin signs every ID token.
+    # Skipped (the dynamic_client variant; not applicable to a static client): "The discovery endpoint
+    # 'id_token_signing_alg_values_supported' doesn't support 'none' algorithm", before a client is
+    # registered. citylogin signs every ID token.
     assert "none" not in op.metadata["id_token_signing_alg_values_supported"]
     assert set(op.metadata["id_token_signing_alg_values_supported"]) <= set(ID_TOKEN_ALGORITHMS)
 
@@ -286,33 +303,57 @@ def test_oidcc_server_client_secret_post(op, rp, person):
     code_flow(op, rp, person, auth="client_secret_post")
 
 
-def _unsigned_request_object(rp: RelyingParty, request: AuthorizationRequest) -> str:
-    """ConvertAuthorizationEndpointRequestToRequestObject + SerializeRequestObjectWithNullAlgorithm."""
-    return jwt.encode({**request.params, "iss": rp.client_id, "aud": ""}, "", algorithm="none")
+def _unsigned_request_object(request: AuthorizationRequest) -> str:
+    """ConvertAuthorizationEndpointRequestToRequestObject (the request's parameters, every one, and nothing
+    else: no iss, aud, exp or jti) + SerializeRequestObjectWithNullAlgorithm (Nimbus' PlainHeader: {"alg":
+    "none"} alone, and an empty signature)."""
+    def part(value: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+    return f"{part({'alg': 'none'})}.{part(request.params)}."
 
 
-def _outside_the_object(request: AuthorizationRequest, **changed: str) -> dict[str, str]:
-    """BuildRequestObjectByValueRedirectToAuthorizationEndpoint's query: the parameters OAuth 2.0 requires
-    outside the object (response_type, client_id, scope, redirect_uri; not state)."""
-    names = ("response_type", "client_id", "scope", "redirect_uri", "response_mode")
-    return {**{name: request.params[name] for name in names if name in request.params}, **changed}
+def _by_value(op: Provider, request: AuthorizationRequest, **changed: str) -> str:
+    """BuildRequestObjectByValueRedirectToAuthorizationEndpoint's URL: `request`, and the parameters that
+    also stay outside the object (response_type, client_id, scope, redirect_uri: OIDC Core §6.1 and RFC
+    6749 §3.1.2.3), each as the query holds it (`changed`: the module's changes made after the object was
+    made), in the TreeMap's order. Not state, nonce or response_mode: those are inside alone."""
+    outside = {name: request.params[name] for name in ("response_type", "client_id", "scope", "redirect_uri")}
+    params = {**outside, **changed, "request": _unsigned_request_object(request)}
+    return authorization_url(op, params, sorted(params))
 
 
-def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupported(op, rp):
-    # Not applicable to a static client (the suite runs it with dynamic registration only). citylogin
-    # takes a request_uri from its own PAR endpoint alone (request_uri_parameter_supported: false).
-    assert op.metadata["request_uri_parameter_supported"] is False
+def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupported(op, rp, clients, client_site,
+                                                                                   person):
+    # The dynamic_client variant (not applicable to a static client): a client registered with a
+    # request_uri of the suite's own server (CreateRandomRequestUriWithFragment,
+    # AddRequestUriToDynamicRegistrationRequest), and the request as an unsigned request object there.
+    check_client_auth_supported(op, "client_secret_basic")
+    path, request_uri = client_site.new_request_uri()
+    client = _dynamic_client(clients, rp, request_uris=[request_uri])
+    if not unsigned_objects_listed(op):
+        return   # skipped: "'none' is not listed in request_object_signing_alg_values_supported"
+    request = authorization_request(client.rp)
+    claims = dict(request.params)                     # ConvertAuthorizationEndpointRequestToRequestObject
+    client_site.serve(path, "application/jwt", unsigned_request_object(claims).encode())
+    visit = person.go(object_redirect(op, request, claims, "request_uri", request_uri))
+    callback = callback_of(client.rp, visit)
+    if callback.get("error") == "request_uri_not_supported":
+        return   # skipped: "does not support request_uri (which is permitted behaviour)"
+    completed_flow(op, client.rp, request, visit)
 
 
 def test_oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported(op, rp, person):
-    # Skipped: request_not_supported comes back to the app, and the suite skips the module on it.
+    """The suite's unsigned object by value, its state, nonce and response_mode inside alone. The static
+    client allows unsigned request objects (register_rp: as a tester configures the plan's static client;
+    citylogin refuses them from other apps): the object's parameters are taken, and the flow passes
+    (the state and, in the Form Post plan, form_post come from inside the object)."""
     check_client_auth_supported(op, "client_secret_basic")
-    assert "none" in op.metadata.get("request_object_signing_alg_values_supported", ["none"])  # not skipped before
+    # skipTestIfNoneUnsupported: not skipped
+    assert "none" in op.metadata["request_object_signing_alg_values_supported"]
     request = authorization_request(rp)
-    url = authorization_url(op, {**_outside_the_object(request), "request": _unsigned_request_object(rp, request)})
-    callback = callback_of(rp, person.go(url))
-    assert callback.get("error") == "request_not_supported", callback
-    assert callback.get("iss") == op.issuer and "code" not in callback, callback  # ValidateIssIfPresent...
+    flow = completed_flow(op, rp, request, person.go(_by_value(op, request)))
+    assert flow.callback.get("error") != "request_not_supported"           # else skipped (supported: not skipped)
+    assert op.metadata["request_parameter_supported"] is True              # CheckDiscEndpointRequestParameterSupported
 
 
 def test_oidcc_claims_essential(op, rp, person):
@@ -323,15 +364,17 @@ def test_oidcc_claims_essential(op, rp, person):
 
 
 def test_oidcc_ensure_request_object_with_redirect_uri(op, rp, person):
+    """The object holds the registered redirect_uri, the query an unregistered one (AddInvalidRedirectUri-
+    ToAuthorizationRequest after the object was made: the redirect URI with "_invalid" appended to its
+    path). The object's wins (OIDC Core §6.1, RFC 9101 §6.3), so the flow passes at the registered one,
+    as the module allows; an error page would pass too, a request_not_supported at the registered one
+    would not (EnsureOPDoesNotUseDefaultRedirectUriInCaseOfInvalidRedirectUri)."""
     check_client_auth_supported(op, "client_secret_basic")
+    assert "none" in op.metadata["request_object_signing_alg_values_supported"]
     request = authorization_request(rp)
-    bad_redirect = f"{rp.redirect_uri}/{random_value(10)}"          # AddInvalidRedirectUriToAuthorizationRequest
-    url = authorization_url(op, {**_outside_the_object(request, redirect_uri=bad_redirect),
-                                 "request": _unsigned_request_object(rp, request)})
-    # The query's redirect_uri is not registered: an error page, for the screenshot. The object's good one
-    # is never taken instead (EnsureOPDoesNotUseDefaultRedirectUriInCaseOfInvalidRedirectUri).
-    check_no_callback(person.go(url, until="error-page"))
-    person.screenshot(f"ensure-request-object-with-redirect-uri-{rp.response_mode}")
+    visit = person.go(_by_value(op, request, redirect_uri=rp.redirect_uri + "_invalid"))
+    flow = completed_flow(op, rp, request, visit)
+    assert flow.callback.get("error") is None and visit.callback is not None
 
 
 def _refresh(op: Provider, rp: RelyingParty, refresh_token: str, **extra: str) -> requests.Response:

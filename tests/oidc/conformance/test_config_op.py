@@ -30,6 +30,7 @@ def test_oidcc_discovery_endpoint_verification(deployed_op):
     check_jwks(deployed_op)
     for flag in ("request_parameter_supported", "request_uri_parameter_supported", "claims_parameter_supported"):
         assert isinstance(metadata.get(flag, False), bool), flag         # the suite notes them (INFO)
+    check_array_holds(metadata, "request_object_signing_alg_values_supported", {"RS256"})  # ...IncludesRS256
     assert isinstance(metadata.get("claims_supported"), list) and metadata["claims_supported"]  # ...ClaimsSupported
     assert isinstance(metadata["grant_types_supported"], list) and metadata["grant_types_supported"]
     check_array_holds(metadata, "scopes_supported", {"openid"})          # ...ScopesSupportedContainsOpenId

@@ -18,4 +18,5 @@ RESPONSE_MODE = "form_post"
 @pytest.fixture(scope="module")
 def rp(op, app_server) -> RelyingParty:
     assert "form_post" in op.metadata["response_modes_supported"]    # the plan's precondition
-    return register_rp(op, app_server.url, response_mode=RESPONSE_MODE)
+    # as the Basic plan's: allowing unsigned request objects (test_basic_op.rp)
+    return register_rp(op, app_server.url, response_mode=RESPONSE_MODE, allow_unsigned_request_objects=True)
