@@ -17,6 +17,9 @@ from tests.conftest import unique_name
 from tests.support.fixtures import cli_environment, problem
 from tests.support.operators import operator
 
+# Real servers on sockets, one module's many requests: the slow tier (the rules' unit tests are fast).
+pytestmark = pytest.mark.slow
+
 REDIRECT = "https://notes.example/callback"
 METADATA = {"jwks_uri": "https://notes.example/jwks.json", "logo_uri": "https://notes.example/logo.png",
             "client_uri": "https://notes.example/", "policy_uri": "https://notes.example/privacy",

@@ -19,6 +19,9 @@ from tests.support.fixtures import cli_environment, problem
 from tests.support.operators import operator
 from tests.support.request_objects import new_app_keys
 
+# Real servers on sockets, one module's many requests: the slow tier (the rules' unit tests are fast).
+pytestmark = pytest.mark.slow
+
 REDIRECT = "https://app.example/callback"
 REQUEST_URI = "https://app.example/requests/1"
 

@@ -23,6 +23,9 @@ from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, FakeClock, register_device
 from tests.support.oidc import finish_as_device, query_of, waiting_request
 
+# Real servers on sockets, one module's many requests: the slow tier (the rules' unit tests are fast).
+pytestmark = pytest.mark.slow
+
 REDIRECT = "https://rp.example/callback"
 METADATA = {"redirect_uris": [REDIRECT], "client_name": "Rebus", "grant_types": ["authorization_code", "refresh_token"],
             "logo_uri": "https://rp.example/logo.png", "contacts": ["ops@rp.example"]}

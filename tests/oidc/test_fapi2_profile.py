@@ -26,6 +26,9 @@ from oidc.models import Client
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
 
+# Real servers on sockets, one module's many requests: the slow tier (the rules' unit tests are fast).
+pytestmark = pytest.mark.slow
+
 REDIRECT = "https://bank.example/cb"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

@@ -19,6 +19,9 @@ from oidc.client_keys import app_key_set, public_jwks_problem, remote_key_sets
 from oidc.jwks_fetch import KeysUnavailable, RemoteKeySets, fetch_key_set
 from tests.support.jwks_server import JwksServer
 
+# Real servers on sockets, one module's many requests: the slow tier (the rules' unit tests are fast).
+pytestmark = pytest.mark.slow
+
 REDIRECT = "https://app.example/callback"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

@@ -113,7 +113,9 @@ def test_a_request_object_is_fetched(host, mode):
 
 @pytest.mark.parametrize("mode, body", [
     ("html", b"<html>not an object</html>"), ("404", b""), ("gzip", b"eyJhbGciOiJub25lIn0.e30."),
-    ("ok", "é".encode()), ("ok", b"e" * (MAX_OBJECT_BYTES + 1)), ("huge", b""), ("drip", b""), ("hang", b"")])
+    ("ok", "é".encode()), ("ok", b"e" * (MAX_OBJECT_BYTES + 1)), ("huge", b""),
+    # the two that run into the fetch's deadline wait for it: the slow tier
+    pytest.param("drip", b"", marks=pytest.mark.slow), pytest.param("hang", b"", marks=pytest.mark.slow)])
 def test_each_fault_is_invalid_request_uri(host, mode, body):
     """A server that answers the wrong type, a 404, a compressed or non-ASCII body, an object over the
     size, an endless body, one that drips a byte at a time past the deadline, or no answer at all."""
