@@ -167,13 +167,20 @@ async function sessionEnded(reason, ending = { reason }) {
   leaveHome({ kind: "alert", title, text, params });
 }
 
+/** A browser with no device key for the account: the ways on (pair it, or a recovery code) next to the
+ * error, and "Lost all my devices?" there only, not a second time below the form. */
+function showNewDeviceLinks(shown) {
+  $("#login-new-device").hidden = !shown;
+  $("#login-lost-devices").hidden = shown;
+}
+
 /** Logs in with the password, or (`password` null) a passkey in its place; a 409 concurrent_login asks
  * whether to log the other device out (SPEC §5). */
 async function logIn(username, password, { registered = false } = {}) {
   const form = $("#login-form");
   form.username.value = username;
   clearMessage($(".note", form));
-  $("#login-new-device").hidden = true;
+  showNewDeviceLinks(false);
   await busy(form, async () => {
     let result;
     try {
@@ -181,7 +188,7 @@ async function logIn(username, password, { registered = false } = {}) {
         ? await (await import("./passkeys.js")).logInWithPasskey(username, { replacing: confirmReplacing })
         : await citylogin.login({ username, password, replacing: confirmReplacing });
     } catch (error) {
-      $("#login-new-device").hidden = error.code !== "no_device_key";
+      showNewDeviceLinks(error.code === "no_device_key");
       if (error.code !== "device_revoked") throw error;
       // This browser's certificate was revoked (by whom, the refusal does not say): the banner says what
       // happened and what to do.

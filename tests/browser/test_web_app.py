@@ -346,7 +346,7 @@ NEW_COMPUTER = {
            "or use a recovery code.", ["Pair this browser", "Lost all my devices?"]),
     "ja": ("このブラウザーには「{user}」のデバイス鍵がありません。"
            "お使いのデバイスでサインインしてこのブラウザーを追加するか、"
-           "回復コードを使ってください。",
+           "復旧コードを使ってください。",
            ["このブラウザーを追加", "すべてのデバイスを紛失しましたか？"]),
 }
 
@@ -361,6 +361,7 @@ def test_a_new_computer_is_told_to_add_itself_or_use_a_recovery_code(make_server
     a.log_in(user, "wrong password 1")         # another refusal shows no such links
     expect(a.login_form.locator(".error")).to_be_visible()
     expect(a.page.locator("#login-new-device")).to_be_hidden()
+    expect(a.login_form.locator("button[data-show=recover]:visible")).to_have_count(1)   # the one below the form
 
     b = new_device(url, viewport=PHONE).open()
     b.switch_language(language)
@@ -368,6 +369,8 @@ def test_a_new_computer_is_told_to_add_itself_or_use_a_recovery_code(make_server
     text, links = NEW_COMPUTER[language]
     expect(b.login_form.locator(".error")).to_have_text(text.format(user=user))
     expect(b.page.locator("#login-new-device button")).to_have_text(links)
+    lost = b.login_form.locator("button:visible", has_text=links[1])
+    expect(lost).to_have_count(1)                # next to the error, not a second time below the form (issue 65)
     b.expect_login_screen()
     screenshot(b.page, f"login_new_computer_{language}")
     b.page.locator("#login-new-device button[data-show=pair]").click()

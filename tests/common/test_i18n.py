@@ -194,3 +194,25 @@ def test_werkzeug_errors_follow_accept_language_too(url):
     assert english.json()["code"] == japanese.json()["code"] == "not_found"
     assert japanese.json()["detail"] == "見つかりません。"
     assert english.json()["detail"] != japanese.json()["detail"]
+
+
+# Japanese names a recovery code one way (issue 65): 復旧コード, as the recovery form's label says.
+RECOVERY_CODE_JA, OTHER_TERMS = "復旧コード", ("回復コード", "リカバリーコード", "リカバリコード", "救済コード")
+SHIPPED_SUFFIXES = {".json", ".js", ".html", ".css", ".py", ".md", ".txt", ".svg"}
+
+
+def _shipped_texts() -> list[Path]:
+    """Every text a person can read that ships: the product's packages (catalogues, web pages, mail), the
+    docs and the README."""
+    roots = [ROOT / package for package in product.packages()] + [ROOT / "docs", ROOT / "README.md"]
+    files = [path for root in roots for path in ([root] if root.is_file() else sorted(root.rglob("*")))]
+    return [path for path in files if path.suffix in SHIPPED_SUFFIXES and "node_modules" not in path.parts]
+
+
+def test_japanese_says_recovery_code_one_way_everywhere():
+    assert RECOVERY_CODE_JA == i18n.CATALOGUES["ja"]["web.recover.code"]
+    uses = [path for path in _shipped_texts() if RECOVERY_CODE_JA in path.read_text(encoding="utf-8", errors="replace")]
+    assert ROOT / "common" / "locales" / "ja.json" in uses
+    others = {f"{path.relative_to(ROOT)}: {term}" for path in _shipped_texts()
+              for term in OTHER_TERMS if term in path.read_text(encoding="utf-8", errors="replace")}
+    assert not others
