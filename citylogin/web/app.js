@@ -175,8 +175,9 @@ function showNewDeviceLinks(shown) {
 }
 
 /** Logs in with the password, or (`password` null) a passkey in its place; a 409 concurrent_login asks
- * whether to log the other device out (SPEC §5). */
-async function logIn(username, password, { registered = false } = {}) {
+ * whether to log the other device out (SPEC §5). A new account's recovery `codes` show once the login has
+ * answered: signed in first, a person who closes the browser on the codes is still signed in. */
+async function logIn(username, password, { registered = false, codes = [] } = {}) {
   const form = $("#login-form");
   form.username.value = username;
   clearMessage($(".note", form));
@@ -188,6 +189,7 @@ async function logIn(username, password, { registered = false } = {}) {
         ? await (await import("./passkeys.js")).logInWithPasskey(username, { replacing: confirmReplacing })
         : await citylogin.login({ username, password, replacing: confirmReplacing });
     } catch (error) {
+      await showRecoveryCodes(codes);        // shown once, whatever became of the login
       showNewDeviceLinks(error.code === "no_device_key");
       if (error.code !== "device_revoked") throw error;
       // This browser's certificate was revoked (by whom, the refusal does not say): the banner says what
@@ -195,6 +197,7 @@ async function logIn(username, password, { registered = false } = {}) {
       setBanner({ kind: "alert", title: REMOVED_HERE[0], text: REMOVED_HERE[1] });
       return;
     }
+    await showRecoveryCodes(codes);
     if (result === null) say($("#login-form .note"), "web.relogin.cancelled");
     else if (result instanceof ConcurrentLogin) await resolveConflict(result);
     else await arrive(result, { localeFromHere: registered, registered });
@@ -271,10 +274,9 @@ async function submitRegister(event) {
     username: v.username, email: v.email, password: v.password, deviceName: v.device_name }));
   if (!issued) return;
   form.reset();
-  if (issued.recovery_codes?.length) await showRecoveryCodes(issued.recovery_codes);
   form.device_name.value = guessDeviceName();
   selectTab($("#auth-screen"), "login");
-  await logIn(v.username, v.password, { registered: true });
+  await logIn(v.username, v.password, { registered: true, codes: issued.recovery_codes || [] });
 }
 
 async function submitPair(event) {

@@ -11,8 +11,9 @@ export function initCodes() {
   $("#codes-print").addEventListener("click", () => window.print());
 }
 
-/** Shows the codes until the person confirms they saved them. */
+/** Shows the codes until the person confirms they saved them (none: nothing to show). */
 export async function showRecoveryCodes(codes) {
+  if (!codes.length) return;
   $("#codes-list").replaceChildren(...codes.map((code) => el("li", {}, el("code", {}, code))));
   $("#codes-copied").hidden = true;
   await modal($("#codes-dialog"));
