@@ -3,9 +3,11 @@ key-encryption key as the ring is (keys.ring_backup), and back into a table that
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -50,13 +52,36 @@ def restore_keys(file: str) -> None:
     CITYLOGIN_TABLE_PREFIX or DynamoDB, or a table whose ring was deleted with every service stopped.
     Refused, with nothing written, for a file that does not open under the key-encryption key, that was
     edited or damaged, holds a member a backup has not, is over 16 MiB, or a table that holds a ring."""
-    from common.timefmt import aware_utc
-    from keys.ring import describe, read_ring
-    from keys.ring_backup import RingBackup, open_backup
+    from keys.ring import describe
 
     name, data = _read(file)
     settings = command_settings()
     _refuse_a_new_key_encryption_key(settings, name)
+    # A DynamoDB Local started for the restore makes its folder (and the data directory) if missing: a
+    # restore that fails removes them again, so that a wrong key leaves no empty data directory behind.
+    made = _missing(settings.data_dir.resolve() / "dynamodb")
+    restored = False
+    try:
+        backup, contents, table = _restore(settings, name, data)
+        restored = True
+    finally:
+        if not restored and made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+    command_audit(AuditEvent.KEY_RING_RESTORED, entries=len(backup.entries), ring_version=backup.ring.version,
+                  backup_made_at=backup.made_at, backup_table=backup.table)
+    signing = [row for row in describe(contents) if row["state"] == "signing"]
+    click.echo(f"restored {len(backup.entries)} keys into {table} from a backup of {backup.table} made "
+               f"{backup.made_at}; the ring is at version {contents.ring.version}")
+    click.echo("signing: " + ", ".join(f"{row['kind']} {row['kid']}" for row in signing))
+    click.echo("retire again any key retired after the backup was made (`citylogin keys retire KID --force`)")
+
+
+def _restore(settings: Settings, name: str, data: bytes) -> tuple[Any, Any, str]:
+    """(the backup, the ring read back, the table) once the backup's ring is in a table that had none."""
+    from common.timefmt import aware_utc
+    from keys.ring import read_ring
+    from keys.ring_backup import RingBackup, open_backup
+
     opened: list[RingBackup] = []
 
     def open_into_an_empty_table(store) -> None:  # before a table is created: a refusal writes nothing
@@ -69,14 +94,17 @@ def restore_keys(file: str) -> None:
         if not store.restore(list(backup.entries), ring=backup.ring, now=aware_utc(None)):
             raise click.ClickException(_exists(store.table))
         contents = config_errors(lambda: read_ring(store))
-        table = store.table
-    command_audit(AuditEvent.KEY_RING_RESTORED, entries=len(backup.entries), ring_version=backup.ring.version,
-                  backup_made_at=backup.made_at, backup_table=backup.table)
-    signing = [row for row in describe(contents) if row["state"] == "signing"]
-    click.echo(f"restored {len(backup.entries)} keys into {table} from a backup of {backup.table} made "
-               f"{backup.made_at}; the ring is at version {contents.ring.version}")
-    click.echo("signing: " + ", ".join(f"{row['kind']} {row['kid']}" for row in signing))
-    click.echo("retire again any key retired after the backup was made (`citylogin keys retire KID --force`)")
+        return backup, contents, store.table
+
+
+def _missing(path: Path) -> Path | None:
+    """The outermost of `path` and its parents that does not exist yet (None: `path` exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return missing
+        missing = folder
+    return missing
 
 
 def _refuse_a_new_key_encryption_key(settings: Settings, name: str) -> None:

@@ -323,3 +323,30 @@ def test_a_backup_restores_into_a_new_data_directory_given_its_key(cli_env, tmp_
     assert listed.exit_code == 0, listed.output
     kids = {e.kid for e in read_ring(store_of(cli_env)).entries}
     assert {line.split()[1] for line in listed.stdout.splitlines() if not line.startswith("ring version")} == kids
+
+
+def test_a_restore_refused_in_a_new_data_directory_leaves_nothing_it_made(cli_env, tmp_path):
+    """Issue 65: a wrong key-encryption key refused by a restore into a new data directory (its own DynamoDB
+    Local started for it) leaves no empty `dynamodb/` folder, nor the data directory it made; a folder that
+    was there before stays."""
+    assert invoke(cli_env, "init").exit_code == 0
+    path = tmp_path / "b.json"
+    assert invoke(cli_env, "keys", "backup", str(path)).exit_code == 0
+    runtime = {"XDG_RUNTIME_DIR": str(tmp_path / "runtime"), "CITYLOGIN_LOG_LEVEL": "WARNING"}
+
+    new = tmp_path / "new" / ".data"
+    wrong = {**runtime, "CITYLOGIN_DATA_DIR": str(new), "CITYLOGIN_KEY_ENCRYPTION_KEY": new_kek()}
+    refused = invoke(wrong, "keys", "restore", str(path))
+    assert refused.exit_code == 1 and refused.stdout == "", refused.output
+    assert "does not open under CITYLOGIN_KEY_ENCRYPTION_KEY" in refused.stderr
+    assert not (tmp_path / "new").exists()
+
+    kept = tmp_path / "kept"                      # a data directory holding only a (wrong) key file
+    (kept / "keys").mkdir(parents=True, mode=0o700)
+    key_file = kept / "keys" / "key-encryption.key"
+    key_file.write_bytes(os.urandom(32))
+    key_file.chmod(0o600)
+    refused = invoke({**runtime, "CITYLOGIN_DATA_DIR": str(kept)}, "keys", "restore", str(path))
+    assert refused.exit_code == 1 and refused.stdout == "", refused.output
+    assert "does not open under" in refused.stderr
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*")) == ["keys", "keys/key-encryption.key"]
