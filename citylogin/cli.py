@@ -44,15 +44,18 @@ def serve(host: str | None, port: int | None, workers: int | None, dev: bool) ->
 
 
 @main.command("dynamodb-local")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Port (default CITYLOGIN_DYNAMODB_LOCAL_PORT, else 8000).")
 @click.option("--in-memory", is_flag=True, help="Keep nothing on disk.")
-def dynamodb_local(port: int, in_memory: bool) -> None:
+def dynamodb_local(port: int | None, in_memory: bool) -> None:
     """Run DynamoDB Local alone, for several service processes to share."""
     settings = command_settings()
     stop_on_sigterm()
     db_path = None if in_memory else (settings.data_dir / "dynamodb").resolve()
+    chosen, setting = ((port, "--port") if port is not None
+                       else (settings.dynamodb_local_port or 8000, "CITYLOGIN_DYNAMODB_LOCAL_PORT"))
     try:
-        with DynamoDBLocal(port=port, db_path=db_path) as local:
+        with DynamoDBLocal(port=chosen, db_path=db_path, port_setting=setting) as local:
             click.echo(f"DynamoDB Local on {local.endpoint_url}; in another shell:\n"
                        f"  export CITYLOGIN_DYNAMODB_ENDPOINT_URL={local.endpoint_url}")
             local.wait()

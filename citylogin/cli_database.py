@@ -58,7 +58,8 @@ def database(settings: Settings, *, share_running: bool = False, may_create: boo
         with operator_database(settings, may_create=may_create) as overrides:
             yield overrides
         return
-    local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve())
+    local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve(), port=settings.dynamodb_local_port,
+                          port_setting="CITYLOGIN_DYNAMODB_LOCAL_PORT")
     local.start()
     click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {local.db_path})", err=True)
     try:

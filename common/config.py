@@ -85,6 +85,9 @@ class Settings(BaseModel):
     # start): None decides by the endpoint's host (localhost, 127.0.0.1, ::1); anything else signs
     # with the normal AWS credential chain, as Amazon DynamoDB (regional or VPC endpoint) needs
     dynamodb_local: bool | None = None
+    # the port of the DynamoDB Local `citylogin serve` starts (and `citylogin dynamodb-local`'s default);
+    # None: a free port at each start
+    dynamodb_local_port: int | None = Field(default=None, ge=1, le=65535)
     aws_region: str = "us-east-1"
     table_prefix: str = "citylogin_"
     # None: create missing tables and the key ring at start only against a DynamoDB Local

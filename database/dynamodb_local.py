@@ -45,6 +45,25 @@ class DataInUse(DynamoDBLocalError):
                          f"CITYLOGIN_DYNAMODB_ENDPOINT_URL={endpoint_url or '<its endpoint>'} to share it")
 
 
+class PortInUse(DynamoDBLocalError):
+    """The port DynamoDB Local was told to listen on is taken; the message names the setting that chose it."""
+
+    def __init__(self, port: int, setting: str) -> None:
+        super().__init__(f"DynamoDB Local cannot listen on port {port} ({setting}): another program uses it. "
+                         f"Stop that program, or choose another port with {setting}")
+
+
+def _check_port(port: int, setting: str) -> None:
+    """PortInUse if something listens on `port`: DynamoDB Local listens on every interface, and would
+    otherwise exit with a Java stack trace."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no user
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            raise PortInUse(port, setting) from None
+
+
 def _lock(db_path: Path) -> int:
     """An exclusive lock on the data directory (its file descriptor); DataInUse if it is held."""
     db_path.mkdir(parents=True, exist_ok=True)
@@ -124,11 +143,14 @@ def free_port() -> int:
 
 
 class DynamoDBLocal:
-    """A DynamoDB Local process on 127.0.0.1: in memory, or persisted under `db_path`."""
+    """A DynamoDB Local process on 127.0.0.1: in memory, or persisted under `db_path`. On `port` if given
+    (`port_setting` names what chose it in the refusal of a port in use), else on a free port."""
 
     def __init__(self, *, port: int | None = None, db_path: Path | None = None,
-                 install_dir: Path | None = None) -> None:
+                 install_dir: Path | None = None, port_setting: str = "the port given") -> None:
+        self.pinned = port is not None
         self.port = port or free_port()
+        self.port_setting = port_setting
         self.db_path = db_path
         self.jar = find_jar(install_dir)
         self.java = find_java()
@@ -145,7 +167,10 @@ class DynamoDBLocal:
                 "-Xms64m", "-jar", str(self.jar), "-sharedDb", "-port", str(self.port), *storage]
 
     def start(self, timeout: float = 60.0) -> "DynamoDBLocal":
-        """Start answering on the port; DataInUse if another engine has the data directory open."""
+        """Start answering on the port; DataInUse if another engine has the data directory open, PortInUse
+        if the port given is taken."""
+        if self.pinned:
+            _check_port(self.port, self.port_setting)
         if self.db_path:
             self._lock_fd = _lock(self.db_path)
         try:
