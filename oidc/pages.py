@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from html import escape
+from pathlib import PurePosixPath
 
 from werkzeug.wrappers import Response
 
@@ -25,6 +26,7 @@ class BrowserRefusal(Exception):
 
 SCRIPT = "/web/oidc_page.js"
 STYLES = ("/web/app.css", "/web/oidc_page.css")
+BRAND_LOGO = "/web/brand-logo"      # + .svg or .png: where the web UI serves the brand's logo (citylogin.web_assets)
 _POLICY = ["default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "base-uri 'none'",
            "frame-ancestors 'none'"]
 # The refusals a person is told about in their own words, by the OAuth error (else: the request is not valid).
@@ -39,12 +41,13 @@ def error_page(*, kind: str, error: str, description: str | None, locale: str, h
     `description` is shown only as given: the caller keeps anything the request sent out of it."""
     reason = _REASONS.get(error, "invalid")
     detail = escape(f"{error}: {description}" if description else error)[:MAX_DETAIL]
-    body = (f'<main class="oidc-page" data-error="{escape(error)}">'
+    body = (f'<main class="oidc-page" data-error="{escape(error)}"><section class="card">'
             f'<h1>{_text(f"page.{kind}.title", locale)}</h1>'
             f'<p class="oidc-page-reason">{_text(f"page.{kind}.{reason}", locale)}</p>'
             f'<p class="oidc-page-ways"><button type="button" id="oidc-back" hidden>{_text("page.back", locale)}'
             f'</button> <a href="{escape(home)}">{_text("page.home", locale)}</a></p>'
-            f'<p class="oidc-page-detail">{_text("page.for_developers", locale)} <code>{detail}</code></p></main>')
+            f'<p class="oidc-page-detail">{_text("page.for_developers", locale)} <code>{detail}</code></p>'
+            '</section></main>')
     return _page(title=_text(f"page.{kind}.title", locale), body=body, locale=locale, status=400,
                  policy=[*_POLICY, "form-action 'none'"])
 
@@ -61,7 +64,8 @@ def form_post_page(*, action: str, fields: Sequence[tuple[str, str]], locale: st
     """200: the authorization response as a form the browser POSTs to the app's redirect URI `action`
     (OAuth 2.0 Form Post Response Mode §2); the script submits it, the button does without one."""
     inputs = "".join(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">' for name, value in fields)
-    body = (f'<main class="oidc-page"><form id="oidc-response" method="post" action="{escape(action)}">{inputs}'
+    body = (f'<main class="oidc-page"><form id="oidc-response" class="card" method="post" action="{escape(action)}">'
+            f'{inputs}'
             f'<p>{_text("page.respond.returning", locale)}</p>'
             f'<button type="submit">{_text("page.respond.continue", locale)}</button></form></main>')
     # No form-action: Chromium holds the app's own redirects after the POST to it too (an app answering
@@ -74,6 +78,15 @@ def _text(key: str, locale: str) -> str:
     return escape(i18n.text(key, locale))
 
 
+def _header(locale: str) -> str:
+    """The web UI's top bar as its sign-in page shows it: the brand's logo, if it has one, and its name."""
+    logo = brand.current().logo
+    image = (f'<img class="brand-logo" src="{BRAND_LOGO}{escape(PurePosixPath(logo.file_name).suffix)}" alt="">'
+             if logo is not None else "")
+    name = _text("web.app.name", locale)
+    return f'<header class="topbar"><span class="brand">{image}<span>{name}</span></span></header>'
+
+
 def _styles() -> tuple[str, ...]:
     return STYLES if brand.current().stylesheet is None else (*STYLES, brand.STYLESHEET_URL)
 
@@ -84,7 +97,7 @@ def _page(*, title: str, body: str, locale: str, status: int, policy: list[str])
             f'<meta name="referrer" content="no-referrer"><title>{title}</title>'
             + "".join(f'<link rel="stylesheet" href="{style}">' for style in _styles())
             + f'<script type="module" src="{SCRIPT}"></script></head>'
-            f'<body>{body}</body></html>')
+            f'<body>{_header(locale)}{body}</body></html>')
     response = Response(html, status=status, mimetype="text/html")
     response.headers["Content-Security-Policy"] = "; ".join(policy)
     response.headers["Cache-Control"] = "no-store"

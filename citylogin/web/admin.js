@@ -11,7 +11,7 @@ import { initActionDialog } from "./admin_dialog.js";
 import { readWindow } from "./admin_reauth.js";
 import { failed, showGate } from "./admin_view.js";
 import { authCall, citylogin } from "./api.js";
-import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale } from "./i18n.js";
+import { currentLocale, initialLocale, onLocaleChange, rememberChoice, rememberedChoice, setLocale } from "./i18n.js";
 import { $, tx } from "./ui.js";
 
 /** The highest of `roles` (viewer < support < admin), or null for none. */
@@ -28,19 +28,12 @@ function selectTab(name) {
   if (name === "apps") loadApps();
 }
 
-let saving = Promise.resolve();     // the account's language, saved one choice after the other
-
-/** The header's EN / 日本語: the account keeps the language too, as on the main page. Two quick switches
- * are saved in the order chosen: sent at once, the first could land last and the account keep it. */
+/** The header's EN / 日本語: this page's language, in this browser, as on the main page. The account's
+ * language (the language of the mail it is sent) is the operator's own Account page's to change. */
 async function switchLanguage(tag) {
   if (tag === currentLocale()) return;
   await setLocale(tag);
   rememberChoice(tag);
-  if (!citylogin.session) return;
-  saving = saving.then(() => authCall("PATCH", "/account", { locale: tag }).catch((error) => {
-    if (error.sessionEnded) showGate("signed-out");
-  }));
-  await saving;
 }
 
 function showLocale(tag) {
@@ -78,7 +71,7 @@ async function operator() {
     failed($("#console-error"), error);
     return null;
   }
-  if (account.locale !== currentLocale()) {        // the account's language, as on the main page
+  if (!rememberedChoice() && account.locale !== currentLocale()) {   // the browser's choice first, as on the main page
     await setLocale(account.locale);
     rememberChoice(currentLocale());
   }

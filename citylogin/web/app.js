@@ -13,9 +13,11 @@ import { authCall, citylogin } from "./api.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, resetDevices } from "./devices.js";
 import { REMOVED_HERE, endingBanner } from "./endings.js";
-import { appRequestInView, initLinks, notify, notifyError, takeAccountLink } from "./links.js";
+import { appRequestInView, initLinks, notifyError, takeAccountLink } from "./links.js";
 import { fillPairingCode, initPairing, resetPairing, takePairingLink } from "./pairing.js";
-import { currentLocale, initialLocale, onLocaleChange, rememberChoice, setLocale, setText } from "./i18n.js";
+import { currentLocale, initialLocale, onLocaleChange, setLocale, setText } from "./i18n.js";
+import { DEVICE_NAME_FIELDS, accountLocaleRead, accountLocaleSaved, forgetAccountLocale, initLanguages,
+  syncAfterLogin } from "./languages.js";
 import { $, busy, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
 // The camera's QR reader is fetched only where the browser can read QR codes (see camera_scan.js):
 // elsewhere, as on most desktops, the login screen's cold load does not carry it.
@@ -25,13 +27,10 @@ const stopCameraScan = () => cameraScan?.then((scan) => scan.stopCameraScan());
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
 const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(),
-  account: () => loadAccount(localeSynced) };
-const DEVICE_NAME_FIELDS = ["#register-device", "#pair-device", "#recover-device"];
+  account: () => loadAccount(accountLocaleRead()) };
 
 let appSignIn = null;            // oidc.js while an app's sign-in waits in this tab (SPEC §14)
 let deviceFlow = null;           // device_flow.js at /device: a screen's code is approved here (SPEC §14)
-let pickedSignedOut = null;      // a language picked in the header before logging in: the account takes it
-let localeSynced = Promise.resolve();    // the account told its language after a login: the panel reads it after
 
 function selectTab(screen, name) {
   for (const button of screen.querySelectorAll(".tabs button")) {
@@ -82,59 +81,14 @@ function rememberAccount(account) {
   $("#whoami").hidden = false;
 }
 
-function enterHome(account, { localeFromHere = false } = {}) {
+function enterHome(account, { registered = false, resumed = false } = {}) {
   for (const input of document.querySelectorAll("input[type=password]")) input.value = "";
   rememberAccount(account);
   $("#auth-screen").hidden = true;
   $("#home-screen").hidden = false;
   selectTab($("#home-screen"), "devices");
   currentTab($("#home-screen")).focus();        // keyboard users start on the screen they now see
-  localeSynced = syncAccountLocale({ push: localeFromHere || pickedSignedOut !== null });
-}
-
-/** The UI speaks the account's language once logged in; a new account, or a language picked just
- * before logging in, tells the account which one it is. */
-async function syncAccountLocale({ push }) {
-  try {
-    const account = await authCall("GET", "/account");
-    if (push && account.locale !== currentLocale()) {
-      await authCall("PATCH", "/account", { locale: currentLocale() });
-    } else if (!push && account.locale !== currentLocale()) {
-      await useLocale(account.locale);
-    }
-    pickedSignedOut = null;
-  } catch (error) {
-    if (!error.sessionEnded) console.warn(`citylogin: the account's language is unknown (${error.code || error.name})`);
-  }
-}
-
-async function useLocale(tag) {
-  const guessed = DEVICE_NAME_FIELDS.map((field) => $(field).value === guessDeviceName());
-  await setLocale(tag);
-  rememberChoice(tag);
-  DEVICE_NAME_FIELDS.forEach((field, i) => { if (guessed[i]) $(field).value = guessDeviceName(); });
-}
-
-/** The header's EN / 日本語: signed in, the account's language changes too; the session stays. */
-async function switchLanguage(tag) {
-  if (tag === currentLocale()) return;
-  if (!signedIn()) {
-    pickedSignedOut = tag;
-    await useLocale(tag);
-    return;
-  }
-  // The account first, so the panels drawn again in the new language read it back; after the language
-  // a login may still be telling it, so that older one does not land last.
-  let saved = true;
-  try {
-    await localeSynced;
-    await authCall("PATCH", "/account", { locale: tag });
-  } catch (error) {
-    if (error.sessionEnded) return;
-    saved = false;
-  }
-  await useLocale(tag);
-  if (!saved) notify("web.notice.locale_not_saved", "alert");
+  syncAfterLogin({ registered, resumed });
 }
 
 function showLocale(tag) {
@@ -148,6 +102,7 @@ function showLocale(tag) {
 function leaveHome(banner) {
   const account = storedAccount();
   sessionStorage.removeItem(ACCOUNT_KEY);
+  forgetAccountLocale();
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   resetDevices();
   resetActivity();
@@ -200,7 +155,7 @@ async function logIn(username, password, { registered = false, codes = [] } = {}
     await showRecoveryCodes(codes);
     if (result === null) say($("#login-form .note"), "web.relogin.cancelled");
     else if (result instanceof ConcurrentLogin) await resolveConflict(result);
-    else await arrive(result, { localeFromHere: registered, registered });
+    else await arrive(result, { registered });
   });
 }
 
@@ -209,13 +164,13 @@ async function logIn(username, password, { registered = false, codes = [] } = {}
 async function arrive(account, options = {}) {
   if (deviceFlow) {
     rememberAccount(account);
-    localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
+    syncAfterLogin(options);
     await deviceFlow.open();
     return;
   }
   if (appSignIn?.appWaiting()) {
     rememberAccount(account);
-    localeSynced = syncAccountLocale({ push: options.localeFromHere || pickedSignedOut !== null });
+    syncAfterLogin(options);
     if (options.registered) await appSignIn.confirmAddressFirst();
     if (await appSignIn.finishForApp()) return;
     showAuth();                               // the app wants a fresh sign-in on this device
@@ -345,10 +300,7 @@ function wire() {
     if (link) selectTab($("#auth-screen"), link.dataset.show);
   });
   $("#logout-button").addEventListener("click", logOut);
-  $("#language-switch").addEventListener("click", (event) => {
-    const button = event.target.closest("button[data-locale]");
-    if (button) switchLanguage(button.dataset.locale);
-  });
+  initLanguages({ signedIn });
   onLocaleChange(showLocale);
   window.addEventListener("hashchange", () => {
     if (takePairingLink() && !$("#auth-screen").hidden) selectTab($("#auth-screen"), "pair");
@@ -369,7 +321,7 @@ function wire() {
   initAccount({
     onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",
       text: "web.banner.key_forgotten" }),
-    onLocaleSaved: useLocale,
+    onLocaleSaved: accountLocaleSaved,
   });
   // A verified address shows on the Account panel at once when it is open.
   initLinks({ verified: () => { if (!$("#account-panel").hidden && !$("#home-screen").hidden) loadAccount(); } });
@@ -402,7 +354,8 @@ async function resumedFromDevice() {
     return false;
   }
   if (!session) return false;
-  enterHome({ username: session.username, deviceId: session.deviceId, deviceName: session.deviceName });
+  enterHome({ username: session.username, deviceId: session.deviceId, deviceName: session.deviceName },
+    { resumed: true });
   return true;
 }
 
@@ -459,9 +412,9 @@ async function boot() {
   for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
   const account = storedAccount();
   if (account && citylogin.session && await resumed()) {
-    await arrive(account).catch((error) => {
+    await arrive(account, { resumed: true }).catch((error) => {
       notifyError(error);
-      enterHome(account);
+      enterHome(account, { resumed: true });
     });
     return;
   }

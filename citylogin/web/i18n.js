@@ -4,7 +4,7 @@
 // attributes. Nodes given a key through setText() follow a language switch.
 
 export const LOCALES = ["en", "ja"];
-const CHOICE_KEY = "citylogin.locale";        // a language picked in the header while signed out
+const CHOICE_KEY = "citylogin.locale";        // the language this browser showed last: picked in the header or the account's
 const ATTRIBUTES = { i18nAriaLabel: "aria-label", i18nTitle: "title", i18nAlt: "alt", i18nPlaceholder: "placeholder" };
 
 const catalogues = new Map();
@@ -22,13 +22,18 @@ export function supported(tag) {
 
 /** The language before anyone logs in: the one picked here earlier, else the browser's, else English. */
 export function initialLocale() {
-  const picked = supported(localStorage.getItem(CHOICE_KEY));
+  const picked = rememberedChoice();
   if (picked) return picked;
   for (const tag of navigator.languages?.length ? navigator.languages : [navigator.language || ""]) {
     const base = tag.toLowerCase().split("-")[0];
     if (supported(base)) return base;
   }
   return "en";
+}
+
+/** The language this browser showed last (see CHOICE_KEY), or null before any. */
+export function rememberedChoice() {
+  return supported(localStorage.getItem(CHOICE_KEY));
 }
 
 export function rememberChoice(tag) {

@@ -149,7 +149,7 @@ def test_registration_mail_consent_logout_and_error_pages_show_the_brand(make_se
     expect_branded(page)
 
     page.goto(f"{url}/oidc/authorize?client_id=nobody&response_type=code")
-    expect(page.locator("main.oidc-page")).to_be_visible()
+    expect(page.locator("main.oidc-page .card")).to_be_visible()
     home = {"en": "Acme ID home", "ja": "Acme ID のホーム"}
     expect(page.locator(".oidc-page-ways a")).to_have_text(home[locale])
     expect_branded(page)
@@ -184,3 +184,29 @@ def test_an_unbranded_app_beside_a_branded_one_stays_as_it_was(make_server, new_
     expect(page.locator("header .brand")).to_have_text("citylogin")
     expect(page.locator(".brand-logo")).to_have_count(0)
     assert accent_of(page, "#login-form button[type=submit]") == "rgb(33, 82, 204)"     # app.css's #2152cc
+
+
+# Where a box stands on the page: its left and right edges, in CSS pixels.
+EDGES = "(node) => { const box = node.getBoundingClientRect(); return [box.left, box.right]; }"
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+def test_the_oidc_error_page_has_the_brand_and_the_sign_in_pages_margins_on_a_phone(make_server, new_device,
+                                                                                     brand_dir, screenshot, locale):
+    """Issue 65: /oidc's own error page at 390 px shows the brand's logo and name in the sign-in page's top bar,
+    and its card stands where the sign-in page's does: margins on both sides, nothing wider than the screen."""
+    url, _ = make_server(brand_dir=str(brand_dir))
+    device = new_device(url, viewport=VIEWPORTS["phone"], locale=BROWSER_LOCALES[locale]).open()
+    page = device.page
+    sign_in = device.login_form.evaluate(EDGES)
+    page.goto(f"{url}/oidc/authorize?client_id=nobody&response_type=code")
+    card = page.locator(".oidc-page > .card")
+    expect(card).to_be_visible()
+    expect(page.locator("header .brand")).to_have_text("Acme ID")
+    expect_brand_header(page, {"en": "This sign-in cannot go on", "ja": "このサインインは続けられません"}[locale])
+    edges = card.evaluate(EDGES)
+    assert edges == sign_in, (edges, sign_in)                            # the sign-in page's margins
+    assert edges[0] >= 8 and edges[1] <= VIEWPORTS["phone"]["width"] - 8, edges
+    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS["phone"]["width"]
+    expect_branded(page)
+    screenshot(page, f"branded-oidc-error-{locale}-phone")

@@ -37,9 +37,9 @@ def test_download_my_data_saves_the_persons_export(make_server, new_device, tmp_
     url, ctx = make_server()
     device = new_device(url, viewport=viewport, accept_downloads=True).open()
     username = unique_name()
-    device.register(username, device_name="Alice laptop")
-    if locale != "en":
+    if locale != "en":         # before registering: the account is made in the page's language
         device.switch_language(locale)
+    device.register(username, device_name="Alice laptop")
     panel = device.open_account()
     form = panel.locator("#export-form")
     button = form.get_by_role("button", name=LABELS[locale], exact=True)

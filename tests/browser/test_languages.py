@@ -102,58 +102,97 @@ def test_english_browser_speaks_english(make_server, new_device):
     expect(account.locator("#locale-select")).to_have_value("en")
 
 
-def test_switching_language_keeps_the_session(make_server, new_device):
-    url, _ = make_server()
+def _account_locale(ctx, username: str) -> str:
+    from accounts import user_service as users
+    user_uuid = users.find_uuid_by_username(ctx, username=username)
+    assert user_uuid
+    return users.get_user(ctx, user_uuid=user_uuid).locale
+
+
+def _patches(page) -> list[dict]:
+    """The PATCH /account calls the page makes from now on (their bodies)."""
+    sent: list[dict] = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.method == "PATCH" and r.url.endswith("/account")
+            else None)
+    return sent
+
+
+def test_switching_language_changes_the_page_and_asks_before_changing_the_mail(make_server, new_device):
+    """Issue 65: the header's switch changes this page only (the session stays, nothing reloads); signed in,
+    it asks whether the mail should follow, and the account's language changes only on "yes"."""
+    url, ctx = make_server()
     a = new_device(url, locale="en-US").open()
-    a.register(unique_name(), device_name="Alice laptop")
+    user = unique_name()
+    a.register(user, device_name="Alice laptop")
     a.page.evaluate("window.notReloaded = true")
     logins = []
     a.page.on("request", lambda r: logins.append(r.url) if re.search(r"/login/", r.url) else None)
+    patches = _patches(a.page)
+    offer = a.page.locator("#mail-locale")
 
-    with a.page.expect_response(lambda r: r.url.endswith("/account") and r.request.method == "PATCH") as patch:
-        a.switch_language("ja")
-    assert patch.value.ok and patch.value.json()["locale"] == "ja"
+    a.switch_language("ja")
     expect(a.page.locator("#devices-title")).to_have_text("デバイス")
     expect(a.device("Alice laptop")).to_contain_text("このデバイス")
+    expect(offer).to_be_visible()
+    expect(offer.locator("#mail-locale-text")).to_have_text("このページを日本語で表示しています。お送りするメールは英語のままです。")
     a.page.locator("#devices-refresh").click()
     a.expect_devices_screen()
-    with a.page.expect_response(lambda r: r.url.endswith("/account") and r.request.method == "GET") as read:
-        a.go("account")
-    assert read.value.json()["locale"] == "ja"
-    expect(a.page.locator("#home-screen")).to_be_visible()
+    a.open_account()
+    expect(a.page.locator("#locale-select")).to_have_value("en")       # the account's language is unchanged
+    assert patches == [] and _account_locale(ctx, user) == "en"
     assert a.page.evaluate("window.notReloaded") is True and logins == []
 
-    a.switch_language("en")
-    expect(a.page.locator("#account-title")).to_have_text("Account")
-    a.expect_account_drawn()                  # read again in English: the select shows what the account says
-    expect(a.page.locator("#locale-select")).to_have_value("en")
+    offer.get_by_role("button", name="メールは英語のまま").click()       # "keep": nothing is sent
+    expect(offer).to_be_hidden()
+    a.page.reload()                                  # the page keeps the language picked, and asks no more
+    a.expect_devices_screen()
+    expect(a.page.locator("html")).to_have_attribute("lang", "ja")
+    expect(offer).to_be_hidden()
+    assert patches == [] and _account_locale(ctx, user) == "en"
+
+    a.switch_language("en")                          # the account's language again: nothing to ask
+    expect(offer).to_be_hidden()
+    a.switch_language("ja")
+    expect(offer).to_be_visible()
+    with a.page.expect_response(lambda r: r.url.endswith("/account") and r.request.method == "PATCH") as patch:
+        offer.get_by_role("button", name="メールも日本語で受け取る").click()
+    assert patch.value.ok and patch.value.json()["locale"] == "ja"
+    expect(a.page.locator("#notice-text")).to_have_text("これからお送りするメールは日本語になります。")
+    expect(offer).to_be_hidden()
+    assert patches == [{"locale": "ja"}] and _account_locale(ctx, user) == "ja"
+    a.open_account()
+    expect(a.page.locator("#locale-select")).to_have_value("ja")
 
 
-def test_language_picked_before_login_goes_to_the_account(make_server, new_device):
-    url, _ = make_server()
+def test_a_language_picked_before_login_stays_on_the_page_and_the_mail_is_asked(make_server, new_device):
+    url, ctx = make_server()
     a = new_device(url, locale="en-US").open()
     user = unique_name()
     a.register(user, device_name="Alice laptop")
     a.log_out()
     a.switch_language("ja")
     expect(a.login_form.locator("h1")).to_have_text("ログイン")
-    held = []                                 # the login's telling the account its language, held back
-    a.page.route("**/account", lambda route: held.append(route) if route.request.method == "PATCH"
-                 else route.continue_())
-    with a.page.expect_request(lambda r: r.url.endswith("/account") and r.method == "PATCH"):
-        a.log_in(user)
-        a.expect_devices_screen()
-    expect(a.page.locator("html")).to_have_attribute("lang", "ja")
-    a.go("account")                           # opened before the account has the language: it waits for it
-    expect(a.account_panel).to_have_attribute("aria-busy", "true")
-    for _ in range(100):
-        if held:
-            break
-        a.page.wait_for_timeout(20)           # the route handler runs while Playwright is called
-    assert held, "the login's PATCH /account never reached the route"
-    held[0].continue_()
-    a.expect_account_drawn()
-    expect(a.account_panel.locator("#locale-select")).to_have_value("ja")
+    patches = _patches(a.page)
+    a.log_in(user)
+    a.expect_devices_screen()
+    expect(a.page.locator("html")).to_have_attribute("lang", "ja")     # the page keeps the language picked
+    offer = a.page.locator("#mail-locale")
+    expect(offer).to_be_visible()
+    assert patches == [] and _account_locale(ctx, user) == "en"
+    offer.get_by_role("button", name="メールも日本語で受け取る").click()
+    expect(a.page.locator("#notice-text")).to_have_text("これからお送りするメールは日本語になります。")
+    assert patches == [{"locale": "ja"}] and _account_locale(ctx, user) == "ja"
+
+    a.log_out()                                      # signed out, the offer goes with the session
+    expect(offer).to_be_hidden()
+    a.switch_language("en")
+    a.log_in(user)
+    a.expect_devices_screen()
+    expect(offer.locator("#mail-locale-text")).to_have_text(
+        "This page is now in English. The mail we send you still comes in Japanese.")
+    offer.get_by_role("button", name="Keep mail in Japanese").click()
+    expect(offer).to_be_hidden()
+    assert _account_locale(ctx, user) == "ja"
 
 
 def test_field_errors_are_human_and_next_to_the_field(make_server, new_device):
