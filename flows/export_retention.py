@@ -11,9 +11,8 @@ from common import i18n
 from common.config import Settings
 from devices.pairing_service import EXPIRED_CODE_KEPT_SECONDS
 from flows.not_me import TTL_SECONDS as NOT_ME_SECONDS
-from oidc.store import GRANT_KEPT_SECONDS
-from sessions.history_store import HISTORY_DAYS
-from sessions.store import SESSION_RETENTION_SECONDS
+from oidc.export_service import GRANT_KEPT_SECONDS
+from sessions.export_service import HISTORY_DAYS, SESSION_RETENTION_SECONDS
 
 DAY, HOUR, MINUTE = 86400, 3600, 60
 

@@ -87,7 +87,8 @@ def test_see_my_data_shows_the_readable_copy(make_server, new_device, tmp_path, 
     expect(page).not_to_have_attribute("aria-busy", "true")
     copy = page.locator("#my-data")
     expect(copy.locator("section[data-source=devices] h2")).to_have_text(TITLES[locale])
-    expect(copy.locator("section[data-source=devices] h3").filter(has_text="Alice")).to_have_text("<b>Alice</b>'s laptop")
+    devices = copy.locator("section[data-source=devices]")
+    expect(devices.locator("h3").filter(has_text="Alice")).to_have_text("<b>Alice</b>'s laptop")
     expect(copy).to_contain_text(ZONES[locale])                       # the browser's zone, said
     expect(copy.locator("section")).to_have_count(12)
     text = copy.inner_text()
