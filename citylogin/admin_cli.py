@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
@@ -17,6 +17,9 @@ from citylogin.operator import OPERATOR_HELP, operator_name, remember_operator
 from common.config import load_settings
 from common.errors import ApiError
 from database.dynamodb_local import DynamoDBLocalError
+
+if TYPE_CHECKING:
+    from web.context import AppContext
 
 DEFAULT = "default"
 MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
@@ -225,22 +228,42 @@ def password_reset(username: str, reason: str) -> None:
 @REASON
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE",
               help="Write the document to FILE (mode 0600, only once it is whole) instead of standard output.")
-def export(username: str, reason: str, output: str | None) -> None:
+@click.option("--format", "form", type=click.Choice(["json", "html"]), default="json", show_default=True,
+              help="json: the machine-readable document; html: its readable copy, a printable page in the person's "
+                   "language.")
+@click.option("--time-zone", default=None, metavar="ZONE",
+              help="The IANA time zone (Europe/Paris) of the readable copy's dates; UTC, said so, without one.")
+def export(username: str, reason: str, output: str | None, form: str, time_zone: str | None) -> None:
     """Everything stored about the person, as the JSON document of Download my data (with who acted on
-    the account and why), to hand them for an access or portability request. No secret, hash or digest."""
-    import json
+    the account and why), or its readable copy (--format html), to hand them for an access or portability
+    request. No secret, hash or digest."""
+    from flows import operator_export, readable_values
 
-    from flows import operator_export
-
+    if time_zone is not None and readable_values.time_zone(time_zone) is None:
+        raise click.BadParameter(f"{time_zone!r} is not an IANA time zone this host knows (such as Europe/Paris)",
+                                 param_hint="--time-zone")
     with _context() as ctx:
         document = operator_export.export_account(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
                                                   request=_request(reason))
-    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+        text = _exported_text(ctx, document, form=form, time_zone=time_zone)
     if output is None:
         click.echo(text, nl=False)
         return
     _write_private(Path(output), text)
     click.echo(f"data of {username} written to {output}", err=True)
+
+
+def _exported_text(ctx: AppContext, document: dict[str, Any], *, form: str, time_zone: str | None) -> str:
+    """The document as JSON, or its readable copy as one HTML page (flows/readable_html.py)."""
+    import json
+
+    from flows import readable_export, readable_html
+
+    if form == "json":
+        return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    copy = readable_export.readable(document, settings=ctx.settings, locale=document["users"][0].get("locale", "en"),
+                                    zone_name=time_zone, product=ctx.brand.name)
+    return readable_html.page(copy)
 
 
 def _write_private(path: Path, text: str) -> None:

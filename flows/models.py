@@ -2,15 +2,16 @@
 /device/recover (the records they work on are each domain's own models)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_validator
 
 from accounts.models import EmailAddress, NewPassword, PasskeyAssertion, Secret, normalize_username, one_secret
-from common.errors import MissingFields
+from common.errors import FieldKind, MissingFields, field_refusal
 from common.fields import Omittable
 from common.text import DisplayName, LoginName
 from devices.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
+from flows.readable_values import time_zone
 
 # --- /registration ----------------------------------------------------------------------
 
@@ -166,3 +167,66 @@ class DataExport(BaseModel):
     oidc_consents: Items = Field(description="the apps it allowed")
     app_names: Items = Field(description="{client_id, name} of each app the grants and consents name (name null: "
                                          "the app was removed since)")
+
+
+# --- the readable copy of a data export (GET /account/export?format=readable) ----------------------
+
+class ExportQuery(BaseModel):
+    """GET /account/export, POST /admin/accounts/<user_uuid>/export: which document, and the time zone of
+    the readable one's dates."""
+
+    model_config = ConfigDict(extra="ignore")
+    format: Literal["json", "html", "readable"] | None = Field(
+        default=None, description="json: the machine-readable document (the default; also for Accept other than "
+        "text/html); html: the readable copy as a printable, self-contained HTML file; readable: the readable copy "
+        "as JSON (what the web UI's page shows)")
+    time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone (Europe/Paris) for "
+                                  "the readable copy's dates; UTC, and the copy says so, without one")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and time_zone(value) is None:
+            raise field_refusal(FieldKind.INVALID_VALUE, "time_zone", "not an IANA time zone this server knows")
+        return value
+
+
+class ReadableField(BaseModel):
+    label: str
+    value: str
+    about: str = Field(description="what the field is, in a phrase (empty for a field the copy has no words for)")
+
+
+class ReadableEntry(BaseModel):
+    heading: str
+    fields: list[ReadableField]
+    parts: list[ReadableEntry] = Field(default=[], description="what the item holds of other things (the devices "
+                                                               "signed in), each as an entry")
+    also_stored: list[str] = Field(default=[], description="the labels of the technical values (keys, certificates, "
+                                                           "ids) that only the machine-readable document gives")
+
+
+class ReadableSection(BaseModel):
+    source: str = Field(description="the machine-readable document's section it shows")
+    title: str
+    about: str
+    why: str
+    kept: str
+    described: bool = Field(description="false: a section the copy has no words for, its fields listed as stored")
+    entries: list[ReadableEntry]
+
+
+class ReadableExport(BaseModel):
+    """The readable copy of a data export: each section named and explained in the person's language, why it
+    is kept and for how long, times as dates in their time zone, no internal key, digest or epoch number."""
+
+    format: str = Field(description="citylogin-readable/1")
+    language: str
+    title: str
+    intro: str
+    exported_at: str
+    time_zone: str
+    time_zone_note: str
+    words: dict[str, str] = Field(description="the labels the page itself shows: why, kept, none, also_stored, "
+                                              "contents, audit_copy, separator (of a list)")
+    sections: list[ReadableSection]

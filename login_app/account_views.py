@@ -17,8 +17,8 @@ from devices.models import NotMeRequest, NotMeResult
 from flows import data_export, deletion, deletion_sweeper
 from flows import not_me as not_me_flow
 from flows import recovery
-from flows.models import DataExport
-from login_app.downloads import attachment
+from flows.models import DataExport, ExportQuery
+from login_app.downloads import delivered, export_query
 from oidc import consents as oidc_consents
 from oidc.models import ConsentList
 from sessions.guard import current_principal, require_session
@@ -118,11 +118,14 @@ def confirm_password_reset():
 
 @bp.get("/export")
 @require_session
-@operation("Everything stored about the caller, as one JSON document to download (no secret, hash or digest)",
-           response=DataExport, auth=True, errors=(404, 409))
+@operation("Everything stored about the caller, as one JSON document to download (no secret, hash or digest); "
+           "?format=html (or Accept: text/html) its readable copy as a printable HTML file, ?format=readable that "
+           "copy as JSON, with dates in ?time_zone", query=ExportQuery, response=DataExport, auth=True,
+           errors=(404, 409))
 def export():
+    query = export_query()
     document = data_export.export(ctx(), user_uuid=current_principal().user_uuid)
-    return attachment(document)
+    return delivered(document, query)
 
 
 # --- deletion and "Wasn't you?" ----------------------------------------------------------------------

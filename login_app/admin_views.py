@@ -10,12 +10,12 @@ from typing import Callable
 from flask import Blueprint, g, jsonify, request
 
 from flows import operator_apps, operator_export, operators
-from flows.models import DataExport
+from flows.models import DataExport, ExportQuery
 from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials,
                                    AppList, LimitRequest, NewApp, NewRegistrationToken, OperatorAccount, OperatorPage,
                                    OperatorSelf, PageQuery, RegistrationTokenList, RegistrationTokenView, RoleRequest)
 from login_app.admin_auth import authenticate_operator
-from login_app.downloads import attachment
+from login_app.downloads import delivered, export_query
 from web.caller import current_caller
 from web.context import ctx
 from web.openapi import operation
@@ -175,13 +175,14 @@ def roles(user_uuid: str):
 @bp.post("/accounts/<string(maxlength=64):user_uuid>/export")
 @require_operator
 @operation("Everything stored about the person, as one JSON document to hand them (GET /account/export's, with "
-           "who acted on the account and why); support role, with a reason, audited", body=ActionRequest,
-           response=DataExport, auth=True, errors=ACTION_ERRORS)
+           "who acted on the account and why); support role, with a reason, audited; ?format=html and "
+           "?format=readable as GET /account/export's", body=ActionRequest, query=ExportQuery, response=DataExport,
+           auth=True, errors=ACTION_ERRORS)
 def export(user_uuid: str):
-    body = parse_body(ActionRequest)
+    body, query = parse_body(ActionRequest), export_query()
     document = operator_export.export_account(ctx(), operator=current_operator(), user_uuid=user_uuid, request=body,
                                               caller=current_caller())
-    return attachment(document)
+    return delivered(document, query)
 
 
 # --- apps and OpenID Connect clients: role admin ------------------------------------------------

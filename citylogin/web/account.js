@@ -27,10 +27,14 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
     });
     $("[data-passkey]", form).addEventListener("click", () => action(form, null));
   }
-  $("#export-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    (await import("./data_export.js")).downloadMyData(event.target);
-  });
+  for (const form of [$("#export-form"), $("#my-data-form")]) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      (await dataExport()).downloadMyData(form);
+    });
+  }
+  $("#export-html").addEventListener("click", async () => (await dataExport()).downloadPrintable($("#export-form")));
+  $("#my-data-html").addEventListener("click", async () => (await dataExport()).downloadPrintable($("#my-data-form")));
   $("#passkeys-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     (await passkeys()).addPasskey();
@@ -38,6 +42,7 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
 }
 
 const passkeys = () => import("./passkeys.js");
+const dataExport = () => import("./data_export.js");
 const consents = () => import("./consents.js");
 
 /** What an action sends to confirm it is the person: the password as the form's field names it, or

@@ -27,7 +27,8 @@ const stopCameraScan = () => cameraScan?.then((scan) => scan.stopCameraScan());
 const ACCOUNT_KEY = "citylogin.account";   // who is signed in in this tab, kept next to the refresh token
 
 const LOADERS = { devices: loadDevices, sessions: loadSessions, history: () => loadHistory(),
-  account: () => loadAccount(accountLocaleRead()) };
+  account: () => loadAccount(accountLocaleRead()),
+  "my-data": async () => (await import("./data_export.js")).showMyData() };
 
 let appSignIn = null;            // oidc.js while an app's sign-in waits in this tab (SPEC §14)
 let deviceFlow = null;           // device_flow.js at /device: a screen's code is approved here (SPEC §14)
@@ -299,6 +300,9 @@ function wire() {
     const link = event.target.closest("button[data-show]");
     if (link) selectTab($("#auth-screen"), link.dataset.show);
   });
+  // "See my data" opens the readable copy on a page of its own, with no tab; "Back to Account" leaves it.
+  $("#export-view").addEventListener("click", () => selectTab($("#home-screen"), "my-data"));
+  $("#my-data-back").addEventListener("click", () => selectTab($("#home-screen"), "account"));
   $("#logout-button").addEventListener("click", logOut);
   initLanguages({ signedIn });
   onLocaleChange(showLocale);

@@ -19,6 +19,7 @@ from tests.support.live import PASSWORD, register_device
 PHONE = {"width": 390, "height": 844}
 WIDE = {"width": 1280, "height": 800}
 LABELS = {"en": "Download my data", "ja": "データをダウンロード"}
+PRINTABLE = {"en": "Download a printable copy", "ja": "印刷用のコピーをダウンロード"}
 FILE_NAME = re.compile(r"citylogin-data-\d{4}-\d{2}-\d{2}\.json")
 
 
@@ -57,6 +58,55 @@ def test_download_my_data_saves_the_persons_export(make_server, new_device, tmp_
     assert "password_hash" not in json.dumps(data)
     expect(form.locator(".error")).to_be_hidden()
     screenshot(device.page, f"data_export_{locale}_{viewport['width']}")
+
+
+SEE = {"en": "See my data", "ja": "データを見る"}
+TITLES = {"en": "Your devices", "ja": "あなたのデバイス"}
+ZONES = {"en": "Europe/Paris", "ja": "Asia/Tokyo"}
+# What overflows the screen sideways (the page, or any element past its right edge)
+OVERFLOW = """() => {
+  const wide = [...document.querySelectorAll("#my-data-panel *")].filter((el) => el.getClientRects().length
+    && el.getBoundingClientRect().right > innerWidth + 0.5);
+  return { page: document.documentElement.scrollWidth, screen: innerWidth,
+           wide: wide.slice(0, 3).map((el) => `${el.tagName}.${el.className}: ${el.textContent.slice(0, 40)}`) };
+}"""
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+@pytest.mark.parametrize("viewport", [PHONE, WIDE], ids=["390", "1280"])
+def test_see_my_data_shows_the_readable_copy(make_server, new_device, tmp_path, screenshot, locale, viewport):
+    url, ctx = make_server()
+    device = new_device(url, viewport=viewport, accept_downloads=True, timezone_id=ZONES[locale]).open()
+    device.register(unique_name(), device_name="<b>Alice</b>'s laptop")  # typed markup stays text
+    if locale != "en":
+        device.switch_language(locale)
+    panel = device.open_account()
+    panel.get_by_role("button", name=SEE[locale], exact=True).click()
+    page = device.page.locator("#my-data-panel")
+    expect(page).to_be_visible()
+    expect(page).not_to_have_attribute("aria-busy", "true")
+    copy = page.locator("#my-data")
+    expect(copy.locator("section[data-source=devices] h2")).to_have_text(TITLES[locale])
+    devices = copy.locator("section[data-source=devices]")
+    expect(devices.locator("h3").filter(has_text="Alice")).to_have_text("<b>Alice</b>'s laptop")
+    expect(copy).to_contain_text(ZONES[locale])                       # the browser's zone, said
+    expect(copy.locator("section")).to_have_count(12)
+    text = copy.inner_text()
+    assert not re.search(r"live#|audit#|#registered|username#|(?<!\d)1\d{9}(?!\d)", text), text[:500]
+    wide = device.page.evaluate(OVERFLOW)
+    assert wide["page"] <= wide["screen"] and not wide["wide"], wide
+    screenshot(device.page, f"data_export_readable_{locale}_{viewport['width']}")
+
+    with device.page.expect_download() as download:
+        page.get_by_role("button", name=PRINTABLE[locale], exact=True).click()
+    assert re.fullmatch(r"citylogin-data-\d{4}-\d{2}-\d{2}\.html", download.value.suggested_filename)
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    saved_page = path.read_text()
+    assert f'<html lang="{locale}">' in saved_page and ZONES[locale] in saved_page
+    assert "&lt;b&gt;Alice&lt;/b&gt;" in saved_page and "<b>Alice" not in saved_page
+    page.locator("#my-data-back").click()
+    expect(panel).to_be_visible()
 
 
 def test_an_operator_exports_a_persons_data_from_the_console(make_server, new_device, tmp_path):

@@ -292,3 +292,20 @@ def test_export_writes_the_persons_data_to_a_private_file_and_audits_it(start, t
     assert (row["action"], row["reason"]) == ("export", "ticket 14: access request")
     missing = admin(env, "export", "nobody-here", "--reason", "x", "--output", str(tmp_path / "none.json"), ok=False)
     assert "no user named" in missing.output and not (tmp_path / "none.json").exists()
+
+
+def test_export_writes_the_readable_copy_as_html_in_the_persons_language(start, tmp_path):
+    url, ctx, env = start()
+    client = register_device(url)
+    client.login(PASSWORD)
+    client.request("PATCH", "/account", json={"locale": "ja"})
+    username, target = client.key_file.username, tmp_path / "data.html"
+    bad = admin(env, "export", username, "--reason", "ticket 15", "--format", "html", "--time-zone", "Moon/Base",
+                "--output", str(target), ok=False)
+    assert bad.exit_code == 2 and "--time-zone" in bad.output and not target.exists()
+    admin(env, "export", username, "--reason", "ticket 15", "--format", "html", "--time-zone", "Asia/Tokyo",
+          "--output", str(target))
+    page = target.read_text()
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert page.startswith("<!DOCTYPE html>") and '<html lang="ja">' in page and "Asia/Tokyo" in page
+    assert username in page and "あなたのデバイス" in page and "audit#" not in page

@@ -129,9 +129,10 @@ def test_a_data_export_file_is_named_for_the_brand(branded, plain):
 
     document = {"exported_at": "2026-11-26T09:30:00Z"}
     for client, stem in ((branded, "acme-id"), (plain, "citylogin")):
-        with client.application.test_request_context("/account/export"):
-            named = attachment(document).headers["Content-Disposition"]
-        assert named == f'attachment; filename="{stem}-data-2026-11-26.json"', named
+        for suffix in ("json", "html"):  # the document, and its readable copy
+            with client.application.test_request_context("/account/export"):
+                named = attachment("", document, suffix=suffix, mimetype="text/plain").headers["Content-Disposition"]
+            assert named == f'attachment; filename="{stem}-data-2026-11-26.{suffix}"', named
 
 
 def test_a_name_without_ascii_letters_leaves_the_file_its_day_alone():
