@@ -180,6 +180,9 @@ class ExportQuery(BaseModel):
         default=None, description="json: the machine-readable document (the default; also for Accept other than "
         "text/html); html: the readable copy as a printable, self-contained HTML file; readable: the readable copy "
         "as JSON (what the web UI's page shows)")
+    locale: Literal["en", "ja"] | None = Field(
+        default=None, description="the readable copy's language (the page's, where it differs from the account's); "
+        "without one, the account's language")
     time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone (Europe/Paris) for "
                                   "the readable copy's dates; UTC, and the copy says so, without one")
 

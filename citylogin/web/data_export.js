@@ -6,7 +6,7 @@
 
 import { authCall, citylogin } from "./api.js";
 import { readJson } from "../sdk/http.js";
-import { t } from "./i18n.js";
+import { currentLocale, t } from "./i18n.js";
 import { $, busy, clearMessage, showError } from "./ui.js";
 
 let shows = 0;             // only the latest load draws the page: an earlier answer may arrive after it
@@ -49,7 +49,7 @@ export async function showMyData() {
  * (an older time zone database than the browser's) is left out, and the copy says it shows UTC. */
 async function readable(format, read) {
   const zone = browserTimeZone();
-  const path = `/account/export?format=${format}`;
+  const path = `/account/export?format=${format}&locale=${currentLocale()}`;  // the page's language
   if (zone) {
     const response = await citylogin.fetch(`${path}&time_zone=${encodeURIComponent(zone)}`);
     const problem = response.status === 400 ? await response.clone().json().catch(() => ({})) : {};

@@ -169,6 +169,10 @@ def test_the_copy_is_in_the_accounts_language_and_a_typed_name_is_escaped(make_s
     page = someone.request("GET", "/account/export?format=html").text
     assert hostile not in page and escape(hostile) in page and "<script" not in page
     assert '<html lang="ja">' in page and "時刻は UTC" in page
+    # the page's language, where the person reads it in another than their mail's
+    english = someone.request("GET", "/account/export?format=readable&locale=en").json()
+    assert english["language"] == "en" and english["sections"][0]["title"] == "Your account"
+    assert problem(someone.request("GET", "/account/export?format=readable&locale=fr"))[:2] == (400, "invalid_field")
 
 
 def test_the_readable_copy_of_a_deleting_or_deleted_account_is_409_or_404(make_server):
