@@ -134,7 +134,8 @@ def _named(named: ServiceName, services: list[RunningService]) -> RunningService
     if found:
         raise ServiceRefused(f"{len(found)} citylogin services run as {named.given} (--service): {listing(found)}. "
                              f"Name one by its pid; {NOTHING}")
-    running = f"those that run: {listing(services)}" if services else "none runs for this user"
+    running = (f"those that run: {listing(services)}. Name one by its address or pid as listed" if services
+               else "none runs for this user")
     raise ServiceRefused(f"no citylogin serve runs as {named.given} (--service); {running}; {NOTHING}")
 
 
