@@ -49,14 +49,14 @@ def config_errors(action: Callable[[], T]) -> T:
 def database(settings: Settings, *, share_running: bool = False, may_create: bool = False) -> Iterator[dict]:
     """Yields config overrides: none when an endpoint is set, else a DynamoDB Local. The data is never
     opened twice. `serve` and `dynamodb-local` start one on the data directory (DataInUse if another runs
-    on it). The operator commands (`share_running`) use a running `citylogin serve` (a KMS key: Amazon
-    DynamoDB), and start a DynamoDB Local of their own only when none runs: see `operator_database`."""
-    if settings.dynamodb_endpoint_url or (share_running and settings.kms_key_id):
-        yield {}
-        return
+    on it). The operator commands (`share_running`) use the running `citylogin serve` that is theirs, and
+    start a DynamoDB Local of their own only on their own data: see `operator_database`."""
     if share_running:
         with operator_database(settings, may_create=may_create) as overrides:
             yield overrides
+        return
+    if settings.dynamodb_endpoint_url:
+        yield {}
         return
     local = DynamoDBLocal(db_path=(settings.data_dir / "dynamodb").resolve(), port=settings.dynamodb_local_port,
                           port_setting="CITYLOGIN_DYNAMODB_LOCAL_PORT")
@@ -68,20 +68,34 @@ def database(settings: Settings, *, share_running: bool = False, may_create: boo
         local.stop()
 
 
+def operator_service(settings: Settings, *, may_create: bool) -> tuple[Any, list]:
+    """(the running service an operator command acts on or None, the services running), as
+    citylogin.service_choice chooses: none is looked for against Amazon DynamoDB unless named."""
+    from citylogin.running_services import running
+    from citylogin.service_choice import chosen_service, named_service, records_apply
+
+    named = named_service()
+    if not records_apply(settings, named):
+        return None, []
+    services = running(settings)
+    return chosen_service(settings, services, named, may_create=may_create), services
+
+
 @contextmanager
 def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]:
-    """Which citylogin an operator command acts on, said on stderr: the running `serve` of its data directory;
-    else, with CITYLOGIN_DATA_DIR not set, the one `serve` running anywhere; else the data directory's own
-    data, in a DynamoDB Local started for the command (only when no `serve` runs, and unless `may_create`
-    only where there is data). Never a second engine beside a running service; a refusal says what to do."""
-    from citylogin.running_services import running
-
-    data_dir = settings.data_dir.resolve()
-    services = running(settings)
-    chosen = chosen_service(settings, services)
+    """Which citylogin an operator command acts on, said on stderr: the running `serve` its settings or folder
+    point to, or the one named with --service (citylogin.service_choice; refused where that is none of those
+    running); else the DynamoDB its settings name, or the data directory's own data in a DynamoDB Local
+    started for the command (unless `may_create`, only where there is data). Never a second engine beside a
+    running service; a refusal says what to do."""
+    chosen, services = operator_service(settings, may_create=may_create)
     if chosen:
         yield _using(settings, chosen)
         return
+    if settings.dynamodb_endpoint_url or settings.kms_key_id:
+        yield {}  # the DynamoDB the settings name (a KMS key: Amazon DynamoDB's)
+        return
+    data_dir = settings.data_dir.resolve()
     db_path = data_dir / "dynamodb"
     if not may_create and not (db_path / DATA_FILE).exists() and not (db_path / ENDPOINT_FILE).exists():
         raise click.ClickException(_nothing_here(data_dir, services))
@@ -94,7 +108,7 @@ def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]
         click.echo(f"DynamoDB Local of a running citylogin: {exc.endpoint_url} (data in {db_path})", err=True)
         yield {"dynamodb_endpoint_url": exc.endpoint_url}
         return
-    click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {db_path}; no citylogin serve runs)", err=True)
+    click.echo(f"DynamoDB Local: {local.endpoint_url} (data in {db_path}; no citylogin serve runs on it)", err=True)
     try:
         yield {"dynamodb_endpoint_url": local.endpoint_url}
     except ConfigProblem as problem:
@@ -102,47 +116,29 @@ def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]
 
         if isinstance(problem.error, NoKeyRing) and not may_create:
             raise click.ClickException(f"the citylogin data in {data_dir} holds no key ring, and no citylogin serve "
-                                       "runs: if your citylogin runs from another folder, start it there (or set "
-                                       "CITYLOGIN_DATA_DIR to its data directory) and run this command again") from None
+                                       "runs on it: if your citylogin runs from another folder, start it there (or "
+                                       "set CITYLOGIN_DATA_DIR to its data directory) and run this command again, "
+                                       "or name the running one with --service") from None
         raise
     finally:
         local.stop()
 
 
-def chosen_service(settings: Settings, services: list) -> Any:
-    """The running service an operator command uses (None: none); several that could be it are refused."""
-    data_dir = settings.data_dir.resolve()
-    chosen = [s for s in services if Path(s.data_dir) == data_dir]
-    if not chosen and "data_dir" not in settings.model_fields_set:
-        if len(services) > 1:
-            raise click.ClickException(
-                f"{len(services)} citylogin services run: {'; '.join(s.describe() for s in services)}. Run the "
-                "command in the folder of one, or set CITYLOGIN_DATA_DIR to its data directory")
-        chosen = services
-    return chosen[0] if chosen else None
-
-
 def _using(settings: Settings, service: Any) -> dict:
     """The overrides that reach a running service's tables and key ring, said on stderr."""
-    from citylogin.running_services import key_encryption_of
-
-    needed = {"setting": "CITYLOGIN_KEY_ENCRYPTION_KEY", "kms": "CITYLOGIN_KMS_KEY_ID"}.get(service.key_encryption)
-    if needed and key_encryption_of(settings) != service.key_encryption:
-        raise click.ClickException(f"the citylogin running at {service.describe()} seals its key ring under "
-                                   f"{needed}: set it in this shell too")
     click.echo(f"DynamoDB Local of a running citylogin: {service.dynamodb_endpoint_url} (data in "
                f"{Path(service.data_dir) / 'dynamodb'}); citylogin serve at {service.url}, pid {service.pid}", err=True)
-    overrides = {"dynamodb_endpoint_url": service.dynamodb_endpoint_url, "data_dir": service.data_dir}
-    if "table_prefix" not in settings.model_fields_set:
-        overrides["table_prefix"] = service.table_prefix
-    return overrides
+    return {"dynamodb_endpoint_url": service.dynamodb_endpoint_url, "data_dir": service.data_dir,
+            "table_prefix": service.table_prefix}
 
 
 def _nothing_here(data_dir: Path, services: list) -> str:
     """Why a command has no citylogin to act on, and what to do (never `citylogin init`: that makes a new one)."""
+    from citylogin.service_choice import HOW_TO_CHOOSE, listing
+
     if services:  # CITYLOGIN_DATA_DIR names another folder than the services' own
-        return (f"no citylogin data in {data_dir} (CITYLOGIN_DATA_DIR), and the citylogin running uses another: "
-                f"{'; '.join(s.describe() for s in services)}. Unset CITYLOGIN_DATA_DIR, or set it to that folder")
+        return (f"no citylogin data in {data_dir} (CITYLOGIN_DATA_DIR), and no citylogin running uses it; "
+                f"those that run: {listing(services)}. To act on one, {HOW_TO_CHOOSE}")
     return (f"no citylogin runs and there is no citylogin data in {data_dir}: start `citylogin serve` (in its own "
             "terminal, in the folder that holds its data), run this command in that folder, or set "
             "CITYLOGIN_DATA_DIR to its data directory")

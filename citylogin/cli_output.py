@@ -37,9 +37,25 @@ def _write(stream: Any, text: str) -> None:
     stream.flush()
 
 
+def _with_service_option(command: click.Command) -> None:
+    """`--service` (citylogin.service_choice) among the command's options, once."""
+    from citylogin.service_choice import service_option
+
+    if not any(param.name == "service" for param in command.params):
+        command.params.append(service_option())
+
+
 class OperatorGroup(click.Group):
     """A group of operator commands (keys, apps, admin, password-parameters): each one's stdout is written
-    only once it is complete (`output_when_done`)."""
+    only once it is complete (`output_when_done`); the group and each of its commands take `--service`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _with_service_option(self)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _with_service_option(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         with output_when_done():
@@ -47,7 +63,12 @@ class OperatorGroup(click.Group):
 
 
 class OperatorCommand(click.Command):
-    """An operator command outside those groups (`init`), its stdout written only once complete."""
+    """An operator command outside those groups (`init`), its stdout written only once complete; it takes
+    `--service` too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _with_service_option(self)
 
     def invoke(self, ctx: click.Context) -> Any:
         with output_when_done():

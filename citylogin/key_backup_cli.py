@@ -110,13 +110,12 @@ def _missing(path: Path) -> Path | None:
 def _refuse_a_new_key_encryption_key(settings: Settings, name: str) -> None:
     """A restore into a new data directory needs the backup's key-encryption key there: one generated now
     could never open it. Refused before anything is made."""
-    from citylogin.cli_database import chosen_service
-    from citylogin.running_services import running
+    from citylogin.cli_database import operator_service
     from keys.encryption import LOCAL_KEK_FILE
 
     if settings.key_encryption_key is not None or settings.kms_key_id:
         return
-    if not settings.dynamodb_endpoint_url and chosen_service(settings, running(settings)) is not None:
+    if operator_service(settings, may_create=True)[0] is not None:
         return  # the running service's own key
     key_file = settings.data_dir.resolve() / "keys" / LOCAL_KEK_FILE
     if not key_file.exists():

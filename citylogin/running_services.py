@@ -1,8 +1,9 @@
 """Where `citylogin serve` runs, for the operator commands of any folder. While it serves on a DynamoDB Local,
 `serve` keeps a record in the user's runtime directory (CITYLOGIN_RUNTIME_DIR, else $XDG_RUNTIME_DIR/citylogin,
-else ~/.local/state/citylogin): its address, its DynamoDB endpoint, data directory and table prefix, where its
-key-encryption key comes from, and its process. It removes the record when it stops; a record whose process
-is gone (a serve that was killed) is stale: ignored and removed by the next reader.
+else ~/.local/state/citylogin): its address, its DynamoDB endpoint, data directory and table prefix, its token
+issuer, where its key-encryption key comes from, a fingerprint of these (the deployment they define), and its
+process. It removes the record when it stops; a record whose process is gone (a serve that was killed) is
+stale: ignored and removed by the next reader. Which service a command may use is citylogin.service_choice's.
 
 A record tells a command which DynamoDB to open, so the folder is trusted as ssh and gpg trust theirs: it must
 be the user's own and writable by no one else, or it is refused and nothing is read, written or started. Every
@@ -12,6 +13,7 @@ written under a name no one can guess, created exclusively, then renamed into pl
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -40,10 +42,28 @@ class RunningService:
     dynamodb_endpoint_url: str
     data_dir: str  # absolute
     table_prefix: str
+    jwt_issuer: str
     key_encryption: str  # "data_dir" (a generated key in the data directory), "setting" or "kms"
+    fingerprint: str  # deployment_fingerprint of the settings that define the deployment
 
     def describe(self) -> str:
-        return f"{self.url} (pid {self.pid}, data in {self.data_dir})"
+        return (f"{self.url} (pid {self.pid}, data in {self.data_dir}, "
+                f"deployment {self.fingerprint[:FINGERPRINT_SHOWN]})")
+
+
+FINGERPRINT_SHOWN = 12  # hex digits: enough to tell a host's few deployments apart at a glance
+
+
+def deployment_fingerprint(*, url: str, dynamodb_endpoint_url: str, data_dir: str, table_prefix: str,
+                           jwt_issuer: str, key_encryption: str) -> str:
+    """A digest of the settings that make a deployment what it is: where its data and key are (the endpoint
+    set, "" for the DynamoDB Local serve starts in the data directory, whose port changes at each start), the
+    address its links and issuer carry, and the issuer of its tokens; started again, it keeps it. No secret
+    goes in, only which kind of key-encryption key it uses; DynamoDB Local keeps one database for every
+    region (-sharedDb), so the region is no part."""
+    defining = {"url": url, "dynamodb_endpoint_url": dynamodb_endpoint_url, "data_dir": data_dir,
+                "table_prefix": table_prefix, "jwt_issuer": jwt_issuer, "key_encryption": key_encryption}
+    return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()
 
 
 OWN = "a folder that you own and only you can write (mode 0700)"
@@ -127,9 +147,13 @@ def recorded(settings: Settings, *, url: str, dynamodb_endpoint_url: str) -> Ite
     """The record of this process serving, for as long as the block runs (written whole, mode 0600).
     RuntimeFolderRefused if the folder is not the user's alone."""
     pid = os.getpid()
+    data_dir, key_encryption = str(settings.data_dir.resolve()), key_encryption_of(settings)
+    fingerprint = deployment_fingerprint(url=url, dynamodb_endpoint_url=settings.dynamodb_endpoint_url or "",
+                                         data_dir=data_dir, table_prefix=settings.table_prefix,
+                                         jwt_issuer=settings.jwt_issuer, key_encryption=key_encryption)
     service = RunningService(pid=pid, started=_started(pid), url=url, dynamodb_endpoint_url=dynamodb_endpoint_url,
-                             data_dir=str(settings.data_dir.resolve()), table_prefix=settings.table_prefix,
-                             key_encryption=key_encryption_of(settings))
+                             data_dir=data_dir, table_prefix=settings.table_prefix, jwt_issuer=settings.jwt_issuer,
+                             key_encryption=key_encryption, fingerprint=fingerprint)
     folder, name = runtime_dir(settings), f"{RECORD_PREFIX}{pid}{RECORD_SUFFIX}"
     with ExitStack() as stack:
         fd = _written(stack, folder, name, json.dumps(asdict(service)).encode())

@@ -30,8 +30,9 @@ def delivered(document: dict[str, Any], query: ExportQuery) -> Response:
         response = attachment(json.dumps(document, ensure_ascii=False, indent=1), document, suffix="json",
                               mimetype=JSON)
     else:
-        copy = readable(document, settings=ctx().settings, locale=query.locale or document["users"][0].get("locale", "en"),
-                        zone_name=query.time_zone, product=ctx().brand.name)
+        locale = query.locale or document["users"][0].get("locale", "en")  # the page's, else the account's
+        copy = readable(document, settings=ctx().settings, locale=locale, zone_name=query.time_zone,
+                        product=ctx().brand.name)
         if chosen == "html":
             response = attachment(readable_html.page(copy), document, suffix="html", mimetype=HTML)
             response.headers["Content-Security-Policy"] = readable_html.POLICY

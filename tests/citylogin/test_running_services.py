@@ -13,8 +13,8 @@ import hypothesis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from citylogin.running_services import (RuntimeFolderRefused, check_runtime_folder, folder_problem, record_problem,
-                                        recorded, running, runtime_dir)
+from citylogin.running_services import (RuntimeFolderRefused, check_runtime_folder, deployment_fingerprint,
+                                        folder_problem, record_problem, recorded, running, runtime_dir)
 from common.config import load_settings
 
 
@@ -31,6 +31,36 @@ def test_a_record_lives_as_long_as_the_serve_and_names_it(tmp_path):
         assert (mine.data_dir, mine.table_prefix, mine.key_encryption) == \
             (str((tmp_path / "data").resolve()), "p_", "data_dir")
     assert running(settings) == [] and list((tmp_path / "runtime").iterdir()) == []
+
+
+DEFINING = {"data_dir": "other", "table_prefix": "other_", "jwt_issuer": "https://other.example",
+            "dynamodb_endpoint_url": "http://127.0.0.1:8000",
+            "key_encryption_key": None}  # None: the generated key of the data directory instead of one set
+
+
+@pytest.mark.parametrize("setting", sorted(DEFINING) + ["url"])
+def test_a_record_carries_a_fingerprint_of_its_deployment_that_any_defining_setting_changes(tmp_path, setting):
+    """One deployment, one fingerprint, kept when started again; another value of any setting that defines
+    it, another fingerprint. The record holds which kind of key-encryption key seals the ring, never the key."""
+    secret = "A" * 43 + "="
+    base = {"table_prefix": "p_", "key_encryption_key": secret}
+    where = {"url": "http://localhost:5000", "dynamodb_endpoint_url": "http://127.0.0.1:8000"}
+    with recorded(settings_in(tmp_path, **base), **where) as mine:
+        text = next((tmp_path / "runtime").iterdir()).read_text()
+    assert mine.fingerprint == deployment_fingerprint(
+        url=mine.url, dynamodb_endpoint_url="", data_dir=mine.data_dir, table_prefix="p_", jwt_issuer="citylogin",
+        key_encryption="setting")
+    assert json.loads(text)["fingerprint"] == mine.fingerprint and secret not in text
+    if setting in DEFINING:
+        value = tmp_path / DEFINING[setting] if setting == "data_dir" else DEFINING[setting]
+        changed = (settings_in(tmp_path, **{**base, setting: value}), where)
+    else:
+        changed = (settings_in(tmp_path, **base), {**where, setting: "http://localhost:5001"})
+    with recorded(changed[0], **changed[1]) as other:
+        assert other.fingerprint != mine.fingerprint
+    again = {**where, "dynamodb_endpoint_url": "http://127.0.0.1:8001"}  # its own DynamoDB Local, on a new port
+    with recorded(settings_in(tmp_path, **{**base, "key_encryption_key": "B" * 43 + "="}), **again) as restarted:
+        assert restarted.fingerprint == mine.fingerprint  # the key is no part of it: nothing to guess it from
 
 
 def test_a_pid_used_again_by_another_process_is_not_the_serve(tmp_path):

@@ -87,9 +87,11 @@ def test_a_record_planted_by_another_user_sends_apps_list_nowhere(tmp_path):
         assert connections(listening) == 0
         assert list(work.iterdir()) == []
 
-        # The same record as the user's own is used: the command connects to the endpoint it names.
+        # The same record as the user's own is used (named, as it is not this folder's): the command connects
+        # to the endpoint it names.
         os.chown(record, os.geteuid(), -1)
-        using = subprocess.Popen(command("apps", "list"), cwd=work, env=environment(runtime),
+        using = subprocess.Popen(command("apps", "list", "--service", "http://localhost:5999"), cwd=work,
+                                 env=environment(runtime),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             listening.settimeout(120)
