@@ -25,6 +25,7 @@ from common import brand
 from common.config import DEVELOPMENT_PUBLIC_URL, ConfigError, Settings, env_name, load_settings
 from common.errors import ServiceUnavailable, StorageUnavailable
 from common.log_bursts import BurstFilter
+from common.version import running_version
 from database import dynamo
 from keys.ring_refresher import jwks_max_age
 from web import cors
@@ -39,7 +40,6 @@ from web.request_log import install_request_log
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413
-VERSION = "0.1.0"
 PUSH_DELIVERY, POLL_DELIVERY = "urn:ietf:rfc:8935", "urn:ietf:rfc:8936"  # SSF delivery methods
 
 
@@ -261,7 +261,7 @@ def _operations_blueprint(title: str) -> Blueprint:
 
     @ops.get("/healthz")
     def healthz():
-        return jsonify(status="ok")
+        return jsonify(status="ok", version=running_version())
 
     @ops.get("/readyz")
     def readyz():
@@ -270,7 +270,7 @@ def _operations_blueprint(title: str) -> Blueprint:
 
     @ops.get("/openapi.json")
     def openapi():
-        return jsonify(openapi_document(current_app, title=title, version=VERSION))
+        return jsonify(openapi_document(current_app, title=title, version=running_version()))
 
     @ops.get("/.well-known/jwks.json")
     def jwks():
