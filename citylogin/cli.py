@@ -53,7 +53,8 @@ def serve(host: str | None, port: int | None, workers: int | None, dev: bool) ->
 
 
 @main.command("dynamodb-local")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Its port; 0: any free port (the line it prints names it).")
 @click.option("--in-memory", is_flag=True, help="Keep nothing on disk.")
 def dynamodb_local(port: int, in_memory: bool) -> None:
     """Run DynamoDB Local alone, for several service processes to share."""
