@@ -15,12 +15,21 @@ from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
 from citylogin.key_backup_cli import backup_keys, restore_keys
 from citylogin.operator import OPERATOR_HELP, remember_operator
+from common.version import running_version
 from database import dynamo
 from database.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 from web.audit_events import AuditEvent
 
 
+def _print_version(context: click.Context, _param: click.Parameter, wanted: bool) -> None:
+    if wanted and not context.resilient_parsing:
+        click.echo(f"citylogin {running_version()}")
+        context.exit()
+
+
 @click.group()
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the installed citylogin's version (as /healthz and the console's footer say it) and exit.")
 def main() -> None:
     """citylogin: accounts, device certificates, QR pairing and sessions."""
 
@@ -44,8 +53,9 @@ def serve(host: str | None, port: int | None, workers: int | None, dev: bool) ->
 
 
 @main.command("dynamodb-local")
-@click.option("--port", default=None, type=click.IntRange(1, 65535),
-              help="Port (default CITYLOGIN_DYNAMODB_LOCAL_PORT, else 8000).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535),
+              help="Its port (default CITYLOGIN_DYNAMODB_LOCAL_PORT, else 8000); 0: any free port (the line it "
+                   "prints names it).")
 @click.option("--in-memory", is_flag=True, help="Keep nothing on disk.")
 def dynamodb_local(port: int | None, in_memory: bool) -> None:
     """Run DynamoDB Local alone, for several service processes to share."""

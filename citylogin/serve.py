@@ -17,6 +17,7 @@ import click
 
 from citylogin.cli_database import command_settings, config_errors, database, dynamodb_start_errors, stop_on_sigterm
 from common.config import LOCAL_HOSTS, Settings, is_local_dynamodb
+from common.version import running_version
 from database.dynamodb_local import DynamoDBLocalError
 
 
@@ -62,6 +63,8 @@ def run_serve(*, host: str | None, port: int | None, workers: int | None, dev: b
 
         serve_reloaded_child(host, port)  # the parent holds DynamoDB Local and says everything
         return
+    # First, before anything can fail: a log sent with a report says which citylogin it came from.
+    click.echo(f"citylogin {running_version()} starting", err=True)
     settings = command_settings()
     if _records_itself(settings):
         from citylogin.running_services import check_runtime_folder

@@ -40,6 +40,7 @@ import rjsmin
 
 import common
 from common.brand import DEFAULT_BRAND, PRODUCT_NAME, STYLESHEET_URL, Brand
+from common.version import running_version
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SDK_DIR = Path(__file__).resolve().parent / "sdk"
@@ -57,6 +58,8 @@ STYLESHEET = re.compile(r'^(?P<indent>[ \t]*)<link rel="stylesheet" href="[^"]+"
 HEADER_NAME = re.compile(r'<span class="brand" (?P<text>data-i18n="[^"]+")></span>')
 ICON = '<link rel="icon" href="data:,">'
 NOSCRIPT = re.compile(r"<noscript>[\s\S]*?</noscript>")
+# The console footer's placeholder for the running version (admin.html).
+VERSION_MARK = "@VERSION@"
 DIGEST_CHARS = 12            # 48 bits of SHA-256: the fingerprint in a file's address and its ETag
 FINGERPRINTED = re.compile(rf"^(?P<dir>/.*/)(?P<stem>[^/.]+)\.(?P<digest>[0-9a-f]{{{DIGEST_CHARS}}})(?P<rest>\.[^/]+)$")
 # A page's src= and href= to a file served here, and where the import map goes: before the first module.
@@ -245,8 +248,8 @@ def render_page(html: str, assets: dict[str, Asset], *, console: bool = False) -
 
 
 def make_page(name: str, assets: dict[str, Asset], brand: Brand = DEFAULT_BRAND) -> Page:
-    html, map_source = render_page(branded_html((WEB_DIR / name).read_text(encoding="utf-8"), brand), assets,
-                                   console=name == "admin.html")
+    html = (WEB_DIR / name).read_text(encoding="utf-8").replace(VERSION_MARK, escape(running_version()))
+    html, map_source = render_page(branded_html(html, brand), assets, console=name == "admin.html")
     policy = "; ".join(f"{part} {map_source}" if part.startswith("script-src") else part
                        for part in CONTENT_SECURITY_POLICY)
     return Page(asset=make_asset(f"/{name}", html.encode()), content_security_policy=policy)

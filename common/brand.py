@@ -10,10 +10,11 @@ The folder holds up to four kinds of file, each optional:
     texts/ja.json
 
 The name takes the place of the word "citylogin" in every text of the catalogues (not in a command
-such as `citylogin init`); a texts file then replaces whole texts. A file that is malformed is left
-out whole, with one ERROR line naming it, and what it would have set stays the default: a brand never
-fails a start or a request. Pure: no Flask; the app puts its brand in use per request (`use`), and
-common.i18n renders with the catalogues of the brand in use."""
+such as `citylogin init`); a texts file then replaces whole texts. A bad value (a name, a colour, a
+text) is left out alone, with one ERROR line naming the file and the field, and that field stays the
+default; a file that cannot be read at all (not JSON, not an image) is left out whole, with one ERROR
+naming it: a brand never fails a start or a request. Pure: no Flask; the app puts its brand in use per
+request (`use`), and common.i18n renders with the catalogues of the brand in use."""
 from __future__ import annotations
 
 import hashlib
@@ -39,6 +40,7 @@ NAME_MAX = 64
 # The custom properties of app.css a brand may set (every page's stylesheet reads them).
 COLORS = ("accent", "accent-dark", "accent-soft", "bg", "card", "text", "muted", "line")
 BRAND_KEYS = ("name", "mail_from", "colors")
+FIELD_NAME = re.compile(r"[\w.-]{1,80}", re.ASCII)
 HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 # Where the web UI serves the brand's stylesheet (citylogin/web_assets.py); /oidc's own pages load it too.
 STYLESHEET_URL = "/web/brand.css"
@@ -238,6 +240,17 @@ def _refused(path: Path, why: str) -> None:
     log.error("brand file %s left out, its defaults shown: %s", path, why)
 
 
+def _field_refused(path: Path, field_name: str, why: str) -> None:
+    """One bad value: the rest of the file still counts, so the line names the field that fell back."""
+    log.error("brand file %s: %s left out, its default shown: %s", path, field_name, why)
+
+
+def _named(key: str) -> str:
+    """A key of the operator's file as a log line shows it: as typed when it is a plain name, else quoted
+    with its control characters escaped and cut short (a key is never a secret, but a line is one line)."""
+    return key if FIELD_NAME.fullmatch(key) else repr(key)[:60]
+
+
 def _json_object(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
@@ -249,20 +262,21 @@ def _json_object(path: Path) -> dict[str, Any]:
 
 
 def read_settings(path: Path) -> dict[str, Any]:
-    """brand.json: {"name"?, "mail_from"?, "colors"?: {property: "#rrggbb"}}."""
+    """brand.json: {"name"?, "mail_from"?, "colors"?: {property: "#rrggbb"}}. A bad value is left out
+    alone (one ERROR naming it): a typing error in a colour keeps the name and the sender."""
     value = _json_object(path)
-    unknown = sorted(set(value) - set(BRAND_KEYS))
-    if unknown:
-        raise BrandFileError(f"unknown key {unknown[0]!r}: use {', '.join(BRAND_KEYS)}")
+    for unknown in sorted(set(value) - set(BRAND_KEYS)):
+        _field_refused(path, _named(unknown), f"not a key of brand.json: use {', '.join(BRAND_KEYS)}")
     settings: dict[str, Any] = {}
     for key in ("name", "mail_from"):
         if key in value:
             try:
                 settings[key] = check_name(value[key])
             except ValueError as exc:
-                raise BrandFileError(f"{key}: {exc}") from None
+                # The value is not repeated: it may hold the control characters that make it bad.
+                _field_refused(path, key, str(exc))
     if "colors" in value:
-        settings["colors"] = _colors(value["colors"])
+        settings["colors"] = _colors(path, value["colors"])
     return settings
 
 
@@ -279,16 +293,19 @@ def check_name(value: object) -> str:
     return value
 
 
-def _colors(value: object) -> tuple[tuple[str, str], ...]:
+def _colors(path: Path, value: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
-        raise BrandFileError("colors: must be an object of colour names and #rrggbb values")
+        _field_refused(path, "colors", "must be an object of colour names and #rrggbb values")
+        return ()
     colors = []
     for name, color in value.items():
         if name not in COLORS:
-            raise BrandFileError(f"colors: unknown colour {name!r}: use {', '.join(COLORS)}")
-        if not isinstance(color, str) or not HEX_COLOR.fullmatch(color):
-            raise BrandFileError(f"colors.{name}: {color!r} is not a colour like #0b7a5a")
-        colors.append((name, color.lower()))
+            _field_refused(path, f"colors.{_named(name)}", f"not a colour of the pages: use {', '.join(COLORS)}")
+        elif not isinstance(color, str) or not HEX_COLOR.fullmatch(color):
+            # A colour is no secret: its value, cut short, shows what was typed.
+            _field_refused(path, f"colors.{name}", f"{color!r:.40} is not a colour like #0b7a5a")
+        else:
+            colors.append((name, color.lower()))
     return tuple(colors)
 
 
@@ -331,19 +348,27 @@ def _safe_svg(path: Path, body: bytes) -> bytes:
 
 
 def read_texts(path: Path, *, language: str) -> dict[str, str]:
-    """texts/<language>.json: {catalogue key: text}, each with the catalogue text's own placeholders."""
-    value = _json_object(path)
+    """texts/<language>.json: {catalogue key: text}, each with the catalogue text's own placeholders. A
+    bad text is left out alone (one ERROR naming its key): the catalogue's text shows in its place."""
     texts = {}
-    for key, text in value.items():
-        if not i18n.has(key):
-            raise BrandFileError(f"{key!r} is not a key of the catalogue (common/locales/{language}.json)")
-        if not isinstance(text, str) or not text.strip():
-            raise BrandFileError(f"{key}: must be a text")
-        if not _well_formed(text) or i18n.placeholders(text) != i18n.placeholders(i18n.CATALOGUES[language][key]):
-            wanted = ", ".join(f"{{{name}}}" for name in i18n.placeholders(i18n.CATALOGUES[language][key])) or "none"
-            raise BrandFileError(f"{key}: must use the catalogue text's placeholders ({wanted}) and no other braces")
-        texts[key] = text
+    for key, text in _json_object(path).items():
+        why = _text_fault(key, text, language)
+        if why:
+            _field_refused(path, _named(key), why)
+        else:
+            texts[key] = text
     return texts
+
+
+def _text_fault(key: str, text: object, language: str) -> str | None:
+    if not i18n.has(key):
+        return f"not a key of the catalogue (common/locales/{language}.json)"
+    if not isinstance(text, str) or not text.strip():
+        return "must be a text"
+    if not _well_formed(text) or i18n.placeholders(text) != i18n.placeholders(i18n.CATALOGUES[language][key]):
+        wanted = ", ".join(f"{{{name}}}" for name in i18n.placeholders(i18n.CATALOGUES[language][key])) or "none"
+        return f"must use the catalogue text's placeholders ({wanted}) and no other braces"
+    return None
 
 
 def _well_formed(text: str) -> bool:

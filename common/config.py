@@ -426,5 +426,20 @@ def load_settings(test_config: Mapping[str, Any] | None = None,
             if not err["loc"]:  # a rule between settings: its message names them
                 problems.append(str(err["msg"]).removeprefix("Value error, "))
                 continue
-            problems.append(f"{env_name(str(err['loc'][0]))}: {err['msg']}")
+            problems.append(_problem(str(err["loc"][0]), err["type"], str(err["msg"])))
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+# What a good value of each setting checked by a regular expression (a `pattern`) looks like: pydantic's
+# own message would print the expression, which says nothing to an operator. The value is not repeated
+# (a setting may be a secret). tests/common/test_config_errors.py checks every pattern has its sentence.
+GOOD_VALUES = {
+    "public_url": "must be the http:// or https:// address people open the web UI at, with no spaces, query "
+                  "(?) or fragment (#), e.g. https://login.example.com",
+}
+
+
+def _problem(field_name: str, kind: str, message: str) -> str:
+    if kind == "string_pattern_mismatch":
+        return f"{env_name(field_name)} {GOOD_VALUES[field_name]}"
+    return f"{env_name(field_name)}: {message}"

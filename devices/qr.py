@@ -23,7 +23,7 @@ MASK_PATTERN = 0
 
 
 class InvalidQr(BadRequest):
-    code, detail = ErrorCode.INVALID_QR, "The QR code is not a citylogin pairing code."
+    code, detail = ErrorCode.INVALID_QR, "The QR code is not a pairing code of citylogin."
 
 
 def encode_payload(*, user_uuid: str, token: str) -> str:
@@ -41,11 +41,11 @@ def _scanned_payload(scanned: str) -> str:
     or the bare payload."""
     text = scanned.strip()
     if len(text) > MAX_SCANNED:
-        raise InvalidQr("The QR code is too long for a citylogin pairing code.")
+        raise InvalidQr("The QR code is too long for a pairing code of citylogin.")
     if "#" in text:
         _, _, fragment = text.partition("#")
         if not fragment.startswith("pair="):
-            raise InvalidQr("The link is not a citylogin pairing link (no #pair=).")
+            raise InvalidQr("The link is not a pairing link of citylogin (no #pair=).")
         text = fragment.removeprefix("pair=")
     if not PAYLOAD.fullmatch(text):
         raise InvalidQr("The QR code is not a base64url pairing payload.")

@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 
 die() { echo "docs: $*" >&2; exit 1; }
 
-bash scripts/setup.sh || die "scripts/setup.sh failed (run it alone to see why)"
-[ -x .venv/bin/mkdocs ] || die ".venv/bin/mkdocs is missing: mkdocs is pinned in requirements-test.lock (run scripts/setup.sh)"
+bash scripts/setup.sh --tests || die "scripts/setup.sh --tests failed (run it alone to see why)"
+[ -x .venv/bin/mkdocs ] || die ".venv/bin/mkdocs is missing: mkdocs is pinned in requirements-test.lock (run scripts/setup.sh --tests)"
 [ -f docs_node/node_modules/mermaid/dist/mermaid.min.js ] \
-  || die "Mermaid is missing from docs_node/ (npm ci there; scripts/setup.sh does it)"
+  || die "Mermaid is missing from docs_node/ (npm ci there; scripts/setup.sh --tests does it)"
 export NO_MKDOCS_2_WARNING=1   # Material's banner about its successor, on every build
 
 command="${1:-serve}"

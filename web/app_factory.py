@@ -25,6 +25,7 @@ from common import brand
 from common.config import DEVELOPMENT_PUBLIC_URL, ConfigError, Settings, env_name, load_settings
 from common.errors import ServiceUnavailable, StorageUnavailable
 from common.log_bursts import BurstFilter
+from common.version import running_version
 from database import dynamo
 from keys.ring_refresher import jwks_max_age
 from web import cors
@@ -39,7 +40,6 @@ from web.request_log import install_request_log
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413
-VERSION = "0.1.0"
 PUSH_DELIVERY, POLL_DELIVERY = "urn:ietf:rfc:8935", "urn:ietf:rfc:8936"  # SSF delivery methods
 
 
@@ -107,7 +107,8 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     """An app serving `blueprints` plus /healthz, /readyz, /openapi.json and the JWKS. Under gunicorn a
     start that cannot work (a bad or missing setting, a wrong key-encryption key, no DynamoDB) stops
     with one line naming what to set, not a traceback."""
-    with _one_line_under_gunicorn(name):
+    from_environment = test_config is None and context is None
+    with _one_line(name, from_environment=from_environment):
         settings = context.settings if context else load_settings(test_config)
     configure_logging(settings)
     werkzeug_log = logging.getLogger("werkzeug")
@@ -126,7 +127,7 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     app.json = AnswerJSON(app)
     if context is None:
-        with _one_line_under_gunicorn(name):
+        with _one_line(name, from_environment=from_environment):
             context = build_context(settings)
             context.settings = with_public_url(context.settings)
     app.extensions[EXTENSION_KEY] = context
@@ -175,18 +176,26 @@ def with_public_url(settings: Settings) -> Settings:
 
 
 @contextmanager
-def _one_line_under_gunicorn(name: str) -> Iterator[None]:
-    """Under gunicorn, a start that cannot work leaves one line (gunicorn prints an AppImportError's
-    message alone and stops the server) instead of a worker traceback and endless restarts."""
-    if not under_gunicorn():
-        yield
-        return
-    from gunicorn.errors import AppImportError
+def _one_line(name: str, *, from_environment: bool) -> Iterator[None]:
+    """A start that cannot work leaves one line naming what to set, not a traceback. Under gunicorn's
+    worker, gunicorn prints an AppImportError's message alone and stops the server (rather than starting
+    workers again and again). An app made from the environment in any other process (gunicorn's
+    `--check-config`, which prints the traceback of any Exception, `flask run`, a service's `python -m`)
+    exits with the line. An app made with a test's settings raises as it is."""
+    if under_gunicorn():
+        from gunicorn.errors import AppImportError
 
-    try:
+        try:
+            yield
+        except (ConfigError, *DYNAMODB_START_ERRORS) as exc:
+            raise AppImportError(start_problem(exc, name=name)) from None
+    elif from_environment:
+        try:
+            yield
+        except (ConfigError, *DYNAMODB_START_ERRORS) as exc:
+            raise SystemExit(start_problem(exc, name=name)) from None
+    else:
         yield
-    except (ConfigError, *DYNAMODB_START_ERRORS) as exc:
-        raise AppImportError(start_problem(exc, name=name)) from None
 
 
 def check_start(name: str = "citylogin") -> None:
@@ -261,7 +270,7 @@ def _operations_blueprint(title: str) -> Blueprint:
 
     @ops.get("/healthz")
     def healthz():
-        return jsonify(status="ok")
+        return jsonify(status="ok", version=running_version())
 
     @ops.get("/readyz")
     def readyz():
@@ -270,7 +279,7 @@ def _operations_blueprint(title: str) -> Blueprint:
 
     @ops.get("/openapi.json")
     def openapi():
-        return jsonify(openapi_document(current_app, title=title, version=VERSION))
+        return jsonify(openapi_document(current_app, title=title, version=running_version()))
 
     @ops.get("/.well-known/jwks.json")
     def jwks():

@@ -2,7 +2,7 @@
 
 Material draws a ```mermaid fence with the global `mermaid` if a page defines one, and only otherwise
 fetches Mermaid from a CDN. This hook puts the pinned npm package's browser bundle (docs_node/, installed
-by scripts/setup.sh with npm ci) into the site and loads it on the pages that have a diagram.
+by scripts/setup.sh --tests with npm ci) into the site and loads it on the pages that have a diagram.
 
 A diagram keeps the size its text is readable at: Mermaid's default shrinks a wide diagram to the column's
 width, so a sequence diagram on a 390-px phone had 6-px letters. Material calls `mermaid.initialize` once;
@@ -34,7 +34,7 @@ NATURAL_SIZE = """<script>
 def on_files(files: Files, config, **_) -> Files:
     if not BUNDLE.is_file():
         raise PluginError(f"Mermaid is not installed ({BUNDLE.relative_to(ROOT)} is missing): "
-                          "run scripts/setup.sh, which installs docs_node/ with npm ci")
+                          "run scripts/setup.sh --tests, which installs docs_node/ with npm ci")
     files.append(File.generated(config, SITE_PATH, abs_src_path=str(BUNDLE)))
     return files
 

@@ -99,8 +99,8 @@ def test_a_paired_device_message_in_japanese_advises_a_password_change(server):
 
 
 OPERATOR_RESET = {
-    "en": {"subject": "A citylogin operator sent you a password reset link",
-           "says": ["A citylogin operator sent you this link", "your current password keeps working",
+    "en": {"subject": "An operator of citylogin sent you a password reset link",
+           "says": ["An operator of citylogin sent you this link", "your current password keeps working",
                     "If you did not ask for this, do not use the link, and contact support."]},
     "ja": {"subject": "citylogin のオペレーターがパスワード再設定のリンクを送りました",
            "says": ["citylogin のオペレーターが", "今のパスワードがそのまま使え",

@@ -19,6 +19,7 @@ from accounts import user_service as users
 from accounts.models import Role
 from apps import service as apps
 from citylogin.client import CityloginError, Client
+from common.version import running_version
 from sessions import service as sessions
 from tests.browser.pages import DevicePage
 from tests.conftest import unique_name
@@ -473,6 +474,7 @@ def test_a_viewer_reads_but_sees_no_action_and_the_api_refuses_one(make_server, 
     nobody = new_device(url)
     nobody.page.goto(f"{url}/admin/")
     expect(nobody.page.locator("#signed-out")).to_be_visible()
+    expect(nobody.page.locator("footer #console-version")).to_have_text(f"Version {running_version()}")
     expect(nobody.page.locator("#signed-out a[href='/']")).to_be_visible()
 
     viewer = operator(new_device, url, ctx, Role.VIEWER)
@@ -530,6 +532,7 @@ def test_the_console_speaks_japanese_by_keyboard_and_says_what_a_failing_databas
     expect(page.locator("#search-form h1")).to_have_text("アカウントを探す")
     expect(page.locator("#search-form button[type=submit]")).to_have_text("検索")
     expect(page.locator("#operator-text")).to_contain_text("サポート")
+    expect(page.locator("footer #console-version")).to_have_text(f"バージョン {running_version()}")
     target = person(url)
     page.locator("#search-value").fill(target.key_file.username)
     press(page, page.locator("#search-value"))

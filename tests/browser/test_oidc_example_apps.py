@@ -44,7 +44,8 @@ def require_node() -> str:
     node = shutil.which("node")
     if node and (INTEROP / "node_modules" / "openid-client" / "package.json").exists():
         return node
-    pytest.fail("node and npm openid-client are needed (bash scripts/setup.sh installs them under tests/interop)")
+    pytest.fail("node and npm openid-client are needed "
+                "(bash scripts/setup.sh --tests installs them under tests/interop)")
 
 
 @pytest.fixture(scope="module")

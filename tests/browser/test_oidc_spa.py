@@ -53,7 +53,7 @@ def spa(dynamodb_endpoint, tmp_path_factory):
     """(the SPA's URL, citylogin's URL): citylogin with no CORS setting, then the SPA registered as a public
     client while it runs, and served on its own origin."""
     if not BUNDLE.exists():
-        message = "npm oidc-client-ts is not installed (bash scripts/setup.sh installs it under tests/interop)"
+        message = "npm oidc-client-ts is not installed (bash scripts/setup.sh --tests installs it under tests/interop)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

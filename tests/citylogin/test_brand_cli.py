@@ -23,5 +23,5 @@ def test_an_operators_command_sends_the_brands_mail(make_server, base_config, tm
     with caplog.at_level(logging.INFO, logger="citylogin.notify"):
         result = CliRunner().invoke(main, ["admin", "lock", person.key_file.username, "--reason", "ticket 7"], env=env)
     assert result.exit_code == 0, result.output
-    assert "From: Acme ID\nSubject: A Acme ID operator changed your account\n" in caplog.text, caplog.text
-    assert i18n.text("mail.operator_action.subject", "en") == "A citylogin operator changed your account"
+    assert "From: Acme ID\nSubject: An operator of Acme ID changed your account\n" in caplog.text, caplog.text
+    assert i18n.text("mail.operator_action.subject", "en") == "An operator of citylogin changed your account"

@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from common.version import running_version
 from tests.citylogin.test_metrics import TOKEN, scrape, value
 from tests.citylogin.test_serve import dynamodb_port, port_open
 from tests.conftest import unique_name
@@ -125,6 +126,7 @@ def test_serve_runs_gunicorn_whose_two_workers_answer_and_stop_on_sigterm_keepin
     user = {"username": name, "email": f"{name}@example.com", "password": "a long passphrase"}
     serve = Serve(tmp_path, metrics_token=TOKEN, request_read_timeout="1", log_level="WARNING").wait_ready()
     try:
+        assert serve.log().splitlines()[0] == f"citylogin {running_version()} starting"     # first: which one
         assert (f"serving with gunicorn {gunicorn.__version__}, citylogin's worker, 2 workers x 64 threads"
                 in serve.log().splitlines())
         workers = serve_children(serve.process.pid)
@@ -144,6 +146,7 @@ def test_serve_runs_gunicorn_whose_two_workers_answer_and_stop_on_sigterm_keepin
         assert all(answered.values()), answered  # both workers answered
         assert value(scrape(serve.url), "citylogin_http_requests_total", method="GET", route="/healthz",
                      status="200") == sent  # and any worker's scrape counts them all
+        assert requests.get(serve.url + "/healthz", timeout=10).json()["version"] == running_version()
         assert cut_slow_client(serve.port).startswith(b"HTTP/1.1 408 ")  # citylogin's worker, not gthread's wait
         registered = requests.post(serve.url + "/registration/", json=user, timeout=30)
         assert registered.status_code == 201
@@ -177,6 +180,7 @@ def test_serve_dev_runs_werkzeugs_reloading_server_and_stops_with_its_child(tmp_
     serve = Serve(tmp_path, "--dev").wait_ready()
     try:
         lines = serve.log().splitlines()
+        assert lines[0] == f"citylogin {running_version()} starting"
         assert ("serving with werkzeug's development server (--dev), reloading when the code changes: "
                 "not for production") in lines
         assert not any("gunicorn" in line for line in lines)

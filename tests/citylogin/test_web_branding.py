@@ -108,8 +108,9 @@ def test_an_error_a_person_reads_says_the_brands_name(branded, plain):
     assert "citylogin" in plain.post("/registration/", json=body).get_json()["detail"]
 
 
-def test_a_malformed_brand_file_serves_the_default_with_one_error_naming_it(dynamodb_endpoint, data_dir,
-                                                                            table_prefix, tmp_path, caplog):
+def test_a_bad_brand_value_falls_back_alone_with_one_error_naming_it(dynamodb_endpoint, data_dir,
+                                                                     table_prefix, tmp_path, caplog):
+    """A colour typed wrong costs its colour alone: the pages keep the name, with app.css's colours."""
     folder = tmp_path / "brand"
     folder.mkdir()
     (folder / "brand.json").write_text('{"name": "Acme ID", "colors": {"accent": "green"}}')
@@ -117,10 +118,10 @@ def test_a_malformed_brand_file_serves_the_default_with_one_error_naming_it(dyna
         client = create_app(app_config(dynamodb_endpoint, data_dir, table_prefix,
                                        brand_dir=str(folder))).test_client()
     found = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(found) == 1 and str(folder / "brand.json") in found[0], found
+    assert len(found) == 1 and f"{folder / 'brand.json'}: colors.accent left out" in found[0], found
     page = client.get("/")
-    assert page.status_code == 200 and "/web/brand" not in page.get_data(as_text=True)
-    assert client.get("/web/locales/en.json").get_json()["web.app.name"] == "citylogin"
+    assert page.status_code == 200 and "/web/brand" not in page.get_data(as_text=True)   # no colour left to set
+    assert client.get("/web/locales/en.json").get_json()["web.app.name"] == "Acme ID"
 
 
 def test_a_data_export_file_is_named_for_the_brand(branded, plain):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -108,26 +109,20 @@ def test_a_bad_name_in_the_environment_stops_the_start_naming_the_variable(name)
 MALFORMED = {
     "bad JSON": ("brand.json", b'{"name": "Acme ID",}', "not JSON"),
     "not an object": ("brand.json", b'["Acme ID"]', "not a JSON object"),
-    "unknown key": ("brand.json", b'{"name": "Acme ID", "colour": {}}', "unknown key 'colour'"),
-    "bad colour": ("brand.json", b'{"colors": {"accent": "red; background: url(x)"}}', "colors.accent"),
-    "unknown colour": ("brand.json", b'{"colors": {"danger": "#ff0000"}}', "unknown colour 'danger'"),
-    "name with a line break": ("brand.json", b'{"mail_from": "Acme\\r\\nBcc: x@example.com"}', "mail_from"),
     "logo not an image": ("logo.png", b"GIF89a not a png at all", "not a PNG image"),
     "svg logo not svg": ("logo.svg", b"<html><body>hi</body></html>", "not an SVG image"),
     "svg logo in UTF-7": ("logo.svg", b'<?xml version="1.0" encoding="UTF-7"?><svg xmlns="http://www.w3.org/2000/svg"/>',
                           "not an SVG image"),
     "svg logo with an entity": ("logo.svg", b'<!DOCTYPE svg [<!ENTITY a "aa">]><svg xmlns="http://www.w3.org/2000/svg"/>',
                                 "DOCTYPE"),
-    "texts key not in the catalogue": ("texts/en.json", b'{"mail.welcome.subject": "Hi"}', "not a key of"),
-    "texts with other placeholders": ("texts/en.json", b'{"mail.verify_email.body": "Open {url}"}', "placeholders"),
-    "texts with a stray brace": ("texts/ja.json", '{"page.home": "ホーム {"}'.encode(), "placeholders"),
+    "texts not an object": ("texts/en.json", b'["Hi"]', "not a JSON object"),
     "texts of an unknown language": ("texts/fr.json", b'{"page.home": "Accueil"}', "not a texts file"),
     "a file it does not read": ("logo.jpg", b"\xff\xd8\xff", "not a brand file"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_a_malformed_file_is_left_out_with_one_error_naming_it(tmp_path, caplog, case):
+def test_a_file_that_cannot_be_read_is_left_out_with_one_error_naming_it(tmp_path, caplog, case):
     file_name, content, why = MALFORMED[case]
     folder = tmp_path / "brand"
     folder.mkdir()
@@ -139,6 +134,95 @@ def test_a_malformed_file_is_left_out_with_one_error_naming_it(tmp_path, caplog,
     assert len(errors(caplog)) == 1, errors(caplog)
     assert str(target) in errors(caplog)[0] and why in errors(caplog)[0], errors(caplog)
     assert brand == DEFAULT_BRAND        # the default shown
+
+
+GOOD = {"name": "Acme ID", "mail_from": "Acme accounts", "colors": {"accent": "#0b7a5a", "accent-dark": "#075c43"}}
+# One bad value in brand.json each: (the field the ERROR names, brand.json with it, what the line says).
+BAD_FIELDS = {
+    "name too long": ("name", {**GOOD, "name": "a" * 65}, "at most 64"),
+    "name with a line break": ("name", {**GOOD, "name": "Acme\nBcc: x@example.com"}, "control"),
+    "name not a text": ("name", {**GOOD, "name": 7}, "a text of 1 to 64"),
+    "sender with a line break": ("mail_from", {**GOOD, "mail_from": "Acme\r\nBcc: x@example.com"}, "control"),
+    "sender with a brace": ("mail_from", {**GOOD, "mail_from": "{app}"}, "braces"),
+    "colours not an object": ("colors", {**GOOD, "colors": "#0b7a5a"}, "must be an object"),
+    "a bad colour": ("colors.accent-soft", {**GOOD, "colors": {**GOOD["colors"], "accent-soft": "red; x: url(y)"}},
+                     "'red; x: url(y)' is not a colour like #0b7a5a"),
+    "an unknown colour": ("colors.danger", {**GOOD, "colors": {**GOOD["colors"], "danger": "#ff0000"}},
+                          "not a colour of the pages"),
+    "an unknown key": ("colour", {**GOOD, "colour": {}}, "not a key of brand.json"),
+}
+FIELDS = ("name", "mail_from", "colors")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FIELDS))
+def test_a_bad_value_falls_back_alone_with_one_error_naming_the_file_and_the_field(tmp_path, caplog, case):
+    field, settings, why = BAD_FIELDS[case]
+    good = load_brand(brand_folder(tmp_path / "good", settings=GOOD, logo=None))
+    folder = brand_folder(tmp_path / "brand", settings=settings, logo=None)
+    with caplog.at_level(logging.ERROR, logger="citylogin.brand"):
+        brand = load_brand(folder)
+    assert len(errors(caplog)) == 1, errors(caplog)
+    assert f"brand file {folder / 'brand.json'}: {field} left out" in errors(caplog)[0], errors(caplog)
+    assert why in errors(caplog)[0], errors(caplog)
+    top = field.split(".")[0]
+    for other in FIELDS:          # every other field is the good file's
+        if other != top:
+            assert getattr(brand, other) == getattr(good, other), other
+    if field.startswith("colors."):   # and so is every other colour
+        assert brand.colors == good.colors
+    elif top in FIELDS:
+        assert getattr(brand, top) == getattr(DEFAULT_BRAND, top)
+
+
+def test_a_bad_name_is_not_repeated_in_its_error_line(tmp_path, caplog):
+    folder = brand_folder(tmp_path / "brand", settings={**GOOD, "name": "Acme\nERROR forged line"}, logo=None)
+    with caplog.at_level(logging.ERROR, logger="citylogin.brand"):
+        brand = load_brand(folder)
+    assert len(errors(caplog)) == 1 and "forged" not in errors(caplog)[0], errors(caplog)
+    assert (brand.name, brand.sender_name) == ("citylogin", "Acme accounts")
+
+
+def test_every_bad_value_is_one_error_of_its_own(tmp_path, caplog):
+    settings = {"name": "", "mail_from": "Acme accounts", "colour": 1,
+                "colors": {"accent": "green", "bg": "#fff", "danger": "#f00"}}
+    folder = brand_folder(tmp_path / "brand", settings=settings, logo=None,
+                          texts={"en": {"page.home": "Home of {x}", "mail.registered.subject": "Welcome to Acme",
+                                        "no.such.key": "x"}})
+    with caplog.at_level(logging.ERROR, logger="citylogin.brand"):
+        brand = load_brand(folder)
+    named = sorted(line.split(": ")[1].removesuffix(" left out, its default shown") for line in errors(caplog))
+    assert named == ["colors.accent", "colors.danger", "colour", "name", "no.such.key", "page.home"], errors(caplog)
+    assert (brand.name, brand.sender_name, brand.colors) == ("citylogin", "Acme accounts", (("bg", "#fff"),))
+    assert brand.texts == {"en": {"mail.registered.subject": "Welcome to Acme"}}
+
+
+TEXT_FAULTS = {
+    "texts key not in the catalogue": ("en", "mail.welcome.subject", "Hi", "not a key of"),
+    "texts with other placeholders": ("en", "mail.verify_email.body", "Open {url}", "placeholders"),
+    "texts with a stray brace": ("ja", "page.home", "ホーム {", "placeholders"),
+    "texts not a text": ("en", "page.home", ["Home"], "must be a text"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_FAULTS))
+def test_a_bad_text_falls_back_alone_and_keeps_the_files_other_texts(tmp_path, caplog, case):
+    language, key, text, why = TEXT_FAULTS[case]
+    kept = {"en": "mail.registered.subject", "ja": "mail.registered.subject"}[language]
+    folder = brand_folder(tmp_path / "brand", texts={language: {key: text, kept: "Acme"}})
+    with caplog.at_level(logging.ERROR, logger="citylogin.brand"):
+        brand = load_brand(folder)
+    assert len(errors(caplog)) == 1, errors(caplog)
+    assert f"brand file {folder / 'texts' / f'{language}.json'}: {key} left out" in errors(caplog)[0]
+    assert why in errors(caplog)[0], errors(caplog)
+    assert brand.texts == {language: {kept: "Acme"}} and brand.name == "Acme ID" and brand.logo is not None
+
+
+def test_no_text_puts_an_article_before_the_name():
+    """Every text reads right for any name: "An operator of Acme ID", never "A Acme ID operator"."""
+    for name in ("Acme ID", "Umbrella", "Hub"):
+        wrong = {key: text for key, text in load_brand(None, name=name).catalogues["en"].items()
+                 if re.search(rf"\b(?:a|an|A|An) {name}\b", text)}
+        assert not wrong, wrong
 
 
 def test_an_svg_logo_is_kept_without_what_it_may_not_hold_with_one_warning_naming_it(tmp_path, caplog):
@@ -157,7 +241,9 @@ def test_an_svg_logo_is_kept_without_what_it_may_not_hold_with_one_warning_namin
 
 
 def test_a_malformed_file_leaves_the_others_in_use(tmp_path, caplog):
-    folder = brand_folder(tmp_path / "brand", texts={"en": {"page.home": "Home of {x}"}})
+    folder = brand_folder(tmp_path / "brand")
+    (folder / "texts").mkdir()
+    (folder / "texts" / "en.json").write_text('{"page.home": "Home",}')
     with caplog.at_level(logging.ERROR, logger="citylogin.brand"):
         brand = load_brand(folder)
     assert len(errors(caplog)) == 1 and "texts/en.json" in errors(caplog)[0]

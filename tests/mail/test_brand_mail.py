@@ -71,3 +71,21 @@ def test_ses_sends_from_the_brands_display_name_at_the_configured_address(aws, b
 def test_without_a_brand_name_the_configured_sender_stays_as_it_is():
     assert with_display_name("Support <no-reply@example.com>", None) == "Support <no-reply@example.com>"
     assert with_display_name("no-reply@example.com", "Acme ID") == "Acme ID <no-reply@example.com>"
+
+
+def test_the_docs_acme_id_reads_right_in_the_operators_mail():
+    """docs/guides/branding.md's "Acme ID" in the mail an operator's action sends: no "A Acme ID"."""
+    with using(load_brand(None, name="Acme ID")):
+        action = localized_message("operator_action", user_uuid="u-1", email="a@example.com", locale="en",
+                                   what="locked your account", time="2026-11-26 10:00 UTC")
+        reset = localized_message("password_reset_by_operator", user_uuid="u-1", email="a@example.com",
+                                  locale="en", link="https://id.example.com/#reset=x")
+        ja = localized_message("operator_action", user_uuid="u-1", email="a@example.com", locale="ja",
+                               what="アカウントをロックしました", time="2026-11-26 10:00 UTC")
+    assert action.subject == "An operator of Acme ID changed your account"
+    assert action.body.startswith("At 2026-11-26 10:00 UTC an operator of Acme ID locked your account.\n")
+    assert reset.subject == "An operator of Acme ID sent you a password reset link"
+    assert reset.body.startswith("An operator of Acme ID sent you this link to choose a new password: open "
+                                 "https://id.example.com/#reset=x within 30 minutes.")
+    assert ja.subject == "Acme ID のオペレーターがあなたのアカウントを変更しました"
+    assert ja.body.startswith("2026-11-26 10:00 UTC に Acme ID のオペレーターがアカウントをロックしました。")

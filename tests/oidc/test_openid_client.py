@@ -38,7 +38,7 @@ def require_node_clients() -> str:
     installed = (INTEROP / "node_modules" / "openid-client" / "package.json").exists()
     if node and installed:
         return node
-    message = "npm openid-client is not installed (bash scripts/setup.sh installs it under tests/interop)"
+    message = "npm openid-client is not installed (bash scripts/setup.sh --tests installs it under tests/interop)"
     if os.environ.get("CI") or node:
         pytest.fail(message if node else "node is missing: the interoperability tests run npm clients under it")
     pytest.skip(message)

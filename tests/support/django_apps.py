@@ -1,5 +1,5 @@
 """The Django relying parties (tests/interop/django), each unmodified in its own process: Django's own
-server on 127.0.0.1 from the virtual environment that scripts/setup.sh installs from
+server on 127.0.0.1 from the virtual environment that scripts/setup.sh --tests installs from
 tests/interop/django/requirements.lock, with a fresh SQLite database and secret key."""
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def django_python() -> str:
     """The Django apps' interpreter; a skip without it, and a failure under CI (setup.sh must have run)."""
     if PYTHON.exists():
         return str(PYTHON)
-    message = f"{PYTHON} is missing: run `bash scripts/setup.sh` to install the Django relying parties"
+    message = f"{PYTHON} is missing: run `bash scripts/setup.sh --tests` to install the Django relying parties"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -24,8 +25,10 @@ def _git(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-# Each release's tag and commit (CHANGELOG.md): a clone without the tags still has the commit.
-RELEASES = {"v0.1.0": "88a3b8db38324558a7e316792d5adffc1cf3b3f8"}
+# Each release's tag and commit (CHANGELOG.md), as pyproject.toml records them for citylogin.release: a
+# clone without the tags still has the commit.
+RELEASES: dict[str, str] = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["citylogin"][
+    "releases"]
 
 
 def release_commit(tag: str) -> str:

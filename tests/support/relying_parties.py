@@ -25,7 +25,7 @@ def require_npm_package(name: str) -> None:
     """Fail (in CI) or skip without the npm package `name` installed under tests/interop, or without node."""
     if (INTEROP / "node_modules" / name / "package.json").exists() and shutil.which("node"):
         return
-    message = f"npm {name} is not installed (bash scripts/setup.sh installs it under tests/interop with npm ci)"
+    message = f"npm {name} is not installed (bash scripts/setup.sh --tests installs it under tests/interop with npm ci)"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
