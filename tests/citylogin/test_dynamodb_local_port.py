@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from citylogin.cli import main
 from citylogin.cli_database import database
 from common.config import load_settings
+from common.version import running_version
 from tests.support.ports import free_port
 
 SETTING = "CITYLOGIN_DYNAMODB_LOCAL_PORT"
@@ -40,6 +41,8 @@ def env(tmp_path, monkeypatch) -> dict:
 def refusal(result) -> str:
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     lines = result.stderr.strip().splitlines()
+    if lines and lines[0] == f"citylogin {running_version()} starting":  # serve's first line: which version
+        lines = lines[1:]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     return lines[0]
 
