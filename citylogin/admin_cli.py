@@ -5,6 +5,7 @@ their public certificates and keys)."""
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +20,7 @@ from common.errors import ApiError
 from database.dynamodb_local import DynamoDBLocalError
 
 DEFAULT = "default"
+MAIL_WAIT_SECONDS = 20.0  # how long a command waits to say its mail was sent (a service looks every few seconds)
 MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
 
 
@@ -32,19 +34,54 @@ def _context() -> Iterator:
     from web.log_setup import configure_logging
 
     settings = command_settings()
+    served = service_may_send(settings)
     try:
         with database(settings, share_running=True) as overrides, dynamodb_start_errors():
             settings = config_errors(lambda: load_settings({**overrides, "create_tables": False}))
             configure_logging(settings)  # the admin actions go into the audit stream
             ctx = config_errors(lambda: build_context(settings))
+            # The mail of an action only goes into the outbox: the running service renders and sends it with
+            # its own notifier, brand and public URL; this shell's would print it, its link too, right here.
+            ctx.notifier.delivers = False
             try:
-                # named on every audit line; the mail it sends is the brand's
-                with operator_acting(operator_name(settings)), using(ctx.brand):
+                with operator_acting(operator_name(settings)), using(ctx.brand):  # named on every audit line
                     yield ctx
             except ApiError as exc:
                 raise click.ClickException(exc.detail) from None
+            say_mail(ctx, served=served)
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def service_may_send(settings) -> bool:
+    """Whether a citylogin service may send what a command writes to the outbox: one runs on this machine,
+    or the tables are a DynamoDB whose services may run on other hosts (an endpoint, Amazon DynamoDB)."""
+    from citylogin.running_services import running
+
+    return bool(settings.dynamodb_endpoint_url or settings.kms_key_id or running(settings))
+
+
+def say_mail(ctx, *, served: bool) -> None:
+    """On stderr, what became of the mail the command wrote: sent by the running service (waited for a
+    little), or waiting in the outbox. Never its address, link or token."""
+    written = ctx.notifier.written
+    if not written:
+        return
+    what = "the mail to the person" if len(written) == 1 else f"the {len(written)} mails to the person"
+    if not served:
+        click.echo(f"{what} waits in the outbox: no citylogin serve runs; it goes when one does", err=True)
+        return
+    from mail.outbox_store import SENT, OutboxStore
+
+    store = OutboxStore(ctx.dynamodb, ctx.tables.mail_outbox)
+    deadline = time.monotonic() + MAIL_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if all((store.get(mail_id) or {}).get("state") == SENT for mail_id in written):
+            click.echo(f"{what}: sent by the running citylogin", err=True)
+            return
+        time.sleep(0.25)
+    click.echo(f"{what} waits in the outbox: the running citylogin sends it, trying again for "
+               f"CITYLOGIN_MAIL_GIVE_UP_HOURS (see `citylogin mail list` for mail given up)", err=True)
 
 
 def _user(ctx, username: str):
@@ -203,7 +240,7 @@ def resend_verification(username: str, reason: str) -> None:
     with _context() as ctx:
         done = operators.resend_verification(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
                                              request=_request(reason))
-    click.echo(f"verification link of {username} sent" if done["sent"] else
+    click.echo(f"verification link of {username} made: it goes by mail" if done["sent"] else
                f"nothing sent: the address of {username} is verified, or not the account's")
 
 
@@ -217,7 +254,7 @@ def password_reset(username: str, reason: str) -> None:
     with _context() as ctx:
         operators.start_password_reset(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
                                        request=_request(reason))
-    click.echo(f"password reset link mailed to {username}")
+    click.echo(f"password reset link for {username} made: it goes by mail to the person alone")
 
 
 @admin.command()

@@ -296,7 +296,8 @@ def app_settings(dynamodb_endpoint, data_dir, table_prefix) -> dict:
             "dynamodb_parameter_validation": True,   # production turns botocore's check off; tests keep it
             "deletion_sweep_interval": 0,  # no sweeper thread per test app; its tests turn it on
             "ssf_push_interval": 0,  # nor a pusher (SPEC §11 push), nor a session sweeper; their tests turn them on
-            "session_sweep_interval": 0}
+            "session_sweep_interval": 0,
+            "mail_send_interval": 0}  # nor a mail sender: a mail is tried once at once, as before the outbox
 
 
 @pytest.fixture
