@@ -125,7 +125,7 @@ class Outbox:
         """Not sent: due again after a backoff, or given up (for good, or past the give-up time)."""
         now = self.clock()
         give_up_at = entry.since + self.timing.give_up_seconds
-        if not transient or now >= give_up_at:
+        if not transient or now >= give_up_at - 1:  # a second early: times are stored to the millisecond
             self._give_up(entry.mail_id, entry.mail.event, error)
             return
         MAIL_OUTCOMES.labels("retry").inc()

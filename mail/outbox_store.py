@@ -99,10 +99,11 @@ class OutboxStore:
     def _update(self, mail_id: str, *, owner: str, expression: str, values: dict[str, Any]) -> bool:
         names = {name: real for name, real in (("#s", "state"), ("#q", "queue"), ("#ttl", dynamo.TTL_ATTRIBUTE))
                  if name in expression}
+        named: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}  # DynamoDB refuses an empty one
         try:
             self.client.update_item(TableName=self.table, Key=self.key(mail_id), UpdateExpression=expression,
-                                    ConditionExpression=LEASED, ExpressionAttributeNames=names,
-                                    ExpressionAttributeValues={":me": {"S": owner}, **values})
+                                    ConditionExpression=LEASED,
+                                    ExpressionAttributeValues={":me": {"S": owner}, **values}, **named)
         except ClientError as exc:
             if dynamo.is_condition_failure(exc):
                 return False
