@@ -14,7 +14,8 @@ from database.item_listing import items_of_keys, items_of_user
 
 DUE, SENT, UNDELIVERED = "due", "sent", "undelivered"
 LEASED = "lease_owner = :me"
-_FREE = "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me)"
+# Nobody's, or a lease that is over: never one this process holds (its own first try is still running).
+_FREE = "(attribute_not_exists(lease_until) OR lease_until < :now)"
 
 
 class OutboxStore:
