@@ -140,7 +140,7 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
         names.oidc_consents: _table(user, ("client_id", "S")),
         # the mail outbox (SPEC §7): one item per mail, until sent, given up or expired
         names.mail_outbox: _table(("mail_id", "S"), indexes=[
-            (MAIL_QUEUE, [("queue", "S"), ("due_at", "N")], "KEYS_ONLY"), by_user]),
+            (MAIL_QUEUE, [("queue", "S"), ("due_at", "N")], "ALL"), by_user]),
     }
 
 

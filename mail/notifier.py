@@ -23,7 +23,7 @@ from common import i18n
 from common.config import ConfigError
 from database.guarded_write import GuardedWrite
 from mail.message import Mail, Message, Param
-from mail.outbox import Entry, Outbox
+from mail.outbox import DELAYED_AFTER_SECONDS, Entry, Outbox
 from mail.smtp_mail import SmtpBackend, SmtpServer, smtp_failure, smtp_transient
 
 log = logging.getLogger("citylogin.notify")
@@ -147,6 +147,7 @@ class Notifier:
         self.render: Callable[[Mail], Message] = lambda mail: mail.render(None)
         self.delivers = True
         self.written: list[str] = []  # the ids of the mails written while `delivers` is False
+        self._last_failure: float | None = None  # monotonic time of this process's last failed try, if none went since
 
     def attach(self, outbox: Outbox, *, render: Callable[[Mail], Message]) -> None:
         """Write every mail to `outbox` first; `render` makes it the message this process sends."""
@@ -223,6 +224,7 @@ class Notifier:
             log.warning("notification %s for user %s cannot be rendered here: %s", entry.mail.event,
                         entry.mail.user_uuid, exc)
             failure, transient, error = exc, False, f"not rendered ({type(exc).__name__})"
+        self._last_failure = None if failure is None else time.monotonic()
         if self.outbox is not None and entry.mail_id:
             try:
                 if failure is None:
@@ -248,6 +250,18 @@ class Notifier:
                                 message.user_uuid, attempt, self._describe(exc))
                     return exc
             time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.8, 1.2))
+
+    def delayed(self) -> bool:
+        """Whether mail is late now, in general (never one person's mail): this process's last try failed
+        within DELAYED_AFTER_SECONDS x 10 and none went since, or a mail has waited in the outbox longer than
+        DELAYED_AFTER_SECONDS. What a page says instead of "sent" (SPEC §4: the same for every address)."""
+        failed = self._last_failure
+        if failed is not None and time.monotonic() - failed < DELAYED_AFTER_SECONDS * 10:
+            return True
+        try:
+            return self.outbox is not None and self.outbox.delayed()
+        except (BotoCoreError, ClientError):
+            return False  # the outbox cannot be read now: the request's own writes tell of that
 
     def settle(self, timeout: float = 120.0) -> bool:
         """Wait until every message handed over so far has been tried; False on timeout."""

@@ -36,6 +36,7 @@ LEASE_SECONDS = 300.0  # a try's longest run (CITYLOGIN_NOTIFY_ATTEMPTS x timeou
 SENT_KEPT_SECONDS = 7 * 86400  # a sent mail's item (no contents left) stays for a week
 UNDELIVERED_KEPT_SECONDS = 30 * 86400  # past the give-up time, for the operator to see
 JITTER = (0.8, 1.2)
+DELAYED_AFTER_SECONDS = 60.0  # a mail waiting longer than this: the mail is delayed (Notifier.delayed)
 
 MAIL_OUTCOMES = Counter("citylogin_mail_total", "Mails sent, tried again later or given up, by outcome.",
                         ["outcome"])
@@ -94,6 +95,12 @@ class Outbox:
         if leased:
             item.update(lease_owner=self.owner, lease_until=_n(now + self.timing.lease_seconds))
         return Entry(mail_id=mail_id, mail=mail, since=now, attempts=1), item
+
+    def delayed(self) -> bool:
+        """Whether a mail has waited in the outbox longer than DELAYED_AFTER_SECONDS: mail in general, not
+        any one person's, is late (the senders cannot reach the mail service)."""
+        since = self.store.waiting_since()
+        return since is not None and self.clock() - since > DELAYED_AFTER_SECONDS
 
     def due_ids(self, limit: int) -> list[str]:
         return self.store.due_ids(now=self.clock(), limit=limit)

@@ -45,12 +45,12 @@ class OutboxStore:
                                  ExpressionAttributeValues={":due": {"S": DUE}, ":now": {"N": _n(now)}})
         return [item["mail_id"]["S"] for item in page["Items"]]
 
-    def oldest_due(self) -> float | None:
-        """When the mail waiting longest was due, or None if none waits."""
-        page = self.client.query(TableName=self.table, IndexName=dynamo.MAIL_QUEUE, Limit=1,
+    def waiting_since(self, *, limit: int = 10) -> float | None:
+        """When the longest waiting of the first `limit` mails due was written (or re-sent), None if none waits."""
+        page = self.client.query(TableName=self.table, IndexName=dynamo.MAIL_QUEUE, Limit=limit,
                                  KeyConditionExpression="#q = :due", ExpressionAttributeNames={"#q": "queue"},
                                  ExpressionAttributeValues={":due": {"S": DUE}})
-        return float(page["Items"][0]["due_at"]["N"]) if page["Items"] else None
+        return min((float(item["since"]["N"]) for item in page["Items"] if "since" in item), default=None)
 
     def undelivered(self, *, limit: int = 1000) -> list[dict[str, Any]]:
         """The mails given up, oldest first."""
