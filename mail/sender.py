@@ -7,16 +7,13 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.log_bursts import BurstLog
 from common.thread_kind import scheduled_thread
 from mail.notifier import Notifier
-
-if TYPE_CHECKING:
-    from web.context import AppContext
 
 log = logging.getLogger("citylogin.notify")
 
@@ -69,7 +66,15 @@ class MailSender:
 _lock = threading.Lock()
 
 
-def start_sender(ctx: AppContext) -> None:
+class SenderHome(Protocol):
+    """What a sender runs for and is kept on: web.context.AppContext (mail/ imports nothing of web)."""
+
+    settings: Any
+    notifier: Notifier
+    mail_sender: object | None
+
+
+def start_sender(ctx: SenderHome) -> None:
     """Start this app context's sender once (none if CITYLOGIN_MAIL_SEND_INTERVAL is 0)."""
     interval = ctx.settings.mail_send_interval
     with _lock:
@@ -79,7 +84,7 @@ def start_sender(ctx: AppContext) -> None:
     sender.start()
 
 
-def stop_sender(ctx: AppContext) -> None:
+def stop_sender(ctx: SenderHome) -> None:
     with _lock:
         sender, ctx.mail_sender = ctx.mail_sender, None
     if isinstance(sender, MailSender):
