@@ -5,7 +5,6 @@ their public certificates and keys)."""
 from __future__ import annotations
 
 import os
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +19,6 @@ from common.errors import ApiError
 from database.dynamodb_local import DynamoDBLocalError
 
 DEFAULT = "default"
-MAIL_WAIT_SECONDS = 20.0  # how long a command waits to say its mail was sent (a service looks every few seconds)
 MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
 
 
@@ -62,26 +60,17 @@ def service_may_send(settings) -> bool:
 
 
 def say_mail(ctx, *, served: bool) -> None:
-    """On stderr, what became of the mail the command wrote: sent by the running service (waited for a
-    little), or waiting in the outbox. Never its address, link or token."""
+    """On stderr, where the mail the command wrote is: with the running service, which sends it within
+    its CITYLOGIN_MAIL_SEND_INTERVAL; or waiting in the outbox until one runs. Never its address or link."""
     written = ctx.notifier.written
     if not written:
         return
     what = "the mail to the person" if len(written) == 1 else f"the {len(written)} mails to the person"
-    if not served:
+    if served:
+        click.echo(f"{what} is in the outbox: the running citylogin sends it within seconds, with its own "
+                   "settings (`citylogin mail list` shows mail it gave up on)", err=True)
+    else:
         click.echo(f"{what} waits in the outbox: no citylogin serve runs; it goes when one does", err=True)
-        return
-    from mail.outbox_store import SENT, OutboxStore
-
-    store = OutboxStore(ctx.dynamodb, ctx.tables.mail_outbox)
-    deadline = time.monotonic() + MAIL_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if all((store.get(mail_id) or {}).get("state") == SENT for mail_id in written):
-            click.echo(f"{what}: sent by the running citylogin", err=True)
-            return
-        time.sleep(0.25)
-    click.echo(f"{what} waits in the outbox: the running citylogin sends it, trying again for "
-               f"CITYLOGIN_MAIL_GIVE_UP_HOURS (see `citylogin mail list` for mail given up)", err=True)
 
 
 def _user(ctx, username: str):

@@ -82,7 +82,7 @@ def test_operator_commands_write_the_mail_and_the_running_service_sends_it_under
             assert base == f"http://localhost:{port}"  # the service's own address, not the shell's (none)
             output = done.stdout + done.stderr
             assert token not in output and "#reset=" not in output and "Traceback" not in output, output
-            assert "sent by the running citylogin" in done.stderr, done.stderr
+            assert "the running citylogin sends it" in done.stderr, done.stderr
             Client(url).confirm_password_reset(token=token, new_password="a new passphrase from the link")
 
             locked = citylogin(ops, runtime, "admin", "lock", name, "--reason", "stolen laptop")
