@@ -220,7 +220,7 @@ class Notifier:
             failure = self._send(entry.rendered or self.render(entry.mail), attempts=attempts)
             transient = failure is not None and self._transient(failure)
             error = self._describe(failure) if failure is not None else ""
-        except (ConfigError, ValueError) as exc:  # a link and no public URL: this process cannot render it
+        except (ConfigError, ValueError, KeyError) as exc:  # a link and no public URL, texts this release lacks
             log.warning("notification %s for user %s cannot be rendered here: %s", entry.mail.event,
                         entry.mail.user_uuid, exc)
             failure, transient, error = exc, False, f"not rendered ({type(exc).__name__})"

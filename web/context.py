@@ -29,7 +29,7 @@ from keys.ring_refresher import KeyRingRefresher
 from keys.ring_store import KeyRingStore
 from mail.message import Mail, Message
 from mail.notifier import Notifier, make_notifier
-from mail.outbox import Outbox, Timing
+from mail.outbox import LEASE_SECONDS, Outbox, Timing
 from mail.smtp_mail import smtp_server
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
@@ -202,7 +202,10 @@ def mail_outbox(context: AppContext) -> Outbox:
     return Outbox(context.dynamodb, context.tables.mail_outbox, secrets=context.refresh_secrets,
                   timing=Timing(retry_seconds=settings.mail_retry_seconds,
                                 retry_max_seconds=settings.mail_retry_max_seconds,
-                                give_up_seconds=settings.mail_give_up_hours * 3600))
+                                give_up_seconds=settings.mail_give_up_hours * 3600,
+                                # longer than a first try can take (each attempt: connect, then each reply)
+                                lease_seconds=max(LEASE_SECONDS, settings.notify_attempts * settings.notify_timeout
+                                                  * 8 + 30)))
 
 
 def render_mail(context: AppContext, mail: Mail) -> Message:

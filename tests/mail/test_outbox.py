@@ -244,3 +244,12 @@ def _claim_and_try(ctx, notifier: Notifier, mail_id: str, *, at: Clock | None, w
         return False
     notifier.deliver(entry, attempts=1)
     return True
+
+
+def test_a_mail_this_process_cannot_render_is_kept_undelivered_not_retried(ctx):
+    notifier = notifier_on(ctx, recorder := Recorder())
+    notifier.attach(notifier.outbox, render=lambda mail: mail.render(None))  # no public URL for the link
+    notifier.notify(reset_mail(user_uuid="u-unrendered"))
+    [mail_id] = written_by(notifier)
+    kept = item(ctx, mail_id)
+    assert (kept["state"], kept["last_error"]) == (UNDELIVERED, "not rendered (ValueError)") and not recorder.messages
