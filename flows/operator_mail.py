@@ -11,7 +11,7 @@ from accounts.models import Role
 from common.errors import ErrorCode, NotFound
 from common.timefmt import iso_from_epoch
 from flows.operators import Operator, ReasonRequired, need
-from mail.outbox_store import OutboxStore
+from mail.outbox_store import OutboxStore, is_mail_id
 from sessions import service as sessions
 from web.audit import AuditEvent, audit, operator_acting
 from web.context import AppContext
@@ -61,7 +61,7 @@ def _act(ctx: AppContext, *, operator: Operator, mail_id: str, reason: str | Non
     if not reason:
         raise ReasonRequired()
     store = _store(ctx)
-    item = store.get(mail_id) if mail_id.isalnum() and len(mail_id) <= 64 else None
+    item = store.get(mail_id) if is_mail_id(mail_id) else None
     if item is None or not do(store):
         raise MailNotFound()
     done = {"mail_id": mail_id, "event": item["event"], "user_uuid": item["user_uuid"]}

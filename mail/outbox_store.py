@@ -5,6 +5,7 @@ lease first (`lease_owner` until `lease_until`), a conditional write: two proces
 once, and a process that dies mid-send leaves it to another once the lease is over."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -13,6 +14,12 @@ from database import dynamo
 from database.item_listing import items_of_keys, items_of_user
 
 DUE, SENT, UNDELIVERED = "due", "sent", "undelivered"
+MAIL_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: what Outbox writes
+
+
+def is_mail_id(text: str) -> bool:
+    """Whether `text` can name a mail: 32 lowercase hexadecimal digits, nothing around them."""
+    return MAIL_ID.fullmatch(text) is not None
 LEASED = "lease_owner = :me"
 # Nobody's, or a lease that is over: never one this process holds (its own first try is still running).
 _FREE = "(attribute_not_exists(lease_until) OR lease_until < :now)"
