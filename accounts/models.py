@@ -315,8 +315,13 @@ class AccountPatch(BaseModel):
     locale: Literal["en", "ja"] = Field(description="the language of messages")
 
 
+MAIL_DELAYED = ("true: mail is late now (a mail waited in the outbox over a minute, or this server's last try "
+                "failed): the link will come, later than usual")
+
+
 class EmailAccepted(BaseModel):
     message: str
+    mail_delayed: bool = Field(default=False, description=MAIL_DELAYED)
 
 
 # --- password change and reset (SPEC §4) ------------------------------------------------------
@@ -351,3 +356,5 @@ class PasswordResetConfirm(BaseModel):
 
 class AcceptedResponse(BaseModel):
     message: str
+    # The outbox's health, never this address's mail: the answer is the same whether or not an account has it.
+    mail_delayed: bool = Field(default=False, description=MAIL_DELAYED)

@@ -19,6 +19,7 @@ from accounts.reset_link_store import RESET_KIND, ResetLinkStore
 from common.errors import BadRequest, ErrorCode, TooManyRequests
 from crypto.tokens import new_token, token_digest
 from database.one_time_tokens import OneTimeTokenStore
+from mail.message import Link
 from mail.notifier import localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
@@ -107,8 +108,8 @@ def forget_reset_allowance(ctx: AppContext, *, email: str) -> None:
                                                                         windows=(window - 1, window))
 
 
-def reset_link(ctx: AppContext, token: str) -> str:
-    return f"{ctx.public_url().rstrip('/')}/#reset={token}"
+def reset_link(token: str) -> Link:
+    return Link("reset", token)  # rendered by the process that delivers the mail
 
 
 def request_password_reset(ctx: AppContext, *, email: str, caller: Caller) -> None:
@@ -163,15 +164,17 @@ def _add_and_mail(ctx: AppContext, *, user: UserRecord, seen_mails: int, mails: 
     # The link mailed when the budget is spent lives until the window ends: a request refused a mail
     # later in the window finds it working and keeps it so (_keep_newest_link).
     expires = _kept_until(now) if mails >= RESETS_PER_ADDRESS else now + RESET_TTL
+    # Its mail goes into the outbox in the link's own transaction: a link stored is a link mailed.
+    mail = ctx.notifier.queued(localized_message("password_reset", texts=texts, user_uuid=user.user_uuid,
+                                                 email=user.email, locale=user.locale, link=reset_link(token)))
     # The link holds the reset generation read with the user: a reset or a password change since voids it.
     if not reset_link_store(ctx).add_link(digest=token_digest(token, purpose=RESET_PURPOSE), user_uuid=user.user_uuid,
                                           reset_generation=user.reset_generation, expires_epoch=expires,
                                           window=window, window_end=(window + 1) * RESET_WINDOW,
-                                          seen_mails=seen_mails, mails=mails):
+                                          seen_mails=seen_mails, mails=mails, mail_write=mail.write.item):
         return False
     audit(AuditEvent.PASSWORD_RESET_REQUESTED, user_uuid=user.user_uuid)
-    ctx.notifier.notify(localized_message("password_reset", texts=texts, user_uuid=user.user_uuid, email=user.email,
-                                          locale=user.locale, link=reset_link(ctx, token)))
+    ctx.notifier.send_queued(mail)
     return True
 
 

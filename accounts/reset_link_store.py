@@ -42,9 +42,10 @@ class ResetLinkStore:
         return MailWindow(mails=int(item["mails"]), newest=item.get("newest"))
 
     def add_link(self, *, digest: str, user_uuid: str, reset_generation: int, expires_epoch: int, window: int,
-                 window_end: int, seen_mails: int, mails: int) -> bool:
+                 window_end: int, seen_mails: int, mails: int, mail_write: dict | None = None) -> bool:
         """One transaction: store the link and make it the window's newest, with `mails` counted, if
-        the window still holds the count read (`seen_mails`); False if another mail was counted first."""
+        the window still holds the count read (`seen_mails`), and `mail_write` (the link's mail into the
+        outbox); False if another mail was counted first."""
         link = {"token_digest": digest, "kind": RESET_KIND, "expires_epoch": expires_epoch,
                 dynamo.TTL_ATTRIBUTE: expires_epoch, "user_uuid": user_uuid, "reset_generation": reset_generation}
         window_item = {"token_digest": _window_id(user_uuid, window), "kind": MAILS_KIND,
@@ -57,9 +58,10 @@ class ResetLinkStore:
                          "ConditionExpression": "attribute_not_exists(token_digest)"}},
                 {"Put": {"TableName": self.tokens, "Item": dynamo.to_item(window_item),
                          "ConditionExpression": "attribute_not_exists(token_digest) OR mails = :seen",
-                         "ExpressionAttributeValues": {":seen": {"N": str(seen_mails)}}}}])
+                         "ExpressionAttributeValues": {":seen": {"N": str(seen_mails)}}}},
+                *([mail_write] if mail_write else [])])
         except ClientError as exc:
-            if dynamo.cancellation_codes(exc)[1:] == ["ConditionalCheckFailed"]:
+            if dynamo.cancellation_codes(exc)[1:2] == ["ConditionalCheckFailed"]:
                 return False
             raise
         return True

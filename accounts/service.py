@@ -18,7 +18,7 @@ from common.errors import BadRequest, Conflict, ErrorCode, NotFound, StorageUnav
 from crypto.tokens import compact_recovery_code, new_recovery_code, new_token, token_digest
 from database.batch_read import KeyRead
 from database.guarded_write import GuardedWrite
-from mail.message import Message
+from mail.message import Link, Mail
 from mail.notifier import localized_message
 from sessions import service as sessions
 from web.caller import Caller
@@ -149,7 +149,7 @@ class PendingVerification:
     """A verification token's write (for the caller's transaction) and the message to send after it."""
 
     write: GuardedWrite
-    message: Message
+    message: Mail
 
 
 def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str = "en",
@@ -162,7 +162,7 @@ def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str
                                       generation=generation)
     # A refused put is a digest already stored: a collision of random tokens, worth a retry.
     write = GuardedWrite(item=item, refusal=StorageUnavailable)
-    link = f"{ctx.public_url().rstrip('/')}/#verify={token}"
+    link = Link("verify", token)  # rendered by the process that delivers the mail
     return PendingVerification(write=write, message=localized_message(
         "verify_email", user_uuid=user_uuid, email=email, locale=locale, link=link))
 
@@ -174,7 +174,7 @@ def send_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: st
         ctx.notifier.notify(_new_link(ctx, user_uuid=user_uuid, email=email, locale=locale))
 
 
-def _new_link(ctx: AppContext, *, user_uuid: str, email: str, locale: str) -> Message:
+def _new_link(ctx: AppContext, *, user_uuid: str, email: str, locale: str) -> Mail:
     """Store a new link for `email` (every link made before is void from now); its message."""
     store = email_store(ctx)
     generation = store.next_generation(user_uuid)

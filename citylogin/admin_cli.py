@@ -35,19 +35,45 @@ def _context() -> Iterator:
     from web.log_setup import configure_logging
 
     settings = command_settings()
+    served = service_may_send(settings)
     try:
         with database(settings, share_running=True) as overrides, dynamodb_start_errors():
             settings = config_errors(lambda: load_settings({**overrides, "create_tables": False}))
             configure_logging(settings)  # the admin actions go into the audit stream
             ctx = config_errors(lambda: build_context(settings))
+            # The mail of an action only goes into the outbox: the running service renders and sends it with
+            # its own notifier, brand and public URL; this shell's would print it, its link too, right here.
+            ctx.notifier.delivers = False
             try:
-                # named on every audit line; the mail it sends is the brand's
-                with operator_acting(operator_name(settings)), using(ctx.brand):
+                with operator_acting(operator_name(settings)), using(ctx.brand):  # named on every audit line
                     yield ctx
             except ApiError as exc:
                 raise click.ClickException(exc.detail) from None
+            say_mail(ctx, served=served)
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def service_may_send(settings) -> bool:
+    """Whether a citylogin service may send what a command writes to the outbox: one runs on this machine,
+    or the tables are a DynamoDB whose services may run on other hosts (an endpoint, Amazon DynamoDB)."""
+    from citylogin.running_services import running
+
+    return bool(settings.dynamodb_endpoint_url or settings.kms_key_id or running(settings))
+
+
+def say_mail(ctx, *, served: bool) -> None:
+    """On stderr, where the mail the command wrote is: with the running service, which sends it within
+    its CITYLOGIN_MAIL_SEND_INTERVAL; or waiting in the outbox until one runs. Never its address or link."""
+    written = ctx.notifier.written
+    if not written:
+        return
+    what = "the mail to the person" if len(written) == 1 else f"the {len(written)} mails to the person"
+    if served:
+        click.echo(f"{what} is in the outbox: the running citylogin sends it within seconds, with its own "
+                   "settings (`citylogin mail list` shows mail it gave up on)", err=True)
+    else:
+        click.echo(f"{what} waits in the outbox: no citylogin serve runs; it goes when one does", err=True)
 
 
 def _user(ctx, username: str):
@@ -206,7 +232,7 @@ def resend_verification(username: str, reason: str) -> None:
     with _context() as ctx:
         done = operators.resend_verification(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
                                              request=_request(reason))
-    click.echo(f"verification link of {username} sent" if done["sent"] else
+    click.echo(f"verification link of {username} made: it goes by mail" if done["sent"] else
                f"nothing sent: the address of {username} is verified, or not the account's")
 
 
@@ -220,7 +246,7 @@ def password_reset(username: str, reason: str) -> None:
     with _context() as ctx:
         operators.start_password_reset(ctx, operator=_acting(ctx), user_uuid=_user(ctx, username).user_uuid,
                                        request=_request(reason))
-    click.echo(f"password reset link mailed to {username}")
+    click.echo(f"password reset link for {username} made: it goes by mail to the person alone")
 
 
 @admin.command()

@@ -14,6 +14,7 @@ from citylogin.cli_password_parameters import password_parameters
 from citylogin.client_cli import client
 from citylogin.crl_sync import crl_sync
 from citylogin.key_backup_cli import backup_keys, restore_keys
+from citylogin.mail_cli import mail
 from citylogin.operator import OPERATOR_HELP, remember_operator
 from common.version import running_version
 from database import dynamo
@@ -168,6 +169,7 @@ keys.add_command(backup_keys)
 keys.add_command(restore_keys)
 main.add_command(client)
 main.add_command(admin)
+main.add_command(mail)
 main.add_command(apps)
 main.add_command(crl_sync)
 main.add_command(password_parameters)

@@ -227,6 +227,13 @@ class Settings(BaseModel):
     notifier_endpoint_url: str | None = None  # SES's or SNS's endpoint, if not AWS's own for the region
     notify_timeout: float = Field(default=5.0, gt=0, le=60)  # connect and read, each attempt
     notify_attempts: int = Field(default=3, ge=1, le=10)
+    # the mail outbox (mail/outbox.py): a mail that did not go is tried again after mail_retry_seconds,
+    # doubling (jittered) up to mail_retry_max_seconds, until mail_give_up_hours after it was written;
+    # each process's sender looks for due mail every mail_send_interval seconds (0: this one never does)
+    mail_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    mail_retry_max_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    mail_give_up_hours: float = Field(default=48.0, gt=0, le=720)
+    mail_send_interval: float = Field(default=5.0, ge=0, le=3600)
     # SMTP (CITYLOGIN_NOTIFIER=smtp): the server, how the connection is secured, who logs in
     # (the password inline or in a file read at each connection, so a rotated secret is picked up),
     # the From address and the CA that signs the server's certificate if the system's store does not

@@ -83,6 +83,7 @@ class ErrorCode(str, Enum):
     INVALID_CLIENT = "invalid_client"
     APP_NOT_FOUND = "app_not_found"
     STREAM_NOT_FOUND = "stream_not_found"
+    MAIL_NOT_FOUND = "mail_not_found"
     INVALID_DPOP_PROOF = "invalid_dpop_proof"
     USE_DPOP_NONCE = "use_dpop_nonce"
     DPOP_REQUIRED = "dpop_required"

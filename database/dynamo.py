@@ -55,6 +55,7 @@ class TableNames:
     passkeys: str
     oidc_grants: str
     oidc_consents: str
+    mail_outbox: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "TableNames":
@@ -75,6 +76,9 @@ SESSIONS_ENDING = "ending-index"
 # that belong to a user carry `user_uuid`), so that a deletion finds them without a Scan.
 USERS_BEING_DELETED = "deletion-index"
 ITEMS_BY_USER = "user-index"
+# The mail outbox (mail/outbox_store.py): the mails waiting ("due") or given up ("undelivered") by when
+# they are due (sparse: a sent mail carries no `queue`), so that a sender finds what is due without a Scan.
+MAIL_QUEUE = "queue-index"
 
 
 Attr = tuple[str, str]  # an attribute's name and its DynamoDB type
@@ -134,6 +138,9 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
         names.oidc_grants: _table(("session_id", "S"), ("client_id", "S")),
         # what each person allowed each app added with --consent (SPEC §14): one Query lists a person's
         names.oidc_consents: _table(user, ("client_id", "S")),
+        # the mail outbox (SPEC §7): one item per mail, until sent, given up or expired
+        names.mail_outbox: _table(("mail_id", "S"), indexes=[
+            (MAIL_QUEUE, [("queue", "S"), ("due_at", "N")], "ALL"), by_user]),
     }
 
 

@@ -19,6 +19,7 @@ from common.errors import Conflict, ErrorCode, NotFound
 from common.timefmt import iso
 from database.one_time_tokens import OneTimeTokenStore
 from devices import export_service as devices
+from mail.outbox_store import OutboxStore
 from oidc import export_service as oidc
 from sessions import export_service as sessions
 from web.background import background
@@ -28,7 +29,7 @@ from web.rate_limits import RateLimitStore
 FORMAT = "citylogin-export/1"
 # The document's sections, one per table that holds something about a person, in the storage page's order
 SECTIONS = ("users", "claims", "devices", "sessions", "presence", "login_history", "one_time_tokens",
-            "pairing_tokens", "rate_limits", "passkeys", "oidc_grants", "oidc_consents")
+            "pairing_tokens", "rate_limits", "passkeys", "oidc_grants", "oidc_consents", "mail_outbox")
 # Attributes that never leave, by table: a secret's hash or digest (docs/security/storage.md, "Your data
 # export"). Any attribute whose name holds one of WITHHELD_WORDS is left out too, in every table.
 WITHHELD = {
@@ -37,6 +38,8 @@ WITHHELD = {
     "one_time_tokens": {"token_digest", "newest", "code_challenge"},
     "pairing_tokens": {"token_digest"},
     "oidc_grants": {"request_digest", "redeemed_requests"},
+    # a waiting mail's address and parameters (a link's one-time token among them), sealed; and its lease
+    "mail_outbox": {"sealed", "sealed_kid", "lease_owner", "lease_until"},
 }
 WITHHELD_WORDS = ("digest", "hash", "secret", "password")
 # Who acted and why, on an operator's row: the person's own export leaves them out, as their History does
@@ -101,7 +104,8 @@ def _read_tables(ctx: AppContext, user_uuid: str, user: dict[str, Any]) -> dict[
              "pairing_tokens": start(devices.pairing_items, ctx, user_uuid=user_uuid),
              "rate_limits": start(counters.items_of_user, user_uuid),
              "passkeys": start(accounts.passkey_items, ctx, user_uuid=user_uuid),
-             "oidc_consents": start(oidc.consent_items, ctx, user_uuid=user_uuid)}
+             "oidc_consents": start(oidc.consent_items, ctx, user_uuid=user_uuid),
+             "mail_outbox": start(OutboxStore(ctx.dynamodb, ctx.tables.mail_outbox).items_of_user, user_uuid)}
     session_items, presence = reads["sessions"].result()
     grants = start(oidc.grant_items, ctx, session_ids=[s["session_id"] for s in session_items])
     names = reads["names"].result()
@@ -111,7 +115,7 @@ def _read_tables(ctx: AppContext, user_uuid: str, user: dict[str, Any]) -> dict[
             "pairing_tokens": reads["pairing_tokens"].result(),
             "rate_limits": names["rate_limits"] + reads["rate_limits"].result(),
             "passkeys": reads["passkeys"].result(), "oidc_grants": grants.result(),
-            "oidc_consents": reads["oidc_consents"].result()}
+            "oidc_consents": reads["oidc_consents"].result(), "mail_outbox": reads["mail_outbox"].result()}
 
 
 def _shown(section: str, item: dict[str, Any], *, for_operator: bool) -> dict[str, Any]:

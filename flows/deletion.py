@@ -36,6 +36,7 @@ from database.one_time_tokens import OneTimeTokenStore
 from devices import pairing_service as pairing_tokens
 from devices import service as devices
 from mail.notifier import localized_message
+from mail.outbox_store import OutboxStore
 from oidc import consents as oidc_consents
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
@@ -43,6 +44,8 @@ from web.audit import AuditEvent, audit
 from web.caller import Caller
 from web.context import AppContext
 from web.rate_limits import RateLimitStore
+
+DELETED_NOTICE = "account_deleted"
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,8 @@ def finish_deletion(ctx: AppContext, *, user_uuid: str) -> bool:
     tokens = OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens).delete_all_of_user(user_uuid)
     tokens += pairing_tokens.forget_pairing_tokens(ctx, user_uuid=user_uuid)
     counters = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_all_of_user(user_uuid)
+    # Its waiting mail goes, but the notice that the account is deleted (sent, it keeps no contents).
+    OutboxStore(ctx.dynamodb, ctx.tables.mail_outbox).delete_all_of_user(user_uuid, keep_event=DELETED_NOTICE)
     if user.username:  # not yet a tombstone: the parts only its personal data can find
         _forget_names(ctx, user)
         audit(AuditEvent.ACCOUNT_DELETED, user_uuid=user_uuid, devices_revoked=len(removed), sessions_ended=ended,

@@ -23,7 +23,7 @@ from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
 from flows import not_me as not_me_flow
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
-from mail.notifier import device_class_name, device_facts, localized_message
+from mail.notifier import Queued, device_class_name, device_facts, localized_message
 from sessions import binding
 from sessions import service as sessions
 from sessions.binding import ProofOffer
@@ -252,7 +252,10 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     # A lock, a deletion or an unbind that commits while deciding refuses the write: AccountLocked,
     # AccountDeleted, DeviceRevoked.
     # The proof is spent in the login's transaction: of parallel logins with one proof, one commits.
-    writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid), *([not_me.write] if not_me else []),
+    # Its mail goes into the outbox in the same transaction as the session and the link.
+    notice = _new_sign_in_notice(ctx, user=user, device=device, caller=caller, not_me=not_me) if not_me else None
+    writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid),
+              *([not_me.write, notice.write] if not_me and notice else []),
               *([proof] if proof else []), *([binding.proof_spending(ctx, dpop)] if dpop else [])]
     try:
         opened = _seat(ctx, user=user, device=device, caller=caller, force=force, presence=presence, writes=writes,
@@ -270,7 +273,9 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     except sessions.AccountLocked:  # locked by an operator while this login decided
         raise _refused_while_locked(ctx, user=user, device=device, caller=caller) from None
     _audit_login(user=user, device=device, caller=caller, opened=opened)
-    _notify(ctx, user=user, device=device, caller=caller, opened=opened, not_me=not_me)
+    if notice:
+        ctx.notifier.send_queued(notice)
+    _notify_evicted(ctx, user=user, device=device, caller=caller, opened=opened)
     return _response(ctx, opened, device)
 
 
@@ -349,18 +354,26 @@ def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> L
         evicted=[EvictedDevice(device_id=e.device_id, device_name=e.device_name) for e in opened.evicted])
 
 
-def _notify(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession,
-            not_me: not_me_flow.NotMeLink | None) -> None:
-    """In the account's locale: a device's first sign-in with its "Wasn't you?" link, and each
-    device it logged out; both say which device signed in, its class, when and from where."""
-    if not (not_me or opened.evicted):
+def _new_sign_in_notice(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
+                        not_me: not_me_flow.NotMeLink) -> Queued:
+    """A device's first sign-in, in the account's locale, with its "Wasn't you?" link: which device,
+    its class, when and from where."""
+    return ctx.notifier.queued(localized_message(
+        "new_sign_in", user_uuid=user.user_uuid, email=user.email, locale=user.locale, device=device.device_name,
+        facts=_facts(ctx, user=user, device=device, caller=caller), link=not_me.url))
+
+
+def _facts(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller) -> str:
+    return device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
+                        at=ctx.now(), ip=caller.ip)
+
+
+def _notify_evicted(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
+                    opened: OpenedSession) -> None:
+    """In the account's locale: each device the sign-in logged out, saying which device signed in."""
+    if not opened.evicted:
         return
-    facts = device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
-                         at=ctx.now(), ip=caller.ip)
-    if not_me:
-        ctx.notifier.notify(localized_message("new_sign_in", user_uuid=user.user_uuid, email=user.email,
-                                              locale=user.locale, device=device.device_name, facts=facts,
-                                              link=not_me.url))
+    facts = _facts(ctx, user=user, device=device, caller=caller)
     for evicted in opened.evicted:
         ctx.notifier.notify(localized_message(
             "forced_logout", texts="forced_logout_displaced", user_uuid=user.user_uuid, email=user.email,

@@ -165,6 +165,8 @@ class DataExport(BaseModel):
     passkeys: Items = Field(description="passkeys (public keys) and their #count")
     oidc_grants: Items = Field(description="the apps signed in on its sessions")
     oidc_consents: Items = Field(description="the apps it allowed")
+    mail_outbox: Items = Field(description="the mail written to the person: event, state, times, tries (no address "
+                                           "or contents: they are sealed, and erased once sent)")
     app_names: Items = Field(description="{client_id, name} of each app the grants and consents name (name null: "
                                          "the app was removed since)")
 

@@ -11,6 +11,7 @@ from database.guarded_write import GuardedWrite
 from database.one_time_tokens import OneTimeTokenStore
 from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, NotMeResult
+from mail.message import Link
 from sessions import service as sessions
 from sessions.models import RevokeReason
 from web.audit import AuditEvent, audit
@@ -28,7 +29,7 @@ class InvalidNotMeToken(BadRequest):
 @dataclass(frozen=True)
 class NotMeLink:
     write: GuardedWrite  # to commit with the sign-in or the new device it reports
-    url: str
+    url: Link  # rendered by the process that delivers the mail
 
 
 def _store(ctx: AppContext) -> OneTimeTokenStore:
@@ -46,7 +47,7 @@ def new_link(ctx: AppContext, *, user_uuid: str, device_id: str) -> NotMeLink:
                                    data={"user_uuid": user_uuid, "device_id": device_id})
     # A refused put is a digest already stored: a collision of random tokens, worth a retry.
     return NotMeLink(write=GuardedWrite(item=item, refusal=StorageUnavailable),
-                     url=f"{ctx.public_url().rstrip('/')}/#not-me={token}")
+                     url=Link(PURPOSE, token))
 
 
 def remove_device(ctx: AppContext, *, token: str, end_all_sessions: bool) -> NotMeResult:

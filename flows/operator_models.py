@@ -330,3 +330,25 @@ class RegistrationTokenView(BaseModel):
 
 class RegistrationTokenList(BaseModel):
     tokens: list[RegistrationTokenView]
+
+
+class UndeliveredMail(BaseModel):
+    """A mail the outbox gave up on, as an operator sees it: never its address or contents (sealed)."""
+
+    mail_id: str
+    event: str = Field(description="new_sign_in, password_reset, ...")
+    user_uuid: str
+    written_at: str | None
+    given_up_at: str | None
+    attempts: int = Field(description="tries in its last run")
+    last_error: str | None = Field(description="the failure's type and SMTP reply code, never the reply's text")
+
+
+class UndeliveredMailList(BaseModel):
+    mails: list[UndeliveredMail]
+
+
+class MailActionDone(BaseModel):
+    mail_id: str
+    event: str
+    user_uuid: str

@@ -60,17 +60,19 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
                                   public_key=public_key, csr=csr, device_class=device_class)
     device = issued.record
     link = not_me.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id)
-    devices.store_new_device(ctx, issued, extra_writes=[
-        pairing_tokens.redeem_item(ctx, token=token, user_uuid=user.user_uuid, device_id=device.device_id,
-                                   record=record),
-        link.write, users.not_locked_write(ctx, user_uuid=user.user_uuid)])
-    audit(AuditEvent.PAIRING_TOKEN_REDEEMED, user_uuid=user.user_uuid, device_id=device.device_id,
-          created_by_device=record.get("created_by_device"))
-    if had_failures:
-        background(ctx).submit(credentials.clear_failures, ctx, username=username)  # off the response path
-    ctx.notifier.notify(localized_message(
+    # The mail of the new device goes into the outbox in the transaction that adds the device.
+    mail = ctx.notifier.queued(localized_message(
         "new_device", user_uuid=user.user_uuid, email=user.email, locale=user.locale, device=device.device_name,
         facts=device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
                            at=ctx.now(), ip=caller.ip),
         link=link.url))
+    devices.store_new_device(ctx, issued, extra_writes=[
+        pairing_tokens.redeem_item(ctx, token=token, user_uuid=user.user_uuid, device_id=device.device_id,
+                                   record=record),
+        link.write, users.not_locked_write(ctx, user_uuid=user.user_uuid), mail.write])
+    audit(AuditEvent.PAIRING_TOKEN_REDEEMED, user_uuid=user.user_uuid, device_id=device.device_id,
+          created_by_device=record.get("created_by_device"))
+    if had_failures:
+        background(ctx).submit(credentials.clear_failures, ctx, username=username)  # off the response path
+    ctx.notifier.send_queued(mail)
     return devices.certificate_response(ctx, issued, message="Device registered.")

@@ -68,8 +68,8 @@ def verify_email():
            auth=True, errors=(429,))
 def resend_verification():
     service.resend_verification(ctx(), user_uuid=current_principal().user_uuid)
-    return jsonify(EmailAccepted(message="A verification link is on its way, unless the address is verified.")
-                   .model_dump()), 202
+    return jsonify(EmailAccepted(message="A verification link is on its way, unless the address is verified.",
+                                 mail_delayed=ctx().notifier.delayed()).model_dump()), 202
 
 
 @bp.post("/email")
@@ -102,7 +102,7 @@ def change_password():
 def request_password_reset():
     body = parse_body(PasswordResetRequest)
     password_service.request_password_reset(ctx(), email=str(body.email), caller=current_caller())
-    return jsonify(AcceptedResponse(message=RESET_ACCEPTED).model_dump()), 202
+    return jsonify(AcceptedResponse(message=RESET_ACCEPTED, mail_delayed=ctx().notifier.delayed()).model_dump()), 202
 
 
 @bp.post("/password_reset/confirm")

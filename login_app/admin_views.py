@@ -9,11 +9,12 @@ from typing import Callable
 
 from flask import Blueprint, g, jsonify, request
 
-from flows import operator_apps, operator_export, operators
+from flows import operator_apps, operator_export, operator_mail, operators
 from flows.models import DataExport, ExportQuery
 from flows.operator_models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials,
-                                   AppList, LimitRequest, NewApp, NewRegistrationToken, OperatorAccount, OperatorPage,
-                                   OperatorSelf, PageQuery, RegistrationTokenList, RegistrationTokenView, RoleRequest)
+                                   AppList, LimitRequest, MailActionDone, NewApp, NewRegistrationToken, OperatorAccount,
+                                   OperatorPage, OperatorSelf, PageQuery, RegistrationTokenList, RegistrationTokenView,
+                                   RoleRequest, UndeliveredMail, UndeliveredMailList)
 from login_app.admin_auth import authenticate_operator
 from login_app.downloads import delivered, export_query
 from web.caller import current_caller
@@ -275,3 +276,33 @@ def revoke_registration_token(token_id: str):
     body = parse_optional_body(AppReason)
     operator_apps.revoke_registration_token(ctx(), operator=current_operator(), token_id=token_id, reason=body.reason)
     return "", 204
+
+
+# --- the mail outbox: the mail given up, re-sent or dropped; role admin --------------------------------
+
+@bp.get("/mail")
+@require_operator
+@operation("The undelivered mail, oldest first: id, event, account, times, tries, last error (never its address "
+           "or contents), as `citylogin mail list`; admin role", response=UndeliveredMailList, auth=True,
+           errors=(403,))
+def undelivered_mail():
+    rows = operator_mail.undelivered(ctx(), operator=current_operator())
+    return jsonify(UndeliveredMailList(mails=[UndeliveredMail(**row) for row in rows]).model_dump())
+
+
+@bp.post("/mail/<string(maxlength=64):mail_id>/resend")
+@require_operator
+@operation("Try an undelivered mail again, for another CITYLOGIN_MAIL_GIVE_UP_HOURS; admin role, with a reason",
+           body=ActionRequest, response=MailActionDone, auth=True, errors=ACTION_ERRORS)
+def resend_mail(mail_id: str):
+    body = parse_body(ActionRequest)
+    return jsonify(operator_mail.resend(ctx(), operator=current_operator(), mail_id=mail_id, reason=body.reason))
+
+
+@bp.post("/mail/<string(maxlength=64):mail_id>/drop")
+@require_operator
+@operation("Delete an undelivered mail for good; admin role, with a reason", body=ActionRequest,
+           response=MailActionDone, auth=True, errors=ACTION_ERRORS)
+def drop_mail(mail_id: str):
+    body = parse_body(ActionRequest)
+    return jsonify(operator_mail.drop(ctx(), operator=current_operator(), mail_id=mail_id, reason=body.reason))

@@ -1,8 +1,9 @@
 """Notifications of SPEC §7: console (default), Amazon SES, Amazon SNS or mail over SMTP.
 
-A failure to notify is logged and never fails the request. SES, SNS and SMTP are sent off the request
-path, from the notifier's own few threads, with short timeouts and a few retries with backoff, so
-a slow or unreachable mail service never stalls a login."""
+A failure to notify is logged and never fails the request. Every mail is first written to the outbox
+(mail/outbox.py), then SES, SNS and SMTP are sent off the request path, from the notifier's own few
+threads, with short timeouts and a few retries with backoff, so a slow or unreachable mail service
+never stalls a login; what still did not go is tried again by the outbox's senders for hours."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +11,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import formataddr, parseaddr
 from typing import Callable, Protocol
@@ -18,22 +20,22 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common import i18n
-from mail.message import Message
+from common.config import ConfigError
+from database.guarded_write import GuardedWrite
+from mail.message import Mail, Message, Param
+from mail.outbox import DELAYED_AFTER_SECONDS, Entry, Outbox
 from mail.smtp_mail import SmtpBackend, SmtpServer, smtp_failure, smtp_transient
 
 log = logging.getLogger("citylogin.notify")
 
 
 def localized_message(event: str, *, user_uuid: str, email: str | None, locale: str | None,
-                      texts: str | None = None, **params: object) -> Message:
-    """A message whose subject and body are mail.<texts>.subject/.body (texts defaults to the
-    event) in the account's locale, English if it has none; `{email}` is the recipient's address
-    unless `params` say otherwise."""
-    language, prefix = i18n.locale_of(locale), f"mail.{texts or event}"
-    params = {"email": email, **params}
-    return Message(event=event, user_uuid=user_uuid, email=email,
-                   subject=i18n.text(f"{prefix}.subject", language, **params),
-                   body=i18n.text(f"{prefix}.body", language, **params))
+                      texts: str | None = None, **params: Param) -> Mail:
+    """A mail whose subject and body are mail.<texts>.subject/.body (texts defaults to the event) in
+    the account's locale, English if it has none, rendered by the process that delivers it (a Link
+    param becomes <public_url>/#<kind>=<token> there); `{email}` is the recipient's address unless
+    `params` say otherwise."""
+    return Mail(event=event, user_uuid=user_uuid, email=email, texts=texts or event, locale=locale, params=params)
 
 
 def mail_time(moment: datetime, locale: str | None) -> str:
@@ -111,15 +113,26 @@ class SnsBackend:
                                "user_uuid": {"DataType": "String", "StringValue": message.user_uuid}})
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A mail's outbox entry for a transaction (Notifier.queued)."""
+
+    entry: Entry
+    write: GuardedWrite
+
+
 SEND_THREADS = 4
-MAX_PENDING = 500      # messages waiting to be sent; beyond, new ones are dropped (and logged)
+MAX_PENDING = 500      # messages waiting for a thread; beyond, the outbox's senders take them (after the lease)
 BACKOFF_SECONDS = 0.5  # before the 2nd attempt; doubled (with jitter) before each further one
 
 
 class Notifier:
-    """Sends through one back end and swallows (but logs) its failures. A remote back end (SES,
-    SNS, SMTP) is sent in the background, `attempts` times at most, with backoff between attempts
-    while `transient` says another attempt may succeed; `describe` says what failed in the log."""
+    """Sends through one back end and never fails the request. With an outbox attached (every
+    process with a database: web.context), `notify` first writes the mail to it, then tries it at once:
+    inline for the console (it cannot stall), else in the background, `attempts` times at most with
+    backoff while `transient` says another attempt may succeed; what does not go is tried again by the
+    outbox's senders (mail/outbox.py). `delivers` False (an operator's command): it only writes the
+    mail, for the running service to send with its own settings. `describe` says what failed in the log."""
 
     def __init__(self, backend: Backend, *, attempts: int = 3,
                  transient: Callable[[Exception], bool] | None = None,
@@ -130,47 +143,128 @@ class Notifier:
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
         self._changed = threading.Condition()
+        self.outbox: Outbox | None = None
+        self.render: Callable[[Mail], Message] = lambda mail: mail.render(None)
+        self.delivers = True
+        self.written: list[str] = []  # the ids of the mails written while `delivers` is False
+        self._last_failure: float | None = None  # monotonic time of this process's last failed try, if none went since
 
-    def notify(self, message: Message) -> None:
+    def attach(self, outbox: Outbox, *, render: Callable[[Mail], Message]) -> None:
+        """Write every mail to `outbox` first; `render` makes it the message this process sends."""
+        self.outbox, self.render = outbox, render
+
+    def notify(self, mail: Mail) -> None:
+        entry = self._write(mail)
+        if not self.delivers:
+            return
+        # Without an outbox the mail is rendered here, in the brand of the request or command in this context.
+        self.hand_over(entry or Entry(mail_id="", mail=mail, since=0.0, rendered=self.render(mail)),
+                       attempts=self.attempts)
+
+    def queued(self, mail: Mail) -> Queued:
+        """`mail` to write in the caller's transaction (`write`), with the change it tells of; once that
+        commits, `send_queued` tries it."""
+        if self.outbox is None:
+            raise RuntimeError("a notifier without an outbox writes nothing in a transaction")
+        entry, write = self.outbox.queued_write(mail, leased=self.delivers)
+        return Queued(entry=entry, write=write)
+
+    def send_queued(self, queued: Queued) -> None:
+        """After the transaction that wrote `queued` committed."""
+        if self.delivers:
+            self.hand_over(queued.entry, attempts=self.attempts)
+        else:
+            self.written.append(queued.entry.mail_id)
+
+    def _write(self, mail: Mail) -> Entry | None:
+        if self.outbox is None:
+            return None
+        try:
+            entry = self.outbox.enqueue(mail, leased=self.delivers)
+        except (BotoCoreError, ClientError) as exc:
+            # The change that caused the mail is made: it is still tried, as before the outbox, only not kept.
+            log.error("notification %s for user %s not written to the outbox (%s)%s", mail.event, mail.user_uuid,
+                      type(exc).__name__, "; sending it without" if self.delivers else ": it will not be sent")
+            return None
+        if not self.delivers:
+            self.written.append(entry.mail_id)
+        return entry
+
+    def hand_over(self, entry: Entry, *, attempts: int) -> None:
+        """Try `entry` (leased to this process) now: inline for a back end on this machine, else in the background."""
         if not getattr(self.backend, "remote", False):
-            self._send(message, attempts=1)
+            self.deliver(entry, attempts=1)
             return
         with self._changed:
             if self._pending >= MAX_PENDING:
-                log.warning("notification %s for user %s dropped: %d messages are waiting to be sent",
-                            message.event, message.user_uuid, self._pending)
+                log.warning("notification %s for user %s left to the outbox: %d messages are waiting to be sent",
+                            entry.mail.event, entry.mail.user_uuid, self._pending)
                 return
             self._pending += 1
             if self._pool is None:  # made on first use: in the worker process, after a fork
                 self._pool = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="citylogin-notify")
             pool = self._pool
-        pool.submit(self._send_counted, message)
+        pool.submit(self._deliver_counted, entry, attempts)
 
-    def _send_counted(self, message: Message) -> None:
+    def _deliver_counted(self, entry: Entry, attempts: int) -> None:
         try:
-            self._send(message, attempts=self.attempts)
+            self.deliver(entry, attempts=attempts)
         finally:
             with self._changed:
                 self._pending -= 1
                 self._changed.notify_all()
 
-    def _send(self, message: Message, *, attempts: int) -> None:
+    def deliver(self, entry: Entry, *, attempts: int) -> bool:
+        """Render and send `entry`, then tell the outbox how it went; whether it was sent."""
+        try:
+            failure = self._send(entry.rendered or self.render(entry.mail), attempts=attempts)
+            transient = failure is not None and self._transient(failure)
+            error = self._describe(failure) if failure is not None else ""
+        except (ConfigError, ValueError, KeyError) as exc:  # a link and no public URL, texts this release lacks
+            log.warning("notification %s for user %s cannot be rendered here: %s", entry.mail.event,
+                        entry.mail.user_uuid, exc)
+            failure, transient, error = exc, False, f"not rendered ({type(exc).__name__})"
+        self._last_failure = None if failure is None else time.monotonic()
+        if self.outbox is not None and entry.mail_id:
+            try:
+                if failure is None:
+                    self.outbox.sent(entry)
+                else:
+                    self.outbox.failed(entry, error=error, transient=transient)
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("mail %s (%s): its outcome not written to the outbox (%s); tried again after its lease",
+                            entry.mail_id, entry.mail.event, type(exc).__name__)
+        return failure is None
+
+    def _send(self, message: Message, *, attempts: int) -> Exception | None:
         attempt = 0
         while True:
             attempt += 1
             try:
                 self.backend.send(message)
-                return
+                return None
             except (BotoCoreError, ClientError, OSError) as exc:
                 if attempt >= attempts or not self._transient(exc):
                     # Never the address, the subject or the body: a body may hold a link's one-time token.
                     log.warning("notification %s for user %s failed after %d attempt(s): %s", message.event,
                                 message.user_uuid, attempt, self._describe(exc))
-                    return
+                    return exc
             time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.8, 1.2))
 
+    def delayed(self) -> bool:
+        """Whether mail is late now, in general (never one person's mail): this process's last try failed
+        within DELAYED_AFTER_SECONDS x 10 and none went since, or a mail has waited in the outbox longer than
+        DELAYED_AFTER_SECONDS. What a page says instead of "sent" (SPEC §4: the same for every address)."""
+        failed = self._last_failure
+        if failed is not None and time.monotonic() - failed < DELAYED_AFTER_SECONDS * 10:
+            return True
+        try:
+            return self.outbox is not None and self.outbox.delayed()
+        except (BotoCoreError, ClientError):
+            return False  # the outbox cannot be read now: the request's own writes tell of that
+
     def settle(self, timeout: float = 120.0) -> bool:
-        """Wait until every message handed over so far has been sent or given up; False on timeout."""
+        """Wait until every message handed over so far has been tried; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while self._pending:

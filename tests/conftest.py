@@ -44,7 +44,7 @@ SLOW_MODULES = {
     "test_two_processes", "test_eviction_order_two_processes", "test_device_flow_two_processes", "test_native_app",
     "test_mixed_versions", "test_openid_client_device",
     "test_dormant_passwords", "test_dormant_costly_set",
-    "test_push_recovery", "test_smtp_mail", "test_smtp_end_to_end",
+    "test_push_recovery", "test_smtp_mail", "test_smtp_end_to_end", "test_mail_outbox_smtp", "test_operator_mail",
     "test_sigv4_signatures", "test_aws_walk_through", "test_dynamodb_tls", "test_dynamodb_tls_chaos"}
 # Left out of the fast tier for their time alone (half of it): races, injected faults, timing and
 # whole flows through the CLI; each package keeps faster tests of the same code in the tier.
@@ -296,7 +296,8 @@ def app_settings(dynamodb_endpoint, data_dir, table_prefix) -> dict:
             "dynamodb_parameter_validation": True,   # production turns botocore's check off; tests keep it
             "deletion_sweep_interval": 0,  # no sweeper thread per test app; its tests turn it on
             "ssf_push_interval": 0,  # nor a pusher (SPEC §11 push), nor a session sweeper; their tests turn them on
-            "session_sweep_interval": 0}
+            "session_sweep_interval": 0,
+            "mail_send_interval": 0}  # nor a mail sender: a mail is tried once at once, as before the outbox
 
 
 @pytest.fixture

@@ -13,11 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 NOT_PRODUCT = {"tests", "bench", "scripts", "docs"}
 # The floors, lowest first: a package imports only packages on floors below its own. The ground floor,
 # common, holds what every package needs (settings, errors, texts, time); above it stand the
-# infrastructure's concerns, each a package of its own (DynamoDB, cryptography, mail; the key ring; the
+# infrastructure's concerns, each a package of its own (DynamoDB, cryptography; mail and its outbox on DynamoDB;
+# the key ring; the
 # app's context and HTTP plumbing). The domains (sessions, accounts, devices, apps, oidc) hold the rules and
 # stores; flows compose them; the four services on one floor (none imports another) serve the URL
 # prefixes; citylogin composes the services.
-INFRASTRUCTURE = [["common"], ["database", "crypto", "mail"], ["keys"], ["web"]]
+INFRASTRUCTURE = [["common"], ["database", "crypto"], ["mail"], ["keys"], ["web"]]
 FLOORS = [*INFRASTRUCTURE, ["sessions"], ["accounts"], ["devices"], ["apps"], ["oidc"], ["flows"],
           ["registration", "login_app", "session_manager", "device_manager"], ["citylogin"]]
 ORDER = [package for floor in FLOORS for package in floor]

@@ -29,6 +29,7 @@ from common.version import running_version
 from database import dynamo
 from keys.ring_refresher import jwks_max_age
 from web import cors
+from mail.sender import start_sender
 from web.context import EXTENSION_KEY, AppContext, build_context, ctx
 from web.error_handlers import register_error_handlers
 from web.log_setup import configure_logging
@@ -132,6 +133,7 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
             context.settings = with_public_url(context.settings)
     app.extensions[EXTENSION_KEY] = context
     _instrument(app.extensions[EXTENSION_KEY])
+    start_sender(context)  # every serving process sends the outbox's due mail
     if context.ring_refresher:
         context.ring_refresher.start()  # publishes a rotated key before any process signs with it
     register_error_handlers(app)

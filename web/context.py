@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 from cryptography import x509
 from flask import current_app
 
-from common.brand import DEFAULT_BRAND, Brand, load_brand
+from common.brand import DEFAULT_BRAND, Brand, load_brand, using
 from common.config import ConfigError, NotifierBackend, Settings, env_name
 from crypto.certificates import CertificateAuthority, certificate_fingerprint
 from crypto.hash_slots import QUEUE_PER_SLOT, HashSlots, default_slots
@@ -27,7 +27,9 @@ from keys.ring_import import configured_ca, initial_entries
 from keys.ring_reader import RefreshSecrets, RingReader
 from keys.ring_refresher import KeyRingRefresher
 from keys.ring_store import KeyRingStore
+from mail.message import Mail, Message
 from mail.notifier import Notifier, make_notifier
+from mail.outbox import LEASE_SECONDS, Outbox, Timing
 from mail.smtp_mail import smtp_server
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
@@ -73,6 +75,8 @@ class AppContext:
     pushers: dict[str, object] = field(default_factory=dict)
     # devices' last built CRL of this process: (built at, PEM).
     crl_cache: tuple[datetime, str] | None = None
+    # mail.sender's MailSender while its thread runs.
+    mail_sender: object | None = None
     # flows.deletion_sweeper's stop event while its thread runs.
     deletion_sweeper_stop: threading.Event | None = None
     # oidc.server's Provider (Authlib's authorization server) of this app, made at its first use.
@@ -175,7 +179,7 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
     passwords, password_parameters = password_hasher(settings, client=client, startup_client=startup_client,
                                                      table=tables.key_ring, encryptor=encryptor)
     brand = load_brand(settings.brand_dir, name=settings.brand_name)
-    return AppContext(
+    context = AppContext(
         settings=settings, dynamodb=client, readiness_dynamodb=readiness_client, tables=tables,
         ca=contents.certificate_authority(), key_ring=store, jwt=jwt, refresh_secrets=refresh_secrets,
         ring_refresher=PasswordsAndRingRefresher(jwt=jwt, refresh_secrets=refresh_secrets,
@@ -189,6 +193,25 @@ def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEnc
                                smtp=smtp_server(settings) if settings.notifier is NotifierBackend.SMTP else None),
         brand=brand,
     )
+    context.notifier.attach(mail_outbox(context), render=lambda mail: render_mail(context, mail))
+    return context
+
+
+def mail_outbox(context: AppContext) -> Outbox:
+    settings = context.settings
+    return Outbox(context.dynamodb, context.tables.mail_outbox, secrets=context.refresh_secrets,
+                  timing=Timing(retry_seconds=settings.mail_retry_seconds,
+                                retry_max_seconds=settings.mail_retry_max_seconds,
+                                give_up_seconds=settings.mail_give_up_hours * 3600,
+                                # longer than a first try can take (each attempt: connect, then each reply)
+                                lease_seconds=max(LEASE_SECONDS, settings.notify_attempts * settings.notify_timeout
+                                                  * 8 + 30)))
+
+
+def render_mail(context: AppContext, mail: Mail) -> Message:
+    """The mail as this process sends it: its brand's texts, its public URL in the links."""
+    with using(context.brand):
+        return mail.render(context.settings.public_url)
 
 
 def ctx() -> AppContext:

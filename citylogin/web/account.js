@@ -111,8 +111,8 @@ async function resendVerification() {
   clearMessage(note);
   button.disabled = true;
   try {
-    await authCall("POST", "/account/verify_email/resend");
-    say(note, "web.account.resend_sent");
+    const answer = await authCall("POST", "/account/verify_email/resend");
+    say(note, answer?.mail_delayed ? "web.account.resend_delayed" : "web.account.resend_sent");
   } catch (error) {
     showError(note, error);
   } finally {

@@ -7,6 +7,7 @@
 import { initAccounts } from "./admin_account.js";
 import { RANKS } from "./admin_actions.js";
 import { initApps, loadApps } from "./admin_apps.js";
+import { initMail, loadMail } from "./admin_mail.js";
 import { initActionDialog } from "./admin_dialog.js";
 import { readWindow } from "./admin_reauth.js";
 import { failed, showGate } from "./admin_view.js";
@@ -26,6 +27,7 @@ function selectTab(name) {
   }
   for (const panel of $("#console").querySelectorAll("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
   if (name === "apps") loadApps();
+  if (name === "mail") loadMail();
 }
 
 /** The header's EN / 日本語: this page's language, in this browser, as on the main page. The account's
@@ -91,7 +93,9 @@ async function boot() {
   initAccounts({ role: signedIn.role });
   if (signedIn.role === "admin") {
     $("#console .tabs button[data-tab=apps]").hidden = false;
+    $("#console .tabs button[data-tab=mail]").hidden = false;
     initApps();
+    initMail();
   }
   showGate("console");
   $("#search-value").focus();

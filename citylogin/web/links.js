@@ -128,8 +128,8 @@ async function askForResetLink(event) {
   const form = event.currentTarget;
   const note = $(".note", form);
   clearMessage(note);
-  const done = await busy(form, () => call("POST", "/account/password_reset", { email: form.email.value.trim() })
-    .then(() => true));
+  const done = await busy(form, () => call("POST", "/account/password_reset", { email: form.email.value.trim() }));
   if (!done) return;
-  say(note, "web.forgot.sent");
+  // mail_delayed tells of mail in general, never of this address's (the answer is the same for any address)
+  say(note, done.mail_delayed ? "web.forgot.delayed" : "web.forgot.sent");
 }

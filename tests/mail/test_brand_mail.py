@@ -25,23 +25,23 @@ def brand(tmp_path):
 def test_a_message_made_while_the_brand_is_in_use_is_in_its_words(brand):
     with using(brand):
         welcome = localized_message("registered", user_uuid="u-1", email="a@example.com", locale="en",
-                                    username="alice", link="https://id.example.com/#verify=x")
+                                    username="alice", link="https://id.example.com/#verify=x").render(None)
         changed = localized_message("password_changed", user_uuid="u-1", email="a@example.com", locale="ja",
-                                    time="2026-11-26 10:00 UTC")
+                                    time="2026-11-26 10:00 UTC").render(None)
         operator = localized_message("operator_action", user_uuid="u-1", email="a@example.com", locale="ja",
-                                     what="x", time="t")
+                                     what="x", time="t").render(None)
     assert welcome.subject == "Welcome to Acme ID" and "citylogin" not in welcome.body
     assert changed.subject == "Acme: パスワード変更"
     assert operator.subject.startswith("Acme ID のオペレーター") and "Acme ID" in operator.body
-    plain = localized_message("registered", user_uuid="u-1", email="a@example.com", locale="en", username="a", link="l")
+    plain = localized_message("registered", user_uuid="u-1", email="a@example.com", locale="en", username="a",
+                              link="l").render(None)
     assert plain.subject == "Welcome to citylogin"
 
 
 def test_the_console_logs_the_brands_sender(brand, caplog):
-    with using(brand):
-        message = localized_message("registered", user_uuid="u-1", email="a@example.com", locale="en",
-                                    username="alice", link="l")
-    with caplog.at_level(logging.INFO, logger="citylogin.notify"):
+    message = localized_message("registered", user_uuid="u-1", email="a@example.com", locale="en",
+                                username="alice", link="l")
+    with caplog.at_level(logging.INFO, logger="citylogin.notify"), using(brand):  # rendered as it is sent
         make_notifier(backend="console", region="us-east-1", sender_name=brand.sender_name).notify(message)
     assert "From: Acme 株式会社\nSubject: Welcome to Acme ID\n" in caplog.text
 

@@ -1,15 +1,16 @@
 """The Notifier's three back ends (SPEC §7); SES and SNS against moto, single-threaded."""
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 
-from mail.message import Message
-from mail.notifier import make_notifier
+from mail.notifier import localized_message, make_notifier
 
-MESSAGE = Message(event="new_device", user_uuid="u-1", email="person@example.com",
-                  subject="A new device was added", body="The device phone was added to your account.")
+MESSAGE = localized_message("new_device", user_uuid="u-1", email="person@example.com", locale="en", device="phone",
+                            facts="Device: phone", link="https://id.example.com/#not-me=t")
+RENDERED = MESSAGE.render(None)
 
 
 def test_console_logs_the_whole_message(caplog):
@@ -17,7 +18,7 @@ def test_console_logs_the_whole_message(caplog):
     with caplog.at_level(logging.INFO, logger="citylogin.notify"):
         make_notifier(backend="console", region="us-east-1").notify(MESSAGE)
     assert "new_device" in caplog.text and "u-1" in caplog.text
-    assert all(part in caplog.text for part in (MESSAGE.email, MESSAGE.subject, MESSAGE.body))
+    assert all(part in caplog.text for part in (RENDERED.email, RENDERED.subject, RENDERED.body))
 
 
 def test_ses_sends_the_mail(aws):
@@ -39,7 +40,7 @@ def test_sns_publishes_to_the_topic(aws):
     notifier.notify(MESSAGE)
     assert notifier.settle()
     received = sqs.receive_message(QueueUrl=queue_url)["Messages"]
-    assert MESSAGE.body in received[0]["Body"]
+    assert json.loads(received[0]["Body"])["Message"] == RENDERED.body
 
 
 def test_a_failure_is_logged_and_never_raised(aws, caplog):
@@ -49,7 +50,7 @@ def test_a_failure_is_logged_and_never_raised(aws, caplog):
         notifier.notify(MESSAGE)
         assert notifier.settle()
     assert "failed after 1 attempt(s): MessageRejected" in caplog.text   # a rejection is not retried
-    assert MESSAGE.body not in caplog.text and MESSAGE.email not in caplog.text
+    assert RENDERED.body not in caplog.text and RENDERED.email not in caplog.text
 
 
 def test_ses_and_sns_need_their_settings():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.config import SmtpSecurity
-from mail.message import Message
+from mail.message import Mail
 from mail.notifier import Notifier, localized_message, make_notifier
 from mail.smtp_mail import SmtpServer
 from tests.support.ports import free_port
@@ -22,7 +22,7 @@ TOKEN = "link-token-Zq8"  # a link's one-time token: it must never reach the log
 USER, PASSWORD = "mailer", "smtp-pass-W7x"
 
 
-def verification(locale: str, email: str = "hanako@example.com") -> Message:
+def verification(locale: str, email: str = "hanako@example.com") -> Mail:
     return localized_message("verify_email", user_uuid="u-1", email=email, locale=locale,
                              link=f"https://id.example.com/#verify={TOKEN}")
 
@@ -50,7 +50,7 @@ def assert_no_secret_in(caplog) -> None:
         assert secret not in caplog.text, secret
 
 
-def sent(notifier: Notifier, *messages: Message) -> None:
+def sent(notifier: Notifier, *messages: Mail) -> None:
     for message in messages:
         notifier.notify(message)
     assert notifier.settle(timeout=60)
@@ -70,7 +70,7 @@ def test_an_english_and_a_japanese_mail_arrive_whole_over_starttls_with_auth(tmp
         sent(notifier, english, japanese)
         received = {mail["To"]: (mail, session) for mail, session in server.messages()}
     assert set(received) == {"ada@example.com", "hanako@example.jp"} and not failures(logged)
-    for message in (english, japanese):
+    for message in (english.render(None), japanese.render(None)):
         mail, session = received[message.email]
         assert session == {"mail_from": "no-reply@example.com", "rcpt_tos": [message.email], "tls": True,
                            "login": USER}

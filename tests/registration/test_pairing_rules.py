@@ -156,8 +156,9 @@ def test_redemption_is_one_batch_read_and_one_transaction(make_server):
     counter = CallCounter(ctx.dynamodb)
     assert redeem(url, code, username=owner.key_file.username).status_code == 201
     # The token, the username's owner, the QR's user and the lockout in one read; the device,
-    # the token's use and the device limit in one transaction.
-    assert counter.take() == Counter({"BatchGetItem": 1, "TransactWriteItems": 1})
+    # the token's use, the device limit and the new device's mail (into the outbox) in one transaction;
+    # then the mail, sent, is marked so.
+    assert counter.take() == Counter({"BatchGetItem": 1, "TransactWriteItems": 1, "UpdateItem": 1})
 
 
 def test_a_token_request_is_one_transaction_that_also_checks_the_session(make_server):

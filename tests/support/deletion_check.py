@@ -1,7 +1,7 @@
 """What a finished account deletion must leave (SPEC §4 DELETE /account): nothing of the account in
 any table but its ended session records (without the client's IP and user agent, kept so that an
 old token meets 401 session_revoked, reason account_deleted), the events of those ends for the apps
-(ids and reasons, 25 hours), and every certificate it was ever
+(ids and reasons, 25 hours), the mail telling the person of the deletion, and every certificate it was ever
 issued in the CRL. Tests only: these read whole tables with Scans."""
 from __future__ import annotations
 
@@ -62,6 +62,8 @@ def _leftover(tables: dynamo.TableNames, table: str, item: dict, text: str, pers
         return None  # the CRL's own entries, which must stay
     if table == tables.security_events:
         return None  # session ends kept 25 h for the apps (SPEC §11): ids and reasons, no client details
+    if table == tables.mail_outbox and item.get("event") == "account_deleted":
+        return None  # the notice that the account is deleted must still go; sent, it holds no contents
     if table == tables.sessions and item.get("user_uuid") == person.user_uuid:
         if item["status"] == "active" or "ip" in item or "user_agent" in item or item.get("device_name"):
             return f"{table}: live or detailed session {item['session_id']} {item['status']}"

@@ -18,6 +18,7 @@ from citylogin.client import Client, KeyFile, generate_key, private_key_pem, pub
 from citylogin.client_keys import dpop_proof, sign_challenge
 from devices import service as devices
 from flows import deletion_sweeper
+from mail.sender import stop_sender
 from sessions import sweeper as session_sweeper
 from tests.conftest import unique_name
 from web.context import AppContext
@@ -70,6 +71,7 @@ def stop_background(ctx: AppContext) -> None:
     push.stop_pushers(ctx)
     session_sweeper.stop_sweeper(ctx)
     deletion_sweeper.stop_sweeper(ctx)
+    stop_sender(ctx)
     for worker in (ctx.ring_refresher, ctx.event_feed, ctx.app_registry):
         stop = getattr(worker, "stop", None)
         if stop is not None:
@@ -153,4 +155,5 @@ def verify_address(ctx: AppContext, *, user_uuid: str) -> None:
     assert generation is not None
     pending = accounts.new_verification(ctx, user_uuid=user_uuid, email=account.email, generation=generation)
     store.write_token(pending.write.item)
-    accounts.verify_email(ctx, token=pending.message.body.split("#verify=", 1)[1].split()[0])
+    [link] = pending.message.links()
+    accounts.verify_email(ctx, token=link.token)

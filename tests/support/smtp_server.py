@@ -33,7 +33,9 @@ class Keeper:
     """aiosmtpd's handler: keeps each message whole, or refuses every recipient."""
 
     def __init__(self, folder: Path, refuse: str | None) -> None:
-        self.folder, self.refuse, self.kept = folder, refuse, 0
+        # A server started again on the folder numbers on from what it kept before.
+        self.folder, self.refuse = folder, refuse
+        self.kept = max((int(p.stem) for p in folder.glob("*.eml")), default=0)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if self.refuse:
@@ -158,13 +160,15 @@ class SmtpTestServer:
 
 @contextmanager
 def smtp_server(folder: Path, *, cert: Path | None = None, key: Path | None = None, implicit_tls: bool = False,
-                login: str | None = None, refuse: str | None = None) -> Iterator[SmtpTestServer]:
-    """The server in its own process on 127.0.0.1:<free port>, stopped on exit."""
+                login: str | None = None, refuse: str | None = None,
+                port: int | None = None) -> Iterator[SmtpTestServer]:
+    """The server in its own process on 127.0.0.1:<port> (a free one if None), stopped on exit; started
+    again on the same folder and port, it goes on where it stopped (a mail server restarted)."""
     from tests.support.ports import free_port
     from tests.support.waiting import stop, until_listening
 
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = [sys.executable, "-m", "tests.support.smtp_server", "--port", str(port), "--folder", str(folder)]
     if cert and key:
         argv += ["--cert", str(cert), "--key", str(key)]
@@ -172,7 +176,7 @@ def smtp_server(folder: Path, *, cert: Path | None = None, key: Path | None = No
     argv += ["--refuse", refuse] if refuse else []
     env = {**os.environ, **({LOGIN_VARIABLE: login} if login else {})}
     log = folder / "server.log"
-    with log.open("wb") as output:
+    with log.open("ab") as output:
         process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                    cwd=Path(__file__).resolve().parents[2])
     try:
