@@ -11,6 +11,7 @@ from common import i18n
 from common.config import Settings
 from devices.pairing_service import EXPIRED_CODE_KEPT_SECONDS
 from flows.not_me import TTL_SECONDS as NOT_ME_SECONDS
+from mail.outbox import SENT_KEPT_SECONDS, UNDELIVERED_KEPT_SECONDS
 from oidc.export_service import GRANT_KEPT_SECONDS
 from sessions.export_service import HISTORY_DAYS, SESSION_RETENTION_SECONDS
 
@@ -18,7 +19,7 @@ DAY, HOUR, MINUTE = 86400, 3600, 60
 
 # Section -> the figures its sentence (export.<section>.kept) is filled with; the settings give the ones an
 # operator may change (the docs quote the defaults).
-FIGURES: dict[str, Callable[[Settings], dict[str, int]]] = {
+FIGURES: dict[str, Callable[[Settings], dict[str, float]]] = {
     "users": lambda settings: {},
     "claims": lambda settings: {},
     "devices": lambda settings: {"days": settings.cert_validity_days},
@@ -33,6 +34,9 @@ FIGURES: dict[str, Callable[[Settings], dict[str, int]]] = {
     "passkeys": lambda settings: {},
     "oidc_grants": lambda settings: {"hours": GRANT_KEPT_SECONDS // HOUR},
     "oidc_consents": lambda settings: {},
+    "mail_outbox": lambda settings: {"sent_days": SENT_KEPT_SECONDS // DAY,
+                                     "give_up_hours": settings.mail_give_up_hours,
+                                     "undelivered_days": UNDELIVERED_KEPT_SECONDS // DAY},
 }
 
 

@@ -108,6 +108,11 @@ FIELDS: dict[str, dict[str, Field]] = {
     "oidc_consents": {
         "client_id": Field(Kind.APP), "scopes": Field(Kind.WORDS, "export.value.scope.{}"), "granted_epoch": TIME,
         "given_ms": TECHNICAL, "user_uuid": INTERNAL},
+    "mail_outbox": {
+        "texts": Field(Kind.WORD, "mail.{}.subject"), "state": Field(Kind.WORD, "export.value.mail_state.{}"),
+        "locale": Field(Kind.WORD, "export.value.locale.{}"), "created_at": TIME, "since": TIME, "due_at": TIME,
+        "attempts": NUMBER, "sent_at": TIME, "gave_up_at": TIME, "last_error": TEXT, "expires_ttl": TIME,
+        "mail_id": TECHNICAL, "event": INTERNAL, "queue": INTERNAL, "user_uuid": INTERNAL},
 }
 
 # Which kind of item an item is, where a section holds more than one (export.<section>.item.<kind>)

@@ -49,4 +49,7 @@ def test_every_section_has_its_retention_and_its_words_and_the_figures_are_the_c
     assert f"{HISTORY_DAYS} " in export_retention.kept("login_history", settings=DEFAULTS, locale="en")
     shorter = DEFAULTS.model_copy(update={"cert_validity_days": 90})
     assert "90 days" in export_retention.kept("devices", settings=shorter, locale="en")
-    assert export_retention.kept("mail_outbox", settings=DEFAULTS, locale="en") is None
+    assert "48 hours" in export_retention.kept("mail_outbox", settings=DEFAULTS, locale="en")
+    assert "2.5 hours" in export_retention.kept("mail_outbox", settings=DEFAULTS.model_copy(
+        update={"mail_give_up_hours": 2.5}), locale="en")
+    assert export_retention.kept("a_table_added_later", settings=DEFAULTS, locale="en") is None

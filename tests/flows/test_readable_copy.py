@@ -145,18 +145,18 @@ def test_every_stored_value_is_escaped_and_the_page_allows_its_own_style_alone()
 # --- what the copy has no words for -------------------------------------------------------------------
 
 def test_a_section_and_a_field_without_words_still_show_as_stored():
-    outbox = [{"user_uuid": USER, "kind": "reset", "attempts": 3, "to": ["alice@example.com"]}]
-    doc = document(mail_outbox=outbox)
+    later = [{"user_uuid": USER, "kind": "reset", "attempts": 3, "to": ["alice@example.com"]}]
+    doc = document(a_table_added_later=later)
     doc["users"][0]["favourite_colour"] = "teal"
     copy = copy_of(doc)
-    [other] = [s for s in copy.sections if s.source == "mail_outbox"]
-    assert not other.described and other.title == i18n.text("export.unknown.title", "en", name="mail_outbox")
+    [other] = [s for s in copy.sections if s.source == "a_table_added_later"]
+    assert not other.described and other.title == i18n.text("export.unknown.title", "en", name="a_table_added_later")
     assert other.kept == i18n.text("export.unknown.kept", "en")
     assert {(f.label, f.value) for f in other.entries[0].fields} == {
         ("user_uuid", USER), ("kind", "reset"), ("attempts", "3"), ("to", "alice@example.com")}
     [account] = [s for s in copy.sections if s.source == "users"]
     assert ("favourite_colour", "teal", "") in {(f.label, f.value, f.about) for f in account.entries[0].fields}
-    assert [s.source for s in copy.sections][-1] == "mail_outbox"  # after the sections the copy knows
+    assert [s.source for s in copy.sections][-1] == "a_table_added_later"  # after the sections the copy knows
 
 
 def test_every_word_the_catalogue_can_use_is_in_both_languages():

@@ -77,11 +77,11 @@ def test_the_docs_acme_id_reads_right_in_the_operators_mail():
     """docs/guides/branding.md's "Acme ID" in the mail an operator's action sends: no "A Acme ID"."""
     with using(load_brand(None, name="Acme ID")):
         action = localized_message("operator_action", user_uuid="u-1", email="a@example.com", locale="en",
-                                   what="locked your account", time="2026-11-26 10:00 UTC")
+                                   what="locked your account", time="2026-11-26 10:00 UTC").render(None)
         reset = localized_message("password_reset_by_operator", user_uuid="u-1", email="a@example.com",
-                                  locale="en", link="https://id.example.com/#reset=x")
+                                  locale="en", link="https://id.example.com/#reset=x").render(None)
         ja = localized_message("operator_action", user_uuid="u-1", email="a@example.com", locale="ja",
-                               what="アカウントをロックしました", time="2026-11-26 10:00 UTC")
+                               what="アカウントをロックしました", time="2026-11-26 10:00 UTC").render(None)
     assert action.subject == "An operator of Acme ID changed your account"
     assert action.body.startswith("At 2026-11-26 10:00 UTC an operator of Acme ID locked your account.\n")
     assert reset.subject == "An operator of Acme ID sent you a password reset link"
