@@ -188,6 +188,8 @@ def _differing(settings: Settings, service: RunningService) -> list[str]:
              ("table_prefix", settings.table_prefix, service.table_prefix),
              ("public_url", settings.public_url, service.url),
              ("jwt_issuer", settings.jwt_issuer, service.jwt_issuer)]
+    if settings.dynamodb_endpoint_url and service.key_encryption != "data_dir":
+        pairs = pairs[1:]  # on an endpoint each host has a data directory of its own: only a key kept there ties them
     found = [f"{env_name(name)} is {here!r} here, {there!r} there" for name, here, there in pairs
              if name in settings.model_fields_set and not _same(name, here, there)]
     mine = key_encryption_of(settings)

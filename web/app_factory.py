@@ -195,7 +195,7 @@ def _one_line(name: str, *, from_environment: bool) -> Iterator[None]:
         try:
             yield
         except (ConfigError, *DYNAMODB_START_ERRORS) as exc:
-            raise SystemExit(start_problem(exc, name=name)) from None
+            stop_start(exc, name=name)
     else:
         yield
 
@@ -376,14 +376,20 @@ def run_standalone(factory, *, default_port: int) -> None:
     name = _service_name(factory)
     try:
         app = factory()
-    except ConfigError as exc:
-        if _no_dynamodb_configured():  # e.g. "a key-encryption key is required against Amazon DynamoDB"
-            _stop(NO_DYNAMODB.format(name=name))
-        raise SystemExit(f"Error: {exc}") from None  # one line naming the variable, no traceback
-    except DYNAMODB_START_ERRORS as exc:
-        _stop(dynamodb_start_problem(exc, name=name))
+    except (ConfigError, *DYNAMODB_START_ERRORS) as exc:  # a factory made with a test's settings
+        stop_start(exc, name=name)
     settings = app.extensions[EXTENSION_KEY].settings
     app.run(host=settings.host, port=settings.port or default_port, threaded=True)
+
+
+def stop_start(exc: Exception, *, name: str) -> NoReturn:
+    """Stop a start that cannot work with one line naming what to set, no traceback: exit 2 without a DynamoDB
+    to use (said first: "a key-encryption key is required against Amazon DynamoDB" follows from it), else 1."""
+    if isinstance(exc, ConfigError):
+        if _no_dynamodb_configured():
+            _stop(NO_DYNAMODB.format(name=name))
+        raise SystemExit(f"{name}: {exc}") from None
+    _stop(dynamodb_start_problem(exc, name=name))
 
 
 def _service_name(factory) -> str:

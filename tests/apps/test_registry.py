@@ -170,7 +170,7 @@ def test_an_unreadable_record_is_left_out_with_one_error_and_every_other_app_is_
         listed = CliRunner().invoke(main, ["apps", "list", "--json"],
                                     env=cli_environment(base_config, kek=kek, data_dir=str(tmp_path)))
         assert listed.exit_code == 0, listed.output
-        assert good.app.client_id in {a["client_id"] for a in json.loads(listed.output)}
+        assert good.app.client_id in {a["client_id"] for a in json.loads(listed.stdout)}
         admin = operator(url, ctx, Role.ADMIN)
         for _ in range(2):
             answer = admin.request("GET", "/admin/apps")
@@ -225,7 +225,7 @@ def test_apps_add_takes_a_public_clients_web_origins_as_origins_alone(make_serve
                                          *options], env=env)
     added = add("--public", "--web-origin", "HTTPS://App.Example:443/", "--web-origin", "http://localhost:5173")
     assert added.exit_code == 0, added.output
-    assert json.loads(added.output)["web_origins"] == ["http://localhost:5173", "https://app.example"]
+    assert json.loads(added.stdout)["web_origins"] == ["http://localhost:5173", "https://app.example"]
     for bad in ("https://app.example/spa", "https://user@app.example", "ftp://app.example", "app.example",
                 "https://app.example?x=1", "https://app.example#f", "null"):
         refused = add("--public", "--web-origin", bad)

@@ -70,7 +70,7 @@ def spa(dynamodb_endpoint, tmp_path_factory):
                                           "--redirect-uri", f"{spa_origin}/spa.html",
                                           "--post-logout-redirect-uri", f"{spa_origin}/spa.html"], env=env)
         assert added.exit_code == 0, added.output
-        client_id = json.loads(added.output)["client_id"]
+        client_id = json.loads(added.stdout)["client_id"]
         site = tmp_path_factory.mktemp("site")
         shutil.copy(BUNDLE, site / BUNDLE.name)
         page = SPA.replace('"http://localhost:5000"', json.dumps(citylogin_url))

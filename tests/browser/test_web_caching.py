@@ -19,7 +19,10 @@ from tests.support.live import serving
 # 50.6 kB with the TV approval page's texts in the catalogue and the session list's class badges (+0.6 kB)
 # and the session-ending banners as a module of their own (endings.js, +0.7 kB: app.js stays under 500
 # lines); the page's own code (device_flow.js) is loaded at /device alone.
-COLD_BUDGET = 52_000
+# 52.9 kB with the header's language question (languages.js, +0.5 kB), the "mail is delayed" and "See my data"
+# texts in the catalogue and the readable copy's page in index.html (the copy's own code, data_export.js, and
+# its texts come only when asked for).
+COLD_BUDGET = 54_000
 
 
 class CountingApp:

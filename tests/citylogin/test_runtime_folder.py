@@ -20,6 +20,7 @@ import pytest
 
 from citylogin.running_services import folder_problem, recorded
 from common.config import load_settings
+from common.version import running_version
 from tests.support.ports import free_port
 
 OTHER_UID = 65534
@@ -121,7 +122,8 @@ def test_a_folder_not_the_users_alone_is_refused_by_serve_and_apps_list_with_one
 
         for args in (["serve", "--port", str(free_port())], ["apps", "list"]):
             done = citylogin(work, runtime, *args)
-            assert (done.returncode, done.stdout, done.stderr.splitlines()) == (1, "", [refusal]), done.stderr
+            said = [f"citylogin {running_version()} starting"] if args[0] == "serve" else []  # serve's first line
+            assert (done.returncode, done.stdout, done.stderr.splitlines()) == (1, "", [*said, refusal]), done.stderr
             assert contents(runtime) == before
             assert list(work.iterdir()) == []  # no data directory: no DynamoDB Local was started
             assert connections(listening) == 0

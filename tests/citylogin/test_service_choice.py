@@ -227,3 +227,18 @@ def _record(url: str, pid: int = 1) -> dict:
     defining = {"url": url, "dynamodb_endpoint_url": "http://127.0.0.1:8000", "data_dir": "/srv/citylogin/.data",
                 "table_prefix": "citylogin_", "jwt_issuer": "citylogin", "key_encryption": "data_dir"}
     return {"pid": pid, "started": "1", **defining, "fingerprint": deployment_fingerprint(**defining)}
+
+
+def test_on_an_endpoint_a_data_directory_of_the_commands_own_is_no_other_deployment_unless_it_holds_the_key(
+        tmp_path, two):
+    """Hosts that share a DynamoDB each have a data directory of their own (a rolling deploy's operator runs the
+    command on another host than the service): it names another deployment only where the service's key is kept."""
+    on_endpoint = {"dynamodb_endpoint_url": "http://127.0.0.1:5003", "key_encryption_key": "A" * 43 + "="}
+    sealed_by_setting = service(tmp_path / "production" / ".data", pid=303, port=5002, key_encryption="setting")
+    elsewhere = settings_in(tmp_path, **on_endpoint, data_dir=str(tmp_path / "operator-host"))
+    assert chosen_service(elsewhere, [sealed_by_setting], None) == sealed_by_setting
+    _, production = two  # its key is the generated one of its data directory: another directory cannot open it
+    with pytest.raises(ServiceRefused) as refused:
+        chosen_service(settings_in(tmp_path, dynamodb_endpoint_url="http://127.0.0.1:5003",
+                                   data_dir=str(tmp_path / "operator-host")), [production], None)
+    assert "CITYLOGIN_DATA_DIR is" in refused.value.message

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
@@ -68,10 +71,21 @@ def versions(shared, tmp_path_factory) -> Iterator[dict[str, str]]:
         # The old release was there first: it creates the tables and the key ring.
         old = stack.enter_context(running_all_in_one(
             {**shared, **old_code, "CITYLOGIN_DATA_DIR": str(tmp_path_factory.mktemp("old"))}, cwd=tree))
+        # The update's first step (docs/guides/production.md, "Updating"): the new release's `citylogin init`
+        # creates the tables it adds (the mail outbox) and leaves the rest as they are.
+        upgrade(shared, new_code, tmp_path_factory.mktemp("init"))
         new = stack.enter_context(running_all_in_one(
             {**shared, **new_code, "CITYLOGIN_DATA_DIR": str(tmp_path_factory.mktemp("new")),
              "CITYLOGIN_CREATE_TABLES": "false"}, cwd=REPO))
         yield {"old": old, "new": new}
+
+
+def upgrade(shared: dict[str, str], code: dict[str, str], data_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")} | shared | code
+    done = subprocess.run([sys.executable, "-m", "citylogin", "init"], env={**env, "CITYLOGIN_DATA_DIR": str(data_dir)},
+                          cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert "mail_outbox" in done.stdout, done.stdout
 
 
 class Device(Client):

@@ -89,7 +89,7 @@ def test_apps_add_takes_the_registration_metadata(make_server, base_config, tmp_
                 "--token-endpoint-auth-method", "private_key_jwt", "--grant-type", "authorization_code",
                 "--grant-type", "refresh_token")
     assert added.exit_code == 0, added.output
-    assert {name: json.loads(added.output)[name] for name in METADATA} == METADATA
+    assert {name: json.loads(added.stdout)[name] for name in METADATA} == METADATA
     for options, why in ((("--logo-uri", "javascript:alert(1)"), "--logo-uri"),
                          (("--jwks-uri", "http://keys.example/jwks"), "--jwks-uri"),
                          (("--token-endpoint-auth-method", "private_key_jwt"), "private_key_jwt needs"),

@@ -46,7 +46,7 @@ def test_apps_add_and_update_set_the_request_object_options(cli):
     added = run("apps", "add", "Signer", "--redirect-uri", REDIRECT, "--jwks", jwks, "--request-uri", REQUEST_URI,
                 "--request-object-signing-alg", "PS256", "--require-signed-request-object", "--json")
     assert added.exit_code == 0, added.output
-    shown = json.loads(added.output)
+    shown = json.loads(added.stdout)
     assert shown["request_uris"] == [REQUEST_URI] and shown["request_object_signing_alg"] == "PS256"
     assert shown["require_signed_request_object"] is True and shown["allow_unsigned_request_objects"] is False
     client_id = shown["client_id"]

@@ -75,11 +75,11 @@ def test_the_cli_prints_a_token_once_and_lists_and_revokes_it(make_server, base_
     made = CliRunner().invoke(main, ["apps", "registration-token", "--expires-in", "2h", "--uses", "3", "--json"],
                               env=env)
     assert made.exit_code == 0, made.output
-    shown = json.loads(made.output)
+    shown = json.loads(made.stdout)
     assert (shown["uses"], shown["uses_left"]) == (3, 3) and shown["token"].startswith(shown["id"] + ".")
     assert _register(url, shown["token"]).status_code == 201
     listed = CliRunner().invoke(main, ["apps", "registration-tokens", "--json"], env=env)
-    assert [(t["id"], t["uses_left"]) for t in json.loads(listed.output)] == [(shown["id"], 2)]
+    assert [(t["id"], t["uses_left"]) for t in json.loads(listed.stdout)] == [(shown["id"], 2)]
     assert shown["token"] not in listed.output
     revoked = CliRunner().invoke(main, ["apps", "revoke-registration-token", shown["id"]], env=env)
     assert revoked.exit_code == 0 and _register(url, shown["token"]).status_code == 401

@@ -20,6 +20,7 @@ from mail.notifier import Notifier, localized_message
 from mail.outbox import Outbox, Timing
 from mail.outbox_store import DUE, SENT, UNDELIVERED, OutboxStore
 from mail.sender import MailSender
+from tests.support.mailbox import Mailbox
 from tests.support.waiting import wait_until
 
 TOKEN = "reset-token-Hq3ZvP8"
@@ -28,16 +29,7 @@ PUBLIC_URL = "https://id.example.org"
 ADMIN = Operator(role=Role.ADMIN, name="ops", cli=True)
 
 
-class Recorder:
-    """A back end that keeps what it is given (thread-safe: two senders share none, but a test may)."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-        self._lock = threading.Lock()
-
-    def send(self, message) -> None:
-        with self._lock:
-            self.messages.append(message)
+Recorder = Mailbox  # a back end that keeps what it is given (thread-safe)
 
 
 class Refusing:

@@ -152,7 +152,7 @@ def test_apps_add_takes_a_jwks_file_of_public_keys_only(make_server, base_config
 
     added = add({"keys": [key.as_dict(private=False)]})
     assert added.exit_code == 0, added.output
-    shown = json.loads(added.output)
+    shown = json.loads(added.stdout)
     assert shown["token_endpoint_auth_method"] == "private_key_jwt" and shown["jwks"]["keys"][0]["kid"] == "k1"
     for bad, why in (({"keys": [key.as_dict(private=True)]}, "private"),
                      ({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}, "kty"),

@@ -31,7 +31,7 @@ def add_app(env: dict[str, str], name: str, *, push_url: str | None = None, redi
             *[arg for uri in redirect_uris for arg in ("--redirect-uri", uri)], *options]
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 @contextmanager
