@@ -325,6 +325,7 @@ def test_a_backup_restores_into_a_new_data_directory_given_its_key(cli_env, tmp_
     assert {line.split()[1] for line in listed.stdout.splitlines() if not line.startswith("ring version")} == kids
 
 
+@pytest.mark.slow  # starts and stops a DynamoDB Local of its own
 def test_a_restore_refused_in_a_new_data_directory_leaves_nothing_it_made(cli_env, tmp_path):
     """Issue 65: a wrong key-encryption key refused by a restore into a new data directory (its own DynamoDB
     Local started for it) leaves no empty `dynamodb/` folder, nor the data directory it made; a folder that

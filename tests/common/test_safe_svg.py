@@ -180,6 +180,7 @@ def elements(draw, depth: int = 0) -> ElementTree.Element:
     return element
 
 
+@pytest.mark.slow  # 300 generated trees (5 s): the whole suite runs them
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(elements())
 def test_no_generated_tree_keeps_an_event_a_reference_out_or_a_banned_element(root):

@@ -224,6 +224,7 @@ def polls_made(transmitter: Transmitter, count: int) -> int:
     return len(transmitter.polls) - start
 
 
+@pytest.mark.slow  # eight seconds of polls: the whole suite runs it
 def test_steady_polling_is_quiet_at_info_and_the_feed_lost_and_back_are_one_warning_each(make_guard, transmitter,
                                                                                            caplog):
     """httpx logs each request at INFO: on the feed's thread that line counts as DEBUG, so an app logging at
