@@ -19,7 +19,7 @@ from bench import peer_bench
 from bench.peer_client import OidcClient
 
 pytestmark = pytest.mark.slow
-SIDES = ("citylogin", "node", *peer_bench.FLOORS)
+SIDES = ("citylogin", *peer_bench.NODES, *peer_bench.FLOORS)
 
 
 @pytest.fixture(scope="module")
