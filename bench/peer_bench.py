@@ -9,8 +9,10 @@ calls that store development-only) and as the side `node-dynamodb` on the same D
 adapter of the design of node-oidc-provider's DynamoDB example (bench/peer/dynamodb_adapter.mjs), as
 production runs it; `--node-store` chooses which (both by default). With `--floor`, the provider floor
 (bench/peer_floor.py) under citylogin's worker and under granian. The same client code
-(bench/peer_client.py) drives them all. Before the first row every side runs every row for `first_warmup_s`
-(node's JIT and its SDK, DynamoDB Local's JIT), and each row starts with a short warm-up on each side.
+(bench/peer_client.py) drives them all. Before the first row every side runs every row, unmeasured: each
+node for `node_warmup_s` a row (V8 compiles node-oidc-provider's and the AWS SDK's code as it runs: a
+fresh node-dynamodb serves a refresh for half the CPU only after some 15-20 s of load), the Python sides
+for `warmup_s`; and each row starts with a short warm-up on each side.
 Each row is measured in blocks in mirrored order (A B C D E E D C B A, `rounds` times), closed loop
 with `threads` threads, each with its own keep-alive connection; a block's CPU is the server's process
 tree's (bench/cpu.py: gunicorn's master and workers, node's process) from just before to just after it.
@@ -62,18 +64,20 @@ NODES = tuple(NODE_SIDES.values())  # node (memory), node-dynamodb
 SIDES = ("citylogin", *NODES)
 FLOORS = tuple(f"floor-{server}" for server in FLOOR_SERVERS)  # bench/peer_floor.py, with --floor
 QUICK = {"threads": 4, "rounds": 1, "block_s": 1.5, "codes_per_batch": 60, "code_batches": 2, "warmup_s": 0.5,
-         "first_warmup_s": 1.5, "settle_s": 0.3, "count_n": 10}
+         "node_warmup_s": 4.0, "settle_s": 0.3, "count_n": 10}
 FULL = {"threads": 4, "rounds": 2, "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3, "warmup_s": 1.0,
-        "first_warmup_s": 3.0, "settle_s": 0.3, "count_n": 20}
+        "node_warmup_s": 6.0, "settle_s": 0.3, "count_n": 20}
 # A `code` block is `code_batches` batches, each of codes made just before it and then redeemed, the CPU
 # counted over the redemptions alone: node-oidc-provider's memory store is an LRU of 1,000 entries (and
 # as many stale ones), so a code made more than about 1,000 writes before its redemption is gone (a code
 # costs it some 7 writes, its redemption 3); and the batches add up to more clock ticks of CPU (/proc
 # counts in hundredths of a second, and node redeems 100 codes in about one tenth). node on DynamoDB keeps
 # every code (no LRU), but runs the same batches: the same client code for both nodes.
-# `first_warmup_s`: every row on every side before the first row's blocks. Without it the first row
-# measured (refresh) found node-dynamodb cold: its first block cost ~1.5x its last (the SDK's and
-# node-oidc-provider's code not yet compiled by V8, DynamoDB Local's JIT; bench/README.md).
+# `node_warmup_s`: each row on each node before the first row's blocks (the Python sides: `warmup_s`). A
+# fresh node-dynamodb's refreshes, back to back in 1.5-s blocks, went 102, 115, 121, 146, 181 ... 257,
+# 263, 267 per CPU second, level after some 15-20 s, and a second fresh node on the same (now warm)
+# DynamoDB Local alike: V8's compiling, not DynamoDB Local's (bench/README.md). With 1.5 s a row, the
+# first refresh block measured node-dynamodb at 184 per CPU second, the second at 258.
 # `count_n`: the requests of each row's untimed pass that counts DynamoDB calls.
 COUNT_SETTLE_S = 0.5  # bench/dynamo_calls.py's: what a request writes after its answer, and /metrics, caught up
 BLOCK_DEADLINE_S = 60
@@ -275,13 +279,20 @@ def mirrored(count: int) -> str:
     return letters + letters[::-1]
 
 
-def warm_up(row: str, sides: dict[str, Clients], cfg: dict, seconds: float) -> None:
-    """`row`'s calls on each side for `seconds` (a refresh row's grants made afresh), not measured."""
-    for clients in sides.values():
-        if row == "refresh":
-            clients.new_grants()
-        calls, count = _calls(row, clients, cfg["codes_per_batch"] // cfg["threads"])
-        run_block(calls, seconds=seconds, count=count, pid=clients.running.pid)
+def warm_up(row: str, sides: dict[str, Clients], cfg: dict, seconds: float, node_seconds: float | None = None) -> None:
+    """`row`'s calls on each side for `seconds` (the nodes: `node_seconds`, if given), a refresh row's
+    grants made afresh, not measured; a `code` warm-up redeems batch after batch of codes."""
+    for name, clients in sides.items():
+        spent = node_seconds if name in NODES and node_seconds is not None else seconds
+        began = time.monotonic()
+        while True:
+            if row == "refresh":
+                clients.new_grants()
+            calls, count = _calls(row, clients, cfg["codes_per_batch"] // cfg["threads"])
+            left = spent - (time.monotonic() - began)
+            run_block(calls, seconds=max(left, 0.1), count=count, pid=clients.running.pid)
+            if row != "code" or time.monotonic() - began >= spent:
+                break
 
 
 def dynamodb_calls(running: Running) -> Counter | None:
@@ -349,9 +360,9 @@ def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
 
 def measure(sides: dict[str, Clients], cfg: dict) -> dict:
     rows = {}
-    log(f"warming every side up: each row {cfg['first_warmup_s']:g}s per side")
+    log(f"warming every side up: each row {cfg['node_warmup_s']:g}s at each node, {cfg['warmup_s']:g}s at the others")
     for row in ROWS:
-        warm_up(row, sides, cfg, cfg["first_warmup_s"])
+        warm_up(row, sides, cfg, cfg["warmup_s"], cfg["node_warmup_s"])
     for row in ROWS:
         log(f"{row}: {cfg['rounds']} x {len(sides)} servers' blocks, mirrored, {cfg['threads']} threads")
         rows[row] = measure_row(row, sides, cfg)
@@ -362,7 +373,8 @@ def measure(sides: dict[str, Clients], cfg: dict) -> dict:
               "citylogin_server": sides["citylogin"].running.about.get("server"),
               "floors": {name: sides[name].running.about.get("server") for name in sides if name in FLOORS},
               "configuration": CONFIGURATION, "threads": cfg["threads"], "rounds": cfg["rounds"],
-              "order": mirrored(len(sides)), "first_warmup_s": cfg["first_warmup_s"],
+              "order": mirrored(len(sides)), "node_warmup_s": cfg["node_warmup_s"],
+              "warmup_s": cfg["warmup_s"],
               "block_s": cfg["block_s"], "codes_per_batch": cfg["codes_per_batch"],
               "code_batches": cfg["code_batches"]}
     return {"peer": {"method": method, "rows": rows}}

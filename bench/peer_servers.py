@@ -199,6 +199,8 @@ def node_server(work_dir: Path, *, store: str = "memory", endpoint_url: str | No
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
     try:
         about = _ready_line(process, log_path)
+        if store == "dynamodb":
+            about["table"] = table
         yield Running(side=Side.discover(NODE_SIDES[store], about["issuer"], app), pid=process.pid, about=about)
     except BaseException:
         print(f"--- node-oidc-provider log (tail) ---\n{_tail(log_path)}", file=sys.stderr)

@@ -261,9 +261,10 @@ def render_peer_table(name: str, published: dict) -> str:
         "- A block's CPU is the server's process tree's (gunicorn's master and workers; node's process), read "
         "from /proc just before and just after it; CPU ms per request and requests per CPU second are over "
         "the blocks of each server.",
-        *([f"- Before the first row, every server ran every row for {method['first_warmup_s']:g} s, "
-           "unmeasured (node's JIT and its SDK's, DynamoDB Local's); each row began with a short warm-up."]
-          if method.get("first_warmup_s") else []),
+        *([f"- Before the first row, every server ran every row, unmeasured: each node for "
+           f"{method['node_warmup_s']:g} s a row (V8 compiles node-oidc-provider's and the AWS SDK's code as it "
+           f"runs), the others for {method.get('warmup_s', 0):g} s; each row began with a short warm-up on each."]
+          if method.get("node_warmup_s") else []),
         "- DynamoDB calls per request were counted after each row's blocks, untimed: node's by its adapter, "
         "citylogin's by its own `citylogin_dynamodb_calls_total`.",
         f"- Each figure is the median over {len(runs)} run{'s' if len(runs) != 1 else ''}; a ratio is "
