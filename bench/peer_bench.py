@@ -358,11 +358,14 @@ def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
     return out
 
 
-def measure(sides: dict[str, Clients], cfg: dict) -> dict:
+def measure(sides: dict[str, Clients], cfg: dict, *, fresh: bool = True) -> dict:
+    """Every row on `sides`; `fresh` servers (not yet measured) are warmed up on every row first."""
     rows = {}
-    log(f"warming every side up: each row {cfg['node_warmup_s']:g}s at each node, {cfg['warmup_s']:g}s at the others")
-    for row in ROWS:
-        warm_up(row, sides, cfg, cfg["warmup_s"], cfg["node_warmup_s"])
+    if fresh:
+        log(f"warming every side up: each row {cfg['node_warmup_s']:g}s at each node, {cfg['warmup_s']:g}s at the "
+            "others")
+        for row in ROWS:
+            warm_up(row, sides, cfg, cfg["warmup_s"], cfg["node_warmup_s"])
     for row in ROWS:
         log(f"{row}: {cfg['rounds']} x {len(sides)} servers' blocks, mirrored, {cfg['threads']} threads")
         rows[row] = measure_row(row, sides, cfg)
@@ -475,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                             node_stores=NODE_STORES if args.node_store == "both" else (args.node_store,))
         for number in range(1, args.runs + 1):
             log(f"--- run {number} of {args.runs} ---")
-            runs.append(measure(sides, cfg))
+            runs.append(measure(sides, cfg, fresh=number == 1))  # a later run's servers are warm
     info["loadavg_end"] = os.getloadavg()
     rows = merge_runs([peer_rows(run) for run in runs])
     text = "\n\n".join(f"run {i} of {len(runs)}\n" + render_peer(run["peer"]) for i, run in enumerate(runs, 1))
