@@ -457,7 +457,7 @@ def render_peer(peer: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one ABBA, short blocks: a minute or two")
+    parser.add_argument("--quick", action="store_true", help="one round of mirrored short blocks: 3-5 minutes")
     parser.add_argument("--runs", type=int, default=1, help="measure every row N times (servers started once)")
     parser.add_argument("--floor", action="store_true",
                         help="measure the provider floor (bench/peer_floor.py) beside them, under gunicorn and granian")
