@@ -1,18 +1,29 @@
-"""The peer bench (issue 53): citylogin's OpenID Provider beside node-oidc-provider, in server CPU per request.
+"""The peer bench (issues 53, 66): citylogin's OpenID Provider beside node-oidc-provider, in server CPU per request.
 
-    .venv/bin/python bench/peer_bench.py [--quick] [--runs N] [--out FILE]
+    .venv/bin/python bench/peer_bench.py [--quick] [--runs N] [--floor] [--node-store memory|dynamodb|both] [--out FILE]
 
 citylogin runs as deploy/ runs it (gunicorn -c deploy/gunicorn.conf.py, citylogin's worker) on DynamoDB
 Local in memory, whose own CPU is not counted; node-oidc-provider 9 (bench/peer/server.mjs) runs beside it
-in one Node 22 process with its memory store. The same client code (bench/peer_client.py) drives both.
-Each row is measured in blocks alternating between the two servers (ABBA, `rounds` times), closed loop
+in one Node 22 process, as the side `node` on its memory store (the storage-free ceiling: node-oidc-provider
+calls that store development-only) and as the side `node-dynamodb` on the same DynamoDB Local, through an
+adapter of the design of node-oidc-provider's DynamoDB example (bench/peer/dynamodb_adapter.mjs), as
+production runs it; `--node-store` chooses which (both by default). With `--floor`, the provider floor
+(bench/peer_floor.py) under citylogin's worker and under granian. The same client code
+(bench/peer_client.py) drives them all. Before the first row every side runs every row, unmeasured: each
+node for `node_warmup_s` a row (V8 compiles node-oidc-provider's and the AWS SDK's code as it runs: a
+fresh node-dynamodb serves a refresh for half the CPU only after some 15-20 s of load), the Python sides
+for `warmup_s`; and each row starts with a short warm-up on each side.
+Each row is measured in blocks in mirrored order (A B C D E E D C B A, `rounds` times), closed loop
 with `threads` threads, each with its own keep-alive connection; a block's CPU is the server's process
 tree's (bench/cpu.py: gunicorn's master and workers, node's process) from just before to just after it.
+After a row's blocks, an untimed pass counts the DynamoDB calls per request of the sides that count them
+(node-dynamodb's adapter, citylogin's GET /metrics).
 Rows: refresh (each thread rotating its own grant), code (redeeming codes made just before the block, each
 thread's by its people in turn),
 flow (authorize, the person's part, token, userinfo: CPU per whole flow), userinfo, introspection,
-discovery. Per row and side: CPU ms per request, requests per server CPU second, p50; and the ratio
-citylogin / node in requests per server CPU second, against the goals of bench/goals.py (PEER_GOALS).
+discovery. Per row and side: CPU ms per request, requests per server CPU second, p50; and citylogin's
+requests per server CPU second over each other side's, against the goals of bench/goals.py (PEER_GOALS over
+node-dynamodb, PEER_FLOOR_GOAL over floor-gunicorn; over node on memory: information).
 run_bench.py runs it as one of its parts (bench_peer); alone it writes bench/results/peer.json.
 Not a test: pytest never collects it.
 """
@@ -25,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,26 +48,38 @@ sys.path.insert(0, str(ROOT))  # run as a script: the bench package and the proj
 from bench.cpu import tree_cpu_seconds  # noqa: E402
 from bench.goals import PEER_GOALS, merge_runs, peer_rows, render_goals  # noqa: E402
 from bench.loadgen import percentile  # noqa: E402
-from bench.peer_client import AccountSignIn, Call, CookieSignIn, DeviceSignIn, OidcClient, Side, SignIn  # noqa: E402
-from bench.peer_servers import FLOOR_SERVERS, Running, citylogin_server, floor_server, node_server  # noqa: E402
+from bench.peer_client import (AccountSignIn, Call, CookieSignIn, DeviceSignIn, OidcClient, Side,  # noqa: E402
+                               SignIn, http_session)
+from bench.peer_servers import (FLOOR_SERVERS, NODE_SIDES, NODE_STORES, Running, citylogin_server,  # noqa: E402
+                                floor_server, node_server)
+from bench.servers import METRICS_TOKEN  # noqa: E402
+from bench.metrics_text import dynamodb_calls_from_text  # noqa: E402
 from bench.report import machine_info  # noqa: E402
 from bench.servers import LOCALHOST_ONLY  # noqa: E402
 from citylogin.client import Client  # noqa: E402
 from database.dynamodb_local import DynamoDBLocal  # noqa: E402
 
 ROWS = tuple(PEER_GOALS)  # refresh, code, flow, userinfo, introspection, discovery
-SIDES = ("citylogin", "node")
+NODES = tuple(NODE_SIDES.values())  # node (memory), node-dynamodb
+SIDES = ("citylogin", *NODES)
 FLOORS = tuple(f"floor-{server}" for server in FLOOR_SERVERS)  # bench/peer_floor.py, with --floor
-MIRRORED = {2: "ABBA", 4: "ABCDDCBA"}  # the blocks' order per round, by the number of servers
 QUICK = {"threads": 4, "rounds": 1, "block_s": 1.5, "codes_per_batch": 60, "code_batches": 2, "warmup_s": 0.5,
-         "settle_s": 0.3}
+         "node_warmup_s": 4.0, "settle_s": 0.3, "count_n": 10}
 FULL = {"threads": 4, "rounds": 2, "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3, "warmup_s": 1.0,
-        "settle_s": 0.3}
+        "node_warmup_s": 6.0, "settle_s": 0.3, "count_n": 20}
 # A `code` block is `code_batches` batches, each of codes made just before it and then redeemed, the CPU
 # counted over the redemptions alone: node-oidc-provider's memory store is an LRU of 1,000 entries (and
 # as many stale ones), so a code made more than about 1,000 writes before its redemption is gone (a code
 # costs it some 7 writes, its redemption 3); and the batches add up to more clock ticks of CPU (/proc
-# counts in hundredths of a second, and node redeems 100 codes in about one tenth).
+# counts in hundredths of a second, and node redeems 100 codes in about one tenth). node on DynamoDB keeps
+# every code (no LRU), but runs the same batches: the same client code for both nodes.
+# `node_warmup_s`: each row on each node before the first row's blocks (the Python sides: `warmup_s`). A
+# fresh node-dynamodb's refreshes, back to back in 1.5-s blocks, went 102, 115, 121, 146, 181 ... 257,
+# 263, 267 per CPU second, level after some 15-20 s, and a second fresh node on the same (now warm)
+# DynamoDB Local alike: V8's compiling, not DynamoDB Local's (bench/README.md). With 1.5 s a row, the
+# first refresh block measured node-dynamodb at 184 per CPU second, the second at 258.
+# `count_n`: the requests of each row's untimed pass that counts DynamoDB calls.
+COUNT_SETTLE_S = 0.5  # bench/dynamo_calls.py's: what a request writes after its answer, and /metrics, caught up
 BLOCK_DEADLINE_S = 60
 CONFIGURATION = ("node-oidc-provider has one confidential client with client_secret_basic, PKCE required (S256), "
                  "a refresh token for every code grant with openid, rotated on every use, an ID token on refresh, "
@@ -165,7 +189,7 @@ def make_clients(running: Running, threads: int, run: str, *, people: int = 1) -
     if side.name == "citylogin":
         def sign_in(purpose: str) -> SignIn:
             return _citylogin_sign_in(side, f"p{run}{purpose}")
-    elif side.name == "node":
+    elif side.name in NODES:
         def sign_in(purpose: str) -> SignIn:
             return AccountSignIn(f"p{run}{purpose}")
     else:
@@ -203,11 +227,12 @@ def _code_calls(clients: Clients, codes_per_thread: int) -> list[Call]:
     the last code was redeemed. (At citylogin a session's new sign-in replaces its grant with the app, so a
     code made before another of the same session was redeemed names a grant that is gone by then, and costs
     its redemption a second write: one person making a whole batch measured that case instead.)"""
-    calls = []
-    for people in clients.code:
-        codes = [people[k % len(people)].codes(1)[0] for k in range(codes_per_thread)]
-        calls.append(people[0].code_call(codes))
-    return calls
+    return [_thread_code_call(people, codes_per_thread) for people in clients.code]
+
+
+def _thread_code_call(people: list[OidcClient], count: int) -> Call:
+    codes = [people[k % len(people)].codes(1)[0] for k in range(count)]
+    return people[0].code_call(codes)
 
 
 # --- the rows ----------------------------------------------------------------------------------
@@ -248,66 +273,143 @@ def _over(a: dict, b: dict) -> float | None:
     return ours / theirs if ours and theirs else None
 
 
-def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
-    """One row: a warm-up on each side, then blocks in mirrored order (A B B A; with the floors,
-    A B C D D C B A) x rounds; pooled per side; the ratio citylogin / node, and with the floors each
-    floor's over node and citylogin's over the floor under the same server."""
-    names = list(sides)
-    for name in names:
+def mirrored(count: int) -> str:
+    """The blocks' order per round for `count` servers: A B B A, A B C C B A, ..."""
+    letters = "ABCDEFGH"[:count]
+    return letters + letters[::-1]
+
+
+def warm_up(row: str, sides: dict[str, Clients], cfg: dict, seconds: float, node_seconds: float | None = None) -> None:
+    """`row`'s calls on each side for `seconds` (the nodes: `node_seconds`, if given), a refresh row's
+    grants made afresh, not measured; a `code` warm-up redeems batch after batch of codes."""
+    for name, clients in sides.items():
+        spent = node_seconds if name in NODES and node_seconds is not None else seconds
+        began = time.monotonic()
+        while True:
+            if row == "refresh":
+                clients.new_grants()
+            calls, count = _calls(row, clients, cfg["codes_per_batch"] // cfg["threads"])
+            left = spent - (time.monotonic() - began)
+            run_block(calls, seconds=max(left, 0.1), count=count, pid=clients.running.pid)
+            if row != "code" or time.monotonic() - began >= spent:
+                break
+
+
+def dynamodb_calls(running: Running) -> Counter | None:
+    """The side's DynamoDB calls so far by operation, if it counts them: node-dynamodb's adapter (its
+    bench-only route), citylogin's `citylogin_dynamodb_calls_total` of its requests (GET /metrics)."""
+    name, base_url = running.side.name, running.side.base_url
+    if name not in ("node-dynamodb", "citylogin"):
+        return None
+    with http_session() as http:
+        if name == "node-dynamodb":
+            answer = http.get(base_url + "/bench/dynamodb-calls", timeout=10)
+            answer.raise_for_status()
+            return Counter(answer.json())
+        answer = http.get(base_url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+        answer.raise_for_status()
+        return dynamodb_calls_from_text(answer.text)
+
+
+def count_calls(row: str, clients: Clients, count: int) -> dict | None:
+    """DynamoDB calls per request of `row` at one side (None if it does not count them): `count` of the
+    row's requests, one after another, untimed, their calls read before and after."""
+    if dynamodb_calls(clients.running) is None:
+        return None
+    if row == "code":
+        call = _thread_code_call(clients.code[0], count)
+    else:
         if row == "refresh":
-            sides[name].new_grants()
-        calls, count = _calls(row, sides[name], cfg["codes_per_batch"] // cfg["threads"])
-        run_block(calls, seconds=cfg["warmup_s"], count=count, pid=sides[name].running.pid)
+            clients.new_grants()
+        call = _calls(row, clients, count)[0][0]
+    time.sleep(COUNT_SETTLE_S)
+    before = dynamodb_calls(clients.running)
+    done = sum(call() is not None for _ in range(count))
+    time.sleep(COUNT_SETTLE_S)
+    delta = dynamodb_calls(clients.running) - before  # type: ignore[operator]
+    return {"n": count, "answered": done, "per_request": sum(delta.values()) / count,
+            "by_operation": {op: calls / count for op, calls in sorted(delta.items())}}
+
+
+def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
+    """One row: a warm-up on each side, then blocks in mirrored order (A B C D E E D C B A) x rounds;
+    pooled per side; citylogin's requests per server CPU second over each other side's (`citylogin_over`);
+    `ratio`: over node on memory, `floor_ratios`: each floor's over node, `citylogin_over_floor`: over the
+    floor under citylogin's own server (the names of issue 53's results); then each side's DynamoDB
+    calls per request, where it counts them."""
+    names = list(sides)
+    warm_up(row, sides, cfg, cfg["warmup_s"])
     blocks: dict[str, list[Block]] = {name: [] for name in names}
-    for name in (names + names[::-1]) * cfg["rounds"]:
+    for letter in mirrored(len(names)) * cfg["rounds"]:
+        name = names[ord(letter) - ord("A")]
         blocks[name].append(_block(row, sides[name], cfg))
     out: dict = {name: _pooled(blocks[name]) for name in names}
-    out["ratio"] = _over(out["citylogin"], out["node"])
+    out["citylogin_over"] = {name: _over(out["citylogin"], out[name]) for name in names if name != "citylogin"}
+    out["ratio"] = out["citylogin_over"].get("node")
     floors = [name for name in names if name in FLOORS]
     if floors:
-        out["floor_ratios"] = {name: _over(out[name], out["node"]) for name in floors}
-        out["citylogin_over_floor"] = _over(out["citylogin"], out["floor-gunicorn"])
+        if "node" in names:
+            out["floor_ratios"] = {name: _over(out[name], out["node"]) for name in floors}
+        out["citylogin_over_floor"] = out["citylogin_over"]["floor-gunicorn"]
+    for name in names:
+        counted = count_calls(row, sides[name], cfg.get("count_n", 10))
+        if counted is not None:
+            out[name]["dynamodb_calls"] = counted
     return out
 
 
-def measure(sides: dict[str, Clients], cfg: dict) -> dict:
+def measure(sides: dict[str, Clients], cfg: dict, *, fresh: bool = True) -> dict:
+    """Every row on `sides`; `fresh` servers (not yet measured) are warmed up on every row first."""
     rows = {}
+    if fresh:
+        log(f"warming every side up: each row {cfg['node_warmup_s']:g}s at each node, {cfg['warmup_s']:g}s at the "
+            "others")
+        for row in ROWS:
+            warm_up(row, sides, cfg, cfg["warmup_s"], cfg["node_warmup_s"])
     for row in ROWS:
         log(f"{row}: {cfg['rounds']} x {len(sides)} servers' blocks, mirrored, {cfg['threads']} threads")
         rows[row] = measure_row(row, sides, cfg)
-    about = sides["node"].running.about
+    about = next(sides[name].running.about for name in NODES if name in sides)
     method = {"node": about.get("node"), "oidc_provider": about.get("oidc-provider"),
+              "node_sides": [name for name in NODES if name in sides],
+              "aws_sdk": sides["node-dynamodb"].running.about.get("aws-sdk") if "node-dynamodb" in sides else None,
               "citylogin_server": sides["citylogin"].running.about.get("server"),
               "floors": {name: sides[name].running.about.get("server") for name in sides if name in FLOORS},
               "configuration": CONFIGURATION, "threads": cfg["threads"], "rounds": cfg["rounds"],
-              "order": MIRRORED[len(sides)],
+              "order": mirrored(len(sides)), "node_warmup_s": cfg["node_warmup_s"],
+              "warmup_s": cfg["warmup_s"],
               "block_s": cfg["block_s"], "codes_per_batch": cfg["codes_per_batch"],
               "code_batches": cfg["code_batches"]}
     return {"peer": {"method": method, "rows": rows}}
 
 
-def bench_peer(endpoint_url: str, work_dir: Path, cfg: dict, *, run: str = "1", floor: bool = False) -> dict:
+def bench_peer(endpoint_url: str, work_dir: Path, cfg: dict, *, run: str = "1", floor: bool = False,
+               node_stores: tuple[str, ...] = NODE_STORES) -> dict:
     """The servers started, the clients signed in, every row measured, the servers stopped: the part
     run_bench.py runs (on its DynamoDB Local)."""
     with ExitStack() as stack:
-        sides = start_sides(stack, endpoint_url, work_dir, cfg, run=run, floor=floor)
+        sides = start_sides(stack, endpoint_url, work_dir, cfg, run=run, floor=floor, node_stores=node_stores)
         return measure(sides, cfg)
 
 
 def start_sides(stack: ExitStack, endpoint_url: str, work_dir: Path, cfg: dict, *, run: str,
-                floor: bool = False) -> dict[str, Clients]:
-    """citylogin and node-oidc-provider, and with `floor` the provider floor under each FLOOR_SERVERS
-    server (bench/peer_floor.py): each side's clients, signed in."""
+                floor: bool = False, node_stores: tuple[str, ...] = NODE_STORES) -> dict[str, Clients]:
+    """citylogin, node-oidc-provider on each of `node_stores` (its DynamoDB table its own per run), and
+    with `floor` the provider floor under each FLOOR_SERVERS server (bench/peer_floor.py): each side's
+    clients, signed in."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    log("starting citylogin (gunicorn -c deploy/gunicorn.conf.py) and node-oidc-provider"
+    log(f"starting citylogin (gunicorn -c deploy/gunicorn.conf.py), node-oidc-provider ({', '.join(node_stores)})"
         + (" and the provider floor" if floor else ""))
-    running = {"citylogin": stack.enter_context(citylogin_server(endpoint_url, work_dir, table_prefix=f"peer{run}_")),
-               "node": stack.enter_context(node_server(work_dir))}
+    running = {"citylogin": stack.enter_context(citylogin_server(endpoint_url, work_dir, table_prefix=f"peer{run}_"))}
+    for store in NODE_STORES:
+        if store in node_stores:
+            running[NODE_SIDES[store]] = stack.enter_context(node_server(
+                work_dir, store=store, endpoint_url=endpoint_url, table=f"peer{run}_node_oidc_provider"))
     if floor:
         for server in FLOOR_SERVERS:
             running[f"floor-{server}"] = stack.enter_context(
                 floor_server(endpoint_url, work_dir, server=server, table_prefix=f"peer{run}_{server}_"))
-    node = running["node"]
+    node = next(running[name] for name in NODES if name in running)
     log(f"node-oidc-provider {node.about.get('oidc-provider')} on Node {node.about.get('node')}; signing in")
     people = max(1, cfg.get("codes_per_batch", 0) // cfg["threads"])
     log(f"signing in {cfg['threads'] * (3 + people) + 1} people at each of {len(running)} providers")
@@ -321,26 +423,33 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _get_calls(side: dict) -> float | None:
+    return (side.get("dynamodb_calls") or {}).get("per_request")
+
+
 def render_peer(peer: dict) -> str:
-    """Per row and side: CPU ms per request, requests per server CPU second, p50 and errors; the ratio
-    citylogin / node; with the floors, each floor's over node and citylogin's over the gunicorn floor."""
+    """Per row and side: CPU ms per request, requests per server CPU second, p50, errors, DynamoDB calls
+    per request (where counted) and citylogin's requests per server CPU second over the side's."""
     rows = peer["rows"]
     names = [name for name in next(iter(rows.values()), {}) if name in SIDES + FLOORS]
-    head = f"{'row':14} {'side':15} {'CPU ms/req':>10} {'req/CPU s':>10} {'p50 ms':>8} {'errors':>6}  over node"
+    head = (f"{'row':14} {'side':15} {'CPU ms/req':>10} {'req/CPU s':>10} {'p50 ms':>8} {'errors':>6} "
+            f"{'DDB calls':>9}  citylogin / side")
     lines = [head, "-" * len(head)]
     for row, at in rows.items():
-        over = {"citylogin": at["ratio"], **at.get("floor_ratios", {})}
+        over = at.get("citylogin_over") or {"node": at.get("ratio")}
         for name in names:
             side = at[name]
             first = row if name == names[0] else ""
+            calls = _get_calls(side)
             lines.append(f"{first:14} {name:15} {_fmt(side['cpu_ms_per_request'], '.2f'):>10} "
                          f"{_fmt(side['per_server_cpu_second'], '.0f'):>10} {_fmt(side['p50_ms'], '.2f'):>8} "
-                         f"{side['errors']:>6}  {_fmt(over.get(name), '.2f') if name != 'node' else ''}")
-        if at.get("citylogin_over_floor") is not None:
-            lines.append(f"{'':14} citylogin / floor-gunicorn: {at['citylogin_over_floor']:.2f}")
+                         f"{side['errors']:>6} {_fmt(calls, '.2f'):>9}  "
+                         f"{_fmt(over.get(name), '.2f') if name != 'citylogin' else ''}")
     method = peer["method"]
-    lines.append(f"node-oidc-provider {method['oidc_provider']} on Node {method['node']}; citylogin under "
-                 f"{method['citylogin_server']}; {method['rounds']} x mirrored blocks, {method['threads']} threads")
+    lines.append(f"node-oidc-provider {method['oidc_provider']} on Node {method['node']}"
+                 + (f", AWS SDK {method['aws_sdk']} (node-dynamodb)" if method.get("aws_sdk") else "")
+                 + f"; citylogin under {method['citylogin_server']}; {method['rounds']} x {method['order']}, "
+                   f"{method['threads']} threads")
     for name, server in (method.get("floors") or {}).items():
         lines.append(f"{name}: bench/peer_floor.py under {server}")
     return "\n".join(lines)
@@ -348,10 +457,13 @@ def render_peer(peer: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one ABBA, short blocks: a minute or two")
+    parser.add_argument("--quick", action="store_true", help="one round of mirrored short blocks: 3-5 minutes")
     parser.add_argument("--runs", type=int, default=1, help="measure every row N times (servers started once)")
     parser.add_argument("--floor", action="store_true",
                         help="measure the provider floor (bench/peer_floor.py) beside them, under gunicorn and granian")
+    parser.add_argument("--node-store", choices=(*NODE_STORES, "both"), default="both",
+                        help="node-oidc-provider on its memory store (side node), on DynamoDB Local (node-dynamodb), "
+                             "or both (the default)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peer.json", help="JSON results")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
@@ -362,17 +474,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="citylogin-peer-") as tmp, ExitStack() as stack:
         log("starting DynamoDB Local (in memory)")
         db = stack.enter_context(DynamoDBLocal())
-        sides = start_sides(stack, db.endpoint_url, Path(tmp), cfg, run="1", floor=args.floor)
+        sides = start_sides(stack, db.endpoint_url, Path(tmp), cfg, run="1", floor=args.floor,
+                            node_stores=NODE_STORES if args.node_store == "both" else (args.node_store,))
         for number in range(1, args.runs + 1):
             log(f"--- run {number} of {args.runs} ---")
-            runs.append(measure(sides, cfg))
+            runs.append(measure(sides, cfg, fresh=number == 1))  # a later run's servers are warm
     info["loadavg_end"] = os.getloadavg()
     rows = merge_runs([peer_rows(run) for run in runs])
     text = "\n\n".join(f"run {i} of {len(runs)}\n" + render_peer(run["peer"]) for i, run in enumerate(runs, 1))
     text += "\n\n" + render_goals(rows)
     print(text)
     command = "bench/peer_bench.py" + (" --quick" if args.quick else "") + \
-        (f" --runs {args.runs}" if args.runs != 1 else "") + (" --floor" if args.floor else "")
+        (f" --runs {args.runs}" if args.runs != 1 else "") + (" --floor" if args.floor else "") + \
+        (f" --node-store {args.node_store}" if args.node_store != "both" else "")
     report = {"source": "bench/peer_bench.py", "command": command, "started_at": started_at,
               "mode": "quick" if args.quick else "full", "runs": args.runs, "config": cfg, "machine": info,
               "results": {"runs": runs}, "goals": rows, "wall_seconds": time.monotonic() - started, "table": text}

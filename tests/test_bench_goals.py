@@ -1,5 +1,5 @@
 """The benchmark counts a request's DynamoDB calls only (source="request"), never its server's own
-polling, and the goal rows of issues 44 and 53 say MET or MISSED at their thresholds."""
+polling, and the goal rows of issues 44, 53 and 66 say MET or MISSED at their thresholds."""
 from __future__ import annotations
 
 import pytest
@@ -68,25 +68,53 @@ def test_a_part_that_did_not_run_is_not_applicable():
     assert all(statuses[figure] == "n/a" for figure in ISSUE_44_FIGURES)
 
 
-def _peer_results(ratios: dict[str, float]) -> dict:
-    return {"peer": {"rows": {row: {"ratio": ratio} for row, ratio in ratios.items()}}}
+def _peer_results(ratios: dict[str, float], side: str = "node-dynamodb") -> dict:
+    return {"peer": {"rows": {row: {"citylogin_over": {side: ratio}} for row, ratio in ratios.items()}}}
 
 
-def test_the_peer_rows_are_met_at_their_goals_and_missed_below_them():
-    assert goals.PEER_GOALS == {"refresh": 1.0, "code": 1.0, "flow": 0.7, "userinfo": 0.6, "introspection": 0.6,
+def test_the_peer_rows_are_met_at_their_goals_over_node_on_dynamodb_and_missed_below_them():
+    assert goals.PEER_GOALS == {"refresh": 2.5, "code": 2.5, "flow": 2.5, "userinfo": 2.5, "introspection": 2.5,
                                 "discovery": 0.6}
     at_goal = _statuses(_peer_results(goals.PEER_GOALS))
     below = _statuses(_peer_results({row: goal - 0.01 for row, goal in goals.PEER_GOALS.items()}))
-    missing = _statuses({})
+    memory_only = _statuses(_peer_results(goals.PEER_GOALS, side="node"))  # --node-store memory
     for row in goals.PEER_GOALS:
         figure = goals.PEER_FIGURE.format(row=row)
-        assert (at_goal[figure], below[figure], missing[figure]) == ("MET", "MISSED", "n/a"), figure
+        assert (at_goal[figure], below[figure], memory_only[figure]) == ("MET", "MISSED", "n/a"), figure
+        ceiling = goals.PEER_MEMORY_FIGURE.format(row=row)
+        assert (at_goal[ceiling], memory_only[ceiling]) == ("n/a", "info"), ceiling
+
+
+def test_citylogin_over_the_floor_under_its_own_server_is_a_goal_of_0_8_on_every_row():
+    at_goal = _statuses(_peer_results({row: 0.8 for row in goals.PEER_GOALS}, side="floor-gunicorn"))
+    below = _statuses(_peer_results({row: 0.79 for row in goals.PEER_GOALS}, side="floor-gunicorn"))
+    no_floor = _statuses(_peer_results(goals.PEER_GOALS))  # without --floor
+    for row in goals.PEER_GOALS:
+        figure = goals.PEER_OVER_FLOOR_FIGURE.format(row=row)
+        assert (at_goal[figure], below[figure], no_floor[figure]) == ("MET", "MISSED", "n/a"), figure
+
+
+def test_issue_53_results_name_the_ratios_over_node_and_the_floor_as_they_did():
+    old = {"peer": {"rows": {"code": {"ratio": 0.4, "citylogin_over_floor": 0.5}}}}
+    rows = {row["figure"]: row for row in goals.goal_rows(old)}
+    assert rows[goals.PEER_MEMORY_FIGURE.format(row="code")]["value"] == 0.4
+    assert rows[goals.PEER_OVER_FLOOR_FIGURE.format(row="code")]["status"] == "MISSED"
+    assert rows[goals.PEER_FIGURE.format(row="code")]["status"] == "n/a"
+
+
+def test_the_dynamodb_calls_per_request_of_each_counting_side_are_information():
+    results = {"peer": {"rows": {"refresh": {"citylogin": {"dynamodb_calls": {"per_request": 1.0}},
+                                             "node-dynamodb": {"dynamodb_calls": {"per_request": 6.0}}}}}}
+    rows = {row["figure"]: row for row in goals.goal_rows(results)}
+    node = rows[goals.PEER_CALLS_FIGURE.format(row="refresh", side="node-oidc-provider on DynamoDB")]
+    assert (node["value"], node["unit"], node["status"]) == (6.0, "calls", "info")
+    assert rows[goals.PEER_CALLS_FIGURE.format(row="refresh", side="citylogin")]["value"] == 1.0
 
 
 def test_a_peer_row_is_met_only_if_every_run_met_it():
-    runs = [goals.peer_rows(_peer_results({"refresh": ratio})) for ratio in (1.2, 0.9, 1.1)]
+    runs = [goals.peer_rows(_peer_results({"refresh": ratio})) for ratio in (3.2, 2.4, 3.1)]
     refresh = next(row for row in goals.merge_runs(runs) if row["figure"] == goals.PEER_FIGURE.format(row="refresh"))
-    assert (refresh["value"], refresh["runs"], refresh["status"]) == (1.1, [1.2, 0.9, 1.1], "MISSED")
+    assert (refresh["value"], refresh["runs"], refresh["status"]) == (3.1, [3.2, 2.4, 3.1], "MISSED")
 
 
 FLOOR_LOGINS = "logins per server CPU s: citylogin / the floor (DynamoDB behind the delaying proxy, ABBA)"

@@ -1,10 +1,13 @@
 """The peer bench (bench/peer_bench.py) measures what its rows say: against citylogin under deploy/'s
-gunicorn and node-oidc-provider (bench/peer/server.mjs), one call of each row, made by the bench's own
-client code, gets the answer the row counts (a whole flow down to userinfo, a rotated refresh token with
-an ID token, a redeemed code, an active token at introspection), and an answer that is not one is not
-counted. The provider floor (bench/peer_floor.py, under gunicorn and under granian) is held to the same
-answers, and to the same refusals a provider owes: a code used twice, a refresh token two rotations
-old, a wrong client secret, a wrong PKCE verifier. Slow: it starts the four servers; it times nothing."""
+gunicorn and node-oidc-provider (bench/peer/server.mjs) on its memory store and on DynamoDB Local
+(bench/peer/dynamodb_adapter.mjs), one call of each row, made by the bench's own client code, gets the
+answer the row counts (a whole flow down to userinfo, a rotated refresh token with an ID token, a redeemed
+code, an active token at introspection), and an answer that is not one is not counted. The provider floor
+(bench/peer_floor.py, under gunicorn and under granian) is held to the same answers, and every side to the
+same refusals a provider owes: a code used twice, a refresh token two rotations old, a wrong client
+secret, a wrong PKCE verifier. node on DynamoDB keeps its tokens in its table, of the design of
+node-oidc-provider's DynamoDB example, and counts its calls. Slow: it starts the five servers; it times
+nothing."""
 from __future__ import annotations
 
 import uuid
@@ -17,9 +20,10 @@ import requests
 
 from bench import peer_bench
 from bench.peer_client import OidcClient
+from database import dynamo
 
 pytestmark = pytest.mark.slow
-SIDES = ("citylogin", "node", *peer_bench.FLOORS)
+SIDES = ("citylogin", *peer_bench.NODES, *peer_bench.FLOORS)
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +114,34 @@ def test_a_code_or_a_refresh_token_used_twice_is_refused_and_so_are_wrong_creden
 
 
 def test_a_row_mirrors_the_servers_blocks_and_pools_each_side(sides):
-    cfg = {**peer_bench.QUICK, "rounds": 1, "block_s": 0.2, "warmup_s": 0.1, "settle_s": 0.0}
+    cfg = {**peer_bench.QUICK, "rounds": 1, "block_s": 0.2, "warmup_s": 0.1, "settle_s": 0.0, "count_n": 2}
     row = peer_bench.measure_row("discovery", sides, cfg)
-    assert set(row) == {*SIDES, "ratio", "floor_ratios", "citylogin_over_floor"}
+    assert set(row) == {*SIDES, "ratio", "citylogin_over", "floor_ratios", "citylogin_over_floor"}
+    assert set(row["citylogin_over"]) == set(SIDES) - {"citylogin"}
+    assert row["ratio"] == row["citylogin_over"]["node"]
     assert set(row["floor_ratios"]) == set(peer_bench.FLOORS)
     for name in SIDES:
         assert row[name]["completed"] > 0 and row[name]["errors"] == 0
-        assert len(row[name]["blocks_per_server_cpu_second"]) == 2    # A B C D D C B A: two blocks each
+        assert len(row[name]["blocks_per_server_cpu_second"]) == 2    # A B C D E E D C B A: two blocks each
+    assert {name for name in SIDES if "dynamodb_calls" in row[name]} == {"citylogin", "node-dynamodb"}
+    assert row["node-dynamodb"]["dynamodb_calls"]["per_request"] == 0   # discovery reads nothing
+
+
+def test_node_on_dynamodb_keeps_its_tokens_in_its_table_of_the_example_s_design(sides, dynamodb_endpoint):
+    node, db = sides["node-dynamodb"], dynamo.make_client(region="us-east-1", endpoint_url=dynamodb_endpoint)
+    table = node.running.about["table"]
+    described = db.describe_table(TableName=table)["Table"]
+    assert described["KeySchema"] == [{"AttributeName": "modelId", "KeyType": "HASH"}]
+    assert {index["IndexName"] for index in described["GlobalSecondaryIndexes"]} == {
+        "uidIndex", "grantIdIndex", "userCodeIndex"}
+    refresh_token = node.refresh[0].tokens()["refresh_token"]
+    stored = db.get_item(TableName=table, Key={"modelId": {"S": f"RefreshToken-{refresh_token}"}})
+    assert stored["Item"]["payload"]["M"]["grantId"]["S"] == stored["Item"]["grantId"]["S"]
+
+
+def test_node_on_dynamodb_counts_its_calls_per_request_and_node_on_memory_makes_none(sides):
+    counted = peer_bench.count_calls("refresh", sides["node-dynamodb"], 2)
+    assert counted is not None and counted["answered"] == 2
+    assert counted["by_operation"]["UpdateItem RefreshToken"] >= 1      # the rotated refresh token, written
+    assert counted["per_request"] == sum(counted["by_operation"].values())
+    assert peer_bench.count_calls("refresh", sides["node"], 2) is None

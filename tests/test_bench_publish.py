@@ -35,15 +35,20 @@ def test_a_row_without_a_status_is_refused():
         publish.check({"source": "bench/x.py", "when": "2026-11-23", "goals": [{"figure": "f", "value": 1}]})
 
 
-def _peer_run(ratio: float, citylogin_ms: float, node_ms: float) -> dict:
-    """One run of the peer bench as run_bench.py keeps it: every row alike."""
-    def side(ms: float) -> dict:
+def _peer_run(ratio: float, citylogin_ms: float, node_ms: float, memory_ms: float = 1.0) -> dict:
+    """One run of the peer bench as run_bench.py keeps it: every row alike, node on DynamoDB taking
+    `node_ms` and making 6 DynamoDB calls a request, node on memory `memory_ms`."""
+    def side(ms: float, calls: float | None = None) -> dict:
+        counted = {"dynamodb_calls": {"n": 10, "per_request": calls, "by_operation": {}}} if calls else {}
         return {"cpu_ms_per_request": ms, "per_server_cpu_second": 1000 / ms, "p50_ms": 2 * ms, "completed": 500,
-                "errors": 0, "seconds": 4.0}
+                "errors": 0, "seconds": 4.0, **counted}
     method = {"node": "v22.20.0", "oidc_provider": "9.13.3", "citylogin_server": "gunicorn -c deploy/gunicorn.conf.py",
-              "configuration": "one confidential client", "threads": 4, "rounds": 2, "order": "ABBA",
-              "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3}
-    rows = {row: {"citylogin": side(citylogin_ms), "node": side(node_ms), "ratio": ratio} for row in goals.PEER_GOALS}
+              "node_sides": ["node", "node-dynamodb"], "aws_sdk": "3.1169.0",
+              "configuration": "one confidential client", "threads": 4, "rounds": 2, "order": "ABCCBA",
+              "node_warmup_s": 6.0, "warmup_s": 1.0, "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3}
+    rows = {row: {"citylogin": side(citylogin_ms, 1.0), "node-dynamodb": side(node_ms, 6.0), "node": side(memory_ms),
+                  "citylogin_over": {"node-dynamodb": ratio, "node": memory_ms / citylogin_ms},
+                  "ratio": memory_ms / citylogin_ms} for row in goals.PEER_GOALS}
     return {"peer": {"method": method, "rows": rows}}
 
 
@@ -55,17 +60,30 @@ def _peer_results(runs: list[dict]) -> dict:
 
 def test_the_goal_rows_and_the_peer_table_name_a_peer_row_alike():
     assert publish.PEER_FIGURE == goals.PEER_FIGURE
+    assert publish.PEER_OVER_FLOOR_FIGURE == goals.PEER_OVER_FLOOR_FIGURE
 
 
-def test_the_peer_table_shows_each_side_s_median_the_ratio_and_whether_every_run_met_the_goal():
-    published = publish.extract(_peer_results([_peer_run(1.25, 2.0, 2.5), _peer_run(0.8, 4.0, 3.2),
-                                               _peer_run(1.1, 3.0, 3.3)]), source="x", command="y")
-    assert [run["refresh"]["ratio"] for run in published["peer"]["runs"]] == [1.25, 0.8, 1.1]
+def test_the_peer_table_shows_both_nodes_each_side_s_median_and_whether_every_run_met_the_goal():
+    published = publish.extract(_peer_results([_peer_run(2.6, 2.0, 5.2), _peer_run(2.4, 4.0, 9.6),
+                                               _peer_run(2.5, 3.0, 7.5)]), source="x", command="y")
+    assert [run["refresh"]["citylogin_over"]["node-dynamodb"] for run in published["peer"]["runs"]] == [2.6, 2.4, 2.5]
     table = publish.render_peer_table("bench/published/peer.json", published)
-    assert "node-oidc-provider 9.13.3 on Node v22.20.0" in table and "2 × ABBA" in table
-    assert "median over 3 runs" in table
-    assert "| refresh | 3.00 | 3.20 | 333 | 312 | 6.00 | 6.40 | 1.10× | >= 1 | MISSED |" in table
-    assert "| userinfo | 3.00 | 3.20 | 333 | 312 | 6.00 | 6.40 | 1.10× | >= 0.6 | MET |" in table
+    assert "node-oidc-provider 9.13.3 on Node v22.20.0" in table and "2 × ABCCBA" in table
+    assert "on its memory store (the side `node`" in table and "AWS SDK 3.1169.0" in table
+    assert "median over 3 runs" in table and "each node for 6 s a row" in table
+    # citylogin 3.00, node on DynamoDB 7.50, on memory 1.00; calls 1 and 6; p50s; 2.5x MISSED (one run 2.4)
+    assert "| refresh | 3.00 | 7.50 | 1.00 | 1.00 | 6.00 | 6.00 | 15.0 | 2.50× | >= 2.5 | MISSED | 0.33× |" in table
+    assert "| discovery | 3.00 | 7.50 | 1.00 | 1.00 | 6.00 | 6.00 | 15.0 | 2.50× | >= 0.6 | MET | 0.33× |" in table
+
+
+def test_issue_53_s_published_files_with_node_on_memory_alone_still_render():
+    run = _peer_run(2.5, 3.0, 7.5)
+    for at in run["peer"]["rows"].values():
+        del at["node-dynamodb"], at["citylogin_over"]
+    del run["peer"]["method"]["node_sides"]
+    table = publish.render_peer_table("bench/published/peer.json", publish.extract(_peer_results([run]), source="x",
+                                                                                    command="y"))
+    assert "| refresh | 3.00 | – | 1.00 | 1.00 | – | 6.00 | – | – | >= 2.5 | n/a | 0.33× |" in table
 
 
 def test_with_the_provider_floor_the_peer_table_is_followed_by_the_floor_s_own():
@@ -74,18 +92,18 @@ def test_with_the_provider_floor_the_peer_table_is_followed_by_the_floor_s_own()
             at["floor-gunicorn"] = {**at["node"], "cpu_ms_per_request": 1.5}
             at["floor-granian"] = {**at["node"], "cpu_ms_per_request": 1.0}
             at["floor_ratios"] = {"floor-gunicorn": ratio, "floor-granian": 2 * ratio}
-            at["citylogin_over_floor"] = ratio / 2
+            at["citylogin_over"]["floor-gunicorn"] = at["citylogin_over_floor"] = ratio / 2
         run["peer"]["method"]["floors"] = {"floor-gunicorn": "gunicorn --worker-class w", "floor-granian": "granian"}
         return run
-    runs = [with_floor(_peer_run(0.4, 3.0, 1.0), 0.6), with_floor(_peer_run(0.4, 3.0, 1.0), 0.8)]
+    runs = [with_floor(_peer_run(0.4, 3.0, 1.0), 0.6), with_floor(_peer_run(0.4, 3.0, 1.0), 1.8)]
     published = publish.extract(_peer_results(runs), source="x", command="y")
     assert published["peer"]["runs"][1]["code"]["floor-granian"]["cpu_ms_per_request"] == 1.0
     table = publish.render_peer_table("bench/published/peer.json", published)
     assert "under citylogin's worker (`gunicorn --worker-class w`)" in table
-    assert "| refresh | 1.50 | 1.00 | 0.70× | 1.40× | 0.35× | >= 1 |" in table
+    assert "| refresh | 1.50 | 1.00 | 1.20× | 2.40× | 0.60× | >= 0.8 | MISSED |" in table  # runs 0.3 and 0.9
     figures = {row["figure"]: row for row in published["goals"]}
     floor_row = figures[goals.PEER_FLOOR_FIGURE.format(row="code", floor="floor-granian")]
-    assert floor_row["status"] == "info" and floor_row["runs"] == [1.2, 1.6]
+    assert floor_row["status"] == "info" and floor_row["runs"] == [1.2, 3.6]
 
 
 def test_the_page_gets_both_parts_and_says_so_when_no_peer_figures_are_published(tmp_path):

@@ -19,7 +19,8 @@ FILES = ("pyproject.toml", "guard/pyproject.toml", "requirements.lock", "require
          "tests/interop/package-lock.json", "bench/peer/package-lock.json", "docs_node/package-lock.json",
          "tests/interop/django/requirements.lock")
 # What an installer made, as the scripts check it.
-NPM_MADE = ("openid-client", "oidc-client-ts", "express", "express-openid-connect", "@auth/express", "oidc-provider")
+NPM_MADE = ("openid-client", "oidc-client-ts", "express", "express-openid-connect", "@auth/express", "oidc-provider",
+            "@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb")
 STAND_IN = r"""#!/usr/bin/env bash
 echo "${0#"$FAKE_ROOT"/} $*" >> "$FAKE_LOG"
 case "$(basename "$0") $*" in

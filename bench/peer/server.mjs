@@ -1,7 +1,13 @@
-// The benchmark's peer (bench/peer_bench.py): node-oidc-provider, unmodified, in one process with its
-// default memory store, configured as close to citylogin's OpenID Provider as it goes.
+// The benchmark's peer (bench/peer_bench.py): node-oidc-provider, unmodified, in one process, configured
+// as close to citylogin's OpenID Provider as it goes, on one of two stores:
 //
 //   PEER_CLIENT_ID=... PEER_CLIENT_SECRET=... PEER_REDIRECT_URI=... node server.mjs PORT
+//   PEER_STORE=dynamodb PEER_DYNAMODB_ENDPOINT=http://127.0.0.1:8000 PEER_DYNAMODB_TABLE=... (same) node server.mjs PORT
+//
+// PEER_STORE=memory (the default): its own memory store, an LRU cache that node-oidc-provider calls
+// development-only; PEER_STORE=dynamodb: dynamodb_adapter.mjs (the design of node-oidc-provider's
+// DynamoDB example) on the table PEER_DYNAMODB_TABLE, which it creates at start if it is not there.
+// On DynamoDB, GET /bench/dynamodb-calls answers the adapter's calls so far per operation and model.
 //
 // One confidential client (client_secret_basic), PKCE required (S256, the only method it knows),
 // refresh tokens issued to every code grant with openid and rotated on every use, an ID token on
@@ -18,6 +24,8 @@ import { createRequire } from 'node:module';
 
 import Provider from 'oidc-provider';
 
+import { calls, createTable, documentClient, dynamoDBAdapter } from './dynamodb_adapter.mjs';
+
 const port = Number(process.argv[2]);
 const { PEER_CLIENT_ID: clientId, PEER_CLIENT_SECRET: clientSecret, PEER_REDIRECT_URI: redirectUri } = process.env;
 if (!Number.isInteger(port) || port <= 0 || !clientId || !clientSecret || !redirectUri) {
@@ -25,6 +33,18 @@ if (!Number.isInteger(port) || port <= 0 || !clientId || !clientSecret || !redir
   process.exit(2);
 }
 const issuer = `http://127.0.0.1:${port}`;
+const store = process.env.PEER_STORE || 'memory';
+const { PEER_DYNAMODB_ENDPOINT: endpoint, PEER_DYNAMODB_TABLE: tableName } = process.env;
+if (!['memory', 'dynamodb'].includes(store) || (store === 'dynamodb' && (!endpoint || !tableName))) {
+  console.error('PEER_STORE is memory or dynamodb; dynamodb needs PEER_DYNAMODB_ENDPOINT and PEER_DYNAMODB_TABLE');
+  process.exit(2);
+}
+let adapter; // undefined: node-oidc-provider's memory store
+if (store === 'dynamodb') {
+  const db = documentClient(endpoint);
+  await createTable(db, tableName);
+  adapter = dynamoDBAdapter(db, tableName);
+}
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'peer-rs256', alg: 'RS256', use: 'sig' };
@@ -44,6 +64,7 @@ async function findAccount(ctx, accountId) {
 }
 
 const provider = new Provider(issuer, {
+  adapter,
   clients: [{
     client_id: clientId,
     client_secret: clientSecret,
@@ -97,6 +118,10 @@ async function finishInteraction(req, res, uid) {
 const handle = provider.callback();
 const finishRoute = /^\/interaction\/([\w-]+)\/login$/;
 const server = createServer((req, res) => {
+  if (store === 'dynamodb' && req.method === 'GET' && req.url === '/bench/dynamodb-calls') {
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(calls));
+    return;
+  }
   const match = req.method === 'POST' && finishRoute.exec(req.url);
   if (!match) {
     handle(req, res);
@@ -110,7 +135,12 @@ const server = createServer((req, res) => {
 const require = createRequire(import.meta.url);
 const oidcProviderVersion = JSON.parse(readFileSync(require.resolve('oidc-provider/package.json'), 'utf8')).version;
 server.listen(port, '127.0.0.1', () => {
-  console.log(`ready ${JSON.stringify({ issuer, node: process.version, 'oidc-provider': oidcProviderVersion })}`);
+  const about = { issuer, node: process.version, 'oidc-provider': oidcProviderVersion, store };
+  if (store === 'dynamodb') {
+    about['aws-sdk'] = JSON.parse(readFileSync(require.resolve('@aws-sdk/client-dynamodb/package.json'),
+      'utf8')).version;
+  }
+  console.log(`ready ${JSON.stringify(about)}`);
 });
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGTERM', stop);
