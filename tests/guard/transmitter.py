@@ -175,6 +175,16 @@ class Transmitter:
 
 def _handler(transmitter: Transmitter) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def parse_request(self) -> bool:
+            # A stopped transmitter is down: a kept-alive connection's next request (the server's
+            # shutdown() stops only new connections) is closed unanswered, as a dead citylogin's would be.
+            if not super().parse_request():
+                return False
+            if transmitter._stopped.is_set():
+                self.close_connection = True
+                return False
+            return True
+
         def do_GET(self) -> None:
             if transmitter.holds(self.path):
                 return
