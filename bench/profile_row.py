@@ -7,7 +7,9 @@ then gunicorn as deploy/ runs it for the set-up only: a new account signs in wit
 (citylogin.client) and finishes one code flow, so that the row has an access token, a refresh token
 or codes. The measured requests go to the app in this process (`create_app()` on the same tables and key
 ring, through Flask's test client, one at a time): the row's CPU per request is `time.thread_time()` over
-them (the test client's own work included, about 0.05 ms), with no server and no other thread in it.
+them (the test client's own work included, about 0.05 ms), with no server and no other thread in it; the
+process's CPU beside it adds what the request handed to the background pool (web/background.py: a DPoP
+proof's spending, a code's tokens signed while its transaction travels) and the few idle threads' wake-ups.
 `--profile N` runs the requests once more under py-spy (a sampling profiler in its own process, 1,000
 samples a second of the thread while it holds the GIL: its CPU, not its waits for DynamoDB) and prints the
 N functions with the most samples, each with its share of the samples that include it and of those it
@@ -17,7 +19,13 @@ check of each character of a token looked like half of introspection under it.)
 Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's), and
 login (POST /login/challenge, then POST /login/, by 8 accounts in turn: the request thread's CPU, which leaves
 out the Argon2id hash, run on a hash slot's own thread, crypto/hash_slots.py; the device's signature, made
-by the bench, is in it, about 0.04 ms).
+by the bench, is in it, about 0.04 ms). The sign-in's steps as bench/peer_client.py's flow makes them (issue
+66): authorize (GET /oidc/authorize with a new PKCE pair: the 303 to the sign-in page and the browser's
+cookie), complete (POST /oidc/authorize/complete by the signed-in device, its DPoP proof over its session's
+token, for a request and cookie that authorize gave beforehand, untimed), and flow (the whole sign-in: both,
+the code's redemption at /oidc/token and GET /oidc/userinfo). Their inputs (PKCE pairs, the device's DPoP
+proofs, complete's waiting requests) are made before the timed loop, as the peer bench makes them before its
+timer; the browser's cookie is sent by hand (no cookie jar that grows with every request).
 bench/ copied into an older checkout gives its "before" figures, as for run_bench.py.
 """
 from __future__ import annotations
@@ -50,7 +58,9 @@ from citylogin.client import Client  # noqa: E402
 from citylogin.client_keys import sign_challenge  # noqa: E402
 from database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
 
-ROWS = ("discovery", "userinfo", "introspection", "refresh", "code", "login")
+ROWS = ("discovery", "userinfo", "introspection", "refresh", "code", "login", "authorize", "complete", "flow")
+SIGN_IN_ROWS = ("authorize", "complete", "flow")
+COMPLETE_URL = "http://localhost/oidc/authorize/complete"  # as Flask's test client's requests are addressed
 LOGIN_PEOPLE = 8  # the login row's accounts, each logging in again in turn (force policy: no 409)
 REDIRECT = "https://bench.example/callback"
 PASSWORD = "Bench-" + secrets.token_hex(8)
@@ -61,14 +71,22 @@ def _basic(app: dict[str, str]) -> str:
     return "Basic " + base64.b64encode(f"{app['client_id']}:{app['client_secret']}".encode()).decode()
 
 
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(32)
+    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def _authorize_query(app: dict[str, str], challenge: str) -> str:
+    return urlencode({"response_type": "code", "client_id": app["client_id"], "redirect_uri": REDIRECT,
+                      "scope": "openid profile offline_access", "code_challenge": challenge,
+                      "code_challenge_method": "S256", "state": "s", "nonce": "n"})
+
+
 def _code(base_url: str, app: dict[str, str], device: Client) -> tuple[str, str]:
     """One code of the device's session for the app, by authorize and the device's completion; with its
     PKCE verifier."""
-    verifier = secrets.token_urlsafe(32)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = urlencode({"response_type": "code", "client_id": app["client_id"], "redirect_uri": REDIRECT,
-                       "scope": "openid profile offline_access", "code_challenge": challenge,
-                       "code_challenge_method": "S256", "state": "s", "nonce": "n"})
+    verifier, challenge = _pkce()
+    query = _authorize_query(app, challenge)
     http = device.http
     asked = http.get(f"{base_url}/oidc/authorize?{query}", allow_redirects=False, timeout=30)
     request_id = urlsplit(asked.headers["Location"]).fragment.removeprefix("oidc=")
@@ -119,7 +137,63 @@ def _set_up(stack: ExitStack, work: Path, row: str,
             "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
             timeout=30).json()
         people = [_signed_in(server.base_url, f"login{k}") for k in range(LOGIN_PEOPLE if row == "login" else 0)]
-    return env, {"tokens": tokens, "codes": codes, "people": people}, app
+    return env, {"tokens": tokens, "codes": codes, "people": people, "device": devices[-1]}, app
+
+
+class SignIn:
+    """The sign-in rows' steps in this process: authorize (-> the waiting request's handle and the
+    browser's cookie), complete (-> the code), the code's redemption, userinfo; each refused answer is an
+    error. `prepare(n)` makes the inputs of the next n requests of the row, untimed."""
+
+    def __init__(self, client: Any, row: str, device: Client, app: dict[str, str]) -> None:
+        self.client, self.row, self.device, self.app = client, row, device, app
+        self.basic = {"Authorization": _basic(app)}
+        self.ready: list[dict[str, Any]] = []
+
+    def prepare(self, n: int) -> None:
+        inputs = []
+        for _ in range(n):
+            verifier, challenge = _pkce()
+            made: dict[str, Any] = {"verifier": verifier, "query": _authorize_query(self.app, challenge),
+                                    "headers": {**self.device.auth_headers("POST", COMPLETE_URL),
+                                                "Content-Type": "application/json"}}
+            if self.row == "complete":
+                made["request"], made["cookie"] = self.authorize(made["query"])
+            inputs.append(made)
+        self.ready = inputs[::-1]
+
+    def authorize(self, query: str) -> tuple[str, str]:
+        asked = self.client.get(f"/oidc/authorize?{query}")
+        if asked.status_code != 303:
+            raise RuntimeError(f"authorize: {asked.status_code} {asked.get_data(as_text=True)[:300]}")
+        cookie = asked.headers["Set-Cookie"].split(";", 1)[0]
+        return urlsplit(asked.headers["Location"]).fragment.removeprefix("oidc="), cookie
+
+    def complete(self, made: dict[str, Any], request_id: str, cookie: str) -> str:
+        done = self.client.post("/oidc/authorize/complete", headers={**made["headers"], "Cookie": cookie},
+                                data=json.dumps({"request": request_id}))
+        if done.status_code != 200:
+            raise RuntimeError(f"complete: {done.status_code} {done.get_data(as_text=True)[:300]}")
+        return parse_qs(urlsplit(done.get_json()["redirect_to"]).query)["code"][0]
+
+    def one(self) -> None:
+        made = self.ready.pop()
+        if self.row == "authorize":
+            self.authorize(made["query"])
+            return
+        if self.row == "complete":
+            self.complete(made, made["request"], made["cookie"])
+            return
+        code = self.complete(made, *self.authorize(made["query"]))
+        tokens = self.client.post("/oidc/token", headers=self.basic, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": made["verifier"]})
+        if tokens.status_code != 200:
+            raise RuntimeError(f"token: {tokens.status_code} {tokens.get_data(as_text=True)[:300]}")
+        bearer = {"Authorization": "Bearer " + tokens.get_json()["access_token"]}
+        answer = self.client.get("/oidc/userinfo", headers=bearer)
+        if answer.status_code != 200:
+            raise RuntimeError(f"userinfo: {answer.status_code} {answer.get_data(as_text=True)[:300]}")
 
 
 def _requests(client: Any, row: str, held: dict[str, Any], app: dict[str, str]) -> Callable[[], None]:
@@ -154,27 +228,76 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("row", choices=ROWS)
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print cProfile's top N entries too")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print py-spy's top N functions too")
+    parser.add_argument("--time", nargs="+", default=[], metavar="MODULE:FUNCTION",
+                        help="print each function's own thread CPU per request, calls included (e.g. "
+                             "oidc.service:begin keys.jwt_keys:JwtKeyRing.decode), where py-spy's samples mislead")
+    parser.add_argument("--within", default="", metavar="TEXT",
+                        help="count only the samples with a frame that contains TEXT (e.g. 'begin (oidc/')")
     args = parser.parse_args()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="profile-row-") as work:
         profiled = args.profile and args.row == "code"
         env, held, app = _set_up(stack, Path(work), args.row, args.requests * (2 if profiled else 1))
         os.environ.update({name: value for name, value in env.items() if name.startswith("CITYLOGIN_")})
         from citylogin.app import create_app
-        one = _requests(create_app().test_client(), args.row, held, app)
+        prepare: Callable[[int], None] = lambda n: None  # noqa: E731
+        if args.row in SIGN_IN_ROWS:
+            sign_in = SignIn(create_app().test_client(use_cookies=False), args.row, held["device"], app)
+            one, prepare = sign_in.one, sign_in.prepare
+        else:
+            one = _requests(create_app().test_client(), args.row, held, app)
+        timed = _timed_functions(args.time)
+        prepare(WARM_UP)
         for _ in range(WARM_UP):
             one()
-        started = time.thread_time()
+        for total in timed.values():
+            total[:] = [0.0, 0]
+        prepare(args.requests)
+        started, started_process = time.thread_time(), time.process_time()
         for _ in range(args.requests):
             one()
         cpu_ms = 1000 * (time.thread_time() - started) / args.requests
-        print(f"{args.row}: {cpu_ms:.3f} ms of CPU per request ({args.requests} requests, in-process, one thread)")
+        process_ms = 1000 * (time.process_time() - started_process) / args.requests
+        print(f"{args.row}: {cpu_ms:.3f} ms of CPU per request ({args.requests} requests, in-process, one thread); "
+              f"{process_ms:.3f} ms with the process's other threads (the background pool's work)")
+        for name, (seconds, calls) in sorted(timed.items(), key=lambda kv: -kv[1][0]):
+            print(f"  {1000 * seconds / args.requests:7.3f} ms  {calls / args.requests:4.1f} calls  {name}")
         if args.profile:
-            _sampled(one, requests_n=args.requests, top=args.profile, out=Path(work) / "samples.txt")
+            prepare(args.requests)
+            _sampled(one, requests_n=args.requests, top=args.profile, out=Path(work) / "samples.txt",
+                     within=args.within)
 
 
-def _sampled(one: Callable[[], None], *, requests_n: int, top: int, out: Path) -> None:
-    """`one` requests_n times under py-spy (requirements-test.lock), then the top functions by samples."""
+def _timed_functions(names: list[str]) -> dict[str, list[float]]:
+    """Wrap each MODULE:FUNCTION (or MODULE:Class.method) to add up its thread CPU (time.thread_time,
+    on whichever thread runs it: the background pool's too) and its calls: {name: [seconds, calls]}.
+    A module-level function is wrapped where it is defined: a caller that imported it by name keeps
+    the original (wrap it as caller_module:name). Each wrapper costs about a microsecond a call."""
+    import importlib
+    totals: dict[str, list[float]] = {}
+    for name in names:
+        module_name, _, attribute = name.partition(":")
+        owner: Any = importlib.import_module(module_name)
+        *path, last = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        inner, total = getattr(owner, last), totals.setdefault(name, [0.0, 0])
+
+        def wrapper(*args: Any, _inner: Callable[..., Any] = inner, _total: list[float] = total,
+                    **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return _inner(*args, **kwargs)
+            finally:
+                _total[0] += time.thread_time() - started
+                _total[1] += 1
+        setattr(owner, last, wrapper)
+    return totals
+
+
+def _sampled(one: Callable[[], None], *, requests_n: int, top: int, out: Path, within: str = "") -> None:
+    """`one` requests_n times under py-spy (requirements-test.lock), then the top functions by samples
+    (of those with a frame containing `within`, if given)."""
     spy = subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "--pid", str(os.getpid()), "--gil", "--rate", "1000",
                             "--format", "raw", "--output", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -189,8 +312,10 @@ def _sampled(one: Callable[[], None], *, requests_n: int, top: int, out: Path) -
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
-        if not any("_requests.<locals>.one" in frame for frame in frames):
+        if not any("_requests.<locals>.one" in frame or "SignIn.one" in frame for frame in frames):
             continue  # py-spy's own start, the harness between requests
+        if within and not any(within in frame for frame in frames):
+            continue
         total += int(count)
         for frame in set(frames):
             inclusive[frame] += int(count)

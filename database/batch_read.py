@@ -24,19 +24,25 @@ class KeyRead(Generic[T]):
 
 def _identity(table: str, key: Mapping[str, Any]) -> Hashable:
     # Which item a key names, whatever order its attributes come in: (table, sorted (name, type, value)).
-    return table, tuple(sorted((name, kind, value) for name, attr in key.items() for kind, value in attr.items()))
+    # Sorted only when there is more than one (issue 66: every protected request's session read comes
+    # through here, a key and an item at a time).
+    parts = [(name, kind, value) for name, attr in key.items() for kind, value in attr.items()]
+    if len(parts) > 1:
+        parts.sort()
+    return table, tuple(parts)
 
 
 def read_together(client, reads: Mapping[str, KeyRead]) -> dict[str, Any]:
     """{name: parsed record} for every read, from one BatchGetItem (more only when DynamoDB leaves
     keys unprocessed). The same key asked twice is read once."""
+    identities = {name: _identity(read.table, read.key) for name, read in reads.items()}  # once a read
     wanted: dict[Hashable, dict[str, Any]] = {}
-    for read in reads.values():
-        wanted.setdefault(_identity(read.table, read.key), {"table": read.table, "key": read.key})
+    for name, read in reads.items():
+        wanted.setdefault(identities[name], {"table": read.table, "key": read.key})
     if len(wanted) > MAX_KEYS:
         raise ValueError(f"{len(wanted)} keys: a BatchGetItem reads at most {MAX_KEYS}")
     found = _fetch(client, list(wanted.values()))
-    return {name: read.parse(found.get(_identity(read.table, read.key))) for name, read in reads.items()}
+    return {name: read.parse(found.get(identities[name])) for name, read in reads.items()}
 
 
 def _fetch(client, keys: list[dict[str, Any]]) -> dict[Hashable, dict[str, Any]]:

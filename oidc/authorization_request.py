@@ -2,8 +2,6 @@
 from its parameters for Authlib."""
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
@@ -49,4 +47,7 @@ class StoredRequest(OAuth2Request):
 
 
 def authorization_request(ctx: AppContext, params: dict[str, str]) -> StoredRequest:
-    return StoredRequest(f"{issuer(ctx)}/oidc/authorize?{urlencode(params)}", params)
+    # Authlib reads the parameters from `args`; of the URI it only checks the transport (https, or a
+    # loopback host), so the endpoint's own URI serves without the query encoded again (issue 66: twice
+    # a sign-in, at /oidc/authorize and when the device completes it).
+    return StoredRequest(f"{issuer(ctx)}/oidc/authorize", params)

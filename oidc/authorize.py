@@ -66,8 +66,9 @@ def begin(ctx: AppContext, sent: request_checks.Params) -> Response:
     try:
         request_checks.check_target(sent)
         pushed = _pushed(ctx, sent)
-        carried = None if pushed else request_objects.carried(ctx, sent, client=server.query_client(
-            sent.get("client_id")))
+        # the app is looked up here only for a request object (Authlib looks it up for every request)
+        carried = None if pushed or not ("request" in sent or "request_uri" in sent) else request_objects.carried(
+            ctx, sent, client=server.query_client(sent.get("client_id")))
     except OAuth2Error as error:
         return _refusal(ctx, error, request_objects.reply_params(error, sent), client_id=sent.get("client_id"))
     params = MultiDict(pushed.params) if pushed else carried.params if carried else sent
