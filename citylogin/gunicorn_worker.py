@@ -34,7 +34,7 @@ import time
 from functools import partial
 from http import HTTPStatus
 
-from gunicorn import http as gunicorn_http, util
+from gunicorn import SERVER, http as gunicorn_http, util
 from gunicorn.http import errors as gunicorn_errors
 from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.http2 import negotiation
@@ -44,6 +44,8 @@ from citylogin.stream_pump import StreamPump
 from common import i18n
 from common.config import ConfigError, Settings, load_settings
 from common.errors import ErrorCode
+from web import static_answers
+from web.request_log import record, request_id_from
 from web.serving import PARK, DrivenStream, set_server_kind
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -51,6 +53,7 @@ MAX_BODY_BYTES = 64 * 1024  # web.app_factory's limit (tests/citylogin/test_guni
 # A chunked body is read here until it ends or this much of it came; a thread reads any rest.
 MAX_CHUNKED_BYTES = 2 * MAX_BODY_BYTES
 _HEAD_END = b"\r\n\r\n"
+_SERVER = SERVER.encode("ascii")
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?\r\n")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
@@ -61,6 +64,66 @@ _CLIENT_ERRORS = (
     gunicorn_errors.InvalidSchemeHeaders, gunicorn_errors.ObsoleteFolding, gunicorn_errors.InvalidH2CPreface,
     gunicorn_errors.InvalidChunkSize, gunicorn_errors.ChunkMissingTerminator, gunicorn_errors.InvalidChunkExtension)
 _PARKED = object()  # what a thread's handle() gives for a connection the stream pump took
+# A request the event loop answers itself (a prepared static answer) is a subset of what gunicorn's parser
+# takes: GET or HEAD of the exact path in origin form, HTTP/1.0 or 1.1, each header `token: value` of
+# visible ASCII (no "_" in a name, no folding, no obs-text). Anything else goes to a thread as before.
+_PLAIN_REQUEST_LINE = re.compile(rb"(GET|HEAD) (/[!-~]*) HTTP/1\.([01])")
+_PLAIN_FIELD = re.compile(rb"([!#$%&'*+.^`|~0-9A-Za-z-]+):[ \t]*((?:[!-~](?:[ \t!-~]*[!-~])?)?)[ \t]*")
+# Fields that make a request more than a plain read, or that gunicorn refuses when repeated.
+_NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"http2-settings"})
+_SINGLE = frozenset({b"host", b"content-type", b"content-length", b"connection", b"x-request-id"})
+_STATUS = {False: b" 200 OK\r\n", True: b" 304 NOT MODIFIED\r\n"}  # werkzeug's reason phrases
+
+
+class _PlainRequest:
+    __slots__ = ("method", "path", "minor", "request_id", "if_none_match")
+
+    def __init__(self, method: str, path: str, minor: bytes, request_id: str | None, if_none_match: list[str]):
+        self.method, self.path, self.minor = method, path, minor
+        self.request_id, self.if_none_match = request_id, if_none_match
+
+
+def _plain_request(head: bytes, scheme_fields: frozenset[bytes]) -> _PlainRequest | None:
+    """A head (up to its blank line) that asks to read a resource and stay connected, else None: any
+    body, expectation, upgrade, repeated singleton field, conflicting scheme fields or "Connection:
+    close" (and HTTP/1.0 without keep-alive) leaves it to gunicorn's parser and a thread."""
+    lines = head.split(b"\r\n")
+    request_line = _PLAIN_REQUEST_LINE.fullmatch(lines[0])
+    if request_line is None or lines[-2:] != [b"", b""]:
+        return None
+    seen: set[bytes] = set()
+    schemes, request_id, if_none_match = 0, None, []
+    keep_alive = request_line.group(3) == b"1"
+    for line in lines[1:-2]:
+        field = _PLAIN_FIELD.fullmatch(line)
+        if field is None:
+            return None
+        name, value = field.group(1).lower(), field.group(2)
+        if name in _SINGLE:
+            if name in seen:
+                return None
+            seen.add(name)
+            if name == b"content-length" and value != b"0":
+                return None
+            if name == b"connection":
+                value = value.lower()
+                if value not in (b"keep-alive", b"close"):
+                    return None
+                keep_alive = value == b"keep-alive"
+            elif name == b"x-request-id":
+                request_id = value.decode("ascii")
+        elif name in _NOT_PLAIN:
+            return None
+        elif name == b"if-none-match":
+            if_none_match.append(value.decode("ascii"))
+        elif name in scheme_fields:
+            schemes += 1
+            if schemes > 1:  # gunicorn compares them (InvalidSchemeHeaders)
+                return None
+    if not keep_alive:
+        return None
+    return _PlainRequest(request_line.group(1).decode("ascii"), request_line.group(2).decode("ascii"),
+                         request_line.group(3), request_id, if_none_match)
 
 
 def _problem(status: HTTPStatus, code: ErrorCode) -> bytes:
@@ -216,6 +279,9 @@ class ThreadWorker(gthread.ThreadWorker):
         self.read_timeout = _read_timeout()
         # by id(conn), in the order of their deadlines: each is its start plus the same timeout
         self.incoming: dict[int, _Incoming] = {}
+        self.static: static_answers.StaticAnswers | None = None  # the app's, once loaded
+        self.answered_here = 0  # requests the event loop answered itself
+        self._date = (0, b"")
         if not self.cfg.is_ssl and self.cfg.proxy_protocol == "off":
             # Otherwise gunicorn reads heads itself and its own limits bound what it buffers.
             for name, value in HEAD_READ_HERE_LIMITS.items():
@@ -226,6 +292,8 @@ class ThreadWorker(gthread.ThreadWorker):
         """The app, with PARK offered to every plain HTTP/1 GET."""
         super().load_wsgi()
         app = self.wsgi  # type: ignore[has-type]  # set by gunicorn just now
+        self.static = getattr(app, "extensions", {}).get(static_answers.EXTENSION_KEY)
+        self.scheme_fields = frozenset(name.lower().encode() for name in self.cfg.secure_scheme_headers)
 
         def offering_park(environ, start_response):
             response = getattr(start_response, "__self__", None)
@@ -312,8 +380,81 @@ class ThreadWorker(gthread.ThreadWorker):
         if incoming.head_end > MAX_HEAD_BYTES:  # all of it came in one read
             self._drop(incoming, HEAD_TOO_LARGE)
             return True
-        self._dispatch(incoming)
+        if not self._answer_here(incoming):
+            self._dispatch(incoming)
         return True
+
+    def _answer_here(self, incoming: _Incoming) -> bool:
+        """A plain GET or HEAD of a prepared static answer (web.static_answers) on a connection that stays
+        open, answered from here: no thread, parser or WSGI app. What the answer's route would log and
+        count is logged and counted (web.request_log.record). False (nothing done) for any other request."""
+        if (self.static is None or len(incoming.data) != incoming.head_end or incoming.continued
+                or not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived
+                or self.nr + 1 >= self.max_requests):
+            return False
+        started = time.perf_counter()
+        request = _plain_request(bytes(incoming.data), self.scheme_fields)
+        if request is None or request.path not in static_answers.PATHS:
+            return False
+        try:
+            answer = self.static.get(request.path)
+        except ConfigError:  # no public URL: the route's own answer says so
+            return False
+        if answer is None or answer.varies:
+            return False
+        not_modified = answer.not_modified(request.if_none_match)
+        request_id = request_id_from(request.request_id)
+        wire = b"".join((b"HTTP/1.", request.minor, _STATUS[not_modified], b"Server: ", _SERVER, b"\r\nDate: ",
+                         self._http_date(), b"\r\nConnection: keep-alive\r\n",
+                         answer.not_modified_lines if not_modified else answer.lines,
+                         b"X-Request-ID: ", request_id.encode("ascii"), b"\r\n\r\n",
+                         answer.body if request.method == "GET" and not not_modified else b""))
+        conn = incoming.conn
+        self._leave_loop(incoming)
+        self.nr += 1
+        self.answered_here += 1
+        try:
+            sent = conn.sock.send(wire)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = -1
+        record(method=request.method, route=request.path, status=304 if not_modified else 200,
+               seconds=time.perf_counter() - started, request_id=request_id)
+        if sent < 0:
+            self.nr_conns -= 1
+            util.close(conn.sock)
+        elif sent < len(wire):  # the client is not reading: a thread waits to send the rest, as for any answer
+            future = self.tpool.submit(self._send_rest, conn, wire[sent:])
+            future.add_done_callback(lambda done: self.method_queue.defer(self._after_rest, conn, done))
+        else:
+            self._keep_alive(conn)
+        return True
+
+    def _http_date(self) -> bytes:
+        now = int(time.time())
+        if now != self._date[0]:
+            self._date = (now, util.http_date(now).encode("ascii"))
+        return self._date[1]
+
+    @staticmethod
+    def _send_rest(conn, rest: bytes) -> None:
+        conn.sock.setblocking(True)
+        conn.sock.sendall(rest)
+
+    def _after_rest(self, conn, done) -> None:
+        if done.cancelled() or done.exception() is not None:
+            self.nr_conns -= 1
+            util.close(conn.sock)
+        else:
+            self._keep_alive(conn)
+
+    def _keep_alive(self, conn) -> None:
+        """As gunicorn keeps a connection after an answer that said keep-alive: in the loop, no thread."""
+        conn.sock.setblocking(False)
+        conn.set_timeout()
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
 
     def _dispatch(self, incoming: _Incoming) -> None:
         conn = incoming.conn

@@ -15,6 +15,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import orjson
@@ -48,9 +49,22 @@ class StaticAnswer:
     # An answer CITYLOGIN_CORS_ORIGINS applies to depends on the request's Origin: only Flask answers it.
     varies: bool = False
 
+    @cached_property
+    def lines(self) -> bytes:
+        """The 200's headers as sent on the wire (citylogin.gunicorn_worker), each line ending in CRLF."""
+        return _lines(self.headers)
+
+    @cached_property
+    def not_modified_lines(self) -> bytes:
+        return _lines(self.not_modified_headers)
+
     def not_modified(self, if_none_match: list[str]) -> bool:
         """Whether the If-None-Match field lines `if_none_match` name this answer (RFC 9110 §13.1.2)."""
         return bool(if_none_match) and if_none_match_names(", ".join(if_none_match), self.etag[1:-1])
+
+
+def _lines(headers: tuple[tuple[str, str], ...]) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
 
 
 def entity_tags(value: str) -> list[str] | None:
@@ -59,7 +73,8 @@ def entity_tags(value: str) -> list[str] | None:
     neither (such a field is ignored: the answer is sent whole)."""
     if value.strip(_OWS) == "*":
         return ["*"]
-    tags, at, end = [], 0, len(value)
+    tags: list[str] = []
+    at, end = 0, len(value)
     while True:
         while at < end and value[at] in _OWS + ",":
             at += 1
