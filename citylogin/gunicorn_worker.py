@@ -15,6 +15,13 @@ out, the request's thread parks it with the worker's stream pump (citylogin.stre
 thread that serves every open stream of the process, so a host holds as many as it has open files
 (web.serving). The worker raises its open-files limit to the hard limit for them.
 
+The public documents (discovery, the JWKS, the SSF configuration) are prepared answers
+(web.static_answers): a plain GET or HEAD of one, on a connection that stays open, is answered by the
+event loop itself, with no thread, gunicorn parser or WSGI app (a tenth of the CPU of going through
+them, bench/README.md), and logged and counted as its route would be. Anything else about such a request
+(a query, a body, an expectation, "Connection: close", a field gunicorn would refuse) sends it the usual
+way; tests/citylogin/test_gunicorn_worker_plain_requests.py holds the first to a subset of the second.
+
 Use it with `--worker-class citylogin.gunicorn_worker.ThreadWorker` (deploy/gunicorn.conf.py).
 TLS, HTTP/2 prior knowledge, the PROXY protocol and uWSGI connections are served as gunicorn
 serves them (citylogin runs behind a proxy that terminates TLS)."""
@@ -67,7 +74,7 @@ _PARKED = object()  # what a thread's handle() gives for a connection the stream
 # A request the event loop answers itself (a prepared static answer) is a subset of what gunicorn's parser
 # takes: GET or HEAD of the exact path in origin form, HTTP/1.0 or 1.1, each header `token: value` of
 # visible ASCII (no "_" in a name, no folding, no obs-text). Anything else goes to a thread as before.
-_PLAIN_REQUEST_LINE = re.compile(rb"(GET|HEAD) (/[!-~]*) HTTP/1\.([01])")
+_PLAIN_REQUEST_LINE = re.compile(rb"(GET|HEAD) (/[\x21\x24-\x3e\x40-\x7e]*) HTTP/1\.([01])")  # no query
 _PLAIN_FIELD = re.compile(rb"([!#$%&'*+.^`|~0-9A-Za-z-]+):[ \t]*((?:[!-~](?:[ \t!-~]*[!-~])?)?)[ \t]*")
 # Fields that make a request more than a plain read, or that gunicorn refuses when repeated.
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"http2-settings"})
@@ -280,7 +287,6 @@ class ThreadWorker(gthread.ThreadWorker):
         # by id(conn), in the order of their deadlines: each is its start plus the same timeout
         self.incoming: dict[int, _Incoming] = {}
         self.static: static_answers.StaticAnswers | None = None  # the app's, once loaded
-        self.answered_here = 0  # requests the event loop answered itself
         self._date = (0, b"")
         if not self.cfg.is_ssl and self.cfg.proxy_protocol == "off":
             # Otherwise gunicorn reads heads itself and its own limits bound what it buffers.
@@ -412,7 +418,6 @@ class ThreadWorker(gthread.ThreadWorker):
         conn = incoming.conn
         self._leave_loop(incoming)
         self.nr += 1
-        self.answered_here += 1
         try:
             sent = conn.sock.send(wire)
         except (BlockingIOError, InterruptedError):
