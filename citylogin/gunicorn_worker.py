@@ -17,8 +17,8 @@ thread that serves every open stream of the process, so a host holds as many as 
 
 The public documents (discovery, the JWKS, the SSF configuration) are prepared answers
 (web.static_answers): a plain GET or HEAD of one, on a connection that stays open, is answered by the
-event loop itself, with no thread, gunicorn parser or WSGI app (a tenth of the CPU of going through
-them, bench/README.md), and logged and counted as its route would be. Anything else about such a request
+event loop itself, with no thread, gunicorn parser or WSGI app (about a sixth of the CPU of going
+through them, bench/README.md), and logged and counted as its route would be. Anything else about such a request
 (a query, a body, an expectation, "Connection: close", a field gunicorn would refuse) sends it the usual
 way; tests/citylogin/test_gunicorn_worker_plain_requests.py holds the first to a subset of the second.
 

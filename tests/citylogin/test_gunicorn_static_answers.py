@@ -6,6 +6,7 @@ answered while the worker's one thread is held by another request. Anything else
 worker's protections (431 for an oversize head, keep-alive) hold for these paths too."""
 from __future__ import annotations
 
+import json
 import re
 import socket
 import weakref
@@ -13,10 +14,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from click.testing import CliRunner
 
+from citylogin.cli import main
 from tests.citylogin.test_metrics import TOKEN, scrape, value
 from tests.conftest import FAST_ARGON2, config_env
 from tests.support.services import running_gunicorn
+from tests.support.waiting import wait_until
 from web.static_answers import AUTHORIZATION_SERVER, DISCOVERY, JWKS, PATHS, SSF_CONFIGURATION
 
 READ_TIMEOUT = 300  # the held thread below waits this long at most for a body that never comes
@@ -26,12 +30,14 @@ _DATE = re.compile(rb"\r\nDate: [^\r\n]*\r\n")
 @pytest.fixture(scope="module")
 def one_thread(dynamodb_endpoint, data_dir, table_prefix):
     """One worker with one thread: a request the loop answers needs none."""
+    # A reload a second: the last test rotates the key ring and waits for the loop's JWKS to show it.
     config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": table_prefix,
-              "log_level": "WARNING", "metrics_token": TOKEN, "request_read_timeout": READ_TIMEOUT, **FAST_ARGON2}
+              "log_level": "WARNING", "metrics_token": TOKEN, "request_read_timeout": READ_TIMEOUT,
+              "key_ring_reload_seconds": 1.0, **FAST_ARGON2}
     with running_gunicorn(config_env(config), "--worker-class", "citylogin.gunicorn_worker.ThreadWorker",
                           "-w", "1", "--threads", "1", "--keep-alive", "75") as url:
         parts = urlsplit(url)
-        yield url, (parts.hostname, parts.port)
+        yield url, (parts.hostname, parts.port), config_env(config)
 
 
 def read_answer(sock: socket.socket, *, head_only: bool = False) -> bytes:
@@ -86,7 +92,7 @@ def etag_of(address, path: str) -> str:
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("conditional", [False, True])
 def test_the_loops_answer_is_the_routes_answer(one_thread, path, method, conditional):
-    url, address = one_thread
+    url, address, _ = one_thread
     extra = [f"If-None-Match: W/\"other\", {etag_of(address, path)}"] if conditional else []
     here = exchange(address, request(method, path, *extra), head_only=method == "HEAD")
     # A query (even an empty one) is not a plain read of the document: the Flask route answers it.
@@ -104,7 +110,7 @@ def test_the_loops_answer_is_the_routes_answer(one_thread, path, method, conditi
 
 
 def test_an_answer_from_the_loop_needs_no_thread(one_thread):
-    url, address = one_thread
+    url, address, _ = one_thread
     holder = socket.create_connection(address, timeout=30)
     try:
         # Over the body limit: the one thread answers 413 only once it has read the rest, which never
@@ -130,7 +136,7 @@ def test_an_answer_from_the_loop_needs_no_thread(one_thread):
 
 
 def test_unusual_requests_go_the_usual_way(one_thread):
-    url, address = one_thread
+    url, address, _ = one_thread
     with socket.create_connection(address, timeout=30) as sock:
         sock.sendall(request("GET", DISCOVERY, "Connection: close"))
         answer = read_answer(sock)
@@ -151,6 +157,25 @@ def test_unusual_requests_go_the_usual_way(one_thread):
 
 
 def test_an_oversize_head_for_a_static_answer_is_still_refused(one_thread):
-    _, address = one_thread
+    _, address, _ = one_thread
     answer = exchange(address, request("GET", DISCOVERY, "X-Padding: " + "x" * 70000))
     assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_the_loops_jwks_follows_a_rotation(one_thread):  # last: it changes the key ring the others read
+    _, address, env = one_thread
+
+    def kids(answer: bytes) -> set[str]:
+        return {key["kid"] for key in json.loads(answer.partition(b"\r\n\r\n")[2])["keys"]}
+
+    before = exchange(address, request("GET", JWKS))
+    rotated = CliRunner().invoke(main, ["keys", "rotate"], env=env)
+    assert rotated.exit_code == 0, rotated.output
+    new_kid = rotated.output.split("new jwt key ")[1].split()[0]
+    wait_until(lambda: new_kid in kids(exchange(address, request("GET", JWKS))), timeout=60,
+               what="the rotated key in the JWKS the worker's loop answers")
+    after = exchange(address, request("GET", JWKS, f"If-None-Match: {etag_of(address, JWKS)}"))
+    assert after.startswith(b"HTTP/1.1 304 ")
+    assert without_date(exchange(address, request("GET", JWKS))) == without_date(
+        exchange(address, request("GET", JWKS + "?")))
+    assert kids(before) < kids(exchange(address, request("GET", JWKS)))
