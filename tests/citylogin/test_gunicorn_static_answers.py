@@ -156,6 +156,26 @@ def test_unusual_requests_go_the_usual_way(one_thread):
     assert refused.startswith(b"HTTP/1.1 400 ") and b'"code":"bad_request"' in refused.replace(b" ", b"")
 
 
+def test_a_client_that_reads_slowly_gets_every_answer_in_order(one_thread):
+    """Six hundred requests sent at once to a client that reads through a small window: the server's
+    writes fill up (an answer from the loop then leaves its rest to a thread) and every answer still
+    comes whole, in order."""
+    _, address, _ = one_thread
+    whole = exchange(address, request("GET", JWKS)).partition(b"\r\n\r\n")[2]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: it sets the window
+    sock.settimeout(60)
+    try:
+        sock.connect(address)
+        for _ in range(600):  # 36 KB of requests: the server's receive buffer holds them all
+            sock.sendall(request("GET", JWKS))
+        for _ in range(600):
+            answer = read_answer(sock)
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\n" + whole)
+    finally:
+        sock.close()
+
+
 def test_an_oversize_head_for_a_static_answer_is_still_refused(one_thread):
     _, address, _ = one_thread
     answer = exchange(address, request("GET", DISCOVERY, "X-Padding: " + "x" * 70000))

@@ -6,14 +6,24 @@ with the same method, path, version, no body, the connection kept, and the same 
 If-None-Match values. Under a real gunicorn: tests/citylogin/test_gunicorn_static_answers.py."""
 from __future__ import annotations
 
+import logging
+import os
+import select
+import selectors
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
 from gunicorn import http as gunicorn_http
 from gunicorn.config import Config
 from gunicorn.http import errors as gunicorn_errors
 from gunicorn.http.body import LengthReader
 from hypothesis import given, settings, strategies as st
 
-from citylogin.gunicorn_worker import HEAD_READ_HERE_LIMITS, _plain_request
-from web.static_answers import PATHS
+from gunicorn.workers.gthread import TConn
+
+from citylogin.app import create_app
+from citylogin.gunicorn_worker import HEAD_READ_HERE_LIMITS, ThreadWorker, _plain_request
+from web.static_answers import EXTENSION_KEY, JWKS, PATHS
 
 
 def _config() -> Config:
@@ -87,3 +97,42 @@ def test_plain_reads_are_taken_and_the_rest_left_to_gunicorn():
                  b"X-Forwarded-SSL: off") is None
     assert plain(b"GET /.well-known/jwks.json HTTP/1.1", b"X_Request_ID: a") is None
     assert plain(b"GET /.well-known/jwks.json HTTP/1.1", b"A: b", b" folded") is None
+
+
+def test_an_answer_the_client_is_slow_to_take_is_finished_by_a_thread_and_the_connection_kept(base_config):
+    """The loop sends what the socket takes; the rest goes to a pool thread, and the connection then waits
+    in the loop for its next request, as after any answer."""
+    app = create_app(base_config)
+    worker = ThreadWorker(0, os.getpid(), [], None, 30, _config(), logging.getLogger(__name__))
+    worker.tpool, worker.poller = ThreadPoolExecutor(max_workers=1), selectors.DefaultSelector()
+    worker.method_queue.init()
+    # what init_process and load_wsgi set before the loop runs
+    worker.incoming, worker.read_timeout, worker._date = {}, 10.0, (0, b"")
+    worker.static, worker.scheme_fields = app.extensions[EXTENSION_KEY], SCHEME_FIELDS
+    server, client = socket.socketpair()
+    with server, client:
+        server.setblocking(False)
+        client.settimeout(60)
+        filled = 0
+        while True:  # the client reads nothing yet: the server's side is full
+            try:
+                filled += server.send(b"x" * 65536)
+            except BlockingIOError:
+                break
+        client.sendall(b"GET " + JWKS.encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        conn = TConn(worker.cfg, server, ("127.0.0.1", 1), ("127.0.0.1", 2))
+        worker.nr_conns = 1
+        worker.enqueue_req(conn)  # the loop reads the request and answers it
+        assert worker.nr == 1 and id(conn) not in worker.incoming and conn not in worker.keepalived_conns
+        reader = client.makefile("rb")
+        assert reader.read(filled) == b"x" * filled
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += reader.readline()
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: keep-alive\r\n" in head
+        length = int(head.split(b"\r\nContent-Length: ")[1].split(b"\r\n")[0])
+        assert reader.read(length) == app.test_client().get(JWKS).data
+        assert select.select([worker.method_queue.fileno()], [], [], 60)[0], "the thread never handed it back"
+        worker.method_queue.run_callbacks(None)
+        assert list(worker.keepalived_conns) == [conn] and worker.nr_conns == 1
+    worker.tpool.shutdown()
