@@ -158,8 +158,8 @@ def test_unusual_requests_go_the_usual_way(one_thread):
 
 def test_a_client_that_reads_slowly_gets_every_answer_in_order(one_thread):
     """Six hundred requests sent at once to a client that reads through a small window: the server's
-    writes fill up (an answer from the loop then leaves its rest to a thread) and every answer still
-    comes whole, in order."""
+    writes fill up, and every answer still comes whole, in order, whichever way each was answered (an
+    answer from the loop that the socket cannot take at once: test_gunicorn_worker_plain_requests.py)."""
     _, address, _ = one_thread
     whole = exchange(address, request("GET", JWKS)).partition(b"\r\n\r\n")[2]
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -22,7 +22,8 @@ from hypothesis import given, settings, strategies as st
 from gunicorn.workers.gthread import TConn
 
 from citylogin.app import create_app
-from citylogin.gunicorn_worker import HEAD_READ_HERE_LIMITS, ThreadWorker, _plain_request
+from citylogin.gunicorn_worker import HEAD_READ_HERE_LIMITS, ThreadWorker
+from citylogin.plain_request import plain_request
 from web.static_answers import EXTENSION_KEY, JWKS, PATHS
 
 
@@ -66,7 +67,7 @@ REQUEST_LINE = st.one_of(PLAIN_LINE, PLAIN_LINE, OTHER_LINE)
 @given(REQUEST_LINE, st.lists(FIELD, max_size=5))
 def test_what_the_loop_answers_gunicorn_reads_the_same(request_line, fields):
     head = b"\r\n".join([request_line, *fields]) + b"\r\n\r\n"
-    plain = _plain_request(head, SCHEME_FIELDS)
+    plain = plain_request(head, SCHEME_FIELDS)
     if plain is None:
         return  # gunicorn's parser and a thread take it, as before
     try:
@@ -84,7 +85,7 @@ def test_what_the_loop_answers_gunicorn_reads_the_same(request_line, fields):
 
 def test_plain_reads_are_taken_and_the_rest_left_to_gunicorn():
     def plain(*lines: bytes):
-        return _plain_request(b"\r\n".join(lines) + b"\r\n\r\n", SCHEME_FIELDS)
+        return plain_request(b"\r\n".join(lines) + b"\r\n\r\n", SCHEME_FIELDS)
 
     assert plain(b"GET /.well-known/jwks.json HTTP/1.1", b"Host: a", b"Content-Length: 0") is not None
     assert plain(b"HEAD /.well-known/jwks.json HTTP/1.0", b"Connection: keep-alive") is not None
