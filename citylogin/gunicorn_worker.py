@@ -15,6 +15,13 @@ out, the request's thread parks it with the worker's stream pump (citylogin.stre
 thread that serves every open stream of the process, so a host holds as many as it has open files
 (web.serving). The worker raises its open-files limit to the hard limit for them.
 
+The public documents (discovery, the JWKS, the SSF configuration) are prepared answers
+(web.static_answers): a plain GET or HEAD of one, on a connection that stays open, is answered by the
+event loop itself, with no thread, gunicorn parser or WSGI app (about a sixth of the CPU of going
+through them, bench/README.md), and logged and counted as its route would be. Anything else about such a request
+(a query, a body, an expectation, "Connection: close", a field gunicorn would refuse) sends it the usual
+way; tests/citylogin/test_gunicorn_worker_plain_requests.py holds the first to a subset of the second.
+
 Use it with `--worker-class citylogin.gunicorn_worker.ThreadWorker` (deploy/gunicorn.conf.py).
 TLS, HTTP/2 prior knowledge, the PROXY protocol and uWSGI connections are served as gunicorn
 serves them (citylogin runs behind a proxy that terminates TLS)."""
@@ -34,16 +41,19 @@ import time
 from functools import partial
 from http import HTTPStatus
 
-from gunicorn import http as gunicorn_http, util
+from gunicorn import SERVER, http as gunicorn_http, util
 from gunicorn.http import errors as gunicorn_errors
 from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
 
+from citylogin.plain_request import plain_request
 from citylogin.stream_pump import StreamPump
 from common import i18n
 from common.config import ConfigError, Settings, load_settings
 from common.errors import ErrorCode
+from web import static_answers
+from web.request_log import record, request_id_from
 from web.serving import PARK, DrivenStream, set_server_kind
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -51,6 +61,7 @@ MAX_BODY_BYTES = 64 * 1024  # web.app_factory's limit (tests/citylogin/test_guni
 # A chunked body is read here until it ends or this much of it came; a thread reads any rest.
 MAX_CHUNKED_BYTES = 2 * MAX_BODY_BYTES
 _HEAD_END = b"\r\n\r\n"
+_SERVER = SERVER.encode("ascii")
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?\r\n")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _EXPECT = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
@@ -61,8 +72,7 @@ _CLIENT_ERRORS = (
     gunicorn_errors.InvalidSchemeHeaders, gunicorn_errors.ObsoleteFolding, gunicorn_errors.InvalidH2CPreface,
     gunicorn_errors.InvalidChunkSize, gunicorn_errors.ChunkMissingTerminator, gunicorn_errors.InvalidChunkExtension)
 _PARKED = object()  # what a thread's handle() gives for a connection the stream pump took
-
-
+_STATUS = {False: b" 200 OK\r\n", True: b" 304 NOT MODIFIED\r\n"}  # werkzeug's reason phrases
 def _problem(status: HTTPStatus, code: ErrorCode) -> bytes:
     body = json.dumps({"type": "about:blank", "title": status.phrase, "status": status.value,
                        "detail": i18n.text(f"error.{code.value}", i18n.DEFAULT), "code": code.value}).encode()
@@ -216,6 +226,8 @@ class ThreadWorker(gthread.ThreadWorker):
         self.read_timeout = _read_timeout()
         # by id(conn), in the order of their deadlines: each is its start plus the same timeout
         self.incoming: dict[int, _Incoming] = {}
+        self.static: static_answers.StaticAnswers | None = None  # the app's, once loaded
+        self._date = (0, b"")
         if not self.cfg.is_ssl and self.cfg.proxy_protocol == "off":
             # Otherwise gunicorn reads heads itself and its own limits bound what it buffers.
             for name, value in HEAD_READ_HERE_LIMITS.items():
@@ -226,6 +238,8 @@ class ThreadWorker(gthread.ThreadWorker):
         """The app, with PARK offered to every plain HTTP/1 GET."""
         super().load_wsgi()
         app = self.wsgi  # type: ignore[has-type]  # set by gunicorn just now
+        self.static = getattr(app, "extensions", {}).get(static_answers.EXTENSION_KEY)
+        self.scheme_fields = frozenset(name.lower().encode() for name in self.cfg.secure_scheme_headers)
 
         def offering_park(environ, start_response):
             response = getattr(start_response, "__self__", None)
@@ -312,8 +326,80 @@ class ThreadWorker(gthread.ThreadWorker):
         if incoming.head_end > MAX_HEAD_BYTES:  # all of it came in one read
             self._drop(incoming, HEAD_TOO_LARGE)
             return True
-        self._dispatch(incoming)
+        if not self._answer_here(incoming):
+            self._dispatch(incoming)
         return True
+
+    def _answer_here(self, incoming: _Incoming) -> bool:
+        """A plain GET or HEAD of a prepared static answer (web.static_answers) on a connection that stays
+        open, answered from here: no thread, parser or WSGI app. What the answer's route would log and
+        count is logged and counted (web.request_log.record). False (nothing done) for any other request."""
+        if (self.static is None or len(incoming.data) != incoming.head_end or incoming.continued
+                or not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived
+                or self.nr + 1 >= self.max_requests):
+            return False
+        started = time.perf_counter()
+        request = plain_request(bytes(incoming.data), self.scheme_fields)
+        if request is None or request.path not in static_answers.PATHS:
+            return False
+        try:
+            answer = self.static.get(request.path)
+        except ConfigError:  # no public URL: the route's own answer says so
+            return False
+        if answer is None or answer.varies:
+            return False
+        not_modified = answer.not_modified(request.if_none_match)
+        request_id = request_id_from(request.request_id)
+        wire = b"".join((b"HTTP/1.", request.minor, _STATUS[not_modified], b"Server: ", _SERVER, b"\r\nDate: ",
+                         self._http_date(), b"\r\nConnection: keep-alive\r\n",
+                         answer.not_modified_lines if not_modified else answer.lines,
+                         b"X-Request-ID: ", request_id.encode("ascii"), b"\r\n\r\n",
+                         answer.body if request.method == "GET" and not not_modified else b""))
+        conn = incoming.conn
+        self._leave_loop(incoming)
+        self.nr += 1
+        try:
+            sent = conn.sock.send(wire)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = -1
+        record(method=request.method, route=request.path, status=304 if not_modified else 200,
+               seconds=time.perf_counter() - started, request_id=request_id)
+        if sent < 0:
+            self.nr_conns -= 1
+            util.close(conn.sock)
+        elif sent < len(wire):  # the client is not reading: a thread waits to send the rest, as for any answer
+            future = self.tpool.submit(self._send_rest, conn, wire[sent:])
+            future.add_done_callback(lambda done: self.method_queue.defer(self._after_rest, conn, done))
+        else:
+            self._keep_alive(conn)
+        return True
+
+    def _http_date(self) -> bytes:
+        now = int(time.time())
+        if now != self._date[0]:
+            self._date = (now, util.http_date(now).encode("ascii"))
+        return self._date[1]
+
+    @staticmethod
+    def _send_rest(conn, rest: bytes) -> None:
+        conn.sock.setblocking(True)
+        conn.sock.sendall(rest)
+
+    def _after_rest(self, conn, done) -> None:
+        if done.cancelled() or done.exception() is not None:
+            self.nr_conns -= 1
+            util.close(conn.sock)
+        else:
+            self._keep_alive(conn)
+
+    def _keep_alive(self, conn) -> None:
+        """As gunicorn keeps a connection after an answer that said keep-alive: in the loop, no thread."""
+        conn.sock.setblocking(False)
+        conn.set_timeout()
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
 
     def _dispatch(self, incoming: _Incoming) -> None:
         conn = incoming.conn

@@ -304,8 +304,23 @@ class JwtKeyRing:
 
     def jwks(self) -> dict:
         """The public keys as a JWK Set, for /.well-known/jwks.json."""
+        return jwk_set(self.published())
+
+    def published(self) -> dict[str, SigningKey]:
+        """The keys the JWKS shows, the ring reloaded first if a reload interval has passed."""
         self._reload_on_interval()
-        return {"keys": [_public_jwk(key) for key in self._keys.values()]}
+        return self._keys
+
+    @property
+    def installed(self) -> dict[str, SigningKey]:
+        """The keys as last installed, without a reload: a new mapping after every reload, so that what is
+        made from them (web.static_answers) can follow the ring by identity. Not to be changed."""
+        return self._keys
+
+
+def jwk_set(keys: dict[str, SigningKey]) -> dict:
+    """The public half of `keys` (a ring's `installed` keys) as a JWK Set."""
+    return {"keys": [_public_jwk(key) for key in keys.values()]}
 
 
 # --- key files ------------------------------------------------------------------------

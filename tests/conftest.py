@@ -35,7 +35,7 @@ SLOW_FOLDERS = {"browser", "examples"}
 TESTS = Path(__file__).resolve().parent
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
-    "test_metrics_gunicorn", "test_serve_gunicorn",
+    "test_metrics_gunicorn", "test_serve_gunicorn", "test_gunicorn_static_answers",
     "test_serve", "test_serve_slow_client", "test_commands_find_serve", "test_public_url", "test_standalone_services",
     "test_many_hosts",
     "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",
@@ -174,6 +174,7 @@ ONE_WORKER = {
     "test_rp_apache", "test_rp_django", "test_sigv4_signatures", "test_pairing_flow", "test_oidc_sign_in",
     "test_oidc_form_post", "test_oidc_spa", "test_oidc_example_apps", "test_snippets", "test_aws_walk_through",
     "test_gunicorn_body_limit", "test_parked_streams", "test_bench_peer", "test_registration_service_process",
+    "test_gunicorn_static_answers",
     "test_basic_op", "test_formpost_basic_op", "test_rp_initiated_logout_op", "test_backchannel_logout_op",
     "test_dynamic_op",
     "test_mixed_versions", "test_openapi_fuzz::test_each_standalone_service_conforms_to_its_document"}

@@ -2,7 +2,6 @@
 and the operational routes every service exposes (SPEC §3)."""
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
@@ -27,21 +26,18 @@ from common.errors import ServiceUnavailable, StorageUnavailable
 from common.log_bursts import BurstFilter
 from common.version import running_version
 from database import dynamo
-from keys.ring_refresher import jwks_max_age
-from web import cors
+from web import cors, static_answers
 from mail.sender import start_sender
 from web.context import EXTENSION_KEY, AppContext, build_context, ctx
 from web.error_handlers import register_error_handlers
 from web.log_setup import configure_logging
 from web.metrics import instrument_dynamodb, metrics_blueprint
 from web.openapi import openapi_document
-from web.provider_metadata import provider_metadata
 from web.request_log import HEADER as REQUEST_ID_HEADER
 from web.request_log import install_request_log
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413
-PUSH_DELIVERY, POLL_DELIVERY = "urn:ietf:rfc:8935", "urn:ietf:rfc:8936"  # SSF delivery methods
 
 
 class _RedactTokens(logging.Filter):
@@ -283,50 +279,35 @@ def _operations_blueprint(title: str) -> Blueprint:
     def openapi():
         return jsonify(openapi_document(current_app, title=title, version=running_version()))
 
-    @ops.get("/.well-known/jwks.json")
+    @ops.get(static_answers.JWKS)
     def jwks():
-        response = jsonify(ctx().jwt.jwks())
-        max_age = jwks_max_age(ctx().settings.key_ring_reload_seconds)  # shorter than a key's wait to sign
-        response.headers["Cache-Control"] = f"public, max-age={max_age}"
-        return response
+        ctx().jwt.published()  # the ring reloaded first if due, as for any use of it (keys.jwt_keys)
+        return _static_answer(static_answers.JWKS)
 
-    @ops.get("/.well-known/ssf-configuration")
+    @ops.get(static_answers.SSF_CONFIGURATION)
     def ssf_configuration():
-        response = jsonify(_ssf_metadata(ctx()))
-        response.headers["Cache-Control"] = "public, max-age=300"
-        return response
+        """The Shared Signals transmitter's metadata (SPEC §11)."""
+        return _static_answer(static_answers.SSF_CONFIGURATION)
 
-    @ops.get("/.well-known/openid-configuration")
-    @ops.get("/.well-known/oauth-authorization-server")
+    @ops.get(static_answers.DISCOVERY)
+    @ops.get(static_answers.AUTHORIZATION_SERVER)
     def provider_configuration():
         """The OpenID Provider's metadata (SPEC §14): issuer = CITYLOGIN_PUBLIC_URL."""
-        context = ctx()
-        body = _metadata_json(context.public_url().rstrip("/"), tuple(context.jwt.algorithms()))
-        return current_app.response_class(body, mimetype="application/json",
-                                          headers={"Cache-Control": "public, max-age=300"})
+        return _static_answer(static_answers.DISCOVERY)  # the same document under both names
 
     # Public documents a SPA reads from its own origin (SPEC §14): no server setting needed.
     cors.open_to_every_origin(ops, endpoints={"operations.jwks", "operations.provider_configuration"})
+    ops.record_once(lambda state: state.app.extensions.setdefault(
+        static_answers.EXTENSION_KEY, static_answers.StaticAnswers(lambda: state.app.extensions[EXTENSION_KEY])))
     return ops
 
 
-@functools.lru_cache(maxsize=16)
-def _metadata_json(issuer: str, algorithms: tuple[str, ...]) -> bytes:
-    """The provider's metadata document as sent, made once per issuer and key ring's algorithms."""
-    return orjson.dumps(provider_metadata(issuer, id_token_algorithms=list(algorithms))) + b"\n"
-
-
-def _ssf_metadata(context: AppContext) -> dict:
-    """The Shared Signals transmitter's metadata (SPEC §11): where apps poll for session-revoked
-    events and which keys sign them; `citylogin_access_token_ttl` tells an app how long an
-    ended session's tokens could still look valid, so how long to remember the end;
-    `citylogin_oidc_issuer` is the `iss` of apps' OpenID Connect access tokens (SPEC §14)."""
-    base = context.public_url().rstrip("/")
-    return {"spec_version": "1_0", "issuer": context.jwt.issuer, "jwks_uri": base + "/.well-known/jwks.json",
-            "delivery_methods_supported": [PUSH_DELIVERY, POLL_DELIVERY],
-            "poll_endpoint": base + "/ssf/poll", "configuration_endpoint": base + "/ssf/streams",
-            "default_subjects": "ALL", "citylogin_access_token_ttl": context.settings.access_token_ttl,
-            "citylogin_oidc_issuer": base}
+def _static_answer(path: str):
+    """The prepared answer for `path` (web.static_answers), or 304 if If-None-Match names it."""
+    answer = current_app.extensions[static_answers.EXTENSION_KEY].get(path)
+    if answer.not_modified(request.headers.getlist("If-None-Match")):
+        return current_app.response_class(status=304, headers=list(answer.not_modified_headers))
+    return current_app.response_class(answer.body, headers=list(answer.headers))
 
 
 def _check_ready(context: AppContext) -> None:

@@ -111,3 +111,8 @@ def install_request_log(app: Flask) -> None:
     app.before_request(_remember_route)
     # Flask's documented middleware pattern; its types declare wsgi_app a method.
     app.wsgi_app = RequestLog(app.wsgi_app)  # type: ignore[method-assign]
+
+
+def record(*, method: str, route: str, status: int, seconds: float, request_id: str) -> None:
+    """Log and count one request answered outside the WSGI app (citylogin's worker's prepared answers)."""
+    _finish({ROUTE_KEY: route}, method=method, status=status, seconds=seconds, request_id=request_id)
