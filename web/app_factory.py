@@ -240,6 +240,9 @@ def _read_body_first() -> None:
     # Read every request body (at most 64 KiB) before answering, even where a view ignores it:
     # gunicorn's threaded worker otherwise drains a late body after the response and may
     # swallow the client's next keep-alive request with it (bench/README.md).
+    environ = request.environ
+    if not (environ.get("CONTENT_LENGTH") or environ.get("HTTP_TRANSFER_ENCODING")):
+        return  # no body: asked of the environ, as werkzeug's headers find a missing one by an exception
     if not (request.content_length or request.headers.get("Transfer-Encoding")):
         return
     try:
