@@ -83,7 +83,7 @@ def _bare_app() -> Callable:
 
 def _measure(apps: dict[str, Callable], *, rounds: int, n: int) -> None:
     from werkzeug.test import EnvironBuilder
-    environ: dict[str, Any] = EnvironBuilder(path="/healthz", method="GET", headers={"Host": "127.0.0.1"}).get_environ()
+    environ: dict[str, Any] = EnvironBuilder(path="/healthz", method="GET", headers=[("Host", "127.0.0.1")]).get_environ()
 
     def one(app: Callable) -> None:
         statuses: list[str] = []
