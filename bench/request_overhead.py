@@ -83,7 +83,8 @@ def _bare_app() -> Callable:
 
 def _measure(apps: dict[str, Callable], *, rounds: int, n: int) -> None:
     from werkzeug.test import EnvironBuilder
-    environ: dict[str, Any] = EnvironBuilder(path="/healthz", method="GET", headers=[("Host", "127.0.0.1")]).get_environ()
+    builder = EnvironBuilder(path="/healthz", method="GET", headers=[("Host", "127.0.0.1")])
+    environ: dict[str, Any] = builder.get_environ()
 
     def one(app: Callable) -> None:
         statuses: list[str] = []
