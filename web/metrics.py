@@ -147,11 +147,6 @@ _BATCH = _Batch()
 os.register_at_fork(after_in_child=_BATCH.forget_after_fork)
 
 
-def flush() -> None:
-    """Write the batched request and DynamoDB call counts to the metrics now (a scrape does)."""
-    _BATCH.flush()
-
-
 def observe_request(*, method: str, route: str, status: int, seconds: float) -> None:
     _BATCH.count_and_observe(HTTP_REQUESTS, HTTP_LATENCY, (method, route, str(status)), seconds)
 

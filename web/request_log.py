@@ -21,6 +21,7 @@ from web import metrics
 log = logging.getLogger("citylogin.access")
 
 HEADER = "X-Request-ID"
+_HEADER_LOWER = HEADER.lower()
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 ROUTE_KEY = "citylogin.route"
 UNMATCHED = "<unmatched>"  # no URL rule matched (404, 405): the raw path is not logged either
@@ -83,7 +84,7 @@ class RequestLog:
 
         def start_with_id(status_line: str, headers: list, exc_info=None):
             status[0] = int(status_line.split(" ", 1)[0])
-            headers = [(k, v) for k, v in headers if k.lower() != HEADER.lower()] + [(HEADER, info.request_id)]
+            headers = [(k, v) for k, v in headers if k.lower() != _HEADER_LOWER] + [(HEADER, info.request_id)]
             return start_response(status_line, headers, exc_info)
 
         def finish() -> None:
