@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,25 @@ class PlainText(logging.Filter):
         if "\x1b[" in message:
             record.msg, record.args = ANSI_ESCAPE.sub("", message), ()
         return True
+
+
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, with each second's local time formatted once (the stdlib's formatTime runs
+    localtime and strftime for every line, about a fifth of an access line's cost)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._second: tuple[int | None, str] = (None, "")  # no second formatted yet
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (stdlib's)
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = math.floor(record.created)  # as localtime() takes it, before 1970 too
+        cached_second, text = self._second  # one tuple, read and replaced whole: safe across threads
+        if cached_second != second:
+            text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))  # the stdlib's default_time_format
+            self._second = (second, text)
+        return "%s,%03d" % (text, record.msecs)  # its default_msec_format
 
 
 class JsonFormatter(_LibraryJsonFormatter):
@@ -48,7 +69,7 @@ def configure_logging(settings: Settings) -> None:
     and the audit logger: always at INFO, and to CITYLOGIN_AUDIT_LOG if set."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if settings.log_format is LogFormat.JSON
-                         else logging.Formatter(TEXT_FORMAT))
+                         else TextFormatter())
     if settings.log_format is LogFormat.JSON or not _is_terminal(handler.stream):
         handler.addFilter(PlainText())
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])

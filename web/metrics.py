@@ -2,11 +2,17 @@
 
 The metric objects are process-wide, as prometheus_client wants them. Under several worker
 processes set PROMETHEUS_MULTIPROC_DIR (prometheus_client's own variable, read when it is first
-imported) and have the server mark dead workers (deploy/gunicorn.conf.py)."""
+imported) and have the server mark dead workers (deploy/gunicorn.conf.py).
+
+What every request and every DynamoDB call counts goes through a batch (`_Batch`), written to the
+metrics at each scrape of the process and FLUSH_SECONDS after its first count since the last write."""
 from __future__ import annotations
 
+import atexit
+import bisect
 import hmac
 import os
+import threading
 import time
 from typing import Any
 
@@ -46,9 +52,103 @@ _STARTED, _OPERATION = "citylogin_started", "citylogin_operation"
 _HOOK_ID = "citylogin-metrics"
 
 
+# Another process's scrape shows a request or DynamoDB call at most this long after it completed
+# (docs/reference/metrics.md; bench/dynamo_calls.py reads the calls 0.5 s after its requests).
+FLUSH_SECONDS = 0.2
+_BOUNDS = tuple(Histogram.DEFAULT_BUCKETS)  # the upper bounds of both histograms of the batch
+
+
+class _Batch:
+    """The counts and times of requests and DynamoDB calls since they were last written to the metrics.
+
+    Why: under PROMETHEUS_MULTIPROC_DIR every write to a metric takes a lock, checks the pid and writes the
+    file, three writes per request and three per call; here a request costs one lock and a dict update.
+    A scrape writes the batch first (`flush`), so it shows every request and call that completed in its
+    own process before it began; a thread writes it FLUSH_SECONDS after its first count since the last
+    write, so that other processes' scrapes see it too; so does the process's exit."""
+
+    def __init__(self) -> None:
+        self._start_empty()
+
+    def _start_empty(self) -> None:
+        self._lock = threading.Lock()  # the pending counts
+        self._writing = threading.Lock()  # one flush at a time: a scrape waits for one under way
+        self._counts: dict[tuple[Counter, tuple[str, ...]], int] = {}
+        self._times: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}  # [sum, count per bound...]
+        self._due = threading.Event()  # something is pending
+        self._flusher: threading.Thread | None = None
+
+    def count(self, counter: Counter, labels: tuple[str, ...]) -> None:
+        with self._lock:
+            self._counts[counter, labels] = self._counts.get((counter, labels), 0) + 1
+            self._pending()
+
+    def observe(self, histogram: Histogram, labels: tuple[str, ...], seconds: float) -> None:
+        with self._lock:
+            self._add_time(histogram, labels, seconds)
+            self._pending()
+
+    def count_and_observe(self, counter: Counter, histogram: Histogram, labels: tuple[str, ...],
+                          seconds: float) -> None:
+        with self._lock:
+            self._counts[counter, labels] = self._counts.get((counter, labels), 0) + 1
+            self._add_time(histogram, labels, seconds)
+            self._pending()
+
+    def _add_time(self, histogram: Histogram, labels: tuple[str, ...], seconds: float) -> None:
+        times = self._times.get((histogram, labels))
+        if times is None:
+            times = self._times[histogram, labels] = [0.0] * (len(_BOUNDS) + 1)
+        times[0] += seconds
+        times[1 + bisect.bisect_left(_BOUNDS, seconds)] += 1  # the first bound >= seconds, as observe() finds it
+
+    def _pending(self) -> None:
+        if not self._due.is_set():
+            self._due.set()
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_when_due, name="metrics-flush", daemon=True)
+                self._flusher.start()
+                atexit.register(self.flush)  # a worker that stops leaves its last counts in the files
+
+    def _flush_when_due(self) -> None:
+        while True:
+            self._due.wait()
+            time.sleep(FLUSH_SECONDS)  # the batch's window: what comes in it is written together
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending to the metrics; on return, everything recorded before the call is in them."""
+        with self._writing:
+            with self._lock:
+                counts, self._counts = self._counts, {}
+                times, self._times = self._times, {}
+                self._due.clear()
+            for (counter, labels), n in counts.items():
+                counter.labels(*labels).inc(n)
+            for (histogram, labels), (total, *per_bound) in times.items():
+                _add_observations(histogram.labels(*labels), total, per_bound)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's pending counts are the parent's, and its thread did not come along."""
+        self._start_empty()
+
+
+def _add_observations(child: Histogram, total: float, per_bound: list[float]) -> None:
+    # prometheus_client writes one observation at a time (observe); many at once means writing its
+    # histogram's values directly: the sum, and one count per bucket (not cumulative, as observe() keeps
+    # them). tests/web/test_metrics_batch.py holds a flushed histogram equal to one observed one by one.
+    child._sum.inc(total)
+    for bucket, n in zip(child._buckets, per_bound, strict=True):
+        if n:
+            bucket.inc(n)
+
+
+_BATCH = _Batch()
+os.register_at_fork(after_in_child=_BATCH.forget_after_fork)
+
+
 def observe_request(*, method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_LATENCY.labels(method, route, str(status)).observe(seconds)
+    _BATCH.count_and_observe(HTTP_REQUESTS, HTTP_LATENCY, (method, route, str(status)), seconds)
 
 
 def count_audit_event(event: str, *, reason: str | None = None) -> None:
@@ -66,7 +166,7 @@ def count_audit_event(event: str, *, reason: str | None = None) -> None:
 
 def _before_call(model: Any, context: dict, **_: Any) -> None:
     context[_STARTED], context[_OPERATION] = time.perf_counter(), model.name
-    DYNAMODB_CALLS.labels(model.name, thread_kind.current()).inc()
+    _BATCH.count(DYNAMODB_CALLS, (model.name, thread_kind.current()))
 
 
 def _after_call(http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
@@ -84,7 +184,7 @@ def _after_call_error(exception: BaseException, context: dict, **_: Any) -> None
 
 def _observe_call(context: dict) -> None:
     if _STARTED in context:
-        DYNAMODB_LATENCY.labels(context[_OPERATION]).observe(time.perf_counter() - context[_STARTED])
+        _BATCH.observe(DYNAMODB_LATENCY, (context[_OPERATION],), time.perf_counter() - context[_STARTED])
 
 
 def instrument_dynamodb(client: Any) -> None:
@@ -125,6 +225,7 @@ def metrics_blueprint() -> Blueprint:
     def scrape():
         _check_scraper()
         encode, content_type = choose_encoder(request.headers.get("Accept"))  # text 0.0.4 or OpenMetrics
+        _BATCH.flush()
         return Response(encode(_registry()), content_type=content_type, headers={"Cache-Control": "no-store"})
 
     return bp

@@ -11,7 +11,6 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from flask import Flask, request
@@ -22,6 +21,7 @@ from web import metrics
 log = logging.getLogger("citylogin.access")
 
 HEADER = "X-Request-ID"
+_HEADER_LOWER = HEADER.lower()
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 ROUTE_KEY = "citylogin.route"
 UNMATCHED = "<unmatched>"  # no URL rule matched (404, 405): the raw path is not logged either
@@ -30,10 +30,20 @@ UNMATCHED = "<unmatched>"  # no URL rule matched (404, 405): the raw path is not
 STEADY_ROUTES = frozenset({"/ssf/poll", "/ssf/poll/<stream_id>"})
 
 
-@dataclass(frozen=True)
 class RequestInfo:
-    request_id: str
-    ip: str | None
+    """The request a thread serves: its id, and its client IP, parsed only when asked (by the audit stream)."""
+    __slots__ = ("request_id", "_environ", "_ip", "_parsed")
+
+    def __init__(self, request_id: str, environ: dict[str, Any]) -> None:
+        self.request_id, self._environ = request_id, environ
+        self._ip: str | None = None
+        self._parsed = False
+
+    @property
+    def ip(self) -> str | None:
+        if not self._parsed:
+            self._ip, self._parsed = _client_ip(self._environ), True
+        return self._ip
 
 
 _current: ContextVar[RequestInfo | None] = ContextVar("citylogin_request", default=None)
@@ -68,13 +78,13 @@ class RequestLog:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
-        info = RequestInfo(request_id=request_id_from(environ.get("HTTP_X_REQUEST_ID")), ip=_client_ip(environ))
+        info = RequestInfo(request_id_from(environ.get("HTTP_X_REQUEST_ID")), environ)
         _current.set(info)
         status: list[int] = [500]
 
         def start_with_id(status_line: str, headers: list, exc_info=None):
             status[0] = int(status_line.split(" ", 1)[0])
-            headers = [(k, v) for k, v in headers if k.lower() != HEADER.lower()] + [(HEADER, info.request_id)]
+            headers = [(k, v) for k, v in headers if k.lower() != _HEADER_LOWER] + [(HEADER, info.request_id)]
             return start_response(status_line, headers, exc_info)
 
         def finish() -> None:
@@ -95,20 +105,23 @@ def _finish(environ: dict[str, Any], *, method: str, status: int, seconds: float
     latency_ms = round(seconds * 1000, 1)
     metrics.observe_request(method=method, route=route, status=status, seconds=seconds)
     level = logging.DEBUG if route in STEADY_ROUTES and status == 200 else logging.INFO
-    log.log(level, "%s %s %d %.1fms request_id=%s", method, route, status, latency_ms, request_id,
-            extra={"method": method, "route": route, "status": status, "latency_ms": latency_ms,
-                   "request_id": request_id})
+    if log.isEnabledFor(level):  # below the level (WARNING, as the bench runs), not even the fields are made
+        log.log(level, "%s %s %d %.1fms request_id=%s", method, route, status, latency_ms, request_id,
+                extra={"method": method, "route": route, "status": status, "latency_ms": latency_ms,
+                       "request_id": request_id})
 
 
-def _remember_route() -> None:
-    if request.url_rule is not None:
-        request.environ[ROUTE_KEY] = request.url_rule.rule
+def remember_route() -> None:
+    """Keep the request's URL rule for its access line (before the request: the app's one hook calls it)."""
+    rule = request.url_rule
+    if rule is not None:
+        request.environ[ROUTE_KEY] = rule.rule
 
 
 def install_request_log(app: Flask) -> None:
     """Wrap `app` in the access log; call before any proxy middleware is applied, so that the
-    client IP it records is the one the proxy settings trust."""
-    app.before_request(_remember_route)
+    client IP it records is the one the proxy settings trust. The app calls `remember_route` before
+    each request."""
     # Flask's documented middleware pattern; its types declare wsgi_app a method.
     app.wsgi_app = RequestLog(app.wsgi_app)  # type: ignore[method-assign]
 

@@ -43,3 +43,22 @@ def test_metrics_add_up_across_gunicorn_workers(dynamodb_endpoint, data_dir, tab
         assert counts == {requests_made}  # every scrape, whichever worker answers, sees all of them
         pids = {p.name.split("_")[-1].removesuffix(".db") for p in metrics_dir.glob("counter_*.db")}
         assert len(pids) == 2, pids  # each worker writes its own file
+
+
+def test_a_worker_that_stops_leaves_all_its_counts(dynamodb_endpoint, data_dir, table_prefix, tmp_path):
+    """A worker writes its batched counts at exit (web.metrics): one replaced after each few requests
+    (--max-requests) loses none of them."""
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": table_prefix,
+                      "log_level": "WARNING", "metrics_token": TOKEN, **FAST_ARGON2, **RAISED_LIMITS})
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    with running_gunicorn(env, "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers", "1", "--threads", "2",
+                          "--max-requests", "4", cwd=tmp_path) as url:
+        requests_made = 10
+        for _ in range(requests_made):
+            assert requests.get(url + "/readyz", timeout=30).status_code == 200
+        # The scrapes themselves count too (and end workers): only /readyz is read.
+        wait_until(lambda: value(_scrape(url), "citylogin_http_requests_total", method="GET", route="/readyz",
+                                 status="200") == requests_made, what="every /readyz is counted")
+        assert len(list(metrics_dir.glob("counter_*.db"))) >= 3  # the stopped workers' files, and the last one's

@@ -127,3 +127,24 @@ def test_an_apps_answered_poll_is_logged_at_debug_and_a_refused_one_at_info(make
     records = {r.request_id: (r.route, r.status, r.levelname) for r in access_records(caplog, 3)}
     assert records == {"poll-answered": ("/ssf/poll", 200, "DEBUG"), "poll-refused": ("/ssf/poll", 401, "INFO"),
                        "beside-the-polls": ("/healthz", 200, "INFO")}
+
+
+def test_a_request_answered_outside_flask_is_logged_and_counted_as_any(caplog):
+    """request_log.record (the worker's prepared answers): the same access line and request metrics."""
+    from prometheus_client import REGISTRY
+
+    from web import metrics
+    from web.request_log import record
+
+    labels = {"method": "HEAD", "route": "/.well-known/record-test", "status": "304"}
+    before = REGISTRY.get_sample_value("citylogin_http_requests_total", labels) or 0.0
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    record(method="HEAD", route="/.well-known/record-test", status=304, seconds=0.0042, request_id="prepared-1")
+    [line] = [r for r in caplog.records if r.name == ACCESS]
+    assert (line.method, line.route, line.status, line.latency_ms, line.request_id) \
+        == ("HEAD", "/.well-known/record-test", 304, 4.2, "prepared-1")
+    assert line.getMessage() == "HEAD /.well-known/record-test 304 4.2ms request_id=prepared-1"
+    metrics._BATCH.flush()  # what a scrape does first
+    assert REGISTRY.get_sample_value("citylogin_http_requests_total", labels) == before + 1
+    assert REGISTRY.get_sample_value("citylogin_http_request_duration_seconds_bucket", {**labels, "le": "0.005"}) \
+        == before + 1
