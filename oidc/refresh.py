@@ -38,7 +38,8 @@ _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _GRANT_ID = re.compile(r"^[0-9a-f]{16,32}$")
 _KID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_CARRIED = re.compile(r"^[A-Za-z0-9_-]{1,1400}$")
+MAX_CARRIED_LENGTH = 1400
+_CARRIED = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_CARRIED_LENGTH}}}$")
 MAX_TOKEN_LENGTH = 1600
 MAX_GENERATION_DIGITS = 9
 ROTATE_ATTEMPTS = 3  # a parallel rotation of the same token came first: read again, answer by the grace
@@ -75,11 +76,11 @@ def token_text(ctx: AppContext, user: SignedIn, *, client_id: str) -> str:
     grant = [user.user_uuid, user.device_id, user.grant_scope, user.auth_time, list(user.amr), user.refresh_jkt]
     person = claims.packed(user.person, scope=user.grant_scope) if user.person is not None else None
     kid = user.refresh_kid or ctx.refresh_secrets.newest_kid()
-    text = None
-    if person is not None:
-        text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid,
-                                 _encode([*grant, PERSON_FORM, person])))
-    if text is None or _parse(text) is None:  # no claims known, or too long with them: read at its rotation
+    carried = _encode([*grant, PERSON_FORM, person]) if person is not None else None
+    if carried is None or len(carried) > MAX_CARRIED_LENGTH:  # no claims known, or too long: read at its rotation
+        carried = _encode([*grant, GRANT_SCOPE_FORM])
+    text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid, carried))
+    if len(str(text)) > MAX_TOKEN_LENGTH:
         text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid,
                                  _encode([*grant, GRANT_SCOPE_FORM])))
     assert text is not None  # the newest kid, or one the grace checked is still in the ring

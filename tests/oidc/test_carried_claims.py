@@ -6,6 +6,7 @@ carries the claims as parsed values, and anything else under its MAC is refused.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +16,8 @@ from accounts.store import AccountStore
 from accounts.user_store import EMAIL_UNCLAIMED
 from database import dynamo
 from database.guarded_write import write_all
-from oidc import claims
+from oidc import claims, refresh
+from oidc.models import SignedIn
 
 ABSENT = None
 ROWS = st.fixed_dictionaries({
@@ -107,3 +109,19 @@ def test_packed_claims_unpack_to_the_same_claims(drawn):
 ])
 def test_carried_claims_that_do_not_fit_their_scope_are_refused(values, scope):
     assert claims.unpacked(values, scope=scope) is None
+
+
+def test_claims_too_long_to_carry_are_left_to_be_read_at_the_tokens_rotation(server_ctx):
+    """A token carries the claims only while it stays within MAX_TOKEN_LENGTH; else it carries none (the
+    form before), and its rotation reads them."""
+    scope = "openid email offline_access"
+    user = SignedIn(user_uuid=str(uuid.uuid4()), session_id=str(uuid.uuid4()), device_id=str(uuid.uuid4()),
+                    auth_time=1795779467, amr=("hwk", "pwd"), refresh_generation=3, grant_id="0123456789abcdef",
+                    grant_scope=scope)
+    for address, carried in (("ann@example.com", True), ("a" * 1100 + "@example.com", False)):
+        text = refresh.token_text(server_ctx, replace(user, person={"email": address, "email_verified": True}),
+                                  client_id="notes")
+        assert len(text) <= refresh.MAX_TOKEN_LENGTH
+        presented = refresh.presented_for_rotation(server_ctx, text)
+        assert presented is not None and presented.unread and presented.grant.scope == scope
+        assert presented.person == ({"email": address, "email_verified": True} if carried else None)
