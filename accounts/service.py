@@ -6,7 +6,7 @@ recovery flow, which also certifies devices with them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from accounts import credential_service as credentials
 from accounts import user_service as users
@@ -75,6 +75,19 @@ def first_recovery_codes(*, user_uuid: str) -> NewRecoveryCodes:
 def account_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[AccountRecord | None]:
     """The account (None while it is being deleted), for a caller's batch read (database/batch_read.py)."""
     return KeyRead(ctx.tables.users, AccountStore.key(user_uuid), AccountStore.from_item)
+
+
+def still_shown(ctx: AppContext, *, user_uuid: str, refusal: Callable[[AccountRecord | None], Exception],
+                username: str | None = None, locale: str | None = None, usable_email: str | None = None,
+                email_withheld: bool = False) -> GuardedWrite:
+    """A check, for another domain's write, that the account still shows what it was written with
+    (AccountStore.shown_check_item); refused, `refusal` of the account as it is then (None: gone or being
+    deleted), read from the refusal itself."""
+    return GuardedWrite(item=account_store(ctx).shown_check_item(user_uuid, username=username, locale=locale,
+                                                                 usable_email=usable_email,
+                                                                 email_withheld=email_withheld),
+                        refusal=lambda: refusal(None),
+                        refusal_of_item=lambda item: refusal(AccountStore.from_item(item)))
 
 
 def get_account(ctx: AppContext, *, user_uuid: str) -> AccountRecord:

@@ -14,6 +14,7 @@ from accounts.models import AccountRecord
 from accounts.user_store import EMAIL_UNCLAIMED
 from database import dynamo
 
+DEFAULT_LOCALE = "en"  # an account that never chose one
 DIGESTS = "recovery_code_digests"
 GENERATION = "recovery_generation"
 _NAMES = {"#d": DIGESTS, "#g": GENERATION}
@@ -53,9 +54,36 @@ class AccountStore:
             user_uuid=data["user_uuid"], username=data["username"], email=data["email"],
             created_at=data["created_at"], recovery_codes_left=len(data.get(DIGESTS, ())),
             recovery_generation=data.get(GENERATION, 0), email_verified=bool(data.get("email_verified", False)),
-            locale=data.get("locale", "en"), max_concurrent_devices=data.get("max_concurrent_devices"),
+            locale=data.get("locale", DEFAULT_LOCALE), max_concurrent_devices=data.get("max_concurrent_devices"),
             email_link_generation=data.get(LINK_GENERATION, 0), roles=sorted(data.get("roles", ())),
             email_held=not data.get(EMAIL_UNCLAIMED, False))
+
+    def shown_check_item(self, user_uuid: str, *, username: str | None = None, locale: str | None = None,
+                         usable_email: str | None = None, email_withheld: bool = False) -> dict[str, Any]:
+        """A TransactWriteItems ConditionCheck that the account (not being deleted) still has `username` and
+        `locale` (each when given), still holds and has verified `usable_email` (when given), or still has no
+        address it both holds and has verified (`email_withheld`), as from_item reads them; a refusal comes
+        with the item as it is."""
+        names: dict[str, str] = {"#x": "deleting_since"}
+        values: dict[str, dict[str, Any]] = {}
+        condition = ["attribute_exists(user_uuid)", "attribute_not_exists(#x)"]
+        if username is not None:
+            names["#n"], values[":n"] = "username", {"S": username}
+            condition.append("#n = :n")
+        if locale is not None:
+            names["#l"], values[":l"] = "locale", {"S": locale}
+            condition.append("(#l = :l OR attribute_not_exists(#l))" if locale == DEFAULT_LOCALE else "#l = :l")
+        if usable_email is not None or email_withheld:
+            names["#v"], names["#u"], values[":t"] = "email_verified", EMAIL_UNCLAIMED, {"BOOL": True}
+            usable = "(#v = :t AND NOT #u = :t)"  # verified, and not an address another account holds
+            if usable_email is not None:
+                names["#e"], values[":e"] = "email", {"S": usable_email}
+                condition.append(f"#e = :e AND {usable}")
+            else:
+                condition.append(f"NOT {usable}")
+        check = {"TableName": self.users, "Key": self._key(user_uuid), "ConditionExpression": " AND ".join(condition),
+                 "ExpressionAttributeNames": names, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        return {"ConditionCheck": check | ({"ExpressionAttributeValues": values} if values else {})}
 
     def replace_codes(self, user_uuid: str, digests: list[str], *, expected_generation: int) -> None:
         """Set a new set of digests (the old codes void) if the generation is still the one read."""

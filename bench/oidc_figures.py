@@ -9,14 +9,24 @@
 
 Every request is prepared before its clock starts (the PKCE pair, the device's DPoP proof, the
 client's Basic credentials), so the client's own crypto and encoding are not timed.
+
+The second part alone, on a server of its own (DynamoDB Local in memory, `citylogin init`, one app, gunicorn
+as run_bench.py runs it), with run_bench.py's full figures unless told:
+
+    .venv/bin/python bench/oidc_figures.py [--seconds 12] [--rounds 2] [--threads 4] [--out FILE]
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
 import os
+import sys
+import tempfile
 import time
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -187,3 +197,41 @@ def bench_refresh_cpu(base_url: str, app: dict[str, str], *, run: str, pids: dic
         if grant["per_server_cpu_second"] and session["per_server_cpu_second"] else None
     return {"refresh_per_server_cpu": {"threads": threads, "oidc_refresh_grant": grant, "session_refresh": session,
                                        "ratio": ratio}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """bench_refresh_cpu alone, as run_bench.py runs it (two workers of eight threads); its figures as JSON."""
+    from database.dynamodb_local import DynamoDBLocal
+    from oidc_bench import add_app
+    from servers import LOCALHOST_ONLY, app_environment, gunicorn_app, run_init
+
+    parser = argparse.ArgumentParser(description="An app's refresh grant against POST /session/refresh, "
+                                                 "per server CPU second (run_bench.py's part of it)")
+    parser.add_argument("--seconds", type=float, default=12.0, help="of each kind, over all rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of each kind before the rounds")
+    parser.add_argument("--out", type=Path, help="write the JSON here too")
+    args = parser.parse_args(argv)
+    os.environ.update(LOCALHOST_ONLY)  # requests must not route 127.0.0.1 through a proxy
+    with tempfile.TemporaryDirectory(prefix="citylogin-refresh-cpu-") as tmp, ExitStack() as stack:
+        work_dir = Path(tmp)
+        db = stack.enter_context(DynamoDBLocal())
+        env = app_environment(endpoint_url=db.endpoint_url, data_dir=work_dir / "data")
+        run_init(env)
+        app = add_app(env, None)
+        server = stack.enter_context(gunicorn_app(env, log_path=work_dir / "gunicorn.log", workers=2, threads=8))
+        figures = bench_refresh_cpu(server.base_url, app, run=os.urandom(3).hex(),
+                                    pids={"server": server.pid, "dynamodb": db.process.pid}, threads=args.threads,
+                                    seconds=args.seconds, rounds=args.rounds, warmup_s=args.warmup)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(f"ratio (refresh grant / POST /session/refresh, per server CPU s): "
+          f"{figures['refresh_per_server_cpu']['ratio']:.3f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -182,13 +182,17 @@ class JwtKeyRing:
         if len(by_kid) != len(ordered):
             raise ValueError("two signing keys share a kid")
         self._keys, self._ordered = by_kid, ordered
+        # Each algorithm's keys, oldest first: a key's algorithm is found by type checks, once per ring.
+        self._by_algorithm: dict[str, list[SigningKey]] = {}
+        for key in ordered:
+            self._by_algorithm.setdefault(key.algorithm, []).append(key)
         self._public_keys = {key.kid: key.private_key.public_key() for key in ordered}
         self._loaded_at = time.monotonic()
 
     def _signing_key(self, now: datetime | None, algorithm: str = ALGORITHM) -> SigningKey:
         # With a shared ring, a new key signs once it is a reload interval old: by then every
         # process has read it and verifies what it signs.
-        keys = [key for key in self._ordered if key.algorithm == algorithm]
+        keys = self._by_algorithm.get(algorithm)
         if not keys:
             raise TokenError("no_key")  # a ring without a key of this algorithm (never after open_key_ring)
         return newest_published(keys, created_at=lambda key: key.created_at,

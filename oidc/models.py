@@ -42,6 +42,9 @@ class SignedIn:
     # The refresh token a refresh answers as it was presented, no new one made: a FAPI 2.0 app's (its
     # grant still moves on a generation, which names the new access token)
     kept_refresh: str | None = None
+    # The person's claims of the grant's scope (oidc.claims), as the write that made these tokens found
+    # the account (None: not known, read when the ID token needs them); the refresh token carries them.
+    person: dict | None = None
 
     def get_user_id(self) -> str:  # Authlib's user protocol
         return self.user_uuid
@@ -213,6 +216,7 @@ class AppRefresh:
     generation: int
     unread: bool = False
     text: str = ""  # the token as presented (a FAPI 2.0 app's refresh answers it again)
+    person: dict | None = None  # the claims of the grant's scope the token carries (None: none carried)
 
     def check_client(self, client: Any) -> bool:
         return bool(client.client_id == self.grant.client_id)

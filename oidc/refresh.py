@@ -2,11 +2,13 @@
 never outliving the citylogin session. Its text is derived, not stored:
 `<session_id>.<client_id>.<grant_id>.<generation>.<kid>.<carried>.<mac>` under the key ring's refresh
 secret `kid`, where `carried` names what the grant says of the person (user, device, the scope it was
-given, auth_time, amr, the key its refresh tokens are bound to), so that a rotation writes without
-reading the grant first; the grant record keeps only the current generation and its last rotation (when,
-under which secret, bound to which key). A token of the earlier form, without `carried`, is read first
-and rotated into the new one; so is one whose `carried` holds the scope of the answer it came with (the
-form before GRANT_SCOPE_FORM). The token just rotated out, sent again within
+given, auth_time, amr, the key its refresh tokens are bound to) and the person's claims of that scope
+(oidc.claims: what their ID tokens tell), so that a rotation writes without reading the grant or the
+account first (its transaction checks that the account still gives those claims); the grant record
+keeps only the current generation and its last rotation (when, under which secret, bound to which
+key). A token of the earlier form, without `carried`, is read first and rotated into the new one; so is
+one whose `carried` holds the scope of the answer it came with (the form before GRANT_SCOPE_FORM); one
+without the claims (GRANT_SCOPE_FORM) has them read. The token just rotated out, sent again within
 CITYLOGIN_REFRESH_REUSE_GRACE (a retry, two tabs, two app hosts, on any process), gets that same
 successor pair and ends nothing; an older one, or one after the grace, is a reuse (a copy, or a client
 that lost track): that app's grant on the session ends and the app is told by back channel
@@ -24,7 +26,8 @@ from authlib.oauth2.rfc6749 import InvalidGrantError
 from common.errors import ApiError
 from crypto.tokens import digests_equal, keyed_token
 from database.guarded_write import GuardedWrite, write_all
-from oidc import grants, token_binding
+from accounts.service import AccountNotFound
+from oidc import claims, grants, token_binding
 from oidc.models import AppRefresh, Grant, SignedIn
 from oidc.store import GrantMoved, GrantStore
 from sessions import service as sessions
@@ -35,7 +38,8 @@ _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _GRANT_ID = re.compile(r"^[0-9a-f]{16,32}$")
 _KID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_CARRIED = re.compile(r"^[A-Za-z0-9_-]{1,1400}$")
+MAX_CARRIED_LENGTH = 1400
+_CARRIED = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_CARRIED_LENGTH}}}$")
 MAX_TOKEN_LENGTH = 1600
 MAX_GENERATION_DIGITS = 9
 ROTATE_ATTEMPTS = 3  # a parallel rotation of the same token came first: read again, answer by the grace
@@ -46,6 +50,9 @@ KEPT_ATTEMPTS = 8
 # members) carried the scope of the answer that gave the token, narrowed by a refresh's `scope` as it
 # may have been; such a token is read first, as the earliest form is, so that its grant's scope counts.
 GRANT_SCOPE_FORM = 2
+# The form whose eighth member is the person's claims of the grant's scope (oidc.claims.packed); a token
+# without it (GRANT_SCOPE_FORM) has them read at its rotation, and its successor carries them.
+PERSON_FORM = 3
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,17 @@ def new_grant_id() -> str:
 def token_text(ctx: AppContext, user: SignedIn, *, client_id: str) -> str:
     """The refresh token `user` (a grant at its next generation) gets, under the secret its rotation chose
     (the newest one when it was made). It carries the scope the grant was given, never the narrower one
-    of the answer it comes with (RFC 6749 §6)."""
-    carried = _encode([user.user_uuid, user.device_id, user.grant_scope, user.auth_time, list(user.amr),
-                       user.refresh_jkt, GRANT_SCOPE_FORM])
-    text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation,
-                             user.refresh_kid or ctx.refresh_secrets.newest_kid(), carried))
+    of the answer it comes with (RFC 6749 §6), and the person's claims of it when they are known and fit."""
+    grant = [user.user_uuid, user.device_id, user.grant_scope, user.auth_time, list(user.amr), user.refresh_jkt]
+    person = claims.packed(user.person, scope=user.grant_scope) if user.person is not None else None
+    kid = user.refresh_kid or ctx.refresh_secrets.newest_kid()
+    carried = _encode([*grant, PERSON_FORM, person]) if person is not None else None
+    if carried is None or len(carried) > MAX_CARRIED_LENGTH:  # no claims known, or too long: read at its rotation
+        carried = _encode([*grant, GRANT_SCOPE_FORM])
+    text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid, carried))
+    if len(str(text)) > MAX_TOKEN_LENGTH:
+        text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid,
+                                 _encode([*grant, GRANT_SCOPE_FORM])))
     assert text is not None  # the newest kid, or one the grace checked is still in the ring
     return text
 
@@ -139,15 +152,16 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
     carried = _carried_grant(parts)
     if carried is None:
         return None
-    grant, form = carried
+    grant, form, person = carried
     if form < GRANT_SCOPE_FORM:
         return _read(ctx, parts, text=str(token))
-    return AppRefresh(grant=grant, generation=parts.generation, unread=True, text=str(token))
+    return AppRefresh(grant=grant, generation=parts.generation, unread=True, text=str(token), person=person)
 
 
-def _carried_grant(parts: _Parts) -> tuple[Grant, int] | None:
-    """The grant as a token's `carried` part (under its MAC) says it was, at the token's generation, and
-    the form of that part (GRANT_SCOPE_FORM, or 1 for the form before it)."""
+def _carried_grant(parts: _Parts) -> tuple[Grant, int, dict | None] | None:
+    """The grant as a token's `carried` part (under its MAC) says it was, at the token's generation, the
+    form of that part (PERSON_FORM, GRANT_SCOPE_FORM, or 1 for the form before it) and the person's claims
+    it carries (PERSON_FORM; None before)."""
     try:
         values = json.loads(base64.urlsafe_b64decode(str(parts.carried) + "=" * (-len(str(parts.carried)) % 4)))
         user_uuid, device_id, scope, auth_time, amr, jkt, *rest = values
@@ -155,12 +169,15 @@ def _carried_grant(parts: _Parts) -> tuple[Grant, int] | None:
         return None  # under our MAC this never happens; refused all the same
     if not (isinstance(user_uuid, str) and isinstance(device_id, str) and isinstance(scope, str)
             and isinstance(auth_time, int) and isinstance(amr, list) and (jkt is None or isinstance(jkt, str))
-            and rest in ([], [GRANT_SCOPE_FORM])):
+            and (rest in ([], [GRANT_SCOPE_FORM]) or (len(rest) == 2 and rest[0] == PERSON_FORM))):
+        return None
+    person = claims.unpacked(rest[1], scope=scope) if rest and rest[0] == PERSON_FORM else None
+    if rest and rest[0] == PERSON_FORM and person is None:
         return None
     form = rest[0] if rest else 1
     return Grant(session_id=parts.session_id, client_id=parts.client_id, grant_id=parts.grant_id,
                  user_uuid=user_uuid, device_id=device_id, scope=scope, auth_time=auth_time,
-                 amr=[str(a) for a in amr], refresh_gen=parts.generation, jkt=jkt), form
+                 amr=[str(a) for a in amr], refresh_gen=parts.generation, jkt=jkt), form, person
 
 
 def kept(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool,
@@ -179,7 +196,7 @@ def kept(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool,
         if refresh.generation > grant.refresh_gen:
             raise InvalidGrantError()
         try:
-            return replace(_next(ctx, grant, key=key), kept_refresh=refresh.text)
+            return replace(_next(ctx, grant, key=key, person=None), kept_refresh=refresh.text)
         except GrantMoved:
             continue
     raise InvalidGrantError(f"This refresh token was used more than {KEPT_ATTEMPTS} times at once: try again.")
@@ -192,34 +209,49 @@ def rotate(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool) -> Sign
     older one ends the app's grant (reuse). A bound refresh token counts only with a proof by its
     key, before anything else is looked at. A token whose grant was not read (it carries what the
     grant says) is first taken as the current one: the write's condition holds it to the grant, and a
-    refusal reads the grant to answer as above."""
+    refusal reads the grant to answer as above. The person's claims the token carries (read now for one
+    that carries none) are checked by the same write: an account that changed since gives its claims as
+    it is now, and the write is tried again with them."""
     grant = refresh.grant
     key = token_binding.request_key(bound_to=grant.jkt, required=dpop_required)
+    person = refresh.person
     for _ in range(ROTATE_ATTEMPTS):
         if refresh.generation > grant.refresh_gen:
             raise InvalidGrantError()
         if refresh.generation < grant.refresh_gen:
             return _rotated_out(ctx, grant, generation=refresh.generation)
+        if person is None:  # a token that carries no claims: the account is read (once) for them
+            person = claims.of_user(ctx, user_uuid=grant.user_uuid, scope=grant.scope)
         try:
-            return _next(ctx, grant, key=key)
+            return _next(ctx, grant, key=key, person=person)
         except GrantMoved:
             grant = _read_again(ctx, grant)
+        except claims.PersonChanged as changed:
+            if changed.account is None:
+                raise AccountNotFound() from None
+            person = claims.of_account(changed.account, scope=grant.scope)
     raise InvalidGrantError("This refresh token was used at the same moment.")
 
 
-def _next(ctx: AppContext, grant: Grant, *, key: str | None) -> SignedIn:
+def _next(ctx: AppContext, grant: Grant, *, key: str | None, person: dict | None) -> SignedIn:
     """Rotate: the grant's next generation, recorded with what forms its pair again (its moment, the
     newest refresh secret, the access token's key), in one transaction with the session's liveness
-    (not read first: the write's check of it refuses a session that has ended). GrantMoved if a
-    parallel use rotated first."""
+    (not read first: the write's check of it refuses a session that has ended) and, given `person`, the
+    check that the account still gives those claims of the grant's scope. GrantMoved if a parallel use
+    rotated first; PersonChanged if the account changed."""
     now, kid = int(ctx.now().timestamp()), ctx.refresh_secrets.newest_kid()
     item = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants).rotate_item(
         grant, generation=grant.refresh_gen, now=now, kid=kid, jkt=key)
     live = sessions.live_check_of(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
                                   device_id=grant.device_id)
-    write_while_live(ctx, [live, GuardedWrite(item=item, refusal=GrantMoved)])
+    writes = [live, GuardedWrite(item=item, refusal=GrantMoved)]
+    given = claims.still_given(ctx, user_uuid=grant.user_uuid, person=person, scope=grant.scope) \
+        if person is not None else None
+    if given is not None:
+        writes.append(given)  # last: a session's end or a parallel rotation is told first
+    write_while_live(ctx, writes)
     return replace(grant.signed_in(refresh_generation=grant.refresh_gen + 1), jkt=key, issued_epoch=now,
-                   refresh_kid=kid)
+                   refresh_kid=kid, person=person)
 
 
 def _read_again(ctx: AppContext, grant: Grant) -> Grant:
@@ -263,8 +295,11 @@ def _same_successor(ctx: AppContext, grant: Grant) -> SignedIn:
     rotation within the grace): invalid_grant, ending nothing."""
     if grant.refresh_kid is None or ctx.refresh_secrets.get(grant.refresh_kid) is None:
         raise InvalidGrantError("This refresh token was rotated; use its successor.")
+    # The claims as the account gives them now, as the rotation's write found them (unless they changed
+    # since): the successor refresh token carries them, and the ID token tells them.
+    person = claims.of_user(ctx, user_uuid=grant.user_uuid, scope=grant.scope)
     return replace(grant.signed_in(refresh_generation=grant.refresh_gen), jkt=grant.rotated_jkt,
-                   issued_epoch=grant.rotated_epoch, refresh_kid=grant.refresh_kid)
+                   issued_epoch=grant.rotated_epoch, refresh_kid=grant.refresh_kid, person=person)
 
 
 def write_while_live(ctx: AppContext, writes: list[GuardedWrite]) -> None:

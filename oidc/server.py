@@ -3,6 +3,7 @@ PKCE (S256 only; required as the certified providers require it) and OpenID Conn
 Authlib checks the protocol; the hooks below hand it citylogin's apps, codes, sessions and key ring."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -112,6 +113,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             person = authorization_code.person
             self.request.person_claims = person if person is not None else claims.of_user(
                 provider.ctx, user_uuid=authorization_code.user_uuid, scope=authorization_code.get_scope())
+            user = replace(user, person=self.request.person_claims)  # its refresh token carries them
         return user
 
 
@@ -219,11 +221,14 @@ class IdToken(OpenIDCode):
         """OpenID Connect Core §12.2: a refresh's ID token, of the same person, session and sign-in (`sub`,
         `sid`, `auth_time`, `amr`, `acr`) and no `nonce`, issued when the refresh's access token was: the
         same claims again for the same refresh token within the reuse grace (oidc.refresh.rotate). The
-        person's claims by scope are read again, as at a code's redemption: libraries that keep the last ID
+        person's claims by scope are as the account gives them when the rotation's write commits (it checks
+        those the refresh token carries, oidc.claims), else read now: libraries that keep the last ID
         token's claims as their user (express-openid-connect) keep its name and address."""
         iat = user.issued_epoch or int(self.provider.ctx.now().timestamp())
         body = self._claims(client.client_id, user, iat=iat)
-        body.update(claims.of_user(self.provider.ctx, user_uuid=user.user_uuid, scope=token.get("scope", "")))
+        scope = token.get("scope", "")
+        body.update(claims.narrowed(user.person, scope=scope) if user.person is not None
+                    else claims.of_user(self.provider.ctx, user_uuid=user.user_uuid, scope=scope))
         return self._sign(body, token, alg=client.app.oidc().id_token_alg)
 
     def _claims(self, client_id: str, user: SignedIn, *, iat: int) -> dict[str, Any]:

@@ -2,17 +2,20 @@
 with a botocore event hook on the app's own client: the flow (authorize -> the device completes ->
 token -> userinfo) in 5 (the goal is 7; 6 when the sign-in replaces the app's grant on the session), no
 step more than one batch read and one write (two for that replacement), the app's record from the
-process's registry copy, the code sealed; a refresh grant in one write, as citylogin's own refresh, and,
-for a grant with `profile` or `email`, the read of the person its new ID token names (OpenID Connect Core
-§12.2: express-openid-connect takes its user from the last ID token). Every single-use rule holds still:
+process's registry copy, the code sealed; a refresh grant in one write, as citylogin's own refresh, with
+the person its new ID token names (OpenID Connect Core §12.2: express-openid-connect takes its user from
+the last ID token) carried by the refresh token and checked by that write (two writes once the person
+changed since). Every single-use rule holds still:
 tests/oidc/test_code_redemption.py, test_refresh_tokens.py, test_two_processes.py."""
 from __future__ import annotations
 
 from collections import Counter
 
+import jwt
 import pytest
 import requests
 
+from accounts import service as accounts
 from apps import service as apps
 from apps.models import OidcClient
 from tests.citylogin.test_dynamodb_calls import CallCounter
@@ -77,9 +80,17 @@ def test_the_code_flow_is_five_calls_and_a_refresh_one(counted):
     answer, refresh = _step(ctx, counter, lambda: http.post(url + "/oidc/token", auth=auth, timeout=10, data={
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}))
     assert answer.status_code == 200, answer.text
-    # The token carries what its grant says: its rotation is the one write, with the session's check; the
-    # refreshed ID token's claims of the person (scope profile) are the one read.
-    assert refresh == Counter({"TransactWriteItems": 1, "GetItem": 1})
+    # The token carries what its grant says and the person's claims: its rotation is the one write, with
+    # the session's check and the check that the account still gives those claims; nothing is read.
+    assert refresh == Counter({"TransactWriteItems": 1})
+
+    accounts.update_profile(ctx, user_uuid=device.key_file.user_uuid, locale="ja")
+    answer, changed = _step(ctx, counter, lambda: http.post(url + "/oidc/token", auth=auth, timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": answer.json()["refresh_token"]}))
+    assert answer.status_code == 200, answer.text
+    assert jwt.decode(answer.json()["id_token"], options={"verify_signature": False})["locale"] == "ja"
+    # The person changed since: the refused write brings the account as it is, and is tried again with it.
+    assert changed == Counter({"TransactWriteItems": 2})
 
 
 def test_a_sign_in_that_replaces_the_apps_grant_on_the_session_is_still_one_write(counted):

@@ -15,6 +15,7 @@ import jwt
 import pytest
 import requests
 
+from accounts import service as accounts
 from apps import service as apps
 from apps.models import OidcClient
 from crypto.tokens import keyed_token
@@ -376,7 +377,7 @@ def test_a_refresh_token_whose_carried_scope_is_one_answers_is_read_and_gets_the
     tokens = _signed_in(url, credentials, device, scope=FULL_SCOPE)
     session_id, client_id, grant_id, generation, kid, carried, _ = tokens["refresh_token"].split(".")
     person = json.loads(base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)))
-    assert len(person) == 7 and person[2] == FULL_SCOPE
+    assert len(person) == 8 and person[2] == FULL_SCOPE and person[6] == 3  # PERSON_FORM: the claims carried
     head = f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{_carried([*person[:2], 'openid', *person[3:6]])}"
     earlier = f"{head}.{keyed_token(ctx.refresh_secrets.get(kid), f'oidc_refresh:{head}')}"
 
@@ -387,3 +388,46 @@ def test_a_refresh_token_whose_carried_scope_is_one_answers_is_read_and_gets_the
     successor = rotated.json()["refresh_token"].split(".")[5]
     assert json.loads(base64.urlsafe_b64decode(successor + "=" * (-len(successor) % 4)))[2] == FULL_SCOPE
     assert _narrowed(url, credentials, rotated.json()["refresh_token"], FULL_SCOPE).status_code == 200
+
+
+def _address_changed(ctx, user_uuid: str, address: str) -> None:
+    """The account's address changed to `address` and verified, as its owner's click on the link would."""
+    store = accounts.email_store(ctx)
+    generation = store.next_generation(user_uuid)
+    assert generation is not None
+    pending = accounts.new_verification(ctx, user_uuid=user_uuid, email=address, generation=generation)
+    store.write_token(pending.write.item)
+    [link] = pending.message.links()
+    accounts.verify_email(ctx, token=link.token)
+
+
+def test_a_refreshed_id_token_tells_the_person_as_the_account_is_now(provider):
+    """The refresh token carries the person's claims of its grant's scope, so that a refresh reads nothing;
+    the rotation's write checks that the account still gives them. An address verified, then changed, and a
+    locale chosen since the last token are told as they are now, by the answer and by its successor's; the
+    token just rotated out gets them too within the grace."""
+    url, ctx = provider
+    credentials = _app(ctx)
+    device = _device(url)
+    user_uuid, username = device.key_file.user_uuid, device.key_file.username
+    tokens = _signed_in(url, credentials, device, scope=FULL_SCOPE)
+    told = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert "email" not in told and told["locale"] == "en"   # not verified yet: withheld
+
+    verify_address(ctx, user_uuid=user_uuid)
+    accounts.update_profile(ctx, user_uuid=user_uuid, locale="ja")
+    answer = _refresh(url, credentials, tokens["refresh_token"])
+    id_token, userinfo = _person_told(url, answer.json())
+    told = (id_token["email"], id_token["email_verified"], id_token["locale"])
+    assert told == (f"{username}@example.com", True, "ja")
+    assert {k: userinfo[k] for k in ("email", "locale")} == {k: id_token[k] for k in ("email", "locale")}
+    again = _refresh(url, credentials, tokens["refresh_token"])  # a retry within the grace: the same pair
+    assert again.json()["refresh_token"] == answer.json()["refresh_token"]
+    assert _person_told(url, again.json())[0] == id_token
+
+    _address_changed(ctx, user_uuid, f"new-{username}@example.com")
+    for _ in range(2):   # the answer after the change, and its successor's (which carries the new address)
+        answer = _refresh(url, credentials, answer.json()["refresh_token"])
+        id_token, userinfo = _person_told(url, answer.json())
+        assert id_token["email"] == userinfo["email"] == f"new-{username}@example.com"
+        assert id_token["preferred_username"] == username and id_token["locale"] == "ja"
