@@ -1,14 +1,17 @@
 """An app's rotating refresh token (SPEC §14 with §4's rules): one per grant, rotated on every use,
 never outliving the citylogin session. Its text is derived, not stored:
-`<session_id>.<client_id>.<grant_id>.<generation>.<kid>.<carried>.<mac>` under the key ring's refresh
-secret `kid`, where `carried` names what the grant says of the person (user, device, the scope it was
-given, auth_time, amr, the key its refresh tokens are bound to) and the person's claims of that scope
-(oidc.claims: what their ID tokens tell), so that a rotation writes without reading the grant or the
+`<session_id>.<client_id>.<grant_id>.<generation>.<kid>.s1.<sealed>.<mac>` under the key ring's refresh
+secret `kid`, where `sealed` is what the grant says of the person (user, device, the scope it was given,
+auth_time, amr, the key its refresh tokens are bound to) and the person's claims of that scope
+(oidc.claims: what their ID tokens tell), encrypted with AES-GCM (SEALED_MARK, _seal) so that whoever
+holds or logs the token learns none of it, and a rotation writes without reading the grant or the
 account first (its transaction checks that the account still gives those claims); the grant record
 keeps only the current generation and its last rotation (when, under which secret, bound to which
-key). A token of the earlier form, without `carried`, is read first and rotated into the new one; so is
-one whose `carried` holds the scope of the answer it came with (the form before GRANT_SCOPE_FORM); one
-without the claims (GRANT_SCOPE_FORM) has them read. The token just rotated out, sent again within
+key). The forms before it are accepted as they were (a rolling deploy): `<...>.<kid>.<carried>.<mac>`,
+where `carried` is the same list in clear base64 JSON, either with the claims (PERSON_FORM) or without
+them (GRANT_SCOPE_FORM: they are read at its rotation); one whose `carried` holds the scope of the answer
+it came with (the form before GRANT_SCOPE_FORM) and the earliest, without `carried`, are read first and
+rotated into the sealed form. The token just rotated out, sent again within
 CITYLOGIN_REFRESH_REUSE_GRACE (a retry, two tabs, two app hosts, on any process), gets that same
 successor pair and ends nothing; an older one, or one after the grace, is a reuse (a copy, or a client
 that lost track): that app's grant on the session ends and the app is told by back channel
@@ -16,12 +19,21 @@ that lost track): that app's grant on the session ends and the app is told by ba
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
+import hashlib
+import hmac
 import json
 import re
 import secrets
 from dataclasses import dataclass, replace
+from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from common.errors import ApiError
 from crypto.tokens import digests_equal, keyed_token
@@ -53,6 +65,11 @@ GRANT_SCOPE_FORM = 2
 # The form whose eighth member is the person's claims of the grant's scope (oidc.claims.packed); a token
 # without it (GRANT_SCOPE_FORM) has them read at its rotation, and its successor carries them.
 PERSON_FORM = 3
+# The part before `sealed` in a token whose carried list is encrypted (its own part, so that a token's
+# form is told by parsing it, never by trying to decode it): every token this release makes.
+SEALED_MARK = "s1"
+_SEAL_INFO = b"citylogin oidc refresh token carried v1"
+_NONCE_BYTES = 12
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,8 @@ class _Parts:
     grant_id: str
     generation: int
     kid: str
-    carried: str | None = None  # what the grant says of the person, encoded; None in the earlier form
+    carried: str | None = None  # what the grant says of the person, encoded; None in the earliest form
+    sealed: bool = False  # `carried` is encrypted (SEALED_MARK); clear base64 JSON in the forms before
 
 
 def new_grant_id() -> str:
@@ -71,49 +89,83 @@ def new_grant_id() -> str:
 
 def token_text(ctx: AppContext, user: SignedIn, *, client_id: str) -> str:
     """The refresh token `user` (a grant at its next generation) gets, under the secret its rotation chose
-    (the newest one when it was made). It carries the scope the grant was given, never the narrower one
-    of the answer it comes with (RFC 6749 §6), and the person's claims of it when they are known and fit."""
+    (the newest one when it was made). It carries, sealed, the scope the grant was given, never the narrower
+    one of the answer it comes with (RFC 6749 §6), and the person's claims of it when they are known and fit."""
     grant = [user.user_uuid, user.device_id, user.grant_scope, user.auth_time, list(user.amr), user.refresh_jkt]
     person = claims.packed(user.person, scope=user.grant_scope) if user.person is not None else None
     kid = user.refresh_kid or ctx.refresh_secrets.newest_kid()
-    carried = _encode([*grant, PERSON_FORM, person]) if person is not None else None
+    secret = ctx.refresh_secrets.get(kid)
+    assert secret is not None  # the newest kid, or one the grace checked is still in the ring
+    head = f"{user.session_id}.{client_id}.{user.grant_id}.{user.refresh_generation}.{kid}"
+    carried = _seal(secret, head, [*grant, PERSON_FORM, person]) if person is not None else None
     if carried is None or len(carried) > MAX_CARRIED_LENGTH:  # no claims known, or too long: read at its rotation
-        carried = _encode([*grant, GRANT_SCOPE_FORM])
-    text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid, carried))
+        carried = _seal(secret, head, [*grant, GRANT_SCOPE_FORM])
+    parts = _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid, carried, sealed=True)
+    text = _text(ctx, parts)
     if len(str(text)) > MAX_TOKEN_LENGTH:
-        text = _text(ctx, _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid,
-                                 _encode([*grant, GRANT_SCOPE_FORM])))
-    assert text is not None  # the newest kid, or one the grace checked is still in the ring
+        text = _text(ctx, replace(parts, carried=_seal(secret, head, [*grant, GRANT_SCOPE_FORM])))
+    assert text is not None
     return text
+
+
+def _head(parts: _Parts) -> str:
+    return f"{parts.session_id}.{parts.client_id}.{parts.grant_id}.{parts.generation}.{parts.kid}"
 
 
 def _text(ctx: AppContext, parts: _Parts) -> str | None:
     secret = ctx.refresh_secrets.get(parts.kid)
     if secret is None:  # a retired or made-up kid
         return None
-    head = f"{parts.session_id}.{parts.client_id}.{parts.grant_id}.{parts.generation}.{parts.kid}"
+    head = _head(parts)
     if parts.carried is not None:
-        head += f".{parts.carried}"
+        head += f".{SEALED_MARK}.{parts.carried}" if parts.sealed else f".{parts.carried}"
     return f"{head}.{keyed_token(secret, f'oidc_refresh:{head}')}"
 
 
-def _encode(values: list) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+@functools.lru_cache(maxsize=16)
+def _sealing(secret: bytes) -> tuple[AESGCM, bytes]:
+    """The AES-GCM key and the nonce key a refresh secret gives (HKDF), derived once per secret."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=_SEAL_INFO).derive(secret)
+    return AESGCM(derived[:32]), derived[32:]
+
+
+def _seal(secret: bytes, head: str, values: list) -> str:
+    """`values` encrypted and authenticated under `secret`, with the token's head (its session, client,
+    grant, generation and kid) as associated data: `<nonce><ciphertext and tag>`, base64url. The nonce is
+    synthetic (an HMAC of the head and the plaintext, as in SIV), not random, because a token is formed
+    again, byte for byte, by any process (the grace's same successor pair, racers of one rotation): equal
+    nonces come only with equal heads and plaintexts, whose ciphertexts are the same text anyway."""
+    aead, nonce_key = _sealing(secret)
+    body, associated = json.dumps(values, separators=(",", ":")).encode(), f"{head}.{SEALED_MARK}".encode()
+    nonce = hmac.new(nonce_key, associated + b"\0" + body, hashlib.sha256).digest()[:_NONCE_BYTES]
+    return base64.urlsafe_b64encode(nonce + aead.encrypt(nonce, body, associated)).decode().rstrip("=")
+
+
+def _opened(secret: bytes, parts: _Parts) -> Any:
+    """The values a sealed part holds; None if it does not open (under our MAC this never happens)."""
+    payload = str(parts.carried)
+    try:
+        sealed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        body = _sealing(secret)[0].decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:],
+                                           f"{_head(parts)}.{SEALED_MARK}".encode())
+        return json.loads(body)
+    except (binascii.Error, ValueError, InvalidTag, RecursionError):
+        return None
 
 
 def _parse(token: object) -> _Parts | None:
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         return None
     parts = token.split(".")
-    if len(parts) not in (6, 7):
+    if len(parts) not in (6, 7, 8) or (len(parts) == 8 and parts[5] != SEALED_MARK):
         return None
     session_id, client_id, grant_id, generation, kid = parts[:5]
-    carried = parts[5] if len(parts) == 7 else None
+    carried = parts[-2] if len(parts) > 6 else None
     if not (_SESSION_ID.match(session_id) and _CLIENT_ID.match(client_id) and _GRANT_ID.match(grant_id)
             and generation.isdigit() and len(generation) <= MAX_GENERATION_DIGITS and generation.isascii()
             and _KID.match(kid) and (carried is None or _CARRIED.match(carried))):
         return None
-    return _Parts(session_id, client_id, grant_id, int(generation), kid, carried)
+    return _Parts(session_id, client_id, grant_id, int(generation), kid, carried, sealed=len(parts) == 8)
 
 
 def _checked(ctx: AppContext, token: object) -> _Parts | None:
@@ -149,7 +201,7 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
         return None
     if parts.carried is None:
         return _read(ctx, parts, text=str(token))
-    carried = _carried_grant(parts)
+    carried = _carried_grant(ctx, parts)
     if carried is None:
         return None
     grant, form, person = carried
@@ -158,12 +210,17 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
     return AppRefresh(grant=grant, generation=parts.generation, unread=True, text=str(token), person=person)
 
 
-def _carried_grant(parts: _Parts) -> tuple[Grant, int, dict | None] | None:
-    """The grant as a token's `carried` part (under its MAC) says it was, at the token's generation, the
-    form of that part (PERSON_FORM, GRANT_SCOPE_FORM, or 1 for the form before it) and the person's claims
-    it carries (PERSON_FORM; None before)."""
+def _carried_grant(ctx: AppContext, parts: _Parts) -> tuple[Grant, int, dict | None] | None:
+    """The grant as a token's `carried` part (under its MAC; opened first if sealed) says it was, at the
+    token's generation, the form of the list it holds (PERSON_FORM, GRANT_SCOPE_FORM, or 1 for the form
+    before it) and the person's claims it carries (PERSON_FORM; None before)."""
+    secret = ctx.refresh_secrets.get(parts.kid)
+    values: Any
     try:
-        values = json.loads(base64.urlsafe_b64decode(str(parts.carried) + "=" * (-len(str(parts.carried)) % 4)))
+        if parts.sealed:
+            values = _opened(secret, parts) if secret is not None else None
+        else:
+            values = json.loads(base64.urlsafe_b64decode(str(parts.carried) + "=" * (-len(str(parts.carried)) % 4)))
         user_uuid, device_id, scope, auth_time, amr, jkt, *rest = values
     except (ValueError, TypeError, RecursionError):
         return None  # under our MAC this never happens; refused all the same

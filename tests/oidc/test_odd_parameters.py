@@ -177,7 +177,7 @@ def _sealed_code(ctx, *, app, redirect_uri: str, challenge: str) -> str:
 
 
 def _carried_refresh_token(ctx, *, client_id: str) -> str:
-    """A refresh token of the 7-part form under its MAC, of a grant that does not exist (its rotation's write
+    """A refresh token of the sealed form under its MAC, of a grant that does not exist (its rotation's write
     is refused)."""
     user = SignedIn(user_uuid=str(uuid.uuid4()), session_id=str(uuid.uuid4()), device_id=str(uuid.uuid4()),
                     auth_time=0, amr=("pwd",), refresh_generation=2, grant_id=refresh.new_grant_id(),

@@ -19,6 +19,7 @@ from accounts import service as accounts
 from apps import service as apps
 from apps.models import OidcClient
 from crypto.tokens import keyed_token
+from oidc import refresh
 from oidc.store import GrantStore
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, verify_address
 from tests.support.oidc import code_for
@@ -162,15 +163,20 @@ def test_only_the_client_it_was_issued_to_can_use_it_and_a_forgery_is_refused(pr
     tokens = _signed_in(url, credentials, device)
     stolen = _refresh(url, other, tokens["refresh_token"])
     assert (stolen.status_code, stolen.json()["error"]) == (400, "invalid_grant")
-    session_id, client_id, grant_id, generation, kid, carried, mac = tokens["refresh_token"].split(".")
-    person = json.loads(base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)))
-    # What the token carries of the grant is under its MAC: another scope, user or key is refused.
+    session_id, client_id, grant_id, generation, kid, mark, sealed, mac = tokens["refresh_token"].split(".")
+    person = _clear_values(ctx, tokens["refresh_token"])
+    # What the token carries of the grant is sealed under its MAC: another scope, user or key, in clear (the
+    # forms before sealing) or in a sealed part with a character changed, is refused.
     edited = [_carried([*person[:2], "openid profile email offline_access", *person[3:]]),
               _carried([other.app.client_id, *person[1:]]), _carried([*person[:5], "a" * 43]), "", "!!"]
-    for forged in (f"{session_id}.{client_id}.{grant_id}.{int(generation) + 1}.{kid}.{carried}.{mac}",
-                   f"{session_id}.{other.app.client_id}.{grant_id}.{generation}.{kid}.{carried}.{mac}",
+    changed = sealed[:10] + ("A" if sealed[10] != "A" else "B") + sealed[11:]
+    for forged in (f"{session_id}.{client_id}.{grant_id}.{int(generation) + 1}.{kid}.{mark}.{sealed}.{mac}",
+                   f"{session_id}.{other.app.client_id}.{grant_id}.{generation}.{kid}.{mark}.{sealed}.{mac}",
                    *(f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{e}.{mac}" for e in edited),
-                   f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{mac}",  # the earlier form, same MAC
+                   *(f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{mark}.{e}.{mac}" for e in edited),
+                   f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{mark}.{changed}.{mac}",
+                   f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{sealed}.{mac}",  # no mark
+                   f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{mac}",  # the earliest form, same MAC
                    tokens["refresh_token"][:-2] + "xx", "x" * 600, "a.b.c.d.e.f", "a.b.c.d.e.f.g", "", "..."):
         refused = _refresh(url, credentials, forged)
         assert (refused.status_code, refused.json()["error"]) in ((400, "invalid_grant"), (400, "invalid_request"))
@@ -220,7 +226,25 @@ def test_racers_with_one_refresh_token_all_get_the_same_pair_and_end_nothing(pro
 
 
 def _carried(values: list) -> str:
+    """A `carried` part as the releases before sealing spelled it: base64url JSON, in clear."""
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _clear_values(ctx, token: str) -> list:
+    """What a token's grant says of the person, as a token of GRANT_SCOPE_FORM carried it in clear: read
+    from the grant's record, since the token's own part is sealed."""
+    session_id, client_id = token.split(".")[:2]
+    grant = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants).get(session_id=session_id, client_id=client_id)
+    assert grant is not None
+    return [grant.user_uuid, grant.device_id, grant.scope, grant.auth_time, list(grant.amr), grant.jkt,
+            refresh.GRANT_SCOPE_FORM]
+
+
+def _clear_token(ctx, token: str, values: list) -> str:
+    """`token`'s head with `values` in a clear `carried` part, under its MAC: a token the release before made."""
+    session_id, client_id, grant_id, generation, kid = token.split(".")[:5]
+    head = f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{_carried(values)}"
+    return f"{head}.{keyed_token(ctx.refresh_secrets.get(kid), f'oidc_refresh:{head}')}"
 
 
 def test_a_refresh_token_of_the_earlier_form_is_read_and_rotated_into_the_new_one(provider):
@@ -229,13 +253,13 @@ def test_a_refresh_token_of_the_earlier_form_is_read_and_rotated_into_the_new_on
     url, ctx = provider
     credentials = _app(ctx)
     tokens = _signed_in(url, credentials, _device(url))
-    session_id, client_id, grant_id, generation, kid, _, _ = tokens["refresh_token"].split(".")
+    session_id, client_id, grant_id, generation, kid = tokens["refresh_token"].split(".")[:5]
     head = f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}"
     earlier = f"{head}.{keyed_token(ctx.refresh_secrets.get(kid), f'oidc_refresh:{head}')}"
     rotated = _refresh(url, credentials, earlier)
     assert rotated.status_code == 200, rotated.text
     successor = rotated.json()["refresh_token"]
-    assert len(successor.split(".")) == 7
+    assert successor.split(".")[5] == refresh.SEALED_MARK and len(successor.split(".")) == 8
     again = _refresh(url, credentials, earlier)  # within the grace: the same successor, as for any token
     assert again.status_code == 200 and again.json()["refresh_token"] == successor
     assert _refresh(url, credentials, successor).status_code == 200
@@ -375,18 +399,16 @@ def test_a_refresh_token_whose_carried_scope_is_one_answers_is_read_and_gets_the
     device = _device(url)
     verify_address(ctx, user_uuid=device.key_file.user_uuid)
     tokens = _signed_in(url, credentials, device, scope=FULL_SCOPE)
-    session_id, client_id, grant_id, generation, kid, carried, _ = tokens["refresh_token"].split(".")
-    person = json.loads(base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)))
-    assert len(person) == 8 and person[2] == FULL_SCOPE and person[6] == 3  # PERSON_FORM: the claims carried
-    head = f"{session_id}.{client_id}.{grant_id}.{generation}.{kid}.{_carried([*person[:2], 'openid', *person[3:6]])}"
-    earlier = f"{head}.{keyed_token(ctx.refresh_secrets.get(kid), f'oidc_refresh:{head}')}"
+    person = _clear_values(ctx, tokens["refresh_token"])
+    assert person[2] == FULL_SCOPE
+    earlier = _clear_token(ctx, tokens["refresh_token"], [*person[:2], "openid", *person[3:6]])
 
     rotated = _refresh(url, credentials, earlier)
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["scope"] == FULL_SCOPE
     assert _person_told(url, rotated.json())[0]["email"] == device.key_file.username + "@example.com"
-    successor = rotated.json()["refresh_token"].split(".")[5]
-    assert json.loads(base64.urlsafe_b64decode(successor + "=" * (-len(successor) % 4)))[2] == FULL_SCOPE
+    successor = refresh.presented_for_rotation(ctx, rotated.json()["refresh_token"])
+    assert successor is not None and successor.unread and successor.grant.scope == FULL_SCOPE
     assert _narrowed(url, credentials, rotated.json()["refresh_token"], FULL_SCOPE).status_code == 200
 
 
@@ -431,3 +453,26 @@ def test_a_refreshed_id_token_tells_the_person_as_the_account_is_now(provider):
         id_token, userinfo = _person_told(url, answer.json())
         assert id_token["email"] == userinfo["email"] == f"new-{username}@example.com"
         assert id_token["preferred_username"] == username and id_token["locale"] == "ja"
+
+
+@pytest.mark.parametrize("form", ["person", "grant scope"])
+def test_a_clear_refresh_token_of_the_release_before_sealing_still_rotates(provider, form):
+    """A rolling deploy: a token whose `carried` part is clear base64 JSON, with the person's claims
+    (PERSON_FORM) or without (GRANT_SCOPE_FORM), rotates as it did, tells the person as the account is,
+    and its successor is sealed."""
+    url, ctx = provider
+    credentials = _app(ctx)
+    device = _device(url)
+    verify_address(ctx, user_uuid=device.key_file.user_uuid)
+    tokens = _signed_in(url, credentials, device, scope=FULL_SCOPE)
+    grant = _clear_values(ctx, tokens["refresh_token"])[:6]
+    address = device.key_file.username + "@example.com"
+    values = ([*grant, refresh.PERSON_FORM, [device.key_file.username, "en", address]] if form == "person"
+              else [*grant, refresh.GRANT_SCOPE_FORM])
+    rotated = _refresh(url, credentials, _clear_token(ctx, tokens["refresh_token"], values))
+    assert rotated.status_code == 200, rotated.text
+    told = _person_told(url, rotated.json())[0]
+    assert (told["preferred_username"], told["email"]) == (device.key_file.username, address)
+    successor = rotated.json()["refresh_token"]
+    assert successor.split(".")[5] == refresh.SEALED_MARK
+    assert _refresh(url, credentials, successor).status_code == 200

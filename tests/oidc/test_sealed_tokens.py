@@ -5,12 +5,17 @@ does not hold, one past its end — is refused (None), never an exception, and n
 record. In process: no server, no DynamoDB (neither parser reads anything)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field, replace
 from typing import cast
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crypto.tokens import keyed_token
 from oidc import codes, refresh
 from oidc.models import Code, SignedIn
 from web.context import AppContext
@@ -100,7 +105,7 @@ def test_no_other_text_is_a_refresh_token(text):
 
 def test_a_code_or_refresh_token_cut_short_or_with_a_part_swapped_is_refused():
     """Every cut of a real code and refresh token (each length once: the ones base64 cannot decode
-    included), and each of the refresh token's seven parts swapped for another value (empty, signed,
+    included), and each of the refresh token's eight parts swapped for another value (empty, signed,
     not a number, a non-ASCII digit, a neighbour's): refused, never an exception."""
     assert [n for n in range(len(SEALED)) if codes.opened(CTX, SEALED[:n], now=NOW) is not None] == []
     assert [n for n in range(len(REFRESH)) if refresh.presented_for_rotation(CTX, REFRESH[:n]) is not None] == []
@@ -109,3 +114,97 @@ def test_a_code_or_refresh_token_cut_short_or_with_a_part_swapped_is_refused():
         for value in ("", "0", "-1", "1_0", "x", "é", "\u0663", " 3", "9" * 12, parts[at - 1]):
             edited = ".".join([*parts[:at], value, *parts[at + 1:]])
             assert refresh.presented_for_rotation(CTX, edited) is None, (at, value)
+
+
+# --- the sealed part: what a refresh token carries is not shown to whoever holds or logs it ------------
+
+def _maced(head: str, secret: bytes = b"s" * 32) -> str:
+    """`head` with the MAC the ring's secret gives it: what only citylogin could make."""
+    return f"{head}.{keyed_token(secret, f'oidc_refresh:{head}')}"
+
+
+def _clear(values: list) -> str:
+    """A `carried` part as the releases before sealing spelled it: base64url JSON, in clear."""
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decodings(text: str) -> list[bytes]:
+    """Each dot-separated part of `text` read as base64url, as whoever logs a token could read it."""
+    found = []
+    for part in text.split("."):
+        try:
+            found.append(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        except (binascii.Error, ValueError):
+            continue
+    return found
+
+
+HEAD = f"{SESSION}.app_1.0123456789abcdef.3.k2"
+words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=8, max_size=40)
+addresses = st.tuples(st.from_regex(r"[a-z0-9._+-]{8,30}", fullmatch=True),
+                      st.sampled_from(["example.com", "mail.example.org"])).map("@".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(username=words, locale=st.sampled_from(["en", "ja", "de-CH"]), email=addresses,
+       user_uuid=st.uuids().map(str), device_id=st.uuids().map(str))
+def test_a_refresh_token_shows_none_of_the_persons_claims_nor_its_grants_ids(username, locale, email, user_uuid,
+                                                                             device_id):
+    """Neither in its text nor in any part read as base64 (the clear forms before were base64 JSON): the
+    user's uuid, the device's id, the username or the address; yet it opens to all of them."""
+    user = replace(USER, user_uuid=user_uuid, device_id=device_id, grant_scope="openid profile email offline_access",
+                   person={"preferred_username": username, "locale": locale, "zoneinfo": "UTC", "email": email,
+                           "email_verified": True})
+    text = refresh.token_text(CTX, user, client_id="app_1")
+    assert text.startswith(f"{HEAD}.{refresh.SEALED_MARK}.")
+    shown = text[len(HEAD):]  # the head names the session, client and grant, as every form's did
+    secrets_ = [user_uuid, device_id, username, email]
+    assert [s for s in secrets_ if s in shown] == []
+    spellings = [s.encode() for s in secrets_] + [json.dumps(s).encode() for s in secrets_]
+    assert [s for s in spellings for decoded in _decodings(shown) if s in decoded] == []
+    presented = refresh.presented_for_rotation(CTX, text)
+    assert presented is not None and presented.person is not None
+    assert (presented.grant.user_uuid, presented.grant.device_id) == (user_uuid, device_id)
+    assert (presented.person["preferred_username"], presented.person["email"]) == (username, email)
+
+
+def test_an_altered_sealed_part_does_not_open_even_under_a_valid_mac():
+    """The MAC refuses any change first; the seal holds on its own: a sealed part with a byte changed, or
+    moved to another generation, grant or kid (its head is the associated data), re-MACed as only the
+    ring's holder could, does not open."""
+    head, mark, sealed, _ = REFRESH.rsplit(".", 3)
+    assert (head, mark) == (HEAD, refresh.SEALED_MARK)
+    raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+    flipped = [base64.urlsafe_b64encode(raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1:]).decode().rstrip("=")
+               for i in range(len(raw))]
+    assert [f for f in flipped if refresh.presented_for_rotation(CTX, _maced(f"{head}.{mark}.{f}"))] == []
+    for other in (f"{SESSION}.app_1.0123456789abcdef.4.k2", f"{SESSION}.app_2.0123456789abcdef.3.k2",
+                  f"{SESSION}.app_1.0123456789abcdee.3.k2"):
+        assert refresh.presented_for_rotation(CTX, _maced(f"{other}.{mark}.{sealed}")) is None, other
+    moved = SESSION + ".app_1.0123456789abcdef.3.k1"
+    assert refresh.presented_for_rotation(CTX, _maced(f"{moved}.{mark}.{sealed}", b"t" * 32)) is None
+    # and the real one, re-MACed the same way, opens: the refusals above are the seal's
+    assert refresh.presented_for_rotation(CTX, _maced(f"{head}.{mark}.{sealed}")) is not None
+
+
+def test_a_sealed_part_is_told_by_its_mark_and_a_clear_one_by_its_absence():
+    """A clear part under the mark, or a sealed part without it, is refused even under a valid MAC: the
+    form is parsed, never guessed by trying to decode."""
+    _, mark, sealed, _ = REFRESH.rsplit(".", 3)
+    values = ["u-1", "d-1", "openid offline_access", NOW - 5, ["hwk", "pwd"], "j" * 43, refresh.GRANT_SCOPE_FORM]
+    assert refresh.presented_for_rotation(CTX, _maced(f"{HEAD}.{mark}.{_clear(values)}")) is None
+    assert refresh.presented_for_rotation(CTX, _maced(f"{HEAD}.{sealed}")) is None
+    assert refresh.presented_for_rotation(CTX, _maced(f"{HEAD}.s2.{sealed}")) is None
+
+
+@pytest.mark.parametrize("form", ["person", "grant scope"])
+def test_the_clear_forms_before_sealing_are_still_read_as_they_were(form):
+    """A rolling deploy: tokens the release before made (PERSON_FORM, GRANT_SCOPE_FORM) are taken as they
+    were, unread; the forms before them, whose grant is read, are in tests/oidc/test_refresh_tokens.py."""
+    grant = ["u-1", "d-1", "openid profile offline_access", NOW - 5, ["hwk", "pwd"], "j" * 43]
+    values = {"person": [*grant, refresh.PERSON_FORM, ["alice", "en", None]],
+              "grant scope": [*grant, refresh.GRANT_SCOPE_FORM]}[form]
+    presented = refresh.presented_for_rotation(CTX, _maced(f"{HEAD}.{_clear(values)}"))
+    assert presented is not None and presented.unread and presented.grant.user_uuid == "u-1"
+    assert presented.person == ({"preferred_username": "alice", "locale": "en", "zoneinfo": "UTC"}
+                                if form == "person" else None)
