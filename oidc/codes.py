@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import re
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -33,6 +34,7 @@ _INFO = b"citylogin oidc authorization code v1"
 _NONCE_BYTES = 12
 MAX_CODE_LENGTH = 4096
 _TEXT = re.compile(r"(?P<kid>[A-Za-z0-9-]{1,64})\.(?P<payload>[A-Za-z0-9_-]{40,4000})")
+_FIELDS = tuple(f.name for f in fields(Code))
 
 
 def seal(ctx: AppContext, code: Code, *, now: int) -> str:
@@ -40,10 +42,12 @@ def seal(ctx: AppContext, code: Code, *, now: int) -> str:
     kid = ctx.refresh_secrets.newest_kid()
     secret = ctx.refresh_secrets.get(kid)
     assert secret is not None  # the newest kid is in the ring
-    body = json.dumps({**{k: v for k, v in asdict(code).items() if v is not None}, "exp": now + CODE_TTL},
-                      separators=(",", ":")).encode()
+    # The fields as they are (json.dumps reads the lists and dicts in them): asdict()'s deep copy of
+    # each was most of a seal's time, for the same text.
+    values = {name: value for name in _FIELDS if (value := getattr(code, name)) is not None}
+    body = json.dumps({**values, "exp": now + CODE_TTL}, separators=(",", ":")).encode()
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = nonce + AESGCM(_key(secret)).encrypt(nonce, body, kid.encode())
+    sealed = nonce + _aead(secret).encrypt(nonce, body, kid.encode())
     return f"{kid}.{base64.urlsafe_b64encode(sealed).decode().rstrip('=')}"
 
 
@@ -61,7 +65,7 @@ def opened(ctx: AppContext, text: object, *, now: int) -> Code | None:
         sealed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         if base64.urlsafe_b64encode(sealed).decode().rstrip("=") != payload:
             return None  # unused low bits set in the last character: another spelling of the same bytes
-        body = AESGCM(_key(secret)).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], kid.encode())
+        body = _aead(secret).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], kid.encode())
         data: dict[str, Any] = json.loads(body)
     except (binascii.Error, ValueError, InvalidTag):
         return None
@@ -74,5 +78,7 @@ def opened(ctx: AppContext, text: object, *, now: int) -> Code | None:
         return None
 
 
-def _key(secret: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret)
+@functools.lru_cache(maxsize=16)
+def _aead(secret: bytes) -> AESGCM:
+    """The AES-GCM key a refresh secret gives codes (HKDF), derived once per secret, not per code."""
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret))
