@@ -97,6 +97,9 @@ class DeviceSignIn:
         self.device = device
 
     def prepare(self, side: Side) -> dict:
+        # A published run outlasts the device's access token (15 minutes): its session is refreshed
+        # before the token runs out, here, before any clock starts.
+        self.device.refresh_if_due()
         url = side.base_url + "/oidc/authorize/complete"
         return {"url": url, "headers": {**self.device.auth_headers("POST", url), "Content-Type": "application/json"}}
 

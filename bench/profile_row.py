@@ -7,7 +7,9 @@ then gunicorn as deploy/ runs it for the set-up only: a new account signs in wit
 (citylogin.client) and finishes one code flow, so that the row has an access token, a refresh token
 or codes. The measured requests go to the app in this process (`create_app()` on the same tables and key
 ring, through Flask's test client, one at a time): the row's CPU per request is `time.thread_time()` over
-them (the test client's own work included, about 0.05 ms), with no server and no other thread in it; the
+them (the test client's own work included, about 0.05 ms), with no server and no other thread in it; each
+answer is read whole and closed, as a server closes it, so that the access line and the request's metrics,
+which run at the close, are in the figure (before issue 66's end they were not). The
 process's CPU beside it adds what the request handed to the background pool (web/background.py: a DPoP
 proof's spending, a code's tokens signed while its transaction travels) and the few idle threads' wake-ups.
 `--profile N` runs the requests once more under py-spy (a sampling profiler in its own process, 1,000
@@ -240,12 +242,25 @@ def main() -> None:
         env, held, app = _set_up(stack, Path(work), args.row, args.requests * (2 if profiled else 1))
         os.environ.update({name: value for name, value in env.items() if name.startswith("CITYLOGIN_")})
         from citylogin.app import create_app
+        from flask.testing import FlaskClient
+
+        class ClosingClient(FlaskClient):
+            """Each answer read whole and closed, as a server closes it: the access line and the request's
+            metrics run when the answer is closed (web.request_log), so they are in the figure."""
+            def open(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+                kwargs.setdefault("buffered", True)
+                return super().open(*args, **kwargs)
+
+        def create_app_closing():
+            made = create_app()
+            made.test_client_class = ClosingClient
+            return made
         prepare: Callable[[int], None] = lambda n: None  # noqa: E731
         if args.row in SIGN_IN_ROWS:
-            sign_in = SignIn(create_app().test_client(use_cookies=False), args.row, held["device"], app)
+            sign_in = SignIn(create_app_closing().test_client(use_cookies=False), args.row, held["device"], app)
             one, prepare = sign_in.one, sign_in.prepare
         else:
-            one = _requests(create_app().test_client(), args.row, held, app)
+            one = _requests(create_app_closing().test_client(), args.row, held, app)
         timed = _timed_functions(args.time)
         prepare(WARM_UP)
         for _ in range(WARM_UP):

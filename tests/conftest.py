@@ -56,7 +56,7 @@ SLOW_MODULES |= {
     "test_password_rechecks", "test_renewal", "test_admin_apps", "test_throttled_dynamodb",
     "test_rotating_credentials", "test_dynamodb_throttling", "test_guard_nonce", "test_ssf_poll", "test_bench_floor",
     "test_reset_mail_budget", "test_registration_held_address", "test_admin_api", "test_session_endpoints",
-    "test_data_export_faults", "test_runtime_folder"}
+    "test_data_export_faults", "test_runtime_folder", "test_gunicorn_worker_plain_requests", "test_carried_claims"}
 SLOW_FIXTURES = {"registration_url"}
 SLOW_TESTS = {
     "test_every_module_imports_alone_in_a_fresh_interpreter",   # a forked interpreter per module: 10 s of CPU

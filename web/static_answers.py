@@ -67,12 +67,15 @@ def _lines(headers: tuple[tuple[str, str], ...]) -> bytes:
     return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
 
 
-def entity_tags(value: str) -> list[str] | None:
+ANY_TAG = "*"  # If-None-Match's `*`: any representation. Not a list: `"*"` is a tag whose opaque part is *.
+
+
+def entity_tags(value: str) -> list[str] | str | None:
     """The opaque tags (without quotes or W/) of an If-None-Match value that is a list of entity tags
-    (RFC 9110 §5.6.1: empty elements and whitespace around commas allowed); ["*"] for `*`; None if it is
+    (RFC 9110 §5.6.1: empty elements and whitespace around commas allowed); ANY_TAG for `*`; None if it is
     neither (such a field is ignored: the answer is sent whole)."""
     if value.strip(_OWS) == "*":
-        return ["*"]
+        return ANY_TAG
     tags: list[str] = []
     at, end = 0, len(value)
     while True:
@@ -95,7 +98,7 @@ def if_none_match_names(value: str, opaque_tag: str) -> bool:
     """Whether If-None-Match `value` names the representation tagged `opaque_tag`: `*`, or one of its tags
     equal by the weak comparison (RFC 9110 §8.8.3.2: the opaque tags equal, W/ or not)."""
     tags = entity_tags(value)
-    return tags is not None and (tags == ["*"] or opaque_tag in tags)
+    return tags == ANY_TAG or (isinstance(tags, list) and opaque_tag in tags)
 
 
 def _answer(body: bytes, *, cache_control: str, every_origin: bool, varies: bool = False) -> StaticAnswer:

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from citylogin.app import create_app
 from keys.ring import SIGNING_KINDS, rotate
-from web.static_answers import JWKS, PATHS, SSF_CONFIGURATION, entity_tags, if_none_match_names
+from web.static_answers import ANY_TAG, JWKS, PATHS, SSF_CONFIGURATION, entity_tags, if_none_match_names
 
 # etagc = %x21 / %x23-7E / obs-text: a comma or a W/ may be inside a tag
 ETAGC = st.characters(codec="latin-1").filter(lambda ch: ch == "!" or "#" <= ch <= "~" or ch >= "\x80")
@@ -44,6 +44,8 @@ def test_any_value_is_answered_and_names_a_tag_only_as_a_whole_quoted_tag(value,
 
 def test_what_an_attacker_or_a_naive_splitter_would_send():
     assert entity_tags('"a,b", W/"c"') == ["a,b", "c"]
+    assert entity_tags("*") == ANY_TAG and entity_tags('"*"') == ["*"]  # the wildcard is not the tag "*"
+    assert if_none_match_names(" * ", "abc") and not if_none_match_names('"*"', "abc")
     assert not if_none_match_names('"a,b"', "a") and not if_none_match_names('"a,b"', "b")
     assert not if_none_match_names('"x", a', "a")  # an unquoted tag: the field is not a list of tags
     assert not if_none_match_names('"a" "b"', "a") and not if_none_match_names('"a"b', "a")
