@@ -4,7 +4,7 @@ threads), the server's CPU read from /proc (bench/cpu.py). With --old DIR, the s
 checkout of citylogin (say, the main branch) is measured too, in alternated rounds (old new new old ...),
 so that two versions are compared in the same minutes of a shared machine (bench/README.md, issue 66).
 
-    .venv/bin/python bench/worker_cpu.py --old /work/main --requests 4000 --rounds 2
+    .venv/bin/python bench/worker_cpu.py --old ../citylogin-before --requests 4000 --rounds 2
 """
 from __future__ import annotations
 

@@ -98,9 +98,11 @@ def test_the_batch_is_written_without_a_scrape_within_its_bound():
     batch = _Batch()
     batch.count_and_observe(counter, histogram, ("/a",), 0.01)
     # No flush called here: the batch's own thread writes it (FLUSH_SECONDS after the count).
-    wait_until(lambda: registry.get_sample_value("t_requests_total", {"route": "/a"}) == 1,
-               what="the batch's thread writes the count")
-    assert registry.get_sample_value("t_request_seconds_count", {"route": "/a"}) == 1
+    # The flush writes the counter, then the histogram: wait for both, never assume the second follows at once.
+    wait_until(lambda: registry.get_sample_value("t_requests_total", {"route": "/a"}) == 1
+               and registry.get_sample_value("t_request_seconds_count", {"route": "/a"}) == 1,
+               what="the batch's thread writes the count and the time")
+    assert registry.get_sample_value("t_requests_total", {"route": "/a"}) == 1
 
 
 def test_a_scrape_shows_every_request_completed_before_it(base_config):
