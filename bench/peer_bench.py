@@ -1,6 +1,7 @@
 """The peer bench (issues 53, 66): citylogin's OpenID Provider beside node-oidc-provider, in server CPU per request.
 
     .venv/bin/python bench/peer_bench.py [--quick] [--runs N] [--floor] [--node-store memory|dynamodb|both] [--out FILE]
+    .venv/bin/python bench/peer_bench.py --quick --rows flow --sides citylogin,floor-gunicorn   # one row, two sides
 
 citylogin runs as deploy/ runs it (gunicorn -c deploy/gunicorn.conf.py, citylogin's worker) on DynamoDB
 Local in memory, whose own CPU is not counted; node-oidc-provider 9 (bench/peer/server.mjs) runs beside it
@@ -19,11 +20,13 @@ tree's (bench/cpu.py: gunicorn's master and workers, node's process) from just b
 After a row's blocks, an untimed pass counts the DynamoDB calls per request of the sides that count them
 (node-dynamodb's adapter, citylogin's GET /metrics).
 Rows: refresh (each thread rotating its own grant), code (redeeming codes made just before the block, each
-thread's by its people in turn),
-flow (authorize, the person's part, token, userinfo: CPU per whole flow), userinfo, introspection,
-discovery. Per row and side: CPU ms per request, requests per server CPU second, p50; and citylogin's
-requests per server CPU second over each other side's, against the goals of bench/goals.py (PEER_GOALS over
-node-dynamodb, PEER_FLOOR_GOAL over floor-gunicorn; over node on memory: information).
+thread's by its people in turn), flow (authorize, the person's part, token, userinfo: CPU per whole flow),
+userinfo, introspection, discovery; `--rows ROW,...` measures only those (each warmed up first). Per row and
+side: CPU ms per request, requests per server CPU second, p50; and citylogin's requests per server CPU second
+over each other side's, against the goals of bench/goals.py (PEER_GOALS over node-dynamodb, PEER_FLOOR_GOAL
+over floor-gunicorn; over node on memory: information).
+`--sides SIDE,...` starts only those sides (citylogin always; instead of --floor and --node-store), for a
+row's quick look: its goals then show the ratios it measured.
 run_bench.py runs it as one of its parts (bench_peer); alone it writes bench/results/peer.json.
 Not a test: pytest never collects it.
 """
@@ -350,7 +353,7 @@ def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
     if floors:
         if "node" in names:
             out["floor_ratios"] = {name: _over(out[name], out["node"]) for name in floors}
-        out["citylogin_over_floor"] = out["citylogin_over"]["floor-gunicorn"]
+        out["citylogin_over_floor"] = out["citylogin_over"].get("floor-gunicorn")
     for name in names:
         counted = count_calls(row, sides[name], cfg.get("count_n", 10))
         if counted is not None:
@@ -358,18 +361,19 @@ def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
     return out
 
 
-def measure(sides: dict[str, Clients], cfg: dict, *, fresh: bool = True) -> dict:
-    """Every row on `sides`; `fresh` servers (not yet measured) are warmed up on every row first."""
+def measure(sides: dict[str, Clients], cfg: dict, *, fresh: bool = True, rows_measured: tuple[str, ...] = ROWS) -> dict:
+    """Each of `rows_measured` on `sides`; `fresh` servers (not yet measured) are warmed up on each of
+    them first."""
     rows = {}
     if fresh:
         log(f"warming every side up: each row {cfg['node_warmup_s']:g}s at each node, {cfg['warmup_s']:g}s at the "
             "others")
-        for row in ROWS:
+        for row in rows_measured:
             warm_up(row, sides, cfg, cfg["warmup_s"], cfg["node_warmup_s"])
-    for row in ROWS:
+    for row in rows_measured:
         log(f"{row}: {cfg['rounds']} x {len(sides)} servers' blocks, mirrored, {cfg['threads']} threads")
         rows[row] = measure_row(row, sides, cfg)
-    about = next(sides[name].running.about for name in NODES if name in sides)
+    about = next((sides[name].running.about for name in NODES if name in sides), {})
     method = {"node": about.get("node"), "oidc_provider": about.get("oidc-provider"),
               "node_sides": [name for name in NODES if name in sides],
               "aws_sdk": sides["node-dynamodb"].running.about.get("aws-sdk") if "node-dynamodb" in sides else None,
@@ -393,24 +397,27 @@ def bench_peer(endpoint_url: str, work_dir: Path, cfg: dict, *, run: str = "1", 
 
 
 def start_sides(stack: ExitStack, endpoint_url: str, work_dir: Path, cfg: dict, *, run: str,
-                floor: bool = False, node_stores: tuple[str, ...] = NODE_STORES) -> dict[str, Clients]:
+                floor: bool = False, node_stores: tuple[str, ...] = NODE_STORES,
+                only: tuple[str, ...] | None = None) -> dict[str, Clients]:
     """citylogin, node-oidc-provider on each of `node_stores` (its DynamoDB table its own per run), and
     with `floor` the provider floor under each FLOOR_SERVERS server (bench/peer_floor.py): each side's
-    clients, signed in."""
+    clients, signed in. `only`: these sides alone (and citylogin), whatever `floor` and `node_stores` say."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    log(f"starting citylogin (gunicorn -c deploy/gunicorn.conf.py), node-oidc-provider ({', '.join(node_stores)})"
-        + (" and the provider floor" if floor else ""))
+    wanted = set(only) if only is not None else (
+        {NODE_SIDES[store] for store in node_stores} | ({*FLOORS} if floor else set()))
+    log(f"starting citylogin (gunicorn -c deploy/gunicorn.conf.py) and {', '.join(sorted(wanted - {'citylogin'}))}")
     running = {"citylogin": stack.enter_context(citylogin_server(endpoint_url, work_dir, table_prefix=f"peer{run}_"))}
     for store in NODE_STORES:
-        if store in node_stores:
+        if NODE_SIDES[store] in wanted:
             running[NODE_SIDES[store]] = stack.enter_context(node_server(
                 work_dir, store=store, endpoint_url=endpoint_url, table=f"peer{run}_node_oidc_provider"))
-    if floor:
-        for server in FLOOR_SERVERS:
+    for server in FLOOR_SERVERS:
+        if f"floor-{server}" in wanted:
             running[f"floor-{server}"] = stack.enter_context(
                 floor_server(endpoint_url, work_dir, server=server, table_prefix=f"peer{run}_{server}_"))
-    node = next(running[name] for name in NODES if name in running)
-    log(f"node-oidc-provider {node.about.get('oidc-provider')} on Node {node.about.get('node')}; signing in")
+    node = next((running[name] for name in NODES if name in running), None)
+    if node is not None:
+        log(f"node-oidc-provider {node.about.get('oidc-provider')} on Node {node.about.get('node')}")
     people = max(1, cfg.get("codes_per_batch", 0) // cfg["threads"])
     log(f"signing in {cfg['threads'] * (3 + people) + 1} people at each of {len(running)} providers")
     return {name: make_clients(side, cfg["threads"], run, people=people) for name, side in running.items()}
@@ -446,13 +453,25 @@ def render_peer(peer: dict) -> str:
                          f"{side['errors']:>6} {_fmt(calls, '.2f'):>9}  "
                          f"{_fmt(over.get(name), '.2f') if name != 'citylogin' else ''}")
     method = peer["method"]
-    lines.append(f"node-oidc-provider {method['oidc_provider']} on Node {method['node']}"
-                 + (f", AWS SDK {method['aws_sdk']} (node-dynamodb)" if method.get("aws_sdk") else "")
-                 + f"; citylogin under {method['citylogin_server']}; {method['rounds']} x {method['order']}, "
-                   f"{method['threads']} threads")
+    node = (f"node-oidc-provider {method['oidc_provider']} on Node {method['node']}"
+            + (f", AWS SDK {method['aws_sdk']} (node-dynamodb)" if method.get("aws_sdk") else "") + "; "
+            if method.get("node_sides", ["node"]) else "")  # results before --sides name no node_sides: both ran
+    lines.append(f"{node}citylogin under {method['citylogin_server']}; {method['rounds']} x {method['order']}, "
+                 f"{method['threads']} threads")
     for name, server in (method.get("floors") or {}).items():
         lines.append(f"{name}: bench/peer_floor.py under {server}")
     return "\n".join(lines)
+
+
+def _names(allowed: tuple[str, ...]):
+    """An argparse type: a comma-separated list of names, each one of `allowed`, in the order given."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+        unknown = [name for name in names if name not in allowed]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"{', '.join(unknown) or 'none'}: choose from {', '.join(allowed)}")
+        return names
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-store", choices=(*NODE_STORES, "both"), default="both",
                         help="node-oidc-provider on its memory store (side node), on DynamoDB Local (node-dynamodb), "
                              "or both (the default)")
+    parser.add_argument("--rows", type=_names(ROWS), default=ROWS,
+                        help=f"measure only these rows, in this order (comma-separated: {','.join(ROWS)})")
+    parser.add_argument("--sides", type=_names(SIDES + FLOORS),
+                        help=f"start only these sides, citylogin always (comma-separated: {','.join(SIDES + FLOORS)}); "
+                             "instead of --floor and --node-store")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peer.json", help="JSON results")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
@@ -475,10 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         log("starting DynamoDB Local (in memory)")
         db = stack.enter_context(DynamoDBLocal())
         sides = start_sides(stack, db.endpoint_url, Path(tmp), cfg, run="1", floor=args.floor,
-                            node_stores=NODE_STORES if args.node_store == "both" else (args.node_store,))
+                            node_stores=NODE_STORES if args.node_store == "both" else (args.node_store,),
+                            only=args.sides)
         for number in range(1, args.runs + 1):
             log(f"--- run {number} of {args.runs} ---")
-            runs.append(measure(sides, cfg, fresh=number == 1))  # a later run's servers are warm
+            # a later run's servers are warm
+            runs.append(measure(sides, cfg, fresh=number == 1, rows_measured=args.rows))
     info["loadavg_end"] = os.getloadavg()
     rows = merge_runs([peer_rows(run) for run in runs])
     text = "\n\n".join(f"run {i} of {len(runs)}\n" + render_peer(run["peer"]) for i, run in enumerate(runs, 1))
@@ -486,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     command = "bench/peer_bench.py" + (" --quick" if args.quick else "") + \
         (f" --runs {args.runs}" if args.runs != 1 else "") + (" --floor" if args.floor else "") + \
-        (f" --node-store {args.node_store}" if args.node_store != "both" else "")
+        (f" --node-store {args.node_store}" if args.node_store != "both" else "") + \
+        (f" --rows {','.join(args.rows)}" if args.rows != ROWS else "") + \
+        (f" --sides {','.join(args.sides)}" if args.sides is not None else "")
     report = {"source": "bench/peer_bench.py", "command": command, "started_at": started_at,
               "mode": "quick" if args.quick else "full", "runs": args.runs, "config": cfg, "machine": info,
               "results": {"runs": runs}, "goals": rows, "wall_seconds": time.monotonic() - started, "table": text}

@@ -73,12 +73,16 @@ def add_app(env: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def citylogin_server(endpoint_url: str, work_dir: Path, *, table_prefix: str = TABLE_PREFIX) -> Iterator[Running]:
+def citylogin_server(endpoint_url: str, work_dir: Path, *, table_prefix: str = TABLE_PREFIX,
+                     checkout: Path = PROJECT_ROOT) -> Iterator[Running]:
     """`citylogin init` and the app on the peer's tables, then gunicorn with deploy/gunicorn.conf.py, its
-    public URL its own address (so that discovery names the endpoints the client calls)."""
+    public URL its own address (so that discovery names the endpoints the client calls). `checkout`: another
+    checkout of citylogin whose code runs instead (first on the path; bench/server_threads.py --old)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**citylogin_environment(endpoint_url, work_dir, table_prefix), "CITYLOGIN_PUBLIC_URL": base_url}
+    if checkout != PROJECT_ROOT:
+        env["PYTHONPATH"] = str(checkout)
     run_init(env)
     app = add_app(env)
     metrics = work_dir / "peer-gunicorn.metrics"
@@ -86,8 +90,9 @@ def citylogin_server(endpoint_url: str, work_dir: Path, *, table_prefix: str = T
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     log_path = work_dir / "peer-gunicorn.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
-                                    "citylogin.app:create_app()"], env=env, cwd=PROJECT_ROOT,
+        conf = checkout / GUNICORN_CONF.relative_to(PROJECT_ROOT)
+        process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(conf), "--bind", f"127.0.0.1:{port}",
+                                    "citylogin.app:create_app()"], env=env, cwd=checkout,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_ready(base_url + "/readyz", process, log_path)

@@ -10,6 +10,7 @@ node-oidc-provider's DynamoDB example, and counts its calls. Slow: it starts the
 nothing."""
 from __future__ import annotations
 
+import argparse
 import uuid
 from contextlib import ExitStack
 from dataclasses import replace
@@ -145,3 +146,26 @@ def test_node_on_dynamodb_counts_its_calls_per_request_and_node_on_memory_makes_
     assert counted["by_operation"]["UpdateItem RefreshToken"] >= 1      # the rotated refresh token, written
     assert counted["per_request"] == sum(counted["by_operation"].values())
     assert peer_bench.count_calls("refresh", sides["node"], 2) is None
+
+
+def test_chosen_rows_are_measured_on_chosen_sides_alone(sides):
+    """--rows and --sides: a row measured on citylogin and the floor alone (no node), and no other row."""
+    chosen = {name: sides[name] for name in ("citylogin", "floor-gunicorn")}
+    cfg = {**peer_bench.QUICK, "rounds": 1, "block_s": 0.2, "warmup_s": 0.1, "settle_s": 0.0, "count_n": 2}
+    measured = peer_bench.measure(chosen, cfg, fresh=True, rows_measured=("discovery",))
+    rows = measured["peer"]["rows"]
+    assert list(rows) == ["discovery"]
+    assert set(rows["discovery"]["citylogin_over"]) == {"floor-gunicorn"}
+    assert rows["discovery"]["citylogin_over_floor"] == rows["discovery"]["citylogin_over"]["floor-gunicorn"]
+    assert measured["peer"]["method"]["node_sides"] == []
+    assert "node-oidc-provider" not in peer_bench.render_peer(measured["peer"])
+
+
+def test_row_and_side_names_are_parsed_in_order_and_unknown_ones_refused():
+    rows = peer_bench._names(peer_bench.ROWS)
+    assert rows("flow, userinfo,flow") == ("flow", "userinfo")
+    for wrong in ("flows", "flow,nope", "", ","):
+        with pytest.raises(argparse.ArgumentTypeError):
+            rows(wrong)
+    with pytest.raises(SystemExit):
+        peer_bench.main(["--sides", "citylogin,node-memory"])
