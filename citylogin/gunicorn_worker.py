@@ -72,6 +72,7 @@ _CLIENT_ERRORS = (
     gunicorn_errors.InvalidSchemeHeaders, gunicorn_errors.ObsoleteFolding, gunicorn_errors.InvalidH2CPreface,
     gunicorn_errors.InvalidChunkSize, gunicorn_errors.ChunkMissingTerminator, gunicorn_errors.InvalidChunkExtension)
 _PARKED = object()  # what a thread's handle() gives for a connection the stream pump took
+_STATIC_PATHS = frozenset(path.encode("ascii") for path in static_answers.PATHS)
 _STATUS = {False: b" 200 OK\r\n", True: b" 304 NOT MODIFIED\r\n"}  # werkzeug's reason phrases
 def _problem(status: HTTPStatus, code: ErrorCode) -> bytes:
     body = json.dumps({"type": "about:blank", "title": status.phrase, "status": status.value,
@@ -339,8 +340,8 @@ class ThreadWorker(gthread.ThreadWorker):
                 or self.nr + 1 >= self.max_requests):
             return False
         started = time.perf_counter()
-        request = plain_request(bytes(incoming.data), self.scheme_fields)
-        if request is None or request.path not in static_answers.PATHS:
+        request = plain_request(bytes(incoming.data), self.scheme_fields, _STATIC_PATHS)
+        if request is None:
             return False
         try:
             answer = self.static.get(request.path)

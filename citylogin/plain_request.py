@@ -24,13 +24,18 @@ class PlainRequest:
         self.request_id, self.if_none_match = request_id, if_none_match
 
 
-def plain_request(head: bytes, scheme_fields: frozenset[bytes]) -> PlainRequest | None:
+def plain_request(head: bytes, scheme_fields: frozenset[bytes],
+                  paths: frozenset[bytes] | None = None) -> PlainRequest | None:
     """A head (up to its blank line) that asks to read a resource and stay connected, else None: any
     body, expectation, upgrade, repeated singleton field, conflicting scheme fields or "Connection:
-    close" (and HTTP/1.0 without keep-alive) leaves it to gunicorn's parser and a thread."""
+    close" (and HTTP/1.0 without keep-alive) leaves it to gunicorn's parser and a thread. With `paths`,
+    also None for a path not in them, found from the request line alone: the fields of a request the worker
+    does not answer itself (userinfo's, with its access token) are not read here at all."""
+    request_line = _PLAIN_REQUEST_LINE.fullmatch(head, 0, max(head.find(b"\r\n"), 0))
+    if request_line is None or (paths is not None and request_line.group(2) not in paths):
+        return None
     lines = head.split(b"\r\n")
-    request_line = _PLAIN_REQUEST_LINE.fullmatch(lines[0])
-    if request_line is None or lines[-2:] != [b"", b""]:
+    if lines[-2:] != [b"", b""]:
         return None
     seen: set[bytes] = set()
     schemes, request_id, if_none_match = 0, None, []

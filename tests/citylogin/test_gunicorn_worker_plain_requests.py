@@ -83,6 +83,28 @@ def test_what_the_loop_answers_gunicorn_reads_the_same(request_line, fields):
     assert values["IF-NONE-MATCH"] == plain.if_none_match
 
 
+OTHER_PATH_LINE = st.builds(lambda method, path: method + b" " + path + b" HTTP/1.1",
+                            st.sampled_from([b"GET", b"HEAD"]),
+                            st.sampled_from([b"/oidc/userinfo", b"/.well-known/jwks.json/", b"/.well-known/jwks",
+                                             b"/.WELL-KNOWN/jwks.json", b"/healthz"]))
+STATIC_PATHS = frozenset(path.encode() for path in PATHS[:2])  # some of the prepared paths, not all
+
+
+@settings(max_examples=800)
+@given(st.one_of(REQUEST_LINE, OTHER_PATH_LINE), st.lists(FIELD, max_size=5))
+def test_the_paths_the_worker_answers_are_chosen_from_the_request_line_alone(request_line, fields):
+    """With the worker's paths, a head is read as without them if its path is one of them, else not at all."""
+    head = b"\r\n".join([request_line, *fields]) + b"\r\n\r\n"
+    whole = plain_request(head, SCHEME_FIELDS)
+    expected = whole if whole is not None and whole.path.encode() in STATIC_PATHS else None
+    chosen = plain_request(head, SCHEME_FIELDS, STATIC_PATHS)
+    assert (chosen and vars_of(chosen)) == (expected and vars_of(expected))
+
+
+def vars_of(request) -> tuple:
+    return request.method, request.path, request.minor, request.request_id, request.if_none_match
+
+
 def test_plain_reads_are_taken_and_the_rest_left_to_gunicorn():
     def plain(*lines: bytes):
         return plain_request(b"\r\n".join(lines) + b"\r\n\r\n", SCHEME_FIELDS)
