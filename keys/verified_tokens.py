@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 
-VERIFIED_TOKENS_LIMIT = 4096  # about 1.5 MB of payloads at most per process
+VERIFIED_TOKENS_LIMIT = 4096  # a few MB at most per process: a payload is some 300-600 bytes
 
 
 def token_digest(token: str) -> bytes:
