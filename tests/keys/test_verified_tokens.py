@@ -74,7 +74,9 @@ def test_nothing_refused_is_kept():
     ring = JwtKeyRing([_key()], issuer=ISSUER, audience=AUDIENCE)
     other = JwtKeyRing([_key()], issuer=ISSUER, audience=AUDIENCE)
     token = ring.sign({"sub": "u-1"}, ttl_seconds=600, now=NOW)
-    for refused in (other.sign({"sub": "u-1"}, ttl_seconds=600, now=NOW), token[:-2] + "AA", token + "=", "x.y.z",
+    signed, _, signature = token.rpartition(".")
+    forged = f"{signed}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"  # the signature's first 6 bits changed
+    for refused in (other.sign({"sub": "u-1"}, ttl_seconds=600, now=NOW), forged, token + "=", "x.y.z",
                     ring.sign_event({"sub": "u-1"}, now=NOW), "A" * (jwt_keys.MAX_JWT_LENGTH + 1)):
         with pytest.raises(TokenError):
             ring.decode(refused, now=NOW)
