@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from common.timefmt import aware_utc
+from keys.verified_tokens import VerifiedTokens, token_digest
 
 ALGORITHM = "EdDSA"
 RS256, ES256 = "RS256", "ES256"
@@ -181,12 +182,17 @@ class JwtKeyRing:
         by_kid = {key.kid: key for key in ordered}
         if len(by_kid) != len(ordered):
             raise ValueError("two signing keys share a kid")
-        self._keys, self._ordered = by_kid, ordered
         # Each algorithm's keys, oldest first: a key's algorithm is found by type checks, once per ring.
-        self._by_algorithm: dict[str, list[SigningKey]] = {}
+        by_algorithm: dict[str, list[SigningKey]] = {}
         for key in ordered:
-            self._by_algorithm.setdefault(key.algorithm, []).append(key)
-        self._public_keys = {key.kid: key.private_key.public_key() for key in ordered}
+            by_algorithm.setdefault(key.algorithm, []).append(key)
+        public_keys = {key.kid: key.private_key.public_key() for key in ordered}
+        # The public keys before the names, so that a concurrent decode never finds a kid without its key.
+        self._public_keys, self._by_algorithm = public_keys, by_algorithm
+        self._keys, self._ordered = by_kid, ordered
+        # Last: a decode that takes this cache verifies with this ring's keys (a decode that took the one
+        # before keeps what it verified there, which no later decode reads).
+        self._verified = VerifiedTokens()
         self._loaded_at = time.monotonic()
 
     def _signing_key(self, now: datetime | None, algorithm: str = ALGORITHM) -> SigningKey:
@@ -259,19 +265,17 @@ class JwtKeyRing:
         """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token").
         `issuer`/`audience`: those of the OpenID Provider's tokens instead of citylogin's own;
         `verify_audience=False`: any audience (introspection answers for every app's tokens).
-        Each part is decoded once: the header names the key (an access token's type and our algorithm
-        only), the key's signature over the first two parts is checked before the payload is read."""
-        parts = _spelled_parts(token)
-        if parts is None:
+        The signature is checked once per token and installed ring (keys.verified_tokens): the same token
+        again is known by its digest; the claims and times are checked on every call."""
+        if not isinstance(token, str) or len(token) > MAX_JWT_LENGTH:
             raise TokenError("invalid_token")
         self._reload_on_interval()
-        public_key = self._verification_key(_json_object(parts[0]))
-        header_and_payload = token.rpartition(".")[0].encode()
-        try:
-            public_key.verify(parts[2], header_and_payload)
-        except InvalidSignature:
-            raise TokenError("invalid_token") from None
-        claims = _json_object(parts[1])
+        verified, digest = self._verified, token_digest(token)
+        payload = verified.payload(digest)
+        if payload is None:
+            payload = self._verified_payload(token)
+            verified.keep(digest, payload)
+        claims = _json_object(payload)
         issuers = (issuer,) if isinstance(issuer, str) else tuple(issuer or (self._issuer,))
         wanted = (audience or self._audience) if verify_audience else None
         if isinstance(wanted, list):  # any one of them
@@ -281,6 +285,20 @@ class JwtKeyRing:
         _check_claims(claims, issuers=issuers, audience=wanted)
         _check_times(claims, aware_utc(now))
         return claims
+
+    def _verified_payload(self, token: str) -> bytes:
+        """The payload of `token` once its signature verified, else TokenError("invalid_token"). Each part is
+        decoded once: the header names the key (an access token's type and our algorithm only), the key's
+        signature over the first two parts is checked before the payload is read."""
+        parts = _spelled_parts(token)
+        if parts is None:
+            raise TokenError("invalid_token")
+        public_key = self._verification_key(_json_object(parts[0]))
+        try:
+            public_key.verify(parts[2], token.rpartition(".")[0].encode())
+        except InvalidSignature:
+            raise TokenError("invalid_token") from None
+        return parts[1]
 
     def decode_own_or(self, token: str, *, other_issuer: str, now: datetime | None = None) -> tuple[dict, bool]:
         """The verified claims of ``token``, either citylogin's own access token (this ring's issuer and

@@ -105,3 +105,26 @@ def test_a_sign_in_that_replaces_the_apps_grant_on_the_session_is_still_one_writ
     assert token == Counter({"TransactWriteItems": 1})
     assert complete == Counter({"BatchGetItem": 1, "PutItem": 1})  # the grant read with the request, as before
     assert sum((authorize + complete + token + userinfo).values()) <= FLOW_BUDGET
+
+
+def test_a_token_asked_about_again_is_read_again_and_its_sessions_end_refuses_it(counted):
+    """A resource server asks about one token many times: its signature is checked once per process
+    (keys.verified_tokens), but each request still reads the session and the grant behind it, so the
+    session's end refuses the very token that was just accepted (revocation stays immediate)."""
+    url, ctx, added, device, counter = counted
+    http = requests.Session()
+    tokens, _, _ = _flow(url, ctx, counter, added, device, http)
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    auth = (added.app.client_id, added.client_secret)
+    for _ in range(3):
+        answer, calls = _step(ctx, counter, lambda: http.get(url + "/oidc/userinfo", timeout=10, headers=bearer))
+        assert answer.status_code == 200 and calls == Counter({"BatchGetItem": 1})
+        asked, calls = _step(ctx, counter, lambda: http.post(url + "/session/introspect", auth=auth, timeout=10,
+                                                             data={"token": tokens["access_token"]}))
+        # (the app itself is read once, then from the process's copy of it)
+        assert asked.json()["active"] is True and calls["BatchGetItem"] == 1
+    device.logout()
+    answer, calls = _step(ctx, counter, lambda: http.get(url + "/oidc/userinfo", timeout=10, headers=bearer))
+    assert answer.status_code == 401 and calls == Counter({"BatchGetItem": 1})
+    asked = http.post(url + "/session/introspect", auth=auth, timeout=10, data={"token": tokens["access_token"]})
+    assert asked.json() == {"active": False}
