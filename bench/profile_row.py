@@ -11,7 +11,7 @@ them (the test client's own work included, about 0.05 ms), with no server and no
 answer is read whole and closed, as a server closes it, so that the access line and the request's metrics,
 which run at the close, are in the figure (before issue 66's end they were not). The
 process's CPU beside it adds what the request handed to the background pool (web/background.py: a DPoP
-proof's spending, a code's tokens signed while its transaction travels) and the few idle threads' wake-ups.
+proof's spending) and the few idle threads' wake-ups.
 `--profile N` runs the requests once more under py-spy (a sampling profiler in its own process, 1,000
 samples a second of the thread while it holds the GIL: its CPU, not its waits for DynamoDB) and prints the
 N functions with the most samples, each with its share of the samples that include it and of those it

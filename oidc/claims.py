@@ -51,12 +51,7 @@ def of_account(account: AccountRecord, *, scope: str) -> dict[str, Any]:
 
 def released_email(held: bool, verified: bool) -> bool:
     """Whether an app may learn the account's address: a verified one it holds. Releasing a free but
-    unverified address and withholding a held one would tell an app which addresses are taken.
-
-An app's refresh token carries the claims of its grant's scope (oidc.refresh), so that a refresh's ID
-token needs no read of the account: the rotation's write checks, in its own transaction, that the
-account still gives those claims (still_given), and a refusal brings the account as it is, whose claims
-the write is tried again with. No ID token tells a claim the account no longer gives."""
+    unverified address and withholding a held one would tell an app which addresses are taken."""
     return held and verified
 
 

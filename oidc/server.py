@@ -203,8 +203,8 @@ class IdToken(OpenIDCode):
         return signed if signed is not None else self.signed(token, request)
 
     def signed(self, token: dict, request: OAuth2Request) -> str:
-        """The ID token of the tokens `token` (a code's are signed on the background pool while its
-        redemption's transaction travels: oidc.hooks.Hooks.save_token)."""
+        """The ID token of the tokens `token` (a code's, once its redemption committed:
+        oidc.hooks.Hooks.save_token)."""
         code: Code = request.authorization_code
         app = request.client.app
         now = int(self.provider.ctx.now().timestamp())

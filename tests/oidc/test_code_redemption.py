@@ -184,6 +184,33 @@ def test_a_second_redemption_that_passes_every_check_is_a_replay_and_revokes_the
     assert device.me()["session_id"] == device.session_id          # the device's own session goes on
 
 
+def test_only_a_committed_redemption_signs_tokens(make_server, monkeypatch):
+    """A code's tokens are signed once its transaction committed: a replay, or a redemption of a session
+    that ended, signs nothing (and so gives nothing)."""
+    from oidc.hooks import Hooks
+    signed: list[str] = []
+    code_tokens = Hooks.code_tokens
+
+    def counted(self, request, *, scope):
+        signed.append(request.authorization_code.request_digest)
+        return code_tokens(self, request, scope=scope)
+
+    monkeypatch.setattr(Hooks, "code_tokens", counted)
+    url, ctx = make_server(host_name="127.0.0.1")
+    credentials = _app(ctx)
+    device = _signed_in_device(url)
+    code, verifier = code_for(url, credentials.app.client_id, device, redirect_uri=REDIRECT, scope=SCOPE)
+    assert Redemption(url, code, verifier).send(credentials).status_code == 200 and len(signed) == 1
+    replay = Redemption(url, code, verifier).send(credentials)
+    assert (replay.status_code, replay.json()["error"], len(signed)) == (400, "invalid_grant", 1)
+
+    ending = _signed_in_device(url)
+    code, verifier = code_for(url, credentials.app.client_id, ending, redirect_uri=REDIRECT, scope=SCOPE)
+    ending.logout()
+    ended = Redemption(url, code, verifier).send(credentials)
+    assert (ended.status_code, ended.json()["error"], len(signed)) == (400, "invalid_grant", 1)
+
+
 @pytest.mark.slow  # rounds of racing threads; the replay test keeps the rule in the fast tier
 def test_valid_redemptions_racing_on_threads_leave_at_most_one_token_set_valid(make_server):
     url, ctx = make_server(host_name="127.0.0.1")
