@@ -174,7 +174,7 @@ ONE_WORKER = {
     "test_rp_apache", "test_rp_django", "test_sigv4_signatures", "test_pairing_flow", "test_oidc_sign_in",
     "test_oidc_form_post", "test_oidc_spa", "test_oidc_example_apps", "test_snippets", "test_aws_walk_through",
     "test_gunicorn_body_limit", "test_parked_streams", "test_bench_peer", "test_registration_service_process",
-    "test_gunicorn_static_answers",
+    "test_gunicorn_static_answers", "test_device_flow_page",
     "test_basic_op", "test_formpost_basic_op", "test_rp_initiated_logout_op", "test_backchannel_logout_op",
     "test_dynamic_op",
     "test_mixed_versions", "test_openapi_fuzz::test_each_standalone_service_conforms_to_its_document"}
