@@ -174,16 +174,26 @@ ONE_WORKER = {
     "test_rp_apache", "test_rp_django", "test_sigv4_signatures", "test_pairing_flow", "test_oidc_sign_in",
     "test_oidc_form_post", "test_oidc_spa", "test_oidc_example_apps", "test_snippets", "test_aws_walk_through",
     "test_gunicorn_body_limit", "test_parked_streams", "test_bench_peer", "test_registration_service_process",
-    "test_gunicorn_static_answers",
+    "test_gunicorn_static_answers", "test_device_flow_page",
     "test_basic_op", "test_formpost_basic_op", "test_rp_initiated_logout_op", "test_backchannel_logout_op",
     "test_dynamic_op",
     "test_mixed_versions", "test_openapi_fuzz::test_each_standalone_service_conforms_to_its_document"}
 
 
+# The modules that hold a test of scripts/test.sh's serial pass and of its long tier: those passes import no other
+# (collecting the whole suite to deselect all but these cost the serial pass 15 s of CPU).
+ALONE_MODULES = {"serial and not long": {module for module, _ in SERIAL}, "long": {module for module, _ in LONG}}
+
+
 def pytest_ignore_collect(collection_path, config):
     """Under `-m "not slow"` (the fast tier) the folders and modules that are slow whole are not even
-    imported: their imports (Playwright, cfn-lint, moto ...) would cost every worker's collection."""
-    if config.getoption("markexpr") != "not slow":
+    imported: their imports (Playwright, cfn-lint, moto ...) would cost every worker's collection. Under
+    scripts/test.sh's serial pass and long tier, only the modules that hold one of their tests are."""
+    markexpr = config.getoption("markexpr")
+    is_test_module = collection_path.suffix == ".py" and collection_path.name.startswith("test_")
+    if markexpr in ALONE_MODULES:
+        return True if is_test_module and collection_path.stem not in ALONE_MODULES[markexpr] else None
+    if markexpr != "not slow":
         return None
     whole_folder = collection_path.name in SLOW_FOLDERS and collection_path.is_dir() and collection_path.parent == TESTS
     whole_module = collection_path.suffix == ".py" and collection_path.stem in SLOW_MODULES
@@ -272,11 +282,13 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(request):
+    from tests.support.tables import tables_made_once
     shared = getattr(request.config, "workerinput", {}).get(_ENDPOINT_KEY)
     if shared:
-        yield shared
+        with tables_made_once(shared):
+            yield shared
         return
-    with _dynamodb_local(request.config) as local:
+    with _dynamodb_local(request.config) as local, tables_made_once(local.endpoint_url):
         yield local.endpoint_url
 
 
