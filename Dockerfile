@@ -17,21 +17,17 @@ RUN pip install --require-hashes -r requirements.lock
 
 COPY pyproject.toml README.md LICENSE ./
 COPY common ./common
-COPY database ./database
-COPY crypto ./crypto
-COPY keys ./keys
-COPY mail ./mail
-COPY web ./web
+COPY sessions ./sessions
+COPY accounts ./accounts
+COPY devices ./devices
+COPY relying_parties ./relying_parties
+COPY oidc ./oidc
+COPY flows ./flows
+COPY operators ./operators
 COPY registration ./registration
 COPY login_app ./login_app
 COPY session_manager ./session_manager
 COPY device_manager ./device_manager
-COPY accounts ./accounts
-COPY sessions ./sessions
-COPY devices ./devices
-COPY apps ./apps
-COPY oidc ./oidc
-COPY flows ./flows
 COPY citylogin ./citylogin
 COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py
 RUN pip install --no-deps . \
@@ -50,4 +46,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"]
 
 # citylogin's threaded worker: a slow client holds no thread (docs/guides/production.md, "gunicorn").
-CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--worker-class", "citylogin.gunicorn_worker.ThreadWorker", "--workers", "2", "--threads", "32", "citylogin.app:create_app()"]
+CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--worker-class", "citylogin.server.gunicorn_worker.ThreadWorker", "--workers", "2", "--threads", "32", "citylogin.app:create_app()"]

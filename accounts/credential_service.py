@@ -21,16 +21,16 @@ from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
 from accounts.models import PasskeyAssertion, Secret, UserRecord
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
-from crypto.tokens import token_digest
-from database.batch_read import KeyRead, read_together
-from mail.notifier import localized_message, mail_time
+from common.crypto.tokens import token_digest
+from common.database.batch_read import KeyRead, read_together
+from common.mail.notifier import localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import HistoryResult
-from web.audit import AuditEvent, audit
-from web.background import background
-from web.caller import Caller
-from web.context import AppContext
-from web.rate_limits import limit_subject
+from common.web.audit import AuditEvent, audit
+from common.web.background import background
+from common.web.caller import Caller
+from common.runtime.context import AppContext
+from common.web.rate_limits import limit_subject
 
 # Names of credential_reads' items in the caller's read_together result.
 OWNER, EXPECTED = "credentials.owner", "credentials.expected_user"

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from accounts.user_store import EMAIL_UNCLAIMED, email_claim, generation_condition
-from database import dynamo
+from common.database import dynamo
 
 VERIFY_KIND = "verify_email"
 LINK_GENERATION = "email_link_generation"  # on the users item; absent until a second link is made

@@ -9,7 +9,7 @@ from accounts.credential_service import lockout_store, username_subject
 from accounts.passkey_store import PasskeyStore
 from accounts.user_service import user_store
 from accounts.user_store import EMAIL_UNCLAIMED, email_claim, username_claim
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 RECOVERY_DIGESTS = "recovery_code_digests"  # accounts/store.py: the codes' digests, never exported
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from database import dynamo
+from common.database import dynamo
 
 LOCK_BASE_SECONDS = 30
 LOCK_MAX_SECONDS = 900

@@ -9,8 +9,8 @@ from accounts import user_service as users
 from accounts.models import PasskeyAdded, PasskeyRegistration, Secret, UserRecord
 from sessions import service as sessions
 from sessions.models import Principal
-from web.caller import Caller
-from web.context import AppContext
+from common.web.caller import Caller
+from common.runtime.context import AppContext
 
 
 def _account(ctx: AppContext, principal: Principal) -> UserRecord:

@@ -30,14 +30,14 @@ from accounts.models import PasskeyAdded, PasskeyAssertion, PasskeyCredential, P
 from accounts.passkey_store import COUNT_ID, PasskeyStore
 from common.errors import Conflict, ErrorCode, NotFound, Unauthorized
 from common.timefmt import iso
-from crypto.tokens import token_digest
-from database import dynamo
-from database.batch_read import KeyRead
-from database.guarded_write import GuardedWrite, write_all
-from database.one_time_tokens import OneTimeTokenStore
-from mail.notifier import localized_message, mail_time
-from web.audit import AuditEvent, audit
-from web.context import AppContext
+from common.crypto.tokens import token_digest
+from common.database import dynamo
+from common.database.batch_read import KeyRead
+from common.database.guarded_write import GuardedWrite, write_all
+from common.database.one_time_tokens import OneTimeTokenStore
+from common.mail.notifier import localized_message, mail_time
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from accounts.models import PasskeyRecord
 from common.errors import StorageUnavailable
-from database import dynamo, item_listing
+from common.database import dynamo, item_listing
 
 COUNT_ID = "#count"  # the count item's credential_id: no base64url id contains '#'
 DELETE_ALL_ATTEMPTS = 5

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from crypto.passwords import Argon2Parameters, hash_parameters
+from common.crypto.passwords import Argon2Parameters, hash_parameters
 
 
 def hashes_by_parameters(client, users_table: str) -> Counter[Argon2Parameters]:

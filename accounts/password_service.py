@@ -17,17 +17,17 @@ from accounts import user_service as users
 from accounts.models import ChangePasswordRequest, UserRecord
 from accounts.reset_link_store import RESET_KIND, ResetLinkStore
 from common.errors import BadRequest, ErrorCode, TooManyRequests
-from crypto.tokens import new_token, token_digest
-from database.one_time_tokens import OneTimeTokenStore
-from mail.message import Link
-from mail.notifier import localized_message, mail_time
+from common.crypto.tokens import new_token, token_digest
+from common.database.one_time_tokens import OneTimeTokenStore
+from common.mail.message import Link
+from common.mail.notifier import localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
-from web.audit import AuditEvent, audit
-from web.background import background
-from web.caller import Caller
-from web.context import AppContext
-from web.rate_limits import RateLimitStore, limit_subject
+from common.web.audit import AuditEvent, audit
+from common.web.background import background
+from common.web.caller import Caller
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore, limit_subject
 
 RESET_PURPOSE = "password-reset"
 RESET_TTL = 1800  # SPEC §4: a reset link lives 30 minutes

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from accounts.user_store import RESET_GENERATION, generation_condition
-from database import dynamo
+from common.database import dynamo
 
 RESET_KIND = "password_reset"
 MAILS_KIND = "password_reset_mails"

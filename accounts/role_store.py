@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from database import dynamo
+from common.database import dynamo
 
 ADMIN = "admin"
 # The claims table's item that counts the admins. `seeded` says the count was once taken from the users

@@ -15,15 +15,15 @@ from accounts.models import AccountRecord, AccountView, Secret, UserRecord
 from accounts.store import AccountStore, CodesChanged
 from accounts.user_service import EmailTaken
 from common.errors import BadRequest, Conflict, ErrorCode, NotFound, StorageUnavailable, TooManyRequests, Unauthorized
-from crypto.tokens import compact_recovery_code, new_recovery_code, new_token, token_digest
-from database.batch_read import KeyRead
-from database.guarded_write import GuardedWrite
-from mail.message import Link, Mail
-from mail.notifier import localized_message
+from common.crypto.tokens import compact_recovery_code, new_recovery_code, new_token, token_digest
+from common.database.batch_read import KeyRead
+from common.database.guarded_write import GuardedWrite
+from common.mail.message import Link, Mail
+from common.mail.notifier import localized_message
 from sessions import service as sessions
-from web.caller import Caller
-from web.context import AppContext
-from web.rate_limits import RateLimitStore
+from common.web.caller import Caller
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore
 
 PURPOSE = "recovery"
 CODE_COUNT = 10
@@ -73,7 +73,7 @@ def first_recovery_codes(*, user_uuid: str) -> NewRecoveryCodes:
 
 
 def account_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[AccountRecord | None]:
-    """The account (None while it is being deleted), for a caller's batch read (database/batch_read.py)."""
+    """The account (None while it is being deleted), for a caller's batch read (common/database/batch_read.py)."""
     return KeyRead(ctx.tables.users, AccountStore.key(user_uuid), AccountStore.from_item)
 
 

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from accounts.email_store import LINK_GENERATION
 from accounts.models import AccountRecord
 from accounts.user_store import EMAIL_UNCLAIMED
-from database import dynamo
+from common.database import dynamo
 
 DEFAULT_LOCALE = "en"  # an account that never chose one
 DIGESTS = "recovery_code_digests"

@@ -8,12 +8,12 @@ from accounts.models import Role, UserRecord
 from accounts.role_store import LastAdmin, RoleMoving, RoleStore
 from accounts.user_store import ClaimMissing, NameTaken, UserStore, WriteRefused
 from common.errors import Conflict, ErrorCode, Forbidden, NotFound, StorageUnavailable
-from database.batch_read import KeyRead
-from database.guarded_write import GuardedWrite
+from common.database.batch_read import KeyRead
+from common.database.guarded_write import GuardedWrite
 from sessions import service as sessions
 from sessions.models import AdminAction, EndedBy, RevokeReason
-from web.audit import AuditEvent, audit
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
 
 
 class UsernameTaken(Conflict):
@@ -95,7 +95,7 @@ def get_user(ctx: AppContext, *, user_uuid: str) -> UserRecord | None:
 
 
 def user_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[UserRecord | None]:
-    """The user's item, for a caller's batch read (database/batch_read.py)."""
+    """The user's item, for a caller's batch read (common/database/batch_read.py)."""
     return KeyRead(ctx.tables.users, UserStore.user_key(user_uuid), UserStore.user_from_item)
 
 

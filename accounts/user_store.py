@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from accounts.models import UserRecord
-from database import dynamo, item_listing
+from common.database import dynamo, item_listing
 
 
 # A users item that an account can use: it exists and no deletion has begun (SPEC §4).

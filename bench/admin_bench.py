@@ -28,8 +28,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from citylogin.client import Client
-from database.dynamodb_local import DynamoDBLocal
+from citylogin.client.api import Client
+from common.database.dynamodb_local import DynamoDBLocal
 from dynamo_calls import calls_per_request
 from loadgen import summarize
 from servers import PROJECT_ROOT, VENV_BIN, app_environment, gunicorn_app, run_init

@@ -10,7 +10,7 @@ import time
 
 import flows
 from admin_bench import grant
-from citylogin.client import Client
+from citylogin.client.api import Client
 from dynamo_calls import calls_per_request
 from loadgen import local_session, summarize
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from citylogin_guard import Guard, Unauthorized  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
 from tests.support.live import bearer_login, register_device  # noqa: E402
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"

@@ -19,7 +19,7 @@ PASSWORD = "bare-argon2id-verify"
 def _serve() -> None:
     """The worker: hash once, then per line of stdin loop verify for that many seconds."""
     from common.config import Settings
-    from crypto.passwords import PasswordHasher
+    from common.crypto.passwords import PasswordHasher
     defaults = Settings()
     hasher = PasswordHasher(time_cost=defaults.argon2_time_cost, memory_cost=defaults.argon2_memory_cost,
                             parallelism=defaults.argon2_parallelism)

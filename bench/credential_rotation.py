@@ -1,4 +1,4 @@
-"""GetItem throughput while the credentials rotate: the lean client (database/dynamo_client.py)
+"""GetItem throughput while the credentials rotate: the lean client (common/database/dynamo_client.py)
 signing with keys that botocore fetches from the ECS container endpoint and refreshes at each
 rotation, against the same with keys that never rotate (the floor, measured in the same run).
 
@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
-from database import dynamo  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal  # noqa: E402
+from common.database import dynamo  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 from tests.support.aws_credentials import (  # noqa: E402
     CheckingFront,
     ContainerCredentials,

@@ -38,9 +38,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from citylogin.client import Client
+from citylogin.client.api import Client
 from cpu import cpu_delta, tree_cpu_seconds
-from database.dynamodb_local import DynamoDBLocal
+from common.database.dynamodb_local import DynamoDBLocal
 from dynamo_calls import calls_per_request
 from goals import merge_runs, render_goals
 from loadgen import closed_loop_calls, local_session

@@ -4,7 +4,7 @@ and EdDSA"), per key kind, and what the two ways of refusing a replayed proof on
     .venv/bin/python bench/dpop.py [--n 300]
 
 Not a test. Three parts, each against a floor measured in the same run:
-1. In this process, the server's check of one proof (crypto.dpop: parse, verify the signature with
+1. In this process, the server's check of one proof (common.crypto.dpop: parse, verify the signature with
    the key in its header, the claims) and of a nonce: p50/p99 in µs per algorithm.
 2. One all-in-one app in this process (Flask's threaded server) on DynamoDB Local in memory. Per key
    kind, one user with two devices (no limit): one bearer session (a login without a proof) and one
@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from citylogin.app import create_app  # noqa: E402
-from citylogin.client_keys import dpop_proof, generate_key  # noqa: E402
-from crypto import dpop  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal  # noqa: E402
+from citylogin.client.keys import dpop_proof, generate_key  # noqa: E402
+from common.crypto import dpop  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 from tests.support.live import PASSWORD, add_device, bearer_login, register_device, serving  # noqa: E402
 
 KINDS = {"ES256": "ecdsa-p256", "EdDSA": "ed25519", "ML-DSA-87": "ml-dsa-87"}

@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Callable
 
 import flows
-from citylogin.client import Client
+from citylogin.client.api import Client
 from loadgen import local_session
 from metrics_text import dynamodb_calls_from_text
 from servers import METRICS_TOKEN

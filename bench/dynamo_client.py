@@ -1,5 +1,5 @@
 """Client CPU per DynamoDB call: a plain boto3 client (parameter validation off) against the lean
-client that `database.dynamo.make_client` returns (database/dynamo_client.py). Goal (issue 20): ≤ 1 ms
+client that `common.database.dynamo.make_client` returns (common/database/dynamo_client.py). Goal (issue 20): ≤ 1 ms
 of client CPU per call at p50.
 
     .venv/bin/python bench/dynamo_client.py [--calls 300] [--runs 3] [--endpoint URL] [--out FILE]
@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from database import dynamo  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal  # noqa: E402
+from common.database import dynamo  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 
 WARM_UP = 30
 OPERATIONS = ("GetItem", "BatchGetItem", "TransactWriteItems", "Query", "PutItem")

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from database.dynamodb_local import free_port
+from common.database.dynamodb_local import free_port
 
 # Operations that name their tables in a map (RequestItems) or a list of items (TransactItems).
 TRANSACT_KINDS = ("ConditionCheck", "Put", "Delete", "Update", "Get")

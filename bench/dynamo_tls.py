@@ -1,5 +1,5 @@
-"""Client CPU per DynamoDB call over TLS: the lean client (database/dynamo_client.py on
-database/dynamo_http.py) against a plain boto3 client, both verifying nginx's certificate against a
+"""Client CPU per DynamoDB call over TLS: the lean client (common/database/dynamo_client.py on
+common/database/dynamo_http.py) against a plain boto3 client, both verifying nginx's certificate against a
 private CA (AWS_CA_BUNDLE) in front of DynamoDB Local (tests/support/dynamodb_tls.py), with the
 two clients over plain HTTP to DynamoDB Local as the reference rows; then what a reconnect (a new
 TCP connection and a full TLS handshake) costs a call, with nginx closing every connection after
@@ -35,8 +35,8 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from bench.dynamo_client import calls, cpu_per_call, pct, prepare  # noqa: E402
-from database import dynamo  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal  # noqa: E402
+from common.database import dynamo  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 from tests.support.dynamodb_tls import TlsDynamoDB, dynamodb_behind_tls  # noqa: E402
 from tests.support.nginx import NGINX  # noqa: E402
 

@@ -17,8 +17,8 @@ The items are the floor's own, in citylogin's tables and key schemas: POST /floo
 not measured) writes a user whose device is a certificate citylogin issued, so the benchmark's
 login bodies work against both apps. Environment: CITYLOGIN_DYNAMODB_ENDPOINT_URL,
 CITYLOGIN_TABLE_PREFIX, FLOOR_SECRET (hex; the JWT key and the refresh MAC, shared by the workers).
-It imports only common.config (the Argon2id defaults), database.dynamo (the client) and
-crypto.certificates (the ids a device certificate carries); it does not check who issued the
+It imports only common.config (the Argon2id defaults), common.database.dynamo (the client) and
+common.crypto.certificates (the ids a device certificate carries); it does not check who issued the
 certificate (one ECDSA verify, well under 1 % of a login).
 """
 from __future__ import annotations
@@ -41,9 +41,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask, jsonify, request
 
 from common.config import Settings
-from crypto.certificates import (certificate_fingerprint, device_id_from_certificate, load_client_certificate,
-                                 user_uuid_from_certificate)
-from database import dynamo
+from common.crypto.certificates import (certificate_fingerprint, device_id_from_certificate, load_client_certificate,
+                                        user_uuid_from_certificate)
+from common.database import dynamo
 
 LOGIN_PURPOSE = "citylogin-login:"
 ISSUER, AUDIENCE, ACCESS_TTL, CHALLENGE_TTL = "floor", "floor", 900, 120

@@ -1,4 +1,4 @@
-"""The requests the benchmark makes, through citylogin.client or by hand over HTTP (never a domain
+"""The requests the benchmark makes, through citylogin.client.api or by hand over HTTP (never a domain
 package: the benchmark must run unchanged against older checkouts)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from citylogin.client import Client, KeyFile, sign_challenge
+from citylogin.client.api import Client, KeyFile, sign_challenge
 from loadgen import local_session
 
 PASSWORD = "Bench-" + secrets.token_hex(8)  # random: never in the common-password list
@@ -43,7 +43,7 @@ def auth_headers(client: Client) -> dict[str, str]:
 
 
 def challenge(client: Client, http: requests.Session) -> str:
-    # No body here, unlike citylogin.client: the view never reads one, and an unread body can make
+    # No body here, unlike citylogin.client.api: the view never reads one, and an unread body can make
     # gunicorn's gthread worker swallow the next request on the connection (see bench/README.md).
     response = http.post(client.base_url + "/login/challenge", timeout=30)
     response.raise_for_status()

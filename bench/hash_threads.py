@@ -1,6 +1,6 @@
 """Argon2id verify CPU: on the thread of whichever request asks (gunicorn's gthread workers take
 turns, so each verify meets memory another thread used last) against on the hash slots' own thread
-(crypto/hash_slots.py), in blocks that alternate, in this one process.
+(common/crypto/hash_slots.py), in blocks that alternate, in this one process.
 
     .venv/bin/python bench/hash_threads.py [--blocks 16] [--per-block 8]
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import argon2  # noqa: E402
 
 from common.config import Settings
-from crypto.hash_slots import HashSlots
+from common.crypto.hash_slots import HashSlots
 
 PASSWORD = "bench-hash-threads"
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from loadgen import local_session, percentile
 from servers import LOCALHOST_ONLY, app_environment, gunicorn_app, run_init
-from citylogin.client import Client, sign_challenge
+from citylogin.client.api import Client, sign_challenge
 from common.config import Settings, parse_argon2_parameter_sets
-from database.dynamodb_local import DynamoDBLocal
+from common.database.dynamodb_local import DynamoDBLocal
 
 PASSWORD = "Bench-" + secrets.token_hex(8)
 WRONG_PASSWORD = "Wrong-" + secrets.token_hex(8)

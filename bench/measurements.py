@@ -9,11 +9,11 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import flows
-from citylogin.client import Client
+from citylogin.client.api import Client
 from common.config import Settings
-from crypto.certificates import certificate_pem, create_ca, issue_device_certificate
-from crypto.passwords import PasswordHasher
-from database import dynamo
+from common.crypto.certificates import certificate_pem, create_ca, issue_device_certificate
+from common.crypto.passwords import PasswordHasher
+from common.database import dynamo
 from cpu import cpu_delta, tree_cpu_seconds
 from flows import PASSWORD
 from loadgen import closed_loop, local_session, summarize, time_calls

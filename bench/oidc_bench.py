@@ -45,8 +45,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 
-from citylogin.client import Client
-from database.dynamodb_local import DynamoDBLocal, free_port
+from citylogin.client.api import Client
+from common.database.dynamodb_local import DynamoDBLocal, free_port
 from cpu import cpu_delta, tree_cpu_seconds
 from dynamo_calls import dynamodb_calls
 from loadgen import local_session, summarize

@@ -31,7 +31,7 @@ from typing import Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import flows
-from citylogin.client import Client
+from citylogin.client.api import Client
 from cpu import cpu_delta, tree_cpu_seconds
 from dynamo_calls import calls_per_request
 from loadgen import LoadRound, closed_loop_calls, local_session, summarize
@@ -43,7 +43,7 @@ DEADLINE_S = 180
 
 
 def signed_in_device(base_url: str, name: str) -> Client:
-    """A new account whose device signs in as citylogin.client does (the session bound to its key)."""
+    """A new account whose device signs in as citylogin.client.api does (the session bound to its key)."""
     client = flows.register(base_url, name)
     client.login(flows.PASSWORD, force=True)
     return client
@@ -201,7 +201,7 @@ def bench_refresh_cpu(base_url: str, app: dict[str, str], *, run: str, pids: dic
 
 def main(argv: list[str] | None = None) -> int:
     """bench_refresh_cpu alone, as run_bench.py runs it (two workers of eight threads); its figures as JSON."""
-    from database.dynamodb_local import DynamoDBLocal
+    from common.database.dynamodb_local import DynamoDBLocal
     from oidc_bench import add_app
     from servers import LOCALHOST_ONLY, app_environment, gunicorn_app, run_init
 

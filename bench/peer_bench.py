@@ -59,8 +59,8 @@ from bench.servers import METRICS_TOKEN  # noqa: E402
 from bench.metrics_text import dynamodb_calls_from_text  # noqa: E402
 from bench.report import machine_info  # noqa: E402
 from bench.servers import LOCALHOST_ONLY  # noqa: E402
-from citylogin.client import Client  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal  # noqa: E402
+from citylogin.client.api import Client  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 
 ROWS = tuple(PEER_GOALS)  # refresh, code, flow, userinfo, introspection, discovery
 NODES = tuple(NODE_SIDES.values())  # node (memory), node-dynamodb
@@ -178,7 +178,7 @@ class Clients:
 
 
 def _citylogin_sign_in(side: Side, name: str) -> DeviceSignIn:
-    """A new account whose device signs in as citylogin.client does (its session bound to the key)."""
+    """A new account whose device signs in as citylogin.client.api does (its session bound to the key)."""
     device = Client(side.base_url, timeout=30)
     device.http.trust_env = False
     device.register(username=name, email=f"{name}@example.com", password=PASSWORD, key_kind="ecdsa-p256")

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
 
 import requests
 
-from citylogin.client import Client
+from citylogin.client.api import Client
 
 REDIRECT = "https://bench.example/callback"
 SCOPE = "openid profile offline_access"

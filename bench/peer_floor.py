@@ -6,7 +6,7 @@ own code could reach on this stack, row by row.
 
     FLOOR_SECRET=<hex> FLOOR_RSA_KEY=<PEM> FLOOR_CLIENT_ID=.. FLOOR_CLIENT_SECRET=.. FLOOR_ISSUER=.. \\
     CITYLOGIN_DYNAMODB_ENDPOINT_URL=.. CITYLOGIN_TABLE_PREFIX=.. \\
-    gunicorn --worker-class citylogin.gunicorn_worker.ThreadWorker --workers 2 --threads 64 \\
+    gunicorn --worker-class citylogin.server.gunicorn_worker.ThreadWorker --workers 2 --threads 64 \\
         'bench.peer_floor:create_app()'
 
 What it keeps, per request (the work no provider skips):
@@ -43,7 +43,7 @@ import orjson
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from flask import Flask, Response, redirect, request
 
-from database import dynamo
+from common.database import dynamo
 
 TABLE = "peer_floor"
 SCOPE = "openid profile offline_access"

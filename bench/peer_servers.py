@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bench.peer_client import REDIRECT, Side
 from bench.peer_floor import PeerFloorTable
 from bench.servers import LOCALHOST_ONLY, PROJECT_ROOT, VENV_BIN, _stop, _tail, app_environment, run_init
-from citylogin.gunicorn_config import threads, worker_class, workers
-from database.dynamodb_local import free_port
+from citylogin.server.gunicorn_config import threads, worker_class, workers
+from common.database.dynamodb_local import free_port
 
 PEER_DIR = PROJECT_ROOT / "bench" / "peer"
 GUNICORN_CONF = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"

@@ -4,13 +4,13 @@
 
 Not a test. One DynamoDB Local in memory, `citylogin init`, one app (`citylogin apps add --redirect-uri`),
 then gunicorn as deploy/ runs it for the set-up only: a new account signs in with its device key
-(citylogin.client) and finishes one code flow, so that the row has an access token, a refresh token
+(citylogin.client.api) and finishes one code flow, so that the row has an access token, a refresh token
 or codes. The measured requests go to the app in this process (`create_app()` on the same tables and key
 ring, through Flask's test client, one at a time): the row's CPU per request is `time.thread_time()` over
 them (the test client's own work included, about 0.05 ms), with no server and no other thread in it; each
 answer is read whole and closed, as a server closes it, so that the access line and the request's metrics,
 which run at the close, are in the figure (before issue 66's end they were not). The
-process's CPU beside it adds what the request handed to the background pool (web/background.py: a DPoP
+process's CPU beside it adds what the request handed to the background pool (common/web/background.py: a DPoP
 proof's spending) and the few idle threads' wake-ups.
 `--profile N` runs the requests once more under py-spy (a sampling profiler in its own process, 1,000
 samples a second of the thread while it holds the GIL: its CPU, not its waits for DynamoDB) and prints the
@@ -20,7 +20,7 @@ check of each character of a token looked like half of introspection under it.)
 
 Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's), and
 login (POST /login/challenge, then POST /login/, by 8 accounts in turn: the request thread's CPU, which leaves
-out the Argon2id hash, run on a hash slot's own thread, crypto/hash_slots.py; the device's signature, made
+out the Argon2id hash, run on a hash slot's own thread, common/crypto/hash_slots.py; the device's signature, made
 by the bench, is in it, about 0.04 ms). The sign-in's steps as bench/peer_client.py's flow makes them (issue
 66): authorize (GET /oidc/authorize with a new PKCE pair: the 303 to the sign-in page and the browser's
 cookie), complete (POST /oidc/authorize/complete by the signed-in device, its DPoP proof over its session's
@@ -56,9 +56,9 @@ sys.path.insert(0, str(ROOT))
 from bench.servers import VENV_BIN, app_environment, gunicorn_app, run_init  # noqa: E402
 import requests  # noqa: E402
 
-from citylogin.client import Client  # noqa: E402
-from citylogin.client_keys import sign_challenge  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
+from citylogin.client.api import Client  # noqa: E402
+from citylogin.client.keys import sign_challenge  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
 
 ROWS = ("discovery", "userinfo", "introspection", "refresh", "code", "login", "authorize", "complete", "flow")
 SIGN_IN_ROWS = ("authorize", "complete", "flow")
@@ -233,7 +233,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print py-spy's top N functions too")
     parser.add_argument("--time", nargs="+", default=[], metavar="MODULE:FUNCTION",
                         help="print each function's own thread CPU per request, calls included (e.g. "
-                             "oidc.service:begin keys.jwt_keys:JwtKeyRing.decode), where py-spy's samples mislead")
+                             "oidc.service:begin common.keys.jwt_keys:JwtKeyRing.decode), where py-spy's samples "
+                             "mislead")
     parser.add_argument("--within", default="", metavar="TEXT",
                         help="count only the samples with a frame that contains TEXT (e.g. 'begin (oidc/')")
     args = parser.parse_args()
@@ -246,7 +247,7 @@ def main() -> None:
 
         class ClosingClient(FlaskClient):
             """Each answer read whole and closed, as a server closes it: the access line and the request's
-            metrics run when the answer is closed (web.request_log), so they are in the figure."""
+            metrics run when the answer is closed (common.web.request_log), so they are in the figure."""
             def open(self, *args: Any, **kwargs: Any):  # type: ignore[override]
                 kwargs.setdefault("buffered", True)
                 return super().open(*args, **kwargs)

@@ -2,7 +2,7 @@
 code of an earlier commit, in alternating blocks (issue 66, round 2):
 
     .venv/bin/python bench/read_rows.py userinfo --rounds 12 --block 200 \\
-        --before HEAD~1 --swap keys.jwt_keys:JwtKeyRing.decode
+        --before HEAD~1 --swap common.keys.jwt_keys:JwtKeyRing.decode
 
 Not a test. The set-up is bench/profile_row.py's (DynamoDB Local in memory, `citylogin init`, one app, a
 device signed in through gunicorn, one code flow for an access token); the floor (bench/peer_floor.py)

@@ -42,7 +42,7 @@ def main() -> None:
     if args.multiprocess:  # read when prometheus_client is first imported: before the app's modules
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="request-overhead-metrics-")
     from bench.servers import app_environment, run_init
-    from database.dynamodb_local import DynamoDBLocal, free_port
+    from common.database.dynamodb_local import DynamoDBLocal, free_port
 
     with tempfile.TemporaryDirectory(prefix="request-overhead-") as work, \
             DynamoDBLocal(port=free_port(), db_path=None) as local:

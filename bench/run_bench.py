@@ -38,7 +38,7 @@ import oidc_figures
 import peer_bench
 import trip_operations
 import versus_floor
-from database.dynamodb_local import DynamoDBLocal
+from common.database.dynamodb_local import DynamoDBLocal
 from dynamo_proxy import DelayProxy
 from oidc_bench import add_app
 from goals import goal_rows, merge_runs, render_goals

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import flows
-from citylogin.client import Client
-from database import dynamo
+from citylogin.client.api import Client
+from common.database import dynamo
 from loadgen import local_session, summarize
 from measurements import log, verifier
 from seeding import capture_template, seed_clones

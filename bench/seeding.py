@@ -17,7 +17,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from database import dynamo
+from common.database import dynamo
 from loadgen import local_session
 
 BATCH = 25  # BatchWriteItem's limit

@@ -29,7 +29,7 @@ from bench.cpu import _TICKS, _process_table  # noqa: E402
 from bench.peer_bench import QUICK, Clients, _calls, make_clients, run_block, warm_up  # noqa: E402
 from bench.peer_servers import citylogin_server, floor_server  # noqa: E402
 from bench.servers import LOCALHOST_ONLY, VENV_BIN  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 
 _THREAD = re.compile(r'^Thread (?:0x[0-9A-Fa-f]+|\d+) \((?:[^)]*)\): "([^"]*)"')
 _TID = re.compile(r"^Thread (\d+) ")

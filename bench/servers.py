@@ -14,7 +14,7 @@ from typing import Iterator
 
 import requests
 
-from database.dynamodb_local import free_port
+from common.database.dynamodb_local import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from citylogin.app import create_app  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 from tests.support.live import register_device, serving  # noqa: E402
 from tests.support.seats import open_session  # noqa: E402
 

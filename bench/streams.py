@@ -52,8 +52,8 @@ sys.path.insert(0, str(ROOT))
 from bench.metrics_text import dynamodb_calls_from_text  # noqa: E402
 from bench.servers import LOCALHOST_ONLY, METRICS_TOKEN, VENV_BIN, run_init  # noqa: E402
 from citylogin.app import create_app  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
-from database import dynamo  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
+from common.database import dynamo  # noqa: E402
 from sessions import service as sessions_service  # noqa: E402
 from sessions.models import PresenceEntry  # noqa: E402
 from tests.support.seats import open_session  # noqa: E402

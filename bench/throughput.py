@@ -10,7 +10,7 @@ from typing import Callable
 
 import argon2_rate
 import flows
-from citylogin.client import Client
+from citylogin.client.api import Client
 from dynamo_proxy import DelayProxy
 from cpu import cpu_delta, tree_cpu_seconds
 from loadgen import LoadRound, closed_loop_calls, local_session, summarize

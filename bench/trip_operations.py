@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import admin_figures
 import flows
-from citylogin.client import Client
+from citylogin.client.api import Client
 from loadgen import local_session
 from oidc_figures import CodeFlow, signed_in_device
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import flows
-from citylogin.client import Client
+from citylogin.client.api import Client
 from loadgen import local_session, summarize
 
 ABBA = ("A", "B", "B", "A")

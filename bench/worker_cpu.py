@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cpu import cpu_delta, tree_cpu_seconds  # noqa: E402
 from bench.servers import LOCALHOST_ONLY, PROJECT_ROOT, VENV_BIN, _stop, app_environment, run_init  # noqa: E402
-from database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
+from common.database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
 
 PATHS = {"discovery": "/.well-known/openid-configuration", "jwks": "/.well-known/jwks.json", "healthz": "/healthz"}
 CLIENTS = 4

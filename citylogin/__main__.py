@@ -1,4 +1,4 @@
 """`python -m citylogin ...` is the `citylogin` command."""
-from citylogin.cli import main
+from citylogin.cli.main import main
 
 main()

@@ -1,23 +1,21 @@
-"""The all-in-one app: every service's blueprint on one port, plus the web UI."""
+"""The all-in-one app: every service's blueprints on one port (citylogin.prefixes), plus the web UI."""
 from __future__ import annotations
 
-from citylogin.web_ui import bp as web_ui_bp
-from device_manager.views import bp as device_bp
-from login_app.account_views import bp as account_bp
-from login_app.admin_views import bp as admin_bp
-from login_app.views import bp as login_bp
-from registration.views import bp as registration_bp
-from session_manager.oidc_views import bp as oidc_bp
-from session_manager.ssf_views import bp as ssf_bp
-from session_manager.views import bp as session_bp
-from web.app_factory import create_service_app
+from typing import Any, Mapping
+
+from flask import Blueprint, Flask
+
+from citylogin.prefixes import SERVICES
+from citylogin.webui.views import bp as web_ui_bp
+from common.web.app_factory import create_service_app
+from oidc.well_known import bp as well_known_bp
 
 
-def blueprints():
-    """One blueprint per URL prefix: /registration, /login, /account, /session, /ssf, /oidc, /device; and /
-    (the web UI)."""
-    return [registration_bp, login_bp, account_bp, admin_bp, session_bp, ssf_bp, oidc_bp, device_bp, web_ui_bp]
+def blueprints() -> list[Blueprint]:
+    """Each service's blueprints (one per URL prefix) in the services' order, /.well-known, and the web UI."""
+    api = [blueprint for module in SERVICES.values() for blueprint in module.PREFIXES.values()]
+    return [*api, well_known_bp, web_ui_bp]
 
 
-def create_app(test_config=None):
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return create_service_app(name="citylogin", blueprints=blueprints(), test_config=test_config)

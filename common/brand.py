@@ -42,7 +42,7 @@ COLORS = ("accent", "accent-dark", "accent-soft", "bg", "card", "text", "muted",
 BRAND_KEYS = ("name", "mail_from", "colors")
 FIELD_NAME = re.compile(r"[\w.-]{1,80}", re.ASCII)
 HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
-# Where the web UI serves the brand's stylesheet (citylogin/web_assets.py); /oidc's own pages load it too.
+# Where the web UI serves the brand's stylesheet (citylogin/webui/assets.py); /oidc's own pages load it too.
 STYLESHEET_URL = "/web/brand.css"
 LOGO_MAX_BYTES = 256 * 1024
 LOGOS = {"logo.svg": "image/svg+xml", "logo.png": "image/png"}

@@ -78,7 +78,7 @@ class Settings(BaseModel):
     data_dir: Path = Path(".data")
     # where `citylogin serve` records where it runs, for the operator commands of any folder (None:
     # $XDG_RUNTIME_DIR/citylogin, else ~/.local/state/citylogin; the user's own and writable by no one else,
-    # or refused: citylogin.running_services)
+    # or refused: citylogin.server.running_services)
     runtime_dir: Path | None = None
     dynamodb_endpoint_url: str | None = None
     # the endpoint is a DynamoDB Local (signed with a fixed local key pair, tables created at
@@ -169,7 +169,7 @@ class Settings(BaseModel):
     # how often each process serving /ssf looks for push work (RFC 8935; 0: this process never pushes)
     ssf_push_interval: float = Field(default=1.0, ge=0, le=60)
     # the longest wait between two tries of a push that fails (from 1 s, doubling); a new event is
-    # tried at once whatever the wait (apps.push)
+    # tried at once whatever the wait (relying_parties.push)
     ssf_push_backoff_max: float = Field(default=300.0, ge=1, le=3600)
     # how often each process serving /session ends the sessions over by time with their events (0: never)
     session_sweep_interval: float = Field(default=30.0, ge=0, le=3600)
@@ -227,7 +227,7 @@ class Settings(BaseModel):
     notifier_endpoint_url: str | None = None  # SES's or SNS's endpoint, if not AWS's own for the region
     notify_timeout: float = Field(default=5.0, gt=0, le=60)  # connect and read, each attempt
     notify_attempts: int = Field(default=3, ge=1, le=10)
-    # the mail outbox (mail/outbox.py): a mail that did not go is tried again after mail_retry_seconds,
+    # the mail outbox (common/mail/outbox.py): a mail that did not go is tried again after mail_retry_seconds,
     # doubling (jittered) up to mail_retry_max_seconds, until mail_give_up_hours after it was written;
     # each process's sender looks for due mail every mail_send_interval seconds (0: this one never does)
     mail_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -247,7 +247,7 @@ class Settings(BaseModel):
     smtp_ca_file: Path | None = None
     # links in messages and QR codes: <public_url>/#verify=<token> (SPEC §4); None: `citylogin serve`
     # derives it from what it binds; required under gunicorn and against Amazon DynamoDB
-    # (web.app_factory.with_public_url)
+    # (common.web.app_factory.with_public_url)
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s#?]+$")
     # passkeys (WebAuthn): origins accepted beside the public URL's own, such as a native app's
     # `android:apk-key-hash:...`; the relying-party id is always the public URL's host

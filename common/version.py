@@ -1,7 +1,7 @@
 """Which citylogin runs: the installed distribution's version (pyproject.toml's `version`, as pip
 installed it), the one answer `citylogin --version`, `GET /healthz`, the console's footer and `citylogin
 serve`'s first line give. Read from the installed metadata rather than written here, so a release
-changes it in one place (pyproject.toml) and CHANGELOG.md's tag (citylogin/release.py) is checked
+changes it in one place (pyproject.toml) and CHANGELOG.md's tag (citylogin/cli/release.py) is checked
 against that same place."""
 from __future__ import annotations
 

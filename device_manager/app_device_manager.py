@@ -1,12 +1,25 @@
-"""The device manager alone: `python -m device_manager.app_device_manager` (port 5004): /device."""
+"""The device manager alone: `python -m device_manager.app_device_manager` (port 5004).
+It serves /device; and, as every service does, /.well-known (oidc.well_known), /healthz, /readyz,
+/openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
-from device_manager.views import bp
-from web.app_factory import create_service_app, run_standalone
+from typing import Any, Mapping
+
+from flask import Blueprint, Flask
+
+from devices.views import bp as device_bp
+from common.web.app_factory import create_service_app, run_standalone
+from oidc.well_known import bp as well_known_bp
+
+# The URL prefixes this service serves, each by the blueprint of the package that is its home.
+PREFIXES: dict[str, Blueprint] = {
+    "/device": device_bp,
+}
 
 
-def create_app(test_config=None):
-    return create_service_app(name="citylogin-device-manager", blueprints=[bp], test_config=test_config)
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    return create_service_app(name="citylogin-device-manager",
+                              blueprints=[*PREFIXES.values(), well_known_bp], test_config=test_config)
 
 
 if __name__ == "__main__":

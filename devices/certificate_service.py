@@ -11,10 +11,10 @@ from cryptography import x509
 from accounts import user_service as users
 from common.errors import Conflict, ErrorCode, TooManyRequests, Unauthorized
 from common.timefmt import iso, parse_iso
-from crypto.certificates import certificate_fingerprint, certificate_pem, issue_device_certificate
-from crypto.device_keys import DeviceKey, key_type_name
-from crypto.dpop import key_thumbprint
-from database.guarded_write import GuardedWrite
+from common.crypto.certificates import certificate_fingerprint, certificate_pem, issue_device_certificate
+from common.crypto.device_keys import DeviceKey, key_type_name
+from common.crypto.dpop import key_thumbprint
+from common.database.guarded_write import GuardedWrite
 from devices.challenges import consume_challenge
 from devices.crl import RevokedCertificate, build_crl, crl_pem
 from devices.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
@@ -23,9 +23,9 @@ from devices.service import (DeviceRevoked, _device_key, check_signed_challenge,
 from devices.store import DeviceChanged, WriteRefused
 from sessions import service as sessions
 from sessions.models import SessionRecord
-from web.audit import AuditEvent, audit
-from web.context import AppContext
-from web.rate_limits import RateLimitStore
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore
 
 RENEW_PURPOSE = "citylogin-renew:"  # the current key signs this prefix + the challenge
 CRL_VALIDITY = timedelta(hours=24)  # its nextUpdate: at most 24 h ahead (SPEC §4)

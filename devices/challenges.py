@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from database import dynamo
-from database.batch_read import KeyRead
+from common.database import dynamo
+from common.database.batch_read import KeyRead
 
-from crypto.tokens import new_token, token_digest
-from database.one_time_tokens import OneTimeTokenStore
-from web.context import AppContext
+from common.crypto.tokens import new_token, token_digest
+from common.database.one_time_tokens import OneTimeTokenStore
+from common.runtime.context import AppContext
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef

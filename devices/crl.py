@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from crypto.certificates import CertificateAuthority, authority_key_identifier
+from common.crypto.certificates import CertificateAuthority, authority_key_identifier
 
 _BACKDATE = timedelta(minutes=1)  # tolerate a verifier whose clock runs slightly behind ours
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from devices.pairing_service import pairing_store
 from devices.service import device_store
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 def device_items(ctx: AppContext, *, user_uuid: str) -> list[dict[str, Any]]:

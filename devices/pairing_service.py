@@ -6,14 +6,14 @@ from typing import Sequence
 
 from common.errors import ErrorCode, Forbidden, Gone, NotFound, StorageUnavailable, TooManyRequests
 from common.timefmt import iso, iso_from_epoch
-from crypto.tokens import new_token, token_digest
-from database.batch_read import KeyRead
-from database.guarded_write import GuardedWrite, write_all
+from common.crypto.tokens import new_token, token_digest
+from common.database.batch_read import KeyRead
+from common.database.guarded_write import GuardedWrite, write_all
 from devices import qr
 from devices.pairing_store import USED, PairingTokenStore
-from web.audit import AuditEvent, audit
-from web.context import AppContext
-from web.rate_limits import RateLimitStore
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore
 
 PURPOSE = "pairing"
 RATE_WINDOW_SECONDS = 3600

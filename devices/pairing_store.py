@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from database import dynamo, item_listing
+from common.database import dynamo, item_listing
 
 UNUSED, USED = "unused", "used"
 

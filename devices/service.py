@@ -13,27 +13,27 @@ from accounts import user_service as users
 from common.errors import (Conflict, ErrorCode, Forbidden, InvalidField, MissingFields, NotFound, StorageUnavailable,
                            Unauthorized)
 from common.timefmt import iso, parse_iso
-from crypto.certificates import (certificate_fingerprint, certificate_from_pem, certificate_issued_by, certificate_pem,
-                                 device_id_from_certificate, issue_device_certificate, load_client_certificate,
-                                 user_uuid_from_certificate)
-from crypto.device_keys import (CryptoInputError, DeviceKey, generate_device_key, key_type_name,
-                                load_device_public_key, public_key_from_csr, verify_device_signature)
-from crypto.dpop import key_thumbprint
-from crypto.tokens import digests_equal
-from database.batch_read import KeyRead
-from database.dynamo import StoreRefusal
-from database.guarded_write import GuardedWrite
+from common.crypto.certificates import (certificate_fingerprint, certificate_from_pem, certificate_issued_by,
+                                        certificate_pem, device_id_from_certificate, issue_device_certificate,
+                                        load_client_certificate, user_uuid_from_certificate)
+from common.crypto.device_keys import (CryptoInputError, DeviceKey, generate_device_key, key_type_name,
+                                       load_device_public_key, public_key_from_csr, verify_device_signature)
+from common.crypto.dpop import key_thumbprint
+from common.crypto.tokens import digests_equal
+from common.database.batch_read import KeyRead
+from common.database.dynamo import StoreRefusal
+from common.database.guarded_write import GuardedWrite
 from devices import concurrency_policy
 from devices.challenges import challenge_consumption, signature_bytes
 from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, REASON_UNBOUND, DeviceCertificateResponse,
                             DeviceList, DeviceRecord, DeviceView, IssuedDevice, RenamedDevice,
                             RevokedCertificateRecord)
 from devices.store import DeviceChanged, DeviceStore, LastDeviceRefused, LimitReached, WriteRefused
-from mail.notifier import device_facts, localized_message
+from common.mail.notifier import device_facts, localized_message
 from sessions import service as sessions
 from sessions.models import NOT_SAID, EndedBy, Presence, RevokeReason
-from web.audit import AuditEvent, audit
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
 
 
 def device_store(ctx: AppContext) -> DeviceStore:
@@ -181,7 +181,7 @@ def presented_certificate(client_cert: str) -> PresentedCertificate:
 
 
 def device_read(ctx: AppContext, *, user_uuid: str, device_id: str) -> KeyRead[DeviceRecord | None]:
-    """The device's record, for a caller's batch read (database/batch_read.py)."""
+    """The device's record, for a caller's batch read (common/database/batch_read.py)."""
     return KeyRead(ctx.tables.devices, DeviceStore.key(user_uuid, device_id), DeviceStore.record_from_item)
 
 

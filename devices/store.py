@@ -6,7 +6,7 @@ from typing import Any, overload
 
 from botocore.exceptions import ClientError
 
-from database import dynamo, item_listing
+from common.database import dynamo, item_listing
 from devices.models import (DEFAULT_DEVICE_CLASS, DEVICE_STATUS_ACTIVE, DEVICE_STATUS_REVOKED, DeviceRecord,
                             RevokedCertificateRecord)
 

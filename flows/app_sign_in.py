@@ -11,7 +11,7 @@ from flows import device_proof
 from oidc import service as oidc
 from oidc.models import DeviceSignIn, Redirect
 from sessions.models import Principal
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 SSO_PURPOSE = "citylogin-sso:"  # the device signs this prefix + the challenge
 

@@ -14,7 +14,7 @@ from oidc import service as oidc
 from oidc.models import DeviceSignOut, LogoutRequest, SignedOut
 from sessions import service as sessions
 from sessions.models import EndedBy, Principal
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 SIGN_OUT_PURPOSE = "citylogin-sign-out:"  # the device signs this prefix + the challenge
 REQUEST = "sign_out.request"

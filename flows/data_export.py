@@ -14,17 +14,17 @@ from typing import Any
 from boto3.dynamodb.types import Binary
 
 from accounts import export_service as accounts
-from apps.registry import current_app
+from relying_parties.registry import current_app
 from common.errors import Conflict, ErrorCode, NotFound
 from common.timefmt import iso
-from database.one_time_tokens import OneTimeTokenStore
+from common.database.one_time_tokens import OneTimeTokenStore
 from devices import export_service as devices
-from mail.outbox_store import OutboxStore
+from common.mail.outbox_store import OutboxStore
 from oidc import export_service as oidc
 from sessions import export_service as sessions
-from web.background import background
-from web.context import AppContext
-from web.rate_limits import RateLimitStore
+from common.web.background import background
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore
 
 FORMAT = "citylogin-export/1"
 # The document's sections, one per table that holds something about a person, in the storage page's order

@@ -31,19 +31,19 @@ from accounts import password_service
 from accounts import user_service as users
 from accounts.models import Role, Secret, UserRecord
 from common.errors import ServiceUnavailable
-from database import dynamo
-from database.one_time_tokens import OneTimeTokenStore
+from common.database import dynamo
+from common.database.one_time_tokens import OneTimeTokenStore
 from devices import pairing_service as pairing_tokens
 from devices import service as devices
-from mail.notifier import localized_message
-from mail.outbox_store import OutboxStore
+from common.mail.notifier import localized_message
+from common.mail.outbox_store import OutboxStore
 from oidc import consents as oidc_consents
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
-from web.audit import AuditEvent, audit
-from web.caller import Caller
-from web.context import AppContext
-from web.rate_limits import RateLimitStore
+from common.web.audit import AuditEvent, audit
+from common.web.caller import Caller
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore
 
 DELETED_NOTICE = "account_deleted"
 

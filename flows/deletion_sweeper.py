@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from common.errors import ServiceUnavailable
 from common.thread_kind import scheduled_thread
 from flows.deletion import sweep_deletions
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 log = logging.getLogger(__name__)
 

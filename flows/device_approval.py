@@ -17,21 +17,21 @@ import uuid
 from dataclasses import dataclass
 
 from accounts import user_service as users
-from apps import service as apps
+from relying_parties import service as apps
 from common.errors import Conflict, ErrorCode, ServiceUnavailable
-from database.guarded_write import GuardedWrite
+from common.database.guarded_write import GuardedWrite
 from devices import concurrency_policy
 from flows import device_proof, login
 from accounts.models import UserRecord
-from mail.notifier import device_class_name, device_facts, localized_message
+from common.mail.notifier import device_class_name, device_facts, localized_message
 from oidc import consents
 from oidc import device_flow
 from oidc.models import ScreenApproved, ScreenApproval, ScreenSignIn
 from sessions import service as sessions
 from sessions.models import OpenedSession, Principal
-from web.audit import AuditEvent, audit
-from web.caller import Caller
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.web.caller import Caller
+from common.runtime.context import AppContext
 
 APPROVE_PURPOSE = "citylogin-device-flow:"  # single sign-on: the device signs this prefix + the challenge
 OPEN_ATTEMPTS = 60  # reads of the presence before an approval gives up (503), as a login

@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from database.batch_read import KeyRead, read_together
+from common.database.batch_read import KeyRead, read_together
 from devices import challenges
 from devices import service as devices
 from devices.models import DeviceRecord
 from sessions import service as sessions
 from sessions.models import Presence, SessionRecord
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 DEVICE, PRESENCE, CHALLENGE = "proof.device", "proof.presence", "proof.challenge"
 

@@ -11,7 +11,7 @@ from common import i18n
 from common.config import Settings
 from devices.pairing_service import EXPIRED_CODE_KEPT_SECONDS
 from flows.not_me import TTL_SECONDS as NOT_ME_SECONDS
-from mail.outbox import SENT_KEPT_SECONDS, UNDELIVERED_KEPT_SECONDS
+from common.mail.outbox import SENT_KEPT_SECONDS, UNDELIVERED_KEPT_SECONDS
 from oidc.export_service import GRANT_KEPT_SECONDS
 from sessions.export_service import HISTORY_DAYS, SESSION_RETENTION_SECONDS
 

@@ -13,26 +13,26 @@ from accounts.models import Secret, UserRecord
 from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
                            Unauthorized)
 from common.timefmt import iso_from_epoch
-from crypto.dpop import Proof
-from crypto.tokens import digests_equal, new_token, token_digest
-from database.batch_read import read_together
-from database.guarded_write import GuardedWrite
-from database.one_time_tokens import OneTimeTokenStore
+from common.crypto.dpop import Proof
+from common.crypto.tokens import digests_equal, new_token, token_digest
+from common.database.batch_read import read_together
+from common.database.guarded_write import GuardedWrite
+from common.database.one_time_tokens import OneTimeTokenStore
 from devices import challenges, concurrency_policy
 from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
 from flows import not_me as not_me_flow
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
-from mail.notifier import Queued, device_class_name, device_facts, localized_message
+from common.mail.notifier import Queued, device_class_name, device_facts, localized_message
 from sessions import binding
 from sessions import service as sessions
 from sessions.binding import ProofOffer
 from sessions.models import HistoryResult, OpenedSession, Presence, PresenceEntry, PresenceMoved
-from web.audit import AuditEvent, audit
-from web.background import background
-from web.caller import Caller
-from web.context import AppContext
-from web.rate_limits import RateLimitStore, limit_subject
+from common.web.audit import AuditEvent, audit
+from common.web.background import background
+from common.web.caller import Caller
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore, limit_subject
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef

@@ -6,16 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.errors import BadRequest, ErrorCode, StorageUnavailable
-from crypto.tokens import new_token, token_digest
-from database.guarded_write import GuardedWrite
-from database.one_time_tokens import OneTimeTokenStore
+from common.crypto.tokens import new_token, token_digest
+from common.database.guarded_write import GuardedWrite
+from common.database.one_time_tokens import OneTimeTokenStore
 from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, NotMeResult
-from mail.message import Link
+from common.mail.message import Link
 from sessions import service as sessions
 from sessions.models import RevokeReason
-from web.audit import AuditEvent, audit
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
 
 KIND = "not_me"
 PURPOSE = "not-me"

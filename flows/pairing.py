@@ -5,18 +5,18 @@ from __future__ import annotations
 from accounts import credential_service as credentials
 from accounts import user_service as users
 from common.errors import ErrorCode, Forbidden
-from database.batch_read import read_together
+from common.database.batch_read import read_together
 from devices import pairing_service as pairing_tokens
 from devices import qr
 from devices import service as devices
 from devices.models import DeviceCertificateResponse
 from flows import not_me
-from mail.notifier import device_facts, localized_message
+from common.mail.notifier import device_facts, localized_message
 from sessions import service as sessions
-from web.audit import AuditEvent, audit
-from web.background import background
-from web.caller import Caller
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.web.background import background
+from common.web.caller import Caller
+from common.runtime.context import AppContext
 
 TOKEN = "pairing.token"  # the pairing token's item in the redemption's batch read
 

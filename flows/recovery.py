@@ -11,12 +11,12 @@ from common import i18n
 from devices import service as devices
 from devices.models import DeviceCertificateResponse, DeviceRecord
 from flows.models import RecoverRequest
-from mail.notifier import device_facts, localized_message
+from common.mail.notifier import device_facts, localized_message
 from sessions import service as sessions
 from sessions.models import HistoryResult
-from web.audit import AuditEvent, audit
-from web.caller import Caller
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.web.caller import Caller
+from common.runtime.context import AppContext
 
 
 def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) -> DeviceCertificateResponse:

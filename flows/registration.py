@@ -17,14 +17,14 @@ from accounts import user_service as users
 from accounts.models import UserRecord
 from common.errors import StorageUnavailable, TooManyRequests
 from common.timefmt import iso
-from crypto.tokens import token_digest
-from database.guarded_write import GuardedWrite
+from common.crypto.tokens import token_digest
+from common.database.guarded_write import GuardedWrite
 from devices import service as devices
 from flows.models import RegistrationResponse
-from mail.notifier import localized_message, mail_time
-from web.background import background
-from web.context import AppContext
-from web.rate_limits import RateLimitStore, limit_subject
+from common.mail.notifier import localized_message, mail_time
+from common.web.background import background
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore, limit_subject
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ with no live session gets 401 login_required. No Flask here."""
 from __future__ import annotations
 
 from common.errors import ErrorCode, Unauthorized
-from crypto.tokens import digests_equal
+from common.crypto.tokens import digests_equal
 from devices import service as devices
 from flows import device_proof
 from oidc import session_apps
 from sessions import binding, resume
 from sessions.binding import ProofOffer
 from sessions.models import ResumeRequest, ResumedSession
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 RESUME_PURPOSE = "citylogin-resume:"  # the device signs this prefix + the challenge
 

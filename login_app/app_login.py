@@ -1,14 +1,29 @@
-"""The login service alone: `python -m login_app.app_login` (port 5002): /login, /account and /admin."""
+"""The login service alone: `python -m login_app.app_login` (port 5002).
+It serves /login, /account and /admin; and, as every service does, /.well-known (oidc.well_known), /healthz,
+/readyz, /openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
-from login_app.account_views import bp as account_bp
-from login_app.admin_views import bp as admin_bp
-from login_app.views import bp
-from web.app_factory import create_service_app, run_standalone
+from typing import Any, Mapping
+
+from flask import Blueprint, Flask
+
+from login_app.views import bp as login_bp
+from accounts.views import bp as account_bp
+from operators.views import bp as admin_bp
+from common.web.app_factory import create_service_app, run_standalone
+from oidc.well_known import bp as well_known_bp
+
+# The URL prefixes this service serves, each by the blueprint of the package that is its home.
+PREFIXES: dict[str, Blueprint] = {
+    "/login": login_bp,
+    "/account": account_bp,
+    "/admin": admin_bp,
+}
 
 
-def create_app(test_config=None):
-    return create_service_app(name="citylogin-login", blueprints=[bp, account_bp, admin_bp], test_config=test_config)
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    return create_service_app(name="citylogin-login",
+                              blueprints=[*PREFIXES.values(), well_known_bp], test_config=test_config)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ from flows import login as login_flow
 from flows.models import ChallengeResponse, ConfirmRequest, LoginRequest, LoginResponse
 from sessions.binding import current_nonce
 from sessions.guard import NONCE_HEADER, proof_offer
-from web.caller import current_caller
-from web.context import ctx
-from web.openapi import operation
-from web.validation import parse_body, parse_optional_body
+from common.web.caller import current_caller
+from common.runtime.context import ctx
+from common.web.openapi import operation
+from common.web.validation import parse_body, parse_optional_body
 
 bp = Blueprint("login_app", __name__, url_prefix="/login")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from apps import service as apps
-from apps.models import AppRecord
-from keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
+from relying_parties import service as apps
+from relying_parties.models import AppRecord
+from common.keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from oidc.context import issuer
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 ADMIN_AUDIENCE = "/admin"  # after the issuer: the admin API is the only place such a token counts

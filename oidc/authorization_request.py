@@ -7,7 +7,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
 from accounts.models import AccountRecord
 from oidc.context import issuer
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 REQUEST_TTL = 600  # seconds the person has to sign in (the pairing token's 10 minutes)

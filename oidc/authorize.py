@@ -14,13 +14,13 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from accounts import service as accounts
-from apps import service as apps
-from apps.models import AppRecord, OidcClient
-from apps.registry import current_app
+from relying_parties import service as apps
+from relying_parties.models import AppRecord, OidcClient
+from relying_parties.registry import current_app
 from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized, request_locale
-from crypto.tokens import token_digest
-from database.batch_read import KeyRead, read_together
-from database.guarded_write import GuardedWrite, write_all
+from common.crypto.tokens import token_digest
+from common.database.batch_read import KeyRead, read_together
+from common.database.guarded_write import GuardedWrite, write_all
 from oidc import (browser_binding, consents, pages, par, refusals, request_checks, request_limits, request_objects,
                   response_mode, token_binding)
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
@@ -32,8 +32,8 @@ from oidc.server import Provider
 from oidc.store import RequestStore
 from sessions import service as sessions
 from sessions.models import Principal
-from web.caller import current_caller
-from web.context import AppContext
+from common.web.caller import current_caller
+from common.runtime.context import AppContext
 
 
 class AuthorizationRequestUnknown(ApiError):
@@ -210,7 +210,7 @@ def _this_browsers(found: WaitingRequest | None, *, browser: str | None) -> Wait
 
 
 def _app(ctx: AppContext, client_id: str) -> AppRecord:
-    """The app of a waiting request, as every host sees it within a second of a change (apps.registry)."""
+    """The app of a waiting request, as every host sees it within a second of a change (relying_parties.registry)."""
     app = current_app(ctx, client_id=client_id)
     if app is None:
         raise apps.AppNotFound()

@@ -3,7 +3,7 @@ citylogin session and registered a back-channel logout URI is POSTed a logout to
 ends, for any reason, and when its own grant on the session is revoked without its asking (a code
 used twice, a refresh token reused after the grace: oidc.grants). It rides the same outbox as the CAEP
 events (the session-ended feed, written in the ending's or the revocation's own transaction: nothing
-ends untold) and the same pusher (apps.push): at least once, retried with backoff for 24 hours, one
+ends untold) and the same pusher (relying_parties.push): at least once, retried with backoff for 24 hours, one
 process per app at a time, each app with its own cursor and acknowledgements for this channel.
 
 Each app hears one logout per sign-in: an event of a session the app holds no grant of is
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import requests
 
-from apps.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord
-from apps.push import PUSH_TIMEOUT
+from relying_parties.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord
+from relying_parties.push import PUSH_TIMEOUT
 from oidc import grants
 from oidc.store import GrantStore
 from sessions.models import SessionEnded
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TYPE = "logout+jwt"

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from werkzeug.wrappers import Response
 
 from common.errors import ApiError, ErrorCode
-from crypto.tokens import digests_equal, new_token, token_digest
+from common.crypto.tokens import digests_equal, new_token, token_digest
 
 COOKIE_PREFIX = "citylogin_authz_"
 VALUE_PURPOSE = "oidc_browser"        # the digest kept with the request

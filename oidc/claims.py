@@ -15,9 +15,9 @@ from typing import Any
 
 from accounts import service as accounts
 from accounts.models import AccountRecord
-from database import dynamo
-from database.guarded_write import GuardedWrite
-from web.context import AppContext
+from common.database import dynamo
+from common.database.guarded_write import GuardedWrite
+from common.runtime.context import AppContext
 
 ZONEINFO = "UTC"  # citylogin keeps no time zone of a person: every time it shows is UTC
 PROFILE_CLAIMS = ("preferred_username", "locale", "zoneinfo")

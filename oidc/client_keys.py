@@ -15,15 +15,15 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
-from apps.models import AppRecord
-from crypto.tokens import token_digest
-from database import dynamo
-from database.one_time_tokens import OneTimeTokenStore
-from keys.jwt_keys import one_spelling
+from relying_parties.models import AppRecord
+from common.crypto.tokens import token_digest
+from common.database import dynamo
+from common.database.one_time_tokens import OneTimeTokenStore
+from common.keys.jwt_keys import one_spelling
 from oidc import fapi2, refusals
 from oidc.jwks_fetch import KeysUnavailable, RemoteKeySets
-from web.context import AppContext
-from web.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
+from common.runtime.context import AppContext
+from oidc.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
 METHOD = "private_key_jwt"
 # Asymmetric algorithms only: a public key never verifies an HMAC (the "alg confusion" attack).

@@ -12,14 +12,14 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 
-from apps.models import OidcClient
+from relying_parties.models import OidcClient
 from oidc.client_keys import public_jwks, public_jwks_problem
 from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
 from oidc.models import DEVICE_CODE_GRANT_TYPE
 from oidc.oauth_errors import describable
 from oidc.redirects import redirect_uri_problem
 from oidc.request_uris import request_uri_problem
-from web.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
+from oidc.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
 AUTHORIZATION_CODE, REFRESH_TOKEN = "authorization_code", "refresh_token"
 GRANT_TYPES = (AUTHORIZATION_CODE, REFRESH_TOKEN, DEVICE_CODE_GRANT_TYPE)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from oidc.redirects import LOOPBACK_HOSTS, MAX_LENGTH, URI_CHARACTERS
-from web.cors import web_origin
+from common.web.cors import web_origin
 
 LOCAL_HOSTS = LOOPBACK_HOSTS | {"localhost"}
 ENDPOINT_URL = "an absolute http(s) URL without a fragment"

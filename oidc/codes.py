@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from oidc.models import Code
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 CODE_TTL = 60  # seconds (SPEC §14)
 _INFO = b"citylogin oidc authorization code v1"

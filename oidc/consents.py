@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from apps import service as apps
+from relying_parties import service as apps
 from common.errors import ErrorCode, NotFound
 from common.timefmt import iso_from_epoch
-from database import dynamo, item_listing
-from database.guarded_write import GuardedWrite
+from common.database import dynamo, item_listing
+from common.database.guarded_write import GuardedWrite
 from oidc import grants
 from oidc.models import ConsentView
 from sessions import service as sessions
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 class ConsentNotFound(NotFound):

@@ -1,9 +1,9 @@
 """The OpenID Provider on an app context: its issuer, its clock and its stores."""
 from __future__ import annotations
 
-from database.one_time_tokens import OneTimeTokenStore
+from common.database.one_time_tokens import OneTimeTokenStore
 from oidc.store import GrantStore
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 def issuer(ctx: AppContext) -> str:

@@ -18,12 +18,12 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Error, UnauthorizedC
 from authlib.oauth2.rfc8628 import AuthorizationPendingError, ExpiredTokenError, SlowDownError
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
 
-from apps.models import AppRecord
-from apps.registry import current_app
-from apps import service as apps
+from relying_parties.models import AppRecord
+from relying_parties.registry import current_app
+from relying_parties import service as apps
 from common.errors import ApiError, ErrorCode, TooManyRequests
-from crypto.tokens import token_digest
-from database.guarded_write import GuardedWrite, write_all
+from common.crypto.tokens import token_digest
+from common.database.guarded_write import GuardedWrite, write_all
 from oidc import refresh
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.device_store import (APPROVED, DENIED, PENDING, DeviceRequest, DeviceRequestDecided, DeviceStore,
@@ -31,8 +31,8 @@ from oidc.device_store import (APPROVED, DENIED, PENDING, DeviceRequest, DeviceR
 from oidc.models import SCOPES, Grant
 from sessions import service as sessions
 from sessions.models import SESSION_ACTIVE, EndedBy, RevokeReason
-from web.context import AppContext
-from web.rate_limits import RateLimitStore, limit_subject
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore, limit_subject
 
 USER_CODE_ALPHABET = "BCDFGHJKMNPQRSTVWXZ"  # no vowels, no L (1/I/L): 19 letters
 USER_CODE_LENGTH = 8

@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from database import dynamo
-from database.one_time_tokens import OneTimeTokenStore
+from common.database import dynamo
+from common.database.one_time_tokens import OneTimeTokenStore
 
 DEVICE_KIND, USER_CODE_KIND = "oidc_device", "oidc_user_code"
 PENDING, APPROVED, DENIED, REDEEMED = "pending", "approved", "denied", "redeemed"

@@ -11,9 +11,9 @@ from flask import redirect
 from werkzeug.wrappers import Response
 
 from accounts import service as accounts
-from apps.models import AppRecord
-from apps.registry import current_app
-from database.batch_read import KeyRead
+from relying_parties.models import AppRecord
+from relying_parties.registry import current_app
+from common.database.batch_read import KeyRead
 from oidc import claims as user_claims
 from oidc import grants
 from oidc import logout as rp_logout
@@ -29,15 +29,15 @@ from oidc.pages import BrowserRefusal
 from oidc.server import CodeGrant
 from sessions import service as sessions
 from sessions.binding import ProofOffer
-from web.caller import current_caller
-from web.context import AppContext
+from common.web.caller import current_caller
+from common.runtime.context import AppContext
 
 
 def push_request(offer: ProofOffer | None) -> Response:
     """POST /oidc/par (RFC 9126): the authenticated app's authorization request, checked as
     /oidc/authorize checks it and kept 60 s behind a one-time request_uri; errors are JSON. A DPoP
     proof binds the code to its key (RFC 9449 §10.1)."""
-    from web.context import ctx as current
+    from common.runtime.context import ctx as current
     ctx = current()
     server = provider(ctx)
     request = server.create_oauth2_request(None)
@@ -83,7 +83,7 @@ def device_authorization_response(offer: ProofOffer | None) -> Response:
     """POST /oidc/device_authorization (RFC 8628 §3.1-3.2): an app allowed the grant (a public one sends
     its client_id) gets a device_code and a user code for the person; errors are JSON. A DPoP proof binds
     the screen's tokens to its key from the start."""
-    from web.context import ctx as current
+    from common.runtime.context import ctx as current
     ctx = current()
     server = provider(ctx)
     request = server.create_oauth2_request(None)
@@ -116,7 +116,7 @@ def _json_error(error: OAuth2Error) -> Response:
 def token_response(offer: ProofOffer | None) -> Response:
     """POST /oidc/token: Authlib's token endpoint (RFC 6749 §5 errors as JSON), the tokens bound to the
     key of the request's DPoP proof if it has one."""
-    from web.context import ctx as current
+    from common.runtime.context import ctx as current
     ctx = current()
     server = provider(ctx)
     request = server.create_oauth2_request(None)  # parsed once, for the checks and for Authlib
@@ -197,7 +197,7 @@ class ProviderGrant:
 
 def _app_registered(ctx: AppContext, claims: dict[str, Any]) -> bool:
     """Whether the app an OpenID Provider token was issued to is still registered, as every host sees it
-    within a second of its removal (apps.registry; SPEC §14: a removed app's tokens are refused)."""
+    within a second of its removal (relying_parties.registry; SPEC §14: a removed app's tokens are refused)."""
     return _registered_app(ctx, claims) is not None
 
 
@@ -223,7 +223,7 @@ person's language (oidc.pages), never followed."""
 
 def revocation_response() -> Response:
     """POST /oidc/revoke: Authlib's RFC 7009 endpoint, after the standard's refusals (JSON errors)."""
-    from web.context import ctx as current
+    from common.runtime.context import ctx as current
     server = provider(current())
     try:
         _check_backchannel_request(server.create_oauth2_request(None))

@@ -8,7 +8,7 @@ from typing import Any
 from oidc.consents import ConsentStore
 from oidc.grants import store as grant_store
 from oidc.store import GRANT_KEPT_SECONDS
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 # How long a grant is kept past its session, for the export's words (flows/export_retention.py)
 __all__ = ["GRANT_KEPT_SECONDS", "consent_items", "grant_items"]

@@ -1,8 +1,8 @@
 """What the FAPI 2.0 Security Profile (final) enforces for an app held to it (`apps add --profile fapi2`) on
 top of what every app gets: its client assertions and its DPoP proofs, each rule a named step over parsed
-values. The rest of the profile is the app's flags' (apps.models.OidcClient: PAR, PKCE S256 and DPoP
+values. The rest of the profile is the app's flags' (relying_parties.models.OidcClient: PAR, PKCE S256 and DPoP
 required, its refresh token kept) and what citylogin does for every app (`iss` in every authorization
-response, codes of 60 s, pushed requests of 60 s, 303 redirects); apps.profiles says which registrations
+response, codes of 60 s, pushed requests of 60 s, 303 redirects); relying_parties.profiles says which registrations
 can comply."""
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from apps.profiles import SIGNING_ALGORITHMS
+from relying_parties.profiles import SIGNING_ALGORITHMS
 
 # §5.4-1: client assertions signed with PS256, ES256 or EdDSA (RS256 refused: the suite's
 # fapi2-security-profile-final-ensure-signed-client-assertion-with-RS256-fails).
 ASSERTION_ALGORITHMS = SIGNING_ALGORITHMS
-# §5.4-1 again, for DPoP proofs: of the algorithms citylogin takes (crypto.dpop), ES256 and EdDSA.
+# §5.4-1 again, for DPoP proofs: of the algorithms citylogin takes (common.crypto.dpop), ES256 and EdDSA.
 DPOP_ALGORITHMS = ("ES256", "EdDSA")
 # §5.3.2.1-14: an iat or nbf up to 10 s ahead of the server's clock is accepted, one over 60 s ahead refused.
 MAX_AHEAD = 60

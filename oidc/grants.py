@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.errors import ServiceUnavailable
-from crypto.tokens import digests_equal
-from database.guarded_write import GuardedWrite, write_all
+from common.crypto.tokens import digests_equal
+from common.database.guarded_write import GuardedWrite, write_all
 from oidc.models import Grant
 from oidc.store import GrantMoved, GrantStore
 from sessions import service as sessions
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 REFRESH_REUSE = "refresh_reuse"   # a rotated-out refresh token used after the grace
 CODE_REPLAY = "code_replay"       # a code presented again after it was redeemed

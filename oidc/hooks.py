@@ -10,11 +10,11 @@ from typing import Any, cast
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Request
 
-from apps import service as apps
-from apps.models import AppRecord
-from apps.registry import current_app
-from crypto.tokens import digests_equal, token_digest
-from keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
+from relying_parties import service as apps
+from relying_parties.models import AppRecord
+from relying_parties.registry import current_app
+from common.crypto.tokens import digests_equal, token_digest
+from common.keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from oidc import claims as user_claims
 from oidc import codes, device_flow, fapi2, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
@@ -23,7 +23,7 @@ from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.models import AppRefresh, Client, Code, HeldGrant, SignedIn
 from oidc.server import Provider
 from oidc.store import CodeNotSpent, RequestStore
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 _providers_lock = threading.Lock()

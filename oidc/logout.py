@@ -15,15 +15,15 @@ import jwt
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 
-from apps import service as apps
+from relying_parties import service as apps
 from common.errors import ApiError, ErrorCode
-from crypto.tokens import token_digest
-from database.batch_read import KeyRead
-from database.one_time_tokens import OneTimeTokenStore
-from keys.jwt_keys import one_spelling
+from common.crypto.tokens import token_digest
+from common.database.batch_read import KeyRead
+from common.database.one_time_tokens import OneTimeTokenStore
+from common.keys.jwt_keys import one_spelling
 from oidc.logout_store import LogoutRequestStore
 from oidc.models import REQUEST_ID_BYTES, Client, LogoutInteraction, LogoutRequest
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 REQUEST_TTL = 600  # seconds the browser has to get to the sign-out page (as an authorization request)
 REQUEST_PURPOSE = "oidc_logout"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from database import dynamo
-from database.batch_read import KeyRead
-from database.one_time_tokens import OneTimeTokenStore
+from common.database import dynamo
+from common.database.batch_read import KeyRead
+from common.database.one_time_tokens import OneTimeTokenStore
 from oidc.models import LogoutRequest
 
 LOGOUT_KIND = "oidc_logout"

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from apps.models import AppRecord
+from relying_parties.models import AppRecord
 from common.text import DisplayName
 from oidc.redirects import redirect_uri_matches
 

@@ -18,8 +18,8 @@ from werkzeug.wrappers import Response
 
 from common.errors import ApiError, ErrorCode, StorageUnavailable
 from common.log_bursts import BurstLog
-from crypto.hash_slots import HashingBusy
-from database import dynamo
+from common.crypto.hash_slots import HashingBusy
+from common.database import dynamo
 from oidc import refusals
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ class BrowserRefusal(Exception):
 
 SCRIPT = "/web/oidc_page.js"
 STYLES = ("/web/app.css", "/web/oidc_page.css")
-BRAND_LOGO = "/web/brand-logo"      # + .svg or .png: where the web UI serves the brand's logo (citylogin.web_assets)
+BRAND_LOGO = "/web/brand-logo"      # + .svg or .png: where the web UI serves the brand's logo (citylogin.webui.assets)
 _POLICY = ["default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "base-uri 'none'",
            "frame-ancestors 'none'"]
 # The refusals a person is told about in their own words, by the OAuth error (else: the request is not valid).

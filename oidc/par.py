@@ -11,9 +11,9 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
 
-from crypto.tokens import token_digest
-from database.guarded_write import GuardedWrite, write_all
-from database.one_time_tokens import OneTimeTokenStore
+from common.crypto.tokens import token_digest
+from common.database.guarded_write import GuardedWrite, write_all
+from common.database.one_time_tokens import OneTimeTokenStore
 from oidc import refusals
 from oidc.store import PushedRequestStore
 

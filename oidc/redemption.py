@@ -19,18 +19,18 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
 
-from apps import service as apps
-from apps.models import AppRecord
+from relying_parties import service as apps
+from relying_parties.models import AppRecord
 from common.errors import ServiceUnavailable
-from database import dynamo
-from database.guarded_write import GuardedWrite
+from common.database import dynamo
+from common.database.guarded_write import GuardedWrite
 from oidc import codes, consents, grants, refresh
 from oidc.authorization_request import REQUEST_TTL
 from oidc.context import epoch, grant_store, one_time_tokens
 from oidc.models import Code, Grant
 from oidc.store import PERSON_ENDED, CodeNotSpent, GrantMoved, RequestStore
 from sessions import service as sessions
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 ATTEMPTS = 3  # the app's grant on the session replaced or revoked meanwhile: tried again against the new row
 

@@ -36,15 +36,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from common.errors import ApiError
-from crypto.tokens import digests_equal, keyed_token
-from database.guarded_write import GuardedWrite, write_all
+from common.crypto.tokens import digests_equal, keyed_token
+from common.database.guarded_write import GuardedWrite, write_all
 from accounts.service import AccountNotFound
 from oidc import claims, grants, token_binding
 from oidc.models import AppRefresh, Grant, SignedIn
 from oidc.store import GrantMoved, GrantStore
 from sessions import service as sessions
-from web.audit import AuditEvent, audit
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
 
 _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

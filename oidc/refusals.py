@@ -19,12 +19,12 @@ from authlib.oauth2 import OAuth2Error
 from flask import has_request_context
 from flask import request as flask_request
 
-from web import metrics
+from common.web import metrics
 
 log = logging.getLogger("citylogin.oidc.refusals")
 
 AUTHORIZE, PAR, TOKEN, REVOKE, LOGOUT, OTHER = "authorize", "par", "token", "revoke", "logout", "other"
-# The Flask endpoints of /oidc (session_manager.oidc_views) by what the metric calls them.
+# The Flask endpoints of /oidc (oidc.views) by what the metric calls them.
 ENDPOINTS = {"oidc.authorize": AUTHORIZE, "oidc.authorize_form": AUTHORIZE, "oidc.complete": AUTHORIZE,
              "oidc.complete_with_device": AUTHORIZE, "oidc.cancel": AUTHORIZE,
              "oidc.pushed_authorization_request": PAR, "oidc.token": TOKEN, "oidc.revoke": REVOKE,

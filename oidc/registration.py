@@ -1,6 +1,6 @@
 """Apps that register themselves (RFC 7591) and manage their registration (RFC 7592; SPEC §14).
 
-POST /oidc/register takes an initial access token an operator made (apps.registration_tokens; none needed
+POST /oidc/register takes an initial access token an operator made (relying_parties.registration_tokens; none needed
 with CITYLOGIN_OIDC_OPEN_REGISTRATION), checks the client metadata by the rules of `apps add`
 (oidc.client_metadata) and writes the app, the token's use and the address's count in one transaction: a
 use is spent only with its app, and a registration DynamoDB refuses leaves neither. The app gets its
@@ -14,17 +14,17 @@ from typing import Any
 
 from authlib.oauth2 import OAuth2Error
 
-from apps import registration_tokens
-from apps import service as apps
-from apps.models import AppRecord, RegistrationToken, SelfRegistration
+from relying_parties import registration_tokens
+from relying_parties import service as apps
+from relying_parties.models import AppRecord, RegistrationToken, SelfRegistration
 from common.errors import InvalidField
-from crypto.tokens import digests_equal, new_token, token_digest
+from common.crypto.tokens import digests_equal, new_token, token_digest
 from oidc import request_limits
 from oidc.client_metadata import ClientMetadata, InvalidClientMetadata, parse_metadata
 from oidc.context import issuer
 from oidc.registration_document import registration_document
-from web.audit import AuditEvent, audit
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
 
 ACCESS_PURPOSE = "registration_access_token"
 OPEN = "open"  # registered_with of an app registered without an initial access token
@@ -78,7 +78,7 @@ def register(ctx: AppContext, *, authorization: str | None, raw: bytes, ip: str 
     try:
         credentials = apps.add_app(ctx, name=metadata.name, push_url=None, oidc=metadata.oidc,
                                    registration=registration)
-    except InvalidField as refused:  # a rule the registry holds every app to (apps.service)
+    except InvalidField as refused:  # a rule the registry holds every app to (relying_parties.service)
         raise InvalidClientMetadata(str(refused.extra.get("field")), refused.detail) from None
     if initial:
         audit(AuditEvent.REGISTRATION_TOKEN_USED, initial_access=initial.token_id,

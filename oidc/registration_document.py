@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from apps.models import AppRecord
+from relying_parties.models import AppRecord
 
 AUTHORIZATION_CODE = "authorization_code"
 

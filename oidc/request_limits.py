@@ -2,7 +2,7 @@
 10 minutes for the person and pushed requests (PAR) 60 s, so each address may have only so many kept a
 minute (CITYLOGIN_AUTHORIZATION_REQUESTS_PER_MINUTE_PER_IP, CITYLOGIN_PUSHED_REQUESTS_PER_MINUTE_PER_IP).
 
-The count is an entry of the very transaction that keeps the request (web.rate_limits, in DynamoDB,
+The count is an entry of the very transaction that keeps the request (common.web.rate_limits, in DynamoDB,
 so every process sees it): only a request that would be kept is counted, and one refused at once costs
 nothing to keep, so a person's mistyped link or an app's misconfiguration never uses up the address's
 allowance of a busy office behind one NAT address."""
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from authlib.oauth2 import OAuth2Error
 
-from database.guarded_write import GuardedWrite
+from common.database.guarded_write import GuardedWrite
 from oidc import refusals
 from oidc.context import epoch
-from web.context import AppContext
-from web.rate_limits import RateLimitStore, limit_subject
+from common.runtime.context import AppContext
+from common.web.rate_limits import RateLimitStore, limit_subject
 
 WINDOW_SECONDS = 60
 AUTHORIZE, PAR, REGISTER = "authorize", "par", "register"  # REGISTER: apps that register themselves (RFC 7591)

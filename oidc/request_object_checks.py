@@ -27,9 +27,9 @@ from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, Miss
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from apps.models import UNSIGNED_ALG, OidcClient
+from relying_parties.models import UNSIGNED_ALG, OidcClient
 from oidc import refusals
-from web.provider_metadata import REQUEST_OBJECT_ALGORITHMS
+from oidc.provider_metadata import REQUEST_OBJECT_ALGORITHMS
 
 MAX_LENGTH = 16384  # characters of a compact request object (a GET's URL carries it: the head is 64 KiB)
 LEEWAY = 60  # seconds of clock skew allowed on exp, nbf and iat (as on client assertions)

@@ -25,9 +25,9 @@ from authlib.oauth2.rfc9101.errors import InvalidRequestObjectError, InvalidRequ
 from joserfc.jwk import KeySet
 from werkzeug.datastructures import MultiDict
 
-from crypto.tokens import token_digest
-from database.guarded_write import GuardedWrite
-from apps.models import FAPI2
+from common.crypto.tokens import token_digest
+from common.database.guarded_write import GuardedWrite
+from relying_parties.models import FAPI2
 from oidc import refusals, request_checks, request_uris
 from oidc.client_keys import app_key_set
 from oidc.context import epoch, issuer, one_time_tokens
@@ -35,7 +35,7 @@ from oidc.models import Client
 from oidc.request_object_checks import (MAX_LIFETIME, LEEWAY, RequestObject, check_algorithm, check_claims,
                                         check_signature, object_params, read_object)
 from oidc.jwks_fetch import KeysUnavailable
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 Params = request_checks.Params
 SPENT_KIND, SPENT_PURPOSE = "request_object", "request_object_jti"

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 QUERY, FORM_POST = "query", "form_post"
 RESPONSE_MODES = (QUERY, FORM_POST)

@@ -17,13 +17,13 @@ from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.util import create_half_hash
 from flask import request as flask_request
 
-from database.one_time_tokens import OneTimeTokenStore
+from common.database.one_time_tokens import OneTimeTokenStore
 from oidc import claims, client_keys, codes, refusals
 from oidc.device_grant import DeviceGrant
 from oidc.refresh_scope import refreshed_scope
 from oidc.logout import EndSession
 from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 
-from apps import service as apps
-from apps.registry import app_registry
+from relying_parties import service as apps
+from relying_parties.registry import app_registry
 from common.errors import ErrorCode, NotFound
-from database.guarded_write import GuardedWrite
+from common.database.guarded_write import GuardedWrite
 from oidc import grants
 from sessions import service as sessions
 from sessions.models import Principal, SessionRecord, SignedInApp
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")  # anything else names no app (and no DynamoDB key)
 

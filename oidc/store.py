@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 
-from crypto.tokens import token_digest
-from database import dynamo, item_listing
-from database.batch_read import KeyRead
-from database.one_time_tokens import OneTimeTokenStore
+from common.crypto.tokens import token_digest
+from common.database import dynamo, item_listing
+from common.database.batch_read import KeyRead
+from common.database.one_time_tokens import OneTimeTokenStore
 from oidc.models import Grant, WaitingRequest
 
 REQUEST_KIND, PAR_KIND, REDEEMED_KIND = "oidc_request", "oidc_par", "oidc_redeemed"

@@ -14,11 +14,11 @@ from typing import Iterator
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Error
 
-from crypto.tokens import digests_equal
+from common.crypto.tokens import digests_equal
 from oidc import refusals
 from sessions import binding
 from sessions.binding import ProofOffer
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 JKT = re.compile(r"^[A-Za-z0-9_-]{43}$")  # an RFC 7638 SHA-256 thumbprint, base64url
 

@@ -12,10 +12,10 @@ from flows import registration as registration_flow
 from flows.models import (NewUserRequest, PairingCredentialsRequest, PairingTokenRequest, PairingTokenResponse,
                           RegistrationInfo, RegistrationRequest, RegistrationResponse)
 from sessions.guard import vouch_request
-from web.caller import current_caller
-from web.context import ctx
-from web.openapi import operation
-from web.validation import json_object, parse_body, parse_model, parse_optional_body
+from common.web.caller import current_caller
+from common.runtime.context import ctx
+from common.web.openapi import operation
+from common.web.validation import json_object, parse_body, parse_model, parse_optional_body
 
 bp = Blueprint("registration", __name__, url_prefix="/registration")
 

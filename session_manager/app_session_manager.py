@@ -1,15 +1,29 @@
-"""The session manager alone: `python -m session_manager.app_session_manager` (port 5003): /session, /ssf and /oidc."""
+"""The session manager alone: `python -m session_manager.app_session_manager` (port 5003).
+It serves /session, /ssf and /oidc; and, as every service does, /.well-known (oidc.well_known), /healthz,
+/readyz, /openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
-from session_manager.oidc_views import bp as oidc_bp
-from session_manager.ssf_views import bp as ssf_bp
-from session_manager.views import bp
-from web.app_factory import create_service_app, run_standalone
+from typing import Any, Mapping
+
+from flask import Blueprint, Flask
+
+from sessions.views import bp as session_bp
+from relying_parties.views import bp as ssf_bp
+from oidc.views import bp as oidc_bp
+from common.web.app_factory import create_service_app, run_standalone
+from oidc.well_known import bp as well_known_bp
+
+# The URL prefixes this service serves, each by the blueprint of the package that is its home.
+PREFIXES: dict[str, Blueprint] = {
+    "/session": session_bp,
+    "/ssf": ssf_bp,
+    "/oidc": oidc_bp,
+}
 
 
-def create_app(test_config=None):
-    return create_service_app(name="citylogin-session-manager", blueprints=[bp, ssf_bp, oidc_bp],
-                              test_config=test_config)
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    return create_service_app(name="citylogin-session-manager",
+                              blueprints=[*PREFIXES.values(), well_known_bp], test_config=test_config)
 
 
 if __name__ == "__main__":

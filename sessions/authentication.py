@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import ServiceUnavailable
-from crypto.dpop import Proof
-from crypto.tokens import digests_equal
-from database.batch_read import KeyRead, read_together
-from database.guarded_write import GuardedWrite
-from keys.jwt_keys import TokenError
+from common.crypto.dpop import Proof
+from common.crypto.tokens import digests_equal
+from common.database.batch_read import KeyRead, read_together
+from common.database.guarded_write import GuardedWrite
+from common.keys.jwt_keys import TokenError
 from sessions import binding
 from sessions.binding import ProofOffer
 from sessions.context import end_reason, epoch, liveness, session_store
@@ -20,8 +20,8 @@ from sessions.endings import revoke_session
 from sessions.errors import InvalidToken, SessionRevoked, TokenExpired, ended_error
 from sessions.models import Holder, Principal, RevokeReason, SessionRecord
 from sessions.store import Activity, SessionStore
-from web.background import background
-from web.context import AppContext
+from common.web.background import background
+from common.runtime.context import AppContext
 
 # Whose access tokens authenticate() takes (SPEC §14: the OpenID Provider's are the apps', not citylogin's)
 OWN_TOKENS, PROVIDER_TOKENS, ANY_TOKENS = "own", "provider", "any"
@@ -46,7 +46,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     `issued_by`: whose access tokens count: citylogin's own (OWN_TOKENS: 403 once a lock ended the session),
     an app's (PROVIDER_TOKENS, userinfo: 401 then, RFC 6750 §3), or either (ANY_TOKENS: introspection).
     `along`: given the token's verified claims, other records the route needs, read in the session's
-    own BatchGetItem (database/batch_read.py) and handed over in `Principal.along`; they are read only
+    own BatchGetItem (common/database/batch_read.py) and handed over in `Principal.along`; they are read only
     for a token that verified, and nothing of them is looked at before the session checks out."""
     claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token, issued_by=issued_by)
     proof = None if proof_checked_by_app else _bound_proof(ctx, claims, access_token=access_token, scheme=scheme,

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from common.errors import BadRequest, ErrorCode, Unauthorized
-from crypto import dpop
-from database.guarded_write import GuardedWrite
-from database.one_time_tokens import OneTimeTokenStore
-from web.context import AppContext
+from common.crypto import dpop
+from common.database.guarded_write import GuardedWrite
+from common.database.one_time_tokens import OneTimeTokenStore
+from common.runtime.context import AppContext
 
 PROOF_KIND = "dpop_proof"
 CHALLENGE_ALGS = " ".join(dpop.ALGORITHMS)

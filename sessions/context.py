@@ -5,7 +5,7 @@ from __future__ import annotations
 from sessions.history_store import HistoryStore
 from sessions.models import Liveness, SessionRecord
 from sessions.store import SessionStore
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 def session_store(ctx: AppContext) -> SessionStore:

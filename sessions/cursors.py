@@ -9,14 +9,14 @@ import binascii
 import json
 from typing import Protocol
 
-from crypto.tokens import digests_equal, keyed_token
+from common.crypto.tokens import digests_equal, keyed_token
 
 MAC_LENGTH = 43  # HMAC-SHA256 as unpadded URL-safe base64, the cursor's fixed-length tail
 KID_MAX = 128
 
 
 class SecretsByKid(Protocol):
-    """The key ring's refresh secrets (keys.ring_reader.RefreshSecrets)."""
+    """The key ring's refresh secrets (common.keys.ring_reader.RefreshSecrets)."""
 
     def newest_kid(self) -> str: ...
 

@@ -7,8 +7,8 @@ from sessions.context import end_reason, epoch, history_store, liveness, session
 from sessions.errors import SessionNotFound
 from sessions.listings import list_user_sessions
 from sessions.models import NOT_SAID, SESSION_ACTIVE, EndedBy, Principal, RevokeReason, SessionRecord
-from web.audit import AuditEvent, audit
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
 
 
 def revoke_session(ctx: AppContext, *, session: SessionRecord, reason: str, by_device: str | None = None,

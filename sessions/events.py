@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from common.log_bursts import BurstLog
-from database import dynamo
+from common.database import dynamo
 from sessions.feed import WINDOW_SECONDS
 from sessions.models import EndedBy, SessionEnded
-from web.metrics import EVENT_STREAMS
+from common.web.metrics import EVENT_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class SessionWatcher:
 
 
 class LiveStream:
-    """One open GET /session/events (web.serving.DrivenStream): `retry`, a heartbeat every
+    """One open GET /session/events (common.web.serving.DrivenStream): `retry`, a heartbeat every
     `heartbeat` seconds, and one last event: `session_revoked` {reason, by_device?, admin_action?, by_app?,
     by_app_name?} when the session ends, `token_expired` when the access token does (reconnect with a new
     one), or `stream_replaced` when a newer stream of the session or user took its place. Driven by the

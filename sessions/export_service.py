@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from database import dynamo
-from database.batch_read import KeyRead, read_together
+from common.database import dynamo
+from common.database.batch_read import KeyRead, read_together
 from sessions.context import history_store, session_store
 from sessions.history_store import HISTORY_DAYS
 from sessions.store import SESSION_RETENTION_SECONDS, SessionStore
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 # How long the history and an ended session are kept, for the export's words (flows/export_retention.py)
 __all__ = ["HISTORY_DAYS", "SESSION_RETENTION_SECONDS", "history_items", "session_items"]

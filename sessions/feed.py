@@ -14,7 +14,7 @@ from typing import Callable
 
 from common.log_bursts import BurstLog
 from common.thread_kind import scheduled_thread
-from database import dynamo
+from common.database import dynamo
 from sessions.feed_store import FeedStore
 from sessions.models import SessionEnded, seq_at, seq_epoch_ms
 

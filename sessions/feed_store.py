@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterator
 
-from database import dynamo
+from common.database import dynamo
 from sessions.models import EndedBy, Ending, RevokeReason, SessionEnded, seq_at
 
 FEED = "feed"

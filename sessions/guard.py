@@ -12,7 +12,7 @@ from flask import Response, after_this_request, g, request
 from sessions import binding, service
 from sessions.binding import ProofOffer
 from sessions.models import Principal
-from web.context import ctx
+from common.runtime.context import ctx
 
 NONCE_HEADER = "DPoP-Nonce"
 

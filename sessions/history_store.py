@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from common.timefmt import iso
-from database import dynamo, item_listing
+from common.database import dynamo, item_listing
 from sessions.models import HistoryResult
 
 HISTORY_DAYS = 180

@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from common.errors import InvalidField
-from database.batch_read import KeyRead
+from common.database.batch_read import KeyRead
 from sessions import cursors
 from sessions.context import end_reason, epoch, history_store, liveness, session_store
 from sessions.errors import SessionNotFound
 from sessions.history_store import BadCursor
 from sessions.models import SESSION_ACTIVE, HistoryResult, Presence, PresenceEntry, SessionRecord
 from sessions.store import SessionStore
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 def list_user_sessions(ctx: AppContext, *, user_uuid: str) -> list[SessionRecord]:
@@ -62,7 +62,7 @@ def read_presence(ctx: AppContext, *, user_uuid: str) -> Presence:
 
 
 def presence_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[Presence]:
-    """The user's presence record, for a caller's batch read (database/batch_read.py)."""
+    """The user's presence record, for a caller's batch read (common/database/batch_read.py)."""
     return KeyRead(ctx.tables.presence, SessionStore.presence_key(user_uuid),
                    lambda item: SessionStore.presence_from_item(user_uuid, item))
 

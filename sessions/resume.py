@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sessions import binding
 from sessions.models import SessionRecord
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from common.errors import ServiceUnavailable
-from crypto.dpop import Proof
-from crypto.tokens import digests_equal, token_digest
-from database.guarded_write import GuardedWrite
+from common.crypto.dpop import Proof
+from common.crypto.tokens import digests_equal, token_digest
+from common.database.guarded_write import GuardedWrite
 from sessions import binding
 from sessions.authentication import end_uncounted
 from sessions.binding import ProofOffer
@@ -18,8 +18,8 @@ from sessions.errors import InvalidRefreshToken, RefreshTokenReused, SessionRevo
 from sessions.models import RevokeReason, SessionRecord, TokenPair
 from sessions.store import Activity
 from sessions.tokens import REFRESH_PURPOSE, carried_holder, refresh_token_of, refresh_token_text, token_pair
-from web.audit import AuditEvent, audit
-from web.context import AppContext
+from common.web.audit import AuditEvent, audit
+from common.runtime.context import AppContext
 
 REFRESH_ATTEMPTS = 5
 

@@ -12,15 +12,15 @@ from typing import Any
 
 from common.errors import ServiceUnavailable
 from common.timefmt import iso
-from crypto.tokens import token_digest
-from database.guarded_write import GuardedWrite
+from common.crypto.tokens import token_digest
+from common.database.guarded_write import GuardedWrite
 from sessions.context import epoch, epoch_ms, history_store, liveness, session_store
 from sessions.endings import ending_shard
 from sessions.models import (Ending, HistoryResult, Holder, OpenedSession, Presence, PresenceEntry, PresenceMoved,
                              RevokeReason, Seats, SessionRecord)
 from sessions.store import ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore, retention_ttl
 from sessions.tokens import REFRESH_PURPOSE, refresh_token_of, token_pair
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 RELABEL_ATTEMPTS = 60
 

@@ -9,7 +9,7 @@ from itertools import islice
 from typing import Any, Callable, Iterator
 
 from common.timefmt import parse_iso
-from database import dynamo, item_listing
+from common.database import dynamo, item_listing
 from sessions.history_store import BadCursor
 from sessions.models import SessionRecord
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from botocore.exceptions import ClientError
 
-from database import dynamo
+from common.database import dynamo
 from sessions.feed_store import event_put
 from sessions.models import (NOT_SAID, SESSION_ACTIVE, SESSION_REVOKED, EndedBy, Ending, Holder, Presence,
                              PresenceEntry, RevokeReason, SessionRecord)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from database.guarded_write import GuardedWrite
+from common.database.guarded_write import GuardedWrite
 from sessions.context import epoch, liveness, session_store
 from sessions.errors import StreamsFull
 from sessions.events import LiveStream, SessionWatcher, StreamCaps, TooManyStreams
 from sessions.feed import EventFeed
 from sessions.feed_store import FeedStore, event_put
 from sessions.models import Ending, Principal, SessionEnded
-from web.context import AppContext
-from web.serving import server_kind
+from common.runtime.context import AppContext
+from common.web.serving import server_kind
 
 
 _watcher_lock = threading.Lock()

@@ -10,9 +10,9 @@ import threading
 
 from common.log_bursts import BurstLog
 from common.thread_kind import scheduled_thread
-from database import dynamo
+from common.database import dynamo
 from sessions.service import sweep_ended
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 log = logging.getLogger(__name__)
 

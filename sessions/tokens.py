@@ -6,12 +6,12 @@ import base64
 import json
 from datetime import datetime, timezone
 
-from crypto.tokens import keyed_token
+from common.crypto.tokens import keyed_token
 from sessions import binding
 from sessions.context import epoch
 from sessions.errors import InvalidRefreshToken
 from sessions.models import Holder, SessionRecord, TokenPair
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 REFRESH_PURPOSE = "refresh"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from database.dynamodb_local import DynamoDBLocal
+from common.database.dynamodb_local import DynamoDBLocal
 
 # The worker's one Chromium (`browser`), for the browser tests and the conformance plans' person.
 pytest_plugins = ("tests.support.chromium",)
@@ -95,7 +95,7 @@ SERIAL = {
     ("test_login_failures", "test_a_dormant_hash_of_old_parameters_costs_what_an_unknown_user_costs"),
     ("test_dormant_costly_set", None),  # a CPU-time ratio, at argon2-cffi's default parameters (64 MiB)
     # Twenty racers for one name must never get a 503; beside busy workers sharing DynamoDB Local,
-    # a racer's 8 conflict retries (database/dynamo.py) can run out, which is a 503.
+    # a racer's 8 conflict retries (common/database/dynamo.py) can run out, which is a 503.
     ("test_registration_service_process", "test_twenty_racing_registrations_of_one_username"),
     ("test_registration_service_process", "test_twenty_racing_registrations_of_one_email_in_other_case"),
     ("test_transaction_conflicts", "test_twenty_racing_registrations_of_one_username_through_conflicts"),
@@ -125,7 +125,7 @@ def pytest_configure(config):
     # The developer's own CITYLOGIN_* settings must not leak into the tests.
     for name in [n for n in os.environ if n.startswith("CITYLOGIN_")]:
         del os.environ[name]
-    # Nor their running `citylogin serve`: the records of where one runs (citylogin.running_services) go to a
+    # Nor their running `citylogin serve`: the records of where one runs (citylogin.server.running_services) go to a
     # folder of this test process, which the serves and commands the tests start inherit.
     config._citylogin_runtime = tempfile.mkdtemp(prefix="citylogin-runtime-")
     os.environ["XDG_RUNTIME_DIR"] = config._citylogin_runtime

@@ -12,8 +12,8 @@ import requests
 
 from bench.dynamo_proxy import DelayProxy
 from bench.floor_app import create_app as create_floor
-from citylogin.client import Client
-from citylogin.client_keys import sign_challenge
+from citylogin.client.api import Client
+from citylogin.client.keys import sign_challenge
 from tests.conftest import FAST_ARGON2
 from tests.support.live import PASSWORD, register_device, serving
 

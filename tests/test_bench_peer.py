@@ -21,7 +21,7 @@ import requests
 
 from bench import peer_bench
 from bench.peer_client import OidcClient
-from database import dynamo
+from common.database import dynamo
 
 pytestmark = pytest.mark.slow
 SIDES = ("citylogin", *peer_bench.NODES, *peer_bench.FLOORS)

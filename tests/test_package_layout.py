@@ -11,22 +11,41 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_PRODUCT = {"tests", "bench", "scripts", "docs"}
-# The floors, lowest first: a package imports only packages on floors below its own. The ground floor,
-# common, holds what every package needs (settings, errors, texts, time); above it stand the
-# infrastructure's concerns, each a package of its own (DynamoDB, cryptography; mail and its outbox on DynamoDB;
-# the key ring; the
-# app's context and HTTP plumbing). The domains (sessions, accounts, devices, apps, oidc) hold the rules and
-# stores; flows compose them; the four services on one floor (none imports another) serve the URL
-# prefixes; citylogin composes the services.
-INFRASTRUCTURE = [["common"], ["database", "crypto"], ["mail"], ["keys"], ["web"]]
-FLOORS = [*INFRASTRUCTURE, ["sessions"], ["accounts"], ["devices"], ["apps"], ["oidc"], ["flows"],
-          ["registration", "login_app", "session_manager", "device_manager"], ["citylogin"]]
-ORDER = [package for floor in FLOORS for package in floor]
-SHARED = {package for floor in INFRASTRUCTURE for package in floor}  # their stores serve every domain
+# The rooms and their floors, lowest first: a room imports only rooms on floors below its own. A room is a
+# package, one of common's sub-packages, or one blueprint module. The ground floor, common, holds what every
+# package needs (settings, errors, texts, time); above it stand the infrastructure's concerns, each a
+# sub-package of common (DynamoDB, cryptography; mail and its outbox on DynamoDB; the key ring; the app's
+# context; the Flask plumbing). The domains (sessions, accounts, devices, relying_parties, oidc) hold the
+# rules and stores; flows compose them; operators stand on the flows; each URL prefix's blueprint stands in
+# its home package above them all, over the two helpers some share (citylogin.prefixes); the four
+# services (none imports another) mount the blueprints; citylogin composes the services.
+COMMON_PARTS = ["database", "crypto", "mail", "keys", "runtime", "web"]
+INFRASTRUCTURE = [["common"], ["common/database", "common/crypto"], ["common/mail"], ["common/keys"],
+                  ["common/runtime"], ["common/web"]]
+VIEW_HELPERS = ["accounts/downloads.py", "operators/auth.py"]  # a data export's answer; an operator's sign-in
+BLUEPRINTS = ["oidc/views.py", "oidc/well_known.py", "accounts/views.py", "devices/views.py", "sessions/views.py",
+              "relying_parties/views.py", "operators/views.py", "registration/views.py", "login_app/views.py"]
+FLOORS = [*INFRASTRUCTURE, ["sessions"], ["accounts"], ["devices"], ["relying_parties"], ["oidc"], ["flows"],
+          ["operators"], VIEW_HELPERS, BLUEPRINTS, ["registration", "login_app", "session_manager", "device_manager"],
+          ["citylogin"]]
+ORDER = [room for floor in FLOORS for room in floor]
+SHARED = {room for floor in INFRASTRUCTURE for room in floor}  # their stores serve every domain
 
 
 def product_packages(root: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/__init__.py") if p.parent.name not in NOT_PRODUCT)
+
+
+def room_of(module: str, blueprints: list[str] = VIEW_HELPERS + BLUEPRINTS) -> str:
+    """The room a module (or a name imported from it) stands in."""
+    for path in blueprints:
+        dotted = path.removesuffix(".py").replace("/", ".")
+        if module == dotted or module.startswith(dotted + "."):
+            return path
+    parts = module.split(".")
+    if parts[0] == "common" and len(parts) > 1 and parts[1] in COMMON_PARTS:
+        return f"common/{parts[1]}"
+    return parts[0]
 
 
 def imported_names(path: Path) -> list[str]:
@@ -41,29 +60,34 @@ def imported_names(path: Path) -> list[str]:
 
 
 def is_store(module: str) -> bool:
-    parts = module.split(".")
-    return len(parts) > 1 and (parts[1] == "store" or parts[1].endswith("_store"))
+    last = [part for part in module.split(".")[1:] if part == "store" or part.endswith("_store")]
+    return bool(last)
 
 
-def package_graph(root: Path) -> tuple[dict[str, set[str]], list[str]]:
-    """(package -> packages it imports, "file: module" of each reach into another domain's store)."""
+def package_graph(root: Path,
+                  blueprints: list[str] = VIEW_HELPERS + BLUEPRINTS) -> tuple[dict[str, set[str]], list[str]]:
+    """(room -> rooms it imports, "file: module" of each reach into another domain's store)."""
     packages = product_packages(root)
-    edges: dict[str, set[str]] = {p: set() for p in packages}
+    edges: dict[str, set[str]] = {}
     reaches = []
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
+            module = ".".join(path.relative_to(root).with_suffix("").parts)
+            room = room_of(module, blueprints)
+            edges.setdefault(room, set())
             for name in imported_names(path):
-                top = name.split(".")[0]
-                if top not in edges or top == package:
+                target = room_of(name, blueprints)
+                if name.split(".")[0] not in packages or target == room:
                     continue
-                edges[package].add(top)
-                if is_store(name) and top not in SHARED and package != "citylogin":
+                edges[room].add(target)
+                if is_store(name) and target not in SHARED and package != "citylogin" \
+                        and name.split(".")[0] != package:
                     reaches.append(f"{path.relative_to(root)}: {name}")
     return edges, sorted(set(reaches))
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Packages that reach themselves through others, each cycle once (as its sorted members)."""
+    """Rooms that reach themselves through others, each cycle once (as its sorted members)."""
     def reachable(start: str) -> set[str]:
         seen, todo = set(), [start]
         while todo:
@@ -85,26 +109,29 @@ def against_the_order(edges: dict[str, set[str]], floors: list[list[str]] = FLOO
 
 def test_the_package_graph_points_one_way():
     edges, reaches = package_graph(ROOT)
-    assert set(ORDER) <= set(edges), "a package of the order is missing"
+    assert set(ORDER) <= set(edges), "a room of the order is missing"
+    assert set(edges) <= set(ORDER), "a room of the tree is on no floor"
     assert cycles(edges) == []
     assert against_the_order(edges) == []
-    assert edges["common"] == set(), "common imports no domain"
+    assert edges["common"] == set(), "common's ground floor imports nothing of the project"
     assert reaches == [], "a domain uses another only through its service module"
 
 
 def layout_page_floors(page: Path = ROOT / "docs" / "reference" / "code-layout.md") -> list[list[str]]:
-    """The floors of the docs' layout page: its table's rows `| floor | `package/`, ... | what |`."""
+    """The floors of the docs' layout page: its table's rows `| floor | `room/`, `room.py` ... | what |`."""
     floors: dict[int, list[str]] = {}
     for line in page.read_text().splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 3 and cells[0].isdigit():
-            floors.setdefault(int(cells[0]), []).extend(re.findall(r"`(\w+)/`", cells[1]))
+            floors.setdefault(int(cells[0]), []).extend(
+                name.removesuffix("/") for name in re.findall(r"`([\w/]+/|[\w/]+\.py)`", cells[1]))
     return [floors[number] for number in sorted(floors)]
 
 
 def test_the_layout_page_shows_each_package_on_its_floor():
     assert layout_page_floors() == FLOORS
-    assert set(ORDER) == set(product_packages(ROOT)) - {"guard"}, "a package of the tree is on no floor"
+    tops = {room.split("/")[0] for room in ORDER}
+    assert tops == set(product_packages(ROOT)) - {"guard"}, "a package of the tree is on no floor"
 
 
 def test_the_checks_catch_a_cycle_and_a_store_reach(tmp_path):
@@ -112,7 +139,7 @@ def test_the_checks_catch_a_cycle_and_a_store_reach(tmp_path):
     # and pairing reached into device_manager's store.
     files = {"common/errors.py": "",
              "device_manager/store.py": "from common import errors\n",
-             "device_manager/views.py": "from registration import pairing_service\n",
+             "devices/views.py": "from registration import pairing_service\n",
              "registration/pairing_service.py": "from device_manager.store import WriteRefused\n"
                                                 "from login_app import service\n",
              "login_app/service.py": "from registration import service as users\n"}
@@ -120,7 +147,7 @@ def test_the_checks_catch_a_cycle_and_a_store_reach(tmp_path):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).parent.joinpath("__init__.py").touch()
         (tmp_path / name).write_text(text)
-    edges, reaches = package_graph(tmp_path)
+    edges, reaches = package_graph(tmp_path, blueprints=[])
     assert cycles(edges) == [["device_manager", "login_app", "registration"]]
     old_order = [["common"], ["session_manager"], ["accounts"], ["device_manager"], ["registration"], ["login_app"]]
     assert against_the_order(edges, old_order) == ["device_manager -> registration", "registration -> login_app"]

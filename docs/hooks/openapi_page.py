@@ -2,7 +2,7 @@
 
 The page keeps its own introduction; the line `<!-- openapi-operations -->` in it becomes, at build time,
 one section per URL prefix (each operation's parameters, request body and responses) and the schemas.
-The JSON file is the copy tests/citylogin/test_openapi_copy.py holds equal to the live GET /openapi.json."""
+The JSON file is the copy tests/citylogin/cli/test_openapi_copy.py holds equal to the live GET /openapi.json."""
 from __future__ import annotations
 
 import html

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from accounts import user_service as users
-from citylogin.client import Client
+from citylogin.client.api import Client
 from tests.conftest import unique_name
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, FakeClock, register_device

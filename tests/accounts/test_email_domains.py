@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from accounts.models import EmailChangeRequest, PasswordResetRequest
 from common.errors import ErrorCode, InvalidField
 from flows.models import NewUserRequest
-from web.validation import parse_model
+from common.web.validation import parse_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

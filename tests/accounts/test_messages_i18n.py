@@ -83,7 +83,7 @@ def test_a_remote_logout_is_reported_in_japanese(server):
 
 
 def test_a_paired_device_message_in_japanese_advises_a_password_change(server):
-    from citylogin.client import Client
+    from citylogin.client.api import Client
     url, _, recorder = server
     first = register_device(url)
     first.login(PASSWORD)

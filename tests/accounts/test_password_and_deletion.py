@@ -10,7 +10,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from citylogin.client import CityloginError, Client
+from citylogin.client.api import CityloginError, Client
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, FakeClock, add_device, register_device, settle_background
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from citylogin.client import CityloginError, Client
+from citylogin.client.api import CityloginError, Client
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device, settle_background
 from tests.support.product import source_files
-from web.log_setup import AUDIT_LOGGER
+from common.web.log_setup import AUDIT_LOGGER
 
 WRONG = "not the password at all"
 PLACEHOLDER = re.compile(r"\{\w+\}")

@@ -8,7 +8,7 @@ import threading
 import pytest
 import requests
 
-from citylogin.client import Client, CityloginError
+from citylogin.client.api import Client, CityloginError
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, register_device
 

@@ -23,7 +23,7 @@ from accounts import user_service as users
 from tests.accounts.test_password_and_deletion import RESET_LINK, Recorder, change, confirm
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, settle_background
-from web.log_setup import AUDIT_LOGGER
+from common.web.log_setup import AUDIT_LOGGER
 
 HOUR, LINK_LIFE = password_service.RESET_WINDOW, password_service.RESET_TTL
 BUDGET = password_service.RESETS_PER_ADDRESS

@@ -9,8 +9,8 @@ from playwright.sync_api import expect
 
 from accounts import user_service as users
 from accounts.models import Role
-from flows import operators
-from flows.operator_models import ActionRequest, LimitRequest
+from operators import service as operators
+from operators.models import ActionRequest, LimitRequest
 from sessions import service as sessions
 from sessions.models import HistoryResult
 from tests.conftest import unique_name

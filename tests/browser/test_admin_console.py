@@ -17,8 +17,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from accounts import user_service as users
 from accounts.models import Role
-from apps import service as apps
-from citylogin.client import CityloginError, Client
+from relying_parties import service as apps
+from citylogin.client.api import CityloginError, Client
 from common.version import running_version
 from sessions import service as sessions
 from tests.browser.pages import DevicePage

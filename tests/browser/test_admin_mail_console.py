@@ -6,9 +6,9 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from accounts.models import Role
-from mail.sender import MailSender
+from common.mail.sender import MailSender
 from tests.browser.test_admin_console import open_console, operator
-from tests.login_app.test_admin_mail import TOKEN, Recorder, undelivered_mail
+from tests.operators.test_admin_mail import TOKEN, Recorder, undelivered_mail
 
 
 def confirm(page, row, button: str, reason: str) -> None:

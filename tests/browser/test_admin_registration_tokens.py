@@ -10,7 +10,7 @@ import requests
 from playwright.sync_api import expect
 
 from accounts.models import Role
-from apps import registration_tokens
+from relying_parties import registration_tokens
 from tests.browser.test_admin_console import act_on_app, open_console, operator
 
 

@@ -23,8 +23,8 @@ from playwright.sync_api import Page, expect
 
 from accounts import user_service as users
 from accounts.models import Role
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.conftest import unique_name
 from tests.support.oidc import authorize_url, pkce_pair
 

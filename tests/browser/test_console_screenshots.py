@@ -17,7 +17,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from accounts import user_service as users
 from accounts.models import Role
-from citylogin.client import Client
+from citylogin.client.api import Client
 from tests.browser.conftest import SCREENSHOTS
 from tests.support.live import PASSWORD, add_device
 

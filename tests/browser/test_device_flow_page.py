@@ -54,7 +54,7 @@ def provider(dynamodb_endpoint, tmp_path_factory) -> Provider:
     kek = base64.b64encode(os.urandom(32)).decode()
     env = {**config_env(settings), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port),
            "CITYLOGIN_PUBLIC_URL": url, "CITYLOGIN_KEY_ENCRYPTION_KEY": kek}
-    with running_process([sys.executable, "-m", "citylogin.cli", "serve"], port=port, env=env, timeout=60):
+    with running_process([sys.executable, "-m", "citylogin", "serve"], port=port, env=env, timeout=60):
         app = add_app(env, APP_NAME, options=("--device-flow", "--public"))
         assert app["device_flow"] is True and app["device_class"] == "tv", app
         yield Provider(url, app["client_id"])

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import requests
 from playwright.sync_api import Route, expect
 
-from citylogin.client import Client
-from crypto import dpop
+from citylogin.client.api import Client
+from common.crypto import dpop
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD
 

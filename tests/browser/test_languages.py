@@ -254,7 +254,7 @@ def test_a_session_of_the_command_line_is_named_citylogin_cli(make_server, new_d
     from types import SimpleNamespace
 
     from accounts import user_service
-    from citylogin.client import user_agent
+    from citylogin.client.api import user_agent
     from tests.support.live import PASSWORD, add_device
 
     url, ctx = make_server(max_concurrent_devices=0)

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import expect
 
-from citylogin.cli import main
+from citylogin.cli.main import main
 from tests.conftest import config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, notes_api, running_notes
@@ -41,7 +41,7 @@ def notes_page(base_config):
     """(the notes page's URL (the app in guard mode), citylogin's settings), citylogin allowing its origin."""
     notes_port, citylogin_port, citylogin_url, env = beside_notes(base_config)
     with ExitStack() as stack:
-        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
         credentials = add_app(env, "notes")
         yield stack.enter_context(running_notes(citylogin_url, "guard", port=notes_port, credentials=credentials)), env
@@ -104,7 +104,7 @@ def test_with_citylogin_down_the_notes_page_keeps_the_person_signed_in_and_says_
     notes_port, citylogin_port, citylogin_url, env = beside_notes(base_config)
     with ExitStack() as notes_stack:
         citylogin = notes_stack.enter_context(ExitStack())
-        citylogin.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+        citylogin.enter_context(running_process([sys.executable, "-m", "citylogin", "serve"],
                                                 port=citylogin_port, env=env, timeout=60))
         notes_url = notes_stack.enter_context(running_notes(citylogin_url, "guard", port=notes_port,
                                                             credentials=add_app(env, "notes")))

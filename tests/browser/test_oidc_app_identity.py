@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 from playwright.sync_api import expect
 
-from apps import registration_tokens
+from relying_parties import registration_tokens
 from tests.conftest import unique_name
 from tests.support.oidc import authorize_url, pkce_pair
 

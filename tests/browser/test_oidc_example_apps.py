@@ -58,7 +58,7 @@ def example_apps(dynamodb_endpoint, tmp_path_factory) -> ExampleApps:
            "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port), "CITYLOGIN_PUBLIC_URL": citylogin_url,
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     with ExitStack() as stack:
-        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
         node_url, authlib_url = f"http://127.0.0.1:{node_port}", f"http://127.0.0.1:{authlib_port}"
         node = add_app(env, "Node app", redirect_uris=(f"{node_url}/callback",),

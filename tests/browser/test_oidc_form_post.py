@@ -41,7 +41,7 @@ def servers(dynamodb_endpoint, tmp_path_factory) -> Servers:
            "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port), "CITYLOGIN_PUBLIC_URL": citylogin_url,
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     with ExitStack() as stack:
-        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
         app = add_app(env, "forms", redirect_uris=(f"http://127.0.0.1:{app_port}/callback",))
         argv = [sys.executable, "-m", "tests.support.form_post_app", str(app_port), citylogin_url, app["client_id"],

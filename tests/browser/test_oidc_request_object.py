@@ -40,7 +40,7 @@ def signing_app(dynamodb_endpoint, tmp_path_factory):
     (folder / "private.json").write_text(json.dumps(key.as_dict(private=True)))
     (folder / "public.json").write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
     with ExitStack() as stack:
-        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"], port=citylogin_port,
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin", "serve"], port=citylogin_port,
                                             env=env, timeout=60))
         app = add_app(env, "Signing app", redirect_uris=(f"{app_url}/callback",), options=(
             "--jwks", str(folder / "public.json"), "--require-signed-request-object",

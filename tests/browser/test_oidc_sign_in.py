@@ -18,7 +18,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from citylogin.client import Client
+from citylogin.client.api import Client
 from common import i18n
 from tests.browser.pages import DevicePage
 from tests.conftest import config_env, unique_name
@@ -50,7 +50,7 @@ def apps(dynamodb_endpoint, tmp_path_factory) -> Apps:
            "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port), "CITYLOGIN_PUBLIC_URL": citylogin_url,
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     with ExitStack() as stack:
-        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
         notes = add_app(env, "notes", redirect_uris=(f"http://127.0.0.1:{notes_port}/signin/callback",
                                                      f"http://127.0.0.1:{notes_port}/probe"),

@@ -23,8 +23,8 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import expect
 
-from citylogin.cli import main
-from citylogin.client import Client
+from citylogin.cli.main import main
+from citylogin.client.api import Client
 from tests.browser.pages import DevicePage
 from tests.conftest import app_settings, config_env, unique_name
 from tests.support.live import PASSWORD
@@ -64,7 +64,7 @@ def spa(dynamodb_endpoint, tmp_path_factory):
            "CITYLOGIN_PUBLIC_URL": citylogin_url,
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
     with ExitStack() as stack:
-        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
         added = CliRunner().invoke(main, ["apps", "add", "SPA", "--public", "--json",
                                           "--redirect-uri", f"{spa_origin}/spa.html",

@@ -35,7 +35,7 @@ def test_serve_run_as_the_readme_says_is_at_the_readme_address_for_links_and_ope
                            "key_encryption_key": base64.b64encode(os.urandom(32)).decode()}))
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "citylogin.cli", "serve"], env=env, stdout=log,
+        process = subprocess.Popen([sys.executable, "-m", "citylogin", "serve"], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60

@@ -10,8 +10,8 @@ from typing import Iterator
 import requests
 from playwright.sync_api import expect
 
-from apps import registration_tokens
-from apps import service as apps
+from relying_parties import registration_tokens
+from relying_parties import service as apps
 from tests.conftest import unique_name
 from tests.oidc.test_openid_client import APP, INTEROP, require_node_clients
 from tests.support.ports import free_port

@@ -23,11 +23,11 @@ import requests
 from playwright.sync_api import Page, Route, expect
 
 from accounts import user_service as users
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from common.errors import ApiError, ErrorCode
-from flows import operators
-from flows.operator_models import ActionRequest
+from operators import service as operators
+from operators.models import ActionRequest
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD
 from tests.support.oidc import authorize_url, pkce_pair, query_of

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import expect
 
-from citylogin.cli import main
+from citylogin.cli.main import main
 from tests.browser.pages import DevicePage
 from tests.conftest import unique_name
 from tests.support.apache import error_log, require_mod_auth_openidc, running_apache

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import expect
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.browser.pages import DevicePage
 from tests.conftest import app_settings, unique_name
 from tests.support.django_apps import django_python, running_django
@@ -27,7 +27,7 @@ from tests.support.fixtures import app_servers
 from tests.support.mailbox import Mailbox
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 @dataclass(frozen=True)

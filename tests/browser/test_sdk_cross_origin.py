@@ -59,7 +59,7 @@ def app_pages(base_config, tmp_path):
     env = {**config_env(base_config), "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(citylogin_port),
            "CITYLOGIN_CORS_ORIGINS": app_origin, "CITYLOGIN_PUBLIC_URL": citylogin_url}
     with ExitStack() as stack:
-        stack.enter_context(running_process([sys.executable, "-m", "citylogin.cli", "serve"],
+        stack.enter_context(running_process([sys.executable, "-m", "citylogin", "serve"],
                                             port=citylogin_port, env=env, timeout=60))
         stack.enter_context(static_server(site, app_port))
         stack.enter_context(static_server(site, other_port))

@@ -25,7 +25,7 @@ from tests.support.services import running_service
 
 SERVICES = {"REGISTRATION": "registration.app_registration", "LOGIN": "login_app.app_login",
             "SESSION": "session_manager.app_session_manager", "DEVICE": "device_manager.app_device_manager",
-            "WEB": "citylogin.app_web"}
+            "WEB": "citylogin.webui.app"}
 KEY_ENCRYPTION_KEY = base64.b64encode(os.urandom(32)).decode()  # one per module, as its tables
 
 
@@ -91,7 +91,7 @@ def test_the_web_ui_works_through_the_prefix_proxy(proxy, new_device):
 def test_a_tvs_sign_in_works_through_the_prefix_proxy(proxy, dynamodb_endpoint, table_prefix, tmp_path):
     """The OpenID Provider's routes (/oidc/…) are the session manager's, the approval page (/device exactly)
     the web UI's, and the device API (/device/…) the device manager's: a screen's whole sign-in through nginx."""
-    from citylogin.client import Client
+    from citylogin.client.api import Client
     from tests.support.notes import add_app
 
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "table_prefix": table_prefix,

@@ -9,9 +9,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from accounts import user_service as users
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.client import Client
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.client.api import Client
 from sessions import service as sessions
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, FakeClock

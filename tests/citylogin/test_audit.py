@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from citylogin.client import CityloginError, Client
+from citylogin.client.api import CityloginError, Client
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, add_device, register_device
-from web.audit import AuditEvent, audit
-from web.log_setup import AUDIT_LOGGER, JsonFormatter
+from common.web.audit import AuditEvent, audit
+from common.web.log_setup import AUDIT_LOGGER, JsonFormatter
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

@@ -12,7 +12,7 @@ import requests
 
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, FakeClock, register_device
-from web.rate_limits import limit_subject
+from common.web.rate_limits import limit_subject
 
 WEIRD_VALUES = [None, 0, -1, 10**30, 1.5, True, "", " ", "x" * 5000, "\u0000\ud7ff\U0001f600", [], ["a"], {}, {"a": 1}]
 

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from accounts import user_service as users
-from citylogin.client import sign_challenge
+from citylogin.client.api import sign_challenge
 from common.config import Settings
-from crypto.passwords import hash_parameters
+from common.crypto.passwords import hash_parameters
 from tests.support.fixtures import app_servers
 from tests.support.live import register_device
 
@@ -49,7 +49,7 @@ def test_a_dormant_account_of_a_costly_set_costs_what_an_unknown_name_costs(make
     dormant = register_device(old_url)
     assert hash_parameters(users.get_user(old, user_uuid=dormant.key_file.user_uuid).password_hash) == (3, 65536, 4)
     assert TODAYS_DEFAULTS == {"argon2_time_cost": 2, "argon2_memory_cost": 19456, "argon2_parallelism": 1}
-    with caplog.at_level(logging.WARNING, logger="keys.password_parameters"):
+    with caplog.at_level(logging.WARNING, logger="common.keys.password_parameters"):
         url, ctx = make_server(**TODAYS_DEFAULTS)        # restarted at today's defaults, nothing declared
     assert ctx.settings.argon2_legacy_parameters == ""
     assert (3, 65536, 4) in ctx.passwords.known_sets()

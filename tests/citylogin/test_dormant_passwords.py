@@ -2,7 +2,8 @@
 other Argon2id parameters, without CITYLOGIN_ARGON2_LEGACY_PARAMETERS, knows the sets earlier
 processes hashed with (recorded in the key_ring table), so every password check of every route
 verifies one hash of each set, for an unknown name as for a dormant account. Counted per
-parameter set with a spy on Argon2's verify, not timed. The unit tests: tests/keys/test_password_parameters.py."""
+parameter set with a spy on Argon2's verify, not timed. The unit tests:
+tests/common/keys/test_password_parameters.py."""
 from __future__ import annotations
 
 import secrets
@@ -17,10 +18,10 @@ import requests
 from click.testing import CliRunner
 
 from accounts import user_service as users
-from citylogin.cli import main
-from citylogin.client import CityloginError, sign_challenge
-from crypto.passwords import PasswordHasher, hash_parameters
-from keys.password_parameter_store import RING, PasswordParameterStore, key_of
+from citylogin.cli.main import main
+from citylogin.client.api import CityloginError, sign_challenge
+from common.crypto.passwords import PasswordHasher, hash_parameters
+from common.keys.password_parameter_store import RING, PasswordParameterStore, key_of
 from tests.conftest import FAST_ARGON2
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device

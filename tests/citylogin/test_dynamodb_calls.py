@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from citylogin.app import create_app
-from citylogin.client import Client, sign_challenge
+from citylogin.client.api import Client, sign_challenge
 from common import thread_kind
-from keys.ring_refresher import THREAD_NAME as KEY_RING_REFRESHER
+from common.keys.ring_refresher import THREAD_NAME as KEY_RING_REFRESHER
 from tests.support.live import PASSWORD, add_device, bearer_login, register_device, serving, settle_background
 from tests.support.soft_authenticator import SoftAuthenticator
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from citylogin.cli import main
-from citylogin.cli_database import database
+from citylogin.cli.main import main
+from citylogin.cli.database import database
 from common.config import load_settings
 from common.version import running_version
 from tests.support.ports import free_port

@@ -13,9 +13,9 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from citylogin.cli import main
-from citylogin.client import Client
-from database import dynamo
+from citylogin.cli.main import main
+from citylogin.client.api import Client
+from common.database import dynamo
 from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.support.fixtures import app_servers, problem
 from tests.support.live import PASSWORD, register_device

@@ -9,8 +9,8 @@ import re
 
 import requests
 
-from citylogin.client import Client
-from mail.outbox_store import SENT, OutboxStore
+from citylogin.client.api import Client
+from common.mail.outbox_store import SENT, OutboxStore
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD
 from tests.support.ports import free_port

@@ -7,7 +7,7 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from citylogin.client import CityloginError
+from citylogin.client.api import CityloginError
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, add_device, register_device
 

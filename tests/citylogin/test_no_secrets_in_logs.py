@@ -12,18 +12,18 @@ import re
 
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from citylogin.app import create_app
-from citylogin.client import Client
-from database import dynamo
+from citylogin.client.api import Client
+from common.database import dynamo
 from oidc.browser_binding import cookie_name
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, register_device, serving
 from tests.support.oidc import (authorize_url, finish_as_device, http_of, pkce_pair, query_of, sign_in_page_request,
                                 sign_out_as_device, sign_out_page_request)
 from tests.support.waiting import wait_until
-from web.log_setup import AUDIT_LOGGER, JsonFormatter
+from common.web.log_setup import AUDIT_LOGGER, JsonFormatter
 
 HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from citylogin.app import create_app
-from citylogin.cli import main
-from citylogin.web_assets import LOCALES_DIR, web_assets
+from citylogin.cli.main import main
+from citylogin.webui.assets import LOCALES_DIR, web_assets
 
 ROOT = Path(__file__).resolve().parents[2]
 CITES = re.compile(r"\bSPEC\b")

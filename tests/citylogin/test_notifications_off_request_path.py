@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from citylogin.client import Client
+from citylogin.client.api import Client
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, settle_background
 

@@ -38,10 +38,10 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                response_schema_conformance, status_code_conformance)
 
 from accounts.models import Role
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.client import Client, sign_challenge
-from citylogin.client_errors import CityloginError
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.client.api import Client, sign_challenge
+from citylogin.client.errors import CityloginError
 from common.errors import ErrorCode, FieldKind
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from citylogin.client import sign_challenge
+from citylogin.client.api import sign_challenge
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device
 

@@ -4,7 +4,7 @@ kept), a seal copied to another key, a 9th set and a set 5 × the current cost a
 ERROR naming it, and what every password check verifies does not change (counted with a spy on Argon2's
 verify, never timed); `citylogin password-parameters record` refuses to write a set beyond the bounds and
 seals the previous release's records once the operator confirms them. The store's own tests:
-tests/keys/test_password_parameters.py."""
+tests/common/keys/test_password_parameters.py."""
 from __future__ import annotations
 
 import logging
@@ -15,19 +15,19 @@ import pytest
 from click.testing import CliRunner
 
 from accounts import user_service as users
-from citylogin.cli import main
-from crypto.passwords import PasswordHasher
-from keys.password_parameter_store import MANIFEST_KEY_ID, RING, PasswordParameterStore, key_of
-from keys.password_parameters import add_sets
+from citylogin.cli.main import main
+from common.crypto.passwords import PasswordHasher
+from common.keys.password_parameter_store import MANIFEST_KEY_ID, RING, PasswordParameterStore, key_of
+from common.keys.password_parameters import add_sets
 from tests.citylogin.test_dormant_passwords import NO_LOCKOUT, OLD, WRONG, Verifications
 from tests.conftest import FAST_ARGON2
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device
 
-# servers and the CLI; tests/keys/test_password_parameters.py keeps the rules in the fast tier
+# servers and the CLI; tests/common/keys/test_password_parameters.py keeps the rules in the fast tier
 pytestmark = pytest.mark.slow
 
-LOGGER = "keys.password_parameters"
+LOGGER = "common.keys.password_parameters"
 SECOND = (1, 8400, 1)                  # recorded, sealed, by a process of its own
 FIVE_TIMES = (5, OLD[1], 1)            # OLD is the current set of every process here: t × m five times its own
 
@@ -57,7 +57,7 @@ def verifications(monkeypatch) -> Verifications:
 @pytest.fixture
 def fresh(base_config, dynamodb_endpoint) -> None:
     """No record of an earlier test of this module (their tables are shared): each starts from none."""
-    from database import dynamo
+    from common.database import dynamo
 
     client = dynamo.make_client(region="us-east-1", endpoint_url=dynamodb_endpoint, read_timeout=20)
     table = dynamo.TableNames.with_prefix(base_config["table_prefix"]).key_ring

@@ -1,7 +1,7 @@
 """CITYLOGIN_PUBLIC_URL, where QR codes and mail links lead and the OpenID Connect issuer: `citylogin
 serve` derives it from what it binds, as typed, so that the README's address is the issuer an
 OpenID Connect client finds there (tests/browser/test_one_origin.py runs it as the README says);
-gunicorn and Amazon DynamoDB require it (tests/citylogin/test_gunicorn_start.py runs gunicorn without
+gunicorn and Amazon DynamoDB require it (tests/citylogin/server/test_gunicorn_start.py runs gunicorn without
 it); development processes on a local engine link to serve's default address."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import socket
 
 import pytest
 
-from citylogin.serve import announcement, bound_url
+from citylogin.server.serve import announcement, bound_url
 from common.config import ConfigError, load_settings
-from web.app_factory import with_public_url
+from common.web.app_factory import with_public_url
 
 
 def test_serve_links_to_the_host_it_binds_as_typed():

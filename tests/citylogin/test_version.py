@@ -1,6 +1,7 @@
 """Which citylogin runs (issue 65, item 6): one source, the installed distribution's version (pyproject's
 `version`), said by `citylogin --version`, `GET /healthz` and the console's footer (`citylogin serve`'s
-first line: tests/citylogin/test_serve_gunicorn.py; the footer in Chromium: tests/browser/test_admin_console.py)."""
+first line:
+tests/citylogin/server/test_serve_gunicorn.py; the footer in Chromium: tests/browser/test_admin_console.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 import common.version
 from citylogin.app import create_app
-from citylogin.cli import main
+from citylogin.cli.main import main
 from common.version import running_version
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import requests
 from common import i18n
 from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, MissingFields
 from tests.support import product
-from web.validation import parse_model
+from common.web.validation import parse_model
 
 ROOT = Path(__file__).resolve().parents[2]
 # The OpenID Provider answers in OAuth's own English (RFC 6749 error descriptions); the CLI prints its own.

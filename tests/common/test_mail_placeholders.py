@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 from common import i18n
-from mail.message import Link
-from mail.notifier import localized_message
+from common.mail.message import Link
+from common.mail.notifier import localized_message
 from tests.support import product
 
 ROOT = Path(__file__).resolve().parents[2]

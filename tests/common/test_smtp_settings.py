@@ -11,8 +11,8 @@ import pytest
 
 from citylogin.app import create_app
 from common.config import ConfigError, NotifierBackend, SmtpSecurity, load_settings
-from mail.message import Message
-from mail.smtp_mail import compose, smtp_server
+from common.mail.message import Message
+from common.mail.smtp_mail import compose, smtp_server
 from tests.support.tls import new_authority, write_cert
 
 SMTP = {"CITYLOGIN_NOTIFIER": "smtp", "CITYLOGIN_SMTP_HOST": "smtp.example.com",
@@ -123,7 +123,7 @@ def test_a_japanese_message_becomes_a_mail_any_server_carries():
 
 
 def test_a_brands_name_is_the_mails_sender_name_at_the_configured_address():
-    from mail.smtp_mail import SmtpBackend
+    from common.mail.smtp_mail import SmtpBackend
 
     server = smtp_server(settings())
     assert SmtpBackend(server).sender == "citylogin <no-reply@example.com>"

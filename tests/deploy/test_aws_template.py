@@ -1,5 +1,5 @@
 """deploy/aws/citylogin.yaml: cfn-lint finds no error, its tables are the ones the code defines
-(database/dynamo.py), and the task role can do what the services do and no more (SPEC §8, §10)."""
+(common/database/dynamo.py), and the task role can do what the services do and no more (SPEC §8, §10)."""
 from __future__ import annotations
 
 import fnmatch
@@ -13,7 +13,7 @@ from cfnlint.api import lint_file
 from cfnlint.decode import decode
 
 from common.config import Settings, env_name
-from database.dynamo import TTL_ATTRIBUTE, TableNames, table_definitions
+from common.database.dynamo import TTL_ATTRIBUTE, TableNames, table_definitions
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "citylogin.yaml"
 # The table names in the template are !Sub "${TablePrefix}<name>".

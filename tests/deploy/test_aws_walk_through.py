@@ -8,7 +8,7 @@ and STS are moto's. The endpoints are Amazon's by botocore's own `AWS_ENDPOINT_U
 variables, so citylogin runs with no endpoint URL of its own, exactly as the template sets it up.
 
 What cannot run here (the guide says so too): the ACM certificate, the ECR push, CloudFormation
-itself (the tables are made from database/dynamo.py, whose agreement with the template
+itself (the tables are made from common/database/dynamo.py, whose agreement with the template
 tests/deploy/test_aws_template.py checks), the load balancer and its trust store, IAM's evaluation
 of the task role's policy, and the container agent's own address (169.254.170.2)."""
 from __future__ import annotations
@@ -28,8 +28,8 @@ import boto3
 import pytest
 import requests
 
-from citylogin.client import Client
-from database import dynamo
+from citylogin.client.api import Client
+from common.database import dynamo
 from tests.conftest import unique_name
 from tests.deploy.test_aws_template import TEMPLATE, container_environment, plain, walk_through
 from tests.support.aws_credentials import CheckingFront, ContainerCredentials, KeyIssuer

@@ -42,7 +42,7 @@ def test_gunicorn_serves_the_app_as_a_non_root_user():
     assert DOCKERFILE.index("USER citylogin") < DOCKERFILE.index("CMD ")
     command = json.loads(instructions("CMD")[0])
     assert command[0] == "gunicorn" and command[-1] == "citylogin.app:create_app()"
-    expected = {"--bind": "0.0.0.0:8000", "--worker-class": "citylogin.gunicorn_worker.ThreadWorker",
+    expected = {"--bind": "0.0.0.0:8000", "--worker-class": "citylogin.server.gunicorn_worker.ThreadWorker",
                 "--workers": "2", "--threads": "32"}
     assert expected.items() <= dict(zip(command[1:-1:2], command[2:-1:2], strict=False)).items()
     assert "/healthz" in instructions("HEALTHCHECK")[0]

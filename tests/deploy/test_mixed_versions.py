@@ -28,10 +28,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from citylogin.cli import main
-from citylogin.client import Client, ConcurrentLoginRequired
+from citylogin.cli.main import main
+from citylogin.client.api import Client, ConcurrentLoginRequired
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
-from tests.session_manager.test_events import EventReader
+from tests.sessions.test_events import EventReader
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD
 from tests.support.previous_release import (REPO, code_environment, imported_from, release_worktree,

@@ -1,4 +1,4 @@
-"""`citylogin crl-sync` (citylogin/crl_sync.py) against a stand-in for GET /device/crl.pem: it
+"""`citylogin crl-sync` (citylogin/cli/crl_sync.py) against a stand-in for GET /device/crl.pem: it
 installs a CRL only when it is one, signed by the CA and current, writes it atomically with mode
 0644, and reloads nginx only when the list changed or the installed CRL is past half its life.
 tests/deploy/test_nginx_mtls.py runs it against the real app and nginx."""
@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from cryptography import x509
 
-from citylogin.crl_sync import SyncConfig, SyncState, needs_install, sync_once
-from crypto.certificates import CertificateAuthority
+from citylogin.cli.crl_sync import SyncConfig, SyncState, needs_install, sync_once
+from common.crypto.certificates import CertificateAuthority
 from devices.crl import RevokedCertificate, build_crl, crl_pem
 from tests.support.tls import Authority, new_authority, write_cert
 

@@ -14,8 +14,8 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from citylogin.cli import main
-from citylogin.client import Client
+from citylogin.cli.main import main
+from citylogin.client.api import Client
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device

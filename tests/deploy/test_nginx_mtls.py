@@ -28,8 +28,8 @@ import requests
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from citylogin.client import Client, sign_challenge
-from citylogin.crl_sync import SyncConfig, sync_once
+from citylogin.client.api import Client, sign_challenge
+from citylogin.cli.crl_sync import SyncConfig, sync_once
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD
 from tests.support.nginx import reload_command, require_nginx, running_nginx

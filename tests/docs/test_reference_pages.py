@@ -1,5 +1,5 @@
-"""The reference pages name what the code has: every Prometheus metric of web/metrics.py (and of the mail
-outbox, mail/outbox.py) is a row of
+"""The reference pages name what the code has: every Prometheus metric of common/web/metrics.py (and of the mail
+outbox, common/mail/outbox.py) is a row of
 docs/reference/metrics.md, and the CLI page is generated from the click commands."""
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def live(dynamodb_endpoint, tmp_path_factory) -> Iterator[tuple[str, dict[str, s
                            **RAISED_LIMITS, "key_encryption_key": base64.b64encode(os.urandom(32)).decode()})
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")} | settings
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
-    with running_process([sys.executable, "-m", "citylogin.cli", "serve"], port=port, env=settings, timeout=90):
+    with running_process([sys.executable, "-m", "citylogin", "serve"], port=port, env=settings, timeout=90):
         yield f"http://localhost:{port}", environment
 
 

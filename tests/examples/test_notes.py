@@ -18,8 +18,8 @@ import requests
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from citylogin.cli import main
-from citylogin.client import Client
+from citylogin.cli.main import main
+from citylogin.client.api import Client
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.nginx import require_nginx, running_forward_auth_nginx

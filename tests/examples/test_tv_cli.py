@@ -18,7 +18,7 @@ import pytest
 import qrcode
 from click.testing import CliRunner
 
-from citylogin.cli import main
+from citylogin.cli.main import main
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.device_screen import LONG_SECRET, USER_CODE, Screen, approve, deny
 from tests.support.live import PASSWORD, register_device

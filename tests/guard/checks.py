@@ -4,9 +4,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from citylogin.client_keys import dpop_proof
+from citylogin.client.keys import dpop_proof
 from citylogin_guard import Guard, Unauthorized
-from crypto.dpop import key_thumbprint
+from common.crypto.dpop import key_thumbprint
 
 DPOP_CHALLENGE = 'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA ML-DSA-87"'
 

@@ -13,9 +13,9 @@ import jwt
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
-from apps.security_events import GRANT_CLAIM, SESSION_REVOKED
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from relying_parties.security_events import GRANT_CLAIM, SESSION_REVOKED
 from citylogin_guard import Guard, Unauthorized
 from tests.guard.checks import refused_code
 from tests.guard.conftest import CALL_TIMEOUT

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.testclient import TestClient
 
-from citylogin.client_keys import generate_key
+from citylogin.client.keys import generate_key
 from citylogin_guard import Guard, GuardMiddleware, Principal
 from tests.guard.checks import DPOP_CHALLENGE, SharedStore, bound_claims, dpop_headers
 from tests.guard.conftest import CALL_TIMEOUT, LEEWAY

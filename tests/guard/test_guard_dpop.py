@@ -10,9 +10,9 @@ from typing import Any, Callable
 
 import pytest
 
-from citylogin.client_keys import dpop_proof, generate_key
+from citylogin.client.keys import dpop_proof, generate_key
 from citylogin_guard import Guard, MemoryReplayStore, ReplayStore, Unauthorized
-from crypto.dpop import key_thumbprint
+from common.crypto.dpop import key_thumbprint
 from tests.guard.checks import DPOP_CHALLENGE, SharedStore
 from tests.guard.transmitter import Transmitter
 from tests.support.waiting import wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask, g
 
-from citylogin.client_keys import generate_key
+from citylogin.client.keys import generate_key
 from citylogin_guard import Code, Guard, Unauthorized, Unavailable
 from tests.guard.checks import DPOP_CHALLENGE, bound_claims, dpop_headers
 from tests.support.waiting import wait_until

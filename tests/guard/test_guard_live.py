@@ -21,9 +21,9 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from flask import Flask, g
 
-from citylogin.client_keys import dpop_proof, generate_key
+from citylogin.client.keys import dpop_proof, generate_key
 from citylogin_guard import Guard, GuardMiddleware
-from crypto.dpop import key_thumbprint
+from common.crypto.dpop import key_thumbprint
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.guard.checks import DPOP_CHALLENGE, dpop_headers, refused_request
 from tests.guard.conftest import CALL_TIMEOUT

@@ -23,12 +23,12 @@ from flask_cors import CORS
 from requests.structures import CaseInsensitiveDict
 from starlette.middleware.cors import CORSMiddleware
 
-from citylogin import client_keys
-from citylogin.client_keys import dpop_proof, generate_key
+from citylogin.client.api import keys as client_keys
+from citylogin.client.keys import dpop_proof, generate_key
 from citylogin_guard import Guard, GuardMiddleware, Unauthorized
 from citylogin_guard.dpop import read_proof, replay_key
 from citylogin_guard.nonces import DpopNonces
-from crypto import dpop as citylogin_dpop
+from common.crypto import dpop as citylogin_dpop
 from tests.guard.checks import SharedStore, bound_claims
 from tests.guard.conftest import CALL_TIMEOUT
 from tests.guard.test_guard_live import add_app, citylogin, guarded_app  # noqa: F401 (citylogin: a fixture)

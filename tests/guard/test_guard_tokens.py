@@ -140,7 +140,7 @@ def test_a_kid_asked_for_during_a_jwks_read_gets_that_reads_answer():
 def test_a_token_has_one_spelling_at_the_guard(guard, transmitter):
     """SPEC §14: padding or another base64 spelling of the same signature is another text, refused, even
     once the issued text was accepted (the guard's cache of accepted tokens is keyed by the text)."""
-    from tests.keys.test_jwt_one_spelling import _same_bytes_other_spelling
+    from tests.common.keys.test_jwt_one_spelling import _same_bytes_other_spelling
     token = transmitter.access_token(session_id="s-1", sub="user-1", did="device-1")
     assert guard.verify(f"Bearer {token}").session_id == "s-1"
     for spelled in (token + "==", token + "=", _same_bytes_other_spelling(token, 2),

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from accounts import user_service as users
-from citylogin.client import LOGIN_PURPOSE, sign_challenge
-from crypto.passwords import PasswordHasher
+from citylogin.client.api import LOGIN_PURPOSE, sign_challenge
+from common.crypto.passwords import PasswordHasher
 from tests.support.fixtures import app_servers, problem
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, settle_background
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from citylogin.client import ConcurrentLoginRequired, CityloginError
+from citylogin.client.api import ConcurrentLoginRequired, CityloginError
 from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, register_device
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts import user_service as users
-from citylogin.client import CityloginError, ConcurrentLoginRequired
+from citylogin.client.api import CityloginError, ConcurrentLoginRequired
 from flows import login as login_flow
 from sessions import service as sessions
 from sessions.store import SessionStore

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from citylogin.app import create_app
-from citylogin.client import Client, sign_challenge
+from citylogin.client.api import Client, sign_challenge
 from tests.support.live import PASSWORD, add_device, register_device, serving
 
 DEVICES = 20

@@ -6,10 +6,10 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.client_errors import ConcurrentLoginRequired
-from tests.login_app.test_passkeys import PUBLIC_URL, add_passkey, assertion
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.client.errors import ConcurrentLoginRequired
+from tests.accounts.test_passkeys import PUBLIC_URL, add_passkey, assertion
 from tests.support.live import PASSWORD, add_device, register_device
 from tests.support.oidc import signed_in_tokens
 from tests.support.soft_authenticator import SoftAuthenticator

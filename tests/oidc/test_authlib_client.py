@@ -15,8 +15,8 @@ from authlib.oidc.core import CodeIDToken
 from joserfc.jwk import KeySet
 from joserfc import jwt as jose_jwt
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.support.live import PASSWORD, register_device, verify_address
 from tests.support.oidc import finish_as_device, sign_in_page_request, sign_out_as_device, sign_out_page_request
 

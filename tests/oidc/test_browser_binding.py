@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.wrappers import Response
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from citylogin.app import create_app
-from citylogin.client import Client
-from citylogin.client_keys import sign_challenge
-from crypto.tokens import token_digest
+from citylogin.client.api import Client
+from citylogin.client.keys import sign_challenge
+from common.crypto.tokens import token_digest
 from oidc import browser_binding
 from oidc.authorization_request import REQUEST_PURPOSE
 from oidc.store import GrantStore

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from accounts.store import AccountStore
 from accounts.user_store import EMAIL_UNCLAIMED
-from database import dynamo
-from database.guarded_write import write_all
+from common.database import dynamo
+from common.database.guarded_write import write_all
 from oidc import claims, refresh
 from oidc.models import SignedIn
 

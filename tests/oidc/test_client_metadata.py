@@ -14,7 +14,7 @@ from oidc.client_metadata import (AUTH_METHODS, GRANT_TYPES, InvalidClientMetada
                                   parse_metadata)
 from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
 from oidc.redirects import redirect_uri_problem
-from web.cors import web_origin
+from common.web.cors import web_origin
 
 VALID = {"redirect_uris": ["https://rp.example/cb"], "client_name": "Rebus"}
 MEMBERS = ("redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "jwks", "jwks_uri",

@@ -15,11 +15,11 @@ import pytest
 import requests
 from flask import has_request_context
 
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.client_keys import dpop_proof, generate_key
-from crypto.dpop import key_thumbprint
-from database.one_time_tokens import OneTimeTokenStore
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.client.keys import dpop_proof, generate_key
+from common.crypto.dpop import key_thumbprint
+from common.database.one_time_tokens import OneTimeTokenStore
 from oidc import codes
 from oidc.models import Grant
 from oidc.store import GrantStore, RequestStore

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from oidc.consents import ConsentStore
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import query_of, waiting_request

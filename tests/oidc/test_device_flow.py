@@ -10,8 +10,8 @@ import jwt
 import pytest
 import requests
 
-from citylogin.client_keys import dpop_proof, generate_key
-from citylogin.client_keys import sign_challenge
+from citylogin.client.keys import dpop_proof, generate_key
+from citylogin.client.keys import sign_challenge
 from oidc import device_flow
 from tests.support.device_flow import ask, poll, screen_app
 from tests.support.fixtures import problem
@@ -155,8 +155,8 @@ def test_another_apps_made_up_and_unallowed_codes_are_refused(provider):
     assert _error(poll(url, credentials, "")) == "invalid_request"
     # another app's poll did not count as this app's: its own first poll is not too soon
     assert _error(poll(url, credentials, answer["device_code"])) == "authorization_pending"
-    from apps import service as apps
-    from apps.models import OidcClient
+    from relying_parties import service as apps
+    from relying_parties.models import OidcClient
     code_app = apps.add_app(ctx, name="Web", push_url=None, oidc=OidcClient(redirect_uris=("https://a.example/cb",)))
     assert _error(ask(url, code_app)) == "unauthorized_client"
     assert _error(poll(url, code_app, answer["device_code"])) == "unauthorized_client"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import AppRecord
+from relying_parties import service as apps
+from relying_parties.models import AppRecord
 from oidc.models import Client
 
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -38,7 +38,7 @@ def test_a_device_flow_app_without_a_redirect_uri_is_a_client_at_the_token_endpo
     """Before its screens get tokens, the token endpoint already knows the app: a refresh token it did not
     issue is an invalid_grant (400), where an app for events alone stays an invalid_client (401)."""
     url, ctx = make_server()
-    from apps.models import OidcClient
+    from relying_parties.models import OidcClient
     screen = apps.add_app(ctx, name="TV", push_url=None, oidc=OidcClient(device_flow=True))
     cli = apps.add_app(ctx, name="CLI", push_url=None, oidc=OidcClient(device_flow=True, public=True))
     events = apps.add_app(ctx, name="Events", push_url=None)

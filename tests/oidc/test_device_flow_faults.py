@@ -16,8 +16,8 @@ import jwt
 import pytest
 import requests
 
-from database import dynamo
-from database.one_time_tokens import OneTimeTokenStore
+from common.database import dynamo
+from common.database.one_time_tokens import OneTimeTokenStore
 from oidc import grants
 from oidc.device_flow import device_code_digest
 from oidc.device_store import APPROVED, PENDING, REDEEMED

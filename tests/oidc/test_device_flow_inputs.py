@@ -18,8 +18,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from citylogin.app import create_app
 from oidc.device_flow import USER_CODE_ALPHABET, USER_CODE_LENGTH, normalized, shown
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS

@@ -22,12 +22,12 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from citylogin.cli import main
-from citylogin.client import Client, CityloginError
+from citylogin.cli.main import main
+from citylogin.client.api import Client, CityloginError
 from common.config import load_settings
 from sessions import service as sessions
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
-from tests.session_manager.test_soak import most_at_once, session_intervals
+from tests.services.test_soak import most_at_once, session_intervals
 from tests.support.class_limits import class_violations
 from tests.support.device_flow import GRANT_TYPE
 from tests.support.live import PASSWORD
@@ -36,7 +36,7 @@ from tests.support.ports import free_port
 from tests.support.receiver import received, receiver
 from tests.support.services import running_process
 from tests.support.waiting import wait_until
-from web.context import AppContext, build_context
+from common.runtime.context import AppContext, build_context
 
 LIMIT = 3                 # the deployment's device limit
 CLASS_LIMITS = {"tv": 1}  # and one TV at a time
@@ -72,7 +72,7 @@ def deployment(dynamodb_endpoint, tmp_path_factory):
         apps = {"tv": add_app(env, "Living-room TV app", options=("--device-flow", *told)),
                 "desktop": add_app(env, "Desk console", options=("--device-flow", "--device-class", "desktop", *told))}
         hosts = tuple(stack.enter_context(running_process(
-            [sys.executable, "-m", "citylogin.cli", "serve"], port=port, timeout=60,
+            [sys.executable, "-m", "citylogin", "serve"], port=port, timeout=60,
             env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)})) for port in ports)
         ctx = build_context(load_settings(environ=env))
         yield Deployment(hosts=hosts, env=env, apps=apps, sink=sink, ctx=ctx)

@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.support.device_screen import approve
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, settle_background

@@ -8,10 +8,10 @@ from __future__ import annotations
 import jwt
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.client_keys import dpop_proof, generate_key
-from crypto.dpop import key_thumbprint as public_key_thumbprint
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.client.keys import dpop_proof, generate_key
+from common.crypto.dpop import key_thumbprint as public_key_thumbprint
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, query_of, sign_in_page_request
 

@@ -15,9 +15,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps import registration_tokens
-from apps import service as apps
-from crypto.tokens import token_digest
+from relying_parties import registration_tokens
+from relying_parties import service as apps
+from common.crypto.tokens import token_digest
 from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, FakeClock, register_device

@@ -9,8 +9,8 @@ import pytest
 import requests
 from authlib.oauth2.rfc6749 import InvalidGrantError
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from oidc import codes, grants, redemption
 from oidc.context import epoch
 from tests.support.live import PASSWORD, register_device

@@ -17,10 +17,10 @@ import pytest
 import requests
 from joserfc.jwk import ECKey, RSAKey
 
-from apps import service as apps
-from apps.models import AppRecord, OidcClient
-from citylogin.client_keys import dpop_proof, generate_key
-from crypto.dpop import key_thumbprint
+from relying_parties import service as apps
+from relying_parties.models import AppRecord, OidcClient
+from citylogin.client.keys import dpop_proof, generate_key
+from common.crypto.dpop import key_thumbprint
 from oidc import codes
 from oidc.models import Client
 from tests.support.live import PASSWORD, register_device

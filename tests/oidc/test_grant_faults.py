@@ -12,8 +12,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from oidc import grants
 from sessions import service as sessions
 from tests.support.dynamo_faults import DynamoFaults, Shape

@@ -9,9 +9,9 @@ import jwt
 import pytest
 import requests
 
-from apps import delivery, security_events
-from apps import service as apps
-from apps.models import BACKCHANNEL_STREAM_SUFFIX, OidcClient
+from relying_parties import delivery, security_events
+from relying_parties import service as apps
+from relying_parties.models import BACKCHANNEL_STREAM_SUFFIX, OidcClient
 from oidc import grants
 from sessions import service as sessions
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device

@@ -12,9 +12,9 @@ import pytest
 import requests
 from joserfc.jwk import ECKey, RSAKey
 
-from apps import registration_tokens
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import registration_tokens
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from oidc.client_keys import app_key_set, public_jwks_problem, remote_key_sets
 from oidc.jwks_fetch import KeysUnavailable, RemoteKeySets, fetch_key_set
 from tests.support.jwks_server import JwksServer

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import second_device
 from tests.support.oidc import finish_as_device, sign_in_page_request

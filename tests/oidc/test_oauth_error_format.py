@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from accounts import user_service as users
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from oidc.oauth_errors import api_error
 from sessions import service as sessions
 from tests.support.fixtures import bearer_problem, problem

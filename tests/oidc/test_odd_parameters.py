@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from citylogin.app import create_app
 from oidc import codes, refresh
 from oidc.models import Code, SignedIn

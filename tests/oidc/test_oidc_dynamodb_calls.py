@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from accounts import service as accounts
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.citylogin.test_dynamodb_calls import CallCounter
 from tests.support.live import PASSWORD, register_device, settle_background
 from tests.support.oidc import finish_as_device, query_of, waiting_request
@@ -109,7 +109,7 @@ def test_a_sign_in_that_replaces_the_apps_grant_on_the_session_is_still_one_writ
 
 def test_a_token_asked_about_again_is_read_again_and_its_sessions_end_refuses_it(counted):
     """A resource server asks about one token many times: its signature is checked once per process
-    (keys.verified_tokens), but each request still reads the session and the grant behind it, so the
+    (common.keys.verified_tokens), but each request still reads the session and the grant behind it, so the
     session's end refuses the very token that was just accepted (revocation stays immediate)."""
     url, ctx, added, device, counter = counted
     http = requests.Session()

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import expect
 
-from citylogin.cli import main
+from citylogin.cli.main import main
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.browser.pages import DevicePage
 from tests.oidc.test_openid_client import INTEROP, require_node_clients

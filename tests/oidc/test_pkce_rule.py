@@ -8,9 +8,9 @@ import jwt
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient, PkceRule
-from apps.registry import current_app
+from relying_parties import service as apps
+from relying_parties.models import OidcClient, PkceRule
+from relying_parties.registry import current_app
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
 from tests.support.waiting import wait_until

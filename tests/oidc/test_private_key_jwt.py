@@ -21,9 +21,9 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from click.testing import CliRunner
 from joserfc.jwk import ECKey, RSAKey
 
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.cli import main
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.cli.main import main
 from tests.conftest import unique_name
 from tests.support.fixtures import cli_environment
 from tests.support.live import PASSWORD, register_device

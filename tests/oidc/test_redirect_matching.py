@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from apps.models import AppRecord
-from flows.operator_models import AppChange
+from relying_parties.models import AppRecord
+from operators.models import AppChange
 from oidc.models import Client
 from oidc.redirects import redirect_uri_matches, redirect_uri_problem
 

@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from accounts import service as accounts
-from apps import service as apps
-from apps.models import OidcClient
-from crypto.tokens import keyed_token
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from common.crypto.tokens import keyed_token
 from oidc import refresh
 from oidc.store import GrantStore
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, verify_address

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from oidc.refusals import UNREADABLE, shown_client_id
 from oidc.refusals import log as refusal_log
 from tests.conftest import app_settings

@@ -13,8 +13,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from apps import registration_tokens
-from apps import service as apps
+from relying_parties import registration_tokens
+from relying_parties import service as apps
 from tests.support.dynamo_faults import DynamoFaults, Shape
 
 # fault injection at each DynamoDB call; tests/oidc/test_dynamic_registration.py keeps the rules in the fast tier

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from werkzeug.datastructures import MultiDict
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from oidc.refusals import reason_of
 from oidc.request_checks import MAX_KEPT_SIZE, check_kept_size
 from oidc.store import PAR_KIND, REQUEST_KIND

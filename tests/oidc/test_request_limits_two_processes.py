@@ -15,7 +15,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from citylogin.cli import main
+from citylogin.cli.main import main
 from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.oidc.test_request_limits import an_address
 from tests.support.notes import add_app
@@ -46,7 +46,7 @@ def hosts(dynamodb_endpoint, tmp_path_factory):
         assert CliRunner().invoke(main, ["init"], env=env).exit_code == 0
         app = add_app(env, "notes", redirect_uris=(REDIRECT,))
         urls = tuple(stack.enter_context(running_process(
-            [sys.executable, "-m", "citylogin.cli", "serve"], port=port, timeout=60,
+            [sys.executable, "-m", "citylogin", "serve"], port=port, timeout=60,
             env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)})) for port in ports)
         yield urls, app
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc.errors import JoseError
 
-from apps.models import OidcClient
+from relying_parties.models import OidcClient
 from oidc import refusals
 from oidc.request_object_checks import (LEEWAY, MAX_LENGTH, MAX_LIFETIME, RequestObject, check_algorithm,
                                         check_claims, check_signature, object_params, read_object)

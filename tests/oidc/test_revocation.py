@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import signed_in_tokens
 

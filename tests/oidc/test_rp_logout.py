@@ -16,8 +16,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import error_page, sign_out_as_device, sign_out_page_request, signed_in_tokens

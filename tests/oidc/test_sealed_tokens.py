@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crypto.tokens import keyed_token
+from common.crypto.tokens import keyed_token
 from oidc import codes, refresh
 from oidc.models import Code, SignedIn
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 NOW = 1_800_000_000
 SESSION = "0f8fad5b-d9cb-469f-a165-70867728950e"

@@ -8,9 +8,9 @@ import jwt
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.client import Client
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.client.api import Client
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import signed_in_tokens
 from tests.support.receiver import received, receiver

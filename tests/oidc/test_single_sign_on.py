@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.client import Client
-from citylogin.client_keys import sign_challenge
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.client.api import Client
+from citylogin.client.keys import sign_challenge
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import Browser, http_of, query_of, waiting_request
 

@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from accounts.models import Role
-from apps import service as apps
-from apps.models import OidcClient
-from apps.registry import FRESH_SECONDS, app_registry
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from relying_parties.registry import FRESH_SECONDS, app_registry
 from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.operators import operator

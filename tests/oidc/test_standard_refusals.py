@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device

@@ -1,15 +1,15 @@
 """One spelling per token, over HTTP (SPEC §14): an app's access token and citylogin's own, with padding
 added or their signature's last character re-spelled to the same bytes, are refused by userinfo,
 introspection and /session/me, while the issued text is accepted (the property tests, for citylogin's
-decoder and the guard's: tests/keys/test_jwt_one_spelling.py)."""
+decoder and the guard's: tests/common/keys/test_jwt_one_spelling.py)."""
 from __future__ import annotations
 
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
-from tests.keys.test_jwt_one_spelling import _same_bytes_other_spelling
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from tests.common.keys.test_jwt_one_spelling import _same_bytes_other_spelling
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import signed_in_tokens
 

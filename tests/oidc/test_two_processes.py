@@ -19,9 +19,9 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from apps.registry import FRESH_SECONDS
-from citylogin.cli import main
-from citylogin.client import ConcurrentLoginRequired
+from relying_parties.registry import FRESH_SECONDS
+from citylogin.cli.main import main
+from citylogin.client.api import ConcurrentLoginRequired
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import add_app, second_device
@@ -59,7 +59,7 @@ def deployment(dynamodb_endpoint, tmp_path_factory):
                 for name in ("mail", "calendar", "drive")}
         apps["robot"] = add_app(env, "robot", options=("--admin-role", "admin"))  # adds apps by the admin API
         hosts = tuple(stack.enter_context(running_process(
-            [sys.executable, "-m", "citylogin.cli", "serve"], port=port, timeout=60,
+            [sys.executable, "-m", "citylogin", "serve"], port=port, timeout=60,
             env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)})) for port in ports)
         yield Deployment(hosts=hosts, apps=apps, sink=sink)
 
@@ -149,7 +149,7 @@ def _admin(host: str, robot: dict, method: str, path: str, **kwargs) -> requests
 
 def test_an_app_added_on_one_process_hears_its_first_logout_from_either_and_a_spa_is_answered_by_both(deployment):
     """SPEC §14: every process pushes to an app added a moment ago, and answers its SPA's origin, within a
-    second (apps.registry): the deadlines below are generous; a pusher that found new apps only by listing
+    second (relying_parties.registry): the deadlines below are generous; a pusher that found new apps only by listing
     them every 10 s, as before, would miss them. The SPA removed, neither answers its origin a second later."""
     first, other = deployment.hosts
     with receiver() as sink:  # its own: the module's sink counts the other tests' logouts exactly
@@ -209,7 +209,7 @@ def test_one_refresh_token_at_both_processes_at_once_gets_one_pair_and_ends_noth
 
 
 def test_what_is_taken_from_an_app_on_one_process_stops_on_the_other_within_the_registrys_bound(deployment):
-    """Each process takes app records from its copy of the registry (apps.registry, FRESH_SECONDS): a consent
+    """Each process takes app records from its copy of the registry (relying_parties.registry, FRESH_SECONDS): a consent
     withdrawn (never cached) stops at once, and a redirect URI taken away or an app removed on one process
     stops on the other within FRESH_SECONDS of the change's answer."""
     first, other = deployment.hosts
@@ -290,7 +290,7 @@ def test_what_the_person_or_an_operator_ended_on_one_process_stays_ended_on_the_
     assert _admin(other, deployment.apps["robot"], "DELETE", f"/admin/apps/{app['client_id']}").status_code == 204
     refused = _redeem(first, app, *waiting)
     assert (refused.status_code, refused.json()["error"]) in ((400, "invalid_grant"), (401, "invalid_client"))
-    time.sleep(FRESH_SECONDS)  # every process's registry copy has lost the app by now (apps.registry)
+    time.sleep(FRESH_SECONDS)  # every process's registry copy has lost the app by now (relying_parties.registry)
     mail = deployment.apps["mail"]
     for host in deployment.hosts:  # the removed app's tokens, refused by userinfo and introspection everywhere
         assert _userinfo(host, held) == 401

@@ -7,9 +7,9 @@ import jwt
 import pytest
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
-from citylogin.client import Client
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
+from citylogin.client.api import Client
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, verify_address
 from tests.support.oidc import signed_in_tokens

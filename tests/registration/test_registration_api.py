@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from accounts import user_service as users
-from crypto.certificates import certificate_issued_by
+from common.crypto.certificates import certificate_issued_by
 from registration.app_registration import create_app
 from tests.conftest import app_settings, unique_name
 from tests.support import keys

@@ -12,13 +12,13 @@ import requests
 
 from accounts import user_service as users
 from accounts.user_store import EMAIL_UNCLAIMED, email_claim
-from citylogin.client import Client
+from citylogin.client.api import Client
 from flows import registration
 from oidc import claims as oidc_claims
 from tests.conftest import unique_name
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, FakeClock, settle_background, verify_address
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 NOTICE = "registered_with_your_address"
 VERIFY_LINK = re.compile(r"/#verify=([A-Za-z0-9_-]+)")

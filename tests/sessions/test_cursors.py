@@ -18,7 +18,7 @@ USER, OTHER = "4c3c9a52-0d8e-4c53-9d3c-0d8f5d3f4a11", "9a0b1c2d-3e4f-4a5b-8c6d-7
 
 
 class Ring:
-    """Two refresh secrets by kid, the newest sealing (keys.ring_reader.RefreshSecrets' shape)."""
+    """Two refresh secrets by kid, the newest sealing (common.keys.ring_reader.RefreshSecrets' shape)."""
 
     def __init__(self, newest: str = "k2") -> None:
         self.secrets = {"k1": b"\x01" * 32, "k2": b"\x02" * 32}

@@ -1,6 +1,6 @@
 """Temporary AWS credentials as AWS hands them out, and a DynamoDB that checks them, all on 127.0.0.1.
 
-Why: DynamoDB Local accepts any signature, so against it the lean client (database/dynamo_client.py)
+Why: DynamoDB Local accepts any signature, so against it the lean client (common/database/dynamo_client.py)
 could sign with stale keys, a wrong secret or a wrong time and never know. Here a `KeyIssuer`
 rotates generations of temporary keys; botocore's own credential providers fetch them from the fake
 ECS container endpoint (`ContainerCredentials`) or from a fake STS after reading a rotating web

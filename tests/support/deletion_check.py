@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from crypto.tokens import token_digest
-from database import dynamo
+from common.crypto.tokens import token_digest
+from common.database import dynamo
 
 
 def _scan(client, table: str) -> list[dict]:

@@ -6,9 +6,9 @@ from typing import Any
 
 import requests
 
-from apps import service as apps
-from apps.models import NewCredentials, OidcClient
-from web.context import AppContext
+from relying_parties import service as apps
+from relying_parties.models import NewCredentials, OidcClient
+from common.runtime.context import AppContext
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 

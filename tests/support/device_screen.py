@@ -12,7 +12,7 @@ from typing import IO
 
 import requests
 
-from citylogin.client import Client
+from citylogin.client.api import Client
 from tests.support.waiting import stop
 
 # The code as citylogin shows it: 8 letters of its alphabet (no vowels, no look-alikes), XXXX-XXXX.

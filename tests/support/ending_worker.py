@@ -10,7 +10,7 @@ import uuid
 from common.config import load_settings
 from sessions import service as sessions
 from sessions.models import OpenedSession, RevokeReason
-from web.context import build_context
+from common.runtime.context import build_context
 
 
 def main() -> None:

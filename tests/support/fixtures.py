@@ -9,7 +9,7 @@ import requests
 
 from citylogin.app import create_app
 from tests.support.live import serving, serving_made
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 StartServer = Callable[..., tuple[str, AppContext]]
 

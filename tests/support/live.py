@@ -13,15 +13,15 @@ from typing import Any, Callable, Iterator
 import requests
 from werkzeug.serving import make_server
 
-from apps import push
-from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
-from citylogin.client_keys import dpop_proof, sign_challenge
+from relying_parties import push
+from citylogin.client.api import Client, KeyFile, generate_key, private_key_pem, public_key_pem
+from citylogin.client.keys import dpop_proof, sign_challenge
 from devices import service as devices
 from flows import deletion_sweeper
-from mail.sender import stop_sender
+from common.mail.sender import stop_sender
 from sessions import sweeper as session_sweeper
 from tests.conftest import unique_name
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 PASSWORD = "correct horse battery staple"
 

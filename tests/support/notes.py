@@ -13,8 +13,8 @@ from typing import Iterator
 import requests
 from click.testing import CliRunner
 
-from citylogin.cli import main
-from citylogin.client import Client
+from citylogin.cli.main import main
+from citylogin.client.api import Client
 from tests.support.live import PASSWORD
 from tests.support.ports import free_port
 from tests.support.services import running_process

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 from requests.cookies import RequestsCookieJar
 
-from citylogin.client import Client
-from citylogin.client_keys import sign_challenge
+from citylogin.client.api import Client
+from citylogin.client.keys import sign_challenge
 from oidc.browser_binding import COOKIE_PREFIX
 
 

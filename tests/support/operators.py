@@ -7,7 +7,7 @@ from typing import Iterator, NamedTuple
 
 from accounts import user_service as users
 from accounts.models import Role
-from citylogin.client import Client
+from citylogin.client.api import Client
 from tests.support.dynamo_faults import DynamoFaults
 from tests.support.live import PASSWORD, register_device
 

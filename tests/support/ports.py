@@ -1,6 +1,6 @@
 """Ports for the servers the tests start, reserved between drawing one and the server binding it.
 
-database.dynamodb_local.free_port() finds a port that is free now; a server started with it binds it a
+common.database.dynamodb_local.free_port() finds a port that is free now; a server started with it binds it a
 moment (gunicorn, node, DynamoDB Local: seconds) later. Meanwhile another test process of this machine
 could draw the same port: a second run of the suite beside this one (its xdist workers draw from the same
 slices), or the same worker drawing the ports of several servers before it starts them. One server then
@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from database.dynamodb_local import free_port as unreserved_port
+from common.database.dynamodb_local import free_port as unreserved_port
 
 RESERVATIONS = Path(tempfile.gettempdir()) / "citylogin-test-ports"
 _held: dict[int, int] = {}  # port -> the descriptor holding its lock, for this process's life

@@ -25,7 +25,7 @@ def _git(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-# Each release's tag and commit (CHANGELOG.md), as pyproject.toml records them for citylogin.release: a
+# Each release's tag and commit (CHANGELOG.md), as pyproject.toml records them for citylogin.cli.release: a
 # clone without the tags still has the commit.
 RELEASES: dict[str, str] = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["citylogin"][
     "releases"]

@@ -40,7 +40,7 @@ def running_citylogin(dynamodb_endpoint: str, data_dir: Path, *, prefix: str) ->
                          "data_dir": data_dir, "log_level": "WARNING"}),
            "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port), "CITYLOGIN_PUBLIC_URL": url,
            "CITYLOGIN_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
-    with running_process([sys.executable, "-m", "citylogin.cli", "serve"], port=port, env=env, timeout=60):
+    with running_process([sys.executable, "-m", "citylogin", "serve"], port=port, env=env, timeout=60):
         yield url, env
 
 

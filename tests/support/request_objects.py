@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from citylogin.cli import main
+from citylogin.cli.main import main
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.notes import add_app
 from tests.support.ports import free_port
@@ -125,7 +125,7 @@ def request_object_deployment(dynamodb_endpoint: str, data_dir: Path, *, hosts: 
         apps = {name: add_app(env, name, redirect_uris=(REDIRECT,), options=options(str(jwks), published_at))
                 for name, options in APP_OPTIONS.items()}
         urls = tuple(stack.enter_context(running_process(
-            [sys.executable, "-m", "citylogin.cli", "serve"], port=port, timeout=60,
+            [sys.executable, "-m", "citylogin", "serve"], port=port, timeout=60,
             env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)})) for port in ports)
         yield Deployment(hosts=urls, issuer=issuer, apps=apps, keys=keys, published_at=published_at,
                          published=published)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sessions import service as sessions
 from sessions.models import OpenedSession
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 
 def open_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str,

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 
-from citylogin.client import Client
+from citylogin.client.api import Client
 from tests.support.oidc import authorize_url, http_of, pkce_pair, query_of
 
 REDIRECT = "https://app.soak.example/callback"

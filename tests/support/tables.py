@@ -1,6 +1,6 @@
 """The tables of a prefix made once per test process on the run's DynamoDB Local.
 
-Every app a test builds starts with database.dynamo.ensure_tables: a ListTables and, for each of the
+Every app a test builds starts with common.database.dynamo.ensure_tables: a ListTables and, for each of the
 tables that exist, a DescribeTable (an index a table made by an older version lacks). A test module
 builds many apps on its one prefix, and after the first start of a prefix in this process each of
 those 18 calls only finds what the first made: 40 ms of the test process's CPU and 45 ms of DynamoDB
@@ -13,7 +13,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from database import dynamo
+from common.database import dynamo
 
 
 @contextmanager

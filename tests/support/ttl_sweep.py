@@ -1,8 +1,8 @@
 """What DynamoDB's TTL does some time after an item's TTL has passed: delete it (late, never early)."""
 from __future__ import annotations
 
-from database import dynamo
-from web.context import AppContext
+from common.database import dynamo
+from common.runtime.context import AppContext
 
 
 def sweep_expired_items(ctx: AppContext, table: str, *, key: tuple[str, ...], now: int) -> int:

@@ -1,6 +1,6 @@
 """DPoP proofs (RFC 9449) as citylogin's clients make them with their device keys (SPEC §12):
 reading a proof, checking it against a request, RFC 7638 thumbprints and `ath`. Pure: the same
-checks as the server's crypto/dpop.py, which the guard cannot import (it installs alone)."""
+checks as the server's common/crypto/dpop.py, which the guard cannot import (it installs alone)."""
 from __future__ import annotations
 
 import base64

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from accounts import user_service
-from apps import registration_tokens
+from relying_parties import registration_tokens
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, unique_name
 from tests.oidc.conformance.browser_person import CallbackReceiver, Person
 from tests.oidc.conformance.dynamic_client import ClientSite, registrar

@@ -29,8 +29,8 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from oidc.client_keys import public_jwks
 from tests.oidc.conformance.browser_person import Callback, Person, Visit
 from tests.oidc.conformance.relying_party import (ERROR_CALLBACK_PARAMETERS, ID_TOKEN_CLAIMS, SKEW, VSCHAR, Provider,

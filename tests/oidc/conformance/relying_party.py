@@ -21,11 +21,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import jwt
 import requests
 
-from apps import service as apps
-from apps.models import OidcClient
+from relying_parties import service as apps
+from relying_parties.models import OidcClient
 from tests.oidc.conformance.browser_person import CALLBACK_PATH, POST_LOGOUT_PATH, Person, Visit
 from tests.support.oidc import pkce_pair
-from web.context import AppContext
+from common.runtime.context import AppContext
 
 TIMEOUT = 10
 SKEW = 5 * 60  # seconds: the suite's allowance for clocks (ValidateIdToken)

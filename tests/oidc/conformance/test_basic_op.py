@@ -18,7 +18,7 @@ import jwt
 import pytest
 import requests
 
-from keys.jwt_keys import ID_TOKEN_ALGORITHMS
+from common.keys.jwt_keys import ID_TOKEN_ALGORITHMS
 from tests.oidc.conformance.browser_person import Person
 from tests.oidc.conformance.dynamic_client import (DynamicClient, Registrar, object_redirect, unsigned_objects_listed,
                                                    unsigned_request_object)

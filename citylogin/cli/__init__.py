@@ -1,0 +1,1 @@
+"""The `citylogin` command: serve, init, and the operators' commands."""

@@ -1,0 +1,113 @@
+"""HTTP routes of /device: parse, call one service function, shape the answer."""
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask import Blueprint, Response, jsonify
+
+from devices import certificate_service, service
+from devices.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout, PairedDeviceRequest,
+                            RenameRequest, RenamedDevice, RenewRequest, RenewedCertificate, UnbindRequest,
+                            UnboundDevice)
+from flows import pairing, recovery
+from flows.models import RecoverRequest
+from sessions.guard import current_principal, require_session
+from common.web.caller import current_caller
+from common.runtime.context import ctx
+from common.web.openapi import operation
+from common.web.validation import parse_body
+
+bp = Blueprint("device_manager", __name__, url_prefix="/device")
+
+
+@bp.get("/ca.pem")
+@operation("The CA certificate that issues device certificates", media_type="application/x-pem-file", database=False)
+def ca_certificate():
+    return Response(ctx().ca.certificate_pem(), mimetype="application/x-pem-file")
+
+
+@bp.get("/crl.pem")
+@operation("The CA-signed CRL of revoked and superseded device certificates (PEM)",
+           media_type="application/x-pem-file")
+def crl():
+    # Cached up to 15 s here (CRL_CACHE_TIME); let other caches keep it no longer than that.
+    return Response(certificate_service.current_crl_pem(ctx()), mimetype="application/x-pem-file",
+                    headers={"Cache-Control": "public, max-age=15"})
+
+
+@bp.post("/renew")
+@require_session
+@operation("Renew the calling device's certificate, on a new key if one is sent", body=RenewRequest,
+           response=RenewedCertificate, status=201, auth=True, errors=(403, 409, 429))
+def renew():
+    body = parse_body(RenewRequest)
+    principal = current_principal()
+    result = certificate_service.renew_certificate(
+        ctx(), user_uuid=principal.user_uuid, device_id=principal.device_id, challenge=body.challenge,
+        signature=body.signature, public_key=body.public_key, csr=body.csr, session=principal.session)
+    return jsonify(result.model_dump()), 201
+
+
+@bp.post("/register")
+@operation("Add a device with a pairing QR payload and the account's credentials", body=PairedDeviceRequest,
+           response=DeviceCertificateResponse, status=201, errors=(401, 403, 404, 409, 410, 429))
+def register():
+    paired = parse_body(PairedDeviceRequest)
+    result = pairing.register_paired_device(
+        ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
+        device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller(),
+        device_class=paired.device_class)
+    return jsonify(result.model_dump(exclude_none=True)), 201
+
+
+@bp.get("/list")
+@require_session
+@operation("The caller's devices", response=DeviceList, auth=True)
+def list_devices():
+    principal = current_principal()
+    result = service.list_devices(ctx(), user_uuid=principal.user_uuid, current_device_id=principal.device_id)
+    return jsonify(result.model_dump())
+
+
+@bp.patch("/<uuid:device_id>")  # the converter keeps PATCH /device/list off this route
+@require_session
+@operation("Rename one of the caller's devices, or change its class", body=RenameRequest, response=RenamedDevice,
+           auth=True, errors=(404, 409))
+def rename(device_id: UUID):
+    body = parse_body(RenameRequest)
+    result = service.rename_device(ctx(), user_uuid=current_principal().user_uuid, device_id=str(device_id),
+                                   device_name=body.device_name, device_class=body.device_class)
+    return jsonify(result.model_dump())
+
+
+@bp.post("/force_logout")
+@require_session
+@operation("Log one of the caller's devices out (reason remote_logout)", body=DeviceIdRequest,
+           response=ForcedLogout, auth=True, errors=(404,))
+def force_logout():
+    body = parse_body(DeviceIdRequest)
+    principal = current_principal()
+    ended = service.force_logout(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id,
+                                 by_device=principal.device_id)
+    return jsonify(ForcedLogout(device_id=body.device_id, logged_out=ended).model_dump())
+
+
+@bp.post("/unbind")
+@require_session
+@operation("Revoke one of the caller's devices for good and end its session", body=UnbindRequest,
+           response=UnboundDevice, auth=True, errors=(404, 409))
+def unbind():
+    body = parse_body(UnbindRequest)
+    principal = current_principal()
+    service.unbind(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id, by_device=principal.device_id,
+                   confirm_last=body.confirm_last)
+    return jsonify(UnboundDevice(device_id=body.device_id).model_dump())
+
+
+@bp.post("/recover")
+@operation("A new device for an account whose devices are all lost, with a recovery code",
+           body=RecoverRequest, response=DeviceCertificateResponse, status=201, errors=(401, 409, 429))
+def recover():
+    body = parse_body(RecoverRequest)
+    result = recovery.recover_device(ctx(), request=body, caller=current_caller())
+    return jsonify(result.model_dump(exclude_none=True)), 201
