@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 50
-WEB_FOLDERS = ("citylogin/web", "citylogin/sdk")
+WEB_FOLDERS = ("citylogin/webui/static", "citylogin/sdk")
 WEB_SUFFIXES = {".js", ".css", ".html", ".ts"}
 
 

@@ -139,7 +139,7 @@ def test_the_checks_catch_a_cycle_and_a_store_reach(tmp_path):
     # and pairing reached into device_manager's store.
     files = {"common/errors.py": "",
              "device_manager/store.py": "from common import errors\n",
-             "devices/views.py": "from registration import pairing_service\n",
+             "device_manager/service.py": "from registration import pairing_service\n",
              "registration/pairing_service.py": "from device_manager.store import WriteRefused\n"
                                                 "from login_app import service\n",
              "login_app/service.py": "from registration import service as users\n"}

@@ -14,6 +14,10 @@ from flask import Blueprint, Flask
 from citylogin.app import create_app as create_all_in_one
 from citylogin.prefixes import EVERY_SERVICE, SERVICES, WEB_UI, Mount, mount_of, table
 from citylogin.webui.app import create_app as create_web_ui
+from device_manager import app_device_manager
+from login_app import app_login
+from registration import app_registration
+from session_manager import app_session_manager
 
 LAYOUT_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "code-layout.md"
 
@@ -56,6 +60,14 @@ def test_each_prefix_is_on_one_service(base_config):
     everything = _routes(create_all_in_one(base_config))
     api = {route for route in everything if mount_of(route[0], mounts).served_by not in (EVERY_SERVICE, WEB_UI)}
     assert api == set(served), "the all-in-one app and the four services serve different routes"
+
+
+def test_each_service_says_its_prefixes_in_its_first_lines():
+    modules = [app_registration, app_login, app_session_manager, app_device_manager]
+    assert list(SERVICES.values()) == modules
+    for module in modules:
+        said = set(re.findall(r"(?<![\w.])/[a-z][\w-]*", (module.__doc__ or "").split("; and")[0]))
+        assert said == set(module.PREFIXES), module.__name__
 
 
 def test_a_route_outside_its_prefixs_home_is_caught():

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ROOT / "common" / "locales"
-WEB = ROOT / "citylogin" / "web"
+WEB = ROOT / "citylogin" / "webui" / "static"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # A key as a whole string literal in a script ("web.x", 'web.x', `web.x`), or in a data-i18n* attribute.
 SCRIPT_KEY = re.compile(r"""["'`](web\.[\w.]+)["'`]""")

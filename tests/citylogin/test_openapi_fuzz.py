@@ -51,7 +51,7 @@ from tests.support.services import running_service
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
-# The event stream stays open until the access token expires; tests/session_manager covers it.
+# The event stream stays open until the access token expires; tests/sessions covers it.
 # /oidc/token answers RFC 6749 §5.2's JSON errors, not problem+json, and its form is Authlib's to check;
 # tests/oidc covers it (a body model and per-status media types in the OpenAPI document are to come).
 NOT_FUZZED = ["/session/events", "/oidc/token", "/oidc/revoke", "/oidc/par",

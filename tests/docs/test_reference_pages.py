@@ -12,7 +12,7 @@ DOCUMENTED_METRIC = re.compile(r"^\|\s*`(citylogin_[a-z_]+)`\s*\|", re.MULTILINE
 
 
 def test_every_metric_is_documented():
-    defined = {name for path in (ROOT / "web" / "metrics.py", ROOT / "mail" / "outbox.py")
+    defined = {name for path in (ROOT / "common" / "web" / "metrics.py", ROOT / "common" / "mail" / "outbox.py")
                for name in METRIC.findall(path.read_text())}
     documented = set(DOCUMENTED_METRIC.findall((ROOT / "docs" / "reference" / "metrics.md").read_text()))
     assert len(defined) >= 9 and defined == documented, sorted(defined ^ documented)
@@ -20,4 +20,4 @@ def test_every_metric_is_documented():
 
 def test_the_cli_page_is_generated_from_click():
     page = (ROOT / "docs" / "reference" / "cli.md").read_text()
-    assert re.search(r"^::: mkdocs-click\n    :module: citylogin\.cli\n    :command: main\n", page, re.MULTILINE)
+    assert re.search(r"^::: mkdocs-click\n    :module: citylogin\.cli\.main\n    :command: main\n", page, re.MULTILINE)

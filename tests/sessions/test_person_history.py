@@ -36,7 +36,7 @@ def test_every_result_and_operator_action_has_words_in_both_languages():
     for tag, catalogue in CATALOGUES.items():
         assert keys - set(catalogue) == set(), tag
         assert all(catalogue[key].strip() for key in keys), tag
-    script = (ROOT / "citylogin" / "web" / "activity.js").read_text()
+    script = (ROOT / "citylogin" / "webui" / "static" / "activity.js").read_text()
     assert "`web.history.result_${item.result}`" in script and "`web.history.action_${item.action}`" in script
 
 

@@ -131,7 +131,7 @@ def test_a_heading_that_is_not_a_release_is_refused(heading):
 
 def test_the_repositorys_own_changelog_and_pyproject_agree():
     """This repository's CHANGELOG.md names its releases as the script reads them."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     releases, _ = changelog_releases((root / "CHANGELOG.md").read_text(encoding="utf-8"))
     from common.version import running_version
     assert releases and releases[0][0] == running_version()

@@ -27,7 +27,7 @@ from tests.support.live import PASSWORD, register_device
 from tests.support.services import running_gunicorn
 from common.web.app_factory import MAX_BODY_BYTES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STREAMS, SLOW_SOCKETS = 500, 300
 READ_TIMEOUT = Settings.model_fields["request_read_timeout"].default  # shipped: 10 s
 

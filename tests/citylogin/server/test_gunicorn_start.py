@@ -16,7 +16,7 @@ from tests.conftest import FAST_ARGON2, config_env, unique_name
 from tests.support.ports import free_port
 from tests.support.services import GUNICORN
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def kek() -> str:

@@ -12,7 +12,7 @@ from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env
 from tests.support.services import running_gunicorn
 from tests.support.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _scrape(url: str) -> dict[tuple, float]:

@@ -18,7 +18,7 @@ from tests.conftest import FAST_ARGON2, config_env
 from tests.support.live import PASSWORD, register_device
 from tests.support.services import running_gunicorn
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 THREADS, STREAMS, LEAVING = 4, 300, 50
 METRICS_TOKEN = "parked-streams-metrics"
 HEARTBEAT = b"\r\n: keep-alive\n\n\r\n"  # a chunk of its own (not the head's "Connection: keep-alive")

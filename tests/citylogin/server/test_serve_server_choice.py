@@ -14,7 +14,7 @@ from citylogin.server import gunicorn_config
 from citylogin.server.serve import choose_server
 from citylogin.server.under_gunicorn import ServeApplication, bind_address, metrics_directory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_default_is_gunicorn_with_citylogins_worker_and_says_so():

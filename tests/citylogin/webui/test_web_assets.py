@@ -20,14 +20,14 @@ from citylogin.app import create_app
 from citylogin.webui.assets import chosen_encoding, statically_imported, web_assets
 from common.brand import DEFAULT_BRAND
 
-PACKAGE = Path(__file__).resolve().parents[2] / "citylogin"
+PACKAGE = Path(__file__).resolve().parents[3] / "citylogin"
 APP_ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://other.example.com"      # with two origins allowed, CORS answers vary by Origin
 IMMUTABLE = "public, max-age=31536000, immutable"
 GZIP = {"Accept-Encoding": "gzip, deflate, br, zstd"}
-PLAIN_FILES = {url: PACKAGE / url.lstrip("/") for url in
+PLAIN_FILES = {url: PACKAGE / url.lstrip("/").replace("web/", "webui/static/", 1) for url in
                ["/web/app.js", "/web/app.css", "/sdk/citylogin.js", "/sdk/citylogin.d.ts"]}
-MODULES = sorted([*PACKAGE.glob("common/web/*.js"), *PACKAGE.glob("sdk/*.js")])
+MODULES = sorted([*PACKAGE.glob("webui/static/*.js"), *PACKAGE.glob("sdk/*.js")])
 IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.S)
 
 
@@ -172,7 +172,7 @@ def test_every_minified_module_still_parses_as_a_module(module, tmp_path):
 def test_an_outdated_fingerprint_gets_the_current_file_revalidated(client):
     outdated = client.get("/web/app.000000000000.js", headers=GZIP)
     assert outdated.status_code == 200 and outdated.headers["Cache-Control"] == "no-cache"
-    assert gzip.decompress(outdated.data) == (PACKAGE / "web" / "app.js").read_bytes()
+    assert gzip.decompress(outdated.data) == (PACKAGE / "webui" / "static" / "app.js").read_bytes()
 
 
 @pytest.mark.parametrize("url", ["/web/nothing.000000000000.js", "/web/nothing.js", "/web/index.html",

@@ -143,7 +143,7 @@ def test_a_name_without_ascii_letters_leaves_the_file_its_day_alone():
         ("acme-id", "id-2", "")
 
 
-ATTACK = (Path(__file__).resolve().parents[1] / "common" / "svg" / "attacks")
+ATTACK = (Path(__file__).resolve().parents[2] / "common" / "svg" / "attacks")
 
 
 def test_a_malicious_logo_is_served_as_its_safe_subset_at_every_address(make_server, tmp_path):

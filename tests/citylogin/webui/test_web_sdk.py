@@ -9,7 +9,7 @@ import pytest
 
 from citylogin.app import create_app
 
-SDK = Path(__file__).resolve().parents[2] / "citylogin" / "sdk"
+SDK = Path(__file__).resolve().parents[3] / "citylogin" / "sdk"
 APP_ORIGIN = "https://app.example.com"
 
 # `export class X`, `export async function X`, `export const X`, `export { A, B as C }` (module side).

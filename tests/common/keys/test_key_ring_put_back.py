@@ -346,7 +346,7 @@ def previous_release_store() -> types.ModuleType:
     commit = release_commit("v0.1.0")
     source = subprocess.run(["git", "show", f"{commit}:common/key_ring_store.py"], cwd=REPO, capture_output=True,
                             text=True, timeout=60, check=True).stdout
-    source = source.replace("from common import dynamo", "from database import dynamo").replace(
+    source = source.replace("from common import dynamo", "from common.database import dynamo").replace(
         "from common.key_encryption import", "from common.keys.encryption import")
     module = types.ModuleType("previous_key_ring_store")
     sys.modules[module.__name__] = module  # dataclasses look their module up
