@@ -76,7 +76,7 @@ class Serve:
 
 
 def serve_children(pid: int) -> set[int]:
-    """The live processes running `citylogin.cli.main` whose parent is `pid` (from /proc): gunicorn's workers,
+    """The live processes running `python -m citylogin` whose parent is `pid` (from /proc): gunicorn's workers,
     or werkzeug's reloaded child; not DynamoDB Local."""
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -85,7 +85,7 @@ def serve_children(pid: int) -> set[int]:
             command = (stat.parent / "cmdline").read_text(errors="replace")
         except OSError:
             continue  # ended while we looked
-        if int(fields[1]) == pid and fields[0] != "Z" and "citylogin.cli.main" in command:
+        if int(fields[1]) == pid and fields[0] != "Z" and command.split("\0")[1:3] == ["-m", "citylogin"]:
             found.add(int(stat.parent.name))
     return found
 
