@@ -52,10 +52,6 @@ class AccountGone(NotFound):
     detail = "No such account."
 
 
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 def lockout_store(ctx: AppContext) -> LockoutStore:
     return LockoutStore(ctx.dynamodb, ctx.tables.rate_limits)
 
@@ -111,7 +107,7 @@ def _claimed_user(ctx: AppContext, facts: Mapping[str, Any]) -> tuple[UserRecord
 def _check_lockout(ctx: AppContext, facts: Mapping[str, Any]) -> bool:
     """Raise 429 while the username or the IP is locked; True if the username has recent failures
     (or a past lock) to clear on success."""
-    now = _now(ctx)
+    now = ctx.epoch()
     locked_until = max((item.get("locked_until", 0) for item in (facts[LOCK_USER], facts[LOCK_IP]) if item),
                        default=0)
     if locked_until > now:
@@ -120,7 +116,7 @@ def _check_lockout(ctx: AppContext, facts: Mapping[str, Any]) -> bool:
 
 
 def _count_failure(ctx: AppContext, *, username: str, ip: str | None, user: UserRecord | None = None) -> None:
-    store, now = lockout_store(ctx), _now(ctx)
+    store, now = lockout_store(ctx), ctx.epoch()
     user_subject, ip_subject = _subjects(username, ip)
     if store.add_failure(user_subject, now=now) >= ctx.settings.login_max_failures:
         locked_seconds = store.lock(user_subject, now=now)
@@ -147,7 +143,7 @@ def username_lock_read(ctx: AppContext, *, username: str) -> KeyRead[int | None]
     """Until when (epoch seconds) wrong passwords locked `username`'s password checks, or None if they
     do not now, for a caller's batch read (an operator's account page)."""
     user_subject, _ = _subjects(username, None)
-    now = _now(ctx)
+    now = ctx.epoch()
 
     def until(item: dict[str, Any] | None) -> int | None:
         ends = int((LockoutStore.from_item(item) or {}).get("locked_until", 0))

@@ -82,10 +82,6 @@ def _tokens(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
 
 
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 def relying_party(ctx: AppContext) -> tuple[str, list[str]]:
     """The relying-party id (the public URL's host) and the origins assertions may come from."""
     parts = urlsplit(ctx.public_url())
@@ -131,7 +127,7 @@ def _new_challenge(ctx: AppContext, *, kind: str, user_uuid: str | None = None,
     in one transaction with `counter` (a rate-limit entry): None if the counter refused."""
     challenge = secrets.token_bytes(32)
     put = _tokens(ctx).create_item(digest=token_digest(_b64(challenge), purpose=kind), kind=kind,
-                                   expires_epoch=_now(ctx) + CHALLENGE_TTL,
+                                   expires_epoch=ctx.epoch() + CHALLENGE_TTL,
                                    data={"user_uuid": user_uuid} if user_uuid else None)
     try:
         ctx.dynamodb.transact_write_items(TransactItems=[*([counter] if counter else []), {"Put": put["Put"]}])
@@ -206,7 +202,7 @@ def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredent
     removes every passkey, so none added by an ended session outlives it)."""
     challenge = _client_challenge(credential.response.clientDataJSON) or ""
     pending = challenge and _tokens(ctx).consume(digest=token_digest(challenge, purpose=_CREATE), kind=_CREATE,
-                                                 now=_now(ctx))
+                                                 now=ctx.epoch())
     if not pending or pending.get("user_uuid") != user.user_uuid:
         raise RegistrationRefused()
     rp_id, origins = relying_party(ctx)
@@ -276,7 +272,7 @@ def assertion_reads(ctx: AppContext, *, user_uuid: str, assertion: PasskeyAssert
 
 
 def _challenge_usable(ctx: AppContext, item: dict[str, Any] | None) -> bool:
-    return item is not None and item["kind"]["S"] == _GET and int(item["expires_epoch"]["N"]) > _now(ctx)
+    return item is not None and item["kind"]["S"] == _GET and int(item["expires_epoch"]["N"]) > ctx.epoch()
 
 
 @dataclass(frozen=True)
@@ -314,7 +310,7 @@ def check_assertion(ctx: AppContext, *, user: UserRecord, assertion: PasskeyAsse
         raise PasskeyCounterRegressed()
     tokens = _tokens(ctx)
     return AcceptedAssertion(record=record, spending=[
-        GuardedWrite(tokens.consume_item(digest=token_digest(challenge, purpose=_GET), kind=_GET, now=_now(ctx)),
+        GuardedWrite(tokens.consume_item(digest=token_digest(challenge, purpose=_GET), kind=_GET, now=ctx.epoch()),
                      refusal),
         GuardedWrite(_store(ctx).use_item(record, sign_count=max(new_count, record.sign_count),
                                           backed_up=verified.credential_backed_up, used_at=iso(ctx.now())),

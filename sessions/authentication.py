@@ -15,7 +15,7 @@ from database.guarded_write import GuardedWrite
 from keys.jwt_keys import TokenError
 from sessions import binding
 from sessions.binding import ProofOffer
-from sessions.context import end_reason, epoch, liveness, session_store
+from sessions.context import end_reason, liveness, session_store
 from sessions.endings import revoke_session
 from sessions.errors import InvalidToken, SessionRevoked, TokenExpired, ended_error
 from sessions.models import Holder, Principal, RevokeReason, SessionRecord
@@ -63,7 +63,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         session = read_along.pop(SESSION_READ)
     if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
         raise InvalidToken()
-    now = epoch(ctx)
+    now = ctx.epoch()
     reason = end_reason(ctx, session, now)
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
         raise ended_error(session, reason, app_token=issued_by == PROVIDER_TOKENS)
@@ -139,7 +139,7 @@ def live_session(ctx: AppContext, *, session_id: str, user_uuid: str, device_id:
     session = session_store(ctx).get(session_id)
     if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
         return None
-    return None if end_reason(ctx, session, epoch(ctx)) else session
+    return None if end_reason(ctx, session, ctx.epoch()) else session
 
 
 def session_live_check(ctx: AppContext, session: SessionRecord) -> GuardedWrite:
@@ -167,7 +167,7 @@ def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
 
 def _live_check(ctx: AppContext, holder: Holder, *, any_key: bool = False,
                 app: tuple[str, str] | None = None) -> GuardedWrite:
-    now = epoch(ctx)
+    now = ctx.epoch()
     return GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now, any_key=any_key, app=app,
                                                                  idle_cutoff=liveness(ctx).idle_cutoff(now)),
                         refusal=lambda: _not_live(ctx, holder, any_key=any_key))
@@ -178,7 +178,7 @@ def _not_live(ctx: AppContext, holder: Holder, *, any_key: bool = False) -> Exce
     session = session_store(ctx).get(holder.session_id)
     if session is None or session.user_uuid != holder.user_uuid or session.device_id != holder.device_id:
         return InvalidToken()
-    reason = end_reason(ctx, session, epoch(ctx))
+    reason = end_reason(ctx, session, ctx.epoch())
     if reason:
         return ended_error(session, reason)
     if not any_key and holder.jkt and not (session.jkt and digests_equal(session.jkt, holder.jkt)):

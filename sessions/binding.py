@@ -51,11 +51,7 @@ def current_nonce(ctx: AppContext) -> str:
     kid = ctx.refresh_secrets.newest_kid()
     secret = ctx.refresh_secrets.get(kid)
     assert secret is not None  # newest_kid names a secret of the ring
-    return dpop.make_nonce(secret=secret, kid=kid, now=_epoch(ctx))
-
-
-def _epoch(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
+    return dpop.make_nonce(secret=secret, kid=kid, now=ctx.epoch())
 
 
 def checked_proof(ctx: AppContext, offer: ProofOffer | None, *, access_token: str | None = None,
@@ -66,7 +62,7 @@ def checked_proof(ctx: AppContext, offer: ProofOffer | None, *, access_token: st
     proof_spending) once nothing else refuses the request."""
     if offer is None or offer.proof is None:
         raise InvalidDpopProof(reason="this request needs a DPoP header")
-    now = _epoch(ctx)
+    now = ctx.epoch()
     try:
         proof, _key = dpop.read_proof(offer.proof)
         fresh_by_nonce = proof.nonce is not None and dpop.nonce_is_current(
@@ -87,7 +83,7 @@ def _store(ctx: AppContext) -> OneTimeTokenStore:
 def _spent_until(ctx: AppContext, proof: dpop.Proof) -> int:
     # Past this no host accepts the proof anyway: its iat is over 60 s old, and so is its nonce. An
     # iat far ahead (a proof fresh by its nonce) keeps it no longer than its iat could count.
-    now = _epoch(ctx)
+    now = ctx.epoch()
     return min(max(proof.iat, now), now + dpop.MAX_AGE) + dpop.MAX_AGE + 1
 
 

@@ -17,14 +17,6 @@ def history_store(ctx: AppContext) -> HistoryStore:
     return HistoryStore(ctx.dynamodb, ctx.tables.login_history)
 
 
-def epoch(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
-def epoch_ms(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp() * 1000)
-
-
 def liveness(ctx: AppContext) -> Liveness:
     return Liveness(idle_timeout=ctx.settings.session_idle_timeout)
 

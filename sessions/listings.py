@@ -8,7 +8,7 @@ from typing import Any
 from common.errors import InvalidField
 from database.batch_read import KeyRead
 from sessions import cursors
-from sessions.context import end_reason, epoch, history_store, liveness, session_store
+from sessions.context import end_reason, history_store, liveness, session_store
 from sessions.errors import SessionNotFound
 from sessions.history_store import BadCursor
 from sessions.models import SESSION_ACTIVE, HistoryResult, Presence, PresenceEntry, SessionRecord
@@ -23,7 +23,7 @@ def list_user_sessions(ctx: AppContext, *, user_uuid: str) -> list[SessionRecord
 def session_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None,
                  include_ended: bool) -> tuple[list[SessionRecord], str | None]:
     """One page of the user's sessions, newest first: only the live ones unless `include_ended`."""
-    now = epoch(ctx)
+    now = ctx.epoch()
     return _sealed_page(ctx, listing="sessions", user_uuid=user_uuid, cursor=cursor,
                         read=lambda position: session_store(ctx).page_for_user(
                             user_uuid, limit=limit, cursor=position,
@@ -51,7 +51,7 @@ def _sealed_page(ctx: AppContext, *, listing: str, user_uuid: str, cursor: str |
 
 def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | None]:
     """("active" | "revoked" | "expired", reason) as of now."""
-    reason = end_reason(ctx, session, epoch(ctx))
+    reason = end_reason(ctx, session, ctx.epoch())
     if reason is None:
         return "active", None
     return ("revoked" if session.status != SESSION_ACTIVE else "expired"), reason
@@ -71,7 +71,7 @@ def live_devices(ctx: AppContext, *, user_uuid: str, presence: Presence | None =
     """The user's logged-in devices as of now, from `presence` if the caller read it already."""
     if presence is None:
         presence = session_store(ctx).get_presence(user_uuid)
-    return presence.live(now=epoch(ctx), liveness=liveness(ctx))
+    return presence.live(now=ctx.epoch(), liveness=liveness(ctx))
 
 
 def record_attempt(ctx: AppContext, *, user_uuid: str, result: HistoryResult, device_id: str | None, ip: str | None,

@@ -14,7 +14,7 @@ from common.errors import ServiceUnavailable
 from common.timefmt import iso
 from crypto.tokens import token_digest
 from database.guarded_write import GuardedWrite
-from sessions.context import epoch, epoch_ms, history_store, liveness, session_store
+from sessions.context import history_store, liveness, session_store
 from sessions.endings import ending_shard
 from sessions.models import (Ending, HistoryResult, Holder, OpenedSession, Presence, PresenceEntry, PresenceMoved,
                              RevokeReason, Seats, SessionRecord)
@@ -40,7 +40,7 @@ def read_seats(ctx: AppContext, *, user_uuid: str, device_id: str, presence: Pre
     if learned.contended:
         time.sleep(random.uniform(0.005, 0.02 * min(learned.attempts, 10)))
     presence = _with_activity(presence or session_store(ctx).get_presence(user_uuid), learned.seen_since)
-    now = epoch(ctx)
+    now = ctx.epoch()
     return Seats(device_id=device_id, presence=presence, now=now, live=presence.live(now=now, liveness=liveness(ctx)),
                  learned=learned)
 
@@ -77,7 +77,7 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     try:
         store.open_session(before=seats.presence, entries=kept, session=session, displaced=displaced,
                            idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
-                           at_ms=epoch_ms(ctx), extra_writes=[w.item for w in extra],
+                           at_ms=ctx.epoch_ms(), extra_writes=[w.item for w in extra],
                            unconditional=[_login_row(ctx, session=session, evicted=evicted)])
     except ExtraWriteRefused as refused:
         raise extra[refused.index].refusal() from None
@@ -113,7 +113,7 @@ def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_cl
     gone: set[str] = set()
     for attempt in range(RELABEL_ATTEMPTS):
         presence = _with_activity(store.get_presence(user_uuid), seen_since)
-        now = epoch(ctx)
+        now = ctx.epoch()
         live = presence.live(now=now, liveness=rule)
         mine = next((e for e in live if e.device_id == device_id and e.device_class != device_class), None)
         if mine:  # logged in, and counted under another class until now
@@ -126,7 +126,7 @@ def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_cl
         try:
             store.relabel(before=presence, entries=entries, session_id=mine.session_id if mine else None,
                           device_class=device_class, idle=idle, idle_cutoff=rule.idle_cutoff(now),
-                          at=iso(ctx.now()), end_epoch=now, at_ms=epoch_ms(ctx), extra_writes=[w.item for w in extra])
+                          at=iso(ctx.now()), end_epoch=now, at_ms=ctx.epoch_ms(), extra_writes=[w.item for w in extra])
             return
         except ExtraWriteRefused as refused:
             raise extra[refused.index].refusal() from None

@@ -3,11 +3,11 @@ per app context, a session's Server-Sent Events stream, and the outbox row of an
 ending (SPEC §11, §14)."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
+from common.slots import Slot
 from database.guarded_write import GuardedWrite
-from sessions.context import epoch, liveness, session_store
+from sessions.context import liveness, session_store
 from sessions.errors import StreamsFull
 from sessions.events import LiveStream, SessionWatcher, StreamCaps, TooManyStreams
 from sessions.feed import EventFeed
@@ -16,8 +16,8 @@ from sessions.models import Ending, Principal, SessionEnded
 from web.context import AppContext
 from web.serving import server_kind
 
-
-_watcher_lock = threading.Lock()
+EVENT_FEED: Slot[EventFeed] = Slot("sessions.event_feed")
+SESSION_WATCHER: Slot[SessionWatcher] = Slot("sessions.session_watcher")
 
 
 def events_after(ctx: AppContext, seq: str) -> Iterator[SessionEnded]:
@@ -33,35 +33,28 @@ def grant_ending(ctx: AppContext, *, session_id: str, user_uuid: str, device_id:
     Logout hear it, no session stream or other app does."""
     ending = Ending(session_id=session_id, user_uuid=user_uuid, device_id=device_id, reason=reason,
                     client_id=client_id, grant_id=grant_id)
-    item = event_put(ctx.tables.security_events, ending, at_ms=int(ctx.now().timestamp() * 1000))
+    item = event_put(ctx.tables.security_events, ending, at_ms=ctx.epoch_ms())
     return GuardedWrite(item=item, refusal=lambda: RuntimeError("an event's seq is new"))
 
 
 def event_feed(ctx: AppContext) -> EventFeed:
     """The process's one reader of the security events feed for this app context (not yet reading:
     it starts with its first listener or waiter)."""
-    with _watcher_lock:
-        feed = ctx.event_feed
-        if not isinstance(feed, EventFeed):  # None until first use
-            feed = ctx.event_feed = EventFeed(FeedStore(ctx.dynamodb, ctx.tables.security_events),
-                                              interval=ctx.settings.events_poll_interval,
-                                              now=lambda: ctx.now().timestamp())
-        return feed
+    return ctx.slots.get_or_make(EVENT_FEED, lambda: EventFeed(
+        FeedStore(ctx.dynamodb, ctx.tables.security_events), interval=ctx.settings.events_poll_interval,
+        now=lambda: ctx.now().timestamp()))
 
 
 def session_watcher(ctx: AppContext) -> SessionWatcher:
     """The process's one watcher for this app context, listening to the feed from first use."""
-    feed = event_feed(ctx)
-    with _watcher_lock:
-        watcher = ctx.session_watcher
-        if isinstance(watcher, SessionWatcher):
-            return watcher
-        watcher = ctx.session_watcher = SessionWatcher(
+    def make() -> SessionWatcher:
+        watcher = SessionWatcher(
             fetch_states=session_store(ctx).batch_states, caps=stream_caps(ctx), now=lambda: ctx.now().timestamp(),
-            end_reason=lambda state: _state_end_reason(ctx, state, epoch(ctx)),
+            end_reason=lambda state: _state_end_reason(ctx, state, ctx.epoch()),
             deadline=lambda state: _state_deadline(ctx, state))
-    feed.listen(watcher.on_events)
-    return watcher
+        event_feed(ctx).listen(watcher.on_events)
+        return watcher
+    return ctx.slots.get_or_make(SESSION_WATCHER, make)
 
 
 def _state_deadline(ctx: AppContext, state: dict) -> int:

@@ -14,12 +14,14 @@ import requests
 from werkzeug.serving import make_server
 
 from apps import push
+from apps.registry import APP_REGISTRY
 from citylogin.client import Client, KeyFile, generate_key, private_key_pem, public_key_pem
 from citylogin.client_keys import dpop_proof, sign_challenge
 from devices import service as devices
 from flows import deletion_sweeper
 from mail.sender import stop_sender
 from sessions import sweeper as session_sweeper
+from sessions.streams import EVENT_FEED
 from tests.conftest import unique_name
 from web.context import AppContext
 
@@ -72,7 +74,7 @@ def stop_background(ctx: AppContext) -> None:
     session_sweeper.stop_sweeper(ctx)
     deletion_sweeper.stop_sweeper(ctx)
     stop_sender(ctx)
-    for worker in (ctx.ring_refresher, ctx.event_feed, ctx.app_registry):
+    for worker in (ctx.ring_refresher, ctx.slots.get(EVENT_FEED), ctx.slots.get(APP_REGISTRY)):
         stop = getattr(worker, "stop", None)
         if stop is not None:
             stop()
