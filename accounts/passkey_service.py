@@ -268,11 +268,11 @@ def assertion_reads(ctx: AppContext, *, user_uuid: str, assertion: PasskeyAssert
     return {PASSKEY: KeyRead(ctx.tables.passkeys, PasskeyStore.key(user_uuid, assertion.id), PasskeyStore.from_item),
             PASSKEY_CHALLENGE: KeyRead(ctx.tables.one_time_tokens,
                                        OneTimeTokenStore.key(token_digest(challenge, purpose=_GET)),
-                                       lambda item: _challenge_usable(ctx, item))}
+                                       lambda item: _challenge_usable(item, now=ctx.epoch()))}
 
 
-def _challenge_usable(ctx: AppContext, item: dict[str, Any] | None) -> bool:
-    return item is not None and item["kind"]["S"] == _GET and int(item["expires_epoch"]["N"]) > ctx.epoch()
+def _challenge_usable(item: dict[str, Any] | None, *, now: int) -> bool:
+    return item is not None and item["kind"]["S"] == _GET and int(item["expires_epoch"]["N"]) > now
 
 
 @dataclass(frozen=True)

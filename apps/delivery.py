@@ -181,7 +181,7 @@ def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately
     generation = feed.generation()
     pending = exchange(ctx, app, acks=acked, max_events=max_events, stream_id=stream_id)
     wait = not pending.events and max_events > 0 and not return_immediately
-    if wait and _waiting.enter(sessions.stream_caps(ctx).per_process):
+    if wait and _waiting.enter(sessions.stream_caps(ctx.settings).per_process):
         try:
             deadline = time.monotonic() + ctx.settings.ssf_long_poll_seconds
             while not pending.events and (remaining := deadline - time.monotonic()) > 0:
@@ -192,5 +192,5 @@ def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately
                     raise InvalidClient()
         finally:
             _waiting.leave()
-    sets = {security_events.jti(e.seq, app): security_events.session_revoked(ctx, e, app) for e in pending.events}
+    sets = {security_events.jti(e.seq, app): security_events.session_revoked(ctx.jwt, e, app) for e in pending.events}
     return sets, pending.more

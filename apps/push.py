@@ -100,7 +100,7 @@ class SetPush:
         return app.client_id
 
     def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool:
-        token = security_events.session_revoked(self.ctx, event, app)
+        token = security_events.session_revoked(self.ctx.jwt, event, app)
         try:
             response = http.post(app.push_url or "", data=token, timeout=PUSH_TIMEOUT,
                                  headers={"Content-Type": SECEVENT, "Accept": "application/json"})

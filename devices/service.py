@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from accounts import user_service as users
+from common.config import Settings
 from common.errors import (Conflict, ErrorCode, Forbidden, InvalidField, MissingFields, NotFound, StorageUnavailable,
                            Unauthorized)
 from common.timefmt import iso, parse_iso
@@ -109,14 +110,14 @@ class CertificateExpired(Unauthorized):
     detail = "This device's certificate expired too long ago to be renewed; add the device again."
 
 
-def _renewal_grace(ctx: AppContext) -> timedelta:
-    return timedelta(days=ctx.settings.cert_renewal_grace_days)
+def _renewal_grace(settings: Settings) -> timedelta:
+    return timedelta(days=settings.cert_renewal_grace_days)
 
 
-def certificate_expired(ctx: AppContext, record: DeviceRecord) -> bool:
+def certificate_expired(record: DeviceRecord, *, now: datetime) -> bool:
     """Has the device's certificate passed its end? (Within the renewal grace it may still log in,
     with proof of possession only, to renew.)"""
-    return parse_iso(record.cert_expires_at) <= ctx.now()
+    return parse_iso(record.cert_expires_at) <= now
 
 
 def renewal_due(ctx: AppContext, record: DeviceRecord) -> bool:
@@ -130,7 +131,7 @@ def _checked_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint
         raise CertificateMismatch()
     if record.status != DEVICE_STATUS_ACTIVE:
         raise DeviceRevoked()
-    if parse_iso(record.cert_expires_at) + _renewal_grace(ctx) <= ctx.now():
+    if parse_iso(record.cert_expires_at) + _renewal_grace(ctx.settings) <= ctx.now():
         raise CertificateExpired()
     return record
 
@@ -143,7 +144,7 @@ def recheck_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint:
 
 def _check_issued_here(ctx: AppContext, cert: x509.Certificate) -> None:
     now = ctx.now()
-    if certificate_issued_by(ctx.ca, cert, now=now, grace=_renewal_grace(ctx)):
+    if certificate_issued_by(ctx.ca, cert, now=now, grace=_renewal_grace(ctx.settings)):
         return
     if now > cert.not_valid_after_utc and certificate_issued_by(ctx.ca, cert, now=cert.not_valid_after_utc):
         raise CertificateExpired()
@@ -247,7 +248,7 @@ def login_proof(ctx: AppContext, record: DeviceRecord, *, certificate_verified: 
     into the login's transaction (of parallel logins with one challenge, one commits). A
     certificate past its end (within the renewal grace) always needs the signature (SPEC §4), and
     so does every login while CITYLOGIN_REQUIRE_PROOF_OF_POSSESSION is on."""
-    if not certificate_expired(ctx, record) and (certificate_verified
+    if not certificate_expired(record, now=ctx.now()) and (certificate_verified
                                                  or not ctx.settings.require_proof_of_possession):
         return None
     if not (challenge and signature):

@@ -80,10 +80,9 @@ def _store(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
 
 
-def _spent_until(ctx: AppContext, proof: dpop.Proof) -> int:
+def _spent_until(proof: dpop.Proof, *, now: int) -> int:
     # Past this no host accepts the proof anyway: its iat is over 60 s old, and so is its nonce. An
     # iat far ahead (a proof fresh by its nonce) keeps it no longer than its iat could count.
-    now = ctx.epoch()
     return min(max(proof.iat, now), now + dpop.MAX_AGE) + dpop.MAX_AGE + 1
 
 
@@ -91,7 +90,8 @@ def spend_proof(ctx: AppContext, proof: dpop.Proof) -> None:
     """Use the proof up on every host: one conditional write of its (key, jti); InvalidDpopProof if
     some request spent it already (RFC 9449 §11.1)."""
     try:
-        _store(ctx).create(digest=dpop.replay_key(proof), kind=PROOF_KIND, expires_epoch=_spent_until(ctx, proof))
+        _store(ctx).create(digest=dpop.replay_key(proof), kind=PROOF_KIND,
+                           expires_epoch=_spent_until(proof, now=ctx.epoch()))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             raise InvalidDpopProof(reason="this proof was used already") from None
@@ -101,5 +101,5 @@ def spend_proof(ctx: AppContext, proof: dpop.Proof) -> None:
 def proof_spending(ctx: AppContext, proof: dpop.Proof) -> GuardedWrite:
     """spend_proof as an entry of the caller's transaction (a login's): both commit, or neither."""
     item = _store(ctx).create_item(digest=dpop.replay_key(proof), kind=PROOF_KIND,
-                                   expires_epoch=_spent_until(ctx, proof))
+                                   expires_epoch=_spent_until(proof, now=ctx.epoch()))
     return GuardedWrite(item=item, refusal=lambda: InvalidDpopProof(reason="this proof was used already"))

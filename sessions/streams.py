@@ -4,15 +4,17 @@ ending (SPEC §11, §14)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from common.slots import Slot
+from common.config import Settings
 from database.guarded_write import GuardedWrite
 from sessions.context import liveness, session_store
 from sessions.errors import StreamsFull
 from sessions.events import LiveStream, SessionWatcher, StreamCaps, TooManyStreams
 from sessions.feed import EventFeed
 from sessions.feed_store import FeedStore, event_put
-from sessions.models import Ending, Principal, SessionEnded
+from sessions.models import Ending, Liveness, Principal, SessionEnded
 from web.context import AppContext
 from web.serving import server_kind
 
@@ -49,34 +51,33 @@ def session_watcher(ctx: AppContext) -> SessionWatcher:
     """The process's one watcher for this app context, listening to the feed from first use."""
     def make() -> SessionWatcher:
         watcher = SessionWatcher(
-            fetch_states=session_store(ctx).batch_states, caps=stream_caps(ctx), now=lambda: ctx.now().timestamp(),
-            end_reason=lambda state: _state_end_reason(ctx, state, ctx.epoch()),
-            deadline=lambda state: _state_deadline(ctx, state))
+            fetch_states=session_store(ctx).batch_states, caps=stream_caps(ctx.settings),
+            now=lambda: ctx.now().timestamp(),
+            end_reason=lambda state: _state_end_reason(liveness(ctx), state, ctx.epoch()),
+            deadline=lambda state: _state_deadline(liveness(ctx), state))
         event_feed(ctx).listen(watcher.on_events)
         return watcher
     return ctx.slots.get_or_make(SESSION_WATCHER, make)
 
 
-def _state_deadline(ctx: AppContext, state: dict) -> int:
+def _state_deadline(rule: Liveness, state: dict[str, Any]) -> int:
     """The first moment a session with these fields ends without a write: its max lifetime or idle timeout."""
-    rule = liveness(ctx)
     return min(int(state["expires_epoch"]), int(state["last_seen_epoch"]) + rule.idle_timeout + rule.touch_every)
 
 
-def _state_end_reason(ctx: AppContext, state: dict, now: int) -> str | None:
+def _state_end_reason(rule: Liveness, state: dict[str, Any], now: int) -> str | None:
     """Why a session (its status, revoked_reason, expires_epoch, last_seen_epoch) is over, if it is."""
-    return liveness(ctx).end_reason(status=state["status"], revoked_reason=state.get("revoked_reason"),
-                                    expires_epoch=state["expires_epoch"],
-                                    last_seen_epoch=state["last_seen_epoch"], now=now)
+    return rule.end_reason(status=state["status"], revoked_reason=state.get("revoked_reason"),
+                           expires_epoch=state["expires_epoch"], last_seen_epoch=state["last_seen_epoch"], now=now)
 
 
 HELD_STREAMS = 256  # per process when every open stream holds a server thread
 
 
-def stream_caps(ctx: AppContext) -> StreamCaps:
+def stream_caps(settings: Settings) -> StreamCaps:
     """Under citylogin's gunicorn worker (no thread per stream) by default what the process's open
     files allow; under a server where each holds a thread, HELD_STREAMS."""
-    settings, serving = ctx.settings, server_kind()
+    serving = server_kind()
     per_process = settings.events_max_streams or (serving.stream_files if serving.parks_streams else HELD_STREAMS)
     return StreamCaps(per_session=settings.events_max_streams_per_session,
                       per_user=settings.events_max_streams_per_user, per_process=per_process)
@@ -89,7 +90,7 @@ def event_stream(ctx: AppContext, *, principal: Principal) -> LiveStream:
     try:
         subscription = session_watcher(ctx).subscribe(
             principal.session_id, principal.user_uuid,
-            check_at=_state_deadline(ctx, {"expires_epoch": session.expires_epoch,
+            check_at=_state_deadline(liveness(ctx), {"expires_epoch": session.expires_epoch,
                                            "last_seen_epoch": session.last_seen_epoch}))
     except TooManyStreams:
         raise StreamsFull() from None
