@@ -14,6 +14,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
@@ -35,7 +36,7 @@ from database import dynamo
 from database.batch_read import KeyRead
 from database.guarded_write import GuardedWrite, write_all
 from database.one_time_tokens import OneTimeTokenStore
-from mail.notifier import localized_message, mail_time
+from mail.notifier import Notifier, localized_message, mail_time
 from web.audit import AuditEvent, audit
 from web.context import AppContext
 
@@ -306,7 +307,7 @@ def check_assertion(ctx: AppContext, *, user: UserRecord, assertion: PasskeyAsse
         return None
     new_count = verified.new_sign_count
     if (new_count or record.sign_count) and new_count <= record.sign_count and not verified.credential_backed_up:
-        _report_counter(ctx, user=user, record=record)
+        _report_counter(ctx.notifier, at=ctx.now(), user=user, record=record)
         raise PasskeyCounterRegressed()
     tokens = _tokens(ctx)
     return AcceptedAssertion(record=record, spending=[
@@ -322,8 +323,7 @@ def spend(ctx: AppContext, accepted: AcceptedAssertion) -> None:
     write_all(ctx.dynamodb, accepted.spending)
 
 
-def _report_counter(ctx: AppContext, *, user: UserRecord, record: PasskeyRecord) -> None:
+def _report_counter(notifier: Notifier, *, at: datetime, user: UserRecord, record: PasskeyRecord) -> None:
     audit(AuditEvent.PASSKEY_COUNTER_REGRESSED, user_uuid=user.user_uuid, stored_count=record.sign_count)
-    ctx.notifier.notify(localized_message("passkey_counter", user_uuid=user.user_uuid, email=user.email,
-                                          locale=user.locale, passkey=record.name,
-                                          time=mail_time(ctx.now(), user.locale)))
+    notifier.notify(localized_message("passkey_counter", user_uuid=user.user_uuid, email=user.email,
+                                      locale=user.locale, passkey=record.name, time=mail_time(at, user.locale)))

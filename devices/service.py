@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 
@@ -73,17 +74,15 @@ def issue_device(ctx: AppContext, *, user_uuid: str, device_name: str | None, is
     return IssuedDevice(record=record, private_key_pem=private_pem)
 
 
-def _new_device_items(ctx: AppContext, record: DeviceRecord) -> list[dict]:
-    store = device_store(ctx)
-    return [store.take_slot_item(record.user_uuid, limit=ctx.settings.max_registered_devices),
-            store.put_new_item(record)]
+def _new_device_items(store: DeviceStore, record: DeviceRecord, *, limit: int) -> list[dict[str, Any]]:
+    return [store.take_slot_item(record.user_uuid, limit=limit), store.put_new_item(record)]
 
 
 def new_device_writes(ctx: AppContext, record: DeviceRecord) -> list[GuardedWrite]:
     """The transaction entries that store a new device and count it against the device limit,
     for a caller's transaction: a refused count is DeviceLimitReached, a refused put (a device
     id already stored) a retry."""
-    take_slot, put = _new_device_items(ctx, record)
+    take_slot, put = _new_device_items(device_store(ctx), record, limit=ctx.settings.max_registered_devices)
     return [GuardedWrite(item=take_slot, refusal=DeviceLimitReached),
             GuardedWrite(item=put, refusal=StorageUnavailable)]
 
@@ -287,9 +286,11 @@ class DeviceLimitReached(Conflict):
 def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: Sequence[GuardedWrite] = ()) -> None:
     """Store a further device within the device limit, with `extra_writes`, in one transaction;
     DeviceLimitReached, or the refusal of an extra entry that was refused."""
-    writes, extra = _new_device_items(ctx, issued.record), list(extra_writes)
+    store = device_store(ctx)
+    writes = _new_device_items(store, issued.record, limit=ctx.settings.max_registered_devices)
+    extra = list(extra_writes)
     try:
-        device_store(ctx).transact([*writes, *(w.item for w in extra)])
+        store.transact([*writes, *(w.item for w in extra)])
     except LimitReached:
         raise DeviceLimitReached() from None
     except WriteRefused as refused:

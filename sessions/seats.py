@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from common.errors import ServiceUnavailable
@@ -16,6 +17,7 @@ from crypto.tokens import token_digest
 from database.guarded_write import GuardedWrite
 from sessions.context import history_store, liveness, session_store
 from sessions.endings import ending_shard
+from sessions.history_store import HistoryStore
 from sessions.models import (Ending, HistoryResult, Holder, OpenedSession, Presence, PresenceEntry, PresenceMoved,
                              RevokeReason, Seats, SessionRecord)
 from sessions.store import ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore, retention_ttl
@@ -78,7 +80,8 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
         store.open_session(before=seats.presence, entries=kept, session=session, displaced=displaced,
                            idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
                            at_ms=ctx.epoch_ms(), extra_writes=[w.item for w in extra],
-                           unconditional=[_login_row(ctx, session=session, evicted=evicted)])
+                           unconditional=[_login_row(history_store(ctx), at=ctx.now(), session=session,
+                                                     evicted=evicted)])
     except ExtraWriteRefused as refused:
         raise extra[refused.index].refusal() from None
     except IdleSessionsInUse as in_use:
@@ -147,11 +150,12 @@ def _note_in_use(store: SessionStore, session_ids: list[str], *, seen_since: dic
             seen_since[session_id] = record.last_seen_epoch
 
 
-def _login_row(ctx: AppContext, *, session: SessionRecord, evicted: list[PresenceEntry]) -> dict[str, Any]:
+def _login_row(store: HistoryStore, *, at: datetime, session: SessionRecord,
+               evicted: list[PresenceEntry]) -> dict[str, Any]:
     """The login's history row, as an entry of its transaction: a login that commits has its row, one
     that does not leaves none. A put that no condition refuses, so it never refuses a login itself."""
-    return history_store(ctx).put_item(
-        user_uuid=session.user_uuid, at=ctx.now(), result=HistoryResult.SUCCESS.value, device_id=session.device_id,
+    return store.put_item(
+        user_uuid=session.user_uuid, at=at, result=HistoryResult.SUCCESS.value, device_id=session.device_id,
         ip=session.ip, user_agent=session.user_agent,
         evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted])
 
