@@ -111,11 +111,11 @@ def sweep_ended(ctx: AppContext) -> int:
     for shard in range(ENDING_SHARDS):
         for session_id in store.due(f"live#{shard}", now=now):
             session = store.get(session_id)
-            reason = session and session.status == SESSION_ACTIVE and end_reason(ctx, session, now)
+            reason = session and session.status == SESSION_ACTIVE and end_reason(ctx.settings, session, now)
             if not session or not reason:
                 continue  # ended already, or used since the index was written
             moment = ctx.now()
             if store.end_over(session, reason=reason, at=iso(moment), at_ms=int(moment.timestamp() * 1000),
-                              idle_cutoff=liveness(ctx).idle_cutoff(now)):
+                              idle_cutoff=liveness(ctx.settings).idle_cutoff(now)):
                 ended += 1
     return ended

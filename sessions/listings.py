@@ -29,7 +29,7 @@ def session_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | N
     return _sealed_page(ctx.refresh_secrets, listing="sessions", user_uuid=user_uuid, cursor=cursor,
                         read=lambda position: session_store(ctx).page_for_user(
                             user_uuid, limit=limit, cursor=position,
-                            keep=lambda session: include_ended or end_reason(ctx, session, now) is None))
+                            keep=lambda session: include_ended or end_reason(ctx.settings, session, now) is None))
 
 
 def _sealed_page(secrets: RefreshSecrets, *, listing: str, user_uuid: str, cursor: str | None,
@@ -53,7 +53,7 @@ def _sealed_page(secrets: RefreshSecrets, *, listing: str, user_uuid: str, curso
 
 def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | None]:
     """("active" | "revoked" | "expired", reason) as of now."""
-    reason = end_reason(ctx, session, ctx.epoch())
+    reason = end_reason(ctx.settings, session, ctx.epoch())
     if reason is None:
         return "active", None
     return ("revoked" if session.status != SESSION_ACTIVE else "expired"), reason
@@ -73,7 +73,7 @@ def live_devices(ctx: AppContext, *, user_uuid: str, presence: Presence | None =
     """The user's logged-in devices as of now, from `presence` if the caller read it already."""
     if presence is None:
         presence = session_store(ctx).get_presence(user_uuid)
-    return presence.live(now=ctx.epoch(), liveness=liveness(ctx))
+    return presence.live(now=ctx.epoch(), liveness=liveness(ctx.settings))
 
 
 def record_attempt(ctx: AppContext, *, at: datetime, user_uuid: str, result: HistoryResult, device_id: str | None,

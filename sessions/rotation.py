@@ -78,7 +78,7 @@ def _rotate_unread(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
     outcome = session_store(ctx).rotate_refresh(
         holder, generation=token.generation, old_digest=token_digest(refresh_token, purpose=REFRESH_PURPOSE),
         new_digest=token_digest(refresh_token_of(ctx, holder, token.generation + 1, new_kid), purpose=REFRESH_PURPOSE),
-        new_kid=new_kid, now=now, idle_cutoff=liveness(ctx).idle_cutoff(now),
+        new_kid=new_kid, now=now, idle_cutoff=liveness(ctx.settings).idle_cutoff(now),
         extra_write=spending.item if spending else None)
     if outcome is Activity.RECORDED:
         return token_pair(ctx, holder, generation=token.generation + 1, issued_epoch=now, refresh_kid=new_kid)
@@ -98,7 +98,7 @@ def _rotate_read(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
             raise InvalidRefreshToken()
         now = ctx.epoch()
         spending = _refresh_proof(ctx, session, offer)  # first: without the key, not even why it ended
-        reason = end_reason(ctx, session, now)
+        reason = end_reason(ctx.settings, session, now)
         if reason:
             raise ended_error(session, reason)
         if generation != session.refresh_gen:
@@ -112,7 +112,7 @@ def _rotate_read(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
         successor = token_digest(refresh_token_of(ctx, session, generation + 1, new_kid), purpose=REFRESH_PURPOSE)
         outcome = store.rotate_refresh(session.holder(), generation=generation, old_digest=old_digest,
                                        new_digest=successor, new_kid=new_kid, now=now,
-                                       idle_cutoff=liveness(ctx).idle_cutoff(now),
+                                       idle_cutoff=liveness(ctx.settings).idle_cutoff(now),
                                        extra_write=spending.write.item if spending else None)
         if outcome is Activity.RECORDED:  # a refresh is activity: the session and its presence entry
             return token_pair(ctx, session, generation=generation + 1, issued_epoch=now, refresh_kid=new_kid)

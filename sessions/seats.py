@@ -43,8 +43,8 @@ def read_seats(ctx: AppContext, *, user_uuid: str, device_id: str, presence: Pre
         time.sleep(random.uniform(0.005, 0.02 * min(learned.attempts, 10)))
     presence = _with_activity(presence or session_store(ctx).get_presence(user_uuid), learned.seen_since)
     now = ctx.epoch()
-    return Seats(device_id=device_id, presence=presence, now=now, live=presence.live(now=now, liveness=liveness(ctx)),
-                 learned=learned)
+    return Seats(device_id=device_id, presence=presence, now=now,
+                 live=presence.live(now=now, liveness=liveness(ctx.settings)), learned=learned)
 
 
 def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], device_name: str, device_class: str,
@@ -58,7 +58,7 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     session is bound to that device key (SPEC §12). `session_id`: the new session's id, drawn by the
     caller whose extra writes name it (a screen's approval, flows.device_approval), else a new one;
     `screen_of`: the app a screen's session is for (SessionRecord.screen_of)."""
-    store, rule, now, device_id = session_store(ctx), liveness(ctx), seats.now, seats.device_id
+    store, rule, now, device_id = session_store(ctx), liveness(ctx.settings), seats.now, seats.device_id
     session = new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
                            device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt, amr=amr,
                            login_seq=seats.presence.next_login_seq(), session_id=session_id, screen_of=screen_of)
@@ -110,7 +110,7 @@ def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_cl
     other live entries)` raises to refuse, and its session counts under the new class from the
     moment the presence record is rewritten, in one transaction with `extra_writes` (the device's
     record) and only if nobody changed the presence meanwhile; a refused extra raises its refusal."""
-    store, rule = session_store(ctx), liveness(ctx)
+    store, rule = session_store(ctx), liveness(ctx.settings)
     extra = list(extra_writes)
     seen_since: dict[str, int] = {}
     gone: set[str] = set()
@@ -181,5 +181,5 @@ def new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name:
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
         expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
         live_shard=ending_shard(session_id), login_seq=login_seq,
-        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx).idle_span), jkt=jkt, amr=list(amr),
-        screen_of=screen_of)
+        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx.settings).idle_span), jkt=jkt,
+        amr=list(amr), screen_of=screen_of)

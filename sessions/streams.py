@@ -53,8 +53,8 @@ def session_watcher(ctx: AppContext) -> SessionWatcher:
         watcher = SessionWatcher(
             fetch_states=session_store(ctx).batch_states, caps=stream_caps(ctx.settings),
             now=lambda: ctx.now().timestamp(),
-            end_reason=lambda state: _state_end_reason(liveness(ctx), state, ctx.epoch()),
-            deadline=lambda state: _state_deadline(liveness(ctx), state))
+            end_reason=lambda state: _state_end_reason(liveness(ctx.settings), state, ctx.epoch()),
+            deadline=lambda state: _state_deadline(liveness(ctx.settings), state))
         event_feed(ctx).listen(watcher.on_events)
         return watcher
     return ctx.slots.get_or_make(SESSION_WATCHER, make)
@@ -90,7 +90,7 @@ def event_stream(ctx: AppContext, *, principal: Principal) -> LiveStream:
     try:
         subscription = session_watcher(ctx).subscribe(
             principal.session_id, principal.user_uuid,
-            check_at=_state_deadline(liveness(ctx), {"expires_epoch": session.expires_epoch,
+            check_at=_state_deadline(liveness(ctx.settings), {"expires_epoch": session.expires_epoch,
                                            "last_seen_epoch": session.last_seen_epoch}))
     except TooManyStreams:
         raise StreamsFull() from None
