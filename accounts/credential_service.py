@@ -10,7 +10,6 @@ import logging
 import unicodedata
 import uuid
 from concurrent.futures import Future
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -23,7 +22,7 @@ from accounts.models import PasskeyAssertion, Secret, UserRecord
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
 from common.crypto.tokens import token_digest
 from common.database.batch_read import KeyRead, read_together
-from common.mail.notifier import localized_message, mail_time
+from common.mail.notifier import Notifier, localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import HistoryResult
 from common.web.audit import AuditEvent, audit
@@ -50,10 +49,6 @@ class InvalidCredentials(Unauthorized):
 
 class AccountGone(NotFound):
     detail = "No such account."
-
-
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
 
 
 def lockout_store(ctx: AppContext) -> LockoutStore:
@@ -108,10 +103,9 @@ def _claimed_user(ctx: AppContext, facts: Mapping[str, Any]) -> tuple[UserRecord
     return (user if owner else None), True
 
 
-def _check_lockout(ctx: AppContext, facts: Mapping[str, Any]) -> bool:
+def _check_lockout(facts: Mapping[str, Any], *, now: int) -> bool:
     """Raise 429 while the username or the IP is locked; True if the username has recent failures
     (or a past lock) to clear on success."""
-    now = _now(ctx)
     locked_until = max((item.get("locked_until", 0) for item in (facts[LOCK_USER], facts[LOCK_IP]) if item),
                        default=0)
     if locked_until > now:
@@ -120,7 +114,7 @@ def _check_lockout(ctx: AppContext, facts: Mapping[str, Any]) -> bool:
 
 
 def _count_failure(ctx: AppContext, *, username: str, ip: str | None, user: UserRecord | None = None) -> None:
-    store, now = lockout_store(ctx), _now(ctx)
+    store, now = lockout_store(ctx), ctx.epoch()
     user_subject, ip_subject = _subjects(username, ip)
     if store.add_failure(user_subject, now=now) >= ctx.settings.login_max_failures:
         locked_seconds = store.lock(user_subject, now=now)
@@ -128,17 +122,17 @@ def _count_failure(ctx: AppContext, *, username: str, ip: str | None, user: User
             audit(AuditEvent.LOCKOUT, scope="username", user_uuid=user and user.user_uuid, ip=ip,
                   locked_seconds=locked_seconds)
             if user is not None:
-                _notify_lockout(ctx, user=user, ip=ip, until=now + locked_seconds)
+                _notify_lockout(ctx.notifier, user=user, ip=ip, until=now + locked_seconds)
     if store.add_failure(ip_subject, now=now) >= ctx.settings.login_max_failures_per_ip:
         locked_seconds = store.lock(ip_subject, now=now)
         if locked_seconds is not None:
             audit(AuditEvent.LOCKOUT, scope="ip", ip=ip, locked_seconds=locked_seconds)
 
 
-def _notify_lockout(ctx: AppContext, *, user: UserRecord, ip: str | None, until: int) -> None:
+def _notify_lockout(notifier: Notifier, *, user: UserRecord, ip: str | None, until: int) -> None:
     """One message to the owner per lockout of their username, in their locale."""
     ends = datetime.fromtimestamp(until, timezone.utc)
-    ctx.notifier.notify(localized_message("lockout", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
+    notifier.notify(localized_message("lockout", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
                                           username=user.username, until=mail_time(ends, user.locale),
                                           ip=ip or "-"))
 
@@ -147,7 +141,7 @@ def username_lock_read(ctx: AppContext, *, username: str) -> KeyRead[int | None]
     """Until when (epoch seconds) wrong passwords locked `username`'s password checks, or None if they
     do not now, for a caller's batch read (an operator's account page)."""
     user_subject, _ = _subjects(username, None)
-    now = _now(ctx)
+    now = ctx.epoch()
 
     def until(item: dict[str, Any] | None) -> int | None:
         ends = int((LockoutStore.from_item(item) or {}).get("locked_until", 0))
@@ -210,7 +204,7 @@ def record_failure(ctx: AppContext, *, user: UserRecord | None, result: HistoryR
           reason=result.value, flow=flow)
     user_uuid = (user or NO_SUCH_USER).user_uuid
     written = background(ctx).submit(
-        sessions.record_attempt, replace(ctx, clock=lambda: at),  # the row keeps the attempt's time
+        sessions.record_attempt, ctx, at=at,  # the row keeps the attempt's time
         user_uuid=user_uuid, result=result, device_id=device_id, ip=caller.ip, user_agent=caller.user_agent,
         keep=user is not None)
     written.add_done_callback(lambda done: _log_unwritten(done, user_uuid=user_uuid, result=result.value))
@@ -223,7 +217,7 @@ def record_question(ctx: AppContext, *, user: UserRecord, device_id: str, caller
     result = HistoryResult.REJECTED_CONCURRENT
     audit(AuditEvent.LOGIN_FAILURE, user_uuid=user.user_uuid, device_id=device_id, ip=caller.ip, reason=result.value)
     try:
-        return sessions.record_attempt(ctx, user_uuid=user.user_uuid, result=result, device_id=device_id,
+        return sessions.record_attempt(ctx, at=ctx.now(), user_uuid=user.user_uuid, result=result, device_id=device_id,
                                        ip=caller.ip, user_agent=caller.user_agent)
     except (BotoCoreError, ClientError):
         log.error("login history row not written (user %s, result %s)", user.user_uuid, result.value, exc_info=True)
@@ -251,7 +245,7 @@ def check_read_credentials(ctx: AppContext, *, username: str, secret: Secret, ca
     lockout, are audited (login_failure, with `flow` if given) and go into the history."""
     user, read_again = _claimed_user(ctx, facts)
     try:
-        had_failures = _check_lockout(ctx, facts)
+        had_failures = _check_lockout(facts, now=ctx.epoch())
     except TooManyRequests:
         record_failure(ctx, user=user, result=HistoryResult.LOCKED_OUT, device_id=None, caller=caller, flow=flow)
         raise

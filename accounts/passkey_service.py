@@ -14,6 +14,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
@@ -35,7 +36,7 @@ from common.database import dynamo
 from common.database.batch_read import KeyRead
 from common.database.guarded_write import GuardedWrite, write_all
 from common.database.one_time_tokens import OneTimeTokenStore
-from common.mail.notifier import localized_message, mail_time
+from common.mail.notifier import Notifier, localized_message, mail_time
 from common.web.audit import AuditEvent, audit
 from common.runtime.context import AppContext
 
@@ -80,10 +81,6 @@ def _store(ctx: AppContext) -> PasskeyStore:
 
 def _tokens(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
-
-
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
 
 
 def relying_party(ctx: AppContext) -> tuple[str, list[str]]:
@@ -131,7 +128,7 @@ def _new_challenge(ctx: AppContext, *, kind: str, user_uuid: str | None = None,
     in one transaction with `counter` (a rate-limit entry): None if the counter refused."""
     challenge = secrets.token_bytes(32)
     put = _tokens(ctx).create_item(digest=token_digest(_b64(challenge), purpose=kind), kind=kind,
-                                   expires_epoch=_now(ctx) + CHALLENGE_TTL,
+                                   expires_epoch=ctx.epoch() + CHALLENGE_TTL,
                                    data={"user_uuid": user_uuid} if user_uuid else None)
     try:
         ctx.dynamodb.transact_write_items(TransactItems=[*([counter] if counter else []), {"Put": put["Put"]}])
@@ -206,7 +203,7 @@ def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredent
     removes every passkey, so none added by an ended session outlives it)."""
     challenge = _client_challenge(credential.response.clientDataJSON) or ""
     pending = challenge and _tokens(ctx).consume(digest=token_digest(challenge, purpose=_CREATE), kind=_CREATE,
-                                                 now=_now(ctx))
+                                                 now=ctx.epoch())
     if not pending or pending.get("user_uuid") != user.user_uuid:
         raise RegistrationRefused()
     rp_id, origins = relying_party(ctx)
@@ -272,11 +269,11 @@ def assertion_reads(ctx: AppContext, *, user_uuid: str, assertion: PasskeyAssert
     return {PASSKEY: KeyRead(ctx.tables.passkeys, PasskeyStore.key(user_uuid, assertion.id), PasskeyStore.from_item),
             PASSKEY_CHALLENGE: KeyRead(ctx.tables.one_time_tokens,
                                        OneTimeTokenStore.key(token_digest(challenge, purpose=_GET)),
-                                       lambda item: _challenge_usable(ctx, item))}
+                                       lambda item: _challenge_usable(item, now=ctx.epoch()))}
 
 
-def _challenge_usable(ctx: AppContext, item: dict[str, Any] | None) -> bool:
-    return item is not None and item["kind"]["S"] == _GET and int(item["expires_epoch"]["N"]) > _now(ctx)
+def _challenge_usable(item: dict[str, Any] | None, *, now: int) -> bool:
+    return item is not None and item["kind"]["S"] == _GET and int(item["expires_epoch"]["N"]) > now
 
 
 @dataclass(frozen=True)
@@ -310,11 +307,11 @@ def check_assertion(ctx: AppContext, *, user: UserRecord, assertion: PasskeyAsse
         return None
     new_count = verified.new_sign_count
     if (new_count or record.sign_count) and new_count <= record.sign_count and not verified.credential_backed_up:
-        _report_counter(ctx, user=user, record=record)
+        _report_counter(ctx.notifier, at=ctx.now(), user=user, record=record)
         raise PasskeyCounterRegressed()
     tokens = _tokens(ctx)
     return AcceptedAssertion(record=record, spending=[
-        GuardedWrite(tokens.consume_item(digest=token_digest(challenge, purpose=_GET), kind=_GET, now=_now(ctx)),
+        GuardedWrite(tokens.consume_item(digest=token_digest(challenge, purpose=_GET), kind=_GET, now=ctx.epoch()),
                      refusal),
         GuardedWrite(_store(ctx).use_item(record, sign_count=max(new_count, record.sign_count),
                                           backed_up=verified.credential_backed_up, used_at=iso(ctx.now())),
@@ -326,8 +323,7 @@ def spend(ctx: AppContext, accepted: AcceptedAssertion) -> None:
     write_all(ctx.dynamodb, accepted.spending)
 
 
-def _report_counter(ctx: AppContext, *, user: UserRecord, record: PasskeyRecord) -> None:
+def _report_counter(notifier: Notifier, *, at: datetime, user: UserRecord, record: PasskeyRecord) -> None:
     audit(AuditEvent.PASSKEY_COUNTER_REGRESSED, user_uuid=user.user_uuid, stored_count=record.sign_count)
-    ctx.notifier.notify(localized_message("passkey_counter", user_uuid=user.user_uuid, email=user.email,
-                                          locale=user.locale, passkey=record.name,
-                                          time=mail_time(ctx.now(), user.locale)))
+    notifier.notify(localized_message("passkey_counter", user_uuid=user.user_uuid, email=user.email,
+                                      locale=user.locale, passkey=record.name, time=mail_time(at, user.locale)))

@@ -54,10 +54,6 @@ def reset_link_store(ctx: AppContext) -> ResetLinkStore:
     return ResetLinkStore(ctx.dynamodb, tokens_table=ctx.tables.one_time_tokens, users_table=ctx.tables.users)
 
 
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 # --- change (Bearer) --------------------------------------------------------------------------
 
 def change_password(ctx: AppContext, *, principal: Principal, request: ChangePasswordRequest, caller: Caller) -> None:
@@ -92,7 +88,7 @@ def _address_key(email: str) -> str:
 def _take_reset_allowance(ctx: AppContext, *, ip: str | None) -> None:
     """Count the request in the client's own allowance; the only refusal (429) a request can get:
     what others asked for an address never changes the answer (SPEC §4)."""
-    now = _now(ctx)
+    now = ctx.epoch()
     if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(f"reset#ip:{limit_subject(ip)}", limit=RESETS_PER_IP,
                                                                   window_seconds=RESET_WINDOW, now=now) is None:
         raise TooManyRequests("Too many password reset requests; try again later.",
@@ -103,7 +99,7 @@ def forget_reset_allowance(ctx: AppContext, *, email: str) -> None:
     """Delete the per-address reset counters of `email` (account deletion), which earlier releases
     kept: this window's and the last one's, the only ones not yet expired. The mail budget is now
     the account's mail window items, one-time-token items that go with the account's others."""
-    window = _now(ctx) // RESET_WINDOW
+    window = ctx.epoch() // RESET_WINDOW
     RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).delete_windows(_address_key(email),
                                                                         windows=(window - 1, window))
 
@@ -138,7 +134,7 @@ def _mail_link(ctx: AppContext, *, user: UserRecord, counted: bool, texts: str =
     window's budget is spent, mail nothing and keep the newest link mailed working instead. A try is
     refused only when a counted mail came first, and a window holds RESETS_PER_ADDRESS of them: the
     last try decides."""
-    store, now = reset_link_store(ctx), _now(ctx)
+    store, now = reset_link_store(ctx), ctx.epoch()
     window = now // RESET_WINDOW
     for _ in range(RESETS_PER_ADDRESS + 1):
         seen = store.mail_window(user.user_uuid, window=window)
@@ -198,7 +194,7 @@ def confirm_password_reset(ctx: AppContext, *, token: str, new_password: str) ->
     reset link; every session ends (reason password_reset), then every passkey goes (one being added
     by a session that has ended is refused), the devices stay. A link made before the last reset or
     password change is void (InvalidResetToken)."""
-    store, digest, now = token_store(ctx), token_digest(token, purpose=RESET_PURPOSE), _now(ctx)
+    store, digest, now = token_store(ctx), token_digest(token, purpose=RESET_PURPOSE), ctx.epoch()
     pending = store.get(digest=digest, kind=RESET_KIND, now=now)
     if pending is None:
         raise InvalidResetToken()

@@ -153,10 +153,6 @@ def email_store(ctx: AppContext) -> EmailStore:
                       tokens_table=ctx.tables.one_time_tokens)
 
 
-def _epoch(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 @dataclass(frozen=True)
 class PendingVerification:
     """A verification token's write (for the caller's transaction) and the message to send after it."""
@@ -171,7 +167,7 @@ def new_verification(ctx: AppContext, *, user_uuid: str, email: str, locale: str
     generation is `generation` (0: a new account's first link); the message in `locale`."""
     token = new_token()
     item = email_store(ctx).token_put(digest=token_digest(token, purpose=VERIFY_PURPOSE), user_uuid=user_uuid,
-                                      email=email, expires_epoch=_epoch(ctx) + VERIFY_TTL_SECONDS,
+                                      email=email, expires_epoch=ctx.epoch() + VERIFY_TTL_SECONDS,
                                       generation=generation)
     # A refused put is a digest already stored: a collision of random tokens, worth a retry.
     write = GuardedWrite(item=item, refusal=StorageUnavailable)
@@ -209,7 +205,7 @@ def resend_verification(ctx: AppContext, *, user_uuid: str) -> None:
     """A new link for the current address, at most RESENDS_PER_HOUR an hour (429 rate_limited).
     An address the account does not hold gets no mail, but the link is stored all the same: the
     answer and its time do not tell the account's owner that another account holds the address."""
-    now = _epoch(ctx)
+    now = ctx.epoch()
     if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
             f"verify_resend#{user_uuid}", limit=RESENDS_PER_HOUR, window_seconds=RESEND_WINDOW_SECONDS,
             now=now, user_uuid=user_uuid) is None:
@@ -251,12 +247,12 @@ def verify_email(ctx: AppContext, *, token: str) -> None:
             raise InvalidVerificationToken()
         user = users.get_user(ctx, user_uuid=pending["user_uuid"])
         generation = pending.get("generation", 0)
-        if (not user or user.deleting or pending["expires_epoch"] <= _epoch(ctx)
+        if (not user or user.deleting or pending["expires_epoch"] <= ctx.epoch()
                 or user.email_link_generation != generation):
             raise InvalidVerificationToken()
         try:
             store.verify(digest=digest, user_uuid=user.user_uuid, current_email=user.given_email,
-                         new_email=pending["email"], generation=generation, now=_epoch(ctx),
+                         new_email=pending["email"], generation=generation, now=ctx.epoch(),
                          holds_current=bool(user.email))
             return
         except TokenRefused:

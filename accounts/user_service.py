@@ -205,7 +205,7 @@ def begin_deletion(ctx: AppContext, *, user_uuid: str, holds_admin: bool) -> boo
     """Put the account into the deleting state (one conditional write; an admin's also lowers the count
     of admins, in one transaction); False if it already is, or is gone. 409 last_admin (LastAdminAccount)
     for the last account holding the admin role: SPEC §15, the last admin cannot lose the role."""
-    start = user_store(ctx).deletion_start(user_uuid, since=int(ctx.now().timestamp()))
+    start = user_store(ctx).deletion_start(user_uuid, since=ctx.epoch())
     try:
         return role_store(ctx).begin_deletion(user_uuid, start=start, holds_admin=holds_admin)
     except LastAdmin:
@@ -224,7 +224,7 @@ TOMBSTONE_TTL = 7 * 86400  # if no sweeper ever removes it
 
 def leave_tombstone(ctx: AppContext, *, user: UserRecord) -> None:
     """Replace the users item (profile, hash, recovery codes) by the deletion's bare state."""
-    now = int(ctx.now().timestamp())
+    now = ctx.epoch()
     user_store(ctx).leave_tombstone(user, finished=now, expires=now + TOMBSTONE_TTL)
 
 

@@ -86,7 +86,7 @@ def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challe
 
 
 def _take_renewal(ctx: AppContext, *, user_uuid: str, device_id: str) -> None:
-    now = int(ctx.now().timestamp())
+    now = ctx.epoch()
     if RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
             f"renew#device:{device_id}", limit=ctx.settings.renewals_per_day_per_device,
             window_seconds=RENEWAL_WINDOW_SECONDS, now=now, user_uuid=user_uuid) is None:  # deletion finds it

@@ -27,16 +27,12 @@ def _store(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
 
 
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 def issue_challenge(ctx: AppContext, *, counter: TransactWriteItemTypeDef) -> str | None:
     """A new challenge stored in one transaction with `counter` (a rate-limit entry that is refused
     when its window is full): the challenge, or None if the counter refused."""
     challenge = new_token(32)
     put = _store(ctx).create_item(digest=token_digest(challenge, purpose=_KIND), kind=_KIND,
-                                  expires_epoch=_now(ctx) + CHALLENGE_TTL)
+                                  expires_epoch=ctx.epoch() + CHALLENGE_TTL)
     try:  # create_item's entry is a Put alone: rebuilt as one, it is typed for the client
         ctx.dynamodb.transact_write_items(TransactItems=[counter, {"Put": put["Put"]}])
     except ClientError as exc:
@@ -49,7 +45,7 @@ def issue_challenge(ctx: AppContext, *, counter: TransactWriteItemTypeDef) -> st
 def challenge_read(ctx: AppContext, challenge: str) -> KeyRead[bool]:
     """Whether `challenge` is usable (issued here, unused, unexpired), for a caller's batch read;
     only its consumption (challenge_consumption, in the caller's transaction) makes it count."""
-    now = _now(ctx)
+    now = ctx.epoch()
 
     def usable(item: dict[str, Any] | None) -> bool:
         if not item:
@@ -60,13 +56,13 @@ def challenge_read(ctx: AppContext, challenge: str) -> KeyRead[bool]:
 
 def challenge_consumption(ctx: AppContext, challenge: str) -> dict[str, Any]:
     """The TransactWriteItems entry that uses `challenge` up; refused if it is not usable."""
-    return _store(ctx).consume_item(digest=token_digest(challenge, purpose=_KIND), kind=_KIND, now=_now(ctx))
+    return _store(ctx).consume_item(digest=token_digest(challenge, purpose=_KIND), kind=_KIND, now=ctx.epoch())
 
 
 def consume_challenge(ctx: AppContext, challenge: str) -> bool:
     """Use up `challenge` (one conditional delete); True if it was issued here, unused and unexpired."""
     return _store(ctx).consume(digest=token_digest(challenge, purpose=_KIND), kind=_KIND,
-                               now=_now(ctx)) is not None
+                               now=ctx.epoch()) is not None
 
 
 def signature_bytes(signature: str) -> bytes | None:

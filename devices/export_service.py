@@ -13,7 +13,7 @@ from common.runtime.context import AppContext
 def device_items(ctx: AppContext, *, user_uuid: str) -> list[dict[str, Any]]:
     """The user's devices and their `#registered` counter, then the CRL's entries of their certificates."""
     store = device_store(ctx)
-    return store.items(user_uuid) + store.crl_items_of(user_uuid, now_epoch=int(ctx.now().timestamp()))
+    return store.items(user_uuid) + store.crl_items_of(user_uuid, now_epoch=ctx.epoch())
 
 
 def pairing_items(ctx: AppContext, *, user_uuid: str) -> list[dict[str, Any]]:

@@ -43,10 +43,6 @@ def pairing_store(ctx: AppContext) -> PairingTokenStore:
     return PairingTokenStore(ctx.dynamodb, ctx.tables.pairing_tokens)
 
 
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 # --- asking for a token -------------------------------------------------------------------
 
 def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str,
@@ -54,7 +50,7 @@ def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str,
     """A new single-use token for `user_uuid`: its pairing link (also as a PNG QR code) and bare
     payload. One transaction: the caller's `checks` (its session still live), the hourly count,
     the token."""
-    settings, now = ctx.settings, _now(ctx)
+    settings, now = ctx.settings, ctx.epoch()
     token = new_token(32)
     expires = now + settings.pairing_token_ttl
     count = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
@@ -106,10 +102,10 @@ def token_read(ctx: AppContext, *, token: str) -> KeyRead:
 def redeem_item(ctx: AppContext, *, token: str, user_uuid: str, device_id: str, record: dict) -> GuardedWrite:
     """The redemption of a token read as `record`, for the new device's transaction: refused as used,
     or as expired if it expired meanwhile, when someone redeemed it between the read and the write."""
-    now = _now(ctx)
+    now = ctx.epoch()
     item = pairing_store(ctx).redeem_item(digest=token_digest(token, purpose=PURPOSE), user_uuid=user_uuid,
                                           device_id=device_id, now=now, at=iso(ctx.now()))
 
     def refused() -> Exception:
-        return PairingTokenExpired() if _now(ctx) >= record["expires_epoch"] else PairingTokenUsed()
+        return PairingTokenExpired() if ctx.epoch() >= record["expires_epoch"] else PairingTokenUsed()
     return GuardedWrite(item=item, refusal=refused)

@@ -6,10 +6,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 
 from accounts import user_service as users
+from common.config import Settings
 from common.errors import (Conflict, ErrorCode, Forbidden, InvalidField, MissingFields, NotFound, StorageUnavailable,
                            Unauthorized)
 from common.timefmt import iso, parse_iso
@@ -72,17 +74,15 @@ def issue_device(ctx: AppContext, *, user_uuid: str, device_name: str | None, is
     return IssuedDevice(record=record, private_key_pem=private_pem)
 
 
-def _new_device_items(ctx: AppContext, record: DeviceRecord) -> list[dict]:
-    store = device_store(ctx)
-    return [store.take_slot_item(record.user_uuid, limit=ctx.settings.max_registered_devices),
-            store.put_new_item(record)]
+def _new_device_items(store: DeviceStore, record: DeviceRecord, *, limit: int) -> list[dict[str, Any]]:
+    return [store.take_slot_item(record.user_uuid, limit=limit), store.put_new_item(record)]
 
 
 def new_device_writes(ctx: AppContext, record: DeviceRecord) -> list[GuardedWrite]:
     """The transaction entries that store a new device and count it against the device limit,
     for a caller's transaction: a refused count is DeviceLimitReached, a refused put (a device
     id already stored) a retry."""
-    take_slot, put = _new_device_items(ctx, record)
+    take_slot, put = _new_device_items(device_store(ctx), record, limit=ctx.settings.max_registered_devices)
     return [GuardedWrite(item=take_slot, refusal=DeviceLimitReached),
             GuardedWrite(item=put, refusal=StorageUnavailable)]
 
@@ -109,14 +109,14 @@ class CertificateExpired(Unauthorized):
     detail = "This device's certificate expired too long ago to be renewed; add the device again."
 
 
-def _renewal_grace(ctx: AppContext) -> timedelta:
-    return timedelta(days=ctx.settings.cert_renewal_grace_days)
+def _renewal_grace(settings: Settings) -> timedelta:
+    return timedelta(days=settings.cert_renewal_grace_days)
 
 
-def certificate_expired(ctx: AppContext, record: DeviceRecord) -> bool:
+def certificate_expired(record: DeviceRecord, *, now: datetime) -> bool:
     """Has the device's certificate passed its end? (Within the renewal grace it may still log in,
     with proof of possession only, to renew.)"""
-    return parse_iso(record.cert_expires_at) <= ctx.now()
+    return parse_iso(record.cert_expires_at) <= now
 
 
 def renewal_due(ctx: AppContext, record: DeviceRecord) -> bool:
@@ -130,7 +130,7 @@ def _checked_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint
         raise CertificateMismatch()
     if record.status != DEVICE_STATUS_ACTIVE:
         raise DeviceRevoked()
-    if parse_iso(record.cert_expires_at) + _renewal_grace(ctx) <= ctx.now():
+    if parse_iso(record.cert_expires_at) + _renewal_grace(ctx.settings) <= ctx.now():
         raise CertificateExpired()
     return record
 
@@ -143,7 +143,7 @@ def recheck_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint:
 
 def _check_issued_here(ctx: AppContext, cert: x509.Certificate) -> None:
     now = ctx.now()
-    if certificate_issued_by(ctx.ca, cert, now=now, grace=_renewal_grace(ctx)):
+    if certificate_issued_by(ctx.ca, cert, now=now, grace=_renewal_grace(ctx.settings)):
         return
     if now > cert.not_valid_after_utc and certificate_issued_by(ctx.ca, cert, now=cert.not_valid_after_utc):
         raise CertificateExpired()
@@ -247,7 +247,7 @@ def login_proof(ctx: AppContext, record: DeviceRecord, *, certificate_verified: 
     into the login's transaction (of parallel logins with one challenge, one commits). A
     certificate past its end (within the renewal grace) always needs the signature (SPEC §4), and
     so does every login while CITYLOGIN_REQUIRE_PROOF_OF_POSSESSION is on."""
-    if not certificate_expired(ctx, record) and (certificate_verified
+    if not certificate_expired(record, now=ctx.now()) and (certificate_verified
                                                  or not ctx.settings.require_proof_of_possession):
         return None
     if not (challenge and signature):
@@ -286,9 +286,11 @@ class DeviceLimitReached(Conflict):
 def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: Sequence[GuardedWrite] = ()) -> None:
     """Store a further device within the device limit, with `extra_writes`, in one transaction;
     DeviceLimitReached, or the refusal of an extra entry that was refused."""
-    writes, extra = _new_device_items(ctx, issued.record), list(extra_writes)
+    store = device_store(ctx)
+    writes = _new_device_items(store, issued.record, limit=ctx.settings.max_registered_devices)
+    extra = list(extra_writes)
     try:
-        device_store(ctx).transact([*writes, *(w.item for w in extra)])
+        store.transact([*writes, *(w.item for w in extra)])
     except LimitReached:
         raise DeviceLimitReached() from None
     except WriteRefused as refused:

@@ -130,7 +130,7 @@ def sweep_deletions(ctx: AppContext) -> int:
     """One sweeper pass: finish every deletion begun more than the settle time ago, and make the
     last pass of those finished that long ago (then their tombstone goes). Returns how many
     accounts it acted on. Several processes may sweep at once: every step is idempotent."""
-    now = int(ctx.now().timestamp())
+    now = ctx.epoch()
     settle = ctx.settings.deletion_settle_seconds
     acted = 0
     for user_uuid in users.users_being_deleted(ctx, since_before=now - settle + 1):

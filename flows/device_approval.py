@@ -152,7 +152,7 @@ def _writes(ctx: AppContext, *, approver: _Approver, screen: _Screen, now: int,
     decided, used = device_flow.store(ctx).decide_items(screen.pending.code, now=now, approval={
         "user_uuid": approver.user_uuid, "session_id": screen.session_id, "device_id": screen.device_id,
         "auth_time": now, "amr": list(approver.amr), "session_expires_epoch": now + ctx.settings.session_max_lifetime,
-        "approved_ms": int(ctx.now().timestamp() * 1000), "device_name": screen.device_name})
+        "approved_ms": ctx.epoch_ms(), "device_name": screen.device_name})
     writes = [users.not_locked_write(ctx, user_uuid=approver.user_uuid),
               GuardedWrite(item=decided, refusal=device_flow.InvalidUserCode),
               GuardedWrite(item=used, refusal=device_flow.InvalidUserCode),

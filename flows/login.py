@@ -57,10 +57,6 @@ class ConcurrentLogin(Conflict):
     code, detail = ErrorCode.CONCURRENT_LOGIN, concurrency_policy.IN_USE_MESSAGE
 
 
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 def token_store(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
 
@@ -70,12 +66,12 @@ def token_store(ctx: AppContext) -> OneTimeTokenStore:
 def _challenge_counter(ctx: AppContext, ip: str | None) -> TransactWriteItemTypeDef:
     return RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
         f"challenge#ip:{limit_subject(ip)}", limit=ctx.settings.challenges_per_minute_per_ip,
-        window_seconds=CHALLENGE_RATE_WINDOW, now=_now(ctx))
+        window_seconds=CHALLENGE_RATE_WINDOW, now=ctx.epoch())
 
 
 def _too_many_challenges(ctx: AppContext) -> TooManyRequests:
     return TooManyRequests("Too many login challenges from this address; try again shortly.",
-                           retry_after=CHALLENGE_RATE_WINDOW - _now(ctx) % CHALLENGE_RATE_WINDOW,
+                           retry_after=CHALLENGE_RATE_WINDOW - ctx.epoch() % CHALLENGE_RATE_WINDOW,
                            code=ErrorCode.RATE_LIMITED)
 
 
@@ -388,7 +384,7 @@ def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, c
     """The token of the 409's question; `question` is the key of its history row (None: not written)."""
     token = new_token(32)
     token_store(ctx).create(digest=token_digest(token, purpose="confirm"), kind="confirm",
-                            expires_epoch=_now(ctx) + CONFIRM_TTL,
+                            expires_epoch=ctx.epoch() + CONFIRM_TTL,
                             data={"user_uuid": user.user_uuid, "device_id": device.device_id,
                                   "fingerprint": device.fingerprint, "jkt": jkt, "amr": list(amr),
                                   "ip": caller.ip, "user_agent": caller.user_agent, "question": question})
@@ -402,7 +398,7 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
     # Checked before the token is used up: a proof refused leaves the person's confirmation usable.
     dpop = _binding_proof(ctx, offer)
     pending = token_store(ctx).consume(digest=token_digest(confirm_token, purpose="confirm"), kind="confirm",
-                                       now=_now(ctx))
+                                       now=ctx.epoch())
     if pending is None:
         raise InvalidConfirmToken()
     if pending.get("jkt") and not (dpop and digests_equal(dpop.jkt, pending["jkt"])):

@@ -36,14 +36,10 @@ def _store(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
 
 
-def _now(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 def new_link(ctx: AppContext, *, user_uuid: str, device_id: str) -> NotMeLink:
     token = new_token()
     item = _store(ctx).create_item(digest=token_digest(token, purpose=PURPOSE), kind=KIND,
-                                   expires_epoch=_now(ctx) + TTL_SECONDS,
+                                   expires_epoch=ctx.epoch() + TTL_SECONDS,
                                    data={"user_uuid": user_uuid, "device_id": device_id})
     # A refused put is a digest already stored: a collision of random tokens, worth a retry.
     return NotMeLink(write=GuardedWrite(item=item, refusal=StorageUnavailable),
@@ -54,7 +50,7 @@ def remove_device(ctx: AppContext, *, token: str, end_all_sessions: bool) -> Not
     """Use up the link's token, unbind its device (certificate into the CRL, session ended with
     reason device_unbound; even the account's last device: the person says it is not theirs) and,
     if asked, end every other session of the account (remote_logout)."""
-    pending = _store(ctx).consume(digest=token_digest(token, purpose=PURPOSE), kind=KIND, now=_now(ctx))
+    pending = _store(ctx).consume(digest=token_digest(token, purpose=PURPOSE), kind=KIND, now=ctx.epoch())
     if pending is None:
         raise InvalidNotMeToken()
     user_uuid, device_id = pending["user_uuid"], pending["device_id"]

@@ -55,7 +55,7 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
         raise sessions.AccountDeleted()
     if user.locked:  # an operator's lock stops new devices too; the transaction re-checks it
         raise sessions.AccountLocked()
-    record = pairing_tokens.redeemable(facts[TOKEN], user_uuid=user.user_uuid, now=int(ctx.now().timestamp()))
+    record = pairing_tokens.redeemable(facts[TOKEN], user_uuid=user.user_uuid, now=ctx.epoch())
     issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=device_name, is_primary=False,
                                   public_key=public_key, csr=csr, device_class=device_class)
     device = issued.record

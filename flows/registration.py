@@ -57,7 +57,7 @@ def register_user(ctx: AppContext, *, username: str, email: str, password: str,
     CITYLOGIN_REGISTRATIONS_PER_HOUR_PER_IP attempts an hour and at most
     CITYLOGIN_REGISTRATION_REFUSALS_PER_HOUR_PER_IP username_taken answers, after which every attempt
     is 429 until the hour ends, so the answers cannot enumerate usernames at scale."""
-    settings, now = ctx.settings, int(ctx.now().timestamp())
+    settings, now = ctx.settings, ctx.epoch()
     limits = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits)
     _take_registration(limits, ip=ip, now=now, counter="attempts", limit=settings.registrations_per_hour_per_ip,
                        unless_full={"refusals": settings.registration_refusals_per_hour_per_ip})

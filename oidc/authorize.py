@@ -24,7 +24,7 @@ from common.database.guarded_write import GuardedWrite, write_all
 from oidc import (browser_binding, consents, pages, par, refusals, request_checks, request_limits, request_objects,
                   response_mode, token_binding)
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
-from oidc.context import epoch, grant_store, issuer, one_time_tokens
+from oidc.context import grant_store, issuer, one_time_tokens
 from oidc.hooks import provider
 from oidc.models import SCOPES, Interaction, Redirect, SignedIn, WaitingRequest
 from oidc.pages import BrowserRefusal
@@ -101,7 +101,7 @@ def _pushed(ctx: AppContext, sent: request_checks.Params) -> par.PushedRequest |
         raise refusals.because(InvalidRequestError("Send request or request_uri, not both (RFC 9101 section 5)."),
                                "request_object_and_uri")
     return par.presented_request(one_time_tokens(ctx), request_uri=sent["request_uri"],
-                                 client_id=sent.get("client_id"), now=epoch(ctx))
+                                 client_id=sent.get("client_id"), now=ctx.epoch())
 
 
 def _check_app_rules(app: OidcClient, params: request_checks.Params, *, redirect_uri: str, pushed: bool,
@@ -140,7 +140,7 @@ def _keep(ctx: AppContext, *, digest: str, params: dict[str, str], spending: lis
     came by: a pushed request's request_uri, a request object's jti (a refusal of any leaves them to
     their client)."""
     kept = RequestStore(one_time_tokens(ctx)).create_item(digest=digest, params=params, client_id=params["client_id"],
-                                                          browser_digest=browser_digest, now=epoch(ctx),
+                                                          browser_digest=browser_digest, now=ctx.epoch(),
                                                           ttl=REQUEST_TTL)
     counter = request_limits.counted(ctx, kind=request_limits.AUTHORIZE, ip=current_caller().ip,
                                      redirect_uri=redirect_uri)
@@ -198,7 +198,7 @@ def _refusal(ctx: AppContext, error: OAuth2Error, params: request_checks.Params,
 def _pending(ctx: AppContext, request_id: str, *, browser: str | None) -> WaitingRequest:
     """The waiting request, for the browser that started it (`browser`: the cookie it sent)."""
     return _this_browsers(RequestStore(one_time_tokens(ctx)).get(
-        digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=epoch(ctx)), browser=browser)
+        digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=ctx.epoch()), browser=browser)
 
 
 def _this_browsers(found: WaitingRequest | None, *, browser: str | None) -> WaitingRequest:
@@ -252,7 +252,7 @@ def complete_reads(ctx: AppContext, *, request_id: str) -> sessions.Along:
 def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str, session_id: str) -> dict[str, KeyRead]:
     reads: dict[str, KeyRead] = {
         WAITING: RequestStore(one_time_tokens(ctx)).read(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
-                                                         now=epoch(ctx)),
+                                                         now=ctx.epoch()),
         PERSON: accounts.account_read(ctx, user_uuid=user_uuid)}
     named = _app_of(request_id)
     if named is not None:
@@ -275,7 +275,7 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, browser:
     if found[PERSON] is None:
         raise sessions.AccountDeleted()
     params, asked_at, session = waiting.params, waiting.asked_at, principal.session
-    prompts, max_age, now = params.get("prompt", "").split(), _max_age(params), epoch(ctx)
+    prompts, max_age, now = params.get("prompt", "").split(), _max_age(params), ctx.epoch()
     if ("login" in prompts and session.login_epoch < asked_at) or \
             (max_age is not None and now - session.login_epoch > max_age):
         raise LoginRequired()
@@ -313,7 +313,7 @@ def cancel(ctx: AppContext, *, request_id: str, browser: str | None, error: str)
     if error != "access_denied":  # the person's own "no" is no refusal; prompt=none's answers are
         refusals.refused(refusals.because(OAuth2Error(error=error), "prompt_none"), endpoint=refusals.AUTHORIZE,
                          client_id=params.get("client_id"))
-    RequestStore(one_time_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=epoch(ctx))
+    RequestStore(one_time_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=ctx.epoch())
     fields = [("error", error), *([("state", params["state"])] if params.get("state") else []), ("iss", issuer(ctx))]
     return _answer(ctx, response_mode.response_to(params, fields))
 
@@ -323,13 +323,13 @@ def _answer(ctx: AppContext, response: response_mode.AuthorizationResponse) -> R
     form_post, the response sealed for /oidc/authorize/respond (oidc.response_mode)."""
     if not response.form_post:
         return Redirect(redirect_to=response.location())
-    return Redirect(redirect_to=response.redirect_uri, form_post=response_mode.seal(ctx, response, now=epoch(ctx)))
+    return Redirect(redirect_to=response.redirect_uri, form_post=response_mode.seal(ctx, response, now=ctx.epoch()))
 
 
 def respond(ctx: AppContext, *, sealed: object) -> Response:
     """POST /oidc/authorize/respond: the auto-submitting page of a form_post response the web UI was
     given; one that is not citylogin's, or is over, is an error page."""
-    response = response_mode.opened(ctx, sealed, now=epoch(ctx))
+    response = response_mode.opened(ctx, sealed, now=ctx.epoch())
     if response is None:
         raise BrowserRefusal(kind="respond", error=ErrorCode.OIDC_REQUEST_UNKNOWN.value)
     return pages.form_post_page(action=response.redirect_uri, fields=response.fields, locale=request_locale())

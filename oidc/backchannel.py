@@ -30,7 +30,7 @@ LOGOUT_TOKEN_TTL = 120  # seconds: the app checks it on arrival; a retry signs a
 def logout_token(ctx: AppContext, event: SessionEnded, app: AppRecord) -> str:
     """The logout token of `event` for `app` (Back-Channel Logout 1.0 §2.4), signed with the app's
     ID-token algorithm; its jti is the same at every retry, so the app can tell a repeat."""
-    now = int(ctx.now().timestamp())
+    now = ctx.epoch()
     claims = {"iss": ctx.public_url().rstrip("/"), "aud": app.client_id, "iat": now, "exp": now + LOGOUT_TOKEN_TTL,
               "jti": f"{event.seq}.{app.client_id}", "sub": event.user_uuid, "sid": event.session_id,
               "events": {BACKCHANNEL_LOGOUT_EVENT: {}}}

@@ -5,7 +5,6 @@ module checks the registered keys, names the audiences and spends each assertion
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, Callable
 
 from authlib.oauth2.rfc6749 import InvalidClientError
@@ -16,6 +15,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
 from relying_parties.models import AppRecord
+from common.slots import Slot
 from common.crypto.tokens import token_digest
 from common.database import dynamo
 from common.database.one_time_tokens import OneTimeTokenStore
@@ -82,18 +82,15 @@ def app_key_set(ctx: AppContext, app: AppRecord, *, kid: str | None = None) -> K
     raise KeysUnavailable("the app registered no keys")
 
 
-_remote_lock = threading.Lock()
+REMOTE_KEY_SETS: Slot[RemoteKeySets] = Slot("oidc.client_keys")
 
 
 def remote_key_sets(ctx: AppContext) -> RemoteKeySets:
     """The process's one cache of apps' fetched keys for this app context, made at its first use."""
-    with _remote_lock:
-        if not isinstance(ctx.client_key_sets, RemoteKeySets):
-            settings = ctx.settings
-            ctx.client_key_sets = RemoteKeySets(
-                cache_seconds=settings.oidc_jwks_cache_seconds, refetch_seconds=settings.oidc_jwks_refetch_seconds,
-                timeout=settings.oidc_jwks_fetch_timeout, problem_of=public_jwks_problem)
-        return ctx.client_key_sets
+    settings = ctx.settings
+    return ctx.slots.get_or_make(REMOTE_KEY_SETS, lambda: RemoteKeySets(
+        cache_seconds=settings.oidc_jwks_cache_seconds, refetch_seconds=settings.oidc_jwks_refetch_seconds,
+        timeout=settings.oidc_jwks_fetch_timeout, problem_of=public_jwks_problem))
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):

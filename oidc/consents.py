@@ -96,7 +96,7 @@ def needs_asking(ctx: AppContext, *, user_uuid: str, client_id: str, scopes: fro
 
 def remember(ctx: AppContext, *, user_uuid: str, client_id: str, scopes: frozenset[str]) -> None:
     _store(ctx).remember(user_uuid=user_uuid, client_id=client_id, scopes=scopes,
-                         now_ms=int(ctx.now().timestamp() * 1000))
+                         now_ms=ctx.epoch_ms())
 
 
 def still_given(ctx: AppContext, *, user_uuid: str, client_id: str, issued_ms: int,

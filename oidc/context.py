@@ -11,7 +11,8 @@ def issuer(ctx: AppContext) -> str:
 
 
 def epoch(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
+    """The app context's clock in epoch seconds (AppContext.epoch), as the token path's modules read it."""
+    return ctx.epoch()
 
 
 def one_time_tokens(ctx: AppContext) -> OneTimeTokenStore:

@@ -25,7 +25,7 @@ from common.errors import ApiError, ErrorCode, TooManyRequests
 from common.crypto.tokens import token_digest
 from common.database.guarded_write import GuardedWrite, write_all
 from oidc import refresh
-from oidc.context import epoch, grant_store, issuer, one_time_tokens
+from oidc.context import grant_store, issuer, one_time_tokens
 from oidc.device_store import (APPROVED, DENIED, PENDING, DeviceRequest, DeviceRequestDecided, DeviceStore,
                                PresentedCode)
 from oidc.models import SCOPES, Grant
@@ -114,7 +114,7 @@ def begin(ctx: AppContext, *, app: AppRecord, scope: str, jkt: str | None, ip: s
     address's minute in one transaction (TooManyDeviceRequests when it is full)."""
     if not app.oidc().device_flow:
         raise UnauthorizedClientError("This app is not allowed the device authorization grant.")
-    now, ttl, interval = epoch(ctx), ctx.settings.device_code_ttl, ctx.settings.device_poll_interval
+    now, ttl, interval = ctx.epoch(), ctx.settings.device_code_ttl, ctx.settings.device_poll_interval
     counter = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
         f"oidc_device#ip:{limit_subject(ip)}", limit=ctx.settings.device_authorizations_per_minute_per_ip,
         window_seconds=WINDOW_SECONDS, now=now)
@@ -144,7 +144,7 @@ def poll(ctx: AppContext, *, device_code: object, client_id: str) -> DeviceReque
     app's, redeemed). One UpdateItem records the poll and answers the request as it was: no read."""
     if not isinstance(device_code, str) or not 0 < len(device_code) <= MAX_DEVICE_CODE_LENGTH:
         raise InvalidGrantError("Unknown device_code.")
-    now_ms = int(ctx.now().timestamp() * 1000)
+    now_ms = ctx.epoch_ms()
     request, live = store(ctx).polled(digest=device_code_digest(device_code), client_id=client_id,
                                       now=now_ms // 1000, now_ms=now_ms)
     if request is None or request.client_id != client_id:
@@ -168,7 +168,7 @@ def redeem(ctx: AppContext, request: DeviceRequest, *, grant: Grant, app: AppRec
     request's spending, the session's liveness (its sign-out since gives nothing) and the app's
     registration: of parallel polls, one gets the tokens; every refusal is invalid_grant."""
     assert request.session_id is not None and request.user_uuid is not None and request.device_id is not None
-    recorded = grant_store(ctx).redeem_item(grant, request_digest=request.digest, now=epoch(ctx),
+    recorded = grant_store(ctx).redeem_item(grant, request_digest=request.digest, now=ctx.epoch(),
                                             expires_epoch=request.session_expires_epoch,
                                             issued_ms=request.approved_ms, replacing=None)
     refresh.write_while_live(ctx, [
@@ -199,7 +199,7 @@ def presented(ctx: AppContext, *, user_code: object, ip: str | None) -> PendingS
     """The pending request behind a user code a person presents, counted against the address's minute
     (429 once full, right code or wrong) and against the code's tries; InvalidUserCode for a wrong, used
     or expired one, or one whose app was removed or no longer has the grant (never told apart)."""
-    now = epoch(ctx)
+    now = ctx.epoch()
     left = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
         f"oidc_user_code#ip:{limit_subject(ip)}", limit=ctx.settings.user_codes_per_minute_per_ip,
         window_seconds=WINDOW_SECONDS, now=now)
@@ -218,7 +218,7 @@ def presented(ctx: AppContext, *, user_code: object, ip: str | None) -> PendingS
 def deny(ctx: AppContext, *, user_code: object, ip: str | None) -> None:
     """The person says no (RFC 8628 §3.3): the screen hears access_denied at its next poll."""
     pending = presented(ctx, user_code=user_code, ip=ip)
-    decide = store(ctx).decide_items(pending.code, now=epoch(ctx), approval=None)
+    decide = store(ctx).decide_items(pending.code, now=ctx.epoch(), approval=None)
     try:
         write_all(ctx.dynamodb, [GuardedWrite(item=decide[0], refusal=DeviceRequestDecided),
                                  GuardedWrite(item=decide[1], refusal=DeviceRequestDecided)])

@@ -20,7 +20,7 @@ from oidc import logout as rp_logout
 from oidc import device_flow, fapi2, par, refusals, request_checks, request_limits, request_objects, token_binding
 from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON
-from oidc.context import epoch, grant_store, issuer, one_time_tokens
+from oidc.context import grant_store, issuer, one_time_tokens
 from oidc.device_grant import DeviceGrant
 from oidc.hooks import provider
 from oidc.models import Client
@@ -52,7 +52,7 @@ def push_request(offer: ProofOffer | None) -> Response:
         form = par.checked_form((carried.params if carried else request.form).to_dict(), client.client_id)
         _bind_to_proven_key(form, token_binding.proven_key(ctx, offer), client=client)
         server.get_consent_grant(request=authorization_request(ctx, form), end_user=Pending())
-        answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=epoch(ctx),
+        answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=ctx.epoch(),
                                    counter=request_limits.counted(ctx, kind=request_limits.PAR, ip=current_caller().ip),
                                    spending=carried.spending if carried else None)
     except OAuth2Error as error:

@@ -3,16 +3,16 @@ redemption in one transaction with the session's liveness, refresh tokens and re
 Provider of an app context that asks it."""
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Request
 
 from relying_parties import service as apps
 from relying_parties.models import AppRecord
 from relying_parties.registry import current_app
+from common.slots import Slot
 from common.crypto.tokens import digests_equal, token_digest
 from common.keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from oidc import claims as user_claims
@@ -25,15 +25,11 @@ from oidc.server import Provider
 from oidc.store import CodeNotSpent, RequestStore
 from common.runtime.context import AppContext
 
-
-_providers_lock = threading.Lock()
+PROVIDER: Slot[Provider] = Slot("oidc.provider")
 
 
 def provider(ctx: AppContext) -> Provider:
-    with _providers_lock:
-        if ctx.oidc_provider is None:
-            ctx.oidc_provider = Provider(ctx, hooks=Hooks(ctx))
-    return cast(Provider, ctx.oidc_provider)
+    return ctx.slots.get_or_make(PROVIDER, lambda: Provider(ctx, hooks=Hooks(ctx)))
 
 
 class Hooks:

@@ -83,10 +83,6 @@ def _digest(handle: str) -> str:
     return token_digest(handle, purpose=REQUEST_PURPOSE)
 
 
-def _epoch(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
-
-
 def keep(ctx: AppContext, validated: EndSessionRequest) -> str:
     """Keep a checked logout request for the browser's device, REQUEST_TTL seconds; its one-time handle."""
     claims = validated.id_token_claims or {}
@@ -94,23 +90,23 @@ def keep(ctx: AppContext, validated: EndSessionRequest) -> str:
                             session_id=claims.get("sid"), user_uuid=claims.get("sub"),
                             redirect_to=validated.redirect_uri)
     handle = secrets.token_urlsafe(REQUEST_ID_BYTES)
-    _store(ctx).create(digest=_digest(handle), request=request, expires_epoch=_epoch(ctx) + REQUEST_TTL)
+    _store(ctx).create(digest=_digest(handle), request=request, expires_epoch=ctx.epoch() + REQUEST_TTL)
     return handle
 
 
 def request_read(ctx: AppContext, *, handle: str) -> KeyRead[LogoutRequest | None]:
     """The waiting request behind `handle` (None: unknown, finished or expired), for a batch read."""
-    return _store(ctx).read(digest=_digest(handle), now=_epoch(ctx))
+    return _store(ctx).read(digest=_digest(handle), now=ctx.epoch())
 
 
 def finish(ctx: AppContext, *, handle: str) -> None:
     """Use the request up once the session it was for has ended (a second answer finds nothing)."""
-    _store(ctx).finish(digest=_digest(handle), now=_epoch(ctx))
+    _store(ctx).finish(digest=_digest(handle), now=ctx.epoch())
 
 
 def interaction(ctx: AppContext, *, handle: str) -> LogoutInteraction:
     """What the sign-out page shows: the app that asks, and where the browser goes after."""
-    request = _store(ctx).get(digest=_digest(handle), now=_epoch(ctx))
+    request = _store(ctx).get(digest=_digest(handle), now=ctx.epoch())
     if request is None:
         raise LogoutRequestUnknown()
     return LogoutInteraction(client_id=request.client_id, client_name=app_name(ctx, client_id=request.client_id),

@@ -12,7 +12,6 @@ from authlib.oauth2 import OAuth2Error
 
 from common.database.guarded_write import GuardedWrite
 from oidc import refusals
-from oidc.context import epoch
 from common.runtime.context import AppContext
 from common.web.rate_limits import RateLimitStore, limit_subject
 
@@ -44,7 +43,7 @@ def counted(ctx: AppContext, *, kind: str, ip: str | None, redirect_uri: str | N
              PAR: ctx.settings.pushed_requests_per_minute_per_ip,
              REGISTER: ctx.settings.oidc_registrations_per_minute_per_ip}[kind]
     what = "registrations" if kind == REGISTER else "sign-in requests"
-    now = epoch(ctx)
+    now = ctx.epoch()
     item = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take_item(
         f"oidc_{kind}#ip:{limit_subject(ip)}", limit=limit, window_seconds=WINDOW_SECONDS, now=now)
     retry_after = WINDOW_SECONDS - now % WINDOW_SECONDS

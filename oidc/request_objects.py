@@ -30,7 +30,7 @@ from common.database.guarded_write import GuardedWrite
 from relying_parties.models import FAPI2
 from oidc import refusals, request_checks, request_uris
 from oidc.client_keys import app_key_set
-from oidc.context import epoch, issuer, one_time_tokens
+from oidc.context import issuer, one_time_tokens
 from oidc.models import Client
 from oidc.request_object_checks import (MAX_LIFETIME, LEEWAY, RequestObject, check_algorithm, check_claims,
                                         check_signature, object_params, read_object)
@@ -119,7 +119,7 @@ def verified_params(ctx: AppContext, read: RequestObject, *, client: Client, cli
     check_algorithm(read, oidc)
     if read.signed:
         check_signature(read, app_keys(ctx, client, kid=read.header.get("kid")))
-    check_claims(read, client_id=client.client_id, issuer=issuer(ctx), now=epoch(ctx),
+    check_claims(read, client_id=client.client_id, issuer=issuer(ctx), now=ctx.epoch(),
                  strict=oidc.require_signed_request_object or oidc.profile == FAPI2)
     return object_params(read, client_id=client_id, response_type=response_type)
 
@@ -178,7 +178,7 @@ def _spending(ctx: AppContext, client_id: str, read: RequestObject, answer: _Ans
     jti = read.claims.get("jti")
     if jti is None:
         return None
-    now = epoch(ctx)
+    now = ctx.epoch()
     expires = math.ceil(read.claims.get("exp", now + MAX_LIFETIME)) + LEEWAY
     item = one_time_tokens(ctx).create_item(digest=token_digest(f"{client_id}\n{jti}", purpose=SPENT_PURPOSE),
                                             kind=SPENT_KIND, expires_epoch=expires)

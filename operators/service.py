@@ -149,7 +149,7 @@ def _count_search(ctx: AppContext, operator: Operator) -> None:
     if operator.cli:
         return
     subject = f"user:{operator.user_uuid}" if operator.user_uuid else f"app:{operator.client_id}"
-    now = int(ctx.now().timestamp())
+    now = ctx.epoch()
     taken = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits).take(
         f"admin_search#{subject}", limit=ctx.settings.admin_search_limit, window_seconds=SEARCH_WINDOW_SECONDS,
         now=now, user_uuid=operator.user_uuid)
@@ -358,7 +358,7 @@ def _confirm_recent_sign_in(ctx: AppContext, *, operator: Operator, request: Act
     if operator.session_id is None or operator.user_uuid is None or operator.username is None:
         return
     offered = request.password is not None or request.passkey is not None
-    age = int(ctx.now().timestamp()) - (operator.signed_in_epoch or 0)
+    age = ctx.epoch() - (operator.signed_in_epoch or 0)
     if not offered and age < ctx.settings.admin_reauth_seconds:
         return
     if not offered or caller is None:
@@ -383,7 +383,7 @@ def reauthentication_window(ctx: AppContext, *, operator: Operator) -> OperatorS
     or the CLI has no window (None): it is its own proof."""
     window = ctx.settings.admin_reauth_seconds
     until = None if operator.session_id is None else (operator.signed_in_epoch or 0) + window
-    now = int(ctx.now().timestamp())
+    now = ctx.epoch()
     return OperatorSelf(username=operator.username, client_id=operator.client_id, role=operator.role.value,
                         reauth_seconds=window, reauth_expires_at=iso_from_epoch(until) if until else None,
                         reauth_seconds_left=None if until is None else max(0, until - now))

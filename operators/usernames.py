@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from common.slots import Slot
 from common.runtime.context import AppContext
 
 MAX_KEPT = 4096  # accounts: a few hundred kilobytes at most
-_made = threading.Lock()
 
 
 class RecentUsernames:
@@ -43,9 +43,9 @@ class RecentUsernames:
             self._kept.pop(user_uuid, None)
 
 
+RECENT_USERNAMES: Slot[RecentUsernames] = Slot("operators.usernames")
+
+
 def recent_usernames(ctx: AppContext) -> RecentUsernames:
     """This app's one RecentUsernames, made at its first use."""
-    with _made:
-        if not isinstance(ctx.operator_usernames, RecentUsernames):
-            ctx.operator_usernames = RecentUsernames()
-        return ctx.operator_usernames
+    return ctx.slots.get_or_make(RECENT_USERNAMES, RecentUsernames)

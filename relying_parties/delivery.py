@@ -93,7 +93,7 @@ def exchange(ctx: AppContext, app: AppRecord, *, acks: set[str], max_events: int
     store, key = stream_store(ctx), key or _key(app, stream_id)
     for _ in range(SAVE_ATTEMPTS):
         state = store.get(key)
-        now_ms = int(ctx.now().timestamp() * 1000)
+        now_ms = ctx.epoch_ms()
         if stream_id is not None and (state is None or (state.expires_epoch or 0) * 1000 < now_ms):
             raise StreamNotFound()
         start = StreamState(cursor=seq_at(app.hears_from_ms())) if state is None else state
@@ -176,12 +176,12 @@ def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately
         raise StreamNotFound()
     if current_app(ctx, client_id=app.client_id) is None:
         raise InvalidClient()  # its credentials may still be cached here: the registry says it is gone
-    acked = parse_acks(app, acks, now_ms=int(ctx.now().timestamp() * 1000))
+    acked = parse_acks(app, acks, now_ms=ctx.epoch_ms())
     feed = sessions.event_feed(ctx)
     generation = feed.generation()
     pending = exchange(ctx, app, acks=acked, max_events=max_events, stream_id=stream_id)
     wait = not pending.events and max_events > 0 and not return_immediately
-    if wait and _waiting.enter(sessions.stream_caps(ctx).per_process):
+    if wait and _waiting.enter(sessions.stream_caps(ctx.settings).per_process):
         try:
             deadline = time.monotonic() + ctx.settings.ssf_long_poll_seconds
             while not pending.events and (remaining := deadline - time.monotonic()) > 0:
@@ -192,5 +192,5 @@ def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately
                     raise InvalidClient()
         finally:
             _waiting.leave()
-    sets = {security_events.jti(e.seq, app): security_events.session_revoked(ctx, e, app) for e in pending.events}
+    sets = {security_events.jti(e.seq, app): security_events.session_revoked(ctx.jwt, e, app) for e in pending.events}
     return sets, pending.more

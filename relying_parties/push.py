@@ -54,6 +54,7 @@ from relying_parties.registry import Snapshot, app_registry
 from relying_parties.stream_store import StreamStore
 from common.errors import ApiError
 from common.log_bursts import BurstLog
+from common.slots import Slot
 from common.thread_kind import scheduled_thread
 from common.database import dynamo
 from sessions import service as sessions
@@ -99,7 +100,7 @@ class SetPush:
         return app.client_id
 
     def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool:
-        token = security_events.session_revoked(self.ctx, event, app)
+        token = security_events.session_revoked(self.ctx.jwt, event, app)
         try:
             response = http.post(app.push_url or "", data=token, timeout=PUSH_TIMEOUT,
                                  headers={"Content-Type": SECEVENT, "Accept": "application/json"})
@@ -309,6 +310,13 @@ class Pusher:
 
 
 _lock = threading.Lock()
+# This app context's running Pushers, by channel name (ssf-push, backchannel-logout).
+PUSHERS: Slot[dict[str, Pusher]] = Slot("apps.pushers")
+
+
+def running_pusher(ctx: AppContext, channel: str) -> Pusher | None:
+    with _lock:
+        return (ctx.slots.get(PUSHERS) or {}).get(channel)
 
 
 def start_pusher(ctx: AppContext, channel: Channel | None = None) -> None:
@@ -317,15 +325,15 @@ def start_pusher(ctx: AppContext, channel: Channel | None = None) -> None:
     interval = ctx.settings.ssf_push_interval
     channel = channel or SetPush(ctx)
     with _lock:
-        if interval <= 0 or channel.name in ctx.pushers:
+        pushers = ctx.slots.get_or_make(PUSHERS, dict)
+        if interval <= 0 or channel.name in pushers:
             return
-        pusher = ctx.pushers[channel.name] = Pusher(ctx, interval=interval, channel=channel)
+        pusher = pushers[channel.name] = Pusher(ctx, interval=interval, channel=channel)
     threading.Thread(target=pusher.run, name=f"citylogin-{channel.name}", daemon=True).start()
 
 
 def stop_pushers(ctx: AppContext) -> None:
     with _lock:
-        pushers, ctx.pushers = list(ctx.pushers.values()), {}
+        pushers = list((ctx.slots.take(PUSHERS) or {}).values())
     for pusher in pushers:
-        if isinstance(pusher, Pusher):
-            pusher.stop()
+        pusher.stop()

@@ -93,7 +93,7 @@ def usable(ctx: AppContext, token: str) -> RegistrationToken | None:
     known = record.digest if record else token_digest(new_token(16), purpose=PURPOSE)
     if not digests_equal(token_digest(token, purpose=PURPOSE), known) or record is None:
         return None
-    if record.expires_epoch <= int(ctx.now().timestamp()) or record.uses_left <= 0:
+    if record.expires_epoch <= ctx.epoch() or record.uses_left <= 0:
         return None
     return record
 
@@ -101,5 +101,5 @@ def usable(ctx: AppContext, token: str) -> RegistrationToken | None:
 def use(ctx: AppContext, record: RegistrationToken, *, refusal) -> GuardedWrite:
     """One use of the token, as an entry of the transaction that writes the app it registers: refused
     (`refusal`) if a racing registration took its last use, or it was revoked or expired meanwhile."""
-    item = store(ctx).use_item(record.token_id, digest=record.digest, now=int(ctx.now().timestamp()))
+    item = store(ctx).use_item(record.token_id, digest=record.digest, now=ctx.epoch())
     return GuardedWrite(item=item, refusal=refusal)

@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from relying_parties.models import AppRecord
 from relying_parties.store import AppStore
 from common.log_bursts import BurstLog
+from common.slots import Slot
 from common.thread_kind import scheduled_thread
 from common.database import dynamo
 from common.runtime.context import AppContext
@@ -167,16 +168,12 @@ class AppRegistry:
                 self._log.log(logging.ERROR, "app registry: check failed", exc_info=True)
 
 
-_lock = threading.Lock()
+APP_REGISTRY: Slot[AppRegistry] = Slot("relying_parties.registry")
 
 
 def app_registry(ctx: AppContext) -> AppRegistry:
     """The process's one registry copy for this app context (not yet read: it starts at its first use)."""
-    with _lock:
-        registry = ctx.app_registry
-        if not isinstance(registry, AppRegistry):  # None until first use
-            registry = ctx.app_registry = AppRegistry(AppStore(ctx.dynamodb, ctx.tables.apps))
-        return registry
+    return ctx.slots.get_or_make(APP_REGISTRY, lambda: AppRegistry(AppStore(ctx.dynamodb, ctx.tables.apps)))
 
 
 def allowed_client_origins(ctx: AppContext) -> frozenset[str]:

@@ -6,8 +6,8 @@ access tokens only (their jti is `<grant_id>.<generation>`), one that does not t
 from __future__ import annotations
 
 from relying_parties.models import SESSION_REVOKED_EVENT, AppRecord
+from common.keys.jwt_keys import JwtKeyRing
 from sessions.models import SEQ, SessionEnded
-from common.runtime.context import AppContext
 
 SESSION_REVOKED = SESSION_REVOKED_EVENT
 # An event claim of citylogin's own (CAEP events may carry more claims; receivers ignore unknown ones).
@@ -24,10 +24,10 @@ def seq_of(jti_: str, app: AppRecord) -> str | None:
     return seq if dot and client_id == app.client_id and SEQ.match(seq) else None
 
 
-def session_revoked(ctx: AppContext, event: SessionEnded, app: AppRecord) -> str:
+def session_revoked(jwt: JwtKeyRing, event: SessionEnded, app: AppRecord) -> str:
     """The signed SET telling `app` that `event`'s session ended (or, naming the grant, that the app's
     grant on it did)."""
-    def opaque(value: str) -> dict:
+    def opaque(value: str) -> dict[str, str]:
         return {"format": "opaque", "id": value}
 
     revoked = {
@@ -39,4 +39,4 @@ def session_revoked(ctx: AppContext, event: SessionEnded, app: AppRecord) -> str
         revoked[GRANT_CLAIM] = event.grant_id
     claims = {"aud": app.client_id, "jti": jti(event.seq, app), "iat": event.event_epoch,
               "events": {SESSION_REVOKED: revoked}}
-    return ctx.jwt.sign_event(claims)
+    return jwt.sign_event(claims)

@@ -15,7 +15,7 @@ from common.database.guarded_write import GuardedWrite
 from common.keys.jwt_keys import TokenError
 from sessions import binding
 from sessions.binding import ProofOffer
-from sessions.context import end_reason, epoch, liveness, session_store
+from sessions.context import end_reason, liveness, session_store
 from sessions.endings import revoke_session
 from sessions.errors import InvalidToken, SessionRevoked, TokenExpired, ended_error
 from sessions.models import Holder, Principal, RevokeReason, SessionRecord
@@ -63,8 +63,8 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
         session = read_along.pop(SESSION_READ)
     if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
         raise InvalidToken()
-    now = epoch(ctx)
-    reason = end_reason(ctx, session, now)
+    now = ctx.epoch()
+    reason = end_reason(ctx.settings, session, now)
     if reason and not (accept_ended_reason and session.revoked_reason == accept_ended_reason):
         raise ended_error(session, reason, app_token=issued_by == PROVIDER_TOKENS)
     if proof:
@@ -76,7 +76,7 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
             binding.spend_proof(ctx, proof)
         else:
             spending.result()  # InvalidDpopProof if some request spent it already
-    if activity and not reason and liveness(ctx).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
+    if activity and not reason and liveness(ctx.settings).needs_touch(last_seen_epoch=session.last_seen_epoch, now=now):
         _touch(ctx, store, session, now=now, app_token=issued_by == PROVIDER_TOKENS)
     return Principal(user_uuid=user_uuid, session_id=session_id, device_id=device_id, session=session,
                      token_expires_epoch=int(claims["exp"]), claims=claims, along=read_along)
@@ -139,7 +139,7 @@ def live_session(ctx: AppContext, *, session_id: str, user_uuid: str, device_id:
     session = session_store(ctx).get(session_id)
     if session is None or session.user_uuid != user_uuid or session.device_id != device_id:
         return None
-    return None if end_reason(ctx, session, epoch(ctx)) else session
+    return None if end_reason(ctx.settings, session, ctx.epoch()) else session
 
 
 def session_live_check(ctx: AppContext, session: SessionRecord) -> GuardedWrite:
@@ -167,9 +167,9 @@ def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
 
 def _live_check(ctx: AppContext, holder: Holder, *, any_key: bool = False,
                 app: tuple[str, str] | None = None) -> GuardedWrite:
-    now = epoch(ctx)
+    now = ctx.epoch()
     return GuardedWrite(item=session_store(ctx).live_check_item(holder, now=now, any_key=any_key, app=app,
-                                                                 idle_cutoff=liveness(ctx).idle_cutoff(now)),
+                                                                 idle_cutoff=liveness(ctx.settings).idle_cutoff(now)),
                         refusal=lambda: _not_live(ctx, holder, any_key=any_key))
 
 
@@ -178,7 +178,7 @@ def _not_live(ctx: AppContext, holder: Holder, *, any_key: bool = False) -> Exce
     session = session_store(ctx).get(holder.session_id)
     if session is None or session.user_uuid != holder.user_uuid or session.device_id != holder.device_id:
         return InvalidToken()
-    reason = end_reason(ctx, session, epoch(ctx))
+    reason = end_reason(ctx.settings, session, ctx.epoch())
     if reason:
         return ended_error(session, reason)
     if not any_key and holder.jkt and not (session.jkt and digests_equal(session.jkt, holder.jkt)):
@@ -203,10 +203,10 @@ def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: st
 
 def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int, app_token: bool) -> None:
     """Record activity; 401 if the session ended meanwhile or the presence no longer counts it."""
-    outcome = store.touch(session, now=now, idle_cutoff=liveness(ctx).idle_cutoff(now))
+    outcome = store.touch(session, now=now, idle_cutoff=liveness(ctx.settings).idle_cutoff(now))
     if outcome is Activity.SESSION_CHANGED:
         current = store.get(session.session_id)
-        reason = (current and end_reason(ctx, current, now)) or RevokeReason.LOGGED_OUT
+        reason = (current and end_reason(ctx.settings, current, now)) or RevokeReason.LOGGED_OUT
         raise ended_error(current, reason, app_token=app_token) if current else SessionRevoked(reason)
     if outcome is Activity.NOT_COUNTED:
         end_uncounted(ctx, session)

@@ -51,11 +51,7 @@ def current_nonce(ctx: AppContext) -> str:
     kid = ctx.refresh_secrets.newest_kid()
     secret = ctx.refresh_secrets.get(kid)
     assert secret is not None  # newest_kid names a secret of the ring
-    return dpop.make_nonce(secret=secret, kid=kid, now=_epoch(ctx))
-
-
-def _epoch(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
+    return dpop.make_nonce(secret=secret, kid=kid, now=ctx.epoch())
 
 
 def checked_proof(ctx: AppContext, offer: ProofOffer | None, *, access_token: str | None = None,
@@ -66,7 +62,7 @@ def checked_proof(ctx: AppContext, offer: ProofOffer | None, *, access_token: st
     proof_spending) once nothing else refuses the request."""
     if offer is None or offer.proof is None:
         raise InvalidDpopProof(reason="this request needs a DPoP header")
-    now = _epoch(ctx)
+    now = ctx.epoch()
     try:
         proof, _key = dpop.read_proof(offer.proof)
         fresh_by_nonce = proof.nonce is not None and dpop.nonce_is_current(
@@ -84,10 +80,9 @@ def _store(ctx: AppContext) -> OneTimeTokenStore:
     return OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
 
 
-def _spent_until(ctx: AppContext, proof: dpop.Proof) -> int:
+def _spent_until(proof: dpop.Proof, *, now: int) -> int:
     # Past this no host accepts the proof anyway: its iat is over 60 s old, and so is its nonce. An
     # iat far ahead (a proof fresh by its nonce) keeps it no longer than its iat could count.
-    now = _epoch(ctx)
     return min(max(proof.iat, now), now + dpop.MAX_AGE) + dpop.MAX_AGE + 1
 
 
@@ -95,7 +90,8 @@ def spend_proof(ctx: AppContext, proof: dpop.Proof) -> None:
     """Use the proof up on every host: one conditional write of its (key, jti); InvalidDpopProof if
     some request spent it already (RFC 9449 §11.1)."""
     try:
-        _store(ctx).create(digest=dpop.replay_key(proof), kind=PROOF_KIND, expires_epoch=_spent_until(ctx, proof))
+        _store(ctx).create(digest=dpop.replay_key(proof), kind=PROOF_KIND,
+                           expires_epoch=_spent_until(proof, now=ctx.epoch()))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             raise InvalidDpopProof(reason="this proof was used already") from None
@@ -105,5 +101,5 @@ def spend_proof(ctx: AppContext, proof: dpop.Proof) -> None:
 def proof_spending(ctx: AppContext, proof: dpop.Proof) -> GuardedWrite:
     """spend_proof as an entry of the caller's transaction (a login's): both commit, or neither."""
     item = _store(ctx).create_item(digest=dpop.replay_key(proof), kind=PROOF_KIND,
-                                   expires_epoch=_spent_until(ctx, proof))
+                                   expires_epoch=_spent_until(proof, now=ctx.epoch()))
     return GuardedWrite(item=item, refusal=lambda: InvalidDpopProof(reason="this proof was used already"))

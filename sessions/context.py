@@ -1,7 +1,8 @@
-"""The sessions domain on an app context: its stores, its clock, and the liveness rule that says
+"""The sessions domain on an app context: its stores, and the liveness rule (of the settings) that says
 whether, and why, a session is over as of now."""
 from __future__ import annotations
 
+from common.config import Settings
 from sessions.history_store import HistoryStore
 from sessions.models import Liveness, SessionRecord
 from sessions.store import SessionStore
@@ -17,19 +18,11 @@ def history_store(ctx: AppContext) -> HistoryStore:
     return HistoryStore(ctx.dynamodb, ctx.tables.login_history)
 
 
-def epoch(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp())
+def liveness(settings: Settings) -> Liveness:
+    return Liveness(idle_timeout=settings.session_idle_timeout)
 
 
-def epoch_ms(ctx: AppContext) -> int:
-    return int(ctx.now().timestamp() * 1000)
-
-
-def liveness(ctx: AppContext) -> Liveness:
-    return Liveness(idle_timeout=ctx.settings.session_idle_timeout)
-
-
-def end_reason(ctx: AppContext, session: SessionRecord, now: int) -> str | None:
-    return liveness(ctx).end_reason(status=session.status, revoked_reason=session.revoked_reason,
-                                    expires_epoch=session.expires_epoch,
-                                    last_seen_epoch=session.last_seen_epoch, now=now)
+def end_reason(settings: Settings, session: SessionRecord, now: int) -> str | None:
+    return liveness(settings).end_reason(status=session.status, revoked_reason=session.revoked_reason,
+                                         expires_epoch=session.expires_epoch,
+                                         last_seen_epoch=session.last_seen_epoch, now=now)

@@ -3,7 +3,7 @@ those over by time. Every end writes its event in the same transaction (SPEC §1
 from __future__ import annotations
 
 from common.timefmt import iso
-from sessions.context import end_reason, epoch, history_store, liveness, session_store
+from sessions.context import end_reason, history_store, liveness, session_store
 from sessions.errors import SessionNotFound
 from sessions.listings import list_user_sessions
 from sessions.models import NOT_SAID, SESSION_ACTIVE, EndedBy, Principal, RevokeReason, SessionRecord
@@ -107,15 +107,15 @@ def ending_shard(session_id: str) -> str:
 def sweep_ended(ctx: AppContext) -> int:
     """End, with their events, the active sessions whose idle timeout or max lifetime has passed;
     how many this call ended. One Query per shard, one read and one transaction per session due."""
-    store, now, ended = session_store(ctx), epoch(ctx), 0
+    store, now, ended = session_store(ctx), ctx.epoch(), 0
     for shard in range(ENDING_SHARDS):
         for session_id in store.due(f"live#{shard}", now=now):
             session = store.get(session_id)
-            reason = session and session.status == SESSION_ACTIVE and end_reason(ctx, session, now)
+            reason = session and session.status == SESSION_ACTIVE and end_reason(ctx.settings, session, now)
             if not session or not reason:
                 continue  # ended already, or used since the index was written
             moment = ctx.now()
             if store.end_over(session, reason=reason, at=iso(moment), at_ms=int(moment.timestamp() * 1000),
-                              idle_cutoff=liveness(ctx).idle_cutoff(now)):
+                              idle_cutoff=liveness(ctx.settings).idle_cutoff(now)):
                 ended += 1
     return ended

@@ -3,12 +3,14 @@ the login attempts and operator actions recorded (SPEC §4, §15)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from common.errors import InvalidField
 from common.database.batch_read import KeyRead
+from common.keys.ring_reader import RefreshSecrets
 from sessions import cursors
-from sessions.context import end_reason, epoch, history_store, liveness, session_store
+from sessions.context import end_reason, history_store, liveness, session_store
 from sessions.errors import SessionNotFound
 from sessions.history_store import BadCursor
 from sessions.models import SESSION_ACTIVE, HistoryResult, Presence, PresenceEntry, SessionRecord
@@ -23,21 +25,21 @@ def list_user_sessions(ctx: AppContext, *, user_uuid: str) -> list[SessionRecord
 def session_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None,
                  include_ended: bool) -> tuple[list[SessionRecord], str | None]:
     """One page of the user's sessions, newest first: only the live ones unless `include_ended`."""
-    now = epoch(ctx)
-    return _sealed_page(ctx, listing="sessions", user_uuid=user_uuid, cursor=cursor,
+    now = ctx.epoch()
+    return _sealed_page(ctx.refresh_secrets, listing="sessions", user_uuid=user_uuid, cursor=cursor,
                         read=lambda position: session_store(ctx).page_for_user(
                             user_uuid, limit=limit, cursor=position,
-                            keep=lambda session: include_ended or end_reason(ctx, session, now) is None))
+                            keep=lambda session: include_ended or end_reason(ctx.settings, session, now) is None))
 
 
-def _sealed_page(ctx: AppContext, *, listing: str, user_uuid: str, cursor: str | None,
+def _sealed_page(secrets: RefreshSecrets, *, listing: str, user_uuid: str, cursor: str | None,
                  read: Callable[[str | None], tuple[list[Any], str | None]]) -> tuple[list[Any], str | None]:
     """The page `read` gives at the position `cursor` was sealed around (sessions/cursors.py), and the next
     page's cursor sealed alike; 400 invalid_field for a cursor this server did not seal for this listing
     of this account (SPEC §4, §15: a forged, edited or other account's cursor)."""
     position = None
     if cursor:
-        position = cursors.open_sealed(cursor, secrets=ctx.refresh_secrets, listing=listing, user_uuid=user_uuid)
+        position = cursors.open_sealed(cursor, secrets=secrets, listing=listing, user_uuid=user_uuid)
         if position is None:
             raise InvalidField("cursor", "The cursor is not valid.")
     try:
@@ -46,12 +48,12 @@ def _sealed_page(ctx: AppContext, *, listing: str, user_uuid: str, cursor: str |
         raise InvalidField("cursor", "The cursor is not valid.") from None
     if next_position is None:
         return items, None
-    return items, cursors.seal(next_position, secrets=ctx.refresh_secrets, listing=listing, user_uuid=user_uuid)
+    return items, cursors.seal(next_position, secrets=secrets, listing=listing, user_uuid=user_uuid)
 
 
 def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | None]:
     """("active" | "revoked" | "expired", reason) as of now."""
-    reason = end_reason(ctx, session, epoch(ctx))
+    reason = end_reason(ctx.settings, session, ctx.epoch())
     if reason is None:
         return "active", None
     return ("revoked" if session.status != SESSION_ACTIVE else "expired"), reason
@@ -71,14 +73,14 @@ def live_devices(ctx: AppContext, *, user_uuid: str, presence: Presence | None =
     """The user's logged-in devices as of now, from `presence` if the caller read it already."""
     if presence is None:
         presence = session_store(ctx).get_presence(user_uuid)
-    return presence.live(now=epoch(ctx), liveness=liveness(ctx))
+    return presence.live(now=ctx.epoch(), liveness=liveness(ctx.settings))
 
 
-def record_attempt(ctx: AppContext, *, user_uuid: str, result: HistoryResult, device_id: str | None, ip: str | None,
-                   user_agent: str | None, keep: bool = True) -> str:
-    """One login attempt into the user's history, and its row's key; `keep=False` costs the same and
-    stores nothing."""
-    return history_store(ctx).record(keep=keep, user_uuid=user_uuid, at=ctx.now(), result=result.value,
+def record_attempt(ctx: AppContext, *, at: datetime, user_uuid: str, result: HistoryResult, device_id: str | None,
+                   ip: str | None, user_agent: str | None, keep: bool = True) -> str:
+    """One login attempt, made `at`, into the user's history, and its row's key; `keep=False` costs the
+    same and stores nothing."""
+    return history_store(ctx).record(keep=keep, user_uuid=user_uuid, at=at, result=result.value,
                                      device_id=device_id, ip=ip, user_agent=(user_agent or "")[:256] or None)
 
 
@@ -90,7 +92,7 @@ def mark_continued(ctx: AppContext, *, user_uuid: str, event_key: str) -> bool:
 
 def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """One page of the account's history, newest first (its cursors sealed for it)."""
-    return _sealed_page(ctx, listing="history", user_uuid=user_uuid, cursor=cursor,
+    return _sealed_page(ctx.refresh_secrets, listing="history", user_uuid=user_uuid, cursor=cursor,
                         read=lambda position: history_store(ctx).page(user_uuid=user_uuid, limit=limit,
                                                                       cursor=position))
 
@@ -102,7 +104,7 @@ def record_operator_action(ctx: AppContext, *, user_uuid: str, action: str, deta
 
 def audit_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """One page of the operator actions on the account, newest first (its cursors sealed for it)."""
-    return _sealed_page(ctx, listing="audit", user_uuid=user_uuid, cursor=cursor,
+    return _sealed_page(ctx.refresh_secrets, listing="audit", user_uuid=user_uuid, cursor=cursor,
                         read=lambda position: history_store(ctx).audit_page(user_uuid=user_uuid, limit=limit,
                                                                             cursor=position))
 

@@ -12,7 +12,7 @@ from common.database.guarded_write import GuardedWrite
 from sessions import binding
 from sessions.authentication import end_uncounted
 from sessions.binding import ProofOffer
-from sessions.context import end_reason, epoch, liveness, session_store
+from sessions.context import end_reason, liveness, session_store
 from sessions.endings import revoke_session
 from sessions.errors import InvalidRefreshToken, RefreshTokenReused, SessionRevoked, ended_error
 from sessions.models import RevokeReason, SessionRecord, TokenPair
@@ -74,11 +74,11 @@ def _rotate_unread(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
         return None  # a bearer session that may no longer refresh: the read path says so
     holder = replace(carried_holder(token.session_id, token.carried), jkt=proof.jkt if proof else None)
     spending = binding.proof_spending(ctx, proof) if proof else None
-    now, new_kid = epoch(ctx), ctx.refresh_secrets.newest_kid()
+    now, new_kid = ctx.epoch(), ctx.refresh_secrets.newest_kid()
     outcome = session_store(ctx).rotate_refresh(
         holder, generation=token.generation, old_digest=token_digest(refresh_token, purpose=REFRESH_PURPOSE),
         new_digest=token_digest(refresh_token_of(ctx, holder, token.generation + 1, new_kid), purpose=REFRESH_PURPOSE),
-        new_kid=new_kid, now=now, idle_cutoff=liveness(ctx).idle_cutoff(now),
+        new_kid=new_kid, now=now, idle_cutoff=liveness(ctx.settings).idle_cutoff(now),
         extra_write=spending.item if spending else None)
     if outcome is Activity.RECORDED:
         return token_pair(ctx, holder, generation=token.generation + 1, issued_epoch=now, refresh_kid=new_kid)
@@ -96,9 +96,9 @@ def _rotate_read(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
         session = store.get(token.session_id)
         if session is None:
             raise InvalidRefreshToken()
-        now = epoch(ctx)
+        now = ctx.epoch()
         spending = _refresh_proof(ctx, session, offer)  # first: without the key, not even why it ended
-        reason = end_reason(ctx, session, now)
+        reason = end_reason(ctx.settings, session, now)
         if reason:
             raise ended_error(session, reason)
         if generation != session.refresh_gen:
@@ -112,7 +112,7 @@ def _rotate_read(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
         successor = token_digest(refresh_token_of(ctx, session, generation + 1, new_kid), purpose=REFRESH_PURPOSE)
         outcome = store.rotate_refresh(session.holder(), generation=generation, old_digest=old_digest,
                                        new_digest=successor, new_kid=new_kid, now=now,
-                                       idle_cutoff=liveness(ctx).idle_cutoff(now),
+                                       idle_cutoff=liveness(ctx.settings).idle_cutoff(now),
                                        extra_write=spending.write.item if spending else None)
         if outcome is Activity.RECORDED:  # a refresh is activity: the session and its presence entry
             return token_pair(ctx, session, generation=generation + 1, issued_epoch=now, refresh_kid=new_kid)
@@ -174,4 +174,4 @@ def rebinding(ctx: AppContext, session: SessionRecord, *, jkt: str) -> GuardedWr
 def record_reauthentication(ctx: AppContext, *, session_id: str) -> None:
     """The session's holder proved again who they are (password or passkey): kept on the session
     record, which the guard reads on every call, so every process sees the renewed window."""
-    session_store(ctx).record_reauthentication(session_id, now=epoch(ctx))
+    session_store(ctx).record_reauthentication(session_id, now=ctx.epoch())

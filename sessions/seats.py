@@ -8,14 +8,16 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from common.errors import ServiceUnavailable
 from common.timefmt import iso
 from common.crypto.tokens import token_digest
 from common.database.guarded_write import GuardedWrite
-from sessions.context import epoch, epoch_ms, history_store, liveness, session_store
+from sessions.context import history_store, liveness, session_store
 from sessions.endings import ending_shard
+from sessions.history_store import HistoryStore
 from sessions.models import (Ending, HistoryResult, Holder, OpenedSession, Presence, PresenceEntry, PresenceMoved,
                              RevokeReason, Seats, SessionRecord)
 from sessions.store import ExtraWriteRefused, IdleSessionsInUse, PresenceChanged, SessionStore, retention_ttl
@@ -40,9 +42,9 @@ def read_seats(ctx: AppContext, *, user_uuid: str, device_id: str, presence: Pre
     if learned.contended:
         time.sleep(random.uniform(0.005, 0.02 * min(learned.attempts, 10)))
     presence = _with_activity(presence or session_store(ctx).get_presence(user_uuid), learned.seen_since)
-    now = epoch(ctx)
-    return Seats(device_id=device_id, presence=presence, now=now, live=presence.live(now=now, liveness=liveness(ctx)),
-                 learned=learned)
+    now = ctx.epoch()
+    return Seats(device_id=device_id, presence=presence, now=now,
+                 live=presence.live(now=now, liveness=liveness(ctx.settings)), learned=learned)
 
 
 def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], device_name: str, device_class: str,
@@ -56,7 +58,7 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     session is bound to that device key (SPEC §12). `session_id`: the new session's id, drawn by the
     caller whose extra writes name it (a screen's approval, flows.device_approval), else a new one;
     `screen_of`: the app a screen's session is for (SessionRecord.screen_of)."""
-    store, rule, now, device_id = session_store(ctx), liveness(ctx), seats.now, seats.device_id
+    store, rule, now, device_id = session_store(ctx), liveness(ctx.settings), seats.now, seats.device_id
     session = new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
                            device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt, amr=amr,
                            login_seq=seats.presence.next_login_seq(), session_id=session_id, screen_of=screen_of)
@@ -77,8 +79,9 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     try:
         store.open_session(before=seats.presence, entries=kept, session=session, displaced=displaced,
                            idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
-                           at_ms=epoch_ms(ctx), extra_writes=[w.item for w in extra],
-                           unconditional=[_login_row(ctx, session=session, evicted=evicted)])
+                           at_ms=ctx.epoch_ms(), extra_writes=[w.item for w in extra],
+                           unconditional=[_login_row(history_store(ctx), at=ctx.now(), session=session,
+                                                     evicted=evicted)])
     except ExtraWriteRefused as refused:
         raise extra[refused.index].refusal() from None
     except IdleSessionsInUse as in_use:
@@ -107,13 +110,13 @@ def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_cl
     other live entries)` raises to refuse, and its session counts under the new class from the
     moment the presence record is rewritten, in one transaction with `extra_writes` (the device's
     record) and only if nobody changed the presence meanwhile; a refused extra raises its refusal."""
-    store, rule = session_store(ctx), liveness(ctx)
+    store, rule = session_store(ctx), liveness(ctx.settings)
     extra = list(extra_writes)
     seen_since: dict[str, int] = {}
     gone: set[str] = set()
     for attempt in range(RELABEL_ATTEMPTS):
         presence = _with_activity(store.get_presence(user_uuid), seen_since)
-        now = epoch(ctx)
+        now = ctx.epoch()
         live = presence.live(now=now, liveness=rule)
         mine = next((e for e in live if e.device_id == device_id and e.device_class != device_class), None)
         if mine:  # logged in, and counted under another class until now
@@ -126,7 +129,7 @@ def relabel_device(ctx: AppContext, *, user_uuid: str, device_id: str, device_cl
         try:
             store.relabel(before=presence, entries=entries, session_id=mine.session_id if mine else None,
                           device_class=device_class, idle=idle, idle_cutoff=rule.idle_cutoff(now),
-                          at=iso(ctx.now()), end_epoch=now, at_ms=epoch_ms(ctx), extra_writes=[w.item for w in extra])
+                          at=iso(ctx.now()), end_epoch=now, at_ms=ctx.epoch_ms(), extra_writes=[w.item for w in extra])
             return
         except ExtraWriteRefused as refused:
             raise extra[refused.index].refusal() from None
@@ -147,11 +150,12 @@ def _note_in_use(store: SessionStore, session_ids: list[str], *, seen_since: dic
             seen_since[session_id] = record.last_seen_epoch
 
 
-def _login_row(ctx: AppContext, *, session: SessionRecord, evicted: list[PresenceEntry]) -> dict[str, Any]:
+def _login_row(store: HistoryStore, *, at: datetime, session: SessionRecord,
+               evicted: list[PresenceEntry]) -> dict[str, Any]:
     """The login's history row, as an entry of its transaction: a login that commits has its row, one
     that does not leaves none. A put that no condition refuses, so it never refuses a login itself."""
-    return history_store(ctx).put_item(
-        user_uuid=session.user_uuid, at=ctx.now(), result=HistoryResult.SUCCESS.value, device_id=session.device_id,
+    return store.put_item(
+        user_uuid=session.user_uuid, at=at, result=HistoryResult.SUCCESS.value, device_id=session.device_id,
         ip=session.ip, user_agent=session.user_agent,
         evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted])
 
@@ -177,5 +181,5 @@ def new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name:
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
         expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
         live_shard=ending_shard(session_id), login_seq=login_seq,
-        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx).idle_span), jkt=jkt, amr=list(amr),
-        screen_of=screen_of)
+        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx.settings).idle_span), jkt=jkt,
+        amr=list(amr), screen_of=screen_of)

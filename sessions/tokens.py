@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 
 from common.crypto.tokens import keyed_token
 from sessions import binding
-from sessions.context import epoch
 from sessions.errors import InvalidRefreshToken
 from sessions.models import Holder, SessionRecord, TokenPair
 from common.runtime.context import AppContext
@@ -69,5 +68,5 @@ def token_pair(ctx: AppContext, session: Holder | SessionRecord, *, generation: 
     access = ctx.jwt.sign(claims, ttl_seconds=ttl, now=datetime.fromtimestamp(issued_epoch, timezone.utc))
     return TokenPair(access_token=access,
                      refresh_token=refresh_token_of(ctx, session, generation, refresh_kid),
-                     expires_in=max(0, issued_epoch + ttl - epoch(ctx)),
+                     expires_in=max(0, issued_epoch + ttl - ctx.epoch()),
                      token_type=binding.DPOP if session.jkt else "Bearer")

@@ -13,6 +13,7 @@ import click
 
 from citylogin.cli.database import command_dynamodb, command_settings, config_errors
 from citylogin.cli.output import OperatorGroup
+from common.clock import now_epoch
 from common.config import Settings
 
 T = TypeVar("T")
@@ -38,10 +39,6 @@ def _census(settings: Settings) -> Iterator[tuple]:
 
 def _current(settings: Settings) -> tuple[int, int, int]:
     return settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism
-
-
-def _now() -> int:
-    return int(datetime.now(timezone.utc).timestamp())
 
 
 def _day(epoch: int) -> str:
@@ -126,7 +123,7 @@ def record_sets(yes: bool) -> None:
     settings = command_settings()
     with _census(settings) as (store, count_hashes):
         counts = count_hashes()
-        done = _unmoved(lambda: record_found(store, counts=counts, current=_current(settings), now=_now(),
+        done = _unmoved(lambda: record_found(store, counts=counts, current=_current(settings), now=now_epoch(),
                                                   confirm=confirm))
     for parameters in done.recorded:
         click.echo(f"{key_of(parameters):22} recorded, sealed: {counts.get(parameters, 0)} stored hashes use it")
@@ -156,7 +153,7 @@ def retire_sets() -> None:
     settings = command_settings()
     with _census(settings) as (store, count_hashes):
         done = _unmoved(lambda: retire_unused(store, count_hashes=count_hashes, current=_current(settings),
-                                                   now=_now()))
+                                                   now=now_epoch()))
     for retirement in done:
         text = outcomes[retirement.outcome].format(hashes=retirement.hashes)
         if not retirement.sealed and retirement.outcome != RETIRED:

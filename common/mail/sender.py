@@ -72,7 +72,7 @@ class SenderHome(Protocol):
 
     settings: Any
     notifier: Notifier
-    mail_sender: object | None
+    mail_sender: MailSender | None
 
 
 def start_sender(ctx: SenderHome) -> None:
@@ -88,5 +88,5 @@ def start_sender(ctx: SenderHome) -> None:
 def stop_sender(ctx: SenderHome) -> None:
     with _lock:
         sender, ctx.mail_sender = ctx.mail_sender, None
-    if isinstance(sender, MailSender):
+    if sender is not None:
         sender.stop()

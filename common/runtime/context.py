@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from flask import current_app
 
+from common import clock as clocks
 from common.brand import DEFAULT_BRAND, Brand, load_brand, using
+from common.clock import utc_now
 from common.config import ConfigError, NotifierBackend, Settings, env_name
+from common.slots import Slots
 from common.crypto.certificates import CertificateAuthority, certificate_fingerprint
 from common.crypto.hash_slots import QUEUE_PER_SLOT, HashSlots, default_slots
 from common.crypto.passwords import PasswordHasher
@@ -30,6 +34,7 @@ from common.keys.ring_store import KeyRingStore
 from common.mail.message import Mail, Message
 from common.mail.notifier import Notifier, make_notifier
 from common.mail.outbox import LEASE_SECONDS, Outbox, Timing
+from common.mail.sender import MailSender
 from common.mail.smtp_mail import smtp_server
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
@@ -40,10 +45,6 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "citylogin"
 READINESS_TIMEOUT = 1.0  # seconds; a load balancer's probe must not hang on a silent DynamoDB
 STARTUP_TIMEOUT = 20.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -62,36 +63,32 @@ class AppContext:
     brand: Brand = DEFAULT_BRAND
     # The client /readyz probes with: one attempt, short timeouts (None: use `dynamodb`).
     readiness_dynamodb: DynamoDBClient | None = None
-    # Per-app singletons that domains attach lazily.
+    # Per-app singletons that domains attach lazily: the domains' own under their Slot (common.slots), typed
+    # where each is declared (sessions.streams, relying_parties.registry, relying_parties.push, oidc.hooks,
+    # oidc.client_keys, operators.usernames): the context imports no domain.
+    slots: Slots = field(default_factory=Slots)
     # common.web.background's I/O thread pool.
     background_pool: ThreadPoolExecutor | None = None
-    # sessions' one SessionWatcher for this app (typed there: common imports no domain package).
-    session_watcher: object | None = None
-    # sessions' one EventFeed reader for this app (typed there).
-    event_feed: object | None = None
-    # relying_parties.registry's one AppRegistry for this app (typed there): the apps as this process last read them.
-    app_registry: object | None = None
-    # relying_parties.push's Pushers while their threads run, by channel name (ssf-push, backchannel-logout).
-    pushers: dict[str, object] = field(default_factory=dict)
     # devices' last built CRL of this process: (built at, PEM).
     crl_cache: tuple[datetime, str] | None = None
     # common.mail.sender's MailSender while its thread runs.
-    mail_sender: object | None = None
+    mail_sender: MailSender | None = None
     # flows.deletion_sweeper's stop event while its thread runs.
     deletion_sweeper_stop: threading.Event | None = None
-    # oidc.server's Provider (Authlib's authorization server) of this app, made at its first use.
-    oidc_provider: object | None = None
-    # oidc.client_keys' RemoteKeySets (typed there): the keys fetched from apps' jwks_uri, made at its first use.
-    client_key_sets: object | None = None
     # Re-reads the key ring on a schedule once an app starts it (build_context makes it).
     ring_refresher: KeyRingRefresher | None = None
     # The Argon2id parameter sets recorded for the deployment, taught to `passwords` (SPEC §6).
     password_parameters: PasswordParameters | None = None
-    # operators.usernames' RecentUsernames (typed there): which lockout an account's page reads.
-    operator_usernames: object | None = None
 
     def now(self) -> datetime:
         return self.clock()
+
+    def epoch(self) -> int:
+        """Now in whole epoch seconds (the unit of every `*_epoch` field and TTL)."""
+        return clocks.epoch(self.clock())
+
+    def epoch_ms(self) -> int:
+        return clocks.epoch_ms(self.clock())
 
     def public_url(self) -> str:
         """Where links in messages and QR codes point: an app's settings have it (with_public_url);
@@ -123,7 +120,8 @@ def _warn_if_another_ca(settings: Settings, contents: RingContents) -> None:
         log.warning("the CA of %s is not the key ring's and is ignored: a CA is only imported into a new ring", source)
 
 
-def _dynamodb_client(settings: Settings, *, connect_timeout: float, read_timeout: float, max_attempts: int):
+def _dynamodb_client(settings: Settings, *, connect_timeout: float, read_timeout: float,
+                     max_attempts: int) -> DynamoDBClient:
     return dynamo.make_client(region=settings.aws_region, endpoint_url=settings.dynamodb_endpoint_url,
                               local=settings.dynamodb_local,
                               connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts,
@@ -139,7 +137,7 @@ def hash_slots(settings: Settings) -> HashSlots:
     return HashSlots(slots=slots, queue=settings.password_hash_queue or QUEUE_PER_SLOT * slots)
 
 
-def password_hasher(settings: Settings, *, client, startup_client, table: str,
+def password_hasher(settings: Settings, *, client: DynamoDBClient, startup_client: DynamoDBClient, table: str,
                     encryptor: KeyEncryptor) -> tuple[PasswordHasher, PasswordParameters]:
     """The hasher of the configured parameters, which verifies on every check one hash of each set the
     deployment has recorded, sealed under `encryptor` (and of CITYLOGIN_ARGON2_LEGACY_PARAMETERS): its
@@ -154,7 +152,8 @@ def password_hasher(settings: Settings, *, client, startup_client, table: str,
     return passwords, parameters
 
 
-def build_context(settings: Settings, *, dynamodb_client=None, encryptor: KeyEncryptor | None = None) -> AppContext:
+def build_context(settings: Settings, *, dynamodb_client: DynamoDBClient | None = None,
+                  encryptor: KeyEncryptor | None = None) -> AppContext:
     """Connect to DynamoDB, create missing tables and the key ring if configured to, read the ring."""
     tables = dynamo.TableNames.with_prefix(settings.table_prefix)
     encryptor = encryptor or key_encryptor(settings)

@@ -242,7 +242,7 @@ def test_history_names_operator_actions_and_colours_rows_by_effect(make_server, 
     user_uuid = users.find_uuid_by_username(ctx, username=user)
     ops = operators.Operator(role=Role.ADMIN, cli=True, name="ops-desk")
     # A refusal the web app met raw before (a removed device's login), written as the server writes it
-    sessions.record_attempt(ctx, user_uuid=user_uuid, result=HistoryResult.DEVICE_REVOKED, device_id=None,
+    sessions.record_attempt(ctx, at=ctx.now(), user_uuid=user_uuid, result=HistoryResult.DEVICE_REVOKED, device_id=None,
                             ip="192.0.2.7", user_agent=None)
     operators.set_limit(ctx, operator=ops, user_uuid=user_uuid, request=LimitRequest(reason="two phones", limit=2))
     operators.start_password_reset(ctx, operator=ops, user_uuid=user_uuid, request=ActionRequest(reason="forgot"))

@@ -268,7 +268,7 @@ def test_relabelling_while_logging_in_never_exceeds_a_class_limit(make_server):
             before = sessions.read_presence(ctx, user_uuid=owner.key_file.user_uuid)
             device_class = {d.device_id: d.device_class for d in store.list_for_user(owner.key_file.user_uuid)}
             if sessions.read_presence(ctx, user_uuid=owner.key_file.user_uuid).version == before.version:
-                live = before.live(now=int(time.time()), liveness=sessions.liveness(ctx))
+                live = before.live(now=int(time.time()), liveness=sessions.liveness(ctx.settings))
                 snapshots.append(Counter(device_class[e.device_id] for e in live))
             time.sleep(0.05)
 

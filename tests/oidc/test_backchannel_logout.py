@@ -10,6 +10,7 @@ import jwt
 import pytest
 import requests
 
+from relying_parties import push
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
 from oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
@@ -115,6 +116,6 @@ def test_the_logout_token_arrives_within_a_second_of_the_displacing_login(make_s
 
 
 def holds_the_lease(ctx, client_id: str) -> bool:
-    pusher = ctx.pushers.get("backchannel-logout")
+    pusher = push.running_pusher(ctx, "backchannel-logout")
     target = pusher and pusher._targets.get(client_id)
     return bool(target and target.lease_until)

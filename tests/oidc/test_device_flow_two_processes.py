@@ -285,7 +285,7 @@ def test_racing_approvals_and_logins_on_two_processes_never_exceed_the_limits(de
     assert watch.most_of_class["tv"] <= CLASS_LIMITS["tv"], watch.most_of_class
     # ... and the records of every session, at every moment of the rounds (whole seconds, half-open)
     records = [asdict(r) for r in sessions.list_user_sessions(ctx, user_uuid=user_uuid)]
-    intervals = session_intervals(records, sessions.liveness(ctx))
+    intervals = session_intervals(records, sessions.liveness(ctx.settings))
     assert most_at_once([(start, end) for _, _, _, start, end in intervals]) <= LIMIT
     assert not class_violations({r["session_id"]: r for r in records}, intervals, CLASS_LIMITS)
     # the race was one: forced approvals got seats, asked ones were asked

@@ -12,7 +12,6 @@ from authlib.oauth2.rfc6749 import InvalidGrantError
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
 from oidc import codes, grants, redemption
-from oidc.context import epoch
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import code_for, finish_as_device, query_of, waiting_request
 
@@ -107,7 +106,7 @@ def test_a_code_given_before_the_app_was_removed_gives_nothing(provider, signed_
     url, ctx = provider
     credentials = _app(ctx)
     code, _ = code_for(url, credentials.app.client_id, signed_in, redirect_uri=REDIRECT, scope=SCOPE)
-    opened = codes.opened(ctx, code, now=epoch(ctx))
+    opened = codes.opened(ctx, code, now=ctx.epoch())
     assert opened is not None
     apps.remove_app(ctx, client_id=credentials.app.client_id)
 

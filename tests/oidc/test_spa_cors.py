@@ -13,7 +13,7 @@ import requests
 from accounts.models import Role
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from relying_parties.registry import FRESH_SECONDS, app_registry
+from relying_parties.registry import APP_REGISTRY, FRESH_SECONDS, app_registry
 from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.operators import operator
@@ -125,4 +125,4 @@ def test_an_origin_taken_away_stops_within_the_bound_while_the_registry_copy_is_
         assert not allowed(preflight(url, "/oidc/token", gone), gone)
         assert allowed(preflight(url, "/oidc/token", SPA), SPA)
     finally:
-        ctx.app_registry = None  # a new copy, watched again, for the module's other tests
+        ctx.slots.take(APP_REGISTRY)  # a new copy, watched again, for the module's other tests

@@ -66,7 +66,7 @@ def _first_heard(entries: list[tuple[str, float]]) -> list[str]:
 
 
 def _target(ctx, channel: str, client_id: str):
-    pusher = ctx.pushers.get(channel)
+    pusher = push.running_pusher(ctx, channel)
     return pusher and pusher._targets.get(client_id)
 
 

@@ -22,7 +22,7 @@ def sessions_in(sets: list[str]) -> list[str]:
 
 
 def holds_a_lease(ctx) -> bool:
-    pusher = ctx.pushers.get(push.SetPush.name)
+    pusher = push.running_pusher(ctx, push.SetPush.name)
     return bool(pusher and any(target.lease_until for target in pusher._targets.values()))
 
 

@@ -10,6 +10,7 @@ import time
 
 import requests
 
+from sessions.streams import EVENT_FEED
 from tests.sessions.test_events import EventReader
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device, settle_background
@@ -65,7 +66,8 @@ def test_outage_answers_503_logs_once_per_burst_and_recovers(make_server, dynamo
         line.close()
         caplog.clear()
         answers = requests_during_outage(url, client)
-        watcher_alive = ctx.event_feed._thread.is_alive()
+        feed = ctx.slots.get(EVENT_FEED)
+        watcher_alive = feed is not None and feed._thread.is_alive()
         outage_records = [r for r in caplog.records if r.levelno >= logging.WARNING]
 
         line = line.restarted()

@@ -56,7 +56,7 @@ def test_a_session_used_within_the_idle_timeout_lives_on_and_ends_once_idle_past
     for gap in gaps:
         clock.advance(gap)
         assert me(client).status_code == 200
-    rule = liveness(ctx)
+    rule = liveness(ctx.settings)
     clock.advance(rule.idle_timeout + rule.touch_every)
     assert bearer_problem(me(client)) == (401, "session_revoked", "idle_timeout")
 
@@ -69,7 +69,7 @@ def test_a_login_that_drops_an_idle_device_ends_its_session(make_server):
     on_clock(clock, a, b)
     a.login(PASSWORD)
     old_session, old_refresh = a.session_id, a.refresh_token
-    rule = liveness(ctx)
+    rule = liveness(ctx.settings)
     clock.advance(rule.idle_timeout + rule.touch_every)
     b.login(PASSWORD)  # A is idle: no 409, and its session is ended with it
     ended = session_store(ctx).get(old_session)
@@ -93,7 +93,7 @@ def test_a_session_the_presence_no_longer_counts_is_not_usable(make_server):
     on_clock(clock, a)
     a.login(PASSWORD)
     _drop_presence_entry(ctx, user_uuid=a.key_file.user_uuid, device_id=a.key_file.device_id)
-    clock.advance(liveness(ctx).touch_every)
+    clock.advance(liveness(ctx.settings).touch_every)
     assert bearer_problem(me(a)) == (401, "session_revoked", "idle_timeout")
     assert session_store(ctx).get(a.session_id).status == "revoked"
 
@@ -115,12 +115,12 @@ def test_a_touch_that_reached_only_the_session_still_counts_at_login(make_server
     b = add_device(ctx, a)
     on_clock(clock, a, b)
     a.login(PASSWORD)
-    clock.advance(liveness(ctx).idle_timeout)
+    clock.advance(liveness(ctx.settings).idle_timeout)
     now = int(clock().timestamp())
     ctx.dynamodb.update_item(TableName=ctx.tables.sessions, Key={"session_id": {"S": a.session_id}},
                              UpdateExpression="SET last_seen_epoch = :now",
                              ExpressionAttributeValues={":now": {"N": str(now)}})
-    clock.advance(liveness(ctx).touch_every + 1)
+    clock.advance(liveness(ctx.settings).touch_every + 1)
     with pytest.raises(ConcurrentLoginRequired):
         b.login(PASSWORD)
 

@@ -15,7 +15,7 @@ import requests
 from common.crypto.tokens import keyed_token, token_digest
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, register_device
-from common.runtime.context import utc_now
+from common.clock import utc_now
 
 SESSION_FIELDS = {"session_id", "device_id", "device_name", "created_at", "last_seen_at", "ip", "user_agent",
                   "current", "status", "revoked_reason"}

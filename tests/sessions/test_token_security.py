@@ -217,7 +217,7 @@ def test_idle_session_is_revoked_with_idle_timeout(make_server):
     client = register_device(url)
     on_clock(clock, client)
     client.login(PASSWORD)
-    clock.advance(liveness(ctx).idle_timeout + liveness(ctx).touch_every + 1)
+    clock.advance(liveness(ctx.settings).idle_timeout + liveness(ctx.settings).touch_every + 1)
     assert bearer_problem(me(url, client.access_token, by=client)) == (401, "session_revoked", "idle_timeout")
 
 
@@ -227,7 +227,7 @@ def test_idle_session_cannot_be_refreshed_back_to_life(make_server):
     client = register_device(url)
     on_clock(clock, client)
     client.login(PASSWORD)
-    clock.advance(liveness(ctx).idle_timeout + liveness(ctx).touch_every + 1)
+    clock.advance(liveness(ctx.settings).idle_timeout + liveness(ctx.settings).touch_every + 1)
     # The client sees token_expired, refreshes, and the refresh says why the session is over.
     response = client.request("GET", "/session/me")
     assert bearer_problem(response) == (401, "session_revoked", "idle_timeout")

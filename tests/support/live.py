@@ -14,12 +14,14 @@ import requests
 from werkzeug.serving import make_server
 
 from relying_parties import push
+from relying_parties.registry import APP_REGISTRY
 from citylogin.client.api import Client, KeyFile, generate_key, private_key_pem, public_key_pem
 from citylogin.client.keys import dpop_proof, sign_challenge
 from devices import service as devices
 from flows import deletion_sweeper
 from common.mail.sender import stop_sender
 from sessions import sweeper as session_sweeper
+from sessions.streams import EVENT_FEED
 from tests.conftest import unique_name
 from common.runtime.context import AppContext
 
@@ -72,7 +74,7 @@ def stop_background(ctx: AppContext) -> None:
     session_sweeper.stop_sweeper(ctx)
     deletion_sweeper.stop_sweeper(ctx)
     stop_sender(ctx)
-    for worker in (ctx.ring_refresher, ctx.event_feed, ctx.app_registry):
+    for worker in (ctx.ring_refresher, ctx.slots.get(EVENT_FEED), ctx.slots.get(APP_REGISTRY)):
         stop = getattr(worker, "stop", None)
         if stop is not None:
             stop()
