@@ -2,10 +2,13 @@
 through the factories."""
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -196,8 +199,34 @@ def pytest_ignore_collect(collection_path, config):
     if markexpr != "not slow":
         return None
     whole_folder = collection_path.name in SLOW_FOLDERS and collection_path.is_dir() and collection_path.parent == TESTS
-    whole_module = collection_path.suffix == ".py" and collection_path.stem in SLOW_MODULES
-    return True if whole_folder or whole_module else None
+    whole_module = is_test_module and _slow_whole(collection_path)
+    return True if whole_folder or whole_module or _slow_whole_folder(collection_path) else None
+
+
+# A module marked slow whole by its own `pytestmark = pytest.mark.slow` line.
+MARKED_SLOW = re.compile(r"^pytestmark = pytest\.mark\.slow\b", re.MULTILINE)
+
+
+@functools.cache
+def _slow_whole(module: Path) -> bool:
+    """Whether a test module is slow whole, by SLOW_MODULES or its own mark: the fast tier does not
+    import it only to deselect every test (28 modules marked so, Playwright among their imports)."""
+    return module.stem in SLOW_MODULES or bool(MARKED_SLOW.search(module.read_text(encoding="utf-8")))
+
+
+def _slow_whole_folder(path: Path) -> bool:
+    """A folder whose test modules are all slow whole: nor is its conftest.py imported (tests/oidc/conformance)."""
+    modules = list(_test_modules(path)) if path.is_dir() else []
+    return bool(modules) and all(_slow_whole(module) for module in modules)
+
+
+def _test_modules(folder: Path) -> Iterator[Path]:
+    """The test modules under a folder, in the folders pytest looks into (not .venv, node_modules ...)."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.name.startswith((".", "__")) and entry.name != "node_modules":
+            yield from _test_modules(entry)
+        elif entry.name.startswith("test_") and entry.suffix == ".py":
+            yield entry
 
 
 def pytest_itemcollected(item):
