@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 
@@ -40,7 +41,7 @@ def device_store(ctx: AppContext) -> DeviceStore:
     return DeviceStore(ctx.dynamodb, ctx.tables.devices)
 
 
-def _device_key(*, public_key: str | None, csr: str | None):
+def _device_key(*, public_key: str | None, csr: str | None) -> tuple[DeviceKey, str | None]:
     """The device's public key from its PEM or CSR, or a server-generated key pair."""
     if public_key and csr:
         raise InvalidField("public_key", "Send either public_key or csr, not both.")
@@ -72,7 +73,7 @@ def issue_device(ctx: AppContext, *, user_uuid: str, device_name: str | None, is
     return IssuedDevice(record=record, private_key_pem=private_pem)
 
 
-def _new_device_items(ctx: AppContext, record: DeviceRecord) -> list[dict]:
+def _new_device_items(ctx: AppContext, record: DeviceRecord) -> list[dict[str, Any]]:
     store = device_store(ctx)
     return [store.take_slot_item(record.user_uuid, limit=ctx.settings.max_registered_devices),
             store.put_new_item(record)]

@@ -6,15 +6,20 @@ import base64
 import json
 import uuid
 from itertools import islice
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from common.timefmt import parse_iso
 from database import dynamo, item_listing
 from sessions.history_store import BadCursor
 from sessions.models import SessionRecord
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-def record(cls, data: dict[str, Any]):
+D = TypeVar("D", bound="DataclassInstance")
+
+
+def record(cls: type[D], data: dict[str, Any]) -> D:
     """A dataclass `cls` of an item's attributes, those it does not know left out."""
     return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from database.guarded_write import GuardedWrite
 from sessions.context import epoch, liveness, session_store
@@ -64,13 +65,13 @@ def session_watcher(ctx: AppContext) -> SessionWatcher:
     return watcher
 
 
-def _state_deadline(ctx: AppContext, state: dict) -> int:
+def _state_deadline(ctx: AppContext, state: dict[str, Any]) -> int:
     """The first moment a session with these fields ends without a write: its max lifetime or idle timeout."""
     rule = liveness(ctx)
     return min(int(state["expires_epoch"]), int(state["last_seen_epoch"]) + rule.idle_timeout + rule.touch_every)
 
 
-def _state_end_reason(ctx: AppContext, state: dict, now: int) -> str | None:
+def _state_end_reason(ctx: AppContext, state: dict[str, Any], now: int) -> str | None:
     """Why a session (its status, revoked_reason, expires_epoch, last_seen_epoch) is over, if it is."""
     return liveness(ctx).end_reason(status=state["status"], revoked_reason=state.get("revoked_reason"),
                                     expires_epoch=state["expires_epoch"],
