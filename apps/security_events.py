@@ -8,6 +8,7 @@ from __future__ import annotations
 from apps.models import SESSION_REVOKED_EVENT, AppRecord
 from sessions.models import SEQ, SessionEnded
 from web.context import AppContext
+from typing import Any
 
 SESSION_REVOKED = SESSION_REVOKED_EVENT
 # An event claim of citylogin's own (CAEP events may carry more claims; receivers ignore unknown ones).
@@ -27,7 +28,7 @@ def seq_of(jti_: str, app: AppRecord) -> str | None:
 def session_revoked(ctx: AppContext, event: SessionEnded, app: AppRecord) -> str:
     """The signed SET telling `app` that `event`'s session ended (or, naming the grant, that the app's
     grant on it did)."""
-    def opaque(value: str) -> dict:
+    def opaque(value: str) -> dict[str, Any]:
         return {"format": "opaque", "id": value}
 
     revoked = {
