@@ -3,11 +3,15 @@
 `/web/…`, the web SDK at `/sdk/…` and the operational routes; the API prefixes are the four services'."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
+from flask import Flask
+
 from citylogin.web_ui import bp
 from web.app_factory import create_service_app, run_standalone
 
 
-def create_app(test_config=None):
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return create_service_app(name="citylogin-web", blueprints=[bp], test_config=test_config)
 
 
