@@ -6,17 +6,19 @@ import base64
 import json
 import uuid
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, ClassVar, Iterator, Protocol, TypeVar
 
 from common.timefmt import parse_iso
 from database import dynamo, item_listing
 from sessions.history_store import BadCursor
 from sessions.models import SessionRecord
 
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
-D = TypeVar("D", bound="DataclassInstance")
+class _Dataclass(Protocol):
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+D = TypeVar("D", bound=_Dataclass)
 
 
 def record(cls: type[D], data: dict[str, Any]) -> D:
