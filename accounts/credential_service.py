@@ -68,7 +68,7 @@ def username_subject(username: str) -> str:
 
 
 def credential_reads(ctx: AppContext, *, username: str, ip: str | None, expected_user_uuid: str | None = None,
-                     secret: Secret = "") -> dict[str, KeyRead]:
+                     secret: Secret = "") -> dict[str, KeyRead[Any]]:
     """What check_read_credentials needs, for the caller's one BatchGetItem beside its own items:
     who owns `username`, the user the caller expects it to be (say, the subject of a presented
     certificate), the lockout items of the username and of the IP, and for a passkey's assertion
@@ -76,10 +76,10 @@ def credential_reads(ctx: AppContext, *, username: str, ip: str | None, expected
     user_subject, ip_subject = _subjects(username, ip)
     table = ctx.tables.rate_limits
 
-    def lockout_read(limit_key: str) -> KeyRead:
+    def lockout_read(limit_key: str) -> KeyRead[Any]:
         return KeyRead(table, LockoutStore.key(limit_key), LockoutStore.from_item)
 
-    reads: dict[str, KeyRead] = {
+    reads: dict[str, KeyRead[Any]] = {
         OWNER: users.username_owner_read(ctx, username=username),
         EXPECTED: users.user_read(ctx, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
         LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
@@ -231,7 +231,7 @@ def mark_continued(ctx: AppContext, *, user_uuid: str, question: str) -> None:
     marked.add_done_callback(lambda done: _log_unwritten(done, user_uuid=user_uuid, result="continued"))
 
 
-def _log_unwritten(done: Future, *, user_uuid: str, result: str) -> None:
+def _log_unwritten(done: Future[Any], *, user_uuid: str, result: str) -> None:
     if done.exception() is not None:
         log.error("login history row not written (user %s, result %s)", user_uuid, result,
                   exc_info=done.exception())

@@ -29,7 +29,7 @@ class AddressChanged(dynamo.StoreRefusal):
 
 
 class EmailStore:
-    def __init__(self, client, *, users_table: str, claims_table: str, tokens_table: str) -> None:
+    def __init__(self, client: Any, *, users_table: str, claims_table: str, tokens_table: str) -> None:
         self.client, self.users, self.claims, self.tokens = client, users_table, claims_table, tokens_table
 
     def next_generation(self, user_uuid: str) -> int | None:

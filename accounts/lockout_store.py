@@ -16,7 +16,7 @@ class LockoutStore:
     """Failure times per subject over a sliding 15-minute window, and lock records whose wait
     doubles with each lock (SPEC §6)."""
 
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     @staticmethod

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Iterable, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, ValidationError,
                       ValidatorFunctionWrapHandler, WrapValidator)
@@ -83,7 +83,7 @@ def role_rank(role: "Role | None") -> int:
     return 0 if role is None else role.rank + 1
 
 
-def highest_role(roles) -> Role | None:
+def highest_role(roles: Iterable[str]) -> Role | None:
     known = [Role(r) for r in roles if r in ROLE_NAMES]
     return max(known, key=role_rank, default=None)
 

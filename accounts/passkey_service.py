@@ -262,7 +262,7 @@ def delete_all_passkeys(ctx: AppContext, *, user_uuid: str) -> int:
 
 # --- an assertion in place of the password -----------------------------------------------------
 
-def assertion_reads(ctx: AppContext, *, user_uuid: str, assertion: PasskeyAssertion) -> dict[str, KeyRead]:
+def assertion_reads(ctx: AppContext, *, user_uuid: str, assertion: PasskeyAssertion) -> dict[str, KeyRead[Any]]:
     """What accept_assertion needs, for the caller's batch read: the credential as a passkey of
     `user_uuid` (the account the caller expects) and the challenge it answers."""
     challenge = _client_challenge(assertion.response.clientDataJSON) or ""

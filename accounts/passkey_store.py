@@ -19,7 +19,7 @@ Items = list[dict[str, Any]]  # items as stored (`list` is also a method of the 
 
 
 class PasskeyStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     @staticmethod

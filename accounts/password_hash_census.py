@@ -10,7 +10,7 @@ from typing import Any
 from common.crypto.passwords import Argon2Parameters, hash_parameters
 
 
-def hashes_by_parameters(client, users_table: str) -> Counter[Argon2Parameters]:
+def hashes_by_parameters(client: Any, users_table: str) -> Counter[Argon2Parameters]:
     """The number of users' password hashes per parameter set (an erased or unreadable hash: none)."""
     counts: Counter[Argon2Parameters] = Counter()
     start: dict[str, Any] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
+from typing import Any
 
 from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
@@ -184,7 +185,7 @@ def _keep_newest_link(ctx: AppContext, *, user: UserRecord, newest: str | None, 
     audit(AuditEvent.PASSWORD_RESET_MAIL_WITHHELD, user_uuid=user.user_uuid, link_kept=kept)
 
 
-def _log_unsent(done: Future) -> None:
+def _log_unsent(done: Future[Any]) -> None:
     if done.exception() is not None:
         log.error("password reset link not sent", exc_info=done.exception())
 

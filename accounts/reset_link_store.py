@@ -9,6 +9,7 @@ account, so the account's deletion finds it (ITEMS_BY_USER); its TTL is the wind
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -31,7 +32,7 @@ def _window_id(user_uuid: str, window: int) -> str:
 
 
 class ResetLinkStore:
-    def __init__(self, client, *, tokens_table: str, users_table: str) -> None:
+    def __init__(self, client: Any, *, tokens_table: str, users_table: str) -> None:
         self.client, self.tokens, self.users = client, tokens_table, users_table
 
     def mail_window(self, user_uuid: str, *, window: int) -> MailWindow:
@@ -42,7 +43,7 @@ class ResetLinkStore:
         return MailWindow(mails=int(item["mails"]), newest=item.get("newest"))
 
     def add_link(self, *, digest: str, user_uuid: str, reset_generation: int, expires_epoch: int, window: int,
-                 window_end: int, seen_mails: int, mails: int, mail_write: dict | None = None) -> bool:
+                 window_end: int, seen_mails: int, mails: int, mail_write: dict[str, Any] | None = None) -> bool:
         """One transaction: store the link and make it the window's newest, with `mails` counted, if
         the window still holds the count read (`seen_mails`), and `mail_write` (the link's mail into the
         outbox); False if another mail was counted first."""

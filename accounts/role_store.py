@@ -30,7 +30,7 @@ class RoleMoving(dynamo.StoreRefusal):
 
 
 class RoleStore:
-    def __init__(self, client, *, users_table: str, claims_table: str) -> None:
+    def __init__(self, client: Any, *, users_table: str, claims_table: str) -> None:
         self.client, self.users, self.claims = client, users_table, claims_table
 
     def set_role(self, user_uuid: str, role: str, *, granted: bool) -> bool:

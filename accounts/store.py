@@ -25,7 +25,7 @@ class CodesChanged(dynamo.StoreRefusal):
 
 
 class AccountStore:
-    def __init__(self, client, *, users_table: str) -> None:
+    def __init__(self, client: Any, *, users_table: str) -> None:
         self.client, self.users = client, users_table
 
     @staticmethod

@@ -3,6 +3,7 @@ the deletion of the users item (SPEC §4, §8). No Flask here."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from accounts.models import Role, UserRecord
 from accounts.role_store import LastAdmin, RoleMoving, RoleStore
@@ -56,7 +57,7 @@ def user_store(ctx: AppContext) -> UserStore:
     return UserStore(ctx.dynamodb, users_table=ctx.tables.users, claims_table=ctx.tables.claims)
 
 
-def create_user(ctx: AppContext, *, user: UserRecord, extra_attributes: dict,
+def create_user(ctx: AppContext, *, user: UserRecord, extra_attributes: dict[str, Any],
                 extra_writes: list[GuardedWrite], holds_email: bool = True) -> None:
     """Store the user (with `extra_attributes` on its item) and claim its username and e-mail,
     with `extra_writes`, in one transaction: UsernameTaken, EmailTaken, or a refused write's own error.
@@ -192,7 +193,7 @@ def replace_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str
 
 
 def reset_password(ctx: AppContext, *, user_uuid: str, password_hash: str, reset_generation: int,
-                   token_use: dict) -> bool:
+                   token_use: dict[str, Any]) -> bool:
     """The password set through a reset link made in `reset_generation`, with `token_use` (the
     entry that uses the link up) in one transaction; every other link is void after it. False if
     the link is used, or void (a reset or change since), or the user is gone."""

@@ -62,7 +62,7 @@ def generation_condition(attribute: str, generation: int) -> tuple[str, dict[str
 
 
 class UserStore:
-    def __init__(self, client, *, users_table: str, claims_table: str) -> None:
+    def __init__(self, client: Any, *, users_table: str, claims_table: str) -> None:
         self.client, self.users, self.claims = client, users_table, claims_table
 
     def _claim_put(self, claim: str, user_uuid: str) -> dict[str, Any]:

@@ -38,7 +38,7 @@ RESET_ACCEPTED = "If an account has this address, a link to reset its password i
 @bp.get("")
 @require_session
 @operation("The caller's account", response=AccountView, auth=True)
-def account():
+def account() -> Response:
     return jsonify(service.account_view(ctx(), user_uuid=current_principal().user_uuid).model_dump())
 
 
@@ -48,7 +48,7 @@ def account():
 @require_session
 @operation("Change the caller's settings (the locale of messages)", body=AccountPatch, response=AccountView,
            auth=True)
-def update_account():
+def update_account() -> Response:
     patch = parse_body(AccountPatch)
     return jsonify(service.update_profile(ctx(), user_uuid=current_principal().user_uuid,
                                           locale=patch.locale).model_dump())
@@ -57,7 +57,7 @@ def update_account():
 @bp.post("/verify_email")
 @operation("Verify an e-mail address with the token of its link", body=VerifyEmailRequest, response=EmailVerified,
            errors=(409,))
-def verify_email():
+def verify_email() -> Response:
     service.verify_email(ctx(), token=parse_body(VerifyEmailRequest).token)
     return jsonify(EmailVerified(email_verified=True).model_dump())
 
@@ -66,7 +66,7 @@ def verify_email():
 @require_session
 @operation("Send the verification link of the caller's address again", response=EmailAccepted, status=202,
            auth=True, errors=(429,))
-def resend_verification():
+def resend_verification() -> tuple[Response, int]:
     service.resend_verification(ctx(), user_uuid=current_principal().user_uuid)
     return jsonify(EmailAccepted(message="A verification link is on its way, unless the address is verified.",
                                  mail_delayed=ctx().notifier.delayed()).model_dump()), 202
@@ -76,7 +76,7 @@ def resend_verification():
 @require_session
 @operation("Change the caller's address once the link sent to the new one is used", body=EmailChangeRequest,
            response=EmailAccepted, status=202, auth=True, errors=(429,))
-def change_email():
+def change_email() -> tuple[Response, int]:
     change = parse_body(EmailChangeRequest)
     service.request_email_change(ctx(), user_uuid=current_principal().user_uuid, secret=change.secret(),
                                  new_email=str(change.new_email), caller=current_caller())
@@ -90,7 +90,7 @@ def change_email():
 @require_session
 @operation("Change the password; the current one is asked again", body=ChangePasswordRequest, status=204,
            auth=True, errors=(429,))
-def change_password():
+def change_password() -> tuple[str, int]:
     body = parse_body(ChangePasswordRequest)
     password_service.change_password(ctx(), principal=current_principal(), request=body, caller=current_caller())
     return "", 204
@@ -99,7 +99,7 @@ def change_password():
 @bp.post("/password_reset")
 @operation("E-mail a password reset link; the same answer whether or not an account has the address",
            body=PasswordResetRequest, response=AcceptedResponse, status=202, errors=(429,))
-def request_password_reset():
+def request_password_reset() -> tuple[Response, int]:
     body = parse_body(PasswordResetRequest)
     password_service.request_password_reset(ctx(), email=str(body.email), caller=current_caller())
     return jsonify(AcceptedResponse(message=RESET_ACCEPTED, mail_delayed=ctx().notifier.delayed()).model_dump()), 202
@@ -108,7 +108,7 @@ def request_password_reset():
 @bp.post("/password_reset/confirm")
 @operation("Set a new password with the token of a reset link; every session ends", body=PasswordResetConfirm,
            status=204)
-def confirm_password_reset():
+def confirm_password_reset() -> tuple[str, int]:
     body = parse_body(PasswordResetConfirm)
     password_service.confirm_password_reset(ctx(), token=body.token, new_password=body.new_password)
     return "", 204
@@ -122,7 +122,7 @@ def confirm_password_reset():
            "?format=html (or Accept: text/html) its readable copy as a printable HTML file, ?format=readable that "
            "copy as JSON, with dates in ?time_zone", query=ExportQuery, response=DataExport, auth=True,
            errors=(404, 409))
-def export():
+def export() -> Response:
     query = export_query()
     document = data_export.export(ctx(), user_uuid=current_principal().user_uuid)
     return delivered(document, query)
@@ -134,7 +134,7 @@ def export():
 @require_session(accept_ended_reason=RevokeReason.ACCOUNT_DELETED)  # a retry after the deletion ended it
 @operation("Delete the account and its data; the password is asked again", body=PasswordRequest, status=204,
            auth=True, errors=(429,))
-def delete_account():
+def delete_account() -> tuple[str, int]:
     body = parse_body(PasswordRequest)
     deletion.delete_account(ctx(), principal=current_principal(), secret=body.secret(), caller=current_caller())
     return "", 204
@@ -143,7 +143,7 @@ def delete_account():
 @bp.post("/not_me")
 @operation('"Wasn\'t you?": remove the device a sign-in or new-device message named', body=NotMeRequest,
            response=NotMeResult)
-def not_me():
+def not_me() -> Response:
     body = parse_body(NotMeRequest)
     result = not_me_flow.remove_device(ctx(), token=body.token, end_all_sessions=body.end_all_sessions)
     return jsonify(result.model_dump())
@@ -155,7 +155,7 @@ def not_me():
 @require_session
 @operation("Ten new recovery codes (the old ones void); the password is asked again", body=PasswordRequest,
            response=RecoveryCodes, status=201, auth=True, errors=(409, 429))
-def replace_recovery_codes():
+def replace_recovery_codes() -> tuple[Response, int]:
     body = parse_body(PasswordRequest)
     codes = recovery.regenerate_recovery_codes(ctx(), user_uuid=current_principal().user_uuid,
                                                secret=body.secret(), caller=current_caller())
@@ -168,7 +168,7 @@ def replace_recovery_codes():
 @require_session
 @operation("Options to create a passkey; the password or a passkey is asked again", body=PasswordRequest,
            response=PasskeyOptions, auth=True, errors=(429,))
-def passkey_creation_options():
+def passkey_creation_options() -> Response:
     body = parse_body(PasswordRequest)
     options = passkey_management.creation_options(ctx(), principal=current_principal(), secret=body.secret(),
                                                   caller=current_caller())
@@ -179,7 +179,7 @@ def passkey_creation_options():
 @require_session
 @operation("Register a passkey created with the options", body=PasskeyRegistration, response=PasskeyAdded,
            status=201, auth=True, errors=(409,))
-def add_passkey():
+def add_passkey() -> tuple[Response, int]:
     body = parse_body(PasskeyRegistration)
     added = passkey_management.add_passkey(ctx(), principal=current_principal(), registration=body)
     return jsonify(added.model_dump()), 201
@@ -188,7 +188,7 @@ def add_passkey():
 @bp.get("/passkeys")
 @require_session
 @operation("The caller's passkeys", response=PasskeyList, auth=True)
-def passkeys():
+def passkeys() -> Response:
     listed = passkey_service.list_passkeys(ctx(), user_uuid=current_principal().user_uuid)
     return jsonify(PasskeyList(passkeys=listed).model_dump())
 
@@ -196,7 +196,7 @@ def passkeys():
 @bp.patch("/passkeys/<string(minlength=16,maxlength=1024):credential_id>")
 @require_session
 @operation("Rename one of the caller's passkeys", body=PasskeyRename, response=PasskeyAdded, auth=True)
-def rename_passkey(credential_id: str):
+def rename_passkey(credential_id: str) -> Response:
     body = parse_body(PasskeyRename)
     renamed = passkey_service.rename_passkey(ctx(), user_uuid=current_principal().user_uuid,
                                              credential_id=credential_id, name=body.name)
@@ -207,7 +207,7 @@ def rename_passkey(credential_id: str):
 @require_session
 @operation("Remove one of the caller's passkeys; the password or a passkey is asked again", body=PasswordRequest,
            status=204, auth=True, errors=(429,))
-def remove_passkey(credential_id: str):
+def remove_passkey(credential_id: str) -> tuple[str, int]:
     body = parse_body(PasswordRequest)
     passkey_management.remove_passkey(ctx(), principal=current_principal(), credential_id=credential_id,
                                       secret=body.secret(), caller=current_caller())
@@ -220,7 +220,7 @@ def remove_passkey(credential_id: str):
 @require_session
 @operation("The apps the caller allowed to use their account (apps that ask for consent)", response=ConsentList,
            auth=True)
-def consents():
+def consents() -> Response:
     listed = oidc_consents.list_consents(ctx(), user_uuid=current_principal().user_uuid)
     return jsonify(ConsentList(consents=listed).model_dump())
 
@@ -229,6 +229,6 @@ def consents():
 @require_session
 @operation("Withdraw the caller's consent to an app: it asks again next time, and its tokens of the caller's "
            "live sessions stop working now", status=204, auth=True, errors=(404,))
-def withdraw_consent(client_id: str):
+def withdraw_consent(client_id: str) -> tuple[str, int]:
     oidc_consents.withdraw(ctx(), user_uuid=current_principal().user_uuid, client_id=client_id)
     return "", 204

@@ -28,7 +28,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from common import i18n
 from common.safe_svg import UnsafeSvg, safe_svg
@@ -153,12 +153,12 @@ def current() -> Brand:
     return _IN_USE.get()
 
 
-def use(brand: Brand) -> tuple[Token, Token]:
+def use(brand: Brand) -> tuple[Token[Brand], Token[dict[str, dict[str, str]] | None]]:
     """Puts `brand` in use in this context (its texts in common.i18n too); undo with `stop_using`."""
     return _IN_USE.set(brand), i18n.use_catalogues(None if brand.is_default else brand.catalogues)
 
 
-def stop_using(tokens: tuple[Token, Token]) -> None:
+def stop_using(tokens: tuple[Token[Brand], Token[dict[str, dict[str, str]] | None]]) -> None:
     brand_token, catalogue_token = tokens
     i18n.reset_catalogues(catalogue_token)
     _IN_USE.reset(brand_token)
@@ -223,7 +223,7 @@ def _read_texts(folder: Path) -> dict[str, dict[str, str]]:
     return found
 
 
-def _part(path: Path, reader) -> Any:
+def _part(path: Path, reader: Callable[[Path], Any]) -> Any:
     """What `reader` makes of the file at `path`; None when it is missing or malformed (logged)."""
     if not path.exists():
         return None

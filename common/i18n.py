@@ -54,12 +54,12 @@ CATALOGUES = _load()  # small package data, read once; a disagreement fails ever
 _IN_USE: ContextVar[dict[str, dict[str, str]] | None] = ContextVar("citylogin_catalogues", default=None)
 
 
-def use_catalogues(catalogues: dict[str, dict[str, str]] | None) -> Token:
+def use_catalogues(catalogues: dict[str, dict[str, str]] | None) -> Token[dict[str, dict[str, str]] | None]:
     """Renders with `catalogues` in this context until `reset_catalogues` with the token."""
     return _IN_USE.set(catalogues)
 
 
-def reset_catalogues(token: Token) -> None:
+def reset_catalogues(token: Token[dict[str, dict[str, str]] | None]) -> None:
     _IN_USE.reset(token)
 
 
@@ -67,7 +67,7 @@ def has(key: str) -> bool:
     return key in CATALOGUES[DEFAULT]
 
 
-class _KeepMissing(dict):
+class _KeepMissing(dict[str, object]):
     def __missing__(self, name: str) -> str:
         return "{" + name + "}"
 

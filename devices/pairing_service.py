@@ -2,7 +2,7 @@
 how a new device redeems it with the account's credentials is flows/pairing.py. No Flask."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from common.errors import ErrorCode, Forbidden, Gone, NotFound, StorageUnavailable, TooManyRequests
 from common.timefmt import iso, iso_from_epoch
@@ -46,7 +46,7 @@ def pairing_store(ctx: AppContext) -> PairingTokenStore:
 # --- asking for a token -------------------------------------------------------------------
 
 def request_pairing_token(ctx: AppContext, *, user_uuid: str, device_id: str,
-                          checks: Sequence[GuardedWrite] = ()) -> dict:
+                          checks: Sequence[GuardedWrite] = ()) -> dict[str, Any]:
     """A new single-use token for `user_uuid`: its pairing link (also as a PNG QR code) and bare
     payload. One transaction: the caller's `checks` (its session still live), the hourly count,
     the token."""
@@ -81,7 +81,7 @@ def forget_pairing_tokens(ctx: AppContext, *, user_uuid: str) -> int:
 
 # --- redeeming it -----------------------------------------------------------------------
 
-def redeemable(record: dict | None, *, user_uuid: str, now: int) -> dict:
+def redeemable(record: dict[str, Any] | None, *, user_uuid: str, now: int) -> dict[str, Any]:
     if record is None or record["expires_epoch"] + EXPIRED_CODE_KEPT_SECONDS <= now:
         raise PairingTokenUnknown()
     if record["user_uuid"] != user_uuid:
@@ -93,13 +93,13 @@ def redeemable(record: dict | None, *, user_uuid: str, now: int) -> dict:
     return record
 
 
-def token_read(ctx: AppContext, *, token: str) -> KeyRead:
+def token_read(ctx: AppContext, *, token: str) -> KeyRead[Any]:
     """The pairing token's item, for the redemption's batch read (None: unknown)."""
     return KeyRead(ctx.tables.pairing_tokens, PairingTokenStore.key(token_digest(token, purpose=PURPOSE)),
                    PairingTokenStore.from_item)
 
 
-def redeem_item(ctx: AppContext, *, token: str, user_uuid: str, device_id: str, record: dict) -> GuardedWrite:
+def redeem_item(ctx: AppContext, *, token: str, user_uuid: str, device_id: str, record: dict[str, Any]) -> GuardedWrite:
     """The redemption of a token read as `record`, for the new device's transaction: refused as used,
     or as expired if it expired meanwhile, when someone redeemed it between the read and the write."""
     now = ctx.epoch()

@@ -9,7 +9,7 @@ UNUSED, USED = "unused", "used"
 
 
 class PairingTokenStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     def create_item(self, *, digest: str, user_uuid: str, created_by_device: str | None, created_at: str,

@@ -42,7 +42,7 @@ def device_store(ctx: AppContext) -> DeviceStore:
     return DeviceStore(ctx.dynamodb, ctx.tables.devices)
 
 
-def _device_key(*, public_key: str | None, csr: str | None):
+def _device_key(*, public_key: str | None, csr: str | None) -> tuple[DeviceKey, str | None]:
     """The device's public key from its PEM or CSR, or a server-generated key pair."""
     if public_key and csr:
         raise InvalidField("public_key", "Send either public_key or csr, not both.")

@@ -19,7 +19,7 @@ CRL_PARTITION = "#crl"
 
 
 class DeviceStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     @overload

@@ -22,14 +22,14 @@ bp = Blueprint("device_manager", __name__, url_prefix="/device")
 
 @bp.get("/ca.pem")
 @operation("The CA certificate that issues device certificates", media_type="application/x-pem-file", database=False)
-def ca_certificate():
+def ca_certificate() -> Response:
     return Response(ctx().ca.certificate_pem(), mimetype="application/x-pem-file")
 
 
 @bp.get("/crl.pem")
 @operation("The CA-signed CRL of revoked and superseded device certificates (PEM)",
            media_type="application/x-pem-file")
-def crl():
+def crl() -> Response:
     # Cached up to 15 s here (CRL_CACHE_TIME); let other caches keep it no longer than that.
     return Response(certificate_service.current_crl_pem(ctx()), mimetype="application/x-pem-file",
                     headers={"Cache-Control": "public, max-age=15"})
@@ -39,7 +39,7 @@ def crl():
 @require_session
 @operation("Renew the calling device's certificate, on a new key if one is sent", body=RenewRequest,
            response=RenewedCertificate, status=201, auth=True, errors=(403, 409, 429))
-def renew():
+def renew() -> tuple[Response, int]:
     body = parse_body(RenewRequest)
     principal = current_principal()
     result = certificate_service.renew_certificate(
@@ -51,7 +51,7 @@ def renew():
 @bp.post("/register")
 @operation("Add a device with a pairing QR payload and the account's credentials", body=PairedDeviceRequest,
            response=DeviceCertificateResponse, status=201, errors=(401, 403, 404, 409, 410, 429))
-def register():
+def register() -> tuple[Response, int]:
     paired = parse_body(PairedDeviceRequest)
     result = pairing.register_paired_device(
         ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
@@ -63,7 +63,7 @@ def register():
 @bp.get("/list")
 @require_session
 @operation("The caller's devices", response=DeviceList, auth=True)
-def list_devices():
+def list_devices() -> Response:
     principal = current_principal()
     result = service.list_devices(ctx(), user_uuid=principal.user_uuid, current_device_id=principal.device_id)
     return jsonify(result.model_dump())
@@ -73,7 +73,7 @@ def list_devices():
 @require_session
 @operation("Rename one of the caller's devices, or change its class", body=RenameRequest, response=RenamedDevice,
            auth=True, errors=(404, 409))
-def rename(device_id: UUID):
+def rename(device_id: UUID) -> Response:
     body = parse_body(RenameRequest)
     result = service.rename_device(ctx(), user_uuid=current_principal().user_uuid, device_id=str(device_id),
                                    device_name=body.device_name, device_class=body.device_class)
@@ -84,7 +84,7 @@ def rename(device_id: UUID):
 @require_session
 @operation("Log one of the caller's devices out (reason remote_logout)", body=DeviceIdRequest,
            response=ForcedLogout, auth=True, errors=(404,))
-def force_logout():
+def force_logout() -> Response:
     body = parse_body(DeviceIdRequest)
     principal = current_principal()
     ended = service.force_logout(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id,
@@ -96,7 +96,7 @@ def force_logout():
 @require_session
 @operation("Revoke one of the caller's devices for good and end its session", body=UnbindRequest,
            response=UnboundDevice, auth=True, errors=(404, 409))
-def unbind():
+def unbind() -> Response:
     body = parse_body(UnbindRequest)
     principal = current_principal()
     service.unbind(ctx(), user_uuid=principal.user_uuid, device_id=body.device_id, by_device=principal.device_id,
@@ -107,7 +107,7 @@ def unbind():
 @bp.post("/recover")
 @operation("A new device for an account whose devices are all lost, with a recovery code",
            body=RecoverRequest, response=DeviceCertificateResponse, status=201, errors=(401, 409, 429))
-def recover():
+def recover() -> tuple[Response, int]:
     body = parse_body(RecoverRequest)
     result = recovery.recover_device(ctx(), request=body, caller=current_caller())
     return jsonify(result.model_dump(exclude_none=True)), 201

@@ -91,7 +91,7 @@ def _read_tables(ctx: AppContext, user_uuid: str, user: dict[str, Any]) -> dict[
     """Every table's items of the account, the reads at once; the first failure raised."""
     pool = background(ctx)
 
-    def start(read: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+    def start(read: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         return pool.submit(read, *args, **kwargs)
 
     tokens = OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
@@ -333,7 +333,7 @@ def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, open
               session_id=evicted.session_id, by_device=device.device_id, reason="displaced")
 
 
-def active_device(entry: PresenceEntry) -> dict:
+def active_device(entry: PresenceEntry) -> dict[str, Any]:
     """A live device as the 409's `active_devices` lists it (a login's, and a screen's approval's)."""
     return {"device_id": entry.device_id, "device_name": entry.device_name,
             "login_at": iso_from_epoch(entry.login_epoch), "last_seen_at": iso_from_epoch(entry.last_seen_epoch),

@@ -11,6 +11,7 @@ import logging
 import uuid
 from concurrent.futures import Future
 from datetime import datetime
+from typing import Any
 
 from accounts import service as accounts
 from accounts import user_service as users
@@ -97,7 +98,7 @@ def _register(ctx: AppContext, *, username: str, email: str, password: str, devi
     return RegistrationResponse(**response.model_dump(), recovery_codes=recovery.codes)
 
 
-def _create(ctx: AppContext, *, user: UserRecord, holds_email: bool, extra_attributes: dict,
+def _create(ctx: AppContext, *, user: UserRecord, holds_email: bool, extra_attributes: dict[str, Any],
             extra_writes: list[GuardedWrite]) -> bool:
     """Store the account, holding its address if `holds_email` (none held it when read); whether it
     holds it. The read may be stale: the transaction's condition on the claim decides."""
@@ -137,6 +138,6 @@ def _tell_holder(ctx: AppContext, *, email: str, new_user_uuid: str, at: datetim
         username=holder.username, time=mail_time(at, holder.locale)))
 
 
-def _log_untold(done: Future) -> None:
+def _log_untold(done: Future[Any]) -> None:
     if done.exception() is not None:
         log.error("the holder of a registration's e-mail address was not told", exc_info=done.exception())

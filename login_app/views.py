@@ -19,7 +19,7 @@ bp = Blueprint("login_app", __name__, url_prefix="/login")
 
 @bp.post("/challenge")
 @operation("A single-use nonce for the device to sign", response=ChallengeResponse, status=201, errors=(429,))
-def challenge():
+def challenge() -> tuple[Response, int, dict[str, str]]:
     # With the server's DPoP-Nonce, for a client that puts one in its login proof (SPEC §12).
     return jsonify(ChallengeResponse(challenge=login_flow.new_challenge(ctx(), ip=current_caller().ip),
                                      expires_in=login_flow.CHALLENGE_TTL).model_dump()), 201, {
@@ -29,7 +29,7 @@ def challenge():
 @bp.post("/passkey/options")
 @operation("Options to sign in with a passkey (for a username, its passkeys; else a discoverable one)",
            body=PasskeyRequestOptions, body_required=False, response=PasskeyOptions, errors=(429,))
-def passkey_options():
+def passkey_options() -> Response:
     body = parse_optional_body(PasskeyRequestOptions)
     options = login_flow.passkey_options(ctx(), username=body.username, ip=current_caller().ip)
     return Response(options, mimetype="application/json", headers={"Cache-Control": "no-store"})
@@ -38,7 +38,7 @@ def passkey_options():
 @bp.post("/")
 @operation("Log a device in: password (or a passkey) plus proof of possession", body=LoginRequest,
            response=LoginResponse, errors=(401, 403, 409, 429))
-def login():
+def login() -> Response:
     body = parse_body(LoginRequest)
     return jsonify(login_flow.login(ctx(), request=body, caller=current_caller(), offer=proof_offer()).model_dump())
 
@@ -46,7 +46,7 @@ def login():
 @bp.post("/confirm")
 @operation("Continue a login that was refused with 409 concurrent_login", body=ConfirmRequest,
            response=LoginResponse, errors=(401, 403, 409))
-def confirm():
+def confirm() -> Response:
     body = parse_body(ConfirmRequest)
     return jsonify(login_flow.confirm(ctx(), confirm_token=body.confirm_token, caller=current_caller(),
                                       offer=proof_offer()).model_dump())

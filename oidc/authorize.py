@@ -243,14 +243,14 @@ _APP_IN_HANDLE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the handle's alphabet (oi
 def complete_reads(ctx: AppContext, *, request_id: str) -> sessions.Along:
     """What finishing a request reads in the device's session's own batch read (the guard's `along`):
     the waiting request and the person (the ID token's claims are taken now, with the code)."""
-    def reads(claims: dict[str, Any]) -> dict[str, KeyRead]:
+    def reads(claims: dict[str, Any]) -> dict[str, KeyRead[Any]]:
         return _complete_reads(ctx, request_id=request_id, user_uuid=str(claims.get("sub")),
                                session_id=str(claims.get("sid")))
     return reads
 
 
-def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str, session_id: str) -> dict[str, KeyRead]:
-    reads: dict[str, KeyRead] = {
+def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str, session_id: str) -> dict[str, KeyRead[Any]]:
+    reads: dict[str, KeyRead[Any]] = {
         WAITING: RequestStore(one_time_tokens(ctx)).read(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
                                                          now=ctx.epoch()),
         PERSON: accounts.account_read(ctx, user_uuid=user_uuid)}

@@ -22,6 +22,7 @@ from common.database.one_time_tokens import OneTimeTokenStore
 from common.keys.jwt_keys import one_spelling
 from oidc import fapi2, refusals
 from oidc.jwks_fetch import KeysUnavailable, RemoteKeySets
+from oidc.models import Client
 from common.runtime.context import AppContext
 from oidc.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 
@@ -105,7 +106,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         super().__init__(validate_jti=True)
         self.issuer, self.tokens, self.now, self.keys = issuer, tokens, now, keys
 
-    def __call__(self, query_client, request):
+    def __call__(self, query_client: Callable[[Any], Client | None], request: Any) -> Client | None:
         self._check_profile(query_client, request)
         client = super().__call__(query_client, request)
         named = request.form.get("client_id")
@@ -113,7 +114,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             raise InvalidClientError(description="client_id names another client than the assertion.")
         return client
 
-    def _check_profile(self, query_client, request) -> None:
+    def _check_profile(self, query_client: Callable[[Any], Client | None], request: Any) -> None:
         """A FAPI 2.0 app's assertion is held to the profile's rules (oidc.fapi2) before anything else is
         checked or its jti spent: read unverified, it can only be refused here, never accepted."""
         assertion = request.form.get("client_assertion")
@@ -132,7 +133,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         # RFC 7523 §3 and RFC 9126 §2: the issuer or the endpoint the assertion is sent to.
         return [self.issuer, *(f"{self.issuer}/oidc/{path}" for path in ("token", "par", "revoke"))]
 
-    def resolve_client_public_key(self, client) -> Callable[[Any], KeySet]:
+    def resolve_client_public_key(self, client: Client) -> Callable[[Any], KeySet]:
         """The app's keys for the assertion being verified: joserfc calls this with it, so that keys fetched from
         a jwks_uri are fetched again when it names a kid they lack (the app rotated its key)."""
         def keys_for(assertion: Any) -> KeySet:
@@ -144,7 +145,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
                     from None
         return keys_for
 
-    def process_assertion_claims(self, assertion, resolve_key):
+    def process_assertion_claims(self, assertion: str, resolve_key: Callable[[Any], KeySet]) -> dict[str, Any]:
         if not one_spelling(assertion):  # SPEC §14: one spelling per token, or its jti would not be single-use
             raise InvalidClientError(description="The client assertion is not a compact JWS.")
         try:
@@ -154,7 +155,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         self.verify_claims(token.claims)
         return token.claims
 
-    def validate_jti(self, claims: dict, jti: Any) -> bool:
+    def validate_jti(self, claims: dict[str, Any], jti: Any) -> bool:
         now, expires = int(self.now().timestamp()), claims.get("exp")
         if not isinstance(jti, str) or not 1 <= len(jti) <= 256 or not isinstance(expires, int):
             return False

@@ -85,7 +85,7 @@ def parse_metadata(body: Any) -> ClientMetadata:
 
 # --- the steps ------------------------------------------------------------------------------------------
 
-def refuse_unsupported(body: dict) -> None:
+def refuse_unsupported(body: dict[str, Any]) -> None:
     """Members whose value would ask for what citylogin does not do: answering as if it did would mislead."""
     for member in ENCRYPTION_MEMBERS:
         if member in body:
@@ -102,7 +102,7 @@ def refuse_unsupported(body: dict) -> None:
         _choice(body, "token_endpoint_auth_signing_alg", tuple(CLIENT_ASSERTION_ALGORITHMS))
 
 
-def check_grant_types(body: dict) -> tuple[str, ...]:
+def check_grant_types(body: dict[str, Any]) -> tuple[str, ...]:
     """RFC 7591 §2.1: the authorization code (the default), refresh tokens, the device code (RFC 8628). The
     implicit grant is refused (RFC 9700 §2.1.2), as is client_credentials (an operator's, for the admin API)."""
     grant_types = _strings(body, "grant_types", MAX_URIS)
@@ -119,7 +119,7 @@ def check_grant_types(body: dict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(grant_types))
 
 
-def check_redirect_uris(body: dict, grant_types: tuple[str, ...]) -> tuple[str, ...]:
+def check_redirect_uris(body: dict[str, Any], grant_types: tuple[str, ...]) -> tuple[str, ...]:
     """Each by the rule of `apps add --redirect-uri` (oidc.redirects); required for the authorization code."""
     uris = _uris(body, "redirect_uris", redirect_uri_problem, refusal=InvalidRedirectUri)
     if AUTHORIZATION_CODE in grant_types and not uris:
@@ -127,7 +127,7 @@ def check_redirect_uris(body: dict, grant_types: tuple[str, ...]) -> tuple[str, 
     return uris
 
 
-def check_response_types(body: dict, grant_types: tuple[str, ...]) -> None:
+def check_response_types(body: dict[str, Any], grant_types: tuple[str, ...]) -> None:
     """`code` alone, and only with the authorization code grant (RFC 7591 §2.1's consistency)."""
     if "response_types" not in body:
         return
@@ -138,12 +138,12 @@ def check_response_types(body: dict, grant_types: tuple[str, ...]) -> None:
         raise InvalidClientMetadata("response_types", f"code goes with the {AUTHORIZATION_CODE} grant type")
 
 
-def check_auth_method(body: dict) -> str:
+def check_auth_method(body: dict[str, Any]) -> str:
     """RFC 7591 §2: client_secret_basic unless named; `none` is a public client (PKCE alone)."""
     return _choice(body, "token_endpoint_auth_method", AUTH_METHODS) or "client_secret_basic"
 
 
-def check_keys(body: dict, method: str) -> tuple[str | None, str | None]:
+def check_keys(body: dict[str, Any], method: str) -> tuple[str | None, str | None]:
     """The app's public keys: `jwks` by the rule of `apps add --jwks`, or `jwks_uri` fetched from the app;
     not both (RFC 7591 §2); private_key_jwt needs one; a public client authenticates with none."""
     if "jwks" in body and "jwks_uri" in body:
@@ -163,7 +163,7 @@ def check_keys(body: dict, method: str) -> tuple[str | None, str | None]:
     return jwks, jwks_uri
 
 
-def check_client_name(body: dict, redirect_uris: tuple[str, ...]) -> str:
+def check_client_name(body: dict[str, Any], redirect_uris: tuple[str, ...]) -> str:
     """client_name by the rule of an app's name; without one, the host of its first redirect URI."""
     name = _string(body, "client_name", NAME_MAX)
     if name is not None:
@@ -175,14 +175,14 @@ def check_client_name(body: dict, redirect_uris: tuple[str, ...]) -> str:
     return host or "An app that registered itself"
 
 
-def check_contacts(body: dict) -> tuple[str, ...]:
+def check_contacts(body: dict[str, Any]) -> tuple[str, ...]:
     contacts = _strings(body, "contacts", MAX_CONTACTS)
     if any(not 0 < len(contact) <= CONTACT_MAX or not contact.isprintable() for contact in contacts):
         raise InvalidClientMetadata("contacts", f"each of 1 to {CONTACT_MAX} printable characters")
     return contacts
 
 
-def check_request_objects(body: dict) -> dict[str, Any]:
+def check_request_objects(body: dict[str, Any]) -> dict[str, Any]:
     """The request-object members (RFC 9101, OIDC Registration §2), kept for the authorization endpoint. An
     omitted request_object_signing_alg means any alg the provider supports, unsigned ones included, unless
     require_signed_request_object."""
@@ -199,7 +199,7 @@ def check_request_objects(body: dict) -> dict[str, Any]:
 
 # --- the members' JSON shapes --------------------------------------------------------------------------------
 
-def _string(body: dict, member: str, max_length: int) -> str | None:
+def _string(body: dict[str, Any], member: str, max_length: int) -> str | None:
     value = body.get(member)
     if value is None:
         return None
@@ -208,7 +208,7 @@ def _string(body: dict, member: str, max_length: int) -> str | None:
     return value
 
 
-def _strings(body: dict, member: str, max_items: int) -> tuple[str, ...]:
+def _strings(body: dict[str, Any], member: str, max_items: int) -> tuple[str, ...]:
     value = body.get(member)
     if value is None:
         return ()
@@ -217,21 +217,22 @@ def _strings(body: dict, member: str, max_items: int) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _flag(body: dict, member: str) -> bool:
+def _flag(body: dict[str, Any], member: str) -> bool:
     value = body.get(member, False)
     if not isinstance(value, bool):
         raise InvalidClientMetadata(member, "true or false")
     return value
 
 
-def _choice(body: dict, member: str, allowed: tuple[str, ...]) -> str | None:
+def _choice(body: dict[str, Any], member: str, allowed: tuple[str, ...]) -> str | None:
     value = body.get(member)
     if value is not None and (not isinstance(value, str) or value not in allowed):
         raise InvalidClientMetadata(member, f"one of {', '.join(allowed)}")
     return value
 
 
-def _url(body: dict, member: str, *, problem_of: Callable[[object], str | None] = web_url_problem) -> str | None:
+def _url(body: dict[str, Any], member: str, *,
+         problem_of: Callable[[object], str | None] = web_url_problem) -> str | None:
     value = body.get(member)
     if value is None:
         return None
@@ -241,8 +242,8 @@ def _url(body: dict, member: str, *, problem_of: Callable[[object], str | None] 
     return value
 
 
-def _uris(body: dict, member: str, problem_of, *, refusal: type[InvalidClientMetadata] = InvalidClientMetadata
-          ) -> tuple[str, ...]:
+def _uris(body: dict[str, Any], member: str, problem_of: Callable[[str], str | None], *,
+          refusal: type[InvalidClientMetadata] = InvalidClientMetadata) -> tuple[str, ...]:
     uris = _strings(body, member, MAX_URIS)
     for uri in uris:
         problem = problem_of(uri)

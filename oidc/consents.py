@@ -22,7 +22,7 @@ class ConsentNotFound(NotFound):
 
 
 class ConsentStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     @staticmethod

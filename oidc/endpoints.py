@@ -169,7 +169,7 @@ def _signed_userinfo(ctx: AppContext, claims: dict[str, Any], *, client_id: str,
 GRANT = "oidc.grant"
 
 
-def _userinfo_reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRead]:
+def _userinfo_reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRead[Any]]:
     """What userinfo reads in the session's own batch read: the app's grant the token came from (revoked:
     none) and the person."""
     return {GRANT: grant_store(ctx).read(session_id=str(claims.get("sid")), client_id=str(claims.get("client_id"))),
@@ -182,7 +182,7 @@ class ProviderGrant:
     reused after the grace revokes it: oidc.grants); citylogin's own tokens have none to lose."""
 
     @staticmethod
-    def reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRead]:
+    def reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRead[Any]]:
         client_id, session_id = claims.get("client_id"), claims.get("sid")
         if not (isinstance(client_id, str) and isinstance(session_id, str)):
             return {}

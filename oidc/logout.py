@@ -37,10 +37,10 @@ class LogoutRequestUnknown(ApiError):
 class EndSession(EndSessionEndpoint):
     """Authlib's endpoint with citylogin's keys and clients: it checks requests and ends nothing."""
 
-    def get_server_jwks(self) -> dict:
+    def get_server_jwks(self) -> dict[str, Any]:
         return self.server.ctx.jwt.jwks()
 
-    def _validate_id_token_hint(self, id_token_hint: str) -> dict:
+    def _validate_id_token_hint(self, id_token_hint: str) -> dict[str, Any]:
         # An ID token's header says JWT: never an access token (at+jwt) or a logout token of the same keys.
         if not one_spelling(id_token_hint):  # SPEC §14: one spelling per token
             raise InvalidRequestError("'id_token_hint' is not a JWT.")

@@ -44,7 +44,7 @@ class SignedIn:
     kept_refresh: str | None = None
     # The person's claims of the grant's scope (oidc.claims), as the write that made these tokens found
     # the account (None: not known, read when the ID token needs them); the refresh token carries them.
-    person: dict | None = None
+    person: dict[str, Any] | None = None
 
     def get_user_id(self) -> str:  # Authlib's user protocol
         return self.user_uuid
@@ -125,7 +125,7 @@ class Code:
     request_digest: str = ""  # its authorization request's item: the redemption marks it (single use)
     # The ID token's claims of the person by scope, as read when the code was given (None: a code of an
     # earlier release, whose redemption reads them), and the session's latest end (its grant's).
-    person: dict | None = None
+    person: dict[str, Any] | None = None
     session_expires_epoch: int = 0
     # When it was given (ms): a redemption is refused if the person or an operator ended the app's sign-in
     # after that (SPEC §14, oidc.redemption). A code of an earlier release: its end less CODE_TTL.
@@ -216,7 +216,7 @@ class AppRefresh:
     generation: int
     unread: bool = False
     text: str = ""  # the token as presented (a FAPI 2.0 app's refresh answers it again)
-    person: dict | None = None  # the claims of the grant's scope the token carries (None: none carried)
+    person: dict[str, Any] | None = None  # the claims of the grant's scope the token carries (None: none carried)
 
     def check_client(self, client: Any) -> bool:
         return bool(client.client_id == self.grant.client_id)

@@ -131,7 +131,7 @@ def _updated(ctx: AppContext, app: AppRecord, metadata: ClientMetadata) -> AppRe
         raise InvalidClientMetadata(str(refused.extra.get("field")), refused.detail) from None
 
 
-def _sent_credentials(app: AppRecord, body: dict) -> str | None:
+def _sent_credentials(app: AppRecord, body: dict[str, Any]) -> str | None:
     """The client_secret the PUT sent back, if it did and it is the app's (RFC 7592 §2.2)."""
     if body.get("client_id") != app.client_id:
         raise InvalidClientMetadata("client_id", "the client_id of the registration_client_uri")

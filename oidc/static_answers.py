@@ -16,11 +16,11 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from typing import Any, Callable
 
 import orjson
 
-from common.keys.jwt_keys import ID_TOKEN_ALGORITHMS, jwk_set
+from common.keys.jwt_keys import ID_TOKEN_ALGORITHMS, SigningKey, jwk_set
 from common.keys.ring_refresher import jwks_max_age
 from common.runtime.context import AppContext
 from oidc.provider_metadata import provider_metadata
@@ -111,7 +111,7 @@ def _answer(body: bytes, *, cache_control: str, every_origin: bool, varies: bool
                         not_modified_headers=(*caching, *cors))
 
 
-def _json(document: dict) -> bytes:
+def _json(document: dict[str, Any]) -> bytes:
     return orjson.dumps(document) + b"\n"  # as Flask's JSON (common.web.app_factory.AnswerJSON) writes an answer
 
 
@@ -135,7 +135,7 @@ class StaticAnswers:
                     made = self._made = (ring, self._make(ring))
         return made[1].get(path)
 
-    def _make(self, ring: dict) -> dict[str, StaticAnswer]:
+    def _make(self, ring: dict[str, SigningKey]) -> dict[str, StaticAnswer]:
         context = self._context()
         base = context.public_url().rstrip("/")
         held = {key.algorithm for key in ring.values()}
@@ -148,7 +148,7 @@ class StaticAnswers:
                                            every_origin=False, varies=bool(context.settings.cors_origins))}
 
 
-def _ssf_metadata(context: AppContext, base: str) -> dict:
+def _ssf_metadata(context: AppContext, base: str) -> dict[str, Any]:
     """The Shared Signals transmitter's metadata (SPEC §11): where apps poll for session-revoked
     events and which keys sign them; `citylogin_access_token_ttl` tells an app how long an
     ended session's tokens could still look valid, so how long to remember the end;

@@ -141,7 +141,7 @@ class GrantStore:
     keeps its row, marked, until the row expires: no token check counts it (`get`), and the back
     channel reads it (`record`) to know whether the app was told already."""
 
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     def _key(self, session_id: str, client_id: str) -> dict[str, Any]:

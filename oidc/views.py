@@ -6,8 +6,10 @@ session's end by Back-Channel Logout (oidc.backchannel). Discovery is on every s
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from relying_parties import push
 from relying_parties.registry import allowed_client_origins
@@ -43,7 +45,7 @@ cors.open_to_origins(bp, endpoints={"oidc.token", "oidc.userinfo", "oidc.userinf
 
 
 @bp.errorhandler(service.BrowserRefusal)
-def refused_page(refusal: service.BrowserRefusal):
+def refused_page(refusal: service.BrowserRefusal) -> BaseResponse:
     """A request with no trusted way back to an app: an error page in the person's language (SPEC §14)."""
     description = service.unechoed(refusal.description, (v for vs in request.values.listvalues() for v in vs))
     return service.error_page(kind=refusal.kind, error=refusal.error, description=description,
@@ -59,14 +61,14 @@ def _browser(request_id: str) -> str | None:
 @operation("OpenID Connect authorization request: code flow with PKCE (S256); the browser goes on to sign in, "
            "given a cookie that binds the request to it", status=303, query=AuthorizationParameters, errors=(400,),
            error_page=True)
-def authorize():
+def authorize() -> BaseResponse:
     return service.begin(ctx(), request.args)  # every value: a repeated parameter is refused
 
 
 @bp.post("/authorize")
 @operation("The authorization request as a form post (OpenID Connect Core §3.1.2.1)", status=303,
            body=AuthorizationParameters, body_media_type=FORM, errors=(400,), error_page=True)
-def authorize_form():
+def authorize_form() -> BaseResponse:
     return service.begin(ctx(), request.form)  # every value: a repeated parameter is refused
 
 
@@ -75,7 +77,7 @@ def authorize_form():
            "one-time request_uri", status=201, response=PushedRequest, body=PushedAuthorizationForm,
            body_media_type=FORM, errors=(400, 401, 429), oauth_errors=True)
 @in_oauth_format
-def pushed_authorization_request():
+def pushed_authorization_request() -> BaseResponse:
     return service.push_request(proof_offer())
 
 
@@ -83,7 +85,7 @@ def pushed_authorization_request():
 @operation("What the sign-in page shows of a waiting authorization request, to the browser that started it (its "
            "cookie from /oidc/authorize)", body=PendingRequest,
            response=Interaction, errors=(400, 403))
-def interaction():
+def interaction() -> Response:
     body = parse_body(PendingRequest)
     return jsonify(service.interaction(ctx(), request_id=body.request, browser=_browser(body.request)).model_dump())
 
@@ -92,7 +94,7 @@ def interaction():
 @operation("The signed-in device finishes the authorization request in the browser that started it (its cookie "
            "from /oidc/authorize): where the browser goes next",
            auth=True, body=CompleteRequest, response=Redirect, errors=(400, 401, 403))
-def complete():
+def complete() -> Response:
     credentials()  # 401 without a token, before the body is looked at
     body = parse_body(CompleteRequest)
     # The waiting request and the person are read in the session's own batch read.
@@ -107,7 +109,7 @@ def complete():
            "finishes the authorization request, without a password, in the browser that started it",
            body=DeviceSignIn, response=Redirect,
            errors=(400, 401, 403))
-def complete_with_device():
+def complete_with_device() -> Response:
     body = parse_body(DeviceSignIn)
     return jsonify(app_sign_in.finish_with_device(ctx(), body=body, browser=_browser(body.request)).model_dump())
 
@@ -116,7 +118,7 @@ def complete_with_device():
 @operation("response_mode=form_post: the page that POSTs the sealed response the web UI was given (Redirect's "
            "form_post) to the app's redirect URI", body=FormPostResponse, body_media_type=FORM,
            media_type="text/html", errors=(400,), error_page=True, database=False)
-def respond():
+def respond() -> BaseResponse:
     return service.respond(ctx(), sealed=request.form.get("response"))
 
 
@@ -124,7 +126,7 @@ def respond():
 @operation("The person declines (or prompt=none finds nobody signed in): the app hears the error, in the browser "
            "that started the request",
            body=CancelRequest, response=Redirect, errors=(400, 403))
-def cancel():
+def cancel() -> Response:
     body = parse_body(CancelRequest)
     return jsonify(service.cancel(ctx(), request_id=body.request, browser=_browser(body.request),
                                   error=body.error).model_dump())
@@ -144,7 +146,7 @@ def token():
            response=DeviceAuthorization, body=DeviceAuthorizationForm, body_media_type=FORM, errors=(400, 401, 429),
            oauth_errors=True)
 @in_oauth_format
-def device_authorization():
+def device_authorization() -> BaseResponse:
     return service.device_authorization_response(proof_offer())
 
 
@@ -152,7 +154,7 @@ def device_authorization():
 @operation("What the approval page shows of a screen's user code: the app and what it asks for. Limited per "
            "address and per code; a wrong, used or expired code is one answer", body=UserCodeBody,
            response=PendingScreenView, errors=(400, 429))
-def device_lookup():
+def device_lookup() -> Response:
     body = parse_body(UserCodeBody)
     pending = device_flow.presented(ctx(), user_code=body.user_code, ip=current_caller().ip)
     view = PendingScreenView(user_code=pending.user_code, client_id=pending.app.client_id,
@@ -166,7 +168,7 @@ def device_lookup():
 @operation("The signed-in person approves a screen's user code: the screen gets a session of its own under the "
            "device limit (409 concurrent_login: ask, then again with force) and its tokens at its next poll",
            auth=True, body=ScreenApproval, response=ScreenApproved, errors=(400, 401, 403, 409, 429))
-def device_approve():
+def device_approve() -> Response:
     credentials()  # 401 without a token, before the body is looked at
     body = parse_body(ScreenApproval)
     principal = authenticate_request()
@@ -178,7 +180,7 @@ def device_approve():
 @operation("Single sign-on: the browser's device proves it holds its key (a signed challenge) and its live session "
            "approves the screen's user code (401 login_required when it has none)", body=ScreenSignIn,
            response=ScreenApproved, errors=(400, 401, 403, 409, 429))
-def device_approve_with_device():
+def device_approve_with_device() -> Response:
     body = parse_body(ScreenSignIn)
     return jsonify(device_approval.approve_with_device(ctx(), body=body, caller=current_caller()).model_dump())
 
@@ -186,7 +188,7 @@ def device_approve_with_device():
 @bp.post("/device/deny")
 @operation("The person denies a screen's user code: the screen hears access_denied at its next poll",
            body=UserCodeBody, response=ScreenDenied, errors=(400, 429))
-def device_deny():
+def device_deny() -> Response:
     body = parse_body(UserCodeBody)
     device_flow.deny(ctx(), user_code=body.user_code, ip=current_caller().ip)
     return jsonify(ScreenDenied(status="denied").model_dump())
@@ -196,21 +198,21 @@ def device_deny():
 @operation("OpenID Connect RP-Initiated Logout: the app's request is kept and the browser goes to the web UI, "
            "where this browser's device proves which session it holds; nothing ends here", status=303,
            errors=(400,), error_page=True)
-def logout():
+def logout() -> BaseResponse:
     return service.end_session_response(ctx())
 
 
 @bp.post("/logout")
 @operation("RP-Initiated Logout as a form post", status=303, body_media_type="application/x-www-form-urlencoded",
            errors=(400,), error_page=True)
-def logout_form():
+def logout_form() -> BaseResponse:
     return service.end_session_response(ctx())
 
 
 @bp.post("/logout/interaction")
 @operation("What the sign-out page shows of an app's logout request: the app, and where the browser goes after",
            body=PendingRequest, response=LogoutInteraction, errors=(400,))
-def logout_interaction():
+def logout_interaction() -> Response:
     body = parse_body(PendingRequest)
     return jsonify(rp_logout.interaction(ctx(), handle=body.request).model_dump())
 
@@ -219,7 +221,7 @@ def logout_interaction():
 @operation("The browser's device proves it holds its key (a signed challenge): its live session ends if the app's "
            "logout named it, or once the person confirmed", body=DeviceSignOut, response=SignedOut,
            errors=(400, 401, 403))
-def logout_with_device():
+def logout_with_device() -> Response:
     body = parse_body(DeviceSignOut)
     return jsonify(app_sign_out.finish_with_device(ctx(), body=body).model_dump())
 
@@ -228,7 +230,7 @@ def logout_with_device():
 @operation("OAuth 2.0 token revocation (RFC 7009): the app gives back a refresh or access token; its grant ends",
            response=Revoked, body=RevocationForm, body_media_type=FORM, errors=(400, 401), oauth_errors=True)
 @in_oauth_format
-def revoke():
+def revoke() -> BaseResponse:
     return service.revocation_response()
 
 
@@ -237,7 +239,7 @@ def revoke():
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _document(answer: dict, status: int = 200) -> Response:
+def _document(answer: dict[str, Any], status: int = 200) -> Response:
     return Response(json.dumps(answer), status=status, mimetype="application/json", headers=NO_STORE)
 
 
@@ -247,7 +249,7 @@ def _document(answer: dict, status: int = 200) -> Response:
            body=ClientMetadataRequest, response=ClientRegistration, status=201, errors=(400, 401, 429),
            oauth_errors=True)
 @in_oauth_format
-def register():
+def register() -> Response:
     return _document(registration.register(ctx(), authorization=request.headers.get("Authorization"),
                                            raw=request.get_data(), ip=current_caller().ip), status=201)
 
@@ -256,7 +258,7 @@ def register():
 @operation("Read a registration (RFC 7592 §2.1) with its registration access token (Bearer)",
            response=ClientRegistration, errors=(401,), oauth_errors=True)
 @in_oauth_format
-def registration_read(client_id: str):
+def registration_read(client_id: str) -> Response:
     return _document(registration.read(ctx(), client_id=client_id,
                                        authorization=request.headers.get("Authorization")))
 
@@ -266,7 +268,7 @@ def registration_read(client_id: str):
            "body is the whole metadata again, with the app's client_id", body=ClientMetadataRequest,
            response=ClientRegistration, errors=(400, 401), oauth_errors=True)
 @in_oauth_format
-def registration_replace(client_id: str):
+def registration_replace(client_id: str) -> Response:
     return _document(registration.replace(ctx(), client_id=client_id, raw=request.get_data(),
                                           authorization=request.headers.get("Authorization")))
 
@@ -275,7 +277,7 @@ def registration_replace(client_id: str):
 @operation("Delete a registration (RFC 7592 §2.3) with its registration access token (Bearer): the app is removed "
            "as `citylogin apps remove` removes it", status=204, errors=(401,), oauth_errors=True)
 @in_oauth_format
-def registration_delete(client_id: str):
+def registration_delete(client_id: str) -> Response:
     registration.delete(ctx(), client_id=client_id, authorization=request.headers.get("Authorization"))
     return Response(status=204, headers=NO_STORE)
 
@@ -283,7 +285,7 @@ def registration_delete(client_id: str):
 @bp.get("/userinfo")
 @operation("OpenID Connect UserInfo: the person behind an app's access token, by its scope", auth=True,
            response=UserInfo)
-def userinfo():
+def userinfo() -> Response:
     scheme, access_token = credentials()
     answer = service.userinfo(ctx(), access_token=access_token, scheme=scheme, offer=proof_offer())
     if answer.signed is not None:  # the app registered userinfo_signed_response_alg (OIDC Core §5.3.2)
@@ -293,5 +295,5 @@ def userinfo():
 
 @bp.post("/userinfo")
 @operation("UserInfo as a POST (OpenID Connect Core §5.3.1)", auth=True, response=UserInfo)
-def userinfo_post():
+def userinfo_post() -> Response:
     return userinfo()

@@ -4,6 +4,7 @@ token whose app holds one now (read from its record on every call)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from common.database.batch_read import KeyRead
 from operators import service as operators
@@ -12,7 +13,7 @@ from sessions.guard import authenticate_request, credentials
 from common.runtime.context import ctx
 
 
-def authenticate_operator(*, along: Callable[[], Mapping[str, KeyRead]] | None = None) -> operators.Operator:
+def authenticate_operator(*, along: Callable[[], Mapping[str, KeyRead[Any]]] | None = None) -> operators.Operator:
     """The operator behind the request; 401 without a valid token, 403 forbidden without a role. A
     session's operator account, and the records `along()` names once the token verified, are read in the
     session's own BatchGetItem (in `Operator.along`); for an app's credential `along` is never called."""

@@ -4,7 +4,7 @@ and audit trail while the account exists. Nothing shown is secret: a mail's addr
 sealed in the outbox, and only its id, event, account, times, tries and last error are listed."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from accounts import user_service as users
 from accounts.models import Role
@@ -55,7 +55,8 @@ def drop(ctx: AppContext, *, operator: Operator, mail_id: str, reason: str | Non
                 do=lambda store: store.drop(mail_id))
 
 
-def _act(ctx: AppContext, *, operator: Operator, mail_id: str, reason: str | None, action: str, do) -> dict[str, Any]:
+def _act(ctx: AppContext, *, operator: Operator, mail_id: str, reason: str | None, action: str,
+         do: Callable[[OutboxStore], bool]) -> dict[str, Any]:
     need(operator, Role.ADMIN)
     reason = (reason or "").strip()
     if not reason:

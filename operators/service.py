@@ -95,7 +95,7 @@ class Operator:
         return {k: v for k, v in found.items() if v is not None}
 
 
-def operator_reads(ctx: AppContext, *, user_uuid: str) -> dict[str, KeyRead]:
+def operator_reads(ctx: AppContext, *, user_uuid: str) -> dict[str, KeyRead[Any]]:
     """The operator's own account (its role), for their session's batch read (sessions.service.authenticate)."""
     return {OPERATOR_ACCOUNT: users.user_read(ctx, user_uuid=user_uuid)}
 
@@ -204,7 +204,7 @@ class PageReading:
     def started(self) -> bool:
         return self._devices is not None
 
-    def start(self) -> dict[str, KeyRead]:
+    def start(self) -> dict[str, KeyRead[Any]]:
         """Start the Queries; the reads by key, for the caller's batch read (none for an id no account has)."""
         ctx, user_uuid = self.ctx, self.user_uuid
         if not SEARCHED_ID.fullmatch(user_uuid):
@@ -214,7 +214,7 @@ class PageReading:
         self._sessions = pool.submit(sessions.session_page, ctx, user_uuid=user_uuid, limit=RECENT_SESSIONS,
                                      cursor=None, include_ended=True)
         user, presence, passkey_count, lock = self.names
-        reads: dict[str, KeyRead] = {user: users.user_read(ctx, user_uuid=user_uuid),
+        reads: dict[str, KeyRead[Any]] = {user: users.user_read(ctx, user_uuid=user_uuid),
                                      presence: sessions.presence_read(ctx, user_uuid=user_uuid),
                                      passkey_count: passkeys.passkey_count_read(ctx, user_uuid=user_uuid)}
         self.lock_username = recent_usernames(ctx).get(user_uuid)
@@ -291,20 +291,20 @@ def _session_view(ctx: AppContext, session: SessionRecord) -> OperatorSession:
 STORAGE_FIELDS = frozenset({"user_uuid", "event_key", "expires_ttl"})  # the table's keys and TTL, not the row's
 
 
-def _rows(page: tuple[list[dict], str | None]) -> tuple[list[dict], str | None]:
+def _rows(page: tuple[list[dict[str, Any]], str | None]) -> tuple[list[dict[str, Any]], str | None]:
     items, next_cursor = page
     return [{k: v for k, v in item.items() if k not in STORAGE_FIELDS} for item in items], next_cursor
 
 
 def history_page(ctx: AppContext, *, operator: Operator, user_uuid: str, limit: int,
-                 cursor: str | None) -> tuple[list[dict], str | None]:
+                 cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
     need(operator, Role.VIEWER)
     return _rows(sessions.history_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit,
                                        cursor=cursor))
 
 
 def audit_page(ctx: AppContext, *, operator: Operator, user_uuid: str, limit: int,
-               cursor: str | None) -> tuple[list[dict], str | None]:
+               cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
     need(operator, Role.VIEWER)
     return _rows(sessions.audit_page(ctx, user_uuid=_target(ctx, user_uuid).user_uuid, limit=limit, cursor=cursor))
 

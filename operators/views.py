@@ -5,9 +5,9 @@ the `admin` scope. Parse, call one flow function, shape the answer."""
 from __future__ import annotations
 
 from functools import wraps
-from typing import Callable
+from typing import Any, Callable, ParamSpec, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from operators import apps as operator_apps, export as operator_export, mail as operator_mail, service as operators
 from flows.models import DataExport, ExportQuery
@@ -22,16 +22,19 @@ from common.runtime.context import ctx
 from common.web.openapi import operation
 from common.web.validation import parse_body, parse_model, parse_optional_body
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 ACTION_ERRORS = (403, 404)
 DESTRUCTIVE_ERRORS = (403, 404, 429)
 
 
-def require_operator(view: Callable) -> Callable:
+def require_operator(view: Callable[P, R]) -> Callable[P, R]:
     """Decorator: 401 without a valid token, 403 forbidden without an operator role."""
     @wraps(view)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         g.operator = authenticate_operator()
         return view(*args, **kwargs)
     return wrapper
@@ -52,7 +55,7 @@ def _page(user_uuid: str) -> OperatorAccount:
 @operation("The operator calling, with their role and until when a destructive action needs no password "
            "(their sign-in or last re-authentication plus CITYLOGIN_ADMIN_REAUTH_SECONDS)",
            response=OperatorSelf, auth=True, errors=(403,))
-def me():
+def me() -> Response:
     window = operators.reauthentication_window(ctx(), operator=current_operator())
     return jsonify(window.model_dump())
 
@@ -62,7 +65,7 @@ def me():
 @operation("Find the account one exact key names: username, email, user_uuid, device_id or session_id (no Scan); "
            "CITYLOGIN_ADMIN_SEARCH_LIMIT searches a minute per operator",
            query=AccountSearch, response=AccountSearchResult, auth=True, errors=(403, 429))
-def find_accounts():
+def find_accounts() -> Response:
     search = parse_model(AccountSearch, request.args.to_dict())
     found = operators.find_accounts(ctx(), operator=current_operator(), search=search)
     return jsonify(AccountSearchResult(accounts=found).model_dump())
@@ -71,7 +74,7 @@ def find_accounts():
 @bp.get("/accounts/<string(maxlength=64):user_uuid>")
 @operation("An account's page: profile, lock, devices and certificates, live and recent sessions, passkeys, limit",
            response=OperatorAccount, auth=True, errors=(403,))
-def account(user_uuid: str):
+def account(user_uuid: str) -> Response:
     # The operator as require_operator checks them, with the page read beside their session's own read
     reading = operators.PageReading(ctx(), user_uuid=user_uuid)
     g.operator = authenticate_operator(along=reading.start)
@@ -83,7 +86,7 @@ def account(user_uuid: str):
 @require_operator
 @operation("One page of the account's history (logins and operator actions), newest first", query=PageQuery,
            response=OperatorPage, auth=True, errors=(403,))
-def history(user_uuid: str):
+def history(user_uuid: str) -> Response:
     query = parse_model(PageQuery, request.args.to_dict())
     items, next_cursor = operators.history_page(ctx(), operator=current_operator(), user_uuid=user_uuid,
                                                 limit=query.limit, cursor=query.cursor or None)
@@ -94,7 +97,7 @@ def history(user_uuid: str):
 @require_operator
 @operation("One page of the account's audit trail (the operator actions on it), newest first", query=PageQuery,
            response=OperatorPage, auth=True, errors=(403,))
-def audit_trail(user_uuid: str):
+def audit_trail(user_uuid: str) -> Response:
     query = parse_model(PageQuery, request.args.to_dict())
     items, next_cursor = operators.audit_page(ctx(), operator=current_operator(), user_uuid=user_uuid,
                                               limit=query.limit, cursor=query.cursor or None)
@@ -103,7 +106,7 @@ def audit_trail(user_uuid: str):
 
 # --- the actions: each a POST with a reason, answered with the account's page -----------------
 
-def _act(action: Callable, user_uuid: str, body: ActionRequest, **arguments):
+def _act(action: Callable[..., Any], user_uuid: str, body: ActionRequest, **arguments: Any) -> Response:
     action(ctx(), operator=current_operator(), user_uuid=user_uuid, request=body, caller=current_caller(),
            **arguments)
     return jsonify(_page(user_uuid).model_dump())
@@ -113,7 +116,7 @@ def _act(action: Callable, user_uuid: str, body: ActionRequest, **arguments):
 @require_operator
 @operation("Lock the account: no login, every session ends (reason admin); support role, recent sign-in",
            body=ActionRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
-def lock(user_uuid: str):
+def lock(user_uuid: str) -> Response:
     return _act(operators.lock, user_uuid, parse_body(ActionRequest))
 
 
@@ -121,7 +124,7 @@ def lock(user_uuid: str):
 @require_operator
 @operation("Unlock the account: the operator's lock and any pause after wrong passwords; support role",
            body=ActionRequest, response=OperatorAccount, auth=True, errors=ACTION_ERRORS)
-def unlock(user_uuid: str):
+def unlock(user_uuid: str) -> Response:
     return _act(operators.unlock, user_uuid, parse_body(ActionRequest))
 
 
@@ -129,7 +132,7 @@ def unlock(user_uuid: str):
 @require_operator
 @operation("End every session of the account (reason admin); support role, recent sign-in",
            body=ActionRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
-def revoke_sessions(user_uuid: str):
+def revoke_sessions(user_uuid: str) -> Response:
     return _act(operators.revoke_sessions, user_uuid, parse_body(ActionRequest))
 
 
@@ -137,7 +140,7 @@ def revoke_sessions(user_uuid: str):
 @require_operator
 @operation("Unbind a device: its certificate is revoked for good and its session ends; support role, recent "
            "sign-in", body=ActionRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
-def unbind(user_uuid: str, device_id: str):
+def unbind(user_uuid: str, device_id: str) -> Response:
     return _act(operators.unbind_device, user_uuid, parse_body(ActionRequest), device_id=device_id)
 
 
@@ -145,7 +148,7 @@ def unbind(user_uuid: str, device_id: str):
 @require_operator
 @operation("Set the account's own device limit (0 = unlimited; null: the default); support role",
            body=LimitRequest, response=OperatorAccount, auth=True, errors=ACTION_ERRORS)
-def limit(user_uuid: str):
+def limit(user_uuid: str) -> Response:
     return _act(operators.set_limit, user_uuid, parse_body(LimitRequest))
 
 
@@ -153,7 +156,7 @@ def limit(user_uuid: str):
 @require_operator
 @operation("Send the address's verification link again, unless it is verified; support role",
            body=ActionRequest, response=OperatorAccount, auth=True, errors=ACTION_ERRORS)
-def resend_verification(user_uuid: str):
+def resend_verification(user_uuid: str) -> Response:
     return _act(operators.resend_verification, user_uuid, parse_body(ActionRequest))
 
 
@@ -161,7 +164,7 @@ def resend_verification(user_uuid: str):
 @require_operator
 @operation("Mail the person a password reset link; support role, recent sign-in",
            body=ActionRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
-def password_reset(user_uuid: str):
+def password_reset(user_uuid: str) -> Response:
     return _act(operators.start_password_reset, user_uuid, parse_body(ActionRequest))
 
 
@@ -169,7 +172,7 @@ def password_reset(user_uuid: str):
 @require_operator
 @operation("Grant or take away an operator role, never one above the caller's; admin role, recent sign-in",
            body=RoleRequest, response=OperatorAccount, auth=True, errors=DESTRUCTIVE_ERRORS)
-def roles(user_uuid: str):
+def roles(user_uuid: str) -> Response:
     return _act(operators.change_role, user_uuid, parse_body(RoleRequest))
 
 
@@ -179,7 +182,7 @@ def roles(user_uuid: str):
            "who acted on the account and why); support role, with a reason, audited; ?format=html and "
            "?format=readable as GET /account/export's", body=ActionRequest, query=ExportQuery, response=DataExport,
            auth=True, errors=ACTION_ERRORS)
-def export(user_uuid: str):
+def export(user_uuid: str) -> Response:
     body, query = parse_body(ActionRequest), export_query()
     document = operator_export.export_account(ctx(), operator=current_operator(), user_uuid=user_uuid, request=body,
                                               caller=current_caller())
@@ -196,7 +199,7 @@ class AppReason(ActionRequest):
 @require_operator
 @operation("The registered apps and OpenID Connect clients (never a secret or its digest); admin role",
            response=AppList, auth=True, errors=(403,))
-def apps():
+def apps() -> Response:
     return jsonify(AppList(apps=operator_apps.list_apps(ctx(), operator=current_operator())).model_dump())
 
 
@@ -204,7 +207,7 @@ def apps():
 @require_operator
 @operation("Register an app or OpenID Connect client, as `citylogin apps add`; its secret is in the answer, once",
            body=NewApp, response=AppCredentials, status=201, auth=True, errors=(403,))
-def add_app():
+def add_app() -> tuple[Response, int]:
     added = operator_apps.add_app(ctx(), operator=current_operator(), request=parse_body(NewApp))
     return jsonify(added), 201
 
@@ -212,7 +215,7 @@ def add_app():
 @bp.get("/apps/<string(maxlength=64):client_id>")
 @require_operator
 @operation("One app", response=AppCredentials, auth=True, errors=(403,))
-def app(client_id: str):
+def app(client_id: str) -> Response:
     return jsonify(operator_apps.show_app(ctx(), operator=current_operator(), client_id=client_id))
 
 
@@ -220,7 +223,7 @@ def app(client_id: str):
 @require_operator
 @operation("Change an app: the fields given (null removes an optional one); admin role", body=AppChange,
            response=AppCredentials, auth=True, errors=(403,))
-def change_app(client_id: str):
+def change_app(client_id: str) -> Response:
     changed = operator_apps.change_app(ctx(), operator=current_operator(), client_id=client_id,
                                        request=parse_body(AppChange))
     return jsonify(changed)
@@ -230,7 +233,7 @@ def change_app(client_id: str):
 @require_operator
 @operation("Remove an app: its credentials stop working on every host within 2 s; admin role", body=AppReason,
            body_required=False, status=204, auth=True, errors=(403,))
-def remove_app(client_id: str):
+def remove_app(client_id: str) -> tuple[str, int]:
     body = parse_optional_body(AppReason)
     operator_apps.remove_app(ctx(), operator=current_operator(), client_id=client_id, reason=body.reason)
     return "", 204
@@ -240,7 +243,7 @@ def remove_app(client_id: str):
 @require_operator
 @operation("A new secret for an app, shown once; the old one stops working; admin role", body=AppReason,
            body_required=False, response=AppCredentials, auth=True, errors=(403,))
-def rotate_secret(client_id: str):
+def rotate_secret(client_id: str) -> Response:
     body = parse_optional_body(AppReason)
     rotated = operator_apps.rotate_secret(ctx(), operator=current_operator(), client_id=client_id, reason=body.reason)
     return jsonify(rotated)
@@ -253,7 +256,7 @@ def rotate_secret(client_id: str):
 @operation("Make an initial access token for POST /oidc/register, as `citylogin apps registration-token`: it "
            "registers up to `uses` apps until it expires; the token is in the answer, once", body=NewRegistrationToken,
            body_required=False, response=RegistrationTokenView, status=201, auth=True, errors=(403,))
-def add_registration_token():
+def add_registration_token() -> tuple[Response, int]:
     made = operator_apps.make_registration_token(ctx(), operator=current_operator(),
                                                  request=parse_optional_body(NewRegistrationToken))
     return jsonify(made.model_dump()), 201
@@ -263,7 +266,7 @@ def add_registration_token():
 @require_operator
 @operation("The initial access tokens kept, newest first: id, expiry, uses left (never the token); admin role",
            response=RegistrationTokenList, auth=True, errors=(403,))
-def registration_tokens():
+def registration_tokens() -> Response:
     listed = operator_apps.list_registration_tokens(ctx(), operator=current_operator())
     return jsonify(RegistrationTokenList(tokens=listed).model_dump(exclude={"tokens": {"__all__": {"token"}}}))
 
@@ -272,7 +275,7 @@ def registration_tokens():
 @require_operator
 @operation("Revoke an initial access token: it registers nothing more (the apps it registered stay); admin role",
            body=AppReason, body_required=False, status=204, auth=True, errors=(403,))
-def revoke_registration_token(token_id: str):
+def revoke_registration_token(token_id: str) -> tuple[str, int]:
     body = parse_optional_body(AppReason)
     operator_apps.revoke_registration_token(ctx(), operator=current_operator(), token_id=token_id, reason=body.reason)
     return "", 204
@@ -285,7 +288,7 @@ def revoke_registration_token(token_id: str):
 @operation("The undelivered mail, oldest first: id, event, account, times, tries, last error (never its address "
            "or contents), as `citylogin mail list`; admin role", response=UndeliveredMailList, auth=True,
            errors=(403,))
-def undelivered_mail():
+def undelivered_mail() -> Response:
     rows = operator_mail.undelivered(ctx(), operator=current_operator())
     return jsonify(UndeliveredMailList(mails=[UndeliveredMail(**row) for row in rows]).model_dump())
 
@@ -294,7 +297,7 @@ def undelivered_mail():
 @require_operator
 @operation("Try an undelivered mail again, for another CITYLOGIN_MAIL_GIVE_UP_HOURS; admin role, with a reason",
            body=ActionRequest, response=MailActionDone, auth=True, errors=ACTION_ERRORS)
-def resend_mail(mail_id: str):
+def resend_mail(mail_id: str) -> Response:
     body = parse_body(ActionRequest)
     return jsonify(operator_mail.resend(ctx(), operator=current_operator(), mail_id=mail_id, reason=body.reason))
 
@@ -303,6 +306,6 @@ def resend_mail(mail_id: str):
 @require_operator
 @operation("Delete an undelivered mail for good; admin role, with a reason", body=ActionRequest,
            response=MailActionDone, auth=True, errors=ACTION_ERRORS)
-def drop_mail(mail_id: str):
+def drop_mail(mail_id: str) -> Response:
     body = parse_body(ActionRequest)
     return jsonify(operator_mail.drop(ctx(), operator=current_operator(), mail_id=mail_id, reason=body.reason))

@@ -1,10 +1,13 @@
 """HTTP routes of /registration: parse, call one service function, shape the answer."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from typing import Sequence
+
+from flask import Blueprint, Response, jsonify, request
 
 from common import i18n
 from common.errors import request_locale
+from common.database.guarded_write import GuardedWrite
 from devices import pairing_service as pairing_tokens
 from devices.models import PairedDeviceRequest
 from flows import pairing
@@ -36,7 +39,7 @@ INFO = RegistrationInfo(
 
 @bp.get("/")
 @operation("Describe the registration service", response=RegistrationInfo, database=False)
-def describe():
+def describe() -> Response:
     return jsonify(INFO.model_dump())
 
 
@@ -44,7 +47,7 @@ def describe():
 @operation("Register a new user and its first device (or, with qr_code, a further device)",
            body=RegistrationRequest, response=RegistrationResponse, status=201,
            errors=(401, 403, 404, 409, 410, 429))
-def register():
+def register() -> tuple[Response, int]:
     body = json_object()
     if "qr_code" in body:
         paired = parse_model(PairedDeviceRequest, body)
@@ -72,8 +75,8 @@ def chosen_locale(locale: str | None) -> str:
 @operation("A one-time pairing QR code for adding a device (Bearer, or the seed-compatible body)",
            body=PairingTokenRequest, body_required=False, response=PairingTokenResponse, status=201,
            auth="optional", errors=(403, 429))
-def request_pairing_token():
-    checks = ()
+def request_pairing_token() -> tuple[Response, int]:
+    checks: Sequence[GuardedWrite] = ()
     if request.headers.get("Authorization"):
         caller = vouch_request()  # its session is checked in the token's own write: one round trip
         parse_optional_body(PairingTokenRequest)  # unused, but what is sent must be what the document says

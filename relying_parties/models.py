@@ -197,7 +197,7 @@ class AppRecord:
         """The moment from which the app hears of session ends: when it was added."""
         return self.created_ms if self.created_ms is not None else self.created_epoch * 1000
 
-    def public(self, *, pkce_required_of_every_app: bool = False) -> dict:
+    def public(self, *, pkce_required_of_every_app: bool = False) -> dict[str, Any]:
         """What an operator may see: everything but the digest; `pkce`, which PKCE rule the app signs in
         under (under the operator's CITYLOGIN_OIDC_REQUIRE_PKCE, given)."""
         oidc = self.oidc()
@@ -219,7 +219,7 @@ class AppRecord:
                 **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}
 
 
-def _registration_metadata(oidc: OidcClient) -> dict:
+def _registration_metadata(oidc: OidcClient) -> dict[str, Any]:
     """The app's RFC 7591 / RFC 9101 / FAPI 2.0 members under their standard names."""
     return {"jwks_uri": oidc.jwks_uri, "logo_uri": oidc.logo_uri, "client_uri": oidc.client_uri,
             "policy_uri": oidc.policy_uri, "tos_uri": oidc.tos_uri, "contacts": list(oidc.contacts),
@@ -291,7 +291,7 @@ class Introspection(BaseModel):
     scope: str | None = None
     token_type: str | None = None
     client_id: str | None = None
-    cnf: dict | None = None
+    cnf: dict[str, Any] | None = None
 
 
 class PollRequest(BaseModel):
@@ -308,11 +308,11 @@ class StreamRequest(BaseModel):
     `--push-url`. Other members (events_requested, description) are accepted and ignored."""
 
     model_config = ConfigDict(extra="ignore")
-    delivery: dict | None = None
+    delivery: dict[str, Any] | None = None
 
     @field_validator("delivery")
     @classmethod
-    def _poll_only(cls, value: dict | None) -> dict | None:
+    def _poll_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and value.get("method", POLL_METHOD) != POLL_METHOD:
             raise field_refusal(FieldKind.INVALID_VALUE, "poll_only", "only urn:ietf:rfc:8936 (poll) streams")
         return value
@@ -322,7 +322,7 @@ class StreamConfiguration(BaseModel):
     stream_id: str
     iss: str
     aud: str
-    delivery: dict
+    delivery: dict[str, Any]
     events_supported: list[str]
     events_delivered: list[str]
 

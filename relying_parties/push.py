@@ -187,7 +187,7 @@ class Pusher:
                     self._log.log(logging.ERROR, "push turn failed", exc_info=True)
             self._wake.wait(self.interval)
 
-    def _on_events(self, ended: list) -> None:
+    def _on_events(self, ended: list[SessionEnded]) -> None:
         if ended:
             for target in list(self._targets.values()):
                 target.due = target.fresh = True

@@ -29,7 +29,7 @@ def _record(item: dict[str, Any]) -> RegistrationToken:
 
 
 class RegistrationTokenStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     @staticmethod

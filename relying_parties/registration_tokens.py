@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Callable
 
 from relying_parties.models import RegistrationToken
 from relying_parties.registration_token_store import RegistrationTokenStore, TokenMissing
@@ -98,7 +99,7 @@ def usable(ctx: AppContext, token: str) -> RegistrationToken | None:
     return record
 
 
-def use(ctx: AppContext, record: RegistrationToken, *, refusal) -> GuardedWrite:
+def use(ctx: AppContext, record: RegistrationToken, *, refusal: Callable[[], Exception]) -> GuardedWrite:
     """One use of the token, as an entry of the transaction that writes the app it registers: refused
     (`refusal`) if a racing registration took its last use, or it was revoked or expired meanwhile."""
     item = store(ctx).use_item(record.token_id, digest=record.digest, now=ctx.epoch())

@@ -7,7 +7,7 @@ import binascii
 import secrets
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import unquote
 
 from relying_parties.models import (BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, UNSIGNED_ALG, AppRecord,
@@ -122,7 +122,7 @@ def _consistent(oidc: OidcClient) -> None:
                            "token_endpoint_auth_method: none is a public client's, and a public client's alone.")
 
 
-def _oidc_fields(oidc: OidcClient) -> dict:
+def _oidc_fields(oidc: OidcClient) -> dict[str, Any]:
     """The record's OIDC attributes, left out where they hold the default (an app as before)."""
     _consistent(oidc)
     fields = {"redirect_uris": list(oidc.redirect_uris) or None, "public_client": oidc.public or None,
@@ -155,7 +155,7 @@ def _check_request_object_rules(oidc: OidcClient) -> None:
                            "signed request objects are checked with the app's keys: register jwks or jwks_uri.")
 
 
-def _registration_fields(oidc: OidcClient) -> dict:
+def _registration_fields(oidc: OidcClient) -> dict[str, Any]:
     """The record's RFC 7591 / RFC 9101 / FAPI 2.0 attributes, left out where they hold the default."""
     return {"jwks_uri": oidc.jwks_uri, "logo_uri": oidc.logo_uri, "client_uri": oidc.client_uri,
             "policy_uri": oidc.policy_uri, "tos_uri": oidc.tos_uri, "contacts": list(oidc.contacts) or None,
@@ -191,7 +191,7 @@ def update_app(ctx: AppContext, *, client_id: str, name: str | None = None, push
     """Change what `changed` names of an app (name, push_url, admin_role, oidc: every OpenID Connect field
     at once); the others stay. Every host authenticates by the change within CACHE_SECONDS, and pushes
     and answers CORS by it within a second (relying_parties.registry)."""
-    fields: dict = {}
+    fields: dict[str, Any] = {}
     if "name" in changed:
         fields["name"] = name
     if "push_url" in changed:

@@ -146,7 +146,7 @@ def _record(table: str, item: dict[str, Any]) -> AppRecord | None:
 
 
 class AppStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     def _key(self, client_id: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ class StateMoved(dynamo.StoreRefusal):
 
 
 class StreamStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     def get(self, client_id: str) -> StreamState | None:

@@ -26,7 +26,7 @@ from common.runtime.context import AppContext
 # Whose access tokens authenticate() takes (SPEC §14: the OpenID Provider's are the apps', not citylogin's)
 OWN_TOKENS, PROVIDER_TOKENS, ANY_TOKENS = "own", "provider", "any"
 
-Along = Callable[[dict[str, Any]], Mapping[str, KeyRead]]
+Along = Callable[[dict[str, Any]], Mapping[str, KeyRead[Any]]]
 SESSION_READ = "sessions.session"  # the session's own name in an `along` batch read
 
 
@@ -82,7 +82,8 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
                      token_expires_epoch=int(claims["exp"]), claims=claims, along=read_along)
 
 
-def _token_claims(ctx: AppContext, access_token: str, *, issued_by: str = OWN_TOKENS) -> tuple[dict, str, str, str]:
+def _token_claims(ctx: AppContext, access_token: str, *,
+                  issued_by: str = OWN_TOKENS) -> tuple[dict[str, Any], str, str, str]:
     """The access token's claims and its (sid, sub, did); 401 if it is not one of ours, or expired."""
     try:
         claims = _decoded(ctx, access_token, issued_by)
@@ -95,7 +96,7 @@ def _token_claims(ctx: AppContext, access_token: str, *, issued_by: str = OWN_TO
     return claims, session_id, user_uuid, device_id
 
 
-def _decoded(ctx: AppContext, access_token: str, issued_by: str) -> dict:
+def _decoded(ctx: AppContext, access_token: str, issued_by: str) -> dict[str, Any]:
     provider_issuer = ctx.public_url().rstrip("/")
     if issued_by == OWN_TOKENS:
         return ctx.jwt.decode(access_token, now=ctx.now())
@@ -186,7 +187,7 @@ def _not_live(ctx: AppContext, holder: Holder, *, any_key: bool = False) -> Exce
     return ServiceUnavailable("The session is busy; try again.")
 
 
-def _bound_proof(ctx: AppContext, claims: dict, *, access_token: str, scheme: str,
+def _bound_proof(ctx: AppContext, claims: dict[str, Any], *, access_token: str, scheme: str,
                  offer: ProofOffer | None) -> Proof | None:
     """The checked proof a bound token needs (None for a bearer token); InvalidDpopProof if a bound
     token comes any other way, InvalidToken if the DPoP scheme carries an unbound one."""

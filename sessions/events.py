@@ -20,7 +20,7 @@ import queue
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Collection
 
 from common.log_bursts import BurstLog
 from common.database import dynamo
@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 BATCH = 100  # BatchGetItem's limit
 
 # session_id -> fields (status, revoked_reason, by_device, EndedBy's, expires_epoch, last_seen_epoch), or None if gone
-FetchStates = Callable[[list[str]], dict[str, dict]]
-EndReason = Callable[[dict], "str | None"]
-Deadline = Callable[[dict], int]  # the first moment (epoch s) a live session's fields could make it end
+FetchStates = Callable[[list[str]], dict[str, dict[str, Any]]]
+EndReason = Callable[[dict[str, Any]], "str | None"]
+Deadline = Callable[[dict[str, Any]], int]  # the first moment (epoch s) a live session's fields could make it end
 
 REVOKED = "session_revoked"
 REPLACED = "stream_replaced"
@@ -59,20 +59,20 @@ class Subscription:
     def __init__(self, watcher: "SessionWatcher", session_id: str, user_uuid: str) -> None:
         self.watcher, self.session_id, self.user_uuid = watcher, session_id, user_uuid
         self.order = next(_order)  # older streams are replaced first
-        self.events: queue.Queue[tuple[str, dict]] = queue.Queue(maxsize=1)
+        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(maxsize=1)
         # called (on the feed's thread) once the ending is in the mailbox: how a server that holds
         # no thread per stream learns it has something to send
         self.notify: Callable[[], None] | None = None
         self._open = True
         EVENT_STREAMS.inc()
 
-    def wait(self, timeout: float) -> tuple[str, dict] | None:
+    def wait(self, timeout: float) -> tuple[str, dict[str, Any]] | None:
         try:
             return self.events.get(timeout=timeout)
         except queue.Empty:
             return None
 
-    def poll(self) -> tuple[str, dict] | None:
+    def poll(self) -> tuple[str, dict[str, Any]] | None:
         """The ending, if it came; never waits."""
         try:
             return self.events.get_nowait()
@@ -96,7 +96,8 @@ class SessionWatcher:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._by_user: dict[str, set[Subscription]] = defaultdict(set)
         self._check_at: dict[str, float] = {}  # session_id -> when to read it, lest it ended without a write
-        self._recent: dict[str, tuple[float, dict]] = {}  # session_id -> (heard at, event): a stream opening late
+        # session_id -> (heard at, event): a stream opening late
+        self._recent: dict[str, tuple[float, dict[str, Any]]] = {}
         self._count = 0
         self._lock = threading.Lock()
         self._failure_log = BurstLog(log)
@@ -124,7 +125,7 @@ class SessionWatcher:
         return subscription
 
     @staticmethod
-    def _oldest(streams, cap: int) -> list[Subscription]:
+    def _oldest(streams: Collection[Subscription], cap: int) -> list[Subscription]:
         """The streams to replace so that one more fits under `cap`."""
         excess = len(streams) - cap + 1
         return sorted(streams, key=lambda s: s.order)[:excess] if excess > 0 else []
@@ -183,7 +184,7 @@ class SessionWatcher:
                         if session_id in self._check_at:
                             self._check_at[session_id] = self.deadline(state)
 
-    def _deliver(self, session_id: str, event: dict) -> None:
+    def _deliver(self, session_id: str, event: dict[str, Any]) -> None:
         with self._lock:
             subscribers = list(self._subscribers.get(session_id, ()))
             for subscription in subscribers:
@@ -204,7 +205,7 @@ class LiveStream:
                  token_expires: float) -> None:
         self.subscription, self.now, self.heartbeat, self.token_expires = subscription, now, heartbeat, token_expires
         self._next_beat = now() + heartbeat
-        self._ending: tuple[str, dict] | None = None
+        self._ending: tuple[str, dict[str, Any]] | None = None
 
     def first(self) -> bytes:
         return b"retry: 3000\n\n"
@@ -238,16 +239,16 @@ class LiveStream:
         self.subscription.close()
 
 
-def _sse(event: str, data: dict) -> bytes:
+def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _payload(reason: str, by_device: str | None, ended_by: EndedBy) -> dict:
+def _payload(reason: str, by_device: str | None, ended_by: EndedBy) -> dict[str, Any]:
     """session_revoked's data: {reason, by_device?, admin_action?, by_app?, by_app_name?}."""
     return {"reason": reason, **({"by_device": by_device} if by_device else {}), **ended_by.fields()}
 
 
-def _state_payload(reason: str, state: dict | None) -> dict:
+def _state_payload(reason: str, state: dict[str, Any] | None) -> dict[str, Any]:
     """The data of an ending read from the session's record (None: the record is gone)."""
     if not state:
         return _payload(reason, None, EndedBy())
@@ -256,7 +257,7 @@ def _state_payload(reason: str, state: dict | None) -> dict:
     return _payload(reason, state.get("by_device"), ended_by)
 
 
-def _offer(subscription: Subscription, event: tuple[str, dict]) -> None:
+def _offer(subscription: Subscription, event: tuple[str, dict[str, Any]]) -> None:
     try:
         subscription.events.put_nowait(event)
     except queue.Full:

@@ -49,7 +49,7 @@ def _event(item: dict[str, Any]) -> SessionEnded:
 
 
 class FeedStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     def after(self, seq: str, *, page: int = 500) -> Iterator[SessionEnded]:

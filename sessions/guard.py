@@ -4,7 +4,7 @@ caller from `current_principal()`."""
 from __future__ import annotations
 
 from functools import wraps
-from typing import Callable
+from typing import Callable, ParamSpec, TypeVar, overload
 from urllib.parse import urlsplit
 
 from flask import Response, after_this_request, g, request
@@ -13,6 +13,9 @@ from sessions import binding, service
 from sessions.binding import ProofOffer
 from sessions.models import Principal
 from common.runtime.context import ctx
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 NONCE_HEADER = "DPoP-Nonce"
 
@@ -92,13 +95,24 @@ def vouch_request() -> service.Vouched:
     return service.vouch(ctx(), access_token=token, scheme=scheme, offer=proof_offer())
 
 
-def require_session(view: Callable | None = None, *, allow_query_token: bool = False,
-                    accept_ended_reason: str | None = None, forwarded: bool = False):
+@overload
+def require_session(view: Callable[P, R], *, allow_query_token: bool = False,
+                    accept_ended_reason: str | None = None, forwarded: bool = False) -> Callable[P, R]: ...
+
+
+@overload
+def require_session(view: None = None, *, allow_query_token: bool = False, accept_ended_reason: str | None = None,
+                    forwarded: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def require_session(view: Callable[P, R] | None = None, *, allow_query_token: bool = False,
+                    accept_ended_reason: str | None = None,
+                    forwarded: bool = False) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator: 401 unless the request carries a valid token of a live session (or of one
     ended with `accept_ended_reason`). `forwarded`: the proof is for the request a proxy names."""
-    def decorate(inner: Callable) -> Callable:
+    def decorate(inner: Callable[P, R]) -> Callable[P, R]:
         @wraps(inner)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             authenticate_request(allow_query_token=allow_query_token, accept_ended_reason=accept_ended_reason,
                                  forwarded=forwarded)
             return inner(*args, **kwargs)

@@ -24,11 +24,11 @@ class BadCursor(dynamo.StoreRefusal):
 
 
 class HistoryStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     def put_item(self, *, user_uuid: str, at: datetime, result: str, device_id: str | None,
-                 ip: str | None, user_agent: str | None, evicted: list[dict] | None = None) -> dict[str, Any]:
+                 ip: str | None, user_agent: str | None, evicted: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """A TransactWriteItems entry recording one attempt at `at`."""
         # Microseconds in the sort key keep attempts within one second in order, newest first.
         micros = int(at.timestamp() * 1_000_000)
@@ -89,12 +89,12 @@ class HistoryStore:
         return [item for partition in (user_uuid, AUDIT_PARTITION + user_uuid)
                 for item in item_listing.partition_items(self.client, self.table, partition=("user_uuid", partition))]
 
-    def audit_page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def audit_page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of the operator actions on the account, newest first."""
         items, next_cursor = self.page(user_uuid=AUDIT_PARTITION + user_uuid, limit=limit, cursor=cursor)
         return [{**item, "user_uuid": user_uuid} for item in items], next_cursor
 
-    def page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def page(self, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         # Read consistently: the list an operator or the person rereads right after an action (a lock, a
         # login) must hold that action's row; an eventually consistent query may answer without it.
         args: dict[str, Any] = {

@@ -90,19 +90,21 @@ def mark_continued(ctx: AppContext, *, user_uuid: str, event_key: str) -> bool:
     return history_store(ctx).mark_continued(user_uuid=user_uuid, event_key=event_key)
 
 
-def history_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+def history_page(ctx: AppContext, *, user_uuid: str, limit: int,
+                 cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the account's history, newest first (its cursors sealed for it)."""
     return _sealed_page(ctx.refresh_secrets, listing="history", user_uuid=user_uuid, cursor=cursor,
                         read=lambda position: history_store(ctx).page(user_uuid=user_uuid, limit=limit,
                                                                       cursor=position))
 
 
-def record_operator_action(ctx: AppContext, *, user_uuid: str, action: str, details: dict) -> None:
+def record_operator_action(ctx: AppContext, *, user_uuid: str, action: str, details: dict[str, Any]) -> None:
     """An operator's action on the account (SPEC §15), in its history and its audit trail."""
     history_store(ctx).record_operator_action(user_uuid=user_uuid, at=ctx.now(), action=action, details=details)
 
 
-def audit_page(ctx: AppContext, *, user_uuid: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+def audit_page(ctx: AppContext, *, user_uuid: str, limit: int,
+               cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the operator actions on the account, newest first (its cursors sealed for it)."""
     return _sealed_page(ctx.refresh_secrets, listing="audit", user_uuid=user_uuid, cursor=cursor,
                         read=lambda position: history_store(ctx).audit_page(user_uuid=user_uuid, limit=limit,

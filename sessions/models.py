@@ -148,7 +148,7 @@ class SessionRecord:
     by_app_name: str | None = None
     expires_ttl: int | None = None  # DynamoDB TTL: kept for the session list a week past its end
     device_class: str = "other"  # the class the session counted under at login (SPEC §5)
-    class_changes: list[dict] | None = None  # [{"at", "device_class"}]: the device relabelled while live
+    class_changes: list[dict[str, Any]] | None = None  # [{"at", "device_class"}]: the device relabelled while live
     # While active, in the sparse index of sessions by the moment they end without a write (their
     # idle timeout or max lifetime), so that the sweeper ends them with their event (SPEC §11).
     live_shard: str | None = None
@@ -280,8 +280,8 @@ class Principal:
     device_id: str
     session: SessionRecord
     token_expires_epoch: int
-    claims: dict = field(default_factory=dict, compare=False)  # the access token's verified claims
-    along: dict = field(default_factory=dict, compare=False)  # the records read with the session (`along`)
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)  # the access token's verified claims
+    along: dict[str, Any] = field(default_factory=dict, compare=False)  # the records read with the session (`along`)
 
 
 class RefreshRequest(BaseModel):

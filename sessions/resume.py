@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sessions import binding
 from sessions.models import SessionRecord
@@ -26,7 +27,7 @@ def lent_access_token(ctx: AppContext, session: SessionRecord) -> LentToken:
     now = ctx.now()
     issued = int(now.timestamp())
     # Its own jti: a session's tokens from refreshes are <sid>.<generation>; a lent one is not one of them.
-    claims: dict = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
+    claims: dict[str, Any] = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
                     "jti": f"{session.session_id}.lent.{uuid.uuid4().hex}"}
     if session.jkt:
         claims["cnf"] = {"jkt": session.jkt}

@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from itertools import islice
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator, Protocol, TypeVar
 
 from common.timefmt import parse_iso
 from common.database import dynamo, item_listing
@@ -14,7 +14,14 @@ from sessions.history_store import BadCursor
 from sessions.models import SessionRecord
 
 
-def record(cls, data: dict[str, Any]):
+class _Dataclass(Protocol):
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+D = TypeVar("D", bound=_Dataclass)
+
+
+def record(cls: type[D], data: dict[str, Any]) -> D:
     """A dataclass `cls` of an item's attributes, those it does not know left out."""
     return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 

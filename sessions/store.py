@@ -57,7 +57,7 @@ def retention_ttl(end_epoch: int) -> int:
 
 
 class SessionStore(UserSessions):
-    def __init__(self, client, *, sessions_table: str, presence_table: str, events_table: str) -> None:
+    def __init__(self, client: Any, *, sessions_table: str, presence_table: str, events_table: str) -> None:
         self.client, self.sessions, self.presence, self.events = client, sessions_table, presence_table, events_table
 
     # --- reads ---------------------------------------------------------------------------

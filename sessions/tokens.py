@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 from common.crypto.tokens import keyed_token
 from sessions import binding
@@ -57,7 +58,7 @@ def carried_holder(session_id: str, carried: str) -> Holder:
 
 def token_pair(ctx: AppContext, session: Holder | SessionRecord, *, generation: int, issued_epoch: int,
                 refresh_kid: str | None) -> TokenPair:
-    claims: dict = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
+    claims: dict[str, Any] = {"sub": session.user_uuid, "sid": session.session_id, "did": session.device_id,
                     "jti": f"{session.session_id}.{generation}"}
     if session.jkt:  # bound: usable only with a proof by this key (SPEC §12)
         claims["cnf"] = {"jkt": session.jkt}

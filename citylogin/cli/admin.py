@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, overload
 
 import click
 
@@ -19,6 +19,10 @@ from common.errors import ApiError
 from common.database.dynamodb_local import DynamoDBLocalError
 
 if TYPE_CHECKING:
+    from accounts.models import UserRecord
+    from common.config import Settings
+    from operators.models import ActionRequest, LimitRequest, RoleRequest
+    from operators.service import Operator
     from common.runtime.context import AppContext
 
 DEFAULT = "default"
@@ -26,7 +30,7 @@ MAX_LIMIT = 1000  # the bound of CITYLOGIN_MAX_CONCURRENT_DEVICES
 
 
 @contextmanager
-def _context() -> Iterator:
+def _context() -> Iterator[AppContext]:
     """An AppContext on the configured DynamoDB and key ring, as the services build it (tables and
     ring must exist: `citylogin init`); a domain error becomes a one-line CLI error."""
     from common.brand import using
@@ -54,7 +58,7 @@ def _context() -> Iterator:
         raise click.ClickException(str(exc)) from None
 
 
-def service_may_send(settings) -> bool:
+def service_may_send(settings: Settings) -> bool:
     """Whether a citylogin service may send what a command writes to the outbox: one runs on this machine,
     or the tables are a DynamoDB whose services may run on other hosts (an endpoint, Amazon DynamoDB)."""
     from citylogin.server.running_services import running
@@ -62,7 +66,7 @@ def service_may_send(settings) -> bool:
     return bool(settings.dynamodb_endpoint_url or settings.kms_key_id or running(settings))
 
 
-def say_mail(ctx, *, served: bool) -> None:
+def say_mail(ctx: AppContext, *, served: bool) -> None:
     """On stderr, where the mail the command wrote is: with the running service, which sends it within
     its CITYLOGIN_MAIL_SEND_INTERVAL; or waiting in the outbox until one runs. Never its address or link."""
     written = ctx.notifier.written
@@ -76,7 +80,7 @@ def say_mail(ctx, *, served: bool) -> None:
         click.echo(f"{what} waits in the outbox: no citylogin serve runs; it goes when one does", err=True)
 
 
-def _user(ctx, username: str):
+def _user(ctx: AppContext, username: str) -> UserRecord:
     from accounts import user_service as users
 
     user = users.find_user(ctx, username=username)
@@ -126,7 +130,7 @@ REASON = click.option("--reason", required=True, metavar="TEXT",
                       help="Why (required): named in the audit stream and the account's audit trail.")
 
 
-def _acting(ctx):
+def _acting(ctx: AppContext) -> Operator:
     """The CLI's operator: it holds the database's own credentials, so it acts as an admin, also on admins."""
     from accounts.models import Role
     from operators.service import Operator
@@ -134,7 +138,19 @@ def _acting(ctx):
     return Operator(role=Role.ADMIN, name=operator_name(ctx.settings), cli=True)
 
 
-def _request(reason: str, **fields):
+@overload
+def _request(reason: str, *, limit: int | None) -> LimitRequest: ...
+
+
+@overload
+def _request(reason: str, *, role: str, grant: bool) -> RoleRequest: ...
+
+
+@overload
+def _request(reason: str) -> ActionRequest: ...
+
+
+def _request(reason: str, **fields: Any) -> ActionRequest:
     from operators.models import ActionRequest, LimitRequest, RoleRequest
 
     model = LimitRequest if "limit" in fields else RoleRequest if "role" in fields else ActionRequest

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from relying_parties.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES, PROFILES
+from relying_parties.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES, PROFILES, NewCredentials
 from citylogin.cli.admin import _context
 from citylogin.cli.apps_metadata import metadata_fields, registration_metadata_options
 from citylogin.cli.apps_registration import registration_token, registration_tokens_list, revoke_registration_token
@@ -46,7 +47,7 @@ PKCE_RULES = {"public_client": "required (a public client)", "fapi2_profile": "r
               "when_sent": "when the app sends a challenge (a confidential client)"}
 
 
-def _print_credentials(credentials, as_json: bool, *, pkce_required_of_every_app: bool = False) -> None:
+def _print_credentials(credentials: NewCredentials, as_json: bool, *, pkce_required_of_every_app: bool = False) -> None:
     app = credentials.app
     if as_json:
         secret = {"client_secret": credentials.client_secret} if credentials.client_secret else {}
@@ -173,7 +174,7 @@ def add(name: str, push_url: str | None, redirect_uris: tuple[str, ...], public:
         id_token_alg: str, require_par: bool, require_dpop: bool, require_pkce: bool, jwks: str | None,
         admin_role: str | None, device_flow: bool, device_class: str | None, request_uris: tuple[str, ...],
         request_object_signing_alg: str | None, allow_unsigned_request_objects: bool,
-        require_signed_request_object: bool, profile: str | None, as_json: bool, **metadata) -> None:
+        require_signed_request_object: bool, profile: str | None, as_json: bool, **metadata: Any) -> None:
     """Register an app; print its client_id and client_secret once (a --public client has no secret).
     With --redirect-uri it is also an OpenID Connect client that signs people in through citylogin; with
     --device-flow its screens without a browser sign in with a code the person approves on another device."""
@@ -301,7 +302,7 @@ def update(client_id: str, profile: str | None, request_uris: tuple[str, ...], n
                    f"updated app {client_id}")
 
 
-def _request_object_changes(**given: object) -> dict:
+def _request_object_changes(**given: object) -> dict[str, Any]:
     """The request-object options named (None: not named); --request-object-signing-alg any: none named."""
     changes = {name: value for name, value in given.items() if value is not None}
     if changes.get("request_object_signing_alg") == "any":

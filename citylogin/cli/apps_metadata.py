@@ -2,9 +2,11 @@
 that registers itself sends, checked by the same rules (oidc.client_urls, oidc.client_metadata)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import click
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -58,7 +60,7 @@ OPTIONS = (
 )
 
 
-def registration_metadata_options(command: Callable) -> Callable:
+def registration_metadata_options(command: Command) -> Command:
     """The options above on `command`, which takes them as keyword arguments named as OidcClient's fields."""
     for option in reversed(OPTIONS):
         command = option(command)

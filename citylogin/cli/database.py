@@ -6,12 +6,15 @@ import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import click
 
 from common.config import ConfigError, Settings, load_settings
 from common.database.dynamodb_local import DATA_FILE, ENDPOINT_FILE, DataInUse, DynamoDBLocal
+
+if TYPE_CHECKING:  # imported where used: a command that needs no service starts without it
+    from citylogin.server.running_services import RunningService
 
 T = TypeVar("T")
 
@@ -46,7 +49,7 @@ def config_errors(action: Callable[[], T]) -> T:
 
 
 @contextmanager
-def database(settings: Settings, *, share_running: bool = False, may_create: bool = False) -> Iterator[dict]:
+def database(settings: Settings, *, share_running: bool = False, may_create: bool = False) -> Iterator[dict[str, Any]]:
     """Yields config overrides: none when an endpoint is set, else a DynamoDB Local. The data is never
     opened twice. `serve` and `dynamodb-local` start one on the data directory (DataInUse if another runs
     on it). The operator commands (`share_running`) use the running `citylogin serve` that is theirs, and
@@ -68,7 +71,7 @@ def database(settings: Settings, *, share_running: bool = False, may_create: boo
         local.stop()
 
 
-def operator_service(settings: Settings, *, may_create: bool) -> tuple[Any, list]:
+def operator_service(settings: Settings, *, may_create: bool) -> tuple[Any, list[RunningService]]:
     """(the running service an operator command acts on or None, the services running), as
     citylogin.server.service_choice chooses: none is looked for against Amazon DynamoDB unless named."""
     from citylogin.server.running_services import running
@@ -82,7 +85,7 @@ def operator_service(settings: Settings, *, may_create: bool) -> tuple[Any, list
 
 
 @contextmanager
-def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]:
+def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict[str, Any]]:
     """Which citylogin an operator command acts on, said on stderr: the running `serve` its settings or folder
     point to, or the one named with --service (citylogin.server.service_choice; refused where that is none of those
     running); else the DynamoDB its settings name, or the data directory's own data in a DynamoDB Local
@@ -124,7 +127,7 @@ def operator_database(settings: Settings, *, may_create: bool) -> Iterator[dict]
         local.stop()
 
 
-def _using(settings: Settings, service: Any) -> dict:
+def _using(settings: Settings, service: Any) -> dict[str, Any]:
     """The overrides that reach a running service's tables and key ring, said on stderr."""
     click.echo(f"DynamoDB Local of a running citylogin: {service.dynamodb_endpoint_url} (data in "
                f"{Path(service.data_dir) / 'dynamodb'}); citylogin serve at {service.url}, pid {service.pid}", err=True)
@@ -132,7 +135,7 @@ def _using(settings: Settings, service: Any) -> dict:
             "table_prefix": service.table_prefix}
 
 
-def _nothing_here(data_dir: Path, services: list) -> str:
+def _nothing_here(data_dir: Path, services: list[RunningService]) -> str:
     """Why a command has no citylogin to act on, and what to do (never `citylogin init`: that makes a new one)."""
     from citylogin.server.service_choice import HOW_TO_CHOOSE, listing
 

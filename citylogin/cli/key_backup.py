@@ -84,7 +84,7 @@ def _restore(settings: Settings, name: str, data: bytes) -> tuple[Any, Any, str]
 
     opened: list[RingBackup] = []
 
-    def open_into_an_empty_table(store) -> None:  # before a table is created: a refusal writes nothing
+    def open_into_an_empty_table(store: Any) -> None:  # before a table is created: a refusal writes nothing
         opened.append(config_errors(lambda: open_backup(data, name=name, encryptor=store.encryptor)))
         if not store.is_empty():
             raise click.ClickException(_exists(store.table))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Counter, Iterator, TypeVar
 
 import click
 
@@ -16,11 +16,15 @@ from citylogin.cli.output import OperatorGroup
 from common.clock import now_epoch
 from common.config import Settings
 
+if TYPE_CHECKING:  # imported where used, so that the other commands start without them
+    from common.crypto.passwords import Argon2Parameters
+    from common.keys.password_parameter_store import PasswordParameterStore, RecordedSet, Refusal
+
 T = TypeVar("T")
 
 
 @contextmanager
-def _census(settings: Settings) -> Iterator[tuple]:
+def _census(settings: Settings) -> Iterator[tuple[PasswordParameterStore, Callable[[], Counter[Argon2Parameters]]]]:
     """(the records' store, a count of the users' hashes per set) on the configured DynamoDB; a
     key-encryption key that does not open the key ring is a one-line CLI error (it would seal nothing
     the processes open)."""
@@ -55,7 +59,7 @@ def _unmoved(action: Callable[[], T]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
-def _not_written(refusal) -> str:
+def _not_written(refusal: Refusal) -> str:
     """Why `record` did not write a set, in the words of the one who ran it."""
     from common.keys.password_parameter_store import MAX_SETS, TOO_MANY
 
@@ -64,7 +68,7 @@ def _not_written(refusal) -> str:
     return f"  {refusal.name}: " + why.get(refusal.reason, "beyond what the settings accept")
 
 
-def _echo_refusals(refusals: list, table: str) -> None:
+def _echo_refusals(refusals: list[Refusal], table: str) -> None:
     for refusal in refusals:
         click.echo(f"refused: {refusal.message(table)}")
 
@@ -111,7 +115,7 @@ def record_sets(yes: bool) -> None:
     from common.keys.password_parameter_store import costly_note, key_of
     from common.keys.password_parameters import record_found
 
-    def confirm(unsealed: list) -> bool:
+    def confirm(unsealed: list[RecordedSet]) -> bool:
         # The question and what it is about go to stderr: stdout is written only when the command ends.
         click.echo("unsealed records that no stored hash uses (written by the previous release, or without "
                    "the key-encryption key):", err=True)

@@ -4,6 +4,7 @@ and (from the modules added at the end) the account, devices, sessions and histo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -50,7 +51,7 @@ def register(url: str, username: str, email: str, key_file: Path, device_name: s
     show_recovery_codes(enrolling.recovery_codes)
 
 
-def _login(client: Client, *, force: bool) -> dict:
+def _login(client: Client, *, force: bool) -> dict[str, Any]:
     """Log in; on 409 concurrent_login show the other devices and confirm only if the person agrees."""
     try:
         return client.login(ask_password(), force=force)

@@ -4,6 +4,7 @@ login attempts, through the session stored in the key file. Ids may be given as 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,7 +27,7 @@ def _session_id(session: Client, given: str) -> str:
     return resolve_prefix(given, (s["session_id"] for s in session.list_sessions()), what="session")
 
 
-def _done(as_json: bool, answer: dict, line: str) -> None:
+def _done(as_json: bool, answer: dict[str, Any], line: str) -> None:
     if as_json:
         print_json(answer)
     else:
@@ -128,7 +129,7 @@ def list_sessions(key_file: Path, show_all: bool, as_json: bool) -> None:
     click.echo(table(("", "SESSION", "DEVICE", "LOGGED IN", "LAST SEEN", "ENDS", "IP", "STATUS"), rows))
 
 
-def _status(session: dict) -> str:
+def _status(session: dict[str, Any]) -> str:
     reason = session.get("revoked_reason")
     return f"{session.get('status')} ({reason})" if reason else str(session.get("status"))
 
@@ -189,6 +190,6 @@ def history(key_file: Path, limit: int, every_page: bool, as_json: bool) -> None
         click.echo("(older attempts exist: add --all to see them)")
 
 
-def _result(item: dict) -> str | None:
+def _result(item: dict[str, Any]) -> str | None:
     """An attempt's result; a login asked "in use elsewhere - continue?" that went on says so, not a refusal."""
     return "asked, continued" if item.get("continued") else item.get("result")

@@ -127,7 +127,7 @@ class KeyFile:
     ca_cert_pem: str
     session: dict[str, Any] | None = None
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write as JSON, mode 0600 from creation on (also when the file existed with another mode),
         replacing an older file in one step: a renewal rewrites the only copy of the device key."""
         directory, name = os.path.split(os.path.abspath(path))
@@ -146,7 +146,7 @@ class KeyFile:
             raise
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> KeyFile:
+    def load(cls, path: str | os.PathLike[str]) -> KeyFile:
         """Read a file written by `save`."""
         with open(path, encoding="utf-8") as file:
             return cls(**json.load(file))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ParamSpec, TypeVar
 
 import click
 import requests
@@ -14,13 +14,17 @@ import requests
 from citylogin.cli.output import print_json
 from citylogin.client.api import Client, CityloginError, KeyFile, user_agent
 
+P = ParamSpec("P")
+R = TypeVar("R")
+Command = TypeVar("Command", bound=Callable[..., Any])
+
 PASSWORD_ENV = "CITYLOGIN_CLIENT_PASSWORD"
 KEY_FILE_ENV = "CITYLOGIN_KEY_FILE"
 DEFAULT_KEY_FILE = "~/.config/citylogin/device.json"
 LOGIN_HINT = "Run `citylogin client login`."
 
 
-def key_file_option(*, new: bool = False) -> Callable:
+def key_file_option(*, new: bool = False) -> Callable[[Command], Command]:
     """--key-file PATH, default $CITYLOGIN_KEY_FILE, else ~/.config/citylogin/device.json."""
     help_text = ("Where to write this device's key file (mode 0600)." if new else "This device's key file.")
     return click.option("--key-file", envvar=KEY_FILE_ENV, default=DEFAULT_KEY_FILE, show_envvar=True,
@@ -51,11 +55,11 @@ def _api_failure(exc: CityloginError) -> CommandFailure:
     return CommandFailure(message, code=exc.code or "http_error", status=exc.status, reason=reason)
 
 
-def reports_errors(command: Callable) -> Callable:
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Server, network and command errors become one line and exit 1; with --json, a JSON object
     on stderr instead (never a problem's confirm_token or any other secret)."""
     @functools.wraps(command)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except CityloginError as exc:

@@ -3,6 +3,7 @@ and `citylogin serve` runs with them too (citylogin.server.under_gunicorn). Writ
 file is, by gunicorn's names, so `gunicorn -c python:citylogin.server.gunicorn_config` works as well."""
 import glob
 import os
+from typing import Any
 
 # gunicorn's gthread worker, except that its event loop reads each request before a thread takes it:
 # a slow client holds no thread (docs/guides/production.md, "gunicorn")
@@ -35,7 +36,7 @@ def empty_metrics_dir(directory: str) -> None:
         os.remove(stale)
 
 
-def on_starting(server) -> None:
+def on_starting(server: Any) -> None:
     """Check once that the app can start (one line naming the setting if not, before any worker
     fails alike), and start the metrics from an empty directory."""
     from common.web.app_factory import check_start
@@ -46,7 +47,7 @@ def on_starting(server) -> None:
         empty_metrics_dir(directory)
 
 
-def child_exit(server, worker) -> None:
+def child_exit(server: Any, worker: Any) -> None:
     """A dead worker's open event streams must leave the `livesum` gauge."""
     if metrics_dir():
         from prometheus_client import multiprocess

@@ -38,8 +38,10 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import Future
 from functools import partial
 from http import HTTPStatus
+from typing import Any, Callable
 
 from gunicorn import SERVER, http as gunicorn_http, util
 from gunicorn.http import errors as gunicorn_errors
@@ -121,14 +123,14 @@ class _DeadlineSocket:
                 return self.sock.recv(size)
         raise ConnectionResetError(errno.ECONNRESET, "the request did not arrive in time")
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
 
 
 class _Incoming:
     """One request being read by the event loop."""
 
-    def __init__(self, conn, deadline: float) -> None:
+    def __init__(self, conn: gthread.TConn, deadline: float) -> None:
         self.conn, self.deadline = conn, deadline
         self.data = bytearray()
         self.head_end = -1
@@ -242,7 +244,7 @@ class ThreadWorker(gthread.ThreadWorker):
         self.static = getattr(app, "extensions", {}).get(static_answers.EXTENSION_KEY)
         self.scheme_fields = frozenset(name.lower().encode() for name in self.cfg.secure_scheme_headers)
 
-        def offering_park(environ, start_response):
+        def offering_park(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             response = getattr(start_response, "__self__", None)
             plain = isinstance(response, gunicorn_wsgi.Response) and not self.cfg.is_ssl
             if plain and environ["REQUEST_METHOD"] == "GET":  # a HEAD's answer has no body to go on with
@@ -259,25 +261,25 @@ class ThreadWorker(gthread.ThreadWorker):
         self.parking.parked = True
         self.pump.park(stream, response.sock, chunked=chunked)
 
-    def handle(self, conn):
+    def handle(self, conn: gthread.TConn) -> Any:
         self.parking.parked = False
         result = super().handle(conn)
         return _PARKED if self.parking.parked else result
 
-    def finish_request(self, conn, fs) -> None:
+    def finish_request(self, conn: gthread.TConn, fs: Future[Any]) -> None:
         if not fs.cancelled() and fs.exception() is None and fs.result() is _PARKED:
             self.nr_conns -= 1  # the pump's now, counted against the streams' own cap
             return
         super().finish_request(conn, fs)
 
-    def _read_here(self, conn) -> bool:
+    def _read_here(self, conn: gthread.TConn) -> bool:
         if self.cfg.is_ssl or getattr(self.cfg, "protocol", "http") != "http":
             return False
         if self.cfg.proxy_protocol != "off" or negotiation.prior_knowledge_allowed(self.cfg, conn.client):
             return False
         return conn.parser is None or isinstance(conn.parser.unreader.sock, _DeadlineSocket)
 
-    def enqueue_req(self, conn) -> None:
+    def enqueue_req(self, conn: gthread.TConn) -> None:
         """Instead of a thread: read the request here first, then hand it to one."""
         if not self._read_here(conn):
             super().enqueue_req(conn)
@@ -291,7 +293,7 @@ class ThreadWorker(gthread.ThreadWorker):
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, incoming))
             incoming.registered = True
 
-    def _on_readable(self, incoming: _Incoming, _sock) -> None:
+    def _on_readable(self, incoming: _Incoming, _sock: socket.socket) -> None:
         self._advance(incoming)
 
     def _leave_loop(self, incoming: _Incoming) -> None:
@@ -384,18 +386,18 @@ class ThreadWorker(gthread.ThreadWorker):
         return self._date[1]
 
     @staticmethod
-    def _send_rest(conn, rest: bytes) -> None:
+    def _send_rest(conn: gthread.TConn, rest: bytes) -> None:
         conn.sock.setblocking(True)
         conn.sock.sendall(rest)
 
-    def _after_rest(self, conn, done) -> None:
+    def _after_rest(self, conn: gthread.TConn, done: Future[None]) -> None:
         if done.cancelled() or done.exception() is not None:
             self.nr_conns -= 1
             util.close(conn.sock)
         else:
             self._keep_alive(conn)
 
-    def _keep_alive(self, conn) -> None:
+    def _keep_alive(self, conn: gthread.TConn) -> None:
         """As gunicorn keeps a connection after an answer that said keep-alive: in the loop, no thread."""
         conn.sock.setblocking(False)
         conn.set_timeout()
@@ -417,7 +419,7 @@ class ThreadWorker(gthread.ThreadWorker):
         super().enqueue_req(conn)
 
     @staticmethod
-    def _send(conn, answer: bytes) -> None:
+    def _send(conn: gthread.TConn, answer: bytes) -> None:
         try:
             conn.sock.send(answer)  # small, into an empty send buffer: never blocks the loop
         except OSError:
@@ -431,7 +433,7 @@ class ThreadWorker(gthread.ThreadWorker):
         self.nr_conns -= 1
         util.close(conn.sock)
 
-    def handle_error(self, req, client, addr, exc) -> None:
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """What gunicorn's parser refuses, answered as problem+json rather than gunicorn's HTML page,
         with one log line that names the refusal but not what the client sent (a request line may
         hold a token)."""

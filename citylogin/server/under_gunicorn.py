@@ -10,7 +10,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NoReturn
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NoReturn
 
 import click
 from gunicorn.app.base import BaseApplication
@@ -18,6 +18,9 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.errors import HaltServer
 
 from citylogin.server import gunicorn_config
+
+if TYPE_CHECKING:  # the app's modules are imported in each worker
+    from flask import Flask
 
 # Exit statuses with which gunicorn's master stops when a worker could not start (instead of forking
 # it again and again): the app did not load, or the worker itself failed before serving.
@@ -40,7 +43,7 @@ class ServeApplication(BaseApplication):
         if "control_socket_disable" in self.cfg.settings:
             self.cfg.set("control_socket_disable", True)
 
-    def load(self):
+    def load(self) -> Flask:
         """In each worker: a start that cannot work raises gunicorn's AppImportError (one line,
         common.web.app_factory)."""
         from citylogin.app import create_app

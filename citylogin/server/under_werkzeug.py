@@ -7,12 +7,15 @@ hands the child its settings in the environment."""
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from werkzeug.serving import WSGIRequestHandler, make_server, run_simple
 
 from citylogin.cli.database import command_settings, config_errors, dynamodb_start_errors
 from common.config import env_name
+
+if TYPE_CHECKING:  # the app's modules are imported where it is made
+    from flask import Flask
 
 # werkzeug's stat reloader looks at Python files alone; its watchdog one (when watchdog is installed)
 # watches every directory on sys.path, the working directory among them, whose .data/ DynamoDB Local
@@ -53,12 +56,12 @@ def serve_reloaded_child(host: str | None, port: int | None) -> None:
                request_handler=timed_request_handler(settings.request_read_timeout))
 
 
-def _create_app(test_config: Mapping[str, Any] | None):
+def _create_app(test_config: Mapping[str, Any] | None) -> Flask:
     from citylogin.app import create_app
 
     with dynamodb_start_errors():
         return config_errors(lambda: create_app(test_config=test_config))
 
 
-def _served_by_the_child(environ, start_response):
+def _served_by_the_child(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     raise RuntimeError("the reloader's parent serves nothing: its child does")  # never called: werkzeug's design

@@ -12,6 +12,7 @@ The files are the app's brand's (common/brand.py, web_assets.py): its catalogues
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
+from flask.blueprints import BlueprintSetupState
 
 from relying_parties.registry import allowed_logo_origins
 from citylogin.webui.assets import BRAND_LOGO, Asset, WebAssets, chosen_encoding, web_assets, with_image_sources
@@ -27,7 +28,7 @@ LOGO_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 @bp.record_once
-def _build_assets(state) -> None:
+def _build_assets(state: BlueprintSetupState) -> None:
     """Reads and compresses the files when the app is made, not on a request."""
     web_assets(state.app.extensions[EXTENSION_KEY].brand)
 
@@ -54,12 +55,12 @@ def _send(asset: Asset, *, fingerprinted: bool) -> Response:
 
 
 @bp.get("/")
-def index():
+def index() -> Response:
     return _page("index.html")
 
 
 @bp.get("/device")
-def device_page():
+def device_page() -> Response:
     """The page a TV's or a command line's code is approved on (SPEC §14, RFC 8628's verification_uri): the
     web UI itself, which loads device_flow.js there. `/device` exactly; the API under `/device/` is
     device_manager's."""
@@ -67,7 +68,7 @@ def device_page():
 
 
 @bp.get("/admin/")
-def admin_console():
+def admin_console() -> Response:
     """The operators' console (SPEC §15): a page of its own on the admin API, never on the login screen's
     cold load. `/admin/` exactly; the API under it is login_app's."""
     return _page("admin.html")
@@ -84,12 +85,12 @@ def _page(name: str) -> Response:
 
 
 @bp.get("/web/<path:name>")
-def web(name: str):
+def web(name: str) -> Response:
     return _file(f"/web/{name}")
 
 
 @bp.get("/sdk/<path:name>")
-def sdk(name: str):
+def sdk(name: str) -> Response:
     return _file(f"/sdk/{name}")
 
 
@@ -105,7 +106,7 @@ def _file(url: str) -> Response:
 
 
 @bp.after_request
-def _harden(response):
+def _harden(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     # The pairing payload may sit in the URL fragment; no page address ever leaves in a Referer.
     response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -91,14 +91,14 @@ def generate_device_key() -> tuple[str, DeviceKey]:
     return private_pem.decode(), private_key.public_key()
 
 
-def public_key_pem(key) -> str:
+def public_key_pem(key: DeviceKey) -> str:
     """PEM SubjectPublicKeyInfo of a public key."""
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
 
 
-def key_type_name(key) -> str:
+def key_type_name(key: object) -> str:
     """"ecdsa-p256", "ed25519" or "ml-dsa-87"; TypeError for any other key."""
     name = _key_type_or_none(key)
     if name is None:

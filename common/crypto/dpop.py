@@ -108,7 +108,7 @@ def access_token_hash(access_token: str) -> str:
 
 # --- reading a proof ------------------------------------------------------------------------------
 
-def _ec_key(jwk: dict) -> DeviceKey:
+def _ec_key(jwk: dict[str, Any]) -> DeviceKey:
     if jwk.get("crv") != "P-256":
         raise ProofError("an EC proof key must be on P-256")
     x, y = _unb64url(jwk.get("x"), what="jwk x"), _unb64url(jwk.get("y"), what="jwk y")
@@ -121,7 +121,7 @@ def _ec_key(jwk: dict) -> DeviceKey:
         raise ProofError("the jwk is not a P-256 point") from None
 
 
-def _okp_key(jwk: dict) -> DeviceKey:
+def _okp_key(jwk: dict[str, Any]) -> DeviceKey:
     if jwk.get("crv") != "Ed25519":
         raise ProofError("an OKP proof key must be Ed25519")
     try:
@@ -130,7 +130,7 @@ def _okp_key(jwk: dict) -> DeviceKey:
         raise ProofError("the jwk is not an Ed25519 key") from None
 
 
-def _akp_key(jwk: dict) -> DeviceKey:
+def _akp_key(jwk: dict[str, Any]) -> DeviceKey:
     if jwk.get("alg") != _MLDSA87:
         raise ProofError("an AKP proof key must be ML-DSA-87")
     try:
@@ -153,7 +153,7 @@ def _verify_raw(key: DeviceKey, message: bytes, signature: bytes) -> None:
 
 
 # alg -> (the JWK's kty, how to build its key, how to verify)
-_ALGORITHMS: dict[str, tuple[str, Callable[[dict], DeviceKey], Callable[[DeviceKey, bytes, bytes], None]]] = {
+_ALGORITHMS: dict[str, tuple[str, Callable[[dict[str, Any]], DeviceKey], Callable[[DeviceKey, bytes, bytes], None]]] = {
     "ES256": ("EC", _ec_key, _verify_es256),
     "EdDSA": ("OKP", _okp_key, _verify_raw),
     _MLDSA87: ("AKP", _akp_key, _verify_raw),

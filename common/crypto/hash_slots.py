@@ -48,11 +48,11 @@ class _SlotThread:
     """One slot's thread: runs the calls it is handed, one at a time, for the life of the process."""
 
     def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[tuple[Callable[[], Any] | None, Future | None]] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any] | None, Future[Any] | None]] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True).start()
 
     def call(self, hash_call: Callable[[], T]) -> T:
-        done: Future = Future()
+        done: Future[T] = Future()
         self._calls.put((hash_call, done))
         return done.result()
 

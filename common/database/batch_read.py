@@ -32,7 +32,7 @@ def _identity(table: str, key: Mapping[str, Any]) -> Hashable:
     return table, tuple(parts)
 
 
-def read_together(client, reads: Mapping[str, KeyRead]) -> dict[str, Any]:
+def read_together(client: Any, reads: Mapping[str, KeyRead[Any]]) -> dict[str, Any]:
     """{name: parsed record} for every read, from one BatchGetItem (more only when DynamoDB leaves
     keys unprocessed). The same key asked twice is read once."""
     identities = {name: _identity(read.table, read.key) for name, read in reads.items()}  # once a read
@@ -45,7 +45,7 @@ def read_together(client, reads: Mapping[str, KeyRead]) -> dict[str, Any]:
     return {name: read.parse(found.get(identities[name])) for name, read in reads.items()}
 
 
-def _fetch(client, keys: list[dict[str, Any]]) -> dict[Hashable, dict[str, Any]]:
+def _fetch(client: Any, keys: list[dict[str, Any]]) -> dict[Hashable, dict[str, Any]]:
     request: dict[str, Any] = {}
     for entry in keys:
         request.setdefault(entry["table"], {"Keys": [], "ConsistentRead": True})["Keys"].append(entry["key"])

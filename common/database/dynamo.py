@@ -146,7 +146,7 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
 
 def make_client(*, region: str, endpoint_url: str | None, local: bool | None = None, connect_timeout: float = 1.0,
                 read_timeout: float = 2.0, max_attempts: int = 2, max_pool_connections: int = 64,
-                parameter_validation: bool = True):
+                parameter_validation: bool = True) -> Any:
     """One client per app, thread-safe: common/database/dynamo_client's lean client for the data plane
     (a third of boto3's CPU per call), over a regular boto3 client for everything else. A call that
     gets no answer gives up after about max_attempts * read_timeout seconds (the request's budget,
@@ -209,14 +209,14 @@ def _conflict_delay(*, response: Any = None, attempts: int = 0, **_: Any) -> flo
     return random.uniform(0, min(CONFLICT_MAX_DELAY, CONFLICT_BASE_DELAY * 2 ** attempts))
 
 
-def retry_transaction_conflicts(client) -> None:
+def retry_transaction_conflicts(client: Any) -> None:
     """Retry `client`'s writes that met a concurrent transaction (CONFLICT_ATTEMPTS in all), before
     botocore's own retries are asked; what still conflicts then is an outage (503)."""
     client.meta.events.register_first("needs-retry.dynamodb", _conflict_delay,
                                       unique_id="citylogin-transaction-conflicts")
 
 
-def ensure_tables(client, names: TableNames) -> list[str]:
+def ensure_tables(client: Any, names: TableNames) -> list[str]:
     """Create the missing tables (idempotent, safe against a concurrent creator); return those created."""
     existing = set(_list_tables(client))
     created = []
@@ -236,7 +236,7 @@ def ensure_tables(client, names: TableNames) -> list[str]:
     return created
 
 
-def _add_missing_indexes(client, name: str, definition: dict[str, Any]) -> None:
+def _add_missing_indexes(client: Any, name: str, definition: dict[str, Any]) -> None:
     """Add the secondary indexes a table made by an older version lacks (one UpdateTable each, as
     DynamoDB allows), e.g. account deletion's; the table stays usable while they build."""
     have = {i["IndexName"] for i in client.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])}
@@ -250,7 +250,7 @@ def _add_missing_indexes(client, name: str, definition: dict[str, Any]) -> None:
                                                   if a["AttributeName"] in keys])
 
 
-def probe(client, names: TableNames) -> None:
+def probe(client: Any, names: TableNames) -> None:
     """The cheap readiness read: one BatchGetItem of a key that never exists in every table, so a
     missing table shows (ResourceNotFoundException) without ListTables, which a least-privilege
     role lacks. Raises what the client raises."""
@@ -259,12 +259,12 @@ def probe(client, names: TableNames) -> None:
         for name, definition in table_definitions(names).items()})
 
 
-def _list_tables(client) -> Iterable[str]:
+def _list_tables(client: Any) -> Iterable[str]:
     for page in client.get_paginator("list_tables").paginate():
         yield from page["TableNames"]
 
 
-def _enable_ttl(client, name: str) -> None:
+def _enable_ttl(client: Any, name: str) -> None:
     try:
         client.update_time_to_live(TableName=name, TimeToLiveSpecification={
             "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
@@ -357,7 +357,7 @@ def cancellation_codes(exc: ClientError) -> list[str]:
 
 # --- batch writes (account deletion) -----------------------------------------------------
 
-def delete_items_of_user(client, table: str, *, key_name: str, user_uuid: str) -> int:
+def delete_items_of_user(client: Any, table: str, *, key_name: str, user_uuid: str) -> int:
     """Delete every item of `table` that the sparse user index lists for `user_uuid` (account
     deletion); returns how many. The index is eventually consistent: a deletion's last pass
     comes back for any item written just before (SPEC §4)."""
@@ -369,7 +369,7 @@ def delete_items_of_user(client, table: str, *, key_name: str, user_uuid: str) -
 BATCH_WRITE_LIMIT = 25  # requests per BatchWriteItem call
 
 
-def batch_write(client, table: str, requests: list[dict[str, Any]]) -> None:
+def batch_write(client: Any, table: str, requests: list[dict[str, Any]]) -> None:
     """Put/Delete `requests` on `table` in BatchWriteItem calls of 25, retrying unprocessed ones."""
     for start in range(0, len(requests), BATCH_WRITE_LIMIT):
         pending = {table: requests[start:start + BATCH_WRITE_LIMIT]}
@@ -377,8 +377,8 @@ def batch_write(client, table: str, requests: list[dict[str, Any]]) -> None:
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
-def query_keys(client, table: str, *, key_names: tuple[str, ...], partition: tuple[str, str],
-               index: str | None = None) -> list[dict]:
+def query_keys(client: Any, table: str, *, key_names: tuple[str, ...], partition: tuple[str, str],
+               index: str | None = None) -> list[dict[str, Any]]:
     """The keys of every item in one partition (`partition` = (attribute, value)): a paged Query,
     strongly consistent on the table, eventually consistent on a secondary `index`, whose
     partition attribute then comes after the table's `key_names`."""

@@ -208,7 +208,7 @@ def _encode_blob(value: Any) -> str:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _decode_blobs(node: dict) -> dict:
+def _decode_blobs(node: dict[str, Any]) -> dict[str, Any]:
     """json.loads's object hook: an attribute value {"B": "<base64>"} or {"BS": [...]} becomes bytes.
     Only attribute values have a single key B/BS with a string or list: a map's values are dicts."""
     if "B" in node:
@@ -222,7 +222,7 @@ def _decode_blobs(node: dict) -> dict:
     return node
 
 
-def _parse_body(content: bytes) -> dict:
+def _parse_body(content: bytes) -> dict[str, Any]:
     if not content:
         return {}
     # The hook costs a Python call per dict: only a body with a key B or BS pays it.
@@ -286,7 +286,7 @@ class LeanDynamoDBClient:
             raise self.exceptions.from_code(parsed.get("Error", {}).get("Code"))(parsed, name)
         return parsed
 
-    def _send(self, op: _Operation, request: dict[str, Any]) -> tuple[HttpResponse, dict]:
+    def _send(self, op: _Operation, request: dict[str, Any]) -> tuple[HttpResponse, dict[str, Any]]:
         """Attempts until one succeeds or the needs-retry handlers (conflicts, then botocore's
         standard retries) say no more; each attempt is signed afresh, as botocore signs it."""
         attempts, corrected = 1, False
@@ -311,7 +311,8 @@ class LeanDynamoDBClient:
         answer[1]["ResponseMetadata"]["RetryAttempts"] = attempts - 1
         return answer
 
-    def _attempt(self, op: _Operation, body: bytes) -> tuple[tuple[HttpResponse, dict] | None, Exception | None]:
+    def _attempt(self, op: _Operation,
+                 body: bytes) -> tuple[tuple[HttpResponse, dict[str, Any]] | None, Exception | None]:
         try:
             status, headers, content = self._pool.post(self._signer.headers(op.target, body), body)
         except (BotoConnectionError, HTTPClientError) as exc:  # no answer: refused, reset, timed out
@@ -328,7 +329,7 @@ class LeanDynamoDBClient:
         parsed["ResponseMetadata"] = _metadata(http)
         return (http, parsed), None
 
-    def _corrected_clock(self, answer: tuple[HttpResponse, dict], signed_at: float) -> bool:
+    def _corrected_clock(self, answer: tuple[HttpResponse, dict[str, Any]], signed_at: float) -> bool:
         """A refusal for the signature's time whose Date is more than MAX_SKEW from the time the
         attempt was signed on: take the server's clock (as the offset) unless a concurrent call
         already has, and say so; anything else: False."""
@@ -349,7 +350,7 @@ class LeanDynamoDBClient:
                         "server's clock from now on", self._signer.offset)
         return True
 
-    def _parse_error(self, op: _Operation, http: HttpResponse) -> dict:
+    def _parse_error(self, op: _Operation, http: HttpResponse) -> dict[str, Any]:
         """botocore's own parse of an error answer, with the error shape's modeled fields."""
         response = {"headers": http.headers, "status_code": http.status_code, "body": http.content,
                     "context": {"operation_name": op.model.name}}

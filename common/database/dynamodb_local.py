@@ -154,7 +154,7 @@ class DynamoDBLocal:
         self.db_path = db_path
         self.jar = find_jar(install_dir)
         self.java = find_java()
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
 
     @property
@@ -236,5 +236,5 @@ class DynamoDBLocal:
     def __enter__(self) -> "DynamoDBLocal":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

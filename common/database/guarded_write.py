@@ -15,11 +15,11 @@ class GuardedWrite:
     transaction, with the error its refused condition means (a class, or a function making
     one). The transaction raises that error itself: no caller matches a refusal by position."""
 
-    item: dict
+    item: dict[str, Any]
     refusal: Callable[[], Exception]
     # For an entry asking for the item it found (ReturnValuesOnConditionCheckFailure): its refusal made
     # from that item (None: there was none), instead of `refusal`.
-    refusal_of_item: Callable[[dict | None], Exception] | None = None
+    refusal_of_item: Callable[[dict[str, Any] | None], Exception] | None = None
 
 
 def write_all(client: Any, writes: Sequence[GuardedWrite]) -> None:

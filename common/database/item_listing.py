@@ -13,14 +13,15 @@ MAX_KEYS = 100          # BatchGetItem's limit per call
 UNPROCESSED_RETRIES = 5
 
 
-def partition_items(client, table: str, *, partition: tuple[str, str], index: str | None = None) -> list[dict]:
+def partition_items(client: Any, table: str, *, partition: tuple[str, str],
+                    index: str | None = None) -> list[dict[str, Any]]:
     """Every item of one partition (`partition` = (attribute, value)) as plain values: a paged Query,
     strongly consistent on the table, eventually consistent on a secondary `index` (projecting ALL)."""
     args: dict[str, Any] = {"TableName": table, "KeyConditionExpression": "#p = :p",
                             "ExpressionAttributeNames": {"#p": partition[0]},
                             "ExpressionAttributeValues": {":p": {"S": partition[1]}}}
     args.update({"IndexName": index} if index else {"ConsistentRead": True})
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     while True:
         page = client.query(**args)
         items += [dynamo.from_item(item) for item in page["Items"]]
@@ -29,10 +30,10 @@ def partition_items(client, table: str, *, partition: tuple[str, str], index: st
         args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def items_of_keys(client, table: str, keys: list[dict[str, Any]]) -> list[dict]:
+def items_of_keys(client: Any, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The items of `keys` (low-level key values) that exist, as plain values: strongly consistent
     BatchGetItem calls of 100, unprocessed keys retried; 503 if DynamoDB leaves some unread throughout."""
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     for start in range(0, len(keys), MAX_KEYS):
         request: dict[str, Any] = {table: {"Keys": keys[start:start + MAX_KEYS], "ConsistentRead": True}}
         for attempt in range(UNPROCESSED_RETRIES + 1):
@@ -47,7 +48,7 @@ def items_of_keys(client, table: str, keys: list[dict[str, Any]]) -> list[dict]:
     return found
 
 
-def items_of_user(client, table: str, *, key_name: str, user_uuid: str) -> list[dict]:
+def items_of_user(client: Any, table: str, *, key_name: str, user_uuid: str) -> list[dict[str, Any]]:
     """The items of `table` that its sparse user index lists for `user_uuid`: the index's keys, then the
     items themselves read strongly consistent (an item gone meanwhile is left out)."""
     keys = dynamo.query_keys(client, table, key_names=(key_name,), partition=("user_uuid", user_uuid),

@@ -13,7 +13,7 @@ from common.database.batch_read import KeyRead
 class OneTimeTokenStore:
     """Items keyed by a token's digest, consumed by one conditional delete."""
 
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     def create(self, *, digest: str, kind: str, expires_epoch: int, data: dict[str, Any] | None = None) -> None:

@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import boto3
 from botocore.exceptions import ClientError
@@ -85,7 +85,7 @@ class KmsKeyEncryptor:
 
     method = "kms"
 
-    def __init__(self, client, key_id: str) -> None:
+    def __init__(self, client: Any, key_id: str) -> None:
         self._client, self._key_id, self.variable = client, key_id, env_name("kms_key_id")
 
     def _context(self, identity: str) -> dict[str, str]:
@@ -124,7 +124,7 @@ def local_key_encryption_key(keys_dir: Path) -> bytes:
     return key
 
 
-def key_encryptor(settings: Settings, *, kms_client=None) -> KeyEncryptor:
+def key_encryptor(settings: Settings, *, kms_client: Any = None) -> KeyEncryptor:
     """The configured key-encryption key; against Amazon DynamoDB one must be configured."""
     if settings.kms_key_id:
         return KmsKeyEncryptor(kms_client or boto3.client("kms", region_name=settings.aws_region), settings.kms_key_id)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import jwt
 import orjson
@@ -45,6 +45,8 @@ _KID_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _KEY_FILE = re.compile(r"jwt-(?P<kid>(?P<stamp>\d{8}T\d{12}Z)-[0-9a-f]{8})\.key")
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 MAX_JWT_LENGTH = 16384
+
+T = TypeVar("T")
 
 
 class TokenError(Exception):
@@ -76,7 +78,7 @@ def algorithm_of(private_key: PrivateKey) -> str:
     return ALGORITHM
 
 
-def _public_jwk(key: SigningKey) -> dict:
+def _public_jwk(key: SigningKey) -> dict[str, Any]:
     public = key.private_key.public_key()
     if isinstance(public, rsa.RSAPublicKey):
         jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
@@ -111,7 +113,7 @@ def _spelled_parts(token: object) -> list[bytes] | None:
     return parts
 
 
-def _json_object(raw: bytes) -> dict:
+def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -121,7 +123,7 @@ def _json_object(raw: bytes) -> dict:
     return value
 
 
-def _check_claims(claims: dict, *, issuers: tuple[str, ...], audience: str | None) -> None:
+def _check_claims(claims: dict[str, Any], *, issuers: tuple[str, ...], audience: str | None) -> None:
     """RFC 7519's registered claims as an access token's must be (PyJWT's checks, all of them, as citylogin
     asked PyJWT for them): exp, iat, iss, aud and sub present; iss one of `issuers`; aud naming `audience`
     (one name or a list of names; None: any aud at all); sub and any jti strings. The times are _check_times's."""
@@ -135,14 +137,14 @@ def _check_claims(claims: dict, *, issuers: tuple[str, ...], audience: str | Non
         raise TokenError("invalid_token")
 
 
-def _number(claims: dict, name: str) -> float:
+def _number(claims: dict[str, Any], name: str) -> float:
     value = claims.get(name, 0)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TokenError("invalid_token")
     return value
 
 
-def _names_audience(claims: dict, audience: str) -> bool:
+def _names_audience(claims: dict[str, Any], audience: str) -> bool:
     """Whether the claims' `aud` (one name or a list of names, RFC 7519 §4.1.3) names `audience`."""
     named = claims.get("aud")
     if isinstance(named, str):
@@ -150,7 +152,7 @@ def _names_audience(claims: dict, audience: str) -> bool:
     return isinstance(named, list) and all(isinstance(name, str) for name in named) and audience in named
 
 
-def _check_times(claims: dict, now: datetime) -> None:
+def _check_times(claims: dict[str, Any], now: datetime) -> None:
     timestamp = now.timestamp()
     expires, issued, not_before = (_number(claims, name) for name in ("exp", "iat", "nbf"))
     if expires <= timestamp:
@@ -223,7 +225,7 @@ class JwtKeyRing:
         verifying and the JWKS shows a new one (one Query a process, shared with the refresh secrets)."""
         self._reload(min_age=self._reload_seconds, read_max_age=self._reload_seconds)
 
-    def sign(self, claims: dict, *, ttl_seconds: int, now: datetime | None = None) -> str:
+    def sign(self, claims: dict[str, Any], *, ttl_seconds: int, now: datetime | None = None) -> str:
         """A signed JWT of ``claims`` plus iat, nbf, exp, iss and aud; the header names the kid."""
         self._reload_on_interval()
         issued_at = int(aware_utc(now).timestamp())
@@ -244,7 +246,7 @@ class JwtKeyRing:
     def issuer(self) -> str:
         return self._issuer
 
-    def sign_event(self, claims: dict, *, now: datetime | None = None) -> str:
+    def sign_event(self, claims: dict[str, Any], *, now: datetime | None = None) -> str:
         """A Security Event Token (RFC 8417) of ``claims`` plus iss, signed by the current key:
         header ``typ: secevent+jwt``, so that it can never pass for an access token (nor one for it)."""
         self._reload_on_interval()
@@ -252,7 +254,7 @@ class JwtKeyRing:
         return jwt.encode({**claims, "iss": self._issuer}, signing_key.private_key, algorithm=ALGORITHM,
                           headers={"kid": signing_key.kid, "typ": EVENT_TOKEN_TYPE})
 
-    def sign_jwt(self, claims: dict, *, algorithm: str, typ: str, now: datetime | None = None) -> str:
+    def sign_jwt(self, claims: dict[str, Any], *, algorithm: str, typ: str, now: datetime | None = None) -> str:
         """`claims` (complete: the caller sets every time and party) signed by the newest key of
         `algorithm`: ID tokens, logout tokens and OpenID Provider access tokens (SPEC §14)."""
         self._reload_on_interval()
@@ -261,7 +263,7 @@ class JwtKeyRing:
                           headers={"kid": signing_key.kid, "typ": typ})
 
     def decode(self, token: str, *, now: datetime | None = None, issuer: str | list[str] | None = None,
-               audience: str | list[str] | None = None, verify_audience: bool = True) -> dict:
+               audience: str | list[str] | None = None, verify_audience: bool = True) -> dict[str, Any]:
         """The verified claims of ``token``, else TokenError("token_expired" | "invalid_token").
         `issuer`/`audience`: those of the OpenID Provider's tokens instead of citylogin's own;
         `verify_audience=False`: any audience (introspection answers for every app's tokens).
@@ -300,7 +302,8 @@ class JwtKeyRing:
             raise TokenError("invalid_token") from None
         return parts[1]
 
-    def decode_own_or(self, token: str, *, other_issuer: str, now: datetime | None = None) -> tuple[dict, bool]:
+    def decode_own_or(self, token: str, *, other_issuer: str,
+                      now: datetime | None = None) -> tuple[dict[str, Any], bool]:
         """The verified claims of ``token``, either citylogin's own access token (this ring's issuer and
         audience: True) or one issued by `other_issuer` for any audience (False), with one signature check;
         else TokenError("token_expired" | "invalid_token")."""
@@ -311,7 +314,7 @@ class JwtKeyRing:
             return claims, False
         raise TokenError("invalid_token")
 
-    def _verification_key(self, header: dict) -> Ed25519PublicKey:
+    def _verification_key(self, header: dict[str, Any]) -> Ed25519PublicKey:
         # RFC 9068 section 4: refuse any other kind of JWT, even one signed by our keys; our algorithm only
         # (pinned: no "none", no HS256 keyed with a public key), and nothing we never write (RFC 7515's
         # crit, RFC 7797's unencoded payload).
@@ -324,7 +327,7 @@ class JwtKeyRing:
             raise TokenError("invalid_token")
         return cast(Ed25519PublicKey, self._public_keys[kid])
 
-    def jwks(self) -> dict:
+    def jwks(self) -> dict[str, Any]:
         """The public keys as a JWK Set, for /.well-known/jwks.json."""
         return jwk_set(self.published())
 
@@ -340,7 +343,7 @@ class JwtKeyRing:
         return self._keys
 
 
-def jwk_set(keys: dict[str, SigningKey]) -> dict:
+def jwk_set(keys: dict[str, SigningKey]) -> dict[str, Any]:
     """The public half of `keys` (a ring's `installed` keys) as a JWK Set."""
     return {"keys": [_public_jwk(key) for key in keys.values()]}
 
@@ -429,8 +432,8 @@ def _list_keys(keys_dir: Path) -> list[SigningKey]:
     return sorted(keys, key=lambda key: (key.created_at, key.kid))
 
 
-def newest_published(items: list, *, created_at: Callable[[Any], datetime], published_for: float,
-                     now: datetime | None = None):
+def newest_published(items: list[T], *, created_at: Callable[[T], datetime], published_for: float,
+                     now: datetime | None = None) -> T:
     """The newest of `items` (oldest first) created at least `published_for` seconds before `now`,
     else the oldest: a rotated key signs only once every process has had time to read it, so no
     host meets a token whose key it does not know yet (SPEC §10)."""

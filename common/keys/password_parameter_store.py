@@ -211,7 +211,7 @@ class SetsMoved(dynamo.StoreRefusal):
 class PasswordParameterStore:
     """The records, in the key_ring table's own partition, sealed with the key ring's encryptor."""
 
-    def __init__(self, client, table: str, encryptor: KeyEncryptor) -> None:
+    def __init__(self, client: Any, table: str, encryptor: KeyEncryptor) -> None:
         self.client, self.table, self.encryptor = client, table, encryptor
 
     def identity(self, key_id: str, listed: SetList) -> str:

@@ -10,7 +10,7 @@ import logging
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 from common.config import ConfigError, Settings
 from common.timefmt import aware_utc
@@ -298,7 +298,7 @@ def _check_retirable(contents: RingContents, entry: RingEntry, settings: Setting
                             "(--force retires it now and ends them)")
 
 
-def describe(contents: RingContents, *, now: datetime | None = None) -> list[dict]:
+def describe(contents: RingContents, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Kind, kid, age and role of every key, retired ones last: never private material."""
     now = aware_utc(now)
     rows = []

@@ -141,7 +141,7 @@ def _moment(number: str) -> datetime:
 
 
 class KeyRingStore:
-    def __init__(self, client, table: str, encryptor: KeyEncryptor) -> None:
+    def __init__(self, client: Any, table: str, encryptor: KeyEncryptor) -> None:
         self.client, self.table, self.encryptor = client, table, encryptor
 
     def identity(self, key_id: str, state: str = STATE_ACTIVE) -> str:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import formataddr, parseaddr
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -89,7 +89,7 @@ def with_display_name(sender: str, display_name: str | None) -> str:
 class SesBackend:
     remote = True  # a network call: sent off the request path
 
-    def __init__(self, client, *, sender: str, sender_name: str | None = None) -> None:
+    def __init__(self, client: Any, *, sender: str, sender_name: str | None = None) -> None:
         self.client, self.sender = client, with_display_name(sender, sender_name)
 
     def send(self, message: Message) -> None:
@@ -103,7 +103,7 @@ class SesBackend:
 class SnsBackend:
     remote = True
 
-    def __init__(self, client, *, topic_arn: str) -> None:
+    def __init__(self, client: Any, *, topic_arn: str) -> None:
         self.client, self.topic_arn = client, topic_arn
 
     def send(self, message: Message) -> None:
@@ -293,7 +293,7 @@ def _aws_config(timeout: float) -> Config:
 
 
 def make_notifier(*, backend: str, region: str, ses_sender: str | None = None,
-                  sns_topic_arn: str | None = None, boto_session=None, endpoint_url: str | None = None,
+                  sns_topic_arn: str | None = None, boto_session: Any = None, endpoint_url: str | None = None,
                   timeout: float = 5.0, attempts: int = 3, smtp: SmtpServer | None = None,
                   sender_name: str | None = None) -> Notifier:
     """`endpoint_url`: another SES or SNS endpoint than AWS's (a local stand-in, a VPC endpoint);

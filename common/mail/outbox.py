@@ -64,7 +64,7 @@ class Timing:
 
 
 class Outbox:
-    def __init__(self, client, table: str, *, secrets: sealing.SecretsByKid, timing: Timing,
+    def __init__(self, client: Any, table: str, *, secrets: sealing.SecretsByKid, timing: Timing,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = OutboxStore(client, table)
         self.secrets, self.timing, self.clock = secrets, timing, clock

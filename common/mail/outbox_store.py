@@ -26,7 +26,7 @@ _FREE = "(attribute_not_exists(lease_until) OR lease_until < :now)"
 
 
 class OutboxStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     @staticmethod

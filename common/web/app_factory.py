@@ -7,13 +7,13 @@ import os
 import re
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, NoReturn
+from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn
 
 import boto3
 import orjson
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
                                  NoRegionError)
-from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -264,7 +264,7 @@ def _discard_body() -> int:
     return dropped
 
 
-def _no_store_for_api(response):
+def _no_store_for_api(response: Response) -> Response:
     # Tokens and keys must never sit in a cache; API answers are cheap to recompute. (Not headers.setdefault:
     # werkzeug finds a missing header by raising and catching a BadRequestKeyError, ~5 us an answer.)
     if response.mimetype in ("application/json", "application/problem+json", "text/event-stream") \
@@ -277,16 +277,16 @@ def _operations_blueprint(title: str) -> Blueprint:
     ops = Blueprint("operations", __name__)
 
     @ops.get("/healthz")
-    def healthz():
+    def healthz() -> Response:
         return jsonify(status="ok", version=running_version())
 
     @ops.get("/readyz")
-    def readyz():
+    def readyz() -> Response:
         _check_ready(ctx())
         return jsonify(status="ready")
 
     @ops.get("/openapi.json")
-    def openapi():
+    def openapi() -> Response:
         return jsonify(openapi_document(current_app, title=title, version=running_version()))
 
     return ops
@@ -333,7 +333,7 @@ def dynamodb_start_problem(exc: Exception, *, name: str) -> str:
     return f"{name}: DynamoDB cannot serve ({cause}): {exc}" + (f"; {hint}" if hint else "")
 
 
-def run_standalone(factory, *, default_port: int) -> None:
+def run_standalone(factory: Callable[[], Flask], *, default_port: int) -> None:
     """Serve one app with Flask's threaded server (development; use gunicorn in production). A start
     that cannot work stops with one line naming what to set: exit 1 for a bad setting, 2 for no DynamoDB."""
     name = _service_name(factory)
@@ -355,7 +355,7 @@ def stop_start(exc: Exception, *, name: str) -> NoReturn:
     _stop(dynamodb_start_problem(exc, name=name))
 
 
-def _service_name(factory) -> str:
+def _service_name(factory: Callable[[], Flask]) -> str:
     """citylogin-registration for registration.app_registration, also when run as `python -m`."""
     module = factory.__module__
     if module == "__main__":

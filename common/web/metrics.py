@@ -164,25 +164,25 @@ def count_audit_event(event: str, *, reason: str | None = None) -> None:
 
 # --- DynamoDB calls: a botocore event hook on the app's client ---------------------------
 
-def _before_call(model: Any, context: dict, **_: Any) -> None:
+def _before_call(model: Any, context: dict[str, Any], **_: Any) -> None:
     context[_STARTED], context[_OPERATION] = time.perf_counter(), model.name
     _BATCH.count(DYNAMODB_CALLS, (model.name, thread_kind.current()))
 
 
-def _after_call(http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
+def _after_call(http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
     if http_response.status_code >= 300:  # a ClientError is raised right after this event
         code = (parsed.get("Error") or {}).get("Code") or str(http_response.status_code)
         DYNAMODB_ERRORS.labels(model.name, code).inc()
     _observe_call(context)
 
 
-def _after_call_error(exception: BaseException, context: dict, **_: Any) -> None:
+def _after_call_error(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
     # No answer at all (timeout, connection refused): after-call is not emitted.
     DYNAMODB_ERRORS.labels(context.get(_OPERATION, "unknown"), type(exception).__name__).inc()
     _observe_call(context)
 
 
-def _observe_call(context: dict) -> None:
+def _observe_call(context: dict[str, Any]) -> None:
     if _STARTED in context:
         _BATCH.observe(DYNAMODB_LATENCY, (context[_OPERATION],), time.perf_counter() - context[_STARTED])
 
@@ -222,9 +222,10 @@ def metrics_blueprint() -> Blueprint:
     bp = Blueprint("metrics", __name__)
 
     @bp.get("/metrics")
-    def scrape():
+    def scrape() -> Response:
         _check_scraper()
-        encode, content_type = choose_encoder(request.headers.get("Accept"))  # text 0.0.4 or OpenMetrics
+        # text 0.0.4 or OpenMetrics; choose_encoder reads a missing header (None) as "" though typed str
+        encode, content_type = choose_encoder(request.headers.get("Accept"))  # type: ignore[arg-type]
         _BATCH.flush()
         return Response(encode(_registry()), content_type=content_type, headers={"Cache-Control": "no-store"})
 

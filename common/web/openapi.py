@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from flask import Flask
 from pydantic import BaseModel
@@ -55,11 +55,14 @@ class Operation:
             raise TypeError(f"{self.summary!r}: a JSON success response needs its response model")
 
 
-def operation(summary: str, **details: Any) -> Callable:
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def operation(summary: str, **details: Any) -> Callable[[View], View]:
     """Attach the OpenAPI description of a view function; `details` are the fields of Operation."""
     described = Operation(summary, **details)
 
-    def attach(view: Callable) -> Callable:
+    def attach(view: View) -> View:
         # A function attribute (functools.wraps carries it to a wrapper), read back by openapi_document.
         view.__dict__["openapi"] = described
         return view

@@ -28,7 +28,7 @@ def limit_subject(ip: str | None) -> str:
 
 
 class RateLimitStore:
-    def __init__(self, client, table: str) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client, self.table = client, table
 
     def take(self, key: str, *, limit: int, window_seconds: int, now: int, counter: str = "uses",

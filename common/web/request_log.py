@@ -73,16 +73,16 @@ class RequestLog:
     """WSGI middleware: sets the request id, adds it to the response, logs and counts the request
     when the response is closed."""
 
-    def __init__(self, wsgi_app: Callable) -> None:
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
         self.wsgi_app = wsgi_app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         info = RequestInfo(request_id_from(environ.get("HTTP_X_REQUEST_ID")), environ)
         _current.set(info)
         status: list[int] = [500]
 
-        def start_with_id(status_line: str, headers: list, exc_info=None):
+        def start_with_id(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status[0] = int(status_line.split(" ", 1)[0])
             headers = [(k, v) for k, v in headers if k.lower() != _HEADER_LOWER] + [(HEADER, info.request_id)]
             return start_response(status_line, headers, exc_info)

@@ -21,7 +21,7 @@ _TYPE_RULES = {
 }
 
 
-def json_object() -> dict:
+def json_object() -> dict[str, Any]:
     """The request body as a JSON object; 400 invalid_json for anything else."""
     raw = request.get_data(cache=True)
     if not raw.strip():
@@ -37,7 +37,7 @@ def json_object() -> dict:
     return body
 
 
-def parse_model(model: type[M], body: dict) -> M:
+def parse_model(model: type[M], body: dict[str, Any]) -> M:
     """Validate `body`: missing fields -> 400 missing_fields, the first bad one -> 400 invalid_field."""
     try:
         return model.model_validate(body)

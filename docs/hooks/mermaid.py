@@ -11,9 +11,12 @@ own box (the page itself never does)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +34,7 @@ NATURAL_SIZE = """<script>
 <style>.md-typeset div.mermaid { overflow-x: auto; max-width: 100%; }</style>"""
 
 
-def on_files(files: Files, config, **_) -> Files:
+def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
     if not BUNDLE.is_file():
         raise PluginError(f"Mermaid is not installed ({BUNDLE.relative_to(ROOT)} is missing): "
                           "run scripts/setup.sh --tests, which installs docs_node/ with npm ci")
@@ -39,7 +42,7 @@ def on_files(files: Files, config, **_) -> Files:
     return files
 
 
-def on_post_page(output: str, page, **_) -> str:
+def on_post_page(output: str, page: Page, **_: Any) -> str:
     # After Material's bundle, which looks for the global `mermaid` once the document has loaded.
     if DIAGRAM not in output:
         return output

@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.pages import Page
+
 PAGE = "reference/openapi.md"
 DOCUMENT = "reference/openapi.json"
 MARKER = "<!-- openapi-operations -->"
@@ -23,7 +26,7 @@ OTHER = "Operational and discovery"
 SECURITY = {"bearer": "Bearer access token", "app": "the app's HTTP Basic credentials"}
 
 
-def on_page_markdown(markdown: str, page, config, **_) -> str:
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, **_: Any) -> str:
     if page.file.src_uri != PAGE:
         return markdown
     path = Path(config["docs_dir"]) / DOCUMENT

@@ -81,18 +81,18 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str | None = N
             return signed_in.get(session.get("handle", ""))
 
     @app.get("/")
-    def home():
+    def home() -> str:
         token = current()
         error = request.args.get("error")
         notice = f"Not signed in ({error})." if error else NOTICES.get(request.args.get("state", ""), "")
         return render_template_string(PAGE, user=token["userinfo"] if token else None, notice=notice)
 
     @app.get("/healthz")
-    def healthz():
+    def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/me")
-    def me():
+    def me() -> dict[str, Any]:
         """The visitor's sign-in: the ID token's claims, as Authlib checked them."""
         token = current()
         if token is None:
@@ -102,13 +102,13 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str | None = N
                 "has_refresh_token": "refresh_token" in token, "expires_at": token["expires_at"]}
 
     @app.get("/login")
-    def login():
+    def login() -> Response:
         if signing_key is None:
             return citylogin.authorize_redirect(url_for("callback", _external=True))
         return signed_redirect(citylogin, signing_key, client_id, url_for("callback", _external=True))
 
     @app.get("/callback")
-    def callback():
+    def callback() -> Response:
         try:
             token = citylogin.authorize_access_token()  # redeems the code; checks the ID token, nonce and iss
         except OAuthError as error:                     # e.g. access_denied: the person declined
@@ -121,7 +121,7 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str | None = N
         return redirect(url_for("home"))
 
     @app.post("/refresh")
-    def refresh():
+    def refresh() -> dict[str, Any] | tuple[dict[str, str], int]:
         """Call this when token["expires_at"] is near: a new pair; the old refresh token is spent."""
         token = current()
         if token is None:
@@ -132,7 +132,7 @@ def create_app(citylogin_url: str, client_id: str, client_secret: str | None = N
         return {"rotated": rotated, "expires_at": token["expires_at"]}
 
     @app.post("/logout")
-    def logout():
+    def logout() -> Response:
         """The "Sign out" button: signs out here, then sends the browser to citylogin to end its session
         there too; citylogin sends it back to / (registered with --post-logout-redirect-uri)."""
         with lock:

@@ -26,7 +26,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TextIO
 
 import qrcode
 import requests
@@ -75,7 +75,7 @@ def start(client: OAuth2Session, metadata: Mapping[str, Any], scope: str) -> dic
     return body
 
 
-def show(started: Mapping[str, Any], out=sys.stdout) -> None:
+def show(started: Mapping[str, Any], out: TextIO = sys.stdout) -> None:
     """What the person needs on the screen: the link, the code, and a QR code of the link with the code
     in it (a phone's camera opens it). Flushed, so that a pipe or a terminal shows it at once."""
     print(f"To sign in, open {started['verification_uri']} on your phone or computer", file=out)
@@ -92,7 +92,7 @@ def show(started: Mapping[str, Any], out=sys.stdout) -> None:
 
 
 def poll(client: OAuth2Session, metadata: Mapping[str, Any], started: Mapping[str, Any],
-         sleep=time.sleep, clock=time.monotonic) -> dict[str, Any]:
+         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """The token endpoint at the interval (RFC 8628 §3.4-3.5) until it answers tokens or ends it."""
     interval = int(started.get("interval", 5))
     deadline = clock() + int(started["expires_in"])
@@ -134,7 +134,8 @@ def check_id_token(client: OAuth2Session, metadata: Mapping[str, Any], client_id
     return dict(token.claims)
 
 
-def sign_in(issuer: str, client_id: str, client_secret: str | None, scope: str, out=sys.stdout) -> dict[str, Any]:
+def sign_in(issuer: str, client_id: str, client_secret: str | None, scope: str,
+            out: TextIO = sys.stdout) -> dict[str, Any]:
     """The whole sign-in; the person as userinfo gives them."""
     client = OAuth2Session(client_id, client_secret,
                            token_endpoint_auth_method="client_secret_basic" if client_secret else "none")
