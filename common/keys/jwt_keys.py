@@ -364,7 +364,8 @@ def signing_key_from_pem(pem: bytes, *, kid: str, created_at: datetime, from_rin
 class ParsedSigningKeys:
     """`signing_key_from_pem` once per key: a reload of a ring whose keys did not change parses none
     of them again (every process reloads the ring a few times a minute). A key is known by its kid, creation
-    time and its PEM's digest; each call of `keys` keeps only the keys it was given, so a retired key leaves the cache with the ring."""
+    time and its PEM's digest; each call of `keys` keeps only the keys it was given, so a retired key leaves
+    the cache with the ring."""
 
     def __init__(self) -> None:
         self._parsed: dict[tuple[str, datetime, bytes], SigningKey] = {}
