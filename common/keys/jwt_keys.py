@@ -351,9 +351,12 @@ def jwk_set(keys: dict[str, SigningKey]) -> dict[str, Any]:
 # --- key files ------------------------------------------------------------------------
 
 
-def signing_key_from_pem(pem: bytes, *, kid: str, created_at: datetime) -> SigningKey:
-    """A signing key from its PKCS#8 PEM; ValueError unless it is Ed25519, P-256 or RSA."""
-    private_key = serialization.load_pem_private_key(pem, password=None)
+def signing_key_from_pem(pem: bytes, *, kid: str, created_at: datetime, from_ring: bool = False) -> SigningKey:
+    """A signing key from its PKCS#8 PEM; ValueError unless it is Ed25519, P-256 or RSA. An RSA key is
+    checked (about 25 ms of CPU) unless it comes `from_ring`: a ring's keys were generated here or checked
+    when they were imported from a file, and a ring entry opens only under the key-encryption key, so its
+    PEM is the one that was checked (cryptography's unsafe_skip_rsa_key_validation is for such keys)."""
+    private_key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=from_ring)
     if isinstance(private_key, ec.EllipticCurvePrivateKey) and not isinstance(private_key.curve, ec.SECP256R1):
         raise ValueError(f"JWT key {kid} is not on P-256")
     if not isinstance(private_key, (Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
@@ -363,9 +366,9 @@ def signing_key_from_pem(pem: bytes, *, kid: str, created_at: datetime) -> Signi
 
 class ParsedSigningKeys:
     """`signing_key_from_pem` once per key: a reload of a ring whose keys did not change parses none
-    of them again (loading an RSA key checks it, about 40 ms of CPU; every process reloads the ring a
-    few times a minute). A key is known by its kid, creation time and its PEM's digest; each call of
-    `keys` keeps only the keys it was given, so a retired key leaves the cache with the ring."""
+    of them again (every process reloads the ring a few times a minute). A key is known by its kid, creation
+    time and its PEM's digest; each call of `keys` keeps only the keys it was given, so a retired key leaves
+    the cache with the ring."""
 
     def __init__(self) -> None:
         self._parsed: dict[tuple[str, datetime, bytes], SigningKey] = {}
@@ -378,7 +381,8 @@ class ParsedSigningKeys:
             parsed: dict[tuple[str, datetime, bytes], SigningKey] = {}
             for pem, kid, created_at in entries:
                 name = (kid, created_at, hashlib.sha256(pem).digest())
-                key = parsed.get(name) or known.get(name) or signing_key_from_pem(pem, kid=kid, created_at=created_at)
+                key = parsed.get(name) or known.get(name) or signing_key_from_pem(pem, kid=kid, created_at=created_at,
+                                                                                  from_ring=True)
                 parsed[name] = key
                 keys.append(key)
             self._parsed = parsed

@@ -124,7 +124,8 @@ class RingContents:
         entries = [(e.private, e.kid, e.created_at) for kind in SIGNING_KINDS for e in self.of(kind)]
         if parsed is not None:
             return parsed.keys(entries)
-        return [signing_key_from_pem(pem, kid=kid, created_at=created_at) for pem, kid, created_at in entries]
+        return [signing_key_from_pem(pem, kid=kid, created_at=created_at, from_ring=True)
+                for pem, kid, created_at in entries]
 
     def refresh_secrets(self) -> list[tuple[str, bytes]]:
         """(kid, secret) oldest first."""

@@ -19,9 +19,9 @@ def loads(monkeypatch) -> list[str]:
     parsed: list[str] = []
     real = jwt_keys.signing_key_from_pem
 
-    def counted(pem: bytes, *, kid: str, created_at: datetime):
+    def counted(pem: bytes, *, kid: str, created_at: datetime, from_ring: bool = False):
         parsed.append(kid)
-        return real(pem, kid=kid, created_at=created_at)
+        return real(pem, kid=kid, created_at=created_at, from_ring=from_ring)
     monkeypatch.setattr(jwt_keys, "signing_key_from_pem", counted)
     return parsed
 
