@@ -25,8 +25,10 @@ APP_ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://other.example.com"      # with two origins allowed, CORS answers vary by Origin
 IMMUTABLE = "public, max-age=31536000, immutable"
 GZIP = {"Accept-Encoding": "gzip, deflate, br, zstd"}
-PLAIN_FILES = {url: PACKAGE / url.lstrip("/").replace("common/web/", "webui/static/", 1) for url in
-               ["/web/app.js", "/web/app.css", "/sdk/citylogin.js", "/sdk/citylogin.d.ts"]}
+PLAIN_FILES = {"/web/app.js": PACKAGE / "webui" / "static" / "app.js",
+               "/web/app.css": PACKAGE / "webui" / "static" / "app.css",
+               "/sdk/citylogin.js": PACKAGE / "sdk" / "citylogin.js",
+               "/sdk/citylogin.d.ts": PACKAGE / "sdk" / "citylogin.d.ts"}
 MODULES = sorted([*PACKAGE.glob("webui/static/*.js"), *PACKAGE.glob("sdk/*.js")])
 IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.S)
 
