@@ -1,12 +1,11 @@
-"""What Authlib's server (oidc.server) asks of citylogin: its apps, the tokens of a grant, a code's
-redemption in one transaction with the session's liveness, refresh tokens and revocation; and the one
-Provider of an app context that asks it."""
+"""What Authlib's server (oidc.server) asks of citylogin, below it: its apps, the tokens of a grant, a
+code's redemption in one transaction with the session's liveness, a refresh token's rotation and
+revocation. Nothing here calls back up into the server."""
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Request
 
@@ -20,27 +19,18 @@ from oidc import codes, device_flow, fapi2, grants, redemption, refresh, token_b
 from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
+from oidc.id_tokens import IdTokens
 from oidc.models import AppRefresh, Client, Code, HeldGrant, SignedIn
-from oidc.server import Provider
 from oidc.store import CodeNotSpent, RequestStore
 from web.context import AppContext
 
 
-_providers_lock = threading.Lock()
-
-
-def provider(ctx: AppContext) -> Provider:
-    with _providers_lock:
-        if ctx.oidc_provider is None:
-            ctx.oidc_provider = Provider(ctx, hooks=Hooks(ctx))
-    return cast(Provider, ctx.oidc_provider)
-
-
 class Hooks:
-    """What Authlib's server asks of citylogin."""
+    """What Authlib's server (oidc.server.Provider, its grants and endpoints) asks of citylogin."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self.id_tokens = IdTokens(ctx, issuer=issuer(ctx))
 
     def client(self, client_id: Any) -> Client | None:
         if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
@@ -62,7 +52,7 @@ class Hooks:
             return {"scope": scope}
         tokens = self.signed_tokens(client=client, user=user, scope=scope)
         if "openid" in scope.split():  # a refresh (OpenID Connect Core §12.2): the app can still log out
-            tokens["id_token"] = provider(self.ctx).id_token.refreshed(tokens, client=client, user=user)
+            tokens["id_token"] = self.id_tokens.refreshed(tokens, client=client, user=user)
         return tokens
 
     def signed_tokens(self, *, client: Client, user: SignedIn, scope: str) -> dict[str, Any]:
@@ -91,10 +81,10 @@ class Hooks:
         """A redeemed code's tokens, and its ID token for scope openid (after the access token, whose
         hash it carries)."""
         tokens = self.signed_tokens(client=request.client, user=request.user, scope=scope)
-        id_token = provider(self.ctx).id_token.signed(tokens, request) if "openid" in scope.split() else None
+        id_token = self.id_tokens.of_code(tokens, request) if "openid" in scope.split() else None
         return tokens, id_token
 
-    def save_token(self, token: dict, request: OAuth2Request) -> None:
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """A code that passed every check: record the app's grant on the session and the request's
         redemption mark, which uses the code up, in one transaction with what SPEC §14 says must still
         hold (oidc.redemption: the session, the app, the person's consent and sign-out; any failing is
@@ -188,10 +178,9 @@ class Hooks:
                          reason=grants.REVOKED_BY_APP, grant_id=held.grant_id)
         device_flow.end_screen_of(self.ctx, session_id=held.session_id, client_id=held.client_id)
 
-    def presented_refresh(self, token: str) -> AppRefresh | None:
-        return refresh.presented_for_rotation(self.ctx, token)
-
     def rotate_refresh(self, presented: AppRefresh, client: Client) -> SignedIn:
+        """The person behind a refresh's tokens: the grant rotated to its next refresh token, or, for a FAPI
+        2.0 app (no rotation), the same one kept (oidc.refresh)."""
         oidc = client.app.oidc()
         if not oidc.rotates_refresh_tokens():
             return refresh.kept(self.ctx, presented, dpop_required=oidc.dpop_required(),
