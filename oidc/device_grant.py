@@ -38,8 +38,9 @@ class DeviceGrant(DeviceCodeGrant):
         app = client.app
         key = token_binding.request_key(bound_to=approved.jkt, required=app.oidc().dpop_required())
         scope = approved.scope
-        wants_refresh = ("offline_access" in scope.split() or app.oidc().public) and \
-            client.check_grant_type("refresh_token")  # not for an app that registered grant types without it
+        # With offline_access or for a public app, unless it registered grant types without refresh_token
+        wants_refresh = (("offline_access" in scope.split() or app.oidc().public)
+                         and client.check_grant_type("refresh_token"))
         user = SignedIn(user_uuid=approved.user_uuid, session_id=approved.session_id, device_id=approved.device_id,
                         auth_time=approved.auth_time, amr=approved.amr, jkt=key,
                         refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id(),

@@ -20,7 +20,7 @@ from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
 from oidc.context import epoch, grant_store, issuer, one_time_tokens
 from oidc.id_tokens import IdTokens
-from oidc.models import AppRefresh, Client, Code, HeldGrant, SignedIn
+from oidc.models import Client, Code, HeldGrant, SignedIn
 from oidc.store import CodeNotSpent, RequestStore
 from web.context import AppContext
 
@@ -63,8 +63,8 @@ class Hooks:
         # moment and a jti of the grant's generation; EdDSA signs the same claims the same way. Every
         # jti names its grant, so a revoked grant's tokens stay refused once a new grant replaces it.
         issued = user.issued_epoch or now
-        jti = grants.access_token_id(grant_id=user.grant_id, generation=user.refresh_generation) \
-            if user.grant_id else uuid.uuid4().hex
+        jti = (grants.access_token_id(grant_id=user.grant_id, generation=user.refresh_generation)
+               if user.grant_id else uuid.uuid4().hex)
         body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
                 "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
                 "jti": jti, "iat": issued, "exp": issued + ttl, "auth_time": user.auth_time}
@@ -146,8 +146,8 @@ class Hooks:
                                         algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
         # The session's liveness is checked by the write that spends the code (save_token), not read here.
         # ... unless the app registered grant types without refresh_token (RFC 7591 §2): it could not use one
-        wants_refresh = ("offline_access" in code.scope.split() or oidc.public) and \
-            client.check_grant_type("refresh_token")
+        wants_refresh = (("offline_access" in code.scope.split() or oidc.public)
+                         and client.check_grant_type("refresh_token"))
         signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
         # The grant, and so its rotating refresh tokens, bound to the key; a kept one (a FAPI 2.0 app's) is
         # bound to the client by its authentication instead (RFC 9449 §5).
@@ -177,15 +177,6 @@ class Hooks:
         grants.end_grant(self.ctx, session_id=held.session_id, client_id=held.client_id,
                          reason=grants.REVOKED_BY_APP, grant_id=held.grant_id)
         device_flow.end_screen_of(self.ctx, session_id=held.session_id, client_id=held.client_id)
-
-    def rotate_refresh(self, presented: AppRefresh, client: Client) -> SignedIn:
-        """The person behind a refresh's tokens: the grant rotated to its next refresh token, or, for a FAPI
-        2.0 app (no rotation), the same one kept (oidc.refresh)."""
-        oidc = client.app.oidc()
-        if not oidc.rotates_refresh_tokens():
-            return refresh.kept(self.ctx, presented, dpop_required=oidc.dpop_required(),
-                                dpop_algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
-        return refresh.rotate(self.ctx, presented, dpop_required=oidc.dpop_required())
 
 
 def _claims_of(pending: StoredRequest, *, scope: str) -> dict[str, Any]:

@@ -302,8 +302,8 @@ def _next(ctx: AppContext, grant: Grant, *, key: str | None, person: dict[str, A
     live = sessions.live_check_of(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
                                   device_id=grant.device_id)
     writes = [live, GuardedWrite(item=item, refusal=GrantMoved)]
-    given = claims.still_given(ctx, user_uuid=grant.user_uuid, person=person, scope=grant.scope) \
-        if person is not None else None
+    given = (claims.still_given(ctx, user_uuid=grant.user_uuid, person=person, scope=grant.scope)
+             if person is not None else None)
     if given is not None:
         writes.append(given)  # last: a session's end or a parallel rotation is told first
     write_while_live(ctx, writes)

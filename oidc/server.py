@@ -19,7 +19,7 @@ from authlib.oidc.core import OpenIDCode
 from flask import request as flask_request
 
 from database.one_time_tokens import OneTimeTokenStore
-from oidc import claims, client_keys, codes, refresh, refusals
+from oidc import claims, client_keys, codes, fapi2, refresh, refusals
 from oidc.device_grant import DeviceGrant
 from oidc.hooks import Hooks
 from oidc.id_tokens import IdTokens
@@ -159,8 +159,14 @@ class RefreshGrant(grants.RefreshTokenGrant):
                                    include_refresh_token=self.INCLUDE_NEW_REFRESH_TOKEN)
 
     def authenticate_user(self, refresh_token: AppRefresh) -> SignedIn:
+        """The person behind the refresh's tokens: the grant rotated to its next refresh token, or, for a
+        FAPI 2.0 app (no rotation), the same one kept (oidc.refresh)."""
         provider: Provider = self.server
-        return provider.hooks.rotate_refresh(refresh_token, self.request.client)
+        oidc = self.request.client.app.oidc()
+        if not oidc.rotates_refresh_tokens():
+            return refresh.kept(provider.ctx, refresh_token, dpop_required=oidc.dpop_required(),
+                                dpop_algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
+        return refresh.rotate(provider.ctx, refresh_token, dpop_required=oidc.dpop_required())
 
     def revoke_old_credential(self, refresh_token: AppRefresh) -> None:
         pass  # retired by the rotation's own write (authenticate_user)
