@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.wrappers import Response as WsgiResponse
 
 from apps import push
 from apps.registry import allowed_client_origins
@@ -134,7 +135,7 @@ def cancel():
 @operation("OAuth 2.0 token endpoint (RFC 6749 §3.2): the authorization code grant with PKCE",
            response=ProviderTokenResponse, body=TokenForm, body_media_type=FORM, errors=(400, 401), oauth_errors=True)
 @in_oauth_format
-def token():
+def token() -> WsgiResponse:
     return service.token_response(proof_offer())
 
 
