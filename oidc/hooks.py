@@ -1,6 +1,6 @@
 """What Authlib's server (oidc.server) asks of citylogin, below it: its apps, the tokens of a grant, a
-code's redemption in one transaction with the session's liveness, a refresh token's rotation and
-revocation. Nothing here calls back up into the server."""
+code's sealing and its redemption in one transaction with the session's liveness, and revocation.
+Nothing here calls back up into the server."""
 from __future__ import annotations
 
 import uuid

@@ -50,7 +50,8 @@ def redeem(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord) -> None
     replacing = code.replacing  # the app's grant on the session when the code was given: first guess
     for _ in range(ATTEMPTS):
         try:
-            refresh.write_while_live(ctx, _writes(ctx, code=code, grant=grant, app=app, replacing=replacing))
+            writes = _writes(ctx, code=code, grant=grant, app=app, replacing=replacing)
+            refresh.write_while_live(ctx, writes)
             return
         except GrantInTheWay as refused:
             replacing = _live_grant_to_replace(refused.item, code=code)

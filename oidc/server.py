@@ -1,7 +1,7 @@
 """Authlib's authorization server, fitted to citylogin (SPEC §14): the authorization code grant with
 PKCE (S256 only; required as the certified providers require it) and OpenID Connect, RFC 9207's `iss`.
-Authlib checks the protocol; its grants call down into oidc.hooks, which hands them citylogin's apps,
-codes, sessions and key ring, and into the refresh tokens (oidc.refresh)."""
+Authlib checks the protocol; its grants call down, into oidc.hooks for citylogin's apps, codes, sessions
+and key ring, and into oidc.refresh for the refresh tokens; nothing below calls back up."""
 from __future__ import annotations
 
 import threading
