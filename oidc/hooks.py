@@ -18,10 +18,10 @@ from oidc import claims as user_claims
 from oidc import codes, device_flow, fapi2, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
-from oidc.context import epoch, grant_store, issuer, one_time_tokens
+from oidc.context import epoch, issuer
 from oidc.id_tokens import IdTokens
 from oidc.models import Client, Code, HeldGrant, SignedIn
-from oidc.store import CodeNotSpent, RequestStore
+from oidc.store import CodeNotSpent
 from web.context import AppContext
 
 
@@ -102,7 +102,7 @@ class Hooks:
         try:
             redemption.redeem(self.ctx, code=code, grant=grant, app=request.client.app)
         except CodeNotSpent:
-            self.code_replayed(code)
+            redemption.replayed(self.ctx, code)
             raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
         issued, request.signed_id_token = self.code_tokens(request, scope=scope)
         token.update(issued)
@@ -122,20 +122,6 @@ class Hooks:
                     session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest,
                     issued_ms=int(self.ctx.now().timestamp() * 1000), replacing=pending.replacing)
         return codes.seal(self.ctx, code, now=epoch(self.ctx))
-
-    def code_replayed(self, code: Code) -> None:
-        """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant,
-        its access tokens are refused at once), and the app, which holds an ID token of the session, is
-        told by Back-Channel Logout in the revocation's own transaction (oidc.grants). Only while the
-        app's grant on the session is still the one a code of this request gave (a later sign-in replaced
-        it and its tokens already); the session and other apps' grants go on. The first redemption may
-        have been on another session: the request's mark names it."""
-        requests = RequestStore(one_time_tokens(self.ctx))
-        session_id = requests.redeemed_session(digest=code.request_digest) or code.session_id
-        given, request_digest = grant_store(self.ctx).given_by(session_id=session_id, client_id=code.client_id)
-        if given is not None and request_digest == code.request_digest:
-            grants.end_grant(self.ctx, session_id=session_id, client_id=code.client_id,
-                             reason=grants.CODE_REPLAY, grant_id=given.grant_id)
 
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
         """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)
