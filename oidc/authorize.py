@@ -25,10 +25,9 @@ from oidc import (browser_binding, consents, pages, par, refusals, request_check
                   response_mode, token_binding)
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
 from oidc.context import grant_store, issuer, one_time_tokens
-from oidc.hooks import provider
 from oidc.models import SCOPES, Interaction, Redirect, SignedIn, WaitingRequest
 from oidc.pages import BrowserRefusal
-from oidc.server import Provider
+from oidc.server import Provider, provider
 from oidc.store import RequestStore
 from sessions import service as sessions
 from sessions.models import Principal

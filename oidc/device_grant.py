@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, UnauthorizedClientError
 from authlib.oauth2.rfc8628 import DeviceCodeGrant
 
 from oidc import client_keys, device_flow, refresh, token_binding
+from oidc.hooks import Hooks
 from oidc.models import Client, SignedIn
 
 
@@ -37,15 +38,16 @@ class DeviceGrant(DeviceCodeGrant):
         app = client.app
         key = token_binding.request_key(bound_to=approved.jkt, required=app.oidc().dpop_required())
         scope = approved.scope
-        wants_refresh = ("offline_access" in scope.split() or app.oidc().public) and \
-            client.check_grant_type("refresh_token")  # not for an app that registered grant types without it
+        # With offline_access or for a public app, unless it registered grant types without refresh_token
+        wants_refresh = (("offline_access" in scope.split() or app.oidc().public)
+                         and client.check_grant_type("refresh_token"))
         user = SignedIn(user_uuid=approved.user_uuid, session_id=approved.session_id, device_id=approved.device_id,
                         auth_time=approved.auth_time, amr=approved.amr, jkt=key,
                         refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id(),
                         refresh_jkt=key, grant_scope=scope)
         device_flow.redeem(ctx, approved, grant=user.grant(client_id=client.client_id, scope=scope), app=app)
-        hooks = self.server.hooks
+        hooks: Hooks = self.server.hooks
         token = hooks.signed_tokens(client=client, user=user, scope=scope)
         if "openid" in scope.split():  # as a refresh's (OpenID Connect Core §12.2): no nonce was asked
-            token["id_token"] = self.server.id_token.refreshed(token, client=client, user=user)
+            token["id_token"] = hooks.id_tokens.refreshed(token, client=client, user=user)
         return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -22,11 +22,10 @@ from oidc.authorization_request import Pending, authorization_request
 from oidc.authorize import PERSON
 from oidc.context import grant_store, issuer, one_time_tokens
 from oidc.device_grant import DeviceGrant
-from oidc.hooks import provider
 from oidc.models import Client
 from oidc.oauth_errors import json_error
 from oidc.pages import BrowserRefusal
-from oidc.server import CodeGrant
+from oidc.server import CodeGrant, provider
 from sessions import service as sessions
 from sessions.binding import ProofOffer
 from common.web.caller import current_caller

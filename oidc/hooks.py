@@ -1,6 +1,6 @@
-"""What Authlib's server (oidc.server) asks of citylogin: its apps, the tokens of a grant, a code's
-redemption in one transaction with the session's liveness, refresh tokens and revocation; and the one
-Provider of an app context that asks it."""
+"""What Authlib's server (oidc.server) asks of citylogin, below it: its apps, the tokens of a grant, a
+code's sealing and its redemption in one transaction with the session's liveness, and revocation.
+Nothing here calls back up into the server."""
 from __future__ import annotations
 
 import uuid
@@ -12,31 +12,25 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, OAuth2Request
 from relying_parties import service as apps
 from relying_parties.models import AppRecord
 from relying_parties.registry import current_app
-from common.slots import Slot
 from common.crypto.tokens import digests_equal, token_digest
 from common.keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
 from oidc import claims as user_claims
 from oidc import codes, device_flow, fapi2, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
-from oidc.context import epoch, grant_store, issuer, one_time_tokens
-from oidc.models import AppRefresh, Client, Code, HeldGrant, SignedIn
-from oidc.server import Provider
-from oidc.store import CodeNotSpent, RequestStore
+from oidc.context import epoch, issuer
+from oidc.id_tokens import IdTokens
+from oidc.models import Client, Code, HeldGrant, SignedIn
+from oidc.store import CodeNotSpent
 from common.runtime.context import AppContext
-
-PROVIDER: Slot[Provider] = Slot("oidc.provider")
-
-
-def provider(ctx: AppContext) -> Provider:
-    return ctx.slots.get_or_make(PROVIDER, lambda: Provider(ctx, hooks=Hooks(ctx)))
 
 
 class Hooks:
-    """What Authlib's server asks of citylogin."""
+    """What Authlib's server (oidc.server.Provider, its grants and endpoints) asks of citylogin."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self.id_tokens = IdTokens(ctx, issuer=issuer(ctx))
 
     def client(self, client_id: Any) -> Client | None:
         if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
@@ -58,7 +52,7 @@ class Hooks:
             return {"scope": scope}
         tokens = self.signed_tokens(client=client, user=user, scope=scope)
         if "openid" in scope.split():  # a refresh (OpenID Connect Core §12.2): the app can still log out
-            tokens["id_token"] = provider(self.ctx).id_token.refreshed(tokens, client=client, user=user)
+            tokens["id_token"] = self.id_tokens.refreshed(tokens, client=client, user=user)
         return tokens
 
     def signed_tokens(self, *, client: Client, user: SignedIn, scope: str) -> dict[str, Any]:
@@ -69,8 +63,8 @@ class Hooks:
         # moment and a jti of the grant's generation; EdDSA signs the same claims the same way. Every
         # jti names its grant, so a revoked grant's tokens stay refused once a new grant replaces it.
         issued = user.issued_epoch or now
-        jti = grants.access_token_id(grant_id=user.grant_id, generation=user.refresh_generation) \
-            if user.grant_id else uuid.uuid4().hex
+        jti = (grants.access_token_id(grant_id=user.grant_id, generation=user.refresh_generation)
+               if user.grant_id else uuid.uuid4().hex)
         body = {"iss": issuer(self.ctx), "sub": user.user_uuid, "aud": client.client_id,
                 "client_id": client.client_id, "scope": scope, "sid": user.session_id, "did": user.device_id,
                 "jti": jti, "iat": issued, "exp": issued + ttl, "auth_time": user.auth_time}
@@ -87,10 +81,10 @@ class Hooks:
         """A redeemed code's tokens, and its ID token for scope openid (after the access token, whose
         hash it carries)."""
         tokens = self.signed_tokens(client=request.client, user=request.user, scope=scope)
-        id_token = provider(self.ctx).id_token.signed(tokens, request) if "openid" in scope.split() else None
+        id_token = self.id_tokens.of_code(tokens, request) if "openid" in scope.split() else None
         return tokens, id_token
 
-    def save_token(self, token: dict, request: OAuth2Request) -> None:
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """A code that passed every check: record the app's grant on the session and the request's
         redemption mark, which uses the code up, in one transaction with what SPEC §14 says must still
         hold (oidc.redemption: the session, the app, the person's consent and sign-out; any failing is
@@ -108,7 +102,7 @@ class Hooks:
         try:
             redemption.redeem(self.ctx, code=code, grant=grant, app=request.client.app)
         except CodeNotSpent:
-            self.code_replayed(code)
+            redemption.replayed(self.ctx, code)
             raise InvalidGrantError("This code was used before: what it gave is revoked.") from None
         issued, request.signed_id_token = self.code_tokens(request, scope=scope)
         token.update(issued)
@@ -129,20 +123,6 @@ class Hooks:
                     issued_ms=int(self.ctx.now().timestamp() * 1000), replacing=pending.replacing)
         return codes.seal(self.ctx, code, now=epoch(self.ctx))
 
-    def code_replayed(self, code: Code) -> None:
-        """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant,
-        its access tokens are refused at once), and the app, which holds an ID token of the session, is
-        told by Back-Channel Logout in the revocation's own transaction (oidc.grants). Only while the
-        app's grant on the session is still the one a code of this request gave (a later sign-in replaced
-        it and its tokens already); the session and other apps' grants go on. The first redemption may
-        have been on another session: the request's mark names it."""
-        requests = RequestStore(one_time_tokens(self.ctx))
-        session_id = requests.redeemed_session(digest=code.request_digest) or code.session_id
-        given, request_digest = grant_store(self.ctx).given_by(session_id=session_id, client_id=code.client_id)
-        if given is not None and request_digest == code.request_digest:
-            grants.end_grant(self.ctx, session_id=session_id, client_id=code.client_id,
-                             reason=grants.CODE_REPLAY, grant_id=given.grant_id)
-
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
         """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)
         and while the session lives; a refresh token comes with offline_access, and always for a public
@@ -152,8 +132,8 @@ class Hooks:
                                         algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
         # The session's liveness is checked by the write that spends the code (save_token), not read here.
         # ... unless the app registered grant types without refresh_token (RFC 7591 §2): it could not use one
-        wants_refresh = ("offline_access" in code.scope.split() or oidc.public) and \
-            client.check_grant_type("refresh_token")
+        wants_refresh = (("offline_access" in code.scope.split() or oidc.public)
+                         and client.check_grant_type("refresh_token"))
         signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
         # The grant, and so its rotating refresh tokens, bound to the key; a kept one (a FAPI 2.0 app's) is
         # bound to the client by its authentication instead (RFC 9449 §5).
@@ -183,16 +163,6 @@ class Hooks:
         grants.end_grant(self.ctx, session_id=held.session_id, client_id=held.client_id,
                          reason=grants.REVOKED_BY_APP, grant_id=held.grant_id)
         device_flow.end_screen_of(self.ctx, session_id=held.session_id, client_id=held.client_id)
-
-    def presented_refresh(self, token: str) -> AppRefresh | None:
-        return refresh.presented_for_rotation(self.ctx, token)
-
-    def rotate_refresh(self, presented: AppRefresh, client: Client) -> SignedIn:
-        oidc = client.app.oidc()
-        if not oidc.rotates_refresh_tokens():
-            return refresh.kept(self.ctx, presented, dpop_required=oidc.dpop_required(),
-                                dpop_algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
-        return refresh.rotate(self.ctx, presented, dpop_required=oidc.dpop_required())
 
 
 def _claims_of(pending: StoredRequest, *, scope: str) -> dict[str, Any]:

@@ -46,15 +46,31 @@ class GrantInTheWay(dynamo.StoreRefusal):
 def redeem(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord) -> None:
     """Record `grant`, the one `code` gives `app`, and spend the code, in one transaction: InvalidGrantError
     if any rule of the module refuses it, CodeNotSpent if a code of its request was redeemed before (a
-    replay, which the caller answers)."""
+    replay, which the caller answers: replayed)."""
     replacing = code.replacing  # the app's grant on the session when the code was given: first guess
     for _ in range(ATTEMPTS):
         try:
-            refresh.write_while_live(ctx, _writes(ctx, code=code, grant=grant, app=app, replacing=replacing))
+            writes = _writes(ctx, code=code, grant=grant, app=app, replacing=replacing)
+            refresh.write_while_live(ctx, writes)
             return
         except GrantInTheWay as refused:
             replacing = _live_grant_to_replace(refused.item, code=code)
     raise ServiceUnavailable("The app's grant is busy; try again.")
+
+
+def replayed(ctx: AppContext, code: Code) -> None:
+    """RFC 6749 §4.1.2: a code used twice revokes what it gave (its refresh tokens die with the grant,
+    its access tokens are refused at once), and the app, which holds an ID token of the session, is
+    told by Back-Channel Logout in the revocation's own transaction (oidc.grants). Only while the
+    app's grant on the session is still the one a code of this request gave (a later sign-in replaced
+    it and its tokens already); the session and other apps' grants go on. The first redemption may
+    have been on another session: the request's mark names it."""
+    requests = RequestStore(one_time_tokens(ctx))
+    session_id = requests.redeemed_session(digest=code.request_digest) or code.session_id
+    given, request_digest = grant_store(ctx).given_by(session_id=session_id, client_id=code.client_id)
+    if given is not None and request_digest == code.request_digest:
+        grants.end_grant(ctx, session_id=session_id, client_id=code.client_id,
+                         reason=grants.CODE_REPLAY, grant_id=given.grant_id)
 
 
 def _live_grant_to_replace(item: dict[str, Any] | None, *, code: Code) -> str | None:

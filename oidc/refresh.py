@@ -129,7 +129,7 @@ def _sealing(secret: bytes) -> tuple[AESGCM, bytes]:
     return AESGCM(derived[:32]), derived[32:]
 
 
-def _seal(secret: bytes, head: str, values: list) -> str:
+def _seal(secret: bytes, head: str, values: list[Any]) -> str:
     """`values` encrypted and authenticated under `secret`, with the token's head (its session, client,
     grant, generation and kid) as associated data: `<nonce><ciphertext and tag>`, base64url. The nonce is
     synthetic (an HMAC of the head and the plaintext, as in SIV), not random, because a token is formed
@@ -210,7 +210,7 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
     return AppRefresh(grant=grant, generation=parts.generation, unread=True, text=str(token), person=person)
 
 
-def _carried_grant(ctx: AppContext, parts: _Parts) -> tuple[Grant, int, dict | None] | None:
+def _carried_grant(ctx: AppContext, parts: _Parts) -> tuple[Grant, int, dict[str, Any] | None] | None:
     """The grant as a token's `carried` part (under its MAC; opened first if sealed) says it was, at the
     token's generation, the form of the list it holds (PERSON_FORM, GRANT_SCOPE_FORM, or 1 for the form
     before it) and the person's claims it carries (PERSON_FORM; None before)."""
@@ -290,7 +290,7 @@ def rotate(ctx: AppContext, refresh: AppRefresh, *, dpop_required: bool) -> Sign
     raise InvalidGrantError("This refresh token was used at the same moment.")
 
 
-def _next(ctx: AppContext, grant: Grant, *, key: str | None, person: dict | None) -> SignedIn:
+def _next(ctx: AppContext, grant: Grant, *, key: str | None, person: dict[str, Any] | None) -> SignedIn:
     """Rotate: the grant's next generation, recorded with what forms its pair again (its moment, the
     newest refresh secret, the access token's key), in one transaction with the session's liveness
     (not read first: the write's check of it refuses a session that has ended) and, given `person`, the
@@ -302,8 +302,8 @@ def _next(ctx: AppContext, grant: Grant, *, key: str | None, person: dict | None
     live = sessions.live_check_of(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
                                   device_id=grant.device_id)
     writes = [live, GuardedWrite(item=item, refusal=GrantMoved)]
-    given = claims.still_given(ctx, user_uuid=grant.user_uuid, person=person, scope=grant.scope) \
-        if person is not None else None
+    given = (claims.still_given(ctx, user_uuid=grant.user_uuid, person=person, scope=grant.scope)
+             if person is not None else None)
     if given is not None:
         writes.append(given)  # last: a session's end or a parallel rotation is told first
     write_while_live(ctx, writes)

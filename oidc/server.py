@@ -1,6 +1,7 @@
 """Authlib's authorization server, fitted to citylogin (SPEC §14): the authorization code grant with
 PKCE (S256 only; required as the certified providers require it) and OpenID Connect, RFC 9207's `iss`.
-Authlib checks the protocol; the hooks below hand it citylogin's apps, codes, sessions and key ring."""
+Authlib checks the protocol; its grants call down, into oidc.hooks for citylogin's apps, codes, sessions
+and key ring, and into oidc.refresh for the refresh tokens; nothing below calls back up."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -14,17 +15,25 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import OpenIDCode
-from authlib.oidc.core.util import create_half_hash
 from flask import request as flask_request
 
 from common.database.one_time_tokens import OneTimeTokenStore
-from oidc import claims, client_keys, codes, refusals
+from oidc import claims, client_keys, codes, fapi2, refresh, refusals
 from oidc.device_grant import DeviceGrant
+from oidc.hooks import Hooks
+from oidc.id_tokens import IdTokens
 from oidc.refresh_scope import refreshed_scope
 from oidc.logout import EndSession
-from oidc.models import ACR, ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
+from oidc.models import ADMIN_SCOPE, SCOPES, AppRefresh, Client, Code, HeldGrant, SignedIn
 from common.runtime.context import AppContext
+from common.slots import Slot
 
+PROVIDER: Slot[Provider] = Slot("oidc.provider")
+
+
+def provider(ctx: AppContext) -> Provider:
+    """The one Provider of an app context."""
+    return ctx.slots.get_or_make(PROVIDER, lambda: Provider(ctx))
 
 
 class S256Challenge(CodeChallenge):
@@ -97,15 +106,21 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         pass  # sealed in the code itself: nothing is written
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
+        """The live code issued to `client`, used or not; None for any other (invalid_grant). Nothing is
+        read or written: the code is used up once every check has passed, with the grant (SPEC §14,
+        oidc.hooks.Hooks.save_token)."""
         provider: Provider = self.server
-        return provider.find_code(code, client)
+        found = codes.opened(provider.ctx, code, now=int(provider.ctx.now().timestamp()))
+        if found is None or found.client_id != client.client_id:
+            return None
+        return found
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
         pass  # used up by save_token's transaction: the grant's row and the request's mark (oidc.codes)
 
     def authenticate_user(self, authorization_code: Code) -> SignedIn | None:
         provider: Provider = self.server
-        user = provider.live_signed_in(authorization_code, self.request.client)
+        user = provider.hooks.live_signed_in(authorization_code, self.request.client)
         if user is not None:
             # The ID token's claims as read when the code was given; a code of an earlier release has
             # none, so they are read now, before the one write that spends the code (a read failing
@@ -127,7 +142,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> AppRefresh | None:
         provider: Provider = self.server
-        return provider.hooks.presented_refresh(refresh_token)
+        return refresh.presented_for_rotation(provider.ctx, refresh_token)
 
     def _validate_token_scope(self, token: AppRefresh) -> None:
         # Authlib's step for the request's `scope`, before anything is written: citylogin's rule
@@ -141,8 +156,14 @@ class RefreshGrant(grants.RefreshTokenGrant):
                                    include_refresh_token=self.INCLUDE_NEW_REFRESH_TOKEN)
 
     def authenticate_user(self, refresh_token: AppRefresh) -> SignedIn:
+        """The person behind the refresh's tokens: the grant rotated to its next refresh token, or, for a
+        FAPI 2.0 app (no rotation), the same one kept (oidc.refresh)."""
         provider: Provider = self.server
-        return provider.hooks.rotate_refresh(refresh_token, self.request.client)
+        oidc = self.request.client.app.oidc()
+        if not oidc.rotates_refresh_tokens():
+            return refresh.kept(provider.ctx, refresh_token, dpop_required=oidc.dpop_required(),
+                                dpop_algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
+        return refresh.rotate(provider.ctx, refresh_token, dpop_required=oidc.dpop_required())
 
     def revoke_old_credential(self, refresh_token: AppRefresh) -> None:
         pass  # retired by the rotation's own write (authenticate_user)
@@ -189,58 +210,19 @@ class Revocation(RevocationEndpoint):
 
 
 class IdToken(OpenIDCode):
-    """The ID token (OpenID Connect Core §2), signed by the key ring with the app's chosen algorithm."""
+    """The ID token (OpenID Connect Core §2) in a code's answer: the one signed once its redemption
+    committed (oidc.hooks.Hooks.save_token)."""
 
-    def __init__(self, provider: "Provider") -> None:
+    def __init__(self, id_tokens: IdTokens) -> None:
         super().__init__(require_nonce=False)
-        self.provider = provider
+        self.id_tokens = id_tokens
 
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
         return False  # a nonce is the app's to check in the ID token; codes are single-use anyway
 
-    def encode_id_token(self, token: dict, request: OAuth2Request) -> str:
+    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
         signed: str | None = getattr(request, "signed_id_token", None)
-        return signed if signed is not None else self.signed(token, request)
-
-    def signed(self, token: dict, request: OAuth2Request) -> str:
-        """The ID token of the tokens `token` (a code's, once its redemption committed:
-        oidc.hooks.Hooks.save_token)."""
-        code: Code = request.authorization_code
-        app = request.client.app
-        now = int(self.provider.ctx.now().timestamp())
-        body = self._claims(app.client_id, code.signed_in(refresh_generation=0, grant_id=""), iat=now)
-        if code.nonce:
-            body["nonce"] = code.nonce
-        person = getattr(request, "person_claims", None)  # read before the code was spent (CodeGrant)
-        if person is None:
-            person = claims.of_user(self.provider.ctx, user_uuid=code.user_uuid, scope=token.get("scope", ""))
-        body.update(person)
-        return self._sign(body, token, alg=app.oidc().id_token_alg)
-
-    def refreshed(self, token: dict, *, client: Client, user: SignedIn) -> str:
-        """OpenID Connect Core §12.2: a refresh's ID token, of the same person, session and sign-in (`sub`,
-        `sid`, `auth_time`, `amr`, `acr`) and no `nonce`, issued when the refresh's access token was: the
-        same claims again for the same refresh token within the reuse grace (oidc.refresh.rotate). The
-        person's claims by scope are as the account gives them when the rotation's write commits (it checks
-        those the refresh token carries, oidc.claims), else read now: libraries that keep the last ID
-        token's claims as their user (express-openid-connect) keep its name and address."""
-        iat = user.issued_epoch or int(self.provider.ctx.now().timestamp())
-        body = self._claims(client.client_id, user, iat=iat)
-        scope = token.get("scope", "")
-        body.update(claims.narrowed(user.person, scope=scope) if user.person is not None
-                    else claims.of_user(self.provider.ctx, user_uuid=user.user_uuid, scope=scope))
-        return self._sign(body, token, alg=client.app.oidc().id_token_alg)
-
-    def _claims(self, client_id: str, user: SignedIn, *, iat: int) -> dict[str, Any]:
-        return {"iss": self.provider.issuer, "sub": user.user_uuid, "aud": client_id, "azp": client_id,
-                "iat": iat, "exp": iat + self.provider.ctx.settings.access_token_ttl, "auth_time": user.auth_time,
-                "sid": user.session_id, "amr": list(user.amr), "acr": ACR}
-
-    def _sign(self, body: dict[str, Any], token: dict, *, alg: str) -> str:
-        at_hash = create_half_hash(token["access_token"], alg)
-        if at_hash is not None:
-            body["at_hash"] = at_hash.decode()
-        return self.provider.ctx.jwt.sign_jwt(body, algorithm=alg, typ="JWT")
+        return signed if signed is not None else self.id_tokens.of_code(token, request)
 
 
 class Issuer(IssuerParameter):
@@ -265,17 +247,16 @@ class _FlaskRequest(FlaskOAuth2Request):
 class Provider(AuthorizationServer):
     """One per app context: Authlib's server over citylogin's stores."""
 
-    def __init__(self, ctx: AppContext, *, hooks: Any) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         super().__init__()
         self.scopes_supported = list(SCOPES)
-        self.ctx, self.hooks = ctx, hooks
+        self.ctx, self.hooks = ctx, Hooks(ctx)
         self.issuer = ctx.public_url().rstrip("/")
-        self._query_client = hooks.client
-        self._save_token = hooks.save_token
-        self.register_token_generator("default", hooks.tokens)
-        self.id_token = IdToken(self)
+        self._query_client = self.hooks.client
+        self._save_token = self.hooks.save_token
+        self.register_token_generator("default", self.hooks.tokens)
         pkce = S256Challenge(required_of_every_app=ctx.settings.oidc_require_pkce)
-        self.register_grant(CodeGrant, [pkce, self.id_token])
+        self.register_grant(CodeGrant, [pkce, IdToken(self.hooks.id_tokens)])
         self.register_grant(RefreshGrant)
         self.register_grant(AdminCredentials)
         self.register_grant(DeviceGrant)  # RFC 8628: TVs and command lines (oidc.device_flow)
@@ -301,15 +282,3 @@ class Provider(AuthorizationServer):
         """Every refusal Authlib answers (token, revocation) is logged and counted once (oidc.refusals)."""
         refusals.refused(error, oauth_request=request)
         return super().handle_error_response(request, error)
-
-    def find_code(self, code: str, client: Client) -> Code | None:
-        """The live code issued to `client`, used or not; None for any other (invalid_grant). Nothing is
-        read or written: the code is used up once every check has passed, with the grant (SPEC §14,
-        oidc.hooks.Hooks.save_token)."""
-        found = codes.opened(self.ctx, code, now=int(self.ctx.now().timestamp()))
-        if found is None or found.client_id != client.client_id:
-            return None
-        return found
-
-    def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
-        return self.hooks.live_signed_in(code, client)

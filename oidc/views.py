@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.wrappers import Response as BaseResponse
+from werkzeug.wrappers import Response as WsgiResponse
 
 from relying_parties import push
 from relying_parties.registry import allowed_client_origins
@@ -45,7 +45,7 @@ cors.open_to_origins(bp, endpoints={"oidc.token", "oidc.userinfo", "oidc.userinf
 
 
 @bp.errorhandler(service.BrowserRefusal)
-def refused_page(refusal: service.BrowserRefusal) -> BaseResponse:
+def refused_page(refusal: service.BrowserRefusal) -> WsgiResponse:
     """A request with no trusted way back to an app: an error page in the person's language (SPEC §14)."""
     description = service.unechoed(refusal.description, (v for vs in request.values.listvalues() for v in vs))
     return service.error_page(kind=refusal.kind, error=refusal.error, description=description,
@@ -61,14 +61,14 @@ def _browser(request_id: str) -> str | None:
 @operation("OpenID Connect authorization request: code flow with PKCE (S256); the browser goes on to sign in, "
            "given a cookie that binds the request to it", status=303, query=AuthorizationParameters, errors=(400,),
            error_page=True)
-def authorize() -> BaseResponse:
+def authorize() -> WsgiResponse:
     return service.begin(ctx(), request.args)  # every value: a repeated parameter is refused
 
 
 @bp.post("/authorize")
 @operation("The authorization request as a form post (OpenID Connect Core §3.1.2.1)", status=303,
            body=AuthorizationParameters, body_media_type=FORM, errors=(400,), error_page=True)
-def authorize_form() -> BaseResponse:
+def authorize_form() -> WsgiResponse:
     return service.begin(ctx(), request.form)  # every value: a repeated parameter is refused
 
 
@@ -77,7 +77,7 @@ def authorize_form() -> BaseResponse:
            "one-time request_uri", status=201, response=PushedRequest, body=PushedAuthorizationForm,
            body_media_type=FORM, errors=(400, 401, 429), oauth_errors=True)
 @in_oauth_format
-def pushed_authorization_request() -> BaseResponse:
+def pushed_authorization_request() -> WsgiResponse:
     return service.push_request(proof_offer())
 
 
@@ -118,7 +118,7 @@ def complete_with_device() -> Response:
 @operation("response_mode=form_post: the page that POSTs the sealed response the web UI was given (Redirect's "
            "form_post) to the app's redirect URI", body=FormPostResponse, body_media_type=FORM,
            media_type="text/html", errors=(400,), error_page=True, database=False)
-def respond() -> BaseResponse:
+def respond() -> WsgiResponse:
     return service.respond(ctx(), sealed=request.form.get("response"))
 
 
@@ -136,7 +136,7 @@ def cancel() -> Response:
 @operation("OAuth 2.0 token endpoint (RFC 6749 §3.2): the authorization code grant with PKCE",
            response=ProviderTokenResponse, body=TokenForm, body_media_type=FORM, errors=(400, 401), oauth_errors=True)
 @in_oauth_format
-def token():
+def token() -> WsgiResponse:
     return service.token_response(proof_offer())
 
 
@@ -146,7 +146,7 @@ def token():
            response=DeviceAuthorization, body=DeviceAuthorizationForm, body_media_type=FORM, errors=(400, 401, 429),
            oauth_errors=True)
 @in_oauth_format
-def device_authorization() -> BaseResponse:
+def device_authorization() -> WsgiResponse:
     return service.device_authorization_response(proof_offer())
 
 
@@ -198,14 +198,14 @@ def device_deny() -> Response:
 @operation("OpenID Connect RP-Initiated Logout: the app's request is kept and the browser goes to the web UI, "
            "where this browser's device proves which session it holds; nothing ends here", status=303,
            errors=(400,), error_page=True)
-def logout() -> BaseResponse:
+def logout() -> WsgiResponse:
     return service.end_session_response(ctx())
 
 
 @bp.post("/logout")
 @operation("RP-Initiated Logout as a form post", status=303, body_media_type="application/x-www-form-urlencoded",
            errors=(400,), error_page=True)
-def logout_form() -> BaseResponse:
+def logout_form() -> WsgiResponse:
     return service.end_session_response(ctx())
 
 
@@ -230,7 +230,7 @@ def logout_with_device() -> Response:
 @operation("OAuth 2.0 token revocation (RFC 7009): the app gives back a refresh or access token; its grant ends",
            response=Revoked, body=RevocationForm, body_media_type=FORM, errors=(400, 401), oauth_errors=True)
 @in_oauth_format
-def revoke() -> BaseResponse:
+def revoke() -> WsgiResponse:
     return service.revocation_response()
 
 
