@@ -1,5 +1,5 @@
 """The first keys of a new key ring: a CA given by the settings, or the keys an older version kept in
-the data directory (common/keys/ca.pem + ca.key, jwt-<kid>.key, refresh.key), imported once so that an
+the data directory (keys/ca.pem + ca.key, jwt-<kid>.key, refresh.key), imported once so that an
 existing installation keeps its CA, its sessions and its tokens; fresh keys for whatever is missing."""
 from __future__ import annotations
 

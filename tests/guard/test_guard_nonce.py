@@ -23,7 +23,7 @@ from flask_cors import CORS
 from requests.structures import CaseInsensitiveDict
 from starlette.middleware.cors import CORSMiddleware
 
-from citylogin.client.api import keys as client_keys
+from citylogin.client import keys as client_keys
 from citylogin.client.keys import dpop_proof, generate_key
 from citylogin_guard import Guard, GuardMiddleware, Unauthorized
 from citylogin_guard.dpop import read_proof, replay_key

@@ -106,7 +106,7 @@ def test_keys_rotate_list_and_retire(cli_env):
 
 
 def older_data_directory(keys: Path) -> tuple[CertificateAuthority, list[SigningKey], bytes]:
-    """Keys in the files older versions kept: common/keys/ca.pem + ca.key, jwt-<kid>.key, refresh.key."""
+    """Keys in the files older versions kept: keys/ca.pem + ca.key, jwt-<kid>.key, refresh.key."""
     keys.mkdir(mode=0o700, parents=True)
     ca, jwt_key, secret = create_ca(), new_signing_key(aware_utc()), secrets.token_bytes(32)
     (keys / "ca.pem").write_text(ca.certificate_pem())

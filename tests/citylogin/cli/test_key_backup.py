@@ -350,4 +350,4 @@ def test_a_restore_refused_in_a_new_data_directory_leaves_nothing_it_made(cli_en
     refused = invoke({**runtime, "CITYLOGIN_DATA_DIR": str(kept)}, "keys", "restore", str(path))
     assert refused.exit_code == 1 and refused.stdout == "", refused.output
     assert "does not open under" in refused.stderr
-    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*")) == ["keys", "common/keys/key-encryption.key"]
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*")) == ["keys", "keys/key-encryption.key"]

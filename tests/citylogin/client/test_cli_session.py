@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from citylogin.client.api import keys as client_keys
+from citylogin.client import keys as client_keys
 from citylogin.cli.output import local_time, resolve_prefix, short_ids, table
 from citylogin.client.api import CityloginError, Client, KeyFile
 from citylogin.client.cli import client as client_cli
