@@ -7,7 +7,7 @@ import click
 
 from citylogin.server import gunicorn_config
 from citylogin.cli.admin import admin
-from citylogin.cli.apps import apps
+from citylogin.cli.apps.commands import apps
 from citylogin.cli.database import command_audit, command_settings, config_errors, ring_store, stop_on_sigterm
 from citylogin.cli.output import OperatorCommand, OperatorGroup
 from citylogin.cli.password_parameters import password_parameters

@@ -10,8 +10,8 @@ import click
 
 from relying_parties.models import DEFAULT_SCREEN_CLASS, DEVICE_FLOW_CLASSES, PROFILES, NewCredentials
 from citylogin.cli.admin import _context
-from citylogin.cli.apps_metadata import metadata_fields, registration_metadata_options
-from citylogin.cli.apps_registration import registration_token, registration_tokens_list, revoke_registration_token
+from citylogin.cli.apps.metadata import metadata_fields, registration_metadata_options
+from citylogin.cli.apps.registration import registration_token, registration_tokens_list, revoke_registration_token
 from citylogin.cli.output import OperatorGroup
 from citylogin.cli.operator import OPERATOR_HELP, remember_operator
 
