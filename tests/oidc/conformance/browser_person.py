@@ -115,7 +115,7 @@ class Person:
     def __init__(self, browser: Browser, op_url: str, receiver: CallbackReceiver, username: str) -> None:
         self.op_url, self.receiver, self.username = op_url, receiver, username
         self.context = browser.new_context(viewport={"width": 1100, "height": 760})
-        self._confirm_logout, self._declines = True, False
+        self._confirm_logout, self._declines, self._declined = True, False, False
         self.device = DevicePage(self.context.new_page(), op_url)
 
     @property
@@ -143,7 +143,7 @@ class Person:
         "login-page", the sign-in page shows the app's request and the person does nothing there. Asked
         whether to sign out of citylogin, the person answers `confirm_logout`; shown the sign-in page for
         an app, the person signs in, or cancels when `declines` (the app hears access_denied)."""
-        self._confirm_logout, self._declines = confirm_logout, declines
+        self._confirm_logout, self._declines, self._declined = confirm_logout, declines, False
         before = self.receiver.count()
         status: int | None = None
         if method == "POST":
@@ -216,6 +216,9 @@ class Person:
             return "logout-declined"
         if self._login_page_shown():               # read once: one answer, signing in or declining
             if self._declines:
+                if self._declined:  # declined already: the page is still up while its navigation starts
+                    return None
+                self._declined = True
                 page.locator("#oidc-cancel").click()
                 return "declined"
             self.device.log_in(self.username, PASSWORD)
