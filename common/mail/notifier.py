@@ -304,10 +304,10 @@ def make_notifier(*, backend: str, region: str, ses_sender: str | None = None,
             raise ValueError("CITYLOGIN_SMTP_HOST is required when CITYLOGIN_NOTIFIER=smtp")
         return Notifier(SmtpBackend(smtp, sender_name=sender_name), attempts=attempts, transient=smtp_transient,
                         describe=smtp_failure)
-    import boto3
-    session = boto_session or boto3.session.Session()
     if backend not in ("ses", "sns"):
         return Notifier(ConsoleBackend(sender_name=sender_name))
+    import boto3  # a boto3 session costs 0.1 s of CPU: only the back ends that call AWS make one
+    session = boto_session or boto3.session.Session()
     client = session.client(backend, region_name=region, endpoint_url=endpoint_url, config=_aws_config(timeout))
     if backend == "ses":
         if not ses_sender:

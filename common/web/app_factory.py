@@ -34,6 +34,7 @@ from common.web.metrics import instrument_dynamodb, metrics_blueprint
 from common.web.openapi import openapi_document
 from common.web.request_log import HEADER as REQUEST_ID_HEADER
 from common.web.request_log import install_request_log, remember_route
+from common.web.url_rules import BuilderCachingRule
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DRAINED_BYTES = 8 * 1024 * 1024  # an over-limit body up to this size is read before its 413
@@ -97,6 +98,10 @@ def _quiet_credential_refreshes() -> None:
         logger.addFilter(_CREDENTIAL_REFRESHES)
 
 
+class _ServiceApp(Flask):
+    url_rule_class = BuilderCachingRule  # each rule's URL builders compiled once per process
+
+
 def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
                        test_config: Mapping[str, Any] | None = None,
                        context: AppContext | None = None) -> Flask:
@@ -113,7 +118,7 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     for wire_logger in _WIRE_LOGGERS:
         logging.getLogger(wire_logger).setLevel(logging.WARNING)
     _quiet_credential_refreshes()
-    app = Flask(name)
+    app = _ServiceApp(name)
     # One hook before every request, not one per concern: Flask pays a call and a coroutine check per hook.
     app.before_request(_before_every_request)
     app.teardown_request(_stop_using_brand)
