@@ -1,6 +1,6 @@
 """`citylogin serve` on the server production runs: gunicorn with citylogin's worker and the settings of
 citylogin.server.gunicorn_config. gunicorn's master is this process, which has started DynamoDB Local and
-checked the start; each worker it forks creates the app with serve's settings."""
+checked the start, and imported the app's modules; each worker it forks creates the app with serve's settings."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +19,7 @@ from gunicorn.errors import HaltServer
 
 from citylogin.server import gunicorn_config
 
-if TYPE_CHECKING:  # the app's modules are imported in each worker
+if TYPE_CHECKING:
     from flask import Flask
 
 # Exit statuses with which gunicorn's master stops when a worker could not start (instead of forking
@@ -51,7 +51,11 @@ class ServeApplication(BaseApplication):
         return create_app(test_config=self.test_config)
 
     def run(self) -> None:
-        """gunicorn's master until it stops (SystemExit)."""
+        """gunicorn's master until it stops (SystemExit). The app's modules are imported here, once, after
+        serve's start check: each worker forks with them and only builds its app (else each worker imports
+        them again, about a second of CPU at each worker's start)."""
+        import citylogin.app  # noqa: F401
+
         arbiter = Arbiter(self)
         try:
             arbiter.run()
