@@ -4,8 +4,8 @@ When an app adds a rule, werkzeug writes two small functions that build the rule
 as Python syntax trees it then compile()s: about a third of the CPU of building an app of the ~116
 rules here. Those functions depend only on the rule's text and parts, not on the app: they reach the
 rule's converters through the rule they are bound to. So a rule without defaults takes the functions
-an earlier rule of the same text and parts had compiled in this process (the test suite's workers,
-`citylogin serve` and each service build several apps). A rule with defaults (a default is turned
+an earlier rule of the same text and parts had compiled in this process: a test process builds
+hundreds of apps, a server process one (there it saves nothing). A rule with defaults (a default is turned
 into URL text at compile time, by the app's converters) is compiled as werkzeug does it.
 
 Where a later werkzeug has no `_trace` on its rules, every rule is compiled as werkzeug does it."""
