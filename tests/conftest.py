@@ -26,7 +26,8 @@ FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8192, "argon2_parall
 RAISED_LIMITS = {"registrations_per_hour_per_ip": 10**6, "registration_refusals_per_hour_per_ip": 10**6,
                  "renewals_per_day_per_device": 10**6, "authorization_requests_per_minute_per_ip": 10**6,
                  "pushed_requests_per_minute_per_ip": 10**6, "device_authorizations_per_minute_per_ip": 10**6,
-                 "user_codes_per_minute_per_ip": 10**6}
+                 "user_codes_per_minute_per_ip": 10**6, "oidc_registrations_per_minute_per_ip": 10**6,
+                 "challenges_per_minute_per_ip": 10**6}
 
 
 # The fast tier (`./scripts/test.sh --fast`) is every test not marked slow. Whole folders and modules
