@@ -23,9 +23,10 @@ NOT_OURS = {".git", ".venv", "node_modules", ".dynamodb-local", ".data", "citylo
 def commands(command: click.Command, path: tuple[str, ...]):
     """(the command line, the command) for `command` and every command under it."""
     yield path, command
-    if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            yield from commands(sub, (*path, name))
+    if isinstance(command, click.Group):  # listed as --help lists them (the top group loads its commands lazily)
+        context = click.Context(command)
+        for name in command.list_commands(context):
+            yield from commands(command.get_command(context, name), (*path, name))
 
 
 def test_no_command_help_cites_it():

@@ -61,7 +61,7 @@ def ring_of(env: dict):
 def test_keys_rotate_kind_adds_keys_of_the_kinds_named_alone(cli_env):
     """An operator rotates one kind (the RS256 ID-token key after a suspected leak, or the RSA and EC keys
     alone for a relying party's tool that knows no Ed25519 key); the other kinds keep their newest."""
-    from citylogin.cli.main import ROTATED_KIND_NAMES
+    from citylogin.cli.keys import ROTATED_KIND_NAMES
     from common.keys.ring import JWT_EC, JWT_RSA, REFRESH, ROTATED_KINDS
 
     assert ROTATED_KIND_NAMES == ROTATED_KINDS
