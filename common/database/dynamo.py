@@ -161,18 +161,34 @@ def make_client(*, region: str, endpoint_url: str | None, local: bool | None = N
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
     session = boto3.DEFAULT_SESSION
+    shared: tuple[Any, ...] | None = None
     if is_local_dynamodb(endpoint_url, local):
         credentials = Credentials(LOCAL_KEY, LOCAL_KEY)
-        extra: dict[str, Any] = {"aws_access_key_id": LOCAL_KEY, "aws_secret_access_key": LOCAL_KEY}
+        shared = (session, region, endpoint_url, connect_timeout, read_timeout, max_attempts, max_pool_connections,
+                  parameter_validation)
+        client = _LOCAL_CLIENTS.get(shared)
+        if client is None or _behind_proxy(client.meta.endpoint_url):  # (a proxy set since: a client that knows it)
+            client = session.client("dynamodb", region_name=region, config=config, endpoint_url=endpoint_url,
+                                    aws_access_key_id=LOCAL_KEY, aws_secret_access_key=LOCAL_KEY)
     else:
-        credentials, extra = session.get_credentials(), {}
-    client = session.client("dynamodb", region_name=region, config=config, endpoint_url=endpoint_url, **extra)
+        credentials = session.get_credentials()
+        client = session.client("dynamodb", region_name=region, config=config, endpoint_url=endpoint_url)
     if not _behind_proxy(client.meta.endpoint_url):
+        if shared is not None:
+            client = _LOCAL_CLIENTS.setdefault(shared, client)
         client = LeanDynamoDBClient(client, credentials=credentials, connect_timeout=connect_timeout,
                                     read_timeout=read_timeout, max_pool_connections=max_pool_connections,
-                                    max_attempts=max_attempts, parameter_validation=parameter_validation)
+                                    max_attempts=max_attempts, parameter_validation=parameter_validation,
+                                    owns_inner=shared is None)
     retry_transaction_conflicts(client)
     return client
+
+
+# The regular boto3 clients under the lean clients of a DynamoDB Local, one per session and configuration: a
+# process that builds many apps (a test run: over a thousand) builds each once. Only the control-plane calls
+# (CreateTable, DescribeTable ...) go through them, each lean client has its own events, and DynamoDB Local's
+# credentials never change; a client behind a proxy is the regular client itself and never shared.
+_LOCAL_CLIENTS: dict[tuple[Any, ...], Any] = {}
 
 
 def _behind_proxy(url: str) -> bool:

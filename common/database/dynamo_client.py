@@ -234,8 +234,8 @@ class LeanDynamoDBClient:
 
     def __init__(self, inner: Any, *, credentials: Any, connect_timeout: float, read_timeout: float,
                  max_pool_connections: int, max_attempts: int, parameter_validation: bool,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._inner = inner
+                 clock: Callable[[], float] = time.time, owns_inner: bool = True) -> None:
+        self._inner, self._owns_inner = inner, owns_inner  # a shared one is left open by close()
         self.exceptions = inner.exceptions
         endpoint_url = inner.meta.endpoint_url
         self.meta = _Meta(events=HierarchicalEmitter(), config=inner.meta.config, region_name=inner.meta.region_name,
@@ -248,7 +248,7 @@ class LeanDynamoDBClient:
                                     maxsize=max_pool_connections, ca_certs=ca_certs)
         self._signer = _Signer(credentials, inner.meta.region_name, _host(endpoint_url), clock)
         self._parser = parsers.create_parser("json")
-        self._operations = {name: _operation(inner.meta.service_model, name) for name in DATA_PLANE}
+        self._operations = _operations(inner.meta.service_model)
         # botocore's own standard retries, hooked on this client's events (it reads meta only)
         standard.register_retry_handler(cast(Any, self), max_attempts=max_attempts)
 
@@ -258,7 +258,8 @@ class LeanDynamoDBClient:
 
     def close(self) -> None:
         self._pool.close()
-        self._inner.close()
+        if self._owns_inner:
+            self._inner.close()
 
     def _call(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         op = self._operations[name]
@@ -412,6 +413,21 @@ def _metadata(http: HttpResponse) -> dict[str, Any]:
     metadata["HTTPStatusCode"] = http.status_code
     metadata["HTTPHeaders"] = dict(headers)  # names already in lower case, as botocore gives them
     return metadata
+
+
+# The data-plane operations of a service model, read once per model (clients of one configuration share theirs).
+_OPERATIONS: dict[int, tuple[Any, dict[str, _Operation]]] = {}
+
+
+def _operations(service_model: Any) -> dict[str, _Operation]:
+    known = _OPERATIONS.get(id(service_model))
+    if known is not None and known[0] is service_model:
+        return known[1]
+    operations = {name: _operation(service_model, name) for name in DATA_PLANE}
+    if len(_OPERATIONS) >= 16:  # models of clients not shared (another endpoint each): kept only a while
+        _OPERATIONS.clear()
+    _OPERATIONS[id(service_model)] = (service_model, operations)
+    return operations
 
 
 def _operation(service_model: Any, name: str) -> _Operation:

@@ -269,3 +269,31 @@ def test_behind_a_proxy_the_client_is_boto3s(monkeypatch):
     monkeypatch.delenv("no_proxy", raising=False)
     client = dynamo.make_client(region="us-east-1", endpoint_url="http://dynamodb.example:8000", local=True)
     assert not isinstance(client, LeanDynamoDBClient) and client.meta.events is not None
+
+
+def test_clients_of_one_dynamodb_local_and_configuration_share_the_regular_client_but_not_their_events(
+        dynamodb_endpoint, table, monkeypatch):
+    first, second = lean(dynamodb_endpoint), lean(dynamodb_endpoint)
+    other = lean(dynamodb_endpoint, read_timeout=7)
+    assert first._inner is second._inner and other._inner is not first._inner
+    seen: list[str] = []
+    first.meta.events.register("before-call.dynamodb.GetItem", lambda **_: seen.append("first"))
+    second.get_item(TableName=table, Key=KEY)
+    assert seen == []  # a hook on one lean client is not heard by another
+    first.close()  # leaves the shared client open: the other's control-plane calls go on
+    assert second.describe_table(TableName=table)["Table"]["TableName"] == table
+    assert lean(dynamodb_endpoint)._inner is second._inner
+    # A proxy set since: a client that goes through it, not the shared one.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = dynamo.make_client(region="us-east-1", endpoint_url=dynamodb_endpoint, local=True)
+    assert not isinstance(proxied, LeanDynamoDBClient) and proxied is not second._inner
+
+
+def test_clients_of_aws_never_share(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    first = lean("https://dynamodb.eu-west-1.amazonaws.com")
+    second = lean("https://dynamodb.eu-west-1.amazonaws.com")
+    assert first._inner is not second._inner
