@@ -3,6 +3,7 @@ SPEC §8, item (de)serialisation and the translation of condition failures."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import urllib.request
 from dataclasses import dataclass
@@ -164,8 +165,8 @@ def make_client(*, region: str, endpoint_url: str | None, local: bool | None = N
     shared: tuple[Any, ...] | None = None
     if is_local_dynamodb(endpoint_url, local):
         credentials = Credentials(LOCAL_KEY, LOCAL_KEY)
-        shared = (session, region, endpoint_url, connect_timeout, read_timeout, max_attempts, max_pool_connections,
-                  parameter_validation)
+        shared = (os.getpid(), session, region, endpoint_url, connect_timeout, read_timeout, max_attempts,
+                  max_pool_connections, parameter_validation)
         client = _LOCAL_CLIENTS.get(shared)
         if client is None or _behind_proxy(client.meta.endpoint_url):  # (a proxy set since: a client that knows it)
             client = session.client("dynamodb", region_name=region, config=config, endpoint_url=endpoint_url,
@@ -184,10 +185,12 @@ def make_client(*, region: str, endpoint_url: str | None, local: bool | None = N
     return client
 
 
-# The regular boto3 clients under the lean clients of a DynamoDB Local, one per session and configuration: a
-# process that builds many apps (a test run: over a thousand) builds each once. Only the control-plane calls
-# (CreateTable, DescribeTable ...) go through them, each lean client has its own events, and DynamoDB Local's
-# credentials never change; a client behind a proxy is the regular client itself and never shared.
+# The regular boto3 clients under the lean clients of a DynamoDB Local, one per process, session and
+# configuration: a process that builds many apps (a test run: over a thousand) builds each once. Only the
+# control-plane calls (CreateTable, DescribeTable ...) go through them, each lean client has its own events,
+# and DynamoDB Local's credentials never change; a client behind a proxy is the regular client itself and never
+# shared. Never across a fork: a gunicorn worker forked from a master that made one would share its
+# connections with the master's other children, and their answers would mix.
 _LOCAL_CLIENTS: dict[tuple[Any, ...], Any] = {}
 
 

@@ -4,6 +4,7 @@ botocore's standard retries plus the transaction-conflict retry, and SigV4 as bo
 from __future__ import annotations
 
 import json
+import os
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -297,3 +298,20 @@ def test_clients_of_aws_never_share(monkeypatch):
     first = lean("https://dynamodb.eu-west-1.amazonaws.com")
     second = lean("https://dynamodb.eu-west-1.amazonaws.com")
     assert first._inner is not second._inner
+
+
+def test_a_forked_process_makes_its_own_regular_client(dynamodb_endpoint, table):
+    """A gunicorn worker forked from a master that made a client: sharing the master's connections, their
+    answers would mix (a 400 for another request's bytes)."""
+    parents = lean(dynamodb_endpoint)._inner
+    child = os.fork()
+    if child == 0:  # the child: its own client, which works
+        try:
+            mine = lean(dynamodb_endpoint)
+            ok = mine._inner is not parents and mine.describe_table(TableName=table)["Table"]["TableName"] == table
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert lean(dynamodb_endpoint)._inner is parents
