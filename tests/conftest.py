@@ -1,5 +1,5 @@
-"""Shared fixtures: one in-memory DynamoDB Local per test run (shared by all xdist workers), apps built
-through the factories."""
+"""Shared fixtures: an in-memory DynamoDB Local per test process (in the fast tier one for the run, shared
+by all xdist workers), apps built through the factories."""
 from __future__ import annotations
 
 import functools
@@ -293,11 +293,25 @@ def _dynamodb_local(config) -> DynamoDBLocal:
     return QuickCompiledDynamoDBLocal() if config.getoption("markexpr") == "not slow" else DynamoDBLocal()
 
 
+def _one_engine_for_the_run(config) -> bool:
+    """The fast tier's workers share the controller's one DynamoDB Local; the whole suite's each start
+    their own. A CreateTable costs DynamoDB Local (in SQLite, under it) more the more tables the engine
+    already holds, about in proportion (the time goes in SQLite's CREATE TABLE). Each test module
+    makes its own 17 (its table prefix): the whole suite makes about 450 such sets, 7,600 tables, and a
+    set cost 0.15 s of Java CPU on a new engine but 0.4-0.6 s after 200 sets. An engine per worker holds
+    a third of them (2,200-2,800 each): the whole suite went from 25:21 to 20:47, its engines' CPU from
+    742 to 564 s. The fast tier makes few; there a second and third Java process would cost more than
+    they save."""
+    return config.getoption("markexpr") == "not slow"
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """Under xdist the controller runs the one DynamoDB Local and hands its endpoint to each worker:
-    one Java process for the run, not one per worker (each test module has its own table prefix)."""
+    """Under xdist in the fast tier the controller runs the one DynamoDB Local and hands its endpoint to
+    each worker (each test module has its own table prefix); elsewhere each worker starts its own."""
     config = node.config
+    if not _one_engine_for_the_run(config):
+        return
     if not hasattr(config, "_citylogin_dynamodb"):
         config._citylogin_dynamodb = _dynamodb_local(config).start()
     node.workerinput[_ENDPOINT_KEY] = config._citylogin_dynamodb.endpoint_url
