@@ -279,20 +279,6 @@ def pytest_xdist_make_scheduler(config, log):
 _ENDPOINT_KEY = "citylogin_dynamodb_endpoint"
 
 
-class QuickCompiledDynamoDBLocal(DynamoDBLocal):
-    """DynamoDB Local with the JVM's quick compiler alone (C1): on 2 cores its optimizing compiler (C2)
-    spends longer than the fast tier runs before it pays (the engine's CPU over 94 tests: 9.5 s with
-    C1 alone, 18.9 s with both)."""
-
-    def command(self) -> list[str]:
-        java, *arguments = super().command()
-        return [java, "-XX:TieredStopAtLevel=1", *arguments]
-
-
-def _dynamodb_local(config) -> DynamoDBLocal:
-    return QuickCompiledDynamoDBLocal() if config.getoption("markexpr") == "not slow" else DynamoDBLocal()
-
-
 def _one_engine_for_the_run(config) -> bool:
     """The fast tier's workers share the controller's one DynamoDB Local; the whole suite's each start
     their own. A CreateTable costs DynamoDB Local (in SQLite, under it) more the more tables the engine
@@ -313,7 +299,7 @@ def pytest_configure_node(node):
     if not _one_engine_for_the_run(config):
         return
     if not hasattr(config, "_citylogin_dynamodb"):
-        config._citylogin_dynamodb = _dynamodb_local(config).start()
+        config._citylogin_dynamodb = DynamoDBLocal().start()
     node.workerinput[_ENDPOINT_KEY] = config._citylogin_dynamodb.endpoint_url
 
 
@@ -332,7 +318,7 @@ def dynamodb_endpoint(request):
         with tables_made_once(shared):
             yield shared
         return
-    with _dynamodb_local(request.config) as local, tables_made_once(local.endpoint_url):
+    with DynamoDBLocal() as local, tables_made_once(local.endpoint_url):
         yield local.endpoint_url
 
 
