@@ -1,5 +1,5 @@
-"""Shared fixtures: in-memory DynamoDB Locals per test process, a new one every MODULES_PER_ENGINE test modules
-(in the fast tier one for the run, shared by all xdist workers), apps built through the factories."""
+"""Shared fixtures: an in-memory DynamoDB Local per test process (in the fast tier one for the run, shared
+by all xdist workers), apps built through the factories."""
 from __future__ import annotations
 
 import functools
@@ -281,13 +281,13 @@ _ENDPOINT_KEY = "citylogin_dynamodb_endpoint"
 
 def _one_engine_for_the_run(config) -> bool:
     """The fast tier's workers share the controller's one DynamoDB Local; the whole suite's each start
-    their own, and a new one every MODULES_PER_ENGINE modules (EnginesOfThisProcess). A CreateTable costs
-    DynamoDB Local (in SQLite, under it) more the more tables the engine already holds, about in
-    proportion (the time goes in SQLite's CREATE TABLE). Each test module makes its own 17 (its table
-    prefix): the whole suite makes about 450 such sets, 7,600 tables, and a set cost 0.15 s of Java CPU on
-    a new engine but 0.4-0.6 s after 200 sets. An engine per worker (2,200-2,800 tables each) took the
-    whole suite from 25:21 to 20:47, its engines' CPU from 742 to 564 s. The fast tier makes few; there a
-    second and third Java process would cost more than they save."""
+    their own. A CreateTable costs DynamoDB Local (in SQLite, under it) more the more tables the engine
+    already holds, about in proportion (the time goes in SQLite's CREATE TABLE). Each test module
+    makes its own 17 (its table prefix): the whole suite makes about 450 such sets, 7,600 tables, and a
+    set cost 0.15 s of Java CPU on a new engine but 0.4-0.6 s after 200 sets. An engine per worker holds
+    a third of them (2,200-2,800 each): the whole suite went from 25:21 to 20:47, its engines' CPU from
+    742 to 564 s. The fast tier makes few; there a second and third Java process would cost more than
+    they save."""
     return config.getoption("markexpr") == "not slow"
 
 
@@ -310,58 +310,16 @@ def pytest_unconfigure(config):
     shutil.rmtree(getattr(config, "_citylogin_runtime", ""), ignore_errors=True)
 
 
-# How many test modules' tables one DynamoDB Local of a test process holds before the next module gets a new one.
-MODULES_PER_ENGINE = 40
-
-
-class EnginesOfThisProcess:
-    """This test process's DynamoDB Locals, the newest handed to each test module that asks. A CreateTable costs
-    DynamoDB Local (SQLite, under it) more the more tables the engine holds, and so does every call after one:
-    each change of the schema makes SQLite read all of it again. Measured per thread from /proc, a set of
-    17 tables cost 0.05 s of SQLite's CPU on an engine of 190 tables and 0.53 s on one of 3,200, and the
-    calls between two sets twice as much. The whole suite sets up about 450 modules' tables, so each worker
-    starts a new engine after MODULES_PER_ENGINE of them (2.3 s of CPU). The one before stays up until the
-    next, for a thread a module left behind."""
-
-    def __init__(self) -> None:
-        self.endpoint_urls: set[str] = set()
-        self._engines: list[DynamoDBLocal] = []
-        self._modules = 0
-
-    def endpoint_for_a_module(self) -> str:
-        if not self._engines or self._modules >= MODULES_PER_ENGINE:
-            self._engines.append(DynamoDBLocal().start())
-            self.endpoint_urls.add(self._engines[-1].endpoint_url)
-            self._modules = 0
-            while len(self._engines) > 2:
-                self._engines.pop(0).stop()
-        self._modules += 1
-        return self._engines[-1].endpoint_url
-
-    def stop(self) -> None:
-        while self._engines:
-            self._engines.pop().stop()
-
-
 @pytest.fixture(scope="session")
-def _engines(request) -> Iterator[EnginesOfThisProcess]:
+def dynamodb_endpoint(request):
     from tests.support.tables import tables_made_once
-    engines = EnginesOfThisProcess()
     shared = getattr(request.config, "workerinput", {}).get(_ENDPOINT_KEY)
     if shared:
-        engines.endpoint_urls.add(shared)
-    try:
-        with tables_made_once(engines.endpoint_urls):
-            yield engines
-    finally:
-        engines.stop()
-
-
-@pytest.fixture(scope="module")
-def dynamodb_endpoint(request, _engines):
-    """The DynamoDB Local of this test module: the fast tier's one for the run, or this process's newest."""
-    shared = getattr(request.config, "workerinput", {}).get(_ENDPOINT_KEY)
-    return shared or _engines.endpoint_for_a_module()
+        with tables_made_once(shared):
+            yield shared
+        return
+    with DynamoDBLocal() as local, tables_made_once(local.endpoint_url):
+        yield local.endpoint_url
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The tables of a prefix made once per test process on the run's DynamoDB Locals.
+"""The tables of a prefix made once per test process on the run's DynamoDB Local.
 
 Every app a test builds starts with common.database.dynamo.ensure_tables: a ListTables and, for each of the
 tables that exist, a DescribeTable (an index a table made by an older version lacks). A test module
@@ -17,24 +17,22 @@ from common.database import dynamo
 
 
 @contextmanager
-def tables_made_once(endpoint_urls: set[str]) -> Iterator[None]:
-    """While it lasts, dynamo.ensure_tables on an endpoint in `endpoint_urls` (which may grow meanwhile:
-    tests/conftest.py starts another DynamoDB Local now and then) does its work once per set of table names."""
-    made: set[tuple[str, dynamo.TableNames]] = set()
+def tables_made_once(endpoint_url: str) -> Iterator[None]:
+    """While it lasts, dynamo.ensure_tables on `endpoint_url` does its work once per set of table names."""
+    made: set[dynamo.TableNames] = set()
     lock = threading.Lock()
     ensure = dynamo.ensure_tables
 
     @functools.wraps(ensure)
     def ensure_tables(client: Any, names: dynamo.TableNames) -> list[str]:
-        if client.meta.endpoint_url not in endpoint_urls:
+        if client.meta.endpoint_url != endpoint_url:
             return ensure(client, names)
-        key = (client.meta.endpoint_url, names)
         with lock:
-            if key in made:
+            if names in made:
                 return []  # all there: none created now
         created = ensure(client, names)
         with lock:
-            made.add(key)
+            made.add(names)
         return created
 
     dynamo.ensure_tables = ensure_tables
