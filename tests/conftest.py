@@ -2,6 +2,7 @@
 by all xdist workers), apps built through the factories."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -287,7 +288,8 @@ def _one_engine_for_the_run(config) -> bool:
     set cost 0.15 s of Java CPU on a new engine but 0.4-0.6 s after 200 sets. An engine per worker holds
     a third of them (2,200-2,800 each): the whole suite went from 25:21 to 20:47, its engines' CPU from
     742 to 564 s. The fast tier makes few; there a second and third Java process would cost more than
-    they save."""
+    they save. (Since then each module's tables are deleted when it ends, tests/support/tables.py, so an
+    engine no longer grows to thousands; the engines per worker stayed: each runs its SQLite in one thread.)"""
     return config.getoption("markexpr") == "not slow"
 
 
@@ -310,16 +312,18 @@ def pytest_unconfigure(config):
     shutil.rmtree(getattr(config, "_citylogin_runtime", ""), ignore_errors=True)
 
 
+_RUN_TABLES = pytest.StashKey["RunTables"]()
+
+
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(request):
-    from tests.support.tables import tables_made_once
+    from tests.support.tables import run_tables
     shared = getattr(request.config, "workerinput", {}).get(_ENDPOINT_KEY)
-    if shared:
-        with tables_made_once(shared):
-            yield shared
-        return
-    with DynamoDBLocal() as local, tables_made_once(local.endpoint_url):
-        yield local.endpoint_url
+    with contextlib.ExitStack() as stack:
+        endpoint = shared or stack.enter_context(DynamoDBLocal()).endpoint_url
+        request.config.stash[_RUN_TABLES] = stack.enter_context(run_tables(endpoint))
+        yield endpoint
+        del request.config.stash[_RUN_TABLES]
 
 
 @pytest.fixture(scope="session")
@@ -328,8 +332,13 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def table_prefix():
-    return f"t{uuid.uuid4().hex[:8]}_"
+def table_prefix(request):
+    """The module's own set of tables, dropped with the module (tests/support/tables.py says why)."""
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    yield prefix
+    tables = request.config.stash.get(_RUN_TABLES, None)
+    if tables is not None:
+        tables.drop(prefix)
 
 
 def app_settings(dynamodb_endpoint, data_dir, table_prefix) -> dict:
