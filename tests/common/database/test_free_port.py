@@ -1,6 +1,7 @@
 """free_port(): the port a test server or DynamoDB Local binds a moment later."""
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
@@ -53,10 +54,12 @@ def test_a_port_the_tests_drew_is_not_drawn_again_by_any_test_process(monkeypatc
     from tests.support import ports
 
     drawn = ports.free_port()
-    other = free_port()
-    sequence = iter([drawn, other])
-    monkeypatch.setattr(ports, "unreserved_port", lambda: next(sequence))
-    assert ports.free_port() == other
+    # offered first the port just drawn, then ports free now (some of which this worker may have drawn
+    # for an earlier test's server: those stay reserved as long as the worker lives, and are passed over too)
+    offered = itertools.chain([drawn], (free_port() for _ in itertools.count()))
+    monkeypatch.setattr(ports, "unreserved_port", lambda: next(offered))
+    other = ports.free_port()
+    assert other != drawn
     asks = f"from tests.support import ports; print(ports.reserve({drawn}), ports.reserve({other}))"
     another_process = subprocess.run(
         [sys.executable, "-c", asks], capture_output=True, text=True, check=True, timeout=60,
