@@ -10,11 +10,12 @@ from functools import lru_cache
 from typing import Annotated, Any, Iterable, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, ValidationError,
-                      ValidatorFunctionWrapHandler, WrapValidator)
+                      ValidatorFunctionWrapHandler, WrapValidator, field_validator)
 
 from common.errors import FieldKind, InvalidField, MissingFields, field_refusal
 from common.fields import Omittable
 from common.text import DisplayName, LoginName
+from common.timefmt import time_zone
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 
@@ -358,3 +359,90 @@ class AcceptedResponse(BaseModel):
     message: str
     # The outbox's health, never this address's mail: the answer is the same whether or not an account has it.
     mail_delayed: bool = Field(default=False, description=MAIL_DELAYED)
+
+
+# --- "Wasn't you?" (POST /account/not_me) ------------------------------------------------------
+
+class NotMeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    token: str = Field(min_length=1, max_length=256, description='from the "/#not-me=" link of a message')
+    end_all_sessions: StrictBool = Field(default=False, description="also end every other session of the account")
+
+
+class NotMeResult(BaseModel):
+    device_id: str
+    device_name: str
+    device_removed: bool = Field(description="false if the device had already been removed")
+    sessions_ended: int = Field(description="other sessions ended because end_all_sessions was asked")
+
+
+# --- the apps the person allowed (GET /account/consents) ----------------------------------------------
+
+class ConsentView(BaseModel):
+    """An app the person allowed to use their account (an app added with `--consent`)."""
+
+    client_id: str
+    client_name: str
+    scopes: list[str]
+    granted_at: str  # ISO 8601, UTC: the latest time the person allowed it
+
+
+class ConsentList(BaseModel):
+    """`GET /account/consents`."""
+
+    consents: list[ConsentView]
+
+
+# --- the person's data export (GET /account/export) --------------------------------------------------
+
+Items = list[dict[str, Any]]
+
+
+class DataExport(BaseModel):
+    """GET /account/export, POST /admin/accounts/<user_uuid>/export: everything stored about a person, one
+    list of items per table, named and laid out as docs/security/storage.md describes them, without a
+    secret, hash or digest."""
+
+    format: str = Field(description="citylogin-export/1")
+    exported_at: str
+    user_uuid: str
+    users: Items = Field(description="the account (no password hash; recovery_codes_left, not the codes' digests)")
+    claims: Items = Field(description="the unique names it holds: username#..., email#...")
+    devices: Items = Field(description="its devices, their #registered counter, the CRL's entries of its certificates")
+    sessions: Items = Field(description="live and ended sessions (no refresh-token digests)")
+    presence: Items = Field(description="its logged-in devices, as the device limit counts them")
+    login_history: Items = Field(description="sign-in attempts and operator actions, then the audit trail "
+                                             "(partition audit#<user_uuid>)")
+    one_time_tokens: Items = Field(description="links and requests waiting, without their digests")
+    pairing_tokens: Items = Field(description="pairing codes made, without their digests")
+    rate_limits: Items = Field(description="counters of the account and of its username's failed logins")
+    passkeys: Items = Field(description="passkeys (public keys) and their #count")
+    oidc_grants: Items = Field(description="the apps signed in on its sessions")
+    oidc_consents: Items = Field(description="the apps it allowed")
+    mail_outbox: Items = Field(description="the mail written to the person: event, state, times, tries (no address "
+                                           "or contents: they are sealed, and erased once sent)")
+    app_names: Items = Field(description="{client_id, name} of each app the grants and consents name (name null: "
+                                         "the app was removed since)")
+
+
+class ExportQuery(BaseModel):
+    """GET /account/export, POST /admin/accounts/<user_uuid>/export: which document, and the time zone of
+    the readable one's dates."""
+
+    model_config = ConfigDict(extra="ignore")
+    format: Literal["json", "html", "readable"] | None = Field(
+        default=None, description="json: the machine-readable document (the default; also for Accept other than "
+        "text/html); html: the readable copy as a printable, self-contained HTML file; readable: the readable copy "
+        "as JSON (what the web UI's page shows)")
+    locale: Literal["en", "ja"] | None = Field(
+        default=None, description="the readable copy's language (the page's, where it differs from the account's); "
+        "without one, the account's language")
+    time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone (Europe/Paris) for "
+                                  "the readable copy's dates; UTC, and the copy says so, without one")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and time_zone(value) is None:
+            raise field_refusal(FieldKind.INVALID_VALUE, "time_zone", "not an IANA time zone this server knows")
+        return value

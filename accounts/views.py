@@ -1,36 +1,75 @@
 """HTTP routes of /account, all of them: the profile and e-mail address, the password, passkeys,
 recovery codes, deletion, "Wasn't you?" and the apps the person allowed. Parse, call one service or
-flow function, shape the answer.
+flow function, shape the answer. What a route asks of the packages above accounts/ (the data export,
+deletion and its sweeper, "Wasn't you?", new recovery codes, the apps allowed) it asks of the AccountFlows
+that the service mounting this blueprint gives (flows.for_accounts).
 
 /account is the login service's (python -m login_app.app_login): every change to an account asks for
 a session, and most for the password again under the login's own lockout."""
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from flask import Blueprint, Response, jsonify
+from flask.blueprints import BlueprintSetupState
 
 from accounts import passkey_management, passkey_service, password_service, service
-from accounts.models import (AcceptedResponse, AccountPatch, AccountView, ChangePasswordRequest, EmailAccepted,
-                             EmailChangeRequest, EmailVerified, PasskeyAdded, PasskeyList, PasskeyOptions,
-                             PasskeyRegistration, PasskeyRename, PasswordRequest, PasswordResetConfirm,
-                             PasswordResetRequest, RecoveryCodes, VerifyEmailRequest)
-from devices.models import NotMeRequest, NotMeResult
-from flows import data_export, deletion, deletion_sweeper
-from flows import not_me as not_me_flow
-from flows import recovery
-from flows.models import DataExport, ExportQuery
-from accounts.downloads import delivered, export_query
-from oidc import consents as oidc_consents
-from oidc.models import ConsentList
+from accounts.downloads import ReadableCopies, delivered, export_query
+from accounts.models import (AcceptedResponse, AccountPatch, AccountView, ChangePasswordRequest, ConsentList,
+                             ConsentView, DataExport, EmailAccepted, EmailChangeRequest, EmailVerified, ExportQuery,
+                             NotMeRequest, NotMeResult, PasskeyAdded, PasskeyList, PasskeyOptions, PasskeyRegistration,
+                             PasskeyRename, PasswordRequest, PasswordResetConfirm, PasswordResetRequest, RecoveryCodes,
+                             Secret, VerifyEmailRequest)
 from sessions.guard import current_principal, require_session
-from sessions.models import RevokeReason
-from common.web.caller import current_caller
-from common.runtime.context import EXTENSION_KEY, ctx
+from sessions.models import Principal, RevokeReason
+from common.slots import Slot
+from common.web.caller import Caller, current_caller
+from common.runtime.context import EXTENSION_KEY, AppContext, ctx
 from common.web.openapi import operation
 from common.web.validation import parse_body
 
+
+class AccountFlows(ReadableCopies, Protocol):
+    """What /account asks of the packages above accounts/."""
+
+    def start_deletion_sweeper(self, ctx: AppContext) -> None:
+        """flows.deletion_sweeper: this process also finishes the deletions whose request did not."""
+
+    def export_data(self, ctx: AppContext, *, user_uuid: str, for_operator: bool = False) -> dict[str, Any]:
+        """flows.data_export: everything stored about the account, as one document."""
+
+    def delete_account(self, ctx: AppContext, *, principal: Principal, secret: Secret, caller: Caller) -> None:
+        """flows.deletion: the account and its data, the password asked again."""
+
+    def not_me(self, ctx: AppContext, *, token: str, end_all_sessions: bool) -> NotMeResult:
+        """flows.not_me: the device a sign-in or new-device message named, removed."""
+
+    def regenerate_recovery_codes(self, ctx: AppContext, *, user_uuid: str, secret: Secret,
+                                  caller: Caller) -> list[str]:
+        """flows.recovery: ten new recovery codes, the old ones void."""
+
+    def list_consents(self, ctx: AppContext, *, user_uuid: str) -> list[ConsentView]:
+        """oidc.consents: the apps the person allowed."""
+
+    def withdraw_consent(self, ctx: AppContext, *, user_uuid: str, client_id: str) -> None:
+        """oidc.consents: one app's consent taken back."""
+
+
+FLOWS: Slot[AccountFlows] = Slot("accounts.views.flows")
+
 bp = Blueprint("accounts", __name__, url_prefix="/account")
-# Every process serving deletions also finishes those whose request did not.
-bp.record_once(lambda state: deletion_sweeper.start_sweeper(state.app.extensions[EXTENSION_KEY]))
+
+
+@bp.record_once
+def _start_deletion_sweeper(state: BlueprintSetupState) -> None:
+    """Every process serving deletions also finishes those whose request did not (its flows given, or no app)."""
+    context = state.app.extensions[EXTENSION_KEY]
+    context.slots.needed(FLOWS).start_deletion_sweeper(context)
+
+
+def _flows() -> AccountFlows:
+    return ctx().slots.needed(FLOWS)
+
 
 RESET_ACCEPTED = "If an account has this address, a link to reset its password is on its way."
 
@@ -124,8 +163,8 @@ def confirm_password_reset() -> tuple[str, int]:
            errors=(404, 409))
 def export() -> Response:
     query = export_query()
-    document = data_export.export(ctx(), user_uuid=current_principal().user_uuid)
-    return delivered(document, query)
+    document = _flows().export_data(ctx(), user_uuid=current_principal().user_uuid)
+    return delivered(document, query, _flows())
 
 
 # --- deletion and "Wasn't you?" ----------------------------------------------------------------------
@@ -136,7 +175,7 @@ def export() -> Response:
            auth=True, errors=(429,))
 def delete_account() -> tuple[str, int]:
     body = parse_body(PasswordRequest)
-    deletion.delete_account(ctx(), principal=current_principal(), secret=body.secret(), caller=current_caller())
+    _flows().delete_account(ctx(), principal=current_principal(), secret=body.secret(), caller=current_caller())
     return "", 204
 
 
@@ -145,7 +184,7 @@ def delete_account() -> tuple[str, int]:
            response=NotMeResult)
 def not_me() -> Response:
     body = parse_body(NotMeRequest)
-    result = not_me_flow.remove_device(ctx(), token=body.token, end_all_sessions=body.end_all_sessions)
+    result = _flows().not_me(ctx(), token=body.token, end_all_sessions=body.end_all_sessions)
     return jsonify(result.model_dump())
 
 
@@ -157,7 +196,7 @@ def not_me() -> Response:
            response=RecoveryCodes, status=201, auth=True, errors=(409, 429))
 def replace_recovery_codes() -> tuple[Response, int]:
     body = parse_body(PasswordRequest)
-    codes = recovery.regenerate_recovery_codes(ctx(), user_uuid=current_principal().user_uuid,
+    codes = _flows().regenerate_recovery_codes(ctx(), user_uuid=current_principal().user_uuid,
                                                secret=body.secret(), caller=current_caller())
     return jsonify(RecoveryCodes(recovery_codes=codes).model_dump()), 201
 
@@ -221,7 +260,7 @@ def remove_passkey(credential_id: str) -> tuple[str, int]:
 @operation("The apps the caller allowed to use their account (apps that ask for consent)", response=ConsentList,
            auth=True)
 def consents() -> Response:
-    listed = oidc_consents.list_consents(ctx(), user_uuid=current_principal().user_uuid)
+    listed = _flows().list_consents(ctx(), user_uuid=current_principal().user_uuid)
     return jsonify(ConsentList(consents=listed).model_dump())
 
 
@@ -230,5 +269,5 @@ def consents() -> Response:
 @operation("Withdraw the caller's consent to an app: it asks again next time, and its tokens of the caller's "
            "live sessions stop working now", status=204, auth=True, errors=(404,))
 def withdraw_consent(client_id: str) -> tuple[str, int]:
-    oidc_consents.withdraw(ctx(), user_uuid=current_principal().user_uuid, client_id=client_id)
+    _flows().withdraw_consent(ctx(), user_uuid=current_principal().user_uuid, client_id=client_id)
     return "", 204

@@ -7,6 +7,7 @@ from flask import Blueprint, Flask
 
 from citylogin.prefixes import SERVICES
 from citylogin.webui.views import bp as web_ui_bp
+from common.slots import Given
 from common.web.app_factory import create_service_app
 from oidc.well_known import bp as well_known_bp
 
@@ -17,5 +18,10 @@ def blueprints() -> list[Blueprint]:
     return [*api, well_known_bp, web_ui_bp]
 
 
+def given() -> list[Given[Any]]:
+    """What each service gives its blueprints (the flows they ask of the packages above their homes)."""
+    return [each for module in SERVICES.values() for each in module.GIVEN]
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    return create_service_app(name="citylogin", blueprints=blueprints(), test_config=test_config)
+    return create_service_app(name="citylogin", blueprints=blueprints(), given=given(), test_config=test_config)

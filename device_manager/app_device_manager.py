@@ -8,6 +8,9 @@ from typing import Any, Mapping
 from flask import Blueprint, Flask
 
 from devices.views import bp as device_bp
+from common.slots import Given
+from devices import views as device_views
+from flows import for_devices
 from common.web.app_factory import create_service_app, run_standalone
 from oidc.well_known import bp as well_known_bp
 
@@ -15,11 +18,14 @@ from oidc.well_known import bp as well_known_bp
 PREFIXES: dict[str, Blueprint] = {
     "/device": device_bp,
 }
+# What those blueprints ask of the packages above their homes.
+GIVEN: list[Given[Any]] = [device_views.FLOWS.given(for_devices)]
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return create_service_app(name="citylogin-device-manager",
-                              blueprints=[*PREFIXES.values(), well_known_bp], test_config=test_config)
+                              blueprints=[*PREFIXES.values(), well_known_bp], given=GIVEN,
+                              test_config=test_config)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,15 @@ class PairedDeviceRequest(DeviceKeyFields):
     password: str = Field(min_length=1, max_length=1024)
 
 
+class RecoverRequest(DeviceKeyFields):
+    """POST /device/recover: a new device for an account whose devices are all lost."""
+
+    username: LoginName
+    password: str = Field(min_length=1, max_length=1024)
+    recovery_code: str = Field(min_length=1, max_length=64, description="one of the account's recovery codes")
+    unbind_other_devices: StrictBool = Field(default=False, description="revoke every other device and end its session")
+
+
 class DeviceView(BaseModel):
     device_id: str
     device_name: str
@@ -165,14 +174,3 @@ class UnboundDevice(BaseModel):
     status: str = DEVICE_STATUS_REVOKED
 
 
-class NotMeRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-    token: str = Field(min_length=1, max_length=256, description='from the "/#not-me=" link of a message')
-    end_all_sessions: StrictBool = Field(default=False, description="also end every other session of the account")
-
-
-class NotMeResult(BaseModel):
-    device_id: str
-    device_name: str
-    device_removed: bool = Field(description="false if the device had already been removed")
-    sessions_ended: int = Field(description="other sessions ended because end_all_sessions was asked")

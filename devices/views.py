@@ -1,23 +1,46 @@
-"""HTTP routes of /device: parse, call one service function, shape the answer."""
+"""HTTP routes of /device: parse, call one service function, shape the answer. What a route asks of the
+flows above devices/ (a device paired or recovered: an account's credentials as well) it asks of the
+DeviceFlows that the service mounting this blueprint gives (flows.for_devices)."""
 from __future__ import annotations
 
+from typing import Protocol
 from uuid import UUID
 
 from flask import Blueprint, Response, jsonify
 
 from devices import certificate_service, service
 from devices.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout, PairedDeviceRequest,
-                            RenameRequest, RenamedDevice, RenewRequest, RenewedCertificate, UnbindRequest,
-                            UnboundDevice)
-from flows import pairing, recovery
-from flows.models import RecoverRequest
+                            RecoverRequest, RenameRequest, RenamedDevice, RenewRequest, RenewedCertificate,
+                            UnbindRequest, UnboundDevice)
 from sessions.guard import current_principal, require_session
-from common.web.caller import current_caller
-from common.runtime.context import ctx
+from common.slots import Slot
+from common.web.caller import Caller, current_caller
+from common.runtime.context import EXTENSION_KEY, AppContext, ctx
 from common.web.openapi import operation
 from common.web.validation import parse_body
 
+
+
+class DeviceFlows(Protocol):
+    """What /device asks of the flows above devices/."""
+
+    def register_paired_device(self, ctx: AppContext, *, qr_code: str, username: str, password: str,
+                               device_name: str | None, public_key: str | None, csr: str | None,
+                               caller: Caller, device_class: str = "other") -> DeviceCertificateResponse:
+        """flows.pairing: a new device with a pairing token and the account's credentials."""
+
+    def recover_device(self, ctx: AppContext, *, request: RecoverRequest, caller: Caller) -> DeviceCertificateResponse:
+        """flows.recovery: a new device with the account's credentials and a recovery code."""
+
+
+FLOWS: Slot[DeviceFlows] = Slot("devices.views.flows")
+
 bp = Blueprint("device_manager", __name__, url_prefix="/device")
+bp.record_once(lambda state: state.app.extensions[EXTENSION_KEY].slots.needed(FLOWS))  # given, or no app
+
+
+def _flows() -> DeviceFlows:
+    return ctx().slots.needed(FLOWS)
 
 
 @bp.get("/ca.pem")
@@ -53,7 +76,7 @@ def renew() -> tuple[Response, int]:
            response=DeviceCertificateResponse, status=201, errors=(401, 403, 404, 409, 410, 429))
 def register() -> tuple[Response, int]:
     paired = parse_body(PairedDeviceRequest)
-    result = pairing.register_paired_device(
+    result = _flows().register_paired_device(
         ctx(), qr_code=paired.qr_code, username=paired.username, password=paired.password,
         device_name=paired.device_name, public_key=paired.public_key, csr=paired.csr, caller=current_caller(),
         device_class=paired.device_class)
@@ -109,5 +132,5 @@ def unbind() -> Response:
            body=RecoverRequest, response=DeviceCertificateResponse, status=201, errors=(401, 409, 429))
 def recover() -> tuple[Response, int]:
     body = parse_body(RecoverRequest)
-    result = recovery.recover_device(ctx(), request=body, caller=current_caller())
+    result = _flows().recover_device(ctx(), request=body, caller=current_caller())
     return jsonify(result.model_dump(exclude_none=True)), 201

@@ -10,7 +10,8 @@ from common.crypto.tokens import new_token, token_digest
 from common.database.guarded_write import GuardedWrite
 from common.database.one_time_tokens import OneTimeTokenStore
 from devices import service as devices
-from devices.models import DEVICE_STATUS_ACTIVE, NotMeResult
+from accounts.models import NotMeResult
+from devices.models import DEVICE_STATUS_ACTIVE
 from common.mail.message import Link
 from sessions import service as sessions
 from sessions.models import RevokeReason

@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 from common import i18n
 from common.config import Settings
+from common.timefmt import time_zone
 from flows import export_retention
 from flows.data_export import SECTIONS
 from flows.models import ReadableEntry, ReadableExport, ReadableField, ReadableSection
 from flows.readable_catalogue import FIELDS, MARKERS, Field, Kind
-from flows.readable_values import Names, Reader, plain, time_zone
+from flows.readable_values import Names, Reader, plain
 
 FORMAT = "citylogin-readable/1"
 UTC = "UTC"

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
+from common.config import Settings
 from flows.models import ReadableExport
+from flows.readable_export import readable
 
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; color: #1d2430; margin: 0; background: #fff; }
@@ -95,3 +98,9 @@ def page(doc: ReadableExport) -> str:
     """The whole HTML file of `doc`."""
     return _PAGE.render(doc=doc, style=Markup(STYLE), policy=META_POLICY, also_stored=doc.words["also_stored"],
                         separator=doc.words["separator"])
+
+
+def readable_page(document: dict[str, Any], *, settings: Settings, locale: str, zone_name: str | None,
+                  product: str) -> str:
+    """The readable copy of `document` (flows.readable_export) as its whole HTML file."""
+    return page(readable(document, settings=settings, locale=locale, zone_name=zone_name, product=product))

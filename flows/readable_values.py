@@ -7,9 +7,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from common import i18n
 from common.timefmt import parse_iso
@@ -17,21 +16,6 @@ from flows.readable_catalogue import Field, Kind
 
 CLAIM_KINDS = ("username", "email")  # accounts/user_store.py's claims: "<kind>#<name>"
 COUNTERS = ("fail", "lock", "pairing", "verify_resend", "admin_search", "renew")  # rate_limits: "<kind>#..."
-
-
-NOT_IANA = {"localtime"}  # Debian's link to the host's own zone, which zoneinfo lists too
-
-
-@lru_cache(maxsize=1)
-def time_zones() -> frozenset[str]:
-    """The IANA zone names this host knows (read once)."""
-    return frozenset(available_timezones() - NOT_IANA)
-
-
-def time_zone(name: str | None) -> ZoneInfo | None:
-    """The zone an IANA name names, None when it names none this host knows (compared as a whole name, so
-    no path or other text reaches zoneinfo)."""
-    return ZoneInfo(name) if name is not None and name in time_zones() else None
 
 
 @dataclass

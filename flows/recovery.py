@@ -9,8 +9,7 @@ from accounts import service as accounts
 from accounts.models import Secret, UserRecord
 from common import i18n
 from devices import service as devices
-from devices.models import DeviceCertificateResponse, DeviceRecord
-from flows.models import RecoverRequest
+from devices.models import DeviceCertificateResponse, DeviceRecord, RecoverRequest
 from common.mail.notifier import device_facts, localized_message
 from sessions import service as sessions
 from sessions.models import HistoryResult

@@ -10,6 +10,9 @@ from flask import Blueprint, Flask
 from login_app.views import bp as login_bp
 from accounts.views import bp as account_bp
 from operators.views import bp as admin_bp
+from accounts import views as account_views
+from common.slots import Given
+from flows import for_accounts
 from common.web.app_factory import create_service_app, run_standalone
 from oidc.well_known import bp as well_known_bp
 
@@ -19,11 +22,14 @@ PREFIXES: dict[str, Blueprint] = {
     "/account": account_bp,
     "/admin": admin_bp,
 }
+# What those blueprints ask of the packages above their homes.
+GIVEN: list[Given[Any]] = [account_views.FLOWS.given(for_accounts)]
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return create_service_app(name="citylogin-login",
-                              blueprints=[*PREFIXES.values(), well_known_bp], test_config=test_config)
+                              blueprints=[*PREFIXES.values(), well_known_bp], given=GIVEN,
+                              test_config=test_config)
 
 
 if __name__ == "__main__":

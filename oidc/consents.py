@@ -12,7 +12,7 @@ from common.timefmt import iso_from_epoch
 from common.database import dynamo, item_listing
 from common.database.guarded_write import GuardedWrite
 from oidc import grants
-from oidc.models import ConsentView
+from accounts.models import ConsentView
 from sessions import service as sessions
 from common.runtime.context import AppContext
 

@@ -283,21 +283,6 @@ class Interaction(BaseModel):
     tos_uri: str | None = None
 
 
-class ConsentView(BaseModel):
-    """An app the person allowed to use their account (an app added with `--consent`)."""
-
-    client_id: str
-    client_name: str
-    scopes: list[str]
-    granted_at: str  # ISO 8601, UTC: the latest time the person allowed it
-
-
-class ConsentList(BaseModel):
-    """`GET /account/consents`."""
-
-    consents: list[ConsentView]
-
-
 class Redirect(BaseModel):
     """Where the browser goes next: the app's redirect URI with the code or the error in its query; for
     `response_mode=form_post`, the redirect URI alone and, in `form_post`, the response sealed, which

@@ -2,11 +2,13 @@
 person's browser, which signs in on its device in the web UI (`/#oidc=<request>`) and finishes it
 here; the app redeems the code at /oidc/token and reads the person at /oidc/userinfo, and hears of the
 session's end by Back-Channel Logout (oidc.backchannel). Discovery is on every service
-(/.well-known/openid-configuration, common.web.app_factory)."""
+(/.well-known/openid-configuration, common.web.app_factory). What a route asks of the flows above oidc/
+(a device signing in or out for an app, a screen's code approved) it asks of the OidcFlows that the service
+mounting this blueprint gives (flows.for_oidc)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.wrappers import Response as WsgiResponse
@@ -15,7 +17,6 @@ from relying_parties import push
 from relying_parties.registry import allowed_client_origins
 from common.errors import request_locale
 from common.timefmt import iso_from_epoch
-from flows import app_sign_in, app_sign_out, device_approval
 from oidc import logout as rp_logout
 from oidc import device_flow, registration, service
 from oidc.backchannel import BackchannelLogout
@@ -28,13 +29,37 @@ from oidc.registration_models import ClientMetadataRequest, ClientRegistration
 from oidc.parameters import (AuthorizationParameters, DeviceAuthorizationForm, PushedAuthorizationForm, RevocationForm,
                              TokenForm)
 from sessions.guard import authenticate_request, credentials, proof_offer
+from sessions.models import Principal
 from common.web import cors
-from common.web.caller import current_caller
-from common.runtime.context import EXTENSION_KEY, ctx
+from common.slots import Slot
+from common.web.caller import Caller, current_caller
+from common.runtime.context import EXTENSION_KEY, AppContext, ctx
 from common.web.openapi import operation
 from common.web.validation import parse_body
 
+
+
+class OidcFlows(Protocol):
+    """What /oidc asks of the flows above oidc/."""
+
+    def sign_in_with_device(self, ctx: AppContext, *, body: DeviceSignIn, browser: str | None) -> Redirect:
+        """flows.app_sign_in: single sign-on, the device's live session finishing the app's request."""
+
+    def sign_out_with_device(self, ctx: AppContext, *, body: DeviceSignOut) -> SignedOut:
+        """flows.app_sign_out: the device answering the app's logout request."""
+
+    def approve_screen(self, ctx: AppContext, *, principal: Principal, body: ScreenApproval,
+                       caller: Caller) -> ScreenApproved:
+        """flows.device_approval: the signed-in person approves a screen's user code."""
+
+    def approve_screen_with_device(self, ctx: AppContext, *, body: ScreenSignIn, caller: Caller) -> ScreenApproved:
+        """flows.device_approval: the browser's device and its live session approve it."""
+
+
+FLOWS: Slot[OidcFlows] = Slot("oidc.views.flows")
+
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
+bp.record_once(lambda state: state.app.extensions[EXTENSION_KEY].slots.needed(FLOWS))  # given, or no app
 FORM = "application/x-www-form-urlencoded"
 # Back-Channel Logout: this process's pusher of logout tokens to the apps that hold an ended session's.
 bp.record_once(lambda state: push.start_pusher(state.app.extensions[EXTENSION_KEY],
@@ -50,6 +75,10 @@ def refused_page(refusal: service.BrowserRefusal) -> WsgiResponse:
     description = service.unechoed(refusal.description, (v for vs in request.values.listvalues() for v in vs))
     return service.error_page(kind=refusal.kind, error=refusal.error, description=description,
                               locale=request_locale(), home=f"{service.issuer(ctx())}/")
+
+
+def _flows() -> OidcFlows:
+    return ctx().slots.needed(FLOWS)
 
 
 def _browser(request_id: str) -> str | None:
@@ -111,7 +140,7 @@ def complete() -> Response:
            errors=(400, 401, 403))
 def complete_with_device() -> Response:
     body = parse_body(DeviceSignIn)
-    return jsonify(app_sign_in.finish_with_device(ctx(), body=body, browser=_browser(body.request)).model_dump())
+    return jsonify(_flows().sign_in_with_device(ctx(), body=body, browser=_browser(body.request)).model_dump())
 
 
 @bp.post("/authorize/respond")
@@ -172,7 +201,7 @@ def device_approve() -> Response:
     credentials()  # 401 without a token, before the body is looked at
     body = parse_body(ScreenApproval)
     principal = authenticate_request()
-    return jsonify(device_approval.approve(ctx(), principal=principal, body=body,
+    return jsonify(_flows().approve_screen(ctx(), principal=principal, body=body,
                                            caller=current_caller()).model_dump())
 
 
@@ -182,7 +211,7 @@ def device_approve() -> Response:
            response=ScreenApproved, errors=(400, 401, 403, 409, 429))
 def device_approve_with_device() -> Response:
     body = parse_body(ScreenSignIn)
-    return jsonify(device_approval.approve_with_device(ctx(), body=body, caller=current_caller()).model_dump())
+    return jsonify(_flows().approve_screen_with_device(ctx(), body=body, caller=current_caller()).model_dump())
 
 
 @bp.post("/device/deny")
@@ -223,7 +252,7 @@ def logout_interaction() -> Response:
            errors=(400, 401, 403))
 def logout_with_device() -> Response:
     body = parse_body(DeviceSignOut)
-    return jsonify(app_sign_out.finish_with_device(ctx(), body=body).model_dump())
+    return jsonify(_flows().sign_out_with_device(ctx(), body=body).model_dump())
 
 
 @bp.post("/revoke")

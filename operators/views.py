@@ -10,13 +10,14 @@ from typing import Any, Callable, ParamSpec, TypeVar
 from flask import Blueprint, Response, g, jsonify, request
 
 from operators import apps as operator_apps, export as operator_export, mail as operator_mail, service as operators
-from flows.models import DataExport, ExportQuery
+from accounts.models import DataExport, ExportQuery
 from operators.models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials, AppList,
                               LimitRequest, MailActionDone, NewApp, NewRegistrationToken, OperatorAccount,
                               OperatorPage, OperatorSelf, PageQuery, RegistrationTokenList, RegistrationTokenView,
                               RoleRequest, UndeliveredMail, UndeliveredMailList)
 from operators.auth import authenticate_operator
 from accounts.downloads import delivered, export_query
+from flows import for_accounts
 from common.web.caller import current_caller
 from common.runtime.context import ctx
 from common.web.openapi import operation
@@ -186,7 +187,7 @@ def export(user_uuid: str) -> Response:
     body, query = parse_body(ActionRequest), export_query()
     document = operator_export.export_account(ctx(), operator=current_operator(), user_uuid=user_uuid, request=body,
                                               caller=current_caller())
-    return delivered(document, query)
+    return delivered(document, query, for_accounts)
 
 
 # --- apps and OpenID Connect clients: role admin ------------------------------------------------

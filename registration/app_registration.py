@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from flask import Blueprint, Flask
 
 from registration.views import bp as registration_bp
+from common.slots import Given
 from common.web.app_factory import create_service_app, run_standalone
 from oidc.well_known import bp as well_known_bp
 
@@ -15,11 +16,14 @@ from oidc.well_known import bp as well_known_bp
 PREFIXES: dict[str, Blueprint] = {
     "/registration": registration_bp,
 }
+# What those blueprints ask of the packages above their homes.
+GIVEN: list[Given[Any]] = []
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return create_service_app(name="citylogin-registration",
-                              blueprints=[*PREFIXES.values(), well_known_bp], test_config=test_config)
+                              blueprints=[*PREFIXES.values(), well_known_bp], given=GIVEN,
+                              test_config=test_config)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ from typing import Any, Mapping
 
 from flask import Blueprint, Flask
 
+from common.slots import Given
+from flows import for_oidc, for_sessions
+from oidc import views as oidc_views
+from sessions import views as session_views
 from sessions.views import bp as session_bp
 from relying_parties.views import bp as ssf_bp
 from oidc.views import bp as oidc_bp
@@ -19,11 +23,14 @@ PREFIXES: dict[str, Blueprint] = {
     "/ssf": ssf_bp,
     "/oidc": oidc_bp,
 }
+# What those blueprints ask of the packages above their homes.
+GIVEN: list[Given[Any]] = [session_views.FLOWS.given(for_sessions), oidc_views.FLOWS.given(for_oidc)]
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return create_service_app(name="citylogin-session-manager",
-                              blueprints=[*PREFIXES.values(), well_known_bp], test_config=test_config)
+                              blueprints=[*PREFIXES.values(), well_known_bp], given=GIVEN,
+                              test_config=test_config)
 
 
 if __name__ == "__main__":

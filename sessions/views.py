@@ -1,29 +1,55 @@
-"""HTTP routes of /session: parse, call one service function, shape the answer."""
+"""HTTP routes of /session: parse, call one service function, shape the answer. What a route asks of the
+packages above sessions/ (a tab resuming its session, the apps signed in, an app's introspection) it asks of
+the SessionFlows that the service mounting this blueprint gives (flows.for_sessions)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol
 from uuid import UUID
 
 from flask import Blueprint, Response, jsonify, request
 
-from relying_parties import introspection
-from relying_parties import service as apps
-from relying_parties.models import Introspection, IntrospectionRequest
+from common.slots import Slot
 from common.timefmt import iso_from_epoch
-from flows import session_resume
-from oidc import service as oidc
-from oidc import session_apps
 from sessions import service, sweeper
+from sessions.binding import ProofOffer
 from sessions.guard import current_principal, proof_offer, require_session
-from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, ListedSession, LogoutAllRequest,
-                             RefreshRequest, ResumeRequest, ResumedSession, SessionList, SessionListQuery,
-                             SessionRecord, SessionView, SignedInApp, TokenResponse)
-from common.runtime.context import EXTENSION_KEY, ctx
+from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, Introspection,
+                             IntrospectionRequest, ListedSession, LogoutAllRequest, Principal, RefreshRequest,
+                             ResumeRequest, ResumedSession, SessionList, SessionListQuery, SessionRecord, SessionView,
+                             SignedInApp, TokenResponse)
+from common.runtime.context import EXTENSION_KEY, AppContext, ctx
 from common.web.openapi import operation
 from common.web.serving import stream_body
 from common.web.validation import parse_body, parse_model, parse_optional_body
 
+
+
+class SessionFlows(Protocol):
+    """What /session asks of the packages above sessions/."""
+
+    def resume_session(self, ctx: AppContext, *, body: ResumeRequest, offer: ProofOffer | None) -> ResumedSession:
+        """flows.session_resume: another tab's access token of its device's live session."""
+
+    def signed_in_apps(self, ctx: AppContext, *, session_ids: list[str]) -> dict[str, list[SignedInApp]]:
+        """oidc.session_apps: the apps signed in on each of these live sessions."""
+
+    def sign_app_out(self, ctx: AppContext, *, principal: Principal, session_id: str, client_id: str) -> None:
+        """oidc.session_apps: one app out of one of the caller's live sessions."""
+
+    def introspection_for(self, ctx: AppContext, authorization: str | None) -> Callable[[str], dict[str, Any]]:
+        """flows.app_introspection: the introspection of the app these credentials are of."""
+
+
+FLOWS: Slot[SessionFlows] = Slot("sessions.views.flows")
+
 bp = Blueprint("session_manager", __name__, url_prefix="/session")
+bp.record_once(lambda state: state.app.extensions[EXTENSION_KEY].slots.needed(FLOWS))  # given, or no app
 bp.record_once(lambda state: sweeper.start_sweeper(state.app.extensions[EXTENSION_KEY]))
+
+
+def _flows() -> SessionFlows:
+    return ctx().slots.needed(FLOWS)
 
 
 def _view(session: SessionRecord, *, current_id: str) -> SessionView:
@@ -59,16 +85,16 @@ def refresh() -> Response:
            response=ResumedSession, errors=(400, 401, 403))
 def resume() -> Response:
     body = parse_body(ResumeRequest)
-    return jsonify(session_resume.resume_session(ctx(), body=body, offer=proof_offer()).model_dump())
+    return jsonify(_flows().resume_session(ctx(), body=body, offer=proof_offer()).model_dump())
 
 
 @bp.post("/introspect")
 @operation("RFC 7662 introspection for apps: is this access token active, and whose is it", auth="app",
            body=IntrospectionRequest, body_media_type="application/x-www-form-urlencoded", response=Introspection)
 def introspect() -> Response:
-    app = apps.authenticate_app(ctx(), request.headers.get("Authorization"))
+    introspect = _flows().introspection_for(ctx(), request.headers.get("Authorization"))  # the app's 401 first
     form = parse_model(IntrospectionRequest, request.form.to_dict())
-    return jsonify(introspection.introspect(ctx(), app=app, token=form.token, grant_check=oidc.ProviderGrant()))
+    return jsonify(introspect(form.token))
 
 
 @bp.get("/check")
@@ -100,7 +126,7 @@ def list_sessions() -> Response:
                                                  cursor=query.cursor or None, include_ended=query.include_ended)
     # The apps signed in on the live sessions now (an ended session's come from its record).
     live = [s.session_id for s in sessions if service.session_status(ctx(), s)[0] == "active"]
-    apps = session_apps.signed_in_apps(ctx(), session_ids=live)
+    apps = _flows().signed_in_apps(ctx(), session_ids=live)
     views = [_listed(s, current_id=principal.session_id, apps=apps) for s in sessions]
     return jsonify(SessionList(sessions=views, next_cursor=next_cursor).model_dump())
 
@@ -118,7 +144,7 @@ def delete_session(session_id: UUID) -> tuple[str, int]:
 @operation("Sign one app out of one of the caller's live sessions: the app's grant ends and the app is told by "
            "Back-Channel Logout; the session and the other apps stay", status=204, auth=True)
 def sign_app_out(session_id: UUID, client_id: str) -> tuple[str, int]:
-    session_apps.sign_app_out(ctx(), principal=current_principal(), session_id=str(session_id), client_id=client_id)
+    _flows().sign_app_out(ctx(), principal=current_principal(), session_id=str(session_id), client_id=client_id)
     return "", 204
 
 

@@ -12,22 +12,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOT_PRODUCT = {"tests", "bench", "scripts", "docs"}
 # The rooms and their floors, lowest first: a room imports only rooms on floors below its own. A room is a
-# package, one of common's sub-packages, or one blueprint module. The ground floor, common, holds what every
-# package needs (settings, errors, texts, time); above it stand the infrastructure's concerns, each a
-# sub-package of common (DynamoDB, cryptography; mail and its outbox on DynamoDB; the key ring; the app's
-# context; the Flask plumbing). The domains (sessions, accounts, devices, relying_parties, oidc) hold the
-# rules and stores; flows compose them; operators stand on the flows; each URL prefix's blueprint stands in
-# its home package above them all, over the two helpers some share (citylogin.prefixes); the four
-# services (none imports another) mount the blueprints; citylogin composes the services.
+# package or one of common's sub-packages. The ground floor, common, holds what every package needs
+# (settings, errors, texts, time); above it stand the infrastructure's concerns, each a sub-package of
+# common (DynamoDB, cryptography; mail and its outbox on DynamoDB; the key ring; the app's context; the
+# Flask plumbing). The domains (sessions, accounts, devices, relying_parties, oidc) hold the rules, the
+# stores and the blueprint of each URL prefix they own; flows compose them; operators stand on the flows;
+# the four services (none imports another) mount the blueprints, giving each what it asks of the packages
+# above its home (common.slots); citylogin composes the services.
 COMMON_PARTS = ["database", "crypto", "mail", "keys", "runtime", "web"]
 INFRASTRUCTURE = [["common"], ["common/database", "common/crypto"], ["common/mail"], ["common/keys"],
                   ["common/runtime"], ["common/web"]]
-VIEW_HELPERS = ["accounts/downloads.py", "operators/auth.py"]  # a data export's answer; an operator's sign-in
-BLUEPRINTS = ["oidc/views.py", "oidc/well_known.py", "accounts/views.py", "devices/views.py", "sessions/views.py",
-              "relying_parties/views.py", "operators/views.py", "registration/views.py", "login_app/views.py"]
 FLOORS = [*INFRASTRUCTURE, ["sessions"], ["accounts"], ["devices"], ["relying_parties"], ["oidc"], ["flows"],
-          ["operators"], VIEW_HELPERS, BLUEPRINTS, ["registration", "login_app", "session_manager", "device_manager"],
-          ["citylogin"]]
+          ["operators"], ["registration", "login_app", "session_manager", "device_manager"], ["citylogin"]]
 ORDER = [room for floor in FLOORS for room in floor]
 SHARED = {room for floor in INFRASTRUCTURE for room in floor}  # their stores serve every domain
 
@@ -36,12 +32,8 @@ def product_packages(root: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/__init__.py") if p.parent.name not in NOT_PRODUCT)
 
 
-def room_of(module: str, blueprints: list[str] = VIEW_HELPERS + BLUEPRINTS) -> str:
+def room_of(module: str) -> str:
     """The room a module (or a name imported from it) stands in."""
-    for path in blueprints:
-        dotted = path.removesuffix(".py").replace("/", ".")
-        if module == dotted or module.startswith(dotted + "."):
-            return path
     parts = module.split(".")
     if parts[0] == "common" and len(parts) > 1 and parts[1] in COMMON_PARTS:
         return f"common/{parts[1]}"
@@ -64,8 +56,7 @@ def is_store(module: str) -> bool:
     return bool(last)
 
 
-def package_graph(root: Path,
-                  blueprints: list[str] = VIEW_HELPERS + BLUEPRINTS) -> tuple[dict[str, set[str]], list[str]]:
+def package_graph(root: Path) -> tuple[dict[str, set[str]], list[str]]:
     """(room -> rooms it imports, "file: module" of each reach into another domain's store)."""
     packages = product_packages(root)
     edges: dict[str, set[str]] = {}
@@ -73,10 +64,10 @@ def package_graph(root: Path,
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
             module = ".".join(path.relative_to(root).with_suffix("").parts)
-            room = room_of(module, blueprints)
+            room = room_of(module)
             edges.setdefault(room, set())
             for name in imported_names(path):
-                target = room_of(name, blueprints)
+                target = room_of(name)
                 if name.split(".")[0] not in packages or target == room:
                     continue
                 edges[room].add(target)
@@ -147,7 +138,7 @@ def test_the_checks_catch_a_cycle_and_a_store_reach(tmp_path):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).parent.joinpath("__init__.py").touch()
         (tmp_path / name).write_text(text)
-    edges, reaches = package_graph(tmp_path, blueprints=[])
+    edges, reaches = package_graph(tmp_path)
     assert cycles(edges) == [["device_manager", "login_app", "registration"]]
     old_order = [["common"], ["session_manager"], ["accounts"], ["device_manager"], ["registration"], ["login_app"]]
     assert against_the_order(edges, old_order) == ["device_manager -> registration", "registration -> login_app"]

@@ -280,9 +280,9 @@ def export(username: str, reason: str, output: str | None, form: str, time_zone:
     the account and why), or its readable copy (--format html), to hand them for an access or portability
     request. No secret, hash or digest."""
     from operators import export as operator_export
-    from flows import readable_values
+    from common import timefmt
 
-    if time_zone is not None and readable_values.time_zone(time_zone) is None:
+    if time_zone is not None and timefmt.time_zone(time_zone) is None:
         raise click.BadParameter(f"{time_zone!r} is not an IANA time zone this host knows (such as Europe/Paris)",
                                  param_hint="--time-zone")
     with _context() as ctx:

@@ -26,6 +26,7 @@ from common.errors import ServiceUnavailable, StorageUnavailable
 from common.log_bursts import BurstFilter
 from common.version import running_version
 from common.database import dynamo
+from common.slots import Given
 from common.mail.sender import start_sender
 from common.runtime.context import EXTENSION_KEY, AppContext, build_context, ctx
 from common.web.error_handlers import register_error_handlers
@@ -102,10 +103,11 @@ class _ServiceApp(Flask):
     url_rule_class = BuilderCachingRule  # each rule's URL builders compiled once per process
 
 
-def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
+def create_service_app(*, name: str, blueprints: Iterable[Blueprint], given: Iterable[Given[Any]] = (),
                        test_config: Mapping[str, Any] | None = None,
                        context: AppContext | None = None) -> Flask:
-    """An app serving `blueprints` plus /healthz, /readyz, /openapi.json and /metrics. Under gunicorn a
+    """An app serving `blueprints` plus /healthz, /readyz, /openapi.json and /metrics; `given`: what the
+    blueprints ask of the packages above them (common.slots), put in first. Under gunicorn a
     start that cannot work (a bad or missing setting, a wrong key-encryption key, no DynamoDB) stops
     with one line naming what to set, not a traceback."""
     from_environment = test_config is None and context is None
@@ -141,6 +143,8 @@ def create_service_app(*, name: str, blueprints: Iterable[Blueprint],
     if settings.cors_origins:
         CORS(app, origins=settings.cors_origins,
              expose_headers=["Retry-After", "WWW-Authenticate", "DPoP-Nonce", REQUEST_ID_HEADER])
+    for each in given:
+        context.slots.put(each)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_blueprint(_operations_blueprint(name))

@@ -62,3 +62,17 @@ def test_a_taken_slot_is_made_again_and_slots_are_apart() -> None:
     assert slots.get(one) is None and slots.take(one) is None
     assert slots.get_or_make(one, object) is not first
     assert Slots().get(one) is None  # another app context keeps its own
+
+
+def test_a_given_thing_is_what_its_slot_needs_and_a_missing_one_is_named() -> None:
+    slots, flows = Slots(), Slot[str]("accounts.views.flows")
+    try:
+        slots.needed(flows)
+    except LookupError as missing:
+        assert "accounts.views.flows" in str(missing)
+    else:
+        raise AssertionError("a slot nothing was given for was needed without an error")
+    slots.put(flows.given("the flows"))
+    assert slots.needed(flows) == "the flows"
+    slots.put(flows.given("others"))  # given again: the later one is kept
+    assert slots.needed(flows) == "others"

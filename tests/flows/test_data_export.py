@@ -21,7 +21,7 @@ from relying_parties import service as apps
 from relying_parties.models import OidcClient
 from citylogin.client.api import CityloginError
 from common.database import dynamo
-from flows.models import DataExport
+from accounts.models import DataExport
 from tests.flows.test_deletion_personal_data import NO_IP_LIMITS, PUBLIC_URL, REDIRECT, scan, used_every_way
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, FakeClock, add_device, on_clock, settle_background

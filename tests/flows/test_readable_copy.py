@@ -19,7 +19,7 @@ from common.config import Settings
 from flows import readable_html
 from flows.readable_catalogue import FIELDS, Kind
 from flows.readable_export import readable
-from flows.readable_values import time_zone
+from common.timefmt import time_zone
 
 SETTINGS = Settings.model_construct(**{name: field.default for name, field in Settings.model_fields.items()})
 MOMENT = 1795769208  # 2026-11-27T08:46:48Z

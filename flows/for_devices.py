@@ -1,0 +1,8 @@
+"""What the /device blueprint asks of the packages above devices/ (devices.views.DeviceFlows), by name: the
+service that mounts the blueprint gives this module."""
+from __future__ import annotations
+
+from flows.pairing import register_paired_device
+from flows.recovery import recover_device
+
+__all__ = ["recover_device", "register_paired_device"]
