@@ -10,6 +10,7 @@ import secrets
 import stat
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
 from click.testing import CliRunner
@@ -225,12 +226,13 @@ def test_init_and_keys_against_an_unreachable_endpoint_stop_with_one_line(tmp_pa
                 "or correct CITYLOGIN_DYNAMODB_ENDPOINT_URL"]
 
 
-def test_with_a_kms_key_and_no_endpoint_the_commands_go_to_amazon_dynamodb(tmp_path):
+def test_with_a_kms_key_and_no_endpoint_the_commands_go_to_amazon_dynamodb(tmp_path, monkeypatch):
     # The AWS walk-through (docs/guides/aws.md) runs `citylogin init` with CITYLOGIN_KMS_KEY_ID and no endpoint:
     # it must reach Amazon DynamoDB (here: no credentials, one line), never a DynamoDB Local.
     env = {"CITYLOGIN_DATA_DIR": str(tmp_path), "CITYLOGIN_KMS_KEY_ID": "alias/citylogin-test",
            "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
            "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"}
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # as in a command's own process: no credentials found before
     for command in (["keys", "list"], ["admin", "show", "alice"]):
         result = invoke(env, *command)
         assert result.exit_code == 2 and "DynamoDB Local" not in result.output, result.output

@@ -295,6 +295,8 @@ def test_clients_of_one_dynamodb_local_and_configuration_share_the_regular_clien
 def test_clients_of_aws_never_share(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    # A session of this test's own: the process's default one would keep these credentials for the later tests.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     first = lean("https://dynamodb.eu-west-1.amazonaws.com")
     second = lean("https://dynamodb.eu-west-1.amazonaws.com")
     assert first._inner is not second._inner
