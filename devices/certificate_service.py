@@ -18,8 +18,8 @@ from common.database.guarded_write import GuardedWrite
 from devices.challenges import consume_challenge
 from devices.crl import RevokedCertificate, build_crl, crl_pem
 from devices.models import REASON_SUPERSEDED, REASON_UNBOUND, DeviceRecord, RenewedCertificate
-from devices.service import (DeviceRevoked, _device_key, check_signed_challenge, device_store, forget_cached_crl,
-                             own_device, recheck_device, revoked_entry)
+from devices.service import (CACHED_CRL, DeviceRevoked, _device_key, check_signed_challenge, device_store,
+                             forget_cached_crl, own_device, recheck_device, revoked_entry)
 from devices.store import DeviceChanged, WriteRefused
 from sessions import service as sessions
 from sessions.models import SessionRecord
@@ -116,12 +116,12 @@ def current_crl_pem(ctx: AppContext) -> str:
     """The CA-signed CRL (PEM) of every revoked or superseded device certificate not yet expired,
     rebuilt from one Query at most once a minute per process."""
     now = ctx.now()
-    cached = ctx.crl_cache
+    cached = ctx.slots.get(CACHED_CRL)
     if cached is not None and timedelta(0) <= now - cached[0] < CRL_CACHE_TIME:
         return cached[1]
     entries = device_store(ctx).revoked_certificates(now_epoch=int(now.timestamp()))
     revoked = [RevokedCertificate(serial=int(e.serial, 16), revoked_at=parse_iso(e.revoked_at),
                                   reason=CRL_REASONS[e.reason]) for e in entries]
     pem = crl_pem(build_crl(ctx.ca, revoked, now=now, valid_for=CRL_VALIDITY))
-    ctx.crl_cache = (now, pem)
+    ctx.slots.put(CACHED_CRL.given((now, pem)))
     return pem

@@ -36,6 +36,7 @@ from sessions import service as sessions
 from sessions.models import NOT_SAID, EndedBy, Presence, RevokeReason
 from common.web.audit import AuditEvent, audit
 from common.runtime.context import AppContext
+from common.slots import Slot
 
 
 def device_store(ctx: AppContext) -> DeviceStore:
@@ -430,9 +431,13 @@ def revoked_entry(record: DeviceRecord, *, reason: str, at: datetime) -> Revoked
                                     expires_epoch=int(cert.not_valid_after_utc.timestamp()))
 
 
+# This process's last built CRL: (built at, PEM).
+CACHED_CRL: Slot[tuple[datetime, str]] = Slot("devices.crl")
+
+
 def forget_cached_crl(ctx: AppContext) -> None:
     """This process shows its own revocations at once; others within their cache time."""
-    ctx.crl_cache = None
+    ctx.slots.take(CACHED_CRL)
 
 
 class DeviceBusy(Conflict):

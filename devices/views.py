@@ -20,7 +20,6 @@ from common.web.openapi import operation
 from common.web.validation import parse_body
 
 
-
 class DeviceFlows(Protocol):
     """What /device asks of the flows above devices/."""
 

@@ -14,28 +14,30 @@ from common.errors import ServiceUnavailable
 from common.thread_kind import scheduled_thread
 from flows.deletion import sweep_deletions
 from common.runtime.context import AppContext
+from common.slots import Slot
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
+STOP: Slot[threading.Event] = Slot("flows.deletion_sweeper")  # set to stop the app context's sweeper
 
 
 def start_sweeper(ctx: AppContext) -> None:
     """Start this app context's sweeper thread once (none if the interval is 0)."""
     interval = ctx.settings.deletion_sweep_interval
     with _lock:
-        if interval <= 0 or ctx.deletion_sweeper_stop:
+        if interval <= 0 or ctx.slots.get(STOP) is not None:
             return
         stop = threading.Event()
         threading.Thread(target=_sweep_until, args=(ctx, interval, stop), name="citylogin-deletion-sweeper",
                          daemon=True).start()
-        ctx.deletion_sweeper_stop = stop
+        ctx.slots.put(STOP.given(stop))
 
 
 def stop_sweeper(ctx: AppContext) -> None:
     """Stop this app context's sweeper after its current pass (tests; a process's ends with it)."""
     with _lock:
-        stop, ctx.deletion_sweeper_stop = ctx.deletion_sweeper_stop, None
+        stop = ctx.slots.take(STOP)
     if stop is not None:
         stop.set()
 

@@ -1,4 +1,4 @@
-"""The OpenID Provider on an app context: its issuer, its clock and its stores."""
+"""The OpenID Provider on an app context: its issuer and its stores."""
 from __future__ import annotations
 
 from common.database.one_time_tokens import OneTimeTokenStore
@@ -8,11 +8,6 @@ from common.runtime.context import AppContext
 
 def issuer(ctx: AppContext) -> str:
     return ctx.public_url().rstrip("/")
-
-
-def epoch(ctx: AppContext) -> int:
-    """The app context's clock in epoch seconds (AppContext.epoch), as the token path's modules read it."""
-    return ctx.epoch()
 
 
 def one_time_tokens(ctx: AppContext) -> OneTimeTokenStore:

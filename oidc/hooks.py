@@ -18,7 +18,7 @@ from oidc import claims as user_claims
 from oidc import codes, device_flow, fapi2, grants, redemption, refresh, token_binding
 from oidc.admin_tokens import admin_access_token
 from oidc.authorization_request import StoredRequest
-from oidc.context import epoch, issuer
+from oidc.context import issuer
 from oidc.id_tokens import IdTokens
 from oidc.models import Client, Code, HeldGrant, SignedIn
 from oidc.store import CodeNotSpent
@@ -32,7 +32,7 @@ class Hooks:
         self.ctx = ctx
         self.id_tokens = IdTokens(ctx, issuer=issuer(ctx))
 
-    def client(self, client_id: Any) -> Client | None:
+    def client(self, client_id: object) -> Client | None:
         if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
             return None
         app = current_app(self.ctx, client_id=client_id)
@@ -47,7 +47,7 @@ class Hooks:
         """The tokens of a grant (signed_tokens); the client-credentials grant's token of the app itself. A
         code's are signed once its redemption's transaction committed (save_token)."""
         if user is None:
-            return admin_access_token(self.ctx, client.app, now=epoch(self.ctx))
+            return admin_access_token(self.ctx, client.app, now=self.ctx.epoch())
         if grant_type == "authorization_code":
             return {"scope": scope}
         tokens = self.signed_tokens(client=client, user=user, scope=scope)
@@ -58,7 +58,7 @@ class Hooks:
     def signed_tokens(self, *, client: Client, user: SignedIn, scope: str) -> dict[str, Any]:
         """An RFC 9068 access token of the person's session for this app (SPEC §14) of `scope`, and the
         grant's next refresh token when it has them (of the grant's scope, RFC 6749 §6)."""
-        ttl, now = self.ctx.settings.access_token_ttl, epoch(self.ctx)
+        ttl, now = self.ctx.settings.access_token_ttl, self.ctx.epoch()
         # A refresh's pair is formed from its rotation (the same again within the reuse grace): its
         # moment and a jti of the grant's generation; EdDSA signs the same claims the same way. Every
         # jti names its grant, so a revoked grant's tokens stay refused once a new grant replaces it.
@@ -121,7 +121,7 @@ class Hooks:
                     jkt=data.get("dpop_jkt") or None, person=_claims_of(pending, scope=scope),
                     session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest,
                     issued_ms=int(self.ctx.now().timestamp() * 1000), replacing=pending.replacing)
-        return codes.seal(self.ctx, code, now=epoch(self.ctx))
+        return codes.seal(self.ctx, code, now=self.ctx.epoch())
 
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
         """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)
@@ -139,7 +139,7 @@ class Hooks:
         # bound to the client by its authentication instead (RFC 9449 §5).
         return replace(signed_in, jkt=key, refresh_jkt=key if oidc.rotates_refresh_tokens() else None)
 
-    def grant_of_token(self, token: Any) -> HeldGrant | None:
+    def grant_of_token(self, token: object) -> HeldGrant | None:
         """The grant behind one of our refresh tokens, or behind an app's access token; None for
         anything else."""
         presented = refresh.presented(self.ctx, token)
@@ -170,6 +170,6 @@ def _claims_of(pending: StoredRequest, *, scope: str) -> dict[str, Any]:
     return user_claims.of_account(pending.person, scope=scope)
 
 
-def _secret_ok(app: AppRecord, secret: Any) -> bool:
+def _secret_ok(app: AppRecord, secret: object) -> bool:
     return isinstance(secret, str) and 0 < len(secret) <= 256 and digests_equal(
         token_digest(secret, purpose=apps.SECRET_PURPOSE), app.secret_digest)

@@ -26,7 +26,7 @@ from common.database import dynamo
 from common.database.guarded_write import GuardedWrite
 from oidc import codes, consents, grants, refresh
 from oidc.authorization_request import REQUEST_TTL
-from oidc.context import epoch, grant_store, one_time_tokens
+from oidc.context import grant_store, one_time_tokens
 from oidc.models import Code, Grant
 from oidc.store import PERSON_ENDED, CodeNotSpent, GrantMoved, RequestStore
 from sessions import service as sessions
@@ -90,7 +90,7 @@ def _live_grant_to_replace(item: dict[str, Any] | None, *, code: Code) -> str | 
 def _writes(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord, replacing: str | None) -> list[GuardedWrite]:
     """The redemption's transaction, its refusals in the order they are told: the session's end, a replay,
     the app's removal, the consent's withdrawal, then the grant row's."""
-    now = epoch(ctx)
+    now = ctx.epoch()
     recorded = grant_store(ctx).redeem_item(grant, request_digest=code.request_digest, now=now,
                                             expires_epoch=code.session_expires_epoch, issued_ms=code.issued_ms,
                                             replacing=replacing)

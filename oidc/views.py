@@ -38,7 +38,6 @@ from common.web.openapi import operation
 from common.web.validation import parse_body
 
 
-
 class OidcFlows(Protocol):
     """What /oidc asks of the flows above oidc/."""
 

@@ -13,27 +13,29 @@ from common.thread_kind import scheduled_thread
 from common.database import dynamo
 from sessions.service import sweep_ended
 from common.runtime.context import AppContext
+from common.slots import Slot
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_stops: dict[int, threading.Event] = {}
+STOP: Slot[threading.Event] = Slot("sessions.sweeper")  # set to stop the app context's sweeper
 
 
 def start_sweeper(ctx: AppContext) -> None:
     """Start this app context's sweeper once (none if the interval is 0)."""
     interval = ctx.settings.session_sweep_interval
     with _lock:
-        if interval <= 0 or id(ctx) in _stops:
+        if interval <= 0 or ctx.slots.get(STOP) is not None:
             return
-        stop = _stops[id(ctx)] = threading.Event()
+        stop = threading.Event()
+        ctx.slots.put(STOP.given(stop))
     threading.Thread(target=_sweep_until, args=(ctx, interval, stop), name="citylogin-session-sweeper",
                      daemon=True).start()
 
 
 def stop_sweeper(ctx: AppContext) -> None:
     with _lock:
-        stop = _stops.pop(id(ctx), None)
+        stop = ctx.slots.take(STOP)
     if stop is not None:
         stop.set()
 

@@ -24,7 +24,6 @@ from common.web.serving import stream_body
 from common.web.validation import parse_body, parse_model, parse_optional_body
 
 
-
 class SessionFlows(Protocol):
     """What /session asks of the packages above sessions/."""
 

@@ -3,7 +3,6 @@ key ring, the password hasher, the notifier, the brand and a clock (injectable i
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,18 +62,14 @@ class AppContext:
     brand: Brand = DEFAULT_BRAND
     # The client /readyz probes with: one attempt, short timeouts (None: use `dynamodb`).
     readiness_dynamodb: DynamoDBClient | None = None
-    # Per-app singletons that domains attach lazily: the domains' own under their Slot (common.slots), typed
-    # where each is declared (sessions.streams, relying_parties.registry, relying_parties.push, oidc.hooks,
-    # oidc.client_keys, operators.usernames): the context imports no domain.
+    # What the domains keep per app under their Slot (common.slots), typed where each is declared (the event
+    # feed, the apps' registry and pushers, the sweepers' stop events, the last CRL, ...), and what the
+    # blueprints are given (their flows): the context imports no domain.
     slots: Slots = field(default_factory=Slots)
     # common.web.background's I/O thread pool.
     background_pool: ThreadPoolExecutor | None = None
-    # devices' last built CRL of this process: (built at, PEM).
-    crl_cache: tuple[datetime, str] | None = None
     # common.mail.sender's MailSender while its thread runs.
     mail_sender: MailSender | None = None
-    # flows.deletion_sweeper's stop event while its thread runs.
-    deletion_sweeper_stop: threading.Event | None = None
     # Re-reads the key ring on a schedule once an app starts it (build_context makes it).
     ring_refresher: KeyRingRefresher | None = None
     # The Argon2id parameter sets recorded for the deployment, taught to `passwords` (SPEC §6).
