@@ -300,13 +300,12 @@ def _exported_text(ctx: AppContext, document: dict[str, Any], *, form: str, time
     """The document as JSON, or its readable copy as one HTML page (flows/readable_html.py)."""
     import json
 
-    from flows import readable_export, readable_html
+    from flows.readable_html import readable_page
 
     if form == "json":
         return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
-    copy = readable_export.readable(document, settings=ctx.settings, locale=document["users"][0].get("locale", "en"),
-                                    zone_name=time_zone, product=ctx.brand.name)
-    return readable_html.page(copy)
+    return readable_page(document, settings=ctx.settings, locale=document["users"][0].get("locale", "en"),
+                         zone_name=time_zone, product=ctx.brand.name)
 
 
 def _write_private(path: Path, text: str) -> None:
