@@ -100,8 +100,15 @@ def one_round(client: Any, table: str, partition: str, n: int) -> None:
                     "UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}}])
 
 
-def soak(client: Any, table: str, issuer: KeyIssuer) -> tuple[int, list[BaseException]]:
-    """THREADS threads doing rounds until ROTATIONS rotations have passed: (rounds, errors)."""
+def signed_since(front: CheckingFront, first: int) -> list[int]:
+    """The generations at or after `first` that signed a request the front accepted."""
+    with front.lock:
+        return [g for g in front.generations_seen if g >= first]
+
+
+def soak(client: Any, table: str, issuer: KeyIssuer, front: CheckingFront) -> tuple[int, list[BaseException]]:
+    """THREADS threads doing rounds until ROTATIONS rotations have passed and the client has signed
+    with ROTATIONS generations (a starved process may sleep through one): (rounds, errors)."""
     first, stop, rounds = issuer.current().number, threading.Event(), Counter[int]()
     errors: list[BaseException] = []
     prefix = uuid.uuid4().hex[:8]
@@ -120,7 +127,8 @@ def soak(client: Any, table: str, issuer: KeyIssuer) -> tuple[int, list[BaseExce
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + ROTATIONS * ROTATE + 30
-    while issuer.current().number < first + ROTATIONS and time.monotonic() < deadline:
+    while (issuer.current().number < first + ROTATIONS or len(signed_since(front, first)) < ROTATIONS) \
+            and time.monotonic() < deadline:
         time.sleep(0.1)
     stop.set()
     for thread in threads:
@@ -162,7 +170,7 @@ def test_the_ecs_container_credentials_rotate_under_eight_threads_without_a_refu
     with ContainerCredentials(issuer) as container:
         chain(container.environment())
         client = through_the_chain(front)
-        rounds, errors = soak(client, table, issuer)
+        rounds, errors = soak(client, table, issuer, front)
         assert_crossed_rotations(client, table, issuer, front, errors)
     assert rounds > THREADS * ROTATIONS
     # botocore fetched once per generation, never on every call: the Expiration is what it needs
@@ -175,7 +183,7 @@ def test_web_identity_credentials_rotate_with_their_token_file_without_a_refusal
     with WebIdentity(issuer, tmp_path) as sts:
         chain(sts.environment())
         client = through_the_chain(front)
-        rounds, errors = soak(client, table, issuer)
+        rounds, errors = soak(client, table, issuer, front)
         assert_crossed_rotations(client, table, issuer, front, errors)
     assert rounds > THREADS * ROTATIONS
     # each refresh read the token file anew: STS answers only the current token, and refused none
@@ -264,16 +272,16 @@ def test_the_app_serves_devices_across_rotations(chain, issuer, front, make_serv
     with ContainerCredentials(issuer) as container:
         chain(container.environment())
         url, _ = app_on_front(make_server, front)
-        first, devices = issuer.current().number, 0
-        while issuer.current().number < first + ROTATIONS:
+        first, deadline = issuer.current().number, time.monotonic() + 240
+        # Until the app has signed with ROTATIONS generations: a busy machine may run one device's
+        # round past a whole generation, which the app then never holds, so the issuer's count is no end.
+        while len(signed_since(front, first)) < ROTATIONS:
+            assert time.monotonic() < deadline, (front.accepted, front.refusals)
             client = register_device(url)
             client.login(PASSWORD)
             client.refresh()
             assert client.get_json("/session/me")
-            devices += 1
-    assert devices >= ROTATIONS
     assert front.refusals == {}
-    assert len([g for g in front.generations_seen if g >= first]) >= ROTATIONS
     assert no_secret_in(caplog.text, issuer)
 
 
