@@ -15,9 +15,9 @@ from common.config import Settings
 from common.errors import (Conflict, ErrorCode, Forbidden, InvalidField, MissingFields, NotFound, StorageUnavailable,
                            Unauthorized)
 from common.timefmt import iso, parse_iso
-from common.crypto.certificates import (certificate_fingerprint, certificate_from_pem, certificate_issued_by,
-                                        certificate_pem, device_id_from_certificate, issue_device_certificate,
-                                        load_client_certificate, user_uuid_from_certificate)
+from common.crypto.certificates import (CertificateAuthority, certificate_fingerprint, certificate_from_pem,
+                                        certificate_issued_by, certificate_pem, device_id_from_certificate,
+                                        issue_device_certificate, load_client_certificate, user_uuid_from_certificate)
 from common.crypto.device_keys import (CryptoInputError, DeviceKey, generate_device_key, key_type_name,
                                        load_device_public_key, public_key_from_csr, verify_device_signature)
 from common.crypto.dpop import key_thumbprint
@@ -88,12 +88,12 @@ def new_device_writes(ctx: AppContext, record: DeviceRecord) -> list[GuardedWrit
             GuardedWrite(item=put, refusal=StorageUnavailable)]
 
 
-def certificate_response(ctx: AppContext, issued: IssuedDevice, *, message: str) -> DeviceCertificateResponse:
+def certificate_response(ca: CertificateAuthority, issued: IssuedDevice, *, message: str) -> DeviceCertificateResponse:
     record = issued.record
     return DeviceCertificateResponse(
         uuid=record.user_uuid, device_id=record.device_id, device_name=record.device_name,
         client_cert=base64.b64encode(record.cert_pem.encode()).decode(), fingerprint=record.fingerprint,
-        ca_cert=ctx.ca.certificate_pem(), cert_expires_at=record.cert_expires_at, private_key=issued.private_key_pem,
+        ca_cert=ca.certificate_pem(), cert_expires_at=record.cert_expires_at, private_key=issued.private_key_pem,
         message=message)
 
 
@@ -120,18 +120,19 @@ def certificate_expired(record: DeviceRecord, *, now: datetime) -> bool:
     return parse_iso(record.cert_expires_at) <= now
 
 
-def renewal_due(ctx: AppContext, record: DeviceRecord) -> bool:
+def renewal_due(settings: Settings, record: DeviceRecord, *, now: datetime) -> bool:
     """True within CITYLOGIN_CERT_RENEW_BEFORE_DAYS of the certificate's end, and after it."""
-    renew_before = timedelta(days=ctx.settings.cert_renew_before_days)
-    return parse_iso(record.cert_expires_at) - renew_before <= ctx.now()
+    renew_before = timedelta(days=settings.cert_renew_before_days)
+    return parse_iso(record.cert_expires_at) - renew_before <= now
 
 
-def _checked_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint: str) -> DeviceRecord:
+def _checked_device(settings: Settings, record: DeviceRecord | None, *, fingerprint: str,
+                    now: datetime) -> DeviceRecord:
     if record is None or not digests_equal(record.fingerprint, fingerprint):
         raise CertificateMismatch()
     if record.status != DEVICE_STATUS_ACTIVE:
         raise DeviceRevoked()
-    if parse_iso(record.cert_expires_at) + _renewal_grace(ctx.settings) <= ctx.now():
+    if parse_iso(record.cert_expires_at) + _renewal_grace(settings) <= now:
         raise CertificateExpired()
     return record
 
@@ -139,7 +140,7 @@ def _checked_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint
 def recheck_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint: str) -> DeviceRecord:
     """`record` if it is active, holds the certificate `fingerprint`, and that has not expired
     beyond the renewal grace."""
-    return _checked_device(ctx, record, fingerprint=fingerprint)
+    return _checked_device(ctx.settings, record, fingerprint=fingerprint, now=ctx.now())
 
 
 def _check_issued_here(ctx: AppContext, cert: x509.Certificate) -> None:
@@ -198,14 +199,14 @@ def device_for_presented(ctx: AppContext, presented: PresentedCertificate, *, us
     _check_issued_here(ctx, presented.cert)
     if record is not None and (record.user_uuid, record.device_id) != (user_uuid, presented.device_id):
         record = None
-    return _checked_device(ctx, record, fingerprint=certificate_fingerprint(presented.cert))
+    return _checked_device(ctx.settings, record, fingerprint=certificate_fingerprint(presented.cert), now=ctx.now())
 
 
 def device_for_fingerprint(ctx: AppContext, *, user_uuid: str, fingerprint: str) -> DeviceRecord:
     """The user's device with this certificate fingerprint, if still valid."""
     fingerprint = fingerprint.lower()
     matches = [d for d in device_store(ctx).list_for_user(user_uuid) if d.fingerprint == fingerprint]
-    return _checked_device(ctx, matches[0] if matches else None, fingerprint=fingerprint)
+    return _checked_device(ctx.settings, matches[0] if matches else None, fingerprint=fingerprint, now=ctx.now())
 
 
 def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> bool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TYPE_CHECKING
 
 from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
 from accounts import user_service as users
 from accounts.models import Secret, UserRecord
+from common.config import Settings
 from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
                            Unauthorized)
 from common.timefmt import iso_from_epoch
@@ -69,9 +71,9 @@ def _challenge_counter(ctx: AppContext, ip: str | None) -> TransactWriteItemType
         window_seconds=CHALLENGE_RATE_WINDOW, now=ctx.epoch())
 
 
-def _too_many_challenges(ctx: AppContext) -> TooManyRequests:
+def _too_many_challenges(now: int) -> TooManyRequests:
     return TooManyRequests("Too many login challenges from this address; try again shortly.",
-                           retry_after=CHALLENGE_RATE_WINDOW - ctx.epoch() % CHALLENGE_RATE_WINDOW,
+                           retry_after=CHALLENGE_RATE_WINDOW - now % CHALLENGE_RATE_WINDOW,
                            code=ErrorCode.RATE_LIMITED)
 
 
@@ -81,7 +83,7 @@ def new_challenge(ctx: AppContext, *, ip: str | None) -> str:
     challenge are one transaction."""
     challenge = challenges.issue_challenge(ctx, counter=_challenge_counter(ctx, ip))
     if challenge is None:
-        raise _too_many_challenges(ctx)
+        raise _too_many_challenges(ctx.epoch())
     return challenge
 
 
@@ -90,19 +92,19 @@ def passkey_options(ctx: AppContext, *, username: str | None, ip: str | None) ->
     challenges of the IP (429 rate_limited beyond CITYLOGIN_CHALLENGES_PER_MINUTE_PER_IP)."""
     options = passkeys.request_options(ctx, username=username, counter=_challenge_counter(ctx, ip))
     if options is None:
-        raise _too_many_challenges(ctx)
+        raise _too_many_challenges(ctx.epoch())
     return options
 
 
 # --- login -------------------------------------------------------------------------------
 
-def _required_fields(ctx: AppContext, request: LoginRequest, caller: Caller) -> Secret:
+def _required_fields(settings: Settings, request: LoginRequest, caller: Caller) -> Secret:
     """The password or passkey, once every field the login needs is there (else 400 missing_fields)."""
     secret = request.secret()
     missing = []
     if not caller.verified_cert and not request.client_cert and not request.client_cert_fp:
         missing.append("client_cert")
-    if ctx.settings.require_proof_of_possession and not caller.verified_cert:
+    if settings.require_proof_of_possession and not caller.verified_cert:
         missing += [f for f in ("challenge", "signature") if not getattr(request, f)]
     if missing:
         raise MissingFields(missing)
@@ -115,7 +117,7 @@ def login(ctx: AppContext, *, request: LoginRequest, caller: Caller, offer: Proo
     and challenge the presented certificate points to) and one transaction after it. With a DPoP
     proof in `offer` (by the device's certified key) the session is bound to that key (SPEC §12).
     A passkey's assertion may stand in for the password (SPEC §13), never for the device's proof."""
-    secret = _required_fields(ctx, request, caller)
+    secret = _required_fields(ctx.settings, request, caller)
     # Before the try: a proof refused (a nonce asked for) leaves the challenge for the retry.
     dpop = _binding_proof(ctx, offer)
     try:
@@ -139,7 +141,7 @@ def _binding_proof(ctx: AppContext, offer: ProofOffer | None) -> Proof | None:
         if ctx.settings.dpop == "required":
             raise binding.DpopRequired()
         return None
-    return binding.checked_proof(ctx, offer)
+    return binding.checked_proof(ctx.refresh_secrets, ctx.epoch(), offer)
 
 
 def _username(ctx: AppContext, request: LoginRequest, account: str | None) -> str:
@@ -297,7 +299,7 @@ def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     for _ in range(OPEN_ATTEMPTS):
         seats = sessions.read_seats(ctx, user_uuid=user.user_uuid, device_id=device.device_id, presence=presence,
                                     after=moved)
-        evicted = _evictions(ctx, user=user, device=device, others=seats.others, force=force)
+        evicted = _evictions(ctx.settings, user=user, device=device, others=seats.others, force=force)
         try:
             taken = sessions.take_seat(ctx, seats, evicted=evicted, device_name=device.device_name,
                                        device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent,
@@ -314,11 +316,10 @@ def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     raise ServiceUnavailable("Too many simultaneous logins for this account; try again.")
 
 
-def _evictions(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, others: list[PresenceEntry],
+def _evictions(settings: Settings, *, user: UserRecord, device: DeviceRecord, others: list[PresenceEntry],
                force: bool) -> list[PresenceEntry]:
     """The other devices' live sessions this login displaces, or ConfirmationRequired /
     ConcurrentLoginRejected. An operator's per-user limit replaces the configured total."""
-    settings = ctx.settings
     limit = settings.max_concurrent_devices if user.max_concurrent_devices is None else user.max_concurrent_devices
     return concurrency_policy.choose_evictions(
         policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=others, force=force,
@@ -343,7 +344,8 @@ def active_device(entry: PresenceEntry) -> dict[str, Any]:
 def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> LoginResponse:
     session = opened.session
     return LoginResponse(
-        cert_expires_at=device.cert_expires_at, renew_certificate=devices.renewal_due(ctx, device),
+        cert_expires_at=device.cert_expires_at,
+        renew_certificate=devices.renewal_due(ctx.settings, device, now=ctx.now()),
         access_token=opened.tokens.access_token, refresh_token=opened.tokens.refresh_token,
         token_type=opened.tokens.token_type, expires_in=opened.tokens.expires_in, session_id=session.session_id,
         device_id=session.device_id, user_uuid=session.user_uuid,
@@ -356,12 +358,12 @@ def _new_sign_in_notice(ctx: AppContext, *, user: UserRecord, device: DeviceReco
     its class, when and from where."""
     return ctx.notifier.queued(localized_message(
         "new_sign_in", user_uuid=user.user_uuid, email=user.email, locale=user.locale, device=device.device_name,
-        facts=_facts(ctx, user=user, device=device, caller=caller), link=not_me.url))
+        facts=_facts(user, device, caller, at=ctx.now()), link=not_me.url))
 
 
-def _facts(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller) -> str:
+def _facts(user: UserRecord, device: DeviceRecord, caller: Caller, *, at: datetime) -> str:
     return device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
-                        at=ctx.now(), ip=caller.ip)
+                        at=at, ip=caller.ip)
 
 
 def _notify_evicted(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
@@ -369,7 +371,7 @@ def _notify_evicted(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, 
     """In the account's locale: each device the sign-in logged out, saying which device signed in."""
     if not opened.evicted:
         return
-    facts = _facts(ctx, user=user, device=device, caller=caller)
+    facts = _facts(user, device, caller, at=ctx.now())
     for evicted in opened.evicted:
         ctx.notifier.notify(localized_message(
             "forced_logout", texts="forced_logout_displaced", user_uuid=user.user_uuid, email=user.email,

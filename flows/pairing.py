@@ -75,4 +75,4 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
     if had_failures:
         background(ctx).submit(credentials.clear_failures, ctx, username=username)  # off the response path
     ctx.notifier.send_queued(mail)
-    return devices.certificate_response(ctx, issued, message="Device registered.")
+    return devices.certificate_response(ctx.ca, issued, message="Device registered.")

@@ -46,7 +46,7 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
     audit(AuditEvent.DEVICE_RECOVERED, user_uuid=user.user_uuid, device_id=issued.record.device_id,
           unbound=[d.device_id for d in unbound], ip=caller.ip)
     _notify_recovered(ctx, user=user, device=issued.record, unbound=len(unbound), caller=caller)
-    return devices.certificate_response(ctx, issued, message="Device recovered.")
+    return devices.certificate_response(ctx.ca, issued, message="Device recovered.")
 
 
 

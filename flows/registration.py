@@ -94,7 +94,7 @@ def _register(ctx: AppContext, *, username: str, email: str, password: str, devi
     else:
         told = background(ctx).submit(_tell_holder, ctx, email=email, new_user_uuid=user_uuid, at=ctx.now())
         told.add_done_callback(_log_untold)
-    response = devices.certificate_response(ctx, issued, message="Registration successful.")
+    response = devices.certificate_response(ctx.ca, issued, message="Registration successful.")
     return RegistrationResponse(**response.model_dump(), recovery_codes=recovery.codes)
 
 

@@ -30,7 +30,7 @@ def resume_session(ctx: AppContext, *, body: ResumeRequest, offer: ProofOffer | 
     the proof checked first (a nonce asked for leaves the challenge to the retry), then one batch read
     (the device, its account's presence, the challenge), the signature, the challenge used up whatever
     the outcome, the session read; the proof is spent last, once nothing refused the request."""
-    proof = binding.checked_proof(ctx, offer)
+    proof = binding.checked_proof(ctx.refresh_secrets, ctx.epoch(), offer)
     proven = device_proof.prove(ctx, client_cert=body.client_cert, challenge=body.challenge,
                                 signature=body.signature, purpose=RESUME_PURPOSE)
     device, session = proven.device, proven.session

@@ -21,9 +21,10 @@ bp = Blueprint("login_app", __name__, url_prefix="/login")
 @operation("A single-use nonce for the device to sign", response=ChallengeResponse, status=201, errors=(429,))
 def challenge() -> tuple[Response, int, dict[str, str]]:
     # With the server's DPoP-Nonce, for a client that puts one in its login proof (SPEC §12).
-    return jsonify(ChallengeResponse(challenge=login_flow.new_challenge(ctx(), ip=current_caller().ip),
+    context = ctx()
+    return jsonify(ChallengeResponse(challenge=login_flow.new_challenge(context, ip=current_caller().ip),
                                      expires_in=login_flow.CHALLENGE_TTL).model_dump()), 201, {
-        NONCE_HEADER: current_nonce(ctx())}
+        NONCE_HEADER: current_nonce(context.refresh_secrets, context.epoch())}
 
 
 @bp.post("/passkey/options")

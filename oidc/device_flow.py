@@ -171,7 +171,7 @@ def redeem(ctx: AppContext, request: DeviceRequest, *, grant: Grant, app: AppRec
     recorded = grant_store(ctx).redeem_item(grant, request_digest=request.digest, now=ctx.epoch(),
                                             expires_epoch=request.session_expires_epoch,
                                             issued_ms=request.approved_ms, replacing=None)
-    refresh.write_while_live(ctx, [
+    refresh.write_while_live(ctx.dynamodb, [
         sessions.live_check_of(ctx, session_id=request.session_id, user_uuid=request.user_uuid,
                                device_id=request.device_id, app=(app.client_id, app.name)),
         GuardedWrite(item=store(ctx).redeem_item(request),

@@ -51,7 +51,7 @@ def redeem(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord) -> None
     for _ in range(ATTEMPTS):
         try:
             writes = _writes(ctx, code=code, grant=grant, app=app, replacing=replacing)
-            refresh.write_while_live(ctx, writes)
+            refresh.write_while_live(ctx.dynamodb, writes)
             return
         except GrantInTheWay as refused:
             replacing = _live_grant_to_replace(refused.item, code=code)

@@ -27,7 +27,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from cryptography.exceptions import InvalidTag
@@ -35,9 +35,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from common.config import Settings
 from common.errors import ApiError
 from common.crypto.tokens import digests_equal, keyed_token
 from common.database.guarded_write import GuardedWrite, write_all
+from common.keys.ring_reader import RefreshSecrets
 from accounts.service import AccountNotFound
 from oidc import claims, grants, token_binding
 from oidc.models import AppRefresh, Grant, SignedIn
@@ -45,6 +47,9 @@ from oidc.store import GrantMoved, GrantStore
 from sessions import service as sessions
 from common.web.audit import AuditEvent, audit
 from common.runtime.context import AppContext
+
+if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -101,9 +106,9 @@ def token_text(ctx: AppContext, user: SignedIn, *, client_id: str) -> str:
     if carried is None or len(carried) > MAX_CARRIED_LENGTH:  # no claims known, or too long: read at its rotation
         carried = _seal(secret, head, [*grant, GRANT_SCOPE_FORM])
     parts = _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid, carried, sealed=True)
-    text = _text(ctx, parts)
+    text = _text(ctx.refresh_secrets, parts)
     if len(str(text)) > MAX_TOKEN_LENGTH:
-        text = _text(ctx, replace(parts, carried=_seal(secret, head, [*grant, GRANT_SCOPE_FORM])))
+        text = _text(ctx.refresh_secrets, replace(parts, carried=_seal(secret, head, [*grant, GRANT_SCOPE_FORM])))
     assert text is not None
     return text
 
@@ -112,8 +117,8 @@ def _head(parts: _Parts) -> str:
     return f"{parts.session_id}.{parts.client_id}.{parts.grant_id}.{parts.generation}.{parts.kid}"
 
 
-def _text(ctx: AppContext, parts: _Parts) -> str | None:
-    secret = ctx.refresh_secrets.get(parts.kid)
+def _text(ring: RefreshSecrets, parts: _Parts) -> str | None:
+    secret = ring.get(parts.kid)
     if secret is None:  # a retired or made-up kid
         return None
     head = _head(parts)
@@ -171,7 +176,7 @@ def _parse(token: object) -> _Parts | None:
 def _checked(ctx: AppContext, token: object) -> _Parts | None:
     """The parts of one of our refresh tokens whose MAC holds; None for anything else."""
     parts = _parse(token)
-    expected = _text(ctx, parts) if parts else None
+    expected = _text(ctx.refresh_secrets, parts) if parts else None
     if parts is None or expected is None or not digests_equal(expected, str(token)):
         return None
     return parts
@@ -201,7 +206,7 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
         return None
     if parts.carried is None:
         return _read(ctx, parts, text=str(token))
-    carried = _carried_grant(ctx, parts)
+    carried = _carried_grant(ctx.refresh_secrets, parts)
     if carried is None:
         return None
     grant, form, person = carried
@@ -210,11 +215,11 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
     return AppRefresh(grant=grant, generation=parts.generation, unread=True, text=str(token), person=person)
 
 
-def _carried_grant(ctx: AppContext, parts: _Parts) -> tuple[Grant, int, dict[str, Any] | None] | None:
+def _carried_grant(ring: RefreshSecrets, parts: _Parts) -> tuple[Grant, int, dict[str, Any] | None] | None:
     """The grant as a token's `carried` part (under its MAC; opened first if sealed) says it was, at the
     token's generation, the form of the list it holds (PERSON_FORM, GRANT_SCOPE_FORM, or 1 for the form
     before it) and the person's claims it carries (PERSON_FORM; None before)."""
-    secret = ctx.refresh_secrets.get(parts.kid)
+    secret = ring.get(parts.kid)
     values: Any
     try:
         if parts.sealed:
@@ -306,7 +311,7 @@ def _next(ctx: AppContext, grant: Grant, *, key: str | None, person: dict[str, A
              if person is not None else None)
     if given is not None:
         writes.append(given)  # last: a session's end or a parallel rotation is told first
-    write_while_live(ctx, writes)
+    write_while_live(ctx.dynamodb, writes)
     return replace(grant.signed_in(refresh_generation=grant.refresh_gen + 1), jkt=key, issued_epoch=now,
                    refresh_kid=kid, person=person)
 
@@ -330,7 +335,7 @@ def _rotated_out(ctx: AppContext, grant: Grant, *, generation: int) -> SignedIn:
     if sessions.live_session(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
                              device_id=grant.device_id) is None:
         raise InvalidGrantError("The citylogin session of this refresh token has ended.")
-    if _within_grace(ctx, grant, generation=generation):
+    if _within_grace(ctx.settings, grant, generation=generation, now=ctx.epoch()):
         return _same_successor(ctx, grant)
     audit(AuditEvent.REFRESH_TOKEN_REUSED, user_uuid=grant.user_uuid, device_id=grant.device_id,
           session_id=grant.session_id, generation=generation, client_id=grant.client_id)
@@ -339,11 +344,11 @@ def _rotated_out(ctx: AppContext, grant: Grant, *, generation: int) -> SignedIn:
     raise InvalidGrantError("This refresh token was used before: the app's grant on this session has ended.")
 
 
-def _within_grace(ctx: AppContext, grant: Grant, *, generation: int) -> bool:
+def _within_grace(settings: Settings, grant: Grant, *, generation: int, now: int) -> bool:
     """The token the grant's last rotation (recorded by this release) retired, CITYLOGIN_REFRESH_REUSE_GRACE
-    seconds ago at most."""
+    seconds before `now` (epoch seconds) at most."""
     return (generation == grant.refresh_gen - 1 and grant.rotated_gen == grant.refresh_gen
-            and int(ctx.now().timestamp()) - grant.rotated_epoch <= ctx.settings.refresh_reuse_grace)
+            and now - grant.rotated_epoch <= settings.refresh_reuse_grace)
 
 
 def _same_successor(ctx: AppContext, grant: Grant) -> SignedIn:
@@ -359,13 +364,13 @@ def _same_successor(ctx: AppContext, grant: Grant) -> SignedIn:
                    issued_epoch=grant.rotated_epoch, refresh_kid=grant.refresh_kid, person=person)
 
 
-def write_while_live(ctx: AppContext, writes: list[GuardedWrite]) -> None:
+def write_while_live(dynamodb: DynamoDBClient, writes: list[GuardedWrite]) -> None:
     """`writes` (the first the session's liveness check) in one transaction; a session that ended
     meanwhile, for whatever reason (a logout, an account locked: its session stays ended after an unlock),
     is the token endpoint's invalid_grant (RFC 6749 §5.2), not a 401 or 403 of citylogin's own API. Only a
     session too busy to tell (503) is left as it is."""
     try:
-        write_all(ctx.dynamodb, writes)
+        write_all(dynamodb, writes)
     except ApiError as error:
         if error.status >= 500:
             raise

@@ -57,7 +57,7 @@ def sign_app_out(ctx: AppContext, *, principal: Principal, session_id: str, clie
     only while the session is live, in the revocation's own transaction, so that an app whose session
     ended meanwhile is not told twice."""
     session = sessions.own_session(ctx, user_uuid=principal.user_uuid, session_id=session_id)
-    if not CLIENT_ID.match(client_id) or sessions.session_status(ctx, session)[0] != "active":
+    if not CLIENT_ID.match(client_id) or sessions.session_status(ctx.settings, session, ctx.epoch())[0] != "active":
         raise AppNotSignedIn()
     ended = grants.end_grant(ctx, session_id=session_id, client_id=client_id, reason=grants.SIGNED_OUT_BY_PERSON,
                              checks=[_still_live(ctx, session)])

@@ -48,7 +48,7 @@ def proven_key(ctx: AppContext, offer: ProofOffer | None) -> ProvenKey | None:
     if offer is None:
         return None
     try:
-        proof = binding.checked_proof(ctx, offer)
+        proof = binding.checked_proof(ctx.refresh_secrets, ctx.epoch(), offer)
         binding.spend_proof(ctx, proof)
     except binding.UseDpopNonce:
         raise UseDpopNonceError("Make the DPoP proof again with the server's DPoP-Nonce.") from None

@@ -281,7 +281,7 @@ def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str,
 
 
 def _session_view(ctx: AppContext, session: SessionRecord) -> OperatorSession:
-    status, reason = sessions.session_status(ctx, session)
+    status, reason = sessions.session_status(ctx.settings, session, ctx.epoch())
     return OperatorSession(session_id=session.session_id, device_id=session.device_id,
                            device_name=session.device_name, created_at=session.created_at,
                            last_seen_at=iso_from_epoch(session.last_seen_epoch), status=status,

@@ -199,7 +199,7 @@ def _bound_proof(ctx: AppContext, claims: dict[str, Any], *, access_token: str, 
         return None
     if scheme != binding.DPOP:
         raise binding.InvalidDpopProof(reason="a bound access token goes as Authorization: DPoP, with a DPoP proof")
-    return binding.checked_proof(ctx, offer, access_token=access_token, jkt=jkt)
+    return binding.checked_proof(ctx.refresh_secrets, ctx.epoch(), offer, access_token=access_token, jkt=jkt)
 
 
 def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int, app_token: bool) -> None:

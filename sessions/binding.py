@@ -11,6 +11,7 @@ from common.errors import BadRequest, ErrorCode, Unauthorized
 from common.crypto import dpop
 from common.database.guarded_write import GuardedWrite
 from common.database.one_time_tokens import OneTimeTokenStore
+from common.keys.ring_reader import RefreshSecrets
 from common.runtime.context import AppContext
 
 PROOF_KIND = "dpop_proof"
@@ -46,15 +47,15 @@ class ProofOffer:
     urls: tuple[str, ...]
 
 
-def current_nonce(ctx: AppContext) -> str:
-    """The `DPoP-Nonce` every host hands out now (RFC 9449 §8, §9)."""
-    kid = ctx.refresh_secrets.newest_kid()
-    secret = ctx.refresh_secrets.get(kid)
+def current_nonce(secrets: RefreshSecrets, now: int) -> str:
+    """The `DPoP-Nonce` every host hands out at `now` (RFC 9449 §8, §9)."""
+    kid = secrets.newest_kid()
+    secret = secrets.get(kid)
     assert secret is not None  # newest_kid names a secret of the ring
-    return dpop.make_nonce(secret=secret, kid=kid, now=ctx.epoch())
+    return dpop.make_nonce(secret=secret, kid=kid, now=now)
 
 
-def checked_proof(ctx: AppContext, offer: ProofOffer | None, *, access_token: str | None = None,
+def checked_proof(secrets: RefreshSecrets, now: int, offer: ProofOffer | None, *, access_token: str | None = None,
                   jkt: str | None = None) -> dpop.Proof:
     """The offer's proof if it is good for this request (signature, method, URL, ath, the key `jkt`,
     and fresh: an iat within 60 s, or a current nonce); else InvalidDpopProof, or UseDpopNonce for a
@@ -62,11 +63,10 @@ def checked_proof(ctx: AppContext, offer: ProofOffer | None, *, access_token: st
     proof_spending) once nothing else refuses the request."""
     if offer is None or offer.proof is None:
         raise InvalidDpopProof(reason="this request needs a DPoP header")
-    now = ctx.epoch()
     try:
         proof, _key = dpop.read_proof(offer.proof)
         fresh_by_nonce = proof.nonce is not None and dpop.nonce_is_current(
-            proof.nonce, secret_of=ctx.refresh_secrets.get, now=now)
+            proof.nonce, secret_of=secrets.get, now=now)
         if proof.nonce is not None and not fresh_by_nonce:
             raise UseDpopNonce()
         dpop.check_proof(proof, method=offer.method, urls=list(offer.urls), now=now, access_token=access_token,

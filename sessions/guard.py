@@ -40,7 +40,8 @@ def credentials() -> tuple[str, str]:
 
 
 def _hand_out_nonce(response: Response) -> Response:
-    response.headers[NONCE_HEADER] = binding.current_nonce(ctx())
+    context = ctx()
+    response.headers[NONCE_HEADER] = binding.current_nonce(context.refresh_secrets, context.epoch())
     return response
 
 

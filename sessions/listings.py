@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from common.config import Settings
 from common.errors import InvalidField
 from common.database.batch_read import KeyRead
 from common.keys.ring_reader import RefreshSecrets
@@ -51,9 +52,9 @@ def _sealed_page(secrets: RefreshSecrets, *, listing: str, user_uuid: str, curso
     return items, cursors.seal(next_position, secrets=secrets, listing=listing, user_uuid=user_uuid)
 
 
-def session_status(ctx: AppContext, session: SessionRecord) -> tuple[str, str | None]:
-    """("active" | "revoked" | "expired", reason) as of now."""
-    reason = end_reason(ctx.settings, session, ctx.epoch())
+def session_status(settings: Settings, session: SessionRecord, now: int) -> tuple[str, str | None]:
+    """("active" | "revoked" | "expired", reason) as of `now` (epoch seconds)."""
+    reason = end_reason(settings, session, now)
     if reason is None:
         return "active", None
     return ("revoked" if session.status != SESSION_ACTIVE else "expired"), reason

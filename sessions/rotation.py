@@ -50,8 +50,8 @@ def refresh(ctx: AppContext, *, refresh_token: str, offer: ProofOffer | None = N
     own transaction (SPEC §12). A token that carries its holder is rotated in one write, without a
     read; whatever that write refuses is looked into by reading the session."""
     token = _parse_refresh_token(refresh_token)
-    if not digests_equal(refresh_token, refresh_token_text(ctx, token.session_id, token.generation, token.kid,
-                                                     token.carried)):
+    expected = refresh_token_text(ctx.refresh_secrets, token.session_id, token.generation, token.kid, token.carried)
+    if not digests_equal(refresh_token, expected):
         raise InvalidRefreshToken()
     if token.carried is not None:
         rotated = _rotate_unread(ctx, token, refresh_token=refresh_token, offer=offer)
@@ -69,7 +69,8 @@ def _rotate_unread(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
     assert token.carried is not None and token.kid is not None
     proof = None
     if offer is not None and offer.proof is not None:
-        proof = binding.checked_proof(ctx, offer)  # which key: the write's condition holds it to the session's
+        # which key: the write's condition holds it to the session's
+        proof = binding.checked_proof(ctx.refresh_secrets, ctx.epoch(), offer)
     elif ctx.settings.dpop == "required":
         return None  # a bearer session that may no longer refresh: the read path says so
     holder = replace(carried_holder(token.session_id, token.carried), jkt=proof.jkt if proof else None)
@@ -138,7 +139,7 @@ def _refresh_proof(ctx: AppContext, session: SessionRecord, offer: ProofOffer | 
         if ctx.settings.dpop == "required":
             raise binding.DpopRequired()
         return None
-    proof = binding.checked_proof(ctx, offer, jkt=session.jkt)
+    proof = binding.checked_proof(ctx.refresh_secrets, ctx.epoch(), offer, jkt=session.jkt)
     return _Spending(proof=proof, write=binding.proof_spending(ctx, proof))
 
 

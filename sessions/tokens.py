@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from common.crypto.tokens import keyed_token
+from common.keys.ring_reader import RefreshSecrets
 from sessions import binding
 from sessions.errors import InvalidRefreshToken
 from sessions.models import Holder, SessionRecord, TokenPair
@@ -23,14 +24,15 @@ def refresh_token_of(ctx: AppContext, holder: Holder | SessionRecord, generation
     # Derived, not random: within the grace window the same successor can be handed out again
     # while only its digest is stored (SPEC §4, §6).
     if kid is None:
-        return refresh_token_text(ctx, holder.session_id, generation, None, None)
-    return refresh_token_text(ctx, holder.session_id, generation, kid, _carried(holder))
+        return refresh_token_text(ctx.refresh_secrets, holder.session_id, generation, None, None)
+    return refresh_token_text(ctx.refresh_secrets, holder.session_id, generation, kid, _carried(holder))
 
 
-def refresh_token_text(ctx: AppContext, session_id: str, generation: int, kid: str | None, carried: str | None) -> str:
+def refresh_token_text(secrets: RefreshSecrets, session_id: str, generation: int, kid: str | None,
+                       carried: str | None) -> str:
     """A refresh token's text in any of its forms (a 4-part one, <session_id>.<generation>.<kid>.<mac>,
     carries nothing: made before tokens carried their holder)."""
-    secret = ctx.refresh_secrets.get(kid or ctx.refresh_secrets.oldest_kid())
+    secret = secrets.get(kid or secrets.oldest_kid())
     if secret is None:  # a kid the ring does not hold (retired, or made up)
         raise InvalidRefreshToken()
     if carried is not None:

@@ -52,7 +52,7 @@ def _flows() -> SessionFlows:
 
 
 def _view(session: SessionRecord, *, current_id: str) -> SessionView:
-    status, reason = service.session_status(ctx(), session)
+    status, reason = service.session_status(ctx().settings, session, ctx().epoch())
     return SessionView(
         session_id=session.session_id, device_id=session.device_id, device_name=session.device_name,
         created_at=session.created_at, last_seen_at=iso_from_epoch(session.last_seen_epoch),
@@ -124,7 +124,8 @@ def list_sessions() -> Response:
     sessions, next_cursor = service.session_page(ctx(), user_uuid=principal.user_uuid, limit=query.limit,
                                                  cursor=query.cursor or None, include_ended=query.include_ended)
     # The apps signed in on the live sessions now (an ended session's come from its record).
-    live = [s.session_id for s in sessions if service.session_status(ctx(), s)[0] == "active"]
+    now = ctx().epoch()
+    live = [s.session_id for s in sessions if service.session_status(ctx().settings, s, now)[0] == "active"]
     apps = _flows().signed_in_apps(ctx(), session_ids=live)
     views = [_listed(s, current_id=principal.session_id, apps=apps) for s in sessions]
     return jsonify(SessionList(sessions=views, next_cursor=next_cursor).model_dump())

@@ -44,7 +44,7 @@ def open_console(context: BrowserContext, url: str) -> Page:
 def live_sessions(ctx, username: str) -> list:
     user_uuid = users.find_uuid_by_username(ctx, username=username)
     return [s for s in sessions.list_user_sessions(ctx, user_uuid=user_uuid)
-            if sessions.session_status(ctx, s)[0] == "active"]
+            if sessions.session_status(ctx.settings, s, ctx.epoch())[0] == "active"]
 
 
 def test_the_console_in_a_second_tab_goes_on_with_the_devices_session(make_server, new_device):

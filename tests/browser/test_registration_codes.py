@@ -36,7 +36,7 @@ def test_closing_the_browser_on_the_recovery_codes_leaves_the_person_signed_in(m
         user_uuid = users.find_uuid_by_username(ctx, username=username)
         assert user_uuid
         live = [s for s in sessions.list_user_sessions(ctx, user_uuid=user_uuid)
-                if sessions.session_status(ctx, s)[0] == "active"]
+                if sessions.session_status(ctx.settings, s, ctx.epoch())[0] == "active"]
         assert len(live) == 1               # the session began before the codes showed
         errors = list(device.errors)
     finally:

@@ -76,7 +76,8 @@ def page_panel_by_panel(ctx, user_uuid: str) -> dict:
                     for d in devices.list_devices(ctx, user_uuid=user_uuid, current_device_id="").devices],
         "sessions": [{"session_id": s.session_id, "device_id": s.device_id, "device_name": s.device_name,
                       "created_at": s.created_at, "last_seen_at": iso_from_epoch(s.last_seen_epoch),
-                      **dict(zip(("status", "revoked_reason"), sessions.session_status(ctx, s), strict=True)),
+                      **dict(zip(("status", "revoked_reason"), sessions.session_status(ctx.settings, s, ctx.epoch()),
+                                 strict=True)),
                       "ip": s.ip, "user_agent": s.user_agent} for s in recent],
         "passkeys": [{"name": p.name, "created_at": p.created_at, "last_used_at": p.last_used_at}
                      for p in passkeys.list_passkeys(ctx, user_uuid=user_uuid)]}
