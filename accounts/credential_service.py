@@ -22,6 +22,7 @@ from accounts.models import PasskeyAssertion, Secret, UserRecord
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
 from common.crypto.tokens import token_digest
 from common.database.batch_read import KeyRead, read_together
+from common.database.dynamo import TableNames
 from common.mail.notifier import Notifier, localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import HistoryResult
@@ -80,15 +81,15 @@ def credential_reads(ctx: AppContext, *, username: str, ip: str | None, expected
         return KeyRead(table, LockoutStore.key(limit_key), LockoutStore.from_item)
 
     reads: dict[str, KeyRead[Any]] = {
-        OWNER: users.username_owner_read(ctx, username=username),
-        EXPECTED: users.user_read(ctx, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
+        OWNER: users.username_owner_read(ctx.tables, username=username),
+        EXPECTED: users.user_read(ctx.tables, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
         LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
         LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
         FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
     if isinstance(secret, PasskeyAssertion):
         owner = (expected_user_uuid or passkeys.user_of_handle(secret.response.userHandle)
                  or NO_SUCH_USER.user_uuid)
-        reads.update(passkeys.assertion_reads(ctx, user_uuid=owner, assertion=secret))
+        reads.update(passkeys.assertion_reads(ctx.tables, user_uuid=owner, assertion=secret, now=ctx.epoch()))
     return reads
 
 
@@ -137,16 +138,15 @@ def _notify_lockout(notifier: Notifier, *, user: UserRecord, ip: str | None, unt
                                           ip=ip or "-"))
 
 
-def username_lock_read(ctx: AppContext, *, username: str) -> KeyRead[int | None]:
+def username_lock_read(tables: TableNames, *, username: str, now: int) -> KeyRead[int | None]:
     """Until when (epoch seconds) wrong passwords locked `username`'s password checks, or None if they
     do not now, for a caller's batch read (an operator's account page)."""
     user_subject, _ = _subjects(username, None)
-    now = ctx.epoch()
 
     def until(item: dict[str, Any] | None) -> int | None:
         ends = int((LockoutStore.from_item(item) or {}).get("locked_until", 0))
         return ends if ends > now else None
-    return KeyRead(ctx.tables.rate_limits, LockoutStore.key(LockoutStore.lock_key(user_subject)), until)
+    return KeyRead(tables.rate_limits, LockoutStore.key(LockoutStore.lock_key(user_subject)), until)
 
 
 def clear_failures(ctx: AppContext, *, username: str) -> None:
@@ -179,7 +179,7 @@ def _secret_refused(ctx: AppContext, user: UserRecord | None, secret: Secret,
         return regressed
     if accepted is None:
         return InvalidCredentials()
-    passkeys.spend(ctx, accepted)
+    passkeys.spend(ctx.dynamodb, accepted)
     return None
 
 

@@ -33,6 +33,7 @@ from common.errors import Conflict, ErrorCode, NotFound, Unauthorized
 from common.timefmt import iso
 from common.crypto.tokens import token_digest
 from common.database import dynamo
+from common.database.dynamo import TableNames
 from common.database.batch_read import KeyRead
 from common.database.guarded_write import GuardedWrite, write_all
 from common.database.one_time_tokens import OneTimeTokenStore
@@ -41,6 +42,7 @@ from common.web.audit import AuditEvent, audit
 from common.runtime.context import AppContext
 
 if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 CHALLENGE_TTL = 300  # seconds to answer the browser's prompt
@@ -189,10 +191,10 @@ def list_passkeys(ctx: AppContext, *, user_uuid: str) -> list[PasskeyView]:
     return [_view(r) for r in _store(ctx).list(user_uuid)]
 
 
-def passkey_count_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[int]:
+def passkey_count_read(tables: TableNames, *, user_uuid: str) -> KeyRead[int]:
     """How many passkeys the user has, for a caller's batch read: the count item that every addition and
     removal moves in its own transaction (0 lists none without a Query)."""
-    return KeyRead(ctx.tables.passkeys, PasskeyStore.key(user_uuid, COUNT_ID), PasskeyStore.count_from_item)
+    return KeyRead(tables.passkeys, PasskeyStore.key(user_uuid, COUNT_ID), PasskeyStore.count_from_item)
 
 
 def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredential, name: str | None,
@@ -262,14 +264,15 @@ def delete_all_passkeys(ctx: AppContext, *, user_uuid: str) -> int:
 
 # --- an assertion in place of the password -----------------------------------------------------
 
-def assertion_reads(ctx: AppContext, *, user_uuid: str, assertion: PasskeyAssertion) -> dict[str, KeyRead[Any]]:
+def assertion_reads(tables: TableNames, *, user_uuid: str, assertion: PasskeyAssertion,
+                    now: int) -> dict[str, KeyRead[Any]]:
     """What accept_assertion needs, for the caller's batch read: the credential as a passkey of
     `user_uuid` (the account the caller expects) and the challenge it answers."""
     challenge = _client_challenge(assertion.response.clientDataJSON) or ""
-    return {PASSKEY: KeyRead(ctx.tables.passkeys, PasskeyStore.key(user_uuid, assertion.id), PasskeyStore.from_item),
-            PASSKEY_CHALLENGE: KeyRead(ctx.tables.one_time_tokens,
+    return {PASSKEY: KeyRead(tables.passkeys, PasskeyStore.key(user_uuid, assertion.id), PasskeyStore.from_item),
+            PASSKEY_CHALLENGE: KeyRead(tables.one_time_tokens,
                                        OneTimeTokenStore.key(token_digest(challenge, purpose=_GET)),
-                                       lambda item: _challenge_usable(item, now=ctx.epoch()))}
+                                       lambda item: _challenge_usable(item, now=now))}
 
 
 def _challenge_usable(item: dict[str, Any] | None, *, now: int) -> bool:
@@ -318,9 +321,9 @@ def check_assertion(ctx: AppContext, *, user: UserRecord, assertion: PasskeyAsse
                      refusal)])
 
 
-def spend(ctx: AppContext, accepted: AcceptedAssertion) -> None:
+def spend(dynamodb: DynamoDBClient, accepted: AcceptedAssertion) -> None:
     """Use the assertion up: its challenge and its counter, in one transaction."""
-    write_all(ctx.dynamodb, accepted.spending)
+    write_all(dynamodb, accepted.spending)
 
 
 def _report_counter(notifier: Notifier, *, at: datetime, user: UserRecord, record: PasskeyRecord) -> None:

@@ -17,6 +17,7 @@ from accounts.user_service import EmailTaken
 from common.errors import BadRequest, Conflict, ErrorCode, NotFound, StorageUnavailable, TooManyRequests, Unauthorized
 from common.crypto.tokens import compact_recovery_code, new_recovery_code, new_token, token_digest
 from common.database.batch_read import KeyRead
+from common.database.dynamo import TableNames
 from common.database.guarded_write import GuardedWrite
 from common.mail.message import Link, Mail
 from common.mail.notifier import localized_message
@@ -72,9 +73,9 @@ def first_recovery_codes(*, user_uuid: str) -> NewRecoveryCodes:
         [_digest(user_uuid, c) for c in codes]))
 
 
-def account_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[AccountRecord | None]:
+def account_read(tables: TableNames, *, user_uuid: str) -> KeyRead[AccountRecord | None]:
     """The account (None while it is being deleted), for a caller's batch read (common/database/batch_read.py)."""
-    return KeyRead(ctx.tables.users, AccountStore.key(user_uuid), AccountStore.from_item)
+    return KeyRead(tables.users, AccountStore.key(user_uuid), AccountStore.from_item)
 
 
 def still_shown(ctx: AppContext, *, user_uuid: str, refusal: Callable[[AccountRecord | None], Exception],

@@ -10,6 +10,7 @@ from accounts.role_store import LastAdmin, RoleMoving, RoleStore
 from accounts.user_store import ClaimMissing, NameTaken, UserStore, WriteRefused
 from common.errors import Conflict, ErrorCode, Forbidden, NotFound, StorageUnavailable
 from common.database.batch_read import KeyRead
+from common.database.dynamo import TableNames
 from common.database.guarded_write import GuardedWrite
 from sessions import service as sessions
 from sessions.models import AdminAction, EndedBy, RevokeReason
@@ -95,14 +96,14 @@ def get_user(ctx: AppContext, *, user_uuid: str) -> UserRecord | None:
     return user_store(ctx).get(user_uuid)
 
 
-def user_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[UserRecord | None]:
+def user_read(tables: TableNames, *, user_uuid: str) -> KeyRead[UserRecord | None]:
     """The user's item, for a caller's batch read (common/database/batch_read.py)."""
-    return KeyRead(ctx.tables.users, UserStore.user_key(user_uuid), UserStore.user_from_item)
+    return KeyRead(tables.users, UserStore.user_key(user_uuid), UserStore.user_from_item)
 
 
-def username_owner_read(ctx: AppContext, *, username: str) -> KeyRead[str | None]:
+def username_owner_read(tables: TableNames, *, username: str) -> KeyRead[str | None]:
     """The uuid of the user named `username` (compared as at registration), for a batch read."""
-    return KeyRead(ctx.tables.claims, UserStore.username_key(username), UserStore.owner_from_claim_item)
+    return KeyRead(tables.claims, UserStore.username_key(username), UserStore.owner_from_claim_item)
 
 
 def rehash_password(ctx: AppContext, *, user_uuid: str, verified_hash: str, password_hash: str) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from common.database import dynamo
+from common.database.dynamo import TableNames
 from common.database.batch_read import KeyRead
 
 from common.crypto.tokens import new_token, token_digest
@@ -42,16 +43,15 @@ def issue_challenge(ctx: AppContext, *, counter: TransactWriteItemTypeDef) -> st
     return challenge
 
 
-def challenge_read(ctx: AppContext, challenge: str) -> KeyRead[bool]:
+def challenge_read(tables: TableNames, challenge: str, *, now: int) -> KeyRead[bool]:
     """Whether `challenge` is usable (issued here, unused, unexpired), for a caller's batch read;
     only its consumption (challenge_consumption, in the caller's transaction) makes it count."""
-    now = ctx.epoch()
 
     def usable(item: dict[str, Any] | None) -> bool:
         if not item:
             return False
         return item["kind"]["S"] == _KIND and int(item["expires_epoch"]["N"]) > now
-    return KeyRead(ctx.tables.one_time_tokens, OneTimeTokenStore.key(token_digest(challenge, purpose=_KIND)), usable)
+    return KeyRead(tables.one_time_tokens, OneTimeTokenStore.key(token_digest(challenge, purpose=_KIND)), usable)
 
 
 def challenge_consumption(ctx: AppContext, challenge: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from common.errors import ErrorCode, Forbidden, Gone, NotFound, StorageUnavailab
 from common.timefmt import iso, iso_from_epoch
 from common.crypto.tokens import new_token, token_digest
 from common.database.batch_read import KeyRead
+from common.database.dynamo import TableNames
 from common.database.guarded_write import GuardedWrite, write_all
 from devices import qr
 from devices.pairing_store import USED, PairingTokenStore
@@ -93,9 +94,9 @@ def redeemable(record: dict[str, Any] | None, *, user_uuid: str, now: int) -> di
     return record
 
 
-def token_read(ctx: AppContext, *, token: str) -> KeyRead[Any]:
+def token_read(tables: TableNames, *, token: str) -> KeyRead[Any]:
     """The pairing token's item, for the redemption's batch read (None: unknown)."""
-    return KeyRead(ctx.tables.pairing_tokens, PairingTokenStore.key(token_digest(token, purpose=PURPOSE)),
+    return KeyRead(tables.pairing_tokens, PairingTokenStore.key(token_digest(token, purpose=PURPOSE)),
                    PairingTokenStore.from_item)
 
 

@@ -23,7 +23,7 @@ from common.crypto.device_keys import (CryptoInputError, DeviceKey, generate_dev
 from common.crypto.dpop import key_thumbprint
 from common.crypto.tokens import digests_equal
 from common.database.batch_read import KeyRead
-from common.database.dynamo import StoreRefusal
+from common.database.dynamo import StoreRefusal, TableNames
 from common.database.guarded_write import GuardedWrite
 from devices import concurrency_policy
 from devices.challenges import challenge_consumption, signature_bytes
@@ -182,9 +182,9 @@ def presented_certificate(client_cert: str) -> PresentedCertificate:
                                 device_id=_uuid_or_nil(device_id_from_certificate(cert)))
 
 
-def device_read(ctx: AppContext, *, user_uuid: str, device_id: str) -> KeyRead[DeviceRecord | None]:
+def device_read(tables: TableNames, *, user_uuid: str, device_id: str) -> KeyRead[DeviceRecord | None]:
     """The device's record, for a caller's batch read (common/database/batch_read.py)."""
-    return KeyRead(ctx.tables.devices, DeviceStore.key(user_uuid, device_id), DeviceStore.record_from_item)
+    return KeyRead(tables.devices, DeviceStore.key(user_uuid, device_id), DeviceStore.record_from_item)
 
 
 def device_for_presented(ctx: AppContext, presented: PresentedCertificate, *, user_uuid: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from accounts import user_service as users
 from relying_parties import service as apps
@@ -23,7 +24,7 @@ from common.database.guarded_write import GuardedWrite
 from devices import concurrency_policy
 from flows import device_proof, login
 from accounts.models import UserRecord
-from common.mail.notifier import device_class_name, device_facts, localized_message
+from common.mail.notifier import Notifier, device_class_name, device_facts, localized_message
 from oidc import consents
 from oidc import device_flow
 from oidc.models import ScreenApproved, ScreenApproval, ScreenSignIn
@@ -108,7 +109,7 @@ def _approve(ctx: AppContext, *, approver: _Approver, body: ScreenApproval, call
     for gone in taken.evicted:
         audit(AuditEvent.SESSION_EVICTED, user_uuid=approver.user_uuid, device_id=gone.device_id,
               session_id=gone.session_id, by_device=screen.device_id, reason="displaced")
-    _notify_displaced(ctx, user=user, screen=screen, opened=taken, caller=caller)
+    _notify_displaced(ctx.notifier, user=user, screen=screen, opened=taken, caller=caller, at=ctx.now())
     return ScreenApproved(status="approved", session_id=screen.session_id, device_id=screen.device_id,
                           device_name=screen.device_name, device_class=screen.device_class, client_name=app.name,
                           evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in taken.evicted])
@@ -163,15 +164,15 @@ def _writes(ctx: AppContext, *, approver: _Approver, screen: _Screen, now: int,
     return writes
 
 
-def _notify_displaced(ctx: AppContext, *, user: UserRecord, screen: _Screen, opened: OpenedSession,
-                      caller: Caller) -> None:
+def _notify_displaced(notifier: Notifier, *, user: UserRecord, screen: _Screen, opened: OpenedSession,
+                      caller: Caller, at: datetime) -> None:
     """Each device the screen displaced is told to the person as a login's are, in the account's language."""
     if not opened.evicted:
         return
     facts = device_facts(user.locale, device_name=screen.device_name, device_class=screen.device_class,
-                         at=ctx.now(), ip=caller.ip)
+                         at=at, ip=caller.ip)
     for evicted in opened.evicted:
-        ctx.notifier.notify(localized_message(
+        notifier.notify(localized_message(
             "forced_logout", texts="forced_logout_displaced", user_uuid=user.user_uuid, email=user.email,
             locale=user.locale, evicted=evicted.device_name,
             evicted_class=device_class_name(evicted.device_class, user.locale), device=screen.device_name,

@@ -31,9 +31,9 @@ def prove(ctx: AppContext, *, client_cert: str, challenge: str, signature: str, 
     challenge spent by a parallel request too), with its live session and the batch read."""
     presented = devices.presented_certificate(client_cert)
     facts = read_together(ctx.dynamodb, {
-        DEVICE: devices.device_read(ctx, user_uuid=presented.user_uuid, device_id=presented.device_id),
-        PRESENCE: sessions.presence_read(ctx, user_uuid=presented.user_uuid),
-        CHALLENGE: challenges.challenge_read(ctx, challenge), **(reads or {})})
+        DEVICE: devices.device_read(ctx.tables, user_uuid=presented.user_uuid, device_id=presented.device_id),
+        PRESENCE: sessions.presence_read(ctx.tables, user_uuid=presented.user_uuid),
+        CHALLENGE: challenges.challenge_read(ctx.tables, challenge, now=ctx.epoch()), **(reads or {})})
     try:
         device = devices.device_for_presented(ctx, presented, user_uuid=presented.user_uuid, record=facts[DEVICE])
         devices.check_signed_challenge(device, purpose=purpose, challenge=challenge, signature=signature,

@@ -161,10 +161,10 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
     username = _username(ctx, request, presented.user_uuid)
     reads = {**credentials.credential_reads(ctx, username=username, ip=caller.ip,
                                             expected_user_uuid=presented.user_uuid, secret=secret),
-             PRESENCE: sessions.presence_read(ctx, user_uuid=presented.user_uuid),
-             DEVICE: devices.device_read(ctx, user_uuid=presented.user_uuid, device_id=presented.device_id)}
+             PRESENCE: sessions.presence_read(ctx.tables, user_uuid=presented.user_uuid),
+             DEVICE: devices.device_read(ctx.tables, user_uuid=presented.user_uuid, device_id=presented.device_id)}
     if request.challenge:
-        reads[CHALLENGE] = challenges.challenge_read(ctx, request.challenge)
+        reads[CHALLENGE] = challenges.challenge_read(ctx.tables, request.challenge, now=ctx.epoch())
     facts = read_together(ctx.dynamodb, reads)
     user, had_failures = credentials.check_read_credentials(ctx, username=username, secret=secret, caller=caller,
                                                             facts=facts)
@@ -188,8 +188,9 @@ def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Call
     _refuse_deleting(user)
     with _counted_as_failure(ctx, username, caller, user):
         device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=fingerprint)
+        now = ctx.epoch()
         usable = bool(request.challenge and read_together(
-            ctx.dynamodb, {CHALLENGE: challenges.challenge_read(ctx, request.challenge)})[CHALLENGE])
+            ctx.dynamodb, {CHALLENGE: challenges.challenge_read(ctx.tables, request.challenge, now=now)})[CHALLENGE])
         proof = devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=usable)
@@ -407,8 +408,9 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
         raise binding.InvalidDpopProof(reason="this login was bound: confirm it with a proof by the same key")
     user_uuid = pending["user_uuid"]
     facts = read_together(ctx.dynamodb, {
-        USER: users.user_read(ctx, user_uuid=user_uuid), PRESENCE: sessions.presence_read(ctx, user_uuid=user_uuid),
-        DEVICE: devices.device_read(ctx, user_uuid=user_uuid, device_id=pending["device_id"])})
+        USER: users.user_read(ctx.tables, user_uuid=user_uuid),
+        PRESENCE: sessions.presence_read(ctx.tables, user_uuid=user_uuid),
+        DEVICE: devices.device_read(ctx.tables, user_uuid=user_uuid, device_id=pending["device_id"])})
     user, device = facts[USER], facts[DEVICE]
     if user is None or device is None or device.status != DEVICE_STATUS_ACTIVE:
         raise devices.DeviceRevoked()

@@ -46,7 +46,7 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
     payload_uuid, token = qr.decode_payload(qr_code)
     facts = read_together(ctx.dynamodb, {
         **credentials.credential_reads(ctx, username=username, ip=caller.ip, expected_user_uuid=payload_uuid),
-        TOKEN: pairing_tokens.token_read(ctx, token=token)})
+        TOKEN: pairing_tokens.token_read(ctx.tables, token=token)})
     user, had_failures = credentials.check_read_credentials(ctx, username=username, secret=password,
                                                             caller=caller, facts=facts)
     if payload_uuid != user.user_uuid:

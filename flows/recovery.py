@@ -4,13 +4,15 @@ and device_manager whose services it composes; the password is checked by accoun
 login lockout. No Flask here."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from accounts import credential_service as credentials
 from accounts import service as accounts
 from accounts.models import Secret, UserRecord
 from common import i18n
 from devices import service as devices
 from devices.models import DeviceCertificateResponse, DeviceRecord, RecoverRequest
-from common.mail.notifier import device_facts, localized_message
+from common.mail.notifier import Notifier, device_facts, localized_message
 from sessions import service as sessions
 from sessions.models import HistoryResult
 from common.web.audit import AuditEvent, audit
@@ -45,19 +47,20 @@ def recover_device(ctx: AppContext, *, request: RecoverRequest, caller: Caller) 
         credentials.clear_failures(ctx, username=request.username)
     audit(AuditEvent.DEVICE_RECOVERED, user_uuid=user.user_uuid, device_id=issued.record.device_id,
           unbound=[d.device_id for d in unbound], ip=caller.ip)
-    _notify_recovered(ctx, user=user, device=issued.record, unbound=len(unbound), caller=caller)
+    _notify_recovered(ctx.notifier, user=user, device=issued.record, unbound=len(unbound), caller=caller,
+                      at=ctx.now())
     return devices.certificate_response(ctx.ca, issued, message="Device recovered.")
 
 
 
-def _notify_recovered(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, unbound: int,
-                      caller: Caller) -> None:
+def _notify_recovered(notifier: Notifier, *, user: UserRecord, device: DeviceRecord, unbound: int,
+                      caller: Caller, at: datetime) -> None:
     removed = i18n.text("mail.device_recovered.others_removed", user.locale, count=unbound) if unbound else ""
-    ctx.notifier.notify(localized_message(
+    notifier.notify(localized_message(
         "device_recovered", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
         device=device.device_name, others_removed=removed,
         facts=device_facts(user.locale, device_name=device.device_name, device_class=device.device_class,
-                           at=ctx.now(), ip=caller.ip)))
+                           at=at, ip=caller.ip)))
 
 def regenerate_recovery_codes(ctx: AppContext, *, user_uuid: str, secret: Secret, caller: Caller) -> list[str]:
     """Ten new codes for the caller, re-authenticated by password or passkey; the old codes are void."""

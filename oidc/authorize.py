@@ -252,7 +252,7 @@ def _complete_reads(ctx: AppContext, *, request_id: str, user_uuid: str, session
     reads: dict[str, KeyRead[Any]] = {
         WAITING: RequestStore(one_time_tokens(ctx)).read(digest=token_digest(request_id, purpose=REQUEST_PURPOSE),
                                                          now=ctx.epoch()),
-        PERSON: accounts.account_read(ctx, user_uuid=user_uuid)}
+        PERSON: accounts.account_read(ctx.tables, user_uuid=user_uuid)}
     named = _app_of(request_id)
     if named is not None:
         reads[GRANT_NOW] = grant_store(ctx).read(session_id=session_id, client_id=named)
@@ -322,13 +322,14 @@ def _answer(ctx: AppContext, response: response_mode.AuthorizationResponse) -> R
     form_post, the response sealed for /oidc/authorize/respond (oidc.response_mode)."""
     if not response.form_post:
         return Redirect(redirect_to=response.location())
-    return Redirect(redirect_to=response.redirect_uri, form_post=response_mode.seal(ctx, response, now=ctx.epoch()))
+    sealed = response_mode.seal(ctx.refresh_secrets, response, now=ctx.epoch())
+    return Redirect(redirect_to=response.redirect_uri, form_post=sealed)
 
 
 def respond(ctx: AppContext, *, sealed: object) -> Response:
     """POST /oidc/authorize/respond: the auto-submitting page of a form_post response the web UI was
     given; one that is not citylogin's, or is over, is an error page."""
-    response = response_mode.opened(ctx, sealed, now=ctx.epoch())
+    response = response_mode.opened(ctx.refresh_secrets, sealed, now=ctx.epoch())
     if response is None:
         raise BrowserRefusal(kind="respond", error=ErrorCode.OIDC_REQUEST_UNKNOWN.value)
     return pages.form_post_page(action=response.redirect_uri, fields=response.fields, locale=request_locale())

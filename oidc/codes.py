@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from oidc.models import Code
-from common.runtime.context import AppContext
+from common.keys.ring_reader import RefreshSecrets
 
 CODE_TTL = 60  # seconds (SPEC §14)
 _INFO = b"citylogin oidc authorization code v1"
@@ -37,10 +37,10 @@ _TEXT = re.compile(r"(?P<kid>[A-Za-z0-9-]{1,64})\.(?P<payload>[A-Za-z0-9_-]{40,4
 _FIELDS = tuple(f.name for f in fields(Code))
 
 
-def seal(ctx: AppContext, code: Code, *, now: int) -> str:
+def seal(ring: RefreshSecrets, code: Code, *, now: int) -> str:
     """The code's text: `code` (with its request's digest) until now + CODE_TTL, under the newest secret."""
-    kid = ctx.refresh_secrets.newest_kid()
-    secret = ctx.refresh_secrets.get(kid)
+    kid = ring.newest_kid()
+    secret = ring.get(kid)
     assert secret is not None  # the newest kid is in the ring
     # The fields as they are (json.dumps reads the lists and dicts in them): asdict()'s deep copy of
     # each was most of a seal's time, for the same text.
@@ -51,14 +51,14 @@ def seal(ctx: AppContext, code: Code, *, now: int) -> str:
     return f"{kid}.{base64.urlsafe_b64encode(sealed).decode().rstrip('=')}"
 
 
-def opened(ctx: AppContext, text: object, *, now: int) -> Code | None:
+def opened(ring: RefreshSecrets, text: object, *, now: int) -> Code | None:
     """The code a text seals, while it lives; None for anything else (not ours, altered, expired, or
     under a secret the ring no longer holds)."""
     matched = _TEXT.fullmatch(text) if isinstance(text, str) and len(text) <= MAX_CODE_LENGTH else None
     if matched is None:  # one spelling only: base64's decoder would skip other characters
         return None
     kid, payload = matched.group("kid"), matched.group("payload")
-    secret = ctx.refresh_secrets.get(kid)
+    secret = ring.get(kid)
     if secret is None:
         return None
     try:

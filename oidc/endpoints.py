@@ -172,7 +172,7 @@ def _userinfo_reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRea
     """What userinfo reads in the session's own batch read: the app's grant the token came from (revoked:
     none) and the person."""
     return {GRANT: grant_store(ctx).read(session_id=str(claims.get("sid")), client_id=str(claims.get("client_id"))),
-            PERSON: accounts.account_read(ctx, user_uuid=str(claims.get("sub")))}
+            PERSON: accounts.account_read(ctx.tables, user_uuid=str(claims.get("sub")))}
 
 
 class ProviderGrant:

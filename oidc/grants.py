@@ -66,9 +66,9 @@ def revoke(ctx: AppContext, grant: Grant, *, reason: str, checks: Sequence[Guard
     revocation = store(ctx).revoke_item(grant, reason=reason, now_ms=int(ctx.now().timestamp() * 1000),
                                         by_person=reason in BY_PERSON)
     writes = [GuardedWrite(item=revocation, refusal=GrantMoved), *checks,
-              sessions.grant_ending(ctx, session_id=grant.session_id, user_uuid=grant.user_uuid,
+              sessions.grant_ending(ctx.tables, session_id=grant.session_id, user_uuid=grant.user_uuid,
                                     device_id=grant.device_id, client_id=grant.client_id,
-                                    grant_id=grant.grant_id, reason=reason)]
+                                    grant_id=grant.grant_id, reason=reason, at_ms=ctx.epoch_ms())]
     write_all(ctx.dynamodb, writes)
 
 

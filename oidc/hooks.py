@@ -74,7 +74,8 @@ class Hooks:
         token = {"token_type": "DPoP" if user.jkt else "Bearer", "access_token": access_token,
                  "expires_in": max(1, issued + ttl - now), "scope": scope}
         if user.refresh_generation:
-            token["refresh_token"] = user.kept_refresh or refresh.token_text(self.ctx, user, client_id=client.client_id)
+            token["refresh_token"] = user.kept_refresh or refresh.token_text(self.ctx.refresh_secrets, user,
+                                                                             client_id=client.client_id)
         return token
 
     def code_tokens(self, request: OAuth2Request, *, scope: str) -> tuple[dict[str, Any], str | None]:
@@ -121,7 +122,7 @@ class Hooks:
                     jkt=data.get("dpop_jkt") or None, person=_claims_of(pending, scope=scope),
                     session_expires_epoch=pending.session_expires_epoch, request_digest=pending.digest,
                     issued_ms=int(self.ctx.now().timestamp() * 1000), replacing=pending.replacing)
-        return codes.seal(self.ctx, code, now=self.ctx.epoch())
+        return codes.seal(self.ctx.refresh_secrets, code, now=self.ctx.epoch())
 
     def live_signed_in(self, code: Code, client: Client) -> SignedIn | None:
         """The person of a code being redeemed, once the request's DPoP key is the code's (RFC 9449 §10)

@@ -108,9 +108,9 @@ def _writes(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord, replac
                                            issued_ms=code.issued_ms, refusal=_consent_withdrawn))
     writes.append(GuardedWrite(item=recorded, refusal=GrantMoved, refusal_of_item=GrantInTheWay))
     if replacing is not None:  # told to the app's CAEP streams (its guards); not a logout: it signed in again
-        writes.append(sessions.grant_ending(ctx, session_id=code.session_id, user_uuid=code.user_uuid,
+        writes.append(sessions.grant_ending(ctx.tables, session_id=code.session_id, user_uuid=code.user_uuid,
                                             device_id=code.device_id, client_id=app.client_id, grant_id=replacing,
-                                            reason=grants.REPLACED))
+                                            reason=grants.REPLACED, at_ms=ctx.epoch_ms()))
     return writes
 
 

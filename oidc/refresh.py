@@ -92,23 +92,23 @@ def new_grant_id() -> str:
     return secrets.token_hex(8)
 
 
-def token_text(ctx: AppContext, user: SignedIn, *, client_id: str) -> str:
+def token_text(ring: RefreshSecrets, user: SignedIn, *, client_id: str) -> str:
     """The refresh token `user` (a grant at its next generation) gets, under the secret its rotation chose
     (the newest one when it was made). It carries, sealed, the scope the grant was given, never the narrower
     one of the answer it comes with (RFC 6749 §6), and the person's claims of it when they are known and fit."""
     grant = [user.user_uuid, user.device_id, user.grant_scope, user.auth_time, list(user.amr), user.refresh_jkt]
     person = claims.packed(user.person, scope=user.grant_scope) if user.person is not None else None
-    kid = user.refresh_kid or ctx.refresh_secrets.newest_kid()
-    secret = ctx.refresh_secrets.get(kid)
+    kid = user.refresh_kid or ring.newest_kid()
+    secret = ring.get(kid)
     assert secret is not None  # the newest kid, or one the grace checked is still in the ring
     head = f"{user.session_id}.{client_id}.{user.grant_id}.{user.refresh_generation}.{kid}"
     carried = _seal(secret, head, [*grant, PERSON_FORM, person]) if person is not None else None
     if carried is None or len(carried) > MAX_CARRIED_LENGTH:  # no claims known, or too long: read at its rotation
         carried = _seal(secret, head, [*grant, GRANT_SCOPE_FORM])
     parts = _Parts(user.session_id, client_id, user.grant_id, user.refresh_generation, kid, carried, sealed=True)
-    text = _text(ctx.refresh_secrets, parts)
+    text = _text(ring, parts)
     if len(str(text)) > MAX_TOKEN_LENGTH:
-        text = _text(ctx.refresh_secrets, replace(parts, carried=_seal(secret, head, [*grant, GRANT_SCOPE_FORM])))
+        text = _text(ring, replace(parts, carried=_seal(secret, head, [*grant, GRANT_SCOPE_FORM])))
     assert text is not None
     return text
 
@@ -173,10 +173,10 @@ def _parse(token: object) -> _Parts | None:
     return _Parts(session_id, client_id, grant_id, int(generation), kid, carried, sealed=len(parts) == 8)
 
 
-def _checked(ctx: AppContext, token: object) -> _Parts | None:
+def _checked(ring: RefreshSecrets, token: object) -> _Parts | None:
     """The parts of one of our refresh tokens whose MAC holds; None for anything else."""
     parts = _parse(token)
-    expected = _text(ctx.refresh_secrets, parts) if parts else None
+    expected = _text(ring, parts) if parts else None
     if parts is None or expected is None or not digests_equal(expected, str(token)):
         return None
     return parts
@@ -185,7 +185,7 @@ def _checked(ctx: AppContext, token: object) -> _Parts | None:
 def presented(ctx: AppContext, token: object) -> AppRefresh | None:
     """The grant a presented refresh token is of, read now, if its MAC holds and the grant is still the
     one it was issued for and not revoked; None for anything else (invalid_grant)."""
-    parts = _checked(ctx, token)
+    parts = _checked(ctx.refresh_secrets, token)
     return _read(ctx, parts, text=str(token)) if parts else None
 
 
@@ -201,7 +201,7 @@ def presented_for_rotation(ctx: AppContext, token: object) -> AppRefresh | None:
     """presented() for the refresh grant: a token that carries what its grant says of the person is not
     read (the rotation's write holds it to the grant, rotate()); one of the earlier form is. Nothing is
     written yet: the client's authentication and the scope are checked first."""
-    parts = _checked(ctx, token)
+    parts = _checked(ctx.refresh_secrets, token)
     if parts is None:
         return None
     if parts.carried is None:

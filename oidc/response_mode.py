@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from common.runtime.context import AppContext
+from common.keys.ring_reader import RefreshSecrets
 
 QUERY, FORM_POST = "query", "form_post"
 RESPONSE_MODES = (QUERY, FORM_POST)
@@ -71,10 +71,10 @@ def response_at(params: Mapping[str, str], location: str) -> AuthorizationRespon
     return response_to(params, added)
 
 
-def seal(ctx: AppContext, response: AuthorizationResponse, *, now: int) -> str:
+def seal(ring: RefreshSecrets, response: AuthorizationResponse, *, now: int) -> str:
     """The response as the web UI carries it to /oidc/authorize/respond: `<kid>.<nonce and ciphertext>`."""
-    kid = ctx.refresh_secrets.newest_kid()
-    secret = ctx.refresh_secrets.get(kid)
+    kid = ring.newest_kid()
+    secret = ring.get(kid)
     assert secret is not None  # the newest kid is in the ring
     body = json.dumps({"to": response.redirect_uri, "fields": response.fields, "exp": now + RESPONSE_TTL},
                       separators=(",", ":")).encode()
@@ -83,11 +83,11 @@ def seal(ctx: AppContext, response: AuthorizationResponse, *, now: int) -> str:
     return f"{kid}.{base64.urlsafe_b64encode(sealed).decode().rstrip('=')}"
 
 
-def opened(ctx: AppContext, text: object, *, now: int) -> AuthorizationResponse | None:
+def opened(ring: RefreshSecrets, text: object, *, now: int) -> AuthorizationResponse | None:
     """The form_post response a text seals, while it lives; None for anything else (not ours, altered,
     expired, or under a secret the ring no longer holds)."""
     matched = _SEALED.fullmatch(text) if isinstance(text, str) and len(text) <= MAX_SEALED_LENGTH else None
-    secret = ctx.refresh_secrets.get(matched.group("kid")) if matched else None
+    secret = ring.get(matched.group("kid")) if matched else None
     if matched is None or secret is None:
         return None
     try:

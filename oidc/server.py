@@ -110,7 +110,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         read or written: the code is used up once every check has passed, with the grant (SPEC §14,
         oidc.hooks.Hooks.save_token)."""
         provider: Provider = self.server
-        found = codes.opened(provider.ctx, code, now=int(provider.ctx.now().timestamp()))
+        found = codes.opened(provider.ctx.refresh_secrets, code, now=provider.ctx.epoch())
         if found is None or found.client_id != client.client_id:
             return None
         return found

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from accounts import credential_service as credentials
@@ -18,6 +19,7 @@ from accounts import service as account_service
 from accounts import user_service as users
 from accounts.models import Role, UserRecord, one_secret, role_rank
 from common import i18n
+from common.config import Settings
 from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, TooManyRequests, Unauthorized
 from common.timefmt import iso_from_epoch
 from common.database.batch_read import KeyRead, read_together
@@ -26,7 +28,7 @@ from devices.models import DeviceRecord
 from operators.models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest, OperatorAccount,
                               OperatorDevice, OperatorPasskey, OperatorSelf, OperatorSession, RoleRequest)
 from operators.usernames import recent_usernames
-from common.mail.notifier import localized_message, mail_time
+from common.mail.notifier import Notifier, localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import AdminAction, EndedBy, Principal, RevokeReason, SessionRecord
 from common.web.audit import AuditEvent, audit, operator_acting
@@ -97,7 +99,7 @@ class Operator:
 
 def operator_reads(ctx: AppContext, *, user_uuid: str) -> dict[str, KeyRead[Any]]:
     """The operator's own account (its role), for their session's batch read (sessions.service.authenticate)."""
-    return {OPERATOR_ACCOUNT: users.user_read(ctx, user_uuid=user_uuid)}
+    return {OPERATOR_ACCOUNT: users.user_read(ctx.tables, user_uuid=user_uuid)}
 
 
 def session_operator(ctx: AppContext, *, principal: Principal) -> Operator:
@@ -214,12 +216,12 @@ class PageReading:
         self._sessions = pool.submit(sessions.session_page, ctx, user_uuid=user_uuid, limit=RECENT_SESSIONS,
                                      cursor=None, include_ended=True)
         user, presence, passkey_count, lock = self.names
-        reads: dict[str, KeyRead[Any]] = {user: users.user_read(ctx, user_uuid=user_uuid),
-                                     presence: sessions.presence_read(ctx, user_uuid=user_uuid),
-                                     passkey_count: passkeys.passkey_count_read(ctx, user_uuid=user_uuid)}
+        reads: dict[str, KeyRead[Any]] = {user: users.user_read(ctx.tables, user_uuid=user_uuid),
+                                     presence: sessions.presence_read(ctx.tables, user_uuid=user_uuid),
+                                     passkey_count: passkeys.passkey_count_read(ctx.tables, user_uuid=user_uuid)}
         self.lock_username = recent_usernames(ctx).get(user_uuid)
         if self.lock_username is not None:
-            reads[lock] = credentials.username_lock_read(ctx, username=self.lock_username)
+            reads[lock] = credentials.username_lock_read(ctx.tables, username=self.lock_username, now=ctx.epoch())
         return reads
 
     def queried(self) -> tuple[list[DeviceRecord], list[SessionRecord]]:
@@ -236,7 +238,7 @@ class PageReading:
             return found[lock_name]
         recent_usernames(self.ctx).remember(user.user_uuid, user.username)
         return read_together(self.ctx.dynamodb, {"lock": credentials.username_lock_read(
-            self.ctx, username=user.username)})["lock"]
+            self.ctx.tables, username=user.username, now=self.ctx.epoch())})["lock"]
 
 
 def _page_records(ctx: AppContext, operator: Operator, user_uuid: str,
@@ -347,7 +349,7 @@ def act(ctx: AppContext, action: Action, *, operator: Operator, user_uuid: str, 
         audit(AuditEvent.OPERATOR_ACTION, action=action.name, user_uuid=target.user_uuid, **details)
         sessions.record_operator_action(ctx, user_uuid=target.user_uuid, action=action.name, details=details)
     if action.tells:
-        _tell(ctx, target, action)
+        _tell(ctx.notifier, target, action, at=ctx.now())
     return done
 
 
@@ -377,25 +379,24 @@ def _confirm_recent_sign_in(ctx: AppContext, *, operator: Operator, request: Act
         credentials.clear_failures(ctx, username=operator.username)
 
 
-def reauthentication_window(ctx: AppContext, *, operator: Operator) -> OperatorSelf:
+def reauthentication_window(settings: Settings, *, operator: Operator, now: int) -> OperatorSelf:
     """Who the operator is, and until when a destructive action needs no password from them: their
     session's sign-in or last re-authentication plus CITYLOGIN_ADMIN_REAUTH_SECONDS. An app's credential
     or the CLI has no window (None): it is its own proof."""
-    window = ctx.settings.admin_reauth_seconds
+    window = settings.admin_reauth_seconds
     until = None if operator.session_id is None else (operator.signed_in_epoch or 0) + window
-    now = ctx.epoch()
     return OperatorSelf(username=operator.username, client_id=operator.client_id, role=operator.role.value,
                         reauth_seconds=window, reauth_expires_at=iso_from_epoch(until) if until else None,
                         reauth_seconds_left=None if until is None else max(0, until - now))
 
 
-def _tell(ctx: AppContext, user: UserRecord, action: Action) -> None:
-    """The person's mail, in their language: what an operator did to their account, and when."""
+def _tell(notifier: Notifier, user: UserRecord, action: Action, *, at: datetime) -> None:
+    """The person's mail, in their language: what an operator did to their account, and when (`at`)."""
     language = i18n.locale_of(user.locale)
-    ctx.notifier.notify(localized_message(
+    notifier.notify(localized_message(
         "operator_action", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
         what=i18n.text(f"mail.operator_action.{action.name}", language),
-        time=mail_time(ctx.now(), user.locale)))
+        time=mail_time(at, user.locale)))
 
 
 def lock(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,

@@ -57,7 +57,7 @@ def _page(user_uuid: str) -> OperatorAccount:
            "(their sign-in or last re-authentication plus CITYLOGIN_ADMIN_REAUTH_SECONDS)",
            response=OperatorSelf, auth=True, errors=(403,))
 def me() -> Response:
-    window = operators.reauthentication_window(ctx(), operator=current_operator())
+    window = operators.reauthentication_window(ctx().settings, operator=current_operator(), now=ctx().epoch())
     return jsonify(window.model_dump())
 
 

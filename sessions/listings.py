@@ -9,6 +9,7 @@ from typing import Any
 from common.config import Settings
 from common.errors import InvalidField
 from common.database.batch_read import KeyRead
+from common.database.dynamo import TableNames
 from common.keys.ring_reader import RefreshSecrets
 from sessions import cursors
 from sessions.context import end_reason, history_store, liveness, session_store
@@ -64,9 +65,9 @@ def read_presence(ctx: AppContext, *, user_uuid: str) -> Presence:
     return session_store(ctx).get_presence(user_uuid)
 
 
-def presence_read(ctx: AppContext, *, user_uuid: str) -> KeyRead[Presence]:
+def presence_read(tables: TableNames, *, user_uuid: str) -> KeyRead[Presence]:
     """The user's presence record, for a caller's batch read (common/database/batch_read.py)."""
-    return KeyRead(ctx.tables.presence, SessionStore.presence_key(user_uuid),
+    return KeyRead(tables.presence, SessionStore.presence_key(user_uuid),
                    lambda item: SessionStore.presence_from_item(user_uuid, item))
 
 

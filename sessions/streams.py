@@ -9,6 +9,7 @@ from typing import Any
 from common.slots import Slot
 from common.config import Settings
 from common.database.guarded_write import GuardedWrite
+from common.database.dynamo import TableNames
 from sessions.context import liveness, session_store
 from sessions.errors import StreamsFull
 from sessions.events import LiveStream, SessionWatcher, StreamCaps, TooManyStreams
@@ -28,14 +29,14 @@ def events_after(ctx: AppContext, seq: str) -> Iterator[SessionEnded]:
     return FeedStore(ctx.dynamodb, ctx.tables.security_events).after(seq)
 
 
-def grant_ending(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str, client_id: str,
-                 grant_id: str, reason: str) -> GuardedWrite:
+def grant_ending(tables: TableNames, *, session_id: str, user_uuid: str, device_id: str, client_id: str,
+                 grant_id: str, reason: str, at_ms: int) -> GuardedWrite:
     """The outbox row of one app's grant on a live session ending (SPEC §14), for the revocation's
     own transaction, so that no revocation goes untold: that app's CAEP streams and Back-Channel
     Logout hear it, no session stream or other app does."""
     ending = Ending(session_id=session_id, user_uuid=user_uuid, device_id=device_id, reason=reason,
                     client_id=client_id, grant_id=grant_id)
-    item = event_put(ctx.tables.security_events, ending, at_ms=ctx.epoch_ms())
+    item = event_put(tables.security_events, ending, at_ms=at_ms)
     return GuardedWrite(item=item, refusal=lambda: RuntimeError("an event's seq is new"))
 
 

@@ -119,8 +119,8 @@ def test_claims_too_long_to_carry_are_left_to_be_read_at_the_tokens_rotation(ser
                     auth_time=1795779467, amr=("hwk", "pwd"), refresh_generation=3, grant_id="0123456789abcdef",
                     grant_scope=scope)
     for address, carried in (("ann@example.com", True), ("a" * 1100 + "@example.com", False)):
-        text = refresh.token_text(server_ctx, replace(user, person={"email": address, "email_verified": True}),
-                                  client_id="notes")
+        text = refresh.token_text(server_ctx.refresh_secrets,
+                                  replace(user, person={"email": address, "email_verified": True}), client_id="notes")
         assert len(text) <= refresh.MAX_TOKEN_LENGTH
         presented = refresh.presented_for_rotation(server_ctx, text)
         assert presented is not None and presented.unread and presented.grant.scope == scope

@@ -63,7 +63,7 @@ def _signed_in_device(url: str):
 def _code_item(ctx, code: str) -> dict:
     """The row a code's redemption writes: its app's grant on its session (the code itself is sealed),
     {} while there is none."""
-    opened = codes.opened(ctx, code, now=int(ctx.now().timestamp()))
+    opened = codes.opened(ctx.refresh_secrets, code, now=int(ctx.now().timestamp()))
     assert opened is not None, "not a live code"
     item = ctx.dynamodb.get_item(TableName=ctx.tables.oidc_grants, ConsistentRead=True, Key={
         "session_id": {"S": opened.session_id}, "client_id": {"S": opened.client_id}}).get("Item")
@@ -72,7 +72,7 @@ def _code_item(ctx, code: str) -> dict:
 
 def _spent(ctx, code: str) -> bool:
     """Whether a code of the code's request was redeemed: its request's mark names the code's session."""
-    opened = codes.opened(ctx, code, now=int(ctx.now().timestamp()))
+    opened = codes.opened(ctx.refresh_secrets, code, now=int(ctx.now().timestamp()))
     assert opened is not None, "not a live code"
     requests_ = RequestStore(OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens))
     return requests_.redeemed_session(digest=opened.request_digest) == opened.session_id

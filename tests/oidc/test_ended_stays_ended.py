@@ -106,7 +106,7 @@ def test_a_code_given_before_the_app_was_removed_gives_nothing(provider, signed_
     url, ctx = provider
     credentials = _app(ctx)
     code, _ = code_for(url, credentials.app.client_id, signed_in, redirect_uri=REDIRECT, scope=SCOPE)
-    opened = codes.opened(ctx, code, now=ctx.epoch())
+    opened = codes.opened(ctx.refresh_secrets, code, now=ctx.epoch())
     assert opened is not None
     apps.remove_app(ctx, client_id=credentials.app.client_id)
 

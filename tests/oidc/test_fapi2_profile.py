@@ -128,8 +128,9 @@ def test_a_fapi2_app_signs_in_through_par_and_its_key_and_keeps_its_refresh_toke
     # §5.3.2.2-10/11: the browser goes to the sign-in page by a 303, never a 307 (sign_in_page_request)
     callback = query_of(finish_as_device(device, sign_in_page_request(presented, browser=device)))
     assert callback["iss"] == url and callback["state"] == "st-1"            # §5.3.2.2-7
-    sealed = codes.opened(ctx, callback["code"], now=int(time.time()))
-    assert sealed is not None and codes.opened(ctx, callback["code"], now=sealed.issued_ms // 1000 + 61) is None
+    ring = ctx.refresh_secrets
+    sealed = codes.opened(ring, callback["code"], now=int(time.time()))
+    assert sealed is not None and codes.opened(ring, callback["code"], now=sealed.issued_ms // 1000 + 61) is None
 
     key = generate_key()
     issued = _redeem(url, bank, callback["code"], verifier, dpop_key=key)

@@ -179,8 +179,8 @@ def test_a_response_that_is_not_ours_or_is_over_is_an_error_page(server, lang):
     url, ctx, credentials, _ = server
     answer = response_mode.AuthorizationResponse(redirect_uri="https://evil.example/", fields=(("code", "x"),),
                                                  form_post=True)
-    expired = response_mode.seal(ctx, answer, now=int(ctx.now().timestamp()) - response_mode.RESPONSE_TTL - 1)
-    live = response_mode.seal(ctx, answer, now=int(ctx.now().timestamp()))
+    expired = response_mode.seal(ctx.refresh_secrets, answer, now=ctx.epoch() - response_mode.RESPONSE_TTL - 1)
+    live = response_mode.seal(ctx.refresh_secrets, answer, now=ctx.epoch())
     kid, _, payload = live.partition(".")
     altered = f"{kid}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}"
     for bad in (expired, altered, "x" * 80, f"{kid}.{'A' * 100}", ""):

@@ -169,11 +169,11 @@ def _sealed_code(ctx, *, app, redirect_uri: str, challenge: str) -> str:
     """A live code as /oidc/authorize/complete gives it, of a session that does not exist: its redemption
     passes every check but the session's, in the transaction that would spend it."""
     now = int(ctx.now().timestamp())
-    return codes.seal(ctx, Code(client_id=app.app.client_id, redirect_uri=redirect_uri, scope="openid offline_access",
-                                code_challenge=challenge, code_challenge_method="S256", user_uuid=str(uuid.uuid4()),
-                                session_id=str(uuid.uuid4()), device_id=str(uuid.uuid4()), auth_time=now,
-                                amr=["hwk", "pwd"], person={}, session_expires_epoch=now + 3600,
-                                request_digest="r" * 64), now=now)
+    code = Code(client_id=app.app.client_id, redirect_uri=redirect_uri, scope="openid offline_access",
+                code_challenge=challenge, code_challenge_method="S256", user_uuid=str(uuid.uuid4()),
+                session_id=str(uuid.uuid4()), device_id=str(uuid.uuid4()), auth_time=now,
+                amr=["hwk", "pwd"], person={}, session_expires_epoch=now + 3600, request_digest="r" * 64)
+    return codes.seal(ctx.refresh_secrets, code, now=now)
 
 
 def _carried_refresh_token(ctx, *, client_id: str) -> str:
@@ -182,7 +182,7 @@ def _carried_refresh_token(ctx, *, client_id: str) -> str:
     user = SignedIn(user_uuid=str(uuid.uuid4()), session_id=str(uuid.uuid4()), device_id=str(uuid.uuid4()),
                     auth_time=0, amr=("pwd",), refresh_generation=2, grant_id=refresh.new_grant_id(),
                     grant_scope="openid offline_access")
-    return refresh.token_text(ctx, user, client_id=client_id)
+    return refresh.token_text(ctx.refresh_secrets, user, client_id=client_id)
 
 
 @given(data=st.data())

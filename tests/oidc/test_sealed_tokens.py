@@ -26,7 +26,7 @@ SESSION = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 @dataclass
 class Secrets:
-    """The key ring's refresh secrets as oidc.codes and oidc.refresh ask for them."""
+    """The key ring's refresh secrets as oidc.codes and oidc.refresh use them."""
 
     by_kid: dict[str, bytes] = field(default_factory=lambda: {"k2": b"s" * 32, "k1": b"t" * 32})
 
@@ -46,16 +46,17 @@ def _ctx(secrets: Secrets | None = None) -> AppContext:
     return cast(AppContext, Ctx(secrets or Secrets()))
 
 
-CTX = _ctx()
+RING = Secrets()
+CTX = _ctx(RING)
 CODE = Code(client_id="app_1", redirect_uri="https://app.example/cb", scope="openid profile",
             code_challenge="c" * 43, code_challenge_method="S256", user_uuid="u-1", session_id=SESSION,
             device_id="d-1", auth_time=NOW - 5, amr=["hwk", "pwd"], nonce="n", person={"preferred_username": "alice"},
             session_expires_epoch=NOW + 3600, request_digest="r" * 64)
-SEALED = codes.seal(CTX, CODE, now=NOW)
+SEALED = codes.seal(RING, CODE, now=NOW)
 USER = SignedIn(user_uuid="u-1", session_id=SESSION, device_id="d-1", auth_time=NOW - 5, amr=("hwk", "pwd"),
                 refresh_generation=3, grant_id="0123456789abcdef", refresh_jkt="j" * 43,
                 grant_scope="openid offline_access")
-REFRESH = refresh.token_text(CTX, USER, client_id="app_1")
+REFRESH = refresh.token_text(RING, USER, client_id="app_1")
 
 edits = st.tuples(st.integers(min_value=0, max_value=2000), st.text(min_size=0, max_size=3),
                   st.integers(min_value=0, max_value=3))
@@ -68,22 +69,22 @@ def _edited(text: str, edit: tuple[int, str, int]) -> str:
 
 
 def test_a_sealed_code_opens_to_what_was_sealed_until_its_end_only():
-    assert codes.opened(CTX, SEALED, now=NOW) == CODE
-    assert codes.opened(CTX, SEALED, now=NOW + codes.CODE_TTL) is None             # its 60 s are over
-    assert codes.opened(_ctx(Secrets({"k1": b"t" * 32})), SEALED, now=NOW) is None  # its secret left the ring
-    assert codes.opened(_ctx(Secrets({"k2": b"x" * 32})), SEALED, now=NOW) is None  # another secret, same kid
+    assert codes.opened(RING, SEALED, now=NOW) == CODE
+    assert codes.opened(RING, SEALED, now=NOW + codes.CODE_TTL) is None        # its 60 s are over
+    assert codes.opened(Secrets({"k1": b"t" * 32}), SEALED, now=NOW) is None  # its secret left the ring
+    assert codes.opened(Secrets({"k2": b"x" * 32}), SEALED, now=NOW) is None  # another secret, same kid
     kid, _, payload = SEALED.partition(".")
-    assert codes.opened(CTX, f"k1.{payload}", now=NOW) is None                     # the kid is authenticated
+    assert codes.opened(RING, f"k1.{payload}", now=NOW) is None                # the kid is authenticated
     last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    others = [f"{kid}.{payload[:-1]}{c}" for c in last if c != payload[-1]]        # one spelling only
-    assert [text for text in others if codes.opened(CTX, text, now=NOW) is not None] == []
+    others = [f"{kid}.{payload[:-1]}{c}" for c in last if c != payload[-1]]   # one spelling only
+    assert [text for text in others if codes.opened(RING, text, now=NOW) is not None] == []
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
                  edits.map(lambda e: _edited(SEALED, e))))
 def test_no_other_text_opens_as_a_code(text):
-    opened = codes.opened(CTX, text, now=NOW)
+    opened = codes.opened(RING, text, now=NOW)
     assert opened is None or (text == SEALED and opened == CODE)
 
 
@@ -107,7 +108,7 @@ def test_a_code_or_refresh_token_cut_short_or_with_a_part_swapped_is_refused():
     """Every cut of a real code and refresh token (each length once: the ones base64 cannot decode
     included), and each of the refresh token's eight parts swapped for another value (empty, signed,
     not a number, a non-ASCII digit, a neighbour's): refused, never an exception."""
-    assert [n for n in range(len(SEALED)) if codes.opened(CTX, SEALED[:n], now=NOW) is not None] == []
+    assert [n for n in range(len(SEALED)) if codes.opened(RING, SEALED[:n], now=NOW) is not None] == []
     assert [n for n in range(len(REFRESH)) if refresh.presented_for_rotation(CTX, REFRESH[:n]) is not None] == []
     parts = REFRESH.split(".")
     for at in range(len(parts)):
@@ -155,7 +156,7 @@ def test_a_refresh_token_shows_none_of_the_persons_claims_nor_its_grants_ids(use
     user = replace(USER, user_uuid=user_uuid, device_id=device_id, grant_scope="openid profile email offline_access",
                    person={"preferred_username": username, "locale": locale, "zoneinfo": "UTC", "email": email,
                            "email_verified": True})
-    text = refresh.token_text(CTX, user, client_id="app_1")
+    text = refresh.token_text(RING, user, client_id="app_1")
     assert text.startswith(f"{HEAD}.{refresh.SEALED_MARK}.")
     shown = text[len(HEAD):]  # the head names the session, client and grant, as every form's did
     secrets_ = [user_uuid, device_id, username, email]

@@ -63,7 +63,8 @@ def add_passkey(ctx, user_uuid: str, name: str, *, day: int = 1) -> None:
 def page_panel_by_panel(ctx, user_uuid: str) -> dict:
     """The page as it was read before it was read with the operator's session: each panel on its own."""
     user = users.get_user(ctx, user_uuid=user_uuid)
-    locked_until = read_together(ctx.dynamodb, {"l": credentials.username_lock_read(ctx, username=user.username)})["l"]
+    lock = credentials.username_lock_read(ctx.tables, username=user.username, now=ctx.epoch())
+    locked_until = read_together(ctx.dynamodb, {"l": lock})["l"]
     recent, _ = sessions.session_page(ctx, user_uuid=user_uuid, limit=20, cursor=None, include_ended=True)
     return {
         "user_uuid": user.user_uuid, "username": user.username, "email": user.email, "locked": bool(user.locked),
@@ -259,4 +260,4 @@ def test_removing_every_passkey_keeps_the_count_exact_when_one_is_added_meanwhil
         events.unregister("after-call.dynamodb.Query", add_one_after_the_first_read)
     assert added
     left = len(passkeys.list_passkeys(ctx, user_uuid=user_uuid))
-    assert read_together(ctx.dynamodb, {"n": passkeys.passkey_count_read(ctx, user_uuid=user_uuid)})["n"] == left
+    assert read_together(ctx.dynamodb, {"n": passkeys.passkey_count_read(ctx.tables, user_uuid=user_uuid)})["n"] == left
