@@ -68,28 +68,28 @@ def username_subject(username: str) -> str:
     return "user:" + token_digest(unicodedata.normalize("NFKC", username).casefold(), purpose="lockout-user")
 
 
-def credential_reads(ctx: AppContext, *, username: str, ip: str | None, expected_user_uuid: str | None = None,
-                     secret: Secret = "") -> dict[str, KeyRead[Any]]:
+def credential_reads(tables: TableNames, *, username: str, ip: str | None, now: int,
+                     expected_user_uuid: str | None = None, secret: Secret = "") -> dict[str, KeyRead[Any]]:
     """What check_read_credentials needs, for the caller's one BatchGetItem beside its own items:
     who owns `username`, the user the caller expects it to be (say, the subject of a presented
     certificate), the lockout items of the username and of the IP, and for a passkey's assertion
     its credential (as the expected user's, else its userHandle's) and its challenge."""
     user_subject, ip_subject = _subjects(username, ip)
-    table = ctx.tables.rate_limits
+    table = tables.rate_limits
 
     def lockout_read(limit_key: str) -> KeyRead[Any]:
         return KeyRead(table, LockoutStore.key(limit_key), LockoutStore.from_item)
 
     reads: dict[str, KeyRead[Any]] = {
-        OWNER: users.username_owner_read(ctx.tables, username=username),
-        EXPECTED: users.user_read(ctx.tables, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
+        OWNER: users.username_owner_read(tables, username=username),
+        EXPECTED: users.user_read(tables, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
         LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
         LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
         FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
     if isinstance(secret, PasskeyAssertion):
         owner = (expected_user_uuid or passkeys.user_of_handle(secret.response.userHandle)
                  or NO_SUCH_USER.user_uuid)
-        reads.update(passkeys.assertion_reads(ctx.tables, user_uuid=owner, assertion=secret, now=ctx.epoch()))
+        reads.update(passkeys.assertion_reads(tables, user_uuid=owner, assertion=secret, now=now))
     return reads
 
 
@@ -265,8 +265,9 @@ def check_credentials(ctx: AppContext, *, username: str, secret: Secret, caller:
                       expected_user_uuid: str | None = None, flow: str | None = None) -> tuple[UserRecord, bool]:
     """check_read_credentials for a flow that reads nothing else: one BatchGetItem (and one
     GetItem unless the username is `expected_user_uuid`'s)."""
-    facts = read_together(ctx.dynamodb, credential_reads(ctx, username=username, ip=caller.ip,
-                                                         expected_user_uuid=expected_user_uuid, secret=secret))
+    reads = credential_reads(ctx.tables, username=username, ip=caller.ip, now=ctx.epoch(),
+                             expected_user_uuid=expected_user_uuid, secret=secret)
+    facts = read_together(ctx.dynamodb, reads)
     return check_read_credentials(ctx, username=username, secret=secret, caller=caller, facts=facts, flow=flow)
 
 

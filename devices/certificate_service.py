@@ -65,7 +65,8 @@ def renew_certificate(ctx: AppContext, *, user_uuid: str, device_id: str, challe
     _take_renewal(ctx, user_uuid=user_uuid, device_id=device_id)
     challenge_was_valid = consume_challenge(ctx, challenge)  # single-use, whatever the outcome
     record = own_device(ctx, user_uuid=user_uuid, device_id=device_id)
-    recheck_device(ctx, record, fingerprint=record.fingerprint)  # revoked, or expired beyond the grace
+    # revoked, or expired beyond the grace
+    recheck_device(ctx.settings, record, fingerprint=record.fingerprint, now=ctx.now())
     check_signed_challenge(record, purpose=RENEW_PURPOSE, challenge=challenge, signature=signature,
                            challenge_was_valid=challenge_was_valid, refusal=InvalidRenewalProof)
     key = _next_key(record, public_key=public_key, csr=csr)

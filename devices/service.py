@@ -126,8 +126,10 @@ def renewal_due(settings: Settings, record: DeviceRecord, *, now: datetime) -> b
     return parse_iso(record.cert_expires_at) - renew_before <= now
 
 
-def _checked_device(settings: Settings, record: DeviceRecord | None, *, fingerprint: str,
-                    now: datetime) -> DeviceRecord:
+def recheck_device(settings: Settings, record: DeviceRecord | None, *, fingerprint: str,
+                   now: datetime) -> DeviceRecord:
+    """`record` if it is active, holds the certificate `fingerprint`, and that has not expired
+    beyond the renewal grace (at `now`)."""
     if record is None or not digests_equal(record.fingerprint, fingerprint):
         raise CertificateMismatch()
     if record.status != DEVICE_STATUS_ACTIVE:
@@ -135,12 +137,6 @@ def _checked_device(settings: Settings, record: DeviceRecord | None, *, fingerpr
     if parse_iso(record.cert_expires_at) + _renewal_grace(settings) <= now:
         raise CertificateExpired()
     return record
-
-
-def recheck_device(ctx: AppContext, record: DeviceRecord | None, *, fingerprint: str) -> DeviceRecord:
-    """`record` if it is active, holds the certificate `fingerprint`, and that has not expired
-    beyond the renewal grace."""
-    return _checked_device(ctx.settings, record, fingerprint=fingerprint, now=ctx.now())
 
 
 def _check_issued_here(ctx: AppContext, cert: x509.Certificate) -> None:
@@ -199,14 +195,14 @@ def device_for_presented(ctx: AppContext, presented: PresentedCertificate, *, us
     _check_issued_here(ctx, presented.cert)
     if record is not None and (record.user_uuid, record.device_id) != (user_uuid, presented.device_id):
         record = None
-    return _checked_device(ctx.settings, record, fingerprint=certificate_fingerprint(presented.cert), now=ctx.now())
+    return recheck_device(ctx.settings, record, fingerprint=certificate_fingerprint(presented.cert), now=ctx.now())
 
 
 def device_for_fingerprint(ctx: AppContext, *, user_uuid: str, fingerprint: str) -> DeviceRecord:
     """The user's device with this certificate fingerprint, if still valid."""
     fingerprint = fingerprint.lower()
     matches = [d for d in device_store(ctx).list_for_user(user_uuid) if d.fingerprint == fingerprint]
-    return _checked_device(ctx.settings, matches[0] if matches else None, fingerprint=fingerprint, now=ctx.now())
+    return recheck_device(ctx.settings, matches[0] if matches else None, fingerprint=fingerprint, now=ctx.now())
 
 
 def device_signed(record: DeviceRecord, *, message: bytes, signature: bytes) -> bool:

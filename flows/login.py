@@ -25,7 +25,7 @@ from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
 from flows import not_me as not_me_flow
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
-from common.mail.notifier import Queued, device_class_name, device_facts, localized_message
+from common.mail.notifier import Notifier, Queued, device_class_name, device_facts, localized_message
 from sessions import binding
 from sessions import service as sessions
 from sessions.binding import ProofOffer
@@ -159,7 +159,7 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
     # against the username's owner and the device record before anything is trusted.
     presented = devices.presented_certificate(certificate)
     username = _username(ctx, request, presented.user_uuid)
-    reads = {**credentials.credential_reads(ctx, username=username, ip=caller.ip,
+    reads = {**credentials.credential_reads(ctx.tables, username=username, ip=caller.ip, now=ctx.epoch(),
                                             expected_user_uuid=presented.user_uuid, secret=secret),
              PRESENCE: sessions.presence_read(ctx.tables, user_uuid=presented.user_uuid),
              DEVICE: devices.device_read(ctx.tables, user_uuid=presented.user_uuid, device_id=presented.device_id)}
@@ -252,7 +252,8 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     # AccountDeleted, DeviceRevoked.
     # The proof is spent in the login's transaction: of parallel logins with one proof, one commits.
     # Its mail goes into the outbox in the same transaction as the session and the link.
-    notice = _new_sign_in_notice(ctx, user=user, device=device, caller=caller, not_me=not_me) if not_me else None
+    notice = _new_sign_in_notice(ctx.notifier, user=user, device=device, caller=caller, not_me=not_me,
+                                 at=ctx.now()) if not_me else None
     writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid),
               *([not_me.write, notice.write] if not_me and notice else []),
               *([proof] if proof else []), *([binding.proof_spending(ctx, dpop)] if dpop else [])]
@@ -274,8 +275,8 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     _audit_login(user=user, device=device, caller=caller, opened=opened)
     if notice:
         ctx.notifier.send_queued(notice)
-    _notify_evicted(ctx, user=user, device=device, caller=caller, opened=opened)
-    return _response(ctx, opened, device)
+    _notify_evicted(ctx.notifier, user=user, device=device, caller=caller, opened=opened, at=ctx.now())
+    return _response(ctx.settings, opened, device, now=ctx.now())
 
 
 def _refused_while_locked(ctx: AppContext, *, user: UserRecord, device: DeviceRecord,
@@ -342,24 +343,23 @@ def active_device(entry: PresenceEntry) -> dict[str, Any]:
             "ip": entry.ip}
 
 
-def _response(ctx: AppContext, opened: OpenedSession, device: DeviceRecord) -> LoginResponse:
+def _response(settings: Settings, opened: OpenedSession, device: DeviceRecord, *, now: datetime) -> LoginResponse:
     session = opened.session
     return LoginResponse(
-        cert_expires_at=device.cert_expires_at,
-        renew_certificate=devices.renewal_due(ctx.settings, device, now=ctx.now()),
+        cert_expires_at=device.cert_expires_at, renew_certificate=devices.renewal_due(settings, device, now=now),
         access_token=opened.tokens.access_token, refresh_token=opened.tokens.refresh_token,
         token_type=opened.tokens.token_type, expires_in=opened.tokens.expires_in, session_id=session.session_id,
         device_id=session.device_id, user_uuid=session.user_uuid,
         evicted=[EvictedDevice(device_id=e.device_id, device_name=e.device_name) for e in opened.evicted])
 
 
-def _new_sign_in_notice(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
-                        not_me: not_me_flow.NotMeLink) -> Queued:
-    """A device's first sign-in, in the account's locale, with its "Wasn't you?" link: which device,
-    its class, when and from where."""
-    return ctx.notifier.queued(localized_message(
+def _new_sign_in_notice(notifier: Notifier, *, user: UserRecord, device: DeviceRecord, caller: Caller,
+                        not_me: not_me_flow.NotMeLink, at: datetime) -> Queued:
+    """A device's first sign-in (`at`), in the account's locale, with its "Wasn't you?" link: which
+    device, its class, when and from where."""
+    return notifier.queued(localized_message(
         "new_sign_in", user_uuid=user.user_uuid, email=user.email, locale=user.locale, device=device.device_name,
-        facts=_facts(user, device, caller, at=ctx.now()), link=not_me.url))
+        facts=_facts(user, device, caller, at=at), link=not_me.url))
 
 
 def _facts(user: UserRecord, device: DeviceRecord, caller: Caller, *, at: datetime) -> str:
@@ -367,14 +367,14 @@ def _facts(user: UserRecord, device: DeviceRecord, caller: Caller, *, at: dateti
                         at=at, ip=caller.ip)
 
 
-def _notify_evicted(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
-                    opened: OpenedSession) -> None:
-    """In the account's locale: each device the sign-in logged out, saying which device signed in."""
+def _notify_evicted(notifier: Notifier, *, user: UserRecord, device: DeviceRecord, caller: Caller,
+                    opened: OpenedSession, at: datetime) -> None:
+    """In the account's locale: each device the sign-in (`at`) logged out, saying which device signed in."""
     if not opened.evicted:
         return
-    facts = _facts(user, device, caller, at=ctx.now())
+    facts = _facts(user, device, caller, at=at)
     for evicted in opened.evicted:
-        ctx.notifier.notify(localized_message(
+        notifier.notify(localized_message(
             "forced_logout", texts="forced_logout_displaced", user_uuid=user.user_uuid, email=user.email,
             locale=user.locale, evicted=evicted.device_name,
             evicted_class=device_class_name(evicted.device_class, user.locale), device=device.device_name, facts=facts))
@@ -415,7 +415,8 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
     if user is None or device is None or device.status != DEVICE_STATUS_ACTIVE:
         raise devices.DeviceRevoked()
     # The certificate proven at login must still be the device's (not renewed meanwhile).
-    devices.recheck_device(ctx, device, fingerprint=pending.get("fingerprint", device.fingerprint))
+    devices.recheck_device(ctx.settings, device, fingerprint=pending.get("fingerprint", device.fingerprint),
+                           now=ctx.now())
     pending_caller = Caller(ip=pending.get("ip") or caller.ip,
                             user_agent=pending.get("user_agent") or caller.user_agent)
     opened = _open(ctx, user=user, device=device, caller=pending_caller, force=True, presence=facts[PRESENCE],

@@ -45,7 +45,8 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
     "Wasn't you?" link, and the account still unlocked)."""
     payload_uuid, token = qr.decode_payload(qr_code)
     facts = read_together(ctx.dynamodb, {
-        **credentials.credential_reads(ctx, username=username, ip=caller.ip, expected_user_uuid=payload_uuid),
+        **credentials.credential_reads(ctx.tables, username=username, ip=caller.ip, now=ctx.epoch(),
+                                       expected_user_uuid=payload_uuid),
         TOKEN: pairing_tokens.token_read(ctx.tables, token=token)})
     user, had_failures = credentials.check_read_credentials(ctx, username=username, secret=password,
                                                             caller=caller, facts=facts)

@@ -23,5 +23,5 @@ def authenticate_operator(*, along: Callable[[], Mapping[str, KeyRead[Any]]] | N
         if app is not None:
             return operators.app_operator(client_id=app.client_id, admin_role=app.admin_role)
     principal = authenticate_request(along=lambda claims: {
-        **(along() if along else {}), **operators.operator_reads(ctx(), user_uuid=claims["sub"])})
+        **(along() if along else {}), **operators.operator_reads(ctx().tables, user_uuid=claims["sub"])})
     return operators.session_operator(ctx(), principal=principal)

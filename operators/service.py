@@ -23,6 +23,7 @@ from common.config import Settings
 from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, TooManyRequests, Unauthorized
 from common.timefmt import iso_from_epoch
 from common.database.batch_read import KeyRead, read_together
+from common.database.dynamo import TableNames
 from devices import service as devices
 from devices.models import DeviceRecord
 from operators.models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest, OperatorAccount,
@@ -97,9 +98,9 @@ class Operator:
         return {k: v for k, v in found.items() if v is not None}
 
 
-def operator_reads(ctx: AppContext, *, user_uuid: str) -> dict[str, KeyRead[Any]]:
+def operator_reads(tables: TableNames, *, user_uuid: str) -> dict[str, KeyRead[Any]]:
     """The operator's own account (its role), for their session's batch read (sessions.service.authenticate)."""
-    return {OPERATOR_ACCOUNT: users.user_read(ctx.tables, user_uuid=user_uuid)}
+    return {OPERATOR_ACCOUNT: users.user_read(tables, user_uuid=user_uuid)}
 
 
 def session_operator(ctx: AppContext, *, principal: Principal) -> Operator:
@@ -277,13 +278,13 @@ def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str,
         devices=[OperatorDevice(device_id=d.device_id, device_name=d.device_name, device_class=d.device_class,
                                 status=d.status, cert_expires_at=d.cert_expires_at, registered_at=d.registered_at,
                                 last_login_at=d.last_login_at, logged_in=d.active) for d in listed],
-        sessions=[_session_view(ctx, s) for s in recent],
+        sessions=[_session_view(ctx.settings, s, now=ctx.epoch()) for s in recent],
         passkeys=[OperatorPasskey(name=p.name, created_at=p.created_at, last_used_at=p.last_used_at)
                   for p in (keys.result() if keys else [])])
 
 
-def _session_view(ctx: AppContext, session: SessionRecord) -> OperatorSession:
-    status, reason = sessions.session_status(ctx.settings, session, ctx.epoch())
+def _session_view(settings: Settings, session: SessionRecord, *, now: int) -> OperatorSession:
+    status, reason = sessions.session_status(settings, session, now)
     return OperatorSession(session_id=session.session_id, device_id=session.device_id,
                            device_name=session.device_name, created_at=session.created_at,
                            last_seen_at=iso_from_epoch(session.last_seen_epoch), status=status,

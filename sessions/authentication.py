@@ -13,6 +13,7 @@ from common.crypto.tokens import digests_equal
 from common.database.batch_read import KeyRead, read_together
 from common.database.guarded_write import GuardedWrite
 from common.keys.jwt_keys import TokenError
+from common.keys.ring_reader import RefreshSecrets
 from sessions import binding
 from sessions.binding import ProofOffer
 from sessions.context import end_reason, liveness, session_store
@@ -49,8 +50,8 @@ def authenticate(ctx: AppContext, *, access_token: str, scheme: str = "Bearer", 
     own BatchGetItem (common/database/batch_read.py) and handed over in `Principal.along`; they are read only
     for a token that verified, and nothing of them is looked at before the session checks out."""
     claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token, issued_by=issued_by)
-    proof = None if proof_checked_by_app else _bound_proof(ctx, claims, access_token=access_token, scheme=scheme,
-                                                           offer=offer)
+    proof = None if proof_checked_by_app else _bound_proof(ctx.refresh_secrets, claims, access_token=access_token,
+                                                           scheme=scheme, offer=offer, now=ctx.epoch())
     spending = background(ctx).submit(binding.spend_proof, ctx, proof) if proof and not spend_last else None
     store = session_store(ctx)
     read_along: dict[str, Any] = {}
@@ -128,7 +129,8 @@ def vouch(ctx: AppContext, *, access_token: str, scheme: str = "Bearer",
     """authenticate() for a request whose only DynamoDB call is a write: the same refusals, from
     the token and proof now, and from the session when the write's check of it is refused."""
     claims, session_id, user_uuid, device_id = _token_claims(ctx, access_token)
-    proof = _bound_proof(ctx, claims, access_token=access_token, scheme=scheme, offer=offer)
+    proof = _bound_proof(ctx.refresh_secrets, claims, access_token=access_token, scheme=scheme, offer=offer,
+                         now=ctx.epoch())
     live = _live_check(ctx, Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id, expires_epoch=0,
                                    jkt=proof.jkt if proof else None))
     checks = (live, binding.proof_spending(ctx, proof)) if proof else (live,)
@@ -187,8 +189,8 @@ def _not_live(ctx: AppContext, holder: Holder, *, any_key: bool = False) -> Exce
     return ServiceUnavailable("The session is busy; try again.")
 
 
-def _bound_proof(ctx: AppContext, claims: dict[str, Any], *, access_token: str, scheme: str,
-                 offer: ProofOffer | None) -> Proof | None:
+def _bound_proof(ring: RefreshSecrets, claims: dict[str, Any], *, access_token: str, scheme: str,
+                 offer: ProofOffer | None, now: int) -> Proof | None:
     """The checked proof a bound token needs (None for a bearer token); InvalidDpopProof if a bound
     token comes any other way, InvalidToken if the DPoP scheme carries an unbound one."""
     cnf = claims.get("cnf")
@@ -199,7 +201,7 @@ def _bound_proof(ctx: AppContext, claims: dict[str, Any], *, access_token: str, 
         return None
     if scheme != binding.DPOP:
         raise binding.InvalidDpopProof(reason="a bound access token goes as Authorization: DPoP, with a DPoP proof")
-    return binding.checked_proof(ctx.refresh_secrets, ctx.epoch(), offer, access_token=access_token, jkt=jkt)
+    return binding.checked_proof(ring, now, offer, access_token=access_token, jkt=jkt)
 
 
 def _touch(ctx: AppContext, store: SessionStore, session: SessionRecord, *, now: int, app_token: bool) -> None:

@@ -78,7 +78,8 @@ def _rotate_unread(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
     now, new_kid = ctx.epoch(), ctx.refresh_secrets.newest_kid()
     outcome = session_store(ctx).rotate_refresh(
         holder, generation=token.generation, old_digest=token_digest(refresh_token, purpose=REFRESH_PURPOSE),
-        new_digest=token_digest(refresh_token_of(ctx, holder, token.generation + 1, new_kid), purpose=REFRESH_PURPOSE),
+        new_digest=token_digest(refresh_token_of(ctx.refresh_secrets, holder, token.generation + 1, new_kid),
+                                purpose=REFRESH_PURPOSE),
         new_kid=new_kid, now=now, idle_cutoff=liveness(ctx.settings).idle_cutoff(now),
         extra_write=spending.item if spending else None)
     if outcome is Activity.RECORDED:
@@ -110,7 +111,8 @@ def _rotate_read(ctx: AppContext, token: _RefreshToken, *, refresh_token: str,
         if not digests_equal(old_digest, session.refresh_digest):
             raise InvalidRefreshToken()
         new_kid = ctx.refresh_secrets.newest_kid()  # a rotated secret takes over here: nobody is logged out
-        successor = token_digest(refresh_token_of(ctx, session, generation + 1, new_kid), purpose=REFRESH_PURPOSE)
+        successor = token_digest(refresh_token_of(ctx.refresh_secrets, session, generation + 1, new_kid),
+                                 purpose=REFRESH_PURPOSE)
         outcome = store.rotate_refresh(session.holder(), generation=generation, old_digest=old_digest,
                                        new_digest=successor, new_kid=new_kid, now=now,
                                        idle_cutoff=liveness(ctx.settings).idle_cutoff(now),

@@ -175,7 +175,7 @@ def new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name:
         session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
         created_at=iso(ctx.now()), login_epoch=now, last_seen_epoch=now,
         expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
-        refresh_digest=token_digest(refresh_token_of(ctx, Holder(
+        refresh_digest=token_digest(refresh_token_of(ctx.refresh_secrets, Holder(
             session_id=session_id, user_uuid=user_uuid, device_id=device_id,
             expires_epoch=now + ctx.settings.session_max_lifetime), 1, refresh_kid), purpose=REFRESH_PURPOSE),
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,

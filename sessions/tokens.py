@@ -17,15 +17,15 @@ from common.runtime.context import AppContext
 REFRESH_PURPOSE = "refresh"
 
 
-def refresh_token_of(ctx: AppContext, holder: Holder | SessionRecord, generation: int, kid: str | None) -> str:
+def refresh_token_of(ring: RefreshSecrets, holder: Holder | SessionRecord, generation: int, kid: str | None) -> str:
     """<session_id>.<generation>.<kid>.<carried>.<mac> under the ring's secret `kid`, where `carried`
     names the session's user, device and end, so that a refresh writes without reading first. A
     session from before the key ring (kid None) keeps its form, <session_id>.<generation>.<mac>."""
     # Derived, not random: within the grace window the same successor can be handed out again
     # while only its digest is stored (SPEC §4, §6).
     if kid is None:
-        return refresh_token_text(ctx.refresh_secrets, holder.session_id, generation, None, None)
-    return refresh_token_text(ctx.refresh_secrets, holder.session_id, generation, kid, _carried(holder))
+        return refresh_token_text(ring, holder.session_id, generation, None, None)
+    return refresh_token_text(ring, holder.session_id, generation, kid, _carried(holder))
 
 
 def refresh_token_text(secrets: RefreshSecrets, session_id: str, generation: int, kid: str | None,
@@ -70,6 +70,6 @@ def token_pair(ctx: AppContext, session: Holder | SessionRecord, *, generation: 
     # EdDSA is deterministic: the same claims and time give the same token, hence the same pair.
     access = ctx.jwt.sign(claims, ttl_seconds=ttl, now=datetime.fromtimestamp(issued_epoch, timezone.utc))
     return TokenPair(access_token=access,
-                     refresh_token=refresh_token_of(ctx, session, generation, refresh_kid),
+                     refresh_token=refresh_token_of(ctx.refresh_secrets, session, generation, refresh_kid),
                      expires_in=max(0, issued_epoch + ttl - ctx.epoch()),
                      token_type=binding.DPOP if session.jkt else "Bearer")
