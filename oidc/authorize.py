@@ -21,6 +21,7 @@ from common.errors import ApiError, ErrorCode, Forbidden, Unauthorized, request_
 from common.crypto.tokens import token_digest
 from common.database.batch_read import KeyRead, read_together
 from common.database.guarded_write import GuardedWrite, write_all
+from common.keys.ring_reader import RefreshSecrets
 from oidc import (browser_binding, consents, pages, par, refusals, request_checks, request_limits, request_objects,
                   response_mode, token_binding)
 from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
@@ -302,7 +303,7 @@ def complete(ctx: AppContext, *, principal: Principal, request_id: str, browser:
     if response.status_code != 302 or not location:
         raise AuthorizationRefused()
     # nothing written: the code is sealed, its redemption marks the request
-    return _answer(ctx, response_mode.response_at(params, location))
+    return _answer(ctx.refresh_secrets, response_mode.response_at(params, location), now=ctx.epoch())
 
 
 def cancel(ctx: AppContext, *, request_id: str, browser: str | None, error: str) -> Redirect:
@@ -314,22 +315,22 @@ def cancel(ctx: AppContext, *, request_id: str, browser: str | None, error: str)
                          client_id=params.get("client_id"))
     RequestStore(one_time_tokens(ctx)).finish(digest=token_digest(request_id, purpose=REQUEST_PURPOSE), now=ctx.epoch())
     fields = [("error", error), *([("state", params["state"])] if params.get("state") else []), ("iss", issuer(ctx))]
-    return _answer(ctx, response_mode.response_to(params, fields))
+    return _answer(ctx.refresh_secrets, response_mode.response_to(params, fields), now=ctx.epoch())
 
 
-def _answer(ctx: AppContext, response: response_mode.AuthorizationResponse) -> Redirect:
+def _answer(ring: RefreshSecrets, response: response_mode.AuthorizationResponse, *, now: int) -> Redirect:
     """Where the web UI sends the browser: the redirect URI with the response in its query, or, for
     form_post, the response sealed for /oidc/authorize/respond (oidc.response_mode)."""
     if not response.form_post:
         return Redirect(redirect_to=response.location())
-    sealed = response_mode.seal(ctx.refresh_secrets, response, now=ctx.epoch())
+    sealed = response_mode.seal(ring, response, now=now)
     return Redirect(redirect_to=response.redirect_uri, form_post=sealed)
 
 
-def respond(ctx: AppContext, *, sealed: object) -> Response:
+def respond(ring: RefreshSecrets, *, sealed: object, now: int) -> Response:
     """POST /oidc/authorize/respond: the auto-submitting page of a form_post response the web UI was
-    given; one that is not citylogin's, or is over, is an error page."""
-    response = response_mode.opened(ctx.refresh_secrets, sealed, now=ctx.epoch())
+    given; one that is not citylogin's, or is over (at `now`), is an error page."""
+    response = response_mode.opened(ring, sealed, now=now)
     if response is None:
         raise BrowserRefusal(kind="respond", error=ErrorCode.OIDC_REQUEST_UNKNOWN.value)
     return pages.form_post_page(action=response.redirect_uri, fields=response.fields, locale=request_locale())

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import orjson
 
+from common.config import Settings
 from common.keys.jwt_keys import ID_TOKEN_ALGORITHMS, SigningKey, jwk_set
 from common.keys.ring_refresher import jwks_max_age
 from common.runtime.context import AppContext
@@ -144,17 +145,18 @@ class StaticAnswers:
         max_age = jwks_max_age(context.settings.key_ring_reload_seconds)  # shorter than a key's wait to sign
         return {DISCOVERY: discovery, AUTHORIZATION_SERVER: discovery,
                 JWKS: _answer(_json(jwk_set(ring)), cache_control=f"public, max-age={max_age}", every_origin=True),
-                SSF_CONFIGURATION: _answer(_json(_ssf_metadata(context, base)), cache_control="public, max-age=300",
-                                           every_origin=False, varies=bool(context.settings.cors_origins))}
+                SSF_CONFIGURATION: _answer(_json(_ssf_metadata(context.jwt.issuer, base, settings=context.settings)),
+                                           cache_control="public, max-age=300", every_origin=False,
+                                           varies=bool(context.settings.cors_origins))}
 
 
-def _ssf_metadata(context: AppContext, base: str) -> dict[str, Any]:
+def _ssf_metadata(issuer: str, base: str, *, settings: Settings) -> dict[str, Any]:
     """The Shared Signals transmitter's metadata (SPEC §11): where apps poll for session-revoked
     events and which keys sign them; `citylogin_access_token_ttl` tells an app how long an
     ended session's tokens could still look valid, so how long to remember the end;
     `citylogin_oidc_issuer` is the `iss` of apps' OpenID Connect access tokens (SPEC §14)."""
-    return {"spec_version": "1_0", "issuer": context.jwt.issuer, "jwks_uri": base + "/.well-known/jwks.json",
+    return {"spec_version": "1_0", "issuer": issuer, "jwks_uri": base + "/.well-known/jwks.json",
             "delivery_methods_supported": [PUSH_DELIVERY, POLL_DELIVERY],
             "poll_endpoint": base + "/ssf/poll", "configuration_endpoint": base + "/ssf/streams",
-            "default_subjects": "ALL", "citylogin_access_token_ttl": context.settings.access_token_ttl,
+            "default_subjects": "ALL", "citylogin_access_token_ttl": settings.access_token_ttl,
             "citylogin_oidc_issuer": base}

@@ -147,7 +147,8 @@ def complete_with_device() -> Response:
            "form_post) to the app's redirect URI", body=FormPostResponse, body_media_type=FORM,
            media_type="text/html", errors=(400,), error_page=True, database=False)
 def respond() -> WsgiResponse:
-    return service.respond(ctx(), sealed=request.form.get("response"))
+    context = ctx()
+    return service.respond(context.refresh_secrets, sealed=request.form.get("response"), now=context.epoch())
 
 
 @bp.post("/authorize/cancel")

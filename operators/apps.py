@@ -12,6 +12,7 @@ from relying_parties import service as apps
 from relying_parties.models import AppRecord, NewCredentials, OidcClient
 from operators.models import AppChange, NewApp, NewRegistrationToken, RegistrationTokenView
 from operators.service import Operator, need
+from common.config import Settings
 from common.web.audit import AuditEvent, audit, operator_acting
 from common.runtime.context import AppContext
 
@@ -27,23 +28,23 @@ OIDC_FIELDS = ("redirect_uris", "post_logout_redirect_uris", "backchannel_logout
 OIDC_NAMES = {"token_endpoint_auth_method": "registered_auth_method"}
 
 
-def _public(ctx: AppContext, app: AppRecord) -> dict[str, Any]:
+def _public(settings: Settings, app: AppRecord) -> dict[str, Any]:
     """The app as an operator sees it, with the PKCE rule it signs in under (SPEC §14)."""
-    return app.public(pkce_required_of_every_app=ctx.settings.oidc_require_pkce)
+    return app.public(pkce_required_of_every_app=settings.oidc_require_pkce)
 
 
 def list_apps(ctx: AppContext, *, operator: Operator) -> list[dict[str, Any]]:
     need(operator, Role.ADMIN)
-    return [_public(ctx, app) for app in apps.list_apps(ctx)]
+    return [_public(ctx.settings, app) for app in apps.list_apps(ctx)]
 
 
 def show_app(ctx: AppContext, *, operator: Operator, client_id: str) -> dict[str, Any]:
     need(operator, Role.ADMIN)
-    return _public(ctx, apps.show_app(ctx, client_id=client_id))
+    return _public(ctx.settings, apps.show_app(ctx, client_id=client_id))
 
 
-def _shown(ctx: AppContext, credentials: NewCredentials) -> dict[str, Any]:
-    return {**_public(ctx, credentials.app), "client_secret": credentials.client_secret}
+def _shown(settings: Settings, credentials: NewCredentials) -> dict[str, Any]:
+    return {**_public(settings, credentials.app), "client_secret": credentials.client_secret}
 
 
 def _audited(operator: Operator, action: str, client_id: str, reason: str | None) -> None:
@@ -71,7 +72,7 @@ def add_app(ctx: AppContext, *, operator: Operator, request: NewApp) -> dict[str
         credentials = apps.add_app(ctx, name=request.name, push_url=request.push_url, oidc=oidc,
                                    admin_role=request.admin_role.value if request.admin_role else None)
         _audited(operator, "app_add", credentials.app.client_id, request.reason)
-    return _shown(ctx, credentials)
+    return _shown(ctx.settings, credentials)
 
 
 def _registration_metadata(request: AppChange) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def change_app(ctx: AppContext, *, operator: Operator, client_id: str, request: 
                               admin_role=request.admin_role.value if request.admin_role else None,
                               changed=frozenset(given & {"name", "push_url", "admin_role"}))
         _audited(operator, "app_change", client_id, request.reason)
-    return _public(ctx, app)
+    return _public(ctx.settings, app)
 
 
 def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcClient:
@@ -122,7 +123,7 @@ def rotate_secret(ctx: AppContext, *, operator: Operator, client_id: str, reason
     with operator_acting(operator.label):
         credentials = apps.rotate_secret(ctx, client_id=client_id)
         _audited(operator, "app_rotate_secret", client_id, reason)
-    return _shown(ctx, credentials)
+    return _shown(ctx.settings, credentials)
 
 
 def remove_app(ctx: AppContext, *, operator: Operator, client_id: str, reason: str | None) -> None:
