@@ -157,34 +157,6 @@ LONG = {
 }
 
 
-# The longest tests (a minute or more on a busy machine): under xdist they are handed out first, so
-# that none starts last and keeps the run waiting on one worker.
-LONG_FIRST = {"test_openapi_fuzz", "test_eviction_order_two_processes", "test_refusal_messages", "test_serve",
-              "test_serve_gunicorn", "test_many_hosts",
-              "test_standalone_services", "test_package_layout", "test_device_flow_faults",
-              "test_device_flow_two_processes"}
-
-
-# Modules whose module-scoped fixture starts processes (standalone services, `citylogin serve`, gunicorn,
-# nginx, Apache, moto, relying parties, a second release) or signs a person in with the browser, or one test
-# of such a module ("module::test", all its parameters). Under xdist each goes whole to one worker, so that
-# the fixture starts once, not on each worker that gets one of its tests (scripts/test.sh's --dist loadgroup
-# hands out single tests otherwise). xdist's own
-# xdist_group mark does not group under this pytest (it renames item._nodeid, which pytest 9 no longer
-# reads): pytest_xdist_make_scheduler below does it.
-ONE_WORKER = {
-    "test_two_processes", "test_eviction_order_two_processes", "test_device_flow_two_processes",
-    "test_nginx_forward_auth", "test_nginx_mtls",
-    "test_notes", "test_tv_cli", "test_openid_client_device", "test_rp_express",
-    "test_rp_apache", "test_rp_django", "test_sigv4_signatures", "test_pairing_flow", "test_oidc_sign_in",
-    "test_oidc_form_post", "test_oidc_spa", "test_oidc_example_apps", "test_snippets", "test_aws_walk_through",
-    "test_gunicorn_body_limit", "test_parked_streams", "test_bench_peer", "test_registration_service_process",
-    "test_gunicorn_static_answers", "test_device_flow_page",
-    "test_basic_op", "test_formpost_basic_op", "test_rp_initiated_logout_op", "test_backchannel_logout_op",
-    "test_dynamic_op",
-    "test_mixed_versions", "test_openapi_fuzz::test_each_standalone_service_conforms_to_its_document"}
-
-
 # The modules that hold a test of scripts/test.sh's serial pass and of its long tier: those passes import no other
 # (collecting the whole suite to deselect all but these cost the serial pass 15 s of CPU).
 ALONE_MODULES = {"serial and not long": {module for module, _ in SERIAL}, "long": {module for module, _ in LONG}}
@@ -243,38 +215,6 @@ def pytest_itemcollected(item):
             or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("serial")
             or item.get_closest_marker("long")):
         item.add_marker(pytest.mark.slow)
-
-
-def pytest_collection_modifyitems(config, items):
-    if hasattr(config, "workerinput"):  # the order of hand-out: the longest tests, the groups, the rest
-        items.sort(key=lambda item: 0 if item.path.stem in LONG_FIRST else 1 if _one_worker_unit(item) else 2)
-
-
-def _one_worker_unit(item) -> bool:
-    module = item.path.stem
-    return module in ONE_WORKER or f"{module}::{getattr(item, 'originalname', item.name)}" in ONE_WORKER
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """--dist loadgroup, with each unit of ONE_WORKER one unit of work, handed out in the order of the
-    workers' collection (pytest_collection_modifyitems), not the largest units first."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    config.option.loadscopereorder = False
-    from xdist.scheduler import LoadGroupScheduling
-
-    class ModulesOfOneWorker(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module, _, rest = nodeid.partition("::")
-            test = rest.split("[", 1)[0]
-            if Path(module).stem in ONE_WORKER:
-                return module
-            if f"{Path(module).stem}::{test}" in ONE_WORKER:
-                return f"{module}::{test}"
-            return super()._split_scope(nodeid)
-
-    return ModulesOfOneWorker(config, log)
 
 
 _ENDPOINT_KEY = "citylogin_dynamodb_endpoint"

@@ -44,9 +44,8 @@ SETTINGS = {"max_concurrent_devices": 1, "concurrency_policy": "ask", "refresh_r
             "public_url": PUBLIC_URL, "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS,
             # no background thread that ends sessions or pushes on its own clock
             "session_sweep_interval": 0, "deletion_sweep_interval": 0, "ssf_push_interval": 0}
-# One deployment for the module: under xdist (--dist loadgroup) its tests stay on one worker,
+# One deployment for the module: under xdist (--dist loadfile) its tests stay on one worker,
 # not a worktree and two servers per worker.
-pytestmark = pytest.mark.xdist_group("mixed_versions")
 CROSSINGS = [pytest.param("old", "new", id="old-to-new"), pytest.param("new", "old", id="new-to-old")]
 
 
