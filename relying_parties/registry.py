@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -153,19 +154,32 @@ class AppRegistry:
 
     def _start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="app-registry", daemon=True)
+            # The thread holds the registry weakly: the registry of an app that is let go (a test's) takes
+            # its thread with it, rather than watching on for good, whatever its tables became.
+            weakref.finalize(self, self._stop.set)
+            self._thread = threading.Thread(target=_watch_until, args=(weakref.ref(self), self._stop, self.every),
+                                            name="app-registry", daemon=True)
             self._thread.start()
 
-    def _run(self) -> None:
-        scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
-        while not self._stop.wait(self.every):
-            try:
-                self.check()
-            except (ClientError, BotoCoreError) as exc:
-                level = logging.WARNING if dynamo.is_unavailable(exc) else logging.ERROR
-                self._log.log(level, "app registry: not read (%s); the apps as last read stay", type(exc).__name__)
-            except Exception:  # a listener's bug must not end the watching of every other
-                self._log.log(logging.ERROR, "app registry: check failed", exc_info=True)
+    def watch_once(self) -> None:
+        """One check, as the watching thread makes it: a failure is logged (once per burst), not raised."""
+        try:
+            self.check()
+        except (ClientError, BotoCoreError) as exc:
+            level = logging.WARNING if dynamo.is_unavailable(exc) else logging.ERROR
+            self._log.log(level, "app registry: not read (%s); the apps as last read stay", type(exc).__name__)
+        except Exception:  # a listener's bug must not end the watching of every other
+            self._log.log(logging.ERROR, "app registry: check failed", exc_info=True)
+
+
+def _watch_until(registry_ref: weakref.ref[AppRegistry], stop: threading.Event, every: float) -> None:
+    scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
+    while not stop.wait(every):
+        registry = registry_ref()
+        if registry is None:
+            return
+        registry.watch_once()
+        del registry
 
 
 APP_REGISTRY: Slot[AppRegistry] = Slot("relying_parties.registry")

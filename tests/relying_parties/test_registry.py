@@ -5,6 +5,7 @@ app's delivery; one app whose delivery raises never stops the pushes to the othe
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import logging
 import os
@@ -188,6 +189,20 @@ def test_an_unreadable_record_is_left_out_with_one_error_and_every_other_app_is_
         assert claims["aud"] == good.app.client_id and ended in json.dumps(claims)
     for client_id in ("app_unnamed", "app_mistyped", "app_huge"):  # once per process, however many readings
         assert len(_unreadable_errors(caplog, client_id)) == 1, [r.getMessage() for r in caplog.records]
+
+
+def test_the_watching_thread_ends_with_its_registry(make_server, kek):
+    """An app a test lets go takes its registry's thread with it: left watching, it would read the
+    module's tables after they are deleted, and log and count its failures in a later test."""
+    _, ctx = make_server(key_encryption_key=kek)
+    registry = AppRegistry(AppStore(ctx.dynamodb, ctx.tables.apps), every=0.05)
+    registry.current()  # the first read starts the watching
+    thread = registry._thread
+    assert thread is not None and thread.is_alive()
+    del registry
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
 
 
 @pytest.mark.slow  # a receiver process
