@@ -78,6 +78,9 @@ def stop_background(ctx: AppContext) -> None:
         stop = getattr(worker, "stop", None)
         if stop is not None:
             stop()
+    # The mails its requests handed to the notifier's threads are tried to the end here: a mail to a mail
+    # service the test has closed would otherwise log its last failed attempt into the next test's log.
+    ctx.notifier.settle(timeout=60)
 
 
 def register_device(url: str, *, key_kind: str = "ecdsa-p256") -> Client:
