@@ -19,6 +19,8 @@ from relying_parties.registry import app_registry, current_app
 from relying_parties.service import InvalidClient
 from relying_parties.stream_store import StateMoved, StreamState, StreamStore
 from common.errors import ErrorCode, FieldKind, InvalidField, NotFound, ServiceUnavailable
+from common.web import serving
+from common.web.metrics import POLLS_HELD
 from sessions import service as sessions
 from sessions.feed import WINDOW_SECONDS
 from sessions.models import SessionEnded, seq_at, seq_epoch_ms
@@ -182,15 +184,18 @@ def poll(ctx: AppContext, app: AppRecord, *, max_events: int, return_immediately
     pending = exchange(ctx, app, acks=acked, max_events=max_events, stream_id=stream_id)
     wait = not pending.events and max_events > 0 and not return_immediately
     if wait and _waiting.enter(sessions.stream_caps(ctx.settings).per_process):
+        POLLS_HELD.inc()
         try:
             deadline = time.monotonic() + ctx.settings.ssf_long_poll_seconds
-            while not pending.events and (remaining := deadline - time.monotonic()) > 0:
+            # A stopping server answers now (nothing new): the app polls again, elsewhere or once it is back.
+            while not pending.events and not serving.stopping() and (remaining := deadline - time.monotonic()) > 0:
                 if feed.wait_for_new(generation, timeout=min(remaining, REMOVAL_CHECK_SECONDS)):
                     generation = feed.generation()
                     pending = exchange(ctx, app, acks=set(), max_events=max_events, stream_id=stream_id)
                 elif _removed(ctx, app):  # its guards must stop trusting a quiet feed at once (SPEC §14)
                     raise InvalidClient()
         finally:
+            POLLS_HELD.dec()
             _waiting.leave()
     sets = {security_events.jti(e.seq, app): security_events.session_revoked(ctx.jwt, e, app) for e in pending.events}
     return sets, pending.more

@@ -40,7 +40,7 @@ SLOW_FOLDERS = {"browser", "examples"}
 TESTS = Path(__file__).resolve().parent
 SLOW_MODULES = {
     "test_gunicorn_body_limit", "test_gunicorn_slow_clients", "test_parked_streams", "test_gunicorn_start",
-    "test_metrics_gunicorn", "test_serve_gunicorn", "test_gunicorn_static_answers",
+    "test_metrics_gunicorn", "test_serve_gunicorn", "test_gunicorn_static_answers", "test_stop_with_held_polls",
     "test_serve", "test_serve_slow_client", "test_commands_find_serve", "test_public_url", "test_standalone_services",
     "test_many_hosts",
     "test_key_ring_reload", "test_openapi_fuzz", "test_soak", "test_registration_service_process",

@@ -56,7 +56,7 @@ from common.config import ConfigError, Settings, load_settings
 from common.errors import ErrorCode
 from oidc import static_answers
 from common.web.request_log import record, request_id_from
-from common.web.serving import PARK, DrivenStream, set_server_kind
+from common.web.serving import PARK, DrivenStream, mark_stopping, set_server_kind
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024  # common.web.app_factory's limit (tests/citylogin/test_gunicorn_worker.py holds them equal)
@@ -236,6 +236,12 @@ class ThreadWorker(gthread.ThreadWorker):
             for name, value in HEAD_READ_HERE_LIMITS.items():
                 self.cfg.set(name, value)
         super().init_process()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: gunicorn's graceful stop, which waits for the requests in hand; the long polls among them
+        answer at once (common.web.serving.stopping) instead of holding the stop up to their 30 s."""
+        mark_stopping()
+        super().handle_exit(sig, frame)
 
     def load_wsgi(self) -> None:
         """The app, with PARK offered to every plain HTTP/1 GET."""

@@ -34,6 +34,8 @@ EVICTIONS = Counter("citylogin_evictions_total", "Sessions displaced by another 
 AUDIT_EVENTS = Counter("citylogin_audit_events_total", "Security events written to the audit stream.", ["event"])
 EVENT_STREAMS = Gauge("citylogin_event_streams_active", "Open GET /session/events streams.",
                       multiprocess_mode="livesum")
+POLLS_HELD = Gauge("citylogin_ssf_polls_held", "RFC 8936 long polls held, waiting for an event.",
+                   multiprocess_mode="livesum")
 DYNAMODB_CALLS = Counter("citylogin_dynamodb_calls_total",
                          "DynamoDB API calls made, by the requests (and the work they leave for after their answer) "
                          "or by the process's own scheduled work (key ring, app registry, feeds, pushers, sweepers).",

@@ -12,6 +12,7 @@ A stream (DrivenStream) is served one of two ways (`stream_body`):
 from __future__ import annotations
 
 import resource
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol
 
@@ -57,6 +58,19 @@ def set_server_kind(*, threads: int, parks_streams: bool) -> None:
 
 def server_kind() -> ServerKind:
     return _server
+
+
+_stopping = threading.Event()
+
+
+def mark_stopping() -> None:
+    """The server began a graceful stop (citylogin's gunicorn worker, at SIGTERM): a request held open to
+    wait for news (an RFC 8936 long poll) is answered now, so that the stop waits for no client."""
+    _stopping.set()
+
+
+def stopping() -> bool:
+    return _stopping.is_set()
 
 
 def stream_body(stream: DrivenStream, environ: dict[str, Any]) -> Iterator[bytes]:
