@@ -82,6 +82,7 @@ class ErrorCode(str, Enum):
     REQUEST_HEADER_TOO_LARGE = "request_header_too_large"
     INVALID_CLIENT = "invalid_client"
     APP_NOT_FOUND = "app_not_found"
+    APP_CHANGED = "app_changed"
     STREAM_NOT_FOUND = "stream_not_found"
     MAIL_NOT_FOUND = "mail_not_found"
     INVALID_DPOP_PROOF = "invalid_dpop_proof"

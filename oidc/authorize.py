@@ -226,7 +226,8 @@ def interaction(ctx: AppContext, *, request_id: str, browser: str | None) -> Int
                        scopes=[s for s in params.get("scope", "").split() if s in SCOPES],
                        prompt=params.get("prompt", "").split(), max_age=_max_age(params),
                        login_hint=params.get("login_hint"), consent=app.oidc().consent, logo_uri=app.oidc().logo_uri,
-                       client_uri=app.oidc().client_uri, policy_uri=app.oidc().policy_uri, tos_uri=app.oidc().tos_uri)
+                       client_uri=app.oidc().client_uri, policy_uri=app.oidc().policy_uri, tos_uri=app.oidc().tos_uri,
+                       registered_itself=app.registered_itself())
 
 
 def _max_age(params: dict[str, str]) -> int | None:

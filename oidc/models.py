@@ -281,6 +281,8 @@ class Interaction(BaseModel):
     client_uri: str | None = None
     policy_uri: str | None = None
     tos_uri: str | None = None
+    registered_itself: bool = Field(default=False, description="the app registered itself (RFC 7591) and no "
+                                                               "operator verified it: the page says so")
 
 
 class Redirect(BaseModel):
@@ -417,6 +419,8 @@ class PendingScreenView(BaseModel):
     scopes: list[str]
     device_class: str
     expires_at: str  # ISO 8601, UTC
+    registered_itself: bool = Field(default=False, description="the app registered itself (RFC 7591) and no "
+                                                               "operator verified it: the page says so")
 
 
 class ScreenApproved(BaseModel):

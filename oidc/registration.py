@@ -16,19 +16,21 @@ from authlib.oauth2 import OAuth2Error
 
 from relying_parties import registration_tokens
 from relying_parties import service as apps
-from relying_parties.models import AppRecord, RegistrationToken, SelfRegistration
+from relying_parties.models import AppRecord, OidcClient, RegistrationToken, SelfRegistration
 from common.errors import InvalidField
 from common.crypto.tokens import digests_equal, new_token, token_digest
 from oidc import request_limits
-from oidc.client_metadata import ClientMetadata, InvalidClientMetadata, parse_metadata
+from oidc.client_metadata import InvalidClientMetadata, parse_metadata
 from oidc.context import issuer
 from oidc.registration_document import registration_document
+from oidc.registration_update import kept_by_operator
 from common.web.audit import AuditEvent, audit
 from common.runtime.context import AppContext
 
 ACCESS_PURPOSE = "registration_access_token"
 OPEN = "open"  # registered_with of an app registered without an initial access token
 MAX_TOKEN_CHARS = 512
+UPDATE_ATTEMPTS = 3  # an app's PUT read again after an operator's change meanwhile, this many times in all
 # RFC 7592 §2.2: members of the answer a client sends back in its PUT; they change nothing.
 ANSWER_MEMBERS = ("client_id", "client_secret", "registration_access_token", "registration_client_uri",
                   "client_secret_expires_at", "client_id_issued_at")
@@ -109,24 +111,37 @@ def read(ctx: AppContext, *, client_id: str, authorization: str | None) -> dict[
 
 def replace(ctx: AppContext, *, client_id: str, authorization: str | None, raw: bytes) -> dict[str, Any]:
     """PUT /oidc/register/<client_id> (RFC 7592 §2.2): the metadata replaced by the body's, whole (a member left
-    out takes its default); client_id must be the app's, and client_secret, if sent, its secret."""
-    app, token = _managed(ctx, client_id, authorization)
+    out takes its default), but for what an operator set on the app (oidc.registration_update); client_id must
+    be the app's, and client_secret, if sent, its secret. Written only if nobody changed the app since it was
+    read (an operator's change meanwhile: read again, up to UPDATE_ATTEMPTS times)."""
     body = metadata_of(raw)
     if not isinstance(body, dict):
         raise InvalidClientMetadata("request", "the body is a JSON object of client metadata")
+    for _ in range(UPDATE_ATTEMPTS - 1):
+        try:
+            return _replaced(ctx, client_id=client_id, authorization=authorization, body=body)
+        except apps.AppChangedMeanwhile:
+            continue
+    return _replaced(ctx, client_id=client_id, authorization=authorization, body=body)
+
+
+def _replaced(ctx: AppContext, *, client_id: str, authorization: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    """One try of the PUT: the app read, the body checked against it, the change written if the app is as read."""
+    app, token = _managed(ctx, client_id, authorization)
     secret = _sent_credentials(app, body)
     metadata = parse_metadata({k: v for k, v in body.items() if k not in ANSWER_MEMBERS})
     if metadata.oidc.public != app.oidc().public:
         raise InvalidClientMetadata("token_endpoint_auth_method", "whether the client is public (none) can not "
                                                                   "change: register a new app")
-    changed = _updated(ctx, app, metadata)
+    oidc = kept_by_operator(app, metadata.oidc, named=body.keys())
+    changed = _updated(ctx, app, name=metadata.name, oidc=oidc)
     return registration_document(changed, issuer=issuer(ctx), access_token=token, client_secret=secret)
 
 
-def _updated(ctx: AppContext, app: AppRecord, metadata: ClientMetadata) -> AppRecord:
+def _updated(ctx: AppContext, app: AppRecord, *, name: str, oidc: OidcClient) -> AppRecord:
     try:
-        return apps.update_app(ctx, client_id=app.client_id, name=metadata.name, oidc=metadata.oidc,
-                               changed=frozenset({"name"}))
+        return apps.update_app(ctx, client_id=app.client_id, name=name, oidc=oidc, changed=frozenset({"name"}),
+                               revision=app.revision or 0)
     except InvalidField as refused:
         raise InvalidClientMetadata(str(refused.extra.get("field")), refused.detail) from None
 

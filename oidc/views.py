@@ -189,7 +189,8 @@ def device_lookup() -> Response:
     view = PendingScreenView(user_code=pending.user_code, client_id=pending.app.client_id,
                              client_name=pending.app.name, scopes=pending.scopes(),
                              device_class=pending.app.oidc().device_class,
-                             expires_at=iso_from_epoch(pending.code.expires_epoch))
+                             expires_at=iso_from_epoch(pending.code.expires_epoch),
+                             registered_itself=pending.app.registered_itself())
     return jsonify(view.model_dump())
 
 

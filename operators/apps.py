@@ -9,7 +9,7 @@ from typing import Any
 from accounts.models import Role
 from relying_parties import registration_tokens
 from relying_parties import service as apps
-from relying_parties.models import AppRecord, NewCredentials, OidcClient
+from relying_parties.models import OPERATOR_FIELDS, AppRecord, NewCredentials, OidcClient
 from operators.models import AppChange, NewApp, NewRegistrationToken, RegistrationTokenView
 from operators.service import Operator, need
 from common.config import Settings
@@ -94,9 +94,16 @@ def change_app(ctx: AppContext, *, operator: Operator, client_id: str, request: 
     with operator_acting(operator.label):
         app = apps.update_app(ctx, client_id=client_id, name=request.name, push_url=request.push_url, oidc=oidc,
                               admin_role=request.admin_role.value if request.admin_role else None,
-                              changed=frozenset(given & {"name", "push_url", "admin_role"}))
+                              verified=bool(request.verified),
+                              changed=frozenset(given & {"name", "push_url", "admin_role", "verified"}),
+                              set_by_operator=operator_set(given))
         _audited(operator, "app_change", client_id, request.reason)
     return _public(ctx.settings, app)
+
+
+def operator_set(given: set[str]) -> frozenset[str]:
+    """The fields of OPERATOR_FIELDS a change names: the device flow is one of the app's grants."""
+    return frozenset({"grant_types" if name == "device_flow" else name for name in given} & set(OPERATOR_FIELDS))
 
 
 def _oidc_changed(app: AppRecord, request: AppChange, given: set[str]) -> OidcClient:

@@ -282,6 +282,9 @@ class AppChange(BaseModel):
                                   "keys: private_key_jwt, else a secret in the header or the body)")
     grant_types: Omittable[Annotated[list[GrantType], Field(max_length=3)]] = Field(
         default=None, description="the grant types the app uses, alone; [] every one its other fields allow")
+    verified: Omittable[StrictBool] = Field(
+        default=None, description="an app that registered itself, vouched for: the person's approval and consent "
+                                  "pages no longer say it registered itself")
     reason: str | None = Field(default=None, max_length=REASON_MAX, description="said in the audit stream")
 
 

@@ -28,6 +28,12 @@ UNSIGNED_ALG = "none"
 # The profiles an app may be held to: the FAPI 2.0 Security Profile (final), relying_parties.profiles
 FAPI2 = "fapi2"
 PROFILES: tuple[str, ...] = (FAPI2,)
+# The fields of an app that registered itself that are the operator's once an operator set them (SPEC §14):
+# its profile, its PKCE, PAR, DPoP and signed-request rules, the grants it may use (the device flow among
+# them), consent, its role, its browser origins and its screens' class. Its own update keeps them.
+OPERATOR_FIELDS: tuple[str, ...] = ("profile", "require_pkce", "require_par", "require_dpop", "consent",
+                                    "grant_types", "admin_role", "web_origins", "device_class",
+                                    "require_signed_request_object", "allow_unsigned_request_objects")
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,14 @@ class AppRecord:
     registered_with: str | None = None
     # An operator role (SPEC §15): the app gets admin API tokens with it by the client-credentials grant
     admin_role: str | None = None
+    # An app that registered itself an operator vouched for: the person's pages stop saying "registered itself"
+    verified: bool | None = None
+    # What an operator set on an app that registered itself (OPERATOR_FIELDS' names): its own RFC 7592
+    # update keeps them (oidc.registration_update). None for every app an operator added.
+    operator_fields: list[str] | None = None
+    # Bumped by every change of the app: a change computed from a reading of the app is written only if
+    # nothing changed it meanwhile (optimistic locking). None on a record never changed since it was added.
+    revision: int | None = None
 
     def oidc(self) -> OidcClient:
         return self._oidc
@@ -193,6 +207,11 @@ class AppRecord:
                           require_signed_request_object=bool(self.require_signed_request_object),
                           profile=self.profile)
 
+    def registered_itself(self) -> bool:
+        """Whether the person's approval and consent pages say the app registered itself (SPEC §14): it did, and
+        no operator marked it verified."""
+        return self.registered_with is not None and not self.verified
+
     def hears_from_ms(self) -> int:
         """The moment from which the app hears of session ends: when it was added."""
         return self.created_ms if self.created_ms is not None else self.created_epoch * 1000
@@ -215,7 +234,8 @@ class AppRecord:
                 "web_origins": list(oidc.web_origins),
                 "device_flow": oidc.device_flow, "device_class": oidc.device_class,
                 "admin_role": self.admin_role, **_registration_metadata(oidc),
-                "registered_with": self.registered_with,
+                "registered_with": self.registered_with, "verified": bool(self.verified),
+                "operator_fields": sorted(self.operator_fields or ()),
                 **({"jwks": json.loads(oidc.jwks)} if oidc.jwks else {})}
 
 

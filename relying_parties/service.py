@@ -10,12 +10,14 @@ import time
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from relying_parties.models import (BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, UNSIGNED_ALG, AppRecord,
-                                    NewCredentials, OidcClient, SelfRegistration)
+from relying_parties.models import (BACKCHANNEL_STREAM_SUFFIX, DEFAULT_SCREEN_CLASS, OPERATOR_FIELDS, UNSIGNED_ALG,
+                                    AppRecord, NewCredentials, OidcClient, SelfRegistration)
 from relying_parties.profiles import profile_problem
-from relying_parties.store import AppExists, AppMissing, AppStore
+from relying_parties.store import AppChanged, AppExists, AppMissing, AppStore
 from relying_parties.stream_store import StreamStore
-from common.errors import ApiError, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
+from common import brand
+from common.errors import ApiError, Conflict, ErrorCode, FieldKind, InvalidField, NotFound, Unauthorized
+from common.lookalikes import same_to_a_reader
 from common.timefmt import iso
 from common.crypto.tokens import digests_equal, token_digest
 from common.database.guarded_write import GuardedWrite
@@ -52,6 +54,10 @@ class AppNotFound(NotFound):
     code, detail = ErrorCode.APP_NOT_FOUND, "No app has this client_id."
 
 
+class AppChangedMeanwhile(Conflict):
+    code, detail = ErrorCode.APP_CHANGED, "The app was changed meanwhile: send the change again."
+
+
 def app_store(ctx: AppContext) -> AppStore:
     return AppStore(ctx.dynamodb, ctx.tables.apps)
 
@@ -70,6 +76,7 @@ def add_app(ctx: AppContext, *, name: str, push_url: str | None, oidc: OidcClien
     _check_profile(oidc, admin_role=admin_role)
     fields = _oidc_fields(oidc)
     if registration is not None:
+        _check_own_name(ctx, name=name, client_id=None)
         fields.update(registration_token_digest=registration.token_digest,
                       registered_with=registration.registered_with)
     while True:
@@ -187,13 +194,18 @@ def find_app(ctx: AppContext, *, client_id: str) -> AppRecord | None:
 
 def update_app(ctx: AppContext, *, client_id: str, name: str | None = None, push_url: str | None = None,
                oidc: OidcClient | None = None, admin_role: str | None = None,
-               changed: frozenset[str] = frozenset()) -> AppRecord:
-    """Change what `changed` names of an app (name, push_url, admin_role, oidc: every OpenID Connect field
-    at once); the others stay. Every host authenticates by the change within CACHE_SECONDS, and pushes
-    and answers CORS by it within a second (relying_parties.registry)."""
+               verified: bool = False, changed: frozenset[str] = frozenset(),
+               set_by_operator: frozenset[str] = frozenset(), revision: int | None = None) -> AppRecord:
+    """Change what `changed` names of an app (name, verified, push_url, admin_role, oidc: every OpenID Connect
+    field at once); the others stay. Every host authenticates by the change within CACHE_SECONDS, and pushes
+    and answers CORS by it within a second (relying_parties.registry). `set_by_operator`: the fields of
+    OPERATOR_FIELDS an operator sets by this change, kept as the operator's on an app that registered itself;
+    `revision`: the app's revision the change was computed from (AppChangedMeanwhile if it moved since)."""
     fields: dict[str, Any] = {}
     if "name" in changed:
         fields["name"] = name
+    if "verified" in changed:
+        fields["verified"] = verified or None
     if "push_url" in changed:
         fields["push_url"] = push_url
     if "admin_role" in changed:
@@ -203,15 +215,41 @@ def update_app(ctx: AppContext, *, client_id: str, name: str | None = None, push
         if oidc is not None and oidc.public != bool(current.public_client):
             raise PublicnessFixed()
         _check_profile(oidc or current.oidc(), admin_role=admin_role if "admin_role" in changed else current.admin_role)
+        fields.update(_operator_fields(current, set_by_operator))
+        if "name" in changed and current.registration_token_digest and name != current.name:
+            _check_own_name(ctx, name=name or "", client_id=client_id)
     if oidc is not None:
         fields.update(_oidc_fields(oidc))
     try:
-        app = app_store(ctx).update(client_id, changes=fields) if fields else show_app(ctx, client_id=client_id)
+        app = app_store(ctx).update(client_id, changes=fields, revision=revision) if fields \
+            else show_app(ctx, client_id=client_id)
     except AppMissing:
         raise AppNotFound() from None
+    except AppChanged:
+        raise AppChangedMeanwhile() from None
     _cache.forget(ctx.tables.apps, client_id)
     audit(AuditEvent.APP_UPDATED, client_id=client_id, changed=sorted(fields))
     return app
+
+
+def _check_own_name(ctx: AppContext, *, name: str, client_id: str | None) -> None:
+    """An app that registers itself may not take the service's name or an operator app's, nor one a person
+    would read as either (common.lookalikes: case, width, marks, look-alikes of other scripts): its name is
+    what the approval and consent pages show (SPEC §14)."""
+    taken = [brand.current().name, brand.DEFAULT_NAME,
+             *(app.name for app in list_apps(ctx) if not app.registration_token_digest and app.client_id != client_id)]
+    if any(same_to_a_reader(name, other) for other in taken):
+        raise InvalidField("client_name", "client_name: reads as the name of this service or of one of its "
+                                          "operator's apps; choose another")
+
+
+def _operator_fields(current: AppRecord, set_by_operator: frozenset[str]) -> dict[str, Any]:
+    """The record's operator_fields with those an operator sets now, on an app that registered itself (an app an
+    operator added is the operator's whole)."""
+    newly = set_by_operator & set(OPERATOR_FIELDS)
+    if not current.registration_token_digest or not newly:
+        return {}
+    return {"operator_fields": sorted(set(current.operator_fields or ()) | newly)}
 
 
 def rotate_secret(ctx: AppContext, *, client_id: str) -> NewCredentials:

@@ -40,6 +40,10 @@ class AppMissing(dynamo.StoreRefusal):
     """No app has this client_id."""
 
 
+class AppChanged(dynamo.StoreRefusal):
+    """The app was changed since the reading a change was computed from (its revision moved)."""
+
+
 class UnreadableRecord(dynamo.StoreRefusal):
     """A stored app record that does not fit AppRecord; `problem` names the attributes, never their values."""
 
@@ -205,22 +209,33 @@ class AppStore:
                     client_id, missing=AppMissing)
         return self._changed(client_id)
 
-    def update(self, client_id: str, *, changes: dict[str, Any]) -> AppRecord:
-        """Set the attributes `changes` gives (None removes one); AppMissing if there is no such app (or
-        its record still cannot be read)."""
-        names = {f"#a{i}": name for i, name in enumerate(changes)}
-        sets = [f"#a{i} = :v{i}" for i, value in enumerate(changes.values()) if value is not None]
+    def update(self, client_id: str, *, changes: dict[str, Any], revision: int | None = None) -> AppRecord:
+        """Set the attributes `changes` gives (None removes one) and move the app's revision on; AppMissing if
+        there is no such app (or its record still cannot be read); with `revision` (the revision read, 0 for
+        a record that has none), AppChanged if the app's revision moved since."""
+        names = {"#rev": "revision", **{f"#a{i}": name for i, name in enumerate(changes)}}
+        sets = ["#rev = if_not_exists(#rev, :zero) + :one",
+                *(f"#a{i} = :v{i}" for i, value in enumerate(changes.values()) if value is not None)]
         removes = [f"#a{i}" for i, value in enumerate(changes.values()) if value is None]
-        values = {f":v{i}": dynamo.to_item({"v": value})["v"] for i, value in enumerate(changes.values())
-                  if value is not None}
-        expression = " ".join(part for part in (f"SET {', '.join(sets)}" if sets else "",
+        values = {":zero": {"N": "0"}, ":one": {"N": "1"},
+                  **{f":v{i}": dynamo.to_item({"v": value})["v"] for i, value in enumerate(changes.values())
+                     if value is not None}}
+        expression = " ".join(part for part in (f"SET {', '.join(sets)}",
                                                 f"REMOVE {', '.join(removes)}" if removes else "") if part)
+        condition = "attribute_exists(client_id)"
+        if revision is not None:
+            condition += " AND attribute_not_exists(#rev)" if revision == 0 else " AND #rev = :rev"
+            if revision:
+                values[":rev"] = {"N": str(revision)}
         update: dict[str, Any] = {"TableName": self.table, "Key": self._key(client_id),
-                                  "UpdateExpression": expression, "ConditionExpression": "attribute_exists(client_id)",
-                                  "ExpressionAttributeNames": names}
-        if values:
-            update["ExpressionAttributeValues"] = values
-        self._write({"Update": update}, client_id, missing=AppMissing)
+                                  "UpdateExpression": expression, "ConditionExpression": condition,
+                                  "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+        try:
+            self._write({"Update": update}, client_id, missing=AppMissing)
+        except AppMissing:
+            if revision is not None and self.get(client_id) is not None:
+                raise AppChanged(client_id) from None
+            raise
         return self._changed(client_id)
 
     def _changed(self, client_id: str) -> AppRecord:

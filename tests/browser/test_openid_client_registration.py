@@ -10,6 +10,7 @@ from typing import Iterator
 import requests
 from playwright.sync_api import expect
 
+from common import i18n
 from relying_parties import registration_tokens
 from relying_parties import service as apps
 from tests.conftest import unique_name
@@ -42,12 +43,15 @@ def test_openid_client_registers_itself_and_a_person_signs_in_through_it(make_se
         page.goto(app + "/")
         page.locator("#sign-in").click()
         expect(page.locator("#oidc-for")).to_have_text("Sign in to continue to Node app")
+        registered_itself = i18n.text("web.oidc.registered_itself", "en")
+        expect(page.locator("#oidc-for-self-registered")).to_have_text(registered_itself)  # SPEC §14
         username = unique_name()
         device.fill_register_form(username, device_name="Laptop browser")
         device.save_recovery_codes()
         consent = page.locator("#consent-dialog")
         expect(consent).to_be_visible()
         expect(consent.locator("#consent-title")).to_contain_text("Node app")
+        expect(consent.locator("#consent-title-self-registered")).to_have_text(registered_itself)
         consent.locator("#consent-allow").click()
         page.wait_for_selector("body[data-state=signed-in]")
         expect(page.locator("#who")).to_have_text(username)

@@ -268,13 +268,16 @@ def show(client_id: str, as_json: bool) -> None:
               help=ALLOW_UNSIGNED_HELP)
 @click.option("--require-signed-request-object/--no-require-signed-request-object", default=None,
               help=REQUIRE_SIGNED_HELP)
+@click.option("--verified/--not-verified", default=None,
+              help="An app that registered itself, vouched for: the person's approval and consent pages stop "
+                   "saying it registered itself.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def update(client_id: str, profile: str | None, request_uris: tuple[str, ...], no_request_uris: bool,
            request_object_signing_alg: str | None, allow_unsigned_request_objects: bool | None,
-           require_signed_request_object: bool | None, as_json: bool) -> None:
-    """Change the app's options given (its profile, its request-object options); its other fields stay. An
-    app that cannot comply with a profile (no keys, an http redirect URI, ...) is refused, naming the field
-    to change first."""
+           require_signed_request_object: bool | None, verified: bool | None, as_json: bool) -> None:
+    """Change the app's options given (its profile, its request-object options, whether it is verified); its
+    other fields stay. An app that cannot comply with a profile (no keys, an http redirect URI, ...) is
+    refused, naming the field to change first."""
     import dataclasses
 
     from relying_parties import service
@@ -287,13 +290,17 @@ def update(client_id: str, profile: str | None, request_uris: tuple[str, ...], n
                                       require_signed_request_object=require_signed_request_object)
     if profile is not None:
         changes["profile"] = None if profile == "none" else profile
-    if not changes:
+    if not changes and verified is None:
         raise click.UsageError("name at least one option to change")
     with _context() as ctx:
         current = service.show_app(ctx, client_id=client_id)
         if set(changes) - {"profile"} and not current.oidc().redirect_uris:
             raise click.UsageError("the request-object options are for an app with a --redirect-uri")
-        app = service.update_app(ctx, client_id=client_id, oidc=dataclasses.replace(current.oidc(), **changes))
+        app = service.update_app(ctx, client_id=client_id,
+                                 oidc=dataclasses.replace(current.oidc(), **changes) if changes else None,
+                                 verified=bool(verified), changed=frozenset({"verified"} if verified is not None
+                                                                            else ()),
+                                 set_by_operator=frozenset(changes))
         shown = app.public(pkce_required_of_every_app=ctx.settings.oidc_require_pkce)
     if as_json:
         click.echo(json.dumps(shown))

@@ -43,3 +43,15 @@ export function showLinks(box, interaction) {
   box.replaceChildren(...links.flatMap((link, i) => (i ? [" · ", link] : [link])));
   box.hidden = links.length === 0;
 }
+
+/** Says, right after `anchor` (the app's name), that the app registered itself, unless an operator verified it
+ * (SPEC §14: a look-alike of the operator's own app must not pass for it); the note is made once. */
+export function showSelfRegistered(anchor, interaction) {
+  const id = `${anchor.id}-self-registered`;
+  let note = document.getElementById(id);
+  if (!note) {
+    note = tx("span", { id, className: "self-registered" }, "web.oidc.registered_itself");
+    anchor.after(note);
+  }
+  note.hidden = !interaction.registered_itself;
+}

@@ -8,6 +8,7 @@
 // asked as at a login (SPEC §5). The code waits in sessionStorage through the sign-in and a reload.
 
 import { authCall, call, citylogin } from "./api.js";
+import { showSelfRegistered } from "./app_identity.js";
 import { has, setText } from "./i18n.js";
 import { $, busy, clearMessage, el, say, showError, showFieldError, tx } from "./ui.js";
 
@@ -172,6 +173,7 @@ function showApproveForm() {
   form.hidden = false;
   clearMessage($(".note", form));
   setText($("#device-app"), "web.device_flow.request", { app: looked.client_name });
+  showSelfRegistered($("#device-app"), looked);
   $("#device-shown-code").textContent = looked.user_code;
   const scopes = looked.scopes.filter((scope) => has(`web.oidc.scope.${scope}`));
   $("#device-scopes").replaceChildren(...scopes.map((scope) => tx("li", {}, `web.oidc.scope.${scope}`)));

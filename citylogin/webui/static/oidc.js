@@ -7,7 +7,7 @@
 // and scopes (remembered; withdrawn on the Account page). `prompt=none` never shows a page.
 
 import { authCall, call, citylogin } from "./api.js";
-import { showLinks, showLogo } from "./app_identity.js";
+import { showLinks, showLogo, showSelfRegistered } from "./app_identity.js";
 import { setText } from "./i18n.js";
 // REQUEST_KEY: kept through a reload, registering, pairing
 import { ADDRESS_CONFIRMED, APP_REQUEST_KEY as REQUEST_KEY } from "./links.js";
@@ -210,6 +210,7 @@ function forget() {
 
 function showAppBanner() {
   setText($("#oidc-for"), "web.oidc.continue_to", { app: pending.interaction.client_name });
+  showSelfRegistered($("#oidc-for"), pending.interaction);
   showLogo($("#oidc-logo"), pending.interaction);
   showLinks($("#oidc-links"), pending.interaction);
   $("#oidc-again").hidden = true;
@@ -219,6 +220,7 @@ function showAppBanner() {
 async function askConsent(interaction) {
   const dialog = $("#consent-dialog");
   setText($("#consent-title"), "web.oidc.consent_title", { app: interaction.client_name });
+  showSelfRegistered($("#consent-title"), interaction);
   const scopes = interaction.scopes.filter((scope) => KNOWN_SCOPES.includes(scope));
   $("#consent-scopes").replaceChildren(...scopes.map((scope) => tx("li", {}, `web.oidc.scope.${scope}`)));
   showLogo($("#consent-logo"), interaction);
