@@ -7,10 +7,12 @@ concurrent_login_rejected, `force` displaces; class limits and the eviction orde
 
 One transaction opens the screen's session (the presence's conditional write: no interleaving of
 approvals and logins on any number of processes puts the account over its limit), marks the request
-approved and uses the user code up, while the account is not locked, the app is registered and the
-approving session is live. The screen's next poll gets the tokens of that session (oidc.device_flow).
-The approver is the browser's signed-in session, or its device proving its key (single sign-on). No
-Flask here."""
+approved, uses the user code up and writes the "new sign-in" mail with its "Wasn't you?" link (SPEC §7:
+a phished code leaves a trace the person hears of), while the account is not locked, the app is
+registered and the approving session is live. The session lasts until the code expires unless the
+screen redeems it first, so that an approval never redeemed frees its seat then. The screen's next poll
+gets the tokens of that session (oidc.device_flow). The approver is the browser's signed-in session, or
+its device proving its key (single sign-on). No Flask here."""
 from __future__ import annotations
 
 import uuid
