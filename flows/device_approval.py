@@ -7,10 +7,12 @@ concurrent_login_rejected, `force` displaces; class limits and the eviction orde
 
 One transaction opens the screen's session (the presence's conditional write: no interleaving of
 approvals and logins on any number of processes puts the account over its limit), marks the request
-approved and uses the user code up, while the account is not locked, the app is registered and the
-approving session is live. The screen's next poll gets the tokens of that session (oidc.device_flow).
-The approver is the browser's signed-in session, or its device proving its key (single sign-on). No
-Flask here."""
+approved, uses the user code up and writes the "new sign-in" mail with its "Wasn't you?" link (SPEC §7:
+a phished code leaves a trace the person hears of), while the account is not locked, the app is
+registered and the approving session is live. The session lasts until the code expires unless the
+screen redeems it first, so that an approval never redeemed frees its seat then. The screen's next poll
+gets the tokens of that session (oidc.device_flow). The approver is the browser's signed-in session, or
+its device proving its key (single sign-on). No Flask here."""
 from __future__ import annotations
 
 import uuid
@@ -22,9 +24,9 @@ from relying_parties import service as apps
 from common.errors import Conflict, ErrorCode, ServiceUnavailable
 from common.database.guarded_write import GuardedWrite
 from devices import concurrency_policy
-from flows import device_proof, login
+from flows import device_proof, login, not_me
 from accounts.models import UserRecord
-from common.mail.notifier import Notifier, device_class_name, device_facts, localized_message
+from common.mail.notifier import Notifier, Queued, device_class_name, device_facts, localized_message
 from oidc import consents
 from oidc import device_flow
 from oidc.models import ScreenApproved, ScreenApproval, ScreenSignIn
@@ -99,7 +101,12 @@ def _approve(ctx: AppContext, *, approver: _Approver, body: ScreenApproval, call
         raise sessions.AccountDeleted()
     limit = ctx.settings.max_concurrent_devices if user.max_concurrent_devices is None \
         else user.max_concurrent_devices
-    taken = _seat(ctx, approver=approver, screen=screen, limit=limit, force=body.force, caller=caller)
+    # The sign-in is told to the person with its "Wasn't you?" link, both written with the seat.
+    link = not_me.new_link(ctx, user_uuid=user.user_uuid, device_id=screen.device_id, session_id=screen.session_id)
+    notice = _new_sign_in_notice(ctx.notifier, user=user, screen=screen, link=link, caller=caller, at=ctx.now())
+    taken = _seat(ctx, approver=approver, screen=screen, limit=limit, force=body.force, caller=caller,
+                  told=[link.write, notice.write])
+    ctx.notifier.send_queued(notice)
     app = pending.app
     if app.oidc().consent:  # the approval page showed what the app asks for: the person allowed it
         consents.remember(ctx, user_uuid=approver.user_uuid, client_id=app.client_id,
@@ -116,10 +123,11 @@ def _approve(ctx: AppContext, *, approver: _Approver, body: ScreenApproval, call
 
 
 def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, force: bool,
-          caller: Caller) -> OpenedSession:
+          caller: Caller, told: list[GuardedWrite]) -> OpenedSession:
     """The concurrency decision of a login (SPEC §5) for the screen: read the account's live devices,
-    decide whom it displaces under the policy, and write it all in one transaction that holds only if
-    nobody changed the presence meanwhile; else again, from a fresh read."""
+    decide whom it displaces under the policy, and write it all (with `told`: the mail of the sign-in and
+    its link) in one transaction that holds only if nobody changed the presence meanwhile; else again,
+    from a fresh read. The session lives until the code expires, unless the screen redeems it first."""
     settings, moved = ctx.settings, None
     for _ in range(OPEN_ATTEMPTS):
         seats = sessions.read_seats(ctx, user_uuid=approver.user_uuid, device_id=screen.device_id, after=moved)
@@ -135,10 +143,10 @@ def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, 
                                                      if e not in seats.live}
         taken = sessions.take_seat(ctx, seats, evicted=evicted, device_name=screen.device_name,
                                    device_class=screen.device_class, ip=caller.ip, user_agent=caller.user_agent,
-                                   extra_writes=_writes(ctx, approver=approver, screen=screen, now=seats.now,
-                                                        approver_ends=approver.session_id in ending),
+                                   extra_writes=[*_writes(ctx, approver=approver, screen=screen, now=seats.now,
+                                                          approver_ends=approver.session_id in ending), *told],
                                    amr=approver.amr, session_id=screen.session_id,
-                                   screen_of=screen.pending.app.client_id)
+                                   screen_of=screen.pending.app.client_id, redeem_by=screen.pending.code.expires_epoch)
         if isinstance(taken, OpenedSession):
             return taken
         moved = taken
@@ -162,6 +170,19 @@ def _writes(ctx: AppContext, *, approver: _Approver, screen: _Screen, now: int,
         writes.append(sessions.live_check_of(ctx, session_id=approver.session_id, user_uuid=approver.user_uuid,
                                              device_id=approver.device_id))
     return writes
+
+
+def _new_sign_in_notice(notifier: Notifier, *, user: UserRecord, screen: _Screen, link: not_me.NotMeLink,
+                        caller: Caller, at: datetime) -> Queued:
+    """The screen's sign-in (`at`), in the account's language, as a new device's: which screen, of what
+    class, for which app, when and from where it was approved, with its "Wasn't you?" link (a phished code
+    leaves a trace the person hears of)."""
+    return notifier.queued(localized_message(
+        "new_sign_in", texts="new_screen_sign_in", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
+        device=screen.device_name, app=screen.pending.app.name,
+        facts=device_facts(user.locale, device_name=screen.device_name, device_class=screen.device_class,
+                           at=at, ip=caller.ip),
+        link=link.url))
 
 
 def _notify_displaced(notifier: Notifier, *, user: UserRecord, screen: _Screen, opened: OpenedSession,

@@ -165,15 +165,19 @@ def poll(ctx: AppContext, *, device_code: object, client_id: str) -> DeviceReque
 
 def redeem(ctx: AppContext, request: DeviceRequest, *, grant: Grant, app: AppRecord) -> None:
     """The approved request gives `app` its grant on the screen's session, in one transaction with the
-    request's spending, the session's liveness (its sign-out since gives nothing) and the app's
-    registration: of parallel polls, one gets the tokens; every refusal is invalid_grant."""
+    request's spending, the session's liveness (its sign-out since gives nothing; so does the code's
+    expiry, which ends a session never redeemed), the session and its seat lasting their max lifetime
+    from now on, and the app's registration: of parallel polls, one gets the tokens; every refusal is
+    invalid_grant."""
     assert request.session_id is not None and request.user_uuid is not None and request.device_id is not None
     recorded = grant_store(ctx).redeem_item(grant, request_digest=request.digest, now=ctx.epoch(),
                                             expires_epoch=request.session_expires_epoch,
                                             issued_ms=request.approved_ms, replacing=None)
     refresh.write_while_live(ctx.dynamodb, [
-        sessions.live_check_of(ctx, session_id=request.session_id, user_uuid=request.user_uuid,
-                               device_id=request.device_id, app=(app.client_id, app.name)),
+        *sessions.screen_redeemed(ctx, session_id=request.session_id, user_uuid=request.user_uuid,
+                                  device_id=request.device_id, app=(app.client_id, app.name),
+                                  expires_epoch=request.session_expires_epoch,
+                                  refusal=lambda: InvalidGrantError("The citylogin session of this grant has ended.")),
         GuardedWrite(item=store(ctx).redeem_item(request),
                      refusal=lambda: InvalidGrantError("This device code was used already.")),
         apps.still_registered(ctx, client_id=app.client_id,

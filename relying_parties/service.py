@@ -23,6 +23,8 @@ from common.crypto.tokens import digests_equal, token_digest
 from common.database.guarded_write import GuardedWrite
 from common.web.audit import AuditEvent, audit
 from common.runtime.context import AppContext
+from sessions import service as sessions
+from sessions.models import RevokeReason
 from common.web.cors import origin_problem, web_origin
 
 SECRET_PURPOSE = "app_secret"
@@ -273,7 +275,10 @@ def still_registered(ctx: AppContext, *, client_id: str, refusal: Callable[[], E
 
 def remove_app(ctx: AppContext, *, client_id: str, by: str | None = None) -> None:
     """Remove the app: its credentials, grants and tokens stop working on every host within CACHE_SECONDS (SPEC
-    §14); `by` names who removed it in the audit stream when it is not an operator (its own registration)."""
+    §14), and the sessions of its screens (the device authorization grant: sessions for this app alone) end
+    with reason app_removed, freeing their seats; `by` names who removed it in the audit stream when it is
+    not an operator (its own registration). The app goes first: no approval or redemption of its screens
+    commits after it (each checks it is registered), so none is left out of the ending."""
     try:
         app_store(ctx).delete(client_id)
     except AppMissing:
@@ -282,7 +287,8 @@ def remove_app(ctx: AppContext, *, client_id: str, by: str | None = None) -> Non
     streams.delete(client_id)  # what it acknowledged, of its pushes and of its back-channel logouts
     streams.delete(client_id + BACKCHANNEL_STREAM_SUFFIX)
     _cache.forget(ctx.tables.apps, client_id)
-    audit(AuditEvent.APP_REMOVED, client_id=client_id, by=by)
+    screens = sessions.end_screens_of(ctx, client_id=client_id, reason=RevokeReason.APP_REMOVED)
+    audit(AuditEvent.APP_REMOVED, client_id=client_id, by=by, screens_ended=screens)
 
 
 # --- authenticating an app ----------------------------------------------------------------

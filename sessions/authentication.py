@@ -161,6 +161,19 @@ def live_check_of(ctx: AppContext, *, session_id: str, user_uuid: str, device_id
                                    expires_epoch=0), any_key=True, app=app)
 
 
+def screen_redeemed(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str, app: tuple[str, str],
+                    expires_epoch: int, refusal: Callable[[], Exception]) -> list[GuardedWrite]:
+    """For the transaction of a screen redeeming its approval (oidc.device_flow): the screen's session
+    is live (else its end, as a live check says it), and it and its seat now last until `expires_epoch`
+    (its max lifetime) instead of the code's expiry; `refusal` when the presence no longer counts it."""
+    now = ctx.epoch()
+    holder = Holder(session_id=session_id, user_uuid=user_uuid, device_id=device_id, expires_epoch=0)
+    session, entry = session_store(ctx).screen_redeemed_items(
+        holder, app=app, now=now, idle_cutoff=liveness(ctx.settings).idle_cutoff(now), expires_epoch=expires_epoch)
+    return [GuardedWrite(item=session, refusal=lambda: _not_live(ctx, holder, any_key=True)),
+            GuardedWrite(item=entry, refusal=refusal)]
+
+
 def still_live(ctx: AppContext, principal: Principal) -> GuardedWrite:
     """A check, for the write a protected request came for, that the caller's session is still live
     when the write commits: one that ends meanwhile (a password reset ending every session) refuses

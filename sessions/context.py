@@ -25,4 +25,5 @@ def liveness(settings: Settings) -> Liveness:
 def end_reason(settings: Settings, session: SessionRecord, now: int) -> str | None:
     return liveness(settings).end_reason(status=session.status, revoked_reason=session.revoked_reason,
                                          expires_epoch=session.expires_epoch,
-                                         last_seen_epoch=session.last_seen_epoch, now=now)
+                                         last_seen_epoch=session.last_seen_epoch, now=now,
+                                         unredeemed=bool(session.unredeemed))

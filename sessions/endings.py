@@ -64,6 +64,20 @@ def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reaso
     return True
 
 
+def end_screens_of(ctx: AppContext, *, client_id: str, reason: str) -> int:
+    """End the live sessions of the app's screens (the device authorization grant), each with its event in
+    its own transaction, freeing their seats: found by the sparse index of screens by app (one Query of
+    the live ones alone), each read again strongly consistent. How many this call ended."""
+    store, ended = session_store(ctx), 0
+    for session_id in store.screens_of(client_id):
+        session = store.get(session_id)
+        if session is None or session.screen_of != client_id or session.status != SESSION_ACTIVE:
+            continue  # ended since the index was written
+        revoke_session(ctx, session=session, reason=reason)
+        ended += 1
+    return ended
+
+
 def logout(ctx: AppContext, *, principal: Principal, ended_by: EndedBy = NOT_SAID) -> None:
     """The caller's own logout (reason logged_out, by its device); `ended_by` names the app whose
     RP-initiated logout it is, if one asked."""

@@ -20,7 +20,8 @@ RETENTION_SECONDS = 25 * 3600
 # CAEP's initiating_entity of each end reason (SPEC §4 reasons).
 INITIATOR = {RevokeReason.DISPLACED: "policy", RevokeReason.IDLE_TIMEOUT: "system",
              RevokeReason.MAX_LIFETIME: "system", RevokeReason.REFRESH_REUSE: "system",
-             RevokeReason.ADMIN: "admin"}
+             RevokeReason.ADMIN: "admin", RevokeReason.APPROVAL_EXPIRED: "system",
+             RevokeReason.APP_REMOVED: "admin"}
 
 
 def event_put(table: str, ending: Ending, *, at_ms: int) -> dict[str, Any]:

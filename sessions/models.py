@@ -26,6 +26,8 @@ class RevokeReason:
     PASSWORD_RESET = "password_reset"
     ACCOUNT_DELETED = "account_deleted"
     ADMIN = "admin"
+    APP_REMOVED = "app_removed"            # a screen's session: its app was removed (SPEC §14)
+    APPROVAL_EXPIRED = "approval_expired"  # a screen's session whose code expired before the screen redeemed it
 
 
 class AdminAction:
@@ -99,12 +101,13 @@ class Liveness:
         return now - last_seen_epoch >= self.touch_every
 
     def end_reason(self, *, status: str, expires_epoch: int, last_seen_epoch: int, now: int,
-                   revoked_reason: str | None = None) -> str | None:
-        """Why a session with these fields is over at `now`, or None while it is live."""
+                   revoked_reason: str | None = None, unredeemed: bool = False) -> str | None:
+        """Why a session with these fields is over at `now`, or None while it is live; `unredeemed`: a
+        screen's session whose end is its code's expiry until the screen redeems it."""
         if status != SESSION_ACTIVE:
             return revoked_reason or RevokeReason.ADMIN
         if now >= expires_epoch:
-            return RevokeReason.MAX_LIFETIME
+            return RevokeReason.APPROVAL_EXPIRED if unredeemed else RevokeReason.MAX_LIFETIME
         if last_seen_epoch <= self.idle_cutoff(now):
             return RevokeReason.IDLE_TIMEOUT
         return None
@@ -168,6 +171,13 @@ class SessionRecord:
     # A screen's session (the device authorization grant, SPEC §14): the app it signed in for. The app giving
     # its grant back (RFC 7009: the screen signs out) ends the session, so that its seat is free at once.
     screen_of: str | None = None
+    # A screen's session while active, in the sparse index of screens by app (`screen_of` again, removed at
+    # its end as live_shard is), so that removing an app finds the seats of its screens without a Scan.
+    live_screen_of: str | None = None
+    # A screen's session approved and not yet redeemed by its screen: it lives only until the code expires
+    # (its expires_epoch, in the presence too), so that an approval never redeemed frees its seat then; the
+    # redemption lifts it to the session's max lifetime (sessions.seats.screen_redeemed).
+    unredeemed: bool | None = None
 
     def apps_signed_in(self) -> list[tuple[str, str]]:
         """(client_id, name) of each app that signed in on the session, by name (one per app)."""

@@ -50,18 +50,21 @@ def read_seats(ctx: AppContext, *, user_uuid: str, device_id: str, presence: Pre
 def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], device_name: str, device_class: str,
               ip: str | None, user_agent: str | None, extra_writes: Sequence[GuardedWrite] = (),
               jkt: str | None = None, amr: Sequence[str] = PASSWORD_AMR,
-              session_id: str | None = None, screen_of: str | None = None) -> OpenedSession | PresenceMoved:
+              session_id: str | None = None, screen_of: str | None = None,
+              redeem_by: int | None = None) -> OpenedSession | PresenceMoved:
     """Log `seats.device_id` in, displacing `evicted`, in one transaction with `extra_writes`, and
     only if nobody changed the presence since `seats` was read; else PresenceMoved (read again).
     Entries dropped as idle end their sessions in the same transaction, so a session the presence
     stops counting is never usable. A refused extra write raises its own `refusal`. With `jkt` the
     session is bound to that device key (SPEC §12). `session_id`: the new session's id, drawn by the
     caller whose extra writes name it (a screen's approval, flows.device_approval), else a new one;
-    `screen_of`: the app a screen's session is for (SessionRecord.screen_of)."""
+    `screen_of`: the app a screen's session is for (SessionRecord.screen_of); `redeem_by`: its code's
+    expiry, when the session (and its seat) ends unless the screen redeems it first (screen_redeemed)."""
     store, rule, now, device_id = session_store(ctx), liveness(ctx.settings), seats.now, seats.device_id
     session = new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
                            device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt, amr=amr,
-                           login_seq=seats.presence.next_login_seq(), session_id=session_id, screen_of=screen_of)
+                           login_seq=seats.presence.next_login_seq(), session_id=session_id, screen_of=screen_of,
+                           redeem_by=redeem_by)
     kept = {e.device_id: e for e in seats.others if e not in evicted}
     kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                     device_name=device_name, login_epoch=now, last_seen_epoch=now,
@@ -169,17 +172,19 @@ def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
 def new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, device_class: str,
                  ip: str | None, user_agent: str | None, now: int, jkt: str | None,
                  amr: Sequence[str], login_seq: int | None = None, session_id: str | None = None,
-                 screen_of: str | None = None) -> SessionRecord:
+                 screen_of: str | None = None, redeem_by: int | None = None) -> SessionRecord:
     session_id, refresh_kid = session_id or str(uuid.uuid4()), ctx.refresh_secrets.newest_kid()
+    ends = now + ctx.settings.session_max_lifetime if redeem_by is None else \
+        min(redeem_by, now + ctx.settings.session_max_lifetime)
     return SessionRecord(
         session_id=session_id, user_uuid=user_uuid, device_id=device_id, device_name=device_name,
         created_at=iso(ctx.now()), login_epoch=now, last_seen_epoch=now,
-        expires_epoch=now + ctx.settings.session_max_lifetime, refresh_gen=1,
+        expires_epoch=ends, refresh_gen=1,
         refresh_digest=token_digest(refresh_token_of(ctx.refresh_secrets, Holder(
             session_id=session_id, user_uuid=user_uuid, device_id=device_id,
             expires_epoch=now + ctx.settings.session_max_lifetime), 1, refresh_kid), purpose=REFRESH_PURPOSE),
         refresh_kid=refresh_kid, rotated_epoch=now, ip=ip, user_agent=(user_agent or "")[:256] or None,
         expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
         live_shard=ending_shard(session_id), login_seq=login_seq,
-        ends_at=min(now + ctx.settings.session_max_lifetime, now + liveness(ctx.settings).idle_span), jkt=jkt,
-        amr=list(amr), screen_of=screen_of)
+        ends_at=min(ends, now + liveness(ctx.settings).idle_span), jkt=jkt, amr=list(amr), screen_of=screen_of,
+        live_screen_of=screen_of, unredeemed=True if redeem_by is not None else None)

@@ -10,12 +10,13 @@ from sessions.tokens import REFRESH_PURPOSE, token_pair
 from sessions.listings import (audit_page, history_page, list_user_sessions, live_devices, mark_continued,
                                own_session, presence_read, read_presence, record_attempt, record_operator_action,
                                session_owner, session_page, session_status)
-from sessions.endings import (ENDING_SHARDS, end_all_sessions, end_device_session, ending_shard, erase_user_records,
-                              logout, logout_all, revoke_own_session, revoke_session, sweep_ended)
+from sessions.endings import (ENDING_SHARDS, end_all_sessions, end_device_session, end_screens_of, ending_shard,
+                              erase_user_records, logout, logout_all, revoke_own_session, revoke_session, sweep_ended)
 from sessions.seats import (PASSKEY_AMR, PASSWORD_AMR, RELABEL_ATTEMPTS, new_session, read_seats, relabel_device,
                             take_seat)
 from sessions.authentication import (ANY_TOKENS, OWN_TOKENS, PROVIDER_TOKENS, SESSION_READ, Along, Vouched,
-                                     authenticate, live_check_of, live_session, session_live_check, still_live, vouch)
+                                     authenticate, live_check_of, live_session, screen_redeemed, session_live_check,
+                                     still_live, vouch)
 from sessions.rotation import REFRESH_ATTEMPTS, rebinding, record_reauthentication, refresh
 from sessions.streams import (HELD_STREAMS, event_feed, event_stream, events_after, grant_ending, session_watcher,
                               stream_caps)
@@ -28,11 +29,11 @@ __all__ = [
     "audit_page", "history_page", "list_user_sessions", "live_devices", "mark_continued", "own_session",
     "presence_read", "read_presence", "record_attempt", "record_operator_action", "session_owner", "session_page",
     "session_status",
-    "ENDING_SHARDS", "end_all_sessions", "end_device_session", "ending_shard", "erase_user_records", "logout",
-    "logout_all", "revoke_own_session", "revoke_session", "sweep_ended",
+    "ENDING_SHARDS", "end_all_sessions", "end_device_session", "end_screens_of", "ending_shard", "erase_user_records",
+    "logout", "logout_all", "revoke_own_session", "revoke_session", "sweep_ended",
     "PASSKEY_AMR", "PASSWORD_AMR", "RELABEL_ATTEMPTS", "read_seats", "relabel_device", "take_seat",
     "ANY_TOKENS", "OWN_TOKENS", "PROVIDER_TOKENS", "SESSION_READ", "Along", "Vouched", "authenticate",
-    "live_check_of", "live_session", "session_live_check", "still_live", "vouch",
+    "live_check_of", "live_session", "screen_redeemed", "session_live_check", "still_live", "vouch",
     "REFRESH_ATTEMPTS", "rebinding", "record_reauthentication", "refresh",
     "HELD_STREAMS", "event_feed", "event_stream", "events_after", "grant_ending", "session_watcher", "stream_caps",
 ]

@@ -156,7 +156,7 @@ class SessionStore(UserSessions):
         for name, value in ended_by.fields().items():  # the 401 session_revoked says them too
             expression += f", {name} = :{name}"
             values[f":{name}"] = {"S": value}
-        expression += " REMOVE live_shard"  # out of the index of sessions to sweep
+        expression += " REMOVE live_shard, live_screen_of"  # out of the indexes of live sessions
         return {"Update": {"TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
                            "UpdateExpression": expression,
                            "ExpressionAttributeNames": {"#s": "status", "#ttl": dynamo.TTL_ATTRIBUTE},
@@ -194,7 +194,8 @@ class SessionStore(UserSessions):
         return {"Update": {
             "TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
             "UpdateExpression": ("SET #s = :revoked, revoked_reason = if_not_exists(revoked_reason, :reason), "
-                                 "revoked_at = if_not_exists(revoked_at, :at), #ttl = :ttl REMOVE live_shard"),
+                                 "revoked_at = if_not_exists(revoked_at, :at), #ttl = :ttl "
+                                 "REMOVE live_shard, live_screen_of"),
             "ConditionExpression": "attribute_exists(session_id) AND (#s <> :active OR last_seen_epoch <= :cutoff)",
             "ExpressionAttributeNames": {"#s": "status", "#ttl": dynamo.TTL_ATTRIBUTE},
             "ExpressionAttributeValues": {":revoked": {"S": SESSION_REVOKED}, ":active": {"S": SESSION_ACTIVE},
@@ -295,15 +296,48 @@ class SessionStore(UserSessions):
     def due(self, shard: str, *, now: int) -> list[str]:
         """The active sessions of `shard` that end without a write by `now` (from the index:
         eventually consistent, so read each again before acting)."""
-        ids, args = [], {"TableName": self.sessions, "IndexName": dynamo.SESSIONS_ENDING,
-                         "KeyConditionExpression": "live_shard = :s AND ends_at <= :now",
-                         "ExpressionAttributeValues": {":s": {"S": shard}, ":now": {"N": str(now)}}}
+        return self._indexed({"TableName": self.sessions, "IndexName": dynamo.SESSIONS_ENDING,
+                              "KeyConditionExpression": "live_shard = :s AND ends_at <= :now",
+                              "ExpressionAttributeValues": {":s": {"S": shard}, ":now": {"N": str(now)}}})
+
+    def screens_of(self, client_id: str) -> list[str]:
+        """The active screens' sessions of the app `client_id` (from the sparse index: eventually
+        consistent, so read each again before acting)."""
+        return self._indexed({"TableName": self.sessions, "IndexName": dynamo.SESSIONS_BY_SCREEN_APP,
+                              "KeyConditionExpression": "live_screen_of = :c",
+                              "ExpressionAttributeValues": {":c": {"S": client_id}}})
+
+    def _indexed(self, args: dict[str, Any]) -> list[str]:
+        """The session ids of every page of the Query `args` on one of the sessions' indexes."""
+        ids: list[str] = []
         while True:
             page = self.client.query(**args)
             ids += [item["session_id"]["S"] for item in page["Items"]]
             if not page.get("LastEvaluatedKey"):
                 return ids
             args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def screen_redeemed_items(self, holder: Holder, *, app: tuple[str, str], now: int, idle_cutoff: int,
+                              expires_epoch: int) -> list[dict[str, Any]]:
+        """TransactWriteItems entries of a screen redeeming its approval while its session is live: the
+        session and its presence entry live on until `expires_epoch` (the session's max lifetime) instead of
+        the code's expiry, from `now` as its first activity, and `app` joins the apps signed in on it."""
+        check = self.live_check_item(holder, now=now, idle_cutoff=idle_cutoff, any_key=True, app=app)["Update"]
+        ends_at = min(expires_epoch, 2 * now - idle_cutoff)  # as a touch: the idle timeout from now
+        session = {**check, "UpdateExpression": (
+            "SET expires_epoch = :exp, ends_at = :ends, last_seen_epoch = :now, #ttl = :ttl "
+            "REMOVE unredeemed ADD app_names :app"),
+            "ExpressionAttributeNames": {**check["ExpressionAttributeNames"], "#ttl": dynamo.TTL_ATTRIBUTE},
+            "ExpressionAttributeValues": {**check["ExpressionAttributeValues"], ":exp": {"N": str(expires_epoch)},
+                                          ":ends": {"N": str(ends_at)},
+                                          ":ttl": {"N": str(retention_ttl(expires_epoch))}}}
+        entry = {"TableName": self.presence, "Key": self.presence_key(holder.user_uuid),
+                 "UpdateExpression": "SET entries.#d.expires_epoch = :exp, entries.#d.last_seen_epoch = :now",
+                 "ConditionExpression": "entries.#d.session_id = :sid",
+                 "ExpressionAttributeNames": {"#d": holder.device_id},
+                 "ExpressionAttributeValues": {":exp": {"N": str(expires_epoch)}, ":now": {"N": str(now)},
+                                               ":sid": {"S": holder.session_id}}}
+        return [{"Update": session}, {"Update": entry}]
 
     def end_over(self, session: SessionRecord, *, reason: str, at: str, at_ms: int, idle_cutoff: int) -> bool:
         """End `session` as over by time (`reason` idle_timeout or max_lifetime) with its event, and

@@ -72,6 +72,9 @@ DEVICES_BY_ID = "device-index"
 SESSIONS_BY_USER = "user-index"
 # Active sessions by when they end without a write (sparse: only they carry `live_shard`).
 SESSIONS_ENDING = "ending-index"
+# Active screens' sessions (the device authorization grant) by their app (sparse: only they carry
+# `live_screen_of`), so that removing an app ends its screens' sessions without a Scan.
+SESSIONS_BY_SCREEN_APP = "screen-index"
 # Account deletion (SPEC §4): the users being deleted (a sparse index: only they carry `deletion`),
 # and each user's one-time tokens, pairing tokens and rate-limit items (sparse: only the items
 # that belong to a user carry `user_uuid`), so that a deletion finds them without a Scan.
@@ -119,7 +122,8 @@ def table_definitions(names: TableNames) -> dict[str, dict[str, Any]]:
             (DEVICES_BY_ID, [("device_id", "S")], "KEYS_ONLY")]),
         names.sessions: _table(("session_id", "S"), indexes=[
             (SESSIONS_BY_USER, [user, ("created_at", "S")], "ALL"),
-            (SESSIONS_ENDING, [("live_shard", "S"), ("ends_at", "N")], "KEYS_ONLY")]),
+            (SESSIONS_ENDING, [("live_shard", "S"), ("ends_at", "N")], "KEYS_ONLY"),
+            (SESSIONS_BY_SCREEN_APP, [("live_screen_of", "S")], "KEYS_ONLY")]),
         names.presence: _table(user),
         names.pairing_tokens: _table(("token_digest", "S"), indexes=[by_user]),
         names.login_history: _table(user, ("event_key", "S")),

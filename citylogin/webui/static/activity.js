@@ -22,6 +22,8 @@ const END_REASONS = {
   password_changed: "web.sessions.ended_password_changed",
   password_reset: "web.sessions.ended_password_reset",
   account_deleted: "web.sessions.ended_account_deleted",
+  app_removed: "web.sessions.ended_app_removed",
+  approval_expired: "web.sessions.ended_approval_expired",
 };
 
 let nextCursor = null;
