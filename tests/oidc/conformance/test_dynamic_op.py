@@ -176,8 +176,9 @@ def test_oidcc_redirect_uri_regfrag(op, app_server, clients):
 # --- OP-Discovery-Config ----------------------------------------------------------------------------
 
 @pytest.mark.xfail(strict=True, raises=KnownFailure, reason=(
-    "citylogin answers the authorization code flow alone (SPEC §14): discovery lists neither the id_token and "
-    "token id_token response types nor the implicit grant, which the Dynamic profile's discovery checks require"))
+    "citylogin does not offer the implicit flow (RFC 9700 §2.1.2: the OAuth 2.0 Security BCP's authorization code "
+    "alone): discovery lists neither the id_token and token id_token response types nor the implicit grant, which "
+    "the Dynamic profile's discovery checks (OpenID Connect Core §15.2) require"))
 def test_oidcc_discovery_endpoint_verification(deployed_op):
     # Config OP's module with the dynamic_client variant's two checks, which citylogin fails (last, below).
     metadata = discovery_answer(deployed_op).json()
@@ -203,7 +204,7 @@ def test_oidcc_discovery_endpoint_verification(deployed_op):
     check_array_holds(metadata, "response_types_supported", OIDC_RESPONSE_TYPES)
     # OIDCCCheckDiscEndpointResponseTypesSupportedDynamic and OIDCCCheckDiscEndpointGrantTypesSupportedDynamic:
     # a dynamic OP supports code, id_token and token id_token, and the implicit grant (OpenID Connect
-    # Core §15.2). citylogin answers the authorization code flow alone (SPEC §14, RFC 9700 §2.1.2).
+    # Core §15.2). citylogin does not offer the implicit flow (RFC 9700 §2.1.2).
     missing = {"code", "id_token", "token id_token"} - set(metadata["response_types_supported"])
     grants = metadata.get("grant_types_supported", ["authorization_code", "implicit"])
     missing_grants = {"authorization_code", "implicit"} - set(grants)
