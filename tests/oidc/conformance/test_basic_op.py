@@ -312,8 +312,9 @@ def _by_value(op: Provider, request: AuthorizationRequest, **changed: str) -> st
 def test_oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported(op, rp, person):
     """The suite's unsigned object by value, its state, nonce and response_mode inside alone. The static
     client allows unsigned request objects (register_rp: as a tester configures the plan's static client;
-    citylogin refuses them from other apps): the object's parameters are taken, and the flow passes
-    (the state and, in the Form Post plan, form_post come from inside the object)."""
+    citylogin refuses them from an app an operator added without it); the dynamic variant's client, as
+    the suite registers it, names no request_object_signing_alg. The object's parameters are taken,
+    and the flow passes (the state and, in the Form Post plan, form_post come from inside the object)."""
     check_client_auth_supported(op, "client_secret_basic")
     # skipTestIfNoneUnsupported: not skipped
     assert "none" in op.metadata["request_object_signing_alg_values_supported"]
