@@ -78,10 +78,12 @@ def initial_access_token(op) -> str:
 
 
 @pytest.fixture
-def clients(op, app_server, client_site, initial_access_token):
+def clients(deployed_op, app_server, client_site, initial_access_token):
     """A module's dynamic registrations (dynamic_client.Registrar), unregistered at its end
-    (AbstractOIDCCServerTest.cleanup)."""
-    with registrar(op, app_server.url, client_site, initial_access_token) as module:
+    (AbstractOIDCCServerTest.cleanup): sent to the OP deployed behind TLS, whose registration_client_uri
+    the suite requires to be https (VerifyClientManagementCredentials); the clients then sign in at `op`,
+    the same deployment (its tables) at the address the browser reaches."""
+    with registrar(deployed_op, app_server.url, client_site, initial_access_token) as module:
         yield module
 
 

@@ -230,9 +230,10 @@ def check_registered(op: Provider, answer: requests.Response) -> dict[str, Any]:
     """CallDynamicRegistrationEndpointAndVerifySuccessfulResponse: JSON (EnsureContentTypeJson), 201
     (EnsureHttpStatusCodeIs201), no `error` (CheckNoErrorFromDynamicRegistrationEndpoint), a client_id
     (ExtractDynamicRegistrationResponse), both or neither of registration_client_uri and
-    registration_access_token, the URI an https URL where the OP is deployed behind TLS
-    (VerifyClientManagementCredentials), and a client_secret_expires_at beside any client_secret
-    (VerifyDynamicRegistrationResponseClientCredentials). The registered client's metadata."""
+    registration_access_token, the URI an https URL (VerifyClientManagementCredentials: a failure
+    wherever the OP is; `op` is the deployment behind TLS, so its URI is under its https issuer), and a
+    client_secret_expires_at beside any client_secret (VerifyDynamicRegistrationResponseClientCredentials).
+    The registered client's metadata."""
     body = _json_body(answer)
     assert answer.status_code == 201, ("EnsureHttpStatusCodeIs201", answer.status_code, body)
     assert "error" not in body, ("CheckNoErrorFromDynamicRegistrationEndpoint", body)
@@ -243,10 +244,9 @@ def check_registered(op: Provider, answer: requests.Response) -> dict[str, Any]:
         assert isinstance(uri, str) and uri, ("VerifyClientManagementCredentials", "registration_client_uri", body)
         assert isinstance(token, str) and token, ("VerifyClientManagementCredentials", "registration_access_token")
         parts = urlsplit(uri)
-        # https, as the suite requires, wherever the OP is (the test's OP is reached over plain http at
-        # its socket: its registration_client_uri is under its issuer; deployed_op's is https).
-        assert parts.hostname and uri.startswith(op.issuer + "/") and parts.scheme == urlsplit(op.issuer).scheme, \
-            ("VerifyClientManagementCredentials", uri, op.issuer)
+        assert parts.scheme == "https" and parts.hostname, \
+            ("VerifyClientManagementCredentials", "URL for client management point does not use https scheme", uri)
+        assert uri.startswith(op.issuer + "/"), ("the registration's own URI is under the issuer", uri, op.issuer)
     if "client_secret" in body:
         expires = body.get("client_secret_expires_at")
         assert isinstance(expires, int) and not isinstance(expires, bool), \
@@ -288,7 +288,11 @@ class Registrar:
     """The module's dynamic registrations (configureDynamicClient): each client registered with the suite's
     initial access token and checked; at the module's end, each that got a registration_client_uri is
     unregistered (UnregisterDynamicallyRegisteredClient: DELETE with its registration access token, 204;
-    a warning in the suite, asserted here)."""
+    a warning in the suite, asserted here). `op` is the OP deployed behind TLS (conftest's deployed_op:
+    its issuer https), reached at its socket, as the suite registers at an https OP: the flows then run
+    at the test's OP on the same tables, one deployment at two addresses, so that each module's
+    registration is checked as the suite checks it (https registration_client_uri) and the browser still
+    reaches the OP over plain http."""
 
     def __init__(self, op: Provider, app_url: str, site: ClientSite, initial_access_token: str) -> None:
         self.op, self.app_url, self.site, self.initial_access_token = op, app_url, site, initial_access_token

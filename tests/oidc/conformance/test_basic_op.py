@@ -1,11 +1,15 @@
 """The OpenID Foundation's Basic OP certification plan (oidcc-basic-certification-test-plan: response type
-code, client_secret_basic, default response mode, a static confidential client), one test per module,
-each sending the module's own requests (no PKCE but in oidcc-ensure-request-with-valid-pkce-succeeds) and
-asserting the module's failure-level conditions (docs/security/test-plans.md). Every authorization goes
-through the browser and citylogin's web UI; the person signs in, allows or logs in again there.
+code, client_secret_basic, default response mode) in its static_client variant (a confidential client an
+operator added), one test per module the variant runs, each sending the module's own requests (no PKCE
+but in oidcc-ensure-request-with-valid-pkce-succeeds) and asserting the module's failure-level conditions
+(docs/security/test-plans.md). Every authorization goes through the browser and citylogin's web UI; the
+person signs in, allows or logs in again there.
 
 test_formpost_basic_op.py runs these same tests with response_mode=form_post (the Form Post OP plan):
-a test reads the response mode from its `rp`."""
+a test reads the response mode from its `rp`. test_basic_op_dynamic.py and
+test_formpost_basic_op_dynamic.py run them in the dynamic_client variant: each module registers its own
+client (the fixtures `rp`, `secret_post_rp` and `refresh_clients` are the variant's), and the three
+modules the suite runs for a dynamic client alone are there."""
 from __future__ import annotations
 
 import base64
@@ -14,14 +18,10 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import jwt
 import pytest
 import requests
 
-from common.keys.jwt_keys import ID_TOKEN_ALGORITHMS
 from tests.oidc.conformance.browser_person import Person
-from tests.oidc.conformance.dynamic_client import (DynamicClient, Registrar, object_redirect, unsigned_objects_listed,
-                                                   unsigned_request_object)
 from tests.oidc.conformance.relying_party import (USER_INTERFACE_ERRORS, AuthorizationRequest, Flow, Provider,
                                                   RelyingParty, authorization_request, authorization_url,
                                                   browser_authorizes, callback_of, check_client_auth_supported,
@@ -42,6 +42,20 @@ def rp(op, app_server) -> RelyingParty:
     # The plan's static client as a tester configures it, allowing unsigned request objects (the suite's
     # request-object modules send alg none): apps add --allow-unsigned-request-objects
     return register_rp(op, app_server.url, response_mode=RESPONSE_MODE, allow_unsigned_request_objects=True)
+
+
+@pytest.fixture
+def secret_post_rp(rp) -> RelyingParty:
+    """OIDCCServerTestClientSecretPost's client: the static variant's `client_secret_post` client, which
+    may be the plan's one client, as an app an operator added takes either method."""
+    return rp
+
+
+@pytest.fixture
+def refresh_clients(op, rp, app_server) -> tuple[RelyingParty, RelyingParty]:
+    """OIDCCRefreshToken's two clients (AbstractOIDCCMultipleClient): the plan's client and the static
+    variant's second one (`client2`), another app an operator added."""
+    return rp, register_rp(op, app_server.url, response_mode=rp.response_mode)
 
 
 def _second_flow(op: Provider, rp: RelyingParty, person: Person, **extra: str) -> tuple[Flow, list[str]]:
@@ -67,33 +81,6 @@ def test_oidcc_response_type_missing(op, rp, person):
     # as the Form Post plan's POST.
     callback = callback_of(rp, browser_authorizes(op, person, request))
     check_error_response(op, request, callback, allowed={"invalid_request", "unsupported_response_type"})
-
-
-def _dynamic_client(clients: Registrar, rp: RelyingParty, **metadata: Any) -> DynamicClient:
-    """A client registered as the suite's dynamic_client variant registers it (dynamic_client.py) with this
-    plan's client_secret_basic, and the module's own members; the plan's response mode."""
-    request, keys = clients.request(auth="client_secret_basic")
-    request.update(metadata)
-    return clients.register(request, keys, response_mode=rp.response_mode)
-
-
-def test_oidcc_idtoken_signature(op, rp, clients, person):
-    # The dynamic_client variant (not applicable to a static client): registered without an algorithm, to
-    # see the default.
-    client = _dynamic_client(clients, rp)
-    assert "id_token_signed_response_alg" not in client.request
-    flow = code_flow(op, client.rp, person)
-    header = jwt.get_unverified_header(flow.tokens["id_token"])
-    assert header.get("kid"), ("EnsureIdTokenContainsKid", header)
-    assert header["alg"] == "RS256", ("EnsureIdTokenSignatureIsRS256", header)
-
-
-def test_oidcc_idtoken_unsigned(op):
-    # Skipped (the dynamic_client variant; not applicable to a static client): "The discovery endpoint
-    # 'id_token_signing_alg_values_supported' doesn't support 'none' algorithm", before a client is
-    # registered. citylogin signs every ID token.
-    assert "none" not in op.metadata["id_token_signing_alg_values_supported"]
-    assert set(op.metadata["id_token_signing_alg_values_supported"]) <= set(ID_TOKEN_ALGORITHMS)
 
 
 def test_oidcc_userinfo_get(op, rp, person):
@@ -299,8 +286,8 @@ def test_oidcc_ensure_post_request_succeeds(op, rp, person):
     code_flow(op, rp, person, method="POST")
 
 
-def test_oidcc_server_client_secret_post(op, rp, person):
-    code_flow(op, rp, person, auth="client_secret_post")
+def test_oidcc_server_client_secret_post(op, secret_post_rp, person):
+    code_flow(op, secret_post_rp, person, auth="client_secret_post")
 
 
 def _unsigned_request_object(request: AuthorizationRequest) -> str:
@@ -322,31 +309,12 @@ def _by_value(op: Provider, request: AuthorizationRequest, **changed: str) -> st
     return authorization_url(op, params, sorted(params))
 
 
-def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupported(op, rp, clients, client_site,
-                                                                                   person):
-    # The dynamic_client variant (not applicable to a static client): a client registered with a
-    # request_uri of the suite's own server (CreateRandomRequestUriWithFragment,
-    # AddRequestUriToDynamicRegistrationRequest), and the request as an unsigned request object there.
-    check_client_auth_supported(op, "client_secret_basic")
-    path, request_uri = client_site.new_request_uri()
-    client = _dynamic_client(clients, rp, request_uris=[request_uri])
-    if not unsigned_objects_listed(op):
-        return   # skipped: "'none' is not listed in request_object_signing_alg_values_supported"
-    request = authorization_request(client.rp)
-    claims = dict(request.params)                     # ConvertAuthorizationEndpointRequestToRequestObject
-    client_site.serve(path, "application/jwt", unsigned_request_object(claims).encode())
-    visit = person.go(object_redirect(op, request, claims, "request_uri", request_uri))
-    callback = callback_of(client.rp, visit)
-    if callback.get("error") == "request_uri_not_supported":
-        return   # skipped: "does not support request_uri (which is permitted behaviour)"
-    completed_flow(op, client.rp, request, visit)
-
-
 def test_oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported(op, rp, person):
     """The suite's unsigned object by value, its state, nonce and response_mode inside alone. The static
     client allows unsigned request objects (register_rp: as a tester configures the plan's static client;
-    citylogin refuses them from other apps): the object's parameters are taken, and the flow passes
-    (the state and, in the Form Post plan, form_post come from inside the object)."""
+    citylogin refuses them from an app an operator added without it); the dynamic variant's client, as
+    the suite registers it, names no request_object_signing_alg. The object's parameters are taken,
+    and the flow passes (the state and, in the Form Post plan, form_post come from inside the object)."""
     check_client_auth_supported(op, "client_secret_basic")
     # skipTestIfNoneUnsupported: not skipped
     assert "none" in op.metadata["request_object_signing_alg_values_supported"]
@@ -381,16 +349,31 @@ def _refresh(op: Provider, rp: RelyingParty, refresh_token: str, **extra: str) -
     return token_request(op, rp, {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra})
 
 
-def test_oidcc_refresh_token(op, rp, app_server, person):
+def test_oidcc_refresh_token(op, refresh_clients, person):
+    rp, other = refresh_clients
     assert "offline_access" in op.metadata["scopes_supported"]    # ...OfflineAccessIfServerSupportsOfflineAccess
     assert "refresh_token" in op.metadata["grant_types_supported"]   # EnsureServerConfigurationSupportsRefreshToken
     scope = "openid offline_access"
     first = code_flow(op, rp, person, scope=scope, prompt="consent")
-    refresh_token = first.tokens["refresh_token"]
-    assert refresh_token and all(0x20 <= ord(c) <= 0x7e for c in refresh_token)   # RFC 6749 A.17
     next_second(first.id_token["iat"])                                            # WaitForOneSecond
-    answer = _refresh(op, rp, refresh_token, scope=scope)
-    assert answer.status_code == 200, answer.text
+    _refreshed(op, rp, first, _refresh(op, rp, first.tokens["refresh_token"], scope=scope))
+    # The second client: its flow (a nonce of 43 characters), its refresh (no scope:
+    # RefreshTokenRequestSteps(true)) and userinfo; then its refresh token is refused to the first client
+    # (performSecondClientTests: RefreshTokenRequestExpectingErrorSteps).
+    second = code_flow(op, other, person, scope=scope, prompt="consent", nonce=random_value(43))
+    next_second(second.id_token["iat"])
+    refreshed = _refreshed(op, other, second, _refresh(op, other, second.tokens["refresh_token"]))
+    check_token_error(_refresh(op, rp, refreshed.get("refresh_token") or second.tokens["refresh_token"]))
+
+
+def _refreshed(op: Provider, rp: RelyingParty, first: Flow, answer: requests.Response) -> dict[str, Any]:
+    """sendRefreshTokenRequestAndCheckIdTokenClaims and requestProtectedResource: the refresh token of
+    VSCHARs (EnsureRefreshTokenContainsAllowedCharactersOnly, RFC 6749 A.17), RefreshTokenRequestSteps'
+    checks of the answer, and userinfo answering 200 to the refreshed access token (CallProtectedResource,
+    EnsureHttpStatusCodeIs200). The answer."""
+    assert all(0x20 <= ord(c) <= 0x7e for c in first.tokens["refresh_token"]), \
+        "EnsureRefreshTokenContainsAllowedCharactersOnly"
+    assert answer.status_code == 200, ("CheckTokenEndpointHttpStatus200", answer.status_code, answer.text[:300])
     assert "no-store" in answer.headers.get("Cache-Control", "")                 # CheckTokenEndpointCacheHeaders
     refreshed = answer.json()
     assert refreshed["token_type"].lower() == "bearer" and shannon_bits(refreshed["access_token"]) > 96
@@ -403,13 +386,9 @@ def test_oidcc_refresh_token(op, rp, app_server, person):
         for name in ("iss", "sub", "aud", "auth_time", "azp"):
             assert again.get(name) == first.id_token.get(name), name
         assert again["iat"] != first.id_token["iat"]
-    assert userinfo(op, refreshed["access_token"]).status_code == 200
-
-    # The second client's refresh token is refused to the first (RefreshTokenRequestExpectingErrorSteps).
-    other = register_rp(op, app_server.url, response_mode=rp.response_mode)
-    second = code_flow(op, other, person, scope=scope, prompt="consent", nonce=random_value(43))
-    check_token_error(_refresh(op, rp, second.tokens["refresh_token"]))
-    assert _refresh(op, other, second.tokens["refresh_token"]).status_code == 200   # and it is still the other's
+    answer = userinfo(op, refreshed["access_token"])
+    assert answer.status_code == 200, ("EnsureHttpStatusCodeIs200", answer.status_code, answer.text[:300])
+    return refreshed
 
 
 def test_oidcc_ensure_request_with_valid_pkce_succeeds(op, rp, person):

@@ -27,7 +27,7 @@ from tests.oidc.conformance.discovery_checks import (
     check_issuer, check_jwks, check_locales, check_types, discovery_answer)
 from tests.oidc.conformance.dynamic_client import (
     JWKS_PATH, LOGO_HEIGHT, LOGO_PATH, LOGO_WIDTH, POLICY_PATH, TOS_URI, ClientSite, DynamicClient, KnownFailure,
-    Registrar, check_refused, client_assertion, object_redirect, registrar, unsigned_objects_listed,
+    Registrar, check_refused, client_assertion, object_redirect, unsigned_objects_listed,
     unsigned_request_object)
 from tests.support.waiting import wait_until
 from tests.oidc.conformance.relying_party import (
@@ -176,8 +176,9 @@ def test_oidcc_redirect_uri_regfrag(op, app_server, clients):
 # --- OP-Discovery-Config ----------------------------------------------------------------------------
 
 @pytest.mark.xfail(strict=True, raises=KnownFailure, reason=(
-    "citylogin answers the authorization code flow alone (SPEC §14): discovery lists neither the id_token and "
-    "token id_token response types nor the implicit grant, which the Dynamic profile's discovery checks require"))
+    "citylogin does not offer the implicit flow (RFC 9700 §2.1.2: the OAuth 2.0 Security BCP's authorization code "
+    "alone): discovery lists neither the id_token and token id_token response types nor the implicit grant, which "
+    "the Dynamic profile's discovery checks (OpenID Connect Core §15.2) require"))
 def test_oidcc_discovery_endpoint_verification(deployed_op):
     # Config OP's module with the dynamic_client variant's two checks, which citylogin fails (last, below).
     metadata = discovery_answer(deployed_op).json()
@@ -203,7 +204,7 @@ def test_oidcc_discovery_endpoint_verification(deployed_op):
     check_array_holds(metadata, "response_types_supported", OIDC_RESPONSE_TYPES)
     # OIDCCCheckDiscEndpointResponseTypesSupportedDynamic and OIDCCCheckDiscEndpointGrantTypesSupportedDynamic:
     # a dynamic OP supports code, id_token and token id_token, and the implicit grant (OpenID Connect
-    # Core §15.2). citylogin answers the authorization code flow alone (SPEC §14, RFC 9700 §2.1.2).
+    # Core §15.2). citylogin does not offer the implicit flow (RFC 9700 §2.1.2).
     missing = {"code", "id_token", "token id_token"} - set(metadata["response_types_supported"])
     grants = metadata.get("grant_types_supported", ["authorization_code", "implicit"])
     missing_grants = {"authorization_code", "implicit"} - set(grants)
@@ -214,16 +215,13 @@ def test_oidcc_discovery_endpoint_verification(deployed_op):
 
 # --- OP-Registration-* ----------------------------------------------------------------------------
 
-def test_oidcc_server(op, deployed_op, app_server, client_site, initial_access_token, clients, person):
+def test_oidcc_server(op, clients, person):
     client = _client(clients)
     flow = _server_flow(op, client, person)
     assert "c_hash" not in flow.id_token                     # code flow: no c_hash to check (ExtractCHash is INFO)
-    # VerifyClientManagementCredentials' https, where the OP is deployed behind TLS: its
-    # registration_client_uri is under its https issuer.
-    with registrar(deployed_op, app_server.url, client_site, initial_access_token) as deployed:
-        request, keys = deployed.request(auth=AUTH)
-        uri = deployed.register(request, keys).registered["registration_client_uri"]
-        assert urlsplit(uri).scheme == "https" and uri.startswith(DEPLOYED_ISSUER + "/"), uri
+    # VerifyClientManagementCredentials, as in every module (check_registered): registered at the OP
+    # deployed behind TLS, its registration_client_uri is under its https issuer.
+    assert client.registered["registration_client_uri"].startswith(DEPLOYED_ISSUER + "/oidc/register/")
 
 
 def _fresh_login_page(op: Provider, person: Person, client: DynamicClient) -> AuthorizationRequest:
@@ -387,6 +385,15 @@ def _check_refreshed(op: Provider, rp: RelyingParty, first: Flow, answer: reques
     return refreshed
 
 
+def _protected_resource(op: Provider, access_token: str) -> None:
+    """requestProtectedResource after each refresh (OIDCCRefreshToken.performPostAuthorizationFlow, with the
+    refreshed token mapped as the access token): CallProtectedResource, a GET of userinfo (the suite's
+    SetProtectedResourceUrlToUserInfoEndpoint) with the token as a Bearer header, answered 200
+    (EnsureHttpStatusCodeIs200, a failure)."""
+    answer = userinfo(op, access_token)
+    assert answer.status_code == 200, ("EnsureHttpStatusCodeIs200", answer.status_code, answer.text[:300])
+
+
 def _offline_scope(op: Provider) -> str:
     """SetScopeInClientConfigurationToOpenIdOfflineAccess(IfServerSupportsOfflineAccess)."""
     return "openid offline_access" if "offline_access" in op.metadata["scopes_supported"] else "openid"
@@ -416,7 +423,7 @@ def test_oidcc_refresh_token_rp_key_rotation(op, clients, client_site, person):
         key_sets.clock = real_clock
     refreshed = _check_refreshed(op, client.rp, first, answer)
     assert client_site.fetches(JWKS_PATH) == fetched + 1                # the new key, fetched once
-    assert userinfo(op, refreshed["access_token"]).status_code == 200   # requestProtectedResource
+    _protected_resource(op, refreshed["access_token"])
 
 
 def _request_uri_client(clients: Registrar, client_site: ClientSite, **metadata: Any,
@@ -504,13 +511,15 @@ def test_oidcc_refresh_token(op, clients, person):
     assert first.tokens.get("refresh_token"), "no refresh token: the suite would skip the module"
     assert "refresh_token" in op.metadata["grant_types_supported"]      # EnsureServerConfigurationSupportsRefreshToken
     next_second(first.id_token["iat"])                                  # WaitForOneSecond
-    _check_refreshed(op, first_client.rp, first, _refresh(op, first_client.rp, first.tokens["refresh_token"],
-                                                          scope=scope))
+    refreshed = _check_refreshed(op, first_client.rp, first, _refresh(op, first_client.rp,
+                                                                      first.tokens["refresh_token"], scope=scope))
+    _protected_resource(op, refreshed["access_token"])                  # the first client's refreshed token
     # The second client's flow (a nonce of 43 characters) and refresh (no scope: RefreshTokenRequestSteps(true))
     second = _server_flow(op, second_client, person, scope=scope, prompt="consent", nonce=random_value(43))
     next_second(second.id_token["iat"])
     refreshed = _check_refreshed(op, second_client.rp, second,
                                  _refresh(op, second_client.rp, second.tokens["refresh_token"]))
+    _protected_resource(op, refreshed["access_token"])                  # the second client's refreshed token
     latest = refreshed.get("refresh_token") or second.tokens["refresh_token"]
     # performSecondClientTests: the second client's refresh token refused to the first
     check_token_error(_refresh(op, first_client.rp, latest, scope=scope))
