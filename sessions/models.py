@@ -26,8 +26,7 @@ class RevokeReason:
     PASSWORD_RESET = "password_reset"
     ACCOUNT_DELETED = "account_deleted"
     ADMIN = "admin"
-    APP_REMOVED = "app_removed"            # a screen's session: its app was removed (SPEC §14)
-    APPROVAL_EXPIRED = "approval_expired"  # a screen's session whose code expired before the screen redeemed it
+    APP_REMOVED, APPROVAL_EXPIRED = "app_removed", "approval_expired"  # a screen's: its app removed, its code unused
 
 
 class AdminAction:
@@ -102,8 +101,7 @@ class Liveness:
 
     def end_reason(self, *, status: str, expires_epoch: int, last_seen_epoch: int, now: int,
                    revoked_reason: str | None = None, unredeemed: bool = False) -> str | None:
-        """Why a session with these fields is over at `now`, or None while it is live; `unredeemed`: a
-        screen's session whose end is its code's expiry until the screen redeems it."""
+        """Why a session with these fields is over at `now`, or None while it is live (`unredeemed`: a screen's)."""
         if status != SESSION_ACTIVE:
             return revoked_reason or RevokeReason.ADMIN
         if now >= expires_epoch:
@@ -171,12 +169,9 @@ class SessionRecord:
     # A screen's session (the device authorization grant, SPEC §14): the app it signed in for. The app giving
     # its grant back (RFC 7009: the screen signs out) ends the session, so that its seat is free at once.
     screen_of: str | None = None
-    # A screen's session while active, in the sparse index of screens by app (`screen_of` again, removed at
-    # its end as live_shard is), so that removing an app finds the seats of its screens without a Scan.
+    # `screen_of` while active (removed at its end): the sparse index by which removing an app finds its screens
     live_screen_of: str | None = None
-    # A screen's session approved and not yet redeemed by its screen: it lives only until the code expires
-    # (its expires_epoch, in the presence too), so that an approval never redeemed frees its seat then; the
-    # redemption lifts it to the session's max lifetime (sessions.seats.screen_redeemed).
+    # approved, not yet redeemed: ends at the code's expiry unless redeemed (SessionStore.screen_redeemed_items)
     unredeemed: bool | None = None
 
     def apps_signed_in(self) -> list[tuple[str, str]]:
