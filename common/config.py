@@ -149,6 +149,9 @@ class Settings(BaseModel):
     # many registrations one address may make a minute (each counted in the registration's own write)
     oidc_open_registration: bool = False
     oidc_registrations_per_minute_per_ip: int = Field(default=20, ge=1)
+    # an app that registers itself naming no request_object_signing_alg: signed request objects only (off), or
+    # unsigned ones too, as OIDC Registration §2's default has it (on: what the Foundation's Dynamic OP plan sends)
+    oidc_registered_apps_send_unsigned_request_objects: bool = False
     # an app's jwks_uri: seconds its keys are kept before they are fetched again (an unknown kid fetches them
     # sooner, at most every CITYLOGIN_OIDC_JWKS_REFETCH_SECONDS), and the fetch's time limit
     oidc_jwks_cache_seconds: int = Field(default=300, ge=1, le=86400)

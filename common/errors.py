@@ -146,6 +146,11 @@ class InvalidJson(ApiError):
     status, code, detail = 400, ErrorCode.INVALID_JSON, "The body must be a JSON object."
 
 
+class NotJsonMediaType(ApiError):
+    status, code = 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE
+    detail = "The body must be JSON, sent as Content-Type: application/json."
+
+
 class MissingFields(ApiError):
     status, code, detail = 400, ErrorCode.MISSING_FIELDS, "Required fields are missing."
 

@@ -56,9 +56,10 @@ class ClientMetadata:
     oidc: OidcClient
 
 
-def parse_metadata(body: Any) -> ClientMetadata:
+def parse_metadata(body: Any, *, unsigned_by_default: bool = False) -> ClientMetadata:
     """The registration `body` (a decoded JSON document) as an app; InvalidClientMetadata (or
-    InvalidRedirectUri) naming the first member refused."""
+    InvalidRedirectUri) naming the first member refused. `unsigned_by_default`: the deployment's
+    CITYLOGIN_OIDC_REGISTERED_APPS_SEND_UNSIGNED_REQUEST_OBJECTS (check_request_objects)."""
     if not isinstance(body, dict):
         raise InvalidClientMetadata("request", "the body is a JSON object of client metadata")
     refuse_unsupported(body)
@@ -80,7 +81,7 @@ def parse_metadata(body: Any) -> ClientMetadata:
         require_dpop=_flag(body, "dpop_bound_access_tokens"),
         # A person allows an app that registered itself before its first sign-in through the browser (as
         # Keycloak's "Consent Required" registration policy): the operator made the token, not the app.
-        consent=bool(redirect_uris), **check_request_objects(body)))
+        consent=bool(redirect_uris), **check_request_objects(body, unsigned_by_default=unsigned_by_default)))
 
 
 # --- the steps ------------------------------------------------------------------------------------------
@@ -182,10 +183,12 @@ def check_contacts(body: dict[str, Any]) -> tuple[str, ...]:
     return contacts
 
 
-def check_request_objects(body: dict[str, Any]) -> dict[str, Any]:
+def check_request_objects(body: dict[str, Any], *, unsigned_by_default: bool = False) -> dict[str, Any]:
     """The request-object members (RFC 9101, OIDC Registration §2), kept for the authorization endpoint. An
-    omitted request_object_signing_alg means any alg the provider supports, unsigned ones included, unless
-    require_signed_request_object."""
+    omitted request_object_signing_alg means any signing alg the provider supports, and no unsigned object:
+    an app that wants to send those says so (`none`), as an operator does for the apps it adds
+    (--allow-unsigned-request-objects). With `unsigned_by_default` (a deployment's choice) an omitted alg
+    takes unsigned ones too, OIDC Registration §2's default, unless require_signed_request_object."""
     alg = _choice(body, "request_object_signing_alg", REQUEST_OBJECT_ALGS)
     required = _flag(body, "require_signed_request_object")
     if required and alg == "none":
@@ -194,7 +197,7 @@ def check_request_objects(body: dict[str, Any]) -> dict[str, Any]:
     request_uris = _uris(body, "request_uris",
                          lambda uri: request_uri_problem(uri) or fetched_url_problem(uri, fragment_allowed=True))
     return {"request_uris": request_uris, "request_object_signing_alg": alg, "require_signed_request_object": required,
-            "allow_unsigned_request_objects": alg is None and not required}
+            "allow_unsigned_request_objects": unsigned_by_default and alg is None and not required}
 
 
 # --- the members' JSON shapes --------------------------------------------------------------------------------

@@ -6,11 +6,13 @@ poll gets the tokens of that session, once.
 
 Codes: the device_code is 32 random bytes, stored as a digest; the user code is 8 letters of an alphabet
 without vowels (no words) and without look-alikes (0/O, 1/I/L): 19^8, about 34 bits, shown XXXX-XXXX and
-taken in any case, with or without the dash or spaces. Guessing is limited per address (a minute's
-presentations, right or wrong) and per code (its presentations capped), RFC 8628 §5.1."""
+taken in any case, with or without the dash or spaces, and in its compatibility forms (full width, as a
+Japanese IME types it). Guessing is limited per address (a minute's presentations, right or wrong) and per
+code (its presentations capped), RFC 8628 §5.1."""
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,11 @@ from common.web.rate_limits import RateLimitStore, limit_subject
 
 USER_CODE_ALPHABET = "BCDFGHJKMNPQRSTVWXZ"  # no vowels, no L (1/I/L): 19 letters
 USER_CODE_LENGTH = 8
+# What may stand between the letters, after NFKC (which makes the full width "－", the small "﹣" and every
+# Unicode space but the Ogham mark these ASCII ones): the dashes a keyboard or an autocorrect types (U+2010
+# hyphen to U+2015 horizontal bar, U+2212 minus) and U+30FC, the long-vowel mark the "-" key types in a
+# Japanese IME's kana mode. A separator says nothing, so taking one more never makes a wrong code right.
+USER_CODE_SEPARATORS = frozenset("- \t\u2010\u2012\u2013\u2014\u2015\u2212\u30fc")
 USER_CODE_TRIES = 20       # presentations of one user code (a person: a lookup, an approval, a retry or two)
 DEVICE_CODE_BYTES = 32
 DEVICE_PURPOSE, USER_CODE_PURPOSE = "oidc_device_code", "oidc_user_code"
@@ -88,12 +95,17 @@ def shown(code: str) -> str:
 
 
 def normalized(typed: object) -> str | None:
-    """The user code a person typed: ASCII letters of the alphabet in any case, with or without dashes,
-    spaces or tabs between them; None for anything else (never an error of its own: a wrong code). Only
-    ASCII counts: no other letter upper-cases into the alphabet here (the long s, the Kelvin sign)."""
-    if not isinstance(typed, str) or len(typed) > 32 or not typed.isascii():
+    """The user code a person typed: letters of the alphabet in any case, with or without separators (a
+    dash or a space of any kind, a tab) between them; None for anything else (never an error of its own: a
+    wrong code). A compatibility form is its letter (NFKC: what a Japanese IME types, full width letters,
+    dashes and the ideographic space); a look-alike of another script is no letter of the code (Cyrillic
+    'В' is not 'B'), nor is a letter that only upper-cases into the alphabet ('ß')."""
+    if not isinstance(typed, str) or len(typed) > 32:
         return None
-    letters = "".join(ch for ch in typed.upper() if ch not in "- \t")
+    letters = "".join(ch for ch in unicodedata.normalize("NFKC", typed) if ch not in USER_CODE_SEPARATORS)
+    if not letters.isascii():
+        return None
+    letters = letters.upper()
     if len(letters) != USER_CODE_LENGTH or any(ch not in USER_CODE_ALPHABET for ch in letters):
         return None
     return letters

@@ -138,8 +138,8 @@ class UserInfoAnswer:
 
 def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOffer | None) -> UserInfoAnswer:
     """The person behind an app's access token (a DPoP-bound one with its proof), by its scope; 401 once
-    its session has ended or the app gave its grant back (/oidc/revoke). Signed (OpenID Connect Core §5.3.2)
-    when the app asked for it at its registration."""
+    its session has ended, the app gave its grant back (/oidc/revoke) or the account's deletion began.
+    Signed (OpenID Connect Core §5.3.2) when the app asked for it at its registration."""
     principal = sessions.authenticate(ctx, access_token=access_token, scheme=scheme, offer=offer,
                                       issued_by=sessions.PROVIDER_TOKENS,
                                       along=lambda claims: _userinfo_reads(ctx, claims))
@@ -151,8 +151,8 @@ def userinfo(ctx: AppContext, *, access_token: str, scheme: str, offer: ProofOff
     app = _registered_app(ctx, principal.claims)
     if app is None:
         raise sessions.InvalidToken("This access token's app was removed.")
-    if principal.along[PERSON] is None:
-        raise sessions.AccountDeleted()
+    if principal.along[PERSON] is None:  # its deletion began (the sessions end next): a token of nobody
+        raise sessions.InvalidToken("This access token's account was deleted.")
     claims = {"sub": principal.user_uuid, **user_claims.of_account(principal.along[PERSON], scope=scope)}
     alg = app.oidc().userinfo_signed_response_alg
     return UserInfoAnswer(claims=claims, signed=_signed_userinfo(ctx, claims, client_id=app.client_id, alg=alg)

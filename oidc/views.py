@@ -35,7 +35,7 @@ from common.slots import Slot
 from common.web.caller import Caller, current_caller
 from common.runtime.context import EXTENSION_KEY, AppContext, ctx
 from common.web.openapi import operation
-from common.web.validation import parse_body
+from common.web.validation import parse_body, parse_json_only_body
 
 
 class OidcFlows(Protocol):
@@ -217,9 +217,9 @@ def device_approve_with_device() -> Response:
 
 @bp.post("/device/deny")
 @operation("The person denies a screen's user code: the screen hears access_denied at its next poll",
-           body=UserCodeBody, response=ScreenDenied, errors=(400, 429))
+           body=UserCodeBody, response=ScreenDenied, errors=(400, 415, 429))
 def device_deny() -> Response:
-    body = parse_body(UserCodeBody)
+    body = parse_json_only_body(UserCodeBody)  # a page on another site must not deny a code
     device_flow.deny(ctx(), user_code=body.user_code, ip=current_caller().ip)
     return jsonify(ScreenDenied(status="denied").model_dump())
 

@@ -289,9 +289,10 @@ class AppChange(BaseModel):
 
 
 class NewApp(AppChange):
-    """POST /admin/apps: as `citylogin apps add`."""
+    """POST /admin/apps: as `citylogin apps add`. A member it does not know is refused, as by the change (a
+    misspelt `redirect_uri` or `consnet` would otherwise add an app without what was meant)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     name: AppName
     public: StrictBool = False
 

@@ -8,7 +8,7 @@ from flask import request
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from common.errors import FIELD_RULE, FieldKind, InvalidField, InvalidJson, MissingFields
+from common.errors import FIELD_RULE, FieldKind, InvalidField, InvalidJson, MissingFields, NotJsonMediaType
 
 M = TypeVar("M", bound=BaseModel)
 FIELD_KEYS = "error.invalid_field."
@@ -72,6 +72,16 @@ def field_rule(error: ErrorDetails) -> tuple[FieldKind, str, dict[str, Any]]:
 
 def parse_body(model: type[M]) -> M:
     return parse_model(model, json_object())
+
+
+def parse_json_only_body(model: type[M]) -> M:
+    """Like parse_body, for a route a page on another site must not reach: only a body sent as
+    `application/json` (415 unsupported_media_type for any other type). A cross-site form or fetch can post
+    text/plain without asking (a CORS "simple" request), but application/json only after a preflight that
+    the origin passes (CITYLOGIN_CORS_ORIGINS: the operator's own sites)."""
+    if request.mimetype != "application/json":
+        raise NotJsonMediaType()
+    return parse_body(model)
 
 
 def parse_optional_body(model: type[M]) -> M:

@@ -7,6 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.conftest import unique_name
+from tests.support.waiting import wait_until
 
 JA_IN_USE = ("このアカウントは別の場所で使用中です。こちらにログインすると、以前のセッションは自動的に"
              "ログアウトされます。続けますか？")
@@ -162,6 +163,35 @@ def test_switching_language_changes_the_page_and_asks_before_changing_the_mail(m
     assert patches == [{"locale": "ja"}] and _account_locale(ctx, user) == "ja"
     a.open_account()
     expect(a.page.locator("#locale-select")).to_have_value("ja")
+
+
+def test_the_last_language_picked_is_the_one_kept_however_fast_the_clicks(make_server, new_device):
+    """日本語 then EN, the second click before the Japanese catalogue arrived (held here until then): the
+    page speaks English, and a reload still does. Once, the late Japanese catalogue won, and was remembered."""
+    url, _ = make_server()
+    a = new_device(url, locale="en-US").open()
+    held, japanese = [], re.compile(r"/locales/ja[.\w]*\.json")
+    a.page.route(japanese, lambda route: held.append(route))
+    switch = a.page.locator("#language-switch")
+    with a.page.expect_request(re.compile(r"/locales/ja")):
+        a.page.locator("#language-ja").click()
+    expect(switch).to_have_attribute("aria-busy", "true")         # the catalogue is on its way
+    wait_until(lambda: a.page.evaluate("1") and held, timeout=30, what="the Japanese catalogue held")
+    a.page.locator("#language-en").click()
+    expect(a.page.locator("#language-en")).to_have_attribute("aria-pressed", "true")
+    with a.page.expect_response(re.compile(r"/locales/ja")):
+        held[0].continue_()
+    expect(switch).not_to_have_attribute("aria-busy", "true")     # every catalogue asked for has been handled
+    expect(a.page.locator("html")).to_have_attribute("lang", "en")
+    expect(a.login_form.locator("h1")).to_have_text("Log in")
+    a.page.unroute(japanese)
+    a.page.reload()
+    expect(a.page.locator("#auth-screen")).to_be_visible()
+    expect(a.page.locator("html")).to_have_attribute("lang", "en")
+    expect(a.page.locator("#language-en")).to_have_attribute("aria-pressed", "true")
+    a.switch_language("ja")                                       # and a plain switch still works
+    a.page.reload()
+    expect(a.page.locator("html")).to_have_attribute("lang", "ja")
 
 
 def test_a_language_picked_before_login_stays_on_the_page_and_the_mail_is_asked(make_server, new_device):

@@ -9,10 +9,11 @@ import uuid
 import jwt
 import pytest
 
-from citylogin_guard import Code, Guard, Unauthorized
+from citylogin_guard import Code, Guard, Unauthorized, Unavailable
 from citylogin_guard.jwks import KeySet
 from citylogin_guard.transport import NetworkNeeded
 from tests.guard.transmitter import Signer, Transmitter
+from tests.support.waiting import wait_until
 
 
 def refusal(guard: Guard, authorization: str | None) -> str:
@@ -109,6 +110,44 @@ def test_a_new_signing_key_is_fetched_on_its_first_token_and_made_up_kids_at_mos
         assert refusal(guard, f"Bearer {made_up}") == "invalid_token"
     # one read, and one more for each whole second a busy machine made the twenty last
     assert transmitter.jwks_reads - reads <= 1 + int(time.monotonic() - started)
+
+
+def test_an_unknown_kid_while_the_jwks_cannot_be_read_is_503_not_401(guard, transmitter):
+    """A token of a key the guard has not seen (citylogin rotated its keys) while citylogin's JWKS fails: no
+    verdict on the token, so 503 with Retry-After (code session_unverifiable), never the 401 that signs a
+    person out; also within the second after the failed read, when the guard does not read again. Once
+    the JWKS answers, the new key's token passes and a made-up kid is 401 invalid_token again."""
+    rotated = Signer()
+    transmitter.published.append(rotated)
+    token = f"Bearer {transmitter.access_token(signer=rotated)}"
+    transmitter.jwks_status = 503
+    failed_reads = transmitter.jwks_reads
+
+    def answered() -> Unauthorized:
+        with pytest.raises(Unauthorized) as refused:
+            guard.verify(token)
+        return refused.value
+    # the JWKS read when the guard started worked: until the guard reads again, the kid is unknown to a working
+    # JWKS (401, as a made-up one); from its first failed read on, every answer is a 503
+    wait_until(lambda: answered() is not None and transmitter.jwks_reads > failed_reads, timeout=30,
+               what="the guard reads the failing JWKS")
+    for _ in range(5):
+        refused = answered()
+        assert (refused.status, refused.code) == (503, "session_unverifiable"), refused
+        assert refused.headers()["Retry-After"] == str(guard.retry_after)
+        assert "WWW-Authenticate" not in refused.headers()
+    transmitter.jwks_status = 200
+    wait_until(lambda: _passes(guard, token), timeout=30, what="the new key's token passes")
+    made_up = Signer(kid=uuid.uuid4().hex).sign(_claims(transmitter), typ="at+jwt")
+    assert refusal(guard, f"Bearer {made_up}") == "invalid_token"
+
+
+def _passes(guard: Guard, authorization: str) -> bool:
+    try:
+        guard.verify(authorization)
+    except Unavailable:
+        return False
+    return True
 
 
 def test_a_kid_asked_for_during_a_jwks_read_gets_that_reads_answer():

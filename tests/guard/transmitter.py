@@ -36,6 +36,7 @@ class Signer:
 
 class Transmitter:
     """citylogin as the guard sees it. Knobs: `poll_status` (answer polls with it instead of 200),
+    `jwks_status` (answer JWKS reads with it instead of 200),
     `hold` (longest long poll), `introspection_extra` (members an active answer gets on top of the
     token's claims), `hang()` (from then on, answer nothing); records: `polls` (each poll's JSON
     body), `holding`, `acked`, `introspections`, `jwks_reads`, `hung` (the paths of the requests
@@ -48,6 +49,7 @@ class Transmitter:
         self.signer = Signer()
         self.published = [self.signer]
         self.poll_status = 200
+        self.jwks_status = 200
         self.hung: list[str] = []
         self._hanging = False
         self._stopped = threading.Event()
@@ -192,7 +194,10 @@ def _handler(transmitter: Transmitter) -> type[BaseHTTPRequestHandler]:
                 self._answer(200, transmitter.configuration())
             elif self.path == "/.well-known/jwks.json":
                 transmitter.jwks_reads += 1
-                self._answer(200, {"keys": [signer.jwk() for signer in transmitter.published]})
+                if transmitter.jwks_status != 200:
+                    self._answer(transmitter.jwks_status, {"error": "unavailable"})
+                else:
+                    self._answer(200, {"keys": [signer.jwk() for signer in transmitter.published]})
             else:
                 self._answer(404, {"error": "not_found"})
 

@@ -107,11 +107,13 @@ def test_grants_and_auth_methods_taken_are_consistent(grant_types, method):
     assert method != "private_key_jwt"  # VALID has no keys: refused
 
 
-def test_an_omitted_request_object_alg_takes_unsigned_objects_unless_signed_ones_are_required():
-    assert parse_metadata(VALID).oidc.allow_unsigned_request_objects is True
-    required = parse_metadata({**VALID, "require_signed_request_object": True}).oidc
+def test_an_omitted_request_object_alg_takes_signed_objects_only_unless_the_deployment_allows_unsigned_ones():
+    assert parse_metadata(VALID).oidc.allow_unsigned_request_objects is False
+    assert parse_metadata({**VALID, "request_object_signing_alg": "none"}).oidc.request_object_signing_alg == "none"
+    assert parse_metadata(VALID, unsigned_by_default=True).oidc.allow_unsigned_request_objects is True
+    required = parse_metadata({**VALID, "require_signed_request_object": True}, unsigned_by_default=True).oidc
     assert (required.allow_unsigned_request_objects, required.require_signed_request_object) == (False, True)
-    named = parse_metadata({**VALID, "request_object_signing_alg": "ES256"}).oidc
+    named = parse_metadata({**VALID, "request_object_signing_alg": "ES256"}, unsigned_by_default=True).oidc
     assert (named.allow_unsigned_request_objects, named.request_object_signing_alg) == (False, "ES256")
     with pytest.raises(InvalidClientMetadata, match="request_object_signing_alg: none"):
         parse_metadata({**VALID, "request_object_signing_alg": "none", "require_signed_request_object": True})

@@ -7,9 +7,11 @@ import jwt
 import pytest
 import requests
 
+from accounts import user_service as users
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from tests.support.live import register_device
+from tests.support.fixtures import bearer_problem
+from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import (authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request,
                                 signed_in_tokens, stolen_request_cookies)
 
@@ -95,6 +97,23 @@ def test_code_flow_gives_tokens_of_the_devices_session_and_userinfo(provider, al
     gone = requests.get(url + "/oidc/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
                         timeout=10)
     assert gone.status_code == 401 and gone.json()["code"] == "session_revoked"
+
+
+def test_userinfo_of_an_account_whose_deletion_began_is_401_invalid_token(provider):
+    """The deletion's first write (the account's deleting state) comes before it ends the sessions: a
+    userinfo call in between finds the session live and no account. The token is refused as any token that
+    names nobody, 401 invalid_token with its challenge: never a 410 an app would not read as "signed out"."""
+    url, ctx = provider
+    credentials = _app(ctx)
+    device = register_device(url)
+    device.login(PASSWORD)
+    token = signed_in_tokens(url, credentials, device, redirect_uri=REDIRECT)["access_token"]
+    asked = {"Authorization": f"Bearer {token}"}
+    assert requests.get(url + "/oidc/userinfo", headers=asked, timeout=10).status_code == 200
+    assert users.begin_deletion(ctx, user_uuid=device.require_key_file().user_uuid, holds_admin=False)
+    for method in ("GET", "POST"):
+        answer = requests.request(method, url + "/oidc/userinfo", headers=asked, timeout=10)
+        assert bearer_problem(answer)[:2] == (401, "invalid_token"), answer.text
 
 
 def test_a_code_works_once_and_only_with_its_verifier_client_and_redirect(provider):

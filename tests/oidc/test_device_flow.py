@@ -114,6 +114,24 @@ def test_a_denied_code_is_access_denied_and_used_up(provider):
                                  timeout=30)) == (400, "invalid_user_code", None)
 
 
+def test_a_deny_takes_only_a_json_body(provider):
+    """A page on another site can post text/plain (or a form) without a preflight: a deny sent so is 415
+    unsupported_media_type and denies nothing; the same body as application/json denies."""
+    url, ctx = provider
+    credentials = screen_app(ctx)
+    answer = _asked(url, credentials)
+    body = '{"user_code": "%s"}' % answer["user_code"]
+    for content_type in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+                         "multipart/form-data; boundary=x", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        refused = requests.post(url + "/oidc/device/deny", data=body.encode(), headers=headers, timeout=30)
+        assert problem(refused)[:2] == (415, "unsupported_media_type"), (content_type, refused.text)
+    assert _error(poll(url, credentials, answer["device_code"])) == "authorization_pending"
+    denied = requests.post(url + "/oidc/device/deny", data=body.encode(), timeout=30,
+                           headers={"Content-Type": "application/json; charset=utf-8"})
+    assert denied.status_code == 200 and denied.json() == {"status": "denied"}, denied.text
+
+
 def test_slow_down_grows_the_interval_on_every_host(make_server):
     clock = FakeClock()
     hosts = []

@@ -5,9 +5,10 @@ Basic headers that do not decode) always get RFC 6749 JSON with an error of the 
 a person (or an attacker) types at /oidc/device/lookup, /approve and /deny (letters that upper-case to ASCII,
 fullwidth letters, homoglyphs, vowels, 7 or 9 letters, dashes anywhere, NULs) get invalid_user_code or a body
 refusal, problem+json, and reach a live code only when they normalise to it; that refusal leaves the code
-pending. And oidc.device_flow.normalized itself: what it accepts is 8 letters of the alphabet once dashes and
-spaces are gone and ASCII is upper-cased; every valid code is accepted in any case and dash form; nothing
-non-ASCII is."""
+pending. And oidc.device_flow.normalized itself: what it accepts is 8 letters of the alphabet once the text is
+in NFKC, its dashes and spaces gone and its ASCII upper-cased; every valid code is accepted in any case, dash
+form and compatibility form (full width, as a Japanese IME types it); a look-alike of another script or a
+letter that only case-maps into the alphabet never is."""
 from __future__ import annotations
 
 import base64
@@ -15,7 +16,7 @@ import unicodedata
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from relying_parties import service as apps
@@ -42,7 +43,8 @@ BODY_REFUSALS = frozenset({"missing_fields", "invalid_field", "invalid_json"})
 VOWELS_AND_LOOKALIKES = "AEIOUYL01"
 # Letters that are not ASCII but say an alphabet letter to a reader or to Python: those whose upper or lower
 # case or NFKC form is it ('ſ'.upper() == 'S', the Kelvin sign, fullwidth, circled, mathematical letters), and
-# Cyrillic and Greek capitals drawn alike; and ligatures that upper-case to two letters ('ß' -> 'SS').
+# Cyrillic and Greek capitals drawn alike; and ligatures that upper-case to two letters ('ß' -> 'SS'). Those
+# whose NFKC form is the letter are it; the others are not.
 _DRAWN_ALIKE = {"B": "ВΒ", "C": "СϹ", "H": "НΗ", "K": "КΚ", "M": "МΜ", "N": "Ν", "P": "РΡ", "T": "ТΤ",
                 "X": "ХΧ", "Z": "Ζ"}
 HOMOGLYPHS = {letter: "".join(c for c in map(chr, range(0x80, 0x20000))
@@ -52,6 +54,16 @@ HOMOGLYPHS = {letter: "".join(c for c in map(chr, range(0x80, 0x20000))
 FEWEST_HOMOGLYPHS = min(len(glyphs) for glyphs in HOMOGLYPHS.values())
 LIGATURES = {"ß": "SS", "ﬀ": "FF", "ﬅ": "ST", "ﬆ": "ST"}
 LOOKALIKES = "".join(HOMOGLYPHS.values()) + "".join(LIGATURES)
+# Look-alikes of other scripts (no compatibility form of a Latin letter): never a letter of the code.
+OTHER_SCRIPTS = {letter: "".join(c for c in glyphs if not unicodedata.normalize("NFKC", c).isascii())
+                 for letter, glyphs in HOMOGLYPHS.items()}
+# The compatibility forms (NFKC) of each letter: full width in both cases, and the others Unicode has.
+COMPATIBLE = {letter: "".join(c for c in glyphs if unicodedata.normalize("NFKC", c).upper() == letter)
+              for letter, glyphs in HOMOGLYPHS.items()}
+# What may stand between the letters, as typed: ASCII, the full width and small hyphen-minus, the dashes,
+# the minus sign, the long-vowel mark (the "-" key of a Japanese IME in kana mode, also half width), and the
+# spaces (no-break, ideographic, em).
+SEPARATORS = "- \t\uff0d\ufe63\u2010\u2011\u2012\u2013\u2014\u2015\ufe58\u2212\u30fc\uff70\u00a0\u3000\u2003"
 
 
 @pytest.fixture(scope="module")
@@ -213,11 +225,16 @@ def _screen_code(url: str, screen) -> str:
     return code
 
 
+def _letters(value: str) -> str | None:
+    """The contract, apart from the parser under test: the text in NFKC without its separators, if that is
+    ASCII, upper-cased."""
+    bare = "".join(ch for ch in unicodedata.normalize("NFKC", value) if ch not in SEPARATORS)
+    return bare.upper() if bare.isascii() else None
+
+
 def _spells(value: object, code: str) -> bool:
-    """The contract, apart from the parser under test: ASCII, at most 32 characters, and `code` once the
-    dashes, spaces and tabs are gone and the letters upper-cased."""
-    return (isinstance(value, str) and value.isascii() and len(value) <= 32
-            and "".join(ch for ch in value if ch not in "- \t").upper() == code)
+    """`value` is `code` by the contract: at most 32 characters whose letters are it."""
+    return isinstance(value, str) and len(value) <= 32 and _letters(value) == code
 
 
 def _send(phone, url: str, endpoint: str, value: object, *, present: bool) -> requests.Response:
@@ -249,12 +266,28 @@ def test_a_typed_user_code_reaches_a_live_code_only_when_it_normalises_to_it(pro
     _still_pending(url, code)  # a refusal decided nothing: the code can still be approved
 
 
+def test_a_code_typed_in_full_width_is_looked_up_and_denied(provider):
+    """ＷＮＪＮ－ＶＳＳＸ, as a Japanese IME types the screen's WNJN-VSSX, is that code at the page's lookup and
+    deny; a Cyrillic look-alike in it is not."""
+    url, _, _, public, _, _ = provider
+    code = _screen_code(url, public)
+    wide = "".join(_fullwidth(ch) for ch in code[:4]) + "\uff0d" + "".join(_fullwidth(ch) for ch in code[4:])
+    looked = requests.post(url + "/oidc/device/lookup", json={"user_code": wide}, timeout=30)
+    assert looked.status_code == 200 and looked.json()["user_code"] == shown(code), looked.text
+    cyrillic = code.replace(code[0], "\u0412", 1) if code[0] == "B" else "\u0421" + code[1:]
+    refused = requests.post(url + "/oidc/device/deny", json={"user_code": cyrillic}, timeout=30)
+    assert _problem(refused) == "invalid_user_code"
+    denied = requests.post(url + "/oidc/device/deny", json={"user_code": wide.lower().replace("\uff0d", "\u3000")},
+                           timeout=30)
+    assert denied.status_code == 200 and denied.json()["status"] == "denied", denied.text
+
+
 # --- the parser alone -------------------------------------------------------------------------------
 
 CODES = st.text(alphabet=USER_CODE_ALPHABET, min_size=USER_CODE_LENGTH, max_size=USER_CODE_LENGTH)
 # near-codes: the alphabet in both cases, separators, the vowels, and letters that are not ASCII
-NEAR = st.text(alphabet=USER_CODE_ALPHABET + USER_CODE_ALPHABET.lower() + "- \t_." + VOWELS_AND_LOOKALIKES
-               + LOOKALIKES + "".join(_fullwidth(c) for c in USER_CODE_ALPHABET) + "\x00\u00a0\u3000",
+NEAR = st.text(alphabet=USER_CODE_ALPHABET + USER_CODE_ALPHABET.lower() + "_." + SEPARATORS + VOWELS_AND_LOOKALIKES
+               + LOOKALIKES + "".join(_fullwidth(c) for c in USER_CODE_ALPHABET) + "\x00\u200b\u1680",
                max_size=36)
 PURE = settings(max_examples=500)
 
@@ -263,9 +296,9 @@ PURE = settings(max_examples=500)
 @PURE
 def test_what_normalized_accepts_is_eight_letters_of_the_alphabet(typed_text):
     accepted = normalized(typed_text)
-    bare = "".join(ch for ch in typed_text if ch not in "- \t").upper()
-    valid = len(bare) == USER_CODE_LENGTH and set(bare) <= set(USER_CODE_ALPHABET)
-    assert accepted == (bare if typed_text.isascii() and len(typed_text) <= 32 and valid else None)
+    bare = _letters(typed_text)
+    valid = bare is not None and len(bare) == USER_CODE_LENGTH and set(bare) <= set(USER_CODE_ALPHABET)
+    assert accepted == (bare if len(typed_text) <= 32 and valid else None)
 
 
 @given(code=CODES, data=st.data())
@@ -279,10 +312,52 @@ def test_every_valid_code_is_accepted_in_any_case_and_dash_form(code, data):
     assert normalized(shown(code)) == code and normalized(shown(code).lower()) == code
 
 
+def test_the_code_a_japanese_keyboard_types_is_the_code():
+    """Full width letters and hyphen-minus, as a Japanese IME types them, and an ideographic space."""
+    assert normalized("ＷＮＪＮ－ＶＳＳＸ") == "WNJNVSSX"
+    assert normalized("ｗｎｊｎ　ｖｓｓｘ") == "WNJNVSSX"
+    assert normalized("ＷＮＪＮーＶＳＳＸ") == "WNJNVSSX"  # the "-" key in kana mode: the long-vowel mark
+    assert normalized("WNJN\u2212VSSX") == normalized("WNJN\u2013VSSX") == "WNJNVSSX"
+
+
+@given(code=CODES, data=st.data())
+@PURE
+def test_compatibility_forms_are_the_code(code, data):
+    """Each letter in either case, full width or any other compatibility form of it (circled, mathematical,
+    the Kelvin sign, the long s), with any separators between them."""
+    spelled = ""
+    for ch in code:
+        spelled += data.draw(st.sampled_from(["", "", *SEPARATORS]))
+        spelled += data.draw(st.sampled_from([ch, ch.lower(), _fullwidth(ch), _fullwidth(ch.lower()), *COMPATIBLE[ch]]))
+    assert normalized(spelled) == code
+
+
+@given(code=CODES, data=st.data())
+@PURE
+def test_look_alikes_from_other_scripts_stay_refused(code, data):
+    """A Cyrillic or Greek letter drawn as one of the code's (one or more of them, among full width letters
+    and any separators) is no letter of the code, nor is a ligature that upper-cases into it ('ß')."""
+    spelled = [data.draw(st.sampled_from([ch, _fullwidth(ch), ch.lower()])) for ch in code]
+    drawn_alike = [at for at, ch in enumerate(code) if OTHER_SCRIPTS[ch]]
+    assume(drawn_alike)  # D, F, G, ... have no look-alike in another script
+    for at in data.draw(st.lists(st.sampled_from(drawn_alike), min_size=1, max_size=3, unique=True)):
+        glyphs = OTHER_SCRIPTS[code[at]]
+        spelled[at] = glyphs[data.draw(st.integers(0, len(glyphs) - 1))]
+    typed_text = data.draw(st.sampled_from(["", "-", "\u3000", "\uff0d"])).join([
+        "".join(spelled[:4]), "".join(spelled[4:])])
+    assert normalized(typed_text) is None
+    assert normalized(code[:2] + "ß" + code[4:]) is None
+
+
 @given(code=CODES, at=st.integers(0, USER_CODE_LENGTH - 1),
        foreign=st.characters(min_codepoint=0x80, exclude_categories=("Cs",)))
 @PURE
-def test_nothing_non_ascii_is_ever_accepted(code, at, foreign):
-    assert normalized(code[:at] + foreign + code[at + 1:]) is None  # in place of a letter
-    assert normalized(code[:at] + foreign + code[at:]) is None      # beside the eight
+def test_no_other_non_ascii_character_is_accepted(code, at, foreign):
+    """In place of a letter, only a compatibility form of a letter of the alphabet (then the code with that
+    letter); beside the eight, only a separator."""
+    compatible = unicodedata.normalize("NFKC", foreign)
+    letter = compatible.upper() if compatible.isascii() and len(compatible) == 1 else ""
+    instead = code[:at] + letter + code[at + 1:] if letter and letter in USER_CODE_ALPHABET else None
+    assert normalized(code[:at] + foreign + code[at + 1:]) == instead
+    assert normalized(code[:at] + foreign + code[at:]) == (code if compatible in SEPARATORS else None)
     assert normalized(foreign) is None

@@ -6,6 +6,7 @@ registrations of one address are limited; registrations racing for a token's las
 DynamoDB Local, get one app."""
 from __future__ import annotations
 
+import base64
 import json
 import threading
 
@@ -201,6 +202,39 @@ def test_open_registration_is_a_setting_off_by_default(make_server):
     assert registered.status_code == 201, registered.text
     assert apps.show_app(ctx, client_id=registered.json()["client_id"]).registered_with == "open"
     _refused_token(_register(url, "wrong.token"))  # a token presented is checked, open or not
+
+
+def _unsigned_object_answer(url: str, client_id: str) -> dict[str, str]:
+    """An authorization request carried in an unsigned request object (alg none): where /oidc/authorize sends
+    the browser ({"signs_in": ...} for the sign-in page, else the app's redirect's parameters)."""
+    claims = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "scope": "openid",
+              "state": "inside"}
+    encoded = [base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+               for part in ({"alg": "none"}, claims)]
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "scope": "openid",
+             "request": ".".join(encoded) + "."}
+    answer = requests.get(url + "/oidc/authorize", params=query, allow_redirects=False, timeout=10)
+    assert answer.status_code in (302, 303), (answer.status_code, answer.text[:300])
+    location = answer.headers["Location"]
+    return query_of(location) if location.startswith(REDIRECT) else {"signs_in": location}
+
+
+def test_a_registered_app_that_names_no_request_object_alg_sends_signed_objects_only(make_server):
+    """OIDC Registration §2 lets an omitted request_object_signing_alg mean any alg; citylogin takes it to mean
+    any signing alg: an app that sends unsigned objects registers `none`, or the deployment allows them."""
+    url, ctx = make_server(host_name="127.0.0.1")
+    token = registration_tokens.make_token(ctx, uses=2).token
+    silent = _register(url, token, METADATA).json()
+    assert "request_object_signing_alg" not in silent or silent["request_object_signing_alg"] is None
+    assert apps.show_app(ctx, client_id=silent["client_id"]).oidc().allow_unsigned_request_objects is False
+    refused = _unsigned_object_answer(url, silent["client_id"])
+    assert (refused["error"], refused["state"]) == ("invalid_request_object", "inside"), refused
+    said_none = _register(url, token, {**METADATA, "request_object_signing_alg": "none"}).json()
+    assert "signs_in" in _unsigned_object_answer(url, said_none["client_id"])
+
+    url, ctx = make_server(host_name="127.0.0.1", oidc_registered_apps_send_unsigned_request_objects=True)
+    allowed = _register(url, registration_tokens.make_token(ctx).token, METADATA).json()
+    assert "signs_in" in _unsigned_object_answer(url, allowed["client_id"])
 
 
 def test_an_address_registers_so_many_apps_a_minute(make_server):

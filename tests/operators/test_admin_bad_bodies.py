@@ -98,11 +98,16 @@ def test_null_still_removes_an_optional_field_and_the_registry_stays_readable(re
 
 @pytest.mark.parametrize("body", [{"name": None}, {"name": "Ok", "public": None}, {"name": "Ok", "public": "no"},
                                   {"name": "Ok", "consent": None}, {"name": "Ok", "redirect_uris": None},
-                                  {"name": ""}, {"name": "Ok", "redirect_uris": [GOOD_URI] * 21}])
+                                  {"name": ""}, {"name": "Ok", "redirect_uris": [GOOD_URI] * 21},
+                                  # a member the new app does not know, as PATCH refuses it
+                                  {"name": "Ok", "redirect_uri": GOOD_URI}, {"name": "Ok", "consnet": True},
+                                  {"name": "Ok", "client_secret": "mine"}, {"name": "Ok", "Name": "x"}])
 def test_a_bad_new_app_is_400_and_adds_nothing(registry, body):
     url, ctx, admin, _ = registry
     before = {a.client_id for a in apps.list_apps(ctx)}
-    assert problem(admin.request("POST", "/admin/apps", json=body))[:2] == (400, "invalid_field")
+    answer = admin.request("POST", "/admin/apps", json=body)
+    assert problem(answer)[:2] == (400, "invalid_field"), answer.text
+    assert answer.json()["field"].split(".")[0] in body
     assert {a.client_id for a in apps.list_apps(ctx)} == before
 
 

@@ -12,7 +12,8 @@ import { initActionDialog } from "./admin_dialog.js";
 import { readWindow } from "./admin_reauth.js";
 import { failed, showGate } from "./admin_view.js";
 import { authCall, citylogin } from "./api.js";
-import { currentLocale, initialLocale, onLocaleChange, rememberChoice, rememberedChoice, setLocale } from "./i18n.js";
+import { currentLocale, initialLocale, onLocaleChange, rememberChoice, rememberedChoice, setLocale,
+  wantedLocale } from "./i18n.js";
 import { $, tx } from "./ui.js";
 
 /** The highest of `roles` (viewer < support < admin), or null for none. */
@@ -33,9 +34,9 @@ function selectTab(name) {
 /** The header's EN / 日本語: this page's language, in this browser, as on the main page. The account's
  * language (the language of the mail it is sent) is the operator's own Account page's to change. */
 async function switchLanguage(tag) {
-  if (tag === currentLocale()) return;
+  if (tag === wantedLocale()) return;
+  rememberChoice(tag);         // the last one picked, whichever catalogue arrives first (setLocale shows that one)
   await setLocale(tag);
-  rememberChoice(tag);
 }
 
 function showLocale(tag) {

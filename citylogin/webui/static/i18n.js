@@ -9,6 +9,7 @@ const ATTRIBUTES = { i18nAriaLabel: "aria-label", i18nTitle: "title", i18nAlt: "
 
 const catalogues = new Map();
 let locale = "en";
+let wanted = null;     // the language last asked for: a catalogue that arrives after another was asked for is not shown
 let messages = {};
 const listeners = [];
 
@@ -50,14 +51,24 @@ async function catalogue(tag) {
   return catalogues.get(tag);
 }
 
-/** Loads `tag`'s catalogue, then translates the page and tells every onLocaleChange listener. */
+/** The language last asked for (setLocale), shown or on its way. */
+export function wantedLocale() {
+  return wanted ?? locale;
+}
+
+/** Loads `tag`'s catalogue, then translates the page and tells every onLocaleChange listener; resolves
+ * false, showing nothing, when another language was asked for meanwhile (its catalogue may come first). */
 export async function setLocale(tag) {
   const next = supported(tag) || "en";
-  messages = await catalogue(next);
+  wanted = next;
+  const loaded = await catalogue(next);
+  if (wanted !== next) return false;
+  messages = loaded;
   locale = next;
   document.documentElement.lang = next;
   translatePage();
   for (const listener of listeners) listener(next);
+  return true;
 }
 
 export function onLocaleChange(listener) {

@@ -6,7 +6,7 @@
 
 import { loadAccount } from "./account.js";
 import { authCall } from "./api.js";
-import { currentLocale, rememberChoice, setLocale } from "./i18n.js";
+import { currentLocale, rememberChoice, setLocale, wantedLocale } from "./i18n.js";
 import { notify } from "./links.js";
 import { $, guessDeviceName } from "./ui.js";
 
@@ -16,6 +16,7 @@ let signedIn = () => false;
 let pickedSignedOut = null;      // a language picked in the header before logging in: the page keeps it
 let accountLocale = null;        // the account's language (its mail's), once read after a login
 let read = Promise.resolve();    // the account's language read after a login: the Account panel reads after it
+let loading = 0;                 // catalogues on their way for useLocale
 
 export function initLanguages({ signedIn: isSignedIn }) {
   signedIn = isSignedIn;
@@ -87,15 +88,25 @@ async function changeMailLocale() {
   if (!$("#account-panel").hidden && !$("#home-screen").hidden) loadAccount();     // its language select
 }
 
+/** Shows `tag` and keeps it as this browser's choice at once: the last language picked is the one kept, even
+ * when an earlier pick's catalogue arrives after it (that one is then not shown). The switch is aria-busy
+ * while a catalogue is on its way. */
 async function useLocale(tag) {
   const guessed = DEVICE_NAME_FIELDS.map((field) => $(field).value === guessDeviceName());
-  await setLocale(tag);
   rememberChoice(tag);
+  loading += 1;
+  $("#language-switch").setAttribute("aria-busy", "true");
+  try {
+    if (!await setLocale(tag)) return;
+  } finally {
+    loading -= 1;
+    if (loading === 0) $("#language-switch").removeAttribute("aria-busy");
+  }
   DEVICE_NAME_FIELDS.forEach((field, i) => { if (guessed[i]) $(field).value = guessDeviceName(); });
 }
 
 async function switchLanguage(tag) {
-  if (tag === currentLocale()) return;
+  if (tag === wantedLocale()) return;
   if (!signedIn()) pickedSignedOut = tag;
   await useLocale(tag);
   if (!signedIn()) return;

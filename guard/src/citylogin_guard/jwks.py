@@ -1,5 +1,7 @@
 """The transmitter's signing keys: its JWKS, fetched once and again on an unknown `kid`, at most
-once a second (so that tokens with made-up kids cannot make the guard hammer citylogin)."""
+once a second (so that tokens with made-up kids cannot make the guard hammer citylogin). While the last
+read failed, an unknown `kid` is no verdict (it may be a new key's, after a rotation): TransmitterUnreachable,
+which the guard answers 503 with Retry-After, never 401."""
 from __future__ import annotations
 
 import threading
@@ -9,7 +11,7 @@ from typing import Any, Callable
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
-from citylogin_guard.transport import NetworkNeeded
+from citylogin_guard.transport import NetworkNeeded, TransmitterUnreachable
 
 REFETCH_INTERVAL = 1.0
 
@@ -23,10 +25,12 @@ class KeySet:
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
         self._loaded = False
+        self._failing = False  # the last read failed: the keys held may lack a new one
 
     def key(self, kid: str, *, may_block: bool = True) -> Any | None:
         """The key named `kid`, or None if the JWKS has none such (read again if allowed). A read under
-        way (the feed's first, at a start) is waited for: the keys from before it are not its answer."""
+        way (the feed's first, at a start) is waited for: the keys from before it are not its answer.
+        TransmitterUnreachable if the JWKS cannot be read now, or could not at the last try."""
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -34,13 +38,11 @@ class KeySet:
             # In this order: a read that ends between the two looks leaves its keys for the last one.
             if self._may_refetch() or self._lock.locked():
                 raise NetworkNeeded()
-            return self._keys.get(kid)
+            return self._known(kid)
         with self._lock:
             if kid not in self._keys and self._may_refetch():
-                self._fetched_at = time.monotonic()  # before the call: a failure also waits its second
-                self._keys = _ed25519_keys(self._fetch())
-                self._loaded = True
-            return self._keys.get(kid)
+                self._read()
+            return self._known(kid)
 
     def load(self) -> None:
         """Reads the JWKS if it was never read successfully (the feed does it first, so that the
@@ -48,9 +50,20 @@ class KeySet:
         if not self._loaded:
             with self._lock:
                 if not self._loaded:
-                    self._fetched_at = time.monotonic()
-                    self._keys = _ed25519_keys(self._fetch())
-                    self._loaded = True
+                    self._read()
+
+    def _read(self) -> None:
+        self._fetched_at = time.monotonic()  # before the call: a failure also waits its second
+        self._failing = True                 # until this read has answered
+        self._keys = _ed25519_keys(self._fetch())
+        self._failing = False
+        self._loaded = True
+
+    def _known(self, kid: str) -> Any | None:
+        key = self._keys.get(kid)
+        if key is None and self._failing:
+            raise TransmitterUnreachable("the JWKS could not be read: an unknown kid may be a new key's")
+        return key
 
     def _may_refetch(self) -> bool:
         return time.monotonic() - self._fetched_at >= REFETCH_INTERVAL

@@ -35,6 +35,9 @@ from tests.support.live import FakeClock
 pytestmark = pytest.mark.slow
 
 RESPONSE_MODE = "default"
+# The suite's dynamic clients register no request_object_signing_alg and send unsigned objects (oidcc-request-uri-
+# unsigned): the OP under certification takes OIDC Registration §2's default (off in citylogin's own).
+OP_SETTINGS = {"oidc_registered_apps_send_unsigned_request_objects": True}
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,9 @@ from tests.oidc.conformance.relying_party import (
 pytestmark = pytest.mark.slow
 
 AUTH = "private_key_jwt"   # the plan's ClientAuthType: every client authenticates with its key
+# The suite's dynamic clients register no request_object_signing_alg and send unsigned objects (oidcc-request-uri-
+# unsigned): the OP under certification takes OIDC Registration §2's default (off in citylogin's own).
+OP_SETTINGS = {"oidc_registered_apps_send_unsigned_request_objects": True}
 SKIPPED_NO_PAIRWISE = "Server configuration does not explicitly support pairwise subject type"
 
 
