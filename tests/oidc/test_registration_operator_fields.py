@@ -18,6 +18,7 @@ from relying_parties.models import OidcClient
 from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.operators import operator
+from tests.support.waiting import wait_until
 from tests.support.oidc import authorize_url, pkce_pair, query_of
 
 # Real servers on sockets, many requests a test: the slow tier
@@ -82,9 +83,15 @@ def _plain_authorize(url: str, client_id: str, **extra: str) -> requests.Respons
                                       scope="openid", state="st", **extra), allow_redirects=False, timeout=10)
 
 
-def _refused_at_authorize(answer: requests.Response) -> str:
-    assert answer.status_code == 303 and answer.headers["Location"].startswith(REDIRECT + "?"), answer.text
-    return query_of(answer.headers["Location"])["error"]
+def _refused_at_authorize(url: str, client_id: str) -> str:
+    """The error a plain authorization request gets back at the redirect URI, once every process reads the
+    operator's change (the registry's period: a second)."""
+    def refused() -> str | None:
+        answer = _plain_authorize(url, client_id)
+        location = answer.headers.get("Location", "")
+        return query_of(location).get("error") if answer.status_code == 303 and location.startswith(REDIRECT) \
+            else None
+    return wait_until(refused, timeout=30, what="the plain authorization request refused")
 
 
 def test_a_put_keeps_the_operators_fapi2_profile(server, admin):
@@ -96,7 +103,7 @@ def test_a_put_keeps_the_operators_fapi2_profile(server, admin):
     assert _put(registration, {**KEYED_APP, "client_name": "Rebus 2"}).status_code == 200
     shown = _shown(admin, client_id)
     assert (shown["profile"], shown["name"], shown["operator_fields"]) == ("fapi2", "Rebus 2", ["profile"])
-    assert _refused_at_authorize(_plain_authorize(url, client_id)) == "invalid_request"  # PAR only, as before
+    assert _refused_at_authorize(url, client_id) == "invalid_request"  # PAR only, as before
     # the profile's rules hold the PUT too: no secret in place of its keys
     _refused(_put(registration, {**KEYED_APP, "token_endpoint_auth_method": "client_secret_basic"}),
              "token_endpoint_auth_method")
@@ -110,7 +117,7 @@ def test_a_put_keeps_the_operators_pkce_requirement(server, admin):
     _operator_sets(admin, client_id, require_pkce=True)
     assert _put(registration, CODE_APP).status_code == 200
     assert _shown(admin, client_id)["require_pkce"] is True
-    assert _refused_at_authorize(_plain_authorize(url, client_id)) == "invalid_request"
+    assert _refused_at_authorize(url, client_id) == "invalid_request"
     _, challenge = pkce_pair()
     asked = _plain_authorize(url, client_id, code_challenge=challenge, code_challenge_method="S256")
     assert asked.status_code == 303 and not asked.headers["Location"].startswith(REDIRECT), asked.text
@@ -134,7 +141,7 @@ def test_a_put_keeps_the_operators_requirement_and_may_not_turn_it_off(server, a
     shown = _shown(admin, client_id)
     assert shown[member] is True and shown["name"] == "Rebus"  # nothing written
     if field == "require_par":
-        assert _refused_at_authorize(_plain_authorize(url, client_id)) == "invalid_request"
+        assert _refused_at_authorize(url, client_id) == "invalid_request"
 
 
 def test_an_app_may_turn_off_its_own_requirement_where_the_operator_set_none(server, admin):
@@ -151,9 +158,13 @@ def test_a_put_keeps_the_device_flow_the_operator_withdrew_and_may_not_ask_for_i
 
     assert _put(registration, {"redirect_uris": [REDIRECT], "client_name": "Rebus"}).status_code == 200
     assert _shown(admin, client_id)["device_flow"] is False
-    asked = requests.post(url + "/oidc/device_authorization", data={"client_id": client_id, "scope": "openid"},
-                          auth=(client_id, registration["client_secret"]), timeout=10)
-    assert asked.status_code in (400, 401) and asked.json()["error"] == "unauthorized_client", asked.text
+
+    def refused() -> bool:  # every process reads the change within the registry's period
+        asked = requests.post(url + "/oidc/device_authorization", data={"client_id": client_id, "scope": "openid"},
+                              auth=(client_id, registration["client_secret"]), timeout=10)
+        return asked.status_code in (400, 401) and asked.json()["error"] == "unauthorized_client"
+
+    wait_until(refused, timeout=30)
 
     _refused(_put(registration, BOTH_APP), "grant_types")
     assert _shown(admin, client_id)["device_flow"] is False
