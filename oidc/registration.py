@@ -69,7 +69,7 @@ def metadata_of(raw: bytes) -> Any:
 def register(ctx: AppContext, *, authorization: str | None, raw: bytes, ip: str | None) -> dict[str, Any]:
     """POST /oidc/register: the app registered, and its registration as RFC 7591 §3.2.1 answers it."""
     initial = _initial_access(ctx, authorization)
-    metadata = parse_metadata(metadata_of(raw))
+    metadata = parse_metadata(metadata_of(raw), private_addresses=ctx.settings.oidc_fetch_private_addresses)
     access_token = new_token(32)
     along = [registration_tokens.use(ctx, initial, refusal=InvalidToken)] if initial else []
     along.append(request_limits.counted(ctx, kind=request_limits.REGISTER, ip=ip))
@@ -115,7 +115,8 @@ def replace(ctx: AppContext, *, client_id: str, authorization: str | None, raw: 
     if not isinstance(body, dict):
         raise InvalidClientMetadata("request", "the body is a JSON object of client metadata")
     secret = _sent_credentials(app, body)
-    metadata = parse_metadata({k: v for k, v in body.items() if k not in ANSWER_MEMBERS})
+    metadata = parse_metadata({k: v for k, v in body.items() if k not in ANSWER_MEMBERS},
+                              private_addresses=ctx.settings.oidc_fetch_private_addresses)
     if metadata.oidc.public != app.oidc().public:
         raise InvalidClientMetadata("token_endpoint_auth_method", "whether the client is public (none) can not "
                                                                   "change: register a new app")
