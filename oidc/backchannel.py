@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from common.log_bursts import BurstLog
+from common.log_bursts import BurstLogs
 from common.outbound.fetch import FetchFailed
 from relying_parties import outbound
 from relying_parties.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord
@@ -51,7 +51,7 @@ class BackchannelLogout:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.grants = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)
-        self._log = BurstLog(log)  # why a delivery failed, once a burst (the app is not told)
+        self._failures = BurstLogs(log)  # why a delivery failed, once a burst per app (the app is not told)
 
     def wants(self, app: AppRecord) -> bool:
         return bool(app.oidc().backchannel_logout_uri)
@@ -78,6 +78,7 @@ class BackchannelLogout:
                                    headers={"Content-Type": "application/x-www-form-urlencoded",
                                             "Accept": "application/json"})
         except FetchFailed as failed:
-            self._log.log(logging.WARNING, "%s to app %s: %s", self.name, app.client_id, failed.reason)
+            self._failures.log(app.client_id, logging.WARNING, "%s to app %s: %s", self.name, app.client_id,
+                               failed.reason)
             return False
         return answer.status in (200, 204)  # §2.8: 200; some frameworks answer 204

@@ -18,7 +18,7 @@ from typing import Callable
 
 from joserfc.jwk import KeySet
 
-from common.log_bursts import BurstLog
+from common.log_bursts import BurstLogs
 from common.outbound.fetch import FetchFailed, fetch
 from common.outbound.single_flight import Busy, SingleFlight
 
@@ -89,7 +89,7 @@ class RemoteKeySets:
         self.problem_of, self.clock = problem_of, clock
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
-        self._log = BurstLog(log)
+        self._log = BurstLogs(log)  # each app's failures, once a burst
         self._flights: SingleFlight[bytes] = SingleFlight()
 
     def key_set(self, client_id: str, uri: str, *, private_allowed: bool, kid: str | None = None) -> KeySet:
@@ -125,7 +125,7 @@ class RemoteKeySets:
             return  # the fetch under way records its own outcome
         except KeysUnavailable as unavailable:
             entry.problem = unavailable.reason
-            self._log.log(logging.WARNING, "app %s: its jwks_uri could not be fetched (%s)", client_id,
+            self._log.log(client_id, logging.WARNING, "app %s: its jwks_uri could not be fetched (%s)", client_id,
                           unavailable.reason)
         entry.tried_at = self.clock()
 

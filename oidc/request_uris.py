@@ -20,7 +20,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
 
-from common.log_bursts import BurstLog
+from common.log_bursts import BurstLogs
 from common.outbound.fetch import Answer, FetchFailed, fetch
 from common.outbound.single_flight import SingleFlight
 from common.url_parts import authority_is_parsed
@@ -115,7 +115,7 @@ class RequestObjectFetches:
 
     def __init__(self) -> None:
         self.flights: SingleFlight[Answer] = SingleFlight(remember_failures=REMEMBER_FAILURE)
-        self.log = BurstLog(log)
+        self.log = BurstLogs(log)
 
     def object_at(self, uri: RequestUri, *, client_id: str, private_allowed: bool) -> str:
         """The request object at a registered request_uri; InvalidRequestUriError for anything but a quick
@@ -127,7 +127,7 @@ class RequestObjectFetches:
                 headers={"Accept": ", ".join(MEDIA_TYPES)}), wait_seconds=DEADLINE)
             body = _object_body(answer)
         except FetchFailed as failed:
-            self.log.log(logging.WARNING, "app %s: its request_uri could not be fetched (%s)", client_id,
+            self.log.log(client_id, logging.WARNING, "app %s: its request_uri could not be fetched (%s)", client_id,
                          failed.reason)
             raise InvalidRequestUriError("The request_uri could not be fetched as a request object (a 200 of "
                                          f"{MEDIA_TYPES[0]}, at most {MAX_OBJECT_BYTES} bytes, within "

@@ -52,7 +52,7 @@ from relying_parties.models import AppRecord
 from relying_parties.registry import Snapshot, app_registry
 from relying_parties.stream_store import StreamStore
 from common.errors import ApiError
-from common.log_bursts import BurstLog
+from common.log_bursts import BurstLog, BurstLogs
 from common.slots import Slot
 from common.thread_kind import scheduled_thread
 from common.database import dynamo
@@ -91,7 +91,7 @@ class SetPush:
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self._log = BurstLog(log)  # why a delivery failed, once a burst (the app is not told)
+        self._failures = BurstLogs(log)  # why a delivery failed, once a burst per app (the app is not told)
 
     def wants(self, app: AppRecord) -> bool:
         return bool(app.push_url)
@@ -106,7 +106,8 @@ class SetPush:
                                    deadline_seconds=PUSH_DEADLINE,
                                    headers={"Content-Type": SECEVENT, "Accept": "application/json"})
         except FetchFailed as failed:
-            self._log.log(logging.WARNING, "%s to app %s: %s", self.name, app.client_id, failed.reason)
+            self._failures.log(app.client_id, logging.WARNING, "%s to app %s: %s", self.name, app.client_id,
+                               failed.reason)
             return False
         return answer.status == 202
 
