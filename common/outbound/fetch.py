@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import socket
 import ssl
 import time
@@ -150,8 +151,9 @@ def _connected(target: Target, addresses: list[str], deadline: float) -> Deadlin
 
 @lru_cache(maxsize=1)
 def _tls_context() -> ssl.SSLContext:
-    """Certificates checked against the same CA bundle `requests` uses (certifi)."""
-    return ssl.create_default_context(cafile=certifi.where())
+    """Certificates checked against the CA bundle `requests` checked them against before this module: the
+    process's REQUESTS_CA_BUNDLE if set (an operator's app behind a private CA), else certifi's."""
+    return ssl.create_default_context(cafile=os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where())
 
 
 def _exchange(sock: DeadlineSocket, target: Target, deadline: float, *, max_bytes: int, method: str,

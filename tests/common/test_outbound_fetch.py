@@ -218,3 +218,44 @@ def test_one_run_per_key_a_few_wait_for_it_the_others_fail_at_once():
     with pytest.raises(FetchFailed, match="a moment ago: answered 500"):  # remembered: not fetched again
         flights.run("v", failing, wait_seconds=1)
     assert len(runs) == 2
+
+
+def test_https_checks_the_certificate_against_the_original_host(tmp_path, monkeypatch):
+    """TLS to the pinned address, with the URL's host as the server name the certificate must name."""
+    import ssl
+
+    from common.outbound import fetch as fetch_module
+    from tests.support.tls import new_authority, server_certificate, write_cert, write_key
+
+    authority = new_authority("test CA")
+    cert, key = server_certificate(authority)  # names 127.0.0.1 and localhost
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(write_cert(tmp_path / "server.pem", cert), write_key(tmp_path / "server.key", key))
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        with pytest.raises(FetchFailed, match="TLS with localhost failed"):  # a CA nobody trusts
+            fetch(f"https://localhost:{port}/", deadline_seconds=5, max_bytes=10, private_allowed=True)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(write_cert(tmp_path / "ca.pem", authority.cert)))
+        fetch_module._tls_context.cache_clear()
+        assert fetch(f"https://localhost:{port}/", deadline_seconds=5, max_bytes=10, private_allowed=True).body == b"ok"
+        with pytest.raises(FetchFailed, match="TLS with other.example failed"):  # the name the URL gave is checked
+            fetch(f"https://other.example:{port}/", deadline_seconds=5, max_bytes=10, private_allowed=True,
+                  resolve=lambda host, _port: ["127.0.0.1"])
+    finally:
+        fetch_module._tls_context.cache_clear()
+        server.shutdown()
+        server.server_close()
