@@ -72,6 +72,8 @@ def running_process(argv: list[str], *, port: int, env: dict[str, str], cwd: Pat
                     timeout: float = 60.0) -> Iterator[str]:
     """A server process with `env` (and no CITYLOGIN_* of ours) that answers /healthz on `port`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
+    # the tests' apps live on 127.0.0.1, apps that registered themselves included (unless a test says otherwise)
+    full_env.update(CITYLOGIN_OIDC_FETCH_PRIVATE_ADDRESSES="true")
     full_env.update(env, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
     # Its log goes to a file: an unread pipe fills up (the audit stream is always on) and then
     # blocks the server in the middle of a request.
