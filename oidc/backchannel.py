@@ -73,7 +73,7 @@ class BackchannelLogout:
             return True  # nothing to tell this app: acknowledged without a request
         body = urlencode({"logout_token": logout_token(self.ctx, event, app)}).encode()
         try:
-            answer = outbound.post(self.ctx, app, app.oidc().backchannel_logout_uri or "", body=body,
+            answer = outbound.post(self.ctx.settings, app, app.oidc().backchannel_logout_uri or "", body=body,
                                    deadline_seconds=PUSH_DEADLINE,
                                    headers={"Content-Type": "application/x-www-form-urlencoded",
                                             "Accept": "application/json"})

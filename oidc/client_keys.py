@@ -82,7 +82,7 @@ def app_key_set(ctx: AppContext, app: AppRecord, *, kid: str | None = None) -> K
         return KeySet.import_key_set(json.loads(oidc.jwks))
     if oidc.jwks_uri:
         return remote_key_sets(ctx).key_set(app.client_id, oidc.jwks_uri, kid=kid,
-                                            private_allowed=outbound.private_allowed(ctx, app))
+                                            private_allowed=outbound.private_allowed(ctx.settings, app))
     raise KeysUnavailable("the app registered no keys")
 
 

@@ -146,7 +146,7 @@ def _referenced(ctx: AppContext, client: Client, request_uri: str) -> str:
     try:
         fetches = ctx.slots.get_or_make(REQUEST_OBJECT_FETCHES, request_uris.RequestObjectFetches)
         return fetches.object_at(registered, client_id=client.client_id,
-                                 private_allowed=outbound.private_allowed(ctx, client.app))
+                                 private_allowed=outbound.private_allowed(ctx.settings, client.app))
     except OAuth2Error as error:
         raise refusals.because(error, "request_uri_fetch") from None
 

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from common.config import Settings
 from common.outbound.fetch import Answer, fetch
-from common.runtime.context import AppContext
 from relying_parties.models import AppRecord
 
 POST_MAX_BYTES = 64 * 1024  # of the receiver's answer, read and thrown away (a larger one is a failed delivery)
 
 
-def private_allowed(ctx: AppContext, app: AppRecord) -> bool:
+def private_allowed(settings: Settings, app: AppRecord) -> bool:
     """Whether requests for `app` may go to a private address: an operator's app, or the deployment allows it."""
-    return app.registered_with is None or ctx.settings.oidc_fetch_private_addresses
+    return app.registered_with is None or settings.oidc_fetch_private_addresses
 
 
-def post(ctx: AppContext, app: AppRecord, url: str, *, body: bytes, headers: Mapping[str, str],
+def post(settings: Settings, app: AppRecord, url: str, *, body: bytes, headers: Mapping[str, str],
          deadline_seconds: float) -> Answer:
     """A POST to `url` for `app` (its back-channel logout or push URL). Never shared: each carries its own
     body, and the pusher already sends one at a time per app (relying_parties.push)."""
     return fetch(url, method="POST", body=body, headers=headers, deadline_seconds=deadline_seconds,
-                 max_bytes=POST_MAX_BYTES, private_allowed=private_allowed(ctx, app))
+                 max_bytes=POST_MAX_BYTES, private_allowed=private_allowed(settings, app))

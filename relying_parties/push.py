@@ -102,7 +102,7 @@ class SetPush:
     def deliver(self, event: SessionEnded, app: AppRecord) -> bool:
         token = security_events.session_revoked(self.ctx.jwt, event, app)
         try:
-            answer = outbound.post(self.ctx, app, app.push_url or "", body=token.encode(),
+            answer = outbound.post(self.ctx.settings, app, app.push_url or "", body=token.encode(),
                                    deadline_seconds=PUSH_DEADLINE,
                                    headers={"Content-Type": SECEVENT, "Accept": "application/json"})
         except FetchFailed as failed:
