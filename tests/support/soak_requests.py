@@ -8,6 +8,7 @@ run is over. A request that is still unanswered after DUMP_AFTER seconds has its
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -53,9 +54,10 @@ class _InFlight:
 class RequestLedger:
     """Names the soak's requests; `install` it before the run, ask `report()` after it."""
 
-    def __init__(self, servers: dict[str, Path]) -> None:
-        """`servers`: each process's base URL and the file its output goes to."""
-        self.servers = servers
+    def __init__(self, servers: dict[str, Path], *, dump_after: float = DUMP_AFTER) -> None:
+        """`servers`: each process's base URL and the file its output goes to; a request unanswered for
+        `dump_after` seconds has its server's threads dumped."""
+        self.servers, self.dump_after = servers, dump_after
         self.unanswered: list[Unanswered] = []
         self.took: dict[str, list[float]] = defaultdict(list)  # seconds of each answered request, by step
         self.slowest: list[tuple[float, str]] = []  # (seconds, what) of the SLOWEST longest answered requests
@@ -128,7 +130,7 @@ class RequestLedger:
         while not self._stop.wait(1):
             now = time.monotonic()
             with self._lock:
-                late = [e for e in self._in_flight.values() if now - e.started > DUMP_AFTER and not e.dump]
+                late = [e for e in self._in_flight.values() if now - e.started > self.dump_after and not e.dump]
             for entry in late:
                 entry.dump.append(_thread_dump(entry.url))
 
@@ -161,7 +163,7 @@ class RequestLedger:
         said = "\n    ".join(lines) if lines else "(none: the server never finished it)"
         text = (f"{u.doing}: {u.method} {split.path} to {process}, request_id={u.request_id}, "
                 f"no answer after {u.seconds:.1f} s ({u.error})\n  the server's lines for it:\n    {said}")
-        return text + (f"\n  its threads after {DUMP_AFTER:.0f} s:\n{u.dump}" if u.dump else "")
+        return text + (f"\n  its server's threads after {self.dump_after:.0f} s:\n{u.dump}" if u.dump else "")
 
     def server_lines(self, request_id: str) -> list[str]:
         found = []
@@ -179,7 +181,21 @@ def _thread_dump(url: str) -> str:
         return ""
     done = subprocess.run([str(PY_SPY), "dump", "--subprocesses", "--pid", str(pid)], capture_output=True,
                           text=True, timeout=60)
-    return done.stdout + done.stderr
+    return serving_threads(done.stdout) + done.stderr
+
+
+# The product's packages that serve a request (not the server's or the process's own machinery).
+REQUEST_CODE = re.compile(r"\((accounts|devices|flows|oidc|operators|registration|relying_parties|sessions)/")
+
+
+def serving_threads(dump: str) -> str:
+    """Of py-spy's dump, the processes' headings and the threads in the product's request code: a
+    worker's 64 threads are mostly idle, and the one that keeps a request waiting is among these."""
+    kept = []
+    for block in re.split(r"\n(?=Thread |Process )", dump):
+        if block.startswith("Process ") or REQUEST_CODE.search(block):
+            kept.append(block.rstrip("\n"))
+    return "\n".join(kept) + "\n"
 
 
 def _server_pid(port: int) -> int | None:
