@@ -157,6 +157,10 @@ class Settings(BaseModel):
     oidc_jwks_cache_seconds: int = Field(default=300, ge=1, le=86400)
     oidc_jwks_refetch_seconds: int = Field(default=5, ge=1, le=3600)
     oidc_jwks_fetch_timeout: float = Field(default=3.0, gt=0, le=30)
+    # what citylogin fetches or posts to for an app that registered itself (its jwks_uri, request_uris,
+    # back-channel logout URL) may be on a private address too (loopback, 10/8, 169.254/16...): off, so that no
+    # app aims citylogin at the deployment's own network; an app an operator added may use any address
+    oidc_fetch_private_addresses: bool = False
     # how often each process reads the security events feed while anyone waits on it (SPEC §11: an
     # app's guard refuses a revoked session's token within 1 s, this interval included)
     events_poll_interval: float = Field(default=0.5, ge=0.1, le=10)

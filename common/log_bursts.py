@@ -35,6 +35,25 @@ class BurstLog:
         return True
 
 
+class BurstLogs:
+    """A BurstLog per key (an app): one app's failing in bursts never hides another's first line."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, logger: logging.Logger, *, window: float = BURST_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.window, self.clock = logger, window, clock
+        self._lock = threading.Lock()
+        self._logs: dict[str, BurstLog] = {}
+
+    def log(self, key: str, level: int, message: str, *args: Any) -> bool:
+        with self._lock:
+            if len(self._logs) >= self.MAX_KEYS and key not in self._logs:
+                self._logs.clear()
+            burst = self._logs.setdefault(key, BurstLog(self.logger, window=self.window, clock=self.clock))
+        return burst.log(level, message, *args)
+
+
 class BurstFilter(logging.Filter):
     """A logging filter for another library's logger (botocore's failed credential refreshes): one
     record per `window` seconds, without its traceback (the burst's own line names the cause)."""

@@ -13,10 +13,14 @@ signed in to the session again since (a newer grant: its old sign-in was replace
 for it (RFC 7009: its event is there for the app's CAEP streams, the guards of its API servers)."""
 from __future__ import annotations
 
-import requests
+import logging
+from urllib.parse import urlencode
 
+from common.log_bursts import BurstLogs
+from common.outbound.fetch import FetchFailed
+from relying_parties import outbound
 from relying_parties.models import BACKCHANNEL_STREAM_SUFFIX, AppRecord
-from relying_parties.push import PUSH_TIMEOUT
+from relying_parties.push import PUSH_DEADLINE
 from oidc import grants
 from oidc.store import GrantStore
 from sessions.models import SessionEnded
@@ -25,6 +29,8 @@ from common.runtime.context import AppContext
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TYPE = "logout+jwt"
 LOGOUT_TOKEN_TTL = 120  # seconds: the app checks it on arrival; a retry signs a fresh one
+
+log = logging.getLogger(__name__)
 
 
 def logout_token(ctx: AppContext, event: SessionEnded, app: AppRecord) -> str:
@@ -45,6 +51,7 @@ class BackchannelLogout:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.grants = GrantStore(ctx.dynamodb, ctx.tables.oidc_grants)
+        self._failures = BurstLogs(log)  # why a delivery failed, once a burst per app (the app is not told)
 
     def wants(self, app: AppRecord) -> bool:
         return bool(app.oidc().backchannel_logout_uri)
@@ -61,13 +68,17 @@ class BackchannelLogout:
             return grant is None or grant.grant_id == event.grant_id
         return grant is not None and not grants.told_already(grant)
 
-    def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool:
+    def deliver(self, event: SessionEnded, app: AppRecord) -> bool:
         if not self.tells(event, app):
             return True  # nothing to tell this app: acknowledged without a request
+        body = urlencode({"logout_token": logout_token(self.ctx, event, app)}).encode()
         try:
-            response = http.post(app.oidc().backchannel_logout_uri or "",
-                                 data={"logout_token": logout_token(self.ctx, event, app)},
-                                 timeout=PUSH_TIMEOUT, headers={"Accept": "application/json"})
-        except requests.RequestException:
+            answer = outbound.post(self.ctx.settings, app, app.oidc().backchannel_logout_uri or "", body=body,
+                                   deadline_seconds=PUSH_DEADLINE,
+                                   headers={"Content-Type": "application/x-www-form-urlencoded",
+                                            "Accept": "application/json"})
+        except FetchFailed as failed:
+            self._failures.log(app.client_id, logging.WARNING, "%s to app %s: %s", self.name, app.client_id,
+                               failed.reason)
             return False
-        return response.status_code in (200, 204)  # §2.8: 200; some frameworks answer 204
+        return answer.status in (200, 204)  # §2.8: 200; some frameworks answer 204

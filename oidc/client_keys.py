@@ -14,6 +14,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
+from relying_parties import outbound
 from relying_parties.models import AppRecord
 from common.slots import Slot
 from common.crypto.tokens import token_digest
@@ -39,6 +40,7 @@ MAX_LIFETIME = 3600
 SPENT_KIND = "client_assertion"
 SPENT_PURPOSE = "client_assertion_jti"
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+KEYS_NOT_FETCHED = "The app's keys could not be fetched."
 
 
 def public_jwks_problem(text: str) -> str | None:
@@ -79,7 +81,8 @@ def app_key_set(ctx: AppContext, app: AppRecord, *, kid: str | None = None) -> K
     if oidc.jwks:
         return KeySet.import_key_set(json.loads(oidc.jwks))
     if oidc.jwks_uri:
-        return remote_key_sets(ctx).key_set(app.client_id, oidc.jwks_uri, kid=kid)
+        return remote_key_sets(ctx).key_set(app.client_id, oidc.jwks_uri, kid=kid,
+                                            private_allowed=outbound.private_allowed(ctx.settings, app))
     raise KeysUnavailable("the app registered no keys")
 
 
@@ -140,9 +143,8 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             kid = assertion.headers().get("kid")
             try:
                 return self.keys(client.app, kid if isinstance(kid, str) else None)
-            except KeysUnavailable as unavailable:
-                raise InvalidClientError(description=f"The app's keys can not be read: {unavailable.reason}.") \
-                    from None
+            except KeysUnavailable:  # why is in the log (oidc.jwks_fetch): an app learns nothing of where it aimed
+                raise InvalidClientError(description=KEYS_NOT_FETCHED) from None
         return keys_for
 
     def process_assertion_claims(self, assertion: str, resolve_key: Callable[[Any], KeySet]) -> dict[str, Any]:

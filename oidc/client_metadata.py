@@ -14,7 +14,7 @@ from authlib.oauth2 import OAuth2Error
 
 from relying_parties.models import OidcClient
 from oidc.client_keys import public_jwks, public_jwks_problem
-from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
+from oidc.client_urls import endpoint_url_problem, fetched_url_problem, self_registered_url_problem, web_url_problem
 from oidc.models import DEVICE_CODE_GRANT_TYPE
 from oidc.oauth_errors import describable
 from oidc.redirects import redirect_uri_problem
@@ -56,10 +56,11 @@ class ClientMetadata:
     oidc: OidcClient
 
 
-def parse_metadata(body: Any, *, unsigned_by_default: bool = False) -> ClientMetadata:
+def parse_metadata(body: Any, *, unsigned_by_default: bool = False, private_addresses: bool = False) -> ClientMetadata:
     """The registration `body` (a decoded JSON document) as an app; InvalidClientMetadata (or
     InvalidRedirectUri) naming the first member refused. `unsigned_by_default`: the deployment's
-    CITYLOGIN_OIDC_REGISTERED_APPS_SEND_UNSIGNED_REQUEST_OBJECTS (check_request_objects)."""
+    CITYLOGIN_OIDC_REGISTERED_APPS_SEND_UNSIGNED_REQUEST_OBJECTS (check_request_objects); `private_addresses`: the
+    deployment lets apps that register themselves name private addresses (CITYLOGIN_OIDC_FETCH_PRIVATE_ADDRESSES)."""
     if not isinstance(body, dict):
         raise InvalidClientMetadata("request", "the body is a JSON object of client metadata")
     refuse_unsupported(body)
@@ -68,7 +69,7 @@ def parse_metadata(body: Any, *, unsigned_by_default: bool = False) -> ClientMet
     check_response_types(body, grant_types)
     method = check_auth_method(body)
     jwks, jwks_uri = check_keys(body, method)
-    return ClientMetadata(name=check_client_name(body, redirect_uris), oidc=OidcClient(
+    metadata = ClientMetadata(name=check_client_name(body, redirect_uris), oidc=OidcClient(
         redirect_uris=redirect_uris, public=method == "none", registered_auth_method=method,
         grant_types=grant_types, device_flow=DEVICE_CODE_GRANT_TYPE in grant_types, jwks=jwks, jwks_uri=jwks_uri,
         post_logout_redirect_uris=_uris(body, "post_logout_redirect_uris", redirect_uri_problem),
@@ -82,6 +83,8 @@ def parse_metadata(body: Any, *, unsigned_by_default: bool = False) -> ClientMet
         # A person allows an app that registered itself before its first sign-in through the browser (as
         # Keycloak's "Consent Required" registration policy): the operator made the token, not the app.
         consent=bool(redirect_uris), **check_request_objects(body, unsigned_by_default=unsigned_by_default)))
+    check_self_registered_urls(metadata.oidc, private_addresses=private_addresses)
+    return metadata
 
 
 # --- the steps ------------------------------------------------------------------------------------------
@@ -162,6 +165,17 @@ def check_keys(body: dict[str, Any], method: str) -> tuple[str | None, str | Non
     if method == "none" and (jwks or jwks_uri):
         raise InvalidClientMetadata("jwks" if jwks else "jwks_uri", "a public client (none) has no key")
     return jwks, jwks_uri
+
+
+def check_self_registered_urls(oidc: OidcClient, *, private_addresses: bool) -> None:
+    """SPEC §14: what citylogin fetches or posts to for an app that registered itself is on public addresses
+    (unless the deployment allows private ones), and what it posts to is https (oidc.client_urls)."""
+    fetched = [("jwks_uri", oidc.jwks_uri), *(("request_uris", uri) for uri in oidc.request_uris)]
+    for member, url in [*fetched, ("backchannel_logout_uri", oidc.backchannel_logout_uri)]:
+        problem = url and self_registered_url_problem(url, posted=member == "backchannel_logout_uri",
+                                                      private_addresses=private_addresses)
+        if problem:
+            raise InvalidClientMetadata(member, problem)
 
 
 def check_client_name(body: dict[str, Any], redirect_uris: tuple[str, ...]) -> str:

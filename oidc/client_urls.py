@@ -1,11 +1,15 @@
 """The URLs an app registers besides its redirect URIs (SPEC §14; RFC 7591 §2): the pages shown to people
 (logo_uri, client_uri, policy_uri, tos_uri), where citylogin posts to it (backchannel_logout_uri) and what
 citylogin fetches from it (jwks_uri, request_uris). Each is checked once, at registration, on its parsed
-parts: `apps add`, the admin API and POST /oidc/register share these rules."""
+parts: `apps add`, the admin API and POST /oidc/register share these rules. An app that registers itself is held
+to more (self_registered_url_problem): what citylogin fetches or posts to for it is on no private address it
+names outright, and what citylogin posts to is https; the check that counts is the fetch's, at connect time
+(common.outbound), which also sees the names that resolve to private addresses."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from common.outbound.addresses import address_problem, literal_address
 from oidc.redirects import LOOPBACK_HOSTS, MAX_LENGTH, URI_CHARACTERS
 from common.web.cors import web_origin
 
@@ -51,3 +55,22 @@ def fetched_url_problem(value: object, *, fragment_allowed: bool = False) -> str
     if parts.scheme.lower() != "https" and (parts.hostname or "") not in LOCAL_HOSTS:
         return "https (http only on 127.0.0.1, [::1] or localhost)"
     return None
+
+
+def self_registered_url_problem(value: str, *, posted: bool, private_addresses: bool) -> str | None:
+    """Why an app that registers itself may not give `value` (already a URL by the rules above) for citylogin to
+    fetch from or, `posted`, to post to, or None: a host that is a private address or this machine (unless the
+    deployment allows private addresses), and for a URL posted to, http (allowed then on a loopback host only,
+    for development and tests)."""
+    parts = urlsplit(value)
+    host = (parts.hostname or "").rstrip(".")
+    if not private_addresses and (host in LOCAL_HOSTS or _private_literal(host)):
+        return "a public address (this deployment does not fetch from or post to private ones)"
+    if posted and parts.scheme.lower() != "https" and not (private_addresses and host in LOCAL_HOSTS):
+        return "https"
+    return None
+
+
+def _private_literal(host: str) -> bool:
+    address = literal_address(host)
+    return address is not None and address_problem(address) is not None

@@ -2,24 +2,25 @@
 fetched again when they are old or a signature names a key id they lack (the app rotated its key), at most
 once every few seconds per app.
 
-What is fetched: one GET of the registered URL (https, or http on the loopback host: oidc.client_urls), no
-redirect followed, no compression asked for, at most MAX_BYTES read within the timeout in all; the answer is
-only ever read as a JWK Set of public keys (oidc.client_keys), never shown to anyone. The URL is the
-registrant's, so the operator decides who may register (initial access tokens; open registration is off)."""
+What is fetched: one GET of the registered URL by common.outbound (one deadline from connect to last byte,
+at most MAX_BYTES, no redirect followed, no compression asked for; for an app that registered itself, public
+addresses only unless the deployment allows private ones), at most one in flight per URL: a few requests wait
+for it, the others use the keys kept or fail at once. The answer is only ever read as a JWK Set of public keys
+(oidc.client_keys), never shown to anyone; why a fetch failed is logged, never told to the app."""
 from __future__ import annotations
 
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-import requests
-import urllib3
 from joserfc.jwk import KeySet
 
-from common.log_bursts import BurstLog
+from common.log_bursts import BurstLogs
+from common.outbound.fetch import FetchFailed, fetch
+from common.outbound.single_flight import Busy, SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +29,32 @@ MAX_BYTES = 64 * 1024
 # the app's server does not lock its sign-ins out at once), never longer.
 STALE_FACTOR = 12
 MAX_ENTRIES = 10_000
+ACCEPT = {"Accept": "application/jwk-set+json, application/json"}
 
 
 class KeysUnavailable(Exception):
-    """The app's keys could not be fetched or read; `reason` says why (never the answer's content)."""
+    """The app's keys could not be fetched or read; `reason` says why (never the answer's content), for the log."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-def fetch_key_set(uri: str, *, timeout: float, problem_of: Callable[[str], str | None]) -> KeySet:
+def fetch_key_set(uri: str, *, timeout: float, problem_of: Callable[[str], str | None], private_allowed: bool,
+                  flights: SingleFlight[bytes] | None = None) -> KeySet:
     """The JWK Set at `uri`, checked by `problem_of` (oidc.client_keys.public_jwks_problem); KeysUnavailable
-    if it does not come within `timeout` seconds in all, or is larger than MAX_BYTES, or is none."""
-    deadline = time.monotonic() + timeout
+    if it does not come within `timeout` seconds in all, is larger than MAX_BYTES, or is none. With `flights`,
+    a fetch of the same URL under way is waited for instead of started again."""
+    def get() -> bytes:
+        answer = fetch(uri, deadline_seconds=timeout, max_bytes=MAX_BYTES, private_allowed=private_allowed,
+                       headers=ACCEPT)
+        if answer.status != 200:
+            raise FetchFailed(f"answered {answer.status}")
+        return answer.body
     try:
-        with requests.get(uri, timeout=(timeout, timeout), stream=True, allow_redirects=False,
-                          headers={"Accept": "application/jwk-set+json, application/json",
-                                   "Accept-Encoding": "identity"}) as response:
-            if response.status_code != 200:
-                raise KeysUnavailable(f"answered {response.status_code}")
-            body = _bounded_body(response, deadline)
-    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:  # the body's reads raise urllib3's
-        raise KeysUnavailable(type(error).__name__) from None
+        body = (flights or SingleFlight()).run((uri, private_allowed), get, wait_seconds=timeout)
+    except FetchFailed as failed:
+        raise (KeysBusy if isinstance(failed, Busy) else KeysUnavailable)(failed.reason) from None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -61,20 +65,8 @@ def fetch_key_set(uri: str, *, timeout: float, problem_of: Callable[[str], str |
     return KeySet.import_key_set(json.loads(text))
 
 
-def _bounded_body(response: requests.Response, deadline: float) -> bytes:
-    """The body read as it arrives (read1: whatever one read brings, so that a server sending a byte at a time
-    is cut off at the deadline rather than waited on for each of a chunk's bytes)."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_BYTES:
-        raise KeysUnavailable(f"larger than {MAX_BYTES} bytes")
-    body = bytearray()
-    while chunk := response.raw.read1(MAX_BYTES):
-        body += chunk
-        if len(body) > MAX_BYTES:
-            raise KeysUnavailable(f"larger than {MAX_BYTES} bytes")
-        if time.monotonic() > deadline:
-            raise KeysUnavailable("too slow")
-    return bytes(body)
+class KeysBusy(KeysUnavailable):
+    """The keys are being fetched by other requests, enough of which wait for them already."""
 
 
 @dataclass
@@ -83,14 +75,13 @@ class _Entry:
     fetched_at: float = float("-inf")   # when `keys` were fetched (monotonic)
     tried_at: float = float("-inf")     # the last fetch, whether it worked
     problem: str | None = None          # why the last fetch failed
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def kids(self) -> set[str]:
         return {key.kid for key in self.keys.keys if key.kid} if self.keys else set()
 
 
 class RemoteKeySets:
-    """This process's keys of apps with a jwks_uri, per (client_id, uri)."""
+    """This process's keys of apps with a jwks_uri, per (client_id, uri); one fetch per URL in flight."""
 
     def __init__(self, *, cache_seconds: float, refetch_seconds: float, timeout: float,
                  problem_of: Callable[[str], str | None], clock: Callable[[], float] = time.monotonic) -> None:
@@ -98,17 +89,16 @@ class RemoteKeySets:
         self.problem_of, self.clock = problem_of, clock
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
-        self._log = BurstLog(log)
+        self._log = BurstLogs(log)  # each app's failures, once a burst
+        self._flights: SingleFlight[bytes] = SingleFlight()
 
-    def key_set(self, client_id: str, uri: str, *, kid: str | None = None) -> KeySet:
+    def key_set(self, client_id: str, uri: str, *, private_allowed: bool, kid: str | None = None) -> KeySet:
         """The app's keys: those kept, unless they are older than the cache period or lack `kid` (then fetched
-        again, unless a fetch was tried within the refetch period); KeysUnavailable if there are none to use."""
+        again, unless a fetch was tried within the refetch period); KeysUnavailable if there are none to use.
+        A request that finds the URL's fetch under way waits for it (a few do), or uses what is kept."""
         entry = self._entry(client_id, uri)
-        if not self._wanted(entry, kid):
-            return self._usable(entry)
-        with entry.lock:  # one fetch per app at a time; the others then find its result
-            if self._wanted(entry, kid):
-                self._fetch(entry, client_id, uri)
+        if self._wanted(entry, kid):
+            self._fetch(entry, client_id, uri, private_allowed=private_allowed)
         return self._usable(entry)
 
     def _entry(self, client_id: str, uri: str) -> _Entry:
@@ -125,15 +115,17 @@ class RemoteKeySets:
         return entry.keys is None or now - entry.fetched_at >= self.cache_seconds or \
             (kid is not None and kid not in entry.kids())
 
-    def _fetch(self, entry: _Entry, client_id: str, uri: str) -> None:
-        """Fetch the keys; `tried_at` is set once the fetch ended, so that a request arriving meanwhile waits for
-        its result (entry.lock) instead of finding no keys."""
+    def _fetch(self, entry: _Entry, client_id: str, uri: str, *, private_allowed: bool) -> None:
+        """Fetch the keys (or share the fetch under way); the reason of a failure goes to the log alone."""
         try:
-            entry.keys = fetch_key_set(uri, timeout=self.timeout, problem_of=self.problem_of)
+            entry.keys = fetch_key_set(uri, timeout=self.timeout, problem_of=self.problem_of,
+                                       private_allowed=private_allowed, flights=self._flights)
             entry.fetched_at, entry.problem = self.clock(), None
+        except KeysBusy:
+            return  # the fetch under way records its own outcome
         except KeysUnavailable as unavailable:
             entry.problem = unavailable.reason
-            self._log.log(logging.WARNING, "app %s: its jwks_uri could not be fetched (%s)", client_id,
+            self._log.log(client_id, logging.WARNING, "app %s: its jwks_uri could not be fetched (%s)", client_id,
                           unavailable.reason)
         entry.tried_at = self.clock()
 

@@ -71,8 +71,10 @@ def metadata_of(raw: bytes) -> Any:
 def register(ctx: AppContext, *, authorization: str | None, raw: bytes, ip: str | None) -> dict[str, Any]:
     """POST /oidc/register: the app registered, and its registration as RFC 7591 §3.2.1 answers it."""
     initial = _initial_access(ctx, authorization)
+    settings = ctx.settings
     metadata = parse_metadata(metadata_of(raw),
-                              unsigned_by_default=ctx.settings.oidc_registered_apps_send_unsigned_request_objects)
+                              unsigned_by_default=settings.oidc_registered_apps_send_unsigned_request_objects,
+                              private_addresses=settings.oidc_fetch_private_addresses)
     access_token = new_token(32)
     along = [registration_tokens.use(ctx, initial, refusal=InvalidToken)] if initial else []
     along.append(request_limits.counted(ctx, kind=request_limits.REGISTER, ip=ip))
@@ -131,7 +133,8 @@ def _replaced(ctx: AppContext, *, client_id: str, authorization: str | None, bod
     app, token = _managed(ctx, client_id, authorization)
     secret = _sent_credentials(app, body)
     metadata = parse_metadata({k: v for k, v in body.items() if k not in ANSWER_MEMBERS},
-                              unsigned_by_default=ctx.settings.oidc_registered_apps_send_unsigned_request_objects)
+                              unsigned_by_default=ctx.settings.oidc_registered_apps_send_unsigned_request_objects,
+                              private_addresses=ctx.settings.oidc_fetch_private_addresses)
     if metadata.oidc.public != app.oidc().public:
         raise InvalidClientMetadata("token_endpoint_auth_method", "whether the client is public (none) can not "
                                                                   "change: register a new app")

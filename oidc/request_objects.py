@@ -27,6 +27,8 @@ from werkzeug.datastructures import MultiDict
 
 from common.crypto.tokens import token_digest
 from common.database.guarded_write import GuardedWrite
+from common.slots import Slot
+from relying_parties import outbound
 from relying_parties.models import FAPI2
 from oidc import refusals, request_checks, request_uris
 from oidc.client_keys import app_key_set
@@ -84,7 +86,7 @@ def carried(ctx: AppContext, sent: Params, *, client: Client | None) -> Carried 
     query = _Answer(sent, _registered(client, sent.get("redirect_uri")))
     try:
         request_checks.check_request_object(sent)
-        read = read_object(sent["request"] if "request" in sent else _referenced(client, sent["request_uri"]))
+        read = read_object(sent["request"] if "request" in sent else _referenced(ctx, client, sent["request_uri"]))
     except OAuth2Error as error:
         raise query.answered(error) from None
     answer = _answer_of(sent, read, client)
@@ -135,16 +137,21 @@ def app_keys(ctx: AppContext, client: Client, *, kid: Any = None) -> KeySet:
                                "request_object_key") from None
 
 
-def _referenced(client: Client, request_uri: str) -> str:
+def _referenced(ctx: AppContext, client: Client, request_uri: str) -> str:
     """The object at a request_uri the app registered (compared as parsed URLs, the fragment aside)."""
     registered = request_uris.registered_match(client.app.oidc().request_uris, request_uri)
     if registered is None:
         raise refusals.because(InvalidRequestUriError("request_uri is not one this app registered (or a pushed "
                                                       "request's)."), "request_uri_unregistered")
     try:
-        return request_uris.fetched_object(registered)
+        fetches = ctx.slots.get_or_make(REQUEST_OBJECT_FETCHES, request_uris.RequestObjectFetches)
+        return fetches.object_at(registered, client_id=client.client_id,
+                                 private_allowed=outbound.private_allowed(ctx.settings, client.app))
     except OAuth2Error as error:
         raise refusals.because(error, "request_uri_fetch") from None
+
+
+REQUEST_OBJECT_FETCHES: Slot[request_uris.RequestObjectFetches] = Slot("oidc.request_uris")
 
 
 def _registered(client: Client, redirect_uri: Any) -> str | None:

@@ -7,29 +7,34 @@ the contents, changed when they change), and citylogin caches nothing, fetching 
 It is not checked as a hash either: the OpenID Foundation's suite registers a request_uri whose fragment
 hashes something else (CreateRandomRequestUriWithFragment) and expects the request to succeed.
 
-The fetch is bounded in every way a server at the other end could stretch it: a short timeout for
-each step and a deadline for the whole, a size, no redirect followed, the media type of a request object.
-Whatever goes wrong is `invalid_request_uri`, never a 500 and never a hang."""
+The fetch is common.outbound's: one deadline from connect to last byte, a size, no redirect followed, the
+media type of a request object; for an app that registered itself, public addresses only unless the
+deployment allows private ones; one fetch per URL in flight, a failure remembered a moment. Whatever goes
+wrong is `invalid_request_uri`, never a 500 and never a hang; why is in the log, not in the answer."""
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-import requests
 from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
 
+from common.log_bursts import BurstLogs
+from common.outbound.fetch import Answer, FetchFailed, fetch
+from common.outbound.single_flight import SingleFlight
 from common.url_parts import authority_is_parsed
 from oidc.redirects import LOCALHOST, LOOPBACK_HOSTS, URI_CHARACTERS
 
 MAX_LENGTH = 512  # RFC 9101 §5.2: "MUST NOT exceed 512 ASCII characters"
 MAX_REGISTERED = 10
 MAX_OBJECT_BYTES = 16384  # as a request object by value (oidc.request_objects.MAX_LENGTH)
-CONNECT_TIMEOUT, READ_TIMEOUT = 2.0, 2.0  # seconds, each
-DEADLINE = 4.0  # seconds for the whole fetch (a server that sends a byte at a time stops here)
+REMEMBER_FAILURE = 2.0  # seconds a failed fetch of a URL is answered from memory
+DEADLINE = 4.0  # seconds for the whole fetch, connect to last byte (a server that sends a byte at a time stops here)
 MEDIA_TYPES = ("application/oauth-authz-req+jwt", "application/jwt")  # RFC 9101 §5.2.3, §10.4.1
 DEFAULT_PORTS = {"https": 443, "http": 80}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,48 +109,46 @@ def location(uri: RequestUri) -> str:
     return f"{uri.scheme}://{host}:{uri.port}{uri.path}" + (f"?{uri.query}" if uri.query else "")
 
 
-def fetched_object(uri: RequestUri) -> str:
-    """The request object at a registered request_uri; InvalidRequestUriError for anything but a quick
-    200 of a request object."""
-    body = _fetched(location(uri))
-    if body is None:
-        raise InvalidRequestUriError("The request_uri could not be fetched as a request object (a 200 of "
-                                     f"{MEDIA_TYPES[0]}, at most {MAX_OBJECT_BYTES} bytes, within "
-                                     f"{DEADLINE:g} s, no redirect).")
-    try:
-        return body.decode("ascii")
-    except UnicodeDecodeError:
-        raise InvalidRequestUriError("The object at request_uri is not a JWT.") from None
+class RequestObjectFetches:
+    """This process's fetches of request objects: one per URL in flight (a few requests wait for it, the others
+    fail at once), a failure remembered for REMEMBER_FAILURE seconds, each failure's reason logged once a burst."""
+
+    def __init__(self) -> None:
+        self.flights: SingleFlight[Answer] = SingleFlight(remember_failures=REMEMBER_FAILURE)
+        self.log = BurstLogs(log)
+
+    def object_at(self, uri: RequestUri, *, client_id: str, private_allowed: bool) -> str:
+        """The request object at a registered request_uri; InvalidRequestUriError for anything but a quick
+        200 of a request object (why goes to the log, not to the app)."""
+        url = location(uri)
+        try:
+            answer = self.flights.run((url, private_allowed), lambda: fetch(
+                url, deadline_seconds=DEADLINE, max_bytes=MAX_OBJECT_BYTES, private_allowed=private_allowed,
+                headers={"Accept": ", ".join(MEDIA_TYPES)}), wait_seconds=DEADLINE)
+            body = _object_body(answer)
+        except FetchFailed as failed:
+            self.log.log(client_id, logging.WARNING, "app %s: its request_uri could not be fetched (%s)", client_id,
+                         failed.reason)
+            raise InvalidRequestUriError("The request_uri could not be fetched as a request object (a 200 of "
+                                         f"{MEDIA_TYPES[0]}, at most {MAX_OBJECT_BYTES} bytes, within "
+                                         f"{DEADLINE:g} s, no redirect).") from None
+        try:
+            return body.decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidRequestUriError("The object at request_uri is not a JWT.") from None
 
 
-def _fetched(url: str) -> bytes | None:
-    """The body of a 200 of a request object's media type within the bounds, else None."""
-    deadline = time.monotonic() + DEADLINE
-    try:
-        with requests.get(url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=False, stream=True,
-                          headers={"Accept": ", ".join(MEDIA_TYPES), "Accept-Encoding": "identity"}) as response:
-            if response.status_code != 200 or _media_type(response) not in MEDIA_TYPES or \
-                    response.headers.get("Content-Encoding", "identity").lower() != "identity":
-                return None
-            if int(response.headers.get("Content-Length") or 0) > MAX_OBJECT_BYTES:
-                return None
-            return _body_within(response, deadline)
-    except (requests.RequestException, ValueError):  # ValueError: a Content-Length that is no number
-        return None
+def fetched_object(uri: RequestUri, *, private_allowed: bool) -> str:
+    """The request object at `uri` by a fetch of its own (RequestObjectFetches.object_at)."""
+    return RequestObjectFetches().object_at(uri, client_id="-", private_allowed=private_allowed)
 
 
-def _media_type(response: requests.Response) -> str:
-    return response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-
-
-def _body_within(response: requests.Response, deadline: float) -> bytes | None:
-    """The body, read as it comes (each read returns what one receive gave) until the end, the size
-    bound or the deadline."""
-    body = bytearray()
-    while True:
-        chunk = response.raw.read1(4096, decode_content=False)
-        if not chunk:
-            return bytes(body)
-        body.extend(chunk)
-        if len(body) > MAX_OBJECT_BYTES or time.monotonic() > deadline:
-            return None
+def _object_body(answer: Answer) -> bytes:
+    """The body of a 200 of a request object's media type, uncompressed; FetchFailed otherwise."""
+    if answer.status != 200:
+        raise FetchFailed(f"answered {answer.status}")
+    if answer.media_type() not in MEDIA_TYPES:
+        raise FetchFailed(f"answered {answer.media_type() or 'no media type'}")
+    if answer.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise FetchFailed("answered a compressed body")
+    return answer.body

@@ -26,7 +26,7 @@ same push as any other: the backlog goes first and the new event right after it,
 again hears the new logout within the feed's interval plus the time its backlog takes, and in the
 stream's order (the order is the feed's, as for an app that never failed; the price of the order is that
 a long backlog comes before the new event, at a few milliseconds an event). If the app is still down the
-try ends at its first failure (one refused connection, or one PUSH_TIMEOUT) and the backoff grows.
+try ends at its first failure (one refused connection, or one PUSH_DEADLINE) and the backoff grows.
 
 What a dead app costs the others. The pusher thread only decides (leases, what is due) and hands each
 push to a worker: at most one push per app in flight, so a dead app has at most one try running however
@@ -43,17 +43,16 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
-import requests
-
-from relying_parties import delivery, security_events
+from common.outbound.fetch import FetchFailed
+from relying_parties import delivery, outbound, security_events
 from relying_parties.models import AppRecord
 from relying_parties.registry import Snapshot, app_registry
 from relying_parties.stream_store import StreamStore
 from common.errors import ApiError
-from common.log_bursts import BurstLog
+from common.log_bursts import BurstLog, BurstLogs
 from common.slots import Slot
 from common.thread_kind import scheduled_thread
 from common.database import dynamo
@@ -66,7 +65,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
 RENEW_SECONDS = 10.0
 BATCH = 50
-PUSH_TIMEOUT = (2.0, 5.0)  # connect, read
+PUSH_DEADLINE = 5.0  # seconds for one delivery, connect to last byte of the answer (common.outbound)
 BACKOFF_FIRST = 1.0  # then doubling, up to the setting CITYLOGIN_SSF_PUSH_BACKOFF_MAX (300 s)
 PUSH_WORKERS, RETRY_WORKERS = 4, 4  # pushes at once to apps that answer, and to apps whose last push failed
 SECEVENT = "application/secevent+jwt"
@@ -82,7 +81,7 @@ class Channel(Protocol):
 
     def key(self, app: AppRecord) -> str: ...
 
-    def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool: ...
+    def deliver(self, event: SessionEnded, app: AppRecord) -> bool: ...
 
 
 class SetPush:
@@ -92,6 +91,7 @@ class SetPush:
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self._failures = BurstLogs(log)  # why a delivery failed, once a burst per app (the app is not told)
 
     def wants(self, app: AppRecord) -> bool:
         return bool(app.push_url)
@@ -99,14 +99,17 @@ class SetPush:
     def key(self, app: AppRecord) -> str:
         return app.client_id
 
-    def deliver(self, http: requests.Session, event: SessionEnded, app: AppRecord) -> bool:
+    def deliver(self, event: SessionEnded, app: AppRecord) -> bool:
         token = security_events.session_revoked(self.ctx.jwt, event, app)
         try:
-            response = http.post(app.push_url or "", data=token, timeout=PUSH_TIMEOUT,
-                                 headers={"Content-Type": SECEVENT, "Accept": "application/json"})
-            return response.status_code == 202
-        except requests.RequestException:
+            answer = outbound.post(self.ctx.settings, app, app.push_url or "", body=token.encode(),
+                                   deadline_seconds=PUSH_DEADLINE,
+                                   headers={"Content-Type": SECEVENT, "Accept": "application/json"})
+        except FetchFailed as failed:
+            self._failures.log(app.client_id, logging.WARNING, "%s to app %s: %s", self.name, app.client_id,
+                               failed.reason)
             return False
+        return answer.status == 202
 
 
 @dataclass
@@ -121,7 +124,6 @@ class _Target:
     failures: int = 0
     retry_at: float = 0.0
     errors: BurstLog | None = None  # this app's unexpected failures, one line per burst
-    http: requests.Session = field(default_factory=requests.Session)  # its own connections
 
 
 class _Workers:
@@ -278,7 +280,7 @@ class Pusher:
             pending = delivery.exchange(self.ctx, target.app, acks=delivered, max_events=BATCH, key=key)
             delivered = set()
             for event in pending.events:
-                if not self.channel.deliver(target.http, event, target.app):
+                if not self.channel.deliver(event, target.app):
                     self._back_off(target)
                     if delivered:
                         delivery.exchange(self.ctx, target.app, acks=delivered, max_events=0, key=key)

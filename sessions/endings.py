@@ -47,9 +47,8 @@ def erase_user_records(ctx: AppContext, *, user_uuid: str) -> None:
     store = session_store(ctx)
     store.delete_presence(user_uuid)
     history_store(ctx).delete_all(user_uuid)
-    for session in store.list_for_user(user_uuid):
-        if session.device_name or session.ip or session.user_agent:
-            store.forget_personal_details(session.session_id)
+    store.forget_personal_details([session.session_id for session in store.list_for_user(user_uuid)
+                                   if session.device_name or session.ip or session.user_agent])
 
 
 def end_device_session(ctx: AppContext, *, user_uuid: str, device_id: str, reason: str,

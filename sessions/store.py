@@ -47,6 +47,7 @@ class Activity(Enum):
 
 
 SESSION_RETENTION_SECONDS = 7 * 86400
+FORGET_TOGETHER = 100  # records stripped in one transaction (DynamoDB's most items a transaction)
 
 
 def retention_ttl(end_epoch: int) -> int:
@@ -114,15 +115,33 @@ class SessionStore(UserSessions):
         """Forget the user's presence record (account deletion; its sessions are ended first)."""
         self.client.delete_item(TableName=self.presence, Key={"user_uuid": {"S": user_uuid}})
 
-    def forget_personal_details(self, session_id: str) -> None:
-        """Empty the device name and drop the IP address, user agent and apps signed in of an ended
-        session's record (account deletion): what is left are ids, times, digests and the end's reason.
-        The name is emptied, not removed, so that every release reads the record as before."""
+    def forget_personal_details(self, session_ids: Sequence[str]) -> None:
+        """Empty the device name and drop the IP address, user agent and apps signed in of ended
+        sessions' records (account deletion): what is left are ids, times, digests and the end's reason.
+        The name is emptied, not removed, so that every release reads the record as before. In
+        transactions of FORGET_TOGETHER records, not a call each: an account that lived long has
+        hundreds, and its DELETE /account waits for them. A transaction refused (a record expired away
+        meanwhile, or another pass of the deletion at the same records) leaves its records to a write each."""
+        for start in range(0, len(session_ids), FORGET_TOGETHER):
+            chunk = session_ids[start:start + FORGET_TOGETHER]
+            try:
+                self.client.transact_write_items(TransactItems=[{"Update": self._forget(sid)} for sid in chunk])
+            except ClientError as exc:
+                if dynamo.outage_cause(exc) == "throttling" or not (
+                        dynamo.cancellation_codes(exc) or dynamo.error_code(exc) == "TransactionConflictException"):
+                    raise
+                for session_id in chunk:
+                    self._forget_one(session_id)
+
+    def _forget(self, session_id: str) -> dict[str, Any]:
+        return {"TableName": self.sessions, "Key": {"session_id": {"S": session_id}},
+                "UpdateExpression": "SET device_name = :none REMOVE ip, user_agent, app_names",
+                "ConditionExpression": "attribute_exists(session_id)",
+                "ExpressionAttributeValues": {":none": {"S": ""}}}
+
+    def _forget_one(self, session_id: str) -> None:
         try:
-            self.client.update_item(TableName=self.sessions, Key={"session_id": {"S": session_id}},
-                                    UpdateExpression="SET device_name = :none REMOVE ip, user_agent, app_names",
-                                    ConditionExpression="attribute_exists(session_id)",
-                                    ExpressionAttributeValues={":none": {"S": ""}})
+            self.client.update_item(**self._forget(session_id))
         except ClientError as exc:
             if not dynamo.is_condition_failure(exc):  # expired away meanwhile: nothing to forget
                 raise

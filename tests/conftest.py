@@ -289,6 +289,9 @@ def app_settings(dynamodb_endpoint, data_dir, table_prefix) -> dict:
             "deletion_sweep_interval": 0,  # no sweeper thread per test app; its tests turn it on
             "ssf_push_interval": 0,  # nor a pusher (SPEC §11 push), nor a session sweeper; their tests turn them on
             "session_sweep_interval": 0,
+            # the tests' apps live on 127.0.0.1: apps that register themselves may name it (the refusals' tests
+            # turn this off)
+            "oidc_fetch_private_addresses": True,
             "mail_send_interval": 0}  # nor a mail sender: a mail is tried once at once, as before the outbox
 
 

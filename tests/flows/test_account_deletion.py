@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -14,6 +15,7 @@ import requests
 
 from citylogin.client.api import Client, CityloginError
 from flows import deletion as deletion_service, deletion_sweeper
+from sessions.context import session_store
 from tests.support.deletion_check import leftovers, missing_from_crl, serial_of
 from tests.support.fixtures import bearer_problem
 from tests.support.live import PASSWORD, add_device, register_device, settle_background
@@ -256,3 +258,55 @@ def test_pairing_recovery_renewal_and_logins_racing_a_deletion_leave_nothing(mak
         assert race.unexpected == []
         assert what_is_left(ctx, first, deleted_at=deleted_at) == [], (round_, race.successes)
         assert crl_misses(url, race.issued) == set(), (round_, race.successes, len(race.issued))
+
+
+@contextmanager
+def counted_calls(ctx) -> Iterator[Counter]:
+    """The DynamoDB calls the app context makes meanwhile, by operation."""
+    calls: Counter = Counter()
+
+    def count(model, **_):
+        calls[model.name] += 1
+    events = ctx.dynamodb.meta.events
+    events.register("before-call.dynamodb", count)
+    try:
+        yield calls
+    finally:
+        events.unregister("before-call.dynamodb", count)
+
+
+def test_a_deletion_takes_the_same_few_calls_however_long_the_account_lived(make_server):
+    """Issue 82, item 10: an account of the soak had 237 ended sessions and 198 sent mails when it was
+    deleted, and DELETE /account wrote them one call each (17 s on a loaded machine, past the client's
+    30 s on a busier one). Each session's personal details go in transactions of many, and the mails in
+    batches: the calls do not grow with the account's sessions and mails."""
+    url, ctx = make_server(**{**FAST_SWEEP, "max_concurrent_devices": 1})
+    first = register_device(url)
+    second = add_device(ctx, first, name="tablet")
+    for _ in range(LIVED):  # each login ends the other device's session, and a mail tells it
+        first.login(PASSWORD, force=True)
+        second.login(PASSWORD, force=True)
+    settle_background(ctx)
+    with counted_calls(ctx) as calls:
+        assert delete(second).status_code == 204  # the one logged in last
+        settle_background(ctx)
+    single_writes = calls["UpdateItem"] + calls["DeleteItem"] + calls["PutItem"]
+    assert single_writes < 20 and sum(calls.values()) < 60, " ".join(f"{op}={n}" for op, n in sorted(calls.items()))
+    finish_now(ctx)
+    assert what_is_left(ctx, first) == []
+
+
+LIVED = 40  # logins of each of the account's two devices
+
+
+def test_a_record_gone_from_a_transaction_of_forgetting_leaves_the_others_forgotten(make_server):
+    """The records' transaction is refused when one expired away meanwhile: each is then written alone,
+    and the one that is gone is not written back as a stub."""
+    url, ctx = make_server(**FAST_SWEEP)
+    first = register_device(url)
+    first.login(PASSWORD)
+    store = session_store(ctx)
+    store.forget_personal_details([first.session_id, "expired-away"])
+    record = store.get(first.session_id)
+    assert record is not None and record.device_name == "" and record.ip is None and record.user_agent is None
+    assert store.get("expired-away") is None

@@ -157,7 +157,7 @@ def test_what_is_taken_by_default():
                              "token_endpoint_auth_method": "none"})
     assert device.oidc.device_flow and device.oidc.public and not device.oidc.redirect_uris and not device.oidc.consent
     keyed = parse_metadata({**VALID, "token_endpoint_auth_method": "private_key_jwt",
-                            "jwks_uri": "http://127.0.0.1:8080/jwks"}).oidc
+                            "jwks_uri": "http://127.0.0.1:8080/jwks"}, private_addresses=True).oidc
     assert keyed.jwks_uri == "http://127.0.0.1:8080/jwks" and keyed.token_endpoint_auth_method() == "private_key_jwt"
     assert json.loads(json.dumps(parse_metadata({**VALID, "request_uris": ["https://rp.example/r#abc"]})
                                  .oidc.request_uris)) == ["https://rp.example/r#abc"]

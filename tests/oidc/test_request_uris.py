@@ -101,7 +101,7 @@ def host():
 def _fetch(url: str) -> str:
     parsed = parse_request_uri(url)
     assert isinstance(parsed, RequestUri), parsed
-    return fetched_object(parsed)
+    return fetched_object(parsed, private_allowed=True)
 
 
 @pytest.mark.parametrize("mode", ["ok", "jwt"])

@@ -46,7 +46,7 @@ def test_an_ended_session_lists_the_apps_it_held_after_their_grants_are_gone(mak
         grants.store(ctx).delete(session_id=first, client_id=app.app.client_id)
     assert names(listed(laptop, include_ended=True)[first]) == ["diary", "Notes"]
 
-    session_store(ctx).forget_personal_details(first)   # the account's deletion erases them
+    session_store(ctx).forget_personal_details([first])   # the account's deletion erases them
     record = session_store(ctx).get(first)
     assert record is not None and record.app_names is None and record.apps_signed_in() == []
 

@@ -213,10 +213,10 @@ def test_one_apps_delivery_that_raises_never_stops_the_pushes_to_the_others(make
         broken = apps.add_app(ctx, name="broken", push_url=sink + "/push")
         fine = apps.add_app(ctx, name="fine", push_url=sink + "/push")
 
-        def deliver_or_raise(self, http, event, app):
+        def deliver_or_raise(self, event, app):
             if app.client_id == broken.app.client_id:
                 raise RuntimeError("a bug met by this app's delivery alone")
-            return deliver(self, http, event, app)
+            return deliver(self, event, app)
         monkeypatch.setattr(push.SetPush, "deliver", deliver_or_raise)
         device = register_device(url)
         for _ in range(2):

@@ -73,13 +73,13 @@ def test_an_event_the_feed_brings_during_a_push_is_pushed_next(make_server, monk
         device = register_device(url)
         ended = []
 
-        def deliver_after_another_end(self, http, event, app):
+        def deliver_after_another_end(self, event, app):
             if len(ended) == 1:
                 device.login(PASSWORD)
                 ended.append(device.session_id)
                 device.logout()
                 wait_until(lambda: ended[1] in heard, timeout=10, what="the second end, heard mid-push")
-            return deliver(self, http, event, app)
+            return deliver(self, event, app)
 
         monkeypatch.setattr(push.SetPush, "deliver", deliver_after_another_end)
         device.login(PASSWORD)

@@ -43,6 +43,7 @@ from tests.support.live import PASSWORD
 from tests.support.ports import free_port
 from tests.support.services import running_process, running_service
 from tests.support.soak_apps import AppTraffic, add_app, received_logouts
+from tests.support.soak_requests import RequestLedger, server_log
 from tests.support.soft_authenticator import SoftAuthenticator
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "95"))
@@ -53,8 +54,13 @@ SETTINGS = {"session_idle_timeout": 60, "access_token_ttl": 30, "max_concurrent_
             "concurrency_policy": "ask", "refresh_reuse_grace": 10, "max_registered_devices": 8,
             "pairing_tokens_per_hour": 1000, "login_max_failures": 100000,
             "login_max_failures_per_ip": 100000, "challenges_per_minute_per_ip": 100000, "log_level": "ERROR"}
-# Deletions are swept every second and closed 2 s after they finish, so the check finds nothing left.
-DELETION_SETTINGS = {"deletion_sweep_interval": 1, "deletion_settle_seconds": 2}
+# Deletions are swept every second and closed 10 s after they finish, so the check finds nothing left. The
+# sweepers finish a deletion begun that long ago whose request did not; with 2 s both processes' sweepers
+# repeated every deletion alongside its own request while it ran, tripling its writes (issue 82, item 10).
+DELETION_SETTINGS = {"deletion_sweep_interval": 1, "deletion_settle_seconds": 10}
+# The servers' access lines (INFO), each with its X-Request-ID: a request that got no answer is reported with
+# the server's own line for it (tests/support/soak_requests.py).
+ACCESS_LINES = {"log_level": "INFO"}
 
 # Per-class limits (issue 16, item 8): half the users get a wider total (an operator's per-user
 # limit), so that the class limits, not the total, are what binds them; devices get relabelled.
@@ -90,8 +96,9 @@ class DeletedUser:
 
 
 class Soak:
-    def __init__(self, urls: list[str], seed: int) -> None:
+    def __init__(self, urls: list[str], seed: int, ledger: RequestLedger | None = None) -> None:
         self.urls, self.random = urls, random.Random(seed)
+        self.ledger = ledger or RequestLedger({})  # names each request by the step that sends it
         self.users: list[User] = []
         self.served: list[tuple[str, float, float]] = []  # (session_id, sent, answered) of 200s
         self.ops: Counter = Counter()
@@ -271,38 +278,41 @@ class Soak:
             device = self.random.choice(user.devices)
         if not device.lock.acquire(blocking=False):
             return
+        kind = "refresh_only" if device.refresh_only else self.random.choices(
+            ["login", "force", "me", "refresh", "logout", "unbind", "relabel", "renew", "delete", "app"],
+            weights=[30, 4, 40, 12, 8, 3, 5, 2, 1, 20])[0]
         try:
-            if device.refresh_only:
-                self.refresh_only_step(device)
-                return
-            kind = self.random.choices(
-                ["login", "force", "me", "refresh", "logout", "unbind", "relabel", "renew", "delete", "app"],
-                weights=[30, 4, 40, 12, 8, 3, 5, 2, 1, 20])[0]
-            self.ops[kind] += 1
-            if kind == "login":
-                self.login(device)
-            elif kind == "force":
-                self.login(device, force=True)
-            elif kind == "me":
-                self.me(device)
-            elif kind == "refresh":
-                self.refresh(device)
-            elif kind == "logout":
-                self.logout(device)
-            elif kind == "renew":
-                self.renew(user, device)
-            elif kind == "delete":
-                self.delete_during_pairing(user, device)
-            elif kind == "relabel":
-                self.relabel(user, device)
-            elif kind == "app":
-                self.apps.step(self.on_any(device.client))
-            else:
-                self.unbind_and_pair(user, device)
+            with self.ledger.doing(f"{kind} step of device {device.client.key_file.device_id[:8]}"):
+                self.one_step(kind, user, device)
         except Exception as error:  # a worker must not die silently: the test reports it
-            self.errors.append(f"{type(error).__name__}: {error}")
+            self.errors.append(f"{kind} step: {type(error).__name__}: {error}")
         finally:
             device.lock.release()
+
+    def one_step(self, kind: str, user: User, device: Device) -> None:
+        if kind == "refresh_only":
+            return self.refresh_only_step(device)
+        self.ops[kind] += 1
+        if kind == "login":
+            self.login(device)
+        elif kind == "force":
+            self.login(device, force=True)
+        elif kind == "me":
+            self.me(device)
+        elif kind == "refresh":
+            self.refresh(device)
+        elif kind == "logout":
+            self.logout(device)
+        elif kind == "renew":
+            self.renew(user, device)
+        elif kind == "delete":
+            self.delete_during_pairing(user, device)
+        elif kind == "relabel":
+            self.relabel(user, device)
+        elif kind == "app":
+            self.apps.step(self.on_any(device.client))
+        else:
+            self.unbind_and_pair(user, device)
 
     # --- deletions, and what races them (issue 16) ---------------------------------------------
 
@@ -328,27 +338,42 @@ class Soak:
                 return  # at most two deletions at once: the others keep the usual load going
             self.users.remove(user)  # no new step picks it; steps under way race the deletion
         try:
-            payloads = [self.on_any(holder).request_pairing()["qr_code"] for _ in range(2)]
+            with self.ledger.doing("two pairing codes"):
+                payloads = [self.on_any(holder).request_pairing()["qr_code"] for _ in range(2)]
         except CityloginError:
             payloads = []
-        racers = [threading.Thread(target=self.race_pairing, args=(user, p)) for p in payloads]
-        racers.append(threading.Thread(target=self.race_recovery, args=(user,)))
-        racers += [threading.Thread(target=self.race_device, args=(user, d)) for d in user.devices if d is not device]
+        step = self.ledger.now_doing()
+        racers = [self.racer(step, "racing pairing", self.race_pairing, user, p) for p in payloads]
+        racers.append(self.racer(step, "racing recovery", self.race_recovery, user))
+        racers += [self.racer(step, f"racing renewal and login of device {d.client.key_file.device_id[:8]}",
+                              self.race_device, user, d) for d in user.devices if d is not device]
         for racer in racers:
             racer.start()
         time.sleep(self.random.uniform(0, 0.3))
         self.deleted_names.add(user.username)
         asked_at = time.time()
-        response = self.delete_account(holder)
+        with self.ledger.doing("DELETE /account by the holder"):
+            response = self.delete_account(holder)
         for racer in racers:
             racer.join(timeout=60)
         if response.status_code != 204:
             self.errors.append(f"DELETE /account answered {response.status_code}: {response.text[:200]}")
         with self._lock:
             self.deleted.append(DeletedUser(user.username, user.user_uuid, user.issued, asked_at))
-        replacement = self.new_user()
+        with self.ledger.doing("the new user in its place"):
+            replacement = self.new_user()
         with self._lock:
             self.users.append(replacement)
+
+    def racer(self, step: str, part: str, race, *args) -> threading.Thread:
+        """A thread running `race(*args)` as `part` of `step`; what it raises is the soak's error."""
+        def run() -> None:
+            with self.ledger.doing(step), self.ledger.doing(part):
+                try:
+                    race(*args)
+                except Exception as error:
+                    self.errors.append(f"{self.ledger.now_doing()}: {type(error).__name__}: {error}")
+        return threading.Thread(target=run)
 
     def delete_account(self, holder: Client):
         """DELETE /account; a racing login may displace the holder first (limit 1): log in again."""
@@ -388,8 +413,6 @@ class Soak:
             self.ops["race_renew_login"] += 1
             self.renew(user, device)
             self.login(device, force=True)
-        except Exception as error:
-            self.errors.append(f"{type(error).__name__}: {error}")
         finally:
             device.lock.release()
 
@@ -596,21 +619,26 @@ CHECK_SECONDS = 240
 
 
 @pytest.mark.timeout(SOAK_SECONDS + 120 + CHECK_SECONDS)
-def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir, monkeypatch):
+def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoint, data_dir, monkeypatch, tmp_path):
     prefix = f"soak{os.getpid()}_"
     tables = dynamo.TableNames.with_prefix(prefix)
     env = config_env({"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": data_dir, "table_prefix": prefix,
-                      **FAST_ARGON2, **RAISED_LIMITS, **SETTINGS, **DELETION_SETTINGS, "public_url": PUBLIC_URL,
+                      **FAST_ARGON2, **RAISED_LIMITS, **SETTINGS, **DELETION_SETTINGS, **ACCESS_LINES,
+                      "public_url": PUBLIC_URL,
                       "device_class_limits": ",".join(f"{c}={n}" for c, n in CLASS_LIMITS.items())})
     server_errors = count_server_errors(monkeypatch)
     with ExitStack() as stack:
-        urls = [stack.enter_context(running_service("citylogin", env, args=("serve",))) for _ in range(2)]
+        logs = [server_log(tmp_path, i) for i in range(2)]
+        urls = [stack.enter_context(running_service("citylogin", env, args=("serve",), log_path=log)) for log in logs]
+        ledger = RequestLedger(dict(zip(urls, logs, strict=True)))
+        ledger.install(monkeypatch)
+        stack.callback(ledger.stop)
         receiver, backchannel = (stack.enter_context(running_process(
             [sys.executable, "-m", "tests.support.push_receiver", str(port)], port=port, env={}))
             for port in (free_port(), free_port()))
         polled = add_app(env, "soak-poll")
         add_app(env, "soak-push", "--push-url", receiver + "/push")
-        soak = Soak(urls, seed=int(os.environ.get("SOAK_SEED", "8")))
+        soak = Soak(urls, seed=int(os.environ.get("SOAK_SEED", "8")), ledger=ledger)
         soak.apps.add(env, backchannel)
         soak.create_users()
         client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1",
@@ -648,6 +676,8 @@ def test_randomized_soak_on_two_processes_keeps_every_invariant(dynamodb_endpoin
           f"{len(soak.apps.revoked)} revoked by a replay or a late reuse, {len(owed)} back-channel logouts owed, "
           f"{len(owed & logouts)} received, {len(owed - logouts)} lost; {len(reused)} sessions ended by a refresh "
           f"reuse; {len(server_errors)} server errors")
+    print(f"soak requests: {ledger.latencies()}; {len(ledger.unanswered)} unanswered")
+    assert not ledger.unanswered, "\n".join(ledger.report()[:5])
     assert not soak.errors, soak.errors[:5]
     assert not server_errors, server_errors[:10]
     assert not violations, violations[:10]

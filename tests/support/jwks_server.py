@@ -11,9 +11,9 @@ from typing import Any
 
 
 class JwksServer:
-    """`url` serves `keys` (a JWK Set document) while `mode` is "ok"; `mode` "error" answers 500, "redirect" a
-    302 to the same set elsewhere, "large" 100 KiB of JSON, "trickle" a byte every 0.2 s until the client
-    leaves, "hang" nothing until the client leaves."""
+    """`url` serves `keys` (a JWK Set document) while `mode` is "ok"; `mode` "error" answers 500, "bad_request"
+    400, "redirect" a 302 to the same set elsewhere, "large" 100 KiB of JSON, "trickle" a byte every 0.2 s until
+    the client leaves, "hang" nothing until the client leaves."""
 
     def __init__(self) -> None:
         self.keys: dict[str, Any] = {"keys": []}
@@ -57,6 +57,8 @@ def _handler(jwks: JwksServer) -> type[BaseHTTPRequestHandler]:
             mode = jwks.mode
             if mode == "error":
                 self._send(500, b"{}")
+            elif mode == "bad_request":
+                self._send(400, b'{"error": "what port 8080 of the internal network said"}')
             elif mode == "redirect":
                 self.send_response(302)
                 self.send_header("Location", jwks.url + "?moved")

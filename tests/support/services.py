@@ -30,11 +30,13 @@ class PortTaken(RuntimeError):
 
 @contextmanager
 def running_service(module: str, env: dict[str, str], timeout: float = 60.0,
-                    args: tuple[str, ...] = ()) -> Iterator[str]:
-    """`python -m <module> <args>` with `env` on 127.0.0.1:<free port>; yields its base URL."""
+                    args: tuple[str, ...] = (), log_path: Path | None = None) -> Iterator[str]:
+    """`python -m <module> <args>` with `env` on 127.0.0.1:<free port>; yields its base URL. Its output
+    goes to `log_path` if given (a test that reads the server's own lines), else to a file of its own."""
     def start(port: int) -> ContextManager[str]:
         return running_process([sys.executable, "-m", module, *args], port=port, timeout=timeout,
-                               env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)})
+                               env={**env, "CITYLOGIN_HOST": "127.0.0.1", "CITYLOGIN_PORT": str(port)},
+                               log_path=log_path)
     with on_a_free_port(start) as url:
         yield url
 
@@ -69,13 +71,16 @@ def on_a_free_port(start: Callable[[int], ContextManager[str]]) -> Iterator[str]
 
 @contextmanager
 def running_process(argv: list[str], *, port: int, env: dict[str, str], cwd: Path | None = None,
-                    timeout: float = 60.0) -> Iterator[str]:
-    """A server process with `env` (and no CITYLOGIN_* of ours) that answers /healthz on `port`."""
+                    timeout: float = 60.0, log_path: Path | None = None) -> Iterator[str]:
+    """A server process with `env` (and no CITYLOGIN_* of ours) that answers /healthz on `port`; its
+    output goes to `log_path` (written from its start) if given."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
+    # the tests' apps live on 127.0.0.1, apps that registered themselves included (unless a test says otherwise)
+    full_env.update(CITYLOGIN_OIDC_FETCH_PRIVATE_ADDRESSES="true")
     full_env.update(env, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
     # Its log goes to a file: an unread pipe fills up (the audit stream is always on) and then
     # blocks the server in the middle of a request.
-    with tempfile.TemporaryFile() as log:
+    with (open(log_path, "w+b") if log_path else tempfile.TemporaryFile()) as log:
         process = subprocess.Popen(argv, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)
         base_url = f"http://127.0.0.1:{port}"

@@ -34,7 +34,8 @@ def start_op(request, dynamodb_endpoint, data_dir, table_prefix) -> Iterator[Cal
     config = {"dynamodb_endpoint_url": dynamodb_endpoint, "data_dir": str(data_dir), "table_prefix": table_prefix,
               "log_level": "WARNING", **FAST_ARGON2, **RAISED_LIMITS, "dynamodb_parameter_validation": True,
               "deletion_sweep_interval": 0, "ssf_push_interval": 0, "session_sweep_interval": 0,
-              **getattr(request.module, "OP_SETTINGS", {})}
+              # the suite's pages (a client's jwks_uri, its request_uri) are on this machine's loopback here
+              "oidc_fetch_private_addresses": True, **getattr(request.module, "OP_SETTINGS", {})}
     with app_servers(config) as start:
         yield start
 
