@@ -21,27 +21,52 @@ export declare class CityloginError extends Error {
   problem: Problem;
   /** True when this error ended the session (the onSessionEnded handlers have run). */
   sessionEnded: boolean;
+  /** On `concurrent_login` from the SDK's own calls: the question, to answer with `confirm(displace)`. */
+  concurrentLogin?: ConcurrentLogin<unknown>;
 }
 
 /** One device that holds a seat, as the 409 concurrent_login lists it. */
 export interface ActiveDevice {
+  /** What `confirm(displace)` names to sign this device out instead of the default ones. */
+  session_id?: string;
   device_id: string;
   device_name: string;
+  device_class?: "mobile" | "tablet" | "desktop" | "tv" | "other" | string;
   login_at: string;
   last_seen_at?: string;
   ip?: string;
+  user_agent?: string | null;
+  /** The apps signed in on it (they are signed out with it). */
+  apps?: { client_id: string; name: string }[];
+  /** True for the device asking (the phone approving a TV, when its own seat is one that could go). */
+  current: boolean;
+  /** True for the ones the eviction order picks (exactly `needed` of them). */
+  default: boolean;
   [field: string]: unknown;
 }
 
-/** A login refused with 409 concurrent_login: the account is at its device limit. */
-export declare class ConcurrentLogin {
-  constructor(problem: Problem, confirm: () => Promise<LoginResult>);
-  /** The devices that are logged in now. */
-  readonly activeDevices: ActiveDevice[];
+/** What waits for the person's answer: a login here, or a screen's (a TV's) sign-in approved here. */
+export type InUseAction =
+  | { kind: "login" }
+  | { kind: "screen"; device_name: string; device_class: string; client_name?: string };
+
+/** A login (or a screen's approval) refused with 409 concurrent_login: the account is at its device limit. */
+export declare class ConcurrentLogin<Result = LoginResult> {
+  constructor(problem: Problem, confirm?: (displace?: string[]) => Promise<Result>);
   /** The whole 409 body. */
   readonly problem: Problem;
-  /** Logs in anyway; the concurrency policy logs the other device (or devices) out. */
-  confirm(): Promise<LoginResult>;
+  /** What the person is doing: a login here, or approving a screen's sign-in. */
+  readonly action: InUseAction;
+  /** How many of the listed devices must be signed out (at least 1). */
+  readonly needed: number;
+  /** Every device that could be signed out to make room: the default ones first, then the eviction order. */
+  readonly activeDevices: ActiveDevice[];
+  /** The session ids of the default ones. */
+  readonly defaults: string[];
+  /** Goes on: without `displace` the default devices are signed out; with session ids of `activeDevices`
+   * (at least `needed`), exactly those. Rejects with `invalid_field` (field `displace`; ask again) or with
+   * `concurrent_login` when a chosen device ended meanwhile: that error's `concurrentLogin` asks anew. */
+  confirm(displace?: string[]): Promise<Result>;
 }
 
 /** The signed-in account on this browser. */
@@ -258,9 +283,11 @@ export declare class Citylogin {
   /** A TV's or command line's code (RFC 8628's user code) approved by single sign-on: a device key of this
    * browser whose device has a live session approves it as that account; the screen takes a seat of its own
    * named `deviceName`. `null` when no device here has a live session (sign in first). Rejects with
-   * `concurrent_login` (`problem.active_devices`; call again with `force: true` once the person says continue),
-   * `concurrent_login_rejected`, `invalid_user_code` (wrong, used or expired) or `rate_limited`. */
-  approveDeviceWithDevice(userCode: string, options: { deviceName: string; force?: boolean }):
+   * `concurrent_login` (its `concurrentLogin` asks the person: `confirm(displace)` approves again with their
+   * choice; or call again with `force: true`, and `displace` to name the devices that go),
+   * `invalid_field` (field `displace`), `concurrent_login_rejected`, `invalid_user_code` (wrong, used or
+   * expired) or `rate_limited`. */
+  approveDeviceWithDevice(userCode: string, options: { deviceName: string; force?: boolean; displace?: string[] }):
     Promise<DeviceApproval | null>;
   /** An app's logout request (`request`, the id of `#oidc-logout=`): a device key of this browser proves its
    * device's live session. It ends when it is the session the app named, or with `confirm: true` (the person

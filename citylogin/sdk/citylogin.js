@@ -27,14 +27,42 @@ const KEY_FIELDS = new Set(["client_cert", "challenge", "signature"]);
 // Resuming a session in this tab: as NOT_THIS_DEVICE, and a key the session is no longer bound to.
 const NOT_RESUMABLE = new Set([...NOT_THIS_DEVICE, "invalid_dpop_proof"]);
 
-/** A login refused with 409 concurrent_login: the account is at its device limit. `confirm()` logs in
- * anyway and logs the devices in `activeDevices` out (as the concurrency policy decides). */
+/** A login (or a screen's approval) refused with 409 concurrent_login: the account is at its device limit.
+ * `action` says what waits: {kind: "login"} (also an app's sign-in and a pairing, which log in), or {kind:
+ * "screen", device_name, device_class, client_name} (a TV's code approved here). `activeDevices` lists every
+ * device that could be signed out to make room, each with its `session_id`, `current` (the device asking: a
+ * phone approving a TV when its own seat could go) and `default` (one the eviction order picks); `needed` of
+ * them must go. `confirm(displace)` continues: with no ids the default ones are signed out, as before; with
+ * session ids of `activeDevices` (at least `needed`), exactly those. It resolves as the login does, or rejects
+ * with CityloginError: `invalid_field` naming `displace` (too few, or one not listed: nothing changed, and
+ * this question may be answered again), or `concurrent_login` when a chosen device ended meanwhile, whose
+ * `concurrentLogin` is the question asked anew with the devices as they are now. */
 export class ConcurrentLogin {
   constructor(problem, confirm) {
-    this.activeDevices = problem.active_devices || [];
     this.problem = problem;
+    this.action = problem.action || { kind: "login" };
+    this.needed = Math.max(1, Number(problem.needed) || 1);
+    this.activeDevices = withDefaults(problem.active_devices || [], this.needed);
     this.confirm = confirm;
   }
+
+  /** The session ids that go when the person keeps the default choice. */
+  get defaults() {
+    return this.activeDevices.filter((device) => device.default).map((device) => device.session_id);
+  }
+}
+
+/** The devices as listed, each marked `default` and `current`: a server that marks none lists the devices
+ * in its eviction order, so the first `needed` are the ones it would pick. */
+function withDefaults(devices, needed) {
+  const marked = devices.some((device) => device.default);
+  return devices.map((device, index) => ({ ...device, current: Boolean(device.current),
+    default: marked ? Boolean(device.default) : index < needed }));
+}
+
+/** The body's `displace` for a choice of session ids: none when the person kept the default. */
+function chosen(displace) {
+  return Array.isArray(displace) && displace.length ? { displace: [...displace] } : {};
 }
 
 export class Citylogin {
@@ -128,11 +156,26 @@ export class Citylogin {
         ...credential, client_cert: device.clientCert, challenge, signature });
     } catch (error) {
       if (error.code !== "concurrent_login") throw error;
-      const pending = new ConcurrentLogin(error.problem, async () => this.#begin(await this.#tab.bind(
-        device, "POST", "/login/confirm", { confirm_token: error.problem.confirm_token }), device));
+      const pending = this.#pendingLogin(device, error.problem);
       return confirm ? pending.confirm() : pending;
     }
     return this.#begin(tokens, device);
+  }
+
+  /** The question of a 409 concurrent_login: confirming sends its confirm_token (POST /login/confirm) with the
+   * person's choice, and a fresh 409 (a chosen device ended meanwhile) carries the question asked anew. */
+  #pendingLogin(device, problem) {
+    return new ConcurrentLogin(problem, async (displace) => {
+      let tokens;
+      try {
+        tokens = await this.#tab.bind(device, "POST", "/login/confirm",
+          { confirm_token: problem.confirm_token, ...chosen(displace) });
+      } catch (error) {
+        if (error.code === "concurrent_login") error.concurrentLogin = this.#pendingLogin(device, error.problem);
+        throw error;
+      }
+      return this.#begin(tokens, device);
+    });
   }
 
   /** Whether a login of `device` may go on: it has no live session, or `replacing` said yes to ending it. */
@@ -305,16 +348,25 @@ export class Citylogin {
    * /oidc/device/approve/device). The screen takes a seat of its own named `deviceName`. Resolves with
    * {status: "approved", session_id, device_name, evicted: [{device_id, device_name}]}, or null when no device
    * here has a live session (the person signs in first). Rejects with concurrent_login (the account is at its
-   * device limit; `error.problem.active_devices`: call again with `force: true` once the person says
-   * continue), concurrent_login_rejected, invalid_user_code (wrong, used or expired) or rate_limited. */
-  async approveDeviceWithDevice(userCode, { deviceName, force = false } = {}) {
+   * device limit): its `concurrentLogin` is the question (`action`, `needed`, `activeDevices` marked `current`
+   * and `default`), and its `confirm(displace)` approves again with `force` and the person's choice (no ids: the
+   * default ones go); with invalid_field naming `displace` (a choice too small, or of devices not listed),
+   * concurrent_login_rejected, invalid_user_code (wrong, used or expired) or rate_limited. `displace` (session
+   * ids of the listed devices) names the devices that go instead of the default ones, and is itself the
+   * person's go-ahead (as `force`). */
+  async approveDeviceWithDevice(userCode, { deviceName, force = false, displace } = {}) {
     for (const device of await devicesByUse()) {
       const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
       const signature = await signChallenge(device.keyPair.privateKey, challenge, DEVICE_FLOW_PURPOSE);
       try {
         return await this.request("POST", "/oidc/device/approve/device", { auth: false, body: {
-          user_code: userCode, device_name: deviceName, force, client_cert: device.clientCert, challenge, signature } });
+          user_code: userCode, device_name: deviceName, force, ...chosen(displace), client_cert: device.clientCert,
+          challenge, signature } });
       } catch (error) {
+        if (error.code === "concurrent_login") {
+          error.concurrentLogin = new ConcurrentLogin(error.problem, (choice) =>
+            this.approveDeviceWithDevice(userCode, { deviceName, force: true, displace: choice }));
+        }
         const keysOwn = error.code !== "invalid_field" || KEY_FIELDS.has(error.problem?.field);
         if (!NOT_THIS_DEVICE.has(error.code) || !keysOwn) throw error;
       }

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests.browser.pages import VirtualAuthenticator
 from tests.conftest import unique_name
 
-IN_USE = "This account is in use on another device. If you continue, that device will be logged out."
+IN_USE = "This account is in use on another device."
 
 
 def test_a_passkey_signs_in_in_place_of_the_password(make_server, new_device, screenshot):

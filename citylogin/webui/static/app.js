@@ -13,12 +13,13 @@ import { authCall, citylogin } from "./api.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, resetDevices } from "./devices.js";
 import { REMOVED_HERE, endingBanner } from "./endings.js";
+import { askAgainNote, confirmInUse } from "./in_use.js";
 import { appRequestInView, initLinks, notifyError, takeAccountLink } from "./links.js";
 import { fillPairingCode, initPairing, resetPairing, takePairingLink } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, setLocale, setText } from "./i18n.js";
 import { DEVICE_NAME_FIELDS, accountLocaleRead, accountLocaleSaved, forgetAccountLocale, initLanguages,
   syncAfterLogin } from "./languages.js";
-import { $, busy, clearMessage, el, guessDeviceName, modal, say, timeEl, tx } from "./ui.js";
+import { $, busy, clearMessage, el, guessDeviceName, modal, say } from "./ui.js";
 // The camera's QR reader is fetched only where the browser can read QR codes (see camera_scan.js):
 // elsewhere, as on most desktops, the login screen's cold load does not carry it.
 const cameraScan = "BarcodeDetector" in window ? import("./camera_scan.js") : null;
@@ -190,22 +191,31 @@ async function confirmReplacing(live) {
   return (await modal($("#relogin-dialog"))) === "continue";
 }
 
+/** The account is at its device limit: the in-use dialog asks which device goes (SPEC §5), and the login goes
+ * on with the person's choice; asked again, saying why, when a chosen device ended meanwhile (the new list)
+ * or the server did not take the choice. */
 async function resolveConflict(pending) {
   setBanner(null);           // an earlier ending's banner ("Signed in on another device") is not this question
-  if (!(await confirmInUse(pending.activeDevices))) {
-    say($("#login-form .note"), "web.concurrent.cancelled");
+  let asking = pending;
+  let note = null;
+  for (;;) {
+    const displace = await confirmInUse(asking, { note });
+    if (displace === null) {
+      say($("#login-form .note"), "web.concurrent.cancelled");
+      return;
+    }
+    let session;
+    try {
+      session = await asking.confirm(displace);
+    } catch (error) {
+      note = askAgainNote(error);
+      if (!note) throw error;
+      asking = error.concurrentLogin || asking;
+      continue;
+    }
+    await arrive(session);
     return;
   }
-  await arrive(await pending.confirm());
-}
-
-/** The in-use dialog (SPEC §5: "in use on another device — continue?") listing the devices that hold the
- * seats; true when the person chose to continue. A login asks it, and so does a screen's approval. */
-async function confirmInUse(activeDevices) {
-  $("#concurrent-devices").replaceChildren(...activeDevices.map((device) =>
-    el("li", {}, el("strong", {}, device.device_name), " ",
-      tx("span", { className: "muted" }, "web.concurrent.signed_in"), " ", timeEl(device.login_at))));
-  return (await modal($("#concurrent-dialog"))) === "continue";
 }
 
 function formValues(form) {
@@ -377,7 +387,7 @@ async function takeDeviceCode() {
   if (location.pathname !== "/device") return;
   deviceFlow = await import("./device_flow.js");
   deviceFlow.takeUserCode();
-  deviceFlow.initDeviceFlow({ signedIn, confirmInUse, signIn: () => showAuth() });
+  deviceFlow.initDeviceFlow({ signedIn, signIn: () => showAuth() });
 }
 
 /** An app's logout (`#oidc-logout=`, SPEC §14, RP-initiated), answered before wire(): a session that ends

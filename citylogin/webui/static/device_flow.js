@@ -7,16 +7,18 @@
 // goes on by itself. The screen takes a seat of its own under the device limit: over it, the person is
 // asked as at a login (SPEC §5). The code waits in sessionStorage through the sign-in and a reload.
 
+import { ConcurrentLogin } from "../sdk/citylogin.js";
 import { authCall, call, citylogin } from "./api.js";
 import { showSelfRegistered } from "./app_identity.js";
 import { has, setText } from "./i18n.js";
+import { askAgainNote, confirmInUse } from "./in_use.js";
 import { $, busy, clearMessage, el, say, showError, showFieldError, tx } from "./ui.js";
 
 const PENDING_KEY = "citylogin.device_flow";   // {user_code, device_name, approving} of the code shown here
 const CODE_LENGTH = 32;                        // what the field takes: the server normalises and judges the rest
 const NAME_LENGTH = 64;                        // a device name's length (SPEC §4)
 
-let hooks = null;      // app.js: signedIn(), signIn() (the login screen), confirmInUse(activeDevices)
+let hooks = null;      // app.js: signedIn(), signIn() (the login screen)
 let pending = null;    // the code being approved here, as kept in sessionStorage
 let looked = null;     // POST /oidc/device/lookup's answer for it: the app, its scopes
 let started = false;
@@ -48,8 +50,7 @@ function save() {
   else sessionStorage.removeItem(PENDING_KEY);
 }
 
-/** signedIn(): whether this tab holds a session; signIn(): shows the login screen; confirmInUse(devices):
- * the in-use dialog of a login, resolving true when the person chose to continue. */
+/** signedIn(): whether this tab holds a session; signIn(): shows the login screen. */
 export function initDeviceFlow(appHooks) {
   hooks = appHooks;
   const card = page();
@@ -195,7 +196,7 @@ async function approve() {
   pending = { ...pending, device_name: name, approving: true };
   save();
   clearMessage($(".note", form));
-  const answer = await busy(form, () => alive(approveAs(false)));
+  const answer = await busy(form, () => alive(approveAs()));
   if (answer === DEAD) return codeIsDead(pending.user_code);
   if (answer === undefined) return stopApproving();           // refused: the form says why
   if (answer === SIGN_IN) {
@@ -222,19 +223,32 @@ function stopApproving() {
 const SIGN_IN = Symbol("sign in first");
 const CANCELLED = Symbol("cancelled");
 
-/** One approval, asked again with force when the account is at its limit and the person continues. */
-async function approveAs(force) {
-  try {
-    return (await approveOnce(force)) ?? SIGN_IN;
-  } catch (error) {
-    if (error.code !== "concurrent_login" || force) throw error;
-    if (!(await hooks.confirmInUse(error.problem?.active_devices || []))) return CANCELLED;
-    return approveAs(true);
+/** One approval; at the account's limit the in-use dialog asks which device goes (SPEC §5), and the approval
+ * is asked again with force and the person's choice, and the dialog again (saying why) when a chosen device
+ * ended meanwhile or the server did not take the choice. */
+async function approveAs() {
+  let asking = null;       // the question (the SDK's ConcurrentLogin), once the account was found at its limit
+  let choice = null;       // {displace: [session id, ...]}: the person's answer to it
+  let note = null;
+  for (;;) {
+    try {
+      return (await approveOnce(choice)) ?? SIGN_IN;
+    } catch (error) {
+      note = choice ? askAgainNote(error) : null;
+      if (error.code === "concurrent_login") asking = new ConcurrentLogin(error.problem);
+      else if (!note) throw error;
+    }
+    const displace = await confirmInUse(asking, { note });
+    if (displace === null) return CANCELLED;
+    choice = { displace };
   }
 }
 
-async function approveOnce(force) {
-  const body = { user_code: pending.user_code, device_name: pending.device_name, force };
+/** The approval, with this tab's session, else with this browser's device key; `choice`: the person's answer
+ * to the in-use dialog (it goes with force, and the chosen session ids when they are not the default ones). */
+async function approveOnce(choice) {
+  const body = { user_code: pending.user_code, device_name: pending.device_name, force: Boolean(choice),
+    ...(choice?.displace.length ? { displace: choice.displace } : {}) };
   if (hooks.signedIn()) {
     try {
       return await authCall("POST", "/oidc/device/approve", body);
@@ -242,7 +256,8 @@ async function approveOnce(force) {
       if (!error.sessionEnded) throw error;      // this tab's session is over: the device key may still sign in
     }
   }
-  return citylogin.approveDeviceWithDevice(body.user_code, { deviceName: body.device_name, force });
+  return citylogin.approveDeviceWithDevice(body.user_code, { deviceName: body.device_name, force: body.force,
+    displace: body.displace });
 }
 
 async function deny() {
