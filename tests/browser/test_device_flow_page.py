@@ -22,6 +22,7 @@ from tests.browser.pages import DevicePage
 from tests.browser.test_layout import _PROBLEMS
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.support.device_flow import GRANT_TYPE, screen_app
+from citylogin.client.api import Client
 from tests.support.live import PASSWORD, FakeClock, register_device
 from tests.support.notes import add_app
 from tests.support.ports import free_port
@@ -338,9 +339,11 @@ def test_too_many_codes_from_one_address_get_the_rate_limit_message(make_server,
     expect(page.locator("#device-approve-form")).to_be_hidden()
 
 
-def test_with_a_limit_of_one_the_tv_takes_the_approving_phones_own_seat_and_the_page_stays(make_server, new_device):
+def test_with_a_limit_of_one_the_tv_takes_the_approving_phones_own_seat_and_the_page_stays(make_server, new_device,
+                                                                                         screenshot):
     """The default limit, one device: the phone that approves holds the only seat, so the question names the
-    phone itself; continuing signs the phone out, and the page keeps the outcome and says why."""
+    TV being signed in and says the phone itself goes; continuing signs the phone out, and the page keeps the
+    outcome and says why."""
     url, ctx = make_server(host_name="127.0.0.1", max_concurrent_devices=1)
     provider = Provider(url, screen_app(ctx, name=APP_NAME, public=True).app.client_id)
     device = device_in(new_device, provider, "en", PHONE)
@@ -351,13 +354,72 @@ def test_with_a_limit_of_one_the_tv_takes_the_approving_phones_own_seat_and_the_
     expect_approval(device, screen, say)
     page.locator("#device-approve").click()
     dialog = page.locator("#concurrent-dialog")
+    expect(dialog.locator("#concurrent-title")).to_have_text(
+        say("web.concurrent.title_screen", device=say("web.concurrent.class.tv"), name=APP_NAME))
+    expect(dialog.locator("#concurrent-message")).to_have_text(say("web.concurrent.message_self"))
+    expect(dialog.locator("#concurrent-default")).to_have_text(say("web.concurrent.default_self"))
     expect(dialog.locator("#concurrent-devices li")).to_have_count(1)
     expect(dialog.locator("#concurrent-devices li strong")).to_have_text("Phone browser")
-    dialog.locator("button[value=continue]").click()
+    expect(dialog.locator("#concurrent-devices li .badge.current")).to_have_text(say("web.devices.this_device"))
+    expect(dialog.locator("input[name=displace]")).to_be_checked()
+    expect(dialog.locator("input[name=displace]")).to_be_focused()
+    assert layout_problems(device, username) == []
+    screenshot(page, "in-use-tv-self-390-en")
+    page.keyboard.press("Enter")                   # Continue
     expect_approved(device, say, APP_NAME)
     expect(page.locator("#device-evicted")).to_have_text(say("web.device_flow.evicted", names="Phone browser"))
     expect(page.locator("#notice-text")).to_have_text(say("web.banner.displaced"))   # the session stream's news
     expect(page.locator("#whoami")).to_be_hidden()
     expect(page.locator("#auth-screen")).to_be_hidden()
     expect(page.locator("#device-outcome")).to_be_visible()
+    expect_signed_in_screen(provider, screen, username)
+
+
+def test_the_approving_phone_goes_by_default_and_the_person_keeps_it_signing_the_other_device_out(
+        new_device, provider, screenshot):
+    """The limit is two and the phone signed in first, so it is the one that goes by default: the dialog says so
+    and offers the other device; choosing that one (arrow key, Enter) signs it out and keeps the phone signed in.
+    The approval is in another tab of the phone's browser, by its single sign-on: the web SDK's
+    approveDeviceWithDevice() carries the choice."""
+    device = device_in(new_device, provider, "ja", LAPTOP)
+    say = texts("ja")
+    username = registered(device)
+    other = Client(provider.url)
+    other.pair(device.show_pairing_code(), username=username, password=PASSWORD, device_name="Den laptop")
+    other.login(PASSWORD)
+    screen = screen_asks(provider)
+    tab = DevicePage(device.page.context.new_page(), provider.url)
+    page = tab.page
+    approvals: list[dict] = []
+    page.on("request", lambda request: approvals.append(request.post_data_json)
+            if request.url.endswith("/oidc/device/approve/device") else None)
+    page.goto(screen.link)
+    expect_approval(tab, screen, say)
+    page.locator("#device-name").fill("Living-room TV")
+    page.locator("#device-approve").click()
+
+    dialog = page.locator("#concurrent-dialog")
+    expect(dialog.locator("#concurrent-title")).to_have_text(
+        say("web.concurrent.title_screen", device=say("web.concurrent.class.tv"), name="Living-room TV"))
+    expect(dialog.locator("#concurrent-default")).to_have_text(say("web.concurrent.default_self"))
+    expect(dialog.locator("#concurrent-choose")).to_have_text(say("web.concurrent.choose_other"))
+    rows = dialog.locator("#concurrent-devices li")
+    expect(rows.locator("strong")).to_have_text(["Phone browser", "Den laptop"])
+    expect(rows.nth(0).locator(".badge.current")).to_have_text(say("web.devices.this_device"))
+    expect(rows.nth(1).locator(".badge.current")).to_have_count(0)
+    expect(dialog.locator("input[name=displace]").nth(0)).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(dialog.locator("input[name=displace]").nth(1)).to_be_checked()
+    assert layout_problems(tab, None) == []
+    screenshot(page, "in-use-tv-other-1280-ja")
+    laptop_session = rows.nth(1).get_attribute("data-session-id")
+    page.keyboard.press("Enter")
+
+    expect_approved(tab, say, "Living-room TV")
+    expect(page.locator("#device-evicted")).to_have_text(say("web.device_flow.evicted", names="Den laptop"))
+    assert [body.get("displace") for body in approvals] == [None, [laptop_session]]
+    assert other.request("GET", "/session/me").status_code == 401
+    device.refresh_devices()                       # the phone's first tab: still signed in
+    expect(device.banner).to_be_hidden()
+    assert tab.errors == []
     expect_signed_in_screen(provider, screen, username)
