@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -59,13 +60,14 @@ def test_the_person_chooses_the_other_device_and_only_that_one_is_signed_out(mak
     user = unique_name()
     laptop.register(user, device_name="Alice laptop")
     tablet = new_device(url)
-    tablet.pair(laptop.show_pairing_code(), user, device_name="Bob tablet")
+    used = laptop.show_pairing_code()
+    tablet.pair(used, user, device_name="Bob tablet")
     tablet.expect_devices_screen()                    # two allowed: no question yet
     phone = new_device(url, locale=LOCALES[locale], viewport=viewport)
     confirms: list[dict] = []
     phone.page.on("request", lambda request: confirms.append(json.loads(request.post_data or "{}"))
                   if request.url.endswith("/login/confirm") else None)
-    phone.pair(laptop.show_pairing_code(), user, device_name="Carol phone")
+    phone.pair(another_pairing_code(laptop, used), user, device_name="Carol phone")
 
     dialog = phone.page.locator("#concurrent-dialog")
     expect_the_question(phone, say)
@@ -103,6 +105,15 @@ def test_the_person_chooses_the_other_device_and_only_that_one_is_signed_out(mak
     if locale == "en" and viewport is LAPTOP and os.environ.get("DOCS_IMAGES"):
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SCREENSHOTS / "in-use-choice-1280-en.png", DOCS_IMAGES / "in-use-choice.png")
+
+
+def another_pairing_code(device: DevicePage, used: str) -> str:
+    """"Show a new code" on the Add a device panel that showed `used`: the new code, once it replaced that one."""
+    device.page.locator("#pairing-create").click()
+    link = device.page.locator("#pairing-payload")
+    expect(link).not_to_have_value(re.compile(re.escape(used) + "$"))
+    expect(link).to_have_value(re.compile(r"/#pair=[A-Za-z0-9_-]+$"))
+    return link.input_value().split("#pair=", 1)[1]
 
 
 def expect_the_question(phone: DevicePage, say) -> None:
