@@ -70,9 +70,16 @@ function wire(dialog) {
 }
 
 function draw(dialog, asking, note) {
-  const { action, needed, activeDevices: devices } = asking;
-  const multiple = needed > 1;
+  const { needed, activeDevices: devices } = asking;
   dialog.dataset.needed = String(needed);
+  describe(asking);
+  $("#concurrent-devices").replaceChildren(...devices.map((device, index) => row(device, index, needed > 1)));
+  if (note) say($("#concurrent-error"), note);
+  else clearMessage($("#concurrent-error"));
+}
+
+/** The title, what goes by default and what may be chosen instead. */
+function describe({ action, needed, activeDevices: devices }) {
   setText($("#concurrent-title"), ...title(action));
   const going = devices.filter((device) => device.default);
   const selfGoes = going.some((device) => device.current);
@@ -82,11 +89,8 @@ function draw(dialog, asking, note) {
   else setText($("#concurrent-default"), names ? "web.concurrent.default_self_and" : "web.concurrent.default_self",
     { names });
   const choose = devices.length <= needed ? "web.concurrent.listed"
-    : multiple ? "web.concurrent.choose_many" : "web.concurrent.choose_other";
+    : needed > 1 ? "web.concurrent.choose_many" : "web.concurrent.choose_other";
   setText($("#concurrent-choose"), choose, { needed });
-  $("#concurrent-devices").replaceChildren(...devices.map((device, index) => row(device, index, multiple)));
-  if (note) say($("#concurrent-error"), note);
-  else clearMessage($("#concurrent-error"));
 }
 
 /** The title's key and params: a login here, or the screen being approved, named with its kind's word. */
