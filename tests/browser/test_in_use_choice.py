@@ -211,3 +211,33 @@ def test_a_chosen_device_that_ended_meanwhile_brings_the_question_again_with_the
     phone.page.keyboard.press("Enter")
     phone.expect_devices_screen()
     assert [device.request("GET", "/session/me").status_code for device in (first, third)] == [401, 200]
+
+
+def test_a_choice_the_server_does_not_take_is_said_and_asked_again_with_the_token_still_good(make_server, new_device):
+    """A choice naming a session the question did not list (here a page whose radio was tampered with) is
+    refused with 400 invalid_field `displace`: the dialog says so and asks again, and the default choice then
+    signs in with the same confirmation."""
+    url, _ = make_server()
+    first = register_device(url)
+    first.login(PASSWORD)
+    phone = new_device(url)
+    phone.open()
+    phone.pair(first.request_pairing()["qr_code"], first.key_file.username, device_name="Carol phone")
+    answers: list[tuple[int, str | None]] = []
+    phone.page.on("response", lambda response: answers.append(
+        (response.status, response.request.post_data_json.get("displace") and "displace"))
+        if response.url.endswith("/login/confirm") else None)
+    dialog = phone.page.locator("#concurrent-dialog")
+    choice = dialog.locator("input[name=displace]")
+    expect(choice).to_be_checked()
+    choice.evaluate("(input) => { input.value = 'not-a-listed-session'; }")
+    phone.page.keyboard.press("Enter")
+
+    expect(dialog.locator("#concurrent-error")).to_have_text(texts("en")("web.concurrent.invalid"))
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#concurrent-devices li strong")).to_have_text([first.key_file.device_name])
+    expect(choice).to_be_focused()
+    phone.page.keyboard.press("Enter")               # the drawn-again list: the default, with the same token
+    phone.expect_devices_screen()
+    assert answers == [(400, "displace"), (200, None)]
+    assert first.request("GET", "/session/me").status_code == 401
