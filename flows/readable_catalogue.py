@@ -70,7 +70,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "user_agent": TEXT, "amr": METHODS, "app_names": Field(Kind.APPS), "login_seq": NUMBER,
         "device_id": DEVICE_ID, "session_id": TECHNICAL, "refresh_gen": TECHNICAL, "refresh_kid": TECHNICAL,
         "jkt": TECHNICAL, "live_shard": INTERNAL, "live_screen_of": INTERNAL, "unredeemed": INTERNAL,
-        "user_uuid": INTERNAL},
+        "screen_name": INTERNAL, "user_uuid": INTERNAL},  # screen_of names the app
     "presence": {"entries": Field(Kind.ENTRIES), "login_seq": Field(Kind.NUMBER, own_label=True),
                  "version": INTERNAL, "user_uuid": INTERNAL},
     "presence_devices": {  # each of presence's entries

@@ -220,3 +220,26 @@ def test_approving_a_screen_the_person_keeps_the_phone_and_signs_out_another(mak
     screen = next(d for d in asked_again.active_devices if d["device_class"] == "tv")
     assert screen["apps"] == [{"client_id": credentials.app.client_id, "name": "Living-room TV app"}]
     assert screen["user_agent"] is None
+    # Sessions lists the screen by its own client, the app, not by the browser of the phone that approved it.
+    listed_sessions = phone.request("GET", "/session/list").json()["sessions"]
+    tv = next(x for x in listed_sessions if x["device_class"] == "tv")
+    assert (tv["screen_app"], tv["user_agent"]) == ("Living-room TV app", None)
+    assert next(x for x in listed_sessions if x["current"])["screen_app"] is None
+
+
+def test_the_question_names_the_apps_signed_in_on_each_device(three):
+    from relying_parties import service as apps
+    from relying_parties.models import OidcClient
+    from tests.support.oidc import signed_in_tokens
+    from tests.support.waiting import wait_until
+    url, ctx, a, b, c = three
+    redirect = "https://app.example/callback"
+    credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(redirect,)))
+    signed_in_tokens(url, credentials, b, redirect_uri=redirect)
+
+    def listed_apps() -> list | None:
+        with pytest.raises(ConcurrentLoginRequired) as asked:
+            c.login(PASSWORD)
+        apps_of_b = next(d["apps"] for d in asked.value.active_devices if d["device_id"] == b.key_file.device_id)
+        return apps_of_b or None   # the entry learns the app just after the app's sign-in answered
+    assert wait_until(listed_apps, timeout=30, interval=0.2) == [{"client_id": credentials.app.client_id, "name": "Notes"}]
