@@ -31,7 +31,6 @@ from oidc.models import Code, Grant
 from oidc.store import PERSON_ENDED, CodeNotSpent, GrantMoved, RequestStore
 from sessions import service as sessions
 from common.runtime.context import AppContext
-from common.web.background import background
 
 ATTEMPTS = 3  # the app's grant on the session replaced or revoked meanwhile: tried again against the new row
 
@@ -53,10 +52,6 @@ def redeem(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord) -> None
         try:
             writes = _writes(ctx, code=code, grant=grant, app=app, replacing=replacing)
             refresh.write_while_live(ctx.dynamodb, writes)
-            if replacing is None:  # the app's first sign-in on the session: its seat lists it (off the answer's path)
-                background(ctx).submit(sessions.note_app_on_seat, ctx, user_uuid=code.user_uuid,
-                                       device_id=code.device_id, session_id=code.session_id,
-                                       app=(app.client_id, app.name))
             return
         except GrantInTheWay as refused:
             replacing = _live_grant_to_replace(refused.item, code=code)

@@ -17,7 +17,6 @@ from sessions.seats import (PASSKEY_AMR, PASSWORD_AMR, RELABEL_ATTEMPTS, new_ses
 from sessions.authentication import (ANY_TOKENS, OWN_TOKENS, PROVIDER_TOKENS, SESSION_READ, Along, Vouched,
                                      authenticate, live_check_of, live_session, screen_redeemed, session_live_check,
                                      still_live, vouch)
-from sessions.presence_apps import note_app_on_seat
 from sessions.rotation import REFRESH_ATTEMPTS, rebinding, record_reauthentication, refresh
 from sessions.streams import (HELD_STREAMS, event_feed, event_stream, events_after, grant_ending, session_watcher,
                               stream_caps)
@@ -35,7 +34,7 @@ __all__ = [
     "PASSKEY_AMR", "PASSWORD_AMR", "RELABEL_ATTEMPTS", "read_seats", "relabel_device", "take_seat",
     "ANY_TOKENS", "OWN_TOKENS", "PROVIDER_TOKENS", "SESSION_READ", "Along", "Vouched", "authenticate",
     "live_check_of", "live_session", "screen_redeemed", "session_live_check", "still_live", "vouch",
-    "note_app_on_seat", "REFRESH_ATTEMPTS", "rebinding", "record_reauthentication", "refresh",
+    "REFRESH_ATTEMPTS", "rebinding", "record_reauthentication", "refresh",
     "HELD_STREAMS", "event_feed", "event_stream", "events_after", "grant_ending", "session_watcher", "stream_caps",
 ]
 

@@ -227,19 +227,25 @@ def test_approving_a_screen_the_person_keeps_the_phone_and_signs_out_another(mak
     assert next(x for x in listed_sessions if x["current"])["screen_app"] is None
 
 
-def test_the_question_names_the_apps_signed_in_on_each_device(three):
+def test_the_question_names_the_apps_signed_in_on_each_device(make_server):
+    """An app's sign-in is kept by its session; the device's next recorded activity writes it to its seat, in the
+    write that activity makes anyway, and the question names it from there."""
     from relying_parties import service as apps
     from relying_parties.models import OidcClient
+    from tests.support.live import FakeClock, on_clock
     from tests.support.oidc import signed_in_tokens
-    from tests.support.waiting import wait_until
-    url, ctx, a, b, c = three
+    url, ctx = make_server(max_concurrent_devices=2)
+    ctx.clock = clock = FakeClock()
+    a = register_device(url)
+    b, c = add_device(ctx, a, name="Tablet B"), add_device(ctx, a, name="Laptop C")
+    on_clock(clock, a, b, c)
+    a.login(PASSWORD)
+    b.login(PASSWORD)
     redirect = "https://app.example/callback"
     credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(redirect,)))
     signed_in_tokens(url, credentials, b, redirect_uri=redirect)
-
-    def listed_apps() -> list | None:
-        with pytest.raises(ConcurrentLoginRequired) as asked:
-            c.login(PASSWORD)
-        apps_of_b = next(d["apps"] for d in asked.value.active_devices if d["device_id"] == b.key_file.device_id)
-        return apps_of_b or None   # the entry learns the app just after the app's sign-in answered
-    assert wait_until(listed_apps, timeout=30, interval=0.2) == [{"client_id": credentials.app.client_id, "name": "Notes"}]
+    clock.advance(61)   # past the touch interval: b's next request records its activity
+    assert _me(b)[0] == 200
+    listed = {d["device_id"]: d["apps"] for d in _asked(c).active_devices}
+    assert listed == {a.key_file.device_id: [],
+                      b.key_file.device_id: [{"client_id": credentials.app.client_id, "name": "Notes"}]}
