@@ -162,6 +162,16 @@ class Client:
         body = {"confirm_token": confirm_token, **_displacing(displace)}
         return self._renew_if_due(self._keep_tokens(self._post("/login/confirm", body, bind=True)))
 
+    def approve_screen(self, user_code: str, *, device_name: str, force: bool = False,
+                       displace: Iterable[str] | None = None) -> dict[str, Any]:
+        """Sign a screen in (a TV's RFC 8628 user code) with this device's session; the screen becomes a
+        device of the account named `device_name`. At the device limit it raises ConcurrentLoginRequired
+        (its `.devices` may list this device itself, `current`): ask the person, then call again with
+        `force=True` (the default ones go) or `displace=[session_id, ...]` (the ones chosen)."""
+        chosen = _displacing(displace)
+        return self._call("POST", "/oidc/device/approve", {"user_code": user_code, "device_name": device_name,
+                                                           "force": force or bool(chosen), **chosen})
+
     def renew(self, *, new_key: bool = True) -> KeyFile:
         """A new certificate for this device (logged in), by default for a new key pair of the same kind
         (new_key=False certifies the same key again); the key file is updated in place and handed to
