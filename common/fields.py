@@ -31,3 +31,12 @@ def _without_null(schema: dict[str, Any]) -> None:
 
 
 Omittable = Annotated[T | None, BeforeValidator(_refuse_null), Field(json_schema_extra=_without_null)]
+
+
+# The sessions a person chose to sign out to make room for a login (SPEC §5 `displace`): session ids as the
+# 409 concurrent_login listed them; naming them is itself the confirmation.
+SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+Displace = Annotated[list[SessionId], Field(
+    default_factory=list, max_length=64,
+    description="session_ids from the 409 concurrent_login's active_devices to sign out instead of the default "
+                "ones (a confirmation in itself); at least its `needed`")]

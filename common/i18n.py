@@ -1,5 +1,8 @@
 """The translation catalogues (common/locales/<lang>.json): flat key -> text with {name}
 placeholders, the same keys and placeholders in every language (checked when this module loads).
+A text that depends on a number has a form per plural category of CLDR (`key.one`, `key.other`),
+chosen by the `count` it is given: "1 day", "2 days"; Japanese has the one form, `other`, the same
+text under both keys (the web UI's i18n.js chooses alike, with Intl.PluralRules).
 
 Pure: no Flask. `negotiate` reads an Accept-Language header, `text` renders one key, from the
 catalogues in use in this context (a brand's, common/brand.py; the files' otherwise)."""
@@ -64,6 +67,7 @@ def reset_catalogues(token: Token[dict[str, dict[str, str]] | None]) -> None:
 
 
 def has(key: str) -> bool:
+    """Whether the catalogue holds `key` itself (a text with plural forms holds `key.one` and `key.other`)."""
     return key in CATALOGUES[DEFAULT]
 
 
@@ -74,11 +78,22 @@ class _KeepMissing(dict[str, object]):
 
 def text(key: str, locale: str | None = None, **params: object) -> str:
     """The text of `key` in `locale` (English if the locale or the key is unknown there), with
-    `params` filled in; a placeholder without a parameter stays as it is."""
+    `params` filled in; a placeholder without a parameter stays as it is. A key with plural forms
+    takes the one of `params["count"]`."""
     catalogues = _IN_USE.get() or CATALOGUES
-    messages = catalogues.get(locale or DEFAULT, catalogues[DEFAULT])
+    language = locale if locale in catalogues else DEFAULT
+    messages = catalogues[language]
+    count = params.get("count")
+    if key not in catalogues[DEFAULT] and f"{key}.one" in catalogues[DEFAULT] and isinstance(count, (int, float)):
+        key = f"{key}.{plural_category(count, language)}"
     template = messages.get(key) or catalogues[DEFAULT][key]
     return string.Formatter().vformat(template, (), _KeepMissing(params))
+
+
+def plural_category(count: float, language: str) -> str:
+    """CLDR's plural category of `count` in `language`, of those the catalogues use: English's "one" for
+    exactly 1 (not 1.5, not 0), every other number "other"; Japanese has no plural forms ("other")."""
+    return "one" if language == "en" and count == 1 else "other"
 
 
 @lru_cache(maxsize=4)

@@ -4,21 +4,45 @@ A pure decision over the user's other live devices; the atomic write that enforc
 session_manager's versioned presence record."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from common.config import ConcurrencyPolicy, EvictionOrder
-from common.errors import Conflict, ErrorCode
+from common.errors import Conflict, ErrorCode, FieldKind, InvalidField
 from sessions.models import PresenceEntry
 
 IN_USE_MESSAGE = "This account is in use on another device. If you continue, that device will be logged out."
 
 
 class ConfirmationRequired(Exception):
-    """Policy `ask` at the limit: the person must confirm before `active` devices are logged out."""
+    """Policy `ask` at the limit: the person must confirm before `needed` of the `active` devices are
+    logged out. `active`: every device that could go, in eviction order (the first `needed` are the
+    ones a confirmation without a choice displaces: the defaults)."""
 
-    def __init__(self, active: list[PresenceEntry]) -> None:
+    def __init__(self, active: list[PresenceEntry], *, needed: int = 1) -> None:
         super().__init__("confirmation required")
         self.active = active
+        self.needed = needed
+
+    @property
+    def defaults(self) -> list[PresenceEntry]:
+        return self.active[:self.needed]
+
+
+class NotListed(Exception):
+    """A confirmation named sessions (`unknown`) that are not among the ones that could go now
+    (`asked`): ones that ended meanwhile (the person is asked again) or never could (400)."""
+
+    def __init__(self, unknown: list[str], asked: ConfirmationRequired) -> None:
+        super().__init__("named sessions are not listed")
+        self.unknown = unknown
+        self.asked = asked
+
+
+class TooFewChosen(InvalidField):
+    def __init__(self, needed: int) -> None:
+        super().__init__("displace", f"displace: choose at least {needed} of the listed devices to sign out.",
+                         kind=FieldKind.OUT_OF_RANGE, detail_key="error.invalid_field.displace_too_few",
+                         detail_params={"needed": needed})
 
 
 class ConcurrentLoginRejected(Conflict):
@@ -28,10 +52,14 @@ class ConcurrentLoginRejected(Conflict):
 
 def choose_evictions(*, policy: ConcurrencyPolicy, limit: int, order: EvictionOrder,
                      others: list[PresenceEntry], force: bool, device_class: str = "other",
-                     class_limits: Mapping[str, int] | None = None) -> list[PresenceEntry]:
+                     class_limits: Mapping[str, int] | None = None,
+                     displace: Sequence[str] = ()) -> list[PresenceEntry]:
     """The live sessions of other devices that a new login of a `device_class` device displaces;
     raises if it may not. A full class is decided first, within that class (SPEC §5): its
-    devices are the ones asked about or evicted; then the total, over what is left."""
+    devices are the ones asked about or evicted; then the total, over what is left. Under `ask`,
+    `displace` (session ids the person chose; a confirmation in itself) end instead of the eviction
+    order's picks: they must be among the ones that could go (else NotListed) and enough to make room
+    in the full class (else 400 invalid_field)."""
     class_limit = (class_limits or {}).get(device_class, 0)
     same_class = [e for e in others if e.device_class == device_class]
     class_excess = len(same_class) - class_limit + 1 if class_limit else 0
@@ -40,11 +68,29 @@ def choose_evictions(*, policy: ConcurrencyPolicy, limit: int, order: EvictionOr
         return []
     if policy is ConcurrencyPolicy.REJECT:
         raise ConcurrentLoginRejected()
-    if policy is ConcurrencyPolicy.ASK and not force:  # listed in the order a confirm displaces them
-        raise ConfirmationRequired(in_eviction_order(same_class if class_excess > 0 else others, order))
-    evicted = in_eviction_order(same_class, order)[:max(class_excess, 0)]
+    # listed in the order a confirmation without a choice displaces them
+    candidates = in_eviction_order(same_class if class_excess > 0 else others, order)
+    needed = class_excess if class_excess > 0 else total_excess
+    asked = ConfirmationRequired(candidates, needed=needed)
+    if policy is ConcurrencyPolicy.ASK and displace:
+        evicted = _chosen(displace, asked)
+    elif policy is ConcurrencyPolicy.ASK and not force:
+        raise asked
+    else:
+        evicted = candidates[:needed]
     rest = [e for e in others if e not in evicted]
     return evicted + in_eviction_order(rest, order)[:max(total_excess - len(evicted), 0)]
+
+
+def _chosen(displace: Sequence[str], asked: ConfirmationRequired) -> list[PresenceEntry]:
+    by_session = {e.session_id: e for e in asked.active}
+    named = list(dict.fromkeys(displace))
+    unknown = [session_id for session_id in named if session_id not in by_session]
+    if unknown:
+        raise NotListed(unknown, asked)
+    if len(named) < asked.needed:
+        raise TooFewChosen(asked.needed)
+    return [by_session[session_id] for session_id in named]
 
 
 class DeviceClassFull(Conflict):

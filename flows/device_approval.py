@@ -21,10 +21,10 @@ from datetime import datetime
 
 from accounts import user_service as users
 from relying_parties import service as apps
-from common.errors import Conflict, ErrorCode, ServiceUnavailable
+from common.errors import ServiceUnavailable
 from common.database.guarded_write import GuardedWrite
 from devices import concurrency_policy
-from flows import device_proof, login, not_me
+from flows import device_proof, in_use, login, not_me
 from accounts.models import UserRecord
 from common.mail.notifier import Notifier, Queued, device_class_name, device_facts, localized_message
 from oidc import consents
@@ -38,12 +38,6 @@ from common.runtime.context import AppContext
 
 APPROVE_PURPOSE = "citylogin-device-flow:"  # single sign-on: the device signs this prefix + the challenge
 OPEN_ATTEMPTS = 60  # reads of the presence before an approval gives up (503), as a login
-
-
-class ScreenInUse(Conflict):
-    """409 concurrent_login: the limit is reached; the person is asked whether to go on (force)."""
-
-    code, detail = ErrorCode.CONCURRENT_LOGIN, concurrency_policy.IN_USE_MESSAGE
 
 
 @dataclass(frozen=True)
@@ -104,8 +98,8 @@ def _approve(ctx: AppContext, *, approver: _Approver, body: ScreenApproval, call
     # The sign-in is told to the person with its "Wasn't you?" link, both written with the seat.
     link = not_me.new_link(ctx, user_uuid=user.user_uuid, device_id=screen.device_id, session_id=screen.session_id)
     notice = _new_sign_in_notice(ctx.notifier, user=user, screen=screen, link=link, caller=caller, at=ctx.now())
-    taken = _seat(ctx, approver=approver, screen=screen, limit=limit, force=body.force, caller=caller,
-                  told=[link.write, notice.write])
+    taken = _seat(ctx, approver=approver, screen=screen, limit=limit, answer=login.Answer(
+        force=body.force, displace=tuple(body.displace)), caller=caller, told=[link.write, notice.write])
     ctx.notifier.send_queued(notice)
     app = pending.app
     if app.oidc().consent:  # the approval page showed what the app asks for: the person allowed it
@@ -122,7 +116,7 @@ def _approve(ctx: AppContext, *, approver: _Approver, body: ScreenApproval, call
                           evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in taken.evicted])
 
 
-def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, force: bool,
+def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, answer: login.Answer,
           caller: Caller, told: list[GuardedWrite]) -> OpenedSession:
     """The concurrency decision of a login (SPEC §5) for the screen: read the account's live devices,
     decide whom it displaces under the policy, and write it all (with `told`: the mail of the sign-in and
@@ -132,21 +126,27 @@ def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, 
     for _ in range(OPEN_ATTEMPTS):
         seats = sessions.read_seats(ctx, user_uuid=approver.user_uuid, device_id=screen.device_id, after=moved)
         try:
-            evicted = concurrency_policy.choose_evictions(
-                policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=seats.others,
-                force=force, device_class=screen.device_class, class_limits=settings.class_limits)
+            with in_use.choices_checked(ctx, seats):
+                evicted = concurrency_policy.choose_evictions(
+                    policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=seats.others,
+                    force=answer.force, device_class=screen.device_class, class_limits=settings.class_limits,
+                    displace=answer.displace)
         except concurrency_policy.ConfirmationRequired as required:
-            raise ScreenInUse(active_devices=[login.active_device(e) for e in required.active]) from None
+            raise in_use.InUse(required, action=in_use.Action(
+                screen=screen.device_name, device_class=screen.device_class, client_name=screen.pending.app.name),
+                current_device=approver.device_id) from None
         # The approving session must still be live when the seat is taken, unless this very transaction
         # ends it (displaced by the screen, or counted idle by the presence): one write per item.
         ending = {e.session_id for e in evicted} | {e.session_id for e in seats.presence.entries.values()
                                                      if e not in seats.live}
         taken = sessions.take_seat(ctx, seats, evicted=evicted, device_name=screen.device_name,
-                                   device_class=screen.device_class, ip=caller.ip, user_agent=caller.user_agent,
+                                   device_class=screen.device_class, ip=caller.ip, user_agent=None,
                                    extra_writes=[*_writes(ctx, approver=approver, screen=screen, now=seats.now,
                                                           approver_ends=approver.session_id in ending), *told],
                                    amr=approver.amr, session_id=screen.session_id,
-                                   screen_of=screen.pending.app.client_id, redeem_by=screen.pending.code.expires_epoch)
+                                   screen_of=screen.pending.app.client_id,
+                                   app_of=(screen.pending.app.client_id, screen.pending.app.name),
+                                   redeem_by=screen.pending.code.expires_epoch)
         if isinstance(taken, OpenedSession):
             return taken
         moved = taken

@@ -22,7 +22,7 @@ DAY, HOUR, MINUTE = 86400, 3600, 60
 FIGURES: dict[str, Callable[[Settings], dict[str, float]]] = {
     "users": lambda settings: {},
     "claims": lambda settings: {},
-    "devices": lambda settings: {"days": settings.cert_validity_days},
+    "devices": lambda settings: {"count": settings.cert_validity_days},  # export.devices.kept.one, .other
     "sessions": lambda settings: {"days": SESSION_RETENTION_SECONDS // DAY},
     "presence": lambda settings: {},
     "login_history": lambda settings: {"days": HISTORY_DAYS},

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from accounts import credential_service as credentials
 from accounts import passkey_service as passkeys
 from accounts import user_service as users
 from accounts.models import Secret, UserRecord
 from common.config import Settings
-from common.errors import (ApiError, Conflict, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
+from common.errors import (ApiError, ErrorCode, MissingFields, ServiceUnavailable, TooManyRequests,
                            Unauthorized)
-from common.timefmt import iso_from_epoch
 from common.crypto.dpop import Proof
 from common.crypto.tokens import digests_equal, new_token, token_digest
 from common.database.batch_read import read_together
@@ -23,6 +23,7 @@ from common.database.one_time_tokens import OneTimeTokenStore
 from devices import challenges, concurrency_policy
 from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
+from flows import in_use
 from flows import not_me as not_me_flow
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
 from common.mail.notifier import Notifier, Queued, device_class_name, device_facts, localized_message
@@ -53,10 +54,6 @@ NO_USERNAME = "-"
 
 class InvalidConfirmToken(Unauthorized):
     code, detail = ErrorCode.INVALID_CONFIRM_TOKEN, "This confirmation has expired or was already used; log in again."
-
-
-class ConcurrentLogin(Conflict):
-    code, detail = ErrorCode.CONCURRENT_LOGIN, concurrency_policy.IN_USE_MESSAGE
 
 
 def token_store(ctx: AppContext) -> OneTimeTokenStore:
@@ -223,8 +220,10 @@ def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, use
                   dpop: Proof | None) -> LoginResponse:
     if had_failures:  # off the response path: the lockout only needs them gone eventually
         background(ctx).submit(credentials.clear_failures, ctx, username=username)
-    return _open(ctx, user=user, device=device, caller=caller, force=request.force, presence=presence,
-                 proof=proof, dpop=dpop, amr=sessions.PASSKEY_AMR if request.passkey else sessions.PASSWORD_AMR)
+    return _open(ctx, user=user, device=device, caller=caller, answer=Answer(force=request.force,
+                                                                            displace=tuple(request.displace)),
+                 presence=presence, proof=proof, dpop=dpop,
+                 amr=sessions.PASSKEY_AMR if request.passkey else sessions.PASSWORD_AMR)
 
 
 def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
@@ -238,7 +237,18 @@ def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
     return dpop.jkt
 
 
-def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
+@dataclass(frozen=True)
+class Answer:
+    """The person's answer to the question at the limit: `force` (continue), and which sessions go
+    (`displace`: a choice, itself a confirmation; empty: the eviction order's picks). `spend`: the
+    confirmation token's use, written with the seat (a refused choice leaves it usable)."""
+
+    force: bool = False
+    displace: tuple[str, ...] = ()
+    spend: GuardedWrite | None = None
+
+
+def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: Answer,
           presence: Presence | None = None, proof: GuardedWrite | None = None,
           dpop: Proof | None = None, amr: tuple[str, ...] = sessions.PASSWORD_AMR) -> LoginResponse:
     _refuse_deleting(user)  # confirm comes here without a password
@@ -256,16 +266,17 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
                                  at=ctx.now()) if not_me else None
     writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid),
               *([not_me.write, notice.write] if not_me and notice else []),
-              *([proof] if proof else []), *([binding.proof_spending(ctx, dpop)] if dpop else [])]
+              *([proof] if proof else []), *([binding.proof_spending(ctx, dpop)] if dpop else []),
+              *([answer.spend] if answer.spend else [])]
     try:
-        opened = _seat(ctx, user=user, device=device, caller=caller, force=force, presence=presence, writes=writes,
-                       jkt=jkt, amr=amr)
+        opened = _seat(ctx, user=user, device=device, caller=caller, answer=answer, presence=presence,
+                       writes=writes, jkt=jkt, amr=amr)
     except concurrency_policy.ConfirmationRequired as required:
         # Written now, not off the response path: a confirm marks this row continued (the person said yes).
         question = credentials.record_question(ctx, user=user, device_id=device.device_id, caller=caller)
-        raise ConcurrentLogin(active_devices=[active_device(e) for e in required.active],
-                              confirm_token=_confirm_token(ctx, user=user, device=device, caller=caller,
-                                                           jkt=jkt, amr=amr, question=question)) from None
+        raise in_use.InUse(required, action=in_use.Action(), confirm_token=_confirm_token(
+            ctx, user=user, device=device, caller=caller, jkt=jkt, amr=amr, question=question,
+            listed=[e.session_id for e in required.active])) from None
     except concurrency_policy.ConcurrentLoginRejected:
         credentials.record_failure(ctx, user=user, result=HistoryResult.REJECTED_CONCURRENT,
                                    device_id=device.device_id, caller=caller)
@@ -289,7 +300,7 @@ def _refused_while_locked(ctx: AppContext, *, user: UserRecord, device: DeviceRe
     return sessions.AccountLocked()
 
 
-def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, force: bool,
+def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: Answer,
           presence: Presence | None, writes: list[GuardedWrite], jkt: str | None,
           amr: tuple[str, ...]) -> OpenedSession:
     """The concurrency decision (SPEC §5), in one place: read the user's live devices, decide
@@ -301,7 +312,8 @@ def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     for _ in range(OPEN_ATTEMPTS):
         seats = sessions.read_seats(ctx, user_uuid=user.user_uuid, device_id=device.device_id, presence=presence,
                                     after=moved)
-        evicted = _evictions(ctx.settings, user=user, device=device, others=seats.others, force=force)
+        with in_use.choices_checked(ctx, seats):
+            evicted = _evictions(ctx.settings, user=user, device=device, others=seats.others, answer=answer)
         try:
             taken = sessions.take_seat(ctx, seats, evicted=evicted, device_name=device.device_name,
                                        device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent,
@@ -319,13 +331,13 @@ def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
 
 
 def _evictions(settings: Settings, *, user: UserRecord, device: DeviceRecord, others: list[PresenceEntry],
-               force: bool) -> list[PresenceEntry]:
+               answer: Answer) -> list[PresenceEntry]:
     """The other devices' live sessions this login displaces, or ConfirmationRequired /
     ConcurrentLoginRejected. An operator's per-user limit replaces the configured total."""
     limit = settings.max_concurrent_devices if user.max_concurrent_devices is None else user.max_concurrent_devices
     return concurrency_policy.choose_evictions(
-        policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=others, force=force,
-        device_class=device.device_class, class_limits=settings.class_limits)
+        policy=settings.concurrency_policy, limit=limit, order=settings.evict, others=others, force=answer.force,
+        device_class=device.device_class, class_limits=settings.class_limits, displace=answer.displace)
 
 
 def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, opened: OpenedSession) -> None:
@@ -334,13 +346,6 @@ def _audit_login(*, user: UserRecord, device: DeviceRecord, caller: Caller, open
     for evicted in opened.evicted:
         audit(AuditEvent.SESSION_EVICTED, user_uuid=user.user_uuid, device_id=evicted.device_id,
               session_id=evicted.session_id, by_device=device.device_id, reason="displaced")
-
-
-def active_device(entry: PresenceEntry) -> dict[str, Any]:
-    """A live device as the 409's `active_devices` lists it (a login's, and a screen's approval's)."""
-    return {"device_id": entry.device_id, "device_name": entry.device_name,
-            "login_at": iso_from_epoch(entry.login_epoch), "last_seen_at": iso_from_epoch(entry.last_seen_epoch),
-            "ip": entry.ip}
 
 
 def _response(settings: Settings, opened: OpenedSession, device: DeviceRecord, *, now: datetime) -> LoginResponse:
@@ -383,27 +388,34 @@ def _notify_evicted(notifier: Notifier, *, user: UserRecord, device: DeviceRecor
 # --- confirm (SPEC §5: "this account is in use elsewhere - continue?") ------------------
 
 def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
-                   jkt: str | None, amr: tuple[str, ...], question: str | None) -> str:
-    """The token of the 409's question; `question` is the key of its history row (None: not written)."""
+                   jkt: str | None, amr: tuple[str, ...], question: str | None, listed: list[str]) -> str:
+    """The token of the 409's question; `question` is the key of its history row (None: not written);
+    `listed` the sessions it offered to sign out, among which a choice must be."""
     token = new_token(32)
     token_store(ctx).create(digest=token_digest(token, purpose="confirm"), kind="confirm",
                             expires_epoch=ctx.epoch() + CONFIRM_TTL,
                             data={"user_uuid": user.user_uuid, "device_id": device.device_id,
                                   "fingerprint": device.fingerprint, "jkt": jkt, "amr": list(amr),
-                                  "ip": caller.ip, "user_agent": caller.user_agent, "question": question})
+                                  "ip": caller.ip, "user_agent": caller.user_agent, "question": question,
+                                  "listed": listed})
     return token
 
 
-def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: ProofOffer | None = None) -> LoginResponse:
-    """Finish a login that was answered 409 concurrent_login, displacing the other device. A login
-    that was bound is confirmed only with a proof by the same key (a copied confirm token is
-    worthless); any confirm may bind with a proof by the device's key (SPEC §12)."""
-    # Checked before the token is used up: a proof refused leaves the person's confirmation usable.
+def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: ProofOffer | None = None,
+            displace: tuple[str, ...] = ()) -> LoginResponse:
+    """Finish a login that was answered 409 concurrent_login, displacing the other device (the default
+    ones, or those in `displace`). A login that was bound is confirmed only with a proof by the same key (a
+    copied confirm token is worthless); any confirm may bind with a proof by the device's key (SPEC §12).
+    The token is used up by the transaction that opens the session: a refused proof or choice leaves the
+    person's confirmation usable, and of two confirms with one token one commits."""
     dpop = _binding_proof(ctx, offer)
-    pending = token_store(ctx).consume(digest=token_digest(confirm_token, purpose="confirm"), kind="confirm",
-                                       now=ctx.epoch())
+    digest, now = token_digest(confirm_token, purpose="confirm"), ctx.epoch()
+    pending = token_store(ctx).get(digest=digest, kind="confirm", now=now)
     if pending is None:
         raise InvalidConfirmToken()
+    in_use.check_listed(displace, pending.get("listed"))
+    spend = GuardedWrite(item=token_store(ctx).consume_item(digest=digest, kind="confirm", now=now),
+                         refusal=InvalidConfirmToken)
     if pending.get("jkt") and not (dpop and digests_equal(dpop.jkt, pending["jkt"])):
         raise binding.InvalidDpopProof(reason="this login was bound: confirm it with a proof by the same key")
     user_uuid = pending["user_uuid"]
@@ -419,7 +431,8 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
                            now=ctx.now())
     pending_caller = Caller(ip=pending.get("ip") or caller.ip,
                             user_agent=pending.get("user_agent") or caller.user_agent)
-    opened = _open(ctx, user=user, device=device, caller=pending_caller, force=True, presence=facts[PRESENCE],
+    opened = _open(ctx, user=user, device=device, caller=pending_caller,
+                   answer=Answer(force=True, displace=displace, spend=spend), presence=facts[PRESENCE],
                    dpop=dpop, amr=tuple(pending.get("amr") or sessions.PASSWORD_AMR))
     if pending.get("question"):  # the history says the question was answered: not a refusal
         credentials.mark_continued(ctx, user_uuid=user_uuid, question=pending["question"])

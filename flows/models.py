@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_
 
 from accounts.models import EmailAddress, NewPassword, PasskeyAssertion, Secret, normalize_username, one_secret
 from common.errors import MissingFields
-from common.fields import Omittable
+from common.fields import Displace, Omittable
 from common.text import DisplayName, LoginName
 from devices.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
 
@@ -92,6 +92,7 @@ class LoginRequest(BaseModel):
     signature: Omittable[str] = Field(default=None, max_length=12000, description="base64 signature")
     device_name: DisplayName | None = None
     force: StrictBool = False
+    displace: Displace
 
     def secret(self) -> Secret:
         """The password or the passkey's assertion (400 missing_fields without either, and without
@@ -104,6 +105,7 @@ class LoginRequest(BaseModel):
 class ConfirmRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     confirm_token: str = Field(min_length=1, max_length=256)
+    displace: Displace
 
 
 class ChallengeResponse(BaseModel):

@@ -76,7 +76,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     "presence_devices": {  # each of presence's entries
         "device_name": TEXT, "device_class": CLASS, "login_epoch": TIME, "last_seen_epoch": TIME,
         "expires_epoch": Field(Kind.TIME, own_label=True), "ip": TEXT, "login_seq": NUMBER,
-        "device_id": DEVICE_ID, "session_id": TECHNICAL},
+        "device_id": DEVICE_ID, "session_id": TECHNICAL, "user_agent": TEXT, "app_names": Field(Kind.APPS)},
     "login_history": {
         "at": TIME, "result": Field(Kind.WORD, "web.history.result_{}"),
         "action": Field(Kind.WORD, "web.history.action_{}"), "device_id": DEVICE, "ip": TEXT, "user_agent": TEXT,

@@ -45,9 +45,9 @@ def login() -> Response:
 
 
 @bp.post("/confirm")
-@operation("Continue a login that was refused with 409 concurrent_login", body=ConfirmRequest,
-           response=LoginResponse, errors=(401, 403, 409))
+@operation("Continue a login that was refused with 409 concurrent_login, signing out the default devices or "
+           "those named in `displace`", body=ConfirmRequest, response=LoginResponse, errors=(400, 401, 403, 409))
 def confirm() -> Response:
     body = parse_body(ConfirmRequest)
     return jsonify(login_flow.confirm(ctx(), confirm_token=body.confirm_token, caller=current_caller(),
-                                      offer=proof_offer()).model_dump())
+                                      offer=proof_offer(), displace=tuple(body.displace)).model_dump())

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from relying_parties.models import AppRecord
+from common.fields import Displace
 from common.text import DisplayName
 from oidc.redirects import redirect_uri_matches
 
@@ -399,6 +400,7 @@ class ScreenApproval(UserCodeBody):
 
     device_name: DisplayName = Field(description="the screen's name in the Sessions list")
     force: StrictBool = False
+    displace: Displace
 
 
 class ScreenSignIn(ScreenApproval):

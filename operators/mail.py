@@ -1,4 +1,5 @@
-"""The operator's view of the mail outbox (SPEC §7): the mail given up (undelivered), re-sent or dropped.
+"""The operator's view of the mail outbox (SPEC §7): the mail waiting to go (since when, its tries, its next
+try), and the mail given up (undelivered), re-sent or dropped.
 Each re-send or drop is an operator action (admin): one audit line, and a row in the account's history
 and audit trail while the account exists. Nothing shown is secret: a mail's address and contents stay
 sealed in the outbox, and only its id, event, account, times, tries and last error are listed."""
@@ -34,12 +35,30 @@ def undelivered(ctx: AppContext, *, operator: Operator) -> list[dict[str, Any]]:
     return [_row(item) for item in _store(ctx).undelivered()]
 
 
+def waiting(ctx: AppContext, *, operator: Operator) -> list[dict[str, Any]]:
+    """The mail not sent yet nor given up, the longest waiting first: since when it is tried, its tries,
+    when it is tried next (None: a sender is trying it now), and why its last try failed."""
+    need(operator, Role.ADMIN)
+    now = ctx.now().timestamp()
+    return [_waiting_row(item, now=now) for item in _store(ctx).waiting()]
+
+
+def _when(item: dict[str, Any], name: str) -> str | None:
+    return iso_from_epoch(int(item[name])) if item.get(name) is not None else None
+
+
 def _row(item: dict[str, Any]) -> dict[str, Any]:
-    def when(name: str) -> str | None:
-        return iso_from_epoch(int(item[name])) if item.get(name) is not None else None
     return {"mail_id": item["mail_id"], "event": item["event"], "user_uuid": item["user_uuid"],
-            "written_at": when("created_at"), "given_up_at": when("gave_up_at"),
+            "written_at": _when(item, "created_at"), "given_up_at": _when(item, "gave_up_at"),
             "attempts": int(item.get("attempts", 0)), "last_error": item.get("last_error")}
+
+
+def _waiting_row(item: dict[str, Any], *, now: float) -> dict[str, Any]:
+    trying = item.get("lease_until") is not None and float(item["lease_until"]) >= now
+    return {"mail_id": item["mail_id"], "event": item["event"], "user_uuid": item["user_uuid"],
+            "written_at": _when(item, "created_at"), "since": _when(item, "since"),
+            "attempts": int(item.get("attempts", 0)), "next_try_at": None if trying else _when(item, "due_at"),
+            "trying": trying, "last_error": item.get("last_error")}
 
 
 def resend(ctx: AppContext, *, operator: Operator, mail_id: str, reason: str | None) -> dict[str, Any]:

@@ -348,8 +348,25 @@ class UndeliveredMail(BaseModel):
     last_error: str | None = Field(description="the failure's type and SMTP reply code, never the reply's text")
 
 
+class WaitingMail(BaseModel):
+    """A mail the outbox still tries, as an operator sees it: never its address or contents (sealed)."""
+
+    mail_id: str
+    event: str = Field(description="new_sign_in, password_reset, ...")
+    user_uuid: str
+    written_at: str | None
+    since: str | None = Field(description="when its run of tries began: its writing, or an operator's re-send")
+    attempts: int = Field(description="tries so far in this run (0: not tried yet)")
+    next_try_at: str | None = Field(description="when a sender tries it next; null while one is trying it")
+    trying: bool = Field(description="a sender holds it and is trying it now")
+    last_error: str | None = Field(description="why its last try failed (type and SMTP reply code), null if none did")
+
+
 class UndeliveredMailList(BaseModel):
-    mails: list[UndeliveredMail]
+    """The outbox as an operator sees it: the mail given up (`mails`), and the mail still waiting to go."""
+
+    mails: list[UndeliveredMail] = Field(description="given up, oldest first (at most 1000)")
+    waiting: list[WaitingMail] = Field(description="waiting to go, the longest waiting first (at most 1000)")
 
 
 class MailActionDone(BaseModel):

@@ -9,7 +9,6 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from accounts import credential_service as credentials
@@ -18,7 +17,6 @@ from accounts import password_service as passwords
 from accounts import service as account_service
 from accounts import user_service as users
 from accounts.models import Role, UserRecord, one_secret, role_rank
-from common import i18n
 from common.config import Settings
 from common.errors import ApiError, ErrorCode, Forbidden, InvalidField, NotFound, TooManyRequests, Unauthorized
 from common.timefmt import iso_from_epoch
@@ -28,8 +26,8 @@ from devices import service as devices
 from devices.models import DeviceRecord
 from operators.models import (SEARCH_KEYS, AccountSearch, AccountSummary, ActionRequest, LimitRequest, OperatorAccount,
                               OperatorDevice, OperatorPasskey, OperatorSelf, OperatorSession, RoleRequest)
+from operators.telling import LIMIT as LIMIT_ACTION, tell
 from operators.usernames import recent_usernames
-from common.mail.notifier import Notifier, localized_message, mail_time
 from sessions import service as sessions
 from sessions.models import AdminAction, EndedBy, Principal, RevokeReason, SessionRecord
 from common.web.audit import AuditEvent, audit, operator_acting
@@ -326,7 +324,7 @@ LOCK = Action("lock", Role.SUPPORT, destructive=True, tells=True)
 UNLOCK = Action("unlock", Role.SUPPORT, destructive=False, tells=True)
 REVOKE_SESSIONS = Action("revoke_sessions", Role.SUPPORT, destructive=True, tells=True)
 UNBIND = Action("unbind", Role.SUPPORT, destructive=True, tells=True)
-LIMIT = Action("limit", Role.SUPPORT, destructive=False, tells=True)
+LIMIT = Action(LIMIT_ACTION, Role.SUPPORT, destructive=False, tells=True)
 RESEND_VERIFICATION = Action("resend_verification", Role.SUPPORT, destructive=False, tells=False)
 PASSWORD_RESET = Action("password_reset", Role.SUPPORT, destructive=True, tells=False)
 ROLES = Action("roles", Role.ADMIN, destructive=True, tells=True)
@@ -350,7 +348,8 @@ def act(ctx: AppContext, action: Action, *, operator: Operator, user_uuid: str, 
         audit(AuditEvent.OPERATOR_ACTION, action=action.name, user_uuid=target.user_uuid, **details)
         sessions.record_operator_action(ctx, user_uuid=target.user_uuid, action=action.name, details=details)
     if action.tells:
-        _tell(ctx.notifier, target, action, at=ctx.now())
+        tell(ctx.notifier, target, action.name, done=done, default_limit=ctx.settings.max_concurrent_devices,
+             at=ctx.now())
     return done
 
 
@@ -389,15 +388,6 @@ def reauthentication_window(settings: Settings, *, operator: Operator, now: int)
     return OperatorSelf(username=operator.username, client_id=operator.client_id, role=operator.role.value,
                         reauth_seconds=window, reauth_expires_at=iso_from_epoch(until) if until else None,
                         reauth_seconds_left=None if until is None else max(0, until - now))
-
-
-def _tell(notifier: Notifier, user: UserRecord, action: Action, *, at: datetime) -> None:
-    """The person's mail, in their language: what an operator did to their account, and when (`at`)."""
-    language = i18n.locale_of(user.locale)
-    notifier.notify(localized_message(
-        "operator_action", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
-        what=i18n.text(f"mail.operator_action.{action.name}", language),
-        time=mail_time(at, user.locale)))
 
 
 def lock(ctx: AppContext, *, operator: Operator, user_uuid: str, request: ActionRequest,

@@ -14,7 +14,7 @@ from accounts.models import DataExport, ExportQuery
 from operators.models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials, AppList,
                               LimitRequest, MailActionDone, NewApp, NewRegistrationToken, OperatorAccount,
                               OperatorPage, OperatorSelf, PageQuery, RegistrationTokenList, RegistrationTokenView,
-                              RoleRequest, UndeliveredMail, UndeliveredMailList)
+                              RoleRequest, UndeliveredMail, UndeliveredMailList, WaitingMail)
 from operators.auth import authenticate_operator
 from accounts.downloads import delivered, export_query
 from flows import for_accounts
@@ -286,12 +286,14 @@ def revoke_registration_token(token_id: str) -> tuple[str, int]:
 
 @bp.get("/mail")
 @require_operator
-@operation("The undelivered mail, oldest first: id, event, account, times, tries, last error (never its address "
-           "or contents), as `citylogin mail list`; admin role", response=UndeliveredMailList, auth=True,
-           errors=(403,))
+@operation("The undelivered mail, oldest first, and the mail waiting to go, the longest waiting first (since "
+           "when, tries, next try): id, event, account, times, tries, last error (never its address or contents), "
+           "as `citylogin mail list`; admin role", response=UndeliveredMailList, auth=True, errors=(403,))
 def undelivered_mail() -> Response:
-    rows = operator_mail.undelivered(ctx(), operator=current_operator())
-    return jsonify(UndeliveredMailList(mails=[UndeliveredMail(**row) for row in rows]).model_dump())
+    given_up = operator_mail.undelivered(ctx(), operator=current_operator())
+    waiting = operator_mail.waiting(ctx(), operator=current_operator())
+    return jsonify(UndeliveredMailList(mails=[UndeliveredMail(**row) for row in given_up],
+                                       waiting=[WaitingMail(**row) for row in waiting]).model_dump())
 
 
 @bp.post("/mail/<string(maxlength=64):mail_id>/resend")

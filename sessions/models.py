@@ -207,6 +207,17 @@ class PresenceEntry:
     # The order in which the account's logins were accepted (SPEC §5): the presence record's sequence,
     # written by the login's own transaction. None: an entry written by a release before it was kept.
     login_seq: int | None = None
+    # What the 409 concurrent_login lists of the device without a read beyond the presence (SPEC §5):
+    # its client's user agent (a screen's: its app's name), and the apps signed in on its session, each
+    # "<client_id> <name>" (a screen's app from its approval; an app's sign-in adds it after the fact).
+    user_agent: str | None = None
+    app_names: set[str] | None = None
+
+    def apps(self) -> list[dict[str, str]]:
+        """{client_id, name} of each app signed in on the device's session, by name."""
+        apps = dict(sorted(entry.split(" ", 1) for entry in self.app_names or () if " " in entry))
+        return [{"client_id": client_id, "name": name}
+                for client_id, name in sorted(apps.items(), key=lambda app: (app[1].casefold(), app[0]))]
 
     def is_live(self, *, now: int, liveness: "Liveness") -> bool:
         return liveness.end_reason(status=SESSION_ACTIVE, expires_epoch=self.expires_epoch,
@@ -471,29 +482,3 @@ class Ending:
     ended_by: EndedBy = NOT_SAID
     client_id: str | None = None  # an app's grant ending, not the session (SessionEnded.client_id)
     grant_id: str | None = None
-
-
-class IntrospectionRequest(BaseModel):
-    """RFC 7662 §2.1, form-encoded."""
-
-    model_config = ConfigDict(extra="ignore")
-    token: str = Field(min_length=1, max_length=8192)
-    token_type_hint: str | None = Field(default=None, max_length=64)
-
-
-class Introspection(BaseModel):
-    """RFC 7662 §2.2: only `active` when the token is not active."""
-
-    active: bool
-    iss: str | None = None
-    aud: str | None = None
-    sub: str | None = None
-    sid: str | None = None
-    did: str | None = None
-    jti: str | None = None
-    iat: int | None = None
-    exp: int | None = None
-    scope: str | None = None
-    token_type: str | None = None
-    client_id: str | None = None
-    cnf: dict[str, Any] | None = None

@@ -50,7 +50,7 @@ def read_seats(ctx: AppContext, *, user_uuid: str, device_id: str, presence: Pre
 def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], device_name: str, device_class: str,
               ip: str | None, user_agent: str | None, extra_writes: Sequence[GuardedWrite] = (),
               jkt: str | None = None, amr: Sequence[str] = PASSWORD_AMR,
-              session_id: str | None = None, screen_of: str | None = None,
+              session_id: str | None = None, screen_of: str | None = None, app_of: tuple[str, str] | None = None,
               redeem_by: int | None = None) -> OpenedSession | PresenceMoved:
     """Log `seats.device_id` in, displacing `evicted`, in one transaction with `extra_writes`, and
     only if nobody changed the presence since `seats` was read; else PresenceMoved (read again).
@@ -58,7 +58,8 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     stops counting is never usable. A refused extra write raises its own `refusal`. With `jkt` the
     session is bound to that device key (SPEC §12). `session_id`: the new session's id, drawn by the
     caller whose extra writes name it (a screen's approval, flows.device_approval), else a new one;
-    `screen_of`: the app a screen's session is for (SessionRecord.screen_of); `redeem_by`: its code's
+    `screen_of`: the app a screen's session is for (SessionRecord.screen_of), `app_of` its (client_id, name)
+    as the seat lists it; `redeem_by`: its code's
     expiry, when the session (and its seat) ends unless the screen redeems it first (screen_redeemed)."""
     store, rule, now, device_id = session_store(ctx), liveness(ctx.settings), seats.now, seats.device_id
     session = new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
@@ -69,7 +70,8 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                     device_name=device_name, login_epoch=now, last_seen_epoch=now,
                                     expires_epoch=session.expires_epoch, ip=ip, device_class=device_class,
-                                    login_seq=session.login_seq)
+                                    login_seq=session.login_seq, user_agent=session.user_agent,
+                                    app_names={" ".join(app_of)} if app_of else None)
     user_uuid = seats.presence.user_uuid
     displaced = [_ending(user_uuid, e, RevokeReason.DISPLACED, by_device=device_id) for e in evicted]
     if device_id in seats.presence.entries:  # a re-login from this device replaces its own session

@@ -152,7 +152,7 @@ class SessionStore(UserSessions):
         # The login sequence never goes back, whoever leaves the presence (SPEC §5's eviction order).
         login_seq = max([before.login_seq, *(e.login_seq or 0 for e in entries.values())])
         item = {"user_uuid": before.user_uuid, "version": before.version + 1, "login_seq": login_seq or None,
-                "entries": {device: asdict(entry) for device, entry in entries.items()}}
+                "entries": {device: _entry_item(entry) for device, entry in entries.items()}}
         condition = "attribute_not_exists(user_uuid)" if before.version == 0 else "#v = :v"
         put: dict[str, Any] = {"TableName": self.presence, "Item": dynamo.to_item(item),
                                "ConditionExpression": condition}
@@ -489,3 +489,9 @@ class SessionStore(UserSessions):
         """Record activity on a live session and its presence entry (at most once per touch interval)."""
         return self._record_activity(self._activity_items(
             session, now=now, idle_cutoff=idle_cutoff, condition="", set_session="", values={}))
+
+
+def _entry_item(entry: PresenceEntry) -> dict[str, Any]:
+    """A presence entry as the record keeps it: fields without a value left out, so that an app's sign-in
+    can ADD to the entry's app_names (a NULL is no set to add to)."""
+    return {name: value for name, value in asdict(entry).items() if value is not None}

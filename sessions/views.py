@@ -14,10 +14,10 @@ from common.timefmt import iso_from_epoch
 from sessions import service, sweeper
 from sessions.binding import ProofOffer
 from sessions.guard import current_principal, proof_offer, require_session
-from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, Introspection,
-                             IntrospectionRequest, ListedSession, LogoutAllRequest, Principal, RefreshRequest,
-                             ResumeRequest, ResumedSession, SessionList, SessionListQuery, SessionRecord, SessionView,
-                             SignedInApp, TokenResponse)
+from sessions.introspection_models import Introspection, IntrospectionRequest
+from sessions.models import (CurrentSession, EventsQuery, HistoryPage, HistoryQuery, ListedSession, LogoutAllRequest,
+                             Principal, RefreshRequest, ResumeRequest, ResumedSession, SessionList, SessionListQuery,
+                             SessionRecord, SessionView, SignedInApp, TokenResponse)
 from common.runtime.context import EXTENSION_KEY, AppContext, ctx
 from common.web.openapi import operation
 from common.web.serving import stream_body

@@ -1,6 +1,6 @@
-"""`citylogin mail`: the outbox's mail given up (undelivered after CITYLOGIN_MAIL_GIVE_UP_HOURS, or
-refused for good), listed, re-sent or dropped. Nothing printed is secret: a mail's address and
-contents stay sealed in the outbox."""
+"""`citylogin mail`: the outbox's mail waiting to go (since when, its tries, its next try), and its mail given
+up (undelivered after CITYLOGIN_MAIL_GIVE_UP_HOURS, or refused for good), listed, re-sent or dropped.
+Nothing printed is secret: a mail's address and contents stay sealed in the outbox."""
 from __future__ import annotations
 
 import click
@@ -14,23 +14,36 @@ from citylogin.cli.operator import OPERATOR_HELP, remember_operator
 @click.option("--operator", default=None, metavar="NAME", help=OPERATOR_HELP)
 @click.pass_context
 def mail(context: click.Context, operator: str | None) -> None:
-    """The mail outbox: list, re-send or drop the mail that could not be delivered."""
+    """The mail outbox: list the mail waiting to go; list, re-send or drop the mail that could not be delivered."""
     remember_operator(context, operator)
 
 
 @mail.command("list")
 def list_mail() -> None:
-    """The undelivered mail, oldest first: its id, event, account, when it was written and given up,
-    its tries and the last error (never its address or contents)."""
+    """The mail waiting to go, the longest waiting first (since when it is tried, its tries, its next try),
+    then the undelivered mail, oldest first (when it was written and given up): each one's id, event,
+    account, tries and last error, never its address or contents. At most 1000 of each."""
     from operators import mail as operator_mail
 
     with _context() as ctx:
-        rows = operator_mail.undelivered(ctx, operator=_acting(ctx))
-    if not rows:
+        waiting = operator_mail.waiting(ctx, operator=_acting(ctx))
+        given_up = operator_mail.undelivered(ctx, operator=_acting(ctx))
+    if not waiting:
+        click.echo("no mail waits to go")
+    for row in waiting:
+        next_try = "being tried now" if row["trying"] else f"next try {row['next_try_at'] or '-'}"
+        click.echo(f"waiting   {row['mail_id']}  {row['event']}  user {row['user_uuid']}  since {row['since'] or '-'}  "
+                   f"{tries(row['attempts'])}  {next_try}  {row['last_error'] or '-'}")
+    if not given_up:
         click.echo("no undelivered mail")
-    for row in rows:
-        click.echo(f"{row['mail_id']}  {row['event']}  user {row['user_uuid']}  written {row['written_at']}  "
-                   f"given up {row['given_up_at'] or '-'}  {row['attempts']} tries  {row['last_error'] or '-'}")
+    for row in given_up:
+        click.echo(f"given up  {row['mail_id']}  {row['event']}  user {row['user_uuid']}  written "
+                   f"{row['written_at']}  given up {row['given_up_at'] or '-'}  {tries(row['attempts'])}  "
+                   f"{row['last_error'] or '-'}")
+
+
+def tries(count: int) -> str:
+    return "1 try" if count == 1 else f"{count} tries"
 
 
 @mail.command()

@@ -45,6 +45,7 @@ class RunningService:
     jwt_issuer: str
     key_encryption: str  # "data_dir" (a generated key in the data directory), "setting" or "kms"
     fingerprint: str  # deployment_fingerprint of the settings that define the deployment
+    listen_url: str = ""  # where it listens, as it announced it when that is not `url` ("" in older records)
 
     def describe(self) -> str:
         return (f"{self.url} (pid {self.pid}, data in {self.data_dir}, "
@@ -143,7 +144,8 @@ def check_runtime_folder(settings: Settings) -> None:
 
 
 @contextmanager
-def recorded(settings: Settings, *, url: str, dynamodb_endpoint_url: str) -> Iterator[RunningService]:
+def recorded(settings: Settings, *, url: str, dynamodb_endpoint_url: str,
+             listen_url: str = "") -> Iterator[RunningService]:
     """The record of this process serving, for as long as the block runs (written whole, mode 0600).
     RuntimeFolderRefused if the folder is not the user's alone."""
     pid = os.getpid()
@@ -153,7 +155,7 @@ def recorded(settings: Settings, *, url: str, dynamodb_endpoint_url: str) -> Ite
                                          jwt_issuer=settings.jwt_issuer, key_encryption=key_encryption)
     service = RunningService(pid=pid, started=_started(pid), url=url, dynamodb_endpoint_url=dynamodb_endpoint_url,
                              data_dir=data_dir, table_prefix=settings.table_prefix, jwt_issuer=settings.jwt_issuer,
-                             key_encryption=key_encryption, fingerprint=fingerprint)
+                             key_encryption=key_encryption, fingerprint=fingerprint, listen_url=listen_url)
     folder, name = runtime_dir(settings), f"{RECORD_PREFIX}{pid}{RECORD_SUFFIX}"
     with ExitStack() as stack:
         fd = _written(stack, folder, name, json.dumps(asdict(service)).encode())

@@ -80,7 +80,7 @@ def run_serve(*, host: str | None, port: int | None, workers: int | None, dev: b
                 _check_start(test_config)
                 click.echo(announcement(host, port, public_url, given=settings.public_url is not None), err=True)
                 click.echo(server.line, err=True)
-                with _recorded(settings, public_url, overrides.get("dynamodb_endpoint_url")):
+                with _recorded(settings, public_url, overrides.get("dynamodb_endpoint_url"), _http_url(host, port)):
                     _until_stopped(_runner(server, settings, host, port, test_config))
     except DynamoDBLocalError as exc:
         raise click.ClickException(str(exc)) from None
@@ -100,7 +100,8 @@ def _runner(server: Server, settings: Settings, host: str, port: int,
     return lambda: run(host, port, test_config=test_config, read_timeout=settings.request_read_timeout)
 
 
-def _recorded(settings: Settings, url: str, started_endpoint: str | None) -> AbstractContextManager[Any]:
+def _recorded(settings: Settings, url: str, started_endpoint: str | None,
+              listen_url: str) -> AbstractContextManager[Any]:
     """Where this serve runs, for the operator commands of any folder (citylogin.server.running_services), while
     it serves on a DynamoDB Local: against Amazon DynamoDB a command needs the deployment's settings anyway."""
     endpoint = started_endpoint or settings.dynamodb_endpoint_url
@@ -108,7 +109,7 @@ def _recorded(settings: Settings, url: str, started_endpoint: str | None) -> Abs
         return nullcontext()
     from citylogin.server.running_services import recorded
 
-    return recorded(settings, url=url, dynamodb_endpoint_url=endpoint)
+    return recorded(settings, url=url, dynamodb_endpoint_url=endpoint, listen_url=listen_url)
 
 
 def _records_itself(settings: Settings) -> bool:

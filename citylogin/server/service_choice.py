@@ -6,6 +6,7 @@ one, before anything is read from or written to a DynamoDB, or started: on a hos
 production both run, a command never acts on the other one by chance."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ import click
 
 from citylogin.server.running_services import NOTHING, RunningService, key_encryption_of
 from common.config import Settings, env_name, is_local_dynamodb
+from common.url_parts import authority_is_parsed
 
 SERVICE_HELP = ("The running `citylogin serve` to act on, by its address or its pid, as a refusal lists them "
                 "(default: the one of this folder's data directory or of CITYLOGIN_DATA_DIR).")
@@ -25,21 +27,27 @@ _KEY_WORDS = {"data_dir": "the generated key of its data directory", "setting": 
               "kms": "CITYLOGIN_KMS_KEY_ID"}
 
 
+Address = tuple[str, str, int, str]  # (scheme, host, port, path)
+
+
 @dataclass(frozen=True)
 class ServiceName:
-    """What `--service` was given: a pid, or an address as (scheme, host, port, path)."""
+    """What `--service` was given: a pid, or an address as service_address gives it."""
 
     given: str
     pid: int | None = None
-    address: tuple[str, str, int, str] | None = None
+    address: Address | None = None
 
     def names(self, service: RunningService) -> bool:
         if self.pid is not None:
             return service.pid == self.pid
-        return self.address is not None and self.address == address_of(service.url)
+        return self.address is not None and self.address in addresses_of(service)
 
 
-def address_of(url: str | None) -> tuple[str, str, int, str] | None:
+LOOPBACK = "loopback"  # localhost and every loopback address: one host, this machine's
+
+
+def address_of(url: str | None) -> Address | None:
     """(scheme, host, port, path) of an http(s) address, the port filled in and the path without its
     trailing slash; None for anything else, an address with a user, query or fragment included."""
     if not url:
@@ -50,17 +58,56 @@ def address_of(url: str | None) -> tuple[str, str, int, str] | None:
     except ValueError:  # a port that is not a number, or out of range
         return None
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname or parts.username is not None or parts.password \
-            is not None or parts.query or parts.fragment:
+    if scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+            or not authority_is_parsed(parts):  # a user, or anything else around the host and port
         return None
     return scheme, parts.hostname, port or (443 if scheme == "https" else 80), parts.path.rstrip("/")
+
+
+def service_address(url: str | None) -> Address | None:
+    """address_of, its host compared as what it reaches: an IP address by its value (::ffff:127.0.0.1 is
+    127.0.0.1), a name without its final dot, and localhost and every loopback address one LOOPBACK, so that
+    `--service http://127.0.0.1:PORT` names the serve that announced http://localhost:PORT."""
+    address = address_of(url)
+    if address is None:
+        return None
+    scheme, host, port, path = address
+    return scheme, _host_reached(host), port, path
+
+
+def _host_reached(host: str) -> str:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        name = host.removesuffix(".")  # the root: one final dot, never more
+        return LOOPBACK if name == "localhost" else name
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    ip = mapped or ip
+    return LOOPBACK if ip.is_loopback else ip.compressed
+
+
+def addresses_of(service: RunningService) -> set[Address]:
+    """Every address that names `service`: the one it announced (its links'), the one it listens on, and where
+    that is every address of the machine (0.0.0.0, ::), the loopback at its port."""
+    found = {a for a in (service_address(service.url), service_address(service.listen_url)) if a is not None}
+    listening = address_of(service.listen_url)
+    if listening is not None and _is_unspecified(listening[1]):
+        found.add((listening[0], LOOPBACK, listening[2], listening[3]))
+    return found
+
+
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 def service_name(value: str) -> ServiceName:
     """`--service`'s value: a pid (ASCII digits alone) or a service's address. ValueError: neither."""
     if value.isascii() and value.isdigit():
         return ServiceName(given=value, pid=int(value))
-    address = address_of(value)
+    address = service_address(value)
     if address is None:
         raise ValueError("give the address of a running citylogin serve (http://host:port, as a refusal lists "
                          "it) or its pid")

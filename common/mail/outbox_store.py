@@ -15,6 +15,7 @@ from common.database.item_listing import items_of_keys, items_of_user
 
 DUE, SENT, UNDELIVERED = "due", "sent", "undelivered"
 MAIL_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: what Outbox writes
+LISTED = 1000  # the most mails of one queue an operator's list shows: the first by when they are due
 
 
 def is_mail_id(text: str) -> bool:
@@ -59,13 +60,23 @@ class OutboxStore:
                                  ExpressionAttributeValues={":due": {"S": DUE}})
         return min((float(item["since"]["N"]) for item in page["Items"] if "since" in item), default=None)
 
-    def undelivered(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+    def undelivered(self, *, limit: int = LISTED) -> list[dict[str, Any]]:
         """The mails given up, oldest first."""
+        return sorted(self._queued(UNDELIVERED, limit=limit), key=lambda i: i["due_at"])
+
+    def waiting(self, *, limit: int = LISTED) -> list[dict[str, Any]]:
+        """The mails not sent yet nor given up (due, or being tried), the longest waiting first."""
+        return sorted(self._queued(DUE, limit=limit), key=lambda i: (i["since"], i["mail_id"]))
+
+    def _queued(self, state: str, *, limit: int) -> list[dict[str, Any]]:
+        """The first `limit` mails of the queue `state` by when they are due, as they are now (the index is
+        eventually consistent: each read again, and one that left the queue meanwhile left out)."""
         page = self.client.query(TableName=self.table, IndexName=dynamo.MAIL_QUEUE, Limit=limit,
-                                 KeyConditionExpression="#q = :u", ExpressionAttributeNames={"#q": "queue"},
-                                 ExpressionAttributeValues={":u": {"S": UNDELIVERED}})
+                                 KeyConditionExpression="#q = :state", ExpressionAttributeNames={"#q": "queue"},
+                                 ExpressionAttributeValues={":state": {"S": state}},
+                                 ProjectionExpression="mail_id")
         found = items_of_keys(self.client, self.table, [{"mail_id": i["mail_id"]} for i in page["Items"]])
-        return sorted((i for i in found if i.get("state") == UNDELIVERED), key=lambda i: i["due_at"])
+        return [item for item in found if item.get("state") == state]
 
     def claim(self, mail_id: str, *, owner: str, now: float, until: float) -> dict[str, Any] | None:
         """Take the lease of a due mail that nobody holds (counting the attempt); the item, or None if it

@@ -86,9 +86,16 @@ def show(started: Mapping[str, Any], out: TextIO = sys.stdout) -> None:
         code = qrcode.QRCode(border=2)
         code.add_data(complete)
         code.print_ascii(out=out, invert=True)   # dark modules as spaces: a dark terminal shows it the right way up
-    minutes, seconds = divmod(int(started["expires_in"]), 60)
-    left = f"{minutes} minutes" if minutes and not seconds else f"{minutes * 60 + seconds} seconds"
-    print(f"\nWaiting for you to approve it (the code expires in {left})...", file=out, flush=True)
+    print(f"\nWaiting for you to approve it (the code expires in {time_left(int(started['expires_in']))})...",
+          file=out, flush=True)
+
+
+def time_left(seconds: int) -> str:
+    """`seconds` in whole minutes where it is, in seconds otherwise: "1 minute", "10 minutes", "90 seconds"."""
+    minutes, rest = divmod(seconds, 60)
+    if minutes and not rest:
+        return f"{minutes} minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds} second" if seconds == 1 else f"{seconds} seconds"
 
 
 def poll(client: OAuth2Session, metadata: Mapping[str, Any], started: Mapping[str, Any],

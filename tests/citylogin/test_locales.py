@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from common import i18n
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCALES = ROOT / "common" / "locales"
 WEB = ROOT / "citylogin" / "webui" / "static"
@@ -75,7 +77,26 @@ def used_keys() -> dict[str, set[str]]:
 def test_every_key_the_web_ui_uses_exists(en, ja):
     used = used_keys()
     assert len(used) > 100          # the patterns still find the keys
-    assert {k: sorted(files) for k, files in used.items() if k not in en or k not in ja} == {}
+    assert {k: sorted(files) for k, files in used.items()
+            if not all(k in messages or f"{k}.other" in messages for messages in (en, ja))} == {}
+
+
+def test_a_text_with_plural_forms_has_each_form_and_a_count(en, ja):
+    """English's "one" and "other" (Japanese has the one form, kept under both keys), each with {count}: the
+    number that chooses the form (common/i18n.py, i18n.js)."""
+    bases = {key.removesuffix(".one") for key in en if key.endswith(".one")}  # ".other" alone may be a value's
+    assert "web.admin.action.token_add_message" in bases and "export.devices.kept" in bases
+    for base in bases:
+        assert base not in en and {f"{base}.one", f"{base}.other"} <= en.keys(), base
+        assert all("{count}" in messages[f"{base}.{form}"] for messages in (en, ja) for form in ("one", "other"))
+        assert ja[f"{base}.one"] == ja[f"{base}.other"], base
+
+
+@pytest.mark.parametrize("count, language, said", [
+    (1, "en", "up to 1 app until"), (2, "en", "up to 2 apps until"), (0, "en", "up to 0 apps until"),
+    (1, "ja", "最大 1 個のアプリ"), (2, "ja", "最大 2 個のアプリ")])
+def test_the_plural_form_is_the_one_of_the_count(count, language, said):
+    assert said in i18n.text("web.admin.action.token_add_message", language, count=count)
 
 
 def test_the_in_use_dialog_says_the_design_notes_sentence(ja):

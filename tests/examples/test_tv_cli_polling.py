@@ -5,6 +5,7 @@ back to back: every poll after the first is too soon for the server, whose clock
 from __future__ import annotations
 
 import importlib.util
+import io
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,15 @@ def test_a_code_that_expired_ends_the_polling_with_its_status(make_server):
         tv.poll(client, metadata, started, sleep=sleep, clock=lambda: 0.0)
     assert ended.value.status == tv.EXPIRED == 4 and "expired" in str(ended.value)
     assert waits == [1]
+
+
+@pytest.mark.parametrize("seconds, said", [(60, "1 minute"), (120, "2 minutes"), (600, "10 minutes"),
+                                           (1, "1 second"), (2, "2 seconds"), (90, "90 seconds"), (0, "0 seconds")])
+def test_the_time_a_code_has_left_is_said_in_the_singular_for_one(seconds, said):
+    """Issue 83: "the code expires in 1 minute", never "1 minutes"."""
+    example = _example()
+    assert example.time_left(seconds) == said
+    shown = io.StringIO()
+    example.show({"verification_uri": "https://id.example/device", "user_code": "WDJB-MJHT", "expires_in": seconds},
+                 out=shown)
+    assert f"(the code expires in {said})..." in shown.getvalue()

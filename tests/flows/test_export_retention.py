@@ -49,6 +49,9 @@ def test_every_section_has_its_retention_and_its_words_and_the_figures_are_the_c
     assert f"{HISTORY_DAYS} " in export_retention.kept("login_history", settings=DEFAULTS, locale="en")
     shorter = DEFAULTS.model_copy(update={"cert_validity_days": 90})
     assert "90 days" in export_retention.kept("devices", settings=shorter, locale="en")
+    one_day = DEFAULTS.model_copy(update={"cert_validity_days": 1})
+    assert ", 1 day after it was issued." in export_retention.kept("devices", settings=one_day, locale="en")
+    assert "発行から 1 日後" in export_retention.kept("devices", settings=one_day, locale="ja")
     assert "48 hours" in export_retention.kept("mail_outbox", settings=DEFAULTS, locale="en")
     assert "2.5 hours" in export_retention.kept("mail_outbox", settings=DEFAULTS.model_copy(
         update={"mail_give_up_hours": 2.5}), locale="en")

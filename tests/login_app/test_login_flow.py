@@ -28,7 +28,8 @@ def test_seed_plan_confirm_displaces_the_first_device(make_server):
         b.login(PASSWORD)
     assert refused.value.status == 409
     assert [d["device_id"] for d in refused.value.active_devices] == [a.key_file.device_id]
-    assert refused.value.detail.startswith("This account is in use on another device.")
+    assert refused.value.detail.startswith("Sign in on this device? This account is in use on another device")
+    assert f'"{a.key_file.device_name}" will be signed out' in refused.value.detail
     body = b.confirm(refused.value.confirm_token)
     assert body["evicted"] == [{"device_id": a.key_file.device_id, "device_name": a.key_file.device_name}]
     assert b.request("GET", "/session/me").status_code == 200

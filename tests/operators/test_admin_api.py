@@ -12,6 +12,7 @@ import requests
 
 from accounts.models import Role
 from citylogin.client.api import Client
+from operators.telling import what_was_done
 from tests.support.dynamo_faults import Shape
 from tests.support.fixtures import problem
 from tests.support.operators import operator, operator_behind_faults, person, same_session_at
@@ -253,6 +254,31 @@ def test_the_person_is_told_in_their_language_and_sees_the_action_in_their_histo
     mine = target.get_json("/session/history")["items"]
     row = next(i for i in mine if i["result"] == "admin_action")
     assert row["action"] == "limit" and "reason" not in row and "operator_uuid" not in row
+
+
+def test_the_persons_mail_of_a_new_device_limit_says_the_limit(server):
+    """Issue 83: a number, no limit for 0, or back to the service's default and what that is now; in English and
+    in Japanese."""
+    url, ctx, recorder = server
+    support, target = operator(url, ctx, Role.SUPPORT), person(url)
+    default = ctx.settings.max_concurrent_devices
+    for limit, said in ((1, "may be signed in at once to 1."), (0, "let any number of your devices be signed in at "
+                        "once: no limit."), (None, f"back to the service's default, now {default}.")):
+        assert act(support, target, "limit", reason="ticket 9", limit=limit).status_code == 200
+        settle_background(ctx)
+        assert said in recorder.to(email_of(target), "operator_action")[-1].body, limit
+    assert target.request("PATCH", "/account", json={"locale": "ja"}).status_code == 200
+    for limit, said in ((3, "端末の数を 3 台にしました。"), (0, "上限をなくしました。"),
+                        (None, f"既定値（現在 {default} 台）に戻しました。")):
+        assert act(support, target, "limit", reason="ticket 9", limit=limit).status_code == 200
+        settle_background(ctx)
+        assert said in recorder.to(email_of(target), "operator_action")[-1].body, limit
+
+
+@pytest.mark.parametrize("language, said", [("en", "back to the service's default, now no limit"),
+                                            ("ja", "既定値（現在は上限なし）に戻しました")])
+def test_back_to_a_default_of_no_limit_says_so(language, said):
+    assert said in what_was_done("limit", done={"limit": "default"}, default_limit=0, language=language)
 
 
 def test_ended_sessions_and_forms_without_a_token_are_refused(server):

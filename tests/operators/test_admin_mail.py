@@ -84,3 +84,64 @@ def test_an_admin_lists_resends_and_drops_undelivered_mail(server, caplog):
     assert admin.request("POST", f"/admin/mail/{other}/drop", json={"reason": "asked for a new link"}).json()[
         "mail_id"] == other
     assert other not in admin.request("GET", "/admin/mail").text
+
+
+def waiting_mail(ctx, user_uuid: str, email: str, *, tries: int) -> str:
+    """A reset mail to `email` written to the outbox and tried `tries` times, each failing for a while (421)."""
+    notifier = ctx.notifier
+    notifier.delivers = False
+    notifier.notify(localized_message("password_reset", user_uuid=user_uuid, email=email, locale="en",
+                                      link=Link("reset", TOKEN)))
+    notifier.delivers = True
+    mail_id = notifier.written.pop()
+    for _ in range(tries):
+        set_times(ctx, mail_id, due_at=0)  # due again now: the backoff is not what is tested here
+        entry = notifier.outbox.claim(mail_id)
+        assert entry is not None
+        notifier.outbox.failed(entry, error="SMTPServerDisconnected 421", transient=True)
+    return mail_id
+
+
+def set_times(ctx, mail_id: str, **times: int) -> None:
+    store = ctx.notifier.outbox.store
+    store.client.update_item(TableName=store.table, Key=store.key(mail_id),
+                             UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in times),
+                             ExpressionAttributeValues={f":{name}": {"N": str(v)} for name, v in times.items()})
+
+
+def test_an_admin_sees_the_mail_waiting_to_go_beside_the_mail_given_up(server):
+    """Issue 83 item 5: since when each waiting mail is tried, its tries, its next try and last error; a mail a
+    sender holds is being tried now; the mail given up is listed apart, never as waiting."""
+    url, ctx, _ = server
+    admin, support, target = operator(url, ctx, Role.ADMIN), operator(url, ctx, Role.SUPPORT), person(url)
+    email = f"{target.key_file.username}@example.com"
+    fresh = waiting_mail(ctx, target.key_file.user_uuid, email, tries=0)
+    retried = waiting_mail(ctx, target.key_file.user_uuid, email, tries=2)
+    held = waiting_mail(ctx, target.key_file.user_uuid, email, tries=0)
+    assert ctx.notifier.outbox.claim(held) is not None  # a sender is trying it now
+    for order, mail_id in enumerate((fresh, retried, held)):  # since when each waits: the test's, not the clock's
+        set_times(ctx, mail_id, since=1_000_000 + order)
+    given_up = undelivered_mail(ctx, target.key_file.user_uuid, email)
+    assert problem(support.request("GET", "/admin/mail"))[:2] == (403, "forbidden")
+
+    listed = admin.request("GET", "/admin/mail")
+    assert listed.status_code == 200 and email not in listed.text and TOKEN not in listed.text
+    waiting = {row["mail_id"]: row for row in listed.json()["waiting"]}
+    assert set(waiting) >= {fresh, retried, held} and given_up not in waiting
+    assert [m["mail_id"] for m in listed.json()["mails"] if m["mail_id"] in (fresh, retried, held, given_up)] == \
+        [given_up]
+    assert (waiting[fresh]["attempts"], waiting[fresh]["last_error"], waiting[fresh]["trying"]) == (0, None, False)
+    assert (waiting[retried]["attempts"], waiting[retried]["last_error"], waiting[retried]["trying"]) == \
+        (2, "SMTPServerDisconnected 421", False)
+    for mail_id in (fresh, retried):
+        row = waiting[mail_id]
+        assert row["event"] == "password_reset" and row["user_uuid"] == target.key_file.user_uuid
+        assert row["written_at"] and row["next_try_at"]
+    assert [waiting[m]["since"] for m in (fresh, retried)] == ["1970-01-12T13:46:40Z", "1970-01-12T13:46:41Z"]
+    assert waiting[held]["trying"] is True and waiting[held]["next_try_at"] is None
+    ids = [row["mail_id"] for row in listed.json()["waiting"]]
+    assert ids.index(fresh) < ids.index(retried) < ids.index(held)  # the longest waiting first
+    # A waiting mail is the sender's, not the operator's: neither re-sent nor dropped.
+    for verb in ("resend", "drop"):
+        assert problem(admin.request("POST", f"/admin/mail/{retried}/{verb}", json={"reason": "x"}))[:2] == \
+            (404, "mail_not_found")

@@ -227,6 +227,8 @@ def list_apps(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([app.public(pkce_required_of_every_app=every_app) for app in listed]))
         return
+    if not listed:
+        click.echo("no apps: add one with `citylogin apps add NAME`")
     for app in listed:
         click.echo(f"{app.client_id}  {app.name!r}  {'push ' + app.push_url if app.push_url else 'poll'}  "
                    f"added {app.created_at}")

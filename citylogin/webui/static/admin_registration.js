@@ -55,7 +55,7 @@ async function makeToken(event) {
   clearMessage($(".error", form));
   const fields = { expires_in: Number(form.expires_in.value), uses: Number(form.uses.value) };
   const made = await confirmAction({ title: "web.admin.action.token_add", message: "web.admin.action.token_add_message",
-    params: { uses: fields.uses }, danger: false,
+    params: { count: fields.uses }, danger: false,
     send: (body) => authCall("POST", "/admin/registration-tokens", { ...fields, ...body }) });
   if (!made) return;
   form.reset();

@@ -79,10 +79,20 @@ export function has(key) {
   return Object.hasOwn(messages, key);
 }
 
-/** The text of `key` with its {placeholders} filled from `params`; the key itself if the catalogue lacks it. */
+/** The text of `key` with its {placeholders} filled from `params`; the key itself if the catalogue lacks it.
+ * A text that depends on a number has a form per plural category (`key.one`, `key.other`, as common/i18n.py):
+ * the one the language's rules choose for `params.count` (Intl.PluralRules: "1 app", "2 apps"; Japanese has
+ * one form). */
 export function t(key, params = {}) {
-  const text = has(key) ? messages[key] : key;
+  const form = pluralForm(key, params.count);
+  const text = has(form) ? messages[form] : key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (params[name] ?? whole).toString());
+}
+
+function pluralForm(key, count) {
+  if (typeof count !== "number" || has(key) || !has(`${key}.one`)) return key;
+  const chosen = `${key}.${new Intl.PluralRules(locale).select(count)}`;
+  return has(chosen) ? chosen : `${key}.other`;
 }
 
 /** Shows `key`'s text in `node` and keeps the key on it, so a language switch re-translates it. */

@@ -169,6 +169,13 @@ def test_a_wrong_key_encryption_key_stops_with_one_line_naming_it(cli_env):
         create_app(settings_of(wrong).model_dump())
 
 
+def test_apps_list_with_no_apps_says_so(cli_env):
+    assert invoke(cli_env, "init").exit_code == 0
+    listed = invoke(cli_env, "apps", "list")
+    assert listed.exit_code == 0 and listed.stdout == "no apps: add one with `citylogin apps add NAME`\n", listed.output
+    assert json.loads(invoke(cli_env, "apps", "list", "--json").stdout) == []
+
+
 def test_without_create_tables_a_missing_ring_says_to_run_init(cli_env):
     with pytest.raises(ConfigError, match="citylogin init"):
         create_app(settings_of(cli_env, create_tables=False).model_dump())

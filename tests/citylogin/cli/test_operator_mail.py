@@ -101,3 +101,32 @@ def test_operator_commands_write_the_mail_and_the_running_service_sends_it_under
         with serving(service, runtime, port, **mail):
             arrived = mails_to(mailbox, address, before + 1)
         assert len(arrived) == before + 1 and "Acme ID" in str(arrived[-1]["Subject"])
+
+
+def test_mail_list_shows_the_mail_waiting_to_go_of_the_serve_named_by_the_address_gunicorn_printed(tmp_path):
+    """Issue 83 items 5 and 6: while the mail server refuses connections, `citylogin mail list` run from another
+    folder, naming the service as http://127.0.0.1:PORT (it announced http://localhost:PORT), lists the mails
+    waiting to go (since when, tries, next try, last error) and says none was given up; never an address."""
+    runtime, service, ops = tmp_path / "runtime", tmp_path / "service", tmp_path / "ops"
+    service.mkdir()
+    ops.mkdir()
+    port, name = free_port(), unique_name()
+    address = f"{name}@example.org"
+    refused = {"CITYLOGIN_NOTIFIER": "smtp", "CITYLOGIN_SMTP_HOST": "127.0.0.1",
+               "CITYLOGIN_SMTP_PORT": str(free_port()), "CITYLOGIN_SMTP_SECURITY": "none",
+               "CITYLOGIN_SMTP_SENDER": "id@example.com",
+               "CITYLOGIN_NOTIFY_ATTEMPTS": "1", "CITYLOGIN_MAIL_RETRY_SECONDS": "3600"}
+    with serving(service, runtime, port, **refused) as url:
+        user_uuid = Client(url).register(username=name, email=address, password=PASSWORD).user_uuid
+
+        def tried_once():
+            done = citylogin(ops, runtime, "mail", "list", "--service", f"http://127.0.0.1:{port}")
+            assert done.returncode == 0, done.stderr
+            mine = [line for line in done.stdout.splitlines() if f"user {user_uuid}" in line]
+            return done.stdout if len(mine) == 2 and all("  1 try  next try " in line for line in mine) else None
+        listed = wait_until(tried_once, timeout=120, what="the person's two mails tried once")
+    mine = [line.split() for line in listed.splitlines() if f"user {user_uuid}" in line]
+    assert sorted(words[2] for words in mine) == ["registered", "verify_email"], listed
+    assert all(words[0] == "waiting" and words[5] == "since" and "ConnectionRefusedError" in words for words in mine), \
+        listed
+    assert "no undelivered mail" in listed and address not in listed and "#verify=" not in listed, listed

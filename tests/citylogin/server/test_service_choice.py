@@ -86,8 +86,9 @@ def test_service_names_one_by_pid_or_address_wherever_the_command_runs(tmp_path,
     neutral = settings_in(tmp_path / "neutral")
     assert chosen_service(neutral, two, service_name("202")) == production
     assert chosen_service(neutral, two, service_name("HTTP://LocalHost:5001/")) == staging
+    assert chosen_service(neutral, two, service_name("http://127.0.0.1:5001")) == staging  # as gunicorn says it
     assert chosen_service(settings_in(tmp_path / "staging"), two, service_name("202")) == production
-    for nobody in ("303", "http://localhost:5003", "https://localhost:5001", "http://127.0.0.1:5001"):
+    for nobody in ("303", "http://localhost:5003", "https://localhost:5001", "http://127.0.0.1:5003"):
         with pytest.raises(ServiceRefused) as refused:
             chosen_service(neutral, two, service_name(nobody))
         assert refused.value.message.startswith(f"no citylogin serve runs as {nobody} (--service); those that run: ")
@@ -176,14 +177,78 @@ def test_an_address_names_the_service_however_it_is_spelled(scheme, host, port, 
     assert service_name(f"{scheme}://{netloc}{path.rstrip('/')}{'/' if slash else ''}").names(record)
 
 
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+
+
 @hypothesis.settings(max_examples=300)
 @given(host=HOSTS, port=st.integers(1, 65535), other_host=HOSTS, other_port=st.integers(1, 65535),
        scheme=st.sampled_from(["http", "https"]), other_scheme=st.sampled_from(["http", "https"]))
 def test_another_host_port_or_scheme_never_names_the_service(host, port, other_host, other_port, scheme,
                                                              other_scheme):
-    hypothesis.assume((host, port, scheme) != (other_host, other_port, other_scheme))
+    same_host = host == other_host or {host, other_host} <= LOOPBACK_HOSTS  # this machine, however spelled
+    hypothesis.assume((same_host, port, scheme) != (True, other_port, other_scheme))
     record = RunningService(**_record(f"{scheme}://{host}:{port}"))
     assert not service_name(f"{other_scheme}://{other_host}:{other_port}").names(record)
+
+
+# The loopback as a person copies it from serve's lines (gunicorn says 127.0.0.1, serve says localhost) or types
+# it: every loopback address and localhost are this machine, whatever the case, brackets or final dot.
+LOOPBACK_SPELLINGS = st.one_of(
+    st.sampled_from(["localhost", "LocalHost", "localhost.", "[::1]", "[0:0:0:0:0:0:0:1]", "[::ffff:127.0.0.1]",
+                     "[::FFFF:7F00:1]"]),
+    st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)).map(lambda t: "127.%d.%d.%d" % t))
+# Not this machine, or not an address at all: never the loopback service, however close it looks.
+ELSEWHERE = st.one_of(
+    st.sampled_from(["localhost.example.com", "127.0.0.1.nip.io", "evil-localhost", "[::2]", "[::ffff:10.0.0.1]",
+                     "128.0.0.1", "126.255.255.255", "0.0.0.0", "[::]", "10.0.0.1", "192.168.1.1", "local",
+                     "localhost..", "127.0.0.1.", "[fe80::1]", "2130706433", "0x7f.1", "127.1"]),
+    st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
+    .filter(lambda t: t[0] != 127).map(lambda t: "%d.%d.%d.%d" % t))
+
+
+@hypothesis.settings(max_examples=300)
+@given(served=st.sampled_from(["localhost", "127.0.0.1", "[::1]"]), typed=LOOPBACK_SPELLINGS,
+       port=st.integers(1, 65535), listened=st.booleans(), slash=st.booleans())
+def test_every_loopback_spelling_names_the_service_on_the_loopback(served, typed, port, listened, slash):
+    """Whether serve announced the loopback address as its links' (its url) or only listens there (its public
+    URL set elsewhere): any spelling of the loopback at its port names it."""
+    url = f"http://{served}:{port}"
+    record = RunningService(**(_record("https://id.example.com", listen_url=url) if listened else _record(url)))
+    assert service_name(f"http://{typed}:{port}{'/' if slash else ''}").names(record), typed
+
+
+@hypothesis.settings(max_examples=300)
+@given(served=st.sampled_from(["localhost", "127.0.0.1", "[::1]"]), typed=ELSEWHERE, port=st.integers(1, 65535),
+       user=st.sampled_from(["", "localhost@", "u:p@", "127.0.0.1:{port}@"]), listened=st.booleans())
+def test_no_other_host_and_no_user_names_the_service_on_the_loopback(served, typed, port, user, listened):
+    url = f"http://{served}:{port}"
+    record = RunningService(**(_record("https://id.example.com", listen_url=url) if listened else _record(url)))
+    given_text = f"http://{user.format(port=port)}{typed}:{port}"
+    try:
+        named = service_name(given_text)
+    except ValueError:
+        return  # refused as a value of --service
+    assert not named.names(record), given_text
+    if user:
+        raise AssertionError(f"{given_text} was taken as an address")
+
+
+@pytest.mark.parametrize("typed", ["http://127.0.0.1:5000", "http://localhost:5000", "http://[::1]:5000",
+                                   "http://127.8.9.10:5000/"])
+def test_a_serve_on_every_address_is_named_by_the_loopback_at_its_port(typed):
+    record = RunningService(**_record("http://host.example:5000", listen_url="http://0.0.0.0:5000"))
+    assert service_name(typed).names(record)
+    assert not service_name(typed.replace("5000", "5001")).names(record)
+
+
+def test_loopback_services_at_one_port_are_told_apart_by_pid(tmp_path):
+    """Two serves at one port, one on 127.0.0.1 and one on ::1: the loopback names both, so it names neither."""
+    four, six = (RunningService(**_record(f"http://{host}:5000", pid=pid)) for host, pid in (("127.0.0.1", 7),
+                                                                                               ("[::1]", 8)))
+    with pytest.raises(ServiceRefused) as refused:
+        chosen_service(settings_in(tmp_path), [four, six], service_name("http://localhost:5000"))
+    assert "2 citylogin services run as http://localhost:5000" in refused.value.message
+    assert chosen_service(settings_in(tmp_path), [four, six], service_name("8")) == six
 
 
 @hypothesis.settings(max_examples=300)
@@ -219,14 +284,16 @@ def test_address_of_keeps_what_a_service_is_told_apart_by():
     assert address_of("http://LOCALHOST/") == ("http", "localhost", 80, "")
     assert address_of("https://id.example.com/base/") == ("https", "id.example.com", 443, "/base")
     assert address_of("http://[::1]:5000") == ("http", "::1", 5000, "")
+    assert address_of("http://[::1]x:5000") is None and address_of("http://localhost:05000") is None
     assert address_of(None) is None and address_of("http://localhost:0x50") is None
     assert ServiceName(given="x").names(RunningService(**_record("http://localhost:5000"))) is False
 
 
-def _record(url: str, pid: int = 1) -> dict:
+def _record(url: str, pid: int = 1, listen_url: str = "") -> dict:
     defining = {"url": url, "dynamodb_endpoint_url": "http://127.0.0.1:8000", "data_dir": "/srv/citylogin/.data",
                 "table_prefix": "citylogin_", "jwt_issuer": "citylogin", "key_encryption": "data_dir"}
-    return {"pid": pid, "started": "1", **defining, "fingerprint": deployment_fingerprint(**defining)}
+    return {"pid": pid, "started": "1", **defining, "fingerprint": deployment_fingerprint(**defining),
+            "listen_url": listen_url}
 
 
 def test_on_an_endpoint_a_data_directory_of_the_commands_own_is_no_other_deployment_unless_it_holds_the_key(
