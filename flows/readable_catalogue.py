@@ -14,8 +14,10 @@ class Kind(str, Enum):
 
     TEXT = "text"            # as stored (a name, an address, a user agent)
     TIME = "time"            # ISO 8601 or epoch seconds: a date and time in the person's time zone
+    TIME_MS = "time_ms"      # epoch milliseconds: the same
     YES_NO = "yes_no"
     NUMBER = "number"
+    LIMIT = "limit"          # a device limit: a number, 0 for none, "default" (or absent) for the server's
     WORD = "word"            # a stored code, in words (Field.words: its key with {} for the value)
     WORDS = "words"          # a list (or a space-separated string: an OAuth scope) of codes, in words
     DEVICE = "device"        # a device id: that device's name
@@ -26,6 +28,9 @@ class Kind(str, Enum):
     CLAIM = "claim"          # a claims key: the name it reserves
     COUNTER = "counter"      # a rate_limits key: what the counter counts
     ENTRIES = "entries"      # presence's map of devices signed in: one part each
+    OPERATOR = "operator"    # who acted: a name (the command line's), or "user:<id>" / "app:<client_id>" in words
+    MAIL = "mail"            # a mail's event: its subject (mail.<event>.subject), else "a notice"
+    CLASS_CHANGES = "class_changes"  # a session's [{at, device_class}]: each kind of device and from when
     TECHNICAL = "technical"  # a key, certificate, fingerprint or id: named, its value left to the JSON file
     INTERNAL = "internal"    # how the item is stored (its key's parts, a version): not shown at all
 
@@ -43,13 +48,15 @@ DEVICE_ID = Field(Kind.TECHNICAL, own_label=True)  # where the item is the devic
 DEVICE = Field(Kind.DEVICE)
 METHODS = Field(Kind.WORDS, "export.value.amr.{}")
 CLASS = Field(Kind.WORD, "export.value.device_class.{}")
+SCOPE = Field(Kind.WORDS, "export.value.scope.{}")
 
 # Every section's attributes. user_uuid is the account's own id, which the account section shows once.
 FIELDS: dict[str, dict[str, Field]] = {
     "users": {
         "username": TEXT, "email": TEXT, "email_verified": YES_NO, "email_unclaimed": YES_NO,
         "locale": Field(Kind.WORD, "export.value.locale.{}"), "created_at": TIME, "recovery_codes_left": NUMBER,
-        "locked": YES_NO, "max_concurrent_devices": NUMBER, "roles": Field(Kind.WORDS, "export.value.role.{}"),
+        "locked": YES_NO, "max_concurrent_devices": Field(Kind.LIMIT),
+        "roles": Field(Kind.WORDS, "export.value.role.{}"),
         "user_uuid": Field(Kind.TEXT, own_label=True), "recovery_generation": TECHNICAL,
         "reset_generation": TECHNICAL, "email_link_generation": TECHNICAL},
     "claims": {"claim": Field(Kind.CLAIM), "user_uuid": INTERNAL},
@@ -68,9 +75,12 @@ FIELDS: dict[str, dict[str, Field]] = {
         "status": Field(Kind.WORD, "export.value.session_status.{}"), "revoked_at": TIME,
         "revoked_reason": Field(Kind.WORD, "web.sessions.ended_{}"), "by_device": DEVICE, "ip": TEXT,
         "user_agent": TEXT, "amr": METHODS, "app_names": Field(Kind.APPS), "login_seq": NUMBER,
+        "admin_action": Field(Kind.WORD, "export.value.admin_action.{}"), "by_app_name": TEXT,
+        "screen_of": Field(Kind.APP, own_label=True), "reauth_epoch": TIME, "class_changes": Field(Kind.CLASS_CHANGES),
         "device_id": DEVICE_ID, "session_id": TECHNICAL, "refresh_gen": TECHNICAL, "refresh_kid": TECHNICAL,
         "jkt": TECHNICAL, "live_shard": INTERNAL, "live_screen_of": INTERNAL, "unredeemed": INTERNAL,
-        "user_uuid": INTERNAL},
+        "screen_name": INTERNAL,  # screen_of names the app
+        "locked": INTERNAL, "by_app": INTERNAL, "user_uuid": INTERNAL},  # admin_action and by_app_name say them
     "presence": {"entries": Field(Kind.ENTRIES), "login_seq": Field(Kind.NUMBER, own_label=True),
                  "version": INTERNAL, "user_uuid": INTERNAL},
     "presence_devices": {  # each of presence's entries
@@ -81,14 +91,24 @@ FIELDS: dict[str, dict[str, Field]] = {
         "at": TIME, "result": Field(Kind.WORD, "web.history.result_{}"),
         "action": Field(Kind.WORD, "web.history.action_{}"), "device_id": DEVICE, "ip": TEXT, "user_agent": TEXT,
         "evicted": Field(Kind.DEVICES), "continued": YES_NO, "expires_ttl": TIME, "items": NUMBER,
-        "operator": TEXT, "operator_username": TEXT, "operator_role": Field(Kind.WORD, "export.value.role.{}"),
-        "reason": Field(Kind.TEXT, own_label=True), "operator_client": TEXT, "operator_uuid": TECHNICAL,
+        "operator": Field(Kind.OPERATOR), "operator_username": TEXT,
+        "operator_role": Field(Kind.WORD, "export.value.role.{}"),
+        "reason": Field(Kind.TEXT, own_label=True), "operator_client": TECHNICAL, "sessions_ended": NUMBER,
+        "limit": Field(Kind.LIMIT, own_label=True), "sent": Field(Kind.YES_NO, own_label=True),
+        "role": Field(Kind.WORD, "export.value.role.{}", own_label=True), "granted": Field(Kind.YES_NO, own_label=True),
+        "mail_event": Field(Kind.MAIL), "mail_id": TECHNICAL, "operator_uuid": TECHNICAL,
         "operator_session": TECHNICAL, "event_key": INTERNAL, "user_uuid": INTERNAL},
     "one_time_tokens": {
         "kind": Field(Kind.WORD, "export.value.token_kind.{}"), "email": TEXT, "device_id": DEVICE,
         "redeemed_session": Field(Kind.SESSION), "client_id": Field(Kind.APP), "mails": NUMBER,
-        "expires_epoch": Field(Kind.TIME, own_label=True), "expires_ttl": TIME, "generation": TECHNICAL,
-        "reset_generation": TECHNICAL, "user_uuid": INTERNAL},
+        "expires_epoch": Field(Kind.TIME, own_label=True), "expires_ttl": TIME,
+        # a screen's sign-in (oidc_device), its "Wasn't you?" link, an app's logout waiting (oidc_logout)
+        "device_name": TEXT, "status": Field(Kind.WORD, "export.value.screen_status.{}"), "scope": SCOPE,
+        "approved_ms": Field(Kind.TIME_MS, own_label=True), "auth_time": TIME, "amr": METHODS,
+        "session_id": Field(Kind.SESSION, own_label=True), "screen_session": Field(Kind.SESSION, own_label=True),
+        "session_expires_epoch": Field(Kind.TIME, own_label=True), "redirect_to": Field(Kind.TEXT, own_label=True),
+        "generation": TECHNICAL, "reset_generation": TECHNICAL, "jkt": TECHNICAL,
+        "poll_interval": INTERNAL, "last_poll_ms": INTERNAL, "user_uuid": INTERNAL},  # the screen's polling
     "pairing_tokens": {
         "created_at": TIME, "created_by_device": DEVICE, "status": Field(Kind.WORD, "export.value.pairing_status.{}"),
         "used_at": TIME, "used_by_device": DEVICE, "expires_epoch": Field(Kind.TIME, own_label=True),
@@ -102,12 +122,12 @@ FIELDS: dict[str, dict[str, Field]] = {
         "public_key": TECHNICAL, "credential_id": TECHNICAL, "user_uuid": INTERNAL},
     "oidc_grants": {
         "client_id": Field(Kind.APP), "session_id": Field(Kind.SESSION, own_label=True), "device_id": DEVICE,
-        "scope": Field(Kind.WORDS, "export.value.scope.{}"), "amr": METHODS, "auth_time": TIME,
+        "scope": SCOPE, "amr": METHODS, "auth_time": TIME,
         "granted_epoch": TIME, "expires_epoch": Field(Kind.TIME, own_label=True), "expires_ttl": TIME,
         "revoked_at": TIME, "revoked_reason": Field(Kind.WORD, "web.sessions.ended_{}"),
         "grant_id": TECHNICAL, "refresh_gen": TECHNICAL, "jkt": TECHNICAL, "user_uuid": INTERNAL},
     "oidc_consents": {
-        "client_id": Field(Kind.APP), "scopes": Field(Kind.WORDS, "export.value.scope.{}"), "granted_epoch": TIME,
+        "client_id": Field(Kind.APP), "scopes": SCOPE, "granted_epoch": TIME,
         "given_ms": TECHNICAL, "user_uuid": INTERNAL},
     "mail_outbox": {
         "texts": Field(Kind.WORD, "mail.{}.subject"), "state": Field(Kind.WORD, "export.value.mail_state.{}"),

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from common import i18n
 from common.timefmt import parse_iso
-from flows.readable_catalogue import Field, Kind
+from flows.readable_catalogue import CLASS, Field, Kind
 
 CLAIM_KINDS = ("username", "email")  # accounts/user_store.py's claims: "<kind>#<name>"
 COUNTERS = ("fail", "lock", "pairing", "verify_resend", "admin_search", "renew")  # rate_limits: "<kind>#..."
@@ -56,6 +56,8 @@ class Reader:
         kind = spec.kind
         if kind is Kind.TIME:
             return self.joined(self.moment(v) for v in raw) if isinstance(raw, list) else self.moment(raw)
+        if kind is Kind.TIME_MS:
+            return self.moment(int(raw) // 1000)
         if kind is Kind.YES_NO:
             return self.text("export.yes" if raw else "export.no")
         if kind in (Kind.WORD, Kind.WORDS):
@@ -67,6 +69,8 @@ class Reader:
             return self.joined(self.device(d.get("device_id", ""), d.get("device_name")) for d in raw)
         if kind in (Kind.SESSION, Kind.APP, Kind.APPS, Kind.CLAIM, Kind.COUNTER):
             return self._named(kind, raw)
+        if kind in (Kind.LIMIT, Kind.MAIL, Kind.CLASS_CHANGES, Kind.OPERATOR):
+            return self._said(kind, raw)
         return plain(raw)
 
     def moment(self, raw: Any) -> str:
@@ -86,6 +90,22 @@ class Reader:
 
     def device(self, device_id: str, name: str | None = None) -> str:
         return name or self.names.devices.get(device_id) or self.text("export.device_removed")
+
+    def _said(self, kind: Kind, raw: Any) -> str:
+        """A stored convention in words: a device limit's 0 and default, a mail's event, who acted, a
+        session's changes of its kind of device."""
+        if kind is Kind.LIMIT:
+            return self.text("export.value.limit.default") if raw in (None, "default") else (
+                self.text("export.value.limit.none") if raw == 0 else plain(raw))
+        if kind is Kind.OPERATOR:  # operators/service.py's Operator.label
+            prefix, _, rest = str(raw).partition(":")
+            return self.text(f"export.value.operator.{prefix}") if prefix in ("user", "app") and rest else plain(raw)
+        if kind is Kind.MAIL:
+            key = f"mail.{raw}.subject"
+            return self.text(key) if i18n.has(key) else self.text("export.value.mail_event.other")
+        return self.joined(self.text("export.value.class_change", time=self.moment(change.get("at")),
+                                     device_class=self.words(CLASS.words, [change.get("device_class")]))
+                           for change in raw if isinstance(change, dict) and change.get("at"))
 
     def _named(self, kind: Kind, raw: Any) -> str:
         if kind is Kind.SESSION:

@@ -169,6 +169,7 @@ class SessionRecord:
     # A screen's session (the device authorization grant, SPEC §14): the app it signed in for. The app giving
     # its grant back (RFC 7009: the screen signs out) ends the session, so that its seat is free at once.
     screen_of: str | None = None
+    screen_name: str | None = None  # a screen's: its app's name when approved (the Sessions list's client)
     # `screen_of` while active (removed at its end): the sparse index by which removing an app finds its screens
     live_screen_of: str | None = None
     # approved, not yet redeemed: ends at the code's expiry unless redeemed (SessionStore.screen_redeemed_items)
@@ -338,6 +339,8 @@ class SessionView(BaseModel):
     revoked_reason: str | None
     device_class: str = Field(default="other", description="the class it counts under against the limits: mobile, "
                                                            "tablet, desktop, other, or tv (a screen's)")
+    screen_app: str | None = Field(default=None, description="a screen's session (the device grant): the name of the "
+                                   "app it signed in for, its client (user_agent is null: no browser of its own)")
 
 
 class ListedSession(SessionView):

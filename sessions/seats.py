@@ -65,7 +65,7 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     session = new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
                            device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt, amr=amr,
                            login_seq=seats.presence.next_login_seq(), session_id=session_id, screen_of=screen_of,
-                           redeem_by=redeem_by)
+                           redeem_by=redeem_by, screen_name=app_of[1] if app_of else None)
     kept = {e.device_id: e for e in seats.others if e not in evicted}
     kept[device_id] = PresenceEntry(device_id=device_id, session_id=session.session_id,
                                     device_name=device_name, login_epoch=now, last_seen_epoch=now,
@@ -174,7 +174,8 @@ def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:
 def new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name: str, device_class: str,
                  ip: str | None, user_agent: str | None, now: int, jkt: str | None,
                  amr: Sequence[str], login_seq: int | None = None, session_id: str | None = None,
-                 screen_of: str | None = None, redeem_by: int | None = None) -> SessionRecord:
+                 screen_of: str | None = None, redeem_by: int | None = None,
+                 screen_name: str | None = None) -> SessionRecord:
     session_id, refresh_kid = session_id or str(uuid.uuid4()), ctx.refresh_secrets.newest_kid()
     ends = now + ctx.settings.session_max_lifetime if redeem_by is None else \
         min(redeem_by, now + ctx.settings.session_max_lifetime)
@@ -189,4 +190,4 @@ def new_session(ctx: AppContext, *, user_uuid: str, device_id: str, device_name:
         expires_ttl=retention_ttl(now + ctx.settings.session_max_lifetime), device_class=device_class,
         live_shard=ending_shard(session_id), login_seq=login_seq,
         ends_at=min(ends, now + liveness(ctx.settings).idle_span), jkt=jkt, amr=list(amr), screen_of=screen_of,
-        live_screen_of=screen_of, unredeemed=True if redeem_by is not None else None)
+        live_screen_of=screen_of, unredeemed=True if redeem_by is not None else None, screen_name=screen_name)

@@ -417,7 +417,7 @@ class SessionStore(UserSessions):
     # --- activity: a touch or a refresh moves last_seen on the session and its presence entry --
 
     def _activity_items(self, session: SessionRecord | Holder, *, set_session: str, values: dict[str, Any],
-                        condition: str, now: int, idle_cutoff: int) -> list[dict[str, Any]]:
+                        condition: str, now: int, idle_cutoff: int, apps: set[str] | None = None) -> list[Any]:
         live = [condition, "#s = :active", "last_seen_epoch > :cutoff", "expires_epoch > :now"]
         # cutoff = now - idle span: the session now ends without a write at now + idle span, or at its max lifetime
         ends_at = min(session.expires_epoch, 2 * now - idle_cutoff)
@@ -431,11 +431,13 @@ class SessionStore(UserSessions):
                                                       ":active": {"S": SESSION_ACTIVE},
                                                       ":cutoff": {"N": str(idle_cutoff)}}}},
             {"Update": {"TableName": self.presence, "Key": {"user_uuid": {"S": session.user_uuid}},
-                        "UpdateExpression": "SET entries.#d.last_seen_epoch = :now",
+                        # with the apps signed in on the session: the seat names them (SPEC §5), for no write more
+                        "UpdateExpression": "SET entries.#d.last_seen_epoch = :now" + (
+                            ", entries.#d.app_names = :apps" if apps else ""),
                         "ConditionExpression": "entries.#d.session_id = :sid",
                         "ExpressionAttributeNames": {"#d": session.device_id},
-                        "ExpressionAttributeValues": {":now": {"N": str(now)},
-                                                      ":sid": {"S": session.session_id}}}}]
+                        "ExpressionAttributeValues": {":now": {"N": str(now)}, ":sid": {"S": session.session_id},
+                                                      **({":apps": {"SS": sorted(apps)}} if apps else {})}}}]
 
     def _record_activity(self, items: list[dict[str, Any]]) -> Activity:
         failed = self._transact(items)
@@ -488,7 +490,7 @@ class SessionStore(UserSessions):
     def touch(self, session: SessionRecord, *, now: int, idle_cutoff: int) -> Activity:
         """Record activity on a live session and its presence entry (at most once per touch interval)."""
         return self._record_activity(self._activity_items(
-            session, now=now, idle_cutoff=idle_cutoff, condition="", set_session="", values={}))
+            session, now=now, idle_cutoff=idle_cutoff, condition="", set_session="", values={}, apps=session.app_names))
 
 
 def _entry_item(entry: PresenceEntry) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def _view(session: SessionRecord, *, current_id: str) -> SessionView:
         created_at=session.created_at, last_seen_at=iso_from_epoch(session.last_seen_epoch),
         expires_at=iso_from_epoch(session.expires_epoch), ip=session.ip, user_agent=session.user_agent,
         current=session.session_id == current_id, status=status, revoked_reason=reason,
-        device_class=session.device_class or "other")
+        device_class=session.device_class or "other", screen_app=session.screen_name)
 
 
 def _listed(session: SessionRecord, *, current_id: str, apps: dict[str, list[SignedInApp]]) -> ListedSession:

@@ -6,17 +6,18 @@ import base64
 import platform
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 import requests
 
-from citylogin.client.errors import CityloginError, ConcurrentLoginRequired, json_or_raise, problem_body
+from citylogin.client.errors import (ActiveDevice, CityloginError, ConcurrentLoginRequired, json_or_raise,
+                                     problem_body)
 from citylogin.client.keys import (KEY_KINDS, KEY_MAKERS, LOGIN_PURPOSE, RENEW_PURPOSE, DevicePrivateKey, KeyFile,
                                    dpop_proof, generate_key, key_kind_of, private_key_pem, public_key_pem,
                                    sign_challenge)
 
-__all__ = ["KEY_KINDS", "KEY_MAKERS", "LOGIN_PURPOSE", "RENEW_PURPOSE", "CityloginError", "Client",
+__all__ = ["KEY_KINDS", "KEY_MAKERS", "LOGIN_PURPOSE", "RENEW_PURPOSE", "ActiveDevice", "CityloginError", "Client",
            "ConcurrentLoginRequired", "DevicePrivateKey", "KeyFile", "generate_key", "key_kind_of",
            "private_key_pem", "public_key_pem", "sign_challenge"]
 
@@ -130,16 +131,19 @@ class Client:
     # login and session
 
     def login(self, password: str | None = None, *, passkey: dict[str, Any] | None = None, force: bool = False,
-              device_name: str | None = None) -> dict[str, Any]:
+              device_name: str | None = None, displace: Iterable[str] | None = None) -> dict[str, Any]:
         """Challenge, sign, log in; keeps the tokens. Raises ConcurrentLoginRequired or CityloginError.
         `passkey`: in place of the password, an assertion (its toJSON() form) that a platform
-        authenticator made for the options of `passkey_options()`."""
+        authenticator made for the options of `passkey_options()`. At the device limit, `force` signs
+        the default devices out; `displace` (session ids from a ConcurrentLoginRequired's `.devices`)
+        signs out those instead, and is itself the person's yes."""
         key_file = self.require_key_file()
         challenge = self._post("/login/challenge", {})["challenge"]
         secret = {"password": password} if passkey is None else {"passkey": passkey}
+        chosen = _displacing(displace)
         body = {"username": key_file.username, **secret, "client_cert": key_file.client_cert_b64(),
                 "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge),
-                "force": force}
+                "force": force or bool(chosen), **chosen}
         if device_name:
             body["device_name"] = device_name
         return self._renew_if_due(self._keep_tokens(self._post("/login/", body, bind=True)))
@@ -149,10 +153,24 @@ class Client:
         without one for a discoverable passkey; for login() or a re-authentication."""
         return self._post("/login/passkey/options", {"username": username} if username else {})
 
-    def confirm(self, confirm_token: str) -> dict[str, Any]:
-        """Confirm a login refused with 409 concurrent_login, evicting the other device; keeps the tokens."""
-        return self._renew_if_due(self._keep_tokens(self._post("/login/confirm", {"confirm_token": confirm_token},
-                                                               bind=True)))
+    def confirm(self, confirm_token: str, *, displace: Iterable[str] | None = None) -> dict[str, Any]:
+        """Confirm a login refused with 409 concurrent_login; keeps the tokens. The default devices are
+        signed out, or with `displace` the sessions the person chose (session ids of the 409's
+        `.devices`). A chosen session that ended meanwhile: a fresh ConcurrentLoginRequired with the
+        new list and token; a choice that is not enough or not listed: CityloginError 400
+        invalid_field (the token stays usable)."""
+        body = {"confirm_token": confirm_token, **_displacing(displace)}
+        return self._renew_if_due(self._keep_tokens(self._post("/login/confirm", body, bind=True)))
+
+    def approve_screen(self, user_code: str, *, device_name: str, force: bool = False,
+                       displace: Iterable[str] | None = None) -> dict[str, Any]:
+        """Sign a screen in (a TV's RFC 8628 user code) with this device's session; the screen becomes a
+        device of the account named `device_name`. At the device limit it raises ConcurrentLoginRequired
+        (its `.devices` may list this device itself, `current`): ask the person, then call again with
+        `force=True` (the default ones go) or `displace=[session_id, ...]` (the ones chosen)."""
+        chosen = _displacing(displace)
+        return self._call("POST", "/oidc/device/approve", {"user_code": user_code, "device_name": device_name,
+                                                           "force": force or bool(chosen), **chosen})
 
     def renew(self, *, new_key: bool = True) -> KeyFile:
         """A new certificate for this device (logged in), by default for a new key pair of the same kind
@@ -413,6 +431,13 @@ class Client:
         if self.key_file is None:
             raise RuntimeError("this client has no key file: register, pair or pass key_file=")
         return self.key_file
+
+
+def _displacing(displace: Iterable[str] | None) -> dict[str, Any]:
+    """`{"displace": [...]}` naming the sessions to sign out, or nothing (the default ones go). With a
+    login or a screen's approval, naming them is the person's yes: `force` goes with them."""
+    chosen = [displace] if isinstance(displace, str) else list(displace or ())
+    return {"displace": chosen} if chosen else {}
 
 
 def _origin(url: str) -> str:

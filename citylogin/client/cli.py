@@ -12,6 +12,7 @@ from citylogin.cli.output import json_option, key_values, local_time, print_json
 from citylogin.client.api import KEY_KINDS, Client, CityloginError, ConcurrentLoginRequired
 from citylogin.client.account import account, password_reset, password_reset_confirm, recover, renew
 from citylogin.client.devices import devices, history, sessions
+from citylogin.client.in_use import ask_which, no_one_to_ask, on_a_terminal
 from citylogin.client.session import (PASSWORD_ENV, CommandFailure, ask_password, cli_client, describe, device_client,
                                       key_file_option, new_key_file, reports_errors, show_recovery_codes,
                                       stored_session)
@@ -51,33 +52,53 @@ def register(url: str, username: str, email: str, key_file: Path, device_name: s
     show_recovery_codes(enrolling.recovery_codes)
 
 
-def _login(client: Client, *, force: bool) -> dict[str, Any]:
-    """Log in; on 409 concurrent_login show the other devices and confirm only if the person agrees."""
+def _login(client: Client, *, force: bool, displace: tuple[str, ...]) -> dict[str, Any]:
+    """Log in. At the device limit a person chooses which devices go from a numbered list (Enter: the
+    default ones); a script must have chosen beforehand (`--displace`, or `--force` for the default).
+    A chosen device that signed out meanwhile brings a fresh list, asked again."""
     try:
-        return client.login(ask_password(), force=force)
+        return client.login(ask_password(), force=force, displace=displace)
     except ConcurrentLoginRequired as conflict:
-        if conflict.confirm_token is None:  # nothing to confirm with: the refusal stands as the answer
-            raise
-        click.echo("Active devices:", err=True)
-        for device in conflict.active_devices:
-            click.echo(f"  {device.get('device_name')} ({device.get('device_id')}), logged in "
-                       f"{local_time(device.get('login_at'))}, last seen {local_time(device.get('last_seen_at'))}",
-                       err=True)
-        click.echo("This account is in use on another device. If you continue, that device will be logged out.",
-                   err=True)
-        if not click.confirm("Continue?", err=True):
-            raise CommandFailure("cancelled; the other device stays logged in", code="cancelled") from None
-        return client.confirm(conflict.confirm_token)
+        asked = conflict
+    except CityloginError as exc:
+        raise _bad_choice(exc) from None
+    while True:
+        if asked.confirm_token is None:  # nothing to confirm with: the refusal stands as the answer
+            raise asked
+        if not on_a_terminal():
+            raise no_one_to_ask(asked)
+        chosen = ask_which(asked)
+        try:
+            return client.confirm(asked.confirm_token, displace=chosen)
+        except ConcurrentLoginRequired as again:
+            click.echo("The devices in use changed meanwhile; here they are now.", err=True)
+            asked = again
+        except CityloginError as exc:
+            raise _bad_choice(exc) from None
+
+
+def _bad_choice(exc: CityloginError) -> Exception:
+    """A 400 invalid_field naming `displace`, told as what the person or script chose; other errors as they are."""
+    if exc.code != "invalid_field" or exc.body.get("field") != "displace":
+        return exc
+    return CommandFailure(f"those devices cannot be signed out for this login: {exc.detail} "
+                          "(choose among the ones the server lists, enough of them)", code="invalid_field",
+                          status=exc.status)
 
 
 @client.command()
 @key_file_option()
-@click.option("--force", is_flag=True, help="Log other devices out without asking, if the policy allows.")
+@click.option("--force", is_flag=True, help="At the device limit, sign the default devices out without asking, "
+              "if the policy allows.")
+@click.option("--displace", "displace", multiple=True, metavar="SESSION_ID",
+              help="At the device limit, sign out this session's device (repeatable): the choice a script makes "
+              "without a terminal. The session ids are those the refused login names.")
 @json_option
 @reports_errors
-def login(key_file: Path, force: bool, as_json: bool) -> None:
-    """Log this device in (challenge signed with its key) and keep the session in the key file."""
-    session = _login(device_client(key_file, quiet=as_json), force=force)
+def login(key_file: Path, force: bool, displace: tuple[str, ...], as_json: bool) -> None:
+    """Log this device in (challenge signed with its key) and keep the session in the key file. At the
+    device limit, on a terminal, it lists the devices that could be signed out and asks which one goes."""
+    session = _login(device_client(key_file, quiet=as_json), force=force, displace=displace)
     evicted = session.get("evicted", [])
     if as_json:
         print_json({"session_id": session["session_id"], "device_id": session["device_id"],

@@ -1,6 +1,7 @@
 """citylogin.client.errors: the problem+json errors of the API as exceptions on the client's side."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -24,13 +25,53 @@ class CityloginError(Exception):
         return error_class(body, status=response.status_code)
 
 
+@dataclass(frozen=True)
+class ActiveDevice:
+    """One device a 409 concurrent_login lists as one that could be signed out to make room:
+    `default` marks the ones that go unless the person chooses others, `current` the device asking
+    (a phone approving a screen, when its own seat could go)."""
+    session_id: str
+    device_id: str
+    device_name: str
+    device_class: str
+    login_at: str | None
+    last_seen_at: str | None
+    ip: str | None
+    user_agent: str | None
+    apps: tuple[str, ...]  # the names of the apps signed in through that session
+    current: bool
+    default: bool
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> ActiveDevice:
+        # A server from before the choice lists fewer fields: each has a neutral value then.
+        return cls(session_id=item.get("session_id") or "", device_id=item.get("device_id") or "",
+                   device_name=item.get("device_name") or "", device_class=item.get("device_class") or "other",
+                   login_at=item.get("login_at"), last_seen_at=item.get("last_seen_at"), ip=item.get("ip"),
+                   user_agent=item.get("user_agent"),
+                   apps=tuple(app.get("name") or app.get("client_id") or "" for app in item.get("apps") or ()),
+                   current=bool(item.get("current")), default=bool(item.get("default")))
+
+
 class ConcurrentLoginRequired(CityloginError):
-    """409 concurrent_login (SPEC §5): confirm with `.confirm_token` to log `.active_devices` out."""
+    """409 concurrent_login (SPEC §5): the account is at its device limit. `.devices` are the ones that
+    could be signed out (`.active_devices` the same as the server's JSON), `.needed` how many must go,
+    `.action` what the person is doing (`{"kind": "login"}` or `{"kind": "screen", ...}`). Confirm with
+    `Client.confirm(.confirm_token)` to sign out the default ones, or with `displace=[session_id, ...]`
+    to sign out the ones the person chose (a screen's approval: the same call with `force`/`displace`)."""
 
     def __init__(self, body: dict[str, Any], *, status: int | None = None) -> None:
         super().__init__(body, status=status)
         self.confirm_token: str | None = body.get("confirm_token")
         self.active_devices: list[dict[str, Any]] = body.get("active_devices", [])
+        self.devices = [ActiveDevice.from_json(item) for item in self.active_devices]
+        self.needed: int = body.get("needed") or 1
+        self.action: dict[str, Any] = body.get("action") or {"kind": "login"}
+
+    @property
+    def defaults(self) -> list[str]:
+        """The session ids that go when the person confirms without choosing (the eviction order's pick)."""
+        return [device.session_id for device in self.devices if device.default]
 
 
 def problem_body(response: requests.Response) -> dict[str, Any]:

@@ -35,13 +35,15 @@ def key_file_option(*, new: bool = False) -> Callable[[Command], Command]:
 class CommandFailure(click.ClickException):
     """A failure told in one line; `code` (and `status`, `reason`) go into the --json error object."""
 
-    def __init__(self, message: str, *, code: str, status: int | None = None, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str, status: int | None = None, reason: str | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code, self.status, self.reason = code, status, reason
+        self.extra = extra or {}  # more for a script to act on, e.g. the devices a login may displace
 
     def as_json(self) -> dict[str, Any]:
         body = {"status": self.status, "code": self.code, "reason": self.reason, "message": self.message}
-        return {k: v for k, v in body.items() if v is not None}
+        return {k: v for k, v in body.items() if v is not None} | self.extra
 
 
 def _api_failure(exc: CityloginError) -> CommandFailure:

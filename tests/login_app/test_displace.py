@@ -220,3 +220,32 @@ def test_approving_a_screen_the_person_keeps_the_phone_and_signs_out_another(mak
     screen = next(d for d in asked_again.active_devices if d["device_class"] == "tv")
     assert screen["apps"] == [{"client_id": credentials.app.client_id, "name": "Living-room TV app"}]
     assert screen["user_agent"] is None
+    # Sessions lists the screen by its own client, the app, not by the browser of the phone that approved it.
+    listed_sessions = phone.request("GET", "/session/list").json()["sessions"]
+    tv = next(x for x in listed_sessions if x["device_class"] == "tv")
+    assert (tv["screen_app"], tv["user_agent"]) == ("Living-room TV app", None)
+    assert next(x for x in listed_sessions if x["current"])["screen_app"] is None
+
+
+def test_the_question_names_the_apps_signed_in_on_each_device(make_server):
+    """An app's sign-in is kept by its session; the device's next recorded activity writes it to its seat, in the
+    write that activity makes anyway, and the question names it from there."""
+    from relying_parties import service as apps
+    from relying_parties.models import OidcClient
+    from tests.support.live import FakeClock, on_clock
+    from tests.support.oidc import signed_in_tokens
+    url, ctx = make_server(max_concurrent_devices=2)
+    ctx.clock = clock = FakeClock()
+    a = register_device(url)
+    b, c = add_device(ctx, a, name="Tablet B"), add_device(ctx, a, name="Laptop C")
+    on_clock(clock, a, b, c)
+    a.login(PASSWORD)
+    b.login(PASSWORD)
+    redirect = "https://app.example/callback"
+    credentials = apps.add_app(ctx, name="Notes", push_url=None, oidc=OidcClient(redirect_uris=(redirect,)))
+    signed_in_tokens(url, credentials, b, redirect_uri=redirect)
+    clock.advance(61)   # past the touch interval: b's next request records its activity
+    assert _me(b)[0] == 200
+    listed = {d["device_id"]: d["apps"] for d in _asked(c).active_devices}
+    assert listed == {a.key_file.device_id: [],
+                      b.key_file.device_id: [{"client_id": credentials.app.client_id, "name": "Notes"}]}

@@ -112,8 +112,8 @@ function sessionRow(session) {
       "web.sessions.end")
     : null;
   end?.setAttribute("aria-label", t("web.sessions.end_label", { name: session.device_name }));
-  const agent = session.user_agent
-    ? el("span", { title: session.user_agent }, describeAgent(session.user_agent)) : "—";
+  const agent = session.screen_app ? screenClient(session)
+    : session.user_agent ? el("span", { title: session.user_agent }, describeAgent(session.user_agent)) : "—";
   return el("tr", { className: session.current ? "current" : "" },
     cell("web.sessions.col_device", session.device_name, classBadge(session),
       session.current ? tx("span", { className: "badge current" }, "web.sessions.this_session") : null,
@@ -128,6 +128,13 @@ function sessionRow(session) {
 
 /** The kind of device the session counts under (SPEC §5): a TV signed in by its code shows "TV". A class this
  * page has no word for shows nothing rather than a raw code. */
+/** A screen's client (the device grant): its app by name, and its kind ("Living-room TV app · TV"), never the
+ * browser of the phone that approved it. */
+function screenClient(session) {
+  const key = `web.devices.class.${session.device_class}`;
+  return el("span", {}, session.screen_app, has(key) ? ` · ${t(key)}` : "");
+}
+
 function classBadge(session) {
   const key = `web.devices.class.${session.device_class}`;
   return session.device_class && has(key) ? tx("span", { className: "badge kind" }, key) : null;

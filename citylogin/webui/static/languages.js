@@ -2,7 +2,9 @@
 // session stays); the account's language, the one of the mail it is sent, changes only when the
 // person says so: signed in, a switch to another language asks (#mail-locale), as does a login after a
 // language picked signed out. A login otherwise brings the page the account's language; a resumed session
-// (a reload, another tab) keeps the page's. The Account panel's language sets both.
+// (a reload, another tab) keeps the page's. The Account panel's language sets both. A language picked signed
+// out is kept in this tab's sessionStorage: the login screen may be reloaded before the login (at /device the
+// approval waits there through a reload), and the page must not then fall back to the account's language.
 
 import { loadAccount } from "./account.js";
 import { authCall } from "./api.js";
@@ -12,8 +14,9 @@ import { $, guessDeviceName } from "./ui.js";
 
 export const DEVICE_NAME_FIELDS = ["#register-device", "#pair-device", "#recover-device"];
 
+const PICKED_KEY = "citylogin.picked_locale";   // a language picked in the header before logging in: the page keeps it
+
 let signedIn = () => false;
-let pickedSignedOut = null;      // a language picked in the header before logging in: the page keeps it
 let accountLocale = null;        // the account's language (its mail's), once read after a login
 let read = Promise.resolve();    // the account's language read after a login: the Account panel reads after it
 let loading = 0;                 // catalogues on their way for useLocale
@@ -56,8 +59,8 @@ async function syncAccountLocale({ registered = false, resumed = false }) {
   try {
     const account = await authCall("GET", "/account");
     accountLocale = account.locale;
-    const picked = pickedSignedOut !== null;
-    pickedSignedOut = null;
+    const picked = sessionStorage.getItem(PICKED_KEY) !== null;
+    sessionStorage.removeItem(PICKED_KEY);
     if (registered && accountLocale !== currentLocale()) {     // a language switched while registering
       accountLocale = (await authCall("PATCH", "/account", { locale: currentLocale() })).locale;
     } else if (picked) {
@@ -107,7 +110,7 @@ async function useLocale(tag) {
 
 async function switchLanguage(tag) {
   if (tag === wantedLocale()) return;
-  if (!signedIn()) pickedSignedOut = tag;
+  if (!signedIn()) sessionStorage.setItem(PICKED_KEY, tag);
   await useLocale(tag);
   if (!signedIn()) return;
   await read;                         // a login may still be reading the account's language

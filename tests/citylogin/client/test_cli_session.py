@@ -20,6 +20,7 @@ from citylogin.client.cli import client as client_cli
 from citylogin.client.cli import PASSWORD_ENV
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, FakeClock, add_device, register_device
+from tests.support.terminal import citylogin_on_a_terminal
 
 DISPLACED = "Error: This device was logged out: displaced. Run `citylogin client login`."
 
@@ -181,8 +182,14 @@ def test_a_displaced_device_says_so_in_one_line(make_server, tmp_path):
     assert run(path, "whoami").output.strip() == DISPLACED
     assert json_error(run(path, "whoami", "--json")) | {"message": ""} == \
         {"status": 401, "code": "session_revoked", "reason": "displaced", "message": ""}
-    again = run(path, "login", input="y\n")  # asks before displacing the phone in turn
-    assert again.exit_code == 0 and "Continue?" in again.output and "phone" in again.output
+    refused = run(path, "login")  # a script: no one to ask which device goes, so it changes nothing
+    assert refused.exit_code == 1 and "--displace" in refused.output and "'phone' (default)" in refused.output
+    terminal = citylogin_on_a_terminal("client", "login", "--key-file", str(path), env={PASSWORD_ENV: PASSWORD})
+    terminal.wait_for(r"Which device should be signed out\?")  # a person is asked; Enter: the default, the phone
+    assert re.search(r"^1\. +phone +other .*\(default\)$", terminal.output, re.MULTILINE), terminal.output
+    terminal.type("")
+    terminal.wait_for(r"logged out: phone")
+    assert terminal.finish() == 0, terminal.output
     # History tells the question answered "continue" from a refusal (its row is written before the answer).
     rows = [row for row in table_rows(ok(run(path, "history", "--limit", "3"))) if "asked" in row]
     assert [row.split()[2:4] for row in rows] == [["asked,", "continued"]], rows

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import re
 import stat
 from datetime import datetime, timedelta, timezone
 
@@ -21,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from citylogin.client.api import (KEY_KINDS, Client, CityloginError, ConcurrentLoginRequired, KeyFile, generate_key,
                                   private_key_pem, sign_challenge)
 from citylogin.client.cli import client as client_cli
+from citylogin.client.in_use import _chosen, device_list
 from tests.conftest import unique_name
 
 PASSWORD = "a long passphrase"
@@ -110,6 +112,56 @@ def test_concurrent_login_error_carries_the_confirm_token():
     error = CityloginError.from_response(fake_response(409, body))
     assert isinstance(error, ConcurrentLoginRequired)
     assert (error.confirm_token, error.active_devices[0]["device_id"]) == ("ct", "d-2")
+
+
+def test_concurrent_login_error_lists_the_devices_to_choose_from():
+    body = {"status": 409, "code": "concurrent_login", "detail": "Sign in on this device?", "confirm_token": "ct",
+            "action": {"kind": "screen", "device_name": "TV", "device_class": "tv", "client_name": "Telly"},
+            "needed": 2, "active_devices": [
+                {"session_id": "s-1", "device_id": "d-1", "device_name": "laptop", "device_class": "desktop",
+                 "login_at": "2026-11-29T06:00:00Z", "last_seen_at": "2026-11-29T06:20:00Z", "ip": "203.0.113.5",
+                 "user_agent": None, "apps": [{"client_id": "c-1", "name": "Notes"}], "current": False,
+                 "default": True},
+                {"session_id": "s-2", "device_id": "d-2", "device_name": "phone", "device_class": "mobile",
+                 "login_at": "2026-11-29T06:10:00Z", "last_seen_at": None, "ip": None, "user_agent": "x",
+                 "apps": [], "current": True, "default": True},
+                {"session_id": "s-3", "device_id": "d-3", "device_name": "tablet", "device_class": "tablet",
+                 "login_at": "2026-11-29T06:15:00Z", "last_seen_at": None, "ip": None, "user_agent": None,
+                 "apps": [], "current": False, "default": False}]}
+    error = CityloginError.from_response(fake_response(409, body))
+    assert isinstance(error, ConcurrentLoginRequired)
+    assert (error.needed, error.action["kind"], error.defaults) == (2, "screen", ["s-1", "s-2"])
+    laptop, phone, _ = error.devices
+    assert (laptop.session_id, laptop.apps, laptop.default, laptop.current) == ("s-1", ("Notes",), True, False)
+    assert (phone.device_class, phone.current, phone.user_agent) == ("mobile", True, "x")
+
+    listed = device_list(error).splitlines()
+    assert re.match(r"1\. +laptop +desktop +.* Notes +\(default\)$", listed[1]), listed
+    assert re.match(r"2\. +phone \(this device\) +mobile +.* - +\(default\)$", listed[2]), listed
+    assert re.match(r"3\. +tablet +tablet +.* -$", listed[3]), listed
+    assert [_chosen(answer, error) for answer in ("", "3 1", "1,2,3", "1", "4 1", "x")] == [
+        ["s-1", "s-2"], ["s-1", "s-3"], ["s-1", "s-2", "s-3"], None, None, None]  # at least `needed`
+
+
+def test_a_concurrent_login_from_an_older_server_still_parses():
+    body = {"status": 409, "code": "concurrent_login", "confirm_token": "ct",
+            "active_devices": [{"device_id": "d-2", "device_name": "phone"}]}
+    error = CityloginError.from_response(fake_response(409, body))
+    assert (error.needed, error.action, error.defaults) == (1, {"kind": "login"}, [])
+    assert (error.devices[0].device_name, error.devices[0].session_id) == ("phone", "")
+
+
+def test_displace_is_sent_with_force_on_a_login_and_alone_on_a_confirm():
+    tokens = {"access_token": "a", "refresh_token": "r", "session_id": "s-9"}
+    client, adapter = scripted_client(fake_response(200, {"challenge": "ch"}, "application/json"),
+                                      fake_response(200, tokens, "application/json"),
+                                      fake_response(200, tokens, "application/json"))
+    client.key_file = make_key_file()
+    client.login("pw", displace=["s-2"])
+    client.confirm("ct", displace="s-3")  # one id given as a string is one id
+    login, confirm = (json.loads(adapter.sent[i].body) for i in (1, 2))
+    assert (login["force"], login["displace"]) == (True, ["s-2"])
+    assert confirm == {"confirm_token": "ct", "displace": ["s-3"]}
 
 
 def test_error_from_a_non_json_answer():

@@ -86,6 +86,6 @@ def test_the_docs_acme_id_reads_right_in_the_operators_mail():
     assert action.body.startswith("At 2026-11-26 10:00 UTC an operator of Acme ID locked your account.\n")
     assert reset.subject == "An operator of Acme ID sent you a password reset link"
     assert reset.body.startswith("An operator of Acme ID sent you this link to choose a new password: open "
-                                 "https://id.example.com/#reset=x within 30 minutes.")
+                                 "https://id.example.com/#reset=x within 30 minutes of when it was made.")
     assert ja.subject == "Acme ID のオペレーターがあなたのアカウントを変更しました"
     assert ja.body.startswith("2026-11-26 10:00 UTC に Acme ID のオペレーターがアカウントをロックしました。")
