@@ -284,3 +284,39 @@ def test_readiness_is_one_batch_read_with_no_table_listing(base_config):
         ctx.dynamodb.get_waiter("table_not_exists").wait(TableName=ctx.tables.rate_limits)
         response = requests.get(url + "/readyz", timeout=10)
         assert (response.status_code, response.json()["code"]) == (503, "service_unavailable")
+
+
+def test_the_question_at_the_limit_and_a_chosen_answer_cost_no_call_more(counted_app):
+    """Issue 83: the 409 concurrent_login lists every device that could go (names, classes, clients, apps,
+    current, default) from the presence the login's one batch read brings, and a confirmation naming the
+    device to sign out costs what one taking the default costs."""
+    from citylogin.client.api import ConcurrentLoginRequired
+    url, ctx, counter = counted_app
+    first = register_device(url)
+    first.login(PASSWORD)
+    second, third = add_device(ctx, first), add_device(ctx, first)
+
+    def asked(device: Client) -> tuple[ConcurrentLoginRequired, Counter]:
+        settle_background(ctx)
+        counter.take()
+        with pytest.raises(ConcurrentLoginRequired) as refused:
+            device.login(PASSWORD)
+        settle_background(ctx)
+        return refused.value, counter.take()
+
+    def confirmed(device: Client, token: str, displace: list[str]) -> Counter:
+        settle_background(ctx)
+        counter.take()
+        device._keep_tokens(device._post("/login/confirm", {"confirm_token": token, "displace": displace}, bind=True))
+        settle_background(ctx)
+        return counter.take()
+
+    question, question_calls = asked(second)
+    assert len(question.active_devices) == 1 and question.active_devices[0]["default"]
+    reads = Counter({op: n for op, n in question_calls.items() if op in {"GetItem", "BatchGetItem", "Query", "Scan"}})
+    assert reads == Counter({"BatchGetItem": 1}), question_calls
+    by_default = confirmed(second, question.confirm_token, [])
+    question, again = asked(third)
+    assert again == question_calls
+    chosen = confirmed(third, question.confirm_token, [question.active_devices[0]["session_id"]])
+    assert chosen == by_default, (chosen, by_default)
