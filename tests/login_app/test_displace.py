@@ -195,7 +195,7 @@ def test_at_limit_one_the_approving_phone_is_listed_as_this_device_and_the_defau
     assert "this device will be signed out" in body["detail"]
     ja = phone.request("POST", "/oidc/device/approve", headers={"Accept-Language": "ja"},
                        json={"user_code": code["user_code"], "device_name": "Living-room TV"})
-    assert ja.json()["detail"].startswith("テレビ「Living-room TV」でサインインしますか")
+    assert ja.json()["detail"].startswith("テレビ「Living-room TV」でログインしますか")
 
 
 def test_approving_a_screen_the_person_keeps_the_phone_and_signs_out_another(make_server):
