@@ -22,7 +22,9 @@ from tests.support.live import serving
 # 52.9 kB with the header's language question (languages.js, +0.5 kB), the "mail is delayed" and "See my data"
 # texts in the catalogue and the readable copy's page in index.html (the copy's own code, data_export.js, and
 # its texts come only when asked for).
-COLD_BUDGET = 54_000
+# 54.4 kB with the in-use dialog's texts (which device goes, what this device is) and the plural forms in the
+# catalogue; the dialog's own code (in_use.js) comes only when the account is at its limit.
+COLD_BUDGET = 55_000
 
 
 class CountingApp:

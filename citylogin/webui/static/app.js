@@ -13,7 +13,6 @@ import { authCall, citylogin } from "./api.js";
 import { initCodes, showRecoveryCodes } from "./codes.js";
 import { initDevices, loadDevices, resetDevices } from "./devices.js";
 import { REMOVED_HERE, endingBanner } from "./endings.js";
-import { askAgainNote, confirmInUse } from "./in_use.js";
 import { appRequestInView, initLinks, notifyError, takeAccountLink } from "./links.js";
 import { fillPairingCode, initPairing, resetPairing, takePairingLink } from "./pairing.js";
 import { currentLocale, initialLocale, onLocaleChange, setLocale, setText } from "./i18n.js";
@@ -196,6 +195,7 @@ async function confirmReplacing(live) {
  * or the server did not take the choice. */
 async function resolveConflict(pending) {
   setBanner(null);           // an earlier ending's banner ("Signed in on another device") is not this question
+  const { askAgainNote, confirmInUse } = await import("./in_use.js");   // the dialog's code: only when asked
   let asking = pending;
   let note = null;
   for (;;) {
