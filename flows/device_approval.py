@@ -24,7 +24,7 @@ from relying_parties import service as apps
 from common.errors import ServiceUnavailable
 from common.database.guarded_write import GuardedWrite
 from devices import concurrency_policy
-from flows import device_proof, in_use, login, not_me
+from flows import device_proof, in_use, not_me
 from accounts.models import UserRecord
 from common.mail.notifier import Notifier, Queued, device_class_name, device_facts, localized_message
 from oidc import consents
@@ -98,7 +98,7 @@ def _approve(ctx: AppContext, *, approver: _Approver, body: ScreenApproval, call
     # The sign-in is told to the person with its "Wasn't you?" link, both written with the seat.
     link = not_me.new_link(ctx, user_uuid=user.user_uuid, device_id=screen.device_id, session_id=screen.session_id)
     notice = _new_sign_in_notice(ctx.notifier, user=user, screen=screen, link=link, caller=caller, at=ctx.now())
-    taken = _seat(ctx, approver=approver, screen=screen, limit=limit, answer=login.Answer(
+    taken = _seat(ctx, approver=approver, screen=screen, limit=limit, answer=in_use.Answer(
         force=body.force, displace=tuple(body.displace)), caller=caller, told=[link.write, notice.write])
     ctx.notifier.send_queued(notice)
     app = pending.app
@@ -116,7 +116,7 @@ def _approve(ctx: AppContext, *, approver: _Approver, body: ScreenApproval, call
                           evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in taken.evicted])
 
 
-def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, answer: login.Answer,
+def _seat(ctx: AppContext, *, approver: _Approver, screen: _Screen, limit: int, answer: in_use.Answer,
           caller: Caller, told: list[GuardedWrite]) -> OpenedSession:
     """The concurrency decision of a login (SPEC §5) for the screen: read the account's live devices,
     decide whom it displaces under the policy, and write it all (with `told`: the mail of the sign-in and

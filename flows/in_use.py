@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import i18n
+from common.database.guarded_write import GuardedWrite
 from common.errors import Conflict, ErrorCode, FieldKind, InvalidField
 from common.mail.notifier import device_class_name
 from common.timefmt import iso_from_epoch
 from common.runtime.context import AppContext
 from devices import concurrency_policy
 from sessions import service as sessions
-from sessions.models import Seats
+from sessions.models import PresenceEntry, Seats
 
 LOGIN_DETAIL = ("Sign in on this device? This account is in use on another device: if you continue, \"{device}\" "
                 "will be signed out. You may choose another device instead.")
@@ -41,6 +42,17 @@ class Action:
             return {"kind": "login"}
         return {"kind": "screen", "device_name": self.screen, "device_class": self.device_class,
                 "client_name": self.client_name}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The person's answer to the question at the limit: `force` (continue), and which sessions go
+    (`displace`: a choice, itself a confirmation; empty: the eviction order's picks). `spend`: the
+    confirmation token's use, written with the seat (a refused choice leaves it usable)."""
+
+    force: bool = False
+    displace: tuple[str, ...] = ()
+    spend: GuardedWrite | None = None
 
 
 class InUse(Conflict):
@@ -70,7 +82,7 @@ class InUse(Conflict):
                          **self.detail_params)
 
 
-def active_device(entry: Any, *, current_device: str | None, default: bool) -> dict[str, Any]:
+def active_device(entry: PresenceEntry, *, current_device: str | None, default: bool) -> dict[str, Any]:
     """A device that could go, as the 409's `active_devices` lists it (a login's, and a screen's approval's)."""
     return {"session_id": entry.session_id, "device_id": entry.device_id, "device_name": entry.device_name,
             "device_class": entry.device_class, "login_at": iso_from_epoch(entry.login_epoch),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -220,7 +219,7 @@ def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, use
                   dpop: Proof | None) -> LoginResponse:
     if had_failures:  # off the response path: the lockout only needs them gone eventually
         background(ctx).submit(credentials.clear_failures, ctx, username=username)
-    return _open(ctx, user=user, device=device, caller=caller, answer=Answer(force=request.force,
+    return _open(ctx, user=user, device=device, caller=caller, answer=in_use.Answer(force=request.force,
                                                                             displace=tuple(request.displace)),
                  presence=presence, proof=proof, dpop=dpop,
                  amr=sessions.PASSKEY_AMR if request.passkey else sessions.PASSWORD_AMR)
@@ -237,18 +236,7 @@ def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
     return dpop.jkt
 
 
-@dataclass(frozen=True)
-class Answer:
-    """The person's answer to the question at the limit: `force` (continue), and which sessions go
-    (`displace`: a choice, itself a confirmation; empty: the eviction order's picks). `spend`: the
-    confirmation token's use, written with the seat (a refused choice leaves it usable)."""
-
-    force: bool = False
-    displace: tuple[str, ...] = ()
-    spend: GuardedWrite | None = None
-
-
-def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: Answer,
+def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: in_use.Answer,
           presence: Presence | None = None, proof: GuardedWrite | None = None,
           dpop: Proof | None = None, amr: tuple[str, ...] = sessions.PASSWORD_AMR) -> LoginResponse:
     _refuse_deleting(user)  # confirm comes here without a password
@@ -300,7 +288,7 @@ def _refused_while_locked(ctx: AppContext, *, user: UserRecord, device: DeviceRe
     return sessions.AccountLocked()
 
 
-def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: Answer,
+def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: in_use.Answer,
           presence: Presence | None, writes: list[GuardedWrite], jkt: str | None,
           amr: tuple[str, ...]) -> OpenedSession:
     """The concurrency decision (SPEC §5), in one place: read the user's live devices, decide
@@ -331,7 +319,7 @@ def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
 
 
 def _evictions(settings: Settings, *, user: UserRecord, device: DeviceRecord, others: list[PresenceEntry],
-               answer: Answer) -> list[PresenceEntry]:
+               answer: in_use.Answer) -> list[PresenceEntry]:
     """The other devices' live sessions this login displaces, or ConfirmationRequired /
     ConcurrentLoginRejected. An operator's per-user limit replaces the configured total."""
     limit = settings.max_concurrent_devices if user.max_concurrent_devices is None else user.max_concurrent_devices
@@ -432,7 +420,7 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
     pending_caller = Caller(ip=pending.get("ip") or caller.ip,
                             user_agent=pending.get("user_agent") or caller.user_agent)
     opened = _open(ctx, user=user, device=device, caller=pending_caller,
-                   answer=Answer(force=True, displace=displace, spend=spend), presence=facts[PRESENCE],
+                   answer=in_use.Answer(force=True, displace=displace, spend=spend), presence=facts[PRESENCE],
                    dpop=dpop, amr=tuple(pending.get("amr") or sessions.PASSWORD_AMR))
     if pending.get("question"):  # the history says the question was answered: not a refusal
         credentials.mark_continued(ctx, user_uuid=user_uuid, question=pending["question"])

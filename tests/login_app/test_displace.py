@@ -155,19 +155,14 @@ def test_reject_displaces_nobody_and_force_follows_the_eviction_order(make_serve
     b, c = add_device(ctx, a, name="B"), add_device(ctx, a, name="C")
     a.login(PASSWORD)
     b.login(PASSWORD)
-    challenge = c._post("/login/challenge", {})["challenge"]
-    from citylogin.client.keys import sign_challenge
-    key_file = c.require_key_file()
-    body = {"username": key_file.username, "password": PASSWORD, "client_cert": key_file.client_cert_b64(),
-            "challenge": challenge, "signature": sign_challenge(key_file.private_key(), challenge),
-            "force": True, "displace": [b.tokens()["session_id"]]}
-    response = c._send("POST", "/login/", json=body, bind=True)
     if policy == "reject":
-        assert problem(response)[:2] == (409, "concurrent_login_rejected")
+        with pytest.raises(CityloginError) as refused:
+            c.login(PASSWORD, force=True, displace=[b.tokens()["session_id"]])
+        assert (refused.value.status, refused.value.code) == (409, "concurrent_login_rejected")
         assert _me(a)[0] == 200 and _me(b)[0] == 200
     else:
-        assert response.status_code == 200, response.text
-        assert [e["device_id"] for e in response.json()["evicted"]] == [a.key_file.device_id]  # the oldest
+        answer = c.login(PASSWORD, force=True, displace=[b.tokens()["session_id"]])
+        assert [e["device_id"] for e in answer["evicted"]] == [a.key_file.device_id]  # the oldest
         assert _me(b)[0] == 200
 
 
