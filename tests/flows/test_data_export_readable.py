@@ -35,7 +35,8 @@ from tests.support.operators import operator, person
 ZONE = "Asia/Tokyo"
 # How an item is stored, never how it reads: the keys' parts and markers, the audit trail's partition
 INTERNAL = re.compile(r"live#|audit#|#registered|#crl|#count|username#|email#|fail#|lock#|pairing#|verify_resend#")
-EPOCH = re.compile(r"(?<![\d.])1\d{9}(?:\d{3})?(?![\d.])")  # epoch seconds (or milliseconds) of these years
+# epoch seconds (or milliseconds) of these years; not a digit run inside an id (a UUID's "-1184030446b4")
+EPOCH = re.compile(r"(?<![0-9A-Za-z_.-])1\d{9}(?:\d{3})?(?![0-9A-Za-z_.])")
 
 
 def pairs(reader: Reader, section: str, item: dict[str, Any]) -> set[tuple[str, str]]:

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow     # an account used every way and more, three ti
 
 ZONE = "Europe/Paris"
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")               # approved_ms, oidc_device, sessions_ended
-EPOCH = re.compile(r"(?<![\d.:/])\d{9,}(?![\d.])")                      # epoch seconds or milliseconds, counters
+# epoch seconds or milliseconds, counters; not a digit run inside an id (a UUID's "-1184030446b4")
+EPOCH = re.compile(r"(?<![0-9A-Za-z_.:/-])\d{9,}(?![0-9A-Za-z_.])")
 KEY = re.compile(r"\b(?:web|export|mail|error|admin)\.[a-z_]+(?:\.[a-z0-9_]+)+\b")   # web.export.x
 PLACEHOLDER = re.compile(r"\{[a-z_]+\}")                                 # a catalogue text's {kind} left unfilled
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # a session's, a device's id
