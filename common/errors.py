@@ -97,6 +97,19 @@ class ErrorCode(str, Enum):
     REASON_REQUIRED = "reason_required"
     REAUTHENTICATION_REQUIRED = "reauthentication_required"
     LAST_ADMIN = "last_admin"
+    # accounts from elsewhere: upstream identity providers (SPEC §16)
+    IDP_NOT_FOUND = "idp_not_found"
+    IDP_EXISTS = "idp_exists"
+    IDP_UNAVAILABLE = "idp_unavailable"
+    FEDERATION_STATE_INVALID = "federation_state_invalid"
+    FEDERATION_OTHER_BROWSER = "federation_other_browser"
+    FEDERATION_TOKEN_INVALID = "federation_token_invalid"
+    FEDERATION_DENIED = "federation_denied"
+    FEDERATION_SIGNUP_CLOSED = "federation_signup_closed"
+    FEDERATION_TICKET_INVALID = "federation_ticket_invalid"
+    IDENTITY_LINKED_ELSEWHERE = "identity_linked_elsewhere"
+    IDENTITY_NOT_FOUND = "identity_not_found"
+    LAST_WAY_IN = "last_way_in"
 
 
 ERROR_KEYS = "error."  # catalogue keys of details: error.<code>, error.<code>.<variant>
