@@ -11,9 +11,11 @@ import hmac
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlencode
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -21,6 +23,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
+from tests.support.ports import free_port
 from tests.support.upstream import AppleKey, Answer, Upstream, client
 
 pytestmark = pytest.mark.slow
@@ -185,6 +188,13 @@ def test_apple_refuses_a_client_secret_not_signed_by_the_operators_key_or_expire
     assert apple_sign_in(apple)[1]["email_verified"] == "true"                    # the operator's own is taken
 
 
+def test_apple_cancelled_answers_access_denied_by_form_post(apple):
+    apple.upstream.cancel_next()
+    answer, sent = apple.start(scope="openid email name", response_mode="form_post")
+    assert (answer.method, answer.url) == ("POST", CALLBACK)
+    assert answer.params["error"] == "access_denied" and answer.params["state"] == sent["state"]
+
+
 def test_a_company_provider_under_a_path_rotates_its_signing_key(company):
     assert company.upstream.issuer.endswith("/realms/acme")
     assert company.upstream.discovery()["issuer"] == company.upstream.issuer
@@ -271,3 +281,61 @@ def test_stop_leaves_no_process(google):
         os.killpg(pid, 0)
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(google.upstream.issuer, timeout=5)
+
+
+class Callback(BaseHTTPRequestHandler):
+    """A relying party's redirect URI that only records what arrived (GET query or POSTed form)."""
+    arrived: list[tuple[str, dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        self._record("GET", urlsplit(self.path).query)
+
+    def do_POST(self) -> None:
+        self._record("POST", self.rfile.read(int(self.headers["Content-Length"])).decode())
+
+    def _record(self, method: str, query: str) -> None:
+        if urlsplit(self.path).path == "/callback":           # not the browser's /favicon.ico
+            self.arrived.append((method, dict(parse_qsl(query))))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<!DOCTYPE html><p id=arrived>arrived</p>")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def callback() -> Iterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """(the redirect URI, what arrived at it) of a callback server in a thread."""
+    port = free_port()
+    handler = type("RecordingCallback", (Callback,), {"arrived": []})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}/callback", handler.arrived
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["google", "apple"])
+def test_chromium_passes_through_to_the_relying_party(upstream_factory, browser, callback, mode):
+    """The sign-in needs no page: Chromium follows the redirects, and Apple's form_post page submits itself."""
+    redirect_uri, arrived = callback
+    app = client("citylogin", redirect_uri=redirect_uri)
+    upstream = upstream_factory(mode, clients=[app], **({"apple": AppleKey.generate()} if mode == "apple" else {}))
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 43).digest()).rstrip(b"=").decode()
+    query = {"response_type": "code", "client_id": "citylogin", "redirect_uri": redirect_uri, "state": "s-1",
+             "scope": "openid email", "nonce": "n-1", "code_challenge": challenge, "code_challenge_method": "S256",
+             **({"response_mode": "form_post"} if mode == "apple" else {})}
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(upstream.discovery()["authorization_endpoint"] + "?" + urlencode(query))
+        page.wait_for_selector("#arrived")
+    finally:
+        context.close()
+    [(method, fields)] = arrived
+    assert method == ("POST" if mode == "apple" else "GET")
+    assert fields["state"] == "s-1" and fields["iss"] == upstream.issuer and fields["code"]
+    assert ("user" in fields) == (mode == "apple")
