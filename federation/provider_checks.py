@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -107,7 +108,7 @@ def apple_private_key(value: str) -> str:
     text = secret(value, field="apple_private_key", lines=True)
     try:
         key = load_pem_private_key(text.encode(), password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # not PEM, encrypted, or of a kind cryptography lacks
         key = None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise InvalidField("apple_private_key", "apple_private_key: the .p8 file Apple gives (a P-256 private key "
