@@ -10,6 +10,8 @@ from typing import Any, Callable, ParamSpec, TypeVar
 from flask import Blueprint, Response, g, jsonify, request
 
 from operators import apps as operator_apps, export as operator_export, mail as operator_mail, service as operators
+from operators import identity_providers as operator_idps
+from operators.identity_provider_models import NewProvider, ProviderChange, ProviderList, ProviderView
 from accounts.models import DataExport, ExportQuery
 from operators.models import (AccountSearch, AccountSearchResult, ActionRequest, AppChange, AppCredentials, AppList,
                               LimitRequest, MailActionDone, NewApp, NewRegistrationToken, OperatorAccount,
@@ -279,6 +281,55 @@ def registration_tokens() -> Response:
 def revoke_registration_token(token_id: str) -> tuple[str, int]:
     body = parse_optional_body(AppReason)
     operator_apps.revoke_registration_token(ctx(), operator=current_operator(), token_id=token_id, reason=body.reason)
+    return "", 204
+
+
+# --- upstream identity providers (SPEC §16): role admin ---------------------------------------------
+
+@bp.get("/identity-providers")
+@require_operator
+@operation("The upstream sign-in providers, enabled or not, as `citylogin idp list` (whether a secret is set, "
+           "never the secret); admin role", response=ProviderList, auth=True, errors=(403,))
+def identity_providers() -> Response:
+    listed = operator_idps.list_providers(ctx(), operator=current_operator())
+    return jsonify({"providers": listed})
+
+
+@bp.post("/identity-providers")
+@require_operator
+@operation("Add an upstream sign-in provider, as `citylogin idp add`: its preset fills what is left out; the client "
+           "secret (Apple: the private key) is sealed and never answered; admin role", body=NewProvider,
+           response=ProviderView, status=201, auth=True, errors=(403, 409))
+def add_identity_provider() -> tuple[Response, int]:
+    added = operator_idps.add_provider(ctx(), operator=current_operator(), request=parse_body(NewProvider))
+    return jsonify(added), 201
+
+
+@bp.get("/identity-providers/<string(maxlength=32):name>")
+@require_operator
+@operation("One upstream sign-in provider; admin role", response=ProviderView, auth=True, errors=(403, 404))
+def identity_provider(name: str) -> Response:
+    return jsonify(operator_idps.show_provider(ctx(), operator=current_operator(), name=name))
+
+
+@bp.patch("/identity-providers/<string(maxlength=32):name>")
+@require_operator
+@operation("Change an upstream sign-in provider: the fields given (a new secret replaces the old); admin role",
+           body=ProviderChange, response=ProviderView, auth=True, errors=(403, 404, 409))
+def change_identity_provider(name: str) -> Response:
+    changed = operator_idps.change_provider(ctx(), operator=current_operator(), name=name,
+                                            request=parse_body(ProviderChange))
+    return jsonify(changed)
+
+
+@bp.delete("/identity-providers/<string(maxlength=32):name>")
+@require_operator
+@operation("Remove an upstream sign-in provider: it is offered no more (identities linked through it stay on "
+           "their accounts); admin role", body=AppReason, body_required=False, status=204, auth=True,
+           errors=(403, 404))
+def remove_identity_provider(name: str) -> tuple[str, int]:
+    body = parse_optional_body(AppReason)
+    operator_idps.remove_provider(ctx(), operator=current_operator(), name=name, reason=body.reason)
     return "", 204
 
 

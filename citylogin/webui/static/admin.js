@@ -7,6 +7,7 @@
 import { initAccounts } from "./admin_account.js";
 import { RANKS } from "./admin_actions.js";
 import { initApps, loadApps } from "./admin_apps.js";
+import { initProviders, loadProviders } from "./admin_idps.js";
 import { initMail, loadMail } from "./admin_mail.js";
 import { initActionDialog } from "./admin_dialog.js";
 import { readWindow } from "./admin_reauth.js";
@@ -28,6 +29,7 @@ function selectTab(name) {
   }
   for (const panel of $("#console").querySelectorAll("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
   if (name === "apps") loadApps();
+  if (name === "idps") loadProviders();
   if (name === "mail") loadMail();
 }
 
@@ -94,8 +96,10 @@ async function boot() {
   initAccounts({ role: signedIn.role });
   if (signedIn.role === "admin") {
     $("#console .tabs button[data-tab=apps]").hidden = false;
+    $("#console .tabs button[data-tab=idps]").hidden = false;
     $("#console .tabs button[data-tab=mail]").hidden = false;
     initApps();
+    initProviders();
     initMail();
   }
   showGate("console");
