@@ -38,3 +38,21 @@ def _reason(error: ApiError, locale: str) -> str:
         return html_page.text(f"web.error.{error.code.value}", locale)
     except KeyError:
         return escape(error.detail_in(locale))
+
+
+REPOST_SCRIPT = "/web/oidc_page.js"  # submits the form #oidc-response at once; its button does without a script
+REPOST_POLICY = (*html_page.POLICY, "form-action 'self'")
+
+
+def repost_page(*, action: str, fields: list[tuple[str, str]], locale: str) -> Response:
+    """200: the provider's form post, posted again to `action` from this service's own page. The browser
+    sends a SameSite=Lax cookie with a POST only when a page of the same site makes it, so a provider's
+    cross-site form post (Apple's form_post) arrives without the round trip's binding cookie: posted again
+    from here, it comes with it."""
+    inputs = "".join(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">' for name, value in fields)
+    title = html_page.text("page.respond.returning", locale)
+    body = (f'<main class="oidc-page"><form id="oidc-response" class="card" method="post" action="{escape(action)}">'
+            f'{inputs}<p>{title}</p>'
+            f'<button type="submit">{html_page.text("page.respond.continue", locale)}</button></form></main>')
+    return html_page.page(title=title, body=body, locale=locale, status=200, policy=REPOST_POLICY,
+                          script=REPOST_SCRIPT)

@@ -11,6 +11,7 @@ item keeps the value's digest; the callback compares digests in constant time. A
 a shared link) is worth nothing in another browser: no login CSRF."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ NAME_CHARS = 16
 TTL = 600
 MAX_VALUE = 128  # a presented state or cookie longer than any given is nobody's
 VERIFIER_CHARS = 64  # RFC 7636 §4.1: 43 to 128 characters
+REPOSTED = "citylogin_reposted"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,21 @@ def check_browser(trip: RoundTrip, *, presented: str | None) -> None:
     if presented is None or len(presented) > MAX_VALUE \
             or not digests_equal(trip.browser_digest, browser_digest(presented)):
         raise because(OtherBrowser(), "other_browser")
+
+
+def needs_repost(params: Mapping[str, list[str]], *, cookies: Mapping[str, str]) -> bool:
+    """Whether a form-posted answer came without its round trip's cookie on its first arrival: a cross-site
+    POST carries no SameSite=Lax cookie, so the answer is posted once more from this service's own page
+    (federation.pages.repost_page). Once only: posted again and still without it, it is another browser's."""
+    states = params.get("state") or []
+    if REPOSTED in params or len(states) != 1 or len(states[0]) > MAX_VALUE:
+        return False
+    return cookie_name(states[0]) not in cookies
+
+
+def reposted(params: Mapping[str, list[str]]) -> list[tuple[str, str]]:
+    """The fields to post again: those sent, and the mark that they were posted again."""
+    return [(name, value) for name, values in params.items() for value in values] + [(REPOSTED, "1")]
 
 
 def cookie_path(public_url: str) -> str:

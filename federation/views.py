@@ -13,7 +13,7 @@ from common.web.openapi import operation
 from common.web.validation import parse_body
 from federation import round_trip, tickets, transactions
 from federation.models import LinkedIdentity, UpstreamIdentity
-from federation.pages import refusal_page
+from federation.pages import refusal_page, repost_page
 from federation.round_trip_models import OfferedProviders, StartAnswer, StartRequest, TicketView
 from sessions.guard import authenticate_request
 
@@ -81,7 +81,10 @@ def callback(name: str) -> WsgiResponse:
 @operation("The provider's answer by form post (response_mode=form_post, as Apple answers)", status=303,
            body_media_type=FORM, errors=(400, 401, 403, 503), error_page=True)
 def callback_form(name: str) -> WsgiResponse:
-    return _finish(name, request.form.to_dict(flat=False))
+    params = request.form.to_dict(flat=False)
+    if transactions.needs_repost(params, cookies=request.cookies):
+        return repost_page(action=request.path, fields=transactions.reposted(params), locale=request_locale())
+    return _finish(name, params)
 
 
 def _finish(name: str, params: dict[str, list[str]]) -> WsgiResponse:
