@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from federation import discovery, providers, tickets, transactions
 from federation.discovery import DIRECTORY, ProviderDirectory
 from tests.conftest import unique_name
+from tests.support.live import bearer_login, register_device
 from tests.support.upstream import AppleKey, Answer, Upstream, client
 
 pytestmark = pytest.mark.slow  # a Node process and a served app per test
@@ -245,3 +246,48 @@ def test_the_directory_reads_only_a_document_of_the_configured_issuer():
         discovery.parse_metadata(b'{"issuer": "https://evil.example", "authorization_endpoint": "https://a/",'
                                  b' "token_endpoint": "https://a/t", "jwks_uri": "https://a/j"}',
                                  issuer="https://idp.example", private_allowed=False)
+
+
+def test_link_another_then_sign_in_finds_the_account(site_of):
+    site = site_of("google")
+    person = register_device(site.url)
+    token = bearer_login(person)["access_token"]
+    browser = requests.Session()
+    assert site.start(browser, purpose="link").status_code == 401  # linking needs the person's session
+    site.upstream.next_login(sub="g-link", email="hal@example.com", email_verified=True)
+    started = browser.post(f"{site.url}/federation/{site.name}/start", json={"purpose": "link"},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    linked = site.deliver(browser, site.upstream.authorize(browser, started.json()["authorization_url"]))
+    assert linked.status_code == 303 and linked.headers["Location"] == "/#account"
+    assert tickets.COOKIE not in linked.cookies
+    site.upstream.next_login(sub="g-link", email="hal@example.com", email_verified=True)
+    assert site.deliver(browser, site.to_provider(browser)).status_code == 303
+    view = site.ticket(browser).json()
+    assert (view["status"], view["username"]) == ("linked", person.require_key_file().username)
+    # the same identity linked again: refused with its page
+    site.upstream.next_login(sub="g-link", email="hal@example.com", email_verified=True)
+    again = browser.post(f"{site.url}/federation/{site.name}/start", json={"purpose": "link"},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    answer = site.upstream.authorize(browser, again.json()["authorization_url"])
+    assert refusal(site.deliver(browser, answer)) == (409, "identity_linked_elsewhere")
+
+
+def test_return_to_must_be_a_path_of_this_service(site_of):
+    site = site_of("google")
+    for outside in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"):
+        answer = site.start(requests.Session(), return_to=outside)
+        assert (answer.status_code, answer.json()["code"]) == (400, "invalid_field"), outside
+    started = site.start(requests.Session(), return_to="/#account")
+    cookie = started.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/federation" in cookie
+
+
+def test_an_email_another_account_holds_is_said_without_naming_it(site_of):
+    site = site_of("google")
+    holder = register_device(site.url)
+    site.upstream.next_login(sub="g-mail", email=f"{holder.require_key_file().username}@example.com",
+                             email_verified=True)
+    browser = requests.Session()
+    assert site.deliver(browser, site.to_provider(browser)).status_code == 303
+    view = site.ticket(browser).json()
+    assert (view["status"], view["username"]) == ("email_taken", None)
