@@ -50,6 +50,9 @@ def email_claim(email: str) -> str:
 # at registration while another account held it. Only a verification removes it (email_store.py).
 EMAIL_UNCLAIMED = "email_unclaimed"
 
+# The users item's map of linked upstream identities (SPEC §16), {link_id: {provider, issuer, sub, email, linked_at}}.
+IDENTITIES = "identities"
+
 # Generations on the users item: a link records the one it was made in and is void once it moved on.
 RESET_GENERATION = "reset_generation"
 
@@ -76,27 +79,31 @@ class UserStore:
         claim and `extra_writes` in one transaction. NameTaken, or WriteRefused for an extra entry.
         `holds_email=False`: `user.email` is an address another account holds; the item is marked
         as not holding it and, in the claim's place, the transaction checks that the claim still
-        exists (ClaimMissing if not), so the transaction has the same entries either way."""
-        attributes = {**asdict(user), **(extra_attributes or {}), **({} if holds_email else {EMAIL_UNCLAIMED: True})}
+        exists (ClaimMissing if not), so the transaction has the same entries either way. A user without
+        an address (`user.email` "": an upstream identity that gave none) has no e-mail entry."""
+        given = bool(user.email)
+        attributes = {**asdict(user), **(extra_attributes or {}),
+                      **({} if holds_email or not given else {EMAIL_UNCLAIMED: True})}
         email_entry = (self._claim_put(email_claim(user.email), user.user_uuid) if holds_email
                        else self._claim_check(email_claim(user.email)))
         items = [
             {"Put": {"TableName": self.users, "Item": dynamo.to_item(attributes),
                      "ConditionExpression": "attribute_not_exists(user_uuid)"}},
             self._claim_put(username_claim(user.username), user.user_uuid),
-            email_entry,
+            *([email_entry] if given else []),
             *extra_writes,
         ]
+        extras = 3 if given else 2  # where the extra entries begin
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             codes = dynamo.cancellation_codes(exc)
-            if len(codes) > 2 and codes[1] == "ConditionalCheckFailed":
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 raise NameTaken("username") from None
-            if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
+            if given and len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
                 raise (NameTaken("email") if holds_email else ClaimMissing()) from None
-            if "ConditionalCheckFailed" in codes[3:]:
-                raise WriteRefused(codes.index("ConditionalCheckFailed", 3) - 3) from None
+            if "ConditionalCheckFailed" in codes[extras:]:
+                raise WriteRefused(codes.index("ConditionalCheckFailed", extras) - extras) from None
             raise
 
     def _claim_check(self, claim: str) -> dict[str, Any]:
@@ -192,6 +199,52 @@ class UserStore:
         return self._update_existing(user_uuid, "SET password_hash = :h",
                                      {":h": {"S": password_hash}, ":verified": {"S": verified_hash}},
                                      condition="password_hash = :verified")
+
+    # --- linked upstream identities (SPEC §16): the map on the users item ------------------
+
+    def identities_ready(self, user_uuid: str) -> bool:
+        """Give the item an empty `identities` map unless it has one (a nested SET needs its map);
+        False if there is no such user (or it is being deleted)."""
+        return self._update_existing(user_uuid, f"SET {IDENTITIES} = if_not_exists({IDENTITIES}, :empty)",
+                                     {":empty": {"M": {}}})
+
+    def identity_added_item(self, user_uuid: str, link_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """The entry `link_id` put into the user's map, for a transaction: refused if the user is gone
+        or being deleted, or the map is missing (identities_ready first)."""
+        return {"Update": {"TableName": self.users, "Key": self.user_key(user_uuid),
+                           "UpdateExpression": f"SET {IDENTITIES}.#l = :entry",
+                           "ConditionExpression": f"{_USABLE} AND attribute_exists({IDENTITIES})",
+                           "ExpressionAttributeNames": {"#l": link_id},
+                           "ExpressionAttributeValues": {":entry": {"M": dynamo.to_item(entry)}}}}
+
+    def identity_removed_item(self, user_uuid: str, link_id: str, *, keeps: str) -> dict[str, Any]:
+        """The entry `link_id` taken out of the user's map, for a transaction, only while it is there
+        and the account keeps a way in: `keeps` "password" (its hash is not ""), "identity" (another
+        entry stays) or "passkey" (the caller's transaction checks that one). Refused otherwise, with the
+        item as it was (ReturnValuesOnConditionCheckFailure), so the refusal can say which."""
+        condition = f"{_USABLE} AND attribute_exists({IDENTITIES}.#l)"
+        values: dict[str, Any] = {}
+        if keeps == "password":
+            condition += " AND password_hash <> :none"
+            values[":none"] = {"S": ""}
+        elif keeps == "identity":
+            condition += f" AND size({IDENTITIES}) > :one"
+            values[":one"] = {"N": "1"}
+        update: dict[str, Any] = {"TableName": self.users, "Key": self.user_key(user_uuid),
+                                  "UpdateExpression": f"REMOVE {IDENTITIES}.#l", "ConditionExpression": condition,
+                                  "ExpressionAttributeNames": {"#l": link_id},
+                                  "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        if values:
+            update["ExpressionAttributeValues"] = values
+        return {"Update": update}
+
+    def set_first_password(self, user_uuid: str, password_hash: str) -> bool:
+        """Set the password of an account that has none (password_hash ""); False if it has one by now,
+        or is gone: a first password never overwrites one set meanwhile."""
+        return self._update_existing(user_uuid, f"SET password_hash = :h, {RESET_GENERATION} = "
+                                                f"if_not_exists({RESET_GENERATION}, :zero) + :one",
+                                     {":h": {"S": password_hash}, ":none": {"S": ""}, ":zero": {"N": "0"},
+                                      ":one": {"N": "1"}}, condition="password_hash = :none")
 
     # --- password reset and account deletion ----------------------------------------------
 

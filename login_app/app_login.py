@@ -1,6 +1,6 @@
 """The login service alone: `python -m login_app.app_login` (port 5002).
-It serves /login, /account and /admin; and, as every service does, /.well-known (oidc.well_known), /healthz,
-/readyz, /openapi.json and /metrics (common.web)."""
+It serves /login, /account, /admin and /federation (upstream identity providers, SPEC §16); and, as every
+service does, /.well-known (oidc.well_known), /healthz, /readyz, /openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -11,8 +11,9 @@ from login_app.views import bp as login_bp
 from accounts.views import bp as account_bp
 from operators.views import bp as admin_bp
 from accounts import views as account_views
+from federation import views as federation_views
 from common.slots import Given
-from flows import for_accounts
+from flows import for_accounts, for_federation
 from common.web.app_factory import create_service_app, run_standalone
 from oidc.well_known import bp as well_known_bp
 
@@ -21,9 +22,10 @@ PREFIXES: dict[str, Blueprint] = {
     "/login": login_bp,
     "/account": account_bp,
     "/admin": admin_bp,
+    "/federation": federation_views.bp,
 }
 # What those blueprints ask of the packages above their homes.
-GIVEN: list[Given[Any]] = [account_views.FLOWS.given(for_accounts)]
+GIVEN: list[Given[Any]] = [account_views.FLOWS.given(for_accounts), federation_views.FLOWS.given(for_federation)]
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
