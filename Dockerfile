@@ -22,6 +22,7 @@ COPY accounts ./accounts
 COPY devices ./devices
 COPY relying_parties ./relying_parties
 COPY oidc ./oidc
+COPY federation ./federation
 COPY flows ./flows
 COPY operators ./operators
 COPY registration ./registration

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
+from common.config import Settings
+from common.keys.encryption import KeyEncryptor
 from common.errors import Conflict, ErrorCode, FieldKind, InvalidField, NotFound
 from common.runtime.context import AppContext
 from common.slots import Slot
@@ -119,14 +121,14 @@ def client_secret(ctx: AppContext, provider: ProviderRecord) -> str:
                                                               now=ctx.epoch())
 
 
-def provider_view(ctx: AppContext, provider: ProviderRecord) -> dict[str, Any]:
+def provider_view(settings: Settings, provider: ProviderRecord) -> dict[str, Any]:
     """The provider as an operator sees it: whether a secret is set, never the secret; and the redirect URI
     to register at the provider."""
     view = {name: value for name, value in dataclasses.asdict(provider).items() if name != "sealed_secret"}
     secret_field = "apple_private_key" if PRESETS[provider.preset].jwt_client_secret else "client_secret"
     view[secret_field] = "set" if provider.sealed_secret else "not set"
-    if ctx.settings.public_url:
-        view["redirect_uri"] = f"{ctx.settings.public_url.rstrip('/')}/federation/{provider.name}/callback"
+    if settings.public_url:
+        view["redirect_uri"] = f"{settings.public_url.rstrip('/')}/federation/{provider.name}/callback"
     return view
 
 
@@ -146,7 +148,7 @@ def add_provider(ctx: AppContext, *, name: str, client_id: str, preset: str = "g
                             apple_private_key=apple_private_key, apple_team_id=apple_team_id,
                             apple_key_id=apple_key_id, scope=scope, signup=signup, display_name=display_name,
                             enabled=enabled)
-    provider = _complete(_applied(ctx, base, fields))
+    provider = _complete(_applied(ctx.settings, ctx.key_ring.encryptor, base, fields))
     try:
         _store(ctx).create(provider)
     except ProviderTaken:
@@ -168,8 +170,8 @@ def update_provider(ctx: AppContext, *, name: str, issuer: str | None = None, cl
                             enabled=enabled)
     for _ in range(_CHANGE_ATTEMPTS):
         read = get_provider(ctx, name, include_disabled=True)
-        changed = dataclasses.replace(_applied(ctx, read, fields), version=read.version + 1,
-                                      updated_at=iso(ctx.now()))
+        applied = _applied(ctx.settings, ctx.key_ring.encryptor, read, fields)
+        changed = dataclasses.replace(applied, version=read.version + 1, updated_at=iso(ctx.now()))
         try:
             _store(ctx).replace(_complete(changed), read_version=read.version)
         except ProviderMissing:
@@ -205,7 +207,8 @@ def _given(fields: ProviderFields) -> list[str]:
     return [name for name, value in dataclasses.asdict(fields).items() if value is not None]
 
 
-def _applied(ctx: AppContext, record: ProviderRecord, fields: ProviderFields) -> ProviderRecord:
+def _applied(settings: Settings, encryptor: KeyEncryptor, record: ProviderRecord,
+             fields: ProviderFields) -> ProviderRecord:
     """`record` with each given field checked and put in; a given secret sealed."""
     apple = PRESETS[record.preset].jwt_client_secret
     if apple and fields.client_secret is not None:
@@ -215,7 +218,7 @@ def _applied(ctx: AppContext, record: ProviderRecord, fields: ProviderFields) ->
         raise InvalidField("apple_private_key", "apple_private_key: only for the preset apple.")
     changes: dict[str, Any] = {}
     if fields.issuer is not None:
-        changes["issuer"] = checks.issuer(fields.issuer, allow_http=ctx.settings.oidc_fetch_private_addresses)
+        changes["issuer"] = checks.issuer(fields.issuer, allow_http=settings.oidc_fetch_private_addresses)
     if fields.client_id is not None:
         changes["client_id"] = checks.client_id(fields.client_id)
     for name, check in (("scope", checks.scope), ("display_name", checks.display_name), ("signup", checks.signup)):
@@ -229,7 +232,7 @@ def _applied(ctx: AppContext, record: ProviderRecord, fields: ProviderFields) ->
     secret = checks.apple_private_key(fields.apple_private_key) if fields.apple_private_key is not None else (
         checks.secret(fields.client_secret) if fields.client_secret is not None else None)
     if secret is not None:
-        changes["sealed_secret"] = ctx.key_ring.encryptor.seal(
+        changes["sealed_secret"] = encryptor.seal(
             secret.encode(), identity=secret_identity(record.name, apple=apple))
     return dataclasses.replace(record, **changes)
 

@@ -6,6 +6,8 @@ is spent in the seat's transaction (or, after a 409, in the confirmation's): of 
 ticket, one commits. No Flask here."""
 from __future__ import annotations
 
+from common.config import Settings
+
 from typing import Any
 
 from accounts import user_service as users
@@ -28,11 +30,11 @@ from sessions.binding import ProofOffer
 OWNER, USER, PRESENCE, DEVICE, CHALLENGE = "fed.owner", "fed.user", "fed.presence", "fed.device", "fed.challenge"
 
 
-def required_proof(ctx: AppContext, proof: DeviceProof, caller: Caller) -> str:
+def required_proof(settings: Settings, proof: DeviceProof, caller: Caller) -> str:
     """The presented certificate, once every field of the device's proof is there (else 400 missing_fields)."""
     certificate = caller.verified_cert or proof.client_cert
     missing = [] if certificate else ["client_cert"]
-    if ctx.settings.require_proof_of_possession and not caller.verified_cert:
+    if settings.require_proof_of_possession and not caller.verified_cert:
         missing += [f for f in ("challenge", "signature") if not getattr(proof, f)]
     if missing:
         raise MissingFields(missing)
@@ -45,7 +47,7 @@ def sign_in(ctx: AppContext, *, ticket_value: str | None, request: DeviceProof, 
     """Sign the device in to the account the ticket's identity is linked to: 401 federation_ticket_invalid
     (no live ticket), 404 identity_not_found (linked to no account), the device's refusals as at /login/
     (401 certificate_mismatch for another account's device), then 200 or the 409 in-use question."""
-    certificate = required_proof(ctx, request, caller)
+    certificate = required_proof(ctx.settings, request, caller)
     dpop = login.binding_proof(ctx, offer)
     with login.challenge_spent_on_refusal(ctx, request.challenge):
         ticket = tickets.read_ticket(ctx.dynamodb, ctx.tables, value=ticket_value, now=ctx.epoch())

@@ -37,6 +37,6 @@ def link(ctx: AppContext, *, user: UserRecord, identity: UpstreamIdentity, calle
                           identity=identity.email, caller=caller, device_id=device_id)
     write_all(ctx.dynamodb, [*first, *identities.link_writes(ctx, user=user, identity=identity, linked_at=linked_at),
                              *told.writes])
-    notices.send(ctx, told)
+    notices.send(ctx.notifier, told)
     return LinkedIdentity(link_id=identities.link_id(identity.issuer, identity.sub), provider=identity.provider,
                           issuer=identity.issuer, sub=identity.sub, email=identity.email, linked_at=linked_at)

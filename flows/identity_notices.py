@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from accounts.models import UserRecord
 from common.database.guarded_write import GuardedWrite
-from common.mail.notifier import Queued, localized_message, mail_time
+from common.mail.notifier import Notifier, Queued, localized_message, mail_time
 from common.runtime.context import AppContext
 from common.web.caller import Caller
 from federation import providers
@@ -51,6 +51,6 @@ def notice(ctx: AppContext, *, user: UserRecord, linked: bool, provider: str, id
     return Notice(mail=mail, row=row)
 
 
-def send(ctx: AppContext, done: Notice) -> None:
+def send(notifier: Notifier, done: Notice) -> None:
     """After the transaction that wrote `done` committed."""
-    ctx.notifier.send_queued(done.mail)
+    notifier.send_queued(done.mail)

@@ -39,4 +39,4 @@ def unlink(ctx: AppContext, *, principal: Principal, link_id: str, caller: Calle
     told = notices.notice(ctx, user=user, linked=False, provider=notices.display_name(ctx, entry.get("provider", "")),
                           identity=entry.get("email"), caller=caller, device_id=principal.device_id)
     write_all(ctx.dynamodb, [sessions.still_live(ctx, principal), *writes, *told.writes])
-    notices.send(ctx, told)
+    notices.send(ctx.notifier, told)

@@ -20,12 +20,12 @@ def _audited(operator: Operator, action: str, name: str, reason: str | None) -> 
 
 def list_providers(ctx: AppContext, *, operator: Operator) -> list[dict[str, Any]]:
     need(operator, Role.ADMIN)
-    return [providers.provider_view(ctx, p) for p in providers.list_providers(ctx, include_disabled=True)]
+    return [providers.provider_view(ctx.settings, p) for p in providers.list_providers(ctx, include_disabled=True)]
 
 
 def show_provider(ctx: AppContext, *, operator: Operator, name: str) -> dict[str, Any]:
     need(operator, Role.ADMIN)
-    return providers.provider_view(ctx, providers.get_provider(ctx, name, include_disabled=True))
+    return providers.provider_view(ctx.settings, providers.get_provider(ctx, name, include_disabled=True))
 
 
 def add_provider(ctx: AppContext, *, operator: Operator, request: NewProvider) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def add_provider(ctx: AppContext, *, operator: Operator, request: NewProvider) -
     with operator_acting(operator.label):
         added = providers.add_provider(ctx, name=request.name, preset=request.preset, **request.given())
         _audited(operator, "idp_add", added.name, request.reason)
-    return providers.provider_view(ctx, added)
+    return providers.provider_view(ctx.settings, added)
 
 
 def change_provider(ctx: AppContext, *, operator: Operator, name: str, request: ProviderChange) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def change_provider(ctx: AppContext, *, operator: Operator, name: str, request: 
     with operator_acting(operator.label):
         changed = providers.update_provider(ctx, name=name, **request.given())
         _audited(operator, "idp_change", name, request.reason)
-    return providers.provider_view(ctx, changed)
+    return providers.provider_view(ctx.settings, changed)
 
 
 def remove_provider(ctx: AppContext, *, operator: Operator, name: str, reason: str | None) -> None:

@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("accounts", "devices", "sessions", "oidc", "relying_parties", "flows", "operators")
+PACKAGES = ("accounts", "devices", "sessions", "oidc", "federation", "relying_parties", "flows", "operators")
 # The values read together that make a function one of the context's own: a store, a slot, the public URL.
 BY_DESIGN = ({"dynamodb", "tables"}, {"slots"}, {"slots", "settings"}, {"public_url"}, {"public_url", "settings"})
 

@@ -89,7 +89,7 @@ def add(name: str, preset: str, client_id: str | None, as_json: bool, **fields: 
     given = {field: value for field, value in fields.items() if value is not None}
     with _context() as ctx:
         added = providers.add_provider(ctx, name=name, preset=preset, client_id=client_id, **given)
-        view = providers.provider_view(ctx, added)
+        view = providers.provider_view(ctx.settings, added)
     _print(view, as_json)
 
 
@@ -100,7 +100,7 @@ def list_providers(as_json: bool) -> None:
     from federation import providers
 
     with _context() as ctx:
-        views = [providers.provider_view(ctx, p) for p in providers.list_providers(ctx, include_disabled=True)]
+        views = [providers.provider_view(ctx.settings, p) for p in providers.list_providers(ctx, include_disabled=True)]
     if as_json:
         click.echo(json.dumps(views))
         return
@@ -121,7 +121,7 @@ def show(name: str, as_json: bool) -> None:
     from federation import providers
 
     with _context() as ctx:
-        view = providers.provider_view(ctx, providers.get_provider(ctx, name, include_disabled=True))
+        view = providers.provider_view(ctx.settings, providers.get_provider(ctx, name, include_disabled=True))
     _print(view, as_json)
 
 
@@ -138,7 +138,7 @@ def update(name: str, as_json: bool, **fields: Any) -> None:
     if not given:
         raise click.UsageError("name at least one option to change")
     with _context() as ctx:
-        view = providers.provider_view(ctx, providers.update_provider(ctx, name=name, **given))
+        view = providers.provider_view(ctx.settings, providers.update_provider(ctx, name=name, **given))
     _print(view, as_json)
 
 

@@ -103,9 +103,9 @@ def test_the_secret_is_sealed_under_the_key_encryption_key_and_bound_to_its_prov
     with pytest.raises(WrongKeyEncryptionKey):   # moved onto another provider's record, it does not open
         providers.client_secret(ctx, moved)
     assert SECRET not in repr(provider) and SECRET not in repr(providers.ProviderFields(client_secret=SECRET))
-    assert SECRET not in str(providers.provider_view(ctx, provider))
-    assert providers.provider_view(ctx, provider)["client_secret"] == "set"
-    assert providers.provider_view(ctx, provider)["redirect_uri"] == f"https://login.example/federation/{name}/callback"
+    assert SECRET not in str(providers.provider_view(ctx.settings, provider))
+    assert providers.provider_view(ctx.settings, provider)["client_secret"] == "set"
+    assert providers.provider_view(ctx.settings, provider)["redirect_uri"] == f"https://login.example/federation/{name}/callback"
 
 
 def test_apples_client_secret_is_a_jwt_signed_with_the_operators_key_and_renewed_before_it_expires(ctx, caplog):
