@@ -103,14 +103,15 @@ def start(name: str) -> Response:
 
 @bp.get("/<name>/callback")
 @operation("The provider's answer (its redirect URI): checked, then a ticket cookie and on to the web UI, or a "
-           "page naming why it was refused", status=303, errors=(400, 401, 403, 503), error_page=True)
+           "page naming why it was refused", status=303, errors=(400, 401, 403, 404, 409, 503), error_page=True)
 def callback(name: str) -> WsgiResponse:
     return _finish(name, request.args.to_dict(flat=False))
 
 
 @bp.post("/<name>/callback")
-@operation("The provider's answer by form post (response_mode=form_post, as Apple answers)", status=303,
-           body_media_type=FORM, errors=(400, 401, 403, 503), error_page=True)
+@operation("The provider's answer by form post (response_mode=form_post, as Apple answers); one that came without "
+           "its cookie (a cross-site post) is posted again from citylogin's own page (200)", status=303,
+           body_media_type=FORM, errors=(400, 401, 403, 404, 409, 503), error_page=True, pages=(200,))
 def callback_form(name: str) -> WsgiResponse:
     params = request.form.to_dict(flat=False)
     if transactions.needs_repost(params, cookies=request.cookies):

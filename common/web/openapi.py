@@ -45,7 +45,8 @@ class Operation:
     media_type: str = JSON                   # of the success response
     database: bool = True                    # uses DynamoDB, so 503 while it is unreachable
     body_media_type: str = JSON              # of the request body (a form for RFC 7662 introspection)
-    error_page: bool = False                 # a browser's 400 is an HTML page for the person (SPEC §14)
+    error_page: bool = False                 # a browser's 400 (and `errors`) is an HTML page for the person
+    pages: tuple[int, ...] = ()              # other statuses answered with an HTML page (a form posted again)
     oauth_errors: bool = False               # refusals in RFC 6749 §5.2's JSON, not problem details
 
     def __post_init__(self) -> None:
@@ -134,16 +135,19 @@ def _error_statuses(op: Operation, has_path_parameters: bool) -> list[int]:
 def _describe(op: Operation, rule: str, endpoint: str, components: dict[str, Any]) -> dict[str, Any]:
     parameters = _parameters(op, rule, components)
     responses: dict[str, Any] = {str(op.status): _success(op, components)}
+    for status in op.pages:
+        responses[str(status)] = {"description": "A page for the browser (HTML)",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}}
     for status in _error_statuses(op, any(p["in"] == "path" for p in parameters)):
         if status in SERVER_STATUSES:
             responses[str(status)] = {"description": SERVER_STATUSES[status]}
             continue
         responses[str(status)] = {"description": "OAuth 2.0 error (RFC 6749 §5.2)", "content": OAUTH_ERROR} \
             if op.oauth_errors else {"description": "Problem details (RFC 9457)", "content": PROBLEM}
-        if status == 400 and op.error_page:
-            responses["400"] = {"description": "An error page in the person's language (HTML), or problem details "
-                                               "for a request the page's checks never saw",
-                                "content": {"text/html": {"schema": {"type": "string"}}, **PROBLEM}}
+        if op.error_page and (status == 400 or status in op.errors):
+            responses[str(status)] = {"description": "An error page in the person's language (HTML), or problem "
+                                                     "details for a request the page's checks never saw",
+                                      "content": {"text/html": {"schema": {"type": "string"}}, **PROBLEM}}
         if status in PROBLEM_HEADERS:
             responses[str(status)]["headers"] = PROBLEM_HEADERS[status]
     described: dict[str, Any] = {"operationId": endpoint.replace(".", "_"), "summary": op.summary,

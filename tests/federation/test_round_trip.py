@@ -198,6 +198,7 @@ def test_a_provider_whose_discovery_fails_is_unavailable_at_start(site_of, mode)
     answer = site.start(requests.Session())
     assert answer.status_code == 503 and answer.json()["code"] == "idp_unavailable"
     assert answer.headers["Content-Type"].startswith("application/problem+json")
+    assert requests.post(f"{site.url}/login/challenge", json={}, timeout=60).status_code == 201  # passwords work
 
 
 @pytest.mark.parametrize("endpoint", ["jwks", "token"])
