@@ -114,6 +114,14 @@ class UserRecord:
     # registration while another account held it (SPEC §4). /account shows it, unverified; it is
     # never mailed nor found by a lookup, and becomes the account's only through an address change.
     unclaimed_email: str | None = None
+    # Upstream identities linked to the account (SPEC §16), {link_id: {provider, issuer, sub, email,
+    # linked_at}}; None until the first link (federation/identities.py composes the writes).
+    identities: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def has_password(self) -> bool:
+        """False for an account made with a provider's answer and no password yet (password_hash "")."""
+        return bool(self.password_hash)
 
     @property
     def given_email(self) -> str:

@@ -197,6 +197,12 @@ def passkey_count_read(tables: TableNames, *, user_uuid: str) -> KeyRead[int]:
     return KeyRead(tables.passkeys, PasskeyStore.key(user_uuid, COUNT_ID), PasskeyStore.count_from_item)
 
 
+def passkey_kept_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:
+    """A check, for another domain's transaction (an identity's unlink), that the user still has a passkey
+    when it commits; refused with 409 last_way_in."""
+    return GuardedWrite(item=_store(ctx).count_check_item(user_uuid), refusal=users.LastWayIn)
+
+
 def add_passkey(ctx: AppContext, *, user: UserRecord, credential: PasskeyCredential, name: str | None,
                 caller_live: GuardedWrite) -> PasskeyAdded:
     """Verify a new credential against a creation challenge issued to `user` (used up here, whatever

@@ -85,6 +85,12 @@ class PasskeyStore:
             update["ExpressionAttributeValues"][":limit"] = {"N": str(limit)}
         return {"Update": update}
 
+    def count_check_item(self, user_uuid: str) -> dict[str, Any]:
+        """A check that the user has at least one passkey (its count item says so)."""
+        return {"ConditionCheck": {"TableName": self.table, "Key": self.key(user_uuid, COUNT_ID),
+                                   "ConditionExpression": "#k > :zero", "ExpressionAttributeNames": {"#k": "passkeys"},
+                                   "ExpressionAttributeValues": {":zero": {"N": "0"}}}}
+
     def delete_item(self, user_uuid: str, credential_id: str) -> dict[str, Any]:
         """The passkey's removal; refused if it is not there (removed meanwhile, or never was)."""
         return {"Delete": {"TableName": self.table, "Key": self.key(user_uuid, credential_id),

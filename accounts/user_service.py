@@ -31,6 +31,15 @@ class EmailNotTaken(Exception):
     more): the caller stores it holding the address instead. Never an answer of its own."""
 
 
+class IdentityNotFound(NotFound):
+    code, detail = ErrorCode.IDENTITY_NOT_FOUND, "No such linked identity on this account."
+
+
+class LastWayIn(Conflict):
+    code, detail = (ErrorCode.LAST_WAY_IN, "This is the account's last way to sign in: set a password, add a "
+                    "passkey or link another identity first.")
+
+
 class UserNotFound(NotFound):
     detail = "No such user."
 
@@ -174,6 +183,41 @@ def not_deleting_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:
     """The transaction entry that refuses a write of a session's own (say, a certificate
     renewal) once the account's deletion has begun: 401 session_revoked, reason account_deleted."""
     return GuardedWrite(item=user_store(ctx).usable_check(user_uuid), refusal=sessions.account_deleted_session)
+
+
+# --- linked upstream identities (SPEC §16): the users item's map; federation/ composes the transaction ---
+
+def identities_ready(ctx: AppContext, *, user: UserRecord) -> None:
+    """Make sure the user's item has its map of identities (one write, the first time only)."""
+    if user.identities is None and not user_store(ctx).identities_ready(user.user_uuid):
+        raise sessions.AccountDeleted()
+
+
+def identity_added_write(ctx: AppContext, *, user_uuid: str, link_id: str, entry: dict[str, Any]) -> GuardedWrite:
+    """The entry for the transaction that links an identity: `entry` ({provider, issuer, sub, email,
+    linked_at}) under `link_id` in the user's map (identities_ready first); refused (410 account_deleted)
+    once the account's deletion has begun."""
+    entry = {key: value for key, value in entry.items() if value is not None}
+    return GuardedWrite(item=user_store(ctx).identity_added_item(user_uuid, link_id, entry),
+                        refusal=sessions.AccountDeleted)
+
+
+def identity_removed_write(ctx: AppContext, *, user_uuid: str, link_id: str, keeps: str) -> GuardedWrite:
+    """The entry for the transaction that unlinks `link_id`, holding only while the account keeps the way
+    in `keeps` ("password", "identity" or "passkey": see UserStore.identity_removed_item). Refused with
+    404 identity_not_found when the link is gone (unlinked meanwhile), else 409 last_way_in."""
+    def refusal_of(item: dict[str, Any] | None) -> Exception:
+        user = UserStore.user_from_item(item)
+        if user is None or user.deleting or link_id not in (user.identities or {}):
+            return IdentityNotFound()
+        return LastWayIn()
+    return GuardedWrite(item=user_store(ctx).identity_removed_item(user_uuid, link_id, keeps=keeps),
+                        refusal=IdentityNotFound, refusal_of_item=refusal_of)
+
+
+def set_first_password(ctx: AppContext, *, user_uuid: str, password_hash: str) -> bool:
+    """The password of an account that had none; False if one was set meanwhile (or the account is gone)."""
+    return user_store(ctx).set_first_password(user_uuid, password_hash)
 
 
 # --- password reset and account deletion ----------------------------------------------------

@@ -50,6 +50,9 @@ def email_claim(email: str) -> str:
 # at registration while another account held it. Only a verification removes it (email_store.py).
 EMAIL_UNCLAIMED = "email_unclaimed"
 
+# The users item's map of linked upstream identities (SPEC §16), {link_id: {provider, issuer, sub, email, linked_at}}.
+IDENTITIES = "identities"
+
 # Generations on the users item: a link records the one it was made in and is void once it moved on.
 RESET_GENERATION = "reset_generation"
 
@@ -192,6 +195,52 @@ class UserStore:
         return self._update_existing(user_uuid, "SET password_hash = :h",
                                      {":h": {"S": password_hash}, ":verified": {"S": verified_hash}},
                                      condition="password_hash = :verified")
+
+    # --- linked upstream identities (SPEC §16): the map on the users item ------------------
+
+    def identities_ready(self, user_uuid: str) -> bool:
+        """Give the item an empty `identities` map unless it has one (a nested SET needs its map);
+        False if there is no such user (or it is being deleted)."""
+        return self._update_existing(user_uuid, f"SET {IDENTITIES} = if_not_exists({IDENTITIES}, :empty)",
+                                     {":empty": {"M": {}}})
+
+    def identity_added_item(self, user_uuid: str, link_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """The entry `link_id` put into the user's map, for a transaction: refused if the user is gone
+        or being deleted, or the map is missing (identities_ready first)."""
+        return {"Update": {"TableName": self.users, "Key": self.user_key(user_uuid),
+                           "UpdateExpression": f"SET {IDENTITIES}.#l = :entry",
+                           "ConditionExpression": f"{_USABLE} AND attribute_exists({IDENTITIES})",
+                           "ExpressionAttributeNames": {"#l": link_id},
+                           "ExpressionAttributeValues": {":entry": {"M": dynamo.to_item(entry)}}}}
+
+    def identity_removed_item(self, user_uuid: str, link_id: str, *, keeps: str) -> dict[str, Any]:
+        """The entry `link_id` taken out of the user's map, for a transaction, only while it is there
+        and the account keeps a way in: `keeps` "password" (its hash is not ""), "identity" (another
+        entry stays) or "passkey" (the caller's transaction checks that one). Refused otherwise, with the
+        item as it was (ReturnValuesOnConditionCheckFailure), so the refusal can say which."""
+        condition = f"{_USABLE} AND attribute_exists({IDENTITIES}.#l)"
+        values: dict[str, Any] = {}
+        if keeps == "password":
+            condition += " AND password_hash <> :none"
+            values[":none"] = {"S": ""}
+        elif keeps == "identity":
+            condition += f" AND size({IDENTITIES}) > :one"
+            values[":one"] = {"N": "1"}
+        update: dict[str, Any] = {"TableName": self.users, "Key": self.user_key(user_uuid),
+                                  "UpdateExpression": f"REMOVE {IDENTITIES}.#l", "ConditionExpression": condition,
+                                  "ExpressionAttributeNames": {"#l": link_id},
+                                  "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        if values:
+            update["ExpressionAttributeValues"] = values
+        return {"Update": update}
+
+    def set_first_password(self, user_uuid: str, password_hash: str) -> bool:
+        """Set the password of an account that has none (password_hash ""); False if it has one by now,
+        or is gone: a first password never overwrites one set meanwhile."""
+        return self._update_existing(user_uuid, f"SET password_hash = :h, {RESET_GENERATION} = "
+                                                f"if_not_exists({RESET_GENERATION}, :zero) + :one",
+                                     {":h": {"S": password_hash}, ":none": {"S": ""}, ":zero": {"N": "0"},
+                                      ":one": {"N": "1"}}, condition="password_hash = :none")
 
     # --- password reset and account deletion ----------------------------------------------
 

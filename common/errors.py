@@ -100,6 +100,7 @@ class ErrorCode(str, Enum):
     # accounts from elsewhere: upstream identity providers (SPEC §16)
     IDP_NOT_FOUND = "idp_not_found"
     IDP_EXISTS = "idp_exists"
+    IDP_CHANGED = "idp_changed"
     IDP_UNAVAILABLE = "idp_unavailable"
     FEDERATION_STATE_INVALID = "federation_state_invalid"
     FEDERATION_OTHER_BROWSER = "federation_other_browser"

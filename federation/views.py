@@ -5,7 +5,9 @@ from typing import Protocol
 
 from flask import Blueprint
 
+from common.runtime.context import AppContext
 from common.slots import Slot
+from federation.models import LinkedIdentity, UpstreamIdentity
 
 bp = Blueprint("federation", __name__, url_prefix="/federation")
 
@@ -13,6 +15,10 @@ bp = Blueprint("federation", __name__, url_prefix="/federation")
 class FederationFlows(Protocol):
     """What /federation asks of the packages above federation/ (flows/for_federation.py): the work a
     ticket lets the browser do, which spans accounts, devices and sessions."""
+
+    def link_signed_in(self, ctx: AppContext, *, user_uuid: str, session_id: str,
+                       identity: UpstreamIdentity) -> LinkedIdentity:
+        """flows.identity_link: the provider's answer to "link another", linked to the signed-in account."""
 
 
 FLOWS: Slot[FederationFlows] = Slot("federation.views.flows")

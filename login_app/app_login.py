@@ -11,8 +11,9 @@ from login_app.views import bp as login_bp
 from accounts.views import bp as account_bp
 from operators.views import bp as admin_bp
 from accounts import views as account_views
+from federation import views as federation_views
 from common.slots import Given
-from flows import for_accounts
+from flows import for_accounts, for_federation
 from common.web.app_factory import create_service_app, run_standalone
 from oidc.well_known import bp as well_known_bp
 
@@ -23,7 +24,7 @@ PREFIXES: dict[str, Blueprint] = {
     "/admin": admin_bp,
 }
 # What those blueprints ask of the packages above their homes.
-GIVEN: list[Given[Any]] = [account_views.FLOWS.given(for_accounts)]
+GIVEN: list[Given[Any]] = [account_views.FLOWS.given(for_accounts), federation_views.FLOWS.given(for_federation)]
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

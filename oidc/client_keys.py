@@ -5,6 +5,7 @@ module checks the registered keys, names the audiences and spends each assertion
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Callable
 
 from authlib.oauth2.rfc6749 import InvalidClientError
@@ -12,7 +13,7 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from botocore.exceptions import ClientError
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import KeySet
 
 from relying_parties import outbound
 from relying_parties.models import AppRecord
@@ -22,7 +23,7 @@ from common.database import dynamo
 from common.database.one_time_tokens import OneTimeTokenStore
 from common.keys.jwt_keys import one_spelling
 from oidc import fapi2, refusals
-from oidc.jwks_fetch import KeysUnavailable, RemoteKeySets
+from common.outbound.key_sets import KeysUnavailable, RemoteKeySets, public_jwks_problem
 from oidc.models import Client
 from common.runtime.context import AppContext
 from oidc.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
@@ -30,43 +31,12 @@ from oidc.provider_metadata import CLIENT_ASSERTION_ALGORITHMS
 METHOD = "private_key_jwt"
 # Asymmetric algorithms only: a public key never verifies an HMAC (the "alg confusion" attack).
 ALGORITHMS = tuple(CLIENT_ASSERTION_ALGORITHMS)
-KEY_TYPES = ("RSA", "EC", "OKP")
-MAX_KEYS = 10
-MIN_RSA_BITS = 2048
-MAX_JWKS_CHARS = 20000
 # An assertion is spent until it expires; one that claims a longer life than this is refused, so a
 # stolen assertion is short-lived and the record of spent ones stays small.
 MAX_LIFETIME = 3600
 SPENT_KIND = "client_assertion"
 SPENT_PURPOSE = "client_assertion_jti"
-PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 KEYS_NOT_FETCHED = "The app's keys could not be fetched."
-
-
-def public_jwks_problem(text: str) -> str | None:
-    """What is wrong with `text` as an app's registered JWK Set, or None: a JSON object with 1 to 10
-    public RSA (2048 bits or more), EC or OKP keys, no private or symmetric key among them."""
-    if len(text) > MAX_JWKS_CHARS:
-        return f"longer than {MAX_JWKS_CHARS} characters"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return "not JSON"
-    keys = data.get("keys") if isinstance(data, dict) else None
-    if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_KEYS:
-        return f'a JWK Set is {{"keys": [...]}} with 1 to {MAX_KEYS} keys'
-    for key in keys:
-        if not isinstance(key, dict) or key.get("kty") not in KEY_TYPES:
-            return f"each key's kty is one of {', '.join(KEY_TYPES)}"
-        if any(member in key for member in PRIVATE_MEMBERS):
-            return "a key has private members: register only the public keys"
-    try:
-        imported = KeySet.import_key_set(data)
-    except (JoseError, ValueError, TypeError) as error:
-        return f"a key does not read: {error}"
-    if any(isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS for key in imported.keys):
-        return f"an RSA key is shorter than {MIN_RSA_BITS} bits"
-    return None
 
 
 def public_jwks(text: str) -> str:
@@ -76,7 +46,7 @@ def public_jwks(text: str) -> str:
 
 def app_key_set(ctx: AppContext, app: AppRecord, *, kid: str | None = None) -> KeySet:
     """The app's public keys (private_key_jwt, request objects): its registered `jwks`, or those at its
-    `jwks_uri`, fetched again if they lack `kid` (oidc.jwks_fetch); KeysUnavailable if it has none to use."""
+    `jwks_uri`, fetched again if they lack `kid` (common.outbound.key_sets); KeysUnavailable if it has none to use."""
     oidc = app.oidc()
     if oidc.jwks:
         return KeySet.import_key_set(json.loads(oidc.jwks))
@@ -87,6 +57,7 @@ def app_key_set(ctx: AppContext, app: AppRecord, *, kid: str | None = None) -> K
 
 
 REMOTE_KEY_SETS: Slot[RemoteKeySets] = Slot("oidc.client_keys")
+JWKS_LOG = logging.getLogger("oidc.jwks_fetch")  # where an app's jwks_uri failures have always been logged
 
 
 def remote_key_sets(ctx: AppContext) -> RemoteKeySets:
@@ -94,7 +65,7 @@ def remote_key_sets(ctx: AppContext) -> RemoteKeySets:
     settings = ctx.settings
     return ctx.slots.get_or_make(REMOTE_KEY_SETS, lambda: RemoteKeySets(
         cache_seconds=settings.oidc_jwks_cache_seconds, refetch_seconds=settings.oidc_jwks_refetch_seconds,
-        timeout=settings.oidc_jwks_fetch_timeout, problem_of=public_jwks_problem))
+        timeout=settings.oidc_jwks_fetch_timeout, problem_of=public_jwks_problem, log=JWKS_LOG))
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):

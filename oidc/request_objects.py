@@ -36,7 +36,7 @@ from oidc.context import issuer, one_time_tokens
 from oidc.models import Client
 from oidc.request_object_checks import (MAX_LIFETIME, LEEWAY, RequestObject, check_algorithm, check_claims,
                                         check_signature, object_params, read_object)
-from oidc.jwks_fetch import KeysUnavailable
+from common.outbound.key_sets import KeysUnavailable
 from common.runtime.context import AppContext
 
 Params = request_checks.Params

@@ -28,14 +28,16 @@ class HistoryStore:
         self.client, self.table = client, table
 
     def put_item(self, *, user_uuid: str, at: datetime, result: str, device_id: str | None,
-                 ip: str | None, user_agent: str | None, evicted: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """A TransactWriteItems entry recording one attempt at `at`."""
+                 ip: str | None, user_agent: str | None, evicted: list[dict[str, Any]] | None = None,
+                 provider: str | None = None) -> dict[str, Any]:
+        """A TransactWriteItems entry recording one attempt at `at`; `provider`: the display name of the
+        upstream provider whose answer stood in for the password, or that a linked identity is of (SPEC §16)."""
         # Microseconds in the sort key keep attempts within one second in order, newest first.
         micros = int(at.timestamp() * 1_000_000)
         now = int(at.timestamp())
         item = {"user_uuid": user_uuid, "event_key": f"{micros:020d}#{uuid.uuid4().hex[:8]}", "at": iso(at),
                 "result": result, "device_id": device_id, "ip": ip, "user_agent": user_agent,
-                "evicted": evicted or [], dynamo.TTL_ATTRIBUTE: now + HISTORY_DAYS * 86400}
+                "evicted": evicted or [], "provider": provider, dynamo.TTL_ATTRIBUTE: now + HISTORY_DAYS * 86400}
         return {"Put": {"TableName": self.table, "Item": dynamo.to_item(item)}}
 
     def record_operator_action(self, *, user_uuid: str, at: datetime, action: str, details: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from common.config import Settings
 from common.errors import InvalidField
 from common.database.batch_read import KeyRead
 from common.database.dynamo import TableNames
+from common.database.guarded_write import GuardedWrite
 from common.keys.ring_reader import RefreshSecrets
 from sessions import cursors
 from sessions.context import end_reason, history_store, liveness, session_store
@@ -84,6 +85,15 @@ def record_attempt(ctx: AppContext, *, at: datetime, user_uuid: str, result: His
     same and stores nothing."""
     return history_store(ctx).record(keep=keep, user_uuid=user_uuid, at=at, result=result.value,
                                      device_id=device_id, ip=ip, user_agent=(user_agent or "")[:256] or None)
+
+
+def history_row(ctx: AppContext, *, user_uuid: str, result: HistoryResult, device_id: str | None, ip: str | None,
+                user_agent: str | None, provider: str | None = None) -> GuardedWrite:
+    """A history row (now) as an entry of another domain's transaction: it is there if and only if what it
+    records committed (say, an identity linked, with its `provider`). No condition: it refuses nothing."""
+    item = history_store(ctx).put_item(user_uuid=user_uuid, at=ctx.now(), result=result.value, device_id=device_id,
+                                       ip=ip, user_agent=(user_agent or "")[:256] or None, provider=provider)
+    return GuardedWrite(item=item, refusal=lambda: RuntimeError("a history row has no condition"))
 
 
 def mark_continued(ctx: AppContext, *, user_uuid: str, event_key: str) -> bool:

@@ -70,6 +70,8 @@ class HistoryResult(str, Enum):
     LOCKED_OUT = "locked_out"  # refused while the account is locked: by wrong passwords, or by an operator
     INVALID_RECOVERY_CODE = "invalid_recovery_code"
     ADMIN_ACTION = "admin_action"  # an operator's action on the account, named by the row's `action` (SPEC §15)
+    IDENTITY_LINKED = "identity_linked"  # an upstream identity linked to the account, its `provider` named (SPEC §16)
+    IDENTITY_UNLINKED = "identity_unlinked"
 
 
 @dataclass(frozen=True)
@@ -410,6 +412,8 @@ class HistoryItem(BaseModel):
                                    "\"in use elsewhere - continue?\" and continued (the sign-in is the next row)")
     # Who acted and why stay in the operators' history and audit trail: this model leaves them out.
     action: str | None = Field(default=None, description="result admin_action: what an operator did")
+    provider: str | None = Field(default=None, description="the upstream provider (its display name): of a sign-in "
+                                 "with its answer (\"signed in with Google\"), or of the identity linked or unlinked")
 
 
 class HistoryPage(BaseModel):

@@ -29,6 +29,8 @@ RELABEL_ATTEMPTS = 60
 # RFC 8176 methods of a login (SPEC §14 amr): the device key always, with the password or a passkey.
 PASSWORD_AMR = ("hwk", "pwd")
 PASSKEY_AMR = ("hwk", "pop", "user")
+# An upstream provider's answer in the password's place (SPEC §16); "fed" as OpenID Connect's EAP ACR values use it.
+FEDERATED_AMR = ("hwk", "fed")
 
 # The login flow owns the attempt: read_seats (fetch), its policy's decision, take_seat (the one
 # write), and again from a fresh read when take_seat answers PresenceMoved.
@@ -51,7 +53,7 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
               ip: str | None, user_agent: str | None, extra_writes: Sequence[GuardedWrite] = (),
               jkt: str | None = None, amr: Sequence[str] = PASSWORD_AMR,
               session_id: str | None = None, screen_of: str | None = None, app_of: tuple[str, str] | None = None,
-              redeem_by: int | None = None) -> OpenedSession | PresenceMoved:
+              redeem_by: int | None = None, provider: str | None = None) -> OpenedSession | PresenceMoved:
     """Log `seats.device_id` in, displacing `evicted`, in one transaction with `extra_writes`, and
     only if nobody changed the presence since `seats` was read; else PresenceMoved (read again).
     Entries dropped as idle end their sessions in the same transaction, so a session the presence
@@ -60,7 +62,8 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
     caller whose extra writes name it (a screen's approval, flows.device_approval), else a new one;
     `screen_of`: the app a screen's session is for (SessionRecord.screen_of), `app_of` its (client_id, name)
     as the seat lists it; `redeem_by`: its code's
-    expiry, when the session (and its seat) ends unless the screen redeems it first (screen_redeemed)."""
+    expiry, when the session (and its seat) ends unless the screen redeems it first (screen_redeemed);
+    `provider`: the upstream provider's display name whose answer stood in for the password (its history row)."""
     store, rule, now, device_id = session_store(ctx), liveness(ctx.settings), seats.now, seats.device_id
     session = new_session(ctx, user_uuid=seats.presence.user_uuid, device_id=device_id, device_name=device_name,
                            device_class=device_class, ip=ip, user_agent=user_agent, now=now, jkt=jkt, amr=amr,
@@ -86,7 +89,7 @@ def take_seat(ctx: AppContext, seats: Seats, *, evicted: list[PresenceEntry], de
                            idle=idle, idle_cutoff=rule.idle_cutoff(now), at=session.created_at,
                            at_ms=ctx.epoch_ms(), extra_writes=[w.item for w in extra],
                            unconditional=[_login_row(history_store(ctx), at=ctx.now(), session=session,
-                                                     evicted=evicted)])
+                                                     evicted=evicted, provider=provider)])
     except ExtraWriteRefused as refused:
         raise extra[refused.index].refusal() from None
     except IdleSessionsInUse as in_use:
@@ -156,13 +159,13 @@ def _note_in_use(store: SessionStore, session_ids: list[str], *, seen_since: dic
 
 
 def _login_row(store: HistoryStore, *, at: datetime, session: SessionRecord,
-               evicted: list[PresenceEntry]) -> dict[str, Any]:
+               evicted: list[PresenceEntry], provider: str | None) -> dict[str, Any]:
     """The login's history row, as an entry of its transaction: a login that commits has its row, one
     that does not leaves none. A put that no condition refuses, so it never refuses a login itself."""
     return store.put_item(
         user_uuid=session.user_uuid, at=at, result=HistoryResult.SUCCESS.value, device_id=session.device_id,
         ip=session.ip, user_agent=session.user_agent,
-        evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted])
+        evicted=[{"device_id": e.device_id, "device_name": e.device_name} for e in evicted], provider=provider)
 
 
 def _with_activity(presence: Presence, seen_since: dict[str, int]) -> Presence:

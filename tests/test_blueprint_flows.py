@@ -25,7 +25,7 @@ def test_each_service_gives_what_its_blueprints_ask_for():
     for service in SERVICES.values():
         assert {each.slot for each in service.GIVEN} == asked(service), service.__name__
     assert {each.slot for each in all_in_one_given()} == set().union(*map(asked, SERVICES.values()))
-    assert len(set().union(*map(asked, SERVICES.values()))) == 4  # /account, /device, /oidc, /session
+    assert len(set().union(*map(asked, SERVICES.values()))) == 5  # /account, /device, /federation, /oidc, /session
 
 
 def test_a_blueprint_mounted_without_its_flows_stops_the_apps_start(base_config):

@@ -8,7 +8,7 @@ from typing import Mapping
 
 from common import i18n
 
-LINK_KINDS = frozenset({"verify", "reset", "not-me"})
+LINK_KINDS = frozenset({"verify", "reset", "not-me", "federation-link"})
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from joserfc.jwk import ECKey, RSAKey
 from relying_parties import registration_tokens
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc.client_keys import app_key_set, public_jwks_problem, remote_key_sets
-from oidc.jwks_fetch import KeysUnavailable, RemoteKeySets, fetch_key_set
+from oidc.client_keys import JWKS_LOG, app_key_set, public_jwks_problem, remote_key_sets
+from common.outbound.key_sets import KeysUnavailable, RemoteKeySets, fetch_key_set
 from tests.support.jwks_server import JwksServer
 
 # Real servers on sockets, one module's many requests: the slow tier (the rules' unit tests are fast).
@@ -45,7 +45,7 @@ class Monotonic:
 
 def _keys(clock: Monotonic, *, timeout: float = 5.0) -> RemoteKeySets:
     return RemoteKeySets(cache_seconds=300, refetch_seconds=5, timeout=timeout, problem_of=public_jwks_problem,
-                         clock=clock)
+                         log=JWKS_LOG, clock=clock)
 
 
 def test_keys_are_kept_and_fetched_again_for_an_unknown_kid_at_most_once_a_period(jwks):

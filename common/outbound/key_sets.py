@@ -1,12 +1,12 @@
-"""An app's public keys at its jwks_uri (RFC 7591 §2; SPEC §14): fetched when first needed, kept per process,
-fetched again when they are old or a signature names a key id they lack (the app rotated its key), at most
-once every few seconds per app.
+"""Public keys at a jwks_uri, an app's (RFC 7591 §2; SPEC §14) or an upstream provider's (SPEC §16): fetched
+when first needed, kept per process, fetched again when they are old or a signature names a key id they lack
+(the owner rotated its key), at most once every few seconds per owner.
 
 What is fetched: one GET of the registered URL by common.outbound (one deadline from connect to last byte,
-at most MAX_BYTES, no redirect followed, no compression asked for; for an app that registered itself, public
-addresses only unless the deployment allows private ones), at most one in flight per URL: a few requests wait
-for it, the others use the keys kept or fail at once. The answer is only ever read as a JWK Set of public keys
-(oidc.client_keys), never shown to anyone; why a fetch failed is logged, never told to the app."""
+at most MAX_BYTES, no redirect followed, no compression asked for; public addresses only unless the caller
+allows private ones), at most one in flight per URL: a few requests wait for it, the others use the keys kept
+or fail at once. The answer is only ever read as a JWK Set of public keys (checked by the caller's
+`problem_of`), never shown to anyone; why a fetch failed is logged, never told to the app or the person."""
 from __future__ import annotations
 
 import json
@@ -16,13 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from joserfc.jwk import KeySet
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, RSAKey
 
 from common.log_bursts import BurstLogs
 from common.outbound.fetch import FetchFailed, fetch
 from common.outbound.single_flight import Busy, SingleFlight
-
-log = logging.getLogger(__name__)
 
 MAX_BYTES = 64 * 1024
 # Keys fetched before stay usable this many times their cache period while the app's URL fails (an outage of
@@ -30,6 +29,11 @@ MAX_BYTES = 64 * 1024
 STALE_FACTOR = 12
 MAX_ENTRIES = 10_000
 ACCEPT = {"Accept": "application/jwk-set+json, application/json"}
+KEY_TYPES = ("RSA", "EC", "OKP")
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+MAX_KEYS = 10
+MIN_RSA_BITS = 2048
+MAX_JWKS_CHARS = 20000
 
 
 class KeysUnavailable(Exception):
@@ -42,7 +46,7 @@ class KeysUnavailable(Exception):
 
 def fetch_key_set(uri: str, *, timeout: float, problem_of: Callable[[str], str | None], private_allowed: bool,
                   flights: SingleFlight[bytes] | None = None) -> KeySet:
-    """The JWK Set at `uri`, checked by `problem_of` (oidc.client_keys.public_jwks_problem); KeysUnavailable
+    """The JWK Set at `uri`, checked by `problem_of` (e.g. oidc.client_keys.public_jwks_problem); KeysUnavailable
     if it does not come within `timeout` seconds in all, is larger than MAX_BYTES, or is none. With `flights`,
     a fetch of the same URL under way is waited for instead of started again."""
     def get() -> bytes:
@@ -65,6 +69,33 @@ def fetch_key_set(uri: str, *, timeout: float, problem_of: Callable[[str], str |
     return KeySet.import_key_set(json.loads(text))
 
 
+def public_jwks_problem(text: str, *, max_keys: int = MAX_KEYS, max_chars: int = MAX_JWKS_CHARS) -> str | None:
+    """What is wrong with `text` as a JWK Set of public keys (an app's registered one, a provider's), or None:
+    a JSON object with 1 to `max_keys` public RSA (2048 bits or more), EC or OKP keys, no private or
+    symmetric key among them."""
+    if len(text) > max_chars:
+        return f"longer than {max_chars} characters"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "not JSON"
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not 1 <= len(keys) <= max_keys:
+        return f'a JWK Set is {{"keys": [...]}} with 1 to {max_keys} keys'
+    for key in keys:
+        if not isinstance(key, dict) or key.get("kty") not in KEY_TYPES:
+            return f"each key's kty is one of {', '.join(KEY_TYPES)}"
+        if any(member in key for member in PRIVATE_MEMBERS):
+            return "a key has private members: register only the public keys"
+    try:
+        imported = KeySet.import_key_set(data)
+    except (JoseError, ValueError, TypeError) as error:
+        return f"a key does not read: {error}"
+    if any(isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS for key in imported.keys):
+        return f"an RSA key is shorter than {MIN_RSA_BITS} bits"
+    return None
+
+
 class KeysBusy(KeysUnavailable):
     """The keys are being fetched by other requests, enough of which wait for them already."""
 
@@ -81,15 +112,18 @@ class _Entry:
 
 
 class RemoteKeySets:
-    """This process's keys of apps with a jwks_uri, per (client_id, uri); one fetch per URL in flight."""
+    """This process's keys of owners (apps, upstream providers) with a jwks_uri, per (owner, uri); one fetch
+    per URL in flight. A failure is logged to `log` as "<owner_kind> <owner>: its jwks_uri could not be
+    fetched (<reason>)", once a burst per owner."""
 
     def __init__(self, *, cache_seconds: float, refetch_seconds: float, timeout: float,
-                 problem_of: Callable[[str], str | None], clock: Callable[[], float] = time.monotonic) -> None:
+                 problem_of: Callable[[str], str | None], log: logging.Logger, owner_kind: str = "app",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cache_seconds, self.refetch_seconds, self.timeout = cache_seconds, refetch_seconds, timeout
-        self.problem_of, self.clock = problem_of, clock
+        self.problem_of, self.clock, self.owner_kind = problem_of, clock, owner_kind
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
-        self._log = BurstLogs(log)  # each app's failures, once a burst
+        self._log = BurstLogs(log)  # each owner's failures, once a burst
         self._flights: SingleFlight[bytes] = SingleFlight()
 
     def key_set(self, client_id: str, uri: str, *, private_allowed: bool, kid: str | None = None) -> KeySet:
@@ -125,8 +159,8 @@ class RemoteKeySets:
             return  # the fetch under way records its own outcome
         except KeysUnavailable as unavailable:
             entry.problem = unavailable.reason
-            self._log.log(client_id, logging.WARNING, "app %s: its jwks_uri could not be fetched (%s)", client_id,
-                          unavailable.reason)
+            self._log.log(client_id, logging.WARNING, "%s %s: its jwks_uri could not be fetched (%s)",
+                          self.owner_kind, client_id, unavailable.reason)
         entry.tried_at = self.clock()
 
     def _usable(self, entry: _Entry) -> KeySet:
