@@ -8,6 +8,7 @@
 
 import { authCall, call } from "./api.js";
 import { providerMark } from "./federation_marks.js";
+import { currentLocale } from "./i18n.js";
 import { confirmLink, drawReading, drawStep } from "./federation_steps.js";
 import { $, busy, el, tx } from "./ui.js";
 
@@ -37,7 +38,8 @@ export function providerButton(provider, key, onClick) {
 export async function start(name, purpose, form) {
   const send = purpose === "link" ? authCall : call;
   await busy(form, async () => {
-    const { authorization_url: url } = await send("POST", `/federation/${encodeURIComponent(name)}/start`, { purpose });
+    const { authorization_url: url } = await send("POST", `/federation/${encodeURIComponent(name)}/start`,
+      { purpose, locale: currentLocale() });           // a refusal's page speaks the page's language
     location.assign(url);
   });
 }
