@@ -26,10 +26,11 @@ function draw(form, onStep, { title, params, body = [], submit = null, links = [
   error.setAttribute("role", "alert");
   const note = el("p", { className: "note", hidden: true });
   note.setAttribute("role", "status");
-  form.replaceChildren(tx("h1", {}, title, params), ...body, error, note,
+  form.replaceChildren(...[tx("h1", {}, title, params), ...body, error, note,
     submit && tx("button", { type: "submit" }, submit, params),
     el("div", { className: "more-links" }, ...links,
-      tx("button", { type: "button", className: "link", dataset: { show: "login" } }, "web.common.back_to_login")));
+      tx("button", { type: "button", className: "link", dataset: { show: "login" } }, "web.common.back_to_login"))]
+    .filter(Boolean));
   form.querySelector("input:not([readonly])")?.focus();
 }
 
