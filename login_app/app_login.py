@@ -1,6 +1,6 @@
 """The login service alone: `python -m login_app.app_login` (port 5002).
-It serves /login, /account and /admin; and, as every service does, /.well-known (oidc.well_known), /healthz,
-/readyz, /openapi.json and /metrics (common.web)."""
+It serves /login, /account, /admin and /federation (upstream identity providers, SPEC §16); and, as every
+service does, /.well-known (oidc.well_known), /healthz, /readyz, /openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -22,6 +22,7 @@ PREFIXES: dict[str, Blueprint] = {
     "/login": login_bp,
     "/account": account_bp,
     "/admin": admin_bp,
+    "/federation": federation_views.bp,
 }
 # What those blueprints ask of the packages above their homes.
 GIVEN: list[Given[Any]] = [account_views.FLOWS.given(for_accounts), federation_views.FLOWS.given(for_federation)]

