@@ -25,7 +25,7 @@ from tests.support.live import serving
 # its texts come only when asked for).
 # 54.4 kB with the in-use dialog's texts (which device goes, what this device is) and the plural forms in the
 # catalogue; the dialog's own code (in_use.js) comes only when the account is at its limit.
-# 56.3 kB with the accounts from elsewhere (SPEC §16): the login screen asks which providers the service offers
+# 56.1 kB with the accounts from elsewhere (SPEC §16): the login screen asks which providers the service offers
 # (GET /federation/providers, +0.8 kB with its headers), the SDK's ticket sign-in and the federation texts in the
 # catalogue (+0.7 kB); the buttons' and the steps' own code (federation*.js, identities.js) comes only when there
 # are providers, a provider's answer or the Account panel.

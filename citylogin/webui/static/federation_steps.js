@@ -89,8 +89,10 @@ async function signUp(form) {
   const issued = await busy(form, () => citylogin.signUpWithTicket({ username,
     deviceName: form.device_name.value.trim() || undefined }));
   if (!issued) return;
-  await form.app.signIn(form, () => citylogin.loginWithTicket({ username, replacing: form.app.confirmReplacing }),
-    { registered: true, codes: issued.recovery_codes || [] });
+  const signIn = (options) => form.app.signIn(form, () => citylogin.loginWithTicket({ username,
+    replacing: form.app.confirmReplacing }), options);
+  form.onStep = () => signIn();           // made: sending the form again only tries the sign-in again
+  await signIn({ registered: true, codes: issued.recovery_codes || [] });
 }
 
 /** Another account holds the e-mail: the three ways on, each said plainly; "Create a separate account" only when
