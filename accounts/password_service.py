@@ -57,12 +57,33 @@ def reset_link_store(ctx: AppContext) -> ResetLinkStore:
 
 # --- change (Bearer) --------------------------------------------------------------------------
 
+def _set_first_password(ctx: AppContext, *, principal: Principal, user: UserRecord, request: ChangePasswordRequest,
+                        caller: Caller) -> None:
+    """The first password of an account made with a provider's answer (SPEC §16), set by its signed-in
+    session alone: there is no current one to ask (a passkey, if it has one, may be asked instead). Written
+    only while it still has none, so it never overwrites one set meanwhile (401 invalid_credentials then, as a
+    wrong current password). Other sessions end as at a change; the account is told."""
+    password_hash = ctx.passwords.hash(request.new_password)
+    if not users.set_first_password(ctx, user_uuid=user.user_uuid, password_hash=password_hash):
+        raise credentials.InvalidCredentials()
+    ended = 0
+    if request.logout_other_sessions:
+        ended = sessions.end_all_sessions(ctx, user_uuid=user.user_uuid, reason=RevokeReason.PASSWORD_CHANGED,
+                                          except_session_id=principal.session_id)
+    audit(AuditEvent.PASSWORD_CHANGED, user_uuid=user.user_uuid, device_id=principal.device_id, sessions_ended=ended,
+          ip=caller.ip)
+    ctx.notifier.notify(localized_message("password_changed", user_uuid=user.user_uuid, email=user.email,
+                                          locale=user.locale, time=mail_time(ctx.now(), user.locale)))
+
+
 def change_password(ctx: AppContext, *, principal: Principal, request: ChangePasswordRequest, caller: Caller) -> None:
     """Replace the caller's password after checking the current one (or a passkey) under the lockout; end the
     other sessions (reason password_changed) unless asked not to."""
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None or user.deleting:
         raise AccountGone()
+    if not user.has_password and request.current_password is None and request.passkey is None:
+        return _set_first_password(ctx, principal=principal, user=user, request=request, caller=caller)
     _, had_failures = credentials.reauthenticate(ctx, user_uuid=user.user_uuid, username=user.username,
                                                  secret=request.secret(), caller=caller, flow="password_change")
     if not users.replace_password_hash(ctx, user_uuid=user.user_uuid,

@@ -79,27 +79,31 @@ class UserStore:
         claim and `extra_writes` in one transaction. NameTaken, or WriteRefused for an extra entry.
         `holds_email=False`: `user.email` is an address another account holds; the item is marked
         as not holding it and, in the claim's place, the transaction checks that the claim still
-        exists (ClaimMissing if not), so the transaction has the same entries either way."""
-        attributes = {**asdict(user), **(extra_attributes or {}), **({} if holds_email else {EMAIL_UNCLAIMED: True})}
+        exists (ClaimMissing if not), so the transaction has the same entries either way. A user without
+        an address (`user.email` "": an upstream identity that gave none) has no e-mail entry."""
+        given = bool(user.email)
+        attributes = {**asdict(user), **(extra_attributes or {}),
+                      **({} if holds_email or not given else {EMAIL_UNCLAIMED: True})}
         email_entry = (self._claim_put(email_claim(user.email), user.user_uuid) if holds_email
                        else self._claim_check(email_claim(user.email)))
         items = [
             {"Put": {"TableName": self.users, "Item": dynamo.to_item(attributes),
                      "ConditionExpression": "attribute_not_exists(user_uuid)"}},
             self._claim_put(username_claim(user.username), user.user_uuid),
-            email_entry,
+            *([email_entry] if given else []),
             *extra_writes,
         ]
+        extras = 3 if given else 2  # where the extra entries begin
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             codes = dynamo.cancellation_codes(exc)
-            if len(codes) > 2 and codes[1] == "ConditionalCheckFailed":
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 raise NameTaken("username") from None
-            if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
+            if given and len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
                 raise (NameTaken("email") if holds_email else ClaimMissing()) from None
-            if "ConditionalCheckFailed" in codes[3:]:
-                raise WriteRefused(codes.index("ConditionalCheckFailed", 3) - 3) from None
+            if "ConditionalCheckFailed" in codes[extras:]:
+                raise WriteRefused(codes.index("ConditionalCheckFailed", extras) - extras) from None
             raise
 
     def _claim_check(self, claim: str) -> dict[str, Any]:

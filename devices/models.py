@@ -84,6 +84,31 @@ class DeviceCertificateResponse(BaseModel):
     message: str
 
 
+class RegistrationResponse(DeviceCertificateResponse):
+    """The 201 of a new account: its first device, and its recovery codes, shown this once."""
+
+    recovery_codes: list[str] | None = Field(default=None, description="ten single-use codes for POST /device/recover")
+
+
+class EvictedDevice(BaseModel):
+    device_id: str
+    device_name: str
+
+
+class LoginResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    session_id: str
+    device_id: str
+    user_uuid: str
+    evicted: list[EvictedDevice]
+    cert_expires_at: str
+    renew_certificate: bool = Field(description="the certificate expires within CITYLOGIN_CERT_RENEW_BEFORE_DAYS "
+                                                "(or has expired, within the grace): renew it with POST /device/renew")
+
+
 class PairedDeviceRequest(DeviceKeyFields):
     """POST /device/register (and POST /registration/ with `qr_code`): a further device."""
 

@@ -114,3 +114,29 @@ def enrol_write(tables: TableNames, ticket: Ticket, *, user_uuid: str, device_id
         "ExpressionAttributeValues": {":enrolled": {"S": "enrolled"}, ":fresh": {"S": "fresh"},
                                       ":u": {"S": user_uuid}, ":d": {"S": device_id}, ":k": {"S": KIND},
                                       ":now": {"N": str(now)}}}}, TicketInvalid)
+
+
+@dataclass(frozen=True)
+class HeldTicket:
+    """What a sign-in asked "in use elsewhere — continue?" keeps of its ticket (in its confirm token), so
+    that the confirmation spends it in its own transaction: its digest and its stage, never its value."""
+
+    digest: str
+    stage: Stage
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> HeldTicket:
+        return cls(digest=ticket.digest, stage=ticket.stage)
+
+    @classmethod
+    def of_data(cls, data: dict[str, Any] | None) -> HeldTicket | None:
+        return cls(digest=data["digest"], stage=data["stage"]) if data else None
+
+    def data(self) -> dict[str, Any]:
+        return {"digest": self.digest, "stage": self.stage}
+
+
+def held_spend_write(tables: TableNames, held: HeldTicket, *, now: int) -> GuardedWrite:
+    """spend_write for a ticket known by its HeldTicket (a sign-in's confirmation)."""
+    return spend_write(tables, Ticket(digest=held.digest, identity=UpstreamIdentity(provider="", issuer="", sub=""),
+                                      purpose="sign_in", expires_epoch=0, stage=held.stage), now=now)

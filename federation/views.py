@@ -3,19 +3,26 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from flask import Blueprint, Response, jsonify, request, redirect
+from flask import Blueprint, Response, jsonify, redirect, request
 from werkzeug.wrappers import Response as WsgiResponse
 
 from common.errors import request_locale
+from common.i18n import LANGUAGES
 from common.runtime.context import AppContext, ctx
 from common.slots import Slot
+from common.web.caller import Caller, current_caller
 from common.web.openapi import operation
 from common.web.validation import parse_body
+from devices.models import LoginResponse, RegistrationResponse
 from federation import round_trip, tickets, transactions
+from federation.flow_models import (DeviceProof, FederatedLinkRequest, FederatedLoginRequest, FederatedSignupRequest,
+                                    IdentityList, LinkConfirmRequest, LinkedIdentityView, LinkMailAccepted)
 from federation.models import LinkedIdentity, UpstreamIdentity
 from federation.pages import refusal_page
 from federation.round_trip_models import OfferedProviders, StartAnswer, StartRequest, TicketView
-from sessions.guard import authenticate_request
+from sessions.binding import ProofOffer
+from sessions.guard import authenticate_request, current_principal, proof_offer, require_session
+from sessions.models import Principal
 
 bp = Blueprint("federation", __name__, url_prefix="/federation")
 
@@ -27,6 +34,30 @@ class FederationFlows(Protocol):
     def link_signed_in(self, ctx: AppContext, *, user_uuid: str, session_id: str,
                        identity: UpstreamIdentity) -> LinkedIdentity:
         """flows.identity_link: the provider's answer to "link another", linked to the signed-in account."""
+
+    def sign_in(self, ctx: AppContext, *, ticket_value: str | None, request: DeviceProof, caller: Caller,
+                offer: ProofOffer | None = None) -> LoginResponse:
+        """flows.federated_login: the device signed in with the provider's answer in the password's place."""
+
+    def sign_up(self, ctx: AppContext, *, ticket_value: str | None, request: FederatedSignupRequest, locale: str,
+                ip: str | None) -> RegistrationResponse:
+        """flows.federated_signup: a new account for the identity, with its first device."""
+
+    def link_and_sign_in(self, ctx: AppContext, *, ticket_value: str | None, request: FederatedLinkRequest,
+                         caller: Caller, offer: ProofOffer | None = None) -> LoginResponse:
+        """flows.federated_link: the identity linked to the account proven by password and device, then signed in."""
+
+    def mail_link(self, ctx: AppContext, *, ticket_value: str | None) -> None:
+        """flows.federated_link_mail: a one-time link to the account holding the identity's address, if any."""
+
+    def confirm_link(self, ctx: AppContext, *, token: str) -> LinkedIdentityView:
+        """flows.federated_link_mail: the mailed link used, the identity linked."""
+
+    def list_identities(self, ctx: AppContext, *, user_uuid: str) -> list[LinkedIdentityView]:
+        """flows.identity_unlink: the account's linked identities."""
+
+    def unlink(self, ctx: AppContext, *, principal: Principal, link_id: str, caller: Caller) -> None:
+        """flows.identity_unlink: one identity unlinked while a way in remains."""
 
 
 FLOWS: Slot[FederationFlows] = Slot("federation.views.flows")
@@ -104,3 +135,85 @@ def ticket() -> Response:
 
 
 # --- what a ticket lets the browser do: sign in, sign up, link; the account's identities ----------------
+
+def _flows() -> FederationFlows:
+    return ctx().slots.needed(FLOWS)
+
+
+def _ticket() -> str | None:
+    return request.cookies.get(tickets.COOKIE)
+
+
+def _locale(locale: str | None) -> str:
+    """The new account's language: the body's, if one of ours, else from Accept-Language."""
+    language = (locale or "").split("-")[0].strip().lower()
+    return language if language in LANGUAGES else request_locale()
+
+
+LINK_MAIL_ACCEPTED = ("If an account holds this address, a link to link this sign-in to it is on its way; the "
+                      "sign-in with the provider is used up.")
+
+
+@bp.post("/login")
+@operation("Sign a device in with the provider's answer (the ticket cookie) in the password's place: the device's "
+           "proof as at POST /login/, the same 409 concurrent_login (continued at /login/confirm)",
+           body=FederatedLoginRequest, response=LoginResponse, errors=(401, 403, 404, 409, 429))
+def federated_login() -> Response:
+    body = parse_body(FederatedLoginRequest)
+    return jsonify(_flows().sign_in(ctx(), ticket_value=_ticket(), request=body, caller=current_caller(),
+                                    offer=proof_offer()).model_dump())
+
+
+@bp.post("/signup")
+@operation("A new account for the provider's identity (the ticket cookie), with its first device and no password; "
+           "the browser then signs in with POST /federation/login", body=FederatedSignupRequest,
+           response=RegistrationResponse, status=201, errors=(401, 403, 409, 429))
+def federated_signup() -> tuple[Response, int]:
+    body = parse_body(FederatedSignupRequest)
+    made = _flows().sign_up(ctx(), ticket_value=_ticket(), request=body, locale=_locale(body.locale),
+                            ip=current_caller().ip)
+    return jsonify(made.model_dump(exclude_none=True)), 201
+
+
+@bp.post("/link")
+@operation("Link the provider's identity (the ticket cookie) to the account proven by its password and one of its "
+           "devices, then sign that device in as POST /login/ does", body=FederatedLinkRequest,
+           response=LoginResponse, errors=(401, 403, 409, 429))
+def federated_link() -> Response:
+    body = parse_body(FederatedLinkRequest)
+    return jsonify(_flows().link_and_sign_in(ctx(), ticket_value=_ticket(), request=body, caller=current_caller(),
+                                             offer=proof_offer()).model_dump())
+
+
+@bp.post("/link/mail")
+@operation("Mail the account holding the identity's address (if any) a one-time link that links the identity to "
+           "it; the same answer whether or not one does", response=LinkMailAccepted, status=202, errors=(401,))
+def federated_link_mail() -> tuple[Response, int]:
+    _flows().mail_link(ctx(), ticket_value=_ticket())
+    return jsonify(LinkMailAccepted(message=LINK_MAIL_ACCEPTED).model_dump()), 202
+
+
+@bp.post("/link/confirm")
+@operation("Link the identity of a mailed one-time link to the account it was mailed to", body=LinkConfirmRequest,
+           response=LinkedIdentityView, errors=(400, 409))
+def federated_link_confirm() -> Response:
+    body = parse_body(LinkConfirmRequest)
+    return jsonify(_flows().confirm_link(ctx(), token=body.token).model_dump())
+
+
+@bp.get("/identities")
+@require_session
+@operation("The caller's linked identities", response=IdentityList, auth=True)
+def identities() -> Response:
+    listed = _flows().list_identities(ctx(), user_uuid=current_principal().user_uuid)
+    return jsonify(IdentityList(identities=listed).model_dump())
+
+
+@bp.delete("/identities/<string(minlength=1,maxlength=64):link_id>")
+@require_session
+@operation("Unlink one of the caller's identities, unless it is the account's last way in (409 last_way_in)",
+           status=204, auth=True, errors=(404, 409))
+def unlink_identity(link_id: str) -> tuple[str, int]:
+    _flows().unlink(ctx(), principal=current_principal(), link_id=link_id, caller=current_caller())
+    return "", 204
+

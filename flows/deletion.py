@@ -17,7 +17,8 @@ until its own TTL (docs/reference/http-api.md, DELETE /account): the ended sessi
 no IP, user agent or apps signed in), their events in the apps' feed, the CRL's entries of the account's
 certificates and the apps' grants on its sessions. The items keyed by personal data itself (the
 name claims, the lockout counters of the username, the reset counters of the address) can only be
-found while the users item still holds the username and address: `_forget_names` deletes them
+found while the users item still holds the username and address (and the claims of its linked identities,
+only while it holds their map): `_forget_names` deletes them
 before the tombstone replaces it, and runs again on every pass until it has."""
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from common.database import dynamo
 from common.database.one_time_tokens import OneTimeTokenStore
 from devices import pairing_service as pairing_tokens
 from devices import service as devices
+from federation import identities
 from common.mail.notifier import localized_message
 from common.mail.outbox_store import OutboxStore
 from oidc import consents as oidc_consents
@@ -111,6 +113,7 @@ def _forget_names(ctx: AppContext, user: UserRecord) -> None:
     before it does all of this again."""
     credentials.clear_failures(ctx, username=user.username)
     password_service.forget_reset_allowance(ctx, email=user.email)
+    identities.release_all(ctx, user=user)  # its linked identities (SPEC §16) are free to sign up or link again
     _release_names(ctx, user)
     users.leave_tombstone(ctx, user=user)
 

@@ -10,6 +10,7 @@ from common.database.guarded_write import GuardedWrite
 from common.mail.notifier import Queued, localized_message, mail_time
 from common.runtime.context import AppContext
 from common.web.caller import Caller
+from federation import providers
 from sessions import service as sessions
 from sessions.models import HistoryResult
 
@@ -28,8 +29,11 @@ class Notice:
 
 def display_name(ctx: AppContext, name: str) -> str:
     """What the person knows the provider `name` as ("Google"), disabled or not; its name if the operator
-    removed it since. (Until federation.providers lands on this branch: its name.)"""
-    return name
+    removed it since."""
+    try:
+        return providers.get_provider(ctx, name, include_disabled=True).display_name
+    except providers.IdpNotFound:
+        return name
 
 
 def notice(ctx: AppContext, *, user: UserRecord, linked: bool, provider: str, identity: str | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from common.database.one_time_tokens import OneTimeTokenStore
 from devices import challenges, concurrency_policy
 from devices import service as devices
 from devices.models import DEVICE_STATUS_ACTIVE, DeviceRecord
+from federation import tickets
 from flows import in_use
 from flows import not_me as not_me_flow
 from flows.models import EvictedDevice, LoginRequest, LoginResponse
@@ -115,22 +117,55 @@ def login(ctx: AppContext, *, request: LoginRequest, caller: Caller, offer: Proo
     A passkey's assertion may stand in for the password (SPEC §13), never for the device's proof."""
     secret = _required_fields(ctx.settings, request, caller)
     # Before the try: a proof refused (a nonce asked for) leaves the challenge for the retry.
-    dpop = _binding_proof(ctx, offer)
+    dpop = binding_proof(ctx, offer)
+    with challenge_spent_on_refusal(ctx, request.challenge):
+        checked = _checked(ctx, request, caller, secret=secret)
+        return finish(ctx, request, caller, checked=checked, dpop=dpop,
+                      factor=FirstFactor(amr=sessions.PASSKEY_AMR if request.passkey else sessions.PASSWORD_AMR))
+
+
+def check_password_login(ctx: AppContext, *, request: LoginRequest, caller: Caller) -> CheckedLogin:
+    """A login's checks without its seat (the password or passkey under the lockout, the device's certificate
+    and proof), for a flow that does more before it signs the device in (flows.federated_link); a refusal uses
+    the challenge up."""
+    secret = _required_fields(ctx.settings, request, caller)
+    with challenge_spent_on_refusal(ctx, request.challenge):
+        return _checked(ctx, request, caller, secret=secret)
+
+
+@contextmanager
+def challenge_spent_on_refusal(ctx: AppContext, challenge: str | None) -> Iterator[None]:
+    """A refused sign-in uses its challenge up all the same: single-use whatever the outcome."""
     try:
-        certificate = caller.verified_cert or request.client_cert
-        if certificate:
-            return _login_with_certificate(ctx, request, caller, secret=secret, certificate=certificate, dpop=dpop)
-        if request.client_cert_fp:
-            return _login_with_fingerprint(ctx, request, caller, secret=secret, fingerprint=request.client_cert_fp,
-                                           dpop=dpop)
-        raise MissingFields(["client_cert"])  # _required_fields asked for it already
+        yield
     except ApiError:
-        if request.challenge:  # single-use whatever the outcome; a used one is already gone
-            background(ctx).submit(challenges.consume_challenge, ctx, request.challenge)
+        if challenge:  # a used one is already gone
+            background(ctx).submit(challenges.consume_challenge, ctx, challenge)
         raise
 
 
-def _binding_proof(ctx: AppContext, offer: ProofOffer | None) -> Proof | None:
+@dataclass(frozen=True)
+class CheckedLogin:
+    """A login whose first factor and device were proven: what its seat needs."""
+
+    username: str
+    user: UserRecord
+    had_failures: bool
+    device: DeviceRecord
+    presence: Presence
+    proof: GuardedWrite | None
+
+
+def _checked(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret) -> CheckedLogin:
+    certificate = caller.verified_cert or request.client_cert
+    if certificate:
+        return _login_with_certificate(ctx, request, caller, secret=secret, certificate=certificate)
+    if request.client_cert_fp:
+        return _login_with_fingerprint(ctx, request, caller, secret=secret, fingerprint=request.client_cert_fp)
+    raise MissingFields(["client_cert"])  # _required_fields asked for it already
+
+
+def binding_proof(ctx: AppContext, offer: ProofOffer | None) -> Proof | None:
     """The checked proof a login or confirm binds its session with; None for a bearer session,
     which CITYLOGIN_DPOP=required refuses (400 dpop_required)."""
     if offer is None or offer.proof is None:
@@ -150,7 +185,7 @@ def _username(ctx: AppContext, request: LoginRequest, account: str | None) -> st
 
 
 def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret,
-                            certificate: str, dpop: Proof | None) -> LoginResponse:
+                            certificate: str) -> CheckedLogin:
     # What the certificate claims only chooses what to read; device_for_presented checks it
     # against the username's owner and the device record before anything is trusted.
     presented = devices.presented_certificate(certificate)
@@ -170,12 +205,12 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
         proof = devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=facts.get(CHALLENGE, False))
-    return _after_checks(ctx, request, caller, username=username, user=user, had_failures=had_failures,
-                         device=device, presence=facts[PRESENCE], proof=proof, dpop=dpop)
+    return CheckedLogin(username=username, user=user, had_failures=had_failures, device=device,
+                        presence=facts[PRESENCE], proof=proof)
 
 
 def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret,
-                            fingerprint: str, dpop: Proof | None) -> LoginResponse:
+                            fingerprint: str) -> CheckedLogin:
     """Legacy clients that send only the certificate's fingerprint: the device is found by listing
     the user's devices, so this path makes more calls than one that presents the certificate."""
     handle = request.passkey.response.userHandle if request.passkey else None
@@ -190,9 +225,8 @@ def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Call
         proof = devices.login_proof(ctx, device, certificate_verified=bool(caller.verified_cert),
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=usable)
-    return _after_checks(ctx, request, caller, username=username, user=user, had_failures=had_failures,
-                         device=device, presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof,
-                         dpop=dpop)
+    return CheckedLogin(username=username, user=user, had_failures=had_failures, device=device,
+                        presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof)
 
 
 def _refuse_deleting(user: UserRecord) -> None:
@@ -214,15 +248,14 @@ def _counted_as_failure(ctx: AppContext, username: str, caller: Caller, user: Us
         raise
 
 
-def _after_checks(ctx: AppContext, request: LoginRequest, caller: Caller, *, username: str, user: UserRecord,
-                  had_failures: bool, device: DeviceRecord, presence: Presence, proof: GuardedWrite | None,
-                  dpop: Proof | None) -> LoginResponse:
-    if had_failures:  # off the response path: the lockout only needs them gone eventually
-        background(ctx).submit(credentials.clear_failures, ctx, username=username)
-    return _open(ctx, user=user, device=device, caller=caller, answer=in_use.Answer(force=request.force,
-                                                                            displace=tuple(request.displace)),
-                 presence=presence, proof=proof, dpop=dpop,
-                 amr=sessions.PASSKEY_AMR if request.passkey else sessions.PASSWORD_AMR)
+def finish(ctx: AppContext, request: LoginRequest, caller: Caller, *, checked: CheckedLogin, dpop: Proof | None,
+           factor: FirstFactor) -> LoginResponse:
+    """The seat of a login whose checks passed (`checked`), the username's failures cleared."""
+    if checked.had_failures:  # off the response path: the lockout only needs them gone eventually
+        background(ctx).submit(credentials.clear_failures, ctx, username=checked.username)
+    return open_session(ctx, user=checked.user, device=checked.device, caller=caller,
+                        answer=in_use.Answer(force=request.force, displace=tuple(request.displace)),
+                        presence=checked.presence, proof=checked.proof, dpop=dpop, factor=factor)
 
 
 def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
@@ -236,9 +269,24 @@ def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
     return dpop.jkt
 
 
-def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: in_use.Answer,
-          presence: Presence | None = None, proof: GuardedWrite | None = None,
-          dpop: Proof | None = None, amr: tuple[str, ...] = sessions.PASSWORD_AMR) -> LoginResponse:
+@dataclass(frozen=True)
+class FirstFactor:
+    """What stood in the password's place at a sign-in, as its session and history keep it: `amr` (RFC 8176:
+    the device key with the password, a passkey, or an upstream provider's answer), `provider` (that provider's
+    display name, for the history: "signed in with Google"), and `spend`, what the factor used up (a
+    provider's ticket) for the seat's transaction and, after a 409, for the confirmation's."""
+
+    amr: tuple[str, ...] = sessions.PASSWORD_AMR
+    provider: str | None = None
+    spend: tickets.HeldTicket | None = None
+
+
+def open_session(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: in_use.Answer,
+                 presence: Presence | None = None, proof: GuardedWrite | None = None,
+                 dpop: Proof | None = None, factor: FirstFactor = FirstFactor()) -> LoginResponse:
+    """The seat, once the first factor and the device are proven (a login, a confirm, a provider's answer):
+    under the device limit (SPEC §5; the 409 in-use question, its confirm token), with the "Wasn't you?" mail
+    of a device's first sign-in, the history row, and the mails of the devices it displaces."""
     _refuse_deleting(user)  # confirm comes here without a password
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
         raise _refused_while_locked(ctx, user=user, device=device, caller=caller)
@@ -255,15 +303,16 @@ def _open(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
     writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid),
               *([not_me.write, notice.write] if not_me and notice else []),
               *([proof] if proof else []), *([binding.proof_spending(ctx, dpop)] if dpop else []),
-              *([answer.spend] if answer.spend else [])]
+              *([answer.spend] if answer.spend else []),
+              *([tickets.held_spend_write(ctx.tables, factor.spend, now=ctx.epoch())] if factor.spend else [])]
     try:
         opened = _seat(ctx, user=user, device=device, caller=caller, answer=answer, presence=presence,
-                       writes=writes, jkt=jkt, amr=amr)
+                       writes=writes, jkt=jkt, factor=factor)
     except concurrency_policy.ConfirmationRequired as required:
         # Written now, not off the response path: a confirm marks this row continued (the person said yes).
         question = credentials.record_question(ctx, user=user, device_id=device.device_id, caller=caller)
         raise in_use.InUse(required, action=in_use.Action(), confirm_token=_confirm_token(
-            ctx, user=user, device=device, caller=caller, jkt=jkt, amr=amr, question=question,
+            ctx, user=user, device=device, caller=caller, jkt=jkt, factor=factor, question=question,
             listed=[e.session_id for e in required.active])) from None
     except concurrency_policy.ConcurrentLoginRejected:
         credentials.record_failure(ctx, user=user, result=HistoryResult.REJECTED_CONCURRENT,
@@ -290,7 +339,7 @@ def _refused_while_locked(ctx: AppContext, *, user: UserRecord, device: DeviceRe
 
 def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: in_use.Answer,
           presence: Presence | None, writes: list[GuardedWrite], jkt: str | None,
-          amr: tuple[str, ...]) -> OpenedSession:
+          factor: FirstFactor) -> OpenedSession:
     """The concurrency decision (SPEC §5), in one place: read the user's live devices, decide
     under the policy whom this login displaces, and write it all in one transaction that holds
     only if nobody changed the presence meanwhile; else again, from a fresh read. A device
@@ -306,7 +355,7 @@ def _seat(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Ca
             taken = sessions.take_seat(ctx, seats, evicted=evicted, device_name=device.device_name,
                                        device_class=device.device_class, ip=caller.ip, user_agent=caller.user_agent,
                                        extra_writes=[devices.login_recorded_write(ctx, device), *writes], jkt=jkt,
-                                       amr=amr)
+                                       amr=factor.amr, provider=factor.provider)
         except devices.DeviceChangedMeanwhile:
             if device_reads == DEVICE_READS:
                 raise ServiceUnavailable("This device keeps changing; try again.") from None
@@ -376,16 +425,17 @@ def _notify_evicted(notifier: Notifier, *, user: UserRecord, device: DeviceRecor
 # --- confirm (SPEC §5: "this account is in use elsewhere - continue?") ------------------
 
 def _confirm_token(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller,
-                   jkt: str | None, amr: tuple[str, ...], question: str | None, listed: list[str]) -> str:
+                   jkt: str | None, factor: FirstFactor, question: str | None, listed: list[str]) -> str:
     """The token of the 409's question; `question` is the key of its history row (None: not written);
     `listed` the sessions it offered to sign out, among which a choice must be."""
     token = new_token(32)
     token_store(ctx).create(digest=token_digest(token, purpose="confirm"), kind="confirm",
                             expires_epoch=ctx.epoch() + CONFIRM_TTL,
                             data={"user_uuid": user.user_uuid, "device_id": device.device_id,
-                                  "fingerprint": device.fingerprint, "jkt": jkt, "amr": list(amr),
+                                  "fingerprint": device.fingerprint, "jkt": jkt, "amr": list(factor.amr),
                                   "ip": caller.ip, "user_agent": caller.user_agent, "question": question,
-                                  "listed": listed})
+                                  "listed": listed, "provider": factor.provider,
+                                  "ticket": factor.spend.data() if factor.spend else None})
     return token
 
 
@@ -396,7 +446,7 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
     copied confirm token is worthless); any confirm may bind with a proof by the device's key (SPEC §12).
     The token is used up by the transaction that opens the session: a refused proof or choice leaves the
     person's confirmation usable, and of two confirms with one token one commits."""
-    dpop = _binding_proof(ctx, offer)
+    dpop = binding_proof(ctx, offer)
     digest, now = token_digest(confirm_token, purpose="confirm"), ctx.epoch()
     pending = token_store(ctx).get(digest=digest, kind="confirm", now=now)
     if pending is None:
@@ -419,9 +469,11 @@ def confirm(ctx: AppContext, *, confirm_token: str, caller: Caller, offer: Proof
                            now=ctx.now())
     pending_caller = Caller(ip=pending.get("ip") or caller.ip,
                             user_agent=pending.get("user_agent") or caller.user_agent)
-    opened = _open(ctx, user=user, device=device, caller=pending_caller,
-                   answer=in_use.Answer(force=True, displace=displace, spend=spend), presence=facts[PRESENCE],
-                   dpop=dpop, amr=tuple(pending.get("amr") or sessions.PASSWORD_AMR))
+    factor = FirstFactor(amr=tuple(pending.get("amr") or sessions.PASSWORD_AMR), provider=pending.get("provider"),
+                         spend=tickets.HeldTicket.of_data(pending.get("ticket")))
+    opened = open_session(ctx, user=user, device=device, caller=pending_caller,
+                          answer=in_use.Answer(force=True, displace=displace, spend=spend), presence=facts[PRESENCE],
+                          dpop=dpop, factor=factor)
     if pending.get("question"):  # the history says the question was answered: not a refusal
         credentials.mark_continued(ctx, user_uuid=user_uuid, question=pending["question"])
     return opened

@@ -9,7 +9,11 @@ from accounts.models import EmailAddress, NewPassword, PasskeyAssertion, Secret,
 from common.errors import MissingFields
 from common.fields import Displace, Omittable
 from common.text import DisplayName, LoginName
-from devices.models import DeviceCertificateResponse, DeviceKeyFields, PairedDeviceRequest
+from devices.models import DeviceKeyFields, PairedDeviceRequest
+# Where a sign-in or a new account ends, also /federation's (below flows/): kept with the device they name.
+from devices.models import EvictedDevice as EvictedDevice
+from devices.models import LoginResponse as LoginResponse
+from devices.models import RegistrationResponse as RegistrationResponse
 
 # --- /registration ----------------------------------------------------------------------
 
@@ -27,12 +31,6 @@ class NewUserRequest(DeviceKeyFields):
     @classmethod
     def _username(cls, value: str) -> str:
         return normalize_username(value)
-
-
-class RegistrationResponse(DeviceCertificateResponse):
-    """The 201 of a new account: its first device, and its recovery codes, shown this once."""
-
-    recovery_codes: list[str] | None = Field(default=None, description="ten single-use codes for POST /device/recover")
 
 
 class RegistrationRequest(RootModel[NewUserRequest | PairedDeviceRequest]):
@@ -111,25 +109,6 @@ class ConfirmRequest(BaseModel):
 class ChallengeResponse(BaseModel):
     challenge: str
     expires_in: int
-
-
-class EvictedDevice(BaseModel):
-    device_id: str
-    device_name: str
-
-
-class LoginResponse(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: str = "Bearer"
-    expires_in: int
-    session_id: str
-    device_id: str
-    user_uuid: str
-    evicted: list[EvictedDevice]
-    cert_expires_at: str
-    renew_certificate: bool = Field(description="the certificate expires within CITYLOGIN_CERT_RENEW_BEFORE_DAYS "
-                                                "(or has expired, within the grace): renew it with POST /device/renew")
 
 
 # --- the readable copy of a data export (GET /account/export?format=readable) ----------------------

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from accounts import service as accounts
 from accounts import user_service as users
@@ -28,6 +30,7 @@ from common.runtime.context import AppContext
 from common.web.rate_limits import RateLimitStore, limit_subject
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REGISTRATION_WINDOW_SECONDS = 3600
 CLAIM_ATTEMPTS = 3  # the address taken, or freed, between the read and the transaction: decide again
@@ -58,54 +61,99 @@ def register_user(ctx: AppContext, *, username: str, email: str, password: str,
     CITYLOGIN_REGISTRATIONS_PER_HOUR_PER_IP attempts an hour and at most
     CITYLOGIN_REGISTRATION_REFUSALS_PER_HOUR_PER_IP username_taken answers, after which every attempt
     is 429 until the hour ends, so the answers cannot enumerate usernames at scale."""
+    new = NewAccount(username=username, email=email, password=password, device_name=device_name,
+                     public_key=public_key, csr=csr, device_class=device_class, locale=locale)
+    return rate_limited(ctx, ip=ip, register=lambda: create_account(ctx, new).response)
+
+
+def rate_limited(ctx: AppContext, *, ip: str | None, register: Callable[[], T]) -> T:
+    """`register()` under the registration limits of the client address `ip` (see register_user): the
+    attempts, and the username_taken answers, of an hour."""
     settings, now = ctx.settings, ctx.epoch()
     limits = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits)
     _take_registration(limits, ip=ip, now=now, counter="attempts", limit=settings.registrations_per_hour_per_ip,
                        unless_full={"refusals": settings.registration_refusals_per_hour_per_ip})
     try:
-        return _register(ctx, username=username, email=email, password=password, device_name=device_name,
-                         public_key=public_key, csr=csr, device_class=device_class, locale=locale)
+        return register()
     except users.UsernameTaken:
         _take_registration(limits, ip=ip, now=now, counter="refusals",
                            limit=settings.registration_refusals_per_hour_per_ip)  # past the limit: 429
         raise
 
 
-def _register(ctx: AppContext, *, username: str, email: str, password: str, device_name: str | None,
-              public_key: str | None, csr: str | None, device_class: str, locale: str) -> RegistrationResponse:
-    user_uuid = str(uuid.uuid4())
+@dataclass(frozen=True)
+class NewAccount:
+    """What a new account is made of. `password` None: none (an upstream identity signs it in, SPEC §16);
+    `email` "": no address; `email_verified`: the address is taken as verified (a provider said so), if the
+    account comes to hold it. `more(user_uuid, device_id)`: the attributes of other domains for its users
+    item and the entries for its transaction (an identity's claim, a ticket's enrolment)."""
+
+    username: str
+    email: str
+    password: str | None
+    device_name: str | None
+    public_key: str | None
+    csr: str | None
+    device_class: str = "other"
+    locale: str = "en"
+    email_verified: bool = False
+    more: Callable[[str, str], tuple[dict[str, Any], list[GuardedWrite]]] | None = None
+
+
+@dataclass(frozen=True)
+class CreatedAccount:
+    response: RegistrationResponse
+    user: UserRecord
+    holds_email: bool
+
+
+def _no_holder() -> Future[str | None]:
+    done: Future[str | None] = Future()
+    done.set_result(None)
+    return done
+
+
+def create_account(ctx: AppContext, new: NewAccount) -> CreatedAccount:
+    """The account, its first (primary) device and its recovery codes in one transaction, with what
+    `new.more` adds; then its mails (see the module's docstring for an address another account holds)."""
+    user_uuid, email = str(uuid.uuid4()), new.email
     # Read while the certificate is signed and the password hashed: a free and a held address cost
     # the same one read and one transaction.
-    holder: Future[str | None] = background(ctx).submit(users.email_holder, ctx, email=email)
-    issued = devices.issue_device(ctx, user_uuid=user_uuid, device_name=device_name, is_primary=True,
-                                  public_key=public_key, csr=csr, device_class=device_class)
-    user = UserRecord(user_uuid=user_uuid, username=username, email=email,
-                      password_hash=ctx.passwords.hash(password), created_at=iso(ctx.now()), locale=locale)
+    holder = background(ctx).submit(users.email_holder, ctx, email=email) if email else _no_holder()
+    issued = devices.issue_device(ctx, user_uuid=user_uuid, device_name=new.device_name, is_primary=True,
+                                  public_key=new.public_key, csr=new.csr, device_class=new.device_class)
+    password_hash = ctx.passwords.hash(new.password) if new.password is not None else ""
+    user = UserRecord(user_uuid=user_uuid, username=new.username, email=email, password_hash=password_hash,
+                      created_at=iso(ctx.now()), locale=new.locale, email_verified=new.email_verified)
     recovery = accounts.first_recovery_codes(user_uuid=user_uuid)
     # Stored either way, so that both transactions have the same entries; sent only with the address.
-    verification = accounts.new_verification(ctx, user_uuid=user_uuid, email=email, locale=locale)
+    verification = accounts.new_verification(ctx, user_uuid=user_uuid, email=email, locale=new.locale)
+    attributes, writes = new.more(user_uuid, issued.record.device_id) if new.more else ({}, [])
     holds_email = _create(ctx, user=user, holds_email=holder.result() is None,
-                          extra_attributes=recovery.user_attributes,
-                          extra_writes=[*devices.new_device_writes(ctx, issued.record), verification.write])
+                          extra_attributes={**recovery.user_attributes, **attributes},
+                          extra_writes=[*writes, *devices.new_device_writes(ctx, issued.record), verification.write])
     if holds_email:
         ctx.notifier.notify(localized_message("registered", user_uuid=user_uuid, email=email, locale=user.locale,
-                                              username=username, device=issued.record.device_name))
-        ctx.notifier.notify(verification.message)
+                                              username=new.username, device=issued.record.device_name))
+        if email and not new.email_verified:
+            ctx.notifier.notify(verification.message)
     else:
         told = background(ctx).submit(_tell_holder, ctx, email=email, new_user_uuid=user_uuid, at=ctx.now())
         told.add_done_callback(_log_untold)
     response = devices.certificate_response(ctx.ca, issued, message="Registration successful.")
-    return RegistrationResponse(**response.model_dump(), recovery_codes=recovery.codes)
+    return CreatedAccount(response=RegistrationResponse(**response.model_dump(), recovery_codes=recovery.codes),
+                          user=user, holds_email=holds_email)
 
 
 def _create(ctx: AppContext, *, user: UserRecord, holds_email: bool, extra_attributes: dict[str, Any],
             extra_writes: list[GuardedWrite]) -> bool:
     """Store the account, holding its address if `holds_email` (none held it when read); whether it
-    holds it. The read may be stale: the transaction's condition on the claim decides."""
+    holds it. The read may be stale: the transaction's condition on the claim decides. An address it does
+    not hold is never verified."""
     for _ in range(CLAIM_ATTEMPTS):
         try:
-            users.create_user(ctx, user=user, extra_attributes=extra_attributes, extra_writes=extra_writes,
-                              holds_email=holds_email)
+            users.create_user(ctx, user=replace(user, email_verified=user.email_verified and holds_email),
+                              extra_attributes=extra_attributes, extra_writes=extra_writes, holds_email=holds_email)
             return holds_email
         except users.EmailTaken:  # another registration took it meanwhile
             holds_email = False

@@ -1,0 +1,70 @@
+"""Request and response models of what a ticket lets the browser do (SPEC §16: sign in, sign up, link) and
+of the account's linked identities."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
+from accounts.models import normalize_username
+from common.fields import Displace, Omittable
+from common.text import LoginName
+from devices.models import DeviceKeyFields
+
+
+class DeviceProof(BaseModel):
+    """The device's proof, as at POST /login/: its certificate and its signature over
+    "citylogin-login:" + challenge (or a certificate a trusted TLS proxy verified)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    client_cert: Omittable[str] = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
+    client_cert_fp: Omittable[str] = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    challenge: Omittable[str] = Field(default=None, max_length=128)
+    signature: Omittable[str] = Field(default=None, max_length=12000, description="base64 signature")
+    force: StrictBool = False
+    displace: Displace
+
+
+class FederatedLoginRequest(DeviceProof):
+    """POST /federation/login: the provider's answer (the ticket cookie) in the password's place."""
+
+
+class FederatedLinkRequest(DeviceProof):
+    """POST /federation/link: the account the ticket's identity is to be linked to, proven by its password
+    and one of its registered devices."""
+
+    username: LoginName
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class FederatedSignupRequest(DeviceKeyFields):
+    """POST /federation/signup: a new account for the ticket's identity, with its first device; no password."""
+
+    username: str = Field(max_length=256)
+    locale: str | None = Field(default=None, max_length=35,
+                               description="the account's language, en or ja; any other or none: from Accept-Language")
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        return normalize_username(value)
+
+
+class LinkMailAccepted(BaseModel):
+    message: str
+
+
+class LinkConfirmRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    token: str = Field(min_length=1, max_length=256)
+
+
+class LinkedIdentityView(BaseModel):
+    link_id: str
+    provider: str
+    display_name: str
+    email: str | None = None
+    linked_at: str
+
+
+class IdentityList(BaseModel):
+    identities: list[LinkedIdentityView]
