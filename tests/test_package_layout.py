@@ -22,7 +22,8 @@ NOT_PRODUCT = {"tests", "bench", "scripts", "docs"}
 COMMON_PARTS = ["database", "crypto", "mail", "keys", "runtime", "web"]
 INFRASTRUCTURE = [["common"], ["common/database", "common/crypto"], ["common/mail"], ["common/keys"],
                   ["common/runtime"], ["common/web"]]
-FLOORS = [*INFRASTRUCTURE, ["sessions"], ["accounts"], ["devices"], ["relying_parties"], ["oidc", "federation"], ["flows"],
+FLOORS = [*INFRASTRUCTURE, ["sessions"], ["accounts"], ["devices"], ["relying_parties"], ["oidc", "federation"],
+          ["flows"],
           ["operators"], ["registration", "login_app", "session_manager", "device_manager"], ["citylogin"]]
 ORDER = [room for floor in FLOORS for room in floor]
 SHARED = {room for floor in INFRASTRUCTURE for room in floor}  # their stores serve every domain

@@ -100,6 +100,11 @@ class Answer:
     url: str                     # the redirect URI, without the query
     params: dict[str, str]
 
+    def deliver(self, session: requests.Session, **options: Any) -> requests.Response:
+        """Sends the answer to the relying party as the browser would (its redirects not followed)."""
+        sent = {"params": self.params} if self.method == "GET" else {"data": self.params}
+        return session.request(self.method, self.url, allow_redirects=False, timeout=30, **sent, **options)
+
 
 class _Form(HTMLParser):
     """The action and hidden inputs of node-oidc-provider's form_post page."""
@@ -226,7 +231,7 @@ class Upstream:
                 continue
             form = _Form()
             form.feed(response.text)
-            if response.status_code == 200 and form.action:
+            if form.action:                      # form_post: 200, or 400 with an error
                 return Answer("POST", form.action, form.fields)
             raise AssertionError(f"the upstream answered {response.status_code}: {response.text[:500]}")
         raise AssertionError(f"more than 10 redirects from {url}")

@@ -40,10 +40,11 @@ function faults(state) {
   };
 }
 
-// Every authorization request signs in afresh: the session cookie is not shown to the provider, so the
-// person the test names next is the one who signs in, even in a browser that signed in before.
+// Every authorization signs in afresh: the provider never sees its session cookie, so the person the test
+// names next is the one who signs in, even in a browser that signed in as someone else before (a known
+// session of another account would make node-oidc-provider ask to log that one out first).
 async function freshSignIn(ctx, next) {
-  if (ctx.path === '/auth' && ctx.headers.cookie) {
+  if (ctx.headers.cookie) {
     ctx.headers.cookie = ctx.headers.cookie.split(/;\s*/).filter((c) => !c.startsWith('_session')).join('; ');
   }
   return next();
