@@ -128,10 +128,13 @@ function drawLinkForm(form, ticket) {
         type: "password", autocomplete: "current-password" })] });
 }
 
-/** "E-mail me a link" (POST /federation/link/mail): the answer never says whether an account uses the address. */
+/** "E-mail me a link" (POST /federation/link/mail): the answer never says whether an account uses the address.
+ * The provider's answer now lives in the mailed link alone (the ticket is spent): no other way is offered. */
 async function mailLink(form, params) {
   const sent = await busy(form, () => call("POST", "/federation/link/mail", {}).then(() => true));
-  if (sent) say($(".note", form), "web.federation.mail_sent", params);
+  if (!sent) return;
+  $(".choices-list", form).hidden = true;
+  say($(".note", form), "web.federation.mail_sent", params);
 }
 
 /** The mailed link (POST /federation/link/confirm): the identity is linked to the account it was sent to; the
