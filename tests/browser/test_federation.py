@@ -126,7 +126,7 @@ def test_a_person_signs_up_and_in_with_google_and_cannot_unlink_the_last_way_in(
     expect(identities.locator("#identity-list li")).to_have_count(1)
 
 
-def test_a_linked_google_signs_in_a_second_device_over_the_limit_and_unlinks(google, new_device):
+def test_a_linked_google_signs_in_a_second_device_over_the_limit_and_unlinks(google, new_device, screenshot):
     url, upstream, _ = google(max_concurrent_devices=1)
     say = texts("en")
     laptop = new_device(url).open()
@@ -156,6 +156,8 @@ def test_a_linked_google_signs_in_a_second_device_over_the_limit_and_unlinks(goo
     expect(laptop.banner).to_contain_text("Signed in on another device")
 
     identities = open_sign_in_methods(phone)
+    identities.scroll_into_view_if_needed()
+    screenshot(phone.page, "federation-sign-in-methods")
     unlink(phone, "Google")
     expect(identities.locator(".note")).to_have_text(say("web.federation.unlinked", provider="Google"))
     expect(identities.locator("#identity-list li")).to_have_count(0)
