@@ -165,6 +165,24 @@ export interface PasskeyLoginOptions {
   replacing?: ReplacingHandler;
 }
 
+/** A sign-in with an account from elsewhere (SPEC §16): the provider's answer is the ticket cookie this
+ * browser holds; `username` names the account whose device key here signs. */
+export interface TicketLoginOptions {
+  username: string;
+  /** As LoginOptions.confirm. */
+  confirm?: boolean;
+  /** As LoginOptions.replacing. */
+  replacing?: ReplacingHandler;
+}
+
+/** A new account for the ticket's identity: the person picks the username; there is no password. */
+export interface TicketSignUpOptions {
+  username: string;
+  deviceName?: string;
+  deviceClass?: string;
+  locale?: string;
+}
+
 /** PublicKeyCredential.toJSON() of an assertion (navigator.credentials.get). */
 export type PasskeyAssertion = Record<string, unknown>;
 
@@ -249,6 +267,16 @@ export declare class Citylogin {
    * passkeys_unsupported where the browser lacks WebAuthn. */
   loginWithPasskey(options: PasskeyLoginOptions & { confirm: true }): Promise<LoginResult | null>;
   loginWithPasskey(options?: PasskeyLoginOptions): Promise<LoginResult | ConcurrentLogin | null>;
+  /** An account from elsewhere (POST /federation/login): the ticket in place of the password, this browser's
+   * device key for `username` as login(); `no_device_key` when there is none here. */
+  loginWithTicket(options: TicketLoginOptions & { confirm: true }): Promise<LoginResult | null>;
+  loginWithTicket(options: TicketLoginOptions): Promise<LoginResult | ConcurrentLogin | null>;
+  /** A new account for the ticket's identity, this browser its first device (POST /federation/signup). */
+  signUpWithTicket(options: TicketSignUpOptions): Promise<IssuedDevice>;
+  /** Links the ticket's identity to the account its password and this browser's device key prove, and signs
+   * in as login() (POST /federation/link). */
+  linkWithTicket(options: LoginOptions & { confirm: true }): Promise<LoginResult | null>;
+  linkWithTicket(options: LoginOptions): Promise<LoginResult | ConcurrentLogin | null>;
   /** This browser's device's live session (opened in another tab) goes on in this tab, without a login: an
    * access token bound to the device key and no refresh token (POST /session/resume; resumed again when it
    * runs out). `null` when no device here has a live session. */

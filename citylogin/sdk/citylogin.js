@@ -146,13 +146,38 @@ export class Citylogin {
     return this.#logIn(device, { username: device.username, passkey }, confirm, replacing);
   }
 
-  async #logIn(device, credential, confirm, replacing = null) {
+  /** An account from elsewhere (SPEC §16): the provider's answer, held by this browser as the ticket cookie,
+   * stands in for the password, and this browser's device key for `username` (the account the identity is linked
+   * to, or the one signUpWithTicket just made) signs the challenge as login() does (POST /federation/login). The
+   * device limit, `confirm` and `replacing` are login()'s; no key for that username here: `no_device_key`. */
+  async loginWithTicket({ username, confirm = false, replacing = null }) {
+    const device = await findDevice(username);
+    if (!device) throw noDeviceKey(username);
+    return this.#logIn(device, {}, confirm, replacing, "/federation/login");
+  }
+
+  /** A new account for the provider's identity the ticket holds, with this browser as its first device (POST
+   * /federation/signup: the person's `username`, no password); sign in next with loginWithTicket(). */
+  async signUpWithTicket({ username, deviceName, deviceClass, locale }) {
+    return this.#enrol("/federation/signup", username, {
+      username, locale: locale || this.#tab.locale() || undefined }, { deviceName, deviceClass });
+  }
+
+  /** Links the ticket's identity to the account `username` proves with its password and this browser's device
+   * key for it, and signs in as login() does (POST /federation/link). */
+  async linkWithTicket({ username, password, confirm = false, replacing = null }) {
+    const device = await findDevice(username);
+    if (!device) throw noDeviceKey(username);
+    return this.#logIn(device, { username, password }, confirm, replacing, "/federation/link");
+  }
+
+  async #logIn(device, credential, confirm, replacing = null, path = "/login/") {
     if (replacing && !(await this.#mayReplace(device, replacing))) return null;
     const { challenge } = await this.request("POST", "/login/challenge", { auth: false, body: {} });
     const signature = await signChallenge(device.keyPair.privateKey, challenge, LOGIN_PURPOSE);
     let tokens;
     try {
-      tokens = await this.#tab.bind(device, "POST", "/login/", {
+      tokens = await this.#tab.bind(device, "POST", path, {
         ...credential, client_cert: device.clientCert, challenge, signature });
     } catch (error) {
       if (error.code !== "concurrent_login") throw error;

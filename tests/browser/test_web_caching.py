@@ -1,6 +1,7 @@
 """What the web UI costs the network, counted in Chromium: a cold load of the login screen moves at
 most COLD_BUDGET bytes (compressed assets), and an ordinary reload asks the server for the page alone
-(its fingerprinted assets are cached as immutable). Counts of bytes and requests, never timings."""
+(its fingerprinted assets are cached as immutable) besides the API's answers it reads each time.
+Counts of bytes and requests, never timings."""
 from __future__ import annotations
 
 import threading
@@ -24,7 +25,14 @@ from tests.support.live import serving
 # its texts come only when asked for).
 # 54.4 kB with the in-use dialog's texts (which device goes, what this device is) and the plural forms in the
 # catalogue; the dialog's own code (in_use.js) comes only when the account is at its limit.
-COLD_BUDGET = 55_000
+# 56.1 kB with the accounts from elsewhere (SPEC §16): the login screen asks which providers the service offers
+# (GET /federation/providers, +0.8 kB with its headers), the SDK's ticket sign-in and the federation texts in the
+# catalogue (+0.7 kB); the buttons' and the steps' own code (federation*.js, identities.js) comes only when there
+# are providers, a provider's answer or the Account panel.
+COLD_BUDGET = 57_000
+# What the login screen asks the API on every load, not an asset: the providers it offers change when operators
+# change them.
+API_READS = {"/federation/providers"}
 
 
 class CountingApp:
@@ -83,4 +91,4 @@ def test_a_cold_load_is_small_and_a_reload_asks_for_the_page_alone(base_config, 
 
         device.page.reload(wait_until="networkidle")
         open_login_screen(device)
-        assert counter.take() == ["/"]
+        assert [path for path in counter.take() if path not in API_READS] == ["/"]

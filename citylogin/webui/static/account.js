@@ -1,7 +1,7 @@
-// The Account panel (SPEC §4 /account): e-mail and its verification, password, passkeys, the apps the
-// person allowed, recovery codes, language and deleting the account. The forms that ask for the password
-// again take a passkey instead; the passkeys section lives in passkeys.js and the allowed apps in
-// consents.js, both imported when the panel first opens.
+// The Account panel (SPEC §4 /account): e-mail and its verification, password, passkeys, the accounts from
+// elsewhere linked to it, the apps the person allowed, recovery codes, language and deleting the account. The
+// forms that ask for the password again take a passkey instead; the passkeys section lives in passkeys.js, the
+// linked accounts in identities.js and the allowed apps in consents.js, all imported when the panel first opens.
 
 import { authCall, citylogin, refused } from "./api.js";
 import { showRecoveryCodes } from "./codes.js";
@@ -44,6 +44,7 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
 const passkeys = () => import("./passkeys.js");
 const dataExport = () => import("./data_export.js");
 const consents = () => import("./consents.js");
+const identities = () => import("./identities.js");
 
 /** What an action sends to confirm it is the person: the password as the form's field names it, or
  * (`proof` null, its "Confirm with a passkey instead" button) an assertion by a passkey of the account. */
@@ -68,6 +69,7 @@ export function resetAccount() {
   $("#consent-list").replaceChildren();
   $("#consent-list").setAttribute("aria-busy", "true");
   $("#consents-none").hidden = true;
+  if ($("#identities-form")) identities().then((module) => module.resetIdentities());
 }
 
 /** Reads the account, its passkeys and the apps it allowed; the panel is aria-busy until both are drawn. `before`, when given,
@@ -84,7 +86,7 @@ export async function loadAccount(before) {
     if (load !== loads) return;
     show(account);
     await Promise.all([passkeys().then((module) => module.loadPasskeys()),
-      consents().then((module) => module.loadConsents())]);
+      consents().then((module) => module.loadConsents()), identities().then((module) => module.loadIdentities())]);
   } catch (error) {
     if (load === loads) showError(errorNode, error);
   } finally {

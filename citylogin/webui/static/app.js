@@ -87,7 +87,9 @@ function enterHome(account, { registered = false, resumed = false } = {}) {
   rememberAccount(account);
   $("#auth-screen").hidden = true;
   $("#home-screen").hidden = false;
-  selectTab($("#home-screen"), "devices");
+  const linked = location.hash === "#account";     // back from linking an account from elsewhere (SPEC §16)
+  if (linked) history.replaceState(null, "", location.pathname + location.search);
+  selectTab($("#home-screen"), linked ? "account" : "devices");
   currentTab($("#home-screen")).focus();        // keyboard users start on the screen they now see
   syncAfterLogin({ registered, resumed });
 }
@@ -133,17 +135,23 @@ function showNewDeviceLinks(shown) {
 /** Logs in with the password, or (`password` null) a passkey in its place; a 409 concurrent_login asks
  * whether to log the other device out (SPEC §5). A new account's recovery `codes` show once the login has
  * answered: signed in first, a person who closes the browser on the codes is still signed in. */
-async function logIn(username, password, { registered = false, codes = [] } = {}) {
+async function logIn(username, password, options = {}) {
   const form = $("#login-form");
   form.username.value = username;
+  await signIn(form, async () => (password === null
+    ? (await import("./passkeys.js")).logInWithPasskey(username, { replacing: confirmReplacing })
+    : citylogin.login({ username, password, replacing: confirmReplacing })), options);
+}
+
+/** `attempt()` (a login of some kind) on `form`, whose controls wait and whose .error and .note say what came of
+ * it: signed in, the in-use question, or refused. An account from elsewhere (federation.js) signs in here too. */
+async function signIn(form, attempt, { registered = false, codes = [] } = {}) {
   clearMessage($(".note", form));
   showNewDeviceLinks(false);
   await busy(form, async () => {
     let result;
     try {
-      result = password === null
-        ? await (await import("./passkeys.js")).logInWithPasskey(username, { replacing: confirmReplacing })
-        : await citylogin.login({ username, password, replacing: confirmReplacing });
+      result = await attempt();
     } catch (error) {
       await showRecoveryCodes(codes);        // shown once, whatever became of the login
       showNewDeviceLinks(error.code === "no_device_key");
@@ -154,8 +162,8 @@ async function logIn(username, password, { registered = false, codes = [] } = {}
       return;
     }
     await showRecoveryCodes(codes);
-    if (result === null) say($("#login-form .note"), "web.relogin.cancelled");
-    else if (result instanceof ConcurrentLogin) await resolveConflict(result);
+    if (result === null) say($(".note", form), "web.relogin.cancelled");
+    else if (result instanceof ConcurrentLogin) await resolveConflict(result, $(".note", form));
     else await arrive(result, { registered });
   });
 }
@@ -193,7 +201,7 @@ async function confirmReplacing(live) {
 /** The account is at its device limit: the in-use dialog asks which device goes (SPEC §5), and the login goes
  * on with the person's choice; asked again, saying why, when a chosen device ended meanwhile (the new list)
  * or the server did not take the choice. */
-async function resolveConflict(pending) {
+async function resolveConflict(pending, noteNode = $("#login-form .note")) {
   setBanner(null);           // an earlier ending's banner ("Signed in on another device") is not this question
   const { askAgainNote, confirmInUse } = await import("./in_use.js");   // the dialog's code: only when asked
   let asking = pending;
@@ -201,7 +209,7 @@ async function resolveConflict(pending) {
   for (;;) {
     const displace = await confirmInUse(asking, { note });
     if (displace === null) {
-      say($("#login-form .note"), "web.concurrent.cancelled");
+      say(noteNode, "web.concurrent.cancelled");
       return;
     }
     let session;
@@ -342,6 +350,22 @@ function wire() {
   citylogin.onSessionEnded(sessionEnded);
 }
 
+// What an account from elsewhere (SPEC §16, federation.js: loaded only when the service offers providers or a
+// provider's answer arrives) does through this screen: the same sign-in, in-use question and arrival.
+const FEDERATION = { showAuth: (tab) => showAuth({ tab }), signIn, confirmReplacing };
+
+/** "Continue with <provider>" on the login and register forms, when the service has providers. */
+async function offerProviders() {
+  const answer = await citylogin.request("GET", "/federation/providers", { auth: false }).catch(() => null);
+  if (answer?.providers?.length) (await import("./federation.js")).showProviders(answer.providers);
+}
+
+/** The provider's answer (`#federation`) or a link mailed to prove an account (`#federation-link=`): whether
+ * federation.js took the page. */
+async function takeFederation() {
+  return location.hash.startsWith("#federation") && (await import("./federation.js")).takeLanding(FEDERATION);
+}
+
 /** A reload of a signed-in tab, or an app's sign-in in a tab signed in before (single sign-on): the
  * refresh token in sessionStorage resumes the session. */
 async function resumed() {
@@ -424,6 +448,8 @@ async function boot() {
   await takeDeviceCode();
   await takeAppRequest();
   for (const field of DEVICE_NAME_FIELDS) $(field).value = guessDeviceName();
+  offerProviders();
+  if (await takeFederation().catch((error) => notifyError(error))) return;
   const account = storedAccount();
   if (account && citylogin.session && await resumed()) {
     await arrive(account, { resumed: true }).catch((error) => {
