@@ -40,10 +40,15 @@ def notice(ctx: AppContext, *, user: UserRecord, linked: bool, provider: str, id
            caller: Caller | None, device_id: str | None = None) -> Notice:
     """The notice of an identity of `provider` (display name) linked to (`linked`) or unlinked from `user`;
     `identity`: what the person knows it by (its e-mail, else nothing)."""
-    event = "identity_linked" if linked else "identity_unlinked"
-    mail = ctx.notifier.queued(localized_message(
-        event, user_uuid=user.user_uuid, email=user.email, locale=user.locale, provider=provider,
-        identity=identity or "", username=user.username, time=mail_time(ctx.now(), user.locale)))
+    at = mail_time(ctx.now(), user.locale)
+    if linked:
+        message = localized_message("identity_linked", user_uuid=user.user_uuid, email=user.email, locale=user.locale,
+                                    provider=provider, identity=identity or "", username=user.username, time=at)
+    else:
+        message = localized_message("identity_unlinked", user_uuid=user.user_uuid, email=user.email,
+                                    locale=user.locale, provider=provider, identity=identity or "",
+                                    username=user.username, time=at)
+    mail = ctx.notifier.queued(message)
     row = sessions.history_row(ctx, user_uuid=user.user_uuid, device_id=device_id,
                                result=HistoryResult.IDENTITY_LINKED if linked else HistoryResult.IDENTITY_UNLINKED,
                                ip=caller.ip if caller else None, user_agent=caller.user_agent if caller else None,

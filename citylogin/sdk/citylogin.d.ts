@@ -165,7 +165,7 @@ export interface PasskeyLoginOptions {
   replacing?: ReplacingHandler;
 }
 
-/** A sign-in with an account from elsewhere (SPEC §16): the provider's answer is the ticket cookie this
+/** A sign-in with an account from elsewhere: the provider's answer is the ticket cookie this
  * browser holds; `username` names the account whose device key here signs. */
 export interface TicketLoginOptions {
   username: string;

@@ -14,6 +14,9 @@ SERVICES = ["citylogin.app", "registration.app_registration", "login_app.app_log
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 ERROR_PAGE = {"text/html": {"schema": {"type": "string"}}}
 OAUTH_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}
+# A provider's answer comes back through the person's browser (SPEC §16): every refusal is a page, and a form post
+# that came without its cookie is a page (200) that posts it once more, beside the 303 of a checked answer.
+BROWSER_CALLBACKS = {"/federation/{name}/callback"}
 OAUTH_ENDPOINTS = {"/oidc/token", "/oidc/revoke", "/oidc/par", "/oidc/device_authorization", "/oidc/register",
                    "/oidc/register/{client_id}"}
 
@@ -44,6 +47,9 @@ def test_the_document_is_valid_openapi_3_1(documents, service):
 def test_every_operation_documents_its_success_and_its_problems(documents, service):
     for label, op in operations(documents[service]):
         successes = {s: r for s, r in op["responses"].items() if s.startswith("2") or s == "303"}
+        browser = label.split(" ")[1] in BROWSER_CALLBACKS
+        if browser and "200" in successes:
+            assert successes.pop("200")["content"] == ERROR_PAGE, label
         assert len(successes) == 1, label
         [(status, success)] = successes.items()
         if status in ("204", "303"):  # 303: the browser is sent on, with a Location
@@ -56,7 +62,7 @@ def test_every_operation_documents_its_success_and_its_problems(documents, servi
         # back-channel endpoints of the OpenID Provider answer RFC 6749 §5.2's JSON errors instead, and a
         # browser's 400 at /oidc/authorize and /oidc/logout is an error page for the person.
         format_ = OAUTH_ERROR if label.split(" ")[1] in OAUTH_ENDPOINTS else PROBLEM
-        assert all(r["content"] == format_ or (s == "400" and r["content"] == {**ERROR_PAGE, **PROBLEM})
+        assert all(r["content"] == format_ or ((s == "400" or browser) and r["content"] == {**ERROR_PAGE, **PROBLEM})
                    for s, r in errors.items() if s != "414"), label
         assert "content" not in errors.get("414", {}), label
         if "security" in op:
