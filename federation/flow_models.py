@@ -16,10 +16,12 @@ class DeviceProof(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    client_cert: Omittable[str] = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
+    # Each at least one character: an empty one is as good as none, which the flow tells as missing_fields.
+    client_cert: Omittable[str] = Field(default=None, min_length=1, max_length=32768,
+                                        description="base64 of the certificate PEM")
     client_cert_fp: Omittable[str] = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-    challenge: Omittable[str] = Field(default=None, max_length=128)
-    signature: Omittable[str] = Field(default=None, max_length=12000, description="base64 signature")
+    challenge: Omittable[str] = Field(default=None, min_length=1, max_length=128)
+    signature: Omittable[str] = Field(default=None, min_length=1, max_length=12000, description="base64 signature")
     force: StrictBool = False
     displace: Displace
 
