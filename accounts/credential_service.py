@@ -74,23 +74,26 @@ def credential_reads(tables: TableNames, *, username: str, ip: str | None, now: 
     who owns `username`, the user the caller expects it to be (say, the subject of a presented
     certificate), the lockout items of the username and of the IP, and for a passkey's assertion
     its credential (as the expected user's, else its userHandle's) and its challenge."""
-    user_subject, ip_subject = _subjects(username, ip)
-    table = tables.rate_limits
-
-    def lockout_read(limit_key: str) -> KeyRead[Any]:
-        return KeyRead(table, LockoutStore.key(limit_key), LockoutStore.from_item)
-
     reads: dict[str, KeyRead[Any]] = {
         OWNER: users.username_owner_read(tables, username=username),
         EXPECTED: users.user_read(tables, user_uuid=expected_user_uuid or NO_SUCH_USER.user_uuid),
-        LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
-        LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
-        FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
+        **lockout_reads(tables, username=username, ip=ip)}
     if isinstance(secret, PasskeyAssertion):
         owner = (expected_user_uuid or passkeys.user_of_handle(secret.response.userHandle)
                  or NO_SUCH_USER.user_uuid)
         reads.update(passkeys.assertion_reads(tables, user_uuid=owner, assertion=secret, now=now))
     return reads
+
+
+def lockout_reads(tables: TableNames, *, username: str, ip: str | None) -> dict[str, KeyRead[Any]]:
+    """The lockout's items of `username` and of the client address `ip`, for a caller's batch read."""
+    user_subject, ip_subject = _subjects(username, ip)
+
+    def lockout_read(limit_key: str) -> KeyRead[Any]:
+        return KeyRead(tables.rate_limits, LockoutStore.key(limit_key), LockoutStore.from_item)
+    return {LOCK_USER: lockout_read(LockoutStore.lock_key(user_subject)),
+            LOCK_IP: lockout_read(LockoutStore.lock_key(ip_subject)),
+            FAILURES: lockout_read(LockoutStore.failure_key(user_subject))}
 
 
 def _claimed_user(ctx: AppContext, facts: Mapping[str, Any]) -> tuple[UserRecord | None, bool]:
@@ -161,6 +164,25 @@ def count_failed_attempt(ctx: AppContext, *, username: str, user: UserRecord, ca
     counted toward the lockout like a wrong password, and written into the history as `result`."""
     _count_failure(ctx, username=username, ip=caller.ip, user=user)
     record_failure(ctx, user=user, result=result, device_id=None, caller=caller)
+
+
+def _lockout_passed(ctx: AppContext, *, user: UserRecord | None, caller: Caller, facts: Mapping[str, Any],
+                    flow: str | None) -> bool:
+    """_check_lockout on lockout_reads' items, a refusal written into the history (locked_out)."""
+    try:
+        return _check_lockout(facts, now=ctx.epoch())
+    except TooManyRequests:
+        record_failure(ctx, user=user, result=HistoryResult.LOCKED_OUT, device_id=None, caller=caller, flow=flow)
+        raise
+
+
+def check_not_locked_out(ctx: AppContext, *, user: UserRecord, caller: Caller, flow: str) -> bool:
+    """For a flow that asks no password (a provider's answer stands in for it, SPEC §16) yet takes a secret
+    someone could guess (a recovery code): 429 too_many_attempts while the account's username or the
+    caller's address is locked out, as a password check would be; else whether recent failures need
+    clearing once the flow has succeeded (clear_failures). Its wrong guesses count by count_failed_attempt."""
+    facts = read_together(ctx.dynamodb, lockout_reads(ctx.tables, username=user.username, ip=caller.ip))
+    return _lockout_passed(ctx, user=user, caller=caller, facts=facts, flow=flow)
 
 
 # --- the password or a passkey ------------------------------------------------------------
@@ -244,11 +266,7 @@ def check_read_credentials(ctx: AppContext, *, username: str, secret: Secret, ca
     caller's own items); and whether recent failures need clearing. Failures count toward the
     lockout, are audited (login_failure, with `flow` if given) and go into the history."""
     user, read_again = _claimed_user(ctx, facts)
-    try:
-        had_failures = _check_lockout(facts, now=ctx.epoch())
-    except TooManyRequests:
-        record_failure(ctx, user=user, result=HistoryResult.LOCKED_OUT, device_id=None, caller=caller, flow=flow)
-        raise
+    had_failures = _lockout_passed(ctx, user=user, caller=caller, facts=facts, flow=flow)
     refused = _secret_refused(ctx, user, secret, facts)
     if refused is not None:
         if not read_again:  # the read a mismatched or unknown username made: a failure costs the same

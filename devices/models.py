@@ -109,21 +109,33 @@ class LoginResponse(BaseModel):
                                                 "(or has expired, within the grace): renew it with POST /device/renew")
 
 
-class PairedDeviceRequest(DeviceKeyFields):
+class PairingCodeFields(DeviceKeyFields):
+    """A further device and the pairing code it scanned; the account is proven beside it (its password,
+    or a provider's answer: POST /federation/pair)."""
+
+    qr_code: str = Field(min_length=1, max_length=4096, description="the pairing link or its payload")
+
+
+class PairedDeviceRequest(PairingCodeFields):
     """POST /device/register (and POST /registration/ with `qr_code`): a further device."""
 
-    qr_code: str = Field(min_length=1, max_length=4096)
     username: LoginName
     password: str = Field(min_length=1, max_length=1024)
 
 
-class RecoverRequest(DeviceKeyFields):
+class RecoveryCodeFields(DeviceKeyFields):
+    """A new device for an account whose devices are all lost, and one of its recovery codes; the account is
+    proven beside them (its password, or a provider's answer: POST /federation/recover)."""
+
+    recovery_code: str = Field(min_length=1, max_length=64, description="one of the account's recovery codes")
+    unbind_other_devices: StrictBool = Field(default=False, description="revoke every other device and end its session")
+
+
+class RecoverRequest(RecoveryCodeFields):
     """POST /device/recover: a new device for an account whose devices are all lost."""
 
     username: LoginName
     password: str = Field(min_length=1, max_length=1024)
-    recovery_code: str = Field(min_length=1, max_length=64, description="one of the account's recovery codes")
-    unbind_other_devices: StrictBool = Field(default=False, description="revoke every other device and end its session")
 
 
 class DeviceView(BaseModel):

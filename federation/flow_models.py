@@ -1,5 +1,5 @@
-"""Request and response models of what a ticket lets the browser do (SPEC §16: sign in, sign up, link) and
-of the account's linked identities."""
+"""Request and response models of what a ticket lets the browser do (SPEC §16: sign in, sign up, link, pair
+a further device, recover) and of the account's linked identities."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from accounts.models import normalize_username
 from common.fields import Displace, Omittable
 from common.text import LoginName
-from devices.models import DeviceKeyFields
+from devices.models import DeviceKeyFields, PairingCodeFields, RecoveryCodeFields
 
 
 class DeviceProof(BaseModel):
@@ -16,10 +16,12 @@ class DeviceProof(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    client_cert: Omittable[str] = Field(default=None, max_length=32768, description="base64 of the certificate PEM")
+    # Each at least one character: an empty one is as good as none, which the flow tells as missing_fields.
+    client_cert: Omittable[str] = Field(default=None, min_length=1, max_length=32768,
+                                        description="base64 of the certificate PEM")
     client_cert_fp: Omittable[str] = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-    challenge: Omittable[str] = Field(default=None, max_length=128)
-    signature: Omittable[str] = Field(default=None, max_length=12000, description="base64 signature")
+    challenge: Omittable[str] = Field(default=None, min_length=1, max_length=128)
+    signature: Omittable[str] = Field(default=None, min_length=1, max_length=12000, description="base64 signature")
     force: StrictBool = False
     displace: Displace
 
@@ -47,6 +49,16 @@ class FederatedSignupRequest(DeviceKeyFields):
     @classmethod
     def _username(cls, value: str) -> str:
         return normalize_username(value)
+
+
+class FederatedPairRequest(PairingCodeFields):
+    """POST /federation/pair: a further device of the account the ticket's identity is linked to, with the
+    pairing code one of its devices shows; the provider's answer in the password's place."""
+
+
+class FederatedRecoverRequest(RecoveryCodeFields):
+    """POST /federation/recover: a new device of the account the ticket's identity is linked to, with one of
+    its recovery codes; the provider's answer in the password's place."""
 
 
 class LinkMailAccepted(BaseModel):

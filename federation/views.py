@@ -13,10 +13,11 @@ from common.slots import Slot
 from common.web.caller import Caller, current_caller
 from common.web.openapi import operation
 from common.web.validation import parse_body
-from devices.models import LoginResponse, RegistrationResponse
+from devices.models import DeviceCertificateResponse, LoginResponse, RegistrationResponse
 from federation import round_trip, tickets, transactions
-from federation.flow_models import (DeviceProof, FederatedLinkRequest, FederatedLoginRequest, FederatedSignupRequest,
-                                    IdentityList, LinkConfirmRequest, LinkedIdentityView, LinkMailAccepted)
+from federation.flow_models import (DeviceProof, FederatedLinkRequest, FederatedLoginRequest, FederatedPairRequest,
+                                    FederatedRecoverRequest, FederatedSignupRequest, IdentityList, LinkConfirmRequest,
+                                    LinkedIdentityView, LinkMailAccepted)
 from federation.models import LinkedIdentity, UpstreamIdentity
 from federation.pages import refusal_page, repost_page
 from federation.round_trip_models import OfferedProviders, StartAnswer, StartRequest, TicketView
@@ -46,6 +47,14 @@ class FederationFlows(Protocol):
     def link_and_sign_in(self, ctx: AppContext, *, ticket_value: str | None, request: FederatedLinkRequest,
                          caller: Caller, offer: ProofOffer | None = None) -> LoginResponse:
         """flows.federated_link: the identity linked to the account proven by password and device, then signed in."""
+
+    def pair(self, ctx: AppContext, *, ticket_value: str | None, request: FederatedPairRequest,
+             caller: Caller) -> DeviceCertificateResponse:
+        """flows.federated_pairing: a further device of the linked account, by a pairing code and the ticket."""
+
+    def recover(self, ctx: AppContext, *, ticket_value: str | None, request: FederatedRecoverRequest,
+                caller: Caller) -> DeviceCertificateResponse:
+        """flows.federated_recovery: a new device of the linked account, by a recovery code and the ticket."""
 
     def mail_link(self, ctx: AppContext, *, ticket_value: str | None) -> None:
         """flows.federated_link_mail: a one-time link to the account holding the identity's address, if any."""
@@ -187,6 +196,28 @@ def federated_link() -> Response:
     body = parse_body(FederatedLinkRequest)
     return jsonify(_flows().link_and_sign_in(ctx(), ticket_value=_ticket(), request=body, caller=current_caller(),
                                              offer=proof_offer()).model_dump())
+
+
+@bp.post("/pair")
+@operation("Add a further device to the account the provider's identity (the ticket cookie) is linked to, with the "
+           "pairing code one of its devices shows, in the password's place (as POST /device/register); the browser "
+           "then signs in with POST /federation/login", body=FederatedPairRequest,
+           response=DeviceCertificateResponse, status=201, errors=(401, 403, 404, 409, 410))
+def federated_pair() -> tuple[Response, int]:
+    body = parse_body(FederatedPairRequest)
+    made = _flows().pair(ctx(), ticket_value=_ticket(), request=body, caller=current_caller())
+    return jsonify(made.model_dump(exclude_none=True)), 201
+
+
+@bp.post("/recover")
+@operation("A new device for the account the provider's identity (the ticket cookie) is linked to, with one of its "
+           "recovery codes, in the password's place (as POST /device/recover); the browser then signs in with POST "
+           "/federation/login", body=FederatedRecoverRequest, response=DeviceCertificateResponse, status=201,
+           errors=(401, 403, 404, 409, 429))
+def federated_recover() -> tuple[Response, int]:
+    body = parse_body(FederatedRecoverRequest)
+    made = _flows().recover(ctx(), ticket_value=_ticket(), request=body, caller=current_caller())
+    return jsonify(made.model_dump(exclude_none=True)), 201
 
 
 @bp.post("/link/mail")

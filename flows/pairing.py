@@ -1,15 +1,23 @@
 """Pairing a new device: it redeems a pairing token (devices/pairing_service.py) with the account's
-credentials and gets its own certificate (SPEC §4). Fetch (one batch read) → check → one transaction. No Flask."""
+credentials and gets its own certificate (SPEC §4). Fetch (one batch read) → check → one transaction. The
+account may be proven by a provider's answer instead of its password (flows/federated_pairing.py, SPEC §16):
+both go through certify_paired_device, where every rule of pairing is. No Flask."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from accounts import credential_service as credentials
 from accounts import user_service as users
+from accounts.models import UserRecord
 from common.errors import ErrorCode, Forbidden
-from common.database.batch_read import read_together
+from common.database.batch_read import KeyRead, read_together
+from common.database.dynamo import TableNames
+from common.database.guarded_write import GuardedWrite
 from devices import pairing_service as pairing_tokens
 from devices import qr
 from devices import service as devices
-from devices.models import DeviceCertificateResponse
+from devices.models import DeviceCertificateResponse, DeviceKeyFields
 from flows import not_me
 from common.mail.notifier import device_facts, localized_message
 from sessions import service as sessions
@@ -40,25 +48,57 @@ def device_by_credentials(ctx: AppContext, *, username: str, password: str, clie
 def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, password: str,
                            device_name: str | None, public_key: str | None, csr: str | None,
                            caller: Caller, device_class: str = "other") -> DeviceCertificateResponse:
-    """Redeem a pairing token and certify the new device: one batch read (the credentials, expecting
-    the QR's user, and the token) → check → one transaction (the device, the redemption, its
-    "Wasn't you?" link, and the account still unlocked)."""
-    payload_uuid, token = qr.decode_payload(qr_code)
+    """Redeem a pairing token with the account's password: one batch read (the credentials, expecting the
+    QR's user, and the token) → check → certify_paired_device."""
+    code = ScannedCode.of(qr_code)
     facts = read_together(ctx.dynamodb, {
         **credentials.credential_reads(ctx.tables, username=username, ip=caller.ip, now=ctx.epoch(),
-                                       expected_user_uuid=payload_uuid),
-        TOKEN: pairing_tokens.token_read(ctx.tables, token=token)})
+                                       expected_user_uuid=code.user_uuid),
+        TOKEN: code.token_read(ctx.tables)})
     user, had_failures = credentials.check_read_credentials(ctx, username=username, secret=password,
                                                             caller=caller, facts=facts)
-    if payload_uuid != user.user_uuid:
+    key = DeviceKeyFields.model_construct(device_name=device_name, public_key=public_key, csr=csr,
+                                          device_class=device_class)
+    answer = certify_paired_device(ctx, user=user, code=code, token_record=facts[TOKEN], key=key, caller=caller)
+    if had_failures:
+        background(ctx).submit(credentials.clear_failures, ctx, username=username)  # off the response path
+    return answer
+
+
+@dataclass(frozen=True)
+class ScannedCode:
+    """A scanned pairing code: the account it says it is of, and its token."""
+
+    user_uuid: str
+    token: str
+
+    @classmethod
+    def of(cls, qr_code: str) -> ScannedCode:
+        """The code of a pairing link or payload; 400 invalid_qr otherwise."""
+        user_uuid, token = qr.decode_payload(qr_code)
+        return cls(user_uuid=user_uuid, token=token)
+
+    def token_read(self, tables: TableNames) -> KeyRead[Any]:
+        return pairing_tokens.token_read(tables, token=self.token)
+
+
+def certify_paired_device(ctx: AppContext, *, user: UserRecord, code: ScannedCode, token_record: dict[str, Any] | None,
+                          key: DeviceKeyFields, caller: Caller,
+                          first: Callable[[str], Sequence[GuardedWrite]] = lambda device_id: ()
+                          ) -> DeviceCertificateResponse:
+    """The pairing's rules once the account is proven (by its password, or by a provider's answer): the code
+    is `user`'s, the account neither being deleted nor locked, the token (read as `token_record`) redeemable;
+    then one transaction, within the device limit: `first(device_id)` (what stood in for the password, told
+    first if refused), the redemption, the device's "Wasn't you?" link, the account still unlocked, its mail."""
+    if code.user_uuid != user.user_uuid:
         raise pairing_tokens.PairingUserMismatch()
     if user.deleting:  # as a lock, and the transaction re-checks both
         raise sessions.AccountDeleted()
     if user.locked:  # an operator's lock stops new devices too; the transaction re-checks it
         raise sessions.AccountLocked()
-    record = pairing_tokens.redeemable(facts[TOKEN], user_uuid=user.user_uuid, now=ctx.epoch())
-    issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=device_name, is_primary=False,
-                                  public_key=public_key, csr=csr, device_class=device_class)
+    record = pairing_tokens.redeemable(token_record, user_uuid=user.user_uuid, now=ctx.epoch())
+    issued = devices.issue_device(ctx, user_uuid=user.user_uuid, device_name=key.device_name, is_primary=False,
+                                  public_key=key.public_key, csr=key.csr, device_class=key.device_class)
     device = issued.record
     link = not_me.new_link(ctx, user_uuid=user.user_uuid, device_id=device.device_id)
     # The mail of the new device goes into the outbox in the transaction that adds the device.
@@ -68,12 +108,11 @@ def register_paired_device(ctx: AppContext, *, qr_code: str, username: str, pass
                            at=ctx.now(), ip=caller.ip),
         link=link.url))
     devices.store_new_device(ctx, issued, extra_writes=[
-        pairing_tokens.redeem_item(ctx, token=token, user_uuid=user.user_uuid, device_id=device.device_id,
+        *first(device.device_id),
+        pairing_tokens.redeem_item(ctx, token=code.token, user_uuid=user.user_uuid, device_id=device.device_id,
                                    record=record),
         link.write, users.not_locked_write(ctx, user_uuid=user.user_uuid), mail.write])
     audit(AuditEvent.PAIRING_TOKEN_REDEEMED, user_uuid=user.user_uuid, device_id=device.device_id,
           created_by_device=record.get("created_by_device"))
-    if had_failures:
-        background(ctx).submit(credentials.clear_failures, ctx, username=username)  # off the response path
     ctx.notifier.send_queued(mail)
     return devices.certificate_response(ctx.ca, issued, message="Device registered.")

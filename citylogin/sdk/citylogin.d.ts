@@ -183,6 +183,22 @@ export interface TicketSignUpOptions {
   locale?: string;
 }
 
+/** A further device of the account the ticket's identity is linked to (`username`, as GET /federation/ticket
+ * names it), in place of the password. */
+export interface TicketPairOptions extends NewDevice {
+  /** The pairing link or payload one of the account's devices shows (its QR code). */
+  qrCode: string;
+  username: string;
+}
+
+/** A new device of the account the ticket's identity is linked to, whose devices are all lost. */
+export interface TicketRecoverOptions extends NewDevice {
+  username: string;
+  recoveryCode: string;
+  /** Also unbind every other device of the account. */
+  unbindOtherDevices?: boolean;
+}
+
 /** PublicKeyCredential.toJSON() of an assertion (navigator.credentials.get). */
 export type PasskeyAssertion = Record<string, unknown>;
 
@@ -273,6 +289,11 @@ export declare class Citylogin {
   loginWithTicket(options: TicketLoginOptions): Promise<LoginResult | ConcurrentLogin | null>;
   /** A new account for the ticket's identity, this browser its first device (POST /federation/signup). */
   signUpWithTicket(options: TicketSignUpOptions): Promise<IssuedDevice>;
+  /** This browser as a further device of the account the ticket's identity is linked to, with a pairing code
+   * (POST /federation/pair); sign in next with loginWithTicket(). */
+  pairWithTicket(options: TicketPairOptions): Promise<IssuedDevice>;
+  /** A new device of that account with a recovery code (POST /federation/recover); then loginWithTicket(). */
+  recoverWithTicket(options: TicketRecoverOptions): Promise<IssuedDevice>;
   /** Links the ticket's identity to the account its password and this browser's device key prove, and signs
    * in as login() (POST /federation/link). */
   linkWithTicket(options: LoginOptions & { confirm: true }): Promise<LoginResult | null>;

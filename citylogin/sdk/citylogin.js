@@ -163,6 +163,19 @@ export class Citylogin {
       username, locale: locale || this.#tab.locale() || undefined }, { deviceName, deviceClass });
   }
 
+  /** This browser as a further device of `username`, the account the ticket's identity is linked to, with the
+   * pairing link or payload one of its devices showed (POST /federation/pair); sign in next with loginWithTicket(). */
+  async pairWithTicket({ qrCode, username, deviceName, deviceClass }) {
+    return this.#enrol("/federation/pair", username, { qr_code: qrCode }, { deviceName, deviceClass });
+  }
+
+  /** A new key for `username`, the account the ticket's identity is linked to, whose devices are all lost, with
+   * one recovery code (POST /federation/recover); sign in next with loginWithTicket(). */
+  async recoverWithTicket({ username, recoveryCode, unbindOtherDevices = false, deviceName, deviceClass }) {
+    return this.#enrol("/federation/recover", username, {
+      recovery_code: recoveryCode, unbind_other_devices: unbindOtherDevices }, { deviceName, deviceClass });
+  }
+
   /** Links the ticket's identity to the account `username` proves with its password and this browser's device
    * key for it, and signs in as login() does (POST /federation/link). */
   async linkWithTicket({ username, password, confirm = false, replacing = null }) {

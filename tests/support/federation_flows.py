@@ -69,11 +69,33 @@ def proof(device: Client, **extra: Any) -> dict[str, Any]:
 def sign_up(url: str, ticket_value: str, *, username: str | None = None,
             device_name: str = "Laptop") -> tuple[requests.Response, Client | None]:
     """POST /federation/signup with a new key: the answer, and on 201 a Client holding that device's key."""
-    key = generate_key()
     username = username or unique_name()
-    answer = post(url, "/federation/signup", {"username": username, "public_key": public_key_pem(key),
-                                              "device_name": device_name, "device_class": "desktop", "locale": "ja"},
-                  ticket_value=ticket_value)
+    return _new_device(url, "/federation/signup", {"username": username, "device_name": device_name,
+                                                   "device_class": "desktop", "locale": "ja"},
+                       ticket_value=ticket_value, username=username)
+
+
+def pair(url: str, ticket_value: str | None, qr_code: str, *, username: str = "",
+         device_name: str = "Phone") -> tuple[requests.Response, Client | None]:
+    """POST /federation/pair with a new key and the pairing code `qr_code` (`username`: the account's, for the
+    Client's key file): the answer, and on 201 a Client holding that device's key."""
+    return _new_device(url, "/federation/pair", {"qr_code": qr_code, "device_name": device_name,
+                                                 "device_class": "mobile"},
+                       ticket_value=ticket_value, username=username)
+
+
+def recover(url: str, ticket_value: str | None, recovery_code: str, *, username: str = "",
+            **extra: Any) -> tuple[requests.Response, Client | None]:
+    """POST /federation/recover with a new key and `recovery_code`: the answer, and on 201 its Client."""
+    return _new_device(url, "/federation/recover", {"recovery_code": recovery_code, "device_name": "Found",
+                                                    **extra},
+                       ticket_value=ticket_value, username=username)
+
+
+def _new_device(url: str, path: str, body: dict[str, Any], *, ticket_value: str | None,
+                username: str) -> tuple[requests.Response, Client | None]:
+    key = generate_key()
+    answer = post(url, path, {**body, "public_key": public_key_pem(key)}, ticket_value=ticket_value)
     if answer.status_code != 201:
         return answer, None
     made = answer.json()

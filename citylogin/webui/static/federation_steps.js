@@ -20,7 +20,11 @@ export function drawReading(form) {
   draw(form, null, { title: "web.federation.reading_title" });
 }
 
-function draw(form, onStep, { title, params, body = [], submit = null, links = [] }) {
+/** The panel as one step: its title, `body`, the submit button (sending it runs `onStep`) and `links` beside "Back
+ * to log in"; `form.leaving`, if a step left one (a camera on), runs first. */
+export function draw(form, onStep, { title, params, body = [], submit = null, links = [] }) {
+  form.leaving?.();
+  form.leaving = null;
   form.onStep = onStep;
   const error = el("p", { className: "error", hidden: true });
   error.setAttribute("role", "alert");
@@ -34,7 +38,7 @@ function draw(form, onStep, { title, params, body = [], submit = null, links = [
   form.querySelector("input:not([readonly])")?.focus();
 }
 
-function field({ id, name, label, value = "", type = "text", autocomplete = "off", hint = null, ...rest }) {
+export function field({ id, name, label, value = "", type = "text", autocomplete = "off", hint = null, ...rest }) {
   const input = el("input", { id, name, type, value, autocomplete, required: true, ...rest });
   const parts = [tx("label", { htmlFor: id }, label), input];
   if (hint) {
@@ -45,12 +49,17 @@ function field({ id, name, label, value = "", type = "text", autocomplete = "off
 }
 
 /** Linked: the account's device key here signs in (POST /federation/login); a browser that is not yet one of its
- * devices is told how to add it. "Sign in" tries again. */
+ * devices is led to become one, with the provider's answer in the password's place (federation_devices.js): a code
+ * one of its devices shows, or a recovery code. "Sign in" tries again. */
 async function signInLinked(form, ticket) {
   const params = { provider: ticket.display_name, username: ticket.username };
-  const addDevice = el("div", { className: "more-links", hidden: true },
-    tx("button", { type: "button", className: "link", dataset: { show: "pair" } }, "web.auth.tab_pair"),
-    tx("button", { type: "button", className: "link", dataset: { show: "recover" } }, "web.login.lost_devices"));
+  const way = (key, step) => {
+    const button = tx("button", { type: "button", className: "secondary" }, key, params);
+    button.addEventListener("click", async () => (await import("./federation_devices.js"))[step](form, ticket));
+    return button;
+  };
+  const addDevice = el("div", { className: "choices-list", hidden: true },
+    way("web.federation.pair_choice", "drawPair"), way("web.federation.recover_choice", "drawRecover"));
   const attempt = async () => {
     try {
       return await citylogin.loginWithTicket({ username: ticket.username, replacing: form.app.confirmReplacing });

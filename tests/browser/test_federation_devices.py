@@ -1,0 +1,79 @@
+"""An account made with Google has no password, yet gets a second browser and gets back in after losing every device
+(SPEC §16, issue 84), in Chromium with the upstream node-oidc-provider in its own process answering as Google does:
+
+- A person signs up with Google on a laptop, which then shows a pairing code ("Add a device"). On a phone the person
+  continues with Google: the identity is linked but the phone holds no device of the account, so it is led to pair;
+  the camera reads the laptop's code, the phone becomes a device of the account and is signed in (the limit is two:
+  both stay signed in), and the laptop's pairing panel says the code was used.
+- On a third browser, every device lost, the person continues with Google and uses a recovery code instead: a wrong
+  code is refused in words, a right one (the lost devices removed) makes the browser a device and signs it in, and
+  the laptop hears that it was removed."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_federation import continue_with_google, google, providers, texts  # noqa: F401 (fixtures)
+from tests.browser.test_pairing_link import FAKE_CAMERA
+from tests.conftest import unique_name
+
+pytestmark = pytest.mark.slow
+
+PAIRED_WITHIN_MS = 30_000   # the laptop's pairing panel looks at the device list every few seconds
+
+
+def test_an_account_made_with_google_adds_a_browser_and_recovers_without_a_password(google, new_device,  # noqa: F811
+                                                                                   screenshot):
+    url, upstream, _ = google(max_concurrent_devices=2)
+    say = texts("en")
+    user = unique_name("fed")
+    who = {"sub": f"g-{unique_name()}", "email": f"{user}@example.com", "email_verified": True}
+    laptop = new_device(url).open()
+    upstream.next_login(**who)
+    continue_with_google(laptop, say)
+    laptop.page.locator("#federation-username").fill(user)
+    laptop.page.locator("#federation-form button[type=submit]").click()
+    codes = laptop.save_recovery_codes()
+    laptop.expect_devices_screen()
+    link = laptop.show_pairing_link()                    # "Add a device" on the account made with Google
+
+    phone = new_device(url)
+    phone.page.context.add_init_script(FAKE_CAMERA)
+    phone.open()
+    upstream.next_login(**who)
+    continue_with_google(phone, say)
+    form = phone.page.locator("#federation-form")
+    expect(form.locator(".error")).to_have_text(say("web.error.no_device_key", username=user))
+    form.get_by_role("button", name=say("web.federation.pair_choice")).click()
+    expect(form.locator("h1")).to_have_text(say("web.federation.pair_title", username=user))
+    phone.page.evaluate("(text) => { window.scannedText = text; }", link)
+    form.get_by_role("button", name=say("web.pair.scan")).click()
+    expect(form.locator("#federation-pair-code")).to_have_value(link)
+    expect(form.locator("video")).to_be_hidden()        # the camera is off again
+    expect(form.locator(".note").first).to_have_text(say("web.federation.pair_scanned"))
+    form.locator("#federation-new-device").fill("Bob phone")
+    screenshot(phone.page, "federation-pair")
+    form.locator("button[type=submit]").click()
+    phone.expect_devices_screen()
+    expect(phone.page.locator("#whoami-user")).to_have_text(user)
+    expect(laptop.page.locator("#pairing-state-text")).to_have_text(
+        say("web.add_device.paired", name="Bob phone"), timeout=PAIRED_WITHIN_MS)
+    laptop.go("devices")
+    laptop.expect_devices_screen()                       # under the limit of two: both signed in
+
+    found = new_device(url).open()
+    upstream.next_login(**who)
+    continue_with_google(found, say)
+    form = found.page.locator("#federation-form")
+    form.get_by_role("button", name=say("web.federation.recover_choice")).click()
+    expect(form.locator("h1")).to_have_text(say("web.recover.title"))
+    form.locator("#federation-recover-code").fill("aaaa-bbbb-cccc")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".error")).to_have_text(say("web.error.invalid_recovery_code"))
+    form.locator("#federation-recover-code").fill(codes[0])
+    form.locator("#federation-recover-unbind").check()
+    screenshot(found.page, "federation-recover")
+    form.locator("button[type=submit]").click()
+    found.expect_devices_screen()
+    expect(found.page.locator("#whoami-user")).to_have_text(user)
+    expect(laptop.banner).to_contain_text(say("web.banner.device_removed_here"))
