@@ -19,7 +19,6 @@ class DeviceProof(BaseModel):
     # Each at least one character: an empty one is as good as none, which the flow tells as missing_fields.
     client_cert: Omittable[str] = Field(default=None, min_length=1, max_length=32768,
                                         description="base64 of the certificate PEM")
-    client_cert_fp: Omittable[str] = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     challenge: Omittable[str] = Field(default=None, min_length=1, max_length=128)
     signature: Omittable[str] = Field(default=None, min_length=1, max_length=12000, description="base64 signature")
     force: StrictBool = False
@@ -36,6 +35,8 @@ class FederatedLinkRequest(DeviceProof):
 
     username: LoginName
     password: str = Field(min_length=1, max_length=1024)
+    client_cert_fp: Omittable[str] = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$",
+                                           description="the certificate's fingerprint, as a legacy /login sends it")
 
 
 class FederatedSignupRequest(DeviceKeyFields):
