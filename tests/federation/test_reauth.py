@@ -14,44 +14,11 @@ import requests
 from accounts import reauth_tokens, user_service as users
 from common.database.one_time_tokens import OneTimeTokenStore
 from federation import identities, tickets
-from federation.models import UpstreamIdentity
-from tests.support.federation_flows import federation_app, identity, post, proof, provider, sign_up, ticket
+from tests.support.federation_flows import Person, federation_app, post, proof, provider
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device
 
 MAX_FAILURES = 3
-
-
-class Person:
-    """A password-less account made with a provider: its identity, device and Bearer header."""
-
-    def __init__(self, url: str, ctx, name: str) -> None:
-        self.url, self.ctx = url, ctx
-        self.who = identity(name)
-        value = ticket(ctx, self.who)
-        _, self.device = sign_up(url, value)
-        assert self.device is not None
-        signed = post(url, "/federation/login", proof(self.device), ticket_value=value).json()
-        self.user_uuid, self.session_id = signed["user_uuid"], signed["session_id"]
-        self.bearer = {"Authorization": f"Bearer {signed['access_token']}"}
-
-    def reauth_ticket(self, *, who: UpstreamIdentity | None = None, user_uuid: str | None = None,
-                      purpose: str = "reauth") -> str:
-        """The ticket a round trip of purpose "reauth" leaves (federation.round_trip._reauth_ticket)."""
-        return tickets.issue(self.ctx.dynamodb, self.ctx.tables, identity=who or self.who, purpose=purpose,  # type: ignore[arg-type]
-                             now=self.ctx.epoch(), user_uuid=user_uuid or self.user_uuid)
-
-    def reauth(self, ticket_value: str | None, *, bearer: dict[str, str] | None = None) -> requests.Response:
-        return post(self.url, "/federation/reauth", {}, ticket_value=ticket_value,
-                    headers=self.bearer if bearer is None else bearer)
-
-    def token(self) -> str:
-        answer = self.reauth(self.reauth_ticket())
-        assert answer.status_code == 200, answer.text
-        return answer.json()["reauth_token"]
-
-    def call(self, method: str, path: str, body: dict) -> requests.Response:
-        return requests.request(method, self.url + path, json=body, headers=self.bearer, timeout=60)
 
 
 @pytest.fixture
