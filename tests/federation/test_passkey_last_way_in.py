@@ -63,20 +63,28 @@ def test_the_last_passkey_of_an_account_with_no_other_way_in_stays(served):
     assert [p["id"] for p in listed] == [credential]
 
 
+def at_once(calls: list) -> list[requests.Response]:
+    barrier = Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        return call()
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def race_unlink_and_removal(person: Person) -> list[requests.Response]:
+    """The account's only identity unlinked while its only passkey is removed, at once."""
+    credential = add_passkey(person, SoftAuthenticator(PUBLIC_URL))
+    token = person.token()
+    return at_once([lambda: unlink(person), lambda: remove(person, credential, {"reauth_token": token})])
+
+
 def test_an_unlink_and_a_passkey_removal_racing_leave_a_way_in(served):
     url, ctx, name = served
     for _ in range(ROUNDS):
         person = Person(url, ctx, name)
-        credential = add_passkey(person, SoftAuthenticator(PUBLIC_URL))
-        token = person.token()
-        barrier = Barrier(2)
-
-        def at_once(call):
-            barrier.wait()
-            return call()
-        with ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(at_once, [lambda: unlink(person),
-                                              lambda: remove(person, credential, {"reauth_token": token})]))
+        answers = race_unlink_and_removal(person)
         assert sorted(a.status_code for a in answers) == [204, 409], [a.text for a in answers]
         assert [problem(a)[1] for a in answers if a.status_code == 409] == ["last_way_in"]
         user = users.get_user(ctx, user_uuid=person.user_uuid)
@@ -93,12 +101,6 @@ def test_two_removals_racing_for_the_last_two_passkeys_leave_one(served):
     assert unlink(person).status_code == 204
     # each removal confirmed by the passkey it removes (two uses of one passkey would race on its counter)
     tokens = [by_passkey(person, authenticator, credential) for credential in credentials]
-    barrier = Barrier(2)
-
-    def at_once(pair):
-        barrier.wait()
-        return remove(person, *pair)
-    with ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(at_once, zip(credentials, tokens, strict=True)))
+    answers = at_once([lambda pair=pair: remove(person, *pair) for pair in zip(credentials, tokens, strict=True)])
     assert sorted(a.status_code for a in answers) == [204, 409], [a.text for a in answers]
     assert len(person.call("GET", "/account/passkeys", {}).json()["passkeys"]) == 1

@@ -88,9 +88,9 @@ class Person:
     """A password-less account made with provider `name` (signed up and signed in with a ticket): its identity,
     device, session and Bearer header; and the reauth tickets and tokens a fresh sign-in with the provider gives."""
 
-    def __init__(self, url: str, ctx, name: str) -> None:
+    def __init__(self, url: str, ctx, name: str, *, who: UpstreamIdentity | None = None) -> None:
         self.url, self.ctx = url, ctx
-        self.who = identity(name)
+        self.who = who or identity(name)
         value = ticket(ctx, self.who)
         _, self.device = sign_up(url, value)
         assert self.device is not None
