@@ -436,13 +436,15 @@ class DataExport(BaseModel):
     exported_at: str
     user_uuid: str
     users: Items = Field(description="the account (no password hash; recovery_codes_left, not the codes' digests)")
-    claims: Items = Field(description="the unique names it holds: username#..., email#...")
+    claims: Items = Field(description="the unique names it holds: username#..., email#..., and identity#... (each "
+                                      "linked upstream identity: provider, issuer, sub)")
     devices: Items = Field(description="its devices, their #registered counter, the CRL's entries of its certificates")
     sessions: Items = Field(description="live and ended sessions (no refresh-token digests)")
     presence: Items = Field(description="its logged-in devices, as the device limit counts them")
     login_history: Items = Field(description="sign-in attempts and operator actions, then the audit trail "
                                              "(partition audit#<user_uuid>)")
-    one_time_tokens: Items = Field(description="links and requests waiting, without their digests")
+    one_time_tokens: Items = Field(description="links and requests waiting, without their digests (a provider round "
+                                               "trip's state: its kind and expiry only)")
     pairing_tokens: Items = Field(description="pairing codes made, without their digests")
     rate_limits: Items = Field(description="counters of the account and of its username's failed logins")
     passkeys: Items = Field(description="passkeys (public keys) and their #count")

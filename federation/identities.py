@@ -109,6 +109,11 @@ def list_identities(ctx: AppContext, *, user_uuid: str) -> list[LinkedIdentity]:
     return linked_identities(user) if user else []
 
 
+def claim_items(ctx: AppContext, *, user_item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The claims of the identities the account's map names, as stored (a person's data export)."""
+    return identity_store(ctx).items(sorted(user_item.get("identities") or {}))
+
+
 def release_all(ctx: AppContext, *, user: UserRecord) -> None:
     """Remove the claims of every identity linked to `user` (its deletion): the pairs are free again."""
     identity_store(ctx).release_all(sorted(user.identities or {}), user_uuid=user.user_uuid)
