@@ -104,7 +104,10 @@ export async function loadAccount(before) {
 async function confirmations(account) {
   if (account.has_password !== false && !passwordLess) return;
   passwordLess = account.has_password === false;
-  await (await reauth()).setUpConfirmations(account, (selector, proof) => CONFIRMED[selector]($(selector), proof));
+  await (await reauth()).setUpConfirmations(account, async (selector, proof, fields) => {
+    if (selector === "#passkeys-form") return (await passkeys()).resumePasskeyAction(fields, proof);
+    return CONFIRMED[selector]($(selector), proof);
+  });
 }
 
 function show(account) {

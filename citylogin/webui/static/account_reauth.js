@@ -4,6 +4,7 @@
 // "reauth") and comes back to `/#account`, where POST /federation/reauth gives a reauth token that confirms the
 // action the person started, once. What that action was waits in sessionStorage meanwhile: the form and its
 // fields that are no secret (a new password is typed again on the way back; the token stays in memory only).
+// Adding or removing a passkey (passkeys.js's dialog) waits the same way.
 // account.js imports this module with import() for a password-less account only.
 
 import { authCall } from "./api.js";
@@ -16,6 +17,12 @@ const PENDING = "citylogin.reauth.pending";
 const KEPT = { "#email-form": ["new_email"], "#codes-form": [], "#delete-form": ["confirm"],
                "#password-form": ["logout_other_sessions"] };
 const held = new WeakMap();     // form -> the reauth token the way back gave it, for its one action
+let linked = [];                // [[provider name, display name]] of the account's linked identities
+
+/** The account's providers to confirm with ([[name, display name]]): none once it has a password. */
+export function confirmingProviders() {
+  return linked;
+}
 
 /** A form without its password field submitted: its action with the proof the provider's confirmation left
  * for it (once), else off to its first provider to get one. */
@@ -30,7 +37,8 @@ export function confirmFirst(form, act) {
  * provider, finishes the action the person started: `run(selector, proof)` does a form's action. */
 export async function setUpConfirmations(account, run) {
   const { identities } = await authCall("GET", "/federation/identities");
-  const providers = [...new Map(identities.map((linked) => [linked.provider, linked.display_name]))];
+  const providers = [...new Map(identities.map((each) => [each.provider, each.display_name]))];
+  linked = account.has_password ? [] : providers;
   for (const selector of Object.keys(KEPT)) draw($(selector), account.has_password, providers);
   if (!account.has_password) await resume(run);
 }
@@ -69,6 +77,11 @@ async function leave(form, name) {
     const input = form.elements[field];
     return [field, input.type === "checkbox" ? input.checked : input.value];
   }));
+  await leaveFor(form, fields, name);
+}
+
+/** Off to provider `name`, `form`'s action and its `fields` (no secret) waiting for the way back. */
+export async function leaveFor(form, fields, name) {
   sessionStorage.setItem(PENDING, JSON.stringify({ form: `#${form.id}`, fields }));
   if (!(await start(name, "reauth", form))) sessionStorage.removeItem(PENDING);   // not gone: nothing waits
 }
@@ -78,9 +91,9 @@ async function leave(form, name) {
 async function resume(run) {
   const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
   sessionStorage.removeItem(PENDING);
-  if (!pending || !(pending.form in KEPT)) return;
+  if (!pending || !(pending.form in KEPT || pending.form === "#passkeys-form")) return;
   const form = $(pending.form);
-  for (const [field, value] of Object.entries(pending.fields || {})) {
+  for (const [field, value] of Object.entries(pending.form in KEPT ? pending.fields || {} : {})) {
     const input = form.elements[field];
     if (input?.type === "checkbox") input.checked = Boolean(value);
     else if (input) input.value = value;
@@ -99,5 +112,5 @@ async function resume(run) {
     form.new_password.focus();
     return;
   }
-  await run(pending.form, { reauth_token: answer.reauth_token });
+  await run(pending.form, { reauth_token: answer.reauth_token }, pending.fields || {});
 }
