@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from accounts import reauth_tokens, user_service as users
+from accounts.models import Role
 from common.database.one_time_tokens import OneTimeTokenStore
 from federation import identities, tickets
 from tests.support.federation_flows import Person, federation_app, post, proof, provider
@@ -138,3 +139,16 @@ def test_a_reauth_starts_only_for_a_signed_in_account_with_that_provider(served)
     elsewhere = requests.post(f"{url}/federation/{provider(ctx)}/start", json={"purpose": "reauth"},
                               headers=person.bearer, timeout=60)
     assert problem(elsewhere)[:2] == (404, "identity_not_found")
+
+
+def test_an_operator_with_no_password_confirms_a_destructive_action_with_the_provider(base_config):
+    with federation_app(base_config, max_concurrent_devices=0, admin_reauth_seconds=0) as (url, ctx):
+        support = Person(url, ctx, provider(ctx))
+        users.set_role(ctx, user_uuid=support.user_uuid, role=Role.SUPPORT, granted=True)
+        target = register_device(url)
+        target.login(PASSWORD)
+        path = f"/admin/accounts/{target.key_file.user_uuid}/revoke-sessions"
+        assert problem(support.call("POST", path, {"reason": "x"}))[:2] == (401, "reauthentication_required")
+        done = support.call("POST", path, {"reason": "ticket 3", "reauth_token": support.token()})
+        assert done.status_code == 200, done.text
+        assert problem(target.request("GET", "/session/me")) == (401, "session_revoked", "admin")
