@@ -1,7 +1,8 @@
 """Credentials: the username and password under the lockout (SPEC §6), for every flow that asks
 for the password (login, pairing, recovery; and through reauthenticate every flow of a signed-in
 user: e-mail change, password change, new recovery codes, deletion, passkeys). A passkey's
-assertion may stand in for the password at login and in reauthenticate (SPEC §13). Failures count
+assertion may stand in for the password at login and in reauthenticate (SPEC §13); a reauth token, left by
+a fresh sign-in with one of the account's providers, only in reauthenticate (§16). Failures count
 toward the lockout, are audited and go into the login history; a lockout tells the account's owner.
 No Flask here."""
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any, Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 
 from accounts import passkey_service as passkeys
+from accounts import reauth_tokens
 from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
-from accounts.models import PasskeyAssertion, Secret, UserRecord
+from accounts.models import PasskeyAssertion, ReauthToken, Secret, UserRecord
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
 from common.crypto.tokens import token_digest
 from common.database.batch_read import KeyRead, read_together
@@ -188,13 +190,17 @@ def check_not_locked_out(ctx: AppContext, *, user: UserRecord, caller: Caller, f
 # --- the password or a passkey ------------------------------------------------------------
 
 def _secret_refused(ctx: AppContext, user: UserRecord | None, secret: Secret,
-                    facts: Mapping[str, Any]) -> ApiError | None:
-    """None if `secret` is the user's password, or an assertion of one of the user's passkeys (then
-    used up: a raced one raises InvalidCredentials here); else the refusal to count and raise."""
+                    facts: Mapping[str, Any], *, reauthenticating: bool) -> ApiError | None:
+    """None if `secret` is the user's password, an assertion of one of the user's passkeys or a reauth token
+    issued to the user (either then used up: a raced one is refused here); else the refusal to count and raise."""
     if isinstance(secret, str):
         return None if _password_ok(ctx, user, secret) else InvalidCredentials()
     if user is None:
         return InvalidCredentials()
+    if isinstance(secret, ReauthToken):  # never a sign-in's password: it confirms a signed-in person only
+        if not reauthenticating:
+            return InvalidCredentials()
+        return None if reauth_tokens.spend(ctx, user_uuid=user.user_uuid, value=secret.value) else InvalidCredentials()
     try:
         accepted = passkeys.check_assertion(ctx, user=user, assertion=secret, facts=facts, refusal=InvalidCredentials)
     except passkeys.PasskeyCounterRegressed as regressed:
@@ -260,14 +266,15 @@ def _log_unwritten(done: Future[Any], *, user_uuid: str, result: str) -> None:
 
 
 def check_read_credentials(ctx: AppContext, *, username: str, secret: Secret, caller: Caller,
-                           facts: Mapping[str, Any], flow: str | None = None) -> tuple[UserRecord, bool]:
+                           facts: Mapping[str, Any], flow: str | None = None,
+                           reauthenticating: bool = False) -> tuple[UserRecord, bool]:
     """The user if `secret` (the password, or a passkey's assertion) is right and neither the
     username nor the IP is locked out, from `facts` (read_together of credential_reads, plus the
     caller's own items); and whether recent failures need clearing. Failures count toward the
     lockout, are audited (login_failure, with `flow` if given) and go into the history."""
     user, read_again = _claimed_user(ctx, facts)
     had_failures = _lockout_passed(ctx, user=user, caller=caller, facts=facts, flow=flow)
-    refused = _secret_refused(ctx, user, secret, facts)
+    refused = _secret_refused(ctx, user, secret, facts, reauthenticating=reauthenticating)
     if refused is not None:
         if not read_again:  # the read a mismatched or unknown username made: a failure costs the same
             users.get_user(ctx, user_uuid=NO_SUCH_USER.user_uuid)
@@ -280,13 +287,15 @@ def check_read_credentials(ctx: AppContext, *, username: str, secret: Secret, ca
 
 
 def check_credentials(ctx: AppContext, *, username: str, secret: Secret, caller: Caller,
-                      expected_user_uuid: str | None = None, flow: str | None = None) -> tuple[UserRecord, bool]:
+                      expected_user_uuid: str | None = None, flow: str | None = None,
+                      reauthenticating: bool = False) -> tuple[UserRecord, bool]:
     """check_read_credentials for a flow that reads nothing else: one BatchGetItem (and one
     GetItem unless the username is `expected_user_uuid`'s)."""
     reads = credential_reads(ctx.tables, username=username, ip=caller.ip, now=ctx.epoch(),
                              expected_user_uuid=expected_user_uuid, secret=secret)
     facts = read_together(ctx.dynamodb, reads)
-    return check_read_credentials(ctx, username=username, secret=secret, caller=caller, facts=facts, flow=flow)
+    return check_read_credentials(ctx, username=username, secret=secret, caller=caller, facts=facts, flow=flow,
+                                  reauthenticating=reauthenticating)
 
 
 # --- the password or a passkey asked again of a signed-in user -----------------------------------
@@ -294,14 +303,15 @@ def check_credentials(ctx: AppContext, *, username: str, secret: Secret, caller:
 def reauthenticate(ctx: AppContext, *, user_uuid: str, username: str, secret: Secret, caller: Caller,
                    flow: str) -> tuple[UserRecord, bool]:
     """The only way a flow asks a signed-in user (`user_uuid`, named `username`) to prove again it is
-    them, by their password or one of their passkeys (`flow`: email_change, password_change,
+    them, by their password, one of their passkeys, or a reauth token that a fresh sign-in with one of their
+    providers left (accounts.reauth_tokens; used once) (`flow`: email_change, password_change,
     recovery_codes, account_deletion, passkey_add, passkey_remove): under the lockout of their
     username and of the caller's IP, as at login. A failure counts toward the lockout, is audited
     (login_failure with `flow`) and goes into the history; five lock the account's password checks
     everywhere (429 too_many_attempts with Retry-After). Returns the user as read and whether
     recent failures need clearing once the flow has succeeded (clear_failures)."""
     checked, had_failures = check_credentials(ctx, username=username, secret=secret, caller=caller,
-                                              expected_user_uuid=user_uuid, flow=flow)
+                                              expected_user_uuid=user_uuid, flow=flow, reauthenticating=True)
     if checked.user_uuid != user_uuid:  # the name now belongs to someone else (deleted meanwhile)
         raise InvalidCredentials()
     return checked, had_failures

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Iterable, Literal
@@ -154,6 +154,7 @@ class AccountRecord:
     email_link_generation: int = 0  # only a verification link made in it works
     roles: list[str] | None = None
     email_held: bool = True  # False: the address was given at registration while another account held it
+    has_password: bool = True  # False: an account made with a provider's answer that has set none yet
 
 
 class AccountView(BaseModel):
@@ -168,6 +169,9 @@ class AccountView(BaseModel):
     recovery_codes_left: int
     max_concurrent_devices: int = Field(description="the per-user limit if an operator set one, else the default")
     roles: list[str] = Field(default_factory=list, description="the account's operator roles (viewer, support, admin)")
+    has_password: bool = Field(default=True, description="false: an account made with a provider's answer that has "
+                                                         "no password yet (it confirms actions with the provider, a "
+                                                         "reauth_token, or a passkey)")
 
 
 # --- passkeys (WebAuthn) and the re-authentication that takes a password or a passkey ------------
@@ -215,30 +219,45 @@ class PasskeyCredential(PublicKeyCredentialJSON):
     response: AttestationResponse
 
 
-# What a signed-in person re-authenticates with: the password, or a passkey's assertion.
-Secret = str | PasskeyAssertion
+@dataclass(frozen=True)
+class ReauthToken:
+    """What POST /federation/reauth gave after a fresh sign-in with one of the account's providers (SPEC §16):
+    good once, for five minutes, for its own account, in the password's place (accounts.reauth_tokens)."""
+
+    value: str = field(repr=False)
+
+
+# What a signed-in person re-authenticates with: the password, a passkey's assertion, or a reauth token.
+Secret = str | PasskeyAssertion | ReauthToken
+REAUTH_TOKEN_FIELD = Field(default=None, min_length=1, max_length=256,
+                           description="from POST /federation/reauth (a fresh sign-in with one of the account's "
+                                       "providers), instead of the password; good once, for 5 minutes")
 
 
 class ReauthFields(BaseModel):
-    """`password`, or `passkey`: an assertion to options from POST /login/passkey/options."""
+    """`password`, or `passkey`: an assertion to options from POST /login/passkey/options, or `reauth_token`."""
 
     model_config = ConfigDict(extra="ignore")
     password: Omittable[str] = Field(default=None, min_length=1, max_length=1024)
     passkey: Omittable[PasskeyAssertion] = None
+    reauth_token: Omittable[str] = REAUTH_TOKEN_FIELD
 
     def secret(self) -> Secret:
-        return one_secret(self.password, self.passkey, password_field="password")
+        return one_secret(self.password, self.passkey, password_field="password", reauth_token=self.reauth_token)
 
 
-def one_secret(password: str | None, passkey: PasskeyAssertion | None, *, password_field: str) -> Secret:
-    """The one that was sent: 400 missing_fields without either, invalid_field with both."""
-    if password is not None and passkey is not None:
-        raise InvalidField("passkey", "Send either the password or a passkey, not both.")
-    if password is None:
-        if passkey is None:
-            raise MissingFields([password_field])
-        return passkey
-    return password
+def one_secret(password: str | None, passkey: PasskeyAssertion | None, *, password_field: str,
+               reauth_token: str | None = None) -> Secret:
+    """The one that was sent: 400 missing_fields without any, invalid_field with more than one."""
+    sent = [secret for secret in (password, passkey, reauth_token) if secret is not None]
+    if len(sent) > 1:
+        field_name = "reauth_token" if reauth_token is not None else "passkey"
+        raise InvalidField(field_name, "Send one of the password, a passkey or a reauth token, not several.")
+    if not sent:
+        raise MissingFields([password_field])
+    if reauth_token is not None:
+        return ReauthToken(reauth_token)
+    return passkey if passkey is not None else password  # type: ignore[return-value]
 
 
 class PasswordRequest(ReauthFields):
@@ -345,11 +364,13 @@ class ChangePasswordRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     current_password: Omittable[str] = Field(default=None, min_length=1, max_length=1024)
     passkey: Omittable[PasskeyAssertion] = Field(default=None, description="instead of current_password")
+    reauth_token: Omittable[str] = REAUTH_TOKEN_FIELD
     new_password: NewPassword
     logout_other_sessions: StrictBool = Field(default=True, description="end every other session of the account")
 
     def secret(self) -> Secret:
-        return one_secret(self.current_password, self.passkey, password_field="current_password")
+        return one_secret(self.current_password, self.passkey, password_field="current_password",
+                          reauth_token=self.reauth_token)
 
 
 class PasswordResetRequest(BaseModel):
@@ -415,13 +436,15 @@ class DataExport(BaseModel):
     exported_at: str
     user_uuid: str
     users: Items = Field(description="the account (no password hash; recovery_codes_left, not the codes' digests)")
-    claims: Items = Field(description="the unique names it holds: username#..., email#...")
+    claims: Items = Field(description="the unique names it holds: username#..., email#..., and identity#... (each "
+                                      "linked upstream identity: provider, issuer, sub)")
     devices: Items = Field(description="its devices, their #registered counter, the CRL's entries of its certificates")
     sessions: Items = Field(description="live and ended sessions (no refresh-token digests)")
     presence: Items = Field(description="its logged-in devices, as the device limit counts them")
     login_history: Items = Field(description="sign-in attempts and operator actions, then the audit trail "
                                              "(partition audit#<user_uuid>)")
-    one_time_tokens: Items = Field(description="links and requests waiting, without their digests")
+    one_time_tokens: Items = Field(description="links and requests waiting, without their digests (a provider round "
+                                               "trip's state: its kind and expiry only)")
     pairing_tokens: Items = Field(description="pairing codes made, without their digests")
     rate_limits: Items = Field(description="counters of the account and of its username's failed logins")
     passkeys: Items = Field(description="passkeys (public keys) and their #count")

@@ -9,8 +9,12 @@ from accounts import user_service as users
 from accounts.models import PasskeyAdded, PasskeyRegistration, Secret, UserRecord
 from sessions import service as sessions
 from sessions.models import Principal
+from common.database.batch_read import read_together
 from common.web.caller import Caller
 from common.runtime.context import AppContext
+
+
+COUNT = "passkeys.count"
 
 
 def _account(ctx: AppContext, principal: Principal) -> UserRecord:
@@ -43,5 +47,10 @@ def add_passkey(ctx: AppContext, *, principal: Principal, registration: PasskeyR
 
 def remove_passkey(ctx: AppContext, *, principal: Principal, credential_id: str, secret: Secret,
                    caller: Caller) -> None:
+    """Remove a passkey once the caller proved again it is the account's owner; 409 last_way_in (before the
+    proof is asked, and again in the removal's transaction) when it is the account's last way in."""
+    user = _account(ctx, principal)
+    count = read_together(ctx.dynamodb, {COUNT: passkeys.passkey_count_read(ctx.tables, user_uuid=user.user_uuid)})
+    keeps = passkeys.removal_keeps(user, passkey_count=count[COUNT])
     user = _reauthenticated(ctx, principal=principal, secret=secret, caller=caller, flow="passkey_remove")
-    passkeys.remove_passkey(ctx, user_uuid=user.user_uuid, credential_id=credential_id)
+    passkeys.remove_passkey(ctx, user_uuid=user.user_uuid, credential_id=credential_id, keeps=keeps)

@@ -255,11 +255,28 @@ def rename_passkey(ctx: AppContext, *, user_uuid: str, credential_id: str, name:
     return PasskeyAdded(id=credential_id, name=name)
 
 
-def remove_passkey(ctx: AppContext, *, user_uuid: str, credential_id: str) -> None:
-    """Remove one of the user's passkeys (re-authenticated by the caller): it signs nothing in again."""
+def removal_keeps(user: UserRecord, *, passkey_count: int) -> str:
+    """The way in the account keeps once one of its passkeys is gone (SPEC §16): "password", "identity" (a
+    linked one) or "passkey" (another one), the first it has as read; 409 last_way_in with none."""
+    keeps = "password" if user.has_password else "identity" if user.identities else \
+        "passkey" if passkey_count > 1 else None
+    if keeps is None:
+        raise users.LastWayIn()
+    return keeps
+
+
+def remove_passkey(ctx: AppContext, *, user_uuid: str, credential_id: str, keeps: str) -> None:
+    """Remove one of the user's passkeys (re-authenticated by the caller): it signs nothing in again. The
+    transaction holds to `keeps` (removal_keeps): an unlink of the last identity, or the removal of the other
+    last passkey, racing with it cannot both commit (409 last_way_in for the later)."""
     store, credential_id = _store(ctx), _known_form(credential_id)
-    write_all(ctx.dynamodb, [GuardedWrite(store.delete_item(user_uuid, credential_id), PasskeyNotFound),
-                             GuardedWrite(store.count_item(user_uuid, delta=-1, limit=MAX_PASSKEYS), PasskeyNotFound)])
+    count = store.count_taken_item(user_uuid, keep=1) if keeps == "passkey" else \
+        store.count_item(user_uuid, delta=-1, limit=MAX_PASSKEYS)
+    writes = [GuardedWrite(store.delete_item(user_uuid, credential_id), PasskeyNotFound),
+              GuardedWrite(count, users.LastWayIn if keeps == "passkey" else PasskeyNotFound)]
+    if keeps != "passkey":
+        writes.append(users.way_in_kept_write(ctx, user_uuid=user_uuid, keeps=keeps))
+    write_all(ctx.dynamodb, writes)
     audit(AuditEvent.PASSKEY_REMOVED, user_uuid=user_uuid)
 
 

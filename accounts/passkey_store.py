@@ -85,6 +85,13 @@ class PasskeyStore:
             update["ExpressionAttributeValues"][":limit"] = {"N": str(limit)}
         return {"Update": update}
 
+    def count_taken_item(self, user_uuid: str, *, keep: int) -> dict[str, Any]:
+        """The user's count moved down by one, refused unless at least `keep` passkeys stay after it."""
+        item = self.count_item(user_uuid, delta=-1, limit=0)
+        item["Update"]["ConditionExpression"] = "#k > :keep"
+        item["Update"]["ExpressionAttributeValues"][":keep"] = {"N": str(keep)}
+        return item
+
     def count_check_item(self, user_uuid: str) -> dict[str, Any]:
         """A check that the user has at least one passkey (its count item says so)."""
         return {"ConditionCheck": {"TableName": self.table, "Key": self.key(user_uuid, COUNT_ID),

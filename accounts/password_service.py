@@ -17,7 +17,7 @@ from accounts import passkey_service as passkeys
 from accounts import user_service as users
 from accounts.models import ChangePasswordRequest, UserRecord
 from accounts.reset_link_store import RESET_KIND, ResetLinkStore
-from common.errors import BadRequest, ErrorCode, TooManyRequests
+from common.errors import BadRequest, ErrorCode, TooManyRequests, Unauthorized
 from common.crypto.tokens import new_token, token_digest
 from common.database.one_time_tokens import OneTimeTokenStore
 from common.mail.message import Link
@@ -57,17 +57,37 @@ def reset_link_store(ctx: AppContext) -> ResetLinkStore:
 
 # --- change (Bearer) --------------------------------------------------------------------------
 
+class ReauthenticationNeeded(Unauthorized):
+    code = ErrorCode.REAUTHENTICATION_REQUIRED
+    detail = ("Confirm it is you first: with one of your passkeys, or by signing in again with your provider "
+              "(its reauth_token).")
+
+
 def _set_first_password(ctx: AppContext, *, principal: Principal, user: UserRecord, request: ChangePasswordRequest,
                         caller: Caller) -> None:
-    """The first password of an account made with a provider's answer (SPEC §16), set by its signed-in
-    session alone: there is no current one to ask (a passkey, if it has one, may be asked instead). Written
-    only while it still has none, so it never overwrites one set meanwhile (401 invalid_credentials then, as a
-    wrong current password). Other sessions end as at a change; the account is told."""
+    """The first password of an account made with a provider's answer (SPEC §16). The session alone is not
+    enough (a session left open on a shared computer must not become a password): a passkey or a reauth token
+    (a fresh sign-in with the provider) is asked again, under the lockout; 401 reauthentication_required
+    without either. Written only while the account still has none, so it never overwrites one set meanwhile
+    (401 invalid_credentials then, as a wrong current password). Other sessions end as at a change; the
+    account is told."""
+    if request.passkey is None and request.reauth_token is None:
+        raise ReauthenticationNeeded()
+    _, had_failures = credentials.reauthenticate(ctx, user_uuid=user.user_uuid, username=user.username,
+                                                 secret=request.secret(), caller=caller, flow="password_change")
     password_hash = ctx.passwords.hash(request.new_password)
     if not users.set_first_password(ctx, user_uuid=user.user_uuid, password_hash=password_hash):
         raise credentials.InvalidCredentials()
+    if had_failures:
+        credentials.clear_failures(ctx, username=user.username)
+    _changed(ctx, principal=principal, user=user, logout_others=request.logout_other_sessions, caller=caller)
+
+
+def _changed(ctx: AppContext, *, principal: Principal, user: UserRecord, logout_others: bool, caller: Caller) -> None:
+    """After a password is set: the other sessions end (reason password_changed) unless asked not to; audited
+    and mailed."""
     ended = 0
-    if request.logout_other_sessions:
+    if logout_others:
         ended = sessions.end_all_sessions(ctx, user_uuid=user.user_uuid, reason=RevokeReason.PASSWORD_CHANGED,
                                           except_session_id=principal.session_id)
     audit(AuditEvent.PASSWORD_CHANGED, user_uuid=user.user_uuid, device_id=principal.device_id, sessions_ended=ended,
@@ -77,12 +97,13 @@ def _set_first_password(ctx: AppContext, *, principal: Principal, user: UserReco
 
 
 def change_password(ctx: AppContext, *, principal: Principal, request: ChangePasswordRequest, caller: Caller) -> None:
-    """Replace the caller's password after checking the current one (or a passkey) under the lockout; end the
-    other sessions (reason password_changed) unless asked not to."""
+    """Replace the caller's password after checking the current one (or a passkey, or a reauth token) under the
+    lockout; end the other sessions (reason password_changed) unless asked not to. An account with no password
+    yet sets its first one (_set_first_password)."""
     user = users.get_user(ctx, user_uuid=principal.user_uuid)
     if user is None or user.deleting:
         raise AccountGone()
-    if not user.has_password and request.current_password is None and request.passkey is None:
+    if not user.has_password and request.current_password is None:
         return _set_first_password(ctx, principal=principal, user=user, request=request, caller=caller)
     _, had_failures = credentials.reauthenticate(ctx, user_uuid=user.user_uuid, username=user.username,
                                                  secret=request.secret(), caller=caller, flow="password_change")
@@ -91,14 +112,7 @@ def change_password(ctx: AppContext, *, principal: Principal, request: ChangePas
         raise AccountGone()
     if had_failures:
         credentials.clear_failures(ctx, username=user.username)
-    ended = 0
-    if request.logout_other_sessions:
-        ended = sessions.end_all_sessions(ctx, user_uuid=user.user_uuid, reason=RevokeReason.PASSWORD_CHANGED,
-                                          except_session_id=principal.session_id)
-    audit(AuditEvent.PASSWORD_CHANGED, user_uuid=user.user_uuid, device_id=principal.device_id, sessions_ended=ended,
-          ip=caller.ip)
-    ctx.notifier.notify(localized_message("password_changed", user_uuid=user.user_uuid, email=user.email,
-                                          locale=user.locale, time=mail_time(ctx.now(), user.locale)))
+    _changed(ctx, principal=principal, user=user, logout_others=request.logout_other_sessions, caller=caller)
 
 
 # --- reset through an e-mailed link ------------------------------------------------------------

@@ -106,7 +106,7 @@ def account_view(ctx: AppContext, *, user_uuid: str) -> AccountView:
         email_verified=account.email_verified, created_at=account.created_at, locale=account.locale,
         recovery_codes_left=account.recovery_codes_left,
         max_concurrent_devices=ctx.settings.max_concurrent_devices if limit is None else limit,
-        roles=list(account.roles or ()))
+        roles=list(account.roles or ()), has_password=account.has_password)
 
 
 def replace_recovery_codes(ctx: AppContext, *, account: AccountRecord) -> list[str]:

@@ -56,7 +56,7 @@ class AccountStore:
             recovery_generation=data.get(GENERATION, 0), email_verified=bool(data.get("email_verified", False)),
             locale=data.get("locale", DEFAULT_LOCALE), max_concurrent_devices=data.get("max_concurrent_devices"),
             email_link_generation=data.get(LINK_GENERATION, 0), roles=sorted(data.get("roles", ())),
-            email_held=not data.get(EMAIL_UNCLAIMED, False))
+            email_held=not data.get(EMAIL_UNCLAIMED, False), has_password=bool(data.get("password_hash")))
 
     def shown_check_item(self, user_uuid: str, *, username: str | None = None, locale: str | None = None,
                          usable_email: str | None = None, email_withheld: bool = False) -> dict[str, Any]:

@@ -215,6 +215,12 @@ def identity_removed_write(ctx: AppContext, *, user_uuid: str, link_id: str, kee
                         refusal=IdentityNotFound, refusal_of_item=refusal_of)
 
 
+def way_in_kept_write(ctx: AppContext, *, user_uuid: str, keeps: str) -> GuardedWrite:
+    """A check, for the transaction that removes a passkey, that the account keeps `keeps` ("password" or
+    "identity") when it commits; refused with 409 last_way_in (an unlink or a deletion came first)."""
+    return GuardedWrite(item=user_store(ctx).way_in_kept_item(user_uuid, keeps=keeps), refusal=LastWayIn)
+
+
 def set_first_password(ctx: AppContext, *, user_uuid: str, password_hash: str) -> bool:
     """The password of an account that had none; False if one was set meanwhile (or the account is gone)."""
     return user_store(ctx).set_first_password(user_uuid, password_hash)

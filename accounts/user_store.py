@@ -238,6 +238,15 @@ class UserStore:
             update["ExpressionAttributeValues"] = values
         return {"Update": update}
 
+    def way_in_kept_item(self, user_uuid: str, *, keeps: str) -> dict[str, Any]:
+        """A check, for a transaction that takes another way in away (a passkey's removal), that the account
+        still has `keeps` when it commits: "password" (its hash is not "") or "identity" (a linked one)."""
+        condition, values = ("password_hash <> :none", {":none": {"S": ""}}) if keeps == "password" else \
+            (f"size({IDENTITIES}) > :zero", {":zero": {"N": "0"}})
+        return {"ConditionCheck": {"TableName": self.users, "Key": self.user_key(user_uuid),
+                                   "ConditionExpression": f"{_USABLE} AND {condition}",
+                                   "ExpressionAttributeValues": values}}
+
     def set_first_password(self, user_uuid: str, password_hash: str) -> bool:
         """Set the password of an account that has none (password_hash ""); False if it has one by now,
         or is gone: a first password never overwrites one set meanwhile."""

@@ -128,6 +128,13 @@ def check_nonce(claims: Claims, *, nonce: str) -> None:
         raise _refused("id_token_nonce")
 
 
+def check_auth_time(claims: Claims, *, not_before: int) -> None:
+    """OIDC Core §3.1.3.7 step 13 (a re-authentication sent max_age=0): the person signed in at the provider
+    after the round trip began, when the provider says when (`auth_time`); an older sign-in is not a fresh one."""
+    if "auth_time" in claims and _number(claims, "auth_time") < not_before - LEEWAY:
+        raise _refused("id_token_auth_time")
+
+
 def check_sub(claims: Claims) -> str:
     """OIDC Core §2: `sub` is a non-empty string of at most 255 characters: with `iss`, the identity."""
     sub = claims.get("sub")

@@ -45,6 +45,14 @@ def owner_read(tables: TableNames, *, issuer: str, sub: str) -> KeyRead[str | No
     return KeyRead(tables.claims, IdentityStore.key(link_id(issuer, sub)), IdentityStore.owner_from_item)
 
 
+def linked_check(ctx: AppContext, *, user_uuid: str, identity: UpstreamIdentity,
+                 refusal: type[Exception]) -> GuardedWrite:
+    """A check, for a transaction, that `identity` is still linked to `user_uuid` when it commits (an unlink
+    meanwhile: `refusal`)."""
+    item = identity_store(ctx).held_check_item(link_id(identity.issuer, identity.sub), user_uuid=user_uuid)
+    return GuardedWrite(item=item, refusal=refusal)
+
+
 def map_entry(identity: UpstreamIdentity, *, linked_at: str) -> dict[str, Any]:
     """The identity as the account's map keeps it (users item `identities`)."""
     return {"provider": identity.provider, "issuer": identity.issuer, "sub": identity.sub, "email": identity.email,
@@ -99,6 +107,11 @@ def list_identities(ctx: AppContext, *, user_uuid: str) -> list[LinkedIdentity]:
     """The account's linked identities, read strongly consistent (none for an unknown account)."""
     user = users.get_user(ctx, user_uuid=user_uuid)
     return linked_identities(user) if user else []
+
+
+def claim_items(ctx: AppContext, *, user_item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The claims of the identities the account's map names, as stored (a person's data export)."""
+    return identity_store(ctx).items(sorted(user_item.get("identities") or {}))
 
 
 def release_all(ctx: AppContext, *, user: UserRecord) -> None:

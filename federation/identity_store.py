@@ -42,6 +42,12 @@ class IdentityStore:
                            "ConditionExpression": "user_uuid = :u",
                            "ExpressionAttributeValues": {":u": {"S": user_uuid}}}}
 
+    def held_check_item(self, link_id: str, *, user_uuid: str) -> dict[str, Any]:
+        """A check, for a transaction, that the identity is linked to `user_uuid` when it commits."""
+        return {"ConditionCheck": {"TableName": self.claims, "Key": self.key(link_id),
+                                   "ConditionExpression": "user_uuid = :u",
+                                   "ExpressionAttributeValues": {":u": {"S": user_uuid}}}}
+
     def release_all(self, link_ids: list[str], *, user_uuid: str) -> None:
         """Remove the claims of `link_ids` that are still `user_uuid`'s (an account's deletion; idempotent)."""
         for link_id in link_ids:

@@ -6,9 +6,10 @@ from typing import Literal
 
 Preset = Literal["google", "apple", "microsoft", "generic"]
 Signup = Literal["allow", "deny"]
-# What a browser was doing when it went to the provider: signing in (or up), or linking another
-# identity to the account it is signed in to.
-Purpose = Literal["sign_in", "link"]
+# What a browser was doing when it went to the provider: signing in (or up), linking another identity to
+# the account it is signed in to, or confirming it is that account's owner again (a fresh sign-in with one of
+# its linked identities, in the password's place).
+Purpose = Literal["sign_in", "link", "reauth"]
 
 
 @dataclass(frozen=True)

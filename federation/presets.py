@@ -39,10 +39,14 @@ class ProviderPreset:
     name_in_first_form_post: bool = False
     # Microsoft multi-tenant: the discovery document's issuer holds {tenantid}
     tenant_issuer: bool = False
+    # A re-authentication asks for a fresh sign-in with max_age=0 (OIDC Core §3.1.2.1), and with this `prompt`
+    # where the provider takes it (Google refuses prompt=login: max_age alone)
+    reauth_prompt: str | None = "login"
 
 
 PRESETS: dict[PresetName, ProviderPreset] = {
-    "google": ProviderPreset(name="google", display_name="Google", issuer="https://accounts.google.com"),
+    "google": ProviderPreset(name="google", display_name="Google", issuer="https://accounts.google.com",
+                             reauth_prompt=None),
     "apple": ProviderPreset(name="apple", display_name="Apple", issuer="https://appleid.apple.com",
                             scope="openid email name", token_auth_method="client_secret_post",
                             response_mode="form_post", jwt_client_secret=True, email_verified_may_be_string=True,

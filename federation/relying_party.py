@@ -47,13 +47,19 @@ class ClientAuth:
 # --- the request ----------------------------------------------------------------------------------------------
 
 def authorization_url(metadata: ProviderMetadata, *, client_id: str, scope: str, redirect_uri: str, state: str,
-                      nonce: str, verifier: str, response_mode: str = "query") -> str:
+                      nonce: str, verifier: str, response_mode: str = "query", fresh_login: bool = False,
+                      prompt: str | None = None) -> str:
     """Where the browser goes: the provider's authorization endpoint with a code request bound to `state`,
-    `nonce` and the S256 challenge of `verifier` (which stays in the round trip's item)."""
+    `nonce` and the S256 challenge of `verifier` (which stays in the round trip's item). `fresh_login` (a
+    re-authentication): the person signs in again, not on the provider's session (`max_age=0`, and `prompt`)."""
     extra: dict[str, str] = {"nonce": nonce, "code_challenge": create_s256_code_challenge(verifier),
                              "code_challenge_method": "S256"}
     if response_mode == "form_post":
         extra["response_mode"] = "form_post"
+    if fresh_login:
+        extra["max_age"] = "0"
+        if prompt:
+            extra["prompt"] = prompt
     return str(prepare_grant_uri(metadata.authorization_endpoint, client_id, "code", redirect_uri=redirect_uri,
                                  scope=scope, state=state, **extra))
 

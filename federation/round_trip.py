@@ -82,8 +82,12 @@ def checked_return_to(value: str | None) -> str | None:
 def start(ctx: AppContext, *, name: str, purpose: Purpose, return_to: str | None, locale: str | None,
           user_uuid: str | None = None, session_id: str | None = None) -> Started:
     """A new round trip with provider `name`: kept, and the URL to send the browser to. 404 idp_not_found;
-    503 idp_unavailable (counted) when its discovery document cannot be had."""
+    503 idp_unavailable (counted) when its discovery document cannot be had. A re-authentication ("reauth")
+    is of `user_uuid`'s account with one of its linked identities (404 identity_not_found for a provider it has
+    none of) and asks the provider for a fresh sign-in."""
     provider = provider_service.get_provider(ctx, name)
+    if purpose == "reauth":
+        _check_linked_provider(ctx, user_uuid=user_uuid, provider=provider.name)
     try:
         metadata = discovery.directory(ctx).metadata(provider.issuer)
     except ApiError as error:
@@ -92,11 +96,19 @@ def start(ctx: AppContext, *, name: str, purpose: Purpose, return_to: str | None
     begun = transactions.begin(provider=name, purpose=purpose, return_to=checked_return_to(return_to),
                                user_uuid=user_uuid, session_id=session_id, locale=locale)
     transactions.keep(ctx.dynamodb, ctx.tables, begun, now=ctx.epoch())
+    preset = PRESETS[provider.preset]
     url = relying_party.authorization_url(
         metadata, client_id=provider.client_id, scope=provider.scope, redirect_uri=redirect_uri(ctx, name),
-        state=begun.state, nonce=begun.trip.nonce, verifier=begun.trip.verifier,
-        response_mode=PRESETS[provider.preset].response_mode)
+        state=begun.state, nonce=begun.trip.nonce, verifier=begun.trip.verifier, response_mode=preset.response_mode,
+        fresh_login=purpose == "reauth", prompt=preset.reauth_prompt)
     return Started(authorization_url=url, state=begun.state, browser_value=begun.browser_value)
+
+
+def _check_linked_provider(ctx: AppContext, *, user_uuid: str | None, provider: str) -> None:
+    """The account re-authenticates only with a provider one of its identities is linked at."""
+    linked = identities.list_identities(ctx, user_uuid=user_uuid) if user_uuid else []
+    if not any(each.provider == provider for each in linked):
+        raise identities.IdentityNotFound()
 
 
 @dataclass
@@ -153,6 +165,8 @@ def _identity(ctx: AppContext, provider: ProviderRecord, metadata: discovery.Pro
         allowed_algs=metadata.id_token_algs, client_id=provider.client_id, nonce=trip.nonce, now=ctx.epoch(),
         issuer_matches=lambda iss, claims: issuer_matches(configured=provider.issuer, metadata_issuer=metadata.issuer,
                                                           token_iss=iss, tid=claims.get("tid")))
+    if trip.purpose == "reauth":
+        id_token.check_auth_time(claims, not_before=trip.started_epoch or 0)
     return identity_of(provider, claims, user_field=values.get("user"))
 
 
@@ -189,9 +203,23 @@ def _outcome(ctx: AppContext, trip: transactions.RoundTrip, identity: UpstreamId
         linker.link_signed_in(ctx, user_uuid=trip.user_uuid, session_id=trip.session_id, identity=identity)
         return Finished(location=trip.return_to or LINKED_HOME, state=state)
     owner = identities.owner_of(ctx, issuer=identity.issuer, sub=identity.sub)
+    if trip.purpose == "reauth":
+        return _reauth_ticket(ctx, trip, identity, owner=owner, state=state)
     value = tickets.issue(ctx.dynamodb, ctx.tables, identity=identity, purpose="sign_in", now=ctx.epoch(),
                           user_uuid=owner, return_to=trip.return_to)
     return Finished(location=trip.return_to or SIGNED_IN_HOME, state=state, ticket=value)
+
+
+def _reauth_ticket(ctx: AppContext, trip: transactions.RoundTrip, identity: UpstreamIdentity, *, owner: str | None,
+                   state: str) -> Finished:
+    """A re-authentication's answer: good only if the person signed in as an identity linked to the account
+    that asked (signed in at the provider as someone else: refused, 404 identity_not_found); its ticket names
+    that account, and POST /federation/reauth turns it into a reauth token for that account's session only."""
+    if not trip.user_uuid or owner != trip.user_uuid:
+        raise because(identities.IdentityNotFound(), "reauth_other_identity")
+    value = tickets.issue(ctx.dynamodb, ctx.tables, identity=identity, purpose="reauth", now=ctx.epoch(),
+                          user_uuid=owner, return_to=trip.return_to)
+    return Finished(location=trip.return_to or LINKED_HOME, state=state, ticket=value)
 
 
 def ticket_view(ctx: AppContext, *, value: str | None) -> TicketView:

@@ -24,7 +24,9 @@ class OfferedProviders(BaseModel):
 
 class StartRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    purpose: Purpose = "sign_in"
+    purpose: Purpose = Field(default="sign_in", description="sign_in; link (another identity to the signed-in "
+                             "account) or reauth (a fresh sign-in with one of its linked identities, to confirm an "
+                             "action): both need the person's session (Bearer)")
     return_to: str | None = Field(default=None, max_length=MAX_RETURN_TO,
                                   description="A path of this service to go on to after the provider, e.g. "
                                               "\"/#account\"; same origin only")
@@ -34,6 +36,15 @@ class StartRequest(BaseModel):
 
 class StartAnswer(BaseModel):
     authorization_url: str
+
+
+class ReauthAnswer(BaseModel):
+    """POST /federation/reauth."""
+
+    reauth_token: str = Field(description="send it as `reauth_token` in the password's place (e-mail change, new "
+                                          "recovery codes, deletion, passkeys, a first password): good once, for "
+                                          "this account only")
+    expires_in: int = Field(description="seconds it stays good")
 
 
 class TicketView(BaseModel):

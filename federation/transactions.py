@@ -48,9 +48,10 @@ class RoundTrip:
     purpose: Purpose
     browser_digest: str
     return_to: str | None = None
-    user_uuid: str | None = None     # purpose "link": the signed-in account and its session
+    user_uuid: str | None = None     # purpose "link" or "reauth": the signed-in account and its session
     session_id: str | None = None
     locale: str | None = None        # the language the web UI showed, for the callback's page
+    started_epoch: int | None = None  # when the start kept it: a re-authentication's sign-in came after it
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def begin(*, provider: str, purpose: Purpose, return_to: str | None, user_uuid: 
 
 def keep(dynamodb: Any, tables: TableNames, started: Started, *, now: int) -> None:
     """Store the round trip under its state's digest for TTL seconds."""
-    data = {key: value for key, value in asdict(started.trip).items() if value is not None}
+    data = {key: value for key, value in asdict(started.trip).items() if value is not None} | {"started_epoch": now}
     OneTimeTokenStore(dynamodb, tables.one_time_tokens).create(
         digest=state_digest(started.state), kind=KIND, expires_epoch=now + TTL, data=data)
 
@@ -145,3 +146,9 @@ def set_ticket_cookie(response: Response, *, value: str, public_url: str) -> Non
     """The ticket the callback left (federation.tickets), for the same browser only, never in a URL."""
     response.set_cookie(tickets.COOKIE, value, max_age=tickets.TTL, path=cookie_path(public_url),
                         secure=urlsplit(public_url).scheme == "https", httponly=True, samesite="Lax")
+
+
+def clear_ticket_cookie(response: Response, *, public_url: str) -> None:
+    """The ticket's cookie gone, once what it was good for is done."""
+    response.delete_cookie(tickets.COOKIE, path=cookie_path(public_url), secure=urlsplit(public_url).scheme == "https",
+                           httponly=True, samesite="Lax")

@@ -20,7 +20,8 @@ from federation.flow_models import (DeviceProof, FederatedLinkRequest, Federated
                                     LinkedIdentityView, LinkMailAccepted)
 from federation.models import LinkedIdentity, UpstreamIdentity
 from federation.pages import refusal_page, repost_page
-from federation.round_trip_models import OfferedProviders, StartAnswer, StartRequest, TicketView
+from federation.reauth import reauth_token
+from federation.round_trip_models import OfferedProviders, ReauthAnswer, StartAnswer, StartRequest, TicketView
 from sessions.binding import ProofOffer
 from sessions.guard import authenticate_request, current_principal, proof_offer, require_session
 from sessions.models import Principal
@@ -95,11 +96,13 @@ def providers() -> Response:
 
 @bp.post("/<name>/start")
 @operation("Start a round trip with the provider: the URL to send the browser to, and a cookie binding the round "
-           "trip to this browser. Purpose \"link\" needs the person's session (Bearer)", auth="optional",
+           "trip to this browser. Purposes \"link\" and \"reauth\" need the person's session (Bearer); \"reauth\" "
+           "asks the provider for a fresh sign-in, with a provider one of the account's identities is linked at "
+           "(else 404 identity_not_found)", auth="optional",
            body=StartRequest, response=StartAnswer, errors=(400, 401, 404, 503))
 def start(name: str) -> Response:
     body = parse_body(StartRequest)
-    principal = authenticate_request() if body.purpose == "link" else None
+    principal = authenticate_request() if body.purpose in ("link", "reauth") else None
     context = ctx()
     started = round_trip.start(context, name=name, purpose=body.purpose, return_to=body.return_to,
                                locale=body.locale, user_uuid=principal.user_uuid if principal else None,
@@ -144,6 +147,20 @@ def _finish(name: str, params: dict[str, list[str]]) -> WsgiResponse:
            "one, or an e-mail another account holds", response=TicketView, errors=(401,))
 def ticket() -> Response:
     return jsonify(round_trip.ticket_view(ctx(), value=request.cookies.get(tickets.COOKIE)).model_dump())
+
+
+@bp.post("/reauth")
+@require_session
+@operation("A reauth token for the signed-in account (Bearer) from the provider's fresh answer to a round trip of "
+           "purpose \"reauth\" (the ticket cookie): it stands in for the password once (field reauth_token), for "
+           "5 minutes", response=ReauthAnswer, auth=True, errors=(401,))
+def reauth() -> Response:
+    context = ctx()
+    answer = reauth_token(context, ticket_value=request.cookies.get(tickets.COOKIE), principal=current_principal())
+    response = jsonify(answer.model_dump())
+    response.headers["Cache-Control"] = "no-store"
+    transactions.clear_ticket_cookie(response, public_url=context.public_url())
+    return response
 
 
 

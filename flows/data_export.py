@@ -19,6 +19,7 @@ from common.errors import Conflict, ErrorCode, NotFound
 from common.timefmt import iso
 from common.database.one_time_tokens import OneTimeTokenStore
 from devices import export_service as devices
+from federation import identities
 from common.mail.outbox_store import OutboxStore
 from oidc import export_service as oidc
 from sessions import export_service as sessions
@@ -47,6 +48,9 @@ WITHHELD_WORDS = ("digest", "hash", "secret", "password")
 OPERATOR_DETAILS = frozenset({"operator", "operator_uuid", "operator_username", "operator_session",
                               "operator_client", "operator_role", "reason"})
 LOCKOUT_PREFIXES = ("fail#user:", "lock#user:")  # the lockout's keys: a digest of the username follows
+# one_time_tokens whose attributes are a secret in use, not the person's data: only their kind and expiry show
+# (a provider round trip's state, while it lives: its nonce and PKCE verifier, which never leave the server)
+KIND_ONLY = frozenset({"federation_state"})
 
 
 class ExportAccountNotFound(NotFound):
@@ -97,6 +101,7 @@ def _read_tables(ctx: AppContext, user_uuid: str, user: dict[str, Any]) -> dict[
     tokens = OneTimeTokenStore(ctx.dynamodb, ctx.tables.one_time_tokens)
     counters = RateLimitStore(ctx.dynamodb, ctx.tables.rate_limits)
     reads = {"names": start(accounts.items_of_names, ctx, user=user),
+             "identities": start(identities.claim_items, ctx, user_item=user),
              "devices": start(devices.device_items, ctx, user_uuid=user_uuid),
              "sessions": start(sessions.session_items, ctx, user_uuid=user_uuid),
              "login_history": start(sessions.history_items, ctx, user_uuid=user_uuid),
@@ -109,7 +114,8 @@ def _read_tables(ctx: AppContext, user_uuid: str, user: dict[str, Any]) -> dict[
     session_items, presence = reads["sessions"].result()
     grants = start(oidc.grant_items, ctx, session_ids=[s["session_id"] for s in session_items])
     names = reads["names"].result()
-    return {"users": [user], "claims": names["claims"], "devices": reads["devices"].result(),
+    return {"users": [user], "claims": names["claims"] + reads["identities"].result(),
+            "devices": reads["devices"].result(),
             "sessions": session_items, "presence": [presence] if presence else [],
             "login_history": reads["login_history"].result(), "one_time_tokens": reads["one_time_tokens"].result(),
             "pairing_tokens": reads["pairing_tokens"].result(),
@@ -121,6 +127,8 @@ def _read_tables(ctx: AppContext, user_uuid: str, user: dict[str, Any]) -> dict[
 def _shown(section: str, item: dict[str, Any], *, for_operator: bool) -> dict[str, Any]:
     """The item as the export shows it: without what is withheld, in JSON's own types."""
     withheld = WITHHELD.get(section, set())
+    if section == "one_time_tokens" and item.get("kind") in KIND_ONLY:
+        item = {name: item[name] for name in ("kind", "expires_epoch") if name in item}
     if section == "login_history" and not for_operator:
         withheld = withheld | OPERATOR_DETAILS
     shown = {name: _plain(value) for name, value in sorted(item.items())

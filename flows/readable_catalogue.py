@@ -31,6 +31,7 @@ class Kind(str, Enum):
     OPERATOR = "operator"    # who acted: a name (the command line's), or "user:<id>" / "app:<client_id>" in words
     MAIL = "mail"            # a mail's event: its subject (mail.<event>.subject), else "a notice"
     CLASS_CHANGES = "class_changes"  # a session's [{at, device_class}]: each kind of device and from when
+    IDENTITIES = "identities"  # the users item's map of linked identities: provider, e-mail and when, each
     TECHNICAL = "technical"  # a key, certificate, fingerprint or id: named, its value left to the JSON file
     INTERNAL = "internal"    # how the item is stored (its key's parts, a version): not shown at all
 
@@ -56,10 +57,12 @@ FIELDS: dict[str, dict[str, Field]] = {
         "username": TEXT, "email": TEXT, "email_verified": YES_NO, "email_unclaimed": YES_NO,
         "locale": Field(Kind.WORD, "export.value.locale.{}"), "created_at": TIME, "recovery_codes_left": NUMBER,
         "locked": YES_NO, "max_concurrent_devices": Field(Kind.LIMIT),
-        "roles": Field(Kind.WORDS, "export.value.role.{}"),
+        "roles": Field(Kind.WORDS, "export.value.role.{}"), "identities": Field(Kind.IDENTITIES),
         "user_uuid": Field(Kind.TEXT, own_label=True), "recovery_generation": TECHNICAL,
         "reset_generation": TECHNICAL, "email_link_generation": TECHNICAL},
-    "claims": {"claim": Field(Kind.CLAIM), "user_uuid": INTERNAL},
+    "claims": {"claim": Field(Kind.CLAIM), "provider": Field(Kind.TEXT, own_label=True),
+               "issuer": Field(Kind.TEXT, own_label=True), "sub": Field(Kind.TEXT, own_label=True),
+               "user_uuid": INTERNAL},
     "devices": {
         "device_name": TEXT, "device_class": CLASS, "key_type": TEXT,
         "status": Field(Kind.WORD, "export.value.device_status.{}"), "is_primary": YES_NO,

@@ -14,7 +14,7 @@ from common import i18n
 from common.timefmt import parse_iso
 from flows.readable_catalogue import CLASS, Field, Kind
 
-CLAIM_KINDS = ("username", "email")  # accounts/user_store.py's claims: "<kind>#<name>"
+CLAIM_KINDS = ("username", "email", "identity")  # accounts/user_store.py's and federation's claims: "<kind>#<name>"
 COUNTERS = ("fail", "lock", "pairing", "verify_resend", "admin_search", "renew")  # rate_limits: "<kind>#..."
 
 
@@ -71,7 +71,19 @@ class Reader:
             return self._named(kind, raw)
         if kind in (Kind.LIMIT, Kind.MAIL, Kind.CLASS_CHANGES, Kind.OPERATOR):
             return self._said(kind, raw)
+        if kind is Kind.IDENTITIES:
+            return self.identities(raw)
         return plain(raw)
+
+    def identities(self, raw: Any) -> str:
+        """The account's linked identities ({link_id: {provider, email, linked_at, ...}}): each its provider,
+        e-mail and when it was linked, oldest first."""
+        linked = sorted((entry for entry in (raw or {}).values() if isinstance(entry, dict)),
+                        key=lambda entry: str(entry.get("linked_at", "")))
+        return self.joined(self.text("export.value.identity", provider=entry.get("provider") or "—",
+                                     email=entry.get("email") or self.text("export.none"),
+                                     time=self.moment(entry["linked_at"]) if entry.get("linked_at") else "—")
+                           for entry in linked)
 
     def moment(self, raw: Any) -> str:
         """An ISO 8601 time or epoch seconds as a date and time in the zone (the catalogue's order)."""

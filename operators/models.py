@@ -9,7 +9,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       WithJsonSchema)
 from pydantic.json_schema import SkipJsonSchema
 
-from accounts.models import PasskeyAssertion, Role
+from accounts.models import REAUTH_TOKEN_FIELD, PasskeyAssertion, Role
 from relying_parties.models import DeviceFlowClass
 from relying_parties.registration_tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MAX_USES
 from common.errors import FieldKind, field_refusal
@@ -121,12 +121,14 @@ class PageQuery(BaseModel):
 
 class ActionRequest(BaseModel):
     """Every operator action: why (required, said in the audit trail), and for a destructive one the
-    operator's own password or passkey when their sign-in is older than CITYLOGIN_ADMIN_REAUTH_SECONDS."""
+    operator's own password, passkey or reauth token when their sign-in is older than
+    CITYLOGIN_ADMIN_REAUTH_SECONDS."""
 
     model_config = ConfigDict(extra="ignore")
     reason: str | None = Field(default=None, max_length=REASON_MAX, description="required, not blank")
     password: str | None = Field(default=None, min_length=1, max_length=1024)
     passkey: PasskeyAssertion | None = None
+    reauth_token: str | None = REAUTH_TOKEN_FIELD
 
 
 class LimitRequest(ActionRequest):

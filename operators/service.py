@@ -355,17 +355,19 @@ def act(ctx: AppContext, action: Action, *, operator: Operator, user_uuid: str, 
 
 def _confirm_recent_sign_in(ctx: AppContext, *, operator: Operator, request: ActionRequest,
                             caller: Caller | None) -> None:
-    """A session's sign-in within CITYLOGIN_ADMIN_REAUTH_SECONDS, or its password or passkey now (§13).
+    """A session's sign-in within CITYLOGIN_ADMIN_REAUTH_SECONDS, or its password, passkey (§13) or reauth token
+    (§16: an operator whose account has no password) now.
     An app's credential or the CLI has no sign-in to age: it is its own proof."""
     if operator.session_id is None or operator.user_uuid is None or operator.username is None:
         return
-    offered = request.password is not None or request.passkey is not None
+    offered = any(secret is not None for secret in (request.password, request.passkey, request.reauth_token))
     age = ctx.epoch() - (operator.signed_in_epoch or 0)
     if not offered and age < ctx.settings.admin_reauth_seconds:
         return
     if not offered or caller is None:
         raise ReauthenticationRequired()
-    secret = one_secret(request.password, request.passkey, password_field="password")
+    secret = one_secret(request.password, request.passkey, password_field="password",
+                        reauth_token=request.reauth_token)
     try:
         _, had_failures = credentials.reauthenticate(ctx, user_uuid=operator.user_uuid, username=operator.username,
                                                      secret=secret, caller=caller, flow="admin_action")

@@ -202,8 +202,12 @@ export interface TicketRecoverOptions extends NewDevice {
 /** PublicKeyCredential.toJSON() of an assertion (navigator.credentials.get). */
 export type PasskeyAssertion = Record<string, unknown>;
 
-/** What an account call takes to confirm it is the person: the password asked again, or a passkey. */
-export type Reauthentication = { password: string; passkey?: never } | { passkey: PasskeyAssertion; password?: never };
+/** What an account call takes to confirm it is the person: the password asked again, a passkey, or (an account
+ * with no password) the reauth_token of a fresh sign-in with its provider (POST /federation/reauth). */
+export type Reauthentication =
+  | { password: string; passkey?: never; reauth_token?: never }
+  | { passkey: PasskeyAssertion; password?: never; reauth_token?: never }
+  | { reauth_token: string; password?: never; passkey?: never };
 
 /** A passkey of the account (GET /account/passkeys). */
 export interface Passkey {

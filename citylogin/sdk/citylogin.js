@@ -270,12 +270,13 @@ export class Citylogin {
     await this.#tab.endHere(() => this.request("POST", "/session/logout_all", { body: { include_current: true } }));
   }
 
-  /** Deletes the account (DELETE /account, the password asked again, or confirmWithPasskey()'s passkey);
+  /** Deletes the account (DELETE /account, the password asked again, confirmWithPasskey()'s passkey, or a
+   * provider's reauth_token);
    * this browser forgets the account's device key and the session ends. The live stream may tell the
    * onSessionEnded handlers (reason account_deleted) before this resolves. */
-  async deleteAccount({ password, passkey }) {
+  async deleteAccount({ password, passkey, reauth_token }) {
     const username = this.session?.username;
-    await this.request("DELETE", "/account", { body: { password, passkey } });
+    await this.request("DELETE", "/account", { body: { password, passkey, reauth_token } });
     if (username) await forgetDevice(username).catch(() => {});
     this.#tab.clear();
   }
@@ -297,9 +298,10 @@ export class Citylogin {
 
   /** A new passkey for the account, the password (`{password}`) or a passkey (confirmWithPasskey())
    * asked first: creation options, the browser makes the passkey, the server keeps it; resolves with {id, name}. */
-  async addPasskey({ password, passkey, name } = {}) {
+  async addPasskey({ password, passkey, reauth_token, name } = {}) {
     const { createCredential } = await import("./webauthn.js");
-    const options = await this.request("POST", "/account/passkeys/options", { body: { password, passkey } });
+    const options = await this.request("POST", "/account/passkeys/options",
+      { body: { password, passkey, reauth_token } });
     const credential = await createCredential(options);
     return this.request("POST", "/account/passkeys", { body: { credential, name: name || undefined } });
   }
@@ -309,8 +311,9 @@ export class Citylogin {
   }
 
   /** Removes a passkey, the password or a passkey asked first (`{password}` or `{passkey}`). */
-  async removePasskey(id, { password, passkey }) {
-    await this.request("DELETE", `/account/passkeys/${encodeURIComponent(id)}`, { body: { password, passkey } });
+  async removePasskey(id, { password, passkey, reauth_token }) {
+    await this.request("DELETE", `/account/passkeys/${encodeURIComponent(id)}`,
+      { body: { password, passkey, reauth_token } });
   }
 
   /** Rotates the token pair (POST /session/refresh); concurrent callers share one request. */

@@ -60,7 +60,7 @@ def test_registration_shows_ten_codes_once_and_stores_only_digests(make_server):
     assert me == {"user_uuid": client.key_file.user_uuid, "username": client.key_file.username,
                   "email": f"{client.key_file.username}@example.com", "email_verified": False,
                   "created_at": me["created_at"], "locale": "en", "recovery_codes_left": 10,
-                  "max_concurrent_devices": 1, "roles": []}
+                  "max_concurrent_devices": 1, "roles": [], "has_password": True}
     assert me["created_at"].endswith("Z")
 
 

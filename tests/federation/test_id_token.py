@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from common.errors import ErrorCode
+from common.errors import ApiError, ErrorCode
 from federation import id_token, relying_party
 from federation.discovery import ALLOWED_ALGS, ProviderMetadata
 from federation.refusals import reason_of
@@ -169,3 +170,29 @@ def test_no_other_iss_passes_the_rfc9207_step(iss):
         assert error.code == ErrorCode.FEDERATION_TOKEN_INVALID
     else:
         assert iss == ISSUER
+
+
+@pytest.mark.parametrize(("claims", "refused"), [
+    ({}, False),                                          # the provider said nothing of when: max_age was asked
+    ({"auth_time": 5000}, False), ({"auth_time": 5000 - id_token.LEEWAY}, False),
+    ({"auth_time": 5000 - id_token.LEEWAY - 1}, True),    # signed in before the round trip began
+    ({"auth_time": "5000"}, True), ({"auth_time": True}, True)])
+def test_a_reauths_sign_in_is_one_made_after_the_round_trip_began(claims, refused):
+    if not refused:
+        id_token.check_auth_time(claims, not_before=5000)
+        return
+    with pytest.raises(ApiError) as error:
+        id_token.check_auth_time(claims, not_before=5000)
+    assert error.value.code == ErrorCode.FEDERATION_TOKEN_INVALID and reason_of(error.value) == "id_token_auth_time"
+
+
+def test_a_reauths_authorization_request_asks_for_a_fresh_sign_in():
+    metadata = METADATA
+    plain = parse_qs(urlsplit(relying_party.authorization_url(
+        metadata, client_id="c", scope="openid", redirect_uri="https://rp/cb", state="s", nonce="n",
+        verifier="v" * 43)).query)
+    assert "max_age" not in plain and "prompt" not in plain
+    fresh = parse_qs(urlsplit(relying_party.authorization_url(
+        metadata, client_id="c", scope="openid", redirect_uri="https://rp/cb", state="s", nonce="n",
+        verifier="v" * 43, fresh_login=True, prompt="login")).query)
+    assert fresh["max_age"] == ["0"] and fresh["prompt"] == ["login"]

@@ -104,3 +104,36 @@ def _new_device(url: str, path: str, body: dict[str, Any], *, ticket_value: str 
         device_name=made["device_name"], private_key_pem=private_key_pem(key),
         client_cert_pem=base64.b64decode(made["client_cert"]).decode(), fingerprint=made["fingerprint"],
         ca_cert_pem=made["ca_cert"]))
+
+
+class Person:
+    """A password-less account made with provider `name` (signed up and signed in with a ticket): its identity,
+    device, session and Bearer header; and the reauth tickets and tokens a fresh sign-in with the provider gives."""
+
+    def __init__(self, url: str, ctx, name: str, *, who: UpstreamIdentity | None = None) -> None:
+        self.url, self.ctx = url, ctx
+        self.who = who or identity(name)
+        value = ticket(ctx, self.who)
+        _, self.device = sign_up(url, value)
+        assert self.device is not None
+        signed = post(url, "/federation/login", proof(self.device), ticket_value=value).json()
+        self.user_uuid, self.session_id = signed["user_uuid"], signed["session_id"]
+        self.bearer = {"Authorization": f"Bearer {signed['access_token']}"}
+
+    def reauth_ticket(self, *, who: UpstreamIdentity | None = None, user_uuid: str | None = None,
+                      purpose: str = "reauth") -> str:
+        """The ticket a round trip of purpose "reauth" leaves (federation.round_trip._reauth_ticket)."""
+        return tickets.issue(self.ctx.dynamodb, self.ctx.tables, identity=who or self.who, purpose=purpose,  # type: ignore[arg-type]
+                             now=self.ctx.epoch(), user_uuid=user_uuid or self.user_uuid)
+
+    def reauth(self, ticket_value: str | None, *, bearer: dict[str, str] | None = None) -> requests.Response:
+        return post(self.url, "/federation/reauth", {}, ticket_value=ticket_value,
+                    headers=self.bearer if bearer is None else bearer)
+
+    def token(self) -> str:
+        answer = self.reauth(self.reauth_ticket())
+        assert answer.status_code == 200, answer.text
+        return answer.json()["reauth_token"]
+
+    def call(self, method: str, path: str, body: dict) -> requests.Response:
+        return requests.request(method, self.url + path, json=body, headers=self.bearer, timeout=60)

@@ -1,7 +1,8 @@
 // The Account panel (SPEC §4 /account): e-mail and its verification, password, passkeys, the accounts from
 // elsewhere linked to it, the apps the person allowed, recovery codes, language and deleting the account. The
-// forms that ask for the password again take a passkey instead; the passkeys section lives in passkeys.js, the
-// linked accounts in identities.js and the allowed apps in consents.js, all imported when the panel first opens.
+// forms that ask for the password again take a passkey instead, or for an account with no password a fresh
+// sign-in with its provider (account_reauth.js); the passkeys section lives in passkeys.js, the linked accounts in
+// identities.js and the allowed apps in consents.js, all imported when the panel first opens.
 
 import { authCall, citylogin, refused } from "./api.js";
 import { showRecoveryCodes } from "./codes.js";
@@ -21,9 +22,10 @@ export function initAccount({ onDeleted, onLocaleSaved: localeSaved }) {
   for (const [selector, action] of Object.entries(CONFIRMED)) {
     const form = $(selector);
     const password = $("input[autocomplete=current-password]", form);
-    form.addEventListener("submit", (event) => {
+    form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      action(form, { [password.name]: password.value });
+      if (password.hidden) (await reauth()).confirmFirst(form, (proof) => action(form, proof));
+      else action(form, { [password.name]: password.value });
     });
     $("[data-passkey]", form).addEventListener("click", () => action(form, null));
   }
@@ -45,6 +47,8 @@ const passkeys = () => import("./passkeys.js");
 const dataExport = () => import("./data_export.js");
 const consents = () => import("./consents.js");
 const identities = () => import("./identities.js");
+const reauth = () => import("./account_reauth.js");
+let passwordLess = false;  // the forms show "Confirm with <provider>" in the password's place
 
 /** What an action sends to confirm it is the person: the password as the form's field names it, or
  * (`proof` null, its "Confirm with a passkey instead" button) an assertion by a passkey of the account. */
@@ -86,12 +90,24 @@ export async function loadAccount(before) {
     if (load !== loads) return;
     show(account);
     await Promise.all([passkeys().then((module) => module.loadPasskeys()),
-      consents().then((module) => module.loadConsents()), identities().then((module) => module.loadIdentities())]);
+      consents().then((module) => module.loadConsents()), identities().then((module) => module.loadIdentities()),
+      confirmations(account)]);
   } catch (error) {
     if (load === loads) showError(errorNode, error);
   } finally {
     if (load === loads) panel.removeAttribute("aria-busy");
   }
+}
+
+/** The forms as the account needs them: with a password field, or (none set yet) "Confirm with <provider>";
+ * back from the provider, the action the person started is done. */
+async function confirmations(account) {
+  if (account.has_password !== false && !passwordLess) return;
+  passwordLess = account.has_password === false;
+  await (await reauth()).setUpConfirmations(account, async (selector, proof, fields) => {
+    if (selector === "#passkeys-form") return (await passkeys()).resumePasskeyAction(fields, proof);
+    return CONFIRMED[selector]($(selector), proof);
+  });
 }
 
 function show(account) {
@@ -140,7 +156,7 @@ async function changePassword(form, proof) {
       await authCall("POST", "/account/password", { ...await confirmation(proof), ...body });
       return true;
     } catch (error) {
-      if (error.code !== "invalid_credentials") throw error;
+      if (error.code !== "invalid_credentials" || form.current_password.hidden) throw error;
       // Next to the field it is about; busy() has re-enabled the form when the focus moves there.
       showFieldError(form, "current_password", "web.field.current_password.wrong");
       setTimeout(() => form.current_password.focus());
@@ -149,6 +165,7 @@ async function changePassword(form, proof) {
   });
   if (!done) return;
   form.reset();
+  if (passwordLess) await loadAccount();             // a first password: the forms ask for it from now on
   say($(".note", form), body.logout_other_sessions ? "web.account.password_changed_others"
     : "web.account.password_changed");
 }

@@ -32,16 +32,18 @@ export function providerButton(provider, key, onClick) {
   return button;
 }
 
-/** Off to the provider (POST /federation/<name>/start): "sign_in", or "link" with this tab's session; its answer
- * comes back to `/#federation` (a sign-in) or `/#account` (a link). A refusal (the provider cannot be reached)
- * shows in `form`, whose controls wait meanwhile. */
+/** Off to the provider (POST /federation/<name>/start): "sign_in", or "link" or "reauth" (a fresh sign-in that
+ * confirms an action, account_reauth.js) with this tab's session; its answer comes back to `/#federation` (a
+ * sign-in) or `/#account`. A refusal (the provider cannot be reached) shows in `form`, whose controls wait
+ * meanwhile. Whether the browser is on its way. */
 export async function start(name, purpose, form) {
-  const send = purpose === "link" ? authCall : call;
-  await busy(form, async () => {
+  const send = purpose === "sign_in" ? call : authCall;
+  return Boolean(await busy(form, async () => {
     const { authorization_url: url } = await send("POST", `/federation/${encodeURIComponent(name)}/start`,
       { purpose, locale: currentLocale() });           // a refusal's page speaks the page's language
     location.assign(url);
-  });
+    return true;
+  }));
 }
 
 /** The provider's answer (`#federation`) or a mailed link (`#federation-link=<token>`) in the address bar: taken

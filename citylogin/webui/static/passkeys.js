@@ -44,15 +44,24 @@ export async function loadPasskeys() {
 
 /** "Add a passkey": the password or a passkey first, then the browser makes the new passkey, named
  * after where it was made ("Chrome on Linux") until the person renames it. */
-export async function addPasskey() {
+export async function addPasskey(held = null) {
   clearMessage($(".note", form()));
   const added = await busy(form(), async () => {
-    const proof = await reauthenticate("web.passkeys.add");
+    const proof = held || await reauthenticate("web.passkeys.add", {}, { action: "add" });
     return proof && refused(citylogin.addPasskey({ ...proof, name: guessDeviceName() }), proof);
   });
   if (!added) return;
   await loadPasskeys();
   say($(".note", form()), "web.passkeys.added", { name: added.name });
+}
+
+/** Back from confirming with the provider (account_reauth.js): the passkey added or removed with its token. */
+export async function resumePasskeyAction(fields, proof) {
+  if (fields.action === "add") return addPasskey(proof);
+  if (fields.action !== "remove" || !fields.id) return undefined;
+  const removed = await busy(form(), () => refused(citylogin.removePasskey(fields.id, proof), proof).then(() => true));
+  if (removed) await loadPasskeys();
+  return removed;
 }
 
 function item(passkey) {
@@ -85,7 +94,7 @@ const ACTIONS = {
     return Boolean(wanted && wanted !== name) && citylogin.renamePasskey(id, wanted);
   },
   async remove(id, name) {
-    const proof = await reauthenticate("web.passkeys.remove_title", { name });
+    const proof = await reauthenticate("web.passkeys.remove_title", { name }, { action: "remove", id });
     return Boolean(proof) && refused(citylogin.removePasskey(id, proof), proof).then(() => true);
   },
 };
@@ -99,8 +108,9 @@ async function act(event) {
 }
 
 /** {password} or {passkey} (null when cancelled), asked in a dialog titled by the catalogue key `title`;
- * a passkey is offered once the account has one. */
-async function reauthenticate(title, params) {
+ * a passkey is offered once the account has one. An account with no password confirms with its provider
+ * instead: the browser goes there, and `pending` (what to do, no secret) is done on the way back. */
+async function reauthenticate(title, params, pending) {
   const box = dialog("reauth-dialog", () => [
     tx("p", { className: "muted" }, "web.passkeys.confirm_intro"),
     tx("label", { htmlFor: "reauth-password" }, "web.common.password"),
@@ -108,11 +118,29 @@ async function reauthenticate(title, params) {
   ], [["password", "web.passkeys.with_password"], ["passkey", "web.passkeys.with_passkey", "secondary"]]);
   setText($("h2", box), title, params);
   $("button[value=passkey]", box).hidden = !$("#passkey-list").children.length;
+  const providers = await confirmingProviders();
+  for (const node of [$("label", box), $("#reauth-password", box), $("button[value=password]", box)]) {
+    node.hidden = providers.length > 0;
+  }
+  for (const old of box.querySelectorAll("button[data-provider]")) old.remove();
+  $("button[value=password]", box).before(...providers.map(([name, displayName]) => tx("button",
+    { value: `provider:${name}`, className: "secondary", dataset: { provider: name } },
+    "web.federation.confirm_with", { name: displayName })));
   const input = $("#reauth-password", box);
   input.value = "";
   const choice = await modal(box);
+  if (choice.startsWith("provider:")) {
+    await (await import("./account_reauth.js")).leaveFor(form(), pending, choice.slice("provider:".length));
+    return null;
+  }
   if (choice === "passkey") return citylogin.confirmWithPasskey();
   return choice === "password" ? { password: input.value } : null;
+}
+
+/** The providers an account with no password confirms with; none (and no module loaded) for the others. */
+async function confirmingProviders() {
+  const drawn = $("#codes-form .reauth-providers");
+  return drawn && !drawn.hidden ? (await import("./account_reauth.js")).confirmingProviders() : [];
 }
 
 /** A dialog made the first time it is needed: a title, `fields()`, then buttons [value, key, class?] and

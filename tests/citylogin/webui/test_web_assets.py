@@ -85,7 +85,7 @@ def test_the_modules_only_imported_with_import_are_mapped_but_not_preloaded(clie
     lazy = {"/web/passkeys.js", "/web/consents.js", "/sdk/webauthn.js", "/web/oidc.js", "/web/app_identity.js",
             "/web/oidc_logout.js", "/web/data_export.js", "/web/camera_scan.js", "/web/device_flow.js",
             "/web/in_use.js", "/web/federation.js", "/web/federation_marks.js", "/web/federation_steps.js",
-            "/web/identities.js", "/web/federation_devices.js"}
+            "/web/identities.js", "/web/federation_devices.js", "/web/account_reauth.js"}
     assert lazy <= set(imports)
     assert preloaded == {imports[url] for url in imports if url.endswith(".js") and url not in lazy}
 
