@@ -5,8 +5,6 @@ limit holds, a wrong recovery code counts toward the lockout, a code is used onc
 used once; then the browser signs in with the new device (POST /federation/login). Over HTTP on DynamoDB Local."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from threading import Barrier
 
 import pytest
 import requests
@@ -14,8 +12,8 @@ import requests
 from devices import pairing_service
 from devices import service as devices
 from federation import tickets
-from tests.support.federation_flows import (federation_app, identity, pair, post, proof, provider, recover, sign_up,
-                                            ticket)
+from tests.support.federation_flows import (at_once, federation_app, identity, pair, post, proof, provider, recover,
+                                            sign_up, ticket)
 from tests.support.fixtures import problem
 from tests.support.live import FakeClock, register_device
 
@@ -53,15 +51,6 @@ def token_statuses(ctx, user_uuid: str) -> list[str]:
 def stage(ctx, value: str) -> str:
     return tickets.read_ticket(ctx.dynamodb, ctx.tables, value=value, now=ctx.epoch()).stage
 
-
-def at_once(calls):
-    barrier = Barrier(len(calls))
-
-    def run(call):
-        barrier.wait()
-        return call()
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def test_a_further_device_pairs_with_the_providers_answer_then_signs_in(served):

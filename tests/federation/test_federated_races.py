@@ -3,15 +3,13 @@ and one sign-in; an identity is linked to one account; two unlinks of an account
 (409 last_way_in for the other). Unlink's refusals: 404 identity_not_found, and the last way in kept."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from threading import Barrier
 
 import pytest
 import requests
 
 from federation import identities
 from flows.for_federation import link_signed_in
-from tests.support.federation_flows import federation_app, identity, post, proof, provider, sign_up, ticket
+from tests.support.federation_flows import at_once, federation_app, identity, post, proof, provider, sign_up, ticket
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, add_device, register_device
 
@@ -23,15 +21,6 @@ def served(base_config):
     with federation_app(base_config, max_concurrent_devices=0) as (url, ctx):
         yield url, ctx
 
-
-def at_once(calls):
-    barrier = Barrier(len(calls))
-
-    def run(call):
-        barrier.wait()
-        return call()
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def unlink(url: str, access_token: str, link_id: str) -> requests.Response:

@@ -3,8 +3,6 @@ last passkey (409 last_way_in), and the removal's own transaction holds to the w
 a passkey removal racing (real threads, DynamoDB Local) cannot both commit and leave the account with none."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from threading import Barrier
 
 import pytest
 import requests
@@ -12,7 +10,7 @@ import requests
 from accounts import passkey_service as passkeys
 from accounts import user_service as users
 from federation import identities
-from tests.support.federation_flows import Person, federation_app, provider
+from tests.support.federation_flows import Person, at_once, federation_app, provider
 from tests.support.fixtures import problem
 from tests.support.soft_authenticator import SoftAuthenticator
 
@@ -62,15 +60,6 @@ def test_the_last_passkey_of_an_account_with_no_other_way_in_stays(served):
     listed = person.call("GET", "/account/passkeys", {}).json()["passkeys"]
     assert [p["id"] for p in listed] == [credential]
 
-
-def at_once(calls: list) -> list[requests.Response]:
-    barrier = Barrier(len(calls))
-
-    def run(call):
-        barrier.wait()
-        return call()
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def race_unlink_and_removal(person: Person) -> list[requests.Response]:

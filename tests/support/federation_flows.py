@@ -4,8 +4,11 @@ with the real provider elsewhere), and a device's proof as at POST /login/."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Iterator
+from threading import Barrier
+from typing import Any, Iterator, TypeVar
 
 import requests
 
@@ -19,6 +22,8 @@ from federation import views as federation_views
 from federation.models import Purpose, UpstreamIdentity
 from tests.conftest import unique_name
 from tests.support.live import serving
+
+T = TypeVar("T")
 
 ISSUER = "https://idp.example/"
 
@@ -137,3 +142,14 @@ class Person:
 
     def call(self, method: str, path: str, body: dict) -> requests.Response:
         return requests.request(method, self.url + path, json=body, headers=self.bearer, timeout=60)
+
+
+def at_once(calls: list[Callable[[], T]]) -> list[T]:
+    """Each call on its own thread, all let go together (a barrier): the races of the federation's tests."""
+    barrier = Barrier(len(calls))
+
+    def run(call: Callable[[], T]) -> T:
+        barrier.wait()
+        return call()
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))

