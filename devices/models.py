@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from accounts.models import normalize_username
 from common.text import DisplayName, LoginName
 
 DEVICE_STATUS_ACTIVE = "active"
@@ -68,6 +69,20 @@ class DeviceKeyFields(BaseModel):
     public_key: str | None = Field(default=None, max_length=16384,
                                    description="PEM SubjectPublicKeyInfo: ECDSA P-256, Ed25519 or ML-DSA-87")
     csr: str | None = Field(default=None, max_length=16384, description="PEM PKCS#10 request")
+
+
+class NewAccountFields(DeviceKeyFields):
+    """A new account with its first device: what POST /registration/ and a sign-up with a provider's answer
+    (POST /federation/signup) both take."""
+
+    username: str = Field(max_length=256)
+    locale: str | None = Field(default=None, max_length=35,
+                               description="the account's language, en or ja; any other or none: from Accept-Language")
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        return normalize_username(value)
 
 
 class DeviceCertificateResponse(BaseModel):

@@ -2,12 +2,11 @@
 a further device, recover) and of the account's linked identities."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from accounts.models import normalize_username
 from common.fields import Displace, Omittable
 from common.text import LoginName
-from devices.models import DeviceKeyFields, PairingCodeFields, RecoveryCodeFields
+from devices.models import NewAccountFields, PairingCodeFields, RecoveryCodeFields
 
 
 class DeviceProof(BaseModel):
@@ -39,17 +38,8 @@ class FederatedLinkRequest(DeviceProof):
                                            description="the certificate's fingerprint, as a legacy /login sends it")
 
 
-class FederatedSignupRequest(DeviceKeyFields):
+class FederatedSignupRequest(NewAccountFields):
     """POST /federation/signup: a new account for the ticket's identity, with its first device; no password."""
-
-    username: str = Field(max_length=256)
-    locale: str | None = Field(default=None, max_length=35,
-                               description="the account's language, en or ja; any other or none: from Accept-Language")
-
-    @field_validator("username")
-    @classmethod
-    def _username(cls, value: str) -> str:
-        return normalize_username(value)
 
 
 class FederatedPairRequest(PairingCodeFields):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
-from accounts.models import EmailAddress, NewPassword, PasskeyAssertion, Secret, normalize_username, one_secret
+from accounts.models import EmailAddress, NewPassword, PasskeyAssertion, Secret, one_secret
 from common.errors import MissingFields
 from common.fields import Displace, Omittable
 from common.text import DisplayName, LoginName
-from devices.models import DeviceKeyFields, PairedDeviceRequest
+from devices.models import NewAccountFields, PairedDeviceRequest
 # Where a sign-in or a new account ends, also /federation's (below flows/): kept with the device they name.
 from devices.models import EvictedDevice as EvictedDevice
 from devices.models import LoginResponse as LoginResponse
@@ -18,19 +18,11 @@ from devices.models import RegistrationResponse as RegistrationResponse
 # --- /registration ----------------------------------------------------------------------
 
 
-class NewUserRequest(DeviceKeyFields):
+class NewUserRequest(NewAccountFields):
     """POST /registration/ for a new account with its first device."""
 
-    username: str = Field(max_length=256)
     email: EmailAddress
     password: NewPassword
-    locale: str | None = Field(default=None, max_length=35,
-                               description="the account's language, en or ja; any other or none: from Accept-Language")
-
-    @field_validator("username")
-    @classmethod
-    def _username(cls, value: str) -> str:
-        return normalize_username(value)
 
 
 class RegistrationRequest(RootModel[NewUserRequest | PairedDeviceRequest]):
