@@ -7,13 +7,19 @@
   both stay signed in), and the laptop's pairing panel says the code was used.
 - On a third browser, every device lost, the person continues with Google and uses a recovery code instead: a wrong
   code is refused in words, a right one (the lost devices removed) makes the browser a device and signs it in, and
-  the laptop hears that it was removed."""
+  the laptop hears that it was removed.
+- The laptop's pairing link opened on a phone (as its camera app does): the pair form asks for a password the account
+  does not have, and offers "Continue with Google" instead; the phone goes through Google with the code kept in the
+  tab (in no URL but the link's own) and, back, is paired with it and signed in, with no second scan."""
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_federation import continue_with_google, google, providers, texts  # noqa: F401 (fixtures)
+from tests.browser.pages import DevicePage
 from tests.browser.test_pairing_link import FAKE_CAMERA
 from tests.conftest import unique_name
 
@@ -77,3 +83,46 @@ def test_an_account_made_with_google_adds_a_browser_and_recovers_without_a_passw
     found.expect_devices_screen()
     expect(found.page.locator("#whoami-user")).to_have_text(user)
     expect(laptop.banner).to_contain_text(say("web.banner.device_removed_here"))
+
+
+def signed_up_with_google(device: DevicePage, upstream, say, who: dict, user: str) -> None:
+    """A new account made with Google on `device`, signed in there."""
+    upstream.next_login(**who)
+    continue_with_google(device, say)
+    device.page.locator("#federation-username").fill(user)
+    device.page.locator("#federation-form button[type=submit]").click()
+    device.save_recovery_codes()
+    device.expect_devices_screen()
+
+
+def google_user() -> tuple[str, dict]:
+    user = unique_name("fed")
+    return user, {"sub": f"g-{unique_name()}", "email": f"{user}@example.com", "email_verified": True}
+
+
+def test_a_pairing_link_opened_on_a_phone_pairs_it_through_google_with_no_second_scan(google, new_device,  # noqa: F811
+                                                                                       screenshot):
+    url, upstream, _ = google(max_concurrent_devices=2)
+    say = texts("en")
+    user, who = google_user()
+    laptop = new_device(url).open()
+    signed_up_with_google(laptop, upstream, say, who, user)
+    link = laptop.show_pairing_link()
+    payload = link.split("#pair=", 1)[1]
+
+    phone = new_device(url)
+    addresses: list[str] = []
+    phone.page.on("request", lambda request: addresses.append(request.url))
+    phone.page.on("framenavigated", lambda frame: addresses.append(frame.url))
+    form = phone.open_pairing_link(link)
+    expect(form.locator(".federation-or")).to_have_text(say("web.federation.pair_or"))
+    screenshot(phone.page, "federation-pair-link")
+    upstream.next_login(**who)
+    continue_with_google(phone, say, form="#pair-form")
+    phone.expect_devices_screen()                        # paired with the kept code, then signed in
+    expect(phone.page.locator("#whoami-user")).to_have_text(user)
+    expect(laptop.page.locator("#pairing-output")).to_have_class(re.compile(r"\bused\b"), timeout=PAIRED_WITHIN_MS)
+    assert phone.page.evaluate("Object.keys(sessionStorage).filter((key) => key.includes('pairing'))") == []
+    opened = [address for address in addresses if payload in address]
+    assert opened and all(address == link for address in opened), opened    # the link's own address only
+

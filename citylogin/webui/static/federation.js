@@ -9,16 +9,22 @@
 import { authCall, call } from "./api.js";
 import { providerMark } from "./federation_marks.js";
 import { currentLocale } from "./i18n.js";
-import { confirmLink, drawReading, drawStep } from "./federation_steps.js";
+import { confirmLink, drawReading, drawStep, keepPairingCode } from "./federation_steps.js";
 import { $, busy, el, tx } from "./ui.js";
 
-/** One button per provider on the login and register forms, below their own way in. */
+/** One button per provider on the login, register and pair forms, below their own way in. On the pair form (an
+ * account made with a provider has no password to type there) the pairing code goes through the provider with the
+ * person, kept in this tab's sessionStorage, and pairs this browser on the way back (federation_steps.js). */
 export function showProviders(providers) {
-  for (const form of [$("#login-form"), $("#register-form")]) {
+  for (const form of [$("#login-form"), $("#register-form"), $("#pair-form")]) {
     $(".federation", form)?.remove();
-    const box = el("div", { className: "federation" }, tx("p", { className: "federation-or" }, "web.federation.or"),
-      ...providers.map((provider) => providerButton(provider, "web.federation.continue_with", () =>
-        start(provider.name, "sign_in", form))));
+    const pairing = form.id === "pair-form";
+    const box = el("div", { className: "federation" },
+      tx("p", { className: "federation-or" }, pairing ? "web.federation.pair_or" : "web.federation.or"),
+      ...providers.map((provider) => providerButton(provider, "web.federation.continue_with", () => {
+        if (pairing) keepPairingCode(form.qr_code.value);
+        return start(provider.name, "sign_in", form);
+      })));
     if (form.id === "login-form") form.lastElementChild.before(box);    // above "Forgot password?"
     else form.append(box);
   }

@@ -36,6 +36,15 @@ export function drawPair(form, ticket) {
   });
 }
 
+/** The pair step with `code` (the one the pair form kept through the provider) filled in and sent at once; a code
+ * that expired or was used meanwhile is refused on the step, where another can be scanned or pasted. */
+export async function pairWithCode(form, ticket, code) {
+  drawPair(form, ticket);
+  form.qr_code.value = code;
+  say($(".note", form), "web.federation.pair_kept");
+  await form.onStep();
+}
+
 /** "Lost all your devices? Use a recovery code": the code, this browser's name, and whether the lost devices go. */
 export function drawRecover(form, ticket) {
   const params = { provider: ticket.display_name, username: ticket.username };

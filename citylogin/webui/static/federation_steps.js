@@ -8,11 +8,28 @@ import { call, citylogin } from "./api.js";
 import { setText } from "./i18n.js";
 import { $, busy, el, guessDeviceName, say, tx } from "./ui.js";
 
-/** Draws the step the ticket calls for; a linked identity signs in at once. */
+const PAIRING_KEY = "citylogin.federation.pairing";   // the pair form's code, through the provider and back
+
+/** Draws the step the ticket calls for; a linked identity signs in at once. A pairing code kept on the way out
+ * (the pair form's "Continue with …") is taken once, whatever the ticket says. */
 export async function drawStep(form, ticket) {
-  if (ticket.status === "linked") await signInLinked(form, ticket);
+  const kept = takePairingCode();
+  if (ticket.status === "linked") await signInLinked(form, ticket, kept);
   else if (ticket.status === "email_taken") drawEmailTaken(form, ticket);
   else drawUsername(form, ticket);
+}
+
+/** The pair form's code (a `#pair=` link's payload, or one pasted) kept in this tab for the provider's answer:
+ * sessionStorage, never a URL. */
+export function keepPairingCode(code) {
+  if (code?.trim()) sessionStorage.setItem(PAIRING_KEY, code.trim());
+  else sessionStorage.removeItem(PAIRING_KEY);
+}
+
+function takePairingCode() {
+  const code = sessionStorage.getItem(PAIRING_KEY);
+  sessionStorage.removeItem(PAIRING_KEY);
+  return code;
 }
 
 /** While the ticket is read. */
@@ -50,8 +67,9 @@ export function field({ id, name, label, value = "", type = "text", autocomplete
 
 /** Linked: the account's device key here signs in (POST /federation/login); a browser that is not yet one of its
  * devices is led to become one, with the provider's answer in the password's place (federation_devices.js): a code
- * one of its devices shows, or a recovery code. "Sign in" tries again. */
-async function signInLinked(form, ticket) {
+ * one of its devices shows, or a recovery code; the code `kept` from the pair form is used at once, with no second
+ * scan. "Sign in" tries again. */
+async function signInLinked(form, ticket, kept = null) {
   const params = { provider: ticket.display_name, username: ticket.username };
   const way = (key, step) => {
     const button = tx("button", { type: "button", className: "secondary" }, key, params);
@@ -60,11 +78,13 @@ async function signInLinked(form, ticket) {
   };
   const addDevice = el("div", { className: "choices-list", hidden: true },
     way("web.federation.pair_choice", "drawPair"), way("web.federation.recover_choice", "drawRecover"));
+  let pairKept = false;
   const attempt = async () => {
     try {
       return await citylogin.loginWithTicket({ username: ticket.username, replacing: form.app.confirmReplacing });
     } catch (error) {
       addDevice.hidden = error.code !== "no_device_key";
+      pairKept = Boolean(kept) && error.code === "no_device_key";
       throw error;
     }
   };
@@ -72,6 +92,7 @@ async function signInLinked(form, ticket) {
   draw(form, signIn, { title: "web.federation.linked_title", params, submit: "web.federation.sign_in",
     body: [tx("p", { className: "muted" }, "web.federation.linked_intro", params), addDevice] });
   await signIn();
+  if (pairKept) await (await import("./federation_devices.js")).pairWithCode(form, ticket, kept);
 }
 
 /** New: the person picks a username (the provider's suggestion filled in) for an account with no password; the
