@@ -10,7 +10,9 @@
   the laptop hears that it was removed.
 - The laptop's pairing link opened on a phone (as its camera app does): the pair form asks for a password the account
   does not have, and offers "Continue with Google" instead; the phone goes through Google with the code kept in the
-  tab (in no URL but the link's own) and, back, is paired with it and signed in, with no second scan."""
+  tab (in no URL but the link's own) and, back, is paired with it and signed in, with no second scan.
+- A TV's code typed at `/device` on a browser signed out: approving leads to the login screen, "Continue with
+  Google" comes back to `/device`, and the approval goes on; the TV's next poll has its tokens."""
 from __future__ import annotations
 
 import re
@@ -22,6 +24,7 @@ from tests.browser.test_federation import continue_with_google, google, provider
 from tests.browser.pages import DevicePage
 from tests.browser.test_pairing_link import FAKE_CAMERA
 from tests.conftest import unique_name
+from tests.support.device_flow import ask, poll, screen_app
 
 pytestmark = pytest.mark.slow
 
@@ -126,3 +129,32 @@ def test_a_pairing_link_opened_on_a_phone_pairs_it_through_google_with_no_second
     opened = [address for address in addresses if payload in address]
     assert opened and all(address == link for address in opened), opened    # the link's own address only
 
+
+def test_a_tv_code_typed_at_device_is_approved_after_continuing_with_google(google, new_device):  # noqa: F811
+    url, upstream, ctx = google(max_concurrent_devices=2)
+    say = texts("en")
+    user, who = google_user()
+    phone = new_device(url).open()
+    signed_up_with_google(phone, upstream, say, who, user)
+    phone.log_out()
+    tv = screen_app(ctx)
+    asked = ask(url, tv)
+    assert asked.status_code == 200, asked.text
+    screen = asked.json()
+
+    page = phone.page
+    page.goto(url + "/device")
+    page.locator("#device-code").fill(screen["user_code"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#device-approve-form")).to_be_visible()
+    page.locator("#device-name").fill("Den TV")
+    page.locator("#device-approve").click()
+    expect(phone.login_form).to_be_visible()             # signed out here: the login screen, for the code
+    upstream.next_login(**who)
+    continue_with_google(phone, say)
+    expect(page.locator("#device-outcome")).to_be_visible()
+    assert page.url == url + "/device"                   # back where the code was typed, the landing taken out
+    expect(page.locator("#device-outcome-text")).to_contain_text("Den TV")
+    expect(page.locator("#whoami-user")).to_have_text(user)
+    tokens = poll(url, tv, screen["device_code"])
+    assert tokens.status_code == 200, tokens.text

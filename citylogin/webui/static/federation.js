@@ -40,16 +40,21 @@ export function providerButton(provider, key, onClick) {
 
 /** Off to the provider (POST /federation/<name>/start): "sign_in", or "link" or "reauth" (a fresh sign-in that
  * confirms an action, account_reauth.js) with this tab's session; its answer comes back to `/#federation` (a
- * sign-in) or `/#account`. A refusal (the provider cannot be reached) shows in `form`, whose controls wait
+ * sign-in; at `/device`, to `/device#federation`, where the code being approved waits) or `/#account`. A refusal (the provider cannot be reached) shows in `form`, whose controls wait
  * meanwhile. Whether the browser is on its way. */
 export async function start(name, purpose, form) {
   const send = purpose === "sign_in" ? call : authCall;
   return Boolean(await busy(form, async () => {
     const { authorization_url: url } = await send("POST", `/federation/${encodeURIComponent(name)}/start`,
-      { purpose, locale: currentLocale() });           // a refusal's page speaks the page's language
+      { purpose, locale: currentLocale(), ...returnTo(purpose) });  // a refusal's page speaks the page's language
     location.assign(url);
     return true;
   }));
+}
+
+/** A sign-in begun at `/device` comes back there (the landing runs on any page app.js serves). */
+function returnTo(purpose) {
+  return purpose === "sign_in" && location.pathname === "/device" ? { return_to: "/device#federation" } : {};
 }
 
 /** The provider's answer (`#federation`) or a mailed link (`#federation-link=<token>`) in the address bar: taken
