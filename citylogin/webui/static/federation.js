@@ -22,7 +22,7 @@ export function showProviders(providers) {
     const box = el("div", { className: "federation" },
       tx("p", { className: "federation-or" }, pairing ? "web.federation.pair_or" : "web.federation.or"),
       ...providers.map((provider) => providerButton(provider, "web.federation.continue_with", () => {
-        if (pairing) keepPairingCode(form.qr_code.value);
+        keepPairingCode(pairing ? form.qr_code.value : "");   // none from another form: a stale one goes
         return start(provider.name, "sign_in", form);
       })));
     if (form.id === "login-form") form.lastElementChild.before(box);    // above "Forgot password?"
