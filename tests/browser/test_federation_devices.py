@@ -10,7 +10,8 @@
   the laptop hears that it was removed.
 - The laptop's pairing link opened on a phone (as its camera app does): the pair form asks for a password the account
   does not have, and offers "Continue with Google" instead; the phone goes through Google with the code kept in the
-  tab (in no URL but the link's own) and, back, is paired with it and signed in, with no second scan.
+  tab (in no URL but the link's own) and, back, is paired with it and signed in, with no second scan; the used
+  link opened again is refused on the pair step, the code filled in, where another can be scanned.
 - A TV's code typed at `/device` on a browser signed out: approving leads to the login screen, "Continue with
   Google" comes back to `/device`, and the approval goes on; the TV's next poll has its tokens."""
 from __future__ import annotations
@@ -105,7 +106,7 @@ def google_user() -> tuple[str, dict]:
 
 def test_a_pairing_link_opened_on_a_phone_pairs_it_through_google_with_no_second_scan(google, new_device,  # noqa: F811
                                                                                        screenshot):
-    url, upstream, _ = google(max_concurrent_devices=2)
+    url, upstream, _ = google(max_concurrent_devices=3)
     say = texts("en")
     user, who = google_user()
     laptop = new_device(url).open()
@@ -128,6 +129,15 @@ def test_a_pairing_link_opened_on_a_phone_pairs_it_through_google_with_no_second
     assert phone.page.evaluate("Object.keys(sessionStorage).filter((key) => key.includes('pairing'))") == []
     opened = [address for address in addresses if payload in address]
     assert opened and all(address == link for address in opened), opened    # the link's own address only
+
+    tablet = new_device(url)                             # the same link again: used, said on the pair step
+    tablet.open_pairing_link(link)
+    upstream.next_login(**who)
+    continue_with_google(tablet, say, form="#pair-form")
+    form = tablet.page.locator("#federation-form")
+    expect(form.locator(".error")).to_have_text(say("web.error.pairing_token_used"))
+    expect(form.locator("h1")).to_have_text(say("web.federation.pair_title", username=user))
+    expect(form.locator("#federation-pair-code")).to_have_value(link.split("#pair=", 1)[1])
 
 
 def test_a_tv_code_typed_at_device_is_approved_after_continuing_with_google(google, new_device):  # noqa: F811
