@@ -11,6 +11,7 @@ import logging
 import unicodedata
 import uuid
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -22,7 +23,9 @@ from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
 from accounts.models import PasskeyAssertion, ReauthToken, Secret, UserRecord
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
+from common.crypto.passwords import is_imported
 from common.crypto.tokens import token_digest
+from common.database.guarded_write import GuardedWrite
 from common.database.batch_read import KeyRead, read_together
 from common.database.dynamo import TableNames
 from common.mail.notifier import Notifier, localized_message, mail_time
@@ -190,11 +193,12 @@ def check_not_locked_out(ctx: AppContext, *, user: UserRecord, caller: Caller, f
 # --- the password or a passkey ------------------------------------------------------------
 
 def _secret_refused(ctx: AppContext, user: UserRecord | None, secret: Secret,
-                    facts: Mapping[str, Any], *, reauthenticating: bool) -> ApiError | None:
+                    facts: Mapping[str, Any], *, reauthenticating: bool,
+                    defer_upgrade: bool = False) -> ApiError | None:
     """None if `secret` is the user's password, an assertion of one of the user's passkeys or a reauth token
     issued to the user (either then used up: a raced one is refused here); else the refusal to count and raise."""
     if isinstance(secret, str):
-        return None if _password_ok(ctx, user, secret) else InvalidCredentials()
+        return None if _password_ok(ctx, user, secret, defer_upgrade=defer_upgrade) else InvalidCredentials()
     if user is None:
         return InvalidCredentials()
     if isinstance(secret, ReauthToken):  # never a sign-in's password: it confirms a signed-in person only
@@ -211,15 +215,64 @@ def _secret_refused(ctx: AppContext, user: UserRecord | None, secret: Secret,
     return None
 
 
-def _password_ok(ctx: AppContext, user: UserRecord | None, password: str) -> bool:
-    # check(): an unknown user, and a hash of current or of legacy parameters, cost the same time
+def _password_ok(ctx: AppContext, user: UserRecord | None, password: str, *, defer_upgrade: bool = False) -> bool:
+    """check(): an unknown user, a hash of current or of legacy parameters and an imported one cost the same
+    time. A matched hash of other parameters is replaced by one of the current; an imported one too, unless
+    the caller replaces it in its own transaction (`defer_upgrade`: password_upgrade)."""
     matched = ctx.passwords.check(user.password_hash if user else None, password)
     if user is None or not matched:
         return False
+    if defer_upgrade and is_imported(user.password_hash):
+        return True
     if ctx.passwords.needs_rehash(user.password_hash):
         users.rehash_password(ctx, user_uuid=user.user_uuid, verified_hash=user.password_hash,
                               password_hash=ctx.passwords.hash(password))
     return True
+
+
+@dataclass(frozen=True)
+class PasswordUpgrade:
+    """An imported hash (SPEC §17) that a sign-in's password matched, and citylogin's Argon2id of that
+    password to put in its place in the sign-in's own transaction (seat_write)."""
+
+    user_uuid: str
+    verified_hash: str
+    password_hash: str
+
+
+def password_upgrade(ctx: AppContext, *, user: UserRecord, secret: Secret) -> PasswordUpgrade | None:
+    """For a sign-in whose check deferred it (defer_upgrade): the upgrade of `user`'s imported hash, now
+    that `secret`, a password, matched it; None for any other hash or secret."""
+    if not isinstance(secret, str) or not is_imported(user.password_hash):
+        return None
+    return PasswordUpgrade(user_uuid=user.user_uuid, verified_hash=user.password_hash,
+                           password_hash=ctx.passwords.hash(secret))
+
+
+def seat_write(ctx: AppContext, *, user_uuid: str, upgrade: PasswordUpgrade | None) -> GuardedWrite:
+    """The users item's entry of a sign-in's transaction: users.not_locked_write, which with `upgrade` also
+    replaces the imported hash, only if it is still the one the password matched (401 invalid_credentials
+    if a change or reset came first)."""
+    plain = users.not_locked_write(ctx, user_uuid=user_uuid)
+    if upgrade is None:
+        return plain
+
+    def refused() -> Exception:
+        user = users.get_user(ctx, user_uuid=user_uuid)
+        if user is None or user.deleting or user.locked:
+            return plain.refusal()
+        return InvalidCredentials()
+    return GuardedWrite(item=users.password_upgrade_item(ctx, user_uuid=user_uuid,
+                                                         verified_hash=upgrade.verified_hash,
+                                                         password_hash=upgrade.password_hash), refusal=refused)
+
+
+def upgrade_alone(ctx: AppContext, upgrade: PasswordUpgrade | None) -> None:
+    """The upgrade of a sign-in that wrote no transaction (a 409 asked "in use elsewhere?"): on its own,
+    conditional on the hash matched, so the old password still works once, never twice."""
+    if upgrade is not None:
+        users.rehash_password(ctx, user_uuid=upgrade.user_uuid, verified_hash=upgrade.verified_hash,
+                              password_hash=upgrade.password_hash)
 
 
 def record_failure(ctx: AppContext, *, user: UserRecord | None, result: HistoryResult, device_id: str | None,
@@ -267,14 +320,15 @@ def _log_unwritten(done: Future[Any], *, user_uuid: str, result: str) -> None:
 
 def check_read_credentials(ctx: AppContext, *, username: str, secret: Secret, caller: Caller,
                            facts: Mapping[str, Any], flow: str | None = None,
-                           reauthenticating: bool = False) -> tuple[UserRecord, bool]:
+                           reauthenticating: bool = False, defer_upgrade: bool = False) -> tuple[UserRecord, bool]:
     """The user if `secret` (the password, or a passkey's assertion) is right and neither the
     username nor the IP is locked out, from `facts` (read_together of credential_reads, plus the
     caller's own items); and whether recent failures need clearing. Failures count toward the
-    lockout, are audited (login_failure, with `flow` if given) and go into the history."""
+    lockout, are audited (login_failure, with `flow` if given) and go into the history. With `defer_upgrade`
+    an imported hash the password matched is left for the caller's transaction (password_upgrade)."""
     user, read_again = _claimed_user(ctx, facts)
     had_failures = _lockout_passed(ctx, user=user, caller=caller, facts=facts, flow=flow)
-    refused = _secret_refused(ctx, user, secret, facts, reauthenticating=reauthenticating)
+    refused = _secret_refused(ctx, user, secret, facts, reauthenticating=reauthenticating, defer_upgrade=defer_upgrade)
     if refused is not None:
         if not read_again:  # the read a mismatched or unknown username made: a failure costs the same
             users.get_user(ctx, user_uuid=NO_SUCH_USER.user_uuid)
@@ -288,14 +342,14 @@ def check_read_credentials(ctx: AppContext, *, username: str, secret: Secret, ca
 
 def check_credentials(ctx: AppContext, *, username: str, secret: Secret, caller: Caller,
                       expected_user_uuid: str | None = None, flow: str | None = None,
-                      reauthenticating: bool = False) -> tuple[UserRecord, bool]:
+                      reauthenticating: bool = False, defer_upgrade: bool = False) -> tuple[UserRecord, bool]:
     """check_read_credentials for a flow that reads nothing else: one BatchGetItem (and one
     GetItem unless the username is `expected_user_uuid`'s)."""
     reads = credential_reads(ctx.tables, username=username, ip=caller.ip, now=ctx.epoch(),
                              expected_user_uuid=expected_user_uuid, secret=secret)
     facts = read_together(ctx.dynamodb, reads)
     return check_read_credentials(ctx, username=username, secret=secret, caller=caller, facts=facts, flow=flow,
-                                  reauthenticating=reauthenticating)
+                                  reauthenticating=reauthenticating, defer_upgrade=defer_upgrade)
 
 
 # --- the password or a passkey asked again of a signed-in user -----------------------------------

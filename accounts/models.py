@@ -12,6 +12,7 @@ from typing import Annotated, Any, Iterable, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, ValidationError,
                       ValidatorFunctionWrapHandler, WrapValidator, field_validator)
 
+from common.crypto.passwords import IMPORTED_PREFIX
 from common.errors import FieldKind, InvalidField, MissingFields, field_refusal
 from common.fields import Omittable
 from common.text import DisplayName, LoginName
@@ -117,11 +118,24 @@ class UserRecord:
     # Upstream identities linked to the account (SPEC §16), {link_id: {provider, issuer, sub, email,
     # linked_at}}; None until the first link (federation/identities.py composes the writes).
     identities: dict[str, dict[str, Any]] | None = None
+    # An account brought by `citylogin accounts import` (SPEC §17): from where ("keycloak", "auth0", "csv")
+    # and when (ISO 8601). Its password_hash holds the source's hash (common.crypto.passwords.IMPORTED_PREFIX)
+    # until its first successful password check replaces it with citylogin's Argon2id.
+    imported_from: str | None = None
+    imported_at: str | None = None
 
     @property
     def has_password(self) -> bool:
         """False for an account made with a provider's answer and no password yet (password_hash "")."""
         return bool(self.password_hash)
+
+    @property
+    def password_upgraded(self) -> bool | None:
+        """For an imported account: whether its password is citylogin's own by now (a login replaced the
+        imported hash, or the person set one); None for an account that was not imported."""
+        if self.imported_from is None:
+            return None
+        return not self.password_hash.startswith(IMPORTED_PREFIX)
 
     @property
     def given_email(self) -> str:

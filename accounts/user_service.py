@@ -169,6 +169,13 @@ def set_role(ctx: AppContext, *, user_uuid: str, role: Role, granted: bool) -> N
         audit(AuditEvent.ROLE_REVOKED, user_uuid=user_uuid, role=role.value)
 
 
+def password_upgrade_item(ctx: AppContext, *, user_uuid: str, verified_hash: str, password_hash: str
+                          ) -> dict[str, Any]:
+    """The users item's entry that stands for not_locked_write in a sign-in that also replaces an imported
+    hash (UserStore.password_upgrade_item); accounts.credential_service gives it its refusal."""
+    return user_store(ctx).password_upgrade_item(user_uuid, verified_hash=verified_hash, password_hash=password_hash)
+
+
 def not_locked_write(ctx: AppContext, *, user_uuid: str) -> GuardedWrite:
     """The transaction entry that refuses a login or a new device of a locked account, or of one
     whose deletion has begun (for a caller's extra_writes); its refusal is AccountLocked or

@@ -193,6 +193,18 @@ class UserStore:
         return {"ConditionCheck": {"TableName": self.users, "Key": {"user_uuid": {"S": user_uuid}},
                                    "ConditionExpression": _USABLE}}
 
+    def password_upgrade_item(self, user_uuid: str, *, verified_hash: str, password_hash: str) -> dict[str, Any]:
+        """A transaction entry in a sign-in's own transaction, in place of not_locked_check: refused like it
+        (the user locked, being deleted or gone), and unless `verified_hash` is still the stored hash (a
+        change or a reset came first); else the hash becomes `password_hash` (an imported one replaced by
+        citylogin's Argon2id, SPEC §17)."""
+        return {"Update": {"TableName": self.users, "Key": self.user_key(user_uuid),
+                           "UpdateExpression": "SET password_hash = :h",
+                           "ConditionExpression": f"{_USABLE} AND (attribute_not_exists(locked) OR locked = :false) "
+                                                  "AND password_hash = :verified",
+                           "ExpressionAttributeValues": {":false": {"BOOL": False}, ":h": {"S": password_hash},
+                                                         ":verified": {"S": verified_hash}}}}
+
     def rehash_password(self, user_uuid: str, verified_hash: str, password_hash: str) -> bool:
         """Set `password_hash` if `verified_hash` is still the stored hash; False if not (a change,
         a reset or the account's deletion came first)."""

@@ -108,6 +108,9 @@ class ErrorCode(str, Enum):
     FEDERATION_DENIED = "federation_denied"
     FEDERATION_SIGNUP_CLOSED = "federation_signup_closed"
     FEDERATION_TICKET_INVALID = "federation_ticket_invalid"
+    # the people a service already has (SPEC §17)
+    DEVICE_EXISTS = "device_exists"
+    INVALID_EMAIL_CODE = "invalid_email_code"
     IDENTITY_LINKED_ELSEWHERE = "identity_linked_elsewhere"
     IDENTITY_NOT_FOUND = "identity_not_found"
     LAST_WAY_IN = "last_way_in"

@@ -154,6 +154,7 @@ class CheckedLogin:
     device: DeviceRecord
     presence: Presence
     proof: GuardedWrite | None
+    upgrade: credentials.PasswordUpgrade | None = None  # an imported hash to replace in the seat's transaction
 
 
 def _checked(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret) -> CheckedLogin:
@@ -198,7 +199,7 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
         reads[CHALLENGE] = challenges.challenge_read(ctx.tables, request.challenge, now=ctx.epoch())
     facts = read_together(ctx.dynamodb, reads)
     user, had_failures = credentials.check_read_credentials(ctx, username=username, secret=secret, caller=caller,
-                                                            facts=facts)
+                                                            facts=facts, defer_upgrade=True)
     _refuse_deleting(user)
     with _counted_as_failure(ctx, username, caller, user):
         device = devices.device_for_presented(ctx, presented, user_uuid=user.user_uuid, record=facts[DEVICE])
@@ -206,7 +207,8 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=facts.get(CHALLENGE, False))
     return CheckedLogin(username=username, user=user, had_failures=had_failures, device=device,
-                        presence=facts[PRESENCE], proof=proof)
+                        presence=facts[PRESENCE], proof=proof,
+                        upgrade=credentials.password_upgrade(ctx, user=user, secret=secret))
 
 
 def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret,
@@ -215,7 +217,8 @@ def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Call
     the user's devices, so this path makes more calls than one that presents the certificate."""
     handle = request.passkey.response.userHandle if request.passkey else None
     username = _username(ctx, request, passkeys.user_of_handle(handle))
-    user, had_failures = credentials.check_credentials(ctx, username=username, secret=secret, caller=caller)
+    user, had_failures = credentials.check_credentials(ctx, username=username, secret=secret, caller=caller,
+                                                       defer_upgrade=True)
     _refuse_deleting(user)
     with _counted_as_failure(ctx, username, caller, user):
         device = devices.device_for_fingerprint(ctx, user_uuid=user.user_uuid, fingerprint=fingerprint)
@@ -226,7 +229,8 @@ def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Call
                                     challenge=request.challenge, signature=request.signature,
                                     challenge_usable=usable)
     return CheckedLogin(username=username, user=user, had_failures=had_failures, device=device,
-                        presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof)
+                        presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof,
+                        upgrade=credentials.password_upgrade(ctx, user=user, secret=secret))
 
 
 def _refuse_deleting(user: UserRecord) -> None:
@@ -255,7 +259,8 @@ def finish(ctx: AppContext, request: LoginRequest, caller: Caller, *, checked: C
         background(ctx).submit(credentials.clear_failures, ctx, username=checked.username)
     return open_session(ctx, user=checked.user, device=checked.device, caller=caller,
                         answer=in_use.Answer(force=request.force, displace=tuple(request.displace)),
-                        presence=checked.presence, proof=checked.proof, dpop=dpop, factor=factor)
+                        presence=checked.presence, proof=checked.proof, dpop=dpop, factor=factor,
+                        upgrade=checked.upgrade)
 
 
 def _bound_key(device: DeviceRecord, dpop: Proof | None) -> str | None:
@@ -283,10 +288,12 @@ class FirstFactor:
 
 def open_session(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, caller: Caller, answer: in_use.Answer,
                  presence: Presence | None = None, proof: GuardedWrite | None = None,
-                 dpop: Proof | None = None, factor: FirstFactor = FirstFactor()) -> LoginResponse:
+                 dpop: Proof | None = None, factor: FirstFactor = FirstFactor(),
+                 upgrade: credentials.PasswordUpgrade | None = None) -> LoginResponse:
     """The seat, once the first factor and the device are proven (a login, a confirm, a provider's answer):
     under the device limit (SPEC §5; the 409 in-use question, its confirm token), with the "Wasn't you?" mail
-    of a device's first sign-in, the history row, and the mails of the devices it displaces."""
+    of a device's first sign-in, the history row, and the mails of the devices it displaces. An imported
+    hash the password matched (`upgrade`, SPEC §17) is replaced in the seat's own transaction."""
     _refuse_deleting(user)  # confirm comes here without a password
     if user.locked:  # only now: the password was right, so this tells nothing to a guesser
         raise _refused_while_locked(ctx, user=user, device=device, caller=caller)
@@ -300,7 +307,7 @@ def open_session(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, cal
     # Its mail goes into the outbox in the same transaction as the session and the link.
     notice = _new_sign_in_notice(ctx.notifier, user=user, device=device, caller=caller, not_me=not_me,
                                  at=ctx.now()) if not_me else None
-    writes = [users.not_locked_write(ctx, user_uuid=user.user_uuid),
+    writes = [credentials.seat_write(ctx, user_uuid=user.user_uuid, upgrade=upgrade),
               *([not_me.write, notice.write] if not_me and notice else []),
               *([proof] if proof else []), *([binding.proof_spending(ctx, dpop)] if dpop else []),
               *([answer.spend] if answer.spend else []),
@@ -309,12 +316,14 @@ def open_session(ctx: AppContext, *, user: UserRecord, device: DeviceRecord, cal
         opened = _seat(ctx, user=user, device=device, caller=caller, answer=answer, presence=presence,
                        writes=writes, jkt=jkt, factor=factor)
     except concurrency_policy.ConfirmationRequired as required:
+        credentials.upgrade_alone(ctx, upgrade)  # the old password worked once: no seat, yet never again
         # Written now, not off the response path: a confirm marks this row continued (the person said yes).
         question = credentials.record_question(ctx, user=user, device_id=device.device_id, caller=caller)
         raise in_use.InUse(required, action=in_use.Action(), confirm_token=_confirm_token(
             ctx, user=user, device=device, caller=caller, jkt=jkt, factor=factor, question=question,
             listed=[e.session_id for e in required.active])) from None
     except concurrency_policy.ConcurrentLoginRejected:
+        credentials.upgrade_alone(ctx, upgrade)
         credentials.record_failure(ctx, user=user, result=HistoryResult.REJECTED_CONCURRENT,
                                    device_id=device.device_id, caller=caller)
         raise

@@ -17,6 +17,16 @@ log = logging.getLogger(__name__)
 
 Argon2Parameters = tuple[int, int, int]  # (time_cost, memory_cost KiB, parallelism)
 
+# How a stored hash brought by an import (SPEC §17) begins: this prefix, then the source's hash in its
+# canonical PHC or modular-crypt form (common.crypto.imported_hashes). Never one of citylogin's own, so
+# nothing but the import's own verifier reads it, and the first successful check replaces it.
+IMPORTED_PREFIX = "imported:"
+
+
+def is_imported(stored_hash: str) -> bool:
+    """True for a hash an import stored, which the first successful password check replaces."""
+    return stored_hash.startswith(IMPORTED_PREFIX)
+
 
 def hash_parameters(stored_hash: str) -> Argon2Parameters | None:
     """The Argon2 parameters a stored hash was made with; None if it is not an Argon2 hash."""
