@@ -23,7 +23,7 @@ from accounts import user_service as users
 from accounts.lockout_store import LockoutStore
 from accounts.models import PasskeyAssertion, ReauthToken, Secret, UserRecord
 from common.errors import ApiError, ErrorCode, NotFound, TooManyRequests, Unauthorized
-from common.crypto.passwords import is_imported
+from common.crypto.passwords import PasswordHasher, is_imported
 from common.crypto.tokens import token_digest
 from common.database.guarded_write import GuardedWrite
 from common.database.batch_read import KeyRead, read_together
@@ -240,13 +240,13 @@ class PasswordUpgrade:
     password_hash: str
 
 
-def password_upgrade(ctx: AppContext, *, user: UserRecord, secret: Secret) -> PasswordUpgrade | None:
+def password_upgrade(passwords: PasswordHasher, *, user: UserRecord, secret: Secret) -> PasswordUpgrade | None:
     """For a sign-in whose check deferred it (defer_upgrade): the upgrade of `user`'s imported hash, now
     that `secret`, a password, matched it; None for any other hash or secret."""
     if not isinstance(secret, str) or not is_imported(user.password_hash):
         return None
     return PasswordUpgrade(user_uuid=user.user_uuid, verified_hash=user.password_hash,
-                           password_hash=ctx.passwords.hash(secret))
+                           password_hash=passwords.hash(secret))
 
 
 def seat_write(ctx: AppContext, *, user_uuid: str, upgrade: PasswordUpgrade | None) -> GuardedWrite:

@@ -208,7 +208,7 @@ def _login_with_certificate(ctx: AppContext, request: LoginRequest, caller: Call
                                     challenge_usable=facts.get(CHALLENGE, False))
     return CheckedLogin(username=username, user=user, had_failures=had_failures, device=device,
                         presence=facts[PRESENCE], proof=proof,
-                        upgrade=credentials.password_upgrade(ctx, user=user, secret=secret))
+                        upgrade=credentials.password_upgrade(ctx.passwords, user=user, secret=secret))
 
 
 def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Caller, *, secret: Secret,
@@ -230,7 +230,7 @@ def _login_with_fingerprint(ctx: AppContext, request: LoginRequest, caller: Call
                                     challenge_usable=usable)
     return CheckedLogin(username=username, user=user, had_failures=had_failures, device=device,
                         presence=sessions.read_presence(ctx, user_uuid=user.user_uuid), proof=proof,
-                        upgrade=credentials.password_upgrade(ctx, user=user, secret=secret))
+                        upgrade=credentials.password_upgrade(ctx.passwords, user=user, secret=secret))
 
 
 def _refuse_deleting(user: UserRecord) -> None:
