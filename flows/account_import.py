@@ -17,6 +17,7 @@ from accounts.email_store import LINK_GENERATION
 from accounts.import_rows import ImportedIdentity, ImportRow, RefusalReason, RowRefusal
 from accounts.import_store import MAX_ENTRIES, AccountChange, Created, ImportStore, NewAccount, Taken
 from accounts.models import UserRecord
+from common.crypto.imported_hashes import scheme_key
 from common.crypto.passwords import IMPORTED_PREFIX, is_imported
 from common.database.batch_read import KeyRead, read_together
 from common.runtime.context import AppContext
@@ -223,7 +224,9 @@ class _Batch:
         kept = []
         for planned in rows:
             key = keys[planned.row.user_uuid]
-            if key and key not in self.recorded_schemes:
+            if key == "":
+                self.report.refuse(planned.row, RefusalReason.INVALID_HASH, "password_hash: not a hash citylogin reads")
+            elif key and key not in self.recorded_schemes:
                 self.report.refuse(planned.row, RefusalReason.INVALID_HASH,
                                    f"password_hash: its scheme's cost ({key}) is beyond what citylogin checks")
             else:
@@ -372,15 +375,14 @@ def account_change(row: ImportRow, stored: dict[str, Any]) -> AccountChange | No
 # --- the hash schemes in use (common/keys/imported_schemes) ---------------------------------------------
 
 def scheme_key_of(password_hash: str) -> str | None:
-    """The cost class of an imported hash ("bcrypt$12", ...); None for a row without a password."""
+    """The cost class of an imported hash ("bcrypt$12", ...); None for a row without a password, "" for a
+    hash that does not parse (the readers refuse those; a row built otherwise is refused here)."""
     if not password_hash.startswith(IMPORTED_PREFIX):
         return None
-    return _scheme_key(password_hash[len(IMPORTED_PREFIX):])
-
-
-def _scheme_key(canonical: str) -> str:
-    # Wired to common.crypto.imported_hashes.scheme_key once it is merged; until then the scheme's name.
-    return canonical.split("$")[1] if canonical.count("$") >= 2 else "unknown"
+    try:
+        return scheme_key(password_hash[len(IMPORTED_PREFIX):])
+    except ValueError:  # UnknownScheme, InvalidHash: messages never hold the hash
+        return ""
 
 
 def record_scheme_keys(ctx: AppContext, keys: set[str]) -> set[str]:
