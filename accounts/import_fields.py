@@ -40,6 +40,8 @@ class RowProblem(Exception):
 
 def refused_character(value: str) -> str | None:
     """The first character of `value` no field may hold, as U+XXXX; None if there is none."""
+    if value.isascii() and value.isprintable():  # the common case, at C speed: no ASCII control in it
+        return None
     for char in value:
         if unicodedata.category(char) in _REFUSED_CATEGORIES and char not in _JOINERS:
             return f"U+{ord(char):04X}"
