@@ -313,30 +313,45 @@ def _key_numbers(text: str, count: int) -> list[int]:
     return [_number(number, "scheme key") for number in numbers]
 
 
-def dummy_hash(key: str) -> str:
-    """A canonical hash of a random password with the cost of scheme key `key` (bounds checked):
-    what a password check verifies for a scheme its stored hash is not of."""
+def _keyed(key: str) -> ImportedHash:
+    """A hash of scheme key `key` with a random salt and hash (a bcrypt one only of the right form)."""
     if not isinstance(key, str) or len(key) > 64 or not key.isascii():
         raise InvalidHash("not a scheme key")
     name, _, numbers = key.partition("$")
     salt, derived = secrets.token_bytes(16), secrets.token_bytes(32)
     if name == "bcrypt":
         (cost,) = _key_numbers(numbers, 1)
-        Bcrypt(cost=cost, body="." * 53)  # bounds first: gensalt's own are wider
-        return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost)).decode("ascii")
+        return Bcrypt(cost=cost, body="." * 53)
     if name in _ARGON2_TYPES:
         memory, time, parallelism = _key_numbers(numbers, 3)
         return Argon2(variant=name, version=19, memory=memory, time=time, parallelism=parallelism,
-                      salt=salt, derived=derived).text()
+                      salt=salt, derived=derived)
     if name.startswith("pbkdf2-"):
         iterations, length = _key_numbers(numbers, 2)
         _within(length, BOUNDS.pbkdf2_length, "PBKDF2 key length")
         return Pbkdf2(digest=name.removeprefix("pbkdf2-"), iterations=iterations, salt=salt,
-                      derived=secrets.token_bytes(length)).text()
+                      derived=secrets.token_bytes(length))
     if name == "scrypt":
         ln, r, p = _key_numbers(numbers, 3)
-        return Scrypt(ln=ln, r=r, p=p, salt=salt, derived=derived).text()
+        return Scrypt(ln=ln, r=r, p=p, salt=salt, derived=derived)
     raise UnknownScheme("not a scheme key citylogin knows")
+
+
+def check_scheme_key(key: str) -> str:
+    """`key` itself if it is a scheme key as `scheme_key` writes it, within the bounds; else
+    UnknownScheme or InvalidHash."""
+    if _keyed(key).key() != key:
+        raise InvalidHash("not a scheme key as citylogin writes it")
+    return key
+
+
+def dummy_hash(key: str) -> str:
+    """A canonical hash of a random password with the cost of scheme key `key` (bounds checked):
+    what a password check verifies for a scheme its stored hash is not of."""
+    keyed = _keyed(check_scheme_key(key))
+    if isinstance(keyed, Bcrypt):  # a real one: the library may refuse a made-up body before its work
+        return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(keyed.cost)).decode("ascii")
+    return keyed.text()
 
 
 _KEYCLOAK_PBKDF2 = {"pbkdf2": "sha1", "pbkdf2-sha256": "sha256", "pbkdf2-sha512": "sha512"}

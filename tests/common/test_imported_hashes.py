@@ -19,6 +19,7 @@ from common.crypto.imported_hashes import (
     InvalidHash,
     UnknownScheme,
     canonical_hash,
+    check_scheme_key,
     dummy_hash,
     keycloak_hash,
     scheme_key,
@@ -198,11 +199,20 @@ def test_a_dummy_has_its_keys_cost(key):
     assert not verify(dummy, PASSWORD)
 
 
-@pytest.mark.parametrize("key", ["bcrypt$17", "bcrypt$", "bcrypt$4,4", "argon2id$1048576,1,1",
-                                 "pbkdf2-sha256$1000,4096", "scrypt$24,8,1", "scrypt$15,8", "x" * 100])
+@pytest.mark.parametrize("key", ["bcrypt$17", "bcrypt$", "bcrypt$4,4", "bcrypt$04", "argon2id$1048576,1,1",
+                                 "pbkdf2-sha256$1000,4096", "scrypt$24,8,1", "scrypt$15,8", "scrypt$015,8,1",
+                                 "x" * 100])
 def test_dummies_of_keys_beyond_bounds_are_refused(key):
     with pytest.raises(InvalidHash):
         dummy_hash(key)
+    with pytest.raises(InvalidHash):
+        check_scheme_key(key)
+
+
+@pytest.mark.parametrize("key", ["md5$1", "pbkdf2-md5$1000,16", "", "bcrypt"])
+def test_keys_of_unknown_schemes_are_refused(key):
+    with pytest.raises((UnknownScheme, InvalidHash)):
+        check_scheme_key(key)
 
 
 def phc_like() -> st.SearchStrategy[str]:
