@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from accounts import user_service as users
-from accounts.email_store import LINK_GENERATION
 from accounts.import_rows import ImportedIdentity, ImportRow, RefusalReason, RowRefusal
-from accounts.import_store import MAX_ENTRIES, AccountChange, Created, ImportStore, NewAccount, Taken
+from accounts.import_service import (MAX_ENTRIES, Created, NewAccount, Taken, account_change, claims_of,
+                                     import_writer)
 from accounts.models import UserRecord
 from common.crypto.imported_hashes import scheme_key
-from common.crypto.passwords import IMPORTED_PREFIX, is_imported
+from common.crypto.passwords import IMPORTED_PREFIX
 from common.database.batch_read import KeyRead, read_together
 from common.keys.imported_schemes import record_schemes
 from common.runtime.context import AppContext
@@ -94,7 +94,7 @@ class _Planned:
     links: tuple[tuple[ImportedIdentity, UpstreamIdentity], ...]
 
     def keys(self) -> list[str]:
-        return [self.row.user_uuid, *_claims(self.row), *(_link(i) for _, i in self.links)]
+        return [self.row.user_uuid, *claims_of(self.row), *(_link(i) for _, i in self.links)]
 
 
 def import_accounts(ctx: AppContext, *, rows: Iterable[ImportRow | RowRefusal], options: ImportOptions,
@@ -176,17 +176,12 @@ def _other_than(claim: str) -> Callable[[UpstreamIdentity], bool]:
     return lambda identity: _link(identity) != claim
 
 
-def _claims(row: ImportRow) -> list[str]:
-    from accounts.user_store import email_claim, username_claim
-    return [username_claim(row.username)] + ([email_claim(row.email)] if row.email else [])
-
-
 # --- one batch: read together, decide each row, write together --------------------------------------------
 
 class _Batch:
     def __init__(self, ctx: AppContext, *, options: ImportOptions, report: ImportReport) -> None:
         self.ctx, self.options, self.report = ctx, options, report
-        self.store = ImportStore(ctx.dynamodb, users_table=ctx.tables.users, claims_table=ctx.tables.claims)
+        self.store = import_writer(ctx)
         self.rows: list[_Planned] = []
         self.keys: set[str] = set()
         self.recorded_schemes: set[str] = set()
@@ -248,7 +243,7 @@ class _Batch:
         if stored is not None:
             self._existing(row, stored)
             return None
-        claims = _claims(row)
+        claims = claims_of(row)
         for which, claim in zip(("username", "email"), claims, strict=False):
             if found[claim] not in (None, row.user_uuid):
                 reason = RefusalReason.USERNAME_TAKEN if which == "username" else RefusalReason.EMAIL_TAKEN
@@ -330,7 +325,10 @@ class _Batch:
     def _update(self, row: ImportRow, stored: dict[str, Any]) -> None:
         """--update: what differs, each change conditional on the item as read (read again if it moved)."""
         for _ in range(UPDATE_ATTEMPTS):
-            change, relock = account_change(row, stored), row.disabled != bool(stored.get("locked"))
+            # A source that disables a person locks the account; one that enables it never lifts a lock, which
+            # may be an operator's in citylogin (SPEC §15): `citylogin admin unlock` does that.
+            change = account_change(row, stored)
+            relock = "disabled" not in row.unstated and row.disabled and not stored.get("locked")
             if change is None and not relock:
                 self.report.unchanged += 1
                 return
@@ -340,7 +338,7 @@ class _Batch:
                 return
             if change is None or self.options.dry_run or outcome is not None:
                 if relock and not self.options.dry_run:
-                    (users.lock_account if row.disabled else users.unlock_account)(self.ctx, user_uuid=row.user_uuid)
+                    users.lock_account(self.ctx, user_uuid=row.user_uuid)
                 self.report.updated += 1
                 return
             stored = read_together(self.ctx.dynamodb, {"user": self.store.user_item_read(row.user_uuid)})["user"]
@@ -349,28 +347,6 @@ class _Batch:
                 return
         self.report.notes.append(RowNote(row.where, "changed in citylogin while it was updated: left as it is"))
         self.report.unchanged += 1
-
-
-def account_change(row: ImportRow, stored: dict[str, Any]) -> AccountChange | None:
-    """What --update sets on an account the import wrote before: what differs from the row, the hash only
-    while the stored one is still imported (or there is none), never a password set in citylogin. None if
-    nothing differs (the lock, told apart by the caller, aside)."""
-    changes: dict[str, Any] = {}
-    expected: dict[str, Any] = {"imported_from": row.source}
-    old_email, new_email = stored.get("email", ""), None
-    if row.email != old_email:
-        changes.update(email=row.email, **{LINK_GENERATION: stored.get(LINK_GENERATION, 0) + 1})
-        expected["email"], new_email = old_email, row.email
-    for attribute, value in (("email_verified", row.email_verified), ("locale", row.locale)):
-        if stored.get(attribute, {"locale": "en"}.get(attribute, False)) != value:
-            changes[attribute] = value
-    stored_hash = stored.get("password_hash", "")
-    if row.password_hash and row.password_hash != stored_hash and (not stored_hash or is_imported(stored_hash)):
-        changes["password_hash"], expected["password_hash"] = row.password_hash, stored_hash
-    if not changes:
-        return None
-    return AccountChange(user_uuid=row.user_uuid, changes=changes, expected=expected, old_email=old_email,
-                         new_email=new_email)
 
 
 # --- the hash schemes in use (common/keys/imported_schemes) ---------------------------------------------

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -193,6 +194,26 @@ def test_update_changes_only_what_differs_and_never_a_password_set_in_citylogin(
     assert (again.updated, again.unchanged) == (0, 4)
     assert snapshot(ctx, {r.user_uuid for r in rows})["users"][rows[2].user_uuid]["password_hash"] == \
         "$argon2id$v=19$own"
+
+
+def test_an_update_never_lifts_a_lock_and_leaves_what_the_export_does_not_hold(ctx):
+    rows = rows_of(2, locale="ja")
+    run(ctx, rows)
+    users.lock_account(ctx, user_uuid=rows[0].user_uuid)  # an operator's lock in citylogin
+    # Auth0's password export holds no locale and no state: an --update with it keeps the stored ones
+    # and changes the hash only.
+    hashes_only = [replace(row, locale="en", disabled=False, password_hash=bcrypt_hash(700 + i),
+                           unstated=frozenset({"locale", "disabled", "created_at", "identities"}))
+                   for i, row in enumerate(rows)]
+    report = run(ctx, hashes_only, update=True)
+    assert (report.updated, report.refused) == (2, [])
+    stored = snapshot(ctx, {r.user_uuid for r in rows})["users"]
+    assert [(stored[r.user_uuid]["locale"], stored[r.user_uuid].get("locked"), stored[r.user_uuid]["password_hash"])
+            for r in rows] == [("ja", True, bcrypt_hash(700)), ("ja", None, bcrypt_hash(701))]
+    # a user export that says the person is enabled does not lift the operator's lock either
+    enabled = [replace(row, disabled=False, unstated=frozenset({"password_hash"})) for row in rows]
+    run(ctx, enabled, update=True)
+    assert snapshot(ctx, {rows[0].user_uuid})["users"][rows[0].user_uuid]["locked"] is True
 
 
 def test_an_update_refuses_an_address_another_account_holds(ctx):
