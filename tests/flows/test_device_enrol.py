@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import bcrypt
 import pytest
 import requests
 
@@ -17,6 +18,8 @@ from accounts import enrol_codes
 from accounts.models import UserRecord
 from accounts.user_store import UserStore
 from citylogin.client.api import Client, CityloginError
+from common.crypto.imported_hashes import canonical_hash
+from common.crypto.passwords import IMPORTED_PREFIX
 from common.timefmt import iso
 from devices import first_device
 from devices import service as devices
@@ -267,3 +270,16 @@ def test_the_client_raises_the_refusal(server):
     with pytest.raises(CityloginError) as refused:
         Client(server.url).enrol("000000", username=account.username, password=PASSWORD)
     assert refused.value.code == "invalid_email_code"
+
+
+def test_an_imported_bcrypt_hash_is_replaced_by_argon2id_in_the_enrols_transaction(server):
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    account = imported_account(server.ctx, password_hash=IMPORTED_PREFIX + canonical_hash(made))
+    code = server.code(account)
+    assert problem(server.enrol(account, code, password="not the password"))[:2] == (401, "invalid_credentials")
+    assert server.users_item(account)["password_hash"]["S"].startswith(IMPORTED_PREFIX + "$2b$")
+    client = Client(server.url)
+    client.enrol(code, username=account.username, password=PASSWORD)
+    stored = server.users_item(account)["password_hash"]["S"]
+    assert stored.startswith("$argon2id$") and server.ctx.passwords.verify(stored, PASSWORD)
+    assert client.login(PASSWORD)["user_uuid"] == account.user_uuid
