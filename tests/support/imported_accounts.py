@@ -17,12 +17,12 @@ SOURCE_HASH = "$2b$04$rjLw.uEdKUHFvU5DlWg9H.l3viFMuI2JbNCJ.0FYrPXYKNElL6wz2"
 
 
 def put_imported_account(ctx: AppContext, *, username: str, email: str, password_hash: str | None = None,
-                         source: str = "keycloak", email_verified: bool = True) -> UserRecord:
+                         source: str = "keycloak", email_verified: bool = True, locale: str = "en") -> UserRecord:
     """The account, written as the import writes one (its password `password_hash` as stored; by default an
     imported hash, "imported:" + SOURCE_HASH), without a device."""
     user = UserRecord(user_uuid=str(uuid.uuid4()), username=username, email=email,
                       password_hash=password_hash if password_hash is not None else IMPORTED_PREFIX + SOURCE_HASH,
-                      created_at=IMPORTED_AT, email_verified=email_verified, imported_from=source,
+                      created_at=IMPORTED_AT, email_verified=email_verified, locale=locale, imported_from=source,
                       imported_at=IMPORTED_AT)
     users.create_user(ctx, user=user, extra_attributes={}, extra_writes=[])
     return user
