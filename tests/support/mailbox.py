@@ -9,7 +9,7 @@ from tests.support.waiting import wait_until
 
 LINKS = {"verify_email": re.compile(r"/#verify=[A-Za-z0-9_-]+"),
          "password_reset": re.compile(r"/#reset=[A-Za-z0-9_-]+")}
-CODE = re.compile(r"(?<!\d)\d{6}(?!\d)")     # a mailed one-time code: six digits on their own
+CODE = re.compile(r"^\d{6}$", re.MULTILINE)     # a mailed one-time code: six digits on a line of their own
 
 
 class Mailbox:
