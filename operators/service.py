@@ -278,7 +278,8 @@ def account_page(ctx: AppContext, *, operator: Operator, user_uuid: str,
                                 last_login_at=d.last_login_at, logged_in=d.active) for d in listed],
         sessions=[_session_view(ctx.settings, s, now=ctx.epoch()) for s in recent],
         passkeys=[OperatorPasskey(name=p.name, created_at=p.created_at, last_used_at=p.last_used_at)
-                  for p in (keys.result() if keys else [])])
+                  for p in (keys.result() if keys else [])],
+        imported_from=user.imported_from, imported_at=user.imported_at, password_upgraded=user.password_upgraded)
 
 
 def _session_view(settings: Settings, session: SessionRecord, *, now: int) -> OperatorSession:

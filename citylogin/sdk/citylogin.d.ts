@@ -117,6 +117,14 @@ export interface PairOptions extends NewDevice {
   password: string;
 }
 
+/** The first device of an account that has none (SPEC §17): its password and the code POST /device/enrol/code mailed. */
+export interface EnrolOptions extends NewDevice {
+  username: string;
+  password: string;
+  /** The 6 digits of the mail. */
+  emailCode: string;
+}
+
 export interface RecoverOptions extends NewDevice {
   username: string;
   password: string;
@@ -188,6 +196,11 @@ export interface TicketSignUpOptions {
 export interface TicketPairOptions extends NewDevice {
   /** The pairing link or payload one of the account's devices shows (its QR code). */
   qrCode: string;
+  username: string;
+}
+
+/** The first device of the account the ticket's identity is linked to, which has none yet. */
+export interface TicketEnrolOptions extends NewDevice {
   username: string;
 }
 
@@ -280,6 +293,9 @@ export declare class Citylogin {
   register(options: RegisterOptions): Promise<IssuedDevice>;
   pairWithToken(options: PairOptions): Promise<IssuedDevice>;
   recover(options: RecoverOptions): Promise<IssuedDevice>;
+  /** The first device of an account that has none yet, e.g. one an import brought (POST /device/enrol, after POST
+   * /device/enrol/code mailed the code); sign in next with login(). 409 device_exists: pair or recover instead. */
+  enrolWithCode(options: EnrolOptions): Promise<IssuedDevice>;
   login(options: LoginOptions & { confirm: true }): Promise<LoginResult | null>;
   login(options: LoginOptions): Promise<LoginResult | ConcurrentLogin | null>;
   /** A passkey in place of the password, with this browser's device key as login(). Errors of the
@@ -298,6 +314,8 @@ export declare class Citylogin {
   pairWithTicket(options: TicketPairOptions): Promise<IssuedDevice>;
   /** A new device of that account with a recovery code (POST /federation/recover); then loginWithTicket(). */
   recoverWithTicket(options: TicketRecoverOptions): Promise<IssuedDevice>;
+  /** The first device of that account when it has none yet (POST /federation/enrol); then loginWithTicket(). */
+  enrolWithTicket(options: TicketEnrolOptions): Promise<IssuedDevice>;
   /** Links the ticket's identity to the account its password and this browser's device key prove, and signs
    * in as login() (POST /federation/link). */
   linkWithTicket(options: LoginOptions & { confirm: true }): Promise<LoginResult | null>;

@@ -110,6 +110,13 @@ export class Citylogin {
     }, { deviceName, deviceClass });
   }
 
+  /** The first device of an account that has none (one an import brought, SPEC §17), with its password and the
+   * code POST /device/enrol/code mailed to its address (POST /device/enrol); sign in next with login(). */
+  async enrolWithCode({ username, password, emailCode, deviceName, deviceClass }) {
+    return this.#enrol("/device/enrol", username, { username, password, email_code: emailCode },
+      { deviceName, deviceClass });
+  }
+
   async #enrol(path, username, fields, { deviceName, deviceClass }) {
     const keyPair = await createDeviceKey();
     const issued = await this.request("POST", path, { auth: false, body: {
@@ -174,6 +181,12 @@ export class Citylogin {
   async recoverWithTicket({ username, recoveryCode, unbindOtherDevices = false, deviceName, deviceClass }) {
     return this.#enrol("/federation/recover", username, {
       recovery_code: recoveryCode, unbind_other_devices: unbindOtherDevices }, { deviceName, deviceClass });
+  }
+
+  /** The first device of `username`, the account the ticket's identity is linked to, which has none yet (POST
+   * /federation/enrol); sign in next with loginWithTicket(). */
+  async enrolWithTicket({ username, deviceName, deviceClass }) {
+    return this.#enrol("/federation/enrol", username, {}, { deviceName, deviceClass });
   }
 
   /** Links the ticket's identity to the account `username` proves with its password and this browser's device

@@ -12,6 +12,9 @@
   does not have, and offers "Continue with Google" instead; the phone goes through Google with the code kept in the
   tab (in no URL but the link's own) and, back, is paired with it and signed in, with no second scan; the used
   link opened again is refused on the pair step, the code filled in, where another can be scanned.
+- An account an import brought (SPEC §17) with Google linked and no device: continuing with Google offers "Set up
+  this device" beside pairing and the recovery code, and Google's answer alone makes this browser its first device
+  and signs it in (en and ja); on another browser the same step is refused, the account having a device now.
 - A TV's code typed at `/device` on a browser signed out: approving leads to the login screen, "Continue with
   Google" comes back to `/device`, and the approval goes on; the TV's next poll has its tokens."""
 from __future__ import annotations
@@ -21,11 +24,16 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_federation import continue_with_google, google, providers, texts  # noqa: F401 (fixtures)
+from common.database.guarded_write import write_all
+from federation import identities
+from federation.models import UpstreamIdentity
+from tests.browser.test_federation import LOCALES, continue_with_google, google, providers, texts  # noqa: F401
+
 from tests.browser.pages import DevicePage
 from tests.browser.test_pairing_link import FAKE_CAMERA
 from tests.conftest import unique_name
 from tests.support.device_flow import ask, poll, screen_app
+from tests.support.imported_accounts import IMPORTED_AT, put_imported_account
 
 pytestmark = pytest.mark.slow
 
@@ -168,3 +176,37 @@ def test_a_tv_code_typed_at_device_is_approved_after_continuing_with_google(goog
     expect(page.locator("#whoami-user")).to_have_text(user)
     tokens = poll(url, tv, screen["device_code"])
     assert tokens.status_code == 200, tokens.text
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_an_imported_account_linked_to_google_sets_up_its_first_browser_with_google_alone(google, new_device,  # noqa: F811
+                                                                                         language):
+    url, upstream, ctx = google()
+    say = texts(language)
+    user, who = google_user()
+    account = put_imported_account(ctx, username=user, email=who["email"], locale=language)
+    identity = UpstreamIdentity(provider="google", issuer=upstream.issuer, sub=who["sub"], email=who["email"],
+                                email_verified=True)
+    write_all(ctx.dynamodb, identities.link_writes(ctx, user=account, identity=identity, linked_at=IMPORTED_AT))
+
+    for name, refused in (("Imported phone", None), ("Second phone", say("web.error.device_exists"))):
+        device = new_device(url, locale=LOCALES[language]).open()
+        device.switch_language(language)
+        upstream.next_login(**who)
+        continue_with_google(device, say)
+        form = device.page.locator("#federation-form")
+        expect(form.locator(".error")).to_have_text(say("web.error.no_device_key", username=user))
+        expect(form.get_by_role("button", name=say("web.federation.pair_choice"))).to_be_visible()
+        form.get_by_role("button", name=say("web.enrol.title")).click()
+        expect(form.locator("h1")).to_have_text(say("web.enrol.title"))
+        expect(form.locator("p.muted")).to_have_text(say("web.federation.enrol_intro", username=user,
+                                                         provider="Google"))
+        form.locator("#federation-new-device").fill(name)
+        form.locator("button[type=submit]").click()
+        if refused:
+            expect(form.locator(".error")).to_have_text(refused)
+            expect(device.page.locator("#home-screen")).to_be_hidden()
+            continue
+        device.expect_devices_screen()
+        expect(device.page.locator("#whoami-user")).to_have_text(user)
+        expect(device.device(name)).to_contain_text(say("web.devices.this_device"))

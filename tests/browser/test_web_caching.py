@@ -29,7 +29,10 @@ from tests.support.live import serving
 # (GET /federation/providers, +0.8 kB with its headers), the SDK's ticket sign-in and the federation texts in the
 # catalogue (+0.7 kB); the buttons' and the steps' own code (federation*.js, identities.js) comes only when there
 # are providers, a provider's answer or the Account panel.
-COLD_BUDGET = 57_000
+# 57.1 kB with the first device of an imported account (SPEC §17): the login form's "First time on citylogin?" link,
+# its texts in the catalogue and the SDK's enrolWithCode/enrolWithTicket (+0.4 kB); its panel's code (enrol.js) comes
+# only when the link is followed.
+COLD_BUDGET = 57_500
 # What the login screen asks the API on every load, not an asset: the providers it offers change when operators
 # change them.
 API_READS = {"/federation/providers"}

@@ -15,7 +15,9 @@ from citylogin.client.api import Client
 from operators.telling import what_was_done
 from tests.support.dynamo_faults import Shape
 from tests.support.fixtures import problem
+from tests.support.imported_accounts import IMPORTED_AT, put_imported_account
 from tests.support.operators import operator, operator_behind_faults, person, same_session_at
+from tests.conftest import unique_name
 from tests.support.live import FakeClock, PASSWORD, add_device, on_clock, register_device, settle_background
 
 
@@ -94,6 +96,24 @@ def test_the_account_page_shows_every_panel_and_nothing_secret(server):
         assert secret not in text, secret
     assert problem(viewer.request("GET", "/admin/accounts/00000000-0000-4000-8000-000000000000"))[:2] == \
         (404, "not_found")
+
+
+def test_the_account_page_says_where_an_imported_account_came_from_and_whether_its_password_is_upgraded(server):
+    """SPEC §17: the source and time of the import, and whether the source's hash is still the password; null for
+    an account made here."""
+    url, ctx, _ = server
+    viewer = operator(url, ctx, Role.VIEWER)
+    name = unique_name()
+    kept = put_imported_account(ctx, username=name, email=f"{name}@example.com", source="auth0")
+    upgraded = put_imported_account(ctx, username=f"{name}u", email=f"{name}u@example.com",
+                                    password_hash=ctx.passwords.hash(PASSWORD))
+    pages = {user.user_uuid: viewer.get_json(f"/admin/accounts/{user.user_uuid}") for user in (kept, upgraded)}
+    imported = {uuid: (p["imported_from"], p["imported_at"], p["password_upgraded"]) for uuid, p in pages.items()}
+    assert imported == {kept.user_uuid: ("auth0", IMPORTED_AT, False),
+                        upgraded.user_uuid: ("keycloak", IMPORTED_AT, True)}
+    assert "$2b$" not in json.dumps(pages)
+    native = viewer.get_json(f"/admin/accounts/{person(url).key_file.user_uuid}")
+    assert (native["imported_from"], native["imported_at"], native["password_upgraded"]) == (None, None, None)
 
 
 def test_support_locks_with_a_reason_audited_recorded_and_told(server, caplog):

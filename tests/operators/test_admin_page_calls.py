@@ -81,7 +81,9 @@ def page_panel_by_panel(ctx, user_uuid: str) -> dict:
                                  strict=True)),
                       "ip": s.ip, "user_agent": s.user_agent} for s in recent],
         "passkeys": [{"name": p.name, "created_at": p.created_at, "last_used_at": p.last_used_at}
-                     for p in passkeys.list_passkeys(ctx, user_uuid=user_uuid)]}
+                     for p in passkeys.list_passkeys(ctx, user_uuid=user_uuid)],
+        "imported_from": user.imported_from, "imported_at": user.imported_at,
+        "password_upgraded": user.password_upgraded}
 
 
 @pytest.fixture
@@ -182,7 +184,7 @@ def test_the_pages_json_keeps_its_fields_in_their_order(page_server):
         fields = [name for name, _ in page]
         assert fields == ["user_uuid", "username", "email", "locked", "roles", "created_at", "email_verified",
                           "locale", "password_locked_until", "limit", "default_limit", "devices", "sessions",
-                          "passkeys"]
+                          "passkeys", "imported_from", "imported_at", "password_upgraded"]
         panels = dict(page)
         assert [[name for name, _ in d] for d in panels["devices"]] == [[
             "device_id", "device_name", "device_class", "status", "cert_expires_at", "registered_at",

@@ -9,6 +9,7 @@ from tests.support.waiting import wait_until
 
 LINKS = {"verify_email": re.compile(r"/#verify=[A-Za-z0-9_-]+"),
          "password_reset": re.compile(r"/#reset=[A-Za-z0-9_-]+")}
+CODE = re.compile(r"^\d{6}$", re.MULTILINE)     # a mailed one-time code: six digits on a line of their own
 
 
 class Mailbox:
@@ -23,14 +24,24 @@ class Mailbox:
     def link(self, base_url: str, event: str, email: str, *, timeout: float = 30) -> str:
         """The link (base_url + `/#...`) in the last `event` message to `email`, waited for a little:
         some are sent off the response path."""
+        body = self._last_body(event, email, timeout=timeout)
+        found = LINKS[event].search(body)
+        assert found, body
+        return base_url + found.group(0)
+
+    def code(self, event: str, email: str, *, timeout: float = 30) -> str:
+        """The six-digit code in the last `event` message to `email`, waited for as `link` waits."""
+        body = self._last_body(event, email, timeout=timeout)
+        found = CODE.search(body)
+        assert found, body
+        return found.group(0)
+
+    def _last_body(self, event: str, email: str, *, timeout: float) -> str:
         def last() -> str | None:
             with self._lock:
                 bodies = [m.body for m in self.messages if m.event == event and m.email == email]
             return bodies[-1] if bodies else None
-        body = wait_until(last, timeout=timeout, what=f"a {event} message to {email}")
-        found = LINKS[event].search(body)
-        assert found, body
-        return base_url + found.group(0)
+        return wait_until(last, timeout=timeout, what=f"a {event} message to {email}")
 
     def count(self, event: str, email: str) -> int:
         with self._lock:

@@ -131,6 +131,22 @@ function profile(account) {
     ["web.admin.roles", el("span", { className: "badges" }, ...roles)],
     ["web.admin.limit", limit],
     ["web.admin.language", languageName(account.locale)],
+    ...imported(account),
+  ];
+}
+
+/** An account `citylogin accounts import` brought (SPEC §17): from where and when, and whether its password is
+ * citylogin's own by now (its first sign-in replaced the source's hash) or still the imported hash. None else. */
+function imported(account) {
+  if (!account.imported_from) return [];
+  const known = `web.admin.imported_from.${account.imported_from}`;
+  const params = { source: account.imported_from, date: account.imported_at ? formatDate(account.imported_at) : "—" };
+  const upgraded = account.password_upgraded;
+  return [
+    ["web.admin.imported", tx("span", { id: "profile-imported" },
+      has(known) ? known : "web.admin.imported_from.elsewhere", params)],
+    ["web.common.password", tx("span", { id: "profile-password", className: upgraded ? "badge active" : "badge" },
+      upgraded ? "web.admin.password_upgraded" : "web.admin.password_imported")],
   ];
 }
 

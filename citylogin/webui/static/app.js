@@ -18,7 +18,7 @@ import { fillPairingCode, initPairing, resetPairing, takePairingLink } from "./p
 import { currentLocale, initialLocale, onLocaleChange, setLocale, setText } from "./i18n.js";
 import { DEVICE_NAME_FIELDS, accountLocaleRead, accountLocaleSaved, forgetAccountLocale, initLanguages,
   syncAfterLogin } from "./languages.js";
-import { $, busy, clearMessage, el, guessDeviceName, modal, say } from "./ui.js";
+import { $, busy, clearMessage, el, guessDeviceName, modal, say, tx } from "./ui.js";
 // The camera's QR reader is fetched only where the browser can read QR codes (see camera_scan.js):
 // elsewhere, as on most desktops, the login screen's cold load does not carry it.
 const cameraScan = "BarcodeDetector" in window ? import("./camera_scan.js") : null;
@@ -340,6 +340,7 @@ function wire() {
     $("#pair-username").focus();
   } }));
   initCodes();
+  offerEnrol();
   initAccount({
     onDeleted: () => leaveHome({ kind: "info", title: "web.banner.account_deleted_here",
       text: "web.banner.key_forgotten" }),
@@ -358,6 +359,21 @@ const FEDERATION = { showAuth: (tab) => showAuth({ tab }), signIn, confirmReplac
 async function offerProviders() {
   const answer = await citylogin.request("GET", "/federation/providers", { auth: false }).catch(() => null);
   if (answer?.providers?.length) (await import("./federation.js")).showProviders(answer.providers);
+}
+
+// An account an import brought, with no device yet (SPEC §17, enrol.js: loaded when asked for), makes this browser
+// its first with a mailed code, then signs in here as after registering.
+const ENROL = { showPanel: (name) => selectTab($("#auth-screen"), name), logIn: (username, password, options) => {
+  selectTab($("#auth-screen"), "login");
+  return logIn(username, password, options);
+} };
+
+/** "First time on citylogin? We'll e-mail you a code" below the login form. */
+function offerEnrol() {
+  const link = tx("button", { type: "button", id: "login-first-time", className: "link" }, "web.enrol.first_time");
+  link.addEventListener("click", async () => (await import("./enrol.js")).startEnrol(ENROL,
+    formValues($("#login-form")).username));
+  $("#login-form").lastElementChild.append(link);
 }
 
 /** The provider's answer (`#federation`) or a link mailed to prove an account (`#federation-link=`): whether

@@ -3,7 +3,9 @@
 // account's devices as anyone would after typing it — with the code "Add a device" shows on one of their devices
 // (scanned with the camera where the browser reads QR codes, or its link pasted: POST /federation/pair) or, every
 // device lost, with a recovery code (POST /federation/recover) — and this browser then signs in with its new key
-// (POST /federation/login), meeting the in-use question at the limit as any sign-in does. Loaded on that step only.
+// (POST /federation/login), meeting the in-use question at the limit as any sign-in does. An account with no device
+// at all (an imported one, SPEC §17) may make this browser its first with the provider's answer alone (POST
+// /federation/enrol). Loaded on that step only.
 
 import { citylogin } from "./api.js";
 import { draw, field } from "./federation_steps.js";
@@ -59,6 +61,19 @@ export function drawRecover(form, ticket) {
         hint: "web.recover.code_hint", spellcheck: false }),
       ...deviceName(),
       el("label", { className: "check" }, unbind, tx("span", {}, "web.recover.unbind_others"))] });
+}
+
+/** "Set up this device": the account has no device yet (one an import brought, SPEC §17), so the provider's answer
+ * alone makes this browser its first (POST /federation/enrol). An account with a device: 409 device_exists, said on
+ * the step, with the two other ways beside it. */
+export function drawEnrol(form, ticket) {
+  const params = { provider: ticket.display_name, username: ticket.username };
+  const enrol = () => citylogin.enrolWithTicket({ username: ticket.username,
+    deviceName: form.device_name.value.trim() || undefined });
+  draw(form, () => enrolAndSignIn(form, ticket, enrol), { title: "web.enrol.title", params,
+    submit: "web.enrol.title", links: [other("web.federation.pair_choice", params, () => drawPair(form, ticket)),
+      other("web.federation.recover_choice", params, () => drawRecover(form, ticket))],
+    body: [tx("p", { className: "muted" }, "web.federation.enrol_intro", params), ...deviceName()] });
 }
 
 function deviceName() {

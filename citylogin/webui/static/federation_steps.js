@@ -67,8 +67,8 @@ export function field({ id, name, label, value = "", type = "text", autocomplete
 
 /** Linked: the account's device key here signs in (POST /federation/login); a browser that is not yet one of its
  * devices is led to become one, with the provider's answer in the password's place (federation_devices.js): a code
- * one of its devices shows, or a recovery code; the code `kept` from the pair form is used at once, with no second
- * scan. "Sign in" tries again. */
+ * one of its devices shows, a recovery code, or for an account with no device yet (SPEC §17) nothing more; the
+ * code `kept` from the pair form is used at once, with no second scan. "Sign in" tries again. */
 async function signInLinked(form, ticket, kept = null) {
   const params = { provider: ticket.display_name, username: ticket.username };
   const way = (key, step) => {
@@ -77,7 +77,8 @@ async function signInLinked(form, ticket, kept = null) {
     return button;
   };
   const addDevice = el("div", { className: "choices-list", hidden: true },
-    way("web.federation.pair_choice", "drawPair"), way("web.federation.recover_choice", "drawRecover"));
+    way("web.federation.pair_choice", "drawPair"), way("web.federation.recover_choice", "drawRecover"),
+    way("web.enrol.title", "drawEnrol"));
   let pairKept = false;
   const attempt = async () => {
     try {

@@ -77,15 +77,15 @@ def test_the_modules_only_imported_with_import_are_mapped_but_not_preloaded(clie
     the camera's QR reader only where the browser has one, an app's sign-in and sign-out code when an
     app asks (SPEC §14), the in-use dialog when the account is at its limit (SPEC §5) and the approval of a
     TV's code on `/device` alone, and the accounts from elsewhere (SPEC §16) when the service offers providers or
-    the Account panel opens (a further device's steps when a browser is led to pair), not on every cold load of the
-    login screen."""
+    the Account panel opens (a further device's steps when a browser is led to pair), and an imported account's first
+    device when "First time on citylogin?" is followed (SPEC §17), not on every cold load of the login screen."""
     html = client.get("/").get_data(as_text=True)
     imports = json.loads(IMPORT_MAP.search(html)[1])["imports"]
     preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)"', html))
     lazy = {"/web/passkeys.js", "/web/consents.js", "/sdk/webauthn.js", "/web/oidc.js", "/web/app_identity.js",
             "/web/oidc_logout.js", "/web/data_export.js", "/web/camera_scan.js", "/web/device_flow.js",
             "/web/in_use.js", "/web/federation.js", "/web/federation_marks.js", "/web/federation_steps.js",
-            "/web/identities.js", "/web/federation_devices.js", "/web/account_reauth.js"}
+            "/web/identities.js", "/web/federation_devices.js", "/web/account_reauth.js", "/web/enrol.js"}
     assert lazy <= set(imports)
     assert preloaded == {imports[url] for url in imports if url.endswith(".js") and url not in lazy}
 
