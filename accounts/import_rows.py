@@ -71,6 +71,7 @@ class RefusalReason(StrEnum):
     INVALID_HASH = "invalid_hash"  # a known scheme whose string does not parse, or beyond its bounds
     LINE_TOO_LONG = "line_too_long"
     DUPLICATE_IN_FILE = "duplicate_in_file"  # a username, address or id an earlier row of the file has
+    SERVICE_ACCOUNT = "service_account"  # Keycloak's user of a client's credentials grant: no person signs in as it
     USERNAME_TAKEN = "username_taken"  # by an account that is not this row's (the import never overwrites)
     EMAIL_TAKEN = "email_taken"
 

@@ -1,5 +1,5 @@
 """The `citylogin` command: serve, dynamodb-local, init, keys list/rotate/retire/backup/restore, password-parameters
-list/record/retire, crl-sync, client, admin, apps, idp, mail.
+list/record/retire, crl-sync, client, admin, apps, idp, mail, accounts import.
 
 Each subcommand is imported only when it runs (citylogin.cli.lazy): `citylogin client login` on a laptop loads
 the device's client, not the DynamoDB, Flask and operator code the service's commands need."""
@@ -23,6 +23,7 @@ COMMANDS = {
     "apps": "citylogin.cli.apps.commands:apps",
     "idp": "citylogin.cli.idp:idp",
     "mail": "citylogin.cli.mail:mail",
+    "accounts": "citylogin.cli.accounts_import:accounts",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from common.crypto import imported_hashes
 from common.crypto.hash_slots import QUEUE_PER_SLOT, HashSlots, available_cores
 from common.crypto.tokens import new_token
 
@@ -51,7 +52,12 @@ class PasswordHasher:
     parameter set in use: the stored hash for its own set, a dummy for each other. An unknown user,
     a current hash and an older one then cost the same. The sets in use are the current one,
     `legacy` and those `learn` adds (common.keys.password_parameters: the sets the deployment has hashed
-    with); a hash of a set not among them calls `on_unknown_set` once per set, from the check."""
+    with); a hash of a set not among them calls `on_unknown_set` once per set, from the check.
+
+    A hash an import brought (IMPORTED_PREFIX, SPEC §17) is verified by its own scheme
+    (common.crypto.imported_hashes) the same way: every check also verifies a dummy of each imported
+    scheme key in use (`learn_imported`: the keys the imports recorded, common.keys.imported_schemes),
+    the stored hash taking its own key's turn, so that an imported account is not told apart either."""
 
     def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int, slots: HashSlots | None = None,
                  legacy: Sequence[Argon2Parameters] = (),
@@ -72,6 +78,9 @@ class PasswordHasher:
         self.learn([self.parameters, *legacy])
         self._unknown_seen: set[Argon2Parameters] = set()
         self.on_unknown_set = on_unknown_set
+        # One dummy per imported scheme key in use (scheme key -> canonical hash), replaced whole as above.
+        self._imported: dict[str, str] = {}
+        self._unknown_keys_seen: set[str] = set()
 
     def known_sets(self) -> list[Argon2Parameters]:
         """The parameter sets every check verifies once, current first."""
@@ -85,6 +94,27 @@ class PasswordHasher:
             if new:
                 self._dummies = {**self._dummies, **{parameters: _dummy_hash(parameters) for parameters in new}}
         return new
+
+    def imported_keys(self) -> list[str]:
+        """The imported scheme keys every check verifies once, in the order it does."""
+        return list(self._imported)
+
+    def learn_imported(self, keys: Iterable[str]) -> list[str]:
+        """Make every later check verify a dummy of each imported scheme key of `keys` too (a key beyond
+        the bounds is left out: imported_hashes.InvalidHash); returns those that were new. A bcrypt dummy
+        is hashed once here: call it at start or from a background thread."""
+        with self._learning:
+            dummies = {}
+            for key in dict.fromkeys(keys):
+                if key not in self._imported:
+                    try:
+                        dummies[key] = imported_hashes.dummy_hash(key)
+                    except ValueError:
+                        log.error("imported password scheme %r is beyond citylogin's bounds and not verified",
+                                  str(key)[:40])
+            if dummies:
+                self._imported = {**self._imported, **dummies}
+        return list(dummies)
 
     def hash(self, password: str) -> str:
         """Return the encoded Argon2id hash of ``password`` (random salt)."""
@@ -103,7 +133,14 @@ class PasswordHasher:
 
     def check(self, stored_hash: str | None, password: str) -> bool:
         """``verify`` for a password check that must not tell by its time whether the user exists
-        (``stored_hash`` None) or which parameters made the hash: one verify per parameter set in use."""
+        (``stored_hash`` None), which parameters made the hash or whether an import brought it: one
+        verify per parameter set in use, then one per imported scheme key in use."""
+        imported = stored_hash[len(IMPORTED_PREFIX):] if stored_hash and is_imported(stored_hash) else None
+        native_match = self._check_native(None if imported is not None else stored_hash, password)
+        imported_match = self._check_imported(imported, password)
+        return native_match or imported_match
+
+    def _check_native(self, stored_hash: str | None, password: str) -> bool:
         dummies = self._dummies
         own = self._parameters(stored_hash, dummies) if stored_hash else None
         # The sets in one order whatever the user: the stored hash takes its own set's turn, so that
@@ -115,6 +152,31 @@ class PasswordHasher:
             else:
                 self.verify(dummy, password)
         return matched
+
+    def _check_imported(self, canonical: str | None, password: str) -> bool:
+        """The imported keys in one order whatever the user, the stored hash at its key's turn."""
+        dummies = self._imported
+        own = self._imported_key(canonical, dummies) if canonical is not None else None
+        matched = False
+        if canonical is not None and own not in dummies:
+            matched = self._slots.run(lambda: imported_hashes.verify(canonical, password))
+        for key, dummy in dummies.items():
+            if key == own and canonical is not None:
+                matched = self._slots.run(lambda: imported_hashes.verify(canonical, password))
+            else:
+                self._slots.run(lambda: imported_hashes.verify(dummy, password))  # noqa: B023 - run at once
+        return matched
+
+    def _imported_key(self, canonical: str, known: Mapping[str, str]) -> str | None:
+        try:
+            key = imported_hashes.scheme_key(canonical)
+        except ValueError:
+            return None  # not a hash: its verify is False at once
+        if key not in known and key not in self._unknown_keys_seen:
+            self._unknown_keys_seen.add(key)  # once per process and key
+            log.warning("a stored password hash is of imported scheme %s that this process did not know: until "
+                        "it does, a failed check of such a hash takes longer than one of an unknown name", key)
+        return key
 
     def _parameters(self, stored_hash: str, known: Mapping[Argon2Parameters, str]) -> Argon2Parameters | None:
         parameters = hash_parameters(stored_hash)

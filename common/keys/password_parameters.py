@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from common.log_bursts import BurstLog
 from common.thread_kind import scheduled_thread
 from common.crypto.passwords import Argon2Parameters, PasswordHasher
+from common.keys.imported_schemes import ImportedSchemes
 from common.keys.password_parameter_store import (BEYOND_SETTINGS, LoadedSets, PasswordParameterStore, RecordedSet,
                                                   Refusal, SetsMoved, acceptable, beyond_bounds, bounded, costly_note,
                                                   key_of)
@@ -121,6 +122,8 @@ class PasswordParameters:
         self._failures = BurstLog(log)
         self._reported: set[tuple[str, str]] = set()
         self._meetings: list[threading.Thread] = []
+        # The imported scheme keys (SPEC §17), re-read with the sets on the same thread and schedule.
+        self.imported: ImportedSchemes | None = None
 
     def start(self, store: PasswordParameterStore | None = None) -> None:
         """Record this process's set and learn every recorded one, through `store` (a start's client)."""
@@ -141,6 +144,8 @@ class PasswordParameters:
             except (BotoCoreError, ClientError, SetsMoved) as exc:
                 self._failures.log(logging.WARNING, "password parameter sets not re-read or recorded, keeping "
                                    "the %d known: %s", len(self._hasher.known_sets()), type(exc).__name__)
+        if self.imported is not None:
+            self.imported.refresh(max_age=max_age)
 
     def _record_own(self, store: PasswordParameterStore) -> None:
         """The process's own set sealed in the list (it is the process's own setting: no record has to

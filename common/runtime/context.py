@@ -24,6 +24,7 @@ from common.database import dynamo
 from common.keys.encryption import KeyEncryptor, key_encryptor
 from common.keys.jwt_keys import JwtKeyRing, ParsedSigningKeys
 from common.keys.password_parameter_store import PasswordParameterStore
+from common.keys.imported_schemes import ImportedSchemes, ImportedSchemeStore
 from common.keys.password_parameters import PasswordParameters, PasswordsAndRingRefresher
 from common.keys.ring import RingContents, add_missing_kinds, ensure_ring, read_ring
 from common.keys.ring_import import configured_ca, initial_entries
@@ -135,8 +136,8 @@ def hash_slots(settings: Settings) -> HashSlots:
 def password_hasher(settings: Settings, *, client: DynamoDBClient, startup_client: DynamoDBClient, table: str,
                     encryptor: KeyEncryptor) -> tuple[PasswordHasher, PasswordParameters]:
     """The hasher of the configured parameters, which verifies on every check one hash of each set the
-    deployment has recorded, sealed under `encryptor` (and of CITYLOGIN_ARGON2_LEGACY_PARAMETERS): its
-    own set is recorded first, before this process can hash with it."""
+    deployment has recorded, sealed under `encryptor` (and of CITYLOGIN_ARGON2_LEGACY_PARAMETERS), and of
+    each imported scheme key recorded: its own set is recorded first, before this process can hash with it."""
     passwords = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_cost,
                                parallelism=settings.argon2_parallelism, slots=hash_slots(settings),
                                legacy=settings.argon2_legacy)
@@ -144,6 +145,10 @@ def password_hasher(settings: Settings, *, client: DynamoDBClient, startup_clien
                                     reload_seconds=settings.key_ring_reload_seconds)
     parameters.start(PasswordParameterStore(startup_client, table, encryptor))
     passwords.on_unknown_set = parameters.record_met
+    # and one of each imported scheme key the imports recorded (SPEC §17), re-read with the sets
+    parameters.imported = ImportedSchemes(ImportedSchemeStore(client, table, encryptor), passwords,
+                                          reload_seconds=settings.key_ring_reload_seconds)
+    parameters.imported.start(ImportedSchemeStore(startup_client, table, encryptor))
     return passwords, parameters
 
 

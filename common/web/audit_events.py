@@ -42,6 +42,7 @@ class AuditEvent(StrEnum):
     IDP_ADDED = "idp_added"
     IDP_UPDATED = "idp_updated"
     IDP_REMOVED = "idp_removed"
+    ACCOUNTS_IMPORTED = "accounts_imported"
     REGISTRATION_TOKEN_CREATED = "registration_token_created"
     REGISTRATION_TOKEN_USED = "registration_token_used"
     REGISTRATION_TOKEN_REVOKED = "registration_token_revoked"
