@@ -245,6 +245,11 @@ def find_user_by_email(ctx: AppContext, *, email: str) -> UserRecord | None:
     return user if user_uuid and user and not user.deleting else None
 
 
+def mark_email_verified(ctx: AppContext, *, user_uuid: str, email: str) -> bool:
+    """The account's address `email` proven by a code mailed to it (SPEC §17); False if it changed meanwhile."""
+    return user_store(ctx).mark_email_verified(user_uuid, email)
+
+
 def replace_password_hash(ctx: AppContext, *, user_uuid: str, password_hash: str) -> bool:
     """A changed password, which voids every outstanding reset link; False if the user no longer exists."""
     return user_store(ctx).replace_password_hash(user_uuid, password_hash)

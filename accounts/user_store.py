@@ -205,6 +205,12 @@ class UserStore:
                            "ExpressionAttributeValues": {":false": {"BOOL": False}, ":h": {"S": password_hash},
                                                          ":verified": {"S": verified_hash}}}}
 
+    def mark_email_verified(self, user_uuid: str, email: str) -> bool:
+        """Mark the address verified if it is still `email` and the account holds it; False if not."""
+        return self._update_existing(user_uuid, "SET #v = :t", {":t": {"BOOL": True}, ":e": {"S": email}},
+                                     condition="#m = :e AND attribute_not_exists(#u)",
+                                     names={"#v": "email_verified", "#m": "email", "#u": EMAIL_UNCLAIMED})
+
     def rehash_password(self, user_uuid: str, verified_hash: str, password_hash: str) -> bool:
         """Set `password_hash` if `verified_hash` is still the stored hash; False if not (a change,
         a reset or the account's deletion came first)."""

@@ -153,6 +153,30 @@ class RecoverRequest(RecoveryCodeFields):
     password: str = Field(min_length=1, max_length=1024)
 
 
+class EnrolCodeRequest(BaseModel):
+    """POST /device/enrol/code: a code mailed for the first device of the account named, if it has none."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    username: LoginName
+
+
+class EnrolCodeAccepted(BaseModel):
+    """The 202 body of POST /device/enrol/code: the same whatever the account."""
+
+    message: str
+
+
+class EnrolRequest(DeviceKeyFields):
+    """POST /device/enrol: the first device of an account that has none (an imported one, SPEC §17), with its
+    password and the code mailed to its address."""
+
+    username: LoginName
+    password: str = Field(min_length=1, max_length=1024)
+    email_code: str = Field(min_length=1, max_length=32,
+                            description="the 6-digit code mailed by POST /device/enrol/code")
+
+
 class DeviceView(BaseModel):
     device_id: str
     device_name: str

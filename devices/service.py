@@ -281,11 +281,12 @@ class DeviceLimitReached(Conflict):
     code, detail = ErrorCode.DEVICE_LIMIT_REACHED, "This account already has the maximum number of devices."
 
 
-def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: Sequence[GuardedWrite] = ()) -> None:
-    """Store a further device within the device limit, with `extra_writes`, in one transaction;
+def store_new_device(ctx: AppContext, issued: IssuedDevice, *, extra_writes: Sequence[GuardedWrite] = (),
+                     limit: int | None = None) -> None:
+    """Store a further device within the device limit (or `limit`), with `extra_writes`, in one transaction;
     DeviceLimitReached, or the refusal of an extra entry that was refused."""
     store = device_store(ctx)
-    writes = _new_device_items(store, issued.record, limit=ctx.settings.max_registered_devices)
+    writes = _new_device_items(store, issued.record, limit=limit or ctx.settings.max_registered_devices)
     extra = list(extra_writes)
     try:
         store.transact([*writes, *(w.item for w in extra)])

@@ -56,6 +56,18 @@ class DeviceStore:
                            "ConditionExpression": "attribute_not_exists(registered) OR registered < :limit",
                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":limit": {"N": str(limit)}}}}
 
+    def registered_count(self, user_uuid: str) -> int:
+        """How many registered devices the user's counter holds (read strongly consistent)."""
+        item = self.client.get_item(TableName=self.table, Key=self.key(user_uuid, COUNTER_ID), ConsistentRead=True,
+                                    ProjectionExpression="registered").get("Item") or {}
+        return int(item.get("registered", {}).get("N", "0"))
+
+    def no_device_check(self, user_uuid: str) -> dict[str, Any]:
+        """A TransactWriteItems entry refused once the user has a registered device."""
+        return {"ConditionCheck": {"TableName": self.table, "Key": self.key(user_uuid, COUNTER_ID),
+                                   "ConditionExpression": "attribute_not_exists(registered) OR registered < :one",
+                                   "ExpressionAttributeValues": {":one": {"N": "1"}}}}
+
     def release_slot_item(self, user_uuid: str, *, keep_at_least: int) -> dict[str, Any]:
         """A TransactWriteItems entry counting one device less, refused if fewer than
         `keep_at_least` would remain."""

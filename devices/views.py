@@ -9,9 +9,9 @@ from uuid import UUID
 from flask import Blueprint, Response, jsonify
 
 from devices import certificate_service, service
-from devices.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, ForcedLogout, PairedDeviceRequest,
-                            RecoverRequest, RenameRequest, RenamedDevice, RenewRequest, RenewedCertificate,
-                            UnbindRequest, UnboundDevice)
+from devices.models import (DeviceCertificateResponse, DeviceIdRequest, DeviceList, EnrolCodeAccepted, EnrolCodeRequest,
+                            EnrolRequest, ForcedLogout, PairedDeviceRequest, RecoverRequest, RenameRequest,
+                            RenamedDevice, RenewRequest, RenewedCertificate, UnbindRequest, UnboundDevice)
 from sessions.guard import current_principal, require_session
 from common.slots import Slot
 from common.web.caller import Caller, current_caller
@@ -30,6 +30,12 @@ class DeviceFlows(Protocol):
 
     def recover_device(self, ctx: AppContext, *, request: RecoverRequest, caller: Caller) -> DeviceCertificateResponse:
         """flows.recovery: a new device with the account's credentials and a recovery code."""
+
+    def request_enrol_code(self, ctx: AppContext, *, username: str, caller: Caller) -> None:
+        """flows.device_enrol: a code mailed for the first device of an account that has none, if it is one."""
+
+    def enrol(self, ctx: AppContext, *, request: EnrolRequest, caller: Caller) -> DeviceCertificateResponse:
+        """flows.device_enrol: the first device with the account's password and the mailed code."""
 
 
 FLOWS: Slot[DeviceFlows] = Slot("devices.views.flows")
@@ -132,4 +138,28 @@ def unbind() -> Response:
 def recover() -> tuple[Response, int]:
     body = parse_body(RecoverRequest)
     result = _flows().recover_device(ctx(), request=body, caller=current_caller())
+    return jsonify(result.model_dump(exclude_none=True)), 201
+
+
+ENROL_CODE_ACCEPTED = ("If this account can set up its first device this way, a code is on its way to its e-mail "
+                       "address; it works for 10 minutes.")
+
+
+@bp.post("/enrol/code")
+@operation("Mail a code for the first device of an account that has no device (an imported one) to its address; "
+           "the same answer whether or not the account exists", body=EnrolCodeRequest,
+           response=EnrolCodeAccepted, status=202, errors=(429,))
+def enrol_code() -> tuple[Response, int]:
+    body = parse_body(EnrolCodeRequest)
+    _flows().request_enrol_code(ctx(), username=body.username, caller=current_caller())
+    return jsonify(EnrolCodeAccepted(message=ENROL_CODE_ACCEPTED).model_dump()), 202
+
+
+@bp.post("/enrol")
+@operation("The first device of an account that has no device (an imported one), with its password and the code "
+           "mailed by POST /device/enrol/code", body=EnrolRequest, response=DeviceCertificateResponse, status=201,
+           errors=(401, 403, 409, 429))
+def enrol() -> tuple[Response, int]:
+    body = parse_body(EnrolRequest)
+    result = _flows().enrol(ctx(), request=body, caller=current_caller())
     return jsonify(result.model_dump(exclude_none=True)), 201

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from common.fields import Displace, Omittable
 from common.text import LoginName
-from devices.models import NewAccountFields, PairingCodeFields, RecoveryCodeFields
+from devices.models import DeviceKeyFields, NewAccountFields, PairingCodeFields, RecoveryCodeFields
 
 
 class DeviceProof(BaseModel):
@@ -50,6 +50,11 @@ class FederatedPairRequest(PairingCodeFields):
 class FederatedRecoverRequest(RecoveryCodeFields):
     """POST /federation/recover: a new device of the account the ticket's identity is linked to, with one of
     its recovery codes; the provider's answer in the password's place."""
+
+
+class FederatedEnrolRequest(DeviceKeyFields):
+    """POST /federation/enrol: the first device of the account the ticket's identity is linked to, for an
+    account that has none (SPEC §17); the provider's answer in the password's and the mailed code's place."""
 
 
 class LinkMailAccepted(BaseModel):

@@ -15,9 +15,9 @@ from common.web.openapi import operation
 from common.web.validation import parse_body
 from devices.models import DeviceCertificateResponse, LoginResponse, RegistrationResponse
 from federation import round_trip, tickets, transactions
-from federation.flow_models import (DeviceProof, FederatedLinkRequest, FederatedLoginRequest, FederatedPairRequest,
-                                    FederatedRecoverRequest, FederatedSignupRequest, IdentityList, LinkConfirmRequest,
-                                    LinkedIdentityView, LinkMailAccepted)
+from federation.flow_models import (DeviceProof, FederatedEnrolRequest, FederatedLinkRequest, FederatedLoginRequest,
+                                    FederatedPairRequest, FederatedRecoverRequest, FederatedSignupRequest, IdentityList,
+                                    LinkConfirmRequest, LinkedIdentityView, LinkMailAccepted)
 from federation.models import LinkedIdentity, UpstreamIdentity
 from federation.pages import refusal_page, repost_page
 from federation.reauth import reauth_token
@@ -56,6 +56,10 @@ class FederationFlows(Protocol):
     def recover(self, ctx: AppContext, *, ticket_value: str | None, request: FederatedRecoverRequest,
                 caller: Caller) -> DeviceCertificateResponse:
         """flows.federated_recovery: a new device of the linked account, by a recovery code and the ticket."""
+
+    def enrol(self, ctx: AppContext, *, ticket_value: str | None, request: FederatedEnrolRequest,
+              caller: Caller) -> DeviceCertificateResponse:
+        """flows.federated_enrol: the first device of the linked account, one that has none, by the ticket."""
 
     def mail_link(self, ctx: AppContext, *, ticket_value: str | None) -> None:
         """flows.federated_link_mail: a one-time link to the account holding the identity's address, if any."""
@@ -234,6 +238,17 @@ def federated_pair() -> tuple[Response, int]:
 def federated_recover() -> tuple[Response, int]:
     body = parse_body(FederatedRecoverRequest)
     made = _flows().recover(ctx(), ticket_value=_ticket(), request=body, caller=current_caller())
+    return jsonify(made.model_dump(exclude_none=True)), 201
+
+
+@bp.post("/enrol")
+@operation("The first device of the account the provider's identity (the ticket cookie) is linked to, for an account "
+           "that has no device (an imported one), in the password's and the mailed code's place (as POST "
+           "/device/enrol); the browser then signs in with POST /federation/login", body=FederatedEnrolRequest,
+           response=DeviceCertificateResponse, status=201, errors=(401, 403, 404, 409))
+def federated_enrol() -> tuple[Response, int]:
+    body = parse_body(FederatedEnrolRequest)
+    made = _flows().enrol(ctx(), ticket_value=_ticket(), request=body, caller=current_caller())
     return jsonify(made.model_dump(exclude_none=True)), 201
 
 

@@ -30,7 +30,7 @@ def recover(ctx: AppContext, *, ticket_value: str | None, request: FederatedReco
     ticket = tickets.read_ticket(ctx.dynamodb, ctx.tables, value=ticket_value, now=ctx.epoch())
     if ticket.purpose != "sign_in" or ticket.stage != "fresh":
         raise tickets.TicketInvalid()
-    user = _linked_account(ctx, ticket)
+    user = linked_account(ctx, ticket)
     had_failures = credentials.check_not_locked_out(ctx, user=user, caller=caller, flow=FLOW)
     return recovery.certify_recovered_device(
         ctx, user=user, request=request, caller=caller, had_failures=had_failures,
@@ -38,7 +38,7 @@ def recover(ctx: AppContext, *, ticket_value: str | None, request: FederatedReco
                                                      device_id=device_id, now=ctx.epoch())])
 
 
-def _linked_account(ctx: AppContext, ticket: tickets.Ticket) -> UserRecord:
+def linked_account(ctx: AppContext, ticket: tickets.Ticket) -> UserRecord:
     """The account the ticket's identity is linked to now (it may have been linked after the answer came)."""
     owner = identities.owner_of(ctx, issuer=ticket.identity.issuer, sub=ticket.identity.sub)
     if owner is None:

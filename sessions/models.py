@@ -69,6 +69,7 @@ class HistoryResult(str, Enum):
     REJECTED_CONCURRENT = "rejected_concurrent"
     LOCKED_OUT = "locked_out"  # refused while the account is locked: by wrong passwords, or by an operator
     INVALID_RECOVERY_CODE = "invalid_recovery_code"
+    INVALID_EMAIL_CODE = "invalid_email_code"  # a wrong code mailed for an account's first device (SPEC §17)
     ADMIN_ACTION = "admin_action"  # an operator's action on the account, named by the row's `action` (SPEC §15)
     IDENTITY_LINKED = "identity_linked"  # an upstream identity linked to the account, its `provider` named (SPEC §16)
     IDENTITY_UNLINKED = "identity_unlinked"

@@ -96,6 +96,18 @@ class Client:
                                                 "unbind_other_devices": unbind_other_devices},
                             username=username, device_name=device_name, key_kind=key_kind, device_class=device_class)
 
+    def enrol_code(self, username: str) -> dict[str, Any]:
+        """Ask for a code mailed for the first device of an account that has none (an imported one): the 202
+        body, the same whether or not the account exists."""
+        return self._post("/device/enrol/code", {"username": username})
+
+    def enrol(self, email_code: str, *, username: str, password: str, device_name: str | None = None,
+              key_kind: str = "ecdsa-p256", device_class: str | None = None) -> KeyFile:
+        """Make this the first device of an account that has none, with its password and the code mailed by
+        enrol_code; returns (and keeps) its KeyFile."""
+        return self._enroll("/device/enrol", {"username": username, "password": password, "email_code": email_code},
+                            username=username, device_name=device_name, key_kind=key_kind, device_class=device_class)
+
     def replace_recovery_codes(self, password: str) -> list[str]:
         """Ten new recovery codes (Bearer; the old ones stop working); returns and keeps them."""
         body = self._call("POST", "/account/recovery_codes", {"password": password})
