@@ -217,8 +217,9 @@ WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWrit
 def import_rows(r: dict) -> list[dict]:
     at = r.get("import") or {}
     count, first, rerun = at.get("count"), at.get("first") or {}, at.get("rerun") or {}
-    rerun_calls = _get(rerun, "dynamodb_calls", "by_operation")
-    rerun_writes = None if rerun_calls is None else sum(n for op, n in rerun_calls.items() if op in WRITES)
+    rerun_calls = _get(rerun, "dynamodb_calls", "by_table")
+    rerun_writes = None if rerun_calls is None else sum(n for key, n in rerun_calls.items()
+                                                         if account_write(key))
     size = f"{count:,} accounts" if count else "accounts"
     return [
         _row(f"import of {size}: accounts per second", first.get("accounts_per_second"), "/s", "info", None),
@@ -227,8 +228,16 @@ def import_rows(r: dict) -> list[dict]:
         _row(f"import of {size}: accounts stored once", at.get("stored"), "accounts", f"= {count or 'N'}",
              lambda v: v == count),
         _row(f"import of {size} again: accounts per second", rerun.get("accounts_per_second"), "/s", "info", None),
-        _row(f"import of {size} again: DynamoDB writes", rerun_writes, "calls", "= 0", lambda v: v == 0),
+        _row(f"import of {size} again: DynamoDB writes of accounts", rerun_writes, "calls", "= 0",
+             lambda v: v == 0),
     ]
+
+
+def account_write(operation_and_tables: str) -> bool:
+    """A write naming any table but the key ring ("TransactWriteItems claims+users"): the command's process
+    writes its own key-ring records (a heartbeat) whatever the file holds."""
+    operation, _, tables = operation_and_tables.partition(" ")
+    return operation in WRITES and tables != "key_ring"
 
 
 def _citylogin_over(at: dict | None, side: str):

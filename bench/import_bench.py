@@ -100,15 +100,21 @@ def import_once(env: dict[str, str], path: Path, fmt: str) -> dict[str, Any]:
 
 
 def counted_pass(proxy: DelayProxy, env: dict[str, str], path: Path, fmt: str, count: int) -> dict[str, Any]:
-    """One import of the file through the proxy: the command's figures and the calls it made."""
+    """One import of the file through the proxy: the command's figures and the calls it made (by operation,
+    and by operation and the tables it named, without the run's prefix)."""
+    prefix = env["CITYLOGIN_TABLE_PREFIX"]
     mark = proxy.mark()
     done = import_once(env, path, fmt)
-    by_operation = Counter(request.operation for request in proxy.since(mark))
+    made = proxy.since(mark)
+    by_operation = Counter(request.operation for request in made)
+    by_table = Counter(f"{request.operation} {'+'.join(t.removeprefix(prefix) for t in request.tables)}"
+                       for request in made)
     calls = sum(by_operation.values())
     return {**done, "accounts": count, "accounts_per_second": count / done["seconds"],
             "cpu_ms_per_account": 1000 * done["cpu_seconds"] / count,
             "dynamodb_calls": {"total": calls, "per_account": calls / count,
-                               "by_operation": dict(sorted(by_operation.items()))}}
+                               "by_operation": dict(sorted(by_operation.items())),
+                               "by_table": dict(sorted(by_table.items()))}}
 
 
 def stored_accounts(endpoint_url: str, table_prefix: str) -> int:
