@@ -20,6 +20,7 @@ from accounts.models import UserRecord
 from common.crypto.imported_hashes import scheme_key
 from common.crypto.passwords import IMPORTED_PREFIX, is_imported
 from common.database.batch_read import KeyRead, read_together
+from common.keys.imported_schemes import record_schemes
 from common.runtime.context import AppContext
 from common.timefmt import iso
 from common.web.audit import AuditEvent, audit
@@ -387,5 +388,6 @@ def scheme_key_of(password_hash: str) -> str | None:
 
 def record_scheme_keys(ctx: AppContext, keys: set[str]) -> set[str]:
     """Record `keys` in the key ring before any account of them is written; the keys recorded (one beyond
-    the bounds is not, and its rows are refused). Wired to common.keys.imported_schemes.record_schemes."""
-    return set(keys)
+    the bounds is not, and its rows are refused)."""
+    refused = record_schemes(ctx.dynamodb, ctx.tables.key_ring, sorted(keys), encryptor=ctx.key_ring.encryptor)
+    return keys - set(refused)

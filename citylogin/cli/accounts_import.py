@@ -58,6 +58,7 @@ def import_accounts(file: Path, fmt: str, dry_run: bool, update: bool, as_json: 
                     provider_map: dict[str, str]) -> None:
     """Import the accounts of FILE."""
     from accounts.import_rows import FileRefused
+    from common.keys.imported_schemes import SchemesMoved
     from flows.account_import import ImportOptions, UnknownProvider, import_accounts as run
 
     options = ImportOptions(source=fmt, dry_run=dry_run, update=update, providers=provider_map)
@@ -66,7 +67,7 @@ def import_accounts(file: Path, fmt: str, dry_run: bool, update: bool, as_json: 
         digest = file_sha256(file)
         with _context() as ctx:
             report = run(ctx, rows=_rows(file, fmt), options=options, file_sha256=digest, progress=progress)
-    except (FileRefused, UnknownProvider) as refused:
+    except (FileRefused, UnknownProvider, SchemesMoved) as refused:
         raise click.ClickException(str(refused)) from None
     except (OSError, UnicodeError) as error:
         raise click.ClickException(f"{file} cannot be read ({getattr(error, 'strerror', None) or error})") from None
