@@ -18,6 +18,9 @@ from accounts.import_rows import FileRefused, ImportedIdentity, ImportRow, Refus
 
 DATABASE_PREFIX = "auth0|"  # the user_id of a database connection's user: "auth0|" + the password export's id
 ID_MAX = 255  # Auth0's user_id limit
+# What each of Auth0's two exports does not hold (ImportRow.unstated).
+USER_EXPORT_UNSTATED = frozenset({"password_hash"})
+PASSWORD_EXPORT_UNSTATED = frozenset({"locale", "disabled", "created_at", "identities"})
 USERNAME_FROM_EMAIL = "no username in the export: the e-mail address's local part is the username"
 
 
@@ -86,7 +89,7 @@ def _user_export_row(where: str, data: Mapping[str, Any]) -> ImportRow:
                      password_hash="", locale=locale_value(locale),
                      disabled=flag_member(data.get("blocked"), field="blocked"),
                      created_at=iso_value(data.get("created_at")), identities=identities,
-                     notes=notes + identity_notes)
+                     notes=notes + identity_notes, unstated=USER_EXPORT_UNSTATED | _derived(notes))
 
 
 def _password_export_row(where: str, data: Mapping[str, Any]) -> ImportRow:
@@ -100,7 +103,8 @@ def _password_export_row(where: str, data: Mapping[str, Any]) -> ImportRow:
     username, notes = _username(data.get("username", identifiers.get("username", (None, None))[0]), email)
     return ImportRow(where=where, source="auth0", source_id=source_id, username=username, email=email,
                      email_verified=flag_member(verified, field="email_verified") and bool(email),
-                     password_hash=imported_hash(data.get("passwordHash"), field="passwordHash"), notes=notes)
+                     password_hash=imported_hash(data.get("passwordHash"), field="passwordHash"), notes=notes,
+                     unstated=PASSWORD_EXPORT_UNSTATED | _derived(notes))
 
 
 def _id_value(value: object, *, field: str) -> str:
@@ -133,6 +137,11 @@ def _username(value: object, email: str) -> tuple[str, tuple[str, ...]]:
     except RowProblem:
         raise RowProblem(RefusalReason.INVALID_USERNAME, "no username, and the e-mail address's local part is not "
                          "one (3-32 characters of letters, digits, '_', '.' or '-')") from None
+
+
+def _derived(notes: tuple[str, ...]) -> frozenset[str]:
+    """{"username"} when the username is the address's local part, a stand-in the file did not state."""
+    return frozenset({"username"}) if USERNAME_FROM_EMAIL in notes else frozenset()
 
 
 def _identities(value: object) -> tuple[tuple[ImportedIdentity, ...], tuple[str, ...]]:

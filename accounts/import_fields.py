@@ -7,6 +7,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -39,6 +40,8 @@ class RowProblem(Exception):
 
 def refused_character(value: str) -> str | None:
     """The first character of `value` no field may hold, as U+XXXX; None if there is none."""
+    if value.isascii() and value.isprintable():  # the common case, at C speed: no ASCII control in it
+        return None
     for char in value:
         if unicodedata.category(char) in _REFUSED_CATEGORIES and char not in _JOINERS:
             return f"U+{ord(char):04X}"
@@ -130,7 +133,7 @@ def _hash_step(convert: Any, *args: Any, field: str) -> str:
 
 def epoch_ms_value(value: object) -> str | None:
     """Keycloak's createdTimestamp (milliseconds since 1970) as ISO 8601 UTC; None if absent or not one."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 253402300800000:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or not 0 <= value < 253402300800000:
         return None
     return iso(datetime.fromtimestamp(int(value) // 1000, timezone.utc))
 

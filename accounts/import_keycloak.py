@@ -86,7 +86,8 @@ def _top_level_members(events: Iterable[tuple[str, Any]]) -> dict[str, str]:
 def _rows(files: list[Path], *, named: bool) -> Iterator[ImportRow | RowRefusal]:
     for file in files:
         with open_import_file(file) as stream:
-            for index, user in enumerate(ijson.items(stream, "users.item", use_float=True)):
+            # Numbers as ints and Decimals (use_float overflows on an integer past 64 bits).
+            for index, user in enumerate(ijson.items(stream, "users.item")):
                 where = f"{file.name} users[{index}]" if named else f"users[{index}]"
                 try:
                     yield _row(where, user)

@@ -54,6 +54,10 @@ class ImportRow:
     created_at: str | None = None
     identities: tuple[ImportedIdentity, ...] = ()
     notes: tuple[str, ...] = ()
+    # The fields above that this kind of file does not hold, whose value here is only a default: Auth0's
+    # user export holds no hash, its password export no locale, state, date or identity. An --update
+    # leaves them as they are stored, so the second export of one person does not undo the first.
+    unstated: frozenset[str] = frozenset()
 
     @property
     def user_uuid(self) -> str:

@@ -113,6 +113,10 @@ def test_auth0_password_export_gives_the_same_accounts_their_bcrypt_hashes():
         assert rows[name].user_uuid == users[name].user_uuid  # both exports of one person: one account
         assert scheme_key(rows[name].password_hash.removeprefix(IMPORTED_PREFIX)) == "bcrypt$10"
         assert signs_in(rows[name], PASSWORDS[f"auth0:{name}"])
+    # Each export holds half of a person: an --update with one must not undo what the other brought.
+    assert users["kenji"].unstated == {"password_hash"}
+    assert rows["kenji"].unstated == {"locale", "disabled", "created_at", "identities", "username"}
+    assert users["lena"].unstated == {"password_hash", "username"}  # its username is the address's local part
     euclid = rows["euclid"]  # alt_id, and the address only in `identifiers`
     assert (euclid.source_id, euclid.email, euclid.email_verified) == ("euclid", "euclid@example.com", True)
     assert signs_in(euclid, PASSWORDS["auth0:euclid"])
