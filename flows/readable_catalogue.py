@@ -111,6 +111,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "session_id": Field(Kind.SESSION, own_label=True), "screen_session": Field(Kind.SESSION, own_label=True),
         "session_expires_epoch": Field(Kind.TIME, own_label=True), "redirect_to": Field(Kind.TEXT, own_label=True),
         "generation": TECHNICAL, "reset_generation": TECHNICAL, "jkt": TECHNICAL,
+        "tries": NUMBER, "code_digest": TECHNICAL, "address_digest": TECHNICAL,  # a first device's code (enrol_code)
         "poll_interval": INTERNAL, "last_poll_ms": INTERNAL, "user_uuid": INTERNAL},  # the screen's polling
     "pairing_tokens": {
         "created_at": TIME, "created_by_device": DEVICE, "status": Field(Kind.WORD, "export.value.pairing_status.{}"),

@@ -15,7 +15,7 @@ from common.timefmt import parse_iso
 from flows.readable_catalogue import CLASS, Field, Kind
 
 CLAIM_KINDS = ("username", "email", "identity")  # accounts/user_store.py's and federation's claims: "<kind>#<name>"
-COUNTERS = ("fail", "lock", "pairing", "verify_resend", "admin_search", "renew")  # rate_limits: "<kind>#..."
+COUNTERS = ("fail", "lock", "pairing", "verify_resend", "admin_search", "renew", "enrol")  # rate_limits: "<kind>#..."
 
 
 @dataclass

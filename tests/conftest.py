@@ -47,7 +47,7 @@ SLOW_MODULES = {
     "test_nginx_mtls", "test_nginx_crl", "test_nginx_access_log", "test_nginx_forward_auth", "test_aws_template",
     "test_guard_live", "test_ssf_push", "test_event_outbox", "test_backchannel_logout", "test_openid_client",
     "test_two_processes", "test_eviction_order_two_processes", "test_device_flow_two_processes", "test_native_app",
-    "test_mixed_versions", "test_openid_client_device",
+    "test_mixed_versions", "test_openid_client_device", "test_cli_enrol",
     "test_dormant_passwords", "test_dormant_costly_set", "test_imported_login_timing",
     "test_push_recovery", "test_smtp_mail", "test_smtp_end_to_end", "test_mail_outbox_smtp", "test_operator_mail",
     "test_sigv4_signatures", "test_aws_walk_through", "test_dynamodb_tls", "test_dynamodb_tls_chaos"}

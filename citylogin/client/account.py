@@ -1,4 +1,4 @@
-"""`citylogin client account ...`, `renew`, `recover` and the password reset: the commands about the
+"""`citylogin client account ...`, `renew`, `recover`, `enrol` and the password reset: the commands about the
 account and this device's certificate. Those that need a session use the one `login` stored."""
 from __future__ import annotations
 
@@ -43,6 +43,26 @@ def recover(url: str, username: str, key_file: Path, device_name: str | None, ke
     password, code = ask_password(), ask_secret("Recovery code")
     issued = cli_client(url).recover(code, username=username, password=password, device_name=device_name,
                                  unbind_other_devices=unbind_others, key_kind=key_kind)
+    issued.save(key_file)
+    describe(issued, key_file)
+
+
+@click.command()
+@click.option("--url", required=True, help="Base URL of the citylogin server.")
+@click.option("--username", required=True)
+@key_file_option(new=True)
+@click.option("--device-name", default=None, help="A name for this device.")
+@click.option("--key-kind", type=click.Choice(KEY_KINDS), default="ecdsa-p256", show_default=True)
+@reports_errors
+def enrol(url: str, username: str, key_file: Path, device_name: str | None, key_kind: str) -> None:
+    """Make this the first device of an account that has none (one brought from another service): a code is
+    mailed to the account's address; asks the code and the password."""
+    new_key_file(key_file)
+    enrolling = cli_client(url)
+    click.echo(enrolling.enrol_code(username)["message"], err=True)
+    code, password = ask_secret("Code from the e-mail"), ask_password()
+    issued = enrolling.enrol(code, username=username, password=password, device_name=device_name,
+                             key_kind=key_kind)
     issued.save(key_file)
     describe(issued, key_file)
 

@@ -10,7 +10,7 @@ import click
 
 from citylogin.cli.output import json_option, key_values, local_time, print_json
 from citylogin.client.api import KEY_KINDS, Client, CityloginError, ConcurrentLoginRequired
-from citylogin.client.account import account, password_reset, password_reset_confirm, recover, renew
+from citylogin.client.account import account, enrol, password_reset, password_reset_confirm, recover, renew
 from citylogin.client.devices import devices, history, sessions
 from citylogin.client.in_use import ask_which, no_one_to_ask, on_a_terminal
 from citylogin.client.session import (PASSWORD_ENV, CommandFailure, ask_password, cli_client, describe, device_client,
@@ -193,5 +193,5 @@ def pair(url: str, username: str, key_file: Path, device_name: str | None, key_k
     describe(issued, key_file)
 
 
-for command in (renew, recover, password_reset, password_reset_confirm, account, devices, sessions, history):
+for command in (renew, recover, enrol, password_reset, password_reset_confirm, account, devices, sessions, history):
     client.add_command(command)
