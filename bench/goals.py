@@ -208,6 +208,38 @@ def admin_rows(r: dict) -> list[dict]:
     ]
 
 
+# The import (bench/import_bench.py, SPEC §17): several accounts per batched read and per transaction, so a
+# fraction of a call per account; a rerun of the same file writes nothing.
+IMPORT_CALLS_PER_ACCOUNT = 0.1
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+
+
+def import_rows(r: dict) -> list[dict]:
+    at = r.get("import") or {}
+    count, first, rerun = at.get("count"), at.get("first") or {}, at.get("rerun") or {}
+    rerun_calls = _get(rerun, "dynamodb_calls", "by_table")
+    rerun_writes = None if rerun_calls is None else sum(n for key, n in rerun_calls.items()
+                                                         if account_write(key))
+    size = f"{count:,} accounts" if count else "accounts"
+    return [
+        _row(f"import of {size}: accounts per second", first.get("accounts_per_second"), "/s", "info", None),
+        _row(f"import of {size}: DynamoDB calls per account", _get(first, "dynamodb_calls", "per_account"),
+             "calls", f"<= {IMPORT_CALLS_PER_ACCOUNT:g}", lambda v: v <= IMPORT_CALLS_PER_ACCOUNT),
+        _row(f"import of {size}: accounts stored once", at.get("stored"), "accounts", f"= {count or 'N'}",
+             lambda v: v == count),
+        _row(f"import of {size} again: accounts per second", rerun.get("accounts_per_second"), "/s", "info", None),
+        _row(f"import of {size} again: DynamoDB writes of accounts", rerun_writes, "calls", "= 0",
+             lambda v: v == 0),
+    ]
+
+
+def account_write(operation_and_tables: str) -> bool:
+    """A write naming any table but the key ring ("TransactWriteItems claims+users"): the command's process
+    writes its own key-ring records (a heartbeat) whatever the file holds."""
+    operation, _, tables = operation_and_tables.partition(" ")
+    return operation in WRITES and tables != "key_ring"
+
+
 def _citylogin_over(at: dict | None, side: str):
     """citylogin's requests per server CPU second over `side`'s in one row; issue 53's results named
     the ratios over node and over the gunicorn floor `ratio` and `citylogin_over_floor`."""
@@ -243,7 +275,8 @@ def peer_rows(r: dict) -> list[dict]:
 def goal_rows(results: dict) -> list[dict]:
     return (login_rows(results) + floor_rows(results) + floor_login_rows(results) + round_trip_rows(results)
             + dynamodb_rows(results) + throughput_rows(results) + oidc_rows(results) + admin_rows(results)
-            + peer_rows(results) + protected_rows(results) + scale_rows(results) + scaling_rows(results))
+            + peer_rows(results) + protected_rows(results) + scale_rows(results) + scaling_rows(results)
+            + import_rows(results))
 
 
 def merge_runs(per_run: list[list[dict]]) -> list[dict]:

@@ -32,6 +32,7 @@ from typing import Callable
 import admin_figures
 import dynamo_calls
 import flows
+import import_bench
 import measurements as m
 import network
 import oidc_figures
@@ -57,7 +58,7 @@ FULL = {"argon2_n": 15, "cert_n": 50, "register_n": 20, "login_n": 60, "calls_n"
         "network_rounds": 2, "network_per_round": 10, "saturation_rounds": 2, "oidc_flows": 40,
         "oidc_calls_n": 10, "refresh_cpu_threads": 4, "refresh_cpu_s": 12.0, "refresh_cpu_rounds": 2,
         "admin_pages": 40, "admin_calls_n": 10, "floor_logins_s": 10.0, "floor_logins_rounds": 2,
-        "peer": peer_bench.FULL, "watchdog_s": 1400}
+        "peer": peer_bench.FULL, "import_accounts": import_bench.FULL_COUNT, "watchdog_s": 1700}
 QUICK = {"argon2_n": 5, "cert_n": 10, "register_n": 5, "login_n": 5, "calls_n": 5, "sequential_n": 100,
          "threads": 8, "warmup_s": 1.0, "load_s": 3.0, "rounds": 3, "saturation_threads": 8,
          "saturation_s": 3.0, "scaling_s": 3.0, "scale_users": [1_000, 10_000], "scale_me_n": 60,
@@ -65,12 +66,12 @@ QUICK = {"argon2_n": 5, "cert_n": 10, "register_n": 5, "login_n": 5, "calls_n": 
          "network_rounds": 1, "network_per_round": 5, "saturation_rounds": 1, "oidc_flows": 10,
          "oidc_calls_n": 5, "refresh_cpu_threads": 4, "refresh_cpu_s": 4.0, "refresh_cpu_rounds": 1,
          "admin_pages": 15, "admin_calls_n": 5, "floor_logins_s": 4.0, "floor_logins_rounds": 1,
-         "peer": peer_bench.QUICK, "watchdog_s": 520}
+         "peer": peer_bench.QUICK, "import_accounts": import_bench.QUICK_COUNT, "watchdog_s": 540}
 # The parts `--only` names, in the order a run measures them. The set-up each needs beyond the first gunicorn:
 # floor: the floor app; logins_floor: the delaying proxy, citylogin and the floor behind it, their users;
-# round_trips: the proxy and citylogin behind it; scale: the seeded table sets.
+# round_trips: the proxy and citylogin behind it; scale: the seeded table sets; import: nothing (tables of its own).
 PARTS = ("login", "calls", "load", "saturation", "oidc", "admin", "peer", "two_processes", "floor", "logins_floor",
-         "round_trips", "scale")
+         "round_trips", "scale", "import")
 SETUP_WATCHDOG_S = 1500  # start-up and seeding (~9 min for 101k users on 2 busy cores); each run adds watchdog_s
 
 
@@ -224,6 +225,10 @@ def measure(stage: Stage, cfg: dict, run_number: int) -> dict:
         scale = stage.scale
         phase(results, f"latency at {' and '.join(f'{n:,}' for n in cfg['scale_users'])} users, interleaved",
               lambda: {"scale": bench_scale(scale, cfg)})
+    if "import" in parts:
+        phase(results, f"citylogin accounts import of {cfg['import_accounts']:,} CSV rows (bcrypt), then again",
+              lambda: import_bench.measure_import(db.endpoint_url, stage.work_dir / f"import-{run_number}",
+                                                  count=cfg["import_accounts"], run=run))
     results["loadavg_end"] = os.getloadavg()
     return results
 

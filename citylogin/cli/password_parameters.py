@@ -1,8 +1,9 @@
 """`citylogin password-parameters list/record/retire`: the Argon2id parameter sets the deployment
-has hashed with (common.keys.password_parameters), how many stored hashes each still has, the record of
-those the stored hashes use and no process recorded (and the sealing of the previous release's
-records), and the retirement of those no hash uses, so that password checks stop paying for them.
-Each reads the whole users table (a Scan) and needs the key-encryption key: the records are sealed."""
+has hashed with (common.keys.password_parameters) and the imported scheme keys (common.keys.imported_schemes:
+hashes an import brought, SPEC §17), how many stored hashes each still has, the record of those the stored
+hashes use and no process recorded (and the sealing of the previous release's records), and the retirement
+of those no hash uses, so that password checks stop paying for them. Each reads the whole users table (a
+Scan) and needs the key-encryption key: the records are sealed."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -17,18 +18,19 @@ from common.clock import now_epoch
 from common.config import Settings
 
 if TYPE_CHECKING:  # imported where used, so that the other commands start without them
-    from common.crypto.passwords import Argon2Parameters
+    from accounts.password_hash_census import HashCensus
+    from common.keys.imported_schemes import LoadedSchemes
     from common.keys.password_parameter_store import PasswordParameterStore, RecordedSet, Refusal
 
 T = TypeVar("T")
 
 
 @contextmanager
-def _census(settings: Settings) -> Iterator[tuple[PasswordParameterStore, Callable[[], Counter[Argon2Parameters]]]]:
-    """(the records' store, a count of the users' hashes per set) on the configured DynamoDB; a
-    key-encryption key that does not open the key ring is a one-line CLI error (it would seal nothing
-    the processes open)."""
-    from accounts.password_hash_census import hashes_by_parameters
+def _census(settings: Settings) -> Iterator[tuple[PasswordParameterStore, Callable[[], HashCensus]]]:
+    """(the records' store, a count of the users' hashes per set and per imported scheme key) on the
+    configured DynamoDB; a key-encryption key that does not open the key ring is a one-line CLI error (it
+    would seal nothing the processes open)."""
+    from accounts.password_hash_census import hash_census
     from common.keys.encryption import key_encryptor
     from common.keys.password_parameter_store import PasswordParameterStore
     from common.keys.ring import read_ring
@@ -37,8 +39,7 @@ def _census(settings: Settings) -> Iterator[tuple[PasswordParameterStore, Callab
     with command_dynamodb(settings) as (settings, tables, client):  # a scan of many pages: a start's patience
         encryptor = config_errors(lambda: key_encryptor(settings))
         config_errors(lambda: read_ring(KeyRingStore(client, tables.key_ring, encryptor)))
-        yield (PasswordParameterStore(client, tables.key_ring, encryptor),
-               lambda: hashes_by_parameters(client, tables.users))
+        yield (PasswordParameterStore(client, tables.key_ring, encryptor), lambda: hash_census(client, tables.users))
 
 
 def _current(settings: Settings) -> tuple[int, int, int]:
@@ -85,10 +86,13 @@ def list_sets() -> None:
     then every record refused (unsealed, edited, beyond the bounds...) and why."""
     from common.keys.password_parameter_store import RecordedSet, bounded, costly_note, key_of
 
+    from common.keys.imported_schemes import load_schemes
+
     settings = command_settings()
-    with _census(settings) as (store, count_hashes):
-        loaded, counts = store.load(), count_hashes()
-    current = _current(settings)
+    with _census(settings) as (store, census):
+        loaded, imported = store.load(), load_schemes(store.client, store.table, encryptor=store.encryptor)
+        counted = census()
+    counts, current = counted.by_parameters, _current(settings)
     for parameters in sorted(loaded.listed.sets):
         record = loaded.records.get(parameters, RecordedSet(parameters, 0, 0))
         mark = "current" if parameters == current else ""
@@ -101,6 +105,23 @@ def list_sets() -> None:
         click.echo(f"{key_of(parameters):22} {'':8} hashes {counts[parameters]:>8}  not recorded: "
                    "`citylogin password-parameters record`")
     _echo_refusals([*loaded.refused, *bounded(loaded.listed.sets, current=current)[1]], store.table)
+    _list_imported(imported, counted.by_imported_key, store.table)
+
+
+def _list_imported(imported: LoadedSchemes, counts: Counter[str], table: str) -> None:
+    """Each imported scheme key recorded, and the stored hashes still of it (accounts an import brought
+    that have not signed in since: their first sign-in replaces it)."""
+    from accounts.password_hash_census import UNREADABLE
+
+    for key in imported.listed.keys:
+        click.echo(f"{key:22} {'imported':8} hashes {counts.get(key, 0):>8}  "
+                   f"recorded {_day(imported.recorded_at.get(key, 0))}")
+    for key in sorted(set(counts) - set(imported.listed.keys)):
+        click.echo(f"{key:22} {'imported':8} hashes {counts[key]:>8}  not recorded: "
+                   + ("no scheme reads them" if key == UNREADABLE else "`citylogin password-parameters record`"))
+    if imported.refusal is not None:
+        click.echo(f"refused: the imported scheme record in {table} is {imported.refusal} (not written under the "
+                   "key-encryption key): `citylogin password-parameters record` writes it again")
 
 
 @password_parameters.command("record")
@@ -125,10 +146,12 @@ def record_sets(yes: bool) -> None:
                                     err=True)
 
     settings = command_settings()
-    with _census(settings) as (store, count_hashes):
-        counts = count_hashes()
+    with _census(settings) as (store, census):
+        counted = census()
+        counts = counted.by_parameters
         done = _unmoved(lambda: record_found(store, counts=counts, current=_current(settings), now=now_epoch(),
                                                   confirm=confirm))
+        imported_refused = _record_imported(store, counted.by_imported_key)
     for parameters in done.recorded:
         click.echo(f"{key_of(parameters):22} recorded, sealed: {counts.get(parameters, 0)} stored hashes use it")
         note = costly_note(parameters, current=_current(settings))
@@ -139,9 +162,29 @@ def record_sets(yes: bool) -> None:
                    "(`citylogin password-parameters retire` removes it)")
     if not done.recorded and not done.refused:
         click.echo("every set the stored hashes use was recorded and sealed already")
-    if done.refused:
-        raise click.ClickException("not recorded, and not verified on password checks:\n"
-                                   + "\n".join(map(_not_written, done.refused)))
+    if done.refused or imported_refused:
+        raise click.ClickException("not recorded, and not verified on password checks:\n" + "\n".join(
+            [*map(_not_written, done.refused), *(f"  {key}: {IMPORTED_REFUSED}" for key in imported_refused)]))
+
+
+IMPORTED_REFUSED = "an imported scheme beyond the bounds, or past the 8 recorded"
+
+
+def _record_imported(store: PasswordParameterStore, counts: Counter[str]) -> list[str]:
+    """The imported scheme keys the stored hashes use, recorded again (sealed) with their counts shown;
+    returns those refused."""
+    from accounts.password_hash_census import UNREADABLE
+    from common.keys.imported_schemes import SchemesMoved, record_schemes
+
+    keys = sorted(key for key in counts if key != UNREADABLE)
+    try:
+        refused = record_schemes(store.client, store.table, keys, encryptor=store.encryptor) if keys else []
+    except SchemesMoved as exc:
+        raise click.ClickException(str(exc)) from None
+    for key in keys:
+        if key not in refused:
+            click.echo(f"{key:22} imported scheme recorded, sealed: {counts[key]} stored hashes use it")
+    return refused
 
 
 @password_parameters.command("retire")
@@ -155,9 +198,10 @@ def retire_sets() -> None:
                 HASHES_LEFT: "kept: {hashes} stored hashes use it",
                 RECENTLY_USED: "kept: a process hashed with it less than a day ago (one may still)"}
     settings = command_settings()
-    with _census(settings) as (store, count_hashes):
-        done = _unmoved(lambda: retire_unused(store, count_hashes=count_hashes, current=_current(settings),
-                                                   now=now_epoch()))
+    with _census(settings) as (store, census):
+        done = _unmoved(lambda: retire_unused(store, count_hashes=lambda: census().by_parameters,
+                                              current=_current(settings), now=now_epoch()))
+        _retire_imported(store, census)
     for retirement in done:
         text = outcomes[retirement.outcome].format(hashes=retirement.hashes)
         if not retirement.sealed and retirement.outcome != RETIRED:
@@ -165,3 +209,21 @@ def retire_sets() -> None:
         click.echo(f"{key_of(retirement.record.parameters):22} {text}")
     if any(retirement.outcome == RETIRED for retirement in done):
         click.echo("processes started from now on no longer verify the retired sets")
+
+
+def _retire_imported(store: PasswordParameterStore, census: Callable[[], HashCensus]) -> None:
+    """The imported scheme keys no stored hash uses (every account of them has signed in since, or is
+    gone) and no import recorded in the last day, removed."""
+    from common.keys.imported_schemes import HASHES_LEFT, RECENTLY_USED, RETIRED, SchemesMoved, retire_schemes
+
+    outcomes = {RETIRED: "retired: no stored hash uses it", HASHES_LEFT: "kept: {hashes} stored hashes use it "
+                "(accounts not signed in since the import)", RECENTLY_USED: "kept: an import recorded it less than "
+                "a day ago (one may still be writing its accounts)"}
+    try:
+        done = retire_schemes(store.client, store.table, encryptor=store.encryptor, now=now_epoch(),
+                              count_hashes=lambda: census().by_imported_key)
+    except SchemesMoved as exc:
+        raise click.ClickException(str(exc)) from None
+    for retirement in done:
+        text = outcomes[retirement.outcome].format(hashes=retirement.hashes)
+        click.echo(f"{retirement.key:22} imported scheme {text}")

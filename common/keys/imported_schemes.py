@@ -5,7 +5,9 @@ a dummy of each (SPEC §17, with the timing rules of §6).
 An import records the keys of its rows (`record_schemes`) before it writes any account of them; every
 process reads the record at start and on each key-ring reload (PasswordParameters.refresh, on the key
 ring's refresher thread) and teaches its PasswordHasher the keys (`learn_imported`); a running process
-forgets none. `citylogin password-parameters retire` removes a key no stored hash uses (`remove_schemes`).
+forgets none. `citylogin password-parameters retire` removes a key that no stored hash uses and no import
+recorded for RETIRE_AFTER_SECONDS (`retire_schemes`): an import records its keys (again) before its
+first account, so one running while the hashes are counted keeps its keys.
 
 One item in the key_ring table's own partition (`ring` = "imported-schemes"), sealed under the
 key-encryption key like the Argon2id parameter records (common.keys.password_parameter_store), for the
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,8 +45,11 @@ RING = "imported-schemes"
 KEY_ID = "schemes"
 MAX_KEYS = 8  # every check verifies one dummy of each
 CHANGE_ATTEMPTS = 10
+CHANGE_PAUSE_SECONDS = 0.05
+RETIRE_AFTER_SECONDS = 86400  # a key recorded this recently may belong to an import still writing accounts
+RETIRED, HASHES_LEFT, RECENTLY_USED = "retired", "hashes left", "recently used"
 _MARK = b"imported-password-schemes"  # what the record seals: no secret, the seal is its proof
-_VERSION, _KEYS, _SEALED, _WITH = "list_version", "scheme_keys", "sealed_", "sealed_with"
+_VERSION, _KEYS, _SEALED, _WITH, _RECORDED = "list_version", "scheme_keys", "sealed_", "sealed_with", "recorded_at"
 UNSEALED, NOT_OPENING, UNUSABLE = "unsealed", "not opening", "unusable"
 
 
@@ -67,6 +74,8 @@ class LoadedSchemes:
     listed: SchemeList
     read: dict[str, Any] | None = None
     refusal: str | None = None
+    # When an import last recorded each key (epoch seconds; not sealed: it only tells `retire` to wait).
+    recorded_at: dict[str, int] = field(default_factory=dict)
 
 
 class ImportedSchemeStore:
@@ -96,7 +105,7 @@ class ImportedSchemeStore:
             return LoadedSchemes(SchemeList(listed.version, ()), read, UNSEALED)
         if not self._opens(item, listed):
             return LoadedSchemes(SchemeList(listed.version, ()), read, NOT_OPENING)
-        return LoadedSchemes(listed, read)
+        return LoadedSchemes(listed, read, recorded_at=_recorded_at(item))
 
     def _opens(self, item: dict[str, Any], listed: SchemeList) -> bool:
         if item.get(_WITH, {}).get("S") != self.encryptor.method:
@@ -108,13 +117,14 @@ class ImportedSchemeStore:
         except (WrongKeyEncryptionKey, KeyError, ValueError):  # ValueError: a nonce of a length GCM refuses
             return False
 
-    def write(self, loaded: LoadedSchemes, keys: Iterable[str]) -> SchemeList:
+    def write(self, loaded: LoadedSchemes, keys: Iterable[str], *, recorded_at: dict[str, int]) -> SchemeList:
         """The record replaced by `keys` under the next version, conditional on the version as read;
         SchemesMoved if another change came first."""
         listed = SchemeList(loaded.listed.version + 1, tuple(sorted(set(keys))))
         sealed = self.encryptor.seal(_MARK, identity=self.identity(listed))
+        times = {key: {"N": str(recorded_at.get(key, 0))} for key in listed.keys}
         item = {**self._key(), _VERSION: {"N": str(listed.version)}, _KEYS: {"S": listed.text()},
-                _WITH: {"S": self.encryptor.method},
+                _WITH: {"S": self.encryptor.method}, _RECORDED: {"M": times},
                 **{f"{_SEALED}{name}": {"B": value} for name, value in sealed.items()}}
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(#v)"} if loaded.read is None else {
             "ConditionExpression": "#v = :read", "ExpressionAttributeValues": {":read": loaded.read}}
@@ -135,6 +145,16 @@ def _scheme_list(item: dict[str, Any]) -> SchemeList | None:
     return SchemeList(int(version), tuple(key for key in text.split("\n") if key))
 
 
+def _recorded_at(item: dict[str, Any]) -> dict[str, int]:
+    times = item.get(_RECORDED, {}).get("M", {})
+    return {key: int(value["N"]) for key, value in times.items()
+            if isinstance(value, dict) and isinstance(value.get("N"), str) and value["N"].isdigit()}
+
+
+def _pause() -> None:
+    time.sleep(random.uniform(0, CHANGE_PAUSE_SECONDS))  # noqa: S311 - a spread in time, not a secret
+
+
 def _valid(key: str) -> bool:
     try:
         check_scheme_key(key)
@@ -143,49 +163,83 @@ def _valid(key: str) -> bool:
     return True
 
 
-def record_schemes(client: Any, key_ring_table: str, keys: Iterable[str], *, encryptor: KeyEncryptor) -> list[str]:
-    """Add each of `keys` to the record (one conditional write on top of what is there), within the
-    bounds: at most MAX_KEYS in all, each a scheme key within imported_hashes.BOUNDS. Returns the keys
-    refused, whose hashes must not be written. A record that does not open is replaced (its keys
-    were never learnt)."""
+def record_schemes(client: Any, key_ring_table: str, keys: Iterable[str], *, encryptor: KeyEncryptor,
+                   now: int | None = None) -> list[str]:
+    """Add each of `keys` to the record, or mark it recorded `now` again (one conditional write on top of
+    what is there), within the bounds: at most MAX_KEYS in all, each a scheme key within
+    imported_hashes.BOUNDS. Returns the keys refused, whose hashes must not be written. A record that
+    does not open is replaced (its keys were never learnt)."""
     store = ImportedSchemeStore(client, key_ring_table, encryptor)
     wanted = list(dict.fromkeys(keys))
+    now = int(time.time()) if now is None else now
     for _ in range(CHANGE_ATTEMPTS):
         loaded = store.load()
-        kept = list(loaded.listed.keys)
-        refused = []
+        kept, refused = list(loaded.listed.keys), []
         for key in wanted:
-            if key in kept:
-                continue
-            if _valid(key) and len(kept) < MAX_KEYS:
+            if key not in kept and _valid(key) and len(kept) < MAX_KEYS:
                 kept.append(key)
-            else:
+            elif key not in kept:
                 refused.append(key)
-        if set(kept) == set(loaded.listed.keys) and loaded.refusal is None:
+        recorded = [key for key in wanted if key in kept]
+        if not recorded and loaded.refusal is None:
             return refused
         try:
-            store.write(loaded, kept)
+            store.write(loaded, kept, recorded_at={**loaded.recorded_at, **dict.fromkeys(recorded, now)})
         except SchemesMoved:
+            _pause()
             continue
         return refused
     raise SchemesMoved(f"the imported scheme record in {key_ring_table} kept changing: try again")
 
 
-def remove_schemes(client: Any, key_ring_table: str, keys: Iterable[str], *, encryptor: KeyEncryptor) -> list[str]:
-    """Take `keys` out of the record (no stored hash uses them: the caller counted); returns those
-    that were in it. A running process forgets none; one started later does not pay for them."""
+@dataclass(frozen=True)
+class SchemeRetirement:
+    """What `retire_schemes` did with one recorded key, and how many stored hashes it has."""
+
+    key: str
+    hashes: int
+    outcome: str  # RETIRED, HASHES_LEFT or RECENTLY_USED
+    recorded_at: int = 0
+
+
+def retire_schemes(client: Any, key_ring_table: str, *, encryptor: KeyEncryptor,
+                   count_hashes: Callable[[], Counter[str]], now: int) -> list[SchemeRetirement]:
+    """Remove every recorded key that no stored hash uses (`count_hashes`, a strongly consistent scan made
+    after the record is read) and no import recorded in the last RETIRE_AFTER_SECONDS, in one write
+    conditional on the record being as read: an import that records a key meanwhile makes it read again,
+    and keeps the key. A running process forgets none; one started later does not pay for them."""
     store = ImportedSchemeStore(client, key_ring_table, encryptor)
     for _ in range(CHANGE_ATTEMPTS):
         loaded = store.load()
-        removed = [key for key in dict.fromkeys(keys) if key in loaded.listed.keys]
-        if not removed:
-            return []
+        counts = count_hashes()
+        done = [_retirement(key, counts.get(key, 0), loaded.recorded_at.get(key, 0), now=now)
+                for key in loaded.listed.keys]
+        retired = {retirement.key for retirement in done if retirement.outcome == RETIRED}
+        if not retired:
+            return done
         try:
-            store.write(loaded, [key for key in loaded.listed.keys if key not in removed])
+            store.write(loaded, [key for key in loaded.listed.keys if key not in retired],
+                        recorded_at=loaded.recorded_at)
         except SchemesMoved:
+            _pause()
             continue
-        return removed
+        return done
     raise SchemesMoved(f"the imported scheme record in {key_ring_table} kept changing: try again")
+
+
+def _retirement(key: str, hashes: int, recorded_at: int, *, now: int) -> SchemeRetirement:
+    if hashes:
+        outcome = HASHES_LEFT
+    elif recorded_at >= now - RETIRE_AFTER_SECONDS:
+        outcome = RECENTLY_USED
+    else:
+        outcome = RETIRED
+    return SchemeRetirement(key, hashes, outcome, recorded_at)
+
+
+def load_schemes(client: Any, key_ring_table: str, *, encryptor: KeyEncryptor) -> LoadedSchemes:
+    """The record as it stands (the census lists it)."""
+    return ImportedSchemeStore(client, key_ring_table, encryptor).load()
 
 
 class ImportedSchemes:

@@ -155,3 +155,18 @@ def test_a_password_asked_again_replaces_the_imported_hash(make_server):
     assert client.request("POST", "/account/recovery_codes", json={"password": PASSWORD}).status_code == 201
     upgraded = stored_hash(ctx, client)
     assert not is_imported(upgraded) and ctx.passwords.check(upgraded, PASSWORD)
+
+
+def test_pairing_a_device_with_the_password_replaces_the_imported_hash(make_server):
+    url, ctx = make_server()
+    first = register_device(url)
+    first.login(PASSWORD)
+    import_hash(ctx, first, "scrypt")
+    payload = first.request_pairing()["qr_code"]
+    second = Client(url)
+    with pytest.raises(CityloginError):
+        second.pair(payload, username=first.key_file.username, password=WRONG)
+    assert is_imported(stored_hash(ctx, first))
+    second.pair(first.request_pairing()["qr_code"], username=first.key_file.username, password=PASSWORD)
+    upgraded = stored_hash(ctx, first)
+    assert not is_imported(upgraded) and ctx.passwords.check(upgraded, PASSWORD)

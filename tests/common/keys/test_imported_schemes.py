@@ -12,13 +12,16 @@ import pytest
 from common.crypto import imported_hashes
 from common.crypto.passwords import IMPORTED_PREFIX, PasswordHasher
 from common.database import dynamo
-from common.keys.imported_schemes import (KEY_ID, MAX_KEYS, NOT_OPENING, RING, UNSEALED, ImportedSchemes,
-                                          ImportedSchemeStore, record_schemes, remove_schemes)
+from common.keys.imported_schemes import (HASHES_LEFT, KEY_ID, MAX_KEYS, NOT_OPENING, RECENTLY_USED,
+                                          RETIRE_AFTER_SECONDS, RETIRED, RING, UNSEALED, ImportedSchemes,
+                                          ImportedSchemeStore, record_schemes, retire_schemes)
 from common.keys.password_parameter_store import PasswordParameterStore
 from common.keys.password_parameters import PasswordParameters
 from tests.common.keys.test_key_ring import aes, create_ring_table
 from tests.conftest import unique_name
 
+NOW = 1_750_000_000
+LONG_AGO = NOW - RETIRE_AFTER_SECONDS - 1
 KEYS = ["bcrypt$4", "pbkdf2-sha256$1000,32", "scrypt$4,8,1", "argon2id$64,1,1"]
 LOGGER = "common.keys.imported_schemes"
 SEALER = aes(bytes(range(32)))  # the deployment's key-encryption key
@@ -62,9 +65,12 @@ def stored_item(client, table) -> dict:
 
 
 def test_recorded_keys_are_sealed_and_every_check_verifies_one_of_each(client, table, verified):
-    assert record_schemes(client, table, KEYS, encryptor=SEALER) == []
-    assert record_schemes(client, table, KEYS[:2], encryptor=SEALER) == []  # nothing new: nothing written
-    assert stored_item(client, table)["list_version"] == {"N": "1"}
+    assert record_schemes(client, table, KEYS, encryptor=SEALER, now=NOW - 5) == []
+    assert record_schemes(client, table, KEYS[:2], encryptor=SEALER, now=NOW) == []  # recorded again
+    item = stored_item(client, table)
+    assert item["list_version"] == {"N": "2"}
+    assert item["recorded_at"]["M"][KEYS[0]] == {"N": str(NOW)} and item["recorded_at"]["M"][KEYS[3]] == {
+        "N": str(NOW - 5)}
     hasher, _ = process(client, table)
     assert sorted(hasher.imported_keys()) == sorted(KEYS)
     assert not hasher.check(None, "wrong")
@@ -145,11 +151,27 @@ def test_imports_recording_at_once_all_end_in_the_record(client, table):
     assert sorted(hasher.imported_keys()) == sorted(keys)
 
 
-def test_removed_keys_are_not_learnt_by_a_later_process_and_a_running_one_keeps_them(client, table):
-    record_schemes(client, table, KEYS, encryptor=SEALER)
+def test_retire_removes_only_keys_no_hash_and_no_recent_import_uses(client, table):
+    record_schemes(client, table, KEYS[:3], encryptor=SEALER, now=LONG_AGO)
+    record_schemes(client, table, KEYS[3:], encryptor=SEALER, now=NOW - 60)
     running, schemes = process(client, table)
-    assert remove_schemes(client, table, [KEYS[0], "bcrypt$9"], encryptor=SEALER) == [KEYS[0]]
+    done = retire_schemes(client, table, encryptor=SEALER, now=NOW,
+                          count_hashes=lambda: Counter({KEYS[1]: 2, "bcrypt$9": 1}))
+    assert {(r.key, r.hashes, r.outcome) for r in done} == {
+        (KEYS[0], 0, RETIRED), (KEYS[1], 2, HASHES_LEFT), (KEYS[2], 0, RETIRED), (KEYS[3], 0, RECENTLY_USED)}
     schemes.refresh(max_age=0)
-    assert sorted(running.imported_keys()) == sorted(KEYS)
+    assert sorted(running.imported_keys()) == sorted(KEYS)  # a running process forgets none
     later, _ = process(client, table)
-    assert sorted(later.imported_keys()) == sorted(KEYS[1:])
+    assert sorted(later.imported_keys()) == sorted([KEYS[1], KEYS[3]])
+
+
+def test_retire_keeps_a_key_an_import_records_during_the_count(client, table):
+    record_schemes(client, table, KEYS[:1], encryptor=SEALER, now=LONG_AGO)
+
+    def count_while_an_import_records():
+        record_schemes(client, table, KEYS[:1], encryptor=SEALER, now=NOW)  # then writes accounts of it
+        return Counter()
+    done = retire_schemes(client, table, encryptor=SEALER, now=NOW, count_hashes=count_while_an_import_records)
+    assert [(r.key, r.outcome) for r in done] == [(KEYS[0], RECENTLY_USED)]
+    later, _ = process(client, table)
+    assert later.imported_keys() == KEYS[:1]
