@@ -85,7 +85,7 @@ def enrol(ctx: AppContext, *, request: EnrolRequest, caller: Caller) -> DeviceCe
                                          result=HistoryResult.INVALID_EMAIL_CODE)
         raise
     issued = _issue_first(ctx, user=user, key=request)
-    upgrade = credentials.password_upgrade(ctx, user=user, secret=request.password)
+    upgrade = credentials.password_upgrade(ctx.passwords, user=user, secret=request.password)
     mail = _enrolled_mail(ctx.notifier, user=user, issued=issued, caller=caller, at=ctx.now())
     first_device.store_first_device(ctx, issued, extra_writes=[
         code_use, credentials.seat_write(ctx, user_uuid=user.user_uuid, upgrade=upgrade), mail.write])
