@@ -81,6 +81,9 @@ class PasswordHasher:
         # One dummy per imported scheme key in use (scheme key -> canonical hash), replaced whole as above.
         self._imported: dict[str, str] = {}
         self._unknown_keys_seen: set[str] = set()
+        # Called once per imported scheme key met in a stored hash and not known (common.keys.imported_schemes
+        # reads the record again, off the request path, rather than at the next reload).
+        self.on_unknown_key: Callable[[str], None] | None = None
 
     def known_sets(self) -> list[Argon2Parameters]:
         """The parameter sets every check verifies once, current first."""
@@ -176,6 +179,8 @@ class PasswordHasher:
             self._unknown_keys_seen.add(key)  # once per process and key
             log.warning("a stored password hash is of imported scheme %s that this process did not know: until "
                         "it does, a failed check of such a hash takes longer than one of an unknown name", key)
+            if self.on_unknown_key is not None:
+                self.on_unknown_key(key)
         return key
 
     def _parameters(self, stored_hash: str, known: Mapping[Argon2Parameters, str]) -> Argon2Parameters | None:
