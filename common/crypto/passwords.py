@@ -81,6 +81,7 @@ class PasswordHasher:
         # One dummy per imported scheme key in use (scheme key -> canonical hash), replaced whole as above.
         self._imported: dict[str, str] = {}
         self._unknown_keys_seen: set[str] = set()
+        self._refused_keys: set[str] = set()
         # Called once per imported scheme key met in a stored hash and not known (common.keys.imported_schemes
         # reads the record again, off the request path, rather than at the next reload).
         self.on_unknown_key: Callable[[str], None] | None = None
@@ -109,10 +110,11 @@ class PasswordHasher:
         with self._learning:
             dummies = {}
             for key in dict.fromkeys(keys):
-                if key not in self._imported:
+                if key not in self._imported and key not in self._refused_keys:
                     try:
                         dummies[key] = imported_hashes.dummy_hash(key)
                     except ValueError:
+                        self._refused_keys.add(key)  # reported once per process, not once per reload
                         log.error("imported password scheme %r is beyond citylogin's bounds and not verified",
                                   str(key)[:40])
             if dummies:
