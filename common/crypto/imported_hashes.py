@@ -8,10 +8,12 @@ Canonical forms (what follows `IMPORTED_PREFIX` in a users item):
 - PBKDF2 ``$pbkdf2-sha256$i=27500,l=64$<salt>$<hash>`` (also sha1, sha224, sha384, sha512);
 - scrypt ``$scrypt$ln=15,r=8,p=1$<salt>$<hash>``;
 
-salts and hashes in standard base64 without padding. Every cost is bounded (`BOUNDS`): an import file is
-data from elsewhere, and every password check pays one verify per scheme key in use (PasswordHasher), so
-a hash whose cost is beyond them is refused rather than made everyone's login. Error messages never
-contain the hash."""
+salts and hashes in standard base64 without padding. Also read: passlib's forms (``$pbkdf2-sha256$29000$..``
+in its adapted base64, ``$pbkdf2$`` for sha1, ``$scrypt$``), Keycloak's credentials (`keycloak_hash`) and
+Django's (``pbkdf2_sha256$..``, ``argon2$argon2id$..``, ``bcrypt$$2b$..``). Every cost is bounded
+(`BOUNDS`): an import file is data from elsewhere, and every password check pays one verify per scheme key
+in use (PasswordHasher), so a hash whose cost is beyond them is refused rather than made everyone's login.
+Error messages never contain the hash."""
 from __future__ import annotations
 
 import base64
@@ -266,10 +268,35 @@ def _scrypt(parts: list[str]) -> Scrypt:
                   derived=_b64decode(parts[4], "hash"))
 
 
+_DJANGO_PBKDF2 = {"pbkdf2_sha256": "sha256", "pbkdf2_sha1": "sha1"}
+_DJANGO_SALT = re.compile(r"[!-#%-~]{1,256}", re.ASCII)  # printable ASCII but '$': Django's own are alphanumeric
+
+
+def _django(text: str) -> ImportedHash:
+    """Django's ``pbkdf2_sha256$<iterations>$<salt>$<base64>`` (its salt is text, used as its bytes) and
+    its ``argon2$argon2id$...`` and ``bcrypt$$2b$...``, the forms a database of Django accounts holds."""
+    algorithm, _, rest = text.partition("$")
+    if algorithm == "argon2" and rest.startswith("argon2"):
+        return parse("$" + rest)
+    if algorithm == "bcrypt" and rest.startswith("$2"):
+        return parse(rest)
+    if algorithm not in _DJANGO_PBKDF2:
+        raise UnknownScheme("not a PHC or modular-crypt hash")
+    parts = rest.split("$")
+    if len(parts) != 3 or not _DJANGO_SALT.fullmatch(parts[1]):
+        raise InvalidHash("not a Django PBKDF2 hash")
+    return Pbkdf2(digest=_DJANGO_PBKDF2[algorithm], iterations=_number(parts[0], "PBKDF2 iterations"),
+                  salt=parts[1].encode("ascii"), derived=_b64decode(parts[2], "hash"))
+
+
 def parse(text: str) -> ImportedHash:
     """The hash `text` stands for, in any accepted form; UnknownScheme or InvalidHash otherwise."""
-    if not isinstance(text, str) or not text.startswith("$"):
+    if not isinstance(text, str):
         raise UnknownScheme("not a PHC or modular-crypt hash")
+    if not text.startswith("$"):
+        if len(text) > BOUNDS.max_text or not text.isascii():
+            raise UnknownScheme("not a PHC or modular-crypt hash")
+        return _django(text)
     if len(text) > BOUNDS.max_text or not text.isascii():
         raise InvalidHash("not a hash")
     parts = text.split("$")

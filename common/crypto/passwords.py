@@ -81,6 +81,10 @@ class PasswordHasher:
         # One dummy per imported scheme key in use (scheme key -> canonical hash), replaced whole as above.
         self._imported: dict[str, str] = {}
         self._unknown_keys_seen: set[str] = set()
+        self._refused_keys: set[str] = set()
+        # Called once per imported scheme key met in a stored hash and not known (common.keys.imported_schemes
+        # reads the record again, off the request path, rather than at the next reload).
+        self.on_unknown_key: Callable[[str], None] | None = None
 
     def known_sets(self) -> list[Argon2Parameters]:
         """The parameter sets every check verifies once, current first."""
@@ -106,10 +110,11 @@ class PasswordHasher:
         with self._learning:
             dummies = {}
             for key in dict.fromkeys(keys):
-                if key not in self._imported:
+                if key not in self._imported and key not in self._refused_keys:
                     try:
                         dummies[key] = imported_hashes.dummy_hash(key)
                     except ValueError:
+                        self._refused_keys.add(key)  # reported once per process, not once per reload
                         log.error("imported password scheme %r is beyond citylogin's bounds and not verified",
                                   str(key)[:40])
             if dummies:
@@ -176,6 +181,8 @@ class PasswordHasher:
             self._unknown_keys_seen.add(key)  # once per process and key
             log.warning("a stored password hash is of imported scheme %s that this process did not know: until "
                         "it does, a failed check of such a hash takes longer than one of an unknown name", key)
+            if self.on_unknown_key is not None:
+                self.on_unknown_key(key)
         return key
 
     def _parameters(self, stored_hash: str, known: Mapping[Argon2Parameters, str]) -> Argon2Parameters | None:

@@ -38,6 +38,7 @@ from common.crypto.passwords import PasswordHasher
 from common.database import dynamo
 from common.keys.encryption import KeyEncryptor, WrongKeyEncryptionKey
 from common.log_bursts import BurstLog
+from common.thread_kind import scheduled_thread
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ CHANGE_ATTEMPTS = 10
 CHANGE_PAUSE_SECONDS = 0.05
 RETIRE_AFTER_SECONDS = 86400  # a key recorded this recently may belong to an import still writing accounts
 RETIRED, HASHES_LEFT, RECENTLY_USED = "retired", "hashes left", "recently used"
+THREAD_NAME = "citylogin-imported-schemes"
 _MARK = b"imported-password-schemes"  # what the record seals: no secret, the seal is its proof
 _VERSION, _KEYS, _SEALED, _WITH, _RECORDED = "list_version", "scheme_keys", "sealed_", "sealed_with", "recorded_at"
 UNSEALED, NOT_OPENING, UNUSABLE = "unsealed", "not opening", "unusable"
@@ -252,6 +254,7 @@ class ImportedSchemes:
         self._read_at = float("-inf")
         self._failures = BurstLog(log)
         self._reported: set[tuple[int, str]] = set()
+        self._meetings: list[threading.Thread] = []
 
     def start(self, store: ImportedSchemeStore | None = None) -> None:
         """Learn the recorded keys through `store` (a start's client); DynamoDB's errors propagate."""
@@ -274,6 +277,23 @@ class ImportedSchemes:
                                    "known: %s", len(self._hasher.imported_keys()), type(exc).__name__)
                 return
             self._read_at = started
+
+    def met(self, key: str) -> None:
+        """The hasher met a stored hash of imported scheme `key` it did not know (an import recorded it
+        since the last read): the record read again on a thread of its own, off the request path; the key
+        is learnt if the sealed record lists it."""
+        thread = threading.Thread(target=self._read_again, name=THREAD_NAME, daemon=True)
+        self._meetings.append(thread)
+        thread.start()
+
+    def _read_again(self) -> None:
+        scheduled_thread()  # its DynamoDB calls are the process's own, not a request's
+        self.refresh(max_age=0)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait for the reads `met` started (tests, an orderly stop)."""
+        for thread in list(self._meetings):
+            thread.join(timeout)
 
     def _install(self, loaded: LoadedSchemes) -> None:
         if loaded.refusal is not None and (loaded.listed.version, loaded.refusal) not in self._reported:

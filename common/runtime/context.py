@@ -149,6 +149,7 @@ def password_hasher(settings: Settings, *, client: DynamoDBClient, startup_clien
     parameters.imported = ImportedSchemes(ImportedSchemeStore(client, table, encryptor), passwords,
                                           reload_seconds=settings.key_ring_reload_seconds)
     parameters.imported.start(ImportedSchemeStore(startup_client, table, encryptor))
+    passwords.on_unknown_key = parameters.imported.met
     return passwords, parameters
 
 

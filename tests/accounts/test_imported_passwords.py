@@ -96,6 +96,34 @@ def test_an_upgrade_racing_a_password_change_never_puts_the_old_password_back(ma
     assert ctx.passwords.check(stored, NEW_PASSWORD) and not ctx.passwords.check(stored, PASSWORD)
 
 
+def test_an_upgrade_racing_a_password_reset_never_puts_the_old_password_back(make_server):
+    """As above, with a reset link confirmed between the login's check and its transaction."""
+    from tests.accounts.test_password_and_deletion import RESET_LINK, Recorder, confirm, reset
+
+    url, ctx = make_server()
+    ctx.notifier.backend = recorder = Recorder()
+    client = register_device(url)
+    import_hash(ctx, client, "argon2id")
+    user_uuid = client.key_file.user_uuid
+    read_by_the_login = user_service.get_user(ctx, user_uuid=user_uuid)
+    assert ctx.passwords.check(read_by_the_login.password_hash, PASSWORD)
+    upgrade = credential_service.password_upgrade(ctx, user=read_by_the_login, secret=PASSWORD)
+    assert upgrade is not None
+    assert reset(url, f"{client.key_file.username}@example.com").status_code == 202
+    [sent] = recorder.wait_for("password_reset")
+    assert confirm(url, RESET_LINK.search(sent.body).group(2), NEW_PASSWORD).status_code == 204
+    seat = credential_service.seat_write(ctx, user_uuid=user_uuid, upgrade=upgrade)
+    with pytest.raises(ClientError):
+        ctx.dynamodb.transact_write_items(TransactItems=[seat.item])
+    credential_service.upgrade_alone(ctx, upgrade)
+    stored = user_service.get_user(ctx, user_uuid=user_uuid).password_hash
+    assert ctx.passwords.check(stored, NEW_PASSWORD) and not ctx.passwords.check(stored, PASSWORD)
+    with pytest.raises(CityloginError) as refused:
+        client.login(PASSWORD)
+    assert refused.value.code == "invalid_credentials"
+    assert client.login(NEW_PASSWORD)["user_uuid"] == user_uuid
+
+
 def race_login_and_change(first: Client, second: Client) -> dict[str, object]:
     """`second` logs in while `first` changes the password (asked with the old one), on two threads."""
     answers: dict[str, object] = {}

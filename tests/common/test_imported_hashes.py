@@ -90,6 +90,21 @@ def test_pbkdf2_in_passlibs_form_and_the_phc_form(digest):
     assert canonical_hash(f"$pbkdf2-{digest}$i=2900${b64(salt)}${b64(derived)}==") == passlib
 
 
+@pytest.mark.parametrize("digest", ["sha256", "sha1"])
+def test_django_pbkdf2_argon2_and_bcrypt(digest):
+    salt = "X7vQ2mKp9LrT4wZs8NcY1e"  # Django's: text, used as its bytes
+    derived = hashlib.pbkdf2_hmac(digest, PASSWORD.encode(), salt.encode(), 2600)
+    django = f"pbkdf2_{digest}$2600${salt}${base64.b64encode(derived).decode()}"
+    canonical = check(django, key=f"pbkdf2-{digest}$2600,{len(derived)}")
+    assert canonical == f"$pbkdf2-{digest}$i=2600,l={len(derived)}${b64(salt.encode())}${b64(derived)}"
+    made = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+    assert check("argon2" + made, key="argon2id$1024,1,1") == made
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    assert check("bcrypt$" + made, key="bcrypt$4") == made
+    with pytest.raises(InvalidHash):
+        canonical_hash(f"pbkdf2_{digest}$2600$a$b$c")
+
+
 def test_pbkdf2_with_a_length_other_than_its_hash_is_invalid():
     derived = hashlib.pbkdf2_hmac("sha256", b"x", b"saltsalt", 10, dklen=32)
     with pytest.raises(InvalidHash):
@@ -178,7 +193,8 @@ def test_invalid_or_too_costly_hashes(text):
 
 @pytest.mark.parametrize("text", ["", "plain", "$1$abc$def", "$2x$10$" + "a" * 53, "$5$rounds=5000$a$b",
                                   "$pbkdf2-md5$1000$c2FsdA$AAAA", "$argon2$v=19$m=1,t=1,p=1$a$b",
-                                  "pbkdf2_sha256$260000$salt$hash", "{SSHA}abc"])
+                                  "bcrypt_sha256$$2b$12$" + "a" * 53, "md5$salt$hash", "{SSHA}abc",
+                                  "pbkdf2_sha256" + "é" * 2000])
 def test_unknown_schemes(text):
     with pytest.raises(UnknownScheme):
         canonical_hash(text)
@@ -219,11 +235,13 @@ def phc_like() -> st.SearchStrategy[str]:
     """Strings an attacker would put around the accepted forms."""
     idents = st.sampled_from(["2a", "2b", "2y", "2x", "argon2id", "argon2i", "argon2d", "pbkdf2", "pbkdf2-sha256",
                               "pbkdf2-sha512", "pbkdf2-", "scrypt", "", "1"])
+    django = st.sampled_from(["pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt", "argon2$argon2id", "bcrypt$$2b"])
     numbers = st.one_of(st.integers(-5, 10**12).map(str), st.sampled_from(["", "٣", "1e3", "0x10", " 5", "+5"]))
     params = st.lists(st.tuples(st.sampled_from(["v", "m", "t", "p", "i", "l", "ln", "r", "x", ""]), numbers)
                       .map("=".join), max_size=5).map(",".join)
     fields = st.one_of(params, numbers, st.text(alphabet="./+=AZaz09$,", max_size=60), st.text(max_size=20))
-    return st.builds(lambda ident, rest: "$".join(["", ident, *rest]), idents, st.lists(fields, max_size=6))
+    return st.one_of(st.builds(lambda ident, rest: "$".join(["", ident, *rest]), idents, st.lists(fields, max_size=6)),
+                     st.builds(lambda ident, rest: "$".join([ident, *rest]), django, st.lists(fields, max_size=6)))
 
 
 @EXAMPLES

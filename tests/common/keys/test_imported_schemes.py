@@ -175,3 +175,14 @@ def test_retire_keeps_a_key_an_import_records_during_the_count(client, table):
     assert [(r.key, r.outcome) for r in done] == [(KEYS[0], RECENTLY_USED)]
     later, _ = process(client, table)
     assert later.imported_keys() == KEYS[:1]
+
+
+def test_a_key_met_in_a_stored_hash_is_read_again_off_the_check_and_learnt_if_recorded(client, table, caplog):
+    hasher, schemes = process(client, table)
+    hasher.on_unknown_key = schemes.met
+    record_schemes(client, table, ["scrypt$4,8,1"], encryptor=SEALER)  # an import, since the process's last read
+    assert not hasher.check(IMPORTED_PREFIX + imported_hashes.dummy_hash("scrypt$4,8,1"), "wrong")
+    assert not hasher.check(IMPORTED_PREFIX + imported_hashes.dummy_hash("bcrypt$4"), "wrong")  # not recorded
+    schemes.settle()
+    assert hasher.imported_keys() == ["scrypt$4,8,1"]
+    assert "did not know" in caplog.text
