@@ -168,7 +168,7 @@ class EnrolCodeAccepted(BaseModel):
 
 
 class EnrolRequest(DeviceKeyFields):
-    """POST /device/enrol: the first device of an account that has none (an imported one, SPEC §17), with its
+    """POST /device/enrol: the first device of an account that has none (an imported one), with its
     password and the code mailed to its address."""
 
     username: LoginName

@@ -54,7 +54,7 @@ class FederatedRecoverRequest(RecoveryCodeFields):
 
 class FederatedEnrolRequest(DeviceKeyFields):
     """POST /federation/enrol: the first device of the account the ticket's identity is linked to, for an
-    account that has none (SPEC §17); the provider's answer in the password's and the mailed code's place."""
+    account that has none (an imported one); the provider's answer in the password's and the mailed code's place."""
 
 
 class LinkMailAccepted(BaseModel):

@@ -91,7 +91,7 @@ class OperatorAccount(AccountSummary):
     sessions: list[OperatorSession] = Field(description="live and recent, newest first")
     passkeys: list[OperatorPasskey]
     imported_from: str | None = Field(default=None, description="keycloak, auth0 or csv: the account came by "
-                                                                "`citylogin accounts import` (SPEC §17); else None")
+                                                                "`citylogin accounts import`; else None")
     imported_at: str | None = Field(default=None, description="when the import wrote it; None if not imported")
     password_upgraded: bool | None = Field(default=None, description="an imported account's password is "
                                            "citylogin's own by now (its first sign-in replaced the imported hash, or "

@@ -117,7 +117,7 @@ export interface PairOptions extends NewDevice {
   password: string;
 }
 
-/** The first device of an account that has none (SPEC §17): its password and the code POST /device/enrol/code mailed. */
+/** The first device of an account that has none : its password and the code POST /device/enrol/code mailed. */
 export interface EnrolOptions extends NewDevice {
   username: string;
   password: string;

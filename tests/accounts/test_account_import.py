@@ -262,9 +262,12 @@ def test_batches_cost_a_fraction_of_a_call_per_account(ctx):
     assert set(calls) <= {"BatchGetItem", "TransactWriteItems", "Query", "GetItem", "PutItem", "UpdateItem"}
     assert calls["TransactWriteItems"] <= len(rows) / 30 + 1 and calls["BatchGetItem"] <= len(rows) / 30 + 1
     run(ctx, rows)
-    rerun = counter.take()  # a rerun reads, and writes nothing: the scheme record has its key already
-    assert rerun["BatchGetItem"] == calls["BatchGetItem"] and set(rerun) <= {"BatchGetItem", "Query", "GetItem"}
-    assert rerun["GetItem"] <= 1 and rerun["Query"] <= 1
+    # a rerun reads, and writes no account: only the scheme record's "recorded now" (what keeps `citylogin
+    # password-parameters retire` from removing a key an import is writing)
+    rerun = counter.take()
+    assert rerun["BatchGetItem"] == calls["BatchGetItem"]
+    assert set(rerun) <= {"BatchGetItem", "Query", "GetItem", "PutItem"}
+    assert rerun["GetItem"] <= 1 and rerun["Query"] <= 1 and rerun["PutItem"] <= 1
 
 
 def test_no_hash_in_the_report_the_audit_or_the_logs(ctx, caplog):

@@ -107,7 +107,7 @@ def test_an_upgrade_racing_a_password_reset_never_puts_the_old_password_back(mak
     user_uuid = client.key_file.user_uuid
     read_by_the_login = user_service.get_user(ctx, user_uuid=user_uuid)
     assert ctx.passwords.check(read_by_the_login.password_hash, PASSWORD)
-    upgrade = credential_service.password_upgrade(ctx, user=read_by_the_login, secret=PASSWORD)
+    upgrade = credential_service.password_upgrade(ctx.passwords, user=read_by_the_login, secret=PASSWORD)
     assert upgrade is not None
     assert reset(url, f"{client.key_file.username}@example.com").status_code == 202
     [sent] = recorder.wait_for("password_reset")
