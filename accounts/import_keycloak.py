@@ -27,6 +27,7 @@ NOT_BROUGHT = {
     "recovery-authn-codes": "recovery codes are not brought",
 }
 OTHER_CREDENTIAL = "a credential of another kind is not brought"
+USERNAME_FROM_EMAIL = "the username was the e-mail address: its local part is the username"
 FEDERATED_PASSWORD = "the password is kept by a user federation provider (LDAP, Kerberos), not in the export"
 _USERS_FILE = re.compile(r".+-users-(\d+)\.json")
 
@@ -101,9 +102,10 @@ def _row(where: str, user: object) -> ImportRow:
     if user.get("serviceAccountClientId") is not None:
         raise RowProblem(RefusalReason.SERVICE_ACCOUNT, "the service account of a client, not a person")
     source_id = _id_value(user.get("id"), field="id")
-    username = username_value(user.get("username"))
     email = email_value(user.get("email"))
+    username, named = _username(user.get("username"), email)
     password_hash, notes = _credentials(user.get("credentials"))
+    notes = named + notes
     if user.get("federationLink") is not None and not password_hash:
         notes += (FEDERATED_PASSWORD,)
     return ImportRow(where=where, source="keycloak", source_id=source_id, username=username, email=email,
@@ -112,7 +114,26 @@ def _row(where: str, user: object) -> ImportRow:
                      # Keycloak's own import enables only a user whose `enabled` is true.
                      disabled=not flag_member(user.get("enabled"), field="enabled"),
                      created_at=epoch_ms_value(user.get("createdTimestamp")),
-                     identities=_federated_identities(user.get("federatedIdentities")), notes=notes)
+                     identities=_federated_identities(user.get("federatedIdentities")), notes=notes,
+                     unstated=frozenset({"username"}) if named else frozenset())
+
+
+def _username(value: object, email: str) -> tuple[str, tuple[str, ...]]:
+    """The username. A realm that makes the e-mail address the username (registrationEmailAsUsername) stores
+    "alice@example.com", which no citylogin username can be: its local part stands in when it is one, with a
+    note (the person learns it from the first-device mail, which the address also asks for)."""
+    text = value if isinstance(value, str) else None
+    if text is None or "@" not in text:
+        return username_value(value), ()
+    try:
+        return username_value(value), ()
+    except RowProblem:
+        pass
+    try:
+        return username_value(text.rsplit("@", 1)[0]), (USERNAME_FROM_EMAIL,)
+    except RowProblem:
+        raise RowProblem(RefusalReason.INVALID_USERNAME, "username is an e-mail address whose local part is not a "
+                         "username (3-32 characters of letters, digits, '_', '.' or '-')") from None
 
 
 def _id_value(value: object, *, field: str) -> str:

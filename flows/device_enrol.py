@@ -36,15 +36,18 @@ log = logging.getLogger(__name__)
 # --- the code --------------------------------------------------------------------------------
 
 def request_code(ctx: AppContext, *, username: str, caller: Caller) -> None:
-    """Mail a code if `username` names an account with an address and no device. Only the client's own
-    allowance can refuse (429); the lookup and the mail run off the response path."""
+    """Mail a code if `username` names an account with an address and no device; an e-mail address in its
+    place names the account that holds it (a source whose usernames were addresses: the mail tells the
+    person their username). Only the client's own allowance can refuse (429); the lookup and the mail run
+    off the response path."""
     enrol_codes.take_request_allowance(ctx, ip=caller.ip)
     sent = background(ctx).submit(_send_code, ctx, username=username)
     sent.add_done_callback(_log_unsent)
 
 
 def _send_code(ctx: AppContext, *, username: str) -> None:
-    user = users.find_user(ctx, username=username)
+    user = (users.find_user_by_email(ctx, email=username) if "@" in username
+            else users.find_user(ctx, username=username))
     if user is None or not user.email or user.deleting or user.locked:
         return
     code = enrol_codes.new_code()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from accounts.import_formats import read_rows
-from accounts.import_keycloak import FEDERATED_PASSWORD, NOT_BROUGHT
+from accounts.import_keycloak import FEDERATED_PASSWORD, NOT_BROUGHT, USERNAME_FROM_EMAIL
 from accounts.import_rows import ImportedIdentity, ImportRow, RefusalReason, RowRefusal
 from common.crypto.imported_hashes import scheme_key, verify
 from common.crypto.passwords import IMPORTED_PREFIX
@@ -78,9 +78,16 @@ def test_keycloak_federated_identities_and_users_without_password():
 def test_keycloak_service_accounts_and_usernames_outside_the_rules_are_refused():
     rows, refusals = rows_of("keycloak-realm.json", "keycloak")
     assert refusals["users[7]"].reason == RefusalReason.SERVICE_ACCOUNT
-    assert refusals["users[9]"].reason == RefusalReason.INVALID_USERNAME  # "judy@example.org"
-    assert "judy@example.org" not in refusals["users[9]"].detail
-    assert len(rows) == 8
+    assert "users[9]" not in refusals
+    assert len(rows) == 9
+
+
+def test_keycloak_usernames_that_are_addresses_become_their_local_part_with_a_note():
+    # A realm with registrationEmailAsUsername stores "judy@example.org": no citylogin username can be one.
+    rows, _ = rows_of("keycloak-realm.json", "keycloak")
+    judy = rows["judy"]
+    assert (judy.where, judy.email, judy.unstated) == ("users[9]", "judy@example.org", frozenset({"username"}))
+    assert USERNAME_FROM_EMAIL in judy.notes
 
 
 def test_keycloak_dir_export_reads_its_users_files_in_order():
@@ -89,7 +96,7 @@ def test_keycloak_dir_export_reads_its_users_files_in_order():
     assert {u: (r.source_id, r.password_hash, r.notes) for u, r in rows.items()} == \
         {u: (r.source_id, r.password_hash, r.notes) for u, r in single.items()}
     assert rows["alice"].where == "acme-users-0.json users[0]" and rows["erin"].where == "acme-users-1.json users[0]"
-    assert set(refusals) == {"acme-users-1.json users[3]", "acme-users-1.json users[5]"}
+    assert set(refusals) == {"acme-users-1.json users[3]"}  # the service account
 
 
 def test_auth0_user_export():

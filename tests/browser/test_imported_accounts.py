@@ -145,3 +145,26 @@ def test_the_console_says_where_an_imported_account_came_from_and_whether_its_pa
     expect(view.locator("#account-name")).to_have_text(page.locator("#operator-name").inner_text())
     expect(profile.locator("#profile-imported")).to_have_count(0)
     expect(profile.locator("#profile-password")).to_have_count(0)
+
+
+def test_a_person_whose_username_was_their_address_types_it_and_the_mail_gives_the_username(make_server, new_device):
+    # A Keycloak realm that used addresses as usernames: the import made the local part the username.
+    url, ctx = make_server()
+    ctx.notifier.backend = mailbox = Mailbox()
+    say = texts("en")
+    name = unique_name("imp")
+    email = f"{name}@example.com"
+    put_imported_account(ctx, username=name, email=email, password_hash=ctx.passwords.hash(PASSWORD))
+    laptop = new_device(url, locale="en-US").open()
+    laptop.go("login")
+    laptop.login_form.locator("#login-first-time").click()
+    form = laptop.page.locator("#enrol-form")
+    form.locator("#enrol-username").fill(email)
+    form.locator("button[type=submit]").click()
+    expect(form.locator("#enrol-named")).to_be_focused()
+    expect(form.locator("label[for=enrol-named]")).to_have_text(say("web.enrol.username_in_mail"))
+    assert name in mailbox.body("enrol_code", email)
+    form.locator("#enrol-named").fill(name)
+    send_code(laptop, mailbox.code("enrol_code", email))
+    laptop.expect_devices_screen()
+    expect(laptop.page.locator("#whoami-user")).to_have_text(name)

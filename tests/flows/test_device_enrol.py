@@ -146,6 +146,18 @@ def test_known_and_unknown_usernames_get_the_same_answer_and_only_a_known_one_a_
     assert len(server.mails("enrol_code")) == 1
 
 
+def test_an_address_in_the_usernames_place_mails_the_code_and_the_username_to_its_account(server):
+    # A source whose usernames were addresses: the person types theirs, the mail says their username.
+    account = imported_account(server.ctx)
+    other = server.ask_code(unique_name("nobody") + "@example.com")
+    answer = server.ask_code(account.email.upper())
+    assert (answer.status_code, answer.json()) == (other.status_code, other.json()) == (202, other.json())
+    [mail] = server.mails("enrol_code")
+    assert mail.email == account.email and account.username in mail.body
+    code = CODE.search(mail.body).group(1)
+    assert server.enrol(account, code).status_code == 201
+
+
 def test_every_refusal_of_the_enrol(server):
     account = imported_account(server.ctx)
     assert problem(server.enrol(account, "123456"))[:2] == (401, "invalid_email_code")  # no code asked

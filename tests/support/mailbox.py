@@ -36,6 +36,10 @@ class Mailbox:
         assert found, body
         return found.group(0)
 
+    def body(self, event: str, email: str, *, timeout: float = 30) -> str:
+        """The body of the last `event` mail to `email`, once one has come."""
+        return self._last_body(event, email, timeout=timeout)
+
     def _last_body(self, event: str, email: str, *, timeout: float) -> str:
         def last() -> str | None:
             with self._lock:

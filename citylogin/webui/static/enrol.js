@@ -55,9 +55,13 @@ function drawCode(form, app, username) {
   const otherWays = el("div", { id: "enrol-other-ways", className: "more-links", hidden: true },
     tx("button", { type: "button", className: "link", dataset: { show: "pair" } }, "web.auth.tab_pair"),
     tx("button", { type: "button", className: "link", dataset: { show: "recover" } }, "web.login.lost_devices"));
-  draw(form, () => enrolAndSignIn(form, app, username, otherWays), { title: "web.enrol.title",
-    submit: "web.enrol.submit", links: [again],
-    body: [sent,
+  // An address typed in the username's place (a source whose usernames were addresses): the mail says the
+  // account's username, which the enrol and every later sign-in take; asked for here.
+  const named = username.includes("@") ? field({ id: "enrol-named", name: "username",
+    label: "web.enrol.username_in_mail", autocomplete: "username" }) : [];
+  draw(form, () => enrolAndSignIn(form, app, form.username?.value.trim() || username, otherWays), {
+    title: "web.enrol.title", submit: "web.enrol.submit", links: [again],
+    body: [sent, ...named,
       ...field({ id: "enrol-code", name: "email_code", label: "web.enrol.code", inputMode: "numeric",
         autocomplete: "one-time-code", maxLength: 6, spellcheck: false }),
       ...field({ id: "enrol-password", name: "password", label: "web.common.password", type: "password",
