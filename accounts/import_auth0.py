@@ -7,17 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from itertools import chain
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
-from accounts.import_fields import (RowProblem, email_value, flag_member, imported_hash, iso_value, locale_value,
-                                    text_member, username_value)
-from accounts.import_lines import Line, capped_lines, line_refusal, open_import_file
+from accounts.import_fields import (RowProblem, email_value, flag_member, id_value, imported_hash, iso_value,
+                                    locale_value, username_value)
+from accounts.import_lines import Line, capped_lines, line_rows, open_import_file
 from accounts.import_rows import FileRefused, ImportedIdentity, ImportRow, RefusalReason, RowRefusal
 
 DATABASE_PREFIX = "auth0|"  # the user_id of a database connection's user: "auth0|" + the password export's id
-ID_MAX = 255  # Auth0's user_id limit
 # What each of Auth0's two exports does not hold (ImportRow.unstated).
 USER_EXPORT_UNSTATED = frozenset({"password_hash"})
 PASSWORD_EXPORT_UNSTATED = frozenset({"locale", "disabled", "created_at", "identities"})
@@ -33,7 +32,7 @@ def read_auth0(path: Path) -> Iterator[ImportRow | RowRefusal]:
     except FileRefused:
         stream.close()
         raise
-    return _rows(stream, chain(head, lines))
+    return line_rows(stream, chain(head, lines), _read_line)
 
 
 def _first_line(lines: Iterator[Line], path: Path) -> list[Line]:
@@ -48,15 +47,6 @@ def _first_line(lines: Iterator[Line], path: Path) -> list[Line]:
             raise FileRefused(f"{path.name}: not Auth0's NDJSON of users (a JSON object with user_id or _id a line)")
         return head
     raise FileRefused(f"{path.name}: empty, not Auth0's NDJSON of users")
-
-
-def _rows(stream: BinaryIO, lines: Iterator[Line]) -> Iterator[ImportRow | RowRefusal]:
-    with stream:
-        for line in lines:
-            if (refusal := line_refusal(line)) is not None:
-                yield refusal
-            elif line.text and line.text.strip():
-                yield _read_line(line.where, line.text)
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
@@ -78,7 +68,7 @@ def _read_line(where: str, text: str) -> ImportRow | RowRefusal:
 
 
 def _user_export_row(where: str, data: Mapping[str, Any]) -> ImportRow:
-    source_id = _id_value(data.get("user_id"), field="user_id").removeprefix(DATABASE_PREFIX)
+    source_id = id_value(data.get("user_id"), field="user_id").removeprefix(DATABASE_PREFIX)
     email = email_value(data.get("email"))
     username, notes = _username(data.get("username"), email)
     identities, identity_notes = _identities(data.get("identities"))
@@ -95,7 +85,7 @@ def _user_export_row(where: str, data: Mapping[str, Any]) -> ImportRow:
 def _password_export_row(where: str, data: Mapping[str, Any]) -> ImportRow:
     oid = data.get("_id")
     alt_id = data.get("alt_id")  # a custom database's or the Management API's own id: user_id "auth0|<alt_id>"
-    source_id = _id_value(alt_id if alt_id is not None else (oid.get("$oid") if isinstance(oid, dict) else oid),
+    source_id = id_value(alt_id if alt_id is not None else (oid.get("$oid") if isinstance(oid, dict) else oid),
                           field="alt_id" if alt_id is not None else "_id.$oid")
     identifiers = _identifiers(data.get("identifiers"))
     email = email_value(data["email"] if "email" in data else identifiers.get("email", (None, None))[0])
@@ -105,15 +95,6 @@ def _password_export_row(where: str, data: Mapping[str, Any]) -> ImportRow:
                      email_verified=flag_member(verified, field="email_verified") and bool(email),
                      password_hash=imported_hash(data.get("passwordHash"), field="passwordHash"), notes=notes,
                      unstated=PASSWORD_EXPORT_UNSTATED | _derived(notes))
-
-
-def _id_value(value: object, *, field: str) -> str:
-    text = text_member(value, field=field)
-    if not text:
-        raise RowProblem(RefusalReason.MISSING_FIELD, f"{field} is missing")
-    if len(text) > ID_MAX:
-        raise RowProblem(RefusalReason.NOT_THE_FORMAT, f"{field} is longer than {ID_MAX} characters")
-    return text
 
 
 def _identifiers(value: object) -> dict[str, tuple[object, object]]:
@@ -155,7 +136,7 @@ def _identities(value: object) -> tuple[tuple[ImportedIdentity, ...], tuple[str,
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise RowProblem(RefusalReason.NOT_THE_FORMAT, f"identities[{index}] is not an object")
-        provider = _id_value(item.get("provider"), field=f"identities[{index}].provider")
+        provider = id_value(item.get("provider"), field=f"identities[{index}].provider")
         if item.get("isSocial") is True:
             identities.append(_identity(item, provider, index))
         elif provider != "auth0":
@@ -170,4 +151,4 @@ def _identity(item: Mapping[str, Any], provider: str, index: int) -> ImportedIde
     profile = item.get("profileData")
     email = email_value(profile.get("email"), field=f"identities[{index}].profileData.email") \
         if isinstance(profile, dict) else ""
-    return ImportedIdentity(provider=provider, sub=_id_value(sub, field=f"identities[{index}].user_id"), email=email)
+    return ImportedIdentity(provider=provider, sub=id_value(sub, field=f"identities[{index}].user_id"), email=email)

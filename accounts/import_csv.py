@@ -6,11 +6,10 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from accounts.import_fields import (RowProblem, comparison_key, email_value, imported_hash, locale_value,
                                     text_member, username_value)
-from accounts.import_lines import Line, capped_lines, line_refusal, open_import_file
+from accounts.import_lines import Line, capped_lines, line_rows, open_import_file
 from accounts.import_rows import FileRefused, ImportRow, RefusalReason, RowRefusal
 
 HEADER = ("username", "email", "email_verified", "password_hash", "locale")
@@ -26,7 +25,7 @@ def read_csv(path: Path) -> Iterator[ImportRow | RowRefusal]:
     except FileRefused:
         stream.close()
         raise
-    return _rows(stream, lines)
+    return line_rows(stream, lines, _read_line)
 
 
 def _check_header(line: Line | None, path: Path) -> None:
@@ -37,15 +36,6 @@ def _check_header(line: Line | None, path: Path) -> None:
     fields = _fields(line.text) if line.text is not None else None
     if fields is None or tuple(f.strip() for f in fields) != HEADER:
         raise FileRefused(f"{path.name}: not a CSV of accounts: its first line must be the header {expected}")
-
-
-def _rows(stream: BinaryIO, lines: Iterator[Line]) -> Iterator[ImportRow | RowRefusal]:
-    with stream:
-        for line in lines:
-            if (refusal := line_refusal(line)) is not None:
-                yield refusal
-            elif line.text and line.text.strip():
-                yield _read_line(line.where, line.text)
 
 
 def _read_line(where: str, text: str) -> ImportRow | RowRefusal:

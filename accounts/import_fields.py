@@ -59,6 +59,19 @@ def text_member(value: object, *, field: str, reason: RefusalReason = RefusalRea
     return value
 
 
+ID_MAX = 255  # Keycloak's and Auth0's ids are far shorter
+
+
+def id_value(value: object, *, field: str) -> str:
+    """A source's own id (of a person, a provider, an identity): a JSON string within ID_MAX."""
+    text = text_member(value, field=field)
+    if not text:
+        raise RowProblem(RefusalReason.MISSING_FIELD, f"{field} is missing")
+    if len(text) > ID_MAX:
+        raise RowProblem(RefusalReason.NOT_THE_FORMAT, f"{field} is longer than {ID_MAX} characters")
+    return text
+
+
 def flag_member(value: object, *, field: str, default: bool = False) -> bool:
     """A JSON boolean member (absent or null: `default`)."""
     if value is None:

@@ -13,12 +13,11 @@ from typing import Any, Iterable
 import ijson
 import orjson
 
-from accounts.import_fields import (RowProblem, email_value, epoch_ms_value, flag_member, keycloak_imported_hash,
-                                    locale_value, text_member, username_value)
+from accounts.import_fields import (RowProblem, email_value, epoch_ms_value, flag_member, id_value,
+                                    keycloak_imported_hash, locale_value, username_value)
 from accounts.import_lines import open_import_file
 from accounts.import_rows import FileRefused, ImportedIdentity, ImportRow, RefusalReason, RowRefusal
 
-ID_MAX = 255
 # What citylogin cannot bring of a credential, by Keycloak's type: each person enrols anew (SPEC §17).
 NOT_BROUGHT = {
     "otp": "an OTP secret is not brought",
@@ -101,7 +100,7 @@ def _row(where: str, user: object) -> ImportRow:
         raise RowProblem(RefusalReason.NOT_THE_FORMAT, "not a JSON object")
     if user.get("serviceAccountClientId") is not None:
         raise RowProblem(RefusalReason.SERVICE_ACCOUNT, "the service account of a client, not a person")
-    source_id = _id_value(user.get("id"), field="id")
+    source_id = id_value(user.get("id"), field="id")
     email = email_value(user.get("email"))
     username, named = _username(user.get("username"), email)
     password_hash, notes = _credentials(user.get("credentials"))
@@ -134,17 +133,6 @@ def _username(value: object, email: str) -> tuple[str, tuple[str, ...]]:
     except RowProblem:
         raise RowProblem(RefusalReason.INVALID_USERNAME, "username is an e-mail address whose local part is not a "
                          "username (3-32 characters of letters, digits, '_', '.' or '-')") from None
-
-
-def _id_value(value: object, *, field: str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    text = text_member(value, field=field)
-    if not text:
-        raise RowProblem(RefusalReason.MISSING_FIELD, f"{field} is missing")
-    if len(text) > ID_MAX:
-        raise RowProblem(RefusalReason.NOT_THE_FORMAT, f"{field} is longer than {ID_MAX} characters")
-    return text
 
 
 def _attribute(attributes: object, name: str) -> object:
@@ -211,6 +199,6 @@ def _federated_identities(value: object) -> tuple[ImportedIdentity, ...]:
         if not isinstance(item, dict):
             raise RowProblem(RefusalReason.NOT_THE_FORMAT, f"federatedIdentities[{index}] is not an object")
         identities.append(ImportedIdentity(
-            provider=_id_value(item.get("identityProvider"), field=f"federatedIdentities[{index}].identityProvider"),
-            sub=_id_value(item.get("userId"), field=f"federatedIdentities[{index}].userId")))
+            provider=id_value(item.get("identityProvider"), field=f"federatedIdentities[{index}].identityProvider"),
+            sub=id_value(item.get("userId"), field=f"federatedIdentities[{index}].userId")))
     return tuple(identities)

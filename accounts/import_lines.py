@@ -2,12 +2,12 @@
 is passed over without being held (a 2 GiB line costs what reading it costs, not 2 GiB of memory)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from accounts.import_rows import FileRefused, RefusalReason, RowRefusal
+from accounts.import_rows import FileRefused, ImportRow, RefusalReason, RowRefusal
 
 LINE_CAP = 1 << 20  # 1 MiB: a user's line is a few hundred bytes; Auth0's metadata allows some kilobytes
 _SKIP_CHUNK = 1 << 20
@@ -70,3 +70,15 @@ def line_refusal(line: Line, *, cap: int = LINE_CAP) -> RowRefusal | None:
     if line.text is None:
         return RowRefusal(line.where, RefusalReason.NOT_THE_FORMAT, "not UTF-8 text")
     return None
+
+
+def line_rows(stream: BinaryIO, lines: Iterator[Line], read_line: Callable[[str, str], ImportRow | RowRefusal]
+              ) -> Iterator[ImportRow | RowRefusal]:
+    """Each line's row, by `read_line(where, text)`, or its refusal; blank lines skipped; `stream` closed at
+    the end (or when the reader is dropped)."""
+    with stream:
+        for line in lines:
+            if (refusal := line_refusal(line)) is not None:
+                yield refusal
+            elif line.text and line.text.strip():
+                yield read_line(line.where, line.text)
