@@ -127,7 +127,8 @@ def test_the_console_says_where_an_imported_account_came_from_and_whether_its_pa
     texts = CONSOLE_TEXTS[language]
     name = unique_name()
     kept = put_imported_account(ctx, username=name, email=f"{name}@example.com")
-    upgraded = put_imported_account(ctx, username=f"{name}u", email=f"{name}u@example.com", source="csv",
+    other = unique_name("up")  # neither name is the start of the other: each search finds its own alone
+    upgraded = put_imported_account(ctx, username=other, email=f"{other}@example.com", source="csv",
                                     password_hash=ctx.passwords.hash(PASSWORD))
 
     view = find(page, kept.username)
