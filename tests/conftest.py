@@ -61,9 +61,14 @@ SLOW_MODULES |= {
     "test_password_rechecks", "test_renewal", "test_admin_apps", "test_throttled_dynamodb",
     "test_rotating_credentials", "test_dynamodb_throttling", "test_guard_nonce", "test_ssf_poll", "test_bench_floor",
     "test_reset_mail_budget", "test_registration_held_address", "test_admin_api", "test_session_endpoints",
-    "test_data_export_faults", "test_runtime_folder", "test_gunicorn_worker_plain_requests", "test_carried_claims"}
+    "test_data_export_faults", "test_runtime_folder", "test_gunicorn_worker_plain_requests", "test_carried_claims",
+    "test_imported_passwords"}
 SLOW_FIXTURES = {"registration_url"}
 SLOW_TESTS = {
+    "test_two_enrols_with_one_code_at_once_store_one_device",                # races of first devices: threads
+    "test_enrols_with_two_codes_racing_never_store_two_first_devices",
+    "test_store_first_device_stores_one_of_many_at_once",
+    "test_batches_cost_a_fraction_of_a_call_per_account",                    # 300 accounts imported twice
     "test_every_module_imports_alone_in_a_fresh_interpreter",   # a forked interpreter per module: 10 s of CPU
     "test_a_token_of_a_retired_key_put_back_is_refused_by_a_process_started_later",  # two app starts
     "test_pairing_recovery_renewal_and_logins_racing_a_deletion_leave_nothing",
