@@ -7,10 +7,9 @@ from pathlib import Path
 import click
 
 from citylogin.cli.output import json_option, key_values, local_time, print_json
-from citylogin.client.api import KEY_KINDS
-from citylogin.client.session import (ask_new_password, ask_password, ask_secret, cli_client, describe,
-                                      key_file_option, new_key_file, reports_errors, show_recovery_codes,
-                                      stored_session)
+from citylogin.client.session import (DEVICE_NAME, KEY_KIND, URL, ask_new_password, ask_password, ask_secret,
+                                      cli_client, describe, key_file_option, new_key_file, reports_errors,
+                                      show_recovery_codes, stored_session)
 
 
 @click.command()
@@ -29,11 +28,11 @@ def renew(key_file: Path, new_key: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--url", required=True, help="Base URL of the citylogin server.")
+@URL
 @click.option("--username", required=True)
 @key_file_option(new=True)
-@click.option("--device-name", default=None, help="A name for this device.")
-@click.option("--key-kind", type=click.Choice(KEY_KINDS), default="ecdsa-p256", show_default=True)
+@DEVICE_NAME
+@KEY_KIND
 @click.option("--unbind-others", is_flag=True, help="Unbind every other device of the account (lost or stolen).")
 @reports_errors
 def recover(url: str, username: str, key_file: Path, device_name: str | None, key_kind: str,
@@ -48,11 +47,11 @@ def recover(url: str, username: str, key_file: Path, device_name: str | None, ke
 
 
 @click.command()
-@click.option("--url", required=True, help="Base URL of the citylogin server.")
+@URL
 @click.option("--username", required=True)
 @key_file_option(new=True)
-@click.option("--device-name", default=None, help="A name for this device.")
-@click.option("--key-kind", type=click.Choice(KEY_KINDS), default="ecdsa-p256", show_default=True)
+@DEVICE_NAME
+@KEY_KIND
 @reports_errors
 def enrol(url: str, username: str, key_file: Path, device_name: str | None, key_kind: str) -> None:
     """Make this the first device of an account that has none (one brought from another service): a code is

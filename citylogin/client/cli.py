@@ -9,19 +9,16 @@ from typing import Any
 import click
 
 from citylogin.cli.output import json_option, key_values, local_time, print_json
-from citylogin.client.api import KEY_KINDS, Client, CityloginError, ConcurrentLoginRequired
+from citylogin.client.api import Client, CityloginError, ConcurrentLoginRequired
 from citylogin.client.account import account, enrol, password_reset, password_reset_confirm, recover, renew
 from citylogin.client.devices import devices, history, sessions
 from citylogin.client.in_use import ask_which, no_one_to_ask, on_a_terminal
-from citylogin.client.session import (PASSWORD_ENV, CommandFailure, ask_password, cli_client, describe, device_client,
-                                      key_file_option, new_key_file, reports_errors, show_recovery_codes,
-                                      stored_session)
+from citylogin.client.session import (DEVICE_NAME, KEY_KIND, PASSWORD_ENV, URL, CommandFailure, ask_password,
+                                      cli_client, describe, device_client, key_file_option, new_key_file,
+                                      reports_errors, show_recovery_codes, stored_session)
 
 __all__ = ["PASSWORD_ENV", "client"]
 
-URL = click.option("--url", required=True, help="Base URL of the citylogin server.")
-DEVICE_NAME = click.option("--device-name", default=None, help="A name for this device.")
-KEY_KIND = click.option("--key-kind", type=click.Choice(KEY_KINDS), default="ecdsa-p256", show_default=True)
 
 
 @click.group()

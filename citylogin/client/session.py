@@ -12,7 +12,7 @@ import click
 import requests
 
 from citylogin.cli.output import print_json
-from citylogin.client.api import Client, CityloginError, KeyFile, user_agent
+from citylogin.client.api import KEY_KINDS, Client, CityloginError, KeyFile, user_agent
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -22,6 +22,12 @@ PASSWORD_ENV = "CITYLOGIN_CLIENT_PASSWORD"
 KEY_FILE_ENV = "CITYLOGIN_KEY_FILE"
 DEFAULT_KEY_FILE = "~/.config/citylogin/device.json"
 LOGIN_HINT = "Run `citylogin client login`."
+
+
+# The options of every command that makes this a new device (register, pair, recover, enrol).
+URL = click.option("--url", required=True, help="Base URL of the citylogin server.")
+DEVICE_NAME = click.option("--device-name", default=None, help="A name for this device.")
+KEY_KIND = click.option("--key-kind", type=click.Choice(KEY_KINDS), default="ecdsa-p256", show_default=True)
 
 
 def key_file_option(*, new: bool = False) -> Callable[[Command], Command]:

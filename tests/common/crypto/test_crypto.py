@@ -9,9 +9,7 @@ import hashlib
 import hmac
 import json
 import stat
-import statistics
 import string
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -36,6 +34,7 @@ from common.crypto.passwords import PasswordHasher
 from common.crypto.tokens import digests_equal, new_token, token_digest
 from common.keys.encryption import write_file_once
 from common.keys.jwt_keys import JwtKeyRing, TokenError, new_signing_key
+from tests.support.cpu_time import cpu_median
 
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}
 MESSAGE = b"citylogin-login:challenge-123"
@@ -590,14 +589,6 @@ def test_key_ring_needs_keys():
 LEGACY_ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 1}
 
 
-def cpu_median(call, times: int = 5) -> float:
-    """Median CPU seconds of `call` (CPU, not wall time: other processes' load does not count)."""
-    samples = []
-    for _ in range(times):
-        start = time.process_time()
-        call()
-        samples.append(time.process_time() - start)
-    return statistics.median(samples)
 
 
 def test_every_check_costs_the_same_whichever_parameters_made_the_hash():

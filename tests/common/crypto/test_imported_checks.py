@@ -7,7 +7,6 @@ import base64
 import hashlib
 import secrets
 import statistics
-import time
 
 import argon2
 import bcrypt
@@ -15,6 +14,7 @@ import pytest
 
 from common.crypto.imported_hashes import canonical_hash, scheme_key
 from common.crypto.passwords import IMPORTED_PREFIX, PasswordHasher
+from tests.support.cpu_time import cpu_median
 
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}
 PASSWORD = "correct horse"
@@ -50,14 +50,6 @@ def learnt_hasher(stored: dict[str, str]) -> PasswordHasher:
     return hasher
 
 
-def cpu_median(call, times: int = 5) -> float:
-    """Median CPU seconds of `call` (CPU, not wall time: other processes' load does not count)."""
-    samples = []
-    for _ in range(times):
-        start = time.process_time()
-        call()
-        samples.append(time.process_time() - start)
-    return statistics.median(samples)
 
 
 def test_an_imported_hash_verifies_by_its_scheme(stored):
