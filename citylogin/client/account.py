@@ -55,10 +55,13 @@ def recover(url: str, username: str, key_file: Path, device_name: str | None, ke
 @reports_errors
 def enrol(url: str, username: str, key_file: Path, device_name: str | None, key_kind: str) -> None:
     """Make this the first device of an account that has none (one brought from another service): a code is
-    mailed to the account's address; asks the code and the password."""
+    mailed to the account's address; asks the code and the password. --username may be the account's
+    address (a service whose usernames were addresses): the mail says the username, asked then."""
     new_key_file(key_file)
     enrolling = cli_client(url)
     click.echo(enrolling.enrol_code(username)["message"], err=True)
+    if "@" in username:
+        username = click.prompt("Your username (the e-mail says it)", err=True).strip()
     code, password = ask_secret("Code from the e-mail"), ask_password()
     issued = enrolling.enrol(code, username=username, password=password, device_name=device_name,
                              key_kind=key_kind)

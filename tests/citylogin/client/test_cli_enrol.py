@@ -77,3 +77,18 @@ def test_the_cli_asks_the_mailed_code_and_keeps_the_first_devices_key(deployment
                             account.username, "--key-file", str(tmp_path / "again.json")],
                            input=code + "\n", capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 1 and "device_exists" in again.stdout + again.stderr
+
+
+def test_an_address_in_the_usernames_place_asks_the_username_the_mail_gives(deployment, tmp_path):
+    url, ctx, log = deployment
+    account = imported_account(ctx)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYLOGIN_")}
+    env.update({PASSWORD_ENV: PASSWORD, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    cli = subprocess.Popen([sys.executable, "-m", "citylogin", "client", "enrol", "--url", url, "--username",
+                            account.email, "--key-file", str(tmp_path / "device.json")],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    code = mailed_code(log, to=account.email)
+    out, err = cli.communicate(f"{account.username}\n{code}\n", timeout=120)
+    assert cli.returncode == 0, (out, err)
+    assert "Your username (the e-mail says it)" in err
+    assert KeyFile.load(tmp_path / "device.json").user_uuid == account.user_uuid
