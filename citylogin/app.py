@@ -9,7 +9,7 @@ from citylogin.prefixes import SERVICES
 from citylogin.webui.views import bp as web_ui_bp
 from common.slots import Given
 from common.web.app_factory import create_service_app
-from oidc.well_known import bp as well_known_bp
+from oidc.discovery.well_known import bp as well_known_bp
 
 
 def blueprints() -> list[Blueprint]:

@@ -29,7 +29,7 @@ class Mount:
         return self.path.startswith("= ")
 
 
-OPERATIONS = [Mount("/.well-known", "oidc.well_known", EVERY_SERVICE),
+OPERATIONS = [Mount("/.well-known", "oidc.discovery.well_known", EVERY_SERVICE),
               Mount("/healthz", "common.web.app_factory", EVERY_SERVICE),
               Mount("/readyz", "common.web.app_factory", EVERY_SERVICE),
               Mount("/openapi.json", "common.web.app_factory", EVERY_SERVICE),

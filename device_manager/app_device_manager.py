@@ -1,5 +1,5 @@
 """The device manager alone: `python -m device_manager.app_device_manager` (port 5004).
-It serves /device; and, as every service does, /.well-known (oidc.well_known), /healthz, /readyz,
+It serves /device; and, as every service does, /.well-known (oidc.discovery.well_known), /healthz, /readyz,
 /openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from common.slots import Given
 from devices import views as device_views
 from flows import for_devices
 from common.web.app_factory import create_service_app, run_standalone
-from oidc.well_known import bp as well_known_bp
+from oidc.discovery.well_known import bp as well_known_bp
 
 # The URL prefixes this service serves, each by the blueprint of the package that is its home.
 PREFIXES: dict[str, Blueprint] = {

@@ -4,8 +4,8 @@ needs to check the answer (the nonce, the PKCE verifier, which never leaves this
 in the one_time_tokens table, for 10 minutes, used once (one conditional delete: of two callbacks with one
 state, one gets the item).
 
-The round trip is bound to the browser that started it, as /oidc's requests are (oidc.browser_binding): the
-start gives it a random value in a cookie of its own (HttpOnly, SameSite=Lax — the provider's top-level
+The round trip is bound to the browser that started it, as /oidc's requests are (oidc.authorization.browser_binding):
+the start gives it a random value in a cookie of its own (HttpOnly, SameSite=Lax — the provider's top-level
 redirect or Apple's form post back sends it —, Path=/federation, Secure when the public URL is https) and the
 item keeps the value's digest; the callback compares digests in constant time. A `state` that leaks (a log,
 a shared link) is worth nothing in another browser: no login CSRF."""

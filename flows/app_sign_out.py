@@ -1,5 +1,5 @@
 """An app's RP-initiated logout, finished by the browser's device (SPEC §14): /oidc/logout kept the app's
-request (oidc.logout), and citylogin's sign-out page has this browser's device sign a fresh challenge
+request (oidc.logout.rp_initiated), and citylogin's sign-out page has this browser's device sign a fresh challenge
 under a purpose of its own ("citylogin-sign-out:", so that no login, renewal or single sign-on signature
 stands in for it). The device's live session ends without a question only when it is the session the
 app's ID token hint named, of that person; any other — no hint, another session, a hint that named
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from common.errors import ErrorCode, Forbidden
 from flows import device_proof
-from oidc import logout
+from oidc.logout import rp_initiated as logout
 from oidc import service as oidc
-from oidc.models import DeviceSignOut, LogoutRequest, SignedOut
+from oidc.core.models import DeviceSignOut, LogoutRequest, SignedOut
 from sessions import service as sessions
 from sessions.models import EndedBy, Principal
 from common.runtime.context import AppContext

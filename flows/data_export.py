@@ -21,7 +21,7 @@ from common.database.one_time_tokens import OneTimeTokenStore
 from devices import export_service as devices
 from federation import identities
 from common.mail.outbox_store import OutboxStore
-from oidc import export_service as oidc
+from oidc.app_grants import export as oidc
 from sessions import export_service as sessions
 from common.web.background import background
 from common.runtime.context import AppContext

@@ -39,7 +39,7 @@ from devices import service as devices
 from federation import identities
 from common.mail.notifier import localized_message
 from common.mail.outbox_store import OutboxStore
-from oidc import consents as oidc_consents
+from oidc.app_grants import consents as oidc_consents
 from sessions import service as sessions
 from sessions.models import Principal, RevokeReason
 from common.web.audit import AuditEvent, audit

@@ -11,7 +11,7 @@ approved, uses the user code up and writes the "new sign-in" mail with its "Wasn
 a phished code leaves a trace the person hears of), while the account is not locked, the app is
 registered and the approving session is live. The session lasts until the code expires unless the
 screen redeems it first, so that an approval never redeemed frees its seat then. The screen's next poll
-gets the tokens of that session (oidc.device_flow). The approver is the browser's signed-in session, or
+gets the tokens of that session (oidc.device.flow). The approver is the browser's signed-in session, or
 its device proving its key (single sign-on). No Flask here."""
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from devices import concurrency_policy
 from flows import device_proof, in_use, not_me
 from accounts.models import UserRecord
 from common.mail.notifier import Notifier, Queued, device_class_name, device_facts, localized_message
-from oidc import consents
-from oidc import device_flow
-from oidc.models import ScreenApproved, ScreenApproval, ScreenSignIn
+from oidc.app_grants import consents
+from oidc.device import flow as device_flow
+from oidc.core.models import ScreenApproved, ScreenApproval, ScreenSignIn
 from sessions import service as sessions
 from sessions.models import OpenedSession, Principal
 from common.web.audit import AuditEvent, audit
@@ -60,7 +60,7 @@ def approve(ctx: AppContext, *, principal: Principal, body: ScreenApproval, call
 def approve_with_device(ctx: AppContext, *, body: ScreenSignIn, caller: Caller) -> ScreenApproved:
     """Single sign-on: the browser's device proves it holds its key, and its live session approves (401
     login_required when it has none: the page asks the person to sign in)."""
-    from oidc.authorize import LoginRequired
+    from oidc.authorization.authorize import LoginRequired
 
     proven = device_proof.prove(ctx, client_cert=body.client_cert, challenge=body.challenge,
                                 signature=body.signature, purpose=APPROVE_PURPOSE)

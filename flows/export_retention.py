@@ -12,7 +12,7 @@ from common.config import Settings
 from devices.pairing_service import EXPIRED_CODE_KEPT_SECONDS
 from flows.not_me import TTL_SECONDS as NOT_ME_SECONDS
 from common.mail.outbox import SENT_KEPT_SECONDS, UNDELIVERED_KEPT_SECONDS
-from oidc.export_service import GRANT_KEPT_SECONDS
+from oidc.app_grants.export import GRANT_KEPT_SECONDS
 from sessions.export_service import HISTORY_DAYS, SESSION_RETENTION_SECONDS
 
 DAY, HOUR, MINUTE = 86400, 3600, 60

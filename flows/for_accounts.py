@@ -10,8 +10,8 @@ from flows.readable_export import readable as readable_copy
 from flows.readable_html import POLICY as READABLE_PAGE_POLICY
 from flows.readable_html import readable_page
 from flows.recovery import regenerate_recovery_codes
-from oidc.consents import list_consents
-from oidc.consents import withdraw as withdraw_consent
+from oidc.app_grants.consents import list_consents
+from oidc.app_grants.consents import withdraw as withdraw_consent
 
 __all__ = ["READABLE_PAGE_POLICY", "delete_account", "export_data", "list_consents", "not_me", "readable_copy",
            "readable_page", "regenerate_recovery_codes", "start_deletion_sweeper", "withdraw_consent"]

@@ -12,7 +12,7 @@ from common.errors import ErrorCode, Unauthorized
 from common.crypto.tokens import digests_equal
 from devices import service as devices
 from flows import device_proof
-from oidc import session_apps
+from oidc.logout import session_apps
 from sessions import binding, resume
 from sessions.binding import ProofOffer
 from sessions.models import ResumeRequest, ResumedSession

@@ -1,6 +1,6 @@
 """The login service alone: `python -m login_app.app_login` (port 5002).
 It serves /login, /account, /admin and /federation (upstream identity providers, SPEC §16); and, as every
-service does, /.well-known (oidc.well_known), /healthz, /readyz, /openapi.json and /metrics (common.web)."""
+service does, /.well-known (oidc.discovery.well_known), /healthz, /readyz, /openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -15,7 +15,7 @@ from federation import views as federation_views
 from common.slots import Given
 from flows import for_accounts, for_federation
 from common.web.app_factory import create_service_app, run_standalone
-from oidc.well_known import bp as well_known_bp
+from oidc.discovery.well_known import bp as well_known_bp
 
 # The URL prefixes this service serves, each by the blueprint of the package that is its home.
 PREFIXES: dict[str, Blueprint] = {

@@ -14,18 +14,25 @@ from accounts import service as accounts
 from relying_parties.models import AppRecord
 from relying_parties.registry import current_app
 from common.database.batch_read import KeyRead
-from oidc import claims as user_claims
-from oidc import grants
-from oidc import logout as rp_logout
-from oidc import device_flow, fapi2, par, refusals, request_checks, request_limits, request_objects, token_binding
-from oidc.authorization_request import Pending, authorization_request
-from oidc.authorize import PERSON
-from oidc.context import grant_store, issuer, one_time_tokens
-from oidc.device_grant import DeviceGrant
-from oidc.models import Client
-from oidc.oauth_errors import json_error
-from oidc.pages import BrowserRefusal
-from oidc.server import CodeGrant, provider
+from oidc.core import claims as user_claims
+from oidc.app_grants import ending as grants
+from oidc.logout import rp_initiated as rp_logout
+from oidc.device import flow as device_flow
+from oidc.core import fapi2
+from oidc.authorization import par
+from oidc.core import refusals
+from oidc.authorization import checks as request_checks
+from oidc.core import request_limits
+from oidc.authorization import request_objects
+from oidc.core import dpop
+from oidc.authorization.request import Pending, authorization_request
+from oidc.authorization.authorize import PERSON
+from oidc.core.context import grant_store, issuer, one_time_tokens
+from oidc.token.device_code import DeviceGrant
+from oidc.core.models import Client
+from oidc.core.oauth_errors import json_error
+from oidc.core.pages import BrowserRefusal
+from oidc.token.server import CodeGrant, provider
 from sessions import service as sessions
 from sessions.binding import ProofOffer
 from common.web.caller import current_caller
@@ -49,7 +56,7 @@ def push_request(offer: ProofOffer | None) -> Response:
         _check_signed_if_required(client, carried)
         request_checks.check_authorization_request(carried.params if carried else request.form)
         form = par.checked_form((carried.params if carried else request.form).to_dict(), client.client_id)
-        _bind_to_proven_key(form, token_binding.proven_key(ctx, offer), client=client)
+        _bind_to_proven_key(form, dpop.proven_key(ctx, offer), client=client)
         server.get_consent_grant(request=authorization_request(ctx, form), end_user=Pending())
         answer = par.stored_params(one_time_tokens(ctx), form=form, client_id=client.client_id, now=ctx.epoch(),
                                    counter=request_limits.counted(ctx, kind=request_limits.PAR, ip=current_caller().ip),
@@ -67,14 +74,14 @@ def _check_signed_if_required(client: Client, carried: request_objects.Carried |
                                "signed_request_object_required")
 
 
-def _bind_to_proven_key(form: dict[str, str], proven: token_binding.ProvenKey | None, *, client: Client) -> None:
+def _bind_to_proven_key(form: dict[str, str], proven: dpop.ProvenKey | None, *, client: Client) -> None:
     """RFC 9449 §10.1: a proof at PAR binds the code to its key (as `dpop_jkt`, which, sent too, must name
     it), signed with an algorithm the app's profile takes."""
     if proven is None:
         return
-    token_binding.check_algorithm(proven, fapi2.DPOP_ALGORITHMS if client.app.oidc().fapi2 else None)
+    dpop.check_algorithm(proven, fapi2.DPOP_ALGORITHMS if client.app.oidc().fapi2 else None)
     if form.get("dpop_jkt", proven.jkt) != proven.jkt:
-        raise token_binding.InvalidDpopProofError("dpop_jkt differs from the proof's key.")
+        raise dpop.InvalidDpopProofError("dpop_jkt differs from the proof's key.")
     form["dpop_jkt"] = proven.jkt
 
 
@@ -90,7 +97,7 @@ def device_authorization_response(offer: ProofOffer | None) -> Response:
         _check_backchannel_request(request)
         client = server.authenticate_client(request, list(DeviceGrant.TOKEN_ENDPOINT_AUTH_METHODS),
                                             "device_authorization")
-        key = token_binding.proven_key(ctx, offer)
+        key = dpop.proven_key(ctx, offer)
         answer = device_flow.begin(ctx, app=client.app, scope=client.get_allowed_scope(request.form.get("scope")),
                                    jkt=key.jkt if key else None, ip=current_caller().ip)
     except OAuth2Error as error:
@@ -107,7 +114,7 @@ def _check_backchannel_request(request: OAuth2Request) -> None:
 
 def _json_error(error: OAuth2Error) -> Response:
     """An RFC 6749 §5.2 error as JSON, never a redirect (the back-channel endpoints), logged and counted
-    (oidc.refusals)."""
+    (oidc.core.refusals)."""
     refusals.refused(error)
     return json_error(error)
 
@@ -121,10 +128,10 @@ def token_response(offer: ProofOffer | None) -> Response:
     request = server.create_oauth2_request(None)  # parsed once, for the checks and for Authlib
     try:
         _check_backchannel_request(request)
-        key = token_binding.proven_key(ctx, offer)
+        key = dpop.proven_key(ctx, offer)
     except OAuth2Error as error:
         return _json_error(error)
-    with token_binding.proving(key):
+    with dpop.proving(key):
         return server.create_token_response(request)
 
 
@@ -178,7 +185,7 @@ def _userinfo_reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRea
 class ProviderGrant:
     """What introspection asks of an OpenID Provider token, read in the session's own batch read: whether
     its app still holds the grant the token came from (a revocation, a code used twice or a refresh token
-    reused after the grace revokes it: oidc.grants); citylogin's own tokens have none to lose."""
+    reused after the grace revokes it: oidc.app_grants.ending); citylogin's own tokens have none to lose."""
 
     @staticmethod
     def reads(ctx: AppContext, claims: dict[str, Any]) -> dict[str, KeyRead[Any]]:
@@ -212,7 +219,7 @@ def end_session_response(ctx: AppContext) -> Response:
     one-time handle and the browser goes to the web UI (`/#oidc-logout=<handle>`), where this browser's
     device proves with its key which session it holds (flows.app_sign_out); nothing ends here, so a
     request that no browser follows ends nothing. One that does not check out is an error page in the
-person's language (oidc.pages), never followed."""
+person's language (oidc.core.pages), never followed."""
     try:
         validated = provider(ctx).validate_endpoint_request("end_session")
     except OAuth2Error as error:

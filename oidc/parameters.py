@@ -1,6 +1,6 @@
 """The form fields and query parameters of /oidc's protocol endpoints, as the OpenAPI document
 describes them (so that a fuzzer sends them). Descriptions only: the requests are read and refused
-by oidc.request_checks and Authlib, every value of every parameter as sent."""
+by oidc.authorization.checks and Authlib, every value of every parameter as sent."""
 from __future__ import annotations
 
 from typing import Any

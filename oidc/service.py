@@ -1,18 +1,19 @@
 """The OpenID Provider's flows (SPEC §14), read top-down: an app's authorization request waits for
 the person's browser, which signs in on its device in citylogin's own web UI and finishes it; the app
 then redeems the code at the token endpoint and reads the person at userinfo. Authlib checks the
-protocol (oidc.server), which calls down into oidc.hooks for citylogin's apps, sessions and stores.
+protocol (oidc.token.server), which calls down into oidc.token.hooks for citylogin's apps, sessions and stores.
 This module only names what the modules below offer, in the order they build on each other."""
 from __future__ import annotations
 
-from oidc.context import grant_store, issuer
-from oidc.authorization_request import REQUEST_PURPOSE, REQUEST_TTL
-from oidc.admin_tokens import ADMIN_AUDIENCE, admin_access_token, admin_app_of
-from oidc.server import provider
-from oidc.pages import BrowserRefusal, error_page, unechoed
-from oidc.browser_binding import OtherBrowser, cookie_name
-from oidc.authorize import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown, ConsentRequired,
-                            LoginRequired, begin, cancel, complete, complete_reads, interaction, respond)
+from oidc.core.context import grant_store, issuer
+from oidc.authorization.request import REQUEST_PURPOSE, REQUEST_TTL
+from oidc.token.admin_tokens import ADMIN_AUDIENCE, admin_access_token, admin_app_of
+from oidc.token.server import provider
+from oidc.core.pages import BrowserRefusal, error_page, unechoed
+from oidc.authorization.browser_binding import OtherBrowser, cookie_name
+from oidc.authorization.authorize import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown,
+                                          ConsentRequired, LoginRequired, begin, cancel, complete, complete_reads,
+                                          interaction, respond)
 from oidc.endpoints import (GRANT, device_authorization_response, end_session_response, push_request,
                             revocation_response, ProviderGrant, token_response, userinfo)
 

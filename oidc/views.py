@@ -1,7 +1,7 @@
 """HTTP routes of /oidc: the OpenID Provider (SPEC §14). The authorization request waits for the
 person's browser, which signs in on its device in the web UI (`/#oidc=<request>`) and finishes it
 here; the app redeems the code at /oidc/token and reads the person at /oidc/userinfo, and hears of the
-session's end by Back-Channel Logout (oidc.backchannel). Discovery is on every service
+session's end by Back-Channel Logout (oidc.logout.backchannel). Discovery is on every service
 (/.well-known/openid-configuration, common.web.app_factory). What a route asks of the flows above oidc/
 (a device signing in or out for an app, a screen's code approved) it asks of the OidcFlows that the service
 mounting this blueprint gives (flows.for_oidc)."""
@@ -17,15 +17,17 @@ from relying_parties import push
 from relying_parties.registry import allowed_client_origins
 from common.errors import request_locale
 from common.timefmt import iso_from_epoch
-from oidc import logout as rp_logout
-from oidc import device_flow, registration, service
-from oidc.backchannel import BackchannelLogout
-from oidc.models import (CancelRequest, CompleteRequest, DeviceAuthorization, DeviceSignIn, DeviceSignOut,
+from oidc.logout import rp_initiated as rp_logout
+from oidc.device import flow as device_flow
+from oidc.registration import endpoint as registration
+from oidc import service
+from oidc.logout.backchannel import BackchannelLogout
+from oidc.core.models import (CancelRequest, CompleteRequest, DeviceAuthorization, DeviceSignIn, DeviceSignOut,
                          FormPostResponse, Interaction, LogoutInteraction, PendingRequest, PendingScreenView,
                          ProviderTokenResponse, PushedRequest, Redirect, Revoked, ScreenApproval, ScreenApproved,
                          ScreenDenied, ScreenSignIn, SignedOut, UserCodeBody, UserInfo)
-from oidc.oauth_errors import in_oauth_format
-from oidc.registration_models import ClientMetadataRequest, ClientRegistration
+from oidc.core.oauth_errors import in_oauth_format
+from oidc.registration.models import ClientMetadataRequest, ClientRegistration
 from oidc.parameters import (AuthorizationParameters, DeviceAuthorizationForm, PushedAuthorizationForm, RevocationForm,
                              TokenForm)
 from sessions.guard import authenticate_request, credentials, proof_offer

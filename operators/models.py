@@ -14,11 +14,11 @@ from relying_parties.models import DeviceFlowClass
 from relying_parties.registration_tokens import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MAX_USES
 from common.errors import FieldKind, field_refusal
 from common.fields import Omittable
-from oidc.client_keys import public_jwks, public_jwks_problem
-from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
-from oidc.redirects import redirect_uri_problem
-from oidc.request_uris import MAX_REGISTERED as MAX_REQUEST_URIS
-from oidc.request_uris import request_uri_problem
+from oidc.registration.client_keys import public_jwks, public_jwks_problem
+from oidc.registration.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
+from oidc.core.redirects import redirect_uri_problem
+from oidc.registration.request_uris import MAX_REGISTERED as MAX_REQUEST_URIS
+from oidc.registration.request_uris import request_uri_problem
 from sessions.models import Cursor
 from common.web.cors import origin_problem
 

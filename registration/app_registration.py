@@ -1,5 +1,5 @@
 """The registration service alone: `python -m registration.app_registration` (port 5001).
-It serves /registration; and, as every service does, /.well-known (oidc.well_known), /healthz, /readyz,
+It serves /registration; and, as every service does, /.well-known (oidc.discovery.well_known), /healthz, /readyz,
 /openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import Blueprint, Flask
 from registration.views import bp as registration_bp
 from common.slots import Given
 from common.web.app_factory import create_service_app, run_standalone
-from oidc.well_known import bp as well_known_bp
+from oidc.discovery.well_known import bp as well_known_bp
 
 # The URL prefixes this service serves, each by the blueprint of the package that is its home.
 PREFIXES: dict[str, Blueprint] = {

@@ -178,7 +178,7 @@ class AppRecord:
     # An app that registered itself an operator vouched for: the person's pages stop saying "registered itself"
     verified: bool | None = None
     # What an operator set on an app that registered itself (OPERATOR_FIELDS' names): its own RFC 7592
-    # update keeps them (oidc.registration_update). None for every app an operator added.
+    # update keeps them (oidc.registration.update). None for every app an operator added.
     operator_fields: list[str] | None = None
     # Bumped by every change of the app: a change computed from a reading of the app is written only if
     # nothing changed it meanwhile (optimistic locking). None on a record never changed since it was added.
@@ -252,8 +252,8 @@ def _registration_metadata(oidc: OidcClient) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SelfRegistration:
-    """How an app registers itself (RFC 7591, oidc.registration): what it was registered with (an initial access
-    token's id, or "open"), its registration access token's digest, and the entries its creation's transaction
+    """How an app registers itself (RFC 7591, oidc.registration.endpoint): what it was registered with (an initial
+    access token's id, or "open"), its registration access token's digest, and the entries its creation's transaction
     carries along (the token's use, the address's count)."""
 
     registered_with: str

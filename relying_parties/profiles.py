@@ -1,7 +1,7 @@
 """The profiles an app may be held to (`apps add --profile`): the FAPI 2.0 Security Profile (final). An app
 takes the profile only if its registration can comply; each rule is a named step over the parsed
 registration, and the first one it breaks names the member to change (what `apps add` and the admin API
-answer as 400 invalid_field). What the profile then enforces at each request is oidc.fapi2's."""
+answer as 400 invalid_field). What the profile then enforces at each request is oidc.core.fapi2's."""
 from __future__ import annotations
 
 import json

@@ -12,7 +12,7 @@ otherwise it reads nothing. A push is at least once: a process that dies between
 and the acknowledgement's write sends the event again (receivers dedupe by jti).
 
 What is pushed, to which apps and on which stream item is a Channel: RFC 8935 SETs here (SetPush);
-OpenID Connect Back-Channel Logout tokens (oidc.backchannel) ride the same machinery, each channel with
+OpenID Connect Back-Channel Logout tokens (oidc.logout.backchannel) ride the same machinery, each channel with
 its own cursor, acknowledgements and lease per app.
 
 Each app's failure is its own: an app whose delivery raises is backed off and logged, and the others

@@ -1,5 +1,5 @@
 """The session manager alone: `python -m session_manager.app_session_manager` (port 5003).
-It serves /session, /ssf and /oidc; and, as every service does, /.well-known (oidc.well_known), /healthz,
+It serves /session, /ssf and /oidc; and, as every service does, /.well-known (oidc.discovery.well_known), /healthz,
 /readyz, /openapi.json and /metrics (common.web)."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sessions.views import bp as session_bp
 from relying_parties.views import bp as ssf_bp
 from oidc.views import bp as oidc_bp
 from common.web.app_factory import create_service_app, run_standalone
-from oidc.well_known import bp as well_known_bp
+from oidc.discovery.well_known import bp as well_known_bp
 
 # The URL prefixes this service serves, each by the blueprint of the package that is its home.
 PREFIXES: dict[str, Blueprint] = {

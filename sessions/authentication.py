@@ -163,7 +163,7 @@ def live_check_of(ctx: AppContext, *, session_id: str, user_uuid: str, device_id
 
 def screen_redeemed(ctx: AppContext, *, session_id: str, user_uuid: str, device_id: str, app: tuple[str, str],
                     expires_epoch: int, refusal: Callable[[], Exception]) -> list[GuardedWrite]:
-    """For the transaction of a screen redeeming its approval (oidc.device_flow): the screen's session
+    """For the transaction of a screen redeeming its approval (oidc.device.flow): the screen's session
     is live (else its end, as a live check says it), and it and its seat now last until `expires_epoch`
     (its max lifetime) instead of the code's expiry; `refusal` when the presence no longer counts it."""
     now = ctx.epoch()

@@ -465,7 +465,8 @@ class SessionEnded:
     by_device: str | None = None
     ended_by: EndedBy = NOT_SAID
     # Set, the session did not end: one app's grant on it did (a refresh token reused after the
-    # grace, a code used twice, ...; oidc.grants). Only that app's streams hear it (relying_parties.delivery).
+    # grace, a code used twice, ...; oidc.app_grants.ending). Only that app's streams hear it
+    # (relying_parties.delivery).
     client_id: str | None = None
     grant_id: str | None = None
 

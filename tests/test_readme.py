@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 from markdown_it import MarkdownIt
 
 from common.config import DEVELOPMENT_PUBLIC_URL, Settings, env_name
-from oidc.models import SCOPES
+from oidc.core.models import SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -16,7 +16,7 @@ thread that serves every open stream of the process, so a host holds as many as 
 (common.web.serving). The worker raises its open-files limit to the hard limit for them.
 
 The public documents (discovery, the JWKS, the SSF configuration) are prepared answers
-(oidc.static_answers): a plain GET or HEAD of one, on a connection that stays open, is answered by the
+(oidc.discovery.static_answers): a plain GET or HEAD of one, on a connection that stays open, is answered by the
 event loop itself, with no thread, gunicorn parser or WSGI app (about a sixth of the CPU of going
 through them, bench/README.md), and logged and counted as its route would be. Anything else about such a request
 (a query, a body, an expectation, "Connection: close", a field gunicorn would refuse) sends it the usual
@@ -54,7 +54,7 @@ from citylogin.server.stream_pump import StreamPump
 from common import i18n
 from common.config import ConfigError, Settings, load_settings
 from common.errors import ErrorCode
-from oidc import static_answers
+from oidc.discovery import static_answers
 from common.web.request_log import record, request_id_from
 from common.web.serving import PARK, DrivenStream, mark_stopping, set_server_kind
 
@@ -340,7 +340,7 @@ class ThreadWorker(gthread.ThreadWorker):
         return True
 
     def _answer_here(self, incoming: _Incoming) -> bool:
-        """A plain GET or HEAD of a prepared static answer (oidc.static_answers) on a connection that stays
+        """A plain GET or HEAD of a prepared static answer (oidc.discovery.static_answers) on a connection that stays
         open, answered from here: no thread, parser or WSGI app. What the answer's route would log and
         count is logged and counted (common.web.request_log.record). False (nothing done) for any other request."""
         if (self.static is None or len(incoming.data) != incoming.head_end or incoming.continued

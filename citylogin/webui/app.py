@@ -9,7 +9,7 @@ from flask import Flask
 
 from citylogin.webui.views import bp
 from common.web.app_factory import create_service_app, run_standalone
-from oidc.well_known import bp as well_known_bp
+from oidc.discovery.well_known import bp as well_known_bp
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -339,7 +339,7 @@ class JwtKeyRing:
     @property
     def installed(self) -> dict[str, SigningKey]:
         """The keys as last installed, without a reload: a new mapping after every reload, so that what is
-        made from them (oidc.static_answers) can follow the ring by identity. Not to be changed."""
+        made from them (oidc.discovery.static_answers) can follow the ring by identity. Not to be changed."""
         return self._keys
 
 

@@ -46,9 +46,9 @@ class KeysUnavailable(Exception):
 
 def fetch_key_set(uri: str, *, timeout: float, problem_of: Callable[[str], str | None], private_allowed: bool,
                   flights: SingleFlight[bytes] | None = None) -> KeySet:
-    """The JWK Set at `uri`, checked by `problem_of` (e.g. oidc.client_keys.public_jwks_problem); KeysUnavailable
-    if it does not come within `timeout` seconds in all, is larger than MAX_BYTES, or is none. With `flights`,
-    a fetch of the same URL under way is waited for instead of started again."""
+    """The JWK Set at `uri`, checked by `problem_of` (e.g. oidc.registration.client_keys.public_jwks_problem);
+    KeysUnavailable if it does not come within `timeout` seconds in all, is larger than MAX_BYTES, or is none. With
+    `flights`, a fetch of the same URL under way is waited for instead of started again."""
     def get() -> bytes:
         answer = fetch(uri, deadline_seconds=timeout, max_bytes=MAX_BYTES, private_allowed=private_allowed,
                        headers=ACCEPT)

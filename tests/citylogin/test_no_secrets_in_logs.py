@@ -17,7 +17,7 @@ from relying_parties.models import OidcClient
 from citylogin.app import create_app
 from citylogin.client.api import Client
 from common.database import dynamo
-from oidc.browser_binding import cookie_name
+from oidc.authorization.browser_binding import cookie_name
 from tests.conftest import unique_name
 from tests.support.live import PASSWORD, register_device, serving
 from tests.support.oidc import (authorize_url, finish_as_device, http_of, pkce_pair, query_of, sign_in_page_request,

@@ -1,5 +1,5 @@
 """How the guard reads the app grant an access token names (its jti, `<grant_id>.<generation>`) and the grant
-a session-revoked SET names (SPEC §14): the same grammar as citylogin's own (oidc.grants), matched whole.
+a session-revoked SET names (SPEC §14): the same grammar as citylogin's own (oidc.app_grants.ending), matched whole.
 Whatever text an attacker or a bug puts there, the guard and citylogin read it alike: one spelling per
 grant, nothing around it, no other digits, no case folding."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from citylogin_guard.jwks import KeySet
 from citylogin_guard.tokens import GRANT_CLAIM, SESSION_REVOKED, InvalidSecurityEvent, named_grant, sessions_ended
-from oidc import grants
+from oidc.app_grants import ending as grants
 from tests.guard.transmitter import Signer
 
 GRANT_IDS = st.from_regex(r"[0-9a-f]{16,32}", fullmatch=True)

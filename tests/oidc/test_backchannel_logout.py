@@ -13,7 +13,7 @@ import requests
 from relying_parties import push
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
+from oidc.logout.backchannel import BACKCHANNEL_LOGOUT_EVENT
 from tests.support.live import PASSWORD, register_device
 from tests.support.notes import second_device
 from tests.support.oidc import signed_in_tokens

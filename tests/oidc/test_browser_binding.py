@@ -20,9 +20,9 @@ from citylogin.app import create_app
 from citylogin.client.api import Client
 from citylogin.client.keys import sign_challenge
 from common.crypto.tokens import token_digest
-from oidc import browser_binding
-from oidc.authorization_request import REQUEST_PURPOSE
-from oidc.store import GrantStore
+from oidc.authorization import browser_binding
+from oidc.authorization.request import REQUEST_PURPOSE
+from oidc.core.store import GrantStore
 from tests.conftest import app_settings
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import Browser, authorize_url, http_of, pkce_pair, query_of, waiting_request

@@ -1,5 +1,5 @@
-"""The person's claims an app's refresh token carries (oidc.claims, oidc.refresh): the rotation's write
-checks that the account still gives them, on DynamoDB Local. The check holds exactly when the account's
+"""The person's claims an app's refresh token carries (oidc.core.claims, oidc.token.refresh_tokens): the rotation's
+write checks that the account still gives them, on DynamoDB Local. The check holds exactly when the account's
 claims of the scope are the carried ones, whatever changed (the address, its verification, whether the
 account holds it, the locale, a deletion begun), and a refusal brings the account as it is; the token
 carries the claims as parsed values, and anything else under its MAC is refused."""
@@ -16,8 +16,9 @@ from accounts.store import AccountStore
 from accounts.user_store import EMAIL_UNCLAIMED
 from common.database import dynamo
 from common.database.guarded_write import write_all
-from oidc import claims, refresh
-from oidc.models import SignedIn
+from oidc.core import claims
+from oidc.token import refresh_tokens as refresh
+from oidc.core.models import SignedIn
 
 ABSENT = None
 ROWS = st.fixed_dictionaries({
@@ -76,7 +77,8 @@ def test_a_check_of_an_account_that_is_gone_is_refused_without_one(server_ctx):
 
 
 def test_a_scope_without_profile_or_email_checks_nothing():
-    assert claims.still_given(None, user_uuid="u", person={}, scope="openid offline_access") is None  # type: ignore[arg-type]
+    assert claims.still_given(None, user_uuid="u", person={}, scope="openid offline_access") is None  # type:
+                                                                                                      # ignore[arg-type]
 
 
 PEOPLE = st.fixed_dictionaries({

@@ -1,5 +1,5 @@
-"""The client metadata parser of dynamic registration (RFC 7591 §2; oidc.client_metadata) on what an attacker
-sends: any JSON document, any value in any member, URLs around the valid ones. It accepts an app or refuses
+"""The client metadata parser of dynamic registration (RFC 7591 §2; oidc.registration.client_metadata) on what an
+attacker sends: any JSON document, any value in any member, URLs around the valid ones. It accepts an app or refuses
 naming a member, never raises anything else; what it accepts holds the rules of `apps add`."""
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oidc.client_metadata import (AUTH_METHODS, GRANT_TYPES, InvalidClientMetadata, InvalidRedirectUri,
-                                  parse_metadata)
-from oidc.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
-from oidc.redirects import redirect_uri_problem
+from oidc.registration.client_metadata import (AUTH_METHODS, GRANT_TYPES, InvalidClientMetadata, InvalidRedirectUri,
+                                               parse_metadata)
+from oidc.registration.client_urls import endpoint_url_problem, fetched_url_problem, web_url_problem
+from oidc.core.redirects import redirect_uri_problem
 from common.web.cors import web_origin
 
 VALID = {"redirect_uris": ["https://rp.example/cb"], "client_name": "Rebus"}

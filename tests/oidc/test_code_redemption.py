@@ -20,9 +20,9 @@ from relying_parties.models import OidcClient
 from citylogin.client.keys import dpop_proof, generate_key
 from common.crypto.dpop import key_thumbprint
 from common.database.one_time_tokens import OneTimeTokenStore
-from oidc import codes
-from oidc.models import Grant
-from oidc.store import GrantStore, RequestStore
+from oidc.token import codes
+from oidc.core.models import Grant
+from oidc.core.store import GrantStore, RequestStore
 from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import authorize_url, code_for, finish_as_device, pkce_pair, query_of, sign_in_page_request
@@ -187,7 +187,7 @@ def test_a_second_redemption_that_passes_every_check_is_a_replay_and_revokes_the
 def test_only_a_committed_redemption_signs_tokens(make_server, monkeypatch):
     """A code's tokens are signed once its transaction committed: a replay, or a redemption of a session
     that ended, signs nothing (and so gives nothing)."""
-    from oidc.hooks import Hooks
+    from oidc.token.hooks import Hooks
     signed: list[str] = []
     code_tokens = Hooks.code_tokens
 
@@ -387,7 +387,7 @@ def test_dynamodb_failing_at_each_call_of_a_redemption_answers_fast_and_half_wri
         else:
             raise AssertionError(f"a redemption made more than 40 DynamoDB calls: {failed_at}")
     # The code is sealed: its redemption is one write, which here replaces the app's live grant on the session
-    # and tells its end at once (the code names the grant it found when it was given: oidc.authorize).
+    # and tells its end at once (the code names the grant it found when it was given: oidc.authorization.authorize).
     assert failed_at == ["TransactWriteItems"], failed_at
 
 

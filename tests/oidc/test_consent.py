@@ -8,7 +8,7 @@ import requests
 
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc.consents import ConsentStore
+from oidc.app_grants.consents import ConsentStore
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import query_of, waiting_request
 

@@ -12,7 +12,7 @@ import requests
 
 from citylogin.client.keys import dpop_proof, generate_key
 from citylogin.client.keys import sign_challenge
-from oidc import device_flow
+from oidc.device import flow as device_flow
 from tests.support.device_flow import ask, poll, screen_app
 from tests.support.fixtures import problem
 from tests.accounts.test_email import Recorder

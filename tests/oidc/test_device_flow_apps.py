@@ -8,7 +8,7 @@ import requests
 
 from relying_parties import service as apps
 from relying_parties.models import AppRecord
-from oidc.models import Client
+from oidc.core.models import Client
 
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = ("authorization_code", "refresh_token", DEVICE_CODE, "client_credentials")

@@ -18,9 +18,9 @@ import requests
 
 from common.database import dynamo
 from common.database.one_time_tokens import OneTimeTokenStore
-from oidc import grants
-from oidc.device_flow import device_code_digest
-from oidc.device_store import APPROVED, PENDING, REDEEMED
+from oidc.app_grants import ending as grants
+from oidc.device.flow import device_code_digest
+from oidc.device.store import APPROVED, PENDING, REDEEMED
 from sessions import service as sessions
 from tests.oidc.test_grant_faults import FailingAt
 from tests.support.device_flow import ask, poll, screen_app

@@ -5,7 +5,7 @@ Basic headers that do not decode) always get RFC 6749 JSON with an error of the 
 a person (or an attacker) types at /oidc/device/lookup, /approve and /deny (letters that upper-case to ASCII,
 fullwidth letters, homoglyphs, vowels, 7 or 9 letters, dashes anywhere, NULs) get invalid_user_code or a body
 refusal, problem+json, and reach a live code only when they normalise to it; that refusal leaves the code
-pending. And oidc.device_flow.normalized itself: what it accepts is 8 letters of the alphabet once the text is
+pending. And oidc.device.flow.normalized itself: what it accepts is 8 letters of the alphabet once the text is
 in NFKC, its dashes and spaces gone and its ASCII upper-cased; every valid code is accepted in any case, dash
 form and compatibility form (full width, as a Japanese IME types it); a look-alike of another script or a
 letter that only case-maps into the alphabet never is."""
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
 from citylogin.app import create_app
-from oidc.device_flow import USER_CODE_ALPHABET, USER_CODE_LENGTH, normalized, shown
+from oidc.device.flow import USER_CODE_ALPHABET, USER_CODE_LENGTH, normalized, shown
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS
 from tests.oidc.test_odd_parameters import AUTHORIZATION_HEADERS, DESCRIBABLE, LONG, ODD, fields
 from tests.support.device_flow import GRANT_TYPE, ask, screen_app

@@ -11,7 +11,9 @@ from authlib.oauth2.rfc6749 import InvalidGrantError
 
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc import codes, grants, redemption
+from oidc.token import codes
+from oidc.app_grants import ending as grants
+from oidc.token import redemption
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import code_for, finish_as_device, query_of, waiting_request
 

@@ -21,8 +21,8 @@ from relying_parties import service as apps
 from relying_parties.models import AppRecord, OidcClient
 from citylogin.client.keys import dpop_proof, generate_key
 from common.crypto.dpop import key_thumbprint
-from oidc import codes
-from oidc.models import Client
+from oidc.token import codes
+from oidc.core.models import Client
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import authorize_url, finish_as_device, pkce_pair, query_of, sign_in_page_request
 

@@ -1,4 +1,4 @@
-"""The FAPI 2.0 profile's rules of a client assertion (oidc.fapi2), property-based and without a server:
+"""The FAPI 2.0 profile's rules of a client assertion (oidc.core.fapi2), property-based and without a server:
 its `aud` is the issuer as one string and nothing an attacker writes around it (arrays holding it, an
 endpoint's URL, another case, a trailing slash or dot, whitespace, percent-encoding, look-alike letters,
 numbers, nulls); its `iat` and `nbf` at most 60 s ahead, whatever JSON carries them (booleans, strings,
@@ -10,7 +10,7 @@ import math
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from oidc.fapi2 import ASSERTION_ALGORITHMS, MAX_AHEAD, assertion_problem, issuer_audience, within_ahead
+from oidc.core.fapi2 import ASSERTION_ALGORITHMS, MAX_AHEAD, assertion_problem, issuer_audience, within_ahead
 
 ISSUER = "https://login.example"
 NOW = 1_800_000_000

@@ -13,7 +13,7 @@ import requests
 
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc import response_mode
+from oidc.authorization import response_mode
 from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc import grants
+from oidc.app_grants import ending as grants
 from sessions import service as sessions
 from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device

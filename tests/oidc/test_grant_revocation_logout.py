@@ -12,7 +12,7 @@ import requests
 from relying_parties import delivery, security_events
 from relying_parties import service as apps
 from relying_parties.models import BACKCHANNEL_STREAM_SUFFIX, OidcClient
-from oidc import grants
+from oidc.app_grants import ending as grants
 from sessions import service as sessions
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
 from tests.support.oidc import code_for, finish_as_device, query_of, waiting_request

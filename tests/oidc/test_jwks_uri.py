@@ -16,7 +16,7 @@ from joserfc.jwk import ECKey, RSAKey
 from relying_parties import registration_tokens
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc.client_keys import JWKS_LOG, app_key_set, public_jwks_problem, remote_key_sets
+from oidc.registration.client_keys import JWKS_LOG, app_key_set, public_jwks_problem, remote_key_sets
 from common.outbound.key_sets import KeysUnavailable, RemoteKeySets, fetch_key_set
 from tests.support.jwks_server import JwksServer
 

@@ -13,7 +13,7 @@ import requests
 from accounts import user_service as users
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc.oauth_errors import api_error
+from oidc.core.oauth_errors import api_error
 from sessions import service as sessions
 from tests.support.fixtures import bearer_problem, problem
 from tests.support.live import PASSWORD, register_device
@@ -104,7 +104,7 @@ def _userinfo(url: str, access_token: str) -> requests.Response:
 
 
 def test_each_refusal_of_the_session_layer_has_its_oauth_error():
-    """What oidc.oauth_errors makes of an ApiError that escapes from under Authlib."""
+    """What oidc.core.oauth_errors makes of an ApiError that escapes from under Authlib."""
     def said(error) -> tuple[int, str, str | None]:
         response = api_error(error)
         assert response.mimetype == "application/json"

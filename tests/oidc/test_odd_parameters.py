@@ -20,8 +20,9 @@ from werkzeug.datastructures import MultiDict
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
 from citylogin.app import create_app
-from oidc import codes, refresh
-from oidc.models import Code, SignedIn
+from oidc.token import codes
+from oidc.token import refresh_tokens as refresh
+from oidc.core.models import Code, SignedIn
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS
 from tests.support.oidc import ERROR_PAGE_CODE, pkce_pair
 
@@ -102,11 +103,11 @@ def _assert_authorize_answer(response, base_url: str) -> None:
         return
     assert response.headers["Content-Type"].startswith("text/html"), response.headers["Content-Type"]
     page = response.get_data(as_text=True)
-    if response.status_code == 200:  # a refusal the app asked for by form_post (oidc.pages.form_post_page)
+    if response.status_code == 200:  # a refusal the app asked for by form_post (oidc.core.pages.form_post_page)
         assert '<form id="oidc-response" method="post"' in page and 'name="error"' in page, page[:500]
         return
     assert response.status_code == 400, response.status_code
-    assert ERROR_PAGE_CODE.search(page), page[:500]  # an error page (oidc.pages.error_page)
+    assert ERROR_PAGE_CODE.search(page), page[:500]  # an error page (oidc.core.pages.error_page)
 
 
 # The errors the back-channel endpoints may answer: RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 9126 §2.3 (the

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from relying_parties.models import AppRecord
 from operators.models import AppChange
-from oidc.models import Client
-from oidc.redirects import redirect_uri_matches, redirect_uri_problem
+from oidc.core.models import Client
+from oidc.core.redirects import redirect_uri_matches, redirect_uri_problem
 
 REGISTERED = ("https://app.example/callback", "https://app.example:8443/cb?tenant=a&x=%2F",
               "http://127.0.0.1/callback", "http://127.0.0.1:8080/cb", "http://[::1]/callback",

@@ -19,8 +19,8 @@ from accounts import service as accounts
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
 from common.crypto.tokens import keyed_token
-from oidc import refresh
-from oidc.store import GrantStore
+from oidc.token import refresh_tokens as refresh
+from oidc.core.store import GrantStore
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device, verify_address
 from tests.support.oidc import code_for
 

@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc.refusals import UNREADABLE, shown_client_id
-from oidc.refusals import log as refusal_log
+from oidc.core.refusals import UNREADABLE, shown_client_id
+from oidc.core.refusals import log as refusal_log
 from tests.conftest import app_settings
 from tests.support.fixtures import app_servers
 from tests.support.live import PASSWORD, register_device

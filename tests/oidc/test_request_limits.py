@@ -17,9 +17,9 @@ from werkzeug.datastructures import MultiDict
 
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc.refusals import reason_of
-from oidc.request_checks import MAX_KEPT_SIZE, check_kept_size
-from oidc.store import PAR_KIND, REQUEST_KIND
+from oidc.core.refusals import reason_of
+from oidc.authorization.checks import MAX_KEPT_SIZE, check_kept_size
+from oidc.core.store import PAR_KIND, REQUEST_KIND
 from tests.support.live import FakeClock
 from tests.support.oidc import authorize_url, pkce_pair, query_of
 

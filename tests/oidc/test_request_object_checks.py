@@ -1,4 +1,4 @@
-"""The rules of a request object, step by step (oidc.request_object_checks; RFC 9101, OpenID Connect Core
+"""The rules of a request object, step by step (oidc.authorization.request_object_checks; RFC 9101, OpenID Connect Core
 §6): its one spelling, its header, the app's algorithm rule, the signature with the app's keys, the
 claims for this app, provider and moment, and its parameters. Hypothesis sends what an attacker would
 around a valid object: odd headers, repeated or oversized members, wrong types, padding, JWE, alg none;
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from joserfc.errors import JoseError
 
 from relying_parties.models import OidcClient
-from oidc import refusals
-from oidc.request_object_checks import (LEEWAY, MAX_LENGTH, MAX_LIFETIME, RequestObject, check_algorithm,
+from oidc.core import refusals
+from oidc.authorization.request_object_checks import (LEEWAY, MAX_LENGTH, MAX_LIFETIME, RequestObject, check_algorithm,
                                         check_claims, check_signature, object_params, read_object)
 from tests.support.request_objects import ALGORITHMS, b64, new_app_keys, signed, standard_claims, unsigned
 
@@ -41,7 +41,7 @@ def _good(alg: str = "RS256", **params) -> str:
 
 
 def _all_steps(value: object, client: OidcClient = SIGNING, *, now: int | None = None) -> dict[str, str]:
-    """Every step /oidc/authorize takes, in its order (oidc.request_objects.verified_params)."""
+    """Every step /oidc/authorize takes, in its order (oidc.authorization.request_objects.verified_params)."""
     read = read_object(value)
     check_algorithm(read, client)
     check_signature(read, KEYS.key_set())

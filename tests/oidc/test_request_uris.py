@@ -1,4 +1,4 @@
-"""Request objects by reference (oidc.request_uris; RFC 9101 §5.2, OpenID Connect Core §6.2): what an app
+"""Request objects by reference (oidc.registration.request_uris; RFC 9101 §5.2, OpenID Connect Core §6.2): what an app
 may register, how a requested request_uri is matched to a registered one (parsed URLs, the fragment
 aside), and the fetch: every fault of the server at the other end is invalid_request_uri, within the
 fetch's own bounds (the servers are in this process's threads, each answering one way)."""
@@ -9,8 +9,8 @@ from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oidc.request_uris import (MAX_LENGTH, MAX_OBJECT_BYTES, RequestUri, fetched_object, location, parse_request_uri,
-                               registered_match, request_uri_problem)
+from oidc.registration.request_uris import (MAX_LENGTH, MAX_OBJECT_BYTES, RequestUri, fetched_object, location,
+                                            parse_request_uri, registered_match, request_uri_problem)
 from tests.support.ports import free_port
 from tests.support.request_object_host import request_object_host
 
@@ -24,10 +24,10 @@ def test_what_may_be_registered(uri):
     assert request_uri_problem(uri) is None
 
 
-@pytest.mark.parametrize("uri", ["http://app.example/r", "ftp://app.example/r", "https:///r", "https://u:p@app.example/r",
-                                 "https://app.example:0/r", "https://app.example:99999/r", "https://app.example/a b",
-                                 "https://app.example/" + "a" * MAX_LENGTH, "app.example/r", "", "urn:x:y",
-                                 "https://[::1]x/r", "javascript:alert(1)", "https://app.example/\\evil"])
+@pytest.mark.parametrize("uri", ["http://app.example/r", "ftp://app.example/r", "https:///r",
+                                 "https://u:p@app.example/r", "https://app.example:0/r", "https://app.example:99999/r",
+                                 "https://app.example/a b", "https://app.example/" + "a" * MAX_LENGTH, "app.example/r",
+                                 "", "urn:x:y", "https://[::1]x/r", "javascript:alert(1)", "https://app.example/\\evil"])
 def test_what_may_not(uri):
     assert request_uri_problem(uri)
 

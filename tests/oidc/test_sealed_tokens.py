@@ -1,5 +1,5 @@
-"""The two self-describing texts an app holds (SPEC §14): a sealed authorization code (oidc.codes) and a
-refresh token that carries what its grant says (oidc.refresh). What an attacker would send instead —
+"""The two self-describing texts an app holds (SPEC §14): a sealed authorization code (oidc.token.codes) and a
+refresh token that carries what its grant says (oidc.token.refresh_tokens). What an attacker would send instead —
 any text, a real one with a character changed, cut or extended, one sealed under a secret the ring
 does not hold, one past its end — is refused (None), never an exception, and never read as another
 record. In process: no server, no DynamoDB (neither parser reads anything)."""
@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.crypto.tokens import keyed_token
-from oidc import codes, refresh
-from oidc.models import Code, SignedIn
+from oidc.token import codes
+from oidc.token import refresh_tokens as refresh
+from oidc.core.models import Code, SignedIn
 from common.runtime.context import AppContext
 
 NOW = 1_800_000_000
@@ -26,7 +27,7 @@ SESSION = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 @dataclass
 class Secrets:
-    """The key ring's refresh secrets as oidc.codes and oidc.refresh use them."""
+    """The key ring's refresh secrets as oidc.token.codes and oidc.token.refresh_tokens use them."""
 
     by_kid: dict[str, bytes] = field(default_factory=lambda: {"k2": b"s" * 32, "k1": b"t" * 32})
 

@@ -14,7 +14,7 @@ from accounts import user_service as users
 from accounts.user_store import EMAIL_UNCLAIMED, email_claim
 from citylogin.client.api import Client
 from flows import registration
-from oidc import claims as oidc_claims
+from oidc.core import claims as oidc_claims
 from tests.conftest import unique_name
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, FakeClock, settle_background, verify_address

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc import grants
+from oidc.app_grants import ending as grants
 from sessions.service import session_store
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import signed_in_tokens

@@ -14,7 +14,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from relying_parties.models import OidcClient, PkceRule
 from relying_parties.profiles import fapi2_redirect_uri, profile_problem
-from oidc.redirects import redirect_uri_problem
+from oidc.core.redirects import redirect_uri_problem
 
 EXAMPLES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -17,7 +17,7 @@ from relying_parties import service as apps
 from relying_parties import push
 from relying_parties.models import OidcClient
 from relying_parties.security_events import SESSION_REVOKED
-from oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
+from oidc.logout.backchannel import BACKCHANNEL_LOGOUT_EVENT
 from tests.support.live import PASSWORD, register_device
 from tests.support.oidc import signed_in_tokens
 from tests.support.ports import free_port

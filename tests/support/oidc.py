@@ -15,7 +15,7 @@ from requests.cookies import RequestsCookieJar
 
 from citylogin.client.api import Client
 from citylogin.client.keys import sign_challenge
-from oidc.browser_binding import COOKIE_PREFIX
+from oidc.authorization.browser_binding import COOKIE_PREFIX
 
 
 def pkce_pair() -> tuple[str, str]:

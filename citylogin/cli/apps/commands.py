@@ -19,7 +19,7 @@ NAME_MAX = 100
 
 
 def _push_url(_context_: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from oidc.client_urls import endpoint_url_problem
+    from oidc.registration.client_urls import endpoint_url_problem
 
     problem = endpoint_url_problem(value) if value is not None else None
     if problem:
@@ -66,7 +66,7 @@ def _print_credentials(credentials: NewCredentials, as_json: bool, *, pkce_requi
 
 
 def _redirect_uris(_context_: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    from oidc.redirects import redirect_uri_problem
+    from oidc.core.redirects import redirect_uri_problem
 
     for value in values:
         problem = redirect_uri_problem(value)
@@ -86,7 +86,7 @@ def _web_origins(_context_: click.Context, _param: click.Parameter, values: tupl
 
 
 def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from oidc.client_keys import public_jwks, public_jwks_problem
+    from oidc.registration.client_keys import public_jwks, public_jwks_problem
 
     if value is None:
         return None
@@ -101,7 +101,7 @@ def _jwks(_context_: click.Context, _param: click.Parameter, value: str | None) 
 
 
 def _request_uris(_context_: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    from oidc.request_uris import MAX_REGISTERED, request_uri_problem
+    from oidc.registration.request_uris import MAX_REGISTERED, request_uri_problem
 
     if len(values) > MAX_REGISTERED:
         raise click.BadParameter(f"at most {MAX_REGISTERED}")

@@ -1,5 +1,6 @@
 """`citylogin apps add`'s options for the registration metadata of RFC 7591 (SPEC §14): the same members an app
-that registers itself sends, checked by the same rules (oidc.client_urls, oidc.client_metadata)."""
+that registers itself sends, checked by the same rules (oidc.registration.client_urls,
+oidc.registration.client_metadata)."""
 from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
@@ -14,7 +15,7 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "urn:ietf:params:oauth:gra
 
 
 def _web_url(_context_: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from oidc.client_urls import web_url_problem
+    from oidc.registration.client_urls import web_url_problem
 
     problem = web_url_problem(value) if value is not None else None
     if problem:
@@ -23,7 +24,7 @@ def _web_url(_context_: click.Context, _param: click.Parameter, value: str | Non
 
 
 def _fetched_url(_context_: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from oidc.client_urls import fetched_url_problem
+    from oidc.registration.client_urls import fetched_url_problem
 
     problem = fetched_url_problem(value) if value is not None else None
     if problem:

@@ -21,7 +21,7 @@ SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-r
 # sign-in through OpenID Connect). Only the access tokens issued from that grant are refused.
 GRANT_CLAIM = "citylogin_grant_id"
 # An app grant's id, and the jti of an access token issued from it, `<grant_id>.<generation>`, as citylogin
-# forms them (oidc.grants on the server): matched whole, never split.
+# forms them (oidc.app_grants.ending on the server): matched whole, never split.
 _GRANT_ID = re.compile(r"[0-9a-f]{16,32}")
 _TOKEN_ID = re.compile(r"([0-9a-f]{16,32})\.(?:0|[1-9][0-9]{0,8})")  # the generation as str(int) writes it
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")

@@ -1,4 +1,4 @@
-"""The prepared static answers (oidc.static_answers) under gunicorn with citylogin's worker: a plain GET or
+"""The prepared static answers (oidc.discovery.static_answers) under gunicorn with citylogin's worker: a plain GET or
 HEAD of discovery, the JWKS or the SSF configuration is answered from the worker's event loop, byte for
 byte what the Flask route sends (but for Date and X-Request-ID), 200 or 304, with no thread: it is
 answered while the worker's one thread is held by another request. Anything else (a query, a body,
@@ -21,7 +21,7 @@ from tests.citylogin.test_metrics import TOKEN, scrape, value
 from tests.conftest import FAST_ARGON2, config_env
 from tests.support.services import running_gunicorn
 from tests.support.waiting import wait_until
-from oidc.static_answers import AUTHORIZATION_SERVER, DISCOVERY, JWKS, PATHS, SSF_CONFIGURATION
+from oidc.discovery.static_answers import AUTHORIZATION_SERVER, DISCOVERY, JWKS, PATHS, SSF_CONFIGURATION
 
 READ_TIMEOUT = 300  # the held thread below waits this long at most for a body that never comes
 _DATE = re.compile(rb"\r\nDate: [^\r\n]*\r\n")

@@ -24,7 +24,7 @@ from gunicorn.workers.gthread import TConn
 from citylogin.app import create_app
 from citylogin.server.gunicorn_worker import HEAD_READ_HERE_LIMITS, ThreadWorker
 from citylogin.server.plain_request import plain_request
-from oidc.static_answers import EXTENSION_KEY, JWKS, PATHS
+from oidc.discovery.static_answers import EXTENSION_KEY, JWKS, PATHS
 
 
 def _config() -> Config:

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from citylogin.app import create_app
 from common.keys.ring import SIGNING_KINDS, rotate
-from oidc.static_answers import ANY_TAG, JWKS, PATHS, SSF_CONFIGURATION, entity_tags, if_none_match_names
+from oidc.discovery.static_answers import ANY_TAG, JWKS, PATHS, SSF_CONFIGURATION, entity_tags, if_none_match_names
 
 # etagc = %x21 / %x23-7E / obs-text: a comma or a W/ may be inside a tag
 ETAGC = st.characters(codec="latin-1").filter(lambda ch: ch == "!" or "#" <= ch <= "~" or ch >= "\x80")

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from relying_parties import service as apps
 from relying_parties.models import OidcClient
-from oidc.client_keys import public_jwks
+from oidc.registration.client_keys import public_jwks
 from tests.oidc.conformance.browser_person import Callback, Person, Visit
 from tests.oidc.conformance.relying_party import (ERROR_CALLBACK_PARAMETERS, ID_TOKEN_CLAIMS, SKEW, VSCHAR, Provider,
                                                   at_hash, check_error_text, check_standard_claims, shannon_bits)

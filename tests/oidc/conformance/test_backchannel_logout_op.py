@@ -11,7 +11,7 @@ import jwt
 import pytest
 import requests
 
-from oidc.backchannel import BACKCHANNEL_LOGOUT_EVENT
+from oidc.logout.backchannel import BACKCHANNEL_LOGOUT_EVENT
 from tests.oidc.conformance.discovery_checks import check_all_endpoints_are_https, check_https_url
 from tests.oidc.conformance.end_session import (
     end_session_request, post_logout_parameters, prompt_none_fails, session_over, signed_in, to_end_session_endpoint)

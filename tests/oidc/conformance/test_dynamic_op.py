@@ -19,7 +19,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from oidc.client_keys import remote_key_sets
+from oidc.registration.client_keys import remote_key_sets
 from tests.oidc.conformance.browser_person import CALLBACK_PATH, Person, Visit
 from tests.oidc.conformance.conftest import DEPLOYED_ISSUER
 from tests.oidc.conformance.discovery_checks import (

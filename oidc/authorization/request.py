@@ -1,0 +1,53 @@
+"""An app's authorization request as kept while the person signs in (REQUEST_TTL), and made again
+from its parameters for Authlib."""
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+
+from accounts.models import AccountRecord
+from oidc.core.context import issuer
+from common.runtime.context import AppContext
+
+
+REQUEST_TTL = 600  # seconds the person has to sign in (the pairing token's 10 minutes)
+REQUEST_PURPOSE = "oidc_request"
+
+
+class Pending:
+    """Stands in for the person while the request is checked: who it is is known only once the
+    browser signs in (prompt=none is answered then, without a page)."""
+
+    def get_user_id(self) -> None:
+        return None
+
+
+class StoredRequest(OAuth2Request):
+    """An authorization request made again from the parameters kept while the person signed in."""
+
+    def __init__(self, uri: str, params: dict[str, str]) -> None:
+        super().__init__("GET", uri)
+        self.payload = BasicOAuth2Payload(params)
+        self._params = params
+        # Set by complete() for the code (sealed_code): the person as read with the session, the session's
+        # latest end, the request's own item (the code's redemption marks it), and the app's live grant on
+        # the session, which the redemption's first try replaces.
+        self.person: AccountRecord | None = None
+        self.session_expires_epoch = 0
+        self.digest = ""
+        self.replacing: str | None = None
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._params
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {}
+
+
+def authorization_request(ctx: AppContext, params: dict[str, str]) -> StoredRequest:
+    # Authlib reads the parameters from `args`; of the URI it only checks the transport (https, or a
+    # loopback host), so the endpoint's own URI serves without the query encoded again (issue 66: twice
+    # a sign-in, at /oidc/authorize and when the device completes it).
+    return StoredRequest(f"{issuer(ctx)}/oidc/authorize", params)
