@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flows import device_proof
 from oidc import service as oidc
-from oidc.core.models import DeviceSignIn, Redirect
+from oidc.authorization.models import DeviceSignIn, Redirect
 from sessions.models import Principal
 from common.runtime.context import AppContext
 

@@ -11,7 +11,7 @@ from common.errors import ErrorCode, Forbidden
 from flows import device_proof
 from oidc.logout import rp_initiated as logout
 from oidc import service as oidc
-from oidc.core.models import DeviceSignOut, LogoutRequest, SignedOut
+from oidc.logout.models import DeviceSignOut, LogoutRequest, SignedOut
 from sessions import service as sessions
 from sessions.models import EndedBy, Principal
 from common.runtime.context import AppContext

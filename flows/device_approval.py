@@ -29,7 +29,7 @@ from accounts.models import UserRecord
 from common.mail.notifier import Notifier, Queued, device_class_name, device_facts, localized_message
 from oidc.app_grants import consents
 from oidc.device import flow as device_flow
-from oidc.core.models import ScreenApproved, ScreenApproval, ScreenSignIn
+from oidc.device.models import ScreenApproved, ScreenApproval, ScreenSignIn
 from sessions import service as sessions
 from sessions.models import OpenedSession, Principal
 from common.web.audit import AuditEvent, audit

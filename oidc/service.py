@@ -14,8 +14,13 @@ from oidc.authorization.browser_binding import OtherBrowser, cookie_name
 from oidc.authorization.authorize import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown,
                                           ConsentRequired, LoginRequired, begin, cancel, complete, complete_reads,
                                           interaction, respond)
-from oidc.endpoints import (GRANT, device_authorization_response, end_session_response, push_request,
-                            revocation_response, ProviderGrant, token_response, userinfo)
+from oidc.authorization.par_endpoint import push_request
+from oidc.device.endpoint import device_authorization_response
+from oidc.token.endpoint import token_response
+from oidc.token.revocation import revocation_response
+from oidc.userinfo.userinfo import userinfo
+from oidc.userinfo.introspection import GRANT, ProviderGrant
+from oidc.logout.endpoint import end_session_response
 
 __all__ = [
     "grant_store", "issuer",

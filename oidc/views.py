@@ -22,10 +22,14 @@ from oidc.device import flow as device_flow
 from oidc.registration import endpoint as registration
 from oidc import service
 from oidc.logout.backchannel import BackchannelLogout
-from oidc.core.models import (CancelRequest, CompleteRequest, DeviceAuthorization, DeviceSignIn, DeviceSignOut,
-                         FormPostResponse, Interaction, LogoutInteraction, PendingRequest, PendingScreenView,
-                         ProviderTokenResponse, PushedRequest, Redirect, Revoked, ScreenApproval, ScreenApproved,
-                         ScreenDenied, ScreenSignIn, SignedOut, UserCodeBody, UserInfo)
+from oidc.authorization.models import (CancelRequest, CompleteRequest, DeviceSignIn, FormPostResponse, Interaction,
+                                       PushedRequest, Redirect)
+from oidc.device.models import (DeviceAuthorization, PendingScreenView, ScreenApproval, ScreenApproved, ScreenDenied,
+                                ScreenSignIn, UserCodeBody)
+from oidc.logout.models import DeviceSignOut, LogoutInteraction, SignedOut
+from oidc.core.models import PendingRequest
+from oidc.token.models import ProviderTokenResponse, Revoked
+from oidc.userinfo.models import UserInfo
 from oidc.core.oauth_errors import in_oauth_format
 from oidc.registration.models import ClientMetadataRequest, ClientRegistration
 from oidc.parameters import (AuthorizationParameters, DeviceAuthorizationForm, PushedAuthorizationForm, RevocationForm,

@@ -34,7 +34,8 @@ from oidc.authorization import response_mode
 from oidc.core import dpop
 from oidc.authorization.request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
 from oidc.core.context import grant_store, issuer, one_time_tokens
-from oidc.core.models import SCOPES, Interaction, Redirect, SignedIn, WaitingRequest
+from oidc.core.models import SCOPES, SignedIn, WaitingRequest
+from oidc.authorization.models import Interaction, Redirect
 from oidc.core.pages import BrowserRefusal
 from oidc.token.server import Provider, provider
 from oidc.core.store import RequestStore

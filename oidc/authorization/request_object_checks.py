@@ -29,9 +29,9 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from relying_parties.models import UNSIGNED_ALG, OidcClient
 from oidc.core import refusals
+from oidc.core.parameter_checks import REQUEST_OBJECT_LENGTH as MAX_LENGTH
 from oidc.discovery.metadata import REQUEST_OBJECT_ALGORITHMS
 
-MAX_LENGTH = 16384  # characters of a compact request object (a GET's URL carries it: the head is 64 KiB)
 LEEWAY = 60  # seconds of clock skew allowed on exp, nbf and iat (as on client assertions)
 MAX_LIFETIME = 3600  # seconds from nbf (or now) to exp: FAPI 1.0 Advanced §5.2.2-13's 60 minutes
 MAX_JTI_LENGTH = 256

@@ -44,6 +44,13 @@ def json_error(error: OAuth2Error) -> Response:
     return _answer(status, error.error, error.description, headers)
 
 
+def refused_in_json(error: OAuth2Error) -> Response:
+    """A back-channel endpoint's refusal (token, PAR, device authorization, revocation) as JSON, never a
+    redirect, logged and counted (oidc.core.refusals)."""
+    refusals.refused(error)
+    return json_error(error)
+
+
 def _answer(status: int, error: str, description: str | None, headers: dict[str, str] | None = None) -> Response:
     body = {"error": error, **({"error_description": describable(description)} if description else {})}
     sent = {"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})}

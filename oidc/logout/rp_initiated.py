@@ -22,7 +22,8 @@ from common.database.batch_read import KeyRead
 from common.database.one_time_tokens import OneTimeTokenStore
 from common.keys.jwt_keys import one_spelling
 from oidc.logout.store import LogoutRequestStore
-from oidc.core.models import REQUEST_ID_BYTES, Client, LogoutInteraction, LogoutRequest
+from oidc.core.models import REQUEST_ID_BYTES, Client
+from oidc.logout.models import LogoutInteraction, LogoutRequest
 from common.runtime.context import AppContext
 
 REQUEST_TTL = 600  # seconds the browser has to get to the sign-out page (as an authorization request)

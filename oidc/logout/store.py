@@ -8,7 +8,7 @@ from typing import Any
 from common.database import dynamo
 from common.database.batch_read import KeyRead
 from common.database.one_time_tokens import OneTimeTokenStore
-from oidc.core.models import LogoutRequest
+from oidc.logout.models import LogoutRequest
 
 LOGOUT_KIND = "oidc_logout"
 
