@@ -57,7 +57,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 NOT_FUZZED = ["/session/events", "/oidc/token", "/oidc/revoke", "/oidc/par",
               "/oidc/device_authorization"]  # all but the first: RFC 6749 JSON errors
 # (every /oidc and /admin operation, those four included, gets its own run for server errors below;
-# tests/oidc/test_device_flow_inputs.py holds the device authorization request to RFC 6749's errors)
+# tests/oidc/device/test_device_flow_inputs.py holds the device authorization request to RFC 6749's errors)
 # So that the caller can log in again after every logout the fuzzing sends: no lockout, no challenge limit.
 UNLIMITED = {"login_max_failures": 10**6, "login_max_failures_per_ip": 10**6, "challenges_per_minute_per_ip": 10**6,
              **RAISED_LIMITS}

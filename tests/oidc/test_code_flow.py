@@ -129,7 +129,7 @@ def test_a_code_works_once_and_only_with_its_verifier_client_and_redirect(provid
     assert _exchange(url, other, code, verifier).json()["error"] == "invalid_grant"  # another app's code
     moved = _exchange(url, credentials, code, verifier, redirect_uri="https://app.example/other")
     assert moved.json()["error"] == "invalid_grant"
-    # none of the failed attempts spent it (tests/oidc/test_code_redemption.py has each on its own)
+    # none of the failed attempts spent it (tests/oidc/token/test_code_redemption.py has each on its own)
     assert _exchange(url, credentials, code, verifier).status_code == 200
     replay = _exchange(url, credentials, code, verifier)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"

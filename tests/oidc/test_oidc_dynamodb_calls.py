@@ -6,7 +6,7 @@ process's registry copy, the code sealed; a refresh grant in one write, as cityl
 the person its new ID token names (OpenID Connect Core §12.2: express-openid-connect takes its user from
 the last ID token) carried by the refresh token and checked by that write (two writes once the person
 changed since). Every single-use rule holds still:
-tests/oidc/test_code_redemption.py, test_refresh_tokens.py, test_two_processes.py."""
+tests/oidc/token/test_code_redemption.py, test_refresh_tokens.py, tests/oidc/test_two_processes.py."""
 from __future__ import annotations
 
 from collections import Counter

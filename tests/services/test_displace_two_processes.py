@@ -25,7 +25,7 @@ from common.config import load_settings
 from common.runtime.context import AppContext, build_context
 from sessions import service as sessions
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
-from tests.oidc.test_device_flow_two_processes import PresenceWatch, _at_once
+from tests.oidc.device.test_device_flow_two_processes import PresenceWatch, _at_once
 from tests.support.live import PASSWORD
 from tests.support.notes import add_app, second_device
 from tests.support.ports import free_port

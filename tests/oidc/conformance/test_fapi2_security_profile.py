@@ -35,8 +35,8 @@ from tests.oidc.conformance.fapi2_client import (
 from tests.oidc.conformance.relying_party import Provider, next_second
 from tests.support.live import FakeClock
 
-# the conformance plans run in the full suite; tests/oidc/test_par.py and test_dpop_tokens.py keep the
-# flows in the fast tier
+# the conformance plans run in the full suite; tests/oidc/authorization/test_par.py and
+# tests/oidc/token/test_dpop_tokens.py keep the flows in the fast tier
 pytestmark = pytest.mark.slow
 NONE_HEADER = b'{"alg": "none", "typ": "dpop+jwt"}'     # SignDpopProofWithNone's header, as the suite writes it
 

@@ -15,7 +15,7 @@ from tests.oidc.conformance.end_session import (
     session_over, signed_in, to_end_session_endpoint)
 from tests.oidc.conformance.relying_party import RelyingParty, register_rp
 
-# the conformance plans run in the full suite; tests/oidc/test_rp_logout.py keeps logout in the fast tier
+# the conformance plans run in the full suite; tests/oidc/logout/test_rp_logout.py keeps logout in the fast tier
 pytestmark = pytest.mark.slow
 
 

@@ -134,7 +134,7 @@ def test_two_client_authentication_methods_are_invalid_request_even_when_both_ar
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_an_unsigned_request_object_is_invalid_request_object_from_an_app_that_does_not_allow_them(server, method):
-    """Request objects are supported (tests/oidc/test_request_objects.py); an unsigned one (alg none) is
+    """Request objects are supported (tests/oidc/authorization/test_request_objects.py); an unsigned one (alg none) is
     refused unless the app allows it, with the object's own state."""
     url, credentials, _ = server
     request_object = "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9."

@@ -202,7 +202,7 @@ def test_a_sealed_part_is_told_by_its_mark_and_a_clear_one_by_its_absence():
 @pytest.mark.parametrize("form", ["person", "grant scope"])
 def test_the_clear_forms_before_sealing_are_still_read_as_they_were(form):
     """A rolling deploy: tokens the release before made (PERSON_FORM, GRANT_SCOPE_FORM) are taken as they
-    were, unread; the forms before them, whose grant is read, are in tests/oidc/test_refresh_tokens.py."""
+    were, unread; the forms before them, whose grant is read, are in tests/oidc/token/test_refresh_tokens.py."""
     grant = ["u-1", "d-1", "openid profile offline_access", NOW - 5, ["hwk", "pwd"], "j" * 43]
     values = {"person": [*grant, refresh.PERSON_FORM, ["alice", "en", None]],
               "grant scope": [*grant, refresh.GRANT_SCOPE_FORM]}[form]

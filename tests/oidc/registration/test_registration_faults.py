@@ -4,7 +4,7 @@ app with the token's use and the address's count — answers 503 `temporarily_un
 JSON) and leaves no app without its token's use and no use spent without its app; the token registers the
 app when tried again. A transaction whose answer was lost after it committed is retried as the same
 transaction (its ClientRequestToken): one app, one use. (The race for a token's last use is in
-tests/oidc/test_dynamic_registration.py.)"""
+tests/oidc/registration/test_dynamic_registration.py.)"""
 from __future__ import annotations
 
 from typing import Any
@@ -17,7 +17,8 @@ from relying_parties import registration_tokens
 from relying_parties import service as apps
 from tests.support.dynamo_faults import DynamoFaults, Shape
 
-# fault injection at each DynamoDB call; tests/oidc/test_dynamic_registration.py keeps the rules in the fast tier
+# fault injection at each DynamoDB call; tests/oidc/registration/test_dynamic_registration.py keeps the rules in the
+# fast tier
 pytestmark = pytest.mark.slow
 
 METADATA = {"redirect_uris": ["https://rp.example/callback"], "client_name": "Rebus"}

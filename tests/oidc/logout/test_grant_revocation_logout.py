@@ -19,7 +19,7 @@ from tests.support.oidc import code_for, finish_as_device, query_of, waiting_req
 from tests.support.receiver import received, receiver
 from tests.support.waiting import wait_until
 
-# a receiver process; tests/oidc/test_refresh_tokens.py keeps the grant's end in the fast tier
+# a receiver process; tests/oidc/token/test_refresh_tokens.py keeps the grant's end in the fast tier
 pytestmark = pytest.mark.slow
 
 REDIRECT = "https://app.example/callback"

@@ -20,7 +20,7 @@ from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.live import PASSWORD, FakeClock, on_clock, register_device
 from tests.support.oidc import code_for, finish_as_device, query_of, signed_in_tokens, waiting_request
 
-# fault injection at each DynamoDB call; tests/oidc/test_refresh_tokens.py keeps the rules in the fast tier
+# fault injection at each DynamoDB call; tests/oidc/token/test_refresh_tokens.py keeps the rules in the fast tier
 pytestmark = pytest.mark.slow
 
 REDIRECT = "https://app.example/callback"

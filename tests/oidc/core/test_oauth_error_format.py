@@ -3,7 +3,7 @@ come from citylogin's session layer underneath included: a locked account's refr
 `400 invalid_grant`, before an unlock and after it (the lock ended the session; an unlock revives no
 session), never `403 application/problem+json account_locked`; userinfo answers a locked person's access
 token as any ended session's, RFC 6750 §3's 401 with the Bearer challenge. tests/oidc/test_odd_parameters.py holds
-every answer of the three endpoints to the standards' list of errors, property-based; test_grant_faults.py
+every answer of the three endpoints to the standards' list of errors, property-based; app_grants/test_grant_faults.py
 a database that fails: a quick 503 `temporarily_unavailable`."""
 from __future__ import annotations
 

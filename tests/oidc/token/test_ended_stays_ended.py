@@ -2,7 +2,7 @@
 out of the session, withdrew its consent, or before an operator removed the app, gives nothing when redeemed
 after (invalid_grant), and no grant is made; a code given after any of them works as ever. On DynamoDB Local,
 over HTTP; the same on two processes in tests/oidc/test_two_processes.py, under faults in
-tests/oidc/test_grant_faults.py."""
+tests/oidc/app_grants/test_grant_faults.py."""
 from __future__ import annotations
 
 import pytest

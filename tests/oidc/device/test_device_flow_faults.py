@@ -6,7 +6,8 @@ reverse (the code is still pending and can be approved again); a failed redempti
 next poll, and no grant is ever recorded without the request spent. An answer lost on its way after the
 transaction committed is retried as the same transaction: one outcome. DynamoDB down while a screen asks or a
 person looks a code up is a 503, never a 500. The app reaches DynamoDB Local through
-tests/support/dynamo_faults.py, or through a client whose n-th write fails (tests/oidc/test_grant_faults.py)."""
+tests/support/dynamo_faults.py, or through a client whose n-th write fails
+(tests/oidc/app_grants/test_grant_faults.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,13 +23,13 @@ from oidc.app_grants import ending as grants
 from oidc.device.flow import device_code_digest
 from oidc.device.store import APPROVED, PENDING, REDEEMED
 from sessions import service as sessions
-from tests.oidc.test_grant_faults import FailingAt
+from tests.oidc.app_grants.test_grant_faults import FailingAt
 from tests.support.device_flow import ask, poll, screen_app
 from tests.support.dynamo_faults import DynamoFaults, Shape
 from tests.support.fixtures import problem
 from tests.support.live import PASSWORD, register_device
 
-# fault injection at each DynamoDB call; tests/oidc/test_device_flow.py keeps the rules in the fast tier
+# fault injection at each DynamoDB call; tests/oidc/device/test_device_flow.py keeps the rules in the fast tier
 pytestmark = pytest.mark.slow
 
 WRITE = {"TransactWriteItems"}

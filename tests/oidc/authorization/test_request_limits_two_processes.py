@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from citylogin.cli.main import main
 from tests.conftest import FAST_ARGON2, config_env, unique_name
-from tests.oidc.test_request_limits import an_address
+from tests.oidc.authorization.test_request_limits import an_address
 from tests.support.notes import add_app
 from tests.support.oidc import authorize_url, pkce_pair, query_of
 from tests.support.ports import free_port
