@@ -60,7 +60,7 @@ def approve(ctx: AppContext, *, principal: Principal, body: ScreenApproval, call
 def approve_with_device(ctx: AppContext, *, body: ScreenSignIn, caller: Caller) -> ScreenApproved:
     """Single sign-on: the browser's device proves it holds its key, and its live session approves (401
     login_required when it has none: the page asks the person to sign in)."""
-    from oidc.authorization.authorize import LoginRequired
+    from oidc.authorization.finish import LoginRequired
 
     proven = device_proof.prove(ctx, client_cert=body.client_cert, challenge=body.challenge,
                                 signature=body.signature, purpose=APPROVE_PURPOSE)

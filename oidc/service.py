@@ -11,9 +11,10 @@ from oidc.token.admin_tokens import ADMIN_AUDIENCE, admin_access_token, admin_ap
 from oidc.token.server import provider
 from oidc.core.pages import BrowserRefusal, error_page, unechoed
 from oidc.authorization.browser_binding import OtherBrowser, cookie_name
-from oidc.authorization.authorize import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown,
-                                          ConsentRequired, LoginRequired, begin, cancel, complete, complete_reads,
-                                          interaction, respond)
+from oidc.authorization.begin import begin
+from oidc.authorization.finish import (PERSON, WAITING, AuthorizationRefused, AuthorizationRequestUnknown,
+                                       ConsentRequired, LoginRequired, cancel, complete, complete_reads, interaction,
+                                       respond)
 from oidc.authorization.par_endpoint import push_request
 from oidc.device.endpoint import device_authorization_response
 from oidc.token.endpoint import token_response

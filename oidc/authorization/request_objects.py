@@ -1,11 +1,12 @@
-"""An authorization request carried by a request object (RFC 9101, OpenID Connect Core §6; SPEC §14):
-by value (`request`) or by reference (`request_uri`, one the app registered: oidc.registration.request_uris) at
-/oidc/authorize, and by value inside a pushed request (RFC 9126 §3). The object is read, its algorithm
-and signature checked with the app's registered keys and its claims for this app, this provider and now
-(oidc.authorization.request_object_checks); its parameters then win over the query's (OIDC Core §6.3.3). An app that
-requires signed objects (RFC 9101 §10.5) has its query's parameters ignored but the client_id, as a
-pushed object's form is (RFC 9126 §3): only what it signed counts. Each object's `jti` is spent by one
-conditional write, in the transaction that keeps the request it carries, so it is used once on every host.
+"""An authorization request carried by a request object (RFC 9101, OpenID Connect Core §6; SPEC §14): by value
+(`request`) or by reference (`request_uri`, one the app registered: oidc.registration.request_uris; fetched by
+oidc.authorization.request_uri_fetch) at /oidc/authorize, and by value inside a pushed request (RFC 9126 §3).
+The object is read, its algorithm and signature checked with the app's registered keys and its claims for this
+app, this provider and now (oidc.authorization.request_object_checks); its parameters then win over the
+query's (OIDC Core §6.3.3). An app that requires signed objects (RFC 9101 §10.5) has its query's parameters
+ignored but the client_id, as a pushed object's form is (RFC 9126 §3): only what it signed counts. Each
+object's `jti` is spent by one conditional write, in the transaction that keeps the request it carries, so it
+is used once on every host.
 
 Why not Authlib's rfc9101 extension: it replaces the query by the object's claims (RFC 9101) where OpenID
 Connect merges them, answers its errors with the query's state, requires client_id inside and checks no
@@ -27,12 +28,12 @@ from werkzeug.datastructures import MultiDict
 
 from common.crypto.tokens import token_digest
 from common.database.guarded_write import GuardedWrite
-from common.slots import Slot
 from relying_parties import outbound
 from relying_parties.models import FAPI2
 from oidc.core import refusals
 from oidc.authorization import checks as request_checks
 from oidc.registration import request_uris
+from oidc.authorization.request_uri_fetch import REQUEST_OBJECT_FETCHES, RequestObjectFetches
 from oidc.registration.client_keys import app_key_set
 from oidc.core.context import issuer, one_time_tokens
 from oidc.core.models import Client
@@ -146,14 +147,11 @@ def _referenced(ctx: AppContext, client: Client, request_uri: str) -> str:
         raise refusals.because(InvalidRequestUriError("request_uri is not one this app registered (or a pushed "
                                                       "request's)."), "request_uri_unregistered")
     try:
-        fetches = ctx.slots.get_or_make(REQUEST_OBJECT_FETCHES, request_uris.RequestObjectFetches)
+        fetches = ctx.slots.get_or_make(REQUEST_OBJECT_FETCHES, RequestObjectFetches)
         return fetches.object_at(registered, client_id=client.client_id,
                                  private_allowed=outbound.private_allowed(ctx.settings, client.app))
     except OAuth2Error as error:
         raise refusals.because(error, "request_uri_fetch") from None
-
-
-REQUEST_OBJECT_FETCHES: Slot[request_uris.RequestObjectFetches] = Slot("oidc.request_uris")
 
 
 def _registered(client: Client, redirect_uri: Any) -> str | None:

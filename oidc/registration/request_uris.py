@@ -1,40 +1,27 @@
-"""Request objects by reference (RFC 9101 §5.2, OpenID Connect Core §6.2): an app registers the
-`request_uris` it will name, and /oidc/authorize fetches the object from one of those alone, so that
-nobody makes citylogin fetch an address the app's operator did not register. A requested URI matches a
-registered one as parsed URLs (scheme and host case-blind, the port a number, path and query as written),
-the fragments aside: OIDC Core §6.2 and Dynamic Registration §2 make a fragment a cache key (the hash of
-the contents, changed when they change), and citylogin caches nothing, fetching the object at each use.
-It is not checked as a hash either: the OpenID Foundation's suite registers a request_uri whose fragment
-hashes something else (CreateRandomRequestUriWithFragment) and expects the request to succeed.
+"""The request_uris an app registers (RFC 9101 §5.2, OpenID Connect Core §6.2, Dynamic Registration §2):
+the rule of each one `apps add`, the admin API and POST /oidc/register share (request_uri_problem), how
+many, and how a requested request_uri is matched to a registered one (registered_match), so that
+/oidc/authorize fetches a request object from a registered address alone and nobody makes citylogin fetch
+an address the app's operator did not register (the fetch: oidc.authorization.request_uri_fetch).
 
-The fetch is common.outbound's: one deadline from connect to last byte, a size, no redirect followed, the
-media type of a request object; for an app that registered itself, public addresses only unless the
-deployment allows private ones; one fetch per URL in flight, a failure remembered a moment. Whatever goes
-wrong is `invalid_request_uri`, never a 500 and never a hang; why is in the log, not in the answer."""
+A requested URI matches a registered one as parsed URLs (scheme and host case-blind, the port a number,
+path and query as written), the fragments aside: OIDC Core §6.2 and Dynamic Registration §2 make a fragment
+a cache key (the hash of the contents, changed when they change), and citylogin caches nothing, fetching
+the object at each use. It is not checked as a hash either: the OpenID Foundation's suite registers a
+request_uri whose fragment hashes something else (CreateRandomRequestUriWithFragment) and expects the
+request to succeed."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
-
-from common.log_bursts import BurstLogs
-from common.outbound.fetch import Answer, FetchFailed, fetch
-from common.outbound.single_flight import SingleFlight
 from common.url_parts import authority_is_parsed
 from oidc.core.redirects import LOCALHOST, LOOPBACK_HOSTS, URI_CHARACTERS
 
 MAX_LENGTH = 512  # RFC 9101 §5.2: "MUST NOT exceed 512 ASCII characters"
-MAX_REGISTERED = 10
-MAX_OBJECT_BYTES = 16384  # as a request object by value (oidc.authorization.request_objects.MAX_LENGTH)
-REMEMBER_FAILURE = 2.0  # seconds a failed fetch of a URL is answered from memory
-DEADLINE = 4.0  # seconds for the whole fetch, connect to last byte (a server that sends a byte at a time stops here)
-MEDIA_TYPES = ("application/oauth-authz-req+jwt", "application/jwt")  # RFC 9101 §5.2.3, §10.4.1
+MAX_REGISTERED = 10  # request_uris an app may register
 DEFAULT_PORTS = {"https": 443, "http": 80}
-
-log = logging.getLogger("oidc.request_uris")  # the name its log lines have always had
 
 
 @dataclass(frozen=True)
@@ -101,54 +88,3 @@ def registered_match(registered: Iterable[str], uri: object) -> RequestUri | Non
 
 def _without_fragment(uri: RequestUri) -> tuple[str, str, int, str, str]:
     return uri.scheme, uri.host.lower(), uri.port, uri.path, uri.query
-
-
-def location(uri: RequestUri) -> str:
-    """Where the object is fetched: the registered URI, without its fragment (never sent)."""
-    host = f"[{uri.host}]" if ":" in uri.host else uri.host
-    return f"{uri.scheme}://{host}:{uri.port}{uri.path}" + (f"?{uri.query}" if uri.query else "")
-
-
-class RequestObjectFetches:
-    """This process's fetches of request objects: one per URL in flight (a few requests wait for it, the others
-    fail at once), a failure remembered for REMEMBER_FAILURE seconds, each failure's reason logged once a burst."""
-
-    def __init__(self) -> None:
-        self.flights: SingleFlight[Answer] = SingleFlight(remember_failures=REMEMBER_FAILURE)
-        self.log = BurstLogs(log)
-
-    def object_at(self, uri: RequestUri, *, client_id: str, private_allowed: bool) -> str:
-        """The request object at a registered request_uri; InvalidRequestUriError for anything but a quick
-        200 of a request object (why goes to the log, not to the app)."""
-        url = location(uri)
-        try:
-            answer = self.flights.run((url, private_allowed), lambda: fetch(
-                url, deadline_seconds=DEADLINE, max_bytes=MAX_OBJECT_BYTES, private_allowed=private_allowed,
-                headers={"Accept": ", ".join(MEDIA_TYPES)}), wait_seconds=DEADLINE)
-            body = _object_body(answer)
-        except FetchFailed as failed:
-            self.log.log(client_id, logging.WARNING, "app %s: its request_uri could not be fetched (%s)", client_id,
-                         failed.reason)
-            raise InvalidRequestUriError("The request_uri could not be fetched as a request object (a 200 of "
-                                         f"{MEDIA_TYPES[0]}, at most {MAX_OBJECT_BYTES} bytes, within "
-                                         f"{DEADLINE:g} s, no redirect).") from None
-        try:
-            return body.decode("ascii")
-        except UnicodeDecodeError:
-            raise InvalidRequestUriError("The object at request_uri is not a JWT.") from None
-
-
-def fetched_object(uri: RequestUri, *, private_allowed: bool) -> str:
-    """The request object at `uri` by a fetch of its own (RequestObjectFetches.object_at)."""
-    return RequestObjectFetches().object_at(uri, client_id="-", private_allowed=private_allowed)
-
-
-def _object_body(answer: Answer) -> bytes:
-    """The body of a 200 of a request object's media type, uncompressed; FetchFailed otherwise."""
-    if answer.status != 200:
-        raise FetchFailed(f"answered {answer.status}")
-    if answer.media_type() not in MEDIA_TYPES:
-        raise FetchFailed(f"answered {answer.media_type() or 'no media type'}")
-    if answer.headers.get("Content-Encoding", "identity").lower() != "identity":
-        raise FetchFailed("answered a compressed body")
-    return answer.body

@@ -1,5 +1,5 @@
 """An authorization request's handle: 32 random characters, then the app's client_id, which complete() takes
-as a hint for the app's grant on the session (oidc.authorization.authorize). Whatever handle a browser sends, the hint
+as a hint for the app's grant on the session (oidc.authorization.handles). Whatever handle a browser sends, the hint
 is read from the parsed handle, never more than the alphabet allows, and a handle of an earlier release (no
 client_id) names no app."""
 from __future__ import annotations
@@ -9,7 +9,9 @@ import secrets
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from oidc.authorization.authorize import RANDOM_CHARS, _app_of, _request_id
+from oidc.authorization.handles import RANDOM_CHARS
+from oidc.authorization.handles import app_of as _app_of
+from oidc.authorization.handles import new_handle as _request_id
 
 CLIENT_IDS = st.from_regex(r"app_[0-9a-f]{20}", fullmatch=True)
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow  # servers on sockets, deadlines waited out
 REDIRECT = "https://app.example/callback"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FETCH_DEADLINE = 2.0
-REQUEST_URI_DEADLINE = 4.0  # oidc.registration.request_uris.DEADLINE
+REQUEST_URI_DEADLINE = 4.0  # oidc.authorization.request_uri_fetch.DEADLINE
 SLACK = 5.0  # what a loaded machine adds before the answer is back (before the fix: ~40 s, 1.5 s a byte)
 KEY = ECKey.generate_key("P-256", parameters={"kid": "k1"})
 

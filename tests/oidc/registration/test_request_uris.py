@@ -1,7 +1,8 @@
-"""Request objects by reference (oidc.registration.request_uris; RFC 9101 §5.2, OpenID Connect Core §6.2): what an app
-may register, how a requested request_uri is matched to a registered one (parsed URLs, the fragment
-aside), and the fetch: every fault of the server at the other end is invalid_request_uri, within the
-fetch's own bounds (the servers are in this process's threads, each answering one way)."""
+"""Request objects by reference (oidc.registration.request_uris, oidc.authorization.request_uri_fetch; RFC 9101
+§5.2, OpenID Connect Core §6.2): what an app may register, how a requested request_uri is matched to a
+registered one (parsed URLs, the fragment aside), and the fetch: every fault of the server at the other end is
+invalid_request_uri, within the fetch's own bounds (the servers are in this process's threads, each answering
+one way)."""
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,9 @@ from authlib.oauth2.rfc9101.errors import InvalidRequestUriError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oidc.registration.request_uris import (MAX_LENGTH, MAX_OBJECT_BYTES, RequestUri, fetched_object, location,
-                                            parse_request_uri, registered_match, request_uri_problem)
+from oidc.authorization.request_uri_fetch import MAX_OBJECT_BYTES, fetched_object, location
+from oidc.registration.request_uris import (MAX_LENGTH, RequestUri, parse_request_uri, registered_match,
+                                            request_uri_problem)
 from tests.support.ports import free_port
 from tests.support.request_object_host import request_object_host
 

@@ -387,7 +387,7 @@ def test_dynamodb_failing_at_each_call_of_a_redemption_answers_fast_and_half_wri
         else:
             raise AssertionError(f"a redemption made more than 40 DynamoDB calls: {failed_at}")
     # The code is sealed: its redemption is one write, which here replaces the app's live grant on the session
-    # and tells its end at once (the code names the grant it found when it was given: oidc.authorization.authorize).
+    # and tells its end at once (the code names the grant it found when it was given: oidc.authorization.finish).
     assert failed_at == ["TransactWriteItems"], failed_at
 
 
