@@ -26,7 +26,7 @@ from relying_parties import service as apps
 from common.errors import ApiError, ErrorCode, TooManyRequests
 from common.crypto.tokens import token_digest
 from common.database.guarded_write import GuardedWrite, write_all
-from oidc.token import refresh_tokens as refresh
+from oidc.core.live_writes import write_while_live
 from oidc.core.context import grant_store, issuer, one_time_tokens
 from oidc.device.store import (APPROVED, DENIED, PENDING, DeviceRequest, DeviceRequestDecided, DeviceStore,
                                PresentedCode)
@@ -185,7 +185,7 @@ def redeem(ctx: AppContext, request: DeviceRequest, *, grant: Grant, app: AppRec
     recorded = grant_store(ctx).redeem_item(grant, request_digest=request.digest, now=ctx.epoch(),
                                             expires_epoch=request.session_expires_epoch,
                                             issued_ms=request.approved_ms, replacing=None)
-    refresh.write_while_live(ctx.dynamodb, [
+    write_while_live(ctx.dynamodb, [
         *sessions.screen_redeemed(ctx, session_id=request.session_id, user_uuid=request.user_uuid,
                                   device_id=request.device_id, app=(app.client_id, app.name),
                                   expires_epoch=request.session_expires_epoch,

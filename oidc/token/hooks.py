@@ -23,7 +23,7 @@ from oidc.token import redemption
 from oidc.token import refresh_tokens as refresh
 from oidc.core import dpop
 from oidc.token.admin_tokens import admin_access_token
-from oidc.authorization.request import StoredRequest
+from oidc.core.kept_request import StoredRequest
 from oidc.core.context import issuer
 from oidc.core.id_tokens import IdTokens
 from oidc.core.models import Client, Code, HeldGrant, SignedIn

@@ -27,8 +27,8 @@ from common.database.guarded_write import GuardedWrite
 from oidc.token import codes
 from oidc.app_grants import consents
 from oidc.app_grants import ending as grants
-from oidc.token import refresh_tokens as refresh
-from oidc.authorization.request import REQUEST_TTL
+from oidc.core.kept_request import REQUEST_TTL
+from oidc.core.live_writes import write_while_live
 from oidc.core.context import grant_store, one_time_tokens
 from oidc.core.models import Code, Grant
 from oidc.core.store import PERSON_ENDED, CodeNotSpent, GrantMoved, RequestStore
@@ -54,7 +54,7 @@ def redeem(ctx: AppContext, *, code: Code, grant: Grant, app: AppRecord) -> None
     for _ in range(ATTEMPTS):
         try:
             writes = _writes(ctx, code=code, grant=grant, app=app, replacing=replacing)
-            refresh.write_while_live(ctx.dynamodb, writes)
+            write_while_live(ctx.dynamodb, writes)
             return
         except GrantInTheWay as refused:
             replacing = _live_grant_to_replace(refused.item, code=code)

@@ -27,7 +27,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from cryptography.exceptions import InvalidTag
@@ -36,22 +36,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from common.config import Settings
-from common.errors import ApiError
 from common.crypto.tokens import digests_equal, keyed_token
-from common.database.guarded_write import GuardedWrite, write_all
+from common.database.guarded_write import GuardedWrite
 from common.keys.ring_reader import RefreshSecrets
 from accounts.service import AccountNotFound
 from oidc.core import claims
 from oidc.app_grants import ending as grants
 from oidc.core import dpop
+from oidc.core.live_writes import write_while_live
 from oidc.core.models import AppRefresh, Grant, SignedIn
 from oidc.core.store import GrantMoved, GrantStore
 from sessions import service as sessions
 from common.web.audit import AuditEvent, audit
 from common.runtime.context import AppContext
-
-if TYPE_CHECKING:  # the stubs package is a test (type-check) dependency only
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 _SESSION_ID = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -365,15 +362,3 @@ def _same_successor(ctx: AppContext, grant: Grant) -> SignedIn:
     return replace(grant.signed_in(refresh_generation=grant.refresh_gen), jkt=grant.rotated_jkt,
                    issued_epoch=grant.rotated_epoch, refresh_kid=grant.refresh_kid, person=person)
 
-
-def write_while_live(dynamodb: DynamoDBClient, writes: list[GuardedWrite]) -> None:
-    """`writes` (the first the session's liveness check) in one transaction; a session that ended
-    meanwhile, for whatever reason (a logout, an account locked: its session stays ended after an unlock),
-    is the token endpoint's invalid_grant (RFC 6749 §5.2), not a 401 or 403 of citylogin's own API. Only a
-    session too busy to tell (503) is left as it is."""
-    try:
-        write_all(dynamodb, writes)
-    except ApiError as error:
-        if error.status >= 500:
-            raise
-        raise InvalidGrantError("The citylogin session of this grant has ended.") from None
