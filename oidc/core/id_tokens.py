@@ -36,7 +36,7 @@ class IdTokens:
     def refreshed(self, token: dict[str, Any], *, client: Client, user: SignedIn) -> str:
         """OpenID Connect Core §12.2: a refresh's ID token, of the same person, session and sign-in (`sub`,
         `sid`, `auth_time`, `amr`, `acr`) and no `nonce`, issued when the refresh's access token was: the
-        same claims again for the same refresh token within the reuse grace (oidc.token.refresh_tokens.rotate). The
+        same claims again for the same refresh token within the reuse grace (oidc.token.refresh_rotation.rotate). The
         person's claims by scope are as the account gives them when the rotation's write commits (it checks
         those the refresh token carries, oidc.core.claims), else read now: libraries that keep the last ID
         token's claims as their user (express-openid-connect) keep its name and address."""

@@ -23,6 +23,7 @@ from oidc.registration import client_keys
 from oidc.token import codes
 from oidc.core import fapi2
 from oidc.token import refresh_tokens as refresh
+from oidc.token import refresh_rotation
 from oidc.core import refusals
 from oidc.token.device_code import DeviceGrant
 from oidc.token.hooks import Hooks
@@ -162,13 +163,13 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token: AppRefresh) -> SignedIn:
         """The person behind the refresh's tokens: the grant rotated to its next refresh token, or, for a
-        FAPI 2.0 app (no rotation), the same one kept (oidc.token.refresh_tokens)."""
+        FAPI 2.0 app (no rotation), the same one kept (oidc.token.refresh_rotation)."""
         provider: Provider = self.server
         oidc = self.request.client.app.oidc()
         if not oidc.rotates_refresh_tokens():
-            return refresh.kept(provider.ctx, refresh_token, dpop_required=oidc.dpop_required(),
+            return refresh_rotation.kept(provider.ctx, refresh_token, dpop_required=oidc.dpop_required(),
                                 dpop_algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
-        return refresh.rotate(provider.ctx, refresh_token, dpop_required=oidc.dpop_required())
+        return refresh_rotation.rotate(provider.ctx, refresh_token, dpop_required=oidc.dpop_required())
 
     def revoke_old_credential(self, refresh_token: AppRefresh) -> None:
         pass  # retired by the rotation's own write (authenticate_user)
