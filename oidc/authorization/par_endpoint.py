@@ -18,7 +18,8 @@ from oidc.core.context import one_time_tokens
 from oidc.core.models import Client
 from oidc.core.oauth_errors import refused_in_json
 from oidc.core.parameter_checks import check_backchannel
-from oidc.token.server import CodeGrant, provider
+from oidc.token.authorization_code import CodeGrant
+from oidc.token.server import provider
 from sessions.binding import ProofOffer
 
 

@@ -20,7 +20,7 @@ class IdTokens:
 
     def of_code(self, token: dict[str, Any], request: OAuth2Request) -> str:
         """The ID token of the tokens `token` of a code (once its redemption committed:
-        oidc.token.hooks.Hooks.save_token)."""
+        oidc.token.authorization_code.CodeGrant.save_token)."""
         code: Code = request.authorization_code
         app = request.client.app
         now = int(self.ctx.now().timestamp())

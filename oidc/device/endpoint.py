@@ -9,12 +9,13 @@ from werkzeug.wrappers import Response
 
 from common.runtime.context import ctx as current
 from common.web.caller import current_caller
+from oidc.clients import authentication
 from oidc.core import dpop
+from oidc.core.context import issuer
+from oidc.core.flask_request import oauth2_request
 from oidc.core.oauth_errors import refused_in_json
 from oidc.core.parameter_checks import check_backchannel
 from oidc.device import flow as device_flow
-from oidc.token.device_code import DeviceGrant
-from oidc.token.server import provider
 from sessions.binding import ProofOffer
 
 
@@ -23,12 +24,11 @@ def device_authorization_response(offer: ProofOffer | None) -> Response:
     its client_id) gets a device_code and a user code for the person; errors are JSON. A DPoP proof binds
     the screen's tokens to its key from the start."""
     ctx = current()
-    server = provider(ctx)
-    request = server.create_oauth2_request(None)
+    request = oauth2_request(issuer=issuer(ctx))
     try:
         check_backchannel(request)
-        client = server.authenticate_client(request, list(DeviceGrant.TOKEN_ENDPOINT_AUTH_METHODS),
-                                            "device_authorization")
+        client = authentication.authenticated(ctx, request, methods=authentication.TOKEN_ENDPOINT_AUTH_METHODS,
+                                              endpoint="device_authorization")
         key = dpop.proven_key(ctx, offer)
         answer = device_flow.begin(ctx, app=client.app, scope=client.get_allowed_scope(request.form.get("scope")),
                                    jkt=key.jkt if key else None, ip=current_caller().ip)

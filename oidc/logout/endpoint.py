@@ -20,7 +20,8 @@ def end_session_response(ctx: AppContext) -> Response:
     request that no browser follows ends nothing. One that does not check out is an error page in the
 person's language (oidc.core.pages), never followed."""
     try:
-        validated = provider(ctx).validate_endpoint_request("end_session")
+        endpoint = rp_logout.EndSession(provider(ctx))  # as Authlib's validate_endpoint_request does
+        validated = endpoint.validate_request(endpoint.create_endpoint_request(None))
     except OAuth2Error as error:
         raise BrowserRefusal(kind="logout", error=error.error, description=error.description) from None
     return redirect(f"{issuer(ctx)}/#oidc-logout={rp_logout.keep(ctx, validated)}", code=303)

@@ -9,11 +9,11 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError, UnauthorizedClientError
 from authlib.oauth2.rfc8628 import DeviceCodeGrant
 
-from oidc.registration import client_keys
+from oidc.clients import authentication
 from oidc.device import flow as device_flow
 from oidc.token import refresh_tokens as refresh
 from oidc.core import dpop
-from oidc.token.hooks import Hooks
+from oidc.token import tokens
 from oidc.core.models import Client, SignedIn
 
 
@@ -21,7 +21,7 @@ class DeviceGrant(DeviceCodeGrant):
     """Authlib's grant, with citylogin's poll: another app's device_code, or a made-up one, is
     invalid_grant (RFC 8628 §3.5 leaves it to RFC 6749's), and the answer is written before it is given."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", client_keys.METHOD, "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = list(authentication.TOKEN_ENDPOINT_AUTH_METHODS)
 
     def validate_token_request(self) -> None:
         if not self.request.payload.data.get("device_code"):
@@ -49,8 +49,6 @@ class DeviceGrant(DeviceCodeGrant):
                         refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id(),
                         refresh_jkt=key, grant_scope=scope)
         device_flow.redeem(ctx, approved, grant=user.grant(client_id=client.client_id, scope=scope), app=app)
-        hooks: Hooks = self.server.hooks
-        token = hooks.signed_tokens(client=client, user=user, scope=scope)
-        if "openid" in scope.split():  # as a refresh's (OpenID Connect Core §12.2): no nonce was asked
-            token["id_token"] = hooks.id_tokens.refreshed(token, client=client, user=user)
+        # With scope openid, an ID token as a refresh's (OpenID Connect Core §12.2): no nonce was asked
+        token = tokens.refreshed_tokens(ctx, client=client, user=user, scope=scope)
         return 200, token, self.TOKEN_RESPONSE_HEADER

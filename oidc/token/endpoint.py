@@ -1,6 +1,8 @@
-"""POST /oidc/token (RFC 6749 §3.2, §5): the standard's refusals of the request as sent, the DPoP proof's key
-(RFC 9449 §5), then Authlib's token endpoint (oidc.token.server): the client's authentication, the grant, its
-tokens. Every error is JSON (RFC 6749 §5.2), never a redirect."""
+"""The token endpoint's routes. POST /oidc/token (RFC 6749 §3.2, §5): the standard's refusals of the request as sent,
+the DPoP proof's key (RFC 9449 §5), then Authlib's token endpoint (oidc.token.server): the client's authentication
+(oidc.clients.authentication), the grant (one module each: authorization_code, refresh_token, client_credentials,
+device_code), its tokens (oidc.token.tokens). POST /oidc/revoke (RFC 7009): the same refusals, then Authlib's
+revocation endpoint (oidc.token.revocation). Every error is JSON (RFC 6749 §5.2), never a redirect."""
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import OAuth2Error
@@ -27,3 +29,13 @@ def token_response(offer: ProofOffer | None) -> Response:
         return refused_in_json(error)
     with dpop.proving(key):
         return server.create_token_response(request)
+
+
+def revocation_response() -> Response:
+    """POST /oidc/revoke: Authlib's RFC 7009 endpoint, after the standard's refusals (JSON errors)."""
+    server = provider(current())
+    try:
+        check_backchannel(server.create_oauth2_request(None))
+    except OAuth2Error as error:
+        return refused_in_json(error)
+    return server.create_endpoint_response("revocation")

@@ -13,7 +13,7 @@ import pytest
 import requests
 from joserfc.jwk import ECKey
 
-from oidc.registration.client_keys import KEYS_NOT_FETCHED
+from oidc.clients.authentication import KEYS_NOT_FETCHED
 from relying_parties import registration_tokens
 from relying_parties import service as apps
 from relying_parties.models import OidcClient, SelfRegistration

@@ -19,7 +19,7 @@ from joserfc.jwk import ECKey
 
 from citylogin.cli.main import main
 from citylogin.server import gunicorn_config
-from oidc.registration.client_keys import KEYS_NOT_FETCHED
+from oidc.clients.authentication import KEYS_NOT_FETCHED
 from tests.conftest import FAST_ARGON2, RAISED_LIMITS, config_env, unique_name
 from tests.oidc.registration.test_app_fetches import KEY, REDIRECT, token_request
 from tests.support.live import PASSWORD, register_device

@@ -187,15 +187,15 @@ def test_a_second_redemption_that_passes_every_check_is_a_replay_and_revokes_the
 def test_only_a_committed_redemption_signs_tokens(make_server, monkeypatch):
     """A code's tokens are signed once its transaction committed: a replay, or a redemption of a session
     that ended, signs nothing (and so gives nothing)."""
-    from oidc.token.hooks import Hooks
+    from oidc.token import tokens
     signed: list[str] = []
-    code_tokens = Hooks.code_tokens
+    code_tokens = tokens.code_tokens
 
-    def counted(self, request, *, scope):
+    def counted(ctx, request, *, scope):
         signed.append(request.authorization_code.request_digest)
-        return code_tokens(self, request, scope=scope)
+        return code_tokens(ctx, request, scope=scope)
 
-    monkeypatch.setattr(Hooks, "code_tokens", counted)
+    monkeypatch.setattr(tokens, "code_tokens", counted)
     url, ctx = make_server(host_name="127.0.0.1")
     credentials = _app(ctx)
     device = _signed_in_device(url)

@@ -1,4 +1,4 @@
-"""The scope of a refresh's answer (RFC 6749 §6, oidc.token.refresh_scope), property-based: any part of the scope
+"""The scope of a refresh's answer (RFC 6749 §6, oidc.token.refresh_token), property-based: any part of the scope
 originally granted, the whole of it when none is named; a token the grant was not given is invalid_scope,
 whatever surrounds it. What an attacker would send around a valid scope — duplicates, runs of spaces,
 unknown scopes, a granted name in another case, joined by a tab, a comma or a no-break space, or a
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oidc.core.models import SCOPES
-from oidc.token.refresh_scope import refreshed_scope, scope_tokens
+from oidc.token.refresh_token import refreshed_scope, scope_tokens
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 NQCHAR = "".join(chr(c) for c in range(0x21, 0x7F) if c not in (0x22, 0x5C))

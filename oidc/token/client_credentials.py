@@ -1,14 +1,36 @@
-"""The client-credentials grant's tokens (SPEC §15): an app's own Bearer token for the admin API alone."""
+"""The client-credentials grant (RFC 6749 §4.4) for automation (SPEC §15): an app added with --admin-role gets an
+app's own Bearer token for the admin API alone (`scope=admin`, audience <issuer>/admin), acting with that role,
+which is read from the app's record on every call (admin_app_of), not from the token."""
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidScopeError, grants
+
 from relying_parties import service as apps
 from relying_parties.models import AppRecord
 from common.keys.jwt_keys import ALGORITHM, TOKEN_TYPE, TokenError
+from oidc.clients import authentication
 from oidc.core.context import issuer
+from oidc.core.models import ADMIN_SCOPE, SignedIn
 from common.runtime.context import AppContext
+
+
+class AdminCredentials(grants.ClientCredentialsGrant):
+    """RFC 6749 §4.4 for automation (SPEC §15): an app added with --admin-role gets an access token for
+    the admin API alone (`scope=admin`, audience <issuer>/admin), acting with that role."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = list(authentication.CONFIDENTIAL_AUTH_METHODS)
+
+    def validate_requested_scope(self) -> None:
+        if self.request.payload.scope != ADMIN_SCOPE:
+            raise InvalidScopeError("The client-credentials grant gives scope=admin alone: ask for it.")
+
+    def generate_token(self, user: SignedIn | None = None, scope: str | None = None, grant_type: str | None = None,
+                       expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+        ctx = self.server.ctx
+        return admin_access_token(ctx, self.request.client.app, now=ctx.epoch())
 
 
 ADMIN_AUDIENCE = "/admin"  # after the issuer: the admin API is the only place such a token counts
