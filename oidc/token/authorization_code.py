@@ -114,10 +114,8 @@ def live_signed_in(code: Code, client: Client) -> SignedIn | None:
     key = dpop.request_key(bound_to=code.jkt, required=oidc.dpop_required(),
                            algorithms=fapi2.DPOP_ALGORITHMS if oidc.fapi2 else None)
     # The session's liveness is checked by the write that spends the code (save_token), not read here.
-    # ... unless the app registered grant types without refresh_token (RFC 7591 §2): it could not use one
-    wants_refresh = (("offline_access" in code.scope.split() or oidc.public)
-                     and client.check_grant_type("refresh_token"))
-    signed_in = code.signed_in(refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id())
+    signed_in = code.signed_in(refresh_generation=tokens.first_refresh_generation(client, scope=code.scope),
+                               grant_id=refresh.new_grant_id())
     # The grant, and so its rotating refresh tokens, bound to the key; a kept one (a FAPI 2.0 app's) is
     # bound to the client by its authentication instead (RFC 9449 §5).
     return replace(signed_in, jkt=key, refresh_jkt=key if oidc.rotates_refresh_tokens() else None)

@@ -41,12 +41,10 @@ class DeviceGrant(DeviceCodeGrant):
         app = client.app
         key = dpop.request_key(bound_to=approved.jkt, required=app.oidc().dpop_required())
         scope = approved.scope
-        # With offline_access or for a public app, unless it registered grant types without refresh_token
-        wants_refresh = (("offline_access" in scope.split() or app.oidc().public)
-                         and client.check_grant_type("refresh_token"))
         user = SignedIn(user_uuid=approved.user_uuid, session_id=approved.session_id, device_id=approved.device_id,
                         auth_time=approved.auth_time, amr=approved.amr, jkt=key,
-                        refresh_generation=1 if wants_refresh else 0, grant_id=refresh.new_grant_id(),
+                        refresh_generation=tokens.first_refresh_generation(client, scope=scope),
+                        grant_id=refresh.new_grant_id(),
                         refresh_jkt=key, grant_scope=scope)
         device_flow.redeem(ctx, approved, grant=user.grant(client_id=client.client_id, scope=scope), app=app)
         # With scope openid, an ID token as a refresh's (OpenID Connect Core §12.2): no nonce was asked

@@ -25,6 +25,14 @@ def id_tokens(ctx: AppContext) -> IdTokens:
     return IdTokens(ctx, issuer=issuer(ctx))
 
 
+def first_refresh_generation(client: Client, *, scope: str) -> int:
+    """A new grant's refresh generation: 1 (it has refresh tokens) with offline_access, and always for a public
+    client (it has no other way to stay signed in), unless the app registered grant types without refresh_token
+    (RFC 7591 §2: it could not use one); 0 (none) otherwise."""
+    wanted = "offline_access" in scope.split() or client.app.oidc().public
+    return 1 if wanted and client.check_grant_type("refresh_token") else 0
+
+
 def signed_tokens(ctx: AppContext, *, client: Client, user: SignedIn, scope: str) -> dict[str, Any]:
     """An RFC 9068 access token of the person's session for this app (SPEC §14) of `scope`, and the
     grant's next refresh token when it has them (of the grant's scope, RFC 6749 §6)."""
