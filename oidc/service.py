@@ -6,7 +6,8 @@ This module only names what the modules below offer, in the order they build on 
 from __future__ import annotations
 
 from oidc.core.context import grant_store, issuer
-from oidc.authorization.request import REQUEST_PURPOSE, REQUEST_TTL
+from oidc.authorization.request import REQUEST_PURPOSE
+from oidc.core.kept_request import REQUEST_TTL
 from oidc.token.client_credentials import ADMIN_AUDIENCE, admin_access_token, admin_app_of
 from oidc.token.server import provider
 from oidc.core.pages import BrowserRefusal, error_page, unechoed

@@ -109,10 +109,16 @@ def test_the_package_graph_points_one_way():
     assert reaches == [], "a domain uses another only through its service module"
 
 
-def layout_page_floors(page: Path = ROOT / "docs" / "reference" / "code-layout.md") -> list[list[str]]:
-    """The floors of the docs' layout page: its table's rows `| floor | `room/`, `room.py` ... | what |`."""
+def layout_page_floors(page: Path = ROOT / "docs" / "reference" / "code-layout.md",
+                       heading: str = "## The packages") -> list[list[str]]:
+    """The floors of the table under `heading` in the docs' layout page: its rows `| floor | `room/`, `room.py`
+    ... | what |`."""
     floors: dict[int, list[str]] = {}
-    for line in page.read_text().splitlines():
+    lines = page.read_text().splitlines()
+    start = lines.index(heading)
+    for line in lines[start + 1:]:
+        if line.startswith("#"):
+            break
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 3 and cells[0].isdigit():
             floors.setdefault(int(cells[0]), []).extend(
@@ -242,3 +248,82 @@ def test_the_import_check_catches_a_module_that_imports_only_after_another(tmp_p
     assert product_modules(tmp_path) == ["pa", "pa.a", "pa.b", "pa.c"]
     failures = failures_importing_each_alone(tmp_path, product_modules(tmp_path)) or ""
     assert sorted(re.findall(r"^--- (\S+) does not import alone", failures, re.MULTILINE)) == ["pa.a", "pa.c"]
+
+
+# oidc/ is split by endpoint and standard (as node-oidc-provider's lib/actions and Authlib's rfcNNNN packages),
+# its packages on floors of their own, lowest first: a package imports only packages on floors below it. The
+# modules of oidc/ itself (the /oidc blueprint, the service other packages use, the OpenAPI parameters) stand
+# on the top floor, above every package; any other module stands in a package.
+OIDC_FLOORS = [["oidc/core"], ["oidc/app_grants"], ["oidc/discovery"], ["oidc/registration"], ["oidc/userinfo"],
+               ["oidc/clients"], ["oidc/device"], ["oidc/token"], ["oidc/logout"], ["oidc/authorization"], ["oidc"]]
+OIDC_TOP_MODULES = {"__init__", "views", "service", "parameters"}
+OIDC_MAX_LINES = 350
+STANDARD = re.compile(r"\bRFC \d{4}|OpenID Connect|FAPI 2\.0|OAuth 2\.")
+
+
+def oidc_room_of(module: str, root: Path = ROOT) -> str | None:
+    """The package of oidc/ a module (or a name imported from it) stands in; "oidc" for oidc/'s own modules."""
+    parts = module.split(".")
+    if parts[0] != "oidc":
+        return None
+    return f"oidc/{parts[1]}" if len(parts) > 1 and (root / "oidc" / parts[1]).is_dir() else "oidc"
+
+
+def oidc_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """(package of oidc/ -> the packages of oidc/ it imports)."""
+    edges: dict[str, set[str]] = {}
+    for path in sorted((root / "oidc").rglob("*.py")):
+        room = oidc_room_of(".".join(path.relative_to(root).with_suffix("").parts), root)
+        assert room is not None
+        edges.setdefault(room, set())
+        for name in imported_names(path):
+            target = oidc_room_of(name, root)
+            if target is not None and target != room and name != "oidc":
+                edges[room].add(target)
+    return edges
+
+
+def test_the_packages_of_oidc_point_one_way():
+    edges = oidc_graph()
+    order = [room for floor in OIDC_FLOORS for room in floor]
+    assert set(edges) == set(order), "a package of oidc/ is on no floor, or a floor has no package"
+    assert against_the_order(edges, OIDC_FLOORS) == []
+    top = {path.stem for path in (ROOT / "oidc").glob("*.py")}
+    assert top == OIDC_TOP_MODULES, "every module of oidc/ but the blueprint and the service stands in a package"
+
+
+def test_each_package_of_oidc_says_which_standard_it_implements():
+    for package in sorted(path.parent for path in (ROOT / "oidc").glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        assert len(doc) > 200 and STANDARD.search(doc), f"{package.name}/__init__.py: a paragraph naming its standards"
+
+
+def test_no_module_of_oidc_is_over_350_lines():
+    long = [f"{path.relative_to(ROOT)}: {lines}" for path in sorted((ROOT / "oidc").rglob("*.py"))
+            if (lines := len(path.read_text().splitlines())) > OIDC_MAX_LINES]
+    assert long == []
+
+
+def test_the_layout_page_and_oidcs_map_show_each_package_on_its_floor():
+    assert layout_page_floors(heading="### Inside oidc/") == OIDC_FLOORS
+    import oidc
+    mapped = re.findall(r"^\d+\.\s+(\w+)\s", oidc.__doc__ or "", re.MULTILINE)  # its docstring's numbered lines
+    assert [f"oidc/{name}" if name != "oidc" else name for name in mapped] == [room for [room] in OIDC_FLOORS]
+
+
+def test_the_oidc_checks_catch_a_module_in_the_wrong_package(tmp_path):
+    # A grant placed in core (it needs the token endpoint's tokens), a step of the authorization request in
+    # token/ (it needs a check of authorization/), and a module left at oidc/'s top.
+    files = {"oidc/core/refresh_grant.py": "from oidc.token import tokens\n",
+             "oidc/token/tokens.py": "from oidc.core import refusals\n",
+             "oidc/token/request_step.py": "from oidc.authorization.checks import check_prompt\n",
+             "oidc/authorization/checks.py": "from oidc.core.refusals import because\n",
+             "oidc/core/refusals.py": "", "oidc/hooks.py": "from oidc.token import tokens\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).parent.joinpath("__init__.py").touch()
+        (tmp_path / name).write_text(text)
+    floors = [["oidc/core"], ["oidc/token"], ["oidc/authorization"], ["oidc"]]
+    assert against_the_order(oidc_graph(tmp_path), floors) == ["oidc/core -> oidc/token",
+                                                              "oidc/token -> oidc/authorization"]
+    assert {path.stem for path in (tmp_path / "oidc").glob("*.py")} - OIDC_TOP_MODULES == {"hooks"}

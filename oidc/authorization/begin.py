@@ -32,7 +32,8 @@ from oidc.core import request_limits
 from oidc.authorization import request_objects
 from oidc.authorization import response_mode
 from oidc.core import dpop
-from oidc.authorization.request import REQUEST_PURPOSE, REQUEST_TTL, Pending, authorization_request
+from oidc.authorization.request import REQUEST_PURPOSE, Pending, authorization_request
+from oidc.core.kept_request import REQUEST_TTL
 from oidc.core.context import issuer, one_time_tokens
 from oidc.core.pages import BrowserRefusal
 from oidc.token.server import Provider, provider

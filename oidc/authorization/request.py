@@ -3,10 +3,8 @@ from its parameters for Authlib (its record, StoredRequest, is oidc.core.kept_re
 from __future__ import annotations
 
 from oidc.core.context import issuer
-from oidc.core.kept_request import REQUEST_TTL, StoredRequest
+from oidc.core.kept_request import StoredRequest
 from common.runtime.context import AppContext
-
-__all__ = ["REQUEST_PURPOSE", "REQUEST_TTL", "Pending", "StoredRequest", "authorization_request"]
 
 REQUEST_PURPOSE = "oidc_request"
 
