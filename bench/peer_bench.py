@@ -1,7 +1,8 @@
-"""The peer bench (issues 53, 66): citylogin's OpenID Provider beside node-oidc-provider, in server CPU per request.
+"""The peer bench (issues 53, 66, 87): citylogin's OpenID Provider beside node-oidc-provider, in server CPU per request.
 
     .venv/bin/python bench/peer_bench.py [--quick] [--runs N] [--floor] [--node-store memory|dynamodb|both] [--out FILE]
     .venv/bin/python bench/peer_bench.py --quick --rows flow --sides citylogin,floor-gunicorn   # one row, two sides
+    .venv/bin/python bench/peer_bench.py --quick --rows refresh,userinfo --sides citylogin,node-dynamodb   # latency
 
 citylogin runs as deploy/ runs it (gunicorn -c deploy/gunicorn.conf.py, citylogin's worker) on DynamoDB
 Local in memory, whose own CPU is not counted; node-oidc-provider 9 (bench/peer/server.mjs) runs beside it
@@ -25,6 +26,9 @@ userinfo, introspection, discovery; `--rows ROW,...` measures only those (each w
 side: CPU ms per request, requests per server CPU second, p50; and citylogin's requests per server CPU second
 over each other side's, against the goals of bench/goals.py (PEER_GOALS over node-dynamodb, PEER_FLOOR_GOAL
 over floor-gunicorn; over node on memory: information).
+After each run's CPU rows, the latency under load (bench/peer_latency.py, issue 87) of refresh and userinfo
+(those of them in `--rows`) at every side: the maximum rate in a closed loop, then an open loop at 80 % of it,
+each request's latency from the time it was due; `--no-latency` skips it.
 `--sides SIDE,...` starts only those sides (citylogin always; instead of --floor and --node-store), for a
 row's quick look: its goals then show the ratios it measured.
 run_bench.py runs it as one of its parts (bench_peer); alone it writes bench/results/peer.json.
@@ -37,20 +41,22 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the bench package and the project's own packages
 
-from bench.cpu import tree_cpu_seconds  # noqa: E402
 from bench.goals import PEER_GOALS, merge_runs, peer_rows, render_goals  # noqa: E402
 from bench.loadgen import percentile  # noqa: E402
+from bench.peer_latency import ROWS as LATENCY_ROWS  # noqa: E402
+from bench.peer_latency import measure_latency, render_latency  # noqa: E402
+from bench.peer_loop import Block, merged, run_block  # noqa: E402
 from bench.peer_client import (AccountSignIn, Call, CookieSignIn, DeviceSignIn, OidcClient, Side,  # noqa: E402
                                SignIn, http_session)
 from bench.peer_servers import (FLOOR_SERVERS, NODE_SIDES, NODE_STORES, Running, citylogin_server,  # noqa: E402
@@ -67,9 +73,11 @@ NODES = tuple(NODE_SIDES.values())  # node (memory), node-dynamodb
 SIDES = ("citylogin", *NODES)
 FLOORS = tuple(f"floor-{server}" for server in FLOOR_SERVERS)  # bench/peer_floor.py, with --floor
 QUICK = {"threads": 4, "rounds": 1, "block_s": 1.5, "codes_per_batch": 60, "code_batches": 2, "warmup_s": 0.5,
-         "node_warmup_s": 4.0, "settle_s": 0.3, "count_n": 10}
+         "node_warmup_s": 4.0, "settle_s": 0.3, "count_n": 10, "latency_max_threads": 8, "latency_max_s": 2.0,
+         "latency_threads": 16, "latency_s": 3.0, "latency_load": 0.8}
 FULL = {"threads": 4, "rounds": 2, "block_s": 4.0, "codes_per_batch": 100, "code_batches": 3, "warmup_s": 1.0,
-        "node_warmup_s": 6.0, "settle_s": 0.3, "count_n": 20}
+        "node_warmup_s": 6.0, "settle_s": 0.3, "count_n": 20, "latency_max_threads": 8, "latency_max_s": 4.0,
+        "latency_threads": 16, "latency_s": 6.0, "latency_load": 0.8}
 # A `code` block is `code_batches` batches, each of codes made just before it and then redeemed, the CPU
 # counted over the redemptions alone: node-oidc-provider's memory store is an LRU of 1,000 entries (and
 # as many stale ones), so a code made more than about 1,000 writes before its redemption is gone (a code
@@ -95,67 +103,6 @@ def log(message: str) -> None:
     print(f"[peer {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-# --- the closed loop ---------------------------------------------------------------------------
-
-
-@dataclass
-class Block:
-    """One block of one row on one server."""
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    seconds: float = 0.0
-    server_cpu_s: float = 0.0
-    loadgen_cpu_s: float = 0.0
-
-
-def _worker(call: Call, start: threading.Barrier, stop_at: list[float], count: int, block: Block,
-            lock: threading.Lock) -> None:
-    latencies, errors = [], 0
-    start.wait()
-    for _ in range(count):
-        if time.monotonic() >= stop_at[0]:
-            break
-        try:
-            took = call()
-        except Exception:  # noqa: BLE001 - a dropped connection or an unexpected answer is an error of the row
-            took = None
-        if took is None:
-            errors += 1
-        else:
-            latencies.append(took)
-    with lock:
-        block.latencies += latencies
-        block.errors += errors
-
-
-def _merged(batches: list[Block]) -> Block:
-    return Block(latencies=[latency for b in batches for latency in b.latencies], errors=sum(b.errors for b in batches),
-                 seconds=sum(b.seconds for b in batches), server_cpu_s=sum(b.server_cpu_s for b in batches),
-                 loadgen_cpu_s=sum(b.loadgen_cpu_s for b in batches))
-
-
-def run_block(calls: list[Call], *, seconds: float, count: int, pid: int) -> Block:
-    """One thread per call, each calling again as soon as its last call returned, until `seconds` have
-    passed or it made `count` calls; the server's CPU (the process tree of `pid`) around it all."""
-    block, lock, stop_at = Block(), threading.Lock(), [0.0]
-    start = threading.Barrier(len(calls) + 1)
-    pool = [threading.Thread(target=_worker, args=(call, start, stop_at, count, block, lock), daemon=True)
-            for call in calls]
-    for thread in pool:
-        thread.start()
-    before = tree_cpu_seconds({"server": pid})
-    began = time.monotonic()
-    stop_at[0] = began + seconds
-    start.wait(timeout=30)
-    for thread in pool:
-        thread.join(timeout=seconds + 60)
-    block.seconds = time.monotonic() - began
-    after = tree_cpu_seconds({"server": pid})
-    block.server_cpu_s = after["server"] - before["server"]
-    block.loadgen_cpu_s = after["loadgen"] - before["loadgen"]
-    return block
-
-
 # --- each side's clients -------------------------------------------------------------------------
 
 
@@ -170,6 +117,7 @@ class Clients:
     token: OidcClient  # signs in once per block for the userinfo and introspection rows' access token
     readers: list[OidcClient]  # the userinfo, introspection and discovery rows' threads
     grants: list[Call] = field(default_factory=list)  # the refresh row's calls, each rotating its own grant
+    sign_in: Callable[[str], SignIn] | None = None  # a new person at this side, for a purpose (sign_in_for)
 
     def new_grants(self) -> None:
         """A fresh grant per refresh thread, at each refresh row: node-oidc-provider's memory store (an
@@ -186,24 +134,24 @@ def _citylogin_sign_in(side: Side, name: str) -> DeviceSignIn:
     return DeviceSignIn(device)
 
 
+def sign_in_for(side: Side, run: str) -> Callable[[str], SignIn]:
+    """How `side` signs a new person in for a purpose (each purpose a new account at the side)."""
+    if side.name == "citylogin":
+        return lambda purpose: _citylogin_sign_in(side, f"p{run}{purpose}")
+    if side.name in NODES:
+        return lambda purpose: AccountSignIn(f"p{run}{purpose}")
+    return lambda purpose: CookieSignIn(f"p{run}{purpose}")
+
+
 def make_clients(running: Running, threads: int, run: str, *, people: int = 1) -> Clients:
     """`people`: how many people each thread's `code` row makes its codes with (see _code_calls)."""
-    side = running.side
-    if side.name == "citylogin":
-        def sign_in(purpose: str) -> SignIn:
-            return _citylogin_sign_in(side, f"p{run}{purpose}")
-    elif side.name in NODES:
-        def sign_in(purpose: str) -> SignIn:
-            return AccountSignIn(f"p{run}{purpose}")
-    else:
-        def sign_in(purpose: str) -> SignIn:
-            return CookieSignIn(f"p{run}{purpose}")
+    side, sign_in = running.side, sign_in_for(running.side, run)
     return Clients(running=running,
                    refresh=[OidcClient(side, sign_in(f"r{i}")) for i in range(threads)],
                    code=[[OidcClient(side, sign_in(f"c{i}-{k}")) for k in range(people)] for i in range(threads)],
                    flow=[OidcClient(side, sign_in(f"f{i}")) for i in range(threads)],
                    token=OidcClient(side, sign_in("t")),
-                   readers=[OidcClient(side) for _ in range(threads)])
+                   readers=[OidcClient(side) for _ in range(threads)], sign_in=sign_in)
 
 
 def _calls(row: str, clients: Clients, codes_per_thread: int) -> tuple[list[Call], int]:
@@ -267,7 +215,7 @@ def _block(row: str, clients: Clients, cfg: dict) -> Block:
         time.sleep(cfg["settle_s"])  # what the preparation left behind (writes after an answer) is done
         seconds = BLOCK_DEADLINE_S if row == "code" else cfg["block_s"]
         batches.append(run_block(calls, seconds=seconds, count=count, pid=clients.running.pid))
-    return _merged(batches)
+    return merged(batches)
 
 
 def _over(a: dict, b: dict) -> float | None:
@@ -361,9 +309,11 @@ def measure_row(row: str, sides: dict[str, Clients], cfg: dict) -> dict:
     return out
 
 
-def measure(sides: dict[str, Clients], cfg: dict, *, fresh: bool = True, rows_measured: tuple[str, ...] = ROWS) -> dict:
+def measure(sides: dict[str, Clients], cfg: dict, *, fresh: bool = True, rows_measured: tuple[str, ...] = ROWS,
+            latency: bool = True) -> dict:
     """Each of `rows_measured` on `sides`; `fresh` servers (not yet measured) are warmed up on each of
-    them first."""
+    them first. Then, with `latency`, the latency under load of those of them that are latency rows
+    (bench/peer_latency.py: refresh, userinfo) at every side."""
     rows = {}
     if fresh:
         log(f"warming every side up: each row {cfg['node_warmup_s']:g}s at each node, {cfg['warmup_s']:g}s at the "
@@ -384,7 +334,10 @@ def measure(sides: dict[str, Clients], cfg: dict, *, fresh: bool = True, rows_me
               "warmup_s": cfg["warmup_s"],
               "block_s": cfg["block_s"], "codes_per_batch": cfg["codes_per_batch"],
               "code_batches": cfg["code_batches"]}
-    return {"peer": {"method": method, "rows": rows}}
+    peer = {"method": method, "rows": rows}
+    if latency and set(rows_measured) & set(LATENCY_ROWS):
+        peer["latency"] = measure_latency(sides, cfg, rows_measured, log=log)
+    return {"peer": peer}
 
 
 def bench_peer(endpoint_url: str, work_dir: Path, cfg: dict, *, run: str = "1", floor: bool = False,
@@ -460,6 +413,8 @@ def render_peer(peer: dict) -> str:
                  f"{method['threads']} threads")
     for name, server in (method.get("floors") or {}).items():
         lines.append(f"{name}: bench/peer_floor.py under {server}")
+    if peer.get("latency"):
+        lines += ["", render_latency(peer["latency"])]
     return "\n".join(lines)
 
 
@@ -488,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sides", type=_names(SIDES + FLOORS),
                         help=f"start only these sides, citylogin always (comma-separated: {','.join(SIDES + FLOORS)}); "
                              "instead of --floor and --node-store")
+    parser.add_argument("--no-latency", dest="latency", action="store_false",
+                        help="skip the latency under load (after the CPU rows: refresh and userinfo, if in --rows)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peer.json", help="JSON results")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
@@ -504,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.runs + 1):
             log(f"--- run {number} of {args.runs} ---")
             # a later run's servers are warm
-            runs.append(measure(sides, cfg, fresh=number == 1, rows_measured=args.rows))
+            runs.append(measure(sides, cfg, fresh=number == 1, rows_measured=args.rows, latency=args.latency))
     info["loadavg_end"] = os.getloadavg()
     rows = merge_runs([peer_rows(run) for run in runs])
     text = "\n\n".join(f"run {i} of {len(runs)}\n" + render_peer(run["peer"]) for i, run in enumerate(runs, 1))
@@ -514,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         (f" --runs {args.runs}" if args.runs != 1 else "") + (" --floor" if args.floor else "") + \
         (f" --node-store {args.node_store}" if args.node_store != "both" else "") + \
         (f" --rows {','.join(args.rows)}" if args.rows != ROWS else "") + \
-        (f" --sides {','.join(args.sides)}" if args.sides is not None else "")
+        (f" --sides {','.join(args.sides)}" if args.sides is not None else "") + \
+        ("" if args.latency else " --no-latency")
     report = {"source": "bench/peer_bench.py", "command": command, "started_at": started_at,
               "mode": "quick" if args.quick else "full", "runs": args.runs, "config": cfg, "machine": info,
               "results": {"runs": runs}, "goals": rows, "wall_seconds": time.monotonic() - started, "table": text}
