@@ -73,8 +73,8 @@ def _peer_results(ratios: dict[str, float], side: str = "node-dynamodb") -> dict
 
 
 def test_the_peer_rows_are_met_at_their_goals_over_node_on_dynamodb_and_missed_below_them():
-    assert goals.PEER_GOALS == {"refresh": 2.5, "code": 2.5, "flow": 2.5, "userinfo": 2.5, "introspection": 2.5,
-                                "discovery": 0.6}
+    assert goals.PEER_GOALS == {"refresh": 1.5, "code": 1.5, "flow": 1.5, "userinfo": 1.5, "introspection": 1.5,
+                                "discovery": 1.0}  # issue 87's
     at_goal = _statuses(_peer_results(goals.PEER_GOALS))
     below = _statuses(_peer_results({row: goal - 0.01 for row, goal in goals.PEER_GOALS.items()}))
     memory_only = _statuses(_peer_results(goals.PEER_GOALS, side="node"))  # --node-store memory
@@ -85,10 +85,14 @@ def test_the_peer_rows_are_met_at_their_goals_over_node_on_dynamodb_and_missed_b
         assert (at_goal[ceiling], memory_only[ceiling]) == ("n/a", "info"), ceiling
 
 
-def test_citylogin_over_the_floor_under_its_own_server_is_a_goal_of_0_8_on_every_row():
-    at_goal = _statuses(_peer_results({row: 0.8 for row in goals.PEER_GOALS}, side="floor-gunicorn"))
-    below = _statuses(_peer_results({row: 0.79 for row in goals.PEER_GOALS}, side="floor-gunicorn"))
+def test_citylogin_over_the_floor_under_its_own_server_is_a_goal_of_0_8_on_every_row_but_the_flow_s_0_6():
+    assert goals.PEER_FLOOR_GOAL == {"refresh": 0.8, "code": 0.8, "flow": 0.6, "userinfo": 0.8, "introspection": 0.8,
+                                     "discovery": 0.8}  # issue 87's
+    at_goal = _statuses(_peer_results(goals.PEER_FLOOR_GOAL, side="floor-gunicorn"))
+    below = _statuses(_peer_results({row: goal - 0.01 for row, goal in goals.PEER_FLOOR_GOAL.items()},
+                                    side="floor-gunicorn"))
     no_floor = _statuses(_peer_results(goals.PEER_GOALS))  # without --floor
+    assert set(goals.PEER_FLOOR_GOAL) == set(goals.PEER_GOALS)
     for row in goals.PEER_GOALS:
         figure = goals.PEER_OVER_FLOOR_FIGURE.format(row=row)
         assert (at_goal[figure], below[figure], no_floor[figure]) == ("MET", "MISSED", "n/a"), figure
@@ -112,9 +116,37 @@ def test_the_dynamodb_calls_per_request_of_each_counting_side_are_information():
 
 
 def test_a_peer_row_is_met_only_if_every_run_met_it():
-    runs = [goals.peer_rows(_peer_results({"refresh": ratio})) for ratio in (3.2, 2.4, 3.1)]
+    runs = [goals.peer_rows(_peer_results({"refresh": ratio})) for ratio in (3.2, 1.4, 3.1)]
     refresh = next(row for row in goals.merge_runs(runs) if row["figure"] == goals.PEER_FIGURE.format(row="refresh"))
-    assert (refresh["value"], refresh["runs"], refresh["status"]) == (3.1, [3.2, 2.4, 3.1], "MISSED")
+    assert (refresh["value"], refresh["runs"], refresh["status"]) == (3.1, [3.2, 1.4, 3.1], "MISSED")
+
+
+def _latency(p99s: dict[str, float]) -> dict:
+    """One run's latency under load (bench/peer_latency.py) of the refresh row at each side given."""
+    sides = {side: {"max_rps": 300.0, "target_rps": 240.0, "p50_ms": p99 / 4, "p95_ms": p99 / 2, "p99_ms": p99,
+                    "errors": 0, "samples": 1000} for side, p99 in p99s.items()}
+    return {"peer": {"rows": {}, "latency": {"method": {}, "rows": {"refresh": sides}}}}
+
+
+def test_the_latency_under_load_is_information_per_side_folded_over_the_runs():
+    runs = [goals.peer_rows(_latency({"citylogin": p99, "node-dynamodb": 20.0, "floor-gunicorn": 1.0}))
+            for p99 in (10.0, 30.0, 14.0)]
+    rows = {row["figure"]: row for row in goals.merge_runs(runs)}
+    citylogin = rows[goals.PEER_LATENCY_FIGURE.format(row="refresh", q="p99", side="citylogin")]
+    assert (citylogin["value"], citylogin["runs"], citylogin["unit"], citylogin["status"]) == (
+        14.0, [10.0, 30.0, 14.0], "ms", "info")
+    node = rows[goals.PEER_LATENCY_FIGURE.format(row="refresh", q="p50", side="node-oidc-provider on DynamoDB")]
+    assert (node["value"], node["status"]) == (5.0, "info")
+    ratio = rows[goals.PEER_LATENCY_RATIO_FIGURE.format(row="refresh")]
+    assert (ratio["runs"], ratio["status"]) == ([0.5, 1.5, 0.7], "info")
+    assert not [figure for figure in rows if "latency" in figure and "floor" in figure]  # the goals' sides only
+
+
+def test_a_run_without_latency_or_without_node_on_dynamodb_has_no_latency_ratio():
+    assert not [row for row in goals.peer_rows({"peer": {"rows": {}}}) if "latency" in row["figure"]]
+    alone = {row["figure"] for row in goals.peer_rows(_latency({"citylogin": 10.0}))}
+    assert goals.PEER_LATENCY_FIGURE.format(row="refresh", q="p95", side="citylogin") in alone
+    assert goals.PEER_LATENCY_RATIO_FIGURE.format(row="refresh") not in alone
 
 
 FLOOR_LOGINS = "logins per server CPU s: citylogin / the floor (DynamoDB behind the delaying proxy, ABBA)"
