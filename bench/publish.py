@@ -32,7 +32,15 @@ A file with the peer bench's figures (bench/peer_bench.py, alone or as a part of
                                     "ratio": 0.5}, ...}]}
 
 and becomes one more table, with its method, between the peer-table markers of the same page (issue 53's
-files, with node on its memory store alone, have `ratio` and no `citylogin_over`).
+files, with node on its memory store alone, have `ratio` and no `citylogin_over`). A peer run that measured
+the latency under load (bench/peer_latency.py, issue 87) adds
+
+     "latency": {"method": {"latency_max_threads": 8, "latency_max_s": 4.0, "latency_threads": 16, ...},
+                 "runs": [{"refresh": {"citylogin": {"max_rps": .., "target_rps": .., "achieved_rps": ..,
+                                                     "p50_ms": .., "p95_ms": .., "p99_ms": .., "errors": ..,
+                                                     "samples": ..}, "node-dynamodb": {...}}, ...}]}
+
+and a latency table after the peer's (each run's figures); a file without it shows none.
 """
 from __future__ import annotations
 
@@ -58,6 +66,11 @@ PEER_SIDE_KEPT = ("cpu_ms_per_request", "per_server_cpu_second", "p50_ms", "comp
 PEER_FLOORS = ("floor-gunicorn", "floor-granian")
 PEER_SIDES = ("citylogin", "node", "node-dynamodb", *PEER_FLOORS)
 PEER_FLOOR_KEPT = ("citylogin_over", "floor_ratios", "citylogin_over_floor")
+PEER_LATENCY_KEPT = ("max_rps", "target_rps", "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "errors", "samples")
+PEER_LATENCY_LABELS = {"citylogin": "citylogin", "node-dynamodb": "node on DynamoDB", "node": "node on memory",
+                       "floor-gunicorn": "floor under citylogin's worker", "floor-granian": "floor under granian"}
+PEER_LATENCY_HEADER = ("| row | side | max requests/s (closed loop) | requests/s asked (open loop) | p50 ms | p95 ms "
+                       "| p99 ms | errors |")
 PEER_FLOOR_HEADER = ("| row | CPU ms per request, floor under citylogin's worker | CPU ms per request, floor under "
                      "granian | floor under citylogin's worker / node on memory | floor under granian / node on "
                      "memory | citylogin / floor under citylogin's worker | goal | status |")
@@ -153,10 +166,17 @@ def peer_summary(results: dict) -> dict | None:
     parts = [run["peer"] for run in results.get("results", {}).get("runs", []) if run.get("peer")]
     if not parts:
         return None
-    return {"method": parts[0]["method"],
-            "runs": [{row: {**{key: at[key] for key in PEER_FLOOR_KEPT if key in at}, "ratio": at.get("ratio"),
-                            **{side: {k: at[side].get(k) for k in PEER_SIDE_KEPT} for side in PEER_SIDES if side in at}}
-                      for row, at in part["rows"].items()} for part in parts]}
+    out = {"method": parts[0]["method"],
+           "runs": [{row: {**{key: at[key] for key in PEER_FLOOR_KEPT if key in at}, "ratio": at.get("ratio"),
+                           **{side: {k: at[side].get(k) for k in PEER_SIDE_KEPT} for side in PEER_SIDES if side in at}}
+                     for row, at in part["rows"].items()} for part in parts]}
+    latency = [part.get("latency") or {} for part in parts]
+    if any(at.get("rows") for at in latency):
+        out["latency"] = {"method": next(at["method"] for at in latency if at.get("rows")),
+                          "runs": [{row: {side: {k: figures.get(k) for k in PEER_LATENCY_KEPT}
+                                          for side, figures in sides.items()}
+                                    for row, sides in (at.get("rows") or {}).items()} for at in latency]}
+    return out
 
 
 def check(published: dict) -> None:
@@ -284,6 +304,8 @@ def render_peer_table(name: str, published: dict) -> str:
                      f"| {goal.get('status', '')} | {_times(over_memory)} |")
     if any("floor_ratios" in at for at in runs[0].values()):
         lines += ["", *render_floor_table(peer, goals)]
+    if peer.get("latency"):
+        lines += ["", *render_latency_table(peer["latency"])]
     return "\n".join(lines)
 
 
@@ -321,6 +343,29 @@ def render_floor_table(peer: dict, goals: dict[str, dict]) -> list[str]:
         cells.append(_times(_median_at(runs, row, "citylogin_over_floor")))
         goal = goals.get(PEER_OVER_FLOOR_FIGURE.format(row=row), {})
         lines.append(f"| {row} | {' | '.join(cells)} | {goal.get('goal', '')} | {goal.get('status', '')} |")
+    return lines
+
+
+def render_latency_table(latency: dict) -> list[str]:
+    """The latency under load (issue 87): per row and side, each run's max rate, the rate asked of it, p50,
+    p95, p99 and errors (a run that did not measure a side: –)."""
+    method, runs = latency.get("method") or {}, latency["runs"]
+    lines = [f"Latency under load (`bench/peer_latency.py`): each side's maximum rate, a closed loop of "
+             f"{method.get('latency_max_threads')} threads for {method.get('latency_max_s', 0):g} s, then an open "
+             f"loop at {method.get('latency_load', 0.8):.0%} of it for {method.get('latency_s', 0):g} s: requests due "
+             f"at a constant rate, sent by {method.get('latency_threads')} threads each on its own keep-alive "
+             "connection (refresh: each rotating its own grant), each request's latency from the time it was due "
+             "to its checked answer, so a request that waited for a free thread or a stalled server counts its "
+             "wait. Each run's figure, in order.", "", PEER_LATENCY_HEADER, "|---|---|---|---|---|---|---|---|"]
+    rows = list(dict.fromkeys(row for run in runs for row in run))
+    for row in rows:
+        sides = list(dict.fromkeys(side for run in runs for side in run.get(row, {})))
+        for side in sides:
+            each = [run.get(row, {}).get(side) or {} for run in runs]
+            cells = [" / ".join(_number(at.get(key)) for at in each)
+                     for key in ("max_rps", "target_rps", "p50_ms", "p95_ms", "p99_ms")]
+            cells.append(" / ".join("–" if at.get("errors") is None else str(at["errors"]) for at in each))
+            lines.append(f"| {row} | {PEER_LATENCY_LABELS.get(side, side)} | {' | '.join(cells)} |")
     return lines
 
 

@@ -149,3 +149,37 @@ def test_the_rebased_rows_are_published_with_the_figures_behind_them():
     assert "| round trips: OIDC token step: POST /oidc/token (a code) | 1.10 trips |  | <= 1 (rounded) | MET |" in table
     assert ("| round trips: console account page beyond its session read (page - the operator's /session/me) "
             "| 1.20 trips |  | <= 1 (rounded) | MET |") in table
+
+
+def _with_latency(run: dict, p99: float, *, node: bool = True) -> dict:
+    """`run` with bench/peer_latency.py's figures for refresh and userinfo (node on DynamoDB: if `node`)."""
+    def side(scale: float) -> dict:
+        return {"max_rps": 300.0 / scale, "max_errors": 0, "target_rps": 240.0 / scale, "achieved_rps": 239.0 / scale,
+                "p50_ms": p99 * scale / 4, "p95_ms": p99 * scale / 2, "p99_ms": p99 * scale, "max_ms": 99.0,
+                "samples": 1400, "errors": 1, "unsent": 0, "due": 1440, "seconds": 6.0}
+    sides = {"citylogin": side(1.0), **({"node-dynamodb": side(2.0)} if node else {})}
+    run["peer"]["latency"] = {"method": {"latency_max_threads": 8, "latency_max_s": 4.0, "latency_threads": 16,
+                                         "latency_s": 6.0, "latency_load": 0.8},
+                              "rows": {"refresh": sides, "userinfo": sides}}
+    return run
+
+
+def test_the_latency_under_load_is_a_table_of_each_run_after_the_peer_s():
+    runs = [_with_latency(_peer_run(1.6, 2.0, 5.2), 20.0), _with_latency(_peer_run(1.4, 4.0, 9.6), 40.0, node=False)]
+    published = publish.extract(_peer_results(runs), source="x", command="y")
+    kept = published["peer"]["latency"]["runs"][0]["refresh"]["citylogin"]
+    assert set(kept) == set(publish.PEER_LATENCY_KEPT) and kept["p99_ms"] == 20.0
+    table = publish.render_peer_table("bench/published/peer.json", published)
+    assert table.index(publish.PEER_HEADER) < table.index(publish.PEER_LATENCY_HEADER)
+    assert "closed loop of 8 threads for 4 s, then an open loop at 80% of it for 6 s" in table
+    assert "| refresh | citylogin | 300 / 300 | 240 / 240 | 5.00 / 10.0 | 10.0 / 20.0 | 20.0 / 40.0 | 1 / 1 |" in table
+    # the second run did not measure node on DynamoDB: its figures are –
+    assert "| userinfo | node on DynamoDB | 150 / – | 120 / – | 10.0 / – | 20.0 / – | 40.0 / – | 1 / – |" in table
+    goal_figures = {row["figure"] for row in published["goals"]}
+    assert goals.PEER_LATENCY_RATIO_FIGURE.format(row="userinfo") in goal_figures
+
+
+def test_a_peer_file_without_latency_shows_no_latency_table():
+    published = publish.extract(_peer_results([_peer_run(1.6, 2.0, 5.2)]), source="x", command="y")
+    assert "latency" not in published["peer"]
+    assert "Latency under load" not in publish.render_peer_table("bench/published/peer.json", published)
