@@ -6,8 +6,8 @@ code, an active token at introspection), and an answer that is not one is not co
 (bench/peer_floor.py, under gunicorn and under granian) is held to the same answers, and every side to the
 same refusals a provider owes: a code used twice, a refresh token two rotations old, a wrong client
 secret, a wrong PKCE verifier. node on DynamoDB keeps its tokens in its table, of the design of
-node-oidc-provider's DynamoDB example, and counts its calls. Slow: it starts the five servers; it times
-nothing."""
+node-oidc-provider's DynamoDB example, and counts its calls. The latency under load (bench/peer_latency.py)
+measures its rows at each side, every answer checked. Slow: it starts the five servers; it times nothing."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +19,7 @@ import jwt
 import pytest
 import requests
 
-from bench import peer_bench
+from bench import goals, peer_bench, peer_latency
 from bench.peer_client import OidcClient
 from common.database import dynamo
 
@@ -169,3 +169,22 @@ def test_row_and_side_names_are_parsed_in_order_and_unknown_ones_refused():
             rows(wrong)
     with pytest.raises(SystemExit):
         peer_bench.main(["--sides", "citylogin,node-memory"])
+
+
+def test_the_latency_under_load_measures_each_latency_row_at_every_side_and_keeps_its_shape(sides):
+    cfg = {"latency_max_threads": 2, "latency_max_s": 0.3, "latency_threads": 3, "latency_s": 0.3,
+           "latency_load": 0.8}
+    chosen = {name: sides[name] for name in ("citylogin", "node-dynamodb")}
+    latency = peer_latency.measure_latency(chosen, cfg, ("discovery", "userinfo", "refresh"), log=lambda _: None)
+    assert latency["method"] == cfg
+    assert list(latency["rows"]) == ["userinfo", "refresh"] and all(set(at) == set(chosen)
+                                                                   for at in latency["rows"].values())
+    for at in latency["rows"].values():
+        for figures in at.values():
+            assert figures["max_rps"] > 0 and figures["target_rps"] == pytest.approx(0.8 * figures["max_rps"])
+            assert figures["errors"] == figures["max_errors"] == 0
+            assert figures["samples"] == figures["due"] > 0
+            assert figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+    assert "node-dynamodb" in peer_latency.render_latency(latency)
+    rows = {row["figure"]: row for row in goals.peer_rows({"peer": {"rows": {}, "latency": latency}})}
+    assert rows[goals.PEER_LATENCY_RATIO_FIGURE.format(row="refresh")]["status"] == "info"
