@@ -260,7 +260,8 @@ def peer_rows(r: dict) -> list[dict]:
     """The goal rows, per row: citylogin over node on DynamoDB and over the provider floor under its own
     server (n/a when that side did not run: --node-store memory, no --floor); information rows: over node
     on memory, each floor's ratio to node on memory (the most citylogin could reach under that server),
-    and the DynamoDB calls per request of citylogin and node on DynamoDB."""
+    the DynamoDB calls per request of citylogin and node on DynamoDB, and the latency under load
+    (peer_latency_rows)."""
     rows = _get(r, "peer", "rows") or {}
     out = [_row(PEER_FIGURE.format(row=row), _citylogin_over(rows.get(row), "node-dynamodb"), "x", f">= {goal:g}",
                 lambda v, goal=goal: v >= goal) for row, goal in PEER_GOALS.items()]
