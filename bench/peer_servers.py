@@ -74,13 +74,16 @@ def add_app(env: dict[str, str]) -> dict[str, str]:
 
 @contextmanager
 def citylogin_server(endpoint_url: str, work_dir: Path, *, table_prefix: str = TABLE_PREFIX,
-                     checkout: Path = PROJECT_ROOT) -> Iterator[Running]:
+                     checkout: Path = PROJECT_ROOT, conf: Path | None = None,
+                     extra_env: dict[str, str] | None = None) -> Iterator[Running]:
     """`citylogin init` and the app on the peer's tables, then gunicorn with deploy/gunicorn.conf.py, its
     public URL its own address (so that discovery names the endpoints the client calls). `checkout`: another
-    checkout of citylogin whose code runs instead (first on the path; bench/server_threads.py --old)."""
+    checkout of citylogin whose code runs instead (first on the path; bench/server_threads.py --old). `conf`:
+    another gunicorn settings file (bench/served_timing_conf.py), `extra_env` its variables."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**citylogin_environment(endpoint_url, work_dir, table_prefix), "CITYLOGIN_PUBLIC_URL": base_url}
+    env = {**citylogin_environment(endpoint_url, work_dir, table_prefix), "CITYLOGIN_PUBLIC_URL": base_url,
+           **(extra_env or {})}
     if checkout != PROJECT_ROOT:
         env["PYTHONPATH"] = str(checkout)
     run_init(env)
@@ -90,7 +93,7 @@ def citylogin_server(endpoint_url: str, work_dir: Path, *, table_prefix: str = T
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     log_path = work_dir / "peer-gunicorn.log"
     with open(log_path, "wb") as log:
-        conf = checkout / GUNICORN_CONF.relative_to(PROJECT_ROOT)
+        conf = conf or checkout / GUNICORN_CONF.relative_to(PROJECT_ROOT)
         process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(conf), "--bind", f"127.0.0.1:{port}",
                                     "citylogin.app:create_app()"], env=env, cwd=checkout,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)

@@ -53,6 +53,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.function_timing import timed_functions  # noqa: E402
 from bench.servers import VENV_BIN, app_environment, gunicorn_app, run_init  # noqa: E402
 import requests  # noqa: E402
 
@@ -262,7 +263,7 @@ def main() -> None:
             one, prepare = sign_in.one, sign_in.prepare
         else:
             one = _requests(create_app_closing().test_client(), args.row, held, app)
-        timed = _timed_functions(args.time)
+        timed = timed_functions(args.time)
         prepare(WARM_UP)
         for _ in range(WARM_UP):
             one()
@@ -282,33 +283,6 @@ def main() -> None:
             prepare(args.requests)
             _sampled(one, requests_n=args.requests, top=args.profile, out=Path(work) / "samples.txt",
                      within=args.within)
-
-
-def _timed_functions(names: list[str]) -> dict[str, list[float]]:
-    """Wrap each MODULE:FUNCTION (or MODULE:Class.method) to add up its thread CPU (time.thread_time,
-    on whichever thread runs it: the background pool's too) and its calls: {name: [seconds, calls]}.
-    A module-level function is wrapped where it is defined: a caller that imported it by name keeps
-    the original (wrap it as caller_module:name). Each wrapper costs about a microsecond a call."""
-    import importlib
-    totals: dict[str, list[float]] = {}
-    for name in names:
-        module_name, _, attribute = name.partition(":")
-        owner: Any = importlib.import_module(module_name)
-        *path, last = attribute.split(".")
-        for part in path:
-            owner = getattr(owner, part)
-        inner, total = getattr(owner, last), totals.setdefault(name, [0.0, 0])
-
-        def wrapper(*args: Any, _inner: Callable[..., Any] = inner, _total: list[float] = total,
-                    **kwargs: Any) -> Any:
-            started = time.thread_time()
-            try:
-                return _inner(*args, **kwargs)
-            finally:
-                _total[0] += time.thread_time() - started
-                _total[1] += 1
-        setattr(owner, last, wrapper)
-    return totals
 
 
 def _sampled(one: Callable[[], None], *, requests_n: int, top: int, out: Path, within: str = "") -> None:

@@ -9,6 +9,8 @@ Blocks alternate between the servers (A B C C B A ...), so that they compare in 
 
 Per server: CPU ms per request, and its share by thread kind (the arbiter, each worker's event loop, the
 request threads, and every other named thread: the background pool, the metrics flush, the stream pump ...).
+Rows: the peer bench's flow, userinfo, introspection, discovery and refresh, and code (issue 87): each block
+3 batches of 15 codes a thread, made by as many people in turn just before it, 0.3 s apart from it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from contextlib import ExitStack
 from pathlib import Path
@@ -33,6 +36,8 @@ from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 
 _THREAD = re.compile(r'^Thread (?:0x[0-9A-Fa-f]+|\d+) \((?:[^)]*)\): "([^"]*)"')
 _TID = re.compile(r"^Thread (\d+) ")
+_CODES_PER_THREAD = 15  # the code row: each thread's batch, made by as many people in turn (as the peer bench's)
+_CODE_BATCHES = 3
 
 
 def tree_pids(root: int) -> list[int]:
@@ -93,7 +98,8 @@ def kind(pid: int, root: int, name: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--row", default="flow", choices=("flow", "userinfo", "introspection", "discovery"))
+    parser.add_argument("--row", default="flow",
+                        choices=("flow", "userinfo", "introspection", "discovery", "refresh", "code"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0, help="each block's length")
     parser.add_argument("--old", type=Path, help="another checkout of citylogin, measured as citylogin-old")
@@ -116,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             Path(tmp, "floor").mkdir()
             running["floor-gunicorn"] = stack.enter_context(floor_server(db.endpoint_url, Path(tmp, "floor"),
                                                                          server="gunicorn", table_prefix="floor_"))
-        sides: dict[str, Clients] = {name: make_clients(side, cfg["threads"], name[:3], people=1)
+        people = _CODES_PER_THREAD if args.row == "code" else 1
+        sides: dict[str, Clients] = {name: make_clients(side, cfg["threads"], name[:3], people=people)
                                      for name, side in running.items()}
         warm_up(args.row, sides, cfg, 6.0)
         names = list(sides)
@@ -125,14 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         order = (names + names[::-1]) * args.rounds
         for name in order:
             clients = sides[name]
-            calls, count = _calls(args.row, clients, 0)
-            root = clients.running.pid
-            before = thread_ticks(root)
-            block = run_block(calls, seconds=args.seconds, count=count, pid=root)
-            after = thread_ticks(root)
-            done[name] += len(block.latencies)
-            for key, value in after.items():
-                ticks[name][key] += value - before.get(key, 0)
+            for _ in range(_CODE_BATCHES if args.row == "code" else 1):
+                calls, count = _calls(args.row, clients, _CODES_PER_THREAD)
+                root = clients.running.pid
+                time.sleep(0.3)  # what the preparation left behind (writes after an answer) is done
+                before = thread_ticks(root)
+                block = run_block(calls, seconds=args.seconds, count=count, pid=root)
+                after = thread_ticks(root)
+                done[name] += len(block.latencies)
+                for key, value in after.items():
+                    ticks[name][key] += value - before.get(key, 0)
         for name in names:
             root = sides[name].running.pid
             named = thread_names(root)
@@ -158,7 +167,7 @@ def profile(clients: Clients, args: argparse.Namespace) -> None:
                                    "--duration", str(int(args.seconds) + 1), "--format", "raw", "--nonblocking",
                                    "--output", f"{tmp}/{pid}.txt"], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) for pid in workers]
-        calls, count = _calls(args.row, clients, 0)
+        calls, count = _calls(args.row, clients, _CODES_PER_THREAD)
         run_block(calls, seconds=args.seconds, count=count, pid=root)
         for spy in spies:
             spy.wait(timeout=120)
