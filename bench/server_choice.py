@@ -165,7 +165,7 @@ def decide(rows: dict, protections: dict[str, dict[str, dict]] | None, baseline:
     winner: the one of those with the least CPU on the deciding rows, or None."""
     by_row = ratios(rows, baseline)
     verdicts = {}
-    for name in next(iter(rows.values())):
+    for name in next(iter(rows.values()), None) or protections or {}:
         if name == baseline:
             continue
         cheaper = all((by_row.get(row, {}).get(name) or 1.0) < 1 - WIN for row in DECIDING_ROWS)
@@ -242,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", default=",".join(CANDIDATES),
                         help=f"comma-separated, of {','.join(CANDIDATES)}")
     parser.add_argument("--no-protections", action="store_true", help="measure the CPU only")
+    parser.add_argument("--protections-only", action="store_true", help="check the protections only (no rows)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "server_choice.json")
     args = parser.parse_args(argv)
-    rows = tuple(r for r in args.rows.split(",") if r in ROWS)
+    rows = () if args.protections_only else tuple(r for r in args.rows.split(",") if r in ROWS)
     candidates = tuple(c for c in args.candidates.split(",") if c in CANDIDATES)
     if BASELINE not in candidates:
         parser.error(f"{BASELINE} is the baseline: keep it among --candidates")
@@ -264,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"starting {name} behind nginx")
             deployments[name] = stack.enter_context(deployed(name, db.endpoint_url, Path(tmp, name), tls))
         people = max(1, cfg["codes_per_batch"] // cfg["threads"]) if "code" in rows else 1
-        log(f"signing in {cfg['threads'] * (1 + people) + 1} people at each candidate")
-        clients = {name: clients_of(d, cfg["threads"], people) for name, d in deployments.items()}
+        if rows:
+            log(f"signing in {cfg['threads'] * (1 + people) + 1} people at each candidate")
+        clients = {name: clients_of(d, cfg["threads"], people) for name, d in deployments.items()} if rows else {}
         results = measure_rows(deployments, clients, cfg, rows)
         info["loadavg_after_rows"] = os.getloadavg()
         if protections is not None:
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 protections[name] = {p: c.as_dict() for p, c in checks.items()}
     info["loadavg_end"] = os.getloadavg()
     decision = decide(results, protections)
-    text = render_rows(results)
+    text = render_rows(results) if results else "(no rows measured)"
     if protections:
         text += "\n\n" + render_threads(threads) + "\n\n" + render_protections(protections)
     text += "\n\n" + render_decision(decision)
@@ -286,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{', '.join(f'{x:.1f}' for x in info['loadavg_start'])} at the start, "
              f"{', '.join(f'{x:.1f}' for x in info['loadavg_end'])} at the end")
     print(text)
-    report = {"source": "bench/server_choice.py", "command": "bench/server_choice.py" + " --quick" * args.quick,
+    command = " ".join(["bench/server_choice.py", *(argv if argv is not None else sys.argv[1:])])
+    report = {"source": "bench/server_choice.py", "command": command,
               "started_at": started_at, "mode": "quick" if args.quick else "full", "config": cfg, "machine": info,
               "servers": {"gunicorn": shown("gunicorn"), "granian": shown("granian"),
                           "split": "granian, and gunicorn for /session/events and /ssf/poll"},

@@ -22,7 +22,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import requests
 
@@ -38,6 +40,7 @@ CUT_WITHIN_S = 75.0  # nginx's client_header_timeout and client_body_timeout are
 ANSWER_WITHIN_S = 5.0
 STREAM_DEADLINE_S = 60.0
 START_DEADLINE_S = 60.0
+DEAD_WORKER_STREAMS = 10
 STOP_DEADLINE_S = 20.0  # tests/citylogin/server/test_stop_with_held_polls.py's: far below a held poll's 30 s
 TESTS = "tests/citylogin/server/"
 PROTECTIONS = {
@@ -60,6 +63,9 @@ PROTECTIONS = {
     "held poll at stop": ("SIGTERM with an RFC 8936 long poll held: the poll answered at once, a clean exit",
                           TESTS + "test_stop_with_held_polls.py::test_sigterm_answers_a_held_long_poll_at_once_and_"
                           "serve_exits_cleanly"),
+    "dead worker's streams": ("a worker killed with streams open: /metrics' open-stream gauge forgets them, the "
+                              "server answers", TESTS + "test_serve_server_choice.py::test_serve_runs_gunicorn_with_"
+                              "the_settings_production_runs_with"),
     "bad setting at start": ("a wrong key-encryption key: one line naming the variable, no traceback, an exit",
                              TESTS + "test_gunicorn_start.py::test_a_wrong_key_encryption_key_is_one_line_naming_"
                              "the_variable"),
@@ -184,9 +190,9 @@ def signed_in(deployment: Deployment, name: str, password: str) -> Client:
     return device
 
 
-def events_request(client: Client, deployment: Deployment) -> bytes:
-    host, port = address(deployment)
-    auth = client.auth_headers("GET", deployment.url + "/session/events")  # a DPoP proof is single-use
+def events_request(client: Client, base_url: str) -> bytes:
+    host, port = base_url.split("://", 1)[1].split(":")
+    auth = client.auth_headers("GET", base_url + "/session/events")  # a DPoP proof is single-use
     return (f"GET /session/events HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth['Authorization']}\r\n"
             f"DPoP: {auth['DPoP']}\r\nAccept: text/event-stream\r\n\r\n").encode()
 
@@ -196,7 +202,7 @@ def open_streams(deployment: Deployment, client: Client, count: int) -> tuple[So
     STREAM_DEADLINE_S."""
     streams = Sockets(address(deployment), tls_context(deployment))
     for _ in range(count):
-        streams.open(events_request(client, deployment))
+        streams.open(events_request(client, deployment.url))
     streams.read_until(lambda s: len(_streaming(s)) == count, timeout=STREAM_DEADLINE_S)
     return streams, len(_streaming(streams))
 
@@ -250,6 +256,7 @@ def run_protections(deployment: Deployment, client: Client) -> tuple[dict[str, C
                              f"{SLOW_CLIENTS} cut within {cut_s:.0f} s, hearing {', '.join(statuses)}")
         slow.close()
     checks["held poll at stop"] = held_poll_at_stop(deployment)
+    checks["dead worker's streams"] = dead_worker(deployment)
     checks["bad setting at start"] = bad_start(deployment)
     return checks, threads
 
@@ -329,11 +336,12 @@ def bad_start(deployment: Deployment) -> Check:
 
 
 
-def held_poll_at_stop(deployment: Deployment) -> Check:
-    """The server that holds the candidate's long polls, started alone on its tables (its own address and
-    /metrics directory), sent SIGTERM while an app's poll is held: how soon the poll is answered and the
-    server exits."""
-    server = "gunicorn" if "gunicorn" in deployment.servers else "granian"  # where nginx sends /ssf/poll
+@contextmanager
+def alone(deployment: Deployment) -> Iterator[tuple[str, str, subprocess.Popen]]:
+    """The server that serves the candidate's streams and long polls (nginx sends /session/events and
+    /ssf/poll to it), started alone on the candidate's tables with its own address and /metrics directory:
+    (its name, its URL, its process)."""
+    server = "gunicorn" if "gunicorn" in deployment.servers else "granian"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as metrics:
@@ -341,11 +349,72 @@ def held_poll_at_stop(deployment: Deployment) -> Check:
         process = subprocess.Popen(server_command(server, port), env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            return _stop_with_held_poll(server, url, process, quiet_app(env))
+            yield server, url, process
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=30)
+
+
+def dead_worker(deployment: Deployment) -> Check:
+    """DEAD_WORKER_STREAMS streams open on the server alone, one of its workers killed (SIGKILL): /metrics'
+    citylogin_event_streams_active must come to the streams still open within STREAM_DEADLINE_S, and the
+    server answer /readyz."""
+    with alone(deployment) as (server, url, process):
+        http = requests.Session()
+        http.trust_env = False
+        if not _ready(http, url, process):
+            return Check(False, f"{server} did not start")
+        device = Client(url, session=http, timeout=30)
+        name = f"dw{os.urandom(4).hex()}"
+        device.register(username=name, email=f"{name}@example.com", password=name + "-Passw0rd!", key_kind="ecdsa-p256")
+        device.login(name + "-Passw0rd!", force=True)
+        host, port = url.removeprefix("http://").split(":")
+        streams = Sockets((host, int(port)), None)
+        for _ in range(DEAD_WORKER_STREAMS):
+            streams.open(events_request(device, url))
+        streams.read_until(lambda s: len(_streaming(s)) == DEAD_WORKER_STREAMS, timeout=STREAM_DEADLINE_S)
+        try:
+            before = _gauge(http, url, "citylogin_event_streams_active")
+            workers = [pid for pid, (ppid, _) in _process_table().items() if ppid == process.pid]
+            if len(workers) < 2:
+                return Check(False, f"{server}: {len(workers)} workers")
+            os.kill(workers[0], signal.SIGKILL)
+            streams.read_until(lambda s: bool(s.closed), timeout=STREAM_DEADLINE_S)
+            streams.read_until(lambda s: False, timeout=2.0)  # the rest of the dead worker's sockets closing
+            still = DEAD_WORKER_STREAMS - len(streams.closed)
+            deadline = time.monotonic() + STREAM_DEADLINE_S
+            gauge = _gauge(http, url, "citylogin_event_streams_active")
+            while gauge != still and time.monotonic() < deadline:
+                time.sleep(0.5)
+                gauge = _gauge(http, url, "citylogin_event_streams_active")
+            answering = _ready(http, url, process)
+        finally:
+            streams.close()
+        ok = gauge == still and answering
+        return Check(ok, f"{server}: gauge {_shown(before)} with {DEAD_WORKER_STREAMS} open; a worker killed, "
+                         f"{len(streams.closed)} of them closed, gauge {_shown(gauge)} for {still} still open; "
+                         + ("/readyz answered" if answering else "/readyz not answered (the server is gone)"))
+
+
+def _shown(value: float | None) -> str:
+    return "- (no /metrics)" if value is None else f"{value:g}"
+
+
+def _ready(http: requests.Session, url: str, process: subprocess.Popen) -> bool:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while not _answers(http, url + "/readyz"):
+        if time.monotonic() > deadline or process.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def held_poll_at_stop(deployment: Deployment) -> Check:
+    """The server that holds the candidate's long polls, alone, sent SIGTERM while an app's poll is held: how
+    soon the poll is answered and the server exits."""
+    with alone(deployment) as (server, url, process):
+        return _stop_with_held_poll(server, url, process, quiet_app({**deployment.env}))
 
 
 def quiet_app(env: dict[str, str]) -> dict[str, str]:
@@ -362,11 +431,9 @@ def quiet_app(env: dict[str, str]) -> dict[str, str]:
 def _stop_with_held_poll(server: str, url: str, process: subprocess.Popen, app: dict[str, str]) -> Check:
     http = requests.Session()
     http.trust_env = False
+    if not _ready(http, url, process):
+        return Check(False, f"{server} did not start")
     deadline = time.monotonic() + START_DEADLINE_S
-    while not _answers(http, url + "/readyz"):
-        if time.monotonic() > deadline or process.poll() is not None:
-            return Check(False, f"{server} did not start")
-        time.sleep(0.2)
     answers: list[tuple[int, float]] = []
 
     def poll() -> None:
@@ -378,7 +445,7 @@ def _stop_with_held_poll(server: str, url: str, process: subprocess.Popen, app: 
             answers.append((0, time.monotonic()))
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    while _gauge(http, url, "citylogin_ssf_polls_held") < 1:
+    while (_gauge(http, url, "citylogin_ssf_polls_held") or 0) < 1:
         if time.monotonic() > deadline:
             return Check(False, f"{server}: the poll was not held")
         time.sleep(0.2)
@@ -405,9 +472,10 @@ def _answers(http: requests.Session, url: str) -> bool:
         return False
 
 
-def _gauge(http: requests.Session, url: str, name: str) -> float:
+def _gauge(http: requests.Session, url: str, name: str) -> float | None:
+    """The gauge's value summed over its labels; None if /metrics did not answer."""
     try:
         text = http.get(url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text
     except requests.RequestException:
-        return 0.0
+        return None
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))

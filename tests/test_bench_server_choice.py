@@ -68,3 +68,10 @@ def test_the_split_configuration_routes_streams_and_polls_to_the_second_upstream
     alone = nginx_conf(port=1, tls=tls, client_ca=tls.ca, crl=tls.ca, upstream="http://127.0.0.1:2", streams=None,
                        access_log=tmp_path / "access.log")
     assert "citylogin_streams" not in alone
+
+
+def test_protections_alone_decide_no_win_but_name_what_each_lost():
+    decision = decide({}, kept("held poll at stop"))
+    assert decision["winner"] is None
+    assert decision["candidates"]["granian"] == {"cpu_win": False, "protections_lost": ["held poll at stop"],
+                                                 "wins": False}
