@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import pwd
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from typing import Iterator
 
 import requests
 
+from bench.cpu import _process_table
 from bench.peer_servers import GUNICORN_CONF, _wait_ready, add_app, citylogin_environment
 from bench.servers import PROJECT_ROOT, VENV_BIN, _stop, _tail, run_init
 from citylogin.cli.crl_sync import SyncConfig, sync_once
@@ -60,6 +62,39 @@ http {{
 """
 # tests/support/nginx.py's nginx.conf has 256 worker connections: a thousand idle clients need more. One
 # worker, as there; the template's own access log (its NGINX_ACCESS_LOG) is kept, as production writes it.
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL, to `process` and every process it started: a server's master killed alone would
+    leave its workers running (granian's do)."""
+    started = {pid: _cmdline(pid) for pid in tree(process.pid) if pid != process.pid}
+    _stop(process)
+    for pid, cmdline in started.items():
+        if cmdline and _cmdline(pid) == cmdline:  # still the very process (not gone, its pid not reused)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass  # gone meanwhile
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+
+
+def tree(root: int) -> list[int]:
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
 
 
 def server_command(server: str, port: int) -> list[str]:
@@ -147,7 +182,7 @@ def app_server(server: str, env: dict[str, str], work_dir: Path) -> Iterator[tup
         print(f"--- {server} log (tail) ---\n{_tail(log_path)}", file=sys.stderr)
         raise
     finally:
-        _stop(process)
+        stop_tree(process)
 
 
 def nginx_conf(*, port: int, tls: Tls, client_ca: Path, crl: Path, upstream: str, streams: str | None,

@@ -29,7 +29,7 @@ from typing import Iterator
 import requests
 
 from bench.cpu import _process_table
-from bench.nginx_front import Deployment, server_command
+from bench.nginx_front import Deployment, server_command, stop_tree, tree
 from bench.servers import METRICS_TOKEN, PROJECT_ROOT, VENV_BIN
 from citylogin.client.api import Client
 from common.database.dynamodb_local import free_port
@@ -155,21 +155,14 @@ def address(deployment: Deployment) -> tuple[str, int]:
 
 def server_threads(deployment: Deployment) -> dict[str, int]:
     """Threads of every process of each app server's tree (/proc/PID/task), by server."""
-    table = _process_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
     counts = {}
     for server, root in deployment.servers.items():
-        count, todo = 0, [root]
-        while todo:
-            pid = todo.pop()
+        counts[server] = 0
+        for pid in tree(root):
             try:
-                count += len(os.listdir(f"/proc/{pid}/task"))
+                counts[server] += len(os.listdir(f"/proc/{pid}/task"))
             except OSError:
-                pass
-            todo += children.get(pid, [])
-        counts[server] = count
+                pass  # gone meanwhile
     return counts
 
 
@@ -316,7 +309,7 @@ def bad_start(deployment: Deployment) -> Check:
             output, _ = process.communicate(timeout=START_DEADLINE_S)
             exited = True
         except subprocess.TimeoutExpired:
-            process.kill()
+            stop_tree(process)
             output, _ = process.communicate(timeout=30)
             exited = False
         text = output.decode(errors="replace")
@@ -351,9 +344,7 @@ def alone(deployment: Deployment) -> Iterator[tuple[str, str, subprocess.Popen]]
         try:
             yield server, url, process
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=30)
+            stop_tree(process)
 
 
 def dead_worker(deployment: Deployment) -> Check:
