@@ -148,9 +148,11 @@ def _shown(command: list[str]) -> str:
 
 
 @contextmanager
-def floor_server(endpoint_url: str, work_dir: Path, *, server: str, table_prefix: str) -> Iterator[Running]:
+def floor_server(endpoint_url: str, work_dir: Path, *, server: str, table_prefix: str, conf: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> Iterator[Running]:
     """The provider floor (bench/peer_floor.py) under `server` (FLOOR_SERVERS), on its own table, its one
-    client and RSA key made up here and handed to its workers by the environment."""
+    client and RSA key made up here and handed to its workers by the environment. `conf`: a gunicorn settings
+    file for the gunicorn server (bench/served_timing_conf.py), `extra_env` its variables."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     app = {"client_id": APP_NAME, "client_secret": secrets.token_hex(32)}
@@ -160,11 +162,14 @@ def floor_server(endpoint_url: str, work_dir: Path, *, server: str, table_prefix
            "CITYLOGIN_DYNAMODB_ENDPOINT_URL": endpoint_url, "CITYLOGIN_TABLE_PREFIX": table_prefix,
            "FLOOR_SECRET": secrets.token_hex(32), "FLOOR_RSA_KEY": rsa_pem, "FLOOR_ISSUER": base_url,
            "FLOOR_CLIENT_ID": app["client_id"], "FLOOR_CLIENT_SECRET": app["client_secret"],
-           "FLOOR_REDIRECT_URI": REDIRECT, "PYTHONPATH": str(PROJECT_ROOT)}
+           "FLOOR_REDIRECT_URI": REDIRECT, "PYTHONPATH": str(PROJECT_ROOT), **(extra_env or {})}
+    command = FLOOR_SERVERS[server](port)
+    if conf is not None:
+        command[1:1] = ["-c", str(conf)]
     PeerFloorTable(endpoint_url, table_prefix).create()  # before the workers, which would race on it
     log_path = work_dir / f"peer-floor-{server}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(FLOOR_SERVERS[server](port), env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_ready(base_url + "/readyz", process, log_path)

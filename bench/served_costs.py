@@ -5,11 +5,18 @@ by bench/served_timing_conf.py: deploy's settings plus the hook). Not a test.
 
     .venv/bin/python bench/served_costs.py refresh --time oidc.token.refresh_rotation:rotate \\
         common.keys.jwt_keys:JwtKeyRing.sign_jwt --rounds 3 --seconds 4
+    .venv/bin/python bench/served_costs.py userinfo --floor --time \\
+        common.database.dynamo_client:LeanDynamoDBClient._call   # the same function at both, in alternate blocks
+
+With `--floor`, the provider floor (bench/peer_floor.py) runs beside under the same server and settings, in
+alternate blocks (A B B A ...): a function both call (the DynamoDB client's, PyJWT's) is timed at both, so
+that what citylogin spends there beyond the floor is measured, not estimated.
 
 Per row: the server's CPU per request (its process tree, bench/cpu.py, as the peer bench counts it), the app's
-(`common.web.request_log:RequestLog.__call__`, always timed: the WSGI app on the request's thread, before its
-answer is written), and each function's ms per request and calls per request, from the workers' totals read
-just before and after each block (each block: the code row's 3 batches, each made just before it, 0.3 s apart).
+(`flask.app:Flask.__call__`, always timed: the WSGI app on the request's thread, its access line's middleware
+included, before its answer is written), and each function's ms per request and calls per request, from the
+workers' totals read just before and after each block (the code row's: 3 batches, each made just before it, 0.3 s
+apart).
 A function that calls another timed one includes it. Timing costs about a microsecond a wrapped call.
 """
 from __future__ import annotations
@@ -26,13 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the bench package and the project's own packages
 
-from bench.peer_bench import QUICK, _calls, make_clients, run_block, warm_up  # noqa: E402
-from bench.peer_servers import citylogin_server  # noqa: E402
+from bench.peer_bench import QUICK, Clients, _calls, make_clients, run_block, warm_up  # noqa: E402
+from bench.peer_servers import citylogin_server, floor_server  # noqa: E402
 from bench.servers import LOCALHOST_ONLY  # noqa: E402
 from citylogin.server.gunicorn_config import workers  # noqa: E402
 from common.database.dynamodb_local import DynamoDBLocal  # noqa: E402
 
-APP = "common.web.request_log:RequestLog.__call__"
+APP = "flask.app:Flask.__call__"
 CONF = ROOT / "bench" / "served_timing_conf.py"
 ROWS = ("refresh", "code", "flow", "userinfo", "introspection", "discovery")
 _CODES_PER_THREAD, _CODE_BATCHES = 15, 3
@@ -54,6 +61,40 @@ def snapshot(directory: Path, n: int) -> dict[str, list[float]]:
     return summed
 
 
+class Side:
+    """One server under timing: its clients, its workers' snapshot directory, and what its blocks added up."""
+
+    def __init__(self, name: str, clients: Clients, asks: Path, names: list[str]) -> None:
+        self.name, self.clients, self.asks, self.n = name, clients, asks, 0
+        self.spent = {each: [0.0, 0] for each in names}
+        self.done, self.cpu = 0, 0.0
+
+    def block(self, row: str, seconds: float) -> None:
+        calls, count = _calls(row, self.clients, _CODES_PER_THREAD)
+        time.sleep(0.3)  # what the preparation left behind (writes after an answer) is done
+        before = snapshot(self.asks, self.n)
+        block = run_block(calls, seconds=seconds, count=count, pid=self.clients.running.pid)
+        after = snapshot(self.asks, self.n + 1)
+        self.n += 2
+        self.done, self.cpu = self.done + len(block.latencies), self.cpu + block.server_cpu_s
+        for name, total in self.spent.items():
+            if name in after:
+                total[0] += after[name][0] - before[name][0]
+                total[1] += after[name][1] - before[name][1]
+
+    def report(self, row: str) -> str:
+        lines = [f"\n{self.name}, {row}: {self.done} requests, server CPU {1000 * self.cpu / self.done:.3f} ms a "
+                 "request (its process tree)"]
+        for name, (seconds, calls) in sorted(self.spent.items(), key=lambda item: -item[1][0]):
+            lines.append(f"  {1000 * seconds / self.done:7.3f} ms  {calls / self.done:5.2f} calls  {name}")
+        return "\n".join(lines)
+
+
+def _timing(asks: Path, names: list[str]) -> dict[str, str]:
+    asks.mkdir(parents=True)
+    return {"BENCH_TIME_FUNCTIONS": " ".join(names), "BENCH_TIMING_DIR": str(asks)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("row", choices=ROWS)
@@ -61,36 +102,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0, help="each block's length")
     parser.add_argument("--warmup", type=float, default=6.0)
+    parser.add_argument("--floor", action="store_true", help="the provider floor beside, in alternate blocks")
     args = parser.parse_args(argv)
     os.environ.update(LOCALHOST_ONLY)
     cfg = {**QUICK, "codes_per_batch": _CODES_PER_THREAD * QUICK["threads"]}
     names = [APP, *args.time]
     with tempfile.TemporaryDirectory(prefix="citylogin-costs-") as tmp, ExitStack() as stack:
-        asks = Path(tmp, "asks")
-        asks.mkdir()
         db = stack.enter_context(DynamoDBLocal())
+        people = _CODES_PER_THREAD if args.row == "code" else 1
         running = stack.enter_context(citylogin_server(
             db.endpoint_url, Path(tmp, "server"), table_prefix="costs_", conf=CONF,
-            extra_env={"BENCH_TIME_FUNCTIONS": " ".join(names), "BENCH_TIMING_DIR": str(asks)}))
-        people = _CODES_PER_THREAD if args.row == "code" else 1
-        clients = make_clients(running, cfg["threads"], "cst", people=people)
-        warm_up(args.row, {"citylogin": clients}, cfg, args.warmup)
-        spent = {name: [0.0, 0] for name in names}
-        done, cpu, n = 0, 0.0, 0
-        for _ in range(args.rounds * (_CODE_BATCHES if args.row == "code" else 1)):
-            calls, count = _calls(args.row, clients, _CODES_PER_THREAD)
-            time.sleep(0.3)  # what the preparation left behind (writes after an answer) is done
-            before = snapshot(asks, n)
-            block = run_block(calls, seconds=args.seconds, count=count, pid=running.pid)
-            after = snapshot(asks, n + 1)
-            n += 2
-            done, cpu = done + len(block.latencies), cpu + block.server_cpu_s
-            for name in names:
-                spent[name][0] += after[name][0] - before[name][0]
-                spent[name][1] += after[name][1] - before[name][1]
-        print(f"\n{args.row}: {done} requests, server CPU {1000 * cpu / done:.3f} ms a request (its process tree)")
-        for name in sorted(names, key=lambda each: -spent[each][0]):
-            print(f"  {1000 * spent[name][0] / done:7.3f} ms  {spent[name][1] / done:5.2f} calls  {name}")
+            extra_env=_timing(Path(tmp, "asks"), names)))
+        sides = [Side("citylogin", make_clients(running, cfg["threads"], "cst", people=people), Path(tmp, "asks"),
+                      names)]
+        if args.floor:
+            Path(tmp, "floor").mkdir()
+            floor = stack.enter_context(floor_server(db.endpoint_url, Path(tmp, "floor"), server="gunicorn",
+                                                     table_prefix="costsfloor_", conf=CONF,
+                                                     extra_env=_timing(Path(tmp, "floor-asks"), names)))
+            sides.append(Side("floor-gunicorn", make_clients(floor, cfg["threads"], "fl", people=people),
+                              Path(tmp, "floor-asks"), names))
+        warm_up(args.row, {side.name: side.clients for side in sides}, cfg, args.warmup)
+        for side in (sides + sides[::-1]) * args.rounds:
+            for _ in range(_CODE_BATCHES if args.row == "code" else 1):
+                side.block(args.row, args.seconds)
+        for side in sides:
+            print(side.report(args.row))
     return 0
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from citylogin.server.gunicorn_config import (accesslog, child_exit, keepalive, on_starting, threads,  # noqa: E402,F401
-                                              worker_class, workers)
+from citylogin.server.gunicorn_config import (accesslog, child_exit, keepalive, threads, worker_class,  # noqa: E402,F401
+                                              workers)
+
+if "FLOOR_SECRET" not in os.environ:  # citylogin's start check (the provider floor has no citylogin settings)
+    from citylogin.server.gunicorn_config import on_starting  # noqa: F401
 
 
 def post_worker_init(worker):  # gunicorn's hook, after the app is loaded in the worker

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))  # run as a script: the bench package and the proj
 from bench.cpu import tree_cpu_seconds  # noqa: E402
 from bench.loadgen import percentile  # noqa: E402
 from bench.nginx_front import CANDIDATES, GRANIAN_THREADS, Deployment, Tls, deployed, shown  # noqa: E402
-from bench.peer_bench import Block, Clients, _calls, _merged, _worker, mirrored  # noqa: E402
+from bench.peer_bench import Clients, _calls, mirrored  # noqa: E402
+from bench.peer_loop import Block, _worker, merged  # noqa: E402
 from bench.peer_client import DISCOVERY, Call, DeviceSignIn, OidcClient, Side  # noqa: E402
 from bench.peer_servers import Running  # noqa: E402
 from bench.report import machine_info  # noqa: E402
@@ -113,7 +114,7 @@ def measured(row: str, clients: Clients, deployment: Deployment, cfg: dict, *, s
         time.sleep(cfg["settle_s"])
         batches.append(run_block(calls, seconds=60.0 if row == "code" else seconds or cfg["block_s"], count=count,
                                  deployment=deployment))
-    return _merged(batches)
+    return merged(batches)
 
 
 def pooled(blocks: list[Block]) -> dict:
