@@ -24,22 +24,31 @@ def _process_table() -> dict[int, tuple[int, int]]:
     return table
 
 
+def _tree(table: dict[int, tuple[int, int]], root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and every process below it, as /proc has them now."""
+    return _tree(_process_table(), root)
+
+
 def tree_cpu_seconds(root_pids: dict[str, int]) -> dict[str, float]:
     """CPU seconds used so far by each named process and its descendants, plus "loadgen" (this process)."""
     out = {"loadgen": time.process_time()}
     if not Path("/proc/self/stat").exists():
         return out
     table = _process_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
     for name, root in root_pids.items():
-        ticks, todo = 0, [root]
-        while todo:
-            pid = todo.pop()
-            ticks += table.get(pid, (0, 0))[1]
-            todo += children.get(pid, [])
-        out[name] = ticks / _TICKS
+        out[name] = sum(table.get(pid, (0, 0))[1] for pid in _tree(table, root)) / _TICKS
     return out
 
 

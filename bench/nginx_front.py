@@ -25,7 +25,7 @@ from typing import Iterator
 
 import requests
 
-from bench.cpu import _process_table
+from bench.cpu import tree_pids
 from bench.peer_servers import GUNICORN_CONF, _wait_ready, add_app, citylogin_environment
 from bench.servers import PROJECT_ROOT, VENV_BIN, _stop, _tail, run_init
 from citylogin.cli.crl_sync import SyncConfig, sync_once
@@ -67,7 +67,7 @@ http {{
 def stop_tree(process: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL, to `process` and every process it started: a server's master killed alone would
     leave its workers running (granian's do)."""
-    started = {pid: _cmdline(pid) for pid in tree(process.pid) if pid != process.pid}
+    started = {pid: _cmdline(pid) for pid in tree_pids(process.pid) if pid != process.pid}
     _stop(process)
     for pid, cmdline in started.items():
         if cmdline and _cmdline(pid) == cmdline:  # still the very process (not gone, its pid not reused)
@@ -82,19 +82,6 @@ def _cmdline(pid: int) -> bytes | None:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-
-
-def tree(root: int) -> list[int]:
-    table = _process_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
 
 
 def server_command(server: str, port: int) -> list[str]:

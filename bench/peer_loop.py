@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from bench.cpu import tree_cpu_seconds
+from bench.cpu import cpu_delta, tree_cpu_seconds
 from bench.peer_client import Call
 
 
@@ -49,20 +49,26 @@ def merged(batches: list[Block]) -> Block:
 def run_block(calls: list[Call], *, seconds: float, count: int, pid: int) -> Block:
     """One thread per call, each calling again as soon as its last call returned, until `seconds` have
     passed or it made `count` calls; the server's CPU (the process tree of `pid`) around it all."""
+    block, spent = closed_loop(calls, seconds=seconds, count=count, roots={"server": pid})
+    block.server_cpu_s, block.loadgen_cpu_s = spent["server"], spent["loadgen"]
+    return block
+
+
+def closed_loop(calls: list[Call], *, seconds: float, count: int,
+                roots: dict[str, int]) -> tuple[Block, dict[str, float]]:
+    """run_block's loop, with the CPU seconds each named process tree (and "loadgen", this process) spent
+    around it (bench/server_choice.py: the app servers' trees and nginx's apart)."""
     block, lock, stop_at = Block(), threading.Lock(), [0.0]
     start = threading.Barrier(len(calls) + 1)
     pool = [threading.Thread(target=_worker, args=(call, start, stop_at, count, block, lock), daemon=True)
             for call in calls]
     for thread in pool:
         thread.start()
-    before = tree_cpu_seconds({"server": pid})
+    before = tree_cpu_seconds(roots)
     began = time.monotonic()
     stop_at[0] = began + seconds
     start.wait(timeout=30)
     for thread in pool:
         thread.join(timeout=seconds + 60)
     block.seconds = time.monotonic() - began
-    after = tree_cpu_seconds({"server": pid})
-    block.server_cpu_s = after["server"] - before["server"]
-    block.loadgen_cpu_s = after["loadgen"] - before["loadgen"]
-    return block
+    return block, cpu_delta(before, tree_cpu_seconds(roots))

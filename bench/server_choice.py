@@ -22,7 +22,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -31,11 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the bench package and the project's own packages
 
-from bench.cpu import tree_cpu_seconds  # noqa: E402
 from bench.loadgen import percentile  # noqa: E402
 from bench.nginx_front import CANDIDATES, GRANIAN_THREADS, Deployment, Tls, deployed, shown  # noqa: E402
 from bench.peer_bench import Clients, _calls, mirrored  # noqa: E402
-from bench.peer_loop import Block, _worker, merged  # noqa: E402
+from bench.peer_loop import Block, closed_loop, merged  # noqa: E402
 from bench.peer_client import DISCOVERY, Call, DeviceSignIn, OidcClient, Side  # noqa: E402
 from bench.peer_servers import Running  # noqa: E402
 from bench.report import machine_info  # noqa: E402
@@ -64,23 +62,10 @@ def log(message: str) -> None:
 def run_block(calls: list[Call], *, seconds: float, count: int, deployment: Deployment) -> Block:
     """peer_bench.run_block's closed loop; the CPU of the app servers' trees (server_cpu_s) and of nginx's
     (kept in loadgen_cpu_s's place: this tool's own CPU is not reported)."""
-    block, lock, stop_at = Block(), threading.Lock(), [0.0]
-    start = threading.Barrier(len(calls) + 1)
-    pool = [threading.Thread(target=_worker, args=(call, start, stop_at, count, block, lock), daemon=True)
-            for call in calls]
-    for thread in pool:
-        thread.start()
     roots = {**{f"app-{name}": pid for name, pid in deployment.servers.items()}, "nginx": deployment.nginx_pid}
-    before = tree_cpu_seconds(roots)
-    began = time.monotonic()
-    stop_at[0] = began + seconds
-    start.wait(timeout=30)
-    for thread in pool:
-        thread.join(timeout=seconds + 60)
-    block.seconds = time.monotonic() - began
-    after = tree_cpu_seconds(roots)
-    block.server_cpu_s = sum(after[name] - before[name] for name in roots if name.startswith("app-"))
-    block.loadgen_cpu_s = after["nginx"] - before["nginx"]
+    block, spent = closed_loop(calls, seconds=seconds, count=count, roots=roots)
+    block.server_cpu_s = sum(spent[name] for name in roots if name.startswith("app-"))
+    block.loadgen_cpu_s = spent["nginx"]
     return block
 
 

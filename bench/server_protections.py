@@ -28,8 +28,8 @@ from typing import Iterator
 
 import requests
 
-from bench.cpu import _process_table
-from bench.nginx_front import Deployment, server_command, stop_tree, tree
+from bench.cpu import _process_table, tree_pids
+from bench.nginx_front import Deployment, server_command, stop_tree
 from bench.servers import METRICS_TOKEN, PROJECT_ROOT, VENV_BIN
 from citylogin.client.api import Client
 from common.database.dynamodb_local import free_port
@@ -158,7 +158,7 @@ def server_threads(deployment: Deployment) -> dict[str, int]:
     counts = {}
     for server, root in deployment.servers.items():
         counts[server] = 0
-        for pid in tree(root):
+        for pid in tree_pids(root):
             try:
                 counts[server] += len(os.listdir(f"/proc/{pid}/task"))
             except OSError:

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu import _TICKS, _process_table  # noqa: E402
+from bench.cpu import _TICKS, tree_pids  # noqa: E402
 from bench.peer_bench import QUICK, Clients, _calls, make_clients, run_block, warm_up  # noqa: E402
 from bench.peer_servers import citylogin_server, floor_server  # noqa: E402
 from bench.servers import LOCALHOST_ONLY, VENV_BIN  # noqa: E402
@@ -38,19 +38,6 @@ _THREAD = re.compile(r'^Thread (?:0x[0-9A-Fa-f]+|\d+) \((?:[^)]*)\): "([^"]*)"')
 _TID = re.compile(r"^Thread (\d+) ")
 _CODES_PER_THREAD = 15  # the code row: each thread's batch, made by as many people in turn (as the peer bench's)
 _CODE_BATCHES = 3
-
-
-def tree_pids(root: int) -> list[int]:
-    table = _process_table()
-    children: dict[int, list[int]] = defaultdict(list)
-    for pid, (ppid, _) in table.items():
-        children[ppid].append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
 
 
 def thread_ticks(root: int) -> dict[tuple[int, int], int]:
