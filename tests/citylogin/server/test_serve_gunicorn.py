@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,14 +18,13 @@ import gunicorn
 import requests
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from common.version import running_version
 from tests.citylogin.test_metrics import TOKEN, scrape, value
 from tests.citylogin.server.test_serve import dynamodb_port, port_open
 from tests.conftest import unique_name
 from tests.support.ports import free_port
+from tests.support.worker_metrics import answered_by
 from tests.support.waiting import wait_until
 
 STARTUP = 120  # DynamoDB Local alone may take 30 s to start on a loaded machine
@@ -94,23 +91,6 @@ def gone(pids: set[int]) -> bool:
     return not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
-def healthz_answered_by(metrics_dir: Path, pids: set[int]) -> dict[int, float]:
-    """{worker pid: GET /healthz it answered}, from each worker's own file of samples."""
-    answered = {}
-    for pid in pids:
-        samples = metrics_dir / f"counter_{pid}.db"
-        if not samples.exists():  # a worker writes it with its first count
-            answered[pid] = 0.0
-            continue
-        with tempfile.TemporaryDirectory() as alone:
-            shutil.copy(samples, alone)
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=alone)
-            answered[pid] = sum(s.value for family in registry.collect() for s in family.samples
-                                if s.name == "citylogin_http_requests_total" and s.labels["route"] == "/healthz")
-    return answered
-
-
 def cut_slow_client(url_port: int) -> bytes:
     """What serve answers a client that sends half a request head and then nothing, until it closes."""
     with socket.create_connection(("127.0.0.1", url_port), timeout=30) as sock:
@@ -133,13 +113,13 @@ def test_serve_runs_gunicorn_whose_two_workers_answer_and_stop_on_sigterm_keepin
         assert len(workers) == 2, serve.log()
         metrics_dir = next((tmp_path / "metrics").glob("serve-*"))
         sent = 0
-        while sent < 400 and not all(healthz_answered_by(metrics_dir, workers).values()):
+        while sent < 400 and not all(answered_by(metrics_dir, "/healthz", workers).values()):
             for _ in range(20):  # a new connection each: the workers take turns as the kernel hands them out
                 assert requests.get(serve.url + "/healthz", timeout=10).status_code == 200
             sent += 20
 
         def counted_all() -> dict[int, float]:  # a request is counted as its response closes
-            answered = healthz_answered_by(metrics_dir, workers)
+            answered = answered_by(metrics_dir, "/healthz", workers)
             return answered if sum(answered.values()) == sent else {}
 
         answered = wait_until(counted_all, what="every /healthz counted")
