@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.support.waiting import readable_within
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,8 +60,7 @@ class Terminal:
         """Whatever the command printed within `timeout`; False when nothing came (or it ended)."""
         if self._closed:
             return False
-        ready, _, _ = select.select([self._master], [], [], min(timeout, 1.0))
-        if not ready:
+        if not readable_within(self._master, min(timeout, 1.0)):
             return False
         try:
             chunk = os.read(self._master, 65536)

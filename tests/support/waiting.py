@@ -1,6 +1,7 @@
 """Waiting for a condition instead of sleeping for a guess: a poll with a deadline."""
 from __future__ import annotations
 
+import selectors
 import socket
 import subprocess
 import time
@@ -46,3 +47,11 @@ def stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def readable_within(fd: int, timeout: float) -> bool:
+    """Whether `fd` has something to read within `timeout` seconds. A selector, not select.select: a test
+    process that has opened many sockets may hold descriptors past select's 1024."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        return bool(selector.select(timeout))

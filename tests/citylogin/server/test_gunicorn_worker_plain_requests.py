@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import selectors
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from citylogin.app import create_app
 from citylogin.server.gunicorn_worker import HEAD_READ_HERE_LIMITS, ThreadWorker
 from citylogin.server.plain_request import plain_request
 from oidc.discovery.static_answers import EXTENSION_KEY, JWKS, PATHS
+from tests.support.waiting import readable_within
 
 
 def _config() -> Config:
@@ -155,7 +155,7 @@ def test_an_answer_the_client_is_slow_to_take_is_finished_by_a_thread_and_the_co
         assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: keep-alive\r\n" in head
         length = int(head.split(b"\r\nContent-Length: ")[1].split(b"\r\n")[0])
         assert reader.read(length) == app.test_client().get(JWKS).data
-        assert select.select([worker.method_queue.fileno()], [], [], 60)[0], "the thread never handed it back"
+        assert readable_within(worker.method_queue.fileno(), 60), "the thread never handed it back"
         worker.method_queue.run_callbacks(None)
         assert list(worker.keepalived_conns) == [conn] and worker.nr_conns == 1
     worker.tpool.shutdown()
