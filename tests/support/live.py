@@ -81,6 +81,12 @@ def stop_background(ctx: AppContext) -> None:
     # The mails its requests handed to the notifier's threads are tried to the end here: a mail to a mail
     # service the test has closed would otherwise log its last failed attempt into the next test's log.
     ctx.notifier.settle(timeout=60)
+    # Its idle DynamoDB connections too: DynamoDB Local closes them after a while, and held by a context the
+    # worker process keeps, each would stay open on this side (CLOSE_WAIT), hundreds per test process.
+    for client in (ctx.dynamodb, ctx.readiness_dynamodb):
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
 
 
 def register_device(url: str, *, key_kind: str = "ecdsa-p256") -> Client:
