@@ -18,7 +18,9 @@ N functions with the most samples, each with its share of the samples that inclu
 was running itself. (cProfile would inflate pure-Python calls against C ones many times over: PyJWT's
 check of each character of a token looked like half of introspection under it.)
 
-Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's), and
+Rows: discovery, userinfo, introspection, refresh, code (the same requests as bench/peer_bench.py's),
+session-refresh (the device's own POST /session/refresh on a bearer session, rotating: what
+`run_bench.py --only oidc` puts an app's refresh beside), and
 login (POST /login/challenge, then POST /login/, by 8 accounts in turn: the request thread's CPU, which leaves
 out the Argon2id hash, run on a hash slot's own thread, common/crypto/hash_slots.py; the device's signature, made
 by the bench, is in it, about 0.04 ms). The sign-in's steps as bench/peer_client.py's flow makes them (issue
@@ -61,7 +63,8 @@ from citylogin.client.api import Client  # noqa: E402
 from citylogin.client.keys import sign_challenge  # noqa: E402
 from common.database.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
 
-ROWS = ("discovery", "userinfo", "introspection", "refresh", "code", "login", "authorize", "complete", "flow")
+ROWS = ("discovery", "userinfo", "introspection", "refresh", "session-refresh", "code", "login", "authorize",
+        "complete", "flow")
 SIGN_IN_ROWS = ("authorize", "complete", "flow")
 COMPLETE_URL = "http://localhost/oidc/authorize/complete"  # as Flask's test client's requests are addressed
 LOGIN_PEOPLE = 8  # the login row's accounts, each logging in again in turn (force policy: no 409)
@@ -201,7 +204,7 @@ class SignIn:
 
 def _requests(client: Any, row: str, held: dict[str, Any], app: dict[str, str]) -> Callable[[], None]:
     basic = {"Authorization": _basic(app)}
-    refresh_token = [held["tokens"]["refresh_token"]]
+    refresh_token, session_refresh = [held["tokens"]["refresh_token"]], []
     turn = [0]
 
     def one() -> None:
@@ -215,6 +218,11 @@ def _requests(client: Any, row: str, held: dict[str, Any], app: dict[str, str]) 
             answer = client.post("/oidc/token", headers=basic,
                                  data={"grant_type": "refresh_token", "refresh_token": refresh_token[0]})
             refresh_token[0] = answer.get_json()["refresh_token"]
+        elif row == "session-refresh":
+            if not session_refresh:  # the device's own session, a bearer one (as run_bench.py's oidc part refreshes)
+                session_refresh.append(_login(client, held["device"]).get_json()["refresh_token"])
+            answer = client.post("/session/refresh", json={"refresh_token": session_refresh[0]})
+            session_refresh[0] = answer.get_json()["refresh_token"]
         elif row == "login":
             answer = _login(client, held["people"][turn[0] % LOGIN_PEOPLE])
             turn[0] += 1

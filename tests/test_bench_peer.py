@@ -19,7 +19,7 @@ import jwt
 import pytest
 import requests
 
-from bench import goals, peer_bench, peer_latency
+from bench import goals, peer_bench, peer_latency, served_costs
 from bench.peer_client import OidcClient
 from common.database import dynamo
 
@@ -63,6 +63,17 @@ def test_a_refresh_answers_an_id_token_and_a_new_refresh_token_that_works(sides,
     assert call() is not None                                      # with the rotated refresh token
     assert seen[-1].json()["refresh_token"] != first["refresh_token"]
     assert client.refresh_call("not-a-refresh-token")() is None
+
+
+def test_the_devices_own_refresh_beside_an_apps_rotates_its_bearer_session(sides):
+    """bench/served_costs.py --session-refresh: each call is a POST /session/refresh that answered a new pair,
+    kept for the next call; a refusal is not counted."""
+    client = served_costs.bearer_session(sides["citylogin"].running.side.base_url)
+    call, first = served_costs.session_refresh_call(client), client.refresh_token
+    assert call() is not None and call() is not None               # the second with the rotated token
+    assert client.refresh_token != first and client.token_type == "Bearer"
+    client.refresh_token = "not-a-refresh-token"
+    assert call() is None
 
 
 @pytest.mark.parametrize("name", SIDES)
