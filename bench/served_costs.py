@@ -108,7 +108,8 @@ def session_refresh_call(client: Client) -> Call:
 
     def call() -> float | None:
         started = time.perf_counter()
-        return time.perf_counter() - started if flows.refresh(client, http) else None
+        refreshed = flows.refresh(client, http)
+        return time.perf_counter() - started if refreshed else None
     return call
 
 
