@@ -23,6 +23,7 @@ from common.database import dynamo
 from tests.conftest import unique_name
 from tests.support.fixtures import cli_environment
 from tests.support.terminal import Terminal
+from tests.support.waiting import settled
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +120,7 @@ def test_killed_anywhere_then_run_to_the_end_every_account_is_there_once_and_who
             pass
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-        found = stored(ctx, people)
+        found = settled(lambda: stored(ctx, people), what="the tables after the kill")
         for uuid in found["users"]:  # what is there is whole: each account with both claims
             names = [c for c, owner in found["claims"].items() if owner == uuid]
             assert len(names) == 2
