@@ -23,7 +23,6 @@ def wait_until(check: Callable[[], T], *, timeout: float = 30.0, interval: float
         time.sleep(interval)
 
 
-
 def settled(read: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.2, what: str = "") -> T:
     """What `read` returns once two reads `interval` seconds apart agree: after a process is killed,
     the requests it had sent whole may still be committing, and a table read in two scans may see one
@@ -38,6 +37,7 @@ def settled(read: Callable[[], T], *, timeout: float = 30.0, interval: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"not settled within {timeout} s: {what or read!r}")
         before = now
+
 
 def until_listening(process: subprocess.Popen, port: int, *, timeout: float, name: str,
                     output: Callable[[], str]) -> None:
